@@ -1,0 +1,354 @@
+//! Directory handles for destination-side work: every operation is relative to an open
+//! directory and never follows a symlink in the names it is given.
+//!
+//! Destination contents are untrusted: another process may have planted a symlink where a
+//! directory is expected, or may swap one in while cowtree runs. Opening through a [`Dir`] with
+//! `O_NOFOLLOW|O_DIRECTORY` (and `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` for multi-component
+//! paths, with a component-by-component walk where the kernel lacks it) means such a plant makes
+//! the operation fail instead of writing somewhere else.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::{
+    AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Stat, Timespec, Timestamps, fchmod,
+    mkdirat, openat, openat2, readlinkat, renameat_with, statat, symlinkat, unlinkat, utimensat,
+};
+use rustix::io::Errno;
+
+use crate::error::at_path;
+use crate::name::{NameError, validate_component, validate_relative_path};
+
+/// An open directory; the handle every destination-side operation goes through.
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+}
+
+/// One entry read from a directory.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    /// The entry's name (raw bytes, never `.` or `..`).
+    pub name: OsString,
+    /// The type from `d_type`; `Unknown` on filesystems that do not fill it in.
+    pub file_type: FileType,
+    /// The inode number from `d_ino`.
+    pub ino: u64,
+}
+
+fn name_err(name: &OsStr, e: NameError) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("invalid name {:?}: {e}", Path::new(name)),
+    )
+}
+
+/// Refuses a name that is not a single valid component.
+pub fn check_name(name: &OsStr) -> io::Result<()> {
+    validate_component(name.as_bytes()).map_err(|e| name_err(name, e))
+}
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+impl Dir {
+    /// Opens the directory at `path`, following symlinks in `path` itself (the root the user
+    /// named is trusted); everything under it is reached without following.
+    pub fn open(path: &Path) -> io::Result<Dir> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| at_path("open directory", path, e.into()))?;
+        Ok(Dir { fd })
+    }
+
+    /// Wraps an open directory fd.
+    pub fn from_fd(fd: OwnedFd) -> Dir {
+        Dir { fd }
+    }
+
+    /// Another handle to the same directory.
+    pub fn try_clone(&self) -> io::Result<Dir> {
+        Ok(Dir {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
+    /// Opens the subdirectory `name`. A symlink (or anything not a directory) there is an
+    /// error, never followed.
+    pub fn open_dir(&self, name: &OsStr) -> io::Result<Dir> {
+        check_name(name)?;
+        let fd = openat(&self.fd, name, DIR_FLAGS, Mode::empty())
+            .map_err(|e| at_path("open directory", Path::new(name), nofollow_err(e)))?;
+        Ok(Dir { fd })
+    }
+
+    /// Opens the directory at the relative path `rel` beneath this one, refusing symlinks in
+    /// every component and any path that would leave this directory. Uses `openat2` with
+    /// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`; where the kernel lacks
+    /// `openat2`, walks component by component with `O_NOFOLLOW`.
+    pub fn open_dir_beneath(&self, rel: &Path) -> io::Result<Dir> {
+        let bytes = rel.as_os_str().as_bytes();
+        let parts = validate_relative_path(bytes).map_err(|e| name_err(rel.as_os_str(), e))?;
+        match openat2(
+            &self.fd,
+            rel,
+            DIR_FLAGS,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Ok(fd) => Ok(Dir { fd }),
+            Err(Errno::NOSYS) => {
+                let mut dir = self.try_clone()?;
+                for part in parts {
+                    dir = dir.open_dir(OsStr::from_bytes(part))?;
+                }
+                Ok(dir)
+            }
+            Err(e) => Err(at_path("open directory", rel, nofollow_err(e))),
+        }
+    }
+
+    /// Creates the subdirectory `name` with `mode` (before umask), failing if anything exists
+    /// there.
+    pub fn create_dir(&self, name: &OsStr, mode: u32) -> io::Result<()> {
+        check_name(name)?;
+        mkdirat(&self.fd, name, Mode::from_raw_mode(mode))
+            .map_err(|e| at_path("create directory", Path::new(name), e.into()))
+    }
+
+    /// Creates the subdirectory `name` and opens it.
+    pub fn create_dir_open(&self, name: &OsStr, mode: u32) -> io::Result<Dir> {
+        self.create_dir(name, mode)?;
+        self.open_dir(name)
+    }
+
+    /// Creates a symlink `name` whose target is the exact bytes `target`.
+    pub fn symlink(&self, target: &OsStr, name: &OsStr) -> io::Result<()> {
+        check_name(name)?;
+        symlinkat(target, &self.fd, name)
+            .map_err(|e| at_path("create symlink", Path::new(name), e.into()))
+    }
+
+    /// Reads the target of the symlink `name`.
+    pub fn read_link(&self, name: &OsStr) -> io::Result<OsString> {
+        check_name(name)?;
+        let target = readlinkat(&self.fd, name, Vec::new())
+            .map_err(|e| at_path("read symlink", Path::new(name), e.into()))?;
+        Ok(OsString::from_vec_compat(target.into_bytes()))
+    }
+
+    /// `lstat` of `name`.
+    pub fn stat(&self, name: &OsStr) -> io::Result<Stat> {
+        check_name(name)?;
+        statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| at_path("stat", Path::new(name), e.into()))
+    }
+
+    /// `lstat` of `name`, with `None` when nothing is there.
+    pub fn try_stat(&self, name: &OsStr) -> io::Result<Option<Stat>> {
+        check_name(name)?;
+        match statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(at_path("stat", Path::new(name), e.into())),
+        }
+    }
+
+    /// `fstat` of this directory.
+    pub fn stat_self(&self) -> io::Result<Stat> {
+        Ok(rustix::fs::fstat(&self.fd)?)
+    }
+
+    /// Removes the non-directory `name` (a symlink is removed, not followed).
+    pub fn remove_file(&self, name: &OsStr) -> io::Result<()> {
+        check_name(name)?;
+        unlinkat(&self.fd, name, AtFlags::empty())
+            .map_err(|e| at_path("remove", Path::new(name), e.into()))
+    }
+
+    /// Removes the empty directory `name`.
+    pub fn remove_dir(&self, name: &OsStr) -> io::Result<()> {
+        check_name(name)?;
+        unlinkat(&self.fd, name, AtFlags::REMOVEDIR)
+            .map_err(|e| at_path("remove directory", Path::new(name), e.into()))
+    }
+
+    /// Removes `name` and, if it is a directory, everything beneath it, never following a
+    /// symlink. Nothing there is not an error.
+    pub fn remove_tree(&self, name: &OsStr) -> io::Result<()> {
+        check_name(name)?;
+        let st = match statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(at_path("stat", Path::new(name), e.into())),
+        };
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            return match unlinkat(&self.fd, name, AtFlags::empty()) {
+                Ok(()) | Err(Errno::NOENT) => Ok(()),
+                Err(e) => Err(at_path("remove", Path::new(name), e.into())),
+            };
+        }
+        // Iterative depth-first removal: a stack of (parent handle, name) pairs, so that depth
+        // is bounded by memory, not by the call stack.
+        let mut stack: Vec<(Dir, OsString, bool)> =
+            vec![(self.try_clone()?, name.to_owned(), false)];
+        while let Some((parent, dname, emptied)) = stack.pop() {
+            if emptied {
+                match unlinkat(&parent.fd, &dname, AtFlags::REMOVEDIR) {
+                    Ok(()) | Err(Errno::NOENT) => continue,
+                    Err(e) => return Err(at_path("remove directory", Path::new(&dname), e.into())),
+                }
+            }
+            let child = match parent.open_dir(&dname) {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            // Read-only directories cannot have entries removed; make ours writable.
+            let _ = fchmod(&child.fd, Mode::from_raw_mode(0o700));
+            let entries = child.entries()?;
+            stack.push((parent, dname, true));
+            for entry in entries {
+                if entry.file_type == FileType::Directory {
+                    stack.push((child.try_clone()?, entry.name, false));
+                } else if entry.file_type == FileType::Unknown {
+                    let st = child.stat(&entry.name)?;
+                    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                        stack.push((child.try_clone()?, entry.name, false));
+                    } else {
+                        child.remove_file_quiet(&entry.name)?;
+                    }
+                } else {
+                    child.remove_file_quiet(&entry.name)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_file_quiet(&self, name: &OsStr) -> io::Result<()> {
+        match unlinkat(&self.fd, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(at_path("remove", Path::new(name), e.into())),
+        }
+    }
+
+    /// Renames `from` in this directory to `to` in `to_dir`, replacing a non-directory or an
+    /// empty directory there (plain `rename(2)` semantics).
+    pub fn rename(&self, from: &OsStr, to_dir: &Dir, to: &OsStr) -> io::Result<()> {
+        self.rename_with(from, to_dir, to, RenameFlags::empty())
+    }
+
+    /// Renames `from` to `to`, failing with [`io::ErrorKind::AlreadyExists`] if `to` exists.
+    pub fn rename_noreplace(&self, from: &OsStr, to_dir: &Dir, to: &OsStr) -> io::Result<()> {
+        self.rename_with(from, to_dir, to, RenameFlags::NOREPLACE)
+    }
+
+    /// Atomically swaps `from` and `to`; both must exist.
+    pub fn rename_exchange(&self, from: &OsStr, to_dir: &Dir, to: &OsStr) -> io::Result<()> {
+        self.rename_with(from, to_dir, to, RenameFlags::EXCHANGE)
+    }
+
+    fn rename_with(
+        &self,
+        from: &OsStr,
+        to_dir: &Dir,
+        to: &OsStr,
+        flags: RenameFlags,
+    ) -> io::Result<()> {
+        check_name(from)?;
+        check_name(to)?;
+        renameat_with(&self.fd, from, &to_dir.fd, to, flags)
+            .map_err(|e| crate::error::at_paths("rename", Path::new(from), Path::new(to), e.into()))
+    }
+
+    /// Sets this directory's permission bits.
+    pub fn set_mode(&self, mode: u32) -> io::Result<()> {
+        Ok(fchmod(&self.fd, Mode::from_raw_mode(mode))?)
+    }
+
+    /// Sets the access and modification times of `name` without following a symlink (a
+    /// symlink's own times are set).
+    pub fn set_times(&self, name: &OsStr, atime: Timespec, mtime: Timespec) -> io::Result<()> {
+        check_name(name)?;
+        utimensat(
+            &self.fd,
+            name,
+            &Timestamps {
+                last_access: atime,
+                last_modification: mtime,
+            },
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| at_path("set times of", Path::new(name), e.into()))
+    }
+
+    /// Sets this directory's own access and modification times.
+    pub fn set_own_times(&self, atime: Timespec, mtime: Timespec) -> io::Result<()> {
+        Ok(rustix::fs::futimens(
+            &self.fd,
+            &Timestamps {
+                last_access: atime,
+                last_modification: mtime,
+            },
+        )?)
+    }
+
+    /// All entries except `.` and `..`, in the order the filesystem returns them.
+    pub fn entries(&self) -> io::Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        let mut dir = rustix::fs::Dir::read_from(&self.fd)?;
+        dir.rewind();
+        for entry in dir {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            out.push(DirEntry {
+                name: OsStr::from_bytes(name).to_owned(),
+                file_type: entry.file_type(),
+                ino: entry.ino(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl AsFd for Dir {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// ELOOP from an `O_NOFOLLOW` open (and ENOTDIR from `O_DIRECTORY`) means something other
+/// than a directory sits there; say so plainly.
+fn nofollow_err(e: Errno) -> io::Error {
+    match e {
+        Errno::LOOP | Errno::XDEV => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a symlink is in the way (cowtree never follows symlinks in a destination)",
+        ),
+        Errno::NOTDIR => io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+        e => e.into(),
+    }
+}
+
+trait FromVecCompat {
+    fn from_vec_compat(v: Vec<u8>) -> Self;
+}
+
+impl FromVecCompat for OsString {
+    fn from_vec_compat(v: Vec<u8>) -> Self {
+        use std::os::unix::ffi::OsStringExt;
+        OsString::from_vec(v)
+    }
+}

@@ -1,0 +1,197 @@
+//! File extent maps (FIEMAP): where a file's data lives and which extents are shared with other
+//! files. Used by tests to prove a clone really shares data, and by `cowtree du`.
+
+use std::io;
+use std::os::fd::AsFd;
+
+/// One extent of a file, as FIEMAP reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    /// Offset in the file.
+    pub logical: u64,
+    /// Byte address on the device.
+    pub physical: u64,
+    /// Length in bytes.
+    pub length: u64,
+    /// `FIEMAP_EXTENT_*` flags.
+    pub flags: u32,
+}
+
+/// FIEMAP_EXTENT_LAST: the last extent of the file.
+pub const EXTENT_LAST: u32 = 0x1;
+/// FIEMAP_EXTENT_UNKNOWN: the location is not known yet.
+pub const EXTENT_UNKNOWN: u32 = 0x2;
+/// FIEMAP_EXTENT_DELALLOC: delayed allocation, not on disk yet.
+pub const EXTENT_DELALLOC: u32 = 0x4;
+/// FIEMAP_EXTENT_DATA_INLINE: data stored inside metadata.
+pub const EXTENT_DATA_INLINE: u32 = 0x200;
+/// FIEMAP_EXTENT_UNWRITTEN: allocated but not written (reads as zeros).
+pub const EXTENT_UNWRITTEN: u32 = 0x800;
+/// FIEMAP_EXTENT_SHARED: the extent is shared with another file (or snapshot).
+pub const EXTENT_SHARED: u32 = 0x2000;
+
+impl Extent {
+    /// Whether the filesystem marks this extent as shared.
+    pub fn is_shared(&self) -> bool {
+        self.flags & EXTENT_SHARED != 0
+    }
+}
+
+/// A summary of a file's extents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtentSummary {
+    /// Number of extents.
+    pub extents: u64,
+    /// Number of shared extents.
+    pub shared_extents: u64,
+    /// Bytes covered by extents.
+    pub bytes: u64,
+    /// Bytes covered by shared extents.
+    pub shared_bytes: u64,
+}
+
+impl ExtentSummary {
+    /// True when the file has data and every extent of it is shared.
+    pub fn fully_shared(&self) -> bool {
+        self.extents > 0 && self.shared_extents == self.extents
+    }
+}
+
+/// Summarises extents.
+pub fn summarize(extents: &[Extent]) -> ExtentSummary {
+    let mut s = ExtentSummary::default();
+    for e in extents {
+        s.extents += 1;
+        s.bytes += e.length;
+        if e.is_shared() {
+            s.shared_extents += 1;
+            s.shared_bytes += e.length;
+        }
+    }
+    s
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::*;
+
+    const FS_IOC_FIEMAP: rustix::ioctl::Opcode = 0xC020_660B;
+    const FIEMAP_FLAG_SYNC: u32 = 0x1;
+    const BATCH: usize = 128;
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct RawExtent {
+        fe_logical: u64,
+        fe_physical: u64,
+        fe_length: u64,
+        fe_reserved64: [u64; 2],
+        fe_flags: u32,
+        fe_reserved: [u32; 3],
+    }
+
+    #[repr(C)]
+    struct Request {
+        fm_start: u64,
+        fm_length: u64,
+        fm_flags: u32,
+        fm_mapped_extents: u32,
+        fm_extent_count: u32,
+        fm_reserved: u32,
+        fm_extents: [RawExtent; BATCH],
+    }
+
+    /// All extents of the open file `fd`, flushing delayed allocations first so that physical
+    /// addresses are real. Filesystems without FIEMAP (tmpfs, some FUSE) give an error of kind
+    /// [`io::ErrorKind::Unsupported`].
+    pub fn fiemap(fd: impl AsFd) -> io::Result<Vec<Extent>> {
+        let fd = fd.as_fd();
+        let mut out = Vec::new();
+        let mut start = 0u64;
+        loop {
+            let mut req = Request {
+                fm_start: start,
+                fm_length: u64::MAX - start,
+                fm_flags: FIEMAP_FLAG_SYNC,
+                fm_mapped_extents: 0,
+                fm_extent_count: BATCH as u32,
+                fm_reserved: 0,
+                fm_extents: [RawExtent::default(); BATCH],
+            };
+            // SAFETY: FS_IOC_FIEMAP reads and writes a `struct fiemap` followed by
+            // `fm_extent_count` `struct fiemap_extent`s; `Request` has exactly that C layout
+            // with room for `BATCH` extents, and lives for the whole call.
+            unsafe {
+                let ctl = rustix::ioctl::Updater::<FS_IOC_FIEMAP, Request>::new(&mut req);
+                rustix::ioctl::ioctl(fd, ctl).map_err(|e| match e {
+                    rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOTTY => io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "FIEMAP is not supported on this filesystem",
+                    ),
+                    e => e.into(),
+                })?;
+            }
+            let n = (req.fm_mapped_extents as usize).min(BATCH);
+            if n == 0 {
+                return Ok(out);
+            }
+            let mut last = false;
+            for raw in &req.fm_extents[..n] {
+                out.push(Extent {
+                    logical: raw.fe_logical,
+                    physical: raw.fe_physical,
+                    length: raw.fe_length,
+                    flags: raw.fe_flags,
+                });
+                last |= raw.fe_flags & EXTENT_LAST != 0;
+            }
+            let tail = &req.fm_extents[n - 1];
+            if last || n < BATCH {
+                return Ok(out);
+            }
+            start = tail.fe_logical + tail.fe_length;
+        }
+    }
+
+    /// The extent summary of the file at `path` (not following a final symlink).
+    pub fn extent_summary(path: &std::path::Path) -> io::Result<ExtentSummary> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| crate::error::at_path("open", path, e.into()))?;
+        let extents = fiemap(&fd).map_err(|e| crate::error::at_path("fiemap", path, e))?;
+        Ok(summarize(&extents))
+    }
+}
+
+#[cfg(target_os = "linux")]
+pub use linux::{extent_summary, fiemap};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_counts_shared_bytes_only_for_shared_extents() {
+        let e = |len, flags| Extent {
+            logical: 0,
+            physical: 0,
+            length: len,
+            flags,
+        };
+        let s = summarize(&[
+            e(4096, EXTENT_SHARED),
+            e(8192, 0),
+            e(100, EXTENT_SHARED | EXTENT_LAST),
+        ]);
+        assert_eq!(s.extents, 3);
+        assert_eq!(s.shared_extents, 2);
+        assert_eq!(s.bytes, 12388);
+        assert_eq!(s.shared_bytes, 4196);
+        assert!(!s.fully_shared());
+        assert!(!summarize(&[]).fully_shared());
+    }
+}

@@ -1,0 +1,40 @@
+//! cowtree-fs: the file primitives cowtree is built on.
+//!
+//! - [`try_reflink`] / [`try_reflink_at`]: one copy-on-write clone with a classified outcome
+//!   ([`ReflinkOutcome`]: cloned, unsupported for this device pair or file, or source vanished);
+//!   [`clone_or_copy`] and [`transfer_at`] add the copy fallback and say which method ran.
+//! - [`hardlink_at`]: hardlinks with EXDEV, EPERM and EMLINK kept apart from real errors.
+//! - [`probe::ProbeCache`]: a raw clone probe, cached per (source device, destination device).
+//! - [`extents`]: FIEMAP extent maps, to see whether data is really shared.
+//! - [`dir::Dir`] and [`name`]: directory-relative, symlink-refusing operations and name
+//!   validation for everything written into a destination.
+//!
+//! Nothing here knows about trees or stores. Linux is the tested platform (XFS, btrfs, ext4,
+//! tmpfs on real mounts). macOS (clonefile) and Windows (block cloning) go through the
+//! reflink-copy crate for [`try_reflink`] and [`clone_or_copy`] only, and are **not tested** by
+//! cowtree's CI.
+
+#![warn(missing_docs)]
+
+pub mod classify;
+pub mod copy;
+#[cfg(target_os = "linux")]
+pub mod dir;
+pub mod error;
+pub mod extents;
+pub mod fstype;
+#[cfg(unix)]
+pub mod hardlink;
+pub mod name;
+pub mod probe;
+pub mod reflink;
+
+pub use classify::{HardlinkRefusal, UnsupportedCause};
+pub use error::raw_errno;
+#[cfg(unix)]
+pub use hardlink::{HardlinkOutcome, hardlink, hardlink_at};
+pub use reflink::{
+    CopyMethod, Method, ReflinkOutcome, Transfer, TransferOptions, clone_or_copy, try_reflink,
+};
+#[cfg(target_os = "linux")]
+pub use reflink::{transfer_at, try_reflink_at};

@@ -1,0 +1,138 @@
+//! Validation of names and relative paths before any syscall sees them.
+//!
+//! A component is one directory entry name: non-empty, not `.` or `..`, no `/`, no NUL, at
+//! most 255 bytes (NAME_MAX). A relative path is components joined by single `/`: no leading or
+//! trailing `/`, no empty components, at most 4096 bytes (PATH_MAX). Anything else is refused
+//! with the reason, so that a path from a manifest or a tree can never climb out of the
+//! directory it is applied to.
+
+use std::fmt;
+
+/// Longest allowed component, in bytes.
+pub const NAME_MAX: usize = 255;
+/// Longest allowed relative path, in bytes.
+pub const PATH_MAX: usize = 4096;
+
+/// Why a name or path was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    /// The path or a component of it is empty.
+    Empty,
+    /// A `.` component.
+    Dot,
+    /// A `..` component.
+    DotDot,
+    /// A NUL byte.
+    Nul,
+    /// A `/` inside a single component.
+    Slash,
+    /// The path starts with `/`.
+    Absolute,
+    /// A component longer than [`NAME_MAX`].
+    ComponentTooLong(usize),
+    /// A path longer than [`PATH_MAX`].
+    PathTooLong(usize),
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => write!(f, "empty name or empty path component"),
+            Self::Dot => write!(f, "'.' component"),
+            Self::DotDot => write!(f, "'..' component"),
+            Self::Nul => write!(f, "NUL byte in name"),
+            Self::Slash => write!(f, "'/' inside a single name"),
+            Self::Absolute => write!(f, "absolute path where a relative one is required"),
+            Self::ComponentTooLong(n) => write!(f, "component of {n} bytes (limit {NAME_MAX})"),
+            Self::PathTooLong(n) => write!(f, "path of {n} bytes (limit {PATH_MAX})"),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
+/// Checks one directory entry name.
+pub fn validate_component(name: &[u8]) -> Result<(), NameError> {
+    match name {
+        [] => Err(NameError::Empty),
+        b"." => Err(NameError::Dot),
+        b".." => Err(NameError::DotDot),
+        _ if name.len() > NAME_MAX => Err(NameError::ComponentTooLong(name.len())),
+        _ if name.contains(&0) => Err(NameError::Nul),
+        _ if name.contains(&b'/') => Err(NameError::Slash),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a relative path and returns its components.
+pub fn validate_relative_path(path: &[u8]) -> Result<Vec<&[u8]>, NameError> {
+    if path.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if path.len() > PATH_MAX {
+        return Err(NameError::PathTooLong(path.len()));
+    }
+    if path[0] == b'/' {
+        return Err(NameError::Absolute);
+    }
+    let parts: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
+    for part in &parts {
+        validate_component(part)?;
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn component_table() {
+        let long = vec![b'a'; 256];
+        let max = vec![b'a'; 255];
+        let cases: &[(&[u8], Result<(), NameError>)] = &[
+            (b"a", Ok(())),
+            (b".hidden", Ok(())),
+            (b"..x", Ok(())),
+            (b"with space\n\\and\x01ctl", Ok(())),
+            (b"\xff\xfe", Ok(())),
+            (&max, Ok(())),
+            (b"", Err(NameError::Empty)),
+            (b".", Err(NameError::Dot)),
+            (b"..", Err(NameError::DotDot)),
+            (b"a\0b", Err(NameError::Nul)),
+            (b"a/b", Err(NameError::Slash)),
+            (&long, Err(NameError::ComponentTooLong(256))),
+        ];
+        for (name, want) in cases {
+            assert_eq!(
+                &validate_component(name),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
+
+    #[test]
+    fn path_table() {
+        let too_long = vec![b'a'; 4097];
+        let cases: &[(&[u8], Result<usize, NameError>)] = &[
+            (b"a", Ok(1)),
+            (b"a/b/c", Ok(3)),
+            (b"", Err(NameError::Empty)),
+            (b"/etc/passwd", Err(NameError::Absolute)),
+            (b"a//b", Err(NameError::Empty)),
+            (b"a/", Err(NameError::Empty)),
+            (b"a/./b", Err(NameError::Dot)),
+            (b"a/../../b", Err(NameError::DotDot)),
+            (b"..", Err(NameError::DotDot)),
+            (b"a/b\0/c", Err(NameError::Nul)),
+            (&too_long, Err(NameError::PathTooLong(4097))),
+        ];
+        for (path, want) in cases {
+            let got = validate_relative_path(path).map(|p| p.len());
+            assert_eq!(&got, want, "{:?}", String::from_utf8_lossy(path));
+        }
+    }
+}

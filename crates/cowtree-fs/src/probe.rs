@@ -1,0 +1,201 @@
+//! Capability probes: can this (source directory, destination directory) pair reflink or
+//! hardlink?
+//!
+//! A probe is one raw clone (or link) between two scratch files, with no fallback inside: a probe
+//! that quietly copies would report "supported" on filesystems that cannot clone, and every file
+//! after it would be copied under a false flag. Results are cached per (source device,
+//! destination device), since clone support is a property of the pair; the cache counts the
+//! syscalls it really made so that tests can see it probes each pair once.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::classify::{HardlinkRefusal, UnsupportedCause};
+
+/// What a probe found for a pair of directories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeReport {
+    /// `Ok(())` if a clone from the first to the second directory worked, else why not.
+    pub reflink: Result<(), UnsupportedCause>,
+    /// `Ok(())` if a hardlink worked, else why not.
+    pub hardlink: Result<(), HardlinkRefusal>,
+    /// Whether both directories are on the same device.
+    pub same_device: bool,
+}
+
+/// A per-process cache of reflink probe results keyed by (source device, destination device).
+#[derive(Debug, Default)]
+pub struct ProbeCache {
+    results: Mutex<BTreeMap<(u64, u64), Result<(), UnsupportedCause>>>,
+    syscalls: AtomicU64,
+}
+
+static GLOBAL: ProbeCache = ProbeCache {
+    results: Mutex::new(BTreeMap::new()),
+    syscalls: AtomicU64::new(0),
+};
+
+impl ProbeCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The process-wide cache.
+    pub fn global() -> &'static ProbeCache {
+        &GLOBAL
+    }
+
+    /// How many clone syscalls this cache has made.
+    pub fn syscalls(&self) -> u64 {
+        self.syscalls.load(Ordering::Relaxed)
+    }
+
+    /// Whether files in `src_dir` can be cloned into `dst_dir`, probing at most once per device
+    /// pair. Both must be writable directories (the probe makes and removes a scratch file in
+    /// each).
+    #[cfg(target_os = "linux")]
+    pub fn reflink(
+        &self,
+        src_dir: &Path,
+        dst_dir: &Path,
+    ) -> io::Result<Result<(), UnsupportedCause>> {
+        let key = (dev_of(src_dir)?, dev_of(dst_dir)?);
+        if let Some(found) = self
+            .results
+            .lock()
+            .map_err(|_| io::Error::other("probe cache poisoned"))?
+            .get(&key)
+        {
+            return Ok(*found);
+        }
+        self.syscalls.fetch_add(1, Ordering::Relaxed);
+        let found = probe_reflink_raw(src_dir, dst_dir)?;
+        self.results
+            .lock()
+            .map_err(|_| io::Error::other("probe cache poisoned"))?
+            .insert(key, found);
+        Ok(found)
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn dev_of(dir: &Path) -> io::Result<u64> {
+    rustix::fs::stat(dir)
+        .map(|st| st.st_dev)
+        .map_err(|e| crate::error::at_path("stat", dir, e.into()))
+}
+
+/// A scratch file that removes itself.
+#[cfg(target_os = "linux")]
+struct Scratch {
+    dir: std::os::fd::OwnedFd,
+    name: std::ffi::OsString,
+}
+
+#[cfg(target_os = "linux")]
+impl Scratch {
+    fn create(dir_path: &Path, data: &[u8]) -> io::Result<(Scratch, std::os::fd::OwnedFd)> {
+        use rustix::fs::{Mode, OFlags, openat};
+        use std::sync::atomic::AtomicU32;
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let dir = rustix::fs::open(
+            dir_path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| crate::error::at_path("open directory", dir_path, e.into()))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = std::ffi::OsString::from(format!(
+            ".cowtree-probe-{}-{}-{nanos:x}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let fd = openat(
+            &dir,
+            &name,
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| crate::error::at_path("create probe file in", dir_path, e.into()))?;
+        let scratch = Scratch { dir, name };
+        let mut off = 0;
+        while off < data.len() {
+            off += rustix::io::write(&fd, &data[off..])
+                .map_err(|e| crate::error::at_path("write probe file in", dir_path, e.into()))?;
+        }
+        Ok((scratch, fd))
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = rustix::fs::unlinkat(&self.dir, &self.name, rustix::fs::AtFlags::empty());
+    }
+}
+
+/// One raw clone from a scratch file in `src_dir` to one in `dst_dir`, uncached. Errors such as
+/// a missing or unwritable directory, or ENOSPC, are errors; only the errno table's
+/// "unsupported" rows give `Ok(Err(cause))`.
+#[cfg(target_os = "linux")]
+pub fn probe_reflink_raw(
+    src_dir: &Path,
+    dst_dir: &Path,
+) -> io::Result<Result<(), UnsupportedCause>> {
+    use crate::reflink::{CloneFailure, clone_fds};
+    let (_src, src_fd) = Scratch::create(src_dir, &[0x5a; 4096])?;
+    let (_dst, dst_fd) = Scratch::create(dst_dir, &[])?;
+    match clone_fds(&src_fd, &dst_fd)
+        .map_err(|e| crate::error::at_paths("probe clone", src_dir, dst_dir, e))?
+    {
+        Ok(()) => Ok(Ok(())),
+        Err(CloneFailure::Unsupported(cause)) => Ok(Err(cause)),
+        Err(CloneFailure::Vanished) => Err(io::Error::other(format!(
+            "probe clone {} -> {}: scratch file vanished during the probe",
+            src_dir.display(),
+            dst_dir.display()
+        ))),
+    }
+}
+
+/// One raw hardlink from a scratch file in `src_dir` into `dst_dir`, uncached.
+#[cfg(target_os = "linux")]
+pub fn probe_hardlink_raw(
+    src_dir: &Path,
+    dst_dir: &Path,
+) -> io::Result<Result<(), HardlinkRefusal>> {
+    use crate::hardlink::{HardlinkOutcome, hardlink_at};
+    let (src, _fd) = Scratch::create(src_dir, b"cowtree")?;
+    let (dst, _dfd) = Scratch::create(dst_dir, &[])?;
+    // Free the destination name for the link; the guard still removes it afterwards.
+    rustix::fs::unlinkat(&dst.dir, &dst.name, rustix::fs::AtFlags::empty())?;
+    match hardlink_at(&src.dir, &src.name, &dst.dir, &dst.name)
+        .map_err(|e| crate::error::at_paths("probe hardlink", src_dir, dst_dir, e))?
+    {
+        HardlinkOutcome::Linked => Ok(Ok(())),
+        HardlinkOutcome::Refused(r) => Ok(Err(r)),
+        HardlinkOutcome::SourceVanished => Err(io::Error::other(format!(
+            "probe hardlink {} -> {}: scratch file vanished during the probe",
+            src_dir.display(),
+            dst_dir.display()
+        ))),
+    }
+}
+
+/// Probes both reflink (through `cache`) and hardlink (uncached) between two directories.
+#[cfg(target_os = "linux")]
+pub fn probe(cache: &ProbeCache, src_dir: &Path, dst_dir: &Path) -> io::Result<ProbeReport> {
+    let same_device = dev_of(src_dir)? == dev_of(dst_dir)?;
+    Ok(ProbeReport {
+        reflink: cache.reflink(src_dir, dst_dir)?,
+        hardlink: probe_hardlink_raw(src_dir, dst_dir)?,
+        same_device,
+    })
+}

@@ -1,0 +1,438 @@
+//! Reflink (FICLONE) with classified outcomes, and clone-or-copy built on it.
+//!
+//! The hazard this module exists for: a hardlink makes two names for one inode, so a tool that
+//! hands out hardlinked worktrees lets one writer (`chmod +w f && echo x > f`) change every other
+//! copy. A reflink gives the destination its own inode that shares data blocks with the source
+//! until either side writes; the filesystem copies on write.
+//!
+//! A clone attempt ends in one of three outcomes that callers act on differently
+//! ([`ReflinkOutcome`]), or in an error that names both paths. The destination is always created
+//! by the call itself (`O_CREAT|O_EXCL`, never following a symlink), given the source's permission
+//! bits (FICLONE copies data only), and removed again if the clone fails. An existing destination
+//! is never truncated or written through: it is reported as [`io::ErrorKind::AlreadyExists`].
+//!
+//! | platform | mechanism | tested here |
+//! |---|---|---|
+//! | Linux (XFS, btrfs, bcachefs, OCFS2, ...) | `ioctl(FICLONE)` | yes, on real XFS, btrfs, ext4 and tmpfs mounts |
+//! | macOS (APFS) | `clonefile(2)` via the reflink-copy crate | no |
+//! | Windows (ReFS, Dev Drive) | block cloning via the reflink-copy crate | no |
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::Path;
+
+use crate::classify::UnsupportedCause;
+
+/// The outcome of one clone attempt that did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReflinkOutcome {
+    /// The destination exists as its own inode and shares its data blocks with the source.
+    Cloned,
+    /// No clone was made and no destination is left behind. The cause says whether this holds
+    /// for the whole (source device, destination device) pair or for this one file
+    /// ([`UnsupportedCause::is_per_file`]).
+    Unsupported(UnsupportedCause),
+    /// The source was not there (gone before the call, or removed during it). A race on one
+    /// file; it says nothing about whether the filesystems can clone. No destination is left.
+    SourceVanished,
+}
+
+/// Which method [`transfer_at`] should use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Clone only; an unsupported clone is returned as [`Transfer::Unsupported`].
+    Clone,
+    /// Clone, and copy into the same new destination when the clone is unsupported.
+    CloneOrCopy,
+    /// Copy only (in-kernel `copy_file_range` where possible, read/write otherwise).
+    Copy,
+}
+
+/// Options for [`transfer_at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferOptions {
+    /// The method to use.
+    pub method: Method,
+    /// Permission bits to give the destination; `None` takes the source's (without the
+    /// set-user-ID and set-group-ID bits, since the copy belongs to whoever makes it).
+    pub mode: Option<u32>,
+    /// Give the destination the source's access and modification times.
+    pub preserve_times: bool,
+}
+
+impl TransferOptions {
+    /// Options for `method`, taking the source's permission bits and not its times.
+    pub fn new(method: Method) -> Self {
+        Self {
+            method,
+            mode: None,
+            preserve_times: false,
+        }
+    }
+}
+
+/// What [`transfer_at`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    /// Cloned; `bytes` is the source's size, now shared.
+    Cloned {
+        /// Bytes shared with the source.
+        bytes: u64,
+    },
+    /// Copied. `because` is the clone failure that led to the copy, or `None` when
+    /// [`Method::Copy`] was asked for.
+    Copied {
+        /// Bytes written.
+        bytes: u64,
+        /// Why the clone was not used.
+        because: Option<UnsupportedCause>,
+    },
+    /// [`Method::Clone`] only: the clone is unsupported; no destination is left.
+    Unsupported(UnsupportedCause),
+    /// The source was gone; no destination is left.
+    SourceVanished,
+}
+
+/// Which method [`clone_or_copy`] used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMethod {
+    /// The destination shares the source's data blocks.
+    Cloned {
+        /// Bytes shared.
+        bytes: u64,
+    },
+    /// The destination got its own copy of the data.
+    Copied {
+        /// Bytes written.
+        bytes: u64,
+        /// Why cloning was not possible.
+        because: UnsupportedCause,
+    },
+}
+
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{CloneFailure, clone_fds};
+#[cfg(target_os = "linux")]
+pub use linux::{clone_or_copy, transfer_at, try_reflink, try_reflink_at};
+
+#[cfg(not(target_os = "linux"))]
+pub use other::{clone_or_copy, try_reflink};
+
+/// Permission bits a new file gets from a source mode: the rwx bits and the sticky bit; the
+/// set-user-ID and set-group-ID bits are dropped because the new file belongs to its maker.
+pub fn creation_mode(src_mode: u32) -> u32 {
+    src_mode & 0o1777
+}
+
+fn invalid_source(name: &OsStr) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{}: not a regular file (only regular files can be cloned)",
+            Path::new(name).display()
+        ),
+    )
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::*;
+    use crate::classify::{CloneErrno, classify_clone_errno};
+    use crate::copy::copy_fd;
+    use crate::error::{at_path, at_paths};
+    use rustix::fs::{
+        AtFlags, CWD, FileType, Mode, OFlags, Stat, Timestamps, fchmod, fstat, futimens,
+        ioctl_ficlone, openat, statat, unlinkat,
+    };
+    use rustix::io::Errno;
+    use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+    /// Tries to clone `src` to the new file `dst` (paths resolved from the current directory;
+    /// `dst` itself must not exist and is never followed if it is a symlink).
+    ///
+    /// Errors name both paths. An existing `dst` gives [`io::ErrorKind::AlreadyExists`] and is
+    /// left byte-for-byte as it was. ENOSPC, EDQUOT, EIO and friends are errors, never
+    /// [`ReflinkOutcome::Unsupported`].
+    pub fn try_reflink(src: &Path, dst: &Path) -> io::Result<ReflinkOutcome> {
+        try_reflink_at(CWD, src.as_os_str(), CWD, dst.as_os_str()).map_err(|e| rewrap(e, src, dst))
+    }
+
+    /// [`try_reflink`] relative to directory handles: `src_name` under `src_dir`, `dst_name`
+    /// under `dst_dir`. Neither final component is followed if it is a symlink. Errors name
+    /// the two names; callers that know the full paths should add them.
+    pub fn try_reflink_at(
+        src_dir: impl AsFd,
+        src_name: &OsStr,
+        dst_dir: impl AsFd,
+        dst_name: &OsStr,
+    ) -> io::Result<ReflinkOutcome> {
+        let opts = TransferOptions::new(Method::Clone);
+        Ok(
+            match transfer_at(src_dir, src_name, dst_dir, dst_name, &opts)? {
+                Transfer::Cloned { .. } => ReflinkOutcome::Cloned,
+                Transfer::Unsupported(cause) => ReflinkOutcome::Unsupported(cause),
+                Transfer::SourceVanished => ReflinkOutcome::SourceVanished,
+                Transfer::Copied { .. } => unreachable!("Method::Clone never copies"),
+            },
+        )
+    }
+
+    /// Clones `src` to the new file `dst`, or copies it when this pair cannot clone, and says
+    /// which ran. A source that vanished is a [`io::ErrorKind::NotFound`] error naming it.
+    pub fn clone_or_copy(src: &Path, dst: &Path) -> io::Result<CopyMethod> {
+        let opts = TransferOptions::new(Method::CloneOrCopy);
+        match transfer_at(CWD, src.as_os_str(), CWD, dst.as_os_str(), &opts)
+            .map_err(|e| rewrap(e, src, dst))?
+        {
+            Transfer::Cloned { bytes } => Ok(CopyMethod::Cloned { bytes }),
+            Transfer::Copied { bytes, because } => Ok(CopyMethod::Copied {
+                bytes,
+                because: because.unwrap_or(UnsupportedCause::Filesystem),
+            }),
+            Transfer::SourceVanished => Err(at_path(
+                "clone",
+                src,
+                io::Error::from(io::ErrorKind::NotFound),
+            )),
+            Transfer::Unsupported(_) => unreachable!("CloneOrCopy copies when unsupported"),
+        }
+    }
+
+    /// The directory-relative primitive behind every file transfer in cowtree.
+    ///
+    /// Opens `src_name` under `src_dir` without following a symlink, creates `dst_name` under
+    /// `dst_dir` with `O_CREAT|O_EXCL|O_NOFOLLOW`, then clones and/or copies per `opts`. The new
+    /// file gets `opts.mode` or the source's permission bits, and the source's times when asked.
+    /// On any failure the file this call created is removed (if it is still the same inode).
+    pub fn transfer_at(
+        src_dir: impl AsFd,
+        src_name: &OsStr,
+        dst_dir: impl AsFd,
+        dst_name: &OsStr,
+        opts: &TransferOptions,
+    ) -> io::Result<Transfer> {
+        let src_dir = src_dir.as_fd();
+        let dst_dir = dst_dir.as_fd();
+        let src_fd = match openat(
+            src_dir,
+            src_name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(Transfer::SourceVanished),
+            Err(Errno::LOOP) => return Err(invalid_source(src_name)),
+            Err(e) => return Err(at_path("open", Path::new(src_name), e.into())),
+        };
+        let st = fstat(&src_fd).map_err(|e| at_path("stat", Path::new(src_name), e.into()))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(invalid_source(src_name));
+        }
+        let mode = opts.mode.unwrap_or_else(|| creation_mode(st.st_mode));
+        let dst_fd = openat(
+            dst_dir,
+            dst_name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| at_path("create", Path::new(dst_name), e.into()))?;
+
+        let result = fill(&src_fd, &dst_fd, &st, mode, opts);
+        match result {
+            Ok(Filled::Done(t)) => Ok(t),
+            Ok(Filled::Abandon(t)) => {
+                remove_created(dst_dir, dst_name, &dst_fd)?;
+                // A clone can only see ENOENT when the source went away under it.
+                if t == Transfer::SourceVanished {
+                    return Ok(match statat(src_dir, src_name, AtFlags::SYMLINK_NOFOLLOW) {
+                        Err(Errno::NOENT) => Transfer::SourceVanished,
+                        _ => {
+                            return Err(at_paths(
+                                "clone",
+                                Path::new(src_name),
+                                Path::new(dst_name),
+                                Errno::NOENT.into(),
+                            ));
+                        }
+                    });
+                }
+                Ok(t)
+            }
+            Err(e) => {
+                // The original error matters more than a failed cleanup.
+                let _ = remove_created(dst_dir, dst_name, &dst_fd);
+                Err(at_paths(
+                    "transfer",
+                    Path::new(src_name),
+                    Path::new(dst_name),
+                    e,
+                ))
+            }
+        }
+    }
+
+    enum Filled {
+        Done(Transfer),
+        Abandon(Transfer),
+    }
+
+    fn fill(
+        src_fd: &OwnedFd,
+        dst_fd: &OwnedFd,
+        st: &Stat,
+        mode: u32,
+        opts: &TransferOptions,
+    ) -> io::Result<Filled> {
+        let size = st.st_size as u64;
+        let done = match opts.method {
+            Method::Copy => Transfer::Copied {
+                bytes: copy_fd(src_fd, dst_fd)?,
+                because: None,
+            },
+            Method::Clone | Method::CloneOrCopy => match clone_fds(src_fd, dst_fd)? {
+                Ok(()) => Transfer::Cloned { bytes: size },
+                Err(CloneFailure::Vanished) => {
+                    return Ok(Filled::Abandon(Transfer::SourceVanished));
+                }
+                Err(CloneFailure::Unsupported(cause)) => {
+                    if opts.method == Method::Clone {
+                        return Ok(Filled::Abandon(Transfer::Unsupported(cause)));
+                    }
+                    Transfer::Copied {
+                        bytes: copy_fd(src_fd, dst_fd)?,
+                        because: Some(cause),
+                    }
+                }
+            },
+        };
+        fchmod(dst_fd, Mode::from_raw_mode(mode))?;
+        if opts.preserve_times {
+            futimens(
+                dst_fd,
+                &Timestamps {
+                    last_access: rustix::fs::Timespec {
+                        tv_sec: st.st_atime as _,
+                        tv_nsec: st.st_atime_nsec as _,
+                    },
+                    last_modification: rustix::fs::Timespec {
+                        tv_sec: st.st_mtime as _,
+                        tv_nsec: st.st_mtime_nsec as _,
+                    },
+                },
+            )?;
+        }
+        Ok(Filled::Done(done))
+    }
+
+    pub(crate) enum CloneFailure {
+        Unsupported(UnsupportedCause),
+        Vanished,
+    }
+
+    /// One FICLONE between open files, with the single EAGAIN retry of the errno table.
+    /// `Ok(Err(_))` is a classified non-error outcome; `Err` is a real error.
+    pub(crate) fn clone_fds(
+        src: impl AsFd,
+        dst: impl AsFd,
+    ) -> io::Result<Result<(), CloneFailure>> {
+        let (src, dst) = (src.as_fd(), dst.as_fd());
+        let mut retried = false;
+        loop {
+            match ioctl_ficlone(dst, src) {
+                Ok(()) => return Ok(Ok(())),
+                Err(errno) => match classify_clone_errno(errno.raw_os_error()) {
+                    CloneErrno::Retry if !retried => retried = true,
+                    CloneErrno::Retry => {
+                        return Ok(Err(CloneFailure::Unsupported(UnsupportedCause::Busy)));
+                    }
+                    CloneErrno::Unsupported(cause) => {
+                        return Ok(Err(CloneFailure::Unsupported(cause)));
+                    }
+                    CloneErrno::MaybeVanished => return Ok(Err(CloneFailure::Vanished)),
+                    CloneErrno::Exists | CloneErrno::Fatal => return Err(errno.into()),
+                },
+            }
+        }
+    }
+
+    /// Removes `name` under `dir` if it is still the inode open as `fd`, so that a file some
+    /// other process put there in the meantime is left alone.
+    fn remove_created(dir: BorrowedFd<'_>, name: &OsStr, fd: &OwnedFd) -> io::Result<()> {
+        let ours = fstat(fd)?;
+        match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(now) if now.st_ino == ours.st_ino && now.st_dev == ours.st_dev => {
+                unlinkat(dir, name, AtFlags::empty())?;
+                Ok(())
+            }
+            Ok(_) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces the name-only context of an error from the `*_at` functions by the full paths.
+    fn rewrap(err: io::Error, src: &Path, dst: &Path) -> io::Error {
+        match crate::error::raw_errno(&err) {
+            Some(code) if err.kind() != io::ErrorKind::InvalidInput => {
+                let op = err
+                    .get_ref()
+                    .and_then(|e| e.downcast_ref::<crate::error::PathError>())
+                    .map(|pe| pe.op)
+                    .unwrap_or("clone");
+                at_paths(op, src, dst, io::Error::from_raw_os_error(code))
+            }
+            _ => err,
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod other {
+    //! macOS and Windows: through the reflink-copy crate. Not tested by cowtree's CI.
+    use super::*;
+    use crate::error::at_paths;
+
+    /// See the Linux version. Here the classification is coarser: the platform APIs do not
+    /// separate every case, so an error that is not "unsupported" is returned as an error.
+    pub fn try_reflink(src: &Path, dst: &Path) -> io::Result<ReflinkOutcome> {
+        if !src.exists() {
+            return Ok(ReflinkOutcome::SourceVanished);
+        }
+        match reflink_copy::reflink(src, dst) {
+            Ok(()) => Ok(ReflinkOutcome::Cloned),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(at_paths("clone", src, dst, e))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !src.exists() => {
+                Ok(ReflinkOutcome::SourceVanished)
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Unsupported
+                        | io::ErrorKind::CrossesDevices
+                        | io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                Ok(ReflinkOutcome::Unsupported(UnsupportedCause::Filesystem))
+            }
+            Err(e) => Err(at_paths("clone", src, dst, e)),
+        }
+    }
+
+    /// See the Linux version.
+    pub fn clone_or_copy(src: &Path, dst: &Path) -> io::Result<CopyMethod> {
+        match try_reflink(src, dst)? {
+            ReflinkOutcome::Cloned => Ok(CopyMethod::Cloned {
+                bytes: std::fs::metadata(dst)?.len(),
+            }),
+            ReflinkOutcome::SourceVanished => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("clone {}: source vanished", src.display()),
+            )),
+            ReflinkOutcome::Unsupported(because) => {
+                let bytes = std::fs::copy(src, dst).map_err(|e| at_paths("copy", src, dst, e))?;
+                Ok(CopyMethod::Copied { bytes, because })
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Directory-relative operations refuse symlinks and escapes.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use cowtree_fs::dir::Dir;
+use cowtree_testutil::{Fs, scratch};
+
+#[test]
+fn open_dir_refuses_a_symlink_to_a_directory() {
+    let Some(t) = scratch(Fs::NoCow) else { return };
+    fs::create_dir(t.path().join("real")).unwrap();
+    symlink(t.path().join("real"), t.path().join("link")).unwrap();
+    let root = Dir::open(t.path()).unwrap();
+    assert!(root.open_dir(OsStr::new("real")).is_ok());
+    let err = root.open_dir(OsStr::new("link")).unwrap_err();
+    assert!(err.to_string().contains("link"), "{err}");
+    assert!(root.open_dir(OsStr::new("..")).is_err());
+    assert!(root.open_dir(OsStr::new("a/b")).is_err());
+}
+
+#[test]
+fn open_dir_beneath_refuses_symlinks_and_parent_components() {
+    let Some(t) = scratch(Fs::NoCow) else { return };
+    fs::create_dir_all(t.path().join("a/b/c")).unwrap();
+    symlink("/", t.path().join("a/escape")).unwrap();
+    symlink("b", t.path().join("a/inner")).unwrap();
+    let root = Dir::open(t.path()).unwrap();
+    assert!(root.open_dir_beneath(Path::new("a/b/c")).is_ok());
+    for bad in [
+        "a/escape",
+        "a/escape/tmp",
+        "a/inner/c",
+        "a/../a",
+        "/a",
+        "a//b",
+        "",
+    ] {
+        assert!(
+            root.open_dir_beneath(Path::new(bad)).is_err(),
+            "{bad} was opened"
+        );
+    }
+}
+
+#[test]
+fn remove_tree_removes_everything_and_never_follows_symlinks() {
+    let Some(t) = scratch(Fs::NoCow) else { return };
+    let outside = t.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("keep"), b"keep").unwrap();
+    let victim = t.path().join("victim");
+    fs::create_dir_all(victim.join("x/y")).unwrap();
+    fs::write(victim.join("x/y/f"), b"f").unwrap();
+    symlink(&outside, victim.join("x/to-outside")).unwrap();
+    // A read-only directory inside must not stop removal.
+    fs::create_dir(victim.join("ro")).unwrap();
+    fs::write(victim.join("ro/f"), b"f").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(victim.join("ro"), fs::Permissions::from_mode(0o555)).unwrap();
+
+    let root = Dir::open(t.path()).unwrap();
+    root.remove_tree(OsStr::new("victim")).unwrap();
+    assert!(!victim.exists());
+    assert_eq!(fs::read(outside.join("keep")).unwrap(), b"keep");
+    // Nothing there is fine.
+    root.remove_tree(OsStr::new("victim")).unwrap();
+}
+
+#[test]
+fn deep_tree_removal_does_not_overflow_the_stack() {
+    let Some(t) = scratch(Fs::NoCow) else { return };
+    let root = Dir::open(t.path()).unwrap();
+    let mut d = root.create_dir_open(OsStr::new("deep"), 0o755).unwrap();
+    for _ in 0..3000 {
+        d = d.create_dir_open(OsStr::new("d"), 0o755).unwrap();
+    }
+    root.remove_tree(OsStr::new("deep")).unwrap();
+    assert!(root.try_stat(OsStr::new("deep")).unwrap().is_none());
+}
+
+#[test]
+fn rename_noreplace_refuses_an_existing_target() {
+    let Some(t) = scratch(Fs::NoCow) else { return };
+    fs::write(t.path().join("a"), b"a").unwrap();
+    fs::write(t.path().join("b"), b"b").unwrap();
+    let root = Dir::open(t.path()).unwrap();
+    let err = root
+        .rename_noreplace(OsStr::new("a"), &root, OsStr::new("b"))
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+    assert_eq!(fs::read(t.path().join("b")).unwrap(), b"b");
+}

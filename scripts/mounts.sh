@@ -1,0 +1,104 @@
+# shellcheck shell=bash
+# Real filesystems for tests and benchmarks. Source this file, then:
+#   cowtree_mounts_up [xfs xfs2 btrfs small tmpfs]   # mounts, exports COWTREE_TEST_* paths
+#   cowtree_mounts_down                             # unmounts, detaches loops, removes images
+# Each call makes a fresh directory, so concurrent runs never share a mount or an image.
+# Mounting needs root, Linux and /dev/loop-control; otherwise (or with COWTREE_TEST_NO_MOUNT=1)
+# nothing is mounted and only COWTREE_TEST_NOCOW is exported.
+
+COWTREE_MOUNT_WORK=""
+COWTREE_MOUNT_POINTS=()
+COWTREE_LOOP_DEVS=()
+
+cowtree_can_mount() {
+  [[ "${COWTREE_TEST_NO_MOUNT:-}" != 1 ]] || { echo "mounts: COWTREE_TEST_NO_MOUNT=1"; return 1; }
+  [[ "$(uname -s)" == Linux ]] || { echo "mounts: not Linux"; return 1; }
+  [[ "$(id -u)" == 0 ]] || { echo "mounts: not root"; return 1; }
+  [[ -e /dev/loop-control ]] || { echo "mounts: no /dev/loop-control"; return 1; }
+  return 0
+}
+
+cowtree_ensure_tools() {
+  local need=()
+  command -v mkfs.xfs >/dev/null || need+=(xfsprogs)
+  command -v mkfs.btrfs >/dev/null || need+=(btrfs-progs)
+  command -v filefrag >/dev/null || need+=(e2fsprogs)
+  if ((${#need[@]})); then
+    echo "mounts: installing ${need[*]}"
+    if command -v apt-get >/dev/null; then
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+      echo "mounts: cannot install ${need[*]}: no apt-get" >&2
+      return 1
+    fi
+  fi
+}
+
+# _cowtree_mount_image NAME SIZE MKFS... : sparse image, loop device, mount; sets
+# COWTREE_LAST_MOUNT (not echoed: a command substitution would lose the bookkeeping arrays).
+_cowtree_mount_image() {
+  local name=$1 size=$2
+  shift 2
+  local img="$COWTREE_MOUNT_WORK/$name.img" mnt="$COWTREE_MOUNT_WORK/$name"
+  truncate -s "$size" "$img"
+  # TEST_DIR/TEST_DEV/QA_CHECK_FS let mkfs.xfs make filesystems under 300 MB (the small one).
+  TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1 "$@" "$img" >/dev/null
+  local dev
+  dev=$(losetup -f --show "$img")
+  COWTREE_LOOP_DEVS+=("$dev")
+  mkdir -p "$mnt"
+  mount "$dev" "$mnt"
+  COWTREE_MOUNT_POINTS+=("$mnt")
+  COWTREE_LAST_MOUNT="$mnt"
+}
+
+cowtree_mounts_up() {
+  local want=("$@")
+  ((${#want[@]})) || want=(xfs xfs2 btrfs small tmpfs)
+  local base="${COWTREE_TEST_TMPDIR:-${TMPDIR:-/tmp}}"
+  COWTREE_MOUNT_WORK=$(mktemp -d "$base/cowtree-mounts.XXXXXX")
+  mkdir -p "$COWTREE_MOUNT_WORK/nocow"
+  export COWTREE_TEST_NOCOW="$COWTREE_MOUNT_WORK/nocow"
+  cowtree_can_mount || return 0
+  cowtree_ensure_tools
+  local fs mnt
+  COWTREE_LAST_MOUNT=""
+  for fs in "${want[@]}"; do
+    case $fs in
+      xfs) _cowtree_mount_image xfs 4G mkfs.xfs -q -m reflink=1
+        export COWTREE_TEST_XFS="$COWTREE_LAST_MOUNT" ;;
+      xfs2) _cowtree_mount_image xfs2 1G mkfs.xfs -q -m reflink=1
+        export COWTREE_TEST_XFS2="$COWTREE_LAST_MOUNT" ;;
+      btrfs) _cowtree_mount_image btrfs 1G mkfs.btrfs -q
+        export COWTREE_TEST_BTRFS="$COWTREE_LAST_MOUNT" ;;
+      small) _cowtree_mount_image small 64M mkfs.xfs -q -m reflink=1
+        export COWTREE_TEST_SMALL="$COWTREE_LAST_MOUNT" ;;
+      tmpfs) mnt="$COWTREE_MOUNT_WORK/tmpfs"; mkdir -p "$mnt"
+        mount -t tmpfs -o size=512m tmpfs "$mnt"
+        COWTREE_MOUNT_POINTS+=("$mnt")
+        export COWTREE_TEST_TMPFS="$mnt" ;;
+      *) echo "mounts: unknown filesystem $fs" >&2; return 1 ;;
+    esac
+  done
+}
+
+cowtree_mounts_down() {
+  local mnt dev i
+  for ((i = ${#COWTREE_MOUNT_POINTS[@]} - 1; i >= 0; i--)); do
+    mnt=${COWTREE_MOUNT_POINTS[$i]}
+    # A test may leave immutable files behind; clear that so the unmount is not blocked.
+    chattr -R -i "$mnt" 2>/dev/null || true
+    umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || echo "mounts: could not unmount $mnt" >&2
+  done
+  for dev in "${COWTREE_LOOP_DEVS[@]}"; do
+    losetup -d "$dev" 2>/dev/null || true
+  done
+  COWTREE_MOUNT_POINTS=()
+  COWTREE_LOOP_DEVS=()
+  if [[ -n "$COWTREE_MOUNT_WORK" && -d "$COWTREE_MOUNT_WORK" ]]; then
+    chattr -R -i "$COWTREE_MOUNT_WORK/nocow" 2>/dev/null || true
+    rm -rf "$COWTREE_MOUNT_WORK"
+  fi
+  COWTREE_MOUNT_WORK=""
+}
