@@ -123,3 +123,123 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// What one entry of a tree looked like, for before/after comparisons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryState {
+    /// File type and permission bits (`st_mode`).
+    pub mode: u32,
+    /// Inode number.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time in nanoseconds.
+    pub mtime_ns: i128,
+    /// File contents (regular files) or link target (symlinks); empty otherwise.
+    pub data: Vec<u8>,
+}
+
+/// A recording of every entry under a root (symlinks not followed), keyed by relative path.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TreeState {
+    /// Entries by path relative to the root.
+    pub entries: std::collections::BTreeMap<PathBuf, EntryState>,
+}
+
+impl TreeState {
+    /// Records everything under `root`, skipping any path for which `skip` returns true (and
+    /// everything beneath it). Special files are recorded without data.
+    pub fn capture(root: &Path, skip: &dyn Fn(&Path) -> bool) -> TreeState {
+        use std::os::unix::fs::MetadataExt;
+        let mut state = TreeState::default();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            let rd = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) => panic!("read {}: {e}", dir.display()),
+            };
+            for entry in rd {
+                let entry = entry.expect("read dir entry");
+                let path = entry.path();
+                if skip(&path) {
+                    continue;
+                }
+                let meta = std::fs::symlink_metadata(&path).expect("lstat");
+                let ft = meta.file_type();
+                let data = if ft.is_file() {
+                    std::fs::read(&path).unwrap_or_default()
+                } else if ft.is_symlink() {
+                    use std::os::unix::ffi::OsStrExt;
+                    std::fs::read_link(&path)
+                        .map(|t| t.as_os_str().as_bytes().to_vec())
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                if ft.is_dir() {
+                    stack.push(path.clone());
+                }
+                let rel = path.strip_prefix(root).expect("beneath root").to_path_buf();
+                state.entries.insert(
+                    rel,
+                    EntryState {
+                        mode: meta.mode(),
+                        ino: meta.ino(),
+                        size: if ft.is_dir() { 0 } else { meta.size() },
+                        mtime_ns: if ft.is_dir() {
+                            0
+                        } else {
+                            meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128
+                        },
+                        data,
+                    },
+                );
+            }
+        }
+        state
+    }
+
+    /// Panics with a list of differences if `self` and `other` differ.
+    pub fn assert_same(&self, other: &TreeState, what: &str) {
+        let mut diffs = Vec::new();
+        for (path, a) in &self.entries {
+            match other.entries.get(path) {
+                None => diffs.push(format!("removed: {}", path.display())),
+                Some(b) if a != b => diffs.push(format!("changed: {}", path.display())),
+                Some(_) => {}
+            }
+        }
+        for path in other.entries.keys() {
+            if !self.entries.contains_key(path) {
+                diffs.push(format!("created: {}", path.display()));
+            }
+        }
+        assert!(diffs.is_empty(), "{what}: {}", diffs.join("; "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_state_sees_creation_change_and_removal() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("a"), b"1").unwrap();
+        std::fs::create_dir(t.path().join("d")).unwrap();
+        let before = TreeState::capture(t.path(), &|_| false);
+        assert_eq!(before.entries.len(), 2);
+        before.assert_same(&TreeState::capture(t.path(), &|_| false), "unchanged");
+        std::fs::write(t.path().join("d/new"), b"x").unwrap();
+        let after = TreeState::capture(t.path(), &|_| false);
+        let r = std::panic::catch_unwind(|| before.assert_same(&after, "created"));
+        assert!(r.is_err(), "a created file must be noticed");
+        std::fs::write(t.path().join("a"), b"2").unwrap();
+        let changed = TreeState::capture(t.path(), &|p| p.ends_with("d"));
+        assert_ne!(
+            changed.entries[Path::new("a")].data,
+            before.entries[Path::new("a")].data
+        );
+        assert!(!changed.entries.contains_key(Path::new("d/new")));
+    }
+}
