@@ -74,6 +74,26 @@ impl Dir {
         Dir { fd }
     }
 
+    /// The open directory fd, for callers that read it with other tools (e.g.
+    /// `rustix::fs::Dir::new`, which then needs no second open).
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// Tries to take an exclusive `flock` on this directory without waiting: `Ok(true)` when
+    /// taken (it is held until every handle to this open directory is closed), `Ok(false)` when
+    /// another open file description holds it.
+    pub fn try_lock_exclusive(&self) -> io::Result<bool> {
+        match rustix::fs::flock(
+            &self.fd,
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        ) {
+            Ok(()) => Ok(true),
+            Err(Errno::WOULDBLOCK) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Another handle to the same directory.
     pub fn try_clone(&self) -> io::Result<Dir> {
         Ok(Dir {
