@@ -594,14 +594,17 @@ impl<'r, 'a> TreeRun<'r, 'a> {
     }
 
     /// Runs `make(tmp)` to create the new entry under a temporary name, then puts it in
-    /// place of the existing entry `name`: renamed over a non-directory, exchanged with a
-    /// directory (which is then removed).
+    /// place of the existing entry `name`: renamed over it when both are non-directories,
+    /// otherwise exchanged with it (rename(2) cannot put a directory over a file or the other
+    /// way round), after which the old entry, now under the temporary name, is removed.
+    /// `make` returns false when it created nothing (the source vanished).
     fn replace(
         &self,
         dst_dir: &Dir,
         rel: &Path,
         name: &OsStr,
         existing: &Stat,
+        new_is_dir: bool,
         make: impl FnOnce(&OsStr) -> Result<bool, LinkError>,
     ) -> Result<(), LinkError> {
         let tmp = temp_name(name);
@@ -609,7 +612,7 @@ impl<'r, 'a> TreeRun<'r, 'a> {
             return Ok(());
         }
         let full = || self.dst_full(rel).join(name);
-        let placed = if is_dir(existing) {
+        let placed = if is_dir(existing) || new_is_dir {
             dst_dir
                 .rename_exchange(&tmp, dst_dir, name)
                 .and_then(|()| dst_dir.remove_tree(&tmp))
@@ -651,7 +654,7 @@ impl<'r, 'a> TreeRun<'r, 'a> {
                 OnExisting::Fail => {
                     Err(LinkError::DestinationExists(self.dst_full(rel).join(name)))
                 }
-                OnExisting::Overwrite => self.replace(dst_dir, rel, name, &st, |tmp| {
+                OnExisting::Overwrite => self.replace(dst_dir, rel, name, &st, false, |tmp| {
                     let vanished = tally.vanished;
                     files.link_file(src_dir, dst_dir, rel, name, tmp, tally)?;
                     Ok(tally.vanished == vanished)
@@ -717,7 +720,7 @@ impl<'r, 'a> TreeRun<'r, 'a> {
                 OnExisting::Fail => {
                     return Err(LinkError::DestinationExists(self.dst_full(rel).join(name)));
                 }
-                _ => self.replace(dst_dir, rel, name, &st, make)?,
+                _ => self.replace(dst_dir, rel, name, &st, false, make)?,
             },
         }
         tally.symlinks += 1;
@@ -761,7 +764,7 @@ impl<'r, 'a> TreeRun<'r, 'a> {
                 }
                 OnExisting::Fail => return Err(LinkError::DestinationExists(full())),
                 OnExisting::Overwrite => {
-                    self.replace(dst_dir, rel, name, &st, |tmp| {
+                    self.replace(dst_dir, rel, name, &st, true, |tmp| {
                         dst_dir
                             .create_dir(tmp, 0o700)
                             .map_err(|e| LinkError::io("create directory", &full(), e))?;
