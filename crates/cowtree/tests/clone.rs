@@ -298,3 +298,32 @@ fn clone_skip_special_skips_and_counts_a_fifo() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["special"], 1);
 }
+
+#[test]
+fn clone_under_ulimit_n_64_removes_a_wide_stale_staging_directory() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("src");
+    sample_tree(&src);
+    // Staging left by a killed run (nothing holds its lock), wider than the descriptor limit.
+    let stale = dir
+        .path()
+        .join(".dst.cowtree-staging.4000000.00000000deadbeef");
+    for i in 0..300 {
+        fs::create_dir_all(stale.join(format!("d{i}/inner"))).unwrap();
+    }
+    let dst = dir.path().join("dst");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 64; exec \"$0\" clone --quiet \"$1\" \"$2\"")
+        .arg(BIN)
+        .arg(&src)
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stale.exists(),
+        "the stale staging directory is still there"
+    );
+    assert_same_tree(&snapshot(&src), &snapshot(&dst), true);
+}
