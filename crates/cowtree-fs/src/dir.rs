@@ -74,6 +74,26 @@ impl Dir {
         Dir { fd }
     }
 
+    /// The open directory fd, for callers that read it with other tools (e.g.
+    /// `rustix::fs::Dir::new`, which then needs no second open).
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// Tries to take an exclusive `flock` on this directory without waiting: `Ok(true)` when
+    /// taken (it is held until every handle to this open directory is closed), `Ok(false)` when
+    /// another open file description holds it.
+    pub fn try_lock_exclusive(&self) -> io::Result<bool> {
+        match rustix::fs::flock(
+            &self.fd,
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        ) {
+            Ok(()) => Ok(true),
+            Err(Errno::WOULDBLOCK) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Another handle to the same directory.
     pub fn try_clone(&self) -> io::Result<Dir> {
         Ok(Dir {
@@ -196,38 +216,64 @@ impl Dir {
                 Err(e) => Err(at_path("remove", Path::new(name), e.into())),
             };
         }
-        // Iterative depth-first removal: a stack of (parent handle, name) pairs, so that depth
-        // is bounded by memory, not by the call stack.
-        let mut stack: Vec<(Dir, OsString, bool)> =
-            vec![(self.try_clone()?, name.to_owned(), false)];
-        while let Some((parent, dname, emptied)) = stack.pop() {
-            if emptied {
-                match unlinkat(&parent.fd, &dname, AtFlags::REMOVEDIR) {
-                    Ok(()) | Err(Errno::NOENT) => continue,
-                    Err(e) => return Err(at_path("remove directory", Path::new(&dname), e.into())),
-                }
-            }
-            let child = match parent.open_dir(&dname) {
+        // Iterative depth-first removal. Only the directories on the current path are open
+        // (one descriptor per level, never one per pending sibling, so a wide tree does not
+        // run into the open-file limit); the names still to visit are kept with their parent.
+        struct Frame {
+            dir: Dir,
+            name: OsString,
+            pending: Vec<OsString>,
+        }
+        let open_frame = |parent: &Dir, name: &OsStr| -> io::Result<Option<Frame>> {
+            let dir = match parent.open_dir(name) {
                 Ok(d) => d,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e),
             };
             // Read-only directories cannot have entries removed; make ours writable.
-            let _ = fchmod(&child.fd, Mode::from_raw_mode(0o700));
-            let entries = child.entries()?;
-            stack.push((parent, dname, true));
-            for entry in entries {
-                if entry.file_type == FileType::Directory {
-                    stack.push((child.try_clone()?, entry.name, false));
-                } else if entry.file_type == FileType::Unknown {
-                    let st = child.stat(&entry.name)?;
-                    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                        stack.push((child.try_clone()?, entry.name, false));
-                    } else {
-                        child.remove_file_quiet(&entry.name)?;
+            let _ = fchmod(&dir.fd, Mode::from_raw_mode(0o700));
+            let mut pending = Vec::new();
+            for entry in dir.entries()? {
+                let is_dir = match entry.file_type {
+                    FileType::Directory => true,
+                    FileType::Unknown => {
+                        FileType::from_raw_mode(dir.stat(&entry.name)?.st_mode)
+                            == FileType::Directory
                     }
+                    _ => false,
+                };
+                if is_dir {
+                    pending.push(entry.name);
                 } else {
-                    child.remove_file_quiet(&entry.name)?;
+                    dir.remove_file_quiet(&entry.name)?;
+                }
+            }
+            Ok(Some(Frame {
+                dir,
+                name: name.to_owned(),
+                pending,
+            }))
+        };
+        let mut frames: Vec<Frame> = match open_frame(self, name)? {
+            Some(f) => vec![f],
+            None => return Ok(()),
+        };
+        while let Some(top) = frames.last_mut() {
+            if let Some(sub) = top.pending.pop() {
+                if let Some(f) = open_frame(&top.dir, &sub)? {
+                    frames.push(f);
+                }
+                continue;
+            }
+            let done = frames
+                .pop()
+                .expect("the loop only runs while a frame is there");
+            drop(done.dir);
+            let parent = frames.last().map_or(self, |f| &f.dir);
+            match unlinkat(&parent.fd, &done.name, AtFlags::REMOVEDIR) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => {
+                    return Err(at_path("remove directory", Path::new(&done.name), e.into()));
                 }
             }
         }

@@ -17,6 +17,9 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(target_os = "linux")]
+pub mod tree;
+
 /// A filesystem the harness can provide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fs {

@@ -26,12 +26,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Clone(cmd::clone::Args),
     Probe(cmd::probe::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Clone(args) => cmd::clone::run(args),
         Command::Probe(args) => cmd::probe::run(args),
     };
     match result {

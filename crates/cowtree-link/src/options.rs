@@ -1,0 +1,141 @@
+//! What a caller of [`crate::link_tree`] can ask for, and how it hears about progress.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::state::LinkMode;
+
+/// What to do when the destination (or an entry inside it) already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnExisting {
+    /// Refuse before any work if the destination exists. The default: nothing that exists is
+    /// ever touched.
+    #[default]
+    Fail,
+    /// Merge into the existing destination. Every file, symlink or directory from the source
+    /// replaces what is at its name: a file is linked to a temporary name in the same directory
+    /// and renamed over the old entry, so an existing inode is never truncated or written
+    /// through (a hardlink from the old entry to a file elsewhere leaves that file unchanged),
+    /// and a symlink in the way is replaced, never followed. Existing directories are merged
+    /// into; entries that are not in the source are kept.
+    Overwrite,
+    /// Merge into the existing destination, keeping every entry that is already there (and
+    /// everything under an existing non-directory where the source has a directory).
+    Skip,
+}
+
+/// Options for [`crate::link_tree`]. `LinkOptions::default()` clones where it can, copies
+/// where it cannot, refuses an existing destination, preserves times and uses every core.
+#[derive(Clone)]
+pub struct LinkOptions {
+    /// How files are linked (default: [`LinkMode::Auto`], clone else copy).
+    pub mode: LinkMode,
+    /// Turn every fallback (clone -> copy, hardlink -> copy, a per-file fallback) into
+    /// [`crate::LinkError::StrictFallback`]. A new destination is then not created at all.
+    pub strict: bool,
+    /// What to do with an existing destination.
+    pub on_existing: OnExisting,
+    /// Give files, symlinks and new directories the source's access and modification times
+    /// (directories get theirs after their contents are complete). Default true.
+    pub preserve_times: bool,
+    /// Worker threads; 0 (the default) means a few per available core (4, at most 64 in all),
+    /// because workers spend much of their time blocked in the filesystem. The number actually
+    /// used is also bounded so that open file descriptors (at most 4 per worker) stay under
+    /// the process limit (`ulimit -n`).
+    pub jobs: usize,
+    /// Skip FIFOs, sockets and device nodes (counted in [`crate::LinkReport::special`])
+    /// instead of refusing the whole tree before any work.
+    pub skip_special: bool,
+    /// Told about progress; see [`Progress`] and [`ProgressCounters`].
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl Default for LinkOptions {
+    fn default() -> Self {
+        Self {
+            mode: LinkMode::Auto,
+            strict: false,
+            on_existing: OnExisting::Fail,
+            preserve_times: true,
+            jobs: 0,
+            skip_special: false,
+            progress: None,
+        }
+    }
+}
+
+impl fmt::Debug for LinkOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkOptions")
+            .field("mode", &self.mode)
+            .field("strict", &self.strict)
+            .field("on_existing", &self.on_existing)
+            .field("preserve_times", &self.preserve_times)
+            .field("jobs", &self.jobs)
+            .field("skip_special", &self.skip_special)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// What the source scan found, given to [`Progress::scanned`] before any destination work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanTotals {
+    /// Regular files.
+    pub files: u64,
+    /// Directories below the top one.
+    pub dirs: u64,
+    /// Symlinks.
+    pub symlinks: u64,
+    /// FIFOs, sockets and device nodes.
+    pub special: u64,
+}
+
+impl ScanTotals {
+    /// Entries that will be linked (files, directories and symlinks).
+    pub fn entries(&self) -> u64 {
+        self.files + self.dirs + self.symlinks
+    }
+}
+
+/// Receives progress from a running [`crate::link_tree`], from several worker threads at
+/// once. Calls are cheap and frequent (about once per directory); keep them short.
+pub trait Progress: Send + Sync {
+    /// The source has been scanned; nothing has been written yet.
+    fn scanned(&self, totals: &ScanTotals) {
+        let _ = totals;
+    }
+
+    /// `entries` more entries (files, directories, symlinks, skipped entries) and `bytes`
+    /// more bytes of file data are done.
+    fn advanced(&self, entries: u64, bytes: u64) {
+        let _ = (entries, bytes);
+    }
+}
+
+/// A [`Progress`] made of atomic counters, for a caller that polls (e.g. a progress bar
+/// redrawn from another thread).
+#[derive(Debug, Default)]
+pub struct ProgressCounters {
+    /// Set once the scan is complete.
+    pub scanned: AtomicBool,
+    /// Entries to do, known once `scanned` is set.
+    pub total: AtomicU64,
+    /// Entries done so far.
+    pub done: AtomicU64,
+    /// Bytes of file data done so far.
+    pub bytes: AtomicU64,
+}
+
+impl Progress for ProgressCounters {
+    fn scanned(&self, totals: &ScanTotals) {
+        self.total.store(totals.entries(), Ordering::Relaxed);
+        self.scanned.store(true, Ordering::Release);
+    }
+
+    fn advanced(&self, entries: u64, bytes: u64) {
+        self.done.fetch_add(entries, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}

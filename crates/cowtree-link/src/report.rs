@@ -1,0 +1,170 @@
+//! What a link run did: entries by the method that really ran, bytes, and every fallback
+//! with its cause.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::state::Failure;
+
+/// One cause of fallback and how many files it affected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FallbackCount {
+    /// A short stable name (e.g. `cross-device`, `filesystem-cannot-reflink`,
+    /// `source-vanished`), from [`Failure::as_str`].
+    pub reason: &'static str,
+    /// A sentence for people saying what happened.
+    pub description: &'static str,
+    /// True when the cause holds for each file on its own, false when it held for a whole
+    /// (source filesystem, destination filesystem) pair.
+    pub per_file: bool,
+    /// Files affected: copied instead of cloned or hardlinked (or, for `source-vanished`,
+    /// not linked at all because the source file was gone).
+    pub count: u64,
+    /// Bytes of those files.
+    pub bytes: u64,
+    /// The first affected source file seen.
+    pub example: PathBuf,
+}
+
+/// What [`crate::link_tree`] did. Counts are of source entries; `cloned + copied +
+/// hardlinked + symlinked` is the number of regular files linked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkReport {
+    /// The path that now holds the tree (or the file, for a single-file source).
+    pub destination: PathBuf,
+    /// Regular files linked (by any method).
+    pub files: u64,
+    /// Directories below the top one, created or merged into.
+    pub dirs: u64,
+    /// Symlinks from the source, recreated as symlinks with the same target bytes.
+    pub symlinks: u64,
+    /// Files cloned (sharing data with the source).
+    pub cloned: u64,
+    /// Files copied.
+    pub copied: u64,
+    /// Files hardlinked to the source.
+    pub hardlinked: u64,
+    /// Files made symlinks to the source ([`crate::LinkMode::Symlink`]).
+    pub symlinked: u64,
+    /// Bytes of all files linked.
+    pub bytes: u64,
+    /// Bytes shared with the source by cloning.
+    pub bytes_cloned: u64,
+    /// Bytes written by copying.
+    pub bytes_copied: u64,
+    /// Every fallback, one entry per cause, sorted by reason.
+    pub fallbacks: Vec<FallbackCount>,
+    /// Source entries not linked because an entry was already there
+    /// ([`crate::OnExisting::Skip`]), counting everything under a skipped directory.
+    pub skipped: u64,
+    /// Special files (FIFO, socket, device) skipped under `skip_special`.
+    pub special: u64,
+    /// Files that vanished from the source during the run (also listed in `fallbacks`).
+    pub vanished: u64,
+    /// Wall-clock time of the whole run.
+    pub elapsed: Duration,
+}
+
+/// Per-worker tallies, merged into a [`LinkReport`] at the end.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub cloned: u64,
+    pub copied: u64,
+    pub hardlinked: u64,
+    pub symlinked: u64,
+    pub bytes_cloned: u64,
+    pub bytes_copied: u64,
+    pub bytes_other: u64,
+    pub skipped: u64,
+    pub special: u64,
+    pub vanished: u64,
+    pub fallbacks: BTreeMap<&'static str, FallbackCount>,
+}
+
+impl Tally {
+    pub fn fallback(&mut self, failure: Failure, bytes: u64, example: impl FnOnce() -> PathBuf) {
+        let entry = self
+            .fallbacks
+            .entry(failure.as_str())
+            .or_insert_with(|| FallbackCount {
+                reason: failure.as_str(),
+                description: describe(failure),
+                per_file: failure.is_per_file(),
+                count: 0,
+                bytes: 0,
+                example: example(),
+            });
+        entry.count += 1;
+        entry.bytes += bytes;
+    }
+
+    pub fn merge(&mut self, other: Tally) {
+        self.files += other.files;
+        self.dirs += other.dirs;
+        self.symlinks += other.symlinks;
+        self.cloned += other.cloned;
+        self.copied += other.copied;
+        self.hardlinked += other.hardlinked;
+        self.symlinked += other.symlinked;
+        self.bytes_cloned += other.bytes_cloned;
+        self.bytes_copied += other.bytes_copied;
+        self.bytes_other += other.bytes_other;
+        self.skipped += other.skipped;
+        self.special += other.special;
+        self.vanished += other.vanished;
+        for (reason, fb) in other.fallbacks {
+            match self.fallbacks.get_mut(reason) {
+                Some(mine) => {
+                    mine.count += fb.count;
+                    mine.bytes += fb.bytes;
+                }
+                None => {
+                    self.fallbacks.insert(reason, fb);
+                }
+            }
+        }
+    }
+
+    pub fn into_report(self, destination: PathBuf, elapsed: Duration) -> LinkReport {
+        LinkReport {
+            destination,
+            files: self.files,
+            dirs: self.dirs,
+            symlinks: self.symlinks,
+            cloned: self.cloned,
+            copied: self.copied,
+            hardlinked: self.hardlinked,
+            symlinked: self.symlinked,
+            bytes: self.bytes_cloned + self.bytes_copied + self.bytes_other,
+            bytes_cloned: self.bytes_cloned,
+            bytes_copied: self.bytes_copied,
+            fallbacks: self.fallbacks.into_values().collect(),
+            skipped: self.skipped,
+            special: self.special,
+            vanished: self.vanished,
+            elapsed,
+        }
+    }
+}
+
+/// A sentence for a failure that caused a fallback.
+pub fn describe(failure: Failure) -> &'static str {
+    use cowtree_fs::HardlinkRefusal;
+    match failure {
+        Failure::Clone(cause) => cause.describe(),
+        Failure::Hardlink(HardlinkRefusal::CrossDevice) => {
+            "source and destination are on different filesystems, so hardlinks are impossible"
+        }
+        Failure::Hardlink(HardlinkRefusal::NotPermitted) => {
+            "the filesystem refused hardlinks (no hardlink support, or protected_hardlinks)"
+        }
+        Failure::Hardlink(HardlinkRefusal::TooManyLinks) => {
+            "the source file already has the most hardlinks its filesystem allows"
+        }
+        Failure::SourceVanished => "the source file was removed while cowtree was running",
+    }
+}

@@ -1,0 +1,219 @@
+//! The first pass: read the whole source tree (names and types, from `getdents` `d_type`)
+//! before anything is written, so that special files are refused before any work and the
+//! second pass knows every directory without reading the source again.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cowtree_fs::dir::Dir;
+use rustix::fs::{AtFlags, FileType, Stat, Timespec, statat};
+
+use crate::error::LinkError;
+use crate::options::ScanTotals;
+use crate::pool;
+
+/// A source directory's own metadata.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DirMeta {
+    pub mode: u32,
+    pub dev: u64,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+}
+
+impl DirMeta {
+    pub fn from_stat(st: &Stat) -> Self {
+        Self {
+            mode: st.st_mode & 0o7777,
+            dev: st.st_dev,
+            atime: Timespec {
+                tv_sec: st.st_atime as _,
+                tv_nsec: st.st_atime_nsec as _,
+            },
+            mtime: Timespec {
+                tv_sec: st.st_mtime as _,
+                tv_nsec: st.st_mtime_nsec as _,
+            },
+        }
+    }
+}
+
+/// What a source entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    File,
+    /// A directory; the index of its [`Node`].
+    Dir(usize),
+    Symlink,
+    Special,
+}
+
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub name: Box<OsStr>,
+    pub kind: Kind,
+}
+
+/// One source directory.
+#[derive(Debug)]
+pub(crate) struct Node {
+    /// Path relative to the source root; empty for the root.
+    pub rel: PathBuf,
+    pub meta: DirMeta,
+    pub entries: Vec<Entry>,
+}
+
+impl Node {
+    /// The number of entries in this directory's subtree, itself excluded.
+    pub fn subtree_entries(&self, nodes: &[Node]) -> u64 {
+        let mut n = 0;
+        let mut stack = vec![self];
+        while let Some(node) = stack.pop() {
+            for e in &node.entries {
+                n += 1;
+                if let Kind::Dir(child) = e.kind {
+                    stack.push(&nodes[child]);
+                }
+            }
+        }
+        n
+    }
+}
+
+/// The whole source tree. `nodes[0]` is the root.
+#[derive(Debug)]
+pub(crate) struct Tree {
+    pub nodes: Vec<Node>,
+    pub totals: ScanTotals,
+    /// Special files, relative to the root.
+    pub special: Vec<PathBuf>,
+}
+
+#[derive(Default)]
+struct Local {
+    nodes: Vec<(usize, Node)>,
+    totals: ScanTotals,
+    special: Vec<PathBuf>,
+}
+
+/// Opens the directory at `rel` under `root` (the root itself when `rel` is empty), refusing
+/// symlinks on the way.
+pub(crate) fn open_rel(root: &Dir, rel: &Path) -> std::io::Result<Dir> {
+    if rel.as_os_str().is_empty() {
+        root.try_clone()
+    } else {
+        root.open_dir_beneath(rel)
+    }
+}
+
+/// Reads the tree under `src_root` (whose path is `src_path`, for messages) with `jobs`
+/// threads.
+pub(crate) fn scan(src_root: &Dir, src_path: &Path, jobs: usize) -> Result<Tree, LinkError> {
+    let next_id = AtomicUsize::new(1);
+    let locals = pool::run(
+        jobs,
+        vec![(0usize, PathBuf::new())],
+        Local::default,
+        |local: &mut Local, (id, rel): (usize, PathBuf), push| {
+            let full = || src_path.join(&rel);
+            let dir = open_rel(src_root, &rel)
+                .map_err(|e| LinkError::io("open directory", &full(), e))?;
+            let mut reader = rustix::fs::Dir::new(dir.into_fd())
+                .map_err(|e| LinkError::io("read directory", &full(), e.into()))?;
+            let st = reader
+                .stat()
+                .map_err(|e| LinkError::io("stat", &full(), e.into()))?;
+            let mut entries = Vec::new();
+            while let Some(entry) = reader.next() {
+                let entry =
+                    entry.map_err(|e| LinkError::io("read directory", &full(), e.into()))?;
+                let name = entry.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                let name = OsStr::from_bytes(name);
+                let mut ft = entry.file_type();
+                if ft == FileType::Unknown {
+                    // This filesystem does not fill in d_type.
+                    let fd = reader
+                        .fd()
+                        .map_err(|e| LinkError::io("read directory", &full(), e.into()))?;
+                    let st = statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| LinkError::io("stat", &full().join(name), e.into()))?;
+                    ft = FileType::from_raw_mode(st.st_mode);
+                }
+                let kind = match ft {
+                    FileType::RegularFile => {
+                        local.totals.files += 1;
+                        Kind::File
+                    }
+                    FileType::Directory => {
+                        local.totals.dirs += 1;
+                        let child = next_id.fetch_add(1, Ordering::Relaxed);
+                        push.push((child, rel.join(name)));
+                        Kind::Dir(child)
+                    }
+                    FileType::Symlink => {
+                        local.totals.symlinks += 1;
+                        Kind::Symlink
+                    }
+                    _ => {
+                        local.totals.special += 1;
+                        local.special.push(rel.join(name));
+                        Kind::Special
+                    }
+                };
+                entries.push(Entry {
+                    name: name.into(),
+                    kind,
+                });
+            }
+            entries.shrink_to_fit();
+            local.nodes.push((
+                id,
+                Node {
+                    rel,
+                    meta: DirMeta::from_stat(&st),
+                    entries,
+                },
+            ));
+            Ok(())
+        },
+    )?;
+
+    let count = next_id.load(Ordering::Relaxed);
+    let mut slots: Vec<Option<Node>> = (0..count).map(|_| None).collect();
+    let mut totals = ScanTotals::default();
+    let mut special = Vec::new();
+    for local in locals {
+        for (id, node) in local.nodes {
+            slots[id] = Some(node);
+        }
+        totals.files += local.totals.files;
+        totals.dirs += local.totals.dirs;
+        totals.symlinks += local.totals.symlinks;
+        totals.special += local.totals.special;
+        special.extend(local.special);
+    }
+    let nodes = slots
+        .into_iter()
+        .enumerate()
+        .map(|(id, n)| {
+            n.ok_or_else(|| {
+                LinkError::io(
+                    "scan",
+                    src_path,
+                    std::io::Error::other(format!("directory #{id} was found but not read")),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    special.sort();
+    Ok(Tree {
+        nodes,
+        totals,
+        special,
+    })
+}

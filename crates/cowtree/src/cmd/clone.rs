@@ -1,0 +1,407 @@
+//! `cowtree clone`: a copy-on-write aware, parallel `cp -a` that says what it did.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use cowtree_link::{
+    FallbackCount, LinkError, LinkMode, LinkOptions, LinkReport, OnExisting, ProgressCounters,
+    link_tree,
+};
+use serde::Serialize;
+
+use crate::exit::{CliError, CmdResult, Exit};
+
+/// Exit code when `--strict` refused a fallback.
+const EXIT_STRICT: u8 = 3;
+
+/// Copy a directory tree (or one file) so that the copy shares data with the source.
+///
+/// Files are cloned (reflinked: own inode, shared data blocks, copied on write) where source and
+/// destination filesystems can, and copied where they cannot; every file that was copied
+/// instead of cloned is reported with the reason, once per cause. Symlinks are copied as
+/// symlinks, never followed; permission bits, empty directories and the times of files and
+/// directories are kept; names are kept byte for byte.
+///
+/// A new DST is built in a hidden staging directory beside it
+/// (`.<name>.cowtree-staging.<pid>.<random>`) and renamed into place at the end, so DST appears
+/// whole or not at all; staging left by a killed run is removed by the next run. An existing DST
+/// is refused unless --on-existing says otherwise. Special files (FIFOs, sockets, devices) are
+/// refused before anything is written, unless --skip-special. A regular file as SRC works like
+/// `cp`: DST is the new file, or an existing directory to put it in.
+///
+/// Exit status: 0 done, 1 error (nothing is left at a new DST), 2 bad usage, 3 --strict refused
+/// a fallback (nothing is left at a new DST).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// How to link files: auto (clone, else copy), clone (the same, named), copy (always copy
+    /// the data), hardlink (share inodes with the source: writes reach the source!), symlink
+    /// (absolute symlinks to the source files).
+    #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
+    mode: ModeArg,
+    /// Fail (exit 3) instead of falling back to another method for any file; a new DST is then
+    /// not created at all.
+    #[arg(long)]
+    strict: bool,
+    /// What to do if DST exists: fail (default), overwrite (merge into it, replacing entries by
+    /// link-to-temporary-then-rename; existing files are never written through), skip (merge,
+    /// keeping entries that are already there).
+    #[arg(long, value_enum, default_value_t = OnExistingArg::Fail, value_name = "POLICY")]
+    on_existing: OnExistingArg,
+    /// Do not give files, symlinks and directories the source's access and modification times.
+    #[arg(long)]
+    no_preserve_times: bool,
+    /// Skip FIFOs, sockets and device nodes (counted in the report) instead of refusing.
+    #[arg(long)]
+    skip_special: bool,
+    /// Worker threads (default: 4 per core, since workers spend much of their time blocked in
+    /// the filesystem; fewer if the open-file limit requires).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 0)]
+    jobs: usize,
+    /// Print one JSON object (files, dirs, symlinks, cloned, copied, hardlinked, symlinked,
+    /// bytes, bytes_cloned, bytes_copied, skipped, special, vanished, fallbacks, elapsed_ms).
+    #[arg(long)]
+    json: bool,
+    /// Print nothing but errors: no summary, warnings or progress bar.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// The directory tree or file to copy.
+    src: PathBuf,
+    /// Where the copy goes.
+    dst: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModeArg {
+    Auto,
+    Clone,
+    Copy,
+    Hardlink,
+    Symlink,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OnExistingArg {
+    Fail,
+    Overwrite,
+    Skip,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonFallback {
+    reason: &'static str,
+    description: &'static str,
+    per_file: bool,
+    count: u64,
+    bytes: u64,
+    example: String,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonReport {
+    source: String,
+    destination: String,
+    files: u64,
+    dirs: u64,
+    symlinks: u64,
+    cloned: u64,
+    copied: u64,
+    hardlinked: u64,
+    symlinked: u64,
+    bytes: u64,
+    bytes_cloned: u64,
+    bytes_copied: u64,
+    skipped: u64,
+    special: u64,
+    vanished: u64,
+    fallbacks: Vec<JsonFallback>,
+    elapsed_ms: u64,
+}
+
+pub fn run(args: Args) -> CmdResult {
+    let mode = match args.mode {
+        ModeArg::Auto => LinkMode::Auto,
+        ModeArg::Clone => LinkMode::Clone,
+        ModeArg::Copy => LinkMode::Copy,
+        ModeArg::Hardlink => LinkMode::Hardlink,
+        ModeArg::Symlink => LinkMode::Symlink,
+    };
+    let on_existing = match args.on_existing {
+        OnExistingArg::Fail => OnExisting::Fail,
+        OnExistingArg::Overwrite => OnExisting::Overwrite,
+        OnExistingArg::Skip => OnExisting::Skip,
+    };
+    if mode == LinkMode::Hardlink && !args.quiet {
+        eprintln!(
+            "cowtree: warning: --mode hardlink: the copy shares inodes with the source, so a write through either one changes both (use the default mode for independent copies)"
+        );
+    }
+    let counters = Arc::new(ProgressCounters::default());
+    let show_progress = !args.quiet && !args.json && std::io::stderr().is_terminal();
+    let opts = LinkOptions {
+        mode,
+        strict: args.strict,
+        on_existing,
+        preserve_times: !args.no_preserve_times,
+        jobs: args.jobs,
+        skip_special: args.skip_special,
+        progress: show_progress.then(|| counters.clone() as Arc<dyn cowtree_link::Progress>),
+    };
+
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let bar_thread = show_progress.then(|| {
+        let counters = counters.clone();
+        std::thread::spawn(move || progress_bar(&counters, &done_rx))
+    });
+    let result = link_tree(&args.src, &args.dst, &opts);
+    drop(done_tx);
+    if let Some(t) = bar_thread {
+        let _ = t.join();
+    }
+    let report = result.map_err(|e| cli_error(e, &args.dst))?;
+
+    if args.json {
+        let json = to_json(&args.src, &report);
+        println!(
+            "{}",
+            serde_json::to_string(&json).map_err(|e| CliError::new(e.to_string()))?
+        );
+    } else if !args.quiet {
+        println!("{}", summary(&report));
+    }
+    if !args.quiet {
+        for fb in &report.fallbacks {
+            eprintln!("cowtree: warning: {}", warning(fb, &args.src, &report));
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn cli_error(e: LinkError, dst: &Path) -> CliError {
+    match &e {
+        LinkError::StrictFallback { .. } => CliError::with_code(
+            format!("{e}; nothing was created at {}", dst.display()),
+            EXIT_STRICT,
+        ),
+        LinkError::DestinationExists(p) => CliError::new(format!(
+            "destination {} already exists; pass --on-existing overwrite (replace entries) or --on-existing skip (keep them) to merge into it",
+            p.display()
+        )),
+        _ => CliError::new(e.to_string()),
+    }
+}
+
+/// Shows a progress bar on stderr once the run has taken about a second, until `done` closes.
+fn progress_bar(counters: &ProgressCounters, done: &mpsc::Receiver<()>) {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    if done.recv_timeout(Duration::from_secs(1)) != Err(mpsc::RecvTimeoutError::Timeout) {
+        return;
+    }
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {wide_bar} {pos}/{len} entries, {msg} ({elapsed})")
+    {
+        bar.set_style(style);
+    }
+    loop {
+        if counters.scanned.load(Ordering::Acquire) {
+            bar.set_length(counters.total.load(Ordering::Relaxed));
+        }
+        bar.set_position(counters.done.load(Ordering::Relaxed));
+        bar.set_message(human_bytes(counters.bytes.load(Ordering::Relaxed)));
+        if done.recv_timeout(Duration::from_millis(100)) != Err(mpsc::RecvTimeoutError::Timeout) {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+}
+
+fn to_json(src: &Path, r: &LinkReport) -> JsonReport {
+    JsonReport {
+        source: src.to_string_lossy().into_owned(),
+        destination: r.destination.to_string_lossy().into_owned(),
+        files: r.files,
+        dirs: r.dirs,
+        symlinks: r.symlinks,
+        cloned: r.cloned,
+        copied: r.copied,
+        hardlinked: r.hardlinked,
+        symlinked: r.symlinked,
+        bytes: r.bytes,
+        bytes_cloned: r.bytes_cloned,
+        bytes_copied: r.bytes_copied,
+        skipped: r.skipped,
+        special: r.special,
+        vanished: r.vanished,
+        fallbacks: r
+            .fallbacks
+            .iter()
+            .map(|f| JsonFallback {
+                reason: f.reason,
+                description: f.description,
+                per_file: f.per_file,
+                count: f.count,
+                bytes: f.bytes,
+                example: f.example.to_string_lossy().into_owned(),
+            })
+            .collect(),
+        elapsed_ms: r.elapsed.as_millis().try_into().unwrap_or(u64::MAX),
+    }
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The one-line human summary.
+fn summary(r: &LinkReport) -> String {
+    let mut parts = Vec::new();
+    if r.cloned > 0 {
+        parts.push(format!(
+            "cloned {} ({} shared)",
+            plural(r.cloned, "file", "files"),
+            human_bytes(r.bytes_cloned)
+        ));
+    }
+    if r.copied > 0 {
+        parts.push(format!(
+            "copied {} ({})",
+            plural(r.copied, "file", "files"),
+            human_bytes(r.bytes_copied)
+        ));
+    }
+    if r.hardlinked > 0 {
+        parts.push(format!(
+            "hardlinked {}",
+            plural(r.hardlinked, "file", "files")
+        ));
+    }
+    if r.symlinked > 0 {
+        parts.push(format!(
+            "symlinked {} to the source",
+            plural(r.symlinked, "file", "files")
+        ));
+    }
+    if parts.is_empty() {
+        parts.push("no files".to_string());
+    }
+    let mut line = format!(
+        "{}: {}; {}, {}",
+        r.destination.display(),
+        parts.join(", "),
+        plural(r.dirs, "dir", "dirs"),
+        plural(r.symlinks, "symlink", "symlinks"),
+    );
+    if r.skipped > 0 {
+        line.push_str(&format!(", {} kept (already there)", r.skipped));
+    }
+    if r.special > 0 {
+        line.push_str(&format!(
+            ", {} skipped",
+            plural(r.special, "special file", "special files")
+        ));
+    }
+    line.push_str(&format!(" in {:.2} s", r.elapsed.as_secs_f64()));
+    line
+}
+
+/// One warning line for one fallback cause.
+fn warning(fb: &FallbackCount, src: &Path, r: &LinkReport) -> String {
+    let files = plural(fb.count, "file", "files");
+    let size = human_bytes(fb.bytes);
+    let dst = r.destination.display();
+    match fb.reason {
+        "cross-device" => format!(
+            "{} and {dst} are on different filesystems, so no data can be shared: copied {files} ({size}) instead; put the destination on the source's filesystem to clone",
+            src.display()
+        ),
+        "filesystem-cannot-reflink" => format!(
+            "the filesystem of {dst} ({}) cannot reflink: copied {files} ({size}) instead; XFS (with reflink=1) and btrfs can",
+            fs_name(&r.destination)
+        ),
+        "hardlink-cross-device" | "hardlink-not-permitted" => format!(
+            "{}: copied {files} ({size}) instead of hardlinking",
+            fb.description
+        ),
+        "source-vanished" => format!(
+            "{} vanished from the source while cowtree ran (e.g. {}); {}",
+            files,
+            fb.example.display(),
+            if fb.bytes > 0 {
+                "they reappeared and were copied"
+            } else {
+                "they are not in the destination"
+            }
+        ),
+        _ => format!(
+            "{} for {files} (e.g. {}): copied {size} instead",
+            fb.description,
+            fb.example.display()
+        ),
+    }
+}
+
+fn fs_name(path: &Path) -> &'static str {
+    let dir = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(Path::new("."))
+    };
+    cowtree_fs::dir::Dir::open(dir)
+        .and_then(cowtree_fs::fstype::fs_type)
+        .map(|t| t.name())
+        .unwrap_or("unknown")
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_uses_binary_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 << 30), "5.0 GiB");
+    }
+
+    #[test]
+    fn summary_names_each_method_that_ran() {
+        let r = LinkReport {
+            destination: PathBuf::from("/d"),
+            files: 3,
+            cloned: 2,
+            copied: 1,
+            bytes_cloned: 2048,
+            bytes_copied: 10,
+            dirs: 1,
+            symlinks: 0,
+            ..LinkReport::default()
+        };
+        let s = summary(&r);
+        assert!(
+            s.starts_with(
+                "/d: cloned 2 files (2.0 KiB shared), copied 1 file (10 B); 1 dir, 0 symlinks in "
+            ),
+            "{s}"
+        );
+    }
+}
