@@ -20,6 +20,10 @@ use clap::{Parser, Subcommand};
     max_term_width = 100
 )]
 struct Cli {
+    /// The store directory (default: $COWTREE_STORE, else $XDG_DATA_HOME/cowtree, else
+    /// ~/.local/share/cowtree). Created on first use.
+    #[arg(long, global = true, value_name = "PATH")]
+    store: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,12 +31,28 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Probe(cmd::probe::Args),
+    Snapshot(cmd::snapshot::Args),
+    Checkout(cmd::checkout::Args),
+    Ls(cmd::ls::Args),
+    Show(cmd::show::Args),
+    Tag(cmd::tag::Args),
+    Rm(cmd::rm::Args),
+    Gc(cmd::gc::Args),
+    Verify(cmd::verify::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Probe(args) => cmd::probe::run(args),
+        Command::Snapshot(args) => cmd::snapshot::run(args, cli.store.as_deref()),
+        Command::Checkout(args) => cmd::checkout::run(args, cli.store.as_deref()),
+        Command::Ls(args) => cmd::ls::run(args, cli.store.as_deref()),
+        Command::Show(args) => cmd::show::run(args, cli.store.as_deref()),
+        Command::Tag(args) => cmd::tag::run(args, cli.store.as_deref()),
+        Command::Rm(args) => cmd::rm::run(args, cli.store.as_deref()),
+        Command::Gc(args) => cmd::gc::run(args, cli.store.as_deref()),
+        Command::Verify(args) => cmd::verify::run(args, cli.store.as_deref()),
     };
     match result {
         Ok(code) => code.into(),
