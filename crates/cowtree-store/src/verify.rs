@@ -52,51 +52,56 @@ pub fn verify(store: &Store) -> Result<VerifyReport> {
     let bytes = AtomicU64::new(0);
     let mut problems: Vec<Problem> = blobs
         .par_iter()
-        .filter_map(|(prefix, name)| {
+        .flat_map_iter(|(prefix, name)| {
+            let mut found = Vec::new();
             let path = store.root().join("blobs").join(prefix).join(name);
             let subject = path.display().to_string();
             let want = name
                 .to_str()
                 .and_then(|rest| Hash::from_hex(&format!("{prefix}{rest}")));
             let Some(want) = want else {
-                return Some(Problem {
+                found.push(Problem {
                     kind: "corrupt-blob",
                     subject,
                     message: "file in blobs/ whose name is not a BLAKE3 hash".into(),
                 });
+                return found;
             };
             let rel = Store::blob_rel(&want);
             match hash_file(store.blobs(), &rel) {
                 Ok((size, got)) => {
                     bytes.fetch_add(size, Ordering::Relaxed);
                     if got != want {
-                        return Some(Problem {
+                        found.push(Problem {
                             kind: "corrupt-blob",
-                            subject,
+                            subject: subject.clone(),
                             message: format!("content hashes to {got}, not to its name"),
                         });
                     }
                 }
                 Err(e) => {
-                    return Some(Problem {
+                    found.push(Problem {
                         kind: "unreadable-blob",
                         subject,
                         message: e.to_string(),
                     });
+                    return found;
                 }
             }
             let st = rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
-            match st.ok() {
-                Some(st) if st.st_mode & 0o222 != 0 => Some(Problem {
-                    kind: "writable-blob",
-                    subject,
-                    message: format!(
-                        "mode {:o}: blobs must be read-only (0444)",
-                        st.st_mode & 0o7777
-                    ),
-                }),
-                _ => None,
+            if let Ok(st) = st {
+                if st.st_mode & 0o222 != 0 {
+                    found.push(Problem {
+                        kind: "writable-blob",
+                        subject,
+                        message: format!(
+                            "mode {:o}: blobs must be read-only (0444)",
+                            st.st_mode & 0o7777
+                        ),
+                    });
+                }
             }
+            found
         })
         .collect();
     report.blobs_checked = blobs.len() as u64;
