@@ -12,11 +12,13 @@
 //! read once, written to staging and hashed in the same pass.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::AsFd;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -54,6 +56,8 @@ pub struct IngestReport {
 }
 
 const BUF: usize = 1 << 20;
+/// Files per work item when a directory is split among workers.
+const FILE_CHUNK: usize = 128;
 
 struct Walk<'a> {
     store: &'a Store,
@@ -168,21 +172,18 @@ impl<'a> Walk<'a> {
         if list.is_empty() && !rel.is_empty() {
             out.push(Entry::dir(rel.to_vec()));
         }
+        let mut files: Vec<OsString> = Vec::new();
         for ent in list {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            let path = join(rel, ent.name.as_bytes());
             let mut ft = ent.file_type;
-            let mut mode = None;
-            if ft == FileType::Unknown || ft == FileType::RegularFile {
+            if ft == FileType::Unknown {
                 match statat(&dir, &ent.name, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) => {
-                        ft = FileType::from_raw_mode(st.st_mode);
-                        mode = Some(st.st_mode);
-                    }
+                    Ok(st) => ft = FileType::from_raw_mode(st.st_mode),
                     Err(Errno::NOENT) => continue,
                     Err(e) => {
+                        let path = join(rel, ent.name.as_bytes());
                         return Err(Error::msg(format!(
                             "stat {}: {}",
                             self.full(&path),
@@ -192,8 +193,13 @@ impl<'a> Walk<'a> {
                 }
             }
             match ft {
-                FileType::Directory => s.spawn(move |s| self.dir_task(s, path)),
+                FileType::RegularFile => files.push(ent.name),
+                FileType::Directory => {
+                    let path = join(rel, ent.name.as_bytes());
+                    s.spawn(move |s| self.dir_task(s, path));
+                }
                 FileType::Symlink => {
+                    let path = join(rel, ent.name.as_bytes());
                     let target = match dir.read_link(&ent.name) {
                         Ok(t) => t,
                         Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -203,13 +209,8 @@ impl<'a> Walk<'a> {
                     };
                     out.push(Entry::symlink(path, target.as_bytes().to_vec()));
                 }
-                FileType::RegularFile => {
-                    let exec = mode.unwrap_or(0) & 0o111 != 0;
-                    if let Some((size, hash)) = self.ingest_file(&dir, dev, &ent.name, &path)? {
-                        out.push(Entry::blob(path, exec, size, hash));
-                    }
-                }
                 other => {
+                    let path = join(rel, ent.name.as_bytes());
                     return Err(Error::msg(format!(
                         "{}: is a {} (special file); only files, directories and symlinks can be \
                          recorded",
@@ -220,23 +221,87 @@ impl<'a> Walk<'a> {
             }
         }
         self.entries.lock().map_err(poisoned)?.extend(out);
+        // A big directory is split so that several workers share it.
+        let dir = Arc::new(dir);
+        let rel: Arc<[u8]> = Arc::from(rel);
+        let mut chunks: Vec<Vec<OsString>> = Vec::new();
+        while files.len() > FILE_CHUNK {
+            let rest = files.split_off(FILE_CHUNK);
+            chunks.push(std::mem::replace(&mut files, rest));
+        }
+        for chunk in chunks {
+            let (dir, rel) = (Arc::clone(&dir), Arc::clone(&rel));
+            s.spawn(move |_| {
+                if let Err(e) = self.ingest_files(&dir, dev, &rel, &chunk) {
+                    self.fail(e);
+                }
+            });
+        }
+        self.ingest_files(&dir, dev, &rel, &files)
+    }
+
+    fn ingest_files(&self, dir: &Dir, dev: u64, rel: &[u8], names: &[OsString]) -> Result<()> {
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let path = join(rel, name.as_bytes());
+            if let Some((size, hash, exec)) = self.ingest_file(dir, dev, name, &path)? {
+                out.push(Entry::blob(path, exec, size, hash));
+            }
+        }
+        self.entries.lock().map_err(poisoned)?.extend(out);
         Ok(())
     }
 
-    /// Puts one file into the store; `None` when it vanished before it could be read.
+    /// Puts one file into the store and returns (size, hash, executable); `None` when it
+    /// vanished before it could be read.
+    ///
+    /// Where cloning works, the source is hashed first: content already in the store needs no
+    /// clone at all (the blob there agrees with its name whatever the source does next).
+    /// Otherwise the source is cloned into staging and the clone is hashed, so a concurrent
+    /// writer cannot make the blob disagree with its name. Without CoW the source is read
+    /// once, written to staging and hashed in the same pass.
     fn ingest_file(
         &self,
         dir: &Dir,
         dev: u64,
         name: &OsStr,
         rel: &[u8],
-    ) -> Result<Option<(u64, Hash)>> {
+    ) -> Result<Option<(u64, Hash, bool)>> {
         let ctx = |e: io::Error| Error::msg(format!("{}: {e}", self.full(rel)));
+        let src = match openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(ctx(e.into())),
+        };
+        let st = fstat(&src).map_err(|e| ctx(e.into()))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(ctx(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "changed into something other than a regular file while being recorded",
+            )));
+        }
+        let exec = st.st_mode & 0o111 != 0;
         let sname = format!("f{}", self.counter.fetch_add(1, Ordering::Relaxed));
         let sname = OsStr::new(&sname);
         let try_clone = !self.no_clone.lock().map_err(poisoned)?.contains_key(&dev);
-        let mut hashed = None;
         if try_clone {
+            let (size0, h0) = hash_fd(&src).map_err(ctx)?;
+            let known = statat(
+                self.store.blobs(),
+                Store::blob_rel(&h0),
+                AtFlags::SYMLINK_NOFOLLOW,
+            );
+            if known.is_ok_and(|b| b.st_size as u64 == size0) {
+                return Ok(Some((size0, h0, exec)));
+            }
             let opts = TransferOptions {
                 method: Method::Clone,
                 mode: Some(0o444),
@@ -246,7 +311,8 @@ impl<'a> Walk<'a> {
                 Transfer::Cloned { .. } => {
                     let (size, hash) = hash_file(self.staging, sname).map_err(ctx)?;
                     self.cloned_bytes.fetch_add(size, Ordering::Relaxed);
-                    hashed = Some((size, hash));
+                    self.place_blob(sname, &hash, size).map_err(ctx)?;
+                    return Ok(Some((size, hash, exec)));
                 }
                 Transfer::SourceVanished => return Ok(None),
                 Transfer::Unsupported(cause) => {
@@ -256,19 +322,12 @@ impl<'a> Walk<'a> {
                 }
                 Transfer::Copied { .. } => unreachable!("Method::Clone never copies"),
             }
+            rustix::fs::seek(&src, rustix::fs::SeekFrom::Start(0)).map_err(|e| ctx(e.into()))?;
         }
-        let (size, hash) = match hashed {
-            Some(h) => h,
-            None => match copy_and_hash(dir, name, self.staging, sname).map_err(ctx)? {
-                Some((size, hash)) => {
-                    self.copied_bytes.fetch_add(size, Ordering::Relaxed);
-                    (size, hash)
-                }
-                None => return Ok(None),
-            },
-        };
+        let (size, hash) = copy_and_hash(&src, self.staging, sname).map_err(ctx)?;
+        self.copied_bytes.fetch_add(size, Ordering::Relaxed);
         self.place_blob(sname, &hash, size).map_err(ctx)?;
-        Ok(Some((size, hash)))
+        Ok(Some((size, hash, exec)))
     }
 
     /// Renames a hashed staging file into `blobs/`, or drops it when the blob exists.
@@ -363,12 +422,16 @@ pub(crate) fn hash_file(dir: impl AsFd, name: &OsStr) -> io::Result<(u64, Hash)>
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let _ = rustix::fs::fadvise(&fd, 0, None, rustix::fs::Advice::Sequential);
+    hash_fd(&fd)
+}
+
+/// Hashes what `fd` holds from its current offset to the end.
+fn hash_fd(fd: &OwnedFd) -> io::Result<(u64, Hash)> {
     let mut hasher = blake3::Hasher::new();
     let mut size = 0u64;
     with_buf(|buf| -> io::Result<()> {
         loop {
-            let n = read_some(&fd, buf)?;
+            let n = read_some(fd, buf)?;
             if n == 0 {
                 return Ok(());
             }
@@ -379,31 +442,9 @@ pub(crate) fn hash_file(dir: impl AsFd, name: &OsStr) -> io::Result<(u64, Hash)>
     Ok((size, Hash::from_bytes(*hasher.finalize().as_bytes())))
 }
 
-/// Reads `name` under `src_dir` once, writing it to `dst_name` under `dst_dir` (created 0444)
-/// and hashing it in the same pass. `None` when the source vanished.
-fn copy_and_hash(
-    src_dir: &Dir,
-    name: &OsStr,
-    dst_dir: &Dir,
-    dst_name: &OsStr,
-) -> io::Result<Option<(u64, Hash)>> {
-    let src = match openat(
-        src_dir,
-        name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    if FileType::from_raw_mode(fstat(&src)?.st_mode) != FileType::RegularFile {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "changed into something other than a regular file while being recorded",
-        ));
-    }
-    let _ = rustix::fs::fadvise(&src, 0, None, rustix::fs::Advice::Sequential);
+/// Reads `src` once from its current offset, writing it to `dst_name` under `dst_dir`
+/// (created 0444) and hashing it in the same pass.
+fn copy_and_hash(src: &OwnedFd, dst_dir: &Dir, dst_name: &OsStr) -> io::Result<(u64, Hash)> {
     let dst = openat(
         dst_dir,
         dst_name,
@@ -414,7 +455,7 @@ fn copy_and_hash(
     let mut size = 0u64;
     let res = with_buf(|buf| -> io::Result<()> {
         loop {
-            let n = read_some(&src, buf)?;
+            let n = read_some(src, buf)?;
             if n == 0 {
                 return Ok(());
             }
@@ -435,10 +476,7 @@ fn copy_and_hash(
         let _ = rustix::fs::unlinkat(dst_dir, dst_name, AtFlags::empty());
         return Err(e);
     }
-    Ok(Some((
-        size,
-        Hash::from_bytes(*hasher.finalize().as_bytes()),
-    )))
+    Ok((size, Hash::from_bytes(*hasher.finalize().as_bytes())))
 }
 
 /// Shows a manifest path for messages.

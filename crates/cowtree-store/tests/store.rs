@@ -360,3 +360,33 @@ fn ambiguous_prefix_is_an_error_listing_the_candidates() {
         .to_string();
     assert!(short.contains("at least 8"), "{short}");
 }
+
+#[test]
+fn a_large_flat_directory_split_among_workers_round_trips() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    for i in 0..700 {
+        fs::write(src.join(format!("f{i:04}")), pattern(300 + i, i as u64)).unwrap();
+    }
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let r = snapshot_dir(&store, &src, None).unwrap();
+    assert_eq!((r.files, r.new_blobs), (700, 700));
+    let again = snapshot_dir(&store, &src, None).unwrap();
+    assert_eq!(again.id, r.id);
+    assert_eq!(
+        (again.new_blobs, again.cloned_bytes, again.copied_bytes),
+        (0, 0, 0),
+        "content already in the store is neither cloned nor copied again"
+    );
+    let dst = dir.path().join("wt");
+    checkout(
+        &store,
+        &r.id,
+        &dst,
+        opts(CheckoutMode::Auto, true),
+        &no_warn,
+    )
+    .unwrap();
+    assert_eq!(fingerprint(&dst), fingerprint(&src));
+}
