@@ -17,7 +17,6 @@ pub enum Exit {
     /// Exit 0.
     Ok,
     /// Exit with this code (e.g. 1 for "dirty" under `status --exit-code`).
-    #[allow(dead_code)]
     Code(u8),
 }
 
@@ -47,7 +46,6 @@ impl CliError {
     }
 
     /// An error with a specific exit code.
-    #[allow(dead_code)]
     pub fn with_code(msg: impl Into<String>, code: u8) -> Self {
         Self {
             msg: msg.into(),
@@ -75,3 +73,12 @@ impl From<std::io::Error> for CliError {
 
 /// What every command returns.
 pub type CmdResult = Result<Exit, CliError>;
+
+impl From<cowtree_store::Error> for CliError {
+    fn from(e: cowtree_store::Error) -> Self {
+        match e {
+            cowtree_store::Error::Strict(m) => Self::with_code(m, 3),
+            other => Self::new(other.to_string()),
+        }
+    }
+}

@@ -20,6 +20,10 @@ use clap::{Parser, Subcommand};
     max_term_width = 100
 )]
 struct Cli {
+    /// The store directory (default: $COWTREE_STORE, else $XDG_DATA_HOME/cowtree, else
+    /// ~/.local/share/cowtree). Created on first use.
+    #[arg(long, global = true, value_name = "PATH")]
+    store: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,13 +32,40 @@ struct Cli {
 enum Command {
     Clone(cmd::clone::Args),
     Probe(cmd::probe::Args),
+    Snapshot(cmd::snapshot::Args),
+    Checkout(cmd::checkout::Args),
+    Ls(cmd::ls::Args),
+    Show(cmd::show::Args),
+    Tag(cmd::tag::Args),
+    Rm(cmd::rm::Args),
+    Gc(cmd::gc::Args),
+    Verify(cmd::verify::Args),
+}
+
+/// Parallel walks keep a directory fd per work item; allow what the hard limit allows.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        let _ = setrlimit(Resource::Nofile, lim);
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    raise_fd_limit();
     let result = match cli.command {
         Command::Clone(args) => cmd::clone::run(args),
         Command::Probe(args) => cmd::probe::run(args),
+        Command::Snapshot(args) => cmd::snapshot::run(args, cli.store.as_deref()),
+        Command::Checkout(args) => cmd::checkout::run(args, cli.store.as_deref()),
+        Command::Ls(args) => cmd::ls::run(args, cli.store.as_deref()),
+        Command::Show(args) => cmd::show::run(args, cli.store.as_deref()),
+        Command::Tag(args) => cmd::tag::run(args, cli.store.as_deref()),
+        Command::Rm(args) => cmd::rm::run(args, cli.store.as_deref()),
+        Command::Gc(args) => cmd::gc::run(args, cli.store.as_deref()),
+        Command::Verify(args) => cmd::verify::run(args, cli.store.as_deref()),
     };
     match result {
         Ok(code) => code.into(),

@@ -1,4 +1,32 @@
 //! One module per subcommand.
 
 pub mod clone;
+pub mod checkout;
+pub mod gc;
+pub mod ls;
 pub mod probe;
+pub mod rm;
+pub mod show;
+pub mod snapshot;
+pub mod tag;
+pub mod verify;
+
+use std::path::Path;
+
+use cowtree_store::Store;
+
+use crate::exit::CliError;
+
+/// Opens (creating on first use) the store chosen by `--store`, `COWTREE_STORE`,
+/// `XDG_DATA_HOME` or `HOME`.
+pub fn open_store(explicit: Option<&Path>) -> Result<Store, CliError> {
+    let root = cowtree_store::store::locate(explicit)?;
+    Ok(Store::open(&root)?)
+}
+
+/// Prints one JSON object on stdout.
+pub fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
+    let s = serde_json::to_string(v).map_err(|e| CliError::new(e.to_string()))?;
+    println!("{s}");
+    Ok(())
+}

@@ -1,0 +1,444 @@
+//! Checkout: materialize a snapshot as a new directory tree.
+//!
+//! The tree is built in a staging directory beside the destination, named
+//! `.<name>.cowtree-checkout-<pid>-...` so a person who finds one after a crash can tell what it
+//! is, then renamed into place: the destination is either absent (or the empty directory it
+//! was) or complete. Files are cloned from their blobs in parallel with modes 0644/0755 by
+//! kind (never the blob's 0444), symlinks are recreated with their exact targets. Every
+//! destination-side call is relative to a directory fd opened beneath the staging root.
+//!
+//! The clone/copy decision follows [`cowtree_link::LinkState`] for the one (store device,
+//! destination device) pair: the first unsupported clone moves the batch to copy, reported as a
+//! fallback; `strict` makes that an error. A store on another filesystem than the destination
+//! is detected before any work and reported through the warning callback (or refused under
+//! `strict`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use cowtree_fs::dir::Dir;
+use cowtree_fs::{Method, Transfer, TransferOptions, transfer_at};
+use cowtree_link::{Attempt, Decision, Failure, LinkMode, LinkState};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::hash::Hash;
+use crate::manifest::{Data, Entry, Kind, show};
+use crate::store::Store;
+use crate::util::{path_of, split, unique_suffix};
+
+/// How file data gets into the worktree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutMode {
+    /// Clone where the filesystems can, copy where they cannot (the default).
+    Auto,
+    /// Clone; copy with a reported fallback where the filesystems cannot.
+    Clone,
+    /// Always copy.
+    Copy,
+}
+
+/// Options for [`checkout`].
+#[derive(Debug, Clone, Copy)]
+pub struct CheckoutOptions {
+    /// The method.
+    pub mode: CheckoutMode,
+    /// Refuse every fallback (and a cross-device store) instead of copying.
+    pub strict: bool,
+}
+
+/// What a checkout did.
+#[derive(Debug, Clone, Default)]
+pub struct CheckoutReport {
+    /// Regular files written.
+    pub files: u64,
+    /// Directories created (not counting the root).
+    pub dirs: u64,
+    /// Symlinks created.
+    pub symlinks: u64,
+    /// Files cloned from their blobs.
+    pub cloned: u64,
+    /// Files copied.
+    pub copied: u64,
+    /// Bytes of file data (cloned or copied).
+    pub bytes: u64,
+    /// Each fallback reason and how many files it affected.
+    pub fallbacks: Vec<(String, u64)>,
+    /// The store is on another filesystem than the destination.
+    pub cross_device: bool,
+    /// The destination's absolute path.
+    pub path: PathBuf,
+    /// The worktree's registry id.
+    pub worktree_id: String,
+    /// Milliseconds from start to the tree being in place and registered.
+    pub elapsed_ms: u64,
+}
+
+struct Counters {
+    files: AtomicU64,
+    symlinks: AtomicU64,
+    cloned: AtomicU64,
+    copied: AtomicU64,
+    bytes: AtomicU64,
+    fallbacks: Mutex<HashMap<&'static str, u64>>,
+    /// Why the batch moved from clone to copy, once it has.
+    batch_reason: Mutex<Option<&'static str>>,
+    /// Copy was asked for: copies are not fallbacks.
+    copy_requested: bool,
+}
+
+/// Files per parallel work item; a huge directory is split into several items.
+const CHUNK: usize = 256;
+
+/// Checks out snapshot `id` into `dst`, which must not exist or be an empty directory, and
+/// registers the worktree. `warn` receives warnings (the cross-device case) before work starts.
+pub fn checkout(
+    store: &Store,
+    id: &Hash,
+    dst: &Path,
+    opts: CheckoutOptions,
+    warn: &dyn Fn(&str),
+) -> Result<CheckoutReport> {
+    let started = Instant::now();
+    let _lock = store.lock_shared()?;
+    let manifest = store.load(id)?;
+
+    let (parent_path, name) = split_dst(dst)?;
+    let parent = Dir::open(&parent_path)
+        .map_err(|e| Error::msg(format!("checkout destination {}: {e}", dst.display())))?;
+    let abs = std::fs::canonicalize(&parent_path)
+        .map_err(|e| Error::msg(format!("{}: {e}", parent_path.display())))?
+        .join(&name);
+    let replace_empty = match parent.try_stat(&name)? {
+        None => false,
+        Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() => {
+            let d = parent.open_dir(&name)?;
+            if !d.entries()?.is_empty() {
+                return Err(Error::msg(format!(
+                    "checkout destination {} exists and is not empty",
+                    dst.display()
+                )));
+            }
+            true
+        }
+        Some(_) => {
+            return Err(Error::msg(format!(
+                "checkout destination {} exists and is not a directory",
+                dst.display()
+            )));
+        }
+    };
+
+    let cross_device = parent.stat_self()?.st_dev != store.blobs_dev()?;
+    if cross_device && opts.mode != CheckoutMode::Copy {
+        let msg = format!(
+            "store {} is on a different filesystem than {}: files will be copied, not cloned \
+             (no shared data blocks). Fix: put the store on the destination's filesystem with \
+             --store PATH or COWTREE_STORE=PATH",
+            store.root().display(),
+            dst.display()
+        );
+        if opts.strict {
+            return Err(Error::Strict(format!("--strict: {msg}")));
+        }
+        warn(&format!("warning: {msg}"));
+    }
+
+    let stage_name = staging_name(&name);
+    let stage = parent.create_dir_open(&stage_name, 0o755).map_err(|e| {
+        Error::msg(format!(
+            "create staging directory in {}: {e}",
+            parent_path.display()
+        ))
+    })?;
+    let stage_path = parent_path.join(&stage_name);
+    let result = fill(store, &manifest, &stage, &stage_path, opts);
+    let result = result.and_then(|r| {
+        let moved = if replace_empty {
+            parent.rename(&stage_name, &parent, &name)
+        } else {
+            parent.rename_noreplace(&stage_name, &parent, &name)
+        };
+        moved
+            .map(|()| r)
+            .map_err(|e| Error::msg(format!("move the checkout into {}: {e}", dst.display())))
+    });
+    let mut report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if let Err(cleanup) = parent.remove_tree(&stage_name) {
+                warn(&format!(
+                    "warning: could not remove staging {}: {cleanup}",
+                    stage_path.display()
+                ));
+            }
+            return Err(e);
+        }
+    };
+    report.cross_device = cross_device;
+    report.worktree_id = crate::registry::register(store, &abs, id)?;
+    report.path = abs;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Splits DST into its parent directory and final name, refusing `/`, `.`, `..` and the like.
+fn split_dst(dst: &Path) -> Result<(PathBuf, OsString)> {
+    let name = match dst.file_name() {
+        Some(n) if dst.as_os_str().as_bytes().last() != Some(&b'.') => n.to_owned(),
+        _ => {
+            return Err(Error::msg(format!(
+                "checkout destination {} must name a new directory",
+                dst.display()
+            )));
+        }
+    };
+    let parent = match dst.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((parent, name))
+}
+
+fn staging_name(name: &OsStr) -> OsString {
+    let mut n = name.as_bytes();
+    if n.len() > 180 {
+        n = &n[..180];
+    }
+    let mut out = b".".to_vec();
+    out.extend_from_slice(n);
+    out.extend_from_slice(format!(".cowtree-checkout-{}", unique_suffix()).as_bytes());
+    OsString::from_vec(out)
+}
+
+fn fill(
+    store: &Store,
+    manifest: &crate::manifest::Manifest,
+    stage: &Dir,
+    stage_path: &Path,
+    opts: CheckoutOptions,
+) -> Result<CheckoutReport> {
+    let entries = manifest.entries();
+    // Every directory: ancestors of each entry, and the empty-directory entries. A parent
+    // path is a prefix of its children, so it sorts first and is created first.
+    let mut dirs: BTreeSet<&[u8]> = BTreeSet::new();
+    for e in entries {
+        if e.kind == Kind::Dir {
+            dirs.insert(&e.path);
+        }
+        let mut p: &[u8] = &e.path;
+        loop {
+            let (parent, _) = split(p);
+            if parent.is_empty() || !dirs.insert(parent) {
+                break;
+            }
+            p = parent;
+        }
+    }
+    for d in &dirs {
+        let (parent, name) = split(d);
+        let pdir = open_beneath(stage, stage_path, parent)?;
+        pdir.create_dir(OsStr::from_bytes(name), 0o755)
+            .map_err(|e| Error::msg(format!("{}: {e}", stage_path.join(path_of(d)).display())))?;
+    }
+
+    // Files and symlinks grouped by parent directory, so each work item opens its directory
+    // once.
+    let mut groups: HashMap<&[u8], Vec<&Entry>> = HashMap::new();
+    for e in entries.iter().filter(|e| e.kind != Kind::Dir) {
+        groups.entry(split(&e.path).0).or_default().push(e);
+    }
+    let mut items: Vec<(&[u8], &[&Entry])> = Vec::new();
+    for (parent, list) in &groups {
+        for chunk in list.chunks(CHUNK) {
+            items.push((parent, chunk));
+        }
+    }
+
+    let link_mode = match opts.mode {
+        CheckoutMode::Auto => LinkMode::Auto,
+        CheckoutMode::Clone => LinkMode::Clone,
+        CheckoutMode::Copy => LinkMode::Copy,
+    };
+    let state = Mutex::new(LinkState::new(link_mode, opts.strict));
+    let counters = Counters {
+        files: AtomicU64::new(0),
+        symlinks: AtomicU64::new(0),
+        cloned: AtomicU64::new(0),
+        copied: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        fallbacks: Mutex::new(HashMap::new()),
+        batch_reason: Mutex::new(None),
+        copy_requested: opts.mode == CheckoutMode::Copy,
+    };
+    let stop = AtomicBool::new(false);
+    items.par_iter().try_for_each(|(parent, chunk)| {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let r = (|| -> Result<()> {
+            let dir = open_beneath(stage, stage_path, parent)?;
+            for e in chunk.iter() {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                place(store, &dir, e, &state, opts.strict, &counters)?;
+            }
+            Ok(())
+        })();
+        if r.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        r
+    })?;
+
+    let mut fallbacks: Vec<(String, u64)> = counters
+        .fallbacks
+        .into_inner()
+        .map_err(|_| Error::msg("internal error: a worker panicked"))?
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    fallbacks.sort();
+    Ok(CheckoutReport {
+        files: counters.files.into_inner(),
+        dirs: dirs.len() as u64,
+        symlinks: counters.symlinks.into_inner(),
+        cloned: counters.cloned.into_inner(),
+        copied: counters.copied.into_inner(),
+        bytes: counters.bytes.into_inner(),
+        fallbacks,
+        ..Default::default()
+    })
+}
+
+fn open_beneath(stage: &Dir, stage_path: &Path, rel: &[u8]) -> Result<Dir> {
+    if rel.is_empty() {
+        return Ok(stage.try_clone()?);
+    }
+    stage
+        .open_dir_beneath(path_of(rel))
+        .map_err(|e| Error::msg(format!("{}: {e}", stage_path.join(path_of(rel)).display())))
+}
+
+fn place(
+    store: &Store,
+    dir: &Dir,
+    e: &Entry,
+    state: &Mutex<LinkState>,
+    strict: bool,
+    c: &Counters,
+) -> Result<()> {
+    let name = OsStr::from_bytes(split(&e.path).1);
+    let hash = match &e.data {
+        Data::Target(t) => {
+            dir.symlink(OsStr::from_bytes(t), name)
+                .map_err(|err| Error::msg(format!("{}: {err}", show(&e.path))))?;
+            c.symlinks.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        Data::Blob { hash, .. } => *hash,
+        Data::None => return Ok(()),
+    };
+    let mode = if e.kind == Kind::Executable {
+        0o755
+    } else {
+        0o644
+    };
+    let blob = Store::blob_rel(&hash);
+    let lock = || {
+        state
+            .lock()
+            .map_err(|_| Error::msg("internal error: a worker panicked"))
+    };
+    let poisoned = || Error::msg("internal error: a worker panicked");
+    let mut attempt = lock()?.attempt();
+    let mut reason: Option<&'static str> = None;
+    loop {
+        let method = match attempt {
+            Attempt::Clone => Method::Clone,
+            _ => Method::Copy,
+        };
+        let opts = TransferOptions {
+            method,
+            mode: Some(mode),
+            preserve_times: false,
+        };
+        let t = transfer_at(store.blobs(), &blob, dir, name, &opts).map_err(|err| {
+            Error::msg(format!(
+                "{} (from blob {}): {err}",
+                show(&e.path),
+                store.blob_path(&hash).display()
+            ))
+        })?;
+        match t {
+            Transfer::Cloned { bytes } => {
+                lock()?.succeeded(Attempt::Clone);
+                c.cloned.fetch_add(1, Ordering::Relaxed);
+                c.bytes.fetch_add(bytes, Ordering::Relaxed);
+            }
+            Transfer::Copied { bytes, .. } => {
+                c.copied.fetch_add(1, Ordering::Relaxed);
+                c.bytes.fetch_add(bytes, Ordering::Relaxed);
+                if !c.copy_requested {
+                    let why = match reason {
+                        Some(r) => Some(r),
+                        None => *c.batch_reason.lock().map_err(|_| poisoned())?,
+                    };
+                    let why = why.unwrap_or("clone-not-attempted");
+                    *c.fallbacks
+                        .lock()
+                        .map_err(|_| poisoned())?
+                        .entry(why)
+                        .or_default() += 1;
+                }
+            }
+            Transfer::SourceVanished => {
+                return Err(Error::msg(format!(
+                    "blob {hash} is missing from the store (needed for {}); the store is \
+                     damaged: run `cowtree verify`",
+                    show(&e.path)
+                )));
+            }
+            Transfer::Unsupported(cause) => {
+                let failure = Failure::Clone(cause);
+                match lock()?.failed(Attempt::Clone, failure) {
+                    Decision::Fallback {
+                        attempt: next,
+                        batch_moved,
+                    } => {
+                        if batch_moved {
+                            *c.batch_reason.lock().map_err(|_| poisoned())? =
+                                Some(failure.as_str());
+                        }
+                        reason = Some(failure.as_str());
+                        attempt = next;
+                        continue;
+                    }
+                    Decision::Fail if strict => {
+                        return Err(Error::Strict(format!(
+                            "--strict: cannot clone {} from the store ({}: {}); refusing to copy",
+                            show(&e.path),
+                            cause.as_str(),
+                            cause.describe()
+                        )));
+                    }
+                    Decision::Fail => {
+                        return Err(Error::msg(format!(
+                            "clone of {} failed ({}) after clones had worked in this checkout",
+                            show(&e.path),
+                            cause.as_str()
+                        )));
+                    }
+                }
+            }
+        }
+        c.files.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
+}

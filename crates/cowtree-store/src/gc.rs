@@ -1,0 +1,125 @@
+//! Garbage collection: blobs no snapshot references, staging nobody holds, registry records of
+//! worktrees that no longer exist.
+//!
+//! gc takes the store lock exclusively, so it waits for every running snapshot and checkout
+//! (they hold it shared): a blob that a snapshot in progress has placed but not yet recorded in
+//! a manifest is never seen by gc. A manifest that does not decode stops gc before it deletes
+//! anything, since its blobs cannot be known.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+use rustix::fs::{FileType, FlockOperation, flock};
+use rustix::io::Errno;
+
+use crate::error::{Error, Result};
+use crate::hash::Hash;
+use crate::store::Store;
+
+/// Staging entries that are not lockable directories are garbage once this old.
+pub const STAGING_GRACE: Duration = Duration::from_secs(3600);
+
+/// What gc removed (or, with `dry_run`, would remove).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Unreferenced blobs.
+    pub blobs_removed: u64,
+    /// Their total size.
+    pub bytes_freed: u64,
+    /// Blobs still referenced.
+    pub blobs_kept: u64,
+    /// Stale staging entries under `tmp/`.
+    pub staging_removed: u64,
+    /// Registry records whose worktree no longer exists.
+    pub worktrees_pruned: u64,
+    /// Nothing was deleted.
+    pub dry_run: bool,
+}
+
+/// Runs gc.
+pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport> {
+    let _lock = store.lock_exclusive()?;
+    let mut report = GcReport {
+        dry_run,
+        ..Default::default()
+    };
+    let mut referenced: HashSet<Hash> = HashSet::new();
+    for id in store.snapshot_ids()? {
+        let m = store
+            .load(&id)
+            .map_err(|e| Error::msg(format!("gc stopped before deleting anything: {e}")))?;
+        referenced.extend(m.entries().iter().filter_map(|e| e.hash().copied()));
+    }
+
+    for fan in store.blobs().entries()? {
+        let Some(prefix) = fan.name.to_str().filter(|n| n.len() == 2) else {
+            continue;
+        };
+        let fan_dir = store.blobs().open_dir(&fan.name)?;
+        for b in fan_dir.entries()? {
+            let Some(hash) = b
+                .name
+                .to_str()
+                .and_then(|rest| Hash::from_hex(&format!("{prefix}{rest}")))
+            else {
+                continue;
+            };
+            if referenced.contains(&hash) {
+                report.blobs_kept += 1;
+                continue;
+            }
+            let size = match fan_dir.try_stat(&b.name)? {
+                Some(st) => st.st_size as u64,
+                None => continue,
+            };
+            if !dry_run {
+                fan_dir.remove_file(&b.name).map_err(|e| {
+                    Error::msg(format!("remove {}: {e}", store.blob_path(&hash).display()))
+                })?;
+            }
+            report.blobs_removed += 1;
+            report.bytes_freed += size;
+        }
+    }
+
+    let now = SystemTime::now();
+    for t in store.tmp_dir().entries()? {
+        let Some(st) = store.tmp_dir().try_stat(&t.name)? else {
+            continue;
+        };
+        let stale = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            // Each writer holds an flock on its own staging directory until it finishes.
+            let d = store.tmp_dir().open_dir(&t.name)?;
+            match flock(&d, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => true,
+                Err(Errno::WOULDBLOCK) => false,
+                Err(e) => return Err(Error::Io(e.into())),
+            }
+        } else {
+            let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(st.st_mtime.max(0) as u64);
+            now.duration_since(mtime).unwrap_or_default() > STAGING_GRACE
+        };
+        if stale {
+            if !dry_run {
+                store.tmp_dir().remove_tree(&t.name).map_err(|e| {
+                    Error::msg(format!(
+                        "remove staging {}: {e}",
+                        store.root().join("tmp").join(&t.name).display()
+                    ))
+                })?;
+            }
+            report.staging_removed += 1;
+        }
+    }
+
+    for (id, rec) in crate::registry::list(store)? {
+        let gone = rec.path_buf().is_none_or(|p| p.symlink_metadata().is_err());
+        if gone {
+            if !dry_run {
+                crate::registry::remove(store, &id)?;
+            }
+            report.worktrees_pruned += 1;
+        }
+    }
+    Ok(report)
+}

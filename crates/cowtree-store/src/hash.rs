@@ -1,0 +1,94 @@
+//! BLAKE3 hashes as blob names and snapshot ids.
+
+use std::fmt;
+
+/// A BLAKE3 hash: the name of a blob or a snapshot.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hash([u8; 32]);
+
+impl Hash {
+    /// Wraps 32 bytes.
+    pub fn from_bytes(b: [u8; 32]) -> Hash {
+        Hash(b)
+    }
+
+    /// 32 bytes from a slice of exactly that length.
+    pub fn from_slice(b: &[u8]) -> Option<Hash> {
+        b.try_into().ok().map(Hash)
+    }
+
+    /// The hash of `data`.
+    pub fn of(data: &[u8]) -> Hash {
+        Hash(*blake3::hash(data).as_bytes())
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lowercase hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+
+    /// Parses 64 hex digits (either case).
+    pub fn from_hex(s: &str) -> Option<Hash> {
+        let s = s.as_bytes();
+        if s.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in s.chunks(2).enumerate() {
+            out[i] = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
+        }
+        Some(Hash(out))
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// True when `s` is non-empty lowercase or uppercase hex.
+pub fn is_hex(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|c| hex_val(c).is_some())
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({})", self.to_hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_refusals() {
+        let h = Hash::of(b"abc");
+        assert_eq!(Hash::from_hex(&h.to_hex()), Some(h));
+        assert_eq!(Hash::from_hex(&h.to_hex().to_uppercase()), Some(h));
+        assert_eq!(Hash::from_hex("ab"), None);
+        assert_eq!(Hash::from_hex(&"g".repeat(64)), None);
+        assert!(is_hex("0aF"));
+        assert!(!is_hex(""));
+        assert!(!is_hex("x1"));
+    }
+}

@@ -1,0 +1,246 @@
+//! The JSON manifest interchange format (documented in docs/manifest.md): what `show --json`
+//! prints and `snapshot --from-json` reads, so other tools can describe trees.
+//!
+//! Reading is strict: a wrong format name or version, an unknown field or kind, a missing or
+//! ill-typed field, and every path the binary decoder refuses are errors naming the entry.
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
+use crate::hash::Hash;
+use crate::manifest::{Data, Entry, Kind, Manifest, ManifestError, show};
+
+/// The value of the `format` field.
+pub const FORMAT: &str = "cowtree-manifest";
+/// The interchange version this code writes and reads.
+pub const VERSION: u64 = 1;
+
+/// Lowercase hex of bytes.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes from hex (even length, either case).
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn bytes_field(obj: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => obj.insert(name.into(), Value::String(s.into())),
+        Err(_) => obj.insert(format!("{name}_hex"), Value::String(to_hex(bytes))),
+    };
+}
+
+/// The JSON form of a manifest.
+pub fn to_json(m: &Manifest, id: &Hash) -> Value {
+    let entries: Vec<Value> = m
+        .entries()
+        .iter()
+        .map(|e| {
+            let mut o = Map::new();
+            bytes_field(&mut o, "path", &e.path);
+            o.insert("kind".into(), e.kind.as_str().into());
+            match &e.data {
+                Data::Blob { size, hash } => {
+                    o.insert("size".into(), (*size).into());
+                    o.insert("blob".into(), hash.to_hex().into());
+                }
+                Data::Target(t) => bytes_field(&mut o, "target", t),
+                Data::None => {}
+            }
+            Value::Object(o)
+        })
+        .collect();
+    json!({
+        "format": FORMAT,
+        "version": VERSION,
+        "id": id.to_hex(),
+        "files": m.files(),
+        "bytes": m.bytes(),
+        "entries": entries,
+    })
+}
+
+/// Parses the JSON form into a validated manifest. `id`, `files` and `bytes` are informational
+/// and ignored on input (the id is recomputed).
+pub fn from_json(text: &[u8]) -> Result<Manifest> {
+    let v: Value =
+        serde_json::from_slice(text).map_err(|e| Error::msg(format!("not valid JSON: {e}")))?;
+    let Value::Object(top) = v else {
+        return Err(Error::msg("the manifest must be a JSON object"));
+    };
+    match top.get("format") {
+        Some(Value::String(s)) if s == FORMAT => {}
+        other => {
+            return Err(Error::msg(format!(
+                "\"format\" must be {FORMAT:?}, found {}",
+                other.map_or("nothing".into(), Value::to_string)
+            )));
+        }
+    }
+    match top.get("version").and_then(Value::as_u64) {
+        Some(VERSION) => {}
+        other => {
+            return Err(Error::msg(format!(
+                "\"version\" {} is not supported (this cowtree reads version {VERSION})",
+                other.map_or("missing".into(), |v| v.to_string())
+            )));
+        }
+    }
+    for k in top.keys() {
+        if !["format", "version", "id", "files", "bytes", "entries"].contains(&k.as_str()) {
+            return Err(Error::msg(format!("unknown top-level field {k:?}")));
+        }
+    }
+    let Some(Value::Array(list)) = top.get("entries") else {
+        return Err(Error::msg("\"entries\" must be an array"));
+    };
+    let mut entries = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        entries.push(entry_from_json(i, item)?);
+    }
+    Manifest::new(entries).map_err(|source| Error::Manifest {
+        context: "manifest".into(),
+        source,
+    })
+}
+
+fn entry_from_json(i: usize, item: &Value) -> Result<Entry> {
+    let Value::Object(o) = item else {
+        return Err(Error::msg(format!("entry {i}: must be a JSON object")));
+    };
+    let path = bytes_of(o, "path").map_err(|why| Error::msg(format!("entry {i}: {why}")))?;
+    let Some(path) = path else {
+        return Err(Error::msg(format!(
+            "entry {i}: needs \"path\" or \"path_hex\""
+        )));
+    };
+    let err = |why: String| Error::msg(format!("entry {i} {}: {why}", show(&path)));
+    let kind_name = match o.get("kind") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => return Err(err(format!("\"kind\" must be a string, found {other}"))),
+        None => return Err(err("missing \"kind\"".into())),
+    };
+    let Some(kind) = Kind::parse(&kind_name) else {
+        return Err(Error::Manifest {
+            context: "manifest".into(),
+            source: ManifestError::UnknownKind {
+                index: i as u64,
+                path,
+                kind: format!("{kind_name:?}"),
+            },
+        });
+    };
+    let allowed: &[&str] = match kind {
+        Kind::File | Kind::Executable => &["path", "path_hex", "kind", "size", "blob"],
+        Kind::Symlink => &["path", "path_hex", "kind", "target", "target_hex"],
+        Kind::Dir => &["path", "path_hex", "kind"],
+    };
+    if let Some(k) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(err(format!(
+            "field {k:?} is not allowed for kind {}",
+            kind.as_str()
+        )));
+    }
+    Ok(match kind {
+        Kind::File | Kind::Executable => {
+            let size = o
+                .get("size")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| err("\"size\" must be a non-negative integer".into()))?;
+            let hash = o
+                .get("blob")
+                .and_then(Value::as_str)
+                .and_then(Hash::from_hex)
+                .ok_or_else(|| err("\"blob\" must be 64 hex digits".into()))?;
+            Entry::blob(path, kind == Kind::Executable, size, hash)
+        }
+        Kind::Symlink => {
+            let target = bytes_of(o, "target")
+                .map_err(err)?
+                .ok_or_else(|| err("needs \"target\" or \"target_hex\"".into()))?;
+            Entry::symlink(path, target)
+        }
+        Kind::Dir => Entry::dir(path),
+    })
+}
+
+/// `name` (a string) or `name_hex` (hex of raw bytes); exactly one may be present.
+fn bytes_of(o: &Map<String, Value>, name: &str) -> std::result::Result<Option<Vec<u8>>, String> {
+    let hex_name = format!("{name}_hex");
+    match (o.get(name), o.get(&hex_name)) {
+        (Some(_), Some(_)) => Err(format!("both {name:?} and {hex_name:?} given")),
+        (Some(Value::String(s)), None) => Ok(Some(s.as_bytes().to_vec())),
+        (None, Some(Value::String(h))) => from_hex(h)
+            .map(Some)
+            .ok_or_else(|| format!("{hex_name:?} is not valid hex")),
+        (Some(_), None) | (None, Some(_)) => Err(format!("{name:?} must be a string")),
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_keeps_non_utf8_bytes() {
+        let m = Manifest::new(vec![
+            Entry::blob(b"a\xff".to_vec(), false, 1, Hash::of(b"x")),
+            Entry::symlink(b"l".to_vec(), b"t\xfe".to_vec()),
+            Entry::dir(b"d".to_vec()),
+            Entry::blob(b"x".to_vec(), true, 2, Hash::of(b"y")),
+        ])
+        .unwrap();
+        let v = to_json(&m, &m.id());
+        assert_eq!(v["entries"][0]["path_hex"], "61ff");
+        let back = from_json(v.to_string().as_bytes()).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn from_json_refuses_bad_entries_naming_them() {
+        let blob = Hash::of(b"x").to_hex();
+        let f = |p: &str| json!({"path": p, "kind": "file", "size": 1, "blob": blob});
+        let cases: Vec<(Vec<Value>, &str)> = vec![
+            (vec![f("a/../b")], "'..' component"),
+            (vec![f("/abs")], "absolute path"),
+            (vec![f("a\u{0}b")], "NUL"),
+            (vec![f("a//b")], "empty"),
+            (vec![f("a"), f("a")], "duplicate"),
+            (vec![f("a"), f("a/b")], "beneath file"),
+            (
+                vec![json!({"path":"l","kind":"symlink","target":"x"}), f("l/x")],
+                "beneath symlink",
+            ),
+            (vec![json!({"path":"d","kind":"fifo"})], "unknown kind"),
+            (
+                vec![json!({"path":"d","kind":"dir","size":1})],
+                "not allowed",
+            ),
+            (
+                vec![json!({"path":"f","kind":"file","size":1,"blob":"ab"})],
+                "64 hex",
+            ),
+            (vec![json!({"kind":"dir"})], "needs \"path\""),
+        ];
+        for (entries, want) in cases {
+            let doc = json!({"format": FORMAT, "version": 1, "entries": entries});
+            let err = from_json(doc.to_string().as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{doc}: {err}");
+        }
+        let wrong_version = json!({"format": FORMAT, "version": 2, "entries": []});
+        assert!(from_json(wrong_version.to_string().as_bytes()).is_err());
+        let no_format = json!({"version": 1, "entries": []});
+        assert!(from_json(no_format.to_string().as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,37 @@
+//! cowtree-store: a content-addressed store of trees, and worktrees checked out from it.
+//!
+//! Layout of a store directory (DESIGN.md, "The store and worktrees"):
+//!
+//! ```text
+//! format             "cowtree-store 1\n": the layout version; another version is refused
+//! lock               flock: snapshot, checkout, verify take it shared; gc takes it exclusive
+//! blobs/ab/cdef...   file contents, loose, uncompressed, read-only (0444), named by BLAKE3 hex
+//! snapshots/<id>     manifests (see [`manifest`]); id = BLAKE3 of the manifest bytes
+//! refs/<name>        snapshot names: the id in hex and a newline
+//! worktrees/<id>     one JSON record per checked-out worktree (see [`registry`])
+//! tmp/               staging; each writer holds an flock on its own staging directory
+//! ```
+//!
+//! - [`Store::open`] finds or creates a store; [`ingest::snapshot_dir`] records a tree;
+//!   [`checkout::checkout`] materializes one; [`gc`], [`verify`] maintain the store;
+//!   [`interchange`] is the JSON manifest format other tools can write.
+
+#![warn(missing_docs)]
+
+pub mod checkout;
+pub mod error;
+pub mod gc;
+pub mod hash;
+pub mod ingest;
+pub mod interchange;
+pub mod manifest;
+pub mod refs;
+pub mod registry;
+pub mod store;
+mod util;
+pub mod verify;
+
+pub use error::{Error, Result};
+pub use hash::Hash;
+pub use manifest::{Entry, Kind, Manifest, ManifestError};
+pub use store::Store;

@@ -1,0 +1,759 @@
+//! Snapshot manifests: the binary encoding, and the validation every decoded manifest passes.
+//!
+//! A manifest lists a tree's entries sorted by path bytes. Its bytes are canonical (one tree has
+//! exactly one encoding), so the snapshot id, the BLAKE3 hash of those bytes, is the same for the
+//! same tree. Manifests come from disk and from other tools, so [`Manifest::decode`] treats its
+//! input as hostile: it validates every path and returns an error naming the entry, and never
+//! panics.
+//!
+//! Encoding, version 1 (integers little-endian):
+//!
+//! ```text
+//! header   "CTMANIF\n" (8 bytes), version u32 = 1, entry count u64
+//! entry    path length u32, path bytes, kind u8, then by kind:
+//!            1 file        size u64, BLAKE3 hash (32 bytes)
+//!            2 executable  size u64, BLAKE3 hash (32 bytes)
+//!            3 symlink     target length u32, target bytes
+//!            4 empty dir   nothing
+//! ```
+//! Nothing may follow the last entry.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use cowtree_fs::name::{NameError, PATH_MAX, validate_relative_path};
+
+use crate::hash::Hash;
+
+/// The first bytes of every manifest.
+pub const MAGIC: &[u8; 8] = b"CTMANIF\n";
+/// The manifest encoding this code writes and reads.
+pub const VERSION: u32 = 1;
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A regular file, checked out with mode 0644.
+    File,
+    /// A regular file with an executable bit, checked out with mode 0755.
+    Executable,
+    /// A symbolic link, recreated with its exact target.
+    Symlink,
+    /// An empty directory (directories with entries are implied by their entries' paths).
+    Dir,
+}
+
+impl Kind {
+    fn code(self) -> u8 {
+        match self {
+            Kind::File => 1,
+            Kind::Executable => 2,
+            Kind::Symlink => 3,
+            Kind::Dir => 4,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Kind> {
+        Some(match code {
+            1 => Kind::File,
+            2 => Kind::Executable,
+            3 => Kind::Symlink,
+            4 => Kind::Dir,
+            _ => return None,
+        })
+    }
+
+    /// The name used in JSON and human output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Executable => "executable",
+            Kind::Symlink => "symlink",
+            Kind::Dir => "dir",
+        }
+    }
+
+    /// The inverse of [`Kind::as_str`].
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "file" => Kind::File,
+            "executable" => Kind::Executable,
+            "symlink" => Kind::Symlink,
+            "dir" => Kind::Dir,
+            _ => return None,
+        })
+    }
+
+    /// True for the kinds whose data is a blob.
+    pub fn has_blob(self) -> bool {
+        matches!(self, Kind::File | Kind::Executable)
+    }
+}
+
+/// What an entry holds besides its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Data {
+    /// File or executable: the blob and its size.
+    Blob {
+        /// Size in bytes.
+        size: u64,
+        /// The blob's BLAKE3 hash.
+        hash: Hash,
+    },
+    /// The exact bytes of a symlink's target.
+    Target(Vec<u8>),
+    /// Nothing (empty directory).
+    None,
+}
+
+/// One manifest entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Path relative to the tree root, raw bytes.
+    pub path: Vec<u8>,
+    /// The kind.
+    pub kind: Kind,
+    /// Blob, link target or nothing, matching `kind`.
+    pub data: Data,
+}
+
+impl Entry {
+    /// A file (or executable) entry.
+    pub fn blob(path: Vec<u8>, executable: bool, size: u64, hash: Hash) -> Entry {
+        let kind = if executable {
+            Kind::Executable
+        } else {
+            Kind::File
+        };
+        Entry {
+            path,
+            kind,
+            data: Data::Blob { size, hash },
+        }
+    }
+
+    /// A symlink entry.
+    pub fn symlink(path: Vec<u8>, target: Vec<u8>) -> Entry {
+        Entry {
+            path,
+            kind: Kind::Symlink,
+            data: Data::Target(target),
+        }
+    }
+
+    /// An empty-directory entry.
+    pub fn dir(path: Vec<u8>) -> Entry {
+        Entry {
+            path,
+            kind: Kind::Dir,
+            data: Data::None,
+        }
+    }
+
+    /// Size in bytes: a blob's size, a symlink target's length, 0 for a directory.
+    pub fn size(&self) -> u64 {
+        match &self.data {
+            Data::Blob { size, .. } => *size,
+            Data::Target(t) => t.len() as u64,
+            Data::None => 0,
+        }
+    }
+
+    /// The blob hash of a file entry.
+    pub fn hash(&self) -> Option<&Hash> {
+        match &self.data {
+            Data::Blob { hash, .. } => Some(hash),
+            _ => None,
+        }
+    }
+}
+
+/// A validated manifest: entries sorted by path bytes, every path valid, no duplicates, nothing
+/// beneath a file, symlink or empty directory.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Manifest {
+    entries: Vec<Entry>,
+}
+
+/// Why a manifest was refused. Entry-level errors carry the entry's index and path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// The input does not start with [`MAGIC`].
+    #[error("not a cowtree manifest (bad magic bytes)")]
+    BadMagic,
+    /// A version this code does not read.
+    #[error("manifest format version {0} is not supported (this cowtree reads version {VERSION})")]
+    UnsupportedVersion(u32),
+    /// The input ends inside the header or entry `index`.
+    #[error("manifest truncated in entry {index}")]
+    Truncated {
+        /// The entry being read.
+        index: u64,
+    },
+    /// Bytes after the last entry.
+    #[error("{0} unexpected bytes after the last manifest entry")]
+    TrailingBytes(usize),
+    /// The kind byte (or JSON kind name) is not one this code knows.
+    #[error("entry {index} {}: unknown kind {kind}", show(path))]
+    UnknownKind {
+        /// Entry index.
+        index: u64,
+        /// Entry path.
+        path: Vec<u8>,
+        /// The kind as found.
+        kind: String,
+    },
+    /// The path is not a valid relative path.
+    #[error("entry {index} {}: invalid path: {reason}", show(path))]
+    InvalidPath {
+        /// Entry index.
+        index: u64,
+        /// Entry path.
+        path: Vec<u8>,
+        /// Why.
+        reason: NameError,
+    },
+    /// The same path twice.
+    #[error("entry {index} {}: duplicate path", show(path))]
+    Duplicate {
+        /// Entry index.
+        index: u64,
+        /// Entry path.
+        path: Vec<u8>,
+    },
+    /// Entries out of path order (an encoded manifest must be sorted).
+    #[error("entry {index} {}: entries are not sorted by path", show(path))]
+    Unsorted {
+        /// Entry index.
+        index: u64,
+        /// Entry path.
+        path: Vec<u8>,
+    },
+    /// A path beneath a file, symlink or empty-directory entry.
+    #[error("entry {index} {}: lies beneath {} entry {}", show(path), parent_kind.as_str(), show(parent))]
+    BeneathNonDir {
+        /// Entry index.
+        index: u64,
+        /// Entry path.
+        path: Vec<u8>,
+        /// The entry it lies beneath.
+        parent: Vec<u8>,
+        /// That entry's kind.
+        parent_kind: Kind,
+    },
+    /// A symlink target that is empty, too long or holds a NUL byte.
+    #[error("entry {index} {}: invalid symlink target: {reason}", show(path))]
+    BadTarget {
+        /// Entry index.
+        index: u64,
+        /// Entry path.
+        path: Vec<u8>,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The data does not match the kind (only from hand-built entries).
+    #[error("entry {index} {}: data does not match kind {}", show(path), kind.as_str())]
+    KindMismatch {
+        /// Entry index.
+        index: u64,
+        /// Entry path.
+        path: Vec<u8>,
+        /// The kind.
+        kind: Kind,
+    },
+}
+
+/// Shows raw path bytes for people: valid UTF-8 as is, other bytes as `\xNN`, in quotes.
+pub fn show(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() + 2);
+    s.push('"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '"' || c == '\\' || c.is_control() {
+                s.extend(c.escape_default());
+            } else {
+                s.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    s.push('"');
+    s
+}
+
+impl Manifest {
+    /// Builds a manifest from entries in any order: sorts them by path bytes, then validates
+    /// (duplicates, paths, nesting, targets).
+    pub fn new(mut entries: Vec<Entry>) -> Result<Manifest, ManifestError> {
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        validate(&entries)?;
+        Ok(Manifest { entries })
+    }
+
+    /// The entries, sorted by path bytes.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Number of file and executable entries.
+    pub fn files(&self) -> u64 {
+        self.entries.iter().filter(|e| e.kind.has_blob()).count() as u64
+    }
+
+    /// Total size of file and executable entries.
+    pub fn bytes(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| e.kind.has_blob())
+            .map(Entry::size)
+            .sum()
+    }
+
+    /// The canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(20 + self.entries.len() * 64);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
+        for e in &self.entries {
+            out.extend_from_slice(&(e.path.len() as u32).to_le_bytes());
+            out.extend_from_slice(&e.path);
+            out.push(e.kind.code());
+            match &e.data {
+                Data::Blob { size, hash } => {
+                    out.extend_from_slice(&size.to_le_bytes());
+                    out.extend_from_slice(hash.as_bytes());
+                }
+                Data::Target(t) => {
+                    out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+                    out.extend_from_slice(t);
+                }
+                Data::None => {}
+            }
+        }
+        out
+    }
+
+    /// The snapshot id: BLAKE3 of the encoding.
+    pub fn id(&self) -> Hash {
+        Hash::of(&self.encode())
+    }
+
+    /// Decodes and validates a manifest. Never panics; every refusal names the entry.
+    pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let mut r = Reader { bytes, pos: 0 };
+        let trunc0 = ManifestError::Truncated { index: 0 };
+        if r.take(MAGIC.len()).ok_or(ManifestError::BadMagic)? != MAGIC {
+            return Err(ManifestError::BadMagic);
+        }
+        let version = r.u32().ok_or(trunc0.clone())?;
+        if version != VERSION {
+            return Err(ManifestError::UnsupportedVersion(version));
+        }
+        let count = r.u64().ok_or(trunc0)?;
+        // Each entry takes at least 6 bytes; never trust the count for an allocation.
+        let cap = usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(r.remaining() / 6);
+        let mut entries = Vec::with_capacity(cap);
+        for index in 0..count {
+            let trunc = ManifestError::Truncated { index };
+            let len = r.u32().ok_or(trunc.clone())? as usize;
+            let path = r.take(len).ok_or(trunc.clone())?.to_vec();
+            let code = r.u8().ok_or(trunc.clone())?;
+            let Some(kind) = Kind::from_code(code) else {
+                return Err(ManifestError::UnknownKind {
+                    index,
+                    path,
+                    kind: code.to_string(),
+                });
+            };
+            let data = match kind {
+                Kind::File | Kind::Executable => {
+                    let size = r.u64().ok_or(trunc.clone())?;
+                    let hash = r.take(32).ok_or(trunc.clone())?;
+                    let hash = Hash::from_slice(hash).ok_or(trunc.clone())?;
+                    Data::Blob { size, hash }
+                }
+                Kind::Symlink => {
+                    let len = r.u32().ok_or(trunc.clone())? as usize;
+                    Data::Target(r.take(len).ok_or(trunc.clone())?.to_vec())
+                }
+                Kind::Dir => Data::None,
+            };
+            entries.push(Entry { path, kind, data });
+        }
+        if r.remaining() != 0 {
+            return Err(ManifestError::TrailingBytes(r.remaining()));
+        }
+        validate(&entries)?;
+        Ok(Manifest { entries })
+    }
+}
+
+/// Checks sorted entries: valid paths, strictly increasing (so no duplicates), targets valid,
+/// data matching kind, nothing beneath a non-directory entry.
+pub fn validate(entries: &[Entry]) -> Result<(), ManifestError> {
+    // Paths of entries that cannot have anything beneath them, with their kinds.
+    let mut leaves: HashMap<&[u8], Kind> = HashMap::with_capacity(entries.len());
+    let mut prev: Option<&[u8]> = None;
+    for (i, e) in entries.iter().enumerate() {
+        let index = i as u64;
+        let path = &e.path;
+        if let Err(reason) = validate_relative_path(path) {
+            return Err(ManifestError::InvalidPath {
+                index,
+                path: path.clone(),
+                reason,
+            });
+        }
+        if let Some(p) = prev {
+            match p.cmp(path.as_slice()) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => {
+                    return Err(ManifestError::Duplicate {
+                        index,
+                        path: path.clone(),
+                    });
+                }
+                std::cmp::Ordering::Greater => {
+                    return Err(ManifestError::Unsorted {
+                        index,
+                        path: path.clone(),
+                    });
+                }
+            }
+        }
+        prev = Some(path);
+        let data_ok = matches!(
+            (e.kind, &e.data),
+            (Kind::File | Kind::Executable, Data::Blob { .. })
+                | (Kind::Symlink, Data::Target(_))
+                | (Kind::Dir, Data::None)
+        );
+        if !data_ok {
+            return Err(ManifestError::KindMismatch {
+                index,
+                path: path.clone(),
+                kind: e.kind,
+            });
+        }
+        if let Data::Target(t) = &e.data {
+            let reason = if t.is_empty() {
+                Some("empty")
+            } else if t.contains(&0) {
+                Some("NUL byte")
+            } else if t.len() > PATH_MAX {
+                Some("longer than PATH_MAX")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(ManifestError::BadTarget {
+                    index,
+                    path: path.clone(),
+                    reason,
+                });
+            }
+        }
+        for (pos, _) in path.iter().enumerate().filter(|(_, b)| **b == b'/') {
+            let parent = &path[..pos];
+            if let Some(kind) = leaves.get(parent) {
+                return Err(ManifestError::BeneathNonDir {
+                    index,
+                    path: path.clone(),
+                    parent: parent.to_vec(),
+                    parent_kind: *kind,
+                });
+            }
+        }
+        leaves.insert(path, e.kind);
+    }
+    Ok(())
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.bytes.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(n: u8) -> Hash {
+        Hash::from_bytes([n; 32])
+    }
+    fn file(p: &[u8]) -> Entry {
+        Entry::blob(p.to_vec(), false, 3, h(1))
+    }
+
+    /// Encodes entries as given, without sorting or validating, to feed the decoder.
+    fn raw(entries: &[Entry]) -> Vec<u8> {
+        Manifest {
+            entries: entries.to_vec(),
+        }
+        .encode()
+    }
+
+    #[test]
+    fn round_trip_keeps_every_kind_and_raw_bytes() {
+        let m = Manifest::new(vec![
+            Entry::symlink(b"z-link".to_vec(), b"../outside/\xff".to_vec()),
+            Entry::blob(b"bin/run".to_vec(), true, 10, h(2)),
+            file(b"a\xffb/c"),
+            Entry::dir(b"empty".to_vec()),
+        ])
+        .unwrap();
+        let bytes = m.encode();
+        let back = Manifest::decode(&bytes).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.entries()[0].path, b"a\xffb/c");
+        assert_eq!(back.files(), 2);
+        assert_eq!(back.bytes(), 13);
+        assert_eq!(back.id(), m.id());
+    }
+
+    #[test]
+    fn entry_order_does_not_change_the_id() {
+        let a = Manifest::new(vec![file(b"x"), file(b"a/b"), Entry::dir(b"d".to_vec())]).unwrap();
+        let b = Manifest::new(vec![Entry::dir(b"d".to_vec()), file(b"x"), file(b"a/b")]).unwrap();
+        assert_eq!(a.id(), b.id());
+        let c = Manifest::new(vec![file(b"x"), file(b"a/c"), Entry::dir(b"d".to_vec())]).unwrap();
+        assert_ne!(a.id(), c.id());
+    }
+
+    #[test]
+    fn decode_refuses_bad_entries_naming_them() {
+        // (entries as encoded, expected error)
+        let cases: Vec<(Vec<Entry>, ManifestError)> = vec![
+            (
+                vec![file(b"a/../b")],
+                ManifestError::InvalidPath {
+                    index: 0,
+                    path: b"a/../b".to_vec(),
+                    reason: NameError::DotDot,
+                },
+            ),
+            (
+                vec![file(b"/etc/passwd")],
+                ManifestError::InvalidPath {
+                    index: 0,
+                    path: b"/etc/passwd".to_vec(),
+                    reason: NameError::Absolute,
+                },
+            ),
+            (
+                vec![file(b"a\0b")],
+                ManifestError::InvalidPath {
+                    index: 0,
+                    path: b"a\0b".to_vec(),
+                    reason: NameError::Nul,
+                },
+            ),
+            (
+                vec![file(b"a//b")],
+                ManifestError::InvalidPath {
+                    index: 0,
+                    path: b"a//b".to_vec(),
+                    reason: NameError::Empty,
+                },
+            ),
+            (
+                vec![file(b"")],
+                ManifestError::InvalidPath {
+                    index: 0,
+                    path: vec![],
+                    reason: NameError::Empty,
+                },
+            ),
+            (
+                vec![file(b"a/"), file(b"b")],
+                ManifestError::InvalidPath {
+                    index: 0,
+                    path: b"a/".to_vec(),
+                    reason: NameError::Empty,
+                },
+            ),
+            (
+                vec![file(b"a"), file(b"a")],
+                ManifestError::Duplicate {
+                    index: 1,
+                    path: b"a".to_vec(),
+                },
+            ),
+            (
+                vec![file(b"b"), file(b"a")],
+                ManifestError::Unsorted {
+                    index: 1,
+                    path: b"a".to_vec(),
+                },
+            ),
+            (
+                vec![file(b"a"), file(b"a/b")],
+                ManifestError::BeneathNonDir {
+                    index: 1,
+                    path: b"a/b".to_vec(),
+                    parent: b"a".to_vec(),
+                    parent_kind: Kind::File,
+                },
+            ),
+            (
+                vec![
+                    Entry::symlink(b"l".to_vec(), b"/tmp".to_vec()),
+                    file(b"l-x"),
+                    file(b"l/x/y"),
+                ],
+                ManifestError::BeneathNonDir {
+                    index: 2,
+                    path: b"l/x/y".to_vec(),
+                    parent: b"l".to_vec(),
+                    parent_kind: Kind::Symlink,
+                },
+            ),
+            (
+                vec![Entry::dir(b"d".to_vec()), file(b"d/f")],
+                ManifestError::BeneathNonDir {
+                    index: 1,
+                    path: b"d/f".to_vec(),
+                    parent: b"d".to_vec(),
+                    parent_kind: Kind::Dir,
+                },
+            ),
+            (
+                vec![Entry::symlink(b"l".to_vec(), vec![])],
+                ManifestError::BadTarget {
+                    index: 0,
+                    path: b"l".to_vec(),
+                    reason: "empty",
+                },
+            ),
+            (
+                vec![Entry::symlink(b"l".to_vec(), b"a\0".to_vec())],
+                ManifestError::BadTarget {
+                    index: 0,
+                    path: b"l".to_vec(),
+                    reason: "NUL byte",
+                },
+            ),
+        ];
+        for (entries, want) in cases {
+            let got = Manifest::decode(&raw(&entries));
+            assert_eq!(got, Err(want.clone()), "{entries:?}");
+            assert!(!want.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn decode_refuses_unknown_kind_naming_the_path() {
+        let mut bytes = raw(&[Entry::dir(b"dd".to_vec())]);
+        *bytes.last_mut().unwrap() = 9;
+        let err = Manifest::decode(&bytes).unwrap_err();
+        assert_eq!(
+            err,
+            ManifestError::UnknownKind {
+                index: 0,
+                path: b"dd".to_vec(),
+                kind: "9".into()
+            }
+        );
+        assert!(err.to_string().contains("\"dd\""), "{err}");
+    }
+
+    #[test]
+    fn decode_refuses_bad_headers_and_framing() {
+        let good = raw(&[file(b"a")]);
+        let cases: Vec<(Vec<u8>, ManifestError)> = vec![
+            (vec![], ManifestError::BadMagic),
+            (b"CTMANIX\n".to_vec(), ManifestError::BadMagic),
+            (
+                [&MAGIC[..], &2u32.to_le_bytes(), &0u64.to_le_bytes()].concat(),
+                ManifestError::UnsupportedVersion(2),
+            ),
+            (MAGIC.to_vec(), ManifestError::Truncated { index: 0 }),
+            (
+                good[..good.len() - 1].to_vec(),
+                ManifestError::Truncated { index: 0 },
+            ),
+            ([&good[..], b"x"].concat(), ManifestError::TrailingBytes(1)),
+            (
+                // A huge count with no entries must not allocate or panic.
+                [&MAGIC[..], &1u32.to_le_bytes(), &u64::MAX.to_le_bytes()].concat(),
+                ManifestError::Truncated { index: 0 },
+            ),
+            (
+                // A path length past the end.
+                [
+                    &MAGIC[..],
+                    &1u32.to_le_bytes(),
+                    &1u64.to_le_bytes(),
+                    &u32::MAX.to_le_bytes(),
+                ]
+                .concat(),
+                ManifestError::Truncated { index: 0 },
+            ),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(Manifest::decode(&bytes), Err(want), "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn decode_never_panics_on_any_prefix_or_byte_flip() {
+        let m = Manifest::new(vec![
+            file(b"a/b"),
+            Entry::symlink(b"l".to_vec(), b"t".to_vec()),
+            Entry::dir(b"e".to_vec()),
+            Entry::blob(b"x".to_vec(), true, 1, h(3)),
+        ])
+        .unwrap();
+        let bytes = m.encode();
+        for n in 0..bytes.len() {
+            let _ = Manifest::decode(&bytes[..n]);
+            for v in [0u8, 1, 0x2f, 0x2e, 0xff] {
+                let mut b = bytes.clone();
+                b[n] = v;
+                let _ = Manifest::decode(&b);
+            }
+        }
+    }
+
+    #[test]
+    fn show_escapes_non_utf8_and_controls() {
+        assert_eq!(show(b"a\xffb"), "\"a\\xffb\"");
+        assert_eq!(show("é\n".as_bytes()), "\"é\\n\"");
+    }
+}

@@ -1,0 +1,353 @@
+//! Finding, creating and opening a store; its lock; its directories.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use cowtree_fs::dir::Dir;
+use rustix::fs::{FlockOperation, Mode, OFlags, flock, openat};
+use rustix::io::Errno;
+
+use crate::error::{Error, Result};
+use crate::hash::Hash;
+use crate::manifest::Manifest;
+use crate::util::{read_at, unique_suffix, write_atomic};
+
+/// The store layout version this code reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+const FORMAT_FILE: &str = "format";
+const LAYOUT: [&str; 5] = ["blobs", "snapshots", "refs", "worktrees", "tmp"];
+
+/// An open store.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    dir: Dir,
+    blobs: Dir,
+    snapshots: Dir,
+    refs: Dir,
+    worktrees: Dir,
+    tmp: Dir,
+}
+
+/// Where the store is: `explicit` (the `--store` option), else `COWTREE_STORE`, else
+/// `$XDG_DATA_HOME/cowtree`, else `~/.local/share/cowtree`.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let nonempty = |v: &str| std::env::var_os(v).filter(|s| !s.is_empty());
+    if let Some(p) = nonempty("COWTREE_STORE") {
+        return Ok(PathBuf::from(p));
+    }
+    if let Some(p) = nonempty("XDG_DATA_HOME") {
+        return Ok(PathBuf::from(p).join("cowtree"));
+    }
+    if let Some(home) = nonempty("HOME") {
+        return Ok(PathBuf::from(home).join(".local/share/cowtree"));
+    }
+    Err(Error::msg(
+        "cannot locate the store: none of --store, COWTREE_STORE, XDG_DATA_HOME, HOME is set",
+    ))
+}
+
+/// A held flock on the store; released on drop.
+#[derive(Debug)]
+pub struct LockGuard {
+    _fd: OwnedFd,
+}
+
+/// A staging directory under `tmp/`, flocked by this process for as long as it lives, so that
+/// `gc` can tell live staging from leftovers of a killed process. Removed on drop.
+#[derive(Debug)]
+pub struct Staging {
+    dir: Dir,
+    name: OsString,
+    parent: Dir,
+}
+
+impl Staging {
+    /// The staging directory.
+    pub fn dir(&self) -> &Dir {
+        &self.dir
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = self.parent.remove_tree(&self.name);
+    }
+}
+
+impl Store {
+    /// Opens the store at `root`, creating it (and missing parents) when it does not exist or
+    /// is an empty directory. A directory that holds other things, or a store of another format
+    /// version, is refused with a message naming it.
+    pub fn open(root: &Path) -> Result<Store> {
+        let ctx = |e: io::Error| Error::msg(format!("store {}: {e}", root.display()));
+        std::fs::create_dir_all(root).map_err(ctx)?;
+        let dir = Dir::open(root).map_err(ctx)?;
+        match read_at(&dir, OsStr::new(FORMAT_FILE)).map_err(ctx)? {
+            Some(bytes) => check_format(root, &bytes)?,
+            None => create_layout(root, &dir)?,
+        }
+        let sub = |n: &str| dir.open_dir(OsStr::new(n)).map_err(ctx);
+        Ok(Store {
+            root: root.to_path_buf(),
+            blobs: sub("blobs")?,
+            snapshots: sub("snapshots")?,
+            refs: sub("refs")?,
+            worktrees: sub("worktrees")?,
+            tmp: sub("tmp")?,
+            dir,
+        })
+    }
+
+    /// The store's root path.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The `blobs/` directory.
+    pub fn blobs(&self) -> &Dir {
+        &self.blobs
+    }
+
+    /// The `refs/` directory.
+    pub fn refs_dir(&self) -> &Dir {
+        &self.refs
+    }
+
+    /// The `worktrees/` directory.
+    pub fn worktrees_dir(&self) -> &Dir {
+        &self.worktrees
+    }
+
+    /// The `tmp/` directory.
+    pub fn tmp_dir(&self) -> &Dir {
+        &self.tmp
+    }
+
+    /// The `snapshots/` directory.
+    pub fn snapshots_dir(&self) -> &Dir {
+        &self.snapshots
+    }
+
+    /// Takes the lock shared (snapshot, checkout, verify): blocks while gc runs.
+    pub fn lock_shared(&self) -> Result<LockGuard> {
+        self.lock(
+            FlockOperation::LockShared,
+            FlockOperation::NonBlockingLockShared,
+        )
+    }
+
+    /// Takes the lock exclusive (gc): blocks while any snapshot or checkout runs.
+    pub fn lock_exclusive(&self) -> Result<LockGuard> {
+        self.lock(
+            FlockOperation::LockExclusive,
+            FlockOperation::NonBlockingLockExclusive,
+        )
+    }
+
+    fn lock(&self, blocking: FlockOperation, nonblocking: FlockOperation) -> Result<LockGuard> {
+        let path = self.root.join("lock");
+        let fd = openat(
+            &self.dir,
+            "lock",
+            OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(|e| Error::msg(format!("open {}: {}", path.display(), io::Error::from(e))))?;
+        match flock(&fd, nonblocking) {
+            Ok(()) => return Ok(LockGuard { _fd: fd }),
+            Err(Errno::WOULDBLOCK) => {
+                eprintln!(
+                    "cowtree: waiting for the store lock {} (another cowtree is using the store)",
+                    path.display()
+                );
+            }
+            Err(e) => {
+                return Err(Error::msg(format!(
+                    "lock {}: {}",
+                    path.display(),
+                    io::Error::from(e)
+                )));
+            }
+        }
+        loop {
+            match flock(&fd, blocking) {
+                Ok(()) => return Ok(LockGuard { _fd: fd }),
+                Err(Errno::INTR) => continue,
+                Err(e) => {
+                    return Err(Error::msg(format!(
+                        "lock {}: {}",
+                        path.display(),
+                        io::Error::from(e)
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Creates a fresh staging directory `tmp/<purpose>-<pid>-<n>-<t>/`, flocked until dropped.
+    pub fn staging(&self, purpose: &str) -> Result<Staging> {
+        let name = OsString::from(format!("{purpose}-{}", unique_suffix()));
+        let dir = self
+            .tmp
+            .create_dir_open(&name, 0o700)
+            .map_err(|e| Error::msg(format!("{}/tmp: {e}", self.root.display())))?;
+        flock(&dir, FlockOperation::NonBlockingLockExclusive).map_err(|e| {
+            Error::msg(format!(
+                "lock staging in {}/tmp: {}",
+                self.root.display(),
+                io::Error::from(e)
+            ))
+        })?;
+        Ok(Staging {
+            dir,
+            name,
+            parent: self.tmp.try_clone()?,
+        })
+    }
+
+    /// The name of a blob relative to `blobs/`: `ab/cdef...`.
+    pub fn blob_rel(hash: &Hash) -> OsString {
+        let hex = hash.to_hex();
+        OsString::from(format!("{}/{}", &hex[..2], &hex[2..]))
+    }
+
+    /// The full path of a blob, for messages and tests.
+    pub fn blob_path(&self, hash: &Hash) -> PathBuf {
+        self.root.join("blobs").join(Self::blob_rel(hash))
+    }
+
+    /// The fan-out directory name of a blob, created on demand.
+    pub(crate) fn ensure_fanout(&self, hash: &Hash) -> io::Result<()> {
+        let name = OsString::from(&hash.to_hex()[..2]);
+        match self.blobs.create_dir(&name, 0o755) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True when the snapshot `id` exists.
+    pub fn has_snapshot(&self, id: &Hash) -> Result<bool> {
+        Ok(self.snapshots.try_stat(OsStr::new(&id.to_hex()))?.is_some())
+    }
+
+    /// Reads and validates the manifest of snapshot `id`, checking that its bytes hash to `id`.
+    pub fn load(&self, id: &Hash) -> Result<Manifest> {
+        let hex = id.to_hex();
+        let bytes = read_at(&self.snapshots, OsStr::new(&hex))
+            .map_err(|e| Error::msg(format!("snapshot {hex}: {e}")))?
+            .ok_or_else(|| Error::msg(format!("snapshot {hex} does not exist")))?;
+        if Hash::of(&bytes) != *id {
+            return Err(Error::msg(format!(
+                "snapshot {hex}: manifest bytes do not match the id (the file {} is corrupt)",
+                self.root.join("snapshots").join(&hex).display()
+            )));
+        }
+        Manifest::decode(&bytes).map_err(|source| Error::Manifest {
+            context: format!("snapshot {hex}"),
+            source,
+        })
+    }
+
+    /// Writes `m` as a snapshot (a no-op if it exists: the same bytes have the same name) and
+    /// returns its id.
+    pub fn save(&self, m: &Manifest) -> Result<Hash> {
+        let bytes = m.encode();
+        let id = Hash::of(&bytes);
+        let name = OsString::from(id.to_hex());
+        if self.snapshots.try_stat(&name)?.is_none() {
+            write_atomic(&self.snapshots, &name, &bytes, 0o444).map_err(|e| {
+                Error::msg(format!(
+                    "write {}: {e}",
+                    self.root.join("snapshots").join(&name).display()
+                ))
+            })?;
+        }
+        Ok(id)
+    }
+
+    /// Every snapshot id in the store, sorted. Names that are not ids (temp files) are skipped.
+    pub fn snapshot_ids(&self) -> Result<Vec<Hash>> {
+        let mut ids: Vec<Hash> = self
+            .snapshots
+            .entries()?
+            .into_iter()
+            .filter_map(|e| e.name.to_str().and_then(Hash::from_hex))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The device the blobs live on.
+    pub fn blobs_dev(&self) -> Result<u64> {
+        Ok(self.blobs.stat_self()?.st_dev)
+    }
+}
+
+fn check_format(root: &Path, bytes: &[u8]) -> Result<()> {
+    let text = String::from_utf8_lossy(bytes);
+    let version = text
+        .trim_end()
+        .strip_prefix("cowtree-store ")
+        .and_then(|v| v.parse::<u32>().ok());
+    match version {
+        Some(FORMAT_VERSION) => Ok(()),
+        Some(v) => Err(Error::msg(format!(
+            "store {} has format version {v}; this cowtree reads version {FORMAT_VERSION} \
+             (use a cowtree that matches, or another --store)",
+            root.display()
+        ))),
+        None => Err(Error::msg(format!(
+            "store {}: unrecognised format file {:?}; refusing to use it",
+            root.join(FORMAT_FILE).display(),
+            text.trim_end()
+        ))),
+    }
+}
+
+fn create_layout(root: &Path, dir: &Dir) -> Result<()> {
+    let ctx = |e: io::Error| Error::msg(format!("create store {}: {e}", root.display()));
+    // Another process may be creating the same store right now: our own layout names are
+    // expected; anything else means this directory is not ours to take.
+    for e in dir.entries().map_err(ctx)? {
+        let n = e.name.as_bytes();
+        let ours =
+            LAYOUT.iter().any(|l| l.as_bytes() == n) || n == b"lock" || n.starts_with(b".tmp-");
+        if !ours {
+            return Err(Error::msg(format!(
+                "{} is not empty and is not a cowtree store (no {FORMAT_FILE} file); \
+                 refusing to use it as one",
+                root.display()
+            )));
+        }
+    }
+    for name in LAYOUT {
+        mkdir_ok(dir, OsStr::new(name)).map_err(ctx)?;
+    }
+    let blobs = dir.open_dir(OsStr::new("blobs")).map_err(ctx)?;
+    for b in 0..=255u8 {
+        mkdir_ok(&blobs, OsStr::new(&format!("{b:02x}"))).map_err(ctx)?;
+    }
+    // The format file is written last: a store with one is complete.
+    write_atomic(
+        dir.as_fd(),
+        OsStr::new(FORMAT_FILE),
+        format!("cowtree-store {FORMAT_VERSION}\n").as_bytes(),
+        0o644,
+    )
+    .map_err(ctx)
+}
+
+fn mkdir_ok(dir: &Dir, name: &OsStr) -> io::Result<()> {
+    match dir.create_dir(name, 0o755) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        r => r,
+    }
+}

@@ -1,0 +1,173 @@
+//! Verify: rehash every blob, check every manifest and the blobs it needs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use crate::error::Result;
+use crate::hash::Hash;
+use crate::ingest::hash_file;
+use crate::manifest::show;
+use crate::store::Store;
+
+/// One problem found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// `corrupt-blob`, `unreadable-blob`, `writable-blob`, `missing-blob`, `blob-size`,
+    /// `bad-snapshot`, `dangling-ref`.
+    pub kind: &'static str,
+    /// The blob path, snapshot id or ref name concerned.
+    pub subject: String,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+/// What verify checked and found.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Blobs rehashed.
+    pub blobs_checked: u64,
+    /// Bytes rehashed.
+    pub bytes_checked: u64,
+    /// Snapshots checked.
+    pub snapshots_checked: u64,
+    /// Every problem.
+    pub problems: Vec<Problem>,
+}
+
+/// Runs verify (under the shared lock, so it can run beside snapshots and checkouts).
+pub fn verify(store: &Store) -> Result<VerifyReport> {
+    let _lock = store.lock_shared()?;
+    let mut report = VerifyReport::default();
+    let mut blobs: Vec<(String, std::ffi::OsString)> = Vec::new();
+    for fan in store.blobs().entries()? {
+        let Some(prefix) = fan.name.to_str().filter(|n| n.len() == 2) else {
+            continue;
+        };
+        let fan_dir = store.blobs().open_dir(&fan.name)?;
+        for b in fan_dir.entries()? {
+            blobs.push((prefix.to_string(), b.name));
+        }
+    }
+    let bytes = AtomicU64::new(0);
+    let mut problems: Vec<Problem> = blobs
+        .par_iter()
+        .flat_map_iter(|(prefix, name)| {
+            let mut found = Vec::new();
+            let path = store.root().join("blobs").join(prefix).join(name);
+            let subject = path.display().to_string();
+            let want = name
+                .to_str()
+                .and_then(|rest| Hash::from_hex(&format!("{prefix}{rest}")));
+            let Some(want) = want else {
+                found.push(Problem {
+                    kind: "corrupt-blob",
+                    subject,
+                    message: "file in blobs/ whose name is not a BLAKE3 hash".into(),
+                });
+                return found;
+            };
+            let rel = Store::blob_rel(&want);
+            match hash_file(store.blobs(), &rel) {
+                Ok((size, got)) => {
+                    bytes.fetch_add(size, Ordering::Relaxed);
+                    if got != want {
+                        found.push(Problem {
+                            kind: "corrupt-blob",
+                            subject: subject.clone(),
+                            message: format!("content hashes to {got}, not to its name"),
+                        });
+                    }
+                }
+                Err(e) => {
+                    found.push(Problem {
+                        kind: "unreadable-blob",
+                        subject,
+                        message: e.to_string(),
+                    });
+                    return found;
+                }
+            }
+            let st = rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
+            if let Ok(st) = st {
+                if st.st_mode & 0o222 != 0 {
+                    found.push(Problem {
+                        kind: "writable-blob",
+                        subject,
+                        message: format!(
+                            "mode {:o}: blobs must be read-only (0444)",
+                            st.st_mode & 0o7777
+                        ),
+                    });
+                }
+            }
+            found
+        })
+        .collect();
+    report.blobs_checked = blobs.len() as u64;
+    report.bytes_checked = bytes.into_inner();
+
+    for id in store.snapshot_ids()? {
+        report.snapshots_checked += 1;
+        let m = match store.load(&id) {
+            Ok(m) => m,
+            Err(e) => {
+                problems.push(Problem {
+                    kind: "bad-snapshot",
+                    subject: id.to_hex(),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        for e in m.entries() {
+            let Some(hash) = e.hash() else { continue };
+            let rel = Store::blob_rel(hash);
+            match rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) if st.st_size as u64 == e.size() => {}
+                Ok(st) => problems.push(Problem {
+                    kind: "blob-size",
+                    subject: store.blob_path(hash).display().to_string(),
+                    message: format!(
+                        "snapshot {id} entry {} expects {} bytes, the blob has {}",
+                        show(&e.path),
+                        e.size(),
+                        st.st_size
+                    ),
+                }),
+                Err(_) => problems.push(Problem {
+                    kind: "missing-blob",
+                    subject: store.blob_path(hash).display().to_string(),
+                    message: format!(
+                        "blob {hash} is missing; snapshot {id} needs it for {}",
+                        show(&e.path)
+                    ),
+                }),
+            }
+        }
+    }
+    for e in store.refs_dir().entries()? {
+        let Some(name) = e.name.to_str() else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        match crate::refs::get(store, name) {
+            Ok(Some(id)) if store.has_snapshot(&id)? => {}
+            Ok(Some(id)) => problems.push(Problem {
+                kind: "dangling-ref",
+                subject: name.to_string(),
+                message: format!("points at snapshot {id}, which does not exist"),
+            }),
+            Ok(None) => {}
+            Err(err) => problems.push(Problem {
+                kind: "dangling-ref",
+                subject: name.to_string(),
+                message: err.to_string(),
+            }),
+        }
+    }
+    report.problems = problems;
+    Ok(report)
+}

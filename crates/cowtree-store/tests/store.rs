@@ -1,0 +1,392 @@
+//! The store on real mounts: round trips, sharing, isolation, fallbacks, damage.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+use cowtree_fs::extents::extent_summary;
+use cowtree_store::checkout::{CheckoutMode, CheckoutOptions, checkout};
+use cowtree_store::ingest::snapshot_dir;
+use cowtree_store::{Hash, Store};
+use cowtree_testutil::{Fs, pattern, scratch};
+
+/// Everything a round trip must keep: kind, executable bit, content or link target.
+#[derive(Debug, PartialEq, Eq)]
+enum Node {
+    File { exec: bool, data: Vec<u8> },
+    Link(Vec<u8>),
+    Dir,
+}
+
+fn fingerprint(root: &Path) -> BTreeMap<Vec<u8>, Node> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in fs::read_dir(root.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let r = rel.join(e.file_name());
+            let meta = fs::symlink_metadata(e.path()).unwrap();
+            let key = r.as_os_str().as_bytes().to_vec();
+            if meta.file_type().is_symlink() {
+                let t = fs::read_link(e.path()).unwrap();
+                out.insert(key, Node::Link(t.as_os_str().as_bytes().to_vec()));
+            } else if meta.is_dir() {
+                out.insert(key, Node::Dir);
+                stack.push(r);
+            } else {
+                let exec = meta.permissions().mode() & 0o111 != 0;
+                out.insert(
+                    key,
+                    Node::File {
+                        exec,
+                        data: fs::read(e.path()).unwrap(),
+                    },
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A tree with every kind the manifest records, including a non-UTF-8 name and a big file.
+fn make_tree(root: &Path) {
+    fs::create_dir_all(root.join("src/deep/er")).unwrap();
+    fs::create_dir_all(root.join("empty/nested-empty")).unwrap();
+    fs::write(root.join("README"), b"hello\n").unwrap();
+    fs::write(root.join("src/deep/er/data.bin"), pattern(256 * 1024, 7)).unwrap();
+    fs::write(root.join("src/zero"), b"").unwrap();
+    fs::write(root.join("src/dup1"), b"same").unwrap();
+    fs::write(root.join("src/dup2"), b"same").unwrap();
+    let run = root.join("src/run.sh");
+    fs::write(&run, b"#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o755)).unwrap();
+    symlink("../README", root.join("src/link")).unwrap();
+    symlink("/nonexistent/absolute", root.join("dangling")).unwrap();
+    let odd = OsStr::from_bytes(b"name-\xff\xfe");
+    fs::write(root.join(odd), b"non-utf8").unwrap();
+    fs::create_dir(root.join(OsStr::from_bytes(b"dir-\xc3"))).unwrap();
+}
+
+fn opts(mode: CheckoutMode, strict: bool) -> CheckoutOptions {
+    CheckoutOptions { mode, strict }
+}
+
+fn no_warn(w: &str) {
+    panic!("unexpected warning: {w}");
+}
+
+#[test]
+fn round_trip_on_cow_filesystems_equals_the_source_and_clones_every_file() {
+    for fsys in Fs::COW {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = dir.path().join("src");
+        make_tree(&src);
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let r = snapshot_dir(&store, &src, Some("v1")).unwrap();
+        assert_eq!(r.files, 7, "{fsys:?}");
+        assert_eq!(r.new_blobs, 6, "{fsys:?}: dup1 and dup2 share a blob");
+        assert_eq!(r.copied_bytes, 0, "{fsys:?}: ingest must clone on CoW");
+        let dst = dir.path().join("wt");
+        let c = checkout(
+            &store,
+            &r.id,
+            &dst,
+            opts(CheckoutMode::Auto, true),
+            &no_warn,
+        )
+        .unwrap();
+        assert_eq!(fingerprint(&dst), fingerprint(&src), "{fsys:?}");
+        assert_eq!((c.files, c.cloned, c.copied), (7, 7, 0), "{fsys:?}");
+        assert_eq!(c.symlinks, 2);
+        assert!(c.fallbacks.is_empty());
+        let mode = |p: &str| fs::metadata(dst.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("README"), 0o644);
+        assert_eq!(mode("src/run.sh"), 0o755);
+        // Nothing is left beside the destination but the destination.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 3, "{fsys:?}: {names:?}");
+    }
+}
+
+#[test]
+fn checked_out_files_share_extents_with_their_blobs() {
+    for fsys in Fs::COW {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = dir.path().join("src");
+        fs::create_dir(&src).unwrap();
+        let data = pattern(1024 * 1024, 3);
+        fs::write(src.join("big"), &data).unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let r = snapshot_dir(&store, &src, None).unwrap();
+        let dst = dir.path().join("wt");
+        checkout(
+            &store,
+            &r.id,
+            &dst,
+            opts(CheckoutMode::Clone, true),
+            &no_warn,
+        )
+        .unwrap();
+        let blob = store.blob_path(&Hash::from_bytes(*blake3::hash(&data).as_bytes()));
+        assert!(extent_summary(&blob).unwrap().fully_shared(), "{fsys:?}");
+        assert!(
+            extent_summary(&dst.join("big")).unwrap().fully_shared(),
+            "{fsys:?}"
+        );
+        let mode = fs::metadata(&blob).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o444, "{fsys:?}: blobs are read-only");
+    }
+}
+
+#[test]
+fn writing_or_chmod_in_one_worktree_changes_neither_blobs_nor_another_worktree() {
+    for fsys in Fs::COW {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = dir.path().join("src");
+        make_tree(&src);
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let r = snapshot_dir(&store, &src, None).unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        checkout(&store, &r.id, &a, opts(CheckoutMode::Auto, true), &no_warn).unwrap();
+        checkout(&store, &r.id, &b, opts(CheckoutMode::Auto, true), &no_warn).unwrap();
+        let before_b = fingerprint(&b);
+        let big = a.join("src/deep/er/data.bin");
+        let mut f = fs::OpenOptions::new().write(true).open(&big).unwrap();
+        std::io::Write::write_all(&mut f, b"CHANGED").unwrap();
+        drop(f);
+        fs::set_permissions(a.join("README"), fs::Permissions::from_mode(0o777)).unwrap();
+        fs::write(a.join("src/dup1"), b"different").unwrap();
+        assert_eq!(fingerprint(&b), before_b, "{fsys:?}");
+        assert_eq!(fingerprint(&src), before_b, "{fsys:?}");
+        let v = cowtree_store::verify::verify(&store).unwrap();
+        assert!(v.problems.is_empty(), "{fsys:?}: {:?}", v.problems);
+        let readme = store.blob_path(&Hash::from_bytes(*blake3::hash(b"hello\n").as_bytes()));
+        assert_eq!(
+            fs::metadata(readme).unwrap().permissions().mode() & 0o777,
+            0o444
+        );
+    }
+}
+
+#[test]
+fn same_tree_gives_same_id_and_a_changed_bit_does_not() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    make_tree(&one);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    make_tree(&two);
+    let a = snapshot_dir(&store, &one, None).unwrap();
+    let b = snapshot_dir(&store, &two, None).unwrap();
+    assert_eq!(a.id, b.id);
+    assert_eq!(b.new_blobs, 0);
+    fs::set_permissions(two.join("README"), fs::Permissions::from_mode(0o744)).unwrap();
+    let c = snapshot_dir(&store, &two, None).unwrap();
+    assert_ne!(a.id, c.id, "an executable bit is part of the tree");
+}
+
+#[test]
+fn store_on_a_filesystem_without_reflink_works_by_copying() {
+    for fsys in Fs::NO_COW {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = dir.path().join("src");
+        make_tree(&src);
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let r = snapshot_dir(&store, &src, None).unwrap();
+        assert_eq!(r.cloned_bytes, 0, "{fsys:?}");
+        assert_eq!(r.copied_bytes, r.bytes, "{fsys:?}");
+        let dst = dir.path().join("wt");
+        let c = checkout(
+            &store,
+            &r.id,
+            &dst,
+            opts(CheckoutMode::Auto, false),
+            &no_warn,
+        )
+        .unwrap();
+        assert_eq!(fingerprint(&dst), fingerprint(&src), "{fsys:?}");
+        assert_eq!((c.cloned, c.copied), (0, 7), "{fsys:?}");
+        assert_eq!(
+            c.fallbacks,
+            vec![("filesystem-cannot-reflink".to_string(), 7)],
+            "{fsys:?}"
+        );
+        // --strict refuses the fallback and leaves nothing behind.
+        let dst2 = dir.path().join("wt2");
+        let err = checkout(
+            &store,
+            &r.id,
+            &dst2,
+            opts(CheckoutMode::Auto, true),
+            &no_warn,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, cowtree_store::Error::Strict(_)),
+            "{fsys:?}: {err}"
+        );
+        assert!(!dst2.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3, "{fsys:?}");
+    }
+}
+
+#[test]
+fn missing_blob_at_checkout_names_blob_and_path_and_removes_staging() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("src");
+    make_tree(&src);
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let r = snapshot_dir(&store, &src, None).unwrap();
+    let hash = Hash::from_bytes(*blake3::hash(b"hello\n").as_bytes());
+    fs::remove_file(store.blob_path(&hash)).unwrap();
+    let out = dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let dst = out.join("wt");
+    let err = checkout(
+        &store,
+        &r.id,
+        &dst,
+        opts(CheckoutMode::Auto, false),
+        &no_warn,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains(&hash.to_hex()), "{err}");
+    assert!(err.contains("\"README\""), "{err}");
+    assert_eq!(
+        fs::read_dir(&out).unwrap().count(),
+        0,
+        "staging left behind"
+    );
+    let v = cowtree_store::verify::verify(&store).unwrap();
+    assert!(
+        v.problems.iter().any(|p| p.kind == "missing-blob"),
+        "{:?}",
+        v.problems
+    );
+}
+
+#[test]
+fn corrupted_blob_is_reported_by_verify() {
+    let Some(dir) = scratch(Fs::Btrfs) else {
+        return;
+    };
+    let src = dir.path().join("src");
+    make_tree(&src);
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    snapshot_dir(&store, &src, None).unwrap();
+    assert!(
+        cowtree_store::verify::verify(&store)
+            .unwrap()
+            .problems
+            .is_empty()
+    );
+    let hash = Hash::from_bytes(*blake3::hash(b"same").as_bytes());
+    let blob = store.blob_path(&hash);
+    fs::set_permissions(&blob, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&blob, b"evil").unwrap();
+    fs::set_permissions(&blob, fs::Permissions::from_mode(0o444)).unwrap();
+    let v = cowtree_store::verify::verify(&store).unwrap();
+    assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
+    assert_eq!(v.problems[0].kind, "corrupt-blob");
+    assert!(v.problems[0].subject.contains(&hash.to_hex()[2..]));
+}
+
+#[test]
+fn special_files_are_refused_naming_the_path() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("ok"), b"x").unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        src.join("pipe"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let err = snapshot_dir(&store, &src, None).unwrap_err().to_string();
+    assert!(err.contains("pipe") && err.contains("fifo"), "{err}");
+    assert!(store.snapshot_ids().unwrap().is_empty());
+}
+
+#[test]
+fn store_of_unknown_version_or_foreign_directory_is_refused() {
+    let Some(dir) = scratch(Fs::NoCow) else {
+        return;
+    };
+    let root = dir.path().join("store");
+    Store::open(&root).unwrap();
+    fs::write(root.join("format"), "cowtree-store 9\n").unwrap();
+    let err = Store::open(&root).unwrap_err().to_string();
+    assert!(err.contains("version 9") && err.contains("store"), "{err}");
+    let foreign = dir.path().join("foreign");
+    fs::create_dir(&foreign).unwrap();
+    fs::write(foreign.join("precious"), b"x").unwrap();
+    let err = Store::open(&foreign).unwrap_err().to_string();
+    assert!(err.contains("not a cowtree store"), "{err}");
+    assert_eq!(fs::read_dir(&foreign).unwrap().count(), 1);
+}
+
+#[test]
+fn ambiguous_prefix_is_an_error_listing_the_candidates() {
+    let Some(dir) = scratch(Fs::NoCow) else {
+        return;
+    };
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let a = format!("abcdef01{}", "1".repeat(56));
+    let b = format!("abcdef01{}", "2".repeat(56));
+    for id in [&a, &b] {
+        fs::write(dir.path().join("store/snapshots").join(id), b"").unwrap();
+    }
+    let err = cowtree_store::refs::resolve(&store, "abcdef01")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&a) && err.contains(&b), "{err}");
+    assert_eq!(
+        cowtree_store::refs::resolve(&store, "abcdef011").unwrap(),
+        Hash::from_hex(&a).unwrap()
+    );
+    let short = cowtree_store::refs::resolve(&store, "abcdef0")
+        .unwrap_err()
+        .to_string();
+    assert!(short.contains("at least 8"), "{short}");
+}
+
+#[test]
+fn a_large_flat_directory_split_among_workers_round_trips() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    for i in 0..700 {
+        fs::write(src.join(format!("f{i:04}")), pattern(300 + i, i as u64)).unwrap();
+    }
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let r = snapshot_dir(&store, &src, None).unwrap();
+    assert_eq!((r.files, r.new_blobs), (700, 700));
+    let again = snapshot_dir(&store, &src, None).unwrap();
+    assert_eq!(again.id, r.id);
+    assert_eq!(
+        (again.new_blobs, again.cloned_bytes, again.copied_bytes),
+        (0, 0, 0),
+        "content already in the store is neither cloned nor copied again"
+    );
+    let dst = dir.path().join("wt");
+    checkout(
+        &store,
+        &r.id,
+        &dst,
+        opts(CheckoutMode::Auto, true),
+        &no_warn,
+    )
+    .unwrap();
+    assert_eq!(fingerprint(&dst), fingerprint(&src));
+}

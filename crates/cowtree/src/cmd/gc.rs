@@ -1,0 +1,46 @@
+//! `cowtree gc`: free what no snapshot needs.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::cmd::{open_store, print_json};
+use crate::exit::{CmdResult, Exit};
+
+/// Delete blobs no snapshot references, staging left by interrupted commands, and registry
+/// records of worktrees that no longer exist; report what was freed.
+///
+/// gc waits for running snapshots and checkouts to finish (it takes the store lock
+/// exclusively) and never deletes a blob a recorded snapshot references.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Report what would be deleted without deleting anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print one JSON object: blobs_removed, bytes_freed, blobs_kept, staging_removed,
+    /// worktrees_pruned, dry_run.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
+    let store = open_store(store)?;
+    let r = cowtree_store::gc::gc(&store, args.dry_run)?;
+    if args.json {
+        print_json(&json!({
+            "blobs_removed": r.blobs_removed,
+            "bytes_freed": r.bytes_freed,
+            "blobs_kept": r.blobs_kept,
+            "staging_removed": r.staging_removed,
+            "worktrees_pruned": r.worktrees_pruned,
+            "dry_run": r.dry_run,
+        }))?;
+    } else {
+        let verb = if r.dry_run { "would remove" } else { "removed" };
+        println!(
+            "{verb} {} blobs ({} bytes), {} staging entries, {} stale worktree records; {} blobs kept",
+            r.blobs_removed, r.bytes_freed, r.staging_removed, r.worktrees_pruned, r.blobs_kept
+        );
+    }
+    Ok(Exit::Ok)
+}
