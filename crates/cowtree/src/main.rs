@@ -2,6 +2,7 @@
 
 mod cmd;
 mod exit;
+mod units;
 
 use std::process::ExitCode;
 
@@ -27,12 +28,16 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Probe(cmd::probe::Args),
+    Du(cmd::du::Args),
+    Dedupe(cmd::dedupe::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Probe(args) => cmd::probe::run(args),
+        Command::Du(args) => cmd::du::run(args),
+        Command::Dedupe(args) => cmd::dedupe::run(args),
     };
     match result {
         Ok(code) => code.into(),

@@ -1,3 +1,5 @@
 //! One module per subcommand.
 
+pub mod dedupe;
+pub mod du;
 pub mod probe;
