@@ -186,7 +186,8 @@ fn hash_file(info: &FileInfo, progress: &dyn Progress) -> io::Result<[u8; 32]> {
     let fd = open_checked(info, false)?;
     let mut file = std::fs::File::from(fd);
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    // One read for most files; big files stream through 256 KiB.
+    let mut buf = vec![0u8; (info.size as usize).saturating_add(1).min(256 * 1024)];
     let mut total = 0u64;
     loop {
         let n = file
