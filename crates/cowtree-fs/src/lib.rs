@@ -6,6 +6,7 @@
 //! - [`hardlink_at`]: hardlinks with EXDEV, EPERM and EMLINK kept apart from real errors.
 //! - [`probe::ProbeCache`]: a raw clone probe, cached per (source device, destination device).
 //! - [`extents`]: FIEMAP extent maps, to see whether data is really shared.
+//! - [`dedupe`]: FIDEDUPERANGE, to share data between files that already hold equal bytes.
 //! - [`dir::Dir`] and [`name`]: directory-relative, symlink-refusing operations and name
 //!   validation for everything written into a destination.
 //!
@@ -18,6 +19,7 @@
 
 pub mod classify;
 pub mod copy;
+pub mod dedupe;
 #[cfg(target_os = "linux")]
 pub mod dir;
 pub mod error;

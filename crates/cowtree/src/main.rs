@@ -2,6 +2,7 @@
 
 mod cmd;
 mod exit;
+mod units;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,8 @@ enum Command {
     Rm(cmd::rm::Args),
     Gc(cmd::gc::Args),
     Verify(cmd::verify::Args),
+    Du(cmd::du::Args),
+    Dedupe(cmd::dedupe::Args),
 }
 
 /// Parallel walks keep a directory fd per work item; allow what the hard limit allows.
@@ -66,6 +69,8 @@ fn main() -> ExitCode {
         Command::Rm(args) => cmd::rm::run(args, cli.store.as_deref()),
         Command::Gc(args) => cmd::gc::run(args, cli.store.as_deref()),
         Command::Verify(args) => cmd::verify::run(args, cli.store.as_deref()),
+        Command::Du(args) => cmd::du::run(args),
+        Command::Dedupe(args) => cmd::dedupe::run(args),
     };
     match result {
         Ok(code) => code.into(),

@@ -4,6 +4,8 @@ pub mod clone;
 pub mod checkout;
 pub mod gc;
 pub mod ls;
+pub mod dedupe;
+pub mod du;
 pub mod probe;
 pub mod rm;
 pub mod show;

@@ -1,0 +1,574 @@
+//! `dedupe`: make identical regular files share their data, without changing any of them.
+//!
+//! 1. Walk the paths (with [`crate::du`], which also measures unique physical bytes before),
+//!    keeping regular files of at least `min_size` bytes; a hardlinked inode is kept once.
+//! 2. Group by (device, size); in groups of two or more, hash with BLAKE3 in parallel. Files
+//!    whose extents are at the same physical addresses already hold the same bytes: one of
+//!    them is hashed for all.
+//! 3. For each set of files with equal hashes, pick as source the file whose data layout the
+//!    most members already share (so files already sharing with it are not redone), and ask
+//!    the kernel to deduplicate the others against it with FIDEDUPERANGE. The kernel locks both
+//!    files and compares the bytes itself: a file changed after hashing is reported as skipped,
+//!    never altered. Content, inode, mode and mtime of every file stay as they were.
+//! 4. Measure unique physical bytes again; the difference is what was reclaimed.
+//!
+//! Refuses (before changing anything) paths on different devices and filesystems that cannot
+//! share data. Destinations are opened read-only; only when the kernel refuses a read-only
+//! destination (older kernels) is it reopened for writing, which by itself changes nothing.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cowtree_fs::dedupe::{FileOutcome, dedupe_file};
+use cowtree_fs::extents::fiemap;
+use rayon::prelude::*;
+use rustix::fs::{Mode, OFlags, fstat};
+use rustix::io::Errno;
+use serde::Serialize;
+
+use crate::du::{DuOptions, DuReport, FileInfo, du, layout_of};
+
+/// Receives progress; the CLI draws a bar with it. Every method has a default that does
+/// nothing.
+pub trait Progress: Sync {
+    /// A phase starts ("scan", "hash", "dedupe", "measure"), with its total in bytes when
+    /// known.
+    fn phase(&self, _name: &'static str, _total_bytes: Option<u64>) {}
+    /// `bytes` more of the current phase are done.
+    fn advance(&self, _bytes: u64) {}
+}
+
+/// Progress that goes nowhere.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// How to deduplicate.
+pub struct DedupeOptions<'a> {
+    /// Find and report, change nothing.
+    pub dry_run: bool,
+    /// Files smaller than this are left alone.
+    pub min_size: u64,
+    /// Where progress goes.
+    pub progress: &'a dyn Progress,
+    /// Called once after hashing, before the first FIDEDUPERANGE. For tests that change a
+    /// file between the two phases.
+    pub after_hash: Option<&'a (dyn Fn() + Sync)>,
+}
+
+impl Default for DedupeOptions<'_> {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            min_size: DEFAULT_MIN_SIZE,
+            progress: &NoProgress,
+            after_hash: None,
+        }
+    }
+}
+
+/// The default `min_size`: one typical filesystem block. Smaller files save little and on
+/// btrfs are often stored inline, where nothing can be shared.
+pub const DEFAULT_MIN_SIZE: u64 = 4096;
+
+/// A file that was not deduplicated, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// The file.
+    #[serde(serialize_with = "crate::path_lossy")]
+    pub path: PathBuf,
+    /// Why.
+    pub reason: String,
+}
+
+/// What `dedupe` did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DedupeReport {
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// Regular files of at least `min_size` bytes that the walk found (hardlinks once).
+    pub files_scanned: u64,
+    /// Files with the same size as at least one other (the ones hashed or matched by layout).
+    pub candidates: u64,
+    /// Bytes read to hash.
+    pub bytes_hashed: u64,
+    /// Sets of two or more identical files.
+    pub groups: u64,
+    /// Files now sharing all their data with their group's source (dry run: would be).
+    pub files_deduped: u64,
+    /// Bytes the kernel deduplicated (dry run: would be asked to).
+    pub bytes_deduped: u64,
+    /// Files that already shared all their data with their group's source: left alone.
+    pub already_shared_files: u64,
+    /// Their bytes.
+    pub already_shared_bytes: u64,
+    /// Files not deduplicated, with the reason.
+    pub skipped: Vec<Skipped>,
+    /// `du` unique physical bytes of the paths before.
+    pub unique_physical_before: Option<u64>,
+    /// `du` unique physical bytes after (the same as before in a dry run or when nothing
+    /// changed).
+    pub unique_physical_after: Option<u64>,
+    /// Before minus after: the disk space given back, as `du` measures it.
+    pub reclaimed: Option<i64>,
+    /// Free space of the filesystem after minus before (`statvfs`), after a `syncfs`; other
+    /// writers on the same filesystem make this noisy.
+    pub df_freed: Option<i64>,
+    /// Errors met on the way (each names its path).
+    pub errors: Vec<String>,
+}
+
+/// Why `dedupe` refused to run; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum DedupeError {
+    /// A path could not be examined.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The paths are on different filesystems.
+    #[error(
+        "{a} and {b} are on different filesystems: deduplication shares blocks within one \
+         filesystem only; run dedupe separately for each (nothing was changed)"
+    )]
+    CrossDevice {
+        /// A path on one device.
+        a: PathBuf,
+        /// A path on another.
+        b: PathBuf,
+    },
+    /// The filesystem cannot share data between files.
+    #[error(
+        "{path} is on {fs_type}, which cannot share data between files ({why}); nothing was \
+         changed"
+    )]
+    Unsupported {
+        /// The path.
+        path: PathBuf,
+        /// Its filesystem type.
+        fs_type: &'static str,
+        /// What told us.
+        why: String,
+    },
+}
+
+/// One file of a candidate group.
+struct Member<'a> {
+    info: &'a FileInfo,
+    hash: [u8; 32],
+}
+
+fn open_checked(info: &FileInfo, write: bool) -> io::Result<OwnedFd> {
+    let access = if write {
+        OFlags::WRONLY
+    } else {
+        OFlags::RDONLY
+    };
+    let fd = rustix::fs::open(
+        &info.path,
+        access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| cowtree_fs::error::at_path("open", &info.path, e.into()))?;
+    let st = fstat(&fd).map_err(|e| cowtree_fs::error::at_path("stat", &info.path, e.into()))?;
+    if st.st_dev != info.dev || st.st_ino != info.ino || st.st_size as u64 != info.size {
+        return Err(io::Error::other(format!(
+            "{}: changed since the scan (another file, or another size)",
+            info.path.display()
+        )));
+    }
+    Ok(fd)
+}
+
+fn hash_file(info: &FileInfo, progress: &dyn Progress) -> io::Result<[u8; 32]> {
+    use std::io::Read;
+    let fd = open_checked(info, false)?;
+    let mut file = std::fs::File::from(fd);
+    let mut hasher = blake3::Hasher::new();
+    // One read for most files; big files stream through 256 KiB.
+    let mut buf = vec![0u8; (info.size as usize).saturating_add(1).min(256 * 1024)];
+    let mut total = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| cowtree_fs::error::at_path("read", &info.path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+        progress.advance(n as u64);
+    }
+    if total != info.size {
+        return Err(io::Error::other(format!(
+            "{}: size changed while hashing",
+            info.path.display()
+        )));
+    }
+    Ok(*hasher.finalize().as_bytes())
+}
+
+fn root_dev(path: &Path) -> Result<(u64, OwnedFd), DedupeError> {
+    let meta =
+        std::fs::symlink_metadata(path).map_err(|e| cowtree_fs::error::at_path("stat", path, e))?;
+    let dir = if meta.is_dir() {
+        path
+    } else {
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+    };
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| cowtree_fs::error::at_path("open directory", dir, e.into()))?;
+    use std::os::unix::fs::MetadataExt;
+    Ok((meta.dev(), fd))
+}
+
+fn free_bytes(fd: BorrowedFd<'_>) -> Option<u64> {
+    let st = rustix::fs::fstatvfs(fd).ok()?;
+    Some(st.f_bfree.saturating_mul(st.f_frsize))
+}
+
+/// Finds identical files under `paths` and deduplicates them (see the module docs).
+pub fn dedupe(paths: &[PathBuf], opts: &DedupeOptions<'_>) -> Result<DedupeReport, DedupeError> {
+    // Refusals first, before any work.
+    let mut roots = Vec::new();
+    for p in paths {
+        roots.push((p, root_dev(p)?));
+    }
+    if let Some(((a, (dev_a, _)), rest)) = roots.split_first() {
+        if let Some((b, _)) = rest.iter().find(|(_, (d, _))| d != dev_a) {
+            return Err(DedupeError::CrossDevice {
+                a: a.to_path_buf(),
+                b: b.to_path_buf(),
+            });
+        }
+    }
+    let Some((first, (_, root_fd))) = roots.first() else {
+        return Ok(DedupeReport {
+            dry_run: opts.dry_run,
+            ..Default::default()
+        });
+    };
+    let fs_type = cowtree_fs::fstype::fs_type(root_fd)?;
+    if !fs_type.may_reflink() {
+        return Err(DedupeError::Unsupported {
+            path: first.to_path_buf(),
+            fs_type: fs_type.name(),
+            why: "no FIDEDUPERANGE on this filesystem type".into(),
+        });
+    }
+    let df_before = free_bytes(root_fd.as_fd());
+
+    opts.progress.phase("scan", None);
+    let before = du(
+        paths,
+        &DuOptions {
+            collect_min_size: Some(opts.min_size.max(1)),
+        },
+    );
+    let mut report = DedupeReport {
+        dry_run: opts.dry_run,
+        files_scanned: before.collected.len() as u64,
+        unique_physical_before: before.unique_physical,
+        unique_physical_after: before.unique_physical,
+        reclaimed: before.unique_physical.map(|_| 0),
+        errors: before.errors.clone(),
+        ..Default::default()
+    };
+
+    // Same size on the same device: the only files that can be equal.
+    let mut by_size: HashMap<(u64, u64), Vec<&FileInfo>> = HashMap::new();
+    for f in &before.collected {
+        by_size.entry((f.dev, f.size)).or_default().push(f);
+    }
+    by_size.retain(|_, v| v.len() > 1);
+    report.candidates = by_size.values().map(|v| v.len() as u64).sum();
+
+    // Hash one file per physical layout: files at the same addresses hold the same bytes.
+    let mut jobs: Vec<(&FileInfo, Vec<&FileInfo>)> = Vec::new();
+    for files in by_size.values() {
+        let mut by_layout: HashMap<u64, usize> = HashMap::new();
+        for &f in files {
+            match f.layout {
+                Some(l) => match by_layout.get(&l) {
+                    Some(&j) => jobs[j].1.push(f),
+                    None => {
+                        by_layout.insert(l, jobs.len());
+                        jobs.push((f, vec![f]));
+                    }
+                },
+                None => jobs.push((f, vec![f])),
+            }
+        }
+    }
+    let hash_total: u64 = jobs.iter().map(|(f, _)| f.size).sum();
+    opts.progress.phase("hash", Some(hash_total));
+    let hashed: Vec<(Vec<&FileInfo>, io::Result<[u8; 32]>)> = jobs
+        .into_par_iter()
+        .map(|(rep, all)| {
+            let h = hash_file(rep, opts.progress);
+            (all, h)
+        })
+        .collect();
+    let mut groups: HashMap<(u64, u64, [u8; 32]), Vec<Member<'_>>> = HashMap::new();
+    for (all, h) in hashed {
+        match h {
+            Ok(hash) => {
+                report.bytes_hashed += all[0].size;
+                for info in all {
+                    groups
+                        .entry((info.dev, info.size, hash))
+                        .or_default()
+                        .push(Member { info, hash });
+                }
+            }
+            Err(e) => {
+                for info in all {
+                    report.skipped.push(Skipped {
+                        path: info.path.clone(),
+                        reason: format!("could not hash: {e}"),
+                    });
+                }
+            }
+        }
+    }
+    let mut groups: Vec<Vec<Member<'_>>> = groups.into_values().filter(|g| g.len() > 1).collect();
+    for g in &mut groups {
+        g.sort_unstable_by(|a, b| a.info.path.cmp(&b.info.path));
+        debug_assert!(g.iter().all(|m| m.hash == g[0].hash));
+    }
+    // Big files first: better balance across threads.
+    groups.sort_unstable_by(|a, b| b[0].info.size.cmp(&a[0].info.size));
+    report.groups = groups.len() as u64;
+
+    if let Some(hook) = opts.after_hash {
+        hook();
+    }
+
+    let dedupe_total: u64 = groups
+        .iter()
+        .map(|g| g[0].info.size * (g.len() as u64 - 1))
+        .sum();
+    opts.progress.phase("dedupe", Some(dedupe_total));
+    let refused = AtomicBool::new(false);
+    let refusal: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let outcomes: Vec<GroupOutcome> = groups
+        .par_iter()
+        .map(|g| {
+            let out = dedupe_group(g, opts.dry_run, &refused, &refusal);
+            opts.progress.advance(g[0].info.size * (g.len() as u64 - 1));
+            out
+        })
+        .collect();
+    for o in outcomes {
+        report.files_deduped += o.files_deduped;
+        report.bytes_deduped += o.bytes_deduped;
+        report.already_shared_files += o.already_shared_files;
+        report.already_shared_bytes += o.already_shared_bytes;
+        report.skipped.extend(o.skipped);
+    }
+    report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    let refusal = refusal.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(why) = refusal {
+        if report.files_deduped == 0 {
+            return Err(DedupeError::Unsupported {
+                path: first.to_path_buf(),
+                fs_type: fs_type.name(),
+                why,
+            });
+        }
+    }
+
+    if !opts.dry_run && report.files_deduped > 0 {
+        opts.progress.phase("measure", None);
+        // btrfs frees replaced extents at transaction commit: commit before measuring.
+        let _ = rustix::fs::syncfs(root_fd);
+        let after: DuReport = du(paths, &DuOptions::default());
+        report.unique_physical_after = after.unique_physical;
+        report.reclaimed = match (before.unique_physical, after.unique_physical) {
+            (Some(b), Some(a)) => Some(b as i64 - a as i64),
+            _ => None,
+        };
+        report.errors.extend(after.errors);
+    }
+    if !opts.dry_run {
+        let _ = rustix::fs::syncfs(root_fd);
+    }
+    report.df_freed = match (df_before, free_bytes(root_fd.as_fd())) {
+        (Some(b), Some(a)) => Some(a as i64 - b as i64),
+        _ => None,
+    };
+    Ok(report)
+}
+
+#[derive(Default)]
+struct GroupOutcome {
+    files_deduped: u64,
+    bytes_deduped: u64,
+    already_shared_files: u64,
+    already_shared_bytes: u64,
+    skipped: Vec<Skipped>,
+}
+
+fn is_refusal(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error().map(Errno::from_raw_os_error),
+        Some(Errno::OPNOTSUPP | Errno::NOTTY | Errno::NOSYS)
+    )
+}
+
+fn is_permission(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error().map(Errno::from_raw_os_error),
+        Some(Errno::INVAL | Errno::PERM | Errno::ACCESS | Errno::BADF)
+    )
+}
+
+fn dedupe_group(
+    group: &[Member<'_>],
+    dry_run: bool,
+    refused: &AtomicBool,
+    refusal: &std::sync::Mutex<Option<String>>,
+) -> GroupOutcome {
+    let mut out = GroupOutcome::default();
+    let size = group[0].info.size;
+    // Open and map every member now: the walk's layouts may be stale.
+    let mut open: Vec<(&FileInfo, OwnedFd, Option<u64>)> = Vec::new();
+    let mut shared_bytes: Vec<u64> = Vec::new();
+    for m in group {
+        match open_checked(m.info, false) {
+            Ok(fd) => {
+                let extents = fiemap(&fd).unwrap_or_default();
+                shared_bytes.push(
+                    extents
+                        .iter()
+                        .filter(|e| e.is_shared())
+                        .map(|e| e.length)
+                        .sum(),
+                );
+                open.push((m.info, fd, layout_of(&extents)));
+            }
+            Err(e) => out.skipped.push(Skipped {
+                path: m.info.path.clone(),
+                reason: format!("not deduplicated: {e}"),
+            }),
+        }
+    }
+    if open.len() < 2 {
+        return out;
+    }
+    // The source: the member whose layout the most members share; then the one with the most
+    // data shared with anything (a clone outside the paths keeps those blocks alive anyway,
+    // so pointing the others at them is what frees space); then the first by path.
+    let mut counts: HashMap<u64, usize> = HashMap::new();
+    for (_, _, l) in &open {
+        if let Some(l) = l {
+            *counts.entry(*l).or_default() += 1;
+        }
+    }
+    let src_idx = (0..open.len())
+        .max_by_key(|&i| {
+            let c = open[i].2.and_then(|l| counts.get(&l).copied()).unwrap_or(1);
+            (c, shared_bytes[i], std::cmp::Reverse(i))
+        })
+        .expect("a group has at least two members");
+    let src_layout = open[src_idx].2;
+    let src_path = open[src_idx].0.path.clone();
+    let mut dests: Vec<(&FileInfo, OwnedFd)> = Vec::new();
+    for (i, (info, fd, layout)) in open.into_iter().enumerate() {
+        if i == src_idx {
+            dests.insert(0, (info, fd)); // keep the source first
+            continue;
+        }
+        if layout.is_some() && layout == src_layout {
+            out.already_shared_files += 1;
+            out.already_shared_bytes += size;
+        } else {
+            dests.push((info, fd));
+        }
+    }
+    let (src_info, src_fd) = dests.remove(0);
+    let _ = src_info;
+    if dests.is_empty() {
+        return out;
+    }
+    if dry_run {
+        out.files_deduped += dests.len() as u64;
+        out.bytes_deduped += size * dests.len() as u64;
+        return out;
+    }
+    if refused.load(Ordering::Relaxed) {
+        for (info, _) in &dests {
+            out.skipped.push(Skipped {
+                path: info.path.clone(),
+                reason: "not deduplicated: the filesystem refused FIDEDUPERANGE".into(),
+            });
+        }
+        return out;
+    }
+    let fds: Vec<BorrowedFd<'_>> = dests.iter().map(|(_, fd)| fd.as_fd()).collect();
+    let results = match dedupe_file(src_fd.as_fd(), size, &fds) {
+        Ok(r) => r,
+        Err(e) => {
+            if is_refusal(&e) {
+                refused.store(true, Ordering::Relaxed);
+                let mut r = refusal.lock().unwrap_or_else(|p| p.into_inner());
+                r.get_or_insert_with(|| format!("FIDEDUPERANGE on {}: {e}", src_path.display()));
+            }
+            for (info, _) in &dests {
+                out.skipped.push(Skipped {
+                    path: info.path.clone(),
+                    reason: format!(
+                        "not deduplicated: FIDEDUPERANGE with source {} failed: {e}",
+                        src_path.display()
+                    ),
+                });
+            }
+            return out;
+        }
+    };
+    for ((info, _), res) in dests.iter().zip(results) {
+        let res = match res.outcome {
+            // Older kernels refuse a destination open read-only: reopen it for writing
+            // (which changes nothing by itself) and try once more.
+            FileOutcome::Failed { ref error, .. } if is_permission(error) => {
+                match open_checked(info, true) {
+                    Ok(wfd) => match dedupe_file(src_fd.as_fd(), size, &[wfd.as_fd()]) {
+                        Ok(mut v) => v.pop().unwrap_or(res),
+                        Err(_) => res,
+                    },
+                    Err(_) => res,
+                }
+            }
+            _ => res,
+        };
+        match res.outcome {
+            FileOutcome::Deduped => {
+                out.files_deduped += 1;
+                out.bytes_deduped += res.bytes_deduped;
+            }
+            FileOutcome::Differs { at } => out.skipped.push(Skipped {
+                path: info.path.clone(),
+                reason: format!(
+                    "not deduplicated: its bytes differ from {} at offset {at} (changed since \
+                     hashing; the kernel compared them)",
+                    src_path.display()
+                ),
+            }),
+            FileOutcome::Failed { at, error } => out.skipped.push(Skipped {
+                path: info.path.clone(),
+                reason: format!(
+                    "not deduplicated: the kernel refused it at offset {at} (source {}): {error}",
+                    src_path.display()
+                ),
+            }),
+        }
+    }
+    out
+}

@@ -1,0 +1,355 @@
+//! `du` that answers "is it really sharing?": apparent, allocated, shared and unique physical
+//! bytes of a set of paths.
+//!
+//! - **apparent**: sum of `st_size` of every inode reached (files, directories, symlinks).
+//! - **allocated**: sum of `st_blocks * 512` of every inode reached, what `du` shows.
+//! - **shared**: bytes of regular files' extents that FIEMAP marks shared (with another file,
+//!   a clone or a snapshot, inside or outside the given paths).
+//! - **unique physical**: the bytes of disk that the regular files' data occupies, each block
+//!   counted once however many files or clones use it: the union of the extents' physical
+//!   ranges per device (partial overlaps are merged).
+//!
+//! Hardlinks (an inode with several names) are counted once, by (device, inode). Extents with
+//! no real disk address (data stored inline in metadata on btrfs, delayed allocation that a
+//! FIEMAP sync could not resolve, `UNKNOWN` locations) cannot be compared by address, so their
+//! length is counted in unique physical once per inode and reported as `unaddressed`.
+//! Compressed btrfs extents are reported by FIEMAP with their uncompressed length; unique
+//! physical then counts that length. Directory and symlink blocks are metadata: they are in
+//! allocated, not in shared or unique physical.
+//!
+//! Filesystems without FIEMAP (tmpfs, some FUSE) cannot say what is shared: their files are
+//! counted in apparent and allocated, and listed as unmapped with the reason; shared and
+//! unique physical are `None` when no file could be mapped.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use cowtree_fs::extents::{EXTENT_DATA_INLINE, EXTENT_DELALLOC, EXTENT_UNKNOWN, Extent, fiemap};
+use rustix::fs::{FileType, Stat};
+use serde::Serialize;
+
+use crate::interval::IntervalSet;
+use crate::walk::{Kind, Visit, walk};
+
+/// FIEMAP_EXTENT_NOT_ALIGNED: comes with inline data; the address is not a block address.
+const EXTENT_NOT_ALIGNED: u32 = 0x100;
+
+/// What to do besides counting.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DuOptions {
+    /// Also return every regular file of at least this size (for dedupe).
+    pub collect_min_size: Option<u64>,
+}
+
+/// One regular file found by the walk, for callers that asked with
+/// [`DuOptions::collect_min_size`].
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    /// Its path.
+    pub path: PathBuf,
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+    /// `st_size`.
+    pub size: u64,
+    /// A hash of where its data lives (logical offset, physical address and length of each
+    /// extent): two files with the same value share all their blocks. `None` when the file
+    /// could not be mapped or has extents without an address.
+    pub layout: Option<u64>,
+}
+
+/// Figures for one device.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceUsage {
+    /// `st_dev` of the files.
+    pub dev: u64,
+    /// The filesystem type ("xfs", "btrfs", "tmpfs", ...).
+    pub fs_type: &'static str,
+    /// Whether FIEMAP worked there.
+    pub fiemap_available: bool,
+    /// Unique physical bytes of this device's files (`None` without FIEMAP).
+    pub unique_physical: Option<u64>,
+}
+
+/// What `du` found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DuReport {
+    /// Sum of `st_size`, hardlinks once.
+    pub apparent: u64,
+    /// Sum of `st_blocks * 512`, hardlinks once.
+    pub allocated: u64,
+    /// Bytes in extents FIEMAP marks shared (`None` when no file could be mapped).
+    pub shared: Option<u64>,
+    /// Physical bytes of file data counted once (`None` when no file could be mapped).
+    pub unique_physical: Option<u64>,
+    /// Whether every regular file with data could be mapped; when false, shared and unique
+    /// physical leave out the `unmapped_files`.
+    pub fiemap_available: bool,
+    /// Regular files (hardlinks once).
+    pub files: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Symlinks.
+    pub symlinks: u64,
+    /// Sockets, FIFOs, devices.
+    pub other: u64,
+    /// Names skipped because their inode was already counted under another name.
+    pub hardlinks_skipped: u64,
+    /// Regular files whose extents could not be read.
+    pub unmapped_files: u64,
+    /// Allocated bytes of those files.
+    pub unmapped_allocated: u64,
+    /// Why they could not be mapped (the first reason seen, naming a path).
+    pub unmapped_reason: Option<String>,
+    /// Bytes in extents without a disk address, counted once per inode in unique physical.
+    pub unaddressed: u64,
+    /// Per device.
+    pub devices: Vec<DeviceUsage>,
+    /// Errors (each names its path); the walk went on past them.
+    pub errors: Vec<String>,
+    /// How many errors in all (`errors` keeps the first 100).
+    pub error_count: u64,
+    /// Files collected for [`DuOptions::collect_min_size`], sorted by path.
+    #[serde(skip)]
+    pub collected: Vec<FileInfo>,
+}
+
+#[derive(Default)]
+struct Acc {
+    apparent: u64,
+    allocated: u64,
+    shared: u64,
+    files: u64,
+    dirs: u64,
+    symlinks: u64,
+    other: u64,
+    hardlinks_skipped: u64,
+    mapped_files: u64,
+    unmapped_files: u64,
+    unmapped_allocated: u64,
+    unmapped_reason: Option<String>,
+    unaddressed: u64,
+    sets: HashMap<u64, IntervalSet>,
+    fiemap_failed_dev: HashSet<u64>,
+    fs_types: HashMap<u64, &'static str>,
+    errors: Vec<String>,
+    error_count: u64,
+    collected: Vec<FileInfo>,
+}
+
+fn is_unaddressed(e: &Extent) -> bool {
+    e.flags & (EXTENT_DATA_INLINE | EXTENT_UNKNOWN | EXTENT_DELALLOC | EXTENT_NOT_ALIGNED) != 0
+}
+
+/// The layout hash of a file's extents (see [`FileInfo::layout`]).
+pub fn layout_of(extents: &[Extent]) -> Option<u64> {
+    if extents.is_empty() || extents.iter().any(is_unaddressed) {
+        return None;
+    }
+    let mut h = blake3::Hasher::new();
+    for e in extents {
+        h.update(&e.logical.to_le_bytes());
+        h.update(&e.physical.to_le_bytes());
+        h.update(&e.length.to_le_bytes());
+    }
+    let bytes = h.finalize();
+    Some(u64::from_le_bytes(
+        bytes.as_bytes()[..8]
+            .try_into()
+            .expect("a BLAKE3 hash has 32 bytes"),
+    ))
+}
+
+/// Counts `paths` (see the module docs). Errors on single entries are collected in the report
+/// and the walk goes on; a root that does not exist is one such error.
+pub fn du(paths: &[PathBuf], opts: &DuOptions) -> DuReport {
+    let seen_links: Mutex<HashSet<(u64, u64)>> = Mutex::new(HashSet::new());
+    let visit = |acc: &mut Acc, v: Visit<'_>| visit_entry(acc, v, &seen_links, opts);
+    let (states, errors) = walk::<Acc, _>(paths, &visit);
+    let mut total = Acc::default();
+    for s in states {
+        merge(&mut total, s);
+    }
+    let mut report = DuReport {
+        apparent: total.apparent,
+        allocated: total.allocated,
+        files: total.files,
+        dirs: total.dirs,
+        symlinks: total.symlinks,
+        other: total.other,
+        hardlinks_skipped: total.hardlinks_skipped,
+        unmapped_files: total.unmapped_files,
+        unmapped_allocated: total.unmapped_allocated,
+        unmapped_reason: total.unmapped_reason,
+        unaddressed: total.unaddressed,
+        fiemap_available: total.unmapped_files == 0,
+        ..Default::default()
+    };
+    let mut devs: BTreeMap<u64, &'static str> = BTreeMap::new();
+    devs.extend(total.fs_types.iter().map(|(d, t)| (*d, *t)));
+    let mut unique = 0u64;
+    for (dev, fs_type) in devs {
+        let set = total.sets.get_mut(&dev);
+        let fiemap_ok = !total.fiemap_failed_dev.contains(&dev);
+        let u = set.map(|s| s.total()).unwrap_or(0);
+        unique += u;
+        report.devices.push(DeviceUsage {
+            dev,
+            fs_type,
+            fiemap_available: fiemap_ok,
+            unique_physical: fiemap_ok.then_some(u),
+        });
+    }
+    // With nothing mapped at all there is no figure to give, unless there was nothing to map.
+    let nothing_mapped = total.mapped_files == 0 && total.unmapped_files > 0;
+    if !nothing_mapped {
+        report.shared = Some(total.shared);
+        report.unique_physical = Some(unique + total.unaddressed);
+    }
+    report.errors = total.errors;
+    report.errors.extend(errors.messages);
+    report.error_count = total.error_count + errors.count;
+    report.collected = total.collected;
+    report
+        .collected
+        .sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    report
+}
+
+fn merge(total: &mut Acc, s: Acc) {
+    total.apparent += s.apparent;
+    total.allocated += s.allocated;
+    total.shared += s.shared;
+    total.files += s.files;
+    total.dirs += s.dirs;
+    total.symlinks += s.symlinks;
+    total.other += s.other;
+    total.hardlinks_skipped += s.hardlinks_skipped;
+    total.mapped_files += s.mapped_files;
+    total.unmapped_files += s.unmapped_files;
+    total.unmapped_allocated += s.unmapped_allocated;
+    if total.unmapped_reason.is_none() {
+        total.unmapped_reason = s.unmapped_reason;
+    }
+    total.unaddressed += s.unaddressed;
+    for (dev, set) in s.sets {
+        total.sets.entry(dev).or_default().absorb(set);
+    }
+    total.fiemap_failed_dev.extend(s.fiemap_failed_dev);
+    total.fs_types.extend(s.fs_types);
+    total.errors.extend(s.errors);
+    total.error_count += s.error_count;
+    total.collected.extend(s.collected);
+}
+
+fn visit_entry(
+    acc: &mut Acc,
+    v: Visit<'_>,
+    seen_links: &Mutex<HashSet<(u64, u64)>>,
+    opts: &DuOptions,
+) {
+    let st: &Stat = v.stat;
+    let ft = FileType::from_raw_mode(st.st_mode);
+    let (dev, ino) = (st.st_dev, st.st_ino);
+    if ft != FileType::Directory && st.st_nlink > 1 {
+        let first = seen_links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((dev, ino));
+        if !first {
+            acc.hardlinks_skipped += 1;
+            return;
+        }
+    }
+    acc.apparent += st.st_size as u64;
+    acc.allocated += st.st_blocks as u64 * 512;
+    match (&v.kind, ft) {
+        (Kind::Dir, _) => acc.dirs += 1,
+        (Kind::File(fd), _) => {
+            acc.files += 1;
+            visit_file(acc, v.path, st, fd, opts);
+        }
+        (_, FileType::Symlink) => acc.symlinks += 1,
+        (_, FileType::RegularFile) => {
+            acc.files += 1;
+            acc.unmapped_files += 1;
+            acc.unmapped_allocated += st.st_blocks as u64 * 512;
+        }
+        _ => acc.other += 1,
+    }
+}
+
+fn visit_file(acc: &mut Acc, path: &Path, st: &Stat, fd: &OwnedFd, opts: &DuOptions) {
+    let dev = st.st_dev;
+    acc.fs_types.entry(dev).or_insert_with(|| {
+        cowtree_fs::fstype::fs_type(fd)
+            .map(|t| t.name())
+            .unwrap_or("unknown")
+    });
+    let size = st.st_size as u64;
+    let collect = opts.collect_min_size.is_some_and(|min| size >= min);
+    // An empty file has no extents: nothing to ask, and nothing to say about FIEMAP.
+    if st.st_blocks == 0 && size == 0 {
+        if collect {
+            acc.collected.push(FileInfo {
+                path: path.to_path_buf(),
+                dev,
+                ino: st.st_ino,
+                size,
+                layout: None,
+            });
+        }
+        return;
+    }
+    let layout = match fiemap(fd) {
+        Ok(extents) => {
+            acc.mapped_files += 1;
+            let set = acc.sets.entry(dev).or_default();
+            for e in &extents {
+                if e.is_shared() {
+                    acc.shared += e.length;
+                }
+                if is_unaddressed(e) {
+                    acc.unaddressed += e.length;
+                } else {
+                    set.insert(e.physical, e.length);
+                }
+            }
+            layout_of(&extents)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+            acc.unmapped_files += 1;
+            acc.unmapped_allocated += st.st_blocks as u64 * 512;
+            acc.fiemap_failed_dev.insert(dev);
+            if acc.unmapped_reason.is_none() {
+                acc.unmapped_reason = Some(format!(
+                    "FIEMAP is not supported on {} ({})",
+                    acc.fs_types.get(&dev).copied().unwrap_or("unknown"),
+                    path.display()
+                ));
+            }
+            None
+        }
+        Err(e) => {
+            acc.unmapped_files += 1;
+            acc.unmapped_allocated += st.st_blocks as u64 * 512;
+            acc.error_count += 1;
+            if acc.errors.len() < 100 {
+                acc.errors.push(format!("fiemap {}: {e}", path.display()));
+            }
+            None
+        }
+    };
+    if collect {
+        acc.collected.push(FileInfo {
+            path: path.to_path_buf(),
+            dev,
+            ino: st.st_ino,
+            size,
+            layout,
+        });
+    }
+}

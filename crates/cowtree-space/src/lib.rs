@@ -1,0 +1,31 @@
+//! cowtree-space: how much disk a set of trees really uses, and giving back what identical
+//! files waste.
+//!
+//! - [`du()`]: apparent, allocated, shared and unique physical bytes (extents counted once by
+//!   physical address per device, from FIEMAP), with hardlinks counted once.
+//! - [`dedupe()`]: finds identical regular files (size, then BLAKE3) and shares their data with
+//!   FIDEDUPERANGE, where the kernel compares the bytes under lock, so no file's content,
+//!   inode, mode or mtime ever changes.
+//!
+//! Both walk with [`walk`], which never follows a symlink below the paths it is given.
+
+#![warn(missing_docs)]
+
+pub mod dedupe;
+pub mod du;
+pub mod interval;
+pub mod walk;
+
+pub use dedupe::{
+    DEFAULT_MIN_SIZE, DedupeError, DedupeOptions, DedupeReport, NoProgress, Progress, Skipped,
+    dedupe,
+};
+pub use du::{DuOptions, DuReport, du};
+
+/// Serializes a path as a string, replacing bytes that are not UTF-8 (JSON has no other way).
+pub(crate) fn path_lossy<S: serde::Serializer>(
+    p: &std::path::Path,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&p.to_string_lossy())
+}
