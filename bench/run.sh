@@ -1,0 +1,603 @@
+#!/usr/bin/env bash
+# cowtree benchmarks: one command, real filesystems, medians over several runs.
+#
+#   sudo bench/run.sh [clone|checkout|snapshot|status|all]...     (default: all)
+#
+# Mounts a fresh XFS (reflink=1) loop filesystem through scripts/mounts.sh (and always unmounts
+# it), generates the synthetic tree of bench/gentree.py on it and on the host filesystem, and
+# compares cowtree with cp, xcp, b3sum and git in the same run. Each section prints a table
+# (median/min/max seconds, time relative to the reference tool, files per second, peak RSS)
+# and one PASS/MISS line per target of the issue it measures. Everything printed is also
+# written to bench/out/results-<UTC date>.txt.
+#
+# Environment:
+#   COWTREE=PATH     binary to measure (default: cargo build --release, target/release/cowtree)
+#   RUNS=N           timed runs per tool (default 5); the median is reported
+#   GIT_RUNS=N       timed runs of the slow git commands (default: min(RUNS, 3))
+#   SCALE=F          tree size factor for bench/gentree.py --scale (default 1: ~80k files)
+#   SEED=N           tree seed (default 1)
+#   DROP_CACHES=1    sync and drop the page cache before every timed run (default: warm cache)
+#   BENCH_HOST_DIR=D where the host-filesystem tree goes (default: beside the loop images)
+#   XCP_INSTALL=1    `cargo install xcp` when xcp is missing (compiles for minutes; default off)
+#
+# Method: between runs the destination is removed and the filesystem synced, untimed; the tools
+# alternate within each round so that machine noise spreads over all of them. Wall time is taken
+# around `/usr/bin/time -f %M`, which gives the peak RSS (of the largest process in a pipeline).
+# The first run of each tool is checked against the source (names, types, sizes, modes, link
+# targets); a tool whose output differs is marked WRONG.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+die() { echo "bench: $*" >&2; exit 1; }
+[[ "$(id -u)" == 0 ]] || die "needs root to mount the XFS loop filesystem: sudo bench/run.sh"
+[[ "$(uname -s)" == Linux ]] || die "Linux only"
+
+SECTIONS=("$@")
+((${#SECTIONS[@]})) || SECTIONS=(all)
+for s in "${SECTIONS[@]}"; do
+  case $s in
+    clone | checkout | snapshot | status | all) ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown section '$s' (clone, checkout, snapshot, status, all)" ;;
+  esac
+done
+want() {
+  local s
+  for s in "${SECTIONS[@]}"; do [[ $s == all || $s == "$1" ]] && return 0; done
+  return 1
+}
+
+RUNS=${RUNS:-5}
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
+GIT_RUNS=${GIT_RUNS:-$((RUNS < 3 ? RUNS : 3))}
+SCALE=${SCALE:-1}
+SEED=${SEED:-1}
+[[ $GIT_RUNS =~ ^[1-9][0-9]*$ ]] || die "GIT_RUNS must be a positive integer"
+
+mkdir -p bench/out
+RESULTS="$ROOT/bench/out/results-$(date -u +%Y%m%dT%H%M%SZ).txt"
+: >"$RESULTS"
+say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
+note() { printf 'bench: %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------------------------- tools
+if [[ ! -x /usr/bin/time ]]; then
+  note "installing the 'time' package for peak RSS"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
+fi
+find_cargo() {
+  command -v cargo && return
+  local h
+  for h in "$HOME" "$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)"; do
+    [[ -x "$h/.cargo/bin/cargo" ]] && { echo "$h/.cargo/bin/cargo"; return; }
+  done
+  return 1
+}
+as_user() {
+  # Builds run as the user who called sudo, so target/ does not become root's.
+  if [[ -n "${SUDO_USER:-}" && "${SUDO_USER}" != root ]]; then
+    sudo -u "$SUDO_USER" -H env PATH="$PATH" "$@"
+  else
+    "$@"
+  fi
+}
+if [[ -z "${COWTREE:-}" ]]; then
+  CARGO=$(find_cargo) || die "cargo not found; set COWTREE=path/to/cowtree"
+  note "building cowtree --release"
+  as_user "$CARGO" build --release --quiet -p cowtree
+  COWTREE="$ROOT/target/release/cowtree"
+fi
+[[ -x "$COWTREE" ]] || die "COWTREE=$COWTREE is not an executable"
+COWTREE=$(realpath "$COWTREE")
+if ! command -v xcp >/dev/null && [[ "${XCP_INSTALL:-}" == 1 ]]; then
+  CARGO=$(find_cargo) || die "XCP_INSTALL=1 but cargo not found"
+  note "cargo install xcp (XCP_INSTALL=1)"
+  as_user "$CARGO" install --quiet xcp || note "cargo install xcp failed; xcp skipped"
+  PATH="$PATH:$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)/.cargo/bin"
+fi
+XCP=$(command -v xcp || true)
+has_cmd() { "$COWTREE" help "$1" >/dev/null 2>&1; }
+
+# Git without the caller's configuration, so hooks, fsmonitor or a pager cannot skew it.
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_PAGER=cat PAGER=cat
+GIT=(git -c user.name=bench -c user.email=bench@cowtree.invalid -c gc.auto=0
+  -c core.fsmonitor=false -c init.defaultBranch=main -c advice.detachedHead=false)
+
+# --------------------------------------------------------------------------------- mounts
+# shellcheck source=scripts/mounts.sh
+source scripts/mounts.sh
+WORK=""
+cleanup() {
+  local rc=$?
+  cowtree_mounts_down
+  [[ -n "$WORK" && -d "$WORK" ]] && rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+cowtree_mounts_up xfs >&2
+[[ -n "${COWTREE_TEST_XFS:-}" ]] || die "could not mount XFS (see above)"
+XFS=$COWTREE_TEST_XFS
+WORK=$(mktemp -d "${BENCH_HOST_DIR:-$COWTREE_MOUNT_WORK}/bench-host.XXXXXX")
+HOST=$WORK
+export COWTREE_STORE="$XFS/store" # never the caller's own store
+SAMPLES=$(mktemp "$WORK/samples.XXXXXX")
+TIMEF="$WORK/time.out"
+LOGF="$WORK/cmd.log"
+
+# ------------------------------------------------------------------------------- helpers
+drop_caches() {
+  if [[ "${DROP_CACHES:-}" == 1 ]]; then
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+  fi
+}
+settle() { # remove leftovers and flush, so the next timed run starts from a quiet disk
+  local p
+  for p in "$@"; do [[ -e "$p" || -L "$p" ]] && rm -rf -- "$p"; done
+  sync
+  drop_caches
+}
+# listing PATH: one line per entry (path, type, size for files, mode, link target), sorted;
+# equal listings mean the same names, kinds, sizes, permission bits and symlink targets.
+listing() {
+  (cd "$1" && find . -mindepth 1 \( -type f -printf '%P f %s %m\n' \) -o \
+    \( -type l -printf '%P l %l\n' \) -o \( -printf '%P %y %m\n' \)) | LC_ALL=C sort | md5sum | cut -d' ' -f1
+}
+declare -A SRC_LISTING=()
+declare -A WRONG=()
+check_copy() { # check_copy KEY SRC DST LABEL
+  local want
+  if [[ -z "${SRC_LISTING[$2]:-}" ]]; then SRC_LISTING[$2]=$(listing "$2"); fi
+  want=${SRC_LISTING[$2]}
+  if [[ "$(listing "$3")" != "$want" ]]; then
+    WRONG[$1]=1
+    note "WRONG: $4: $3 differs from $2 (names, kinds, sizes, modes or link targets)"
+  fi
+}
+
+# timed KEY CMD...: one timed run; appends "KEY seconds rss_kib" to $SAMPLES.
+# Returns the command's status; on failure prints the tail of its output.
+timed() {
+  local key=$1 t0 t1 rc=0 rss
+  shift
+  t0=$(date +%s%N)
+  /usr/bin/time -f '%M' -o "$TIMEF" "$@" >"$LOGF" 2>&1 || rc=$?
+  t1=$(date +%s%N)
+  if ((rc != 0)); then
+    note "FAILED ($rc): $key: $*"
+    tail -5 "$LOGF" | sed 's/^/    /' >&2
+    echo "$key FAIL 0" >>"$SAMPLES"
+    return "$rc"
+  fi
+  rss=$(tail -1 "$TIMEF")
+  echo "$key $(((t1 - t0) / 1000)) $rss" >>"$SAMPLES"
+}
+
+# median KEY: median seconds of KEY's successful runs (empty when none)
+median() {
+  awk -v k="$1" '$1 == k && $2 != "FAIL" { print $2 / 1e6 }' "$SAMPLES" | sort -g |
+    awk '{ a[NR] = $1 } END { if (NR) printf "%.6f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+peak_mib() {
+  awk -v k="$1" '$1 == k && $2 != "FAIL" && $3 > m { m = $3 } END { if (m) printf "%.1f\n", m / 1024 }' "$SAMPLES"
+}
+
+# table TITLE FILES REFKEY KEY=LABEL...: prints the section's table.
+table() {
+  local title=$1 files=$2 ref=$3
+  shift 3
+  local refmed
+  refmed=$(median "$ref")
+  say ""
+  say "== $title"
+  say "$(printf '%-40s %9s %9s %9s %8s %10s %9s %s' tool median_s min_s max_s 'x ref' files/s rss_MiB runs)"
+  local kv key label
+  for kv in "$@"; do
+    key=${kv%%=*}
+    label=${kv#*=}
+    local line
+    line=$(awk -v k="$key" -v files="$files" -v ref="${refmed:-}" -v label="$label" \
+      -v wrong="${WRONG[$key]:-}" '
+      $1 == k { if ($2 == "FAIL") { fail++; next } n++; s[n] = $2 / 1e6; if ($3 > rss) rss = $3 }
+      END {
+        if (!n) { printf "%-40s %9s %s\n", label, "-", (fail ? fail " failed" : "not run"); exit }
+        for (i = 2; i <= n; i++) { v = s[i]; for (j = i - 1; j >= 1 && s[j] > v; j--) s[j + 1] = s[j]; s[j + 1] = v }
+        med = (n % 2) ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2
+        r = (ref != "" && ref > 0) ? sprintf("%.2f", med / ref) : "-"
+        fps = (files > 0 && med > 0) ? sprintf("%.0f", files / med) : "-"
+        printf "%-40s %9.3f %9.3f %9.3f %8s %10s %9.1f %d%s%s\n", label, med, s[1], s[n], r, fps,
+          rss / 1024, n, (fail ? " (" fail " failed)" : ""), (wrong ? " WRONG" : "")
+      }' "$SAMPLES")
+    say "$line"
+  done
+}
+
+# verdict TEXT OK: one PASS/MISS line; OK is 1, 0, or empty (not measured)
+verdict() {
+  local text=$1 ok=$2
+  case $ok in
+    1) say "PASS  $text" ;;
+    0) say "MISS  $text" ;;
+    *) say "----  $text (not measured)" ;;
+  esac
+}
+# cmp_le A B: prints 1 when A <= B, 0 otherwise, empty when either is empty
+cmp_le() {
+  if [[ -n "$1" && -n "$2" ]]; then awk -v a="$1" -v b="$2" 'BEGIN { print (a <= b) ? 1 : 0 }'; fi
+}
+# faster_by A B F KEY: 1 when A * F <= B (A at least F times faster), 0 when not or when KEY's
+# output was WRONG, empty when A or B was not measured
+faster_by() {
+  if [[ -n "$1" && -n "$2" ]]; then
+    if [[ -n "${WRONG[$4]:-}" ]]; then echo 0; else cmp_le "$(calc "$3 * $1")" "$2"; fi
+  fi
+}
+calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
+fmt_or_dash() { [[ -n "$1" ]] && echo "$1" || echo "-"; }
+
+# ------------------------------------------------------------------------------ the trees
+say "cowtree benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+say "machine: $(uname -srm), $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
+say "cowtree: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo 'no --version'); commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+say "tools: $(cp --version | head -1); $(git --version); $(b3sum --version 2>/dev/null || echo 'b3sum missing'); xcp: ${XCP:-not installed (skipped; XCP_INSTALL=1 builds it with cargo install)}"
+say "settings: RUNS=$RUNS GIT_RUNS=$GIT_RUNS SCALE=$SCALE SEED=$SEED; page cache $([[ "${DROP_CACHES:-}" == 1 ]] && echo 'dropped before every timed run' || echo 'warm (not dropped; sync between runs)')"
+say "XFS: $XFS ($(stat -f -c %T "$XFS"), 4 GiB loop image, reflink=1); host: $HOST ($(stat -f -c %T "$HOST"))"
+
+gen() { # gen DEST: generate the tree, print its totals as JSON
+  python3 "$ROOT/bench/gentree.py" "$1" --scale "$SCALE" --seed "$SEED" --json
+}
+jget() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+note "generating the tree on XFS"
+TREE_JSON=$(gen "$XFS/src")
+FILES=$(jget "$TREE_JSON" files)
+BYTES=$(jget "$TREE_JSON" bytes)
+say "tree: $(jget "$TREE_JSON" files) files, $(jget "$TREE_JSON" dirs) dirs ($(jget "$TREE_JSON" empty_dirs) empty), $(jget "$TREE_JSON" symlinks) symlinks, $BYTES bytes apparent ($(calc "$BYTES / 1048576") MiB, largest $(calc "$(jget "$TREE_JSON" largest) / 1048576") MiB); files/s below counts regular files"
+SRC=$XFS/src
+if want clone; then
+  note "generating the tree on the host filesystem"
+  gen "$HOST/src" >/dev/null
+fi
+sync
+
+# ------------------------------------------------------------------------------- clone
+clone_section() { # clone_section FS SRC DSTBASE REFLABEL REFCMD...
+  local fs=$1 src=$2 base=$3 reflabel=$4
+  shift 4
+  local ref=("$@") r
+  local dst="$base/dst"
+  for ((r = 1; r <= RUNS; r++)); do
+    note "clone/$fs: round $r/$RUNS"
+    settle "$dst"
+    if timed "clone-$fs-cowtree" "$COWTREE" clone "$src" "$dst" && ((r == 1)); then
+      cp "$LOGF" "$WORK/clone-$fs.log"
+      check_copy "clone-$fs-cowtree" "$src" "$dst" "cowtree clone ($fs)"
+    fi
+    settle "$dst"
+    if timed "clone-$fs-cp" "${ref[@]}" "$src" "$dst" && ((r == 1)); then
+      check_copy "clone-$fs-cp" "$src" "$dst" "$reflabel ($fs)"
+    fi
+    if [[ -n "$XCP" ]]; then
+      settle "$dst"
+      if timed "clone-$fs-xcp" "$XCP" -r "$src" "$dst" && ((r == 1)); then
+        check_copy "clone-$fs-xcp" "$src" "$dst" "xcp -r ($fs)"
+      fi
+    fi
+  done
+  settle "$dst"
+  local rows=("clone-$fs-cowtree=cowtree clone" "clone-$fs-cp=$reflabel")
+  [[ -n "$XCP" ]] && rows+=("clone-$fs-xcp=xcp -r")
+  table "clone on $fs ($(stat -f -c %T "$src")): reference $reflabel" "$FILES" "clone-$fs-cp" "${rows[@]}"
+  if [[ -s "$WORK/clone-$fs.log" ]]; then
+    say "cowtree's report (first run): $(tail -3 "$WORK/clone-$fs.log" | tr '\n' ' ')"
+  fi
+}
+
+if want clone; then
+  if has_cmd clone; then
+    clone_section xfs "$SRC" "$XFS" "cp -a --reflink=always" cp -a --reflink=always
+    a=$(median clone-xfs-cowtree)
+    b=$(median clone-xfs-cp)
+    m=$(peak_mib clone-xfs-cowtree)
+    verdict "clone on XFS at least 2.0x faster than cp -a --reflink=always: $([[ -n $a && -n $b ]] && calc "$b / $a" || echo -)x" \
+      "$(faster_by "$a" "$b" 2 clone-xfs-cowtree)"
+    verdict "clone peak RSS at most 64 MiB: $(fmt_or_dash "$m") MiB" "$(cmp_le "$m" 64)"
+    clone_section host "$HOST/src" "$HOST" "cp -a" cp -a
+    a=$(median clone-host-cowtree)
+    b=$(median clone-host-cp)
+    say "info  clone on the host filesystem (no reflink, both copy): cowtree/cp-a time ratio $([[ -n $a && -n $b ]] && calc "$a / $b" || echo -) (no target in the issue)"
+    m=$(peak_mib clone-host-cowtree)
+    verdict "clone peak RSS at most 64 MiB (host): $(fmt_or_dash "$m") MiB" "$(cmp_le "$m" 64)"
+  else
+    say ""
+    say "== clone: skipped: $COWTREE has no 'clone' command ('cowtree help clone' failed)"
+  fi
+fi
+if [[ -d "$HOST/src" ]]; then settle "$HOST/src"; fi
+
+# ----------------------------------------------------------------- git repo of the same files
+GITREPO=$XFS/gitrepo
+git_fresh() { # a reflink copy of the tree with an empty repository in it (untimed)
+  settle "$GITREPO"
+  cp -a --reflink=always "$SRC" "$GITREPO"
+  "${GIT[@]}" -C "$GITREPO" init -q
+  sync
+}
+ensure_gitrepo() { # the tree committed once, untimed
+  if [[ ! -d "$GITREPO/.git" ]] || ! "${GIT[@]}" -C "$GITREPO" rev-parse -q --verify HEAD >/dev/null; then
+    note "committing the tree to a git repository (untimed)"
+    [[ -d "$GITREPO/.git" ]] || git_fresh
+    "${GIT[@]}" -C "$GITREPO" add -A
+    "${GIT[@]}" -C "$GITREPO" commit -q -m tree
+  fi
+  "${GIT[@]}" -C "$GITREPO" status --porcelain >/dev/null # refresh the index's stat data
+  sync
+}
+
+# ---------------------------------------------------------------------------- snapshot
+SNAP_ID=""
+snapshot_id() { # snapshot_id OUTPUT: the id from --json output (or the last word of human output)
+  python3 -c '
+import json, sys
+t = sys.argv[1].strip()
+try:
+    print(json.loads(t)["id"])
+except Exception:
+    print(t.split()[-1] if t.split() else "")' "$1"
+}
+make_store_snapshot() { # the tree recorded in $XFS/store (untimed unless the section ran)
+  [[ -n "$SNAP_ID" ]] && return
+  note "recording the tree in $XFS/store (untimed)"
+  SNAP_ID=$(snapshot_id "$("$COWTREE" --store "$XFS/store" snapshot "$SRC" --json)")
+  [[ -n "$SNAP_ID" ]] || die "no snapshot id from cowtree snapshot"
+  sync
+}
+
+if want snapshot; then
+  if has_cmd snapshot; then
+    for ((r = 1; r <= RUNS; r++)); do
+      note "snapshot: round $r/$RUNS"
+      # Every run records into an empty store; the last one fills the store that the checkout
+      # and status sections use, so the tree is not recorded once more untimed.
+      store="$XFS/store-fresh"
+      ((r == RUNS)) && [[ ! -e "$XFS/store" ]] && store="$XFS/store"
+      settle "$XFS/store-fresh"
+      if timed snap-cowtree "$COWTREE" --store "$store" snapshot "$SRC" --json; then
+        ((r == 1)) && say "cowtree's report (first run): $(tr '\n' ' ' <"$LOGF")"
+        [[ $store == "$XFS/store" ]] && SNAP_ID=$(snapshot_id "$(cat "$LOGF")")
+      fi
+      settle
+      # shellcheck disable=SC2016 # $1 is expanded by the inner shell
+      timed snap-b3sum bash -c 'cd "$1" && find . -type f -print0 | xargs -0 b3sum >/dev/null' _ "$SRC" || true
+    done
+    for ((r = 1; r <= GIT_RUNS; r++)); do
+      note "snapshot: git add -A round $r/$GIT_RUNS"
+      git_fresh
+      timed snap-git "${GIT[@]}" -C "$GITREPO" add -A || true
+    done
+    settle "$XFS/store-fresh"
+    # The last git add -A leaves the index the checkout and status sections commit.
+    table "snapshot of the tree into an empty store (XFS): reference b3sum over the same files" \
+      "$FILES" snap-b3sum "snap-cowtree=cowtree snapshot" "snap-b3sum=find|xargs -0 b3sum" "snap-git=git add -A (fresh repo)"
+    a=$(median snap-cowtree)
+    b=$(median snap-b3sum)
+    g=$(median snap-git)
+    m=$(peak_mib snap-cowtree)
+    [[ -n $a ]] && say "info  snapshot throughput: $(calc "$BYTES / $a / 1e9") GB/s of file data"
+    verdict "snapshot within 2x of b3sum: $([[ -n $a && -n $b ]] && calc "$a / $b" || echo -)x b3sum's time" \
+      "$([[ -n $a && -n $b ]] && cmp_le "$a" "$(calc "2 * $b")")"
+    verdict "snapshot at least 10x faster than git add -A: $([[ -n $a && -n $g ]] && calc "$g / $a" || echo -)x" \
+      "$(faster_by "$a" "$g" 10 -)"
+    verdict "snapshot peak RSS at most 128 MiB: $(fmt_or_dash "$m") MiB" "$(cmp_le "$m" 128)"
+  else
+    say ""
+    say "== snapshot: skipped: $COWTREE has no 'snapshot' command"
+  fi
+fi
+
+# ---------------------------------------------------------------------------- checkout
+CHECKOUT_MED=""
+if want checkout; then
+  if has_cmd checkout && has_cmd snapshot; then
+    make_store_snapshot
+    ensure_gitrepo
+    for ((r = 1; r <= RUNS; r++)); do
+      note "checkout: round $r/$RUNS"
+      settle "$XFS/co"
+      if timed co-cowtree "$COWTREE" --store "$XFS/store" checkout "$SNAP_ID" "$XFS/co" && ((r == 1)); then
+        say "cowtree's report (first run): $(tail -3 "$LOGF" | tr '\n' ' ')"
+        check_copy co-cowtree "$SRC" "$XFS/co" "cowtree checkout"
+      fi
+      settle "$XFS/co"
+      timed co-cp cp -a --reflink=always "$SRC" "$XFS/co" || true
+    done
+    for ((r = 1; r <= GIT_RUNS; r++)); do
+      note "checkout: git worktree add round $r/$GIT_RUNS"
+      settle "$XFS/co"
+      "${GIT[@]}" -C "$GITREPO" worktree prune
+      timed co-git "${GIT[@]}" -C "$GITREPO" worktree add -q --detach "$XFS/co" HEAD || true
+    done
+    settle "$XFS/co"
+    "${GIT[@]}" -C "$GITREPO" worktree prune
+    table "checkout of the snapshot (XFS, store on the same filesystem): reference cp -a --reflink=always" \
+      "$FILES" co-cp "co-cowtree=cowtree checkout" "co-cp=cp -a --reflink=always" "co-git=git worktree add"
+    CHECKOUT_MED=$(median co-cowtree)
+    a=$CHECKOUT_MED
+    b=$(median co-cp)
+    g=$(median co-git)
+    verdict "checkout at least 2x faster than cp -a --reflink=always: $([[ -n $a && -n $b ]] && calc "$b / $a" || echo -)x" \
+      "$(faster_by "$a" "$b" 2 co-cowtree)"
+    verdict "checkout at least 5x faster than git worktree add: $([[ -n $a && -n $g ]] && calc "$g / $a" || echo -)x" \
+      "$(faster_by "$a" "$g" 5 co-cowtree)"
+
+    note "checkout: 10 checkouts for the space figure"
+    sync
+    used0=$(df -B1 --output=used "$XFS" | tail -1)
+    ok=1
+    for i in $(seq 1 10); do
+      timed co10-cowtree "$COWTREE" --store "$XFS/store" checkout "$SNAP_ID" "$XFS/co10-$i" || ok=0
+    done
+    sync
+    used1=$(df -B1 --output=used "$XFS" | tail -1)
+    delta=$((used1 - used0))
+    inode_sz=$(xfs_info "$XFS" 2>/dev/null | sed -n 's/.*isize=\([0-9]*\).*/\1/p' | head -1 || true)
+    say "info  10 checkouts: df used $used0 -> $used1 bytes: +$delta ($(calc "$delta / 1048576") MiB, $(calc "100 * $delta / $BYTES")% of the tree's apparent $BYTES bytes; $(calc "100 * $delta / $BYTES / 10")% per checkout; XFS inode size ${inode_sz:-?} B, so inodes alone take about $(calc "10 * ($FILES + $(jget "$TREE_JSON" dirs) + $(jget "$TREE_JSON" symlinks)) * ${inode_sz:-512} / 1048576") MiB)"
+    verdict "10 checkouts add at most 5% of the tree's apparent size (total of the 10): $(calc "100 * $delta / $BYTES")%" \
+      "$( ((ok)) && cmp_le "$delta" "$(calc "0.05 * $BYTES")")"
+    m=$(awk '($1 == "co-cowtree" || $1 == "co10-cowtree") && $2 != "FAIL" && $3 > m { m = $3 } END { if (m) printf "%.1f\n", m / 1024 }' "$SAMPLES")
+    verdict "checkout peak RSS at most 128 MiB: $(fmt_or_dash "$m") MiB" "$(cmp_le "$m" 128)"
+    settle "$XFS"/co10-*
+    sync
+    used0=$(df -B1 --output=used "$XFS" | tail -1)
+    cp -a --reflink=always "$SRC" "$XFS/cp-space"
+    sync
+    used1=$(df -B1 --output=used "$XFS" | tail -1)
+    say "info  for comparison, one cp -a --reflink=always copy adds $((used1 - used0)) bytes ($(calc "100 * (used1 - used0) / $BYTES")% of apparent)"
+    settle "$XFS/cp-space"
+  else
+    say ""
+    say "== checkout: skipped: $COWTREE lacks 'checkout' or 'snapshot'"
+  fi
+fi
+
+# -------------------------------------------------------------------------- status/switch
+# change_files DIR PERCENT|COUNT SALT: rewrites a fixed, evenly spread set of regular files
+# (the same relative paths for the same arguments) with new bytes, keeping them non-empty.
+change_files() {
+  python3 - "$@" <<'EOF'
+import os, sys
+root, amount, salt = sys.argv[1], sys.argv[2], sys.argv[3]
+files = []
+for d, dirs, names in os.walk(root):
+    dirs[:] = sorted(x for x in dirs if x != ".git")
+    for n in sorted(names):
+        p = os.path.join(d, n)
+        if os.path.isfile(p) and not os.path.islink(p):
+            files.append(p)
+n = int(len(files) * float(amount[:-1]) / 100) if amount.endswith("%") else int(amount)
+n = max(1, min(n, len(files)))
+step = len(files) / n
+for i in range(n):
+    p = files[int(i * step)]
+    with open(p, "ab") as f:
+        f.write(b"\n# changed by bench %s %d\n" % (salt.encode(), i))
+print(n)
+EOF
+}
+
+if want status; then
+  say ""
+  say "== status, switch and incremental snapshot (XFS) against git"
+  if ! has_cmd checkout || ! has_cmd snapshot; then
+    say "skipped: $COWTREE lacks 'checkout' or 'snapshot'"
+  else
+    make_store_snapshot
+    ensure_gitrepo
+    if ! "$COWTREE" --store "$XFS/store" checkout "$SNAP_ID" "$XFS/wt-status" >"$LOGF" 2>&1; then
+      say "status: skipped: cowtree checkout failed: $(tail -2 "$LOGF" | tr '\n' ' ')"
+    elif has_cmd status; then
+      "$COWTREE" --store "$XFS/store" status "$XFS/wt-status" >/dev/null 2>&1 || true # warm, like git's
+      for ((r = 1; r <= RUNS; r++)); do
+        timed st-clean-cowtree "$COWTREE" --store "$XFS/store" status "$XFS/wt-status" || true
+        timed st-clean-git "${GIT[@]}" -C "$GITREPO" status || true
+      done
+      n=$(change_files "$XFS/wt-status" 100 st)
+      change_files "$GITREPO" 100 st >/dev/null
+      sync
+      for ((r = 1; r <= RUNS; r++)); do
+        timed st-dirty-cowtree "$COWTREE" --store "$XFS/store" status "$XFS/wt-status" || true
+        timed st-dirty-git "${GIT[@]}" -C "$GITREPO" status || true
+      done
+      "${GIT[@]}" -C "$GITREPO" checkout -q -- . # back to the committed tree (untimed)
+      table "status, clean worktree: reference git status" "$FILES" st-clean-git \
+        "st-clean-cowtree=cowtree status" "st-clean-git=git status"
+      a=$(median st-clean-cowtree)
+      g=$(median st-clean-git)
+      verdict "clean status at most 0.7x git status: $([[ -n $a && -n $g ]] && calc "$a / $g" || echo -)x" \
+        "$([[ -n $a && -n $g ]] && cmp_le "$a" "$(calc "0.7 * $g")")"
+      table "status after modifying $n files: reference git status" "$FILES" st-dirty-git \
+        "st-dirty-cowtree=cowtree status" "st-dirty-git=git status"
+      a=$(median st-dirty-cowtree)
+      g=$(median st-dirty-git)
+      verdict "status after modifying $n files at most 0.7x git status: $([[ -n $a && -n $g ]] && calc "$a / $g" || echo -)x" \
+        "$([[ -n $a && -n $g ]] && cmp_le "$a" "$(calc "0.7 * $g")")"
+    else
+      say "status: skipped: $COWTREE has no 'status' command"
+    fi
+    settle "$XFS/wt-status"
+
+    if has_cmd switch; then
+      # Snapshot B: the tree with 1% of its files changed.
+      settle "$XFS/src-b"
+      cp -a --reflink=always "$SRC" "$XFS/src-b"
+      n=$(change_files "$XFS/src-b" 1% b)
+      SNAP_B=$(snapshot_id "$("$COWTREE" --store "$XFS/store" snapshot "$XFS/src-b" --json)")
+      settle "$XFS/src-b"
+      "$COWTREE" --store "$XFS/store" checkout "$SNAP_ID" "$XFS/wt-switch" >/dev/null || note "checkout for switch failed"
+      sync
+      for ((r = 1; r <= RUNS; r++)); do
+        note "switch: round $r/$RUNS"
+        if ((r % 2)); then to=$SNAP_B; else to=$SNAP_ID; fi
+        timed sw-cowtree "$COWTREE" --store "$XFS/store" switch "$XFS/wt-switch" "$to" || true
+        sync
+      done
+      if [[ -z "$CHECKOUT_MED" ]]; then
+        for ((r = 1; r <= RUNS; r++)); do
+          settle "$XFS/co"
+          timed sw-co-cowtree "$COWTREE" --store "$XFS/store" checkout "$SNAP_ID" "$XFS/co" || true
+        done
+        settle "$XFS/co"
+        CHECKOUT_MED=$(median sw-co-cowtree)
+        reflabel=sw-co-cowtree
+      else
+        reflabel=co-cowtree
+      fi
+      table "switch between snapshots differing in $n files (1%): reference full checkout" "$n" "$reflabel" \
+        "sw-cowtree=cowtree switch (A<->B)" "$reflabel=cowtree checkout (full)"
+      a=$(median sw-cowtree)
+      verdict "switch at most 10% of a full checkout's time: $([[ -n $a && -n $CHECKOUT_MED ]] && calc "100 * $a / $CHECKOUT_MED" || echo -)%" \
+        "$([[ -n $a && -n $CHECKOUT_MED ]] && cmp_le "$a" "$(calc "0.1 * $CHECKOUT_MED")")"
+    else
+      say "switch: skipped: $COWTREE has no 'switch' command"
+    fi
+    settle "$XFS/wt-switch"
+
+    # Incremental snapshot of a worktree whose 1% of files changed (new bytes before every
+    # run), against a fresh snapshot of the same content as a plain directory into the same store.
+    "$COWTREE" --store "$XFS/store" checkout "$SNAP_ID" "$XFS/wt-inc" >/dev/null || note "checkout for the incremental snapshot failed"
+    sync
+    if [[ -d "$XFS/wt-inc" ]] && "$COWTREE" help snapshot 2>/dev/null | grep -q -- '--update-base'; then
+      for ((r = 1; r <= RUNS; r++)); do
+        note "incremental snapshot: round $r/$RUNS"
+        n=$(change_files "$XFS/wt-inc" 1% "inc$r")
+        sync
+        timed inc-cowtree "$COWTREE" --store "$XFS/store" snapshot "$XFS/wt-inc" --json || true
+        if ((r <= GIT_RUNS)); then
+          settle "$XFS/plain"
+          cp -a --reflink=always "$XFS/wt-inc" "$XFS/plain"
+          sync
+          timed inc-fresh "$COWTREE" --store "$XFS/store" snapshot "$XFS/plain" --json || true
+        fi
+      done
+      settle "$XFS/plain"
+      table "snapshot after changing $n files (1%): reference a fresh snapshot of the same content" "$FILES" inc-fresh \
+        "inc-cowtree=cowtree snapshot WORKTREE" "inc-fresh=cowtree snapshot COPY (no cache)"
+      a=$(median inc-cowtree)
+      b=$(median inc-fresh)
+      verdict "incremental snapshot at most 10% of a fresh snapshot: $([[ -n $a && -n $b ]] && calc "100 * $a / $b" || echo -)%" \
+        "$([[ -n $a && -n $b ]] && cmp_le "$a" "$(calc "0.1 * $b")")"
+    else
+      say "incremental snapshot: skipped: 'cowtree help snapshot' has no --update-base (issue 5 not in this binary)"
+    fi
+    settle "$XFS/wt-inc"
+  fi
+fi
+
+say ""
+say "== summary ($((SECONDS / 60)) min $((SECONDS % 60)) s)"
+grep -E '^(PASS|MISS|----) ' "$RESULTS" | tee -a "$RESULTS" || say "(no targets measured)"
+say "results: $RESULTS"
