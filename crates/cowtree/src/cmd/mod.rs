@@ -1,11 +1,11 @@
 //! One module per subcommand.
 
-pub mod clone;
 pub mod checkout;
-pub mod gc;
-pub mod ls;
+pub mod clone;
 pub mod dedupe;
 pub mod du;
+pub mod gc;
+pub mod ls;
 pub mod probe;
 pub mod rm;
 pub mod show;
