@@ -327,3 +327,28 @@ fn clone_under_ulimit_n_64_removes_a_wide_stale_staging_directory() {
     );
     assert_same_tree(&snapshot(&src), &snapshot(&dst), true);
 }
+
+#[test]
+fn clone_keeps_exact_modes_under_a_restrictive_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("src");
+    sample_tree(&src);
+    for (name, mode) in [("rw_all", 0o666u32), ("rwx_all", 0o777), ("sticky", 0o1755)] {
+        let p = src.join(name);
+        fs::write(&p, pattern(20_000, u64::from(mode))).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fs::set_permissions(src.join("a"), fs::Permissions::from_mode(0o777)).unwrap();
+    let dst = dir.path().join("dst");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("umask 077; exec \"$0\" clone --quiet \"$1\" \"$2\"")
+        .arg(BIN)
+        .arg(&src)
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&snapshot(&src), &snapshot(&dst), true);
+}
