@@ -233,7 +233,10 @@ mod linux {
             dst_dir,
             dst_name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
+            // The final permission bits already: when the umask strips none of them, no
+            // chmod (a metadata transaction on XFS and btrfs) is needed afterwards. The new
+            // descriptor is writable whatever the bits say.
+            Mode::from_raw_mode(mode & 0o777),
         )
         .map_err(|e| at_path("create", Path::new(dst_name), e.into()))?;
 
@@ -305,7 +308,11 @@ mod linux {
                 }
             },
         };
-        fchmod(dst_fd, Mode::from_raw_mode(mode))?;
+        // The umask may have removed bits at creation, and the sticky bit is not set by it;
+        // fstat is cheap (no transaction), fchmod only when needed.
+        if fstat(dst_fd)?.st_mode & 0o7777 != mode {
+            fchmod(dst_fd, Mode::from_raw_mode(mode))?;
+        }
         if opts.preserve_times {
             futimens(
                 dst_fd,

@@ -744,7 +744,7 @@ impl<'r, 'a> TreeRun<'r, 'a> {
         match existing {
             None => {
                 dst_dir
-                    .create_dir(name, 0o700)
+                    .create_dir(name, fill_mode(nodes[child].meta.mode))
                     .map_err(|e| LinkError::io("create directory", &full(), e))?;
                 local.created.push(child);
                 push_items(nodes, child, true, Some(dst_dev), push);
@@ -766,7 +766,7 @@ impl<'r, 'a> TreeRun<'r, 'a> {
                 OnExisting::Overwrite => {
                     self.replace(dst_dir, rel, name, &st, true, |tmp| {
                         dst_dir
-                            .create_dir(tmp, 0o700)
+                            .create_dir(tmp, fill_mode(nodes[child].meta.mode))
                             .map_err(|e| LinkError::io("create directory", &full(), e))?;
                         Ok(true)
                     })?;
@@ -804,8 +804,15 @@ impl<'r, 'a> TreeRun<'r, 'a> {
                         let full = || self.dst_full(&node.rel);
                         let dir = open_rel(self.dst_root, &node.rel)
                             .map_err(|e| LinkError::io("open directory", &full(), e))?;
-                        dir.set_mode(node.meta.mode)
-                            .map_err(|e| LinkError::io("set mode of", &full(), e))?;
+                        // Usually the directory was created with its final bits already; an
+                        // fstat costs no metadata transaction, a chmod does.
+                        let now = dir
+                            .stat_self()
+                            .map_err(|e| LinkError::io("stat", &full(), e))?;
+                        if now.st_mode & 0o7777 != node.meta.mode {
+                            dir.set_mode(node.meta.mode)
+                                .map_err(|e| LinkError::io("set mode of", &full(), e))?;
+                        }
                         if preserve {
                             dir.set_own_times(node.meta.atime, node.meta.mtime)
                                 .map_err(|e| LinkError::io("set times of", &full(), e))?;
@@ -817,6 +824,12 @@ impl<'r, 'a> TreeRun<'r, 'a> {
         }
         Ok(())
     }
+}
+
+/// The mode a directory is created with: its final permission bits, plus owner
+/// read/write/search so that this run can fill it (the final bits are set afterwards).
+fn fill_mode(mode: u32) -> u32 {
+    (mode | 0o700) & 0o777
 }
 
 fn push_items(

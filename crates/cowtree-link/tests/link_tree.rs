@@ -548,3 +548,56 @@ fn many_directories_with_one_worker_per_descriptor_budget_still_complete() {
         assert_same_tree(&snapshot(&src), &snapshot(&dst), true);
     }
 }
+
+#[test]
+fn hardlink_mode_copies_a_file_at_the_link_limit_and_hardlinks_the_rest() {
+    // ext4 allows 65,000 links per inode; reach it for one source file (links kept outside
+    // the source tree), so linkat gives EMLINK for real.
+    let Some(dir) = scratch(Fs::NoCow) else {
+        return;
+    };
+    let fstype = cowtree_fs::fstype::fs_type(cowtree_fs::dir::Dir::open(dir.path()).unwrap())
+        .unwrap()
+        .name();
+    if fstype != "ext4" {
+        println!("skipped: the host filesystem is {fstype}, not ext4 with its 65,000-link limit");
+        return;
+    }
+    let src = dir.path().join("src");
+    let (files, _, _) = sample_tree(&src);
+    let full = src.join("a/small.txt");
+    let side = dir.path().join("links");
+    fs::create_dir(&side).unwrap();
+    let mut n = 0u32;
+    loop {
+        match fs::hard_link(&full, side.join(n.to_string())) {
+            Ok(()) => n += 1,
+            Err(e) if e.raw_os_error() == Some(31) => break,
+            Err(e) => panic!("link {n}: {e}"),
+        }
+    }
+    let dst = dir.path().join("dst");
+    let r = link_tree(
+        &src,
+        &dst,
+        &LinkOptions {
+            mode: LinkMode::Hardlink,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!((r.hardlinked, r.copied), (files - 1, 1), "{r:?}");
+    assert_eq!(r.fallbacks.len(), 1, "{:?}", r.fallbacks);
+    let fb = &r.fallbacks[0];
+    assert_eq!(
+        (fb.reason, fb.count, fb.per_file),
+        ("hardlink-too-many-links", 1, true)
+    );
+    assert_eq!(fb.example, full);
+    assert_ne!(
+        fs::metadata(dst.join("a/small.txt")).unwrap().ino(),
+        fs::metadata(&full).unwrap().ino()
+    );
+    assert_same_tree(&snapshot(&src), &snapshot(&dst), true);
+    fs::remove_dir_all(&side).unwrap();
+}

@@ -327,3 +327,68 @@ fn clone_under_ulimit_n_64_removes_a_wide_stale_staging_directory() {
     );
     assert_same_tree(&snapshot(&src), &snapshot(&dst), true);
 }
+
+#[test]
+fn clone_keeps_exact_modes_under_a_restrictive_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("src");
+    sample_tree(&src);
+    for (name, mode) in [("rw_all", 0o666u32), ("rwx_all", 0o777), ("sticky", 0o1755)] {
+        let p = src.join(name);
+        fs::write(&p, pattern(20_000, u64::from(mode))).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fs::set_permissions(src.join("a"), fs::Permissions::from_mode(0o777)).unwrap();
+    let dst = dir.path().join("dst");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("umask 077; exec \"$0\" clone --quiet \"$1\" \"$2\"")
+        .arg(BIN)
+        .arg(&src)
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_same_tree(&snapshot(&src), &snapshot(&dst), true);
+}
+
+#[test]
+fn clone_killed_mid_run_leaves_no_dst_and_the_next_run_removes_its_staging() {
+    let (Some(a), Some(b)) = (scratch(Fs::Xfs), scratch(Fs::Xfs2)) else {
+        return;
+    };
+    // Across filesystems everything is copied, so a few hundred MiB take long enough to kill
+    // the run while it is writing.
+    let src = a.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let chunk = pattern(16 << 20, 11);
+    for i in 0..16 {
+        fs::write(src.join(format!("f{i}")), &chunk).unwrap();
+    }
+    let dst = b.path().join("dst");
+    let mut child = Command::new(BIN)
+        .args([os("clone"), os("--quiet"), os("--jobs"), os("1")])
+        .arg(&src)
+        .arg(&dst)
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while staging_in(b.path()).is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no staging directory appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the run finished before it was killed");
+    assert!(!dst.exists(), "a killed run left a destination");
+    assert_eq!(staging_in(b.path()).len(), 1);
+
+    let out = clone(&[os("--quiet"), src.as_os_str(), dst.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(staging_in(b.path()), Vec::<OsString>::new());
+    assert_same_tree(&snapshot(&src), &snapshot(&dst), true);
+}

@@ -24,7 +24,9 @@ const EXIT_STRICT: u8 = 3;
 /// destination filesystems can, and copied where they cannot; every file that was copied
 /// instead of cloned is reported with the reason, once per cause. Symlinks are copied as
 /// symlinks, never followed; permission bits, empty directories and the times of files and
-/// directories are kept; names are kept byte for byte.
+/// directories are kept; names are kept byte for byte. Unlike `cp -a`, ownership, ACLs and
+/// extended attributes are not copied (the copy belongs to whoever runs cowtree), and files
+/// lose set-user-ID and set-group-ID bits.
 ///
 /// A new DST is built in a hidden staging directory beside it
 /// (`.<name>.cowtree-staging.<pid>.<random>`) and renamed into place at the end, so DST appears
