@@ -390,3 +390,24 @@ fn a_large_flat_directory_split_among_workers_round_trips() {
     .unwrap();
     assert_eq!(fingerprint(&dst), fingerprint(&src));
 }
+
+#[test]
+fn a_store_inside_the_recorded_tree_is_left_out() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("home");
+    fs::create_dir_all(src.join("docs")).unwrap();
+    fs::write(src.join("docs/a"), b"a").unwrap();
+    let store = Store::open(&src.join(".local/share/cowtree")).unwrap();
+    let r = snapshot_dir(&store, &src, None).unwrap();
+    let m = store.load(&r.id).unwrap();
+    let paths: Vec<&[u8]> = m.entries().iter().map(|e| e.path.as_slice()).collect();
+    assert_eq!(
+        paths,
+        vec![&b"docs/a"[..]],
+        "the store must not record itself"
+    );
+    let err = snapshot_dir(&store, store.root(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("store itself"), "{err}");
+}
