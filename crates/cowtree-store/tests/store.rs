@@ -411,3 +411,41 @@ fn a_store_inside_the_recorded_tree_is_left_out() {
         .to_string();
     assert!(err.contains("store itself"), "{err}");
 }
+
+#[test]
+fn btrfs_subvolumes_of_one_filesystem_are_not_treated_as_cross_device() {
+    let Some(dir) = scratch(Fs::Btrfs) else {
+        return;
+    };
+    let (a, b) = (dir.path().join("sub-a"), dir.path().join("sub-b"));
+    for sub in [&a, &b] {
+        let st = std::process::Command::new("btrfs")
+            .args(["subvolume", "create"])
+            .arg(sub)
+            .output()
+            .expect("btrfs-progs is installed with the btrfs mount");
+        assert!(st.status.success(), "{st:?}");
+    }
+    let src = a.join("src");
+    make_tree(&src);
+    let store = Store::open(&a.join("store")).unwrap();
+    let r = snapshot_dir(&store, &src, None).unwrap();
+    let dst = b.join("wt");
+    let c = checkout(
+        &store,
+        &r.id,
+        &dst,
+        opts(CheckoutMode::Auto, true),
+        &no_warn,
+    )
+    .unwrap();
+    assert!(!c.cross_device);
+    assert_eq!((c.cloned, c.copied), (7, 0));
+    assert_eq!(fingerprint(&dst), fingerprint(&src));
+    for sub in [&a, &b] {
+        let _ = std::process::Command::new("btrfs")
+            .args(["subvolume", "delete"])
+            .arg(sub)
+            .output();
+    }
+}
