@@ -39,7 +39,8 @@ pub enum CheckoutMode {
     Auto,
     /// Clone; copy with a reported fallback where the filesystems cannot.
     Clone,
-    /// Always copy.
+    /// Always copy (in-kernel `copy_file_range`, which XFS and btrfs may still satisfy by
+    /// sharing extents; the report counts these files as copied).
     Copy,
 }
 
