@@ -5,11 +5,18 @@
 //! a symlink is recorded as a symlink and never followed, and at most one directory fd per
 //! worker is open at a time. Special files (fifos, sockets, devices) are refused.
 //!
-//! Each file is cloned into the staging directory first, then the clone is hashed and renamed
-//! into `blobs/` under its hash: a writer changing the source mid-ingest cannot make a blob
-//! disagree with its name. If that blob already exists the staging copy is dropped. Where the
-//! source and store cannot share data (another filesystem, or one without reflinks), the file is
-//! read once, written to staging and hashed in the same pass.
+//! Where the source can be cloned into the store, each file is first hashed as it is (from the
+//! page cache): content already in the store needs nothing more, since that blob agrees with
+//! its name whatever the source does next. New content is cloned into the staging directory,
+//! the clone is hashed and renamed into `blobs/` under its own hash, so a writer changing the
+//! source mid-ingest cannot make a blob disagree with its name (if another worker placed the
+//! same blob first, the staging copy is dropped). Where the source and store cannot share data
+//! (another filesystem, or one without reflinks), the file is read once, written to staging
+//! and hashed in the same pass.
+//!
+//! Cost note: a fresh clone's pages are not in the page cache (the cache is per inode), so
+//! hashing the clone reads its blocks from the device. That read is the price of the
+//! guarantee above and dominates the first snapshot of a tree of small files.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
