@@ -473,3 +473,37 @@ fn checkout_mode_copy_copies_without_reporting_fallbacks() {
     // (see cowtree_fs::copy); what --mode copy promises is the method and the data.
     assert_eq!(fs::read(dst.join("big")).unwrap(), pattern(256 * 1024, 9));
 }
+
+#[test]
+fn ingest_from_another_filesystem_copies_and_hashes_in_one_pass() {
+    let (Some(a), Some(b)) = (scratch(Fs::Xfs), scratch(Fs::Xfs2)) else {
+        return;
+    };
+    let src = a.path().join("src");
+    make_tree(&src);
+    let store = Store::open(&b.path().join("store")).unwrap();
+    let r = snapshot_dir(&store, &src, None).unwrap();
+    assert_eq!(r.cloned_bytes, 0);
+    assert_eq!(r.copied_bytes, r.bytes);
+    let dst = b.path().join("wt");
+    let c = checkout(
+        &store,
+        &r.id,
+        &dst,
+        opts(CheckoutMode::Auto, true),
+        &no_warn,
+    )
+    .unwrap();
+    assert_eq!(
+        (c.cloned, c.copied),
+        (7, 0),
+        "store and worktree share XFS2"
+    );
+    assert_eq!(fingerprint(&dst), fingerprint(&src));
+    assert!(
+        cowtree_store::verify::verify(&store)
+            .unwrap()
+            .problems
+            .is_empty()
+    );
+}
