@@ -5,11 +5,18 @@
 //! a symlink is recorded as a symlink and never followed, and at most one directory fd per
 //! worker is open at a time. Special files (fifos, sockets, devices) are refused.
 //!
-//! Each file is cloned into the staging directory first, then the clone is hashed and renamed
-//! into `blobs/` under its hash: a writer changing the source mid-ingest cannot make a blob
-//! disagree with its name. If that blob already exists the staging copy is dropped. Where the
-//! source and store cannot share data (another filesystem, or one without reflinks), the file is
-//! read once, written to staging and hashed in the same pass.
+//! Where the source can be cloned into the store, each file is first hashed as it is (from the
+//! page cache): content already in the store needs nothing more, since that blob agrees with
+//! its name whatever the source does next. New content is cloned into the staging directory,
+//! the clone is hashed and renamed into `blobs/` under its own hash, so a writer changing the
+//! source mid-ingest cannot make a blob disagree with its name (if another worker placed the
+//! same blob first, the staging copy is dropped). Where the source and store cannot share data
+//! (another filesystem, or one without reflinks), the file is read once, written to staging
+//! and hashed in the same pass.
+//!
+//! Cost note: a fresh clone's pages are not in the page cache (the cache is per inode), so
+//! hashing the clone reads its blocks from the device. That read is the price of the
+//! guarantee above and dominates the first snapshot of a tree of small files.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -70,6 +77,8 @@ struct Walk<'a> {
     /// Source devices from which clones into the store are known not to work.
     no_clone: Mutex<HashMap<u64, ()>>,
     counter: AtomicU64,
+    /// (device, inode) of the store's root directory, which is never recorded.
+    store_id: (u64, u64),
     new_blobs: AtomicU64,
     new_bytes: AtomicU64,
     cloned_bytes: AtomicU64,
@@ -83,6 +92,14 @@ pub fn snapshot_dir(store: &Store, src: &Path, name: Option<&str>) -> Result<Ing
         crate::refs::validate_name(n)?;
     }
     let root = Dir::open(src).map_err(|e| Error::msg(format!("snapshot: {e}")))?;
+    let store_st = Dir::open(store.root())?.stat_self()?;
+    let store_id = (store_st.st_dev, store_st.st_ino);
+    if root.stat_self()?.st_ino == store_id.1 && root.stat_self()?.st_dev == store_id.0 {
+        return Err(Error::msg(format!(
+            "snapshot: {} is the store itself",
+            src.display()
+        )));
+    }
     let _lock = store.lock_shared()?;
     let staging = store.staging("ingest")?;
     let walk = Walk {
@@ -95,6 +112,7 @@ pub fn snapshot_dir(store: &Store, src: &Path, name: Option<&str>) -> Result<Ing
         stop: AtomicBool::new(false),
         no_clone: Mutex::new(HashMap::new()),
         counter: AtomicU64::new(0),
+        store_id,
         new_blobs: AtomicU64::new(0),
         new_bytes: AtomicU64::new(0),
         cloned_bytes: AtomicU64::new(0),
@@ -164,10 +182,14 @@ impl<'a> Walk<'a> {
         let list = dir
             .entries()
             .map_err(|e| Error::msg(format!("read directory {}: {e}", self.full(rel))))?;
-        let dev = dir
+        let st = dir
             .stat_self()
-            .map_err(|e| Error::msg(format!("stat {}: {e}", self.full(rel))))?
-            .st_dev;
+            .map_err(|e| Error::msg(format!("stat {}: {e}", self.full(rel))))?;
+        let dev = st.st_dev;
+        if (st.st_dev, st.st_ino) == self.store_id {
+            // The store itself lives inside the tree being recorded: leave it out.
+            return Ok(());
+        }
         let mut out = Vec::new();
         if list.is_empty() && !rel.is_empty() {
             out.push(Entry::dir(rel.to_vec()));
