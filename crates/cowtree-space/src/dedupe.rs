@@ -493,8 +493,7 @@ fn dedupe_group(
             dests.push((info, fd));
         }
     }
-    let (src_info, src_fd) = dests.remove(0);
-    let _ = src_info;
+    let (_, src_fd) = dests.remove(0);
     if dests.is_empty() {
         return out;
     }
