@@ -264,7 +264,7 @@ if [[ "${NO_DEDUPE:-}" != 1 ]]; then
     rec=$(printf '%s\n' ${DR[$tool]} | median)
     dff=$(printf '%s\n' ${DF[$tool]} | median)
     eval "med_t_$tool=$t med_r_$tool=${rec%.*}"
-    ROWS+=("$(printf '%-22s %-22s %9.3f %8s %12s  %s' "dedupe $COPIES copies" "$([[ $tool == cowtree ]] && echo "cowtree dedupe" || echo "duperemove -dr")" "$t" "" "$((DM[$tool] / 1024)) MiB" "reclaimed $(gib "${rec%.*}") (du unique physical), df freed $(gib "${dff%.*}")")")
+    ROWS+=("$(printf '%-22s %-22s %9.3f %8s %12s  %s' "dedupe $COPIES copies" "$([[ $tool == cowtree ]] && echo "cowtree dedupe${MIN_SIZE:+ --min-size $MIN_SIZE}" || echo "duperemove -dr")" "$t" "" "$((DM[$tool] / 1024)) MiB" "reclaimed $(gib "${rec%.*}") (du unique physical), df freed $(gib "${dff%.*}")")")
   done
   if [[ " ${tools[*]} " == *" duperemove "* ]]; then
     # shellcheck disable=SC2154
