@@ -24,6 +24,7 @@
 #   RUNS=N         timed du runs per tool (default 5)
 #   MIN_SIZE=B     cowtree dedupe --min-size (default: cowtree's default, 4096)
 #   NO_DEDUPE=1    skip the dedupe section; NO_DUPEREMOVE=1 skip only duperemove
+#   NO_DU=1        skip the du section (and the clones)
 #   GENTREE=PATH   tree generator (default bench/gentree.py)
 #   IMG_SIZE=S     loop image size (default: computed from the tree size)
 #   DEDUPE_RUNS=N  dedupe runs per tool, each on fresh copies (default 1: copies are slow)
@@ -124,10 +125,12 @@ sync
 
 CLONES=() PLAINS=()
 t0=$(date +%s.%N)
-for ((i = 1; i <= COPIES; i++)); do
-  cp -a --reflink=always "$SRC" "$MNT/clone$i"
-  CLONES+=("$MNT/clone$i")
-done
+if [[ "${NO_DU:-}" != 1 ]]; then
+  for ((i = 1; i <= COPIES; i++)); do
+    cp -a --reflink=always "$SRC" "$MNT/clone$i"
+    CLONES+=("$MNT/clone$i")
+  done
+fi
 t1=$(date +%s.%N)
 make_copies() { # PREFIX: COPIES plain copies named PREFIX1.., paths in PLAINS
   PLAINS=()
@@ -208,14 +211,16 @@ du_section() { # LABEL EXPECT_X PATHS...
     verdict MISS "$label: cowtree du took ${tr}x the time of du -s (target <= 2x)"
   rm -f "$out"
 }
-say "space: du section ($RUNS runs each, warm cache, alternating)"
-du_section "du $COPIES clones" 1 "${CLONES[@]}"
-du_section "du $COPIES copies" "$COPIES" "${PLAINS[@]}"
+if [[ "${NO_DU:-}" != 1 ]]; then
+  say "space: du section ($RUNS runs each, warm cache, alternating)"
+  du_section "du $COPIES clones" 1 "${CLONES[@]}"
+  du_section "du $COPIES copies" "$COPIES" "${PLAINS[@]}"
+fi
 
 # ----------------------------------------------------------------------------- dedupe
 if [[ "${NO_DEDUPE:-}" != 1 ]]; then
   # The clones are not needed any more; they would only slow the copies down.
-  rm -rf "${CLONES[@]}"
+  ((${#CLONES[@]} == 0)) || rm -rf "${CLONES[@]}"
   declare -A DT DR DF
   min_args=()
   [[ -n "${MIN_SIZE:-}" ]] && min_args=(--min-size "$MIN_SIZE")
@@ -259,7 +264,7 @@ if [[ "${NO_DEDUPE:-}" != 1 ]]; then
     rec=$(printf '%s\n' ${DR[$tool]} | median)
     dff=$(printf '%s\n' ${DF[$tool]} | median)
     eval "med_t_$tool=$t med_r_$tool=${rec%.*}"
-    ROWS+=("$(printf '%-22s %-22s %9.3f %8s %12s  %s' "dedupe $COPIES copies" "$([[ $tool == cowtree ]] && echo "cowtree dedupe" || echo "duperemove -dr")" "$t" "" "$((DM[$tool] / 1024)) MiB" "reclaimed $(gib "${rec%.*}") (du unique physical), df freed $(gib "${dff%.*}")")")
+    ROWS+=("$(printf '%-22s %-22s %9.3f %8s %12s  %s' "dedupe $COPIES copies" "$([[ $tool == cowtree ]] && echo "cowtree dedupe${MIN_SIZE:+ --min-size $MIN_SIZE}" || echo "duperemove -dr")" "$t" "" "$((DM[$tool] / 1024)) MiB" "reclaimed $(gib "${rec%.*}") (du unique physical), df freed $(gib "${dff%.*}")")")
   done
   if [[ " ${tools[*]} " == *" duperemove "* ]]; then
     # shellcheck disable=SC2154

@@ -4,7 +4,8 @@
 //!    keeping regular files of at least `min_size` bytes; a hardlinked inode is kept once.
 //! 2. Group by (device, size); in groups of two or more, hash with BLAKE3 in parallel. Files
 //!    whose extents are at the same physical addresses already hold the same bytes: one of
-//!    them is hashed for all.
+//!    them is hashed for all. Each size group goes straight on to step 3 once hashed, so the
+//!    kernel's comparison finds the pages still cached.
 //! 3. For each set of files with equal hashes, pick as source the file whose data layout the
 //!    most members already share (so files already sharing with it are not redone), and ask
 //!    the kernel to deduplicate the others against it with FIDEDUPERANGE. The kernel locks both
@@ -32,10 +33,9 @@ use serde::Serialize;
 use crate::du::{DuOptions, DuReport, FileInfo, du, layout_of};
 
 /// Receives progress; the CLI draws a bar with it. Every method has a default that does
-/// nothing.
+/// nothing. Phases: "scan" (no total), "dedupe" (total: bytes to hash), "measure".
 pub trait Progress: Sync {
-    /// A phase starts ("scan", "hash", "dedupe", "measure"), with its total in bytes when
-    /// known.
+    /// A phase starts, with its total in bytes when known.
     fn phase(&self, _name: &'static str, _total_bytes: Option<u64>) {}
     /// `bytes` more of the current phase are done.
     fn advance(&self, _bytes: u64) {}
@@ -54,8 +54,8 @@ pub struct DedupeOptions<'a> {
     pub min_size: u64,
     /// Where progress goes.
     pub progress: &'a dyn Progress,
-    /// Called once after hashing, before the first FIDEDUPERANGE. For tests that change a
-    /// file between the two phases.
+    /// Called for each set of files found equal by hash, after hashing them and before their
+    /// FIDEDUPERANGE. For tests that change a file between the two phases.
     pub after_hash: Option<&'a (dyn Fn() + Sync)>,
 }
 
@@ -290,83 +290,34 @@ pub fn dedupe(paths: &[PathBuf], opts: &DedupeOptions<'_>) -> Result<DedupeRepor
     by_size.retain(|_, v| v.len() > 1);
     report.candidates = by_size.values().map(|v| v.len() as u64).sum();
 
-    // Hash one file per physical layout: files at the same addresses hold the same bytes.
-    let mut jobs: Vec<(&FileInfo, Vec<&FileInfo>)> = Vec::new();
-    for files in by_size.values() {
-        let mut by_layout: HashMap<u64, usize> = HashMap::new();
-        for &f in files {
-            match f.layout {
-                Some(l) => match by_layout.get(&l) {
-                    Some(&j) => jobs[j].1.push(f),
-                    None => {
-                        by_layout.insert(l, jobs.len());
-                        jobs.push((f, vec![f]));
-                    }
-                },
-                None => jobs.push((f, vec![f])),
-            }
-        }
-    }
-    let hash_total: u64 = jobs.iter().map(|(f, _)| f.size).sum();
-    opts.progress.phase("hash", Some(hash_total));
-    let hashed: Vec<(Vec<&FileInfo>, io::Result<[u8; 32]>)> = jobs
-        .into_par_iter()
-        .map(|(rep, all)| {
-            let h = hash_file(rep, opts.progress);
-            (all, h)
-        })
-        .collect();
-    let mut groups: HashMap<(u64, u64, [u8; 32]), Vec<Member<'_>>> = HashMap::new();
-    for (all, h) in hashed {
-        match h {
-            Ok(hash) => {
-                report.bytes_hashed += all[0].size;
-                for info in all {
-                    groups
-                        .entry((info.dev, info.size, hash))
-                        .or_default()
-                        .push(Member { info, hash });
-                }
-            }
-            Err(e) => {
-                for info in all {
-                    report.skipped.push(Skipped {
-                        path: info.path.clone(),
-                        reason: format!("could not hash: {e}"),
-                    });
-                }
-            }
-        }
-    }
-    let mut groups: Vec<Vec<Member<'_>>> = groups.into_values().filter(|g| g.len() > 1).collect();
-    for g in &mut groups {
-        g.sort_unstable_by(|a, b| a.info.path.cmp(&b.info.path));
-        debug_assert!(g.iter().all(|m| m.hash == g[0].hash));
-    }
+    // Each size group is hashed and then deduplicated at once, while its pages are still in
+    // the cache: the kernel's comparison then reads memory, not disk. Groups run in parallel
+    // on a pool wider than the CPU count, because hashing cold files waits on the disk.
+    let mut size_groups: Vec<Vec<&FileInfo>> = by_size.into_values().collect();
     // Big files first: better balance across threads.
-    groups.sort_unstable_by(|a, b| b[0].info.size.cmp(&a[0].info.size));
-    report.groups = groups.len() as u64;
-
-    if let Some(hook) = opts.after_hash {
-        hook();
-    }
-
-    let dedupe_total: u64 = groups
+    size_groups.sort_unstable_by(|a, b| b[0].size.cmp(&a[0].size));
+    let hash_total: u64 = size_groups
         .iter()
-        .map(|g| g[0].info.size * (g.len() as u64 - 1))
+        .flat_map(|g| layout_jobs(g))
+        .map(|(rep, _)| rep.size)
         .sum();
-    opts.progress.phase("dedupe", Some(dedupe_total));
+    opts.progress.phase("dedupe", Some(hash_total));
     let refused = AtomicBool::new(false);
     let refusal: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
-    let outcomes: Vec<GroupOutcome> = groups
-        .par_iter()
-        .map(|g| {
-            let out = dedupe_group(g, opts.dry_run, &refused, &refusal);
-            opts.progress.advance(g[0].info.size * (g.len() as u64 - 1));
-            out
-        })
-        .collect();
+    let work = || -> Vec<GroupOutcome> {
+        size_groups
+            .par_iter()
+            .map(|files| process_size_group(files, opts, &refused, &refusal))
+            .collect()
+    };
+    let threads = (2 * rayon::current_num_threads()).max(IO_THREADS);
+    let outcomes = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(work),
+        Err(_) => work(),
+    };
     for o in outcomes {
+        report.bytes_hashed += o.bytes_hashed;
+        report.groups += o.groups;
         report.files_deduped += o.files_deduped;
         report.bytes_deduped += o.bytes_deduped;
         report.already_shared_files += o.already_shared_files;
@@ -407,8 +358,86 @@ pub fn dedupe(paths: &[PathBuf], opts: &DedupeOptions<'_>) -> Result<DedupeRepor
     Ok(report)
 }
 
+/// Threads for hashing and deduplicating, at least: reading cold files waits on the disk, so
+/// more requests in flight than CPUs pay off.
+const IO_THREADS: usize = 8;
+
+/// One hash job per physical layout in a size group: files whose extents are at the same
+/// addresses hold the same bytes, so one of them is hashed for all. Returns (file to hash,
+/// every file it stands for).
+fn layout_jobs<'a>(files: &[&'a FileInfo]) -> Vec<(&'a FileInfo, Vec<&'a FileInfo>)> {
+    let mut jobs: Vec<(&FileInfo, Vec<&FileInfo>)> = Vec::new();
+    let mut by_layout: HashMap<u64, usize> = HashMap::new();
+    for &f in files {
+        match f.layout {
+            Some(l) => match by_layout.get(&l) {
+                Some(&j) => jobs[j].1.push(f),
+                None => {
+                    by_layout.insert(l, jobs.len());
+                    jobs.push((f, vec![f]));
+                }
+            },
+            None => jobs.push((f, vec![f])),
+        }
+    }
+    jobs
+}
+
+/// Hashes one size group, then deduplicates each set of equal files in it.
+fn process_size_group(
+    files: &[&FileInfo],
+    opts: &DedupeOptions<'_>,
+    refused: &AtomicBool,
+    refusal: &std::sync::Mutex<Option<String>>,
+) -> GroupOutcome {
+    let mut out = GroupOutcome::default();
+    let hashed: Vec<(Vec<&FileInfo>, io::Result<[u8; 32]>)> = layout_jobs(files)
+        .into_par_iter()
+        .map(|(rep, all)| {
+            let h = hash_file(rep, opts.progress);
+            (all, h)
+        })
+        .collect();
+    let mut sets: HashMap<[u8; 32], Vec<Member<'_>>> = HashMap::new();
+    for (all, h) in hashed {
+        match h {
+            Ok(hash) => {
+                out.bytes_hashed += all[0].size;
+                for info in all {
+                    sets.entry(hash).or_default().push(Member { info, hash });
+                }
+            }
+            Err(e) => {
+                for info in all {
+                    out.skipped.push(Skipped {
+                        path: info.path.clone(),
+                        reason: format!("could not hash: {e}"),
+                    });
+                }
+            }
+        }
+    }
+    for mut set in sets.into_values().filter(|s| s.len() > 1) {
+        set.sort_unstable_by(|a, b| a.info.path.cmp(&b.info.path));
+        debug_assert!(set.iter().all(|m| m.hash == set[0].hash));
+        out.groups += 1;
+        if let Some(hook) = opts.after_hash {
+            hook();
+        }
+        let o = dedupe_group(&set, opts.dry_run, refused, refusal);
+        out.files_deduped += o.files_deduped;
+        out.bytes_deduped += o.bytes_deduped;
+        out.already_shared_files += o.already_shared_files;
+        out.already_shared_bytes += o.already_shared_bytes;
+        out.skipped.extend(o.skipped);
+    }
+    out
+}
+
 #[derive(Default)]
 struct GroupOutcome {
+    bytes_hashed: u64,
+    groups: u64,
     files_deduped: u64,
     bytes_deduped: u64,
     already_shared_files: u64,
@@ -493,8 +522,7 @@ fn dedupe_group(
             dests.push((info, fd));
         }
     }
-    let (src_info, src_fd) = dests.remove(0);
-    let _ = src_info;
+    let (_, src_fd) = dests.remove(0);
     if dests.is_empty() {
         return out;
     }

@@ -9,7 +9,9 @@
 //!   counted once however many files or clones use it: the union of the extents' physical
 //!   ranges per device (partial overlaps are merged).
 //!
-//! Hardlinks (an inode with several names) are counted once, by (device, inode). Extents with
+//! Hardlinks (an inode with several names) are counted once, by (device, inode). A path named
+//! twice, or inside another named path, counts its other files twice in apparent and allocated
+//! (as `du` does with `-l`); unique physical still counts every block once. Extents with
 //! no real disk address (data stored inline in metadata on btrfs, delayed allocation that a
 //! FIEMAP sync could not resolve, `UNKNOWN` locations) cannot be compared by address, so their
 //! length is counted in unique physical once per inode and reported as `unaddressed`.

@@ -44,7 +44,7 @@ struct Bar(ProgressBar);
 impl Progress for Bar {
     fn phase(&self, name: &'static str, total: Option<u64>) {
         let bar = &self.0;
-        bar.reset();
+        bar.set_message(name);
         match total {
             Some(t) => {
                 bar.set_style(
@@ -64,7 +64,7 @@ impl Progress for Bar {
                 bar.enable_steady_tick(std::time::Duration::from_millis(200));
             }
         }
-        bar.set_message(name);
+        bar.reset();
     }
 
     fn advance(&self, n: u64) {
