@@ -13,7 +13,10 @@
 # Environment:
 #   COWTREE=PATH     binary to measure (default: cargo build --release, target/release/cowtree)
 #   RUNS=N           timed runs per tool (default 5); the median is reported
-#   GIT_RUNS=N       timed runs of the slow git commands (default: min(RUNS, 3))
+#   GIT_RUNS=N       timed runs of `git add -A` and `git worktree add` (default 1: each takes
+#                    several times longer than everything else, and the targets leave wide margins)
+#   REF_RUNS=N       timed runs of the fresh-snapshot reference for the incremental snapshot
+#                    (default: min(RUNS, 2))
 #   SCALE=F          tree size factor for bench/gentree.py --scale (default 1: ~80k files)
 #   SEED=N           tree seed (default 1)
 #   DROP_CACHES=1    sync and drop the page cache before every timed run (default: warm cache)
@@ -50,10 +53,12 @@ want() {
 
 RUNS=${RUNS:-5}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
-GIT_RUNS=${GIT_RUNS:-$((RUNS < 3 ? RUNS : 3))}
+GIT_RUNS=${GIT_RUNS:-1}
+REF_RUNS=${REF_RUNS:-$((RUNS < 2 ? RUNS : 2))}
 SCALE=${SCALE:-1}
 SEED=${SEED:-1}
 [[ $GIT_RUNS =~ ^[1-9][0-9]*$ ]] || die "GIT_RUNS must be a positive integer"
+[[ $REF_RUNS =~ ^[1-9][0-9]*$ ]] || die "REF_RUNS must be a positive integer"
 
 mkdir -p bench/out
 RESULTS="$ROOT/bench/out/results-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -242,9 +247,9 @@ fmt_or_dash() { [[ -n "$1" ]] && echo "$1" || echo "-"; }
 # ------------------------------------------------------------------------------ the trees
 say "cowtree benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 say "machine: $(uname -srm), $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
-say "cowtree: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo 'no --version'); commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+say "cowtree: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo 'no --version')); harness: bench/run.sh at commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 say "tools: $(cp --version | head -1); $(git --version); $(b3sum --version 2>/dev/null || echo 'b3sum missing'); xcp: ${XCP:-not installed (skipped; XCP_INSTALL=1 builds it with cargo install)}"
-say "settings: RUNS=$RUNS GIT_RUNS=$GIT_RUNS SCALE=$SCALE SEED=$SEED; page cache $([[ "${DROP_CACHES:-}" == 1 ]] && echo 'dropped before every timed run' || echo 'warm (not dropped; sync between runs)')"
+say "settings: RUNS=$RUNS GIT_RUNS=$GIT_RUNS REF_RUNS=$REF_RUNS SCALE=$SCALE SEED=$SEED; page cache $([[ "${DROP_CACHES:-}" == 1 ]] && echo 'dropped before every timed run' || echo 'warm (not dropped; sync between runs)')"
 say "XFS: $XFS ($(stat -f -c %T "$XFS"), 4 GiB loop image, reflink=1); host: $HOST ($(stat -f -c %T "$HOST"))"
 
 gen() { # gen DEST: generate the tree, print its totals as JSON
@@ -576,7 +581,7 @@ if want status; then
         n=$(change_files "$XFS/wt-inc" 1% "inc$r")
         sync
         timed inc-cowtree "$COWTREE" --store "$XFS/store" snapshot "$XFS/wt-inc" --json || true
-        if ((r <= GIT_RUNS)); then
+        if ((r <= REF_RUNS)); then
           settle "$XFS/plain"
           cp -a --reflink=always "$XFS/wt-inc" "$XFS/plain"
           sync
