@@ -15,6 +15,8 @@
 #   RUNS=N           timed runs per tool (default 5); the median is reported
 #   GIT_RUNS=N       timed runs of `git add -A` and `git worktree add` (default 1: each takes
 #                    several times longer than everything else, and the targets leave wide margins)
+#   HOST_RUNS=N      timed runs per tool of the clone on the host filesystem, where every tool
+#                    writes all the data (default: min(RUNS, 3))
 #   REF_RUNS=N       timed runs of the fresh-snapshot reference for the incremental snapshot
 #                    (default: min(RUNS, 2))
 #   SCALE=F          tree size factor for bench/gentree.py --scale (default 1: ~80k files)
@@ -55,10 +57,12 @@ RUNS=${RUNS:-5}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
 GIT_RUNS=${GIT_RUNS:-1}
 REF_RUNS=${REF_RUNS:-$((RUNS < 2 ? RUNS : 2))}
+HOST_RUNS=${HOST_RUNS:-$((RUNS < 3 ? RUNS : 3))}
 SCALE=${SCALE:-1}
 SEED=${SEED:-1}
 [[ $GIT_RUNS =~ ^[1-9][0-9]*$ ]] || die "GIT_RUNS must be a positive integer"
 [[ $REF_RUNS =~ ^[1-9][0-9]*$ ]] || die "REF_RUNS must be a positive integer"
+[[ $HOST_RUNS =~ ^[1-9][0-9]*$ ]] || die "HOST_RUNS must be a positive integer"
 
 mkdir -p bench/out
 RESULTS="$ROOT/bench/out/results-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -249,7 +253,7 @@ say "cowtree benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 say "machine: $(uname -srm), $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
 say "cowtree: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo 'no --version')); harness: bench/run.sh at commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 say "tools: $(cp --version | head -1); $(git --version); $(b3sum --version 2>/dev/null || echo 'b3sum missing'); xcp: ${XCP:-not installed (skipped; XCP_INSTALL=1 builds it with cargo install)}"
-say "settings: RUNS=$RUNS GIT_RUNS=$GIT_RUNS REF_RUNS=$REF_RUNS SCALE=$SCALE SEED=$SEED; page cache $([[ "${DROP_CACHES:-}" == 1 ]] && echo 'dropped before every timed run' || echo 'warm (not dropped; sync between runs)')"
+say "settings: RUNS=$RUNS GIT_RUNS=$GIT_RUNS REF_RUNS=$REF_RUNS HOST_RUNS=$HOST_RUNS SCALE=$SCALE SEED=$SEED; page cache $([[ "${DROP_CACHES:-}" == 1 ]] && echo 'dropped before every timed run' || echo 'warm (not dropped; sync between runs)')"
 say "XFS: $XFS ($(stat -f -c %T "$XFS"), 4 GiB loop image, reflink=1); host: $HOST ($(stat -f -c %T "$HOST"))"
 
 gen() { # gen DEST: generate the tree, print its totals as JSON
@@ -270,13 +274,13 @@ fi
 sync
 
 # ------------------------------------------------------------------------------- clone
-clone_section() { # clone_section FS SRC DSTBASE REFLABEL REFCMD...
-  local fs=$1 src=$2 base=$3 reflabel=$4
-  shift 4
+clone_section() { # clone_section FS RUNS SRC DSTBASE REFLABEL REFCMD...
+  local fs=$1 runs=$2 src=$3 base=$4 reflabel=$5
+  shift 5
   local ref=("$@") r
   local dst="$base/dst"
-  for ((r = 1; r <= RUNS; r++)); do
-    note "clone/$fs: round $r/$RUNS"
+  for ((r = 1; r <= runs; r++)); do
+    note "clone/$fs: round $r/$runs"
     settle "$dst"
     if timed "clone-$fs-cowtree" "$COWTREE" clone "$src" "$dst" && ((r == 1)); then
       cp "$LOGF" "$WORK/clone-$fs.log"
@@ -304,14 +308,14 @@ clone_section() { # clone_section FS SRC DSTBASE REFLABEL REFCMD...
 
 if want clone; then
   if has_cmd clone; then
-    clone_section xfs "$SRC" "$XFS" "cp -a --reflink=always" cp -a --reflink=always
+    clone_section xfs "$RUNS" "$SRC" "$XFS" "cp -a --reflink=always" cp -a --reflink=always
     a=$(median clone-xfs-cowtree)
     b=$(median clone-xfs-cp)
     m=$(peak_mib clone-xfs-cowtree)
     verdict "clone on XFS at least 2.0x faster than cp -a --reflink=always: $([[ -n $a && -n $b ]] && calc "$b / $a" || echo -)x" \
       "$(faster_by "$a" "$b" 2 clone-xfs-cowtree)"
     verdict "clone peak RSS at most 64 MiB: $(fmt_or_dash "$m") MiB" "$(cmp_le "$m" 64)"
-    clone_section host "$HOST/src" "$HOST" "cp -a" cp -a
+    clone_section host "$HOST_RUNS" "$HOST/src" "$HOST" "cp -a" cp -a
     a=$(median clone-host-cowtree)
     b=$(median clone-host-cp)
     say "info  clone on the host filesystem (no reflink, both copy): cowtree/cp-a time ratio $([[ -n $a && -n $b ]] && calc "$a / $b" || echo -) (no target in the issue)"
