@@ -175,6 +175,13 @@ def make_plan(a):
     return plan, rng
 
 
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view[: 16 * MIB])
+        view = view[n:]
+
+
 def write_tree(a, plan, rng):
     dest = a.dest
     if os.path.lexists(dest):
@@ -201,18 +208,14 @@ def write_tree(a, plan, rng):
                 if size <= 4 * MIB:
                     body = size - len(header)
                     if body <= 0:
-                        os.write(fd, header[:size])
+                        write_all(fd, header[:size])
                     else:
                         off = rng.randrange(pool_len - body)
-                        os.write(fd, header)
-                        os.write(fd, view[off : off + body])
+                        write_all(fd, header)
+                        write_all(fd, view[off : off + body])
                 else:
                     xof = hashlib.shake_128(b"cowtree-gentree-large-%d-%d" % (a.seed, idx))
-                    data = xof.digest(size)
-                    mv = memoryview(data)
-                    done = 0
-                    while done < size:
-                        done += os.write(fd, mv[done : done + 16 * MIB])
+                    write_all(fd, xof.digest(size))
         finally:
             os.close(fd)
         stamps.append(BASE_TIME - rng.randrange(365 * 86400))
