@@ -268,7 +268,7 @@ FILES=$(jget "$TREE_JSON" files)
 BYTES=$(jget "$TREE_JSON" bytes)
 say "tree: $(jget "$TREE_JSON" files) files, $(jget "$TREE_JSON" dirs) dirs ($(jget "$TREE_JSON" empty_dirs) empty), $(jget "$TREE_JSON" symlinks) symlinks, $BYTES bytes apparent ($(calc "$BYTES / 1048576") MiB, largest $(calc "$(jget "$TREE_JSON" largest) / 1048576") MiB); files/s below counts regular files"
 SRC=$XFS/src
-if want clone; then
+if want clone && has_cmd clone; then
   note "generating the tree on the host filesystem"
   gen "$HOST/src" >/dev/null
 fi
@@ -327,7 +327,7 @@ if want clone; then
     say "== clone: skipped: $COWTREE has no 'clone' command ('cowtree help clone' failed)"
   fi
 fi
-if [[ -d "$HOST/src" ]]; then settle "$HOST/src"; fi
+# The host tree stays until the end: removing it is left to the cleanup.
 
 # ----------------------------------------------------------------- git repo of the same files
 GITREPO=$XFS/gitrepo
