@@ -5,10 +5,10 @@
 
 Defaults: about 80,000 files in about 5,000 directories. Sizes are log-normal (median about
 3 KiB) with a long tail of large files (3 MiB up to 100 MiB); about 3% of files are
-executable (0755, the rest 0644); about 1% of entries are relative symlinks, a tenth of them
-dangling; about 1% of directories are empty; a few names are non-ASCII (UTF-8). File content is
-pseudo-random (no run of zeros, so nothing compresses), every file starts with a header naming
-it, so no two files are equal. The same arguments and Python version give the same tree: names,
+executable (0755, the rest 0644); about 0.5% are empty; about 1% of entries are relative
+symlinks, a tenth of them dangling; about 1% of directories are empty; a few names are non-ASCII
+(UTF-8). File content is pseudo-random (no run of zeros, so nothing compresses), and every
+non-empty file starts with a header naming it, so no two of them are equal. The same arguments and Python version give the same tree: names,
 sizes, bytes, modes, symlink targets and modification times.
 
 DEST must not exist or be an empty directory. Prints totals (files, dirs, symlinks, apparent
