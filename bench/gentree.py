@@ -5,10 +5,10 @@
 
 Defaults: about 80,000 files in about 5,000 directories. Sizes are log-normal (median about
 3 KiB) with a long tail of large files (3 MiB up to 100 MiB); about 3% of files are
-executable (0755, the rest 0644); about 1% of entries are relative symlinks, a tenth of them
-dangling; about 1% of directories are empty; a few names are non-ASCII (UTF-8). File content is
-pseudo-random (no run of zeros, so nothing compresses), every file starts with a header naming
-it, so no two files are equal. The same arguments and Python version give the same tree: names,
+executable (0755, the rest 0644); about 0.5% are empty; about 1% of entries are relative
+symlinks, a tenth of them dangling; about 1% of directories are empty; a few names are non-ASCII
+(UTF-8). File content is pseudo-random (no run of zeros, so nothing compresses), and every
+non-empty file starts with a header naming it, so no two of them are equal. The same arguments and Python version give the same tree: names,
 sizes, bytes, modes, symlink targets and modification times.
 
 DEST must not exist or be an empty directory. Prints totals (files, dirs, symlinks, apparent
@@ -175,6 +175,13 @@ def make_plan(a):
     return plan, rng
 
 
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view[: 16 * MIB])
+        view = view[n:]
+
+
 def write_tree(a, plan, rng):
     dest = a.dest
     if os.path.lexists(dest):
@@ -201,18 +208,14 @@ def write_tree(a, plan, rng):
                 if size <= 4 * MIB:
                     body = size - len(header)
                     if body <= 0:
-                        os.write(fd, header[:size])
+                        write_all(fd, header[:size])
                     else:
                         off = rng.randrange(pool_len - body)
-                        os.write(fd, header)
-                        os.write(fd, view[off : off + body])
+                        write_all(fd, header)
+                        write_all(fd, view[off : off + body])
                 else:
                     xof = hashlib.shake_128(b"cowtree-gentree-large-%d-%d" % (a.seed, idx))
-                    data = xof.digest(size)
-                    mv = memoryview(data)
-                    done = 0
-                    while done < size:
-                        done += os.write(fd, mv[done : done + 16 * MIB])
+                    write_all(fd, xof.digest(size))
         finally:
             os.close(fd)
         stamps.append(BASE_TIME - rng.randrange(365 * 86400))

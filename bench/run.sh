@@ -13,7 +13,12 @@
 # Environment:
 #   COWTREE=PATH     binary to measure (default: cargo build --release, target/release/cowtree)
 #   RUNS=N           timed runs per tool (default 5); the median is reported
-#   GIT_RUNS=N       timed runs of the slow git commands (default: min(RUNS, 3))
+#   GIT_RUNS=N       timed runs of `git add -A` and `git worktree add` (default 1: each takes
+#                    several times longer than everything else, and the targets leave wide margins)
+#   HOST_RUNS=N      timed runs per tool of the clone on the host filesystem, where every tool
+#                    writes all the data (default: min(RUNS, 3))
+#   REF_RUNS=N       timed runs of the fresh-snapshot reference for the incremental snapshot
+#                    (default: min(RUNS, 2))
 #   SCALE=F          tree size factor for bench/gentree.py --scale (default 1: ~80k files)
 #   SEED=N           tree seed (default 1)
 #   DROP_CACHES=1    sync and drop the page cache before every timed run (default: warm cache)
@@ -50,10 +55,14 @@ want() {
 
 RUNS=${RUNS:-5}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
-GIT_RUNS=${GIT_RUNS:-$((RUNS < 3 ? RUNS : 3))}
+GIT_RUNS=${GIT_RUNS:-1}
+REF_RUNS=${REF_RUNS:-$((RUNS < 2 ? RUNS : 2))}
+HOST_RUNS=${HOST_RUNS:-$((RUNS < 3 ? RUNS : 3))}
 SCALE=${SCALE:-1}
 SEED=${SEED:-1}
 [[ $GIT_RUNS =~ ^[1-9][0-9]*$ ]] || die "GIT_RUNS must be a positive integer"
+[[ $REF_RUNS =~ ^[1-9][0-9]*$ ]] || die "REF_RUNS must be a positive integer"
+[[ $HOST_RUNS =~ ^[1-9][0-9]*$ ]] || die "HOST_RUNS must be a positive integer"
 
 mkdir -p bench/out
 RESULTS="$ROOT/bench/out/results-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -193,7 +202,7 @@ table() {
   local refmed
   refmed=$(median "$ref")
   say ""
-  say "== $title"
+  say "== $title (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   say "$(printf '%-40s %9s %9s %9s %8s %10s %9s %s' tool median_s min_s max_s 'x ref' files/s rss_MiB runs)"
   local kv key label
   for kv in "$@"; do
@@ -233,18 +242,19 @@ cmp_le() {
 # output was WRONG, empty when A or B was not measured
 faster_by() {
   if [[ -n "$1" && -n "$2" ]]; then
-    if [[ -n "${WRONG[$4]:-}" ]]; then echo 0; else cmp_le "$(calc "$3 * $1")" "$2"; fi
+    if [[ -n "${WRONG[$4]:-}" ]]; then echo 0; else cmp_le "$(calc6 "$3 * $1")" "$2"; fi
   fi
 }
+calc6() { awk "BEGIN { printf \"%.9f\", $1 }"; } # for comparisons
 calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
 fmt_or_dash() { [[ -n "$1" ]] && echo "$1" || echo "-"; }
 
 # ------------------------------------------------------------------------------ the trees
 say "cowtree benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 say "machine: $(uname -srm), $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
-say "cowtree: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo 'no --version'); commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+say "cowtree: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo 'no --version')); harness: bench/run.sh at commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 say "tools: $(cp --version | head -1); $(git --version); $(b3sum --version 2>/dev/null || echo 'b3sum missing'); xcp: ${XCP:-not installed (skipped; XCP_INSTALL=1 builds it with cargo install)}"
-say "settings: RUNS=$RUNS GIT_RUNS=$GIT_RUNS SCALE=$SCALE SEED=$SEED; page cache $([[ "${DROP_CACHES:-}" == 1 ]] && echo 'dropped before every timed run' || echo 'warm (not dropped; sync between runs)')"
+say "settings: RUNS=$RUNS GIT_RUNS=$GIT_RUNS REF_RUNS=$REF_RUNS HOST_RUNS=$HOST_RUNS SCALE=$SCALE SEED=$SEED; page cache $([[ "${DROP_CACHES:-}" == 1 ]] && echo 'dropped before every timed run' || echo 'warm (not dropped; sync between runs)')"
 say "XFS: $XFS ($(stat -f -c %T "$XFS"), 4 GiB loop image, reflink=1); host: $HOST ($(stat -f -c %T "$HOST"))"
 
 gen() { # gen DEST: generate the tree, print its totals as JSON
@@ -258,20 +268,20 @@ FILES=$(jget "$TREE_JSON" files)
 BYTES=$(jget "$TREE_JSON" bytes)
 say "tree: $(jget "$TREE_JSON" files) files, $(jget "$TREE_JSON" dirs) dirs ($(jget "$TREE_JSON" empty_dirs) empty), $(jget "$TREE_JSON" symlinks) symlinks, $BYTES bytes apparent ($(calc "$BYTES / 1048576") MiB, largest $(calc "$(jget "$TREE_JSON" largest) / 1048576") MiB); files/s below counts regular files"
 SRC=$XFS/src
-if want clone; then
+if want clone && has_cmd clone; then
   note "generating the tree on the host filesystem"
   gen "$HOST/src" >/dev/null
 fi
 sync
 
 # ------------------------------------------------------------------------------- clone
-clone_section() { # clone_section FS SRC DSTBASE REFLABEL REFCMD...
-  local fs=$1 src=$2 base=$3 reflabel=$4
-  shift 4
+clone_section() { # clone_section FS RUNS SRC DSTBASE REFLABEL REFCMD...
+  local fs=$1 runs=$2 src=$3 base=$4 reflabel=$5
+  shift 5
   local ref=("$@") r
   local dst="$base/dst"
-  for ((r = 1; r <= RUNS; r++)); do
-    note "clone/$fs: round $r/$RUNS"
+  for ((r = 1; r <= runs; r++)); do
+    note "clone/$fs: round $r/$runs"
     settle "$dst"
     if timed "clone-$fs-cowtree" "$COWTREE" clone "$src" "$dst" && ((r == 1)); then
       cp "$LOGF" "$WORK/clone-$fs.log"
@@ -299,14 +309,14 @@ clone_section() { # clone_section FS SRC DSTBASE REFLABEL REFCMD...
 
 if want clone; then
   if has_cmd clone; then
-    clone_section xfs "$SRC" "$XFS" "cp -a --reflink=always" cp -a --reflink=always
+    clone_section xfs "$RUNS" "$SRC" "$XFS" "cp -a --reflink=always" cp -a --reflink=always
     a=$(median clone-xfs-cowtree)
     b=$(median clone-xfs-cp)
     m=$(peak_mib clone-xfs-cowtree)
     verdict "clone on XFS at least 2.0x faster than cp -a --reflink=always: $([[ -n $a && -n $b ]] && calc "$b / $a" || echo -)x" \
       "$(faster_by "$a" "$b" 2 clone-xfs-cowtree)"
     verdict "clone peak RSS at most 64 MiB: $(fmt_or_dash "$m") MiB" "$(cmp_le "$m" 64)"
-    clone_section host "$HOST/src" "$HOST" "cp -a" cp -a
+    clone_section host "$HOST_RUNS" "$HOST/src" "$HOST" "cp -a" cp -a
     a=$(median clone-host-cowtree)
     b=$(median clone-host-cp)
     say "info  clone on the host filesystem (no reflink, both copy): cowtree/cp-a time ratio $([[ -n $a && -n $b ]] && calc "$a / $b" || echo -) (no target in the issue)"
@@ -317,7 +327,7 @@ if want clone; then
     say "== clone: skipped: $COWTREE has no 'clone' command ('cowtree help clone' failed)"
   fi
 fi
-if [[ -d "$HOST/src" ]]; then settle "$HOST/src"; fi
+# The host tree stays until the end: removing it is left to the cleanup.
 
 # ----------------------------------------------------------------- git repo of the same files
 GITREPO=$XFS/gitrepo
@@ -389,7 +399,7 @@ if want snapshot; then
     m=$(peak_mib snap-cowtree)
     [[ -n $a ]] && say "info  snapshot throughput: $(calc "$BYTES / $a / 1e9") GB/s of file data"
     verdict "snapshot within 2x of b3sum: $([[ -n $a && -n $b ]] && calc "$a / $b" || echo -)x b3sum's time" \
-      "$([[ -n $a && -n $b ]] && cmp_le "$a" "$(calc "2 * $b")")"
+      "$([[ -n $a && -n $b ]] && cmp_le "$a" "$(calc6 "2 * $b")")"
     verdict "snapshot at least 10x faster than git add -A: $([[ -n $a && -n $g ]] && calc "$g / $a" || echo -)x" \
       "$(faster_by "$a" "$g" 10 -)"
     verdict "snapshot peak RSS at most 128 MiB: $(fmt_or_dash "$m") MiB" "$(cmp_le "$m" 128)"
@@ -447,16 +457,16 @@ if want checkout; then
     inode_sz=$(xfs_info "$XFS" 2>/dev/null | sed -n 's/.*isize=\([0-9]*\).*/\1/p' | head -1 || true)
     say "info  10 checkouts: df used $used0 -> $used1 bytes: +$delta ($(calc "$delta / 1048576") MiB, $(calc "100 * $delta / $BYTES")% of the tree's apparent $BYTES bytes; $(calc "100 * $delta / $BYTES / 10")% per checkout; XFS inode size ${inode_sz:-?} B, so inodes alone take about $(calc "10 * ($FILES + $(jget "$TREE_JSON" dirs) + $(jget "$TREE_JSON" symlinks)) * ${inode_sz:-512} / 1048576") MiB)"
     verdict "10 checkouts add at most 5% of the tree's apparent size (total of the 10): $(calc "100 * $delta / $BYTES")%" \
-      "$( ((ok)) && cmp_le "$delta" "$(calc "0.05 * $BYTES")")"
+      "$( ((ok)) && cmp_le "$delta" "$(calc6 "0.05 * $BYTES")")"
     m=$(awk '($1 == "co-cowtree" || $1 == "co10-cowtree") && $2 != "FAIL" && $3 > m { m = $3 } END { if (m) printf "%.1f\n", m / 1024 }' "$SAMPLES")
     verdict "checkout peak RSS at most 128 MiB: $(fmt_or_dash "$m") MiB" "$(cmp_le "$m" 128)"
-    settle "$XFS"/co10-*
-    sync
-    used0=$(df -B1 --output=used "$XFS" | tail -1)
+    # The 10 checkouts stay until the image is dropped: removing 10 trees takes minutes.
+    used0=$used1
     cp -a --reflink=always "$SRC" "$XFS/cp-space"
     sync
     used1=$(df -B1 --output=used "$XFS" | tail -1)
-    say "info  for comparison, one cp -a --reflink=always copy adds $((used1 - used0)) bytes ($(calc "100 * (used1 - used0) / $BYTES")% of apparent)"
+    delta=$((used1 - used0))
+    say "info  for comparison, one cp -a --reflink=always copy adds $delta bytes ($(calc "100 * $delta / $BYTES")% of apparent)"
     settle "$XFS/cp-space"
   else
     say ""
@@ -505,26 +515,35 @@ if want status; then
         timed st-clean-cowtree "$COWTREE" --store "$XFS/store" status "$XFS/wt-status" || true
         timed st-clean-git "${GIT[@]}" -C "$GITREPO" status || true
       done
-      n=$(change_files "$XFS/wt-status" 100 st)
-      change_files "$GITREPO" 100 st >/dev/null
-      sync
+      # New bytes in the same 100 files before every round: cowtree refreshes its stat cache
+      # after reading changed files, so only the first status after a change has that work.
       for ((r = 1; r <= RUNS; r++)); do
+        n=$(change_files "$XFS/wt-status" 100 "st$r")
+        change_files "$GITREPO" 100 "st$r" >/dev/null
+        sync
         timed st-dirty-cowtree "$COWTREE" --store "$XFS/store" status "$XFS/wt-status" || true
         timed st-dirty-git "${GIT[@]}" -C "$GITREPO" status || true
       done
+      # cowtree must have found the changed files (when its --json has a "modified" list).
+      found=$("$COWTREE" --store "$XFS/store" status "$XFS/wt-status" --json 2>/dev/null |
+        python3 -c 'import json, sys; print(len(json.load(sys.stdin)["modified"]))' 2>/dev/null || true)
+      if [[ -n "$found" && "$found" != "$n" ]]; then
+        WRONG[st-dirty-cowtree]=1
+        note "WRONG: cowtree status lists $found modified files, $n were changed"
+      fi
       "${GIT[@]}" -C "$GITREPO" checkout -q -- . # back to the committed tree (untimed)
       table "status, clean worktree: reference git status" "$FILES" st-clean-git \
         "st-clean-cowtree=cowtree status" "st-clean-git=git status"
       a=$(median st-clean-cowtree)
       g=$(median st-clean-git)
       verdict "clean status at most 0.7x git status: $([[ -n $a && -n $g ]] && calc "$a / $g" || echo -)x" \
-        "$([[ -n $a && -n $g ]] && cmp_le "$a" "$(calc "0.7 * $g")")"
+        "$([[ -n $a && -n $g ]] && cmp_le "$a" "$(calc6 "0.7 * $g")")"
       table "status after modifying $n files: reference git status" "$FILES" st-dirty-git \
         "st-dirty-cowtree=cowtree status" "st-dirty-git=git status"
       a=$(median st-dirty-cowtree)
       g=$(median st-dirty-git)
       verdict "status after modifying $n files at most 0.7x git status: $([[ -n $a && -n $g ]] && calc "$a / $g" || echo -)x" \
-        "$([[ -n $a && -n $g ]] && cmp_le "$a" "$(calc "0.7 * $g")")"
+        "$(faster_by "$a" "$g" "$(calc6 "1 / 0.7")" st-dirty-cowtree)"
     else
       say "status: skipped: $COWTREE has no 'status' command"
     fi
@@ -536,7 +555,7 @@ if want status; then
       cp -a --reflink=always "$SRC" "$XFS/src-b"
       n=$(change_files "$XFS/src-b" 1% b)
       SNAP_B=$(snapshot_id "$("$COWTREE" --store "$XFS/store" snapshot "$XFS/src-b" --json)")
-      settle "$XFS/src-b"
+      sync
       "$COWTREE" --store "$XFS/store" checkout "$SNAP_ID" "$XFS/wt-switch" >/dev/null || note "checkout for switch failed"
       sync
       for ((r = 1; r <= RUNS; r++)); do
@@ -545,6 +564,10 @@ if want status; then
         timed sw-cowtree "$COWTREE" --store "$XFS/store" switch "$XFS/wt-switch" "$to" || true
         sync
       done
+      # The worktree must now hold the last target.
+      if ((RUNS % 2)); then to="$XFS/src-b"; else to=$SRC; fi
+      check_copy sw-cowtree "$to" "$XFS/wt-switch" "cowtree switch"
+      settle "$XFS/src-b"
       if [[ -z "$CHECKOUT_MED" ]]; then
         for ((r = 1; r <= RUNS; r++)); do
           settle "$XFS/co"
@@ -556,11 +579,11 @@ if want status; then
       else
         reflabel=co-cowtree
       fi
-      table "switch between snapshots differing in $n files (1%): reference full checkout" "$n" "$reflabel" \
+      table "switch between snapshots differing in $n files (1%): reference full checkout" "$FILES" "$reflabel" \
         "sw-cowtree=cowtree switch (A<->B)" "$reflabel=cowtree checkout (full)"
       a=$(median sw-cowtree)
       verdict "switch at most 10% of a full checkout's time: $([[ -n $a && -n $CHECKOUT_MED ]] && calc "100 * $a / $CHECKOUT_MED" || echo -)%" \
-        "$([[ -n $a && -n $CHECKOUT_MED ]] && cmp_le "$a" "$(calc "0.1 * $CHECKOUT_MED")")"
+        "$([[ -n $a && -n $CHECKOUT_MED ]] && faster_by "$a" "$CHECKOUT_MED" 10 sw-cowtree)"
     else
       say "switch: skipped: $COWTREE has no 'switch' command"
     fi
@@ -576,7 +599,7 @@ if want status; then
         n=$(change_files "$XFS/wt-inc" 1% "inc$r")
         sync
         timed inc-cowtree "$COWTREE" --store "$XFS/store" snapshot "$XFS/wt-inc" --json || true
-        if ((r <= GIT_RUNS)); then
+        if ((r <= REF_RUNS)); then
           settle "$XFS/plain"
           cp -a --reflink=always "$XFS/wt-inc" "$XFS/plain"
           sync
@@ -589,7 +612,7 @@ if want status; then
       a=$(median inc-cowtree)
       b=$(median inc-fresh)
       verdict "incremental snapshot at most 10% of a fresh snapshot: $([[ -n $a && -n $b ]] && calc "100 * $a / $b" || echo -)%" \
-        "$([[ -n $a && -n $b ]] && cmp_le "$a" "$(calc "0.1 * $b")")"
+        "$([[ -n $a && -n $b ]] && cmp_le "$a" "$(calc6 "0.1 * $b")")"
     else
       say "incremental snapshot: skipped: 'cowtree help snapshot' has no --update-base (issue 5 not in this binary)"
     fi
