@@ -39,6 +39,11 @@ enum Command {
     Rm(cmd::rm::Args),
     Gc(cmd::gc::Args),
     Verify(cmd::verify::Args),
+    Status(cmd::status::Args),
+    Switch(cmd::switch::Args),
+    Reset(cmd::reset::Args),
+    Worktrees(cmd::worktrees::Args),
+    Worktree(cmd::worktree::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +58,11 @@ fn main() -> ExitCode {
         Command::Rm(args) => cmd::rm::run(args, cli.store.as_deref()),
         Command::Gc(args) => cmd::gc::run(args, cli.store.as_deref()),
         Command::Verify(args) => cmd::verify::run(args, cli.store.as_deref()),
+        Command::Status(args) => cmd::status::run(args, cli.store.as_deref()),
+        Command::Switch(args) => cmd::switch::run(args, cli.store.as_deref()),
+        Command::Reset(args) => cmd::reset::run(args, cli.store.as_deref()),
+        Command::Worktrees(args) => cmd::worktrees::run(args, cli.store.as_deref()),
+        Command::Worktree(args) => cmd::worktree::run(args, cli.store.as_deref()),
     };
     match result {
         Ok(code) => code.into(),
