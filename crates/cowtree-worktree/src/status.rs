@@ -46,6 +46,11 @@ pub fn status(store: &Store, wt: &mut Worktree) -> Result<Scan> {
 /// take the base's hashes without being read).
 pub fn adopt(store: &Store, dir: &Path, base: &Hash) -> Result<Worktree> {
     let m = store.load(base)?;
+    // Files written in the last tick before the cache's time would be racy (reread by every
+    // status until a refresh); waiting out the granularity once makes none of them racy.
+    std::thread::sleep(std::time::Duration::from_nanos(
+        crate::cache::FINE_GRANULARITY_NS as u64 + 5_000_000,
+    ));
     let scan = scan::scan(dir, &m, &StatCache::default(), Mode::Adopt)?;
     let cache = StatCache::new(scan.started_ns, scan.recs);
     registry::register(store, dir, base, &cache)
