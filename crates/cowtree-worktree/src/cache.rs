@@ -75,12 +75,20 @@ pub struct Rec {
     pub hash: Hash,
 }
 
-/// A decoded stat cache.
-#[derive(Debug, Clone, Default)]
+/// A decoded stat cache: the encoded bytes and the offset of each record, so that loading
+/// one allocates twice, not once per record.
+#[derive(Debug, Clone)]
 pub struct StatCache {
     /// Clock (ns since the epoch) read before the stats of this cache were taken.
     pub written_ns: i64,
-    recs: Vec<Rec>,
+    bytes: Vec<u8>,
+    offs: Vec<u32>,
+}
+
+impl Default for StatCache {
+    fn default() -> StatCache {
+        StatCache::new(0, Vec::new())
+    }
 }
 
 /// Nanoseconds since the epoch now.
@@ -89,6 +97,17 @@ pub fn now_ns() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
+}
+
+/// Bytes of a record after its path.
+const FIXED: usize = 8 + 8 + 8 + 8 + 4 + 32;
+
+fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(
+        b[at..at + 8]
+            .try_into()
+            .expect("8 bytes, bounds checked at decode"),
+    )
 }
 
 impl StatCache {
@@ -103,35 +122,101 @@ impl StatCache {
                 false
             }
         });
-        StatCache { written_ns, recs }
+        StatCache::decode_owned(encode(written_ns, &recs)).expect("an encoded cache decodes")
     }
 
-    /// The records, sorted by path.
-    pub fn recs(&self) -> &[Rec] {
-        &self.recs
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.offs.len()
     }
 
-    /// Takes the records out.
-    pub fn into_recs(self) -> Vec<Rec> {
-        self.recs
+    /// True when there is no record.
+    pub fn is_empty(&self) -> bool {
+        self.offs.is_empty()
     }
 
-    /// The record of `path`.
-    pub fn get(&self, path: &[u8]) -> Option<&Rec> {
-        self.recs
-            .binary_search_by(|r| r.path.as_slice().cmp(path))
-            .ok()
-            .map(|i| &self.recs[i])
+    fn path_at(&self, i: usize) -> &[u8] {
+        let o = self.offs[i] as usize;
+        let len = u32::from_le_bytes(
+            self.bytes[o..o + 4]
+                .try_into()
+                .expect("4 bytes, bounds checked at decode"),
+        ) as usize;
+        &self.bytes[o + 4..o + 4 + len]
+    }
+
+    fn rec_at(&self, i: usize) -> (StatKey, Hash) {
+        let o = self.offs[i] as usize;
+        let b = &self.bytes;
+        let f = o + 4 + self.path_at(i).len();
+        let key = StatKey {
+            size: le64(b, f),
+            mtime_ns: le64(b, f + 8) as i64,
+            ctime_ns: le64(b, f + 16) as i64,
+            ino: le64(b, f + 24),
+            mode: u32::from_le_bytes(b[f + 32..f + 36].try_into().expect("bounds checked")),
+        };
+        let hash = Hash::from_slice(&b[f + 36..f + 68]).expect("32 bytes, bounds checked");
+        (key, hash)
+    }
+
+    /// Every record, sorted by path.
+    pub fn recs(&self) -> impl Iterator<Item = Rec> + '_ {
+        (0..self.len()).map(|i| {
+            let (key, hash) = self.rec_at(i);
+            Rec {
+                path: self.path_at(i).to_vec(),
+                key,
+                hash,
+            }
+        })
+    }
+
+    /// The stat data and content hash recorded for `path`.
+    pub fn get(&self, path: &[u8]) -> Option<(StatKey, Hash)> {
+        let i = self
+            .offs
+            .binary_search_by(|&o| {
+                let o = o as usize;
+                let len =
+                    u32::from_le_bytes(self.bytes[o..o + 4].try_into().expect("bounds checked"))
+                        as usize;
+                self.bytes[o + 4..o + 4 + len].cmp(path)
+            })
+            .ok()?;
+        Some(self.rec_at(i))
+    }
+
+    /// The indices of the records beneath directory `dir`.
+    pub fn range(&self, dir: &[u8]) -> std::ops::Range<usize> {
+        crate::base::range_of(self.offs.len(), dir, |i| self.path_at(i))
+    }
+
+    /// [`StatCache::trusted`] for `dir/name`, searching only `range` (from
+    /// [`StatCache::range`] of `dir`).
+    pub fn trusted_child(
+        &self,
+        range: &std::ops::Range<usize>,
+        dir: &[u8],
+        name: &[u8],
+        now: &StatKey,
+    ) -> Option<Hash> {
+        let i = crate::base::find_child(range, dir, name, |i| self.path_at(i))?;
+        let (key, hash) = self.rec_at(i);
+        if key != *now || self.is_racy(&key) {
+            return None;
+        }
+        Some(hash)
     }
 
     /// The content hash of `path` when its record can be trusted for the stat `now`: same
     /// size, times, inode and mode, and not racy.
     pub fn trusted(&self, path: &[u8], now: &StatKey) -> Option<Hash> {
-        let r = self.get(path)?;
-        if r.key != *now || self.is_racy(&r.key) {
+        let (key, hash) = self.get(path)?;
+        if key != *now || self.is_racy(&key) {
             return None;
         }
-        Some(r.hash)
+        Some(hash)
     }
 
     /// True when `key`'s mtime is too close to (or after) the time this cache was taken for
@@ -148,8 +233,7 @@ impl StatCache {
     /// The records to carry into a cache taken at a later time: racy ones are smudged so
     /// that the later time does not make them look trustworthy.
     pub fn carried(&self) -> impl Iterator<Item = Rec> + '_ {
-        self.recs.iter().map(|r| {
-            let mut r = r.clone();
+        self.recs().map(|mut r| {
             if self.is_racy(&r.key) {
                 r.key = StatKey::SMUDGED;
             }
@@ -157,61 +241,79 @@ impl StatCache {
         })
     }
 
+    /// These records carried to time `written_ns` and then `fresh` ones (which win).
+    pub fn merged(&self, written_ns: i64, fresh: Vec<Rec>) -> StatCache {
+        let mut all: Vec<Rec> = self.carried().collect();
+        all.extend(fresh);
+        StatCache::new(written_ns, all)
+    }
+
     /// The encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(24 + self.recs.len() * 100);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&self.written_ns.to_le_bytes());
-        out.extend_from_slice(&(self.recs.len() as u64).to_le_bytes());
-        for r in &self.recs {
-            out.extend_from_slice(&(r.path.len() as u32).to_le_bytes());
-            out.extend_from_slice(&r.path);
-            out.extend_from_slice(&r.key.size.to_le_bytes());
-            out.extend_from_slice(&r.key.mtime_ns.to_le_bytes());
-            out.extend_from_slice(&r.key.ctime_ns.to_le_bytes());
-            out.extend_from_slice(&r.key.ino.to_le_bytes());
-            out.extend_from_slice(&r.key.mode.to_le_bytes());
-            out.extend_from_slice(r.hash.as_bytes());
-        }
+        let mut out = self.bytes.clone();
+        out[8..16].copy_from_slice(&self.written_ns.to_le_bytes());
         out
     }
 
-    /// Decodes a cache. A cache that does not decode is an error; callers treat it as empty
-    /// (everything is rehashed), which is always safe.
+    /// Decodes a cache; `None` when the bytes are not a valid cache (callers then treat it as
+    /// empty, so everything is rehashed, which is always safe).
     pub fn decode(bytes: &[u8]) -> Option<StatCache> {
+        StatCache::decode_owned(bytes.to_vec())
+    }
+
+    /// [`StatCache::decode`] keeping the buffer.
+    pub fn decode_owned(bytes: Vec<u8>) -> Option<StatCache> {
+        let (written_ns, offs) = StatCache::index(&bytes)?;
+        Some(StatCache {
+            written_ns,
+            bytes,
+            offs,
+        })
+    }
+
+    fn index(bytes: &[u8]) -> Option<(i64, Vec<u32>)> {
         let mut r = Reader { b: bytes, pos: 0 };
         if r.take(8)? != MAGIC {
             return None;
         }
         let written_ns = r.u64()? as i64;
         let count = r.u64()?;
-        let mut recs = Vec::with_capacity((count as usize).min(bytes.len() / 70));
-        let mut prev: Option<usize> = None;
+        let mut offs = Vec::with_capacity((count as usize).min(bytes.len() / (FIXED + 4)));
+        let mut prev: Option<&[u8]> = None;
         for _ in 0..count {
+            let at = u32::try_from(r.pos).ok()?;
             let len = r.u32()? as usize;
-            let path = r.take(len)?.to_vec();
-            let key = StatKey {
-                size: r.u64()?,
-                mtime_ns: r.u64()? as i64,
-                ctime_ns: r.u64()? as i64,
-                ino: r.u64()?,
-                mode: r.u32()?,
-            };
-            let hash = Hash::from_slice(r.take(32)?)?;
-            if let Some(p) = prev {
-                let last: &Rec = &recs[p];
-                if last.path >= path {
-                    return None;
-                }
+            let path = r.take(len)?;
+            r.take(FIXED)?;
+            if prev.is_some_and(|p| p >= path) {
+                return None;
             }
-            prev = Some(recs.len());
-            recs.push(Rec { path, key, hash });
+            prev = Some(path);
+            offs.push(at);
         }
         if r.pos != bytes.len() {
             return None;
         }
-        Some(StatCache { written_ns, recs })
+        Some((written_ns, offs))
     }
+}
+
+fn encode(written_ns: i64, recs: &[Rec]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + recs.len() * 110);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&written_ns.to_le_bytes());
+    out.extend_from_slice(&(recs.len() as u64).to_le_bytes());
+    for r in recs {
+        out.extend_from_slice(&(r.path.len() as u32).to_le_bytes());
+        out.extend_from_slice(&r.path);
+        out.extend_from_slice(&r.key.size.to_le_bytes());
+        out.extend_from_slice(&r.key.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&r.key.ctime_ns.to_le_bytes());
+        out.extend_from_slice(&r.key.ino.to_le_bytes());
+        out.extend_from_slice(&r.key.mode.to_le_bytes());
+        out.extend_from_slice(r.hash.as_bytes());
+    }
+    out
 }
 
 struct Reader<'a> {
@@ -267,9 +369,9 @@ mod tests {
             ],
         );
         let d = StatCache::decode(&c.encode()).expect("decodes");
-        assert_eq!(d.recs(), c.recs());
+        assert_eq!(d.recs().collect::<Vec<_>>(), c.recs().collect::<Vec<_>>());
         assert_eq!(d.written_ns, 5);
-        assert_eq!(d.get(b"a/c").map(|r| r.key), Some(key(2)));
+        assert_eq!(d.get(b"a/c").map(|r| r.0), Some(key(2)));
         assert!(d.get(b"a").is_none());
     }
 
@@ -286,11 +388,7 @@ mod tests {
         let mut long = good.clone();
         long.push(0);
         assert!(StatCache::decode(&long).is_none());
-        let unsorted = StatCache {
-            written_ns: 1,
-            recs: vec![rec(b"b"), rec(b"a")],
-        }
-        .encode();
+        let unsorted = encode(1, &[rec(b"b"), rec(b"a")]);
         assert!(StatCache::decode(&unsorted).is_none());
     }
 

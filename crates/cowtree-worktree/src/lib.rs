@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod base;
 pub mod blob;
 pub mod cache;
 pub mod error;

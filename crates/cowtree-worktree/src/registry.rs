@@ -259,7 +259,7 @@ pub fn load_cache(store: &Store, wt: &Worktree) -> StatCache {
     if io::Read::read_to_end(&mut f, &mut bytes).is_err() {
         return StatCache::default();
     }
-    StatCache::decode(&bytes).unwrap_or_default()
+    StatCache::decode_owned(bytes).unwrap_or_default()
 }
 
 /// Writes the stat cache (when given) and then the record: path, base, dev/ino, pending.
@@ -307,6 +307,61 @@ pub fn save(store: &Store, wt: &mut Worktree, cache: Option<&StatCache>) -> Resu
     }
     let bytes = serde_json::to_vec(&wt.record).map_err(|e| Error::msg(e.to_string()))?;
     write_atomic(dir, OsStr::new(&wt.id), &bytes, true).map_err(|e| ctx("worktree record", e))
+}
+
+/// An exclusive hold on a worktree (an flock on its root directory), so that two commands
+/// that change the same worktree run one after the other. Released on drop.
+#[derive(Debug)]
+pub struct WorktreeLock {
+    _dir: cowtree_fs::dir::Dir,
+}
+
+/// Takes the worktree's lock, waiting (with a message) while another cowtree holds it.
+pub fn lock(wt: &Worktree) -> Result<WorktreeLock> {
+    use rustix::fs::{FlockOperation, flock};
+    let dir =
+        cowtree_fs::dir::Dir::open(&wt.path).map_err(|e| Error::msg(format!("worktree: {e}")))?;
+    let ctx = |e: rustix::io::Errno| {
+        Error::msg(format!(
+            "lock worktree {}: {}",
+            wt.path.display(),
+            io::Error::from(e)
+        ))
+    };
+    match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            eprintln!(
+                "cowtree: waiting for worktree {} (another cowtree is changing it)",
+                wt.path.display()
+            );
+            loop {
+                match flock(&dir, FlockOperation::LockExclusive) {
+                    Ok(()) => break,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(ctx(e)),
+                }
+            }
+        }
+        Err(e) => return Err(ctx(e)),
+    }
+    Ok(WorktreeLock { _dir: dir })
+}
+
+/// Takes the worktree's lock if nobody holds it.
+pub fn try_lock(wt: &Worktree) -> Option<WorktreeLock> {
+    use rustix::fs::{FlockOperation, flock};
+    let dir = cowtree_fs::dir::Dir::open(&wt.path).ok()?;
+    flock(&dir, FlockOperation::NonBlockingLockExclusive).ok()?;
+    Some(WorktreeLock { _dir: dir })
+}
+
+/// Reads the record again (after waiting for the lock, another command may have changed it).
+pub fn reload(store: &Store, wt: &mut Worktree) -> Result<()> {
+    if let Some(r) = registry::get(store, &wt.id)? {
+        *wt = from_record(wt.id.clone(), r)?;
+    }
+    Ok(())
 }
 
 /// Every record with where its worktree is now.

@@ -7,7 +7,8 @@ use cowtree_store::{Entry, Kind, Store};
 use rayon::prelude::*;
 
 use crate::apply::Applier;
-use crate::cache::{Rec, StatCache};
+use crate::base::Base;
+use crate::cache::Rec;
 use crate::error::{Error, Result};
 use crate::paths::{ancestors, within};
 use crate::registry::{self, Worktree};
@@ -36,13 +37,15 @@ pub fn reset(
     paths: &[Vec<u8>],
     hard: bool,
 ) -> Result<ResetReport> {
+    let _held = registry::lock(wt)?;
+    registry::reload(store, wt)?;
     let started = Instant::now();
     let finished = crate::switch::finish_pending(store, wt)?;
     let _lock = store.lock_shared()?;
     let started_ns = crate::cache::now_ns();
     let base = store.load(&wt.base)?;
     let cache = registry::load_cache(store, wt);
-    let scan = scan::scan(&wt.path, &base, &cache, Mode::Status)?;
+    let scan = scan::scan(&wt.path, &Base::from_manifest(&base), &cache, Mode::Status)?;
     let selected = |p: &[u8]| paths.is_empty() || paths.iter().any(|q| within(p, q));
     let ap = Applier::new(store, &wt.path, false)?;
     let mut report = ResetReport {
@@ -96,14 +99,15 @@ pub fn reset(
     report.restored = restore.len() as u64;
 
     let touched: HashSet<&[u8]> = restore.iter().map(|e| e.path.as_slice()).collect();
-    let mut all: Vec<Rec> = scan
+    let mut learnt: Vec<Rec> = scan
         .recs
         .into_iter()
         .filter(|r| !touched.contains(r.path.as_slice()))
         .collect();
-    all.extend(recs);
-    // The scan's records were taken after `started_ns`; untouched ones carry over unchanged.
-    let fresh = StatCache::new(started_ns, all);
+    learnt.extend(recs);
+    // What the scan learnt and what was written were stat'ed after `started_ns`; they win
+    // over the old records, which carry over (smudged where racy).
+    let fresh = cache.merged(started_ns, learnt);
     registry::save(store, wt, Some(&fresh))?;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)

@@ -14,11 +14,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use cowtree_fs::dir::Dir;
-use cowtree_store::manifest::Data;
-use cowtree_store::{Entry, Hash, Kind, Manifest, Store};
+use cowtree_store::{Entry, Hash, Kind, Store};
 use rustix::fs::{AtFlags, FileType, statat};
 use rustix::io::Errno;
 
+use crate::base::{Base, BaseEntry};
 use crate::blob;
 use crate::cache::{Rec, StatCache, StatKey};
 use crate::error::{Error, Result};
@@ -108,7 +108,7 @@ impl Scan {
 struct Walk<'a> {
     root: Dir,
     root_path: &'a Path,
-    base: &'a Manifest,
+    base: &'a Base,
     cache: &'a StatCache,
     mode: Mode<'a>,
     seen: Vec<AtomicBool>,
@@ -119,14 +119,14 @@ struct Walk<'a> {
 }
 
 /// Index of the base entry at `path`.
-pub fn find(m: &Manifest, path: &[u8]) -> Option<usize> {
+pub fn find(m: &cowtree_store::Manifest, path: &[u8]) -> Option<usize> {
     m.entries()
         .binary_search_by(|e| e.path.as_slice().cmp(path))
         .ok()
 }
 
 /// True when the base has an entry strictly beneath directory `path`.
-pub fn has_beneath(m: &Manifest, path: &[u8]) -> bool {
+pub fn has_beneath(m: &cowtree_store::Manifest, path: &[u8]) -> bool {
     let mut prefix = path.to_vec();
     prefix.push(b'/');
     let i = m
@@ -138,7 +138,7 @@ pub fn has_beneath(m: &Manifest, path: &[u8]) -> bool {
 }
 
 /// Walks the worktree at `root_path` against `base`.
-pub fn scan(root_path: &Path, base: &Manifest, cache: &StatCache, mode: Mode<'_>) -> Result<Scan> {
+pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) -> Result<Scan> {
     let started_ns = crate::cache::now_ns();
     let root = Dir::open(root_path).map_err(|e| Error::msg(format!("worktree: {e}")))?;
     let walk = Walk {
@@ -147,9 +147,7 @@ pub fn scan(root_path: &Path, base: &Manifest, cache: &StatCache, mode: Mode<'_>
         base,
         cache,
         mode,
-        seen: (0..base.entries().len())
-            .map(|_| AtomicBool::new(false))
-            .collect(),
+        seen: (0..base.len()).map(|_| AtomicBool::new(false)).collect(),
         out: Mutex::new(Scan::default()),
         error: Mutex::new(None),
         stop: AtomicBool::new(false),
@@ -168,7 +166,7 @@ pub fn scan(root_path: &Path, base: &Manifest, cache: &StatCache, mode: Mode<'_>
         for (i, seen) in walk.seen.iter().enumerate() {
             if !seen.load(Ordering::Relaxed) {
                 out.changes.push(Change {
-                    path: base.entries()[i].path.clone(),
+                    path: base.get(i).path.to_vec(),
                     kind: ChangeKind::Deleted,
                     is_dir: false,
                 });
@@ -200,6 +198,12 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// Whether `recs` must hold every known file (a cache built from scratch) or only what
+    /// was learnt now (status merges it into the old cache).
+    fn keep_all(&self) -> bool {
+        !matches!(self.mode, Mode::Status)
+    }
+
     fn snapshot(&self) -> bool {
         matches!(self.mode, Mode::Snapshot { .. })
     }
@@ -224,17 +228,18 @@ impl<'a> Walk<'a> {
             .entries()
             .map_err(|e| Error::msg(format!("read directory {}: {e}", self.full(rel))))?;
         let mut scan = Scan::default();
+        let brange = self.base.range(rel);
+        let crange = self.cache.range(rel);
         if list.is_empty() && !rel.is_empty() && self.snapshot() {
             scan.entries.push(Entry::dir(rel.to_vec()));
         }
-        let entries = self.base.entries();
         for ent in list {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
             let path = join(rel, ent.name.as_bytes());
-            let idx = find(self.base, &path);
-            let base = idx.map(|i| &entries[i]);
+            let idx = self.base.find_child(&brange, rel, ent.name.as_bytes());
+            let base = idx.map(|i| self.base.get(i));
             let mut ft = ent.file_type;
             let mut st = None;
             if ft != FileType::Directory {
@@ -272,7 +277,7 @@ impl<'a> Walk<'a> {
                             scan.changes.push(change(ChangeKind::TypeChanged));
                         }
                         Some(_) => s.spawn(move |s| self.dir_task(s, path)),
-                        None if has_beneath(self.base, &path) => {
+                        None if self.base.has_beneath(&path) => {
                             s.spawn(move |s| self.dir_task(s, path))
                         }
                         None => {
@@ -305,48 +310,64 @@ impl<'a> Walk<'a> {
                         }
                         continue;
                     };
-                    let Data::Blob { size, hash: want } = e.data else {
-                        scan.changes.push(change(ChangeKind::TypeChanged));
-                        continue;
+                    let (size, want) = match (e.kind, e.hash) {
+                        (Kind::File | Kind::Executable, Some(h)) => (e.size, h),
+                        _ => {
+                            scan.changes.push(change(ChangeKind::TypeChanged));
+                            continue;
+                        }
                     };
                     if exec != (e.kind == Kind::Executable) {
                         scan.changes.push(change(ChangeKind::ModeChanged));
                     }
-                    let have = match self.cache.trusted(&path, &key) {
-                        Some(h) => Some(h),
-                        None if matches!(self.mode, Mode::Adopt) && key.size == size => Some(want),
-                        None if key.size != size => None,
-                        None => {
-                            scan.hashed += 1;
-                            blob::hash_at(&dir, &ent.name)
-                                .map_err(|err| {
-                                    Error::msg(format!("read {}: {err}", self.full(&path)))
-                                })?
-                                .map(|(_, h)| h)
-                        }
-                    };
+                    // (hash, learnt now rather than taken from the cache)
+                    let have =
+                        match self
+                            .cache
+                            .trusted_child(&crange, rel, ent.name.as_bytes(), &key)
+                        {
+                            Some(h) => Some((h, false)),
+                            None if matches!(self.mode, Mode::Adopt) && key.size == size => {
+                                Some((want, true))
+                            }
+                            None if key.size != size => None,
+                            None => {
+                                scan.hashed += 1;
+                                blob::hash_at(&dir, &ent.name)
+                                    .map_err(|err| {
+                                        Error::msg(format!("read {}: {err}", self.full(&path)))
+                                    })?
+                                    .map(|(_, h)| (h, true))
+                            }
+                        };
                     match have {
-                        Some(h) => {
+                        Some((h, fresh)) => {
                             if h != want {
                                 scan.changes.push(change(ChangeKind::Modified));
                             }
-                            scan.recs.push(Rec { path, key, hash: h });
+                            if fresh || self.keep_all() {
+                                scan.recs.push(Rec { path, key, hash: h });
+                            }
                         }
                         None => scan.changes.push(change(ChangeKind::Modified)),
                     }
                 }
                 (FileType::Symlink, Some(st)) => {
                     let key = StatKey::of(&st);
-                    let target = match self.cache.trusted(&path, &key) {
-                        Some(h) => Ok(h),
-                        None => match dir.read_link(&ent.name) {
-                            Ok(t) => Err(t.as_bytes().to_vec()),
-                            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                            Err(e) => {
-                                return Err(Error::msg(format!("{}: {e}", self.full(&path))));
-                            }
-                        },
-                    };
+                    let target =
+                        match self
+                            .cache
+                            .trusted_child(&crange, rel, ent.name.as_bytes(), &key)
+                        {
+                            Some(h) => Ok(h),
+                            None => match dir.read_link(&ent.name) {
+                                Ok(t) => Err(t.as_bytes().to_vec()),
+                                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                                Err(e) => {
+                                    return Err(Error::msg(format!("{}: {e}", self.full(&path))));
+                                }
+                            },
+                        };
                     if self.snapshot() {
                         let t = match target {
                             Err(t) => t,
@@ -365,11 +386,11 @@ impl<'a> Walk<'a> {
                         scan.entries.push(Entry::symlink(path, t));
                         continue;
                     }
-                    let hash = match target {
-                        Ok(h) => h,
+                    let (hash, fresh) = match target {
+                        Ok(h) => (h, false),
                         Err(t) => {
                             scan.hashed += 1;
-                            Hash::of(&t)
+                            (Hash::of(&t), true)
                         }
                     };
                     match base {
@@ -378,14 +399,13 @@ impl<'a> Walk<'a> {
                                 scan.changes.push(change(ChangeKind::Added));
                             }
                         }
-                        Some(Entry {
-                            data: Data::Target(want),
-                            ..
-                        }) => {
-                            if Hash::of(want) != hash {
+                        Some(e) if e.kind == Kind::Symlink => {
+                            if Hash::of(e.target) != hash {
                                 scan.changes.push(change(ChangeKind::Modified));
                             }
-                            scan.recs.push(Rec { path, key, hash });
+                            if fresh || self.keep_all() {
+                                scan.recs.push(Rec { path, key, hash });
+                            }
                         }
                         Some(_) => scan.changes.push(change(ChangeKind::TypeChanged)),
                     }
@@ -431,12 +451,12 @@ impl<'a> Walk<'a> {
         name: &OsStr,
         path: &[u8],
         key: &StatKey,
-        base: Option<&Entry>,
+        base: Option<BaseEntry<'_>>,
     ) -> Result<Option<(u64, Hash)>> {
         if let Some(h) = self.cache.trusted(path, key) {
             // A blob the base references is kept by the base (gc waits for our shared lock);
             // any other one is looked up.
-            let in_base = base.and_then(Entry::hash) == Some(&h);
+            let in_base = base.and_then(|b| b.hash) == Some(h);
             if in_base || blob::has_blob(store, &h, key.size) {
                 return Ok(Some((key.size, h)));
             }

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use cowtree_store::{Hash, Manifest, Store};
 
+use crate::base::Base;
 use crate::cache::StatCache;
 use crate::error::{Error, Result};
 use crate::registry::{self, Worktree};
@@ -43,9 +44,11 @@ pub fn snapshot(
     if let Some(n) = name {
         cowtree_store::refs::validate_name(n)?;
     }
+    let _held = registry::lock(wt)?;
+    registry::reload(store, wt)?;
     crate::switch::finish_pending(store, wt)?;
     let _lock = store.lock_shared()?;
-    let base = store.load(&wt.base)?;
+    let base = Base::load(store, &wt.base)?;
     let cache = registry::load_cache(store, wt);
     let staging = store.staging("ingest")?;
     let scan = scan::scan(

@@ -5,6 +5,7 @@ use std::path::Path;
 use cowtree_fs::dir::Dir;
 use cowtree_store::{Hash, Store};
 
+use crate::base::Base;
 use crate::cache::StatCache;
 use crate::error::{Error, Result};
 use crate::registry::{self, Worktree};
@@ -31,12 +32,33 @@ pub fn status(store: &Store, wt: &mut Worktree) -> Result<Scan> {
     if let Some(e) = pending_error(wt) {
         return Err(e);
     }
-    let base = store.load(&wt.base)?;
-    let cache = registry::load_cache(store, wt);
+    let t = std::time::Instant::now();
+    let (base, cache) = rayon::join(
+        || Base::load(store, &wt.base),
+        || registry::load_cache(store, wt),
+    );
+    let base = base?;
+    let t_loaded = t.elapsed();
     let scan = scan::scan(&wt.path, &base, &cache, Mode::Status)?;
+    if std::env::var_os("COWTREE_TIMING").is_some() {
+        eprintln!(
+            "timing: manifest and cache {:?}, walk {:?}, hashed {}",
+            t_loaded,
+            t.elapsed() - t_loaded,
+            scan.hashed
+        );
+    }
     if scan.hashed > 0 {
-        let fresh = StatCache::new(scan.started_ns, scan.recs.clone());
-        registry::save(store, wt, Some(&fresh))?;
+        // Only when no switch, reset or snapshot is changing the worktree, and the record is
+        // still the one this status compared with: the refresh must never undo their record.
+        if let Some(_held) = registry::try_lock(wt) {
+            let mut now = wt.clone();
+            registry::reload(store, &mut now)?;
+            if now.base == wt.base && now.pending.is_none() {
+                let fresh = cache.merged(scan.started_ns, scan.recs.clone());
+                registry::save(store, &mut now, Some(&fresh))?;
+            }
+        }
     }
     Ok(scan)
 }
@@ -45,7 +67,7 @@ pub fn status(store: &Store, wt: &mut Worktree) -> Result<Scan> {
 /// device and inode and a stat cache of what was written (files of the base's size and kind
 /// take the base's hashes without being read).
 pub fn adopt(store: &Store, dir: &Path, base: &Hash) -> Result<Worktree> {
-    let m = store.load(base)?;
+    let m = Base::load(store, base)?;
     // Files written in the last tick before the cache's time would be racy (reread by every
     // status until a refresh); waiting out the granularity once makes none of them racy.
     std::thread::sleep(std::time::Duration::from_nanos(

@@ -120,6 +120,8 @@ pub fn finish_pending(store: &Store, wt: &mut Worktree) -> Result<bool> {
 /// has local changes or an untracked file is where the target needs an entry, unless
 /// `force` (which overwrites those changes and removes those files).
 pub fn switch(store: &Store, wt: &mut Worktree, to: &Hash, force: bool) -> Result<SwitchReport> {
+    let _held = registry::lock(wt)?;
+    registry::reload(store, wt)?;
     let started = Instant::now();
     let finished = finish_pending(store, wt)?;
     let _lock = store.lock_shared()?;
