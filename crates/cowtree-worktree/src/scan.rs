@@ -10,8 +10,8 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use cowtree_fs::dir::Dir;
 use cowtree_store::{Entry, Hash, Kind, Store};
@@ -22,7 +22,7 @@ use crate::base::{Base, BaseEntry};
 use crate::blob;
 use crate::cache::{Rec, StatCache, StatKey};
 use crate::error::{Error, Result};
-use crate::paths::{join, path_of, show};
+use crate::paths::{join, path_of, show, split};
 
 /// What a change is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -153,7 +153,17 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
         stop: AtomicBool::new(false),
         counter: AtomicU64::new(0),
     };
-    rayon::scope(|s| walk.dir_task(s, Vec::new()));
+    // The walk is bound by lstat and getdents, not by the CPU: with more threads than cores,
+    // more of them are in flight while some wait (a cold inode cache, a lock), so the pool is
+    // twice the cores (at least 4, at most 16).
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get() * 2)
+        .unwrap_or(4)
+        .clamp(4, 16);
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.scope(|s| walk.dir_task(s, None, Vec::new())),
+        Err(_) => rayon::scope(|s| walk.dir_task(s, None, Vec::new())),
+    }
     if let Some(e) = walk.error.lock().map(|mut g| g.take()).unwrap_or(None) {
         return Err(e);
     }
@@ -189,11 +199,11 @@ impl<'a> Walk<'a> {
         self.root_path.join(path_of(rel)).display().to_string()
     }
 
-    fn dir_task<'s>(&'s self, s: &rayon::Scope<'s>, rel: Vec<u8>) {
+    fn dir_task<'s>(&'s self, s: &rayon::Scope<'s>, parent: Option<Arc<Dir>>, rel: Vec<u8>) {
         if self.stop.load(Ordering::Relaxed) {
             return;
         }
-        if let Err(e) = self.walk_dir(s, &rel) {
+        if let Err(e) = self.walk_dir(s, parent, &rel) {
             self.fail(e);
         }
     }
@@ -208,22 +218,33 @@ impl<'a> Walk<'a> {
         matches!(self.mode, Mode::Snapshot { .. })
     }
 
-    fn walk_dir<'s>(&'s self, s: &rayon::Scope<'s>, rel: &[u8]) -> Result<()> {
-        let dir = if rel.is_empty() {
-            self.root.try_clone()?
-        } else {
-            match self.root.open_dir_beneath(path_of(rel)) {
+    fn walk_dir<'s>(
+        &'s self,
+        s: &rayon::Scope<'s>,
+        parent: Option<Arc<Dir>>,
+        rel: &[u8],
+    ) -> Result<()> {
+        // Each directory is opened relative to its parent's handle (one component,
+        // O_NOFOLLOW|O_DIRECTORY), so a symlink swapped in is never followed.
+        let dir = match parent {
+            None => self.root.try_clone()?,
+            Some(p) => match p.open_dir(OsStr::from_bytes(split(rel).1)) {
                 Ok(d) => d,
                 // Removed or replaced while we walked: what was there is simply not seen.
                 Err(e)
-                    if e.kind() == io::ErrorKind::NotFound
-                        || e.kind() == io::ErrorKind::NotADirectory =>
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound
+                            | io::ErrorKind::NotADirectory
+                            | io::ErrorKind::InvalidInput
+                    ) =>
                 {
                     return Ok(());
                 }
                 Err(e) => return Err(Error::msg(format!("{}: {e}", self.full(rel)))),
-            }
+            },
         };
+        let dir = Arc::new(dir);
         let list = dir
             .entries()
             .map_err(|e| Error::msg(format!("read directory {}: {e}", self.full(rel))))?;
@@ -243,7 +264,7 @@ impl<'a> Walk<'a> {
             let mut ft = ent.file_type;
             let mut st = None;
             if ft != FileType::Directory {
-                match statat(&dir, &ent.name, AtFlags::SYMLINK_NOFOLLOW) {
+                match statat(&*dir, &ent.name, AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(x) => {
                         ft = FileType::from_raw_mode(x.st_mode);
                         st = Some(x);
@@ -269,16 +290,23 @@ impl<'a> Walk<'a> {
             match (ft, st) {
                 (FileType::Directory, _) => {
                     if self.snapshot() {
-                        s.spawn(move |s| self.dir_task(s, path));
+                        {
+                            let parent = Arc::clone(&dir);
+                            s.spawn(move |s| self.dir_task(s, Some(parent), path))
+                        };
                         continue;
                     }
                     match base {
                         Some(e) if e.kind != Kind::Dir => {
                             scan.changes.push(change(ChangeKind::TypeChanged));
                         }
-                        Some(_) => s.spawn(move |s| self.dir_task(s, path)),
+                        Some(_) => {
+                            let parent = Arc::clone(&dir);
+                            s.spawn(move |s| self.dir_task(s, Some(parent), path))
+                        }
                         None if self.base.has_beneath(&path) => {
-                            s.spawn(move |s| self.dir_task(s, path))
+                            let parent = Arc::clone(&dir);
+                            s.spawn(move |s| self.dir_task(s, Some(parent), path))
                         }
                         None => {
                             if !matches!(self.mode, Mode::Adopt) {
@@ -333,7 +361,7 @@ impl<'a> Walk<'a> {
                             None if key.size != size => None,
                             None => {
                                 scan.hashed += 1;
-                                blob::hash_at(&dir, &ent.name)
+                                blob::hash_at(&*dir, &ent.name)
                                     .map_err(|err| {
                                         Error::msg(format!("read {}: {err}", self.full(&path)))
                                     })?
