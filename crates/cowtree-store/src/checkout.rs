@@ -39,7 +39,8 @@ pub enum CheckoutMode {
     Auto,
     /// Clone; copy with a reported fallback where the filesystems cannot.
     Clone,
-    /// Always copy.
+    /// Always copy (in-kernel `copy_file_range`, which XFS and btrfs may still satisfy by
+    /// sharing extents; the report counts these files as copied).
     Copy,
 }
 
@@ -134,7 +135,15 @@ pub fn checkout(
         }
     };
 
-    let cross_device = parent.stat_self()?.st_dev != store.blobs_dev()?;
+    // Different st_dev usually means different filesystems, but btrfs subvolumes of one
+    // filesystem differ too and can clone between them: a raw probe (cached per device pair)
+    // settles it.
+    let cross_device = parent.stat_self()?.st_dev != store.blobs_dev()?
+        && !matches!(
+            cowtree_fs::probe::ProbeCache::global()
+                .reflink(&store.root().join("tmp"), &parent_path),
+            Ok(Ok(()))
+        );
     if cross_device && opts.mode != CheckoutMode::Copy {
         let msg = format!(
             "store {} is on a different filesystem than {}: files will be copied, not cloned \
@@ -189,20 +198,25 @@ pub fn checkout(
 
 /// Splits DST into its parent directory and final name, refusing `/`, `.`, `..` and the like.
 fn split_dst(dst: &Path) -> Result<(PathBuf, OsString)> {
-    let name = match dst.file_name() {
-        Some(n) if dst.as_os_str().as_bytes().last() != Some(&b'.') => n.to_owned(),
-        _ => {
-            return Err(Error::msg(format!(
-                "checkout destination {} must name a new directory",
-                dst.display()
-            )));
-        }
+    let mut bytes = dst.as_os_str().as_bytes();
+    while bytes.len() > 1 && bytes.ends_with(b"/") {
+        bytes = &bytes[..bytes.len() - 1];
+    }
+    let (parent, name) = match bytes.iter().rposition(|&b| b == b'/') {
+        Some(0) => (&b"/"[..], &bytes[1..]),
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (&b"."[..], bytes),
     };
-    let parent = match dst.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    Ok((parent, name))
+    if matches!(name, b"" | b"." | b"..") || name.contains(&b'/') {
+        return Err(Error::msg(format!(
+            "checkout destination {} must name a new directory",
+            dst.display()
+        )));
+    }
+    Ok((
+        PathBuf::from(OsStr::from_bytes(parent)),
+        OsStr::from_bytes(name).to_owned(),
+    ))
 }
 
 fn staging_name(name: &OsStr) -> OsString {
@@ -440,5 +454,33 @@ fn place(
         }
         c.files.fetch_add(1, Ordering::Relaxed);
         return Ok(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_dst_table() {
+        let ok = [
+            ("wt", ".", "wt"),
+            ("a/wt", "a", "wt"),
+            ("a/wt/", "a", "wt"),
+            ("/wt", "/", "wt"),
+            ("rel.", ".", "rel."),
+            ("a/..x", "a", "..x"),
+        ];
+        for (input, parent, name) in ok {
+            let (p, n) = split_dst(Path::new(input)).unwrap();
+            assert_eq!(
+                (p.to_str().unwrap(), n.to_str().unwrap()),
+                (parent, name),
+                "{input}"
+            );
+        }
+        for bad in [".", "..", "a/.", "a/..", "/", ""] {
+            assert!(split_dst(Path::new(bad)).is_err(), "{bad}");
+        }
     }
 }

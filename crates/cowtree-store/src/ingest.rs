@@ -5,18 +5,27 @@
 //! a symlink is recorded as a symlink and never followed, and at most one directory fd per
 //! worker is open at a time. Special files (fifos, sockets, devices) are refused.
 //!
-//! Each file is cloned into the staging directory first, then the clone is hashed and renamed
-//! into `blobs/` under its hash: a writer changing the source mid-ingest cannot make a blob
-//! disagree with its name. If that blob already exists the staging copy is dropped. Where the
-//! source and store cannot share data (another filesystem, or one without reflinks), the file is
-//! read once, written to staging and hashed in the same pass.
+//! Where the source can be cloned into the store, each file is first hashed as it is (from the
+//! page cache): content already in the store needs nothing more, since that blob agrees with
+//! its name whatever the source does next. New content is cloned into the staging directory,
+//! the clone is hashed and renamed into `blobs/` under its own hash, so a writer changing the
+//! source mid-ingest cannot make a blob disagree with its name (if another worker placed the
+//! same blob first, the staging copy is dropped). Where the source and store cannot share data
+//! (another filesystem, or one without reflinks), the file is read once, written to staging
+//! and hashed in the same pass.
+//!
+//! Cost note: a fresh clone's pages are not in the page cache (the cache is per inode), so
+//! hashing the clone reads its blocks from the device. That read is the price of the
+//! guarantee above and dominates the first snapshot of a tree of small files.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::AsFd;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -54,6 +63,8 @@ pub struct IngestReport {
 }
 
 const BUF: usize = 1 << 20;
+/// Files per work item when a directory is split among workers.
+const FILE_CHUNK: usize = 128;
 
 struct Walk<'a> {
     store: &'a Store,
@@ -66,6 +77,8 @@ struct Walk<'a> {
     /// Source devices from which clones into the store are known not to work.
     no_clone: Mutex<HashMap<u64, ()>>,
     counter: AtomicU64,
+    /// (device, inode) of the store's root directory, which is never recorded.
+    store_id: (u64, u64),
     new_blobs: AtomicU64,
     new_bytes: AtomicU64,
     cloned_bytes: AtomicU64,
@@ -79,6 +92,14 @@ pub fn snapshot_dir(store: &Store, src: &Path, name: Option<&str>) -> Result<Ing
         crate::refs::validate_name(n)?;
     }
     let root = Dir::open(src).map_err(|e| Error::msg(format!("snapshot: {e}")))?;
+    let store_st = Dir::open(store.root())?.stat_self()?;
+    let store_id = (store_st.st_dev, store_st.st_ino);
+    if root.stat_self()?.st_ino == store_id.1 && root.stat_self()?.st_dev == store_id.0 {
+        return Err(Error::msg(format!(
+            "snapshot: {} is the store itself",
+            src.display()
+        )));
+    }
     let _lock = store.lock_shared()?;
     let staging = store.staging("ingest")?;
     let walk = Walk {
@@ -91,6 +112,7 @@ pub fn snapshot_dir(store: &Store, src: &Path, name: Option<&str>) -> Result<Ing
         stop: AtomicBool::new(false),
         no_clone: Mutex::new(HashMap::new()),
         counter: AtomicU64::new(0),
+        store_id,
         new_blobs: AtomicU64::new(0),
         new_bytes: AtomicU64::new(0),
         cloned_bytes: AtomicU64::new(0),
@@ -160,29 +182,30 @@ impl<'a> Walk<'a> {
         let list = dir
             .entries()
             .map_err(|e| Error::msg(format!("read directory {}: {e}", self.full(rel))))?;
-        let dev = dir
+        let st = dir
             .stat_self()
-            .map_err(|e| Error::msg(format!("stat {}: {e}", self.full(rel))))?
-            .st_dev;
+            .map_err(|e| Error::msg(format!("stat {}: {e}", self.full(rel))))?;
+        let dev = st.st_dev;
+        if (st.st_dev, st.st_ino) == self.store_id {
+            // The store itself lives inside the tree being recorded: leave it out.
+            return Ok(());
+        }
         let mut out = Vec::new();
         if list.is_empty() && !rel.is_empty() {
             out.push(Entry::dir(rel.to_vec()));
         }
+        let mut files: Vec<OsString> = Vec::new();
         for ent in list {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            let path = join(rel, ent.name.as_bytes());
             let mut ft = ent.file_type;
-            let mut mode = None;
-            if ft == FileType::Unknown || ft == FileType::RegularFile {
+            if ft == FileType::Unknown {
                 match statat(&dir, &ent.name, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) => {
-                        ft = FileType::from_raw_mode(st.st_mode);
-                        mode = Some(st.st_mode);
-                    }
+                    Ok(st) => ft = FileType::from_raw_mode(st.st_mode),
                     Err(Errno::NOENT) => continue,
                     Err(e) => {
+                        let path = join(rel, ent.name.as_bytes());
                         return Err(Error::msg(format!(
                             "stat {}: {}",
                             self.full(&path),
@@ -192,8 +215,13 @@ impl<'a> Walk<'a> {
                 }
             }
             match ft {
-                FileType::Directory => s.spawn(move |s| self.dir_task(s, path)),
+                FileType::RegularFile => files.push(ent.name),
+                FileType::Directory => {
+                    let path = join(rel, ent.name.as_bytes());
+                    s.spawn(move |s| self.dir_task(s, path));
+                }
                 FileType::Symlink => {
+                    let path = join(rel, ent.name.as_bytes());
                     let target = match dir.read_link(&ent.name) {
                         Ok(t) => t,
                         Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -203,13 +231,8 @@ impl<'a> Walk<'a> {
                     };
                     out.push(Entry::symlink(path, target.as_bytes().to_vec()));
                 }
-                FileType::RegularFile => {
-                    let exec = mode.unwrap_or(0) & 0o111 != 0;
-                    if let Some((size, hash)) = self.ingest_file(&dir, dev, &ent.name, &path)? {
-                        out.push(Entry::blob(path, exec, size, hash));
-                    }
-                }
                 other => {
+                    let path = join(rel, ent.name.as_bytes());
                     return Err(Error::msg(format!(
                         "{}: is a {} (special file); only files, directories and symlinks can be \
                          recorded",
@@ -220,23 +243,87 @@ impl<'a> Walk<'a> {
             }
         }
         self.entries.lock().map_err(poisoned)?.extend(out);
+        // A big directory is split so that several workers share it.
+        let dir = Arc::new(dir);
+        let rel: Arc<[u8]> = Arc::from(rel);
+        let mut chunks: Vec<Vec<OsString>> = Vec::new();
+        while files.len() > FILE_CHUNK {
+            let rest = files.split_off(FILE_CHUNK);
+            chunks.push(std::mem::replace(&mut files, rest));
+        }
+        for chunk in chunks {
+            let (dir, rel) = (Arc::clone(&dir), Arc::clone(&rel));
+            s.spawn(move |_| {
+                if let Err(e) = self.ingest_files(&dir, dev, &rel, &chunk) {
+                    self.fail(e);
+                }
+            });
+        }
+        self.ingest_files(&dir, dev, &rel, &files)
+    }
+
+    fn ingest_files(&self, dir: &Dir, dev: u64, rel: &[u8], names: &[OsString]) -> Result<()> {
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let path = join(rel, name.as_bytes());
+            if let Some((size, hash, exec)) = self.ingest_file(dir, dev, name, &path)? {
+                out.push(Entry::blob(path, exec, size, hash));
+            }
+        }
+        self.entries.lock().map_err(poisoned)?.extend(out);
         Ok(())
     }
 
-    /// Puts one file into the store; `None` when it vanished before it could be read.
+    /// Puts one file into the store and returns (size, hash, executable); `None` when it
+    /// vanished before it could be read.
+    ///
+    /// Where cloning works, the source is hashed first: content already in the store needs no
+    /// clone at all (the blob there agrees with its name whatever the source does next).
+    /// Otherwise the source is cloned into staging and the clone is hashed, so a concurrent
+    /// writer cannot make the blob disagree with its name. Without CoW the source is read
+    /// once, written to staging and hashed in the same pass.
     fn ingest_file(
         &self,
         dir: &Dir,
         dev: u64,
         name: &OsStr,
         rel: &[u8],
-    ) -> Result<Option<(u64, Hash)>> {
+    ) -> Result<Option<(u64, Hash, bool)>> {
         let ctx = |e: io::Error| Error::msg(format!("{}: {e}", self.full(rel)));
+        let src = match openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(ctx(e.into())),
+        };
+        let st = fstat(&src).map_err(|e| ctx(e.into()))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(ctx(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "changed into something other than a regular file while being recorded",
+            )));
+        }
+        let exec = st.st_mode & 0o111 != 0;
         let sname = format!("f{}", self.counter.fetch_add(1, Ordering::Relaxed));
         let sname = OsStr::new(&sname);
         let try_clone = !self.no_clone.lock().map_err(poisoned)?.contains_key(&dev);
-        let mut hashed = None;
         if try_clone {
+            let (size0, h0) = hash_fd(&src).map_err(ctx)?;
+            let known = statat(
+                self.store.blobs(),
+                Store::blob_rel(&h0),
+                AtFlags::SYMLINK_NOFOLLOW,
+            );
+            if known.is_ok_and(|b| b.st_size as u64 == size0) {
+                return Ok(Some((size0, h0, exec)));
+            }
             let opts = TransferOptions {
                 method: Method::Clone,
                 mode: Some(0o444),
@@ -246,7 +333,8 @@ impl<'a> Walk<'a> {
                 Transfer::Cloned { .. } => {
                     let (size, hash) = hash_file(self.staging, sname).map_err(ctx)?;
                     self.cloned_bytes.fetch_add(size, Ordering::Relaxed);
-                    hashed = Some((size, hash));
+                    self.place_blob(sname, &hash, size).map_err(ctx)?;
+                    return Ok(Some((size, hash, exec)));
                 }
                 Transfer::SourceVanished => return Ok(None),
                 Transfer::Unsupported(cause) => {
@@ -256,19 +344,12 @@ impl<'a> Walk<'a> {
                 }
                 Transfer::Copied { .. } => unreachable!("Method::Clone never copies"),
             }
+            rustix::fs::seek(&src, rustix::fs::SeekFrom::Start(0)).map_err(|e| ctx(e.into()))?;
         }
-        let (size, hash) = match hashed {
-            Some(h) => h,
-            None => match copy_and_hash(dir, name, self.staging, sname).map_err(ctx)? {
-                Some((size, hash)) => {
-                    self.copied_bytes.fetch_add(size, Ordering::Relaxed);
-                    (size, hash)
-                }
-                None => return Ok(None),
-            },
-        };
+        let (size, hash) = copy_and_hash(&src, self.staging, sname).map_err(ctx)?;
+        self.copied_bytes.fetch_add(size, Ordering::Relaxed);
         self.place_blob(sname, &hash, size).map_err(ctx)?;
-        Ok(Some((size, hash)))
+        Ok(Some((size, hash, exec)))
     }
 
     /// Renames a hashed staging file into `blobs/`, or drops it when the blob exists.
@@ -363,12 +444,16 @@ pub(crate) fn hash_file(dir: impl AsFd, name: &OsStr) -> io::Result<(u64, Hash)>
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let _ = rustix::fs::fadvise(&fd, 0, None, rustix::fs::Advice::Sequential);
+    hash_fd(&fd)
+}
+
+/// Hashes what `fd` holds from its current offset to the end.
+fn hash_fd(fd: &OwnedFd) -> io::Result<(u64, Hash)> {
     let mut hasher = blake3::Hasher::new();
     let mut size = 0u64;
     with_buf(|buf| -> io::Result<()> {
         loop {
-            let n = read_some(&fd, buf)?;
+            let n = read_some(fd, buf)?;
             if n == 0 {
                 return Ok(());
             }
@@ -379,31 +464,9 @@ pub(crate) fn hash_file(dir: impl AsFd, name: &OsStr) -> io::Result<(u64, Hash)>
     Ok((size, Hash::from_bytes(*hasher.finalize().as_bytes())))
 }
 
-/// Reads `name` under `src_dir` once, writing it to `dst_name` under `dst_dir` (created 0444)
-/// and hashing it in the same pass. `None` when the source vanished.
-fn copy_and_hash(
-    src_dir: &Dir,
-    name: &OsStr,
-    dst_dir: &Dir,
-    dst_name: &OsStr,
-) -> io::Result<Option<(u64, Hash)>> {
-    let src = match openat(
-        src_dir,
-        name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    if FileType::from_raw_mode(fstat(&src)?.st_mode) != FileType::RegularFile {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "changed into something other than a regular file while being recorded",
-        ));
-    }
-    let _ = rustix::fs::fadvise(&src, 0, None, rustix::fs::Advice::Sequential);
+/// Reads `src` once from its current offset, writing it to `dst_name` under `dst_dir`
+/// (created 0444) and hashing it in the same pass.
+fn copy_and_hash(src: &OwnedFd, dst_dir: &Dir, dst_name: &OsStr) -> io::Result<(u64, Hash)> {
     let dst = openat(
         dst_dir,
         dst_name,
@@ -414,7 +477,7 @@ fn copy_and_hash(
     let mut size = 0u64;
     let res = with_buf(|buf| -> io::Result<()> {
         loop {
-            let n = read_some(&src, buf)?;
+            let n = read_some(src, buf)?;
             if n == 0 {
                 return Ok(());
             }
@@ -435,10 +498,7 @@ fn copy_and_hash(
         let _ = rustix::fs::unlinkat(dst_dir, dst_name, AtFlags::empty());
         return Err(e);
     }
-    Ok(Some((
-        size,
-        Hash::from_bytes(*hasher.finalize().as_bytes()),
-    )))
+    Ok((size, Hash::from_bytes(*hasher.finalize().as_bytes())))
 }
 
 /// Shows a manifest path for messages.

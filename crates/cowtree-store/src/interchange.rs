@@ -104,11 +104,15 @@ pub fn from_json(text: &[u8]) -> Result<Manifest> {
     };
     let mut entries = Vec::with_capacity(list.len());
     for (i, item) in list.iter().enumerate() {
-        entries.push(entry_from_json(i, item)?);
+        entries.push((i as u64, entry_from_json(i, item)?));
     }
+    // Errors name the entry by its index in the input, not in sorted order.
+    entries.sort_by(|a, b| a.1.path.cmp(&b.1.path));
+    let order: Vec<u64> = entries.iter().map(|(i, _)| *i).collect();
+    let entries: Vec<Entry> = entries.into_iter().map(|(_, e)| e).collect();
     Manifest::new(entries).map_err(|source| Error::Manifest {
         context: "manifest".into(),
-        source,
+        source: source.map_index(|sorted| order.get(sorted as usize).copied().unwrap_or(sorted)),
     })
 }
 
@@ -238,6 +242,12 @@ mod tests {
                 .to_string();
             assert!(err.contains(want), "{doc}: {err}");
         }
+        // The index named is the entry's position in the input.
+        let doc = json!({"format": FORMAT, "version": 1, "entries": [f("z"), f("b/../x")]});
+        let err = from_json(doc.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("entry 1 \"b/../x\""), "{err}");
         let wrong_version = json!({"format": FORMAT, "version": 2, "entries": []});
         assert!(from_json(wrong_version.to_string().as_bytes()).is_err());
         let no_format = json!({"version": 1, "entries": []});

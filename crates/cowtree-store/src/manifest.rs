@@ -263,6 +263,65 @@ pub enum ManifestError {
     },
 }
 
+impl ManifestError {
+    /// The same error with its entry index passed through `f` (to report an index in some
+    /// other order than the sorted one, e.g. the order of a JSON input).
+    pub fn map_index(self, f: impl Fn(u64) -> u64) -> ManifestError {
+        use ManifestError as E;
+        match self {
+            E::Truncated { index } => E::Truncated { index: f(index) },
+            E::UnknownKind { index, path, kind } => E::UnknownKind {
+                index: f(index),
+                path,
+                kind,
+            },
+            E::InvalidPath {
+                index,
+                path,
+                reason,
+            } => E::InvalidPath {
+                index: f(index),
+                path,
+                reason,
+            },
+            E::Duplicate { index, path } => E::Duplicate {
+                index: f(index),
+                path,
+            },
+            E::Unsorted { index, path } => E::Unsorted {
+                index: f(index),
+                path,
+            },
+            E::BeneathNonDir {
+                index,
+                path,
+                parent,
+                parent_kind,
+            } => E::BeneathNonDir {
+                index: f(index),
+                path,
+                parent,
+                parent_kind,
+            },
+            E::BadTarget {
+                index,
+                path,
+                reason,
+            } => E::BadTarget {
+                index: f(index),
+                path,
+                reason,
+            },
+            E::KindMismatch { index, path, kind } => E::KindMismatch {
+                index: f(index),
+                path,
+                kind,
+            },
+            other => other,
+        }
+    }
+}
+
 /// Shows raw path bytes for people: valid UTF-8 as is, other bytes as `\xNN`, in quotes.
 pub fn show(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() + 2);
@@ -747,6 +806,34 @@ mod tests {
                 let mut b = bytes.clone();
                 b[n] = v;
                 let _ = Manifest::decode(&b);
+            }
+        }
+    }
+
+    #[test]
+    fn decode_never_panics_on_random_input_behind_a_valid_header() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..2000 {
+            let len = (next() % 200) as usize;
+            let body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let count = next() % 4;
+            let input = [
+                &MAGIC[..],
+                &VERSION.to_le_bytes(),
+                &count.to_le_bytes(),
+                &body,
+            ]
+            .concat();
+            let got = Manifest::decode(&input);
+            // Whatever decodes must re-encode to the same bytes (one tree, one encoding).
+            if let Ok(m) = got {
+                assert_eq!(m.encode(), input, "round {round}");
             }
         }
     }

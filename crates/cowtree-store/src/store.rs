@@ -156,7 +156,7 @@ impl Store {
         let fd = openat(
             &self.dir,
             "lock",
-            OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            OFlags::RDONLY | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
             Mode::from_raw_mode(0o644),
         )
         .map_err(|e| Error::msg(format!("open {}: {}", path.display(), io::Error::from(e))))?;

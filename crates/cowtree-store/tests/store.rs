@@ -360,3 +360,150 @@ fn ambiguous_prefix_is_an_error_listing_the_candidates() {
         .to_string();
     assert!(short.contains("at least 8"), "{short}");
 }
+
+#[test]
+fn a_large_flat_directory_split_among_workers_round_trips() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    for i in 0..700 {
+        fs::write(src.join(format!("f{i:04}")), pattern(300 + i, i as u64)).unwrap();
+    }
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let r = snapshot_dir(&store, &src, None).unwrap();
+    assert_eq!((r.files, r.new_blobs), (700, 700));
+    let again = snapshot_dir(&store, &src, None).unwrap();
+    assert_eq!(again.id, r.id);
+    assert_eq!(
+        (again.new_blobs, again.cloned_bytes, again.copied_bytes),
+        (0, 0, 0),
+        "content already in the store is neither cloned nor copied again"
+    );
+    let dst = dir.path().join("wt");
+    checkout(
+        &store,
+        &r.id,
+        &dst,
+        opts(CheckoutMode::Auto, true),
+        &no_warn,
+    )
+    .unwrap();
+    assert_eq!(fingerprint(&dst), fingerprint(&src));
+}
+
+#[test]
+fn a_store_inside_the_recorded_tree_is_left_out() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("home");
+    fs::create_dir_all(src.join("docs")).unwrap();
+    fs::write(src.join("docs/a"), b"a").unwrap();
+    let store = Store::open(&src.join(".local/share/cowtree")).unwrap();
+    let r = snapshot_dir(&store, &src, None).unwrap();
+    let m = store.load(&r.id).unwrap();
+    let paths: Vec<&[u8]> = m.entries().iter().map(|e| e.path.as_slice()).collect();
+    assert_eq!(
+        paths,
+        vec![&b"docs/a"[..]],
+        "the store must not record itself"
+    );
+    let err = snapshot_dir(&store, store.root(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("store itself"), "{err}");
+}
+
+#[test]
+fn btrfs_subvolumes_of_one_filesystem_are_not_treated_as_cross_device() {
+    let Some(dir) = scratch(Fs::Btrfs) else {
+        return;
+    };
+    let (a, b) = (dir.path().join("sub-a"), dir.path().join("sub-b"));
+    for sub in [&a, &b] {
+        let st = std::process::Command::new("btrfs")
+            .args(["subvolume", "create"])
+            .arg(sub)
+            .output()
+            .expect("btrfs-progs is installed with the btrfs mount");
+        assert!(st.status.success(), "{st:?}");
+    }
+    let src = a.join("src");
+    make_tree(&src);
+    let store = Store::open(&a.join("store")).unwrap();
+    let r = snapshot_dir(&store, &src, None).unwrap();
+    let dst = b.join("wt");
+    let c = checkout(
+        &store,
+        &r.id,
+        &dst,
+        opts(CheckoutMode::Auto, true),
+        &no_warn,
+    )
+    .unwrap();
+    assert!(!c.cross_device);
+    assert_eq!((c.cloned, c.copied), (7, 0));
+    assert_eq!(fingerprint(&dst), fingerprint(&src));
+    for sub in [&a, &b] {
+        let _ = std::process::Command::new("btrfs")
+            .args(["subvolume", "delete"])
+            .arg(sub)
+            .output();
+    }
+}
+
+#[test]
+fn checkout_mode_copy_copies_without_reporting_fallbacks() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("big"), pattern(256 * 1024, 9)).unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let r = snapshot_dir(&store, &src, None).unwrap();
+    let dst = dir.path().join("wt");
+    let c = checkout(
+        &store,
+        &r.id,
+        &dst,
+        opts(CheckoutMode::Copy, true),
+        &no_warn,
+    )
+    .unwrap();
+    assert_eq!((c.cloned, c.copied), (0, 1));
+    assert!(c.fallbacks.is_empty());
+    // No extent assertion: on XFS the kernel may satisfy copy_file_range by sharing extents
+    // (see cowtree_fs::copy); what --mode copy promises is the method and the data.
+    assert_eq!(fs::read(dst.join("big")).unwrap(), pattern(256 * 1024, 9));
+}
+
+#[test]
+fn ingest_from_another_filesystem_copies_and_hashes_in_one_pass() {
+    let (Some(a), Some(b)) = (scratch(Fs::Xfs), scratch(Fs::Xfs2)) else {
+        return;
+    };
+    let src = a.path().join("src");
+    make_tree(&src);
+    let store = Store::open(&b.path().join("store")).unwrap();
+    let r = snapshot_dir(&store, &src, None).unwrap();
+    assert_eq!(r.cloned_bytes, 0);
+    assert_eq!(r.copied_bytes, r.bytes);
+    let dst = b.path().join("wt");
+    let c = checkout(
+        &store,
+        &r.id,
+        &dst,
+        opts(CheckoutMode::Auto, true),
+        &no_warn,
+    )
+    .unwrap();
+    assert_eq!(
+        (c.cloned, c.copied),
+        (7, 0),
+        "store and worktree share XFS2"
+    );
+    assert_eq!(fingerprint(&dst), fingerprint(&src));
+    assert!(
+        cowtree_store::verify::verify(&store)
+            .unwrap()
+            .problems
+            .is_empty()
+    );
+}

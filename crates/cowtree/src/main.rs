@@ -46,8 +46,19 @@ enum Command {
     Worktree(cmd::worktree::Args),
 }
 
+/// Parallel walks keep a directory fd per work item; allow what the hard limit allows.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        let _ = setrlimit(Resource::Nofile, lim);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    raise_fd_limit();
     let result = match cli.command {
         Command::Probe(args) => cmd::probe::run(args),
         Command::Snapshot(args) => cmd::snapshot::run(args, cli.store.as_deref()),

@@ -67,7 +67,7 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
             .collect();
         print_json(&json!({
             "id": id.to_hex(),
-            "path": r.path,
+            "path": r.path.to_string_lossy(),
             "files": r.files,
             "dirs": r.dirs,
             "symlinks": r.symlinks,

@@ -7,9 +7,10 @@ use serde_json::json;
 use crate::cmd::{open_store, print_json};
 use crate::exit::{CmdResult, Exit};
 
-/// Delete blobs no snapshot references, staging left by interrupted commands, and registry
-/// records of worktrees that no longer exist (or whose path now holds something else);
-/// report what was freed.
+/// Delete unreferenced blobs and stale staging; report what was freed.
+///
+/// Deletes blobs no snapshot references, staging left by interrupted commands, and registry
+/// records of worktrees that no longer exist (or whose path now holds something else).
 ///
 /// gc waits for running snapshots and checkouts to finish (it takes the store lock
 /// exclusively) and never deletes a blob a recorded snapshot references.

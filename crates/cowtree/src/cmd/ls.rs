@@ -8,7 +8,9 @@ use serde_json::json;
 use crate::cmd::{open_store, print_json};
 use crate::exit::{CmdResult, Exit};
 
-/// List the snapshots in the store with their names, file counts and sizes.
+/// List the snapshots in the store.
+///
+/// Shows each snapshot's id, file count, size and names.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print one JSON object: {"snapshots": [{id, names, files, bytes}]}.

@@ -5,8 +5,9 @@ use std::path::Path;
 use crate::cmd::open_store;
 use crate::exit::{CliError, CmdResult, Exit};
 
-/// Remove a snapshot and the names pointing at it. Its blobs are freed by `cowtree gc`.
+/// Remove a snapshot and the names pointing at it.
 ///
+/// Its blobs are freed by `cowtree gc`.
 /// Refuses while a registered worktree that still exists was checked out from it, unless
 /// --force.
 #[derive(Debug, clap::Args)]

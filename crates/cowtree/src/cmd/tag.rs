@@ -5,7 +5,9 @@ use std::path::Path;
 use crate::cmd::open_store;
 use crate::exit::{CmdResult, Exit};
 
-/// Give a snapshot a name (refs/NAME in the store), replacing what the name pointed at.
+/// Give a snapshot a name.
+///
+/// Writes refs/NAME in the store, replacing what the name pointed at.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The name: one path component, not starting with '.' or '-'.

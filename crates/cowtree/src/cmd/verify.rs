@@ -7,8 +7,10 @@ use serde_json::json;
 use crate::cmd::{open_store, print_json};
 use crate::exit::{CmdResult, Exit};
 
-/// Rehash every blob and check that every snapshot's manifest is intact and its blobs exist
-/// with the right sizes. Exits 4 when anything is wrong, listing each problem.
+/// Rehash every blob and check every snapshot; exit 4 on problems.
+///
+/// Checks that every blob's content matches its name and that every snapshot's manifest is
+/// intact and its blobs exist with the right sizes. Lists each problem.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print one JSON object: ok, blobs_checked, bytes_checked, snapshots_checked,
