@@ -167,15 +167,19 @@ impl<'a> Applier<'a> {
         let Some(d) = self.open(parent)? else {
             return Ok(());
         };
-        match rustix::fs::unlinkat(&d, OsStr::from_bytes(name), rustix::fs::AtFlags::REMOVEDIR) {
+        match d.remove_dir(OsStr::from_bytes(name)) {
             Ok(()) => Ok(()),
-            Err(
-                rustix::io::Errno::NOENT
-                | rustix::io::Errno::NOTEMPTY
-                | rustix::io::Errno::EXIST
-                | rustix::io::Errno::NOTDIR,
-            ) => Ok(()),
-            Err(e) => Err(self.err(rel, io::Error::from(e))),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::DirectoryNotEmpty
+                        | io::ErrorKind::NotADirectory
+                ) || cowtree_fs::error::raw_errno(&e) == Some(libc_eexist()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.err(rel, e)),
         }
     }
 
@@ -330,4 +334,9 @@ pub fn files_beneath(a: &Applier<'_>, rel: &[u8]) -> Result<Vec<Vec<u8>>> {
 /// Shows a path for messages.
 pub fn show_path(p: &[u8]) -> String {
     show(p)
+}
+
+/// EEXIST, which some filesystems return for a non-empty directory.
+fn libc_eexist() -> i32 {
+    rustix::io::Errno::EXIST.raw_os_error()
 }

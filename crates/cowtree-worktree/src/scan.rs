@@ -116,6 +116,8 @@ struct Walk<'a> {
     error: Mutex<Option<Error>>,
     stop: AtomicBool,
     counter: AtomicU64,
+    /// Snapshot mode: (device, inode) of the store's root, left out if found in the tree.
+    skip_dir: Option<(u64, u64)>,
 }
 
 /// Index of the base entry at `path`.
@@ -141,6 +143,12 @@ pub fn has_beneath(m: &cowtree_store::Manifest, path: &[u8]) -> bool {
 pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) -> Result<Scan> {
     let started_ns = crate::cache::now_ns();
     let root = Dir::open(root_path).map_err(|e| Error::msg(format!("worktree: {e}")))?;
+    let skip_dir = match &mode {
+        Mode::Snapshot { store, .. } => rustix::fs::stat(store.root())
+            .ok()
+            .map(|st| (st.st_dev, st.st_ino)),
+        _ => None,
+    };
     let walk = Walk {
         root,
         root_path,
@@ -152,6 +160,7 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
         error: Mutex::new(None),
         stop: AtomicBool::new(false),
         counter: AtomicU64::new(0),
+        skip_dir,
     };
     // The walk is bound by lstat and getdents, not by the CPU: with more threads than cores,
     // more of them are in flight while some wait (a cold inode cache, a lock), so the pool is
@@ -244,6 +253,15 @@ impl<'a> Walk<'a> {
                 Err(e) => return Err(Error::msg(format!("{}: {e}", self.full(rel)))),
             },
         };
+        if let (Some(skip), false) = (self.skip_dir, rel.is_empty()) {
+            let st = dir
+                .stat_self()
+                .map_err(|e| Error::msg(format!("stat {}: {e}", self.full(rel))))?;
+            if (st.st_dev, st.st_ino) == skip {
+                // The store itself, inside the tree being recorded: never recorded into itself.
+                return Ok(());
+            }
+        }
         let dir = Arc::new(dir);
         let list = dir
             .entries()

@@ -82,6 +82,8 @@ pub fn adopt(store: &Store, dir: &Path, base: &Hash) -> Result<Worktree> {
 /// base (listing them), unless `force`. A worktree already gone only loses its record.
 pub fn remove(store: &Store, wt: &mut Worktree, force: bool) -> Result<()> {
     if wt.path.symlink_metadata().is_ok() {
+        let _held = registry::lock(wt)?;
+        registry::reload(store, wt)?;
         if !force {
             if let Some(e) = pending_error(wt) {
                 return Err(e);
