@@ -341,8 +341,11 @@ impl<'a> Walk<'a> {
                     let key = StatKey::of(&st);
                     let exec = st.st_mode & 0o111 != 0;
                     if let Mode::Snapshot { store, staging } = self.mode {
-                        if let Some((size, hash)) =
-                            self.file_blob(store, staging, &dir, &ent.name, &path, &key, base)?
+                        let known =
+                            self.cache
+                                .trusted_child(&crange, rel, ent.name.as_bytes(), &key);
+                        if let Some((size, hash)) = self
+                            .file_blob(store, staging, &dir, &ent.name, &path, &key, base, known)?
                         {
                             scan.entries
                                 .push(Entry::blob(path.clone(), exec, size, hash));
@@ -498,8 +501,9 @@ impl<'a> Walk<'a> {
         path: &[u8],
         key: &StatKey,
         base: Option<BaseEntry<'_>>,
+        known: Option<Hash>,
     ) -> Result<Option<(u64, Hash)>> {
-        if let Some(h) = self.cache.trusted(path, key) {
+        if let Some(h) = known {
             // A blob the base references is kept by the base (gc waits for our shared lock);
             // any other one is looked up.
             let in_base = base.and_then(|b| b.hash) == Some(h);
