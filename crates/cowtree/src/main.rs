@@ -43,6 +43,11 @@ enum Command {
     Verify(cmd::verify::Args),
     Du(cmd::du::Args),
     Dedupe(cmd::dedupe::Args),
+    Status(cmd::status::Args),
+    Switch(cmd::switch::Args),
+    Reset(cmd::reset::Args),
+    Worktrees(cmd::worktrees::Args),
+    Worktree(cmd::worktree::Args),
 }
 
 /// Parallel walks keep a directory fd per work item; allow what the hard limit allows.
@@ -71,6 +76,11 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(args, cli.store.as_deref()),
         Command::Du(args) => cmd::du::run(args),
         Command::Dedupe(args) => cmd::dedupe::run(args),
+        Command::Status(args) => cmd::status::run(args, cli.store.as_deref()),
+        Command::Switch(args) => cmd::switch::run(args, cli.store.as_deref()),
+        Command::Reset(args) => cmd::reset::run(args, cli.store.as_deref()),
+        Command::Worktrees(args) => cmd::worktrees::run(args, cli.store.as_deref()),
+        Command::Worktree(args) => cmd::worktree::run(args, cli.store.as_deref()),
     };
     match result {
         Ok(code) => code.into(),

@@ -15,7 +15,8 @@ use crate::exit::{CmdResult, Exit};
 /// (`.<name>.cowtree-checkout-*`) and renamed into place, so DST is never left half-written.
 /// Files are cloned from the store (sharing data blocks; writes stay private to this worktree)
 /// with mode 0644, or 0755 for executables; symlinks are recreated exactly. The worktree is
-/// recorded in the store's registry. If the store is on another filesystem than DST, cowtree
+/// recorded in the store's registry with
+/// a stat cache of what was written (see `cowtree status`). If the store is on another filesystem than DST, cowtree
 /// warns before starting (files are copied), or refuses with --strict (exit 3).
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -55,6 +56,9 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
         strict: args.strict,
     };
     let r = checkout(&store, &id, &args.dst, opts, &|w| eprintln!("cowtree: {w}"))?;
+    // Record the root's device and inode and a stat cache of what was just written, so that
+    // status, switch and snapshot of this worktree read only files that change later.
+    cowtree_worktree::status::adopt(&store, &r.path, &id)?;
     if args.json {
         let fallbacks: Vec<_> = r
             .fallbacks

@@ -10,7 +10,7 @@ use crate::exit::{CmdResult, Exit};
 /// Delete unreferenced blobs and stale staging; report what was freed.
 ///
 /// Deletes blobs no snapshot references, staging left by interrupted commands, and registry
-/// records of worktrees that no longer exist.
+/// records of worktrees that no longer exist (or whose path now holds something else).
 ///
 /// gc waits for running snapshots and checkouts to finish (it takes the store lock
 /// exclusively) and never deletes a blob a recorded snapshot references.
@@ -27,7 +27,20 @@ pub struct Args {
 
 pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
     let store = open_store(store)?;
-    let r = cowtree_store::gc::gc(&store, args.dry_run)?;
+    // Records whose path now holds something else (the worktree was deleted or moved and the
+    // path reused) would keep their base from `cowtree rm`; the store's gc drops those whose
+    // path is gone, this drops the replaced ones.
+    let mut replaced = 0;
+    for (id, _, presence) in cowtree_worktree::registry::list(&store)? {
+        if presence == cowtree_worktree::registry::Presence::Replaced {
+            if !args.dry_run {
+                cowtree_store::registry::remove(&store, &id)?;
+            }
+            replaced += 1;
+        }
+    }
+    let mut r = cowtree_store::gc::gc(&store, args.dry_run)?;
+    r.worktrees_pruned += replaced;
     if args.json {
         print_json(&json!({
             "blobs_removed": r.blobs_removed,

@@ -16,6 +16,12 @@ use crate::exit::{CliError, CmdResult, Exit};
 /// Symlinks are recorded, never followed; fifos, sockets and devices are refused. The same
 /// tree always gives the same id.
 ///
+/// When DIR is a worktree registered in the store (made by `cowtree checkout`), the snapshot
+/// is incremental: files whose size, times, inode and mode match the worktree's stat cache
+/// (and are not racy) take their known blob without being read; only the others are read
+/// into the store. The id is the one a fresh snapshot of the same content gets. The
+/// worktree's base stays where it was unless --update-base (see there).
+///
 /// With --from-json FILE, records the manifest in FILE instead (the format `cowtree show
 /// --json` prints, documented in docs/manifest.md). Its blobs must already be in the store;
 /// every entry is validated and nothing is written if any entry is refused.
@@ -30,9 +36,21 @@ pub struct Args {
     /// Record the JSON manifest in FILE ("-" for stdin) instead of a directory.
     #[arg(long, value_name = "FILE")]
     from_json: Option<PathBuf>,
-    /// Print one JSON object: id, files, bytes, new_blobs, new_bytes, elapsed_ms.
+    /// Print one JSON object: id, files, bytes, new_blobs, new_bytes, elapsed_ms (and for a
+    /// worktree: read, incremental, base_updated).
     #[arg(long)]
     json: bool,
+    /// For a registered worktree, also make the new snapshot its base (what status, switch
+    /// and reset compare with). Off by default: a snapshot records the tree without changing
+    /// what the worktree is based on, so status keeps showing the work done since checkout
+    /// or switch, and recording never changes the meaning of other commands; pass it to
+    /// treat the snapshot as a commit of that work.
+    #[arg(long)]
+    update_base: bool,
+    /// Read every file even when DIR is a registered worktree (a fresh, non-incremental
+    /// snapshot; the result is the same id).
+    #[arg(long, conflicts_with = "update_base")]
+    full: bool,
 }
 
 pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
@@ -69,6 +87,53 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
         .dir
         .as_deref()
         .ok_or_else(|| CliError::new("snapshot: DIR is required"))?;
+    if !args.full {
+        if let Some(mut wt) = cowtree_worktree::registry::lookup(&store, dir)? {
+            let r = cowtree_worktree::snapshot::snapshot(
+                &store,
+                &mut wt,
+                args.name.as_deref(),
+                args.update_base,
+            )?;
+            if args.json {
+                print_json(&json!({
+                    "id": r.id.to_hex(),
+                    "files": r.files,
+                    "bytes": r.bytes,
+                    "new_blobs": r.new_blobs,
+                    "new_bytes": r.new_bytes,
+                    "read": r.read,
+                    "incremental": true,
+                    "base_updated": r.base_updated,
+                    "elapsed_ms": r.elapsed_ms,
+                }))?;
+            } else {
+                println!("{}", r.id);
+                eprintln!(
+                    "recorded worktree {}: {} files, {} bytes; read {} changed files ({} new \
+                     blobs, {} new bytes){} in {} ms",
+                    wt.path.display(),
+                    r.files,
+                    r.bytes,
+                    r.read,
+                    r.new_blobs,
+                    r.new_bytes,
+                    if r.base_updated { "; base updated" } else { "" },
+                    r.elapsed_ms
+                );
+            }
+            return Ok(Exit::Ok);
+        }
+    }
+    if args.update_base {
+        return Err(CliError::with_code(
+            format!(
+                "--update-base: {} is not a registered worktree",
+                dir.display()
+            ),
+            2,
+        ));
+    }
     let r = ingest::snapshot_dir(&store, dir, args.name.as_deref())?;
     if args.json {
         print_json(&json!({

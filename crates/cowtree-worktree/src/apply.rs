@@ -1,0 +1,342 @@
+//! Changing a worktree's entries to match a manifest: the primitive steps of switch and reset.
+//!
+//! Every destination-side call goes through [`Dir`] handles opened beneath the worktree root
+//! (never following a symlink). File and symlink content lands under a temp name in the same
+//! directory (`.cowtree-tmp-<16 hex of the path's hash>`, the same name on every run) and is
+//! renamed over the final name, so an interrupted run never leaves partial content under a
+//! final name, and a re-run removes the temp it left before writing it again.
+
+use std::collections::BTreeSet;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use cowtree_fs::dir::Dir;
+use cowtree_fs::{Method, Transfer, TransferOptions, transfer_at};
+use cowtree_store::manifest::Data;
+use cowtree_store::{Entry, Hash, Kind, Store};
+use rustix::fs::{FileType, Stat};
+
+use crate::blob;
+use crate::cache::{Rec, StatCache, StatKey};
+use crate::error::{Error, Result};
+use crate::paths::{path_of, show, split};
+
+/// What sits at a path.
+#[derive(Debug)]
+pub enum Obs {
+    /// Nothing (or a parent is missing or not a directory).
+    Absent,
+    /// A directory.
+    Dir,
+    /// A regular file.
+    File(Stat),
+    /// A symlink.
+    Symlink(Stat),
+    /// A fifo, socket or device.
+    Other,
+}
+
+/// Applies entries to one worktree.
+pub struct Applier<'a> {
+    /// The store (for blobs).
+    pub store: &'a Store,
+    /// The worktree root.
+    pub root: Dir,
+    /// Its path, for messages.
+    pub root_path: &'a Path,
+    /// Check whether an entry already holds the wanted content before writing it (a re-run
+    /// after an interruption).
+    pub careful: bool,
+}
+
+fn tmp_name(path: &[u8]) -> OsString {
+    OsString::from(format!(".cowtree-tmp-{}", &Hash::of(path).to_hex()[..16]))
+}
+
+impl<'a> Applier<'a> {
+    /// Opens the worktree at `root_path`.
+    pub fn new(store: &'a Store, root_path: &'a Path, careful: bool) -> Result<Applier<'a>> {
+        let root = Dir::open(root_path).map_err(|e| Error::msg(format!("worktree: {e}")))?;
+        Ok(Applier {
+            store,
+            root,
+            root_path,
+            careful,
+        })
+    }
+
+    fn full(&self, rel: &[u8]) -> String {
+        self.root_path.join(path_of(rel)).display().to_string()
+    }
+
+    fn err(&self, rel: &[u8], e: impl std::fmt::Display) -> Error {
+        Error::msg(format!("{}: {e}", self.full(rel)))
+    }
+
+    /// The directory `rel` (root when empty); `None` when it is missing or not a directory.
+    pub fn open(&self, rel: &[u8]) -> Result<Option<Dir>> {
+        if rel.is_empty() {
+            return Ok(Some(self.root.try_clone()?));
+        }
+        match self.root.open_dir_beneath(path_of(rel)) {
+            Ok(d) => Ok(Some(d)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::NotADirectory
+                        | io::ErrorKind::InvalidInput
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(self.err(rel, e)),
+        }
+    }
+
+    /// What sits at `rel`.
+    pub fn observe(&self, rel: &[u8]) -> Result<Obs> {
+        let (parent, name) = split(rel);
+        let Some(d) = self.open(parent)? else {
+            return Ok(Obs::Absent);
+        };
+        let st = match d.try_stat(OsStr::from_bytes(name)) {
+            Ok(Some(st)) => st,
+            Ok(None) => return Ok(Obs::Absent),
+            Err(e) => return Err(self.err(rel, e)),
+        };
+        Ok(match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => Obs::Dir,
+            FileType::RegularFile => Obs::File(st),
+            FileType::Symlink => Obs::Symlink(st),
+            _ => Obs::Other,
+        })
+    }
+
+    /// True when `rel` holds exactly entry `e` (content, kind, executable bit). Files whose
+    /// stat matches a trusted cache record are not read.
+    pub fn matches(&self, e: &Entry, obs: &Obs, cache: &StatCache) -> Result<bool> {
+        match (&e.data, obs) {
+            (Data::None, Obs::Dir) => Ok(true),
+            (Data::Blob { size, hash }, Obs::File(st)) => {
+                let exec = st.st_mode & 0o111 != 0;
+                if exec != (e.kind == Kind::Executable) || st.st_size as u64 != *size {
+                    return Ok(false);
+                }
+                if let Some(h) = cache.trusted(&e.path, &StatKey::of(st)) {
+                    return Ok(h == *hash);
+                }
+                let (parent, name) = split(&e.path);
+                let Some(d) = self.open(parent)? else {
+                    return Ok(false);
+                };
+                let got = blob::hash_at(&d, OsStr::from_bytes(name))
+                    .map_err(|err| self.err(&e.path, err))?;
+                Ok(got.is_some_and(|(_, h)| h == *hash))
+            }
+            (Data::Target(t), Obs::Symlink(_)) => {
+                let (parent, name) = split(&e.path);
+                let Some(d) = self.open(parent)? else {
+                    return Ok(false);
+                };
+                match d.read_link(OsStr::from_bytes(name)) {
+                    Ok(got) => Ok(got.as_bytes() == t.as_slice()),
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+                    Err(err) => Err(self.err(&e.path, err)),
+                }
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Removes whatever is at `rel` (a directory with everything beneath it).
+    pub fn remove_tree(&self, rel: &[u8]) -> Result<()> {
+        let (parent, name) = split(rel);
+        let Some(d) = self.open(parent)? else {
+            return Ok(());
+        };
+        d.remove_tree(OsStr::from_bytes(name))
+            .map_err(|e| self.err(rel, e))
+    }
+
+    /// Removes the directory `rel` if it is empty; anything else is left alone.
+    pub fn remove_dir_if_empty(&self, rel: &[u8]) -> Result<()> {
+        let (parent, name) = split(rel);
+        let Some(d) = self.open(parent)? else {
+            return Ok(());
+        };
+        match d.remove_dir(OsStr::from_bytes(name)) {
+            Ok(()) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::DirectoryNotEmpty
+                        | io::ErrorKind::NotADirectory
+                ) || cowtree_fs::error::raw_errno(&e) == Some(libc_eexist()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.err(rel, e)),
+        }
+    }
+
+    /// Makes each of `dirs` (shortest first) a directory. Something else in the way is removed
+    /// when `replace` says so; otherwise it is an error naming it.
+    pub fn ensure_dirs(&self, dirs: &BTreeSet<Vec<u8>>, replace: bool) -> Result<u64> {
+        let mut created = 0;
+        for d in dirs {
+            let (parent, name) = split(d);
+            let name = OsStr::from_bytes(name);
+            let Some(p) = self.open(parent)? else {
+                return Err(self.err(d, "its parent is not a directory"));
+            };
+            match p.try_stat(name).map_err(|e| self.err(d, e))? {
+                Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                    continue;
+                }
+                Some(_) if !replace => {
+                    return Err(Error::msg(format!(
+                        "{} is in the way of a directory the snapshot needs there",
+                        self.full(d)
+                    )));
+                }
+                Some(_) => p.remove_tree(name).map_err(|e| self.err(d, e))?,
+                None => {}
+            }
+            match p.create_dir(name, 0o755) {
+                Ok(()) => created += 1,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(self.err(d, e)),
+            }
+        }
+        Ok(created)
+    }
+
+    /// Writes the file or symlink entry `e` (its parent directory must exist) under the temp
+    /// name and renames it over the final name. A directory at the final name is removed
+    /// first when `replace_dir`, else it is an error. Returns the stat cache record of what
+    /// is now there.
+    pub fn place(&self, e: &Entry, replace_dir: bool, cache: &StatCache) -> Result<Rec> {
+        let (parent, name) = split(&e.path);
+        let name = OsStr::from_bytes(name);
+        let Some(d) = self.open(parent)? else {
+            return Err(self.err(&e.path, "its parent directory is missing"));
+        };
+        let tmp = tmp_name(&e.path);
+        d.remove_tree(&tmp).map_err(|err| self.err(&e.path, err))?;
+        if self.careful {
+            let obs = self.observe(&e.path)?;
+            if self.matches(e, &obs, cache)? {
+                return self.rec_of(&d, name, e);
+            }
+        }
+        match &e.data {
+            Data::Blob { hash, .. } => {
+                let opts = TransferOptions {
+                    method: Method::CloneOrCopy,
+                    mode: Some(if e.kind == Kind::Executable {
+                        0o755
+                    } else {
+                        0o644
+                    }),
+                    preserve_times: false,
+                };
+                let t = transfer_at(self.store.blobs(), &Store::blob_rel(hash), &d, &tmp, &opts)
+                    .map_err(|err| {
+                        self.err(
+                            &e.path,
+                            format!("from blob {}: {err}", self.store.blob_path(hash).display()),
+                        )
+                    })?;
+                match t {
+                    Transfer::Cloned { .. } | Transfer::Copied { .. } => {}
+                    Transfer::SourceVanished => {
+                        return Err(Error::msg(format!(
+                            "blob {hash} is missing from the store (needed for {}); the store \
+                             is damaged: run `cowtree verify`",
+                            self.full(&e.path)
+                        )));
+                    }
+                    Transfer::Unsupported(c) => {
+                        return Err(self.err(&e.path, format!("cannot write: {}", c.as_str())));
+                    }
+                }
+            }
+            Data::Target(t) => {
+                d.symlink(OsStr::from_bytes(t), &tmp)
+                    .map_err(|err| self.err(&e.path, err))?;
+            }
+            Data::None => return Err(self.err(&e.path, "internal error: place of a directory")),
+        }
+        if let Some(st) = d.try_stat(name).map_err(|err| self.err(&e.path, err))? {
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                if !replace_dir {
+                    let _ = d.remove_file(&tmp);
+                    return Err(Error::msg(format!(
+                        "{} is a directory where the snapshot has a {}; use --hard to replace it",
+                        self.full(&e.path),
+                        e.kind.as_str()
+                    )));
+                }
+                d.remove_tree(name).map_err(|err| self.err(&e.path, err))?;
+            }
+        }
+        d.rename(&tmp, &d, name)
+            .map_err(|err| self.err(&e.path, err))?;
+        self.rec_of(&d, name, e)
+    }
+
+    fn rec_of(&self, d: &Dir, name: &OsStr, e: &Entry) -> Result<Rec> {
+        let st = d.stat(name).map_err(|err| self.err(&e.path, err))?;
+        let hash = match &e.data {
+            Data::Blob { hash, .. } => *hash,
+            Data::Target(t) => Hash::of(t),
+            Data::None => Hash::of(b""),
+        };
+        Ok(Rec {
+            path: e.path.clone(),
+            key: StatKey::of(&st),
+            hash,
+        })
+    }
+}
+
+/// Lists the paths of non-directories beneath directory `rel` (recursively), for the check
+/// that nothing untracked would be lost when the directory is replaced.
+pub fn files_beneath(a: &Applier<'_>, rel: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut stack = vec![rel.to_vec()];
+    while let Some(d) = stack.pop() {
+        let Some(dir) = a.open(&d)? else { continue };
+        for ent in dir.entries().map_err(|e| a.err(&d, e))? {
+            let p = crate::paths::join(&d, ent.name.as_bytes());
+            let ft = if ent.file_type == FileType::Unknown {
+                match dir.try_stat(&ent.name).map_err(|e| a.err(&p, e))? {
+                    Some(st) => FileType::from_raw_mode(st.st_mode),
+                    None => continue,
+                }
+            } else {
+                ent.file_type
+            };
+            if ft == FileType::Directory {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Shows a path for messages.
+pub fn show_path(p: &[u8]) -> String {
+    show(p)
+}
+
+/// EEXIST, which some filesystems return for a non-empty directory.
+fn libc_eexist() -> i32 {
+    rustix::io::Errno::EXIST.raw_os_error()
+}

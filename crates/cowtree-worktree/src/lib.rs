@@ -1,0 +1,30 @@
+//! cowtree-worktree: the lifecycle of worktrees checked out from a cowtree store.
+//!
+//! - [`registry`]: finding a worktree's record in the store (by path, or by the root's device
+//!   and inode after a move), its stat cache sidecar and its switch journal.
+//! - [`cache`]: the stat cache (size, mtime, ctime, inode, mode and content hash per file),
+//!   with git's racy-timestamp rule.
+//! - [`scan`]: the parallel, directory-relative walk behind [`status::status`],
+//!   [`snapshot::snapshot`] (incremental) and [`status::adopt`] (registration at checkout).
+//! - [`switch`] and [`reset`]: change entries through [`apply`], content always landing
+//!   under a temp name and renamed into place; an interrupted switch is journaled and
+//!   finished by the next command.
+
+#![warn(missing_docs)]
+
+pub mod apply;
+pub mod base;
+pub mod blob;
+pub mod cache;
+pub mod error;
+pub mod paths;
+pub mod registry;
+pub mod reset;
+pub mod scan;
+pub mod snapshot;
+pub mod status;
+pub mod switch;
+
+pub use error::{Error, Result};
+pub use registry::Worktree;
+pub use scan::{Change, ChangeKind, Scan};

@@ -1,0 +1,63 @@
+//! Relative paths as raw bytes.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+pub use cowtree_store::manifest::show;
+
+/// Joins a relative parent path and a name with `/` (no leading `/` for the root).
+pub fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(parent.len() + 1 + name.len());
+    if !parent.is_empty() {
+        p.extend_from_slice(parent);
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+/// Splits a relative path into (parent, name); the parent of a top-level name is empty.
+pub fn split(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (&[], path),
+    }
+}
+
+/// A path made of raw bytes.
+pub fn path_of(bytes: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(bytes))
+}
+
+/// True when `path` is `prefix` or lies beneath it (component-wise).
+pub fn within(path: &[u8], prefix: &[u8]) -> bool {
+    prefix.is_empty()
+        || path == prefix
+        || (path.starts_with(prefix) && path.get(prefix.len()) == Some(&b'/'))
+}
+
+/// The proper ancestors of `path`, shortest first (`a`, `a/b` for `a/b/c`).
+pub fn ancestors(path: &[u8]) -> impl Iterator<Item = &[u8]> {
+    path.iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'/')
+        .map(move |(i, _)| &path[..i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn within_is_component_wise_and_ancestors_are_shortest_first() {
+        assert!(within(b"a/b", b"a"));
+        assert!(within(b"a", b"a"));
+        assert!(!within(b"ab", b"a"));
+        assert!(within(b"x", b""));
+        let a: Vec<&[u8]> = ancestors(b"a/b/c").collect();
+        assert_eq!(a, vec![&b"a"[..], &b"a/b"[..]]);
+        assert_eq!(split(b"a/b/c"), (&b"a/b"[..], &b"c"[..]));
+        assert_eq!(join(b"", b"x"), b"x".to_vec());
+    }
+}

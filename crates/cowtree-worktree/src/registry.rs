@@ -1,0 +1,408 @@
+//! The worktree side of the store's registry: finding the record of a worktree (also after
+//! it was moved), its stat cache sidecar, and the journal of an unfinished switch.
+//!
+//! The store's record (`cowtree_store::registry::Record`) is extended through fields it keeps
+//! for us: `stat_cache` names the sidecar `worktrees/<id>.stat` (see [`crate::cache`]), and
+//! `extra` holds `dev` and `ino` (the device and inode of the worktree's root directory) and
+//! `pending` (`{"op":"switch","from":<hex>,"to":<hex>}` while a switch runs).
+//!
+//! A worktree is found by its canonical path. When no record has that path, a record whose
+//! `dev`+`ino` equal the directory's is taken to be the same worktree moved by hand: the
+//! record is re-keyed to the new path (its stat cache stays valid, since moving a directory
+//! changes no inode or time beneath it).
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use cowtree_store::registry::{self, RECORD_VERSION, Record};
+use cowtree_store::{Hash, Store};
+use rustix::fs::{Mode, OFlags, openat};
+use serde_json::{Value, json};
+
+use crate::cache::StatCache;
+use crate::error::{Error, Result};
+
+/// An operation recorded before it starts, so that an interrupted one can be finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// The base before the switch.
+    pub from: Hash,
+    /// The snapshot being switched to.
+    pub to: Hash,
+}
+
+/// A registered worktree.
+#[derive(Debug, Clone)]
+pub struct Worktree {
+    /// Registry id (from the path).
+    pub id: String,
+    /// Canonical absolute path.
+    pub path: PathBuf,
+    /// The base snapshot.
+    pub base: Hash,
+    /// Device of the root directory.
+    pub dev: u64,
+    /// Inode of the root directory.
+    pub ino: u64,
+    /// An unfinished switch.
+    pub pending: Option<Pending>,
+    record: Record,
+}
+
+/// Where a registered worktree is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Its path is a directory with the recorded device and inode.
+    Present,
+    /// Its path holds something else (another directory, or a file): the worktree was moved
+    /// or deleted and the path reused.
+    Replaced,
+    /// Nothing is at its path.
+    Missing,
+}
+
+impl Presence {
+    /// `present`, `replaced` or `missing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Present => "present",
+            Presence::Replaced => "replaced",
+            Presence::Missing => "missing",
+        }
+    }
+}
+
+fn u64_field(r: &Record, k: &str) -> Option<u64> {
+    r.extra.get(k).and_then(Value::as_u64)
+}
+
+fn dev_ino(path: &Path) -> Option<(u64, u64)> {
+    let st = rustix::fs::lstat(path).ok()?;
+    (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory)
+        .then_some((st.st_dev, st.st_ino))
+}
+
+/// Where the worktree of record `r` is.
+pub fn presence(r: &Record) -> Presence {
+    let Some(p) = r.path_buf() else {
+        return Presence::Missing;
+    };
+    match (
+        rustix::fs::lstat(&p),
+        u64_field(r, "dev"),
+        u64_field(r, "ino"),
+    ) {
+        (Err(_), _, _) => Presence::Missing,
+        (Ok(st), Some(dev), Some(ino)) => {
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+                && st.st_dev == dev
+                && st.st_ino == ino
+            {
+                Presence::Present
+            } else {
+                Presence::Replaced
+            }
+        }
+        (Ok(st), _, _) => {
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+                Presence::Present
+            } else {
+                Presence::Replaced
+            }
+        }
+    }
+}
+
+fn from_record(id: String, record: Record) -> Result<Worktree> {
+    let path = record
+        .path_buf()
+        .ok_or_else(|| Error::msg(format!("worktree record {id} has no path")))?;
+    let base = record
+        .snapshot_id()
+        .ok_or_else(|| Error::msg(format!("worktree record {id} has no valid snapshot")))?;
+    let pending = record.extra.get("pending").and_then(|p| {
+        Some(Pending {
+            from: Hash::from_hex(p.get("from")?.as_str()?)?,
+            to: Hash::from_hex(p.get("to")?.as_str()?)?,
+        })
+    });
+    Ok(Worktree {
+        dev: u64_field(&record, "dev").unwrap_or(0),
+        ino: u64_field(&record, "ino").unwrap_or(0),
+        id,
+        path,
+        base,
+        pending,
+        record,
+    })
+}
+
+fn canonical(path: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(path).map_err(|e| Error::msg(format!("{}: {e}", path.display())))
+}
+
+/// The worktree whose root is `dir` (any path naming it), or `None` when it is not
+/// registered. A worktree moved by hand is found by device and inode and re-keyed.
+pub fn lookup(store: &Store, dir: &Path) -> Result<Option<Worktree>> {
+    let abs = canonical(dir)?;
+    let Some((dev, ino)) = dev_ino(&abs) else {
+        return Err(Error::msg(format!("{} is not a directory", dir.display())));
+    };
+    let id = registry::worktree_id(&abs);
+    if let Some(r) = registry::get(store, &id)? {
+        let known = (u64_field(&r, "dev"), u64_field(&r, "ino"));
+        if known == (Some(dev), Some(ino)) || known == (None, None) {
+            return from_record(id, r).map(Some);
+        }
+    }
+    for (old_id, r) in registry::list(store)? {
+        if old_id == id || u64_field(&r, "dev") != Some(dev) || u64_field(&r, "ino") != Some(ino) {
+            continue;
+        }
+        if presence(&r) == Presence::Present {
+            // The recorded path still is this very directory (a bind mount or hard-to-see
+            // alias): use it as it is.
+            return from_record(old_id, r).map(Some);
+        }
+        // Moved by hand: re-key the record (and its stat cache) to the new path.
+        let mut wt = from_record(old_id.clone(), r)?;
+        let cache = load_cache(store, &wt);
+        wt.id = id;
+        wt.path = abs;
+        save(store, &mut wt, Some(&cache))?;
+        registry::remove(store, &old_id)?;
+        return Ok(Some(wt));
+    }
+    Ok(None)
+}
+
+/// Like [`lookup`], with a message when `dir` is not a registered worktree.
+pub fn open(store: &Store, dir: &Path) -> Result<Worktree> {
+    lookup(store, dir)?.ok_or_else(|| {
+        Error::msg(format!(
+            "{} is not a worktree registered in the store {} (create one with `cowtree checkout`)",
+            dir.display(),
+            store.root().display()
+        ))
+    })
+}
+
+/// The registered worktree containing `dir` (the directory itself or an ancestor).
+pub fn containing(store: &Store, dir: &Path) -> Result<Worktree> {
+    let abs = canonical(dir)?;
+    for a in abs.ancestors() {
+        if let Some(wt) = lookup(store, a)? {
+            return Ok(wt);
+        }
+    }
+    Err(Error::msg(format!(
+        "{} is not inside a worktree registered in the store {} (name one, or create one with \
+         `cowtree checkout`)",
+        dir.display(),
+        store.root().display()
+    )))
+}
+
+/// Registers (or re-registers) the worktree at `dir` with base `base` and stat cache `cache`.
+pub fn register(store: &Store, dir: &Path, base: &Hash, cache: &StatCache) -> Result<Worktree> {
+    let abs = canonical(dir)?;
+    let (dev, ino) =
+        dev_ino(&abs).ok_or_else(|| Error::msg(format!("{} is not a directory", dir.display())))?;
+    let id = registry::worktree_id(&abs);
+    let record = match registry::get(store, &id)? {
+        Some(r) => r,
+        None => Record {
+            version: RECORD_VERSION,
+            path: None,
+            path_hex: None,
+            snapshot: String::new(),
+            created_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            stat_cache: None,
+            extra: Default::default(),
+        },
+    };
+    let mut wt = Worktree {
+        id,
+        path: abs,
+        base: *base,
+        dev,
+        ino,
+        pending: None,
+        record,
+    };
+    save(store, &mut wt, Some(cache))?;
+    Ok(wt)
+}
+
+fn cache_name(id: &str) -> OsString {
+    OsString::from(format!("{id}.stat"))
+}
+
+/// The worktree's stat cache; empty when missing or unreadable (everything is then rehashed).
+pub fn load_cache(store: &Store, wt: &Worktree) -> StatCache {
+    let name = cache_name(&wt.id);
+    let Ok(fd) = openat(
+        store.worktrees_dir(),
+        &name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return StatCache::default();
+    };
+    let mut f = std::fs::File::from(fd);
+    let mut bytes = Vec::new();
+    if io::Read::read_to_end(&mut f, &mut bytes).is_err() {
+        return StatCache::default();
+    }
+    StatCache::decode_owned(bytes).unwrap_or_default()
+}
+
+/// Writes the stat cache (when given) and then the record: path, base, dev/ino, pending.
+pub fn save(store: &Store, wt: &mut Worktree, cache: Option<&StatCache>) -> Result<()> {
+    let dir = store.worktrees_dir();
+    let ctx = |what: &str, e: io::Error| {
+        Error::msg(format!(
+            "write {} in {}: {e}",
+            what,
+            store.root().join("worktrees").display()
+        ))
+    };
+    if let Some(c) = cache {
+        // No fsync: a cache lost in a crash decodes as nothing and is simply rebuilt.
+        write_atomic(dir, &cache_name(&wt.id), &c.encode(), false)
+            .map_err(|e| ctx("stat cache", e))?;
+        wt.record.stat_cache = Some(format!("{}.stat", wt.id));
+    }
+    match wt.path.to_str() {
+        Some(s) => {
+            wt.record.path = Some(s.to_string());
+            wt.record.path_hex = None;
+        }
+        None => {
+            use std::os::unix::ffi::OsStrExt;
+            wt.record.path = None;
+            wt.record.path_hex = Some(cowtree_store::interchange::to_hex(
+                wt.path.as_os_str().as_bytes(),
+            ));
+        }
+    }
+    wt.record.snapshot = wt.base.to_hex();
+    wt.record.extra.insert("dev".into(), json!(wt.dev));
+    wt.record.extra.insert("ino".into(), json!(wt.ino));
+    match &wt.pending {
+        Some(p) => {
+            wt.record.extra.insert(
+                "pending".into(),
+                json!({"op": "switch", "from": p.from.to_hex(), "to": p.to.to_hex()}),
+            );
+        }
+        None => {
+            wt.record.extra.remove("pending");
+        }
+    }
+    let bytes = serde_json::to_vec(&wt.record).map_err(|e| Error::msg(e.to_string()))?;
+    write_atomic(dir, OsStr::new(&wt.id), &bytes, true).map_err(|e| ctx("worktree record", e))
+}
+
+/// An exclusive hold on a worktree (an flock on its root directory), so that two commands
+/// that change the same worktree run one after the other. Released on drop.
+#[derive(Debug)]
+pub struct WorktreeLock {
+    _dir: cowtree_fs::dir::Dir,
+}
+
+/// Takes the worktree's lock, waiting (with a message) while another cowtree holds it.
+pub fn lock(wt: &Worktree) -> Result<WorktreeLock> {
+    use rustix::fs::{FlockOperation, flock};
+    let dir =
+        cowtree_fs::dir::Dir::open(&wt.path).map_err(|e| Error::msg(format!("worktree: {e}")))?;
+    let ctx = |e: rustix::io::Errno| {
+        Error::msg(format!(
+            "lock worktree {}: {}",
+            wt.path.display(),
+            io::Error::from(e)
+        ))
+    };
+    match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            eprintln!(
+                "cowtree: waiting for worktree {} (another cowtree is changing it)",
+                wt.path.display()
+            );
+            loop {
+                match flock(&dir, FlockOperation::LockExclusive) {
+                    Ok(()) => break,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(ctx(e)),
+                }
+            }
+        }
+        Err(e) => return Err(ctx(e)),
+    }
+    Ok(WorktreeLock { _dir: dir })
+}
+
+/// Takes the worktree's lock if nobody holds it.
+pub fn try_lock(wt: &Worktree) -> Option<WorktreeLock> {
+    use rustix::fs::{FlockOperation, flock};
+    let dir = cowtree_fs::dir::Dir::open(&wt.path).ok()?;
+    flock(&dir, FlockOperation::NonBlockingLockExclusive).ok()?;
+    Some(WorktreeLock { _dir: dir })
+}
+
+/// Reads the record again (after waiting for the lock, another command may have changed it).
+pub fn reload(store: &Store, wt: &mut Worktree) -> Result<()> {
+    if let Some(r) = registry::get(store, &wt.id)? {
+        *wt = from_record(wt.id.clone(), r)?;
+    }
+    Ok(())
+}
+
+/// Every record with where its worktree is now.
+pub fn list(store: &Store) -> Result<Vec<(String, Record, Presence)>> {
+    Ok(registry::list(store)?
+        .into_iter()
+        .map(|(id, r)| {
+            let p = presence(&r);
+            (id, r, p)
+        })
+        .collect())
+}
+
+/// Removes a worktree's record and stat cache.
+pub fn forget(store: &Store, wt: &Worktree) -> Result<()> {
+    registry::remove(store, &wt.id)
+}
+
+fn write_atomic(dir: impl AsFd, name: &OsStr, bytes: &[u8], sync: bool) -> io::Result<()> {
+    let dir = dir.as_fd();
+    let tmp = OsString::from(format!(
+        ".tmp-wt-{}-{}",
+        std::process::id(),
+        crate::cache::now_ns()
+    ));
+    let fd = openat(
+        dir,
+        &tmp,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )?;
+    let mut f = std::fs::File::from(fd);
+    let mut res = io::Write::write_all(&mut f, bytes);
+    if sync {
+        res = res.and_then(|()| f.sync_data());
+    }
+    drop(f);
+    let res =
+        res.and_then(|()| rustix::fs::renameat(dir, &tmp, dir, name).map_err(io::Error::from));
+    if res.is_err() {
+        let _ = rustix::fs::unlinkat(dir, &tmp, rustix::fs::AtFlags::empty());
+    }
+    res
+}

@@ -1,0 +1,114 @@
+//! Reset: restore entries of a worktree to its base snapshot.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Instant;
+
+use cowtree_store::{Entry, Kind, Store};
+use rayon::prelude::*;
+
+use crate::apply::Applier;
+use crate::base::Base;
+use crate::cache::Rec;
+use crate::error::{Error, Result};
+use crate::paths::{ancestors, within};
+use crate::registry::{self, Worktree};
+use crate::scan::{self, ChangeKind, Mode, find};
+
+/// What a reset did.
+#[derive(Debug, Clone, Default)]
+pub struct ResetReport {
+    /// Entries restored (modified, deleted, type- or mode-changed).
+    pub restored: u64,
+    /// Untracked paths removed (`--hard`).
+    pub removed: u64,
+    /// An interrupted switch was finished first.
+    pub finished_interrupted: bool,
+    /// Milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// Restores modified, deleted, type-changed and mode-changed entries (only those within
+/// `paths` when any are given) to the base snapshot; with `hard`, also removes untracked
+/// files and directories there. Content lands under a temp name and is renamed into place,
+/// so an interrupted reset leaves whole files only, and running it again finishes it.
+pub fn reset(
+    store: &Store,
+    wt: &mut Worktree,
+    paths: &[Vec<u8>],
+    hard: bool,
+) -> Result<ResetReport> {
+    let _held = registry::lock(wt)?;
+    registry::reload(store, wt)?;
+    let started = Instant::now();
+    let finished = crate::switch::finish_pending(store, wt)?;
+    let _lock = store.lock_shared()?;
+    let started_ns = crate::cache::now_ns();
+    let base = store.load(&wt.base)?;
+    let cache = registry::load_cache(store, wt);
+    let scan = scan::scan(&wt.path, &Base::from_manifest(&base), &cache, Mode::Status)?;
+    let selected = |p: &[u8]| paths.is_empty() || paths.iter().any(|q| within(p, q));
+    let ap = Applier::new(store, &wt.path, false)?;
+    let mut report = ResetReport {
+        finished_interrupted: finished,
+        ..Default::default()
+    };
+
+    let mut restore: Vec<&Entry> = Vec::new();
+    let mut seen: HashSet<&[u8]> = HashSet::new();
+    for c in &scan.changes {
+        if !selected(&c.path) {
+            continue;
+        }
+        if c.kind == ChangeKind::Added {
+            if hard {
+                ap.remove_tree(&c.path)?;
+                report.removed += 1;
+            }
+            continue;
+        }
+        let Some(i) = find(&base, &c.path) else {
+            return Err(Error::msg(format!(
+                "internal error: {} changed but is not in the base",
+                scan::show_change(c)
+            )));
+        };
+        if seen.insert(&base.entries()[i].path) {
+            restore.push(&base.entries()[i]);
+        }
+    }
+
+    let mut dirs: BTreeSet<Vec<u8>> = BTreeSet::new();
+    for e in &restore {
+        for q in ancestors(&e.path) {
+            dirs.insert(q.to_vec());
+        }
+        if e.kind == Kind::Dir {
+            dirs.insert(e.path.clone());
+        }
+    }
+    ap.ensure_dirs(&dirs, hard).map_err(|e| {
+        Error::msg(format!(
+            "{e} (an untracked file is in the way: remove it, or use --hard)"
+        ))
+    })?;
+    let recs: Vec<Rec> = restore
+        .par_iter()
+        .filter(|e| e.kind != Kind::Dir)
+        .map(|e| ap.place(e, hard, &cache))
+        .collect::<Result<_>>()?;
+    report.restored = restore.len() as u64;
+
+    let touched: HashSet<&[u8]> = restore.iter().map(|e| e.path.as_slice()).collect();
+    let mut learnt: Vec<Rec> = scan
+        .recs
+        .into_iter()
+        .filter(|r| !touched.contains(r.path.as_slice()))
+        .collect();
+    learnt.extend(recs);
+    // What the scan learnt and what was written were stat'ed after `started_ns`; they win
+    // over the old records, which carry over (smudged where racy).
+    let fresh = cache.merged(started_ns, learnt);
+    registry::save(store, wt, Some(&fresh))?;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}

@@ -1,0 +1,114 @@
+//! Status, registration after checkout, and removal of a worktree.
+
+use std::path::Path;
+
+use cowtree_fs::dir::Dir;
+use cowtree_store::{Hash, Store};
+
+use crate::base::Base;
+use crate::cache::StatCache;
+use crate::error::{Error, Result};
+use crate::registry::{self, Worktree};
+use crate::scan::{self, Mode, Scan, show_change};
+
+/// The refusal for a worktree whose switch was interrupted.
+pub fn pending_error(wt: &Worktree) -> Option<Error> {
+    wt.pending.map(|p| {
+        Error::msg(format!(
+            "worktree {} has an interrupted switch to {}; run `cowtree switch {} {}` (or reset) \
+             to finish it",
+            wt.path.display(),
+            p.to,
+            wt.path.display(),
+            p.to
+        ))
+    })
+}
+
+/// Compares the worktree with its base snapshot. Files whose stat matches the stat cache
+/// (and are not racy) are not read. When some files had to be read, the stat cache is
+/// rewritten with what was learnt, so the next status does not read them again.
+pub fn status(store: &Store, wt: &mut Worktree) -> Result<Scan> {
+    if let Some(e) = pending_error(wt) {
+        return Err(e);
+    }
+    let t = std::time::Instant::now();
+    let (base, cache) = rayon::join(
+        || Base::load(store, &wt.base),
+        || registry::load_cache(store, wt),
+    );
+    let base = base?;
+    let t_loaded = t.elapsed();
+    let scan = scan::scan(&wt.path, &base, &cache, Mode::Status)?;
+    if std::env::var_os("COWTREE_TIMING").is_some() {
+        eprintln!(
+            "timing: manifest and cache {:?}, walk {:?}, hashed {}",
+            t_loaded,
+            t.elapsed() - t_loaded,
+            scan.hashed
+        );
+    }
+    if scan.hashed > 0 {
+        // Only when no switch, reset or snapshot is changing the worktree, and the record is
+        // still the one this status compared with: the refresh must never undo their record.
+        if let Some(_held) = registry::try_lock(wt) {
+            let mut now = wt.clone();
+            registry::reload(store, &mut now)?;
+            if now.base == wt.base && now.pending.is_none() {
+                let fresh = cache.merged(scan.started_ns, scan.recs.clone());
+                registry::save(store, &mut now, Some(&fresh))?;
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// Registers a worktree that was just checked out from `base` at `dir`: records its root's
+/// device and inode and a stat cache of what was written (files of the base's size and kind
+/// take the base's hashes without being read).
+pub fn adopt(store: &Store, dir: &Path, base: &Hash) -> Result<Worktree> {
+    let m = Base::load(store, base)?;
+    // Files written in the last tick before the cache's time would be racy (reread by every
+    // status until a refresh); waiting out the granularity once makes none of them racy.
+    std::thread::sleep(std::time::Duration::from_nanos(
+        crate::cache::FINE_GRANULARITY_NS as u64 + 5_000_000,
+    ));
+    let scan = scan::scan(dir, &m, &StatCache::default(), Mode::Adopt)?;
+    let cache = StatCache::new(scan.started_ns, scan.recs);
+    registry::register(store, dir, base, &cache)
+}
+
+/// Deletes the worktree directory and its record. Refuses when it has changes against its
+/// base (listing them), unless `force`. A worktree already gone only loses its record.
+pub fn remove(store: &Store, wt: &mut Worktree, force: bool) -> Result<()> {
+    if wt.path.symlink_metadata().is_ok() {
+        let _held = registry::lock(wt)?;
+        registry::reload(store, wt)?;
+        if !force {
+            if let Some(e) = pending_error(wt) {
+                return Err(e);
+            }
+            let s = status(store, wt)?;
+            if s.dirty() {
+                let list: Vec<String> = s.changes.iter().take(20).map(show_change).collect();
+                return Err(Error::msg(format!(
+                    "worktree {} has {} change(s) against its base, refusing to delete it \
+                     (use --force):\n  {}{}",
+                    wt.path.display(),
+                    s.changes.len(),
+                    list.join("\n  "),
+                    if s.changes.len() > 20 { "\n  ..." } else { "" }
+                )));
+            }
+        }
+        let name = wt
+            .path
+            .file_name()
+            .ok_or_else(|| Error::msg(format!("{}: cannot remove", wt.path.display())))?;
+        let parent = wt.path.parent().unwrap_or(Path::new("/"));
+        let pdir = Dir::open(parent).map_err(|e| Error::msg(format!("{e}")))?;
+        pdir.remove_tree(name)
+            .map_err(|e| Error::msg(format!("remove {}: {e}", wt.path.display())))?;
+    }
+    registry::forget(store, wt)
+}

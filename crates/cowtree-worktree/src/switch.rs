@@ -1,0 +1,326 @@
+//! Switch: move a worktree from its base snapshot to another, touching only entries that
+//! differ between the two manifests.
+//!
+//! Order: check (nothing changes if a path to touch is dirty or an untracked file is in the
+//! way), write the journal (`pending` in the registry record: from, to), remove entries the
+//! target lacks (deepest first), create directories, write files and symlinks in parallel
+//! (temp name + rename), remove directories left empty, then write the new stat cache and the
+//! record with the new base and no journal. A switch interrupted at any point is finished by
+//! the next switch, reset or snapshot of the worktree: it re-applies the same difference,
+//! skipping entries that already hold the target content.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Instant;
+
+use cowtree_store::{Entry, Hash, Kind, Manifest, Store};
+use rayon::prelude::*;
+
+use crate::apply::{Applier, Obs, files_beneath};
+use crate::cache::{Rec, StatCache};
+use crate::error::{Error, Result};
+use crate::paths::{ancestors, show};
+use crate::registry::{self, Pending, Worktree};
+use crate::scan::{find, has_beneath};
+
+/// One difference between two manifests.
+#[derive(Debug, Clone, Copy)]
+pub enum Op<'a> {
+    /// An entry of the old manifest the new one lacks.
+    Remove(&'a Entry),
+    /// An entry of the new manifest, and the old manifest's entry at that path, if any.
+    Place(&'a Entry, Option<&'a Entry>),
+}
+
+impl Op<'_> {
+    /// The path.
+    pub fn path(&self) -> &[u8] {
+        match self {
+            Op::Remove(e) | Op::Place(e, _) => &e.path,
+        }
+    }
+}
+
+/// The entries that differ between `a` and `b` (both sorted by path), in path order.
+pub fn diff<'a>(a: &'a Manifest, b: &'a Manifest) -> Vec<Op<'a>> {
+    let (a, b) = (a.entries(), b.entries());
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.path == y.path => {
+                if x != y {
+                    out.push(Op::Place(y, Some(x)));
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x.path < y.path => {
+                out.push(Op::Remove(x));
+                i += 1;
+            }
+            (Some(x), None) => {
+                out.push(Op::Remove(x));
+                i += 1;
+            }
+            (_, Some(y)) => {
+                out.push(Op::Place(y, None));
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
+}
+
+/// What a switch did.
+#[derive(Debug, Clone, Default)]
+pub struct SwitchReport {
+    /// The base before.
+    pub from: Option<Hash>,
+    /// The new base.
+    pub to: Option<Hash>,
+    /// Entries that differed.
+    pub changed: u64,
+    /// Files and symlinks written.
+    pub written: u64,
+    /// Entries removed.
+    pub removed: u64,
+    /// Directories created.
+    pub dirs_created: u64,
+    /// An interrupted switch was finished first.
+    pub finished_interrupted: bool,
+    /// Milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// A path the switch refused to touch, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The path.
+    pub path: Vec<u8>,
+    /// `dirty` (local changes) or `untracked` (an untracked file is in the way).
+    pub why: &'static str,
+}
+
+/// Finishes an interrupted switch, if the record has one.
+pub fn finish_pending(store: &Store, wt: &mut Worktree) -> Result<bool> {
+    let Some(p) = wt.pending else {
+        return Ok(false);
+    };
+    let _lock = store.lock_shared()?;
+    let a = store.load(&p.from)?;
+    let b = store.load(&p.to)?;
+    let ops = diff(&a, &b);
+    let cache = registry::load_cache(store, wt);
+    apply(store, wt, &b, &ops, &cache, true)?;
+    Ok(true)
+}
+
+/// Moves the worktree to snapshot `to`. Refuses, changing nothing, when a path it must touch
+/// has local changes or an untracked file is where the target needs an entry, unless
+/// `force` (which overwrites those changes and removes those files).
+pub fn switch(store: &Store, wt: &mut Worktree, to: &Hash, force: bool) -> Result<SwitchReport> {
+    let _held = registry::lock(wt)?;
+    registry::reload(store, wt)?;
+    let started = Instant::now();
+    let finished = finish_pending(store, wt)?;
+    let _lock = store.lock_shared()?;
+    let from = wt.base;
+    let mut report = SwitchReport {
+        from: Some(from),
+        to: Some(*to),
+        finished_interrupted: finished,
+        ..Default::default()
+    };
+    if from == *to {
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+    let a = store.load(&from)?;
+    let b = store.load(to)?;
+    let ops = diff(&a, &b);
+    let cache = registry::load_cache(store, wt);
+    if !force {
+        let found = conflicts(store, wt, &a, &ops, &cache)?;
+        if !found.is_empty() {
+            let list: Vec<String> = found
+                .iter()
+                .take(50)
+                .map(|c| format!("{} ({})", show(&c.path), c.why))
+                .collect();
+            return Err(Error::msg(format!(
+                "switch of {} to {to} refused, nothing was changed: {} path(s) it must touch \
+                 have local changes or untracked files in the way (commit them with `cowtree \
+                 snapshot`, discard them with `cowtree reset`, or use --force):\n  {}{}",
+                wt.path.display(),
+                found.len(),
+                list.join("\n  "),
+                if found.len() > 50 { "\n  ..." } else { "" }
+            )));
+        }
+    }
+    wt.pending = Some(Pending { from, to: *to });
+    registry::save(store, wt, None)?;
+    let (written, removed, dirs) = apply(store, wt, &b, &ops, &cache, false)?;
+    report.changed = ops.len() as u64;
+    report.written = written;
+    report.removed = removed;
+    report.dirs_created = dirs;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// The paths a switch along `ops` would lose local work at.
+pub fn conflicts(
+    store: &Store,
+    wt: &Worktree,
+    a: &Manifest,
+    ops: &[Op<'_>],
+    cache: &StatCache,
+) -> Result<Vec<Conflict>> {
+    let ap = Applier::new(store, &wt.path, false)?;
+    let mut out = Vec::new();
+    let mut checked: HashSet<Vec<u8>> = HashSet::new();
+    let dirty = |p: &[u8]| Conflict {
+        path: p.to_vec(),
+        why: "dirty",
+    };
+    let untracked = |p: &[u8]| Conflict {
+        path: p.to_vec(),
+        why: "untracked",
+    };
+    for op in ops {
+        let path = op.path();
+        let obs = ap.observe(path)?;
+        match op {
+            Op::Remove(old) => {
+                if !matches!(obs, Obs::Absent) && !ap.matches(old, &obs, cache)? {
+                    out.push(dirty(path));
+                }
+            }
+            Op::Place(_, Some(old)) => {
+                if !ap.matches(old, &obs, cache)? {
+                    out.push(dirty(path));
+                }
+            }
+            Op::Place(new, None) => match obs {
+                Obs::Absent => {}
+                Obs::Dir if new.kind == Kind::Dir => {}
+                Obs::Dir if has_beneath(a, path) => {
+                    // The directory must go: everything in it must be the old snapshot's
+                    // (those entries are checked by their own removals).
+                    for f in files_beneath(&ap, path)? {
+                        if find(a, &f).is_none() {
+                            out.push(untracked(&f));
+                        }
+                    }
+                }
+                _ => out.push(untracked(path)),
+            },
+        }
+        if let Op::Place(..) = op {
+            for q in ancestors(path) {
+                if !checked.insert(q.to_vec()) {
+                    continue;
+                }
+                match ap.observe(q)? {
+                    Obs::Absent | Obs::Dir => {}
+                    _ => {
+                        let tracked = find(a, q).is_some_and(|i| a.entries()[i].kind != Kind::Dir);
+                        if !tracked {
+                            out.push(untracked(q));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out.sort_by(|x, y| x.path.cmp(&y.path));
+    out.dedup();
+    Ok(out)
+}
+
+/// Applies `ops` (from `a` to `b`) and records `b` as the base with a fresh stat cache.
+/// Returns (written, removed, directories created).
+fn apply(
+    store: &Store,
+    wt: &mut Worktree,
+    b: &Manifest,
+    ops: &[Op<'_>],
+    cache: &StatCache,
+    careful: bool,
+) -> Result<(u64, u64, u64)> {
+    let started_ns = crate::cache::now_ns();
+    let ap = Applier::new(store, &wt.path, careful)?;
+    let b_is_dir = |p: &[u8]| find(b, p).is_some_and(|i| b.entries()[i].kind == Kind::Dir);
+
+    // 1. Entries the target lacks, deepest first.
+    let mut removed = 0;
+    for op in ops.iter().rev() {
+        let Op::Remove(old) = op else { continue };
+        if old.kind == Kind::Dir {
+            if !has_beneath(b, &old.path) {
+                ap.remove_dir_if_empty(&old.path)?;
+            }
+        } else {
+            ap.remove_tree(&old.path)?;
+        }
+        removed += 1;
+    }
+
+    // 2. Directories the target needs.
+    let mut dirs: BTreeSet<Vec<u8>> = BTreeSet::new();
+    for op in ops {
+        if let Op::Place(new, _) = op {
+            for q in ancestors(&new.path) {
+                dirs.insert(q.to_vec());
+            }
+            if new.kind == Kind::Dir {
+                dirs.insert(new.path.clone());
+            }
+        }
+    }
+    let created = ap.ensure_dirs(&dirs, true)?;
+
+    // 3. Files and symlinks, in parallel.
+    let places: Vec<&Entry> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Place(new, _) if new.kind != Kind::Dir => Some(*new),
+            _ => None,
+        })
+        .collect();
+    let recs: Vec<Rec> = places
+        .par_iter()
+        .map(|e| ap.place(e, true, cache))
+        .collect::<Result<_>>()?;
+
+    // 4. Directories of the old snapshot left empty.
+    let mut gone: BTreeSet<Vec<u8>> = BTreeSet::new();
+    for op in ops {
+        if let Op::Remove(old) = op {
+            for q in ancestors(&old.path) {
+                if !b_is_dir(q) && !has_beneath(b, q) {
+                    gone.insert(q.to_vec());
+                }
+            }
+        }
+    }
+    for q in gone.iter().rev() {
+        ap.remove_dir_if_empty(q)?;
+    }
+
+    // 5. The new stat cache and base.
+    let touched: HashSet<&[u8]> = ops.iter().map(|op| op.path()).collect();
+    let mut all: Vec<Rec> = cache
+        .carried()
+        .filter(|r| !touched.contains(r.path.as_slice()))
+        .collect();
+    let written = recs.len() as u64;
+    all.extend(recs);
+    let fresh = StatCache::new(started_ns, all);
+    wt.base = b.id();
+    wt.pending = None;
+    registry::save(store, wt, Some(&fresh))?;
+    Ok((written, removed, created))
+}

@@ -1,0 +1,454 @@
+//! The worktree lifecycle on real mounts: status, racy rule, incremental snapshot, switch,
+//! reset, registry after moves and deletions.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::Path;
+
+use cowtree_store::checkout::{CheckoutMode, CheckoutOptions, checkout};
+use cowtree_store::{Hash, Store, ingest};
+use cowtree_testutil::{Fs, pattern, scratch};
+use cowtree_worktree::cache::{Rec, StatCache, StatKey};
+use cowtree_worktree::{ChangeKind, Worktree, registry, reset, snapshot, status, switch};
+
+fn write(p: &Path, data: &[u8]) {
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, data).unwrap();
+}
+
+/// Tree A: files in nested directories, an executable, a symlink, an empty dir.
+fn tree_a(root: &Path) {
+    for i in 0..30 {
+        write(
+            &root.join(format!("d{}/sub/f{i}", i % 3)),
+            &pattern(500 + i * 37, i as u64),
+        );
+    }
+    write(&root.join("keep.txt"), b"unchanged\n");
+    write(&root.join("tool"), b"#!/bin/sh\necho a\n");
+    fs::set_permissions(root.join("tool"), fs::Permissions::from_mode(0o755)).unwrap();
+    write(&root.join("becomes-link"), b"file now\n");
+    write(&root.join("becomes-dir"), b"file now\n");
+    write(&root.join("was-dir/inner"), b"inner\n");
+    write(&root.join("modeonly"), b"same bytes\n");
+    write(&root.join("gone"), b"to be deleted\n");
+    symlink("keep.txt", root.join("link")).unwrap();
+    fs::create_dir_all(root.join("empty")).unwrap();
+}
+
+/// Tree B: A with one of every kind of difference.
+fn tree_b(root: &Path) {
+    tree_a(root);
+    write(&root.join("d0/sub/f0"), b"changed content");
+    fs::remove_file(root.join("gone")).unwrap();
+    write(&root.join("new/deep/file"), b"brand new");
+    fs::remove_file(root.join("becomes-link")).unwrap();
+    symlink("keep.txt", root.join("becomes-link")).unwrap();
+    fs::remove_file(root.join("becomes-dir")).unwrap();
+    write(&root.join("becomes-dir/x"), b"x");
+    fs::remove_dir_all(root.join("was-dir")).unwrap();
+    write(&root.join("was-dir"), b"now a file");
+    fs::set_permissions(root.join("modeonly"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::remove_file(root.join("link")).unwrap();
+    symlink("tool", root.join("link")).unwrap();
+    fs::remove_dir(root.join("empty")).unwrap();
+    fs::create_dir_all(root.join("empty2")).unwrap();
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    store: Store,
+    root: std::path::PathBuf,
+    a: Hash,
+    b: Hash,
+}
+
+fn env(fs_kind: Fs) -> Option<Env> {
+    let dir = scratch(fs_kind)?;
+    let root = dir.path().to_path_buf();
+    let store = Store::open(&root.join("store")).unwrap();
+    tree_a(&root.join("src-a"));
+    tree_b(&root.join("src-b"));
+    let a = ingest::snapshot_dir(&store, &root.join("src-a"), None)
+        .unwrap()
+        .id;
+    let b = ingest::snapshot_dir(&store, &root.join("src-b"), None)
+        .unwrap()
+        .id;
+    Some(Env {
+        _dir: dir,
+        store,
+        root,
+        a,
+        b,
+    })
+}
+
+fn check_out(e: &Env, id: &Hash, name: &str) -> Worktree {
+    let dst = e.root.join(name);
+    let opts = CheckoutOptions {
+        mode: CheckoutMode::Auto,
+        strict: false,
+    };
+    let r = checkout(&e.store, id, &dst, opts, &|_| {}).unwrap();
+    status::adopt(&e.store, &r.path, id).unwrap()
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    let out = std::process::Command::new("diff")
+        .arg("-r")
+        .arg("--no-dereference")
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} and {} differ: {}",
+        a.display(),
+        b.display(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // diff does not compare modes.
+    for (p, m) in modes(a) {
+        assert_eq!(modes(b).get(&p), Some(&m), "mode of {p}");
+    }
+}
+
+fn modes(root: &Path) -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            out.insert(rel, m.mode());
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+fn inodes(root: &Path) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.insert(rel, m.ino());
+            }
+        }
+    }
+    out
+}
+
+fn changes(e: &Env, wt: &mut Worktree) -> Vec<(ChangeKind, String)> {
+    let s = status::status(&e.store, wt).unwrap();
+    s.changes
+        .iter()
+        .map(|c| {
+            let mut p = String::from_utf8_lossy(&c.path).into_owned();
+            if c.is_dir {
+                p.push('/');
+            }
+            (c.kind, p)
+        })
+        .collect()
+}
+
+#[test]
+fn status_finds_each_kind_of_change_and_nothing_on_a_fresh_checkout() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let mut wt = check_out(&e, &e.a, "wt");
+    assert_eq!(changes(&e, &mut wt), vec![]);
+    let w = &wt.path;
+    fs::write(w.join("d1/sub/f1"), b"edited").unwrap();
+    fs::remove_file(w.join("gone")).unwrap();
+    fs::write(w.join("untracked"), b"u").unwrap();
+    write(&w.join("newdir/a/b"), b"u");
+    fs::remove_file(w.join("becomes-link")).unwrap();
+    symlink("keep.txt", w.join("becomes-link")).unwrap();
+    fs::remove_file(w.join("becomes-dir")).unwrap();
+    fs::create_dir(w.join("becomes-dir")).unwrap();
+    fs::set_permissions(w.join("modeonly"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::remove_file(w.join("link")).unwrap();
+    symlink("tool", w.join("link")).unwrap();
+    fs::remove_dir(w.join("empty")).unwrap();
+    use ChangeKind::*;
+    let mut want = vec![
+        (Modified, "d1/sub/f1".to_string()),
+        (Deleted, "gone".into()),
+        (Added, "untracked".into()),
+        (Added, "newdir/".into()),
+        (TypeChanged, "becomes-link".into()),
+        (TypeChanged, "becomes-dir".into()),
+        (ModeChanged, "modeonly".into()),
+        (Modified, "link".into()),
+        (Deleted, "empty".into()),
+    ];
+    want.sort_by(|x, y| x.1.cmp(&y.1).then(x.0.cmp(&y.0)));
+    let mut got = changes(&e, &mut wt);
+    got.sort_by(|x, y| x.1.cmp(&y.1).then(x.0.cmp(&y.0)));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn status_rehashes_a_racy_entry_whose_stat_matches_the_cache() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let mut wt = check_out(&e, &e.a, "wt");
+    let p = wt.path.join("keep.txt");
+    // Same size, different bytes: a write the stat data cannot show when it lands in the same
+    // clock tick as the cache was taken.
+    fs::write(&p, b"UNCHANGED\n").unwrap();
+    let st = rustix::fs::lstat(&p).unwrap();
+    let key = StatKey::of(&st);
+    let base = e.store.load(&e.a).unwrap();
+    let want = *base
+        .entries()
+        .iter()
+        .find(|x| x.path == b"keep.txt")
+        .unwrap()
+        .hash()
+        .unwrap();
+    // A cache claiming the file holds the base content, with exactly its current stat, taken
+    // in the same tick as the mtime: racy, so the file must be read.
+    let rec = Rec {
+        path: b"keep.txt".to_vec(),
+        key,
+        hash: want,
+    };
+    let racy = StatCache::new(key.mtime_ns + 1, vec![rec.clone()]);
+    registry::save(&e.store, &mut wt, Some(&racy)).unwrap();
+    let s = status::status(&e.store, &mut wt).unwrap();
+    assert!(
+        s.changes
+            .iter()
+            .any(|c| c.path == b"keep.txt" && c.kind == ChangeKind::Modified),
+        "racy edit missed: {:?}",
+        s.changes
+    );
+    // The same record taken long after the mtime is trusted, so the file is not read: this
+    // is what makes the racy rule the thing that caught the edit above.
+    let old = StatCache::new(key.mtime_ns + 10_000_000_000, vec![rec]);
+    registry::save(&e.store, &mut wt, Some(&old)).unwrap();
+    let s = status::status(&e.store, &mut wt).unwrap();
+    assert!(!s.changes.iter().any(|c| c.path == b"keep.txt"));
+}
+
+#[test]
+fn clean_status_reads_no_file_once_the_cache_is_refreshed() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let mut wt = check_out(&e, &e.a, "wt");
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    let first = status::status(&e.store, &mut wt).unwrap();
+    assert!(!first.dirty());
+    let second = status::status(&e.store, &mut wt).unwrap();
+    assert!(!second.dirty());
+    assert_eq!(second.hashed, 0);
+    fs::write(wt.path.join("d2/sub/f2"), b"changed").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    let third = status::status(&e.store, &mut wt).unwrap();
+    assert_eq!(third.changes.len(), 1);
+    let fourth = status::status(&e.store, &mut wt).unwrap();
+    assert_eq!(fourth.changes.len(), 1);
+    assert_eq!(
+        fourth.hashed, 0,
+        "a modified file known from the cache is not reread"
+    );
+}
+
+#[test]
+fn incremental_snapshot_reads_only_changed_files_and_gets_the_fresh_id() {
+    for fs_kind in Fs::COW {
+        let Some(e) = env(fs_kind) else { continue };
+        let mut wt = check_out(&e, &e.a, "wt");
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        fs::write(wt.path.join("d0/sub/f3"), b"one").unwrap();
+        fs::write(wt.path.join("added"), b"two").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        let r = snapshot::snapshot(&e.store, &mut wt, None, false).unwrap();
+        let fresh = ingest::snapshot_dir(&e.store, &wt.path, None).unwrap();
+        assert_eq!(r.id, fresh.id);
+        assert_eq!(r.read, 2, "only the two changed files are read");
+        assert_eq!(wt.base, e.a, "base stays without --update-base");
+        let again = snapshot::snapshot(&e.store, &mut wt, Some("later"), true).unwrap();
+        assert_eq!(again.id, fresh.id);
+        assert_eq!(again.read, 0);
+        assert_eq!(wt.base, fresh.id);
+        assert!(!status::status(&e.store, &mut wt).unwrap().dirty());
+    }
+}
+
+#[test]
+fn switch_a_to_b_to_a_restores_exactly_touching_only_differing_files() {
+    for fs_kind in Fs::COW {
+        let Some(e) = env(fs_kind) else { continue };
+        let mut wt = check_out(&e, &e.a, "wt");
+        let before = inodes(&wt.path);
+        let r = switch::switch(&e.store, &mut wt, &e.b, false).unwrap();
+        assert!(r.changed > 0);
+        same_tree(&e.root.join("src-b"), &wt.path);
+        assert_eq!(wt.base, e.b);
+        let mid = inodes(&wt.path);
+        let differ = [
+            "d0/sub/f0",
+            "becomes-link",
+            "becomes-dir",
+            "was-dir",
+            "modeonly",
+            "link",
+        ];
+        for (p, ino) in &before {
+            if differ
+                .iter()
+                .any(|d| p == d || p.starts_with(&format!("{d}/")))
+                || p == "gone"
+            {
+                continue;
+            }
+            assert_eq!(mid.get(p), Some(ino), "{p} was touched by the switch");
+        }
+        for d in ["d0/sub/f0", "modeonly", "link"] {
+            assert_ne!(mid.get(d), before.get(d), "{d} was not rewritten");
+        }
+        assert!(!status::status(&e.store, &mut wt).unwrap().dirty());
+        switch::switch(&e.store, &mut wt, &e.a, false).unwrap();
+        same_tree(&e.root.join("src-a"), &wt.path);
+        let after = inodes(&wt.path);
+        for (p, ino) in &before {
+            if differ.iter().any(|d| p == d) || p == "gone" || p.starts_with("was-dir/") {
+                continue;
+            }
+            assert_eq!(
+                after.get(p),
+                Some(ino),
+                "{p} was touched by the switch back"
+            );
+        }
+        assert!(!status::status(&e.store, &mut wt).unwrap().dirty());
+    }
+}
+
+#[test]
+fn switch_refuses_dirty_and_blocking_untracked_paths_changing_nothing() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let mut wt = check_out(&e, &e.a, "wt");
+    fs::write(wt.path.join("d0/sub/f0"), b"local work").unwrap();
+    write(&wt.path.join("new/deep/file"), b"untracked in the way");
+    write(
+        &wt.path.join("was-dir/mine"),
+        b"untracked in a dir that becomes a file",
+    );
+    fs::write(wt.path.join("unrelated"), b"untracked elsewhere").unwrap();
+    let snap = |p: &Path| (inodes(p), modes(p));
+    let before = snap(&wt.path);
+    let err = switch::switch(&e.store, &mut wt, &e.b, false)
+        .unwrap_err()
+        .to_string();
+    for p in ["d0/sub/f0", "new/deep/file", "was-dir/mine"] {
+        assert!(err.contains(p), "{p} not listed: {err}");
+    }
+    assert!(!err.contains("unrelated"));
+    assert_eq!(snap(&wt.path), before);
+    assert_eq!(
+        fs::read(wt.path.join("d0/sub/f0")).unwrap(),
+        b"local work".to_vec()
+    );
+    let mut again = registry::open(&e.store, &wt.path).unwrap();
+    assert_eq!(again.base, e.a);
+    assert!(again.pending.is_none());
+    // --force overwrites them.
+    switch::switch(&e.store, &mut again, &e.b, true).unwrap();
+    fs::remove_file(wt.path.join("unrelated")).unwrap();
+    same_tree(&e.root.join("src-b"), &wt.path);
+}
+
+#[test]
+fn reset_restores_changes_keeps_untracked_and_hard_removes_them() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let mut wt = check_out(&e, &e.a, "wt");
+    let w = wt.path.clone();
+    fs::write(w.join("d1/sub/f1"), b"edited").unwrap();
+    fs::write(w.join("d2/sub/f2"), b"edited too").unwrap();
+    fs::remove_file(w.join("gone")).unwrap();
+    fs::remove_dir_all(w.join("was-dir")).unwrap();
+    fs::remove_file(w.join("becomes-link")).unwrap();
+    symlink("x", w.join("becomes-link")).unwrap();
+    fs::set_permissions(w.join("tool"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::remove_dir(w.join("empty")).unwrap();
+    fs::write(w.join("untracked"), b"u").unwrap();
+    // Only one path first.
+    reset::reset(&e.store, &mut wt, &[b"d1".to_vec()], false).unwrap();
+    assert_eq!(
+        fs::read(w.join("d1/sub/f1")).unwrap(),
+        fs::read(e.root.join("src-a/d1/sub/f1")).unwrap()
+    );
+    assert_eq!(
+        fs::read(w.join("d2/sub/f2")).unwrap(),
+        b"edited too".to_vec()
+    );
+    reset::reset(&e.store, &mut wt, &[], false).unwrap();
+    assert!(
+        w.join("untracked").exists(),
+        "untracked kept without --hard"
+    );
+    fs::remove_file(w.join("untracked")).unwrap();
+    same_tree(&e.root.join("src-a"), &w);
+    fs::write(w.join("untracked"), b"u").unwrap();
+    write(&w.join("udir/x"), b"u");
+    reset::reset(&e.store, &mut wt, &[], true).unwrap();
+    same_tree(&e.root.join("src-a"), &w);
+    assert!(!status::status(&e.store, &mut wt).unwrap().dirty());
+}
+
+#[test]
+fn registry_survives_a_worktree_moved_or_deleted_by_hand() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let wt1 = check_out(&e, &e.a, "wt1");
+    let wt2 = check_out(&e, &e.b, "wt2");
+    let moved = e.root.join("moved");
+    fs::rename(&wt1.path, &moved).unwrap();
+    fs::remove_dir_all(&wt2.path).unwrap();
+    let states: Vec<_> = registry::list(&e.store)
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, p)| p)
+        .collect();
+    assert_eq!(
+        states,
+        vec![registry::Presence::Missing, registry::Presence::Missing]
+    );
+    // The moved one is found by device and inode and re-keyed; its cache stays valid.
+    let mut m = registry::open(&e.store, &moved).unwrap();
+    assert_eq!(m.base, e.a);
+    assert_eq!(m.path, fs::canonicalize(&moved).unwrap());
+    assert!(!status::status(&e.store, &mut m).unwrap().dirty());
+    let list = registry::list(&e.store).unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(
+        list.iter()
+            .any(|(_, r, p)| *p == registry::Presence::Present
+                && r.path_buf() == Some(m.path.clone()))
+    );
+    // gc drops the deleted one, so it no longer pins its snapshot.
+    let g = cowtree_store::gc::gc(&e.store, false).unwrap();
+    assert_eq!(g.worktrees_pruned, 1);
+    assert!(
+        cowtree_store::registry::live_users(&e.store, &e.b)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(registry::list(&e.store).unwrap().len(), 1);
+    // A path reused by another directory is not taken for the worktree.
+    fs::create_dir(&wt2.path).unwrap();
+    assert!(registry::lookup(&e.store, &wt2.path).unwrap().is_none());
+}

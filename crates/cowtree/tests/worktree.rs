@@ -1,0 +1,311 @@
+//! The worktree commands as real processes on real mounts: status, worktrees, worktree rm,
+//! snapshot of a worktree, and kill -9 during switch.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cowtree_testutil::{Fs, pattern, scratch};
+use serde_json::Value;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cowtree"));
+    c.env_remove("COWTREE_STORE");
+    c
+}
+
+fn run(store: &Path, args: &[&OsStr]) -> Output {
+    bin()
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .expect("run cowtree")
+}
+
+fn ok(store: &Path, args: &[&OsStr]) -> Output {
+    let out = run(store, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ok_json(store: &Path, args: &[&OsStr]) -> Value {
+    serde_json::from_slice(&ok(store, args).stdout).expect("one JSON object")
+}
+
+fn s(x: &str) -> &OsStr {
+    OsStr::new(x)
+}
+
+fn write(p: &Path, data: &[u8]) {
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, data).unwrap();
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    let out = Command::new("diff")
+        .arg("-r")
+        .arg("--no-dereference")
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} and {} differ: {}",
+        a.display(),
+        b.display(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Every non-directory beneath `root`: relative path -> content (a symlink: "->target").
+fn contents(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.file_type().is_symlink() {
+                let mut v = b"->".to_vec();
+                v.extend_from_slice(
+                    fs::read_link(e.path())
+                        .unwrap()
+                        .as_os_str()
+                        .as_encoded_bytes(),
+                );
+                out.insert(rel, v);
+            } else {
+                out.insert(rel, fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn snapshot(store: &Path, src: &Path) -> String {
+    let v = ok_json(store, &[s("snapshot"), s("--json"), src.as_os_str()]);
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn status_cli_reports_json_exit_code_and_finds_the_worktree_from_a_subdirectory() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let (store, src) = (dir.path().join("store"), dir.path().join("src"));
+    for i in 0..20 {
+        write(&src.join(format!("d{}/f{i}", i % 4)), &pattern(100, i));
+    }
+    let id = snapshot(&store, &src);
+    let wt = dir.path().join("wt");
+    ok(&store, &[s("checkout"), s(&id), wt.as_os_str()]);
+    let out = run(&store, &[s("status"), s("--exit-code"), wt.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0));
+    fs::write(wt.join("d1/f1"), b"edited").unwrap();
+    fs::write(wt.join("new"), b"n").unwrap();
+    let out = run(&store, &[s("status"), s("--exit-code"), wt.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "M d1/f1\nA new\n");
+    let out = bin()
+        .arg("--store")
+        .arg(&store)
+        .args(["status", "--json"])
+        .current_dir(wt.join("d2"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["modified"], serde_json::json!(["d1/f1"]));
+    assert_eq!(v["added"], serde_json::json!(["new"]));
+    assert_eq!(v["clean"], false);
+    assert_eq!(v["base"], id.as_str());
+    // Outside any worktree: an error naming the directory.
+    let out = bin()
+        .arg("--store")
+        .arg(&store)
+        .arg("status")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not inside a worktree"));
+}
+
+#[test]
+fn worktree_rm_refuses_a_dirty_worktree_unless_forced_and_worktrees_lists_states() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let (store, src) = (dir.path().join("store"), dir.path().join("src"));
+    write(&src.join("a"), b"a");
+    let id = snapshot(&store, &src);
+    let (w1, w2, w3) = (
+        dir.path().join("w1"),
+        dir.path().join("w2"),
+        dir.path().join("w3"),
+    );
+    for w in [&w1, &w2, &w3] {
+        ok(&store, &[s("checkout"), s(&id), w.as_os_str()]);
+    }
+    fs::write(w1.join("a"), b"changed").unwrap();
+    let out = run(&store, &[s("worktree"), s("rm"), w1.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"a\""));
+    assert!(w1.join("a").exists());
+    ok(
+        &store,
+        &[s("worktree"), s("rm"), s("--force"), w1.as_os_str()],
+    );
+    assert!(!w1.exists());
+    ok(&store, &[s("worktree"), s("rm"), w2.as_os_str()]);
+    assert!(!w2.exists());
+    fs::remove_dir_all(&w3).unwrap();
+    let v = ok_json(&store, &[s("worktrees"), s("--json")]);
+    let list = v["worktrees"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{v}");
+    assert_eq!(list[0]["state"], "missing");
+    let g = ok_json(&store, &[s("gc"), s("--json")]);
+    assert_eq!(g["worktrees_pruned"], 1);
+    let v = ok_json(&store, &[s("worktrees"), s("--json")]);
+    assert_eq!(v["worktrees"].as_array().unwrap().len(), 0);
+    ok(&store, &[s("rm"), s(&id)]);
+}
+
+#[test]
+fn snapshot_of_a_worktree_is_incremental_and_moves_the_base_only_when_asked() {
+    let Some(dir) = scratch(Fs::Btrfs) else {
+        return;
+    };
+    let (store, src) = (dir.path().join("store"), dir.path().join("src"));
+    for i in 0..50 {
+        write(&src.join(format!("f{i}")), &pattern(1000, i));
+    }
+    let id = snapshot(&store, &src);
+    let wt = dir.path().join("wt");
+    ok(&store, &[s("checkout"), s(&id), wt.as_os_str()]);
+    std::thread::sleep(Duration::from_millis(100));
+    fs::write(wt.join("f7"), b"new bytes").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let v = ok_json(&store, &[s("snapshot"), s("--json"), wt.as_os_str()]);
+    assert_eq!(v["incremental"], true);
+    assert_eq!(v["read"], 1);
+    assert_eq!(v["base_updated"], false);
+    let full = ok_json(
+        &store,
+        &[s("snapshot"), s("--json"), s("--full"), wt.as_os_str()],
+    );
+    assert_eq!(full["id"], v["id"]);
+    let st = run(&store, &[s("status"), s("--exit-code"), wt.as_os_str()]);
+    assert_eq!(st.status.code(), Some(1), "base stays: still dirty");
+    let v2 = ok_json(
+        &store,
+        &[
+            s("snapshot"),
+            s("--json"),
+            s("--update-base"),
+            wt.as_os_str(),
+        ],
+    );
+    assert_eq!(v2["id"], v["id"]);
+    let st = run(&store, &[s("status"), s("--exit-code"), wt.as_os_str()]);
+    assert_eq!(st.status.code(), Some(0));
+    let help = bin().args(["help", "snapshot"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Off by default"));
+}
+
+/// Tree A, and tree B differing in half of its files plus added, removed and transformed
+/// entries.
+fn two_trees(a: &Path, b: &Path) {
+    for i in 0..1200u64 {
+        let p = format!("d{}/s{}/f{i}", i % 12, i % 5);
+        write(&a.join(&p), &pattern(4000 + (i as usize % 7) * 1000, i));
+        let data = if i % 2 == 0 {
+            pattern(4000 + (i as usize % 7) * 1000, i + 100_000)
+        } else {
+            pattern(4000 + (i as usize % 7) * 1000, i)
+        };
+        if i % 97 != 5 {
+            write(&b.join(&p), &data);
+        }
+    }
+    for i in 0..100 {
+        write(&b.join(format!("added/a{i}")), &pattern(3000, i + 7));
+    }
+    write(&a.join("x/file-then-dir"), b"file");
+    write(&b.join("x/file-then-dir/inner"), b"dir now");
+    write(&a.join("x/dir-then-file/inner"), b"dir");
+    write(&b.join("x/dir-then-file"), b"file now");
+    write(&a.join("x/file-then-link"), b"file");
+    fs::create_dir_all(b.join("x")).unwrap();
+    std::os::unix::fs::symlink("../d0", b.join("x/file-then-link")).unwrap();
+}
+
+#[test]
+fn kill_9_during_switch_leaves_whole_files_and_a_rerun_reaches_the_target_exactly() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let store = dir.path().join("store");
+    let (src_a, src_b) = (dir.path().join("a"), dir.path().join("b"));
+    two_trees(&src_a, &src_b);
+    let a = snapshot(&store, &src_a);
+    let b = snapshot(&store, &src_b);
+    let (ca, cb) = (contents(&src_a), contents(&src_b));
+    let wt = dir.path().join("wt");
+    ok(&store, &[s("checkout"), s(&a), wt.as_os_str()]);
+    // Calibrate: how long one switch takes here.
+    let t = Instant::now();
+    ok(&store, &[s("switch"), wt.as_os_str(), s(&b)]);
+    ok(&store, &[s("switch"), wt.as_os_str(), s(&a)]);
+    let one = t.elapsed() / 2;
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut interrupted = 0;
+    for round in 0..20 {
+        let (target, src, want) = if round % 2 == 0 {
+            (&b, &src_b, &cb)
+        } else {
+            (&a, &src_a, &ca)
+        };
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = one.mul_f64((seed % 1000) as f64 / 1000.0 * 1.1);
+        let mut child = bin()
+            .arg("--store")
+            .arg(&store)
+            .args([s("switch"), wt.as_os_str(), s(target)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if !status.success() {
+            interrupted += 1;
+        }
+        // No file holds partial content under its final name: each is whole A or whole B.
+        for (p, data) in contents(&wt) {
+            let name = Path::new(&p).file_name().unwrap().to_string_lossy();
+            if name.starts_with(".cowtree-tmp-") {
+                continue;
+            }
+            assert!(
+                ca.get(&p) == Some(&data) || cb.get(&p) == Some(&data),
+                "round {round}: {p} holds content of neither snapshot after kill -9"
+            );
+        }
+        ok(&store, &[s("switch"), wt.as_os_str(), s(target)]);
+        same_tree(src, &wt);
+        assert_eq!(&contents(&wt), want, "round {round}");
+        let st = run(&store, &[s("status"), s("--exit-code"), wt.as_os_str()]);
+        assert_eq!(st.status.code(), Some(0), "round {round}: {st:?}");
+    }
+    assert!(interrupted > 0, "no switch was interrupted");
+}
