@@ -6,6 +6,7 @@
 #   scripts/test.sh -p cowtree-fs        # one crate
 #   COWTREE_TEST_NO_MOUNT=1 scripts/test.sh   # no mounts: tests that need one print "skipped"
 #   COWTREE_TEST_REQUIRE_FS=1 scripts/test.sh # a missing filesystem fails the run (CI)
+#   COWTREE_TEST_HEAVY=1 scripts/test.sh      # also the slow sizes (clone of 1,000,000 files)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/mounts.sh

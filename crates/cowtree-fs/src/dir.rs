@@ -20,7 +20,7 @@ use rustix::fs::{
 use rustix::io::Errno;
 
 use crate::error::at_path;
-use crate::name::{NameError, validate_component, validate_relative_path};
+use crate::name::{NameError, PATH_MAX, validate_component, validate_relative_path};
 
 /// An open directory; the handle every destination-side operation goes through.
 #[derive(Debug)]
@@ -134,6 +134,37 @@ impl Dir {
             }
             Err(e) => Err(at_path("open directory", rel, nofollow_err(e))),
         }
+    }
+
+    /// Like [`Dir::open_dir_beneath`] for a relative path of any length: every component is
+    /// validated, and a path too long for one system call (PATH_MAX) is opened in pieces,
+    /// each beneath the directory the previous piece opened, so a tree deeper than PATH_MAX
+    /// can still be walked without following a symlink anywhere.
+    pub fn open_dir_deep(&self, rel: &Path) -> io::Result<Dir> {
+        let bytes = rel.as_os_str().as_bytes();
+        if bytes.len() < PATH_MAX {
+            return self.open_dir_beneath(rel);
+        }
+        if bytes.first() == Some(&b'/') {
+            return Err(name_err(rel.as_os_str(), NameError::Absolute));
+        }
+        let parts: Vec<&[u8]> = bytes.split(|&b| b == b'/').collect();
+        for part in &parts {
+            validate_component(part).map_err(|e| name_err(rel.as_os_str(), e))?;
+        }
+        let mut dir = self.try_clone()?;
+        let mut piece: Vec<u8> = Vec::with_capacity(PATH_MAX);
+        for part in parts {
+            if !piece.is_empty() && piece.len() + 1 + part.len() >= PATH_MAX {
+                dir = dir.open_dir_beneath(Path::new(OsStr::from_bytes(&piece)))?;
+                piece.clear();
+            }
+            if !piece.is_empty() {
+                piece.push(b'/');
+            }
+            piece.extend_from_slice(part);
+        }
+        dir.open_dir_beneath(Path::new(OsStr::from_bytes(&piece)))
     }
 
     /// Creates the subdirectory `name` with `mode` (before umask), failing if anything exists

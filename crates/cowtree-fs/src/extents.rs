@@ -158,7 +158,7 @@ mod linux {
         use rustix::fs::{Mode, OFlags};
         let fd = rustix::fs::open(
             path,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
             Mode::empty(),
         )
         .map_err(|e| crate::error::at_path("open", path, e.into()))?;

@@ -213,10 +213,12 @@ mod linux {
     ) -> io::Result<Transfer> {
         let src_dir = src_dir.as_fd();
         let dst_dir = dst_dir.as_fd();
+        // O_NONBLOCK: a FIFO swapped in for the source cannot block the open (it is refused
+        // below by the fstat check); reads of a regular file ignore the flag.
         let src_fd = match openat(
             src_dir,
             src_name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
             Mode::empty(),
         ) {
             Ok(fd) => fd,

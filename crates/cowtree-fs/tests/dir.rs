@@ -94,3 +94,39 @@ fn rename_noreplace_refuses_an_existing_target() {
     assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
     assert_eq!(fs::read(t.path().join("b")).unwrap(), b"b");
 }
+
+#[test]
+fn open_dir_deep_walks_past_path_max_and_still_refuses_symlinks_and_escapes() {
+    let Some(t) = scratch(Fs::Xfs) else { return };
+    let root = Dir::open(t.path()).unwrap();
+    let depth = 3000; // "a/" * 3000: 5999 bytes, over PATH_MAX
+    let mut d = root.try_clone().unwrap();
+    for level in 0..depth {
+        if level == 2500 {
+            d.create_dir(OsStr::new("b"), 0o755).unwrap();
+            d.symlink(OsStr::new("b"), OsStr::new("s")).unwrap();
+        }
+        d = d.create_dir_open(OsStr::new("a"), 0o755).unwrap();
+    }
+    d.create_dir(OsStr::new("bottom"), 0o755).unwrap();
+    let mut rel = vec!["a"; depth].join("/");
+    rel.push_str("/bottom");
+    let deepest = root.open_dir_deep(Path::new(&rel)).unwrap();
+    assert!(deepest.entries().unwrap().is_empty());
+    // open_dir_beneath alone refuses the long path.
+    assert!(root.open_dir_beneath(Path::new(&rel)).is_err());
+    // A symlink past the first PATH_MAX-sized piece is refused, not followed.
+    let mut through_link = vec!["a"; 2500].join("/");
+    through_link.push_str("/s");
+    through_link.push_str(&"/x".repeat(1000));
+    let err = root.open_dir_deep(Path::new(&through_link)).unwrap_err();
+    assert!(err.to_string().contains("symlink"), "{err}");
+    let mut up = vec!["a"; 2100].join("/");
+    up.push_str(&"/..".repeat(2101));
+    up.push_str("/x");
+    assert_eq!(
+        root.open_dir_deep(Path::new(&up)).unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
+    root.remove_tree(OsStr::new("a")).unwrap();
+}

@@ -8,8 +8,8 @@ use std::path::Path;
 use cowtree_fs::extents::extent_summary;
 use cowtree_fs::probe::ProbeCache;
 use cowtree_fs::{
-    CopyMethod, HardlinkOutcome, HardlinkRefusal, ReflinkOutcome, UnsupportedCause, clone_or_copy,
-    hardlink, raw_errno, try_reflink,
+    CopyMethod, HardlinkOutcome, HardlinkRefusal, Method, ReflinkOutcome, UnsupportedCause,
+    clone_or_copy, hardlink, raw_errno, try_reflink,
 };
 use cowtree_testutil::{Fs, pattern, scratch};
 
@@ -315,4 +315,42 @@ fn plain_copy_on_xfs_has_unshared_extents() {
     fs::write(&dst, &data).unwrap();
     let s = extent_summary(&dst).unwrap();
     assert!(s.extents > 0 && s.shared_extents == 0, "{s:?}");
+}
+
+#[test]
+fn transfer_at_from_a_fifo_fails_at_once_instead_of_blocking() {
+    // A source file swapped for a FIFO after the scan must not hang a clone or snapshot.
+    let Some(t) = scratch(Fs::Xfs) else { return };
+    let fifo = t.path().join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let dir_path = t.path().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let d = cowtree_fs::dir::Dir::open(&dir_path).unwrap();
+        for method in [Method::Clone, Method::Copy] {
+            let r = cowtree_fs::transfer_at(
+                &d,
+                std::ffi::OsStr::new("fifo"),
+                &d,
+                std::ffi::OsStr::new("out"),
+                &cowtree_fs::TransferOptions::new(method),
+            );
+            tx.send(r.map(|_| ()).map_err(|e| e.to_string())).unwrap();
+        }
+    });
+    for _ in 0..2 {
+        match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(r) => {
+                let err = r.expect_err("a FIFO is not a file to transfer");
+                assert!(err.contains("fifo"), "{err}");
+            }
+            Err(_) => {
+                // Unblock the stuck open so the thread can end, then fail.
+                let _ = fs::OpenOptions::new().write(true).open(&fifo);
+                panic!("transfer_at blocked opening a FIFO source");
+            }
+        }
+    }
+    assert!(fs::symlink_metadata(t.path().join("out")).is_err());
 }

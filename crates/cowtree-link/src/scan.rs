@@ -104,7 +104,8 @@ pub(crate) fn open_rel(root: &Dir, rel: &Path) -> std::io::Result<Dir> {
     if rel.as_os_str().is_empty() {
         root.try_clone()
     } else {
-        root.open_dir_beneath(rel)
+        // A tree may be deeper than PATH_MAX; it is still walked beneath the root.
+        root.open_dir_deep(rel)
     }
 }
 

@@ -3,7 +3,9 @@
 //! The tree is built in a staging directory beside the destination, named
 //! `.<name>.cowtree-checkout-<pid>-...` so a person who finds one after a crash can tell what it
 //! is, then renamed into place: the destination is either absent (or the empty directory it
-//! was) or complete. Files are cloned from their blobs in parallel with modes 0644/0755 by
+//! was) or complete. The staging directory is locked (`flock`) while its checkout runs; one
+//! whose lock can be taken was left by a checkout that died, and the next checkout to the same
+//! destination removes it. Files are cloned from their blobs in parallel with modes 0644/0755 by
 //! kind (never the blob's 0444), symlinks are recreated with their exact targets. Every
 //! destination-side call is relative to a directory fd opened beneath the staging root.
 //!
@@ -158,6 +160,8 @@ pub fn checkout(
         warn(&format!("warning: {msg}"));
     }
 
+    // Staging left by killed checkouts of this same destination; best effort.
+    remove_stale(&parent, &name);
     let stage_name = staging_name(&name);
     let stage = parent.create_dir_open(&stage_name, 0o755).map_err(|e| {
         Error::msg(format!(
@@ -165,6 +169,9 @@ pub fn checkout(
             parent_path.display()
         ))
     })?;
+    // Held until this checkout ends (the handle lives to the end of this function): a staging
+    // directory whose lock can be taken belongs to a checkout that died.
+    let _ = stage.try_lock_exclusive();
     let stage_path = parent_path.join(&stage_name);
     let result = fill(store, &manifest, &stage, &stage_path, opts);
     let result = result.and_then(|r| {
@@ -219,15 +226,41 @@ fn split_dst(dst: &Path) -> Result<(PathBuf, OsString)> {
     ))
 }
 
-fn staging_name(name: &OsStr) -> OsString {
+fn staging_prefix(name: &OsStr) -> Vec<u8> {
     let mut n = name.as_bytes();
     if n.len() > 180 {
         n = &n[..180];
     }
     let mut out = b".".to_vec();
     out.extend_from_slice(n);
-    out.extend_from_slice(format!(".cowtree-checkout-{}", unique_suffix()).as_bytes());
+    out.extend_from_slice(b".cowtree-checkout-");
+    out
+}
+
+fn staging_name(name: &OsStr) -> OsString {
+    let mut out = staging_prefix(name);
+    out.extend_from_slice(unique_suffix().as_bytes());
     OsString::from_vec(out)
+}
+
+/// Removes staging directories of earlier checkouts to `name` in `parent` that no running
+/// checkout holds (their lock can be taken). Errors are ignored: what is left is recognisable.
+fn remove_stale(parent: &Dir, name: &OsStr) {
+    let prefix = staging_prefix(name);
+    let Ok(entries) = parent.entries() else {
+        return;
+    };
+    for e in entries {
+        if !e.name.as_bytes().starts_with(&prefix) {
+            continue;
+        }
+        let Ok(d) = parent.open_dir(&e.name) else {
+            continue;
+        };
+        if d.try_lock_exclusive().unwrap_or(false) {
+            let _ = parent.remove_tree(&e.name);
+        }
+    }
 }
 
 fn fill(

@@ -293,10 +293,11 @@ impl<'a> Walk<'a> {
         rel: &[u8],
     ) -> Result<Option<(u64, Hash, bool)>> {
         let ctx = |e: io::Error| Error::msg(format!("{}: {e}", self.full(rel)));
+        // O_NONBLOCK: a FIFO swapped in after the directory was read cannot block the open.
         let src = match openat(
             dir,
             name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
             Mode::empty(),
         ) {
             Ok(fd) => fd,

@@ -71,21 +71,27 @@ pub fn to_json(m: &Manifest, id: &Hash) -> Value {
 /// Parses the JSON form into a validated manifest. `id`, `files` and `bytes` are informational
 /// and ignored on input (the id is recomputed).
 pub fn from_json(text: &[u8]) -> Result<Manifest> {
-    let v: Value =
-        serde_json::from_slice(text).map_err(|e| Error::msg(format!("not valid JSON: {e}")))?;
-    let Value::Object(top) = v else {
-        return Err(Error::msg("the manifest must be a JSON object"));
+    // The document is read in one streaming pass: each entry is turned into an [`Entry`] as
+    // soon as it is parsed, so memory holds the text and the entries, never a JSON tree of
+    // the whole manifest (about 1 KiB per entry: a million entries took over 1 GiB).
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let top = match serde::de::Deserializer::deserialize_any(&mut de, TopVisitor) {
+        Ok(top) => top,
+        Err(e) if e.is_data() => return Err(Error::msg(e.to_string())),
+        Err(e) => return Err(Error::msg(format!("not valid JSON: {e}"))),
     };
-    match top.get("format") {
+    de.end()
+        .map_err(|e| Error::msg(format!("not valid JSON: {e}")))?;
+    match &top.format {
         Some(Value::String(s)) if s == FORMAT => {}
         other => {
             return Err(Error::msg(format!(
                 "\"format\" must be {FORMAT:?}, found {}",
-                other.map_or("nothing".into(), Value::to_string)
+                other.as_ref().map_or("nothing".into(), Value::to_string)
             )));
         }
     }
-    match top.get("version").and_then(Value::as_u64) {
+    match top.version.as_ref().and_then(Value::as_u64) {
         Some(VERSION) => {}
         other => {
             return Err(Error::msg(format!(
@@ -94,18 +100,19 @@ pub fn from_json(text: &[u8]) -> Result<Manifest> {
             )));
         }
     }
-    for k in top.keys() {
-        if !["format", "version", "id", "files", "bytes", "entries"].contains(&k.as_str()) {
-            return Err(Error::msg(format!("unknown top-level field {k:?}")));
-        }
+    if let Some(k) = top.unknown {
+        return Err(Error::msg(format!("unknown top-level field {k:?}")));
     }
-    let Some(Value::Array(list)) = top.get("entries") else {
-        return Err(Error::msg("\"entries\" must be an array"));
+    let entries = match top.entries {
+        Some(Ok(entries)) => entries,
+        Some(Err(e)) => return Err(e),
+        None => return Err(Error::msg("\"entries\" must be an array")),
     };
-    let mut entries = Vec::with_capacity(list.len());
-    for (i, item) in list.iter().enumerate() {
-        entries.push((i as u64, entry_from_json(i, item)?));
-    }
+    let mut entries: Vec<(u64, Entry)> = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| (i as u64, e))
+        .collect();
     // Errors name the entry by its index in the input, not in sorted order.
     entries.sort_by(|a, b| a.1.path.cmp(&b.1.path));
     let order: Vec<u64> = entries.iter().map(|(i, _)| *i).collect();
@@ -114,6 +121,91 @@ pub fn from_json(text: &[u8]) -> Result<Manifest> {
         context: "manifest".into(),
         source: source.map_index(|sorted| order.get(sorted as usize).copied().unwrap_or(sorted)),
     })
+}
+
+/// The top-level object, with `entries` already converted (or the first entry's error).
+#[derive(Default)]
+struct Top {
+    format: Option<Value>,
+    version: Option<Value>,
+    unknown: Option<String>,
+    entries: Option<Result<Vec<Entry>>>,
+}
+
+struct TopVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TopVisitor {
+    type Value = Top;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("the manifest must be a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Top, A::Error> {
+        use serde::de::IgnoredAny;
+        let mut top = Top::default();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "format" => top.format = Some(map.next_value()?),
+                "version" => top.version = Some(map.next_value()?),
+                "entries" => top.entries = Some(map.next_value_seed(EntriesSeed)?),
+                "id" | "files" | "bytes" => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                _ => {
+                    top.unknown.get_or_insert(key);
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(top)
+    }
+}
+
+struct EntriesSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for EntriesSeed {
+    type Value = Result<Vec<Entry>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(EntriesVisitor)
+    }
+}
+
+struct EntriesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EntriesVisitor {
+    type Value = Result<Vec<Entry>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("\"entries\" must be an array")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+        let mut i = 0;
+        while let Some(item) = seq.next_element::<Value>()? {
+            match entry_from_json(i, &item) {
+                Ok(e) => entries.push(e),
+                Err(e) => {
+                    // Read the rest so that the document is still checked to be JSON.
+                    while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                    return Ok(Err(e));
+                }
+            }
+            i += 1;
+        }
+        Ok(Ok(entries))
+    }
 }
 
 fn entry_from_json(i: usize, item: &Value) -> Result<Entry> {

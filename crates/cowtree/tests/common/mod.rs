@@ -1,0 +1,166 @@
+//! Helpers shared by the hardening tests: run the binary with a time limit, measure a child's
+//! peak memory, and compare a sandbox before and after.
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use cowtree_testutil::TreeState;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cowtree");
+
+/// The binary, with no store taken from the environment.
+pub fn bin() -> Command {
+    let mut c = Command::new(BIN);
+    c.env_remove("COWTREE_STORE");
+    c
+}
+
+/// What a finished run printed.
+#[derive(Debug)]
+pub struct Ran {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    /// Peak resident set size of the child in KiB (from `wait4`).
+    pub maxrss_kib: u64,
+}
+
+impl Ran {
+    pub fn ok(&self) -> bool {
+        self.status.success()
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self, what: &str) -> &Ran {
+        assert!(self.ok(), "{what}: {:?}\n{}", self.status, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_error(&self, what: &str) -> &Ran {
+        assert_eq!(
+            self.code(),
+            Some(1),
+            "{what}: expected exit 1, got {:?}\nstdout: {}\nstderr: {}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            self.stderr.starts_with("cowtree: "),
+            "{what}: error not on stderr as `cowtree: ...`: {}",
+            self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).expect("one JSON object on stdout")
+    }
+}
+
+/// Runs `cmd` to completion, killing it (and failing the test) after `limit`. Output goes
+/// through files, so a child that never reads stdin or fills a pipe cannot block it.
+#[track_caller]
+pub fn run_limited(mut cmd: Command, limit: Duration) -> Ran {
+    let tmp = tempfile::tempdir().expect("temp dir for output");
+    let out = tmp.path().join("out");
+    let err = tmp.path().join("err");
+    cmd.stdin(Stdio::null())
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(&err).unwrap());
+    let child = cmd.spawn().expect("spawn cowtree");
+    let pid = child.id() as libc::pid_t;
+    let started = Instant::now();
+    let (raw, ru) = loop {
+        let mut status = 0;
+        // SAFETY: rusage is plain data; pid is our own child, reaped here (not by `child`).
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+        if r == pid {
+            break (status, ru);
+        }
+        assert!(r == 0, "wait4: {}", std::io::Error::last_os_error());
+        if started.elapsed() > limit {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let mut status = 0;
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            panic!(
+                "{cmd:?} did not finish within {limit:?} (killed); stderr: {}",
+                fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::mem::forget(child);
+    Ran {
+        status: ExitStatus::from_raw(raw),
+        stdout: fs::read_to_string(&out).unwrap_or_default(),
+        stderr: fs::read_to_string(&err).unwrap_or_default(),
+        maxrss_kib: ru.ru_maxrss as u64,
+    }
+}
+
+/// `cowtree --store STORE ARGS...` with a 120 s limit.
+#[track_caller]
+pub fn cowtree(store: &Path, args: &[&OsStr]) -> Ran {
+    let mut c = bin();
+    c.arg("--store").arg(store).args(args);
+    run_limited(c, Duration::from_secs(120))
+}
+
+/// `cowtree ARGS...` (no store) with a 120 s limit.
+#[track_caller]
+pub fn cowtree_plain(args: &[&OsStr]) -> Ran {
+    let mut c = bin();
+    c.args(args);
+    run_limited(c, Duration::from_secs(120))
+}
+
+pub fn s(x: &str) -> &OsStr {
+    OsStr::new(x)
+}
+
+/// Records everything under `root` except beneath the `skip` paths.
+pub fn capture_except(root: &Path, skip: &[&Path]) -> TreeState {
+    let skip: Vec<PathBuf> = skip.iter().map(|p| p.to_path_buf()).collect();
+    TreeState::capture(root, &move |p: &Path| skip.iter().any(|s| p.starts_with(s)))
+}
+
+/// `verify --json` says ok.
+#[track_caller]
+pub fn assert_verify_ok(store: &Path, what: &str) {
+    let r = cowtree(store, &[s("verify"), s("--json")]);
+    r.assert_ok(what);
+    assert_eq!(r.json()["ok"], true, "{what}: {}", r.stdout);
+}
+
+/// Snapshot `src` and return the id.
+#[track_caller]
+pub fn snapshot(store: &Path, src: &Path) -> String {
+    let r = cowtree(store, &[s("snapshot"), s("--json"), src.as_os_str()]);
+    r.assert_ok("snapshot");
+    r.json()["id"].as_str().unwrap().to_string()
+}
+
+/// Names in `dir` that look like a cowtree staging or temporary entry.
+pub fn leftovers(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".cowtree-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
