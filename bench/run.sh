@@ -25,11 +25,14 @@
 #   BENCH_HOST_DIR=D where the host-filesystem tree goes (default: beside the loop images)
 #   XCP_INSTALL=1    `cargo install xcp` when xcp is missing (compiles for minutes; default off)
 #
-# Method: between runs the destination is removed and the filesystem synced, untimed; the tools
-# alternate within each round so that machine noise spreads over all of them. Wall time is taken
-# around `/usr/bin/time -f %M`, which gives the peak RSS (of the largest process in a pipeline).
-# The first run of each tool is checked against the source (names, types, sizes, modes, link
-# targets); a tool whose output differs is marked WRONG.
+# Method: between runs the destination is removed and the filesystem synced, untimed; in the
+# clone and snapshot sections the tools alternate within each round so that machine noise
+# spreads over all of them (the checkouts run first, each into a new directory, since the first
+# 10 also give the used-space figure). Wall time is taken around `/usr/bin/time -f %M`, which
+# gives the peak RSS (of the largest process in a pipeline). The first output of each copying
+# tool is compared with the source (names, types, sizes, modes, link targets), the worktree after
+# the switches with the last target, and the files `cowtree status --json` lists as modified
+# with the files changed; a tool that fails such a check is marked WRONG and misses its target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
