@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::*;
+use cowtree_testutil::tree::{assert_same_tree, snapshot as tree_of};
 use cowtree_testutil::{Fs, pattern, scratch};
 
 fn mkfifo(path: &Path) {
@@ -149,6 +150,7 @@ fn clone_and_checkout_refuse_a_destination_that_is_a_symlink_fifo_or_hardlink() 
 fn swapper(
     targets: Vec<PathBuf>,
     to: PathBuf,
+    pause: Duration,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
@@ -168,6 +170,7 @@ fn swapper(
                     let _ = fs::rename(&aside, t);
                 }
             }
+            std::thread::sleep(pause);
         }
         swaps
     })
@@ -202,7 +205,7 @@ fn clone_overwrite_with_directories_swapped_for_symlinks_never_writes_outside() 
         let before = capture_except(root, &[&dst]);
         let stop = Arc::new(AtomicBool::new(false));
         let targets = vec![dst.join("d"), dst.join("d/s0"), dst.join("d/s5")];
-        let t = swapper(targets, out.join("dir"), Arc::clone(&stop));
+        let t = swapper(targets, out.join("dir"), Duration::ZERO, Arc::clone(&stop));
         let r = clone_overwrite(&src, &dst);
         stop.store(true, Ordering::Relaxed);
         total_swaps += t.join().unwrap();
@@ -241,7 +244,15 @@ fn checkout_into_a_directory_swapped_for_a_symlink_never_writes_outside() {
         ];
         let before = capture_except(root, &skip);
         let stop = Arc::new(AtomicBool::new(false));
-        let t = swapper(vec![dst.clone()], out.join("empty"), Arc::clone(&stop));
+        // Some runs swap without pause, others leave DST a directory most of the time, so
+        // that checkouts also start and are caught at the final rename.
+        let pause = Duration::from_millis(2 * (run % 5) as u64);
+        let t = swapper(
+            vec![dst.clone()],
+            out.join("empty"),
+            pause,
+            Arc::clone(&stop),
+        );
         let mut c = bin();
         c.arg("--store")
             .arg(&store)
@@ -252,6 +263,7 @@ fn checkout_into_a_directory_swapped_for_a_symlink_never_writes_outside() {
         total_swaps += t.join().unwrap();
         if r.ok() {
             outcomes.0 += 1;
+            assert_same_tree(&tree_of(&src), &tree_of(&dst), false);
         } else {
             outcomes.1 += 1;
             r.assert_error("raced checkout");
