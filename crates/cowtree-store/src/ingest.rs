@@ -21,15 +21,14 @@
 //!
 //! Cost note: a fresh clone's pages are not in the page cache (the cache is per inode), so
 //! hashing the clone reads its blocks from the device. That read is the price of the
-//! guarantee above and dominates the first snapshot of a tree of small files; each worker
-//! starts the reads of a batch of clones (`POSIX_FADV_WILLNEED`) before hashing them, so many
-//! reads are in flight at once. Ingest runs on the store's worker pool (4 workers per core,
-//! see `workers.rs`): workers spend most of their time blocked in the filesystem.
+//! guarantee above and dominates the first snapshot of a tree of small files. (Starting the
+//! reads of a batch of clones with `POSIX_FADV_WILLNEED` before hashing them was measured and
+//! was slower.) Ingest runs on the store's worker pool (4 workers per core, see `workers.rs`):
+//! workers spend most of their time blocked in the filesystem, so many reads are in flight.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::num::NonZeroU64;
 use std::os::fd::AsFd;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -42,7 +41,7 @@ use std::time::Instant;
 use cowtree_fs::classify::{CloneErrno, classify_clone_errno};
 use cowtree_fs::dir::Dir;
 use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause, transfer_at};
-use rustix::fs::{Advice, AtFlags, FileType, Mode, OFlags, RenameFlags, fstat, openat, statat};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, fstat, openat, statat};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
@@ -75,11 +74,6 @@ pub struct IngestReport {
 const BUF: usize = 1 << 20;
 /// Files per work item when a directory is split among workers.
 const FILE_CHUNK: usize = 128;
-/// Staged clones a worker keeps open while their reads are in flight (see [`Staged`]); well
-/// under [`crate::workers::FDS_PER_WORKER`].
-const BATCH: usize = 32;
-/// Readahead asked for at once per staged clone; the rest of a big file is read sequentially.
-const READAHEAD: u64 = 8 << 20;
 /// Files whose source is always hashed first, before the hit rate decides (see
 /// [`Walk::prehash_wanted`]).
 const PREHASH_WARMUP: u64 = 64;
@@ -87,9 +81,7 @@ const PREHASH_WARMUP: u64 = 64;
 /// content turns out to be in the store switches it back on.
 const PREHASH_SAMPLE: u64 = 32;
 
-/// A clone in staging whose hash is still to be computed. Its reads were started
-/// (`POSIX_FADV_WILLNEED`) when it was staged: a fresh clone's pages are not cached, so hashing
-/// it reads the device, and a batch of reads in flight hides most of that latency.
+/// A clone in staging whose hash is still to be computed.
 struct Staged {
     fd: OwnedFd,
     /// The staging name; `None` for an unnamed (`O_TMPFILE`) clone, which is linked into
@@ -329,7 +321,6 @@ impl<'a> Walk<'a> {
 
     fn ingest_files(&self, dir: &Dir, dev: u64, rel: &[u8], names: &[OsString]) -> Result<()> {
         let mut out = Vec::with_capacity(names.len());
-        let mut staged = Vec::with_capacity(BATCH.min(names.len()));
         for name in names {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -337,37 +328,28 @@ impl<'a> Walk<'a> {
             let path = join(rel, name.as_bytes());
             match self.ingest_file(dir, dev, name, &path)? {
                 Step::Done(size, hash, exec) => out.push(Entry::blob(path, exec, size, hash)),
-                Step::Staged(s) => {
-                    staged.push(s);
-                    if staged.len() >= BATCH {
-                        self.finish_staged(&mut staged, &mut out)?;
-                    }
-                }
+                Step::Staged(s) => out.push(self.finish_staged(s)?),
                 Step::Vanished => {}
             }
         }
-        self.finish_staged(&mut staged, &mut out)?;
         self.entries.lock().map_err(poisoned)?.extend(out);
         Ok(())
     }
 
-    /// Hashes each staged clone (what is actually in the store's staging, never the source)
-    /// and renames it into `blobs/` under that hash.
-    fn finish_staged(&self, staged: &mut Vec<Staged>, out: &mut Vec<Entry>) -> Result<()> {
-        for s in staged.drain(..) {
-            let ctx = |e: io::Error| Error::msg(format!("{}: {e}", self.full(&s.path)));
-            let (size, hash) = hash_fd(&s.fd).map_err(ctx)?;
-            self.cloned_bytes.fetch_add(size, Ordering::Relaxed);
-            match &s.sname {
-                Some(sname) => {
-                    drop(s.fd);
-                    self.place_blob(sname, &hash, size).map_err(ctx)?;
-                }
-                None => self.link_blob(&s.fd, &hash, size).map_err(ctx)?,
+    /// Hashes a staged clone (what is actually in the store's staging, never the source) and
+    /// gives it its name in `blobs/`.
+    fn finish_staged(&self, s: Staged) -> Result<Entry> {
+        let ctx = |e: io::Error| Error::msg(format!("{}: {e}", self.full(&s.path)));
+        let (size, hash) = hash_fd(&s.fd).map_err(ctx)?;
+        self.cloned_bytes.fetch_add(size, Ordering::Relaxed);
+        match &s.sname {
+            Some(sname) => {
+                drop(s.fd);
+                self.place_blob(sname, &hash, size).map_err(ctx)?;
             }
-            out.push(Entry::blob(s.path, s.exec, size, hash));
+            None => self.link_blob(&s.fd, &hash, size).map_err(ctx)?,
         }
-        Ok(())
+        Ok(Entry::blob(s.path, s.exec, size, hash))
     }
 
     /// Whether to hash the source before cloning it. That read comes from the page cache and
@@ -422,7 +404,6 @@ impl<'a> Walk<'a> {
             let cloned = if self.tmpfile.load(Ordering::Relaxed) {
                 match self.clone_unnamed(&src).map_err(ctx)? {
                     Unnamed::Cloned(fd) => {
-                        readahead(&fd, st.st_size as u64);
                         return Ok(Step::Staged(Staged {
                             fd,
                             sname: None,
@@ -445,7 +426,7 @@ impl<'a> Walk<'a> {
                         preserve_times: false,
                     };
                     match transfer_at(dir, name, self.staging, sname, &opts).map_err(ctx)? {
-                        Transfer::Cloned { bytes } => {
+                        Transfer::Cloned { .. } => {
                             let fd = openat(
                                 self.staging,
                                 sname,
@@ -453,7 +434,6 @@ impl<'a> Walk<'a> {
                                 Mode::empty(),
                             )
                             .map_err(|e| ctx(e.into()))?;
-                            readahead(&fd, bytes);
                             return Ok(Step::Staged(Staged {
                                 fd,
                                 sname: Some(sname.to_owned()),
@@ -624,14 +604,6 @@ impl<'a> Walk<'a> {
                 }
             }
         }
-    }
-}
-
-/// Starts reading a fresh clone's blocks (not cached yet) so that hashing finds them ready.
-fn readahead(fd: &OwnedFd, size: u64) {
-    if let Some(len) = NonZeroU64::new(size.min(READAHEAD)) {
-        // Only a hint: hashing reads the file either way.
-        let _ = rustix::fs::fadvise(fd, 0, Some(len), Advice::WillNeed);
     }
 }
 

@@ -13,9 +13,10 @@ use crate::error::{Error, Result};
 const PER_CORE: usize = 4;
 /// Upper bound on workers.
 const MAX_WORKERS: usize = 64;
-/// Descriptors one worker may hold at once (directories, a batch of staged files, source and
-/// destination): the pool is sized so that all workers together stay under the limit.
-pub(crate) const FDS_PER_WORKER: usize = 40;
+/// Descriptors one worker may hold at once, with room to spare (a directory, a source file, a
+/// staged clone or destination file): the pool is sized so that all workers together stay
+/// under the open-file limit.
+const FDS_PER_WORKER: usize = 8;
 
 /// Runs `f` on the store's pool (created on first use).
 pub(crate) fn install<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R> {
