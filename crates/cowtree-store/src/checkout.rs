@@ -3,9 +3,9 @@
 //! The tree is built in a staging directory beside the destination, named
 //! `.<name>.cowtree-checkout-<pid>-...` so a person who finds one after a crash can tell what it
 //! is, then renamed into place: the destination is either absent (or the empty directory it
-//! was) or complete. The staging directory is locked (`flock`) while its checkout runs; one
-//! whose lock can be taken was left by a checkout that died, and the next checkout to the same
-//! destination removes it. Files are cloned from their blobs in parallel with modes 0644/0755 by
+//! was) or complete. The checkout holds an `flock` on its staging directory while it runs; the
+//! next checkout to the same destination removes staging whose lock it can take (left by a
+//! checkout that was killed). Files are cloned from their blobs in parallel with modes 0644/0755 by
 //! kind (never the blob's 0444), symlinks are recreated with their exact targets. Every
 //! destination-side call is relative to a directory fd opened beneath the staging root.
 //!
@@ -160,8 +160,8 @@ pub fn checkout(
         warn(&format!("warning: {msg}"));
     }
 
-    // Staging left by killed checkouts of this same destination; best effort.
-    remove_stale(&parent, &name);
+    // Staging left beside DST by checkouts of it that died; best effort.
+    let _ = remove_stale_staging(&parent, &name);
     let stage_name = staging_name(&name);
     let stage = parent.create_dir_open(&stage_name, 0o755).map_err(|e| {
         Error::msg(format!(
@@ -169,8 +169,9 @@ pub fn checkout(
             parent_path.display()
         ))
     })?;
-    // Held until this checkout ends (the handle lives to the end of this function): a staging
-    // directory whose lock can be taken belongs to a checkout that died.
+    // Held until the process ends: a staging directory whose lock can be taken belongs to a
+    // checkout that died. Nobody else knows the name yet, so only a filesystem without flock
+    // makes this fail, and then nothing is ever taken for stale.
     let _ = stage.try_lock_exclusive();
     let stage_path = parent_path.join(&stage_name);
     let result = fill(store, &manifest, &stage, &stage_path, opts);
@@ -226,6 +227,7 @@ fn split_dst(dst: &Path) -> Result<(PathBuf, OsString)> {
     ))
 }
 
+/// `.<name>.cowtree-checkout-`: how every staging directory for DST `name` starts.
 fn staging_prefix(name: &OsStr) -> Vec<u8> {
     let mut n = name.as_bytes();
     if n.len() > 180 {
@@ -243,24 +245,31 @@ fn staging_name(name: &OsStr) -> OsString {
     OsString::from_vec(out)
 }
 
-/// Removes staging directories of earlier checkouts to `name` in `parent` that no running
-/// checkout holds (their lock can be taken). Errors are ignored: what is left is recognisable.
-fn remove_stale(parent: &Dir, name: &OsStr) {
+/// Removes the staging directories for DST `name` in `parent` that no live checkout holds
+/// locked (those of a checkout that was killed), and returns how many it removed.
+fn remove_stale_staging(parent: &Dir, name: &OsStr) -> std::io::Result<usize> {
     let prefix = staging_prefix(name);
-    let Ok(entries) = parent.entries() else {
-        return;
-    };
-    for e in entries {
-        if !e.name.as_bytes().starts_with(&prefix) {
+    let mut removed = 0;
+    for entry in parent.entries()? {
+        if !entry.name.as_bytes().starts_with(&prefix)
+            || !matches!(
+                entry.file_type,
+                rustix::fs::FileType::Directory | rustix::fs::FileType::Unknown
+            )
+        {
             continue;
         }
-        let Ok(d) = parent.open_dir(&e.name) else {
+        let Ok(dir) = parent.open_dir(&entry.name) else {
             continue;
         };
-        if d.try_lock_exclusive().unwrap_or(false) {
-            let _ = parent.remove_tree(&e.name);
+        if dir.try_lock_exclusive()? {
+            // The lock is held (`dir` open) while removing, so a checkout that somehow
+            // still uses it cannot be its owner.
+            parent.remove_tree(&entry.name)?;
+            removed += 1;
         }
     }
+    Ok(removed)
 }
 
 fn fill(
@@ -324,25 +333,27 @@ fn fill(
         copy_requested: opts.mode == CheckoutMode::Copy,
     };
     let stop = AtomicBool::new(false);
-    items.par_iter().try_for_each(|(parent, chunk)| {
-        if stop.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let r = (|| -> Result<()> {
-            let dir = open_beneath(stage, stage_path, parent)?;
-            for e in chunk.iter() {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                place(store, &dir, e, &state, opts.strict, &counters)?;
+    crate::workers::install(|| {
+        items.par_iter().try_for_each(|(parent, chunk)| {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
             }
-            Ok(())
-        })();
-        if r.is_err() {
-            stop.store(true, Ordering::Relaxed);
-        }
-        r
-    })?;
+            let r = (|| -> Result<()> {
+                let dir = open_beneath(stage, stage_path, parent)?;
+                for e in chunk.iter() {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    place(store, &dir, e, &state, opts.strict, &counters)?;
+                }
+                Ok(())
+            })();
+            if r.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            r
+        })
+    })??;
 
     let mut fallbacks: Vec<(String, u64)> = counters
         .fallbacks

@@ -5,24 +5,32 @@
 //! a symlink is recorded as a symlink and never followed, and at most one directory fd per
 //! worker is open at a time. Special files (fifos, sockets, devices) are refused.
 //!
-//! Where the source can be cloned into the store, each file is first hashed as it is (from the
-//! page cache): content already in the store needs nothing more, since that blob agrees with
-//! its name whatever the source does next. New content is cloned into the staging directory,
-//! the clone is hashed and renamed into `blobs/` under its own hash, so a writer changing the
-//! source mid-ingest cannot make a blob disagree with its name (if another worker placed the
-//! same blob first, the staging copy is dropped). Where the source and store cannot share data
-//! (another filesystem, or one without reflinks), the file is read once, written to staging
-//! and hashed in the same pass.
+//! Where the source can be cloned into the store, new content is cloned into an unnamed file in
+//! the staging directory (`O_TMPFILE`, mode 0444 from the start; a named staging file where
+//! the filesystem lacks `O_TMPFILE`), the clone is hashed, and only then given its name in
+//! `blobs/` (`linkat`; a rename for named staging), so a writer changing the source mid-ingest
+//! cannot make a blob disagree with its name. If another writer placed the same blob first, the
+//! staged clone is dropped. Where the source and store cannot share data (another filesystem,
+//! or one without reflinks), the file is read once, written to staging and hashed in the same
+//! pass.
+//!
+//! Hashing the source first (from the page cache) lets content already in the store skip the
+//! clone entirely; for new content that read is wasted, so it is adaptive: always for the
+//! first files of a snapshot, then only while it keeps finding blobs (plus a sample, to notice
+//! when it would start to). Re-recording an unchanged tree is therefore about a hash of it.
 //!
 //! Cost note: a fresh clone's pages are not in the page cache (the cache is per inode), so
 //! hashing the clone reads its blocks from the device. That read is the price of the
-//! guarantee above and dominates the first snapshot of a tree of small files.
+//! guarantee above and dominates the first snapshot of a tree of small files. (Starting the
+//! reads of a batch of clones with `POSIX_FADV_WILLNEED` before hashing them was measured and
+//! was slower.) Ingest runs on the store's worker pool (4 workers per core, see `workers.rs`):
+//! workers spend most of their time blocked in the filesystem, so many reads are in flight.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::AsFd;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -30,8 +38,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use cowtree_fs::classify::{CloneErrno, classify_clone_errno};
 use cowtree_fs::dir::Dir;
-use cowtree_fs::{Method, Transfer, TransferOptions, transfer_at};
+use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause, transfer_at};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, fstat, openat, statat};
 use rustix::io::Errno;
 
@@ -65,6 +74,40 @@ pub struct IngestReport {
 const BUF: usize = 1 << 20;
 /// Files per work item when a directory is split among workers.
 const FILE_CHUNK: usize = 128;
+/// Files whose source is always hashed first, before the hit rate decides (see
+/// [`Walk::prehash_wanted`]).
+const PREHASH_WARMUP: u64 = 64;
+/// While pre-hashing is off, one file in this many is still pre-hashed, so that a tree whose
+/// content turns out to be in the store switches it back on.
+const PREHASH_SAMPLE: u64 = 32;
+
+/// A clone in staging whose hash is still to be computed.
+struct Staged {
+    fd: OwnedFd,
+    /// The staging name; `None` for an unnamed (`O_TMPFILE`) clone, which is linked into
+    /// `blobs/` from its descriptor.
+    sname: Option<OsString>,
+    path: Vec<u8>,
+    exec: bool,
+}
+
+/// How [`Walk::clone_unnamed`] ended.
+enum Unnamed {
+    Cloned(OwnedFd),
+    /// The staging filesystem has no `O_TMPFILE`: use named staging.
+    NoTmpfile,
+    Unsupported(UnsupportedCause),
+}
+
+/// What [`Walk::ingest_file`] did with one file.
+enum Step {
+    /// Recorded: (size, hash, executable).
+    Done(u64, Hash, bool),
+    /// Cloned into staging; to be hashed and placed.
+    Staged(Staged),
+    /// Vanished before it could be read.
+    Vanished,
+}
 
 struct Walk<'a> {
     store: &'a Store,
@@ -83,6 +126,15 @@ struct Walk<'a> {
     new_bytes: AtomicU64,
     cloned_bytes: AtomicU64,
     copied_bytes: AtomicU64,
+    /// Files whose source was hashed before cloning, and how many of those were in the store.
+    prehashed: AtomicU64,
+    prehash_hits: AtomicU64,
+    /// Unnamed staging files (`O_TMPFILE`) work in the staging directory.
+    tmpfile: AtomicBool,
+    /// A new unnamed staging file was seen to have mode 0444 despite the umask.
+    tmpfile_mode_ok: AtomicBool,
+    /// `linkat(AT_EMPTY_PATH)` is allowed (else the `/proc/self/fd` link is used).
+    link_empty_path: AtomicBool,
 }
 
 /// Records the tree at `src` in `store` and names the snapshot `name` when given.
@@ -117,8 +169,13 @@ pub fn snapshot_dir(store: &Store, src: &Path, name: Option<&str>) -> Result<Ing
         new_bytes: AtomicU64::new(0),
         cloned_bytes: AtomicU64::new(0),
         copied_bytes: AtomicU64::new(0),
+        prehashed: AtomicU64::new(0),
+        prehash_hits: AtomicU64::new(0),
+        tmpfile: AtomicBool::new(true),
+        tmpfile_mode_ok: AtomicBool::new(false),
+        link_empty_path: AtomicBool::new(true),
     };
-    rayon::scope(|s| walk.dir_task(s, Vec::new()));
+    crate::workers::install(|| rayon::scope(|s| walk.dir_task(s, Vec::new())))?;
     if let Some(e) = walk.error.lock().map(|mut g| g.take()).unwrap_or(None) {
         return Err(e);
     }
@@ -269,29 +326,54 @@ impl<'a> Walk<'a> {
                 return Ok(());
             }
             let path = join(rel, name.as_bytes());
-            if let Some((size, hash, exec)) = self.ingest_file(dir, dev, name, &path)? {
-                out.push(Entry::blob(path, exec, size, hash));
+            match self.ingest_file(dir, dev, name, &path)? {
+                Step::Done(size, hash, exec) => out.push(Entry::blob(path, exec, size, hash)),
+                Step::Staged(s) => out.push(self.finish_staged(s)?),
+                Step::Vanished => {}
             }
         }
         self.entries.lock().map_err(poisoned)?.extend(out);
         Ok(())
     }
 
-    /// Puts one file into the store and returns (size, hash, executable); `None` when it
-    /// vanished before it could be read.
+    /// Hashes a staged clone (what is actually in the store's staging, never the source) and
+    /// gives it its name in `blobs/`.
+    fn finish_staged(&self, s: Staged) -> Result<Entry> {
+        let ctx = |e: io::Error| Error::msg(format!("{}: {e}", self.full(&s.path)));
+        let (size, hash) = hash_fd(&s.fd).map_err(ctx)?;
+        self.cloned_bytes.fetch_add(size, Ordering::Relaxed);
+        match &s.sname {
+            Some(sname) => {
+                drop(s.fd);
+                self.place_blob(sname, &hash, size).map_err(ctx)?;
+            }
+            None => self.link_blob(&s.fd, &hash, size).map_err(ctx)?,
+        }
+        Ok(Entry::blob(s.path, s.exec, size, hash))
+    }
+
+    /// Whether to hash the source before cloning it. That read comes from the page cache and
+    /// pays when the content is already in the store (no clone, no read of the clone, no
+    /// rename); for new content it is wasted. So: always for the first [`PREHASH_WARMUP`]
+    /// files, then while at least one pre-hash in 16 found its blob, and otherwise for one
+    /// file in [`PREHASH_SAMPLE`].
+    fn prehash_wanted(&self) -> bool {
+        let n = self.prehashed.load(Ordering::Relaxed);
+        let hits = self.prehash_hits.load(Ordering::Relaxed);
+        n < PREHASH_WARMUP
+            || hits * 16 >= n
+            || self.counter.load(Ordering::Relaxed) % PREHASH_SAMPLE == 0
+    }
+
+    /// Puts one file into the store, or clones it into staging for [`Walk::finish_staged`].
     ///
-    /// Where cloning works, the source is hashed first: content already in the store needs no
-    /// clone at all (the blob there agrees with its name whatever the source does next).
-    /// Otherwise the source is cloned into staging and the clone is hashed, so a concurrent
-    /// writer cannot make the blob disagree with its name. Without CoW the source is read
-    /// once, written to staging and hashed in the same pass.
-    fn ingest_file(
-        &self,
-        dir: &Dir,
-        dev: u64,
-        name: &OsStr,
-        rel: &[u8],
-    ) -> Result<Option<(u64, Hash, bool)>> {
+    /// Where cloning works, the source may be hashed first ([`Walk::prehash_wanted`]): content
+    /// already in the store needs no clone at all (the blob there agrees with its name
+    /// whatever the source does next). Otherwise the source is cloned into staging (an
+    /// unnamed `O_TMPFILE` where the filesystem has it, else a named file) and the clone is
+    /// hashed later, so a concurrent writer cannot make the blob disagree with its name.
+    /// Without CoW the source is read once, written to staging and hashed in the same pass.
+    fn ingest_file(&self, dir: &Dir, dev: u64, name: &OsStr, rel: &[u8]) -> Result<Step> {
         let ctx = |e: io::Error| Error::msg(format!("{}: {e}", self.full(rel)));
         // O_NONBLOCK: a FIFO swapped in after the directory was read cannot block the open.
         let src = match openat(
@@ -301,7 +383,7 @@ impl<'a> Walk<'a> {
             Mode::empty(),
         ) {
             Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::NOENT) => return Ok(Step::Vanished),
             Err(e) => return Err(ctx(e.into())),
         };
         let st = fstat(&src).map_err(|e| ctx(e.into()))?;
@@ -312,45 +394,177 @@ impl<'a> Walk<'a> {
             )));
         }
         let exec = st.st_mode & 0o111 != 0;
-        let sname = format!("f{}", self.counter.fetch_add(1, Ordering::Relaxed));
-        let sname = OsStr::new(&sname);
+        let prehash = self.prehash_wanted();
+        let sname = OsString::from(format!("f{}", self.counter.fetch_add(1, Ordering::Relaxed)));
+        let sname = sname.as_os_str();
         let try_clone = !self.no_clone.lock().map_err(poisoned)?.contains_key(&dev);
         if try_clone {
-            let (size0, h0) = hash_fd(&src).map_err(ctx)?;
-            let known = statat(
-                self.store.blobs(),
-                Store::blob_rel(&h0),
-                AtFlags::SYMLINK_NOFOLLOW,
-            );
-            if known.is_ok_and(|b| b.st_size as u64 == size0) {
-                return Ok(Some((size0, h0, exec)));
+            if prehash && let Some(done) = self.prehash(&src, exec).map_err(ctx)? {
+                return Ok(done);
             }
-            let opts = TransferOptions {
-                method: Method::Clone,
-                mode: Some(0o444),
-                preserve_times: false,
-            };
-            match transfer_at(dir, name, self.staging, sname, &opts).map_err(ctx)? {
-                Transfer::Cloned { .. } => {
-                    let (size, hash) = hash_file(self.staging, sname).map_err(ctx)?;
-                    self.cloned_bytes.fetch_add(size, Ordering::Relaxed);
-                    self.place_blob(sname, &hash, size).map_err(ctx)?;
-                    return Ok(Some((size, hash, exec)));
+            let cloned = if self.tmpfile.load(Ordering::Relaxed) {
+                match self.clone_unnamed(&src).map_err(ctx)? {
+                    Unnamed::Cloned(fd) => {
+                        return Ok(Step::Staged(Staged {
+                            fd,
+                            sname: None,
+                            path: rel.to_vec(),
+                            exec,
+                        }));
+                    }
+                    Unnamed::Unsupported(cause) => Err(cause),
+                    Unnamed::NoTmpfile => Ok(()),
                 }
-                Transfer::SourceVanished => return Ok(None),
-                Transfer::Unsupported(cause) => {
-                    if !cause.is_per_file() {
-                        self.no_clone.lock().map_err(poisoned)?.insert(dev, ());
+            } else {
+                Ok(())
+            };
+            let cloned: std::result::Result<(), UnsupportedCause> = match cloned {
+                Err(cause) => Err(cause),
+                Ok(()) => {
+                    let opts = TransferOptions {
+                        method: Method::Clone,
+                        mode: Some(0o444),
+                        preserve_times: false,
+                    };
+                    match transfer_at(dir, name, self.staging, sname, &opts).map_err(ctx)? {
+                        Transfer::Cloned { .. } => {
+                            let fd = openat(
+                                self.staging,
+                                sname,
+                                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                                Mode::empty(),
+                            )
+                            .map_err(|e| ctx(e.into()))?;
+                            return Ok(Step::Staged(Staged {
+                                fd,
+                                sname: Some(sname.to_owned()),
+                                path: rel.to_vec(),
+                                exec,
+                            }));
+                        }
+                        Transfer::SourceVanished => return Ok(Step::Vanished),
+                        Transfer::Unsupported(cause) => Err(cause),
+                        Transfer::Copied { .. } => unreachable!("Method::Clone never copies"),
                     }
                 }
-                Transfer::Copied { .. } => unreachable!("Method::Clone never copies"),
+            };
+            if let Err(cause) = cloned
+                && !cause.is_per_file()
+            {
+                self.no_clone.lock().map_err(poisoned)?.insert(dev, ());
             }
-            rustix::fs::seek(&src, rustix::fs::SeekFrom::Start(0)).map_err(|e| ctx(e.into()))?;
         }
+        // The source may have been read by the pre-hash.
+        rustix::fs::seek(&src, rustix::fs::SeekFrom::Start(0)).map_err(|e| ctx(e.into()))?;
         let (size, hash) = copy_and_hash(&src, self.staging, sname).map_err(ctx)?;
         self.copied_bytes.fetch_add(size, Ordering::Relaxed);
         self.place_blob(sname, &hash, size).map_err(ctx)?;
-        Ok(Some((size, hash, exec)))
+        Ok(Step::Done(size, hash, exec))
+    }
+
+    /// Hashes the source as it is (from the page cache); when the store holds that content
+    /// already, the file is done.
+    fn prehash(&self, src: &OwnedFd, exec: bool) -> io::Result<Option<Step>> {
+        let (size, hash) = hash_fd(src)?;
+        self.prehashed.fetch_add(1, Ordering::Relaxed);
+        let known = statat(
+            self.store.blobs(),
+            Store::blob_rel(&hash),
+            AtFlags::SYMLINK_NOFOLLOW,
+        );
+        if known.is_ok_and(|b| b.st_size as u64 == size) {
+            self.prehash_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(Step::Done(size, hash, exec)));
+        }
+        Ok(None)
+    }
+
+    /// Clones `src` into a new unnamed file in staging (`O_TMPFILE`, mode 0444 from the
+    /// start): no directory entry to create and rename, and nothing left behind by a crash.
+    fn clone_unnamed(&self, src: &OwnedFd) -> io::Result<Unnamed> {
+        let tmp = match openat(
+            self.staging,
+            ".",
+            OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o444),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOENT) => {
+                self.tmpfile.store(false, Ordering::Relaxed);
+                return Ok(Unnamed::NoTmpfile);
+            }
+            Err(e) => return Err(with_context("create an unnamed staging file", e)),
+        };
+        // The umask applies to O_TMPFILE too; a blob must be 0444 before it has a name.
+        if !self.tmpfile_mode_ok.load(Ordering::Relaxed) {
+            if fstat(&tmp)?.st_mode & 0o7777 != 0o444 {
+                rustix::fs::fchmod(&tmp, Mode::from_raw_mode(0o444))?;
+            } else {
+                self.tmpfile_mode_ok.store(true, Ordering::Relaxed);
+            }
+        }
+        let mut retried = false;
+        loop {
+            match rustix::fs::ioctl_ficlone(&tmp, src) {
+                Ok(()) => return Ok(Unnamed::Cloned(tmp)),
+                Err(e) => match classify_clone_errno(e.raw_os_error()) {
+                    CloneErrno::Retry if !retried => retried = true,
+                    CloneErrno::Retry => return Ok(Unnamed::Unsupported(UnsupportedCause::Busy)),
+                    CloneErrno::Unsupported(cause) => return Ok(Unnamed::Unsupported(cause)),
+                    CloneErrno::MaybeVanished | CloneErrno::Exists | CloneErrno::Fatal => {
+                        return Err(with_context("clone into the store's staging", e));
+                    }
+                },
+            }
+        }
+    }
+
+    /// Gives the hashed unnamed staging file `fd` its name in `blobs/`; when another writer
+    /// stored the same blob first, the unnamed file is simply dropped.
+    fn link_blob(&self, fd: &OwnedFd, hash: &Hash, size: u64) -> io::Result<()> {
+        let rel = Store::blob_rel(hash);
+        let blobs = self.store.blobs();
+        let mut by_path = !self.link_empty_path.load(Ordering::Relaxed);
+        let mut fanout_made = false;
+        loop {
+            let r = if by_path {
+                // Without CAP_DAC_READ_SEARCH: link the descriptor's magic link instead.
+                let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                rustix::fs::linkat(
+                    rustix::fs::CWD,
+                    proc.as_str(),
+                    blobs,
+                    &rel,
+                    AtFlags::SYMLINK_FOLLOW,
+                )
+            } else {
+                rustix::fs::linkat(fd, "", blobs, &rel, AtFlags::EMPTY_PATH)
+            };
+            match r {
+                Ok(()) => {
+                    self.new_blobs.fetch_add(1, Ordering::Relaxed);
+                    self.new_bytes.fetch_add(size, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(Errno::EXIST) => return Ok(()),
+                // ENOENT: the fan-out directory is missing, or (for AT_EMPTY_PATH) the
+                // capability is; EPERM/EACCES: no capability.
+                Err(Errno::NOENT) if !fanout_made => {
+                    fanout_made = true;
+                    self.store.ensure_fanout(hash)?;
+                }
+                Err(Errno::NOENT | Errno::PERM | Errno::ACCESS) if !by_path => {
+                    by_path = true;
+                    self.link_empty_path.store(false, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    return Err(with_context(
+                        &format!("link into {}", self.store.blob_path(hash).display()),
+                        e,
+                    ));
+                }
+            }
+        }
     }
 
     /// Renames a hashed staging file into `blobs/`, or drops it when the blob exists.
@@ -392,6 +606,11 @@ impl<'a> Walk<'a> {
             }
         }
     }
+}
+
+fn with_context(what: &str, e: Errno) -> io::Error {
+    let e = io::Error::from(e);
+    io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
 fn type_name(ft: FileType) -> &'static str {

@@ -30,6 +30,7 @@ pub mod registry;
 pub mod store;
 mod util;
 pub mod verify;
+mod workers;
 
 pub use error::{Error, Result};
 pub use hash::Hash;

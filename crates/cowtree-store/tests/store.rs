@@ -507,3 +507,42 @@ fn ingest_from_another_filesystem_copies_and_hashes_in_one_pass() {
             .is_empty()
     );
 }
+
+#[test]
+fn new_content_is_stored_once_read_only_sharing_extents_and_leaves_no_staging() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    // More files than the pre-hash warm-up, all new: ingest stops hashing sources first.
+    let n = 300;
+    for i in 0..n {
+        fs::write(src.join(format!("f{i}")), pattern(16 * 1024, i)).unwrap();
+    }
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    // Two snapshots of the same new tree at once: for each blob one of them gives it its
+    // name, the other finds the name taken and drops its staged clone.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| snapshot_dir(&store, &src, None).unwrap());
+        let b = s.spawn(|| snapshot_dir(&store, &src, None).unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(a.id, b.id);
+    assert_eq!(a.new_blobs + b.new_blobs, n);
+    for i in 0..n {
+        let data = pattern(16 * 1024, i);
+        let blob = store.blob_path(&Hash::from_bytes(*blake3::hash(&data).as_bytes()));
+        assert_eq!(fs::read(&blob).unwrap(), data);
+        let mode = fs::metadata(&blob).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o444, "{}", blob.display());
+        assert!(
+            extent_summary(&blob).unwrap().fully_shared(),
+            "{}",
+            blob.display()
+        );
+    }
+    assert_eq!(
+        fs::read_dir(store.root().join("tmp")).unwrap().count(),
+        0,
+        "staging left in tmp/"
+    );
+}

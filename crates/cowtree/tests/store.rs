@@ -553,3 +553,115 @@ fn checkout_refuses_a_non_empty_destination_and_accepts_an_empty_one() {
     );
     same_tree(&src, &empty);
 }
+
+/// The checkout staging directories beside a destination named `name` in `parent`.
+fn checkout_staging_in(parent: &Path, name: &str) -> Vec<PathBuf> {
+    let prefix = format!(".{name}.cowtree-checkout-");
+    fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .as_bytes()
+                .starts_with(prefix.as_bytes())
+        })
+        .collect()
+}
+
+#[test]
+fn checkout_killed_mid_run_leaves_no_dst_and_the_next_checkout_removes_its_staging() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let store = dir.path().join("store");
+    let src = dir.path().join("src");
+    make_tree(&src, 4000, 1024);
+    let id = snapshot(&store, &src);
+    let dst = dir.path().join("wt");
+    let mut killed_mid_run = 0;
+    for _ in 0..5 {
+        let mut child = bin()
+            .arg("--store")
+            .arg(&store)
+            .args([s("checkout"), s(&id)])
+            .arg(&dst)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        // kill -9 as soon as the staging directory holds something.
+        let mut caught = false;
+        while started.elapsed() < Duration::from_secs(20) && child.try_wait().unwrap().is_none() {
+            if let Some(stage) = checkout_staging_in(dir.path(), "wt").first()
+                && fs::read_dir(stage).is_ok_and(|mut d| d.next().is_some())
+            {
+                caught = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let pid = child.id() as i32;
+        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        let status = child.wait().unwrap();
+        if caught && !status.success() {
+            killed_mid_run += 1;
+            assert!(!dst.exists(), "a killed checkout left a destination");
+            assert_eq!(checkout_staging_in(dir.path(), "wt").len(), 1);
+            break;
+        }
+        // It finished before the kill: try again.
+        if dst.exists() {
+            fs::remove_dir_all(&dst).unwrap();
+        }
+    }
+    assert!(killed_mid_run >= 1, "never caught the checkout mid-run");
+
+    // A checkout to another destination leaves that staging alone; the next checkout to the
+    // same destination removes it and completes.
+    let other = dir.path().join("other");
+    ok_json(
+        &store,
+        &[s("checkout"), s("--json"), s(&id), other.as_os_str()],
+    );
+    assert_eq!(checkout_staging_in(dir.path(), "wt").len(), 1);
+    ok_json(
+        &store,
+        &[s("checkout"), s("--json"), s(&id), dst.as_os_str()],
+    );
+    assert_eq!(checkout_staging_in(dir.path(), "wt"), Vec::<PathBuf>::new());
+    same_tree(&src, &dst);
+}
+
+#[test]
+fn blobs_are_read_only_under_a_restrictive_umask() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let store = dir.path().join("store");
+    let src = dir.path().join("src");
+    make_tree(&src, 200, 4096);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("umask 077; exec \"$0\" --store \"$1\" snapshot --json \"$2\"")
+        .arg(env!("CARGO_BIN_EXE_cowtree"))
+        .arg(&store)
+        .arg(&src)
+        .env_remove("COWTREE_STORE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut blobs = 0;
+    for fan in fs::read_dir(store.join("blobs")).unwrap() {
+        for blob in fs::read_dir(fan.unwrap().path()).unwrap() {
+            let blob = blob.unwrap().path();
+            let mode = fs::symlink_metadata(&blob).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o444, "{}", blob.display());
+            blobs += 1;
+        }
+    }
+    assert!(blobs >= 200, "{blobs} blobs");
+    let v = ok_json(&store, &[s("verify"), s("--json")]);
+    assert_eq!(v["ok"], true, "{v}");
+}
