@@ -262,6 +262,24 @@ pub fn load_cache(store: &Store, wt: &Worktree) -> StatCache {
     StatCache::decode_owned(bytes).unwrap_or_default()
 }
 
+/// Writes the worktree's stat cache sidecar only (the record names it by convention, and
+/// [`save`] sets the name).
+pub fn write_cache(store: &Store, wt: &Worktree, cache: &StatCache) -> Result<()> {
+    // No fsync: a cache lost in a crash decodes as nothing and is simply rebuilt.
+    write_atomic(
+        store.worktrees_dir(),
+        &cache_name(&wt.id),
+        &cache.encode(),
+        false,
+    )
+    .map_err(|e| {
+        Error::msg(format!(
+            "write stat cache in {}: {e}",
+            store.root().join("worktrees").display()
+        ))
+    })
+}
+
 /// Writes the stat cache (when given) and then the record: path, base, dev/ino, pending.
 pub fn save(store: &Store, wt: &mut Worktree, cache: Option<&StatCache>) -> Result<()> {
     let dir = store.worktrees_dir();
@@ -273,11 +291,9 @@ pub fn save(store: &Store, wt: &mut Worktree, cache: Option<&StatCache>) -> Resu
         ))
     };
     if let Some(c) = cache {
-        // No fsync: a cache lost in a crash decodes as nothing and is simply rebuilt.
-        write_atomic(dir, &cache_name(&wt.id), &c.encode(), false)
-            .map_err(|e| ctx("stat cache", e))?;
-        wt.record.stat_cache = Some(format!("{}.stat", wt.id));
+        write_cache(store, wt, c)?;
     }
+    wt.record.stat_cache = Some(format!("{}.stat", wt.id));
     match wt.path.to_str() {
         Some(s) => {
             wt.record.path = Some(s.to_string());

@@ -63,28 +63,43 @@ pub fn snapshot(
         },
     )?;
     let t_walk = started.elapsed();
-    // Sorted here on all cores; the stable sorts inside find sorted input and only check it.
-    let mut entries = scan.entries;
-    entries.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    let mut recs = scan.recs;
-    recs.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    let manifest = Manifest::new(entries).map_err(|source| Error::Manifest {
-        context: format!("snapshot of {}", wt.path.display()),
-        source,
-    })?;
-    let id = store.save(&manifest)?;
+    // The manifest (sorted, validated, written) and the stat cache (sorted, written) are
+    // independent: build and write them at once. The record, which may name the new base,
+    // is written after both.
+    let started_ns = scan.started_ns;
+    let (mut entries, mut recs) = (scan.entries, scan.recs);
+    let wt_ref: &Worktree = wt;
+    let (saved, cached) = rayon::join(
+        || -> Result<(Manifest, Hash)> {
+            // The stable sort inside Manifest::new then finds sorted input and only checks it.
+            entries.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
+            let manifest = Manifest::new(entries).map_err(|source| Error::Manifest {
+                context: format!("snapshot of {}", wt_ref.path.display()),
+                source,
+            })?;
+            let id = store.save(&manifest)?;
+            Ok((manifest, id))
+        },
+        || -> Result<StatCache> {
+            recs.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
+            let fresh = StatCache::new(started_ns, recs);
+            registry::write_cache(store, wt_ref, &fresh)?;
+            Ok(fresh)
+        },
+    );
+    let (manifest, id) = saved?;
+    cached?;
+    let t_saved = started.elapsed();
     if let Some(n) = name {
         cowtree_store::refs::set(store, n, &id)?;
     }
     if update_base {
         wt.base = id;
     }
-    let t_saved = started.elapsed();
-    let fresh = StatCache::new(scan.started_ns, recs);
-    registry::save(store, wt, Some(&fresh))?;
+    registry::save(store, wt, None)?;
     if std::env::var_os("COWTREE_TIMING").is_some() {
         eprintln!(
-            "timing: walk {t_walk:?}, manifest saved {t_saved:?}, cache saved {:?}",
+            "timing: walk {t_walk:?}, manifest and cache saved {t_saved:?}, record {:?}",
             started.elapsed()
         );
     }

@@ -102,17 +102,22 @@ pub struct Conflict {
     pub why: &'static str,
 }
 
+/// Loads (and validates) two manifests at once.
+fn load_both(store: &Store, a: &Hash, b: &Hash) -> Result<(Manifest, Manifest)> {
+    let (a, b) = rayon::join(|| store.load(a), || store.load(b));
+    Ok((a?, b?))
+}
+
 /// Finishes an interrupted switch, if the record has one.
 pub fn finish_pending(store: &Store, wt: &mut Worktree) -> Result<bool> {
     let Some(p) = wt.pending else {
         return Ok(false);
     };
     let _lock = store.lock_shared()?;
-    let a = store.load(&p.from)?;
-    let b = store.load(&p.to)?;
+    let (a, b) = load_both(store, &p.from, &p.to)?;
     let ops = diff(&a, &b);
     let cache = registry::load_cache(store, wt);
-    apply(store, wt, &b, &ops, &cache, true)?;
+    apply(store, wt, &p.to, &b, &ops, &cache, true)?;
     Ok(true)
 }
 
@@ -136,8 +141,7 @@ pub fn switch(store: &Store, wt: &mut Worktree, to: &Hash, force: bool) -> Resul
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
-    let a = store.load(&from)?;
-    let b = store.load(to)?;
+    let (a, b) = load_both(store, &from, to)?;
     let ops = diff(&a, &b);
     let cache = registry::load_cache(store, wt);
     if !force {
@@ -161,7 +165,7 @@ pub fn switch(store: &Store, wt: &mut Worktree, to: &Hash, force: bool) -> Resul
     }
     wt.pending = Some(Pending { from, to: *to });
     registry::save(store, wt, None)?;
-    let (written, removed, dirs) = apply(store, wt, &b, &ops, &cache, false)?;
+    let (written, removed, dirs) = apply(store, wt, to, &b, &ops, &cache, false)?;
     report.changed = ops.len() as u64;
     report.written = written;
     report.removed = removed;
@@ -242,9 +246,11 @@ pub fn conflicts(
 
 /// Applies `ops` (from `a` to `b`) and records `b` as the base with a fresh stat cache.
 /// Returns (written, removed, directories created).
+#[allow(clippy::too_many_arguments)]
 fn apply(
     store: &Store,
     wt: &mut Worktree,
+    b_id: &Hash,
     b: &Manifest,
     ops: &[Op<'_>],
     cache: &StatCache,
@@ -319,7 +325,7 @@ fn apply(
     let written = recs.len() as u64;
     all.extend(recs);
     let fresh = StatCache::new(started_ns, all);
-    wt.base = b.id();
+    wt.base = *b_id;
     wt.pending = None;
     registry::save(store, wt, Some(&fresh))?;
     Ok((written, removed, created))

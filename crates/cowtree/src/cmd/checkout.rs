@@ -58,7 +58,15 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
     let r = checkout(&store, &id, &args.dst, opts, &|w| eprintln!("cowtree: {w}"))?;
     // Record the root's device and inode and a stat cache of what was just written, so that
     // status, switch and snapshot of this worktree read only files that change later.
-    cowtree_worktree::status::adopt(&store, &r.path, &id)?;
+    // The checkout itself is complete and registered: a failure here only costs speed (the
+    // first status reads every file), so it is a warning.
+    if let Err(e) = cowtree_worktree::status::adopt(&store, &r.path, &id) {
+        eprintln!(
+            "cowtree: warning: {}: could not record the stat cache ({e}); the first status \
+             will read every file",
+            r.path.display()
+        );
+    }
     if args.json {
         let fallbacks: Vec<_> = r
             .fallbacks
