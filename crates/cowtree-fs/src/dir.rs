@@ -406,6 +406,53 @@ impl AsFd for Dir {
     }
 }
 
+/// Writes `bytes` to the file `name` under `dir` atomically: a new temporary file in the same
+/// directory (`O_CREAT|O_EXCL|O_NOFOLLOW`, permission bits `mode`), optionally `fdatasync`ed,
+/// then renamed over `name`. Readers see the old content or the new, never a part; a symlink at
+/// `name` is replaced, never followed. The temporary file is removed if anything fails.
+pub fn write_atomic(
+    dir: impl AsFd,
+    name: &OsStr,
+    bytes: &[u8],
+    mode: u32,
+    sync: bool,
+) -> io::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    check_name(name)?;
+    let dir = dir.as_fd();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let tmp = OsString::from(format!(
+        ".tmp-{}-{}-{nanos:08x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let fd = openat(
+        dir,
+        &tmp,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )
+    .map_err(|e| at_path("create", Path::new(&tmp), e.into()))?;
+    let mut f = std::fs::File::from(fd);
+    let mut res = io::Write::write_all(&mut f, bytes);
+    if sync {
+        res = res.and_then(|()| f.sync_data());
+    }
+    drop(f);
+    let res = res.and_then(|()| {
+        renameat_with(dir, &tmp, dir, name, RenameFlags::empty())
+            .map_err(|e| at_path("rename into", Path::new(name), e.into()))
+    });
+    if res.is_err() {
+        let _ = unlinkat(dir, &tmp, AtFlags::empty());
+    }
+    res
+}
+
 /// ELOOP from an `O_NOFOLLOW` open (and ENOTDIR from `O_DIRECTORY`) means something other
 /// than a directory sits there; say so plainly.
 fn nofollow_err(e: Errno) -> io::Error {

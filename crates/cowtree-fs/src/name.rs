@@ -82,6 +82,33 @@ pub fn validate_relative_path(path: &[u8]) -> Result<Vec<&[u8]>, NameError> {
     Ok(parts)
 }
 
+/// Joins a relative parent path and a name with `/` (no leading `/` for the root, whose
+/// relative path is empty).
+pub fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(parent.len() + 1 + name.len());
+    if !parent.is_empty() {
+        p.extend_from_slice(parent);
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+/// Splits a relative path into (parent, name); the parent of a top-level name is empty.
+pub fn split(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (&[], path),
+    }
+}
+
+/// A path made of raw bytes.
+#[cfg(unix)]
+pub fn path_of(bytes: &[u8]) -> &std::path::Path {
+    use std::os::unix::ffi::OsStrExt;
+    std::path::Path::new(std::ffi::OsStr::from_bytes(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +161,14 @@ mod tests {
             let got = validate_relative_path(path).map(|p| p.len());
             assert_eq!(&got, want, "{:?}", String::from_utf8_lossy(path));
         }
+    }
+
+    #[test]
+    fn join_and_split_are_inverse() {
+        for (parent, name) in [(&b""[..], &b"a"[..]), (b"a/b", b"c"), (b"x", b"\xff")] {
+            let joined = join(parent, name);
+            assert_eq!(split(&joined), (parent, name));
+        }
+        assert_eq!(join(b"", b"top"), b"top");
     }
 }

@@ -130,3 +130,25 @@ fn open_dir_deep_walks_past_path_max_and_still_refuses_symlinks_and_escapes() {
     );
     root.remove_tree(OsStr::new("a")).unwrap();
 }
+
+#[test]
+fn write_atomic_replaces_a_planted_symlink_instead_of_writing_through_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(t) = scratch(Fs::NoCow) else { return };
+    let outside = t.path().join("outside");
+    fs::write(&outside, b"keep").unwrap();
+    let d = t.path().join("d");
+    fs::create_dir(&d).unwrap();
+    symlink(&outside, d.join("record")).unwrap();
+    let dir = Dir::open(&d).unwrap();
+    cowtree_fs::dir::write_atomic(&dir, OsStr::new("record"), b"new", 0o640, true).unwrap();
+    assert_eq!(fs::read(&outside).unwrap(), b"keep");
+    let meta = fs::symlink_metadata(d.join("record")).unwrap();
+    assert!(meta.is_file());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    assert_eq!(fs::read(d.join("record")).unwrap(), b"new");
+    // No temporary file is left, and an invalid name is refused before any syscall.
+    assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+    assert!(cowtree_fs::dir::write_atomic(&dir, OsStr::new("../x"), b"x", 0o644, false).is_err());
+    assert!(!t.path().join("x").exists());
+}

@@ -1,10 +1,8 @@
 //! Small directory-relative file helpers for the store's own files.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{Mode, OFlags, openat};
@@ -39,48 +37,10 @@ pub fn read_at(dir: impl AsFd, name: &OsStr) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(out))
 }
 
-/// Writes `bytes` to `name` under `dir` atomically: a temp file in the same directory, renamed
-/// over `name`. Readers see the old content or the new, never a part.
+/// Writes `bytes` to `name` under `dir` atomically and durably (see
+/// [`cowtree_fs::dir::write_atomic`]).
 pub fn write_atomic(dir: impl AsFd, name: &OsStr, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = dir.as_fd();
-    let tmp = OsString::from(format!(".tmp-{}", unique_suffix()));
-    let fd: OwnedFd = openat(
-        dir,
-        &tmp,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(mode),
-    )?;
-    let mut f = std::fs::File::from(fd);
-    let res = io::Write::write_all(&mut f, bytes).and_then(|()| f.sync_data());
-    drop(f);
-    let res =
-        res.and_then(|()| rustix::fs::renameat(dir, &tmp, dir, name).map_err(io::Error::from));
-    if res.is_err() {
-        let _ = rustix::fs::unlinkat(dir, &tmp, rustix::fs::AtFlags::empty());
-    }
-    res
+    cowtree_fs::dir::write_atomic(dir, name, bytes, mode, true)
 }
 
-/// Joins a relative parent path and a name with `/` (no leading `/` for the root).
-pub fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(parent.len() + 1 + name.len());
-    if !parent.is_empty() {
-        p.extend_from_slice(parent);
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
-}
-
-/// Splits a relative path into (parent, name); the parent of a top-level name is empty.
-pub fn split(path: &[u8]) -> (&[u8], &[u8]) {
-    match path.iter().rposition(|&b| b == b'/') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => (&[], path),
-    }
-}
-
-/// A path made of raw bytes.
-pub fn path_of(bytes: &[u8]) -> &Path {
-    Path::new(OsStr::from_bytes(bytes))
-}
+pub use cowtree_fs::name::{join, path_of, split};

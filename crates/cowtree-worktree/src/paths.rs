@@ -1,34 +1,8 @@
 //! Relative paths as raw bytes.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
-
 pub use cowtree_store::manifest::show;
 
-/// Joins a relative parent path and a name with `/` (no leading `/` for the root).
-pub fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(parent.len() + 1 + name.len());
-    if !parent.is_empty() {
-        p.extend_from_slice(parent);
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
-}
-
-/// Splits a relative path into (parent, name); the parent of a top-level name is empty.
-pub fn split(path: &[u8]) -> (&[u8], &[u8]) {
-    match path.iter().rposition(|&b| b == b'/') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => (&[], path),
-    }
-}
-
-/// A path made of raw bytes.
-pub fn path_of(bytes: &[u8]) -> &Path {
-    Path::new(OsStr::from_bytes(bytes))
-}
+pub use cowtree_fs::name::{join, path_of, split};
 
 /// True when `path` is `prefix` or lies beneath it (component-wise).
 pub fn within(path: &[u8], prefix: &[u8]) -> bool {

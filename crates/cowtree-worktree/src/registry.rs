@@ -397,28 +397,5 @@ pub fn forget(store: &Store, wt: &Worktree) -> Result<()> {
 }
 
 fn write_atomic(dir: impl AsFd, name: &OsStr, bytes: &[u8], sync: bool) -> io::Result<()> {
-    let dir = dir.as_fd();
-    let tmp = OsString::from(format!(
-        ".tmp-wt-{}-{}",
-        std::process::id(),
-        crate::cache::now_ns()
-    ));
-    let fd = openat(
-        dir,
-        &tmp,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o644),
-    )?;
-    let mut f = std::fs::File::from(fd);
-    let mut res = io::Write::write_all(&mut f, bytes);
-    if sync {
-        res = res.and_then(|()| f.sync_data());
-    }
-    drop(f);
-    let res =
-        res.and_then(|()| rustix::fs::renameat(dir, &tmp, dir, name).map_err(io::Error::from));
-    if res.is_err() {
-        let _ = rustix::fs::unlinkat(dir, &tmp, rustix::fs::AtFlags::empty());
-    }
-    res
+    cowtree_fs::dir::write_atomic(dir, name, bytes, 0o644, sync)
 }
