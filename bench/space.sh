@@ -22,7 +22,7 @@
 #   SCALE=F        gentree --scale (default 1); SEED=N (default 1)
 #   COPIES=N       clones and copies (default 10)
 #   RUNS=N         timed du runs per tool (default 5)
-#   MIN_SIZE=B     cowtree dedupe --min-size (default: cowtree's default, 4096)
+#   MIN_SIZE=B     cowtree dedupe --min-size (default: cowtree's default, 65536)
 #   NO_DEDUPE=1    skip the dedupe section; NO_DUPEREMOVE=1 skip only duperemove
 #   NO_DU=1        skip the du section (and the clones)
 #   GENTREE=PATH   tree generator (default bench/gentree.py)

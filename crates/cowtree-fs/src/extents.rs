@@ -91,66 +91,103 @@ mod linux {
     }
 
     #[repr(C)]
-    struct Request {
+    struct Request<const N: usize> {
         fm_start: u64,
         fm_length: u64,
         fm_flags: u32,
         fm_mapped_extents: u32,
         fm_extent_count: u32,
         fm_reserved: u32,
-        fm_extents: [RawExtent; BATCH],
+        fm_extents: [RawExtent; N],
     }
+
+    /// Extents asked for by the first call: most files have one or a few, and a small
+    /// buffer is cheaper to set up and copy.
+    const FIRST_BATCH: usize = 8;
 
     /// All extents of the open file `fd`, flushing delayed allocations first so that physical
     /// addresses are real. Filesystems without FIEMAP (tmpfs, some FUSE) give an error of kind
     /// [`io::ErrorKind::Unsupported`].
     pub fn fiemap(fd: impl AsFd) -> io::Result<Vec<Extent>> {
-        let fd = fd.as_fd();
         let mut out = Vec::new();
-        let mut start = 0u64;
-        loop {
-            let mut req = Request {
-                fm_start: start,
-                fm_length: u64::MAX - start,
-                fm_flags: FIEMAP_FLAG_SYNC,
-                fm_mapped_extents: 0,
-                fm_extent_count: BATCH as u32,
-                fm_reserved: 0,
-                fm_extents: [RawExtent::default(); BATCH],
-            };
-            // SAFETY: FS_IOC_FIEMAP reads and writes a `struct fiemap` followed by
-            // `fm_extent_count` `struct fiemap_extent`s; `Request` has exactly that C layout
-            // with room for `BATCH` extents, and lives for the whole call.
-            unsafe {
-                let ctl = rustix::ioctl::Updater::<FS_IOC_FIEMAP, Request>::new(&mut req);
-                rustix::ioctl::ioctl(fd, ctl).map_err(|e| match e {
-                    rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOTTY => io::Error::new(
-                        io::ErrorKind::Unsupported,
-                        "FIEMAP is not supported on this filesystem",
-                    ),
-                    e => e.into(),
-                })?;
+        fiemap_into(fd, true, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the extents of the open file `fd` to `out` (left as it was on error). With
+    /// `sync`, delayed allocations are flushed first so that every physical address is real;
+    /// without it, data not written back yet comes as extents flagged
+    /// [`EXTENT_DELALLOC`](super::EXTENT_DELALLOC) with no address, and the call is cheaper.
+    pub fn fiemap_into(fd: impl AsFd, sync: bool, out: &mut Vec<Extent>) -> io::Result<()> {
+        let fd = fd.as_fd();
+        let flags = if sync { FIEMAP_FLAG_SYNC } else { 0 };
+        let len0 = out.len();
+        let (n, more) = match fiemap_call::<FIRST_BATCH>(fd, 0, flags, out) {
+            Ok(r) => r,
+            Err(e) => {
+                out.truncate(len0);
+                return Err(e);
             }
-            let n = (req.fm_mapped_extents as usize).min(BATCH);
-            if n == 0 {
-                return Ok(out);
-            }
-            let mut last = false;
-            for raw in &req.fm_extents[..n] {
-                out.push(Extent {
-                    logical: raw.fe_logical,
-                    physical: raw.fe_physical,
-                    length: raw.fe_length,
-                    flags: raw.fe_flags,
-                });
-                last |= raw.fe_flags & EXTENT_LAST != 0;
-            }
-            let tail = &req.fm_extents[n - 1];
-            if last || n < BATCH {
-                return Ok(out);
-            }
-            start = tail.fe_logical + tail.fe_length;
+        };
+        if !more || n == 0 {
+            return Ok(());
         }
+        loop {
+            let tail = out[out.len() - 1];
+            let start = tail.logical + tail.length;
+            match fiemap_call::<BATCH>(fd, start, flags, out) {
+                Ok((n, more)) if more && n > 0 => {}
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    out.truncate(len0);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// One FIEMAP call from `start`: appends what it returns; gives how many extents came and
+    /// whether there may be more.
+    fn fiemap_call<const N: usize>(
+        fd: std::os::fd::BorrowedFd<'_>,
+        start: u64,
+        flags: u32,
+        out: &mut Vec<Extent>,
+    ) -> io::Result<(usize, bool)> {
+        let mut req = Request::<N> {
+            fm_start: start,
+            fm_length: u64::MAX - start,
+            fm_flags: flags,
+            fm_mapped_extents: 0,
+            fm_extent_count: N as u32,
+            fm_reserved: 0,
+            fm_extents: [RawExtent::default(); N],
+        };
+        // SAFETY: FS_IOC_FIEMAP reads and writes a `struct fiemap` followed by
+        // `fm_extent_count` `struct fiemap_extent`s; `Request` has exactly that C layout
+        // with room for `N` extents, and lives for the whole call.
+        unsafe {
+            let ctl = rustix::ioctl::Updater::<FS_IOC_FIEMAP, Request<N>>::new(&mut req);
+            rustix::ioctl::ioctl(fd, ctl).map_err(|e| match e {
+                rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOTTY => io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "FIEMAP is not supported on this filesystem",
+                ),
+                e => e.into(),
+            })?;
+        }
+        let n = (req.fm_mapped_extents as usize).min(N);
+        let mut last = false;
+        for raw in &req.fm_extents[..n] {
+            out.push(Extent {
+                logical: raw.fe_logical,
+                physical: raw.fe_physical,
+                length: raw.fe_length,
+                flags: raw.fe_flags,
+            });
+            last |= raw.fe_flags & EXTENT_LAST != 0;
+        }
+        Ok((n, !last && n == N))
     }
 
     /// The extent summary of the file at `path` (not following a final symlink).
@@ -168,7 +205,7 @@ mod linux {
 }
 
 #[cfg(target_os = "linux")]
-pub use linux::{extent_summary, fiemap};
+pub use linux::{extent_summary, fiemap, fiemap_into};
 
 #[cfg(test)]
 mod tests {

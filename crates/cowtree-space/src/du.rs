@@ -25,15 +25,17 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
-use cowtree_fs::extents::{EXTENT_DATA_INLINE, EXTENT_DELALLOC, EXTENT_UNKNOWN, Extent, fiemap};
+use cowtree_fs::extents::{
+    EXTENT_DATA_INLINE, EXTENT_DELALLOC, EXTENT_UNKNOWN, Extent, fiemap_into,
+};
 use rustix::fs::{FileType, Stat};
 use serde::Serialize;
 
 use crate::interval::IntervalSet;
-use crate::walk::{Kind, Visit, walk};
+use crate::walk::{At, Kind, Visit, walk};
 
 /// FIEMAP_EXTENT_NOT_ALIGNED: comes with inline data; the address is not a block address.
 const EXTENT_NOT_ALIGNED: u32 = 0x100;
@@ -61,6 +63,8 @@ pub struct FileInfo {
     /// extent): two files with the same value share all their blocks. `None` when the file
     /// could not be mapped or has extents without an address.
     pub layout: Option<u64>,
+    /// Its extents as the walk found them (empty when it could not be mapped).
+    pub extents: Vec<Extent>,
 }
 
 /// Figures for one device.
@@ -117,6 +121,38 @@ pub struct DuReport {
     /// Files collected for [`DuOptions::collect_min_size`], sorted by path.
     #[serde(skip)]
     pub collected: Vec<FileInfo>,
+    /// With [`DuOptions::collect_min_size`]: the physical ranges of every file that was not
+    /// collected, per device, and their unaddressed bytes. With the collected files' extents
+    /// they make up unique physical; see [`unique_physical_with`].
+    #[serde(skip)]
+    pub uncollected: HashMap<u64, IntervalSet>,
+    /// See `uncollected`.
+    #[serde(skip)]
+    pub uncollected_unaddressed: u64,
+}
+
+/// Unique physical bytes of the walked paths if the collected files now had the extents
+/// `extents_of` gives (per file, in the order of `report.collected`), everything else
+/// unchanged: what a new [`du`] would say after changing only those files, without walking
+/// again. `None` when the report has no unique physical figure.
+pub fn unique_physical_with<'a>(
+    report: &DuReport,
+    extents_of: impl Iterator<Item = &'a [Extent]>,
+) -> Option<u64> {
+    report.unique_physical?;
+    let mut sets = report.uncollected.clone();
+    let mut unaddressed = report.uncollected_unaddressed;
+    for (f, extents) in report.collected.iter().zip(extents_of) {
+        let set = sets.entry(f.dev).or_default();
+        for e in extents {
+            if is_unaddressed(e) {
+                unaddressed += e.length;
+            } else {
+                set.insert(e.physical, e.length);
+            }
+        }
+    }
+    Some(sets.values_mut().map(|s| s.total()).sum::<u64>() + unaddressed)
 }
 
 #[derive(Default)]
@@ -140,6 +176,10 @@ struct Acc {
     errors: Vec<String>,
     error_count: u64,
     collected: Vec<FileInfo>,
+    /// Reused for each file's extents.
+    extents: Vec<Extent>,
+    rest_sets: HashMap<u64, IntervalSet>,
+    rest_unaddressed: u64,
 }
 
 fn is_unaddressed(e: &Extent) -> bool {
@@ -165,12 +205,25 @@ pub fn layout_of(extents: &[Extent]) -> Option<u64> {
     ))
 }
 
+/// Walker threads per CPU, and at most, for [`du`].
+const WALKERS_PER_CPU: usize = 4;
+const MAX_WALKERS: usize = 32;
+
 /// Counts `paths` (see the module docs). Errors on single entries are collected in the report
 /// and the walk goes on; a root that does not exist is one such error.
 pub fn du(paths: &[PathBuf], opts: &DuOptions) -> DuReport {
     let seen_links: Mutex<HashSet<(u64, u64)>> = Mutex::new(HashSet::new());
     let visit = |acc: &mut Acc, v: Visit<'_>| visit_entry(acc, v, &seen_links, opts);
-    let (states, errors) = walk::<Acc, _>(paths, &visit);
+    // XFS lookups and FIEMAP wait on locks and metadata reads: more walkers than CPUs keep
+    // the disk and the CPUs busy (measured with bench/space.sh).
+    let walkers = std::thread::available_parallelism()
+        .map_or(4, |n| n.get() * WALKERS_PER_CPU)
+        .min(MAX_WALKERS);
+    let run = || walk::<Acc, _>(paths, &visit);
+    let (states, errors) = match rayon::ThreadPoolBuilder::new().num_threads(walkers).build() {
+        Ok(pool) => pool.install(run),
+        Err(_) => run(),
+    };
     let mut total = Acc::default();
     for s in states {
         merge(&mut total, s);
@@ -215,6 +268,8 @@ pub fn du(paths: &[PathBuf], opts: &DuOptions) -> DuReport {
     report.errors.extend(errors.messages);
     report.error_count = total.error_count + errors.count;
     report.collected = total.collected;
+    report.uncollected = total.rest_sets;
+    report.uncollected_unaddressed = total.rest_unaddressed;
     report
         .collected
         .sort_unstable_by(|a, b| a.path.cmp(&b.path));
@@ -245,6 +300,10 @@ fn merge(total: &mut Acc, s: Acc) {
     total.errors.extend(s.errors);
     total.error_count += s.error_count;
     total.collected.extend(s.collected);
+    for (dev, set) in s.rest_sets {
+        total.rest_sets.entry(dev).or_default().absorb(set);
+    }
+    total.rest_unaddressed += s.rest_unaddressed;
 }
 
 fn visit_entry(
@@ -272,7 +331,7 @@ fn visit_entry(
         (Kind::Dir, _) => acc.dirs += 1,
         (Kind::File(fd), _) => {
             acc.files += 1;
-            visit_file(acc, v.path, st, fd, opts);
+            visit_file(acc, v.at, st, fd, opts);
         }
         (_, FileType::Symlink) => acc.symlinks += 1,
         (_, FileType::RegularFile) => {
@@ -284,7 +343,7 @@ fn visit_entry(
     }
 }
 
-fn visit_file(acc: &mut Acc, path: &Path, st: &Stat, fd: &OwnedFd, opts: &DuOptions) {
+fn visit_file(acc: &mut Acc, at: At<'_>, st: &Stat, fd: &OwnedFd, opts: &DuOptions) {
     let dev = st.st_dev;
     acc.fs_types.entry(dev).or_insert_with(|| {
         cowtree_fs::fstype::fs_type(fd)
@@ -297,17 +356,20 @@ fn visit_file(acc: &mut Acc, path: &Path, st: &Stat, fd: &OwnedFd, opts: &DuOpti
     if st.st_blocks == 0 && size == 0 {
         if collect {
             acc.collected.push(FileInfo {
-                path: path.to_path_buf(),
+                path: at.path(),
                 dev,
                 ino: st.st_ino,
                 size,
                 layout: None,
+                extents: Vec::new(),
             });
         }
         return;
     }
-    let layout = match fiemap(fd) {
-        Ok(extents) => {
+    let mut extents = std::mem::take(&mut acc.extents);
+    extents.clear();
+    let layout = match fiemap_into(fd, true, &mut extents) {
+        Ok(()) => {
             acc.mapped_files += 1;
             let set = acc.sets.entry(dev).or_default();
             for e in &extents {
@@ -320,7 +382,18 @@ fn visit_file(acc: &mut Acc, path: &Path, st: &Stat, fd: &OwnedFd, opts: &DuOpti
                     set.insert(e.physical, e.length);
                 }
             }
-            layout_of(&extents)
+            if opts.collect_min_size.is_some() && !collect {
+                let rest = acc.rest_sets.entry(dev).or_default();
+                for e in &extents {
+                    if is_unaddressed(e) {
+                        acc.rest_unaddressed += e.length;
+                    } else {
+                        rest.insert(e.physical, e.length);
+                    }
+                }
+            }
+            // Only dedupe uses the layout: du alone does not hash.
+            if collect { layout_of(&extents) } else { None }
         }
         Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
             acc.unmapped_files += 1;
@@ -330,7 +403,7 @@ fn visit_file(acc: &mut Acc, path: &Path, st: &Stat, fd: &OwnedFd, opts: &DuOpti
                 acc.unmapped_reason = Some(format!(
                     "FIEMAP is not supported on {} ({})",
                     acc.fs_types.get(&dev).copied().unwrap_or("unknown"),
-                    path.display()
+                    at.path().display()
                 ));
             }
             None
@@ -340,18 +413,21 @@ fn visit_file(acc: &mut Acc, path: &Path, st: &Stat, fd: &OwnedFd, opts: &DuOpti
             acc.unmapped_allocated += st.st_blocks as u64 * 512;
             acc.error_count += 1;
             if acc.errors.len() < 100 {
-                acc.errors.push(format!("fiemap {}: {e}", path.display()));
+                acc.errors
+                    .push(format!("fiemap {}: {e}", at.path().display()));
             }
             None
         }
     };
     if collect {
         acc.collected.push(FileInfo {
-            path: path.to_path_buf(),
+            path: at.path(),
             dev,
             ino: st.st_ino,
             size,
             layout,
+            extents: extents.clone(),
         });
     }
+    acc.extents = extents;
 }

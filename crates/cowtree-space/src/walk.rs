@@ -32,12 +32,39 @@ pub enum Kind<'a> {
 /// One entry the walk reached.
 #[derive(Debug)]
 pub struct Visit<'a> {
-    /// The path, as the root was given plus the names below it.
-    pub path: &'a Path,
+    /// Where it is: see [`Visit::path`]. Kept apart so that no path is built for an entry
+    /// unless the caller asks for it.
+    pub at: At<'a>,
     /// `lstat` of the entry (for a file, `fstat` of the open file).
     pub stat: &'a Stat,
     /// What it is.
     pub kind: Kind<'a>,
+}
+
+/// Where an entry is: a path, or a directory's path and a name in it.
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a> {
+    /// The directory (or, without `name`, the entry itself).
+    pub base: &'a Path,
+    /// The entry's name in `base`.
+    pub name: Option<&'a OsStr>,
+}
+
+impl At<'_> {
+    /// The path, as the root was given plus the names below it.
+    pub fn path(&self) -> PathBuf {
+        match self.name {
+            Some(n) => self.base.join(n),
+            None => self.base.to_path_buf(),
+        }
+    }
+}
+
+impl Visit<'_> {
+    /// The path, as the root was given plus the names below it (built on each call).
+    pub fn path(&self) -> PathBuf {
+        self.at.path()
+    }
 }
 
 /// At most this many error messages are kept; the rest are only counted.
@@ -109,7 +136,11 @@ where
                 Ok(RootEntry::Leaf(parent)) => {
                     let name = root.file_name().unwrap_or(OsStr::new("."));
                     let mut state = shared.slot().lock().unwrap_or_else(|p| p.into_inner());
-                    visit_leaf(&shared, &mut state, &parent, name, root, None);
+                    let at = At {
+                        base: root,
+                        name: None,
+                    };
+                    visit_leaf(&shared, &mut state, &parent, name, at, None);
                 }
                 Err(e) => shared.error(e),
             }
@@ -171,27 +202,34 @@ fn walk_dir<'s, S, V>(
         (shared.visit)(
             &mut state,
             Visit {
-                path: &path,
+                at: At {
+                    base: &path,
+                    name: None,
+                },
                 stat: &st,
                 kind: Kind::Dir,
             },
         );
         for entry in entries {
-            let child = path.join(&entry.name);
             match entry.file_type {
-                FileType::Directory => subdirs.push((entry.name, child)),
+                FileType::Directory => subdirs.push(entry.name),
                 ft => {
                     let hint = (ft != FileType::Unknown).then_some(ft);
+                    let at = At {
+                        base: &path,
+                        name: Some(&entry.name),
+                    };
                     if let Some(is_dir) =
-                        visit_leaf(shared, &mut state, &dir, &entry.name, &child, hint)
+                        visit_leaf(shared, &mut state, &dir, &entry.name, at, hint)
                     {
-                        subdirs.push((is_dir, child));
+                        subdirs.push(is_dir);
                     }
                 }
             }
         }
     }
-    for (name, child) in subdirs {
+    for name in subdirs {
+        let child = path.join(&name);
         let parent = Arc::clone(&dir);
         scope.spawn(move |scope| match parent.open_dir(&name) {
             Ok(sub) => {
@@ -210,7 +248,7 @@ fn visit_leaf<S, V>(
     state: &mut S,
     dir: &Dir,
     name: &OsStr,
-    path: &Path,
+    at: At<'_>,
     hint: Option<FileType>,
 ) -> Option<std::ffi::OsString>
 where
@@ -227,7 +265,7 @@ where
                         FileType::RegularFile => (shared.visit)(
                             state,
                             Visit {
-                                path,
+                                at,
                                 stat: &st,
                                 kind: Kind::File(&fd),
                             },
@@ -236,7 +274,7 @@ where
                         _ => (shared.visit)(
                             state,
                             Visit {
-                                path,
+                                at,
                                 stat: &st,
                                 kind: Kind::Other,
                             },
@@ -245,7 +283,7 @@ where
                     return None;
                 }
                 Err(e) => {
-                    shared.error(with_path("stat", path, e.into()));
+                    shared.error(with_path("stat", &at.path(), e.into()));
                     return None;
                 }
             },
@@ -253,7 +291,7 @@ where
             Err(rustix::io::Errno::LOOP | rustix::io::Errno::ACCESS) => {}
             Err(rustix::io::Errno::NOENT) => return None, // vanished meanwhile
             Err(e) if hint.is_some() => {
-                shared.error(with_path("open", path, e.into()));
+                shared.error(with_path("open", &at.path(), e.into()));
                 return None;
             }
             Err(_) => {}
@@ -268,21 +306,21 @@ where
                 // Could not be opened (permission): still counted, but without extents.
                 shared.error(with_path(
                     "open",
-                    path,
+                    &at.path(),
                     io::Error::from(io::ErrorKind::PermissionDenied),
                 ));
             }
             (shared.visit)(
                 state,
                 Visit {
-                    path,
+                    at,
                     stat: &st,
                     kind: Kind::Other,
                 },
             );
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => shared.error(with_path("stat", path, e)),
+        Err(e) => shared.error(with_path("stat", &at.path(), e)),
     }
     None
 }
