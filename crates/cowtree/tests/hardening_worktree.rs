@@ -129,11 +129,20 @@ fn switch_force_and_reset_hard_replace_planted_symlinks_hardlinks_and_fifos_with
     let before = capture_except(root, &[&wt, &store]);
     let r = run60(&store, &[s("switch"), wt.as_os_str(), s(&b)]);
     r.assert_error("switch without --force over planted entries");
-    assert!(
-        r.stderr.contains("d/inner") || r.stderr.contains('f'),
-        "{}",
-        r.stderr
-    );
+    for p in [
+        "\"d\" (untracked)",
+        "\"d/inner\" (dirty)",
+        "\"d/sub/x\" (dirty)",
+    ]
+    .into_iter()
+    .chain(["\"f\" (dirty)", "\"h\" (dirty)", "\"p\" (dirty)"])
+    {
+        assert!(
+            r.stderr.contains(p),
+            "refusal does not list {p}: {}",
+            r.stderr
+        );
+    }
     before.assert_same(&capture_except(root, &[&wt, &store]), "refused switch");
     run60(&store, &[s("switch"), s("--force"), wt.as_os_str(), s(&b)]).assert_ok("switch --force");
     before.assert_same(
@@ -170,6 +179,64 @@ fn switch_force_and_reset_hard_replace_planted_symlinks_hardlinks_and_fifos_with
     assert_verify_ok(&store, "at the end");
 }
 
+/// The target adds a directory `n`, files `nf`, `nh`, `np` and `n2/sub/x` that the worktree
+/// lacks; where they go sit a symlink to an outside directory, a symlink to an outside file,
+/// a hardlink of an outside file, a FIFO, and (at `n2`) a symlink to an outside directory.
+/// `switch` refuses, listing each as untracked and changing nothing; `switch --force` replaces
+/// them and reaches the target exactly, never following or opening them.
+#[test]
+fn switch_force_replaces_untracked_symlinks_hardlinks_and_fifos_where_new_entries_go() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let root = dir.path();
+    let out = outside(root);
+    let (src_a, src_b) = (root.join("a"), root.join("b"));
+    small_tree(&src_a, 0);
+    small_tree(&src_b, 0);
+    fs::create_dir_all(src_b.join("n/sub")).unwrap();
+    fs::write(src_b.join("n/inner"), pattern(2000, 9)).unwrap();
+    fs::write(src_b.join("n/sub/x"), pattern(2000, 10)).unwrap();
+    fs::write(src_b.join("nf"), pattern(2000, 11)).unwrap();
+    fs::write(src_b.join("nh"), pattern(2000, 12)).unwrap();
+    fs::write(src_b.join("np"), pattern(2000, 13)).unwrap();
+    fs::create_dir_all(src_b.join("n2/sub")).unwrap();
+    fs::write(src_b.join("n2/sub/x"), pattern(2000, 14)).unwrap();
+    let store = root.join("store");
+    let a = snapshot(&store, &src_a);
+    let b = snapshot(&store, &src_b);
+    let wt = root.join("wt");
+    run60(&store, &[s("checkout"), s(&a), wt.as_os_str()]).assert_ok("checkout");
+    symlink(out.join("dir"), wt.join("n")).unwrap();
+    symlink(out.join("secret"), wt.join("nf")).unwrap();
+    fs::hard_link(out.join("linked"), wt.join("nh")).unwrap();
+    mkfifo(&wt.join("np"));
+    symlink(out.join("dir"), wt.join("n2")).unwrap();
+    let before = capture_except(root, &[&wt, &store]);
+    let r = run60(&store, &[s("switch"), wt.as_os_str(), s(&b)]);
+    r.assert_error("switch without --force");
+    for p in ["n", "nf", "nh", "np", "n2"] {
+        let line = format!("\"{p}\" (untracked)");
+        assert!(
+            r.stderr.contains(&line),
+            "refusal does not list {p}: {}",
+            r.stderr
+        );
+    }
+    before.assert_same(&capture_except(root, &[&wt, &store]), "refused switch");
+    run60(&store, &[s("switch"), s("--force"), wt.as_os_str(), s(&b)]).assert_ok("switch --force");
+    before.assert_same(
+        &capture_except(root, &[&wt, &store]),
+        "switch --force over untracked plants changed something outside",
+    );
+    assert_outside_intact(&out, "after switch --force");
+    assert_same_tree(&tree_of(&src_b), &tree_of(&wt), false);
+    assert!(
+        leftovers_beneath(&wt).is_empty(),
+        "{:?}",
+        leftovers_beneath(&wt)
+    );
+    assert_verify_ok(&store, "at the end");
+}
+
 /// A tree of `dirs` directories under `d/` of `files` small files each, content by `seed`.
 fn wide_tree(dir: &Path, dirs: usize, files: usize, seed: u64) {
     for d in 0..dirs {
@@ -188,6 +255,7 @@ fn wide_tree(dir: &Path, dirs: usize, files: usize, seed: u64) {
 fn swapper(
     targets: Vec<PathBuf>,
     to: PathBuf,
+    pause: Duration,
     limit: Duration,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<u64> {
@@ -209,6 +277,7 @@ fn swapper(
                     let _ = fs::rename(&aside, t);
                 }
             }
+            std::thread::sleep(pause);
         }
         swaps
     })
@@ -244,9 +313,13 @@ fn switch_with_directories_swapped_for_symlinks_to_outside_never_writes_outside(
         let before = capture_except(root, &[&wt, &store]);
         let stop = Arc::new(AtomicBool::new(false));
         let targets = vec![wt.join("d"), wt.join("d/s0"), wt.join("d/s5")];
+        // Some runs swap without pause, others leave the directories in place most of the
+        // time, so that switches also get further before they meet a symlink.
+        let pause = Duration::from_millis([0, 5, 20, 60][run % 4]);
         let t = swapper(
             targets,
             out.join("dir"),
+            pause,
             Duration::from_secs(10),
             Arc::clone(&stop),
         );
@@ -261,6 +334,11 @@ fn switch_with_directories_swapped_for_symlinks_to_outside_never_writes_outside(
         } else {
             outcomes.1 += 1;
             r.assert_error("raced switch");
+            assert!(
+                r.stderr.contains(&*wt.to_string_lossy()),
+                "run {run}: the error names no path in the worktree: {}",
+                r.stderr
+            );
         }
         before.assert_same(
             &capture_except(root, &[&wt, &store]),
