@@ -104,9 +104,11 @@ fn assert_outside_intact(out: &Path, what: &str) {
     );
 }
 
+/// `switch` without `--force` refuses, listing every planted path, and changes nothing.
 /// `switch --force` and `reset --hard` replace the planted entries and reach the target state
 /// exactly (they do not fail: the planted entries are local changes that both commands are
-/// told to overwrite). The planted symlinks are removed, never followed; the hardlinked
+/// told to overwrite). Plain `reset` fails cleanly naming `d` (a symlink where the base has a
+/// directory counts as untracked in the way, which needs `--hard`). The planted symlinks are removed, never followed; the hardlinked
 /// outside file keeps its content (the worktree's name is replaced by a new file); the FIFO is
 /// replaced without being opened (a 60 s limit on each run catches a hang).
 #[test]
@@ -159,7 +161,29 @@ fn switch_force_and_reset_hard_replace_planted_symlinks_hardlinks_and_fifos_with
     let st = run60(&store, &[s("status"), s("--exit-code"), wt.as_os_str()]);
     assert_eq!(st.code(), Some(0), "status after switch: {}", st.stdout);
 
-    // reset --hard: the same plants in a worktree at B are restored from B.
+    // Plain reset: the symlink at `d` is a non-directory where the base has a directory, so
+    // reset refuses it as untracked in the way (like git), naming it; nothing outside changes.
+    plant(&wt, &out);
+    let before = capture_except(root, &[&wt, &store]);
+    let r = run60(&store, &[s("reset"), wt.as_os_str()]);
+    r.assert_error("reset without --hard over a symlink where a directory goes");
+    let d = wt.join("d");
+    assert!(r.stderr.contains(&*d.to_string_lossy()), "{}", r.stderr);
+    before.assert_same(
+        &capture_except(root, &[&wt, &store]),
+        "refused reset changed something outside",
+    );
+    // (The refused reset may leave the plants where they are; their targets kept content.)
+    assert_eq!(fs::read(out.join("secret")).unwrap(), b"do not touch");
+    assert_eq!(fs::read(out.join("linked")).unwrap(), b"hardlinked outside");
+    // reset --hard: the plants (still there, or planted again) are replaced from B.
+    fs::remove_file(&d).ok();
+    fs::create_dir(&d).ok();
+    for p in ["d/inner", "d/sub", "f", "h", "p"] {
+        let _ = fs::remove_file(wt.join(p));
+        let _ = fs::remove_dir_all(wt.join(p));
+    }
+    run60(&store, &[s("reset"), s("--hard"), wt.as_os_str()]).assert_ok("restore");
     plant(&wt, &out);
     let before = capture_except(root, &[&wt, &store]);
     run60(&store, &[s("reset"), s("--hard"), wt.as_os_str()]).assert_ok("reset --hard");
@@ -175,7 +199,12 @@ fn switch_force_and_reset_hard_replace_planted_symlinks_hardlinks_and_fifos_with
         leftovers_beneath(&wt)
     );
     let st = run60(&store, &[s("status"), s("--exit-code"), wt.as_os_str()]);
-    assert_eq!(st.code(), Some(0), "status after reset: {}", st.stdout);
+    assert_eq!(
+        st.code(),
+        Some(0),
+        "status after reset --hard: {}",
+        st.stdout
+    );
     assert_verify_ok(&store, "at the end");
 }
 
@@ -351,7 +380,7 @@ fn switch_with_directories_swapped_for_symlinks_to_outside_never_writes_outside(
         )
         .assert_ok("switch after the race");
         run60(&store, &[s("reset"), s("--hard"), wt.as_os_str()]).assert_ok("reset --hard");
-        assert_same_tree(&tree_of(srcs[target]), &tree_of(&wt), false);
+        assert_same_tree(&files_of(srcs[target]), &files_of(&wt), false);
     }
     println!(
         "{RACE_RUNS} raced switches: {total_swaps} swaps, {} succeeded, {} failed cleanly",
@@ -359,6 +388,88 @@ fn switch_with_directories_swapped_for_symlinks_to_outside_never_writes_outside(
     );
     assert!(total_swaps > 0, "the swapper never swapped");
     assert_verify_ok(&store, "after raced switches");
+}
+
+/// While `reset --hard` restores a worktree whose files under `d/` were all modified, a thread
+/// swaps `d`, `d/s0` and `d/s5` with symlinks to an outside directory holding files of the
+/// same names. A run may succeed or fail cleanly naming a worktree path; either way nothing
+/// outside changes, and an undisturbed `reset --hard` afterwards restores the base exactly.
+#[test]
+fn reset_hard_with_directories_swapped_for_symlinks_to_outside_never_writes_outside() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let root = dir.path();
+    let out = outside(root);
+    for d in 0..8 {
+        fs::create_dir_all(out.join(format!("dir/s{d}"))).unwrap();
+        fs::write(out.join(format!("dir/s{d}/f0")), b"outside").unwrap();
+    }
+    let src = root.join("a");
+    wide_tree(&src, 8, 40, 0);
+    let store = root.join("store");
+    let id = snapshot(&store, &src);
+    let wt = root.join("wt");
+    run60(&store, &[s("checkout"), s(&id), wt.as_os_str()]).assert_ok("checkout");
+    let mut total_swaps = 0;
+    let mut outcomes = (0, 0);
+    for run in 0..RESET_RUNS {
+        for d in 0..8 {
+            for f in 0..40 {
+                fs::write(wt.join(format!("d/s{d}/f{f}")), b"local change").unwrap();
+            }
+        }
+        let before = capture_except(root, &[&wt, &store]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let targets = vec![wt.join("d"), wt.join("d/s0"), wt.join("d/s5")];
+        let pause = Duration::from_millis([0, 5, 20, 60][run % 4]);
+        let t = swapper(
+            targets,
+            out.join("dir"),
+            pause,
+            Duration::from_secs(10),
+            Arc::clone(&stop),
+        );
+        let r = run60(&store, &[s("reset"), s("--hard"), wt.as_os_str()]);
+        stop.store(true, Ordering::Relaxed);
+        total_swaps += t.join().unwrap();
+        if r.ok() {
+            outcomes.0 += 1;
+        } else {
+            outcomes.1 += 1;
+            r.assert_error("raced reset");
+            assert!(
+                r.stderr.contains(&*wt.to_string_lossy()),
+                "run {run}: the error names no path in the worktree: {}",
+                r.stderr
+            );
+        }
+        before.assert_same(
+            &capture_except(root, &[&wt, &store]),
+            &format!("run {run}: raced reset changed something outside"),
+        );
+        run60(&store, &[s("reset"), s("--hard"), wt.as_os_str()]).assert_ok("reset after");
+        assert_same_tree(&files_of(&src), &files_of(&wt), false);
+    }
+    println!(
+        "{RESET_RUNS} raced resets: {total_swaps} swaps, {} succeeded, {} failed cleanly",
+        outcomes.0, outcomes.1
+    );
+    assert!(total_swaps > 0, "the swapper never swapped");
+    assert_verify_ok(&store, "after raced resets");
+}
+
+const RESET_RUNS: usize = 12;
+
+/// The tree beneath `root` with directory modes left out: snapshots do not record them, and
+/// a concurrent writer racing `remove_tree` (which makes a directory 0700 to empty it) can
+/// leave a directory with another mode that no later command is meant to restore.
+fn files_of(root: &Path) -> BTreeMap<PathBuf, cowtree_testutil::tree::Entry> {
+    let mut t = tree_of(root);
+    for e in t.values_mut() {
+        if e.kind == cowtree_testutil::tree::Kind::Dir {
+            e.mode = 0;
+        }
+    }
+    t
 }
 
 /// Content of every regular file beneath `root`, by relative path.
