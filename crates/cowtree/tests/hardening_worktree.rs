@@ -534,9 +534,11 @@ fn two_trees(a: &Path, b: &Path) {
 }
 
 const KILLS: usize = 30;
+const MAX_ATTEMPTS: usize = 120;
 
-/// `switch` killed with SIGKILL after a random 0-150 ms, alternately towards A and B, 30
-/// times: afterwards nothing outside changed, `verify` passes, every file under its final
+/// `switch` killed with SIGKILL after a random 0-150 ms (capped at three quarters of the time
+/// one switch takes), alternately towards A and B, until 30 runs were killed before they
+/// finished: afterwards nothing outside changed, `verify` passes, every file under its final
 /// name holds whole content of A or of B, and re-running the same switch reaches the target
 /// exactly (`status --exit-code` clean, no temp left).
 #[test]
@@ -551,10 +553,26 @@ fn switch_killed_at_random_points_leaves_whole_files_and_a_rerun_reaches_the_tar
     let (ca, cb) = (contents(&src_a), contents(&src_b));
     let wt = root.join("wt");
     run60(&store, &[s("checkout"), s(&ids[0]), wt.as_os_str()]).assert_ok("checkout");
+    // Calibrate: how long one switch takes here (A to B and back, the faster), so that the
+    // random delay (0-150 ms, capped at three quarters of that) lands while the switch runs.
+    let mut one_ms = u64::MAX;
+    for id in [&ids[1], &ids[0]] {
+        let t = Instant::now();
+        run60(&store, &[s("switch"), wt.as_os_str(), s(id)]).assert_ok("calibration");
+        one_ms = one_ms.min(t.elapsed().as_millis() as u64);
+    }
+    let one_ms = (one_ms * 3 / 4).clamp(5, 150);
     let mut rng = Rng::new("switch kills");
     let mut killed = 0;
+    let mut attempts = 0;
+    let mut mixed = 0;
     let started = Instant::now();
-    for i in 0..KILLS {
+    // Until 30 switches were killed before they finished (at most MAX_ATTEMPTS runs).
+    for i in 0..MAX_ATTEMPTS {
+        if killed == KILLS {
+            break;
+        }
+        attempts += 1;
         let target = (i + 1) % 2;
         let before = capture_except(root, &[&wt, &store]);
         let mut child = bin()
@@ -566,7 +584,7 @@ fn switch_killed_at_random_points_leaves_whole_files_and_a_rerun_reaches_the_tar
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let until = Instant::now() + Duration::from_millis(rng.below(151));
+        let until = Instant::now() + Duration::from_millis(rng.below(one_ms + 1));
         while Instant::now() < until {
             if child.try_wait().unwrap().is_some() {
                 break;
@@ -589,10 +607,17 @@ fn switch_killed_at_random_points_leaves_whole_files_and_a_rerun_reaches_the_tar
             &format!("kill {i}: killed switch changed something outside"),
         );
         assert_verify_ok(&store, &format!("kill {i}"));
+        let (mut of_target, mut of_other) = (false, false);
+        let want = if target == 0 { &ca } else { &cb };
         for (p, data) in contents(&wt) {
             let name = p.file_name().unwrap().to_string_lossy();
             if name.starts_with(".cowtree-tmp-") {
                 continue;
+            }
+            if want.get(&p) == Some(&data) {
+                of_target |= p.starts_with("d0") && ca.get(&p) != cb.get(&p);
+            } else {
+                of_other |= p.starts_with("d0");
             }
             assert!(
                 ca.get(&p) == Some(&data) || cb.get(&p) == Some(&data),
@@ -600,6 +625,8 @@ fn switch_killed_at_random_points_leaves_whole_files_and_a_rerun_reaches_the_tar
                 p.display()
             );
         }
+        // Killed while writing: some changed files already new, others still old.
+        mixed += usize::from(of_target && of_other);
         run60(&store, &[s("switch"), wt.as_os_str(), s(&ids[target])])
             .assert_ok(&format!("kill {i}: re-run of the switch"));
         assert_same_tree(&tree_of(srcs[target]), &tree_of(&wt), false);
@@ -612,9 +639,10 @@ fn switch_killed_at_random_points_leaves_whole_files_and_a_rerun_reaches_the_tar
         assert_eq!(st.code(), Some(0), "kill {i}: status: {}", st.stdout);
     }
     println!(
-        "{KILLS} switches, {killed} killed before they finished, {:?}",
+        "{attempts} switches (delays 0-{one_ms} ms), {killed} killed before they \
+         finished, {mixed} of them in the middle of writing files, {:?}",
         started.elapsed()
     );
-    assert!(killed > 0, "no switch was ever killed mid-run");
+    assert_eq!(killed, KILLS, "too few switches were killed mid-run");
     assert_verify_ok(&store, "at the end");
 }
