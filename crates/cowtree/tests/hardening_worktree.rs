@@ -108,9 +108,10 @@ fn assert_outside_intact(out: &Path, what: &str) {
 /// `switch --force` and `reset --hard` replace the planted entries and reach the target state
 /// exactly (they do not fail: the planted entries are local changes that both commands are
 /// told to overwrite). Plain `reset` fails cleanly naming `d` (a symlink where the base has a
-/// directory counts as untracked in the way, which needs `--hard`). The planted symlinks are removed, never followed; the hardlinked
-/// outside file keeps its content (the worktree's name is replaced by a new file); the FIFO is
-/// replaced without being opened (a 60 s limit on each run catches a hang).
+/// directory counts as untracked in the way, which needs `--hard`). The planted symlinks are
+/// removed, never followed; the hardlinked outside file keeps its content (the worktree's
+/// name is replaced by a new file); the FIFO is replaced without being opened (a 60 s limit
+/// on each run catches a hang).
 #[test]
 fn switch_force_and_reset_hard_replace_planted_symlinks_hardlinks_and_fifos_without_touching_outside()
  {
@@ -315,8 +316,8 @@ fn swapper(
 const RACE_RUNS: usize = 16;
 
 /// While `switch --force` runs, a thread swaps `d`, `d/s0` and `d/s5` with symlinks to an
-/// outside directory holding files of the same names. A run may succeed or fail cleanly;
-/// either way nothing outside changes, and a `switch --force` + `reset --hard` afterwards
+/// outside directory holding files of the same names. A run may succeed or fail cleanly
+/// (exit 1, naming a path in the worktree); either way nothing outside changes, and a `switch --force` + `reset --hard` afterwards
 /// reaches the target exactly.
 #[test]
 fn switch_with_directories_swapped_for_symlinks_to_outside_never_writes_outside() {
