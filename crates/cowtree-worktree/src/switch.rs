@@ -196,15 +196,31 @@ pub fn conflicts(
     for op in ops {
         let path = op.path();
         let obs = ap.observe(path)?;
+        // An empty-directory entry "matches" any directory, whatever it now holds: what a
+        // user put inside is untracked work that removing or replacing the directory would lose.
+        let untracked_inside = |old: &Entry, out: &mut Vec<Conflict>| -> Result<()> {
+            if old.kind == Kind::Dir && matches!(obs, Obs::Dir) {
+                for f in files_beneath(&ap, path)? {
+                    if find(a, &f).is_none() {
+                        out.push(untracked(&f));
+                    }
+                }
+            }
+            Ok(())
+        };
         match op {
             Op::Remove(old) => {
                 if !matches!(obs, Obs::Absent) && !ap.matches(old, &obs, cache)? {
                     out.push(dirty(path));
                 }
+                untracked_inside(old, &mut out)?;
             }
-            Op::Place(_, Some(old)) => {
+            Op::Place(new, Some(old)) => {
                 if !ap.matches(old, &obs, cache)? {
                     out.push(dirty(path));
+                }
+                if new.kind != Kind::Dir {
+                    untracked_inside(old, &mut out)?;
                 }
             }
             Op::Place(new, None) => match obs {

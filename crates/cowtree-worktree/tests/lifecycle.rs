@@ -452,3 +452,27 @@ fn registry_survives_a_worktree_moved_or_deleted_by_hand() {
     fs::create_dir(&wt2.path).unwrap();
     assert!(registry::lookup(&e.store, &wt2.path).unwrap().is_none());
 }
+
+#[test]
+fn switch_refuses_to_drop_untracked_work_inside_an_empty_directory_entry() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    // C: A with the empty directory `empty` turned into a file.
+    let c_src = e.root.join("src-c");
+    tree_a(&c_src);
+    fs::remove_dir(c_src.join("empty")).unwrap();
+    write(&c_src.join("empty"), b"now a file");
+    let c = ingest::snapshot_dir(&e.store, &c_src, None).unwrap().id;
+    for (target, what) in [(e.b, "removed in B"), (c, "a file in C")] {
+        let mut wt = check_out(&e, &e.a, &format!("wt-{}", &target.to_hex()[..8]));
+        write(&wt.path.join("empty/work.txt"), b"precious");
+        let err = switch::switch(&e.store, &mut wt, &target, false)
+            .expect_err(what)
+            .to_string();
+        assert!(err.contains("empty/work.txt"), "{what}: {err}");
+        assert_eq!(
+            fs::read(wt.path.join("empty/work.txt")).unwrap(),
+            b"precious".to_vec(),
+            "{what}"
+        );
+    }
+}
