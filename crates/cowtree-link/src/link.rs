@@ -595,8 +595,9 @@ impl<'r, 'a> TreeRun<'r, 'a> {
 
     /// Runs `make(tmp)` to create the new entry under a temporary name, then puts it in
     /// place of the existing entry `name`: renamed over it when both are non-directories,
-    /// otherwise exchanged with it (rename(2) cannot put a directory over a file or the other
-    /// way round), after which the old entry, now under the temporary name, is removed.
+    /// exchanged with it when a directory replaces a file (rename(2) cannot put a directory
+    /// over a file), after which the old entry, now under the temporary name, is removed. A
+    /// directory is never replaced by a non-directory: that is an error naming the path.
     /// `make` returns false when it created nothing (the source vanished).
     fn replace(
         &self,
@@ -607,11 +608,24 @@ impl<'r, 'a> TreeRun<'r, 'a> {
         new_is_dir: bool,
         make: impl FnOnce(&OsStr) -> Result<bool, LinkError>,
     ) -> Result<(), LinkError> {
+        let full = || self.dst_full(rel).join(name);
+        // A directory holds entries the source may not have: replacing it by a file or a
+        // symlink would delete them. Refuse, as `cp` does, before creating anything.
+        if is_dir(existing) && !new_is_dir {
+            return Err(LinkError::io(
+                "replace",
+                &full(),
+                io::Error::new(
+                    io::ErrorKind::IsADirectory,
+                    "a directory is there; cowtree does not replace a directory with a file \
+                     or symlink (remove it first)",
+                ),
+            ));
+        }
         let tmp = temp_name(name);
         if !make(&tmp)? {
             return Ok(());
         }
-        let full = || self.dst_full(rel).join(name);
         let placed = if is_dir(existing) || new_is_dir {
             dst_dir
                 .rename_exchange(&tmp, dst_dir, name)

@@ -181,9 +181,8 @@ fn overwrite_replaces_entries_and_never_touches_what_they_pointed_at() {
     std::os::unix::fs::symlink(outside.join("file"), dst.join("a/small.txt")).unwrap();
     // A symlink to the outside directory where a directory goes.
     std::os::unix::fs::symlink(outside.join("dir"), dst.join("a/b")).unwrap();
-    // A file where a directory goes, a directory where a file goes.
+    // A file where a directory goes.
     fs::write(dst.join("empty"), b"not a dir").unwrap();
-    fs::create_dir_all(dst.join("empty_file/sub")).unwrap();
     // Not in the source: kept.
     fs::write(dst.join("extra"), b"mine").unwrap();
 
@@ -600,4 +599,27 @@ fn hardlink_mode_copies_a_file_at_the_link_limit_and_hardlinks_the_rest() {
     );
     assert_same_tree(&snapshot(&src), &snapshot(&dst), true);
     fs::remove_dir_all(&side).unwrap();
+}
+
+#[test]
+fn overwrite_refuses_to_replace_a_directory_by_a_file_and_keeps_its_contents() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("src");
+    let dst = dir.path().join("dst");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), b"source file").unwrap();
+    fs::create_dir_all(dst.join("f/sub")).unwrap();
+    fs::write(dst.join("f/sub/mine"), b"not in the source").unwrap();
+    let o = LinkOptions {
+        on_existing: OnExisting::Overwrite,
+        ..opts()
+    };
+    let err = link_tree(&src, &dst, &o).unwrap_err().to_string();
+    assert!(err.contains("does not replace a directory"), "{err}");
+    assert!(err.contains("dst/f"), "error names the path: {err}");
+    assert_eq!(
+        fs::read(dst.join("f/sub/mine")).unwrap(),
+        b"not in the source"
+    );
+    assert_eq!(leftovers(&dst), Vec::<PathBuf>::new());
 }

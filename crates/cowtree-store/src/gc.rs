@@ -113,7 +113,12 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport> {
     }
 
     for (id, rec) in crate::registry::list(store)? {
-        let gone = rec.path_buf().is_none_or(|p| p.symlink_metadata().is_err());
+        // Only a path that is really gone un-pins the worktree's snapshot: an error such as
+        // EACCES or EIO says nothing about whether the worktree still exists.
+        let gone = rec.path_buf().is_none_or(|p| {
+            p.symlink_metadata()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        });
         if gone {
             if !dry_run {
                 crate::registry::remove(store, &id)?;

@@ -22,7 +22,8 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 /// Bytes from hex (even length, either case).
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    // from_str_radix alone would accept a sign ("+a"): only hex digits are hex.
+    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -285,6 +286,15 @@ fn bytes_of(o: &Map<String, Value>, name: &str) -> std::result::Result<Option<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_accepts_only_pairs_of_hex_digits() {
+        assert_eq!(from_hex("00ff7a"), Some(vec![0, 0xff, 0x7a]));
+        assert_eq!(from_hex(""), Some(vec![]));
+        for bad in ["+a", "-1", "0", "zz", "0x", " a"] {
+            assert_eq!(from_hex(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn json_round_trip_keeps_non_utf8_bytes() {
