@@ -612,15 +612,7 @@ impl<'r, 'a> TreeRun<'r, 'a> {
         // A directory holds entries the source may not have: replacing it by a file or a
         // symlink would delete them. Refuse, as `cp` does, before creating anything.
         if is_dir(existing) && !new_is_dir {
-            return Err(LinkError::io(
-                "replace",
-                &full(),
-                io::Error::new(
-                    io::ErrorKind::IsADirectory,
-                    "a directory is there; cowtree does not replace a directory with a file \
-                     or symlink (remove it first)",
-                ),
-            ));
+            return Err(directory_in_the_way(&full()));
         }
         let tmp = temp_name(name);
         if !make(&tmp)? {
@@ -910,16 +902,7 @@ fn link_single_file(
                 };
                 return Ok(tally.into_report(target, Default::default()));
             }
-            OnExisting::Overwrite if is_dir(st) => {
-                return Err(LinkError::io(
-                    "replace",
-                    &target,
-                    io::Error::new(
-                        io::ErrorKind::IsADirectory,
-                        "a directory is there; cowtree does not replace a directory with a file",
-                    ),
-                ));
-            }
+            OnExisting::Overwrite if is_dir(st) => return Err(directory_in_the_way(&target)),
             OnExisting::Overwrite => {}
         }
     }
@@ -958,4 +941,18 @@ fn link_single_file(
         let _ = target_dir.remove_tree(&tmp);
     }
     Ok(tally.into_report(target, Default::default()))
+}
+
+/// The refusal to replace an existing directory by a file or symlink: the directory may hold
+/// entries the source does not have, and overwriting must never delete them.
+fn directory_in_the_way(path: &Path) -> LinkError {
+    LinkError::io(
+        "replace",
+        path,
+        io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "a directory is there; cowtree does not replace a directory with a file or symlink \
+             (remove it first)",
+        ),
+    )
 }

@@ -127,6 +127,26 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Asserts that `diff -r --no-dereference` finds no difference between two trees (contents,
+/// names, kinds, symlink targets; not modes or times).
+#[track_caller]
+pub fn assert_diff_clean(a: &Path, b: &Path) {
+    let out = std::process::Command::new("diff")
+        .arg("-r")
+        .arg("--no-dereference")
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap_or_else(|e| panic!("run diff: {e}"));
+    assert!(
+        out.status.success(),
+        "{} and {} differ: {}",
+        a.display(),
+        b.display(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 /// What one entry of a tree looked like, for before/after comparisons.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryState {

@@ -51,7 +51,7 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Entry> {
         let kind = if ft.is_dir() {
             let mut names: Vec<OsString> = fs::read_dir(&path)
                 .unwrap_or_else(|e| panic!("read_dir {}: {e}", path.display()))
-                .map(|e| e.unwrap().file_name())
+                .map(|e| must(e, "read_dir entry in", &path).file_name())
                 .collect();
             names.sort();
             for n in names {
@@ -62,8 +62,7 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Entry> {
             Kind::File(fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())))
         } else if ft.is_symlink() {
             Kind::Symlink(
-                fs::read_link(&path)
-                    .unwrap()
+                must(fs::read_link(&path), "readlink", &path)
                     .into_os_string()
                     .as_bytes()
                     .to_vec(),
@@ -165,9 +164,9 @@ pub fn sample_tree(root: &Path) -> (u64, u64, u64) {
         (b"ro", 0o555),
         (b"deep/er/est", 0o755),
     ];
-    fs::create_dir(root).unwrap();
+    must(fs::create_dir(root), "mkdir", root);
     for (rel, _) in dirs {
-        fs::create_dir_all(p(rel)).unwrap();
+        must(fs::create_dir_all(p(rel)), "mkdir -p", &p(rel));
     }
     let files: [(&[u8], usize, u32); 8] = [
         (b"top.txt", MIN_SAMPLE_FILE, 0o644),
@@ -180,8 +179,16 @@ pub fn sample_tree(root: &Path) -> (u64, u64, u64) {
         (b"empty_file", 0, 0o644),
     ];
     for (i, (rel, len, mode)) in files.iter().enumerate() {
-        fs::write(p(rel), pattern(*len, i as u64 + 1)).unwrap();
-        fs::set_permissions(p(rel), fs::Permissions::from_mode(*mode)).unwrap();
+        must(
+            fs::write(p(rel), pattern(*len, i as u64 + 1)),
+            "write",
+            &p(rel),
+        );
+        must(
+            fs::set_permissions(p(rel), fs::Permissions::from_mode(*mode)),
+            "chmod",
+            &p(rel),
+        );
     }
     let links: [(&[u8], &[u8]); 5] = [
         (b"a/rel_link", b"small.txt"),
@@ -191,7 +198,11 @@ pub fn sample_tree(root: &Path) -> (u64, u64, u64) {
         (b"deep/er/up", b"../../a/b"),
     ];
     for (rel, target) in links {
-        std::os::unix::fs::symlink(OsStr::from_bytes(target), p(rel)).unwrap();
+        must(
+            std::os::unix::fs::symlink(OsStr::from_bytes(target), p(rel)),
+            "symlink",
+            &p(rel),
+        );
     }
     // Times last, deepest first, so creating entries does not change them again.
     let mut all: Vec<PathBuf> = Vec::new();
@@ -221,7 +232,17 @@ pub fn sample_tree(root: &Path) -> (u64, u64, u64) {
         );
     }
     for (rel, mode) in dirs {
-        fs::set_permissions(p(rel), fs::Permissions::from_mode(mode)).unwrap();
+        must(
+            fs::set_permissions(p(rel), fs::Permissions::from_mode(mode)),
+            "chmod",
+            &p(rel),
+        );
     }
     (files.len() as u64, 9, links.len() as u64)
+}
+
+/// The value of a test-setup step, or a panic naming the step and the path: this crate only
+/// serves tests, where a failed setup must stop the test with a clear message.
+fn must<T>(r: std::io::Result<T>, what: &str, path: &Path) -> T {
+    r.unwrap_or_else(|e| panic!("{what} {}: {e}", path.display()))
 }

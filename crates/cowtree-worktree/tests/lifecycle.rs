@@ -96,20 +96,7 @@ fn check_out(e: &Env, id: &Hash, name: &str) -> Worktree {
 }
 
 fn same_tree(a: &Path, b: &Path) {
-    let out = std::process::Command::new("diff")
-        .arg("-r")
-        .arg("--no-dereference")
-        .arg(a)
-        .arg(b)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{} and {} differ: {}",
-        a.display(),
-        b.display(),
-        String::from_utf8_lossy(&out.stdout)
-    );
+    cowtree_testutil::assert_diff_clean(a, b);
     // diff does not compare modes.
     for (p, m) in modes(a) {
         assert_eq!(modes(b).get(&p), Some(&m), "mode of {p}");

@@ -9,14 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{bin, s};
 use cowtree_testutil::{Fs, pattern, scratch};
 use serde_json::{Value, json};
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cowtree"));
-    c.env_remove("COWTREE_STORE");
-    c
-}
 
 fn run(store: &Path, args: &[&OsStr]) -> Output {
     bin()
@@ -35,10 +31,6 @@ fn ok_json(store: &Path, args: &[&OsStr]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("one JSON object")
-}
-
-fn s(x: &str) -> &OsStr {
-    OsStr::new(x)
 }
 
 fn make_tree(root: &Path, files: usize, size: usize) {
@@ -61,20 +53,7 @@ fn snapshot(store: &Path, src: &Path) -> String {
 }
 
 fn same_tree(a: &Path, b: &Path) {
-    let out = Command::new("diff")
-        .arg("-r")
-        .arg("--no-dereference")
-        .arg(a)
-        .arg(b)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{} and {} differ: {}",
-        a.display(),
-        b.display(),
-        String::from_utf8_lossy(&out.stdout)
-    );
+    cowtree_testutil::assert_diff_clean(a, b);
 }
 
 #[test]

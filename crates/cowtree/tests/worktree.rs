@@ -5,17 +5,13 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{bin, s};
 use cowtree_testutil::{Fs, pattern, scratch};
 use serde_json::Value;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cowtree"));
-    c.env_remove("COWTREE_STORE");
-    c
-}
 
 fn run(store: &Path, args: &[&OsStr]) -> Output {
     bin()
@@ -40,30 +36,13 @@ fn ok_json(store: &Path, args: &[&OsStr]) -> Value {
     serde_json::from_slice(&ok(store, args).stdout).expect("one JSON object")
 }
 
-fn s(x: &str) -> &OsStr {
-    OsStr::new(x)
-}
-
 fn write(p: &Path, data: &[u8]) {
     fs::create_dir_all(p.parent().unwrap()).unwrap();
     fs::write(p, data).unwrap();
 }
 
 fn same_tree(a: &Path, b: &Path) {
-    let out = Command::new("diff")
-        .arg("-r")
-        .arg("--no-dereference")
-        .arg(a)
-        .arg(b)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{} and {} differ: {}",
-        a.display(),
-        b.display(),
-        String::from_utf8_lossy(&out.stdout)
-    );
+    cowtree_testutil::assert_diff_clean(a, b);
 }
 
 /// Every non-directory beneath `root`: relative path -> content (a symlink: "->target").
