@@ -68,6 +68,23 @@ impl Record {
     pub fn snapshot_id(&self) -> Option<Hash> {
         Hash::from_hex(&self.snapshot)
     }
+
+    /// Every snapshot this worktree needs: its base, and while the worktree layer records an
+    /// unfinished operation (`"pending": {"from": <hex>, "to": <hex>, ...}`, left by a switch
+    /// that was interrupted and is completed by running it again), that operation's snapshots.
+    pub fn pinned(&self) -> Vec<Hash> {
+        let mut ids: Vec<Hash> = self.snapshot_id().into_iter().collect();
+        if let Some(p) = self.extra.get("pending").and_then(|p| p.as_object()) {
+            for key in ["from", "to"] {
+                if let Some(h) = p.get(key).and_then(|v| v.as_str()).and_then(Hash::from_hex) {
+                    if !ids.contains(&h) {
+                        ids.push(h);
+                    }
+                }
+            }
+        }
+        ids
+    }
 }
 
 /// The registry id of the worktree at absolute `path`.
@@ -150,11 +167,12 @@ pub fn remove(store: &Store, id: &str) -> Result<()> {
     }
 }
 
-/// Paths of registered worktrees based on `snapshot` that still exist.
+/// Paths of registered worktrees that still exist and need `snapshot`: as their base, or
+/// as a snapshot of an unfinished switch (see [`Record::pinned`]).
 pub fn live_users(store: &Store, snapshot: &Hash) -> Result<Vec<PathBuf>> {
     Ok(list(store)?
         .into_iter()
-        .filter(|(_, r)| r.snapshot_id() == Some(*snapshot))
+        .filter(|(_, r)| r.pinned().contains(snapshot))
         .filter_map(|(_, r)| r.path_buf())
         .filter(|p| p.symlink_metadata().is_ok_and(|m| m.is_dir()))
         .collect())

@@ -463,3 +463,25 @@ fn switch_refuses_to_drop_untracked_work_inside_an_empty_directory_entry() {
         );
     }
 }
+
+#[test]
+fn an_unfinished_switch_pins_both_of_its_snapshots() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let mut wt = check_out(&e, &e.a, "wt-pending");
+    let path = wt.path.clone();
+    let users = |id: &Hash| cowtree_store::registry::live_users(&e.store, id).unwrap();
+    assert_eq!(users(&e.a), vec![path.clone()]);
+    assert!(users(&e.b).is_empty());
+    // The record a switch from A to B writes before it changes any file (and leaves behind
+    // when it is killed).
+    wt.pending = Some(registry::Pending { from: e.a, to: e.b });
+    registry::save(&e.store, &mut wt, None).unwrap();
+    assert_eq!(users(&e.b), vec![path.clone()], "the switch's target is in use");
+    assert_eq!(users(&e.a), vec![path.clone()]);
+    // Running the switch again completes it; then only the new base is pinned.
+    let mut wt = registry::lookup(&e.store, &path).unwrap().unwrap();
+    switch::switch(&e.store, &mut wt, &e.b, false).unwrap();
+    same_tree(&e.root.join("src-b"), &path);
+    assert_eq!(users(&e.b), vec![path.clone()]);
+    assert!(users(&e.a).is_empty());
+}
