@@ -1,5 +1,5 @@
 //! The worktree commands as real processes on real mounts: status, worktrees, worktree rm,
-//! snapshot of a worktree, and kill -9 during switch.
+//! snapshot of a worktree, and kill -9 during switch and reset.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -287,4 +287,89 @@ fn kill_9_during_switch_leaves_whole_files_and_a_rerun_reaches_the_target_exactl
         assert_eq!(st.status.code(), Some(0), "round {round}: {st:?}");
     }
     assert!(interrupted > 0, "no switch was interrupted");
+}
+
+#[test]
+fn kill_9_during_reset_leaves_whole_files_and_a_rerun_restores_the_base_exactly() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let store = dir.path().join("store");
+    let (src_a, src_b) = (dir.path().join("a"), dir.path().join("b"));
+    two_trees(&src_a, &src_b);
+    let a = snapshot(&store, &src_a);
+    let ca = contents(&src_a);
+    let wt = dir.path().join("wt");
+    ok(&store, &[s("checkout"), s(&a), wt.as_os_str()]);
+    // Every file of the base rewritten in place with other bytes of another size, a third of
+    // them deleted, and an untracked file: the state each round starts from.
+    let spoil = |round: u64| -> BTreeMap<String, Vec<u8>> {
+        let mut dirty = BTreeMap::new();
+        for (i, p) in ca.keys().enumerate() {
+            let full = wt.join(p);
+            if fs::symlink_metadata(&full).is_ok_and(|m| !m.is_file()) {
+                continue;
+            }
+            if i % 3 == 0 {
+                let _ = fs::remove_file(&full);
+            } else if fs::symlink_metadata(&full).is_ok() {
+                let data = pattern(1000 + i, round * 10_000 + i as u64);
+                fs::write(&full, &data).unwrap();
+                dirty.insert(p.clone(), data);
+            }
+        }
+        fs::write(wt.join("untracked.txt"), b"mine").unwrap();
+        dirty
+    };
+    spoil(0);
+    // Calibrate: how long one reset of that much takes here.
+    let t = Instant::now();
+    ok(&store, &[s("reset"), wt.as_os_str()]);
+    let one = t.elapsed();
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut interrupted = 0;
+    for round in 1..=16u64 {
+        let dirty = spoil(round);
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = one.mul_f64((seed % 1000) as f64 / 1000.0 * 1.1);
+        let mut child = bin()
+            .arg("--store")
+            .arg(&store)
+            .args([s("reset"), wt.as_os_str()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        if !child.wait().unwrap().success() {
+            interrupted += 1;
+        }
+        // Under its final name, each file is whole: the base's bytes or the spoiled ones.
+        for (p, data) in contents(&wt) {
+            let name = Path::new(&p).file_name().unwrap().to_string_lossy();
+            if name.starts_with(".cowtree-tmp-") || p == "untracked.txt" {
+                continue;
+            }
+            assert!(
+                ca.get(&p) == Some(&data) || dirty.get(&p) == Some(&data),
+                "round {round}: {p} holds neither the base's nor the spoiled bytes after kill -9"
+            );
+        }
+        ok(&store, &[s("reset"), wt.as_os_str()]);
+        let mut now = contents(&wt);
+        assert_eq!(now.remove("untracked.txt"), Some(b"mine".to_vec()));
+        assert_eq!(
+            now, ca,
+            "round {round}: the re-run did not restore the base"
+        );
+        let st = run(&store, &[s("status"), s("--exit-code"), wt.as_os_str()]);
+        // Only the untracked file differs.
+        assert_eq!(st.status.code(), Some(1), "round {round}: {st:?}");
+        assert!(
+            String::from_utf8_lossy(&st.stdout).contains("untracked.txt"),
+            "round {round}: {st:?}"
+        );
+    }
+    assert!(interrupted > 0, "no reset was interrupted");
 }
