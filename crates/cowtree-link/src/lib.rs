@@ -51,7 +51,7 @@
 //! - **Safety of the destination side:** every operation is relative to directory handles
 //!   opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` or `O_NOFOLLOW`; the source
 //!   path itself may be reached through symlinks, nothing below it is followed.
-//! - **Parallel with bounded descriptors:** `jobs` workers (default: 4 per core), each holding
+//! - **Parallel with bounded descriptors:** `jobs` workers (default: one per core), each holding
 //!   at most four open descriptors, and no more workers than the open-file limit allows.
 //!
 //! Hardlink mode ([`LinkMode::Hardlink`]) makes the destination share inodes with the source:

@@ -59,8 +59,9 @@ pub struct Args {
     /// Skip FIFOs, sockets and device nodes (counted in the report) instead of refusing.
     #[arg(long)]
     skip_special: bool,
-    /// Worker threads (default: 4 per core, since workers spend much of their time blocked in
-    /// the filesystem; fewer if the open-file limit requires).
+    /// Worker threads (default: one per core: cloning is kernel metadata work, and more
+    /// workers than cores only queue on the filesystem's locks; fewer if the open-file limit
+    /// requires). More can help when copying to a slow disk or a network filesystem.
     #[arg(long, short = 'j', value_name = "N", default_value_t = 0)]
     jobs: usize,
     /// Print one JSON object (files, dirs, symlinks, cloned, copied, hardlinked, symlinked,
