@@ -15,7 +15,7 @@
 //! is detected before any work and reported through the warning callback (or refused under
 //! `strict`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -296,12 +296,7 @@ fn fill(
             p = parent;
         }
     }
-    for d in &dirs {
-        let (parent, name) = split(d);
-        let pdir = open_beneath(stage, stage_path, parent)?;
-        pdir.create_dir(OsStr::from_bytes(name), 0o755)
-            .map_err(|e| Error::msg(format!("{}: {e}", stage_path.join(path_of(d)).display())))?;
-    }
+    create_dirs(&dirs, stage, stage_path)?;
 
     // Files and symlinks grouped by parent directory, so each work item opens its directory
     // once.
@@ -333,7 +328,7 @@ fn fill(
         copy_requested: opts.mode == CheckoutMode::Copy,
     };
     let stop = AtomicBool::new(false);
-    crate::workers::install(|| {
+    crate::workers::install(crate::workers::Pool::Checkout, || {
         items.par_iter().try_for_each(|(parent, chunk)| {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -373,6 +368,43 @@ fn fill(
         fallbacks,
         ..Default::default()
     })
+}
+
+/// Creates `dirs` (each one's parent is in `dirs` too, or is the root) in parallel, a level
+/// at a time so that every parent exists before its children, each work item opening one
+/// parent and creating its subdirectories.
+fn create_dirs(dirs: &BTreeSet<&[u8]>, stage: &Dir, stage_path: &Path) -> Result<()> {
+    let mut levels: Vec<BTreeMap<&[u8], Vec<&[u8]>>> = Vec::new();
+    for d in dirs {
+        let depth = d.iter().filter(|&&b| b == b'/').count();
+        if levels.len() <= depth {
+            levels.resize_with(depth + 1, BTreeMap::new);
+        }
+        let (parent, name) = split(d);
+        levels[depth].entry(parent).or_default().push(name);
+    }
+    crate::workers::install(crate::workers::Pool::Checkout, || {
+        for level in &levels {
+            let groups: Vec<(&&[u8], &Vec<&[u8]>)> = level.iter().collect();
+            groups.par_iter().try_for_each(|(parent, names)| {
+                let pdir = open_beneath(stage, stage_path, parent)?;
+                for name in names.iter() {
+                    pdir.create_dir(OsStr::from_bytes(name), 0o755)
+                        .map_err(|e| {
+                            Error::msg(format!(
+                                "{}: {e}",
+                                stage_path
+                                    .join(path_of(parent))
+                                    .join(path_of(name))
+                                    .display()
+                            ))
+                        })?;
+                }
+                Ok::<(), Error>(())
+            })?;
+        }
+        Ok(())
+    })?
 }
 
 fn open_beneath(stage: &Dir, stage_path: &Path, rel: &[u8]) -> Result<Dir> {

@@ -23,8 +23,8 @@
 //! hashing the clone reads its blocks from the device. That read is the price of the
 //! guarantee above and dominates the first snapshot of a tree of small files. (Starting the
 //! reads of a batch of clones with `POSIX_FADV_WILLNEED` before hashing them was measured and
-//! was slower.) Ingest runs on the store's worker pool (4 workers per core, see `workers.rs`):
-//! workers spend most of their time blocked in the filesystem, so many reads are in flight.
+//! was slower.) Ingest runs on its own worker pool (2 workers per core, see `workers.rs`):
+//! a worker waits for those reads, so two per core keep the cores busy.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -175,7 +175,9 @@ pub fn snapshot_dir(store: &Store, src: &Path, name: Option<&str>) -> Result<Ing
         tmpfile_mode_ok: AtomicBool::new(false),
         link_empty_path: AtomicBool::new(true),
     };
-    crate::workers::install(|| rayon::scope(|s| walk.dir_task(s, Vec::new())))?;
+    crate::workers::install(crate::workers::Pool::Ingest, || {
+        rayon::scope(|s| walk.dir_task(s, Vec::new()))
+    })?;
     if let Some(e) = walk.error.lock().map(|mut g| g.take()).unwrap_or(None) {
         return Err(e);
     }
