@@ -117,11 +117,19 @@ pub fn checkout(
     let abs = std::fs::canonicalize(&parent_path)
         .map_err(|e| Error::msg(format!("{}: {e}", parent_path.display())))?
         .join(&name);
-    let replace_empty = match parent.try_stat(&name)? {
+    let replace_empty = match parent
+        .try_stat(&name)
+        .map_err(|e| Error::msg(format!("{}: {e}", dst.display())))?
+    {
         None => false,
         Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() => {
-            let d = parent.open_dir(&name)?;
-            if !d.entries()?.is_empty() {
+            let d = parent
+                .open_dir(&name)
+                .map_err(|e| Error::msg(format!("{}: {e}", dst.display())))?;
+            let entries = d
+                .entries()
+                .map_err(|e| Error::msg(format!("{}: {e}", dst.display())))?;
+            if !entries.is_empty() {
                 return Err(Error::msg(format!(
                     "checkout destination {} exists and is not empty",
                     dst.display()
@@ -140,7 +148,11 @@ pub fn checkout(
     // Different st_dev usually means different filesystems, but btrfs subvolumes of one
     // filesystem differ too and can clone between them: a raw probe (cached per device pair)
     // settles it.
-    let cross_device = parent.stat_self()?.st_dev != store.blobs_dev()?
+    let parent_dev = parent
+        .stat_self()
+        .map_err(|e| Error::msg(format!("{}: {e}", parent_path.display())))?
+        .st_dev;
+    let cross_device = parent_dev != store.blobs_dev()?
         && !matches!(
             cowtree_fs::probe::ProbeCache::global()
                 .reflink(&store.root().join("tmp"), &parent_path),

@@ -51,12 +51,19 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport> {
         referenced.extend(m.entries().iter().filter_map(|e| e.hash().copied()));
     }
 
-    for fan in store.blobs().entries()? {
+    let blobs_path = store.root().join("blobs");
+    let tmp_path = store.root().join("tmp");
+    let at = |p: &std::path::Path, e: std::io::Error| Error::msg(format!("{}: {e}", p.display()));
+    for fan in store.blobs().entries().map_err(|e| at(&blobs_path, e))? {
         let Some(prefix) = fan.name.to_str().filter(|n| n.len() == 2) else {
             continue;
         };
-        let fan_dir = store.blobs().open_dir(&fan.name)?;
-        for b in fan_dir.entries()? {
+        let fan_path = blobs_path.join(&fan.name);
+        let fan_dir = store
+            .blobs()
+            .open_dir(&fan.name)
+            .map_err(|e| at(&fan_path, e))?;
+        for b in fan_dir.entries().map_err(|e| at(&fan_path, e))? {
             let Some(hash) = b
                 .name
                 .to_str()
@@ -68,7 +75,10 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport> {
                 report.blobs_kept += 1;
                 continue;
             }
-            let size = match fan_dir.try_stat(&b.name)? {
+            let size = match fan_dir
+                .try_stat(&b.name)
+                .map_err(|e| at(&fan_path.join(&b.name), e))?
+            {
                 Some(st) => st.st_size as u64,
                 None => continue,
             };
@@ -83,17 +93,24 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport> {
     }
 
     let now = SystemTime::now();
-    for t in store.tmp_dir().entries()? {
-        let Some(st) = store.tmp_dir().try_stat(&t.name)? else {
+    for t in store.tmp_dir().entries().map_err(|e| at(&tmp_path, e))? {
+        let Some(st) = store
+            .tmp_dir()
+            .try_stat(&t.name)
+            .map_err(|e| at(&tmp_path.join(&t.name), e))?
+        else {
             continue;
         };
         let stale = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             // Each writer holds an flock on its own staging directory until it finishes.
-            let d = store.tmp_dir().open_dir(&t.name)?;
+            let d = store
+                .tmp_dir()
+                .open_dir(&t.name)
+                .map_err(|e| at(&tmp_path.join(&t.name), e))?;
             match flock(&d, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => true,
                 Err(Errno::WOULDBLOCK) => false,
-                Err(e) => return Err(Error::Io(e.into())),
+                Err(e) => return Err(at(&tmp_path.join(&t.name), e.into())),
             }
         } else {
             let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(st.st_mtime.max(0) as u64);
@@ -104,7 +121,7 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport> {
                 store.tmp_dir().remove_tree(&t.name).map_err(|e| {
                     Error::msg(format!(
                         "remove staging {}: {e}",
-                        store.root().join("tmp").join(&t.name).display()
+                        tmp_path.join(&t.name).display()
                     ))
                 })?;
             }

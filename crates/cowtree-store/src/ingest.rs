@@ -144,9 +144,13 @@ pub fn snapshot_dir(store: &Store, src: &Path, name: Option<&str>) -> Result<Ing
         crate::refs::validate_name(n)?;
     }
     let root = Dir::open(src).map_err(|e| Error::msg(format!("snapshot: {e}")))?;
-    let store_st = Dir::open(store.root())?.stat_self()?;
+    let at = |p: &Path, e: io::Error| Error::msg(format!("snapshot: {}: {e}", p.display()));
+    let store_st = Dir::open(store.root())
+        .and_then(|d| d.stat_self())
+        .map_err(|e| at(store.root(), e))?;
     let store_id = (store_st.st_dev, store_st.st_ino);
-    if root.stat_self()?.st_ino == store_id.1 && root.stat_self()?.st_dev == store_id.0 {
+    let src_st = root.stat_self().map_err(|e| at(src, e))?;
+    if (src_st.st_dev, src_st.st_ino) == store_id {
         return Err(Error::msg(format!(
             "snapshot: {} is the store itself",
             src.display()

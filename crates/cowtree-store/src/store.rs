@@ -287,7 +287,11 @@ impl Store {
 
     /// The device the blobs live on.
     pub fn blobs_dev(&self) -> Result<u64> {
-        Ok(self.blobs.stat_self()?.st_dev)
+        let st = self
+            .blobs
+            .stat_self()
+            .map_err(|e| Error::msg(format!("{}: {e}", self.root.join("blobs").display())))?;
+        Ok(st.st_dev)
     }
 }
 

@@ -476,7 +476,11 @@ fn an_unfinished_switch_pins_both_of_its_snapshots() {
     // when it is killed).
     wt.pending = Some(registry::Pending { from: e.a, to: e.b });
     registry::save(&e.store, &mut wt, None).unwrap();
-    assert_eq!(users(&e.b), vec![path.clone()], "the switch's target is in use");
+    assert_eq!(
+        users(&e.b),
+        vec![path.clone()],
+        "the switch's target is in use"
+    );
     assert_eq!(users(&e.a), vec![path.clone()]);
     // Running the switch again completes it; then only the new base is pinned.
     let mut wt = registry::lookup(&e.store, &path).unwrap().unwrap();
