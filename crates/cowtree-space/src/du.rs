@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use cowtree_fs::extents::{
-    EXTENT_DATA_INLINE, EXTENT_DELALLOC, EXTENT_UNKNOWN, Extent, fiemap_into,
+    EXTENT_DATA_INLINE, EXTENT_DELALLOC, EXTENT_UNKNOWN, Extent, fiemap_range_into,
 };
 use rustix::fs::{FileType, Stat};
 use serde::Serialize;
@@ -343,6 +343,33 @@ fn visit_entry(
     }
 }
 
+/// Appends all extents of the open regular file `fd` (with stat `st`) to `out`, as
+/// `fiemap_into(fd, true, out)` would, usually in one cheaper call: it first asks for the
+/// extents up to the end of file only, so that the filesystem does not map the hole after it.
+/// Only when those cover fewer bytes than the file has blocks allocated (`st_blocks`) can there
+/// be more (preallocated past the end of file, or blocks that are metadata); then it asks for
+/// the rest. FIEMAP never reports more extent bytes than a file has allocated, so stopping
+/// when they reach `st_blocks` misses nothing.
+fn map_file(fd: &OwnedFd, st: &Stat, out: &mut Vec<Extent>) -> std::io::Result<()> {
+    let size = st.st_size as u64;
+    let allocated = st.st_blocks as u64 * 512;
+    let len0 = out.len();
+    fiemap_range_into(fd, true, 0, size, out)?;
+    let got = &out[len0..];
+    if got.iter().map(|e| e.length).sum::<u64>() >= allocated {
+        return Ok(());
+    }
+    let from = got
+        .last()
+        .map_or(size, |e| size.max(e.logical.saturating_add(e.length)));
+    // Flushed already by the first call.
+    if let Err(e) = fiemap_range_into(fd, false, from, u64::MAX - from, out) {
+        out.truncate(len0);
+        return Err(e);
+    }
+    Ok(())
+}
+
 fn visit_file(acc: &mut Acc, at: At<'_>, st: &Stat, fd: &OwnedFd, opts: &DuOptions) {
     let dev = st.st_dev;
     acc.fs_types.entry(dev).or_insert_with(|| {
@@ -368,7 +395,7 @@ fn visit_file(acc: &mut Acc, at: At<'_>, st: &Stat, fd: &OwnedFd, opts: &DuOptio
     }
     let mut extents = std::mem::take(&mut acc.extents);
     extents.clear();
-    let layout = match fiemap_into(fd, true, &mut extents) {
+    let layout = match map_file(fd, st, &mut extents) {
         Ok(()) => {
             acc.mapped_files += 1;
             let set = acc.sets.entry(dev).or_default();
