@@ -398,7 +398,37 @@ impl Dir {
         }
         Ok(out)
     }
+
+    /// All entries except `.` and `..`, read with `getdents64` on this handle itself, from
+    /// its current position: unlike [`Dir::entries`], no second open of the directory (which
+    /// costs `fcntl`, `openat`, `lseek` and `close` per directory). Meant for a handle opened
+    /// for one listing, as a tree walk does: afterwards the position is at the end, so a
+    /// second call returns nothing. `&mut self` keeps other readers of this handle out
+    /// meanwhile (a [`Dir::try_clone`] shares the position, so do not interleave with one).
+    pub fn read_entries(&mut self) -> io::Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        let mut buf: Vec<std::mem::MaybeUninit<u8>> = Vec::with_capacity(READ_BUF);
+        buf.resize(READ_BUF, std::mem::MaybeUninit::uninit());
+        let mut raw = rustix::fs::RawDir::new(&self.fd, &mut buf);
+        while let Some(entry) = raw.next() {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            out.push(DirEntry {
+                name: OsStr::from_bytes(name).to_owned(),
+                file_type: entry.file_type(),
+                ino: entry.ino(),
+            });
+        }
+        Ok(out)
+    }
 }
+
+/// The `getdents64` buffer of [`Dir::read_entries`]: room for a few hundred entries per call,
+/// and for any single entry (a name is at most 255 bytes).
+const READ_BUF: usize = 32 * 1024;
 
 impl AsFd for Dir {
     fn as_fd(&self) -> BorrowedFd<'_> {

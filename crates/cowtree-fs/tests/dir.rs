@@ -152,3 +152,43 @@ fn write_atomic_replaces_a_planted_symlink_instead_of_writing_through_it() {
     assert!(cowtree_fs::dir::write_atomic(&dir, OsStr::new("../x"), b"x", 0o644, false).is_err());
     assert!(!t.path().join("x").exists());
 }
+
+#[test]
+fn read_entries_lists_what_entries_lists_in_one_pass_of_the_handle() {
+    use rustix::fs::FileType;
+    for fsys in [Fs::Xfs, Fs::Btrfs, Fs::Tmpfs] {
+        let Some(t) = scratch(fsys) else { continue };
+        // 600 names of 200 bytes: more than one getdents64 buffer.
+        let name = |i: usize| format!("{i:0>200}");
+        for i in 0..300 {
+            fs::write(t.path().join(name(i)), b"x").unwrap();
+        }
+        for i in 300..600 {
+            fs::create_dir(t.path().join(name(i))).unwrap();
+        }
+        symlink("nowhere", t.path().join("link")).unwrap();
+        let expected = |name: &str| match name.parse::<usize>() {
+            Ok(i) if i < 300 => FileType::RegularFile,
+            Ok(_) => FileType::Directory,
+            Err(_) => FileType::Symlink,
+        };
+        let listing = |entries: Vec<cowtree_fs::dir::DirEntry>| {
+            let mut v: Vec<(String, FileType)> = entries
+                .into_iter()
+                .map(|e| (e.name.into_string().unwrap(), e.file_type))
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let mut d = Dir::open(t.path()).unwrap();
+        let by_entries = listing(d.entries().unwrap());
+        let by_read = listing(d.read_entries().unwrap());
+        assert_eq!(by_read.len(), 601, "{fsys:?}");
+        assert_eq!(by_read, by_entries, "{fsys:?}");
+        for (n, ft) in &by_read {
+            assert_eq!(*ft, expected(n), "{fsys:?}: {n}");
+        }
+        // The handle is at its end now: a second pass finds nothing.
+        assert!(d.read_entries().unwrap().is_empty(), "{fsys:?}");
+    }
+}

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use cowtree_fs::extents::{
-    EXTENT_DATA_INLINE, EXTENT_DELALLOC, EXTENT_UNKNOWN, Extent, fiemap_into,
+    EXTENT_DATA_INLINE, EXTENT_DELALLOC, EXTENT_UNKNOWN, Extent, fiemap_range_into,
 };
 use rustix::fs::{FileType, Stat};
 use serde::Serialize;
@@ -205,19 +205,22 @@ pub fn layout_of(extents: &[Extent]) -> Option<u64> {
     ))
 }
 
-/// Walker threads per CPU, and at most, for [`du`].
-const WALKERS_PER_CPU: usize = 4;
-const MAX_WALKERS: usize = 32;
+/// Walker threads for [`du`] at most (one per CPU up to this).
+const MAX_WALKERS: usize = 16;
 
 /// Counts `paths` (see the module docs). Errors on single entries are collected in the report
 /// and the walk goes on; a root that does not exist is one such error.
 pub fn du(paths: &[PathBuf], opts: &DuOptions) -> DuReport {
     let seen_links: Mutex<HashSet<(u64, u64)>> = Mutex::new(HashSet::new());
     let visit = |acc: &mut Acc, v: Visit<'_>| visit_entry(acc, v, &seen_links, opts);
-    // XFS lookups and FIEMAP wait on locks and metadata reads: more walkers than CPUs keep
-    // the disk and the CPUs busy (measured with bench/space.sh).
+    // One walker per CPU, not more: on XFS, FIEMAP of a reflinked file looks each extent up
+    // in its allocation group's refcount btree under the AGF buffer lock, a sleeping lock
+    // handed over to the next waiter. With more walkers than CPUs a holder gets preempted and
+    // the others queue behind it: over 10 clones of the bench tree (2 CPUs, warm cache) 2
+    // walkers took 3.1 s, 4 took 4.6 s and 8 took 6.4 s, with 20,000, 147,000 and 279,000
+    // context switches. Over plain copies (no refcount lookups) the count made no difference.
     let walkers = std::thread::available_parallelism()
-        .map_or(4, |n| n.get() * WALKERS_PER_CPU)
+        .map_or(2, |n| n.get())
         .min(MAX_WALKERS);
     let run = || walk::<Acc, _>(paths, &visit);
     let (states, errors) = match rayon::ThreadPoolBuilder::new().num_threads(walkers).build() {
@@ -343,6 +346,33 @@ fn visit_entry(
     }
 }
 
+/// Appends all extents of the open regular file `fd` (with stat `st`) to `out`, as
+/// `fiemap_into(fd, true, out)` would, usually in one cheaper call: it first asks for the
+/// extents up to the end of file only, so that the filesystem does not map the hole after it.
+/// Only when those cover fewer bytes than the file has blocks allocated (`st_blocks`) can there
+/// be more (preallocated past the end of file, or blocks that are metadata); then it asks for
+/// the rest. FIEMAP never reports more extent bytes than a file has allocated, so stopping
+/// when they reach `st_blocks` misses nothing.
+fn map_file(fd: &OwnedFd, st: &Stat, out: &mut Vec<Extent>) -> std::io::Result<()> {
+    let size = st.st_size as u64;
+    let allocated = st.st_blocks as u64 * 512;
+    let len0 = out.len();
+    fiemap_range_into(fd, true, 0, size, out)?;
+    let got = &out[len0..];
+    if got.iter().map(|e| e.length).sum::<u64>() >= allocated {
+        return Ok(());
+    }
+    let from = got
+        .last()
+        .map_or(size, |e| size.max(e.logical.saturating_add(e.length)));
+    // Flushed already by the first call.
+    if let Err(e) = fiemap_range_into(fd, false, from, u64::MAX - from, out) {
+        out.truncate(len0);
+        return Err(e);
+    }
+    Ok(())
+}
+
 fn visit_file(acc: &mut Acc, at: At<'_>, st: &Stat, fd: &OwnedFd, opts: &DuOptions) {
     let dev = st.st_dev;
     acc.fs_types.entry(dev).or_insert_with(|| {
@@ -368,7 +398,7 @@ fn visit_file(acc: &mut Acc, at: At<'_>, st: &Stat, fd: &OwnedFd, opts: &DuOptio
     }
     let mut extents = std::mem::take(&mut acc.extents);
     extents.clear();
-    let layout = match fiemap_into(fd, true, &mut extents) {
+    let layout = match map_file(fd, st, &mut extents) {
         Ok(()) => {
             acc.mapped_files += 1;
             let set = acc.sets.entry(dev).or_default();

@@ -181,7 +181,7 @@ fn root_entry(root: &Path) -> io::Result<RootEntry> {
 fn walk_dir<'s, S, V>(
     scope: &rayon::Scope<'s>,
     shared: &'s Shared<'s, S, V>,
-    dir: Dir,
+    mut dir: Dir,
     path: PathBuf,
 ) where
     S: Send,
@@ -191,7 +191,8 @@ fn walk_dir<'s, S, V>(
         Ok(st) => st,
         Err(e) => return shared.error(with_path("stat", &path, e)),
     };
-    let entries = match dir.entries() {
+    // The handle is this walk's own, freshly opened: read it in place, no second open.
+    let entries = match dir.read_entries() {
         Ok(entries) => entries,
         Err(e) => return shared.error(with_path("read directory", &path, e)),
     };

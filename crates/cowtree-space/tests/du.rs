@@ -171,3 +171,64 @@ fn du_never_follows_a_symlink_to_a_directory() {
     assert_eq!(r.symlinks, 1);
     assert_eq!(r.unique_physical, Some(0));
 }
+
+/// `du` asks FIEMAP for the extents up to the end of file first and looks further only when
+/// those cover fewer bytes than the file has allocated: blocks preallocated past the end of
+/// file, and a file of more extents than one FIEMAP call returns, still count.
+#[test]
+fn du_counts_blocks_preallocated_past_the_end_of_file_and_files_of_many_extents() {
+    use rustix::fs::{FallocateFlags, fallocate};
+    const KIB: u64 = 1024;
+    for fsys in Fs::COW {
+        let Some(dir) = scratch(fsys) else { continue };
+        let t = dir.path().join("t");
+        fs::create_dir(&t).unwrap();
+        // p: 64 KiB of data, then 256 KiB preallocated 1 MiB further on; its size stays 64 KiB.
+        write_synced(&t.join("p"), &pattern(64 * KIB as usize, 5));
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(t.join("p"))
+            .unwrap();
+        fallocate(&f, FallocateFlags::KEEP_SIZE, MIB + 64 * KIB, 256 * KIB).unwrap();
+        f.sync_all().unwrap();
+        assert_eq!(f.metadata().unwrap().len(), 64 * KIB);
+        drop(f);
+        // m: 40 separate extents of 4 KiB, 64 KiB apart (written from the last one down, so
+        // that XFS has no reason to preallocate past the end of file into the holes).
+        let mut m = File::create(t.join("m")).unwrap();
+        for i in (0..40u64).rev() {
+            m.seek(SeekFrom::Start(i * 64 * KIB)).unwrap();
+            m.write_all(&pattern(4096, 100 + i)).unwrap();
+        }
+        m.sync_all().unwrap();
+        drop(m);
+        let m_extents = cowtree_fs::extents::extent_summary(&t.join("m")).unwrap();
+        assert_eq!(m_extents.extents, 40, "{fsys:?}");
+
+        let r = du(std::slice::from_ref(&t), &DuOptions::default());
+        assert_eq!(r.error_count, 0, "{fsys:?}: {:?}", r.errors);
+        assert!(r.fiemap_available, "{fsys:?}");
+        assert_eq!(r.unaddressed, 0, "{fsys:?}");
+        assert_eq!(
+            r.unique_physical,
+            Some(64 * KIB + 256 * KIB + 40 * 4 * KIB),
+            "{fsys:?}: {r:?}"
+        );
+        // The same through the dedupe path, which collects the files with their extents.
+        let c = du(
+            std::slice::from_ref(&t),
+            &DuOptions {
+                collect_min_size: Some(1),
+            },
+        );
+        let p = c.collected.iter().find(|f| f.path.ends_with("p")).unwrap();
+        assert_eq!(
+            p.extents.iter().map(|e| e.length).sum::<u64>(),
+            64 * KIB + 256 * KIB,
+            "{fsys:?}: {:?}",
+            p.extents
+        );
+        let m = c.collected.iter().find(|f| f.path.ends_with("m")).unwrap();
+        assert_eq!(m.extents.len(), 40, "{fsys:?}");
+    }
+}
