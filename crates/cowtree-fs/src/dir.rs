@@ -398,6 +398,35 @@ impl Dir {
         }
         Ok(out)
     }
+
+    /// The same as [`Dir::entries`], read with `getdents64` through this handle's own file
+    /// offset (rewound first) rather than through a second open of the directory, and without
+    /// an allocation per name beyond the returned one: for a walk of many small directories
+    /// that is three system calls fewer per directory (`fcntl`, `openat`, `close`).
+    ///
+    /// It takes `&mut self` because the file offset is state: the caller must not read the
+    /// same directory through a duplicate of this descriptor ([`Dir::try_clone`]) at the same
+    /// time, which [`Dir::entries`] allows.
+    pub fn read_entries(&mut self) -> io::Result<Vec<DirEntry>> {
+        use std::mem::MaybeUninit;
+        rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0))?;
+        let mut buf = [MaybeUninit::<u8>::uninit(); 16 * 1024];
+        let mut raw = rustix::fs::RawDir::new(&self.fd, &mut buf);
+        let mut out = Vec::new();
+        while let Some(entry) = raw.next() {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            out.push(DirEntry {
+                name: OsStr::from_bytes(name).to_owned(),
+                file_type: entry.file_type(),
+                ino: entry.ino(),
+            });
+        }
+        Ok(out)
+    }
 }
 
 impl AsFd for Dir {

@@ -66,6 +66,13 @@ pub fn validate_component(name: &[u8]) -> Result<(), NameError> {
 
 /// Checks a relative path and returns its components.
 pub fn validate_relative_path(path: &[u8]) -> Result<Vec<&[u8]>, NameError> {
+    check_relative_path(path)?;
+    Ok(path.split(|&b| b == b'/').collect())
+}
+
+/// [`validate_relative_path`] without collecting the components (no allocation), for checking
+/// many paths.
+pub fn check_relative_path(path: &[u8]) -> Result<(), NameError> {
     if path.is_empty() {
         return Err(NameError::Empty);
     }
@@ -75,11 +82,7 @@ pub fn validate_relative_path(path: &[u8]) -> Result<Vec<&[u8]>, NameError> {
     if path[0] == b'/' {
         return Err(NameError::Absolute);
     }
-    let parts: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
-    for part in &parts {
-        validate_component(part)?;
-    }
-    Ok(parts)
+    path.split(|&b| b == b'/').try_for_each(validate_component)
 }
 
 /// Joins a relative parent path and a name with `/` (no leading `/` for the root, whose
