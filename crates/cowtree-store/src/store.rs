@@ -259,11 +259,14 @@ impl Store {
     /// Writes `m` as a snapshot (a no-op if it exists: the same bytes have the same name) and
     /// returns its id.
     pub fn save(&self, m: &Manifest) -> Result<Hash> {
-        let bytes = m.encode();
-        let id = Hash::of(&bytes);
+        self.write_manifest(&m.encode())
+    }
+
+    fn write_manifest(&self, bytes: &[u8]) -> Result<Hash> {
+        let id = Hash::of(bytes);
         let name = OsString::from(id.to_hex());
         if self.snapshots.try_stat(&name)?.is_none() {
-            write_atomic(&self.snapshots, &name, &bytes, 0o444).map_err(|e| {
+            write_atomic(&self.snapshots, &name, bytes, 0o444).map_err(|e| {
                 Error::msg(format!(
                     "write {}: {e}",
                     self.root.join("snapshots").join(&name).display()
@@ -271,6 +274,18 @@ impl Store {
             })?;
         }
         Ok(id)
+    }
+
+    /// Records a manifest given as its encoding (built with [`crate::manifest::encode_header`]
+    /// and the entry encoders): the bytes are checked as [`Manifest::decode`] checks them,
+    /// then written like [`Store::save`] writes a manifest. Returns the snapshot id. `context`
+    /// names the manifest in an error (e.g. "snapshot of /some/dir").
+    pub fn save_encoded(&self, bytes: &[u8], context: &str) -> Result<Hash> {
+        crate::manifest::validate_encoded(bytes).map_err(|source| Error::Manifest {
+            context: context.to_string(),
+            source,
+        })?;
+        self.write_manifest(bytes)
     }
 
     /// Every snapshot id in the store, sorted. Names that are not ids (temp files) are skipped.
