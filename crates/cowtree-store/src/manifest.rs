@@ -489,19 +489,21 @@ pub fn encode_dir(out: &mut Vec<u8>, path: &[u8]) {
 /// Every entry is a leaf (a file, a symlink or an empty directory), so "beneath a
 /// non-directory" means "beneath an earlier entry". In sorted order, everything between an
 /// entry `a` and a later `a/x` starts with `a`, so the earlier entries that could still be an
-/// ancestor of what follows form a chain of prefixes (`chain`); it is popped down to the
-/// prefixes of each new path, and only those are compared.
+/// ancestor of what follows form a chain of prefixes of the last path (`chain`, as lengths);
+/// it is popped down to the prefixes of each new path, and only those are compared. The
+/// checker keeps a copy of the last path only, so entries can come from a stream.
 #[derive(Default)]
-struct Checker<'a> {
-    prev: Option<&'a [u8]>,
-    chain: Vec<(&'a [u8], Kind)>,
+struct Checker {
+    /// The previous entry's path (the checks of entry 0 do not look at it).
+    last: Vec<u8>,
+    chain: Vec<(usize, Kind)>,
 }
 
-impl<'a> Checker<'a> {
+impl Checker {
     fn check(
         &mut self,
         index: u64,
-        path: &'a [u8],
+        path: &[u8],
         kind: Kind,
         target: Option<&[u8]>,
         data_ok: bool,
@@ -513,8 +515,9 @@ impl<'a> Checker<'a> {
                 reason,
             });
         }
-        if let Some(p) = self.prev {
-            match p.cmp(path) {
+        let last = &mut self.last;
+        if index > 0 {
+            match last.as_slice().cmp(path) {
                 std::cmp::Ordering::Less => {}
                 std::cmp::Ordering::Equal => {
                     return Err(ManifestError::Duplicate {
@@ -530,7 +533,6 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        self.prev = Some(path);
         if !data_ok {
             return Err(ManifestError::KindMismatch {
                 index,
@@ -556,23 +558,29 @@ impl<'a> Checker<'a> {
                 });
             }
         }
-        while self.chain.last().is_some_and(|(p, _)| !path.starts_with(p)) {
+        while self
+            .chain
+            .last()
+            .is_some_and(|&(n, _)| !path.starts_with(&last[..n]))
+        {
             self.chain.pop();
         }
         // The shortest ancestor first, as a parent-by-parent search would find it.
-        if let Some((parent, parent_kind)) = self
+        if let Some(&(n, parent_kind)) = self
             .chain
             .iter()
-            .find(|(p, _)| path.get(p.len()) == Some(&b'/'))
+            .find(|&&(n, _)| path.get(n) == Some(&b'/'))
         {
             return Err(ManifestError::BeneathNonDir {
                 index,
                 path: path.to_vec(),
-                parent: parent.to_vec(),
-                parent_kind: *parent_kind,
+                parent: path[..n].to_vec(),
+                parent_kind,
             });
         }
-        self.chain.push((path, kind));
+        self.chain.push((path.len(), kind));
+        last.clear();
+        last.extend_from_slice(path);
         Ok(())
     }
 }
@@ -619,9 +627,26 @@ pub fn validate_encoded(bytes: &[u8]) -> Result<EncodedCounts, ManifestError> {
         return Err(ManifestError::UnsupportedVersion(version));
     }
     let count = r.u64().ok_or(trunc0)?;
-    let mut checker = Checker::default();
-    let mut counts = EncodedCounts::default();
+    let mut stream = EntryChecker::default();
     for index in 0..count {
+        stream.check_next(&mut r, index)?;
+    }
+    if r.remaining() != 0 {
+        return Err(ManifestError::TrailingBytes(r.remaining()));
+    }
+    Ok(stream.counts)
+}
+
+/// Reads and checks encoded entries one after another, counting them.
+#[derive(Default)]
+pub(crate) struct EntryChecker {
+    checker: Checker,
+    pub(crate) counts: EncodedCounts,
+}
+
+impl EntryChecker {
+    /// Reads entry `index` at the reader's position and checks it.
+    fn check_next(&mut self, r: &mut Reader<'_>, index: u64) -> Result<(), ManifestError> {
         let trunc = ManifestError::Truncated { index };
         let len = r.u32().ok_or(trunc.clone())? as usize;
         let path = r.take(len).ok_or(trunc.clone())?;
@@ -637,23 +662,30 @@ pub fn validate_encoded(bytes: &[u8]) -> Result<EncodedCounts, ManifestError> {
             Kind::File | Kind::Executable => {
                 let size = r.u64().ok_or(trunc.clone())?;
                 r.take(32).ok_or(trunc.clone())?;
-                counts.files += 1;
-                counts.bytes = counts.bytes.saturating_add(size);
+                self.counts.files += 1;
+                self.counts.bytes = self.counts.bytes.saturating_add(size);
                 None
             }
             Kind::Symlink => {
                 let len = r.u32().ok_or(trunc.clone())? as usize;
-                Some(r.take(len).ok_or(trunc.clone())?)
+                Some(r.take(len).ok_or(trunc)?)
             }
             Kind::Dir => None,
         };
-        checker.check(index, path, kind, target, true)?;
-        counts.entries += 1;
+        self.checker.check(index, path, kind, target, true)?;
+        self.counts.entries += 1;
+        Ok(())
     }
-    if r.remaining() != 0 {
-        return Err(ManifestError::TrailingBytes(r.remaining()));
+
+    /// Checks `bytes`, exactly one encoded entry, as entry `index`.
+    pub(crate) fn check_one(&mut self, bytes: &[u8], index: u64) -> Result<(), ManifestError> {
+        let mut r = Reader { bytes, pos: 0 };
+        self.check_next(&mut r, index)?;
+        if r.remaining() != 0 {
+            return Err(ManifestError::TrailingBytes(r.remaining()));
+        }
+        Ok(())
     }
-    Ok(counts)
 }
 
 struct Reader<'a> {
