@@ -6,21 +6,26 @@
 //! equals its stat cache record (and is not racy, see [`crate::cache`]) takes the cached
 //! content hash; only the others are read.
 
-use std::ffi::OsStr;
+use std::cmp::Ordering as Order;
+use std::convert::Infallible;
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::ops::Range;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cowtree_fs::dir::Dir;
-use cowtree_store::{Entry, Hash, Kind, Store};
-use rustix::fs::{AtFlags, FileType, statat};
+use cowtree_fs::dir::{Dir, DirEntry};
+use cowtree_store::ingest::Putter;
+use cowtree_store::manifest::{encode_blob, encode_dir, encode_symlink};
+use cowtree_store::{Hash, Kind, Store};
+use rustix::fs::{AtFlags, FileType, Stat, statat};
 use rustix::io::Errno;
 
-use crate::base::{Base, BaseEntry};
+use crate::base::Base;
 use crate::blob;
-use crate::cache::{Rec, StatCache, StatKey};
+use crate::cache::{self, Rec, StatCache, StatKey};
 use crate::error::{Error, Result};
 use crate::paths::{join, path_of, show, split};
 
@@ -84,12 +89,19 @@ pub enum Mode<'a> {
 pub struct Scan {
     /// Changes against the base, sorted by path (empty in snapshot mode).
     pub changes: Vec<Change>,
-    /// Stat cache records for every file and symlink whose content hash is known.
+    /// Stat cache records for every file and symlink whose content hash is known (status
+    /// and adopt modes; snapshot mode encodes them in `cache`).
     pub recs: Vec<Rec>,
     /// Files and symlinks read because their stat did not prove them unchanged.
     pub hashed: u64,
-    /// Snapshot mode: the tree's manifest entries.
-    pub entries: Vec<Entry>,
+    /// Snapshot mode: the tree's manifest and the stat cache of its files and symlinks
+    /// (taken at `started_ns`), encoded in pieces; the manifest is not checked yet (see
+    /// [`cowtree_store::store::ManifestWriter`]).
+    pub tree: Tree,
+    /// Snapshot mode: file entries.
+    pub files: u64,
+    /// Snapshot mode: their bytes.
+    pub bytes: u64,
     /// Snapshot mode: blobs that were not in the store.
     pub new_blobs: u64,
     /// Snapshot mode: their bytes.
@@ -115,9 +127,65 @@ struct Walk<'a> {
     out: Mutex<Scan>,
     error: Mutex<Option<Error>>,
     stop: AtomicBool,
-    counter: AtomicU64,
     /// Snapshot mode: (device, inode) of the store's root, left out if found in the tree.
     skip_dir: Option<(u64, u64)>,
+    /// Snapshot mode: puts changed files into the store.
+    putter: Option<Putter<'a>>,
+    /// Snapshot mode: the next directory's slot in `dirs`.
+    next_slot: AtomicU32,
+    /// Snapshot mode: each directory's part of the manifest and cache, by slot.
+    dirs: Mutex<Vec<(u32, DirOut)>>,
+}
+
+/// Snapshot mode: one directory's part of the manifest and the stat cache.
+#[derive(Debug, Default)]
+struct DirOut {
+    /// The directory's entries in manifest order: files and symlinks, and subdirectories
+    /// (whose own entries go where they are).
+    items: Vec<Item>,
+    /// Encoded manifest entries of the files and symlinks (or of this directory, when
+    /// `empty`), at the items' ranges.
+    man: Vec<u8>,
+    /// Encoded stat cache records of the files and symlinks, at the items' ranges.
+    recs: Vec<u8>,
+    /// The directory was empty: it is itself an entry (in `man`) and has no items.
+    empty: bool,
+    files: u64,
+    bytes: u64,
+    hashed: u64,
+}
+
+#[derive(Debug)]
+struct Item {
+    name: OsString,
+    /// The subdirectory's slot; `None` for a file or symlink.
+    sub: Option<u32>,
+    man: Range<usize>,
+    recs: Range<usize>,
+}
+
+/// Manifest order among the entries of one directory: paths are compared as bytes, and
+/// every path beneath subdirectory `d` starts with `d/`, so a subdirectory sorts as its name
+/// followed by `/` (an empty one, itself an entry, as its name).
+fn manifest_order(a: &[u8], a_sub: bool, b: &[u8], b_sub: bool) -> Order {
+    let a = a.iter().chain(if a_sub { &b"/"[..] } else { &[] });
+    let b = b.iter().chain(if b_sub { &b"/"[..] } else { &[] });
+    a.cmp(b)
+}
+
+/// What snapshot mode found for one directory entry before it is encoded.
+enum Found {
+    File {
+        exec: bool,
+        size: u64,
+        hash: Hash,
+        key: StatKey,
+    },
+    Symlink {
+        target: Vec<u8>,
+        key: StatKey,
+    },
+    Sub(u32),
 }
 
 /// Index of the base entry at `path`.
@@ -149,6 +217,10 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
             .map(|st| (st.st_dev, st.st_ino)),
         _ => None,
     };
+    let putter = match &mode {
+        Mode::Snapshot { store, staging } => Some(Putter::new(store, staging)),
+        _ => None,
+    };
     let walk = Walk {
         root,
         root_path,
@@ -159,8 +231,10 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
         out: Mutex::new(Scan::default()),
         error: Mutex::new(None),
         stop: AtomicBool::new(false),
-        counter: AtomicU64::new(0),
         skip_dir,
+        putter,
+        next_slot: AtomicU32::new(1),
+        dirs: Mutex::new(Vec::new()),
     };
     // The walk is bound by lstat and getdents, not by the CPU: with more threads than cores,
     // more of them are in flight while some wait (a cold inode cache, a lock), so the pool is
@@ -170,8 +244,8 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
         .unwrap_or(4)
         .clamp(4, 16);
     match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-        Ok(pool) => pool.scope(|s| walk.dir_task(s, None, Vec::new())),
-        Err(_) => rayon::scope(|s| walk.dir_task(s, None, Vec::new())),
+        Ok(pool) => pool.scope(|s| walk.dir_task(s, None, Vec::new(), 0)),
+        Err(_) => rayon::scope(|s| walk.dir_task(s, None, Vec::new(), 0)),
     }
     if let Some(e) = walk.error.lock().map(|mut g| g.take()).unwrap_or(None) {
         return Err(e);
@@ -181,6 +255,20 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
         .into_inner()
         .map_err(|_| Error::msg("internal error: a worker panicked"))?;
     out.started_ns = started_ns;
+    if let Some(p) = &walk.putter {
+        out.new_blobs = p.new_blobs();
+        out.new_bytes = p.new_bytes();
+        let dirs = walk
+            .dirs
+            .into_inner()
+            .map_err(|_| Error::msg("internal error: a worker panicked"))?;
+        for (_, d) in &dirs {
+            out.files += d.files;
+            out.bytes += d.bytes;
+            out.hashed += d.hashed;
+        }
+        out.tree = Tree::new(dirs, walk.next_slot.load(Ordering::Relaxed));
+    }
     if !matches!(walk.mode, Mode::Snapshot { .. }) {
         for (i, seen) in walk.seen.iter().enumerate() {
             if !seen.load(Ordering::Relaxed) {
@@ -196,6 +284,116 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
     Ok(out)
 }
 
+/// Snapshot mode: the tree's manifest entries and stat cache records, encoded, in pieces (one
+/// per directory walked), and the order that joins them.
+#[derive(Debug, Default)]
+pub struct Tree {
+    /// By slot; the root is slot 0.
+    dirs: Vec<Option<DirOut>>,
+    entries: u64,
+    records: u64,
+}
+
+/// Which encoding [`Tree::pieces`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Manifest entries (see `cowtree_store::manifest`).
+    Manifest,
+    /// Stat cache records (see [`crate::cache`]).
+    Cache,
+}
+
+impl Tree {
+    fn new(dirs: Vec<(u32, DirOut)>, slots: u32) -> Tree {
+        let mut table: Vec<Option<DirOut>> = (0..slots).map(|_| None).collect();
+        for (slot, d) in dirs {
+            if let Some(t) = table.get_mut(slot as usize) {
+                *t = Some(d);
+            }
+        }
+        // A subdirectory was placed as `name/`; one that turned out empty is an entry of its
+        // own and sorts as `name` (before siblings like `name-x`): reorder where that matters.
+        let empty: Vec<bool> = table
+            .iter()
+            .map(|d| d.as_ref().is_some_and(|d| d.empty))
+            .collect();
+        let is_empty = |sub: Option<u32>| sub.is_some_and(|c| empty[c as usize]);
+        for d in table.iter_mut().flatten() {
+            if d.items.iter().any(|i| is_empty(i.sub)) {
+                d.items.sort_by(|a, b| {
+                    manifest_order(
+                        a.name.as_bytes(),
+                        a.sub.is_some() && !is_empty(a.sub),
+                        b.name.as_bytes(),
+                        b.sub.is_some() && !is_empty(b.sub),
+                    )
+                });
+            }
+        }
+        let mut tree = Tree {
+            dirs: table,
+            entries: 0,
+            records: 0,
+        };
+        let (mut entries, mut records) = (0, 0);
+        let _ = tree.pieces(Part::Manifest, |_| -> std::result::Result<(), Infallible> {
+            entries += 1;
+            Ok(())
+        });
+        let _ = tree.pieces(Part::Cache, |_| -> std::result::Result<(), Infallible> {
+            records += 1;
+            Ok(())
+        });
+        (tree.entries, tree.records) = (entries, records);
+        tree
+    }
+
+    /// Manifest entries.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Stat cache records.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Calls `f` with each encoded manifest entry (or cache record) in order: a depth-first
+    /// walk from the root, each directory in its items' order. Stops at `f`'s first error.
+    pub fn pieces<E>(
+        &self,
+        part: Part,
+        mut f: impl FnMut(&[u8]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        // (slot, next item)
+        let mut stack: Vec<(u32, usize)> = vec![(0, 0)];
+        while let Some(top) = stack.last_mut() {
+            let Some(d) = self.dirs.get(top.0 as usize).and_then(Option::as_ref) else {
+                stack.pop();
+                continue;
+            };
+            if d.empty {
+                if part == Part::Manifest {
+                    f(&d.man)?;
+                }
+                stack.pop();
+                continue;
+            }
+            let Some(item) = d.items.get(top.1) else {
+                stack.pop();
+                continue;
+            };
+            top.1 += 1;
+            match (item.sub, part) {
+                (Some(c), _) => stack.push((c, 0)),
+                (None, Part::Manifest) => f(&d.man[item.man.clone()])?,
+                (None, Part::Cache) => f(&d.recs[item.recs.clone()])?,
+            }
+        }
+        Ok(())
+    }
+}
+
 impl<'a> Walk<'a> {
     fn fail(&self, e: Error) {
         self.stop.store(true, Ordering::Relaxed);
@@ -208,11 +406,17 @@ impl<'a> Walk<'a> {
         self.root_path.join(path_of(rel)).display().to_string()
     }
 
-    fn dir_task<'s>(&'s self, s: &rayon::Scope<'s>, parent: Option<Arc<Dir>>, rel: Vec<u8>) {
+    fn dir_task<'s>(
+        &'s self,
+        s: &rayon::Scope<'s>,
+        parent: Option<Arc<Dir>>,
+        rel: Vec<u8>,
+        slot: u32,
+    ) {
         if self.stop.load(Ordering::Relaxed) {
             return;
         }
-        if let Err(e) = self.walk_dir(s, parent, &rel) {
+        if let Err(e) = self.walk_dir(s, parent, &rel, slot) {
             self.fail(e);
         }
     }
@@ -223,8 +427,210 @@ impl<'a> Walk<'a> {
         !matches!(self.mode, Mode::Status)
     }
 
-    fn snapshot(&self) -> bool {
-        matches!(self.mode, Mode::Snapshot { .. })
+    /// Snapshot mode: records one directory (already listed) into `self.dirs`: each file's
+    /// blob, from the stat cache when it proves the content known and the blob is in the
+    /// store, else by putting the file into the store; each symlink's target; each
+    /// subdirectory as a task of its own.
+    #[allow(clippy::too_many_arguments)]
+    fn snapshot_dir<'s>(
+        &'s self,
+        s: &rayon::Scope<'s>,
+        store: &Store,
+        putter: &Putter<'_>,
+        dir: Arc<Dir>,
+        rel: &[u8],
+        slot: u32,
+        list: Vec<DirEntry>,
+    ) -> Result<()> {
+        let mut out = DirOut::default();
+        if list.is_empty() {
+            if !rel.is_empty() {
+                out.empty = true;
+                encode_dir(&mut out.man, rel);
+            }
+            return self.deposit(slot, out);
+        }
+        let brange = self.base.range(rel);
+        let crange = self.cache.range(rel);
+        let mut found: Vec<(OsString, Found)> = Vec::with_capacity(list.len());
+        // The path of the entry at hand: `rel/name`.
+        let mut path = Vec::with_capacity(rel.len() + 64);
+        for ent in list {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let name = ent.name.as_bytes();
+            path.clear();
+            if !rel.is_empty() {
+                path.extend_from_slice(rel);
+                path.push(b'/');
+            }
+            path.extend_from_slice(name);
+            let st = match ent.file_type {
+                FileType::Directory => None,
+                _ => match self.lstat(&dir, &ent.name, &path)? {
+                    Some(st) => Some(st),
+                    None => continue,
+                },
+            };
+            let ft = st.map_or(FileType::Directory, |st| {
+                FileType::from_raw_mode(st.st_mode)
+            });
+            let what = match (ft, st) {
+                (FileType::Directory, _) => {
+                    let child = self.next_slot.fetch_add(1, Ordering::Relaxed);
+                    let (parent, p) = (Arc::clone(&dir), path.clone());
+                    s.spawn(move |s| self.dir_task(s, Some(parent), p, child));
+                    Found::Sub(child)
+                }
+                (FileType::RegularFile, Some(st)) => {
+                    let key = StatKey::of(&st);
+                    let exec = st.st_mode & 0o111 != 0;
+                    let known = self
+                        .cache
+                        .trusted_child(&crange, rel, name, &key)
+                        .filter(|h| {
+                            // A blob the base references is kept by the base (gc waits for our
+                            // shared lock); any other one is looked up.
+                            let base = self.base.find_child(&brange, rel, name);
+                            base.and_then(|i| self.base.get(i).hash) == Some(*h)
+                                || blob::has_blob(store, h, key.size)
+                        });
+                    let (size, hash) = match known {
+                        Some(h) => (key.size, h),
+                        None => {
+                            out.hashed += 1;
+                            match putter
+                                .put(&dir, st.st_dev, &ent.name)
+                                .map_err(|e| Error::msg(format!("{}: {e}", self.full(&path))))?
+                            {
+                                Some(p) => (p.size, p.hash),
+                                None => continue,
+                            }
+                        }
+                    };
+                    Found::File {
+                        exec,
+                        size,
+                        hash,
+                        key,
+                    }
+                }
+                (FileType::Symlink, Some(st)) => {
+                    let key = StatKey::of(&st);
+                    // The manifest needs the target itself: the base's, when the stat cache
+                    // proves it unchanged and it is the base's; else read.
+                    let known = self.cache.trusted_child(&crange, rel, name, &key);
+                    let from_base = known.and_then(|h| {
+                        let e = self.base.get(self.base.find_child(&brange, rel, name)?);
+                        (e.kind == Kind::Symlink && Hash::of(e.target) == h)
+                            .then(|| e.target.to_vec())
+                    });
+                    let target = match from_base {
+                        Some(t) => t,
+                        None => match dir.read_link(&ent.name) {
+                            Ok(t) => t.into_vec(),
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                            Err(e) => {
+                                return Err(Error::msg(format!("{}: {e}", self.full(&path))));
+                            }
+                        },
+                    };
+                    Found::Symlink { target, key }
+                }
+                (other, _) => {
+                    return Err(Error::msg(format!(
+                        "{}: is a special file ({other:?}); only files, directories and \
+                         symlinks can be recorded",
+                        self.full(&path)
+                    )));
+                }
+            };
+            found.push((ent.name, what));
+        }
+        found.sort_by(|(a, fa), (b, fb)| {
+            manifest_order(
+                a.as_bytes(),
+                matches!(fa, Found::Sub(_)),
+                b.as_bytes(),
+                matches!(fb, Found::Sub(_)),
+            )
+        });
+        // Reserve the exact sizes (see the manifest and cache encodings): no regrowth.
+        let prefix = if rel.is_empty() { 0 } else { rel.len() + 1 };
+        let (mut man_len, mut recs_len) = (0, 0);
+        for (name, what) in &found {
+            let head = 4 + prefix + name.len();
+            match what {
+                Found::File { .. } => {
+                    (man_len, recs_len) = (man_len + head + 41, recs_len + head + 68)
+                }
+                Found::Symlink { target, .. } => {
+                    (man_len, recs_len) = (man_len + head + 5 + target.len(), recs_len + head + 68)
+                }
+                Found::Sub(_) => {}
+            }
+        }
+        out.man.reserve_exact(man_len);
+        out.recs.reserve_exact(recs_len);
+        out.items.reserve_exact(found.len());
+        for (name, what) in found {
+            path.clear();
+            if !rel.is_empty() {
+                path.extend_from_slice(rel);
+                path.push(b'/');
+            }
+            path.extend_from_slice(name.as_bytes());
+            let (m0, r0) = (out.man.len(), out.recs.len());
+            let sub = match what {
+                Found::File {
+                    exec,
+                    size,
+                    hash,
+                    key,
+                } => {
+                    encode_blob(&mut out.man, &path, exec, size, &hash);
+                    cache::encode_rec(&mut out.recs, &path, &key, &hash);
+                    out.files += 1;
+                    out.bytes += size;
+                    None
+                }
+                Found::Symlink { target, key } => {
+                    encode_symlink(&mut out.man, &path, &target);
+                    cache::encode_rec(&mut out.recs, &path, &key, &Hash::of(&target));
+                    None
+                }
+                Found::Sub(child) => Some(child),
+            };
+            out.items.push(Item {
+                name,
+                sub,
+                man: m0..out.man.len(),
+                recs: r0..out.recs.len(),
+            });
+        }
+        self.deposit(slot, out)
+    }
+
+    fn deposit(&self, slot: u32, out: DirOut) -> Result<()> {
+        self.dirs
+            .lock()
+            .map_err(|_| Error::msg("internal error: a worker panicked"))?
+            .push((slot, out));
+        Ok(())
+    }
+
+    /// `lstat` of `name` in `dir` (at `path`); `None` when it is gone.
+    fn lstat(&self, dir: &Dir, name: &OsStr, path: &[u8]) -> Result<Option<Stat>> {
+        match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::msg(format!(
+                "stat {}: {}",
+                self.full(path),
+                io::Error::from(e)
+            ))),
+        }
     }
 
     fn walk_dir<'s>(
@@ -232,6 +638,7 @@ impl<'a> Walk<'a> {
         s: &rayon::Scope<'s>,
         parent: Option<Arc<Dir>>,
         rel: &[u8],
+        slot: u32,
     ) -> Result<()> {
         // Each directory is opened relative to its parent's handle (one component,
         // O_NOFOLLOW|O_DIRECTORY), so a symlink swapped in is never followed.
@@ -262,16 +669,17 @@ impl<'a> Walk<'a> {
                 return Ok(());
             }
         }
-        let dir = Arc::new(dir);
+        let mut dir = dir;
         let list = dir
-            .entries()
+            .read_entries()
             .map_err(|e| Error::msg(format!("read directory {}: {e}", self.full(rel))))?;
+        let dir = Arc::new(dir);
+        if let (Mode::Snapshot { store, .. }, Some(putter)) = (&self.mode, &self.putter) {
+            return self.snapshot_dir(s, store, putter, dir, rel, slot, list);
+        }
         let mut scan = Scan::default();
         let brange = self.base.range(rel);
         let crange = self.cache.range(rel);
-        if list.is_empty() && !rel.is_empty() && self.snapshot() {
-            scan.entries.push(Entry::dir(rel.to_vec()));
-        }
         for ent in list {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -306,53 +714,31 @@ impl<'a> Walk<'a> {
                 is_dir: false,
             };
             match (ft, st) {
-                (FileType::Directory, _) => {
-                    if self.snapshot() {
-                        {
-                            let parent = Arc::clone(&dir);
-                            s.spawn(move |s| self.dir_task(s, Some(parent), path))
-                        };
-                        continue;
+                (FileType::Directory, _) => match base {
+                    Some(e) if e.kind != Kind::Dir => {
+                        scan.changes.push(change(ChangeKind::TypeChanged));
                     }
-                    match base {
-                        Some(e) if e.kind != Kind::Dir => {
-                            scan.changes.push(change(ChangeKind::TypeChanged));
-                        }
-                        Some(_) => {
-                            let parent = Arc::clone(&dir);
-                            s.spawn(move |s| self.dir_task(s, Some(parent), path))
-                        }
-                        None if self.base.has_beneath(&path) => {
-                            let parent = Arc::clone(&dir);
-                            s.spawn(move |s| self.dir_task(s, Some(parent), path))
-                        }
-                        None => {
-                            if !matches!(self.mode, Mode::Adopt) {
-                                scan.changes.push(Change {
-                                    path,
-                                    kind: ChangeKind::Added,
-                                    is_dir: true,
-                                });
-                            }
+                    Some(_) => {
+                        let parent = Arc::clone(&dir);
+                        s.spawn(move |s| self.dir_task(s, Some(parent), path, 0))
+                    }
+                    None if self.base.has_beneath(&path) => {
+                        let parent = Arc::clone(&dir);
+                        s.spawn(move |s| self.dir_task(s, Some(parent), path, 0))
+                    }
+                    None => {
+                        if !matches!(self.mode, Mode::Adopt) {
+                            scan.changes.push(Change {
+                                path,
+                                kind: ChangeKind::Added,
+                                is_dir: true,
+                            });
                         }
                     }
-                }
+                },
                 (FileType::RegularFile, Some(st)) => {
                     let key = StatKey::of(&st);
                     let exec = st.st_mode & 0o111 != 0;
-                    if let Mode::Snapshot { store, staging } = self.mode {
-                        let known =
-                            self.cache
-                                .trusted_child(&crange, rel, ent.name.as_bytes(), &key);
-                        if let Some((size, hash)) = self
-                            .file_blob(store, staging, &dir, &ent.name, &path, &key, base, known)?
-                        {
-                            scan.entries
-                                .push(Entry::blob(path.clone(), exec, size, hash));
-                            scan.recs.push(Rec { path, key, hash });
-                        }
-                        continue;
-                    }
                     let Some(e) = base else {
                         if !matches!(self.mode, Mode::Adopt) {
                             scan.changes.push(change(ChangeKind::Added));
@@ -417,24 +803,6 @@ impl<'a> Walk<'a> {
                                 }
                             },
                         };
-                    if self.snapshot() {
-                        let t = match target {
-                            Err(t) => t,
-                            // The manifest needs the target bytes themselves.
-                            Ok(_) => dir
-                                .read_link(&ent.name)
-                                .map_err(|e| Error::msg(format!("{}: {e}", self.full(&path))))?
-                                .as_bytes()
-                                .to_vec(),
-                        };
-                        scan.recs.push(Rec {
-                            path: path.clone(),
-                            key,
-                            hash: Hash::of(&t),
-                        });
-                        scan.entries.push(Entry::symlink(path, t));
-                        continue;
-                    }
                     let (hash, fresh) = match target {
                         Ok(h) => (h, false),
                         Err(t) => {
@@ -459,14 +827,7 @@ impl<'a> Walk<'a> {
                         Some(_) => scan.changes.push(change(ChangeKind::TypeChanged)),
                     }
                 }
-                (other, _) => {
-                    if self.snapshot() {
-                        return Err(Error::msg(format!(
-                            "{}: is a special file ({other:?}); only files, directories and \
-                             symlinks can be recorded",
-                            self.full(&path)
-                        )));
-                    }
+                (_, _) => {
                     let kind = if base.is_some() {
                         ChangeKind::TypeChanged
                     } else {
@@ -482,47 +843,8 @@ impl<'a> Walk<'a> {
             .map_err(|_| Error::msg("internal error: a worker panicked"))?;
         out.changes.append(&mut scan.changes);
         out.recs.append(&mut scan.recs);
-        out.entries.append(&mut scan.entries);
         out.hashed += scan.hashed;
-        out.new_blobs += scan.new_blobs;
-        out.new_bytes += scan.new_bytes;
         Ok(())
-    }
-
-    /// Snapshot mode: the size and blob of one file, from the stat cache when it proves the
-    /// content known and the blob is in the store, else by putting the file into the store.
-    #[allow(clippy::too_many_arguments)]
-    fn file_blob(
-        &self,
-        store: &Store,
-        staging: &Dir,
-        dir: &Dir,
-        name: &OsStr,
-        path: &[u8],
-        key: &StatKey,
-        base: Option<BaseEntry<'_>>,
-        known: Option<Hash>,
-    ) -> Result<Option<(u64, Hash)>> {
-        if let Some(h) = known {
-            // A blob the base references is kept by the base (gc waits for our shared lock);
-            // any other one is looked up.
-            let in_base = base.and_then(|b| b.hash) == Some(h);
-            if in_base || blob::has_blob(store, &h, key.size) {
-                return Ok(Some((key.size, h)));
-            }
-        }
-        let r = blob::ingest_at(store, staging, &self.counter, dir, name)
-            .map_err(|e| Error::msg(format!("{}: {e}", self.full(path))))?;
-        Ok(r.map(|(size, hash, new)| {
-            if let Ok(mut o) = self.out.lock() {
-                o.hashed += 1;
-                if new {
-                    o.new_blobs += 1;
-                    o.new_bytes += size;
-                }
-            }
-            (size, hash)
-        }))
     }
 }
 
