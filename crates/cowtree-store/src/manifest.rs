@@ -647,10 +647,10 @@ pub(crate) struct EntryChecker {
 impl EntryChecker {
     /// Reads entry `index` at the reader's position and checks it.
     fn check_next(&mut self, r: &mut Reader<'_>, index: u64) -> Result<(), ManifestError> {
-        let trunc = ManifestError::Truncated { index };
-        let len = r.u32().ok_or(trunc.clone())? as usize;
-        let path = r.take(len).ok_or(trunc.clone())?;
-        let code = r.u8().ok_or(trunc.clone())?;
+        let trunc = || ManifestError::Truncated { index };
+        let len = r.u32().ok_or_else(trunc)? as usize;
+        let path = r.take(len).ok_or_else(trunc)?;
+        let code = r.u8().ok_or_else(trunc)?;
         let Some(kind) = Kind::from_code(code) else {
             return Err(ManifestError::UnknownKind {
                 index,
@@ -660,15 +660,15 @@ impl EntryChecker {
         };
         let target = match kind {
             Kind::File | Kind::Executable => {
-                let size = r.u64().ok_or(trunc.clone())?;
-                r.take(32).ok_or(trunc.clone())?;
+                let size = r.u64().ok_or_else(trunc)?;
+                r.take(32).ok_or_else(trunc)?;
                 self.counts.files += 1;
                 self.counts.bytes = self.counts.bytes.saturating_add(size);
                 None
             }
             Kind::Symlink => {
-                let len = r.u32().ok_or(trunc.clone())? as usize;
-                Some(r.take(len).ok_or(trunc)?)
+                let len = r.u32().ok_or_else(trunc)? as usize;
+                Some(r.take(len).ok_or_else(trunc)?)
             }
             Kind::Dir => None,
         };
