@@ -192,6 +192,11 @@ impl StatCache {
         crate::base::range_of(self.offs.len(), dir, |i| self.path_at(i))
     }
 
+    /// [`StatCache::range`] of `dir`, searching only `within` (the range of an ancestor).
+    pub fn range_in(&self, within: std::ops::Range<usize>, dir: &[u8]) -> std::ops::Range<usize> {
+        crate::base::range_in(within, dir, |i| self.path_at(i))
+    }
+
     /// [`StatCache::trusted`] for `dir/name`, searching only `range` (from
     /// [`StatCache::range`] of `dir`).
     pub fn trusted_child(

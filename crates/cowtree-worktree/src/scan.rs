@@ -148,6 +148,10 @@ struct DirOut {
     man: Vec<u8>,
     /// Encoded stat cache records of the files and symlinks, at the items' ranges.
     recs: Vec<u8>,
+    /// The names of the subdirectories.
+    sub_names: Vec<OsString>,
+    /// Where this directory's path ends and its entries' names start in their paths.
+    prefix: usize,
     /// The directory was empty: it is itself an entry (in `man`) and has no items.
     empty: bool,
     files: u64,
@@ -155,13 +159,36 @@ struct DirOut {
     hashed: u64,
 }
 
-#[derive(Debug)]
-struct Item {
-    name: OsString,
-    /// The subdirectory's slot; `None` for a file or symlink.
-    sub: Option<u32>,
-    man: Range<usize>,
-    recs: Range<usize>,
+#[derive(Debug, Clone)]
+enum Item {
+    /// A file or symlink: its manifest entry and cache record.
+    Leaf { man: Range<u32>, recs: Range<u32> },
+    /// A subdirectory: its slot, and its name in `DirOut::sub_names`.
+    Sub { slot: u32, name: u32 },
+}
+
+impl DirOut {
+    /// The name an item is sorted by, and whether it sorts as a directory (`name/`).
+    fn key(&self, item: &Item, empty: &[bool]) -> (&[u8], bool) {
+        match item {
+            Item::Leaf { man, .. } => {
+                // An encoded entry starts with the path's length and the path. (Were that not
+                // so, the order would be wrong and the manifest refused: no panic here.)
+                let at = man.start as usize;
+                let name = self
+                    .man
+                    .get(at..at + 4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(|b| u32::from_le_bytes(b) as usize)
+                    .and_then(|len| self.man.get(at + 4 + self.prefix..at + 4 + len));
+                (name.unwrap_or_default(), false)
+            }
+            Item::Sub { slot, name } => (
+                self.sub_names[*name as usize].as_bytes(),
+                !empty[*slot as usize],
+            ),
+        }
+    }
 }
 
 /// Manifest order among the entries of one directory: paths are compared as bytes, and
@@ -186,6 +213,34 @@ enum Found {
         key: StatKey,
     },
     Sub(u32),
+}
+
+/// What a directory task needs besides its path.
+struct Task {
+    /// The parent directory (none for the root).
+    parent: Option<Arc<Dir>>,
+    /// Snapshot mode: where the directory's part goes in `Walk::dirs`.
+    slot: u32,
+    /// The ranges of the directory in the base and the stat cache, when the parent knew them.
+    ranges: Option<(Range<usize>, Range<usize>)>,
+}
+
+impl Task {
+    fn root() -> Task {
+        Task {
+            parent: None,
+            slot: 0,
+            ranges: None,
+        }
+    }
+
+    fn child(parent: Arc<Dir>) -> Task {
+        Task {
+            parent: Some(parent),
+            slot: 0,
+            ranges: None,
+        }
+    }
 }
 
 /// Index of the base entry at `path`.
@@ -244,8 +299,8 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
         .unwrap_or(4)
         .clamp(4, 16);
     match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-        Ok(pool) => pool.scope(|s| walk.dir_task(s, None, Vec::new(), 0)),
-        Err(_) => rayon::scope(|s| walk.dir_task(s, None, Vec::new(), 0)),
+        Ok(pool) => pool.scope(|s| walk.dir_task(s, Vec::new(), Task::root())),
+        Err(_) => rayon::scope(|s| walk.dir_task(s, Vec::new(), Task::root())),
     }
     if let Some(e) = walk.error.lock().map(|mut g| g.take()).unwrap_or(None) {
         return Err(e);
@@ -317,17 +372,19 @@ impl Tree {
             .iter()
             .map(|d| d.as_ref().is_some_and(|d| d.empty))
             .collect();
-        let is_empty = |sub: Option<u32>| sub.is_some_and(|c| empty[c as usize]);
         for d in table.iter_mut().flatten() {
-            if d.items.iter().any(|i| is_empty(i.sub)) {
-                d.items.sort_by(|a, b| {
-                    manifest_order(
-                        a.name.as_bytes(),
-                        a.sub.is_some() && !is_empty(a.sub),
-                        b.name.as_bytes(),
-                        b.sub.is_some() && !is_empty(b.sub),
-                    )
+            let has_empty_sub = d
+                .items
+                .iter()
+                .any(|i| matches!(i, Item::Sub { slot, .. } if empty[*slot as usize]));
+            if has_empty_sub {
+                let mut items = d.items.clone();
+                items.sort_by(|a, b| {
+                    let (a, a_sub) = d.key(a, &empty);
+                    let (b, b_sub) = d.key(b, &empty);
+                    manifest_order(a, a_sub, b, b_sub)
                 });
+                d.items = items;
             }
         }
         let mut tree = Tree {
@@ -384,10 +441,14 @@ impl Tree {
                 continue;
             };
             top.1 += 1;
-            match (item.sub, part) {
-                (Some(c), _) => stack.push((c, 0)),
-                (None, Part::Manifest) => f(&d.man[item.man.clone()])?,
-                (None, Part::Cache) => f(&d.recs[item.recs.clone()])?,
+            match (item, part) {
+                (Item::Sub { slot, .. }, _) => stack.push((*slot, 0)),
+                (Item::Leaf { man, .. }, Part::Manifest) => {
+                    f(&d.man[man.start as usize..man.end as usize])?
+                }
+                (Item::Leaf { recs, .. }, Part::Cache) => {
+                    f(&d.recs[recs.start as usize..recs.end as usize])?
+                }
             }
         }
         Ok(())
@@ -406,17 +467,11 @@ impl<'a> Walk<'a> {
         self.root_path.join(path_of(rel)).display().to_string()
     }
 
-    fn dir_task<'s>(
-        &'s self,
-        s: &rayon::Scope<'s>,
-        parent: Option<Arc<Dir>>,
-        rel: Vec<u8>,
-        slot: u32,
-    ) {
+    fn dir_task<'s>(&'s self, s: &rayon::Scope<'s>, rel: Vec<u8>, task: Task) {
         if self.stop.load(Ordering::Relaxed) {
             return;
         }
-        if let Err(e) = self.walk_dir(s, parent, &rel, slot) {
+        if let Err(e) = self.walk_dir(s, &rel, task) {
             self.fail(e);
         }
     }
@@ -439,10 +494,15 @@ impl<'a> Walk<'a> {
         putter: &Putter<'_>,
         dir: Arc<Dir>,
         rel: &[u8],
-        slot: u32,
+        task: Task,
         list: Vec<DirEntry>,
     ) -> Result<()> {
-        let mut out = DirOut::default();
+        let slot = task.slot;
+        let prefix = if rel.is_empty() { 0 } else { rel.len() + 1 };
+        let mut out = DirOut {
+            prefix,
+            ..DirOut::default()
+        };
         if list.is_empty() {
             if !rel.is_empty() {
                 out.empty = true;
@@ -450,8 +510,9 @@ impl<'a> Walk<'a> {
             }
             return self.deposit(slot, out);
         }
-        let brange = self.base.range(rel);
-        let crange = self.cache.range(rel);
+        let (brange, crange) = task
+            .ranges
+            .unwrap_or_else(|| (self.base.range(rel), self.cache.range(rel)));
         let mut found: Vec<(OsString, Found)> = Vec::with_capacity(list.len());
         // The path of the entry at hand: `rel/name`.
         let mut path = Vec::with_capacity(rel.len() + 64);
@@ -478,10 +539,18 @@ impl<'a> Walk<'a> {
             });
             let what = match (ft, st) {
                 (FileType::Directory, _) => {
-                    let child = self.next_slot.fetch_add(1, Ordering::Relaxed);
-                    let (parent, p) = (Arc::clone(&dir), path.clone());
-                    s.spawn(move |s| self.dir_task(s, Some(parent), p, child));
-                    Found::Sub(child)
+                    let child = Task {
+                        parent: Some(Arc::clone(&dir)),
+                        slot: self.next_slot.fetch_add(1, Ordering::Relaxed),
+                        ranges: Some((
+                            self.base.range_in(brange.clone(), &path),
+                            self.cache.range_in(crange.clone(), &path),
+                        )),
+                    };
+                    let slot = child.slot;
+                    let p = path.clone();
+                    s.spawn(move |s| self.dir_task(s, p, child));
+                    Found::Sub(slot)
                 }
                 (FileType::RegularFile, Some(st)) => {
                     let key = StatKey::of(&st);
@@ -557,7 +626,6 @@ impl<'a> Walk<'a> {
             )
         });
         // Reserve the exact sizes (see the manifest and cache encodings): no regrowth.
-        let prefix = if rel.is_empty() { 0 } else { rel.len() + 1 };
         let (mut man_len, mut recs_len) = (0, 0);
         for (name, what) in &found {
             let head = 4 + prefix + name.len();
@@ -581,8 +649,8 @@ impl<'a> Walk<'a> {
                 path.push(b'/');
             }
             path.extend_from_slice(name.as_bytes());
-            let (m0, r0) = (out.man.len(), out.recs.len());
-            let sub = match what {
+            let (m0, r0) = (out.man.len() as u32, out.recs.len() as u32);
+            let item = match what {
                 Found::File {
                     exec,
                     size,
@@ -600,14 +668,18 @@ impl<'a> Walk<'a> {
                     cache::encode_rec(&mut out.recs, &path, &key, &Hash::of(&target));
                     None
                 }
-                Found::Sub(child) => Some(child),
+                Found::Sub(slot) => {
+                    out.sub_names.push(name);
+                    Some(Item::Sub {
+                        slot,
+                        name: (out.sub_names.len() - 1) as u32,
+                    })
+                }
             };
-            out.items.push(Item {
-                name,
-                sub,
-                man: m0..out.man.len(),
-                recs: r0..out.recs.len(),
-            });
+            out.items.push(item.unwrap_or(Item::Leaf {
+                man: m0..out.man.len() as u32,
+                recs: r0..out.recs.len() as u32,
+            }));
         }
         self.deposit(slot, out)
     }
@@ -633,16 +705,10 @@ impl<'a> Walk<'a> {
         }
     }
 
-    fn walk_dir<'s>(
-        &'s self,
-        s: &rayon::Scope<'s>,
-        parent: Option<Arc<Dir>>,
-        rel: &[u8],
-        slot: u32,
-    ) -> Result<()> {
+    fn walk_dir<'s>(&'s self, s: &rayon::Scope<'s>, rel: &[u8], task: Task) -> Result<()> {
         // Each directory is opened relative to its parent's handle (one component,
         // O_NOFOLLOW|O_DIRECTORY), so a symlink swapped in is never followed.
-        let dir = match parent {
+        let dir = match &task.parent {
             None => self.root.try_clone()?,
             Some(p) => match p.open_dir(OsStr::from_bytes(split(rel).1)) {
                 Ok(d) => d,
@@ -675,7 +741,7 @@ impl<'a> Walk<'a> {
             .map_err(|e| Error::msg(format!("read directory {}: {e}", self.full(rel))))?;
         let dir = Arc::new(dir);
         if let (Mode::Snapshot { store, .. }, Some(putter)) = (&self.mode, &self.putter) {
-            return self.snapshot_dir(s, store, putter, dir, rel, slot, list);
+            return self.snapshot_dir(s, store, putter, dir, rel, task, list);
         }
         let mut scan = Scan::default();
         let brange = self.base.range(rel);
@@ -719,12 +785,12 @@ impl<'a> Walk<'a> {
                         scan.changes.push(change(ChangeKind::TypeChanged));
                     }
                     Some(_) => {
-                        let parent = Arc::clone(&dir);
-                        s.spawn(move |s| self.dir_task(s, Some(parent), path, 0))
+                        let task = Task::child(Arc::clone(&dir));
+                        s.spawn(move |s| self.dir_task(s, path, task))
                     }
                     None if self.base.has_beneath(&path) => {
-                        let parent = Arc::clone(&dir);
-                        s.spawn(move |s| self.dir_task(s, Some(parent), path, 0))
+                        let task = Task::child(Arc::clone(&dir));
+                        s.spawn(move |s| self.dir_task(s, path, task))
                     }
                     None => {
                         if !matches!(self.mode, Mode::Adopt) {
