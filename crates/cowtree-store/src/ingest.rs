@@ -710,13 +710,19 @@ thread_local! {
     static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Runs `f` with this thread's read buffer. A thread that hashes a large chunk hands halves
+/// of it to other workers (`update_rayon`) and, while it waits, may run another file's job on
+/// the same thread, whose read would need the buffer while it is borrowed: that nested use gets
+/// a buffer of its own (a `borrow_mut` here used to panic).
 fn with_buf<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
-    BUFFER.with(|b| {
-        let mut b = b.borrow_mut();
-        if b.len() < BUF {
-            b.resize(BUF, 0);
+    BUFFER.with(|b| match b.try_borrow_mut() {
+        Ok(mut b) => {
+            if b.len() < BUF {
+                b.resize(BUF, 0);
+            }
+            f(&mut b[..])
         }
-        f(&mut b[..])
+        Err(_) => f(&mut vec![0u8; BUF]),
     })
 }
 
