@@ -72,6 +72,8 @@ pub struct IngestReport {
 }
 
 const BUF: usize = 1 << 20;
+/// The read buffer's first size (see [`grow_after`]).
+const FIRST_BUF: usize = 64 << 10;
 /// Files per work item when a directory is split among workers.
 const FILE_CHUNK: usize = 128;
 /// Files whose source is always hashed first, before the hit rate decides (see
@@ -714,16 +716,25 @@ thread_local! {
 /// of it to other workers (`update_rayon`) and, while it waits, may run another file's job on
 /// the same thread, whose read would need the buffer while it is borrowed: that nested use gets
 /// a buffer of its own (a `borrow_mut` here used to panic).
-fn with_buf<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
+fn with_buf<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
     BUFFER.with(|b| match b.try_borrow_mut() {
         Ok(mut b) => {
-            if b.len() < BUF {
-                b.resize(BUF, 0);
+            if b.is_empty() {
+                b.resize(FIRST_BUF, 0);
             }
-            f(&mut b[..])
+            f(&mut b)
         }
-        Err(_) => f(&mut vec![0u8; BUF]),
+        Err(_) => f(&mut vec![0u8; FIRST_BUF]),
     })
+}
+
+/// After a read of `n` bytes into `buf`: a read that filled it is followed by larger ones, up
+/// to [`BUF`] (most files are small, and a thread's buffer is zeroed once at its size).
+fn grow_after(buf: &mut Vec<u8>, n: usize) {
+    if n == buf.len() && buf.len() < BUF {
+        let len = (buf.len() * 4).min(BUF);
+        buf.resize(len, 0);
+    }
 }
 
 fn read_some(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
@@ -768,6 +779,7 @@ fn hash_fd(fd: &OwnedFd) -> io::Result<(u64, Hash)> {
             }
             update(&mut hasher, &buf[..n]);
             size += n as u64;
+            grow_after(buf, n);
         }
     })?;
     Ok((size, Hash::from_bytes(*hasher.finalize().as_bytes())))
@@ -801,6 +813,7 @@ fn copy_and_hash(src: &OwnedFd, dst_dir: &Dir, dst_name: &OsStr) -> io::Result<(
             }
             update(&mut hasher, &buf[..n]);
             size += n as u64;
+            grow_after(buf, n);
         }
     });
     if let Err(e) = res {

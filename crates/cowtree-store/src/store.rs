@@ -214,8 +214,9 @@ impl Store {
 
     /// The name of a blob relative to `blobs/`: `ab/cdef...`.
     pub fn blob_rel(hash: &Hash) -> OsString {
-        let hex = hash.to_hex();
-        OsString::from(format!("{}/{}", &hex[..2], &hex[2..]))
+        let mut rel = hash.to_hex();
+        rel.insert(2, '/');
+        OsString::from(rel)
     }
 
     /// The full path of a blob, for messages and tests.

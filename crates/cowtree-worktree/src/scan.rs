@@ -146,8 +146,9 @@ struct DirOut {
     /// Encoded manifest entries of the files and symlinks (or of this directory, when
     /// `empty`), at the items' ranges.
     man: Vec<u8>,
-    /// Encoded stat cache records of the files and symlinks, at the items' ranges.
-    recs: Vec<u8>,
+    /// The stat of each file and symlink, for its cache record (made from the entry, which
+    /// has the path and the hash, and this).
+    keys: Vec<StatKey>,
     /// The names of the subdirectories.
     sub_names: Vec<OsString>,
     /// Where this directory's path ends and its entries' names start in their paths.
@@ -161,8 +162,8 @@ struct DirOut {
 
 #[derive(Debug, Clone)]
 enum Item {
-    /// A file or symlink: its manifest entry and cache record.
-    Leaf { man: Range<u32>, recs: Range<u32> },
+    /// A file or symlink: its manifest entry and its stat in `DirOut::keys`.
+    Leaf { man: Range<u32>, key: u32 },
     /// A subdirectory: its slot, and its name in `DirOut::sub_names`.
     Sub { slot: u32, name: u32 },
 }
@@ -349,15 +350,6 @@ pub struct Tree {
     records: u64,
 }
 
-/// Which encoding [`Tree::pieces`] gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
-    /// Manifest entries (see `cowtree_store::manifest`).
-    Manifest,
-    /// Stat cache records (see [`crate::cache`]).
-    Cache,
-}
-
 impl Tree {
     fn new(dirs: Vec<(u32, DirOut)>, slots: u32) -> Tree {
         let mut table: Vec<Option<DirOut>> = (0..slots).map(|_| None).collect();
@@ -393,12 +385,9 @@ impl Tree {
             records: 0,
         };
         let (mut entries, mut records) = (0, 0);
-        let _ = tree.pieces(Part::Manifest, |_| -> std::result::Result<(), Infallible> {
+        let _ = tree.for_each(|_, key| -> std::result::Result<(), Infallible> {
             entries += 1;
-            Ok(())
-        });
-        let _ = tree.pieces(Part::Cache, |_| -> std::result::Result<(), Infallible> {
-            records += 1;
+            records += u64::from(key.is_some());
             Ok(())
         });
         (tree.entries, tree.records) = (entries, records);
@@ -415,12 +404,12 @@ impl Tree {
         self.records
     }
 
-    /// Calls `f` with each encoded manifest entry (or cache record) in order: a depth-first
-    /// walk from the root, each directory in its items' order. Stops at `f`'s first error.
-    pub fn pieces<E>(
+    /// Calls `f` with each encoded manifest entry in order (a depth-first walk from the root,
+    /// each directory in its items' order) and, for a file or symlink, its stat for the cache
+    /// record ([`cache_record`]). Stops at `f`'s first error.
+    pub fn for_each<E>(
         &self,
-        part: Part,
-        mut f: impl FnMut(&[u8]) -> std::result::Result<(), E>,
+        mut f: impl FnMut(&[u8], Option<&StatKey>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
         // (slot, next item)
         let mut stack: Vec<(u32, usize)> = vec![(0, 0)];
@@ -430,9 +419,7 @@ impl Tree {
                 continue;
             };
             if d.empty {
-                if part == Part::Manifest {
-                    f(&d.man)?;
-                }
+                f(&d.man, None)?;
                 stack.pop();
                 continue;
             }
@@ -441,18 +428,50 @@ impl Tree {
                 continue;
             };
             top.1 += 1;
-            match (item, part) {
-                (Item::Sub { slot, .. }, _) => stack.push((*slot, 0)),
-                (Item::Leaf { man, .. }, Part::Manifest) => {
-                    f(&d.man[man.start as usize..man.end as usize])?
-                }
-                (Item::Leaf { recs, .. }, Part::Cache) => {
-                    f(&d.recs[recs.start as usize..recs.end as usize])?
-                }
+            match item {
+                Item::Sub { slot, .. } => stack.push((*slot, 0)),
+                Item::Leaf { man, key } => f(
+                    &d.man[man.start as usize..man.end as usize],
+                    d.keys.get(*key as usize),
+                )?,
             }
         }
         Ok(())
     }
+}
+
+/// Appends to `out` the stat cache record of the file or symlink whose manifest entry is
+/// `entry` (its path, and its blob hash or the hash of its target) and whose stat is `key`.
+/// False, appending nothing, when `entry` is not one encoded file or symlink entry.
+pub fn cache_record(entry: &[u8], key: &StatKey, out: &mut Vec<u8>) -> bool {
+    let field = |at: usize, n: usize| entry.get(at..at.checked_add(n)?);
+    let Some(len) = field(0, 4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+    else {
+        return false;
+    };
+    let len = len as usize;
+    let (Some(path), Some(&[kind])) = (field(4, len), field(4 + len, 1)) else {
+        return false;
+    };
+    let data = 5 + len;
+    // Kind codes: 1 file, 2 executable (size, then the hash), 3 symlink (length, target).
+    let hash = match kind {
+        1 | 2 if entry.len() == data + 40 => field(data + 8, 32).and_then(Hash::from_slice),
+        3 => field(data, 4)
+            .and_then(|b| b.try_into().ok())
+            .map(|b| u32::from_le_bytes(b) as usize)
+            .filter(|&n| entry.len() == data + 4 + n)
+            .and_then(|n| field(data + 4, n))
+            .map(Hash::of),
+        _ => None,
+    };
+    let Some(hash) = hash else {
+        return false;
+    };
+    cache::encode_rec(out, path, key, &hash);
+    true
 }
 
 impl<'a> Walk<'a> {
@@ -625,22 +644,20 @@ impl<'a> Walk<'a> {
                 matches!(fb, Found::Sub(_)),
             )
         });
-        // Reserve the exact sizes (see the manifest and cache encodings): no regrowth.
-        let (mut man_len, mut recs_len) = (0, 0);
+        // Reserve the exact sizes (see the manifest encoding): no regrowth.
+        let mut man_len = 0;
+        let mut leaves = 0;
         for (name, what) in &found {
             let head = 4 + prefix + name.len();
             match what {
-                Found::File { .. } => {
-                    (man_len, recs_len) = (man_len + head + 41, recs_len + head + 68)
-                }
-                Found::Symlink { target, .. } => {
-                    (man_len, recs_len) = (man_len + head + 5 + target.len(), recs_len + head + 68)
-                }
-                Found::Sub(_) => {}
+                Found::File { .. } => man_len += head + 41,
+                Found::Symlink { target, .. } => man_len += head + 5 + target.len(),
+                Found::Sub(_) => continue,
             }
+            leaves += 1;
         }
         out.man.reserve_exact(man_len);
-        out.recs.reserve_exact(recs_len);
+        out.keys.reserve_exact(leaves);
         out.items.reserve_exact(found.len());
         for (name, what) in found {
             path.clear();
@@ -649,8 +666,8 @@ impl<'a> Walk<'a> {
                 path.push(b'/');
             }
             path.extend_from_slice(name.as_bytes());
-            let (m0, r0) = (out.man.len() as u32, out.recs.len() as u32);
-            let item = match what {
+            let m0 = out.man.len() as u32;
+            let key = match what {
                 Found::File {
                     exec,
                     size,
@@ -658,28 +675,28 @@ impl<'a> Walk<'a> {
                     key,
                 } => {
                     encode_blob(&mut out.man, &path, exec, size, &hash);
-                    cache::encode_rec(&mut out.recs, &path, &key, &hash);
                     out.files += 1;
                     out.bytes += size;
-                    None
+                    key
                 }
                 Found::Symlink { target, key } => {
                     encode_symlink(&mut out.man, &path, &target);
-                    cache::encode_rec(&mut out.recs, &path, &key, &Hash::of(&target));
-                    None
+                    key
                 }
                 Found::Sub(slot) => {
                     out.sub_names.push(name);
-                    Some(Item::Sub {
+                    out.items.push(Item::Sub {
                         slot,
                         name: (out.sub_names.len() - 1) as u32,
-                    })
+                    });
+                    continue;
                 }
             };
-            out.items.push(item.unwrap_or(Item::Leaf {
+            out.keys.push(key);
+            out.items.push(Item::Leaf {
                 man: m0..out.man.len() as u32,
-                recs: r0..out.recs.len() as u32,
-            }));
+                key: (out.keys.len() - 1) as u32,
+            });
         }
         self.deposit(slot, out)
     }
@@ -921,4 +938,57 @@ pub fn show_change(c: &Change) -> String {
         s.insert(s.len() - 1, '/');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_record_from_an_entry_is_the_record_encoded_directly() {
+        let key = StatKey {
+            size: 5,
+            mtime_ns: 1,
+            ctime_ns: 2,
+            ino: 3,
+            mode: 0o100644,
+        };
+        let h = Hash::of(b"x");
+        for (entry, path, hash) in [
+            {
+                let mut e = Vec::new();
+                encode_blob(&mut e, b"d/f", true, 5, &h);
+                (e, &b"d/f"[..], h)
+            },
+            {
+                let mut e = Vec::new();
+                encode_symlink(&mut e, b"l", b"../t");
+                (e, &b"l"[..], Hash::of(b"../t"))
+            },
+        ] {
+            let mut got = Vec::new();
+            assert!(cache_record(&entry, &key, &mut got));
+            let mut want = Vec::new();
+            cache::encode_rec(&mut want, path, &key, &hash);
+            assert_eq!(got, want);
+            // Anything but exactly one file or symlink entry is refused.
+            let mut out = Vec::new();
+            assert!(!cache_record(&entry[..entry.len() - 1], &key, &mut out));
+            assert!(!cache_record(&[&entry[..], b"x"].concat(), &key, &mut out));
+            assert!(out.is_empty());
+        }
+        let mut dir = Vec::new();
+        encode_dir(&mut dir, b"e");
+        assert!(!cache_record(&dir, &key, &mut Vec::new()));
+        assert!(!cache_record(&[], &key, &mut Vec::new()));
+    }
+
+    #[test]
+    fn a_subdirectory_sorts_as_its_name_and_a_slash() {
+        // "a-b" < "a/..." since '-' < '/', but "a" < "a-b".
+        assert_eq!(manifest_order(b"a", true, b"a-b", false), Order::Greater);
+        assert_eq!(manifest_order(b"a", false, b"a-b", false), Order::Less);
+        assert_eq!(manifest_order(b"a", true, b"a0", false), Order::Less);
+        assert_eq!(manifest_order(b"ab", true, b"a", true), Order::Greater);
+    }
 }

@@ -8,7 +8,7 @@ use crate::base::Base;
 use crate::cache;
 use crate::error::{Error, Result};
 use crate::registry::{self, Worktree};
-use crate::scan::{self, Mode, Part};
+use crate::scan::{self, Mode};
 
 /// What an incremental snapshot did.
 #[derive(Debug, Clone)]
@@ -82,15 +82,22 @@ pub fn snapshot(
     let (saved, cached) = std::thread::scope(|s| {
         let cached = s.spawn(|| {
             registry::write_cache_with(store, wt_ref, |w| {
-                let mut header = Vec::with_capacity(24);
-                cache::encode_header(&mut header, scan.started_ns, tree.records());
-                w.write_all(&header)?;
-                tree.pieces(Part::Cache, |rec| w.write_all(rec))
+                let mut rec = Vec::with_capacity(24 + 256);
+                cache::encode_header(&mut rec, scan.started_ns, tree.records());
+                w.write_all(&rec)?;
+                tree.for_each(|entry, key| {
+                    let Some(key) = key else { return Ok(()) };
+                    rec.clear();
+                    if !scan::cache_record(entry, key, &mut rec) {
+                        return Err(std::io::Error::other("internal error: a bad entry"));
+                    }
+                    w.write_all(&rec)
+                })
             })
         });
         let saved = (|| -> Result<Hash> {
             let mut m = store.manifest_writer(tree.entries(), &context)?;
-            tree.pieces(Part::Manifest, |entry| m.push(entry))?;
+            tree.for_each(|entry, _| m.push(entry))?;
             m.finish()
         })();
         (saved, cached.join())
