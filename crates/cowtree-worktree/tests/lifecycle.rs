@@ -318,6 +318,53 @@ fn incremental_snapshot_orders_entries_like_a_fresh_one_around_empty_dirs_and_pr
 }
 
 #[test]
+fn incremental_snapshot_finds_cached_files_around_deleted_and_retyped_entries() {
+    for fs_kind in Fs::COW {
+        let Some(e) = env(fs_kind) else { continue };
+        let mut wt = check_out(&e, &e.a, "wt");
+        let w = &wt.path.clone();
+        // A base with names that sort between `x` and `x/`, deeper trees, and empty dirs.
+        for p in [
+            "x/1",
+            "x-/2",
+            "x.y",
+            "x0/3",
+            "old/deep/4",
+            "old-5",
+            "f2d",
+            "m/n/6",
+        ] {
+            write(&w.join(p), p.as_bytes());
+        }
+        fs::create_dir_all(w.join("e1")).unwrap();
+        fs::create_dir_all(w.join("m/e2")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        let first = snapshot::snapshot(&e.store, &mut wt, None, true).unwrap();
+        assert_eq!(
+            first.id,
+            ingest::snapshot_dir(&e.store, w, None).unwrap().id
+        );
+        // Delete a subtree, turn a file into a directory and a directory into a file, fill
+        // an empty directory, empty a directory: the unchanged files must still be found in
+        // the stat cache (read stays at the number of new or changed files).
+        fs::remove_dir_all(w.join("old")).unwrap();
+        fs::remove_file(w.join("f2d")).unwrap();
+        write(&w.join("f2d/inner"), b"now a dir");
+        fs::remove_dir_all(w.join("x")).unwrap();
+        write(&w.join("x"), b"now a file");
+        write(&w.join("e1/filled"), b"filled");
+        fs::remove_file(w.join("m/n/6")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        let fresh = ingest::snapshot_dir(&e.store, w, None).unwrap();
+        let r = snapshot::snapshot(&e.store, &mut wt, None, false).unwrap();
+        assert_eq!(r.id, fresh.id);
+        assert_eq!(r.read, 3, "only f2d/inner, x and e1/filled are new");
+        let again = snapshot::snapshot(&e.store, &mut wt, None, false).unwrap();
+        assert_eq!((again.id, again.read), (fresh.id, 0));
+    }
+}
+
+#[test]
 fn snapshot_without_update_base_leaves_the_record_file_alone() {
     let Some(e) = env(Fs::Xfs) else { return };
     let mut wt = check_out(&e, &e.a, "wt");
