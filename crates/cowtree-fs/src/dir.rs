@@ -399,17 +399,20 @@ impl Dir {
         Ok(out)
     }
 
-    /// All entries except `.` and `..`, read with `getdents64` on this handle itself, from
-    /// its current position: unlike [`Dir::entries`], no second open of the directory (which
-    /// costs `fcntl`, `openat`, `lseek` and `close` per directory). Meant for a handle opened
-    /// for one listing, as a tree walk does: afterwards the position is at the end, so a
-    /// second call returns nothing. `&mut self` keeps other readers of this handle out
-    /// meanwhile (a [`Dir::try_clone`] shares the position, so do not interleave with one).
+    /// The same as [`Dir::entries`], read with `getdents64` through this handle's own file
+    /// offset (rewound first) rather than through a second open of the directory, and without
+    /// an allocation per name beyond the returned one: for a walk of many small directories
+    /// that is three system calls fewer per directory (`fcntl`, `openat`, `close`).
+    ///
+    /// It takes `&mut self` because the file offset is state: the caller must not read the
+    /// same directory through a duplicate of this descriptor ([`Dir::try_clone`]) at the same
+    /// time, which [`Dir::entries`] allows.
     pub fn read_entries(&mut self) -> io::Result<Vec<DirEntry>> {
-        let mut out = Vec::new();
-        let mut buf: Vec<std::mem::MaybeUninit<u8>> = Vec::with_capacity(READ_BUF);
-        buf.resize(READ_BUF, std::mem::MaybeUninit::uninit());
+        use std::mem::MaybeUninit;
+        rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0))?;
+        let mut buf = [MaybeUninit::<u8>::uninit(); 16 * 1024];
         let mut raw = rustix::fs::RawDir::new(&self.fd, &mut buf);
+        let mut out = Vec::new();
         while let Some(entry) = raw.next() {
             let entry = entry?;
             let name = entry.file_name().to_bytes();
@@ -425,10 +428,6 @@ impl Dir {
         Ok(out)
     }
 }
-
-/// The `getdents64` buffer of [`Dir::read_entries`]: room for a few hundred entries per call,
-/// and for any single entry (a name is at most 255 bytes).
-const READ_BUF: usize = 32 * 1024;
 
 impl AsFd for Dir {
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -447,40 +446,76 @@ pub fn write_atomic(
     mode: u32,
     sync: bool,
 ) -> io::Result<()> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     check_name(name)?;
-    let dir = dir.as_fd();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let tmp = OsString::from(format!(
-        ".tmp-{}-{}-{nanos:08x}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let fd = openat(
-        dir,
-        &tmp,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(mode),
-    )
-    .map_err(|e| at_path("create", Path::new(&tmp), e.into()))?;
-    let mut f = std::fs::File::from(fd);
-    let mut res = io::Write::write_all(&mut f, bytes);
-    if sync {
-        res = res.and_then(|()| f.sync_data());
+    let mut f = AtomicFile::create(dir.as_fd(), mode)?;
+    io::Write::write_all(f.file(), bytes)?;
+    f.commit(name, sync)
+}
+
+/// A file written under a temporary name in a directory and then renamed over its final name
+/// ([`AtomicFile::commit`]), for content written piece by piece; see [`write_atomic`]. Dropped
+/// without a commit, the temporary file is removed.
+#[derive(Debug)]
+pub struct AtomicFile<'a> {
+    dir: BorrowedFd<'a>,
+    tmp: OsString,
+    file: std::fs::File,
+}
+
+impl<'a> AtomicFile<'a> {
+    /// Creates the temporary file (`.tmp-<pid>-<n>-<ns>`, `O_CREAT|O_EXCL|O_NOFOLLOW`,
+    /// permission bits `mode`) in `dir`.
+    pub fn create(dir: BorrowedFd<'a>, mode: u32) -> io::Result<AtomicFile<'a>> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let tmp = OsString::from(format!(
+            ".tmp-{}-{}-{nanos:08x}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let fd = openat(
+            dir,
+            &tmp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )
+        .map_err(|e| at_path("create", Path::new(&tmp), e.into()))?;
+        Ok(AtomicFile {
+            dir,
+            tmp,
+            file: std::fs::File::from(fd),
+        })
     }
-    drop(f);
-    let res = res.and_then(|()| {
-        renameat_with(dir, &tmp, dir, name, RenameFlags::empty())
-            .map_err(|e| at_path("rename into", Path::new(name), e.into()))
-    });
-    if res.is_err() {
-        let _ = unlinkat(dir, &tmp, AtFlags::empty());
+
+    /// The file to write to.
+    pub fn file(&mut self) -> &mut std::fs::File {
+        &mut self.file
     }
-    res
+
+    /// Optionally `fdatasync`s the file, then renames it over `name` (a symlink there is
+    /// replaced, never followed). On failure the temporary file is removed.
+    pub fn commit(mut self, name: &OsStr, sync: bool) -> io::Result<()> {
+        check_name(name)?;
+        if sync {
+            self.file.sync_data()?;
+        }
+        renameat_with(self.dir, &self.tmp, self.dir, name, RenameFlags::empty())
+            .map_err(|e| at_path("rename into", Path::new(name), e.into()))?;
+        self.tmp.clear();
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile<'_> {
+    fn drop(&mut self) {
+        if !self.tmp.is_empty() {
+            let _ = unlinkat(self.dir, &self.tmp, AtFlags::empty());
+        }
+    }
 }
 
 /// ELOOP from an `O_NOFOLLOW` open (and ENOTDIR from `O_DIRECTORY`) means something other

@@ -66,6 +66,13 @@ pub fn validate_component(name: &[u8]) -> Result<(), NameError> {
 
 /// Checks a relative path and returns its components.
 pub fn validate_relative_path(path: &[u8]) -> Result<Vec<&[u8]>, NameError> {
+    check_relative_path(path)?;
+    Ok(path.split(|&b| b == b'/').collect())
+}
+
+/// [`validate_relative_path`] without collecting the components (no allocation), for checking
+/// many paths.
+pub fn check_relative_path(path: &[u8]) -> Result<(), NameError> {
     if path.is_empty() {
         return Err(NameError::Empty);
     }
@@ -75,11 +82,18 @@ pub fn validate_relative_path(path: &[u8]) -> Result<Vec<&[u8]>, NameError> {
     if path[0] == b'/' {
         return Err(NameError::Absolute);
     }
-    let parts: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
-    for part in &parts {
-        validate_component(part)?;
+    if path.contains(&0) {
+        return path.split(|&b| b == b'/').try_for_each(validate_component);
     }
-    Ok(parts)
+    // Without a NUL byte only the shape of each component is left to check (the same
+    // checks, in the same order, as validate_component's).
+    path.split(|&b| b == b'/').try_for_each(|c| match c {
+        [] => Err(NameError::Empty),
+        b"." => Err(NameError::Dot),
+        b".." => Err(NameError::DotDot),
+        _ if c.len() > NAME_MAX => Err(NameError::ComponentTooLong(c.len())),
+        _ => Ok(()),
+    })
 }
 
 /// Joins a relative parent path and a name with `/` (no leading `/` for the root, whose
@@ -155,12 +169,24 @@ mod tests {
             (b"a/../../b", Err(NameError::DotDot)),
             (b"..", Err(NameError::DotDot)),
             (b"a/b\0/c", Err(NameError::Nul)),
+            (b"a\0/./b", Err(NameError::Nul)),
+            (b"./a\0", Err(NameError::Dot)),
             (&too_long, Err(NameError::PathTooLong(4097))),
         ];
         for (path, want) in cases {
             let got = validate_relative_path(path).map(|p| p.len());
             assert_eq!(&got, want, "{:?}", String::from_utf8_lossy(path));
         }
+        let long_component = [&b"a/"[..], &[b'x'; 256][..], b"/\0"].concat();
+        assert_eq!(
+            check_relative_path(&long_component),
+            Err(NameError::ComponentTooLong(256))
+        );
+        let long_component = [&b"a/"[..], &[b'x'; 256][..]].concat();
+        assert_eq!(
+            check_relative_path(&long_component),
+            Err(NameError::ComponentTooLong(256))
+        );
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 use std::path::{Component, Path};
 
-use cowtree_fs::name::{NAME_MAX, PATH_MAX, validate_component, validate_relative_path};
+use cowtree_fs::name::{
+    NAME_MAX, NameError, PATH_MAX, check_relative_path, validate_component, validate_relative_path,
+};
 use proptest::prelude::*;
 use std::os::unix::ffi::OsStrExt;
 
@@ -44,6 +46,20 @@ proptest! {
     #[test]
     fn validator_agrees_with_the_model(path in path_bytes()) {
         prop_assert_eq!(validate_relative_path(&path).is_ok(), model_accepts(&path));
+    }
+
+    #[test]
+    fn check_gives_the_error_of_the_first_bad_component(path in path_bytes()) {
+        let want: Result<(), NameError> = if path.is_empty() {
+            Err(NameError::Empty)
+        } else if path.len() > PATH_MAX {
+            Err(NameError::PathTooLong(path.len()))
+        } else if path[0] == b'/' {
+            Err(NameError::Absolute)
+        } else {
+            path.split(|&b| b == b'/').try_for_each(validate_component)
+        };
+        prop_assert_eq!(check_relative_path(&path), want);
     }
 
     #[test]

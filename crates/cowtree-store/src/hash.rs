@@ -29,9 +29,11 @@ impl Hash {
 
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(64);
         for b in self.0 {
-            s.push_str(&format!("{b:02x}"));
+            s.push(DIGITS[usize::from(b >> 4)] as char);
+            s.push(DIGITS[usize::from(b & 15)] as char);
         }
         s
     }
@@ -84,6 +86,12 @@ mod tests {
     fn hex_round_trip_and_refusals() {
         let h = Hash::of(b"abc");
         assert_eq!(Hash::from_hex(&h.to_hex()), Some(h));
+        let hex: String = h.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(h.to_hex(), hex);
+        assert_eq!(
+            crate::Store::blob_rel(&h),
+            std::ffi::OsString::from(format!("{}/{}", &hex[..2], &hex[2..]))
+        );
         assert_eq!(Hash::from_hex(&h.to_hex().to_uppercase()), Some(h));
         assert_eq!(Hash::from_hex("ab"), None);
         assert_eq!(Hash::from_hex(&"g".repeat(64)), None);

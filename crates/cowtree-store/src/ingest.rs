@@ -72,10 +72,12 @@ pub struct IngestReport {
 }
 
 const BUF: usize = 1 << 20;
+/// The read buffer's first size (see [`grow_after`]).
+const FIRST_BUF: usize = 64 << 10;
 /// Files per work item when a directory is split among workers.
 const FILE_CHUNK: usize = 128;
 /// Files whose source is always hashed first, before the hit rate decides (see
-/// [`Walk::prehash_wanted`]).
+/// [`Putter::prehash_wanted`]).
 const PREHASH_WARMUP: u64 = 64;
 /// While pre-hashing is off, one file in this many is still pre-hashed, so that a tree whose
 /// content turns out to be in the store switches it back on.
@@ -87,11 +89,10 @@ struct Staged {
     /// The staging name; `None` for an unnamed (`O_TMPFILE`) clone, which is linked into
     /// `blobs/` from its descriptor.
     sname: Option<OsString>,
-    path: Vec<u8>,
     exec: bool,
 }
 
-/// How [`Walk::clone_unnamed`] ended.
+/// How [`Putter::clone_unnamed`] ended.
 enum Unnamed {
     Cloned(OwnedFd),
     /// The staging filesystem has no `O_TMPFILE`: use named staging.
@@ -99,29 +100,50 @@ enum Unnamed {
     Unsupported(UnsupportedCause),
 }
 
-/// What [`Walk::ingest_file`] did with one file.
+/// What [`Putter::stage`] did with one file.
 enum Step {
-    /// Recorded: (size, hash, executable).
-    Done(u64, Hash, bool),
+    /// Recorded.
+    Done(Put),
     /// Cloned into staging; to be hashed and placed.
     Staged(Staged),
     /// Vanished before it could be read.
     Vanished,
 }
 
+/// One file put into the store by [`Putter::put`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Put {
+    /// Size in bytes.
+    pub size: u64,
+    /// The blob.
+    pub hash: Hash,
+    /// The file had an executable bit when it was opened.
+    pub executable: bool,
+}
+
 struct Walk<'a> {
-    store: &'a Store,
     root: Dir,
     root_path: &'a Path,
-    staging: &'a Dir,
     entries: Mutex<Vec<Entry>>,
     error: Mutex<Option<Error>>,
     stop: AtomicBool,
+    /// (device, inode) of the store's root directory, which is never recorded.
+    store_id: (u64, u64),
+    put: Putter<'a>,
+}
+
+/// Puts files into the store one at a time, the way a snapshot records each file (see the
+/// module doc): pre-hash when it pays, else clone into staging (unnamed where the filesystem
+/// allows), hash the clone and link it into `blobs/`; copy and hash in one pass where
+/// clones do not work. It remembers what it learnt about the filesystems (no clones from a
+/// device, no `O_TMPFILE`, no `linkat(AT_EMPTY_PATH)`) and counts what it did. Shared by the
+/// workers of one snapshot.
+pub struct Putter<'a> {
+    store: &'a Store,
+    staging: &'a Dir,
     /// Source devices from which clones into the store are known not to work.
     no_clone: Mutex<HashMap<u64, ()>>,
     counter: AtomicU64,
-    /// (device, inode) of the store's root directory, which is never recorded.
-    store_id: (u64, u64),
     new_blobs: AtomicU64,
     new_bytes: AtomicU64,
     cloned_bytes: AtomicU64,
@@ -159,25 +181,13 @@ pub fn snapshot_dir(store: &Store, src: &Path, name: Option<&str>) -> Result<Ing
     let _lock = store.lock_shared()?;
     let staging = store.staging("ingest")?;
     let walk = Walk {
-        store,
         root,
         root_path: src,
-        staging: staging.dir(),
         entries: Mutex::new(Vec::new()),
         error: Mutex::new(None),
         stop: AtomicBool::new(false),
-        no_clone: Mutex::new(HashMap::new()),
-        counter: AtomicU64::new(0),
         store_id,
-        new_blobs: AtomicU64::new(0),
-        new_bytes: AtomicU64::new(0),
-        cloned_bytes: AtomicU64::new(0),
-        copied_bytes: AtomicU64::new(0),
-        prehashed: AtomicU64::new(0),
-        prehash_hits: AtomicU64::new(0),
-        tmpfile: AtomicBool::new(true),
-        tmpfile_mode_ok: AtomicBool::new(false),
-        link_empty_path: AtomicBool::new(true),
+        put: Putter::new(store, staging.dir()),
     };
     crate::workers::install(crate::workers::Pool::Ingest, || {
         rayon::scope(|s| walk.dir_task(s, Vec::new()))
@@ -198,10 +208,10 @@ pub fn snapshot_dir(store: &Store, src: &Path, name: Option<&str>) -> Result<Ing
         id,
         files: manifest.files(),
         bytes: manifest.bytes(),
-        new_blobs: walk.new_blobs.load(Ordering::Relaxed),
-        new_bytes: walk.new_bytes.load(Ordering::Relaxed),
-        cloned_bytes: walk.cloned_bytes.load(Ordering::Relaxed),
-        copied_bytes: walk.copied_bytes.load(Ordering::Relaxed),
+        new_blobs: walk.put.new_blobs(),
+        new_bytes: walk.put.new_bytes(),
+        cloned_bytes: walk.put.cloned_bytes(),
+        copied_bytes: walk.put.copied_bytes(),
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
     drop(walk);
@@ -211,6 +221,10 @@ pub fn snapshot_dir(store: &Store, src: &Path, name: Option<&str>) -> Result<Ing
 
 fn poisoned<T>(_: T) -> Error {
     Error::msg("internal error: a worker panicked")
+}
+
+fn poisoned_io<T>(_: T) -> io::Error {
+    io::Error::other("internal error: a worker panicked")
 }
 
 impl<'a> Walk<'a> {
@@ -332,30 +346,87 @@ impl<'a> Walk<'a> {
                 return Ok(());
             }
             let path = join(rel, name.as_bytes());
-            match self.ingest_file(dir, dev, name, &path)? {
-                Step::Done(size, hash, exec) => out.push(Entry::blob(path, exec, size, hash)),
-                Step::Staged(s) => out.push(self.finish_staged(s)?),
-                Step::Vanished => {}
+            match self.put.put(dir, dev, name) {
+                Ok(Some(p)) => out.push(Entry::blob(path, p.executable, p.size, p.hash)),
+                Ok(None) => {}
+                Err(e) => return Err(Error::msg(format!("{}: {e}", self.full(&path)))),
             }
         }
         self.entries.lock().map_err(poisoned)?.extend(out);
         Ok(())
     }
+}
+
+impl<'a> Putter<'a> {
+    /// A putter into `store` staging in `staging` (a directory of the store's `tmp/`, see
+    /// [`Store::staging`]).
+    pub fn new(store: &'a Store, staging: &'a Dir) -> Putter<'a> {
+        Putter {
+            store,
+            staging,
+            no_clone: Mutex::new(HashMap::new()),
+            counter: AtomicU64::new(0),
+            new_blobs: AtomicU64::new(0),
+            new_bytes: AtomicU64::new(0),
+            cloned_bytes: AtomicU64::new(0),
+            copied_bytes: AtomicU64::new(0),
+            prehashed: AtomicU64::new(0),
+            prehash_hits: AtomicU64::new(0),
+            tmpfile: AtomicBool::new(true),
+            tmpfile_mode_ok: AtomicBool::new(false),
+            link_empty_path: AtomicBool::new(true),
+        }
+    }
+
+    /// Blobs that were not in the store before.
+    pub fn new_blobs(&self) -> u64 {
+        self.new_blobs.load(Ordering::Relaxed)
+    }
+
+    /// Their total size.
+    pub fn new_bytes(&self) -> u64 {
+        self.new_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes whose staging copy was a clone.
+    pub fn cloned_bytes(&self) -> u64 {
+        self.cloned_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes that had to be copied into the store.
+    pub fn copied_bytes(&self) -> u64 {
+        self.copied_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Puts the regular file `name` under `dir` (a directory on device `dev`) into the store
+    /// and returns its size and blob; `None` when it vanished before it could be read. A file
+    /// that is no longer a regular file when opened is an error (`InvalidInput`). Errors do
+    /// not name the file: the caller knows its path.
+    pub fn put(&self, dir: &Dir, dev: u64, name: &OsStr) -> io::Result<Option<Put>> {
+        match self.stage(dir, dev, name)? {
+            Step::Done(p) => Ok(Some(p)),
+            Step::Staged(s) => self.finish_staged(s).map(Some),
+            Step::Vanished => Ok(None),
+        }
+    }
 
     /// Hashes a staged clone (what is actually in the store's staging, never the source) and
     /// gives it its name in `blobs/`.
-    fn finish_staged(&self, s: Staged) -> Result<Entry> {
-        let ctx = |e: io::Error| Error::msg(format!("{}: {e}", self.full(&s.path)));
-        let (size, hash) = hash_fd(&s.fd).map_err(ctx)?;
+    fn finish_staged(&self, s: Staged) -> io::Result<Put> {
+        let (size, hash) = hash_fd(&s.fd)?;
         self.cloned_bytes.fetch_add(size, Ordering::Relaxed);
         match &s.sname {
             Some(sname) => {
                 drop(s.fd);
-                self.place_blob(sname, &hash, size).map_err(ctx)?;
+                self.place_blob(sname, &hash, size)?;
             }
-            None => self.link_blob(&s.fd, &hash, size).map_err(ctx)?,
+            None => self.link_blob(&s.fd, &hash, size)?,
         }
-        Ok(Entry::blob(s.path, s.exec, size, hash))
+        Ok(Put {
+            size,
+            hash,
+            executable: s.exec,
+        })
     }
 
     /// Whether to hash the source before cloning it. That read comes from the page cache and
@@ -371,16 +442,15 @@ impl<'a> Walk<'a> {
             || self.counter.load(Ordering::Relaxed) % PREHASH_SAMPLE == 0
     }
 
-    /// Puts one file into the store, or clones it into staging for [`Walk::finish_staged`].
+    /// Puts one file into the store, or clones it into staging for [`Putter::finish_staged`].
     ///
-    /// Where cloning works, the source may be hashed first ([`Walk::prehash_wanted`]): content
+    /// Where cloning works, the source may be hashed first ([`Putter::prehash_wanted`]): content
     /// already in the store needs no clone at all (the blob there agrees with its name
     /// whatever the source does next). Otherwise the source is cloned into staging (an
     /// unnamed `O_TMPFILE` where the filesystem has it, else a named file) and the clone is
     /// hashed later, so a concurrent writer cannot make the blob disagree with its name.
     /// Without CoW the source is read once, written to staging and hashed in the same pass.
-    fn ingest_file(&self, dir: &Dir, dev: u64, name: &OsStr, rel: &[u8]) -> Result<Step> {
-        let ctx = |e: io::Error| Error::msg(format!("{}: {e}", self.full(rel)));
+    fn stage(&self, dir: &Dir, dev: u64, name: &OsStr) -> io::Result<Step> {
         // O_NONBLOCK: a FIFO swapped in after the directory was read cannot block the open.
         let src = match openat(
             dir,
@@ -390,31 +460,34 @@ impl<'a> Walk<'a> {
         ) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(Step::Vanished),
-            Err(e) => return Err(ctx(e.into())),
+            Err(e) => return Err(e.into()),
         };
-        let st = fstat(&src).map_err(|e| ctx(e.into()))?;
+        let st = fstat(&src)?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(ctx(io::Error::new(
+            return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "changed into something other than a regular file while being recorded",
-            )));
+            ));
         }
         let exec = st.st_mode & 0o111 != 0;
         let prehash = self.prehash_wanted();
         let sname = OsString::from(format!("f{}", self.counter.fetch_add(1, Ordering::Relaxed)));
         let sname = sname.as_os_str();
-        let try_clone = !self.no_clone.lock().map_err(poisoned)?.contains_key(&dev);
+        let try_clone = !self
+            .no_clone
+            .lock()
+            .map_err(poisoned_io)?
+            .contains_key(&dev);
         if try_clone {
-            if prehash && let Some(done) = self.prehash(&src, exec).map_err(ctx)? {
+            if prehash && let Some(done) = self.prehash(&src, exec)? {
                 return Ok(done);
             }
             let cloned = if self.tmpfile.load(Ordering::Relaxed) {
-                match self.clone_unnamed(&src).map_err(ctx)? {
+                match self.clone_unnamed(&src)? {
                     Unnamed::Cloned(fd) => {
                         return Ok(Step::Staged(Staged {
                             fd,
                             sname: None,
-                            path: rel.to_vec(),
                             exec,
                         }));
                     }
@@ -432,19 +505,17 @@ impl<'a> Walk<'a> {
                         mode: Some(0o444),
                         preserve_times: false,
                     };
-                    match transfer_at(dir, name, self.staging, sname, &opts).map_err(ctx)? {
+                    match transfer_at(dir, name, self.staging, sname, &opts)? {
                         Transfer::Cloned { .. } => {
                             let fd = openat(
                                 self.staging,
                                 sname,
                                 OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                                 Mode::empty(),
-                            )
-                            .map_err(|e| ctx(e.into()))?;
+                            )?;
                             return Ok(Step::Staged(Staged {
                                 fd,
                                 sname: Some(sname.to_owned()),
-                                path: rel.to_vec(),
                                 exec,
                             }));
                         }
@@ -457,15 +528,19 @@ impl<'a> Walk<'a> {
             if let Err(cause) = cloned
                 && !cause.is_per_file()
             {
-                self.no_clone.lock().map_err(poisoned)?.insert(dev, ());
+                self.no_clone.lock().map_err(poisoned_io)?.insert(dev, ());
             }
         }
         // The source may have been read by the pre-hash.
-        rustix::fs::seek(&src, rustix::fs::SeekFrom::Start(0)).map_err(|e| ctx(e.into()))?;
-        let (size, hash) = copy_and_hash(&src, self.staging, sname).map_err(ctx)?;
+        rustix::fs::seek(&src, rustix::fs::SeekFrom::Start(0))?;
+        let (size, hash) = copy_and_hash(&src, self.staging, sname)?;
         self.copied_bytes.fetch_add(size, Ordering::Relaxed);
-        self.place_blob(sname, &hash, size).map_err(ctx)?;
-        Ok(Step::Done(size, hash, exec))
+        self.place_blob(sname, &hash, size)?;
+        Ok(Step::Done(Put {
+            size,
+            hash,
+            executable: exec,
+        }))
     }
 
     /// Hashes the source as it is (from the page cache); when the store holds that content
@@ -480,7 +555,11 @@ impl<'a> Walk<'a> {
         );
         if known.is_ok_and(|b| b.st_size as u64 == size) {
             self.prehash_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(Some(Step::Done(size, hash, exec)));
+            return Ok(Some(Step::Done(Put {
+                size,
+                hash,
+                executable: exec,
+            })));
         }
         Ok(None)
     }
@@ -633,14 +712,29 @@ thread_local! {
     static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn with_buf<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
-    BUFFER.with(|b| {
-        let mut b = b.borrow_mut();
-        if b.len() < BUF {
-            b.resize(BUF, 0);
+/// Runs `f` with this thread's read buffer. A thread that hashes a large chunk hands halves
+/// of it to other workers (`update_rayon`) and, while it waits, may run another file's job on
+/// the same thread, whose read would need the buffer while it is borrowed: that nested use gets
+/// a buffer of its own (a `borrow_mut` here used to panic).
+fn with_buf<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    BUFFER.with(|b| match b.try_borrow_mut() {
+        Ok(mut b) => {
+            if b.is_empty() {
+                b.resize(FIRST_BUF, 0);
+            }
+            f(&mut b)
         }
-        f(&mut b[..])
+        Err(_) => f(&mut vec![0u8; FIRST_BUF]),
     })
+}
+
+/// After a read of `n` bytes into `buf`: a read that filled it is followed by larger ones, up
+/// to [`BUF`] (most files are small, and a thread's buffer is zeroed once at its size).
+fn grow_after(buf: &mut Vec<u8>, n: usize) {
+    if n == buf.len() && buf.len() < BUF {
+        let len = (buf.len() * 4).min(BUF);
+        buf.resize(len, 0);
+    }
 }
 
 fn read_some(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
@@ -685,6 +779,7 @@ fn hash_fd(fd: &OwnedFd) -> io::Result<(u64, Hash)> {
             }
             update(&mut hasher, &buf[..n]);
             size += n as u64;
+            grow_after(buf, n);
         }
     })?;
     Ok((size, Hash::from_bytes(*hasher.finalize().as_bytes())))
@@ -718,6 +813,7 @@ fn copy_and_hash(src: &OwnedFd, dst_dir: &Dir, dst_name: &OsStr) -> io::Result<(
             }
             update(&mut hasher, &buf[..n]);
             size += n as u64;
+            grow_after(buf, n);
         }
     });
     if let Err(e) = res {

@@ -18,10 +18,9 @@
 //! ```
 //! Nothing may follow the last entry.
 
-use std::collections::HashMap;
 use std::fmt;
 
-use cowtree_fs::name::{NameError, PATH_MAX, validate_relative_path};
+use cowtree_fs::name::{NameError, PATH_MAX, check_relative_path};
 
 use crate::hash::Hash;
 
@@ -373,23 +372,14 @@ impl Manifest {
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(20 + self.entries.len() * 64);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
+        encode_header(&mut out, self.entries.len() as u64);
         for e in &self.entries {
-            out.extend_from_slice(&(e.path.len() as u32).to_le_bytes());
-            out.extend_from_slice(&e.path);
-            out.push(e.kind.code());
             match &e.data {
                 Data::Blob { size, hash } => {
-                    out.extend_from_slice(&size.to_le_bytes());
-                    out.extend_from_slice(hash.as_bytes());
+                    encode_blob(&mut out, &e.path, e.kind == Kind::Executable, *size, hash)
                 }
-                Data::Target(t) => {
-                    out.extend_from_slice(&(t.len() as u32).to_le_bytes());
-                    out.extend_from_slice(t);
-                }
-                Data::None => {}
+                Data::Target(t) => encode_symlink(&mut out, &e.path, t),
+                Data::None => encode_dir(&mut out, &e.path),
             }
         }
         out
@@ -452,54 +442,105 @@ impl Manifest {
     }
 }
 
-/// Checks sorted entries: valid paths, strictly increasing (so no duplicates), targets valid,
-/// data matching kind, nothing beneath a non-directory entry.
-pub fn validate(entries: &[Entry]) -> Result<(), ManifestError> {
-    // Paths of entries that cannot have anything beneath them, with their kinds.
-    let mut leaves: HashMap<&[u8], Kind> = HashMap::with_capacity(entries.len());
-    let mut prev: Option<&[u8]> = None;
-    for (i, e) in entries.iter().enumerate() {
-        let index = i as u64;
-        let path = &e.path;
-        if let Err(reason) = validate_relative_path(path) {
+/// Appends the header of a manifest of `count` entries (see the module doc). Together with
+/// [`encode_blob`], [`encode_symlink`] and [`encode_dir`] this writes the same bytes as
+/// [`Manifest::encode`], for callers that build a manifest's encoding without building its
+/// entries; [`crate::Store::save_encoded`] checks such bytes before it records them.
+pub fn encode_header(out: &mut Vec<u8>, count: u64) {
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+}
+
+fn encode_path(out: &mut Vec<u8>, path: &[u8], kind: Kind) {
+    out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+    out.extend_from_slice(path);
+    out.push(kind.code());
+}
+
+/// Appends a file (or executable) entry.
+pub fn encode_blob(out: &mut Vec<u8>, path: &[u8], executable: bool, size: u64, hash: &Hash) {
+    let kind = if executable {
+        Kind::Executable
+    } else {
+        Kind::File
+    };
+    encode_path(out, path, kind);
+    out.extend_from_slice(&size.to_le_bytes());
+    out.extend_from_slice(hash.as_bytes());
+}
+
+/// Appends a symlink entry.
+pub fn encode_symlink(out: &mut Vec<u8>, path: &[u8], target: &[u8]) {
+    encode_path(out, path, Kind::Symlink);
+    out.extend_from_slice(&(target.len() as u32).to_le_bytes());
+    out.extend_from_slice(target);
+}
+
+/// Appends an empty-directory entry.
+pub fn encode_dir(out: &mut Vec<u8>, path: &[u8]) {
+    encode_path(out, path, Kind::Dir);
+}
+
+/// The checks every manifest passes, made one entry at a time on entries in their encoded
+/// order: valid path, strictly after the previous one, a valid symlink target, nothing
+/// beneath an earlier entry.
+///
+/// Every entry is a leaf (a file, a symlink or an empty directory), so "beneath a
+/// non-directory" means "beneath an earlier entry". In sorted order, everything between an
+/// entry `a` and a later `a/x` starts with `a`, so the earlier entries that could still be an
+/// ancestor of what follows form a chain of prefixes of the last path (`chain`, as lengths);
+/// it is popped down to the prefixes of each new path, and only those are compared. The
+/// checker keeps a copy of the last path only, so entries can come from a stream.
+#[derive(Default)]
+struct Checker {
+    /// The previous entry's path (the checks of entry 0 do not look at it).
+    last: Vec<u8>,
+    chain: Vec<(usize, Kind)>,
+}
+
+impl Checker {
+    fn check(
+        &mut self,
+        index: u64,
+        path: &[u8],
+        kind: Kind,
+        target: Option<&[u8]>,
+        data_ok: bool,
+    ) -> Result<(), ManifestError> {
+        if let Err(reason) = check_relative_path(path) {
             return Err(ManifestError::InvalidPath {
                 index,
-                path: path.clone(),
+                path: path.to_vec(),
                 reason,
             });
         }
-        if let Some(p) = prev {
-            match p.cmp(path.as_slice()) {
+        let last = &mut self.last;
+        if index > 0 {
+            match last.as_slice().cmp(path) {
                 std::cmp::Ordering::Less => {}
                 std::cmp::Ordering::Equal => {
                     return Err(ManifestError::Duplicate {
                         index,
-                        path: path.clone(),
+                        path: path.to_vec(),
                     });
                 }
                 std::cmp::Ordering::Greater => {
                     return Err(ManifestError::Unsorted {
                         index,
-                        path: path.clone(),
+                        path: path.to_vec(),
                     });
                 }
             }
         }
-        prev = Some(path);
-        let data_ok = matches!(
-            (e.kind, &e.data),
-            (Kind::File | Kind::Executable, Data::Blob { .. })
-                | (Kind::Symlink, Data::Target(_))
-                | (Kind::Dir, Data::None)
-        );
         if !data_ok {
             return Err(ManifestError::KindMismatch {
                 index,
-                path: path.clone(),
-                kind: e.kind,
+                path: path.to_vec(),
+                kind,
             });
         }
-        if let Data::Target(t) = &e.data {
+        if let Some(t) = target {
             let reason = if t.is_empty() {
                 Some("empty")
             } else if t.contains(&0) {
@@ -512,25 +553,139 @@ pub fn validate(entries: &[Entry]) -> Result<(), ManifestError> {
             if let Some(reason) = reason {
                 return Err(ManifestError::BadTarget {
                     index,
-                    path: path.clone(),
+                    path: path.to_vec(),
                     reason,
                 });
             }
         }
-        for (pos, _) in path.iter().enumerate().filter(|(_, b)| **b == b'/') {
-            let parent = &path[..pos];
-            if let Some(kind) = leaves.get(parent) {
-                return Err(ManifestError::BeneathNonDir {
-                    index,
-                    path: path.clone(),
-                    parent: parent.to_vec(),
-                    parent_kind: *kind,
-                });
-            }
+        while self
+            .chain
+            .last()
+            .is_some_and(|&(n, _)| !path.starts_with(&last[..n]))
+        {
+            self.chain.pop();
         }
-        leaves.insert(path, e.kind);
+        // The shortest ancestor first, as a parent-by-parent search would find it.
+        if let Some(&(n, parent_kind)) = self
+            .chain
+            .iter()
+            .find(|&&(n, _)| path.get(n) == Some(&b'/'))
+        {
+            return Err(ManifestError::BeneathNonDir {
+                index,
+                path: path.to_vec(),
+                parent: path[..n].to_vec(),
+                parent_kind,
+            });
+        }
+        self.chain.push((path.len(), kind));
+        last.clear();
+        last.extend_from_slice(path);
+        Ok(())
+    }
+}
+
+/// Checks sorted entries: valid paths, strictly increasing (so no duplicates), targets valid,
+/// data matching kind, nothing beneath a file, symlink or empty directory.
+pub fn validate(entries: &[Entry]) -> Result<(), ManifestError> {
+    let mut checker = Checker::default();
+    for (i, e) in entries.iter().enumerate() {
+        let (target, data_ok) = match (e.kind, &e.data) {
+            (Kind::File | Kind::Executable, Data::Blob { .. }) | (Kind::Dir, Data::None) => {
+                (None, true)
+            }
+            (Kind::Symlink, Data::Target(t)) => (Some(t.as_slice()), true),
+            _ => (None, false),
+        };
+        checker.check(i as u64, &e.path, e.kind, target, data_ok)?;
     }
     Ok(())
+}
+
+/// What [`validate_encoded`] counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EncodedCounts {
+    /// Entries.
+    pub entries: u64,
+    /// File and executable entries.
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
+}
+
+/// Checks an encoded manifest exactly as [`Manifest::decode`] does (framing, then every
+/// entry as [`validate`] checks it), without building its entries. The error may name a
+/// different entry than `decode` would for bytes with several faults.
+pub fn validate_encoded(bytes: &[u8]) -> Result<EncodedCounts, ManifestError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let trunc0 = ManifestError::Truncated { index: 0 };
+    if r.take(MAGIC.len()).ok_or(ManifestError::BadMagic)? != MAGIC {
+        return Err(ManifestError::BadMagic);
+    }
+    let version = r.u32().ok_or(trunc0.clone())?;
+    if version != VERSION {
+        return Err(ManifestError::UnsupportedVersion(version));
+    }
+    let count = r.u64().ok_or(trunc0)?;
+    let mut stream = EntryChecker::default();
+    for index in 0..count {
+        stream.check_next(&mut r, index)?;
+    }
+    if r.remaining() != 0 {
+        return Err(ManifestError::TrailingBytes(r.remaining()));
+    }
+    Ok(stream.counts)
+}
+
+/// Reads and checks encoded entries one after another, counting them.
+#[derive(Default)]
+pub(crate) struct EntryChecker {
+    checker: Checker,
+    pub(crate) counts: EncodedCounts,
+}
+
+impl EntryChecker {
+    /// Reads entry `index` at the reader's position and checks it.
+    fn check_next(&mut self, r: &mut Reader<'_>, index: u64) -> Result<(), ManifestError> {
+        let trunc = || ManifestError::Truncated { index };
+        let len = r.u32().ok_or_else(trunc)? as usize;
+        let path = r.take(len).ok_or_else(trunc)?;
+        let code = r.u8().ok_or_else(trunc)?;
+        let Some(kind) = Kind::from_code(code) else {
+            return Err(ManifestError::UnknownKind {
+                index,
+                path: path.to_vec(),
+                kind: code.to_string(),
+            });
+        };
+        let target = match kind {
+            Kind::File | Kind::Executable => {
+                let size = r.u64().ok_or_else(trunc)?;
+                r.take(32).ok_or_else(trunc)?;
+                self.counts.files += 1;
+                self.counts.bytes = self.counts.bytes.saturating_add(size);
+                None
+            }
+            Kind::Symlink => {
+                let len = r.u32().ok_or_else(trunc)? as usize;
+                Some(r.take(len).ok_or_else(trunc)?)
+            }
+            Kind::Dir => None,
+        };
+        self.checker.check(index, path, kind, target, true)?;
+        self.counts.entries += 1;
+        Ok(())
+    }
+
+    /// Checks `bytes`, exactly one encoded entry, as entry `index`.
+    pub(crate) fn check_one(&mut self, bytes: &[u8], index: u64) -> Result<(), ManifestError> {
+        let mut r = Reader { bytes, pos: 0 };
+        self.check_next(&mut r, index)?;
+        if r.remaining() != 0 {
+            return Err(ManifestError::TrailingBytes(r.remaining()));
+        }
+        Ok(())
+    }
 }
 
 struct Reader<'a> {
@@ -732,6 +887,7 @@ mod tests {
         for (entries, want) in cases {
             let got = Manifest::decode(&raw(&entries));
             assert_eq!(got, Err(want.clone()), "{entries:?}");
+            assert_eq!(validate_encoded(&raw(&entries)), Err(want.clone()));
             assert!(!want.to_string().is_empty());
         }
     }
@@ -831,10 +987,115 @@ mod tests {
             ]
             .concat();
             let got = Manifest::decode(&input);
+            assert_eq!(
+                validate_encoded(&input).is_ok(),
+                got.is_ok(),
+                "round {round}"
+            );
             // Whatever decodes must re-encode to the same bytes (one tree, one encoding).
             if let Ok(m) = got {
                 assert_eq!(m.encode(), input, "round {round}");
             }
+        }
+    }
+
+    #[test]
+    fn validate_encoded_counts_and_agrees_with_decode_on_nesting() {
+        let m = Manifest::new(vec![
+            file(b"a/b"),
+            Entry::blob(b"a-b".to_vec(), true, 7, h(2)),
+            Entry::symlink(b"l".to_vec(), b"t".to_vec()),
+            Entry::dir(b"e".to_vec()),
+            file(b"e-f/g"),
+        ])
+        .unwrap();
+        let counts = validate_encoded(&m.encode()).unwrap();
+        assert_eq!(
+            counts,
+            EncodedCounts {
+                entries: 5,
+                files: 3,
+                bytes: 13
+            }
+        );
+        // Nested below an entry through siblings that sort between them, at several depths.
+        let nested: &[&[&[u8]]] = &[
+            &[b"a", b"a-b", b"a.c", b"a/x"],
+            &[b"a/b", b"a/b-c", b"a/b/c/d"],
+            &[b"a/b", b"a/c", b"a/c!", b"a/c/d"],
+            &[b"x", b"x-", b"x-/y", b"x/y"],
+        ];
+        for paths in nested {
+            let entries: Vec<Entry> = paths.iter().map(|p| file(p)).collect();
+            let bytes = raw(&entries);
+            let want = Manifest::decode(&bytes).unwrap_err();
+            assert!(
+                matches!(want, ManifestError::BeneathNonDir { .. }),
+                "{want}"
+            );
+            assert_eq!(validate_encoded(&bytes), Err(want));
+        }
+        let fine: Vec<Entry> = [&b"a-b"[..], b"a.c", b"a/x", b"a/y/z", b"ab"]
+            .iter()
+            .map(|p| file(p))
+            .collect();
+        assert!(validate_encoded(&raw(&fine)).is_ok());
+        assert!(Manifest::decode(&raw(&fine)).is_ok());
+    }
+
+    /// The nesting rule the simple way: no entry's ancestor directory is an entry.
+    fn nested_reference(entries: &[Entry]) -> Option<(u64, Vec<u8>)> {
+        let all: std::collections::HashSet<&[u8]> =
+            entries.iter().map(|e| e.path.as_slice()).collect();
+        entries.iter().enumerate().find_map(|(i, e)| {
+            e.path
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'/')
+                .map(|(pos, _)| &e.path[..pos])
+                .find(|p| all.contains(p))
+                .map(|p| (i as u64, p.to_vec()))
+        })
+    }
+
+    #[test]
+    fn nesting_check_agrees_with_a_simple_search_on_random_trees() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = [b'a', b'b', b'-', b'.', b'!'];
+        for round in 0..3000 {
+            let n = 1 + next() % 12;
+            let mut paths: Vec<Vec<u8>> = (0..n)
+                .map(|_| {
+                    let depth = 1 + next() % 3;
+                    let comps: Vec<Vec<u8>> = (0..depth)
+                        .map(|_| {
+                            let len = 1 + next() % 2;
+                            (0..len)
+                                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                                .collect()
+                        })
+                        .collect();
+                    comps.join(&b'/')
+                })
+                .filter(|p| p.split(|b| *b == b'/').all(|c| c != b"." && c != b".."))
+                .collect();
+            paths.sort();
+            paths.dedup();
+            let entries: Vec<Entry> = paths.iter().map(|p| file(p)).collect();
+            let want = nested_reference(&entries);
+            let got = match validate(&entries) {
+                Ok(()) => None,
+                Err(ManifestError::BeneathNonDir { index, parent, .. }) => Some((index, parent)),
+                Err(e) => panic!("round {round}: unexpected {e}"),
+            };
+            assert_eq!(got, want, "round {round}: {paths:?}");
+            assert_eq!(validate_encoded(&raw(&entries)).is_ok(), want.is_none());
         }
     }
 

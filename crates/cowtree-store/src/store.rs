@@ -6,13 +6,13 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use cowtree_fs::dir::Dir;
+use cowtree_fs::dir::{AtomicFile, Dir};
 use rustix::fs::{FlockOperation, Mode, OFlags, flock, openat};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 use crate::hash::Hash;
-use crate::manifest::Manifest;
+use crate::manifest::{EntryChecker, Manifest, ManifestError};
 use crate::util::{read_at, unique_suffix, write_atomic};
 
 /// The store layout version this code reads and writes.
@@ -214,8 +214,9 @@ impl Store {
 
     /// The name of a blob relative to `blobs/`: `ab/cdef...`.
     pub fn blob_rel(hash: &Hash) -> OsString {
-        let hex = hash.to_hex();
-        OsString::from(format!("{}/{}", &hex[..2], &hex[2..]))
+        let mut rel = hash.to_hex();
+        rel.insert(2, '/');
+        OsString::from(rel)
     }
 
     /// The full path of a blob, for messages and tests.
@@ -259,11 +260,14 @@ impl Store {
     /// Writes `m` as a snapshot (a no-op if it exists: the same bytes have the same name) and
     /// returns its id.
     pub fn save(&self, m: &Manifest) -> Result<Hash> {
-        let bytes = m.encode();
-        let id = Hash::of(&bytes);
+        self.write_manifest(&m.encode())
+    }
+
+    fn write_manifest(&self, bytes: &[u8]) -> Result<Hash> {
+        let id = Hash::of(bytes);
         let name = OsString::from(id.to_hex());
         if self.snapshots.try_stat(&name)?.is_none() {
-            write_atomic(&self.snapshots, &name, &bytes, 0o444).map_err(|e| {
+            write_atomic(&self.snapshots, &name, bytes, 0o444).map_err(|e| {
                 Error::msg(format!(
                     "write {}: {e}",
                     self.root.join("snapshots").join(&name).display()
@@ -271,6 +275,25 @@ impl Store {
             })?;
         }
         Ok(id)
+    }
+
+    /// Starts recording a snapshot manifest of `count` entries given one encoded entry at a
+    /// time (see [`ManifestWriter`]). `context` names the manifest in errors (e.g. "snapshot
+    /// of /some/dir").
+    pub fn manifest_writer(&self, count: u64, context: &str) -> Result<ManifestWriter<'_>> {
+        let file = AtomicFile::create(self.snapshots.as_fd(), 0o444)
+            .map_err(|e| Error::msg(format!("{}: {e}", self.root.join("snapshots").display())))?;
+        let mut buf = Vec::with_capacity(WRITE_CHUNK + 64 * 1024);
+        crate::manifest::encode_header(&mut buf, count);
+        Ok(ManifestWriter {
+            store: self,
+            file,
+            buf,
+            hasher: blake3::Hasher::new(),
+            check: EntryChecker::default(),
+            count,
+            context: context.to_string(),
+        })
     }
 
     /// Every snapshot id in the store, sorted. Names that are not ids (temp files) are skipped.
@@ -292,6 +315,82 @@ impl Store {
             .stat_self()
             .map_err(|e| Error::msg(format!("{}: {e}", self.root.join("blobs").display())))?;
         Ok(st.st_dev)
+    }
+}
+
+/// Bytes a [`ManifestWriter`] gathers before it hashes and writes them.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// A snapshot manifest recorded from its encoding in pieces, for callers that build it entry
+/// by entry ([`crate::manifest::encode_blob`] and the others): each entry is checked as
+/// [`Manifest::decode`] checks it, and the bytes are hashed and written to a temporary file in
+/// `snapshots/` as they come, in chunks, so the whole encoding is never held in memory.
+/// [`ManifestWriter::finish`] makes the file durable and names it by its hash, as
+/// [`Store::save`] would; dropped unfinished (or after an error), nothing is recorded.
+pub struct ManifestWriter<'a> {
+    store: &'a Store,
+    file: AtomicFile<'a>,
+    buf: Vec<u8>,
+    hasher: blake3::Hasher,
+    check: EntryChecker,
+    count: u64,
+    context: String,
+}
+
+impl ManifestWriter<'_> {
+    fn refused(&self, source: ManifestError) -> Error {
+        Error::Manifest {
+            context: self.context.clone(),
+            source,
+        }
+    }
+
+    /// Appends `entry`, exactly one encoded entry, after checking it.
+    pub fn push(&mut self, entry: &[u8]) -> Result<()> {
+        let index = self.check.counts.entries;
+        if index >= self.count {
+            return Err(self.refused(ManifestError::TrailingBytes(entry.len())));
+        }
+        if let Err(e) = self.check.check_one(entry, index) {
+            return Err(self.refused(e));
+        }
+        self.buf.extend_from_slice(entry);
+        if self.buf.len() >= WRITE_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.hasher.update(&self.buf);
+        io::Write::write_all(self.file.file(), &self.buf).map_err(|e| {
+            Error::msg(format!(
+                "write {}: {e}",
+                self.store.root.join("snapshots").display()
+            ))
+        })?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Checks that all `count` entries came, writes the rest, `fdatasync`s the file and names
+    /// it `snapshots/<id>` (dropping it when that snapshot exists: same bytes). Returns the id.
+    pub fn finish(mut self) -> Result<Hash> {
+        let entries = self.check.counts.entries;
+        if entries != self.count {
+            return Err(self.refused(ManifestError::Truncated { index: entries }));
+        }
+        self.flush()?;
+        let id = Hash::from_bytes(*self.hasher.finalize().as_bytes());
+        let name = OsString::from(id.to_hex());
+        if self.store.snapshots.try_stat(&name)?.is_some() {
+            return Ok(id);
+        }
+        let path = self.store.root.join("snapshots").join(&name);
+        self.file
+            .commit(&name, true)
+            .map_err(|e| Error::msg(format!("write {}: {e}", path.display())))?;
+        Ok(id)
     }
 }
 

@@ -546,3 +546,100 @@ fn new_content_is_stored_once_read_only_sharing_extents_and_leaves_no_staging() 
         "staging left in tmp/"
     );
 }
+
+#[test]
+fn manifest_writer_records_what_save_records_and_nothing_when_refused() {
+    use cowtree_store::manifest::{encode_blob, encode_dir, encode_symlink};
+    use cowtree_store::{Entry, Kind, Manifest};
+    let Some(t) = scratch(Fs::NoCow) else { return };
+    let store = Store::open(&t.path().join("store")).unwrap();
+    let h = Hash::of(b"x");
+    let m = Manifest::new(vec![
+        Entry::blob(b"a/b".to_vec(), false, 1, h),
+        Entry::blob(b"a-b".to_vec(), true, 1, h),
+        Entry::symlink(b"l".to_vec(), b"a/b".to_vec()),
+        Entry::dir(b"z".to_vec()),
+    ])
+    .unwrap();
+    let pieces: Vec<Vec<u8>> = m
+        .entries()
+        .iter()
+        .map(|e| {
+            let mut v = Vec::new();
+            match (e.kind, e.hash(), &e.data) {
+                (_, Some(h), _) => encode_blob(&mut v, &e.path, e.kind == Kind::Executable, 1, h),
+                (Kind::Symlink, _, cowtree_store::manifest::Data::Target(t)) => {
+                    encode_symlink(&mut v, &e.path, t)
+                }
+                _ => encode_dir(&mut v, &e.path),
+            }
+            v
+        })
+        .collect();
+    let snapshots = || {
+        fs::read_dir(t.path().join("store/snapshots"))
+            .unwrap()
+            .count()
+    };
+    let mut w = store.manifest_writer(4, "test").unwrap();
+    for p in &pieces {
+        w.push(p).unwrap();
+    }
+    let id = w.finish().unwrap();
+    assert_eq!(id, m.id());
+    assert_eq!(store.load(&id).unwrap(), m);
+    assert_eq!(snapshots(), 1);
+    // Again: the same snapshot, nothing more in snapshots/.
+    let mut w = store.manifest_writer(4, "test").unwrap();
+    for p in &pieces {
+        w.push(p).unwrap();
+    }
+    assert_eq!(w.finish().unwrap(), id);
+    assert_eq!(snapshots(), 1);
+    // Out of order, too few, too many: refused, and no file is left behind.
+    let mut w = store.manifest_writer(4, "test").unwrap();
+    w.push(&pieces[1]).unwrap();
+    let err = w.push(&pieces[0]).unwrap_err();
+    assert!(err.to_string().contains("not sorted"), "{err}");
+    drop(w);
+    let mut w = store.manifest_writer(4, "test").unwrap();
+    w.push(&pieces[0]).unwrap();
+    assert!(w.finish().is_err());
+    let mut w = store.manifest_writer(1, "test").unwrap();
+    w.push(&pieces[0]).unwrap();
+    assert!(w.push(&pieces[1]).is_err());
+    drop(w);
+    // Two entries in one piece are refused too.
+    let mut w = store.manifest_writer(2, "test").unwrap();
+    assert!(
+        w.push(&[pieces[0].clone(), pieces[1].clone()].concat())
+            .is_err()
+    );
+    drop(w);
+    assert_eq!(snapshots(), 1);
+}
+
+#[test]
+fn snapshot_of_many_large_files_in_many_directories_does_not_panic() {
+    // Hashing a large read hands halves of it to other workers; the waiting worker may run
+    // another file's job on the same thread, which once re-borrowed the thread's read buffer
+    // and panicked (in about half the rounds here, before the fix).
+    let Some(t) = scratch(Fs::Xfs) else { return };
+    let src = t.path().join("src");
+    for d in 0..16 {
+        fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
+        for i in 0..3 {
+            let len = (2 << 20) + i * 4096 + d;
+            fs::write(
+                src.join(format!("d{d}/f{i}")),
+                pattern(len, (d * 3 + i) as u64),
+            )
+            .unwrap();
+        }
+    }
+    for round in 0..8 {
+        let store = Store::open(&t.path().join(format!("store{round}"))).unwrap();
+        let r = snapshot_dir(&store, &src, None).unwrap();
+        assert_eq!(r.files, 48);
+    }
+}

@@ -198,6 +198,11 @@ impl Base {
         range_of(self.offs.len(), dir, |i| self.path(i))
     }
 
+    /// [`Base::range`] of `dir`, searching only `within` (the range of an ancestor of `dir`).
+    pub fn range_in(&self, within: std::ops::Range<usize>, dir: &[u8]) -> std::ops::Range<usize> {
+        range_in(within, dir, |i| self.path(i))
+    }
+
     /// Index of the entry `dir/name`, searching only `range` (from [`Base::range`] of `dir`).
     pub fn find_child(
         &self,
@@ -232,15 +237,24 @@ pub(crate) fn range_of<'a>(
     dir: &[u8],
     path: impl Fn(usize) -> &'a [u8],
 ) -> std::ops::Range<usize> {
+    range_in(0..n, dir, path)
+}
+
+/// [`range_of`], searching only `within` (which must hold every path beneath `dir`).
+pub(crate) fn range_in<'a>(
+    within: std::ops::Range<usize>,
+    dir: &[u8],
+    path: impl Fn(usize) -> &'a [u8],
+) -> std::ops::Range<usize> {
     if dir.is_empty() {
-        return 0..n;
+        return within;
     }
     let mut lo_key = dir.to_vec();
     lo_key.push(b'/');
     let mut hi_key = dir.to_vec();
     hi_key.push(b'/' + 1);
     let bound = |key: &[u8]| {
-        let (mut lo, mut hi) = (0, n);
+        let (mut lo, mut hi) = (within.start, within.end);
         while lo < hi {
             let mid = (lo + hi) / 2;
             if path(mid) < key {

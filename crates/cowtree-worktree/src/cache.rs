@@ -192,6 +192,11 @@ impl StatCache {
         crate::base::range_of(self.offs.len(), dir, |i| self.path_at(i))
     }
 
+    /// [`StatCache::range`] of `dir`, searching only `within` (the range of an ancestor).
+    pub fn range_in(&self, within: std::ops::Range<usize>, dir: &[u8]) -> std::ops::Range<usize> {
+        crate::base::range_in(within, dir, |i| self.path_at(i))
+    }
+
     /// [`StatCache::trusted`] for `dir/name`, searching only `range` (from
     /// [`StatCache::range`] of `dir`).
     pub fn trusted_child(
@@ -300,20 +305,32 @@ impl StatCache {
 
 fn encode(written_ns: i64, recs: &[Rec]) -> Vec<u8> {
     let mut out = Vec::with_capacity(24 + recs.len() * 110);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&written_ns.to_le_bytes());
-    out.extend_from_slice(&(recs.len() as u64).to_le_bytes());
+    encode_header(&mut out, written_ns, recs.len() as u64);
     for r in recs {
-        out.extend_from_slice(&(r.path.len() as u32).to_le_bytes());
-        out.extend_from_slice(&r.path);
-        out.extend_from_slice(&r.key.size.to_le_bytes());
-        out.extend_from_slice(&r.key.mtime_ns.to_le_bytes());
-        out.extend_from_slice(&r.key.ctime_ns.to_le_bytes());
-        out.extend_from_slice(&r.key.ino.to_le_bytes());
-        out.extend_from_slice(&r.key.mode.to_le_bytes());
-        out.extend_from_slice(r.hash.as_bytes());
+        encode_rec(&mut out, &r.path, &r.key, &r.hash);
     }
     out
+}
+
+/// Appends the header of an encoded cache of `count` records taken at `written_ns`. With
+/// [`encode_rec`], for callers that build a cache's encoding directly (records strictly
+/// sorted by path, or the cache decodes as empty).
+pub fn encode_header(out: &mut Vec<u8>, written_ns: i64, count: u64) {
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&written_ns.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+}
+
+/// Appends one encoded record.
+pub fn encode_rec(out: &mut Vec<u8>, path: &[u8], key: &StatKey, hash: &Hash) {
+    out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+    out.extend_from_slice(path);
+    out.extend_from_slice(&key.size.to_le_bytes());
+    out.extend_from_slice(&key.mtime_ns.to_le_bytes());
+    out.extend_from_slice(&key.ctime_ns.to_le_bytes());
+    out.extend_from_slice(&key.ino.to_le_bytes());
+    out.extend_from_slice(&key.mode.to_le_bytes());
+    out.extend_from_slice(hash.as_bytes());
 }
 
 struct Reader<'a> {

@@ -49,6 +49,9 @@ pub struct Worktree {
     /// An unfinished switch.
     pub pending: Option<Pending>,
     record: Record,
+    /// The record as last read from or written to `worktrees/<id>`, with that id: a save
+    /// that would write the same again is skipped.
+    stored: Option<(String, Record)>,
 }
 
 /// Where a registered worktree is now.
@@ -131,6 +134,7 @@ fn from_record(id: String, record: Record) -> Result<Worktree> {
     Ok(Worktree {
         dev: u64_field(&record, "dev").unwrap_or(0),
         ino: u64_field(&record, "ino").unwrap_or(0),
+        stored: Some((id.clone(), record.clone())),
         id,
         path,
         base,
@@ -211,7 +215,9 @@ pub fn register(store: &Store, dir: &Path, base: &Hash, cache: &StatCache) -> Re
     let (dev, ino) =
         dev_ino(&abs).ok_or_else(|| Error::msg(format!("{} is not a directory", dir.display())))?;
     let id = registry::worktree_id(&abs);
-    let record = match registry::get(store, &id)? {
+    let found = registry::get(store, &id)?;
+    let stored = found.clone().map(|r| (id.clone(), r));
+    let record = match found {
         Some(r) => r,
         None => Record {
             version: RECORD_VERSION,
@@ -234,6 +240,7 @@ pub fn register(store: &Store, dir: &Path, base: &Hash, cache: &StatCache) -> Re
         ino,
         pending: None,
         record,
+        stored,
     };
     save(store, &mut wt, Some(cache))?;
     Ok(wt)
@@ -265,14 +272,26 @@ pub fn load_cache(store: &Store, wt: &Worktree) -> StatCache {
 /// Writes the worktree's stat cache sidecar only (the record names it by convention, and
 /// [`save`] sets the name).
 pub fn write_cache(store: &Store, wt: &Worktree, cache: &StatCache) -> Result<()> {
-    // No fsync: a cache lost in a crash decodes as nothing and is simply rebuilt.
-    write_atomic(
-        store.worktrees_dir(),
-        &cache_name(&wt.id),
-        &cache.encode(),
-        false,
-    )
-    .map_err(|e| {
+    write_cache_bytes(store, wt, &cache.encode())
+}
+
+/// [`write_cache`] of an encoded cache that `write` writes piece by piece (see
+/// [`crate::cache::encode_header`]), through a buffer.
+pub fn write_cache_with(
+    store: &Store,
+    wt: &Worktree,
+    write: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
+) -> Result<()> {
+    let res = (|| -> io::Result<()> {
+        let mut f = cowtree_fs::dir::AtomicFile::create(store.worktrees_dir().as_fd(), 0o644)?;
+        let mut w = io::BufWriter::with_capacity(1 << 20, f.file());
+        write(&mut w)?;
+        io::Write::flush(&mut w)?;
+        drop(w);
+        // No fsync: a cache lost in a crash decodes as nothing and is simply rebuilt.
+        f.commit(&cache_name(&wt.id), false)
+    })();
+    res.map_err(|e| {
         Error::msg(format!(
             "write stat cache in {}: {e}",
             store.root().join("worktrees").display()
@@ -280,7 +299,18 @@ pub fn write_cache(store: &Store, wt: &Worktree, cache: &StatCache) -> Result<()
     })
 }
 
-/// Writes the stat cache (when given) and then the record: path, base, dev/ino, pending.
+fn write_cache_bytes(store: &Store, wt: &Worktree, bytes: &[u8]) -> Result<()> {
+    // No fsync: a cache lost in a crash decodes as nothing and is simply rebuilt.
+    write_atomic(store.worktrees_dir(), &cache_name(&wt.id), bytes, false).map_err(|e| {
+        Error::msg(format!(
+            "write stat cache in {}: {e}",
+            store.root().join("worktrees").display()
+        ))
+    })
+}
+
+/// Writes the stat cache (when given) and then the record: path, base, dev/ino, pending. The
+/// record is not written again when it is what was last read or written under the same id.
 pub fn save(store: &Store, wt: &mut Worktree, cache: Option<&StatCache>) -> Result<()> {
     let dir = store.worktrees_dir();
     let ctx = |what: &str, e: io::Error| {
@@ -321,8 +351,17 @@ pub fn save(store: &Store, wt: &mut Worktree, cache: Option<&StatCache>) -> Resu
             wt.record.extra.remove("pending");
         }
     }
+    if wt
+        .stored
+        .as_ref()
+        .is_some_and(|(id, r)| *id == wt.id && *r == wt.record)
+    {
+        return Ok(());
+    }
     let bytes = serde_json::to_vec(&wt.record).map_err(|e| Error::msg(e.to_string()))?;
-    write_atomic(dir, OsStr::new(&wt.id), &bytes, true).map_err(|e| ctx("worktree record", e))
+    write_atomic(dir, OsStr::new(&wt.id), &bytes, true).map_err(|e| ctx("worktree record", e))?;
+    wt.stored = Some((wt.id.clone(), wt.record.clone()));
+    Ok(())
 }
 
 /// An exclusive hold on a worktree (an flock on its root directory), so that two commands

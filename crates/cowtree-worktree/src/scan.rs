@@ -6,21 +6,26 @@
 //! equals its stat cache record (and is not racy, see [`crate::cache`]) takes the cached
 //! content hash; only the others are read.
 
-use std::ffi::OsStr;
+use std::cmp::Ordering as Order;
+use std::convert::Infallible;
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::ops::Range;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cowtree_fs::dir::Dir;
-use cowtree_store::{Entry, Hash, Kind, Store};
-use rustix::fs::{AtFlags, FileType, statat};
+use cowtree_fs::dir::{Dir, DirEntry};
+use cowtree_store::ingest::Putter;
+use cowtree_store::manifest::{encode_blob, encode_dir, encode_symlink};
+use cowtree_store::{Hash, Kind, Store};
+use rustix::fs::{AtFlags, FileType, Stat, statat};
 use rustix::io::Errno;
 
-use crate::base::{Base, BaseEntry};
+use crate::base::Base;
 use crate::blob;
-use crate::cache::{Rec, StatCache, StatKey};
+use crate::cache::{self, Rec, StatCache, StatKey};
 use crate::error::{Error, Result};
 use crate::paths::{join, path_of, show, split};
 
@@ -84,12 +89,19 @@ pub enum Mode<'a> {
 pub struct Scan {
     /// Changes against the base, sorted by path (empty in snapshot mode).
     pub changes: Vec<Change>,
-    /// Stat cache records for every file and symlink whose content hash is known.
+    /// Stat cache records for every file and symlink whose content hash is known (status
+    /// and adopt modes; snapshot mode encodes them in `cache`).
     pub recs: Vec<Rec>,
     /// Files and symlinks read because their stat did not prove them unchanged.
     pub hashed: u64,
-    /// Snapshot mode: the tree's manifest entries.
-    pub entries: Vec<Entry>,
+    /// Snapshot mode: the tree's manifest and the stat cache of its files and symlinks
+    /// (taken at `started_ns`), encoded in pieces; the manifest is not checked yet (see
+    /// [`cowtree_store::store::ManifestWriter`]).
+    pub tree: Tree,
+    /// Snapshot mode: file entries.
+    pub files: u64,
+    /// Snapshot mode: their bytes.
+    pub bytes: u64,
     /// Snapshot mode: blobs that were not in the store.
     pub new_blobs: u64,
     /// Snapshot mode: their bytes.
@@ -115,9 +127,121 @@ struct Walk<'a> {
     out: Mutex<Scan>,
     error: Mutex<Option<Error>>,
     stop: AtomicBool,
-    counter: AtomicU64,
     /// Snapshot mode: (device, inode) of the store's root, left out if found in the tree.
     skip_dir: Option<(u64, u64)>,
+    /// Snapshot mode: puts changed files into the store.
+    putter: Option<Putter<'a>>,
+    /// Snapshot mode: the next directory's slot in `dirs`.
+    next_slot: AtomicU32,
+    /// Snapshot mode: each directory's part of the manifest and cache, by slot.
+    dirs: Mutex<Vec<(u32, DirOut)>>,
+}
+
+/// Snapshot mode: one directory's part of the manifest and the stat cache.
+#[derive(Debug, Default)]
+struct DirOut {
+    /// The directory's entries in manifest order: files and symlinks, and subdirectories
+    /// (whose own entries go where they are).
+    items: Vec<Item>,
+    /// Encoded manifest entries of the files and symlinks (or of this directory, when
+    /// `empty`), at the items' ranges.
+    man: Vec<u8>,
+    /// The stat of each file and symlink, for its cache record (made from the entry, which
+    /// has the path and the hash, and this).
+    keys: Vec<StatKey>,
+    /// The names of the subdirectories.
+    sub_names: Vec<OsString>,
+    /// Where this directory's path ends and its entries' names start in their paths.
+    prefix: usize,
+    /// The directory was empty: it is itself an entry (in `man`) and has no items.
+    empty: bool,
+    files: u64,
+    bytes: u64,
+    hashed: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Item {
+    /// A file or symlink: its manifest entry and its stat in `DirOut::keys`.
+    Leaf { man: Range<u32>, key: u32 },
+    /// A subdirectory: its slot, and its name in `DirOut::sub_names`.
+    Sub { slot: u32, name: u32 },
+}
+
+impl DirOut {
+    /// The name an item is sorted by, and whether it sorts as a directory (`name/`).
+    fn key(&self, item: &Item, empty: &[bool]) -> (&[u8], bool) {
+        match item {
+            Item::Leaf { man, .. } => {
+                // An encoded entry starts with the path's length and the path. (Were that not
+                // so, the order would be wrong and the manifest refused: no panic here.)
+                let at = man.start as usize;
+                let name = self
+                    .man
+                    .get(at..at + 4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(|b| u32::from_le_bytes(b) as usize)
+                    .and_then(|len| self.man.get(at + 4 + self.prefix..at + 4 + len));
+                (name.unwrap_or_default(), false)
+            }
+            Item::Sub { slot, name } => (
+                self.sub_names[*name as usize].as_bytes(),
+                !empty[*slot as usize],
+            ),
+        }
+    }
+}
+
+/// Manifest order among the entries of one directory: paths are compared as bytes, and
+/// every path beneath subdirectory `d` starts with `d/`, so a subdirectory sorts as its name
+/// followed by `/` (an empty one, itself an entry, as its name).
+fn manifest_order(a: &[u8], a_sub: bool, b: &[u8], b_sub: bool) -> Order {
+    let a = a.iter().chain(if a_sub { &b"/"[..] } else { &[] });
+    let b = b.iter().chain(if b_sub { &b"/"[..] } else { &[] });
+    a.cmp(b)
+}
+
+/// What snapshot mode found for one directory entry before it is encoded.
+enum Found {
+    File {
+        exec: bool,
+        size: u64,
+        hash: Hash,
+        key: StatKey,
+    },
+    Symlink {
+        target: Vec<u8>,
+        key: StatKey,
+    },
+    Sub(u32),
+}
+
+/// What a directory task needs besides its path.
+struct Task {
+    /// The parent directory (none for the root).
+    parent: Option<Arc<Dir>>,
+    /// Snapshot mode: where the directory's part goes in `Walk::dirs`.
+    slot: u32,
+    /// The ranges of the directory in the base and the stat cache, when the parent knew them.
+    ranges: Option<(Range<usize>, Range<usize>)>,
+}
+
+impl Task {
+    fn root() -> Task {
+        Task {
+            parent: None,
+            slot: 0,
+            ranges: None,
+        }
+    }
+
+    fn child(parent: Arc<Dir>) -> Task {
+        Task {
+            parent: Some(parent),
+            slot: 0,
+            ranges: None,
+        }
+    }
 }
 
 /// Index of the base entry at `path`.
@@ -149,6 +273,10 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
             .map(|st| (st.st_dev, st.st_ino)),
         _ => None,
     };
+    let putter = match &mode {
+        Mode::Snapshot { store, staging } => Some(Putter::new(store, staging)),
+        _ => None,
+    };
     let walk = Walk {
         root,
         root_path,
@@ -159,8 +287,10 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
         out: Mutex::new(Scan::default()),
         error: Mutex::new(None),
         stop: AtomicBool::new(false),
-        counter: AtomicU64::new(0),
         skip_dir,
+        putter,
+        next_slot: AtomicU32::new(1),
+        dirs: Mutex::new(Vec::new()),
     };
     // The walk is bound by lstat and getdents, not by the CPU: with more threads than cores,
     // more of them are in flight while some wait (a cold inode cache, a lock), so the pool is
@@ -170,8 +300,8 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
         .unwrap_or(4)
         .clamp(4, 16);
     match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-        Ok(pool) => pool.scope(|s| walk.dir_task(s, None, Vec::new())),
-        Err(_) => rayon::scope(|s| walk.dir_task(s, None, Vec::new())),
+        Ok(pool) => pool.scope(|s| walk.dir_task(s, Vec::new(), Task::root())),
+        Err(_) => rayon::scope(|s| walk.dir_task(s, Vec::new(), Task::root())),
     }
     if let Some(e) = walk.error.lock().map(|mut g| g.take()).unwrap_or(None) {
         return Err(e);
@@ -181,6 +311,20 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
         .into_inner()
         .map_err(|_| Error::msg("internal error: a worker panicked"))?;
     out.started_ns = started_ns;
+    if let Some(p) = &walk.putter {
+        out.new_blobs = p.new_blobs();
+        out.new_bytes = p.new_bytes();
+        let dirs = walk
+            .dirs
+            .into_inner()
+            .map_err(|_| Error::msg("internal error: a worker panicked"))?;
+        for (_, d) in &dirs {
+            out.files += d.files;
+            out.bytes += d.bytes;
+            out.hashed += d.hashed;
+        }
+        out.tree = Tree::new(dirs, walk.next_slot.load(Ordering::Relaxed));
+    }
     if !matches!(walk.mode, Mode::Snapshot { .. }) {
         for (i, seen) in walk.seen.iter().enumerate() {
             if !seen.load(Ordering::Relaxed) {
@@ -196,6 +340,140 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
     Ok(out)
 }
 
+/// Snapshot mode: the tree's manifest entries and stat cache records, encoded, in pieces (one
+/// per directory walked), and the order that joins them.
+#[derive(Debug, Default)]
+pub struct Tree {
+    /// By slot; the root is slot 0.
+    dirs: Vec<Option<DirOut>>,
+    entries: u64,
+    records: u64,
+}
+
+impl Tree {
+    fn new(dirs: Vec<(u32, DirOut)>, slots: u32) -> Tree {
+        let mut table: Vec<Option<DirOut>> = (0..slots).map(|_| None).collect();
+        for (slot, d) in dirs {
+            if let Some(t) = table.get_mut(slot as usize) {
+                *t = Some(d);
+            }
+        }
+        // A subdirectory was placed as `name/`; one that turned out empty is an entry of its
+        // own and sorts as `name` (before siblings like `name-x`): reorder where that matters.
+        let empty: Vec<bool> = table
+            .iter()
+            .map(|d| d.as_ref().is_some_and(|d| d.empty))
+            .collect();
+        for d in table.iter_mut().flatten() {
+            let has_empty_sub = d
+                .items
+                .iter()
+                .any(|i| matches!(i, Item::Sub { slot, .. } if empty[*slot as usize]));
+            if has_empty_sub {
+                let mut items = d.items.clone();
+                items.sort_by(|a, b| {
+                    let (a, a_sub) = d.key(a, &empty);
+                    let (b, b_sub) = d.key(b, &empty);
+                    manifest_order(a, a_sub, b, b_sub)
+                });
+                d.items = items;
+            }
+        }
+        let mut tree = Tree {
+            dirs: table,
+            entries: 0,
+            records: 0,
+        };
+        let (mut entries, mut records) = (0, 0);
+        let _ = tree.for_each(|_, key| -> std::result::Result<(), Infallible> {
+            entries += 1;
+            records += u64::from(key.is_some());
+            Ok(())
+        });
+        (tree.entries, tree.records) = (entries, records);
+        tree
+    }
+
+    /// Manifest entries.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Stat cache records.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Calls `f` with each encoded manifest entry in order (a depth-first walk from the root,
+    /// each directory in its items' order) and, for a file or symlink, its stat for the cache
+    /// record ([`cache_record`]). Stops at `f`'s first error.
+    pub fn for_each<E>(
+        &self,
+        mut f: impl FnMut(&[u8], Option<&StatKey>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        // (slot, next item)
+        let mut stack: Vec<(u32, usize)> = vec![(0, 0)];
+        while let Some(top) = stack.last_mut() {
+            let Some(d) = self.dirs.get(top.0 as usize).and_then(Option::as_ref) else {
+                stack.pop();
+                continue;
+            };
+            if d.empty {
+                f(&d.man, None)?;
+                stack.pop();
+                continue;
+            }
+            let Some(item) = d.items.get(top.1) else {
+                stack.pop();
+                continue;
+            };
+            top.1 += 1;
+            match item {
+                Item::Sub { slot, .. } => stack.push((*slot, 0)),
+                Item::Leaf { man, key } => f(
+                    &d.man[man.start as usize..man.end as usize],
+                    d.keys.get(*key as usize),
+                )?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Appends to `out` the stat cache record of the file or symlink whose manifest entry is
+/// `entry` (its path, and its blob hash or the hash of its target) and whose stat is `key`.
+/// False, appending nothing, when `entry` is not one encoded file or symlink entry.
+pub fn cache_record(entry: &[u8], key: &StatKey, out: &mut Vec<u8>) -> bool {
+    let field = |at: usize, n: usize| entry.get(at..at.checked_add(n)?);
+    let Some(len) = field(0, 4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+    else {
+        return false;
+    };
+    let len = len as usize;
+    let (Some(path), Some(&[kind])) = (field(4, len), field(4 + len, 1)) else {
+        return false;
+    };
+    let data = 5 + len;
+    // Kind codes: 1 file, 2 executable (size, then the hash), 3 symlink (length, target).
+    let hash = match kind {
+        1 | 2 if entry.len() == data + 40 => field(data + 8, 32).and_then(Hash::from_slice),
+        3 => field(data, 4)
+            .and_then(|b| b.try_into().ok())
+            .map(|b| u32::from_le_bytes(b) as usize)
+            .filter(|&n| entry.len() == data + 4 + n)
+            .and_then(|n| field(data + 4, n))
+            .map(Hash::of),
+        _ => None,
+    };
+    let Some(hash) = hash else {
+        return false;
+    };
+    cache::encode_rec(out, path, key, &hash);
+    true
+}
+
 impl<'a> Walk<'a> {
     fn fail(&self, e: Error) {
         self.stop.store(true, Ordering::Relaxed);
@@ -208,11 +486,11 @@ impl<'a> Walk<'a> {
         self.root_path.join(path_of(rel)).display().to_string()
     }
 
-    fn dir_task<'s>(&'s self, s: &rayon::Scope<'s>, parent: Option<Arc<Dir>>, rel: Vec<u8>) {
+    fn dir_task<'s>(&'s self, s: &rayon::Scope<'s>, rel: Vec<u8>, task: Task) {
         if self.stop.load(Ordering::Relaxed) {
             return;
         }
-        if let Err(e) = self.walk_dir(s, parent, &rel) {
+        if let Err(e) = self.walk_dir(s, &rel, task) {
             self.fail(e);
         }
     }
@@ -223,19 +501,231 @@ impl<'a> Walk<'a> {
         !matches!(self.mode, Mode::Status)
     }
 
-    fn snapshot(&self) -> bool {
-        matches!(self.mode, Mode::Snapshot { .. })
-    }
-
-    fn walk_dir<'s>(
+    /// Snapshot mode: records one directory (already listed) into `self.dirs`: each file's
+    /// blob, from the stat cache when it proves the content known and the blob is in the
+    /// store, else by putting the file into the store; each symlink's target; each
+    /// subdirectory as a task of its own.
+    #[allow(clippy::too_many_arguments)]
+    fn snapshot_dir<'s>(
         &'s self,
         s: &rayon::Scope<'s>,
-        parent: Option<Arc<Dir>>,
+        store: &Store,
+        putter: &Putter<'_>,
+        dir: Arc<Dir>,
         rel: &[u8],
+        task: Task,
+        list: Vec<DirEntry>,
     ) -> Result<()> {
+        let slot = task.slot;
+        let prefix = if rel.is_empty() { 0 } else { rel.len() + 1 };
+        let mut out = DirOut {
+            prefix,
+            ..DirOut::default()
+        };
+        if list.is_empty() {
+            if !rel.is_empty() {
+                out.empty = true;
+                encode_dir(&mut out.man, rel);
+            }
+            return self.deposit(slot, out);
+        }
+        let (brange, crange) = task
+            .ranges
+            .unwrap_or_else(|| (self.base.range(rel), self.cache.range(rel)));
+        let mut found: Vec<(OsString, Found)> = Vec::with_capacity(list.len());
+        // The path of the entry at hand: `rel/name`.
+        let mut path = Vec::with_capacity(rel.len() + 64);
+        for ent in list {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let name = ent.name.as_bytes();
+            path.clear();
+            if !rel.is_empty() {
+                path.extend_from_slice(rel);
+                path.push(b'/');
+            }
+            path.extend_from_slice(name);
+            let st = match ent.file_type {
+                FileType::Directory => None,
+                _ => match self.lstat(&dir, &ent.name, &path)? {
+                    Some(st) => Some(st),
+                    None => continue,
+                },
+            };
+            let ft = st.map_or(FileType::Directory, |st| {
+                FileType::from_raw_mode(st.st_mode)
+            });
+            let what = match (ft, st) {
+                (FileType::Directory, _) => {
+                    let child = Task {
+                        parent: Some(Arc::clone(&dir)),
+                        slot: self.next_slot.fetch_add(1, Ordering::Relaxed),
+                        ranges: Some((
+                            self.base.range_in(brange.clone(), &path),
+                            self.cache.range_in(crange.clone(), &path),
+                        )),
+                    };
+                    let slot = child.slot;
+                    let p = path.clone();
+                    s.spawn(move |s| self.dir_task(s, p, child));
+                    Found::Sub(slot)
+                }
+                (FileType::RegularFile, Some(st)) => {
+                    let key = StatKey::of(&st);
+                    let exec = st.st_mode & 0o111 != 0;
+                    let known = self
+                        .cache
+                        .trusted_child(&crange, rel, name, &key)
+                        .filter(|h| {
+                            // A blob the base references is kept by the base (gc waits for our
+                            // shared lock); any other one is looked up.
+                            let base = self.base.find_child(&brange, rel, name);
+                            base.and_then(|i| self.base.get(i).hash) == Some(*h)
+                                || blob::has_blob(store, h, key.size)
+                        });
+                    let (size, hash) = match known {
+                        Some(h) => (key.size, h),
+                        None => {
+                            out.hashed += 1;
+                            match putter
+                                .put(&dir, st.st_dev, &ent.name)
+                                .map_err(|e| Error::msg(format!("{}: {e}", self.full(&path))))?
+                            {
+                                Some(p) => (p.size, p.hash),
+                                None => continue,
+                            }
+                        }
+                    };
+                    Found::File {
+                        exec,
+                        size,
+                        hash,
+                        key,
+                    }
+                }
+                (FileType::Symlink, Some(st)) => {
+                    let key = StatKey::of(&st);
+                    // The manifest needs the target itself: the base's, when the stat cache
+                    // proves it unchanged and it is the base's; else read.
+                    let known = self.cache.trusted_child(&crange, rel, name, &key);
+                    let from_base = known.and_then(|h| {
+                        let e = self.base.get(self.base.find_child(&brange, rel, name)?);
+                        (e.kind == Kind::Symlink && Hash::of(e.target) == h)
+                            .then(|| e.target.to_vec())
+                    });
+                    let target = match from_base {
+                        Some(t) => t,
+                        None => match dir.read_link(&ent.name) {
+                            Ok(t) => t.into_vec(),
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                            Err(e) => {
+                                return Err(Error::msg(format!("{}: {e}", self.full(&path))));
+                            }
+                        },
+                    };
+                    Found::Symlink { target, key }
+                }
+                (other, _) => {
+                    return Err(Error::msg(format!(
+                        "{}: is a special file ({other:?}); only files, directories and \
+                         symlinks can be recorded",
+                        self.full(&path)
+                    )));
+                }
+            };
+            found.push((ent.name, what));
+        }
+        found.sort_by(|(a, fa), (b, fb)| {
+            manifest_order(
+                a.as_bytes(),
+                matches!(fa, Found::Sub(_)),
+                b.as_bytes(),
+                matches!(fb, Found::Sub(_)),
+            )
+        });
+        // Reserve the exact sizes (see the manifest encoding): no regrowth.
+        let mut man_len = 0;
+        let mut leaves = 0;
+        for (name, what) in &found {
+            let head = 4 + prefix + name.len();
+            match what {
+                Found::File { .. } => man_len += head + 41,
+                Found::Symlink { target, .. } => man_len += head + 5 + target.len(),
+                Found::Sub(_) => continue,
+            }
+            leaves += 1;
+        }
+        out.man.reserve_exact(man_len);
+        out.keys.reserve_exact(leaves);
+        out.items.reserve_exact(found.len());
+        for (name, what) in found {
+            path.clear();
+            if !rel.is_empty() {
+                path.extend_from_slice(rel);
+                path.push(b'/');
+            }
+            path.extend_from_slice(name.as_bytes());
+            let m0 = out.man.len() as u32;
+            let key = match what {
+                Found::File {
+                    exec,
+                    size,
+                    hash,
+                    key,
+                } => {
+                    encode_blob(&mut out.man, &path, exec, size, &hash);
+                    out.files += 1;
+                    out.bytes += size;
+                    key
+                }
+                Found::Symlink { target, key } => {
+                    encode_symlink(&mut out.man, &path, &target);
+                    key
+                }
+                Found::Sub(slot) => {
+                    out.sub_names.push(name);
+                    out.items.push(Item::Sub {
+                        slot,
+                        name: (out.sub_names.len() - 1) as u32,
+                    });
+                    continue;
+                }
+            };
+            out.keys.push(key);
+            out.items.push(Item::Leaf {
+                man: m0..out.man.len() as u32,
+                key: (out.keys.len() - 1) as u32,
+            });
+        }
+        self.deposit(slot, out)
+    }
+
+    fn deposit(&self, slot: u32, out: DirOut) -> Result<()> {
+        self.dirs
+            .lock()
+            .map_err(|_| Error::msg("internal error: a worker panicked"))?
+            .push((slot, out));
+        Ok(())
+    }
+
+    /// `lstat` of `name` in `dir` (at `path`); `None` when it is gone.
+    fn lstat(&self, dir: &Dir, name: &OsStr, path: &[u8]) -> Result<Option<Stat>> {
+        match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::msg(format!(
+                "stat {}: {}",
+                self.full(path),
+                io::Error::from(e)
+            ))),
+        }
+    }
+
+    fn walk_dir<'s>(&'s self, s: &rayon::Scope<'s>, rel: &[u8], task: Task) -> Result<()> {
         // Each directory is opened relative to its parent's handle (one component,
         // O_NOFOLLOW|O_DIRECTORY), so a symlink swapped in is never followed.
-        let dir = match parent {
+        let dir = match &task.parent {
             None => self.root.try_clone()?,
             Some(p) => match p.open_dir(OsStr::from_bytes(split(rel).1)) {
                 Ok(d) => d,
@@ -262,16 +752,17 @@ impl<'a> Walk<'a> {
                 return Ok(());
             }
         }
-        let dir = Arc::new(dir);
+        let mut dir = dir;
         let list = dir
-            .entries()
+            .read_entries()
             .map_err(|e| Error::msg(format!("read directory {}: {e}", self.full(rel))))?;
+        let dir = Arc::new(dir);
+        if let (Mode::Snapshot { store, .. }, Some(putter)) = (&self.mode, &self.putter) {
+            return self.snapshot_dir(s, store, putter, dir, rel, task, list);
+        }
         let mut scan = Scan::default();
         let brange = self.base.range(rel);
         let crange = self.cache.range(rel);
-        if list.is_empty() && !rel.is_empty() && self.snapshot() {
-            scan.entries.push(Entry::dir(rel.to_vec()));
-        }
         for ent in list {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -306,53 +797,31 @@ impl<'a> Walk<'a> {
                 is_dir: false,
             };
             match (ft, st) {
-                (FileType::Directory, _) => {
-                    if self.snapshot() {
-                        {
-                            let parent = Arc::clone(&dir);
-                            s.spawn(move |s| self.dir_task(s, Some(parent), path))
-                        };
-                        continue;
+                (FileType::Directory, _) => match base {
+                    Some(e) if e.kind != Kind::Dir => {
+                        scan.changes.push(change(ChangeKind::TypeChanged));
                     }
-                    match base {
-                        Some(e) if e.kind != Kind::Dir => {
-                            scan.changes.push(change(ChangeKind::TypeChanged));
-                        }
-                        Some(_) => {
-                            let parent = Arc::clone(&dir);
-                            s.spawn(move |s| self.dir_task(s, Some(parent), path))
-                        }
-                        None if self.base.has_beneath(&path) => {
-                            let parent = Arc::clone(&dir);
-                            s.spawn(move |s| self.dir_task(s, Some(parent), path))
-                        }
-                        None => {
-                            if !matches!(self.mode, Mode::Adopt) {
-                                scan.changes.push(Change {
-                                    path,
-                                    kind: ChangeKind::Added,
-                                    is_dir: true,
-                                });
-                            }
+                    Some(_) => {
+                        let task = Task::child(Arc::clone(&dir));
+                        s.spawn(move |s| self.dir_task(s, path, task))
+                    }
+                    None if self.base.has_beneath(&path) => {
+                        let task = Task::child(Arc::clone(&dir));
+                        s.spawn(move |s| self.dir_task(s, path, task))
+                    }
+                    None => {
+                        if !matches!(self.mode, Mode::Adopt) {
+                            scan.changes.push(Change {
+                                path,
+                                kind: ChangeKind::Added,
+                                is_dir: true,
+                            });
                         }
                     }
-                }
+                },
                 (FileType::RegularFile, Some(st)) => {
                     let key = StatKey::of(&st);
                     let exec = st.st_mode & 0o111 != 0;
-                    if let Mode::Snapshot { store, staging } = self.mode {
-                        let known =
-                            self.cache
-                                .trusted_child(&crange, rel, ent.name.as_bytes(), &key);
-                        if let Some((size, hash)) = self
-                            .file_blob(store, staging, &dir, &ent.name, &path, &key, base, known)?
-                        {
-                            scan.entries
-                                .push(Entry::blob(path.clone(), exec, size, hash));
-                            scan.recs.push(Rec { path, key, hash });
-                        }
-                        continue;
-                    }
                     let Some(e) = base else {
                         if !matches!(self.mode, Mode::Adopt) {
                             scan.changes.push(change(ChangeKind::Added));
@@ -417,24 +886,6 @@ impl<'a> Walk<'a> {
                                 }
                             },
                         };
-                    if self.snapshot() {
-                        let t = match target {
-                            Err(t) => t,
-                            // The manifest needs the target bytes themselves.
-                            Ok(_) => dir
-                                .read_link(&ent.name)
-                                .map_err(|e| Error::msg(format!("{}: {e}", self.full(&path))))?
-                                .as_bytes()
-                                .to_vec(),
-                        };
-                        scan.recs.push(Rec {
-                            path: path.clone(),
-                            key,
-                            hash: Hash::of(&t),
-                        });
-                        scan.entries.push(Entry::symlink(path, t));
-                        continue;
-                    }
                     let (hash, fresh) = match target {
                         Ok(h) => (h, false),
                         Err(t) => {
@@ -459,14 +910,7 @@ impl<'a> Walk<'a> {
                         Some(_) => scan.changes.push(change(ChangeKind::TypeChanged)),
                     }
                 }
-                (other, _) => {
-                    if self.snapshot() {
-                        return Err(Error::msg(format!(
-                            "{}: is a special file ({other:?}); only files, directories and \
-                             symlinks can be recorded",
-                            self.full(&path)
-                        )));
-                    }
+                (_, _) => {
                     let kind = if base.is_some() {
                         ChangeKind::TypeChanged
                     } else {
@@ -482,47 +926,8 @@ impl<'a> Walk<'a> {
             .map_err(|_| Error::msg("internal error: a worker panicked"))?;
         out.changes.append(&mut scan.changes);
         out.recs.append(&mut scan.recs);
-        out.entries.append(&mut scan.entries);
         out.hashed += scan.hashed;
-        out.new_blobs += scan.new_blobs;
-        out.new_bytes += scan.new_bytes;
         Ok(())
-    }
-
-    /// Snapshot mode: the size and blob of one file, from the stat cache when it proves the
-    /// content known and the blob is in the store, else by putting the file into the store.
-    #[allow(clippy::too_many_arguments)]
-    fn file_blob(
-        &self,
-        store: &Store,
-        staging: &Dir,
-        dir: &Dir,
-        name: &OsStr,
-        path: &[u8],
-        key: &StatKey,
-        base: Option<BaseEntry<'_>>,
-        known: Option<Hash>,
-    ) -> Result<Option<(u64, Hash)>> {
-        if let Some(h) = known {
-            // A blob the base references is kept by the base (gc waits for our shared lock);
-            // any other one is looked up.
-            let in_base = base.and_then(|b| b.hash) == Some(h);
-            if in_base || blob::has_blob(store, &h, key.size) {
-                return Ok(Some((key.size, h)));
-            }
-        }
-        let r = blob::ingest_at(store, staging, &self.counter, dir, name)
-            .map_err(|e| Error::msg(format!("{}: {e}", self.full(path))))?;
-        Ok(r.map(|(size, hash, new)| {
-            if let Ok(mut o) = self.out.lock() {
-                o.hashed += 1;
-                if new {
-                    o.new_blobs += 1;
-                    o.new_bytes += size;
-                }
-            }
-            (size, hash)
-        }))
     }
 }
 
@@ -533,4 +938,57 @@ pub fn show_change(c: &Change) -> String {
         s.insert(s.len() - 1, '/');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_record_from_an_entry_is_the_record_encoded_directly() {
+        let key = StatKey {
+            size: 5,
+            mtime_ns: 1,
+            ctime_ns: 2,
+            ino: 3,
+            mode: 0o100644,
+        };
+        let h = Hash::of(b"x");
+        for (entry, path, hash) in [
+            {
+                let mut e = Vec::new();
+                encode_blob(&mut e, b"d/f", true, 5, &h);
+                (e, &b"d/f"[..], h)
+            },
+            {
+                let mut e = Vec::new();
+                encode_symlink(&mut e, b"l", b"../t");
+                (e, &b"l"[..], Hash::of(b"../t"))
+            },
+        ] {
+            let mut got = Vec::new();
+            assert!(cache_record(&entry, &key, &mut got));
+            let mut want = Vec::new();
+            cache::encode_rec(&mut want, path, &key, &hash);
+            assert_eq!(got, want);
+            // Anything but exactly one file or symlink entry is refused.
+            let mut out = Vec::new();
+            assert!(!cache_record(&entry[..entry.len() - 1], &key, &mut out));
+            assert!(!cache_record(&[&entry[..], b"x"].concat(), &key, &mut out));
+            assert!(out.is_empty());
+        }
+        let mut dir = Vec::new();
+        encode_dir(&mut dir, b"e");
+        assert!(!cache_record(&dir, &key, &mut Vec::new()));
+        assert!(!cache_record(&[], &key, &mut Vec::new()));
+    }
+
+    #[test]
+    fn a_subdirectory_sorts_as_its_name_and_a_slash() {
+        // "a-b" < "a/..." since '-' < '/', but "a" < "a-b".
+        assert_eq!(manifest_order(b"a", true, b"a-b", false), Order::Greater);
+        assert_eq!(manifest_order(b"a", false, b"a-b", false), Order::Less);
+        assert_eq!(manifest_order(b"a", true, b"a0", false), Order::Less);
+        assert_eq!(manifest_order(b"ab", true, b"a", true), Order::Greater);
+    }
 }

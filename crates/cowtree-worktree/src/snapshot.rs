@@ -2,12 +2,10 @@
 
 use std::time::Instant;
 
-use rayon::slice::ParallelSliceMut;
-
-use cowtree_store::{Hash, Manifest, Store};
+use cowtree_store::{Hash, Store};
 
 use crate::base::Base;
-use crate::cache::StatCache;
+use crate::cache;
 use crate::error::{Error, Result};
 use crate::registry::{self, Worktree};
 use crate::scan::{self, Mode};
@@ -50,8 +48,16 @@ pub fn snapshot(
     registry::reload(store, wt)?;
     crate::switch::finish_pending(store, wt)?;
     let _lock = store.lock_shared()?;
-    let base = Base::load(store, &wt.base)?;
-    let cache = registry::load_cache(store, wt);
+    // The base and the stat cache are independent reads (and the base's is checked against
+    // its id): read them at once.
+    let wt_ref: &Worktree = wt;
+    let (base, cache) = std::thread::scope(|s| {
+        let cache = s.spawn(|| registry::load_cache(store, wt_ref));
+        let base = Base::load(store, &wt_ref.base);
+        (base, cache.join())
+    });
+    let base = base?;
+    let cache = cache.map_err(|_| Error::msg("internal error: a thread panicked"))?;
     let staging = store.staging("ingest")?;
     let scan = scan::scan(
         &wt.path,
@@ -62,33 +68,42 @@ pub fn snapshot(
             staging: staging.dir(),
         },
     )?;
+    drop(cache);
     let t_walk = started.elapsed();
-    // The manifest (sorted, validated, written) and the stat cache (sorted, written) are
-    // independent: build and write them at once. The record, which may name the new base,
-    // is written after both.
-    let started_ns = scan.started_ns;
-    let (mut entries, mut recs) = (scan.entries, scan.recs);
+    // The manifest (checked, hashed, written durably) and the stat cache (written) are
+    // independent: write them at once, each streamed from the walk's pieces. The record,
+    // which may name the new base, is written after both. Should the manifest be refused
+    // (say, a directory listed the same name twice while it changed), the cache written
+    // beside it may be one that does not decode, which only means that the next command
+    // reads every file again.
+    let context = format!("snapshot of {}", wt.path.display());
+    let tree = &scan.tree;
     let wt_ref: &Worktree = wt;
-    let (saved, cached) = rayon::join(
-        || -> Result<(Manifest, Hash)> {
-            // The stable sort inside Manifest::new then finds sorted input and only checks it.
-            entries.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
-            let manifest = Manifest::new(entries).map_err(|source| Error::Manifest {
-                context: format!("snapshot of {}", wt_ref.path.display()),
-                source,
-            })?;
-            let id = store.save(&manifest)?;
-            Ok((manifest, id))
-        },
-        || -> Result<StatCache> {
-            recs.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
-            let fresh = StatCache::new(started_ns, recs);
-            registry::write_cache(store, wt_ref, &fresh)?;
-            Ok(fresh)
-        },
-    );
-    let (manifest, id) = saved?;
-    cached?;
+    let (saved, cached) = std::thread::scope(|s| {
+        let cached = s.spawn(|| {
+            registry::write_cache_with(store, wt_ref, |w| {
+                let mut rec = Vec::with_capacity(24 + 256);
+                cache::encode_header(&mut rec, scan.started_ns, tree.records());
+                w.write_all(&rec)?;
+                tree.for_each(|entry, key| {
+                    let Some(key) = key else { return Ok(()) };
+                    rec.clear();
+                    if !scan::cache_record(entry, key, &mut rec) {
+                        return Err(std::io::Error::other("internal error: a bad entry"));
+                    }
+                    w.write_all(&rec)
+                })
+            })
+        });
+        let saved = (|| -> Result<Hash> {
+            let mut m = store.manifest_writer(tree.entries(), &context)?;
+            tree.for_each(|entry, _| m.push(entry))?;
+            m.finish()
+        })();
+        (saved, cached.join())
+    });
+    let id = saved?;
+    cached.map_err(|_| Error::msg("internal error: a thread panicked"))??;
     let t_saved = started.elapsed();
     if let Some(n) = name {
         cowtree_store::refs::set(store, n, &id)?;
@@ -105,8 +120,8 @@ pub fn snapshot(
     }
     Ok(SnapshotReport {
         id,
-        files: manifest.files(),
-        bytes: manifest.bytes(),
+        files: scan.files,
+        bytes: scan.bytes,
         read: scan.hashed,
         new_blobs: scan.new_blobs,
         new_bytes: scan.new_bytes,

@@ -276,6 +276,118 @@ fn incremental_snapshot_reads_only_changed_files_and_gets_the_fresh_id() {
 }
 
 #[test]
+fn incremental_snapshot_orders_entries_like_a_fresh_one_around_empty_dirs_and_prefixes() {
+    for fs_kind in Fs::COW {
+        let Some(e) = env(fs_kind) else { continue };
+        let mut wt = check_out(&e, &e.a, "wt");
+        let w = &wt.path.clone();
+        // Names that sort between `x` and `x/...` (bytes below '/'), next to an empty
+        // directory `x` (an entry of its own, sorted as `x`) and a non-empty one (as `x/`).
+        fs::create_dir(w.join("e")).unwrap();
+        write(&w.join("e-x"), b"1");
+        write(&w.join("e.y/f"), b"2");
+        write(&w.join("e!"), b"3");
+        write(&w.join("a/in"), b"4");
+        write(&w.join("a-b"), b"5");
+        write(&w.join("a.c/in"), b"6");
+        fs::create_dir_all(w.join("n/m")).unwrap();
+        write(&w.join("n/m-1"), b"7");
+        write(&w.join("n/m 2/k"), b"8");
+        fs::create_dir_all(w.join("only/empty/inside")).unwrap();
+        write(&w.join("d0/sub/f3-"), b"9");
+        write(&w.join("\u{e9}t\u{e9}/caf\u{e9}"), b"10");
+        symlink("e-x", w.join("e-")).unwrap();
+        symlink("nowhere", w.join("dangling")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        let fresh = ingest::snapshot_dir(&e.store, w, None).unwrap();
+        let r = snapshot::snapshot(&e.store, &mut wt, None, true).unwrap();
+        assert_eq!(r.id, fresh.id);
+        assert_eq!((r.files, r.bytes), (fresh.files, fresh.bytes));
+        // Again from the refreshed cache (symlink targets now come from the base).
+        let again = snapshot::snapshot(&e.store, &mut wt, None, false).unwrap();
+        assert_eq!((again.id, again.read), (fresh.id, 0));
+        // An empty directory that gains a file, and a file that changes.
+        write(&w.join("e/now"), b"11");
+        write(&w.join("e-x"), b"changed");
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        let fresh = ingest::snapshot_dir(&e.store, w, None).unwrap();
+        let r = snapshot::snapshot(&e.store, &mut wt, None, false).unwrap();
+        assert_eq!(r.id, fresh.id);
+        assert_eq!(r.read, 2);
+    }
+}
+
+#[test]
+fn incremental_snapshot_finds_cached_files_around_deleted_and_retyped_entries() {
+    for fs_kind in Fs::COW {
+        let Some(e) = env(fs_kind) else { continue };
+        let mut wt = check_out(&e, &e.a, "wt");
+        let w = &wt.path.clone();
+        // A base with names that sort between `x` and `x/`, deeper trees, and empty dirs.
+        for p in [
+            "x/1",
+            "x-/2",
+            "x.y",
+            "x0/3",
+            "old/deep/4",
+            "old-5",
+            "f2d",
+            "m/n/6",
+        ] {
+            write(&w.join(p), p.as_bytes());
+        }
+        fs::create_dir_all(w.join("e1")).unwrap();
+        fs::create_dir_all(w.join("m/e2")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        let first = snapshot::snapshot(&e.store, &mut wt, None, true).unwrap();
+        assert_eq!(
+            first.id,
+            ingest::snapshot_dir(&e.store, w, None).unwrap().id
+        );
+        // Delete a subtree, turn a file into a directory and a directory into a file, fill
+        // an empty directory, empty a directory: the unchanged files must still be found in
+        // the stat cache (read stays at the number of new or changed files).
+        fs::remove_dir_all(w.join("old")).unwrap();
+        fs::remove_file(w.join("f2d")).unwrap();
+        write(&w.join("f2d/inner"), b"now a dir");
+        fs::remove_dir_all(w.join("x")).unwrap();
+        write(&w.join("x"), b"now a file");
+        write(&w.join("e1/filled"), b"filled");
+        fs::remove_file(w.join("m/n/6")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        let fresh = ingest::snapshot_dir(&e.store, w, None).unwrap();
+        let r = snapshot::snapshot(&e.store, &mut wt, None, false).unwrap();
+        assert_eq!(r.id, fresh.id);
+        assert_eq!(r.read, 3, "only f2d/inner, x and e1/filled are new");
+        let again = snapshot::snapshot(&e.store, &mut wt, None, false).unwrap();
+        assert_eq!((again.id, again.read), (fresh.id, 0));
+    }
+}
+
+#[test]
+fn snapshot_without_update_base_leaves_the_record_file_alone() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let mut wt = check_out(&e, &e.a, "wt");
+    let record = e.store.root().join("worktrees").join(&wt.id);
+    let before = fs::metadata(&record).unwrap().ino();
+    write(&wt.path.join("new"), b"x");
+    snapshot::snapshot(&e.store, &mut wt, None, false).unwrap();
+    assert_eq!(
+        fs::metadata(&record).unwrap().ino(),
+        before,
+        "record rewritten"
+    );
+    snapshot::snapshot(&e.store, &mut wt, None, true).unwrap();
+    assert_ne!(
+        fs::metadata(&record).unwrap().ino(),
+        before,
+        "new base not recorded"
+    );
+    let again = registry::open(&e.store, &wt.path).unwrap();
+    assert_eq!(again.base, wt.base);
+}
+
+#[test]
 fn switch_a_to_b_to_a_restores_exactly_touching_only_differing_files() {
     for fs_kind in Fs::COW {
         let Some(e) = env(fs_kind) else { continue };
