@@ -63,6 +63,18 @@ fn raise_fd_limit() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     raise_fd_limit();
+    if matches!(
+        cli.command,
+        Command::Probe(_)
+            | Command::Ls(_)
+            | Command::Show(_)
+            | Command::Verify(_)
+            | Command::Du(_)
+            | Command::Status(_)
+            | Command::Worktrees(_)
+    ) {
+        die_quietly_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Clone(args) => cmd::clone::run(args),
         Command::Probe(args) => cmd::probe::run(args),
@@ -88,5 +100,17 @@ fn main() -> ExitCode {
             eprintln!("cowtree: {err}");
             err.exit_code().into()
         }
+    }
+}
+
+/// Lets a closed output pipe end the process quietly, as it ends `ls` or `git status`
+/// (`cowtree status | head`), instead of the write failing with EPIPE and the print panicking.
+/// Only for the commands that change nothing: one that writes to a filesystem keeps ignoring
+/// SIGPIPE, so that a reader going away cannot kill it halfway through its work.
+fn die_quietly_on_closed_pipe() {
+    // SAFETY: resetting SIGPIPE to its default disposition installs no handler; it runs at
+    // start-up, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
