@@ -357,6 +357,11 @@ fn map_file(fd: &OwnedFd, st: &Stat, out: &mut Vec<Extent>) -> std::io::Result<(
     let size = st.st_size as u64;
     let allocated = st.st_blocks as u64 * 512;
     let len0 = out.len();
+    if size == 0 {
+        // FIEMAP refuses an empty range (EINVAL): an empty file with blocks allocated (kept
+        // by `fallocate --keep-size`) is mapped whole.
+        return fiemap_range_into(fd, true, 0, u64::MAX, out).inspect_err(|_| out.truncate(len0));
+    }
     fiemap_range_into(fd, true, 0, size, out)?;
     let got = &out[len0..];
     if got.iter().map(|e| e.length).sum::<u64>() >= allocated {

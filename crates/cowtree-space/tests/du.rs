@@ -204,6 +204,12 @@ fn du_counts_blocks_preallocated_past_the_end_of_file_and_files_of_many_extents(
         drop(m);
         let m_extents = cowtree_fs::extents::extent_summary(&t.join("m")).unwrap();
         assert_eq!(m_extents.extents, 40, "{fsys:?}");
+        // e: empty, with 128 KiB preallocated (a log or database file before its first write).
+        let e = File::create(t.join("e")).unwrap();
+        fallocate(&e, FallocateFlags::KEEP_SIZE, 0, 128 * KIB).unwrap();
+        e.sync_all().unwrap();
+        assert_eq!(e.metadata().unwrap().len(), 0);
+        drop(e);
 
         let r = du(std::slice::from_ref(&t), &DuOptions::default());
         assert_eq!(r.error_count, 0, "{fsys:?}: {:?}", r.errors);
@@ -211,7 +217,7 @@ fn du_counts_blocks_preallocated_past_the_end_of_file_and_files_of_many_extents(
         assert_eq!(r.unaddressed, 0, "{fsys:?}");
         assert_eq!(
             r.unique_physical,
-            Some(64 * KIB + 256 * KIB + 40 * 4 * KIB),
+            Some(64 * KIB + 256 * KIB + 40 * 4 * KIB + 128 * KIB),
             "{fsys:?}: {r:?}"
         );
         // The same through the dedupe path, which collects the files with their extents.
