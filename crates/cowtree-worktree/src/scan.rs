@@ -656,6 +656,17 @@ impl<'a> Walk<'a> {
             }
             leaves += 1;
         }
+        // Items address this directory's encoding and lists with u32 offsets.
+        if out.man.len() + man_len > u32::MAX as usize
+            || out.keys.len() + found.len() > u32::MAX as usize
+        {
+            return Err(Error::msg(format!(
+                "{}: directory too large to record incrementally ({} entries, {man_len} bytes \
+                 of manifest); use --full",
+                self.full(rel),
+                found.len()
+            )));
+        }
         out.man.reserve_exact(man_len);
         out.keys.reserve_exact(leaves);
         out.items.reserve_exact(found.len());
