@@ -7,6 +7,7 @@
 //! anything, since its blobs cannot be known.
 
 use std::collections::HashSet;
+use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::{FileType, FlockOperation, flock};
@@ -28,7 +29,8 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Blobs still referenced.
     pub blobs_kept: u64,
-    /// Stale staging entries under `tmp/`.
+    /// Stale staging entries under `tmp/`, and temporary manifests a killed writer left in
+    /// `snapshots/`.
     pub staging_removed: u64,
     /// Registry records whose worktree no longer exists.
     pub worktrees_pruned: u64,
@@ -127,6 +129,27 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport> {
             }
             report.staging_removed += 1;
         }
+    }
+
+    // A manifest is written to `snapshots/.tmp-*` and renamed to its id; a writer killed
+    // before the rename leaves the temporary file. Every writer holds the store lock shared,
+    // and gc holds it exclusively, so any such file now belongs to a writer that is gone.
+    let snaps_path = store.root().join("snapshots");
+    for t in store
+        .snapshots_dir()
+        .entries()
+        .map_err(|e| at(&snaps_path, e))?
+    {
+        if !t.name.as_bytes().starts_with(b".tmp-") || t.file_type != FileType::RegularFile {
+            continue;
+        }
+        if !dry_run {
+            store
+                .snapshots_dir()
+                .remove_file(&t.name)
+                .map_err(|e| at(&snaps_path.join(&t.name), e))?;
+        }
+        report.staging_removed += 1;
     }
 
     for (id, rec) in crate::registry::list(store)? {

@@ -644,3 +644,28 @@ fn blobs_are_read_only_under_a_restrictive_umask() {
     let v = ok_json(&store, &[s("verify"), s("--json")]);
     assert_eq!(v["ok"], true, "{v}");
 }
+
+#[test]
+fn gc_removes_a_temporary_manifest_left_by_a_killed_writer_and_keeps_the_snapshots() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let store = dir.path().join("store");
+    let src = dir.path().join("src");
+    make_tree(&src, 40, 3000);
+    let id = snapshot(&store, &src);
+    // What a writer killed between writing its manifest and renaming it leaves behind.
+    let leftover = store.join("snapshots/.tmp-4242-0-0badcafe");
+    fs::write(&leftover, b"CTMANIF\n partial").unwrap();
+    let v = ok_json(&store, &[s("gc"), s("--dry-run"), s("--json")]);
+    assert_eq!(v["staging_removed"], 1, "{v}");
+    assert!(leftover.exists(), "a dry run removes nothing");
+    let v = ok_json(&store, &[s("gc"), s("--json")]);
+    assert_eq!(v["staging_removed"], 1, "{v}");
+    assert!(!leftover.exists());
+    let names: Vec<_> = fs::read_dir(store.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, vec![id.clone()]);
+    let v = ok_json(&store, &[s("verify"), s("--json")]);
+    assert_eq!(v["ok"], true, "{v}");
+}
