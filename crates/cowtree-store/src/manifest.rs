@@ -393,46 +393,27 @@ impl Manifest {
     /// Decodes and validates a manifest. Never panics; every refusal names the entry.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         let mut r = Reader { bytes, pos: 0 };
-        let trunc0 = ManifestError::Truncated { index: 0 };
-        if r.take(MAGIC.len()).ok_or(ManifestError::BadMagic)? != MAGIC {
-            return Err(ManifestError::BadMagic);
-        }
-        let version = r.u32().ok_or(trunc0.clone())?;
-        if version != VERSION {
-            return Err(ManifestError::UnsupportedVersion(version));
-        }
-        let count = r.u64().ok_or(trunc0)?;
+        let count = r.header()?;
         // Each entry takes at least 6 bytes; never trust the count for an allocation.
         let cap = usize::try_from(count)
             .unwrap_or(usize::MAX)
             .min(r.remaining() / 6);
         let mut entries = Vec::with_capacity(cap);
         for index in 0..count {
-            let trunc = ManifestError::Truncated { index };
-            let len = r.u32().ok_or(trunc.clone())? as usize;
-            let path = r.take(len).ok_or(trunc.clone())?.to_vec();
-            let code = r.u8().ok_or(trunc.clone())?;
-            let Some(kind) = Kind::from_code(code) else {
-                return Err(ManifestError::UnknownKind {
-                    index,
-                    path,
-                    kind: code.to_string(),
-                });
+            let raw = r.entry(index)?;
+            let data = match raw.data {
+                RawData::Blob { size, hash } => Data::Blob {
+                    size,
+                    hash: Hash::from_slice(hash).ok_or(ManifestError::Truncated { index })?,
+                },
+                RawData::Target(t) => Data::Target(t.to_vec()),
+                RawData::None => Data::None,
             };
-            let data = match kind {
-                Kind::File | Kind::Executable => {
-                    let size = r.u64().ok_or(trunc.clone())?;
-                    let hash = r.take(32).ok_or(trunc.clone())?;
-                    let hash = Hash::from_slice(hash).ok_or(trunc.clone())?;
-                    Data::Blob { size, hash }
-                }
-                Kind::Symlink => {
-                    let len = r.u32().ok_or(trunc.clone())? as usize;
-                    Data::Target(r.take(len).ok_or(trunc.clone())?.to_vec())
-                }
-                Kind::Dir => Data::None,
-            };
-            entries.push(Entry { path, kind, data });
+            entries.push(Entry {
+                path: raw.path.to_vec(),
+                kind: raw.kind,
+                data,
+            });
         }
         if r.remaining() != 0 {
             return Err(ManifestError::TrailingBytes(r.remaining()));
@@ -618,15 +599,7 @@ pub struct EncodedCounts {
 /// different entry than `decode` would for bytes with several faults.
 pub fn validate_encoded(bytes: &[u8]) -> Result<EncodedCounts, ManifestError> {
     let mut r = Reader { bytes, pos: 0 };
-    let trunc0 = ManifestError::Truncated { index: 0 };
-    if r.take(MAGIC.len()).ok_or(ManifestError::BadMagic)? != MAGIC {
-        return Err(ManifestError::BadMagic);
-    }
-    let version = r.u32().ok_or(trunc0.clone())?;
-    if version != VERSION {
-        return Err(ManifestError::UnsupportedVersion(version));
-    }
-    let count = r.u64().ok_or(trunc0)?;
+    let count = r.header()?;
     let mut stream = EntryChecker::default();
     for index in 0..count {
         stream.check_next(&mut r, index)?;
@@ -647,32 +620,18 @@ pub(crate) struct EntryChecker {
 impl EntryChecker {
     /// Reads entry `index` at the reader's position and checks it.
     fn check_next(&mut self, r: &mut Reader<'_>, index: u64) -> Result<(), ManifestError> {
-        let trunc = || ManifestError::Truncated { index };
-        let len = r.u32().ok_or_else(trunc)? as usize;
-        let path = r.take(len).ok_or_else(trunc)?;
-        let code = r.u8().ok_or_else(trunc)?;
-        let Some(kind) = Kind::from_code(code) else {
-            return Err(ManifestError::UnknownKind {
-                index,
-                path: path.to_vec(),
-                kind: code.to_string(),
-            });
-        };
-        let target = match kind {
-            Kind::File | Kind::Executable => {
-                let size = r.u64().ok_or_else(trunc)?;
-                r.take(32).ok_or_else(trunc)?;
+        let raw = r.entry(index)?;
+        let target = match raw.data {
+            RawData::Blob { size, .. } => {
                 self.counts.files += 1;
                 self.counts.bytes = self.counts.bytes.saturating_add(size);
                 None
             }
-            Kind::Symlink => {
-                let len = r.u32().ok_or_else(trunc)? as usize;
-                Some(r.take(len).ok_or_else(trunc)?)
-            }
-            Kind::Dir => None,
+            RawData::Target(t) => Some(t),
+            RawData::None => None,
         };
-        self.checker.check(index, path, kind, target, true)?;
+        self.checker
+            .check(index, raw.path, raw.kind, target, true)?;
         self.counts.entries += 1;
         Ok(())
     }
@@ -693,7 +652,61 @@ struct Reader<'a> {
     pos: usize,
 }
 
+/// One encoded entry as read, borrowing from the bytes; not yet validated.
+struct RawEntry<'a> {
+    path: &'a [u8],
+    kind: Kind,
+    data: RawData<'a>,
+}
+
+enum RawData<'a> {
+    Blob { size: u64, hash: &'a [u8] },
+    Target(&'a [u8]),
+    None,
+}
+
 impl<'a> Reader<'a> {
+    /// Reads the header (magic, version) and returns the entry count.
+    fn header(&mut self) -> Result<u64, ManifestError> {
+        let trunc0 = || ManifestError::Truncated { index: 0 };
+        if self.take(MAGIC.len()).ok_or(ManifestError::BadMagic)? != MAGIC {
+            return Err(ManifestError::BadMagic);
+        }
+        let version = self.u32().ok_or_else(trunc0)?;
+        if version != VERSION {
+            return Err(ManifestError::UnsupportedVersion(version));
+        }
+        self.u64().ok_or_else(trunc0)
+    }
+
+    /// Reads entry `index`'s framing: path, kind, and its size and hash or its target.
+    fn entry(&mut self, index: u64) -> Result<RawEntry<'a>, ManifestError> {
+        let trunc = || ManifestError::Truncated { index };
+        let len = self.u32().ok_or_else(trunc)? as usize;
+        let path = self.take(len).ok_or_else(trunc)?;
+        let code = self.u8().ok_or_else(trunc)?;
+        let Some(kind) = Kind::from_code(code) else {
+            return Err(ManifestError::UnknownKind {
+                index,
+                path: path.to_vec(),
+                kind: code.to_string(),
+            });
+        };
+        let data = match kind {
+            Kind::File | Kind::Executable => {
+                let size = self.u64().ok_or_else(trunc)?;
+                let hash = self.take(32).ok_or_else(trunc)?;
+                RawData::Blob { size, hash }
+            }
+            Kind::Symlink => {
+                let len = self.u32().ok_or_else(trunc)? as usize;
+                RawData::Target(self.take(len).ok_or_else(trunc)?)
+            }
+            Kind::Dir => RawData::None,
+        };
+        Ok(RawEntry { path, kind, data })
+    }
+
     fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
     }
