@@ -227,6 +227,27 @@ fn two_trees(a: &Path, b: &Path) {
     std::os::unix::fs::symlink("../d0", b.join("x/file-then-link")).unwrap();
 }
 
+/// Runs cowtree with `args` on `store` and sends it SIGKILL after a pseudo-random delay of up
+/// to 1.1 times `one` (the command's calibrated duration; `seed` is a xorshift state).
+/// Returns whether the command finished successfully before the kill.
+fn run_killed_at_random(store: &Path, args: &[&OsStr], one: Duration, seed: &mut u64) -> bool {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    let delay = one.mul_f64((*seed % 1000) as f64 / 1000.0 * 1.1);
+    let mut child = bin()
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    child.wait().unwrap().success()
+}
+
 #[test]
 fn kill_9_during_switch_leaves_whole_files_and_a_rerun_reaches_the_target_exactly() {
     let Some(dir) = scratch(Fs::Xfs) else { return };
@@ -251,22 +272,12 @@ fn kill_9_during_switch_leaves_whole_files_and_a_rerun_reaches_the_target_exactl
         } else {
             (&a, &src_a, &ca)
         };
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let delay = one.mul_f64((seed % 1000) as f64 / 1000.0 * 1.1);
-        let mut child = bin()
-            .arg("--store")
-            .arg(&store)
-            .args([s("switch"), wt.as_os_str(), s(target)])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        let _ = child.kill();
-        let status = child.wait().unwrap();
-        if !status.success() {
+        if !run_killed_at_random(
+            &store,
+            &[s("switch"), wt.as_os_str(), s(target)],
+            one,
+            &mut seed,
+        ) {
             interrupted += 1;
         }
         // No file holds partial content under its final name: each is whole A or whole B.
@@ -328,21 +339,7 @@ fn kill_9_during_reset_leaves_whole_files_and_a_rerun_restores_the_base_exactly(
     let mut interrupted = 0;
     for round in 1..=16u64 {
         let dirty = spoil(round);
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let delay = one.mul_f64((seed % 1000) as f64 / 1000.0 * 1.1);
-        let mut child = bin()
-            .arg("--store")
-            .arg(&store)
-            .args([s("reset"), wt.as_os_str()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        let _ = child.kill();
-        if !child.wait().unwrap().success() {
+        if !run_killed_at_random(&store, &[s("reset"), wt.as_os_str()], one, &mut seed) {
             interrupted += 1;
         }
         // Under its final name, each file is whole: the base's bytes or the spoiled ones.
