@@ -6,32 +6,13 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{bin, s};
+use common::{bin, ok_json, run, s, snapshot};
 use cowtree_testutil::{Fs, pattern, scratch};
 use serde_json::{Value, json};
-
-fn run(store: &Path, args: &[&OsStr]) -> Output {
-    bin()
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .expect("run cowtree")
-}
-
-fn ok_json(store: &Path, args: &[&OsStr]) -> Value {
-    let out = run(store, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
-}
 
 fn make_tree(root: &Path, files: usize, size: usize) {
     for i in 0..files {
@@ -45,11 +26,6 @@ fn make_tree(root: &Path, files: usize, size: usize) {
     fs::write(&exe, b"#!/bin/sh\n").unwrap();
     fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(root.join(OsStr::from_bytes(b"odd-\xff")), b"x").unwrap();
-}
-
-fn snapshot(store: &Path, src: &Path) -> String {
-    let v = ok_json(store, &[s("snapshot"), s("--json"), src.as_os_str()]);
-    v["id"].as_str().unwrap().to_string()
 }
 
 fn same_tree(a: &Path, b: &Path) {

@@ -5,36 +5,13 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{bin, s};
+use common::{bin, ok, ok_json, run, s, snapshot};
 use cowtree_testutil::{Fs, pattern, scratch};
 use serde_json::Value;
-
-fn run(store: &Path, args: &[&OsStr]) -> Output {
-    bin()
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .expect("run cowtree")
-}
-
-fn ok(store: &Path, args: &[&OsStr]) -> Output {
-    let out = run(store, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn ok_json(store: &Path, args: &[&OsStr]) -> Value {
-    serde_json::from_slice(&ok(store, args).stdout).expect("one JSON object")
-}
 
 fn write(p: &Path, data: &[u8]) {
     fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -71,11 +48,6 @@ fn contents(root: &Path) -> BTreeMap<String, Vec<u8>> {
         }
     }
     out
-}
-
-fn snapshot(store: &Path, src: &Path) -> String {
-    let v = ok_json(store, &[s("snapshot"), s("--json"), src.as_os_str()]);
-    v["id"].as_str().unwrap().to_string()
 }
 
 #[test]

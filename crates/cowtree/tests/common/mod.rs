@@ -1,5 +1,5 @@
-//! Helpers shared by the hardening tests: run the binary with a time limit, measure a child's
-//! peak memory, and compare a sandbox before and after.
+//! Helpers shared by the binary's tests: run it against a store, run it with a time limit,
+//! measure a child's peak memory, and compare a sandbox before and after.
 
 #![allow(dead_code)]
 
@@ -163,4 +163,30 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Runs cowtree with `--store store` and `args`, waiting for it.
+pub fn run(store: &Path, args: &[&OsStr]) -> std::process::Output {
+    bin()
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .expect("run cowtree")
+}
+
+/// [`run`], asserting success (the message shows its stderr).
+pub fn ok(store: &Path, args: &[&OsStr]) -> std::process::Output {
+    let out = run(store, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// [`ok`], parsing its output as one JSON object.
+pub fn ok_json(store: &Path, args: &[&OsStr]) -> serde_json::Value {
+    serde_json::from_slice(&ok(store, args).stdout).expect("one JSON object")
 }
