@@ -5,7 +5,7 @@
 //! Checkout (create, clone, close) gets one worker per core. Ingest also reads every fresh
 //! clone back from the device to hash it and waits for those reads, so it gets two per core.
 //! Measured on XFS with the 80,000-file bench tree on 2 cores: checkout 2.9-3.2 s with 1 per
-//! core, 3.5 s with 2 or 4 per core; snapshot 5.8-6.6 s with 2 per core, 6.5-6.6 s with 1,
+//! core, 3.5 s with 2 or 4 per core; snapshot 5.8-6.6 s with 2 per core, 6.4-6.6 s with 1,
 //! 7.3 s with 4.
 //!
 //! Each worker holds a bounded number of descriptors (see [`FDS_PER_WORKER`]), and the counts
