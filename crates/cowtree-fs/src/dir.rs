@@ -110,6 +110,23 @@ impl Dir {
         Ok(Dir { fd })
     }
 
+    /// [`Dir::open_dir`] as an `O_PATH` handle: enough to look entries up, `stat` them and
+    /// open them (relative to it), and to `stat` the directory itself, at less cost; not to
+    /// list it (see [`Dir::reopen`]).
+    pub fn open_dir_path(&self, name: &OsStr) -> io::Result<Dir> {
+        check_name(name)?;
+        let fd = openat(&self.fd, name, DIR_FLAGS | OFlags::PATH, Mode::empty())
+            .map_err(|e| at_path("open directory", Path::new(name), nofollow_err(e)))?;
+        Ok(Dir { fd })
+    }
+
+    /// A new handle on this same directory (its `.`) that can list it: for one opened with
+    /// [`Dir::open_dir_path`].
+    pub fn reopen(&self) -> io::Result<Dir> {
+        let fd = openat(&self.fd, ".", DIR_FLAGS, Mode::empty())?;
+        Ok(Dir { fd })
+    }
+
     /// Opens the directory at the relative path `rel` beneath this one, refusing symlinks in
     /// every component and any path that would leave this directory. Uses `openat2` with
     /// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`; where the kernel lacks

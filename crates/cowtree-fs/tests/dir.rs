@@ -227,3 +227,48 @@ fn read_entries_lists_what_entries_lists_in_one_pass_of_the_handle() {
         assert_eq!(listing(d.read_entries().unwrap()), by_read, "{fsys:?}");
     }
 }
+
+#[test]
+fn an_o_path_handle_refuses_symlinks_stats_and_looks_up_and_reopens_to_list() {
+    for fsys in [Fs::Xfs, Fs::Tmpfs, Fs::NoCow] {
+        let Some(t) = scratch(fsys) else { continue };
+        fs::create_dir_all(t.path().join("real/sub")).unwrap();
+        fs::write(t.path().join("real/f"), b"data").unwrap();
+        symlink(t.path().join("real"), t.path().join("link")).unwrap();
+        fs::write(t.path().join("file"), b"x").unwrap();
+        let root = Dir::open(t.path()).unwrap();
+        for bad in ["link", "file", "..", "a/b", "missing"] {
+            assert!(
+                root.open_dir_path(OsStr::new(bad)).is_err(),
+                "{fsys:?}: {bad}"
+            );
+        }
+        let mut p = root.open_dir_path(OsStr::new("real")).unwrap();
+        let real = fs::metadata(t.path().join("real")).unwrap();
+        let st = p.stat_self().unwrap();
+        assert_eq!(
+            (st.st_ino, st.st_dev),
+            (
+                std::os::unix::fs::MetadataExt::ino(&real),
+                std::os::unix::fs::MetadataExt::dev(&real)
+            )
+        );
+        // Lookups and opens relative to it work; listing it does not, its reopening does.
+        assert!(p.try_stat(OsStr::new("f")).unwrap().is_some());
+        assert!(p.open_dir(OsStr::new("sub")).is_ok());
+        assert!(
+            p.read_entries().is_err(),
+            "{fsys:?}: an O_PATH handle listed"
+        );
+        let mut names: Vec<String> = p
+            .reopen()
+            .unwrap()
+            .read_entries()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name.into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["f", "sub"], "{fsys:?}");
+    }
+}
