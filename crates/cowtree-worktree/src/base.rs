@@ -213,6 +213,18 @@ impl Base {
         find_child(range, dir, name, |i| self.path(i))
     }
 
+    /// [`Base::find_child`] for names asked in increasing byte order (see
+    /// [`find_child_from`]).
+    pub fn find_child_from(
+        &self,
+        range: &std::ops::Range<usize>,
+        from: &mut usize,
+        dir: &[u8],
+        name: &[u8],
+    ) -> Option<usize> {
+        find_child_from(range, from, dir, name, |i| self.path(i))
+    }
+
     /// True when some entry lies strictly beneath directory `path`.
     pub fn has_beneath(&self, path: &[u8]) -> bool {
         let mut prefix = path.to_vec();
@@ -249,15 +261,18 @@ pub(crate) fn range_in<'a>(
     if dir.is_empty() {
         return within;
     }
-    let mut lo_key = dir.to_vec();
-    lo_key.push(b'/');
-    let mut hi_key = dir.to_vec();
-    hi_key.push(b'/' + 1);
-    let bound = |key: &[u8]| {
+    // The paths beneath `dir` are those from `dir/` (inclusive) to `dir0` (exclusive, `0`
+    // being the byte after `/`); compared without building either key.
+    let below = |p: &[u8], last: u8| match p.get(..dir.len()).map(|h| h.cmp(dir)) {
+        Some(std::cmp::Ordering::Equal) => p.get(dir.len()).is_none_or(|&c| c < last),
+        Some(o) => o == std::cmp::Ordering::Less,
+        None => p < dir,
+    };
+    let bound = |last: u8| {
         let (mut lo, mut hi) = (within.start, within.end);
         while lo < hi {
-            let mid = (lo + hi) / 2;
-            if path(mid) < key {
+            let mid = lo + (hi - lo) / 2;
+            if below(path(mid), last) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -265,7 +280,46 @@ pub(crate) fn range_in<'a>(
         }
         lo
     };
-    bound(&lo_key)..bound(&hi_key)
+    bound(b'/')..bound(b'/' + 1)
+}
+
+/// [`find_child`] for names asked in increasing byte order: the search starts at `*from` (at
+/// first `range.start`), galloping forward, and leaves `*from` past what it passed. So a
+/// directory's entries, looked up in order, cost a few comparisons each rather than a whole
+/// binary search. Names asked out of order may not be found.
+pub(crate) fn find_child_from<'a>(
+    range: &std::ops::Range<usize>,
+    from: &mut usize,
+    dir: &[u8],
+    name: &[u8],
+    path: impl Fn(usize) -> &'a [u8],
+) -> Option<usize> {
+    let skip = if dir.is_empty() { 0 } else { dir.len() + 1 };
+    let before = |i: usize| path(i)[skip..].cmp(name) == std::cmp::Ordering::Less;
+    let end = range.end;
+    // Everything below `lo` sorts before `name`; the first that does not is below `hi`.
+    let mut lo = (*from).clamp(range.start, end);
+    let mut hi = lo;
+    let mut step = 1;
+    while hi < end && before(hi) {
+        lo = hi + 1;
+        hi = lo.saturating_add(step).min(end);
+        step *= 2;
+    }
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if before(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    *from = lo;
+    if lo < end && path(lo)[skip..] == *name {
+        *from = lo + 1;
+        return Some(lo);
+    }
+    None
 }
 
 /// Binary search for `dir/name` within `range` (all paths there start with `dir/`, so only
@@ -319,5 +373,47 @@ mod tests {
         assert!(b.has_beneath(b"d/y"));
         assert!(!b.has_beneath(b"a"));
         assert!(Base::parse(m.encode()[..30].to_vec()).is_none());
+    }
+
+    #[test]
+    fn galloping_lookup_finds_what_binary_search_finds_for_names_in_order() {
+        let h = Hash::of(b"x");
+        let mut entries = vec![Entry::blob(b"d".to_vec(), false, 1, h)];
+        for i in 0..300u32 {
+            entries.push(Entry::blob(format!("e/f{i:04}").into_bytes(), false, 1, h));
+            if i % 7 == 0 {
+                entries.push(Entry::blob(
+                    format!("e/f{i:04}-d/deep").into_bytes(),
+                    false,
+                    1,
+                    h,
+                ));
+            }
+        }
+        entries.push(Entry::blob(b"z".to_vec(), false, 1, h));
+        let m = Manifest::new(entries).expect("valid");
+        let b = Base::from_manifest(&m);
+        let r = b.range(b"e");
+        // Every third name, some absent, some sorting between present ones.
+        let mut from = r.start;
+        for i in (0..330u32).step_by(3) {
+            let name = format!("f{i:04}");
+            let want = b.find_child(&r, b"e", name.as_bytes());
+            assert_eq!(
+                b.find_child_from(&r, &mut from, b"e", name.as_bytes()),
+                want,
+                "{name}"
+            );
+            let between = format!("f{i:04}-");
+            assert_eq!(
+                b.find_child_from(&r, &mut from, b"e", between.as_bytes()),
+                None
+            );
+        }
+        let root = b.range(b"");
+        let mut from = root.start;
+        assert_eq!(b.find_child_from(&root, &mut from, b"", b"d"), Some(0));
+        assert_eq!(b.find_child_from(&root, &mut from, b"", b"e"), None);
+        assert_eq!(b.find_child_from(&root, &mut from, b"", b"z"), b.find(b"z"));
     }
 }

@@ -1,27 +1,40 @@
 //! The stat cache: for each file and symlink of a worktree as last seen, its `lstat` data and
 //! the BLAKE3 hash of its content (a symlink: of its target), so that status and snapshot read
-//! only files whose stat changed.
+//! only files whose stat changed; and for each directory whose every entry has a record, its
+//! `fstat` data and a hash of its entries' names, so that a directory whose stat did not
+//! change is not listed again.
 //!
 //! It lives in the store (`worktrees/<id>.stat`), never in the worktree, and is replaced
-//! atomically. Encoding, version 1 (little-endian):
+//! atomically. Encoding, version 2 (little-endian):
 //!
 //! ```text
-//! header  "CTSTAT1\n", written_ns i64 (clock before the stats were taken), count u64
+//! header  "CTSTAT2\n", written_ns i64 (clock before the stats were taken), count u64,
+//!         dirs u64
 //! record  path length u32, path bytes, size u64, mtime_ns i64, ctime_ns i64, ino u64,
 //!         mode u32, hash 32 bytes
 //! ```
-//! Records are sorted by path bytes.
+//! `count` file and symlink records sorted by path, then `dirs` directory records sorted by
+//! path (the root's path is empty). A directory record's hash is [`names_hash`] of the
+//! directory's entries when its stat was taken. A cache of another version decodes as empty.
 //!
 //! Racy timestamps (as in git): a file written in the same clock tick as the stat was taken
 //! can change again without its mtime changing. A record is trusted only when its mtime is
 //! older than `written_ns` minus the timestamp granularity: 50 ms when the filesystem keeps
 //! sub-second times (the kernel's coarse clock lags by at most a tick), 2 s when the mtime has
 //! no sub-second part (filesystems with 1 s or 2 s times). Other records are rehashed.
+//!
+//! Directory records rest on one more rule, which the filesystems cowtree trusts them on keep
+//! (see [`crate::scan`]): creating, removing or renaming an entry updates the directory's
+//! mtime and ctime. So a directory whose stat equals its record, and is not racy, has the
+//! entries it had then; they are taken from the records beneath it, and only when their names
+//! hash to the directory record's hash (else the directory is listed).
+
+use std::ops::Range;
 
 use cowtree_store::Hash;
 use rustix::fs::Stat;
 
-const MAGIC: &[u8; 8] = b"CTSTAT1\n";
+const MAGIC: &[u8; 8] = b"CTSTAT2\n";
 /// Granularity assumed for filesystems with sub-second timestamps.
 pub const FINE_GRANULARITY_NS: i64 = 50_000_000;
 /// Granularity assumed when a timestamp has no sub-second part.
@@ -76,19 +89,66 @@ pub struct Rec {
 }
 
 /// A decoded stat cache: the encoded bytes and the offset of each record, so that loading
-/// one allocates twice, not once per record.
+/// one allocates three times, not once per record.
 #[derive(Debug, Clone)]
 pub struct StatCache {
     /// Clock (ns since the epoch) read before the stats of this cache were taken.
     pub written_ns: i64,
     bytes: Vec<u8>,
+    /// File and symlink records.
     offs: Vec<u32>,
+    /// Directory records.
+    doffs: Vec<u32>,
+}
+
+/// A directory's entries as the stat cache holds them ([`StatCache::children`]).
+#[derive(Debug)]
+pub struct Children<'c> {
+    /// The indices of its files' and symlinks' records, in name order.
+    pub files: Vec<usize>,
+    /// The names of its subdirectories, in order.
+    pub dirs: Vec<&'c [u8]>,
+    /// Their [`names_hash`] (the directory record's).
+    pub hash: Hash,
+}
+
+/// The hash a directory record keeps of the directory's entries: `files` (the names of its
+/// files and symlinks) and `dirs` (of its subdirectories), each in byte order.
+pub fn names_hash<'n>(
+    files: impl IntoIterator<Item = &'n [u8]>,
+    dirs: impl IntoIterator<Item = &'n [u8]>,
+) -> Hash {
+    // Names hold neither `/` nor NUL: each ends with a NUL, and a `/` parts the two lists.
+    // Hashed at once (one small buffer), not name by name.
+    let mut buf = Vec::with_capacity(512);
+    for n in files {
+        buf.extend_from_slice(n);
+        buf.push(0);
+    }
+    buf.push(b'/');
+    for n in dirs {
+        buf.extend_from_slice(n);
+        buf.push(0);
+    }
+    Hash::of(&buf)
 }
 
 impl Default for StatCache {
     fn default() -> StatCache {
         StatCache::new(0, Vec::new())
     }
+}
+
+fn sort_dedup(recs: &mut Vec<Rec>) {
+    recs.sort_by(|a, b| a.path.cmp(&b.path));
+    recs.dedup_by(|later, earlier| {
+        if later.path == earlier.path {
+            std::mem::swap(later, earlier);
+            true
+        } else {
+            false
+        }
+    });
 }
 
 /// Nanoseconds since the epoch now.
@@ -111,18 +171,18 @@ fn le64(b: &[u8], at: usize) -> u64 {
 }
 
 impl StatCache {
-    /// A cache from records in any order (sorted here; the last of duplicate paths wins).
-    pub fn new(written_ns: i64, mut recs: Vec<Rec>) -> StatCache {
-        recs.sort_by(|a, b| a.path.cmp(&b.path));
-        recs.dedup_by(|later, earlier| {
-            if later.path == earlier.path {
-                std::mem::swap(later, earlier);
-                true
-            } else {
-                false
-            }
-        });
-        StatCache::decode_owned(encode(written_ns, &recs)).expect("an encoded cache decodes")
+    /// A cache from file and symlink records in any order (sorted here; the last of duplicate
+    /// paths wins), without directory records.
+    pub fn new(written_ns: i64, recs: Vec<Rec>) -> StatCache {
+        StatCache::with_dirs(written_ns, recs, Vec::new())
+    }
+
+    /// [`StatCache::new`] with directory records `dirs` (in any order; the last of duplicate
+    /// paths wins).
+    pub fn with_dirs(written_ns: i64, mut recs: Vec<Rec>, mut dirs: Vec<Rec>) -> StatCache {
+        sort_dedup(&mut recs);
+        sort_dedup(&mut dirs);
+        StatCache::decode_owned(encode(written_ns, &recs, &dirs)).expect("an encoded cache decodes")
     }
 
     /// Number of records.
@@ -135,8 +195,8 @@ impl StatCache {
         self.offs.is_empty()
     }
 
-    fn path_at(&self, i: usize) -> &[u8] {
-        let o = self.offs[i] as usize;
+    fn path_of(&self, o: u32) -> &[u8] {
+        let o = o as usize;
         let len = u32::from_le_bytes(
             self.bytes[o..o + 4]
                 .try_into()
@@ -145,10 +205,21 @@ impl StatCache {
         &self.bytes[o + 4..o + 4 + len]
     }
 
+    fn path_at(&self, i: usize) -> &[u8] {
+        self.path_of(self.offs[i])
+    }
+
+    fn dir_path_at(&self, i: usize) -> &[u8] {
+        self.path_of(self.doffs[i])
+    }
+
     fn rec_at(&self, i: usize) -> (StatKey, Hash) {
-        let o = self.offs[i] as usize;
+        self.rec_of(self.offs[i])
+    }
+
+    fn rec_of(&self, o: u32) -> (StatKey, Hash) {
         let b = &self.bytes;
-        let f = o + 4 + self.path_at(i).len();
+        let f = o as usize + 4 + self.path_of(o).len();
         let key = StatKey {
             size: le64(b, f),
             mtime_ns: le64(b, f + 8) as i64,
@@ -160,15 +231,72 @@ impl StatCache {
         (key, hash)
     }
 
-    /// Every record, sorted by path.
+    /// Every file and symlink record, sorted by path.
     pub fn recs(&self) -> impl Iterator<Item = Rec> + '_ {
-        (0..self.len()).map(|i| {
-            let (key, hash) = self.rec_at(i);
-            Rec {
-                path: self.path_at(i).to_vec(),
-                key,
-                hash,
-            }
+        self.offs.iter().map(|&o| self.owned(o))
+    }
+
+    /// Every directory record, sorted by path.
+    pub fn dirs(&self) -> impl Iterator<Item = Rec> + '_ {
+        self.doffs.iter().map(|&o| self.owned(o))
+    }
+
+    fn owned(&self, o: u32) -> Rec {
+        let (key, hash) = self.rec_of(o);
+        Rec {
+            path: self.path_of(o).to_vec(),
+            key,
+            hash,
+        }
+    }
+
+    /// The name of file or symlink record `i` after its directory's `prefix` bytes (see
+    /// [`StatCache::children`]).
+    pub fn name_at(&self, i: usize, prefix: usize) -> &[u8] {
+        &self.path_at(i)[prefix..]
+    }
+
+    /// The content hash of file or symlink record `i` when it can be trusted for the stat
+    /// `now` (see [`StatCache::trusted`]).
+    pub fn trusted_at(&self, i: usize, now: &StatKey) -> Option<Hash> {
+        let (key, hash) = self.rec_at(i);
+        if key != *now || self.is_racy(&key) {
+            return None;
+        }
+        Some(hash)
+    }
+
+    /// The entries of directory `dir` (whose stat is `now`) as the records beneath it hold
+    /// them, when its directory record can be trusted for `now` (same stat, not racy) and
+    /// those entries' names hash to the record's hash. `range` is [`StatCache::range`] of
+    /// `dir`.
+    pub fn children(&self, dir: &[u8], now: &StatKey, range: Range<usize>) -> Option<Children<'_>> {
+        let i = self
+            .doffs
+            .binary_search_by(|&o| self.path_of(o).cmp(dir))
+            .ok()?;
+        let (key, want) = self.rec_of(self.doffs[i]);
+        if key != *now || self.is_racy(&key) {
+            return None;
+        }
+        let prefix = if dir.is_empty() { 0 } else { dir.len() + 1 };
+        let drange = if dir.is_empty() {
+            i + 1..self.doffs.len()
+        } else {
+            crate::base::range_in(i + 1..self.doffs.len(), dir, |j| self.dir_path_at(j))
+        };
+        let mut files = Vec::new();
+        immediate(range, prefix, |j| self.path_at(j), |j, _| files.push(j));
+        let mut dirs = Vec::new();
+        immediate(drange, prefix, |j| self.dir_path_at(j), |_, n| dirs.push(n));
+        let got = names_hash(
+            files.iter().map(|&j| self.name_at(j, prefix)),
+            dirs.iter().copied(),
+        );
+        (got == want).then_some(Children {
+            files,
+            dirs,
+            hash: want,
         })
     }
 
@@ -214,6 +342,20 @@ impl StatCache {
         Some(hash)
     }
 
+    /// [`StatCache::trusted_child`] for names asked in increasing byte order, from `*from`
+    /// (see [`crate::base::find_child_from`]).
+    pub fn trusted_child_from(
+        &self,
+        range: &std::ops::Range<usize>,
+        from: &mut usize,
+        dir: &[u8],
+        name: &[u8],
+        now: &StatKey,
+    ) -> Option<Hash> {
+        let i = crate::base::find_child_from(range, from, dir, name, |i| self.path_at(i))?;
+        self.trusted_at(i, now)
+    }
+
     /// The content hash of `path` when its record can be trusted for the stat `now`: same
     /// size, times, inode and mode, and not racy.
     pub fn trusted(&self, path: &[u8], now: &StatKey) -> Option<Hash> {
@@ -235,22 +377,37 @@ impl StatCache {
         key.mtime_ns >= self.written_ns.saturating_sub(g)
     }
 
-    /// The records to carry into a cache taken at a later time: racy ones are smudged so
-    /// that the later time does not make them look trustworthy.
+    /// The file and symlink records to carry into a cache taken at a later time: racy ones
+    /// are smudged so that the later time does not make them look trustworthy.
     pub fn carried(&self) -> impl Iterator<Item = Rec> + '_ {
-        self.recs().map(|mut r| {
-            if self.is_racy(&r.key) {
-                r.key = StatKey::SMUDGED;
-            }
-            r
-        })
+        self.recs().map(|r| self.smudged(r))
     }
 
-    /// These records carried to time `written_ns` and then `fresh` ones (which win).
-    pub fn merged(&self, written_ns: i64, fresh: Vec<Rec>) -> StatCache {
+    /// [`StatCache::carried`] for the directory records.
+    pub fn carried_dirs(&self) -> impl Iterator<Item = Rec> + '_ {
+        self.dirs().map(|r| self.smudged(r))
+    }
+
+    fn smudged(&self, mut r: Rec) -> Rec {
+        if self.is_racy(&r.key) {
+            r.key = StatKey::SMUDGED;
+        }
+        r
+    }
+
+    /// These records carried to time `written_ns` and then `fresh` and `fresh_dirs` ones
+    /// (which win).
+    pub fn merged(&self, written_ns: i64, fresh: Vec<Rec>, fresh_dirs: Vec<Rec>) -> StatCache {
         let mut all: Vec<Rec> = self.carried().collect();
         all.extend(fresh);
-        StatCache::new(written_ns, all)
+        let mut dirs: Vec<Rec> = self.carried_dirs().collect();
+        dirs.extend(fresh_dirs);
+        StatCache::with_dirs(written_ns, all, dirs)
+    }
+
+    /// Number of directory records.
+    pub fn dir_count(&self) -> usize {
+        self.doffs.len()
     }
 
     /// The encoding.
@@ -268,57 +425,73 @@ impl StatCache {
 
     /// [`StatCache::decode`] keeping the buffer.
     pub fn decode_owned(bytes: Vec<u8>) -> Option<StatCache> {
-        let (written_ns, offs) = StatCache::index(&bytes)?;
-        Some(StatCache {
-            written_ns,
-            bytes,
-            offs,
-        })
-    }
-
-    fn index(bytes: &[u8]) -> Option<(i64, Vec<u32>)> {
-        let mut r = Reader { b: bytes, pos: 0 };
+        let mut r = Reader { b: &bytes, pos: 0 };
         if r.take(8)? != MAGIC {
             return None;
         }
         let written_ns = r.u64()? as i64;
         let count = r.u64()?;
-        let mut offs = Vec::with_capacity((count as usize).min(bytes.len() / (FIXED + 4)));
-        let mut prev: Option<&[u8]> = None;
-        for _ in 0..count {
-            let at = u32::try_from(r.pos).ok()?;
-            let len = r.u32()? as usize;
-            let path = r.take(len)?;
-            r.take(FIXED)?;
-            if prev.is_some_and(|p| p >= path) {
-                return None;
-            }
-            prev = Some(path);
-            offs.push(at);
-        }
+        let dirs = r.u64()?;
+        let offs = r.index(count)?;
+        let doffs = r.index(dirs)?;
         if r.pos != bytes.len() {
             return None;
         }
-        Some((written_ns, offs))
+        Some(StatCache {
+            written_ns,
+            bytes,
+            offs,
+            doffs,
+        })
     }
 }
 
-fn encode(written_ns: i64, recs: &[Rec]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(24 + recs.len() * 110);
-    encode_header(&mut out, written_ns, recs.len() as u64);
-    for r in recs {
+/// Walks the indices of `range` (paths beneath a directory, `prefix` bytes of which name the
+/// directory) and calls `f` with those of the directory's own entries and their names,
+/// skipping over what lies deeper.
+fn immediate<'a>(
+    range: Range<usize>,
+    prefix: usize,
+    path: impl Fn(usize) -> &'a [u8],
+    mut f: impl FnMut(usize, &'a [u8]),
+) {
+    let mut i = range.start;
+    while i < range.end {
+        let p = path(i);
+        let name = &p[prefix.min(p.len())..];
+        match name.iter().position(|&c| c == b'/') {
+            None => {
+                f(i, name);
+                i += 1;
+            }
+            Some(k) => {
+                let sub = &p[..prefix + k];
+                i = crate::base::range_in(i..range.end, sub, &path)
+                    .end
+                    .max(i + 1);
+            }
+        }
+    }
+}
+
+fn encode(written_ns: i64, recs: &[Rec], dirs: &[Rec]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + (recs.len() + dirs.len()) * 110);
+    encode_header(&mut out, written_ns, recs.len() as u64, dirs.len() as u64);
+    for r in recs.iter().chain(dirs) {
         encode_rec(&mut out, &r.path, &r.key, &r.hash);
     }
     out
 }
 
-/// Appends the header of an encoded cache of `count` records taken at `written_ns`. With
-/// [`encode_rec`], for callers that build a cache's encoding directly (records strictly
-/// sorted by path, or the cache decodes as empty).
-pub fn encode_header(out: &mut Vec<u8>, written_ns: i64, count: u64) {
+/// Appends the header of an encoded cache of `count` file and symlink records and `dirs`
+/// directory records taken at `written_ns`. With [`encode_rec`], for callers that build a
+/// cache's encoding directly (the records of each kind strictly sorted by path, or the cache
+/// decodes as empty).
+pub fn encode_header(out: &mut Vec<u8>, written_ns: i64, count: u64, dirs: u64) {
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&written_ns.to_le_bytes());
     out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&dirs.to_le_bytes());
 }
 
 /// Appends one encoded record.
@@ -350,6 +523,24 @@ impl<'a> Reader<'a> {
     }
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    /// The offsets of `count` records, strictly sorted by path.
+    fn index(&mut self, count: u64) -> Option<Vec<u32>> {
+        let mut offs = Vec::with_capacity((count as usize).min(self.b.len() / (FIXED + 4)));
+        let mut prev: Option<&[u8]> = None;
+        for _ in 0..count {
+            let at = u32::try_from(self.pos).ok()?;
+            let len = self.u32()? as usize;
+            let path = self.take(len)?;
+            self.take(FIXED)?;
+            if prev.is_some_and(|p| p >= path) {
+                return None;
+            }
+            prev = Some(path);
+            offs.push(at);
+        }
+        Some(offs)
     }
 }
 
@@ -405,8 +596,106 @@ mod tests {
         let mut long = good.clone();
         long.push(0);
         assert!(StatCache::decode(&long).is_none());
-        let unsorted = encode(1, &[rec(b"b"), rec(b"a")]);
+        let unsorted = encode(1, &[rec(b"b"), rec(b"a")], &[]);
         assert!(StatCache::decode(&unsorted).is_none());
+    }
+
+    fn rec(path: &[u8], key: StatKey, hash: Hash) -> Rec {
+        Rec {
+            path: path.to_vec(),
+            key,
+            hash,
+        }
+    }
+
+    #[test]
+    fn directory_records_round_trip_and_give_a_directory_its_own_entries_only() {
+        let t = 100 * 1_000_000_000;
+        let old = key(t - 10_000_000_000);
+        let h = Hash::of(b"x");
+        // `a` holds files `f` and `f-x` and subdirectories `s` and `s0` (whose records sort
+        // among and after deeper ones); `a/s` holds a file and a deeper directory.
+        let files = [
+            &b"a/f"[..],
+            b"a/f-x",
+            b"a/s/1",
+            b"a/s/deep/2",
+            b"a/s0/3",
+            b"a-b",
+            b"top",
+        ];
+        let mut recs: Vec<Rec> = files.iter().map(|p| rec(p, old, h)).collect();
+        recs.sort_by(|a, b| a.path.cmp(&b.path));
+        let dkey = StatKey {
+            mode: 0o040755,
+            ..old
+        };
+        let a_hash = names_hash([&b"f"[..], b"f-x"], [&b"s"[..], b"s0"]);
+        let dirs = vec![
+            rec(b"", dkey, names_hash([&b"a-b"[..], b"top"], [&b"a"[..]])),
+            rec(b"a", dkey, a_hash),
+            rec(b"a/s", dkey, names_hash([&b"1"[..]], [&b"deep"[..]])),
+            rec(b"a/s/deep", dkey, names_hash([&b"2"[..]], [])),
+            rec(b"a/s0", dkey, names_hash([&b"3"[..]], [])),
+        ];
+        let c = StatCache::with_dirs(t, recs.clone(), dirs.clone());
+        let d = StatCache::decode(&c.encode()).expect("decodes");
+        assert_eq!(d.recs().collect::<Vec<_>>(), recs);
+        assert_eq!(d.dirs().collect::<Vec<_>>(), dirs);
+        let got = d.children(b"a", &dkey, d.range(b"a")).expect("trusted");
+        let names: Vec<&[u8]> = got.files.iter().map(|&i| d.name_at(i, 2)).collect();
+        assert_eq!(names, vec![&b"f"[..], b"f-x"]);
+        assert_eq!(got.dirs, vec![&b"s"[..], b"s0"]);
+        assert_eq!(got.hash, a_hash);
+        let root = d.children(b"", &dkey, d.range(b"")).expect("trusted");
+        assert_eq!(root.dirs, vec![&b"a"[..]]);
+        assert_eq!(root.files.len(), 2);
+        assert!(
+            d.children(b"a/s/deep", &dkey, d.range(b"a/s/deep"))
+                .is_some()
+        );
+        // Another stat, a racy record, or names that no longer hash to the record: listed.
+        let other = StatKey {
+            ctime_ns: dkey.ctime_ns + 1,
+            ..dkey
+        };
+        assert!(d.children(b"a", &other, d.range(b"a")).is_none());
+        let racy = StatCache::with_dirs(dkey.mtime_ns + 1, recs.clone(), dirs.clone());
+        assert!(racy.children(b"a", &dkey, racy.range(b"a")).is_none());
+        let fewer: Vec<Rec> = recs
+            .iter()
+            .filter(|r| r.path != b"a/f-x")
+            .cloned()
+            .collect();
+        let lacking = StatCache::with_dirs(t, fewer, dirs);
+        assert!(lacking.children(b"a", &dkey, lacking.range(b"a")).is_none());
+        assert!(
+            lacking
+                .children(b"a/s", &dkey, lacking.range(b"a/s"))
+                .is_some()
+        );
+        // No record: listed.
+        assert!(d.children(b"nope", &dkey, d.range(b"nope")).is_none());
+    }
+
+    #[test]
+    fn names_hash_tells_files_from_directories_and_is_the_hash_of_the_names() {
+        let f = names_hash([&b"x"[..]], []);
+        let d = names_hash([], [&b"x"[..]]);
+        assert_ne!(f, d);
+        assert_ne!(
+            names_hash([&b"ab"[..]], []),
+            names_hash([&b"a"[..], b"b"], [])
+        );
+        assert_eq!(names_hash([&b"a"[..]], [&b"b"[..]]), Hash::of(b"a\0/b\0"));
+    }
+
+    #[test]
+    fn a_version_1_cache_decodes_as_nothing() {
+        let mut v1 = b"CTSTAT1\n".to_vec();
+        v1.extend_from_slice(&5i64.to_le_bytes());
+        v1.extend_from_slice(&0u64.to_le_bytes());
+        assert!(StatCache::decode(&v1).is_none());
     }
 
     #[test]

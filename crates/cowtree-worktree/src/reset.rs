@@ -107,7 +107,7 @@ pub fn reset(
     learnt.extend(recs);
     // What the scan learnt and what was written were stat'ed after `started_ns`; they win
     // over the old records, which carry over (smudged where racy).
-    let fresh = cache.merged(started_ns, learnt);
+    let fresh = cache.merged(started_ns, learnt, scan.dir_recs);
     registry::save(store, wt, Some(&fresh))?;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)

@@ -6,6 +6,7 @@
 //! equals its stat cache record (and is not racy, see [`crate::cache`]) takes the cached
 //! content hash; only the others are read.
 
+use std::borrow::Cow;
 use std::cmp::Ordering as Order;
 use std::convert::Infallible;
 use std::ffi::{OsStr, OsString};
@@ -13,10 +14,10 @@ use std::io;
 use std::ops::Range;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cowtree_fs::dir::{Dir, DirEntry};
+use cowtree_fs::dir::Dir;
 use cowtree_store::ingest::Putter;
 use cowtree_store::manifest::{encode_blob, encode_dir, encode_symlink};
 use cowtree_store::{Hash, Kind, Store};
@@ -90,10 +91,15 @@ pub struct Scan {
     /// Changes against the base, sorted by path (empty in snapshot mode).
     pub changes: Vec<Change>,
     /// Stat cache records for every file and symlink whose content hash is known (status
-    /// and adopt modes; snapshot mode encodes them in `cache`).
+    /// and adopt modes; snapshot mode encodes them in `tree`).
     pub recs: Vec<Rec>,
+    /// Status and adopt modes: directory records of the directories listed now whose every
+    /// entry has a record (see [`crate::cache`]).
+    pub dir_recs: Vec<Rec>,
     /// Files and symlinks read because their stat did not prove them unchanged.
     pub hashed: u64,
+    /// Directories listed (the others' entries came from their stat cache records).
+    pub listed: u64,
     /// Snapshot mode: the tree's manifest and the stat cache of its files and symlinks
     /// (taken at `started_ns`), encoded in pieces; the manifest is not checked yet (see
     /// [`cowtree_store::store::ManifestWriter`]).
@@ -135,6 +141,31 @@ struct Walk<'a> {
     next_slot: AtomicU32,
     /// Snapshot mode: each directory's part of the manifest and cache, by slot.
     dirs: Mutex<Vec<(u32, DirOut)>>,
+    /// Directory records are used and made (the root's filesystem keeps directory times
+    /// as [`crate::cache`] needs).
+    dir_records: bool,
+    /// The root's device: directory records only for directories on it.
+    root_dev: u64,
+    /// Directories listed.
+    listed: AtomicU64,
+}
+
+/// Filesystems on which creating, removing or renaming an entry always updates the
+/// directory's mtime and ctime, so that directory records can be trusted. Network, FUSE and
+/// overlay filesystems are left out: their directory times may come from elsewhere.
+pub fn keeps_dir_times(fs: &str) -> bool {
+    matches!(fs, "xfs" | "btrfs" | "ext4" | "tmpfs" | "f2fs" | "bcachefs")
+}
+
+/// One entry of a directory being walked: from its listing, or from the stat cache when the
+/// directory's record proves the listing unchanged.
+struct Ent<'c> {
+    name: Cow<'c, [u8]>,
+    /// From `d_type` when listed; `Directory` for a subdirectory with a record, `Unknown`
+    /// for a file or symlink taken from the cache (its `lstat` tells).
+    ft: FileType,
+    /// The stat cache record of a file or symlink taken from the cache.
+    rec: Option<usize>,
 }
 
 /// Snapshot mode: one directory's part of the manifest and the stat cache.
@@ -155,6 +186,8 @@ struct DirOut {
     prefix: usize,
     /// The directory was empty: it is itself an entry (in `man`) and has no items.
     empty: bool,
+    /// The directory's record for the stat cache, when every entry has a record.
+    rec: Option<Rec>,
     files: u64,
     bytes: u64,
     hashed: u64,
@@ -224,6 +257,9 @@ struct Task {
     slot: u32,
     /// The ranges of the directory in the base and the stat cache, when the parent knew them.
     ranges: Option<(Range<usize>, Range<usize>)>,
+    /// The parent's entries came from the stat cache: this directory most likely has not
+    /// changed either, so it is opened as an `O_PATH` handle (listed only if it did change).
+    unchanged: bool,
 }
 
 impl Task {
@@ -232,14 +268,16 @@ impl Task {
             parent: None,
             slot: 0,
             ranges: None,
+            unchanged: false,
         }
     }
 
-    fn child(parent: Arc<Dir>) -> Task {
+    fn child(parent: Arc<Dir>, unchanged: bool) -> Task {
         Task {
             parent: Some(parent),
             slot: 0,
             ranges: None,
+            unchanged,
         }
     }
 }
@@ -267,6 +305,11 @@ pub fn has_beneath(m: &cowtree_store::Manifest, path: &[u8]) -> bool {
 pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) -> Result<Scan> {
     let started_ns = crate::cache::now_ns();
     let root = Dir::open(root_path).map_err(|e| Error::msg(format!("worktree: {e}")))?;
+    let root_dev = root
+        .stat_self()
+        .map_err(|e| Error::msg(format!("stat {}: {e}", root_path.display())))?
+        .st_dev;
+    let dir_records = cowtree_fs::fstype::fs_type(&root).is_ok_and(|t| keeps_dir_times(t.name()));
     let skip_dir = match &mode {
         Mode::Snapshot { store, .. } => rustix::fs::stat(store.root())
             .ok()
@@ -290,7 +333,11 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
         skip_dir,
         putter,
         next_slot: AtomicU32::new(1),
-        dirs: Mutex::new(Vec::new()),
+        // Room for every directory the cache knows (no regrowth, which moves them all).
+        dirs: Mutex::new(Vec::with_capacity(cache.dir_count() + 1)),
+        dir_records,
+        root_dev,
+        listed: AtomicU64::new(0),
     };
     // The walk is bound by lstat and getdents, not by the CPU: with more threads than cores,
     // more of them are in flight while some wait (a cold inode cache, a lock), so the pool is
@@ -311,6 +358,7 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
         .into_inner()
         .map_err(|_| Error::msg("internal error: a worker panicked"))?;
     out.started_ns = started_ns;
+    out.listed = walk.listed.load(Ordering::Relaxed);
     if let Some(p) = &walk.putter {
         out.new_blobs = p.new_blobs();
         out.new_bytes = p.new_bytes();
@@ -348,12 +396,16 @@ pub struct Tree {
     dirs: Vec<Option<DirOut>>,
     entries: u64,
     records: u64,
+    /// Directory records, sorted by path.
+    dir_recs: Vec<Rec>,
 }
 
 impl Tree {
     fn new(dirs: Vec<(u32, DirOut)>, slots: u32) -> Tree {
         let mut table: Vec<Option<DirOut>> = (0..slots).map(|_| None).collect();
-        for (slot, d) in dirs {
+        let mut dir_recs = Vec::new();
+        for (slot, mut d) in dirs {
+            dir_recs.extend(d.rec.take());
             if let Some(t) = table.get_mut(slot as usize) {
                 *t = Some(d);
             }
@@ -379,10 +431,12 @@ impl Tree {
                 d.items = items;
             }
         }
+        dir_recs.sort_unstable_by(|a: &Rec, b: &Rec| a.path.cmp(&b.path));
         let mut tree = Tree {
             dirs: table,
             entries: 0,
             records: 0,
+            dir_recs,
         };
         let (mut entries, mut records) = (0, 0);
         let _ = tree.for_each(|_, key| -> std::result::Result<(), Infallible> {
@@ -399,9 +453,14 @@ impl Tree {
         self.entries
     }
 
-    /// Stat cache records.
+    /// Stat cache records of files and symlinks.
     pub fn records(&self) -> u64 {
         self.records
+    }
+
+    /// Stat cache records of directories, sorted by path.
+    pub fn dir_records(&self) -> &[Rec] {
+        &self.dir_recs
     }
 
     /// Calls `f` with each encoded manifest entry in order (a depth-first walk from the root,
@@ -513,42 +572,67 @@ impl<'a> Walk<'a> {
         putter: &Putter<'_>,
         dir: Arc<Dir>,
         rel: &[u8],
-        task: Task,
-        list: Vec<DirEntry>,
+        slot: u32,
+        (brange, crange): (Range<usize>, Range<usize>),
+        dkey: Option<(StatKey, Option<Hash>)>,
+        list: Vec<Ent<'a>>,
     ) -> Result<()> {
-        let slot = task.slot;
+        let from_cache = matches!(dkey, Some((_, Some(_))));
         let prefix = if rel.is_empty() { 0 } else { rel.len() + 1 };
         let mut out = DirOut {
             prefix,
             ..DirOut::default()
+        };
+        let listed = list.len();
+        let dir_rec = |found: &[(Cow<'_, [u8]>, Found)]| {
+            let (key, known) = dkey.filter(|_| found.len() == listed)?;
+            let is_sub = |f: &Found| matches!(f, Found::Sub(_));
+            // Every entry listed (or taken from the cache) was found, so the names are the
+            // ones listed; from the cache, their hash is known.
+            let hash = known.unwrap_or_else(|| {
+                cache::names_hash(
+                    found
+                        .iter()
+                        .filter(|(_, f)| !is_sub(f))
+                        .map(|(n, _)| &n[..]),
+                    found.iter().filter(|(_, f)| is_sub(f)).map(|(n, _)| &n[..]),
+                )
+            });
+            Some(Rec {
+                path: rel.to_vec(),
+                key,
+                hash,
+            })
         };
         if list.is_empty() {
             if !rel.is_empty() {
                 out.empty = true;
                 encode_dir(&mut out.man, rel);
             }
+            out.rec = dir_rec(&[]);
             return self.deposit(slot, out);
         }
-        let (brange, crange) = task
-            .ranges
-            .unwrap_or_else(|| (self.base.range(rel), self.cache.range(rel)));
-        let mut found: Vec<(OsString, Found)> = Vec::with_capacity(list.len());
+        let mut found: Vec<(Cow<'a, [u8]>, Found)> = Vec::with_capacity(list.len());
+        // Cursors of the in-order lookups of the entries (sorted by name) in the base and
+        // the stat cache.
+        let (mut bcur, mut ccur) = (brange.start, crange.start);
         // The path of the entry at hand: `rel/name`.
         let mut path = Vec::with_capacity(rel.len() + 64);
         for ent in list {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            let name = ent.name.as_bytes();
+            let name: &[u8] = &ent.name;
+            let os_name = OsStr::from_bytes(name);
             path.clear();
             if !rel.is_empty() {
                 path.extend_from_slice(rel);
                 path.push(b'/');
             }
             path.extend_from_slice(name);
-            let st = match ent.file_type {
+            let st = match ent.ft {
                 FileType::Directory => None,
-                _ => match self.lstat(&dir, &ent.name, &path)? {
+                _ => match self.lstat(&dir, os_name, &path)? {
                     Some(st) => Some(st),
                     None => continue,
                 },
@@ -559,6 +643,7 @@ impl<'a> Walk<'a> {
             let what = match (ft, st) {
                 (FileType::Directory, _) => {
                     let child = Task {
+                        unchanged: from_cache,
                         parent: Some(Arc::clone(&dir)),
                         slot: self.next_slot.fetch_add(1, Ordering::Relaxed),
                         ranges: Some((
@@ -574,22 +659,25 @@ impl<'a> Walk<'a> {
                 (FileType::RegularFile, Some(st)) => {
                     let key = StatKey::of(&st);
                     let exec = st.st_mode & 0o111 != 0;
-                    let known = self
-                        .cache
-                        .trusted_child(&crange, rel, name, &key)
-                        .filter(|h| {
-                            // A blob the base references is kept by the base (gc waits for our
-                            // shared lock); any other one is looked up.
-                            let base = self.base.find_child(&brange, rel, name);
-                            base.and_then(|i| self.base.get(i).hash) == Some(*h)
-                                || blob::has_blob(store, h, key.size)
-                        });
+                    let known = match ent.rec {
+                        Some(i) => self.cache.trusted_at(i, &key),
+                        None => self
+                            .cache
+                            .trusted_child_from(&crange, &mut ccur, rel, name, &key),
+                    }
+                    .filter(|h| {
+                        // A blob the base references is kept by the base (gc waits for our
+                        // shared lock); any other one is looked up.
+                        let base = self.base.find_child_from(&brange, &mut bcur, rel, name);
+                        base.and_then(|i| self.base.get(i).hash) == Some(*h)
+                            || blob::has_blob(store, h, key.size)
+                    });
                     let (size, hash) = match known {
                         Some(h) => (key.size, h),
                         None => {
                             out.hashed += 1;
                             match putter
-                                .put(&dir, st.st_dev, &ent.name)
+                                .put(&dir, st.st_dev, os_name)
                                 .map_err(|e| Error::msg(format!("{}: {e}", self.full(&path))))?
                             {
                                 Some(p) => (p.size, p.hash),
@@ -608,15 +696,21 @@ impl<'a> Walk<'a> {
                     let key = StatKey::of(&st);
                     // The manifest needs the target itself: the base's, when the stat cache
                     // proves it unchanged and it is the base's; else read.
-                    let known = self.cache.trusted_child(&crange, rel, name, &key);
+                    let known = match ent.rec {
+                        Some(i) => self.cache.trusted_at(i, &key),
+                        None => self
+                            .cache
+                            .trusted_child_from(&crange, &mut ccur, rel, name, &key),
+                    };
                     let from_base = known.and_then(|h| {
-                        let e = self.base.get(self.base.find_child(&brange, rel, name)?);
+                        let i = self.base.find_child_from(&brange, &mut bcur, rel, name)?;
+                        let e = self.base.get(i);
                         (e.kind == Kind::Symlink && Hash::of(e.target) == h)
                             .then(|| e.target.to_vec())
                     });
                     let target = match from_base {
                         Some(t) => t,
-                        None => match dir.read_link(&ent.name) {
+                        None => match dir.read_link(os_name) {
                             Ok(t) => t.into_vec(),
                             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                             Err(e) => {
@@ -636,11 +730,13 @@ impl<'a> Walk<'a> {
             };
             found.push((ent.name, what));
         }
-        found.sort_by(|(a, fa), (b, fb)| {
+        out.rec = dir_rec(&found);
+        // Names are unique: no need for a stable sort (which allocates).
+        found.sort_unstable_by(|(a, fa), (b, fb)| {
             manifest_order(
-                a.as_bytes(),
+                a,
                 matches!(fa, Found::Sub(_)),
-                b.as_bytes(),
+                b,
                 matches!(fb, Found::Sub(_)),
             )
         });
@@ -676,7 +772,7 @@ impl<'a> Walk<'a> {
                 path.extend_from_slice(rel);
                 path.push(b'/');
             }
-            path.extend_from_slice(name.as_bytes());
+            path.extend_from_slice(&name);
             let m0 = out.man.len() as u32;
             let key = match what {
                 Found::File {
@@ -695,7 +791,7 @@ impl<'a> Walk<'a> {
                     key
                 }
                 Found::Sub(slot) => {
-                    out.sub_names.push(name);
+                    out.sub_names.push(OsString::from_vec(name.into_owned()));
                     out.items.push(Item::Sub {
                         slot,
                         name: (out.sub_names.len() - 1) as u32,
@@ -737,59 +833,139 @@ impl<'a> Walk<'a> {
         // Each directory is opened relative to its parent's handle (one component,
         // O_NOFOLLOW|O_DIRECTORY), so a symlink swapped in is never followed.
         let dir = match &task.parent {
-            None => self.root.try_clone()?,
-            Some(p) => match p.open_dir(OsStr::from_bytes(split(rel).1)) {
-                Ok(d) => d,
-                // Removed or replaced while we walked: what was there is simply not seen.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::NotFound
-                            | io::ErrorKind::NotADirectory
-                            | io::ErrorKind::InvalidInput
-                    ) =>
-                {
-                    return Ok(());
-                }
-                Err(e) => return Err(Error::msg(format!("{}: {e}", self.full(rel)))),
-            },
+            None => Ok(self.root.try_clone()?),
+            Some(p) if task.unchanged => p.open_dir_path(OsStr::from_bytes(split(rel).1)),
+            Some(p) => p.open_dir(OsStr::from_bytes(split(rel).1)),
         };
-        if let (Some(skip), false) = (self.skip_dir, rel.is_empty()) {
-            let st = dir
-                .stat_self()
-                .map_err(|e| Error::msg(format!("stat {}: {e}", self.full(rel))))?;
-            if (st.st_dev, st.st_ino) == skip {
-                // The store itself, inside the tree being recorded: never recorded into itself.
+        let dir = match dir {
+            Ok(d) => d,
+            // Removed or replaced while we walked: what was there is simply not seen.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::NotADirectory
+                        | io::ErrorKind::InvalidInput
+                ) =>
+            {
                 return Ok(());
             }
+            Err(e) => return Err(Error::msg(format!("{}: {e}", self.full(rel)))),
+        };
+        // The directory's own stat: for its record (taken before it is listed, so that a
+        // change made while it is listed shows in the next stat), and to find the store.
+        let skip_here = self.skip_dir.filter(|_| !rel.is_empty());
+        let dst = if self.dir_records || skip_here.is_some() {
+            Some(
+                dir.stat_self()
+                    .map_err(|e| Error::msg(format!("stat {}: {e}", self.full(rel))))?,
+            )
+        } else {
+            None
+        };
+        if let (Some(skip), Some(st)) = (skip_here, &dst)
+            && (st.st_dev, st.st_ino) == skip
+        {
+            // The store itself, inside the tree being recorded: never recorded into itself.
+            return Ok(());
         }
+        // Directory records only on the root's filesystem (a filesystem mounted beneath may
+        // not keep directory times).
+        let dkey = dst
+            .filter(|st| self.dir_records && st.st_dev == self.root_dev)
+            .map(|st| StatKey::of(&st));
+        let (brange, crange) = task
+            .ranges
+            .unwrap_or_else(|| (self.base.range(rel), self.cache.range(rel)));
+        let prefix = if rel.is_empty() { 0 } else { rel.len() + 1 };
+        let cached = dkey
+            .as_ref()
+            .and_then(|k| self.cache.children(rel, k, crange.clone()));
         let mut dir = dir;
-        let list = dir
-            .read_entries()
-            .map_err(|e| Error::msg(format!("read directory {}: {e}", self.full(rel))))?;
+        // The names' hash when they came from the cache (the same names hash the same).
+        let known_hash = cached.as_ref().map(|c| c.hash);
+        let mut list: Vec<Ent<'a>> = match cached {
+            Some(cache::Children { files, dirs, .. }) => {
+                let mut list = Vec::with_capacity(files.len() + dirs.len());
+                list.extend(files.into_iter().map(|i| Ent {
+                    name: Cow::Borrowed(self.cache.name_at(i, prefix)),
+                    ft: FileType::Unknown,
+                    rec: Some(i),
+                }));
+                list.extend(dirs.into_iter().map(|n| Ent {
+                    name: Cow::Borrowed(n),
+                    ft: FileType::Directory,
+                    rec: None,
+                }));
+                list
+            }
+            None => {
+                if task.unchanged {
+                    // Opened to be looked into only: a handle that can list it.
+                    dir = dir
+                        .reopen()
+                        .map_err(|e| Error::msg(format!("{}: {e}", self.full(rel))))?;
+                }
+                self.listed.fetch_add(1, Ordering::Relaxed);
+                dir.read_entries()
+                    .map_err(|e| Error::msg(format!("read directory {}: {e}", self.full(rel))))?
+                    .into_iter()
+                    .map(|e| Ent {
+                        name: Cow::Owned(e.name.into_vec()),
+                        ft: e.file_type,
+                        rec: None,
+                    })
+                    .collect()
+            }
+        };
+        let from_cache = known_hash.is_some();
+        // In name order, so that the base and the cache are searched forward (see
+        // `find_child_from`).
+        list.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         let dir = Arc::new(dir);
         if let (Mode::Snapshot { store, .. }, Some(putter)) = (&self.mode, &self.putter) {
-            return self.snapshot_dir(s, store, putter, dir, rel, task, list);
+            return self.snapshot_dir(
+                s,
+                store,
+                putter,
+                dir,
+                rel,
+                task.slot,
+                (brange, crange),
+                dkey.map(|k| (k, known_hash)),
+                list,
+            );
         }
         let mut scan = Scan::default();
-        let brange = self.base.range(rel);
-        let crange = self.cache.range(rel);
-        for ent in list {
+        let (mut bcur, mut ccur) = (brange.start, crange.start);
+        // Names of the entries that will have a record in the cache (files and symlinks) and
+        // of the subdirectories; `complete` while every entry is one of those.
+        let mut leaves: Vec<&[u8]> = Vec::with_capacity(list.len());
+        let mut subdirs: Vec<&[u8]> = Vec::new();
+        let mut complete = true;
+        // Files and symlinks seen that have no record (yet).
+        let mut unrecorded = 0usize;
+        for ent in &list {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            let path = join(rel, ent.name.as_bytes());
-            let idx = self.base.find_child(&brange, rel, ent.name.as_bytes());
+            let name: &[u8] = &ent.name;
+            let os_name = OsStr::from_bytes(name);
+            let path = join(rel, name);
+            let idx = self.base.find_child_from(&brange, &mut bcur, rel, name);
             let base = idx.map(|i| self.base.get(i));
-            let mut ft = ent.file_type;
+            let mut ft = ent.ft;
             let mut st = None;
             if ft != FileType::Directory {
-                match statat(&*dir, &ent.name, AtFlags::SYMLINK_NOFOLLOW) {
+                match statat(&*dir, os_name, AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(x) => {
                         ft = FileType::from_raw_mode(x.st_mode);
                         st = Some(x);
                     }
-                    Err(Errno::NOENT) => continue,
+                    Err(Errno::NOENT) => {
+                        complete = false;
+                        continue;
+                    }
                     Err(e) => {
                         return Err(Error::msg(format!(
                             "stat {}: {}",
@@ -802,6 +978,15 @@ impl<'a> Walk<'a> {
             if let Some(i) = idx {
                 self.seen[i].store(true, Ordering::Relaxed);
             }
+            // Until found otherwise below: a file or symlink gets no record.
+            match ft {
+                FileType::Directory => subdirs.push(name),
+                _ => unrecorded += 1,
+            }
+            let mut recorded = || {
+                unrecorded -= 1;
+                leaves.push(name);
+            };
             let change = |kind| Change {
                 path: path.clone(),
                 kind,
@@ -813,11 +998,11 @@ impl<'a> Walk<'a> {
                         scan.changes.push(change(ChangeKind::TypeChanged));
                     }
                     Some(_) => {
-                        let task = Task::child(Arc::clone(&dir));
+                        let task = Task::child(Arc::clone(&dir), from_cache);
                         s.spawn(move |s| self.dir_task(s, path, task))
                     }
                     None if self.base.has_beneath(&path) => {
-                        let task = Task::child(Arc::clone(&dir));
+                        let task = Task::child(Arc::clone(&dir), from_cache);
                         s.spawn(move |s| self.dir_task(s, path, task))
                     }
                     None => {
@@ -850,30 +1035,34 @@ impl<'a> Walk<'a> {
                         scan.changes.push(change(ChangeKind::ModeChanged));
                     }
                     // (hash, learnt now rather than taken from the cache)
-                    let have =
-                        match self
+                    let trusted = match ent.rec {
+                        Some(i) => self.cache.trusted_at(i, &key),
+                        None => self
                             .cache
-                            .trusted_child(&crange, rel, ent.name.as_bytes(), &key)
-                        {
-                            Some(h) => Some((h, false)),
-                            None if matches!(self.mode, Mode::Adopt) && key.size == size => {
-                                Some((want, true))
-                            }
-                            None if key.size != size => None,
-                            None => {
-                                scan.hashed += 1;
-                                blob::hash_at(&*dir, &ent.name)
-                                    .map_err(|err| {
-                                        Error::msg(format!("read {}: {err}", self.full(&path)))
-                                    })?
-                                    .map(|(_, h)| (h, true))
-                            }
-                        };
+                            .trusted_child_from(&crange, &mut ccur, rel, name, &key),
+                    };
+                    let have = match trusted {
+                        Some(h) => Some((h, false)),
+                        None if matches!(self.mode, Mode::Adopt) && key.size == size => {
+                            Some((want, true))
+                        }
+                        None if key.size != size => None,
+                        None => {
+                            scan.hashed += 1;
+                            blob::hash_at(&*dir, os_name)
+                                .map_err(|err| {
+                                    Error::msg(format!("read {}: {err}", self.full(&path)))
+                                })?
+                                .map(|(_, h)| (h, true))
+                        }
+                    };
                     match have {
                         Some((h, fresh)) => {
                             if h != want {
                                 scan.changes.push(change(ChangeKind::Modified));
                             }
+                            // Learnt now, or carried over from the old cache by the caller.
+                            recorded();
                             if fresh || self.keep_all() {
                                 scan.recs.push(Rec { path, key, hash: h });
                             }
@@ -883,20 +1072,22 @@ impl<'a> Walk<'a> {
                 }
                 (FileType::Symlink, Some(st)) => {
                     let key = StatKey::of(&st);
-                    let target =
-                        match self
+                    let trusted = match ent.rec {
+                        Some(i) => self.cache.trusted_at(i, &key),
+                        None => self
                             .cache
-                            .trusted_child(&crange, rel, ent.name.as_bytes(), &key)
-                        {
-                            Some(h) => Ok(h),
-                            None => match dir.read_link(&ent.name) {
-                                Ok(t) => Err(t.as_bytes().to_vec()),
-                                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                                Err(e) => {
-                                    return Err(Error::msg(format!("{}: {e}", self.full(&path))));
-                                }
-                            },
-                        };
+                            .trusted_child_from(&crange, &mut ccur, rel, name, &key),
+                    };
+                    let target = match trusted {
+                        Some(h) => Ok(h),
+                        None => match dir.read_link(os_name) {
+                            Ok(t) => Err(t.as_bytes().to_vec()),
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                            Err(e) => {
+                                return Err(Error::msg(format!("{}: {e}", self.full(&path))));
+                            }
+                        },
+                    };
                     let (hash, fresh) = match target {
                         Ok(h) => (h, false),
                         Err(t) => {
@@ -914,6 +1105,7 @@ impl<'a> Walk<'a> {
                             if Hash::of(e.target) != hash {
                                 scan.changes.push(change(ChangeKind::Modified));
                             }
+                            recorded();
                             if fresh || self.keep_all() {
                                 scan.recs.push(Rec { path, key, hash });
                             }
@@ -931,12 +1123,20 @@ impl<'a> Walk<'a> {
                 }
             }
         }
+        if let (Some(key), true, 0) = (dkey, complete, unrecorded) {
+            scan.dir_recs.push(Rec {
+                path: rel.to_vec(),
+                key,
+                hash: cache::names_hash(leaves, subdirs),
+            });
+        }
         let mut out = self
             .out
             .lock()
             .map_err(|_| Error::msg("internal error: a worker panicked"))?;
         out.changes.append(&mut scan.changes);
         out.recs.append(&mut scan.recs);
+        out.dir_recs.append(&mut scan.dir_recs);
         out.hashed += scan.hashed;
         Ok(())
     }

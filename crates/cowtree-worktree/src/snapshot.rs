@@ -21,6 +21,8 @@ pub struct SnapshotReport {
     pub bytes: u64,
     /// Files read because the stat cache did not prove them known.
     pub read: u64,
+    /// Directories listed because the stat cache did not prove their entries known.
+    pub listed: u64,
     /// Blobs new to the store.
     pub new_blobs: u64,
     /// Their bytes.
@@ -83,7 +85,8 @@ pub fn snapshot(
         let cached = s.spawn(|| {
             registry::write_cache_with(store, wt_ref, |w| {
                 let mut rec = Vec::with_capacity(24 + 256);
-                cache::encode_header(&mut rec, scan.started_ns, tree.records());
+                let dirs = tree.dir_records();
+                cache::encode_header(&mut rec, scan.started_ns, tree.records(), dirs.len() as u64);
                 w.write_all(&rec)?;
                 tree.for_each(|entry, key| {
                     let Some(key) = key else { return Ok(()) };
@@ -92,7 +95,13 @@ pub fn snapshot(
                         return Err(std::io::Error::other("internal error: a bad entry"));
                     }
                     w.write_all(&rec)
-                })
+                })?;
+                for d in dirs {
+                    rec.clear();
+                    cache::encode_rec(&mut rec, &d.path, &d.key, &d.hash);
+                    w.write_all(&rec)?;
+                }
+                Ok(())
             })
         });
         let saved = (|| -> Result<Hash> {
@@ -123,6 +132,7 @@ pub fn snapshot(
         files: scan.files,
         bytes: scan.bytes,
         read: scan.hashed,
+        listed: scan.listed,
         new_blobs: scan.new_blobs,
         new_bytes: scan.new_bytes,
         base_updated: update_base,

@@ -55,7 +55,7 @@ pub fn status(store: &Store, wt: &mut Worktree) -> Result<Scan> {
             let mut now = wt.clone();
             registry::reload(store, &mut now)?;
             if now.base == wt.base && now.pending.is_none() {
-                let fresh = cache.merged(scan.started_ns, scan.recs.clone());
+                let fresh = cache.merged(scan.started_ns, scan.recs.clone(), scan.dir_recs.clone());
                 registry::save(store, &mut now, Some(&fresh))?;
             }
         }
@@ -74,7 +74,7 @@ pub fn adopt(store: &Store, dir: &Path, base: &Hash) -> Result<Worktree> {
         crate::cache::FINE_GRANULARITY_NS as u64 + 5_000_000,
     ));
     let scan = scan::scan(dir, &m, &StatCache::default(), Mode::Adopt)?;
-    let cache = StatCache::new(scan.started_ns, scan.recs);
+    let cache = StatCache::with_dirs(scan.started_ns, scan.recs, scan.dir_recs);
     registry::register(store, dir, base, &cache)
 }
 

@@ -340,7 +340,7 @@ fn apply(
         .collect();
     let written = recs.len() as u64;
     all.extend(recs);
-    let fresh = StatCache::new(started_ns, all);
+    let fresh = StatCache::with_dirs(started_ns, all, cache.carried_dirs().collect());
     wt.base = *b_id;
     wt.pending = None;
     registry::save(store, wt, Some(&fresh))?;

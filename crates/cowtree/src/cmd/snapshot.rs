@@ -103,6 +103,7 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
                     "new_blobs": r.new_blobs,
                     "new_bytes": r.new_bytes,
                     "read": r.read,
+                    "listed_dirs": r.listed,
                     "incremental": true,
                     "base_updated": r.base_updated,
                     "elapsed_ms": r.elapsed_ms,
