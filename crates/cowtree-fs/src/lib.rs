@@ -29,6 +29,7 @@ pub mod fstype;
 pub mod hardlink;
 pub mod name;
 pub mod probe;
+pub mod read;
 pub mod reflink;
 
 pub use classify::{HardlinkRefusal, UnsupportedCause};

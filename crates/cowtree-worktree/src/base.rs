@@ -127,6 +127,14 @@ impl Base {
         Some(Base { bytes, offs })
     }
 
+    /// A view of no entries.
+    pub fn empty() -> Base {
+        Base {
+            bytes: Vec::new(),
+            offs: Vec::new(),
+        }
+    }
+
     /// Reads snapshot `id` from the store, checking that its bytes hash to `id`.
     pub fn load(store: &Store, id: &Hash) -> Result<Base> {
         let hex = id.to_hex();
@@ -138,9 +146,7 @@ impl Base {
             Mode::empty(),
         )
         .map_err(|e| ctx(e.into()))?;
-        let mut f = std::fs::File::from(fd);
-        let mut bytes = Vec::new();
-        io::Read::read_to_end(&mut f, &mut bytes).map_err(ctx)?;
+        let bytes = cowtree_fs::read::read_whole(&fd).map_err(ctx)?;
         if Hash::of(&bytes) != *id {
             return Err(Error::msg(format!(
                 "snapshot {hex}: manifest bytes do not match the id (the file is corrupt)"

@@ -12,10 +12,14 @@
 //!         dirs u64
 //! record  path length u32, path bytes, size u64, mtime_ns i64, ctime_ns i64, ino u64,
 //!         mode u32, hash 32 bytes
+//! trailer blobs_of 32 bytes
 //! ```
 //! `count` file and symlink records sorted by path, then `dirs` directory records sorted by
 //! path (the root's path is empty). A directory record's hash is [`names_hash`] of the
-//! directory's entries when its stat was taken. A cache of another version decodes as empty.
+//! directory's entries when its stat was taken. `blobs_of` is the id of a snapshot whose
+//! blobs hold the content of every file record (all zero: none): while that snapshot is in
+//! the store, a trusted file record needs no lookup in it ([`StatCache::blobs_of`]). A cache
+//! of another version decodes as empty.
 //!
 //! Racy timestamps (as in git): a file written in the same clock tick as the stat was taken
 //! can change again without its mtime changing. A record is trusted only when its mtime is
@@ -99,6 +103,10 @@ pub struct StatCache {
     offs: Vec<u32>,
     /// Directory records.
     doffs: Vec<u32>,
+    /// A snapshot whose blobs hold the content of every file record: the one written with
+    /// the cache by a snapshot, or the base a checkout wrote. Caches merged with records of
+    /// other content (status, reset, switch) have none.
+    pub blobs_of: Option<Hash>,
 }
 
 /// A directory's entries as the stat cache holds them ([`StatCache::children`]).
@@ -229,6 +237,13 @@ impl StatCache {
         };
         let hash = Hash::from_slice(&b[f + 36..f + 68]).expect("32 bytes, bounds checked");
         (key, hash)
+    }
+
+    /// This cache, naming `id` as a snapshot whose blobs hold the content of every file
+    /// record (see [`StatCache::blobs_of`]).
+    pub fn with_blobs_of(mut self, id: Hash) -> StatCache {
+        self.blobs_of = Some(id);
+        self
     }
 
     /// Every file and symlink record, sorted by path.
@@ -414,6 +429,8 @@ impl StatCache {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = self.bytes.clone();
         out[8..16].copy_from_slice(&self.written_ns.to_le_bytes());
+        let at = out.len() - TRAILER;
+        out[at..].copy_from_slice(&encode_trailer(self.blobs_of.as_ref()));
         out
     }
 
@@ -434,6 +451,7 @@ impl StatCache {
         let dirs = r.u64()?;
         let offs = r.index(count)?;
         let doffs = r.index(dirs)?;
+        let blobs_of = decode_trailer(r.take(TRAILER)?)?;
         if r.pos != bytes.len() {
             return None;
         }
@@ -442,8 +460,24 @@ impl StatCache {
             bytes,
             offs,
             doffs,
+            blobs_of,
         })
     }
+}
+
+/// Bytes of the trailer.
+pub const TRAILER: usize = 32;
+
+/// The trailer naming `blobs_of` (see [`StatCache::blobs_of`]); with [`encode_header`] and
+/// [`encode_rec`], it ends an encoded cache.
+pub fn encode_trailer(blobs_of: Option<&Hash>) -> [u8; TRAILER] {
+    blobs_of.map_or([0; TRAILER], |h| *h.as_bytes())
+}
+
+/// The `blobs_of` a trailer names; `None` (an invalid cache) when it is not 32 bytes.
+pub fn decode_trailer(b: &[u8]) -> Option<Option<Hash>> {
+    let b: [u8; TRAILER] = b.try_into().ok()?;
+    Some((b != [0; TRAILER]).then(|| Hash::from_bytes(b)))
 }
 
 /// Walks the indices of `range` (paths beneath a directory, `prefix` bytes of which name the
@@ -475,18 +509,19 @@ fn immediate<'a>(
 }
 
 fn encode(written_ns: i64, recs: &[Rec], dirs: &[Rec]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + (recs.len() + dirs.len()) * 110);
+    let mut out = Vec::with_capacity(32 + TRAILER + (recs.len() + dirs.len()) * 110);
     encode_header(&mut out, written_ns, recs.len() as u64, dirs.len() as u64);
     for r in recs.iter().chain(dirs) {
         encode_rec(&mut out, &r.path, &r.key, &r.hash);
     }
+    out.extend_from_slice(&encode_trailer(None));
     out
 }
 
 /// Appends the header of an encoded cache of `count` file and symlink records and `dirs`
-/// directory records taken at `written_ns`. With [`encode_rec`], for callers that build a
-/// cache's encoding directly (the records of each kind strictly sorted by path, or the cache
-/// decodes as empty).
+/// directory records taken at `written_ns`. With [`encode_rec`] and [`encode_trailer`], for
+/// callers that build a cache's encoding directly (the records of each kind strictly sorted
+/// by path, or the cache decodes as empty).
 pub fn encode_header(out: &mut Vec<u8>, written_ns: i64, count: u64, dirs: u64) {
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&written_ns.to_le_bytes());
@@ -691,7 +726,14 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_cache_decodes_as_nothing() {
+    fn the_trailer_round_trips_a_merge_drops_it_and_a_version_1_cache_decodes_as_nothing() {
+        let c = StatCache::new(5, Vec::new()).with_blobs_of(Hash::of(b"s"));
+        let d = StatCache::decode(&c.encode()).expect("decodes");
+        assert_eq!(d.blobs_of, Some(Hash::of(b"s")));
+        assert_eq!(
+            StatCache::decode(&d.merged(6, Vec::new(), Vec::new()).encode()).map(|c| c.blobs_of),
+            Some(None)
+        );
         let mut v1 = b"CTSTAT1\n".to_vec();
         v1.extend_from_slice(&5i64.to_le_bytes());
         v1.extend_from_slice(&0u64.to_le_bytes());

@@ -261,12 +261,30 @@ pub fn load_cache(store: &Store, wt: &Worktree) -> StatCache {
     ) else {
         return StatCache::default();
     };
-    let mut f = std::fs::File::from(fd);
-    let mut bytes = Vec::new();
-    if io::Read::read_to_end(&mut f, &mut bytes).is_err() {
+    let Ok(bytes) = cowtree_fs::read::read_whole(&fd) else {
         return StatCache::default();
-    }
+    };
     StatCache::decode_owned(bytes).unwrap_or_default()
+}
+
+/// The [`StatCache::blobs_of`] of the worktree's stat cache, read from its trailer alone
+/// (before the whole cache is loaded); `None` when it names none or cannot be read.
+pub fn cache_blobs_of(store: &Store, wt: &Worktree) -> Option<Hash> {
+    let fd = openat(
+        store.worktrees_dir(),
+        cache_name(&wt.id),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let size = rustix::fs::fstat(&fd).ok()?.st_size as u64;
+    let at = size.checked_sub(crate::cache::TRAILER as u64)?;
+    let mut b = [0u8; crate::cache::TRAILER];
+    let n = rustix::io::pread(&fd, &mut b, at).ok()?;
+    if n != b.len() {
+        return None;
+    }
+    crate::cache::decode_trailer(&b).flatten()
 }
 
 /// Writes the worktree's stat cache sidecar only (the record names it by convention, and

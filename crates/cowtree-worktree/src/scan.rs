@@ -82,6 +82,9 @@ pub enum Mode<'a> {
         store: &'a Store,
         /// A staging directory in it.
         staging: &'a Dir,
+        /// The content of every file record of the stat cache is in the store (its
+        /// [`StatCache::blobs_of`] is there): a trusted file needs no lookup.
+        stored: bool,
     },
 }
 
@@ -317,7 +320,7 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
         _ => None,
     };
     let putter = match &mode {
-        Mode::Snapshot { store, staging } => Some(Putter::new(store, staging)),
+        Mode::Snapshot { store, staging, .. } => Some(Putter::new(store, staging)),
         _ => None,
     };
     let walk = Walk {
@@ -568,7 +571,7 @@ impl<'a> Walk<'a> {
     fn snapshot_dir<'s>(
         &'s self,
         s: &rayon::Scope<'s>,
-        store: &Store,
+        (store, stored): (&Store, bool),
         putter: &Putter<'_>,
         dir: Arc<Dir>,
         rel: &[u8],
@@ -666,11 +669,14 @@ impl<'a> Walk<'a> {
                             .trusted_child_from(&crange, &mut ccur, rel, name, &key),
                     }
                     .filter(|h| {
-                        // A blob the base references is kept by the base (gc waits for our
-                        // shared lock); any other one is looked up.
-                        let base = self.base.find_child_from(&brange, &mut bcur, rel, name);
-                        base.and_then(|i| self.base.get(i).hash) == Some(*h)
-                            || blob::has_blob(store, h, key.size)
+                        // A blob of the snapshot the cache names, or of the base, is kept by
+                        // that snapshot (gc waits for our shared lock); any other one is
+                        // looked up.
+                        stored || {
+                            let base = self.base.find_child_from(&brange, &mut bcur, rel, name);
+                            base.and_then(|i| self.base.get(i).hash) == Some(*h)
+                                || blob::has_blob(store, h, key.size)
+                        }
                     });
                     let (size, hash) = match known {
                         Some(h) => (key.size, h),
@@ -923,10 +929,10 @@ impl<'a> Walk<'a> {
         // `find_child_from`).
         list.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         let dir = Arc::new(dir);
-        if let (Mode::Snapshot { store, .. }, Some(putter)) = (&self.mode, &self.putter) {
+        if let (Mode::Snapshot { store, stored, .. }, Some(putter)) = (&self.mode, &self.putter) {
             return self.snapshot_dir(
                 s,
-                store,
+                (store, *stored),
                 putter,
                 dir,
                 rel,

@@ -50,16 +50,29 @@ pub fn snapshot(
     registry::reload(store, wt)?;
     crate::switch::finish_pending(store, wt)?;
     let _lock = store.lock_shared()?;
-    // The base and the stat cache are independent reads (and the base's is checked against
-    // its id): read them at once.
+    // A stat cache written by a snapshot (or a checkout) names that snapshot: while it is in
+    // the store (gc waits for our shared lock), so is the content of every file record, and
+    // the base is not needed to tell that a trusted file's blob is stored. Otherwise the base
+    // is read, at once with the cache (it is checked against its id).
+    let claim =
+        registry::cache_blobs_of(store, wt).filter(|id| store.has_snapshot(id).unwrap_or(false));
     let wt_ref: &Worktree = wt;
     let (base, cache) = std::thread::scope(|s| {
         let cache = s.spawn(|| registry::load_cache(store, wt_ref));
-        let base = Base::load(store, &wt_ref.base);
+        let base = match claim {
+            Some(_) => Ok(Base::empty()),
+            None => Base::load(store, &wt_ref.base),
+        };
         (base, cache.join())
     });
-    let base = base?;
     let cache = cache.map_err(|_| Error::msg("internal error: a thread panicked"))?;
+    // (The worktree lock keeps the cache as it was when its trailer was read; should it
+    // differ all the same, the base is read now.)
+    let stored = claim.is_some() && cache.blobs_of == claim;
+    let base = match (base?, claim.is_some() && !stored) {
+        (_, true) => Base::load(store, &wt.base)?,
+        (b, false) => b,
+    };
     let staging = store.staging("ingest")?;
     let scan = scan::scan(
         &wt.path,
@@ -68,6 +81,7 @@ pub fn snapshot(
         Mode::Snapshot {
             store,
             staging: staging.dir(),
+            stored,
         },
     )?;
     drop(cache);
@@ -81,8 +95,10 @@ pub fn snapshot(
     let context = format!("snapshot of {}", wt.path.display());
     let tree = &scan.tree;
     let wt_ref: &Worktree = wt;
+    // The cache's trailer names the snapshot written beside it, known once its manifest is.
+    let (id_tx, id_rx) = std::sync::mpsc::channel::<Hash>();
     let (saved, cached) = std::thread::scope(|s| {
-        let cached = s.spawn(|| {
+        let cached = s.spawn(move || {
             registry::write_cache_with(store, wt_ref, |w| {
                 let mut rec = Vec::with_capacity(24 + 256);
                 let dirs = tree.dir_records();
@@ -101,7 +117,9 @@ pub fn snapshot(
                     cache::encode_rec(&mut rec, &d.path, &d.key, &d.hash);
                     w.write_all(&rec)?;
                 }
-                Ok(())
+                // No id (the manifest was refused): the channel is closed, and none is named.
+                let id = id_rx.recv().ok();
+                w.write_all(&cache::encode_trailer(id.as_ref()))
             })
         });
         let saved = (|| -> Result<Hash> {
@@ -109,6 +127,11 @@ pub fn snapshot(
             tree.for_each(|entry, _| m.push(entry))?;
             m.finish()
         })();
+        if let Ok(id) = &saved {
+            // A cache thread that failed has dropped the receiver: nothing to tell.
+            let _ = id_tx.send(*id);
+        }
+        drop(id_tx);
         (saved, cached.join())
     });
     let id = saved?;

@@ -74,7 +74,9 @@ pub fn adopt(store: &Store, dir: &Path, base: &Hash) -> Result<Worktree> {
         crate::cache::FINE_GRANULARITY_NS as u64 + 5_000_000,
     ));
     let scan = scan::scan(dir, &m, &StatCache::default(), Mode::Adopt)?;
-    let cache = StatCache::with_dirs(scan.started_ns, scan.recs, scan.dir_recs);
+    // Every file record is of a file holding the base's content: the base's blobs hold it.
+    let cache =
+        StatCache::with_dirs(scan.started_ns, scan.recs, scan.dir_recs).with_blobs_of(*base);
     registry::register(store, dir, base, &cache)
 }
 

@@ -489,6 +489,38 @@ fn a_directory_changed_in_the_same_tick_as_its_record_is_listed_again() {
 }
 
 #[test]
+fn a_cache_naming_a_snapshot_that_is_gone_does_not_vouch_for_its_blobs() {
+    for fs_kind in Fs::COW {
+        let Some(e) = env(fs_kind) else { continue };
+        let mut wt = check_out(&e, &e.a, "wt");
+        // A checkout's cache names its base: every file record holds the base's content.
+        assert_eq!(registry::load_cache(&e.store, &wt).blobs_of, Some(e.a));
+        let content = b"only in the first snapshot";
+        fs::write(wt.path.join("d0/sub/f0"), content).unwrap();
+        sleep_past_granularity();
+        let s1 = snapshot::snapshot(&e.store, &mut wt, None, false).unwrap();
+        assert_eq!(registry::load_cache(&e.store, &wt).blobs_of, Some(s1.id));
+        // The snapshot is removed and its blobs collected (the worktree's base does not
+        // hold the changed file's content). The cache still names it and still trusts the
+        // file's record, but the snapshot is gone: the blob is looked up, found missing, and
+        // the file is put into the store again.
+        fs::remove_file(e.store.root().join("snapshots").join(s1.id.to_hex())).unwrap();
+        cowtree_store::gc::gc(&e.store, false).unwrap();
+        let blob = e.store.blob_path(&Hash::of(content));
+        assert!(!blob.exists(), "{fs_kind:?}: gc kept the blob");
+        let r = snapshot::snapshot(&e.store, &mut wt, None, false).unwrap();
+        assert_eq!((r.id, r.read), (s1.id, 1), "{fs_kind:?}");
+        assert!(
+            blob.exists(),
+            "{fs_kind:?}: a snapshot refers to a missing blob"
+        );
+        // And while the snapshot it names exists, nothing is looked up or read.
+        let again = snapshot::snapshot(&e.store, &mut wt, None, false).unwrap();
+        assert_eq!((again.id, again.read), (s1.id, 0));
+    }
+}
+
+#[test]
 fn snapshot_without_update_base_leaves_the_record_file_alone() {
     let Some(e) = env(Fs::Xfs) else { return };
     let mut wt = check_out(&e, &e.a, "wt");

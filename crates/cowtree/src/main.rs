@@ -61,6 +61,7 @@ fn raise_fd_limit() {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     raise_fd_limit();
     if matches!(
@@ -100,6 +101,22 @@ fn main() -> ExitCode {
             eprintln!("cowtree: {err}");
             err.exit_code().into()
         }
+    }
+}
+
+/// A walk's worker threads allocate and free small buffers per directory; glibc's default
+/// gives each thread's heap back to the kernel as soon as 128 KiB at its top are free and
+/// grows it again a little at a time, each step an `mprotect` and fresh pages to fault in
+/// (1,700 calls in an incremental snapshot of 80,000 files). A command runs for seconds at
+/// most: keep what was freed, and grow heaps 16 MiB at a time (untouched pages cost no
+/// memory).
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's tuning; it runs at start-up, before any
+    // other thread exists. A refused setting (return value 0) leaves the default.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 16 << 20);
     }
 }
 

@@ -1,0 +1,90 @@
+//! Reading a whole file at once, in parallel when it is large.
+
+use std::io;
+use std::os::fd::AsFd;
+
+use rustix::io::Errno;
+
+/// Files from this size on are read by two threads.
+const PARALLEL_FROM: usize = 4 << 20;
+
+/// Reads all of `fd` from offset 0. A file of 4 MiB or more is read by two threads at once,
+/// each into its half of the buffer: for a file in the page cache, the cost is the copy and
+/// the first touch of the buffer's pages, and both split. The size is the one `fstat` gives; if
+/// the file turns out shorter or longer (someone is writing it), it is read again from the
+/// start in one pass.
+pub fn read_whole(fd: impl AsFd) -> io::Result<Vec<u8>> {
+    let fd = fd.as_fd();
+    let size = rustix::fs::fstat(fd)?.st_size;
+    let size = usize::try_from(size).map_err(|_| io::Error::other("file too large"))?;
+    if size >= PARALLEL_FROM {
+        // Zeroed by the allocator's fresh mapping, not by a pass over it: the pages are first
+        // touched by the readers.
+        let mut buf = vec![0u8; size];
+        let (a, b) = buf.split_at_mut(size / 2);
+        let half = a.len() as u64;
+        let (ra, rb) = std::thread::scope(|s| {
+            let other = s.spawn(move || fill_at(fd, b, half));
+            (fill_at(fd, a, 0), other.join())
+        });
+        let rb = rb.map_err(|_| io::Error::other("internal error: a reader thread panicked"))?;
+        if ra? && rb? && !fill_at(fd, &mut [0u8; 1], size as u64)? {
+            return Ok(buf);
+        }
+    }
+    let mut out = Vec::with_capacity(size);
+    let mut chunk = vec![0u8; (1 << 20).min(size.max(4096))];
+    let mut at = 0u64;
+    loop {
+        match rustix::io::pread(fd, &mut chunk[..], at) {
+            Ok(0) => return Ok(out),
+            Ok(n) => {
+                out.extend_from_slice(&chunk[..n]);
+                at += n as u64;
+            }
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Fills `buf` from offset `at`; false when the file ends first.
+fn fill_at(fd: impl AsFd, buf: &mut [u8], mut at: u64) -> io::Result<bool> {
+    let mut done = 0;
+    while done < buf.len() {
+        match rustix::io::pread(fd.as_fd(), &mut buf[done..], at) {
+            Ok(0) => return Ok(false),
+            Ok(n) => {
+                done += n;
+                at += n as u64;
+            }
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_small_and_large_files_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for size in [
+            0usize,
+            1,
+            4095,
+            PARALLEL_FROM - 1,
+            PARALLEL_FROM,
+            PARALLEL_FROM * 2 + 7,
+        ] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            let p = dir.path().join(format!("f{size}"));
+            std::fs::write(&p, &data).expect("write");
+            let f = std::fs::File::open(&p).expect("open");
+            assert_eq!(read_whole(&f).expect("read"), data, "size {size}");
+        }
+    }
+}
