@@ -300,10 +300,35 @@ impl StatCache {
         } else {
             crate::base::range_in(i + 1..self.doffs.len(), dir, |j| self.dir_path_at(j))
         };
+        // The names are used as names in the directory (never `/`, which `immediate` splits
+        // at): a record of an empty name, `.`, `..` or a NUL is a bad cache, and the
+        // directory is listed.
+        let mut plain = true;
+        let mut check =
+            |n: &[u8]| plain &= !n.is_empty() && n != b"." && n != b".." && !n.contains(&0);
         let mut files = Vec::new();
-        immediate(range, prefix, |j| self.path_at(j), |j, _| files.push(j));
+        immediate(
+            range,
+            prefix,
+            |j| self.path_at(j),
+            |j, n| {
+                check(n);
+                files.push(j)
+            },
+        );
         let mut dirs = Vec::new();
-        immediate(drange, prefix, |j| self.dir_path_at(j), |_, n| dirs.push(n));
+        immediate(
+            drange,
+            prefix,
+            |j| self.dir_path_at(j),
+            |_, n| {
+                check(n);
+                dirs.push(n)
+            },
+        );
+        if !plain {
+            return None;
+        }
         let got = names_hash(
             files.iter().map(|&j| self.name_at(j, prefix)),
             dirs.iter().copied(),
@@ -711,6 +736,11 @@ mod tests {
         );
         // No record: listed.
         assert!(d.children(b"nope", &dkey, d.range(b"nope")).is_none());
+        // A record whose name is `..` (its names hashed as they are): not used as a name.
+        let dotdot = vec![rec(b"x/..", old, h)];
+        let xdir = vec![rec(b"x", dkey, names_hash([&b".."[..]], []))];
+        let bad = StatCache::with_dirs(t, dotdot, xdir);
+        assert!(bad.children(b"x", &dkey, bad.range(b"x")).is_none());
     }
 
     #[test]
