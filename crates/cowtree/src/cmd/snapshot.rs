@@ -37,7 +37,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     from_json: Option<PathBuf>,
     /// Print one JSON object: id, files, bytes, new_blobs, new_bytes, elapsed_ms (and for a
-    /// worktree: read, incremental, base_updated).
+    /// worktree: read, listed_dirs, incremental, base_updated; read counts the files and
+    /// listed_dirs the directories the stat cache could not vouch for).
     #[arg(long)]
     json: bool,
     /// For a registered worktree, also make the new snapshot its base (what status, switch
