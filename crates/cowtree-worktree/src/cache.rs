@@ -22,10 +22,11 @@
 //! of another version decodes as empty.
 //!
 //! Racy timestamps (as in git): a file written in the same clock tick as the stat was taken
-//! can change again without its mtime changing. A record is trusted only when its mtime is
-//! older than `written_ns` minus the timestamp granularity: 50 ms when the filesystem keeps
-//! sub-second times (the kernel's coarse clock lags by at most a tick), 2 s when the mtime has
-//! no sub-second part (filesystems with 1 s or 2 s times). Other records are rehashed.
+//! can change again without its mtime changing. A record is trusted only when its mtime and
+//! ctime are older than `written_ns` minus the timestamp granularity: 50 ms when the
+//! filesystem keeps sub-second times (the kernel's coarse clock lags by at most a tick), 2 s
+//! when a time has no sub-second part (filesystems with 1 s or 2 s times). Other records are
+//! rehashed.
 //!
 //! Directory records rest on one more rule, which the filesystems cowtree trusts them on keep
 //! (see [`crate::scan`]): creating, removing or renaming an entry updates the directory's
@@ -301,11 +302,10 @@ impl StatCache {
             crate::base::range_in(i + 1..self.doffs.len(), dir, |j| self.dir_path_at(j))
         };
         // The names are used as names in the directory (never `/`, which `immediate` splits
-        // at): a record of an empty name, `.`, `..` or a NUL is a bad cache, and the
-        // directory is listed.
+        // at): a record of a name no directory entry can have (empty, `.`, `..`, a NUL, longer
+        // than NAME_MAX) is a bad cache, and the directory is listed.
         let mut plain = true;
-        let mut check =
-            |n: &[u8]| plain &= !n.is_empty() && n != b"." && n != b".." && !n.contains(&0);
+        let mut check = |n: &[u8]| plain &= cowtree_fs::name::validate_component(n).is_ok();
         let mut files = Vec::new();
         immediate(
             range,
@@ -406,15 +406,18 @@ impl StatCache {
         Some(hash)
     }
 
-    /// True when `key`'s mtime is too close to (or after) the time this cache was taken for
-    /// its stat data to prove the content unchanged.
+    /// True when `key`'s mtime or ctime is too close to (or after) the time this cache was
+    /// taken for its stat data to prove the content unchanged. The ctime counts too: a tool
+    /// that sets times back (tar, rsync, `cp -a` do, on directories as well as files) leaves
+    /// an old mtime on a fresh change, but not an old ctime.
     pub fn is_racy(&self, key: &StatKey) -> bool {
-        let g = if key.mtime_ns.rem_euclid(1_000_000_000) == 0 {
+        let coarse = |t: i64| t.rem_euclid(1_000_000_000) == 0;
+        let g = if coarse(key.mtime_ns) || coarse(key.ctime_ns) {
             COARSE_GRANULARITY_NS
         } else {
             FINE_GRANULARITY_NS
         };
-        key.mtime_ns >= self.written_ns.saturating_sub(g)
+        key.mtime_ns.max(key.ctime_ns) >= self.written_ns.saturating_sub(g)
     }
 
     /// The file and symlink records to carry into a cache taken at a later time: racy ones
@@ -781,6 +784,12 @@ mod tests {
         // Whole-second mtimes: racy within 2 s.
         assert!(c.is_racy(&key(t - 1_000_000_000)));
         assert!(!c.is_racy(&key(t - 3_000_000_000)));
+        // An old mtime with a recent ctime (times set back after a change): racy.
+        let set_back = StatKey {
+            ctime_ns: t - 1,
+            ..key(t - 10_000_000_001)
+        };
+        assert!(c.is_racy(&set_back));
     }
 
     #[test]

@@ -447,6 +447,65 @@ fn unchanged_directories_are_not_listed_and_every_change_to_a_directory_is_seen(
 }
 
 #[test]
+fn a_directory_moved_away_and_back_replaced_or_with_its_times_set_back_is_listed_again() {
+    for fs_kind in Fs::COW {
+        let Some(e) = env(fs_kind) else { continue };
+        let mut wt = check_out(&e, &e.a, "wt");
+        let w = wt.path.clone();
+        sleep_past_granularity();
+        snapshot::snapshot(&e.store, &mut wt, None, false).unwrap();
+        sleep_past_granularity();
+        // A directory moved away, changed, and moved back under its own name.
+        fs::rename(w.join("d0"), w.join("d9")).unwrap();
+        fs::write(w.join("d9/sub/extra"), b"x").unwrap();
+        fs::rename(w.join("d9"), w.join("d0")).unwrap();
+        // A directory replaced by a new one of the same name with other entries.
+        fs::remove_dir_all(w.join("d1/sub")).unwrap();
+        write(&w.join("d1/sub/other"), b"y");
+        // An entry renamed to a name of the same length, then the directory's times set back
+        // to what they were (as tar, rsync and `cp -a` do): its size and mtime are the
+        // recorded ones, its ctime is not.
+        let before = rustix::fs::lstat(w.join("d2/sub")).unwrap();
+        fs::rename(w.join("d2/sub/f2"), w.join("d2/sub/g2")).unwrap();
+        let ts = |s: i64, ns: i64| rustix::fs::Timespec {
+            tv_sec: s,
+            tv_nsec: ns as _,
+        };
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            w.join("d2/sub"),
+            &rustix::fs::Timestamps {
+                last_access: ts(before.st_atime, before.st_atime_nsec as i64),
+                last_modification: ts(before.st_mtime, before.st_mtime_nsec as i64),
+            },
+            rustix::fs::AtFlags::empty(),
+        )
+        .unwrap();
+        let after = rustix::fs::lstat(w.join("d2/sub")).unwrap();
+        assert_eq!(
+            (after.st_size, after.st_mtime, after.st_mtime_nsec),
+            (before.st_size, before.st_mtime, before.st_mtime_nsec),
+            "{fs_kind:?}"
+        );
+        let found: Vec<String> = status::status(&e.store, &mut wt)
+            .unwrap()
+            .changes
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Added)
+            .map(|c| String::from_utf8_lossy(&c.path).into_owned())
+            .collect();
+        for p in ["d0/sub/extra", "d1/sub/other", "d2/sub/g2"] {
+            assert!(
+                found.iter().any(|f| f == p),
+                "{fs_kind:?}: {p} missed: {found:?}"
+            );
+        }
+        let r = snapshot::snapshot(&e.store, &mut wt, None, false).unwrap();
+        assert_eq!(r.id, ingest::snapshot_dir(&e.store, &w, None).unwrap().id);
+    }
+}
+
+#[test]
 fn a_directory_changed_in_the_same_tick_as_its_record_is_listed_again() {
     let Some(e) = env(Fs::Xfs) else { return };
     let mut wt = check_out(&e, &e.a, "wt");
@@ -500,6 +559,15 @@ fn a_cache_naming_a_snapshot_that_is_gone_does_not_vouch_for_its_blobs() {
         sleep_past_granularity();
         let s1 = snapshot::snapshot(&e.store, &mut wt, None, false).unwrap();
         assert_eq!(registry::load_cache(&e.store, &wt).blobs_of, Some(s1.id));
+        // While s1 is there, the base is not even read: with its manifest moved away, the
+        // snapshot still succeeds (without the claim, reading the base would fail).
+        let base_file = e.store.root().join("snapshots").join(e.a.to_hex());
+        let aside = e.store.root().join("aside");
+        fs::rename(&base_file, &aside).unwrap();
+        let quick = snapshot::snapshot(&e.store, &mut wt, None, false);
+        fs::rename(&aside, &base_file).unwrap();
+        let quick = quick.unwrap();
+        assert_eq!((quick.id, quick.read), (s1.id, 0), "{fs_kind:?}");
         // The snapshot is removed and its blobs collected (the worktree's base does not
         // hold the changed file's content). The cache still names it and still trusts the
         // file's record, but the snapshot is gone: the blob is looked up, found missing, and
