@@ -11,29 +11,43 @@ const PARALLEL_FROM: usize = 4 << 20;
 /// Reads all of `fd` from offset 0. A file of 4 MiB or more is read by two threads at once,
 /// each into its half of the buffer: for a file in the page cache, the cost is the copy and
 /// the first touch of the buffer's pages, and both split. The size is the one `fstat` gives; if
-/// the file turns out shorter or longer (someone is writing it), it is read again from the
-/// start in one pass.
+/// the file turns out shorter or longer (someone is writing it), or no second thread can be
+/// started, it is read from the start in one pass.
 pub fn read_whole(fd: impl AsFd) -> io::Result<Vec<u8>> {
     let fd = fd.as_fd();
     let size = rustix::fs::fstat(fd)?.st_size;
     let size = usize::try_from(size).map_err(|_| io::Error::other("file too large"))?;
+    // Zeroed by the allocator's fresh mapping, not by a pass over it: the pages are first
+    // touched by the reads.
+    let mut buf = vec![0u8; size];
+    let mut filled = None;
     if size >= PARALLEL_FROM {
-        // Zeroed by the allocator's fresh mapping, not by a pass over it: the pages are first
-        // touched by the readers.
-        let mut buf = vec![0u8; size];
         let (a, b) = buf.split_at_mut(size / 2);
         let half = a.len() as u64;
-        let (ra, rb) = std::thread::scope(|s| {
-            let other = s.spawn(move || fill_at(fd, b, half));
-            (fill_at(fd, a, 0), other.join())
-        });
-        let rb = rb.map_err(|_| io::Error::other("internal error: a reader thread panicked"))?;
-        if ra? && rb? && !fill_at(fd, &mut [0u8; 1], size as u64)? {
-            return Ok(buf);
-        }
+        filled = std::thread::scope(|s| -> io::Result<Option<bool>> {
+            // No thread to be had: read in one pass below.
+            let Ok(other) =
+                std::thread::Builder::new().spawn_scoped(s, move || fill_at(fd, b, half))
+            else {
+                return Ok(None);
+            };
+            let ra = fill_at(fd, a, 0);
+            let rb = other
+                .join()
+                .map_err(|_| io::Error::other("internal error: a reader thread panicked"))?;
+            Ok(Some(ra? && rb?))
+        })?;
     }
-    let mut out = Vec::with_capacity(size);
-    let mut chunk = vec![0u8; (1 << 20).min(size.max(4096))];
+    let filled = match filled {
+        Some(f) => f,
+        None => fill_at(fd, &mut buf, 0)?,
+    };
+    if filled && !fill_at(fd, &mut [0u8; 1], size as u64)? {
+        return Ok(buf);
+    }
+    // The size changed while the file was read: once more, to its end.
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
     let mut at = 0u64;
     loop {
         match rustix::io::pread(fd, &mut chunk[..], at) {

@@ -323,6 +323,11 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
         Mode::Snapshot { store, staging, .. } => Some(Putter::new(store, staging)),
         _ => None,
     };
+    let dirs_room = if matches!(mode, Mode::Snapshot { .. }) {
+        cache.dir_count() + 1
+    } else {
+        0
+    };
     let walk = Walk {
         root,
         root_path,
@@ -336,8 +341,9 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
         skip_dir,
         putter,
         next_slot: AtomicU32::new(1),
-        // Room for every directory the cache knows (no regrowth, which moves them all).
-        dirs: Mutex::new(Vec::with_capacity(cache.dir_count() + 1)),
+        // Snapshot mode: room for every directory the cache knows (no regrowth, which moves
+        // them all).
+        dirs: Mutex::new(Vec::with_capacity(dirs_room)),
         dir_records,
         root_dev,
         listed: AtomicU64::new(0),

@@ -107,9 +107,11 @@ fn main() -> ExitCode {
 /// A walk's worker threads allocate and free small buffers per directory; glibc's default
 /// gives each thread's heap back to the kernel as soon as 128 KiB at its top are free and
 /// grows it again a little at a time, each step an `mprotect` and fresh pages to fault in
-/// (1,700 calls in an incremental snapshot of 80,000 files). A command runs for seconds at
-/// most: keep what was freed, and grow heaps 16 MiB at a time (untouched pages cost no
-/// memory).
+/// (1,700 calls in an incremental snapshot of 80,000 files; 21 with these settings, and 3%
+/// less CPU). A command runs for seconds at most: keep the heaps' freed memory, and grow them
+/// 16 MiB at a time (untouched pages cost no memory). Setting these also fixes glibc's mmap
+/// threshold at 128 KiB: larger blocks still come from and go back to the kernel each time
+/// (setting that threshold higher as well measured no better).
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes the allocator's tuning; it runs at start-up, before any
