@@ -143,8 +143,15 @@ pub fn names_hash<'n>(
 }
 
 impl Default for StatCache {
+    /// A cache of no records.
     fn default() -> StatCache {
-        StatCache::new(0, Vec::new())
+        StatCache {
+            written_ns: 0,
+            bytes: encode(0, &[], &[]),
+            offs: Vec::new(),
+            doffs: Vec::new(),
+            blobs_of: None,
+        }
     }
 }
 
@@ -191,7 +198,9 @@ impl StatCache {
     pub fn with_dirs(written_ns: i64, mut recs: Vec<Rec>, mut dirs: Vec<Rec>) -> StatCache {
         sort_dedup(&mut recs);
         sort_dedup(&mut dirs);
-        StatCache::decode_owned(encode(written_ns, &recs, &dirs)).expect("an encoded cache decodes")
+        // (Only a cache past 4 GiB, beyond its u32 offsets, would not decode: it is then
+        // empty, which means that everything is read again, never a wrong answer.)
+        StatCache::decode_owned(encode(written_ns, &recs, &dirs)).unwrap_or_default()
     }
 
     /// Number of records.
@@ -269,7 +278,7 @@ impl StatCache {
     /// The name of file or symlink record `i` after its directory's `prefix` bytes (see
     /// [`StatCache::children`]).
     pub fn name_at(&self, i: usize, prefix: usize) -> &[u8] {
-        &self.path_at(i)[prefix..]
+        self.path_at(i).get(prefix..).unwrap_or_default()
     }
 
     /// The content hash of file or symlink record `i` when it can be trusted for the stat
@@ -457,8 +466,14 @@ impl StatCache {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = self.bytes.clone();
         out[8..16].copy_from_slice(&self.written_ns.to_le_bytes());
-        let at = out.len() - TRAILER;
-        out[at..].copy_from_slice(&encode_trailer(self.blobs_of.as_ref()));
+        // (Every cache is made by encoding or decoding, both of which end with a trailer.)
+        if let Some(t) = out
+            .len()
+            .checked_sub(TRAILER)
+            .and_then(|at| out.get_mut(at..))
+        {
+            t.copy_from_slice(&encode_trailer(self.blobs_of.as_ref()));
+        }
         out
     }
 
@@ -760,6 +775,11 @@ mod tests {
 
     #[test]
     fn the_trailer_round_trips_a_merge_drops_it_and_a_version_1_cache_decodes_as_nothing() {
+        let empty = StatCache::decode(&StatCache::default().encode()).expect("decodes");
+        assert_eq!(
+            (empty.len(), empty.dir_count(), empty.blobs_of),
+            (0, 0, None)
+        );
         let c = StatCache::new(5, Vec::new()).with_blobs_of(Hash::of(b"s"));
         let d = StatCache::decode(&c.encode()).expect("decodes");
         assert_eq!(d.blobs_of, Some(Hash::of(b"s")));
