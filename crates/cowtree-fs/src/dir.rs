@@ -104,18 +104,19 @@ impl Dir {
     /// Opens the subdirectory `name`. A symlink (or anything not a directory) there is an
     /// error, never followed.
     pub fn open_dir(&self, name: &OsStr) -> io::Result<Dir> {
-        check_name(name)?;
-        let fd = openat(&self.fd, name, DIR_FLAGS, Mode::empty())
-            .map_err(|e| at_path("open directory", Path::new(name), nofollow_err(e)))?;
-        Ok(Dir { fd })
+        self.open_sub(name, DIR_FLAGS)
     }
 
     /// [`Dir::open_dir`] as an `O_PATH` handle: enough to look entries up, `stat` them and
     /// open them (relative to it), and to `stat` the directory itself, at less cost; not to
     /// list it (see [`Dir::reopen`]).
     pub fn open_dir_path(&self, name: &OsStr) -> io::Result<Dir> {
+        self.open_sub(name, DIR_FLAGS | OFlags::PATH)
+    }
+
+    fn open_sub(&self, name: &OsStr, flags: OFlags) -> io::Result<Dir> {
         check_name(name)?;
-        let fd = openat(&self.fd, name, DIR_FLAGS | OFlags::PATH, Mode::empty())
+        let fd = openat(&self.fd, name, flags, Mode::empty())
             .map_err(|e| at_path("open directory", Path::new(name), nofollow_err(e)))?;
         Ok(Dir { fd })
     }

@@ -1021,8 +1021,8 @@ mod tests {
             Entry::dir(b"e".to_vec()),
             file(b"e-f/g"),
         ])
-        .unwrap();
-        let counts = validate_encoded(&m.encode()).unwrap();
+        .expect("a valid tree");
+        let counts = validate_encoded(&m.encode()).expect("its encoding validates");
         assert_eq!(
             counts,
             EncodedCounts {

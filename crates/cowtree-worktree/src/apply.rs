@@ -82,16 +82,7 @@ impl<'a> Applier<'a> {
         }
         match self.root.open_dir_beneath(path_of(rel)) {
             Ok(d) => Ok(Some(d)),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound
-                        | io::ErrorKind::NotADirectory
-                        | io::ErrorKind::InvalidInput
-                ) =>
-            {
-                Ok(None)
-            }
+            Err(e) if crate::paths::gone(&e) => Ok(None),
             Err(e) => Err(self.err(rel, e)),
         }
     }

@@ -4,6 +4,17 @@ pub use cowtree_store::manifest::show;
 
 pub use cowtree_fs::name::{join, path_of, split};
 
+/// True when an error opening a directory means that it is not there any more (removed, or
+/// replaced by something that is not a directory) rather than that it could not be read.
+pub fn gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound
+            | std::io::ErrorKind::NotADirectory
+            | std::io::ErrorKind::InvalidInput
+    )
+}
+
 /// True when `path` is `prefix` or lies beneath it (component-wise).
 pub fn within(path: &[u8], prefix: &[u8]) -> bool {
     prefix.is_empty()

@@ -668,22 +668,18 @@ impl<'a> Walk<'a> {
                 (FileType::RegularFile, Some(st)) => {
                     let key = StatKey::of(&st);
                     let exec = st.st_mode & 0o111 != 0;
-                    let known = match ent.rec {
-                        Some(i) => self.cache.trusted_at(i, &key),
-                        None => self
-                            .cache
-                            .trusted_child_from(&crange, &mut ccur, rel, name, &key),
-                    }
-                    .filter(|h| {
-                        // A blob of the snapshot the cache names, or of the base, is kept by
-                        // that snapshot (gc waits for our shared lock); any other one is
-                        // looked up.
-                        stored || {
-                            let base = self.base.find_child_from(&brange, &mut bcur, rel, name);
-                            base.and_then(|i| self.base.get(i).hash) == Some(*h)
-                                || blob::has_blob(store, h, key.size)
-                        }
-                    });
+                    let known = self
+                        .trusted(&ent, (&crange, &mut ccur), rel, &key)
+                        .filter(|h| {
+                            // A blob of the snapshot the cache names, or of the base, is kept by
+                            // that snapshot (gc waits for our shared lock); any other one is
+                            // looked up.
+                            stored || {
+                                let base = self.base.find_child_from(&brange, &mut bcur, rel, name);
+                                base.and_then(|i| self.base.get(i).hash) == Some(*h)
+                                    || blob::has_blob(store, h, key.size)
+                            }
+                        });
                     let (size, hash) = match known {
                         Some(h) => (key.size, h),
                         None => {
@@ -708,12 +704,7 @@ impl<'a> Walk<'a> {
                     let key = StatKey::of(&st);
                     // The manifest needs the target itself: the base's, when the stat cache
                     // proves it unchanged and it is the base's; else read.
-                    let known = match ent.rec {
-                        Some(i) => self.cache.trusted_at(i, &key),
-                        None => self
-                            .cache
-                            .trusted_child_from(&crange, &mut ccur, rel, name, &key),
-                    };
+                    let known = self.trusted(&ent, (&crange, &mut ccur), rel, &key);
                     let from_base = known.and_then(|h| {
                         let i = self.base.find_child_from(&brange, &mut bcur, rel, name)?;
                         let e = self.base.get(i);
@@ -820,6 +811,24 @@ impl<'a> Walk<'a> {
         self.deposit(slot, out)
     }
 
+    /// The content hash the stat cache proves for entry `ent` of directory `rel` at stat
+    /// `key`: from its record when the entry came from the cache, else found by the forward
+    /// search through `crange` from `ccur`.
+    fn trusted(
+        &self,
+        ent: &Ent<'_>,
+        (crange, ccur): (&Range<usize>, &mut usize),
+        rel: &[u8],
+        key: &StatKey,
+    ) -> Option<Hash> {
+        match ent.rec {
+            Some(i) => self.cache.trusted_at(i, key),
+            None => self
+                .cache
+                .trusted_child_from(crange, ccur, rel, &ent.name, key),
+        }
+    }
+
     fn deposit(&self, slot: u32, out: DirOut) -> Result<()> {
         self.dirs
             .lock()
@@ -852,16 +861,7 @@ impl<'a> Walk<'a> {
         let dir = match dir {
             Ok(d) => d,
             // Removed or replaced while we walked: what was there is simply not seen.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound
-                        | io::ErrorKind::NotADirectory
-                        | io::ErrorKind::InvalidInput
-                ) =>
-            {
-                return Ok(());
-            }
+            Err(e) if crate::paths::gone(&e) => return Ok(()),
             Err(e) => return Err(Error::msg(format!("{}: {e}", self.full(rel)))),
         };
         // The directory's own stat: for its record (taken before it is listed, so that a
@@ -1047,12 +1047,7 @@ impl<'a> Walk<'a> {
                         scan.changes.push(change(ChangeKind::ModeChanged));
                     }
                     // (hash, learnt now rather than taken from the cache)
-                    let trusted = match ent.rec {
-                        Some(i) => self.cache.trusted_at(i, &key),
-                        None => self
-                            .cache
-                            .trusted_child_from(&crange, &mut ccur, rel, name, &key),
-                    };
+                    let trusted = self.trusted(ent, (&crange, &mut ccur), rel, &key);
                     let have = match trusted {
                         Some(h) => Some((h, false)),
                         None if matches!(self.mode, Mode::Adopt) && key.size == size => {
@@ -1084,12 +1079,7 @@ impl<'a> Walk<'a> {
                 }
                 (FileType::Symlink, Some(st)) => {
                     let key = StatKey::of(&st);
-                    let trusted = match ent.rec {
-                        Some(i) => self.cache.trusted_at(i, &key),
-                        None => self
-                            .cache
-                            .trusted_child_from(&crange, &mut ccur, rel, name, &key),
-                    };
+                    let trusted = self.trusted(ent, (&crange, &mut ccur), rel, &key);
                     let target = match trusted {
                         Some(h) => Ok(h),
                         None => match dir.read_link(os_name) {

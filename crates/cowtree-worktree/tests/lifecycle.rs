@@ -139,7 +139,11 @@ fn inodes(root: &Path) -> BTreeMap<String, u64> {
 }
 
 fn changes(e: &Env, wt: &mut Worktree) -> Vec<(ChangeKind, String)> {
-    let s = status::status(&e.store, wt).unwrap();
+    change_list(&status::status(&e.store, wt).unwrap())
+}
+
+/// A status's changes as (kind, path), an untracked directory's path ending in `/`.
+fn change_list(s: &cowtree_worktree::Scan) -> Vec<(ChangeKind, String)> {
     s.changes
         .iter()
         .map(|c| {
@@ -403,11 +407,7 @@ fn unchanged_directories_are_not_listed_and_every_change_to_a_directory_is_seen(
         ];
         want.sort_by(|x, y| x.1.cmp(&y.1).then(x.0.cmp(&y.0)));
         let s = status::status(&e.store, &mut wt).unwrap();
-        let mut got: Vec<(ChangeKind, String)> = s
-            .changes
-            .iter()
-            .map(|c| (c.kind, String::from_utf8_lossy(&c.path).into_owned()))
-            .collect();
+        let mut got = change_list(&s);
         got.sort_by(|x, y| x.1.cmp(&y.1).then(x.0.cmp(&y.0)));
         assert_eq!(got, want, "{fs_kind:?}");
         // The changed directories (the root, d0/sub, d1/sub, d2/sub, empty) and nothing
@@ -487,12 +487,10 @@ fn a_directory_moved_away_and_back_replaced_or_with_its_times_set_back_is_listed
             (before.st_size, before.st_mtime, before.st_mtime_nsec),
             "{fs_kind:?}"
         );
-        let found: Vec<String> = status::status(&e.store, &mut wt)
-            .unwrap()
-            .changes
-            .iter()
-            .filter(|c| c.kind == ChangeKind::Added)
-            .map(|c| String::from_utf8_lossy(&c.path).into_owned())
+        let found: Vec<String> = changes(&e, &mut wt)
+            .into_iter()
+            .filter(|(kind, _)| *kind == ChangeKind::Added)
+            .map(|(_, path)| path)
             .collect();
         for p in ["d0/sub/extra", "d1/sub/other", "d2/sub/g2"] {
             assert!(
