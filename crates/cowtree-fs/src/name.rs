@@ -82,12 +82,21 @@ pub fn check_relative_path(path: &[u8]) -> Result<(), NameError> {
     if path[0] == b'/' {
         return Err(NameError::Absolute);
     }
-    if path.contains(&0) {
-        return path.split(|&b| b == b'/').try_for_each(validate_component);
+    check_components(path)
+}
+
+/// Checks each `/`-separated component of `part` with [`validate_component`] and returns the
+/// first refusal. With [`check_relative_path`]'s checks of the whole path (not empty, not
+/// absolute, at most PATH_MAX) this is its check of a path's components; a caller that knows
+/// a path's first components valid (they are those of a path checked before) checks only the
+/// rest, starting at a component.
+pub fn check_components(part: &[u8]) -> Result<(), NameError> {
+    if part.contains(&0) {
+        return part.split(|&b| b == b'/').try_for_each(validate_component);
     }
     // Without a NUL byte only the shape of each component is left to check (the same
     // checks, in the same order, as validate_component's).
-    path.split(|&b| b == b'/').try_for_each(|c| match c {
+    part.split(|&b| b == b'/').try_for_each(|c| match c {
         [] => Err(NameError::Empty),
         b"." => Err(NameError::Dot),
         b".." => Err(NameError::DotDot),
