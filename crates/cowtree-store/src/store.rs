@@ -293,6 +293,7 @@ impl Store {
             check: EntryChecker::default(),
             count,
             context: context.to_string(),
+            syncer: None,
         })
     }
 
@@ -335,6 +336,62 @@ pub struct ManifestWriter<'a> {
     check: EntryChecker,
     count: u64,
     context: String,
+    /// Started at the first chunk written; see [`Syncer`].
+    syncer: Option<Syncer>,
+}
+
+/// A thread that `fdatasync`s a file being written while the writing goes on, so that the
+/// data is mostly on disk by the time the writer's own `fdatasync` comes: that last one then
+/// has only the tail to wait for. A request made while one is pending is dropped (the pending
+/// one syncs all that is written by the time it runs).
+struct Syncer {
+    requests: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl Syncer {
+    /// `file` is a duplicate of the writer's descriptor (the same open file, so an error the
+    /// thread sees is not seen again by the writer's `fdatasync`: it is returned by
+    /// [`Syncer::finish`]). None when no thread can be started.
+    fn start(file: std::fs::File) -> Option<Syncer> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("cowtree-sync".into())
+            .spawn(move || {
+                for () in rx {
+                    file.sync_data()?;
+                }
+                Ok(())
+            })
+            .ok()?;
+        Some(Syncer {
+            requests: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn request(&self) {
+        if let Some(tx) = &self.requests {
+            // Full: a sync is pending. Gone: the thread stopped at an error, kept for finish.
+            let _ = tx.try_send(());
+        }
+    }
+
+    /// Waits for the sync under way, if any, and returns the first error a sync met.
+    fn finish(&mut self) -> io::Result<()> {
+        self.requests = None;
+        match self.thread.take().map(|t| t.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(io::Error::other("the sync thread panicked")),
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
 }
 
 impl ManifestWriter<'_> {
@@ -357,18 +414,27 @@ impl ManifestWriter<'_> {
         self.buf.extend_from_slice(entry);
         if self.buf.len() >= WRITE_CHUNK {
             self.flush()?;
+            // A manifest of more than one chunk starts going to disk while the rest comes.
+            if self.syncer.is_none() {
+                self.syncer = self.file.file().try_clone().ok().and_then(Syncer::start);
+            }
+            if let Some(s) = &self.syncer {
+                s.request();
+            }
         }
         Ok(())
     }
 
+    fn write_error(&self, e: io::Error) -> Error {
+        Error::msg(format!(
+            "write {}: {e}",
+            self.store.root.join("snapshots").display()
+        ))
+    }
+
     fn flush(&mut self) -> Result<()> {
         self.hasher.update(&self.buf);
-        io::Write::write_all(self.file.file(), &self.buf).map_err(|e| {
-            Error::msg(format!(
-                "write {}: {e}",
-                self.store.root.join("snapshots").display()
-            ))
-        })?;
+        io::Write::write_all(self.file.file(), &self.buf).map_err(|e| self.write_error(e))?;
         self.buf.clear();
         Ok(())
     }
@@ -381,6 +447,9 @@ impl ManifestWriter<'_> {
             return Err(self.refused(ManifestError::Truncated { index: entries }));
         }
         self.flush()?;
+        if let Some(mut s) = self.syncer.take() {
+            s.finish().map_err(|e| self.write_error(e))?;
+        }
         let id = Hash::from_bytes(*self.hasher.finalize().as_bytes());
         let name = OsString::from(id.to_hex());
         if self.store.snapshots.try_stat(&name)?.is_some() {

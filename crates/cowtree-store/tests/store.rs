@@ -620,6 +620,73 @@ fn manifest_writer_records_what_save_records_and_nothing_when_refused() {
 }
 
 #[test]
+fn manifest_writer_of_many_chunks_synced_as_it_goes_records_what_save_records() {
+    // A manifest of several write chunks is synced by a second thread while it is written;
+    // the result is the same file, and a refusal after that thread started leaves nothing.
+    use cowtree_store::manifest::encode_blob;
+    use cowtree_store::{Entry, Manifest};
+    for fs_kind in [Fs::Xfs, Fs::NoCow] {
+        let Some(t) = scratch(fs_kind) else { continue };
+        let store = Store::open(&t.path().join("store")).unwrap();
+        let entries: Vec<Entry> = (0..40_000u32)
+            .map(|i| {
+                let path = format!("dir-{:03}/some/deeper/path/file-{i:06}.txt", i / 1000);
+                Entry::blob(
+                    path.into_bytes(),
+                    i % 7 == 0,
+                    u64::from(i),
+                    Hash::of(&i.to_le_bytes()),
+                )
+            })
+            .collect();
+        let m = Manifest::new(entries).unwrap();
+        let pieces: Vec<Vec<u8>> = m
+            .entries()
+            .iter()
+            .map(|e| {
+                let mut v = Vec::new();
+                let h = e.hash().unwrap();
+                encode_blob(
+                    &mut v,
+                    &e.path,
+                    e.kind == cowtree_store::Kind::Executable,
+                    e.size(),
+                    h,
+                );
+                v
+            })
+            .collect();
+        let total: usize = pieces.iter().map(Vec::len).sum();
+        assert!(total > 3 << 20, "only {total} bytes: fewer than 3 chunks");
+        let names = |d: &str| -> Vec<String> {
+            fs::read_dir(t.path().join("store").join(d))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        let n = pieces.len() as u64;
+        let mut w = store.manifest_writer(n, "test").unwrap();
+        for p in &pieces[..pieces.len() - 1] {
+            w.push(p).unwrap();
+        }
+        // The last entry pushed first again: out of order, refused; dropped, nothing kept.
+        assert!(w.push(&pieces[0]).is_err());
+        drop(w);
+        assert_eq!(names("snapshots"), Vec::<String>::new(), "{fs_kind:?}");
+        let mut w = store.manifest_writer(n, "test").unwrap();
+        for p in &pieces {
+            w.push(p).unwrap();
+        }
+        let id = w.finish().unwrap();
+        assert_eq!(id, m.id(), "{fs_kind:?}");
+        assert_eq!(store.load(&id).unwrap(), m, "{fs_kind:?}");
+        assert_eq!(names("snapshots"), vec![id.to_hex()], "{fs_kind:?}");
+        let on_disk = fs::read(t.path().join("store/snapshots").join(id.to_hex())).unwrap();
+        assert_eq!(on_disk, m.encode(), "{fs_kind:?}");
+    }
+}
+
+#[test]
 fn snapshot_of_many_large_files_in_many_directories_does_not_panic() {
     // Hashing a large read hands halves of it to other workers; the waiting worker may run
     // another file's job on the same thread, which once re-borrowed the thread's read buffer
