@@ -1,5 +1,6 @@
 //! Incremental snapshot of a registered worktree.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use cowtree_store::{Hash, Store};
@@ -74,7 +75,7 @@ pub fn snapshot(
         (b, false) => b,
     };
     let staging = store.staging("ingest")?;
-    let scan = scan::scan(
+    let mut scan = scan::scan(
         &wt.path,
         &base,
         &cache,
@@ -93,13 +94,17 @@ pub fn snapshot(
     // beside it may be one that does not decode, which only means that the next command
     // reads every file again.
     let context = format!("snapshot of {}", wt.path.display());
-    let tree = &scan.tree;
+    // Shared by the two writers; whichever is done with it last frees it, the manifest's
+    // writer while its file is synced.
+    let tree = Arc::new(std::mem::take(&mut scan.tree));
+    let cache_tree = Arc::clone(&tree);
     let wt_ref: &Worktree = wt;
     // The cache's trailer names the snapshot written beside it, known once its manifest is.
     let (id_tx, id_rx) = std::sync::mpsc::channel::<Hash>();
     let (saved, cached) = std::thread::scope(|s| {
         let cached = s.spawn(move || {
             registry::write_cache_with(store, wt_ref, |w| {
+                let tree = cache_tree;
                 let mut rec = Vec::with_capacity(24 + 256);
                 let dirs = tree.dir_records();
                 cache::encode_header(&mut rec, scan.started_ns, tree.records(), dirs.len() as u64);
@@ -117,6 +122,7 @@ pub fn snapshot(
                     cache::encode_rec(&mut rec, &d.path, &d.key, &d.hash);
                     w.write_all(&rec)?;
                 }
+                drop(tree);
                 // No id (the manifest was refused): the channel is closed, and none is named.
                 let id = id_rx.recv().ok();
                 w.write_all(&cache::encode_trailer(id.as_ref()))
@@ -125,7 +131,14 @@ pub fn snapshot(
         let saved = (|| -> Result<Hash> {
             let mut m = store.manifest_writer(tree.entries(), &context)?;
             tree.for_each(|entry, _| m.push(entry))?;
-            m.finish()
+            // Freeing the walk's output takes a few milliseconds of the CPU, which waits
+            // for the disk while the manifest is synced: do both at once.
+            let freed = s.spawn(move || drop(tree));
+            let id = m.finish();
+            freed
+                .join()
+                .map_err(|_| Error::msg("internal error: a thread panicked"))?;
+            id
         })();
         if let Ok(id) = &saved {
             // A cache thread that failed has dropped the receiver: nothing to tell.
