@@ -25,7 +25,8 @@
 #   BENCH_HOST_DIR=D where the host-filesystem tree goes (default: beside the loop images)
 #   XCP_INSTALL=1    `cargo install xcp` when xcp is missing (compiles for minutes; default off)
 #
-# Method: between runs the destination is removed and the filesystem synced, untimed; in the
+# Method: between runs the destination is removed and the filesystem synced (XFS also frozen
+# and thawed, which waits for its background metadata writeback), untimed; in the
 # clone and snapshot sections the tools alternate within each round so that machine noise
 # spreads over all of them (the checkouts run first, each into a new directory, since the first
 # 10 also give the used-space figure). Wall time is taken around `/usr/bin/time -f %M`, which
@@ -147,10 +148,20 @@ drop_caches() {
     echo 3 >/proc/sys/vm/drop_caches
   fi
 }
+# flush_fs: sync, then freeze and thaw the XFS mount. sync writes data and forces the log, but
+# XFS writes the metadata logged by a large step (cp -a or rm -rf of a whole tree) back in the
+# background for seconds afterwards, on the same cores as the next timed run; a freeze waits
+# for all of it. (The host filesystem is only synced: freezing / could hang the machine.)
+flush_fs() {
+  sync
+  if [[ -n "${XFS:-}" ]] && command -v fsfreeze >/dev/null && fsfreeze -f "$XFS"; then
+    fsfreeze -u "$XFS" || die "could not thaw $XFS after freezing it"
+  fi
+}
 settle() { # remove leftovers and flush, so the next timed run starts from a quiet disk
   local p
   for p in "$@"; do [[ -e "$p" || -L "$p" ]] && rm -rf -- "$p"; done
-  sync
+  flush_fs
   drop_caches
 }
 # listing PATH: one line per entry (path, type, size for files, mode, link target), sorted;
@@ -558,7 +569,7 @@ if want status; then
       for ((r = 1; r <= RUNS; r++)); do
         n=$(change_files "$XFS/wt-status" 100 "st$r")
         change_files "$GITREPO" 100 "st$r" >/dev/null
-        sync
+        flush_fs
         timed st-dirty-cowtree "$COWTREE" --store "$XFS/store" status "$XFS/wt-status" || true
         timed st-dirty-git "${GIT[@]}" -C "$GITREPO" status || true
       done
@@ -595,12 +606,12 @@ if want status; then
       SNAP_B=$(snapshot_id "$("$COWTREE" --store "$XFS/store" snapshot "$XFS/src-b" --json)")
       sync
       "$COWTREE" --store "$XFS/store" checkout "$SNAP_ID" "$XFS/wt-switch" >/dev/null || note "checkout for switch failed"
-      sync
+      flush_fs
       for ((r = 1; r <= RUNS; r++)); do
         note "switch: round $r/$RUNS"
         if ((r % 2)); then to=$SNAP_B; else to=$SNAP_ID; fi
         timed sw-cowtree "$COWTREE" --store "$XFS/store" switch "$XFS/wt-switch" "$to" || true
-        sync
+        flush_fs
       done
       # The worktree must now hold the last target.
       if ((RUNS % 2)); then to="$XFS/src-b"; else to=$SRC; fi
@@ -630,17 +641,17 @@ if want status; then
     # Incremental snapshot of a worktree whose 1% of files changed (new bytes before every
     # run), against a fresh snapshot of the same content as a plain directory into the same store.
     "$COWTREE" --store "$XFS/store" checkout "$SNAP_ID" "$XFS/wt-inc" >/dev/null || note "checkout for the incremental snapshot failed"
-    sync
+    flush_fs
     if [[ -d "$XFS/wt-inc" ]] && "$COWTREE" help snapshot 2>/dev/null | grep -q -- '--update-base'; then
       for ((r = 1; r <= RUNS; r++)); do
         note "incremental snapshot: round $r/$RUNS"
         n=$(change_files "$XFS/wt-inc" 1% "inc$r")
-        sync
+        flush_fs
         timed inc-cowtree "$COWTREE" --store "$XFS/store" snapshot "$XFS/wt-inc" --json || true
         if ((r <= REF_RUNS)); then
           settle "$XFS/plain"
           cp -a --reflink=always "$XFS/wt-inc" "$XFS/plain"
-          sync
+          flush_fs
           timed inc-fresh "$COWTREE" --store "$XFS/store" snapshot "$XFS/plain" --json || true
         fi
       done
