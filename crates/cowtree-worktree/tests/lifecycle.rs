@@ -446,6 +446,76 @@ fn unchanged_directories_are_not_listed_and_every_change_to_a_directory_is_seen(
     }
 }
 
+/// Unmounts (lazily) when dropped.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_filesystem_mounted_inside_a_worktree_gets_no_directory_records_and_is_always_listed() {
+    // Directory records are made and trusted only on the worktree root's filesystem: another
+    // one mounted beneath may not keep directory times (a network or FUSE mount), so its
+    // directories are listed every time, while those of the root's are not.
+    let Some(e) = env(Fs::Xfs) else { return };
+    let mut wt = check_out(&e, &e.a, "wt");
+    let w = wt.path.clone();
+    let m = w.join("mnt");
+    fs::create_dir(&m).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "cowtree-test"])
+        .arg(&m)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        if std::env::var_os("COWTREE_TEST_REQUIRE_FS").is_some_and(|v| v == "1") {
+            panic!("cannot mount a tmpfs on {} (needs root)", m.display());
+        }
+        println!(
+            "skipped: cannot mount a tmpfs on {} (needs root)",
+            m.display()
+        );
+        return;
+    }
+    let _mounted = Mounted(m.clone());
+    write(&m.join("a/b/f"), b"on another filesystem");
+    write(&m.join("c/g"), b"also");
+    sleep_past_granularity();
+    let first = snapshot::snapshot(&e.store, &mut wt, None, true).unwrap();
+    assert_eq!(
+        first.id,
+        ingest::snapshot_dir(&e.store, &w, None).unwrap().id
+    );
+    // The cache now has a record of every directory of the root's filesystem but the root
+    // (one of its entries, the mount point, has no record), none racy: the root and the four
+    // directories of the tmpfs (mnt, mnt/a, mnt/a/b, mnt/c) are listed, and only those.
+    let again = snapshot::snapshot(&e.store, &mut wt, None, true).unwrap();
+    assert_eq!((again.id, again.read, again.listed), (first.id, 0, 5));
+    let s = status::status(&e.store, &mut wt).unwrap();
+    assert_eq!((change_list(&s).len(), s.listed), (0, 5));
+    let cache = registry::load_cache(&e.store, &wt);
+    assert!(
+        cache.dirs().all(|d| !d.path.starts_with(b"mnt")),
+        "a directory record beneath the mount point"
+    );
+    // A file added there is seen by both.
+    write(&m.join("a/b/new"), b"added");
+    let s = status::status(&e.store, &mut wt).unwrap();
+    assert_eq!(
+        change_list(&s),
+        vec![(ChangeKind::Added, "mnt/a/b/new".to_string())]
+    );
+    let r = snapshot::snapshot(&e.store, &mut wt, None, true).unwrap();
+    assert_eq!(r.id, ingest::snapshot_dir(&e.store, &w, None).unwrap().id);
+    assert_ne!(r.id, first.id);
+}
+
 #[test]
 fn a_directory_moved_away_and_back_replaced_or_with_its_times_set_back_is_listed_again() {
     for fs_kind in Fs::COW {
