@@ -132,12 +132,15 @@ pub fn snapshot(
             let mut m = store.manifest_writer(tree.entries(), &context)?;
             tree.for_each(|entry, _| m.push(entry))?;
             // Freeing the walk's output takes a few milliseconds of the CPU, which waits
-            // for the disk while the manifest is synced: do both at once.
-            let freed = s.spawn(move || drop(tree));
+            // for the disk while the manifest is synced: do both at once (or one after the
+            // other when no thread can be started: the closure, and the tree, are dropped).
+            let freed = std::thread::Builder::new().spawn_scoped(s, move || drop(tree));
             let id = m.finish();
-            freed
-                .join()
-                .map_err(|_| Error::msg("internal error: a thread panicked"))?;
+            if let Ok(freed) = freed {
+                freed
+                    .join()
+                    .map_err(|_| Error::msg("internal error: a thread panicked"))?;
+            }
             id
         })();
         if let Ok(id) = &saved {
