@@ -405,7 +405,7 @@ pub struct Tree {
     dirs: Vec<Option<DirOut>>,
     entries: u64,
     records: u64,
-    /// Directory records, sorted by path.
+    /// Directory records, in no particular order.
     dir_recs: Vec<Rec>,
 }
 
@@ -440,20 +440,30 @@ impl Tree {
                 d.items = items;
             }
         }
-        dir_recs.sort_unstable_by(|a: &Rec, b: &Rec| a.path.cmp(&b.path));
-        let mut tree = Tree {
+        // Counted from the pieces rather than by a walk of the tree: each file or symlink is
+        // one item with its stat, each empty directory one entry of its own (the root never
+        // is one). Every piece is reachable from the root: a directory is walked only when
+        // its parent has placed it, and a parent that stops early fails the whole walk.
+        let records: usize = table.iter().flatten().map(|d| d.keys.len()).sum();
+        let empties = table.iter().flatten().filter(|d| d.empty).count();
+        let tree = Tree {
             dirs: table,
-            entries: 0,
-            records: 0,
+            entries: (records + empties) as u64,
+            records: records as u64,
             dir_recs,
         };
-        let (mut entries, mut records) = (0, 0);
-        let _ = tree.for_each(|_, key| -> std::result::Result<(), Infallible> {
-            entries += 1;
-            records += u64::from(key.is_some());
-            Ok(())
-        });
-        (tree.entries, tree.records) = (entries, records);
+        debug_assert_eq!(
+            {
+                let (mut entries, mut records) = (0, 0);
+                let _ = tree.for_each(|_, key| -> std::result::Result<(), Infallible> {
+                    entries += 1;
+                    records += u64::from(key.is_some());
+                    Ok(())
+                });
+                (entries, records)
+            },
+            (tree.entries, tree.records)
+        );
         tree
     }
 
@@ -467,9 +477,12 @@ impl Tree {
         self.records
     }
 
-    /// Stat cache records of directories, sorted by path.
-    pub fn dir_records(&self) -> &[Rec] {
-        &self.dir_recs
+    /// Stat cache records of directories, sorted by path (sorted here, on the thread that
+    /// writes the cache, rather than when the tree is put together).
+    pub fn dir_records(&self) -> Vec<&Rec> {
+        let mut recs: Vec<&Rec> = self.dir_recs.iter().collect();
+        recs.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        recs
     }
 
     /// Calls `f` with each encoded manifest entry in order (a depth-first walk from the root,

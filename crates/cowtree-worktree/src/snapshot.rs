@@ -85,7 +85,8 @@ pub fn snapshot(
             stored,
         },
     )?;
-    drop(cache);
+    // The cache and the base, no longer needed, are freed with the tree (below).
+    let read = (cache, base);
     let t_walk = started.elapsed();
     // The manifest (checked, hashed, written durably) and the stat cache (written) are
     // independent: write them at once, each streamed from the walk's pieces. The record,
@@ -134,7 +135,7 @@ pub fn snapshot(
             // Freeing the walk's output takes a few milliseconds of the CPU, which waits
             // for the disk while the manifest is synced: do both at once (or one after the
             // other when no thread can be started: the closure, and the tree, are dropped).
-            let freed = std::thread::Builder::new().spawn_scoped(s, move || drop(tree));
+            let freed = std::thread::Builder::new().spawn_scoped(s, move || drop((tree, read)));
             let id = m.finish();
             if let Ok(freed) = freed {
                 freed
