@@ -73,6 +73,15 @@ pub fn validate_relative_path(path: &[u8]) -> Result<Vec<&[u8]>, NameError> {
 /// [`validate_relative_path`] without collecting the components (no allocation), for checking
 /// many paths.
 pub fn check_relative_path(path: &[u8]) -> Result<(), NameError> {
+    check_relative_path_from(path, 0)
+}
+
+/// [`check_relative_path`] for a path whose components before byte `from` are known valid
+/// (they are those of a path checked before, and `from` is 0 or just after a `/`): the checks
+/// of the whole path, then those of the components from `from` on. The first refusal is the
+/// one [`check_relative_path`] gives. A `from` that is not at a component's start, or past the
+/// end, checks the whole path.
+pub fn check_relative_path_from(path: &[u8], from: usize) -> Result<(), NameError> {
     if path.is_empty() {
         return Err(NameError::Empty);
     }
@@ -82,15 +91,8 @@ pub fn check_relative_path(path: &[u8]) -> Result<(), NameError> {
     if path[0] == b'/' {
         return Err(NameError::Absolute);
     }
-    check_components(path)
-}
-
-/// Checks each `/`-separated component of `part` with [`validate_component`] and returns the
-/// first refusal. With [`check_relative_path`]'s checks of the whole path (not empty, not
-/// absolute, at most PATH_MAX) this is its check of a path's components; a caller that knows
-/// a path's first components valid (they are those of a path checked before) checks only the
-/// rest, starting at a component.
-pub fn check_components(part: &[u8]) -> Result<(), NameError> {
+    let at_component = from == 0 || path.get(from - 1) == Some(&b'/');
+    let part = if at_component { &path[from..] } else { path };
     if part.contains(&0) {
         return part.split(|&b| b == b'/').try_for_each(validate_component);
     }

@@ -20,7 +20,7 @@
 
 use std::fmt;
 
-use cowtree_fs::name::{NameError, PATH_MAX, check_components};
+use cowtree_fs::name::{NameError, PATH_MAX, check_relative_path_from};
 
 use crate::hash::Hash;
 
@@ -504,13 +504,7 @@ impl Checker {
             .iter()
             .rposition(|&b| b == b'/')
             .map_or(0, |i| i + 1);
-        let whole = match path {
-            [] => Err(NameError::Empty),
-            _ if path.len() > PATH_MAX => Err(NameError::PathTooLong(path.len())),
-            [b'/', ..] => Err(NameError::Absolute),
-            _ => check_components(&path[from..]),
-        };
-        if let Err(reason) = whole {
+        if let Err(reason) = check_relative_path_from(path, from) {
             return Err(ManifestError::InvalidPath {
                 index,
                 path: path.to_vec(),
@@ -881,6 +875,117 @@ mod tests {
         }
         // Each outcome came up often enough for the comparison to mean something.
         assert!(checked.iter().all(|&n| n > 1000), "{checked:?}");
+    }
+
+    /// The checker as it was before it skipped shared components: every path checked whole,
+    /// compared whole with the previous one, and each chain prefix compared with the path.
+    fn whole_path_check(entries: &[(Vec<u8>, Kind)]) -> Result<(), ManifestError> {
+        use cowtree_fs::name::check_relative_path;
+        let (mut last, mut chain): (Vec<u8>, Vec<(usize, Kind)>) = (Vec::new(), Vec::new());
+        for (i, (path, kind)) in entries.iter().enumerate() {
+            let (index, path) = (i as u64, path.clone());
+            if let Err(reason) = check_relative_path(&path) {
+                return Err(ManifestError::InvalidPath {
+                    index,
+                    path,
+                    reason,
+                });
+            }
+            if i > 0 {
+                match last.cmp(&path) {
+                    std::cmp::Ordering::Less => {}
+                    std::cmp::Ordering::Equal => {
+                        return Err(ManifestError::Duplicate { index, path });
+                    }
+                    std::cmp::Ordering::Greater => {
+                        return Err(ManifestError::Unsorted { index, path });
+                    }
+                }
+            }
+            while chain
+                .last()
+                .is_some_and(|&(n, _)| !path.starts_with(&last[..n]))
+            {
+                chain.pop();
+            }
+            if let Some(&(n, parent_kind)) =
+                chain.iter().find(|&&(n, _)| path.get(n) == Some(&b'/'))
+            {
+                return Err(ManifestError::BeneathNonDir {
+                    index,
+                    parent: path[..n].to_vec(),
+                    path,
+                    parent_kind,
+                });
+            }
+            chain.push((path.len(), *kind));
+            last = path;
+        }
+        Ok(())
+    }
+
+    /// Runs of 2 to 7 entries, each path mostly built on an earlier one (so that chains of
+    /// possible ancestors grow several deep), usually sorted: the checker refuses exactly
+    /// what the whole-path checker refuses, with the same error.
+    #[test]
+    fn checking_runs_of_entries_agrees_with_the_whole_path_checker() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let kinds = [Kind::File, Kind::Executable, Kind::Symlink, Kind::Dir];
+        let mut outcomes = [0u32; 5];
+        for _ in 0..100_000 {
+            let n = 2 + (next() % 6) as usize;
+            let mut paths: Vec<Vec<u8>> = Vec::with_capacity(n);
+            for _ in 0..n {
+                // A cut of an earlier path (possibly inside a name), then a name or two,
+                // now and then an invalid one.
+                let mut p: Vec<u8> = match paths.get((next() as usize) % (paths.len() + 1)) {
+                    Some(base) if next() % 4 != 0 => {
+                        let keep = (next() as usize) % (base.len() + 1);
+                        base[..keep].to_vec()
+                    }
+                    _ => Vec::new(),
+                };
+                let names: [&[u8]; 10] = [
+                    b"a", b"b", b"a-b", b"ab", b"b.", b"c", b".", b"", b"x\0", b"..",
+                ];
+                for _ in 0..(next() % 3) {
+                    if !p.is_empty() {
+                        p.push(b'/');
+                    }
+                    let pick = (next() % 64) as usize;
+                    p.extend_from_slice(names[if pick < 60 { pick % 6 } else { 6 + pick % 4 }]);
+                }
+                paths.push(p);
+            }
+            if next() % 8 != 0 {
+                paths.sort();
+            }
+            let entries: Vec<(Vec<u8>, Kind)> = paths
+                .into_iter()
+                .map(|p| (p, kinds[(next() % 4) as usize]))
+                .collect();
+            let want = whole_path_check(&entries);
+            let mut c = Checker::default();
+            let got = entries.iter().enumerate().try_for_each(|(i, (p, k))| {
+                let target: Option<&[u8]> = (*k == Kind::Symlink).then_some(b"t");
+                c.check(i as u64, p, *k, target, true)
+            });
+            outcomes[match &want {
+                Ok(()) => 0,
+                Err(ManifestError::InvalidPath { .. }) => 1,
+                Err(ManifestError::BeneathNonDir { .. }) => 2,
+                Err(ManifestError::Unsorted { .. }) => 3,
+                Err(_) => 4,
+            }] += 1;
+            assert_eq!(got, want, "{entries:?}");
+        }
+        assert!(outcomes.iter().all(|&n| n > 500), "{outcomes:?}");
     }
 
     #[test]
