@@ -294,6 +294,8 @@ impl Store {
             count,
             context: context.to_string(),
             syncer: None,
+            sync_tried: false,
+            failed: false,
         })
     }
 
@@ -336,8 +338,12 @@ pub struct ManifestWriter<'a> {
     check: EntryChecker,
     count: u64,
     context: String,
-    /// Started at the first chunk written; see [`Syncer`].
+    /// Started at the first chunk written (`sync_tried`, so that a thread that could not be
+    /// started is not tried again); see [`Syncer`].
     syncer: Option<Syncer>,
+    sync_tried: bool,
+    /// A push failed: the writer takes nothing more, and `finish` names nothing.
+    failed: bool,
 }
 
 /// A thread that `fdatasync`s a file being written while the writing goes on, so that the
@@ -402,8 +408,25 @@ impl ManifestWriter<'_> {
         }
     }
 
-    /// Appends `entry`, exactly one encoded entry, after checking it.
+    /// Appends `entry`, exactly one encoded entry, after checking it. After an error, every
+    /// push and the finish fail.
     pub fn push(&mut self, entry: &[u8]) -> Result<()> {
+        if self.failed {
+            return Err(self.stopped());
+        }
+        let pushed = self.push_checked(entry);
+        self.failed = pushed.is_err();
+        pushed
+    }
+
+    fn stopped(&self) -> Error {
+        Error::msg(format!(
+            "{}: not recorded: an earlier entry was refused or could not be written",
+            self.context
+        ))
+    }
+
+    fn push_checked(&mut self, entry: &[u8]) -> Result<()> {
         let index = self.check.counts.entries;
         if index >= self.count {
             return Err(self.refused(ManifestError::TrailingBytes(entry.len())));
@@ -415,7 +438,8 @@ impl ManifestWriter<'_> {
         if self.buf.len() >= WRITE_CHUNK {
             self.flush()?;
             // A manifest of more than one chunk starts going to disk while the rest comes.
-            if self.syncer.is_none() {
+            if !self.sync_tried {
+                self.sync_tried = true;
                 self.syncer = self.file.file().try_clone().ok().and_then(Syncer::start);
             }
             if let Some(s) = &self.syncer {
@@ -425,16 +449,16 @@ impl ManifestWriter<'_> {
         Ok(())
     }
 
-    fn write_error(&self, e: io::Error) -> Error {
+    fn io_error(&self, what: &str, e: io::Error) -> Error {
         Error::msg(format!(
-            "write {}: {e}",
+            "{what} {}: {e}",
             self.store.root.join("snapshots").display()
         ))
     }
 
     fn flush(&mut self) -> Result<()> {
         self.hasher.update(&self.buf);
-        io::Write::write_all(self.file.file(), &self.buf).map_err(|e| self.write_error(e))?;
+        io::Write::write_all(self.file.file(), &self.buf).map_err(|e| self.io_error("write", e))?;
         self.buf.clear();
         Ok(())
     }
@@ -442,13 +466,16 @@ impl ManifestWriter<'_> {
     /// Checks that all `count` entries came, writes the rest, `fdatasync`s the file and names
     /// it `snapshots/<id>` (dropping it when that snapshot exists: same bytes). Returns the id.
     pub fn finish(mut self) -> Result<Hash> {
+        if self.failed {
+            return Err(self.stopped());
+        }
         let entries = self.check.counts.entries;
         if entries != self.count {
             return Err(self.refused(ManifestError::Truncated { index: entries }));
         }
         self.flush()?;
         if let Some(mut s) = self.syncer.take() {
-            s.finish().map_err(|e| self.write_error(e))?;
+            s.finish().map_err(|e| self.io_error("sync", e))?;
         }
         let id = Hash::from_bytes(*self.hasher.finalize().as_bytes());
         let name = OsString::from(id.to_hex());

@@ -669,9 +669,12 @@ fn manifest_writer_of_many_chunks_synced_as_it_goes_records_what_save_records() 
         for p in &pieces[..pieces.len() - 1] {
             w.push(p).unwrap();
         }
-        // The last entry pushed first again: out of order, refused; dropped, nothing kept.
+        // The first entry pushed again: out of order, refused. The writer then takes
+        // nothing more, not even the entry that was missing, and names nothing.
         assert!(w.push(&pieces[0]).is_err());
-        drop(w);
+        let err = w.push(&pieces[pieces.len() - 1]).unwrap_err();
+        assert!(err.to_string().contains("not recorded"), "{err}");
+        assert!(w.finish().is_err());
         assert_eq!(names("snapshots"), Vec::<String>::new(), "{fs_kind:?}");
         let mut w = store.manifest_writer(n, "test").unwrap();
         for p in &pieces {
