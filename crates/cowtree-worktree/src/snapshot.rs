@@ -137,12 +137,12 @@ pub fn snapshot(
             // other when no thread can be started: the closure, and the tree, are dropped).
             let freed = std::thread::Builder::new().spawn_scoped(s, move || drop((tree, read)));
             let id = m.finish();
-            if let Ok(freed) = freed {
-                freed
-                    .join()
-                    .map_err(|_| Error::msg("internal error: a thread panicked"))?;
+            let joined = freed.map(|f| f.join());
+            let id = id?;
+            if let Ok(Err(_)) = joined {
+                return Err(Error::msg("internal error: a thread panicked"));
             }
-            id
+            Ok(id)
         })();
         if let Ok(id) = &saved {
             // A cache thread that failed has dropped the receiver: nothing to tell.
