@@ -122,8 +122,12 @@ GIT=(git -c user.name=bench -c user.email=bench@cowtree.invalid -c gc.auto=0
 # shellcheck source=scripts/mounts.sh
 source scripts/mounts.sh
 WORK=""
+FREEZING=""
 cleanup() {
   local rc=$?
+  # Interrupted during a freeze (or a thaw that failed): thaw first, or the unmount would
+  # block on the frozen filesystem.
+  if [[ -n "$FREEZING" ]]; then fsfreeze -u "$FREEZING" 2>/dev/null || true; fi
   cowtree_mounts_down
   [[ -n "$WORK" && -d "$WORK" ]] && rm -rf "$WORK"
   exit "$rc"
@@ -152,11 +156,18 @@ drop_caches() {
 # XFS writes the metadata logged by a large step (cp -a or rm -rf of a whole tree) back in the
 # background for seconds afterwards, on the same cores as the next timed run; a freeze waits
 # for all of it. (The host filesystem is only synced: freezing / could hang the machine.)
+FREEZE_NOTED=""
 flush_fs() {
   sync
-  if [[ -n "${XFS:-}" ]] && command -v fsfreeze >/dev/null && fsfreeze -f "$XFS"; then
+  [[ -n "${XFS:-}" ]] || return 0
+  FREEZING=$XFS
+  if fsfreeze -f "$XFS" 2>/dev/null; then
     fsfreeze -u "$XFS" || die "could not thaw $XFS after freezing it"
+  elif [[ -z "$FREEZE_NOTED" ]]; then
+    FREEZE_NOTED=1
+    note "fsfreeze -f $XFS failed: runs start after sync only (background writeback may remain)"
   fi
+  FREEZING=""
 }
 settle() { # remove leftovers and flush, so the next timed run starts from a quiet disk
   local p
