@@ -787,18 +787,22 @@ mod tests {
         .encode()
     }
 
+    /// A small deterministic generator (xorshift64) for the randomized tests.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
     /// The checker looks only at the components a path does not share with the previous one;
     /// over many random pairs (a valid path, then anything) it must refuse exactly what a
     /// check of the whole path, the order and the ancestry refuses, for the same reason.
     #[test]
     fn checking_only_the_unshared_components_refuses_what_a_whole_check_refuses() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         use cowtree_fs::name::check_relative_path;
         let path = |next: &mut dyn FnMut() -> u64| -> Vec<u8> {
             let len = next() % 14;
@@ -929,13 +933,7 @@ mod tests {
     /// what the whole-path checker refuses, with the same error.
     #[test]
     fn checking_runs_of_entries_agrees_with_the_whole_path_checker() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
         let kinds = [Kind::File, Kind::Executable, Kind::Symlink, Kind::Dir];
         let mut outcomes = [0u32; 5];
         for _ in 0..100_000 {
