@@ -114,17 +114,42 @@ pub fn scratch(fs: Fs) -> Option<tempfile::TempDir> {
     )
 }
 
+/// A small deterministic generator (xorshift64) for randomized tests and patterns; the same
+/// seed gives the same numbers (a seed of 0, which would stay 0, is taken as 1).
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> XorShift {
+        XorShift(seed.max(1))
+    }
+
+    /// Seeded from the clock; the seed is printed (`what: seed N`) so that a failure can be
+    /// replayed with [`XorShift::new`].
+    pub fn from_clock(what: &str) -> XorShift {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        println!("{what}: seed {seed}");
+        XorShift::new(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
 /// Writes `len` bytes of a deterministic, non-repeating pattern seeded by `seed`.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mut x = XorShift::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    (0..len).map(|_| x.next_u64() as u8).collect()
 }
 
 /// Asserts that `diff -r --no-dereference` finds no difference between two trees (contents,

@@ -8,12 +8,12 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 use cowtree_testutil::tree::{assert_same_tree, snapshot as tree_of};
-use cowtree_testutil::{Fs, pattern, scratch};
+use cowtree_testutil::{Fs, XorShift, pattern, scratch};
 
 /// A small tree: `dirs` directories of `files` files of `size` bytes (content seeded by
 /// `seed`), a symlink and an empty directory.
@@ -124,60 +124,10 @@ fn enospc_during_snapshot_checkout_and_clone_fails_cleanly_and_a_retry_succeeds(
     assert_verify_ok(&store, "at the end");
 }
 
-/// xorshift, seeded from the clock (printed so that a failure can be replayed by hand).
-struct Rng(u64);
-
-impl Rng {
-    fn new(what: &str) -> Rng {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-            | 1;
-        println!("{what}: seed {seed}");
-        Rng(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// Starts `cowtree --store STORE ARGS`, kills it with SIGKILL after a random 0-200 ms, and
 /// returns whether it had already finished (successfully) by then.
-fn kill_at_random(store: &Path, args: &[&OsStr], rng: &mut Rng) -> bool {
-    let mut child = bin()
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let delay = Duration::from_millis(rng.below(201));
-    let until = Instant::now() + delay;
-    while Instant::now() < until {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    if out.status.code().is_some() {
-        assert!(
-            out.status.success(),
-            "{args:?} failed on its own: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        true
-    } else {
-        false
-    }
+fn kill_at_random(store: &Path, args: &[&OsStr], rng: &mut XorShift) -> bool {
+    run_killed_after(store, args, Duration::from_millis(rng.below(201)))
 }
 
 const KILLS: usize = 30;
@@ -188,7 +138,7 @@ fn snapshot_killed_at_random_points_leaves_a_consistent_store() {
     let root = dir.path();
     let store = root.join("store");
     cowtree(&store, &[s("ls")]).assert_ok("create the store");
-    let mut rng = Rng::new("snapshot kills");
+    let mut rng = XorShift::from_clock("snapshot kills");
     let mut killed = 0;
     for i in 0..KILLS {
         let src = root.join(format!("src{i}"));
@@ -223,7 +173,7 @@ fn checkout_killed_at_random_points_leaves_dst_absent_or_complete() {
     let expect = tree_of(&src);
     let parent = root.join("wts");
     fs::create_dir(&parent).unwrap();
-    let mut rng = Rng::new("checkout kills");
+    let mut rng = XorShift::from_clock("checkout kills");
     let mut killed = 0;
     for i in 0..KILLS {
         let wt = parent.join(format!("wt{i}"));
@@ -250,7 +200,7 @@ fn gc_killed_at_random_points_leaves_a_consistent_store() {
     let keep_src = root.join("keep");
     make_tree(&keep_src, 4, 20, 4 * 1024, 999);
     let keep = snapshot(&store, &keep_src);
-    let mut rng = Rng::new("gc kills");
+    let mut rng = XorShift::from_clock("gc kills");
     let mut killed = 0;
     for i in 0..KILLS {
         // Garbage for gc: a snapshot's blobs, with the snapshot removed.

@@ -10,14 +10,13 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
 use cowtree_testutil::tree::{assert_same_tree, snapshot as tree_of};
-use cowtree_testutil::{Fs, pattern, scratch};
+use cowtree_testutil::{Fs, XorShift, pattern, scratch};
 
 fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
@@ -484,28 +483,6 @@ fn contents(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
-/// xorshift, seeded from the clock (printed so that a failure can be replayed by hand).
-struct Rng(u64);
-
-impl Rng {
-    fn new(what: &str) -> Rng {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-            | 1;
-        println!("{what}: seed {seed}");
-        Rng(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// Tree A, and tree B: half the files changed, some removed, some added, and a file that
 /// becomes a directory, a directory that becomes a file and a file that becomes a symlink.
 fn two_trees(a: &Path, b: &Path) {
@@ -563,7 +540,7 @@ fn switch_killed_at_random_points_leaves_whole_files_and_a_rerun_reaches_the_tar
         one_ms = one_ms.min(t.elapsed().as_millis() as u64);
     }
     let one_ms = (one_ms * 3 / 4).clamp(5, 150);
-    let mut rng = Rng::new("switch kills");
+    let mut rng = XorShift::from_clock("switch kills");
     let mut killed = 0;
     let mut attempts = 0;
     let mut mixed = 0;
@@ -576,31 +553,9 @@ fn switch_killed_at_random_points_leaves_whole_files_and_a_rerun_reaches_the_tar
         attempts += 1;
         let target = (i + 1) % 2;
         let before = capture_except(root, &[&wt, &store]);
-        let mut child = bin()
-            .arg("--store")
-            .arg(&store)
-            .args([s("switch"), wt.as_os_str(), s(&ids[target])])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let until = Instant::now() + Duration::from_millis(rng.below(one_ms + 1));
-        while Instant::now() < until {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let _ = child.kill();
-        let o = child.wait_with_output().unwrap();
-        if o.status.code().is_some() {
-            assert!(
-                o.status.success(),
-                "kill {i}: switch failed on its own: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-        } else {
+        let args = [s("switch"), wt.as_os_str(), s(&ids[target])];
+        let delay = Duration::from_millis(rng.below(one_ms + 1));
+        if !run_killed_after(&store, &args, delay) {
             killed += 1;
         }
         before.assert_same(

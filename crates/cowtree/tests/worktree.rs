@@ -5,12 +5,11 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{bin, ok, ok_json, run, s, snapshot};
-use cowtree_testutil::{Fs, pattern, scratch};
+use common::{bin, ok, ok_json, run, run_killed_after, s, snapshot};
+use cowtree_testutil::{Fs, XorShift, pattern, scratch};
 use serde_json::Value;
 
 fn write(p: &Path, data: &[u8]) {
@@ -201,24 +200,14 @@ fn two_trees(a: &Path, b: &Path) {
 }
 
 /// Runs cowtree with `args` on `store` and sends it SIGKILL after a pseudo-random delay of up
-/// to 1.1 times `one` (the command's calibrated duration; `seed` is a xorshift state).
-/// Returns whether the command finished successfully before the kill.
-fn run_killed_at_random(store: &Path, args: &[&OsStr], one: Duration, seed: &mut u64) -> bool {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    let delay = one.mul_f64((*seed % 1000) as f64 / 1000.0 * 1.1);
-    let mut child = bin()
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(delay);
-    let _ = child.kill();
-    child.wait().unwrap().success()
+/// to 1.1 times `one` (the command's calibrated duration; `rng` picks the delay).
+/// Returns whether the command finished (successfully) before the kill.
+fn run_killed_at_random(store: &Path, args: &[&OsStr], one: Duration, rng: &mut XorShift) -> bool {
+    run_killed_after(
+        store,
+        args,
+        one.mul_f64(rng.below(1000) as f64 / 1000.0 * 1.1),
+    )
 }
 
 #[test]
@@ -237,7 +226,7 @@ fn kill_9_during_switch_leaves_whole_files_and_a_rerun_reaches_the_target_exactl
     ok(&store, &[s("switch"), wt.as_os_str(), s(&b)]);
     ok(&store, &[s("switch"), wt.as_os_str(), s(&a)]);
     let one = t.elapsed() / 2;
-    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut rng = XorShift::new(0x2545_F491_4F6C_DD1D);
     let mut interrupted = 0;
     for round in 0..20 {
         let (target, src, want) = if round % 2 == 0 {
@@ -249,7 +238,7 @@ fn kill_9_during_switch_leaves_whole_files_and_a_rerun_reaches_the_target_exactl
             &store,
             &[s("switch"), wt.as_os_str(), s(target)],
             one,
-            &mut seed,
+            &mut rng,
         ) {
             interrupted += 1;
         }
@@ -308,11 +297,11 @@ fn kill_9_during_reset_leaves_whole_files_and_a_rerun_restores_the_base_exactly(
     let t = Instant::now();
     ok(&store, &[s("reset"), wt.as_os_str()]);
     let one = t.elapsed();
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rng = XorShift::new(0x9E37_79B9_7F4A_7C15);
     let mut interrupted = 0;
     for round in 1..=16u64 {
         let dirty = spoil(round);
-        if !run_killed_at_random(&store, &[s("reset"), wt.as_os_str()], one, &mut seed) {
+        if !run_killed_at_random(&store, &[s("reset"), wt.as_os_str()], one, &mut rng) {
             interrupted += 1;
         }
         // Under its final name, each file is whole: the base's bytes or the spoiled ones.

@@ -190,3 +190,36 @@ pub fn ok(store: &Path, args: &[&OsStr]) -> std::process::Output {
 pub fn ok_json(store: &Path, args: &[&OsStr]) -> serde_json::Value {
     serde_json::from_slice(&ok(store, args).stdout).expect("one JSON object")
 }
+
+/// Runs cowtree with `--store store` and `args`, and sends it SIGKILL once `delay` has passed
+/// unless it ended first. True when it ended on its own (it must have succeeded: the assertion
+/// shows its stderr), false when it was killed.
+pub fn run_killed_after(store: &Path, args: &[&OsStr], delay: Duration) -> bool {
+    let mut child = bin()
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cowtree");
+    let until = Instant::now() + delay;
+    while Instant::now() < until {
+        if child.try_wait().expect("wait for cowtree").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait for cowtree");
+    if out.status.code().is_none() {
+        return false;
+    }
+    assert!(
+        out.status.success(),
+        "{args:?} failed on its own: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
