@@ -142,6 +142,12 @@ fn changes(e: &Env, wt: &mut Worktree) -> Vec<(ChangeKind, String)> {
     change_list(&status::status(&e.store, wt).unwrap())
 }
 
+/// Changes sorted by path, then kind, to compare lists made in different orders.
+fn by_path(mut v: Vec<(ChangeKind, String)>) -> Vec<(ChangeKind, String)> {
+    v.sort_by(|x, y| x.1.cmp(&y.1).then(x.0.cmp(&y.0)));
+    v
+}
+
 /// A status's changes as (kind, path), an untracked directory's path ending in `/`.
 fn change_list(s: &cowtree_worktree::Scan) -> Vec<(ChangeKind, String)> {
     s.changes
@@ -175,7 +181,7 @@ fn status_finds_each_kind_of_change_and_nothing_on_a_fresh_checkout() {
     symlink("tool", w.join("link")).unwrap();
     fs::remove_dir(w.join("empty")).unwrap();
     use ChangeKind::*;
-    let mut want = vec![
+    let want = vec![
         (Modified, "d1/sub/f1".to_string()),
         (Deleted, "gone".into()),
         (Added, "untracked".into()),
@@ -186,10 +192,7 @@ fn status_finds_each_kind_of_change_and_nothing_on_a_fresh_checkout() {
         (Modified, "link".into()),
         (Deleted, "empty".into()),
     ];
-    want.sort_by(|x, y| x.1.cmp(&y.1).then(x.0.cmp(&y.0)));
-    let mut got = changes(&e, &mut wt);
-    got.sort_by(|x, y| x.1.cmp(&y.1).then(x.0.cmp(&y.0)));
-    assert_eq!(got, want);
+    assert_eq!(by_path(changes(&e, &mut wt)), by_path(want));
 }
 
 #[test]
@@ -397,7 +400,7 @@ fn unchanged_directories_are_not_listed_and_every_change_to_a_directory_is_seen(
         // Past the granularity, so that the records the snapshot below writes are not racy.
         sleep_past_granularity();
         use ChangeKind::*;
-        let mut want = vec![
+        let want = vec![
             (Added, "d0/sub/new".to_string()),
             (Deleted, "d1/sub/f1".into()),
             (Deleted, "d2/sub/f2".into()),
@@ -405,11 +408,8 @@ fn unchanged_directories_are_not_listed_and_every_change_to_a_directory_is_seen(
             (TypeChanged, "gone".into()),
             (Added, "empty/inside".into()),
         ];
-        want.sort_by(|x, y| x.1.cmp(&y.1).then(x.0.cmp(&y.0)));
         let s = status::status(&e.store, &mut wt).unwrap();
-        let mut got = change_list(&s);
-        got.sort_by(|x, y| x.1.cmp(&y.1).then(x.0.cmp(&y.0)));
-        assert_eq!(got, want, "{fs_kind:?}");
+        assert_eq!(by_path(change_list(&s)), by_path(want), "{fs_kind:?}");
         // The changed directories (the root, d0/sub, d1/sub, d2/sub, empty) and nothing
         // else; without directory records, every directory but `gone`, which is reported as
         // a type change, not walked (`dirs` counts it and not the root).
