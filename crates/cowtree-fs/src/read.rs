@@ -1,6 +1,7 @@
 //! Reading a whole file at once, in parallel when it is large.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 
 use rustix::io::Errno;
@@ -17,12 +18,13 @@ pub fn read_whole(fd: impl AsFd) -> io::Result<Vec<u8>> {
     let fd = fd.as_fd();
     let size = rustix::fs::fstat(fd)?.st_size;
     let size = usize::try_from(size).map_err(|_| io::Error::other("file too large"))?;
-    // Zeroed by the allocator's fresh mapping, not by a pass over it: the pages are first
-    // touched by the reads.
-    let mut buf = vec![0u8; size];
+    // Left uninitialised: zeroing it would be one more pass over every page before the reads
+    // overwrite them all.
+    let mut buf: Vec<u8> = Vec::with_capacity(size);
+    let spare = &mut buf.spare_capacity_mut()[..size];
     let mut filled = None;
     if size >= PARALLEL_FROM {
-        let (a, b) = buf.split_at_mut(size / 2);
+        let (a, b) = spare.split_at_mut(size / 2);
         let half = a.len() as u64;
         filled = std::thread::scope(|s| -> io::Result<Option<bool>> {
             // No thread to be had: read in one pass below.
@@ -40,9 +42,12 @@ pub fn read_whole(fd: impl AsFd) -> io::Result<Vec<u8>> {
     }
     let filled = match filled {
         Some(f) => f,
-        None => fill_at(fd, &mut buf, 0)?,
+        None => fill_at(fd, spare, 0)?,
     };
-    if filled && !fill_at(fd, &mut [0u8; 1], size as u64)? {
+    if filled && !fill_at(fd, &mut [MaybeUninit::uninit()], size as u64)? {
+        // SAFETY: `fill_at` returned true for both halves (or the whole): every byte of the
+        // first `size` of the capacity was written by `pread`.
+        unsafe { buf.set_len(size) };
         return Ok(buf);
     }
     // The size changed while the file was read: once more, to its end.
@@ -62,15 +67,16 @@ pub fn read_whole(fd: impl AsFd) -> io::Result<Vec<u8>> {
     }
 }
 
-/// Fills `buf` from offset `at`; false when the file ends first.
-fn fill_at(fd: impl AsFd, buf: &mut [u8], mut at: u64) -> io::Result<bool> {
+/// Fills `buf` from offset `at`; false when the file ends first (what was read is then
+/// initialised, the rest not).
+fn fill_at(fd: impl AsFd, buf: &mut [MaybeUninit<u8>], mut at: u64) -> io::Result<bool> {
     let mut done = 0;
     while done < buf.len() {
         match rustix::io::pread(fd.as_fd(), &mut buf[done..], at) {
-            Ok(0) => return Ok(false),
-            Ok(n) => {
-                done += n;
-                at += n as u64;
+            Ok(([], _)) => return Ok(false),
+            Ok((read, _)) => {
+                done += read.len();
+                at += read.len() as u64;
             }
             Err(Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
