@@ -5,14 +5,14 @@
 //! a symlink is recorded as a symlink and never followed, and at most one directory fd per
 //! worker is open at a time. Special files (fifos, sockets, devices) are refused.
 //!
-//! Where the source can be cloned into the store, new content is cloned into an unnamed file in
-//! the staging directory (`O_TMPFILE`, mode 0444 from the start; a named staging file where
-//! the filesystem lacks `O_TMPFILE`), the clone is hashed, and only then given its name in
-//! `blobs/` (`linkat`; a rename for named staging), so a writer changing the source mid-ingest
-//! cannot make a blob disagree with its name. If another writer placed the same blob first, the
-//! staged clone is dropped. Where the source and store cannot share data (another filesystem,
-//! or one without reflinks), the file is read once, written to staging and hashed in the same
-//! pass.
+//! Where the source can be cloned into the store, new content is cloned into an unnamed file in the
+//! worker's staging directory (`O_TMPFILE`, mode 0444 from the start; a named staging file where
+//! the filesystem lacks `O_TMPFILE`; see [`Putter::lane`]), the clone is hashed, and only then
+//! given its name in `blobs/` (`linkat`; a rename for named staging), so a writer changing the
+//! source mid-ingest cannot make a blob disagree with its name. If another writer placed the same
+//! blob first, the staged clone is dropped. Where the source and store cannot share data (another
+//! filesystem, or one without reflinks), the file is read once, written to staging and hashed in
+//! the same pass.
 //!
 //! Hashing the source first (from the page cache) lets content already in the store skip the
 //! clone entirely; for new content that read is wasted, so it is adaptive: always for the
@@ -34,8 +34,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use cowtree_fs::classify::{CloneErrno, classify_clone_errno};
@@ -83,8 +83,13 @@ const PREHASH_WARMUP: u64 = 64;
 /// content turns out to be in the store switches it back on.
 const PREHASH_SAMPLE: u64 = 32;
 
+/// Upper bound on staging subdirectories (see [`Putter::lane`]).
+const MAX_LANES: usize = 16;
+
 /// A clone in staging whose hash is still to be computed.
-struct Staged {
+struct Staged<'l> {
+    /// The staging directory it is in (see [`Putter::lane`]).
+    lane: &'l Dir,
     fd: OwnedFd,
     /// The staging name; `None` for an unnamed (`O_TMPFILE`) clone, which is linked into
     /// `blobs/` from its descriptor.
@@ -101,11 +106,11 @@ enum Unnamed {
 }
 
 /// What [`Putter::stage`] did with one file.
-enum Step {
+enum Step<'l> {
     /// Recorded.
     Done(Put),
     /// Cloned into staging; to be hashed and placed.
-    Staged(Staged),
+    Staged(Staged<'l>),
     /// Vanished before it could be read.
     Vanished,
 }
@@ -157,6 +162,8 @@ pub struct Putter<'a> {
     tmpfile_mode_ok: AtomicBool,
     /// `linkat(AT_EMPTY_PATH)` is allowed (else the `/proc/self/fd` link is used).
     link_empty_path: AtomicBool,
+    /// Subdirectories of `staging`, one per worker; see [`Putter::lane`].
+    lanes: OnceLock<Vec<Dir>>,
 }
 
 /// Records the tree at `src` in `store` and names the snapshot `name` when given.
@@ -375,6 +382,7 @@ impl<'a> Putter<'a> {
             tmpfile: AtomicBool::new(true),
             tmpfile_mode_ok: AtomicBool::new(false),
             link_empty_path: AtomicBool::new(true),
+            lanes: OnceLock::new(),
         }
     }
 
@@ -412,13 +420,13 @@ impl<'a> Putter<'a> {
 
     /// Hashes a staged clone (what is actually in the store's staging, never the source) and
     /// gives it its name in `blobs/`.
-    fn finish_staged(&self, s: Staged) -> io::Result<Put> {
+    fn finish_staged(&self, s: Staged<'_>) -> io::Result<Put> {
         let (size, hash) = hash_fd(&s.fd)?;
         self.cloned_bytes.fetch_add(size, Ordering::Relaxed);
         match &s.sname {
             Some(sname) => {
                 drop(s.fd);
-                self.place_blob(sname, &hash, size)?;
+                self.place_blob(s.lane, sname, &hash, size)?;
             }
             None => self.link_blob(&s.fd, &hash, size)?,
         }
@@ -450,7 +458,7 @@ impl<'a> Putter<'a> {
     /// unnamed `O_TMPFILE` where the filesystem has it, else a named file) and the clone is
     /// hashed later, so a concurrent writer cannot make the blob disagree with its name.
     /// Without CoW the source is read once, written to staging and hashed in the same pass.
-    fn stage(&self, dir: &Dir, dev: u64, name: &OsStr) -> io::Result<Step> {
+    fn stage(&self, dir: &Dir, dev: u64, name: &OsStr) -> io::Result<Step<'_>> {
         // O_NONBLOCK: a FIFO swapped in after the directory was read cannot block the open.
         let src = match openat(
             dir,
@@ -471,6 +479,7 @@ impl<'a> Putter<'a> {
         }
         let exec = st.st_mode & 0o111 != 0;
         let prehash = self.prehash_wanted();
+        let lane = self.lane();
         let sname = OsString::from(format!("f{}", self.counter.fetch_add(1, Ordering::Relaxed)));
         let sname = sname.as_os_str();
         let try_clone = !self
@@ -483,9 +492,10 @@ impl<'a> Putter<'a> {
                 return Ok(done);
             }
             let cloned = if self.tmpfile.load(Ordering::Relaxed) {
-                match self.clone_unnamed(&src)? {
+                match self.clone_unnamed(lane, &src)? {
                     Unnamed::Cloned(fd) => {
                         return Ok(Step::Staged(Staged {
+                            lane,
                             fd,
                             sname: None,
                             exec,
@@ -505,15 +515,16 @@ impl<'a> Putter<'a> {
                         mode: Some(0o444),
                         preserve_times: false,
                     };
-                    match transfer_at(dir, name, self.staging, sname, &opts)? {
+                    match transfer_at(dir, name, lane, sname, &opts)? {
                         Transfer::Cloned { .. } => {
                             let fd = openat(
-                                self.staging,
+                                lane,
                                 sname,
                                 OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                                 Mode::empty(),
                             )?;
                             return Ok(Step::Staged(Staged {
+                                lane,
                                 fd,
                                 sname: Some(sname.to_owned()),
                                 exec,
@@ -533,9 +544,9 @@ impl<'a> Putter<'a> {
         }
         // The source may have been read by the pre-hash.
         rustix::fs::seek(&src, rustix::fs::SeekFrom::Start(0))?;
-        let (size, hash) = copy_and_hash(&src, self.staging, sname)?;
+        let (size, hash) = copy_and_hash(&src, lane, sname)?;
         self.copied_bytes.fetch_add(size, Ordering::Relaxed);
-        self.place_blob(sname, &hash, size)?;
+        self.place_blob(lane, sname, &hash, size)?;
         Ok(Step::Done(Put {
             size,
             hash,
@@ -545,7 +556,7 @@ impl<'a> Putter<'a> {
 
     /// Hashes the source as it is (from the page cache); when the store holds that content
     /// already, the file is done.
-    fn prehash(&self, src: &OwnedFd, exec: bool) -> io::Result<Option<Step>> {
+    fn prehash(&self, src: &OwnedFd, exec: bool) -> io::Result<Option<Step<'_>>> {
         let (size, hash) = hash_fd(src)?;
         self.prehashed.fetch_add(1, Ordering::Relaxed);
         let known = statat(
@@ -564,11 +575,37 @@ impl<'a> Putter<'a> {
         Ok(None)
     }
 
+    /// The staging directory for the calling worker: a subdirectory of the staging directory
+    /// of its own, made on first use (the staging directory itself when none can be made).
+    ///
+    /// On XFS a new file's inode is allocated in the allocation group of its directory, and an
+    /// `O_TMPFILE` inode sits on that group's unlinked list until it is linked: both take the
+    /// group's AGI buffer lock for the whole transaction. With one staging directory every
+    /// worker queues on one AGI for each file; new directories are spread over the groups, so
+    /// a directory per worker spreads those locks. Measured on the bench tree on a 4-group
+    /// XFS: a snapshot into an empty store 5.3-6.9 s with one directory, 4.7-4.9 s with one
+    /// per worker, and no wait left on an AGI lock.
+    fn lane(&self) -> &Dir {
+        let lanes = self.lanes.get_or_init(|| {
+            let n = rayon::current_num_threads().clamp(1, MAX_LANES);
+            (0..n)
+                .map_while(|i| {
+                    let name = OsString::from(format!("lane{i}"));
+                    self.staging.create_dir_open(&name, 0o700).ok()
+                })
+                .collect()
+        });
+        match rayon::current_thread_index() {
+            Some(i) if !lanes.is_empty() => &lanes[i % lanes.len()],
+            _ => lanes.first().unwrap_or(self.staging),
+        }
+    }
+
     /// Clones `src` into a new unnamed file in staging (`O_TMPFILE`, mode 0444 from the
     /// start): no directory entry to create and rename, and nothing left behind by a crash.
-    fn clone_unnamed(&self, src: &OwnedFd) -> io::Result<Unnamed> {
+    fn clone_unnamed(&self, lane: &Dir, src: &OwnedFd) -> io::Result<Unnamed> {
         let tmp = match openat(
-            self.staging,
+            lane,
             ".",
             OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o444),
@@ -653,25 +690,19 @@ impl<'a> Putter<'a> {
     }
 
     /// Renames a hashed staging file into `blobs/`, or drops it when the blob exists.
-    fn place_blob(&self, sname: &OsStr, hash: &Hash, size: u64) -> io::Result<()> {
+    fn place_blob(&self, lane: &Dir, sname: &OsStr, hash: &Hash, size: u64) -> io::Result<()> {
         let rel = Store::blob_rel(hash);
         let blobs = self.store.blobs();
         let mut retried = false;
         loop {
-            match rustix::fs::renameat_with(
-                self.staging,
-                sname,
-                blobs,
-                &rel,
-                RenameFlags::NOREPLACE,
-            ) {
+            match rustix::fs::renameat_with(lane, sname, blobs, &rel, RenameFlags::NOREPLACE) {
                 Ok(()) => {
                     self.new_blobs.fetch_add(1, Ordering::Relaxed);
                     self.new_bytes.fetch_add(size, Ordering::Relaxed);
                     return Ok(());
                 }
                 Err(Errno::EXIST) => {
-                    rustix::fs::unlinkat(self.staging, sname, AtFlags::empty())?;
+                    rustix::fs::unlinkat(lane, sname, AtFlags::empty())?;
                     return Ok(());
                 }
                 Err(Errno::NOENT) if !retried => {

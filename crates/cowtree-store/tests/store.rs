@@ -547,6 +547,64 @@ fn new_content_is_stored_once_read_only_sharing_extents_and_leaves_no_staging() 
     );
 }
 
+/// The allocation group of inode `ino` on the XFS mounted at `mnt`, from `xfs_info`'s
+/// geometry: an inode number is its group, then its block in the group, then its slot in the
+/// block.
+fn xfs_ag_of(mnt: &Path) -> impl Fn(u64) -> u64 + use<> {
+    let out = std::process::Command::new("xfs_info")
+        .arg(mnt)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "xfs_info {}: {out:?}", mnt.display());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let field = |key: &str| -> u64 {
+        let at = text
+            .find(key)
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+            + key.len();
+        let digits: String = text[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    };
+    let (agblocks, bsize, isize) = (field(" agsize="), field(" bsize="), field(" isize="));
+    let agblklog = u64::BITS - (agblocks - 1).leading_zeros();
+    let inopblog = (bsize / isize).trailing_zeros();
+    move |ino| ino >> (agblklog + inopblog)
+}
+
+#[test]
+fn a_snapshots_new_blobs_are_spread_over_xfs_allocation_groups() {
+    // Each worker stages in a directory of its own, and XFS spreads new directories over its
+    // allocation groups: the workers do not all queue on the lock of one group's inode table.
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let ag_of = xfs_ag_of(&cowtree_testutil::mount(Fs::Xfs).unwrap());
+    let src = dir.path().join("src");
+    for d in 0..32 {
+        fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
+        for f in 0..32 {
+            let data = pattern(4096, d * 1000 + f + 1);
+            fs::write(src.join(format!("d{d}/f{f}")), data).unwrap();
+        }
+    }
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let report = snapshot_dir(&store, &src, None).unwrap();
+    assert_eq!(report.new_blobs, 32 * 32);
+    let mut groups = std::collections::BTreeMap::<u64, usize>::new();
+    for fan in fs::read_dir(store.root().join("blobs")).unwrap() {
+        for blob in fs::read_dir(fan.unwrap().path()).unwrap() {
+            let ino = std::os::unix::fs::MetadataExt::ino(&blob.unwrap().metadata().unwrap());
+            *groups.entry(ag_of(ino)).or_default() += 1;
+        }
+    }
+    assert_eq!(groups.values().sum::<usize>(), 32 * 32);
+    assert!(
+        groups.len() >= 2,
+        "all new blobs in one allocation group: {groups:?}"
+    );
+}
+
 #[test]
 fn manifest_writer_records_what_save_records_and_nothing_when_refused() {
     use cowtree_store::manifest::{encode_blob, encode_dir, encode_symlink};
