@@ -20,7 +20,10 @@ pub fn read_whole(fd: impl AsFd) -> io::Result<Vec<u8>> {
     let size = usize::try_from(size).map_err(|_| io::Error::other("file too large"))?;
     // Left uninitialised: zeroing it would be one more pass over every page before the reads
     // overwrite them all.
-    let mut buf: Vec<u8> = Vec::with_capacity(size);
+    let mut buf: Vec<u8> = Vec::new();
+    buf.try_reserve_exact(size).map_err(|_| {
+        io::Error::other(format!("file too large to read into memory ({size} bytes)"))
+    })?;
     let spare = &mut buf.spare_capacity_mut()[..size];
     let mut filled = None;
     if size >= PARALLEL_FROM {
@@ -106,5 +109,15 @@ mod tests {
             let f = std::fs::File::open(&p).expect("open");
             assert_eq!(read_whole(&f).expect("read"), data, "size {size}");
         }
+    }
+
+    #[test]
+    fn a_file_longer_than_its_stat_size_is_read_to_its_end() {
+        // /proc files report a size of 0 but have content: the probe past the size finds
+        // more, and the file is read again to its end.
+        let f = std::fs::File::open("/proc/self/status").expect("open");
+        let text = String::from_utf8(read_whole(&f).expect("read")).expect("utf-8");
+        assert!(text.starts_with("Name:"), "{text}");
+        assert!(text.contains("\nPid:"), "{text}");
     }
 }
