@@ -964,12 +964,9 @@ impl<'a> Walk<'a> {
         let mut scan = Scan::default();
         let (mut bcur, mut ccur) = (brange.start, crange.start);
         // Names of the entries that will have a record in the cache (files and symlinks) and
-        // of the subdirectories; `complete` while every entry is one of those.
+        // of the subdirectories: the directory gets a record when every entry listed is one.
         let mut leaves: Vec<&[u8]> = Vec::with_capacity(list.len());
         let mut subdirs: Vec<&[u8]> = Vec::new();
-        let mut complete = true;
-        // Files and symlinks seen that have no record (yet).
-        let mut unrecorded = 0usize;
         for ent in &list {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -982,36 +979,23 @@ impl<'a> Walk<'a> {
             let mut ft = ent.ft;
             let mut st = None;
             if ft != FileType::Directory {
-                match statat(&*dir, os_name, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(x) => {
+                match self.lstat(&dir, os_name, &path)? {
+                    Some(x) => {
                         ft = FileType::from_raw_mode(x.st_mode);
                         st = Some(x);
                     }
-                    Err(Errno::NOENT) => {
-                        complete = false;
-                        continue;
-                    }
-                    Err(e) => {
-                        return Err(Error::msg(format!(
-                            "stat {}: {}",
-                            self.full(&path),
-                            io::Error::from(e)
-                        )));
-                    }
+                    // Gone: not listed in the record either.
+                    None => continue,
                 }
             }
             if let Some(i) = idx {
                 self.seen[i].store(true, Ordering::Relaxed);
             }
-            // Until found otherwise below: a file or symlink gets no record.
-            match ft {
-                FileType::Directory => subdirs.push(name),
-                _ => unrecorded += 1,
+            if ft == FileType::Directory {
+                subdirs.push(name);
             }
-            let mut recorded = || {
-                unrecorded -= 1;
-                leaves.push(name);
-            };
+            // A file or symlink gets a record only where found so below.
+            let mut recorded = || leaves.push(name);
             let change = |kind| Change {
                 path: path.clone(),
                 kind,
@@ -1138,7 +1122,7 @@ impl<'a> Walk<'a> {
                 }
             }
         }
-        if let (Some(key), true, 0) = (dkey, complete, unrecorded) {
+        if let Some(key) = dkey.filter(|_| leaves.len() + subdirs.len() == list.len()) {
             scan.dir_recs.push(Rec {
                 path: rel.to_vec(),
                 key,
