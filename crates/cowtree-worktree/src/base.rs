@@ -209,7 +209,9 @@ impl Base {
         range_in(within, dir, |i| self.path(i))
     }
 
-    /// Index of the entry `dir/name`, searching only `range` (from [`Base::range`] of `dir`).
+    /// Index of the entry `dir/name`, searching only `range` (from [`Base::range`] of `dir`):
+    /// the tests' reference for [`Base::find_child_from`].
+    #[cfg(test)]
     pub fn find_child(
         &self,
         range: &std::ops::Range<usize>,
@@ -219,8 +221,8 @@ impl Base {
         find_child(range, dir, name, |i| self.path(i))
     }
 
-    /// [`Base::find_child`] for names asked in increasing byte order (see
-    /// [`find_child_from`]).
+    /// Index of the entry `dir/name`, searching only `range` (from [`Base::range`] of `dir`),
+    /// for names asked in increasing byte order (see [`find_child_from`]).
     pub fn find_child_from(
         &self,
         range: &std::ops::Range<usize>,
@@ -289,7 +291,8 @@ pub(crate) fn range_in<'a>(
     bound(b'/')..bound(b'/' + 1)
 }
 
-/// [`find_child`] for names asked in increasing byte order: the search starts at `*from` (at
+/// Search for `dir/name` within `range` (all paths there start with `dir/`, so only what
+/// follows is compared), for names asked in increasing byte order: the search starts at `*from` (at
 /// first `range.start`), galloping forward, and leaves `*from` past what it passed. So a
 /// directory's entries, looked up in order, cost a few comparisons each rather than a whole
 /// binary search. Names asked out of order may not be found.
@@ -329,7 +332,8 @@ pub(crate) fn find_child_from<'a>(
 }
 
 /// Binary search for `dir/name` within `range` (all paths there start with `dir/`, so only
-/// what follows is compared).
+/// what follows is compared): the tests' reference for [`find_child_from`].
+#[cfg(test)]
 pub(crate) fn find_child<'a>(
     range: &std::ops::Range<usize>,
     dir: &[u8],

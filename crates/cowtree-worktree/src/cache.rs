@@ -285,10 +285,13 @@ impl StatCache {
     /// `now` (see [`StatCache::trusted`]).
     pub fn trusted_at(&self, i: usize, now: &StatKey) -> Option<Hash> {
         let (key, hash) = self.rec_at(i);
-        if key != *now || self.is_racy(&key) {
-            return None;
-        }
-        Some(hash)
+        self.proves(&key, now).then_some(hash)
+    }
+
+    /// True when a record of stat `key` proves its content for the stat `now`: the same
+    /// size, times, inode and mode, and not racy.
+    fn proves(&self, key: &StatKey, now: &StatKey) -> bool {
+        key == now && !self.is_racy(key)
     }
 
     /// The entries of directory `dir` (whose stat is `now`) as the records beneath it hold
@@ -301,7 +304,7 @@ impl StatCache {
             .binary_search_by(|&o| self.path_of(o).cmp(dir))
             .ok()?;
         let (key, want) = self.rec_of(self.doffs[i]);
-        if key != *now || self.is_racy(&key) {
+        if !self.proves(&key, now) {
             return None;
         }
         let prefix = if dir.is_empty() { 0 } else { dir.len() + 1 };
@@ -351,17 +354,14 @@ impl StatCache {
 
     /// The stat data and content hash recorded for `path`.
     pub fn get(&self, path: &[u8]) -> Option<(StatKey, Hash)> {
-        let i = self
-            .offs
-            .binary_search_by(|&o| {
-                let o = o as usize;
-                let len =
-                    u32::from_le_bytes(self.bytes[o..o + 4].try_into().expect("bounds checked"))
-                        as usize;
-                self.bytes[o + 4..o + 4 + len].cmp(path)
-            })
-            .ok()?;
-        Some(self.rec_at(i))
+        self.index_of(path).map(|i| self.rec_at(i))
+    }
+
+    /// The index of the record of `path`.
+    fn index_of(&self, path: &[u8]) -> Option<usize> {
+        self.offs
+            .binary_search_by(|&o| self.path_of(o).cmp(path))
+            .ok()
     }
 
     /// The indices of the records beneath directory `dir`.
@@ -375,23 +375,7 @@ impl StatCache {
     }
 
     /// [`StatCache::trusted`] for `dir/name`, searching only `range` (from
-    /// [`StatCache::range`] of `dir`).
-    pub fn trusted_child(
-        &self,
-        range: &std::ops::Range<usize>,
-        dir: &[u8],
-        name: &[u8],
-        now: &StatKey,
-    ) -> Option<Hash> {
-        let i = crate::base::find_child(range, dir, name, |i| self.path_at(i))?;
-        let (key, hash) = self.rec_at(i);
-        if key != *now || self.is_racy(&key) {
-            return None;
-        }
-        Some(hash)
-    }
-
-    /// [`StatCache::trusted_child`] for names asked in increasing byte order, from `*from`
+    /// [`StatCache::range`] of `dir`), for names asked in increasing byte order, from `*from`
     /// (see [`crate::base::find_child_from`]).
     pub fn trusted_child_from(
         &self,
@@ -408,11 +392,7 @@ impl StatCache {
     /// The content hash of `path` when its record can be trusted for the stat `now`: same
     /// size, times, inode and mode, and not racy.
     pub fn trusted(&self, path: &[u8], now: &StatKey) -> Option<Hash> {
-        let (key, hash) = self.get(path)?;
-        if key != *now || self.is_racy(&key) {
-            return None;
-        }
-        Some(hash)
+        self.trusted_at(self.index_of(path)?, now)
     }
 
     /// True when `key`'s mtime or ctime is too close to (or after) the time this cache was
@@ -494,7 +474,7 @@ impl StatCache {
         let dirs = r.u64()?;
         let offs = r.index(count)?;
         let doffs = r.index(dirs)?;
-        let blobs_of = decode_trailer(r.take(TRAILER)?)?;
+        let blobs_of = decode_trailer(r.take(TRAILER)?.try_into().ok()?);
         if r.pos != bytes.len() {
             return None;
         }
@@ -517,10 +497,9 @@ pub fn encode_trailer(blobs_of: Option<&Hash>) -> [u8; TRAILER] {
     blobs_of.map_or([0; TRAILER], |h| *h.as_bytes())
 }
 
-/// The `blobs_of` a trailer names; `None` (an invalid cache) when it is not 32 bytes.
-pub fn decode_trailer(b: &[u8]) -> Option<Option<Hash>> {
-    let b: [u8; TRAILER] = b.try_into().ok()?;
-    Some((b != [0; TRAILER]).then(|| Hash::from_bytes(b)))
+/// The `blobs_of` a trailer names (none when it is all zeros).
+pub fn decode_trailer(b: &[u8; TRAILER]) -> Option<Hash> {
+    (*b != [0; TRAILER]).then(|| Hash::from_bytes(*b))
 }
 
 /// Walks the indices of `range` (paths beneath a directory, `prefix` bytes of which name the

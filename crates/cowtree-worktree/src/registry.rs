@@ -284,7 +284,7 @@ pub fn cache_blobs_of(store: &Store, wt: &Worktree) -> Option<Hash> {
     if n != b.len() {
         return None;
     }
-    crate::cache::decode_trailer(&b).flatten()
+    crate::cache::decode_trailer(&b)
 }
 
 /// Writes the worktree's stat cache sidecar only (the record names it by convention, and
