@@ -1207,13 +1207,7 @@ mod tests {
 
     #[test]
     fn decode_never_panics_on_random_input_behind_a_valid_header() {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15u64);
         for round in 0..2000 {
             let len = (next() % 200) as usize;
             let body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
@@ -1299,13 +1293,7 @@ mod tests {
 
     #[test]
     fn nesting_check_agrees_with_a_simple_search_on_random_trees() {
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x2545_F491_4F6C_DD1Du64);
         let alphabet = [b'a', b'b', b'-', b'.', b'!'];
         for round in 0..3000 {
             let n = 1 + next() % 12;

@@ -356,16 +356,17 @@ struct Syncer {
 }
 
 impl Syncer {
-    /// `file` is a duplicate of the writer's descriptor (the same open file, so an error the
-    /// thread sees is not seen again by the writer's `fdatasync`: it is returned by
-    /// [`Syncer::finish`]). None when no thread can be started.
-    fn start(file: std::fs::File) -> Option<Syncer> {
+    /// `sync` is run on the thread once per request taken; the writer's is the `fdatasync` of
+    /// a duplicate of its descriptor (the same open file, so an error the thread sees is not
+    /// seen again by the writer's own `fdatasync`: it is returned by [`Syncer::finish`]). The
+    /// thread stops at the first error. None when no thread can be started.
+    fn start(mut sync: impl FnMut() -> io::Result<()> + Send + 'static) -> Option<Syncer> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
         let thread = std::thread::Builder::new()
             .name("cowtree-sync".into())
             .spawn(move || {
                 for () in rx {
-                    file.sync_data()?;
+                    sync()?;
                 }
                 Ok(())
             })
@@ -440,7 +441,8 @@ impl ManifestWriter<'_> {
             // A manifest of more than one chunk starts going to disk while the rest comes.
             if !self.sync_tried {
                 self.sync_tried = true;
-                self.syncer = self.file.file().try_clone().ok().and_then(Syncer::start);
+                self.syncer = (self.file.file().try_clone().ok())
+                    .and_then(|f| Syncer::start(move || f.sync_data()));
             }
             if let Some(s) = &self.syncer {
                 s.request();
@@ -548,5 +550,48 @@ fn mkdir_ok(dir: &Dir, name: &OsStr) -> io::Result<()> {
     match dir.create_dir(name, 0o755) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         r => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A syncer whose sync counts its calls and gives `result`'s error, if any.
+    fn counting(result: fn() -> io::Result<()>) -> (Syncer, Arc<AtomicU32>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = Arc::clone(&calls);
+        let syncer = Syncer::start(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+            result()
+        })
+        .expect("start the sync thread");
+        (syncer, calls)
+    }
+
+    #[test]
+    fn a_requested_sync_runs_before_finish_returns_and_none_runs_unasked() {
+        let (mut s, calls) = counting(|| Ok(()));
+        s.finish().expect("no sync, no error");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        let (mut s, calls) = counting(|| Ok(()));
+        s.request();
+        s.finish().expect("a sync that worked");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_failed_sync_stops_the_thread_and_its_error_is_returned_by_finish() {
+        let (mut s, calls) = counting(|| Err(io::Error::other("device gone")));
+        for _ in 0..5 {
+            s.request();
+        }
+        let e = s.finish().expect_err("the sync's error");
+        assert_eq!(e.to_string(), "device gone");
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "no sync after the error");
+        // Finishing again (as Drop does) reports nothing more.
+        s.finish().expect("already finished");
     }
 }

@@ -214,6 +214,14 @@ pub fn run_killed_after(store: &Path, args: &[&OsStr], delay: Duration) -> bool 
     let _ = child.kill();
     let out = child.wait_with_output().expect("wait for cowtree");
     if out.status.code().is_none() {
+        // Only our SIGKILL counts as a kill; any other signal (SIGSEGV, SIGABRT) is a crash.
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{args:?} died of a signal: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return false;
     }
     assert!(
