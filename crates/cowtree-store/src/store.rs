@@ -241,20 +241,27 @@ impl Store {
 
     /// Reads and validates the manifest of snapshot `id`, checking that its bytes hash to `id`.
     pub fn load(&self, id: &Hash) -> Result<Manifest> {
+        let bytes = self.read_snapshot(id)?;
+        Manifest::decode(&bytes).map_err(|source| Error::Manifest {
+            context: format!("snapshot {}", id.to_hex()),
+            source,
+        })
+    }
+
+    /// The bytes of snapshot `id`'s manifest, checked to hash to `id` but not decoded.
+    pub fn read_snapshot(&self, id: &Hash) -> Result<Vec<u8>> {
         let hex = id.to_hex();
+        let path = || self.root.join("snapshots").join(&hex);
         let bytes = read_at(&self.snapshots, OsStr::new(&hex))
-            .map_err(|e| Error::msg(format!("snapshot {hex}: {e}")))?
+            .map_err(|e| Error::msg(format!("snapshot {hex}: {}: {e}", path().display())))?
             .ok_or_else(|| Error::msg(format!("snapshot {hex} does not exist")))?;
         if Hash::of(&bytes) != *id {
             return Err(Error::msg(format!(
                 "snapshot {hex}: manifest bytes do not match the id (the file {} is corrupt)",
-                self.root.join("snapshots").join(&hex).display()
+                path().display()
             )));
         }
-        Manifest::decode(&bytes).map_err(|source| Error::Manifest {
-            context: format!("snapshot {hex}"),
-            source,
-        })
+        Ok(bytes)
     }
 
     /// Writes `m` as a snapshot (a no-op if it exists: the same bytes have the same name) and

@@ -31,10 +31,7 @@ pub fn read_at(dir: impl AsFd, name: &OsStr) -> io::Result<Option<Vec<u8>>> {
         Err(Errno::NOENT) => return Ok(None),
         Err(e) => return Err(io::Error::from(e)),
     };
-    let mut f = std::fs::File::from(fd);
-    let mut out = Vec::new();
-    io::Read::read_to_end(&mut f, &mut out)?;
-    Ok(Some(out))
+    cowtree_fs::read::read_whole(&fd).map(Some)
 }
 
 /// Writes `bytes` to `name` under `dir` atomically and durably (see

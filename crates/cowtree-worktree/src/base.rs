@@ -7,12 +7,8 @@
 //! write entries (switch, reset) take them from [`cowtree_store::Store::load`], which
 //! validates every path.
 
-use std::ffi::OsStr;
-use std::io;
-
 use cowtree_store::manifest::{MAGIC, VERSION};
 use cowtree_store::{Hash, Kind, Manifest, Store};
-use rustix::fs::{Mode, OFlags, openat};
 
 use crate::error::{Error, Result};
 
@@ -137,23 +133,12 @@ impl Base {
 
     /// Reads snapshot `id` from the store, checking that its bytes hash to `id`.
     pub fn load(store: &Store, id: &Hash) -> Result<Base> {
-        let hex = id.to_hex();
-        let ctx = |e: io::Error| Error::msg(format!("snapshot {hex}: {e}"));
-        let fd = openat(
-            store.snapshots_dir(),
-            OsStr::new(&hex),
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| ctx(e.into()))?;
-        let bytes = cowtree_fs::read::read_whole(&fd).map_err(ctx)?;
-        if Hash::of(&bytes) != *id {
-            return Err(Error::msg(format!(
-                "snapshot {hex}: manifest bytes do not match the id (the file is corrupt)"
-            )));
-        }
-        Base::parse(bytes)
-            .ok_or_else(|| Error::msg(format!("snapshot {hex}: the manifest does not decode")))
+        Base::parse(store.read_snapshot(id)?).ok_or_else(|| {
+            Error::msg(format!(
+                "snapshot {}: the manifest does not decode",
+                id.to_hex()
+            ))
+        })
     }
 
     /// The view of a decoded manifest.

@@ -716,7 +716,9 @@ impl<'a> Walk<'a> {
                 (FileType::Symlink, Some(st)) => {
                     let key = StatKey::of(&st);
                     // The manifest needs the target itself: the base's, when the stat cache
-                    // proves it unchanged and it is the base's; else read.
+                    // proves it unchanged and it is the base's; else read. (When the cache's
+                    // snapshot is stored, the base is not loaded at all: every symlink's
+                    // target is read, one readlink each, rather than the whole base for them.)
                     let known = self.trusted(&ent, (&crange, &mut ccur), rel, &key);
                     let from_base = known.and_then(|h| {
                         let i = self.base.find_child_from(&brange, &mut bcur, rel, name)?;
