@@ -285,9 +285,9 @@ fmt_or_dash() { [[ -n "$1" ]] && echo "$1" || echo "-"; }
 # ------------------------------------------------------------------------------ the trees
 say "cowtree benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 say "machine: $(uname -srm), $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
-say "cowtree: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo 'no --version')); harness: bench/run.sh at commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+say "cowtree: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo 'no --version'); sha256 $(sha256sum "$COWTREE" | cut -c1-16)); harness: bench/run.sh at commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 say "tools: $(cp --version | head -1); $(git --version); $(b3sum --version 2>/dev/null || echo 'b3sum missing'); xcp: ${XCP:-not installed (skipped; XCP_INSTALL=1 builds it with cargo install)}"
-say "settings: RUNS=$RUNS GIT_RUNS=$GIT_RUNS REF_RUNS=$REF_RUNS HOST_RUNS=$HOST_RUNS SCALE=$SCALE SEED=$SEED; page cache $([[ "${DROP_CACHES:-}" == 1 ]] && echo 'dropped before every timed run' || echo 'warm (not dropped; sync between runs)')"
+say "settings: RUNS=$RUNS GIT_RUNS=$GIT_RUNS REF_RUNS=$REF_RUNS HOST_RUNS=$HOST_RUNS SCALE=$SCALE SEED=$SEED; page cache $([[ "${DROP_CACHES:-}" == 1 ]] && echo 'dropped before every timed run' || echo 'warm (not dropped)'); sync, and XFS frozen and thawed, between runs"
 say "XFS: $XFS ($(stat -f -c %T "$XFS"), 4 GiB loop image, reflink=1); host: $HOST ($(stat -f -c %T "$HOST"))"
 
 gen() { # gen DEST: generate the tree, print its totals as JSON
