@@ -1128,7 +1128,9 @@ impl<'a> Walk<'a> {
             scan.dir_recs.push(Rec {
                 path: rel.to_vec(),
                 key,
-                hash: cache::names_hash(leaves, subdirs),
+                // Every entry accounted for: when they came from the cache, these are its
+                // names, whose hash its record holds.
+                hash: known_hash.unwrap_or_else(|| cache::names_hash(leaves, subdirs)),
             });
         }
         let mut out = self

@@ -70,9 +70,10 @@ pub fn snapshot(
     // (The worktree lock keeps the cache as it was when its trailer was read; should it
     // differ all the same, the base is read now.)
     let stored = claim.is_some() && cache.blobs_of == claim;
-    let base = match (base?, claim.is_some() && !stored) {
-        (_, true) => Base::load(store, &wt.base)?,
-        (b, false) => b,
+    let base = if claim.is_some() && !stored {
+        Base::load(store, &wt.base)?
+    } else {
+        base?
     };
     let staging = store.staging("ingest")?;
     let mut scan = scan::scan(
