@@ -854,10 +854,11 @@ impl<'a> Walk<'a> {
 
     /// `lstat` of `name` in `dir` (at `path`); `None` when it is gone.
     ///
-    /// Always inlined: it runs once per file, and as a call it measured 22-30 ms more CPU
-    /// per walk of the 80,000-file bench tree (counted mostly as system time; the syscalls
-    /// were the same in number; the cause was not found): `perf stat -r 10` of a clean
-    /// status 106.4 -> 93.3 ms, of a snapshot with no change 129.7 -> 113.4 ms.
+    /// Always inlined: it runs once per file, and a build of this code that called it measured
+    /// 22-30 ms more CPU per walk of the 80,000-file bench tree, counted mostly as system time
+    /// with the same syscalls in the same numbers (`perf stat -r 10`: clean status 106.4 vs
+    /// 93.3 ms, snapshot with no change 129.7 vs 113.4 ms). A build of earlier code that
+    /// called it was not slower, so the cost depends on the build; its cause was not found.
     #[inline(always)]
     fn lstat(&self, dir: &Dir, name: &OsStr, path: &[u8]) -> Result<Option<Stat>> {
         match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
