@@ -94,6 +94,25 @@ impl Dir {
         }
     }
 
+    /// `fsync`s the directory itself, so that entries created, renamed or removed in it
+    /// survive a power loss (a rename is durable only once its directory is synced).
+    pub fn sync(&self) -> io::Result<()> {
+        sync_dir(self.fd.as_fd())
+    }
+
+    /// `syncfs` of the whole filesystem this directory is on: every file's data and every
+    /// metadata change on it reach stable storage. On btrfs an `fsync` commits only the file
+    /// it is given (through its log tree); this is the one call that commits everything else
+    /// that was written there (clones, links, directories) in one transaction.
+    pub fn sync_filesystem(&self) -> io::Result<()> {
+        loop {
+            match rustix::fs::syncfs(&self.fd) {
+                Err(Errno::INTR) => continue,
+                r => return r.map_err(io::Error::from),
+            }
+        }
+    }
+
     /// Another handle to the same directory.
     pub fn try_clone(&self) -> io::Result<Dir> {
         Ok(Dir {
@@ -454,8 +473,8 @@ impl AsFd for Dir {
 }
 
 /// Writes `bytes` to the file `name` under `dir` atomically: a new temporary file in the same
-/// directory (`O_CREAT|O_EXCL|O_NOFOLLOW`, permission bits `mode`), optionally `fdatasync`ed,
-/// then renamed over `name`. Readers see the old content or the new, never a part; a symlink at
+/// directory (`O_CREAT|O_EXCL|O_NOFOLLOW`, permission bits `mode`), then renamed over `name`;
+/// with `sync`, durably (see [`AtomicFile::commit`]). Readers see the old content or the new, never a part; a symlink at
 /// `name` is replaced, never followed. The temporary file is removed if anything fails.
 pub fn write_atomic(
     dir: impl AsFd,
@@ -514,8 +533,10 @@ impl<'a> AtomicFile<'a> {
         &mut self.file
     }
 
-    /// Optionally `fdatasync`s the file, then renames it over `name` (a symlink there is
-    /// replaced, never followed). On failure the temporary file is removed.
+    /// Renames the file over `name` (a symlink there is replaced, never followed). With
+    /// `sync`, the file is `fdatasync`ed before the rename and the directory `fsync`ed after
+    /// it, so that once this returns the new content survives a power loss under its name.
+    /// On failure before the rename the temporary file is removed.
     pub fn commit(mut self, name: &OsStr, sync: bool) -> io::Result<()> {
         check_name(name)?;
         if sync {
@@ -524,6 +545,9 @@ impl<'a> AtomicFile<'a> {
         renameat_with(self.dir, &self.tmp, self.dir, name, RenameFlags::empty())
             .map_err(|e| at_path("rename into", Path::new(name), e.into()))?;
         self.tmp.clear();
+        if sync {
+            sync_dir(self.dir).map_err(|e| at_path("sync the directory of", Path::new(name), e))?;
+        }
         Ok(())
     }
 }
@@ -532,6 +556,16 @@ impl Drop for AtomicFile<'_> {
     fn drop(&mut self) {
         if !self.tmp.is_empty() {
             let _ = unlinkat(self.dir, &self.tmp, AtFlags::empty());
+        }
+    }
+}
+
+/// `fsync` of an open directory (retried on EINTR).
+pub fn sync_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
+    loop {
+        match rustix::fs::fsync(dir) {
+            Err(Errno::INTR) => continue,
+            r => return r.map_err(io::Error::from),
         }
     }
 }

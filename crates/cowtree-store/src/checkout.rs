@@ -187,13 +187,34 @@ pub fn checkout(
     let _ = stage.try_lock_exclusive();
     let stage_path = parent_path.join(&stage_name);
     let result = fill(store, &manifest, &stage, &stage_path, opts);
+    let mut registered = None;
     let result = result.and_then(|r| {
+        // The whole tree durable, then its record (the staging root keeps its inode through
+        // the rename), then the rename, also durable: after a power loss DST is either
+        // absent or whole and registered (docs/store.md, "Durability"). A record whose path
+        // never appeared pins nothing and gc drops it.
+        stage.sync_filesystem().map_err(|e| {
+            Error::msg(format!(
+                "sync the checkout in {}: {e}",
+                stage_path.display()
+            ))
+        })?;
+        let root = stage
+            .stat_self()
+            .map_err(|e| Error::msg(format!("{}: {e}", stage_path.display())))?;
+        registered = Some(crate::registry::register_root(
+            store,
+            &abs,
+            id,
+            (root.st_dev, root.st_ino),
+        )?);
         let moved = if replace_empty {
             parent.rename(&stage_name, &parent, &name)
         } else {
             parent.rename_noreplace(&stage_name, &parent, &name)
         };
         moved
+            .and_then(|()| parent.sync())
             .map(|()| r)
             .map_err(|e| Error::msg(format!("move the checkout into {}: {e}", dst.display())))
     });
@@ -206,11 +227,18 @@ pub fn checkout(
                     stage_path.display()
                 ));
             }
+            if let Some(wid) = registered {
+                if let Err(cleanup) = crate::registry::remove(store, &wid) {
+                    warn(&format!(
+                        "warning: could not remove the record of the failed checkout: {cleanup}"
+                    ));
+                }
+            }
             return Err(e);
         }
     };
     report.cross_device = cross_device;
-    report.worktree_id = crate::registry::register(store, &abs, id)?;
+    report.worktree_id = registered.unwrap_or_default();
     report.path = abs;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)

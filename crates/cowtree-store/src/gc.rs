@@ -29,8 +29,8 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Blobs still referenced.
     pub blobs_kept: u64,
-    /// Stale staging entries under `tmp/`, and temporary manifests a killed writer left in
-    /// `snapshots/`.
+    /// Stale staging entries under `tmp/`, and temporary files a killed writer (or a power
+    /// loss) left in `snapshots/`, `refs/` and `worktrees/`.
     pub staging_removed: u64,
     /// Registry records whose worktree no longer exists.
     pub worktrees_pruned: u64,
@@ -152,6 +152,42 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport> {
         report.staging_removed += 1;
     }
 
+    // `refs/` and `worktrees/` are written without the store lock (tag, status), so a
+    // temporary file there may belong to a live writer: it is garbage once it predates this
+    // boot (left by a power loss) or is older than the grace period (left by a kill).
+    let boot = boot_time();
+    for (sub, dir) in [
+        ("refs", store.refs_dir()),
+        ("worktrees", store.worktrees_dir()),
+    ] {
+        let sub_path = store.root().join(sub);
+        for t in dir.entries().map_err(|e| at(&sub_path, e))? {
+            if !t.name.as_bytes().starts_with(b".tmp-") {
+                continue;
+            }
+            let Some(st) = dir
+                .try_stat(&t.name)
+                .map_err(|e| at(&sub_path.join(&t.name), e))?
+            else {
+                continue;
+            };
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                continue;
+            }
+            let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(st.st_mtime.max(0) as u64);
+            let stale = boot.is_some_and(|b| mtime < b)
+                || now.duration_since(mtime).unwrap_or_default() > STAGING_GRACE;
+            if !stale {
+                continue;
+            }
+            if !dry_run {
+                dir.remove_file(&t.name)
+                    .map_err(|e| at(&sub_path.join(&t.name), e))?;
+            }
+            report.staging_removed += 1;
+        }
+    }
+
     for (id, rec) in crate::registry::list(store)? {
         // Only a path that is really gone un-pins the worktree's snapshot: an error such as
         // EACCES or EIO says nothing about whether the worktree still exists.
@@ -166,5 +202,21 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport> {
             report.worktrees_pruned += 1;
         }
     }
+    if !dry_run && (report.blobs_removed + report.staging_removed + report.worktrees_pruned) > 0 {
+        // What gc reports as removed stays removed after a power loss.
+        store.sync_filesystem()?;
+    }
     Ok(report)
+}
+
+/// When the system booted, from `/proc/stat` (`btime`); `None` where it cannot be read.
+fn boot_time() -> Option<SystemTime> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let secs: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }

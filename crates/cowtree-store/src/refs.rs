@@ -26,7 +26,8 @@ pub fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Points `name` at `id` (replacing what it pointed at).
+/// Points `name` at `id` (replacing what it pointed at), durably: once this returns, the name
+/// survives a power loss.
 pub fn set(store: &Store, name: &str, id: &Hash) -> Result<()> {
     validate_name(name)?;
     write_atomic(
@@ -57,10 +58,17 @@ pub fn get(store: &Store, name: &str) -> Result<Option<Hash>> {
         .ok_or_else(|| Error::msg(format!("ref {name:?} is corrupt: {:?}", text.trim())))
 }
 
-/// Removes the name.
+/// Removes the name, durably.
 pub fn remove(store: &Store, name: &str) -> Result<()> {
-    store.refs_dir().remove_file(OsStr::new(name))?;
-    Ok(())
+    let dir = || store.root().join("refs");
+    store
+        .refs_dir()
+        .remove_file(OsStr::new(name))
+        .map_err(|e| Error::msg(format!("{}: {e}", dir().display())))?;
+    store
+        .refs_dir()
+        .sync()
+        .map_err(|e| Error::msg(format!("sync {}: {e}", dir().display())))
 }
 
 /// Every (name, id), sorted by name. Unreadable refs are skipped.

@@ -92,9 +92,35 @@ pub fn worktree_id(path: &Path) -> String {
     Hash::of(path.as_os_str().as_bytes()).to_hex()[..32].to_string()
 }
 
-/// Records that the worktree at absolute `path` was checked out from `snapshot`. Returns the
-/// registry id.
+/// Records, durably, that the worktree at absolute `path` (an existing directory) was checked
+/// out from `snapshot`, with the device and inode of its root (`dev`, `ino` in the record's
+/// extra fields). Returns the registry id.
 pub fn register(store: &Store, path: &Path, snapshot: &Hash) -> Result<String> {
+    let st = rustix::fs::lstat(path).map_err(|e| {
+        Error::msg(format!(
+            "register worktree {}: {}",
+            path.display(),
+            std::io::Error::from(e)
+        ))
+    })?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
+        return Err(Error::msg(format!(
+            "register worktree {}: not a directory",
+            path.display()
+        )));
+    }
+    register_root(store, path, snapshot, (st.st_dev, st.st_ino))
+}
+
+/// [`register`] for a root directory whose device and inode are given: a checkout registers
+/// its staging directory (which keeps its inode when renamed to `path`) before the rename,
+/// so that a worktree that appears at `path` is registered even if power is lost right after.
+pub fn register_root(
+    store: &Store,
+    path: &Path,
+    snapshot: &Hash,
+    (dev, ino): (u64, u64),
+) -> Result<String> {
     let id = worktree_id(path);
     let (p, hex) = match path.to_str() {
         Some(s) => (Some(s.to_string()), None),
@@ -103,6 +129,11 @@ pub fn register(store: &Store, path: &Path, snapshot: &Hash) -> Result<String> {
             Some(crate::interchange::to_hex(path.as_os_str().as_bytes())),
         ),
     };
+    // The root's device and inode tell the worktree apart from whatever may later take its
+    // path; a record is never written without them.
+    let mut extra = serde_json::Map::new();
+    extra.insert("dev".into(), serde_json::json!(dev));
+    extra.insert("ino".into(), serde_json::json!(ino));
     let rec = Record {
         version: RECORD_VERSION,
         path: p,
@@ -113,7 +144,7 @@ pub fn register(store: &Store, path: &Path, snapshot: &Hash) -> Result<String> {
             .map(|d| d.as_secs())
             .unwrap_or(0),
         stat_cache: None,
-        extra: Default::default(),
+        extra,
     };
     let json = serde_json::to_vec(&rec).map_err(|e| Error::msg(e.to_string()))?;
     write_atomic(store.worktrees_dir(), OsStr::new(&id), &json, 0o644).map_err(|e| {
@@ -156,15 +187,22 @@ pub fn list(store: &Store) -> Result<Vec<(String, Record)>> {
     Ok(out)
 }
 
-/// Removes a record (and its stat cache sidecar, if any).
+/// Removes a record (and its stat cache sidecar, if any), durably.
 pub fn remove(store: &Store, id: &str) -> Result<()> {
     let _ = store
         .worktrees_dir()
         .remove_file(OsStr::new(&format!("{id}.stat")));
+    let dir = || store.root().join("worktrees");
     match store.worktrees_dir().remove_file(OsStr::new(id)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-        _ => Ok(()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::msg(format!("{}: {e}", dir().display())));
+        }
+        _ => {}
     }
+    store
+        .worktrees_dir()
+        .sync()
+        .map_err(|e| Error::msg(format!("sync {}: {e}", dir().display())))
 }
 
 /// Paths of registered worktrees that still exist and need `snapshot`: as their base, or

@@ -274,6 +274,7 @@ impl Store {
         let id = Hash::of(bytes);
         let name = OsString::from(id.to_hex());
         if self.snapshots.try_stat(&name)?.is_none() {
+            self.sync_filesystem()?;
             write_atomic(&self.snapshots, &name, bytes, 0o444).map_err(|e| {
                 Error::msg(format!(
                     "write {}: {e}",
@@ -304,6 +305,31 @@ impl Store {
             sync_tried: false,
             failed: false,
         })
+    }
+
+    /// Makes everything written to the store's filesystem so far durable (`syncfs`): the
+    /// blobs a manifest is about to name, with their fan-out directory entries. Called before
+    /// a manifest is given its name, so that a snapshot that survives a power loss never
+    /// names a blob that did not (docs/store.md, "Durability").
+    pub fn sync_filesystem(&self) -> Result<()> {
+        self.dir
+            .sync_filesystem()
+            .map_err(|e| Error::msg(format!("sync the store {}: {e}", self.root.display())))
+    }
+
+    /// Removes snapshot `id`'s manifest, durably. Its blobs stay until [`crate::gc`]; a
+    /// snapshot that does not exist is not an error.
+    pub fn remove_snapshot(&self, id: &Hash) -> Result<()> {
+        let dir = || self.root.join("snapshots");
+        match self.snapshots.remove_file(OsStr::new(&id.to_hex())) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(Error::msg(format!("{}: {e}", dir().display())));
+            }
+            _ => {}
+        }
+        self.snapshots
+            .sync()
+            .map_err(|e| Error::msg(format!("sync {}: {e}", dir().display())))
     }
 
     /// Every snapshot id in the store, sorted. Names that are not ids (temp files) are skipped.
@@ -472,8 +498,10 @@ impl ManifestWriter<'_> {
         Ok(())
     }
 
-    /// Checks that all `count` entries came, writes the rest, `fdatasync`s the file and names
-    /// it `snapshots/<id>` (dropping it when that snapshot exists: same bytes). Returns the id.
+    /// Checks that all `count` entries came, writes the rest, makes the store's filesystem
+    /// durable ([`Store::sync_filesystem`]: the blobs the manifest names) and names the file
+    /// `snapshots/<id>` durably (dropping it when that snapshot exists: same bytes). Returns
+    /// the id.
     pub fn finish(mut self) -> Result<Hash> {
         if self.failed {
             return Err(self.stopped());
@@ -491,6 +519,8 @@ impl ManifestWriter<'_> {
         if self.store.snapshots.try_stat(&name)?.is_some() {
             return Ok(id);
         }
+        // The blobs this manifest names first, then the manifest under its name.
+        self.store.sync_filesystem()?;
         let path = self.store.root.join("snapshots").join(&name);
         self.file
             .commit(&name, true)

@@ -81,6 +81,16 @@ fn u64_field(r: &Record, k: &str) -> Option<u64> {
     r.extra.get(k).and_then(Value::as_u64)
 }
 
+/// The record's root device and inode, when it has them. No directory has inode 0: a record
+/// that says `"dev":0,"ino":0` (written by older versions from a record that lacked them)
+/// knows nothing either.
+fn known_dev_ino(r: &Record) -> Option<(u64, u64)> {
+    match (u64_field(r, "dev"), u64_field(r, "ino")) {
+        (Some(dev), Some(ino)) if ino != 0 => Some((dev, ino)),
+        _ => None,
+    }
+}
+
 fn dev_ino(path: &Path) -> Option<(u64, u64)> {
     let st = rustix::fs::lstat(path).ok()?;
     (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory)
@@ -92,15 +102,13 @@ pub fn presence(r: &Record) -> Presence {
     let Some(p) = r.path_buf() else {
         return Presence::Missing;
     };
-    match (
-        rustix::fs::lstat(&p),
-        u64_field(r, "dev"),
-        u64_field(r, "ino"),
-    ) {
-        (Err(_), _, _) => Presence::Missing,
-        (Ok(st), Some(dev), Some(ino)) => {
+    match (rustix::fs::lstat(&p), known_dev_ino(r)) {
+        (Err(_), _) => Presence::Missing,
+        (Ok(st), Some((_, ino))) => {
+            // At its own path the inode alone tells: the device number of a filesystem can
+            // change from one mount to the next (loop devices, btrfs's per-mount anonymous
+            // devices), its inode numbers do not.
             if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
-                && st.st_dev == dev
                 && st.st_ino == ino
             {
                 Presence::Present
@@ -108,7 +116,7 @@ pub fn presence(r: &Record) -> Presence {
                 Presence::Replaced
             }
         }
-        (Ok(st), _, _) => {
+        (Ok(st), None) => {
             if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
                 Presence::Present
             } else {
@@ -131,9 +139,22 @@ fn from_record(id: String, record: Record) -> Result<Worktree> {
             to: Hash::from_hex(p.get("to")?.as_str()?)?,
         })
     });
+    // A record without its root's device and inode (one written before they were, or cut
+    // short by a crash in an older version) is repaired from the directory at its path; the
+    // next save writes them.
+    let (dev, ino) = match known_dev_ino(&record) {
+        Some(known) => known,
+        None => dev_ino(&path).ok_or_else(|| {
+            Error::msg(format!(
+                "worktree record {id} lacks its root's device and inode, and {} is not a \
+                 directory to take them from",
+                path.display()
+            ))
+        })?,
+    };
     Ok(Worktree {
-        dev: u64_field(&record, "dev").unwrap_or(0),
-        ino: u64_field(&record, "ino").unwrap_or(0),
+        dev,
+        ino,
         stored: Some((id.clone(), record.clone())),
         id,
         path,
@@ -156,13 +177,28 @@ pub fn lookup(store: &Store, dir: &Path) -> Result<Option<Worktree>> {
     };
     let id = registry::worktree_id(&abs);
     if let Some(r) = registry::get(store, &id)? {
-        let known = (u64_field(&r, "dev"), u64_field(&r, "ino"));
-        if known == (Some(dev), Some(ino)) || known == (None, None) {
-            return from_record(id, r).map(Some);
+        match known_dev_ino(&r) {
+            Some(known) if known == (dev, ino) => return from_record(id, r).map(Some),
+            // The same directory on a filesystem mounted again with another device number
+            // (see `presence`): take the new number.
+            Some((_, known_ino)) if known_ino == ino => {
+                let mut wt = from_record(id, r)?;
+                wt.dev = dev;
+                save(store, &mut wt, None)?;
+                return Ok(Some(wt));
+            }
+            Some(_) => {}
+            None => {
+                // Repaired from this directory, and written back at once so that no later
+                // reader (gc, `worktrees`) takes the record for one of a replaced worktree.
+                let mut wt = from_record(id, r)?;
+                save(store, &mut wt, None)?;
+                return Ok(Some(wt));
+            }
         }
     }
     for (old_id, r) in registry::list(store)? {
-        if old_id == id || u64_field(&r, "dev") != Some(dev) || u64_field(&r, "ino") != Some(ino) {
+        if old_id == id || known_dev_ino(&r) != Some((dev, ino)) {
             continue;
         }
         if presence(&r) == Presence::Present {
@@ -380,6 +416,15 @@ pub fn save(store: &Store, wt: &mut Worktree, cache: Option<&StatCache>) -> Resu
     write_atomic(dir, OsStr::new(&wt.id), &bytes, true).map_err(|e| ctx("worktree record", e))?;
     wt.stored = Some((wt.id.clone(), wt.record.clone()));
     Ok(())
+}
+
+/// Makes everything written to the worktree's filesystem so far durable (`syncfs`), before
+/// a record that describes the result (a base moved by switch, a cache after reset) is saved:
+/// the record must never survive a power loss that the files it describes did not.
+pub fn sync_tree(wt: &Worktree) -> Result<()> {
+    cowtree_fs::dir::Dir::open(&wt.path)
+        .and_then(|d| d.sync_filesystem())
+        .map_err(|e| Error::msg(format!("sync worktree {}: {e}", wt.path.display())))
 }
 
 /// An exclusive hold on a worktree (an flock on its root directory), so that two commands

@@ -108,6 +108,7 @@ pub fn reset(
     // What the scan learnt and what was written were stat'ed after `started_ns`; they win
     // over the old records, which carry over (smudged where racy).
     let fresh = cache.merged(started_ns, learnt, scan.dir_recs);
+    registry::sync_tree(wt)?;
     registry::save(store, wt, Some(&fresh))?;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)

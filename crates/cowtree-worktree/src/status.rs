@@ -111,6 +111,10 @@ pub fn remove(store: &Store, wt: &mut Worktree, force: bool) -> Result<()> {
         let pdir = Dir::open(parent).map_err(|e| Error::msg(format!("{e}")))?;
         pdir.remove_tree(name)
             .map_err(|e| Error::msg(format!("remove {}: {e}", wt.path.display())))?;
+        // The removal durable before the record goes: a power loss must not leave a worktree
+        // on disk that no record pins.
+        pdir.sync_filesystem()
+            .map_err(|e| Error::msg(format!("sync {}: {e}", parent.display())))?;
     }
     registry::forget(store, wt)
 }

@@ -343,6 +343,7 @@ fn apply(
     let fresh = StatCache::with_dirs(started_ns, all, cache.carried_dirs().collect());
     wt.base = *b_id;
     wt.pending = None;
+    registry::sync_tree(wt)?;
     registry::save(store, wt, Some(&fresh))?;
     Ok((written, removed, created))
 }

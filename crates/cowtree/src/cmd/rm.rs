@@ -37,10 +37,7 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
             eprintln!("removed name {name}");
         }
     }
-    store
-        .snapshots_dir()
-        .remove_file(std::ffi::OsStr::new(&id.to_hex()))
-        .map_err(|e| CliError::new(format!("remove snapshot {id}: {e}")))?;
+    store.remove_snapshot(&id)?;
     println!("removed snapshot {id} (run `cowtree gc` to free its blobs)");
     Ok(Exit::Ok)
 }

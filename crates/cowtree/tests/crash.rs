@@ -1,0 +1,783 @@
+//! Power-loss tests: when a command that publishes something exits 0, its result survives a
+//! power loss; when power is lost while it runs, the store still verifies, a re-run finishes
+//! the job, and nothing the user had is lost (docs/store.md, "Durability").
+//!
+//! This kernel has no device-mapper, so a power loss is simulated in two ways:
+//! - **Image copy** (XFS and btrfs): the filesystem under test lives in an image file on the
+//!   reflink-capable XFS test mount (`COWTREE_TEST_XFS`), attached through a loop device. At
+//!   the crash point the image is copied with `cp --reflink=always`: the copy holds every
+//!   write the loop device had completed and none after (what dm-flakey's `drop_writes`
+//!   gives), and loses what the filesystem still held in memory (dirty pages, an uncommitted
+//!   transaction, an unforced log). The original is then unmounted and the copy mounted at
+//!   the same path, so the absolute paths in the store's records stay valid.
+//! - **XFS shutdown**: `xfs_io -x -c shutdown` without `-f` stops the filesystem without
+//!   flushing its log, as a crash does; unmounting and mounting again replays the log.
+//!
+//! Each case runs on both filesystems, `COWTREE_CRASH_ROUNDS` rounds (default 2) per method;
+//! a round crashes once right after the command returns and once at a random point while it
+//! runs (the seed is printed).
+
+mod common;
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BIN, bin};
+use cowtree_testutil::{Fs, XorShift, assert_diff_clean, pattern};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Xfs,
+    Btrfs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    ImageCopy,
+    Shutdown,
+}
+
+/// Runs a system tool, panicking with its output when it fails.
+#[track_caller]
+fn tool(prog: &str, args: &[&OsStr]) -> String {
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {prog}: {e}"));
+    assert!(
+        out.status.success(),
+        "{prog} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn o(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+/// One loop-mounted filesystem image at a time, at a fixed mount point on the host XFS.
+struct Lab {
+    kind: Kind,
+    host: tempfile::TempDir,
+    mnt: PathBuf,
+    /// The loop device of the image mounted at `mnt`, if any.
+    dev: Option<String>,
+}
+
+impl Lab {
+    /// None (after a skip line) when the host XFS mount is not there.
+    fn new(kind: Kind) -> Option<Lab> {
+        let host = cowtree_testutil::scratch(Fs::Xfs)?;
+        let mnt = host.path().join("mnt");
+        fs::create_dir(&mnt).expect("mkdir mnt");
+        Some(Lab {
+            kind,
+            host,
+            mnt,
+            dev: None,
+        })
+    }
+
+    fn image(&self, name: &str) -> PathBuf {
+        self.host.path().join(name)
+    }
+
+    fn mkfs(&self, img: &Path) {
+        let f = fs::File::create(img).expect("create image");
+        f.set_len(512 << 20).expect("size image");
+        drop(f);
+        match self.kind {
+            Kind::Xfs => tool(
+                "mkfs.xfs",
+                &[o("-q"), o("-m"), o("reflink=1"), img.as_os_str()],
+            ),
+            Kind::Btrfs => tool("mkfs.btrfs", &[o("-q"), img.as_os_str()]),
+        };
+    }
+
+    fn mount(&mut self, img: &Path) {
+        assert!(self.dev.is_none(), "an image is already mounted");
+        let dev = tool("losetup", &[o("-f"), o("--show"), img.as_os_str()]);
+        let mut args: Vec<&OsStr> = Vec::new();
+        if self.kind == Kind::Xfs {
+            // Every copy of an image has the same UUID; XFS refuses a second one unless told.
+            args.extend([o("-o"), o("nouuid")]);
+        }
+        args.extend([o(&dev), self.mnt.as_os_str()]);
+        let out = Command::new("mount").args(&args).output().expect("mount");
+        if !out.status.success() {
+            let _ = Command::new("losetup").args(["-d", &dev]).status();
+            panic!(
+                "mount {} ({:?}): {}",
+                img.display(),
+                self.kind,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        self.dev = Some(dev);
+    }
+
+    fn umount(&mut self) {
+        let Some(dev) = self.dev.take() else {
+            return;
+        };
+        tool("umount", &[self.mnt.as_os_str()]);
+        if self.kind == Kind::Btrfs {
+            // Copies share the filesystem id: let the kernel forget this device.
+            let _ = Command::new("btrfs")
+                .args(["device", "scan", "--forget", &dev])
+                .stderr(Stdio::null())
+                .status();
+        }
+        tool("losetup", &[o("-d"), o(&dev)]);
+    }
+
+    /// The power loss: a point-in-time copy of the mounted image.
+    fn crash_copy(&self, img: &Path, to: &Path) {
+        tool(
+            "cp",
+            &[o("--reflink=always"), img.as_os_str(), to.as_os_str()],
+        );
+    }
+
+    /// The power loss, XFS only: stop the filesystem without flushing its log.
+    fn shutdown(&self) {
+        tool(
+            "xfs_io",
+            &[o("-x"), o("-c"), o("shutdown"), self.mnt.as_os_str()],
+        );
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(dev) = self.dev.take() {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+            let _ = Command::new("losetup").args(["-d", &dev]).status();
+        }
+    }
+}
+
+/// Paths inside the mounted filesystem under test.
+struct Env {
+    mnt: PathBuf,
+}
+
+impl Env {
+    fn store(&self) -> PathBuf {
+        self.mnt.join("store")
+    }
+    /// A second store, for computing expected ids without touching the one under test.
+    fn refstore(&self) -> PathBuf {
+        self.mnt.join("refstore")
+    }
+    fn p(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&OsStr]) -> String {
+        let out = bin()
+            .arg("--store")
+            .arg(self.store())
+            .args(args)
+            .output()
+            .expect("run cowtree");
+        assert!(
+            out.status.success(),
+            "cowtree {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn code(&self, args: &[&OsStr]) -> (Option<i32>, String) {
+        let out = bin()
+            .arg("--store")
+            .arg(self.store())
+            .args(args)
+            .output()
+            .expect("run cowtree");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The id of a fresh snapshot of `dir` (taken in the reference store).
+    fn expected_id(&self, dir: &Path) -> String {
+        let out = bin()
+            .arg("--store")
+            .arg(self.refstore())
+            .args([o("snapshot"), o("--json"), dir.as_os_str()])
+            .output()
+            .expect("run cowtree");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json(&String::from_utf8_lossy(&out.stdout))["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
+    #[track_caller]
+    fn assert_verify(&self, what: &str) {
+        let out = bin()
+            .arg("--store")
+            .arg(self.store())
+            .args(["verify", "--json"])
+            .output()
+            .expect("run cowtree");
+        assert!(
+            out.status.success(),
+            "{what}: verify failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Resolves a snapshot name or id to its full id.
+    fn resolve(&self, what: &str) -> Option<String> {
+        let out = bin()
+            .arg("--store")
+            .arg(self.store())
+            .args([o("show"), o("--json"), o(what)])
+            .output()
+            .expect("run cowtree");
+        out.status.success().then(|| {
+            json(&String::from_utf8_lossy(&out.stdout))["id"]
+                .as_str()
+                .expect("id")
+                .to_string()
+        })
+    }
+
+    /// Checks that `wt` holds exactly `expect`'s tree and that `status` finds it clean.
+    #[track_caller]
+    fn assert_worktree(&self, wt: &Path, expect: &Path, what: &str) {
+        assert!(wt.is_dir(), "{what}: {} is missing", wt.display());
+        assert_diff_clean(wt, expect);
+        let (code, err) = self.code(&[o("status"), o("--exit-code"), wt.as_os_str()]);
+        assert_eq!(code, Some(0), "{what}: status of {}: {err}", wt.display());
+    }
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// A tree of `files` files (up to 48 KiB, in 8 directories) with an executable, a symlink
+/// and an empty directory; `seed` varies the content.
+fn make_tree(root: &Path, files: usize, seed: u64) {
+    fs::create_dir_all(root.join("empty")).expect("mkdir");
+    for i in 0..files {
+        let dir = root.join(format!("d{}", i % 8));
+        fs::create_dir_all(&dir).expect("mkdir");
+        let len = (i * 7919 + seed as usize * 131) % (48 << 10);
+        fs::write(
+            dir.join(format!("f{i}")),
+            pattern(len, seed * 100_000 + i as u64),
+        )
+        .expect("write");
+    }
+    let exe = root.join("run.sh");
+    fs::write(&exe, b"#!/bin/sh\necho hi\n").expect("write");
+    fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).expect("chmod");
+    symlink("d0/f0", root.join("link")).expect("symlink");
+}
+
+/// Changes a tree: rewrites every 10th file, removes every 25th, adds a few.
+fn change_tree(root: &Path, seed: u64) {
+    for i in (0..400).step_by(10) {
+        let f = root.join(format!("d{}/f{i}", i % 8));
+        if f.exists() {
+            fs::write(&f, pattern(3000 + i, seed + i as u64)).expect("write");
+        }
+    }
+    for i in (5..400).step_by(25) {
+        let _ = fs::remove_file(root.join(format!("d{}/f{i}", i % 8)));
+    }
+    fs::create_dir_all(root.join("new")).expect("mkdir");
+    for i in 0..5 {
+        fs::write(
+            root.join(format!("new/n{i}")),
+            pattern(20_000, seed + 7 + i),
+        )
+        .expect("write");
+    }
+}
+
+const FILES: usize = 400;
+
+/// Copies a tree with `cp -a`, for a reference to compare with.
+fn copy_tree(from: &Path, to: &Path) {
+    tool("cp", &[o("-a"), from.as_os_str(), to.as_os_str()]);
+}
+
+fn switch_args<'a>(wt: &'a Path, to: &'a str) -> Vec<&'a OsStr> {
+    vec![o("switch"), wt.as_os_str(), o(to)]
+}
+
+fn reset_args(wt: &Path) -> Vec<&OsStr> {
+    vec![o("reset"), o("--hard"), wt.as_os_str()]
+}
+
+/// One command under test.
+struct Case {
+    name: &'static str,
+    /// Builds the state every round starts from, on the freshly made filesystem.
+    prepare: fn(&Env),
+    /// The command.
+    args: fn(&Env) -> Vec<OsString>,
+    /// Runs after a crash during the command: whatever finishes the job (None: the command
+    /// again). Returns its standard output.
+    rerun: Option<fn(&Env) -> String>,
+    /// What must hold once the command has returned (given its standard output).
+    check: fn(&Env, &str),
+}
+
+fn run_args(env: &Env, args: &[OsString]) -> String {
+    env.ok(&args.iter().map(OsString::as_os_str).collect::<Vec<_>>())
+}
+
+fn owned(v: Vec<&OsStr>) -> Vec<OsString> {
+    v.into_iter().map(OsStr::to_os_string).collect()
+}
+
+const SNAPSHOT_NAMED: Case = Case {
+    name: "snapshot --name",
+    prepare: |env| {
+        make_tree(&env.p("src"), FILES, 1);
+        let id = env.expected_id(&env.p("src"));
+        fs::write(env.p("expected"), id).expect("write");
+    },
+    args: |env| {
+        owned(vec![
+            o("snapshot"),
+            o("--json"),
+            o("--name"),
+            o("snap"),
+            env.p("src").as_os_str(),
+        ])
+    },
+    rerun: Some(|env| {
+        // A name that survived is not given again (moving a name is refused).
+        if env.resolve("snap").is_some() {
+            env.ok(&[o("snapshot"), o("--json"), env.p("src").as_os_str()])
+        } else {
+            run_args(env, &(SNAPSHOT_NAMED.args)(env))
+        }
+    }),
+    check: |env, out| {
+        let expected = fs::read_to_string(env.p("expected")).expect("read");
+        assert_eq!(json(out)["id"].as_str(), Some(expected.as_str()));
+        assert_eq!(
+            env.resolve("snap").as_deref(),
+            Some(expected.as_str()),
+            "the name"
+        );
+        env.ok(&[o("checkout"), o("snap"), env.p("check").as_os_str()]);
+        env.assert_worktree(&env.p("check"), &env.p("src"), "checkout of the snapshot");
+    },
+};
+
+const SNAPSHOT_UNNAMED: Case = Case {
+    name: "snapshot",
+    prepare: SNAPSHOT_NAMED.prepare,
+    args: |env| owned(vec![o("snapshot"), o("--json"), env.p("src").as_os_str()]),
+    rerun: None,
+    check: |env, out| {
+        let expected = fs::read_to_string(env.p("expected")).expect("read");
+        assert_eq!(json(out)["id"].as_str(), Some(expected.as_str()));
+        assert_eq!(
+            env.resolve(&expected).as_deref(),
+            Some(expected.as_str()),
+            "the id"
+        );
+        env.ok(&[o("checkout"), o(&expected), env.p("check").as_os_str()]);
+        env.assert_worktree(&env.p("check"), &env.p("src"), "checkout of the snapshot");
+    },
+};
+
+const SNAPSHOT_WORKTREE: Case = Case {
+    name: "incremental snapshot of a worktree",
+    prepare: |env| {
+        make_tree(&env.p("src"), FILES, 2);
+        env.ok(&[
+            o("snapshot"),
+            o("--name"),
+            o("base"),
+            env.p("src").as_os_str(),
+        ]);
+        env.ok(&[o("checkout"), o("base"), env.p("wt").as_os_str()]);
+        env.ok(&[o("status"), env.p("wt").as_os_str()]);
+        change_tree(&env.p("wt"), 50);
+        let id = env.expected_id(&env.p("wt"));
+        fs::write(env.p("expected"), id).expect("write");
+    },
+    args: |env| {
+        owned(vec![
+            o("snapshot"),
+            o("--json"),
+            o("--name"),
+            o("next"),
+            env.p("wt").as_os_str(),
+        ])
+    },
+    rerun: Some(|env| {
+        if env.resolve("next").is_some() {
+            env.ok(&[o("snapshot"), o("--json"), env.p("wt").as_os_str()])
+        } else {
+            run_args(env, &(SNAPSHOT_WORKTREE.args)(env))
+        }
+    }),
+    check: |env, out| {
+        let expected = fs::read_to_string(env.p("expected")).expect("read");
+        assert_eq!(json(out)["id"].as_str(), Some(expected.as_str()));
+        assert_eq!(
+            env.resolve("next").as_deref(),
+            Some(expected.as_str()),
+            "the name"
+        );
+        env.ok(&[o("checkout"), o("next"), env.p("check").as_os_str()]);
+        env.assert_worktree(&env.p("check"), &env.p("wt"), "checkout of the snapshot");
+    },
+};
+
+const TAG: Case = Case {
+    name: "tag",
+    prepare: |env| {
+        make_tree(&env.p("src"), 50, 3);
+        let out = env.ok(&[o("snapshot"), o("--json"), env.p("src").as_os_str()]);
+        fs::write(env.p("expected"), json(&out)["id"].as_str().expect("id")).expect("write");
+    },
+    args: |env| {
+        let id = fs::read_to_string(env.p("expected")).expect("read");
+        owned(vec![o("tag"), o("v2"), o(&id)])
+    },
+    rerun: Some(|env| {
+        if env.resolve("v2").is_none() {
+            run_args(env, &(TAG.args)(env));
+        }
+        String::new()
+    }),
+    check: |env, _| {
+        let expected = fs::read_to_string(env.p("expected")).expect("read");
+        assert_eq!(
+            env.resolve("v2").as_deref(),
+            Some(expected.as_str()),
+            "the name"
+        );
+    },
+};
+
+const CHECKOUT: Case = Case {
+    name: "checkout",
+    prepare: |env| {
+        make_tree(&env.p("src"), FILES, 4);
+        env.ok(&[
+            o("snapshot"),
+            o("--name"),
+            o("base"),
+            env.p("src").as_os_str(),
+        ]);
+    },
+    args: |env| owned(vec![o("checkout"), o("base"), env.p("wt").as_os_str()]),
+    rerun: Some(|env| {
+        if env.p("wt").exists() {
+            // It was complete before the crash (checked below); nothing to finish.
+            String::new()
+        } else {
+            run_args(env, &(CHECKOUT.args)(env))
+        }
+    }),
+    check: |env, _| {
+        env.assert_worktree(&env.p("wt"), &env.p("src"), "the checkout");
+        assert!(
+            common::leftovers(&env.mnt).is_empty(),
+            "staging left: {:?}",
+            common::leftovers(&env.mnt)
+        );
+        // The worktree stays registered (pinning its base) through status and gc.
+        env.ok(&[o("gc")]);
+        let (code, err) = env.code(&[o("rm"), o("base")]);
+        assert_eq!(
+            code,
+            Some(1),
+            "rm of a worktree's base must be refused: {err}"
+        );
+        assert!(err.contains("in use"), "{err}");
+    },
+};
+
+const RM: Case = Case {
+    name: "rm",
+    prepare: |env| {
+        make_tree(&env.p("src"), 50, 5);
+        env.ok(&[
+            o("snapshot"),
+            o("--name"),
+            o("old"),
+            env.p("src").as_os_str(),
+        ]);
+    },
+    args: |_| owned(vec![o("rm"), o("old")]),
+    rerun: Some(|env| {
+        if env.resolve("old").is_some() {
+            run_args(env, &(RM.args)(env));
+        }
+        String::new()
+    }),
+    check: |env, _| {
+        assert_eq!(env.resolve("old"), None, "the removed snapshot came back");
+        let ls = env.ok(&[o("ls")]);
+        assert!(!ls.contains("old"), "{ls}");
+    },
+};
+
+const SWITCH: Case = Case {
+    name: "switch",
+    prepare: |env| {
+        make_tree(&env.p("a"), FILES, 6);
+        copy_tree(&env.p("a"), &env.p("b"));
+        change_tree(&env.p("b"), 60);
+        env.ok(&[o("snapshot"), o("--name"), o("a"), env.p("a").as_os_str()]);
+        env.ok(&[o("snapshot"), o("--name"), o("b"), env.p("b").as_os_str()]);
+        env.ok(&[o("checkout"), o("a"), env.p("wt").as_os_str()]);
+        fs::write(env.p("wt/untracked"), b"mine").expect("write");
+        fs::write(env.p("b/untracked"), b"mine").expect("write");
+    },
+    args: |env| owned(switch_args(&env.p("wt"), "b")),
+    rerun: None,
+    check: |env, _| {
+        // `status` reports the untracked file as added; compare it without.
+        assert_diff_clean(&env.p("wt"), &env.p("b"));
+        let st = json(&env.ok(&[o("status"), o("--json"), env.p("wt").as_os_str()]));
+        assert_eq!(st["added"], serde_json::json!(["untracked"]), "{st}");
+        for k in ["modified", "deleted", "type_changed", "mode_changed"] {
+            assert_eq!(st[k], serde_json::json!([]), "{k}: {st}");
+        }
+        let out = env.ok(&[o("worktrees"), o("--json")]);
+        let b = env.resolve("b").expect("b");
+        assert!(out.contains(&b), "the worktree's base is b: {out}");
+    },
+};
+
+const RESET: Case = Case {
+    name: "reset",
+    prepare: |env| {
+        make_tree(&env.p("src"), FILES, 7);
+        env.ok(&[
+            o("snapshot"),
+            o("--name"),
+            o("base"),
+            env.p("src").as_os_str(),
+        ]);
+        env.ok(&[o("checkout"), o("base"), env.p("wt").as_os_str()]);
+        change_tree(&env.p("wt"), 70);
+    },
+    args: |env| owned(reset_args(&env.p("wt"))),
+    rerun: None,
+    check: |env, _| {
+        env.assert_worktree(&env.p("wt"), &env.p("src"), "the reset worktree");
+    },
+};
+
+const GC: Case = Case {
+    name: "gc",
+    prepare: |env| {
+        make_tree(&env.p("a"), FILES, 8);
+        copy_tree(&env.p("a"), &env.p("b"));
+        change_tree(&env.p("b"), 80);
+        env.ok(&[o("snapshot"), o("--name"), o("a"), env.p("a").as_os_str()]);
+        env.ok(&[o("snapshot"), o("--name"), o("b"), env.p("b").as_os_str()]);
+        env.ok(&[o("rm"), o("a")]);
+    },
+    args: |_| owned(vec![o("gc"), o("--json")]),
+    rerun: None,
+    check: |env, _| {
+        let again = json(&env.ok(&[o("gc"), o("--json")]));
+        assert_eq!(
+            again["blobs_removed"], 0,
+            "gc's removals came back: {again}"
+        );
+        env.ok(&[o("checkout"), o("b"), env.p("check").as_os_str()]);
+        env.assert_worktree(&env.p("check"), &env.p("b"), "checkout after gc");
+    },
+};
+
+fn rounds() -> u64 {
+    std::env::var("COWTREE_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
+
+/// Runs `case` on `kind`: prepares a base image once, then for each round and method starts
+/// from a copy of it, runs the command, loses power (after it returned, or at a random point
+/// while it runs), mounts what the disk held, and checks.
+fn crash_case(kind: Kind, case: &Case) {
+    let Some(mut lab) = Lab::new(kind) else {
+        return;
+    };
+    let mut rng = XorShift::from_clock(case.name);
+    let base = lab.image("base.img");
+    lab.mkfs(&base);
+    lab.mount(&base);
+    let env = Env {
+        mnt: lab.mnt.clone(),
+    };
+    (case.prepare)(&env);
+    // How long the command takes, to place crashes while it runs.
+    let probe = lab.image("probe.img");
+    lab.umount();
+    let methods: &[Method] = match kind {
+        Kind::Xfs => &[Method::ImageCopy, Method::Shutdown],
+        Kind::Btrfs => &[Method::ImageCopy],
+    };
+    lab.crash_copy(&base, &probe);
+    lab.mount(&probe);
+    let t = Instant::now();
+    let args = (case.args)(&env);
+    env.ok(&args.iter().map(OsString::as_os_str).collect::<Vec<_>>());
+    let took = t.elapsed();
+    lab.umount();
+    fs::remove_file(&probe).expect("remove probe image");
+
+    for round in 0..rounds() {
+        for &method in methods {
+            for during in [false, true] {
+                let delay = Duration::from_micros(rng.below(took.as_micros() as u64 + 1));
+                let what = format!(
+                    "{} on {kind:?}, {method:?}, round {round}, crash {}",
+                    case.name,
+                    if during {
+                        format!("{delay:?} into the command")
+                    } else {
+                        "after it returned".to_string()
+                    }
+                );
+                println!("{what}");
+                one_round(
+                    &mut lab,
+                    &env,
+                    case,
+                    &base,
+                    method,
+                    during.then_some(delay),
+                    &what,
+                );
+            }
+        }
+    }
+}
+
+fn one_round(
+    lab: &mut Lab,
+    env: &Env,
+    case: &Case,
+    base: &Path,
+    method: Method,
+    during: Option<Duration>,
+    what: &str,
+) {
+    let img = lab.image("round.img");
+    let crash = lab.image("crash.img");
+    lab.crash_copy(base, &img);
+    lab.mount(&img);
+    let args = (case.args)(env);
+    let mut child = Some(
+        Command::new(BIN)
+            .env_remove("COWTREE_STORE")
+            .arg("--store")
+            .arg(env.store())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start cowtree"),
+    );
+    let finish = |c: std::process::Child| {
+        let out = c.wait_with_output().expect("wait for cowtree");
+        assert!(
+            out.status.success(),
+            "{what}: the command failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let returned = match during {
+        None => child.take().map(finish),
+        Some(delay) => {
+            std::thread::sleep(delay);
+            // A command that already exited 0 must have its result kept.
+            let done = child.as_mut().and_then(|c| c.try_wait().expect("wait"));
+            match done {
+                Some(st) if st.success() => child.take().map(finish),
+                _ => None,
+            }
+        }
+    };
+    match method {
+        Method::ImageCopy => lab.crash_copy(&img, &crash),
+        Method::Shutdown => lab.shutdown(),
+    }
+    if let Some(mut c) = child {
+        // Whatever the command does after the crash point is lost with the power.
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    lab.umount();
+    match method {
+        Method::ImageCopy => {
+            lab.mount(&crash);
+        }
+        Method::Shutdown => lab.mount(&img),
+    }
+    env.assert_verify(what);
+    let out = match (returned, case.rerun) {
+        (Some(out), _) => out,
+        (None, Some(rerun)) => rerun(env),
+        (None, None) => run_args(env, &args),
+    };
+    (case.check)(env, &out);
+    env.assert_verify(what);
+    lab.umount();
+    let _ = fs::remove_file(&img);
+    let _ = fs::remove_file(&crash);
+}
+
+macro_rules! crash_tests {
+    ($($name:ident: $case:expr;)*) => {
+        mod xfs {
+            use super::*;
+            $(#[test] fn $name() { crash_case(Kind::Xfs, &$case); })*
+        }
+        mod btrfs {
+            use super::*;
+            $(#[test] fn $name() { crash_case(Kind::Btrfs, &$case); })*
+        }
+    };
+}
+
+crash_tests! {
+    snapshot_named_survives_power_loss: SNAPSHOT_NAMED;
+    snapshot_unnamed_survives_power_loss: SNAPSHOT_UNNAMED;
+    incremental_snapshot_survives_power_loss: SNAPSHOT_WORKTREE;
+    tag_survives_power_loss: TAG;
+    checkout_survives_power_loss: CHECKOUT;
+    rm_survives_power_loss: RM;
+    switch_survives_power_loss: SWITCH;
+    reset_survives_power_loss: RESET;
+    gc_survives_power_loss: GC;
+}
