@@ -5,13 +5,15 @@
 //!
 //! ```json
 //! {"version":1,"path":"/abs/path","path_hex":null,"snapshot":"<64 hex>",
-//!  "created_unix":1700000000,"stat_cache":null}
+//!  "created_unix":1700000000,"stat_cache":null,"dev":2049,"ino":131}
 //! ```
 //! - `<id>` is the first 32 hex digits of BLAKE3 of the worktree's absolute path bytes, so a
 //!   second checkout to the same path replaces the record.
 //! - `path` is the absolute path when it is UTF-8; otherwise `path` is null and `path_hex` holds
 //!   its bytes in hex.
 //! - `snapshot` is the base snapshot the worktree was checked out from.
+//! - `dev` and `ino` are the device and inode of the worktree's root directory; every record
+//!   this crate writes has them.
 //! - `stat_cache` is reserved for the worktree layer: null, or the name of a sidecar file under
 //!   `worktrees/` (by convention `<id>.stat`) holding a stat cache for fast status. Readers
 //!   must ignore fields they do not know; writers keep them.
