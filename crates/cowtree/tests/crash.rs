@@ -13,7 +13,8 @@
 //! - **XFS shutdown**: `xfs_io -x -c shutdown` without `-f` stops the filesystem without
 //!   flushing its log, as a crash does; unmounting and mounting again replays the log.
 //!
-//! Each case runs on both filesystems, `COWTREE_CRASH_ROUNDS` rounds (default 2) per method;
+//! Each case runs on XFS, btrfs and ext4 (a store without reflinks, where every blob is a
+//! copy), `COWTREE_CRASH_ROUNDS` rounds (default 2) per method;
 //! a round crashes once right after the command returns and once at a random point while it
 //! runs (the seed is printed).
 
@@ -33,6 +34,8 @@ use cowtree_testutil::{Fs, XorShift, assert_diff_clean, pattern};
 enum Kind {
     Xfs,
     Btrfs,
+    /// No reflinks: the store copies every blob.
+    Ext4,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +101,7 @@ impl Lab {
                 &[o("-q"), o("-m"), o("reflink=1"), img.as_os_str()],
             ),
             Kind::Btrfs => tool("mkfs.btrfs", &[o("-q"), img.as_os_str()]),
+            Kind::Ext4 => tool("mkfs.ext4", &[o("-q"), o("-F"), img.as_os_str()]),
         };
     }
 
@@ -642,7 +646,7 @@ fn crash_case(kind: Kind, case: &Case) {
     lab.umount();
     let methods: &[Method] = match kind {
         Kind::Xfs => &[Method::ImageCopy, Method::Shutdown],
-        Kind::Btrfs => &[Method::ImageCopy],
+        Kind::Btrfs | Kind::Ext4 => &[Method::ImageCopy],
     };
     lab.crash_copy(&base, &probe);
     lab.mount(&probe);
@@ -766,6 +770,10 @@ macro_rules! crash_tests {
         mod btrfs {
             use super::*;
             $(#[test] fn $name() { crash_case(Kind::Btrfs, &$case); })*
+        }
+        mod ext4 {
+            use super::*;
+            $(#[test] fn $name() { crash_case(Kind::Ext4, &$case); })*
         }
     };
 }
