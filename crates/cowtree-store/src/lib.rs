@@ -19,9 +19,11 @@
 #![warn(missing_docs)]
 
 pub mod checkout;
+pub mod discover;
 pub mod error;
 pub mod gc;
 pub mod hash;
+pub mod history;
 pub mod ingest;
 pub mod interchange;
 pub mod manifest;

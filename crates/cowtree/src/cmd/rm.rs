@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use crate::cmd::open_store;
+use serde_json::json;
+
+use crate::cmd::{StoreOpt, print_json, store_here};
 use crate::exit::{CliError, CmdResult, Exit};
 
 /// Remove a snapshot and the names pointing at it.
@@ -11,16 +13,27 @@ use crate::exit::{CliError, CmdResult, Exit};
 /// Refuses while a registered worktree that still exists was checked out from it, unless
 /// --force.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree rm v1 && cowtree gc      # remove a snapshot, then free its blobs
+  cowtree rm --force 3f2a9c1e      # even though a worktree was checked out from it")]
 pub struct Args {
     /// Snapshot id, id prefix (8+ hex digits) or name.
     snapshot: String,
     /// Remove it even if worktrees were checked out from it.
     #[arg(long)]
     force: bool,
+    /// Print one JSON object: id, names_removed.
+    #[arg(long)]
+    json: bool,
+    /// Print nothing but errors.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    #[command(flatten)]
+    store: StoreOpt,
 }
 
-pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
-    let store = open_store(store)?;
+pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    let store = store_here(&args.store.clone().or(top))?;
     let _lock = store.lock_shared()?;
     let id = cowtree_store::refs::resolve(&store, &args.snapshot)?;
     let users = cowtree_store::registry::live_users(&store, &id)?;
@@ -31,16 +44,24 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
             list.join("\n  ")
         )));
     }
+    let mut names = Vec::new();
     for (name, target) in cowtree_store::refs::list(&store)? {
         if target == id {
             cowtree_store::refs::remove(&store, &name)?;
-            eprintln!("removed name {name}");
+            if !args.quiet && !args.json {
+                eprintln!("removed name {name}");
+            }
+            names.push(name);
         }
     }
     store
         .snapshots_dir()
         .remove_file(std::ffi::OsStr::new(&id.to_hex()))
         .map_err(|e| CliError::new(format!("remove snapshot {id}: {e}")))?;
-    println!("removed snapshot {id} (run `cowtree gc` to free its blobs)");
+    if args.json {
+        print_json(&json!({"id": id.to_hex(), "names_removed": names}))?;
+    } else if !args.quiet {
+        println!("removed snapshot {id} (run `cowtree gc` to free its blobs)");
+    }
     Ok(Exit::Ok)
 }
