@@ -1,6 +1,6 @@
 //! `dedupe`: make identical regular files share their data, without changing any of them.
 //!
-//! 1. Walk the paths (with [`crate::du`], which also measures unique physical bytes before),
+//! 1. Walk the paths (with [`crate::du()`], which also measures unique physical bytes before),
 //!    keeping regular files of at least `min_size` bytes; a hardlinked inode is kept once.
 //! 2. Group by (device, size); in groups of two or more, hash with BLAKE3 in parallel. Files
 //!    whose extents are at the same physical addresses already hold the same bytes: one of
