@@ -151,7 +151,11 @@ fn existing_dir(path: &Path) -> io::Result<(PathBuf, u64)> {
 }
 
 fn writable(dir: &Path) -> bool {
-    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK).is_ok()
+    rustix::fs::access(
+        dir,
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+    )
+    .is_ok()
 }
 
 /// The store that serves the tree at `tree` (which need not exist yet: a checkout

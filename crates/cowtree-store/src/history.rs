@@ -40,9 +40,7 @@ pub fn record(store: &Store, id: &Hash, source: Option<&Path>) -> Result<()> {
     };
     let mut bytes = serde_json::to_vec(&line).map_err(|e| Error::msg(e.to_string()))?;
     bytes.push(b'\n');
-    let ctx = |e: std::io::Error| {
-        Error::msg(format!("{}: {e}", store.root().join(FILE).display()))
-    };
+    let ctx = |e: std::io::Error| Error::msg(format!("{}: {e}", store.root().join(FILE).display()));
     // One write with O_APPEND: lines of concurrent writers do not interleave.
     std::fs::OpenOptions::new()
         .append(true)

@@ -379,7 +379,8 @@ fn switch_with_directories_swapped_for_symlinks_to_outside_never_writes_outside(
             &[s("switch"), s("--force"), s(&ids[target]), wt.as_os_str()],
         )
         .assert_ok("switch after the race");
-        run60(&store, &[s("reset"), s("--hard"), s("-C"), wt.as_os_str()]).assert_ok("reset --hard");
+        run60(&store, &[s("reset"), s("--hard"), s("-C"), wt.as_os_str()])
+            .assert_ok("reset --hard");
         assert_same_tree(&files_of(srcs[target]), &files_of(&wt), false);
     }
     println!(

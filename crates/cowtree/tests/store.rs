@@ -473,7 +473,11 @@ fn store_location_comes_from_option_then_environment() {
         .arg(&src)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(xdg.join("cowtree/format").is_file());
     let opt = dir.path().join("opt-store");
     let out = bin()

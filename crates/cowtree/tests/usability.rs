@@ -80,18 +80,30 @@ fn store_is_made_on_the_trees_filesystem_when_the_default_is_on_another() {
     let expected = canon(&xfs_root).join(".cowtree-store");
     let o = ok(
         &mut user(home, home),
-        &[s("snapshot"), s("--json"), s("--name"), s("first"), src.as_os_str()],
+        &[
+            s("snapshot"),
+            s("--json"),
+            s("--name"),
+            s("first"),
+            src.as_os_str(),
+        ],
     );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["store"], expected.to_str().unwrap(), "{v}");
-    assert_eq!(v["copied_bytes"], 0, "the store shares data with the tree: {v}");
+    assert_eq!(
+        v["copied_bytes"], 0,
+        "the store shares data with the tree: {v}"
+    );
     assert!(
         !home.join("data/cowtree").exists(),
         "nothing in the default location on ext4"
     );
     let o = ok(&mut user(home, home), &[s("snapshot"), src.as_os_str()]);
     let err = text(&o.stderr);
-    assert!(!err.contains("created store"), "only a new store is announced: {err}");
+    assert!(
+        !err.contains("created store"),
+        "only a new store is announced: {err}"
+    );
     // Creation is announced, with where and why, when not asked for JSON.
     let src2 = xfs.path().join("src2");
     tree(&src2, 3, 100);
@@ -141,7 +153,13 @@ fn a_worktree_of_a_named_store_is_found_from_inside_without_flags() {
     tree(&src, 20, 3000);
     let mut c = user(home, home);
     c.arg("--store").arg(&store);
-    let id = text(&ok(&mut c, &[s("snapshot"), s("--quiet"), s("--json"), src.as_os_str()]).stdout);
+    let id = text(
+        &ok(
+            &mut c,
+            &[s("snapshot"), s("--quiet"), s("--json"), src.as_os_str()],
+        )
+        .stdout,
+    );
     let id = serde_json::from_str::<serde_json::Value>(&id).unwrap()["id"]
         .as_str()
         .unwrap()
@@ -160,7 +178,11 @@ fn a_worktree_of_a_named_store_is_found_from_inside_without_flags() {
     ok(&mut user(home, &inside), &[s("reset"), s("../d0/f0")]);
     assert_eq!(fs::read(wt.join("d0/f0")).unwrap(), pattern(3000, 1));
     let v = ok_json(&mut user(home, &inside), &[s("snapshot"), s("--json")]);
-    assert_eq!(v["id"], id.as_str(), "an unchanged worktree records its base");
+    assert_eq!(
+        v["id"],
+        id.as_str(),
+        "an unchanged worktree records its base"
+    );
     assert_eq!(v["store"], canon(&store).to_str().unwrap());
     // Outside any worktree, the commands that need one say so.
     let o = out(&mut user(home, home), &[s("status")]);
@@ -217,7 +239,11 @@ fn read_only_commands_on_a_missing_store_say_so_and_create_nothing() {
     c.arg("--store").arg(&typo);
     let o = ok(&mut c, &[s("snapshot"), src.as_os_str()]);
     assert!(typo.join("format").is_file());
-    assert!(text(&o.stderr).contains("created store"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("created store"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 /// The subcommands `cowtree --help` lists.
@@ -278,20 +304,50 @@ fn quiet_prints_nothing_on_success() {
     let wt = x.path().join("wt");
     let copy = x.path().join("copy");
     let cmds: Vec<(PathBuf, Vec<&OsStr>)> = vec![
-        (home.into(), vec![s("snapshot"), s("-q"), s("--name"), s("a"), src.as_os_str()]),
-        (home.into(), vec![s("snapshot"), s("--quiet"), s("--name"), s("b"), src2.as_os_str()]),
-        (home.into(), vec![s("checkout"), s("--quiet"), s("a"), wt.as_os_str()]),
+        (
+            home.into(),
+            vec![s("snapshot"), s("-q"), s("--name"), s("a"), src.as_os_str()],
+        ),
+        (
+            home.into(),
+            vec![
+                s("snapshot"),
+                s("--quiet"),
+                s("--name"),
+                s("b"),
+                src2.as_os_str(),
+            ],
+        ),
+        (
+            home.into(),
+            vec![s("checkout"), s("--quiet"), s("a"), wt.as_os_str()],
+        ),
         (wt.clone(), vec![s("status"), s("--quiet")]),
         (wt.clone(), vec![s("switch"), s("--quiet"), s("b")]),
         (wt.clone(), vec![s("reset"), s("--quiet"), s("--hard")]),
         (wt.clone(), vec![s("snapshot"), s("--quiet")]),
         (home.into(), vec![s("tag"), s("--quiet"), s("c"), s("a")]),
-        (home.into(), vec![s("worktree"), s("rm"), s("--quiet"), s("--force"), wt.as_os_str()]),
+        (
+            home.into(),
+            vec![
+                s("worktree"),
+                s("rm"),
+                s("--quiet"),
+                s("--force"),
+                wt.as_os_str(),
+            ],
+        ),
         (home.into(), vec![s("rm"), s("--quiet"), s("a")]),
         (home.into(), vec![s("gc"), s("--quiet")]),
         (home.into(), vec![s("verify"), s("--quiet")]),
-        (home.into(), vec![s("clone"), s("--quiet"), src.as_os_str(), copy.as_os_str()]),
-        (home.into(), vec![s("dedupe"), s("--quiet"), src.as_os_str(), copy.as_os_str()]),
+        (
+            home.into(),
+            vec![s("clone"), s("--quiet"), src.as_os_str(), copy.as_os_str()],
+        ),
+        (
+            home.into(),
+            vec![s("dedupe"), s("--quiet"), src.as_os_str(), copy.as_os_str()],
+        ),
     ];
     for (cwd, args) in cmds {
         let mut c = user(home, &cwd);
@@ -334,11 +390,29 @@ fn tag_and_snapshot_name_refuse_to_move_a_name_without_force() {
     assert_eq!(resolve(), ida);
     let o = st(&[s("snapshot"), s("--name"), s("v1"), b.as_os_str()]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("already names"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("already names"),
+        "{}",
+        text(&o.stderr)
+    );
     assert_eq!(resolve(), ida);
-    assert!(st(&[s("snapshot"), s("--name"), s("v1"), s("--force"), b.as_os_str()]).status.success());
+    assert!(
+        st(&[
+            s("snapshot"),
+            s("--name"),
+            s("v1"),
+            s("--force"),
+            b.as_os_str()
+        ])
+        .status
+        .success()
+    );
     assert_eq!(resolve(), idb);
-    assert!(st(&[s("tag"), s("--force"), s("v1"), s(&ida)]).status.success());
+    assert!(
+        st(&[s("tag"), s("--force"), s("v1"), s(&ida)])
+            .status
+            .success()
+    );
     assert_eq!(resolve(), ida);
 }
 
@@ -354,18 +428,41 @@ fn reset_of_a_path_in_neither_worktree_nor_base_fails_and_paths_follow_the_cwd()
         c.arg("--store").arg(&store);
         out(&mut c, args)
     };
-    assert!(st(home, &[s("snapshot"), s("--name"), s("v1"), src.as_os_str()]).status.success());
+    assert!(
+        st(
+            home,
+            &[s("snapshot"), s("--name"), s("v1"), src.as_os_str()]
+        )
+        .status
+        .success()
+    );
     let wt = x.path().join("wt");
-    assert!(st(home, &[s("checkout"), s("v1"), wt.as_os_str()]).status.success());
+    assert!(
+        st(home, &[s("checkout"), s("v1"), wt.as_os_str()])
+            .status
+            .success()
+    );
     fs::write(wt.join("d1/f1"), b"changed").unwrap();
     let o = st(&wt.join("d1"), &[s("reset"), s("nosuchpath")]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("nosuchpath"), "{}", text(&o.stderr));
-    assert_eq!(fs::read(wt.join("d1/f1")).unwrap(), b"changed", "nothing was reset");
+    assert!(
+        text(&o.stderr).contains("nosuchpath"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        fs::read(wt.join("d1/f1")).unwrap(),
+        b"changed",
+        "nothing was reset"
+    );
     // The path is relative to the current directory inside the worktree.
     let o = st(&wt.join("d1"), &[s("reset"), s("f1")]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("1 entry restored"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("1 entry restored"),
+        "{}",
+        text(&o.stdout)
+    );
     assert_eq!(fs::read(wt.join("d1/f1")).unwrap(), pattern(100, 2));
     // A deleted file is in the base: resetting it is no error; -C names the worktree.
     fs::remove_file(wt.join("d2/f2")).unwrap();
@@ -388,12 +485,26 @@ fn checkout_mode_clone_across_filesystems_exits_3_and_auto_warns_once() {
         c.arg("--store").arg(&store);
         out(&mut c, args)
     };
-    assert!(st(&[s("snapshot"), s("--name"), s("v1"), src.as_os_str()]).status.success());
+    assert!(
+        st(&[s("snapshot"), s("--name"), s("v1"), src.as_os_str()])
+            .status
+            .success()
+    );
     let dst = y.path().join("wt");
-    let o = st(&[s("checkout"), s("--mode"), s("clone"), s("v1"), dst.as_os_str()]);
+    let o = st(&[
+        s("checkout"),
+        s("--mode"),
+        s("clone"),
+        s("v1"),
+        dst.as_os_str(),
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
     assert!(!dst.exists());
-    assert_eq!(fs::read_dir(y.path()).unwrap().count(), 0, "no staging left");
+    assert_eq!(
+        fs::read_dir(y.path()).unwrap().count(),
+        0,
+        "no staging left"
+    );
     let o = st(&[s("checkout"), s("v1"), dst.as_os_str()]);
     assert!(o.status.success());
     let err = text(&o.stderr);
@@ -401,9 +512,20 @@ fn checkout_mode_clone_across_filesystems_exits_3_and_auto_warns_once() {
     assert!(err.contains("different filesystem"), "{err}");
     // On the store's filesystem, clone mode clones.
     let same = x.path().join("wt");
-    let o = st(&[s("checkout"), s("--mode"), s("clone"), s("--json"), s("v1"), same.as_os_str()]);
+    let o = st(&[
+        s("checkout"),
+        s("--mode"),
+        s("clone"),
+        s("--json"),
+        s("v1"),
+        same.as_os_str(),
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!((v["cloned"].as_u64(), v["copied"].as_u64()), (Some(6), Some(0)), "{v}");
+    assert_eq!(
+        (v["cloned"].as_u64(), v["copied"].as_u64()),
+        (Some(6), Some(0)),
+        "{v}"
+    );
 }
 
 #[test]
@@ -419,10 +541,22 @@ fn a_dirty_switch_is_unblocked_by_the_command_its_refusal_names() {
         c.arg("--store").arg(&store);
         out(&mut c, args)
     };
-    assert!(st(home, &[s("snapshot"), s("--name"), s("a"), a.as_os_str()]).status.success());
-    assert!(st(home, &[s("snapshot"), s("--name"), s("b"), b.as_os_str()]).status.success());
+    assert!(
+        st(home, &[s("snapshot"), s("--name"), s("a"), a.as_os_str()])
+            .status
+            .success()
+    );
+    assert!(
+        st(home, &[s("snapshot"), s("--name"), s("b"), b.as_os_str()])
+            .status
+            .success()
+    );
     let wt = x.path().join("wt");
-    assert!(st(home, &[s("checkout"), s("a"), wt.as_os_str()]).status.success());
+    assert!(
+        st(home, &[s("checkout"), s("a"), wt.as_os_str()])
+            .status
+            .success()
+    );
     fs::write(wt.join("d0/f0"), b"my work").unwrap();
     let o = st(&wt, &[s("switch"), s("b")]);
     assert_eq!(o.status.code(), Some(1));
@@ -451,13 +585,21 @@ fn ls_shows_date_source_files_and_size_newest_first_and_says_when_empty() {
     };
     let o = st(&[s("ls")]);
     assert!(o.status.success());
-    assert!(text(&o.stdout).contains("no snapshots"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("no snapshots"),
+        "{}",
+        text(&o.stdout)
+    );
     let (a, b) = (x.path().join("older"), x.path().join("newer"));
     tree(&a, 3, 1024);
     tree(&b, 5, 2048);
     assert!(st(&[s("snapshot"), a.as_os_str()]).status.success());
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    assert!(st(&[s("snapshot"), s("--name"), s("new"), b.as_os_str()]).status.success());
+    assert!(
+        st(&[s("snapshot"), s("--name"), s("new"), b.as_os_str()])
+            .status
+            .success()
+    );
     let listing = text(&st(&[s("ls")]).stdout);
     let rows: Vec<&str> = listing.lines().skip(1).collect();
     assert_eq!(rows.len(), 2, "{listing}");
@@ -465,7 +607,10 @@ fn ls_shows_date_source_files_and_size_newest_first_and_says_when_empty() {
         rows[0].contains("newer") && rows[0].contains("10.0 KiB") && rows[0].contains(" new "),
         "{listing}"
     );
-    assert!(rows[1].contains("older") && rows[1].contains("3.0 KiB"), "{listing}");
+    assert!(
+        rows[1].contains("older") && rows[1].contains("3.0 KiB"),
+        "{listing}"
+    );
     assert!(rows[0].contains("20"), "a date: {listing}");
     let v: serde_json::Value = serde_json::from_slice(&st(&[s("ls"), s("--json")]).stdout).unwrap();
     let list = v["snapshots"].as_array().unwrap();
@@ -489,11 +634,42 @@ fn dedupe_by_default_includes_files_of_one_block() {
         assert!(st.success());
     }
     let v: serde_json::Value = serde_json::from_slice(
-        &ok(&mut user(x.path(), x.path()), &[s("dedupe"), s("--json"), x.path().as_os_str()])
-            .stdout,
+        &ok(
+            &mut user(x.path(), x.path()),
+            &[s("dedupe"), s("--json"), x.path().as_os_str()],
+        )
+        .stdout,
     )
     .unwrap();
     // 30 sets of three 8 KiB files: two of each set now share the first's blocks.
     assert_eq!(v["files_deduped"], 60, "{v}");
     assert_eq!(v["groups"], 30, "{v}");
+}
+
+#[test]
+fn a_snapshot_that_copies_into_the_store_warns_once_with_the_reason_and_the_fix() {
+    let (Some(x), Some(y)) = (scratch(Fs::Xfs), scratch(Fs::Xfs2)) else {
+        return;
+    };
+    let home = x.path();
+    let store = x.path().join("store");
+    let st = |args: &[&OsStr]| {
+        let mut c = user(home, home);
+        c.arg("--store").arg(&store);
+        ok(&mut c, args)
+    };
+    let near = x.path().join("near");
+    tree(&near, 10, 3000);
+    let err = text(&st(&[s("snapshot"), near.as_os_str()]).stderr);
+    assert!(!err.contains("warning"), "same filesystem: {err}");
+    let far = y.path().join("far");
+    tree(&far, 10, 3001);
+    let err = text(&st(&[s("snapshot"), far.as_os_str()]).stderr);
+    assert_eq!(err.matches("warning").count(), 1, "{err}");
+    assert!(
+        err.contains("29.3 KiB copied into the store")
+            && err.contains("another filesystem")
+            && err.contains("Fix:"),
+        "{err}"
+    );
 }

@@ -299,7 +299,12 @@ fn kill_9_during_reset_leaves_whole_files_and_a_rerun_restores_the_base_exactly(
     let mut interrupted = 0;
     for round in 1..=16u64 {
         let dirty = spoil(round);
-        if !run_killed_at_random(&store, &[s("reset"), s("-C"), wt.as_os_str()], one, &mut rng) {
+        if !run_killed_at_random(
+            &store,
+            &[s("reset"), s("-C"), wt.as_os_str()],
+            one,
+            &mut rng,
+        ) {
             interrupted += 1;
         }
         // Under its final name, each file is whole: the base's bytes or the spoiled ones.

@@ -60,7 +60,7 @@ enum Mode {
 
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let opt = args.store.clone().or(top);
-    let quiet = args.quiet || args.json;
+    let quiet = args.quiet;
     let (store, id) = store_with_snapshot(&opt, &args.dst, &args.snapshot, quiet)?;
     let opts = CheckoutOptions {
         mode: match args.mode {
@@ -75,6 +75,8 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             eprintln!("cowtree: {w}")
         }
     })?;
+    // Before the stat cache: setting the marker changes the root directory's ctime.
+    mark(&store, &r.path);
     // Record the root's device and inode and a stat cache of what was just written, so that
     // status, switch and snapshot of this worktree read only files that change later.
     // The checkout itself is complete and registered: a failure here only costs speed (the
@@ -86,7 +88,6 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             r.path.display()
         );
     }
-    mark(&store, &r.path);
     if args.json {
         let fallbacks: Vec<_> = r
             .fallbacks

@@ -254,10 +254,7 @@ pub fn find_worktree(
 
 /// The worktree named by a positional DST or `-C DIR` (its root), else the one containing the
 /// current directory.
-pub fn worktree_arg(
-    opt: &StoreOpt,
-    named: Option<&Path>,
-) -> Result<(Store, Worktree), CliError> {
+pub fn worktree_arg(opt: &StoreOpt, named: Option<&Path>) -> Result<(Store, Worktree), CliError> {
     match named {
         Some(d) => find_worktree(opt, d, true),
         None => find_worktree(opt, &cwd()?, false),

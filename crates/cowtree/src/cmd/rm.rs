@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::cmd::{StoreOpt, print_json, store_here};
 use crate::exit::{CliError, CmdResult, Exit};
+use crate::units::count;
 
 /// Remove a snapshot and the names pointing at it.
 ///
@@ -40,7 +41,9 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     if !users.is_empty() && !args.force {
         let list: Vec<String> = users.iter().map(|p| p.display().to_string()).collect();
         return Err(CliError::new(format!(
-            "snapshot {id} is in use by worktree(s):\n  {}\n(remove them first, or use --force)",
+            "snapshot {id} is in use by {}:\n  {}\n(remove them first with `cowtree worktree rm`, \
+             or use --force)",
+            count(users.len() as u64, "worktree", "worktrees"),
             list.join("\n  ")
         )));
     }

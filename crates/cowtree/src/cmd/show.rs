@@ -6,8 +6,8 @@ use cowtree_store::interchange;
 use cowtree_store::manifest::{Data, show};
 
 use crate::cmd::{StoreOpt, print_json, store_here};
-use crate::units::{bytes, count};
 use crate::exit::{CmdResult, Exit};
+use crate::units::{bytes, count};
 
 /// Print a snapshot's entries: kind, size, blob or link target, path.
 ///

@@ -97,7 +97,7 @@ fn remember(store: &Store, id: &Hash, source: Option<&Path>) {
 
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let opt = args.store.clone().or(top);
-    let quiet = args.quiet || args.json;
+    let quiet = args.quiet;
     if let Some(file) = &args.from_json {
         let store = store_for_tree(&opt, Path::new("."), quiet)?;
         check_name(&store, args.name.as_deref(), args.force)?;
@@ -133,9 +133,14 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     // The worktree to record incrementally, with its store, when there is one.
     let found = match (&args.dir, &args.worktree) {
         (_, Some(w)) => Some(find_worktree(&opt, w, true)?),
-        (None, None) => Some(find_worktree(&opt, &std::env::current_dir()?, false).map_err(
-            |e| CliError::with_code(format!("{e}\n(name the directory to record: `cowtree snapshot DIR`)"), 2),
-        )?),
+        (None, None) => Some(
+            find_worktree(&opt, &std::env::current_dir()?, false).map_err(|e| {
+                CliError::with_code(
+                    format!("{e}\n(name the directory to record: `cowtree snapshot DIR`)"),
+                    2,
+                )
+            })?,
+        ),
         (Some(d), None) if !args.full => match find_worktree(&opt, d, true) {
             Ok(found) => Some(found),
             Err(_) => None,
@@ -175,11 +180,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
                 count(r.read, "changed file", "changed files"),
                 count(r.new_blobs, "new blob", "new blobs"),
                 bytes(r.new_bytes),
-                if r.base_updated {
-                    "; now its base"
-                } else {
-                    ""
-                },
+                if r.base_updated { "; now its base" } else { "" },
                 secs(r.elapsed_ms)
             );
         }

@@ -5,8 +5,8 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::cmd::{StoreOpt, print_json, store_here};
-use crate::units::{bytes, count};
 use crate::exit::{CmdResult, Exit};
+use crate::units::{bytes, count};
 
 /// Rehash every blob and check every snapshot; exit 4 on problems.
 ///
