@@ -673,3 +673,52 @@ fn a_snapshot_that_copies_into_the_store_warns_once_with_the_reason_and_the_fix(
         "{err}"
     );
 }
+
+#[test]
+fn every_command_that_does_work_takes_quiet_json_and_jobs_and_jobs_changes_no_result() {
+    for cmd in [
+        "snapshot", "checkout", "status", "switch", "reset", "verify", "dedupe",
+    ] {
+        let help = text(
+            &Command::new(BIN)
+                .args([cmd, "--help"])
+                .output()
+                .unwrap()
+                .stdout,
+        );
+        for flag in ["--quiet", "--json", "--jobs"] {
+            assert!(help.contains(flag), "{cmd} has no {flag}:\n{help}");
+        }
+    }
+    for cmd in ["tag", "rm", "gc", "clone"] {
+        let help = text(
+            &Command::new(BIN)
+                .args([cmd, "--help"])
+                .output()
+                .unwrap()
+                .stdout,
+        );
+        for flag in ["--quiet", "--json"] {
+            assert!(help.contains(flag), "{cmd} has no {flag}:\n{help}");
+        }
+    }
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let src = x.path().join("src");
+    tree(&src, 200, 700);
+    let id = |store: &str, jobs: &str| {
+        let mut c = user(x.path(), x.path());
+        c.arg("--store").arg(x.path().join(store));
+        ok_json(
+            &mut c,
+            &[
+                s("snapshot"),
+                s("--json"),
+                s("--jobs"),
+                s(jobs),
+                src.as_os_str(),
+            ],
+        )["id"]
+            .clone()
+    };
+    assert_eq!(id("one", "1"), id("all", "0"));
+}

@@ -49,6 +49,8 @@ pub struct Args {
     quiet: bool,
     #[command(flatten)]
     store: StoreOpt,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,6 +61,7 @@ enum Mode {
 }
 
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    args.jobs.apply();
     let opt = args.store.clone().or(top);
     let quiet = args.quiet;
     let (store, id) = store_with_snapshot(&opt, &args.dst, &args.snapshot, quiet)?;

@@ -46,6 +46,8 @@ pub struct Args {
     /// Print nothing but errors: no summary or progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
 }
 
 /// The block size of the filesystem of `path` (its directory for a file).
@@ -88,6 +90,7 @@ impl Progress for Bar {
 }
 
 pub fn run(args: Args) -> CmdResult {
+    args.jobs.apply();
     // Hidden when stderr is not a terminal.
     let bar = Bar(ProgressBar::with_draw_target(
         None,

@@ -33,9 +33,12 @@ pub struct Args {
     /// error_count.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
 }
 
 pub fn run(args: Args) -> CmdResult {
+    args.jobs.apply();
     let report = du(&args.paths, &DuOptions::default());
     for e in &report.errors {
         eprintln!("cowtree: du: {e}");

@@ -53,6 +53,30 @@ impl StoreOpt {
     }
 }
 
+/// `--jobs`, for the commands that run worker pools.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct JobsOpt {
+    /// Size the worker pools for N cores (default, or 0: all cores). Each pool keeps its rule
+    /// per core (e.g. ingest runs two workers per core); 1 makes the work gentlest on a busy
+    /// machine.
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+impl JobsOpt {
+    /// Applies `--jobs` to every pool built from now on.
+    pub fn apply(self) {
+        if let Some(n) = self.jobs.filter(|&n| n > 0) {
+            cowtree_fs::parallel::set_cores(n);
+            // The pools that run on rayon's global pool (switch, reset, verify, dedupe); it is
+            // not built yet, as nothing has run on it.
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global();
+        }
+    }
+}
+
 /// Opens an existing store; "no store at PATH" when there is none (read-only commands never
 /// create one).
 pub fn open_existing(root: &Path) -> Result<Store, CliError> {

@@ -43,6 +43,8 @@ pub struct Args {
     quiet: bool,
     #[command(flatten)]
     store: StoreOpt,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
 }
 
 /// `p` as a path relative to the worktree root `root`, resolved against `base`; `None` for
@@ -88,6 +90,7 @@ fn relative_to(root: &Path, base: &Path, p: &Path) -> Result<Option<Vec<u8>>, Cl
 }
 
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    args.jobs.apply();
     let opt = args.store.clone().or(top);
     let (store, mut wt) = worktree_arg(&opt, args.worktree.as_deref())?;
     let cwd = std::env::current_dir()?;

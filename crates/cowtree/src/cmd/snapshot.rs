@@ -71,6 +71,8 @@ pub struct Args {
     full: bool,
     #[command(flatten)]
     store: StoreOpt,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
 }
 
 /// Refuses to move an existing name without --force.
@@ -96,6 +98,7 @@ fn remember(store: &Store, id: &Hash, source: Option<&Path>) {
 }
 
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    args.jobs.apply();
     let opt = args.store.clone().or(top);
     let quiet = args.quiet;
     if let Some(file) = &args.from_json {
@@ -141,10 +144,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
                 )
             })?,
         ),
-        (Some(d), None) if !args.full => match find_worktree(&opt, d, true) {
-            Ok(found) => Some(found),
-            Err(_) => None,
-        },
+        (Some(d), None) if !args.full => find_worktree(&opt, d, true).ok(),
         (Some(_), None) => None,
     };
     if let Some((store, mut wt)) = found.filter(|_| !args.full) {

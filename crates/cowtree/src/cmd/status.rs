@@ -44,9 +44,12 @@ pub struct Args {
     /// Exit 1 when the worktree has any change (as `git diff --exit-code`).
     #[arg(long)]
     exit_code: bool,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
 }
 
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    args.jobs.apply();
     let opt = args.store.clone().or(top);
     let (store, mut wt) = worktree_arg(&opt, args.dst.as_deref().or(args.worktree.as_deref()))?;
     let scan = status::status(&store, &mut wt)?;

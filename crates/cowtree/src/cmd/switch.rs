@@ -51,9 +51,12 @@ pub struct Args {
     quiet: bool,
     #[command(flatten)]
     store: StoreOpt,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
 }
 
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    args.jobs.apply();
     let opt = args.store.clone().or(top);
     let (store, mut wt) = worktree_arg(&opt, args.dst.as_deref().or(args.worktree.as_deref()))?;
     let to = cowtree_store::refs::resolve(&store, &args.snapshot)?;

@@ -26,9 +26,12 @@ pub struct Args {
     quiet: bool,
     #[command(flatten)]
     store: StoreOpt,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
 }
 
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    args.jobs.apply();
     let store = store_here(&args.store.clone().or(top))?;
     let r = cowtree_store::verify::verify(&store)?;
     if args.json {
