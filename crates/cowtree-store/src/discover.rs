@@ -3,8 +3,8 @@
 //! A store can only share data blocks with trees on its own filesystem, so the store a tree
 //! uses is chosen by the tree's filesystem ([`store_for_tree`]):
 //! 1. the default location ([`default_location`]) when it is on that filesystem;
-//! 2. else a `.cowtree-store` directory that already exists on the tree's path within that
-//!    filesystem (from its mount point down);
+//! 2. else a writable `.cowtree-store` store that already exists on the tree's path within
+//!    that filesystem (from its mount point down);
 //! 3. else `<mount point>/.cowtree-store`, or, where the mount point is not writable, the
 //!    highest writable directory on the tree's path within the filesystem;
 //! 4. else (a filesystem that cannot share data, or nowhere writable) the default location.
@@ -198,7 +198,11 @@ pub fn store_for_tree(tree: &Path) -> Result<Choice> {
         }
     }
     chain.reverse();
-    if let Some(d) = chain.iter().find(|d| exists(&d.join(STORE_DIR_NAME))) {
+    // A store made by another user that this one cannot write to is passed over.
+    if let Some(d) = chain.iter().find(|d| {
+        let s = d.join(STORE_DIR_NAME);
+        exists(&s) && writable(&s)
+    }) {
         return Ok(Choice {
             root: d.join(STORE_DIR_NAME),
             reason: Reason::Existing,

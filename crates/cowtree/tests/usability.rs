@@ -78,13 +78,22 @@ fn store_is_made_on_the_trees_filesystem_when_the_default_is_on_another() {
     let src = xfs.path().join("src");
     tree(&src, 40, 6000);
     let expected = canon(&xfs_root).join(".cowtree-store");
+    // The mount's store outlives this test (and serves other runs on the same mount): a name
+    // of this run's own.
+    let name = xfs
+        .path()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     let o = ok(
         &mut user(home, home),
         &[
             s("snapshot"),
             s("--json"),
             s("--name"),
-            s("first"),
+            s(&name),
             src.as_os_str(),
         ],
     );
@@ -122,7 +131,7 @@ fn store_is_made_on_the_trees_filesystem_when_the_default_is_on_another() {
     let wt = xfs.path().join("wt");
     ok(
         &mut user(home, home),
-        &[s("checkout"), s("first"), wt.as_os_str()],
+        &[s("checkout"), s(&name), wt.as_os_str()],
     );
     assert_eq!(xattr_store(&wt).as_deref(), expected.to_str());
     fs::write(wt.join("d1/f1"), b"edited").unwrap();
@@ -721,4 +730,29 @@ fn every_command_that_does_work_takes_quiet_json_and_jobs_and_jobs_changes_no_re
             .clone()
     };
     assert_eq!(id("one", "1"), id("all", "0"));
+}
+
+#[test]
+fn worktree_list_and_worktrees_print_the_same() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let store = x.path().join("store");
+    let src = x.path().join("src");
+    tree(&src, 3, 10);
+    let st = |args: &[&OsStr]| {
+        let mut c = user(x.path(), x.path());
+        c.arg("--store").arg(&store);
+        ok(&mut c, args).stdout
+    };
+    st(&[s("snapshot"), s("--name"), s("v1"), src.as_os_str()]);
+    let wt = x.path().join("wt");
+    st(&[s("checkout"), s("v1"), wt.as_os_str()]);
+    let list = st(&[s("worktree"), s("list"), s("--json")]);
+    assert_eq!(list, st(&[s("worktrees"), s("--json")]));
+    let v: serde_json::Value = serde_json::from_slice(&list).unwrap();
+    assert_eq!(
+        v["worktrees"][0]["path"],
+        canon(&wt).to_str().unwrap(),
+        "{v}"
+    );
+    assert_eq!(v["worktrees"][0]["state"], "present");
 }
