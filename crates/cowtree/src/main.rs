@@ -2,6 +2,7 @@
 
 mod cmd;
 mod exit;
+mod interrupt;
 mod units;
 
 use std::process::ExitCode;
@@ -62,6 +63,30 @@ enum Command {
     Stores(cmd::stores::Args),
 }
 
+/// The command's name, for messages.
+fn name(c: &Command) -> &'static str {
+    match c {
+        Command::Clone(_) => "clone",
+        Command::Probe(_) => "probe",
+        Command::Snapshot(_) => "snapshot",
+        Command::Checkout(_) => "checkout",
+        Command::Ls(_) => "ls",
+        Command::Show(_) => "show",
+        Command::Tag(_) => "tag",
+        Command::Rm(_) => "rm",
+        Command::Gc(_) => "gc",
+        Command::Verify(_) => "verify",
+        Command::Du(_) => "du",
+        Command::Dedupe(_) => "dedupe",
+        Command::Status(_) => "status",
+        Command::Switch(_) => "switch",
+        Command::Reset(_) => "reset",
+        Command::Worktree(_) => "worktree",
+        Command::Worktrees(_) => "worktrees",
+        Command::Stores(_) => "stores",
+    }
+}
+
 /// The name of a command that uses no store (so `cowtree --store P` before it is a mistake).
 fn storeless(c: &Command) -> Option<&'static str> {
     match c {
@@ -88,6 +113,7 @@ fn main() -> ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
     raise_fd_limit();
+    interrupt::install(name(&cli.command));
     if matches!(
         cli.command,
         Command::Probe(_)
@@ -112,7 +138,14 @@ fn main() -> ExitCode {
     }
     let top = cli.store.as_deref();
     let result = match cli.command {
-        Command::Clone(args) => cmd::clone::run(args),
+        Command::Clone(args) => {
+            interrupt::expect(interrupt::Leftover::Note(
+                "a partial copy may be left beside DST (.<name>.cowtree-staging.*); the next \
+                 clone to DST removes it"
+                    .into(),
+            ));
+            cmd::clone::run(args)
+        }
         Command::Probe(args) => cmd::probe::run(args),
         Command::Snapshot(args) => cmd::snapshot::run(args, top),
         Command::Checkout(args) => cmd::checkout::run(args, top),
@@ -131,6 +164,7 @@ fn main() -> ExitCode {
         Command::Worktrees(args) => cmd::worktrees::run(args, top),
         Command::Stores(args) => cmd::stores::run(args),
     };
+    interrupt::hold_if_stopping();
     match result {
         Ok(code) => code.into(),
         Err(err) => {

@@ -7,10 +7,11 @@ mod common;
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{BIN, init_store, s};
-use cowtree_testutil::{Fs, mount, pattern, scratch};
+use cowtree_testutil::{Fs, XorShift, mount, pattern, scratch};
 
 /// The binary with a private HOME and XDG directories under `home` (no store from the
 /// environment), run in `cwd`.
@@ -755,4 +756,103 @@ fn worktree_list_and_worktrees_print_the_same() {
         "{v}"
     );
     assert_eq!(v["worktrees"][0]["state"], "present");
+}
+
+/// Starts `cowtree --store STORE ARGS` and sends it `sig` after `delay`; its output.
+fn signalled(home: &Path, store: &Path, args: &[&OsStr], sig: i32, delay: Duration) -> Output {
+    let mut c = user(home, home);
+    c.arg("--store").arg(store).args(args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().expect("start cowtree");
+    std::thread::sleep(delay);
+    // SAFETY: the child is ours and not yet reaped (wait_with_output below reaps it).
+    unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    child.wait_with_output().expect("wait for cowtree")
+}
+
+#[test]
+fn sigint_at_random_points_of_checkout_and_snapshot_leaves_only_what_the_message_says() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let home = x.path();
+    let store = x.path().join("store");
+    let src = x.path().join("src");
+    tree(&src, 3000, 1500);
+    let started = Instant::now();
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    ok(
+        &mut c,
+        &[s("snapshot"), s("--name"), s("v1"), src.as_os_str()],
+    );
+    let one = started.elapsed();
+    let mut rng = XorShift::from_clock("sigint");
+    let mut interrupted = 0;
+    for round in 0..12 {
+        let delay = Duration::from_micros(rng.below(one.as_micros() as u64 + 1));
+        let (sig, code, sig_name) = if round % 4 == 3 {
+            (libc::SIGTERM, 143, "SIGTERM")
+        } else {
+            (libc::SIGINT, 130, "SIGINT")
+        };
+        if round % 2 == 0 {
+            let dst = x.path().join(format!("wt{round}"));
+            let o = signalled(
+                home,
+                &store,
+                &[s("checkout"), s("v1"), dst.as_os_str()],
+                sig,
+                delay,
+            );
+            let err = text(&o.stderr);
+            match o.status.code() {
+                Some(0) => assert_eq!(fs::read_dir(dst.join("d1")).unwrap().count(), 750),
+                Some(c) if c == code => {
+                    interrupted += 1;
+                    assert_eq!(err.lines().count(), 1, "one line: {err}");
+                    assert!(
+                        err.starts_with(&format!("cowtree: checkout interrupted by {sig_name}")),
+                        "{err}"
+                    );
+                    // Only a checkout that had finished leaves DST, and then it says so.
+                    assert_eq!(dst.exists(), err.contains("was already complete"), "{err}");
+                    assert_eq!(!dst.exists(), err.contains("nothing was created"), "{err}");
+                }
+                other => panic!("checkout ended with {other:?}: {err}"),
+            }
+            let left: Vec<_> = fs::read_dir(x.path())
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".cowtree-"))
+                .collect();
+            assert!(left.is_empty(), "round {round}: left {left:?} ({err})");
+        } else {
+            let copy = x.path().join(format!("copy{round}"));
+            tree(&copy, 3000, 1400 + round as usize);
+            let o = signalled(home, &store, &[s("snapshot"), copy.as_os_str()], sig, delay);
+            let err = text(&o.stderr);
+            match o.status.code() {
+                Some(0) => {}
+                Some(c) if c == code => {
+                    interrupted += 1;
+                    assert_eq!(err.lines().count(), 1, "one line: {err}");
+                    assert!(err.contains("no snapshot was recorded unless"), "{err}");
+                }
+                other => panic!("snapshot ended with {other:?}: {err}"),
+            }
+            assert_eq!(
+                fs::read_dir(store.join("tmp")).unwrap().count(),
+                0,
+                "round {round}: staging left in the store ({err})"
+            );
+        }
+    }
+    assert!(
+        interrupted >= 3,
+        "only {interrupted} of 12 runs were interrupted"
+    );
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    let v = ok_json(&mut c, &[s("verify"), s("--json")]);
+    assert_eq!(v["ok"], true, "{v}");
 }

@@ -73,6 +73,19 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         },
         strict: args.strict || args.mode == Mode::Clone,
     };
+    if let Some(staging) = crate::interrupt::checkout_staging(&args.dst) {
+        crate::interrupt::expect(staging);
+    }
+    if args.dst.symlink_metadata().is_err() {
+        crate::interrupt::expect(crate::interrupt::Leftover::Exists {
+            path: args.dst.clone(),
+            yes: format!(
+                "{} was already complete (run `cowtree status` there to check it)",
+                args.dst.display()
+            ),
+            no: format!("nothing was created at {}", args.dst.display()),
+        });
+    }
     let r = checkout(&store, &id, &args.dst, opts, &|w| {
         if !args.quiet {
             eprintln!("cowtree: {w}")

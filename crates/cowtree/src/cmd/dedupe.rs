@@ -110,6 +110,9 @@ pub fn run(args: Args) -> CmdResult {
         progress: &bar,
         after_hash: None,
     };
+    crate::interrupt::expect(crate::interrupt::Leftover::Note(
+        "each file is either deduplicated or as it was".into(),
+    ));
     let result = dedupe(&args.paths, &opts);
     bar.0.finish_and_clear();
     let report = result.map_err(|e| match e {

@@ -48,6 +48,9 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             replaced += 1;
         }
     }
+    crate::interrupt::expect(crate::interrupt::Leftover::Note(
+        "run `cowtree gc` again to finish".into(),
+    ));
     let mut r = cowtree_store::gc::gc(&store, args.dry_run)?;
     r.worktrees_pruned += replaced;
     if args.json {

@@ -134,6 +134,11 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     } else {
         rels.into_iter().map(|(_, r)| r).collect()
     };
+    crate::interrupt::expect(crate::interrupt::Leftover::Note(
+        "the change is journaled in the store: run the same command again (or any command on \
+         the worktree) to finish it"
+            .into(),
+    ));
     let r = reset::reset(&store, &mut wt, &rels, args.hard)?;
     if args.json {
         print_json(&json!({

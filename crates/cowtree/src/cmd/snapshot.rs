@@ -91,6 +91,17 @@ fn check_name(store: &Store, name: Option<&str>, force: bool) -> Result<(), CliE
     Ok(())
 }
 
+/// What an interrupted snapshot leaves: its staging in the store's tmp/ (removed), and blobs
+/// no snapshot names yet.
+fn expect_interrupt(store: &Store) {
+    crate::interrupt::expect(crate::interrupt::store_staging(store.root()));
+    crate::interrupt::expect(crate::interrupt::Leftover::Note(
+        "no snapshot was recorded unless its id was printed; blobs already stored are freed by \
+         `cowtree gc`"
+            .into(),
+    ));
+}
+
 fn remember(store: &Store, id: &Hash, source: Option<&Path>) {
     if let Err(e) = history::record(store, id, source) {
         eprintln!("cowtree: warning: could not note the snapshot's source: {e}");
@@ -149,6 +160,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     };
     if let Some((store, mut wt)) = found.filter(|_| !args.full) {
         check_name(&store, args.name.as_deref(), args.force)?;
+        expect_interrupt(&store);
         let r = cowtree_worktree::snapshot::snapshot(
             &store,
             &mut wt,
@@ -192,6 +204,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     };
     let store = store_for_tree(&opt, &dir, quiet)?;
     check_name(&store, args.name.as_deref(), args.force)?;
+    expect_interrupt(&store);
     let r = ingest::snapshot_dir(&store, &dir, args.name.as_deref())?;
     let abs = cowtree_store::discover::absolute(&dir).unwrap_or(dir.clone());
     remember(&store, &r.id, Some(&abs));

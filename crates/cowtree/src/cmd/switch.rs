@@ -60,6 +60,11 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let opt = args.store.clone().or(top);
     let (store, mut wt) = worktree_arg(&opt, args.dst.as_deref().or(args.worktree.as_deref()))?;
     let to = cowtree_store::refs::resolve(&store, &args.snapshot)?;
+    crate::interrupt::expect(crate::interrupt::Leftover::Note(
+        "the change is journaled in the store: run the same command again (or any command on \
+         the worktree) to finish it"
+            .into(),
+    ));
     let r = switch::switch(&store, &mut wt, &to, args.force)?;
     if args.json {
         print_json(&json!({
