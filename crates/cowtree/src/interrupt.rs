@@ -136,7 +136,13 @@ fn stop(command: &str, sig: i32) -> ! {
     } else {
         format!("; {}", said.join("; "))
     };
-    eprintln!("cowtree: {command} interrupted by {name}{tail}");
+    // A progress line may be on the terminal: start on a clean line.
+    let clear = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        "\r\x1b[2K"
+    } else {
+        ""
+    };
+    eprintln!("{clear}cowtree: {command} interrupted by {name}{tail}");
     // SAFETY: _exit ends the process at once (no destructors run while workers still hold
     // the state they would tear down).
     unsafe { libc::_exit(128 + sig) }

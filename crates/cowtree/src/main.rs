@@ -3,6 +3,7 @@
 mod cmd;
 mod exit;
 mod interrupt;
+mod progress;
 mod units;
 
 use std::process::ExitCode;

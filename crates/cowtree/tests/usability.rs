@@ -16,7 +16,10 @@ use cowtree_testutil::{Fs, XorShift, mount, pattern, scratch};
 /// The binary with a private HOME and XDG directories under `home` (no store from the
 /// environment), run in `cwd`.
 fn user(home: &Path, cwd: &Path) -> Command {
-    let mut c = Command::new(BIN);
+    as_user(Command::new(BIN), home, cwd)
+}
+
+fn as_user(mut c: Command, home: &Path, cwd: &Path) -> Command {
     c.env_remove("COWTREE_STORE")
         .env("HOME", home)
         .env("XDG_DATA_HOME", home.join("data"))
@@ -855,4 +858,48 @@ fn sigint_at_random_points_of_checkout_and_snapshot_leaves_only_what_the_message
     c.arg("--store").arg(&store);
     let v = ok_json(&mut c, &[s("verify"), s("--json")]);
     assert_eq!(v["ok"], true, "{v}");
+}
+
+/// Starts `cowtree ARGS` on a pseudo-terminal (through `script`), as a person at a shell
+/// would; its stdout is everything the command drew.
+fn on_terminal(home: &Path, args: &[&Path]) -> std::process::Child {
+    let quoted: Vec<String> = std::iter::once(Path::new(BIN))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.display()))
+        .collect();
+    // `script` is in util-linux (Debian's essential bsdutils).
+    as_user(Command::new("script"), home, home)
+        .args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run script")
+}
+
+#[test]
+fn a_command_that_runs_over_a_second_on_a_terminal_shows_that_it_works() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let home = x.path();
+    let store = x.path().join("store");
+    init_store(&store);
+    let args = [Path::new("--store"), store.as_path(), Path::new("verify")];
+    // Quick: nothing but the result.
+    let drawn = |c: std::process::Child| text(&c.wait_with_output().unwrap().stdout);
+    let shown = drawn(on_terminal(home, &args));
+    assert!(shown.contains("checked 0 blobs"), "{shown}");
+    assert!(!shown.contains("verifying"), "{shown}");
+    // Held up for two seconds (gc's exclusive lock, taken here): the spinner appears.
+    let lock = fs::File::open(store.join("lock")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let slow = on_terminal(home, &args);
+    std::thread::sleep(Duration::from_millis(2500));
+    drop(lock);
+    let shown = drawn(slow);
+    assert!(
+        shown.contains(&format!("verifying {}", store.display())),
+        "{shown}"
+    );
+    assert!(shown.contains("checked 0 blobs"), "{shown}");
 }

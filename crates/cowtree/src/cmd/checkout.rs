@@ -86,6 +86,10 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             no: format!("nothing was created at {}", args.dst.display()),
         });
     }
+    let spinner = crate::progress::Activity::start(
+        format!("checking out {} into {}", args.snapshot, args.dst.display()),
+        args.quiet || args.json,
+    );
     let r = checkout(&store, &id, &args.dst, opts, &|w| {
         if !args.quiet {
             eprintln!("cowtree: {w}")
@@ -104,6 +108,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             r.path.display()
         );
     }
+    drop(spinner);
     if args.json {
         let fallbacks: Vec<_> = r
             .fallbacks

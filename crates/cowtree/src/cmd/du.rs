@@ -39,7 +39,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> CmdResult {
     args.jobs.apply();
+    let spinner = crate::progress::Activity::start("measuring".to_string(), args.json);
     let report = du(&args.paths, &DuOptions::default());
+    drop(spinner);
     for e in &report.errors {
         eprintln!("cowtree: du: {e}");
     }

@@ -51,7 +51,13 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     crate::interrupt::expect(crate::interrupt::Leftover::Note(
         "run `cowtree gc` again to finish".into(),
     ));
-    let mut r = cowtree_store::gc::gc(&store, args.dry_run)?;
+    let spinner = crate::progress::Activity::start(
+        format!("collecting garbage in {}", store.root().display()),
+        args.quiet || args.json,
+    );
+    let r = cowtree_store::gc::gc(&store, args.dry_run);
+    drop(spinner);
+    let mut r = r?;
     r.worktrees_pruned += replaced;
     if args.json {
         print_json(&json!({

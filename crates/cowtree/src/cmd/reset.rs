@@ -139,7 +139,13 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
          the worktree) to finish it"
             .into(),
     ));
-    let r = reset::reset(&store, &mut wt, &rels, args.hard)?;
+    let spinner = crate::progress::Activity::start(
+        format!("resetting {}", wt.path.display()),
+        args.quiet || args.json,
+    );
+    let r = reset::reset(&store, &mut wt, &rels, args.hard);
+    drop(spinner);
+    let r = r?;
     if args.json {
         print_json(&json!({
             "path": wt.path,

@@ -161,12 +161,17 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     if let Some((store, mut wt)) = found.filter(|_| !args.full) {
         check_name(&store, args.name.as_deref(), args.force)?;
         expect_interrupt(&store);
+        let spinner = crate::progress::Activity::start(
+            format!("recording {}", wt.path.display()),
+            quiet || args.json,
+        );
         let r = cowtree_worktree::snapshot::snapshot(
             &store,
             &mut wt,
             args.name.as_deref(),
             !args.keep_base,
         )?;
+        drop(spinner);
         remember(&store, &r.id, Some(&wt.path));
         if args.json {
             print_json(&json!({
@@ -205,7 +210,13 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let store = store_for_tree(&opt, &dir, quiet)?;
     check_name(&store, args.name.as_deref(), args.force)?;
     expect_interrupt(&store);
-    let r = ingest::snapshot_dir(&store, &dir, args.name.as_deref())?;
+    let spinner = crate::progress::Activity::start(
+        format!("recording {}", dir.display()),
+        quiet || args.json,
+    );
+    let r = ingest::snapshot_dir(&store, &dir, args.name.as_deref());
+    drop(spinner);
+    let r = r?;
     let abs = cowtree_store::discover::absolute(&dir).unwrap_or(dir.clone());
     remember(&store, &r.id, Some(&abs));
     if args.json {

@@ -65,7 +65,13 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
          the worktree) to finish it"
             .into(),
     ));
-    let r = switch::switch(&store, &mut wt, &to, args.force)?;
+    let spinner = crate::progress::Activity::start(
+        format!("switching {} to {}", wt.path.display(), args.snapshot),
+        args.quiet || args.json,
+    );
+    let r = switch::switch(&store, &mut wt, &to, args.force);
+    drop(spinner);
+    let r = r?;
     if args.json {
         print_json(&json!({
             "path": wt.path,

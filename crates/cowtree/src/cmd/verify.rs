@@ -33,7 +33,13 @@ pub struct Args {
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     args.jobs.apply();
     let store = store_here(&args.store.clone().or(top))?;
-    let r = cowtree_store::verify::verify(&store)?;
+    let spinner = crate::progress::Activity::start(
+        format!("verifying {}", store.root().display()),
+        args.quiet || args.json,
+    );
+    let r = cowtree_store::verify::verify(&store);
+    drop(spinner);
+    let r = r?;
     if args.json {
         let problems: Vec<_> = r
             .problems
