@@ -56,8 +56,9 @@ fn libc_nofollow() -> i32 {
     OFlags::NOFOLLOW.bits() as i32
 }
 
-/// The latest line for each snapshot id.
-pub fn latest(store: &Store) -> Result<HashMap<String, Recorded>> {
+/// The latest line for each snapshot id, with its position in the file (a later line is a
+/// later record, also within one second).
+pub fn latest(store: &Store) -> Result<HashMap<String, (usize, Recorded)>> {
     let mut out = HashMap::new();
     let bytes = match std::fs::read(store.root().join(FILE)) {
         Ok(b) => b,
@@ -69,9 +70,9 @@ pub fn latest(store: &Store) -> Result<HashMap<String, Recorded>> {
             )));
         }
     };
-    for line in bytes.split(|&b| b == b'\n') {
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
         if let Ok(r) = serde_json::from_slice::<Recorded>(line) {
-            out.insert(r.id.clone(), r);
+            out.insert(r.id.clone(), (i, r));
         }
     }
     Ok(out)

@@ -607,7 +607,7 @@ fn ls_shows_date_source_files_and_size_newest_first_and_says_when_empty() {
     tree(&a, 3, 1024);
     tree(&b, 5, 2048);
     assert!(st(&[s("snapshot"), a.as_os_str()]).status.success());
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Usually within the same second: the order of recording decides.
     assert!(
         st(&[s("snapshot"), s("--name"), s("new"), b.as_os_str()])
             .status
@@ -627,7 +627,7 @@ fn ls_shows_date_source_files_and_size_newest_first_and_says_when_empty() {
     assert!(rows[0].contains("20"), "a date: {listing}");
     let v: serde_json::Value = serde_json::from_slice(&st(&[s("ls"), s("--json")]).stdout).unwrap();
     let list = v["snapshots"].as_array().unwrap();
-    assert!(list[0]["recorded_unix"].as_u64() > list[1]["recorded_unix"].as_u64());
+    assert!(list[0]["recorded_unix"].as_u64() >= list[1]["recorded_unix"].as_u64());
     assert_eq!(list[0]["source"], canon(&b).to_str().unwrap());
     assert_eq!(list[0]["files"], 5);
 }

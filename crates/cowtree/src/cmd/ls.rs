@@ -33,6 +33,8 @@ struct Row {
     files: u64,
     bytes: u64,
     unix: u64,
+    /// Position in the history (later is newer within one second).
+    order: usize,
     source: Option<String>,
 }
 
@@ -47,7 +49,10 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     for id in store.snapshot_ids()? {
         let m = store.load(&id)?;
         let hex = id.to_hex();
-        let seen = history.get(&hex);
+        let (order, seen) = match history.get(&hex) {
+            Some((i, h)) => (*i, Some(h)),
+            None => (0, None),
+        };
         // Snapshots recorded before the history existed: the manifest file's time.
         let unix = seen.map(|h| h.unix).unwrap_or_else(|| {
             store
@@ -65,11 +70,16 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             files: m.files(),
             bytes: m.bytes(),
             unix,
+            order,
             source: seen.and_then(|h| h.source.clone()),
             id: hex,
         });
     }
-    rows.sort_by(|a, b| b.unix.cmp(&a.unix).then_with(|| a.id.cmp(&b.id)));
+    rows.sort_by(|a, b| {
+        (b.unix, b.order)
+            .cmp(&(a.unix, a.order))
+            .then_with(|| a.id.cmp(&b.id))
+    });
     if args.json {
         let list: Vec<_> = rows
             .iter()
