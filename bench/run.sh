@@ -416,7 +416,7 @@ if want snapshot; then
       settle
       # shellcheck disable=SC2016 # $1 is expanded by the inner shell
       timed snap-b3sum bash -c 'cd "$1" && find . -type f -print0 | xargs -0 b3sum >/dev/null' _ "$SRC" || true
-      # The two parts a snapshot cannot skip (DESIGN.md: clone each file into the store, then
+      # The two parts a snapshot cannot skip (docs/architecture.md: clone each file into the store, then
       # hash the clone): making a clone of every file, and reading a fresh clone, whose pages
       # are not in the page cache, to hash it.
       if has_cmd clone; then
@@ -444,7 +444,7 @@ if want snapshot; then
     fc=$(median snap-floor-clone)
     fr=$(median snap-floor-read)
     if [[ -n $fc && -n $fr && -n $b ]]; then
-      say "info  a snapshot clones every file into the store and hashes the clone (DESIGN.md); those two parts alone, measured separately: the clone $(calc "$fc") s ($(calc "$fc / $b")x b3sum), hashing the fresh clone $(calc "$fr") s; $(calc "$fc + $fr") s in sequence; together $(calc "$(median_cpu snap-floor-clone) + $(median_cpu snap-floor-read)") CPU-s (loop-device worker time not counted), so at least $(calc "($(median_cpu snap-floor-clone) + $(median_cpu snap-floor-read)) / $(nproc)") s on $(nproc) cores even if perfectly overlapped; 2x b3sum is $(calc "2 * $b") s"
+      say "info  a snapshot clones every file into the store and hashes the clone (docs/architecture.md); those two parts alone, measured separately: the clone $(calc "$fc") s ($(calc "$fc / $b")x b3sum), hashing the fresh clone $(calc "$fr") s; $(calc "$fc + $fr") s in sequence; together $(calc "$(median_cpu snap-floor-clone) + $(median_cpu snap-floor-read)") CPU-s (loop-device worker time not counted), so at least $(calc "($(median_cpu snap-floor-clone) + $(median_cpu snap-floor-read)) / $(nproc)") s on $(nproc) cores even if perfectly overlapped; 2x b3sum is $(calc "2 * $b") s"
     fi
     verdict "snapshot within 2x of b3sum: $([[ -n $a && -n $b ]] && calc "$a / $b" || echo -)x b3sum's time" \
       "$([[ -n $a && -n $b ]] && cmp_le "$a" "$(calc6 "2 * $b")")"
@@ -621,7 +621,7 @@ if want status; then
       for ((r = 1; r <= RUNS; r++)); do
         note "switch: round $r/$RUNS"
         if ((r % 2)); then to=$SNAP_B; else to=$SNAP_ID; fi
-        timed sw-cowtree "$COWTREE" --store "$XFS/store" switch "$XFS/wt-switch" "$to" || true
+        timed sw-cowtree "$COWTREE" --store "$XFS/store" switch "$to" "$XFS/wt-switch" || true
         flush_fs
       done
       # The worktree must now hold the last target.
@@ -653,12 +653,15 @@ if want status; then
     # run), against a fresh snapshot of the same content as a plain directory into the same store.
     "$COWTREE" --store "$XFS/store" checkout "$SNAP_ID" "$XFS/wt-inc" >/dev/null || note "checkout for the incremental snapshot failed"
     flush_fs
-    if [[ -d "$XFS/wt-inc" ]] && "$COWTREE" help snapshot 2>/dev/null | grep -q -- '--update-base'; then
+    # Measured with the base kept, as before snapshots moved it by default (--keep-base).
+    keep=()
+    if "$COWTREE" help snapshot 2>/dev/null | grep -q -- '--keep-base'; then keep=(--keep-base); fi
+    if [[ -d "$XFS/wt-inc" ]] && "$COWTREE" help snapshot 2>/dev/null | grep -q -- '--update-base\|--keep-base'; then
       for ((r = 1; r <= RUNS; r++)); do
         note "incremental snapshot: round $r/$RUNS"
         n=$(change_files "$XFS/wt-inc" 1% "inc$r")
         flush_fs
-        timed inc-cowtree "$COWTREE" --store "$XFS/store" snapshot "$XFS/wt-inc" --json || true
+        timed inc-cowtree "$COWTREE" --store "$XFS/store" snapshot "${keep[@]}" "$XFS/wt-inc" --json || true
         if ((r <= REF_RUNS)); then
           settle "$XFS/plain"
           cp -a --reflink=always "$XFS/wt-inc" "$XFS/plain"
@@ -674,7 +677,7 @@ if want status; then
       verdict "incremental snapshot at most 10% of a fresh snapshot: $([[ -n $a && -n $b ]] && calc "100 * $a / $b" || echo -)%" \
         "$([[ -n $a && -n $b ]] && cmp_le "$a" "$(calc6 "0.1 * $b")")"
     else
-      say "incremental snapshot: skipped: 'cowtree help snapshot' has no --update-base (issue 5 not in this binary)"
+      say "incremental snapshot: skipped: 'cowtree help snapshot' has neither --update-base nor --keep-base (issue 5 not in this binary)"
     fi
     settle "$XFS/wt-inc"
   fi

@@ -1,7 +1,7 @@
 //! The errno policy for clone and hardlink failures, as pure functions.
 //!
-//! This is the table in DESIGN.md ("errno table for Linux FICLONE") in code form. It is kept
-//! apart from the syscalls so that every row has a unit test.
+//! This is the table in docs/architecture.md ("errno table for Linux FICLONE") in code form. It
+//! is kept apart from the syscalls so that every row has a unit test.
 
 /// Why a clone could not share data, and how far that finding reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -28,6 +28,7 @@ pub mod fstype;
 #[cfg(unix)]
 pub mod hardlink;
 pub mod name;
+pub mod parallel;
 pub mod probe;
 pub mod read;
 pub mod reflink;

@@ -1,7 +1,7 @@
 //! The batch fallback policy: which method to try next for one (source device, destination
 //! device) pair, and what a failure means.
 //!
-//! Rules (DESIGN.md, "The tree linker"):
+//! Rules (docs/architecture.md, "The tree linker"):
 //! - A batch starts at the requested mode; `Auto` and `Clone` start by cloning.
 //! - The first pair-wide failure, before the method has worked once, moves the batch to the
 //!   next method: clone -> copy; hardlink -> copy on EXDEV/EPERM.

@@ -1,6 +1,6 @@
 //! `dedupe`: make identical regular files share their data, without changing any of them.
 //!
-//! 1. Walk the paths (with [`crate::du`], which also measures unique physical bytes before),
+//! 1. Walk the paths (with [`crate::du()`], which also measures unique physical bytes before),
 //!    keeping regular files of at least `min_size` bytes; a hardlinked inode is kept once.
 //! 2. Group by (device, size); in groups of two or more, hash with BLAKE3 in parallel. Files
 //!    whose extents are at the same physical addresses already hold the same bytes: one of
@@ -70,13 +70,14 @@ impl Default for DedupeOptions<'_> {
     }
 }
 
-/// The default `min_size`: 64 KiB. Smaller files are most of a typical tree's files, and
-/// each one costs the kernel a locked comparison and a filesystem transaction: in
-/// bench/space.sh, files under 64 KiB were 98% of the files deduplicated with `min_size`
-/// 4096, which made the run slower than `duperemove -dr`'s (that leaves files under its
-/// 128 KiB block size alone). `min_size` 4096 (one block) includes them and reclaims more;
-/// below that, btrfs often stores files inline, where nothing can be shared.
-pub const DEFAULT_MIN_SIZE: u64 = 64 * 1024;
+/// The default `min_size`: 4096 bytes, one block on most filesystems (the `cowtree dedupe`
+/// command uses the block size of the filesystem it works on). Smaller files cannot share a
+/// whole block (and btrfs often stores them inline, where nothing can be shared). Most of a
+/// typical source tree's files are between one block and 64 KiB: leaving them out left three
+/// plain copies of a source directory at 2.33x one copy after dedupe, against 1.23x with
+/// them (1,125 files in 0.1 s). Each file costs the kernel a locked comparison and a
+/// filesystem transaction, so a larger `min_size` trades space for time on big trees.
+pub const DEFAULT_MIN_SIZE: u64 = 4096;
 
 /// A file that was not deduplicated, and why.
 #[derive(Debug, Clone, Serialize)]

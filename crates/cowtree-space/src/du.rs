@@ -219,9 +219,7 @@ pub fn du(paths: &[PathBuf], opts: &DuOptions) -> DuReport {
     // the others queue behind it: over 10 clones of the bench tree (2 CPUs, warm cache) 2
     // walkers took 3.1 s, 4 took 4.6 s and 8 took 6.4 s, with 20,000, 147,000 and 279,000
     // context switches. Over plain copies (no refcount lookups) the count made no difference.
-    let walkers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(MAX_WALKERS);
+    let walkers = cowtree_fs::parallel::cores().min(MAX_WALKERS);
     let run = || walk::<Acc, _>(paths, &visit);
     let (states, errors) = match rayon::ThreadPoolBuilder::new().num_threads(walkers).build() {
         Ok(pool) => pool.install(run),

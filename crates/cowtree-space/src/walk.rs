@@ -70,7 +70,7 @@ impl Visit<'_> {
 /// At most this many error messages are kept; the rest are only counted.
 const MAX_ERRORS: usize = 100;
 
-/// The errors of a walk: the first [`MAX_ERRORS`] and a total count.
+/// The errors of a walk: the first `MAX_ERRORS` and a total count.
 #[derive(Debug, Default)]
 pub struct WalkErrors {
     /// Error messages (each names its path).

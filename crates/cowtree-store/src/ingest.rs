@@ -7,7 +7,7 @@
 //!
 //! Where the source can be cloned into the store, new content is cloned into an unnamed file in the
 //! worker's staging directory (`O_TMPFILE`, mode 0444 from the start; a named staging file where
-//! the filesystem lacks `O_TMPFILE`; see [`Putter::lane`]), the clone is hashed, and only then
+//! the filesystem lacks `O_TMPFILE`; see `Putter::lane`), the clone is hashed, and only then
 //! given its name in `blobs/` (`linkat`; a rename for named staging), so a writer changing the
 //! source mid-ingest cannot make a blob disagree with its name. If another writer placed the same
 //! blob first, the staged clone is dropped. Where the source and store cannot share data (another

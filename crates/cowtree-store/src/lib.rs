@@ -1,6 +1,6 @@
 //! cowtree-store: a content-addressed store of trees, and worktrees checked out from it.
 //!
-//! Layout of a store directory (DESIGN.md, "The store and worktrees"):
+//! Layout of a store directory (docs/architecture.md, "The store and worktrees"):
 //!
 //! ```text
 //! format             "cowtree-store 1\n": the layout version; another version is refused
@@ -10,7 +10,10 @@
 //! refs/<name>        snapshot names: the id in hex and a newline
 //! worktrees/<id>     one JSON record per checked-out worktree (see [`registry`])
 //! tmp/               staging; each writer holds an flock on its own staging directory
+//! history            when and from where each snapshot was recorded (see [`history`])
 //! ```
+//!
+//! Which store serves a tree (one per filesystem) is decided by [`discover`].
 //!
 //! - [`Store::open`] finds or creates a store; [`ingest::snapshot_dir`] records a tree;
 //!   [`checkout::checkout`] materializes one; [`gc`], [`verify`] maintain the store;
@@ -19,9 +22,11 @@
 #![warn(missing_docs)]
 
 pub mod checkout;
+pub mod discover;
 pub mod error;
 pub mod gc;
 pub mod hash;
+pub mod history;
 pub mod ingest;
 pub mod interchange;
 pub mod manifest;

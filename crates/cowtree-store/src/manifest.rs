@@ -426,7 +426,7 @@ impl Manifest {
 /// Appends the header of a manifest of `count` entries (see the module doc). Together with
 /// [`encode_blob`], [`encode_symlink`] and [`encode_dir`] this writes the same bytes as
 /// [`Manifest::encode`], for callers that build a manifest's encoding without building its
-/// entries; [`crate::Store::save_encoded`] checks such bytes before it records them.
+/// entries; [`crate::Store::manifest_writer`] checks such bytes before it records them.
 pub fn encode_header(out: &mut Vec<u8>, count: u64) {
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());

@@ -33,24 +33,16 @@ pub struct Store {
 }
 
 /// Where the store is: `explicit` (the `--store` option), else `COWTREE_STORE`, else
-/// `$XDG_DATA_HOME/cowtree`, else `~/.local/share/cowtree`.
+/// `$XDG_DATA_HOME/cowtree`, else `~/.local/share/cowtree`. The CLI picks a store per
+/// filesystem instead of the last two (see [`crate::discover`]).
 pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
-    let nonempty = |v: &str| std::env::var_os(v).filter(|s| !s.is_empty());
-    if let Some(p) = nonempty("COWTREE_STORE") {
-        return Ok(PathBuf::from(p));
+    if let Some(p) = crate::discover::from_env() {
+        return Ok(p);
     }
-    if let Some(p) = nonempty("XDG_DATA_HOME") {
-        return Ok(PathBuf::from(p).join("cowtree"));
-    }
-    if let Some(home) = nonempty("HOME") {
-        return Ok(PathBuf::from(home).join(".local/share/cowtree"));
-    }
-    Err(Error::msg(
-        "cannot locate the store: none of --store, COWTREE_STORE, XDG_DATA_HOME, HOME is set",
-    ))
+    crate::discover::default_location()
 }
 
 /// A held flock on the store; released on drop.

@@ -55,7 +55,7 @@ pub(crate) fn install<R: Send>(which: Pool, f: impl FnOnce() -> R + Send) -> Res
 }
 
 fn workers(per_core: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cowtree_fs::parallel::cores();
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(1024);

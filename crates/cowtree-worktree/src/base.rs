@@ -207,7 +207,7 @@ impl Base {
     }
 
     /// Index of the entry `dir/name`, searching only `range` (from [`Base::range`] of `dir`),
-    /// for names asked in increasing byte order (see [`find_child_from`]).
+    /// for names asked in increasing byte order (see `find_child_from`).
     pub fn find_child_from(
         &self,
         range: &std::ops::Range<usize>,

@@ -376,7 +376,7 @@ impl StatCache {
 
     /// [`StatCache::trusted`] for `dir/name`, searching only `range` (from
     /// [`StatCache::range`] of `dir`), for names asked in increasing byte order, from `*from`
-    /// (see [`crate::base::find_child_from`]).
+    /// (see `crate::base::find_child_from`).
     pub fn trusted_child_from(
         &self,
         range: &std::ops::Range<usize>,

@@ -351,10 +351,7 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
     // The walk is bound by lstat and getdents, not by the CPU: with more threads than cores,
     // more of them are in flight while some wait (a cold inode cache, a lock), so the pool is
     // twice the cores (at least 4, at most 16).
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get() * 2)
-        .unwrap_or(4)
-        .clamp(4, 16);
+    let threads = (cowtree_fs::parallel::cores() * 2).clamp(4, 16);
     match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
         Ok(pool) => pool.scope(|s| walk.dir_task(s, Vec::new(), Task::root())),
         Err(_) => rayon::scope(|s| walk.dir_task(s, Vec::new(), Task::root())),

@@ -2,6 +2,8 @@
 
 mod cmd;
 mod exit;
+mod interrupt;
+mod progress;
 mod units;
 
 use std::process::ExitCode;
@@ -18,12 +20,18 @@ use clap::{Parser, Subcommand};
     name = "cowtree",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = "Examples:
+  cowtree clone ~/src/linux /work/linux-copy     # a copy that shares data with the source
+  cowtree snapshot ~/src/app --name v1           # record a tree in the store
+  cowtree checkout v1 /work/app-a                # a worktree from it (again for app-b, ...)
+  cd /work/app-a && cowtree status               # what changed since the checkout"
 )]
 struct Cli {
-    /// The store directory (default: $COWTREE_STORE, else $XDG_DATA_HOME/cowtree, else
-    /// ~/.local/share/cowtree). Created on first use.
-    #[arg(long, global = true, value_name = "PATH")]
+    /// The store directory, for the commands that use one (the same as their own --store).
+    /// Default: $COWTREE_STORE, else the store that holds the worktree, else one on the
+    /// tree's filesystem (see `cowtree stores`).
+    #[arg(long, value_name = "PATH")]
     store: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -31,6 +39,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(after_help = "Examples:
+  cowtree clone ~/src/linux /work/linux-copy       # a copy sharing data with the source
+  cowtree clone --mode clone --strict src dst      # clone every file or fail (exit 3)
+  cowtree clone --json --quiet src dst             # the report as JSON, nothing else")]
     Clone(cmd::clone::Args),
     Probe(cmd::probe::Args),
     Snapshot(cmd::snapshot::Args),
@@ -46,8 +58,46 @@ enum Command {
     Status(cmd::status::Args),
     Switch(cmd::switch::Args),
     Reset(cmd::reset::Args),
-    Worktrees(cmd::worktrees::Args),
     Worktree(cmd::worktree::Args),
+    /// List registered worktrees (the same as `cowtree worktree list`).
+    Worktrees(cmd::worktrees::Args),
+    Stores(cmd::stores::Args),
+}
+
+/// The command's name, for messages.
+fn name(c: &Command) -> &'static str {
+    match c {
+        Command::Clone(_) => "clone",
+        Command::Probe(_) => "probe",
+        Command::Snapshot(_) => "snapshot",
+        Command::Checkout(_) => "checkout",
+        Command::Ls(_) => "ls",
+        Command::Show(_) => "show",
+        Command::Tag(_) => "tag",
+        Command::Rm(_) => "rm",
+        Command::Gc(_) => "gc",
+        Command::Verify(_) => "verify",
+        Command::Du(_) => "du",
+        Command::Dedupe(_) => "dedupe",
+        Command::Status(_) => "status",
+        Command::Switch(_) => "switch",
+        Command::Reset(_) => "reset",
+        Command::Worktree(_) => "worktree",
+        Command::Worktrees(_) => "worktrees",
+        Command::Stores(_) => "stores",
+    }
+}
+
+/// The name of a command that uses no store (so `cowtree --store P` before it is a mistake).
+fn storeless(c: &Command) -> Option<&'static str> {
+    match c {
+        Command::Clone(_) => Some("clone"),
+        Command::Probe(_) => Some("probe"),
+        Command::Du(_) => Some("du"),
+        Command::Dedupe(_) => Some("dedupe"),
+        Command::Stores(_) => Some("stores"),
+        _ => None,
+    }
 }
 
 /// Parallel walks keep a directory fd per work item; allow what the hard limit allows.
@@ -64,6 +114,7 @@ fn main() -> ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
     raise_fd_limit();
+    interrupt::install(name(&cli.command));
     if matches!(
         cli.command,
         Command::Probe(_)
@@ -73,28 +124,48 @@ fn main() -> ExitCode {
             | Command::Du(_)
             | Command::Status(_)
             | Command::Worktrees(_)
+            | Command::Stores(_)
     ) {
         die_quietly_on_closed_pipe();
     }
+    if let Some(p) = &cli.store {
+        if let Some(name) = storeless(&cli.command) {
+            eprintln!(
+                "cowtree: --store {}: `cowtree {name}` uses no store",
+                p.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let top = cli.store.as_deref();
     let result = match cli.command {
-        Command::Clone(args) => cmd::clone::run(args),
+        Command::Clone(args) => {
+            interrupt::expect(interrupt::Leftover::Note(
+                "a partial copy may be left beside DST (.<name>.cowtree-staging.*); the next \
+                 clone to DST removes it"
+                    .into(),
+            ));
+            cmd::clone::run(args)
+        }
         Command::Probe(args) => cmd::probe::run(args),
-        Command::Snapshot(args) => cmd::snapshot::run(args, cli.store.as_deref()),
-        Command::Checkout(args) => cmd::checkout::run(args, cli.store.as_deref()),
-        Command::Ls(args) => cmd::ls::run(args, cli.store.as_deref()),
-        Command::Show(args) => cmd::show::run(args, cli.store.as_deref()),
-        Command::Tag(args) => cmd::tag::run(args, cli.store.as_deref()),
-        Command::Rm(args) => cmd::rm::run(args, cli.store.as_deref()),
-        Command::Gc(args) => cmd::gc::run(args, cli.store.as_deref()),
-        Command::Verify(args) => cmd::verify::run(args, cli.store.as_deref()),
+        Command::Snapshot(args) => cmd::snapshot::run(args, top),
+        Command::Checkout(args) => cmd::checkout::run(args, top),
+        Command::Ls(args) => cmd::ls::run(args, top),
+        Command::Show(args) => cmd::show::run(args, top),
+        Command::Tag(args) => cmd::tag::run(args, top),
+        Command::Rm(args) => cmd::rm::run(args, top),
+        Command::Gc(args) => cmd::gc::run(args, top),
+        Command::Verify(args) => cmd::verify::run(args, top),
         Command::Du(args) => cmd::du::run(args),
         Command::Dedupe(args) => cmd::dedupe::run(args),
-        Command::Status(args) => cmd::status::run(args, cli.store.as_deref()),
-        Command::Switch(args) => cmd::switch::run(args, cli.store.as_deref()),
-        Command::Reset(args) => cmd::reset::run(args, cli.store.as_deref()),
-        Command::Worktrees(args) => cmd::worktrees::run(args, cli.store.as_deref()),
-        Command::Worktree(args) => cmd::worktree::run(args, cli.store.as_deref()),
+        Command::Status(args) => cmd::status::run(args, top),
+        Command::Switch(args) => cmd::switch::run(args, top),
+        Command::Reset(args) => cmd::reset::run(args, top),
+        Command::Worktree(args) => cmd::worktree::run(args, top),
+        Command::Worktrees(args) => cmd::worktrees::run(args, top),
+        Command::Stores(args) => cmd::stores::run(args),
     };
+    interrupt::hold_if_stopping();
     match result {
         Ok(code) => code.into(),
         Err(err) => {

@@ -1,4 +1,5 @@
-//! Byte counts for people: binary units (KiB, MiB, GiB, ...).
+//! Figures for people, the same in every command: byte counts in binary units (KiB, MiB,
+//! GiB, ...), durations in seconds, counts with the right plural, dates in UTC.
 
 /// `n` bytes as e.g. "1.5 GiB" (plain "B" below 1 KiB).
 pub fn bytes(n: u64) -> String {
@@ -24,8 +25,54 @@ pub fn signed_bytes(n: i64) -> String {
     }
 }
 
+/// A duration in milliseconds as seconds: "0.23 s", "31.4 s".
+pub fn secs(ms: u64) -> String {
+    if ms < 10_000 {
+        format!("{:.2} s", ms as f64 / 1000.0)
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
+/// `n` and the noun in the form that goes with it: "1 file", "2 files", "0 files".
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Seconds since the epoch as a UTC date and time, "2026-11-22 19:56".
+pub fn date(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let rem = unix % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn seconds_plurals_and_dates() {
+        assert_eq!(super::secs(230), "0.23 s");
+        assert_eq!(super::secs(31_412), "31.4 s");
+        assert_eq!(super::count(1, "entry", "entries"), "1 entry");
+        assert_eq!(super::count(0, "entry", "entries"), "0 entries");
+        assert_eq!(super::date(0), "1970-01-01 00:00");
+        assert_eq!(super::date(1_795_377_361), "2026-11-22 19:56");
+        assert_eq!(super::date(951_782_400), "2000-02-29 00:00");
+    }
+
     #[test]
     fn binary_units_round_to_one_decimal() {
         assert_eq!(super::bytes(0), "0 B");

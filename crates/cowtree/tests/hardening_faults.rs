@@ -70,7 +70,7 @@ fn enospc_during_snapshot_checkout_and_clone_fails_cleanly_and_a_retry_succeeds(
     let src = big.path().join("src");
     make_tree(&src, 6, 8, 512 * 1024, 1); // 24 MiB
     let store = small.path().join("store");
-    cowtree(&store, &[s("ls")]).assert_ok("create the store");
+    common::init_store(&store);
 
     // snapshot: the store is on the small XFS.
     let filler = fill_leaving(small.path(), 8 << 20);
@@ -137,7 +137,7 @@ fn snapshot_killed_at_random_points_leaves_a_consistent_store() {
     let Some(dir) = scratch(Fs::Xfs) else { return };
     let root = dir.path();
     let store = root.join("store");
-    cowtree(&store, &[s("ls")]).assert_ok("create the store");
+    common::init_store(&store);
     let mut rng = XorShift::from_clock("snapshot kills");
     let mut killed = 0;
     for i in 0..KILLS {
@@ -350,7 +350,7 @@ fn an_unreadable_source_file_is_named_in_the_error() {
     let secret = src.join("d1/f2");
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
     let store = root.join("store");
-    cowtree(&store, &[s("ls")]).assert_ok("create the store");
+    common::init_store(&store);
     let unprivileged = |args: &[&OsStr]| {
         let mut c = Command::new("setpriv");
         c.arg("--bounding-set=-dac_override,-dac_read_search")

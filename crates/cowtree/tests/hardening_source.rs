@@ -98,7 +98,7 @@ fn snapshot_and_checkout_record_symlinks_and_odd_names_exactly_and_follow_nothin
     let src = hostile_src(root);
     let store = root.join("store");
     let dst = root.join("wt");
-    cowtree(&store, &[s("ls")]).assert_ok("create the store");
+    common::init_store(&store);
     let before = capture_except(root, &[&store]);
     let id = snapshot(&store, &src);
     before.assert_same(&capture_except(root, &[&store]), "snapshot");
@@ -187,7 +187,7 @@ fn snapshot_of_a_tree_5000_directories_deep_is_refused_with_the_path_limit() {
     let src = root.join("src");
     deep_tree(&src, DEEP);
     let store = root.join("store");
-    cowtree(&store, &[s("ls")]).assert_ok("create the store");
+    common::init_store(&store);
     let r = cowtree(&store, &[s("snapshot"), src.as_os_str()]);
     r.assert_error("snapshot of a 5000-deep tree");
     assert!(r.stderr.contains("limit 4096"), "{}", r.stderr);

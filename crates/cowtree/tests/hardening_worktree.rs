@@ -129,7 +129,7 @@ fn switch_force_and_reset_hard_replace_planted_symlinks_hardlinks_and_fifos_with
     // switch: every planted path is one the target changes.
     plant(&wt, &out);
     let before = capture_except(root, &[&wt, &store]);
-    let r = run60(&store, &[s("switch"), wt.as_os_str(), s(&b)]);
+    let r = run60(&store, &[s("switch"), s(&b), wt.as_os_str()]);
     r.assert_error("switch without --force over planted entries");
     for p in [
         "\"d\" (untracked)",
@@ -146,7 +146,7 @@ fn switch_force_and_reset_hard_replace_planted_symlinks_hardlinks_and_fifos_with
         );
     }
     before.assert_same(&capture_except(root, &[&wt, &store]), "refused switch");
-    run60(&store, &[s("switch"), s("--force"), wt.as_os_str(), s(&b)]).assert_ok("switch --force");
+    run60(&store, &[s("switch"), s("--force"), s(&b), wt.as_os_str()]).assert_ok("switch --force");
     before.assert_same(
         &capture_except(root, &[&wt, &store]),
         "switch --force over planted entries changed something outside",
@@ -165,7 +165,7 @@ fn switch_force_and_reset_hard_replace_planted_symlinks_hardlinks_and_fifos_with
     // reset refuses it as untracked in the way (like git), naming it; nothing outside changes.
     plant(&wt, &out);
     let before = capture_except(root, &[&wt, &store]);
-    let r = run60(&store, &[s("reset"), wt.as_os_str()]);
+    let r = run60(&store, &[s("reset"), s("-C"), wt.as_os_str()]);
     r.assert_error("reset without --hard over a symlink where a directory goes");
     let d = wt.join("d");
     assert!(r.stderr.contains(&*d.to_string_lossy()), "{}", r.stderr);
@@ -183,10 +183,10 @@ fn switch_force_and_reset_hard_replace_planted_symlinks_hardlinks_and_fifos_with
         let _ = fs::remove_file(wt.join(p));
         let _ = fs::remove_dir_all(wt.join(p));
     }
-    run60(&store, &[s("reset"), s("--hard"), wt.as_os_str()]).assert_ok("restore");
+    run60(&store, &[s("reset"), s("--hard"), s("-C"), wt.as_os_str()]).assert_ok("restore");
     plant(&wt, &out);
     let before = capture_except(root, &[&wt, &store]);
-    run60(&store, &[s("reset"), s("--hard"), wt.as_os_str()]).assert_ok("reset --hard");
+    run60(&store, &[s("reset"), s("--hard"), s("-C"), wt.as_os_str()]).assert_ok("reset --hard");
     before.assert_same(
         &capture_except(root, &[&wt, &store]),
         "reset --hard over planted entries changed something outside",
@@ -240,7 +240,7 @@ fn switch_force_replaces_untracked_symlinks_hardlinks_and_fifos_where_new_entrie
     mkfifo(&wt.join("np"));
     symlink(out.join("dir"), wt.join("n2")).unwrap();
     let before = capture_except(root, &[&wt, &store]);
-    let r = run60(&store, &[s("switch"), wt.as_os_str(), s(&b)]);
+    let r = run60(&store, &[s("switch"), s(&b), wt.as_os_str()]);
     r.assert_error("switch without --force");
     for p in ["n", "nf", "nh", "np", "n2"] {
         let line = format!("\"{p}\" (untracked)");
@@ -251,7 +251,7 @@ fn switch_force_replaces_untracked_symlinks_hardlinks_and_fifos_where_new_entrie
         );
     }
     before.assert_same(&capture_except(root, &[&wt, &store]), "refused switch");
-    run60(&store, &[s("switch"), s("--force"), wt.as_os_str(), s(&b)]).assert_ok("switch --force");
+    run60(&store, &[s("switch"), s("--force"), s(&b), wt.as_os_str()]).assert_ok("switch --force");
     before.assert_same(
         &capture_except(root, &[&wt, &store]),
         "switch --force over untracked plants changed something outside",
@@ -354,7 +354,7 @@ fn switch_with_directories_swapped_for_symlinks_to_outside_never_writes_outside(
         );
         let r = run60(
             &store,
-            &[s("switch"), s("--force"), wt.as_os_str(), s(&ids[target])],
+            &[s("switch"), s("--force"), s(&ids[target]), wt.as_os_str()],
         );
         stop.store(true, Ordering::Relaxed);
         total_swaps += t.join().unwrap();
@@ -376,10 +376,11 @@ fn switch_with_directories_swapped_for_symlinks_to_outside_never_writes_outside(
         // Without the swapper, the worktree is brought to the target exactly.
         run60(
             &store,
-            &[s("switch"), s("--force"), wt.as_os_str(), s(&ids[target])],
+            &[s("switch"), s("--force"), s(&ids[target]), wt.as_os_str()],
         )
         .assert_ok("switch after the race");
-        run60(&store, &[s("reset"), s("--hard"), wt.as_os_str()]).assert_ok("reset --hard");
+        run60(&store, &[s("reset"), s("--hard"), s("-C"), wt.as_os_str()])
+            .assert_ok("reset --hard");
         assert_same_tree(&files_of(srcs[target]), &files_of(&wt), false);
     }
     println!(
@@ -428,7 +429,7 @@ fn reset_hard_with_directories_swapped_for_symlinks_to_outside_never_writes_outs
             Duration::from_secs(10),
             Arc::clone(&stop),
         );
-        let r = run60(&store, &[s("reset"), s("--hard"), wt.as_os_str()]);
+        let r = run60(&store, &[s("reset"), s("--hard"), s("-C"), wt.as_os_str()]);
         stop.store(true, Ordering::Relaxed);
         total_swaps += t.join().unwrap();
         if r.ok() {
@@ -446,7 +447,7 @@ fn reset_hard_with_directories_swapped_for_symlinks_to_outside_never_writes_outs
             &capture_except(root, &[&wt, &store]),
             &format!("run {run}: raced reset changed something outside"),
         );
-        run60(&store, &[s("reset"), s("--hard"), wt.as_os_str()]).assert_ok("reset after");
+        run60(&store, &[s("reset"), s("--hard"), s("-C"), wt.as_os_str()]).assert_ok("reset after");
         assert_same_tree(&files_of(&src), &files_of(&wt), false);
     }
     println!(
@@ -536,7 +537,7 @@ fn switch_killed_at_random_points_leaves_whole_files_and_a_rerun_reaches_the_tar
     let mut one_ms = u64::MAX;
     for id in [&ids[1], &ids[0]] {
         let t = Instant::now();
-        run60(&store, &[s("switch"), wt.as_os_str(), s(id)]).assert_ok("calibration");
+        run60(&store, &[s("switch"), s(id), wt.as_os_str()]).assert_ok("calibration");
         one_ms = one_ms.min(t.elapsed().as_millis() as u64);
     }
     let one_ms = (one_ms * 3 / 4).clamp(5, 150);
@@ -553,7 +554,7 @@ fn switch_killed_at_random_points_leaves_whole_files_and_a_rerun_reaches_the_tar
         attempts += 1;
         let target = (i + 1) % 2;
         let before = capture_except(root, &[&wt, &store]);
-        let args = [s("switch"), wt.as_os_str(), s(&ids[target])];
+        let args = [s("switch"), s(&ids[target]), wt.as_os_str()];
         let delay = Duration::from_millis(rng.below(one_ms + 1));
         if !run_killed_after(&store, &args, delay) {
             killed += 1;
@@ -583,7 +584,7 @@ fn switch_killed_at_random_points_leaves_whole_files_and_a_rerun_reaches_the_tar
         }
         // Killed while writing: some changed files already new, others still old.
         mixed += usize::from(of_target && of_other);
-        run60(&store, &[s("switch"), wt.as_os_str(), s(&ids[target])])
+        run60(&store, &[s("switch"), s(&ids[target]), wt.as_os_str()])
             .assert_ok(&format!("kill {i}: re-run of the switch"));
         assert_same_tree(&tree_of(srcs[target]), &tree_of(&wt), false);
         assert!(

@@ -237,7 +237,7 @@ fn interrupted_snapshot_leaves_only_staging_that_gc_removes() {
     let src = dir.path().join("src");
     make_tree(&src, 3000, 16 * 1024);
     // Create the store first so its tmp/ can be watched.
-    assert!(run(&store, &[s("ls")]).status.success());
+    common::init_store(&store);
     let mut killed_mid_run = 0;
     for _ in 0..3 {
         let mut child = bin()
@@ -282,7 +282,7 @@ fn interrupted_snapshot_leaves_only_staging_that_gc_removes() {
         } else {
             // It finished before the kill: start over with an empty store.
             fs::remove_dir_all(&store).unwrap();
-            assert!(run(&store, &[s("ls")]).status.success());
+            common::init_store(&store);
         }
     }
     assert!(killed_mid_run >= 1, "never caught the snapshot mid-run");
@@ -453,28 +453,39 @@ fn store_location_comes_from_option_then_environment() {
     let Some(dir) = scratch(Fs::NoCow) else {
         return;
     };
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), b"x").unwrap();
     let env_store = dir.path().join("env-store");
     let out = bin()
         .env("COWTREE_STORE", &env_store)
-        .args(["ls"])
+        .arg("snapshot")
+        .arg(&src)
         .output()
         .unwrap();
     assert!(out.status.success());
     assert!(env_store.join("format").is_file());
+    // The default location, on the tree's filesystem (both under the same scratch dir).
     let xdg = dir.path().join("xdg");
     let out = bin()
         .env("XDG_DATA_HOME", &xdg)
-        .args(["ls"])
+        .arg("snapshot")
+        .arg(&src)
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(xdg.join("cowtree/format").is_file());
     let opt = dir.path().join("opt-store");
     let out = bin()
         .env("COWTREE_STORE", &env_store)
         .arg("--store")
         .arg(&opt)
-        .arg("ls")
+        .arg("snapshot")
+        .arg(&src)
         .output()
         .unwrap();
     assert!(out.status.success());

@@ -130,7 +130,7 @@ fn worktree_rm_refuses_a_dirty_worktree_unless_forced_and_worktrees_lists_states
 }
 
 #[test]
-fn snapshot_of_a_worktree_is_incremental_and_moves_the_base_only_when_asked() {
+fn snapshot_of_a_worktree_is_incremental_and_moves_the_base_unless_kept() {
     let Some(dir) = scratch(Fs::Btrfs) else {
         return;
     };
@@ -144,7 +144,10 @@ fn snapshot_of_a_worktree_is_incremental_and_moves_the_base_only_when_asked() {
     std::thread::sleep(Duration::from_millis(100));
     fs::write(wt.join("f7"), b"new bytes").unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    let v = ok_json(&store, &[s("snapshot"), s("--json"), wt.as_os_str()]);
+    let v = ok_json(
+        &store,
+        &[s("snapshot"), s("--json"), s("--keep-base"), wt.as_os_str()],
+    );
     assert_eq!(v["incremental"], true);
     assert_eq!(v["read"], 1);
     // Only a file's content changed: the root's directory record, written by the checkout,
@@ -158,20 +161,13 @@ fn snapshot_of_a_worktree_is_incremental_and_moves_the_base_only_when_asked() {
     assert_eq!(full["id"], v["id"]);
     let st = run(&store, &[s("status"), s("--exit-code"), wt.as_os_str()]);
     assert_eq!(st.status.code(), Some(1), "base stays: still dirty");
-    let v2 = ok_json(
-        &store,
-        &[
-            s("snapshot"),
-            s("--json"),
-            s("--update-base"),
-            wt.as_os_str(),
-        ],
-    );
+    let v2 = ok_json(&store, &[s("snapshot"), s("--json"), wt.as_os_str()]);
     assert_eq!(v2["id"], v["id"]);
+    assert_eq!(v2["base_updated"], true);
     let st = run(&store, &[s("status"), s("--exit-code"), wt.as_os_str()]);
     assert_eq!(st.status.code(), Some(0));
     let help = bin().args(["help", "snapshot"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&help.stdout).contains("Off by default"));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--keep-base"));
 }
 
 /// Tree A, and tree B differing in half of its files plus added, removed and transformed
@@ -225,8 +221,8 @@ fn kill_9_during_switch_leaves_whole_files_and_a_rerun_reaches_the_target_exactl
     ok(&store, &[s("checkout"), s(&a), wt.as_os_str()]);
     // Calibrate: how long one switch takes here.
     let t = Instant::now();
-    ok(&store, &[s("switch"), wt.as_os_str(), s(&b)]);
-    ok(&store, &[s("switch"), wt.as_os_str(), s(&a)]);
+    ok(&store, &[s("switch"), s(&b), wt.as_os_str()]);
+    ok(&store, &[s("switch"), s(&a), wt.as_os_str()]);
     let one = t.elapsed() / 2;
     let mut rng = XorShift::new(0x2545_F491_4F6C_DD1D);
     let mut interrupted = 0;
@@ -238,7 +234,7 @@ fn kill_9_during_switch_leaves_whole_files_and_a_rerun_reaches_the_target_exactl
         };
         if !run_killed_at_random(
             &store,
-            &[s("switch"), wt.as_os_str(), s(target)],
+            &[s("switch"), s(target), wt.as_os_str()],
             one,
             &mut rng,
         ) {
@@ -255,7 +251,7 @@ fn kill_9_during_switch_leaves_whole_files_and_a_rerun_reaches_the_target_exactl
                 "round {round}: {p} holds content of neither snapshot after kill -9"
             );
         }
-        ok(&store, &[s("switch"), wt.as_os_str(), s(target)]);
+        ok(&store, &[s("switch"), s(target), wt.as_os_str()]);
         same_tree(src, &wt);
         assert_eq!(&contents(&wt), want, "round {round}");
         let st = run(&store, &[s("status"), s("--exit-code"), wt.as_os_str()]);
@@ -297,13 +293,18 @@ fn kill_9_during_reset_leaves_whole_files_and_a_rerun_restores_the_base_exactly(
     spoil(0);
     // Calibrate: how long one reset of that much takes here.
     let t = Instant::now();
-    ok(&store, &[s("reset"), wt.as_os_str()]);
+    ok(&store, &[s("reset"), s("-C"), wt.as_os_str()]);
     let one = t.elapsed();
     let mut rng = XorShift::new(0x9E37_79B9_7F4A_7C15);
     let mut interrupted = 0;
     for round in 1..=16u64 {
         let dirty = spoil(round);
-        if !run_killed_at_random(&store, &[s("reset"), wt.as_os_str()], one, &mut rng) {
+        if !run_killed_at_random(
+            &store,
+            &[s("reset"), s("-C"), wt.as_os_str()],
+            one,
+            &mut rng,
+        ) {
             interrupted += 1;
         }
         // Under its final name, each file is whole: the base's bytes or the spoiled ones.
@@ -317,7 +318,7 @@ fn kill_9_during_reset_leaves_whole_files_and_a_rerun_restores_the_base_exactly(
                 "round {round}: {p} holds neither the base's nor the spoiled bytes after kill -9"
             );
         }
-        ok(&store, &[s("reset"), wt.as_os_str()]);
+        ok(&store, &[s("reset"), s("-C"), wt.as_os_str()]);
         let mut now = contents(&wt);
         assert_eq!(now.remove("untracked.txt"), Some(b"mine".to_vec()));
         assert_eq!(

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use cowtree_store::checkout::{CheckoutMode, CheckoutOptions, checkout};
 use serde_json::json;
 
-use crate::cmd::{open_store, print_json};
+use crate::cmd::{StoreOpt, mark, print_json, store_with_snapshot};
 use crate::exit::{CmdResult, Exit};
+use crate::units::{bytes, count, secs};
 
 /// Check out a snapshot into a new directory.
 ///
@@ -15,47 +16,87 @@ use crate::exit::{CmdResult, Exit};
 /// (`.<name>.cowtree-checkout-*`) and renamed into place, so DST is never left half-written.
 /// Files are cloned from the store (sharing data blocks; writes stay private to this worktree)
 /// with mode 0644, or 0755 for executables; symlinks are recreated exactly. The worktree is
-/// recorded in the store's registry with
-/// a stat cache of what was written (see `cowtree status`). If the store is on another filesystem than DST, cowtree
-/// warns before starting (files are copied), or refuses with --strict (exit 3).
+/// recorded in the store's registry with a stat cache of what was written (see `cowtree
+/// status`), and remembers its store, so commands run inside it need no --store.
+///
+/// Without --store, the snapshot is looked up in the store of DST's filesystem, then in the
+/// other known stores. If the store is on another filesystem than DST, files are copied:
+/// --mode auto warns before starting, --mode clone refuses (exit 3).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree checkout v1 /work/app-a              # a worktree of the snapshot named v1
+  cowtree checkout 3f2a9c1e /work/app-b        # by id prefix
+  cowtree checkout --mode clone v1 /work/app-c # clone or fail (exit 3), like cp --reflink=always
+  cowtree checkout --json v1 /work/app-d       # the report as JSON")]
 pub struct Args {
     /// Snapshot id, id prefix (8+ hex digits) or name.
     snapshot: String,
     /// The new worktree directory.
     dst: PathBuf,
-    /// auto: clone, else copy; clone: clone, copy with a reported fallback; copy: always copy.
+    /// auto: clone, else copy (reporting it); clone: clone or fail with exit 3, like `cp
+    /// --reflink=always` (nothing is left at DST); copy: always copy.
     #[arg(long, value_enum, default_value = "auto")]
     mode: Mode,
-    /// Refuse to copy where a clone is not possible (exit 3), including a store on another
-    /// filesystem.
+    /// The same as --mode clone.
     #[arg(long)]
     strict: bool,
     /// Print one JSON object: files, dirs, symlinks, cloned, copied, bytes,
-    /// fallbacks [{reason, count}], elapsed_ms.
+    /// fallbacks [{reason, count}], cross_device, store, elapsed_ms.
     #[arg(long)]
     json: bool,
+    /// Print nothing but errors.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    #[command(flatten)]
+    store: StoreOpt,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Mode {
     Auto,
     Clone,
     Copy,
 }
 
-pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
-    let store = open_store(store)?;
-    let id = cowtree_store::refs::resolve(&store, &args.snapshot)?;
+pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    args.jobs.apply();
+    let opt = args.store.clone().or(top);
+    let quiet = args.quiet;
+    let (store, id) = store_with_snapshot(&opt, &args.dst, &args.snapshot, quiet)?;
     let opts = CheckoutOptions {
         mode: match args.mode {
             Mode::Auto => CheckoutMode::Auto,
             Mode::Clone => CheckoutMode::Clone,
             Mode::Copy => CheckoutMode::Copy,
         },
-        strict: args.strict,
+        strict: args.strict || args.mode == Mode::Clone,
     };
-    let r = checkout(&store, &id, &args.dst, opts, &|w| eprintln!("cowtree: {w}"))?;
+    if let Some(staging) = crate::interrupt::checkout_staging(&args.dst) {
+        crate::interrupt::expect(staging);
+    }
+    if args.dst.symlink_metadata().is_err() {
+        crate::interrupt::expect(crate::interrupt::Leftover::Exists {
+            path: args.dst.clone(),
+            yes: format!(
+                "{} was already complete (run `cowtree status` there to check it)",
+                args.dst.display()
+            ),
+            no: format!("nothing was created at {}", args.dst.display()),
+        });
+    }
+    let spinner = crate::progress::Activity::start(
+        format!("checking out {} into {}", args.snapshot, args.dst.display()),
+        args.quiet || args.json,
+    );
+    let r = checkout(&store, &id, &args.dst, opts, &|w| {
+        if !args.quiet {
+            eprintln!("cowtree: {w}")
+        }
+    })?;
+    // Before the stat cache: setting the marker changes the root directory's ctime.
+    mark(&store, &r.path);
     // Record the root's device and inode and a stat cache of what was just written, so that
     // status, switch and snapshot of this worktree read only files that change later.
     // The checkout itself is complete and registered: a failure here only costs speed (the
@@ -67,6 +108,7 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
             r.path.display()
         );
     }
+    drop(spinner);
     if args.json {
         let fallbacks: Vec<_> = r
             .fallbacks
@@ -76,6 +118,7 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
         print_json(&json!({
             "id": id.to_hex(),
             "path": r.path.to_string_lossy(),
+            "store": store.root().to_string_lossy(),
             "files": r.files,
             "dirs": r.dirs,
             "symlinks": r.symlinks,
@@ -87,22 +130,25 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
             "worktree": r.worktree_id,
             "elapsed_ms": r.elapsed_ms,
         }))?;
-    } else {
+    } else if !args.quiet {
         println!(
-            "checked out {} into {}: {} files ({} cloned, {} copied), {} dirs, {} symlinks, \
-             {} bytes in {} ms",
+            "checked out {} into {}: {} ({} cloned, {} copied), {}, {}; {} in {}",
             &id.to_hex()[..12],
             r.path.display(),
-            r.files,
+            count(r.files, "file", "files"),
             r.cloned,
             r.copied,
-            r.dirs,
-            r.symlinks,
-            r.bytes,
-            r.elapsed_ms
+            count(r.dirs, "dir", "dirs"),
+            count(r.symlinks, "symlink", "symlinks"),
+            bytes(r.bytes),
+            secs(r.elapsed_ms)
         );
-        for (reason, count) in &r.fallbacks {
-            println!("fallback: {count} file(s) copied because {reason}");
+        // A store on another filesystem was warned about before the checkout started.
+        for (reason, n) in r.fallbacks.iter().filter(|_| !r.cross_device) {
+            eprintln!(
+                "cowtree: warning: {} copied because {reason}",
+                count(*n, "file", "files")
+            );
         }
     }
     Ok(Exit::Ok)

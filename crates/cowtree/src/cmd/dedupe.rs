@@ -6,7 +6,7 @@ use cowtree_space::{DEFAULT_MIN_SIZE, DedupeError, DedupeOptions, Progress, dedu
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::exit::{CliError, CmdResult, Exit};
-use crate::units::{bytes, signed_bytes};
+use crate::units::{bytes, count, signed_bytes};
 
 /// Find identical regular files under PATHs and make them share their data blocks.
 ///
@@ -21,6 +21,10 @@ use crate::units::{bytes, signed_bytes};
 /// hardlinked names count once. The space reclaimed is measured as `cowtree du` unique
 /// physical bytes before and after. A progress bar is drawn when stderr is a terminal.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree dedupe --dry-run ~/copies   # what would be shared, changing nothing
+  cowtree dedupe ~/copies/a ~/copies/b
+  cowtree dedupe --min-size 65536 /data   # only files of 64 KiB and more (faster)")]
 pub struct Args {
     /// Files or directories to deduplicate together (one filesystem).
     #[arg(required = true)]
@@ -28,18 +32,28 @@ pub struct Args {
     /// Find and report what would be deduplicated; change nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Leave files smaller than this many bytes alone. The default, 64 KiB, skips the many
-    /// small files that hold little of a typical tree's data but would cost a filesystem
-    /// transaction each (most of the time in bench/space.sh); `--min-size 4096` includes
-    /// them and reclaims more, more slowly.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MIN_SIZE)]
-    min_size: u64,
+    /// Leave files smaller than this many bytes alone. Default: one block of the filesystem
+    /// (4096 bytes on most), the smallest file that can share a block. A larger size (e.g.
+    /// 65536) skips the many small files, each a filesystem transaction: faster, reclaims less.
+    #[arg(long, value_name = "BYTES")]
+    min_size: Option<u64>,
     /// Print one JSON object: dry_run, files_scanned, candidates, bytes_hashed, groups,
     /// files_deduped, bytes_deduped, already_shared_files, already_shared_bytes, skipped
     /// ([{path, reason}]), unique_physical_before, unique_physical_after, reclaimed, df_freed,
     /// errors.
     #[arg(long)]
     json: bool,
+    /// Print nothing but errors: no summary or progress bar.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
+}
+
+/// The block size of the filesystem of `path` (its directory for a file).
+fn block_size(path: &std::path::Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    (st.f_bsize > 0).then_some(st.f_bsize)
 }
 
 struct Bar(ProgressBar);
@@ -76,17 +90,29 @@ impl Progress for Bar {
 }
 
 pub fn run(args: Args) -> CmdResult {
+    args.jobs.apply();
     // Hidden when stderr is not a terminal.
     let bar = Bar(ProgressBar::with_draw_target(
         None,
-        ProgressDrawTarget::stderr(),
+        if args.quiet || args.json {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
     ));
+    let min_size = args
+        .min_size
+        .or_else(|| block_size(&args.paths[0]))
+        .unwrap_or(DEFAULT_MIN_SIZE);
     let opts = DedupeOptions {
         dry_run: args.dry_run,
-        min_size: args.min_size,
+        min_size,
         progress: &bar,
         after_hash: None,
     };
+    crate::interrupt::expect(crate::interrupt::Leftover::Note(
+        "each file is either deduplicated or as it was".into(),
+    ));
     let result = dedupe(&args.paths, &opts);
     bar.0.finish_and_clear();
     let report = result.map_err(|e| match e {
@@ -101,28 +127,31 @@ pub fn run(args: Args) -> CmdResult {
             "{}",
             serde_json::to_string(&report).map_err(|e| CliError::new(e.to_string()))?
         );
-    } else {
+    } else if !args.quiet {
         let would = if report.dry_run { "would be " } else { "" };
         println!(
-            "scanned {} files of at least {}; {} identical sets",
-            report.files_scanned,
-            bytes(args.min_size),
-            report.groups
+            "scanned {} of at least {}; {}",
+            count(report.files_scanned, "file", "files"),
+            bytes(min_size),
+            count(report.groups, "identical set", "identical sets")
         );
         println!(
-            "{would}deduplicated: {} files, {}",
-            report.files_deduped,
+            "{would}deduplicated: {}, {}",
+            count(report.files_deduped, "file", "files"),
             bytes(report.bytes_deduped)
         );
         if report.already_shared_files > 0 {
             println!(
-                "already sharing: {} files, {} (left alone)",
-                report.already_shared_files,
+                "already sharing: {}, {} (left alone)",
+                count(report.already_shared_files, "file", "files"),
                 bytes(report.already_shared_bytes)
             );
         }
         if !report.skipped.is_empty() {
-            println!("skipped: {} files", report.skipped.len());
+            println!(
+                "skipped: {}",
+                count(report.skipped.len() as u64, "file", "files")
+            );
             for s in report.skipped.iter().take(20) {
                 println!("  {}: {}", s.path.display(), s.reason);
             }
@@ -147,8 +176,8 @@ pub fn run(args: Args) -> CmdResult {
     }
     if !report.errors.is_empty() {
         return Err(CliError::new(format!(
-            "dedupe: {} error(s) (see above)",
-            report.errors.len()
+            "dedupe: {} (see above)",
+            count(report.errors.len() as u64, "error", "errors")
         )));
     }
     Ok(Exit::Ok)

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use cowtree_space::{DuOptions, du};
 
 use crate::exit::{CliError, CmdResult, Exit};
-use crate::units::bytes;
+use crate::units::{bytes, count};
 
 /// Show apparent, allocated, shared and unique physical bytes of PATHs.
 ///
@@ -20,6 +20,9 @@ use crate::units::bytes;
 /// output says shared and unique physical are unavailable for them. Exits 1 if an entry
 /// could not be read (after printing the figures for the rest).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree du /work/app-a /work/app-b   # two worktrees: shared data counted once
+  cowtree du --json ~/src | jq .unique_physical")]
 pub struct Args {
     /// Files or directories to measure together.
     #[arg(required = true)]
@@ -30,10 +33,15 @@ pub struct Args {
     /// error_count.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
 }
 
 pub fn run(args: Args) -> CmdResult {
+    args.jobs.apply();
+    let spinner = crate::progress::Activity::start("measuring".to_string(), args.json);
     let report = du(&args.paths, &DuOptions::default());
+    drop(spinner);
     for e in &report.errors {
         eprintln!("cowtree: du: {e}");
     }
@@ -65,9 +73,9 @@ pub fn run(args: Args) -> CmdResult {
         }
         if report.unique_physical.is_some() && !report.fiemap_available {
             println!(
-                "note: {} file(s) ({}) could not be mapped and are left out of shared and \
+                "note: {} ({}) could not be mapped and are left out of shared and \
                  unique physical: {}",
-                report.unmapped_files,
+                count(report.unmapped_files, "file", "files"),
                 bytes(report.unmapped_allocated),
                 report
                     .unmapped_reason
@@ -76,10 +84,10 @@ pub fn run(args: Args) -> CmdResult {
             );
         }
         println!(
-            "{} files, {} directories, {} symlinks{}{}",
-            report.files,
-            report.dirs,
-            report.symlinks,
+            "{}, {}, {}{}{}",
+            count(report.files, "file", "files"),
+            count(report.dirs, "directory", "directories"),
+            count(report.symlinks, "symlink", "symlinks"),
             if report.other > 0 {
                 format!(", {} other", report.other)
             } else {

@@ -4,8 +4,9 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::cmd::{open_store, print_json};
+use crate::cmd::{StoreOpt, print_json, store_here};
 use crate::exit::{CmdResult, Exit};
+use crate::units::{bytes, count};
 
 /// Delete unreferenced blobs and stale staging; report what was freed.
 ///
@@ -15,6 +16,9 @@ use crate::exit::{CmdResult, Exit};
 /// gc waits for running snapshots and checkouts to finish (it takes the store lock
 /// exclusively) and never deletes a blob a recorded snapshot references.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree gc --dry-run             # what would be freed
+  cowtree rm v1 && cowtree gc      # free the blobs only v1 needed")]
 pub struct Args {
     /// Report what would be deleted without deleting anything.
     #[arg(long)]
@@ -23,10 +27,15 @@ pub struct Args {
     /// worktrees_pruned, dry_run.
     #[arg(long)]
     json: bool,
+    /// Print nothing but errors.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    #[command(flatten)]
+    store: StoreOpt,
 }
 
-pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
-    let store = open_store(store)?;
+pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    let store = store_here(&args.store.clone().or(top))?;
     // Records whose path now holds something else (the worktree was deleted or moved and the
     // path reused) would keep their base from `cowtree rm`; the store's gc drops those whose
     // path is gone, this drops the replaced ones.
@@ -39,7 +48,16 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
             replaced += 1;
         }
     }
-    let mut r = cowtree_store::gc::gc(&store, args.dry_run)?;
+    crate::interrupt::expect(crate::interrupt::Leftover::Note(
+        "run `cowtree gc` again to finish".into(),
+    ));
+    let spinner = crate::progress::Activity::start(
+        format!("collecting garbage in {}", store.root().display()),
+        args.quiet || args.json,
+    );
+    let r = cowtree_store::gc::gc(&store, args.dry_run);
+    drop(spinner);
+    let mut r = r?;
     r.worktrees_pruned += replaced;
     if args.json {
         print_json(&json!({
@@ -50,11 +68,19 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
             "worktrees_pruned": r.worktrees_pruned,
             "dry_run": r.dry_run,
         }))?;
-    } else {
+    } else if !args.quiet {
         let verb = if r.dry_run { "would remove" } else { "removed" };
         println!(
-            "{verb} {} blobs ({} bytes), {} staging entries, {} stale worktree records; {} blobs kept",
-            r.blobs_removed, r.bytes_freed, r.staging_removed, r.worktrees_pruned, r.blobs_kept
+            "{verb} {} ({}), {}, {}; {} kept",
+            count(r.blobs_removed, "blob", "blobs"),
+            bytes(r.bytes_freed),
+            count(r.staging_removed, "staging entry", "staging entries"),
+            count(
+                r.worktrees_pruned,
+                "stale worktree record",
+                "stale worktree records"
+            ),
+            count(r.blobs_kept, "blob", "blobs"),
         );
     }
     Ok(Exit::Ok)

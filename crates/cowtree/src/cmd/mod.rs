@@ -1,4 +1,4 @@
-//! One module per subcommand.
+//! One module per subcommand, and what they share: finding the store, the worktree, output.
 
 pub mod checkout;
 pub mod clone;
@@ -12,23 +12,284 @@ pub mod rm;
 pub mod show;
 pub mod snapshot;
 pub mod status;
+pub mod stores;
 pub mod switch;
 pub mod tag;
 pub mod verify;
 pub mod worktree;
 pub mod worktrees;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cowtree_store::Store;
+use cowtree_store::discover::{self, Choice, Reason};
+use cowtree_worktree::Worktree;
 
 use crate::exit::CliError;
 
-/// Opens (creating on first use) the store chosen by `--store`, `COWTREE_STORE`,
-/// `XDG_DATA_HOME` or `HOME`.
-pub fn open_store(explicit: Option<&Path>) -> Result<Store, CliError> {
-    let root = cowtree_store::store::locate(explicit)?;
-    Ok(Store::open(&root)?)
+/// `--store`, for the commands that use a store.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StoreOpt {
+    /// The store directory. Default: $COWTREE_STORE, else the store that holds the worktree,
+    /// else the store of the tree's filesystem (see `cowtree stores`).
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+}
+
+impl StoreOpt {
+    /// `--store` given to the subcommand, else to `cowtree` itself (`cowtree --store P ls`).
+    pub fn or(self, top: Option<&Path>) -> StoreOpt {
+        StoreOpt {
+            store: self.store.or_else(|| top.map(Path::to_path_buf)),
+        }
+    }
+
+    /// The store named by `--store` or `COWTREE_STORE`, and which of the two named it.
+    fn explicit(&self) -> Option<(PathBuf, &'static str)> {
+        match &self.store {
+            Some(p) => Some((p.clone(), "--store")),
+            None => discover::from_env().map(|p| (p, "COWTREE_STORE")),
+        }
+    }
+}
+
+/// `--jobs`, for the commands that run worker pools.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct JobsOpt {
+    /// Size the worker pools for N cores (default, or 0: all cores). Each pool keeps its rule
+    /// per core (e.g. ingest runs two workers per core); 1 makes the work gentlest on a busy
+    /// machine.
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+impl JobsOpt {
+    /// Applies `--jobs` to every pool built from now on.
+    pub fn apply(self) {
+        if let Some(n) = self.jobs.filter(|&n| n > 0) {
+            cowtree_fs::parallel::set_cores(n);
+            // The pools that run on rayon's global pool (switch, reset, verify, dedupe); it is
+            // not built yet, as nothing has run on it.
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global();
+        }
+    }
+}
+
+/// Opens an existing store; "no store at PATH" when there is none (read-only commands never
+/// create one).
+pub fn open_existing(root: &Path) -> Result<Store, CliError> {
+    if !discover::exists(root) {
+        return Err(CliError::new(format!(
+            "no store at {} (`cowtree snapshot` or `cowtree checkout` creates one; `cowtree \
+             stores` lists the known ones)",
+            root.display()
+        )));
+    }
+    let store = Store::open(root)?;
+    let _ = discover::remember(store.root());
+    Ok(store)
+}
+
+/// Opens the store at `root` for a command that writes, creating it when missing and then
+/// saying where and why (unless `quiet`).
+fn open_for_write(root: &Path, why: &str, quiet: bool) -> Result<Store, CliError> {
+    let created = !discover::exists(root);
+    let store = Store::open(root)?;
+    if created && !quiet {
+        eprintln!("cowtree: created store {} ({why})", root.display());
+    }
+    let _ = discover::remember(store.root());
+    Ok(store)
+}
+
+fn cwd() -> Result<PathBuf, CliError> {
+    std::env::current_dir().map_err(|e| CliError::new(format!("current directory: {e}")))
+}
+
+/// The per-filesystem choice for `tree`, as a reason sentence for a new store.
+fn created_because(choice: &Choice, tree: &Path) -> String {
+    match choice.reason {
+        Reason::Default => format!("the default store; on the filesystem of {}", tree.display()),
+        _ => format!("for {}: {}", tree.display(), choice.explain(tree)),
+    }
+}
+
+/// The store for recording or checking out the tree at `tree` (a command that writes): the
+/// explicit one, else the one a marker names, else the store of the tree's filesystem.
+pub fn store_for_tree(opt: &StoreOpt, tree: &Path, quiet: bool) -> Result<Store, CliError> {
+    if let Some((root, by)) = opt.explicit() {
+        return open_for_write(&root, &format!("named by {by}"), quiet);
+    }
+    if let Some((root, _)) = discover::marked_store(tree) {
+        if discover::exists(&root) {
+            return open_existing(&root);
+        }
+    }
+    let choice = discover::store_for_tree(tree)?;
+    open_for_write(&choice.root, &created_because(&choice, tree), quiet)
+}
+
+/// The stores worth searching when nothing names one: the store of `dir`'s filesystem, the
+/// known stores and the default location, each once, existing ones only.
+fn candidates(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut add = |p: PathBuf| {
+        let p = discover::absolute(&p).unwrap_or(p);
+        if discover::exists(&p) && !out.contains(&p) {
+            out.push(p);
+        }
+    };
+    if let Some((root, _)) = discover::marked_store(dir) {
+        add(root);
+    }
+    if let Ok(c) = discover::store_for_tree(dir) {
+        add(c.root);
+    }
+    for k in discover::known_stores() {
+        add(k);
+    }
+    if let Ok(d) = discover::default_location() {
+        add(d);
+    }
+    out
+}
+
+/// The store for commands that act on a store as a whole (ls, show, tag, rm, gc, verify,
+/// worktree list): the explicit one, else the one holding the worktree around the current
+/// directory, else the store of its filesystem, else the default one. Never creates a store.
+pub fn store_here(opt: &StoreOpt) -> Result<Store, CliError> {
+    if let Some((root, _)) = opt.explicit() {
+        return open_existing(&root);
+    }
+    let here = cwd()?;
+    if let Some((root, _)) = discover::marked_store(&here) {
+        if discover::exists(&root) {
+            return open_existing(&root);
+        }
+    }
+    let choice = discover::store_for_tree(&here)?;
+    if !discover::exists(&choice.root) {
+        if let Ok(d) = discover::default_location() {
+            if discover::exists(&d) {
+                return open_existing(&d);
+            }
+        }
+    }
+    open_existing(&choice.root)
+}
+
+/// The store that has snapshot `snapshot`, for a checkout to `dst`: the explicit one (created
+/// if missing), else the first of the store of `dst`'s filesystem, the known stores and the
+/// default one that has it.
+pub fn store_with_snapshot(
+    opt: &StoreOpt,
+    dst: &Path,
+    snapshot: &str,
+    quiet: bool,
+) -> Result<(Store, cowtree_store::Hash), CliError> {
+    if opt.explicit().is_some() {
+        let store = store_for_tree(opt, dst, quiet)?;
+        let id = cowtree_store::refs::resolve(&store, snapshot)?;
+        return Ok((store, id));
+    }
+    let list = candidates(dst);
+    let mut first_err = None;
+    for root in &list {
+        let store = open_existing(root)?;
+        match cowtree_store::refs::resolve(&store, snapshot) {
+            Ok(id) => return Ok((store, id)),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    Err(match first_err {
+        Some(e) if list.len() == 1 => e.into(),
+        Some(_) => CliError::new(format!(
+            "no snapshot {snapshot:?} in any known store ({})",
+            list.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        None => CliError::new(format!(
+            "no store found for {} (record a tree first with `cowtree snapshot DIR`)",
+            dst.display()
+        )),
+    })
+}
+
+/// The registered worktree whose root is `dir` (`exact`) or contains `dir`, and its store:
+/// the explicit store, else the store its marker names, else the first store that has it.
+pub fn find_worktree(
+    opt: &StoreOpt,
+    dir: &Path,
+    exact: bool,
+) -> Result<(Store, Worktree), CliError> {
+    let find = |store: &Store| -> Result<Option<Worktree>, CliError> {
+        if exact {
+            return Ok(cowtree_worktree::registry::lookup(store, dir)?);
+        }
+        let abs = std::fs::canonicalize(dir)
+            .map_err(|e| CliError::new(format!("{}: {e}", dir.display())))?;
+        for a in abs.ancestors() {
+            if let Some(wt) = cowtree_worktree::registry::lookup(store, a)? {
+                return Ok(Some(wt));
+            }
+        }
+        Ok(None)
+    };
+    if let Some((root, _)) = opt.explicit() {
+        let store = open_existing(&root)?;
+        let wt = if exact {
+            cowtree_worktree::registry::open(&store, dir)?
+        } else {
+            cowtree_worktree::registry::containing(&store, dir)?
+        };
+        return Ok((store, wt));
+    }
+    let list = candidates(dir);
+    for root in &list {
+        let store = open_existing(root)?;
+        if let Some(wt) = find(&store)? {
+            return Ok((store, wt));
+        }
+    }
+    let place = if exact { "a" } else { "inside a" };
+    Err(CliError::new(format!(
+        "{} is not {place} registered worktree (searched {}; make one with `cowtree checkout \
+         SNAPSHOT DIR`, or name its store with --store)",
+        dir.display(),
+        if list.is_empty() {
+            "no store: none exists yet".to_string()
+        } else {
+            format!(
+                "the stores {}",
+                list.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    )))
+}
+
+/// The worktree named by a positional DST or `-C DIR` (its root), else the one containing the
+/// current directory.
+pub fn worktree_arg(opt: &StoreOpt, named: Option<&Path>) -> Result<(Store, Worktree), CliError> {
+    match named {
+        Some(d) => find_worktree(opt, d, true),
+        None => find_worktree(opt, &cwd()?, false),
+    }
+}
+
+/// Records in a new worktree which store holds it, so later commands find it with no flag.
+pub fn mark(store: &Store, worktree: &Path) {
+    // Best effort: without user extended attributes the worktree is still found by searching
+    // the known stores.
+    let _ = discover::mark_worktree(worktree, store.root());
 }
 
 /// Prints one JSON object on stdout.
@@ -36,19 +297,4 @@ pub fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
     let s = serde_json::to_string(v).map_err(|e| CliError::new(e.to_string()))?;
     println!("{s}");
     Ok(())
-}
-
-/// The registered worktree at `dst`, or (without `dst`) the one containing the current
-/// directory.
-pub fn worktree_at(
-    store: &Store,
-    dst: Option<&Path>,
-) -> Result<cowtree_worktree::Worktree, CliError> {
-    Ok(match dst {
-        Some(d) => cowtree_worktree::registry::open(store, d)?,
-        None => {
-            let cwd = std::env::current_dir()?;
-            cowtree_worktree::registry::containing(store, &cwd)?
-        }
-    })
 }

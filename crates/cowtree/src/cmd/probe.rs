@@ -17,6 +17,9 @@ use crate::exit::{CliError, CmdResult, Exit};
 /// and one hardlink with no fallback, and removes both. Exits 0 whenever the probe ran,
 /// whatever it found; nonzero when a path is missing or not writable.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree probe /mnt/xfs                 # can this filesystem clone?
+  cowtree probe ~/src /mnt/xfs/work      # can a clone from here to there share data?")]
 pub struct Args {
     /// The source location (a directory, or a file whose directory is probed).
     path: PathBuf,

@@ -1,64 +1,151 @@
 //! `cowtree reset`: restore a worktree's entries to its base snapshot.
 
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
+use cowtree_store::discover::absolute;
 use cowtree_worktree::reset;
 use serde_json::json;
 
-use crate::cmd::{open_store, print_json, worktree_at};
+use crate::cmd::{StoreOpt, print_json, worktree_arg};
 use crate::exit::{CliError, CmdResult, Exit};
+use crate::units::{count, secs};
 
 /// Restore modified, deleted, type-changed and mode-changed entries to the base snapshot.
 ///
-/// With PATHs (relative to the worktree root, or absolute inside it), only entries at or
-/// beneath them. Untracked files are kept unless --hard, which removes them too (and is
-/// needed when an untracked file or directory is in the way of a restored entry). Content
-/// is cloned from the store under a temp name and renamed into place, so an interrupted reset
-/// never leaves a partial file, and running it again finishes it.
+/// The worktree is the one named by -C, or the one containing the current directory. With
+/// PATHs (relative to the current directory when it is inside the worktree, else to the
+/// worktree's root; or absolute), only entries at or beneath them; a PATH that is neither in
+/// the worktree nor in its base snapshot is an error. Untracked files are kept unless --hard,
+/// which removes them too (and is needed when an untracked file or directory is in the way of
+/// a restored entry). Content is cloned from the store under a temp name and renamed into
+/// place, so an interrupted reset never leaves a partial file, and running it again finishes
+/// it.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cd /work/app-a && cowtree reset src/main.rs   # restore one file
+  cowtree reset -C /work/app-a --hard           # the whole worktree, untracked files removed
+  cowtree reset --json docs                     # one directory, the report as JSON")]
 pub struct Args {
-    /// The worktree.
-    dst: PathBuf,
     /// Only these paths.
     paths: Vec<PathBuf>,
+    /// The worktree (default: the one containing the current directory).
+    #[arg(short = 'C', long, value_name = "DIR")]
+    worktree: Option<PathBuf>,
     /// Also remove untracked files and directories.
     #[arg(long)]
     hard: bool,
-    /// Print one JSON object: restored, removed, finished_interrupted, elapsed_ms.
+    /// Print one JSON object: path, restored, removed, finished_interrupted, elapsed_ms.
     #[arg(long)]
     json: bool,
+    /// Print nothing but errors.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    #[command(flatten)]
+    store: StoreOpt,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
 }
 
-pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
-    let store = open_store(store)?;
-    let mut wt = worktree_at(&store, Some(&args.dst))?;
-    let mut rels = Vec::new();
-    for p in &args.paths {
-        let rel = if p.is_absolute() {
-            p.strip_prefix(&wt.path)
-                .map_err(|_| {
-                    CliError::new(format!(
-                        "{} is not inside the worktree {}",
-                        p.display(),
-                        wt.path.display()
-                    ))
-                })?
-                .to_path_buf()
-        } else {
-            p.clone()
-        };
-        let bytes = rel.as_os_str().as_bytes();
-        let bytes = bytes.strip_suffix(b"/").unwrap_or(bytes);
-        if cowtree_fs::name::validate_relative_path(bytes).is_err() {
-            return Err(CliError::with_code(
-                format!("{}: not a path inside the worktree", p.display()),
-                2,
-            ));
+/// `p` as a path relative to the worktree root `root`, resolved against `base`; `None` for
+/// the root itself. The last component is kept as it is (a symlink is not followed).
+fn relative_to(root: &Path, base: &Path, p: &Path) -> Result<Option<Vec<u8>>, CliError> {
+    let joined = base.join(p);
+    let bad = || {
+        CliError::with_code(
+            format!(
+                "{}: not a path inside the worktree {}",
+                p.display(),
+                root.display()
+            ),
+            2,
+        )
+    };
+    let mut lexical = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                lexical.pop();
+            }
+            Component::CurDir => {}
+            other => lexical.push(other),
         }
-        rels.push(bytes.to_vec());
     }
-    let r = reset::reset(&store, &mut wt, &rels, args.hard)?;
+    // Canonicalize the parent only, so that a symlink named by PATH is reset, not its target.
+    let full = match (lexical.parent(), lexical.file_name()) {
+        (Some(parent), Some(name)) => absolute(parent)
+            .map_err(|e| CliError::new(format!("{}: {e}", p.display())))?
+            .join(name),
+        _ => lexical,
+    };
+    if full == root {
+        return Ok(None);
+    }
+    let rel = full.strip_prefix(root).map_err(|_| bad())?;
+    let bytes = rel.as_os_str().as_bytes().to_vec();
+    if cowtree_fs::name::validate_relative_path(&bytes).is_err() {
+        return Err(bad());
+    }
+    Ok(Some(bytes))
+}
+
+pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    args.jobs.apply();
+    let opt = args.store.clone().or(top);
+    let (store, mut wt) = worktree_arg(&opt, args.worktree.as_deref())?;
+    let cwd = std::env::current_dir()?;
+    let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
+    let base = if cwd.starts_with(&wt.path) {
+        cwd
+    } else {
+        wt.path.clone()
+    };
+    let mut rels = Vec::new();
+    let mut whole = args.paths.is_empty();
+    for p in &args.paths {
+        match relative_to(&wt.path, &base, p)? {
+            None => whole = true,
+            Some(rel) => rels.push((p, rel)),
+        }
+    }
+    if !rels.is_empty() {
+        let manifest = store.load(&wt.base)?;
+        for (p, rel) in &rels {
+            let on_disk = wt
+                .path
+                .join(std::ffi::OsStr::from_bytes(rel))
+                .symlink_metadata()
+                .is_ok();
+            let in_base = manifest.entries().iter().any(|e| {
+                e.path.starts_with(rel) && (e.path.len() == rel.len() || e.path[rel.len()] == b'/')
+            });
+            if !on_disk && !in_base {
+                return Err(CliError::new(format!(
+                    "reset: {} is neither in the worktree {} nor in its base snapshot {}",
+                    p.display(),
+                    wt.path.display(),
+                    &wt.base.to_hex()[..12]
+                )));
+            }
+        }
+    }
+    let rels: Vec<Vec<u8>> = if whole {
+        Vec::new()
+    } else {
+        rels.into_iter().map(|(_, r)| r).collect()
+    };
+    crate::interrupt::expect(crate::interrupt::Leftover::Note(
+        "the change is journaled in the store: run the same command again (or any command on \
+         the worktree) to finish it"
+            .into(),
+    ));
+    let spinner = crate::progress::Activity::start(
+        format!("resetting {}", wt.path.display()),
+        args.quiet || args.json,
+    );
+    let r = reset::reset(&store, &mut wt, &rels, args.hard);
+    drop(spinner);
+    let r = r?;
     if args.json {
         print_json(&json!({
             "path": wt.path,
@@ -67,13 +154,13 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
             "finished_interrupted": r.finished_interrupted,
             "elapsed_ms": r.elapsed_ms,
         }))?;
-    } else {
+    } else if !args.quiet {
         println!(
-            "reset {}: {} entries restored, {} untracked removed in {} ms",
+            "reset {}: {} restored, {} removed in {}",
             wt.path.display(),
-            r.restored,
-            r.removed,
-            r.elapsed_ms
+            count(r.restored, "entry", "entries"),
+            count(r.removed, "untracked entry", "untracked entries"),
+            secs(r.elapsed_ms)
         );
     }
     Ok(Exit::Ok)

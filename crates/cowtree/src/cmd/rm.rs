@@ -2,8 +2,11 @@
 
 use std::path::Path;
 
-use crate::cmd::open_store;
+use serde_json::json;
+
+use crate::cmd::{StoreOpt, print_json, store_here};
 use crate::exit::{CliError, CmdResult, Exit};
+use crate::units::count;
 
 /// Remove a snapshot and the names pointing at it.
 ///
@@ -11,33 +14,54 @@ use crate::exit::{CliError, CmdResult, Exit};
 /// Refuses while a registered worktree that still exists was checked out from it, unless
 /// --force.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree rm v1 && cowtree gc      # remove a snapshot, then free its blobs
+  cowtree rm --force 3f2a9c1e      # even though a worktree was checked out from it")]
 pub struct Args {
     /// Snapshot id, id prefix (8+ hex digits) or name.
     snapshot: String,
     /// Remove it even if worktrees were checked out from it.
     #[arg(long)]
     force: bool,
+    /// Print one JSON object: id, names_removed.
+    #[arg(long)]
+    json: bool,
+    /// Print nothing but errors.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    #[command(flatten)]
+    store: StoreOpt,
 }
 
-pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
-    let store = open_store(store)?;
+pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    let store = store_here(&args.store.clone().or(top))?;
     let _lock = store.lock_shared()?;
     let id = cowtree_store::refs::resolve(&store, &args.snapshot)?;
     let users = cowtree_store::registry::live_users(&store, &id)?;
     if !users.is_empty() && !args.force {
         let list: Vec<String> = users.iter().map(|p| p.display().to_string()).collect();
         return Err(CliError::new(format!(
-            "snapshot {id} is in use by worktree(s):\n  {}\n(remove them first, or use --force)",
+            "snapshot {id} is in use by {}:\n  {}\n(remove them first with `cowtree worktree rm`, \
+             or use --force)",
+            count(users.len() as u64, "worktree", "worktrees"),
             list.join("\n  ")
         )));
     }
+    let mut names = Vec::new();
     for (name, target) in cowtree_store::refs::list(&store)? {
         if target == id {
             cowtree_store::refs::remove(&store, &name)?;
-            eprintln!("removed name {name}");
+            if !args.quiet && !args.json {
+                eprintln!("removed name {name}");
+            }
+            names.push(name);
         }
     }
     store.remove_snapshot(&id)?;
-    println!("removed snapshot {id} (run `cowtree gc` to free its blobs)");
+    if args.json {
+        print_json(&json!({"id": id.to_hex(), "names_removed": names}))?;
+    } else if !args.quiet {
+        println!("removed snapshot {id} (run `cowtree gc` to free its blobs)");
+    }
     Ok(Exit::Ok)
 }

@@ -2,61 +2,119 @@
 
 use std::path::{Path, PathBuf};
 
-use cowtree_store::{ingest, interchange};
+use cowtree_store::{Hash, Store, history, ingest, interchange};
 use serde_json::json;
 
-use crate::cmd::{open_store, print_json};
+use crate::cmd::{StoreOpt, find_worktree, print_json, store_for_tree};
 use crate::exit::{CliError, CmdResult, Exit};
+use crate::units::{bytes, count, secs};
 
 /// Record a directory tree in the store and print the snapshot id.
 ///
 /// Every file is cloned into the store's staging area (copied when the filesystems cannot
-/// share data), hashed, and kept as a read-only blob named by its BLAKE3 hash; the snapshot is
-/// a manifest of paths, kinds (file, executable, symlink, empty directory), sizes and blobs.
-/// Symlinks are recorded, never followed; fifos, sockets and devices are refused. The same
-/// tree always gives the same id.
+/// share data, with a warning saying why and how to avoid it), hashed, and kept as a
+/// read-only blob named by its BLAKE3 hash; the snapshot is a manifest of paths, kinds (file,
+/// executable, symlink, empty directory), sizes and blobs. Symlinks are recorded, never
+/// followed; fifos, sockets and devices are refused. The same tree always gives the same id.
 ///
-/// When DIR is a worktree registered in the store (made by `cowtree checkout`), the snapshot
-/// is incremental: files whose size, times, inode and mode match the worktree's stat cache
-/// (and are not racy) take their known blob without being read; only the others are read
-/// into the store. The id is the one a fresh snapshot of the same content gets. The
-/// worktree's base stays where it was unless --update-base (see there).
+/// Without DIR, records the worktree containing the current directory (-C DIR names one).
+/// For a worktree, the snapshot is incremental: files whose size, times, inode and mode match
+/// the worktree's stat cache (and are not racy) take their known blob without being read. The
+/// id is the one a fresh snapshot of the same content gets. As a commit does, the snapshot
+/// becomes the worktree's base (what status, switch and reset compare with), so a worktree
+/// with local changes can be switched after it is recorded; --keep-base leaves the base where
+/// it was.
+///
+/// Without --store, the store is the one holding the worktree, else one on DIR's filesystem
+/// (created on first use, saying where and why).
 ///
 /// With --from-json FILE, records the manifest in FILE instead (the format `cowtree show
 /// --json` prints, documented in docs/manifest.md). Its blobs must already be in the store;
 /// every entry is validated and nothing is written if any entry is refused.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree snapshot ~/src/app --name v1   # record a tree and name the snapshot
+  cd /work/app-a && cowtree snapshot     # record the worktree you are in (its new base)
+  cowtree snapshot -C /work/app-a --name v2 --force   # move the name v2 to the new snapshot
+  cowtree show --json v1 | cowtree snapshot --from-json -")]
 pub struct Args {
-    /// The directory to record.
-    #[arg(required_unless_present = "from_json", conflicts_with = "from_json")]
+    /// The directory to record (default: the worktree containing the current directory).
+    #[arg(conflicts_with_all = ["from_json", "worktree"])]
     dir: Option<PathBuf>,
-    /// Also name the snapshot NAME (like `cowtree tag`).
+    /// Record the worktree whose root is DIR.
+    #[arg(short = 'C', long, value_name = "DIR", conflicts_with = "from_json")]
+    worktree: Option<PathBuf>,
+    /// Also name the snapshot NAME (like `cowtree tag`); refused when NAME exists, unless
+    /// --force.
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+    /// Move --name NAME to the new snapshot when it already names another.
+    #[arg(long, requires = "name")]
+    force: bool,
     /// Record the JSON manifest in FILE ("-" for stdin) instead of a directory.
     #[arg(long, value_name = "FILE")]
     from_json: Option<PathBuf>,
-    /// Print one JSON object: id, files, bytes, new_blobs, new_bytes, elapsed_ms (and for a
-    /// worktree: read, listed_dirs, incremental, base_updated; read counts the files and
-    /// listed_dirs the directories the stat cache could not vouch for).
+    /// Print one JSON object: id, store, files, bytes, new_blobs, new_bytes, copied_bytes,
+    /// elapsed_ms (and for a worktree: read, listed_dirs, incremental, base_updated; read counts
+    /// the files and listed_dirs the directories the stat cache could not vouch for).
     #[arg(long)]
     json: bool,
-    /// For a registered worktree, also make the new snapshot its base (what status, switch
-    /// and reset compare with). Off by default: a snapshot records the tree without changing
-    /// what the worktree is based on, so status keeps showing the work done since checkout
-    /// or switch, and recording never changes the meaning of other commands; pass it to
-    /// treat the snapshot as a commit of that work.
+    /// Print nothing but errors (not even the id).
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// For a worktree, leave its base where it was (status keeps showing the work as changes).
     #[arg(long)]
-    update_base: bool,
+    keep_base: bool,
     /// Read every file even when DIR is a registered worktree (a fresh, non-incremental
-    /// snapshot; the result is the same id).
-    #[arg(long, conflicts_with = "update_base")]
+    /// snapshot; the result is the same id; the base stays).
+    #[arg(long, conflicts_with = "keep_base")]
     full: bool,
+    #[command(flatten)]
+    store: StoreOpt,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
 }
 
-pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
-    let store = open_store(store)?;
+/// Refuses to move an existing name without --force.
+fn check_name(store: &Store, name: Option<&str>, force: bool) -> Result<(), CliError> {
+    let Some(name) = name else {
+        return Ok(());
+    };
+    cowtree_store::refs::validate_name(name)?;
+    if !force && let Some(old) = cowtree_store::refs::get(store, name)? {
+        return Err(CliError::new(format!(
+            "name {name:?} already names snapshot {}; pass --force to move it, or choose \
+             another name (nothing was recorded)",
+            &old.to_hex()[..12]
+        )));
+    }
+    Ok(())
+}
+
+/// What an interrupted snapshot leaves: its staging in the store's tmp/ (removed), and blobs
+/// no snapshot names yet.
+fn expect_interrupt(store: &Store) {
+    crate::interrupt::expect(crate::interrupt::store_staging(store.root()));
+    crate::interrupt::expect(crate::interrupt::Leftover::Note(
+        "no snapshot was recorded unless its id was printed; blobs already stored are freed by \
+         `cowtree gc`"
+            .into(),
+    ));
+}
+
+fn remember(store: &Store, id: &Hash, source: Option<&Path>) {
+    if let Err(e) = history::record(store, id, source) {
+        eprintln!("cowtree: warning: could not note the snapshot's source: {e}");
+    }
+}
+
+pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    args.jobs.apply();
+    let opt = args.store.clone().or(top);
+    let quiet = args.quiet;
     if let Some(file) = &args.from_json {
+        let store = store_for_tree(&opt, Path::new("."), quiet)?;
+        check_name(&store, args.name.as_deref(), args.force)?;
         let started = std::time::Instant::now();
         let text = if file.as_os_str() == "-" {
             let mut v = Vec::new();
@@ -70,76 +128,101 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
             .map_err(|e| CliError::new(format!("{}: {e}", file.display())))?;
         let id = ingest::record_manifest(&store, &manifest, args.name.as_deref())
             .map_err(|e| CliError::new(format!("{}: {e}", file.display())))?;
+        remember(&store, &id, None);
         if args.json {
             print_json(&json!({
                 "id": id.to_hex(),
+                "store": store.root(),
                 "files": manifest.files(),
                 "bytes": manifest.bytes(),
                 "new_blobs": 0,
                 "new_bytes": 0,
                 "elapsed_ms": started.elapsed().as_millis() as u64,
             }))?;
-        } else {
+        } else if !args.quiet {
             println!("{id}");
         }
         return Ok(Exit::Ok);
     }
-    let dir = args
-        .dir
-        .as_deref()
-        .ok_or_else(|| CliError::new("snapshot: DIR is required"))?;
-    if !args.full {
-        if let Some(mut wt) = cowtree_worktree::registry::lookup(&store, dir)? {
-            let r = cowtree_worktree::snapshot::snapshot(
-                &store,
-                &mut wt,
-                args.name.as_deref(),
-                args.update_base,
-            )?;
-            if args.json {
-                print_json(&json!({
-                    "id": r.id.to_hex(),
-                    "files": r.files,
-                    "bytes": r.bytes,
-                    "new_blobs": r.new_blobs,
-                    "new_bytes": r.new_bytes,
-                    "read": r.read,
-                    "listed_dirs": r.listed,
-                    "incremental": true,
-                    "base_updated": r.base_updated,
-                    "elapsed_ms": r.elapsed_ms,
-                }))?;
-            } else {
-                println!("{}", r.id);
-                eprintln!(
-                    "recorded worktree {}: {} files, {} bytes; read {} changed files ({} new \
-                     blobs, {} new bytes){} in {} ms",
-                    wt.path.display(),
-                    r.files,
-                    r.bytes,
-                    r.read,
-                    r.new_blobs,
-                    r.new_bytes,
-                    if r.base_updated { "; base updated" } else { "" },
-                    r.elapsed_ms
-                );
-            }
-            return Ok(Exit::Ok);
+    // The worktree to record incrementally, with its store, when there is one.
+    let found = match (&args.dir, &args.worktree) {
+        (_, Some(w)) => Some(find_worktree(&opt, w, true)?),
+        (None, None) => Some(
+            find_worktree(&opt, &std::env::current_dir()?, false).map_err(|e| {
+                CliError::with_code(
+                    format!("{e}\n(name the directory to record: `cowtree snapshot DIR`)"),
+                    2,
+                )
+            })?,
+        ),
+        (Some(d), None) if !args.full => find_worktree(&opt, d, true).ok(),
+        (Some(_), None) => None,
+    };
+    if let Some((store, mut wt)) = found.filter(|_| !args.full) {
+        check_name(&store, args.name.as_deref(), args.force)?;
+        expect_interrupt(&store);
+        let spinner = crate::progress::Activity::start(
+            format!("recording {}", wt.path.display()),
+            quiet || args.json,
+        );
+        let r = cowtree_worktree::snapshot::snapshot(
+            &store,
+            &mut wt,
+            args.name.as_deref(),
+            !args.keep_base,
+        )?;
+        drop(spinner);
+        remember(&store, &r.id, Some(&wt.path));
+        if args.json {
+            print_json(&json!({
+                "id": r.id.to_hex(),
+                "store": store.root(),
+                "files": r.files,
+                "bytes": r.bytes,
+                "new_blobs": r.new_blobs,
+                "new_bytes": r.new_bytes,
+                "read": r.read,
+                "listed_dirs": r.listed,
+                "incremental": true,
+                "base_updated": r.base_updated,
+                "elapsed_ms": r.elapsed_ms,
+            }))?;
+        } else if !args.quiet {
+            println!("{}", r.id);
+            eprintln!(
+                "recorded worktree {}: {}, {}; read {} ({}, {}){} in {}",
+                wt.path.display(),
+                count(r.files, "file", "files"),
+                bytes(r.bytes),
+                count(r.read, "changed file", "changed files"),
+                count(r.new_blobs, "new blob", "new blobs"),
+                bytes(r.new_bytes),
+                if r.base_updated { "; now its base" } else { "" },
+                secs(r.elapsed_ms)
+            );
         }
+        return Ok(Exit::Ok);
     }
-    if args.update_base {
-        return Err(CliError::with_code(
-            format!(
-                "--update-base: {} is not a registered worktree",
-                dir.display()
-            ),
-            2,
-        ));
-    }
-    let r = ingest::snapshot_dir(&store, dir, args.name.as_deref())?;
+    let dir = match (&args.dir, &args.worktree) {
+        (Some(d), _) | (None, Some(d)) => d.clone(),
+        (None, None) => std::env::current_dir()?,
+    };
+    let store = store_for_tree(&opt, &dir, quiet)?;
+    check_name(&store, args.name.as_deref(), args.force)?;
+    expect_interrupt(&store);
+    let spinner = crate::progress::Activity::start(
+        format!("recording {}", dir.display()),
+        quiet || args.json,
+    );
+    let r = ingest::snapshot_dir(&store, &dir, args.name.as_deref());
+    drop(spinner);
+    let r = r?;
+    let abs = cowtree_store::discover::absolute(&dir).unwrap_or(dir.clone());
+    remember(&store, &r.id, Some(&abs));
     if args.json {
         print_json(&json!({
             "id": r.id.to_hex(),
+            "store": store.root(),
             "files": r.files,
             "bytes": r.bytes,
             "new_blobs": r.new_blobs,
@@ -148,13 +231,49 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
             "copied_bytes": r.copied_bytes,
             "elapsed_ms": r.elapsed_ms,
         }))?;
-    } else {
+    } else if !args.quiet {
         println!("{}", r.id);
         eprintln!(
-            "recorded {} files, {} bytes ({} new blobs, {} new bytes; {} bytes copied into the \
-             store) in {} ms",
-            r.files, r.bytes, r.new_blobs, r.new_bytes, r.copied_bytes, r.elapsed_ms
+            "recorded {}, {} ({}, {}) in {}",
+            count(r.files, "file", "files"),
+            bytes(r.bytes),
+            count(r.new_blobs, "new blob", "new blobs"),
+            bytes(r.new_bytes),
+            secs(r.elapsed_ms)
+        );
+    }
+    if r.copied_bytes > 0 && !args.quiet {
+        eprintln!(
+            "cowtree: warning: {}",
+            copied_warning(&store, &dir, r.copied_bytes)
         );
     }
     Ok(Exit::Ok)
+}
+
+/// Why data had to be copied into the store, and what to do about it.
+fn copied_warning(store: &Store, dir: &Path, copied: u64) -> String {
+    let dev = |p: &Path| rustix::fs::stat(p).map(|s| s.st_dev).ok();
+    let fs = cowtree_fs::dir::Dir::open(dir)
+        .and_then(cowtree_fs::fstype::fs_type)
+        .map(|t| t.name())
+        .unwrap_or("unknown");
+    if dev(dir) != dev(&store.root().join("blobs")) {
+        format!(
+            "{} copied into the store {}: it is on another filesystem than {}, so the store \
+             holds its own copy of that data. Fix: use a store on the same filesystem (drop \
+             --store and COWTREE_STORE to let cowtree pick one, or name one with --store)",
+            bytes(copied),
+            store.root().display(),
+            dir.display()
+        )
+    } else {
+        format!(
+            "{} copied into the store {}: the filesystem of {} ({fs}) cannot share data, so \
+             the store holds its own copy. XFS (made with reflink=1) and btrfs can",
+            bytes(copied),
+            store.root().display(),
+            dir.display()
+        )
+    }
 }

@@ -6,7 +6,7 @@ use cowtree_worktree::scan::show_change;
 use cowtree_worktree::{ChangeKind, status};
 use serde_json::json;
 
-use crate::cmd::{open_store, print_json, worktree_at};
+use crate::cmd::{StoreOpt, print_json, worktree_arg};
 use crate::exit::{CmdResult, Exit};
 
 /// Show the paths of a worktree that differ from its base snapshot.
@@ -21,9 +21,22 @@ use crate::exit::{CmdResult, Exit};
 /// it could have changed without its stat changing (git's "racy" rule). When files had to
 /// be read, the stat cache is refreshed so the next status does not read them again.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cd /work/app-a && cowtree status       # the worktree you are in
+  cowtree status /work/app-b             # name one (or -C /work/app-b)
+  cowtree status --exit-code --quiet     # exit 1 when anything changed, print nothing")]
 pub struct Args {
     /// The worktree (default: the registered worktree containing the current directory).
+    #[arg(conflicts_with = "worktree")]
     dst: Option<PathBuf>,
+    /// The worktree (the same as DST).
+    #[arg(short = 'C', long, value_name = "DIR")]
+    worktree: Option<PathBuf>,
+    /// Print nothing (with --exit-code, the exit status tells).
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    #[command(flatten)]
+    store: StoreOpt,
     /// Print one JSON object: path, base, clean, modified, added, deleted, type_changed,
     /// mode_changed (lists of paths; untracked directories end in "/"), hashed.
     #[arg(long)]
@@ -31,11 +44,14 @@ pub struct Args {
     /// Exit 1 when the worktree has any change (as `git diff --exit-code`).
     #[arg(long)]
     exit_code: bool,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
 }
 
-pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
-    let store = open_store(store)?;
-    let mut wt = worktree_at(&store, args.dst.as_deref())?;
+pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    args.jobs.apply();
+    let opt = args.store.clone().or(top);
+    let (store, mut wt) = worktree_arg(&opt, args.dst.as_deref().or(args.worktree.as_deref()))?;
     let scan = status::status(&store, &mut wt)?;
     if args.json {
         let list = |k: ChangeKind| -> Vec<String> {
@@ -62,7 +78,7 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
             "mode_changed": list(ChangeKind::ModeChanged),
             "hashed": scan.hashed,
         }))?;
-    } else {
+    } else if !args.quiet {
         for c in &scan.changes {
             let tag = match c.kind {
                 ChangeKind::Modified => "M",

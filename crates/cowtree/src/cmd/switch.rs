@@ -5,43 +5,73 @@ use std::path::{Path, PathBuf};
 use cowtree_worktree::switch;
 use serde_json::json;
 
-use crate::cmd::{open_store, print_json, worktree_at};
+use crate::cmd::{StoreOpt, print_json, worktree_arg};
 use crate::exit::{CmdResult, Exit};
+use crate::units::{count, secs};
 
 /// Move a worktree to another snapshot, touching only the entries that differ.
 ///
+/// The worktree is DST, or the one named by -C, or the one containing the current directory.
 /// The two manifests are compared; entries the target lacks are removed, new and changed
 /// files and symlinks are cloned from the store under a temp name and renamed into place,
 /// directories are created or removed, file/directory/symlink transitions and executable-bit
 /// changes are applied. Other files are not touched (same inode, same times).
 ///
 /// Before changing anything, switch refuses (listing the paths) when a path it must touch
-/// has local changes, or an untracked file is where the target needs an entry; --force
-/// overwrites those changes and removes those files.
+/// has local changes, or an untracked file is where the target needs an entry. `cowtree
+/// snapshot` records those changes and makes them the base (then switch proceeds; the work
+/// stays in that snapshot), `cowtree reset --hard` discards them, and --force overwrites them.
 ///
 /// The switch is journaled in the store first: if it is interrupted (even by kill -9), no
 /// file is left with partial content under its final name, and running the same command
 /// again (or reset, or snapshot of the worktree) finishes it.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cd /work/app-a && cowtree switch v2       # move the worktree you are in to snapshot v2
+  cowtree switch v2 /work/app-b             # name the worktree
+  cowtree switch -C /work/app-b --force v1  # overwrite local changes in the way")]
 pub struct Args {
-    /// The worktree.
-    dst: PathBuf,
     /// Snapshot id, id prefix (8+ hex digits) or name.
     snapshot: String,
+    /// The worktree (default: the one containing the current directory).
+    #[arg(conflicts_with = "worktree")]
+    dst: Option<PathBuf>,
+    /// The worktree (the same as DST).
+    #[arg(short = 'C', long, value_name = "DIR")]
+    worktree: Option<PathBuf>,
     /// Overwrite local changes and untracked files in the way.
     #[arg(long)]
     force: bool,
-    /// Print one JSON object: from, to, changed, written, removed, dirs_created,
+    /// Print one JSON object: path, from, to, changed, written, removed, dirs_created,
     /// finished_interrupted, elapsed_ms.
     #[arg(long)]
     json: bool,
+    /// Print nothing but errors.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    #[command(flatten)]
+    store: StoreOpt,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
 }
 
-pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
-    let store = open_store(store)?;
+pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    args.jobs.apply();
+    let opt = args.store.clone().or(top);
+    let (store, mut wt) = worktree_arg(&opt, args.dst.as_deref().or(args.worktree.as_deref()))?;
     let to = cowtree_store::refs::resolve(&store, &args.snapshot)?;
-    let mut wt = worktree_at(&store, Some(&args.dst))?;
-    let r = switch::switch(&store, &mut wt, &to, args.force)?;
+    crate::interrupt::expect(crate::interrupt::Leftover::Note(
+        "the change is journaled in the store: run the same command again (or any command on \
+         the worktree) to finish it"
+            .into(),
+    ));
+    let spinner = crate::progress::Activity::start(
+        format!("switching {} to {}", wt.path.display(), args.snapshot),
+        args.quiet || args.json,
+    );
+    let r = switch::switch(&store, &mut wt, &to, args.force);
+    drop(spinner);
+    let r = r?;
     if args.json {
         print_json(&json!({
             "path": wt.path,
@@ -54,20 +84,19 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
             "finished_interrupted": r.finished_interrupted,
             "elapsed_ms": r.elapsed_ms,
         }))?;
-    } else {
+    } else if !args.quiet {
         if r.finished_interrupted {
             eprintln!("finished an interrupted switch first");
         }
         println!(
-            "switched {} to {}: {} entries differed ({} written, {} removed, {} dirs created) \
-             in {} ms",
+            "switched {} to {}: {} differed ({} written, {} removed, {} created) in {}",
             wt.path.display(),
             &to.to_hex()[..12],
-            r.changed,
+            count(r.changed, "entry", "entries"),
             r.written,
             r.removed,
-            r.dirs_created,
-            r.elapsed_ms
+            count(r.dirs_created, "dir", "dirs"),
+            secs(r.elapsed_ms)
         );
     }
     Ok(Exit::Ok)

@@ -4,24 +4,42 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::cmd::{open_store, print_json};
+use crate::cmd::{StoreOpt, print_json, store_here};
 use crate::exit::{CmdResult, Exit};
+use crate::units::{bytes, count};
 
 /// Rehash every blob and check every snapshot; exit 4 on problems.
 ///
 /// Checks that every blob's content matches its name and that every snapshot's manifest is
 /// intact and its blobs exist with the right sizes. Lists each problem.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree verify                          # check the store of this directory
+  cowtree verify --store /mnt/xfs/.cowtree-store --json")]
 pub struct Args {
     /// Print one JSON object: ok, blobs_checked, bytes_checked, snapshots_checked,
     /// problems [{kind, subject, message}].
     #[arg(long)]
     json: bool,
+    /// Print nothing but the problems found.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    #[command(flatten)]
+    store: StoreOpt,
+    #[command(flatten)]
+    jobs: crate::cmd::JobsOpt,
 }
 
-pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
-    let store = open_store(store)?;
-    let r = cowtree_store::verify::verify(&store)?;
+pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    args.jobs.apply();
+    let store = store_here(&args.store.clone().or(top))?;
+    let spinner = crate::progress::Activity::start(
+        format!("verifying {}", store.root().display()),
+        args.quiet || args.json,
+    );
+    let r = cowtree_store::verify::verify(&store);
+    drop(spinner);
+    let r = r?;
     if args.json {
         let problems: Vec<_> = r
             .problems
@@ -39,13 +57,15 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
         for p in &r.problems {
             println!("{}: {}: {}", p.kind, p.subject, p.message);
         }
-        println!(
-            "checked {} blobs ({} bytes) and {} snapshots: {} problem(s)",
-            r.blobs_checked,
-            r.bytes_checked,
-            r.snapshots_checked,
-            r.problems.len()
-        );
+        if !args.quiet {
+            println!(
+                "checked {} ({}) and {}: {}",
+                count(r.blobs_checked, "blob", "blobs"),
+                bytes(r.bytes_checked),
+                count(r.snapshots_checked, "snapshot", "snapshots"),
+                count(r.problems.len() as u64, "problem", "problems")
+            );
+        }
     }
     Ok(if r.problems.is_empty() {
         Exit::Ok

@@ -1,14 +1,18 @@
-//! `cowtree worktree rm`: delete a worktree and its record.
+//! `cowtree worktree list|rm`: the registered worktrees.
 
 use std::path::{Path, PathBuf};
 
-use cowtree_worktree::{registry, status};
+use cowtree_worktree::status;
+use serde_json::json;
 
-use crate::cmd::open_store;
+use crate::cmd::{StoreOpt, find_worktree, print_json, store_here};
 use crate::exit::{CliError, CmdResult, Exit};
 
 /// Manage registered worktrees.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree worktree list              # every worktree of the store, and whether it still exists
+  cowtree worktree rm /work/app-a    # delete a worktree that has no local changes")]
 pub struct Args {
     #[command(subcommand)]
     command: Sub,
@@ -16,6 +20,7 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Sub {
+    List(crate::cmd::worktrees::Args),
     Rm(RmArgs),
 }
 
@@ -25,19 +30,46 @@ enum Sub {
 /// added, deleted, type- or mode-changed paths), unless --force. A worktree already deleted by
 /// hand only loses its record.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree worktree rm /work/app-a           # refused if it has local changes
+  cowtree worktree rm --force /work/app-a   # delete it anyway")]
 struct RmArgs {
     /// The worktree.
     dst: PathBuf,
     /// Delete it even with local changes.
     #[arg(long)]
     force: bool,
+    /// Print one JSON object: path, removed ("worktree" or "record").
+    #[arg(long)]
+    json: bool,
+    /// Print nothing but errors.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    #[command(flatten)]
+    store: StoreOpt,
 }
 
-pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
-    let store = open_store(store)?;
-    let Sub::Rm(a) = args.command;
+pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    let a = match args.command {
+        Sub::List(l) => return crate::cmd::worktrees::run(l, top),
+        Sub::Rm(a) => a,
+    };
+    let opt = a.store.clone().or(top);
+    let say = |path: &Path, what: &str| -> CmdResult {
+        if a.json {
+            print_json(&json!({"path": path, "removed": what}))?;
+        } else if !a.quiet {
+            if what == "record" {
+                println!("removed the record of {} (already deleted)", path.display());
+            } else {
+                println!("removed worktree {}", path.display());
+            }
+        }
+        Ok(Exit::Ok)
+    };
     if a.dst.symlink_metadata().is_err() {
         // Gone already: drop the record that names this path, if any.
+        let store = store_here(&opt)?;
         let abs = std::path::absolute(&a.dst)?;
         let id = cowtree_store::registry::worktree_id(&abs);
         if cowtree_store::registry::get(&store, &id)?.is_none() {
@@ -47,14 +79,9 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
             )));
         }
         cowtree_store::registry::remove(&store, &id)?;
-        println!(
-            "removed the record of {} (already deleted)",
-            a.dst.display()
-        );
-        return Ok(Exit::Ok);
+        return say(&a.dst, "record");
     }
-    let mut wt = registry::open(&store, &a.dst)?;
+    let (store, mut wt) = find_worktree(&opt, &a.dst, true)?;
     status::remove(&store, &mut wt, a.force)?;
-    println!("removed worktree {}", wt.path.display());
-    Ok(Exit::Ok)
+    say(&wt.path, "worktree")
 }

@@ -1,11 +1,11 @@
-//! `cowtree worktrees`: list registered worktrees.
+//! `cowtree worktree list` (also `cowtree worktrees`): list registered worktrees.
 
 use std::path::Path;
 
 use cowtree_worktree::registry;
 use serde_json::json;
 
-use crate::cmd::{open_store, print_json};
+use crate::cmd::{StoreOpt, print_json, store_here};
 use crate::exit::{CmdResult, Exit};
 
 /// List the worktrees registered in the store, with whether each still exists.
@@ -17,14 +17,20 @@ use crate::exit::{CmdResult, Exit};
 /// new path. `cowtree gc` drops records of missing and replaced worktrees, so they no longer
 /// keep `cowtree rm` from removing their snapshots.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree worktree list                  # the store of this directory's worktree or filesystem
+  cowtree worktree list --json           # with ids, bases and interrupted switches
+  cowtree worktrees --store /mnt/xfs/.cowtree-store")]
 pub struct Args {
     /// Print one JSON object: {"worktrees": [{id, path, base, state, pending}]}.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    store: StoreOpt,
 }
 
-pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
-    let store = open_store(store)?;
+pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    let store = store_here(&args.store.clone().or(top))?;
     let rows = registry::list(&store)?;
     if args.json {
         let list: Vec<_> = rows
@@ -40,6 +46,11 @@ pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
             })
             .collect();
         print_json(&json!({ "worktrees": list }))?;
+    } else if rows.is_empty() {
+        println!(
+            "no worktrees registered in the store {}",
+            store.root().display()
+        );
     } else {
         for (_, r, p) in rows {
             let path = r

@@ -14,11 +14,21 @@ use cowtree_testutil::TreeState;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cowtree");
 
-/// The binary, with no store taken from the environment.
+/// The binary, with no store taken from the environment, and its list of known stores kept
+/// under the test's target directory.
 pub fn bin() -> Command {
     let mut c = Command::new(BIN);
     c.env_remove("COWTREE_STORE");
+    c.env(
+        "XDG_STATE_HOME",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("cowtree-test-state"),
+    );
     c
+}
+
+/// Creates an empty store at `path` (only writing commands create one).
+pub fn init_store(path: &Path) {
+    cowtree_store::Store::open(path).expect("create the store");
 }
 
 /// What a finished run printed.

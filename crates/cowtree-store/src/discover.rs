@@ -1,0 +1,332 @@
+//! Which store serves a tree: one store per filesystem, found without being named.
+//!
+//! A store can only share data blocks with trees on its own filesystem, so the store a tree
+//! uses is chosen by the tree's filesystem ([`store_for_tree`]):
+//! 1. the default location ([`default_location`]) when it is on that filesystem;
+//! 2. else a writable `.cowtree-store` store that already exists on the tree's path within
+//!    that filesystem (from its mount point down);
+//! 3. else `<mount point>/.cowtree-store`, or, where the mount point is not writable, the
+//!    highest writable directory on the tree's path within the filesystem;
+//! 4. else (a filesystem that cannot share data, or nowhere writable) the default location.
+//!
+//! A worktree remembers which store holds it: [`mark_worktree`] puts the store's path in the
+//! extended attribute `user.cowtree.store` of the worktree's root directory (nothing is
+//! written inside the tree), and [`marked_store`] reads it back from any directory inside.
+//! Every store a command has used is also listed in a small file ([`known_stores`]), so a
+//! worktree on a filesystem without user extended attributes is still found by searching
+//! the stores' registries.
+
+use std::ffi::OsStr;
+use std::io::{self, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Name of a store directory made for a filesystem.
+pub const STORE_DIR_NAME: &str = ".cowtree-store";
+/// The extended attribute on a worktree's root that names its store.
+pub const MARKER_XATTR: &str = "user.cowtree.store";
+
+/// How [`store_for_tree`] chose a store: the reason a user is told when it is created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The default location is on the tree's filesystem.
+    Default,
+    /// A store already existed on the tree's filesystem.
+    Existing,
+    /// A new store on the tree's filesystem, because the default location is on another.
+    PerFilesystem,
+    /// The default location although it is on another filesystem: the tree's filesystem
+    /// cannot share data (so a store there would gain nothing), or nothing on the tree's path
+    /// within it is writable. The text says which.
+    DefaultElsewhere(String),
+}
+
+/// A store location chosen for a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    /// The store's root directory.
+    pub root: PathBuf,
+    /// Why this one.
+    pub reason: Reason,
+}
+
+impl Choice {
+    /// One sentence saying why this store serves the tree at `tree`.
+    pub fn explain(&self, tree: &Path) -> String {
+        match &self.reason {
+            Reason::Default | Reason::Existing => format!(
+                "{} is on the same filesystem as {}",
+                self.root.display(),
+                tree.display()
+            ),
+            Reason::PerFilesystem => format!(
+                "the default store is on another filesystem than {}, and a store can share \
+                 data only with trees on its own filesystem",
+                tree.display()
+            ),
+            Reason::DefaultElsewhere(why) => why.clone(),
+        }
+    }
+}
+
+fn nonempty_env(v: &str) -> Option<PathBuf> {
+    std::env::var_os(v)
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The default store location: `$XDG_DATA_HOME/cowtree`, else `~/.local/share/cowtree`.
+pub fn default_location() -> Result<PathBuf> {
+    if let Some(p) = nonempty_env("XDG_DATA_HOME") {
+        return Ok(p.join("cowtree"));
+    }
+    if let Some(home) = nonempty_env("HOME") {
+        return Ok(home.join(".local/share/cowtree"));
+    }
+    Err(Error::msg(
+        "cannot locate the default store: neither XDG_DATA_HOME nor HOME is set (name one with \
+         --store or COWTREE_STORE)",
+    ))
+}
+
+/// The store named by the environment (`COWTREE_STORE`), if any.
+pub fn from_env() -> Option<PathBuf> {
+    nonempty_env("COWTREE_STORE")
+}
+
+/// True when `root` holds a store (its `format` file exists).
+pub fn exists(root: &Path) -> bool {
+    root.join("format").is_file()
+}
+
+/// `path` made absolute and without `.`/`..` (resolved lexically below the nearest existing
+/// ancestor, which is canonicalized): works for a path that does not exist yet.
+pub fn absolute(path: &Path) -> io::Result<PathBuf> {
+    let abs = std::path::absolute(path)?;
+    let mut clean = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                clean.pop();
+            }
+            Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    let mut existing = clean.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(canon) = std::fs::canonicalize(existing) {
+            let mut out = canon;
+            for r in rest.iter().rev() {
+                out.push(r);
+            }
+            return Ok(out);
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(p), Some(n)) => {
+                rest.push(n.to_os_string());
+                existing = p;
+            }
+            _ => return Ok(clean),
+        }
+    }
+}
+
+/// The nearest existing directory at or above `path` (which is absolute), and its device.
+fn existing_dir(path: &Path) -> io::Result<(PathBuf, u64)> {
+    for a in path.ancestors() {
+        if let Ok(st) = rustix::fs::stat(a) {
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+                return Ok((a.to_path_buf(), st.st_dev));
+            }
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no existing directory above {}", path.display()),
+    ))
+}
+
+fn writable(dir: &Path) -> bool {
+    rustix::fs::access(
+        dir,
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+    )
+    .is_ok()
+}
+
+/// The store that serves the tree at `tree` (which need not exist yet: a checkout
+/// destination is judged by its nearest existing ancestor), by the rule in the module doc.
+/// Nothing is created.
+pub fn store_for_tree(tree: &Path) -> Result<Choice> {
+    let ctx = |e: io::Error| Error::msg(format!("{}: {e}", tree.display()));
+    let default = default_location()?;
+    let abs = absolute(tree).map_err(ctx)?;
+    let (dir, dev) = existing_dir(&abs).map_err(ctx)?;
+    let default_dev = existing_dir(&absolute(&default).map_err(ctx)?)
+        .map_err(ctx)?
+        .1;
+    if default_dev == dev {
+        return Ok(Choice {
+            root: default,
+            reason: Reason::Default,
+        });
+    }
+    let fs = cowtree_fs::dir::Dir::open(&dir)
+        .and_then(cowtree_fs::fstype::fs_type)
+        .map_err(ctx)?;
+    if !fs.may_reflink() {
+        return Ok(Choice {
+            root: default,
+            reason: Reason::DefaultElsewhere(format!(
+                "the filesystem of {} ({}) cannot share data, so a store of its own would \
+                 gain nothing",
+                tree.display(),
+                fs.name()
+            )),
+        });
+    }
+    // The directories on the tree's path within its filesystem, from the mount point down.
+    let mut chain: Vec<&Path> = Vec::new();
+    for a in dir.ancestors() {
+        match rustix::fs::stat(a) {
+            Ok(st) if st.st_dev == dev => chain.push(a),
+            _ => break,
+        }
+    }
+    chain.reverse();
+    // A store made by another user that this one cannot write to is passed over.
+    if let Some(d) = chain.iter().find(|d| {
+        let s = d.join(STORE_DIR_NAME);
+        exists(&s) && writable(&s)
+    }) {
+        return Ok(Choice {
+            root: d.join(STORE_DIR_NAME),
+            reason: Reason::Existing,
+        });
+    }
+    if let Some(d) = chain.iter().find(|d| writable(d)) {
+        return Ok(Choice {
+            root: d.join(STORE_DIR_NAME),
+            reason: Reason::PerFilesystem,
+        });
+    }
+    Ok(Choice {
+        root: default,
+        reason: Reason::DefaultElsewhere(format!(
+            "no directory on the path of {} within its filesystem is writable",
+            tree.display()
+        )),
+    })
+}
+
+/// Records in the worktree at `worktree` that `store_root` holds it (the extended attribute
+/// [`MARKER_XATTR`] of its root directory). Fails where the filesystem keeps no user
+/// extended attributes; the worktree is then found through [`known_stores`].
+pub fn mark_worktree(worktree: &Path, store_root: &Path) -> io::Result<()> {
+    let root = absolute(store_root)?;
+    rustix::fs::lsetxattr(
+        worktree,
+        MARKER_XATTR,
+        root.as_os_str().as_bytes(),
+        rustix::fs::XattrFlags::empty(),
+    )?;
+    Ok(())
+}
+
+/// The store named by the marker of the nearest directory at or above `dir` that has one
+/// (see [`mark_worktree`]), with that directory.
+pub fn marked_store(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let abs = absolute(dir).ok()?;
+    for a in abs.ancestors() {
+        let mut buf = vec![0u8; 4096];
+        if let Ok(n) = rustix::fs::lgetxattr(a, MARKER_XATTR, &mut buf) {
+            buf.truncate(n);
+            let store = PathBuf::from(OsStr::from_bytes(&buf));
+            if store.is_absolute() {
+                return Some((store, a.to_path_buf()));
+            }
+        }
+    }
+    None
+}
+
+/// The file listing the stores this user's commands have used: `$XDG_STATE_HOME/cowtree/stores`,
+/// else `~/.local/state/cowtree/stores`.
+pub fn known_stores_file() -> Option<PathBuf> {
+    if let Some(p) = nonempty_env("XDG_STATE_HOME") {
+        return Some(p.join("cowtree/stores"));
+    }
+    nonempty_env("HOME").map(|h| h.join(".local/state/cowtree/stores"))
+}
+
+/// The stores listed in [`known_stores_file`], in the order they were first used (the list
+/// may name stores that were deleted since).
+pub fn known_stores() -> Vec<PathBuf> {
+    let Some(file) = known_stores_file() else {
+        return Vec::new();
+    };
+    let Ok(bytes) = std::fs::read(file) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = Vec::new();
+    for line in bytes.split(|&b| b == b'\n') {
+        let p = PathBuf::from(OsStr::from_bytes(line));
+        if p.is_absolute() && !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Adds `store_root` to [`known_stores_file`] unless it is listed already. Best effort: the
+/// list only helps find stores, so a failure to write it is returned for the caller to ignore
+/// or report.
+pub fn remember(store_root: &Path) -> io::Result<()> {
+    let root = absolute(store_root)?;
+    if root.as_os_str().as_bytes().contains(&b'\n') || known_stores().contains(&root) {
+        return Ok(());
+    }
+    let Some(file) = known_stores_file() else {
+        return Ok(());
+    };
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    // One short append (O_APPEND): concurrent writers cannot interleave within a line.
+    let mut line = root.into_os_string().into_vec();
+    line.push(b'\n');
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)?
+        .write_all(&line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_resolves_dots_below_a_missing_tail() {
+        let tmp = tempfile::tempdir().unwrap();
+        let canon = std::fs::canonicalize(tmp.path()).unwrap();
+        let p = tmp.path().join("a/../b/./c");
+        assert_eq!(absolute(&p).unwrap(), canon.join("b/c"));
+    }
+
+    #[test]
+    fn explain_names_the_reason() {
+        let c = Choice {
+            root: PathBuf::from("/m/.cowtree-store"),
+            reason: Reason::PerFilesystem,
+        };
+        assert!(
+            c.explain(Path::new("/m/t"))
+                .contains("default store is on another filesystem")
+        );
+    }
+}

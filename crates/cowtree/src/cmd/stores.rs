@@ -1,0 +1,103 @@
+//! `cowtree stores`: the stores this user's commands have used.
+
+use std::path::PathBuf;
+
+use cowtree_fs::dir::Dir;
+use cowtree_store::discover;
+use serde_json::json;
+
+use crate::cmd::print_json;
+use crate::exit::{CmdResult, Exit};
+use crate::units::count;
+
+/// List the stores cowtree knows: every store a command has created or used, and the default
+/// location.
+///
+/// A store serves the trees on its own filesystem (only there can it share data with them):
+/// without --store or COWTREE_STORE, a command uses the store that holds the worktree it acts
+/// on, else the default location ($XDG_DATA_HOME/cowtree, else ~/.local/share/cowtree) when it
+/// is on the tree's filesystem, else `<mount point>/.cowtree-store` on the tree's filesystem
+/// (or, where the mount point is not writable, `.cowtree-store` in the highest writable
+/// directory on the tree's path), created on first use. The list is kept in
+/// $XDG_STATE_HOME/cowtree/stores (else ~/.local/state/cowtree/stores).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree stores                    # path, filesystem, snapshots and worktrees of each store
+  cowtree stores --json")]
+pub struct Args {
+    /// Print one JSON object: {"stores": [{path, exists, default, fs_type, snapshots,
+    /// worktrees}]}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> CmdResult {
+    let default = discover::default_location().ok();
+    let mut paths: Vec<PathBuf> = discover::known_stores();
+    if let Some(d) = &default {
+        let d = discover::absolute(d).unwrap_or(d.clone());
+        if !paths.contains(&d) {
+            paths.insert(0, d);
+        }
+    }
+    let default_abs = default
+        .as_ref()
+        .map(|d| discover::absolute(d).unwrap_or(d.clone()));
+    let mut rows = Vec::new();
+    for p in paths {
+        let exists = discover::exists(&p);
+        let fs = Dir::open(&p)
+            .and_then(cowtree_fs::fstype::fs_type)
+            .map(|t| t.name())
+            .ok();
+        let count = |sub: &str, len: Option<usize>| -> Option<usize> {
+            let rd = std::fs::read_dir(p.join(sub)).ok()?;
+            Some(
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| len.is_none_or(|l| e.file_name().len() == l))
+                    .count(),
+            )
+        };
+        let snapshots = exists.then(|| count("snapshots", Some(64))).flatten();
+        let worktrees = exists.then(|| count("worktrees", Some(32))).flatten();
+        rows.push((
+            default_abs.as_ref() == Some(&p),
+            p,
+            exists,
+            fs,
+            snapshots,
+            worktrees,
+        ));
+    }
+    if args.json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(def, p, exists, fs, snaps, wts)| {
+                json!({"path": p, "exists": exists, "default": def, "fs_type": fs,
+                       "snapshots": snaps, "worktrees": wts})
+            })
+            .collect();
+        print_json(&json!({ "stores": list }))?;
+        return Ok(Exit::Ok);
+    }
+    for (def, p, exists, fs, snaps, wts) in rows {
+        let what = if exists {
+            format!(
+                "{}, {}, {}",
+                fs.unwrap_or("unknown"),
+                count(snaps.unwrap_or(0) as u64, "snapshot", "snapshots"),
+                count(wts.unwrap_or(0) as u64, "worktree", "worktrees")
+            )
+        } else if def {
+            "not created yet".to_string()
+        } else {
+            "missing (deleted?)".to_string()
+        };
+        println!(
+            "{}{}  ({what})",
+            p.display(),
+            if def { "  [default]" } else { "" }
+        );
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,205 @@
+//! Ctrl-C (SIGINT) and SIGTERM: remove what the interrupted command was building, say in one
+//! line what is left, and exit 130 or 143.
+//!
+//! Both signals are blocked in every thread (the mask is set before any other thread starts and
+//! is inherited), and one thread waits for them with `sigwait`, so a signal never interrupts a
+//! worker in the middle of a system call. When one arrives, that thread removes the staging the
+//! running command registered with [`expect`] and ends the process with `_exit`, which stops
+//! the workers. A staging directory is removed by removing its entries and then the directory
+//! itself, again until the directory is gone: a worker still adding entries can only make the
+//! final `rmdir` fail for one round, and once the directory is unlinked nothing more can be
+//! created in it. A command that registered nothing is journaled or changes nothing halfway
+//! (switch, reset, dedupe, gc, reads), and just stops.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What an interrupted command leaves, and what to do about it.
+#[derive(Debug, Clone)]
+pub enum Leftover {
+    /// Staging directories in `dir` whose names start with `prefix` (this process's own:
+    /// the prefix holds its pid), removed on interrupt.
+    Staging { dir: PathBuf, prefix: OsString },
+    /// Nothing to remove; this sentence is printed (e.g. how to finish a journaled switch).
+    Note(String),
+    /// Says whether `path` exists (after the staging was removed): `yes` or `no`.
+    Exists {
+        /// The path.
+        path: PathBuf,
+        /// Printed when it exists.
+        yes: String,
+        /// Printed when it does not.
+        no: String,
+    },
+}
+
+static PLAN: Mutex<Vec<Leftover>> = Mutex::new(Vec::new());
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Called by the main thread before it reports the command's result: once a signal is being
+/// handled, the result is moot (and an error may only be the handler removing the staging
+/// under a worker), so the main thread waits for the handler to end the process.
+pub fn hold_if_stopping() {
+    while STOPPING.load(Ordering::Acquire) {
+        std::thread::park_timeout(std::time::Duration::from_secs(1));
+    }
+}
+
+/// Registers what to clean up (or say) if the command is interrupted from now on.
+pub fn expect(what: Leftover) {
+    if let Ok(mut plan) = PLAN.lock() {
+        plan.push(what);
+    }
+}
+
+fn signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise and fill the set they are given.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        set
+    }
+}
+
+/// Blocks SIGINT and SIGTERM and starts the thread that handles them. Call at start-up,
+/// before any other thread exists.
+pub fn install(command: &'static str) {
+    let set = signals();
+    // SAFETY: changes only this thread's signal mask; called before other threads start, so
+    // every thread started later inherits it.
+    if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } != 0 {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("cowtree-signals".into())
+        .spawn(move || {
+            let mut sig = 0;
+            // SAFETY: `set` is a valid signal set and `sig` a valid out-pointer.
+            while unsafe { libc::sigwait(&set, &mut sig) } != 0 {}
+            stop(command, sig);
+        });
+    if spawned.is_err() {
+        // No handler thread: let the signals act as they would have.
+        // SAFETY: as above.
+        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+    }
+}
+
+fn stop(command: &str, sig: i32) -> ! {
+    STOPPING.store(true, Ordering::Release);
+    let plan = PLAN.lock().map(|p| p.clone()).unwrap_or_default();
+    let mut said = Vec::new();
+    for what in &plan {
+        match what {
+            Leftover::Staging { dir, prefix } => {
+                let removed = remove_staging(dir, prefix);
+                if removed.is_empty() {
+                    continue;
+                }
+                let failed: Vec<String> = removed
+                    .iter()
+                    .filter_map(|(p, r)| r.as_ref().err().map(|e| format!("{}: {e}", p.display())))
+                    .collect();
+                if failed.is_empty() {
+                    let names: Vec<String> = removed
+                        .iter()
+                        .map(|(p, _)| p.display().to_string())
+                        .collect();
+                    said.push(format!("removed its partial work {}", names.join(", ")));
+                } else {
+                    said.push(format!(
+                        "could not remove its partial work ({}); remove it by hand",
+                        failed.join("; ")
+                    ));
+                }
+            }
+            Leftover::Note(text) => said.push(text.clone()),
+            Leftover::Exists { path, yes, no } => said.push(if path.symlink_metadata().is_ok() {
+                yes.clone()
+            } else {
+                no.clone()
+            }),
+        }
+    }
+    let name = if sig == libc::SIGTERM {
+        "SIGTERM"
+    } else {
+        "SIGINT"
+    };
+    let tail = if said.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", said.join("; "))
+    };
+    // A progress line may be on the terminal: start on a clean line.
+    let clear = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        "\r\x1b[2K"
+    } else {
+        ""
+    };
+    eprintln!("{clear}cowtree: {command} interrupted by {name}{tail}");
+    // SAFETY: _exit ends the process at once (no destructors run while workers still hold
+    // the state they would tear down).
+    unsafe { libc::_exit(128 + sig) }
+}
+
+/// Removes every entry of `dir` whose name starts with `prefix`; each with its result.
+fn remove_staging(dir: &Path, prefix: &OsStr) -> Vec<(PathBuf, std::io::Result<()>)> {
+    let Ok(parent) = cowtree_fs::dir::Dir::open(dir) else {
+        return Vec::new();
+    };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name();
+        if !name.as_bytes().starts_with(prefix.as_bytes()) {
+            continue;
+        }
+        let mut result = Ok(());
+        // A worker may add an entry between the removal of the contents and the rmdir; the
+        // next round removes it. Once the directory itself is gone, nothing can be added.
+        for _ in 0..100 {
+            result = parent.remove_tree(&name);
+            if result.is_ok() {
+                break;
+            }
+        }
+        out.push((dir.join(&name), result));
+    }
+    out
+}
+
+/// The staging prefix of this process for a new destination `dst` built beside it by
+/// `cowtree checkout`: `.<name>.cowtree-checkout-<pid>-`.
+pub fn checkout_staging(dst: &Path) -> Option<Leftover> {
+    beside(dst, 180, ".cowtree-checkout-", "-")
+}
+
+fn beside(dst: &Path, keep: usize, infix: &str, after_pid: &str) -> Option<Leftover> {
+    let abs = std::path::absolute(dst).ok()?;
+    let name = abs.file_name()?.as_bytes();
+    let name = &name[..name.len().min(keep)];
+    let mut prefix = b".".to_vec();
+    prefix.extend_from_slice(name);
+    prefix.extend_from_slice(infix.as_bytes());
+    prefix.extend_from_slice(format!("{}{after_pid}", std::process::id()).as_bytes());
+    Some(Leftover::Staging {
+        dir: abs.parent()?.to_path_buf(),
+        prefix: OsString::from(OsStr::from_bytes(&prefix)),
+    })
+}
+
+/// The staging of this process in a store's `tmp/` (`<purpose>-<pid>-...`).
+pub fn store_staging(store_root: &Path) -> Leftover {
+    Leftover::Staging {
+        dir: store_root.join("tmp"),
+        prefix: OsString::from(format!("ingest-{}-", std::process::id())),
+    }
+}

@@ -1,0 +1,905 @@
+//! The command line as a new user meets it: a store found on the tree's filesystem, worktrees
+//! that find their store from inside, one argument order, --quiet, names that do not move by
+//! accident, and help with examples.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BIN, init_store, s};
+use cowtree_testutil::{Fs, XorShift, mount, pattern, scratch};
+
+/// The binary with a private HOME and XDG directories under `home` (no store from the
+/// environment), run in `cwd`.
+fn user(home: &Path, cwd: &Path) -> Command {
+    as_user(Command::new(BIN), home, cwd)
+}
+
+fn as_user(mut c: Command, home: &Path, cwd: &Path) -> Command {
+    c.env_remove("COWTREE_STORE")
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .current_dir(cwd);
+    c
+}
+
+fn out(c: &mut Command, args: &[&OsStr]) -> Output {
+    c.args(args).output().expect("run cowtree")
+}
+
+#[track_caller]
+fn ok(c: &mut Command, args: &[&OsStr]) -> Output {
+    let o = out(c, args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {:?}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+#[track_caller]
+fn ok_json(c: &mut Command, args: &[&OsStr]) -> serde_json::Value {
+    serde_json::from_slice(&ok(c, args).stdout).expect("one JSON object")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn tree(root: &Path, files: u64, size: usize) {
+    for i in 0..files {
+        let p = root.join(format!("d{}/f{i}", i % 4));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, pattern(size, i + 1)).unwrap();
+    }
+}
+
+fn canon(p: &Path) -> PathBuf {
+    fs::canonicalize(p).unwrap()
+}
+
+fn xattr_store(dir: &Path) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    let n = rustix::fs::lgetxattr(dir, "user.cowtree.store", &mut buf).ok()?;
+    Some(text(&buf[..n]))
+}
+
+#[test]
+fn store_is_made_on_the_trees_filesystem_when_the_default_is_on_another() {
+    let (Some(home), Some(xfs), Some(xfs_root)) =
+        (scratch(Fs::NoCow), scratch(Fs::Xfs), mount(Fs::Xfs))
+    else {
+        return;
+    };
+    let home = home.path();
+    let src = xfs.path().join("src");
+    tree(&src, 40, 6000);
+    let expected = canon(&xfs_root).join(".cowtree-store");
+    // The mount's store outlives this test (and serves other runs on the same mount): a name
+    // of this run's own.
+    let name = xfs
+        .path()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let o = ok(
+        &mut user(home, home),
+        &[
+            s("snapshot"),
+            s("--json"),
+            s("--name"),
+            s(&name),
+            src.as_os_str(),
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["store"], expected.to_str().unwrap(), "{v}");
+    assert_eq!(
+        v["copied_bytes"], 0,
+        "the store shares data with the tree: {v}"
+    );
+    assert!(
+        !home.join("data/cowtree").exists(),
+        "nothing in the default location on ext4"
+    );
+    let o = ok(&mut user(home, home), &[s("snapshot"), src.as_os_str()]);
+    let err = text(&o.stderr);
+    assert!(
+        !err.contains("created store"),
+        "only a new store is announced: {err}"
+    );
+    // Creation is announced, with where and why, when not asked for JSON.
+    let src2 = xfs.path().join("src2");
+    tree(&src2, 3, 100);
+    fs::rename(&expected, xfs.path().join("moved-store")).unwrap();
+    let o = ok(&mut user(home, home), &[s("snapshot"), src2.as_os_str()]);
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(&format!("created store {}", expected.display()))
+            && err.contains("another filesystem"),
+        "{err}"
+    );
+    fs::remove_dir_all(&expected).unwrap();
+    fs::rename(xfs.path().join("moved-store"), &expected).unwrap();
+
+    // A worktree checked out with no flag is found from inside it with no flag.
+    let wt = xfs.path().join("wt");
+    ok(
+        &mut user(home, home),
+        &[s("checkout"), s(&name), wt.as_os_str()],
+    );
+    assert_eq!(xattr_store(&wt).as_deref(), expected.to_str());
+    fs::write(wt.join("d1/f1"), b"edited").unwrap();
+    let v = ok_json(&mut user(home, &wt.join("d2")), &[s("status"), s("--json")]);
+    assert_eq!(v["modified"], serde_json::json!(["d1/f1"]), "{v}");
+    let v = ok_json(&mut user(home, home), &[s("stores"), s("--json")]);
+    let listed: Vec<&str> = v["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["path"].as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&expected.to_str().unwrap()), "{v}");
+    ok(
+        &mut user(home, home),
+        &[s("worktree"), s("rm"), s("--force"), wt.as_os_str()],
+    );
+}
+
+#[test]
+fn a_worktree_of_a_named_store_is_found_from_inside_without_flags() {
+    let (Some(home), Some(x)) = (scratch(Fs::NoCow), scratch(Fs::Xfs)) else {
+        return;
+    };
+    let home = home.path();
+    let store = x.path().join("my-store");
+    let src = x.path().join("src");
+    tree(&src, 20, 3000);
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    let id = text(
+        &ok(
+            &mut c,
+            &[s("snapshot"), s("--quiet"), s("--json"), src.as_os_str()],
+        )
+        .stdout,
+    );
+    let id = serde_json::from_str::<serde_json::Value>(&id).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wt = x.path().join("wt");
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    ok(&mut c, &[s("checkout"), s(&id), wt.as_os_str()]);
+    // Inside, in a subdirectory, in a new shell: no --store, no COWTREE_STORE.
+    let inside = wt.join("d3");
+    fs::remove_file(wt.join("d0/f0")).unwrap();
+    let v = ok_json(&mut user(home, &inside), &[s("status"), s("--json")]);
+    assert_eq!(v["deleted"], serde_json::json!(["d0/f0"]), "{v}");
+    assert_eq!(v["path"], canon(&wt).to_str().unwrap());
+    // reset and snapshot use the same worktree and store.
+    ok(&mut user(home, &inside), &[s("reset"), s("../d0/f0")]);
+    assert_eq!(fs::read(wt.join("d0/f0")).unwrap(), pattern(3000, 1));
+    let v = ok_json(&mut user(home, &inside), &[s("snapshot"), s("--json")]);
+    assert_eq!(
+        v["id"],
+        id.as_str(),
+        "an unchanged worktree records its base"
+    );
+    assert_eq!(v["store"], canon(&store).to_str().unwrap());
+    // Outside any worktree, the commands that need one say so.
+    let o = out(&mut user(home, home), &[s("status")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("not inside a registered worktree"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn read_only_commands_on_a_missing_store_say_so_and_create_nothing() {
+    let Some(home) = scratch(Fs::NoCow) else {
+        return;
+    };
+    let home = home.path();
+    let typo = home.join("typo");
+    for args in [
+        vec![s("ls")],
+        vec![s("verify")],
+        vec![s("show"), s("v1")],
+        vec![s("worktree"), s("list")],
+        vec![s("worktrees")],
+        vec![s("gc")],
+        vec![s("tag"), s("a"), s("b")],
+    ] {
+        let mut c = user(home, home);
+        c.arg("--store").arg(&typo);
+        let o = out(&mut c, &args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&o.stderr).contains(&format!("no store at {}", typo.display())),
+            "{args:?}: {}",
+            text(&o.stderr)
+        );
+        assert!(!typo.exists(), "{args:?} created the store");
+    }
+    // A command that uses no store refuses the option.
+    let o = out(
+        &mut user(home, home),
+        &[s("--store"), typo.as_os_str(), s("du"), home.as_os_str()],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let o = out(
+        &mut user(home, home),
+        &[s("du"), s("--store"), typo.as_os_str(), home.as_os_str()],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    // Snapshot, which writes, creates the named store.
+    let src = home.join("src");
+    tree(&src, 2, 10);
+    let mut c = user(home, home);
+    c.arg("--store").arg(&typo);
+    let o = ok(&mut c, &[s("snapshot"), src.as_os_str()]);
+    assert!(typo.join("format").is_file());
+    assert!(
+        text(&o.stderr).contains("created store"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+/// The subcommands `cowtree --help` lists.
+fn subcommands() -> Vec<String> {
+    let o = Command::new(BIN).arg("--help").output().unwrap();
+    let help = text(&o.stdout);
+    let list = help
+        .split("Commands:\n")
+        .nth(1)
+        .expect("a Commands section")
+        .split("\n\n")
+        .next()
+        .unwrap();
+    list.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_help_ends_with_two_to_four_examples() {
+    let mut commands: Vec<Vec<String>> = subcommands().into_iter().map(|c| vec![c]).collect();
+    assert!(commands.len() >= 18, "{commands:?}");
+    commands.push(vec![]);
+    commands.push(vec!["worktree".into(), "list".into()]);
+    commands.push(vec!["worktree".into(), "rm".into()]);
+    for cmd in commands {
+        for flag in ["--help", "-h"] {
+            let o = Command::new(BIN).args(&cmd).arg(flag).output().unwrap();
+            assert!(o.status.success(), "{cmd:?} {flag}");
+            let help = text(&o.stdout);
+            let last = help.trim_end().rsplit("\n\n").next().unwrap();
+            let mut lines = last.lines();
+            assert_eq!(lines.next(), Some("Examples:"), "{cmd:?} {flag}:\n{help}");
+            let examples: Vec<&str> = lines.collect();
+            assert!(
+                (2..=4).contains(&examples.len())
+                    && examples
+                        .iter()
+                        .all(|l| l.starts_with("  cowtree ") || l.starts_with("  cd ")),
+                "{cmd:?} {flag}: {examples:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn quiet_prints_nothing_on_success() {
+    let (Some(home), Some(x)) = (scratch(Fs::NoCow), scratch(Fs::Xfs)) else {
+        return;
+    };
+    let home = home.path();
+    let store = x.path().join("store");
+    let (src, src2) = (x.path().join("src"), x.path().join("src2"));
+    tree(&src, 12, 5000);
+    tree(&src2, 5, 5000);
+    let wt = x.path().join("wt");
+    let copy = x.path().join("copy");
+    let cmds: Vec<(PathBuf, Vec<&OsStr>)> = vec![
+        (
+            home.into(),
+            vec![s("snapshot"), s("-q"), s("--name"), s("a"), src.as_os_str()],
+        ),
+        (
+            home.into(),
+            vec![
+                s("snapshot"),
+                s("--quiet"),
+                s("--name"),
+                s("b"),
+                src2.as_os_str(),
+            ],
+        ),
+        (
+            home.into(),
+            vec![s("checkout"), s("--quiet"), s("a"), wt.as_os_str()],
+        ),
+        (wt.clone(), vec![s("status"), s("--quiet")]),
+        (wt.clone(), vec![s("switch"), s("--quiet"), s("b")]),
+        (wt.clone(), vec![s("reset"), s("--quiet"), s("--hard")]),
+        (wt.clone(), vec![s("snapshot"), s("--quiet")]),
+        (home.into(), vec![s("tag"), s("--quiet"), s("c"), s("a")]),
+        (
+            home.into(),
+            vec![
+                s("worktree"),
+                s("rm"),
+                s("--quiet"),
+                s("--force"),
+                wt.as_os_str(),
+            ],
+        ),
+        (home.into(), vec![s("rm"), s("--quiet"), s("a")]),
+        (home.into(), vec![s("gc"), s("--quiet")]),
+        (home.into(), vec![s("verify"), s("--quiet")]),
+        (
+            home.into(),
+            vec![s("clone"), s("--quiet"), src.as_os_str(), copy.as_os_str()],
+        ),
+        (
+            home.into(),
+            vec![s("dedupe"), s("--quiet"), src.as_os_str(), copy.as_os_str()],
+        ),
+    ];
+    for (cwd, args) in cmds {
+        let mut c = user(home, &cwd);
+        if !matches!(args[0].to_str(), Some("clone" | "dedupe")) {
+            c.arg("--store").arg(&store);
+        }
+        let o = ok(&mut c, &args);
+        assert_eq!(
+            (text(&o.stdout).as_str(), text(&o.stderr).as_str()),
+            ("", ""),
+            "{args:?} printed something"
+        );
+    }
+}
+
+#[test]
+fn tag_and_snapshot_name_refuse_to_move_a_name_without_force() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let home = x.path();
+    let store = x.path().join("store");
+    let (a, b) = (x.path().join("a"), x.path().join("b"));
+    tree(&a, 3, 100);
+    tree(&b, 4, 100);
+    let st = |args: &[&OsStr]| {
+        let mut c = user(home, home);
+        c.arg("--store").arg(&store);
+        out(&mut c, args)
+    };
+    let id = |o: Output| text(&o.stdout).trim().to_string();
+    let ida = id(st(&[s("snapshot"), s("--name"), s("v1"), a.as_os_str()]));
+    let idb = id(st(&[s("snapshot"), b.as_os_str()]));
+    let resolve = || {
+        let v: serde_json::Value =
+            serde_json::from_slice(&st(&[s("show"), s("--json"), s("v1")]).stdout).unwrap();
+        v["id"].as_str().unwrap().to_string()
+    };
+    let o = st(&[s("tag"), s("v1"), s(&idb)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("--force"), "{}", text(&o.stderr));
+    assert_eq!(resolve(), ida);
+    let o = st(&[s("snapshot"), s("--name"), s("v1"), b.as_os_str()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("already names"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(resolve(), ida);
+    assert!(
+        st(&[
+            s("snapshot"),
+            s("--name"),
+            s("v1"),
+            s("--force"),
+            b.as_os_str()
+        ])
+        .status
+        .success()
+    );
+    assert_eq!(resolve(), idb);
+    assert!(
+        st(&[s("tag"), s("--force"), s("v1"), s(&ida)])
+            .status
+            .success()
+    );
+    assert_eq!(resolve(), ida);
+}
+
+#[test]
+fn reset_of_a_path_in_neither_worktree_nor_base_fails_and_paths_follow_the_cwd() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let home = x.path();
+    let store = x.path().join("store");
+    let src = x.path().join("src");
+    tree(&src, 8, 100);
+    let st = |cwd: &Path, args: &[&OsStr]| {
+        let mut c = user(home, cwd);
+        c.arg("--store").arg(&store);
+        out(&mut c, args)
+    };
+    assert!(
+        st(
+            home,
+            &[s("snapshot"), s("--name"), s("v1"), src.as_os_str()]
+        )
+        .status
+        .success()
+    );
+    let wt = x.path().join("wt");
+    assert!(
+        st(home, &[s("checkout"), s("v1"), wt.as_os_str()])
+            .status
+            .success()
+    );
+    fs::write(wt.join("d1/f1"), b"changed").unwrap();
+    let o = st(&wt.join("d1"), &[s("reset"), s("nosuchpath")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("nosuchpath"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        fs::read(wt.join("d1/f1")).unwrap(),
+        b"changed",
+        "nothing was reset"
+    );
+    // The path is relative to the current directory inside the worktree.
+    let o = st(&wt.join("d1"), &[s("reset"), s("f1")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("1 entry restored"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(fs::read(wt.join("d1/f1")).unwrap(), pattern(100, 2));
+    // A deleted file is in the base: resetting it is no error; -C names the worktree.
+    fs::remove_file(wt.join("d2/f2")).unwrap();
+    let o = st(home, &[s("reset"), s("-C"), wt.as_os_str(), s("d2/f2")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(wt.join("d2/f2").is_file());
+}
+
+#[test]
+fn checkout_mode_clone_across_filesystems_exits_3_and_auto_warns_once() {
+    let (Some(x), Some(y)) = (scratch(Fs::Xfs), scratch(Fs::Xfs2)) else {
+        return;
+    };
+    let home = x.path();
+    let store = x.path().join("store");
+    let src = x.path().join("src");
+    tree(&src, 6, 1000);
+    let st = |args: &[&OsStr]| {
+        let mut c = user(home, home);
+        c.arg("--store").arg(&store);
+        out(&mut c, args)
+    };
+    assert!(
+        st(&[s("snapshot"), s("--name"), s("v1"), src.as_os_str()])
+            .status
+            .success()
+    );
+    let dst = y.path().join("wt");
+    let o = st(&[
+        s("checkout"),
+        s("--mode"),
+        s("clone"),
+        s("v1"),
+        dst.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(!dst.exists());
+    assert_eq!(
+        fs::read_dir(y.path()).unwrap().count(),
+        0,
+        "no staging left"
+    );
+    let o = st(&[s("checkout"), s("v1"), dst.as_os_str()]);
+    assert!(o.status.success());
+    let err = text(&o.stderr);
+    assert_eq!(err.matches("warning").count(), 1, "{err}");
+    assert!(err.contains("different filesystem"), "{err}");
+    // On the store's filesystem, clone mode clones.
+    let same = x.path().join("wt");
+    let o = st(&[
+        s("checkout"),
+        s("--mode"),
+        s("clone"),
+        s("--json"),
+        s("v1"),
+        same.as_os_str(),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["cloned"].as_u64(), v["copied"].as_u64()),
+        (Some(6), Some(0)),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_dirty_switch_is_unblocked_by_the_command_its_refusal_names() {
+    let Some(x) = scratch(Fs::Btrfs) else { return };
+    let home = x.path();
+    let store = x.path().join("store");
+    let (a, b) = (x.path().join("a"), x.path().join("b"));
+    tree(&a, 4, 100);
+    tree(&b, 4, 200);
+    let st = |cwd: &Path, args: &[&OsStr]| {
+        let mut c = user(home, cwd);
+        c.arg("--store").arg(&store);
+        out(&mut c, args)
+    };
+    assert!(
+        st(home, &[s("snapshot"), s("--name"), s("a"), a.as_os_str()])
+            .status
+            .success()
+    );
+    assert!(
+        st(home, &[s("snapshot"), s("--name"), s("b"), b.as_os_str()])
+            .status
+            .success()
+    );
+    let wt = x.path().join("wt");
+    assert!(
+        st(home, &[s("checkout"), s("a"), wt.as_os_str()])
+            .status
+            .success()
+    );
+    fs::write(wt.join("d0/f0"), b"my work").unwrap();
+    let o = st(&wt, &[s("switch"), s("b")]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("`cowtree snapshot`"), "{err}");
+    let rec = st(&wt, &[s("snapshot"), s("--name"), s("work")]);
+    assert!(rec.status.success(), "{}", text(&rec.stderr));
+    let o = st(&wt, &[s("switch"), s("b")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(fs::read(wt.join("d0/f0")).unwrap(), pattern(200, 1));
+    // The work is in the snapshot it was recorded as.
+    assert!(st(&wt, &[s("switch"), s("work")]).status.success());
+    assert_eq!(fs::read(wt.join("d0/f0")).unwrap(), b"my work");
+}
+
+#[test]
+fn ls_shows_date_source_files_and_size_newest_first_and_says_when_empty() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let home = x.path();
+    let store = x.path().join("store");
+    init_store(&store);
+    let st = |args: &[&OsStr]| {
+        let mut c = user(home, home);
+        c.arg("--store").arg(&store);
+        out(&mut c, args)
+    };
+    let o = st(&[s("ls")]);
+    assert!(o.status.success());
+    assert!(
+        text(&o.stdout).contains("no snapshots"),
+        "{}",
+        text(&o.stdout)
+    );
+    let (a, b) = (x.path().join("older"), x.path().join("newer"));
+    tree(&a, 3, 1024);
+    tree(&b, 5, 2048);
+    assert!(st(&[s("snapshot"), a.as_os_str()]).status.success());
+    // Usually within the same second: the order of recording decides.
+    assert!(
+        st(&[s("snapshot"), s("--name"), s("new"), b.as_os_str()])
+            .status
+            .success()
+    );
+    let listing = text(&st(&[s("ls")]).stdout);
+    let rows: Vec<&str> = listing.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{listing}");
+    assert!(
+        rows[0].contains("newer") && rows[0].contains("10.0 KiB") && rows[0].contains(" new "),
+        "{listing}"
+    );
+    assert!(
+        rows[1].contains("older") && rows[1].contains("3.0 KiB"),
+        "{listing}"
+    );
+    assert!(rows[0].contains("20"), "a date: {listing}");
+    let v: serde_json::Value = serde_json::from_slice(&st(&[s("ls"), s("--json")]).stdout).unwrap();
+    let list = v["snapshots"].as_array().unwrap();
+    assert!(list[0]["recorded_unix"].as_u64() >= list[1]["recorded_unix"].as_u64());
+    assert_eq!(list[0]["source"], canon(&b).to_str().unwrap());
+    assert_eq!(list[0]["files"], 5);
+}
+
+#[test]
+fn dedupe_by_default_includes_files_of_one_block() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let base = x.path().join("one");
+    tree(&base, 30, 8 * 1024);
+    for copy in ["two", "three"] {
+        let st = Command::new("cp")
+            .args(["-a", "--reflink=never"])
+            .arg(&base)
+            .arg(x.path().join(copy))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let v: serde_json::Value = serde_json::from_slice(
+        &ok(
+            &mut user(x.path(), x.path()),
+            &[s("dedupe"), s("--json"), x.path().as_os_str()],
+        )
+        .stdout,
+    )
+    .unwrap();
+    // 30 sets of three 8 KiB files: two of each set now share the first's blocks.
+    assert_eq!(v["files_deduped"], 60, "{v}");
+    assert_eq!(v["groups"], 30, "{v}");
+}
+
+#[test]
+fn a_snapshot_that_copies_into_the_store_warns_once_with_the_reason_and_the_fix() {
+    let (Some(x), Some(y)) = (scratch(Fs::Xfs), scratch(Fs::Xfs2)) else {
+        return;
+    };
+    let home = x.path();
+    let store = x.path().join("store");
+    let st = |args: &[&OsStr]| {
+        let mut c = user(home, home);
+        c.arg("--store").arg(&store);
+        ok(&mut c, args)
+    };
+    let near = x.path().join("near");
+    tree(&near, 10, 3000);
+    let err = text(&st(&[s("snapshot"), near.as_os_str()]).stderr);
+    assert!(!err.contains("warning"), "same filesystem: {err}");
+    let far = y.path().join("far");
+    tree(&far, 10, 3001);
+    let err = text(&st(&[s("snapshot"), far.as_os_str()]).stderr);
+    assert_eq!(err.matches("warning").count(), 1, "{err}");
+    assert!(
+        err.contains("29.3 KiB copied into the store")
+            && err.contains("another filesystem")
+            && err.contains("Fix:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_command_that_does_work_takes_quiet_json_and_jobs_and_jobs_changes_no_result() {
+    for cmd in [
+        "snapshot", "checkout", "status", "switch", "reset", "verify", "dedupe",
+    ] {
+        let help = text(
+            &Command::new(BIN)
+                .args([cmd, "--help"])
+                .output()
+                .unwrap()
+                .stdout,
+        );
+        for flag in ["--quiet", "--json", "--jobs"] {
+            assert!(help.contains(flag), "{cmd} has no {flag}:\n{help}");
+        }
+    }
+    for cmd in ["tag", "rm", "gc", "clone"] {
+        let help = text(
+            &Command::new(BIN)
+                .args([cmd, "--help"])
+                .output()
+                .unwrap()
+                .stdout,
+        );
+        for flag in ["--quiet", "--json"] {
+            assert!(help.contains(flag), "{cmd} has no {flag}:\n{help}");
+        }
+    }
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let src = x.path().join("src");
+    tree(&src, 200, 700);
+    let id = |store: &str, jobs: &str| {
+        let mut c = user(x.path(), x.path());
+        c.arg("--store").arg(x.path().join(store));
+        ok_json(
+            &mut c,
+            &[
+                s("snapshot"),
+                s("--json"),
+                s("--jobs"),
+                s(jobs),
+                src.as_os_str(),
+            ],
+        )["id"]
+            .clone()
+    };
+    assert_eq!(id("one", "1"), id("all", "0"));
+}
+
+#[test]
+fn worktree_list_and_worktrees_print_the_same() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let store = x.path().join("store");
+    let src = x.path().join("src");
+    tree(&src, 3, 10);
+    let st = |args: &[&OsStr]| {
+        let mut c = user(x.path(), x.path());
+        c.arg("--store").arg(&store);
+        ok(&mut c, args).stdout
+    };
+    st(&[s("snapshot"), s("--name"), s("v1"), src.as_os_str()]);
+    let wt = x.path().join("wt");
+    st(&[s("checkout"), s("v1"), wt.as_os_str()]);
+    let list = st(&[s("worktree"), s("list"), s("--json")]);
+    assert_eq!(list, st(&[s("worktrees"), s("--json")]));
+    let v: serde_json::Value = serde_json::from_slice(&list).unwrap();
+    assert_eq!(
+        v["worktrees"][0]["path"],
+        canon(&wt).to_str().unwrap(),
+        "{v}"
+    );
+    assert_eq!(v["worktrees"][0]["state"], "present");
+}
+
+/// Starts `cowtree --store STORE ARGS` and sends it `sig` after `delay`; its output.
+fn signalled(home: &Path, store: &Path, args: &[&OsStr], sig: i32, delay: Duration) -> Output {
+    let mut c = user(home, home);
+    c.arg("--store").arg(store).args(args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().expect("start cowtree");
+    std::thread::sleep(delay);
+    // SAFETY: the child is ours and not yet reaped (wait_with_output below reaps it).
+    unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    child.wait_with_output().expect("wait for cowtree")
+}
+
+#[test]
+fn sigint_at_random_points_of_checkout_and_snapshot_leaves_only_what_the_message_says() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let home = x.path();
+    let store = x.path().join("store");
+    let src = x.path().join("src");
+    tree(&src, 3000, 1500);
+    let started = Instant::now();
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    ok(
+        &mut c,
+        &[s("snapshot"), s("--name"), s("v1"), src.as_os_str()],
+    );
+    let one = started.elapsed();
+    let mut rng = XorShift::from_clock("sigint");
+    let mut interrupted = 0;
+    for round in 0..12 {
+        let delay = Duration::from_micros(rng.below(one.as_micros() as u64 + 1));
+        let (sig, code, sig_name) = if round % 4 == 3 {
+            (libc::SIGTERM, 143, "SIGTERM")
+        } else {
+            (libc::SIGINT, 130, "SIGINT")
+        };
+        if round % 2 == 0 {
+            let dst = x.path().join(format!("wt{round}"));
+            let o = signalled(
+                home,
+                &store,
+                &[s("checkout"), s("v1"), dst.as_os_str()],
+                sig,
+                delay,
+            );
+            let err = text(&o.stderr);
+            match o.status.code() {
+                Some(0) => assert_eq!(fs::read_dir(dst.join("d1")).unwrap().count(), 750),
+                Some(c) if c == code => {
+                    interrupted += 1;
+                    assert_eq!(err.lines().count(), 1, "one line: {err}");
+                    assert!(
+                        err.starts_with(&format!("cowtree: checkout interrupted by {sig_name}")),
+                        "{err}"
+                    );
+                    // Only a checkout that had finished leaves DST, and then it says so.
+                    assert_eq!(dst.exists(), err.contains("was already complete"), "{err}");
+                    assert_eq!(!dst.exists(), err.contains("nothing was created"), "{err}");
+                }
+                other => panic!("checkout ended with {other:?}: {err}"),
+            }
+            let left: Vec<_> = fs::read_dir(x.path())
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".cowtree-"))
+                .collect();
+            assert!(left.is_empty(), "round {round}: left {left:?} ({err})");
+        } else {
+            let copy = x.path().join(format!("copy{round}"));
+            tree(&copy, 3000, 1400 + round as usize);
+            let o = signalled(home, &store, &[s("snapshot"), copy.as_os_str()], sig, delay);
+            let err = text(&o.stderr);
+            match o.status.code() {
+                Some(0) => {}
+                Some(c) if c == code => {
+                    interrupted += 1;
+                    assert_eq!(err.lines().count(), 1, "one line: {err}");
+                    assert!(err.contains("no snapshot was recorded unless"), "{err}");
+                }
+                other => panic!("snapshot ended with {other:?}: {err}"),
+            }
+            assert_eq!(
+                fs::read_dir(store.join("tmp")).unwrap().count(),
+                0,
+                "round {round}: staging left in the store ({err})"
+            );
+        }
+    }
+    assert!(
+        interrupted >= 3,
+        "only {interrupted} of 12 runs were interrupted"
+    );
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    let v = ok_json(&mut c, &[s("verify"), s("--json")]);
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+/// Starts `cowtree ARGS` on a pseudo-terminal (through `script`), as a person at a shell
+/// would; its stdout is everything the command drew.
+fn on_terminal(home: &Path, args: &[&Path]) -> std::process::Child {
+    let quoted: Vec<String> = std::iter::once(Path::new(BIN))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.display()))
+        .collect();
+    // `script` is in util-linux (Debian's essential bsdutils).
+    as_user(Command::new("script"), home, home)
+        .args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run script")
+}
+
+#[test]
+fn a_command_that_runs_over_a_second_on_a_terminal_shows_that_it_works() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let home = x.path();
+    let store = x.path().join("store");
+    init_store(&store);
+    let args = [Path::new("--store"), store.as_path(), Path::new("verify")];
+    // Quick: nothing but the result.
+    let drawn = |c: std::process::Child| text(&c.wait_with_output().unwrap().stdout);
+    let shown = drawn(on_terminal(home, &args));
+    assert!(shown.contains("checked 0 blobs"), "{shown}");
+    assert!(!shown.contains("verifying"), "{shown}");
+    // Held up for two seconds (gc's exclusive lock, taken here): the spinner appears.
+    let lock = fs::File::open(store.join("lock")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let slow = on_terminal(home, &args);
+    std::thread::sleep(Duration::from_millis(2500));
+    drop(lock);
+    let shown = drawn(slow);
+    assert!(
+        shown.contains(&format!("verifying {}", store.display())),
+        "{shown}"
+    );
+    assert!(shown.contains("checked 0 blobs"), "{shown}");
+}
