@@ -80,7 +80,9 @@ pub fn parse_url(url: &str) -> Result<Location> {
             .any(|c| c == "." || c == ".." || (c.is_empty() && !prefix.is_empty()))
             || prefix.chars().any(|c| c.is_control())
         {
-            return bad("the key prefix has an empty, '.' or '..' component or a control character");
+            return bad(
+                "the key prefix has an empty, '.' or '..' component or a control character",
+            );
         }
         return Ok(Location::S3 {
             bucket: bucket.to_string(),
@@ -165,7 +167,11 @@ pub fn get(store: &Store, name: &str) -> Result<RemoteConfig> {
     list(store)?
         .into_iter()
         .find(|r| r.name == name)
-        .ok_or_else(|| Error::Config(format!("no remote named {name:?} (see `cowtree remote ls`)")))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "no remote named {name:?} (see `cowtree remote ls`)"
+            ))
+        })
 }
 
 /// The remote to use when none is named: `origin` if there is one, else the only remote.

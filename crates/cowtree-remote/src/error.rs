@@ -21,7 +21,9 @@ pub enum Error {
         source: io::Error,
     },
     /// The remote refused the credentials, or there were none.
-    #[error("remote {remote}: access denied ({detail}); credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the AWS_PROFILE section of ~/.aws/credentials")]
+    #[error(
+        "remote {remote}: access denied ({detail}); credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the AWS_PROFILE section of ~/.aws/credentials"
+    )]
     Auth {
         /// The remote.
         remote: String,

@@ -101,13 +101,8 @@ pub async fn load(store: &Store, remote: &Remote) -> Result<RemoteIndex> {
                         });
                     }
                     // The cache only saves requests: a failure to write it is not an error.
-                    let _ = cowtree_fs::dir::write_atomic(
-                        idx_dir,
-                        OsStr::new(&name),
-                        &b,
-                        0o444,
-                        false,
-                    );
+                    let _ =
+                        cowtree_fs::dir::write_atomic(idx_dir, OsStr::new(&name), &b, 0o444, false);
                     b.to_vec()
                 }
             };

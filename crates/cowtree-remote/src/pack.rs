@@ -195,7 +195,10 @@ mod tests {
         assert_eq!(PackIndex::decode(&swapped), Err(IndexError::Unsorted(1)));
         let mut dup = PackIndex::new(30, vec![slot(b"a", 0, 10)]);
         dup.slots.push(slot(b"a", 10, 10));
-        assert_eq!(PackIndex::decode(&dup.encode()), Err(IndexError::Unsorted(1)));
+        assert_eq!(
+            PackIndex::decode(&dup.encode()),
+            Err(IndexError::Unsorted(1))
+        );
         let mut v2 = bytes.clone();
         v2[8] = 2;
         assert_eq!(PackIndex::decode(&v2), Err(IndexError::BadHeader));

@@ -380,7 +380,11 @@ async fn run_job(
             let mut f = create_staged(store, staging, &tmp)?;
             let mut hasher = blake3::Hasher::new();
             let mut got = 0u64;
-            while let Some(chunk) = stream.try_next().await.map_err(|e| remote_fail(remote, &rel, e))? {
+            while let Some(chunk) = stream
+                .try_next()
+                .await
+                .map_err(|e| remote_fail(remote, &rel, e))?
+            {
                 hasher.update(&chunk);
                 got += chunk.len() as u64;
                 f.write_all(&chunk).map_err(|e| staged_io(store, &tmp, e))?;

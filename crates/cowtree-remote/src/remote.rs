@@ -88,9 +88,7 @@ impl Remote {
                         .with_client_options(client_options(cfg.endpoint.as_deref()));
                     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
                         if let Some(c) = profile_credentials() {
-                            b = b
-                                .with_access_key_id(c.key)
-                                .with_secret_access_key(c.secret);
+                            b = b.with_access_key_id(c.key).with_secret_access_key(c.secret);
                             if let Some(t) = c.token {
                                 b = b.with_token(t);
                             }
@@ -123,9 +121,7 @@ impl Remote {
     fn check_reachable(&self, cfg: &RemoteConfig) -> Result<()> {
         let key = self.key("");
         self.count(1);
-        let r = self
-            .rt
-            .block_on(self.store.list_with_delimiter(Some(&key)));
+        let r = self.rt.block_on(self.store.list_with_delimiter(Some(&key)));
         match r {
             Ok(_) => Ok(()),
             Err(object_store::Error::NotFound { .. }) => Err(Error::NoBucket {
@@ -338,11 +334,7 @@ impl Remote {
     pub async fn list(&self, dir: &str) -> Result<Vec<(String, u64)>> {
         let key = self.key(dir);
         let base = self.key("").to_string();
-        let strip = if base.is_empty() {
-            0
-        } else {
-            base.len() + 1
-        };
+        let strip = if base.is_empty() { 0 } else { base.len() + 1 };
         let mut out = Vec::new();
         let mut stream = self.store.list(Some(&key));
         self.count(1);
@@ -580,7 +572,10 @@ mod tests {
                     [ci]\n# comment\naws_access_key_id=C\naws_secret_access_key = D\n\
                     aws_session_token = T\n[partial]\naws_access_key_id=E\n";
         let d = parse_profile(text, "default").expect("default");
-        assert_eq!((d.key.as_str(), d.secret.as_str(), d.token), ("A", "B", None));
+        assert_eq!(
+            (d.key.as_str(), d.secret.as_str(), d.token),
+            ("A", "B", None)
+        );
         let c = parse_profile(text, "ci").expect("ci");
         assert_eq!((c.key.as_str(), c.secret.as_str()), ("C", "D"));
         assert_eq!(c.token.as_deref(), Some("T"));

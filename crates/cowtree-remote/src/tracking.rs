@@ -21,12 +21,10 @@ struct Record {
 /// The id and version of `name` on `remote` as this store last saw them.
 pub fn get(store: &Store, remote: &str, name: &str) -> Result<Option<(Hash, UpdateVersion)>> {
     let (dir, path) = cache_dir(store, remote)?;
-    let names = dir
-        .open_dir(OsStr::new("names"))
-        .map_err(|e| Error::Io {
-            path: path.join("names"),
-            source: e,
-        })?;
+    let names = dir.open_dir(OsStr::new("names")).map_err(|e| Error::Io {
+        path: path.join("names"),
+        source: e,
+    })?;
     let bytes = match rustix::fs::openat(
         &names,
         name,
@@ -65,12 +63,10 @@ pub fn get(store: &Store, remote: &str, name: &str) -> Result<Option<(Hash, Upda
 /// Records that `name` on `remote` is `id` at version `v`.
 pub fn set(store: &Store, remote: &str, name: &str, id: &Hash, v: &UpdateVersion) -> Result<()> {
     let (dir, path) = cache_dir(store, remote)?;
-    let names = dir
-        .open_dir(OsStr::new("names"))
-        .map_err(|e| Error::Io {
-            path: path.join("names"),
-            source: e,
-        })?;
+    let names = dir.open_dir(OsStr::new("names")).map_err(|e| Error::Io {
+        path: path.join("names"),
+        source: e,
+    })?;
     let r = Record {
         id: id.to_hex(),
         e_tag: v.e_tag.clone(),

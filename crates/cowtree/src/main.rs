@@ -48,6 +48,9 @@ enum Command {
     Reset(cmd::reset::Args),
     Worktrees(cmd::worktrees::Args),
     Worktree(cmd::worktree::Args),
+    Remote(cmd::remote::Args),
+    Push(cmd::push::Args),
+    Pull(cmd::pull::Args),
 }
 
 /// Parallel walks keep a directory fd per work item; allow what the hard limit allows.
@@ -94,6 +97,9 @@ fn main() -> ExitCode {
         Command::Reset(args) => cmd::reset::run(args, cli.store.as_deref()),
         Command::Worktrees(args) => cmd::worktrees::run(args, cli.store.as_deref()),
         Command::Worktree(args) => cmd::worktree::run(args, cli.store.as_deref()),
+        Command::Remote(args) => cmd::remote::run(args, cli.store.as_deref()),
+        Command::Push(args) => cmd::push::run(args, cli.store.as_deref()),
+        Command::Pull(args) => cmd::pull::run(args, cli.store.as_deref()),
     };
     match result {
         Ok(code) => code.into(),

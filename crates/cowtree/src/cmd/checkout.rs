@@ -35,6 +35,12 @@ pub struct Args {
     /// fallbacks [{reason, count}], elapsed_ms.
     #[arg(long)]
     json: bool,
+    /// When this store lacks SNAPSHOT, pull it from a remote first (see `cowtree pull`).
+    #[arg(long)]
+    pull: bool,
+    /// The remote for --pull (default: origin, else the only one configured).
+    #[arg(long, requires = "pull")]
+    remote: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -46,7 +52,16 @@ enum Mode {
 
 pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
     let store = open_store(store)?;
-    let id = cowtree_store::refs::resolve(&store, &args.snapshot)?;
+    let id = match cowtree_store::refs::resolve(&store, &args.snapshot) {
+        Ok(id) => id,
+        Err(_) if args.pull => crate::cmd::pull::pull_for_checkout(
+            &store,
+            args.remote.as_deref(),
+            &args.snapshot,
+            args.json,
+        )?,
+        Err(e) => return Err(e.into()),
+    };
     let opts = CheckoutOptions {
         mode: match args.mode {
             Mode::Auto => CheckoutMode::Auto,

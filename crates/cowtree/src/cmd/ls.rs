@@ -16,10 +16,17 @@ pub struct Args {
     /// Print one JSON object: {"snapshots": [{id, names, files, bytes}]}.
     #[arg(long)]
     json: bool,
+    /// List the snapshots and names on this remote instead: {"remote", "snapshots": [{id,
+    /// names, manifest_bytes}]} with --json.
+    #[arg(long, value_name = "NAME")]
+    remote: Option<String>,
 }
 
 pub fn run(args: Args, store: Option<&Path>) -> CmdResult {
     let store = open_store(store)?;
+    if let Some(remote) = &args.remote {
+        return crate::cmd::remote::list_remote(&store, remote, args.json);
+    }
     let mut names: HashMap<_, Vec<String>> = HashMap::new();
     for (name, id) in cowtree_store::refs::list(&store)? {
         names.entry(id).or_default().push(name);
