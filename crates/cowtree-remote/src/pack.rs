@@ -79,7 +79,7 @@ pub enum IndexError {
 impl PackIndex {
     /// Builds the index of a pack from its slots in pack order (any order is accepted).
     pub fn new(pack_len: u64, mut slots: Vec<Slot>) -> PackIndex {
-        slots.sort_by(|a, b| a.hash.cmp(&b.hash));
+        slots.sort_by_key(|s| s.hash);
         PackIndex { pack_len, slots }
     }
 
@@ -118,7 +118,7 @@ impl PackIndex {
             let hash = Hash::from_slice(&e[..32]).ok_or(IndexError::BadHeader)?;
             let offset = u64_at(e, 32);
             let len = u64_at(e, 40);
-            let end = offset.checked_add(len).unwrap_or(u64::MAX);
+            let end = offset.saturating_add(len);
             if end > pack_len {
                 return Err(IndexError::PastEnd {
                     index,

@@ -61,6 +61,12 @@ impl Remote {
     /// file; never stored) and checks with one listing that the bucket or directory exists and
     /// the credentials are accepted.
     pub fn open(cfg: &RemoteConfig) -> Result<Remote> {
+        Remote::open_with(cfg, None)
+    }
+
+    /// [`Remote::open`] with explicit S3 credentials (access key id, secret), for callers that
+    /// hold them elsewhere; `None` takes them from the environment as `open` does.
+    pub fn open_with(cfg: &RemoteConfig, credentials: Option<(&str, &str)>) -> Result<Remote> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("cowtree-remote")
@@ -86,7 +92,9 @@ impl Remote {
                         .with_bucket_name(&bucket)
                         .with_retry(retry_config())
                         .with_client_options(client_options(cfg.endpoint.as_deref()));
-                    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+                    if let Some((key, secret)) = credentials {
+                        b = b.with_access_key_id(key).with_secret_access_key(secret);
+                    } else if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
                         if let Some(c) = profile_credentials() {
                             b = b.with_access_key_id(c.key).with_secret_access_key(c.secret);
                             if let Some(t) = c.token {
@@ -133,6 +141,11 @@ impl Remote {
             }),
             Err(e) => Err(self.fail("", e)),
         }
+    }
+
+    /// Runs one of the request helpers below to completion on the remote's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
     }
 
     /// The remote's name.
@@ -464,7 +477,7 @@ fn retry_config() -> RetryConfig {
             max_backoff: Duration::from_secs(4),
             base: 2.0,
         },
-        max_retries: 4,
+        max_retries: 6,
         retry_timeout: Duration::from_secs(30),
     }
 }

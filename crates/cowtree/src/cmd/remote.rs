@@ -135,7 +135,7 @@ pub fn with_progress<T>(quiet: bool, json: bool, f: impl FnOnce(&Progress) -> T)
     std::thread::scope(|s| {
         let progress = &progress;
         s.spawn(move || bar(progress, &rx));
-        let out = f(&progress);
+        let out = f(progress);
         drop(tx);
         out
     })
