@@ -32,6 +32,8 @@ pub struct Remote {
     name: String,
     store: Arc<dyn ObjectStore>,
     prefix: String,
+    /// The bucket of an S3 remote, for messages.
+    bucket: Option<String>,
     /// For a file:// remote, its directory (names are updated under a lock file there).
     file_root: Option<PathBuf>,
     pub(crate) rt: tokio::runtime::Runtime,
@@ -73,6 +75,7 @@ impl Remote {
             .enable_all()
             .build()
             .map_err(|e| Error::Config(format!("remote {}: start the runtime: {e}", cfg.name)))?;
+        let mut bucket_name = None;
         let (store, prefix, file_root): (Arc<dyn ObjectStore>, String, Option<PathBuf>) =
             match cfg.location()? {
                 Location::File(path) => {
@@ -88,6 +91,7 @@ impl Remote {
                     (Arc::new(fs), String::new(), Some(path))
                 }
                 Location::S3 { bucket, prefix } => {
+                    bucket_name = Some(bucket.clone());
                     let mut b = AmazonS3Builder::from_env()
                         .with_bucket_name(&bucket)
                         .with_retry(retry_config())
@@ -118,6 +122,7 @@ impl Remote {
             name: cfg.name.clone(),
             store,
             prefix,
+            bucket: bucket_name,
             file_root,
             rt,
             requests: AtomicU64::new(0),
@@ -172,13 +177,46 @@ impl Remote {
     }
 
     /// Turns an object store error into ours; `NotFound` is the caller's to handle first.
+    /// Some S3 answers reach us only as text (a listing's errors are not typed), so the
+    /// standard S3 error codes are looked for in it.
     pub(crate) fn fail(&self, rel: &str, e: object_store::Error) -> Error {
+        let text = flatten(&e);
+        let code = text
+            .split_once("<Code>")
+            .and_then(|(_, rest)| rest.split_once("</Code>"))
+            .map(|(c, _)| c.to_string());
+        let auth = |detail: String| Error::Auth {
+            remote: self.name.clone(),
+            detail,
+        };
+        match code.as_deref() {
+            Some("NoSuchBucket") => {
+                return Error::NoBucket {
+                    remote: self.name.clone(),
+                    what: format!("bucket {:?}", self.bucket.as_deref().unwrap_or("?")),
+                };
+            }
+            Some(
+                c @ ("AccessDenied"
+                | "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "InvalidToken"
+                | "ExpiredToken"
+                | "AllAccessDisabled"),
+            ) => return auth(format!("the server answered {c}")),
+            _ => {}
+        }
+        if text.contains("169.254.169.254") {
+            return auth(
+                "no credentials in the environment or the profile file, and no \
+                         instance metadata service to ask"
+                    .into(),
+            );
+        }
         match e {
-            object_store::Error::PermissionDenied { source, .. }
-            | object_store::Error::Unauthenticated { source, .. } => Error::Auth {
-                remote: self.name.clone(),
-                detail: flatten(source.as_ref()),
-            },
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => auth(text),
+            e if text.contains("403 Forbidden") => auth(flatten(&e)),
             e => Error::Request {
                 remote: self.name.clone(),
                 key: self.key(rel).to_string(),
