@@ -351,7 +351,7 @@ impl Remote {
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; PART];
         loop {
-            if let Err(e) = w.wait_for_capacity(2).await {
+            if let Err(e) = w.wait_for_capacity(1).await {
                 return Err(self.fail(rel, e));
             }
             let n = match file.read(&mut buf) {
