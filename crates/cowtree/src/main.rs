@@ -62,6 +62,9 @@ enum Command {
     /// List registered worktrees (the same as `cowtree worktree list`).
     Worktrees(cmd::worktrees::Args),
     Stores(cmd::stores::Args),
+    Remote(cmd::remote::Args),
+    Push(cmd::push::Args),
+    Pull(cmd::pull::Args),
 }
 
 /// The command's name, for messages.
@@ -85,6 +88,9 @@ fn name(c: &Command) -> &'static str {
         Command::Worktree(_) => "worktree",
         Command::Worktrees(_) => "worktrees",
         Command::Stores(_) => "stores",
+        Command::Remote(_) => "remote",
+        Command::Push(_) => "push",
+        Command::Pull(_) => "pull",
     }
 }
 
@@ -164,6 +170,9 @@ fn main() -> ExitCode {
         Command::Worktree(args) => cmd::worktree::run(args, top),
         Command::Worktrees(args) => cmd::worktrees::run(args, top),
         Command::Stores(args) => cmd::stores::run(args),
+        Command::Remote(args) => cmd::remote::run(args, top),
+        Command::Push(args) => cmd::push::run(args, top),
+        Command::Pull(args) => cmd::pull::run(args, top),
     };
     interrupt::hold_if_stopping();
     match result {

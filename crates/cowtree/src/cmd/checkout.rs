@@ -51,6 +51,12 @@ pub struct Args {
     store: StoreOpt,
     #[command(flatten)]
     jobs: crate::cmd::JobsOpt,
+    /// When this store lacks SNAPSHOT, pull it from a remote first (see `cowtree pull`).
+    #[arg(long)]
+    pull: bool,
+    /// The remote for --pull (default: origin, else the only one configured).
+    #[arg(long, requires = "pull")]
+    remote: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -64,7 +70,22 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     args.jobs.apply();
     let opt = args.store.clone().or(top);
     let quiet = args.quiet;
-    let (store, id) = store_with_snapshot(&opt, &args.dst, &args.snapshot, quiet)?;
+    let (store, id) = match store_with_snapshot(&opt, &args.dst, &args.snapshot, quiet) {
+        Ok(found) => found,
+        // Not in any store here: pull it into the store for DST's filesystem.
+        Err(_) if args.pull => {
+            let parent = crate::cmd::parent_of(&args.dst);
+            let store = crate::cmd::store_for_tree(&opt, &parent, quiet)?;
+            let id = crate::cmd::pull::pull_for_checkout(
+                &store,
+                args.remote.as_deref(),
+                &args.snapshot,
+                args.json || quiet,
+            )?;
+            (store, id)
+        }
+        Err(e) => return Err(e),
+    };
     let opts = CheckoutOptions {
         mode: match args.mode {
             Mode::Auto => CheckoutMode::Auto,

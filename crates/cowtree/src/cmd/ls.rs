@@ -23,6 +23,10 @@ pub struct Args {
     /// source}]}, newest first.
     #[arg(long)]
     json: bool,
+    /// List the snapshots and names on this remote instead: {"remote", "snapshots": [{id,
+    /// names, manifest_bytes}]} with --json.
+    #[arg(long, value_name = "NAME")]
+    remote: Option<String>,
     #[command(flatten)]
     store: StoreOpt,
 }
@@ -40,6 +44,9 @@ struct Row {
 
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let store = store_here(&args.store.clone().or(top))?;
+    if let Some(remote) = &args.remote {
+        return crate::cmd::remote::list_remote(&store, remote, args.json);
+    }
     let mut names: HashMap<_, Vec<String>> = HashMap::new();
     for (name, id) in cowtree_store::refs::list(&store)? {
         names.entry(id).or_default().push(name);

@@ -7,6 +7,9 @@ pub mod du;
 pub mod gc;
 pub mod ls;
 pub mod probe;
+pub mod pull;
+pub mod push;
+pub mod remote;
 pub mod reset;
 pub mod rm;
 pub mod show;
@@ -104,8 +107,16 @@ fn open_for_write(root: &Path, why: &str, quiet: bool) -> Result<Store, CliError
     Ok(store)
 }
 
-fn cwd() -> Result<PathBuf, CliError> {
+pub fn cwd() -> Result<PathBuf, CliError> {
     std::env::current_dir().map_err(|e| CliError::new(format!("current directory: {e}")))
+}
+
+/// The directory a new `dst` will be created in (`.` for a bare name).
+pub fn parent_of(dst: &Path) -> PathBuf {
+    match dst.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// The per-filesystem choice for `tree`, as a reason sentence for a new store.

@@ -1,0 +1,97 @@
+//! The remote's error type. Messages name the remote and, where there is one, the key.
+
+use std::io;
+use std::path::PathBuf;
+
+/// An error from a remote operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad or missing remote configuration.
+    #[error("{0}")]
+    Config(String),
+    /// From the local store.
+    #[error(transparent)]
+    Store(#[from] cowtree_store::Error),
+    /// A local file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What happened.
+        source: io::Error,
+    },
+    /// The remote refused the credentials, or there were none.
+    #[error(
+        "remote {remote}: access denied ({detail}); credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the AWS_PROFILE section of ~/.aws/credentials"
+    )]
+    Auth {
+        /// The remote.
+        remote: String,
+        /// The server's words.
+        detail: String,
+    },
+    /// The bucket (or the directory of a file:// remote) does not exist.
+    #[error("remote {remote}: {what} does not exist")]
+    NoBucket {
+        /// The remote.
+        remote: String,
+        /// The bucket or directory.
+        what: String,
+    },
+    /// A snapshot, name or object the operation needs is not on the remote.
+    #[error("remote {remote}: {what}")]
+    Missing {
+        /// The remote.
+        remote: String,
+        /// What is missing, with its key.
+        what: String,
+    },
+    /// Remote data that fails a check (hash, size, decoding). Nothing was recorded.
+    #[error("remote {remote}: {key}: {detail}; nothing was recorded")]
+    Corrupt {
+        /// The remote.
+        remote: String,
+        /// The object's key.
+        key: String,
+        /// What is wrong, naming the snapshot.
+        detail: String,
+    },
+    /// Someone else changed a name on the remote since this store last saw it.
+    #[error("remote {remote}: name {name:?} conflict: {detail}")]
+    Conflict {
+        /// The remote.
+        remote: String,
+        /// The snapshot name.
+        name: String,
+        /// What this store expected and what is there.
+        detail: String,
+    },
+    /// Any other failure of a request, after retries.
+    #[error("remote {remote}: {key}: {source}")]
+    Request {
+        /// The remote.
+        remote: String,
+        /// The key concerned.
+        key: String,
+        /// The object store's error.
+        source: Box<object_store::Error>,
+    },
+}
+
+/// Result with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// The exit code the command line gives this error (documented in docs/remote.md):
+    /// 1 other errors, 5 a name conflict, 6 access denied or missing bucket, 7 corrupt or
+    /// missing remote data.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Conflict { .. } => 5,
+            Error::Auth { .. } | Error::NoBucket { .. } => 6,
+            Error::Corrupt { .. } | Error::Missing { .. } => 7,
+            Error::Store(cowtree_store::Error::Strict(_)) => 3,
+            _ => 1,
+        }
+    }
+}

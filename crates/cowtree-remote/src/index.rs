@@ -1,0 +1,144 @@
+//! What the remote holds: every pack index (read through the local cache) and every large
+//! blob, gathered into one map from blob hash to where it lies.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+
+use cowtree_store::{Hash, Store};
+use futures::StreamExt;
+
+use crate::config::cache_dir;
+use crate::error::{Error, Result};
+use crate::pack::PackIndex;
+use crate::remote::Remote;
+
+/// Where a blob lies on the remote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loc {
+    /// In pack `pack` at `offset`, `len` bytes.
+    Packed {
+        /// The pack's id.
+        pack: Hash,
+        /// Offset in the pack.
+        offset: u64,
+        /// Length.
+        len: u64,
+    },
+    /// A single object `blobs/<hash>` of `len` bytes.
+    Single {
+        /// Length.
+        len: u64,
+    },
+}
+
+/// The remote's blobs.
+#[derive(Debug, Default)]
+pub struct RemoteIndex {
+    /// Every blob the remote has, and where.
+    pub blobs: HashMap<Hash, Loc>,
+    /// Pack indexes read (for the request count and reports).
+    pub packs: u64,
+}
+
+/// Pack key names.
+pub fn pack_key(id: &Hash) -> String {
+    format!("packs/{id}.pack")
+}
+
+/// Index key names.
+pub fn idx_key(id: &Hash) -> String {
+    format!("packs/{id}.idx")
+}
+
+/// Reads the remote's indexes. An index whose pack is absent or of another length is left
+/// out (its blobs count as missing: a push sends them again, a pull reports them missing).
+pub async fn load(store: &Store, remote: &Remote) -> Result<RemoteIndex> {
+    let listing = remote.list("packs/").await?;
+    let mut pack_sizes: HashMap<Hash, u64> = HashMap::new();
+    let mut idx_ids = Vec::new();
+    for (key, size) in &listing {
+        let Some(file) = key.strip_prefix("packs/") else {
+            continue;
+        };
+        if let Some(id) = file.strip_suffix(".pack").and_then(Hash::from_hex) {
+            pack_sizes.insert(id, *size);
+        } else if let Some(id) = file.strip_suffix(".idx").and_then(Hash::from_hex) {
+            idx_ids.push(id);
+        }
+    }
+    let (cache, cache_path) = cache_dir(store, remote.name())?;
+    let idx_dir = cache.open_dir(OsStr::new("idx")).map_err(|e| Error::Io {
+        path: cache_path.join("idx"),
+        source: e,
+    })?;
+    let idx_dir = &idx_dir;
+    let cache_path = &cache_path;
+    let fetched: Vec<Result<(Hash, PackIndex)>> = futures::stream::iter(idx_ids)
+        .map(|id| async move {
+            let name = id.to_hex();
+            let cached = rustix::fs::openat(
+                idx_dir,
+                name.as_str(),
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW,
+                rustix::fs::Mode::empty(),
+            )
+            .ok()
+            .and_then(|fd| cowtree_fs::read::read_whole(&fd).ok())
+            .filter(|b| Hash::of(b) == id);
+            let bytes = match cached {
+                Some(b) => b,
+                None => {
+                    let key = idx_key(&id);
+                    let b = remote.get(&key).await?.ok_or_else(|| Error::Missing {
+                        remote: remote.name().to_string(),
+                        what: format!("pack index {} vanished while being read", remote.key(&key)),
+                    })?;
+                    if Hash::of(&b) != id {
+                        return Err(Error::Corrupt {
+                            remote: remote.name().to_string(),
+                            key: remote.key(&key).to_string(),
+                            detail: "the pack index does not hash to its name".into(),
+                        });
+                    }
+                    // The cache only saves requests: a failure to write it is not an error.
+                    let _ =
+                        cowtree_fs::dir::write_atomic(idx_dir, OsStr::new(&name), &b, 0o444, false);
+                    b.to_vec()
+                }
+            };
+            let idx = PackIndex::decode(&bytes).map_err(|e| Error::Corrupt {
+                remote: remote.name().to_string(),
+                key: remote.key(&idx_key(&id)).to_string(),
+                detail: format!("pack index refused: {e}"),
+            })?;
+            let _ = cache_path;
+            Ok((id, idx))
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let mut out = RemoteIndex::default();
+    for r in fetched {
+        let (id, idx) = r?;
+        if pack_sizes.get(&id) != Some(&idx.pack_len) {
+            continue;
+        }
+        out.packs += 1;
+        for s in idx.slots {
+            out.blobs.insert(
+                s.hash,
+                Loc::Packed {
+                    pack: id,
+                    offset: s.offset,
+                    len: s.len,
+                },
+            );
+        }
+    }
+    for (key, size) in remote.list("blobs/").await? {
+        if let Some(h) = key.strip_prefix("blobs/").and_then(Hash::from_hex) {
+            out.blobs.entry(h).or_insert(Loc::Single { len: size });
+        }
+    }
+    Ok(out)
+}

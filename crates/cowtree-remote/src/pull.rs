@@ -1,0 +1,491 @@
+//! Pull: fetch snapshots, and the blobs the local store lacks, from a remote.
+//!
+//! A manifest is checked against its id and decoded by the store's validating decoder before
+//! anything else; blobs are fetched with ranged reads into packs (neighbouring blobs in one
+//! request), each hashed before it is written to the store's staging directory and renamed
+//! into `blobs/`. Only when every blob a snapshot names is in the store, and synced, is the
+//! manifest recorded. A pull killed at any point leaves blobs no manifest names (gc removes
+//! them, a new pull uses them) and a staging directory gc removes.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::io::Write;
+use std::time::Instant;
+
+use cowtree_fs::dir::Dir;
+use cowtree_store::{Hash, Manifest, Store};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::error::{Error, Result};
+use crate::index::{self, Loc, pack_key};
+use crate::remote::{Remote, blob_rel};
+use crate::{Progress, tracking};
+
+/// Neighbouring blobs closer than this are fetched in one ranged read.
+const GAP: u64 = 1 << 20;
+/// Largest ranged read that joins several blobs.
+const RANGE_MAX: u64 = 8 << 20;
+/// Reads in flight (memory: at most this many ranges are held at once).
+const IN_FLIGHT: usize = 8;
+
+/// What a pull did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullReport {
+    /// The snapshots, in the order asked.
+    pub ids: Vec<Hash>,
+    /// Manifests fetched and recorded.
+    pub snapshots_received: u64,
+    /// Snapshots the store had already.
+    pub snapshots_skipped: u64,
+    /// Blobs fetched, and their bytes.
+    pub blobs_received: u64,
+    /// Bytes of the blobs fetched.
+    pub bytes_received: u64,
+    /// Blobs the store had already, and their bytes.
+    pub blobs_skipped: u64,
+    /// Bytes of the blobs skipped.
+    pub bytes_skipped: u64,
+    /// Local names set.
+    pub names_set: Vec<(String, Hash)>,
+    /// Requests made.
+    pub requests: u64,
+    /// Wall time.
+    pub elapsed_ms: u64,
+}
+
+/// A snapshot asked for, resolved on the remote.
+struct Wanted {
+    id: Hash,
+    name: Option<(String, object_store::UpdateVersion)>,
+}
+
+/// One blob to fetch.
+#[derive(Clone)]
+struct Need {
+    hash: Hash,
+    size: u64,
+    snapshot: Hash,
+}
+
+enum Job {
+    Range {
+        pack: Hash,
+        start: u64,
+        end: u64,
+        blobs: Vec<(Need, u64)>,
+    },
+    Single(Need),
+}
+
+/// Pulls each of `what` (a full id, a unique id prefix of 8+ hex digits, or a name on the
+/// remote; a name also sets the local name) from `remote` into `store`.
+pub fn pull(
+    store: &Store,
+    remote: &Remote,
+    what: &[String],
+    progress: &Progress,
+) -> Result<PullReport> {
+    let start = Instant::now();
+    let mut report = PullReport::default();
+    let _lock = store.lock_shared()?;
+    remote.rt.block_on(async {
+        if !remote.check_version(false).await? {
+            return Err(Error::Missing {
+                remote: remote.name().to_string(),
+                what: format!(
+                    "it holds no snapshots (no {} version file)",
+                    remote.key(crate::remote::VERSION_KEY)
+                ),
+            });
+        }
+        let mut wanted = Vec::new();
+        for w in what {
+            wanted.push(resolve(remote, w).await?);
+        }
+        let mut manifests: Vec<(Hash, Manifest)> = Vec::new();
+        for w in &wanted {
+            report.ids.push(w.id);
+            if store.has_snapshot(&w.id)? || manifests.iter().any(|(id, _)| *id == w.id) {
+                report.snapshots_skipped += 1;
+                continue;
+            }
+            manifests.push((w.id, fetch_manifest(remote, &w.id).await?));
+        }
+        let mut needs: Vec<Need> = Vec::new();
+        let mut seen: HashSet<Hash> = HashSet::new();
+        for (id, m) in &manifests {
+            for e in m.entries() {
+                let Some(h) = e.hash() else { continue };
+                if !seen.insert(*h) {
+                    continue;
+                }
+                let rel = blob_rel(h);
+                if rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok()
+                {
+                    report.blobs_skipped += 1;
+                    report.bytes_skipped += e.size();
+                    continue;
+                }
+                needs.push(Need {
+                    hash: *h,
+                    size: e.size(),
+                    snapshot: *id,
+                });
+            }
+        }
+        if !needs.is_empty() {
+            let have = index::load(store, remote).await?;
+            let jobs = plan(remote, &have.blobs, needs)?;
+            let staging = store.staging("pull")?;
+            let staging = staging.dir();
+            let (objects, bytes) = jobs.iter().fold((0, 0), |(o, b), j| match j {
+                Job::Range { blobs, .. } => (o + blobs.len() as u64, b + blob_bytes(blobs)),
+                Job::Single(n) => (o + 1, b + n.size),
+            });
+            progress.plan(objects, bytes);
+            let done: Vec<(u64, u64)> = futures::stream::iter(jobs)
+                .map(|job| run_job(store, remote, staging, job, progress))
+                .buffer_unordered(IN_FLIGHT)
+                .try_collect()
+                .await?;
+            for (n, b) in done {
+                report.blobs_received += n;
+                report.bytes_received += b;
+            }
+            // Blobs are durable before a manifest names them.
+            rustix::fs::syncfs(store.blobs()).map_err(|e| Error::Io {
+                path: store.root().join("blobs"),
+                source: e.into(),
+            })?;
+        }
+        for (id, m) in &manifests {
+            let saved = store.save(m)?;
+            if saved != *id {
+                return Err(Error::Corrupt {
+                    remote: remote.name().to_string(),
+                    key: remote.key(&format!("snapshots/{id}")).to_string(),
+                    detail: "the manifest is not in canonical form".into(),
+                });
+            }
+            report.snapshots_received += 1;
+        }
+        for w in &wanted {
+            if let Some((name, version)) = &w.name {
+                cowtree_store::refs::set(store, name, &w.id)?;
+                tracking::set(store, remote.name(), name, &w.id, version)?;
+                report.names_set.push((name.clone(), w.id));
+            }
+        }
+        Ok(())
+    })?;
+    report.requests = remote.requests();
+    report.elapsed_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+fn blob_bytes(blobs: &[(Need, u64)]) -> u64 {
+    blobs.iter().map(|(n, _)| n.size).sum()
+}
+
+/// A full id, a name on the remote, or a unique id prefix.
+async fn resolve(remote: &Remote, what: &str) -> Result<Wanted> {
+    let missing = |w: String| Error::Missing {
+        remote: remote.name().to_string(),
+        what: w,
+    };
+    if let Some(id) = Hash::from_hex(what) {
+        return Ok(Wanted { id, name: None });
+    }
+    if cowtree_store::refs::validate_name(what).is_ok() {
+        if let Some(state) = remote.get_name(&format!("names/{what}")).await? {
+            let id = Hash::from_hex(state.body.trim()).ok_or_else(|| Error::Corrupt {
+                remote: remote.name().to_string(),
+                key: remote.key(&format!("names/{what}")).to_string(),
+                detail: format!("not a snapshot id: {:?}", state.body.trim()),
+            })?;
+            return Ok(Wanted {
+                id,
+                name: Some((what.to_string(), state.version)),
+            });
+        }
+    }
+    let hex = cowtree_store::hash::is_hex(what) && what.len() >= cowtree_store::refs::MIN_PREFIX;
+    if !hex {
+        return Err(missing(format!("no snapshot named {what:?}")));
+    }
+    let lower = what.to_ascii_lowercase();
+    let found: Vec<Hash> = remote
+        .list("snapshots/")
+        .await?
+        .into_iter()
+        .filter_map(|(k, _)| k.strip_prefix("snapshots/").and_then(Hash::from_hex))
+        .filter(|id| id.to_hex().starts_with(&lower))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(Wanted {
+            id: *one,
+            name: None,
+        }),
+        [] => Err(missing(format!("no snapshot id starts with {what}"))),
+        _ => Err(Error::Config(format!(
+            "remote {}: snapshot prefix {what} is ambiguous",
+            remote.name()
+        ))),
+    }
+}
+
+async fn fetch_manifest(remote: &Remote, id: &Hash) -> Result<Manifest> {
+    let rel = format!("snapshots/{id}");
+    let bytes = remote.get(&rel).await?.ok_or_else(|| Error::Missing {
+        remote: remote.name().to_string(),
+        what: format!("snapshot {id} is not there (no {})", remote.key(&rel)),
+    })?;
+    let corrupt = |detail: String| Error::Corrupt {
+        remote: remote.name().to_string(),
+        key: remote.key(&rel).to_string(),
+        detail,
+    };
+    if Hash::of(&bytes) != *id {
+        return Err(corrupt(format!(
+            "the manifest of snapshot {id} does not hash to its id"
+        )));
+    }
+    Manifest::decode(&bytes).map_err(|e| corrupt(format!("manifest of snapshot {id} refused: {e}")))
+}
+
+/// Groups the blobs to fetch: by pack, in offset order, neighbours joined into one range.
+fn plan(remote: &Remote, have: &HashMap<Hash, Loc>, needs: Vec<Need>) -> Result<Vec<Job>> {
+    let mut by_pack: HashMap<Hash, Vec<(Need, u64)>> = HashMap::new();
+    let mut jobs = Vec::new();
+    for n in needs {
+        let corrupt = |key: String, len: u64| Error::Corrupt {
+            remote: remote.name().to_string(),
+            key,
+            detail: format!(
+                "blob {} of snapshot {} is {} bytes there, {} in the manifest",
+                n.hash, n.snapshot, len, n.size
+            ),
+        };
+        match have.get(&n.hash) {
+            Some(Loc::Packed { pack, offset, len }) => {
+                if *len != n.size {
+                    return Err(corrupt(remote.key(&pack_key(pack)).to_string(), *len));
+                }
+                by_pack.entry(*pack).or_default().push((n, *offset));
+            }
+            Some(Loc::Single { len }) => {
+                if *len != n.size {
+                    return Err(corrupt(
+                        remote.key(&format!("blobs/{}", n.hash)).to_string(),
+                        *len,
+                    ));
+                }
+                jobs.push(Job::Single(n));
+            }
+            None => {
+                return Err(Error::Missing {
+                    remote: remote.name().to_string(),
+                    what: format!(
+                        "blob {} of snapshot {} is in no pack index and not at {} \
+                         (a pack or its index is missing)",
+                        n.hash,
+                        n.snapshot,
+                        remote.key(&format!("blobs/{}", n.hash))
+                    ),
+                });
+            }
+        }
+    }
+    let mut packs: Vec<_> = by_pack.into_iter().collect();
+    packs.sort_by_key(|(p, _)| *p);
+    for (pack, mut blobs) in packs {
+        blobs.sort_by_key(|(_, off)| *off);
+        let mut cur: Vec<(Need, u64)> = Vec::new();
+        let (mut start, mut end) = (0u64, 0u64);
+        for (n, off) in blobs {
+            let b_end = off + n.size;
+            if !cur.is_empty() && (off > end + GAP || b_end - start > RANGE_MAX) {
+                jobs.push(Job::Range {
+                    pack,
+                    start,
+                    end,
+                    blobs: std::mem::take(&mut cur),
+                });
+            }
+            if cur.is_empty() {
+                start = off;
+                end = off;
+            }
+            end = end.max(b_end);
+            cur.push((n, off));
+        }
+        if !cur.is_empty() {
+            jobs.push(Job::Range {
+                pack,
+                start,
+                end,
+                blobs: cur,
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+/// Fetches one range or single blob; returns (blobs, bytes) placed.
+async fn run_job(
+    store: &Store,
+    remote: &Remote,
+    staging: &Dir,
+    job: Job,
+    progress: &Progress,
+) -> Result<(u64, u64)> {
+    match job {
+        Job::Range {
+            pack,
+            start,
+            end,
+            blobs,
+        } => {
+            let key = pack_key(&pack);
+            let data = if end > start {
+                remote.get_range(&key, start..end).await?
+            } else {
+                bytes::Bytes::new()
+            };
+            let mut bytes = 0;
+            for (n, off) in &blobs {
+                let at = (off - start) as usize;
+                let blob = &data[at..at + n.size as usize];
+                if Hash::of(blob) != n.hash {
+                    return Err(Error::Corrupt {
+                        remote: remote.name().to_string(),
+                        key: remote.key(&key).to_string(),
+                        detail: format!(
+                            "blob {} of snapshot {} at offset {off} does not match its hash",
+                            n.hash, n.snapshot
+                        ),
+                    });
+                }
+                place(store, staging, &n.hash, |f| f.write_all(blob))?;
+                bytes += n.size;
+                progress.add(1, n.size);
+            }
+            Ok((blobs.len() as u64, bytes))
+        }
+        Job::Single(n) => {
+            let rel = format!("blobs/{}", n.hash);
+            let mut stream = remote.get_stream(&rel).await?;
+            let tmp = staging_name(&n.hash);
+            let mut f = create_staged(store, staging, &tmp)?;
+            let mut hasher = blake3::Hasher::new();
+            let mut got = 0u64;
+            while let Some(chunk) = stream
+                .try_next()
+                .await
+                .map_err(|e| remote_fail(remote, &rel, e))?
+            {
+                hasher.update(&chunk);
+                got += chunk.len() as u64;
+                f.write_all(&chunk).map_err(|e| staged_io(store, &tmp, e))?;
+                progress.add(0, chunk.len() as u64);
+            }
+            drop(f);
+            if got != n.size || Hash::from_bytes(*hasher.finalize().as_bytes()) != n.hash {
+                let _ = staging.remove_file(OsStr::new(&tmp));
+                return Err(Error::Corrupt {
+                    remote: remote.name().to_string(),
+                    key: remote.key(&rel).to_string(),
+                    detail: format!(
+                        "blob {} of snapshot {} does not match its hash",
+                        n.hash, n.snapshot
+                    ),
+                });
+            }
+            link_in(store, staging, &tmp, &n.hash)?;
+            progress.add(1, 0);
+            Ok((1, n.size))
+        }
+    }
+}
+
+fn remote_fail(remote: &Remote, rel: &str, e: object_store::Error) -> Error {
+    remote.fail(rel, e)
+}
+
+fn staging_name(h: &Hash) -> String {
+    format!("{h}.blob")
+}
+
+fn staged_io(store: &Store, tmp: &str, e: std::io::Error) -> Error {
+    Error::Io {
+        path: store.root().join("tmp").join(tmp),
+        source: e,
+    }
+}
+
+fn create_staged(store: &Store, staging: &Dir, tmp: &str) -> Result<std::fs::File> {
+    let fd = rustix::fs::openat(
+        staging,
+        tmp,
+        rustix::fs::OFlags::WRONLY
+            | rustix::fs::OFlags::CREATE
+            | rustix::fs::OFlags::EXCL
+            | rustix::fs::OFlags::NOFOLLOW
+            | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o444),
+    )
+    .map_err(|e| staged_io(store, tmp, e.into()))?;
+    rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o444))
+        .map_err(|e| staged_io(store, tmp, e.into()))?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// Writes a verified blob to staging and renames it into `blobs/`.
+fn place(
+    store: &Store,
+    staging: &Dir,
+    hash: &Hash,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
+    let tmp = staging_name(hash);
+    let mut f = create_staged(store, staging, &tmp)?;
+    write(&mut f).map_err(|e| staged_io(store, &tmp, e))?;
+    drop(f);
+    link_in(store, staging, &tmp, hash)
+}
+
+/// Renames a staged blob into `blobs/`; when the blob is there already, drops the staged one.
+fn link_in(store: &Store, staging: &Dir, tmp: &str, hash: &Hash) -> Result<()> {
+    let rel = blob_rel(hash);
+    let io = |e: std::io::Error| Error::Io {
+        path: store.blob_path(hash),
+        source: e,
+    };
+    let mut made_fanout = false;
+    loop {
+        match rustix::fs::renameat_with(
+            staging,
+            tmp,
+            store.blobs(),
+            &rel,
+            rustix::fs::RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::EXIST) => {
+                staging.remove_file(OsStr::new(tmp)).map_err(io)?;
+                return Ok(());
+            }
+            Err(rustix::io::Errno::NOENT) if !made_fanout => {
+                made_fanout = true;
+                let fan = &hash.to_hex()[..2];
+                match store.blobs().create_dir(OsStr::new(fan), 0o755) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(io(e)),
+                }
+            }
+            Err(e) => return Err(io(e.into())),
+        }
+    }
+}

@@ -1,0 +1,636 @@
+//! An open remote: the object store client, the runtime its requests run on, and the few
+//! request shapes push and pull use (each one counted, each error classified).
+//!
+//! The tokio runtime lives here and nowhere else: callers stay synchronous and get results.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as Key;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig,
+    UpdateVersion,
+};
+
+use crate::config::{Location, RemoteConfig};
+use crate::error::{Error, Result};
+
+/// The version file at the root of every remote.
+pub const VERSION_KEY: &str = "cowtree-remote";
+/// Its content.
+pub const VERSION_TEXT: &str = "cowtree-remote 1\n";
+
+/// An open remote.
+pub struct Remote {
+    name: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    /// The bucket of an S3 remote, for messages.
+    bucket: Option<String>,
+    /// For a file:// remote, its directory (names are updated under a lock file there).
+    file_root: Option<PathBuf>,
+    pub(crate) rt: tokio::runtime::Runtime,
+    requests: AtomicU64,
+}
+
+/// What a name object holds, and its version for a conditional update.
+#[derive(Debug, Clone)]
+pub struct NameState {
+    /// The snapshot id text.
+    pub body: String,
+    /// The ETag (and version) of that object.
+    pub version: UpdateVersion,
+}
+
+/// What a conditional name write expects to find.
+#[derive(Debug, Clone)]
+pub enum Expect {
+    /// No object.
+    Absent,
+    /// This version of the object.
+    Version(UpdateVersion),
+}
+
+impl Remote {
+    /// Opens `cfg`: builds the client (credentials from the environment or the AWS profile
+    /// file; never stored) and checks with one listing that the bucket or directory exists and
+    /// the credentials are accepted.
+    pub fn open(cfg: &RemoteConfig) -> Result<Remote> {
+        Remote::open_with(cfg, None)
+    }
+
+    /// [`Remote::open`] with explicit S3 credentials (access key id, secret), for callers that
+    /// hold them elsewhere; `None` takes them from the environment as `open` does.
+    pub fn open_with(cfg: &RemoteConfig, credentials: Option<(&str, &str)>) -> Result<Remote> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cowtree-remote")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("remote {}: start the runtime: {e}", cfg.name)))?;
+        let mut bucket_name = None;
+        let (store, prefix, file_root): (Arc<dyn ObjectStore>, String, Option<PathBuf>) =
+            match cfg.location()? {
+                Location::File(path) => {
+                    if !path.is_dir() {
+                        return Err(Error::NoBucket {
+                            remote: cfg.name.clone(),
+                            what: format!("directory {}", path.display()),
+                        });
+                    }
+                    let fs = LocalFileSystem::new_with_prefix(&path).map_err(|e| {
+                        Error::Config(format!("remote {}: {}: {e}", cfg.name, path.display()))
+                    })?;
+                    (Arc::new(fs), String::new(), Some(path))
+                }
+                Location::S3 { bucket, prefix } => {
+                    bucket_name = Some(bucket.clone());
+                    let mut b = AmazonS3Builder::from_env()
+                        .with_bucket_name(&bucket)
+                        .with_retry(retry_config())
+                        .with_client_options(client_options(cfg.endpoint.as_deref()));
+                    if let Some((key, secret)) = credentials {
+                        b = b.with_access_key_id(key).with_secret_access_key(secret);
+                    } else if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+                        if let Some(c) = profile_credentials() {
+                            b = b.with_access_key_id(c.key).with_secret_access_key(c.secret);
+                            if let Some(t) = c.token {
+                                b = b.with_token(t);
+                            }
+                        }
+                    }
+                    if let Some(e) = &cfg.endpoint {
+                        b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+                    }
+                    if let Some(r) = &cfg.region {
+                        b = b.with_region(r);
+                    }
+                    let s3 = b.build().map_err(|e| {
+                        Error::Config(format!("remote {}: {}", cfg.name, flatten(&e)))
+                    })?;
+                    (Arc::new(s3), prefix, None)
+                }
+            };
+        let remote = Remote {
+            name: cfg.name.clone(),
+            store,
+            prefix,
+            bucket: bucket_name,
+            file_root,
+            rt,
+            requests: AtomicU64::new(0),
+        };
+        remote.check_reachable(cfg)?;
+        Ok(remote)
+    }
+
+    fn check_reachable(&self, cfg: &RemoteConfig) -> Result<()> {
+        let key = self.key("");
+        self.count(1);
+        let r = self.rt.block_on(self.store.list_with_delimiter(Some(&key)));
+        match r {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => Err(Error::NoBucket {
+                remote: self.name.clone(),
+                what: match cfg.location()? {
+                    Location::S3 { bucket, .. } => format!("bucket {bucket:?}"),
+                    Location::File(p) => format!("directory {}", p.display()),
+                },
+            }),
+            Err(e) => Err(self.fail("", e)),
+        }
+    }
+
+    /// Runs one of the request helpers below to completion on the remote's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// The remote's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Requests made so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count(&self, n: u64) {
+        self.requests.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The full key of `rel` under the remote's prefix.
+    pub fn key(&self, rel: &str) -> Key {
+        match (self.prefix.is_empty(), rel.is_empty()) {
+            (true, _) => Key::from(rel),
+            (false, true) => Key::from(self.prefix.as_str()),
+            (false, false) => Key::from(format!("{}/{rel}", self.prefix)),
+        }
+    }
+
+    /// Turns an object store error into ours; `NotFound` is the caller's to handle first.
+    /// Some S3 answers reach us only as text (a listing's errors are not typed), so the
+    /// standard S3 error codes are looked for in it.
+    pub(crate) fn fail(&self, rel: &str, e: object_store::Error) -> Error {
+        let text = flatten(&e);
+        let code = text
+            .split_once("<Code>")
+            .and_then(|(_, rest)| rest.split_once("</Code>"))
+            .map(|(c, _)| c.to_string());
+        let auth = |detail: String| Error::Auth {
+            remote: self.name.clone(),
+            detail,
+        };
+        match code.as_deref() {
+            Some("NoSuchBucket") => {
+                return Error::NoBucket {
+                    remote: self.name.clone(),
+                    what: format!("bucket {:?}", self.bucket.as_deref().unwrap_or("?")),
+                };
+            }
+            Some(
+                c @ ("AccessDenied"
+                | "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "InvalidToken"
+                | "ExpiredToken"
+                | "AllAccessDisabled"),
+            ) => return auth(format!("the server answered {c}")),
+            _ => {}
+        }
+        if text.contains("169.254.169.254") {
+            return auth(
+                "no credentials in the environment or the profile file, and no \
+                         instance metadata service to ask"
+                    .into(),
+            );
+        }
+        match e {
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => auth(text),
+            e if text.contains("403 Forbidden") => auth(flatten(&e)),
+            e => Error::Request {
+                remote: self.name.clone(),
+                key: self.key(rel).to_string(),
+                source: Box::new(e),
+            },
+        }
+    }
+
+    /// GETs a whole object; `None` when it does not exist.
+    pub async fn get(&self, rel: &str) -> Result<Option<Bytes>> {
+        self.count(1);
+        let r = match self.store.get(&self.key(rel)).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.fail(rel, e)),
+        };
+        r.bytes().await.map(Some).map_err(|e| self.fail(rel, e))
+    }
+
+    /// GETs a name object with its version; `None` when it does not exist.
+    pub async fn get_name(&self, rel: &str) -> Result<Option<NameState>> {
+        self.count(1);
+        let r = match self.store.get(&self.key(rel)).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.fail(rel, e)),
+        };
+        let version = UpdateVersion {
+            e_tag: r.meta.e_tag.clone(),
+            version: r.meta.version.clone(),
+        };
+        let bytes = r.bytes().await.map_err(|e| self.fail(rel, e))?;
+        Ok(Some(NameState {
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            version,
+        }))
+    }
+
+    /// GETs an object as a stream of chunks.
+    pub async fn get_stream(
+        &self,
+        rel: &str,
+    ) -> Result<futures::stream::BoxStream<'static, object_store::Result<Bytes>>> {
+        self.count(1);
+        match self.store.get(&self.key(rel)).await {
+            Ok(r) => Ok(r.into_stream()),
+            Err(object_store::Error::NotFound { .. }) => Err(Error::Missing {
+                remote: self.name.clone(),
+                what: format!("object {} does not exist", self.key(rel)),
+            }),
+            Err(e) => Err(self.fail(rel, e)),
+        }
+    }
+
+    /// GETs a byte range; the answer must be exactly that long.
+    pub async fn get_range(&self, rel: &str, range: Range<u64>) -> Result<Bytes> {
+        self.count(1);
+        let want = range.end - range.start;
+        let b = match self.store.get_range(&self.key(rel), range.clone()).await {
+            Ok(b) => b,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::Missing {
+                    remote: self.name.clone(),
+                    what: format!("object {} does not exist", self.key(rel)),
+                });
+            }
+            Err(e) => return Err(self.fail(rel, e)),
+        };
+        if b.len() as u64 != want {
+            return Err(Error::Corrupt {
+                remote: self.name.clone(),
+                key: self.key(rel).to_string(),
+                detail: format!(
+                    "asked for bytes {}..{}, got {} bytes (object shorter than its index says)",
+                    range.start,
+                    range.end,
+                    b.len()
+                ),
+            });
+        }
+        Ok(b)
+    }
+
+    /// Creates an immutable object (`If-None-Match: *`); one that exists already counts as
+    /// success, since an object's name fixes its content. True when this call created it.
+    pub async fn put_immutable(&self, rel: &str, bytes: Bytes) -> Result<bool> {
+        self.count(1);
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&self.key(rel), PutPayload::from_bytes(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.fail(rel, e)),
+        }
+    }
+
+    /// True when the object exists.
+    pub async fn exists(&self, rel: &str) -> Result<bool> {
+        self.count(1);
+        match self.store.head(&self.key(rel)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.fail(rel, e)),
+        }
+    }
+
+    /// Uploads a large object in parts from `file`, checking that its bytes hash to `hash`
+    /// before completing the upload (a mismatch aborts it).
+    pub async fn put_large(
+        &self,
+        rel: &str,
+        file: &mut std::fs::File,
+        hash: &cowtree_store::Hash,
+        on_part: &(dyn Fn(u64) + Sync),
+    ) -> Result<()> {
+        use std::io::Read;
+        const PART: usize = 16 << 20;
+        let key = self.key(rel);
+        self.count(2);
+        let upload = self
+            .store
+            .put_multipart(&key)
+            .await
+            .map_err(|e| self.fail(rel, e))?;
+        let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; PART];
+        loop {
+            if let Err(e) = w.wait_for_capacity(1).await {
+                return Err(self.fail(rel, e));
+            }
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = w.abort().await;
+                    return Err(Error::Io {
+                        path: PathBuf::from(format!("blob {hash}")),
+                        source: e,
+                    });
+                }
+            };
+            hasher.update(&buf[..n]);
+            self.count(1);
+            w.write(&buf[..n]);
+            on_part(n as u64);
+        }
+        if cowtree_store::Hash::from_bytes(*hasher.finalize().as_bytes()) != *hash {
+            let _ = w.abort().await;
+            return Err(Error::Config(format!(
+                "the local blob {hash} does not match its name; run `cowtree verify`"
+            )));
+        }
+        w.finish().await.map_err(|e| self.fail(rel, e))?;
+        Ok(())
+    }
+
+    /// Every key under `dir` (relative to the prefix, e.g. `packs/x.idx`) with its size.
+    pub async fn list(&self, dir: &str) -> Result<Vec<(String, u64)>> {
+        let key = self.key(dir);
+        let base = self.key("").to_string();
+        let strip = if base.is_empty() { 0 } else { base.len() + 1 };
+        let mut out = Vec::new();
+        let mut stream = self.store.list(Some(&key));
+        self.count(1);
+        loop {
+            match stream.try_next().await {
+                Ok(Some(meta)) => {
+                    let full = meta.location.to_string();
+                    if let Some(rel) = full.get(strip..) {
+                        out.push((rel.to_string(), meta.size));
+                    }
+                    // One request returns up to 1,000 keys.
+                    if out.len() % 1000 == 0 {
+                        self.count(1);
+                    }
+                }
+                Ok(None) => break,
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => return Err(self.fail(dir, e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes a name object if it is as `expect` says (`If-None-Match: *` or `If-Match`
+    /// on the ETag); another state is a [`Error::Conflict`]. Returns the new version.
+    pub async fn put_name(
+        &self,
+        rel: &str,
+        name: &str,
+        body: &str,
+        expect: &Expect,
+    ) -> Result<UpdateVersion> {
+        let conflict = |detail: &str| Error::Conflict {
+            remote: self.name.clone(),
+            name: name.to_string(),
+            detail: detail.to_string(),
+        };
+        let payload = PutPayload::from(body.as_bytes().to_vec());
+        let key = self.key(rel);
+        if let Some(root) = &self.file_root {
+            // A plain directory has no conditional write; a lock file serializes the
+            // check-and-write of every cowtree writing names there.
+            let _lock = lock_file(&root.join("names.lock"))?;
+            self.count(1);
+            let current = match self.store.head(&key).await {
+                Ok(m) => Some(m.e_tag),
+                Err(object_store::Error::NotFound { .. }) => None,
+                Err(e) => return Err(self.fail(rel, e)),
+            };
+            match (expect, current) {
+                (Expect::Absent, None) => {}
+                (Expect::Version(v), Some(now)) if v.e_tag == now => {}
+                _ => return Err(conflict("it was changed on the remote by another writer")),
+            }
+            self.count(2);
+            self.store
+                .put(&key, payload)
+                .await
+                .map_err(|e| self.fail(rel, e))?;
+            let m = self.store.head(&key).await.map_err(|e| self.fail(rel, e))?;
+            return Ok(UpdateVersion {
+                e_tag: m.e_tag,
+                version: m.version,
+            });
+        }
+        let mode = match expect {
+            Expect::Absent => PutMode::Create,
+            Expect::Version(v) => PutMode::Update(v.clone()),
+        };
+        self.count(1);
+        let opts = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        match self.store.put_opts(&key, payload, opts).await {
+            Ok(r) if r.e_tag.is_some() => Ok(UpdateVersion {
+                e_tag: r.e_tag,
+                version: r.version,
+            }),
+            Ok(_) => {
+                self.count(1);
+                let m = self.store.head(&key).await.map_err(|e| self.fail(rel, e))?;
+                Ok(UpdateVersion {
+                    e_tag: m.e_tag,
+                    version: m.version,
+                })
+            }
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Err(conflict(
+                "it was changed on the remote by another writer at the same time",
+            )),
+            Err(e) => Err(self.fail(rel, e)),
+        }
+    }
+
+    /// Checks the remote's version file, creating it when `create` and it is missing.
+    /// False when it is missing (an empty remote).
+    pub async fn check_version(&self, create: bool) -> Result<bool> {
+        match self.get(VERSION_KEY).await? {
+            Some(b) if b.as_ref() == VERSION_TEXT.as_bytes() => Ok(true),
+            Some(b) => Err(Error::Config(format!(
+                "remote {}: {} holds {:?}; this cowtree reads {:?}",
+                self.name,
+                self.key(VERSION_KEY),
+                String::from_utf8_lossy(&b).trim_end(),
+                VERSION_TEXT.trim_end()
+            ))),
+            None if create => {
+                if !self
+                    .put_immutable(VERSION_KEY, Bytes::from_static(VERSION_TEXT.as_bytes()))
+                    .await?
+                {
+                    // Created by another writer since the read: check what it wrote.
+                    return Box::pin(self.check_version(false)).await;
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+fn retry_config() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(4),
+            base: 2.0,
+        },
+        max_retries: 6,
+        retry_timeout: Duration::from_secs(30),
+    }
+}
+
+fn client_options(endpoint: Option<&str>) -> ClientOptions {
+    ClientOptions::new()
+        .with_allow_http(endpoint.is_some_and(|e| e.starts_with("http://")))
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_timeout(Duration::from_secs(300))
+}
+
+fn lock_file(path: &std::path::Path) -> Result<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })?;
+    Ok(f)
+}
+
+/// An error and its sources on one line.
+pub(crate) fn flatten(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        let t = x.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = x.source();
+    }
+    s
+}
+
+struct ProfileCredentials {
+    key: String,
+    secret: String,
+    token: Option<String>,
+}
+
+/// The `AWS_PROFILE` (else `default`) section of the shared credentials file
+/// (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`).
+fn profile_credentials() -> Option<ProfileCredentials> {
+    let path = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")))?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    parse_profile(&text, &profile)
+}
+
+fn parse_profile(text: &str, profile: &str) -> Option<ProfileCredentials> {
+    let (mut key, mut secret, mut token) = (None, None, None);
+    let mut inside = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = section.trim() == profile;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let v = v.trim().to_string();
+            match k.trim() {
+                "aws_access_key_id" => key = Some(v),
+                "aws_secret_access_key" => secret = Some(v),
+                "aws_session_token" => token = Some(v),
+                _ => {}
+            }
+        }
+    }
+    Some(ProfileCredentials {
+        key: key?,
+        secret: secret?,
+        token,
+    })
+}
+
+/// The name of a blob relative to the store's `blobs/`.
+pub(crate) fn blob_rel(hash: &cowtree_store::Hash) -> std::ffi::OsString {
+    cowtree_store::Store::blob_rel(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_named_profile_section_gives_the_credentials() {
+        let text = "[default]\naws_access_key_id = A\naws_secret_access_key=B\n\n\
+                    [ci]\n# comment\naws_access_key_id=C\naws_secret_access_key = D\n\
+                    aws_session_token = T\n[partial]\naws_access_key_id=E\n";
+        let d = parse_profile(text, "default").expect("default");
+        assert_eq!(
+            (d.key.as_str(), d.secret.as_str(), d.token),
+            ("A", "B", None)
+        );
+        let c = parse_profile(text, "ci").expect("ci");
+        assert_eq!((c.key.as_str(), c.secret.as_str()), ("C", "D"));
+        assert_eq!(c.token.as_deref(), Some("T"));
+        assert!(parse_profile(text, "partial").is_none());
+        assert!(parse_profile(text, "nosuch").is_none());
+    }
+}

