@@ -48,6 +48,7 @@ enum Command {
     Reset(cmd::reset::Args),
     Worktrees(cmd::worktrees::Args),
     Worktree(cmd::worktree::Args),
+    Git(cmd::git::Args),
 }
 
 /// Parallel walks keep a directory fd per work item; allow what the hard limit allows.
@@ -94,6 +95,7 @@ fn main() -> ExitCode {
         Command::Reset(args) => cmd::reset::run(args, cli.store.as_deref()),
         Command::Worktrees(args) => cmd::worktrees::run(args, cli.store.as_deref()),
         Command::Worktree(args) => cmd::worktree::run(args, cli.store.as_deref()),
+        Command::Git(args) => cmd::git::run(args),
     };
     match result {
         Ok(code) => code.into(),
