@@ -386,9 +386,10 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     if std::fs::symlink_metadata(&dst_abs).is_ok() {
         return Err(Error::DstExists(dst_abs));
     }
+    // Before HEAD is resolved: a killed run's registration must not hold its branch.
+    let cleaned = register::clean_stale(&common)?;
     let resolved = resolve_head(&repo, opts, &dst_name, &src_root)?;
 
-    let cleaned = register::clean_stale(&common)?;
     let parent_dir = Dir::open(&parent_abs).map_err(Error::io("open", &parent_abs))?;
     clean_stale_staging(&parent_dir, &parent_abs, &dst_name)?;
 

@@ -429,6 +429,15 @@ fn branch_options_follow_git() {
         .unwrap();
     assert!(!sym.status.success(), "HEAD must be detached");
 
+    // SRC may itself be a linked worktree: its own index and HEAD are the ones used.
+    fs::write(a.join("d0/sub0/f0.txt"), b"dirty in a\n").unwrap();
+    let f = dir.path().join("from-linked");
+    let r = add_ok(&a, &[os("--detach"), f.as_os_str()]);
+    assert_eq!(r["cloned"], 103, "{r}");
+    assert_eq!(fs::read(f.join("d0/sub0/f0.txt")).unwrap(), b"file 0 0\n");
+    assert_status_clean(&f);
+    git(&src, &["worktree", "remove", f.to_str().unwrap()]);
+
     let list = git(&src, &["worktree", "list"]);
     assert_eq!(list.lines().count(), 4, "{list}");
     git(&src, &["worktree", "prune"]);

@@ -155,10 +155,13 @@ fn add(args: AddArgs) -> CmdResult {
         e => CliError::new(e.to_string()),
     })?;
     let elapsed_ms = start.elapsed().as_millis() as u64;
+    if !args.quiet {
+        print_warnings(&report);
+    }
     if args.json {
         crate::cmd::print_json(&json(&report, elapsed_ms))?;
     } else if !args.quiet {
-        print_human(&report, elapsed_ms);
+        print_summary(&report, elapsed_ms);
     }
     Ok(Exit::Ok)
 }
@@ -195,16 +198,8 @@ fn json(r: &AddReport, elapsed_ms: u64) -> JsonReport {
     }
 }
 
-fn print_human(r: &AddReport, elapsed_ms: u64) {
-    let short = &r.commit.to_string()[..12];
-    let head = match &r.head {
-        HeadReport::Branch {
-            name,
-            created: true,
-        } => format!("new branch '{name}' at {short}"),
-        HeadReport::Branch { name, .. } => format!("branch '{name}' at {short}"),
-        HeadReport::Detached => format!("detached HEAD {short}"),
-    };
+/// One line per cause: a copy instead of a reflink, a submodule, a nested repository.
+fn print_warnings(r: &AddReport) {
     if let Some((cause, path)) = &r.fallback {
         eprintln!(
             "cowtree: files were copied, not reflinked: {} (first: {})",
@@ -220,6 +215,18 @@ fn print_human(r: &AddReport, elapsed_ms: u64) {
             eprintln!("cowtree: {n}: a nested repository or worktree, not copied");
         }
     }
+}
+
+fn print_summary(r: &AddReport, elapsed_ms: u64) {
+    let short = &r.commit.to_string()[..12];
+    let head = match &r.head {
+        HeadReport::Branch {
+            name,
+            created: true,
+        } => format!("new branch '{name}' at {short}"),
+        HeadReport::Branch { name, .. } => format!("branch '{name}' at {short}"),
+        HeadReport::Detached => format!("detached HEAD {short}"),
+    };
     println!(
         "worktree {} ({head}): {} entries, {} cloned, {} copied, {} from objects{}, in {} ms",
         r.dst.display(),
