@@ -336,3 +336,42 @@ fn mtime(st: &rustix::fs::Stat) -> Timespec {
         tv_nsec: st.st_mtime_nsec as _,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn takes(patterns: &[&str], rel: &str) -> bool {
+        let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+        let name = rel.rsplit('/').next().unwrap();
+        Selection {
+            patterns: &patterns,
+        }
+        .takes(rel.into(), name.as_bytes())
+    }
+
+    #[test]
+    fn no_pattern_takes_every_ignored_entry() {
+        assert!(takes(&[], "a/b/c.log"));
+    }
+
+    #[test]
+    fn pattern_matches_the_name_at_any_depth() {
+        assert!(takes(&["node_modules"], "node_modules"));
+        assert!(takes(&["node_modules"], "web/app/node_modules"));
+        assert!(!takes(&["node_modules"], "web/node_modules_old"));
+    }
+
+    #[test]
+    fn pattern_with_a_slash_matches_the_path() {
+        assert!(takes(&["web/*/dist"], "web/app/dist"));
+        assert!(!takes(&["web/*/dist"], "web/a/b/dist"));
+        assert!(takes(&["target/"], "target"));
+    }
+
+    #[test]
+    fn glob_characters_work_on_names() {
+        assert!(takes(&["*.env", "target"], "config/prod.env"));
+        assert!(!takes(&["*.env", "target"], "config/prod.envx"));
+    }
+}
