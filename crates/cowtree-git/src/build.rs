@@ -16,6 +16,7 @@ use gix::index::entry::{Mode, Stat};
 use rayon::prelude::*;
 use rustix::fs::{AtFlags, FileType, Mode as FsMode, OFlags, Timespec, openat, statat};
 
+use crate::clone::{self, CloneState, Cloned};
 use crate::error::{Error, Result};
 use crate::trust::{Kind, Verdict, judge, stat_of};
 
@@ -70,9 +71,24 @@ pub struct BuildInput<'a> {
     pub umask: u32,
 }
 
-/// The first reason a proven-clean file had to be copied instead of cloned.
+/// State shared by the workers: the first reason a proven-clean file had to be copied
+/// instead of cloned, and whether cloning is still tried.
 #[derive(Debug, Default)]
-pub struct Fallback(pub Mutex<Option<(UnsupportedCause, PathBuf)>>);
+pub struct Fallback {
+    /// The first copy's cause and file.
+    pub first: Mutex<Option<(UnsupportedCause, PathBuf)>>,
+    /// Whether cloning is still tried.
+    pub clone: CloneState,
+}
+
+impl Fallback {
+    fn record(&self, cause: UnsupportedCause, path: PathBuf) {
+        let mut f = self.first.lock().expect("no panics while held");
+        if f.is_none() {
+            *f = Some((cause, path));
+        }
+    }
+}
 
 fn split(path: &BStr) -> (&[u8], &[u8]) {
     match path.rfind_byte(b'/') {
@@ -220,16 +236,54 @@ fn one(
     let src_entry = input
         .src_index
         .entry_by_path_and_stage(path, gix::index::entry::Stage::Unconflicted);
-    let src_st = src_dir.and_then(|d| statat(d, name, AtFlags::SYMLINK_NOFOLLOW).ok());
-    let file = src_st
-        .as_ref()
-        .map(|st| (FileType::from_raw_mode(st.st_mode), stat_of(st)));
-    let verdict = judge(src_entry, &entry.id, kind, input.src_index_mtime, file);
     let mode = if entry.mode == Mode::FILE_EXECUTABLE {
         0o777
     } else {
         0o666
     } & !input.umask;
+    // The common case, through one descriptor (see crate::clone); anything else takes the
+    // lstat path below.
+    if kind == Kind::File
+        && judge(src_entry, &entry.id, kind, input.src_index_mtime, None) != Verdict::OtherBlob
+    {
+        if let Some(src) = src_dir.and_then(|d| clone::open_src(d, name)) {
+            let file = Some((FileType::RegularFile, stat_of(&src.stat)));
+            if judge(src_entry, &entry.id, kind, input.src_index_mtime, file) == Verdict::Clean {
+                let src_path = input.src_root.join(os(path));
+                match clone::clone_checked(&src, dst_dir, name, mode, input.strict, &fallback.clone)
+                    .map_err(Error::io("clone", &src_path))?
+                {
+                    Cloned::Done {
+                        stat,
+                        bytes,
+                        because,
+                    } => {
+                        let made = match because {
+                            None => Made::Cloned,
+                            Some(cause) => {
+                                fallback.record(cause, src_path);
+                                Made::Copied
+                            }
+                        };
+                        return Ok(EntryResult {
+                            made,
+                            stat: Some(stat_of(&stat)),
+                            bytes,
+                        });
+                    }
+                    Cloned::Changed => {
+                        return from_objects(input, repo, entry, dst_dir, name, mode);
+                    }
+                    Cloned::Refused(cause) => return Err(Error::strict(src_path, cause)),
+                }
+            }
+        }
+    }
+    let src_st = src_dir.and_then(|d| statat(d, name, AtFlags::SYMLINK_NOFOLLOW).ok());
+    let file = src_st
+        .as_ref()
+        .map(|st| (FileType::from_raw_mode(st.st_mode), stat_of(st)));
+    let verdict = judge(src_entry, &entry.id, kind, input.src_index_mtime, file);
     match (verdict, kind) {
         (Verdict::Clean, Kind::File) => {
             let (src_dir, src_st) = (
@@ -251,13 +305,10 @@ fn one(
             let (made, bytes) = match t {
                 Transfer::Cloned { bytes } => (Made::Cloned, bytes),
                 Transfer::Copied { bytes, because } => {
-                    let mut f = fallback.0.lock().expect("no panics while held");
-                    if f.is_none() {
-                        *f = Some((
-                            because.unwrap_or(UnsupportedCause::Filesystem),
-                            input.src_root.join(os(path)),
-                        ));
-                    }
+                    fallback.record(
+                        because.unwrap_or(UnsupportedCause::Filesystem),
+                        input.src_root.join(os(path)),
+                    );
                     (Made::Copied, bytes)
                 }
                 Transfer::Unsupported(cause) => {

@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod build;
+pub mod clone;
 pub mod error;
 pub mod ignored;
 pub mod register;
@@ -464,7 +465,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         submodules: Vec::new(),
         index_stat_entries: 0,
         ignored,
-        fallback: fallback.0.into_inner().unwrap_or_default(),
+        fallback: fallback.first.into_inner().unwrap_or_default(),
         cleaned,
     };
     {
