@@ -65,6 +65,7 @@ enum Command {
     Remote(cmd::remote::Args),
     Push(cmd::push::Args),
     Pull(cmd::pull::Args),
+    Git(cmd::git::Args),
 }
 
 /// The command's name, for messages.
@@ -91,6 +92,7 @@ fn name(c: &Command) -> &'static str {
         Command::Remote(_) => "remote",
         Command::Push(_) => "push",
         Command::Pull(_) => "pull",
+        Command::Git(_) => "git",
     }
 }
 
@@ -102,6 +104,7 @@ fn storeless(c: &Command) -> Option<&'static str> {
         Command::Du(_) => Some("du"),
         Command::Dedupe(_) => Some("dedupe"),
         Command::Stores(_) => Some("stores"),
+        Command::Git(_) => Some("git"),
         _ => None,
     }
 }
@@ -173,6 +176,7 @@ fn main() -> ExitCode {
         Command::Remote(args) => cmd::remote::run(args, top),
         Command::Push(args) => cmd::push::run(args, top),
         Command::Pull(args) => cmd::pull::run(args, top),
+        Command::Git(args) => cmd::git::run(args),
     };
     interrupt::hold_if_stopping();
     match result {

@@ -5,6 +5,7 @@ pub mod clone;
 pub mod dedupe;
 pub mod du;
 pub mod gc;
+pub mod git;
 pub mod ls;
 pub mod probe;
 pub mod pull;

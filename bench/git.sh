@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# `cowtree git worktree add --ignored` against `git worktree add`, on a fresh XFS loop mount.
+#
+#   sudo bench/git.sh
+#
+# The repository: the tree of bench/gentree.py (committed) plus an ignored node_modules/ of
+# 20,000 small files and an ignored target/ of a few large files. Three tools make a new
+# worktree of HEAD, alternating in each round:
+#   cowtree      cowtree git worktree add --detach --ignored DST
+#   git          git worktree add --detach DST                         (tracked files only)
+#   git+cp       git worktree add --detach DST, then cp -a --reflink=always of the ignored dirs
+# Printed: median/min/max seconds and the ratio to `git`; the first `git status` in cowtree's
+# worktree against `git status` in SRC (median of the rounds, same round order), with the
+# number of tracked files that first status opened (strace); the disk space (df) taken by one
+# cowtree worktree against the repository's apparent size. One PASS/MISS line per target.
+#
+# Environment:
+#   COWTREE=PATH   binary to measure (default: cargo build --release -p cowtree)
+#   RUNS=N         rounds (default 3)
+#   SCALE=F        bench/gentree.py --scale (default 0.5: about 40,000 tracked files; the 4 GiB
+#                  loop filesystem must hold SRC, its objects and one full git checkout)
+#   NODE_FILES=N   files in node_modules/ (default 20000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+die() { echo "bench/git: $*" >&2; exit 1; }
+[[ "$(id -u)" == 0 ]] || die "needs root to mount the XFS loop filesystem"
+RUNS=${RUNS:-3}
+SCALE=${SCALE:-0.5}
+NODE_FILES=${NODE_FILES:-20000}
+command -v strace >/dev/null || die "needs strace (apt-get install strace)"
+
+if [[ -z "${COWTREE:-}" ]]; then
+  cargo build --release --quiet -p cowtree
+  COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
+fi
+COWTREE=$(realpath "$COWTREE")
+
+# shellcheck source=scripts/mounts.sh
+source scripts/mounts.sh
+trap 'cowtree_mounts_down' EXIT
+COWTREE_TEST_TMPDIR=${COWTREE_TEST_TMPDIR:-/tmp} cowtree_mounts_up xfs
+M=${COWTREE_TEST_XFS:?no XFS mount}
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.invalid
+export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.invalid
+
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+minmax() { sort -g | awk 'NR==1{mn=$1} {mx=$1} END {printf "%s %s\n", mn, mx}'; }
+
+SRC="$M/repo"
+echo "bench/git: generating the repository (scale $SCALE) on $M"
+python3 bench/gentree.py "$SRC" --scale "$SCALE" --seed 1 >/dev/null
+python3 - "$SRC" "$NODE_FILES" <<'EOF'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, "node_modules", f"pkg{i // 40}", "lib" if i % 2 else "")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"m{i}.js"), "w") as f:
+        f.write(f"module.exports = {i};\n" * (1 + i % 30))
+t = os.path.join(root, "target", "release")
+os.makedirs(t, exist_ok=True)
+for i in range(4):
+    with open(os.path.join(t, f"artifact{i}"), "wb") as f:
+        f.write(os.urandom(32 << 20))
+EOF
+printf 'node_modules/\n/target/\n' >"$SRC/.gitignore"
+git -C "$SRC" init -q -b main
+sleep 1.1
+git -C "$SRC" add -A
+git -C "$SRC" commit -qm bench
+git -C "$SRC" status --porcelain >/dev/null
+TRACKED=$(git -C "$SRC" ls-files | wc -l)
+APPARENT=$(du -s --apparent-size -B1 --exclude=.git "$SRC" | cut -f1)
+echo "bench/git: $TRACKED tracked files, $(du -s --apparent-size -B1 "$SRC/node_modules" | cut -f1) bytes in node_modules, apparent size of the worktree $APPARENT bytes"
+echo "bench/git: load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+settle() { sync; xfs_freeze -f "$M" 2>/dev/null && xfs_freeze -u "$M" 2>/dev/null || true; }
+cleanup_wt() { git -C "$SRC" worktree remove --force "$1" 2>/dev/null || rm -rf "$1"; git -C "$SRC" worktree prune; }
+
+declare -A T
+status_src=() status_dst=() opened=()
+run_tool() {
+  local tool=$1 dst="$M/wt-$1" t0 t1
+  settle
+  t0=$(now)
+  case $tool in
+    cowtree) "$COWTREE" git worktree add -q --from "$SRC" --detach --ignored "$dst" ;;
+    git) git -C "$SRC" worktree add -q --detach "$dst" ;;
+    git+cp) git -C "$SRC" worktree add -q --detach "$dst"
+      cp -a --reflink=always "$SRC/node_modules" "$SRC/target" "$dst/" ;;
+  esac
+  t1=$(now)
+  T[$tool]+="$(echo "$t1 - $t0" | bc) "
+  if [[ $tool == cowtree ]]; then
+    settle
+    # The first git status in the new worktree, then git status in SRC.
+    t0=$(now); git -C "$dst" status --porcelain >/dev/null; t1=$(now)
+    status_dst+=("$(echo "$t1 - $t0" | bc)")
+    t0=$(now); git -C "$SRC" status --porcelain >/dev/null; t1=$(now)
+    status_src+=("$(echo "$t1 - $t0" | bc)")
+  fi
+  cleanup_wt "$dst"
+}
+
+for ((r = 0; r < RUNS; r++)); do
+  case $((r % 3)) in
+    0) order=(cowtree git git+cp) ;;
+    1) order=(git git+cp cowtree) ;;
+    2) order=(git+cp cowtree git) ;;
+  esac
+  for tool in "${order[@]}"; do run_tool "$tool"; done
+  echo "bench/git: round $((r + 1)) done"
+done
+
+# One more cowtree worktree: correctness, files read by the first status, disk space.
+settle
+used0=$(df -B1 --output=used "$M" | tail -1)
+"$COWTREE" git worktree add -q --from "$SRC" --detach --ignored "$M/wt-check"
+settle
+used1=$(df -B1 --output=used "$M" | tail -1)
+strace -f -qq -e trace=open,openat -o "$M/strace.log" git -C "$M/wt-check" status --porcelain >"$M/status.out"
+READS=$(grep -v -e O_DIRECTORY -e ENOENT -e '\.git' -e '"/' "$M/strace.log" | grep -c 'openat(' || true)
+[[ -s "$M/status.out" ]] && die "git status in the new worktree is not clean: $(head "$M/status.out")"
+# The worktree must equal SRC except for directories holding no file (git tracks none).
+while IFS= read -r line; do
+  if [[ $line =~ ^Only\ in\ ([^:]*):\ (.*)$ && ${BASH_REMATCH[1]} == "$SRC"* ]]; then
+    p="${BASH_REMATCH[1]}/${BASH_REMATCH[2]}"
+    [[ -d $p && -z $(find "$p" ! -type d -print -quit) ]] && continue
+  fi
+  die "worktree differs from SRC: $line"
+done < <(diff -r --no-dereference -x .git "$SRC" "$M/wt-check" || true)
+
+echo
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg); $RUNS rounds, tools alternating"
+printf '%-10s %9s %9s %9s %8s\n' tool median min max "vs git"
+git_med=$(echo "${T[git]}" | tr ' ' '\n' | grep . | median)
+for tool in cowtree git git+cp; do
+  med=$(echo "${T[$tool]}" | tr ' ' '\n' | grep . | median)
+  read -r mn mx < <(echo "${T[$tool]}" | tr ' ' '\n' | grep . | minmax)
+  printf '%-10s %9.3f %9.3f %9.3f %7.2fx\n' "$tool" "$med" "$mn" "$mx" "$(echo "$med / $git_med" | bc -l)"
+done
+sd=$(printf '%s\n' "${status_dst[@]}" | median)
+ss=$(printf '%s\n' "${status_src[@]}" | median)
+echo "first git status in the cowtree worktree: median $sd s; git status in SRC: median $ss s; ratio $(printf %.2f "$(echo "$sd / $ss" | bc -l)")"
+echo "tracked files opened by that first git status (strace): $READS"
+echo "disk used by one cowtree worktree (df): $((used1 - used0)) bytes = $(printf %.2f "$(echo "100 * ($used1 - $used0) / $APPARENT" | bc -l)")% of the apparent size ($APPARENT bytes)"
+speed=$(echo "$git_med / $(echo "${T[cowtree]}" | tr ' ' '\n' | grep . | median)" | bc -l)
+verdict() { if [[ $1 == 1 ]]; then echo "PASS: $2"; else echo "MISS: $2"; fi; }
+verdict "$(echo "$speed >= 4" | bc)" "cowtree --ignored at least 4x faster than git worktree add ($(printf %.2f "$speed")x)"
+verdict "$(echo "$sd <= 1.3 * $ss" | bc)" "first git status in DST at most 1.3x SRC's"
+verdict "$([[ $READS == 0 ]] && echo 1 || echo 0)" "first git status in DST reads no tracked file"
+verdict "$(echo "($used1 - $used0) <= 0.10 * $APPARENT" | bc)" "DST uses at most 10% of the apparent size"

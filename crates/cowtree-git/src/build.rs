@@ -1,0 +1,469 @@
+//! Writes the target tree's entries into the staging directory: each file reflinked from SRC
+//! when SRC's copy is proven to hold the target blob ([`crate::trust`]), else written from the
+//! object database; symlinks as symlinks; submodules as empty directories.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use cowtree_fs::dir::Dir;
+use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause};
+use gix::bstr::{BStr, ByteSlice};
+use gix::index::entry::{Mode, Stat};
+use rayon::prelude::*;
+use rustix::fs::{AtFlags, FileType, Mode as FsMode, OFlags, Timespec, openat, statat};
+
+use crate::clone::{self, CloneState, Cloned};
+use crate::error::{Error, Result};
+use crate::trust::{Kind, Verdict, judge, stat_of};
+
+/// How one tracked entry was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Made {
+    /// Reflinked from SRC (proven clean).
+    Cloned,
+    /// Copied from SRC (proven clean) because the filesystems cannot reflink.
+    Copied,
+    /// Written from the object database.
+    FromObjects,
+    /// `--with-changes`: SRC's uncommitted file (or its absence) carried over.
+    Carried,
+    /// A submodule, left as an empty directory.
+    Submodule,
+}
+
+/// The outcome for one entry: how it was made and the stat data for DST's index (`None`: an
+/// entry git must look at).
+#[derive(Debug, Clone, Copy)]
+pub struct EntryResult {
+    /// How the entry was made.
+    pub made: Made,
+    /// DST's `lstat` of the entry, when its content is known to be the entry's blob.
+    pub stat: Option<Stat>,
+    /// Bytes of file data.
+    pub bytes: u64,
+}
+
+/// What the build needs to know.
+pub struct BuildInput<'a> {
+    /// SRC's repository (thread-safe handle; each worker makes its own local one).
+    pub repo: &'a gix::ThreadSafeRepository,
+    /// SRC's worktree root.
+    pub src_root: &'a Path,
+    /// SRC's index.
+    pub src_index: &'a gix::index::State,
+    /// The mtime (seconds) of SRC's index file.
+    pub src_index_mtime: i64,
+    /// The target tree as an index (entries sorted by path).
+    pub target: &'a gix::index::State,
+    /// The staging directory.
+    pub staging: &'a Dir,
+    /// Its path, for messages.
+    pub staging_path: &'a Path,
+    /// Carry SRC's uncommitted changes.
+    pub with_changes: bool,
+    /// Refuse to copy where a reflink is impossible.
+    pub strict: bool,
+    /// The process umask.
+    pub umask: u32,
+}
+
+/// State shared by the workers: the first reason a proven-clean file had to be copied
+/// instead of cloned, and whether cloning is still tried.
+#[derive(Debug, Default)]
+pub struct Fallback {
+    /// The first copy's cause and file.
+    pub first: Mutex<Option<(UnsupportedCause, PathBuf)>>,
+    /// Whether cloning is still tried.
+    pub clone: CloneState,
+}
+
+impl Fallback {
+    fn record(&self, cause: UnsupportedCause, path: PathBuf) {
+        let mut f = self.first.lock().expect("no panics while held");
+        if f.is_none() {
+            *f = Some((cause, path));
+        }
+    }
+}
+
+fn split(path: &BStr) -> (&[u8], &[u8]) {
+    match path.rfind_byte(b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (b"", path),
+    }
+}
+
+fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+/// Creates every directory the target's entries need (parents before children; the entries
+/// are sorted so that a parent's prefix comes first).
+fn create_dirs(input: &BuildInput<'_>) -> Result<()> {
+    let mut made: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+    let backing = input.target.path_backing();
+    for e in input.target.entries() {
+        let path = e.path_in(backing);
+        let bytes: &[u8] = path.as_ref();
+        let mut dirs: Vec<&[u8]> = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'/')
+            .map(|(i, _)| &bytes[..i])
+            .collect();
+        if Kind::of(e.mode) == Kind::Submodule {
+            dirs.push(bytes);
+        }
+        for d in dirs {
+            if made.contains(d) {
+                continue;
+            }
+            let (parent, name) = split(d.as_bstr());
+            let pdir = if parent.is_empty() {
+                input.staging.try_clone()
+            } else {
+                input.staging.open_dir_deep(Path::new(os(parent)))
+            }
+            .map_err(Error::io("open", input.staging_path.join(os(parent))))?;
+            pdir.create_dir(os(name), 0o777).map_err(Error::io(
+                "create directory",
+                input.staging_path.join(os(d)),
+            ))?;
+            made.insert(d);
+        }
+    }
+    Ok(())
+}
+
+/// Builds every entry of `input.target` in the staging directory, in parallel by directory.
+/// The results are in the target's entry order.
+pub fn build(input: &BuildInput<'_>, fallback: &Fallback) -> Result<Vec<EntryResult>> {
+    create_dirs(input)?;
+    let backing = input.target.path_backing();
+    let entries = input.target.entries();
+    // Groups of consecutive entries with the same parent directory.
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let mut start = 0;
+    for i in 1..=entries.len() {
+        if i == entries.len()
+            || split(entries[i].path_in(backing)).0 != split(entries[start].path_in(backing)).0
+        {
+            if start < i {
+                groups.push((start, i));
+            }
+            start = i;
+        }
+    }
+    let src_root = Dir::open(input.src_root).map_err(Error::io("open", input.src_root))?;
+    let results: Vec<Result<Vec<EntryResult>>> = groups
+        .par_iter()
+        .map_init(
+            || input.repo.to_thread_local(),
+            |repo, &(a, b)| {
+                let parent = split(entries[a].path_in(backing)).0;
+                let src_dir = if parent.is_empty() {
+                    src_root.try_clone().ok()
+                } else {
+                    src_root.open_dir_deep(Path::new(os(parent))).ok()
+                };
+                let dst_dir = if parent.is_empty() {
+                    input.staging.try_clone()
+                } else {
+                    input.staging.open_dir_deep(Path::new(os(parent)))
+                }
+                .map_err(Error::io("open", input.staging_path.join(os(parent))))?;
+                (a..b)
+                    .map(|i| one(input, repo, src_dir.as_ref(), &dst_dir, i, fallback))
+                    .collect()
+            },
+        )
+        .collect();
+    let mut out = Vec::with_capacity(entries.len());
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+fn times(st: &rustix::fs::Stat) -> (Timespec, Timespec) {
+    (
+        Timespec {
+            tv_sec: st.st_atime as _,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        Timespec {
+            tv_sec: st.st_mtime as _,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+    )
+}
+
+fn one(
+    input: &BuildInput<'_>,
+    repo: &gix::Repository,
+    src_dir: Option<&Dir>,
+    dst_dir: &Dir,
+    i: usize,
+    fallback: &Fallback,
+) -> Result<EntryResult> {
+    let backing = input.target.path_backing();
+    let entry = &input.target.entries()[i];
+    let path = entry.path_in(backing);
+    let name = os(split(path).1);
+    let dst_path = || input.staging_path.join(os(path));
+    let kind = Kind::of(entry.mode);
+    match kind {
+        Kind::Submodule => {
+            return Ok(EntryResult {
+                made: Made::Submodule,
+                stat: None,
+                bytes: 0,
+            });
+        }
+        Kind::Other => {
+            return Err(Error::Git {
+                what: "unsupported entry mode in the target tree (sparse index?)",
+                path: dst_path(),
+                source: format!("{:?}", entry.mode).into(),
+            });
+        }
+        Kind::File | Kind::Symlink => {}
+    }
+    let src_entry = input
+        .src_index
+        .entry_by_path_and_stage(path, gix::index::entry::Stage::Unconflicted);
+    let mode = if entry.mode == Mode::FILE_EXECUTABLE {
+        0o777
+    } else {
+        0o666
+    } & !input.umask;
+    // The common case, through one descriptor (see crate::clone); anything else takes the
+    // lstat path below.
+    if kind == Kind::File
+        && judge(src_entry, &entry.id, kind, input.src_index_mtime, None) != Verdict::OtherBlob
+    {
+        if let Some(src) = src_dir.and_then(|d| clone::open_src(d, name)) {
+            let file = Some((FileType::RegularFile, stat_of(&src.stat)));
+            if judge(src_entry, &entry.id, kind, input.src_index_mtime, file) == Verdict::Clean {
+                let src_path = input.src_root.join(os(path));
+                match clone::clone_checked(&src, dst_dir, name, mode, input.strict, &fallback.clone)
+                    .map_err(Error::io("clone", &src_path))?
+                {
+                    Cloned::Done {
+                        stat,
+                        bytes,
+                        because,
+                    } => {
+                        let made = match because {
+                            None => Made::Cloned,
+                            Some(cause) => {
+                                fallback.record(cause, src_path);
+                                Made::Copied
+                            }
+                        };
+                        return Ok(EntryResult {
+                            made,
+                            stat: Some(stat_of(&stat)),
+                            bytes,
+                        });
+                    }
+                    Cloned::Changed => {
+                        return from_objects(input, repo, entry, dst_dir, name, mode);
+                    }
+                    Cloned::Refused(cause) => return Err(Error::strict(src_path, cause)),
+                }
+            }
+        }
+    }
+    let src_st = src_dir.and_then(|d| statat(d, name, AtFlags::SYMLINK_NOFOLLOW).ok());
+    let file = src_st
+        .as_ref()
+        .map(|st| (FileType::from_raw_mode(st.st_mode), stat_of(st)));
+    let verdict = judge(src_entry, &entry.id, kind, input.src_index_mtime, file);
+    match (verdict, kind) {
+        (Verdict::Clean, Kind::File) => {
+            let (src_dir, src_st) = (
+                src_dir.expect("a clean verdict needs SRC's lstat, so SRC's directory is open"),
+                src_st.expect("a clean verdict needs SRC's lstat"),
+            );
+            let method = if input.strict {
+                Method::Clone
+            } else {
+                Method::CloneOrCopy
+            };
+            let opts = TransferOptions {
+                method,
+                mode: Some(mode),
+                preserve_times: true,
+            };
+            let t = cowtree_fs::transfer_at(src_dir, name, dst_dir, name, &opts)
+                .map_err(Error::io("clone", input.src_root.join(os(path))))?;
+            let (made, bytes) = match t {
+                Transfer::Cloned { bytes } => (Made::Cloned, bytes),
+                Transfer::Copied { bytes, because } => {
+                    fallback.record(
+                        because.unwrap_or(UnsupportedCause::Filesystem),
+                        input.src_root.join(os(path)),
+                    );
+                    (Made::Copied, bytes)
+                }
+                Transfer::Unsupported(cause) => {
+                    return Err(Error::strict(input.src_root.join(os(path)), cause));
+                }
+                Transfer::SourceVanished => {
+                    return from_objects(input, repo, entry, dst_dir, name, mode);
+                }
+            };
+            // The clone holds what SRC held when it ran; SRC's stat data unchanged since
+            // the verdict means that was still the target blob.
+            let after = statat(src_dir, name, AtFlags::SYMLINK_NOFOLLOW).ok();
+            let unchanged = after.is_some_and(|a| {
+                a.st_ino == src_st.st_ino
+                    && a.st_size == src_st.st_size
+                    && a.st_mtime == src_st.st_mtime
+                    && a.st_mtime_nsec == src_st.st_mtime_nsec
+                    && a.st_ctime == src_st.st_ctime
+                    && a.st_ctime_nsec == src_st.st_ctime_nsec
+            });
+            if !unchanged {
+                dst_dir
+                    .remove_file(name)
+                    .map_err(Error::io("remove", dst_path()))?;
+                return from_objects(input, repo, entry, dst_dir, name, mode);
+            }
+            let st = dst_dir.stat(name).map_err(Error::io("stat", dst_path()))?;
+            Ok(EntryResult {
+                made,
+                stat: Some(stat_of(&st)),
+                bytes,
+            })
+        }
+        (Verdict::Clean, Kind::Symlink) => {
+            let src_st = src_st.expect("a clean verdict needs SRC's lstat");
+            let r = from_objects(input, repo, entry, dst_dir, name, mode)?;
+            // Same content as SRC's link: keep its time, so the entry is not racy.
+            dst_dir
+                .set_times(name, times(&src_st).0, times(&src_st).1)
+                .map_err(Error::io("set times of", dst_path()))?;
+            let st = dst_dir.stat(name).map_err(Error::io("stat", dst_path()))?;
+            Ok(EntryResult {
+                stat: Some(stat_of(&st)),
+                ..r
+            })
+        }
+        (Verdict::Unproven, _) if input.with_changes => carry(
+            input,
+            repo,
+            entry,
+            src_dir,
+            src_st.as_ref(),
+            dst_dir,
+            name,
+            mode,
+        ),
+        _ => from_objects(input, repo, entry, dst_dir, name, mode),
+    }
+}
+
+/// `--with-changes`: SRC's own file (or symlink, or absence) for an entry whose blob SRC's
+/// index records but whose file may differ. The index entry keeps no stat data, so git looks
+/// at it and reports it as SRC does.
+#[allow(clippy::too_many_arguments)]
+fn carry(
+    input: &BuildInput<'_>,
+    repo: &gix::Repository,
+    entry: &gix::index::Entry,
+    src_dir: Option<&Dir>,
+    src_st: Option<&rustix::fs::Stat>,
+    dst_dir: &Dir,
+    name: &OsStr,
+    mode: u32,
+) -> Result<EntryResult> {
+    let path = entry.path_in(input.target.path_backing());
+    let src_path = input.src_root.join(os(path));
+    let carried = |bytes| {
+        Ok(EntryResult {
+            made: Made::Carried,
+            stat: None,
+            bytes,
+        })
+    };
+    let (Some(src_dir), Some(st)) = (src_dir, src_st) else {
+        // Deleted in SRC: stays deleted.
+        return carried(0);
+    };
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile if Kind::of(entry.mode) == Kind::File => {
+            let method = if input.strict {
+                Method::Clone
+            } else {
+                Method::CloneOrCopy
+            };
+            let opts = TransferOptions {
+                method,
+                mode: Some(st.st_mode & 0o777),
+                preserve_times: true,
+            };
+            match cowtree_fs::transfer_at(src_dir, name, dst_dir, name, &opts)
+                .map_err(Error::io("clone", &src_path))?
+            {
+                Transfer::Cloned { bytes } | Transfer::Copied { bytes, .. } => carried(bytes),
+                Transfer::Unsupported(cause) => Err(Error::strict(src_path, cause)),
+                Transfer::SourceVanished => carried(0),
+            }
+        }
+        FileType::Symlink if Kind::of(entry.mode) == Kind::Symlink => {
+            let target = src_dir
+                .read_link(name)
+                .map_err(Error::io("read symlink", &src_path))?;
+            dst_dir.symlink(&target, name).map_err(Error::io(
+                "create symlink",
+                input.staging_path.join(os(path)),
+            ))?;
+            carried(0)
+        }
+        _ => from_objects(input, repo, entry, dst_dir, name, mode),
+    }
+}
+
+/// Writes the entry's blob from the object database (a file with `mode`, or a symlink).
+fn from_objects(
+    input: &BuildInput<'_>,
+    repo: &gix::Repository,
+    entry: &gix::index::Entry,
+    dst_dir: &Dir,
+    name: &OsStr,
+    mode: u32,
+) -> Result<EntryResult> {
+    let path = entry.path_in(input.target.path_backing());
+    let dst_path = input.staging_path.join(os(path));
+    let blob = repo
+        .find_blob(entry.id)
+        .map_err(Error::git("read blob", PathBuf::from(entry.id.to_string())))?;
+    let data: &[u8] = &blob.data;
+    if Kind::of(entry.mode) == Kind::Symlink {
+        dst_dir
+            .symlink(os(data), name)
+            .map_err(Error::io("create symlink", &dst_path))?;
+    } else {
+        let fd = openat(
+            dst_dir.as_fd(),
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            FsMode::from_raw_mode(mode),
+        )
+        .map_err(|e| Error::io("create", &dst_path)(e.into()))?;
+        let mut f = std::fs::File::from(fd);
+        f.write_all(data).map_err(Error::io("write", &dst_path))?;
+    }
+    let st = dst_dir.stat(name).map_err(Error::io("stat", &dst_path))?;
+    Ok(EntryResult {
+        made: Made::FromObjects,
+        stat: Some(stat_of(&st)),
+        bytes: data.len() as u64,
+    })
+}

@@ -1,0 +1,129 @@
+//! Errors of `worktree add`: each names the path, branch or revision it is about.
+
+use std::io;
+use std::path::PathBuf;
+
+use cowtree_fs::UnsupportedCause;
+
+/// A boxed error from gitoxide, kept as the source of an [`Error::Git`].
+pub type GitError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a worktree could not be added. Nothing is left at the destination when one is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The source is not inside a git worktree.
+    #[error("{path}: not a git worktree ({source})")]
+    NotAWorktree {
+        /// The source path as given.
+        path: PathBuf,
+        /// What discovery reported.
+        source: GitError,
+    },
+    /// The source is a bare repository: it has no worktree whose files could be cloned.
+    #[error("{path}: a bare repository has no worktree to clone files from")]
+    Bare {
+        /// The repository's git directory.
+        path: PathBuf,
+    },
+    /// The source's HEAD names a branch without commits.
+    #[error("{path}: HEAD has no commit yet (an unborn branch); name a COMMIT-ISH")]
+    Unborn {
+        /// The source worktree.
+        path: PathBuf,
+    },
+    /// COMMIT-ISH does not name a commit.
+    #[error("{spec:?}: not a commit in {repo} ({source})")]
+    BadRevision {
+        /// The revision as given.
+        spec: String,
+        /// The source worktree.
+        repo: PathBuf,
+        /// What resolution reported.
+        source: GitError,
+    },
+    /// The destination exists already.
+    #[error("{0}: already exists (the destination must be a new path)")]
+    DstExists(PathBuf),
+    /// The destination has no usable parent directory or no final name.
+    #[error("{0}: the parent directory must exist and the path must end in a name")]
+    BadDst(PathBuf),
+    /// `-b NAME` names a branch that exists.
+    #[error("a branch named {0:?} already exists")]
+    BranchExists(String),
+    /// The branch to check out is checked out in another worktree.
+    #[error("branch {name:?} is already checked out at {worktree}")]
+    BranchCheckedOut {
+        /// The branch.
+        name: String,
+        /// The worktree that has it.
+        worktree: PathBuf,
+    },
+    /// Not a valid branch name.
+    #[error("{name:?}: not a valid branch name ({source})")]
+    BadBranchName {
+        /// The name as given.
+        name: String,
+        /// What validation reported.
+        source: GitError,
+    },
+    /// `--strict`: a file would have been copied instead of cloned.
+    #[error("{path}: cannot reflink ({cause}); --strict refuses to copy")]
+    Strict {
+        /// The file that could not be cloned.
+        path: PathBuf,
+        /// Why.
+        cause: &'static str,
+    },
+    /// A filesystem operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The system error.
+        source: io::Error,
+    },
+    /// gitoxide failed to read or write repository data.
+    #[error("{what} ({path}): {source}")]
+    Git {
+        /// What was being done.
+        what: &'static str,
+        /// The repository, object or file concerned.
+        path: PathBuf,
+        /// The gitoxide error.
+        source: GitError,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+
+    pub(crate) fn git<E: Into<GitError>>(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(E) -> Error {
+        let path = path.into();
+        move |e| Error::Git {
+            what,
+            path,
+            source: e.into(),
+        }
+    }
+
+    pub(crate) fn strict(path: PathBuf, cause: UnsupportedCause) -> Error {
+        Error::Strict {
+            path,
+            cause: cause.describe(),
+        }
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

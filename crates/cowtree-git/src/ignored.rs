@@ -1,0 +1,377 @@
+//! `--ignored`: SRC's ignored files and directories (all, or those matching patterns), cloned
+//! into the new worktree with their modes, times and symlinks. Untracked files that are not
+//! ignored are never copied, and neither is any directory holding a `.git` (a nested
+//! repository or worktree).
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use cowtree_fs::dir::Dir;
+use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause};
+use gix::bstr::{BStr, BString, ByteSlice};
+use gix::index::entry::Mode;
+use rustix::fs::{FileType, Timespec};
+
+use crate::error::{Error, Result};
+
+/// What `--ignored` copied.
+#[derive(Debug, Default, Clone)]
+pub struct IgnoredReport {
+    /// Files cloned.
+    pub cloned: u64,
+    /// Files copied because a reflink was impossible.
+    pub copied: u64,
+    /// Bytes of file data.
+    pub bytes: u64,
+    /// Symlinks made.
+    pub symlinks: u64,
+    /// Directories made.
+    pub dirs: u64,
+    /// Nested repositories and worktrees left out (repository-relative paths).
+    pub nested_repos: Vec<String>,
+    /// FIFOs, sockets and devices left out.
+    pub special: u64,
+    /// The first reason a file was copied instead of cloned.
+    pub fallback: Option<(UnsupportedCause, PathBuf)>,
+}
+
+/// Which ignored entries to take.
+pub struct Selection<'a> {
+    /// Glob patterns (`--ignored=PATTERN`); empty takes every ignored entry. A pattern matches
+    /// an entry's name or its repository-relative path.
+    pub patterns: &'a [String],
+}
+
+impl Selection<'_> {
+    fn takes(&self, rel: &BStr, name: &[u8]) -> bool {
+        use gix::glob::wildmatch::Mode as W;
+        self.patterns.is_empty()
+            || self.patterns.iter().any(|p| {
+                let p = p.trim_end_matches('/');
+                gix::glob::wildmatch(p.into(), name.as_bstr(), W::empty())
+                    || gix::glob::wildmatch(p.into(), rel, W::NO_MATCH_SLASH_LITERAL)
+            })
+    }
+}
+
+struct Walk<'a, 'r> {
+    src_root: &'a Path,
+    staging: &'a Dir,
+    staging_path: &'a Path,
+    src_index: &'a gix::index::State,
+    target: &'a gix::index::State,
+    excludes: gix::AttributeStack<'r>,
+    sel: &'a Selection<'a>,
+    strict: bool,
+    report: IgnoredReport,
+}
+
+fn has_dot_git(dir: &Dir) -> bool {
+    dir.try_stat(OsStr::new(".git")).ok().flatten().is_some()
+}
+
+fn join(prefix: &BStr, name: &[u8]) -> BString {
+    let mut p = BString::from(prefix.to_vec());
+    if !p.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+fn file_type(dir: &Dir, name: &OsStr, ft: FileType) -> std::io::Result<FileType> {
+    if ft != FileType::Unknown {
+        return Ok(ft);
+    }
+    Ok(FileType::from_raw_mode(dir.stat(name)?.st_mode))
+}
+
+/// Copies SRC's ignored entries selected by `sel` into `staging`.
+#[allow(clippy::too_many_arguments)]
+pub fn copy_ignored(
+    repo: &gix::Repository,
+    src_root: &Path,
+    src_index: &gix::index::State,
+    target: &gix::index::State,
+    staging: &Dir,
+    staging_path: &Path,
+    sel: &Selection<'_>,
+    strict: bool,
+) -> Result<IgnoredReport> {
+    let excludes = repo
+        .excludes(src_index, None, Default::default())
+        .map_err(Error::git("read ignore rules", src_root))?;
+    let root = Dir::open(src_root).map_err(Error::io("open", src_root))?;
+    let mut w = Walk {
+        src_root,
+        staging,
+        staging_path,
+        src_index,
+        target,
+        excludes,
+        sel,
+        strict,
+        report: IgnoredReport::default(),
+    };
+    w.dir(&root, BStr::new(b""), false)?;
+    Ok(w.report)
+}
+
+impl Walk<'_, '_> {
+    fn tracked(&self, rel: &BStr) -> bool {
+        self.src_index.entry_by_path(rel).is_some() || self.target.entry_by_path(rel).is_some()
+    }
+
+    fn tracked_dir(&self, rel: &BStr) -> bool {
+        self.src_index.path_is_directory(rel) || self.target.path_is_directory(rel)
+    }
+
+    fn excluded(&mut self, rel: &BStr, is_dir: bool) -> Result<bool> {
+        let mode = if is_dir {
+            Some(Mode::DIR)
+        } else {
+            Some(Mode::FILE)
+        };
+        let platform = self.excludes.at_entry(rel, mode).map_err(Error::io(
+            "read ignore rules for",
+            self.src_root.join(rel.to_path_lossy()),
+        ))?;
+        Ok(platform.is_excluded())
+    }
+
+    /// The destination directory for `rel` in staging, created (with its parents) if needed.
+    fn dst_dir(&mut self, rel: &BStr) -> Result<Dir> {
+        let mut dir = self
+            .staging
+            .try_clone()
+            .map_err(Error::io("open", self.staging_path))?;
+        if rel.is_empty() {
+            return Ok(dir);
+        }
+        for part in rel.split(|b| *b == b'/') {
+            let name = OsStr::from_bytes(part);
+            dir = match dir.open_dir(name) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.report.dirs += 1;
+                    dir.create_dir_open(name, 0o777).map_err(Error::io(
+                        "create directory",
+                        self.staging_path.join(rel.to_path_lossy()),
+                    ))?
+                }
+                Err(e) => {
+                    return Err(Error::io(
+                        "open",
+                        self.staging_path.join(rel.to_path_lossy()),
+                    )(e));
+                }
+            };
+        }
+        Ok(dir)
+    }
+
+    /// Visits SRC's directory `rel` (open as `dir`), which is tracked or untracked, looking
+    /// for ignored entries. `inside_ignored`: an ignored ancestor makes everything ignored.
+    fn dir(&mut self, dir: &Dir, rel: &BStr, inside_ignored: bool) -> Result<()> {
+        let src_path = self.src_root.join(rel.to_path_lossy());
+        let mut entries = dir.entries().map_err(Error::io("list", &src_path))?;
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        for e in entries {
+            let name = e.name.as_bytes();
+            if rel.is_empty() && name == b".git" {
+                continue;
+            }
+            let sub = join(rel, name);
+            let ft = match file_type(dir, &e.name, e.file_type) {
+                Ok(ft) => ft,
+                Err(_) => continue,
+            };
+            if ft == FileType::Directory {
+                let Ok(child) = dir.open_dir(&e.name) else {
+                    continue;
+                };
+                if has_dot_git(&child) {
+                    if inside_ignored || self.excluded(sub.as_ref(), true)? {
+                        self.report.nested_repos.push(sub.to_string());
+                    }
+                    continue;
+                }
+                let tracked = self.tracked_dir(sub.as_ref());
+                let ignored = inside_ignored || self.excluded(sub.as_ref(), true)?;
+                if ignored && !tracked && self.sel.takes(sub.as_ref(), name) {
+                    let parent = self.dst_dir(rel)?;
+                    self.copy_tree(&child, sub.as_ref(), &parent, &e.name)?;
+                } else {
+                    self.dir(&child, sub.as_ref(), ignored)?;
+                }
+                continue;
+            }
+            if self.tracked(sub.as_ref()) {
+                continue;
+            }
+            let ignored = inside_ignored || self.excluded(sub.as_ref(), false)?;
+            if !ignored || !self.sel.takes(sub.as_ref(), name) {
+                continue;
+            }
+            let parent = self.dst_dir(rel)?;
+            self.copy_entry(dir, &parent, &e.name, ft, sub.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// Copies one non-directory entry.
+    fn copy_entry(
+        &mut self,
+        src: &Dir,
+        dst: &Dir,
+        name: &OsStr,
+        ft: FileType,
+        rel: &BStr,
+    ) -> Result<()> {
+        let src_path = || self.src_root.join(rel.to_path_lossy());
+        match ft {
+            FileType::RegularFile => {
+                let method = if self.strict {
+                    Method::Clone
+                } else {
+                    Method::CloneOrCopy
+                };
+                let opts = TransferOptions {
+                    method,
+                    mode: None,
+                    preserve_times: true,
+                };
+                match cowtree_fs::transfer_at(src, name, dst, name, &opts)
+                    .map_err(Error::io("clone", src_path()))?
+                {
+                    Transfer::Cloned { bytes } => {
+                        self.report.cloned += 1;
+                        self.report.bytes += bytes;
+                    }
+                    Transfer::Copied { bytes, because } => {
+                        self.report.copied += 1;
+                        self.report.bytes += bytes;
+                        if self.report.fallback.is_none() {
+                            self.report.fallback =
+                                Some((because.unwrap_or(UnsupportedCause::Filesystem), src_path()));
+                        }
+                    }
+                    Transfer::Unsupported(cause) => return Err(Error::strict(src_path(), cause)),
+                    Transfer::SourceVanished => {}
+                }
+            }
+            FileType::Symlink => {
+                let target = src
+                    .read_link(name)
+                    .map_err(Error::io("read symlink", src_path()))?;
+                let st = src.stat(name).map_err(Error::io("stat", src_path()))?;
+                dst.symlink(&target, name).map_err(Error::io(
+                    "create symlink",
+                    self.staging_path.join(rel.to_path_lossy()),
+                ))?;
+                dst.set_times(name, atime(&st), mtime(&st))
+                    .map_err(Error::io(
+                        "set times of",
+                        self.staging_path.join(rel.to_path_lossy()),
+                    ))?;
+                self.report.symlinks += 1;
+            }
+            _ => self.report.special += 1,
+        }
+        Ok(())
+    }
+
+    /// Copies the ignored directory `src` (SRC's `rel`) as `name` under `dst_parent`, whole,
+    /// except nested repositories.
+    fn copy_tree(&mut self, src: &Dir, rel: &BStr, dst_parent: &Dir, name: &OsStr) -> Result<()> {
+        let dst_path = self.staging_path.join(rel.to_path_lossy());
+        let st = src
+            .stat_self()
+            .map_err(Error::io("stat", self.src_root.join(rel.to_path_lossy())))?;
+        let dst = dst_parent
+            .create_dir_open(name, 0o700)
+            .map_err(Error::io("create directory", &dst_path))?;
+        self.report.dirs += 1;
+        let mut entries = src
+            .entries()
+            .map_err(Error::io("list", self.src_root.join(rel.to_path_lossy())))?;
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        for e in entries {
+            let sub = join(rel, e.name.as_bytes());
+            let Ok(ft) = file_type(src, &e.name, e.file_type) else {
+                continue;
+            };
+            if ft == FileType::Directory {
+                let Ok(child) = src.open_dir(&e.name) else {
+                    continue;
+                };
+                if has_dot_git(&child) {
+                    self.report.nested_repos.push(sub.to_string());
+                    continue;
+                }
+                self.copy_tree(&child, sub.as_ref(), &dst, &e.name)?;
+            } else {
+                self.copy_entry(src, &dst, &e.name, ft, sub.as_ref())?;
+            }
+        }
+        rustix::fs::fchmod(&dst, rustix::fs::Mode::from_raw_mode(st.st_mode & 0o7777))
+            .map_err(|e| Error::io("set mode of", &dst_path)(e.into()))?;
+        dst.set_own_times(atime(&st), mtime(&st))
+            .map_err(Error::io("set times of", &dst_path))?;
+        Ok(())
+    }
+}
+
+fn atime(st: &rustix::fs::Stat) -> Timespec {
+    Timespec {
+        tv_sec: st.st_atime as _,
+        tv_nsec: st.st_atime_nsec as _,
+    }
+}
+
+fn mtime(st: &rustix::fs::Stat) -> Timespec {
+    Timespec {
+        tv_sec: st.st_mtime as _,
+        tv_nsec: st.st_mtime_nsec as _,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn takes(patterns: &[&str], rel: &str) -> bool {
+        let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+        let name = rel.rsplit('/').next().unwrap();
+        Selection {
+            patterns: &patterns,
+        }
+        .takes(rel.into(), name.as_bytes())
+    }
+
+    #[test]
+    fn no_pattern_takes_every_ignored_entry() {
+        assert!(takes(&[], "a/b/c.log"));
+    }
+
+    #[test]
+    fn pattern_matches_the_name_at_any_depth() {
+        assert!(takes(&["node_modules"], "node_modules"));
+        assert!(takes(&["node_modules"], "web/app/node_modules"));
+        assert!(!takes(&["node_modules"], "web/node_modules_old"));
+    }
+
+    #[test]
+    fn pattern_with_a_slash_matches_the_path() {
+        assert!(takes(&["web/*/dist"], "web/app/dist"));
+        assert!(!takes(&["web/*/dist"], "web/a/b/dist"));
+        assert!(takes(&["target/"], "target"));
+    }
+
+    #[test]
+    fn glob_characters_work_on_names() {
+        assert!(takes(&["*.env", "target"], "config/prod.env"));
+        assert!(!takes(&["*.env", "target"], "config/prod.envx"));
+    }
+}

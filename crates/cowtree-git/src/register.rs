@@ -1,0 +1,285 @@
+//! The registration git keeps for a linked worktree, written as `git worktree add` writes it:
+//! `$GIT_COMMON_DIR/worktrees/<id>/` with `gitdir`, `commondir`, `HEAD` and `index`, and a
+//! `.git` file in the worktree that points back to it.
+//!
+//! While a run works, the directory holds a `locked` file (as git's own `worktree add` does,
+//! so that a concurrent `git worktree prune` leaves it alone) whose text starts with
+//! [`LOCK_MARK`], and the run holds an `flock` on the directory. A directory with that mark
+//! whose lock is free belongs to a run that was killed: the next run removes it (or, when the
+//! worktree it names is in place, only the `locked` file, which was the last step left).
+
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use cowtree_fs::dir::{Dir, write_atomic};
+
+use crate::error::{Error, Result};
+
+/// The start of the `locked` file of a registration this crate is still building.
+pub const LOCK_MARK: &str = "initializing (cowtree git worktree add";
+
+/// The worktree id git derives from the destination's name: the characters git allows in a
+/// ref name component, others replaced by `-`, no leading dot, no `.lock` suffix.
+pub fn worktree_id(dst_name: &OsStr) -> String {
+    let mut id: String = dst_name
+        .as_bytes()
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
+                b as char
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while id.starts_with('.') {
+        id.remove(0);
+    }
+    while let Some(stripped) = id.strip_suffix(".lock") {
+        id = stripped.to_owned();
+    }
+    if id.is_empty() {
+        id.push_str("worktree");
+    }
+    id
+}
+
+/// A registration directory being built; [`Registration::finish`] makes it final, dropping it
+/// unfinished removes it.
+pub struct Registration {
+    worktrees: Dir,
+    worktrees_path: PathBuf,
+    id: String,
+    /// The directory; its open description holds the run's `flock`.
+    pub dir: Dir,
+    finished: bool,
+}
+
+impl Registration {
+    /// `$GIT_COMMON_DIR/worktrees/<id>`.
+    pub fn path(&self) -> PathBuf {
+        self.worktrees_path.join(&self.id)
+    }
+
+    /// The worktree id (the directory's name).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Creates `worktrees/<id>` (or `<id>1`, `<id>2`, ... as git does when taken), locks it
+    /// and writes `locked`, `commondir`, `gitdir` (naming `dst_git_file`) and `HEAD`.
+    pub fn create(
+        common_dir: &Path,
+        dst_name: &OsStr,
+        dst_git_file: &Path,
+        head: &str,
+    ) -> Result<Registration> {
+        let worktrees_path = common_dir.join("worktrees");
+        match std::fs::create_dir(&worktrees_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create directory", &worktrees_path)(e)),
+        }
+        let worktrees = Dir::open(&worktrees_path).map_err(Error::io("open", &worktrees_path))?;
+        let base = worktree_id(dst_name);
+        let mut counter = 0u32;
+        let id = loop {
+            let id = if counter == 0 {
+                base.clone()
+            } else {
+                format!("{base}{counter}")
+            };
+            match worktrees.create_dir(OsStr::new(&id), 0o777) {
+                Ok(()) => break id,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && counter < 100_000 => {
+                    counter += 1;
+                }
+                Err(e) => return Err(Error::io("create directory", worktrees_path.join(&id))(e)),
+            }
+        };
+        let path = worktrees_path.join(&id);
+        let dir = match worktrees.open_dir(OsStr::new(&id)) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = worktrees.remove_tree(OsStr::new(&id));
+                return Err(Error::io("open", &path)(e));
+            }
+        };
+        let reg = Registration {
+            worktrees,
+            worktrees_path,
+            id,
+            dir,
+            finished: false,
+        };
+        reg.dir
+            .try_lock_exclusive()
+            .map_err(Error::io("lock", reg.path()))?;
+        let pid = std::process::id();
+        reg.write("locked", format!("{LOCK_MARK}, pid {pid})\n").as_bytes())?;
+        reg.write("commondir", b"../..\n")?;
+        let mut gitdir = dst_git_file.as_os_str().as_bytes().to_vec();
+        gitdir.push(b'\n');
+        reg.write("gitdir", &gitdir)?;
+        reg.write("HEAD", format!("{head}\n").as_bytes())?;
+        Ok(reg)
+    }
+
+    /// Writes the file `name` in the registration directory (replacing it atomically).
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        write_atomic(&self.dir, OsStr::new(name), bytes, 0o666, false)
+            .map_err(Error::io("write", self.path().join(name)))
+    }
+
+    /// Writes the index through `fill` into a temporary file, renamed to `index` when done.
+    /// Returns the index file's mtime (seconds) after the rename.
+    pub fn write_index(
+        &self,
+        fill: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
+    ) -> Result<i64> {
+        let path = self.path().join("index");
+        let mut tmp =
+            cowtree_fs::dir::AtomicFile::create(std::os::fd::AsFd::as_fd(&self.dir), 0o666)
+                .map_err(Error::io("create", &path))?;
+        {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.file());
+            fill(&mut w).map_err(Error::io("write", &path))?;
+            w.flush().map_err(Error::io("write", &path))?;
+        }
+        let mtime = tmp
+            .file()
+            .metadata()
+            .map_err(Error::io("stat", &path))
+            .map(|m| std::os::unix::fs::MetadataExt::mtime(&m))?;
+        tmp.commit(OsStr::new("index"), false)
+            .map_err(Error::io("rename", &path))?;
+        Ok(mtime)
+    }
+
+    /// Removes `locked`: the worktree is complete and git's own commands may now prune or
+    /// remove it.
+    pub fn finish(mut self) -> Result<()> {
+        self.finished = true;
+        self.dir
+            .remove_file(OsStr::new("locked"))
+            .map_err(Error::io("remove", self.path().join("locked")))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.worktrees.remove_tree(OsStr::new(&self.id));
+        }
+    }
+}
+
+/// Removes what killed runs left in `$GIT_COMMON_DIR/worktrees`: registrations still marked
+/// [`LOCK_MARK`] whose lock is free. Returns the ids cleaned.
+pub fn clean_stale(common_dir: &Path) -> Result<Vec<String>> {
+    let worktrees_path = common_dir.join("worktrees");
+    let worktrees = match Dir::open(&worktrees_path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("open", &worktrees_path)(e)),
+    };
+    let mut cleaned = Vec::new();
+    for entry in worktrees
+        .entries()
+        .map_err(Error::io("list", &worktrees_path))?
+    {
+        let path = worktrees_path.join(&entry.name);
+        let Ok(lock) = std::fs::read(path.join("locked")) else {
+            continue;
+        };
+        if !lock.starts_with(LOCK_MARK.as_bytes()) {
+            continue;
+        }
+        let Ok(dir) = worktrees.open_dir(&entry.name) else {
+            continue;
+        };
+        if !dir.try_lock_exclusive().map_err(Error::io("lock", &path))? {
+            continue;
+        }
+        let complete = std::fs::read(path.join("gitdir"))
+            .ok()
+            .and_then(|g| {
+                let g = g.strip_suffix(b"\n").unwrap_or(&g).to_vec();
+                std::fs::read(Path::new(OsStr::from_bytes(&g))).ok()
+            })
+            .is_some_and(|dotgit| {
+                let want = format!("gitdir: {}\n", path.display());
+                dotgit == want.as_bytes()
+            });
+        if complete {
+            dir.remove_file(OsStr::new("locked"))
+                .map_err(Error::io("remove", path.join("locked")))?;
+        } else {
+            drop(dir);
+            worktrees
+                .remove_tree(&entry.name)
+                .map_err(Error::io("remove", &path))?;
+        }
+        cleaned.push(entry.name.to_string_lossy().into_owned());
+    }
+    Ok(cleaned)
+}
+
+/// The worktree that has `refs/heads/<branch>` checked out, if any: the main worktree or a
+/// linked one (read from each `HEAD` as git does).
+pub fn branch_checked_out_at(common_dir: &Path, branch: &str) -> Option<PathBuf> {
+    let want = format!("ref: refs/heads/{branch}");
+    let is_it = |head: &Path| {
+        std::fs::read(head)
+            .map(|b| b.trim_ascii_end() == want.as_bytes())
+            .unwrap_or(false)
+    };
+    if is_it(&common_dir.join("HEAD")) {
+        return Some(common_dir.parent().unwrap_or(common_dir).to_path_buf());
+    }
+    let wt = common_dir.join("worktrees");
+    for entry in std::fs::read_dir(&wt).ok()?.flatten() {
+        let p = entry.path();
+        if is_it(&p.join("HEAD")) {
+            let gitdir = std::fs::read(p.join("gitdir")).unwrap_or_default();
+            let g = Path::new(OsStr::from_bytes(gitdir.trim_ascii_end()));
+            return Some(g.parent().unwrap_or(g).to_path_buf());
+        }
+    }
+    None
+}
+
+/// Names of staging directories for `dst_name` in a parent directory start so.
+pub fn staging_prefix(dst_name: &OsStr) -> OsString {
+    let name = dst_name.as_bytes();
+    let mut v = b".".to_vec();
+    v.extend_from_slice(&name[..name.len().min(200)]);
+    v.extend_from_slice(b".cowtree-staging.");
+    OsString::from(OsStr::from_bytes(&v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worktree_id_keeps_plain_names() {
+        assert_eq!(worktree_id(OsStr::new("feature-1")), "feature-1");
+        assert_eq!(worktree_id(OsStr::new("a_b.c")), "a_b.c");
+    }
+
+    #[test]
+    fn worktree_id_replaces_characters_git_refuses() {
+        assert_eq!(worktree_id(OsStr::new("a b:c")), "a-b-c");
+        assert_eq!(worktree_id(OsStr::from_bytes(b"\xffx")), "-x");
+    }
+
+    #[test]
+    fn worktree_id_drops_leading_dots_and_lock_suffix() {
+        assert_eq!(worktree_id(OsStr::new("..hidden")), "hidden");
+        assert_eq!(worktree_id(OsStr::new("x.lock")), "x");
+        assert_eq!(worktree_id(OsStr::new("...")), "worktree");
+    }
+}

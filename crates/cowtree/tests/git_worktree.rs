@@ -1,0 +1,757 @@
+//! `cowtree git worktree add` against git itself, on real XFS and btrfs (and ext4 for the
+//! copy fallback): the same tree as `git worktree add`, an index that lets `git status` read no
+//! file, data shared with SRC, and git's own commands accepting the result.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::bin;
+use cowtree_fs::extents::extent_summary;
+use cowtree_testutil::{Fs, XorShift, pattern, scratch};
+
+/// git with no user or system configuration, a fixed identity and a fixed default branch.
+fn git_cmd(dir: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE");
+    c
+}
+
+#[track_caller]
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = git_cmd(dir).args(args).output().expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("git prints UTF-8 here")
+}
+
+/// Runs `cowtree git worktree add ARGS` with SRC as the current directory.
+fn add(src: &Path, args: &[&OsStr]) -> Output {
+    bin()
+        .current_dir(src)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .args(["git", "worktree", "add"])
+        .args(args)
+        .output()
+        .expect("run cowtree")
+}
+
+#[track_caller]
+fn add_ok(src: &Path, args: &[&OsStr]) -> serde_json::Value {
+    let mut a: Vec<&OsStr> = vec![OsStr::new("--json")];
+    a.extend_from_slice(args);
+    let out = add(src, &a);
+    assert!(
+        out.status.success(),
+        "cowtree git worktree add {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+/// Waits until the wall clock is in a later second than now, so that files written before
+/// are not racy for an index written after.
+fn next_second() {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let s = now();
+    while now() == s {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A repository at `root/src` with nested directories, an executable, symlinks, an empty
+/// file and a 1 MiB file, committed; the index is written a second after the files, so no
+/// entry is racy.
+fn make_repo(root: &Path) -> PathBuf {
+    let src = root.join("src");
+    fs::create_dir(&src).unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    for d in 0..5 {
+        for f in 0..20 {
+            let p = src.join(format!("d{d}/sub{}/f{f}.txt", f % 3));
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, format!("file {d} {f}\n").repeat(f + 1)).unwrap();
+        }
+    }
+    fs::write(src.join("big.bin"), pattern(1 << 20, 7)).unwrap();
+    fs::write(src.join("empty"), b"").unwrap();
+    fs::write(src.join("run.sh"), b"#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(src.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    symlink("d0/sub0/f0.txt", src.join("link")).unwrap();
+    symlink("../nowhere", src.join("d1/dangling")).unwrap();
+    fs::write(src.join(".gitignore"), b"node_modules/\n*.log\n/target/\n").unwrap();
+    next_second();
+    git(&src, &["add", "-A"]);
+    git(&src, &["commit", "-qm", "first"]);
+    src
+}
+
+/// Every entry under `root` except `.git`: kind, executable bit and content.
+fn tree(root: &Path) -> BTreeMap<PathBuf, (char, bool, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if rel == Path::new(".git") {
+                continue;
+            }
+            let m = fs::symlink_metadata(&p).unwrap();
+            let v = if m.file_type().is_symlink() {
+                (
+                    'l',
+                    false,
+                    fs::read_link(&p)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                )
+            } else if m.is_dir() {
+                stack.push(p.clone());
+                ('d', false, Vec::new())
+            } else {
+                ('f', m.mode() & 0o111 != 0, fs::read(&p).unwrap())
+            };
+            out.insert(rel, v);
+        }
+    }
+    out
+}
+
+/// Asserts that every entry of DST's index carries exactly DST's `lstat` data and that none is
+/// racy: git then has no reason to read any tracked file (`git ls-files --debug` shows what
+/// git's index holds).
+#[track_caller]
+fn assert_index_matches_lstat(dst: &Path) {
+    let out = git(dst, &["ls-files", "--debug"]);
+    let index_path = git(dst, &["rev-parse", "--git-path", "index"]);
+    let index_mtime = fs::metadata(dst.join(index_path.trim())).unwrap().mtime();
+    let mut lines = out.lines();
+    let mut n = 0;
+    while let Some(path) = lines.next() {
+        let ctime = lines
+            .next()
+            .unwrap()
+            .trim()
+            .strip_prefix("ctime: ")
+            .unwrap();
+        let mtime = lines
+            .next()
+            .unwrap()
+            .trim()
+            .strip_prefix("mtime: ")
+            .unwrap();
+        let devino = lines.next().unwrap();
+        let _uidgid = lines.next().unwrap();
+        let size = lines.next().unwrap();
+        let m = fs::symlink_metadata(dst.join(path)).unwrap();
+        let want_ctime = format!("{}:{}", m.ctime(), m.ctime_nsec());
+        let want_mtime = format!("{}:{}", m.mtime(), m.mtime_nsec());
+        assert_eq!(ctime, want_ctime, "{path}: ctime");
+        assert_eq!(mtime, want_mtime, "{path}: mtime");
+        let ino: u64 = devino
+            .split("ino: ")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(ino, m.ino() & 0xffff_ffff, "{path}: inode");
+        let sz: u64 = size
+            .trim()
+            .strip_prefix("size: ")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(sz, m.len(), "{path}: size");
+        assert!(
+            m.mtime() < index_mtime,
+            "{path}: racy (mtime not before the index)"
+        );
+        n += 1;
+    }
+    assert!(n > 0, "no entries in {}", dst.display());
+}
+
+/// The paths of worktree files `git status` opens, by strace (None when strace is missing).
+fn files_git_status_opens(dst: &Path) -> Option<Vec<String>> {
+    let log = dst.parent().unwrap().join("strace.log");
+    let st = Command::new("strace")
+        .current_dir(dst)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
+        .arg(&log)
+        .args(["git", "status", "--porcelain"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    assert!(st.success(), "strace git status failed");
+    let text = fs::read_to_string(&log).unwrap();
+    fs::remove_file(&log).unwrap();
+    let opened = text
+        .lines()
+        .filter(|l| !l.contains("O_DIRECTORY") && !l.contains("ENOENT"))
+        .filter_map(|l| l.split('"').nth(1).map(str::to_owned))
+        .filter(|p| !p.starts_with('/') || p.starts_with(dst.to_str().unwrap()))
+        .filter(|p| !p.contains(".git") && !p.ends_with(".gitignore"))
+        .collect();
+    Some(opened)
+}
+
+#[track_caller]
+fn assert_status_clean(dst: &Path) {
+    assert_eq!(
+        git(dst, &["status", "--porcelain"]),
+        "",
+        "{}",
+        dst.display()
+    );
+}
+
+#[test]
+fn add_matches_git_worktree_add_and_git_status_reads_no_file() {
+    for fsys in Fs::COW {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = make_repo(dir.path());
+        let dst = dir.path().join("dst");
+        let r = add_ok(&src, &[dst.as_os_str(), os("--detach")]);
+        assert_eq!(r["entries"], 106, "{fsys:?}: {r}");
+        // Every regular file is cloned; the two symlinks are made from objects.
+        assert_eq!(r["cloned"], 104, "{fsys:?}: {r}");
+        assert_eq!(r["copied"], 0, "{fsys:?}: {r}");
+        assert_eq!(r["index_stat_entries"], 106, "{fsys:?}: {r}");
+        assert_eq!(r["fallback"], serde_json::Value::Null);
+
+        let reference = dir.path().join("reference");
+        git(
+            &src,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "--detach",
+                reference.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(tree(&dst), tree(&reference), "{fsys:?}");
+
+        assert_index_matches_lstat(&dst);
+        if let Some(opened) = files_git_status_opens(&dst) {
+            assert!(opened.is_empty(), "{fsys:?}: git status read {opened:?}");
+        }
+        assert_status_clean(&dst);
+        assert_eq!(
+            git(&dst, &["rev-parse", "HEAD"]),
+            git(&src, &["rev-parse", "HEAD"])
+        );
+
+        let list = git(&src, &["worktree", "list", "--porcelain"]);
+        assert!(
+            list.contains(&format!("worktree {}\n", dst.display())),
+            "{list}"
+        );
+        git(&src, &["fsck", "--no-progress"]);
+
+        // Data is shared with SRC, and a write in DST leaves SRC alone.
+        let s = extent_summary(&dst.join("big.bin")).unwrap();
+        assert!(s.fully_shared(), "{fsys:?}: {s:?}");
+        let before = fs::read(src.join("big.bin")).unwrap();
+        fs::write(dst.join("big.bin"), b"changed in dst").unwrap();
+        fs::write(dst.join("d0/sub0/f0.txt"), b"changed too").unwrap();
+        assert_eq!(fs::read(src.join("big.bin")).unwrap(), before);
+        assert_eq!(fs::read(src.join("d0/sub0/f0.txt")).unwrap(), b"file 0 0\n");
+        assert_status_clean(&src);
+
+        // git removes it as one of its own (forced: it has changes now).
+        git(
+            &src,
+            &["worktree", "remove", "--force", dst.to_str().unwrap()],
+        );
+        assert!(!dst.exists());
+        let list = git(&src, &["worktree", "list", "--porcelain"]);
+        assert!(
+            !list.contains(&format!("worktree {}\n", dst.display())),
+            "{list}"
+        );
+    }
+}
+
+#[test]
+fn dirty_src_file_comes_from_objects_and_with_changes_carries_it() {
+    for fsys in Fs::COW {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = make_repo(dir.path());
+        fs::write(src.join("d0/sub0/f0.txt"), b"uncommitted\n").unwrap();
+        fs::remove_file(src.join("d2/sub1/f1.txt")).unwrap();
+        let src_status = git(&src, &["status", "--porcelain"]);
+        assert_eq!(src_status, " M d0/sub0/f0.txt\n D d2/sub1/f1.txt\n");
+
+        let dst = dir.path().join("plain");
+        let r = add_ok(&src, &[dst.as_os_str(), os("--detach")]);
+        assert_eq!(r["cloned"], 102, "{fsys:?}: {r}");
+        assert_eq!(r["from_objects"], 4, "{fsys:?}: {r}");
+        assert_eq!(fs::read(dst.join("d0/sub0/f0.txt")).unwrap(), b"file 0 0\n");
+        assert!(dst.join("d2/sub1/f1.txt").exists());
+        let s = extent_summary(&dst.join("d0/sub0/f0.txt")).unwrap();
+        assert_eq!(s.shared_bytes, 0, "{fsys:?}: {s:?}");
+        assert_status_clean(&dst);
+        assert_index_matches_lstat(&dst);
+
+        let carried = dir.path().join("carried");
+        let r = add_ok(
+            &src,
+            &[carried.as_os_str(), os("--detach"), os("--with-changes")],
+        );
+        assert_eq!(r["carried"], 2, "{fsys:?}: {r}");
+        assert_eq!(
+            fs::read(carried.join("d0/sub0/f0.txt")).unwrap(),
+            b"uncommitted\n"
+        );
+        assert!(!carried.join("d2/sub1/f1.txt").exists());
+        assert_eq!(git(&carried, &["status", "--porcelain"]), src_status);
+    }
+}
+
+#[test]
+fn racy_src_entry_is_not_trusted() {
+    for fsys in Fs::COW {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = make_repo(dir.path());
+        // The index's mtime in the same second as one file's: git itself would re-read that
+        // file, so it must not be reflinked on the strength of its stat data.
+        let f = src.join("d3/sub2/f2.txt");
+        let m = fs::metadata(&f).unwrap();
+        let index = src.join(".git/index");
+        let idx = fs::File::options().write(true).open(&index).unwrap();
+        let t = std::time::UNIX_EPOCH + Duration::new(m.mtime() as u64, 999_999_999);
+        idx.set_times(fs::FileTimes::new().set_modified(t)).unwrap();
+        drop(idx);
+        let dst = dir.path().join("dst");
+        let r = add_ok(&src, &[dst.as_os_str(), os("--detach")]);
+        // Every file has an mtime in that same second or earlier: all are racy now except
+        // those written in an earlier second; at least the one is not cloned.
+        let cloned = r["cloned"].as_u64().unwrap();
+        assert!(cloned < 104, "{fsys:?}: {r}");
+        assert_eq!(
+            r["from_objects"].as_u64().unwrap() + cloned,
+            106,
+            "{fsys:?}: {r}"
+        );
+        let s = extent_summary(&dst.join("d3/sub2/f2.txt")).unwrap();
+        assert_eq!(s.shared_bytes, 0, "{fsys:?}: {s:?}");
+        assert_status_clean(&dst);
+    }
+}
+
+#[test]
+fn branch_options_follow_git() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = make_repo(dir.path());
+    let head = git(&src, &["rev-parse", "HEAD"]);
+
+    // -b: a new branch at HEAD.
+    let a = dir.path().join("a");
+    let r = add_ok(&src, &[os("-b"), os("topic"), a.as_os_str()]);
+    assert_eq!(r["branch"], "topic");
+    assert_eq!(r["branch_created"], true);
+    assert_eq!(git(&a, &["symbolic-ref", "HEAD"]), "refs/heads/topic\n");
+    assert_eq!(git(&src, &["rev-parse", "topic"]), head);
+    assert_status_clean(&a);
+
+    // -b with an existing branch is refused, and nothing is left.
+    let b = dir.path().join("b");
+    let out = add(&src, &[os("-b"), os("topic"), b.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"topic\" already exists"), "{err}");
+    assert!(!b.exists());
+
+    // No -b and no COMMIT-ISH: the branch named after DST, created from HEAD.
+    let c = dir.path().join("c");
+    let r = add_ok(&src, &[c.as_os_str()]);
+    assert_eq!(r["branch"], "c");
+    assert_eq!(git(&c, &["symbolic-ref", "HEAD"]), "refs/heads/c\n");
+
+    // A COMMIT-ISH naming a branch checked out elsewhere is refused, as git refuses it.
+    let d = dir.path().join("d");
+    let out = add(&src, &[d.as_os_str(), os("topic")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already checked out"), "{err}");
+    assert!(!d.exists());
+
+    // --detach at a tag-like COMMIT-ISH.
+    let e = dir.path().join("e");
+    let r = add_ok(&src, &[os("--detach"), e.as_os_str(), os("HEAD")]);
+    assert_eq!(r["detached"], true);
+    assert_eq!(git(&e, &["rev-parse", "HEAD"]), head);
+    let sym = git_cmd(&e)
+        .args(["symbolic-ref", "-q", "HEAD"])
+        .output()
+        .unwrap();
+    assert!(!sym.status.success(), "HEAD must be detached");
+
+    // SRC may itself be a linked worktree: its own index and HEAD are the ones used.
+    fs::write(a.join("d0/sub0/f0.txt"), b"dirty in a\n").unwrap();
+    let f = dir.path().join("from-linked");
+    let r = add_ok(&a, &[os("--detach"), f.as_os_str()]);
+    assert_eq!(r["cloned"], 103, "{r}");
+    assert_eq!(fs::read(f.join("d0/sub0/f0.txt")).unwrap(), b"file 0 0\n");
+    assert_status_clean(&f);
+    git(&src, &["worktree", "remove", f.to_str().unwrap()]);
+
+    let list = git(&src, &["worktree", "list"]);
+    assert_eq!(list.lines().count(), 4, "{list}");
+    git(&src, &["worktree", "prune"]);
+    assert_eq!(git(&src, &["worktree", "list"]).lines().count(), 4);
+}
+
+#[test]
+fn other_commit_takes_changed_files_from_objects_and_clones_the_rest() {
+    for fsys in Fs::COW {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = make_repo(dir.path());
+        let first = git(&src, &["rev-parse", "HEAD"]).trim().to_owned();
+        fs::write(src.join("d0/sub0/f0.txt"), b"second version\n").unwrap();
+        fs::remove_file(src.join("d1/sub1/f1.txt")).unwrap();
+        fs::write(src.join("new.txt"), b"new\n").unwrap();
+        fs::set_permissions(
+            src.join("d2/sub2/f2.txt"),
+            fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        next_second();
+        git(&src, &["add", "-A"]);
+        git(&src, &["commit", "-qm", "second"]);
+
+        let dst = dir.path().join("old");
+        let r = add_ok(&src, &[os("--detach"), dst.as_os_str(), os(&first)]);
+        // f0 differs, f1 is not in SRC's index: both from objects. f2 only changed mode: same
+        // blob, cloned, and given the old mode.
+        assert_eq!(r["cloned"], 102, "{fsys:?}: {r}");
+        assert_eq!(r["from_objects"], 4, "{fsys:?}: {r}");
+        let reference = dir.path().join("reference");
+        git(
+            &src,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "--detach",
+                reference.to_str().unwrap(),
+                &first,
+            ],
+        );
+        assert_eq!(tree(&dst), tree(&reference), "{fsys:?}");
+        assert!(!dst.join("new.txt").exists());
+        assert_index_matches_lstat(&dst);
+        assert_status_clean(&dst);
+        let s = extent_summary(&dst.join("big.bin")).unwrap();
+        assert!(s.fully_shared(), "{fsys:?}: {s:?}");
+    }
+}
+
+#[test]
+fn ignored_entries_are_cloned_without_nested_repositories_or_untracked_files() {
+    for fsys in Fs::COW {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = make_repo(dir.path());
+        let nm = src.join("node_modules");
+        fs::create_dir_all(nm.join("pkg/bin")).unwrap();
+        fs::write(nm.join("pkg/index.js"), pattern(200_000, 3)).unwrap();
+        fs::write(nm.join("pkg/bin/tool"), b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(nm.join("pkg/bin/tool"), fs::Permissions::from_mode(0o750)).unwrap();
+        symlink("../pkg/bin/tool", nm.join("tool-link")).unwrap();
+        // A nested repository and a nested linked worktree inside the ignored directory.
+        fs::create_dir(nm.join("nested")).unwrap();
+        git(&nm.join("nested"), &["init", "-q"]);
+        fs::write(nm.join("nested/secret"), b"x").unwrap();
+        git(
+            &src,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "--detach",
+                nm.join("wt").to_str().unwrap(),
+            ],
+        );
+        fs::create_dir_all(src.join("target/debug")).unwrap();
+        fs::write(src.join("target/debug/app"), pattern(300_000, 4)).unwrap();
+        fs::write(src.join("d0/build.log"), b"log\n").unwrap();
+        fs::write(src.join("untracked.txt"), b"not ignored\n").unwrap();
+        fs::create_dir(src.join("untracked_dir")).unwrap();
+        fs::write(
+            src.join("untracked_dir/x.log"),
+            b"ignored inside untracked\n",
+        )
+        .unwrap();
+        fs::write(src.join("untracked_dir/y"), b"untracked\n").unwrap();
+
+        let dst = dir.path().join("all");
+        let r = add_ok(&src, &[os("--detach"), os("--ignored"), dst.as_os_str()]);
+        assert_eq!(
+            fs::read(dst.join("node_modules/pkg/index.js")).unwrap(),
+            pattern(200_000, 3)
+        );
+        let m = fs::metadata(dst.join("node_modules/pkg/bin/tool")).unwrap();
+        assert_eq!(m.mode() & 0o777, 0o750);
+        assert_eq!(
+            fs::metadata(src.join("node_modules/pkg/bin/tool"))
+                .unwrap()
+                .mtime_nsec(),
+            m.mtime_nsec()
+        );
+        assert_eq!(
+            fs::read_link(dst.join("node_modules/tool-link")).unwrap(),
+            Path::new("../pkg/bin/tool")
+        );
+        assert!(!dst.join("node_modules/nested").exists());
+        assert!(!dst.join("node_modules/wt").exists());
+        assert!(dst.join("target/debug/app").exists());
+        assert!(dst.join("d0/build.log").exists());
+        assert!(dst.join("untracked_dir/x.log").exists());
+        assert!(!dst.join("untracked_dir/y").exists());
+        assert!(!dst.join("untracked.txt").exists());
+        let nested = r["nested_repos_skipped"].as_array().unwrap();
+        assert_eq!(nested.len(), 2, "{r}");
+        let s = extent_summary(&dst.join("target/debug/app")).unwrap();
+        assert!(s.fully_shared(), "{fsys:?}: {s:?}");
+        assert_status_clean(&dst);
+        assert_eq!(
+            git(&dst, &["status", "--porcelain", "--ignored"])
+                .lines()
+                .count(),
+            4,
+            "node_modules/, target/, d0/build.log, untracked_dir/"
+        );
+
+        // With a pattern only the matching ignored entries come.
+        let only = dir.path().join("only");
+        add_ok(
+            &src,
+            &[os("--detach"), os("--ignored=target"), only.as_os_str()],
+        );
+        assert!(only.join("target/debug/app").exists());
+        assert!(!only.join("node_modules").exists());
+        assert!(!only.join("d0/build.log").exists());
+    }
+}
+
+#[test]
+fn submodule_is_left_as_an_empty_directory_with_a_message() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = make_repo(dir.path());
+    let head = git(&src, &["rev-parse", "HEAD"]).trim().to_owned();
+    git(
+        &src,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{head},sub"),
+        ],
+    );
+    git(&src, &["commit", "-qm", "submodule"]);
+    let dst = dir.path().join("dst");
+    let out = add(&src, &[os("--detach"), dst.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("submodule sub is not handled"), "{err}");
+    assert_eq!(fs::read_dir(dst.join("sub")).unwrap().count(), 0);
+    assert_status_clean(&dst);
+}
+
+#[test]
+fn bad_input_is_refused_with_the_path_and_leaves_nothing() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = make_repo(dir.path());
+    let plain = dir.path().join("plain");
+    fs::create_dir(&plain).unwrap();
+    let bare = dir.path().join("bare.git");
+    git(
+        dir.path(),
+        &["init", "-q", "--bare", bare.to_str().unwrap()],
+    );
+    let dst = dir.path().join("dst");
+    let existing = src.join("d0");
+    let cases: Vec<(Vec<&OsStr>, String)> = vec![
+        (
+            vec![os("--from"), plain.as_os_str(), dst.as_os_str()],
+            format!("{}: not a git worktree", plain.display()),
+        ),
+        (
+            vec![os("--from"), bare.as_os_str(), dst.as_os_str()],
+            "a bare repository".to_owned(),
+        ),
+        (
+            vec![dst.as_os_str(), os("no-such-rev")],
+            "\"no-such-rev\": not a commit".to_owned(),
+        ),
+        (
+            vec![existing.as_os_str(), os("--detach")],
+            format!("{}: already exists", existing.display()),
+        ),
+    ];
+    for (args, want) in cases {
+        let out = add(&src, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("cowtree: ") && err.contains(&want),
+            "{args:?}: {err}"
+        );
+        assert!(!dst.exists());
+    }
+    assert!(
+        !src.join(".git/worktrees").exists()
+            || fs::read_dir(src.join(".git/worktrees")).unwrap().count() == 0
+    );
+    let names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.to_string_lossy().contains("cowtree-staging")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn host_filesystem_copies_says_so_once_and_strict_refuses() {
+    let Some(dir) = scratch(Fs::NoCow) else {
+        return;
+    };
+    let src = make_repo(dir.path());
+    let dst = dir.path().join("dst");
+    let out = add(&src, &[os("--detach"), dst.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("copied, not reflinked").count(), 1, "{err}");
+    assert_status_clean(&dst);
+    assert_index_matches_lstat(&dst);
+
+    let strict = dir.path().join("strict");
+    let out = add(&src, &[os("--detach"), os("--strict"), strict.as_os_str()]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!strict.exists());
+    let list = git(&src, &["worktree", "list"]);
+    assert_eq!(list.lines().count(), 2, "{list}");
+}
+
+#[test]
+fn kill_at_random_points_then_prune_and_rerun_gives_a_clean_worktree() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = make_repo(dir.path());
+    // More files, so that a run lasts long enough to be killed inside.
+    for i in 0..1500 {
+        let p = src.join(format!("many/{}/{i}", i % 40));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, format!("{i}\n")).unwrap();
+    }
+    next_second();
+    git(&src, &["add", "-A"]);
+    git(&src, &["commit", "-qm", "many"]);
+    let dst = dir.path().join("dst");
+    let t = Instant::now();
+    add_ok(&src, &[os("--detach"), dst.as_os_str()]);
+    let full = t.elapsed().as_micros() as u64;
+    git(&src, &["worktree", "remove", dst.to_str().unwrap()]);
+
+    let mut rng = XorShift::from_clock("kill points");
+    let mut killed = 0;
+    for _ in 0..12 {
+        let mut child = bin()
+            .current_dir(&src)
+            .args(["git", "worktree", "add", "-q", "--detach"])
+            .arg(&dst)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(rng.below(full.max(1))));
+        let _ = child.kill();
+        let st = child.wait().unwrap();
+        if st.code().is_none() {
+            killed += 1;
+        }
+        git(&src, &["worktree", "prune"]);
+        if dst.exists() {
+            // The kill came after the rename: the worktree is complete (perhaps still marked
+            // locked, which only the last step removes).
+            assert_status_clean(&dst);
+            git(
+                &src,
+                &["worktree", "remove", "-f", "-f", dst.to_str().unwrap()],
+            );
+            continue;
+        }
+        add_ok(&src, &[os("--detach"), dst.as_os_str()]);
+        assert_status_clean(&dst);
+        let list = git(&src, &["worktree", "list", "--porcelain"]);
+        assert_eq!(list.matches("worktree ").count(), 2, "{list}");
+        assert!(!list.contains("locked"), "{list}");
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("cowtree-staging"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        git(&src, &["worktree", "remove", dst.to_str().unwrap()]);
+    }
+    println!("killed {killed} of 12 runs");
+    git(&src, &["fsck", "--no-progress"]);
+}
