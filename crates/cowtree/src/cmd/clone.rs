@@ -152,6 +152,8 @@ pub fn run(args: Args) -> CmdResult {
         jobs: args.jobs,
         skip_special: args.skip_special,
         progress: show_progress.then(|| counters.clone() as Arc<dyn cowtree_link::Progress>),
+        record: false,
+        hash: None,
     };
 
     let (done_tx, done_rx) = mpsc::channel::<()>();
