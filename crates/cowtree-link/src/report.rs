@@ -57,7 +57,7 @@ pub struct Collision {
 }
 
 /// What happened to a [`Collision`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CollisionAction {
     /// [`crate::OnExisting::Overwrite`]: the later source's entry is the one linked.
     Replaced,

@@ -296,7 +296,10 @@ fn link_each_inside(linker: &Linker, srcs: &[PathBuf], dst: &Path) -> Result<Lin
     let mut done: Vec<PathBuf> = Vec::new();
     for src in srcs {
         let Some(name) = src.file_name() else {
-            return Err(CliError::new(format!("source {} must end in a name", src.display())));
+            return Err(CliError::new(format!(
+                "source {} must end in a name",
+                src.display()
+            )));
         };
         let target = dst.join(name);
         let mut r = linker
@@ -364,7 +367,14 @@ fn cli_error(e: LinkError, dst: &Path, existed: bool, done: &[PathBuf]) -> CliEr
             "destination {} already exists; pass --on-existing overwrite (replace entries) or --on-existing skip (keep them) to merge into it",
             p.display()
         )),
-        _ if e.destination_unchanged() && matches!(e, LinkError::Io { .. } | LinkError::Link { .. } | LinkError::FailedAfterSuccess { .. }) => {
+        _ if e.destination_unchanged()
+            && matches!(
+                e,
+                LinkError::Io { .. }
+                    | LinkError::Link { .. }
+                    | LinkError::FailedAfterSuccess { .. }
+            ) =>
+        {
             CliError::new(format!("{e}{state}"))
         }
         _ => CliError::new(format!("{e}{}", if done.is_empty() { "" } else { &state })),
