@@ -579,10 +579,17 @@ impl Run<'_> {
             };
             let made = match &entry.kind {
                 PKind::File(src) => self.file_entry(
-                    local, &mut files, &dst_dir, dst_dev, name, at, src, &node.rel,
+                    local,
+                    &mut files,
+                    &dst_dir,
+                    dst_dev,
+                    (name, at),
+                    src,
+                    &node.rel,
+                    entry.origin,
                 )?,
                 PKind::Symlink(src) => {
-                    self.symlink_entry(local, &dst_dir, name, at, src, &node.rel)?
+                    self.symlink_entry(local, &dst_dir, (name, at), src, &node.rel, entry.origin)?
                 }
                 PKind::Dir(child) => {
                     let meta = self.plan.nodes[*child].meta;
@@ -600,6 +607,7 @@ impl Run<'_> {
                             size: 0,
                             method: None,
                             hash: None,
+                            source: entry.origin as usize,
                         });
                     }
                     true
@@ -636,10 +644,10 @@ impl Run<'_> {
         files: &mut Vec<FileLinker<'l>>,
         dst_dir: &Dir,
         dst_dev: u64,
-        name: &OsStr,
-        at: &OsStr,
+        (name, at): (&OsStr, &OsStr),
         src: &SrcRef,
         rel: &Path,
+        origin: u32,
     ) -> Result<bool, LinkError> {
         let src_full = || crate::plan::src_path(self.trees, src);
         let dst_full = || self.dst_path.join(rel).join(name);
@@ -704,6 +712,7 @@ impl Run<'_> {
                 size,
                 method: Some(method),
                 hash,
+                source: origin as usize,
             });
         }
         Ok(true)
@@ -714,10 +723,10 @@ impl Run<'_> {
         &self,
         local: &mut Local,
         dst_dir: &Dir,
-        name: &OsStr,
-        at: &OsStr,
+        (name, at): (&OsStr, &OsStr),
         src: &SrcRef,
         rel: &Path,
+        origin: u32,
     ) -> Result<bool, LinkError> {
         let src_full = || crate::plan::src_path(self.trees, src);
         let dst_full = || self.dst_path.join(rel).join(name);
@@ -776,6 +785,7 @@ impl Run<'_> {
                 size: target.len() as u64,
                 method: None,
                 hash: None,
+                source: origin as usize,
             });
         }
         Ok(true)
@@ -1077,6 +1087,7 @@ pub(crate) fn link_single_file(
             size,
             method: Some(method),
             hash,
+            source: 0,
         });
     }
     Ok(report)

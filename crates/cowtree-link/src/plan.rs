@@ -53,6 +53,8 @@ pub(crate) enum PKind {
 pub(crate) struct PEntry {
     pub name: Box<OsStr>,
     pub kind: PKind,
+    /// The index of the source (or list entry) it comes from.
+    pub origin: u32,
 }
 
 /// One destination directory of the plan.
@@ -126,6 +128,8 @@ pub(crate) struct Builder<'t> {
     plan: Plan,
     /// Entry index by name, per node.
     names: Vec<HashMap<Box<OsStr>, usize>>,
+    /// The index of the source being added.
+    origin: u32,
 }
 
 enum Leaf {
@@ -150,7 +154,13 @@ impl<'t> Builder<'t> {
                 dropped: 0,
             },
             names: vec![HashMap::new()],
+            origin: 0,
         }
+    }
+
+    /// Entries added from now on come from source (or list entry) number `origin`.
+    pub fn set_origin(&mut self, origin: usize) {
+        self.origin = origin as u32;
     }
 
     pub fn finish(mut self) -> Plan {
@@ -325,6 +335,7 @@ impl<'t> Builder<'t> {
                 self.plan.nodes[pid].entries.push(PEntry {
                     name: name.into(),
                     kind: PKind::Dir(id),
+                    origin: self.origin,
                 });
                 Ok(Some(id))
             }
@@ -353,6 +364,7 @@ impl<'t> Builder<'t> {
                         self.collide(rel.clone(), earlier, full(), CollisionAction::Replaced);
                         let id = new_node(&mut self.plan, &mut self.names);
                         self.plan.nodes[pid].entries[idx].kind = PKind::Dir(id);
+                        self.plan.nodes[pid].entries[idx].origin = self.origin;
                         Ok(Some(id))
                     }
                 }
@@ -377,6 +389,7 @@ impl<'t> Builder<'t> {
             self.plan.nodes[pid].entries.push(PEntry {
                 name: name.into(),
                 kind,
+                origin: self.origin,
             });
             return Ok(());
         };
@@ -402,6 +415,7 @@ impl<'t> Builder<'t> {
             (OnExisting::Overwrite, Some(earlier)) => {
                 self.collide(rel, earlier, full(), CollisionAction::Replaced);
                 self.plan.nodes[pid].entries[idx].kind = kind;
+                self.plan.nodes[pid].entries[idx].origin = self.origin;
                 Ok(())
             }
         }

@@ -21,6 +21,9 @@ pub struct RecordEntry {
     pub method: Option<Attempt>,
     /// The content hash of a regular file, when [`crate::LinkOptions::hash`] asked for one.
     pub hash: Option<Digest>,
+    /// Which source wrote it: the index in the list of sources (or of list entries) given
+    /// to the call; for a directory, the first source that has it.
+    pub source: usize,
 }
 
 /// A content hash of a file written.

@@ -231,7 +231,8 @@ impl Linker {
             None => fresh_dir_meta(),
         };
         let mut builder = Builder::new(&trees, self.opts.on_existing, Some(root_meta));
-        for (map, p) in prepared {
+        for (i, (map, p)) in prepared.into_iter().enumerate() {
+            builder.set_origin(i);
             match p {
                 Prepared::Tree(t) => builder.add_tree(t, map)?,
                 Prepared::File { path, dev, name } => {
@@ -267,7 +268,8 @@ impl Linker {
     pub fn link_files(&self, entries: &[FileEntry], dst: &Path) -> Result<LinkReport, LinkError> {
         let started = Instant::now();
         let mut builder = Builder::new(&[], self.opts.on_existing, Some(fresh_dir_meta()));
-        for e in entries {
+        for (i, e) in entries.iter().enumerate() {
+            builder.set_origin(i);
             let meta = match std::fs::symlink_metadata(&e.src) {
                 Ok(m) => m,
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
