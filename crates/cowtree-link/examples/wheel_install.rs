@@ -3,8 +3,12 @@
 //!
 //! ```text
 //! cargo run --release -p cowtree-link --example wheel_install -- \
-//!     [--mode clone|hardlink|copy] VENV WHEEL_DIR...
+//!     [--mode clone|hardlink|copy] [--session-per-package] VENV WHEEL_DIR...
 //! ```
+//!
+//! `--session-per-package` links each wheel with its own one-call session, as a caller of
+//! `link_tree` per package would (a new fallback decision and a new walk each time); the
+//! benchmark (bench/wheels.sh) compares it with the single pass.
 //!
 //! Each WHEEL_DIR is an unpacked wheel, as a package manager's cache keeps them
 //! (`<name>-<version>.dist-info/` and maybe `<name>-<version>.data/` at its top). Everything
@@ -144,14 +148,24 @@ fn fix_shebang(script: &Path, python: &Path) -> std::io::Result<Option<(Vec<u8>,
 fn run() -> Result<(), String> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut mode = LinkMode::Clone;
-    if args.first().map(String::as_str) == Some("--mode") {
-        mode = match args.get(1).map(String::as_str) {
-            Some("clone") => LinkMode::Clone,
-            Some("hardlink") => LinkMode::Hardlink,
-            Some("copy") => LinkMode::Copy,
-            other => return Err(format!("unknown mode {other:?}")),
-        };
-        args.drain(..2);
+    let mut per_package = false;
+    loop {
+        match args.first().map(String::as_str) {
+            Some("--mode") => {
+                mode = match args.get(1).map(String::as_str) {
+                    Some("clone") => LinkMode::Clone,
+                    Some("hardlink") => LinkMode::Hardlink,
+                    Some("copy") => LinkMode::Copy,
+                    other => return Err(format!("unknown mode {other:?}")),
+                };
+                args.drain(..2);
+            }
+            Some("--session-per-package") => {
+                per_package = true;
+                args.remove(0);
+            }
+            _ => break,
+        }
     }
     if args.len() < 2 {
         return Err("usage: wheel_install [--mode clone|hardlink|copy] VENV WHEEL_DIR...".into());
@@ -173,12 +187,12 @@ fn run() -> Result<(), String> {
         .collect::<Result<_, _>>()?;
 
     let started = std::time::Instant::now();
-    let linker = Linker::new(LinkOptions {
+    let opts = LinkOptions {
         mode,
         on_existing: OnExisting::Overwrite,
         hash: Some(HashAlgo::Sha256),
         ..LinkOptions::default()
-    });
+    };
     let maps: Vec<_> = wheels
         .iter()
         .map(|w| move |rel: &Path, kind: EntryKind| w.map(rel, kind))
@@ -188,9 +202,26 @@ fn run() -> Result<(), String> {
         .zip(&maps)
         .map(|(w, m)| Source::mapped(&w.dir, m))
         .collect();
-    let report = linker
-        .link_sources(&sources, &venv)
-        .map_err(|e| e.to_string())?;
+    let report = if per_package {
+        let mut total: Option<cowtree_link::LinkReport> = None;
+        for (i, source) in sources.iter().enumerate() {
+            let mut r = Linker::new(opts.clone())
+                .link_sources(std::slice::from_ref(source), &venv)
+                .map_err(|e| e.to_string())?;
+            for e in &mut r.record {
+                e.source = i;
+            }
+            match &mut total {
+                None => total = Some(r),
+                Some(t) => t.absorb(r),
+            }
+        }
+        total.ok_or("no wheels")?
+    } else {
+        Linker::new(opts)
+            .link_sources(&sources, &venv)
+            .map_err(|e| e.to_string())?
+    };
 
     // RECORD and INSTALLER per package, from the record of the one pass.
     let mut by_source: BTreeMap<usize, Vec<&RecordEntry>> = BTreeMap::new();
