@@ -26,7 +26,6 @@ use rustix::io::Errno;
 use crate::error::LinkError;
 use crate::options::{EntryKind, HashAlgo, OnExisting};
 use crate::plan::{PKind, Plan, SrcRef, TreeSrc};
-use crate::pool;
 use crate::report::{Digest, LinkReport, RecordEntry, Tally};
 use crate::scan::{DirMeta, open_rel};
 use crate::session::Linker;
@@ -477,7 +476,7 @@ impl Run<'_> {
             root_dev,
             &mut first,
         );
-        let locals = pool::run(
+        let locals = self.linker.workers.run(
             self.linker.jobs,
             first,
             Local::default,
@@ -807,7 +806,7 @@ impl Run<'_> {
             let (level, tail) = rest.split_at(level_len);
             rest = tail;
             let items: Vec<&[(PathBuf, usize)]> = level.chunks(64).collect();
-            pool::run(
+            self.linker.workers.run(
                 self.linker.jobs.min(items.len()),
                 items,
                 || (),

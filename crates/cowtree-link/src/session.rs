@@ -21,7 +21,8 @@ use crate::scan::{DirMeta, scan};
 ///   life: once a pair is found unable to clone (or hardlink), later calls go straight to the
 ///   fallback instead of failing a first file again, and a pair on which the method worked
 ///   stays on it. Whether `copy_file_range` works is kept per pair the same way.
-/// - One worker count, decided once (see [`LinkOptions::jobs`]).
+/// - One set of worker threads (see [`LinkOptions::jobs`]), started when the session is
+///   built and used by every call.
 ///
 /// Every method returns a [`LinkReport`] and follows the crate's contract: a new destination
 /// appears whole or not at all; a merge into an existing destination is a transaction (on
@@ -33,6 +34,7 @@ pub struct Linker {
     pub(crate) opts: LinkOptions,
     pub(crate) jobs: usize,
     pub(crate) pairs: Pairs,
+    pub(crate) workers: crate::pool::Workers,
 }
 
 impl std::fmt::Debug for Linker {
@@ -103,6 +105,7 @@ impl Linker {
             opts,
             jobs,
             pairs: Pairs::default(),
+            workers: crate::pool::Workers::new(jobs),
         }
     }
 
@@ -211,7 +214,7 @@ impl Linker {
                 }
             }
             let root = Dir::open(&canon).map_err(|e| LinkError::io("open", src, e))?;
-            let tree = scan(&root, &canon, self.jobs)?;
+            let tree = scan(&root, &canon, &self.workers)?;
             if !tree.special.is_empty() && !self.opts.skip_special {
                 return Err(LinkError::SpecialFiles {
                     src: src.to_path_buf(),
