@@ -23,6 +23,7 @@ cowtree_ensure_tools() {
   command -v mkfs.xfs >/dev/null || need+=(xfsprogs)
   command -v mkfs.btrfs >/dev/null || need+=(btrfs-progs)
   command -v filefrag >/dev/null || need+=(e2fsprogs)
+  command -v strace >/dev/null || need+=(strace)
   if ((${#need[@]})); then
     echo "mounts: installing ${need[*]}"
     if command -v apt-get >/dev/null; then

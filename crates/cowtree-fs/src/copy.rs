@@ -7,6 +7,7 @@
 
 use std::io;
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Chunks stay well under 2 GiB: some glibc and kernel versions mishandled larger ranges.
 const MAX_CHUNK: usize = 1 << 30;
@@ -16,18 +17,67 @@ const BUF: usize = 256 * 1024;
 /// number of bytes written. Errors (ENOSPC, EIO, ...) are returned as they are.
 #[cfg(target_os = "linux")]
 pub fn copy_fd(src: impl AsFd, dst: impl AsFd) -> io::Result<u64> {
+    copy_fd_remembering(src, dst, &CopyRange::new())
+}
+
+/// Whether `copy_file_range` works for one (source filesystem, destination filesystem) pair.
+/// A caller copying many files between the same two filesystems keeps one and passes it to
+/// [`copy_fd_remembering`]: after the first file for which the kernel refuses the call for the
+/// pair (EXDEV, ENOSYS, EOPNOTSUPP), later files go straight to read/write instead of failing
+/// the call again for every file.
+#[derive(Debug, Default)]
+pub struct CopyRange(AtomicU8);
+
+const RANGE_UNKNOWN: u8 = 0;
+const RANGE_WORKS: u8 = 1;
+const RANGE_REFUSED: u8 = 2;
+
+impl CopyRange {
+    /// Not tried yet.
+    pub fn new() -> CopyRange {
+        CopyRange(AtomicU8::new(RANGE_UNKNOWN))
+    }
+
+    /// True once the kernel refused `copy_file_range` for the pair.
+    pub fn refused(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == RANGE_REFUSED
+    }
+
+    /// True once `copy_file_range` has copied data for the pair.
+    pub fn works(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == RANGE_WORKS
+    }
+}
+
+/// [`copy_fd`], skipping `copy_file_range` when `memo` says the pair refuses it, and telling
+/// `memo` what the kernel said. Only pair-wide refusals are remembered: EINVAL and EPERM may
+/// be about one file (e.g. a file opened for append, an immutable file) and are retried for
+/// the next.
+#[cfg(target_os = "linux")]
+pub fn copy_fd_remembering(src: impl AsFd, dst: impl AsFd, memo: &CopyRange) -> io::Result<u64> {
     use rustix::io::Errno;
     let (src, dst) = (src.as_fd(), dst.as_fd());
+    if memo.refused() {
+        return copy_rw(src, dst);
+    }
     let mut total = 0u64;
     loop {
         match rustix::fs::copy_file_range(src, None, dst, None, MAX_CHUNK) {
             Ok(0) => return Ok(total),
-            Ok(n) => total += n as u64,
-            // Not available for this pair (old kernel, special files, some filesystems):
-            // carry on with read/write from where the kernel stopped.
-            Err(Errno::XDEV | Errno::NOSYS | Errno::OPNOTSUPP | Errno::INVAL | Errno::PERM)
-                if total == 0 =>
-            {
+            Ok(n) => {
+                if total == 0 && !memo.works() {
+                    memo.0.store(RANGE_WORKS, Ordering::Relaxed);
+                }
+                total += n as u64;
+            }
+            // Not available for this pair (old kernel, another filesystem type, some
+            // filesystems): carry on with read/write from where the kernel stopped.
+            Err(
+                e @ (Errno::XDEV | Errno::NOSYS | Errno::OPNOTSUPP | Errno::INVAL | Errno::PERM),
+            ) if total == 0 => {
+                if matches!(e, Errno::XDEV | Errno::NOSYS | Errno::OPNOTSUPP) {
+                    memo.0.store(RANGE_REFUSED, Ordering::Relaxed);
+                }
                 return copy_rw(src, dst).map(|n| total + n);
             }
             Err(Errno::INTR) => continue,

@@ -34,6 +34,7 @@ pub mod read;
 pub mod reflink;
 
 pub use classify::{HardlinkRefusal, UnsupportedCause};
+pub use copy::CopyRange;
 pub use error::raw_errno;
 #[cfg(unix)]
 pub use hardlink::{HardlinkOutcome, hardlink, hardlink_at};
@@ -41,4 +42,4 @@ pub use reflink::{
     CopyMethod, Method, ReflinkOutcome, Transfer, TransferOptions, clone_or_copy, try_reflink,
 };
 #[cfg(target_os = "linux")]
-pub use reflink::{transfer_at, try_reflink_at};
+pub use reflink::{transfer_at, transfer_at_remembering, try_reflink_at};

@@ -113,7 +113,7 @@ pub enum CopyMethod {
 #[cfg(target_os = "linux")]
 pub(crate) use linux::{CloneFailure, clone_fds};
 #[cfg(target_os = "linux")]
-pub use linux::{clone_or_copy, transfer_at, try_reflink, try_reflink_at};
+pub use linux::{clone_or_copy, transfer_at, transfer_at_remembering, try_reflink, try_reflink_at};
 
 #[cfg(not(target_os = "linux"))]
 pub use other::{clone_or_copy, try_reflink};
@@ -138,7 +138,7 @@ fn invalid_source(name: &OsStr) -> io::Error {
 mod linux {
     use super::*;
     use crate::classify::{CloneErrno, classify_clone_errno};
-    use crate::copy::copy_fd;
+    use crate::copy::{CopyRange, copy_fd_remembering};
     use crate::error::{at_path, at_paths};
     use rustix::fs::{
         AtFlags, CWD, FileType, Mode, OFlags, Stat, Timestamps, fchmod, fstat, futimens,
@@ -211,6 +211,27 @@ mod linux {
         dst_name: &OsStr,
         opts: &TransferOptions,
     ) -> io::Result<Transfer> {
+        transfer_at_remembering(
+            src_dir,
+            src_name,
+            dst_dir,
+            dst_name,
+            opts,
+            &CopyRange::new(),
+        )
+    }
+
+    /// [`transfer_at`] for a caller that links many files between the same two filesystems:
+    /// a copy skips `copy_file_range` once `range` says the pair refuses it (see
+    /// [`CopyRange`]).
+    pub fn transfer_at_remembering(
+        src_dir: impl AsFd,
+        src_name: &OsStr,
+        dst_dir: impl AsFd,
+        dst_name: &OsStr,
+        opts: &TransferOptions,
+        range: &CopyRange,
+    ) -> io::Result<Transfer> {
         let src_dir = src_dir.as_fd();
         let dst_dir = dst_dir.as_fd();
         // O_NONBLOCK: a FIFO swapped in for the source cannot block the open (it is refused
@@ -242,7 +263,7 @@ mod linux {
         )
         .map_err(|e| at_path("create", Path::new(dst_name), e.into()))?;
 
-        let result = fill(&src_fd, &dst_fd, &st, mode, opts);
+        let result = fill(&src_fd, &dst_fd, &st, mode, opts, range);
         match result {
             Ok(Filled::Done(t)) => Ok(t),
             Ok(Filled::Abandon(t)) => {
@@ -287,11 +308,12 @@ mod linux {
         st: &Stat,
         mode: u32,
         opts: &TransferOptions,
+        range: &CopyRange,
     ) -> io::Result<Filled> {
         let size = st.st_size as u64;
         let done = match opts.method {
             Method::Copy => Transfer::Copied {
-                bytes: copy_fd(src_fd, dst_fd)?,
+                bytes: copy_fd_remembering(src_fd, dst_fd, range)?,
                 because: None,
             },
             Method::Clone | Method::CloneOrCopy => match clone_fds(src_fd, dst_fd)? {
@@ -304,7 +326,7 @@ mod linux {
                         return Ok(Filled::Abandon(Transfer::Unsupported(cause)));
                     }
                     Transfer::Copied {
-                        bytes: copy_fd(src_fd, dst_fd)?,
+                        bytes: copy_fd_remembering(src_fd, dst_fd, range)?,
                         because: Some(cause),
                     }
                 }

@@ -99,6 +99,45 @@ pub enum LinkError {
         /// Why.
         failure: Failure,
     },
+    /// A path mapping (or a list entry) gave a destination path that is not a valid relative
+    /// path (absolute, empty, with `.`, `..`, NUL, or too long).
+    #[error("destination path {path:?} for {src} is not a valid relative path: {why}")]
+    InvalidDestinationPath {
+        /// The source entry.
+        src: PathBuf,
+        /// The path that was given.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: cowtree_fs::name::NameError,
+    },
+    /// Two sources give an entry at one destination path and [`crate::OnExisting::Fail`] was
+    /// asked for. Found before anything is written.
+    #[error(
+        "{} and {} both go to {} (nothing was written; pass overwrite or skip to decide)",
+        sources[0].display(),
+        sources[1].display(),
+        path.display()
+    )]
+    Collision {
+        /// The destination path.
+        path: PathBuf,
+        /// The two source entries.
+        sources: [PathBuf; 2],
+    },
+    /// A merge into an existing destination failed, and putting the destination back as it
+    /// was failed too: part of the merge may be visible there. The marked temporary entries
+    /// left behind are removed by the next run into the same destination.
+    #[error(
+        "{error}; undoing the merge into {dst} failed too ({undo}), so part of it may be there"
+    )]
+    UndoFailed {
+        /// Why the merge stopped.
+        error: Box<LinkError>,
+        /// The destination.
+        dst: PathBuf,
+        /// Why it could not be undone.
+        undo: io::Error,
+    },
     /// An I/O error about one path.
     #[error("{op} {path}: {source}")]
     Io {
@@ -128,12 +167,28 @@ pub enum LinkError {
 impl LinkError {
     /// True when this is a `strict` refusal of a fallback (the CLI exits 3 for it).
     pub fn is_strict_refusal(&self) -> bool {
-        matches!(self, LinkError::StrictFallback { .. })
+        matches!(self.cause(), LinkError::StrictFallback { .. })
+    }
+
+    /// True unless the call may have left part of its work in the destination
+    /// ([`LinkError::UndoFailed`]): a new destination was not created, an existing one is as
+    /// it was before the call (but for marked temporary names the next run removes).
+    pub fn destination_unchanged(&self) -> bool {
+        !matches!(self, LinkError::UndoFailed { .. })
+    }
+
+    /// The error that stopped the run (inside [`LinkError::UndoFailed`]).
+    pub fn cause(&self) -> &LinkError {
+        match self {
+            LinkError::UndoFailed { error, .. } => error.cause(),
+            e => e,
+        }
     }
 
     /// The OS error number behind the error, if there is one.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
+            LinkError::UndoFailed { error, .. } => error.raw_os_error(),
             LinkError::Io { source, .. } | LinkError::Link { source, .. } => {
                 cowtree_fs::raw_errno(source)
             }

@@ -1,19 +1,64 @@
-//! cowtree-link: links a source tree into a destination by clone, copy, hardlink or symlink,
-//! one method for the whole batch with a fallback that tells the truth about what ran.
+//! cowtree-link: links source trees (or lists of files) into a destination by clone, copy,
+//! hardlink or symlink, one method per pair of filesystems with a fallback that tells the
+//! truth about what ran.
 //!
-//! The entry point is [`link_tree`]. It is meant to be embedded: a package manager linking a
-//! cached package into an existing environment calls it with [`OnExisting::Overwrite`]; a
-//! tool handing out worktrees calls it with the defaults into a new directory.
+//! The entry point is a [`Linker`] session, built once with [`LinkOptions`] and kept for
+//! everything the caller links: it remembers per (source device, destination device) pair
+//! whether cloning (or hardlinking) and `copy_file_range` work, so a package manager linking
+//! thirty packages into an environment on another filesystem fails one clone, not thirty.
+//! Its methods:
+//!
+//! - [`Linker::link_tree`]: one tree (or file) into a destination ([`link_tree`] is this
+//!   with a one-call session);
+//! - [`Linker::link_trees`] / [`Linker::link_sources`]: several trees merged into one
+//!   destination in one parallel pass, each with an optional path mapping ([`PathMap`]) that
+//!   renames or drops entries; two sources with an entry at one path are a
+//!   [`Collision`], decided by [`OnExisting`] and listed in the report;
+//! - [`Linker::link_files`]: a list of (source file, destination path, mode) entries: the
+//!   content-addressed store case, where blobs are not laid out as a tree.
+//!
+//! Each returns a [`LinkReport`]: counts by the method that really ran, every fallback with
+//! its cause, collisions, and (with [`LinkOptions::record`] or [`LinkOptions::hash`]) a
+//! [`RecordEntry`] for every entry written, with its SHA-256 or BLAKE3 when asked.
+//!
+//! Installing unpacked wheels into a virtual environment, the way
+//! `examples/wheel_install.rs` does (it also writes each package's `RECORD` from the
+//! record):
 //!
 //! ```no_run
-//! use cowtree_link::{LinkOptions, OnExisting, link_tree};
-//! use std::path::Path;
+//! use cowtree_link::{EntryKind, HashAlgo, LinkOptions, Linker, OnExisting, Source};
+//! use std::path::{Path, PathBuf};
 //!
-//! let opts = LinkOptions { on_existing: OnExisting::Overwrite, ..LinkOptions::default() };
-//! let report = link_tree(Path::new("cache/pkg-1.0"), Path::new("env/site-packages"), &opts)?;
-//! println!("{} cloned, {} copied", report.cloned, report.copied);
-//! for f in &report.fallbacks {
-//!     eprintln!("{} files copied because {}", f.count, f.description);
+//! let site = Path::new("lib/python3.12/site-packages");
+//! // `<name>.data/scripts/*` to bin/, `<name>.data/data/*` to the prefix, the rest to
+//! // site-packages; the wheel's own RECORD is rewritten by the installer.
+//! let wheel_map = |rel: &Path, _: EntryKind| -> Option<PathBuf> {
+//!     let s = rel.to_str()?;
+//!     if let Some((_, rest)) = s.split_once(".data/scripts/") {
+//!         return Some(Path::new("bin").join(rest));
+//!     }
+//!     if let Some((_, rest)) = s.split_once(".data/data/") {
+//!         return Some(PathBuf::from(rest));
+//!     }
+//!     if s.contains(".data") || s.ends_with(".dist-info/RECORD") {
+//!         return None;
+//!     }
+//!     Some(site.join(rel))
+//! };
+//! let linker = Linker::new(LinkOptions {
+//!     on_existing: OnExisting::Overwrite,
+//!     hash: Some(HashAlgo::Sha256),
+//!     ..LinkOptions::default()
+//! });
+//! let wheels = [Path::new("cache/six-1.17.0"), Path::new("cache/idna-3.10")];
+//! let sources: Vec<Source> = wheels.iter().map(|w| Source::mapped(w, &wheel_map)).collect();
+//! let report = linker.link_sources(&sources, Path::new(".venv"))?;
+//! for e in &report.record {
+//!     // e.source: which wheel; e.path, e.size, e.hash: a RECORD line.
+//!     println!("{} {} {:?}", e.source, e.path.display(), e.hash.as_ref().map(|h| h.to_hex()));
+//! }
+//! for c in &report.collisions {
+//!     eprintln!("{} is in both {} and {}", c.path.display(), c.sources[0].display(), c.sources[1].display());
 //! }
 //! # Ok::<(), cowtree_link::LinkError>(())
 //! ```
@@ -25,7 +70,9 @@
 //!   pair by [`LinkState`]: the first pair-wide "unsupported" (another filesystem, no reflink
 //!   support, EXDEV/EPERM for hardlinks) moves that pair to copying; per-file cases (the source
 //!   vanished, EAGAIN twice, EPERM from the clone call, EMLINK) copy that one file only; once a
-//!   method has worked for a pair, a pair-wide failure is an error. Every fallback is counted
+//!   method has worked for a pair, a pair-wide failure is an error. A [`Linker`] keeps the
+//!   state for its whole life, across calls (with several workers, each may try the first
+//!   file of a new pair before the pair's state is known). Every fallback is counted
 //!   in [`LinkReport::fallbacks`] with its cause. `strict` makes any fallback an error
 //!   ([`LinkError::StrictFallback`]). There is no separate probe: the first real file is the
 //!   probe, so a read-only source works and nothing is written to it.
@@ -34,9 +81,18 @@
 //!   and renamed into place (`RENAME_NOREPLACE`) at the end. On error the staging directory is
 //!   removed; if the process dies, the next run for the same destination removes it.
 //! - **An existing destination** is refused ([`OnExisting::Fail`], the default), merged into
-//!   with every entry replaced by link-to-temporary-name-then-rename ([`OnExisting::Overwrite`];
-//!   an existing inode is never written through, a symlink in the way is replaced and never
-//!   followed), or merged into keeping what is there ([`OnExisting::Skip`]). Directories that
+//!   with every entry replaced ([`OnExisting::Overwrite`]; an existing inode is never written
+//!   through, a symlink in the way is replaced and never followed), or merged into keeping
+//!   what is there ([`OnExisting::Skip`]).
+//! - **A merge is a transaction.** New entries are built under temporary names beside their
+//!   final ones (`.<name>.cowtree-tmp.<pid>.<random>`) and published at the end by rename
+//!   (or by exchange with the entry they replace, which is kept aside until everything is
+//!   published). On any error or strict refusal, what was published is put back and every
+//!   temporary entry removed, so the destination is as it was
+//!   ([`LinkError::destination_unchanged`] says whether that held). A merge killed midway
+//!   leaves a journal (`.cowtree-txn.<pid>.<random>` in the destination) that the next merge
+//!   into the same destination (or [`Linker::recover`]) uses to finish it: undone if it had
+//!   not started publishing, completed if it had. Directories that
 //!   already exist keep their own mode and times, so that caches keyed on directory mtimes
 //!   (e.g. Python's import system) see the new entries.
 //! - **Preserved:** permission bits of files and directories (not set-user/group-ID bits of
@@ -67,17 +123,39 @@ pub mod error;
 mod link;
 pub mod options;
 #[cfg(target_os = "linux")]
+mod plan;
+#[cfg(target_os = "linux")]
 mod pool;
 pub mod report;
 #[cfg(target_os = "linux")]
 mod scan;
 #[cfg(target_os = "linux")]
+mod session;
+#[cfg(target_os = "linux")]
 mod staging;
 pub mod state;
+#[cfg(target_os = "linux")]
+mod txn;
 
 pub use error::LinkError;
+pub use options::{
+    EntryKind, HashAlgo, LinkOptions, OnExisting, Progress, ProgressCounters, ScanTotals,
+};
 #[cfg(target_os = "linux")]
-pub use link::link_tree;
-pub use options::{LinkOptions, OnExisting, Progress, ProgressCounters, ScanTotals};
-pub use report::{FallbackCount, LinkReport};
+pub use plan::PathMap;
+pub use report::{Collision, CollisionAction, Digest, FallbackCount, LinkReport, RecordEntry};
+#[cfg(target_os = "linux")]
+pub use session::{FileEntry, Linker, Source};
 pub use state::{Attempt, Decision, Failure, LinkMode, LinkState};
+
+/// Links the tree (or file) `src` to `dst` with a one-call [`Linker`]; see the crate
+/// documentation for the contract. A caller linking many things should keep one [`Linker`]
+/// and call its methods instead, so that fallback decisions are made once.
+#[cfg(target_os = "linux")]
+pub fn link_tree(
+    src: &std::path::Path,
+    dst: &std::path::Path,
+    opts: &LinkOptions,
+) -> Result<LinkReport, LinkError> {
+    Linker::new(opts.clone()).link_tree(src, dst)
+}

@@ -1,145 +1,41 @@
-//! The tree linker: checks, scan, staging, the parallel link pass, directory metadata, commit.
+//! The link engine: runs a [`Plan`] into a destination (a staging directory for a new one, a
+//! merge transaction for an existing one), file by file with the session's fallback state,
+//! in parallel, then gives created directories their mode and times.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::io;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use cowtree_fs::dir::Dir;
-use cowtree_fs::{HardlinkOutcome, Method, Transfer, TransferOptions, hardlink_at, transfer_at};
-use rustix::fs::{AtFlags, FileType, Stat, Timespec, readlinkat, statat, symlinkat, utimensat};
+use cowtree_fs::{
+    CopyRange, HardlinkOutcome, Method, Transfer, TransferOptions, hardlink_at,
+    transfer_at_remembering,
+};
+use rustix::fs::{
+    AtFlags, CWD, FileType, Mode, OFlags, Stat, Timespec, openat, readlinkat, statat, symlinkat,
+    utimensat,
+};
 use rustix::io::Errno;
 
 use crate::error::LinkError;
-use crate::options::{LinkOptions, OnExisting};
-use crate::pool;
-use crate::report::{LinkReport, Tally};
-use crate::scan::{DirMeta, Kind, Node, Tree, open_rel, scan};
+use crate::options::{EntryKind, HashAlgo, OnExisting};
+use crate::plan::{PKind, Plan, SrcRef, TreeSrc};
+use crate::report::{Digest, LinkReport, RecordEntry, Tally};
+use crate::scan::{DirMeta, open_rel};
+use crate::session::Linker;
 use crate::staging::{Staging, random_u64, remove_stale};
 use crate::state::{Attempt, Decision, Failure, LinkMode, LinkState};
+use crate::txn::{self, Journal, Op};
 
 /// Entries of one directory handled per work item; big directories are split so that
 /// several workers share them.
 const CHUNK: usize = 256;
-
-/// Links the tree (or file) `src` to `dst`; see the crate documentation for the contract.
-pub fn link_tree(src: &Path, dst: &Path, opts: &LinkOptions) -> Result<LinkReport, LinkError> {
-    let started = Instant::now();
-    let src_meta = match std::fs::metadata(src) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(LinkError::SourceMissing(src.to_path_buf()));
-        }
-        Err(e) => return Err(LinkError::io("stat", src, e)),
-    };
-    let src_canon = std::fs::canonicalize(src).map_err(|e| LinkError::io("resolve", src, e))?;
-    let dst_name = dst
-        .file_name()
-        .ok_or_else(|| LinkError::InvalidDestination(dst.to_path_buf()))?;
-    let parent_path = match dst.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let parent = Dir::open(parent_path)
-        .map_err(|e| LinkError::io("open the destination's parent directory", parent_path, e))?;
-    let src_id = (src_meta.dev(), src_meta.ino());
-
-    if src_meta.is_file() {
-        return link_single_file(
-            &src_canon,
-            src_id,
-            dst,
-            &parent,
-            parent_path,
-            dst_name,
-            opts,
-        )
-        .map(|mut r| {
-            r.elapsed = started.elapsed();
-            r
-        });
-    }
-    if !src_meta.is_dir() {
-        return Err(LinkError::SourceNotLinkable(
-            src.to_path_buf(),
-            type_name(FileType::from_raw_mode(src_meta.mode())),
-        ));
-    }
-
-    // Refusals before any work.
-    let parent_canon =
-        std::fs::canonicalize(parent_path).map_err(|e| LinkError::io("resolve", parent_path, e))?;
-    if has_ancestor(&parent_canon, src_id) {
-        return Err(LinkError::DestinationInsideSource {
-            src: src.to_path_buf(),
-            dst: dst.to_path_buf(),
-        });
-    }
-    let existing = parent
-        .try_stat(dst_name)
-        .map_err(|e| LinkError::io("stat", dst, e))?;
-    let merge = match existing {
-        None => false,
-        Some(st) => {
-            if (st.st_dev, st.st_ino) == src_id {
-                return Err(LinkError::SameSourceAndDestination(src.to_path_buf()));
-            }
-            let ft = FileType::from_raw_mode(st.st_mode);
-            match opts.on_existing {
-                OnExisting::Fail => return Err(LinkError::DestinationExists(dst.to_path_buf())),
-                _ if ft == FileType::Symlink => {
-                    return Err(LinkError::DestinationIsSymlink(dst.to_path_buf()));
-                }
-                _ if ft != FileType::Directory => {
-                    return Err(LinkError::DestinationNotDirectory(dst.to_path_buf()));
-                }
-                _ => {}
-            }
-            if has_ancestor(&src_canon, (st.st_dev, st.st_ino)) {
-                return Err(LinkError::SourceInsideDestination {
-                    src: src.to_path_buf(),
-                    dst: dst.to_path_buf(),
-                });
-            }
-            true
-        }
-    };
-
-    let src_root = Dir::open(&src_canon).map_err(|e| LinkError::io("open", src, e))?;
-    let jobs = effective_jobs(opts.jobs);
-    let tree = scan(&src_root, &src_canon, jobs)?;
-    if !tree.special.is_empty() && !opts.skip_special {
-        return Err(LinkError::SpecialFiles {
-            src: src.to_path_buf(),
-            paths: tree.special.iter().map(|p| src.join(p)).collect(),
-        });
-    }
-    if let Some(p) = &opts.progress {
-        p.scanned(&tree.totals);
-    }
-
-    let linker = Linker::new(opts, &src_canon, dst);
-    let tally = if merge {
-        let dst_root = parent
-            .open_dir(dst_name)
-            .map_err(|e| LinkError::io("open", dst, e))?;
-        let run = TreeRun::new(&linker, &tree, &src_root, &dst_root, jobs);
-        run.link_all(false)?
-    } else {
-        // Staging left by runs of this same destination that died; best effort.
-        let _ = remove_stale(&parent, dst_name);
-        let staging = Staging::create(&parent, parent_path, dst_name)?;
-        let run = TreeRun::new(&linker, &tree, &src_root, &staging.dir, jobs);
-        let tally = run.link_all(true)?;
-        staging.commit(dst_name)?;
-        tally
-    };
-    Ok(tally.into_report(dst.to_path_buf(), started.elapsed()))
-}
 
 /// Workers per core when the caller does not say. Cloning a tree is kernel work on
 /// filesystem metadata (inode allocation, directory entries, the refcount btree, the log),
@@ -172,7 +68,7 @@ pub(crate) fn effective_jobs(requested: usize) -> usize {
 
 /// True when `path` or one of its ancestors is the directory `id` (device, inode). Comparing
 /// inodes rather than strings also catches bind mounts and different spellings of one path.
-fn has_ancestor(path: &Path, id: (u64, u64)) -> bool {
+pub(crate) fn has_ancestor(path: &Path, id: (u64, u64)) -> bool {
     path.ancestors().any(|a| {
         std::fs::metadata(a)
             .map(|m| (m.dev(), m.ino()) == id)
@@ -180,7 +76,7 @@ fn has_ancestor(path: &Path, id: (u64, u64)) -> bool {
     })
 }
 
-fn type_name(ft: FileType) -> &'static str {
+pub(crate) fn type_name(ft: FileType) -> &'static str {
     match ft {
         FileType::RegularFile => "regular file",
         FileType::Directory => "directory",
@@ -222,9 +118,55 @@ fn timespec_pair(st: &Stat) -> (Timespec, Timespec) {
 /// The fallback state of one (source device, destination device) pair, plus the failure
 /// that moved it (every file linked after that is a fallback for that cause).
 #[derive(Debug, Clone, Copy)]
-struct Pair {
+pub(crate) struct Pair {
     state: LinkState,
     moved_because: Option<Failure>,
+}
+
+/// Per (source device, destination device) pair: the fallback state and whether
+/// `copy_file_range` works. Kept by a [`Linker`] for its whole life.
+#[derive(Debug, Default)]
+pub(crate) struct Pairs {
+    states: Mutex<HashMap<(u64, u64), Pair>>,
+    ranges: Mutex<HashMap<(u64, u64), Arc<CopyRange>>>,
+}
+
+impl Pairs {
+    fn with_pair<R>(
+        &self,
+        key: (u64, u64),
+        mode: LinkMode,
+        strict: bool,
+        f: impl FnOnce(&mut Pair) -> R,
+    ) -> R {
+        // Pair updates are single assignments of small Copy values, so a poisoned lock still
+        // holds consistent data.
+        let mut pairs = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        let pair = pairs.entry(key).or_insert_with(|| Pair {
+            state: LinkState::new(mode, strict),
+            moved_because: None,
+        });
+        f(pair)
+    }
+
+    fn range(&self, key: (u64, u64)) -> Arc<CopyRange> {
+        self.ranges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_default()
+            .clone()
+    }
+
+    /// Pairs for which `copy_file_range` was refused (and is no longer tried).
+    pub fn copy_range_refused(&self) -> usize {
+        self.ranges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|r| r.refused())
+            .count()
+    }
 }
 
 /// What a file link did.
@@ -235,81 +177,62 @@ enum Linked {
     Vanished,
 }
 
-/// State shared by every worker of one run: options, paths for messages, pair states.
-struct Linker<'a> {
-    opts: &'a LinkOptions,
-    /// The canonical source root (also the base of symlink-mode targets).
-    src_path: &'a Path,
-    /// The destination as the caller named it.
-    dst_path: &'a Path,
-    pairs: Mutex<HashMap<(u64, u64), Pair>>,
-}
-
-impl<'a> Linker<'a> {
-    fn new(opts: &'a LinkOptions, src_path: &'a Path, dst_path: &'a Path) -> Self {
-        Self {
-            opts,
-            src_path,
-            dst_path,
-            pairs: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn with_pair<R>(&self, key: (u64, u64), f: impl FnOnce(&mut Pair) -> R) -> R {
-        // Pair updates are single assignments of small Copy values, so a poisoned lock still
-        // holds consistent data.
-        let mut pairs = self.pairs.lock().unwrap_or_else(PoisonError::into_inner);
-        let pair = pairs.entry(key).or_insert_with(|| Pair {
-            state: LinkState::new(self.opts.mode, self.opts.strict),
-            moved_because: None,
-        });
-        f(pair)
-    }
-
-    fn file_linker(&self, key: (u64, u64)) -> FileLinker<'_, 'a> {
-        let pair = self.with_pair(key, |p| *p);
+impl Linker {
+    fn file_linker(&self, key: (u64, u64)) -> FileLinker<'_> {
+        let pair = self
+            .pairs
+            .with_pair(key, self.opts.mode, self.opts.strict, |p| *p);
         FileLinker {
             linker: self,
             key,
             attempt: pair.state.attempt(),
             batch_because: pair.moved_because,
             worked: pair.state.has_worked(),
+            range: self.pairs.range(key),
         }
     }
 }
 
-/// Links files of one directory (or one file) for one device pair, keeping a snapshot of the
-/// pair's method so that the shared state is locked only on failures and the first success.
-struct FileLinker<'l, 'a> {
-    linker: &'l Linker<'a>,
+/// A file's source: a directory handle and a name in it (the current directory and a path
+/// for a file named by path), the permission bits to give the copy, and its full path.
+struct FileSrc<'a> {
+    dir: BorrowedFd<'a>,
+    name: &'a OsStr,
+    mode: Option<u32>,
+}
+
+/// Links files for one device pair, keeping a snapshot of the pair's method so that the
+/// shared state is locked only on failures and the first success.
+struct FileLinker<'l> {
+    linker: &'l Linker,
     key: (u64, u64),
     attempt: Attempt,
     batch_because: Option<Failure>,
     worked: bool,
+    range: Arc<CopyRange>,
 }
 
-impl FileLinker<'_, '_> {
-    /// Links the regular file `name` in `src_dir` to `dst_name` in `dst_dir` (which must not
-    /// exist). `rel` and `name` are for messages.
-    #[allow(clippy::too_many_arguments)]
+impl FileLinker<'_> {
+    /// Links the regular file `src` to `dst_name` in `dst_dir` (which must not exist).
+    /// Returns the method and bytes, or `None` when the source vanished. `src_full` and
+    /// `dst_full` name the entries in messages (and `src_full` is a symlink's target).
     fn link_file(
         &mut self,
-        src_dir: &Dir,
+        src: &FileSrc<'_>,
         dst_dir: &Dir,
-        rel: &Path,
-        name: &OsStr,
         dst_name: &OsStr,
+        src_full: &dyn Fn() -> PathBuf,
+        dst_full: &dyn Fn() -> PathBuf,
         tally: &mut Tally,
-    ) -> Result<(), LinkError> {
+    ) -> Result<Option<(Attempt, u64)>, LinkError> {
         let linker = self.linker;
-        let src_full = || linker.src_path.join(rel).join(name);
-        let dst_full = || linker.dst_path.join(rel).join(name);
+        let opts = &linker.opts;
         let mut attempt = self.attempt;
         // Set when this one file falls back; the batch's own cause is `batch_because`.
         let mut because: Option<Failure> = None;
         loop {
             let outcome = self
-                .try_once(attempt, src_dir, dst_dir, rel, name, dst_name)
+                .try_once(attempt, src, dst_dir, dst_name, src_full)
                 .map_err(|e| LinkError::link("link", &src_full(), &dst_full(), e))?;
             let failure = match outcome {
                 Ok(Linked::Done(method, bytes)) => {
@@ -340,30 +263,37 @@ impl FileLinker<'_, '_> {
                         }
                         if !self.worked {
                             self.worked = true;
-                            linker.with_pair(self.key, |p| p.state.succeeded(method));
+                            linker
+                                .pairs
+                                .with_pair(self.key, opts.mode, opts.strict, |p| {
+                                    p.state.succeeded(method)
+                                });
                         }
                     }
-                    return Ok(());
+                    return Ok(Some((method, bytes)));
                 }
                 Ok(Linked::Vanished) => {
                     tally.vanished += 1;
                     tally.fallback(Failure::SourceVanished, 0, src_full);
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(failure) => failure,
             };
-            let (decision, now, moved_because) = linker.with_pair(self.key, |p| {
-                let d = p.state.failed(attempt, failure);
-                if let Decision::Fallback {
-                    batch_moved: true, ..
-                } = d
-                {
-                    p.moved_because = Some(failure);
-                }
-                (d, p.state.attempt(), p.moved_because)
-            });
+            let (decision, now, moved_because) =
+                linker
+                    .pairs
+                    .with_pair(self.key, opts.mode, opts.strict, |p| {
+                        let d = p.state.failed(attempt, failure);
+                        if let Decision::Fallback {
+                            batch_moved: true, ..
+                        } = d
+                        {
+                            p.moved_because = Some(failure);
+                        }
+                        (d, p.state.attempt(), p.moved_because)
+                    });
             match decision {
-                Decision::Fail if linker.opts.strict => {
+                Decision::Fail if opts.strict => {
                     return Err(LinkError::StrictFallback {
                         src: src_full(),
                         dst: dst_full(),
@@ -401,17 +331,17 @@ impl FileLinker<'_, '_> {
     fn try_once(
         &self,
         attempt: Attempt,
-        src_dir: &Dir,
+        src: &FileSrc<'_>,
         dst_dir: &Dir,
-        rel: &Path,
-        name: &OsStr,
         dst_name: &OsStr,
+        src_full: &dyn Fn() -> PathBuf,
     ) -> io::Result<Result<Linked, Failure>> {
-        let opts = self.linker.opts;
+        let opts = &self.linker.opts;
         let transfer = |method| {
             let mut t = TransferOptions::new(method);
             t.preserve_times = opts.preserve_times;
-            transfer_at(src_dir, name, dst_dir, dst_name, &t)
+            t.mode = src.mode;
+            transfer_at_remembering(src.dir, src.name, dst_dir, dst_name, &t, &self.range)
         };
         Ok(match attempt {
             Attempt::Clone => match transfer(Method::Clone)? {
@@ -428,7 +358,7 @@ impl FileLinker<'_, '_> {
                     return Err(io::Error::other("copy reported an unsupported clone"));
                 }
             },
-            Attempt::Hardlink => match hardlink_at(src_dir, name, dst_dir, dst_name)? {
+            Attempt::Hardlink => match hardlink_at(src.dir, src.name, dst_dir, dst_name)? {
                 HardlinkOutcome::Linked => {
                     let st = statat(dst_dir, dst_name, AtFlags::SYMLINK_NOFOLLOW)?;
                     Ok(Linked::Done(Attempt::Hardlink, st.st_size as u64))
@@ -437,101 +367,139 @@ impl FileLinker<'_, '_> {
                 HardlinkOutcome::SourceVanished => Err(Failure::SourceVanished),
             },
             Attempt::Symlink => {
-                let st = match statat(src_dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                let st = match statat(src.dir, src.name, AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(st) => st,
                     Err(Errno::NOENT) => return Ok(Ok(Linked::Vanished)),
                     Err(e) => return Err(e.into()),
                 };
-                let target = self.linker.src_path.join(rel).join(name);
-                symlinkat(&target, dst_dir, dst_name)?;
+                symlinkat(src_full(), dst_dir, dst_name)?;
                 Ok(Linked::Done(Attempt::Symlink, st.st_size as u64))
             }
         })
     }
 }
 
-/// One unit of the link pass: entries `start..end` of directory `node`.
+/// One unit of the link pass: entries `start..end` of plan directory `node`, which is at
+/// `open` (relative to the destination root: its final path, or under a temporary name).
 struct Item {
     node: usize,
     start: usize,
     end: usize,
+    open: PathBuf,
     /// The destination directory was created by this run (so it is empty but for what this
     /// run puts there, and nothing needs checking before creating an entry).
     fresh: bool,
     /// The destination directory's device, when known without a stat.
-    dst_dev: Option<u64>,
+    dev: Option<u64>,
+}
+
+fn push_items(
+    plan: &Plan,
+    node: usize,
+    open: PathBuf,
+    fresh: bool,
+    dev: Option<u64>,
+    push: &mut Vec<Item>,
+) {
+    let len = plan.nodes[node].entries.len();
+    let mut start = 0;
+    while start < len {
+        let end = (start + CHUNK).min(len);
+        push.push(Item {
+            node,
+            start,
+            end,
+            open: open.clone(),
+            fresh,
+            dev,
+        });
+        start = end;
+    }
 }
 
 #[derive(Default)]
 struct Local {
     tally: Tally,
-    /// Directories this run created, which get the source's mode and times at the end.
-    created: Vec<usize>,
+    /// Directories this run created (where they are now, their plan node), which get the
+    /// source's mode and times at the end.
+    created: Vec<(PathBuf, usize)>,
+    ops: Vec<Op>,
+    record: Vec<RecordEntry>,
+    /// The source directory last opened: (tree, node) and its handle.
+    src: Option<((u32, u32), Dir)>,
 }
 
-/// One tree link into `dst_root` (a staging directory or an existing destination).
-struct TreeRun<'r, 'a> {
-    linker: &'r Linker<'a>,
-    tree: &'r Tree,
-    src_root: &'r Dir,
-    dst_root: &'r Dir,
-    jobs: usize,
+/// What a link pass did.
+pub(crate) struct Outcome {
+    pub tally: Tally,
+    pub ops: Vec<Op>,
+    pub record: Vec<RecordEntry>,
 }
 
-impl<'r, 'a> TreeRun<'r, 'a> {
-    fn new(
-        linker: &'r Linker<'a>,
-        tree: &'r Tree,
-        src_root: &'r Dir,
-        dst_root: &'r Dir,
-        jobs: usize,
-    ) -> Self {
-        Self {
-            linker,
-            tree,
-            src_root,
-            dst_root,
-            jobs,
-        }
-    }
+/// One pass of a plan into `dst_root` (a staging directory or an existing destination).
+pub(crate) struct Run<'r> {
+    pub linker: &'r Linker,
+    pub plan: &'r Plan,
+    pub trees: &'r [TreeSrc],
+    pub dst_root: &'r Dir,
+    /// The destination as the caller named it, for messages.
+    pub dst_path: &'r Path,
+    /// Set for a merge into an existing destination: new entries at existing directories
+    /// are built under temporary names and noted here.
+    pub journal: Option<&'r Journal<'r>>,
+}
 
-    fn dst_full(&self, rel: &Path) -> PathBuf {
-        self.linker.dst_path.join(rel)
-    }
-
-    fn src_full(&self, rel: &Path) -> PathBuf {
-        self.linker.src_path.join(rel)
+impl Run<'_> {
+    fn recording(&self) -> bool {
+        self.linker.opts.record || self.linker.opts.hash.is_some()
     }
 
     /// Links every entry, then gives the directories this run created their mode and times.
     /// `root_fresh`: the destination root was created by this run.
-    fn link_all(&self, root_fresh: bool) -> Result<Tally, LinkError> {
+    pub fn link_all(&self, root_fresh: bool) -> Result<Outcome, LinkError> {
         let mut first = Vec::new();
         let root_dev = if root_fresh {
             Some(
                 self.dst_root
                     .stat_self()
-                    .map_err(|e| LinkError::io("stat", self.linker.dst_path, e))?
+                    .map_err(|e| LinkError::io("stat", self.dst_path, e))?
                     .st_dev,
             )
         } else {
             None
         };
-        push_items(&self.tree.nodes, 0, root_fresh, root_dev, &mut first);
-        let locals = pool::run(self.jobs, first, Local::default, |local, item, push| {
-            self.link_item(local, item, push)
-        })?;
+        push_items(
+            self.plan,
+            0,
+            PathBuf::new(),
+            root_fresh,
+            root_dev,
+            &mut first,
+        );
+        let locals = self.linker.workers.run(
+            self.linker.jobs,
+            first,
+            Local::default,
+            |local, item, push| self.link_item(local, item, push),
+        )?;
         let mut tally = Tally::default();
         let mut created = Vec::new();
         if root_fresh {
-            created.push(0);
+            created.push((PathBuf::new(), 0));
         }
+        let mut ops = Vec::new();
+        let mut record = Vec::new();
         for local in locals {
             tally.merge(local.tally);
             created.extend(local.created);
+            ops.extend(local.ops);
+            record.extend(local.record);
         }
         self.finish_dirs(created)?;
-        Ok(tally)
+        // Publication order: by directory, so that each is opened once.
+        ops.sort_by(|a, b| a.dir.cmp(&b.dir).then_with(|| a.name.cmp(&b.name)));
+        record.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Outcome { tally, ops, record })
     }
 
     fn link_item(
@@ -540,290 +508,326 @@ impl<'r, 'a> TreeRun<'r, 'a> {
         item: Item,
         push: &mut Vec<Item>,
     ) -> Result<(), LinkError> {
-        let node = &self.tree.nodes[item.node];
-        let rel = node.rel.as_path();
-        let src_dir = open_rel(self.src_root, rel)
-            .map_err(|e| LinkError::io("open directory", &self.src_full(rel), e))?;
-        let dst_dir = open_rel(self.dst_root, rel)
-            .map_err(|e| LinkError::io("open directory", &self.dst_full(rel), e))?;
-        let dst_dev = match item.dst_dev {
+        let opts = &self.linker.opts;
+        let node = &self.plan.nodes[item.node];
+        let dst_dir = open_rel(self.dst_root, &item.open)
+            .map_err(|e| LinkError::io("open directory", &self.dst_path.join(&node.rel), e))?;
+        let dst_dev = match item.dev {
             Some(d) => d,
             None => {
                 dst_dir
                     .stat_self()
-                    .map_err(|e| LinkError::io("stat", &self.dst_full(rel), e))?
+                    .map_err(|e| LinkError::io("stat", &self.dst_path.join(&node.rel), e))?
                     .st_dev
             }
         };
-        let mut files = self.linker.file_linker((node.meta.dev, dst_dev));
-        let bytes_before =
-            local.tally.bytes_cloned + local.tally.bytes_copied + local.tally.bytes_other;
+        let bytes_before = bytes_of(&local.tally);
+        let mut files: Vec<FileLinker<'_>> = Vec::new();
         let mut done = 0u64;
         for entry in &node.entries[item.start..item.end] {
             done += 1;
             let name: &OsStr = &entry.name;
+            let dst_full = || self.dst_path.join(&node.rel).join(name);
             let existing = if item.fresh {
                 None
             } else {
                 dst_dir
                     .try_stat(name)
-                    .map_err(|e| LinkError::io("stat", &self.dst_full(rel).join(name), e))?
+                    .map_err(|e| LinkError::io("stat", &dst_full(), e))?
             };
-            match entry.kind {
-                Kind::File => self.file_entry(
+            let mut replace = false;
+            if let Some(st) = &existing {
+                match (&entry.kind, is_dir(st), opts.on_existing) {
+                    (PKind::Dir(child), true, _) => {
+                        // Merge into it; its own mode and times stay as they are.
+                        local.tally.dirs += 1;
+                        push_items(self.plan, *child, item.open.join(name), false, None, push);
+                        continue;
+                    }
+                    (kind, _, OnExisting::Skip) => {
+                        let below = match kind {
+                            PKind::Dir(child) => self.plan.subtree_entries(*child),
+                            _ => 0,
+                        };
+                        local.tally.skipped += 1 + below;
+                        if let Some(p) = &opts.progress {
+                            p.advanced(below, 0);
+                        }
+                        continue;
+                    }
+                    (_, _, OnExisting::Fail) => {
+                        return Err(LinkError::DestinationExists(dst_full()));
+                    }
+                    (_, true, OnExisting::Overwrite) => {
+                        // A directory holds entries the source may not have: replacing it by
+                        // a file or a symlink would delete them. Refuse, as `cp` does.
+                        return Err(directory_in_the_way(&dst_full()));
+                    }
+                    (_, false, OnExisting::Overwrite) => replace = true,
+                }
+            }
+            let tmp;
+            let at: &OsStr = if item.fresh {
+                name
+            } else {
+                tmp = temp_name(name);
+                if let Some(j) = self.journal {
+                    j.note_temp(&item.open, &tmp)?;
+                }
+                &tmp
+            };
+            let made = match &entry.kind {
+                PKind::File(src) => self.file_entry(
+                    local,
                     &mut files,
-                    &src_dir,
                     &dst_dir,
-                    rel,
-                    name,
-                    existing,
-                    &mut local.tally,
+                    dst_dev,
+                    (name, at),
+                    src,
+                    &node.rel,
+                    entry.origin,
                 )?,
-                Kind::Symlink => {
-                    self.symlink_entry(&src_dir, &dst_dir, rel, name, existing, &mut local.tally)?
+                PKind::Symlink(src) => {
+                    self.symlink_entry(local, &dst_dir, (name, at), src, &node.rel, entry.origin)?
                 }
-                Kind::Dir(child) => {
-                    self.dir_entry(&dst_dir, rel, name, child, existing, dst_dev, local, push)?
+                PKind::Dir(child) => {
+                    let meta = self.plan.nodes[*child].meta;
+                    dst_dir
+                        .create_dir(at, fill_mode(meta.map_or(0o755, |m| m.mode)))
+                        .map_err(|e| LinkError::io("create directory", &dst_full(), e))?;
+                    let open = item.open.join(at);
+                    local.created.push((open.clone(), *child));
+                    push_items(self.plan, *child, open, true, Some(dst_dev), push);
+                    local.tally.dirs += 1;
+                    if self.recording() {
+                        local.record.push(RecordEntry {
+                            path: node.rel.join(name),
+                            kind: EntryKind::Dir,
+                            size: 0,
+                            method: None,
+                            hash: None,
+                            source: entry.origin as usize,
+                        });
+                    }
+                    true
                 }
-                Kind::Special => local.tally.special += 1,
+            };
+            if made && !item.fresh {
+                let ino = dst_dir
+                    .stat(at)
+                    .map_err(|e| LinkError::io("stat", &dst_full(), e))?
+                    .st_ino;
+                if replace {
+                    local.tally.replaced += 1;
+                }
+                local.ops.push(Op {
+                    dir: item.open.clone(),
+                    tmp: at.to_owned(),
+                    name: name.to_owned(),
+                    replace,
+                    ino,
+                });
             }
         }
-        if let Some(p) = &self.linker.opts.progress {
-            let bytes =
-                local.tally.bytes_cloned + local.tally.bytes_copied + local.tally.bytes_other;
-            p.advanced(done, bytes - bytes_before);
+        if let Some(p) = &opts.progress {
+            p.advanced(done, bytes_of(&local.tally) - bytes_before);
         }
         Ok(())
     }
 
-    /// Runs `make(tmp)` to create the new entry under a temporary name, then puts it in
-    /// place of the existing entry `name`: renamed over it when both are non-directories,
-    /// exchanged with it when a directory replaces a file (rename(2) cannot put a directory
-    /// over a file), after which the old entry, now under the temporary name, is removed. A
-    /// directory is never replaced by a non-directory: that is an error naming the path.
-    /// `make` returns false when it created nothing (the source vanished).
-    fn replace(
-        &self,
-        dst_dir: &Dir,
-        rel: &Path,
-        name: &OsStr,
-        existing: &Stat,
-        new_is_dir: bool,
-        make: impl FnOnce(&OsStr) -> Result<bool, LinkError>,
-    ) -> Result<(), LinkError> {
-        let full = || self.dst_full(rel).join(name);
-        // A directory holds entries the source may not have: replacing it by a file or a
-        // symlink would delete them. Refuse, as `cp` does, before creating anything.
-        if is_dir(existing) && !new_is_dir {
-            return Err(directory_in_the_way(&full()));
-        }
-        let tmp = temp_name(name);
-        if !make(&tmp)? {
-            return Ok(());
-        }
-        let placed = if is_dir(existing) || new_is_dir {
-            dst_dir
-                .rename_exchange(&tmp, dst_dir, name)
-                .and_then(|()| dst_dir.remove_tree(&tmp))
-        } else {
-            dst_dir.rename(&tmp, dst_dir, name).and_then(|()| {
-                // rename(2) does nothing when both names are links to one inode (a hardlink
-                // of the source already there); then the temporary name is still present.
-                if self.linker.opts.mode == LinkMode::Hardlink {
-                    dst_dir.remove_tree(&tmp)
-                } else {
-                    Ok(())
-                }
-            })
-        };
-        placed.map_err(|e| {
-            let _ = dst_dir.remove_tree(&tmp);
-            LinkError::io("replace", &full(), e)
-        })
-    }
-
+    /// Links one planned file to `at` in `dst_dir`; false when its source vanished.
     #[allow(clippy::too_many_arguments)]
-    fn file_entry(
-        &self,
-        files: &mut FileLinker<'_, '_>,
-        src_dir: &Dir,
+    fn file_entry<'l>(
+        &'l self,
+        local: &mut Local,
+        files: &mut Vec<FileLinker<'l>>,
         dst_dir: &Dir,
+        dst_dev: u64,
+        (name, at): (&OsStr, &OsStr),
+        src: &SrcRef,
         rel: &Path,
-        name: &OsStr,
-        existing: Option<Stat>,
-        tally: &mut Tally,
-    ) -> Result<(), LinkError> {
-        match existing {
-            None => files.link_file(src_dir, dst_dir, rel, name, name, tally),
-            Some(st) => match self.linker.opts.on_existing {
-                OnExisting::Skip => {
-                    tally.skipped += 1;
-                    Ok(())
+        origin: u32,
+    ) -> Result<bool, LinkError> {
+        let src_full = || crate::plan::src_path(self.trees, src);
+        let dst_full = || self.dst_path.join(rel).join(name);
+        let (src_dev, fsrc) = match src {
+            SrcRef::Tree { tree, node, name } => {
+                let t = &self.trees[*tree as usize];
+                let key = (*tree, *node);
+                if local.src.as_ref().is_none_or(|(k, _)| *k != key) {
+                    let srel = &t.tree.nodes[*node as usize].rel;
+                    let d = open_rel(&t.root, srel)
+                        .map_err(|e| LinkError::io("open directory", &t.path.join(srel), e))?;
+                    local.src = Some((key, d));
                 }
-                OnExisting::Fail => {
-                    Err(LinkError::DestinationExists(self.dst_full(rel).join(name)))
-                }
-                OnExisting::Overwrite => self.replace(dst_dir, rel, name, &st, false, |tmp| {
-                    let vanished = tally.vanished;
-                    files.link_file(src_dir, dst_dir, rel, name, tmp, tally)?;
-                    Ok(tally.vanished == vanished)
-                }),
-            },
+                let dir = &local.src.as_ref().expect("opened just above").1;
+                (
+                    t.tree.nodes[*node as usize].meta.dev,
+                    FileSrc {
+                        dir: dir.as_fd(),
+                        name,
+                        mode: None,
+                    },
+                )
+            }
+            SrcRef::Path { path, dev, mode } => (
+                *dev,
+                FileSrc {
+                    dir: CWD,
+                    name: path.as_os_str(),
+                    mode: *mode,
+                },
+            ),
+        };
+        let key = (src_dev, dst_dev);
+        let idx = match files.iter().position(|f| f.key == key) {
+            Some(i) => i,
+            None => {
+                files.push(self.linker.file_linker(key));
+                files.len() - 1
+            }
+        };
+        let Some((method, bytes)) =
+            files[idx].link_file(&fsrc, dst_dir, at, &src_full, &dst_full, &mut local.tally)?
+        else {
+            return Ok(false);
+        };
+        if self.recording() {
+            let (kind, size) = if method == Attempt::Symlink {
+                (EntryKind::Symlink, src_full().as_os_str().len() as u64)
+            } else {
+                (EntryKind::File, bytes)
+            };
+            let hash = match self.linker.opts.hash {
+                Some(algo) if kind == EntryKind::File => Some(
+                    hash_file(dst_dir, at, algo)
+                        .map_err(|e| LinkError::io("hash", &dst_full(), e))?,
+                ),
+                _ => None,
+            };
+            local.record.push(RecordEntry {
+                path: rel.join(name),
+                kind,
+                size,
+                method: Some(method),
+                hash,
+                source: origin as usize,
+            });
         }
+        Ok(true)
     }
 
+    /// Recreates one planned symlink at `at` in `dst_dir`; false when its source vanished.
     fn symlink_entry(
         &self,
-        src_dir: &Dir,
+        local: &mut Local,
         dst_dir: &Dir,
+        (name, at): (&OsStr, &OsStr),
+        src: &SrcRef,
         rel: &Path,
-        name: &OsStr,
-        existing: Option<Stat>,
-        tally: &mut Tally,
-    ) -> Result<(), LinkError> {
-        if existing.is_some() && self.linker.opts.on_existing == OnExisting::Skip {
-            tally.skipped += 1;
-            return Ok(());
+        origin: u32,
+    ) -> Result<bool, LinkError> {
+        let src_full = || crate::plan::src_path(self.trees, src);
+        let dst_full = || self.dst_path.join(rel).join(name);
+        let SrcRef::Tree {
+            tree,
+            node,
+            name: sname,
+        } = src
+        else {
+            return Err(LinkError::SourceNotLinkable(src_full(), "symlink"));
+        };
+        let t = &self.trees[*tree as usize];
+        let key = (*tree, *node);
+        if local.src.as_ref().is_none_or(|(k, _)| *k != key) {
+            let srel = &t.tree.nodes[*node as usize].rel;
+            let d = open_rel(&t.root, srel)
+                .map_err(|e| LinkError::io("open directory", &t.path.join(srel), e))?;
+            local.src = Some((key, d));
         }
-        let src_full = || self.src_full(rel).join(name);
-        let target = match readlinkat(src_dir, name, Vec::new()) {
+        let src_dir = &local.src.as_ref().expect("opened just above").1;
+        let target = match readlinkat(src_dir, &**sname, Vec::new()) {
             Ok(t) => OsString::from_vec(t.into_bytes()),
             Err(Errno::NOENT) => {
-                tally.vanished += 1;
-                tally.fallback(Failure::SourceVanished, 0, src_full);
-                return Ok(());
+                local.tally.vanished += 1;
+                local.tally.fallback(Failure::SourceVanished, 0, src_full);
+                return Ok(false);
             }
             Err(e) => return Err(LinkError::io("read symlink", &src_full(), e.into())),
         };
         let times = if self.linker.opts.preserve_times {
-            let st = statat(src_dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            let st = statat(src_dir, &**sname, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| LinkError::io("stat", &src_full(), e.into()))?;
             Some(timespec_pair(&st))
         } else {
             None
         };
-        let make = |at: &OsStr| -> Result<bool, LinkError> {
-            let dst_full = || self.dst_full(rel).join(name);
-            symlinkat(target.as_os_str(), dst_dir, at).map_err(|e| {
-                LinkError::link("create symlink", &src_full(), &dst_full(), e.into())
-            })?;
-            if let Some((atime, mtime)) = times {
-                utimensat(
-                    dst_dir,
-                    at,
-                    &rustix::fs::Timestamps {
-                        last_access: atime,
-                        last_modification: mtime,
-                    },
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(|e| LinkError::io("set times of", &dst_full(), e.into()))?;
-            }
-            Ok(true)
-        };
-        match existing {
-            None => {
-                make(name)?;
-            }
-            Some(st) => match self.linker.opts.on_existing {
-                OnExisting::Fail => {
-                    return Err(LinkError::DestinationExists(self.dst_full(rel).join(name)));
-                }
-                _ => self.replace(dst_dir, rel, name, &st, false, make)?,
-            },
+        symlinkat(target.as_os_str(), dst_dir, at)
+            .map_err(|e| LinkError::link("create symlink", &src_full(), &dst_full(), e.into()))?;
+        if let Some((atime, mtime)) = times {
+            utimensat(
+                dst_dir,
+                at,
+                &rustix::fs::Timestamps {
+                    last_access: atime,
+                    last_modification: mtime,
+                },
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| LinkError::io("set times of", &dst_full(), e.into()))?;
         }
-        tally.symlinks += 1;
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn dir_entry(
-        &self,
-        dst_dir: &Dir,
-        rel: &Path,
-        name: &OsStr,
-        child: usize,
-        existing: Option<Stat>,
-        dst_dev: u64,
-        local: &mut Local,
-        push: &mut Vec<Item>,
-    ) -> Result<(), LinkError> {
-        let full = || self.dst_full(rel).join(name);
-        let nodes = &self.tree.nodes;
-        match existing {
-            None => {
-                dst_dir
-                    .create_dir(name, fill_mode(nodes[child].meta.mode))
-                    .map_err(|e| LinkError::io("create directory", &full(), e))?;
-                local.created.push(child);
-                push_items(nodes, child, true, Some(dst_dev), push);
-            }
-            Some(st) if is_dir(&st) => {
-                // Merge into it; its own mode and times stay as they are.
-                push_items(nodes, child, false, None, push);
-            }
-            Some(st) => match self.linker.opts.on_existing {
-                OnExisting::Skip => {
-                    let below = nodes[child].subtree_entries(nodes);
-                    local.tally.skipped += 1 + below;
-                    if let Some(p) = &self.linker.opts.progress {
-                        p.advanced(below, 0);
-                    }
-                    return Ok(());
-                }
-                OnExisting::Fail => return Err(LinkError::DestinationExists(full())),
-                OnExisting::Overwrite => {
-                    self.replace(dst_dir, rel, name, &st, true, |tmp| {
-                        dst_dir
-                            .create_dir(tmp, fill_mode(nodes[child].meta.mode))
-                            .map_err(|e| LinkError::io("create directory", &full(), e))?;
-                        Ok(true)
-                    })?;
-                    local.created.push(child);
-                    push_items(nodes, child, true, Some(dst_dev), push);
-                }
-            },
+        local.tally.symlinks += 1;
+        if self.recording() {
+            local.record.push(RecordEntry {
+                path: rel.join(name),
+                kind: EntryKind::Symlink,
+                size: target.len() as u64,
+                method: None,
+                hash: None,
+                source: origin as usize,
+            });
         }
-        local.tally.dirs += 1;
-        Ok(())
+        Ok(true)
     }
 
     /// Gives every directory this run created the source's permission bits and (unless
     /// asked not to) times. Runs after all entries exist, deepest directories first so that
     /// a directory made unwritable or unsearchable is not needed afterwards.
-    fn finish_dirs(&self, mut created: Vec<usize>) -> Result<(), LinkError> {
-        let nodes = &self.tree.nodes;
-        let depth = |id: usize| nodes[id].rel.components().count();
-        created.sort_by_key(|&id| std::cmp::Reverse(depth(id)));
+    fn finish_dirs(&self, mut created: Vec<(PathBuf, usize)>) -> Result<(), LinkError> {
+        let nodes = &self.plan.nodes;
+        created.retain(|(_, id)| nodes[*id].meta.is_some());
+        let depth = |p: &Path| p.components().count();
+        created.sort_by_key(|(p, _)| std::cmp::Reverse(depth(p)));
         let preserve = self.linker.opts.preserve_times;
         let mut rest = created.as_slice();
-        while let Some(&first) = rest.first() {
+        while let Some((first, _)) = rest.first() {
             let d = depth(first);
-            let level_len = rest.iter().take_while(|&&id| depth(id) == d).count();
+            let level_len = rest.iter().take_while(|(p, _)| depth(p) == d).count();
             let (level, tail) = rest.split_at(level_len);
             rest = tail;
-            let items: Vec<&[usize]> = level.chunks(64).collect();
-            pool::run(
-                self.jobs.min(items.len()),
+            let items: Vec<&[(PathBuf, usize)]> = level.chunks(64).collect();
+            self.linker.workers.run(
+                self.linker.jobs.min(items.len()),
                 items,
                 || (),
-                |_, ids, _| {
-                    for &id in ids {
-                        let node: &Node = &nodes[id];
-                        let full = || self.dst_full(&node.rel);
-                        let dir = open_rel(self.dst_root, &node.rel)
+                |_, dirs, _| {
+                    for (open, id) in dirs {
+                        let node = &nodes[*id];
+                        let meta = node.meta.expect("kept only directories with metadata");
+                        let full = || self.dst_path.join(&node.rel);
+                        let dir = open_rel(self.dst_root, open)
                             .map_err(|e| LinkError::io("open directory", &full(), e))?;
                         // Usually the directory was created with its final bits already; an
                         // fstat costs no metadata transaction, a chmod does.
                         let now = dir
                             .stat_self()
                             .map_err(|e| LinkError::io("stat", &full(), e))?;
-                        if now.st_mode & 0o7777 != node.meta.mode {
-                            dir.set_mode(node.meta.mode)
+                        if now.st_mode & 0o7777 != meta.mode {
+                            dir.set_mode(meta.mode)
                                 .map_err(|e| LinkError::io("set mode of", &full(), e))?;
                         }
                         if preserve {
-                            dir.set_own_times(node.meta.atime, node.meta.mtime)
+                            dir.set_own_times(meta.atime, meta.mtime)
                                 .map_err(|e| LinkError::io("set times of", &full(), e))?;
                         }
                     }
@@ -835,45 +839,158 @@ impl<'r, 'a> TreeRun<'r, 'a> {
     }
 }
 
+fn bytes_of(t: &Tally) -> u64 {
+    t.bytes_cloned + t.bytes_copied + t.bytes_other
+}
+
+/// The content hash of the file `name` in `dir`, read through a new descriptor.
+fn hash_file(dir: &Dir, name: &OsStr, algo: HashAlgo) -> io::Result<Digest> {
+    use sha2::Digest as _;
+    let fd = openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut file = std::fs::File::from(fd);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut blake = blake3::Hasher::new();
+    let mut sha = sha2::Sha256::new();
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        match algo {
+            HashAlgo::Blake3 => {
+                blake.update(&buf[..n]);
+            }
+            HashAlgo::Sha256 => sha.update(&buf[..n]),
+        }
+    }
+    let bytes = match algo {
+        HashAlgo::Blake3 => blake.finalize().as_bytes().to_vec(),
+        HashAlgo::Sha256 => sha.finalize().to_vec(),
+    };
+    Ok(Digest { algo, bytes })
+}
+
+/// Links `plan` (built from `trees` and listed files) to `dst`: into a staging directory
+/// renamed into place when `dst` does not exist, as a merge transaction when it does.
+pub(crate) fn run_plan(
+    linker: &Linker,
+    plan: &Plan,
+    trees: &[TreeSrc],
+    dst: &Path,
+    started: Instant,
+) -> Result<LinkReport, LinkError> {
+    let dst_name = dst
+        .file_name()
+        .ok_or_else(|| LinkError::InvalidDestination(dst.to_path_buf()))?;
+    let parent_path = match dst.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent = Dir::open(parent_path)
+        .map_err(|e| LinkError::io("open the destination's parent directory", parent_path, e))?;
+    let existing = parent
+        .try_stat(dst_name)
+        .map_err(|e| LinkError::io("stat", dst, e))?;
+    if let Some(st) = &existing {
+        let ft = FileType::from_raw_mode(st.st_mode);
+        match linker.opts.on_existing {
+            OnExisting::Fail => return Err(LinkError::DestinationExists(dst.to_path_buf())),
+            _ if ft == FileType::Symlink => {
+                return Err(LinkError::DestinationIsSymlink(dst.to_path_buf()));
+            }
+            _ if ft != FileType::Directory => {
+                return Err(LinkError::DestinationNotDirectory(dst.to_path_buf()));
+            }
+            _ => {}
+        }
+    }
+    if let Some(p) = &linker.opts.progress {
+        p.scanned(&plan.totals);
+    }
+    let outcome = match existing {
+        None => {
+            // Staging left by runs of this same destination that died; best effort.
+            let _ = remove_stale(&parent, dst_name);
+            let staging = Staging::create(&parent, parent_path, dst_name)?;
+            let run = Run {
+                linker,
+                plan,
+                trees,
+                dst_root: &staging.dir,
+                dst_path: dst,
+                journal: None,
+            };
+            let outcome = run.link_all(true)?;
+            staging.commit(dst_name)?;
+            outcome
+        }
+        Some(_) => {
+            let dst_root = parent
+                .open_dir(dst_name)
+                .map_err(|e| LinkError::io("open", dst, e))?;
+            txn::recover(&dst_root)
+                .map_err(|e| LinkError::io("finish an interrupted merge in", dst, e))?;
+            let journal = Journal::create(&dst_root, dst)?;
+            let result = Run {
+                linker,
+                plan,
+                trees,
+                dst_root: &dst_root,
+                dst_path: dst,
+                journal: Some(&journal),
+            }
+            .link_all(false);
+            match result {
+                Ok(outcome) => {
+                    journal.publish(&outcome.ops)?;
+                    outcome
+                }
+                Err(e) => return Err(journal.abort(e)),
+            }
+        }
+    };
+    let mut report = outcome
+        .tally
+        .into_report(dst.to_path_buf(), started.elapsed());
+    report.skipped += plan.skipped;
+    report.dropped = plan.dropped;
+    report.collisions = plan.collisions.clone();
+    report.record = outcome.record;
+    Ok(report)
+}
+
 /// The mode a directory is created with: its final permission bits, plus owner
 /// read/write/search so that this run can fill it (the final bits are set afterwards).
 fn fill_mode(mode: u32) -> u32 {
     (mode | 0o700) & 0o777
 }
 
-fn push_items(
-    nodes: &[Node],
-    node: usize,
-    fresh: bool,
-    dst_dev: Option<u64>,
-    push: &mut Vec<Item>,
-) {
-    let len = nodes[node].entries.len();
-    let mut start = 0;
-    while start < len {
-        let end = (start + CHUNK).min(len);
-        push.push(Item {
-            node,
-            start,
-            end,
-            fresh,
-            dst_dev,
-        });
-        start = end;
-    }
-}
-
 /// A regular file as the source: like `cp`. `dst` may be a new file path or an existing
 /// directory (the file goes inside it, under its own name).
-fn link_single_file(
+pub(crate) fn link_single_file(
+    linker: &Linker,
     src_canon: &Path,
     src_id: (u64, u64),
     dst: &Path,
-    parent: &Dir,
-    parent_path: &Path,
-    dst_name: &OsStr,
-    opts: &LinkOptions,
+    started: Instant,
 ) -> Result<LinkReport, LinkError> {
+    let opts = &linker.opts;
+    let dst_name = dst
+        .file_name()
+        .ok_or_else(|| LinkError::InvalidDestination(dst.to_path_buf()))?;
+    let parent_path = match dst.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent = Dir::open(parent_path)
+        .map_err(|e| LinkError::io("open the destination's parent directory", parent_path, e))?;
     let src_name = src_canon
         .file_name()
         .ok_or_else(|| LinkError::SourceNotLinkable(src_canon.to_path_buf(), "root directory"))?;
@@ -886,7 +1003,7 @@ fn link_single_file(
         opened = Dir::open(dst).map_err(|e| LinkError::io("open", dst, e))?;
         (&opened, dst, src_name)
     } else {
-        (parent, parent_path, dst_name)
+        (&parent, parent_path, dst_name)
     };
     let target = target_dir_path.join(name);
     let existing = target_dir
@@ -903,7 +1020,7 @@ fn link_single_file(
                     skipped: 1,
                     ..Tally::default()
                 };
-                return Ok(tally.into_report(target, Default::default()));
+                return Ok(tally.into_report(target, started.elapsed()));
             }
             OnExisting::Overwrite if is_dir(st) => return Err(directory_in_the_way(&target)),
             OnExisting::Overwrite => {}
@@ -913,21 +1030,31 @@ fn link_single_file(
         .stat_self()
         .map_err(|e| LinkError::io("stat", target_dir_path, e))?
         .st_dev;
-    let linker = Linker::new(opts, src_parent, target_dir_path);
     let mut files = linker.file_linker((src_id.0, dst_dev));
     let mut tally = Tally::default();
     let tmp = temp_name(name);
-    files.link_file(
-        &src_dir,
+    let src = FileSrc {
+        dir: src_dir.as_fd(),
+        name: src_name,
+        mode: None,
+    };
+    let linked = files.link_file(
+        &src,
         target_dir,
-        Path::new(""),
-        src_name,
         &tmp,
+        &|| src_canon.to_path_buf(),
+        &|| target.clone(),
         &mut tally,
     )?;
-    if tally.vanished > 0 {
+    let Some((method, bytes)) = linked else {
         return Err(LinkError::SourceMissing(src_canon.to_path_buf()));
-    }
+    };
+    let hash = match opts.hash {
+        Some(algo) if method != Attempt::Symlink => {
+            Some(hash_file(target_dir, &tmp, algo).map_err(|e| LinkError::io("hash", &target, e))?)
+        }
+        _ => None,
+    };
     let placed = if existing.is_some() {
         target_dir.rename(&tmp, target_dir, name)
     } else {
@@ -943,12 +1070,31 @@ fn link_single_file(
     if opts.mode == LinkMode::Hardlink {
         let _ = target_dir.remove_tree(&tmp);
     }
-    Ok(tally.into_report(target, Default::default()))
+    if existing.is_some() {
+        tally.replaced += 1;
+    }
+    let mut report = tally.into_report(target, started.elapsed());
+    if opts.record || opts.hash.is_some() {
+        let (kind, size) = if method == Attempt::Symlink {
+            (EntryKind::Symlink, src_canon.as_os_str().len() as u64)
+        } else {
+            (EntryKind::File, bytes)
+        };
+        report.record.push(RecordEntry {
+            path: PathBuf::from(name),
+            kind,
+            size,
+            method: Some(method),
+            hash,
+            source: 0,
+        });
+    }
+    Ok(report)
 }
 
 /// The refusal to replace an existing directory by a file or symlink: the directory may hold
 /// entries the source does not have, and overwriting must never delete them.
-fn directory_in_the_way(path: &Path) -> LinkError {
+pub(crate) fn directory_in_the_way(path: &Path) -> LinkError {
     LinkError::io(
         "replace",
         path,

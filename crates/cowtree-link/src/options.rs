@@ -49,6 +49,42 @@ pub struct LinkOptions {
     pub skip_special: bool,
     /// Told about progress; see [`Progress`] and [`ProgressCounters`].
     pub progress: Option<Arc<dyn Progress>>,
+    /// List every entry written in [`crate::LinkReport::record`] (path, kind, size, method).
+    pub record: bool,
+    /// Also give each regular file's content hash in the record (implies `record`). The hash
+    /// is of the destination file, read right after it was linked.
+    pub hash: Option<HashAlgo>,
+}
+
+/// A content hash the record can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HashAlgo {
+    /// BLAKE3 (what cowtree's store names blobs by).
+    Blake3,
+    /// SHA-256 (what Python wheel RECORD files and most lockfiles use).
+    Sha256,
+}
+
+/// What a source entry is, as a path mapping hook and the record see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symlink.
+    Symlink,
+}
+
+impl EntryKind {
+    /// `file`, `dir` or `symlink`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::Symlink => "symlink",
+        }
+    }
 }
 
 impl Default for LinkOptions {
@@ -61,6 +97,8 @@ impl Default for LinkOptions {
             jobs: 0,
             skip_special: false,
             progress: None,
+            record: false,
+            hash: None,
         }
     }
 }
@@ -75,6 +113,8 @@ impl fmt::Debug for LinkOptions {
             .field("jobs", &self.jobs)
             .field("skip_special", &self.skip_special)
             .field("progress", &self.progress.is_some())
+            .field("record", &self.record)
+            .field("hash", &self.hash)
             .finish()
     }
 }

@@ -1,9 +1,86 @@
-//! A small work queue run by a fixed number of scoped threads: items may push more items, the
+//! A small work queue run by a fixed number of workers: items may push more items, the
 //! first error stops everyone, and each worker keeps its own state (tallies) that the caller
 //! gets back at the end. Items carry no open file descriptors, so open fds are bounded by
 //! what one worker holds at a time times the number of workers.
+//!
+//! [`Workers`] keeps the threads for a whole [`crate::Linker`] session, so that a caller
+//! linking many small packages does not start and stop threads for every call and phase.
 
 use std::sync::{Condvar, Mutex, PoisonError};
+
+/// The worker threads of one session.
+pub(crate) struct Workers {
+    /// `None` when the session uses one worker (everything runs on the caller's thread).
+    pool: Option<rayon::ThreadPool>,
+    jobs: usize,
+}
+
+impl Workers {
+    /// `jobs` threads, started now and kept until dropped. If the threads cannot be started,
+    /// each run starts its own (as [`run`] does).
+    pub fn new(jobs: usize) -> Workers {
+        let pool = (jobs > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(jobs)
+                    .thread_name(|i| format!("cowtree-link-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        Workers { pool, jobs }
+    }
+
+    /// The number of workers.
+    pub fn jobs(&self) -> usize {
+        self.jobs
+    }
+
+    /// [`run`] on this session's threads, with at most `jobs` of them.
+    pub fn run<T, W, E>(
+        &self,
+        jobs: usize,
+        initial: Vec<T>,
+        make_local: impl Fn() -> W + Sync,
+        work: impl Fn(&mut W, T, &mut Vec<T>) -> Result<(), E> + Sync,
+    ) -> Result<Vec<W>, E>
+    where
+        T: Send,
+        W: Send,
+        E: Send,
+    {
+        let jobs = jobs.min(self.jobs);
+        let Some(pool) = self.pool.as_ref().filter(|_| jobs > 1) else {
+            return run(jobs, initial, make_local, work);
+        };
+        let shared = Mutex::new(Shared {
+            items: initial,
+            active: 0,
+            error: None,
+        });
+        let wake = Condvar::new();
+        let locals = Mutex::new(Vec::with_capacity(jobs));
+        // Each worker blocks while the queue is empty and others are busy, so exactly `jobs`
+        // of them run at once: the pool has at least that many threads, and the thread that
+        // waits for the scope runs one of them itself.
+        pool.scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|_| {
+                    let local = worker(&shared, &wake, &make_local, &work);
+                    locals
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(local);
+                });
+            }
+        });
+        let shared = shared.into_inner().unwrap_or_else(PoisonError::into_inner);
+        match shared.error {
+            Some(e) => Err(e),
+            None => Ok(locals.into_inner().unwrap_or_else(PoisonError::into_inner)),
+        }
+    }
+}
 
 struct Shared<T, E> {
     items: Vec<T>,
@@ -143,6 +220,43 @@ mod tests {
         for jobs in [1, 2, 3, 8] {
             assert_eq!(count_tree(jobs, 10, None), Ok(2047), "jobs {jobs}");
         }
+    }
+
+    #[test]
+    fn session_workers_run_every_item_once_and_stop_at_the_first_error() {
+        let workers = Workers::new(3);
+        for _ in 0..3 {
+            let locals = workers
+                .run(
+                    3,
+                    vec![0u32],
+                    || 0u64,
+                    |count, n, push| {
+                        *count += 1;
+                        if n < 10 {
+                            push.push(n + 1);
+                            push.push(n + 1);
+                        }
+                        Ok::<(), String>(())
+                    },
+                )
+                .unwrap();
+            assert_eq!(locals.iter().sum::<u64>(), 2047);
+        }
+        let err = workers.run(
+            3,
+            vec![0u32],
+            || (),
+            |_, n, push| {
+                if n == 5 {
+                    return Err(format!("failed at depth {n}"));
+                }
+                push.push(n + 1);
+                push.push(n + 1);
+                Ok(())
+            },
+        );
+        assert_eq!(err.unwrap_err(), "failed at depth 5");
     }
 
     #[test]

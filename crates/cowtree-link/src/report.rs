@@ -5,7 +5,78 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::state::Failure;
+use crate::options::{EntryKind, HashAlgo};
+use crate::state::{Attempt, Failure};
+
+/// One entry a link call wrote, as listed in [`LinkReport::record`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordEntry {
+    /// The path relative to the destination.
+    pub path: PathBuf,
+    /// What is at the path now (a file linked in symlink mode is a symlink).
+    pub kind: EntryKind,
+    /// Bytes of a file's data, of a symlink's target; 0 for a directory.
+    pub size: u64,
+    /// How a file's data got there; `None` for directories and symlinks from the source.
+    pub method: Option<Attempt>,
+    /// The content hash of a regular file, when [`crate::LinkOptions::hash`] asked for one.
+    pub hash: Option<Digest>,
+    /// Which source wrote it: the index in the list of sources (or of list entries) given
+    /// to the call; for a directory, the first source that has it.
+    pub source: usize,
+}
+
+/// A content hash of a file written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    /// Which function.
+    pub algo: HashAlgo,
+    /// The raw digest bytes (32 for both).
+    pub bytes: Vec<u8>,
+}
+
+impl Digest {
+    /// Lower-case hexadecimal.
+    pub fn to_hex(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::with_capacity(self.bytes.len() * 2);
+        for b in &self.bytes {
+            let _ = write!(s, "{b:02x}");
+        }
+        s
+    }
+}
+
+/// Two sources of one call gave an entry at the same destination path (two packages
+/// shipping one file). Directories present in both are merged and are not collisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collision {
+    /// The path relative to the destination.
+    pub path: PathBuf,
+    /// The entry that was there first (from an earlier source), then the later one.
+    pub sources: [PathBuf; 2],
+    /// What was done.
+    pub action: CollisionAction,
+}
+
+/// What happened to a [`Collision`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CollisionAction {
+    /// [`crate::OnExisting::Overwrite`]: the later source's entry is the one linked.
+    Replaced,
+    /// [`crate::OnExisting::Skip`]: the earlier source's entry is kept, the later one skipped.
+    Kept,
+}
+
+impl CollisionAction {
+    /// `replaced` or `kept`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollisionAction::Replaced => "replaced",
+            CollisionAction::Kept => "kept",
+        }
+    }
+}
 
 /// One cause of fallback and how many files it affected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,8 +133,52 @@ pub struct LinkReport {
     pub special: u64,
     /// Files that vanished from the source during the run (also listed in `fallbacks`).
     pub vanished: u64,
+    /// Source entries that a path mapping dropped.
+    pub dropped: u64,
+    /// Existing destination entries (files, symlinks) that were replaced.
+    pub replaced: u64,
+    /// Collisions between the sources of this call, in the order they were found.
+    pub collisions: Vec<Collision>,
+    /// Every entry written, sorted by path, when [`crate::LinkOptions::record`] or
+    /// [`crate::LinkOptions::hash`] asked for it (empty otherwise).
+    pub record: Vec<RecordEntry>,
     /// Wall-clock time of the whole run.
     pub elapsed: Duration,
+}
+
+impl LinkReport {
+    /// Adds the counts, fallbacks, collisions and record of `other` (a later call of the same
+    /// session) to this report; `destination` stays this report's.
+    pub fn absorb(&mut self, other: LinkReport) {
+        self.files += other.files;
+        self.dirs += other.dirs;
+        self.symlinks += other.symlinks;
+        self.cloned += other.cloned;
+        self.copied += other.copied;
+        self.hardlinked += other.hardlinked;
+        self.symlinked += other.symlinked;
+        self.bytes += other.bytes;
+        self.bytes_cloned += other.bytes_cloned;
+        self.bytes_copied += other.bytes_copied;
+        for fb in other.fallbacks {
+            match self.fallbacks.iter_mut().find(|f| f.reason == fb.reason) {
+                Some(mine) => {
+                    mine.count += fb.count;
+                    mine.bytes += fb.bytes;
+                }
+                None => self.fallbacks.push(fb),
+            }
+        }
+        self.fallbacks.sort_by_key(|f| f.reason);
+        self.skipped += other.skipped;
+        self.special += other.special;
+        self.vanished += other.vanished;
+        self.dropped += other.dropped;
+        self.replaced += other.replaced;
+        self.collisions.extend(other.collisions);
+        self.record.extend(other.record);
+        self.elapsed += other.elapsed;
+    }
 }
 
 /// Per-worker tallies, merged into a [`LinkReport`] at the end.
@@ -82,6 +197,7 @@ pub(crate) struct Tally {
     pub skipped: u64,
     pub special: u64,
     pub vanished: u64,
+    pub replaced: u64,
     pub fallbacks: BTreeMap<&'static str, FallbackCount>,
 }
 
@@ -116,6 +232,7 @@ impl Tally {
         self.skipped += other.skipped;
         self.special += other.special;
         self.vanished += other.vanished;
+        self.replaced += other.replaced;
         for (reason, fb) in other.fallbacks {
             match self.fallbacks.get_mut(reason) {
                 Some(mine) => {
@@ -146,6 +263,10 @@ impl Tally {
             skipped: self.skipped,
             special: self.special,
             vanished: self.vanished,
+            dropped: 0,
+            replaced: self.replaced,
+            collisions: Vec::new(),
+            record: Vec::new(),
             elapsed,
         }
     }

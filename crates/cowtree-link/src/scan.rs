@@ -109,12 +109,16 @@ pub(crate) fn open_rel(root: &Dir, rel: &Path) -> std::io::Result<Dir> {
     }
 }
 
-/// Reads the tree under `src_root` (whose path is `src_path`, for messages) with `jobs`
-/// threads.
-pub(crate) fn scan(src_root: &Dir, src_path: &Path, jobs: usize) -> Result<Tree, LinkError> {
+/// Reads the tree under `src_root` (whose path is `src_path`, for messages) with the
+/// session's workers.
+pub(crate) fn scan(
+    src_root: &Dir,
+    src_path: &Path,
+    workers: &pool::Workers,
+) -> Result<Tree, LinkError> {
     let next_id = AtomicUsize::new(1);
-    let locals = pool::run(
-        jobs,
+    let locals = workers.run(
+        workers.jobs(),
         vec![(0usize, PathBuf::new())],
         Local::default,
         |local: &mut Local, (id, rel): (usize, PathBuf), push| {

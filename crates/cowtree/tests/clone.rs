@@ -392,3 +392,344 @@ fn clone_killed_mid_run_leaves_no_dst_and_the_next_run_removes_its_staging() {
     assert_eq!(staging_in(b.path()), Vec::<OsString>::new());
     assert_same_tree(&snapshot(&src), &snapshot(&dst), true);
 }
+
+/// Entries of `root` by path with kind, content and mode, leaving out cowtree's marked
+/// temporary and journal names.
+fn unmarked(root: &Path) -> Vec<(std::path::PathBuf, Kind, u32)> {
+    snapshot(root)
+        .into_iter()
+        .filter(|(p, _)| {
+            !p.components().any(|c| {
+                c.as_os_str()
+                    .as_bytes()
+                    .windows(8)
+                    .any(|w| w == b"cowtree-")
+            })
+        })
+        .map(|(p, e)| (p, e.kind, e.mode))
+        .collect()
+}
+
+fn marked(root: &Path) -> Vec<std::path::PathBuf> {
+    snapshot(root)
+        .into_keys()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.as_bytes().windows(8).any(|w| w == b"cowtree-"))
+        })
+        .collect()
+}
+
+fn packages(root: &Path, n: usize, files: usize) -> Vec<std::path::PathBuf> {
+    (0..n)
+        .map(|p| {
+            let s = root.join(format!("pkg{p}"));
+            for f in 0..files {
+                let path = s.join(format!("site/mod{}/f{f}.py", f % 10));
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                fs::write(&path, pattern(200 + f, (p * 1000 + f) as u64)).unwrap();
+            }
+            fs::create_dir_all(s.join(format!("site/new{p}"))).unwrap();
+            fs::write(s.join(format!("site/new{p}/x")), b"new").unwrap();
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn clone_of_several_sources_merges_them_or_puts_each_inside_dst() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let srcs = packages(dir.path(), 3, 30);
+    let merged = dir.path().join("env");
+    let out = Command::new(BIN)
+        .args(["clone", "--json", "--on-existing", "overwrite"])
+        .args(&srcs)
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // pkg1 and pkg2 each collide with what came before at every site/mod*/f*.py.
+    assert_eq!(json["collisions"].as_array().unwrap().len(), 60);
+    assert_eq!(warnings(&out).len(), 60, "one line per collision");
+    for f in 0..30 {
+        let rel = format!("site/mod{}/f{f}.py", f % 10);
+        assert_eq!(
+            fs::read(merged.join(&rel)).unwrap(),
+            fs::read(srcs[2].join(&rel)).unwrap()
+        );
+    }
+    for p in 0..3 {
+        assert!(merged.join(format!("site/new{p}/x")).is_file());
+    }
+    // Without a merge policy each source goes inside DST, which must exist.
+    let missing = dir.path().join("nope");
+    let out = Command::new(BIN)
+        .arg("clone")
+        .args(&srcs)
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!missing.exists());
+    let inside = dir.path().join("inside");
+    fs::create_dir(&inside).unwrap();
+    let out = Command::new(BIN)
+        .arg("clone")
+        .args(&srcs)
+        .arg(&inside)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for s in &srcs {
+        assert_same_tree(
+            &snapshot(s),
+            &snapshot(&inside.join(s.file_name().unwrap())),
+            true,
+        );
+    }
+}
+
+#[test]
+fn clone_record_lists_every_entry_written_with_its_hash() {
+    let Some(dir) = scratch(Fs::Btrfs) else {
+        return;
+    };
+    let src = packages(dir.path(), 1, 40).remove(0);
+    std::os::unix::fs::symlink("mod1/f1.py", src.join("site/link")).unwrap();
+    fs::create_dir(src.join("site/empty")).unwrap();
+    let dst = dir.path().join("dst");
+    let record = dir.path().join("record.jsonl");
+    let out = clone(&[
+        os("--record"),
+        record.as_os_str(),
+        os("--record-hash"),
+        os("sha256"),
+        src.as_os_str(),
+        dst.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<Value> = fs::read_to_string(&record)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let on_disk = snapshot(&dst);
+    let listed: Vec<String> = on_disk
+        .keys()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let mut recorded: Vec<String> = lines
+        .iter()
+        .map(|l| l["path"].as_str().unwrap().to_owned())
+        .collect();
+    recorded.sort_by(|a, b| Path::new(a).cmp(Path::new(b)));
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort_by(|a, b| Path::new(a).cmp(Path::new(b)));
+    assert_eq!(recorded, listed_sorted);
+    for l in &lines {
+        let p = Path::new(l["path"].as_str().unwrap());
+        if let Kind::File(bytes) = &on_disk[p].kind {
+            use sha2::Digest as _;
+            let want: String = sha2::Sha256::digest(bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(l["sha256"].as_str(), Some(want.as_str()), "{}", p.display());
+            assert_eq!(l["size"].as_u64(), Some(bytes.len() as u64));
+            assert_eq!(l["method"].as_str(), Some("clone"));
+        }
+    }
+}
+
+#[test]
+fn clone_strict_merge_across_filesystems_exits_3_and_changes_nothing_at_dst() {
+    let (Some(a), Some(b)) = (scratch(Fs::Xfs), scratch(Fs::Tmpfs)) else {
+        return;
+    };
+    let srcs = packages(a.path(), 2, 20);
+    let dst = b.path().join("env");
+    fs::create_dir_all(dst.join("site/mod1")).unwrap();
+    fs::write(dst.join("site/mod1/f1.py"), b"old").unwrap();
+    fs::write(dst.join("keep"), b"keep").unwrap();
+    let before = unmarked(&dst);
+    let out = Command::new(BIN)
+        .args(["clone", "--strict", "--on-existing", "overwrite"])
+        .args(&srcs)
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("nothing was changed at {}", dst.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(unmarked(&dst), before);
+    assert_eq!(marked(&dst), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn clone_of_many_sources_to_another_filesystem_probes_each_call_once_and_warns_once() {
+    let (Some(a), Some(b)) = (scratch(Fs::Xfs), scratch(Fs::Tmpfs)) else {
+        return;
+    };
+    if Command::new("strace").arg("-V").output().is_err() {
+        panic!("strace is needed (scripts/mounts.sh installs it)");
+    }
+    let srcs = packages(a.path(), 6, 25);
+    let dst = b.path().join("env");
+    let log = a.path().join("strace.log");
+    let out = Command::new("strace")
+        .args(["-f", "-e", "trace=ioctl,copy_file_range", "-o"])
+        .arg(&log)
+        .arg(BIN)
+        .args(["clone", "--jobs", "1", "--on-existing", "overwrite"])
+        .args(&srcs)
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = fs::read_to_string(&log).unwrap();
+    let ficlone = log.lines().filter(|l| l.contains("FICLONE")).count();
+    let range_refused = log
+        .lines()
+        .filter(|l| l.contains("copy_file_range(") && l.contains("EXDEV"))
+        .count();
+    assert_eq!(ficlone, 1, "one clone attempt for the pair:\n{log}");
+    assert_eq!(range_refused, 1, "one copy_file_range refusal for the pair");
+    assert_eq!(warnings(&out).len(), 1 + 5 * 25, "{}", stderr(&out));
+    assert_eq!(
+        warnings(&out)
+            .iter()
+            .filter(|w| w.contains("different filesystems"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn clone_merge_killed_at_random_points_leaves_before_or_after_and_the_next_run_finishes_it() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let srcs = packages(&dir.path().join("src"), 2, 1500);
+    // The destination before: every file the sources have, older, plus one of its own.
+    let base = dir.path().join("base");
+    for s in &srcs {
+        let out = clone(&[
+            os("--on-existing"),
+            os("skip"),
+            s.as_os_str(),
+            base.as_os_str(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    for e in fs::read_dir(base.join("site/mod3")).unwrap() {
+        fs::write(e.unwrap().path(), b"old").unwrap();
+    }
+    fs::write(base.join("mine"), b"mine").unwrap();
+    let before = unmarked(&base);
+    let merge = |dst: &Path| {
+        let mut c = Command::new(BIN);
+        c.args(["clone", "--quiet", "--on-existing", "overwrite"])
+            .args(&srcs)
+            .arg(dst);
+        c
+    };
+    let reference = dir.path().join("reference");
+    assert!(
+        clone(&[base.as_os_str(), reference.as_os_str()])
+            .status
+            .success()
+    );
+    let started = std::time::Instant::now();
+    assert!(merge(&reference).status().unwrap().success());
+    let full = started.elapsed();
+    let after = unmarked(&reference);
+    assert_ne!(before, after);
+
+    let empty = dir.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let mut rng = cowtree_testutil::XorShift::from_clock("kill points");
+    let mut seen = [0usize; 3]; // before, after, in between (publication under way)
+    for i in 0..12 {
+        let dst = dir.path().join(format!("dst{i}"));
+        assert!(clone(&[base.as_os_str(), dst.as_os_str()]).status.success());
+        let mut child = merge(&dst).spawn().unwrap();
+        if i % 2 == 0 {
+            let wait = full.mul_f64(rng.below(1000) as f64 / 3000.0);
+            std::thread::sleep(wait);
+        } else {
+            // Kill during publication: once the journal says it started, after a random
+            // number of microseconds.
+            while !journal_of(&dst)
+                .is_some_and(|j| fs::read_to_string(j).is_ok_and(|t| t.lines().any(|l| l == "go")))
+                && child.try_wait().unwrap().is_none()
+            {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+            std::thread::sleep(std::time::Duration::from_micros(rng.below(20_000)));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let now = unmarked(&dst);
+        if now == before {
+            seen[0] += 1;
+        } else if now == after {
+            seen[1] += 1;
+            continue;
+        } else {
+            seen[2] += 1;
+            // Only a merge that had started publishing may be in between; its journal says so.
+            let journal = fs::read_dir(&dst)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| {
+                    p.file_name()
+                        .unwrap()
+                        .as_bytes()
+                        .starts_with(b".cowtree-txn.")
+                })
+                .expect("a destination in between has a journal");
+            assert!(
+                fs::read_to_string(journal)
+                    .unwrap()
+                    .lines()
+                    .any(|l| l == "go"),
+                "{i}: in between without having started publishing"
+            );
+        }
+        // The next merge into DST (here of an empty directory) finishes the dead one first.
+        let out = clone(&[
+            os("--quiet"),
+            os("--on-existing"),
+            os("skip"),
+            empty.as_os_str(),
+            dst.as_os_str(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let now = unmarked(&dst);
+        assert!(
+            now == before || now == after,
+            "{i}: neither before nor after"
+        );
+        assert_eq!(marked(&dst), Vec::<std::path::PathBuf>::new(), "{i}");
+    }
+    println!(
+        "kill points: before {}, after {}, mid-publication {}",
+        seen[0], seen[1], seen[2]
+    );
+}
+
+/// The merge journal in `dst`, if there is one.
+fn journal_of(dst: &Path) -> Option<std::path::PathBuf> {
+    fs::read_dir(dst)
+        .ok()?
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .as_bytes()
+                .starts_with(b".cowtree-txn.")
+        })
+}

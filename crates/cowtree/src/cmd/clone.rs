@@ -8,8 +8,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use cowtree_link::{
-    FallbackCount, LinkError, LinkMode, LinkOptions, LinkReport, OnExisting, ProgressCounters,
-    link_tree,
+    FallbackCount, HashAlgo, LinkError, LinkMode, LinkOptions, LinkReport, Linker, OnExisting,
+    ProgressCounters,
 };
 use serde::Serialize;
 
@@ -35,8 +35,20 @@ const EXIT_STRICT: u8 = 3;
 /// refused before anything is written, unless --skip-special. A regular file as SRC works like
 /// `cp`: DST is the new file, or an existing directory to put it in.
 ///
-/// Exit status: 0 done, 1 error (nothing is left at a new DST), 2 bad usage, 3 --strict refused
-/// a fallback (nothing is left at a new DST).
+/// Several SRCs: with --on-existing overwrite or skip, their contents are merged into DST in
+/// one pass (like installing several packages into one environment; a path that two sources
+/// both have is a collision, reported, and the later source wins with overwrite, the earlier
+/// with skip). Otherwise DST must be an existing directory and each SRC goes inside it under
+/// its own name, as `cp` does.
+///
+/// A merge into an existing DST is all or nothing: new entries are built under hidden
+/// temporary names (`.<name>.cowtree-tmp.<pid>.<random>`) and put in place at the end,
+/// replaced entries are kept aside until then; on any error DST is put back as it was. A
+/// merge killed midway is finished or undone by the next merge into the same DST (its
+/// journal is `.cowtree-txn.<pid>.<random>` in DST).
+///
+/// Exit status: 0 done, 1 error (nothing is left at a new DST; an existing DST is as before
+/// unless the message says otherwise), 2 bad usage, 3 --strict refused a fallback (likewise).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// How to link files: auto (clone, else copy), clone (the same, named), copy (always copy
@@ -71,10 +83,24 @@ pub struct Args {
     /// Print nothing but errors: no summary, warnings or progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
-    /// The directory tree or file to copy.
-    src: PathBuf,
-    /// Where the copy goes.
-    dst: PathBuf,
+    /// Write the record of every entry written to FILE, one JSON object per line: path
+    /// (relative to DST), kind (file, dir, symlink), size, method (clone, copy, hardlink,
+    /// symlink; null for directories and symlinks from the source) and, with --record-hash,
+    /// the hash. Non-UTF-8 bytes in paths are written as U+FFFD.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Add each file's content hash to the --record lines (as "sha256" or "blake3").
+    #[arg(long, value_enum, value_name = "ALGO", requires = "record")]
+    record_hash: Option<HashArg>,
+    /// The directory trees or files to copy, then where the copy goes.
+    #[arg(required = true, num_args = 2.., value_name = "SRC... DST")]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum HashArg {
+    Sha256,
+    Blake3,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -121,7 +147,28 @@ struct JsonReport {
     special: u64,
     vanished: u64,
     fallbacks: Vec<JsonFallback>,
+    replaced: u64,
+    collisions: Vec<JsonCollision>,
     elapsed_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonCollision {
+    path: String,
+    sources: [String; 2],
+    action: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonRecord<'a> {
+    path: String,
+    kind: &'static str,
+    size: u64,
+    method: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blake3: Option<&'a str>,
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -152,22 +199,57 @@ pub fn run(args: Args) -> CmdResult {
         jobs: args.jobs,
         skip_special: args.skip_special,
         progress: show_progress.then(|| counters.clone() as Arc<dyn cowtree_link::Progress>),
+        record: args.record.is_some(),
+        hash: args.record_hash.map(|h| match h {
+            HashArg::Sha256 => HashAlgo::Sha256,
+            HashArg::Blake3 => HashAlgo::Blake3,
+        }),
     };
+    let (srcs, dst) = args
+        .paths
+        .split_last()
+        .map(|(dst, srcs)| (srcs, dst.as_path()))
+        .expect("clap requires at least two paths");
+    let linker = Linker::new(opts);
 
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let bar_thread = show_progress.then(|| {
         let counters = counters.clone();
         std::thread::spawn(move || progress_bar(&counters, &done_rx))
     });
-    let result = link_tree(&args.src, &args.dst, &opts);
+    let existed = std::fs::symlink_metadata(dst).is_ok();
+    let result = if srcs.len() == 1 {
+        linker
+            .link_tree(&srcs[0], dst)
+            .map_err(|e| cli_error(e, dst, existed, &[]))
+    } else if on_existing != OnExisting::Fail {
+        linker
+            .link_trees(srcs, dst)
+            .map_err(|e| cli_error(e, dst, existed, &[]))
+    } else {
+        link_each_inside(&linker, srcs, dst)
+    };
     drop(done_tx);
     if let Some(t) = bar_thread {
         let _ = t.join();
     }
-    let report = result.map_err(|e| cli_error(e, &args.dst))?;
+    let report = result?;
 
+    if let Some(path) = &args.record {
+        write_record(path, &report)?;
+    }
+    let src_label = if srcs.len() == 1 {
+        srcs[0].clone()
+    } else {
+        PathBuf::from(
+            srcs.iter()
+                .map(|s| s.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    };
     if args.json {
-        let json = to_json(&args.src, &report);
+        let json = to_json(&src_label, &report);
         println!(
             "{}",
             serde_json::to_string(&json).map_err(|e| CliError::new(e.to_string()))?
@@ -177,23 +259,125 @@ pub fn run(args: Args) -> CmdResult {
     }
     if !args.quiet {
         for fb in &report.fallbacks {
-            eprintln!("cowtree: warning: {}", warning(fb, &args.src, &report));
+            eprintln!("cowtree: warning: {}", warning(fb, &src_label, &report));
+        }
+        for c in &report.collisions {
+            eprintln!(
+                "cowtree: warning: {} and {} both have {}: {}",
+                c.sources[0].display(),
+                c.sources[1].display(),
+                c.path.display(),
+                match c.action {
+                    cowtree_link::CollisionAction::Replaced => "the later one was linked",
+                    cowtree_link::CollisionAction::Kept => "the earlier one was kept",
+                }
+            );
         }
     }
     Ok(Exit::Ok)
 }
 
-fn cli_error(e: LinkError, dst: &Path) -> CliError {
-    match &e {
-        LinkError::StrictFallback { .. } => CliError::with_code(
-            format!("{e}; nothing was created at {}", dst.display()),
-            EXIT_STRICT,
-        ),
+/// `cp SRC... DIR`: each source inside the existing directory `dst` under its own name, one
+/// after the other with one session; the record's paths are relative to `dst`.
+fn link_each_inside(linker: &Linker, srcs: &[PathBuf], dst: &Path) -> Result<LinkReport, CliError> {
+    match std::fs::symlink_metadata(dst) {
+        Ok(m) if m.is_dir() => {}
+        _ => {
+            return Err(CliError::with_code(
+                format!(
+                    "with several sources, {} must be an existing directory (or pass --on-existing overwrite or skip to merge the sources into it)",
+                    dst.display()
+                ),
+                2,
+            ));
+        }
+    }
+    let mut total: Option<LinkReport> = None;
+    let mut done: Vec<PathBuf> = Vec::new();
+    for src in srcs {
+        let Some(name) = src.file_name() else {
+            return Err(CliError::new(format!(
+                "source {} must end in a name",
+                src.display()
+            )));
+        };
+        let target = dst.join(name);
+        let mut r = linker
+            .link_tree(src, &target)
+            .map_err(|e| cli_error(e, &target, false, &done))?;
+        for entry in &mut r.record {
+            entry.path = Path::new(name).join(&entry.path);
+        }
+        if r.record.len() == 1 && r.record[0].path == Path::new(name).join(name) {
+            // A single file's record already names it.
+            r.record[0].path = PathBuf::from(name);
+        }
+        done.push(target);
+        match &mut total {
+            None => {
+                r.destination = dst.to_path_buf();
+                total = Some(r);
+            }
+            Some(t) => t.absorb(r),
+        }
+    }
+    Ok(total.expect("clap requires at least one source"))
+}
+
+fn write_record(path: &Path, r: &LinkReport) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = String::new();
+    for e in &r.record {
+        let hex = e.hash.as_ref().map(|d| d.to_hex());
+        let algo = e.hash.as_ref().map(|d| d.algo);
+        let line = JsonRecord {
+            path: e.path.to_string_lossy().into_owned(),
+            kind: e.kind.as_str(),
+            size: e.size,
+            method: e.method.map(cowtree_link::error::attempt_name),
+            sha256: hex.as_deref().filter(|_| algo == Some(HashAlgo::Sha256)),
+            blake3: hex.as_deref().filter(|_| algo == Some(HashAlgo::Blake3)),
+        };
+        out.push_str(&serde_json::to_string(&line).map_err(|e| CliError::new(e.to_string()))?);
+        out.push('\n');
+    }
+    std::fs::File::create(path)
+        .and_then(|mut f| f.write_all(out.as_bytes()))
+        .map_err(|e| CliError::new(format!("write record {}: {e}", path.display())))
+}
+
+/// The message for a failed link into `dst`, saying what is at `dst` only when it is known
+/// (`existed`: `dst` was there before; `done`: destinations of earlier sources that were
+/// linked before this one failed).
+fn cli_error(e: LinkError, dst: &Path, existed: bool, done: &[PathBuf]) -> CliError {
+    let mut state = if !e.destination_unchanged() {
+        String::new()
+    } else if existed {
+        format!("; nothing was changed at {}", dst.display())
+    } else {
+        format!("; nothing was created at {}", dst.display())
+    };
+    if !done.is_empty() {
+        let list: Vec<String> = done.iter().map(|p| p.display().to_string()).collect();
+        state.push_str(&format!(" (already linked before it: {})", list.join(", ")));
+    }
+    match e.cause() {
+        LinkError::StrictFallback { .. } => CliError::with_code(format!("{e}{state}"), EXIT_STRICT),
         LinkError::DestinationExists(p) => CliError::new(format!(
             "destination {} already exists; pass --on-existing overwrite (replace entries) or --on-existing skip (keep them) to merge into it",
             p.display()
         )),
-        _ => CliError::new(e.to_string()),
+        _ if e.destination_unchanged()
+            && matches!(
+                e,
+                LinkError::Io { .. }
+                    | LinkError::Link { .. }
+                    | LinkError::FailedAfterSuccess { .. }
+            ) =>
+        {
+            CliError::new(format!("{e}{state}"))
+        }
+        _ => CliError::new(format!("{e}{}", if done.is_empty() { "" } else { &state })),
     }
 }
 
@@ -239,6 +423,19 @@ fn to_json(src: &Path, r: &LinkReport) -> JsonReport {
         skipped: r.skipped,
         special: r.special,
         vanished: r.vanished,
+        replaced: r.replaced,
+        collisions: r
+            .collisions
+            .iter()
+            .map(|c| JsonCollision {
+                path: c.path.to_string_lossy().into_owned(),
+                sources: [
+                    c.sources[0].to_string_lossy().into_owned(),
+                    c.sources[1].to_string_lossy().into_owned(),
+                ],
+                action: c.action.as_str(),
+            })
+            .collect(),
         fallbacks: r
             .fallbacks
             .iter()

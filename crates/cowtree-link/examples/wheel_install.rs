@@ -1,0 +1,302 @@
+//! Installs unpacked wheels into a Python virtual environment with one [`Linker`] pass: the
+//! job of a package manager's installer, as a proof that the API serves a real one.
+//!
+//! ```text
+//! cargo run --release -p cowtree-link --example wheel_install -- \
+//!     [--mode clone|hardlink|copy] [--session-per-package] VENV WHEEL_DIR...
+//! ```
+//!
+//! `--session-per-package` links each wheel with its own one-call session, as a caller of
+//! `link_tree` per package would (a new fallback decision and a new walk each time); the
+//! benchmark (bench/wheels.sh) compares it with the single pass.
+//!
+//! Each WHEEL_DIR is an unpacked wheel, as a package manager's cache keeps them
+//! (`<name>-<version>.dist-info/` and maybe `<name>-<version>.data/` at its top). Everything
+//! is linked in one pass with the wheel layout as a path mapping:
+//!
+//! | in the wheel | goes to |
+//! |---|---|
+//! | `<name>.data/scripts/*` | `VENV/bin/` (a `#!python` first line is pointed at the venv's python) |
+//! | `<name>.data/data/*` | `VENV/` |
+//! | `<name>.data/headers/*` | `VENV/include/site/python3.X/<name>/` |
+//! | `<name>.data/purelib/*`, `<name>.data/platlib/*` | site-packages |
+//! | everything else | site-packages |
+//! | `<name>.dist-info/RECORD` | left out: rewritten below |
+//!
+//! Then each package's `.dist-info` gets `INSTALLER` (`cowtree`) and a new `RECORD` listing
+//! every file the pass wrote for it (path relative to site-packages, SHA-256 from the
+//! linker's record, size). Console-script launchers from `entry_points.txt` are not
+//! generated: this installs files, it does not resolve or build.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use cowtree_link::{
+    EntryKind, HashAlgo, LinkMode, LinkOptions, Linker, OnExisting, RecordEntry, Source,
+};
+
+/// One unpacked wheel and where its parts go.
+struct Wheel {
+    dir: PathBuf,
+    /// `<name>-<version>.dist-info`
+    dist_info: String,
+    /// `<name>-<version>.data`
+    data: String,
+    /// The distribution name, for headers.
+    name: String,
+    /// site-packages relative to the venv, e.g. `lib/python3.12/site-packages`.
+    site: PathBuf,
+    /// `include/site/python3.12`
+    include: PathBuf,
+}
+
+impl Wheel {
+    fn open(dir: &Path, site: &Path, include: &Path) -> Result<Wheel, String> {
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let dist_info = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n.ends_with(".dist-info"))
+            .ok_or_else(|| format!("{}: no .dist-info directory", dir.display()))?;
+        let stem = dist_info.trim_end_matches(".dist-info");
+        let name = stem.split('-').next().unwrap_or(stem).to_string();
+        Ok(Wheel {
+            dir: dir.to_path_buf(),
+            data: format!("{stem}.data"),
+            dist_info,
+            name,
+            site: site.to_path_buf(),
+            include: include.to_path_buf(),
+        })
+    }
+
+    /// The wheel layout as a path mapping (see the table in the module doc).
+    fn map(&self, rel: &Path, _kind: EntryKind) -> Option<PathBuf> {
+        let mut parts = rel.components();
+        let first = parts.next()?.as_os_str();
+        if first == self.data.as_str() {
+            let scheme = parts.next()?.as_os_str().to_str()?;
+            let rest = parts.as_path();
+            if rest.as_os_str().is_empty() {
+                // `<name>.data/<scheme>` itself: nothing to create; its entries are mapped.
+                return None;
+            }
+            return match scheme {
+                "scripts" => Some(Path::new("bin").join(rest)),
+                "data" => Some(rest.to_path_buf()),
+                "headers" => Some(self.include.join(&self.name).join(rest)),
+                "purelib" | "platlib" => Some(self.site.join(rest)),
+                _ => None,
+            };
+        }
+        if rel == Path::new(&self.dist_info).join("RECORD") || rel == Path::new(&self.data) {
+            return None;
+        }
+        Some(self.site.join(rel))
+    }
+}
+
+/// URL-safe base64 without padding, as RECORD files write hashes.
+fn b64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | b as u32) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// `path` (relative to the venv) as RECORD writes it: relative to site-packages.
+fn record_path(path: &Path, site: &Path) -> String {
+    match path.strip_prefix(site) {
+        Ok(p) => p.to_string_lossy().into_owned(),
+        Err(_) => {
+            let up = "../".repeat(site.components().count());
+            format!("{up}{}", path.to_string_lossy())
+        }
+    }
+}
+
+/// Points a script's `#!python` line at the venv's interpreter (a new file renamed over the
+/// linked one: the linked inode, shared with the cache, is never written). Returns the new
+/// SHA-256 and size.
+fn fix_shebang(script: &Path, python: &Path) -> std::io::Result<Option<(Vec<u8>, u64)>> {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(script)?;
+    let Some(rest) = bytes.strip_prefix(b"#!python") else {
+        return Ok(None);
+    };
+    let mut new = format!("#!{}", python.display()).into_bytes();
+    new.extend_from_slice(rest);
+    let mode = std::fs::metadata(script)?.permissions();
+    let tmp = script.with_extension("cowtree-shebang");
+    std::fs::write(&tmp, &new)?;
+    std::fs::set_permissions(&tmp, mode)?;
+    std::fs::rename(&tmp, script)?;
+    Ok(Some((
+        sha2::Sha256::digest(&new).to_vec(),
+        new.len() as u64,
+    )))
+}
+
+fn run() -> Result<(), String> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut mode = LinkMode::Clone;
+    let mut per_package = false;
+    loop {
+        match args.first().map(String::as_str) {
+            Some("--mode") => {
+                mode = match args.get(1).map(String::as_str) {
+                    Some("clone") => LinkMode::Clone,
+                    Some("hardlink") => LinkMode::Hardlink,
+                    Some("copy") => LinkMode::Copy,
+                    other => return Err(format!("unknown mode {other:?}")),
+                };
+                args.drain(..2);
+            }
+            Some("--session-per-package") => {
+                per_package = true;
+                args.remove(0);
+            }
+            _ => break,
+        }
+    }
+    if args.len() < 2 {
+        return Err("usage: wheel_install [--mode clone|hardlink|copy] VENV WHEEL_DIR...".into());
+    }
+    let venv = PathBuf::from(&args[0]);
+    // lib/python3.X/site-packages, as the venv was made.
+    let lib = venv.join("lib");
+    let pyver = std::fs::read_dir(&lib)
+        .map_err(|e| format!("{}: {e} (not a virtual environment?)", lib.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("python3"))
+        .ok_or_else(|| format!("{}: no python3.X directory", lib.display()))?;
+    let site = Path::new("lib").join(&pyver).join("site-packages");
+    let include = Path::new("include/site").join(&pyver);
+    let wheels: Vec<Wheel> = args[1..]
+        .iter()
+        .map(|d| Wheel::open(Path::new(d), &site, &include))
+        .collect::<Result<_, _>>()?;
+
+    let started = std::time::Instant::now();
+    let opts = LinkOptions {
+        mode,
+        on_existing: OnExisting::Overwrite,
+        hash: Some(HashAlgo::Sha256),
+        ..LinkOptions::default()
+    };
+    let maps: Vec<_> = wheels
+        .iter()
+        .map(|w| move |rel: &Path, kind: EntryKind| w.map(rel, kind))
+        .collect();
+    let sources: Vec<Source<'_>> = wheels
+        .iter()
+        .zip(&maps)
+        .map(|(w, m)| Source::mapped(&w.dir, m))
+        .collect();
+    let report = if per_package {
+        let mut total: Option<cowtree_link::LinkReport> = None;
+        for (i, source) in sources.iter().enumerate() {
+            let mut r = Linker::new(opts.clone())
+                .link_sources(std::slice::from_ref(source), &venv)
+                .map_err(|e| e.to_string())?;
+            for e in &mut r.record {
+                e.source = i;
+            }
+            match &mut total {
+                None => total = Some(r),
+                Some(t) => t.absorb(r),
+            }
+        }
+        total.ok_or("no wheels")?
+    } else {
+        Linker::new(opts)
+            .link_sources(&sources, &venv)
+            .map_err(|e| e.to_string())?
+    };
+
+    // RECORD and INSTALLER per package, from the record of the one pass.
+    let mut by_source: BTreeMap<usize, Vec<&RecordEntry>> = BTreeMap::new();
+    for e in &report.record {
+        if e.kind != EntryKind::Dir {
+            by_source.entry(e.source).or_default().push(e);
+        }
+    }
+    let python = venv.join("bin/python");
+    for (i, w) in wheels.iter().enumerate() {
+        let info = venv.join(&site).join(&w.dist_info);
+        let mut record = String::new();
+        for e in by_source.get(&i).map(Vec::as_slice).unwrap_or_default() {
+            let (mut hash, mut size) = (e.hash.as_ref().map(|d| d.bytes.clone()), e.size);
+            if e.path.starts_with("bin") && e.kind == EntryKind::File {
+                if let Some((h, s)) =
+                    fix_shebang(&venv.join(&e.path), &python).map_err(|err| err.to_string())?
+                {
+                    (hash, size) = (Some(h), s);
+                }
+            }
+            let _ = match hash {
+                Some(h) => writeln!(
+                    record,
+                    "{},sha256={},{size}",
+                    record_path(&e.path, &site),
+                    b64(&h)
+                ),
+                None => writeln!(record, "{},,", record_path(&e.path, &site)),
+            };
+        }
+        let _ = writeln!(record, "{}/INSTALLER,,", w.dist_info);
+        let _ = writeln!(record, "{}/RECORD,,", w.dist_info);
+        std::fs::write(info.join("INSTALLER"), b"cowtree\n").map_err(|e| e.to_string())?;
+        std::fs::write(info.join("RECORD"), record).map_err(|e| e.to_string())?;
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "installed {} packages: {} files ({} cloned, {} copied, {} hardlinked), {} collisions, in {:.1} ms",
+        wheels.len(),
+        report.files,
+        report.cloned,
+        report.copied,
+        report.hardlinked,
+        report.collisions.len(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    for f in &report.fallbacks {
+        let _ = writeln!(out, "warning: {} files copied: {}", f.count, f.description);
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wheel_install: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn b64_matches_python_urlsafe_b64encode_without_padding() {
+        // base64.urlsafe_b64encode(b"...").rstrip(b"=")
+        assert_eq!(b64(b""), "");
+        assert_eq!(b64(b"f"), "Zg");
+        assert_eq!(b64(b"fo"), "Zm8");
+        assert_eq!(b64(b"foo"), "Zm9v");
+        assert_eq!(b64(&[0xfb, 0xff]), "-_8");
+    }
+}

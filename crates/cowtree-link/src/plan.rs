@@ -1,0 +1,448 @@
+//! The plan of one link call: every destination entry, from one or several sources, after
+//! path mapping, with collisions between sources decided before anything is written.
+//!
+//! The plan is a tree of destination directories ([`PNode`]), each listing its entries with
+//! where their data comes from ([`SrcRef`]). Sources are added in order; a later source
+//! merges into what the earlier ones gave, exactly as linking them one after the other into
+//! the same destination would (directories merge; for another entry at the same path,
+//! [`OnExisting::Overwrite`] keeps the later one, [`OnExisting::Skip`] the earlier one, and
+//! [`OnExisting::Fail`] refuses the call).
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::LinkError;
+use crate::options::{EntryKind, OnExisting, ScanTotals};
+use crate::report::{Collision, CollisionAction};
+use crate::scan::{DirMeta, Kind, Tree};
+
+/// A path mapping hook: given a source-relative path and what the entry is, the
+/// destination-relative path to put it at, or `None` to leave it out. For a directory, `None`
+/// (or an empty path) means "do not create this directory as such"; its entries are still
+/// offered one by one.
+pub type PathMap<'a> = &'a (dyn Fn(&Path, EntryKind) -> Option<PathBuf> + Sync);
+
+/// Where a planned file or symlink comes from.
+#[derive(Debug)]
+pub(crate) enum SrcRef {
+    /// Entry `name` of directory `node` of scanned tree `tree`.
+    Tree {
+        tree: u32,
+        node: u32,
+        name: Box<OsStr>,
+    },
+    /// A regular file named by its path (a list entry, or a file given as a source), on
+    /// device `dev`, to be given permission bits `mode` (the source's when `None`).
+    Path {
+        path: PathBuf,
+        dev: u64,
+        mode: Option<u32>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) enum PKind {
+    File(SrcRef),
+    Symlink(SrcRef),
+    Dir(usize),
+}
+
+#[derive(Debug)]
+pub(crate) struct PEntry {
+    pub name: Box<OsStr>,
+    pub kind: PKind,
+    /// The index of the source (or list entry) it comes from.
+    pub origin: u32,
+}
+
+/// One destination directory of the plan.
+#[derive(Debug)]
+pub(crate) struct PNode {
+    /// Path relative to the destination; empty for its root.
+    pub rel: PathBuf,
+    /// The source directory it comes from, whose mode and times it gets when this run
+    /// creates it; `None` for a directory that only holds mapped entries (created 0755).
+    pub meta: Option<DirMeta>,
+    pub entries: Vec<PEntry>,
+}
+
+/// A source tree as the plan refers to it.
+pub(crate) struct TreeSrc {
+    /// The canonical path of the source root.
+    pub path: PathBuf,
+    pub root: cowtree_fs::dir::Dir,
+    pub tree: Tree,
+}
+
+impl TreeSrc {
+    /// The full path of entry `name` of node `node`, for messages and symlink targets.
+    pub fn full(&self, node: u32, name: &OsStr) -> PathBuf {
+        self.path
+            .join(&self.tree.nodes[node as usize].rel)
+            .join(name)
+    }
+}
+
+/// The full source path of `src`.
+pub(crate) fn src_path(trees: &[TreeSrc], src: &SrcRef) -> PathBuf {
+    match src {
+        SrcRef::Tree { tree, node, name } => trees[*tree as usize].full(*node, name),
+        SrcRef::Path { path, .. } => path.clone(),
+    }
+}
+
+pub(crate) struct Plan {
+    /// `nodes[0]` is the destination root.
+    pub nodes: Vec<PNode>,
+    pub totals: ScanTotals,
+    pub collisions: Vec<Collision>,
+    /// Source entries not planned because an earlier source's entry is kept (Skip).
+    pub skipped: u64,
+    /// Source entries a mapping left out.
+    pub dropped: u64,
+}
+
+impl Plan {
+    /// The number of entries below node `id`.
+    pub fn subtree_entries(&self, id: usize) -> u64 {
+        let mut n = 0;
+        let mut stack = vec![id];
+        while let Some(i) = stack.pop() {
+            for e in &self.nodes[i].entries {
+                n += 1;
+                if let PKind::Dir(c) = e.kind {
+                    stack.push(c);
+                }
+            }
+        }
+        n
+    }
+}
+
+/// Builds a [`Plan`] source by source.
+pub(crate) struct Builder<'t> {
+    trees: &'t [TreeSrc],
+    on_existing: OnExisting,
+    plan: Plan,
+    /// Entry index by name, per node.
+    names: Vec<HashMap<Box<OsStr>, usize>>,
+    /// The index of the source being added.
+    origin: u32,
+}
+
+enum Leaf {
+    File,
+    Symlink,
+}
+
+impl<'t> Builder<'t> {
+    pub fn new(trees: &'t [TreeSrc], on_existing: OnExisting, root: Option<DirMeta>) -> Self {
+        Builder {
+            trees,
+            on_existing,
+            plan: Plan {
+                nodes: vec![PNode {
+                    rel: PathBuf::new(),
+                    meta: root,
+                    entries: Vec::new(),
+                }],
+                totals: ScanTotals::default(),
+                collisions: Vec::new(),
+                skipped: 0,
+                dropped: 0,
+            },
+            names: vec![HashMap::new()],
+            origin: 0,
+        }
+    }
+
+    /// Entries added from now on come from source (or list entry) number `origin`.
+    pub fn set_origin(&mut self, origin: usize) {
+        self.origin = origin as u32;
+    }
+
+    pub fn finish(mut self) -> Plan {
+        let mut totals = ScanTotals::default();
+        for node in &self.plan.nodes {
+            for e in &node.entries {
+                match e.kind {
+                    PKind::File(_) => totals.files += 1,
+                    PKind::Symlink(_) => totals.symlinks += 1,
+                    PKind::Dir(_) => totals.dirs += 1,
+                }
+            }
+        }
+        self.plan.totals = totals;
+        self.plan
+    }
+
+    /// Adds scanned tree `t` (its root's entries go to the destination root), through `map`
+    /// when given.
+    pub fn add_tree(&mut self, t: u32, map: Option<PathMap<'_>>) -> Result<(), LinkError> {
+        let trees = self.trees;
+        let tree = &trees[t as usize].tree;
+        // (source node, plan node when the mapping is the identity)
+        let mut stack: Vec<(usize, Option<usize>)> = vec![(0, Some(0))];
+        while let Some((sid, pid)) = stack.pop() {
+            let snode = &tree.nodes[sid];
+            for entry in &snode.entries {
+                let src = || SrcRef::Tree {
+                    tree: t,
+                    node: sid as u32,
+                    name: entry.name.clone(),
+                };
+                let full = || trees[t as usize].full(sid as u32, &entry.name);
+                match (entry.kind, map) {
+                    (Kind::Special, _) => {}
+                    (Kind::Dir(child), None) => {
+                        let pid = pid.expect("identity mapping always has a plan node");
+                        let meta = tree.nodes[child].meta;
+                        match self.child_dir(pid, &entry.name, Some(meta), &full)? {
+                            Some(pchild) => stack.push((child, Some(pchild))),
+                            None => {
+                                self.plan.skipped += tree.nodes[child].subtree_entries(&tree.nodes)
+                            }
+                        }
+                    }
+                    (Kind::Dir(child), Some(map)) => {
+                        let rel = snode.rel.join(&*entry.name);
+                        if let Some(to) = map(&rel, EntryKind::Dir) {
+                            if !to.as_os_str().is_empty() {
+                                check(&to, &full)?;
+                                let meta = tree.nodes[child].meta;
+                                if self.dir_at(&to, Some(meta), &full)?.is_none() {
+                                    // An earlier source's file is kept there; this
+                                    // directory's entries still go where they map to.
+                                }
+                            }
+                        }
+                        stack.push((child, None));
+                    }
+                    (Kind::File | Kind::Symlink, _) => {
+                        let leaf = if entry.kind == Kind::File {
+                            Leaf::File
+                        } else {
+                            Leaf::Symlink
+                        };
+                        match map {
+                            None => {
+                                let pid = pid.expect("identity mapping always has a plan node");
+                                self.leaf(pid, &entry.name, leaf, src(), &full)?;
+                            }
+                            Some(map) => {
+                                let rel = snode.rel.join(&*entry.name);
+                                let kind = match leaf {
+                                    Leaf::File => EntryKind::File,
+                                    Leaf::Symlink => EntryKind::Symlink,
+                                };
+                                match map(&rel, kind) {
+                                    None => self.plan.dropped += 1,
+                                    Some(to) => self.leaf_at(&to, leaf, src(), &full)?,
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a source entry a mapping left out.
+    pub fn count_dropped(&mut self) {
+        self.plan.dropped += 1;
+    }
+
+    /// Adds the regular file `src` at the destination-relative path `to`.
+    pub fn add_file(&mut self, to: &Path, src: SrcRef) -> Result<(), LinkError> {
+        let full = src_path(self.trees, &src);
+        self.leaf_at(to, Leaf::File, src, &|| full.clone())
+    }
+
+    fn leaf_at(
+        &mut self,
+        to: &Path,
+        leaf: Leaf,
+        src: SrcRef,
+        full: &dyn Fn() -> PathBuf,
+    ) -> Result<(), LinkError> {
+        check(to, full)?;
+        let name = to
+            .file_name()
+            .expect("a checked relative path ends in a name");
+        let parent = to.parent().unwrap_or(Path::new(""));
+        let pid = if parent.as_os_str().is_empty() {
+            Some(0)
+        } else {
+            self.dir_at(parent, None, full)?
+        };
+        match pid {
+            Some(pid) => self.leaf(pid, name, leaf, src, full),
+            None => {
+                self.plan.skipped += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// The plan node at the (checked) relative path `rel`, creating the missing directories;
+    /// `None` when an earlier source's non-directory is kept on the way (Skip).
+    fn dir_at(
+        &mut self,
+        rel: &Path,
+        meta: Option<DirMeta>,
+        full: &dyn Fn() -> PathBuf,
+    ) -> Result<Option<usize>, LinkError> {
+        let mut id = 0;
+        let mut comps = rel.components().peekable();
+        while let Some(c) = comps.next() {
+            let last = comps.peek().is_none();
+            let m = if last { meta } else { None };
+            match self.child_dir(id, c.as_os_str(), m, full)? {
+                Some(next) => id = next,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(id))
+    }
+
+    /// The directory `name` in plan node `pid`, created in the plan if missing. Where an
+    /// earlier source put a file or symlink: replaced (Overwrite), kept with `None` returned
+    /// (Skip), or refused (Fail).
+    fn child_dir(
+        &mut self,
+        pid: usize,
+        name: &OsStr,
+        meta: Option<DirMeta>,
+        full: &dyn Fn() -> PathBuf,
+    ) -> Result<Option<usize>, LinkError> {
+        let rel = self.plan.nodes[pid].rel.join(name);
+        let new_node = |plan: &mut Plan, names: &mut Vec<HashMap<Box<OsStr>, usize>>| {
+            plan.nodes.push(PNode {
+                rel: rel.clone(),
+                meta,
+                entries: Vec::new(),
+            });
+            names.push(HashMap::new());
+            plan.nodes.len() - 1
+        };
+        match self.names[pid].get(name).copied() {
+            None => {
+                let id = new_node(&mut self.plan, &mut self.names);
+                self.names[pid].insert(name.into(), self.plan.nodes[pid].entries.len());
+                self.plan.nodes[pid].entries.push(PEntry {
+                    name: name.into(),
+                    kind: PKind::Dir(id),
+                    origin: self.origin,
+                });
+                Ok(Some(id))
+            }
+            Some(idx) => {
+                let earlier = match &self.plan.nodes[pid].entries[idx].kind {
+                    PKind::Dir(id) => {
+                        let id = *id;
+                        if self.plan.nodes[id].meta.is_none() {
+                            self.plan.nodes[id].meta = meta;
+                        }
+                        return Ok(Some(id));
+                    }
+                    PKind::File(s) | PKind::Symlink(s) => src_path(self.trees, s),
+                };
+                match self.on_existing {
+                    OnExisting::Fail => Err(LinkError::Collision {
+                        path: rel,
+                        sources: [earlier, full()],
+                    }),
+                    OnExisting::Skip => {
+                        self.collide(rel, earlier, full(), CollisionAction::Kept);
+                        self.plan.skipped += 1;
+                        Ok(None)
+                    }
+                    OnExisting::Overwrite => {
+                        self.collide(rel.clone(), earlier, full(), CollisionAction::Replaced);
+                        let id = new_node(&mut self.plan, &mut self.names);
+                        self.plan.nodes[pid].entries[idx].kind = PKind::Dir(id);
+                        self.plan.nodes[pid].entries[idx].origin = self.origin;
+                        Ok(Some(id))
+                    }
+                }
+            }
+        }
+    }
+
+    fn leaf(
+        &mut self,
+        pid: usize,
+        name: &OsStr,
+        leaf: Leaf,
+        src: SrcRef,
+        full: &dyn Fn() -> PathBuf,
+    ) -> Result<(), LinkError> {
+        let kind = match leaf {
+            Leaf::File => PKind::File(src),
+            Leaf::Symlink => PKind::Symlink(src),
+        };
+        let Some(idx) = self.names[pid].get(name).copied() else {
+            self.names[pid].insert(name.into(), self.plan.nodes[pid].entries.len());
+            self.plan.nodes[pid].entries.push(PEntry {
+                name: name.into(),
+                kind,
+                origin: self.origin,
+            });
+            return Ok(());
+        };
+        let rel = self.plan.nodes[pid].rel.join(name);
+        let earlier = match &self.plan.nodes[pid].entries[idx].kind {
+            PKind::Dir(_) => None,
+            PKind::File(s) | PKind::Symlink(s) => Some(src_path(self.trees, s)),
+        };
+        match (self.on_existing, earlier) {
+            (OnExisting::Fail, earlier) => Err(LinkError::Collision {
+                sources: [earlier.unwrap_or_else(|| rel.clone()), full()],
+                path: rel,
+            }),
+            (OnExisting::Skip, earlier) => {
+                let earlier = earlier.unwrap_or_else(|| rel.clone());
+                self.collide(rel, earlier, full(), CollisionAction::Kept);
+                self.plan.skipped += 1;
+                Ok(())
+            }
+            // As when merging one source after the other: a directory is never replaced by
+            // a file or symlink.
+            (OnExisting::Overwrite, None) => Err(crate::link::directory_in_the_way(&rel)),
+            (OnExisting::Overwrite, Some(earlier)) => {
+                self.collide(rel, earlier, full(), CollisionAction::Replaced);
+                self.plan.nodes[pid].entries[idx].kind = kind;
+                self.plan.nodes[pid].entries[idx].origin = self.origin;
+                Ok(())
+            }
+        }
+    }
+
+    fn collide(
+        &mut self,
+        path: PathBuf,
+        earlier: PathBuf,
+        later: PathBuf,
+        action: CollisionAction,
+    ) {
+        self.plan.collisions.push(Collision {
+            path,
+            sources: [earlier, later],
+            action,
+        });
+    }
+}
+
+/// Refuses a destination path that is not a valid relative path.
+fn check(to: &Path, full: &dyn Fn() -> PathBuf) -> Result<(), LinkError> {
+    cowtree_fs::name::check_relative_path(to.as_os_str().as_bytes()).map_err(|why| {
+        LinkError::InvalidDestinationPath {
+            src: full(),
+            path: to.to_path_buf(),
+            why,
+        }
+    })
+}

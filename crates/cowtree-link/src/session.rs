@@ -1,0 +1,338 @@
+//! [`Linker`]: a linking session built once with its options, for callers that link many
+//! things (a package manager installing many packages into one environment).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use cowtree_fs::dir::Dir;
+use rustix::fs::{FileType, Timespec};
+
+use crate::error::LinkError;
+use crate::link::{Pairs, effective_jobs, has_ancestor, link_single_file, run_plan, type_name};
+use crate::options::{EntryKind, LinkOptions};
+use crate::plan::{Builder, PathMap, SrcRef, TreeSrc};
+use crate::report::LinkReport;
+use crate::scan::{DirMeta, scan};
+
+/// A linking session: options chosen once, and state kept across every call.
+///
+/// - One fallback state per (source device, destination device) pair for the session's whole
+///   life: once a pair is found unable to clone (or hardlink), later calls go straight to the
+///   fallback instead of failing a first file again, and a pair on which the method worked
+///   stays on it. Whether `copy_file_range` works is kept per pair the same way.
+/// - One set of worker threads (see [`LinkOptions::jobs`]), started when the session is
+///   built and used by every call.
+///
+/// Every method returns a [`LinkReport`] and follows the crate's contract: a new destination
+/// appears whole or not at all; a merge into an existing destination is a transaction (on
+/// any error, the destination is left as it was, see [`LinkError::destination_unchanged`]).
+///
+/// A `Linker` is `Sync`: several threads may use one session at once (for different
+/// destinations).
+pub struct Linker {
+    pub(crate) opts: LinkOptions,
+    pub(crate) jobs: usize,
+    pub(crate) pairs: Pairs,
+    pub(crate) workers: crate::pool::Workers,
+}
+
+impl std::fmt::Debug for Linker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Linker")
+            .field("opts", &self.opts)
+            .field("jobs", &self.jobs)
+            .finish()
+    }
+}
+
+/// One source of [`Linker::link_sources`]: a directory tree (its contents go into the
+/// destination) or a regular file (it goes into the destination under its own name), and an
+/// optional path mapping.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    /// The directory or file.
+    pub path: &'a Path,
+    /// Renames or drops entries: called with each entry's path relative to the source (for a
+    /// file source, its name) and its kind; see [`PathMap`]. The paths it returns are
+    /// checked as any destination name is (relative, no `.` or `..` components, no NUL).
+    pub map: Option<PathMap<'a>>,
+}
+
+impl<'a> Source<'a> {
+    /// A source linked as it is.
+    pub fn new(path: &'a Path) -> Self {
+        Source { path, map: None }
+    }
+
+    /// A source whose entries go where `map` says.
+    pub fn mapped(path: &'a Path, map: PathMap<'a>) -> Self {
+        Source {
+            path,
+            map: Some(map),
+        }
+    }
+}
+
+/// One file of [`Linker::link_files`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// The regular file to link (e.g. a blob in a content-addressed store). Symlinks in the
+    /// path's directories are followed; the file itself must not be a symlink.
+    pub src: PathBuf,
+    /// Where it goes, relative to the destination.
+    pub dst: PathBuf,
+    /// Permission bits for the new file (e.g. 0o755 for an executable linked from a store
+    /// that keeps blobs read-only); `None` takes the source's. Cloned and copied files only:
+    /// a hardlink or symlink shares the source's inode and so its mode.
+    pub mode: Option<u32>,
+}
+
+enum Prepared {
+    Tree(u32),
+    File {
+        path: PathBuf,
+        dev: u64,
+        name: PathBuf,
+    },
+}
+
+impl Linker {
+    /// A session with `opts`.
+    pub fn new(opts: LinkOptions) -> Linker {
+        let jobs = effective_jobs(opts.jobs);
+        Linker {
+            opts,
+            jobs,
+            pairs: Pairs::default(),
+            workers: crate::pool::Workers::new(jobs),
+        }
+    }
+
+    /// The session's options.
+    pub fn options(&self) -> &LinkOptions {
+        &self.opts
+    }
+
+    /// The number of worker threads each call uses.
+    pub fn jobs(&self) -> usize {
+        self.jobs
+    }
+
+    /// Device pairs for which the kernel refused `copy_file_range` so far (copies between
+    /// them use read/write without trying it again).
+    pub fn copy_range_refused_pairs(&self) -> usize {
+        self.pairs.copy_range_refused()
+    }
+
+    /// Links the tree (or file) `src` to `dst`; see the crate documentation for the contract.
+    pub fn link_tree(&self, src: &Path, dst: &Path) -> Result<LinkReport, LinkError> {
+        let meta = source_meta(src)?;
+        if meta.is_file() {
+            let started = Instant::now();
+            let canon = std::fs::canonicalize(src).map_err(|e| LinkError::io("resolve", src, e))?;
+            return link_single_file(self, &canon, (meta.dev(), meta.ino()), dst, started);
+        }
+        self.link_sources(&[Source::new(src)], dst)
+    }
+
+    /// Links the contents of several trees into one destination in one pass: the same
+    /// result as linking them one after the other into `dst` with this session's
+    /// [`crate::OnExisting`] (directories merge; for two sources with an entry at one path,
+    /// `Overwrite` keeps the later, `Skip` the earlier, `Fail` refuses the call before
+    /// anything is written), with each such collision listed in
+    /// [`LinkReport::collisions`].
+    pub fn link_trees<P: AsRef<Path>>(
+        &self,
+        srcs: &[P],
+        dst: &Path,
+    ) -> Result<LinkReport, LinkError> {
+        let sources: Vec<Source<'_>> = srcs.iter().map(|p| Source::new(p.as_ref())).collect();
+        self.link_sources(&sources, dst)
+    }
+
+    /// [`Linker::link_trees`] with a path mapping per source (see [`Source`]). A file as a
+    /// source goes into the destination under its own name (or where its mapping says).
+    pub fn link_sources(
+        &self,
+        sources: &[Source<'_>],
+        dst: &Path,
+    ) -> Result<LinkReport, LinkError> {
+        let started = Instant::now();
+        let parent_path = match dst.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let parent_canon = std::fs::canonicalize(parent_path)
+            .map_err(|e| LinkError::io("resolve", parent_path, e))?;
+        let dst_id = std::fs::symlink_metadata(dst)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        let mut trees: Vec<TreeSrc> = Vec::new();
+        let mut prepared = Vec::new();
+        let mut special = 0;
+        for source in sources {
+            let src = source.path;
+            let meta = source_meta(src)?;
+            let canon = std::fs::canonicalize(src).map_err(|e| LinkError::io("resolve", src, e))?;
+            let id = (meta.dev(), meta.ino());
+            if dst_id == Some(id) {
+                return Err(LinkError::SameSourceAndDestination(src.to_path_buf()));
+            }
+            if meta.is_file() {
+                let name = canon.file_name().map(PathBuf::from).ok_or_else(|| {
+                    LinkError::SourceNotLinkable(src.to_path_buf(), "root directory")
+                })?;
+                prepared.push((
+                    source.map,
+                    Prepared::File {
+                        path: canon,
+                        dev: meta.dev(),
+                        name,
+                    },
+                ));
+                continue;
+            }
+            if !meta.is_dir() {
+                return Err(LinkError::SourceNotLinkable(
+                    src.to_path_buf(),
+                    type_name(FileType::from_raw_mode(meta.mode())),
+                ));
+            }
+            if has_ancestor(&parent_canon, id) {
+                return Err(LinkError::DestinationInsideSource {
+                    src: src.to_path_buf(),
+                    dst: dst.to_path_buf(),
+                });
+            }
+            if let Some(d) = dst_id {
+                if has_ancestor(&canon, d) {
+                    return Err(LinkError::SourceInsideDestination {
+                        src: src.to_path_buf(),
+                        dst: dst.to_path_buf(),
+                    });
+                }
+            }
+            let root = Dir::open(&canon).map_err(|e| LinkError::io("open", src, e))?;
+            let tree = scan(&root, &canon, &self.workers)?;
+            if !tree.special.is_empty() && !self.opts.skip_special {
+                return Err(LinkError::SpecialFiles {
+                    src: src.to_path_buf(),
+                    paths: tree.special.iter().map(|p| src.join(p)).collect(),
+                });
+            }
+            special += tree.totals.special;
+            prepared.push((source.map, Prepared::Tree(trees.len() as u32)));
+            trees.push(TreeSrc {
+                path: canon,
+                root,
+                tree,
+            });
+        }
+        let root_meta = match trees.first() {
+            Some(t) => t.tree.nodes[0].meta,
+            None => fresh_dir_meta(),
+        };
+        let mut builder = Builder::new(&trees, self.opts.on_existing, Some(root_meta));
+        for (i, (map, p)) in prepared.into_iter().enumerate() {
+            builder.set_origin(i);
+            match p {
+                Prepared::Tree(t) => builder.add_tree(t, map)?,
+                Prepared::File { path, dev, name } => {
+                    let to = match map {
+                        None => Some(name),
+                        Some(map) => map(&name, EntryKind::File),
+                    };
+                    match to {
+                        Some(to) => builder.add_file(
+                            &to,
+                            SrcRef::Path {
+                                path,
+                                dev,
+                                mode: None,
+                            },
+                        )?,
+                        None => builder.count_dropped(),
+                    }
+                }
+            }
+        }
+        let mut plan = builder.finish();
+        plan.totals.special = special;
+        let mut report = run_plan(self, &plan, &trees, dst, started)?;
+        report.special += special;
+        Ok(report)
+    }
+
+    /// Links a list of files, each to its own destination-relative path (the case of a
+    /// content-addressed store, whose blobs are not laid out as a tree). Missing parent
+    /// directories are created (0755, less the umask). Two entries with one destination path
+    /// are a collision, decided as in [`Linker::link_trees`].
+    pub fn link_files(&self, entries: &[FileEntry], dst: &Path) -> Result<LinkReport, LinkError> {
+        let started = Instant::now();
+        let mut builder = Builder::new(&[], self.opts.on_existing, Some(fresh_dir_meta()));
+        for (i, e) in entries.iter().enumerate() {
+            builder.set_origin(i);
+            let meta = match std::fs::symlink_metadata(&e.src) {
+                Ok(m) => m,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(LinkError::SourceMissing(e.src.clone()));
+                }
+                Err(err) => return Err(LinkError::io("stat", &e.src, err)),
+            };
+            if !meta.is_file() {
+                return Err(LinkError::SourceNotLinkable(
+                    e.src.clone(),
+                    type_name(FileType::from_raw_mode(meta.mode())),
+                ));
+            }
+            builder.add_file(
+                &e.dst,
+                SrcRef::Path {
+                    path: e.src.clone(),
+                    dev: meta.dev(),
+                    mode: e.mode,
+                },
+            )?;
+        }
+        let plan = builder.finish();
+        run_plan(self, &plan, &[], dst, started)
+    }
+
+    /// Finishes merges into `dst` that a killed process left half done (normally done by
+    /// the next merge into `dst` itself): each is completed if it had started publishing,
+    /// and its temporary entries removed otherwise. Returns how many there were.
+    pub fn recover(&self, dst: &Path) -> Result<usize, LinkError> {
+        let root = Dir::open(dst).map_err(|e| LinkError::io("open", dst, e))?;
+        crate::txn::recover(&root)
+            .map_err(|e| LinkError::io("finish an interrupted merge in", dst, e))
+    }
+}
+
+fn source_meta(src: &Path) -> Result<std::fs::Metadata, LinkError> {
+    match std::fs::metadata(src) {
+        Ok(m) => Ok(m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(LinkError::SourceMissing(src.to_path_buf()))
+        }
+        Err(e) => Err(LinkError::io("stat", src, e)),
+    }
+}
+
+/// The metadata a new destination root gets when no source directory gives it one: 0755 and
+/// the current time.
+fn fresh_dir_meta() -> DirMeta {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let t = Timespec {
+        tv_sec: now.as_secs() as _,
+        tv_nsec: now.subsec_nanos() as _,
+    };
+    DirMeta {
+        mode: 0o755,
+        dev: 0,
+        atime: t,
+        mtime: t,
+    }
+}

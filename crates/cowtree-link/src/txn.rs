@@ -1,0 +1,391 @@
+//! A merge into an existing destination is a transaction: either everything is published or
+//! the destination is put back as it was.
+//!
+//! Every new entry the merge puts in an existing directory of the destination (a file, a
+//! symlink, or a new directory with everything beneath it) is built under a temporary name
+//! beside its final one (`.<name>.cowtree-tmp.<pid>.<random>`). Nothing at a final name changes
+//! until all of them are built. Then each is published: renamed into place
+//! (`RENAME_NOREPLACE`) where nothing was, or exchanged with the entry it replaces
+//! (`RENAME_EXCHANGE`), which keeps the replaced entry aside under the temporary name. Only
+//! when every entry is published are the replaced ones removed. An error before or during
+//! publishing undoes what was published (exchanging back, renaming back) and removes every
+//! temporary entry.
+//!
+//! A process that dies (kill -9) cannot undo anything, so the merge keeps a journal in the
+//! destination root, `.cowtree-txn.<pid>.<random>`, locked with `flock` while the merge runs:
+//! each temporary name is written to it before the entry is created, and before publishing
+//! starts, the list of publications (with the inode of each new entry) followed by a `go`
+//! line. The next merge into the same destination (or [`crate::Linker::recover`]) finds a
+//! journal whose lock is free and finishes its work: without `go`, it removes the temporary
+//! entries (the destination is as before); with `go`, it completes the publication (the
+//! destination is as after). The journal is not fsynced: this covers a killed process, not a
+//! power loss.
+//!
+//! Journal lines (names as lower-case hex of their bytes, `-` for the empty root path):
+//! `t <dir> <tmp>`, `c <n|r> <dir> <tmp> <name> <inode>`, `go`.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use cowtree_fs::dir::Dir;
+use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, flock, openat, unlinkat};
+use rustix::io::Errno;
+
+use crate::error::LinkError;
+use crate::scan::open_rel;
+use crate::staging::random_u64;
+
+/// Every journal's name starts so.
+const PREFIX: &[u8] = b".cowtree-txn.";
+
+/// One publication: the entry built as `tmp` in the destination directory `dir` (relative to
+/// the root) goes to `name`, replacing what is there when `replace`.
+#[derive(Debug, Clone)]
+pub(crate) struct Op {
+    pub dir: PathBuf,
+    pub tmp: OsString,
+    pub name: OsString,
+    pub replace: bool,
+    /// The new entry's inode, by which a recovery tells whether it was published.
+    pub ino: u64,
+}
+
+/// The journal of a merge in progress.
+pub(crate) struct Journal<'a> {
+    root: &'a Dir,
+    root_path: &'a Path,
+    name: OsString,
+    file: std::fs::File,
+    /// Every temporary name noted, to remove on failure.
+    temps: Mutex<Vec<(PathBuf, OsString)>>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "-".to_string();
+    }
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s == "-" {
+        return Some(Vec::new());
+    }
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl<'a> Journal<'a> {
+    /// Creates and locks a new journal in the destination root.
+    pub fn create(root: &'a Dir, root_path: &'a Path) -> Result<Journal<'a>, LinkError> {
+        let mut name = PREFIX.to_vec();
+        name.extend_from_slice(format!("{}.{:016x}", std::process::id(), random_u64()).as_bytes());
+        let name = OsString::from_vec(name);
+        let fd = openat(
+            root,
+            &name,
+            OFlags::WRONLY
+                | OFlags::CREATE
+                | OFlags::EXCL
+                | OFlags::APPEND
+                | OFlags::NOFOLLOW
+                | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| LinkError::io("create merge journal", &root_path.join(&name), e.into()))?;
+        // Nobody else knows the name yet, so the lock is free; without flock support a stale
+        // journal is still found by name, and a live one could then be recovered under a
+        // running merge: refuse instead.
+        flock(&fd, FlockOperation::NonBlockingLockExclusive)
+            .map_err(|e| LinkError::io("lock merge journal", &root_path.join(&name), e.into()))?;
+        Ok(Journal {
+            root,
+            root_path,
+            name,
+            file: std::fs::File::from(fd),
+            temps: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn path(&self) -> PathBuf {
+        self.root_path.join(&self.name)
+    }
+
+    fn write(&self, text: &str) -> Result<(), LinkError> {
+        // O_APPEND: each line is one write(2), so lines from several workers never interleave.
+        (&self.file)
+            .write_all(text.as_bytes())
+            .map_err(|e| LinkError::io("write merge journal", &self.path(), e))
+    }
+
+    /// Notes the temporary name `tmp` in destination directory `dir` before it is created.
+    pub fn note_temp(&self, dir: &Path, tmp: &OsStr) -> Result<(), LinkError> {
+        self.write(&format!(
+            "t {} {}\n",
+            hex(dir.as_os_str().as_bytes()),
+            hex(tmp.as_bytes())
+        ))?;
+        self.temps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((dir.to_path_buf(), tmp.to_owned()));
+        Ok(())
+    }
+
+    /// Removes every temporary entry and the journal: the destination is as before.
+    /// `error` is what stopped the merge.
+    pub fn abort(self, error: LinkError) -> LinkError {
+        let temps = std::mem::take(&mut *self.temps.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut dirs = DirCache::new(self.root);
+        for (dir, tmp) in &temps {
+            if let Err(e) = dirs.get(dir).and_then(|d| d.remove_tree(tmp)) {
+                return self.undo_failed(error, e);
+            }
+        }
+        self.remove();
+        error
+    }
+
+    fn undo_failed(self, error: LinkError, undo: io::Error) -> LinkError {
+        // The journal stays (unlocked once this process is done with it), so the next run
+        // finishes the cleanup.
+        LinkError::UndoFailed {
+            error: Box::new(error),
+            dst: self.root_path.to_path_buf(),
+            undo,
+        }
+    }
+
+    fn remove(self) {
+        // Best effort: a journal left behind is found and finished by the next run.
+        let _ = unlinkat(self.root, &self.name, AtFlags::empty());
+    }
+
+    /// Publishes `ops`. On failure, puts back what was published and removes every temporary
+    /// entry, so the destination is as before (or says it could not).
+    pub fn publish(self, ops: &[Op]) -> Result<(), LinkError> {
+        let mut text = String::new();
+        for op in ops {
+            let _ = writeln!(
+                text,
+                "c {} {} {} {} {}",
+                if op.replace { 'r' } else { 'n' },
+                hex(op.dir.as_os_str().as_bytes()),
+                hex(op.tmp.as_bytes()),
+                hex(op.name.as_bytes()),
+                op.ino
+            );
+        }
+        if let Err(e) = self.write(&text) {
+            return Err(self.abort(e));
+        }
+        // A separate write: a journal whose `c` lines were cut short has no `go`.
+        if let Err(e) = self.write("go\n") {
+            return Err(self.abort(e));
+        }
+        let mut dirs = DirCache::new(self.root);
+        for (done, op) in ops.iter().enumerate() {
+            let placed = dirs.get(&op.dir).and_then(|d| {
+                if op.replace {
+                    d.rename_exchange(&op.tmp, d, &op.name)
+                } else {
+                    d.rename_noreplace(&op.tmp, d, &op.name)
+                }
+            });
+            if let Err(e) = placed {
+                let full = self.root_path.join(&op.dir).join(&op.name);
+                let error = if e.kind() == io::ErrorKind::AlreadyExists {
+                    LinkError::DestinationExists(full)
+                } else {
+                    LinkError::io("publish", &full, e)
+                };
+                return Err(self.unpublish(&ops[..done], &mut dirs, error));
+            }
+        }
+        // Everything is in place; what was replaced now sits under the temporary names.
+        for op in ops.iter().filter(|op| op.replace) {
+            if dirs
+                .get(&op.dir)
+                .and_then(|d| d.remove_tree(&op.tmp))
+                .is_err()
+            {
+                // The merge is complete; the journal stays, and the next run removes the rest.
+                return Ok(());
+            }
+        }
+        self.remove();
+        Ok(())
+    }
+
+    fn unpublish(self, published: &[Op], dirs: &mut DirCache<'_>, error: LinkError) -> LinkError {
+        for op in published.iter().rev() {
+            let back = dirs.get(&op.dir).and_then(|d| {
+                if op.replace {
+                    d.rename_exchange(&op.tmp, d, &op.name)
+                } else {
+                    d.rename_noreplace(&op.name, d, &op.tmp)
+                }
+            });
+            if let Err(e) = back {
+                return self.undo_failed(error, e);
+            }
+        }
+        self.abort(error)
+    }
+}
+
+/// Destination directories opened by their path relative to the root, each once.
+struct DirCache<'a> {
+    root: &'a Dir,
+    open: HashMap<PathBuf, Dir>,
+}
+
+impl<'a> DirCache<'a> {
+    fn new(root: &'a Dir) -> Self {
+        DirCache {
+            root,
+            open: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, rel: &Path) -> io::Result<&Dir> {
+        if rel.as_os_str().is_empty() {
+            return Ok(self.root);
+        }
+        if !self.open.contains_key(rel) {
+            let d = open_rel(self.root, rel)?;
+            self.open.insert(rel.to_path_buf(), d);
+        }
+        Ok(&self.open[rel])
+    }
+}
+
+/// Finishes the journals in the destination root `root` left by merges whose process died:
+/// returns how many. A journal whose merge is still running is locked and left alone.
+pub(crate) fn recover(root: &Dir) -> io::Result<usize> {
+    let mut n = 0;
+    for entry in root.entries()? {
+        if !entry.name.as_bytes().starts_with(PREFIX)
+            || !matches!(entry.file_type, FileType::RegularFile | FileType::Unknown)
+        {
+            continue;
+        }
+        let fd = match openat(
+            root,
+            &entry.name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(Errno::WOULDBLOCK) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let mut text = String::new();
+        std::fs::File::from(fd).read_to_string(&mut text)?;
+        finish(root, &text)?;
+        match unlinkat(root, &entry.name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Does what a dead merge's journal says is left to do.
+fn finish(root: &Dir, text: &str) -> io::Result<()> {
+    let mut temps = Vec::new();
+    let mut ops = Vec::new();
+    let mut go = false;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let path = |s: &str| unhex(s).map(|b| PathBuf::from(OsString::from_vec(b)));
+        let name = |s: &str| unhex(s).map(OsString::from_vec);
+        match f.as_slice() {
+            ["t", dir, tmp] => {
+                if let (Some(dir), Some(tmp)) = (path(dir), name(tmp)) {
+                    temps.push((dir, tmp));
+                }
+            }
+            ["c", kind, dir, tmp, nm, ino] => {
+                if let (Some(dir), Some(tmp), Some(nm), Ok(ino)) =
+                    (path(dir), name(tmp), name(nm), ino.parse::<u64>())
+                {
+                    ops.push(Op {
+                        dir,
+                        tmp,
+                        name: nm,
+                        replace: *kind == "r",
+                        ino,
+                    });
+                }
+            }
+            ["go"] => go = true,
+            _ => {}
+        }
+    }
+    let mut dirs = DirCache::new(root);
+    if go {
+        for op in &ops {
+            let Ok(d) = dirs.get(&op.dir) else { continue };
+            let at_name = d.try_stat(&op.name)?;
+            if at_name.is_some_and(|st| st.st_ino == op.ino) {
+                continue; // Published; what it replaced (if anything) is removed below.
+            }
+            let at_tmp = d.try_stat(&op.tmp)?;
+            if at_tmp.is_some_and(|st| st.st_ino == op.ino) {
+                let placed = if at_name.is_some() && op.replace {
+                    d.rename_exchange(&op.tmp, d, &op.name)
+                } else {
+                    d.rename_noreplace(&op.tmp, d, &op.name)
+                };
+                match placed {
+                    Ok(()) => {}
+                    // Someone else put an entry there since: theirs stays.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    // Every temporary name now holds a replaced entry or an unpublished new one (or nothing).
+    for (dir, tmp) in &temps {
+        if let Ok(d) = dirs.get(dir) {
+            d.remove_tree(tmp)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_any_bytes_and_the_empty_path() {
+        for b in [&b""[..], b"a", b"\xff\x00/x y\n"] {
+            assert_eq!(unhex(&hex(b)).as_deref(), Some(b));
+        }
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
+    }
+}

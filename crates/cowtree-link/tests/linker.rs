@@ -1,0 +1,637 @@
+//! The `Linker` session on real mounts: several sources in one pass, lists of files, path
+//! mapping, the record, collisions, transactional merges, per-pair fallback memory. Run
+//! through scripts/test.sh, which mounts them.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cowtree_link::{
+    CollisionAction, EntryKind, FileEntry, HashAlgo, LinkError, LinkMode, LinkOptions, Linker,
+    OnExisting, Progress, Source,
+};
+use cowtree_testutil::tree::{Kind, assert_same_tree, sample_tree, snapshot};
+use cowtree_testutil::{Fs, pattern, scratch};
+
+/// Every filesystem the linker is tested on.
+const ALL: [Fs; 4] = [Fs::Xfs, Fs::Btrfs, Fs::NoCow, Fs::Tmpfs];
+
+fn opts(on_existing: OnExisting) -> LinkOptions {
+    LinkOptions {
+        on_existing,
+        ..LinkOptions::default()
+    }
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, bytes).unwrap();
+}
+
+/// What a full listing records per entry: kind and content, mode, inode, and the mtime of
+/// non-directories (a directory's mtime changes whenever a name is added or removed in it,
+/// which a rolled-back merge does with its temporary names).
+#[derive(Debug, PartialEq, Eq)]
+struct Listed {
+    kind: Kind,
+    mode: u32,
+    ino: u64,
+    mtime: Option<(i64, i64)>,
+}
+
+fn listing(root: &Path) -> BTreeMap<PathBuf, Listed> {
+    snapshot(root)
+        .into_iter()
+        .map(|(rel, e)| {
+            let m = fs::symlink_metadata(root.join(&rel)).unwrap();
+            let mtime = (e.kind != Kind::Dir).then_some(e.mtime);
+            (
+                rel,
+                Listed {
+                    kind: e.kind,
+                    mode: e.mode,
+                    ino: m.ino(),
+                    mtime,
+                },
+            )
+        })
+        .collect()
+}
+
+fn assert_same_listing(before: &BTreeMap<PathBuf, Listed>, after: &BTreeMap<PathBuf, Listed>) {
+    let b: Vec<_> = before.keys().collect();
+    let a: Vec<_> = after.keys().collect();
+    assert_eq!(b, a, "the destination's paths changed");
+    for (p, e) in before {
+        assert_eq!(e, &after[p], "{} changed", p.display());
+    }
+}
+
+/// Three package-like sources that overlap: directories present in several (merged), files
+/// present in several (collisions), a file in one where another has a directory.
+fn overlapping_sources(root: &Path) -> Vec<PathBuf> {
+    let a = root.join("a");
+    let b = root.join("b");
+    let c = root.join("c");
+    write(&a.join("lib/pkg_a/__init__.py"), b"a\n");
+    write(&a.join("lib/shared.txt"), b"from a\n");
+    write(&a.join("bin/tool"), &pattern(70_000, 1));
+    fs::set_permissions(a.join("bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
+    write(&a.join("share/doc"), b"a file here, a directory in c\n");
+    write(&b.join("lib/pkg_b/mod.py"), &pattern(9_000, 2));
+    write(&b.join("lib/shared.txt"), b"from b\n");
+    symlink("pkg_b/mod.py", b.join("lib/link")).unwrap();
+    fs::create_dir_all(b.join("empty/dir")).unwrap();
+    write(&c.join("lib/shared.txt"), b"from c, the last\n");
+    write(&c.join("share/doc/README"), b"c's doc\n");
+    write(&c.join("lib/pkg_c/data.bin"), &pattern(200_000, 3));
+    vec![a, b, c]
+}
+
+fn existing_destination(dst: &Path) {
+    write(&dst.join("lib/shared.txt"), b"there before\n");
+    write(&dst.join("lib/keep.py"), b"kept\n");
+    write(&dst.join("bin/other"), b"other tool\n");
+}
+
+#[test]
+fn several_sources_in_one_pass_equal_sequential_merges() {
+    for fsys in ALL {
+        let Some(dir) = scratch(fsys) else { continue };
+        let srcs = overlapping_sources(dir.path());
+        for policy in [OnExisting::Overwrite, OnExisting::Skip] {
+            let one = dir.path().join(format!("one-{policy:?}"));
+            let seq = dir.path().join(format!("seq-{policy:?}"));
+            existing_destination(&one);
+            existing_destination(&seq);
+            let linker = Linker::new(opts(policy));
+            let r = linker.link_trees(&srcs, &one).unwrap();
+            for s in &srcs {
+                linker.link_tree(s, &seq).unwrap();
+            }
+            assert_same_tree(&snapshot(&seq), &snapshot(&one), false);
+            // The same into a destination that does not exist yet.
+            let new_one = dir.path().join(format!("new-one-{policy:?}"));
+            let new_seq = dir.path().join(format!("new-seq-{policy:?}"));
+            linker.link_trees(&srcs, &new_one).unwrap();
+            for s in &srcs {
+                Linker::new(opts(policy)).link_tree(s, &new_seq).unwrap();
+            }
+            assert_same_tree(&snapshot(&new_seq), &snapshot(&new_one), false);
+
+            let shared: Vec<_> = r
+                .collisions
+                .iter()
+                .filter(|c| c.path == Path::new("lib/shared.txt"))
+                .collect();
+            assert_eq!(shared.len(), 2, "{fsys:?} {policy:?}: {:?}", r.collisions);
+            let want = match policy {
+                OnExisting::Overwrite => b"from c, the last\n".as_slice(),
+                _ => b"there before\n".as_slice(),
+            };
+            assert_eq!(fs::read(one.join("lib/shared.txt")).unwrap(), want);
+            assert_eq!(fs::read(one.join("lib/keep.py")).unwrap(), b"kept\n");
+        }
+    }
+}
+
+#[test]
+fn collisions_name_both_sources_and_what_was_done() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let srcs = overlapping_sources(dir.path());
+    let r = Linker::new(opts(OnExisting::Overwrite))
+        .link_trees(&srcs, &dir.path().join("o"))
+        .unwrap();
+    let mut got: Vec<(PathBuf, [PathBuf; 2], CollisionAction)> = r
+        .collisions
+        .iter()
+        .map(|c| (c.path.clone(), c.sources.clone(), c.action))
+        .collect();
+    got.sort();
+    let canon = |p: &Path| fs::canonicalize(p).unwrap();
+    let (a, b, c) = (canon(&srcs[0]), canon(&srcs[1]), canon(&srcs[2]));
+    assert_eq!(
+        got,
+        vec![
+            (
+                PathBuf::from("lib/shared.txt"),
+                [a.join("lib/shared.txt"), b.join("lib/shared.txt")],
+                CollisionAction::Replaced
+            ),
+            (
+                PathBuf::from("lib/shared.txt"),
+                [b.join("lib/shared.txt"), c.join("lib/shared.txt")],
+                CollisionAction::Replaced
+            ),
+            (
+                PathBuf::from("share/doc"),
+                [a.join("share/doc"), c.join("share/doc")],
+                CollisionAction::Replaced
+            ),
+        ]
+    );
+    assert_eq!(
+        fs::read(dir.path().join("o/share/doc/README")).unwrap(),
+        b"c's doc\n"
+    );
+
+    // Fail: refused before anything is written, naming both sources.
+    let out = dir.path().join("f");
+    let err = Linker::new(opts(OnExisting::Fail))
+        .link_trees(&srcs, &out)
+        .unwrap_err();
+    match &err {
+        LinkError::Collision { path, sources } => {
+            assert_eq!(path, Path::new("lib/shared.txt"));
+            assert_eq!(sources[0], a.join("lib/shared.txt"));
+        }
+        e => panic!("expected a collision, got {e}"),
+    }
+    assert!(!out.exists());
+    assert!(fs::read_dir(dir.path()).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .as_bytes()
+            .windows(8)
+            .any(|w| w == b"cowtree-")
+    }));
+}
+
+/// A content-addressed store: blobs named by their BLAKE3, read-only, no tree.
+fn store_of(tree: &Path, store: &Path) -> Vec<FileEntry> {
+    let mut entries = Vec::new();
+    for (rel, e) in snapshot(tree) {
+        if let Kind::File(bytes) = e.kind {
+            let hex = blake3::hash(&bytes).to_hex().to_string();
+            let blob = store.join(&hex[..2]).join(&hex[2..]);
+            if !blob.exists() {
+                write(&blob, &bytes);
+                fs::set_permissions(&blob, fs::Permissions::from_mode(0o444)).unwrap();
+            }
+            entries.push(FileEntry {
+                src: blob,
+                dst: rel,
+                mode: Some(e.mode),
+            });
+        }
+    }
+    entries
+}
+
+#[test]
+fn a_list_of_store_blobs_linked_into_a_tree_equals_the_tree() {
+    for fsys in ALL {
+        let Some(dir) = scratch(fsys) else { continue };
+        let tree = dir.path().join("tree");
+        sample_tree(&tree);
+        // The sample tree has symlinks and empty directories, which a blob list does not
+        // carry: compare the files, their modes and the directories that hold them.
+        let entries = store_of(&tree, &dir.path().join("store"));
+        let out = dir.path().join("out");
+        let linker = Linker::new(LinkOptions::default());
+        let r = linker.link_files(&entries, &out).unwrap();
+        assert_eq!(r.files, entries.len() as u64);
+        let want: BTreeMap<_, _> = snapshot(&tree)
+            .into_iter()
+            .filter(|(_, e)| matches!(e.kind, Kind::File(_)))
+            .map(|(p, e)| (p, (e.kind, e.mode)))
+            .collect();
+        let got: BTreeMap<_, _> = snapshot(&out)
+            .into_iter()
+            .filter(|(_, e)| matches!(e.kind, Kind::File(_)))
+            .map(|(p, e)| (p, (e.kind, e.mode)))
+            .collect();
+        assert_eq!(
+            want.keys().collect::<Vec<_>>(),
+            got.keys().collect::<Vec<_>>()
+        );
+        assert!(want == got, "{fsys:?}: file contents or modes differ");
+        if Fs::COW.contains(&fsys) {
+            assert_eq!((r.cloned, r.copied), (r.files, 0), "{fsys:?}: {r:?}");
+        }
+        // Blobs stay read-only whatever mode the linked files got.
+        assert!(
+            entries
+                .iter()
+                .all(|e| fs::metadata(&e.src).unwrap().mode() & 0o777 == 0o444)
+        );
+    }
+}
+
+#[test]
+fn list_entries_with_bad_destination_paths_are_refused_before_any_write() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    write(&dir.path().join("blob"), b"x");
+    for bad in ["../escape", "/abs", "a/./b", "a//b", ""] {
+        let out = dir.path().join("out");
+        let err = Linker::new(LinkOptions::default())
+            .link_files(
+                &[FileEntry {
+                    src: dir.path().join("blob"),
+                    dst: PathBuf::from(bad),
+                    mode: None,
+                }],
+                &out,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, LinkError::InvalidDestinationPath { .. }),
+            "{bad:?}: {err}"
+        );
+        assert!(!out.exists());
+    }
+}
+
+/// The wheel layout: `<name>.data/scripts/*` to `bin/`, `<name>.data/data/*` to the prefix,
+/// everything else to site-packages; `*.pyc` dropped.
+fn wheel_map(rel: &Path, _kind: EntryKind) -> Option<PathBuf> {
+    let s = rel.to_str()?;
+    if s.ends_with(".pyc") {
+        return None;
+    }
+    if let Some(rest) = s.strip_prefix("pkg-1.0.data/") {
+        if let Some(r) = rest.strip_prefix("scripts") {
+            return Some(PathBuf::from(format!("bin{r}")));
+        }
+        if let Some(r) = rest.strip_prefix("data") {
+            return r.strip_prefix('/').map(PathBuf::from);
+        }
+        return None;
+    }
+    if s == "pkg-1.0.data" {
+        return None;
+    }
+    Some(Path::new("lib/site-packages").join(rel))
+}
+
+#[test]
+fn a_mapping_renames_and_drops_entries() {
+    for fsys in ALL {
+        let Some(dir) = scratch(fsys) else { continue };
+        let w = dir.path().join("wheel");
+        write(&w.join("pkg/__init__.py"), b"init\n");
+        write(&w.join("pkg/__init__.pyc"), b"bytecode\n");
+        write(&w.join("pkg-1.0.data/scripts/run"), b"#!python\n");
+        fs::set_permissions(
+            w.join("pkg-1.0.data/scripts/run"),
+            fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        write(&w.join("pkg-1.0.data/data/share/man/pkg.1"), b"man\n");
+        write(&w.join("pkg-1.0.dist-info/METADATA"), b"Name: pkg\n");
+        let venv = dir.path().join("venv");
+        fs::create_dir_all(venv.join("lib/site-packages")).unwrap();
+        fs::create_dir_all(venv.join("bin")).unwrap();
+        let linker = Linker::new(LinkOptions {
+            record: true,
+            ..opts(OnExisting::Overwrite)
+        });
+        let r = linker
+            .link_sources(&[Source::mapped(&w, &wheel_map)], &venv)
+            .unwrap();
+        let files: Vec<PathBuf> = snapshot(&venv)
+            .into_iter()
+            .filter(|(_, e)| matches!(e.kind, Kind::File(_)))
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(
+            files,
+            [
+                "bin/run",
+                "lib/site-packages/pkg/__init__.py",
+                "lib/site-packages/pkg-1.0.dist-info/METADATA",
+                "share/man/pkg.1",
+            ]
+            .map(PathBuf::from),
+            "{fsys:?}"
+        );
+        assert_eq!(r.dropped, 1, "{fsys:?}: the .pyc");
+        assert_eq!(
+            fs::metadata(venv.join("bin/run")).unwrap().mode() & 0o777,
+            0o755
+        );
+        assert!(
+            r.record
+                .iter()
+                .any(|e| e.path == Path::new("share/man/pkg.1"))
+        );
+
+        // A mapping that escapes the destination is refused before anything is written.
+        let escape = |rel: &Path, _: EntryKind| Some(Path::new("..").join(rel));
+        let before = listing(&venv);
+        let err = linker
+            .link_sources(&[Source::mapped(&w, &escape)], &venv)
+            .unwrap_err();
+        assert!(
+            matches!(err, LinkError::InvalidDestinationPath { .. }),
+            "{err}"
+        );
+        assert_same_listing(&before, &listing(&venv));
+    }
+}
+
+#[test]
+fn the_record_lists_exactly_what_is_on_disk_and_the_hashes_match() {
+    use sha2::Digest as _;
+    for fsys in ALL {
+        let Some(dir) = scratch(fsys) else { continue };
+        let srcs = overlapping_sources(dir.path());
+        for (algo, mode) in [
+            (HashAlgo::Sha256, LinkMode::Auto),
+            (HashAlgo::Blake3, LinkMode::Copy),
+            (HashAlgo::Sha256, LinkMode::Hardlink),
+        ] {
+            let out = dir.path().join(format!("out-{algo:?}-{mode:?}"));
+            let r = Linker::new(LinkOptions {
+                mode,
+                hash: Some(algo),
+                ..opts(OnExisting::Overwrite)
+            })
+            .link_trees(&srcs, &out)
+            .unwrap();
+            let on_disk = snapshot(&out);
+            let recorded: Vec<&Path> = r.record.iter().map(|e| e.path.as_path()).collect();
+            let listed: Vec<&Path> = on_disk
+                .keys()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| p.as_path())
+                .collect();
+            assert_eq!(recorded, listed, "{fsys:?} {mode:?}");
+            for e in &r.record {
+                match &on_disk[&e.path].kind {
+                    Kind::File(bytes) => {
+                        assert_eq!(e.kind, EntryKind::File);
+                        assert_eq!(e.size, bytes.len() as u64, "{}", e.path.display());
+                        let want = match algo {
+                            HashAlgo::Sha256 => sha2::Sha256::digest(bytes).to_vec(),
+                            HashAlgo::Blake3 => blake3::hash(bytes).as_bytes().to_vec(),
+                        };
+                        let h = e.hash.as_ref().expect("files carry a hash");
+                        assert_eq!((h.algo, &h.bytes), (algo, &want), "{}", e.path.display());
+                        assert!(e.method.is_some());
+                    }
+                    Kind::Symlink(t) => {
+                        assert_eq!((e.kind, e.size), (EntryKind::Symlink, t.len() as u64));
+                    }
+                    Kind::Dir => assert_eq!(e.kind, EntryKind::Dir),
+                    Kind::Other => panic!("special file in the output"),
+                }
+            }
+        }
+        // In a merge, only what was written is listed: kept entries are not.
+        let dst = dir.path().join("merge");
+        existing_destination(&dst);
+        let r = Linker::new(LinkOptions {
+            record: true,
+            ..opts(OnExisting::Overwrite)
+        })
+        .link_trees(&srcs, &dst)
+        .unwrap();
+        let paths: Vec<&Path> = r.record.iter().map(|e| e.path.as_path()).collect();
+        assert!(paths.contains(&Path::new("lib/shared.txt")));
+        assert!(!paths.contains(&Path::new("lib/keep.py")));
+        assert!(
+            !paths.contains(&Path::new("lib")),
+            "an existing directory is merged into"
+        );
+    }
+}
+
+/// Temporary or journal names left in `root`.
+fn leftovers(root: &Path) -> Vec<PathBuf> {
+    snapshot(root)
+        .into_keys()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.as_bytes().windows(8).any(|w| w == b"cowtree-"))
+        })
+        .collect()
+}
+
+#[test]
+fn strict_refusal_midway_through_a_merge_leaves_dst_as_it_was() {
+    // Source a clones (same filesystem as DST), source b cannot (another filesystem): with
+    // strict the merge stops after some of a's entries were built.
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let Some(other) = scratch(Fs::Xfs2) else {
+        return;
+    };
+    let a = dir.path().join("a");
+    for i in 0..300 {
+        write(
+            &a.join(format!("pkg{}/m{i}.py", i % 7)),
+            &pattern(100 + i, i as u64),
+        );
+    }
+    write(&a.join("lib/shared.txt"), b"a's\n");
+    let b = other.path().join("b");
+    write(&b.join("lib/shared.txt"), b"b's\n");
+    write(&b.join("zzz/late.py"), b"late\n");
+    let dst = dir.path().join("dst");
+    existing_destination(&dst);
+    let before = listing(&dst);
+    for jobs in [1, 4] {
+        let err = Linker::new(LinkOptions {
+            strict: true,
+            jobs,
+            ..opts(OnExisting::Overwrite)
+        })
+        .link_trees(&[&a, &b], &dst)
+        .unwrap_err();
+        assert!(err.is_strict_refusal(), "{err}");
+        assert!(err.destination_unchanged());
+        assert_same_listing(&before, &listing(&dst));
+        assert_eq!(leftovers(&dst), Vec::<PathBuf>::new());
+    }
+}
+
+#[test]
+fn enospc_during_a_merge_leaves_dst_as_it_was() {
+    let Some(small) = scratch(Fs::Small) else {
+        return;
+    };
+    let Some(big) = scratch(Fs::Xfs) else { return };
+    let src = big.path().join("src");
+    // 96 MiB copied (another filesystem, so no clone) onto a 64 MiB filesystem.
+    for i in 0..12 {
+        write(&src.join(format!("d{}/f{i}", i % 3)), &pattern(8 << 20, i));
+    }
+    write(&src.join("lib/shared.txt"), b"new\n");
+    let dst = small.path().join("dst");
+    existing_destination(&dst);
+    let before = listing(&dst);
+    let err = Linker::new(opts(OnExisting::Overwrite))
+        .link_tree(&src, &dst)
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc_enospc()), "{err}");
+    assert!(err.destination_unchanged());
+    assert_same_listing(&before, &listing(&dst));
+    assert_eq!(leftovers(&dst), Vec::<PathBuf>::new());
+}
+
+fn libc_enospc() -> i32 {
+    rustix::io::Errno::NOSPC.raw_os_error()
+}
+
+/// Removes the source's directories the first time progress is reported.
+struct Vanish {
+    src: PathBuf,
+    done: AtomicBool,
+}
+
+impl Progress for Vanish {
+    fn advanced(&self, _entries: u64, _bytes: u64) {
+        if !self.done.swap(true, Ordering::SeqCst) {
+            for e in fs::read_dir(&self.src).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    fs::remove_dir_all(&p).unwrap();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_source_vanishing_mid_merge_leaves_dst_as_it_was() {
+    for fsys in ALL {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = dir.path().join("src");
+        for d in 0..40 {
+            for f in 0..5 {
+                write(
+                    &src.join(format!("d{d:02}/sub/f{f}")),
+                    &pattern(5000, d * 10 + f),
+                );
+            }
+        }
+        write(&src.join("lib/shared.txt"), b"new\n");
+        let dst = dir.path().join("dst");
+        existing_destination(&dst);
+        let before = listing(&dst);
+        let err = Linker::new(LinkOptions {
+            jobs: 1,
+            progress: Some(Arc::new(Vanish {
+                src: src.clone(),
+                done: AtomicBool::new(false),
+            })),
+            ..opts(OnExisting::Overwrite)
+        })
+        .link_tree(&src, &dst)
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(2), "{fsys:?}: {err}");
+        assert!(err.destination_unchanged());
+        assert_same_listing(&before, &listing(&dst));
+        assert_eq!(leftovers(&dst), Vec::<PathBuf>::new(), "{fsys:?}");
+    }
+}
+
+#[test]
+fn a_cross_device_pair_falls_back_once_for_the_whole_session() {
+    let Some(src_fs) = scratch(Fs::Xfs) else {
+        return;
+    };
+    let Some(dst_fs) = scratch(Fs::Tmpfs) else {
+        return;
+    };
+    let mut srcs = Vec::new();
+    for p in 0..5 {
+        let s = src_fs.path().join(format!("pkg{p}"));
+        for f in 0..20 {
+            write(&s.join(format!("p{p}/f{f}")), &pattern(3000, f));
+        }
+        srcs.push(s);
+    }
+    let linker = Linker::new(opts(OnExisting::Overwrite));
+    let dst = dst_fs.path().join("env");
+    fs::create_dir(&dst).unwrap();
+    let mut total = None;
+    for s in &srcs {
+        let r = linker.link_tree(s, &dst).unwrap();
+        assert_eq!((r.cloned, r.copied), (0, 20));
+        // Every copied file is reported under the pair's one cause.
+        assert_eq!(r.fallbacks.len(), 1, "{:?}", r.fallbacks);
+        assert_eq!(r.fallbacks[0].reason, "cross-device");
+        assert_eq!(r.fallbacks[0].count, 20);
+        match &mut total {
+            None => total = Some(r),
+            Some(t) => t.absorb(r),
+        }
+    }
+    let t = total.unwrap();
+    assert_eq!(t.fallbacks.len(), 1);
+    assert_eq!(t.fallbacks[0].count, 100);
+    // copy_file_range refused XFS -> tmpfs once, and the pair remembers it.
+    assert_eq!(linker.copy_range_refused_pairs(), 1);
+    // One pass over all of them: the same, in one report.
+    let one = dst_fs.path().join("env2");
+    let r = linker.link_trees(&srcs, &one).unwrap();
+    assert_eq!(r.fallbacks.len(), 1);
+    assert_eq!((r.copied, r.fallbacks[0].count), (100, 100));
+}
+
+#[test]
+fn overwrite_in_a_merge_replaces_files_by_exchange_and_keeps_untouched_inodes() {
+    for fsys in ALL {
+        let Some(dir) = scratch(fsys) else { continue };
+        let srcs = overlapping_sources(dir.path());
+        let dst = dir.path().join("dst");
+        existing_destination(&dst);
+        let keep_ino = fs::metadata(dst.join("lib/keep.py")).unwrap().ino();
+        let lib_ino = fs::metadata(dst.join("lib")).unwrap().ino();
+        let r = Linker::new(opts(OnExisting::Overwrite))
+            .link_trees(&srcs, &dst)
+            .unwrap();
+        assert_eq!(r.replaced, 1, "{fsys:?}: lib/shared.txt");
+        assert_eq!(
+            fs::metadata(dst.join("lib/keep.py")).unwrap().ino(),
+            keep_ino
+        );
+        assert_eq!(fs::metadata(dst.join("lib")).unwrap().ino(), lib_ino);
+        assert_eq!(leftovers(&dst), Vec::<PathBuf>::new(), "{fsys:?}");
+    }
+}
