@@ -349,7 +349,14 @@ fn apply(
         started_ns,
         seen.into_iter().map(|p| p.rec).collect(),
     ));
-    let mut fresh = StatCache::with_dirs(started_ns, all, cache.carried_dirs().collect());
+    // A directory record of a path that is no directory of the target (an empty-directory
+    // entry removed, a directory that became a file) would make its parent's names disagree
+    // with the records forever, so that the parent is listed by every status: dropped.
+    let dirs: Vec<Rec> = cache
+        .carried_dirs()
+        .filter(|r| r.path.is_empty() || b_is_dir(&r.path) || has_beneath(b, &r.path))
+        .collect();
+    let mut fresh = StatCache::with_dirs(started_ns, all, dirs);
     fresh.written_ns = cache::written_ns_after_own_writes(latest);
     wt.base = *b_id;
     wt.pending = None;
