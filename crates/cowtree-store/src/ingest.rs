@@ -7,12 +7,24 @@
 //!
 //! Where the source can be cloned into the store, new content is cloned into an unnamed file in the
 //! worker's staging directory (`O_TMPFILE`, mode 0444 from the start; a named staging file where
-//! the filesystem lacks `O_TMPFILE`; see `Putter::lane`), the clone is hashed, and only then
-//! given its name in `blobs/` (`linkat`; a rename for named staging), so a writer changing the
-//! source mid-ingest cannot make a blob disagree with its name. If another writer placed the same
-//! blob first, the staged clone is dropped. Where the source and store cannot share data (another
+//! the filesystem lacks `O_TMPFILE`; see `Putter::lane`), hashed, and only then given its name
+//! in `blobs/` (`linkat`; a rename for named staging), so a writer changing the source
+//! mid-ingest cannot make a blob disagree with its name. If another writer placed the same blob
+//! first, the staged clone is dropped. Where the source and store cannot share data (another
 //! filesystem, or one without reflinks), the file is read once, written to staging and hashed in
 //! the same pass.
+//!
+//! What is hashed is the clone, or, for a source whose ctime is older than the snapshot's start
+//! by [`CTIME_MARGIN_NS`], the source itself, from its usually warm pages, and only AFTER the
+//! clone: `fstat` (at open), `FICLONE` from that descriptor, hash the source, `fstat` again; the
+//! hash is taken only if inode, size, mtime and ctime are unchanged, else the clone is hashed.
+//! The clone wrote back the source's dirty pages, which write-protects every page mapped for
+//! writing, so any change after it (`write`, truncate, `fallocate`, or a store through a shared
+//! mapping, which must fault into `page_mkwrite`) sets a new ctime before the content changes;
+//! and a ctime that old cannot be set again by a change in the same clock tick. Hashing before
+//! the clone is not safe: a page dirtied through a shared mapping earlier stays writable until
+//! writeback and can change during the hash with no ctime update (docs/store.md has the whole
+//! argument; `tests/ingest_writers.rs` runs writers of every kind against it).
 //!
 //! Hashing the source first (from the page cache) lets content already in the store skip the
 //! clone entirely; for new content that read is wasted, so it is adaptive: always for the
@@ -20,11 +32,10 @@
 //! when it would start to). Re-recording an unchanged tree is therefore about a hash of it.
 //!
 //! Cost note: a fresh clone's pages are not in the page cache (the cache is per inode), so
-//! hashing the clone reads its blocks from the device. That read is the price of the
-//! guarantee above and dominates the first snapshot of a tree of small files. (Starting the
-//! reads of a batch of clones with `POSIX_FADV_WILLNEED` before hashing them was measured and
-//! was slower.) Ingest runs on its own worker pool (2 workers per core, see `workers.rs`):
-//! a worker waits for those reads, so two per core keep the cores busy.
+//! hashing a clone reads its blocks from the device; hashing the source after the clone (above)
+//! avoids that read for every file not changed in the last two seconds. Ingest runs on its own
+//! worker pool (2 workers per core, see `workers.rs`): a worker waits for reads, so two per core
+//! keep the cores busy.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -41,7 +52,7 @@ use std::time::Instant;
 use cowtree_fs::classify::{CloneErrno, classify_clone_errno};
 use cowtree_fs::dir::Dir;
 use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause, transfer_at};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, fstat, openat, statat};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, fstat, openat, statat};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
@@ -83,6 +94,11 @@ const PREHASH_WARMUP: u64 = 64;
 /// content turns out to be in the store switches it back on.
 const PREHASH_SAMPLE: u64 = 32;
 
+/// How much older than the snapshot's start a source's ctime must be for the source, not its
+/// clone, to be hashed (see the module doc): git's racy margin, which covers filesystems with
+/// 1 s or 2 s times as well as the coarse clock's tick.
+pub const CTIME_MARGIN_NS: i64 = 2_000_000_000;
+
 /// Upper bound on staging subdirectories (see [`Putter::lane`]).
 const MAX_LANES: usize = 16;
 
@@ -95,6 +111,9 @@ struct Staged<'l> {
     /// `blobs/` from its descriptor.
     sname: Option<OsString>,
     exec: bool,
+    /// Size and hash of the source taken after the clone and proven unchanged by its stat
+    /// (see the module doc); `None`: hash the clone.
+    known: Option<(u64, Hash)>,
 }
 
 /// How [`Putter::clone_unnamed`] ended.
@@ -164,6 +183,13 @@ pub struct Putter<'a> {
     link_empty_path: AtomicBool,
     /// Subdirectories of `staging`, one per worker; see [`Putter::lane`].
     lanes: OnceLock<Vec<Dir>>,
+    /// A source whose ctime is older than this (ns since the epoch) is hashed itself after its
+    /// clone; see the module doc.
+    old_ctime_before: i64,
+    /// Clones whose source was hashed after the clone, and sources that changed meanwhile (so
+    /// that their clone was hashed).
+    source_hashed: AtomicU64,
+    source_changed: AtomicU64,
 }
 
 /// Records the tree at `src` in `store` and names the snapshot `name` when given.
@@ -383,7 +409,30 @@ impl<'a> Putter<'a> {
             tmpfile_mode_ok: AtomicBool::new(false),
             link_empty_path: AtomicBool::new(true),
             lanes: OnceLock::new(),
+            old_ctime_before: now_ns().saturating_sub(CTIME_MARGIN_NS),
+            source_hashed: AtomicU64::new(0),
+            source_changed: AtomicU64::new(0),
         }
+    }
+
+    /// This putter, taking a source's own hash after its clone when its ctime is older than
+    /// its start by `margin_ns` instead of [`CTIME_MARGIN_NS`]. Sound only where file times have
+    /// a granularity below `margin_ns` and the kernel's clock tick is shorter than it (the tests
+    /// use it on XFS and btrfs, which keep nanoseconds, so that a writer makes many rounds).
+    pub fn with_ctime_margin(mut self, margin_ns: i64) -> Putter<'a> {
+        self.old_ctime_before = now_ns().saturating_sub(margin_ns.max(0));
+        self
+    }
+
+    /// Clones whose source was hashed after the clone (its stat proving it unchanged).
+    pub fn source_hashed(&self) -> u64 {
+        self.source_hashed.load(Ordering::Relaxed)
+    }
+
+    /// Clones whose source was hashed after the clone but changed meanwhile, so that the clone
+    /// was hashed instead.
+    pub fn source_changed(&self) -> u64 {
+        self.source_changed.load(Ordering::Relaxed)
     }
 
     /// Blobs that were not in the store before.
@@ -421,7 +470,10 @@ impl<'a> Putter<'a> {
     /// Hashes a staged clone (what is actually in the store's staging, never the source) and
     /// gives it its name in `blobs/`.
     fn finish_staged(&self, s: Staged<'_>) -> io::Result<Put> {
-        let (size, hash) = hash_fd(&s.fd)?;
+        let (size, hash) = match s.known {
+            Some(k) => k,
+            None => hash_fd(&s.fd)?,
+        };
         self.cloned_bytes.fetch_add(size, Ordering::Relaxed);
         match &s.sname {
             Some(sname) => {
@@ -498,11 +550,15 @@ impl<'a> Putter<'a> {
             let cloned = if self.tmpfile.load(Ordering::Relaxed) {
                 match self.clone_unnamed(lane, &src)? {
                     Unnamed::Cloned(fd) => {
+                        // Cloned from `src` itself: its stat `st` is the version cloned unless
+                        // the second stat says otherwise.
+                        let known = self.hash_source_after_clone(&src, &st)?;
                         return Ok(Step::Staged(Staged {
                             lane,
                             fd,
                             sname: None,
                             exec,
+                            known,
                         }));
                     }
                     Unnamed::Unsupported(cause) => Err(cause),
@@ -527,11 +583,14 @@ impl<'a> Putter<'a> {
                                 OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                                 Mode::empty(),
                             )?;
+                            // Cloned from the name, which may be another inode than `src` by
+                            // now: only the clone can be hashed.
                             return Ok(Step::Staged(Staged {
                                 lane,
                                 fd,
                                 sname: Some(sname.to_owned()),
                                 exec,
+                                known: None,
                             }));
                         }
                         Transfer::SourceVanished => return Ok(Step::Vanished),
@@ -556,6 +615,35 @@ impl<'a> Putter<'a> {
             hash,
             executable: exec,
         }))
+    }
+
+    /// The size and hash of `src` just cloned, taken from the source (see the module doc) when
+    /// its ctime at `before` (its `fstat` before the clone) is old enough and a second `fstat`
+    /// after hashing shows the same inode, size, mtime and ctime; `None`: hash the clone.
+    fn hash_source_after_clone(
+        &self,
+        src: &OwnedFd,
+        before: &Stat,
+    ) -> io::Result<Option<(u64, Hash)>> {
+        if ctime_ns(before) >= self.old_ctime_before {
+            return Ok(None);
+        }
+        rustix::fs::seek(src, rustix::fs::SeekFrom::Start(0))?;
+        let (size, hash) = hash_fd(src)?;
+        let after = fstat(src)?;
+        let same = after.st_ino == before.st_ino
+            && after.st_dev == before.st_dev
+            && after.st_size == before.st_size
+            && size == before.st_size as u64
+            && mtime_ns(&after) == mtime_ns(before)
+            && ctime_ns(&after) == ctime_ns(before);
+        if same {
+            self.source_hashed.fetch_add(1, Ordering::Relaxed);
+            Ok(Some((size, hash)))
+        } else {
+            self.source_changed.fetch_add(1, Ordering::Relaxed);
+            Ok(None)
+        }
     }
 
     /// Hashes the source as it is (from the page cache); when the store holds that content
@@ -729,6 +817,24 @@ impl<'a> Putter<'a> {
             }
         }
     }
+}
+
+fn ctime_ns(st: &Stat) -> i64 {
+    st.st_ctime
+        .saturating_mul(1_000_000_000)
+        .saturating_add(st.st_ctime_nsec as i64)
+}
+
+fn mtime_ns(st: &Stat) -> i64 {
+    st.st_mtime
+        .saturating_mul(1_000_000_000)
+        .saturating_add(st.st_mtime_nsec as i64)
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 fn with_context(what: &str, e: Errno) -> io::Error {

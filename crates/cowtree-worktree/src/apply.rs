@@ -38,6 +38,15 @@ pub enum Obs {
     Other,
 }
 
+/// What [`Applier::place`] left at a path.
+#[derive(Debug)]
+pub struct Placed {
+    /// The stat cache record of the entry now there.
+    pub rec: Rec,
+    /// This call wrote it (else it found the content already there and read it to know).
+    pub written: bool,
+}
+
 /// Applies entries to one worktree.
 pub struct Applier<'a> {
     /// The store (for blobs).
@@ -209,8 +218,9 @@ impl<'a> Applier<'a> {
     /// Writes the file or symlink entry `e` (its parent directory must exist) under the temp
     /// name and renames it over the final name. A directory at the final name is removed
     /// first when `replace_dir`, else it is an error. Returns the stat cache record of what
-    /// is now there.
-    pub fn place(&self, e: &Entry, replace_dir: bool, cache: &StatCache) -> Result<Rec> {
+    /// is now there, and whether this call wrote it (when `careful` finds the content already
+    /// there, it writes nothing).
+    pub fn place(&self, e: &Entry, replace_dir: bool, cache: &StatCache) -> Result<Placed> {
         let (parent, name) = split(&e.path);
         let name = OsStr::from_bytes(name);
         let Some(d) = self.open(parent)? else {
@@ -221,7 +231,10 @@ impl<'a> Applier<'a> {
         if self.careful {
             let obs = self.observe(&e.path)?;
             if self.matches(e, &obs, cache)? {
-                return self.rec_of(&d, name, e);
+                return Ok(Placed {
+                    rec: self.rec_of(&d, name, e)?,
+                    written: false,
+                });
             }
         }
         match &e.data {
@@ -277,7 +290,10 @@ impl<'a> Applier<'a> {
         }
         d.rename(&tmp, &d, name)
             .map_err(|err| self.err(&e.path, err))?;
-        self.rec_of(&d, name, e)
+        Ok(Placed {
+            rec: self.rec_of(&d, name, e)?,
+            written: true,
+        })
     }
 
     fn rec_of(&self, d: &Dir, name: &OsStr, e: &Entry) -> Result<Rec> {

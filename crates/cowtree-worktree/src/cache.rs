@@ -28,6 +28,23 @@
 //! when a time has no sub-second part (filesystems with 1 s or 2 s times). Other records are
 //! rehashed.
 //!
+//! What `written_ns` promises: every change made to a file after the cache's stats were taken
+//! stamps the file with times at or after `written_ns` minus the granularity, so a record
+//! older than that shows any later change in its stat. Two readings keep the promise:
+//! - the precise clock read before the stats (status, snapshot, checkout): the kernel stamps
+//!   files from its coarse clock, which lags the precise one by less than 50 ms;
+//! - for records of files the command wrote itself (switch, reset), the coarse clock read after
+//!   those writes and their stats, plus 50 ms ([`written_ns_after_own_writes`]): file times
+//!   come from that clock (or, with multigrain timestamps, from a finer clock never behind
+//!   it), so a later change is stamped at or after the reading. The record of a file written
+//!   in the same tick as the reading would still be racy, so the reading waits for the next
+//!   tick (at most one, a few ms) when the newest write is that recent: the command's records
+//!   are trusted as soon as it ends, with no wait of the granularity. Such a record says what
+//!   the command wrote: like checkout's (and git's), it does not see another process that
+//!   rewrites the same file while the command runs, in the very tick of the command's write.
+//!   Records that were hashed rather than written keep the first rule: those racy against the
+//!   clock read before their stats are smudged before they join such a cache.
+//!
 //! Directory records rest on one more rule, which the filesystems cowtree trusts them on keep
 //! (see [`crate::scan`]): creating, removing or renaming an entry updates the directory's
 //! mtime and ctime. So a directory whose stat equals its record, and is not racy, has the
@@ -165,6 +182,70 @@ fn sort_dedup(recs: &mut Vec<Rec>) {
             false
         }
     });
+}
+
+/// The coarse realtime clock (what the kernel stamps file times from), ns since the epoch.
+pub fn coarse_now_ns() -> i64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    t.tv_sec
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as i64)
+}
+
+/// Longest wait for the coarse clock to pass the newest write: a tick is 1 to 10 ms; a file
+/// time further ahead (another clock) is left racy rather than waited for.
+const MAX_TICK_WAIT_NS: i64 = 20_000_000;
+
+/// The `written_ns` of a cache whose newest records are of files this process wrote itself
+/// and then stat'ed, `latest_ns` being the newest of their sub-second mtimes and ctimes (see
+/// the module doc): the coarse clock once it has passed `latest_ns` (waiting for the next tick
+/// when it has not yet), plus the fine granularity. Call it after every stat whose record the
+/// cache keeps.
+pub fn written_ns_after_own_writes(latest_ns: i64) -> i64 {
+    let mut now = coarse_now_ns();
+    while now <= latest_ns && latest_ns - now < MAX_TICK_WAIT_NS {
+        std::thread::sleep(std::time::Duration::from_micros(250));
+        now = coarse_now_ns();
+    }
+    now.saturating_add(FINE_GRANULARITY_NS)
+}
+
+/// True when `t` has no sub-second part (a filesystem with 1 s or 2 s times).
+fn coarse_time(t: i64) -> bool {
+    t.rem_euclid(1_000_000_000) == 0
+}
+
+/// [`StatCache::is_racy`] for a cache taken at `written_ns`.
+pub fn racy_at(written_ns: i64, key: &StatKey) -> bool {
+    let g = if coarse_time(key.mtime_ns) || coarse_time(key.ctime_ns) {
+        COARSE_GRANULARITY_NS
+    } else {
+        FINE_GRANULARITY_NS
+    };
+    key.mtime_ns.max(key.ctime_ns) >= written_ns.saturating_sub(g)
+}
+
+/// The newest sub-second mtime or ctime of `recs` (for [`written_ns_after_own_writes`]);
+/// `i64::MIN` when none has one.
+pub fn latest_fine_time<'r>(recs: impl IntoIterator<Item = &'r Rec>) -> i64 {
+    recs.into_iter()
+        .filter(|r| !coarse_time(r.key.mtime_ns) && !coarse_time(r.key.ctime_ns))
+        .map(|r| r.key.mtime_ns.max(r.key.ctime_ns))
+        .max()
+        .unwrap_or(i64::MIN)
+}
+
+/// `recs`, those racy against `written_ns` smudged: records hashed after the clock read
+/// `written_ns`, ready to join a cache with a later `written_ns`.
+pub fn smudge_racy(written_ns: i64, recs: Vec<Rec>) -> Vec<Rec> {
+    recs.into_iter()
+        .map(|mut r| {
+            if racy_at(written_ns, &r.key) {
+                r.key = StatKey::SMUDGED;
+            }
+            r
+        })
+        .collect()
 }
 
 /// Nanoseconds since the epoch now.
@@ -400,13 +481,7 @@ impl StatCache {
     /// that sets times back (tar, rsync, `cp -a` do, on directories as well as files) leaves
     /// an old mtime on a fresh change, but not an old ctime.
     pub fn is_racy(&self, key: &StatKey) -> bool {
-        let coarse = |t: i64| t.rem_euclid(1_000_000_000) == 0;
-        let g = if coarse(key.mtime_ns) || coarse(key.ctime_ns) {
-            COARSE_GRANULARITY_NS
-        } else {
-            FINE_GRANULARITY_NS
-        };
-        key.mtime_ns.max(key.ctime_ns) >= self.written_ns.saturating_sub(g)
+        racy_at(self.written_ns, key)
     }
 
     /// The file and symlink records to carry into a cache taken at a later time: racy ones
@@ -789,6 +864,49 @@ mod tests {
             ..key(t - 10_000_000_001)
         };
         assert!(c.is_racy(&set_back));
+    }
+
+    #[test]
+    fn the_time_after_own_writes_is_past_the_newest_write_and_later_file_times() {
+        // A write stamped in the current tick: the reference waits for the next one, so that
+        // the record is trusted, and any later change is stamped at or after it.
+        let latest = coarse_now_ns();
+        let w = written_ns_after_own_writes(latest);
+        let reference = w - FINE_GRANULARITY_NS;
+        assert!(reference > latest, "{reference} <= {latest}");
+        assert!(!racy_at(w, &key(latest)));
+        assert!(racy_at(w, &key(reference)));
+        let f = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(f.path(), b"changed after").expect("write");
+        let st = rustix::fs::stat(f.path()).expect("stat");
+        let k = StatKey::of(&st);
+        assert!(k.mtime_ns >= reference && k.ctime_ns >= reference, "{k:?}");
+        assert!(racy_at(w, &k) || coarse_time(k.mtime_ns));
+        // A time far ahead (another clock) is not waited for: it stays racy.
+        let ahead = coarse_now_ns() + 60_000_000_000;
+        let t = std::time::Instant::now();
+        assert!(racy_at(written_ns_after_own_writes(ahead), &key(ahead)));
+        assert!(t.elapsed() < std::time::Duration::from_millis(50));
+    }
+
+    #[test]
+    fn smudge_racy_and_latest_fine_time_look_at_mtime_ctime_and_whole_seconds() {
+        let t = 100 * 1_000_000_000 + 500_000_000;
+        let h = Hash::of(b"x");
+        let old = key(t - 60_000_000);
+        let fresh = StatKey {
+            ctime_ns: t - 1,
+            ..old
+        };
+        let whole = key(102 * 1_000_000_000);
+        let recs = vec![rec(b"old", old, h), rec(b"fresh", fresh, h)];
+        let got = smudge_racy(t, recs);
+        assert_eq!(got[0].key, old);
+        assert_eq!(got[1].key, StatKey::SMUDGED);
+        assert_eq!(latest_fine_time(&got[..1]), old.mtime_ns);
+        let both = [rec(b"a", old, h), rec(b"b", fresh, h), rec(b"c", whole, h)];
+        assert_eq!(latest_fine_time(&both), fresh.ctime_ns);
+        assert_eq!(latest_fine_time(&both[2..]), i64::MIN);
     }
 
     #[test]

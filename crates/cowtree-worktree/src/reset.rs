@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::apply::Applier;
 use crate::base::Base;
-use crate::cache::Rec;
+use crate::cache::{self, Rec};
 use crate::error::{Error, Result};
 use crate::paths::{ancestors, within};
 use crate::registry::{self, Worktree};
@@ -42,7 +42,7 @@ pub fn reset(
     let started = Instant::now();
     let finished = crate::switch::finish_pending(store, wt)?;
     let _lock = store.lock_shared()?;
-    let started_ns = crate::cache::now_ns();
+    let started_ns = cache::now_ns();
     let base = store.load(&wt.base)?;
     let cache = registry::load_cache(store, wt);
     let scan = scan::scan(&wt.path, &Base::from_manifest(&base), &cache, Mode::Status)?;
@@ -94,20 +94,29 @@ pub fn reset(
     let recs: Vec<Rec> = restore
         .par_iter()
         .filter(|e| e.kind != Kind::Dir)
-        .map(|e| ap.place(e, hard, &cache))
+        .map(|e| ap.place(e, hard, &cache).map(|p| p.rec))
         .collect::<Result<_>>()?;
     report.restored = restore.len() as u64;
 
     let touched: HashSet<&[u8]> = restore.iter().map(|e| e.path.as_slice()).collect();
-    let mut learnt: Vec<Rec> = scan
+    let learnt: Vec<Rec> = scan
         .recs
         .into_iter()
         .filter(|r| !touched.contains(r.path.as_slice()))
         .collect();
-    learnt.extend(recs);
-    // What the scan learnt and what was written were stat'ed after `started_ns`; they win
-    // over the old records, which carry over (smudged where racy).
-    let fresh = cache.merged(started_ns, learnt, scan.dir_recs);
+    // What the scan learnt was stat'ed after `started_ns`: smudged where racy against it, it
+    // and what this reset wrote win over the old records (which carry over, smudged where
+    // racy). The cache's time is taken after the writes, so that they are trusted at once
+    // (see `crate::cache`).
+    let mut fresh_recs = cache::smudge_racy(started_ns, learnt);
+    let latest = cache::latest_fine_time(&recs);
+    fresh_recs.extend(recs);
+    let mut fresh = cache.merged(
+        started_ns,
+        fresh_recs,
+        cache::smudge_racy(started_ns, scan.dir_recs),
+    );
+    fresh.written_ns = cache::written_ns_after_own_writes(latest);
     registry::sync_tree(wt)?;
     registry::save(store, wt, Some(&fresh))?;
     report.elapsed_ms = started.elapsed().as_millis() as u64;

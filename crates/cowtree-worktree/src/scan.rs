@@ -103,6 +103,9 @@ pub struct Scan {
     pub hashed: u64,
     /// Directories listed (the others' entries came from their stat cache records).
     pub listed: u64,
+    /// Status and adopt modes: directories listed that got a record in `dir_recs` (a cache
+    /// written with it spares the next walk listing them).
+    pub new_dir_recs: u64,
     /// Snapshot mode: the tree's manifest and the stat cache of its files and symlinks
     /// (taken at `started_ns`), encoded in pieces; the manifest is not checked yet (see
     /// [`cowtree_store::store::ManifestWriter`]).
@@ -1129,6 +1132,7 @@ impl<'a> Walk<'a> {
             }
         }
         if let Some(key) = dkey.filter(|_| leaves.len() + subdirs.len() == list.len()) {
+            scan.new_dir_recs += u64::from(known_hash.is_none());
             scan.dir_recs.push(Rec {
                 path: rel.to_vec(),
                 key,
@@ -1145,6 +1149,7 @@ impl<'a> Walk<'a> {
         out.recs.append(&mut scan.recs);
         out.dir_recs.append(&mut scan.dir_recs);
         out.hashed += scan.hashed;
+        out.new_dir_recs += scan.new_dir_recs;
         Ok(())
     }
 }

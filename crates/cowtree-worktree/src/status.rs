@@ -26,8 +26,9 @@ pub fn pending_error(wt: &Worktree) -> Option<Error> {
 }
 
 /// Compares the worktree with its base snapshot. Files whose stat matches the stat cache
-/// (and are not racy) are not read. When some files had to be read, the stat cache is
-/// rewritten with what was learnt, so the next status does not read them again.
+/// (and are not racy) are not read. When some files had to be read, or directories were
+/// listed that can now have a record (after a switch or reset changed them), the stat cache
+/// is rewritten with what was learnt, so the next status does not read or list them again.
 pub fn status(store: &Store, wt: &mut Worktree) -> Result<Scan> {
     if let Some(e) = pending_error(wt) {
         return Err(e);
@@ -48,7 +49,7 @@ pub fn status(store: &Store, wt: &mut Worktree) -> Result<Scan> {
             scan.hashed
         );
     }
-    if scan.hashed > 0 {
+    if scan.hashed > 0 || scan.new_dir_recs > 0 {
         // Only when no switch, reset or snapshot is changing the worktree, and the record is
         // still the one this status compared with: the refresh must never undo their record.
         if let Some(_held) = registry::try_lock(wt) {

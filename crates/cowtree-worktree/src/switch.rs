@@ -15,8 +15,8 @@ use std::time::Instant;
 use cowtree_store::{Entry, Hash, Kind, Manifest, Store};
 use rayon::prelude::*;
 
-use crate::apply::{Applier, Obs, files_beneath};
-use crate::cache::{Rec, StatCache};
+use crate::apply::{Applier, Obs, Placed, files_beneath};
+use crate::cache::{self, Rec, StatCache};
 use crate::error::{Error, Result};
 use crate::paths::{ancestors, show};
 use crate::registry::{self, Pending, Worktree};
@@ -272,7 +272,7 @@ fn apply(
     cache: &StatCache,
     careful: bool,
 ) -> Result<(u64, u64, u64)> {
-    let started_ns = crate::cache::now_ns();
+    let started_ns = cache::now_ns();
     let ap = Applier::new(store, &wt.path, careful)?;
     let b_is_dir = |p: &[u8]| find(b, p).is_some_and(|i| b.entries()[i].kind == Kind::Dir);
 
@@ -312,7 +312,7 @@ fn apply(
             _ => None,
         })
         .collect();
-    let recs: Vec<Rec> = places
+    let placed: Vec<Placed> = places
         .par_iter()
         .map(|e| ap.place(e, true, cache))
         .collect::<Result<_>>()?;
@@ -332,15 +332,32 @@ fn apply(
         ap.remove_dir_if_empty(q)?;
     }
 
-    // 5. The new stat cache and base.
+    // 5. The new stat cache and base. Its time is taken after the writes, so that what this
+    // switch wrote is trusted at once (see `crate::cache`); records it did not write are
+    // smudged where racy against the time read before their stats.
     let touched: HashSet<&[u8]> = ops.iter().map(|op| op.path()).collect();
     let mut all: Vec<Rec> = cache
         .carried()
         .filter(|r| !touched.contains(r.path.as_slice()))
         .collect();
-    let written = recs.len() as u64;
-    all.extend(recs);
-    let fresh = StatCache::with_dirs(started_ns, all, cache.carried_dirs().collect());
+    let written = placed.len() as u64;
+    let (own, seen): (Vec<Placed>, Vec<Placed>) = placed.into_iter().partition(|p| p.written);
+    let own: Vec<Rec> = own.into_iter().map(|p| p.rec).collect();
+    let latest = cache::latest_fine_time(&own);
+    all.extend(own);
+    all.extend(cache::smudge_racy(
+        started_ns,
+        seen.into_iter().map(|p| p.rec).collect(),
+    ));
+    // A directory record of a path that is no directory of the target (an empty-directory
+    // entry removed, a directory that became a file) would make its parent's names disagree
+    // with the records forever, so that the parent is listed by every status: dropped.
+    let dirs: Vec<Rec> = cache
+        .carried_dirs()
+        .filter(|r| r.path.is_empty() || b_is_dir(&r.path) || has_beneath(b, &r.path))
+        .collect();
+    let mut fresh = StatCache::with_dirs(started_ns, all, dirs);
+    fresh.written_ns = cache::written_ns_after_own_writes(latest);
     wt.base = *b_id;
     wt.pending = None;
     registry::sync_tree(wt)?;

@@ -736,6 +736,27 @@ fn switch_a_to_b_to_a_restores_exactly_touching_only_differing_files() {
 }
 
 #[test]
+fn after_a_switch_status_reads_nothing_and_its_refresh_spares_the_next_listing() {
+    for fs_kind in Fs::COW {
+        let Some(e) = env(fs_kind) else { continue };
+        let mut wt = check_out(&e, &e.a, "wt");
+        switch::switch(&e.store, &mut wt, &e.b, false).unwrap();
+        sleep_past_granularity();
+        let first = status::status(&e.store, &mut wt).unwrap();
+        assert!(!first.dirty());
+        assert_eq!(first.hashed, 0, "a file the switch wrote was read");
+        if !dir_records_used(&wt.path) {
+            continue;
+        }
+        // The directories the switch changed were listed once, and that status kept their
+        // new records although it read no file.
+        assert!(first.listed > 0 && first.new_dir_recs > 0, "{first:?}");
+        let second = status::status(&e.store, &mut wt).unwrap();
+        assert_eq!((second.hashed, second.listed), (0, 0), "{second:?}");
+    }
+}
+
+#[test]
 fn switch_refuses_dirty_and_blocking_untracked_paths_changing_nothing() {
     let Some(e) = env(Fs::Xfs) else { return };
     let mut wt = check_out(&e, &e.a, "wt");

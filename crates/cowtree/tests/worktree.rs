@@ -170,6 +170,55 @@ fn snapshot_of_a_worktree_is_incremental_and_moves_the_base_unless_kept() {
     assert!(String::from_utf8_lossy(&help.stdout).contains("--keep-base"));
 }
 
+/// `status --json` of `wt`: (hashed, clean).
+fn status_hashed(store: &Path, wt: &Path) -> (u64, bool) {
+    let v = ok_json(store, &[s("status"), s("--json"), wt.as_os_str()]);
+    (v["hashed"].as_u64().unwrap(), v["clean"].as_bool().unwrap())
+}
+
+#[test]
+fn status_right_after_switch_and_reset_hashes_nothing_yet_sees_a_same_size_edit() {
+    for fs_kind in [Fs::Xfs, Fs::Btrfs] {
+        let Some(dir) = scratch(fs_kind) else {
+            continue;
+        };
+        let (store, a, b) = (
+            dir.path().join("store"),
+            dir.path().join("a"),
+            dir.path().join("b"),
+        );
+        for i in 0..300u64 {
+            write(&a.join(format!("d{}/f{i}", i % 7)), &pattern(2000, i));
+            let seed = if i % 3 == 0 { i + 1000 } else { i };
+            write(&b.join(format!("d{}/f{i}", i % 7)), &pattern(2000, seed));
+        }
+        let (ia, ib) = (snapshot(&store, &a), snapshot(&store, &b));
+        let wt = dir.path().join("wt");
+        ok(&store, &[s("checkout"), s(&ia), wt.as_os_str()]);
+        // Past the racy window of the checkout's own records and of the switch's.
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(status_hashed(&store, &wt), (0, true), "after checkout");
+        ok(&store, &[s("switch"), wt.as_os_str(), s(&ib)]);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(status_hashed(&store, &wt), (0, true), "after switch");
+        // Rewritten with other bytes of the same size: seen (not trusted blindly).
+        fs::write(wt.join("d0/f0"), pattern(2000, 7)).unwrap();
+        let v = ok_json(&store, &[s("status"), s("--json"), wt.as_os_str()]);
+        assert_eq!(v["modified"], serde_json::json!(["d0/f0"]), "{v}");
+        for i in (0..300u64).step_by(5) {
+            fs::write(wt.join(format!("d{}/f{i}", i % 7)), pattern(2000, i + 77)).unwrap();
+        }
+        ok(&store, &[s("reset"), wt.as_os_str()]);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(status_hashed(&store, &wt), (0, true), "after reset");
+        same_tree(&b, &wt);
+        ok(&store, &[s("switch"), wt.as_os_str(), s(&ia)]);
+        fs::write(wt.join("d3/f3"), pattern(2000, 8)).unwrap();
+        let v = ok_json(&store, &[s("status"), s("--json"), wt.as_os_str()]);
+        assert_eq!(v["modified"], serde_json::json!(["d3/f3"]), "{v}");
+    }
+}
+
 /// Tree A, and tree B differing in half of its files plus added, removed and transformed
 /// entries.
 fn two_trees(a: &Path, b: &Path) {
