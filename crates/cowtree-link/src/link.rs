@@ -928,7 +928,18 @@ pub(crate) fn run_plan(
                 journal: None,
             };
             let outcome = run.link_all(true)?;
+            if linker.opts.sync {
+                staging
+                    .dir
+                    .sync_filesystem()
+                    .map_err(|e| LinkError::io("sync", &staging.path(), e))?;
+            }
             staging.commit(dst_name)?;
+            if linker.opts.sync {
+                parent
+                    .sync()
+                    .map_err(|e| LinkError::io("sync", parent_path, e))?;
+            }
             outcome
         }
         Some(_) => {
@@ -949,7 +960,17 @@ pub(crate) fn run_plan(
             .link_all(false);
             match result {
                 Ok(outcome) => {
+                    if linker.opts.sync {
+                        if let Err(e) = dst_root.sync_filesystem() {
+                            return Err(journal.abort(LinkError::io("sync", dst, e)));
+                        }
+                    }
                     journal.publish(&outcome.ops)?;
+                    if linker.opts.sync {
+                        dst_root
+                            .sync_filesystem()
+                            .map_err(|e| LinkError::io("sync", dst, e))?;
+                    }
                     outcome
                 }
                 Err(e) => return Err(journal.abort(e)),

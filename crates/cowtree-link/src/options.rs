@@ -54,6 +54,11 @@ pub struct LinkOptions {
     /// Also give each regular file's content hash in the record (implies `record`). The hash
     /// is of the destination file, read right after it was linked.
     pub hash: Option<HashAlgo>,
+    /// Make what was written durable before it is published: a new destination's staging
+    /// directory is synced (`syncfs` of its filesystem) before it is renamed into place and
+    /// its parent after; a merge's new entries before they are renamed in and again after.
+    /// Default false: like `cp`, nothing is synced unless asked.
+    pub sync: bool,
 }
 
 /// A content hash the record can carry.
@@ -99,6 +104,7 @@ impl Default for LinkOptions {
             progress: None,
             record: false,
             hash: None,
+            sync: false,
         }
     }
 }
@@ -115,6 +121,7 @@ impl fmt::Debug for LinkOptions {
             .field("progress", &self.progress.is_some())
             .field("record", &self.record)
             .field("hash", &self.hash)
+            .field("sync", &self.sync)
             .finish()
     }
 }

@@ -92,6 +92,11 @@ pub struct Args {
     /// Add each file's content hash to the --record lines (as "sha256" or "blake3").
     #[arg(long, value_enum, value_name = "ALGO", requires = "record")]
     record_hash: Option<HashArg>,
+    /// Make the copy durable before it appears at DST (a merge: before and after it is put in
+    /// place), so that once clone returns it survives a power loss. Like `cp`, clone does not
+    /// sync otherwise; either way DST appears whole or not at all.
+    #[arg(long)]
+    sync: bool,
     /// The directory trees or files to copy, then where the copy goes.
     #[arg(required = true, num_args = 2.., value_name = "SRC... DST")]
     paths: Vec<PathBuf>,
@@ -204,6 +209,7 @@ pub fn run(args: Args) -> CmdResult {
             HashArg::Sha256 => HashAlgo::Sha256,
             HashArg::Blake3 => HashAlgo::Blake3,
         }),
+        sync: args.sync,
     };
     let (srcs, dst) = args
         .paths
