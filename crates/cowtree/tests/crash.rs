@@ -558,7 +558,9 @@ const RM: Case = Case {
     },
     args: |_| owned(vec![o("rm"), o("old")]),
     rerun: Some(|env| {
-        if env.resolve("old").is_some() {
+        // The name is removed last: while it is there (even pointing at nothing), `rm` of it
+        // finishes the job.
+        if env.p("store/refs/old").exists() {
             run_args(env, &(RM.args)(env));
         }
         String::new()
@@ -797,14 +799,19 @@ fn one_round(
         }
         Method::Shutdown => lab.mount(&img),
     }
-    env.assert_verify(what);
+    // A store that did not exist before the command may not have survived it.
+    if case.store && (returned.is_some() || env.store().join("format").exists()) {
+        env.assert_verify(what);
+    }
     let out = match (returned, case.rerun) {
         (Some(out), _) => out,
         (None, Some(rerun)) => rerun(env),
         (None, None) => run_case(env, case),
     };
     (case.check)(env, &out);
-    env.assert_verify(what);
+    if case.store {
+        env.assert_verify(what);
+    }
     lab.umount();
     let _ = fs::remove_file(&img);
     let _ = fs::remove_file(&crash);

@@ -14,6 +14,10 @@ const EXIT_STRICT: u8 = 3;
 
 /// Git commands made copy-on-write.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree git worktree add ../task-42 -b task-42        # a new branch at HEAD, reflinked
+  cowtree git worktree add --ignored ../wt main         # with node_modules/, target/, .env
+  cowtree git worktree add --with-changes --detach ../try   # carry uncommitted edits")]
 pub struct Args {
     #[command(subcommand)]
     command: GitCommand,
@@ -26,6 +30,10 @@ enum GitCommand {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree git worktree add ../task-42 -b task-42        # a new branch at HEAD, reflinked
+  cowtree git worktree add --ignored ../wt main         # with node_modules/, target/, .env
+  cowtree git worktree add --with-changes --detach ../try   # carry uncommitted edits")]
 struct WorktreeArgs {
     #[command(subcommand)]
     command: WorktreeCommand,
@@ -55,6 +63,10 @@ enum WorktreeCommand {
 /// Exit status: 0 done, 1 error (nothing is left at DST), 2 bad usage, 3 --strict refused a
 /// copy.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree git worktree add ../task-42 -b task-42        # a new branch at HEAD, reflinked
+  cowtree git worktree add --ignored ../wt main         # with node_modules/, target/, .env
+  cowtree git worktree add --with-changes --detach ../try   # carry uncommitted edits")]
 struct AddArgs {
     /// The source worktree (default: the worktree containing the current directory).
     #[arg(long, value_name = "SRC")]

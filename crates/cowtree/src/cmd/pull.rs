@@ -8,7 +8,7 @@ use cowtree_store::Store;
 use serde_json::{Value, json};
 
 use crate::cmd::remote::{human, open_remote, remote_error, with_progress};
-use crate::cmd::{StoreOpt, print_json, cwd, store_for_tree};
+use crate::cmd::{StoreOpt, cwd, print_json, store_for_tree};
 use crate::exit::{CliError, CmdResult, Exit};
 
 /// Fetch snapshots, and the file contents this store lacks, from a remote.
@@ -21,6 +21,10 @@ use crate::exit::{CliError, CmdResult, Exit};
 /// had fetched is kept (`cowtree gc` removes it if never used). Exit codes: 1 error,
 /// 6 access denied or missing bucket, 7 corrupt or missing remote data.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree pull v1                         # fetch v1 (and its name) from origin
+  cowtree pull --remote ci 3f2a9c1d       # by id prefix
+  cowtree checkout --pull v1 ../wt        # pull what is missing, then check out")]
 pub struct Args {
     /// Snapshot ids, id prefixes (8+ hex digits) or names on the remote.
     #[arg(required = true)]
@@ -41,7 +45,11 @@ pub struct Args {
 
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     // What is pulled lands in the store of this directory's filesystem (or the one named).
-    let store = store_for_tree(&args.store.clone().or(top), &cwd()?, args.quiet || args.json)?;
+    let store = store_for_tree(
+        &args.store.clone().or(top),
+        &cwd()?,
+        args.quiet || args.json,
+    )?;
     let remote = open_remote(&store, args.remote.as_deref())?;
     let r = pull_with(&store, &remote, &args.snapshots, args.quiet, args.json)?;
     if args.json {

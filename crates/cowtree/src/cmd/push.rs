@@ -20,6 +20,10 @@ use crate::exit::{CmdResult, Exit};
 /// when run again. Exit codes: 1 error, 5 name conflict, 6 access denied or missing bucket,
 /// 7 corrupt or missing remote data.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree push v1                         # v1's content and the name v1, to origin
+  cowtree push --remote ci v1 v2 --json
+  cowtree push --force v1                 # move the remote name even if another host did")]
 pub struct Args {
     /// Snapshot ids, id prefixes (8+ hex digits) or names.
     #[arg(required = true)]

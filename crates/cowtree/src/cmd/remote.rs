@@ -24,6 +24,11 @@ use crate::units;
 /// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), else the AWS_PROFILE (default "default")
 /// section of ~/.aws/credentials. See docs/remote.md.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree remote add origin s3://my-bucket/cowtree --region eu-west-1
+  cowtree remote add ci s3://cache/x --endpoint http://127.0.0.1:8333   # S3-compatible
+  cowtree remote add nfs file:///mnt/shared/cowtree
+  cowtree remote ls --json")]
 pub struct Args {
     #[command(subcommand)]
     command: Sub,
@@ -32,6 +37,10 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Sub {
     /// Add a remote.
+    #[command(after_help = "Examples:
+  cowtree remote add origin s3://my-bucket/cowtree --region eu-west-1
+  cowtree remote add ci s3://cache/x --endpoint http://127.0.0.1:8333
+  cowtree remote add nfs file:///mnt/shared/cowtree")]
     Add {
         /// Its name (used by --remote).
         name: String,
@@ -45,12 +54,18 @@ enum Sub {
         region: Option<String>,
     },
     /// List the remotes.
+    #[command(after_help = "Examples:
+  cowtree remote ls
+  cowtree remote ls --json")]
     Ls {
         /// Print one JSON object: {"remotes": [{name, url, endpoint, region}]}.
         #[arg(long)]
         json: bool,
     },
     /// Remove a remote (the remote's data is left alone).
+    #[command(after_help = "Examples:
+  cowtree remote rm ci
+  cowtree remote rm nfs        # the data on the remote stays")]
     Rm {
         /// Its name.
         name: String,

@@ -36,6 +36,22 @@ pub struct Args {
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let store = store_here(&args.store.clone().or(top))?;
     let _lock = store.lock_shared()?;
+    // A name whose snapshot is gone is what an rm cut short by a crash leaves (the manifest
+    // goes first): removing it finishes that rm.
+    if let Some(id) = cowtree_store::refs::get(&store, &args.snapshot)? {
+        if !store.has_snapshot(&id)? {
+            cowtree_store::refs::remove(&store, &args.snapshot)?;
+            if args.json {
+                print_json(&json!({"id": id.to_hex(), "names_removed": [&args.snapshot]}))?;
+            } else if !args.quiet {
+                println!(
+                    "removed name {} (its snapshot {id} was already removed)",
+                    args.snapshot
+                );
+            }
+            return Ok(Exit::Ok);
+        }
+    }
     let id = cowtree_store::refs::resolve(&store, &args.snapshot)?;
     let users = cowtree_store::registry::live_users(&store, &id)?;
     if !users.is_empty() && !args.force {
@@ -47,6 +63,9 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             list.join("\n  ")
         )));
     }
+    // The manifest first: interrupted after it, what is left is a name that resolves to
+    // nothing, which the same `rm NAME` then removes (above).
+    store.remove_snapshot(&id)?;
     let mut names = Vec::new();
     for (name, target) in cowtree_store::refs::list(&store)? {
         if target == id {
@@ -57,7 +76,6 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             names.push(name);
         }
     }
-    store.remove_snapshot(&id)?;
     if args.json {
         print_json(&json!({"id": id.to_hex(), "names_removed": names}))?;
     } else if !args.quiet {
