@@ -67,6 +67,9 @@ XFS=${COWTREE_TEST_XFS:?XFS was not mounted}
 started=$(scripts/seaweedfs.sh start "$WEED_DIR")
 ENDPOINT=${started%% *}
 export AWS_ACCESS_KEY_ID=cowtreetest AWS_SECRET_ACCESS_KEY=cowtreetestsecret
+# rclone's AWS SDK refuses any AWS_CA_BUNDLE with its own HTTP transport; the server is
+# plain http on loopback, so no CA bundle is needed.
+unset AWS_CA_BUNDLE
 export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=SeaweedFS
 export RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
 export RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
@@ -78,8 +81,7 @@ TREE=$(python3 bench/gentree.py "$SRC" --scale "$SCALE" --seed "$SEED" --json)
 STORE_A=$XFS/store-a
 "$COWTREE" --store "$STORE_A" snapshot "$SRC" --name bench >/dev/null
 "$COWTREE" --store "$STORE_A" remote add origin "s3://cowtree/seed" --endpoint "$ENDPOINT"
-"$COWTREE" --store "$STORE_A" push --quiet bench # the tree for every pull and rclone download
-rclone copy "$SRC" bench:cowtree/rclone-seed >/dev/null 2>&1
+"$COWTREE" --store "$STORE_A" push --quiet bench # the tree every cowtree pull reads
 
 # timed KEY CMD...: appends "seconds rss_kib" to $WORK/KEY
 WORK=$(mktemp -d "$XFS/work.XXXXXX")
@@ -110,7 +112,8 @@ pull_cowtree() {
   rm -rf "$b" "$XFS/co-$1"
 }
 pull_rclone() {
-  timed pull_rclone rclone copy bench:cowtree/rclone-seed "$XFS/rc-$1"
+  # What rclone uploaded in run 1 (each run pushes before it pulls).
+  timed pull_rclone rclone copy bench:cowtree/rclone-1 "$XFS/rc-$1"
   rm -rf "$XFS/rc-$1"
 }
 
