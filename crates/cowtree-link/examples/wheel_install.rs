@@ -24,8 +24,12 @@
 //! | `<name>.dist-info/RECORD` | left out: rewritten below |
 //!
 //! Then each package's `.dist-info` gets `INSTALLER` (`cowtree`) and a new `RECORD` listing
-//! every file the pass wrote for it (path relative to site-packages, SHA-256 from the
-//! linker's record, size). Console-script launchers from `entry_points.txt` are not
+//! every file the pass wrote for it (path relative to site-packages, SHA-256, size). As uv
+//! and pip do, the SHA-256 comes from the wheel's own RECORD (a package manager verifies a
+//! wheel against it when the wheel enters its cache): the linker's record says which wheel
+//! file each written path came from (`from`), and only a file that is new or changed here
+//! (a rewritten script) is hashed, with `--hash-all` hashing every file as it is linked
+//! instead (the linker's SHA-256 of each destination file). Console-script launchers from `entry_points.txt` are not
 //! generated: this installs files, it does not resolve or build.
 
 use std::collections::BTreeMap;
@@ -99,6 +103,26 @@ impl Wheel {
     }
 }
 
+/// The `sha256=` values of a wheel's RECORD (already URL-safe base64), by path in the wheel.
+fn wheel_record(path: &Path) -> Result<std::collections::HashMap<String, String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            // A path may itself hold commas (then it is quoted); the hash and size do not.
+            let mut fields = l.rsplitn(3, ',');
+            let (_size, hash, p) = (fields.next()?, fields.next()?, fields.next()?);
+            let h = hash.strip_prefix("sha256=")?;
+            Some((p.trim_matches('"').to_string(), h.to_string()))
+        })
+        .collect())
+}
+
+fn sha256_of(path: &Path) -> std::io::Result<Vec<u8>> {
+    use sha2::Digest as _;
+    Ok(sha2::Sha256::digest(std::fs::read(path)?).to_vec())
+}
+
 /// URL-safe base64 without padding, as RECORD files write hashes.
 fn b64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -149,6 +173,7 @@ fn run() -> Result<(), String> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut mode = LinkMode::Clone;
     let mut per_package = false;
+    let mut hash_all = false;
     loop {
         match args.first().map(String::as_str) {
             Some("--mode") => {
@@ -162,6 +187,10 @@ fn run() -> Result<(), String> {
             }
             Some("--session-per-package") => {
                 per_package = true;
+                args.remove(0);
+            }
+            Some("--hash-all") => {
+                hash_all = true;
                 args.remove(0);
             }
             _ => break,
@@ -190,7 +219,10 @@ fn run() -> Result<(), String> {
     let opts = LinkOptions {
         mode,
         on_existing: OnExisting::Overwrite,
-        hash: Some(HashAlgo::Sha256),
+        record: true,
+        hash: hash_all.then_some(HashAlgo::Sha256),
+        // An installed file's times say when it was installed, as with pip and uv.
+        preserve_times: false,
         ..LinkOptions::default()
     };
     let maps: Vec<_> = wheels
@@ -233,23 +265,28 @@ fn run() -> Result<(), String> {
     let python = venv.join("bin/python");
     for (i, w) in wheels.iter().enumerate() {
         let info = venv.join(&site).join(&w.dist_info);
+        let known = wheel_record(&w.dir.join(&w.dist_info).join("RECORD"))?;
         let mut record = String::new();
         for e in by_source.get(&i).map(Vec::as_slice).unwrap_or_default() {
-            let (mut hash, mut size) = (e.hash.as_ref().map(|d| d.bytes.clone()), e.size);
+            let (mut hash, mut size) = (e.hash.as_ref().map(|d| b64(&d.bytes)), e.size);
+            if hash.is_none() && e.kind == EntryKind::File {
+                let from = e.from.as_deref().and_then(Path::to_str).unwrap_or_default();
+                hash = match known.get(from) {
+                    Some(h) => Some(h.clone()),
+                    None => Some(b64(
+                        &sha256_of(&venv.join(&e.path)).map_err(|e| e.to_string())?
+                    )),
+                };
+            }
             if e.path.starts_with("bin") && e.kind == EntryKind::File {
                 if let Some((h, s)) =
                     fix_shebang(&venv.join(&e.path), &python).map_err(|err| err.to_string())?
                 {
-                    (hash, size) = (Some(h), s);
+                    (hash, size) = (Some(b64(&h)), s);
                 }
             }
             let _ = match hash {
-                Some(h) => writeln!(
-                    record,
-                    "{},sha256={},{size}",
-                    record_path(&e.path, &site),
-                    b64(&h)
-                ),
+                Some(h) => writeln!(record, "{},sha256={h},{size}", record_path(&e.path, &site)),
                 None => writeln!(record, "{},,", record_path(&e.path, &site)),
             };
         }

@@ -450,6 +450,17 @@ pub(crate) struct Run<'r> {
 }
 
 impl Run<'_> {
+    /// Where `src` is, as the record names it.
+    fn src_rel(&self, src: &SrcRef) -> PathBuf {
+        match src {
+            SrcRef::Tree { tree, node, name } => self.trees[*tree as usize].tree.nodes
+                [*node as usize]
+                .rel
+                .join(&**name),
+            SrcRef::Path { path, .. } => path.clone(),
+        }
+    }
+
     fn recording(&self) -> bool {
         self.linker.opts.record || self.linker.opts.hash.is_some()
     }
@@ -607,6 +618,7 @@ impl Run<'_> {
                             method: None,
                             hash: None,
                             source: entry.origin as usize,
+                            from: None,
                         });
                     }
                     true
@@ -712,6 +724,7 @@ impl Run<'_> {
                 method: Some(method),
                 hash,
                 source: origin as usize,
+                from: Some(self.src_rel(src)),
             });
         }
         Ok(true)
@@ -785,6 +798,7 @@ impl Run<'_> {
                 method: None,
                 hash: None,
                 source: origin as usize,
+                from: Some(self.src_rel(src)),
             });
         }
         Ok(true)
@@ -795,10 +809,21 @@ impl Run<'_> {
     /// a directory made unwritable or unsearchable is not needed afterwards.
     fn finish_dirs(&self, mut created: Vec<(PathBuf, usize)>) -> Result<(), LinkError> {
         let nodes = &self.plan.nodes;
-        created.retain(|(_, id)| nodes[*id].meta.is_some());
+        let preserve = self.linker.opts.preserve_times;
+        let umask = self.linker.umask;
+        created.retain(|(open, id)| {
+            nodes[*id].meta.is_some_and(|m| {
+                // Without times to set, a directory created with exactly its final bits (no
+                // bits added to fill it, none the umask strips) needs nothing more. The
+                // staging directory (the root) is created 0700.
+                preserve
+                    || open.as_os_str().is_empty()
+                    || fill_mode(m.mode) != m.mode
+                    || umask.is_none_or(|u| u & m.mode != 0)
+            })
+        });
         let depth = |p: &Path| p.components().count();
         created.sort_by_key(|(p, _)| std::cmp::Reverse(depth(p)));
-        let preserve = self.linker.opts.preserve_times;
         let mut rest = created.as_slice();
         while let Some((first, _)) = rest.first() {
             let d = depth(first);
@@ -987,6 +1012,13 @@ pub(crate) fn run_plan(
     Ok(report)
 }
 
+/// The process's umask, read without changing it (from /proc); `None` when unknown.
+pub(crate) fn read_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+}
+
 /// The mode a directory is created with: its final permission bits, plus owner
 /// read/write/search so that this run can fill it (the final bits are set afterwards).
 fn fill_mode(mode: u32) -> u32 {
@@ -1108,6 +1140,7 @@ pub(crate) fn link_single_file(
             method: Some(method),
             hash,
             source: 0,
+            from: Some(src_canon.to_path_buf()),
         });
     }
     Ok(report)

@@ -24,6 +24,10 @@ pub struct RecordEntry {
     /// Which source wrote it: the index in the list of sources (or of list entries) given
     /// to the call; for a directory, the first source that has it.
     pub source: usize,
+    /// The file or symlink it was linked from: its path relative to its source tree (before
+    /// any mapping), or the path given for a file source or list entry; `None` for a
+    /// directory.
+    pub from: Option<PathBuf>,
 }
 
 /// A content hash of a file written.

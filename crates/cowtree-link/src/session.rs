@@ -35,6 +35,9 @@ pub struct Linker {
     pub(crate) jobs: usize,
     pub(crate) pairs: Pairs,
     pub(crate) workers: crate::pool::Workers,
+    /// The umask when the session was built (directories created with their final bits
+    /// need no chmod when it strips none of them).
+    pub(crate) umask: Option<u32>,
 }
 
 impl std::fmt::Debug for Linker {
@@ -106,6 +109,7 @@ impl Linker {
             jobs,
             pairs: Pairs::default(),
             workers: crate::pool::Workers::new(jobs),
+            umask: crate::link::read_umask(),
         }
     }
 

@@ -413,6 +413,10 @@ fn the_record_lists_exactly_what_is_on_disk_and_the_hashes_match() {
                         let h = e.hash.as_ref().expect("files carry a hash");
                         assert_eq!((h.algo, &h.bytes), (algo, &want), "{}", e.path.display());
                         assert!(e.method.is_some());
+                        // `from` names the source file, in the source the index names.
+                        let from =
+                            srcs[e.source].join(e.from.as_ref().expect("files say where from"));
+                        assert_eq!(&fs::read(&from).unwrap(), bytes, "{}", from.display());
                     }
                     Kind::Symlink(t) => {
                         assert_eq!((e.kind, e.size), (EntryKind::Symlink, t.len() as u64));
