@@ -198,7 +198,7 @@ fn status_right_after_switch_and_reset_hashes_nothing_yet_sees_a_same_size_edit(
         // Past the racy window of the checkout's own records and of the switch's.
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(status_hashed(&store, &wt), (0, true), "after checkout");
-        ok(&store, &[s("switch"), wt.as_os_str(), s(&ib)]);
+        ok(&store, &[s("switch"), s(&ib), wt.as_os_str()]);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(status_hashed(&store, &wt), (0, true), "after switch");
         // Rewritten with other bytes of the same size: seen (not trusted blindly).
@@ -208,11 +208,11 @@ fn status_right_after_switch_and_reset_hashes_nothing_yet_sees_a_same_size_edit(
         for i in (0..300u64).step_by(5) {
             fs::write(wt.join(format!("d{}/f{i}", i % 7)), pattern(2000, i + 77)).unwrap();
         }
-        ok(&store, &[s("reset"), wt.as_os_str()]);
+        ok(&store, &[s("reset"), s("-C"), wt.as_os_str()]);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(status_hashed(&store, &wt), (0, true), "after reset");
         same_tree(&b, &wt);
-        ok(&store, &[s("switch"), wt.as_os_str(), s(&ia)]);
+        ok(&store, &[s("switch"), s(&ia), wt.as_os_str()]);
         fs::write(wt.join("d3/f3"), pattern(2000, 8)).unwrap();
         let v = ok_json(&store, &[s("status"), s("--json"), wt.as_os_str()]);
         assert_eq!(v["modified"], serde_json::json!(["d3/f3"]), "{v}");
