@@ -799,5 +799,12 @@ fn untracked_cache_and_fsmonitor_data_are_not_carried_into_dst_index() {
             ext
         );
     }
+    // SRC's cache-tree is valid for HEAD, so DST's index keeps it (git status then need not
+    // read HEAD's trees).
+    assert!(
+        dst_index.windows(4).any(|w| w == b"TREE"),
+        "no cache-tree in DST's index"
+    );
+    assert_index_matches_lstat(&dst);
     assert_status_clean(&dst);
 }
