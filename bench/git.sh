@@ -9,7 +9,8 @@
 #   cowtree      cowtree git worktree add --detach --ignored DST
 #   git          git worktree add --detach DST                         (tracked files only)
 #   git+cp       git worktree add --detach DST, then cp -a --reflink=always of the ignored dirs
-# Printed: median/min/max seconds and the ratio to `git`; the first `git status` in cowtree's
+# Printed: median/min/max wall seconds and the ratio to `git`, and the median CPU seconds (user +
+# system, which a loaded machine disturbs far less than wall time); the first `git status` in cowtree's
 # worktree against `git status` in SRC (median of the rounds, same round order), with the
 # number of tracked files that first status opened (strace); the disk space (df) taken by one
 # cowtree worktree against the repository's apparent size. One PASS/MISS line per target.
@@ -45,7 +46,6 @@ export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.invalid
 export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.invalid
 
-now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 minmax() { sort -g | awk 'NR==1{mn=$1} {mx=$1} END {printf "%s %s\n", mn, mx}'; }
 
@@ -80,27 +80,32 @@ echo "bench/git: load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 settle() { sync; xfs_freeze -f "$M" 2>/dev/null && xfs_freeze -u "$M" 2>/dev/null || true; }
 cleanup_wt() { git -C "$SRC" worktree remove --force "$1" 2>/dev/null || rm -rf "$1"; git -C "$SRC" worktree prune; }
 
-declare -A T
-status_src=() status_dst=() opened=()
+# timed CMD...: runs CMD; sets WALL and CPU (user + system seconds, children included).
+timed() {
+  /usr/bin/time -f '%e %U %S' -o "$M/time.out" "$@"
+  read -r WALL u s <"$M/time.out"
+  CPU=$(echo "$u + $s" | bc)
+}
+declare -A T C
+status_src=() status_dst=() cpu_src=() cpu_dst=()
 run_tool() {
-  local tool=$1 dst="$M/wt-$1" t0 t1
+  local tool=$1 dst="$M/wt-$1"
   settle
-  t0=$(now)
   case $tool in
-    cowtree) "$COWTREE" git worktree add -q --from "$SRC" --detach --ignored "$dst" ;;
-    git) git -C "$SRC" worktree add -q --detach "$dst" ;;
-    git+cp) git -C "$SRC" worktree add -q --detach "$dst"
-      cp -a --reflink=always "$SRC/node_modules" "$SRC/target" "$dst/" ;;
+    cowtree) timed "$COWTREE" git worktree add -q --from "$SRC" --detach --ignored "$dst" ;;
+    git) timed git -C "$SRC" worktree add -q --detach "$dst" ;;
+    git+cp) timed sh -c 'git -C "$1" worktree add -q --detach "$2" &&
+      cp -a --reflink=always "$1/node_modules" "$1/target" "$2/"' sh "$SRC" "$dst" ;;
   esac
-  t1=$(now)
-  T[$tool]+="$(echo "$t1 - $t0" | bc) "
+  T[$tool]+="$WALL "
+  C[$tool]+="$CPU "
   if [[ $tool == cowtree ]]; then
     settle
     # The first git status in the new worktree, then git status in SRC.
-    t0=$(now); git -C "$dst" status --porcelain >/dev/null; t1=$(now)
-    status_dst+=("$(echo "$t1 - $t0" | bc)")
-    t0=$(now); git -C "$SRC" status --porcelain >/dev/null; t1=$(now)
-    status_src+=("$(echo "$t1 - $t0" | bc)")
+    timed git -C "$dst" status --porcelain >/dev/null
+    status_dst+=("$WALL"); cpu_dst+=("$CPU")
+    timed git -C "$SRC" status --porcelain >/dev/null
+    status_src+=("$WALL"); cpu_src+=("$CPU")
   fi
   cleanup_wt "$dst"
 }
@@ -135,19 +140,25 @@ done < <(diff -r --no-dereference -x .git "$SRC" "$M/wt-check" || true)
 
 echo
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg); $RUNS rounds, tools alternating"
-printf '%-10s %9s %9s %9s %8s\n' tool median min max "vs git"
-git_med=$(echo "${T[git]}" | tr ' ' '\n' | grep . | median)
+printf '%-10s %9s %9s %9s %8s %9s %8s\n' tool "wall med" min max "vs git" "cpu med" "vs git"
+med_of() { echo "$1" | tr ' ' '\n' | grep . | median; }
+git_med=$(med_of "${T[git]}")
+git_cpu=$(med_of "${C[git]}")
 for tool in cowtree git git+cp; do
-  med=$(echo "${T[$tool]}" | tr ' ' '\n' | grep . | median)
+  med=$(med_of "${T[$tool]}")
+  cpu=$(med_of "${C[$tool]}")
   read -r mn mx < <(echo "${T[$tool]}" | tr ' ' '\n' | grep . | minmax)
-  printf '%-10s %9.3f %9.3f %9.3f %7.2fx\n' "$tool" "$med" "$mn" "$mx" "$(echo "$med / $git_med" | bc -l)"
+  printf '%-10s %9.3f %9.3f %9.3f %7.2fx %9.3f %7.2fx\n' "$tool" "$med" "$mn" "$mx" \
+    "$(echo "$med / $git_med" | bc -l)" "$cpu" "$(echo "$cpu / $git_cpu" | bc -l)"
 done
 sd=$(printf '%s\n' "${status_dst[@]}" | median)
 ss=$(printf '%s\n' "${status_src[@]}" | median)
-echo "first git status in the cowtree worktree: median $sd s; git status in SRC: median $ss s; ratio $(printf %.2f "$(echo "$sd / $ss" | bc -l)")"
+cd_=$(printf '%s\n' "${cpu_dst[@]}" | median)
+cs=$(printf '%s\n' "${cpu_src[@]}" | median)
+echo "first git status in the cowtree worktree: median $sd s wall, $cd_ s cpu; git status in SRC: median $ss s wall, $cs s cpu; ratio $(printf %.2f "$(echo "$sd / $ss" | bc -l)") wall, $(printf %.2f "$(echo "$cd_ / $cs" | bc -l)") cpu"
 echo "tracked files opened by that first git status (strace): $READS"
 echo "disk used by one cowtree worktree (df): $((used1 - used0)) bytes = $(printf %.2f "$(echo "100 * ($used1 - $used0) / $APPARENT" | bc -l)")% of the apparent size ($APPARENT bytes)"
-speed=$(echo "$git_med / $(echo "${T[cowtree]}" | tr ' ' '\n' | grep . | median)" | bc -l)
+speed=$(echo "$git_med / $(med_of "${T[cowtree]}")" | bc -l)
 verdict() { if [[ $1 == 1 ]]; then echo "PASS: $2"; else echo "MISS: $2"; fi; }
 verdict "$(echo "$speed >= 4" | bc)" "cowtree --ignored at least 4x faster than git worktree add ($(printf %.2f "$speed")x)"
 verdict "$(echo "$sd <= 1.3 * $ss" | bc)" "first git status in DST at most 1.3x SRC's"

@@ -343,6 +343,37 @@ fn resolve_head(
     }
 }
 
+/// SRC's index, with DST's stat data, when it holds exactly the target tree and a valid
+/// cache-tree (`TREE` extension) for it: gitoxide builds no cache-tree for an index made from a
+/// tree, and without one the first `git status` (and commit) in DST reads every tree object
+/// to compare HEAD with the index. Otherwise `target` as it is.
+fn with_cache_tree(
+    target: gix::index::File,
+    src: &gix::index::File,
+    tree_id: ObjectId,
+) -> gix::index::File {
+    let valid = src
+        .tree()
+        .is_some_and(|t| t.id == tree_id && t.num_entries == Some(target.entries().len() as u32))
+        && !src.is_sparse()
+        && src.entries().len() == target.entries().len()
+        && src.entries().iter().zip(target.entries()).all(|(a, b)| {
+            a.id == b.id
+                && a.mode == b.mode
+                && a.stage() == gix::index::entry::Stage::Unconflicted
+                && a.path(src) == b.path(&target)
+        });
+    if !valid {
+        return target;
+    }
+    let mut out = src.clone();
+    for (e, t) in out.entries_mut().iter_mut().zip(target.entries()) {
+        e.stat = t.stat;
+        e.flags = t.flags;
+    }
+    out
+}
+
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -493,6 +524,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     if report.fallback.is_none() {
         report.fallback = report.ignored.as_ref().and_then(|i| i.fallback.clone());
     }
+    let mut target = with_cache_tree(target, &src_index, tree_id.detach());
 
     let reg = register::Registration::create(
         &common,

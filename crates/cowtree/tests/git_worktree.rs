@@ -755,3 +755,56 @@ fn kill_at_random_points_then_prune_and_rerun_gives_a_clean_worktree() {
     println!("killed {killed} of 12 runs");
     git(&src, &["fsck", "--no-progress"]);
 }
+
+#[test]
+fn dst_on_another_filesystem_copies_with_one_message() {
+    let Some(a) = scratch(Fs::Xfs) else { return };
+    let Some(b) = scratch(Fs::Xfs2) else { return };
+    let src = make_repo(a.path());
+    let dst = b.path().join("dst");
+    let out = add(&src, &[os("--detach"), dst.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("copied, not reflinked").count(), 1, "{err}");
+    assert!(err.contains("different filesystems"), "{err}");
+    assert_eq!(fs::read(dst.join("big.bin")).unwrap(), pattern(1 << 20, 7));
+    assert_status_clean(&dst);
+    assert_index_matches_lstat(&dst);
+}
+
+#[test]
+fn untracked_cache_and_fsmonitor_data_are_not_carried_into_dst_index() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = make_repo(dir.path());
+    git(&src, &["config", "core.untrackedCache", "true"]);
+    git(&src, &["update-index", "--untracked-cache"]);
+    git(&src, &["status", "--porcelain"]);
+    let src_index = fs::read(src.join(".git/index")).unwrap();
+    assert!(
+        src_index.windows(4).any(|w| w == b"UNTR"),
+        "SRC has an untracked cache"
+    );
+    let dst = dir.path().join("dst");
+    add_ok(&src, &[os("--detach"), dst.as_os_str()]);
+    let admin = git(&dst, &["rev-parse", "--git-dir"]);
+    let dst_index = fs::read(Path::new(admin.trim()).join("index")).unwrap();
+    for ext in [b"UNTR", b"FSMN"] {
+        assert!(
+            !dst_index.windows(4).any(|w| w == ext),
+            "{:?} in DST's index",
+            ext
+        );
+    }
+    // SRC's cache-tree is valid for HEAD, so DST's index keeps it (git status then need not
+    // read HEAD's trees).
+    assert!(
+        dst_index.windows(4).any(|w| w == b"TREE"),
+        "no cache-tree in DST's index"
+    );
+    assert_index_matches_lstat(&dst);
+    assert_status_clean(&dst);
+}
