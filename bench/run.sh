@@ -82,6 +82,13 @@ if [[ ! -x /usr/bin/time ]]; then
   DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
 fi
+if ! command -v b3sum >/dev/null; then
+  note "installing b3sum, the snapshot section's reference"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq b3sum >/dev/null ||
+    note "could not install b3sum: the snapshot section's reference will be missing"
+fi
+command -v cc >/dev/null || die "needs a C compiler (cc) for the floor probe bench/clone-floor.c"
+
 find_cargo() {
   command -v cargo && return
   local h
