@@ -2,8 +2,9 @@
 //!
 //! Both are kernel work on filesystem metadata guarded by locks that spin while their holder
 //! runs, so more runnable workers than cores mostly queue behind preempted lock holders.
-//! Checkout (create, clone, close) gets one worker per core. Ingest also reads every fresh
-//! clone back from the device to hash it and waits for those reads, so it gets two per core.
+//! Checkout (create, clone, close) gets one worker per core. Ingest also hashes what it
+//! records and waits for reads (a clone whose source changed lately is read back from the
+//! device; a source whose pages are not cached is read too), so it gets two per core.
 //! Measured on XFS with the 80,000-file bench tree on 2 cores: checkout 2.9-3.2 s with 1 per
 //! core, 3.5 s with 2 or 4 per core; snapshot 5.8-6.6 s with 2 per core, 6.4-6.6 s with 1,
 //! 7.3 s with 4.

@@ -116,8 +116,8 @@ pub fn reset(
         fresh_recs,
         cache::smudge_racy(started_ns, scan.dir_recs),
     );
-    // Durable first (docs/store.md, "Durability"); the tick of the newest write has passed
-    // by the time the sync returns, so the cache time below never has to wait.
+    // Durable first (docs/store.md, "Durability"); the clock tick of the newest write has
+    // usually passed by the time the sync returns, so the cache time below rarely waits.
     registry::sync_tree(wt)?;
     fresh.written_ns = cache::written_ns_after_own_writes(latest);
     registry::save(store, wt, Some(&fresh))?;

@@ -357,8 +357,8 @@ fn apply(
         .filter(|r| r.path.is_empty() || b_is_dir(&r.path) || has_beneath(b, &r.path))
         .collect();
     let mut fresh = StatCache::with_dirs(started_ns, all, dirs);
-    // Durable first (docs/store.md, "Durability"); the tick of the newest write has passed
-    // by the time the sync returns, so the cache time below never has to wait.
+    // Durable first (docs/store.md, "Durability"); the clock tick of the newest write has
+    // usually passed by the time the sync returns, so the cache time below rarely waits.
     registry::sync_tree(wt)?;
     fresh.written_ns = cache::written_ns_after_own_writes(latest);
     wt.base = *b_id;
