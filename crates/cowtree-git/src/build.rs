@@ -245,37 +245,36 @@ fn one(
     // lstat path below.
     if kind == Kind::File
         && judge(src_entry, &entry.id, kind, input.src_index_mtime, None) != Verdict::OtherBlob
+        && let Some(src) = src_dir.and_then(|d| clone::open_src(d, name))
     {
-        if let Some(src) = src_dir.and_then(|d| clone::open_src(d, name)) {
-            let file = Some((FileType::RegularFile, stat_of(&src.stat)));
-            if judge(src_entry, &entry.id, kind, input.src_index_mtime, file) == Verdict::Clean {
-                let src_path = input.src_root.join(os(path));
-                match clone::clone_checked(&src, dst_dir, name, mode, input.strict, &fallback.clone)
-                    .map_err(Error::io("clone", &src_path))?
-                {
-                    Cloned::Done {
-                        stat,
+        let file = Some((FileType::RegularFile, stat_of(&src.stat)));
+        if judge(src_entry, &entry.id, kind, input.src_index_mtime, file) == Verdict::Clean {
+            let src_path = input.src_root.join(os(path));
+            match clone::clone_checked(&src, dst_dir, name, mode, input.strict, &fallback.clone)
+                .map_err(Error::io("clone", &src_path))?
+            {
+                Cloned::Done {
+                    stat,
+                    bytes,
+                    because,
+                } => {
+                    let made = match because {
+                        None => Made::Cloned,
+                        Some(cause) => {
+                            fallback.record(cause, src_path);
+                            Made::Copied
+                        }
+                    };
+                    return Ok(EntryResult {
+                        made,
+                        stat: Some(stat_of(&stat)),
                         bytes,
-                        because,
-                    } => {
-                        let made = match because {
-                            None => Made::Cloned,
-                            Some(cause) => {
-                                fallback.record(cause, src_path);
-                                Made::Copied
-                            }
-                        };
-                        return Ok(EntryResult {
-                            made,
-                            stat: Some(stat_of(&stat)),
-                            bytes,
-                        });
-                    }
-                    Cloned::Changed => {
-                        return from_objects(input, repo, entry, dst_dir, name, mode);
-                    }
-                    Cloned::Refused(cause) => return Err(Error::strict(src_path, cause)),
+                    });
                 }
+                Cloned::Changed => {
+                    return from_objects(input, repo, entry, dst_dir, name, mode);
+                }
+                Cloned::Refused(cause) => return Err(Error::strict(src_path, cause)),
             }
         }
     }

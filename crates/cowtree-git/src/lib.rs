@@ -605,10 +605,10 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         &dst_name,
         rustix::fs::RenameFlags::NOREPLACE,
     ) {
-        if let Some(full) = created_branch {
-            if let Ok(r) = repo.find_reference(full.as_str()) {
-                let _ = r.delete();
-            }
+        if let Some(full) = created_branch
+            && let Ok(r) = repo.find_reference(full.as_str())
+        {
+            let _ = r.delete();
         }
         if e == rustix::io::Errno::EXIST {
             return Err(Error::DstExists(dst_abs));

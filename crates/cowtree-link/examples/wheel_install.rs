@@ -278,12 +278,12 @@ fn run() -> Result<(), String> {
                     )),
                 };
             }
-            if e.path.starts_with("bin") && e.kind == EntryKind::File {
-                if let Some((h, s)) =
+            if e.path.starts_with("bin")
+                && e.kind == EntryKind::File
+                && let Some((h, s)) =
                     fix_shebang(&venv.join(&e.path), &python).map_err(|err| err.to_string())?
-                {
-                    (hash, size) = (Some(b64(&h)), s);
-                }
+            {
+                (hash, size) = (Some(b64(&h)), s);
             }
             let _ = match hash {
                 Some(h) => writeln!(record, "{},sha256={h},{size}", record_path(&e.path, &site)),

@@ -985,10 +985,10 @@ pub(crate) fn run_plan(
             .link_all(false);
             match result {
                 Ok(outcome) => {
-                    if linker.opts.sync {
-                        if let Err(e) = dst_root.sync_filesystem() {
-                            return Err(journal.abort(LinkError::io("sync", dst, e)));
-                        }
+                    if linker.opts.sync
+                        && let Err(e) = dst_root.sync_filesystem()
+                    {
+                        return Err(journal.abort(LinkError::io("sync", dst, e)));
                     }
                     journal.publish(&outcome.ops)?;
                     if linker.opts.sync {

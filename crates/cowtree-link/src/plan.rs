@@ -208,14 +208,14 @@ impl<'t> Builder<'t> {
                     }
                     (Kind::Dir(child), Some(map)) => {
                         let rel = snode.rel.join(&*entry.name);
-                        if let Some(to) = map(&rel, EntryKind::Dir) {
-                            if !to.as_os_str().is_empty() {
-                                check(&to, &full)?;
-                                let meta = tree.nodes[child].meta;
-                                if self.dir_at(&to, Some(meta), &full)?.is_none() {
-                                    // An earlier source's file is kept there; this
-                                    // directory's entries still go where they map to.
-                                }
+                        if let Some(to) = map(&rel, EntryKind::Dir)
+                            && !to.as_os_str().is_empty()
+                        {
+                            check(&to, &full)?;
+                            let meta = tree.nodes[child].meta;
+                            if self.dir_at(&to, Some(meta), &full)?.is_none() {
+                                // An earlier source's file is kept there; this
+                                // directory's entries still go where they map to.
                             }
                         }
                         stack.push((child, None));

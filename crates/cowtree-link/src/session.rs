@@ -209,13 +209,13 @@ impl Linker {
                     dst: dst.to_path_buf(),
                 });
             }
-            if let Some(d) = dst_id {
-                if has_ancestor(&canon, d) {
-                    return Err(LinkError::SourceInsideDestination {
-                        src: src.to_path_buf(),
-                        dst: dst.to_path_buf(),
-                    });
-                }
+            if let Some(d) = dst_id
+                && has_ancestor(&canon, d)
+            {
+                return Err(LinkError::SourceInsideDestination {
+                    src: src.to_path_buf(),
+                    dst: dst.to_path_buf(),
+                });
             }
             let root = Dir::open(&canon).map_err(|e| LinkError::io("open", src, e))?;
             let tree = scan(&root, &canon, &self.workers)?;

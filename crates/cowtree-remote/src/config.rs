@@ -195,12 +195,12 @@ pub fn default_remote(store: &Store) -> Result<RemoteConfig> {
 pub fn add(store: &Store, remote: RemoteConfig) -> Result<()> {
     validate_name(&remote.name)?;
     parse_url(&remote.url)?;
-    if let Some(e) = &remote.endpoint {
-        if !(e.starts_with("http://") || e.starts_with("https://")) {
-            return Err(Error::Config(format!(
-                "endpoint {e:?}: expected http://host:port or https://host"
-            )));
-        }
+    if let Some(e) = &remote.endpoint
+        && !(e.starts_with("http://") || e.starts_with("https://"))
+    {
+        return Err(Error::Config(format!(
+            "endpoint {e:?}: expected http://host:port or https://host"
+        )));
     }
     let _l = lock(store)?;
     let mut f = read(store)?;

@@ -106,7 +106,7 @@ impl PackIndex {
         let count = u64_at(bytes, 12);
         let pack_len = u64_at(bytes, 20);
         let body = bytes.len() - HEADER;
-        if body % ENTRY != 0 || (body / ENTRY) as u64 != count {
+        if !body.is_multiple_of(ENTRY) || (body / ENTRY) as u64 != count {
             return Err(IndexError::BadLength {
                 len: bytes.len(),
                 count,

@@ -197,18 +197,18 @@ async fn resolve(remote: &Remote, what: &str) -> Result<Wanted> {
     if let Some(id) = Hash::from_hex(what) {
         return Ok(Wanted { id, name: None });
     }
-    if cowtree_store::refs::validate_name(what).is_ok() {
-        if let Some(state) = remote.get_name(&format!("names/{what}")).await? {
-            let id = Hash::from_hex(state.body.trim()).ok_or_else(|| Error::Corrupt {
-                remote: remote.name().to_string(),
-                key: remote.key(&format!("names/{what}")).to_string(),
-                detail: format!("not a snapshot id: {:?}", state.body.trim()),
-            })?;
-            return Ok(Wanted {
-                id,
-                name: Some((what.to_string(), state.version)),
-            });
-        }
+    if cowtree_store::refs::validate_name(what).is_ok()
+        && let Some(state) = remote.get_name(&format!("names/{what}")).await?
+    {
+        let id = Hash::from_hex(state.body.trim()).ok_or_else(|| Error::Corrupt {
+            remote: remote.name().to_string(),
+            key: remote.key(&format!("names/{what}")).to_string(),
+            detail: format!("not a snapshot id: {:?}", state.body.trim()),
+        })?;
+        return Ok(Wanted {
+            id,
+            name: Some((what.to_string(), state.version)),
+        });
     }
     let hex = cowtree_store::hash::is_hex(what) && what.len() >= cowtree_store::refs::MIN_PREFIX;
     if !hex {

@@ -104,10 +104,10 @@ pub fn push(
                 }
             })?;
             for e in m.entries() {
-                if let Some(h) = e.hash() {
-                    if seen.insert(*h) {
-                        needed.push((*h, e.size()));
-                    }
+                if let Some(h) = e.hash()
+                    && seen.insert(*h)
+                {
+                    needed.push((*h, e.size()));
                 }
             }
             to_send.push((item.id, bytes));
@@ -155,11 +155,11 @@ pub fn push(
             report.snapshots_sent += 1;
         }
         for item in items {
-            if let Some(name) = &item.name {
-                if set_name(store, remote, name, &item.id, force).await? {
-                    report.objects_sent += 1;
-                    report.names_updated.push((name.clone(), item.id));
-                }
+            if let Some(name) = &item.name
+                && set_name(store, remote, name, &item.id, force).await?
+            {
+                report.objects_sent += 1;
+                report.names_updated.push((name.clone(), item.id));
             }
         }
         Ok::<(), Error>(())

@@ -98,12 +98,12 @@ impl Remote {
                         .with_client_options(client_options(cfg.endpoint.as_deref()));
                     if let Some((key, secret)) = credentials {
                         b = b.with_access_key_id(key).with_secret_access_key(secret);
-                    } else if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-                        if let Some(c) = profile_credentials() {
-                            b = b.with_access_key_id(c.key).with_secret_access_key(c.secret);
-                            if let Some(t) = c.token {
-                                b = b.with_token(t);
-                            }
+                    } else if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+                        && let Some(c) = profile_credentials()
+                    {
+                        b = b.with_access_key_id(c.key).with_secret_access_key(c.secret);
+                        if let Some(t) = c.token {
+                            b = b.with_token(t);
                         }
                     }
                     if let Some(e) = &cfg.endpoint {

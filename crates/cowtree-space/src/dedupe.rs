@@ -254,13 +254,13 @@ pub fn dedupe(paths: &[PathBuf], opts: &DedupeOptions<'_>) -> Result<DedupeRepor
     for p in paths {
         roots.push((p, root_dev(p)?));
     }
-    if let Some(((a, (dev_a, _)), rest)) = roots.split_first() {
-        if let Some((b, _)) = rest.iter().find(|(_, (d, _))| d != dev_a) {
-            return Err(DedupeError::CrossDevice {
-                a: a.to_path_buf(),
-                b: b.to_path_buf(),
-            });
-        }
+    if let Some(((a, (dev_a, _)), rest)) = roots.split_first()
+        && let Some((b, _)) = rest.iter().find(|(_, (d, _))| d != dev_a)
+    {
+        return Err(DedupeError::CrossDevice {
+            a: a.to_path_buf(),
+            b: b.to_path_buf(),
+        });
     }
     let Some((first, (_, root_fd))) = roots.first() else {
         return Ok(DedupeReport {
@@ -346,14 +346,14 @@ pub fn dedupe(paths: &[PathBuf], opts: &DedupeOptions<'_>) -> Result<DedupeRepor
     }
     report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     let refusal = refusal.into_inner().unwrap_or_else(|p| p.into_inner());
-    if let Some(why) = refusal {
-        if report.files_deduped == 0 {
-            return Err(DedupeError::Unsupported {
-                path: first.to_path_buf(),
-                fs_type: fs_type.name(),
-                why,
-            });
-        }
+    if let Some(why) = refusal
+        && report.files_deduped == 0
+    {
+        return Err(DedupeError::Unsupported {
+            path: first.to_path_buf(),
+            fs_type: fs_type.name(),
+            why,
+        });
     }
 
     if !opts.dry_run && report.files_deduped > 0 {

@@ -227,12 +227,12 @@ pub fn checkout(
                     stage_path.display()
                 ));
             }
-            if let Some(wid) = registered {
-                if let Err(cleanup) = crate::registry::remove(store, &wid) {
-                    warn(&format!(
-                        "warning: could not remove the record of the failed checkout: {cleanup}"
-                    ));
-                }
+            if let Some(wid) = registered
+                && let Err(cleanup) = crate::registry::remove(store, &wid)
+            {
+                warn(&format!(
+                    "warning: could not remove the record of the failed checkout: {cleanup}"
+                ));
             }
             return Err(e);
         }

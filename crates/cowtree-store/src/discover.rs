@@ -138,10 +138,10 @@ pub fn absolute(path: &Path) -> io::Result<PathBuf> {
 /// The nearest existing directory at or above `path` (which is absolute), and its device.
 fn existing_dir(path: &Path) -> io::Result<(PathBuf, u64)> {
     for a in path.ancestors() {
-        if let Ok(st) = rustix::fs::stat(a) {
-            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
-                return Ok((a.to_path_buf(), st.st_dev));
-            }
+        if let Ok(st) = rustix::fs::stat(a)
+            && rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+        {
+            return Ok((a.to_path_buf(), st.st_dev));
         }
     }
     Err(io::Error::new(

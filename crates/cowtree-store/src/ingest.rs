@@ -499,7 +499,10 @@ impl<'a> Putter<'a> {
         let hits = self.prehash_hits.load(Ordering::Relaxed);
         n < PREHASH_WARMUP
             || hits * 16 >= n
-            || self.counter.load(Ordering::Relaxed) % PREHASH_SAMPLE == 0
+            || self
+                .counter
+                .load(Ordering::Relaxed)
+                .is_multiple_of(PREHASH_SAMPLE)
     }
 
     /// Puts one file into the store, or clones it into staging for [`Putter::finish_staged`].

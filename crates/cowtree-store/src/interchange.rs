@@ -23,7 +23,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 /// Bytes from hex (even length, either case).
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
     // from_str_radix alone would accept a sign ("+a"): only hex digits are hex.
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())

@@ -805,7 +805,7 @@ mod tests {
             let mut p: Vec<u8> = (0..len)
                 .map(|_| b"aaabbb//./\0"[(next() % 11) as usize])
                 .collect();
-            if next() % 16 == 0 {
+            if next().is_multiple_of(16) {
                 // A component at or over NAME_MAX, somewhere.
                 let at = (next() as usize) % (p.len() + 1);
                 let long = vec![b'c'; 254 + (next() % 4) as usize];
@@ -939,7 +939,7 @@ mod tests {
                 // A cut of an earlier path (possibly inside a name), then a name or two,
                 // now and then an invalid one.
                 let mut p: Vec<u8> = match paths.get((next() as usize) % (paths.len() + 1)) {
-                    Some(base) if next() % 4 != 0 => {
+                    Some(base) if !next().is_multiple_of(4) => {
                         let keep = (next() as usize) % (base.len() + 1);
                         base[..keep].to_vec()
                     }
@@ -957,7 +957,7 @@ mod tests {
                 }
                 paths.push(p);
             }
-            if next() % 8 != 0 {
+            if !next().is_multiple_of(8) {
                 paths.sort();
             }
             let entries: Vec<(Vec<u8>, Kind)> = paths

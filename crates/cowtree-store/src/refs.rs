@@ -92,10 +92,10 @@ pub fn list(store: &Store) -> Result<Vec<(String, Hash)>> {
 /// Resolves a full id, a name, or a unique id prefix of at least [`MIN_PREFIX`] hex digits.
 /// An ambiguous prefix is an error listing every candidate.
 pub fn resolve(store: &Store, what: &str) -> Result<Hash> {
-    if let Some(id) = Hash::from_hex(what) {
-        if store.has_snapshot(&id)? {
-            return Ok(id);
-        }
+    if let Some(id) = Hash::from_hex(what)
+        && store.has_snapshot(&id)?
+    {
+        return Ok(id);
     }
     if let Some(id) = get(store, what)? {
         if !store.has_snapshot(&id)? {

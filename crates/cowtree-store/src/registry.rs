@@ -78,10 +78,10 @@ impl Record {
         let mut ids: Vec<Hash> = self.snapshot_id().into_iter().collect();
         if let Some(p) = self.extra.get("pending").and_then(|p| p.as_object()) {
             for key in ["from", "to"] {
-                if let Some(h) = p.get(key).and_then(|v| v.as_str()).and_then(Hash::from_hex) {
-                    if !ids.contains(&h) {
-                        ids.push(h);
-                    }
+                if let Some(h) = p.get(key).and_then(|v| v.as_str()).and_then(Hash::from_hex)
+                    && !ids.contains(&h)
+                {
+                    ids.push(h);
                 }
             }
         }

@@ -89,17 +89,17 @@ pub fn verify(store: &Store) -> Result<VerifyReport> {
                 }
             }
             let st = rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
-            if let Ok(st) = st {
-                if st.st_mode & 0o222 != 0 {
-                    found.push(Problem {
-                        kind: "writable-blob",
-                        subject,
-                        message: format!(
-                            "mode {:o}: blobs must be read-only (0444)",
-                            st.st_mode & 0o7777
-                        ),
-                    });
-                }
+            if let Ok(st) = st
+                && st.st_mode & 0o222 != 0
+            {
+                found.push(Problem {
+                    kind: "writable-blob",
+                    subject,
+                    message: format!(
+                        "mode {:o}: blobs must be read-only (0444)",
+                        st.st_mode & 0o7777
+                    ),
+                });
             }
             found
         })

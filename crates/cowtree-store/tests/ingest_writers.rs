@@ -141,7 +141,7 @@ fn mapper(path: PathBuf, stop: Arc<AtomicBool>, seed: u64) {
         let at = rng.below(MAP_LEN as u64 / 8) as usize * 8;
         // SAFETY: `at` is 8-aligned and `at + 8 <= MAP_LEN`, inside the mapping made above.
         unsafe { std::ptr::write_volatile(base.add(at) as *mut u64, n) };
-        if n % 256 == 0 {
+        if n.is_multiple_of(256) {
             // Stores keep coming, with short gaps so that one can land on either side of
             // each step of a snapshot.
             thread::sleep(Duration::from_micros(rng.below(100)));

@@ -275,18 +275,18 @@ impl<'a> Applier<'a> {
             }
             Data::None => return Err(self.err(&e.path, "internal error: place of a directory")),
         }
-        if let Some(st) = d.try_stat(name).map_err(|err| self.err(&e.path, err))? {
-            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                if !replace_dir {
-                    let _ = d.remove_file(&tmp);
-                    return Err(Error::msg(format!(
-                        "{} is a directory where the snapshot has a {}; use --hard to replace it",
-                        self.full(&e.path),
-                        e.kind.as_str()
-                    )));
-                }
-                d.remove_tree(name).map_err(|err| self.err(&e.path, err))?;
+        if let Some(st) = d.try_stat(name).map_err(|err| self.err(&e.path, err))?
+            && FileType::from_raw_mode(st.st_mode) == FileType::Directory
+        {
+            if !replace_dir {
+                let _ = d.remove_file(&tmp);
+                return Err(Error::msg(format!(
+                    "{} is a directory where the snapshot has a {}; use --hard to replace it",
+                    self.full(&e.path),
+                    e.kind.as_str()
+                )));
             }
+            d.remove_tree(name).map_err(|err| self.err(&e.path, err))?;
         }
         d.rename(&tmp, &d, name)
             .map_err(|err| self.err(&e.path, err))?;

@@ -137,14 +137,14 @@ fn main() -> ExitCode {
     ) {
         die_quietly_on_closed_pipe();
     }
-    if let Some(p) = &cli.store {
-        if let Some(name) = storeless(&cli.command) {
-            eprintln!(
-                "cowtree: --store {}: `cowtree {name}` uses no store",
-                p.display()
-            );
-            return ExitCode::from(2);
-        }
+    if let Some(p) = &cli.store
+        && let Some(name) = storeless(&cli.command)
+    {
+        eprintln!(
+            "cowtree: --store {}: `cowtree {name}` uses no store",
+            p.display()
+        );
+        return ExitCode::from(2);
     }
     let top = cli.store.as_deref();
     let result = match cli.command {

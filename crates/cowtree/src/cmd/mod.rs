@@ -134,10 +134,10 @@ pub fn store_for_tree(opt: &StoreOpt, tree: &Path, quiet: bool) -> Result<Store,
     if let Some((root, by)) = opt.explicit() {
         return open_for_write(&root, &format!("named by {by}"), quiet);
     }
-    if let Some((root, _)) = discover::marked_store(tree) {
-        if discover::exists(&root) {
-            return open_existing(&root);
-        }
+    if let Some((root, _)) = discover::marked_store(tree)
+        && discover::exists(&root)
+    {
+        return open_existing(&root);
     }
     let choice = discover::store_for_tree(tree)?;
     open_for_write(&choice.root, &created_because(&choice, tree), quiet)
@@ -176,18 +176,17 @@ pub fn store_here(opt: &StoreOpt) -> Result<Store, CliError> {
         return open_existing(&root);
     }
     let here = cwd()?;
-    if let Some((root, _)) = discover::marked_store(&here) {
-        if discover::exists(&root) {
-            return open_existing(&root);
-        }
+    if let Some((root, _)) = discover::marked_store(&here)
+        && discover::exists(&root)
+    {
+        return open_existing(&root);
     }
     let choice = discover::store_for_tree(&here)?;
-    if !discover::exists(&choice.root) {
-        if let Ok(d) = discover::default_location() {
-            if discover::exists(&d) {
-                return open_existing(&d);
-            }
-        }
+    if !discover::exists(&choice.root)
+        && let Ok(d) = discover::default_location()
+        && discover::exists(&d)
+    {
+        return open_existing(&d);
     }
     open_existing(&choice.root)
 }

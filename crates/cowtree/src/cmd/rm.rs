@@ -38,19 +38,19 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let _lock = store.lock_shared()?;
     // A name whose snapshot is gone is what an rm cut short by a crash leaves (the manifest
     // goes first): removing it finishes that rm.
-    if let Some(id) = cowtree_store::refs::get(&store, &args.snapshot)? {
-        if !store.has_snapshot(&id)? {
-            cowtree_store::refs::remove(&store, &args.snapshot)?;
-            if args.json {
-                print_json(&json!({"id": id.to_hex(), "names_removed": [&args.snapshot]}))?;
-            } else if !args.quiet {
-                println!(
-                    "removed name {} (its snapshot {id} was already removed)",
-                    args.snapshot
-                );
-            }
-            return Ok(Exit::Ok);
+    if let Some(id) = cowtree_store::refs::get(&store, &args.snapshot)?
+        && !store.has_snapshot(&id)?
+    {
+        cowtree_store::refs::remove(&store, &args.snapshot)?;
+        if args.json {
+            print_json(&json!({"id": id.to_hex(), "names_removed": [&args.snapshot]}))?;
+        } else if !args.quiet {
+            println!(
+                "removed name {} (its snapshot {id} was already removed)",
+                args.snapshot
+            );
         }
+        return Ok(Exit::Ok);
     }
     let id = cowtree_store::refs::resolve(&store, &args.snapshot)?;
     let users = cowtree_store::registry::live_users(&store, &id)?;

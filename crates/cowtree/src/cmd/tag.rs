@@ -39,15 +39,15 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let id = cowtree_store::refs::resolve(&store, &args.snapshot)?;
     cowtree_store::refs::validate_name(&args.name)?;
     let previous = cowtree_store::refs::get(&store, &args.name)?;
-    if let Some(old) = previous {
-        if !args.force {
-            return Err(CliError::new(format!(
-                "name {:?} already names snapshot {}; pass --force to move it to {}",
-                args.name,
-                &old.to_hex()[..12],
-                &id.to_hex()[..12]
-            )));
-        }
+    if let Some(old) = previous
+        && !args.force
+    {
+        return Err(CliError::new(format!(
+            "name {:?} already names snapshot {}; pass --force to move it to {}",
+            args.name,
+            &old.to_hex()[..12],
+            &id.to_hex()[..12]
+        )));
     }
     cowtree_store::refs::set(&store, &args.name, &id)?;
     if args.json {
