@@ -1108,6 +1108,12 @@ pub(crate) fn link_single_file(
         }
         _ => None,
     };
+    if opts.sync
+        && let Err(e) = target_dir.sync_filesystem()
+    {
+        let _ = target_dir.remove_tree(&tmp);
+        return Err(LinkError::io("sync", &target, e));
+    }
     let placed = if existing.is_some() {
         target_dir.rename(&tmp, target_dir, name)
     } else {
@@ -1119,6 +1125,11 @@ pub(crate) fn link_single_file(
             return Err(LinkError::DestinationExists(target));
         }
         return Err(LinkError::io("rename into place", &target, e));
+    }
+    if opts.sync {
+        target_dir
+            .sync()
+            .map_err(|e| LinkError::io("sync", target_dir_path, e))?;
     }
     if opts.mode == LinkMode::Hardlink {
         let _ = target_dir.remove_tree(&tmp);

@@ -188,6 +188,7 @@ pub fn checkout(
     let stage_path = parent_path.join(&stage_name);
     let result = fill(store, &manifest, &stage, &stage_path, opts);
     let mut registered = None;
+    let mut placed = false;
     let result = result.and_then(|r| {
         // The whole tree durable, then its record (the staging root keeps its inode through
         // the rename), then the rename, also durable: after a power loss DST is either
@@ -202,6 +203,16 @@ pub fn checkout(
         let root = stage
             .stat_self()
             .map_err(|e| Error::msg(format!("{}: {e}", stage_path.display())))?;
+        // One checkout at a time registers and renames to this path, and only while the path
+        // is still free: a second checkout to the same DST must not overwrite the record of
+        // the first and then, failing its rename, remove it.
+        let _claim = crate::registry::claim(store, &abs)?;
+        if !dst_still_free(&parent, &name, replace_empty)? {
+            return Err(Error::msg(format!(
+                "checkout destination {} was taken while the checkout ran",
+                dst.display()
+            )));
+        }
         registered = Some(crate::registry::register_root(
             store,
             &abs,
@@ -213,13 +224,20 @@ pub fn checkout(
         } else {
             parent.rename_noreplace(&stage_name, &parent, &name)
         };
-        moved
-            .and_then(|()| parent.sync())
-            .map(|()| r)
-            .map_err(|e| Error::msg(format!("move the checkout into {}: {e}", dst.display())))
+        moved.map_err(|e| Error::msg(format!("move the checkout into {}: {e}", dst.display())))?;
+        placed = true;
+        parent.sync().map_err(|e| {
+            Error::msg(format!(
+                "the checkout is in place at {} and registered, but its directory could not \
+                 be synced, so it may not survive a power loss: {e}",
+                dst.display()
+            ))
+        })?;
+        Ok(r)
     });
     let mut report = match result {
         Ok(r) => r,
+        Err(e) if placed => return Err(e),
         Err(e) => {
             if let Err(cleanup) = parent.remove_tree(&stage_name) {
                 warn(&format!(
@@ -242,6 +260,18 @@ pub fn checkout(
     report.path = abs;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// DST is still what the checkout may take: absent, or (`replace_empty`) an empty directory.
+fn dst_still_free(parent: &Dir, name: &OsStr, replace_empty: bool) -> Result<bool> {
+    match parent.try_stat(name)? {
+        None => Ok(true),
+        Some(_) if !replace_empty => Ok(false),
+        Some(_) => Ok(parent
+            .open_dir(name)
+            .and_then(|d| d.entries())
+            .is_ok_and(|e| e.is_empty())),
+    }
 }
 
 /// Splits DST into its parent directory and final name, refusing `/`, `.`, `..` and the like.

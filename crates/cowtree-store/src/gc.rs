@@ -40,11 +40,24 @@ pub struct GcReport {
 
 /// Runs gc.
 pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport> {
+    gc_with(store, dry_run, &mut |_| Ok(0))
+}
+
+/// [`gc`], first running `prune` under the same exclusive lock (so that no checkout is
+/// between registering a worktree and renaming it into place): the caller's pass over the
+/// registry (e.g. dropping records whose path now holds another directory), which returns
+/// how many records it dropped (or, with `dry_run`, would drop); they count as pruned.
+pub fn gc_with(
+    store: &Store,
+    dry_run: bool,
+    prune: &mut dyn FnMut(&Store) -> Result<u64>,
+) -> Result<GcReport> {
     let _lock = store.lock_exclusive()?;
     let mut report = GcReport {
         dry_run,
         ..Default::default()
     };
+    report.worktrees_pruned += prune(store)?;
     let mut referenced: HashSet<Hash> = HashSet::new();
     for id in store.snapshot_ids()? {
         let m = store

@@ -158,6 +158,41 @@ pub fn register_root(
     Ok(id)
 }
 
+/// Held while a checkout registers a path and renames its tree there; see [`claim`].
+#[derive(Debug)]
+pub struct Claim {
+    _fd: std::os::fd::OwnedFd,
+}
+
+/// Takes the per-path registration lock for the worktree at absolute `path` (an flock on
+/// `tmp/register-<id>.lock`, waiting while another process holds it). Callers hold the store
+/// lock shared, so gc (exclusive) never removes a lock file in use.
+pub fn claim(store: &Store, path: &Path) -> Result<Claim> {
+    use rustix::fs::{FlockOperation, Mode, OFlags, flock, openat};
+    let name = format!("register-{}.lock", worktree_id(path));
+    let at = || store.root().join("tmp").join(&name);
+    let fd = openat(
+        store.tmp_dir(),
+        name.as_str(),
+        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| Error::msg(format!("{}: {}", at().display(), std::io::Error::from(e))))?;
+    loop {
+        match flock(&fd, FlockOperation::LockExclusive) {
+            Ok(()) => return Ok(Claim { _fd: fd }),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                return Err(Error::msg(format!(
+                    "lock {}: {}",
+                    at().display(),
+                    std::io::Error::from(e)
+                )));
+            }
+        }
+    }
+}
+
 /// Reads one record.
 pub fn get(store: &Store, id: &str) -> Result<Option<Record>> {
     let Some(bytes) = read_at(store.worktrees_dir(), OsStr::new(id))? else {

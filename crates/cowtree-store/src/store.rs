@@ -265,7 +265,10 @@ impl Store {
     fn write_manifest(&self, bytes: &[u8]) -> Result<Hash> {
         let id = Hash::of(bytes);
         let name = OsString::from(id.to_hex());
-        if self.snapshots.try_stat(&name)?.is_none() {
+        if self.snapshots.try_stat(&name)?.is_some() {
+            // See `ManifestWriter::finish`.
+            self.sync_snapshots()?;
+        } else {
             self.sync_filesystem()?;
             write_atomic(&self.snapshots, &name, bytes, 0o444).map_err(|e| {
                 Error::msg(format!(
@@ -307,6 +310,16 @@ impl Store {
         self.dir
             .sync_filesystem()
             .map_err(|e| Error::msg(format!("sync the store {}: {e}", self.root.display())))
+    }
+
+    /// `fsync` of `snapshots/`: a manifest named there survives a power loss.
+    fn sync_snapshots(&self) -> Result<()> {
+        self.snapshots.sync().map_err(|e| {
+            Error::msg(format!(
+                "sync {}: {e}",
+                self.root.join("snapshots").display()
+            ))
+        })
     }
 
     /// Removes snapshot `id`'s manifest, durably. Its blobs stay until [`crate::gc`]; a
@@ -509,6 +522,9 @@ impl ManifestWriter<'_> {
         let id = Hash::from_bytes(*self.hasher.finalize().as_bytes());
         let name = OsString::from(id.to_hex());
         if self.store.snapshots.try_stat(&name)?.is_some() {
+            // Named by another writer, perhaps not durably yet: a name set on the strength
+            // of this return must not outlive the manifest.
+            self.store.sync_snapshots()?;
             return Ok(id);
         }
         // The blobs this manifest names first, then the manifest under its name.

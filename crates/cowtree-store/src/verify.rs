@@ -14,7 +14,7 @@ use crate::store::Store;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// `corrupt-blob`, `unreadable-blob`, `writable-blob`, `missing-blob`, `blob-size`,
-    /// `bad-snapshot`, `dangling-ref`.
+    /// `bad-snapshot`, `bad-ref` (a name that cannot be read); as a warning, `dangling-ref`.
     pub kind: &'static str,
     /// The blob path, snapshot id or ref name concerned.
     pub subject: String,
@@ -33,6 +33,10 @@ pub struct VerifyReport {
     pub snapshots_checked: u64,
     /// Every problem.
     pub problems: Vec<Problem>,
+    /// Findings that leave every snapshot and blob intact, with what to do about them:
+    /// `dangling-ref`, a name whose snapshot is gone (what an `rm` cut short leaves, since
+    /// it removes the manifest before the names; `cowtree rm NAME` removes the name).
+    pub warnings: Vec<Problem>,
 }
 
 /// Runs verify (under the shared lock, so it can run beside snapshots and checkouts).
@@ -155,14 +159,17 @@ pub fn verify(store: &Store) -> Result<VerifyReport> {
         }
         match crate::refs::get(store, name) {
             Ok(Some(id)) if store.has_snapshot(&id)? => {}
-            Ok(Some(id)) => problems.push(Problem {
+            Ok(Some(id)) => report.warnings.push(Problem {
                 kind: "dangling-ref",
                 subject: name.to_string(),
-                message: format!("points at snapshot {id}, which does not exist"),
+                message: format!(
+                    "points at snapshot {id}, which does not exist (an interrupted `cowtree \
+                     rm`?); `cowtree rm {name}` removes the name"
+                ),
             }),
             Ok(None) => {}
             Err(err) => problems.push(Problem {
-                kind: "dangling-ref",
+                kind: "bad-ref",
                 subject: name.to_string(),
                 message: err.to_string(),
             }),

@@ -76,6 +76,17 @@ impl<'a> Applier<'a> {
         })
     }
 
+    /// Makes everything written to the worktree's filesystem durable (`syncfs`), through the
+    /// root opened before any write, so that a writeback error during the work is reported
+    /// (syncfs reports errors seen since the descriptor was opened). Called before a record
+    /// that describes the result is saved: the record must never survive a power loss that
+    /// the files it describes did not.
+    pub fn sync(&self) -> Result<()> {
+        self.root
+            .sync_filesystem()
+            .map_err(|e| Error::msg(format!("sync worktree {}: {e}", self.root_path.display())))
+    }
+
     fn full(&self, rel: &[u8]) -> String {
         self.root_path.join(path_of(rel)).display().to_string()
     }

@@ -201,9 +201,9 @@ pub fn lookup(store: &Store, dir: &Path) -> Result<Option<Worktree>> {
         if old_id == id || known_dev_ino(&r) != Some((dev, ino)) {
             continue;
         }
-        if presence(&r) == Presence::Present {
-            // The recorded path still is this very directory (a bind mount or hard-to-see
-            // alias): use it as it is.
+        if r.path_buf().and_then(|p| dev_ino(&p)) == Some((dev, ino)) {
+            // The recorded path still is this very directory, device and inode alike (a bind
+            // mount or hard-to-see alias): use it as it is.
             return from_record(old_id, r).map(Some);
         }
         // Moved by hand: re-key the record (and its stat cache) to the new path.
@@ -416,15 +416,6 @@ pub fn save(store: &Store, wt: &mut Worktree, cache: Option<&StatCache>) -> Resu
     write_atomic(dir, OsStr::new(&wt.id), &bytes, true).map_err(|e| ctx("worktree record", e))?;
     wt.stored = Some((wt.id.clone(), wt.record.clone()));
     Ok(())
-}
-
-/// Makes everything written to the worktree's filesystem so far durable (`syncfs`), before
-/// a record that describes the result (a base moved by switch, a cache after reset) is saved:
-/// the record must never survive a power loss that the files it describes did not.
-pub fn sync_tree(wt: &Worktree) -> Result<()> {
-    cowtree_fs::dir::Dir::open(&wt.path)
-        .and_then(|d| d.sync_filesystem())
-        .map_err(|e| Error::msg(format!("sync worktree {}: {e}", wt.path.display())))
 }
 
 /// An exclusive hold on a worktree (an flock on its root directory), so that two commands

@@ -118,7 +118,9 @@ pub fn reset(
     );
     // Durable first (docs/store.md, "Durability"); the clock tick of the newest write has
     // usually passed by the time the sync returns, so the cache time below rarely waits.
-    registry::sync_tree(wt)?;
+    if report.restored + report.removed > 0 {
+        ap.sync()?;
+    }
     fresh.written_ns = cache::written_ns_after_own_writes(latest);
     registry::save(store, wt, Some(&fresh))?;
     report.elapsed_ms = started.elapsed().as_millis() as u64;

@@ -359,7 +359,7 @@ fn apply(
     let mut fresh = StatCache::with_dirs(started_ns, all, dirs);
     // Durable first (docs/store.md, "Durability"); the clock tick of the newest write has
     // usually passed by the time the sync returns, so the cache time below rarely waits.
-    registry::sync_tree(wt)?;
+    ap.sync()?;
     fresh.written_ns = cache::written_ns_after_own_writes(latest);
     wt.base = *b_id;
     wt.pending = None;

@@ -94,7 +94,8 @@ pub struct Args {
     record_hash: Option<HashArg>,
     /// Make the copy durable before it appears at DST (a merge: before and after it is put in
     /// place), so that once clone returns it survives a power loss. Like `cp`, clone does not
-    /// sync otherwise; either way DST appears whole or not at all.
+    /// sync otherwise: a killed clone still leaves DST whole or absent, but after a power loss
+    /// only --sync promises that.
     #[arg(long)]
     sync: bool,
     /// The directory trees or files to copy, then where the copy goes.

@@ -38,16 +38,23 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let store = store_here(&args.store.clone().or(top))?;
     // Records whose path now holds something else (the worktree was deleted or moved and the
     // path reused) would keep their base from `cowtree rm`; the store's gc drops those whose
-    // path is gone, this drops the replaced ones.
-    let mut replaced = 0;
-    for (id, _, presence) in cowtree_worktree::registry::list(&store)? {
-        if presence == cowtree_worktree::registry::Presence::Replaced {
-            if !args.dry_run {
-                cowtree_store::registry::remove(&store, &id)?;
+    // path is gone, this drops the replaced ones, under gc's exclusive lock (a checkout in
+    // progress holds the store shared from before it registers until its tree is in place).
+    let dry_run = args.dry_run;
+    let mut prune_replaced = |store: &cowtree_store::Store| -> cowtree_store::Result<u64> {
+        let mut replaced = 0;
+        for (id, _, presence) in cowtree_worktree::registry::list(store)
+            .map_err(|e| cowtree_store::Error::msg(e.to_string()))?
+        {
+            if presence == cowtree_worktree::registry::Presence::Replaced {
+                if !dry_run {
+                    cowtree_store::registry::remove(store, &id)?;
+                }
+                replaced += 1;
             }
-            replaced += 1;
         }
-    }
+        Ok(replaced)
+    };
     crate::interrupt::expect(crate::interrupt::Leftover::Note(
         "run `cowtree gc` again to finish".into(),
     ));
@@ -55,10 +62,9 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         format!("collecting garbage in {}", store.root().display()),
         args.quiet || args.json,
     );
-    let r = cowtree_store::gc::gc(&store, args.dry_run);
+    let r = cowtree_store::gc::gc_with(&store, args.dry_run, &mut prune_replaced);
     drop(spinner);
-    let mut r = r?;
-    r.worktrees_pruned += replaced;
+    let r = r?;
     if args.json {
         print_json(&json!({
             "blobs_removed": r.blobs_removed,

@@ -41,13 +41,20 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     if let Some(id) = cowtree_store::refs::get(&store, &args.snapshot)?
         && !store.has_snapshot(&id)?
     {
-        cowtree_store::refs::remove(&store, &args.snapshot)?;
+        let mut names = Vec::new();
+        for (name, target) in cowtree_store::refs::list(&store)? {
+            if target == id {
+                cowtree_store::refs::remove(&store, &name)?;
+                names.push(name);
+            }
+        }
         if args.json {
-            print_json(&json!({"id": id.to_hex(), "names_removed": [&args.snapshot]}))?;
+            print_json(&json!({"id": id.to_hex(), "names_removed": names}))?;
         } else if !args.quiet {
             println!(
-                "removed name {} (its snapshot {id} was already removed)",
-                args.snapshot
+                "removed {} of snapshot {id}, which was already removed: {}",
+                count(names.len() as u64, "name", "names"),
+                names.join(" ")
             );
         }
         return Ok(Exit::Ok);

@@ -18,7 +18,7 @@ use crate::units::{bytes, count};
   cowtree verify --store /mnt/xfs/.cowtree-store --json")]
 pub struct Args {
     /// Print one JSON object: ok, blobs_checked, bytes_checked, snapshots_checked,
-    /// problems [{kind, subject, message}].
+    /// problems [{kind, subject, message}], warnings [{kind, subject, message}].
     #[arg(long)]
     json: bool,
     /// Print nothing but the problems found.
@@ -46,16 +46,25 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             .iter()
             .map(|p| json!({"kind": p.kind, "subject": p.subject, "message": p.message}))
             .collect();
+        let warnings: Vec<_> = r
+            .warnings
+            .iter()
+            .map(|p| json!({"kind": p.kind, "subject": p.subject, "message": p.message}))
+            .collect();
         print_json(&json!({
             "ok": r.problems.is_empty(),
             "blobs_checked": r.blobs_checked,
             "bytes_checked": r.bytes_checked,
             "snapshots_checked": r.snapshots_checked,
             "problems": problems,
+            "warnings": warnings,
         }))?;
     } else {
         for p in &r.problems {
             println!("{}: {}: {}", p.kind, p.subject, p.message);
+        }
+        for w in &r.warnings {
+            eprintln!("cowtree: warning: {}: {}: {}", w.kind, w.subject, w.message);
         }
         if !args.quiet {
             println!(
