@@ -206,7 +206,7 @@ pub fn checkout(
         // One checkout at a time registers and renames to this path, and only while the path
         // is still free: a second checkout to the same DST must not overwrite the record of
         // the first and then, failing its rename, remove it.
-        let _claim = crate::registry::claim(store, &abs)?;
+        let _claim = crate::registry::claim(store)?;
         if !dst_still_free(&parent, &name, replace_empty)? {
             return Err(Error::msg(format!(
                 "checkout destination {} was taken while the checkout ran",

@@ -164,18 +164,17 @@ pub struct Claim {
     _fd: std::os::fd::OwnedFd,
 }
 
-/// Takes the per-path registration lock for the worktree at absolute `path` (an flock on
-/// `tmp/register-<id>.lock`, waiting while another process holds it). Callers hold the store
-/// lock shared, so gc (exclusive) never removes a lock file in use.
-pub fn claim(store: &Store, path: &Path) -> Result<Claim> {
+/// Takes the registration lock (an exclusive flock on a descriptor of its own for
+/// `worktrees/`, waiting while another process holds it): one checkout at a time registers a
+/// worktree and renames it into place, a matter of milliseconds. Nothing is created for it.
+pub fn claim(store: &Store) -> Result<Claim> {
     use rustix::fs::{FlockOperation, Mode, OFlags, flock, openat};
-    let name = format!("register-{}.lock", worktree_id(path));
-    let at = || store.root().join("tmp").join(&name);
+    let at = || store.root().join("worktrees");
     let fd = openat(
-        store.tmp_dir(),
-        name.as_str(),
-        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
+        store.worktrees_dir(),
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
     )
     .map_err(|e| Error::msg(format!("{}: {}", at().display(), std::io::Error::from(e))))?;
     loop {
