@@ -902,15 +902,8 @@ fn hash_file(dir: &Dir, name: &OsStr, algo: HashAlgo) -> io::Result<Digest> {
     Ok(Digest { algo, bytes })
 }
 
-/// Links `plan` (built from `trees` and listed files) to `dst`: into a staging directory
-/// renamed into place when `dst` does not exist, as a merge transaction when it does.
-pub(crate) fn run_plan(
-    linker: &Linker,
-    plan: &Plan,
-    trees: &[TreeSrc],
-    dst: &Path,
-    started: Instant,
-) -> Result<LinkReport, LinkError> {
+/// DST's final name, its parent's path (`.` for a bare name) and the parent opened.
+fn open_parent(dst: &Path) -> Result<(&OsStr, &Path, Dir), LinkError> {
     let dst_name = dst
         .file_name()
         .ok_or_else(|| LinkError::InvalidDestination(dst.to_path_buf()))?;
@@ -920,6 +913,19 @@ pub(crate) fn run_plan(
     };
     let parent = Dir::open(parent_path)
         .map_err(|e| LinkError::io("open the destination's parent directory", parent_path, e))?;
+    Ok((dst_name, parent_path, parent))
+}
+
+/// Links `plan` (built from `trees` and listed files) to `dst`: into a staging directory
+/// renamed into place when `dst` does not exist, as a merge transaction when it does.
+pub(crate) fn run_plan(
+    linker: &Linker,
+    plan: &Plan,
+    trees: &[TreeSrc],
+    dst: &Path,
+    started: Instant,
+) -> Result<LinkReport, LinkError> {
+    let (dst_name, parent_path, parent) = open_parent(dst)?;
     let existing = parent
         .try_stat(dst_name)
         .map_err(|e| LinkError::io("stat", dst, e))?;
@@ -1035,15 +1041,7 @@ pub(crate) fn link_single_file(
     started: Instant,
 ) -> Result<LinkReport, LinkError> {
     let opts = &linker.opts;
-    let dst_name = dst
-        .file_name()
-        .ok_or_else(|| LinkError::InvalidDestination(dst.to_path_buf()))?;
-    let parent_path = match dst.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let parent = Dir::open(parent_path)
-        .map_err(|e| LinkError::io("open the destination's parent directory", parent_path, e))?;
+    let (dst_name, parent_path, parent) = open_parent(dst)?;
     let src_name = src_canon
         .file_name()
         .ok_or_else(|| LinkError::SourceNotLinkable(src_canon.to_path_buf(), "root directory"))?;

@@ -41,13 +41,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     if let Some(id) = cowtree_store::refs::get(&store, &args.snapshot)?
         && !store.has_snapshot(&id)?
     {
-        let mut names = Vec::new();
-        for (name, target) in cowtree_store::refs::list(&store)? {
-            if target == id {
-                cowtree_store::refs::remove(&store, &name)?;
-                names.push(name);
-            }
-        }
+        let names = remove_names_of(&store, &id)?;
         if args.json {
             print_json(&json!({"id": id.to_hex(), "names_removed": names}))?;
         } else if !args.quiet {
@@ -73,14 +67,10 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     // The manifest first: interrupted after it, what is left is a name that resolves to
     // nothing, which the same `rm NAME` then removes (above).
     store.remove_snapshot(&id)?;
-    let mut names = Vec::new();
-    for (name, target) in cowtree_store::refs::list(&store)? {
-        if target == id {
-            cowtree_store::refs::remove(&store, &name)?;
-            if !args.quiet && !args.json {
-                eprintln!("removed name {name}");
-            }
-            names.push(name);
+    let names = remove_names_of(&store, &id)?;
+    if !args.quiet && !args.json {
+        for name in &names {
+            eprintln!("removed name {name}");
         }
     }
     if args.json {
@@ -89,4 +79,19 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         println!("removed snapshot {id} (run `cowtree gc` to free its blobs)");
     }
     Ok(Exit::Ok)
+}
+
+/// Removes every name of snapshot `id`, durably; returns them.
+fn remove_names_of(
+    store: &cowtree_store::Store,
+    id: &cowtree_store::Hash,
+) -> Result<Vec<String>, CliError> {
+    let mut names = Vec::new();
+    for (name, target) in cowtree_store::refs::list(store)? {
+        if target == *id {
+            cowtree_store::refs::remove(store, &name)?;
+            names.push(name);
+        }
+    }
+    Ok(names)
 }
