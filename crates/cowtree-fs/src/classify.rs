@@ -74,6 +74,7 @@ pub fn classify_clone_errno(errno: i32) -> CloneErrno {
         libc_consts::EAGAIN => CloneErrno::Retry,
         libc_consts::ENOENT => CloneErrno::MaybeVanished,
         libc_consts::EEXIST => CloneErrno::Exists,
+        e if e == libc_consts::ENOTSUP => CloneErrno::Unsupported(UnsupportedCause::Filesystem),
         _ => CloneErrno::Fatal,
     }
 }
@@ -117,26 +118,30 @@ pub fn classify_link_errno(errno: i32) -> Option<HardlinkRefusal> {
     }
 }
 
-/// Linux errno values. They are the same on every Linux architecture cowtree builds for; kept
-/// here so that the policy is plain code without a libc dependency.
+/// errno values of the platform being built for (Linux's on Linux, macOS's on macOS), as
+/// plain numbers so that the policy stays plain code.
 #[allow(missing_docs)]
 pub mod libc_consts {
-    pub const EPERM: i32 = 1;
-    pub const ENOENT: i32 = 2;
-    pub const EIO: i32 = 5;
-    pub const EAGAIN: i32 = 11;
-    pub const EACCES: i32 = 13;
-    pub const EEXIST: i32 = 17;
-    pub const EXDEV: i32 = 18;
-    pub const EINVAL: i32 = 22;
-    pub const EMFILE: i32 = 24;
-    pub const ENOTTY: i32 = 25;
-    pub const EFBIG: i32 = 27;
-    pub const ENOSPC: i32 = 28;
-    pub const EMLINK: i32 = 31;
-    pub const ENOSYS: i32 = 38;
-    pub const EOPNOTSUPP: i32 = 95;
-    pub const EDQUOT: i32 = 122;
+    use rustix::io::Errno;
+    pub const EPERM: i32 = Errno::PERM.raw_os_error();
+    pub const ENOENT: i32 = Errno::NOENT.raw_os_error();
+    pub const EIO: i32 = Errno::IO.raw_os_error();
+    pub const EAGAIN: i32 = Errno::AGAIN.raw_os_error();
+    pub const EACCES: i32 = Errno::ACCESS.raw_os_error();
+    pub const EEXIST: i32 = Errno::EXIST.raw_os_error();
+    pub const EXDEV: i32 = Errno::XDEV.raw_os_error();
+    pub const EINVAL: i32 = Errno::INVAL.raw_os_error();
+    pub const EMFILE: i32 = Errno::MFILE.raw_os_error();
+    pub const ENOTTY: i32 = Errno::NOTTY.raw_os_error();
+    pub const EFBIG: i32 = Errno::FBIG.raw_os_error();
+    pub const ENOSPC: i32 = Errno::NOSPC.raw_os_error();
+    pub const EMLINK: i32 = Errno::MLINK.raw_os_error();
+    pub const ENOSYS: i32 = Errno::NOSYS.raw_os_error();
+    pub const EOPNOTSUPP: i32 = Errno::OPNOTSUPP.raw_os_error();
+    /// The same number as [`EOPNOTSUPP`] on Linux; a different one on macOS, where
+    /// `clonefile` answers `ENOTSUP` on a filesystem without clones.
+    pub const ENOTSUP: i32 = Errno::NOTSUP.raw_os_error();
+    pub const EDQUOT: i32 = Errno::DQUOT.raw_os_error();
 }
 
 #[cfg(test)]

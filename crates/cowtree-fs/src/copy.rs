@@ -1,5 +1,5 @@
 //! Copying file data between open files: in-kernel `copy_file_range` where it works,
-//! read/write otherwise.
+//! read/write otherwise (always on macOS, which has no `copy_file_range`).
 //!
 //! Note for honest reporting: on XFS and btrfs the kernel may satisfy `copy_file_range` by
 //! sharing extents. cowtree only copies where a clone was not possible or was not asked for,
@@ -15,7 +15,6 @@ const BUF: usize = 256 * 1024;
 
 /// Copies everything from the current offset of `src` to end of file into `dst`, returning the
 /// number of bytes written. Errors (ENOSPC, EIO, ...) are returned as they are.
-#[cfg(target_os = "linux")]
 pub fn copy_fd(src: impl AsFd, dst: impl AsFd) -> io::Result<u64> {
     copy_fd_remembering(src, dst, &CopyRange::new())
 }
@@ -53,7 +52,6 @@ impl CopyRange {
 /// `memo` what the kernel said. Only pair-wide refusals are remembered: EINVAL and EPERM may
 /// be about one file (e.g. a file opened for append, an immutable file) and are retried for
 /// the next.
-#[cfg(target_os = "linux")]
 pub fn copy_fd_remembering(src: impl AsFd, dst: impl AsFd, memo: &CopyRange) -> io::Result<u64> {
     use rustix::io::Errno;
     let (src, dst) = (src.as_fd(), dst.as_fd());
@@ -62,7 +60,7 @@ pub fn copy_fd_remembering(src: impl AsFd, dst: impl AsFd, memo: &CopyRange) -> 
     }
     let mut total = 0u64;
     loop {
-        match rustix::fs::copy_file_range(src, None, dst, None, MAX_CHUNK) {
+        match crate::sys::copy_file_range(src, dst, MAX_CHUNK) {
             Ok(0) => return Ok(total),
             Ok(n) => {
                 if total == 0 && !memo.works() {
@@ -86,7 +84,6 @@ pub fn copy_fd_remembering(src: impl AsFd, dst: impl AsFd, memo: &CopyRange) -> 
     }
 }
 
-#[cfg(target_os = "linux")]
 fn copy_rw(src: std::os::fd::BorrowedFd<'_>, dst: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
     use rustix::io::{Errno, read, write};
     let mut buf = vec![0u8; BUF];

@@ -15,7 +15,7 @@
 //! it for writing and retry (opening for writing changes nothing by itself).
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
 /// How many bytes one call asks for; kernels cap a call at about this (btrfs: 16 MiB).
 pub const CHUNK: u64 = 16 << 20;
@@ -25,8 +25,10 @@ pub const CHUNK: u64 = 16 << 20;
 pub const MAX_DESTS: usize = 32;
 
 /// `FILE_DEDUPE_RANGE_SAME`: the bytes were equal and the range is now shared.
+#[cfg(target_os = "linux")]
 const SAME: i32 = 0;
 /// `FILE_DEDUPE_RANGE_DIFFERS`: the bytes differ; nothing was changed.
+#[cfg(target_os = "linux")]
 const DIFFERS: i32 = 1;
 
 /// What happened to one destination range in one call.
@@ -81,6 +83,7 @@ pub struct FileResult {
 #[cfg(target_os = "linux")]
 mod linux {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     const FIDEDUPERANGE: rustix::ioctl::Opcode = 0xC018_9436;
 
@@ -229,6 +232,38 @@ mod linux {
 
 #[cfg(target_os = "linux")]
 pub use linux::{dedupe_file, dedupe_range};
+
+/// The name [`crate::sys::Unavailable`] gives deduplication where the platform has none.
+pub const FEATURE: &str = "FIDEDUPERANGE deduplication";
+
+/// Platforms without FIDEDUPERANGE (macOS): every call fails with
+/// [`Unavailable`](crate::sys::Unavailable), kind [`io::ErrorKind::Unsupported`].
+#[cfg(not(target_os = "linux"))]
+mod unavailable {
+    use super::*;
+
+    /// See the Linux version: unavailable here.
+    pub fn dedupe_range(
+        _src: BorrowedFd<'_>,
+        _src_offset: u64,
+        _len: u64,
+        _dests: &[(BorrowedFd<'_>, u64)],
+    ) -> io::Result<Vec<RangeResult>> {
+        Err(crate::sys::Unavailable::error(FEATURE))
+    }
+
+    /// See the Linux version: unavailable here.
+    pub fn dedupe_file(
+        _src: BorrowedFd<'_>,
+        _len: u64,
+        _dests: &[BorrowedFd<'_>],
+    ) -> io::Result<Vec<FileResult>> {
+        Err(crate::sys::Unavailable::error(FEATURE))
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub use unavailable::{dedupe_file, dedupe_range};
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {

@@ -4,8 +4,8 @@
 //! Destination contents are untrusted: another process may have planted a symlink where a
 //! directory is expected, or may swap one in while cowtree runs. Opening through a [`Dir`] with
 //! `O_NOFOLLOW|O_DIRECTORY` (and `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` for multi-component
-//! paths, with a component-by-component walk where the kernel lacks it) means such a plant makes
-//! the operation fail instead of writing somewhere else.
+//! paths, with a component-by-component walk where the kernel lacks it and on macOS: see
+//! [`crate::sys`]) means such a plant makes the operation fail instead of writing somewhere else.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -14,13 +14,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{
-    AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Stat, Timespec, Timestamps, fchmod,
-    mkdirat, openat, openat2, readlinkat, renameat_with, statat, symlinkat, unlinkat, utimensat,
+    AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, Timespec, Timestamps, fchmod, mkdirat,
+    openat, readlinkat, renameat_with, statat, symlinkat, unlinkat, utimensat,
 };
 use rustix::io::Errno;
 
 use crate::error::at_path;
-use crate::name::{NameError, PATH_MAX, validate_component, validate_relative_path};
+use crate::name::{NameError, PATH_MAX, check_relative_path, validate_component};
 
 /// An open directory; the handle every destination-side operation goes through.
 #[derive(Debug)]
@@ -103,10 +103,11 @@ impl Dir {
     /// `syncfs` of the whole filesystem this directory is on: every file's data and every
     /// metadata change on it reach stable storage. On btrfs an `fsync` commits only the file
     /// it is given (through its log tree); this is the one call that commits everything else
-    /// that was written there (clones, links, directories) in one transaction.
+    /// that was written there (clones, links, directories) in one transaction. macOS has no
+    /// `syncfs`: `sync` and then `F_FULLFSYNC` on this directory (see [`crate::sys`]).
     pub fn sync_filesystem(&self) -> io::Result<()> {
         loop {
-            match rustix::fs::syncfs(&self.fd) {
+            match crate::sys::sync_filesystem(self.fd.as_fd()) {
                 Err(Errno::INTR) => continue,
                 r => return r.map_err(io::Error::from),
             }
@@ -128,9 +129,9 @@ impl Dir {
 
     /// [`Dir::open_dir`] as an `O_PATH` handle: enough to look entries up, `stat` them and
     /// open them (relative to it), and to `stat` the directory itself, at less cost; not to
-    /// list it (see [`Dir::reopen`]).
+    /// list it (see [`Dir::reopen`]). macOS has no `O_PATH`: there it is a plain open.
     pub fn open_dir_path(&self, name: &OsStr) -> io::Result<Dir> {
-        self.open_sub(name, DIR_FLAGS | OFlags::PATH)
+        self.open_sub(name, DIR_FLAGS | crate::sys::PATH_ONLY)
     }
 
     fn open_sub(&self, name: &OsStr, flags: OFlags) -> io::Result<Dir> {
@@ -150,25 +151,16 @@ impl Dir {
     /// Opens the directory at the relative path `rel` beneath this one, refusing symlinks in
     /// every component and any path that would leave this directory. Uses `openat2` with
     /// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`; where the kernel lacks
-    /// `openat2`, walks component by component with `O_NOFOLLOW`.
+    /// `openat2` (and on macOS), walks component by component with `O_NOFOLLOW`.
     pub fn open_dir_beneath(&self, rel: &Path) -> io::Result<Dir> {
         let bytes = rel.as_os_str().as_bytes();
-        let parts = validate_relative_path(bytes).map_err(|e| name_err(rel.as_os_str(), e))?;
-        match openat2(
-            &self.fd,
-            rel,
-            DIR_FLAGS,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-        ) {
+        check_relative_path(bytes).map_err(|e| name_err(rel.as_os_str(), e))?;
+        let fd = match crate::sys::open_beneath(self.fd.as_fd(), rel, DIR_FLAGS) {
+            Err(Errno::NOSYS) => crate::sys::walk_beneath(self.fd.as_fd(), bytes, DIR_FLAGS),
+            r => r,
+        };
+        match fd {
             Ok(fd) => Ok(Dir { fd }),
-            Err(Errno::NOSYS) => {
-                let mut dir = self.try_clone()?;
-                for part in parts {
-                    dir = dir.open_dir(OsStr::from_bytes(part))?;
-                }
-                Ok(dir)
-            }
             Err(e) => Err(at_path("open directory", rel, nofollow_err(e))),
         }
     }
@@ -208,7 +200,7 @@ impl Dir {
     /// there.
     pub fn create_dir(&self, name: &OsStr, mode: u32) -> io::Result<()> {
         check_name(name)?;
-        mkdirat(&self.fd, name, Mode::from_raw_mode(mode))
+        mkdirat(&self.fd, name, crate::sys::mode(mode))
             .map_err(|e| at_path("create directory", Path::new(name), e.into()))
     }
 
@@ -386,7 +378,7 @@ impl Dir {
 
     /// Sets this directory's permission bits.
     pub fn set_mode(&self, mode: u32) -> io::Result<()> {
-        Ok(fchmod(&self.fd, Mode::from_raw_mode(mode))?)
+        Ok(fchmod(&self.fd, crate::sys::mode(mode))?)
     }
 
     /// Sets the access and modification times of `name` without following a symlink (a
@@ -439,30 +431,14 @@ impl Dir {
     /// The same as [`Dir::entries`], read with `getdents64` through this handle's own file
     /// offset (rewound first) rather than through a second open of the directory, and without
     /// an allocation per name beyond the returned one: for a walk of many small directories
-    /// that is three system calls fewer per directory (`fcntl`, `openat`, `close`).
+    /// that is three system calls fewer per directory (`fcntl`, `openat`, `close`). On macOS
+    /// it is [`Dir::entries`].
     ///
     /// It takes `&mut self` because the file offset is state: the caller must not read the
     /// same directory through a duplicate of this descriptor ([`Dir::try_clone`]) at the same
     /// time, which [`Dir::entries`] allows.
     pub fn read_entries(&mut self) -> io::Result<Vec<DirEntry>> {
-        use std::mem::MaybeUninit;
-        rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0))?;
-        let mut buf = [MaybeUninit::<u8>::uninit(); 16 * 1024];
-        let mut raw = rustix::fs::RawDir::new(&self.fd, &mut buf);
-        let mut out = Vec::new();
-        while let Some(entry) = raw.next() {
-            let entry = entry?;
-            let name = entry.file_name().to_bytes();
-            if name == b"." || name == b".." {
-                continue;
-            }
-            out.push(DirEntry {
-                name: OsStr::from_bytes(name).to_owned(),
-                file_type: entry.file_type(),
-                ino: entry.ino(),
-            });
-        }
-        Ok(out)
+        crate::sys::read_entries(self.fd.as_fd())
     }
 }
 
@@ -518,7 +494,7 @@ impl<'a> AtomicFile<'a> {
             dir,
             &tmp,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
+            crate::sys::mode(mode),
         )
         .map_err(|e| at_path("create", Path::new(&tmp), e.into()))?;
         Ok(AtomicFile {
@@ -535,7 +511,8 @@ impl<'a> AtomicFile<'a> {
 
     /// Renames the file over `name` (a symlink there is replaced, never followed). With
     /// `sync`, the file is `fdatasync`ed before the rename and the directory `fsync`ed after
-    /// it, so that once this returns the new content survives a power loss under its name.
+    /// it, so that once this returns the new content survives a power loss under its name
+    /// (on macOS both are `F_FULLFSYNC`: the standard library's `sync_data` uses it there).
     /// On failure before the rename the temporary file is removed.
     pub fn commit(mut self, name: &OsStr, sync: bool) -> io::Result<()> {
         check_name(name)?;
@@ -560,10 +537,10 @@ impl Drop for AtomicFile<'_> {
     }
 }
 
-/// `fsync` of an open directory (retried on EINTR).
+/// `fsync` of an open directory (retried on EINTR); `F_FULLFSYNC` on macOS.
 pub fn sync_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
     loop {
-        match rustix::fs::fsync(dir) {
+        match crate::sys::fsync(dir) {
             Err(Errno::INTR) => continue,
             r => return r.map_err(io::Error::from),
         }

@@ -228,6 +228,50 @@ mod linux {
 #[cfg(target_os = "linux")]
 pub use linux::{extent_summary, fiemap, fiemap_into, fiemap_range_into};
 
+/// Platforms without FIEMAP (macOS): every call fails with
+/// [`Unavailable`](crate::sys::Unavailable) ("FIEMAP extent maps"), kind
+/// [`io::ErrorKind::Unsupported`], so `cowtree du` reports sharing as unknown.
+#[cfg(not(target_os = "linux"))]
+mod unavailable {
+    use super::*;
+
+    fn error() -> io::Error {
+        crate::sys::Unavailable::error(FEATURE)
+    }
+
+    /// See the Linux version: unavailable here.
+    pub fn fiemap(_fd: impl AsFd) -> io::Result<Vec<Extent>> {
+        Err(error())
+    }
+
+    /// See the Linux version: unavailable here.
+    pub fn fiemap_into(_fd: impl AsFd, _sync: bool, _out: &mut Vec<Extent>) -> io::Result<()> {
+        Err(error())
+    }
+
+    /// See the Linux version: unavailable here.
+    pub fn fiemap_range_into(
+        _fd: impl AsFd,
+        _sync: bool,
+        _start: u64,
+        _len: u64,
+        _out: &mut Vec<Extent>,
+    ) -> io::Result<()> {
+        Err(error())
+    }
+
+    /// See the Linux version: unavailable here.
+    pub fn extent_summary(path: &std::path::Path) -> io::Result<ExtentSummary> {
+        Err(crate::error::at_path("fiemap", path, error()))
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub use unavailable::{extent_summary, fiemap, fiemap_into, fiemap_range_into};
+
+/// The name [`crate::sys::Unavailable`] gives extent maps where the platform has none.
+pub const FEATURE: &str = "FIEMAP extent maps";
+
 #[cfg(test)]
 mod tests {
     use super::*;

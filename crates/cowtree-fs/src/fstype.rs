@@ -6,7 +6,8 @@ use std::os::fd::AsFd;
 /// The filesystem type of an open file or directory: its magic number and, when known, name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsType {
-    /// `statfs.f_type`.
+    /// `statfs.f_type` on Linux; on macOS the type's name (`f_fstypename`) as a big-endian
+    /// number of its first eight bytes.
     pub magic: u64,
 }
 
@@ -34,6 +35,10 @@ impl FsType {
             0x0000_9fa0 => "proc",
             0x6265_6572 => "sysfs",
             0x0000_1373 => "devfs",
+            // macOS has no magic numbers: there the number is the type's name (`f_fstypename`)
+            // in ASCII, see `sys::fs_magic`.
+            0x6170_6673_0000_0000 => "apfs",
+            0x6866_7300_0000_0000 => "hfs",
             _ => "unknown",
         }
     }
@@ -41,16 +46,17 @@ impl FsType {
     /// Whether this filesystem type can share data between files at all (it may still be
     /// disabled on a given mount, e.g. XFS made without `reflink=1`; only a probe tells).
     pub fn may_reflink(self) -> bool {
-        matches!(self.name(), "xfs" | "btrfs" | "bcachefs" | "ocfs2" | "zfs")
+        matches!(
+            self.name(),
+            "xfs" | "btrfs" | "bcachefs" | "ocfs2" | "zfs" | "apfs"
+        )
     }
 }
 
 /// The filesystem type of `fd`'s filesystem.
-#[cfg(target_os = "linux")]
 pub fn fs_type(fd: impl AsFd) -> io::Result<FsType> {
-    let st = rustix::fs::fstatfs(fd)?;
     Ok(FsType {
-        magic: st.f_type as u64,
+        magic: crate::sys::fs_magic(fd.as_fd())?,
     })
 }
 

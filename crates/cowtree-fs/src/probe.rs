@@ -57,7 +57,6 @@ impl ProbeCache {
     /// Whether files in `src_dir` can be cloned into `dst_dir`, probing at most once per device
     /// pair. Both must be writable directories (the probe makes and removes a scratch file in
     /// each).
-    #[cfg(target_os = "linux")]
     pub fn reflink(
         &self,
         src_dir: &Path,
@@ -82,21 +81,18 @@ impl ProbeCache {
     }
 }
 
-#[cfg(target_os = "linux")]
 fn dev_of(dir: &Path) -> io::Result<u64> {
     rustix::fs::stat(dir)
-        .map(|st| st.st_dev)
+        .map(|st| crate::sys::stat_dev(&st))
         .map_err(|e| crate::error::at_path("stat", dir, e.into()))
 }
 
 /// A scratch file that removes itself.
-#[cfg(target_os = "linux")]
 struct Scratch {
     dir: std::os::fd::OwnedFd,
     name: std::ffi::OsString,
 }
 
-#[cfg(target_os = "linux")]
 impl Scratch {
     fn create(dir_path: &Path, data: &[u8]) -> io::Result<(Scratch, std::os::fd::OwnedFd)> {
         use rustix::fs::{Mode, OFlags, openat};
@@ -134,7 +130,6 @@ impl Scratch {
     }
 }
 
-#[cfg(target_os = "linux")]
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = rustix::fs::unlinkat(&self.dir, &self.name, rustix::fs::AtFlags::empty());
@@ -144,17 +139,29 @@ impl Drop for Scratch {
 /// One raw clone from a scratch file in `src_dir` to one in `dst_dir`, uncached. Errors such as
 /// a missing or unwritable directory, or ENOSPC, are errors; only the errno table's
 /// "unsupported" rows give `Ok(Err(cause))`.
-#[cfg(target_os = "linux")]
 pub fn probe_reflink_raw(
     src_dir: &Path,
     dst_dir: &Path,
 ) -> io::Result<Result<(), UnsupportedCause>> {
     use crate::reflink::{CloneFailure, clone_fds};
+    use crate::sys::WholeClone;
+    use std::os::fd::AsFd;
     let (_src, src_fd) = Scratch::create(src_dir, &[0x5a; 4096])?;
-    let (_dst, dst_fd) = Scratch::create(dst_dir, &[])?;
-    match clone_fds(&src_fd, &dst_fd)
-        .map_err(|e| crate::error::at_paths("probe clone", src_dir, dst_dir, e))?
-    {
+    let (dst, dst_fd) = Scratch::create(dst_dir, &[])?;
+    let cloned = if crate::sys::CLONE_CREATES_DESTINATION {
+        // The clone makes the file itself: free the scratch name for it (the guard still
+        // removes it afterwards).
+        rustix::fs::unlinkat(&dst.dir, &dst.name, rustix::fs::AtFlags::empty())?;
+        match crate::sys::clone_new(src_fd.as_fd(), dst.dir.as_fd(), &dst.name) {
+            Ok(WholeClone::Cloned(_)) => Ok(Ok(())),
+            Ok(WholeClone::Failed(failure)) => Ok(Err(failure)),
+            Ok(WholeClone::ByDescriptor) => clone_fds(&src_fd, &dst_fd),
+            Err(e) => Err(e),
+        }
+    } else {
+        clone_fds(&src_fd, &dst_fd)
+    };
+    match cloned.map_err(|e| crate::error::at_paths("probe clone", src_dir, dst_dir, e))? {
         Ok(()) => Ok(Ok(())),
         Err(CloneFailure::Unsupported(cause)) => Ok(Err(cause)),
         Err(CloneFailure::Vanished) => Err(io::Error::other(format!(
@@ -166,7 +173,6 @@ pub fn probe_reflink_raw(
 }
 
 /// One raw hardlink from a scratch file in `src_dir` into `dst_dir`, uncached.
-#[cfg(target_os = "linux")]
 pub fn probe_hardlink_raw(
     src_dir: &Path,
     dst_dir: &Path,
@@ -190,7 +196,6 @@ pub fn probe_hardlink_raw(
 }
 
 /// Probes both reflink (through `cache`) and hardlink (uncached) between two directories.
-#[cfg(target_os = "linux")]
 pub fn probe(cache: &ProbeCache, src_dir: &Path, dst_dir: &Path) -> io::Result<ProbeReport> {
     let same_device = dev_of(src_dir)? == dev_of(dst_dir)?;
     Ok(ProbeReport {

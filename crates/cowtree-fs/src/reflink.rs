@@ -14,8 +14,7 @@
 //! | platform | mechanism | tested here |
 //! |---|---|---|
 //! | Linux (XFS, btrfs, bcachefs, OCFS2, ...) | `ioctl(FICLONE)` | yes, on real XFS, btrfs, ext4 and tmpfs mounts |
-//! | macOS (APFS) | `clonefile(2)` via the reflink-copy crate | no |
-//! | Windows (ReFS, Dev Drive) | block cloning via the reflink-copy crate | no |
+//! | macOS (APFS) | `fclonefileat(CLONE_NOFOLLOW)`, see [`crate::sys`] | no: type-checked only |
 
 use std::ffi::OsStr;
 use std::io;
@@ -110,13 +109,8 @@ pub enum CopyMethod {
     },
 }
 
-#[cfg(target_os = "linux")]
-pub(crate) use linux::{CloneFailure, clone_fds};
-#[cfg(target_os = "linux")]
-pub use linux::{clone_or_copy, transfer_at, transfer_at_remembering, try_reflink, try_reflink_at};
-
-#[cfg(not(target_os = "linux"))]
-pub use other::{clone_or_copy, try_reflink};
+pub(crate) use imp::{CloneFailure, clone_fds};
+pub use imp::{clone_or_copy, transfer_at, transfer_at_remembering, try_reflink, try_reflink_at};
 
 /// Permission bits a new file gets from a source mode: the rwx bits and the sticky bit; the
 /// set-user-ID and set-group-ID bits are dropped because the new file belongs to its maker.
@@ -134,15 +128,15 @@ fn invalid_source(name: &OsStr) -> io::Error {
     )
 }
 
-#[cfg(target_os = "linux")]
-mod linux {
+mod imp {
     use super::*;
     use crate::classify::{CloneErrno, classify_clone_errno};
     use crate::copy::{CopyRange, copy_fd_remembering};
     use crate::error::{at_path, at_paths};
+    use crate::sys::{WholeClone, stat_mode};
     use rustix::fs::{
-        AtFlags, CWD, FileType, Mode, OFlags, Stat, Timestamps, fchmod, fstat, futimens,
-        ioctl_ficlone, openat, statat, unlinkat,
+        AtFlags, CWD, FileType, Mode, OFlags, Stat, Timestamps, fchmod, fstat, futimens, openat,
+        statat, unlinkat,
     };
     use rustix::io::Errno;
     use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -251,36 +245,51 @@ mod linux {
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(invalid_source(src_name));
         }
-        let mode = opts.mode.unwrap_or_else(|| creation_mode(st.st_mode));
-        let dst_fd = openat(
-            dst_dir,
-            dst_name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            // The final permission bits already: when the umask strips none of them, no
-            // chmod (a metadata transaction on XFS and btrfs) is needed afterwards. The new
-            // descriptor is writable whatever the bits say.
-            Mode::from_raw_mode(mode & 0o777),
-        )
-        .map_err(|e| at_path("create", Path::new(dst_name), e.into()))?;
+        let mode = opts.mode.unwrap_or_else(|| creation_mode(stat_mode(&st)));
+        // Where a clone creates its destination (macOS) it runs here, before anything is
+        // created; on Linux the destination is created first and cloned into by descriptor
+        // in `fill`.
+        let whole = match opts.method {
+            Method::Copy => WholeClone::ByDescriptor,
+            Method::Clone | Method::CloneOrCopy => {
+                crate::sys::clone_new(src_fd.as_fd(), dst_dir, dst_name)
+                    .map_err(|e| at_paths("clone", Path::new(src_name), Path::new(dst_name), e))?
+            }
+        };
+        let (made, already) = match whole {
+            WholeClone::ByDescriptor => (None, None),
+            WholeClone::Cloned(fd) => (Some(fd), Some(Ok(()))),
+            WholeClone::Failed(CloneFailure::Vanished) => {
+                return source_vanished(src_dir, src_name, dst_name);
+            }
+            WholeClone::Failed(CloneFailure::Unsupported(cause)) => {
+                if opts.method == Method::Clone {
+                    return Ok(Transfer::Unsupported(cause));
+                }
+                (None, Some(Err(cause)))
+            }
+        };
+        let dst_fd = match made {
+            Some(fd) => fd,
+            None => openat(
+                dst_dir,
+                dst_name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                // The final permission bits already: when the umask strips none of them, no
+                // chmod (a metadata transaction on XFS and btrfs) is needed afterwards. The
+                // new descriptor is writable whatever the bits say.
+                crate::sys::mode(mode & 0o777),
+            )
+            .map_err(|e| at_path("create", Path::new(dst_name), e.into()))?,
+        };
 
-        let result = fill(&src_fd, &dst_fd, &st, mode, opts, range);
+        let result = fill(&src_fd, &dst_fd, &st, mode, opts, range, already);
         match result {
             Ok(Filled::Done(t)) => Ok(t),
             Ok(Filled::Abandon(t)) => {
                 remove_created(dst_dir, dst_name, &dst_fd)?;
-                // A clone can only see ENOENT when the source went away under it.
                 if t == Transfer::SourceVanished {
-                    return Ok(match statat(src_dir, src_name, AtFlags::SYMLINK_NOFOLLOW) {
-                        Err(Errno::NOENT) => Transfer::SourceVanished,
-                        _ => {
-                            return Err(at_paths(
-                                "clone",
-                                Path::new(src_name),
-                                Path::new(dst_name),
-                                Errno::NOENT.into(),
-                            ));
-                        }
-                    });
+                    return source_vanished(src_dir, src_name, dst_name);
                 }
                 Ok(t)
             }
@@ -297,11 +306,30 @@ mod linux {
         }
     }
 
+    /// A clone saw ENOENT: that is a vanished source only when the source is really gone.
+    fn source_vanished(
+        src_dir: BorrowedFd<'_>,
+        src_name: &OsStr,
+        dst_name: &OsStr,
+    ) -> io::Result<Transfer> {
+        match statat(src_dir, src_name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => Ok(Transfer::SourceVanished),
+            _ => Err(at_paths(
+                "clone",
+                Path::new(src_name),
+                Path::new(dst_name),
+                Errno::NOENT.into(),
+            )),
+        }
+    }
+
     enum Filled {
         Done(Transfer),
         Abandon(Transfer),
     }
 
+    /// Fills the new file `dst_fd`. `already` is the outcome of a clone that made `dst_fd`
+    /// itself (macOS), `None` where the clone is still to be done by descriptor (Linux).
     fn fill(
         src_fd: &OwnedFd,
         dst_fd: &OwnedFd,
@@ -309,14 +337,20 @@ mod linux {
         mode: u32,
         opts: &TransferOptions,
         range: &CopyRange,
+        already: Option<Result<(), UnsupportedCause>>,
     ) -> io::Result<Filled> {
         let size = st.st_size as u64;
+        let cloned = match already {
+            Some(done) => Ok(done.map_err(CloneFailure::Unsupported)),
+            None if opts.method == Method::Copy => Ok(Ok(())),
+            None => clone_fds(src_fd, dst_fd),
+        };
         let done = match opts.method {
             Method::Copy => Transfer::Copied {
                 bytes: copy_fd_remembering(src_fd, dst_fd, range)?,
                 because: None,
             },
-            Method::Clone | Method::CloneOrCopy => match clone_fds(src_fd, dst_fd)? {
+            Method::Clone | Method::CloneOrCopy => match cloned? {
                 Ok(()) => Transfer::Cloned { bytes: size },
                 Err(CloneFailure::Vanished) => {
                     return Ok(Filled::Abandon(Transfer::SourceVanished));
@@ -334,8 +368,8 @@ mod linux {
         };
         // The umask may have removed bits at creation, and the sticky bit is not set by it;
         // fstat is cheap (no transaction), fchmod only when needed.
-        if fstat(dst_fd)?.st_mode & 0o7777 != mode {
-            fchmod(dst_fd, Mode::from_raw_mode(mode))?;
+        if stat_mode(&fstat(dst_fd)?) & 0o7777 != mode {
+            fchmod(dst_fd, crate::sys::mode(mode))?;
         }
         if opts.preserve_times {
             futimens(
@@ -369,7 +403,7 @@ mod linux {
         let (src, dst) = (src.as_fd(), dst.as_fd());
         let mut retried = false;
         loop {
-            match ioctl_ficlone(dst, src) {
+            match crate::sys::ficlone(dst, src) {
                 Ok(()) => return Ok(Ok(())),
                 Err(errno) => match classify_clone_errno(errno.raw_os_error()) {
                     CloneErrno::Retry if !retried => retried = true,
@@ -412,58 +446,6 @@ mod linux {
                 at_paths(op, src, dst, io::Error::from_raw_os_error(code))
             }
             _ => err,
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-mod other {
-    //! macOS and Windows: through the reflink-copy crate. Not tested by cowtree's CI.
-    use super::*;
-    use crate::error::at_paths;
-
-    /// See the Linux version. Here the classification is coarser: the platform APIs do not
-    /// separate every case, so an error that is not "unsupported" is returned as an error.
-    pub fn try_reflink(src: &Path, dst: &Path) -> io::Result<ReflinkOutcome> {
-        if !src.exists() {
-            return Ok(ReflinkOutcome::SourceVanished);
-        }
-        match reflink_copy::reflink(src, dst) {
-            Ok(()) => Ok(ReflinkOutcome::Cloned),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                Err(at_paths("clone", src, dst, e))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !src.exists() => {
-                Ok(ReflinkOutcome::SourceVanished)
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Unsupported
-                        | io::ErrorKind::CrossesDevices
-                        | io::ErrorKind::PermissionDenied
-                ) =>
-            {
-                Ok(ReflinkOutcome::Unsupported(UnsupportedCause::Filesystem))
-            }
-            Err(e) => Err(at_paths("clone", src, dst, e)),
-        }
-    }
-
-    /// See the Linux version.
-    pub fn clone_or_copy(src: &Path, dst: &Path) -> io::Result<CopyMethod> {
-        match try_reflink(src, dst)? {
-            ReflinkOutcome::Cloned => Ok(CopyMethod::Cloned {
-                bytes: std::fs::metadata(dst)?.len(),
-            }),
-            ReflinkOutcome::SourceVanished => Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("clone {}: source vanished", src.display()),
-            )),
-            ReflinkOutcome::Unsupported(because) => {
-                let bytes = std::fs::copy(src, dst).map_err(|e| at_paths("copy", src, dst, e))?;
-                Ok(CopyMethod::Copied { bytes, because })
-            }
         }
     }
 }

@@ -14,7 +14,7 @@ use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause};
 use gix::bstr::{BStr, ByteSlice};
 use gix::index::entry::{Mode, Stat};
 use rayon::prelude::*;
-use rustix::fs::{AtFlags, FileType, Mode as FsMode, OFlags, Timespec, openat, statat};
+use rustix::fs::{AtFlags, FileType, OFlags, Timespec, openat, statat};
 
 use crate::clone::{self, CloneState, Cloned};
 use crate::error::{Error, Result};
@@ -404,7 +404,7 @@ fn carry(
             };
             let opts = TransferOptions {
                 method,
-                mode: Some(st.st_mode & 0o777),
+                mode: Some(cowtree_fs::sys::stat_mode(st) & 0o777),
                 preserve_times: true,
             };
             match cowtree_fs::transfer_at(src_dir, name, dst_dir, name, &opts)
@@ -453,7 +453,7 @@ fn from_objects(
             dst_dir.as_fd(),
             name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            FsMode::from_raw_mode(mode),
+            cowtree_fs::sys::mode(mode),
         )
         .map_err(|e| Error::io("create", &dst_path)(e.into()))?;
         let mut f = std::fs::File::from(fd);

@@ -14,9 +14,7 @@ use cowtree_fs::UnsupportedCause;
 use cowtree_fs::classify::{CloneErrno, classify_clone_errno};
 use cowtree_fs::copy::copy_fd;
 use cowtree_fs::dir::Dir;
-use rustix::fs::{
-    Mode, OFlags, Stat, Timespec, Timestamps, fstat, futimens, ioctl_ficlone, openat,
-};
+use rustix::fs::{Mode, OFlags, Stat, Timespec, Timestamps, fstat, futimens, openat};
 
 /// Whether this run still tries to clone (false after the filesystem pair said it cannot).
 #[derive(Debug)]
@@ -97,7 +95,7 @@ pub fn clone_checked(
         dst_dir,
         name,
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(mode),
+        cowtree_fs::sys::mode(mode),
     )?;
     let r = fill(src, &dst, strict, state);
     match r {
@@ -143,7 +141,7 @@ fn fill(src: &SrcFile, dst: &OwnedFd, strict: bool, state: &CloneState) -> std::
     if state.try_clone.load(Ordering::Relaxed) {
         let mut retried = false;
         loop {
-            match ioctl_ficlone(dst.as_fd(), src.fd.as_fd()) {
+            match cowtree_fs::sys::ficlone(dst.as_fd(), src.fd.as_fd()) {
                 Ok(()) => {
                     return Ok(Cloned::Done {
                         stat: src.stat,

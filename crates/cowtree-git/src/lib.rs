@@ -190,7 +190,7 @@ fn clean_stale_staging(parent: &Dir, parent_path: &Path, dst_name: &OsStr) -> Re
 fn current_umask() -> u32 {
     let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     rustix::process::umask(old);
-    old.bits()
+    cowtree_fs::sys::mode_bits(old)
 }
 
 struct Resolved {

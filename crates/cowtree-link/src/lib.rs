@@ -119,39 +119,29 @@
 #![warn(missing_docs)]
 
 pub mod error;
-#[cfg(target_os = "linux")]
 mod link;
 pub mod options;
-#[cfg(target_os = "linux")]
 mod plan;
-#[cfg(target_os = "linux")]
 mod pool;
 pub mod report;
-#[cfg(target_os = "linux")]
 mod scan;
-#[cfg(target_os = "linux")]
 mod session;
-#[cfg(target_os = "linux")]
 mod staging;
 pub mod state;
-#[cfg(target_os = "linux")]
 mod txn;
 
 pub use error::LinkError;
 pub use options::{
     EntryKind, HashAlgo, LinkOptions, OnExisting, Progress, ProgressCounters, ScanTotals,
 };
-#[cfg(target_os = "linux")]
 pub use plan::PathMap;
 pub use report::{Collision, CollisionAction, Digest, FallbackCount, LinkReport, RecordEntry};
-#[cfg(target_os = "linux")]
 pub use session::{FileEntry, Linker, Source};
 pub use state::{Attempt, Decision, Failure, LinkMode, LinkState};
 
 /// Links the tree (or file) `src` to `dst` with a one-call [`Linker`]; see the crate
 /// documentation for the contract. A caller linking many things should keep one [`Linker`]
 /// and call its methods instead, so that fallback decisions are made once.
-#[cfg(target_os = "linux")]
 pub fn link_tree(
     src: &std::path::Path,
     dst: &std::path::Path,

@@ -473,8 +473,8 @@ impl Run<'_> {
             Some(
                 self.dst_root
                     .stat_self()
-                    .map_err(|e| LinkError::io("stat", self.dst_path, e))?
-                    .st_dev,
+                    .map(|st| cowtree_fs::sys::stat_dev(&st))
+                    .map_err(|e| LinkError::io("stat", self.dst_path, e))?,
             )
         } else {
             None
@@ -525,12 +525,10 @@ impl Run<'_> {
             .map_err(|e| LinkError::io("open directory", &self.dst_path.join(&node.rel), e))?;
         let dst_dev = match item.dev {
             Some(d) => d,
-            None => {
-                dst_dir
-                    .stat_self()
-                    .map_err(|e| LinkError::io("stat", &self.dst_path.join(&node.rel), e))?
-                    .st_dev
-            }
+            None => dst_dir
+                .stat_self()
+                .map(|st| cowtree_fs::sys::stat_dev(&st))
+                .map_err(|e| LinkError::io("stat", &self.dst_path.join(&node.rel), e))?,
         };
         let bytes_before = bytes_of(&local.tally);
         let mut files: Vec<FileLinker<'_>> = Vec::new();
@@ -847,7 +845,7 @@ impl Run<'_> {
                         let now = dir
                             .stat_self()
                             .map_err(|e| LinkError::io("stat", &full(), e))?;
-                        if now.st_mode & 0o7777 != meta.mode {
+                        if cowtree_fs::sys::stat_mode(&now) & 0o7777 != meta.mode {
                             dir.set_mode(meta.mode)
                                 .map_err(|e| LinkError::io("set mode of", &full(), e))?;
                         }
@@ -1061,7 +1059,7 @@ pub(crate) fn link_single_file(
         .try_stat(name)
         .map_err(|e| LinkError::io("stat", &target, e))?;
     if let Some(st) = &existing {
-        if (st.st_dev, st.st_ino) == src_id {
+        if (cowtree_fs::sys::stat_dev(st), st.st_ino) == src_id {
             return Err(LinkError::SameSourceAndDestination(target));
         }
         match opts.on_existing {
@@ -1079,8 +1077,8 @@ pub(crate) fn link_single_file(
     }
     let dst_dev = target_dir
         .stat_self()
-        .map_err(|e| LinkError::io("stat", target_dir_path, e))?
-        .st_dev;
+        .map(|st| cowtree_fs::sys::stat_dev(&st))
+        .map_err(|e| LinkError::io("stat", target_dir_path, e))?;
     let mut files = linker.file_linker((src_id.0, dst_dev));
     let mut tally = Tally::default();
     let tmp = temp_name(name);

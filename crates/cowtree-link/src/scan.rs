@@ -26,8 +26,8 @@ pub(crate) struct DirMeta {
 impl DirMeta {
     pub fn from_stat(st: &Stat) -> Self {
         Self {
-            mode: st.st_mode & 0o7777,
-            dev: st.st_dev,
+            mode: cowtree_fs::sys::stat_mode(st) & 0o7777,
+            dev: cowtree_fs::sys::stat_dev(st),
             atime: Timespec {
                 tv_sec: st.st_atime as _,
                 tv_nsec: st.st_atime_nsec as _,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use cowtree_fs::dir::Dir;
-use rustix::fs::{FileType, Timespec};
+use rustix::fs::Timespec;
 
 use crate::error::LinkError;
 use crate::link::{Pairs, effective_jobs, has_ancestor, link_single_file, run_plan, type_name};
@@ -200,7 +200,7 @@ impl Linker {
             if !meta.is_dir() {
                 return Err(LinkError::SourceNotLinkable(
                     src.to_path_buf(),
-                    type_name(FileType::from_raw_mode(meta.mode())),
+                    type_name(cowtree_fs::sys::file_type(meta.mode())),
                 ));
             }
             if has_ancestor(&parent_canon, id) {
@@ -287,7 +287,7 @@ impl Linker {
             if !meta.is_file() {
                 return Err(LinkError::SourceNotLinkable(
                     e.src.clone(),
-                    type_name(FileType::from_raw_mode(meta.mode())),
+                    type_name(cowtree_fs::sys::file_type(meta.mode())),
                 ));
             }
             builder.add_file(

@@ -154,7 +154,7 @@ pub fn pull(
                 report.bytes_received += b;
             }
             // Blobs are durable before a manifest names them.
-            rustix::fs::syncfs(store.blobs()).map_err(|e| Error::Io {
+            cowtree_fs::sys::sync_filesystem(store.blobs()).map_err(|e| Error::Io {
                 path: store.root().join("blobs"),
                 source: e.into(),
             })?;

@@ -180,7 +180,10 @@ fn open_checked(info: &FileInfo, write: bool) -> io::Result<OwnedFd> {
     )
     .map_err(|e| cowtree_fs::error::at_path("open", &info.path, e.into()))?;
     let st = fstat(&fd).map_err(|e| cowtree_fs::error::at_path("stat", &info.path, e.into()))?;
-    if st.st_dev != info.dev || st.st_ino != info.ino || st.st_size as u64 != info.size {
+    if cowtree_fs::sys::stat_dev(&st) != info.dev
+        || st.st_ino != info.ino
+        || st.st_size as u64 != info.size
+    {
         return Err(io::Error::other(format!(
             "{}: changed since the scan (another file, or another size)",
             info.path.display()
@@ -376,7 +379,7 @@ pub fn dedupe(paths: &[PathBuf], opts: &DedupeOptions<'_>) -> Result<DedupeRepor
         };
     }
     if !opts.dry_run {
-        let _ = rustix::fs::syncfs(root_fd);
+        let _ = cowtree_fs::sys::sync_filesystem(root_fd);
     }
     report.df_freed = match (df_before, free_bytes(root_fd.as_fd())) {
         (Some(b), Some(a)) => Some(a as i64 - b as i64),

@@ -315,7 +315,7 @@ fn visit_entry(
 ) {
     let st: &Stat = v.stat;
     let ft = FileType::from_raw_mode(st.st_mode);
-    let (dev, ino) = (st.st_dev, st.st_ino);
+    let (dev, ino) = (cowtree_fs::sys::stat_dev(st), st.st_ino);
     if ft != FileType::Directory && st.st_nlink > 1 {
         let first = seen_links
             .lock()
@@ -377,7 +377,7 @@ fn map_file(fd: &OwnedFd, st: &Stat, out: &mut Vec<Extent>) -> std::io::Result<(
 }
 
 fn visit_file(acc: &mut Acc, at: At<'_>, st: &Stat, fd: &OwnedFd, opts: &DuOptions) {
-    let dev = st.st_dev;
+    let dev = cowtree_fs::sys::stat_dev(st);
     acc.fs_types.entry(dev).or_insert_with(|| {
         cowtree_fs::fstype::fs_type(fd)
             .map(|t| t.name())

@@ -148,10 +148,11 @@ pub fn checkout(
     // Different st_dev usually means different filesystems, but btrfs subvolumes of one
     // filesystem differ too and can clone between them: a raw probe (cached per device pair)
     // settles it.
-    let parent_dev = parent
-        .stat_self()
-        .map_err(|e| Error::msg(format!("{}: {e}", parent_path.display())))?
-        .st_dev;
+    let parent_dev = cowtree_fs::sys::stat_dev(
+        &parent
+            .stat_self()
+            .map_err(|e| Error::msg(format!("{}: {e}", parent_path.display())))?,
+    );
     let cross_device = parent_dev != store.blobs_dev()?
         && !matches!(
             cowtree_fs::probe::ProbeCache::global()
@@ -217,7 +218,7 @@ pub fn checkout(
             store,
             &abs,
             id,
-            (root.st_dev, root.st_ino),
+            (cowtree_fs::sys::stat_dev(&root), root.st_ino),
         )?);
         let moved = if replace_empty {
             parent.rename(&stage_name, &parent, &name)

@@ -141,7 +141,7 @@ fn existing_dir(path: &Path) -> io::Result<(PathBuf, u64)> {
         if let Ok(st) = rustix::fs::stat(a)
             && rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
         {
-            return Ok((a.to_path_buf(), st.st_dev));
+            return Ok((a.to_path_buf(), cowtree_fs::sys::stat_dev(&st)));
         }
     }
     Err(io::Error::new(
@@ -193,7 +193,7 @@ pub fn store_for_tree(tree: &Path) -> Result<Choice> {
     let mut chain: Vec<&Path> = Vec::new();
     for a in dir.ancestors() {
         match rustix::fs::stat(a) {
-            Ok(st) if st.st_dev == dev => chain.push(a),
+            Ok(st) if cowtree_fs::sys::stat_dev(&st) == dev => chain.push(a),
             _ => break,
         }
     }

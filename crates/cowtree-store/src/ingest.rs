@@ -203,9 +203,9 @@ pub fn snapshot_dir(store: &Store, src: &Path, name: Option<&str>) -> Result<Ing
     let store_st = Dir::open(store.root())
         .and_then(|d| d.stat_self())
         .map_err(|e| at(store.root(), e))?;
-    let store_id = (store_st.st_dev, store_st.st_ino);
+    let store_id = (cowtree_fs::sys::stat_dev(&store_st), store_st.st_ino);
     let src_st = root.stat_self().map_err(|e| at(src, e))?;
-    if (src_st.st_dev, src_st.st_ino) == store_id {
+    if (cowtree_fs::sys::stat_dev(&src_st), src_st.st_ino) == store_id {
         return Err(Error::msg(format!(
             "snapshot: {} is the store itself",
             src.display()
@@ -295,8 +295,8 @@ impl<'a> Walk<'a> {
         let st = dir
             .stat_self()
             .map_err(|e| Error::msg(format!("stat {}: {e}", self.full(rel))))?;
-        let dev = st.st_dev;
-        if (st.st_dev, st.st_ino) == self.store_id {
+        let dev = cowtree_fs::sys::stat_dev(&st);
+        if (cowtree_fs::sys::stat_dev(&st), st.st_ino) == self.store_id {
             // The store itself lives inside the tree being recorded: leave it out.
             return Ok(());
         }
@@ -702,10 +702,9 @@ impl<'a> Putter<'a> {
     /// Clones `src` into a new unnamed file in staging (`O_TMPFILE`, mode 0444 from the
     /// start): no directory entry to create and rename, and nothing left behind by a crash.
     fn clone_unnamed(&self, lane: &Dir, src: &OwnedFd) -> io::Result<Unnamed> {
-        let tmp = match openat(
+        let tmp = match cowtree_fs::sys::open_unnamed(
             lane,
-            ".",
-            OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+            OFlags::RDWR | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o444),
         ) {
             Ok(fd) => fd,
@@ -725,7 +724,7 @@ impl<'a> Putter<'a> {
         }
         let mut retried = false;
         loop {
-            match rustix::fs::ioctl_ficlone(&tmp, src) {
+            match cowtree_fs::sys::ficlone(&tmp, src) {
                 Ok(()) => return Ok(Unnamed::Cloned(tmp)),
                 Err(e) => match classify_clone_errno(e.raw_os_error()) {
                     CloneErrno::Retry if !retried => retried = true,
@@ -758,7 +757,7 @@ impl<'a> Putter<'a> {
                     AtFlags::SYMLINK_FOLLOW,
                 )
             } else {
-                rustix::fs::linkat(fd, "", blobs, &rel, AtFlags::EMPTY_PATH)
+                cowtree_fs::sys::link_unnamed(fd, blobs, &rel)
             };
             match r {
                 Ok(()) => {

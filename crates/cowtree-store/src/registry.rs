@@ -111,7 +111,12 @@ pub fn register(store: &Store, path: &Path, snapshot: &Hash) -> Result<String> {
             path.display()
         )));
     }
-    register_root(store, path, snapshot, (st.st_dev, st.st_ino))
+    register_root(
+        store,
+        path,
+        snapshot,
+        (cowtree_fs::sys::stat_dev(&st), st.st_ino),
+    )
 }
 
 /// [`register`] for a root directory whose device and inode are given: a checkout registers

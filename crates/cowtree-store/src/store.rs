@@ -355,7 +355,7 @@ impl Store {
             .blobs
             .stat_self()
             .map_err(|e| Error::msg(format!("{}: {e}", self.root.join("blobs").display())))?;
-        Ok(st.st_dev)
+        Ok(cowtree_fs::sys::stat_dev(&st))
     }
 }
 

@@ -85,7 +85,7 @@ impl StatKey {
             mtime_ns: st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec as i64,
             ctime_ns: st.st_ctime.saturating_mul(1_000_000_000) + st.st_ctime_nsec as i64,
             ino: st.st_ino,
-            mode: st.st_mode,
+            mode: cowtree_fs::sys::stat_mode(st),
         }
     }
 
@@ -184,9 +184,15 @@ fn sort_dedup(recs: &mut Vec<Rec>) {
     });
 }
 
+#[cfg(target_os = "linux")]
+const COARSE_REALTIME: rustix::time::ClockId = rustix::time::ClockId::RealtimeCoarse;
+// macOS stamps file times from the precise clock and has no coarse one.
+#[cfg(not(target_os = "linux"))]
+const COARSE_REALTIME: rustix::time::ClockId = rustix::time::ClockId::Realtime;
+
 /// The coarse realtime clock (what the kernel stamps file times from), ns since the epoch.
 pub fn coarse_now_ns() -> i64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    let t = rustix::time::clock_gettime(COARSE_REALTIME);
     t.tv_sec
         .saturating_mul(1_000_000_000)
         .saturating_add(t.tv_nsec as i64)

@@ -94,7 +94,7 @@ fn known_dev_ino(r: &Record) -> Option<(u64, u64)> {
 fn dev_ino(path: &Path) -> Option<(u64, u64)> {
     let st = rustix::fs::lstat(path).ok()?;
     (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory)
-        .then_some((st.st_dev, st.st_ino))
+        .then_some((cowtree_fs::sys::stat_dev(&st), st.st_ino))
 }
 
 /// Where the worktree of record `r` is.

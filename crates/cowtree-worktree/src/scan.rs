@@ -311,15 +311,16 @@ pub fn has_beneath(m: &cowtree_store::Manifest, path: &[u8]) -> bool {
 pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) -> Result<Scan> {
     let started_ns = crate::cache::now_ns();
     let root = Dir::open(root_path).map_err(|e| Error::msg(format!("worktree: {e}")))?;
-    let root_dev = root
-        .stat_self()
-        .map_err(|e| Error::msg(format!("stat {}: {e}", root_path.display())))?
-        .st_dev;
+    let root_dev = cowtree_fs::sys::stat_dev(
+        &root
+            .stat_self()
+            .map_err(|e| Error::msg(format!("stat {}: {e}", root_path.display())))?,
+    );
     let dir_records = cowtree_fs::fstype::fs_type(&root).is_ok_and(|t| keeps_dir_times(t.name()));
     let skip_dir = match &mode {
         Mode::Snapshot { store, .. } => rustix::fs::stat(store.root())
             .ok()
-            .map(|st| (st.st_dev, st.st_ino)),
+            .map(|st| (cowtree_fs::sys::stat_dev(&st), st.st_ino)),
         _ => None,
     };
     let putter = match &mode {
@@ -698,7 +699,7 @@ impl<'a> Walk<'a> {
                         None => {
                             out.hashed += 1;
                             match putter
-                                .put(&dir, st.st_dev, os_name)
+                                .put(&dir, cowtree_fs::sys::stat_dev(&st), os_name)
                                 .map_err(|e| Error::msg(format!("{}: {e}", self.full(&path))))?
                             {
                                 Some(p) => (p.size, p.hash),
@@ -898,7 +899,7 @@ impl<'a> Walk<'a> {
             None
         };
         if let (Some(skip), Some(st)) = (skip_here, &dst)
-            && (st.st_dev, st.st_ino) == skip
+            && (cowtree_fs::sys::stat_dev(st), st.st_ino) == skip
         {
             // The store itself, inside the tree being recorded: never recorded into itself.
             return Ok(());
@@ -906,7 +907,7 @@ impl<'a> Walk<'a> {
         // Directory records only on the root's filesystem (a filesystem mounted beneath may
         // not keep directory times).
         let dkey = dst
-            .filter(|st| self.dir_records && st.st_dev == self.root_dev)
+            .filter(|st| self.dir_records && cowtree_fs::sys::stat_dev(st) == self.root_dev)
             .map(|st| StatKey::of(&st));
         let (brange, crange) = task
             .ranges

@@ -1,0 +1,134 @@
+//! Linux: `openat2`, FICLONE, `O_TMPFILE`, `copy_file_range`, `syncfs`, `getdents64`, `O_PATH`.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat};
+use rustix::io::Errno;
+
+use crate::dir::DirEntry;
+
+/// Added to a directory open for a handle used only to look entries up and `stat` them.
+pub const PATH_ONLY: OFlags = OFlags::PATH;
+
+/// Whether a clone creates its destination itself ([`clone_new`]); on Linux the destination
+/// is created first and cloned into by descriptor ([`ficlone`]).
+pub const CLONE_CREATES_DESTINATION: bool = false;
+
+/// The permission and type bits of `st`.
+pub fn stat_mode(st: &Stat) -> u32 {
+    st.st_mode
+}
+
+/// `bits` (permission bits, from a 32-bit mode) as a [`Mode`].
+pub fn mode(bits: u32) -> Mode {
+    Mode::from_raw_mode(bits)
+}
+
+/// The file type in the mode bits `mode`.
+pub fn file_type(mode: u32) -> rustix::fs::FileType {
+    rustix::fs::FileType::from_raw_mode(mode)
+}
+
+/// The bits of `mode`.
+pub fn mode_bits(mode: Mode) -> u32 {
+    mode.bits()
+}
+
+/// The device of `st`.
+pub fn stat_dev(st: &Stat) -> u64 {
+    st.st_dev
+}
+
+/// Opens `rel` beneath `dir` with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+/// RESOLVE_NO_MAGICLINKS)`. `ENOSYS` (a kernel before 5.6): use [`super::walk_beneath`].
+pub fn open_beneath(dir: BorrowedFd<'_>, rel: &Path, flags: OFlags) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat2(
+        dir,
+        rel,
+        flags,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+}
+
+/// `syncfs`: commits every change on `fd`'s filesystem.
+pub fn sync_filesystem(fd: impl AsFd) -> Result<(), Errno> {
+    rustix::fs::syncfs(fd)
+}
+
+/// `fsync`.
+pub fn fsync(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    rustix::fs::fsync(fd)
+}
+
+/// `ioctl(dst, FICLONE, src)`: `dst` (an open, writable file) shares all of `src`'s data.
+pub fn ficlone(dst: impl AsFd, src: impl AsFd) -> Result<(), Errno> {
+    rustix::fs::ioctl_ficlone(dst, src)
+}
+
+/// A clone that creates its destination. Never used on Linux: the caller creates the file and
+/// clones into it by descriptor.
+pub(crate) fn clone_new(
+    _src: BorrowedFd<'_>,
+    _dst_dir: BorrowedFd<'_>,
+    _dst_name: &OsStr,
+) -> io::Result<super::WholeClone> {
+    Ok(super::WholeClone::ByDescriptor)
+}
+
+/// An unnamed file in `dir` (`O_TMPFILE`), to be named later with [`link_unnamed`].
+pub fn open_unnamed(dir: impl AsFd, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(dir, ".", OFlags::TMPFILE | flags, mode)
+}
+
+/// Gives the unnamed file `fd` the name `rel` under `dir` (`linkat(AT_EMPTY_PATH)`; needs
+/// `CAP_DAC_READ_SEARCH`, else `ENOENT`).
+pub fn link_unnamed(
+    fd: impl AsFd,
+    dir: impl AsFd,
+    rel: impl rustix::path::Arg,
+) -> Result<(), Errno> {
+    rustix::fs::linkat(fd, "", dir, rel, AtFlags::EMPTY_PATH)
+}
+
+/// `copy_file_range` from the current offsets.
+pub fn copy_file_range(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    len: usize,
+) -> Result<usize, Errno> {
+    rustix::fs::copy_file_range(src, None, dst, None, len)
+}
+
+/// The filesystem's magic number (`statfs.f_type`).
+pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let st = rustix::fs::fstatfs(fd)?;
+    Ok(st.f_type as u64)
+}
+
+/// Reads the entries of the directory `fd` with `getdents64` through its own file offset
+/// (rewound first).
+pub(crate) fn read_entries(fd: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
+    use std::mem::MaybeUninit;
+    rustix::fs::seek(fd, rustix::fs::SeekFrom::Start(0))?;
+    let mut buf = [MaybeUninit::<u8>::uninit(); 16 * 1024];
+    let mut raw = rustix::fs::RawDir::new(fd, &mut buf);
+    let mut out = Vec::new();
+    while let Some(entry) = raw.next() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        out.push(DirEntry {
+            name: OsStr::from_bytes(name).to_owned(),
+            file_type: entry.file_type(),
+            ino: entry.ino(),
+        });
+    }
+    Ok(out)
+}

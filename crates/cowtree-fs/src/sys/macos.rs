@@ -1,0 +1,185 @@
+//! macOS: `fclonefileat`, `F_FULLFSYNC`, and the per-component walk instead of `openat2`. Not
+//! run by cowtree's CI, only type-checked (`scripts/check-macos.sh`).
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::{CloneFlags, Mode, OFlags, Stat, Timestamps};
+use rustix::io::Errno;
+
+use crate::classify::{CloneErrno, classify_clone_errno};
+use crate::dir::DirEntry;
+use crate::reflink::CloneFailure;
+
+/// No `O_PATH` here: a lookup handle is a plain read-only open.
+pub const PATH_ONLY: OFlags = OFlags::empty();
+
+/// `fclonefileat` creates its destination: callers must not create it first.
+pub const CLONE_CREATES_DESTINATION: bool = true;
+
+/// The permission and type bits of `st` (`mode_t` is 16 bits here).
+pub fn stat_mode(st: &Stat) -> u32 {
+    u32::from(st.st_mode)
+}
+
+/// `bits` (permission bits, from a 32-bit mode) as a [`Mode`] (`mode_t` is 16 bits here; the
+/// permission bits fit).
+pub fn mode(bits: u32) -> Mode {
+    Mode::from_raw_mode((bits & 0o7777) as u16)
+}
+
+/// The file type in the mode bits `mode` (`mode_t` is 16 bits here; the type bits fit).
+pub fn file_type(mode: u32) -> rustix::fs::FileType {
+    rustix::fs::FileType::from_raw_mode((mode & 0o170000) as u16)
+}
+
+/// The bits of `mode` (`mode_t` is 16 bits here).
+pub fn mode_bits(mode: Mode) -> u32 {
+    u32::from(mode.bits())
+}
+
+/// The device of `st` (`dev_t` is a signed 32-bit number here).
+pub fn stat_dev(st: &Stat) -> u64 {
+    st.st_dev as u32 as u64
+}
+
+/// No `openat2` here: always `ENOSYS`, so callers walk with [`super::walk_beneath`].
+pub fn open_beneath(_dir: BorrowedFd<'_>, _rel: &Path, _flags: OFlags) -> Result<OwnedFd, Errno> {
+    Err(Errno::NOSYS)
+}
+
+/// No `syncfs` here: `sync` schedules every dirty buffer, then `F_FULLFSYNC` on `fd` makes
+/// the volume commit and the drive flush its cache.
+pub fn sync_filesystem(fd: impl AsFd) -> Result<(), Errno> {
+    rustix::fs::sync();
+    fsync(fd.as_fd())
+}
+
+/// `fcntl(F_FULLFSYNC)`: a plain `fsync` on macOS leaves the data in the drive's cache. A
+/// filesystem that refuses it (some network filesystems) gets a plain `fsync`.
+pub fn fsync(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    match rustix::fs::fcntl_fullfsync(fd) {
+        Err(Errno::NOTSUP | Errno::OPNOTSUPP | Errno::INVAL | Errno::NOTTY) => {
+            rustix::fs::fsync(fd)
+        }
+        r => r,
+    }
+}
+
+/// No clone between two open files here (`clonefile` makes a new file): `ENOTSUP`.
+pub fn ficlone(_dst: impl AsFd, _src: impl AsFd) -> Result<(), Errno> {
+    Err(Errno::NOTSUP)
+}
+
+/// Creates `dst_name` under `dst_dir` as a clone of the open file `src` with
+/// `fclonefileat(CLONE_NOFOLLOW | CLONE_NOOWNERCOPY)`, then opens it for writing. `clonefile`
+/// copies the source's times too; they are reset to now, as for any new file (the caller
+/// sets the source's when asked to keep them).
+pub(crate) fn clone_new(
+    src: BorrowedFd<'_>,
+    dst_dir: BorrowedFd<'_>,
+    dst_name: &OsStr,
+) -> io::Result<super::WholeClone> {
+    let mut retried = false;
+    loop {
+        match rustix::fs::fclonefileat(
+            src,
+            dst_dir,
+            dst_name,
+            CloneFlags::NOFOLLOW | CloneFlags::NOOWNERCOPY,
+        ) {
+            Ok(()) => break,
+            Err(e) => match classify_clone_errno(e.raw_os_error()) {
+                CloneErrno::Retry if !retried => retried = true,
+                CloneErrno::Retry => {
+                    return Ok(super::WholeClone::Failed(CloneFailure::Unsupported(
+                        crate::classify::UnsupportedCause::Busy,
+                    )));
+                }
+                CloneErrno::Unsupported(cause) => {
+                    return Ok(super::WholeClone::Failed(CloneFailure::Unsupported(cause)));
+                }
+                CloneErrno::MaybeVanished => {
+                    return Ok(super::WholeClone::Failed(CloneFailure::Vanished));
+                }
+                CloneErrno::Exists | CloneErrno::Fatal => return Err(e.into()),
+            },
+        }
+    }
+    let fd = rustix::fs::openat(
+        dst_dir,
+        dst_name,
+        OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let now = rustix::fs::Timespec {
+        tv_sec: 0,
+        tv_nsec: rustix::fs::UTIME_NOW,
+    };
+    rustix::fs::futimens(
+        &fd,
+        &Timestamps {
+            last_access: now,
+            last_modification: now,
+        },
+    )?;
+    Ok(super::WholeClone::Cloned(fd))
+}
+
+/// No `O_TMPFILE` here: `EOPNOTSUPP`, so callers stage under a name and rename.
+pub fn open_unnamed(_dir: impl AsFd, _flags: OFlags, _mode: Mode) -> Result<OwnedFd, Errno> {
+    Err(Errno::OPNOTSUPP)
+}
+
+/// No unnamed files to link here: `EOPNOTSUPP`.
+pub fn link_unnamed(
+    _fd: impl AsFd,
+    _dir: impl AsFd,
+    _rel: impl rustix::path::Arg,
+) -> Result<(), Errno> {
+    Err(Errno::OPNOTSUPP)
+}
+
+/// No `copy_file_range` here: `ENOSYS`, so callers read and write.
+pub fn copy_file_range(
+    _src: BorrowedFd<'_>,
+    _dst: BorrowedFd<'_>,
+    _len: usize,
+) -> Result<usize, Errno> {
+    Err(Errno::NOSYS)
+}
+
+/// A number for the filesystem's type name (`statfs.f_fstypename`): its first eight bytes,
+/// big-endian, so that "apfs" is `0x6170_6673_0000_0000`; see
+/// [`FsType::name`](crate::fstype::FsType::name).
+pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let st = rustix::fs::fstatfs(fd)?;
+    let mut eight = [0u8; 8];
+    for (d, s) in eight.iter_mut().zip(st.f_fstypename.iter()) {
+        *d = *s as u8;
+    }
+    Ok(u64::from_be_bytes(eight))
+}
+
+/// Reads the entries of the directory `fd` (`readdir` on a duplicate, rewound first).
+pub(crate) fn read_entries(fd: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
+    let mut out = Vec::new();
+    let mut dir = rustix::fs::Dir::read_from(fd)?;
+    dir.rewind();
+    for entry in dir {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        out.push(DirEntry {
+            name: OsStr::from_bytes(name).to_owned(),
+            file_type: entry.file_type(),
+            ino: entry.ino(),
+        });
+    }
+    Ok(out)
+}

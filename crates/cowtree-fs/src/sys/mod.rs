@@ -1,0 +1,248 @@
+//! The platform seam: every system call that exists on one platform only is reached through
+//! this module, so the rest of cowtree builds for Linux and macOS from the same source.
+//!
+//! | need | Linux (`linux.rs`) | macOS (`macos.rs`) |
+//! |---|---|---|
+//! | open a path beneath a directory, no symlinks | `openat2(RESOLVE_BENEATH \| RESOLVE_NO_SYMLINKS)` | [`walk_beneath`]: `openat(O_NOFOLLOW)` per component |
+//! | clone into a new file | create `O_EXCL`, then `ioctl(FICLONE)` | `fclonefileat(CLONE_NOFOLLOW \| CLONE_NOOWNERCOPY)` |
+//! | clone between two open files | `ioctl(FICLONE)` | unavailable (`ENOTSUP`) |
+//! | unnamed staging file | `O_TMPFILE`, then `linkat(AT_EMPTY_PATH)` | unavailable: callers use a named file and a rename |
+//! | in-kernel copy | `copy_file_range` | unavailable (`ENOSYS`): read/write |
+//! | durable `fsync` | `fsync` | `fcntl(F_FULLFSYNC)` (plain `fsync` leaves data in the drive's cache) |
+//! | commit a whole filesystem | `syncfs` | `sync` then `F_FULLFSYNC` |
+//! | handle for lookups only | `O_PATH` | a read-only open |
+//! | read a directory | `getdents64` through the handle's offset | `readdir` on a duplicate |
+//! | filesystem type | `statfs.f_type` (magic) | `statfs.f_fstypename` |
+//! | extent maps, dedupe (`cowtree du`, `cowtree dedupe`) | `FIEMAP`, `FIDEDUPERANGE` | unavailable: [`Unavailable`] |
+//!
+//! Linux is the tested platform. The macOS side is type-checked in CI
+//! (`scripts/check-macos.sh`), not run: the walk in [`walk_beneath`] is portable and is
+//! tested on Linux too.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use rustix::fs::{Mode, OFlags, openat};
+use rustix::io::Errno;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::*;
+
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+pub use macos::*;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+compile_error!("cowtree-fs supports Linux and macOS (see cowtree_fs::sys)");
+
+/// A feature this platform does not have, such as extent maps or deduplication on macOS.
+/// Returned inside an [`io::Error`] of kind [`io::ErrorKind::Unsupported`]; find it with
+/// [`Unavailable::find`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable {
+    /// What is missing, e.g. "FIEMAP extent maps".
+    pub feature: &'static str,
+}
+
+impl Unavailable {
+    /// The error to return for `feature`.
+    pub fn error(feature: &'static str) -> io::Error {
+        io::Error::new(io::ErrorKind::Unsupported, Unavailable { feature })
+    }
+
+    /// The [`Unavailable`] inside `err`, if that is what it is.
+    pub fn find(err: &io::Error) -> Option<Unavailable> {
+        err.get_ref()?.downcast_ref::<Unavailable>().copied()
+    }
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} unavailable on this platform ({})",
+            self.feature,
+            std::env::consts::OS
+        )
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+/// What [`clone_new`] did.
+// Linux clones by descriptor only, so it never makes the first two.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+pub(crate) enum WholeClone {
+    /// The destination was created as a clone of the source; here it is, open for writing.
+    Cloned(OwnedFd),
+    /// No destination was created: the clone is unsupported or the source vanished.
+    Failed(crate::reflink::CloneFailure),
+    /// This platform clones by descriptor: create the destination, then [`ficlone`] into it.
+    ByDescriptor,
+}
+
+const WALK_DIR: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+/// Opens the relative path `rel` beneath `dir` one component at a time, each with
+/// `openat(O_NOFOLLOW)`: every directory on the way is opened with `O_DIRECTORY` and the last
+/// component with `flags | O_NOFOLLOW`. A symlink anywhere fails with `ELOOP` (or `ENOTDIR`),
+/// never followed; an empty, absolute, `.` or `..` component is refused with `EINVAL` before
+/// any call, so the result is always inside `dir`.
+///
+/// This is how macOS opens beneath a directory, and Linux's fallback where `openat2` is
+/// missing.
+pub fn walk_beneath(dir: BorrowedFd<'_>, rel: &[u8], flags: OFlags) -> Result<OwnedFd, Errno> {
+    let parts = crate::name::validate_relative_path(rel).map_err(|_| Errno::INVAL)?;
+    let (last, middle) = parts.split_last().ok_or(Errno::INVAL)?;
+    let mut held: Option<OwnedFd> = None;
+    for part in middle {
+        let at = held.as_ref().map_or(dir, |fd| std::os::fd::AsFd::as_fd(fd));
+        let next = openat(
+            at,
+            std::ffi::OsStr::from_bytes(part),
+            WALK_DIR,
+            Mode::empty(),
+        )?;
+        held = Some(next);
+    }
+    let at = held.as_ref().map_or(dir, |fd| std::os::fd::AsFd::as_fd(fd));
+    openat(
+        at,
+        std::ffi::OsStr::from_bytes(last),
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn tree() -> tempfile::TempDir {
+        let t = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(t.path().join("root/a/b")).expect("mkdir");
+        std::fs::create_dir_all(t.path().join("outside")).expect("mkdir");
+        std::fs::write(t.path().join("root/a/b/file"), b"inside").expect("write");
+        std::fs::write(t.path().join("outside/secret"), b"outside").expect("write");
+        std::os::unix::fs::symlink("../../outside", t.path().join("root/a/up")).expect("ln");
+        std::os::unix::fs::symlink("b", t.path().join("root/a/inner")).expect("ln");
+        std::os::unix::fs::symlink("b/file", t.path().join("root/a/filelink")).expect("ln");
+        t
+    }
+
+    fn root(t: &tempfile::TempDir) -> OwnedFd {
+        rustix::fs::open(
+            t.path().join("root"),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("open root")
+    }
+
+    fn read(fd: OwnedFd) -> Vec<u8> {
+        std::fs::read(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        ))
+        .expect("read through fd")
+    }
+
+    #[test]
+    fn walk_beneath_opens_a_nested_file_and_directory() {
+        let t = tree();
+        let r = root(&t);
+        let f = walk_beneath(r.as_fd(), b"a/b/file", OFlags::RDONLY).expect("open file");
+        assert_eq!(read(f), b"inside");
+        let d = walk_beneath(r.as_fd(), b"a/b", WALK_DIR).expect("open dir");
+        let st = rustix::fs::fstat(&d).expect("fstat");
+        assert_eq!(
+            rustix::fs::FileType::from_raw_mode(st.st_mode),
+            rustix::fs::FileType::Directory
+        );
+    }
+
+    #[test]
+    fn walk_beneath_refuses_a_symlink_in_the_middle_that_points_outside() {
+        let t = tree();
+        let r = root(&t);
+        let e = walk_beneath(r.as_fd(), b"a/up/secret", OFlags::RDONLY).unwrap_err();
+        assert!(matches!(e, Errno::LOOP | Errno::NOTDIR), "{e:?}");
+    }
+
+    #[test]
+    fn walk_beneath_refuses_a_symlink_in_the_middle_even_when_it_stays_inside() {
+        let t = tree();
+        let r = root(&t);
+        let e = walk_beneath(r.as_fd(), b"a/inner/file", OFlags::RDONLY).unwrap_err();
+        assert!(matches!(e, Errno::LOOP | Errno::NOTDIR), "{e:?}");
+    }
+
+    #[test]
+    fn walk_beneath_refuses_a_symlink_as_the_last_component() {
+        let t = tree();
+        let r = root(&t);
+        let e = walk_beneath(r.as_fd(), b"a/filelink", OFlags::RDONLY).unwrap_err();
+        assert_eq!(e, Errno::LOOP);
+        let e = walk_beneath(r.as_fd(), b"a/up", WALK_DIR).unwrap_err();
+        assert!(matches!(e, Errno::LOOP | Errno::NOTDIR), "{e:?}");
+    }
+
+    #[test]
+    fn walk_beneath_refuses_dotdot_absolute_and_empty_components_before_any_call() {
+        let t = tree();
+        let r = root(&t);
+        for rel in [
+            &b"../outside/secret"[..],
+            b"a/../../outside/secret",
+            b"a/b/..",
+            b"/etc/passwd",
+            b"a//b/file",
+            b"a/./b/file",
+            b"",
+            b"a/b/",
+        ] {
+            assert_eq!(
+                walk_beneath(r.as_fd(), rel, OFlags::RDONLY).unwrap_err(),
+                Errno::INVAL,
+                "{:?}",
+                String::from_utf8_lossy(rel)
+            );
+        }
+    }
+
+    #[test]
+    fn walk_beneath_reports_a_missing_component_as_enoent() {
+        let t = tree();
+        let r = root(&t);
+        assert_eq!(
+            walk_beneath(r.as_fd(), b"a/nope/file", OFlags::RDONLY).unwrap_err(),
+            Errno::NOENT
+        );
+    }
+
+    #[test]
+    fn unavailable_is_found_inside_the_io_error_and_names_the_feature() {
+        let e = Unavailable::error("FIEMAP extent maps");
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+        assert_eq!(
+            Unavailable::find(&e),
+            Some(Unavailable {
+                feature: "FIEMAP extent maps"
+            })
+        );
+        assert!(
+            e.to_string().contains("FIEMAP extent maps unavailable"),
+            "{e}"
+        );
+        assert_eq!(Unavailable::find(&io::Error::other("x")), None);
+    }
+}
