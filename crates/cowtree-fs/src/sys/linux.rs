@@ -14,8 +14,8 @@ use crate::dir::DirEntry;
 /// Added to a directory open for a handle used only to look entries up and `stat` them.
 pub const PATH_ONLY: OFlags = OFlags::PATH;
 
-/// Whether a clone creates its destination itself ([`clone_new`]); on Linux the destination
-/// is created first and cloned into by descriptor ([`ficlone`]).
+/// Whether a clone creates its destination itself (as macOS's `fclonefileat` does); on Linux
+/// the destination is created first and cloned into by descriptor ([`ficlone`]).
 pub const CLONE_CREATES_DESTINATION: bool = false;
 
 /// The permission and type bits of `st`.
