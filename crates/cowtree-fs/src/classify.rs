@@ -192,6 +192,43 @@ mod tests {
     }
 
     #[test]
+    fn enotsup_from_clonefile_means_the_filesystem_cannot_clone() {
+        assert_eq!(
+            classify_clone_errno(ENOTSUP),
+            CloneErrno::Unsupported(UnsupportedCause::Filesystem)
+        );
+    }
+
+    /// The policy's numbers come from rustix; on Linux they must be the kernel's (the same on
+    /// every architecture cowtree builds for), as they were when written out by hand.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn errno_numbers_on_linux_are_the_kernel_numbers() {
+        let want = [
+            (EPERM, 1),
+            (ENOENT, 2),
+            (EIO, 5),
+            (EAGAIN, 11),
+            (EACCES, 13),
+            (EEXIST, 17),
+            (EXDEV, 18),
+            (EINVAL, 22),
+            (EMFILE, 24),
+            (ENOTTY, 25),
+            (EFBIG, 27),
+            (ENOSPC, 28),
+            (EMLINK, 31),
+            (ENOSYS, 38),
+            (EOPNOTSUPP, 95),
+            (ENOTSUP, 95),
+            (EDQUOT, 122),
+        ];
+        for (got, number) in want {
+            assert_eq!(got, number);
+        }
+    }
+
+    #[test]
     fn fatal_errors_are_never_unsupported() {
         for errno in [ENOSPC, EDQUOT, EIO, EFBIG] {
             assert!(!matches!(

@@ -236,6 +236,10 @@ pub use linux::{dedupe_file, dedupe_range};
 /// The name [`crate::sys::Unavailable`] gives deduplication where the platform has none.
 pub const FEATURE: &str = "FIDEDUPERANGE deduplication";
 
+/// Whether this platform has FIDEDUPERANGE: where it does not (macOS), [`dedupe_range`] and
+/// [`dedupe_file`] fail with [`crate::sys::Unavailable`].
+pub const AVAILABLE: bool = cfg!(target_os = "linux");
+
 /// Platforms without FIDEDUPERANGE (macOS): every call fails with
 /// [`Unavailable`](crate::sys::Unavailable), kind [`io::ErrorKind::Unsupported`].
 #[cfg(not(target_os = "linux"))]

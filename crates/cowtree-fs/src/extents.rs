@@ -272,6 +272,10 @@ pub use unavailable::{extent_summary, fiemap, fiemap_into, fiemap_range_into};
 /// The name [`crate::sys::Unavailable`] gives extent maps where the platform has none.
 pub const FEATURE: &str = "FIEMAP extent maps";
 
+/// Whether this platform has FIEMAP: where it does not (macOS), [`fiemap`] and its siblings
+/// fail with [`crate::sys::Unavailable`].
+pub const AVAILABLE: bool = cfg!(target_os = "linux");
+
 #[cfg(test)]
 mod tests {
     use super::*;

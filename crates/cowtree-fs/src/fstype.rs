@@ -35,8 +35,8 @@ impl FsType {
             0x0000_9fa0 => "proc",
             0x6265_6572 => "sysfs",
             0x0000_1373 => "devfs",
-            // macOS has no magic numbers: there the number is the type's name (`f_fstypename`)
-            // in ASCII, see `sys::fs_magic`.
+            // macOS has no magic numbers: there the number is the type's name
+            // (`f_fstypename`), see `FsType::from_type_name`.
             0x6170_6673_0000_0000 => "apfs",
             0x6866_7300_0000_0000 => "hfs",
             _ => "unknown",
@@ -50,6 +50,21 @@ impl FsType {
             self.name(),
             "xfs" | "btrfs" | "bcachefs" | "ocfs2" | "zfs" | "apfs"
         )
+    }
+}
+
+impl FsType {
+    /// The type for a filesystem known by its name rather than a magic number (macOS's
+    /// `statfs.f_fstypename`): the first eight bytes of the name, big-endian, which is what
+    /// [`FsType::name`] maps back for the names it knows ("apfs", "hfs").
+    pub fn from_type_name(name: &[u8]) -> FsType {
+        let mut eight = [0u8; 8];
+        for (d, s) in eight.iter_mut().zip(name.iter().take_while(|&&b| b != 0)) {
+            *d = *s;
+        }
+        FsType {
+            magic: u64::from_be_bytes(eight),
+        }
     }
 }
 
@@ -73,5 +88,16 @@ mod tests {
         assert_eq!(FsType { magic: 1 }.name(), "unknown");
         assert!(FsType { magic: 0x58465342 }.may_reflink());
         assert!(!FsType { magic: 0xef53 }.may_reflink());
+    }
+
+    #[test]
+    fn type_names_map_to_their_names_and_apfs_may_reflink() {
+        let apfs = FsType::from_type_name(b"apfs\0\0\0garbage-after-nul");
+        assert_eq!(apfs.name(), "apfs");
+        assert!(apfs.may_reflink());
+        assert_eq!(FsType::from_type_name(b"hfs").name(), "hfs");
+        assert!(!FsType::from_type_name(b"hfs").may_reflink());
+        assert_eq!(FsType::from_type_name(b"msdos").name(), "unknown");
+        assert_eq!(FsType::from_type_name(b"").name(), "unknown");
     }
 }

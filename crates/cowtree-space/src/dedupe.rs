@@ -156,6 +156,9 @@ pub enum DedupeError {
         /// What told us.
         why: String,
     },
+    /// This platform has no deduplication call (FIDEDUPERANGE is Linux's).
+    #[error("{0}; nothing was changed")]
+    Unavailable(cowtree_fs::sys::Unavailable),
 }
 
 /// One file of a candidate group.
@@ -253,6 +256,11 @@ fn free_bytes(fd: BorrowedFd<'_>) -> Option<u64> {
 /// Finds identical files under `paths` and deduplicates them (see the module docs).
 pub fn dedupe(paths: &[PathBuf], opts: &DedupeOptions<'_>) -> Result<DedupeReport, DedupeError> {
     // Refusals first, before any work.
+    if !cowtree_fs::dedupe::AVAILABLE {
+        return Err(DedupeError::Unavailable(cowtree_fs::sys::Unavailable {
+            feature: cowtree_fs::dedupe::FEATURE,
+        }));
+    }
     let mut roots = Vec::new();
     for p in paths {
         roots.push((p, root_dev(p)?));

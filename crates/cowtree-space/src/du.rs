@@ -433,11 +433,14 @@ fn visit_file(acc: &mut Acc, at: At<'_>, st: &Stat, fd: &OwnedFd, opts: &DuOptio
             acc.unmapped_allocated += st.st_blocks as u64 * 512;
             acc.fiemap_failed_dev.insert(dev);
             if acc.unmapped_reason.is_none() {
-                acc.unmapped_reason = Some(format!(
-                    "FIEMAP is not supported on {} ({})",
-                    acc.fs_types.get(&dev).copied().unwrap_or("unknown"),
-                    at.path().display()
-                ));
+                acc.unmapped_reason = Some(match cowtree_fs::sys::Unavailable::find(&e) {
+                    Some(unavailable) => unavailable.to_string(),
+                    None => format!(
+                        "FIEMAP is not supported on {} ({})",
+                        acc.fs_types.get(&dev).copied().unwrap_or("unknown"),
+                        at.path().display()
+                    ),
+                });
             }
             None
         }

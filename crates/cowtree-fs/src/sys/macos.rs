@@ -152,16 +152,12 @@ pub fn copy_file_range(
     Err(Errno::NOSYS)
 }
 
-/// A number for the filesystem's type name (`statfs.f_fstypename`): its first eight bytes,
-/// big-endian, so that "apfs" is `0x6170_6673_0000_0000`; see
-/// [`FsType::name`](crate::fstype::FsType::name).
+/// The filesystem's type as a number made from its name (`statfs.f_fstypename`), see
+/// [`FsType::from_type_name`](crate::fstype::FsType::from_type_name).
 pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<u64> {
     let st = rustix::fs::fstatfs(fd)?;
-    let mut eight = [0u8; 8];
-    for (d, s) in eight.iter_mut().zip(st.f_fstypename.iter()) {
-        *d = *s as u8;
-    }
-    Ok(u64::from_be_bytes(eight))
+    let name: Vec<u8> = st.f_fstypename.iter().map(|&c| c as u8).collect();
+    Ok(crate::fstype::FsType::from_type_name(&name).magic)
 }
 
 /// Reads the entries of the directory `fd` (`readdir` on a duplicate, rewound first).
