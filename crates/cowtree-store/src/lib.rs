@@ -16,12 +16,15 @@
 //! Which store serves a tree (one per filesystem) is decided by [`discover`].
 //!
 //! - [`Store::open`] finds or creates a store; [`ingest::snapshot_dir`] records a tree;
-//!   [`checkout::checkout`] materializes one; [`gc`], [`verify`] maintain the store;
+//!   [`checkout::checkout`] materializes one (registering its staging beside the destination
+//!   in [`dest_staging`] so that gc can remove what a killed checkout left); [`gc`], [`verify`]
+//!   maintain the store;
 //!   [`interchange`] is the JSON manifest format other tools can write.
 
 #![warn(missing_docs)]
 
 pub mod checkout;
+pub mod dest_staging;
 pub mod discover;
 pub mod error;
 pub mod gc;

@@ -210,11 +210,13 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let store = store_for_tree(&opt, &dir, quiet)?;
     check_name(&store, args.name.as_deref(), args.force)?;
     expect_interrupt(&store);
-    let spinner = crate::progress::Activity::start(
+    let spinner = crate::progress::Activity::counting(
         format!("recording {}", dir.display()),
         quiet || args.json,
+        ("file", "files"),
     );
-    let r = ingest::snapshot_dir(&store, &dir, args.name.as_deref());
+    let r =
+        ingest::snapshot_dir_with_progress(&store, &dir, args.name.as_deref(), spinner.progress());
     drop(spinner);
     let r = r?;
     let abs = cowtree_store::discover::absolute(&dir).unwrap_or(dir.clone());
