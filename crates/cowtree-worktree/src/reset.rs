@@ -42,7 +42,7 @@ pub fn reset(
 }
 
 /// [`reset`], counting into `progress`: the total (files and symlinks to restore, their
-/// bytes) once the worktree has been compared with its base, then one entry per file or
+/// bytes of file data) once the worktree has been compared with its base, then one entry per file or
 /// symlink restored, with its bytes. The comparison itself is not counted.
 pub fn reset_with_progress(
     store: &Store,
@@ -108,14 +108,14 @@ pub fn reset_with_progress(
     let files = || restore.iter().filter(|e| e.kind != Kind::Dir);
     progress.set_total(Total {
         entries: files().count() as u64,
-        bytes: Some(files().map(|e| e.size()).sum()),
+        bytes: Some(files().map(|e| crate::switch::file_bytes(e)).sum()),
     });
     let recs: Vec<Rec> = restore
         .par_iter()
         .filter(|e| e.kind != Kind::Dir)
         .map(|e| {
             let placed = ap.place(e, hard, &cache).map(|p| p.rec);
-            progress.add(1, e.size());
+            progress.add(1, crate::switch::file_bytes(e));
             placed
         })
         .collect::<Result<_>>()?;

@@ -306,7 +306,7 @@ fn apply(
         bytes: Some(
             ops.iter()
                 .map(|op| match op {
-                    Op::Place(new, _) => new.size(),
+                    Op::Place(new, _) => file_bytes(new),
                     Op::Remove(_) => 0,
                 })
                 .sum(),
@@ -356,7 +356,7 @@ fn apply(
         .par_iter()
         .map(|e| {
             let placed = ap.place(e, true, cache);
-            progress.add(1, e.size());
+            progress.add(1, file_bytes(e));
             placed
         })
         .collect::<Result<_>>()?;
@@ -409,4 +409,9 @@ fn apply(
     wt.pending = None;
     registry::save(store, wt, Some(&fresh))?;
     Ok((written, removed, created))
+}
+
+/// The bytes of file data an entry brings (a symlink's target is not file data).
+pub(crate) fn file_bytes(e: &Entry) -> u64 {
+    e.hash().map_or(0, |_| e.size())
 }

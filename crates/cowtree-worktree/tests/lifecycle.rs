@@ -920,3 +920,31 @@ fn an_unfinished_switch_pins_both_of_its_snapshots() {
     assert_eq!(users(&e.b), vec![path.clone()]);
     assert!(users(&e.a).is_empty());
 }
+
+#[test]
+fn switch_and_reset_count_each_entry_they_change_with_its_file_bytes() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let mut wt = check_out(&e, &e.a, "wt");
+    let p = cowtree_fs::Progress::default();
+    let r = switch::switch_with_progress(&e.store, &mut wt, &e.b, false, &p).unwrap();
+    let total = p.total().expect("a switch knows its total");
+    // Files written: "changed content", "brand new", "x", "now a file" and the re-moded
+    // "same bytes\n"; the symlinks carry no file data.
+    assert_eq!(total.bytes, Some(15 + 9 + 1 + 10 + 11));
+    assert_eq!(total.entries, r.written + r.removed, "{r:?}");
+    assert_eq!((p.entries(), Some(p.bytes())), (total.entries, total.bytes));
+
+    let w = wt.path.clone();
+    fs::write(w.join("d1/sub/f1"), b"edited").unwrap();
+    fs::write(w.join("d2/sub/f2"), b"edited too").unwrap();
+    let p = cowtree_fs::Progress::default();
+    let r = reset::reset_with_progress(&e.store, &mut wt, &[], false, &p).unwrap();
+    assert_eq!(r.restored, 2);
+    // f1 and f2 of tree A (the same in B): 500 + 37 and 500 + 2 * 37 bytes.
+    let bytes = 537 + 574;
+    assert_eq!(
+        p.total().map(|t| (t.entries, t.bytes)),
+        Some((2, Some(bytes)))
+    );
+    assert_eq!((p.entries(), p.bytes()), (2, bytes));
+}

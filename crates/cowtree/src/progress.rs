@@ -50,6 +50,12 @@ impl Activity {
         &self.progress
     }
 
+    /// The counters, shared, when something is drawn from them (for a library that takes
+    /// its progress as an option and can skip work when there is none).
+    pub fn shared(&self) -> Option<Arc<Progress>> {
+        self.thread.is_some().then(|| Arc::clone(&self.progress))
+    }
+
     fn spawn(label: String, quiet: bool, noun: Option<Noun>) -> Activity {
         let progress = Arc::new(Progress::default());
         if quiet || !std::io::stderr().is_terminal() {

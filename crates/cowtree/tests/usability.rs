@@ -829,6 +829,11 @@ fn sigint_at_random_points_of_checkout_and_snapshot_leaves_only_what_the_message
                 .filter(|n| n.contains(".cowtree-"))
                 .collect();
             assert!(left.is_empty(), "round {round}: left {left:?} ({err})");
+            let records = staging_records(&store);
+            assert!(
+                records.is_empty(),
+                "round {round}: left {records:?} ({err})"
+            );
         } else {
             let copy = x.path().join(format!("copy{round}"));
             tree(&copy, 3000, 1400 + round as usize);
@@ -898,7 +903,7 @@ fn a_command_that_runs_over_a_second_on_a_terminal_shows_that_it_works() {
     drop(lock);
     let shown = drawn(slow);
     assert!(
-        shown.contains(&format!("verifying {}", store.display())),
+        shown.contains(&format!("verifying {}: 0 blobs", store.display())),
         "{shown}"
     );
     assert!(shown.contains("checked 0 blobs"), "{shown}");
