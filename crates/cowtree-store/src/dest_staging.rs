@@ -12,7 +12,8 @@
 //!   path, whose parent was canonical when it was written.
 //! - `pid` and `boot_id` (`/proc/sys/kernel/random/boot_id`) name the process that made it.
 //! - `dev` and `ino` are the staging directory's device and inode, recorded once it exists
-//!   (null before): gc removes only the directory that is still that one.
+//!   (null before): gc removes only the directory at `path` that still has that inode (the
+//!   device number may change between mounts; see docs/store.md).
 //!
 //! The order is what makes it safe: the registration is written durably before the
 //! directory is created (so no staging directory exists that no registration names, even
@@ -23,8 +24,9 @@
 //! (held by a live checkout) and, where the filesystem has no `flock`, by pid and boot id.
 //!
 //! A process killed between creating the directory and recording its `dev`/`ino` (a window of
-//! one `mkdir`) leaves a registration without them: gc drops it and removes nothing, and the
-//! next checkout to the same destination removes that staging directory.
+//! one `mkdir`), or a power loss after the `mkdir` reached the disk and before the rewrite
+//! did, leaves a registration without them: gc drops it and removes nothing, and the next
+//! checkout to the same destination removes that staging directory.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -166,7 +168,7 @@ pub enum Outcome {
 
 /// gc's pass over the registrations (call with the store lock held exclusively): removes
 /// staging directories whose owner is gone, each only if the directory at the registered path
-/// is still the registered one (device and inode, opened without following a symlink in any
+/// is still the registered one (its inode, opened without following a symlink in any
 /// component), its contents through that open directory and then the empty directory by name.
 /// Registrations that name nothing left to remove are dropped. `grace` is how long a
 /// registration that cannot be read, or whose owner cannot be told dead, is kept.
@@ -214,7 +216,7 @@ fn settle(rec: &Record, dry_run: bool, grace: Duration) -> Result<Outcome> {
         return Ok(Outcome::Dropped);
     };
     let owner_gone = || owner_gone(rec, grace);
-    let (Some(dev), Some(ino)) = (rec.dev, rec.ino) else {
+    let (Some(_), Some(ino)) = (rec.dev, rec.ino) else {
         // Killed before the directory was recorded: nothing here may be removed.
         return Ok(if owner_gone() {
             Outcome::Dropped
@@ -225,11 +227,7 @@ fn settle(rec: &Record, dry_run: bool, grace: Duration) -> Result<Outcome> {
     let (Some(parent_path), Some(name)) = (path.parent(), path.file_name()) else {
         return Ok(Outcome::Dropped);
     };
-    let Some(rel) = parent_path
-        .strip_prefix("/")
-        .ok()
-        .filter(|_| path.is_absolute())
-    else {
+    let Ok(rel) = parent_path.strip_prefix("/") else {
         return Ok(Outcome::Dropped);
     };
     // No symlink in any component: the parent was canonical when registered, and one that
@@ -252,10 +250,11 @@ fn settle(rec: &Record, dry_run: bool, grace: Duration) -> Result<Outcome> {
         Ok(d) => d,
         Err(_) => return Ok(Outcome::Dropped),
     };
+    // At its own (unique) path the directory is recognised by its inode, as a worktree is
+    // (docs/store.md): the device number of a filesystem can change from one mount to the
+    // next (loop devices, btrfs's anonymous devices).
     let st = staging.stat_self().map_err(at)?;
-    if (st.st_dev, st.st_ino) != (dev, ino)
-        || FileType::from_raw_mode(st.st_mode) != FileType::Directory
-    {
+    if st.st_ino != ino || FileType::from_raw_mode(st.st_mode) != FileType::Directory {
         return Ok(Outcome::Dropped);
     }
     // A live checkout holds an flock on its staging directory for as long as it runs.
