@@ -378,7 +378,6 @@ fn cli_error(e: LinkError, dst: &Path, existed: bool, done: &[PathBuf]) -> CliEr
     }
 }
 
-/// Shows a progress bar on stderr once the run has taken about a second, until `done` closes.
 fn to_json(src: &Path, r: &LinkReport) -> JsonReport {
     JsonReport {
         source: src.to_string_lossy().into_owned(),
