@@ -17,8 +17,9 @@
 //!
 //! The order is what makes it safe: the registration is written durably before the
 //! directory is created (so no staging directory exists that no registration names, even
-//! after a power loss), then rewritten durably with `dev`/`ino`, and removed once the staging
-//! directory has been renamed into place or removed. gc holds the store lock exclusively,
+//! after a power loss), then rewritten with `dev`/`ino` (not synced; see
+//! [`Registration::created`]), and removed once the staging directory has been renamed into place
+//! or removed. gc holds the store lock exclusively,
 //! while every checkout holds it shared for as long as it runs, so a registration gc sees
 //! belongs to a process that is gone; gc checks anyway, by the staging directory's `flock`
 //! (held by a live checkout) and, where the filesystem has no `flock`, by pid and boot id.
@@ -39,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::util::{read_at, unique_suffix, write_atomic};
+use crate::util::{read_at, unique_suffix};
 
 /// Registration format version.
 pub const VERSION: u32 = 1;
@@ -114,16 +115,20 @@ pub fn register<'a>(store: &'a Store, path: &Path) -> Result<Registration<'a>> {
         },
         keep: false,
     };
-    reg.write()?;
+    reg.write(true)?;
     Ok(reg)
 }
 
 impl Registration<'_> {
-    /// Records, durably, the device and inode of the staging directory just created.
+    /// Records the device and inode of the staging directory just created. Not synced: a
+    /// checkout into the store's filesystem makes it durable with its tree (the `syncfs`
+    /// before the worktree is registered), and a power loss before it reaches the disk leaves
+    /// at worst a registration without them, which names nothing gc may remove (see the
+    /// module doc).
     pub fn created(&mut self, dev: u64, ino: u64) -> Result<()> {
         self.record.dev = Some(dev);
         self.record.ino = Some(ino);
-        self.write()
+        self.write(false)
     }
 
     /// Leaves the registration in the store for gc (the staging directory could not be
@@ -132,9 +137,10 @@ impl Registration<'_> {
         self.keep = true;
     }
 
-    fn write(&self) -> Result<()> {
+    fn write(&self, sync: bool) -> Result<()> {
         let json = serde_json::to_vec(&self.record).map_err(|e| Error::msg(e.to_string()))?;
-        write_atomic(self.store.worktrees_dir(), &self.name, &json, 0o644).map_err(|e| {
+        let dir = self.store.worktrees_dir();
+        cowtree_fs::dir::write_atomic(dir, &self.name, &json, 0o644, sync).map_err(|e| {
             Error::msg(format!(
                 "register staging {} in {}: {e}",
                 self.record.path_buf().unwrap_or_default().display(),
