@@ -1074,3 +1074,48 @@ fn gc_leaves_the_staging_of_a_running_checkout_alone() {
     assert_eq!(v["staging_beside"], serde_json::json!([]), "{v}");
     assert!(staging_records(&store).is_empty());
 }
+
+#[test]
+fn a_checkout_held_up_on_a_terminal_shows_its_counts_out_of_the_total() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let home = x.path();
+    let store = x.path().join("store");
+    let src = x.path().join("src");
+    tree(&src, 100, 1500);
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    ok(
+        &mut c,
+        &[s("snapshot"), s("--name"), s("v1"), src.as_os_str()],
+    );
+    // Held up after every file is placed and before it registers the worktree (the
+    // registration lock, an flock on worktrees/, taken here): the bar shows the whole count.
+    let lock = fs::File::open(store.join("worktrees")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let dst = x.path().join("wt");
+    let args = [
+        Path::new("--store"),
+        store.as_path(),
+        Path::new("checkout"),
+        Path::new("v1"),
+        dst.as_path(),
+    ];
+    let slow = on_terminal(home, &args);
+    std::thread::sleep(Duration::from_millis(2500));
+    drop(lock);
+    let o = slow.wait_with_output().unwrap();
+    let shown = text(&o.stdout);
+    assert!(o.status.success(), "{shown}");
+    assert!(
+        shown.contains("100/100 files, 146.5 KiB/146.5 KiB"),
+        "{shown}"
+    );
+    // Not drawn when stderr is not a terminal.
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    let o = ok(
+        &mut c,
+        &[s("checkout"), s("v1"), x.path().join("wt2").as_os_str()],
+    );
+    assert!(!text(&o.stderr).contains("files,"), "{}", text(&o.stderr));
+}
