@@ -6,9 +6,10 @@
 //! was) or complete. The checkout holds an `flock` on its staging directory while it runs; the
 //! next checkout to the same destination removes staging whose lock it can take (left by a
 //! checkout that was killed), and so does `gc`, which finds it through the registration the
-//! checkout writes in the store before creating it ([`crate::dest_staging`]). Files are cloned from their blobs in parallel with modes 0644/0755 by
-//! kind (never the blob's 0444), symlinks are recreated with their exact targets. Every
-//! destination-side call is relative to a directory fd opened beneath the staging root.
+//! checkout writes in the store before creating it ([`crate::dest_staging`]). Files are cloned
+//! from their blobs in parallel with modes 0644/0755 by kind (never the blob's 0444), symlinks
+//! are recreated with their exact targets. Every destination-side call is relative to a
+//! directory fd opened beneath the staging root.
 //!
 //! The clone/copy decision follows [`cowtree_link::LinkState`] for the one (store device,
 //! destination device) pair: the first unsupported clone moves the batch to copy, reported as a
@@ -219,7 +220,9 @@ pub fn checkout_with_progress(
         .map_err(|e| Error::msg(format!("{}: {e}", stage_path.display())))
         .and_then(|st| registration.created(st.st_dev, st.st_ino));
     if let Err(e) = result {
-        let _ = parent.remove_tree(&stage_name);
+        if parent.remove_tree(&stage_name).is_err() {
+            registration.keep();
+        }
         return Err(e);
     }
     let result = fill(store, &manifest, &stage, &stage_path, opts, progress);
