@@ -948,3 +948,44 @@ fn switch_and_reset_count_each_entry_they_change_with_its_file_bytes() {
     );
     assert_eq!((p.entries(), p.bytes()), (2, bytes));
 }
+
+#[test]
+fn status_and_incremental_snapshot_count_each_entry_with_the_bytes_they_read() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let mut wt = check_out(&e, &e.a, "wt");
+    // Tree A's files and symlinks: 30 in d0..d2/sub, keep.txt, tool, becomes-link,
+    // becomes-dir, was-dir/inner, modeonly, gone and link.
+    let n = 38;
+    let p = cowtree_fs::Progress::default();
+    let s = status::status_with_progress(&e.store, &mut wt, &p).unwrap();
+    assert!(!s.dirty(), "{:?}", s.changes);
+    assert_eq!(s.hashed, 0);
+    assert_eq!((p.entries(), p.bytes(), p.total()), (n, 0, None));
+
+    // Same size, new content: read by the status, which learns its hash.
+    let w = wt.path.clone();
+    fs::write(w.join("d0/sub/f0"), pattern(500, 99)).unwrap();
+    sleep_past_granularity();
+    let p = cowtree_fs::Progress::default();
+    let s = status::status_with_progress(&e.store, &mut wt, &p).unwrap();
+    assert_eq!(s.changes.len(), 1, "{:?}", s.changes);
+    assert_eq!(s.hashed, 1);
+    assert_eq!((p.entries(), p.bytes()), (n, 500));
+
+    // A new file. The snapshot reads it and f0 (whose hash the stat cache knows now, but
+    // whose blob is not in the store), and nothing else.
+    fs::write(w.join("added"), b"brand").unwrap();
+    sleep_past_granularity();
+    let p = cowtree_fs::Progress::default();
+    let r = snapshot::snapshot_with_progress(&e.store, &mut wt, None, true, &p).unwrap();
+    assert_eq!((r.read, r.new_bytes), (2, 500 + 5), "{r:?}");
+    // The link is an entry of the walk but not a file of the report.
+    assert_eq!(r.files + 1, n + 1, "{r:?}");
+    assert_eq!((p.entries(), p.bytes(), p.total()), (n + 1, 500 + 5, None));
+
+    // The worktree as snapshotted, again, without reading anything.
+    let p = cowtree_fs::Progress::default();
+    let s = status::status_with_progress(&e.store, &mut wt, &p).unwrap();
+    assert!(!s.dirty(), "{:?}", s.changes);
+    assert_eq!((p.entries(), p.bytes()), (n + 1, 0));
+}

@@ -1,6 +1,6 @@
-//! What a long command draws while it works: a bar with counts (entries and bytes done, out of
-//! the total when the library knows it, from a [`cowtree_fs::Progress`] the library bumps), or
-//! a spinner with the elapsed time where the library counts nothing. Drawn on stderr only when
+//! What a long command draws while it works: counts (entries and bytes done, as a bar out of
+//! the total when the library knows it, from a [`cowtree_fs::Progress`] the library bumps)
+//! and the elapsed time. Drawn on stderr only when
 //! it is a terminal, only once the command has run for a second, and cleared when the command
 //! ends, so that a long snapshot, checkout or verify is never silent and a quick one never
 //! flickers.
@@ -33,30 +33,9 @@ pub struct Activity {
 }
 
 impl Activity {
-    /// Shows `label` with a spinner and the elapsed time after [`DELAY`], unless `quiet` or
-    /// stderr is not a terminal.
-    pub fn start(label: String, quiet: bool) -> Activity {
-        Activity::spawn(label, quiet, None)
-    }
-
     /// Shows `label` with the counts of [`Activity::progress`] (in `noun`s and bytes, as a bar
     /// once the total is known) after [`DELAY`], unless `quiet` or stderr is not a terminal.
     pub fn counting(label: String, quiet: bool, noun: Noun) -> Activity {
-        Activity::spawn(label, quiet, Some(noun))
-    }
-
-    /// The counters to hand to the library.
-    pub fn progress(&self) -> &Progress {
-        &self.progress
-    }
-
-    /// The counters, shared, when something is drawn from them (for a library that takes
-    /// its progress as an option and can skip work when there is none).
-    pub fn shared(&self) -> Option<Arc<Progress>> {
-        self.thread.is_some().then(|| Arc::clone(&self.progress))
-    }
-
-    fn spawn(label: String, quiet: bool, noun: Option<Noun>) -> Activity {
         let progress = Arc::new(Progress::default());
         if quiet || !std::io::stderr().is_terminal() {
             return Activity {
@@ -69,13 +48,24 @@ impl Activity {
         let counters = Arc::clone(&progress);
         let thread = std::thread::Builder::new()
             .name("cowtree-progress".into())
-            .spawn(move || draw(&rx, &label, noun.map(|n| (&*counters, n))))
+            .spawn(move || draw(&rx, &label, &counters, noun))
             .ok();
         Activity {
             done: Some(tx),
             thread,
             progress,
         }
+    }
+
+    /// The counters to hand to the library.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// The counters, shared, when something is drawn from them (for a library that takes
+    /// its progress as an option and can skip work when there is none).
+    pub fn shared(&self) -> Option<Arc<Progress>> {
+        self.thread.is_some().then(|| Arc::clone(&self.progress))
     }
 }
 
@@ -89,7 +79,7 @@ impl Drop for Activity {
 }
 
 /// The drawing thread: waits [`DELAY`], then redraws every [`REDRAW`] until `done` closes.
-fn draw(done: &mpsc::Receiver<()>, label: &str, counts: Option<(&Progress, Noun)>) {
+fn draw(done: &mpsc::Receiver<()>, label: &str, progress: &Progress, noun: Noun) {
     if done.recv_timeout(DELAY) != Err(mpsc::RecvTimeoutError::Timeout) {
         return;
     }
@@ -98,28 +88,23 @@ fn draw(done: &mpsc::Receiver<()>, label: &str, counts: Option<(&Progress, Noun)
     if let Some(s) = style("{spinner} {msg} ({elapsed})") {
         bar.set_style(s);
     }
-    bar.set_message(label.to_string());
     bar.enable_steady_tick(REDRAW);
-    if let Some((progress, noun)) = counts {
-        let mut with_total = style("{spinner} {prefix} {wide_bar} {msg} ({elapsed})");
-        bar.set_prefix(label.to_string());
-        loop {
-            let total = progress.total();
-            if let Some(t) = total {
-                // Once: the bar appears when the total becomes known.
-                if let Some(s) = with_total.take() {
-                    bar.set_style(s);
-                }
-                bar.set_length(t.entries);
-                bar.set_position(progress.entries());
+    let mut with_total = style("{spinner} {prefix} {wide_bar} {msg} ({elapsed})");
+    bar.set_prefix(label.to_string());
+    loop {
+        let total = progress.total();
+        if let Some(t) = total {
+            // Once: the bar appears when the total becomes known.
+            if let Some(s) = with_total.take() {
+                bar.set_style(s);
             }
-            bar.set_message(counts_line(label, progress, total, noun));
-            if done.recv_timeout(REDRAW) != Err(mpsc::RecvTimeoutError::Timeout) {
-                break;
-            }
+            bar.set_length(t.entries);
+            bar.set_position(progress.entries());
         }
-    } else {
-        let _ = done.recv();
+        bar.set_message(counts_line(label, progress, total, noun));
+        if done.recv_timeout(REDRAW) != Err(mpsc::RecvTimeoutError::Timeout) {
+            break;
+        }
     }
     bar.finish_and_clear();
 }
