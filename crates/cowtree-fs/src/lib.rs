@@ -7,6 +7,7 @@
 //! - [`probe::ProbeCache`]: a raw clone probe, cached per (source device, destination device).
 //! - [`extents`]: FIEMAP extent maps, to see whether data is really shared.
 //! - [`dedupe`]: FIDEDUPERANGE, to share data between files that already hold equal bytes.
+//! - [`Progress`]: counters a long operation bumps from its workers, for a progress display.
 //! - [`dir::Dir`] and [`name`]: directory-relative, symlink-refusing operations and name
 //!   validation for everything written into a destination.
 //!
@@ -29,6 +30,7 @@ pub mod hardlink;
 pub mod name;
 pub mod parallel;
 pub mod probe;
+pub mod progress;
 pub mod read;
 pub mod reflink;
 pub mod sys;
@@ -38,6 +40,7 @@ pub use copy::CopyRange;
 pub use error::raw_errno;
 #[cfg(unix)]
 pub use hardlink::{HardlinkOutcome, hardlink, hardlink_at};
+pub use progress::Progress;
 pub use reflink::{
     CopyMethod, Method, ReflinkOutcome, Transfer, TransferOptions, clone_or_copy, try_reflink,
 };

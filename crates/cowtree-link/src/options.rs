@@ -186,3 +186,18 @@ impl Progress for ProgressCounters {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 }
+
+/// The shared counters of [`cowtree_fs::Progress`] (used by the store and worktree
+/// operations too): the scan sets the total in entries, and each advance adds to the counts.
+impl Progress for cowtree_fs::Progress {
+    fn scanned(&self, totals: &ScanTotals) {
+        self.set_total(cowtree_fs::progress::Total {
+            entries: totals.entries(),
+            bytes: None,
+        });
+    }
+
+    fn advanced(&self, entries: u64, bytes: u64) {
+        self.add(entries, bytes);
+    }
+}

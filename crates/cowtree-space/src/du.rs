@@ -28,6 +28,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use cowtree_fs::Progress;
 use cowtree_fs::extents::{
     EXTENT_DATA_INLINE, EXTENT_DELALLOC, EXTENT_UNKNOWN, Extent, fiemap_range_into,
 };
@@ -211,8 +212,21 @@ const MAX_WALKERS: usize = 16;
 /// Counts `paths` (see the module docs). Errors on single entries are collected in the report
 /// and the walk goes on; a root that does not exist is one such error.
 pub fn du(paths: &[PathBuf], opts: &DuOptions) -> DuReport {
+    du_with_progress(paths, opts, &Progress::default())
+}
+
+/// [`du`], counting into `progress` one entry per entry visited, with the apparent size of
+/// each file. The total is not known in advance (the walk is the count).
+pub fn du_with_progress(paths: &[PathBuf], opts: &DuOptions, progress: &Progress) -> DuReport {
     let seen_links: Mutex<HashSet<(u64, u64)>> = Mutex::new(HashSet::new());
-    let visit = |acc: &mut Acc, v: Visit<'_>| visit_entry(acc, v, &seen_links, opts);
+    let visit = |acc: &mut Acc, v: Visit<'_>| {
+        let size = match FileType::from_raw_mode(v.stat.st_mode) {
+            FileType::RegularFile => v.stat.st_size as u64,
+            _ => 0,
+        };
+        visit_entry(acc, v, &seen_links, opts);
+        progress.add(1, size);
+    };
     // One walker per CPU, not more: on XFS, FIEMAP of a reflinked file looks each extent up
     // in its allocation group's refcount btree under the AGF buffer lock, a sleeping lock
     // handed over to the next waiter. With more walkers than CPUs a holder gets preempted and

@@ -20,7 +20,7 @@ pub use dedupe::{
     DEFAULT_MIN_SIZE, DedupeError, DedupeOptions, DedupeReport, NoProgress, Progress, Skipped,
     dedupe,
 };
-pub use du::{DuOptions, DuReport, du};
+pub use du::{DuOptions, DuReport, du, du_with_progress};
 
 /// Serializes a path as a string, replacing bytes that are not UTF-8 (JSON has no other way).
 pub(crate) fn path_lossy<S: serde::Serializer>(

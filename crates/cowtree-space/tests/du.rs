@@ -238,3 +238,21 @@ fn du_counts_blocks_preallocated_past_the_end_of_file_and_files_of_many_extents(
         assert_eq!(m.extents.len(), 40, "{fsys:?}");
     }
 }
+
+#[test]
+fn du_counts_every_entry_it_visits_and_the_bytes_of_its_files() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let t = known_layout(dir.path());
+    let p = cowtree_fs::Progress::default();
+    let r = cowtree_space::du_with_progress(std::slice::from_ref(&t), &DuOptions::default(), &p);
+    assert_eq!(r.error_count, 0, "{:?}", r.errors);
+    assert_eq!(
+        p.entries(),
+        r.files + r.dirs + r.symlinks + r.other + r.hardlinks_skipped
+    );
+    // t, sub, a, b, c, s, h, l.
+    assert_eq!(p.entries(), 8);
+    // a, b, c and h (1 MiB each), s (1 MiB hole and 64 KiB).
+    assert_eq!(p.bytes(), 5 * MIB + 64 * 1024);
+    assert_eq!(p.total(), None, "du cannot know its total");
+}

@@ -5,9 +5,11 @@
 //! is, then renamed into place: the destination is either absent (or the empty directory it
 //! was) or complete. The checkout holds an `flock` on its staging directory while it runs; the
 //! next checkout to the same destination removes staging whose lock it can take (left by a
-//! checkout that was killed). Files are cloned from their blobs in parallel with modes 0644/0755 by
-//! kind (never the blob's 0444), symlinks are recreated with their exact targets. Every
-//! destination-side call is relative to a directory fd opened beneath the staging root.
+//! checkout that was killed), and so does `gc`, which finds it through the registration the
+//! checkout writes in the store before creating it ([`crate::dest_staging`]). Files are cloned
+//! from their blobs in parallel with modes 0644/0755 by kind (never the blob's 0444), symlinks
+//! are recreated with their exact targets. Every destination-side call is relative to a
+//! directory fd opened beneath the staging root.
 //!
 //! The clone/copy decision follows [`cowtree_link::LinkState`] for the one (store device,
 //! destination device) pair: the first unsupported clone moves the batch to copy, reported as a
@@ -24,6 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use cowtree_fs::dir::Dir;
+use cowtree_fs::progress::{Progress, Total};
 use cowtree_fs::{Method, Transfer, TransferOptions, transfer_at};
 use cowtree_link::{Attempt, Decision, Failure, LinkMode, LinkState};
 use rayon::prelude::*;
@@ -107,9 +110,31 @@ pub fn checkout(
     opts: CheckoutOptions,
     warn: &dyn Fn(&str),
 ) -> Result<CheckoutReport> {
+    checkout_with_progress(store, id, dst, opts, warn, &Progress::default())
+}
+
+/// [`checkout`], counting into `progress` as it goes: the total (files and symlinks, bytes of
+/// file data) once the snapshot is loaded, then one entry per file or symlink placed, with
+/// the file's bytes.
+pub fn checkout_with_progress(
+    store: &Store,
+    id: &Hash,
+    dst: &Path,
+    opts: CheckoutOptions,
+    warn: &dyn Fn(&str),
+    progress: &Progress,
+) -> Result<CheckoutReport> {
     let started = Instant::now();
     let _lock = store.lock_shared()?;
     let manifest = store.load(id)?;
+    progress.set_total(Total {
+        entries: manifest
+            .entries()
+            .iter()
+            .filter(|e| e.kind != Kind::Dir)
+            .count() as u64,
+        bytes: Some(manifest.bytes()),
+    });
 
     let (parent_path, name) = split_dst(dst)?;
     let parent = Dir::open(&parent_path)
@@ -176,6 +201,10 @@ pub fn checkout(
     // Staging left beside DST by checkouts of it that died; best effort.
     let _ = remove_stale_staging(&parent, &name);
     let stage_name = staging_name(&name);
+    // Registered (durably) before it exists, so that gc can remove it if this process is
+    // killed; removed when the checkout ends, whichever way (see `crate::dest_staging`).
+    let abs_stage = abs.with_file_name(&stage_name);
+    let mut registration = crate::dest_staging::register(store, &abs_stage)?;
     let stage = parent.create_dir_open(&stage_name, 0o755).map_err(|e| {
         Error::msg(format!(
             "create staging directory in {}: {e}",
@@ -187,7 +216,17 @@ pub fn checkout(
     // makes this fail, and then nothing is ever taken for stale.
     let _ = stage.try_lock_exclusive();
     let stage_path = parent_path.join(&stage_name);
-    let result = fill(store, &manifest, &stage, &stage_path, opts);
+    let result = stage
+        .stat_self()
+        .map_err(|e| Error::msg(format!("{}: {e}", stage_path.display())))
+        .and_then(|st| registration.created(st.st_dev, st.st_ino));
+    if let Err(e) = result {
+        if parent.remove_tree(&stage_name).is_err() {
+            registration.keep();
+        }
+        return Err(e);
+    }
+    let result = fill(store, &manifest, &stage, &stage_path, opts, progress);
     let mut registered = None;
     let mut placed = false;
     let result = result.and_then(|r| {
@@ -242,9 +281,10 @@ pub fn checkout(
         Err(e) => {
             if let Err(cleanup) = parent.remove_tree(&stage_name) {
                 warn(&format!(
-                    "warning: could not remove staging {}: {cleanup}",
+                    "warning: could not remove staging {} (`cowtree gc` removes it): {cleanup}",
                     stage_path.display()
                 ));
+                registration.keep();
             }
             if let Some(wid) = registered
                 && let Err(cleanup) = crate::registry::remove(store, &wid)
@@ -349,6 +389,7 @@ fn fill(
     stage: &Dir,
     stage_path: &Path,
     opts: CheckoutOptions,
+    progress: &Progress,
 ) -> Result<CheckoutReport> {
     let entries = manifest.entries();
     // Every directory: ancestors of each entry, and the empty-directory entries. A parent
@@ -410,7 +451,7 @@ fn fill(
                     if stop.load(Ordering::Relaxed) {
                         return Ok(());
                     }
-                    place(store, &dir, e, &state, opts.strict, &counters)?;
+                    place(store, &dir, e, &state, opts.strict, &counters, progress)?;
                 }
                 Ok(())
             })();
@@ -494,6 +535,7 @@ fn place(
     state: &Mutex<LinkState>,
     strict: bool,
     c: &Counters,
+    progress: &Progress,
 ) -> Result<()> {
     let name = OsStr::from_bytes(split(&e.path).1);
     let hash = match &e.data {
@@ -501,6 +543,7 @@ fn place(
             dir.symlink(OsStr::from_bytes(t), name)
                 .map_err(|err| Error::msg(format!("{}: {err}", show(&e.path))))?;
             c.symlinks.fetch_add(1, Ordering::Relaxed);
+            progress.add(1, 0);
             return Ok(());
         }
         Data::Blob { hash, .. } => *hash,
@@ -600,6 +643,7 @@ fn place(
             }
         }
         c.files.fetch_add(1, Ordering::Relaxed);
+        progress.add(1, e.size());
         return Ok(());
     }
 }

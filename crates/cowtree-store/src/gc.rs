@@ -1,4 +1,5 @@
-//! Garbage collection: blobs no snapshot references, staging nobody holds, registry records of
+//! Garbage collection: blobs no snapshot references, staging nobody holds (in the store's
+//! `tmp/`, and beside destinations of checkouts that were killed), registry records of
 //! worktrees that no longer exist.
 //!
 //! gc takes the store lock exclusively, so it waits for every running snapshot and checkout
@@ -10,6 +11,7 @@ use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, SystemTime};
 
+use cowtree_fs::progress::Progress;
 use rustix::fs::{FileType, FlockOperation, flock};
 use rustix::io::Errno;
 
@@ -32,6 +34,10 @@ pub struct GcReport {
     /// Stale staging entries under `tmp/`, and temporary files a killed writer (or a power
     /// loss) left in `snapshots/`, `refs/` and `worktrees/`.
     pub staging_removed: u64,
+    /// Staging directories beside destinations that killed checkouts left (see
+    /// [`crate::dest_staging`]), removed (or, with `dry_run`, to remove); each also counts
+    /// in `staging_removed`.
+    pub staging_beside: Vec<std::path::PathBuf>,
     /// Registry records whose worktree no longer exists.
     pub worktrees_pruned: u64,
     /// Nothing was deleted.
@@ -40,17 +46,20 @@ pub struct GcReport {
 
 /// Runs gc.
 pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport> {
-    gc_with(store, dry_run, &mut |_| Ok(0))
+    gc_with(store, dry_run, &mut |_| Ok(0), &Progress::default())
 }
 
 /// [`gc`], first running `prune` under the same exclusive lock (so that no checkout is
 /// between registering a worktree and renaming it into place): the caller's pass over the
 /// registry (e.g. dropping records whose path now holds another directory), which returns
 /// how many records it dropped (or, with `dry_run`, would drop); they count as pruned.
+/// `progress` counts one entry per blob looked at, with the bytes of those removed; the total
+/// is not known in advance.
 pub fn gc_with(
     store: &Store,
     dry_run: bool,
     prune: &mut dyn FnMut(&Store) -> Result<u64>,
+    progress: &Progress,
 ) -> Result<GcReport> {
     let _lock = store.lock_exclusive()?;
     let mut report = GcReport {
@@ -87,6 +96,7 @@ pub fn gc_with(
                 continue;
             };
             if referenced.contains(&hash) {
+                progress.add(1, 0);
                 report.blobs_kept += 1;
                 continue;
             }
@@ -102,6 +112,7 @@ pub fn gc_with(
                     Error::msg(format!("remove {}: {e}", store.blob_path(&hash).display()))
                 })?;
             }
+            progress.add(1, size);
             report.blobs_removed += 1;
             report.bytes_freed += size;
         }
@@ -141,6 +152,13 @@ pub fn gc_with(
                 })?;
             }
             report.staging_removed += 1;
+        }
+    }
+
+    for outcome in crate::dest_staging::collect(store, dry_run, STAGING_GRACE)? {
+        if let crate::dest_staging::Outcome::Removed(path) = outcome {
+            report.staging_removed += 1;
+            report.staging_beside.push(path);
         }
     }
 

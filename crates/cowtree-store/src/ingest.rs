@@ -51,6 +51,7 @@ use std::time::Instant;
 
 use cowtree_fs::classify::{CloneErrno, classify_clone_errno};
 use cowtree_fs::dir::Dir;
+use cowtree_fs::progress::Progress;
 use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause, transfer_at};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, fstat, openat, statat};
 use rustix::io::Errno;
@@ -154,6 +155,7 @@ struct Walk<'a> {
     /// (device, inode) of the store's root directory, which is never recorded.
     store_id: (u64, u64),
     put: Putter<'a>,
+    progress: &'a Progress,
 }
 
 /// Puts files into the store one at a time, the way a snapshot records each file (see the
@@ -194,6 +196,17 @@ pub struct Putter<'a> {
 
 /// Records the tree at `src` in `store` and names the snapshot `name` when given.
 pub fn snapshot_dir(store: &Store, src: &Path, name: Option<&str>) -> Result<IngestReport> {
+    snapshot_dir_with_progress(store, src, name, &Progress::default())
+}
+
+/// [`snapshot_dir`], counting into `progress` one entry per file recorded, with its size.
+/// The total is not known in advance (the tree is walked and recorded in one pass).
+pub fn snapshot_dir_with_progress(
+    store: &Store,
+    src: &Path,
+    name: Option<&str>,
+    progress: &Progress,
+) -> Result<IngestReport> {
     let started = Instant::now();
     if let Some(n) = name {
         crate::refs::validate_name(n)?;
@@ -221,6 +234,7 @@ pub fn snapshot_dir(store: &Store, src: &Path, name: Option<&str>) -> Result<Ing
         stop: AtomicBool::new(false),
         store_id,
         put: Putter::new(store, staging.dir()),
+        progress,
     };
     crate::workers::install(crate::workers::Pool::Ingest, || {
         rayon::scope(|s| walk.dir_task(s, Vec::new()))
@@ -380,7 +394,10 @@ impl<'a> Walk<'a> {
             }
             let path = join(rel, name.as_bytes());
             match self.put.put(dir, dev, name) {
-                Ok(Some(p)) => out.push(Entry::blob(path, p.executable, p.size, p.hash)),
+                Ok(Some(p)) => {
+                    self.progress.add(1, p.size);
+                    out.push(Entry::blob(path, p.executable, p.size, p.hash));
+                }
                 Ok(None) => {}
                 Err(e) => return Err(Error::msg(format!("{}: {e}", self.full(&path)))),
             }

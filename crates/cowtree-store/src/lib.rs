@@ -9,6 +9,8 @@
 //! snapshots/<id>     manifests (see [`manifest`]); id = BLAKE3 of the manifest bytes
 //! refs/<name>        snapshot names: the id in hex and a newline
 //! worktrees/<id>     one JSON record per checked-out worktree (see [`registry`])
+//! worktrees/staging-<pid>-...  a checkout's staging directory beside its destination, while
+//!                    in use (see [`dest_staging`])
 //! tmp/               staging; each writer holds an flock on its own staging directory
 //! history            when and from where each snapshot was recorded (see [`history`])
 //! ```
@@ -16,12 +18,14 @@
 //! Which store serves a tree (one per filesystem) is decided by [`discover`].
 //!
 //! - [`Store::open`] finds or creates a store; [`ingest::snapshot_dir`] records a tree;
-//!   [`checkout::checkout`] materializes one; [`gc`], [`verify`] maintain the store;
-//!   [`interchange`] is the JSON manifest format other tools can write.
+//!   [`checkout::checkout`] materializes one (registering its staging beside the destination
+//!   in [`dest_staging`] so that gc can remove what a killed checkout left); [`gc`], [`verify`]
+//!   maintain the store; [`interchange`] is the JSON manifest format other tools can write.
 
 #![warn(missing_docs)]
 
 pub mod checkout;
+pub mod dest_staging;
 pub mod discover;
 pub mod error;
 pub mod gc;

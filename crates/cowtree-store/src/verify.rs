@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use cowtree_fs::progress::{Progress, Total};
 use rayon::prelude::*;
 
 use crate::error::Result;
@@ -41,6 +42,12 @@ pub struct VerifyReport {
 
 /// Runs verify (under the shared lock, so it can run beside snapshots and checkouts).
 pub fn verify(store: &Store) -> Result<VerifyReport> {
+    verify_with_progress(store, &Progress::default())
+}
+
+/// [`verify`], counting into `progress`: the total (blobs) once they are listed, then one
+/// entry per blob hashed, with its size. Checking the snapshots afterwards is not counted.
+pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<VerifyReport> {
     let _lock = store.lock_shared()?;
     let mut report = VerifyReport::default();
     let mut blobs: Vec<(String, std::ffi::OsString)> = Vec::new();
@@ -53,6 +60,10 @@ pub fn verify(store: &Store) -> Result<VerifyReport> {
             blobs.push((prefix.to_string(), b.name));
         }
     }
+    progress.set_total(Total {
+        entries: blobs.len() as u64,
+        bytes: None,
+    });
     let bytes = AtomicU64::new(0);
     let mut problems: Vec<Problem> = blobs
         .par_iter()
@@ -64,6 +75,7 @@ pub fn verify(store: &Store) -> Result<VerifyReport> {
                 .to_str()
                 .and_then(|rest| Hash::from_hex(&format!("{prefix}{rest}")));
             let Some(want) = want else {
+                progress.add(1, 0);
                 found.push(Problem {
                     kind: "corrupt-blob",
                     subject,
@@ -75,6 +87,7 @@ pub fn verify(store: &Store) -> Result<VerifyReport> {
             match hash_file(store.blobs(), &rel) {
                 Ok((size, got)) => {
                     bytes.fetch_add(size, Ordering::Relaxed);
+                    progress.add(1, size);
                     if got != want {
                         found.push(Problem {
                             kind: "corrupt-blob",
@@ -84,6 +97,7 @@ pub fn verify(store: &Store) -> Result<VerifyReport> {
                     }
                 }
                 Err(e) => {
+                    progress.add(1, 0);
                     found.push(Problem {
                         kind: "unreadable-blob",
                         subject,

@@ -3,6 +3,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
 
+use cowtree_fs::progress::{Progress, Total};
 use cowtree_store::{Entry, Kind, Store};
 use rayon::prelude::*;
 
@@ -36,6 +37,19 @@ pub fn reset(
     wt: &mut Worktree,
     paths: &[Vec<u8>],
     hard: bool,
+) -> Result<ResetReport> {
+    reset_with_progress(store, wt, paths, hard, &Progress::default())
+}
+
+/// [`reset`], counting into `progress`: the total (files and symlinks to restore, their
+/// bytes of file data) once the worktree has been compared with its base, then one entry per file or
+/// symlink restored, with its bytes. The comparison itself is not counted.
+pub fn reset_with_progress(
+    store: &Store,
+    wt: &mut Worktree,
+    paths: &[Vec<u8>],
+    hard: bool,
+    progress: &Progress,
 ) -> Result<ResetReport> {
     let _held = registry::lock(wt)?;
     registry::reload(store, wt)?;
@@ -91,10 +105,19 @@ pub fn reset(
             "{e} (an untracked file is in the way: remove it, or use --hard)"
         ))
     })?;
+    let files = || restore.iter().filter(|e| e.kind != Kind::Dir);
+    progress.set_total(Total {
+        entries: files().count() as u64,
+        bytes: Some(files().map(|e| crate::switch::file_bytes(e)).sum()),
+    });
     let recs: Vec<Rec> = restore
         .par_iter()
         .filter(|e| e.kind != Kind::Dir)
-        .map(|e| ap.place(e, hard, &cache).map(|p| p.rec))
+        .map(|e| {
+            let placed = ap.place(e, hard, &cache).map(|p| p.rec);
+            progress.add(1, crate::switch::file_bytes(e));
+            placed
+        })
         .collect::<Result<_>>()?;
     report.restored = restore.len() as u64;
 

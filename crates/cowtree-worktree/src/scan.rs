@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cowtree_fs::dir::Dir;
+use cowtree_fs::progress::Progress;
 use cowtree_store::ingest::Putter;
 use cowtree_store::manifest::{encode_blob, encode_dir, encode_symlink};
 use cowtree_store::{Hash, Kind, Store};
@@ -154,6 +155,9 @@ struct Walk<'a> {
     root_dev: u64,
     /// Directories listed.
     listed: AtomicU64,
+    /// Counts each file, symlink or other non-directory entry found, and the bytes of the
+    /// files read.
+    progress: &'a Progress,
 }
 
 /// Filesystems on which creating, removing or renaming an entry always updates the
@@ -309,6 +313,20 @@ pub fn has_beneath(m: &cowtree_store::Manifest, path: &[u8]) -> bool {
 
 /// Walks the worktree at `root_path` against `base`.
 pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) -> Result<Scan> {
+    scan_with_progress(root_path, base, cache, mode, &Progress::default())
+}
+
+/// [`scan`], counting into `progress` one entry for each file, symlink or other
+/// non-directory found in the worktree (in the directories walked: not beneath a directory
+/// reported as added), and the bytes of the files read because their stat did not prove
+/// them unchanged. No total is set: the walk does not know how many entries it will find.
+pub fn scan_with_progress(
+    root_path: &Path,
+    base: &Base,
+    cache: &StatCache,
+    mode: Mode<'_>,
+    progress: &Progress,
+) -> Result<Scan> {
     let started_ns = crate::cache::now_ns();
     let root = Dir::open(root_path).map_err(|e| Error::msg(format!("worktree: {e}")))?;
     let root_dev = cowtree_fs::sys::stat_dev(
@@ -351,6 +369,7 @@ pub fn scan(root_path: &Path, base: &Base, cache: &StatCache, mode: Mode<'_>) ->
         dir_records,
         root_dev,
         listed: AtomicU64::new(0),
+        progress,
     };
     // The walk is bound by lstat and getdents, not by the CPU: with more threads than cores,
     // more of them are in flight while some wait (a cold inode cache, a lock), so the pool is
@@ -656,7 +675,10 @@ impl<'a> Walk<'a> {
             let st = match ent.ft {
                 FileType::Directory => None,
                 _ => match self.lstat(&dir, os_name, &path)? {
-                    Some(st) => Some(st),
+                    Some(st) => {
+                        self.progress.add(1, 0);
+                        Some(st)
+                    }
                     None => continue,
                 },
             };
@@ -702,7 +724,10 @@ impl<'a> Walk<'a> {
                                 .put(&dir, cowtree_fs::sys::stat_dev(&st), os_name)
                                 .map_err(|e| Error::msg(format!("{}: {e}", self.full(&path))))?
                             {
-                                Some(p) => (p.size, p.hash),
+                                Some(p) => {
+                                    self.progress.add(0, p.size);
+                                    (p.size, p.hash)
+                                }
                                 None => continue,
                             }
                         }
@@ -991,6 +1016,7 @@ impl<'a> Walk<'a> {
             if ft != FileType::Directory {
                 match self.lstat(&dir, os_name, &path)? {
                     Some(x) => {
+                        self.progress.add(1, 0);
                         ft = FileType::from_raw_mode(x.st_mode);
                         st = Some(x);
                     }
@@ -1067,7 +1093,10 @@ impl<'a> Walk<'a> {
                                 .map_err(|err| {
                                     Error::msg(format!("read {}: {err}", self.full(&path)))
                                 })?
-                                .map(|(_, h)| (h, true))
+                                .map(|(n, h)| {
+                                    self.progress.add(0, n);
+                                    (h, true)
+                                })
                         }
                     };
                     match have {

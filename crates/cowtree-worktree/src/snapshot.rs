@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use cowtree_fs::progress::Progress;
 use cowtree_store::{Hash, Store};
 
 use crate::base::Base;
@@ -43,6 +44,19 @@ pub fn snapshot(
     name: Option<&str>,
     update_base: bool,
 ) -> Result<SnapshotReport> {
+    snapshot_with_progress(store, wt, name, update_base, &Progress::default())
+}
+
+/// [`snapshot`], counting into `progress` each file, symlink or other non-directory entry
+/// found in the worktree and the bytes of the files read and put into the store (see
+/// [`scan::scan_with_progress`]); no total is set.
+pub fn snapshot_with_progress(
+    store: &Store,
+    wt: &mut Worktree,
+    name: Option<&str>,
+    update_base: bool,
+    progress: &Progress,
+) -> Result<SnapshotReport> {
     let started = Instant::now();
     if let Some(n) = name {
         cowtree_store::refs::validate_name(n)?;
@@ -76,7 +90,7 @@ pub fn snapshot(
         base?
     };
     let staging = store.staging("ingest")?;
-    let mut scan = scan::scan(
+    let mut scan = scan::scan_with_progress(
         &wt.path,
         &base,
         &cache,
@@ -85,6 +99,7 @@ pub fn snapshot(
             staging: staging.dir(),
             stored,
         },
+        progress,
     )?;
     // The cache and the base, no longer needed, are freed with the tree (below).
     let read = (cache, base);

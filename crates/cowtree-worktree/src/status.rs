@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use cowtree_fs::dir::Dir;
+use cowtree_fs::progress::Progress;
 use cowtree_store::{Hash, Store};
 
 use crate::base::Base;
@@ -30,6 +31,13 @@ pub fn pending_error(wt: &Worktree) -> Option<Error> {
 /// listed that can now have a record (after a switch or reset changed them), the stat cache
 /// is rewritten with what was learnt, so the next status does not read or list them again.
 pub fn status(store: &Store, wt: &mut Worktree) -> Result<Scan> {
+    status_with_progress(store, wt, &Progress::default())
+}
+
+/// [`status`], counting into `progress` each file, symlink or other non-directory entry
+/// found in the worktree and the bytes of the files read (see
+/// [`scan::scan_with_progress`]); no total is set.
+pub fn status_with_progress(store: &Store, wt: &mut Worktree, progress: &Progress) -> Result<Scan> {
     if let Some(e) = pending_error(wt) {
         return Err(e);
     }
@@ -40,7 +48,7 @@ pub fn status(store: &Store, wt: &mut Worktree) -> Result<Scan> {
     );
     let base = base?;
     let t_loaded = t.elapsed();
-    let scan = scan::scan(&wt.path, &base, &cache, Mode::Status)?;
+    let scan = scan::scan_with_progress(&wt.path, &base, &cache, Mode::Status, progress)?;
     if std::env::var_os("COWTREE_TIMING").is_some() {
         eprintln!(
             "timing: manifest and cache {:?}, walk {:?}, hashed {}",

@@ -12,6 +12,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
 
+use cowtree_fs::progress::{Progress, Total};
 use cowtree_store::{Entry, Hash, Kind, Manifest, Store};
 use rayon::prelude::*;
 
@@ -117,7 +118,16 @@ pub fn finish_pending(store: &Store, wt: &mut Worktree) -> Result<bool> {
     let (a, b) = load_both(store, &p.from, &p.to)?;
     let ops = diff(&a, &b);
     let cache = registry::load_cache(store, wt);
-    apply(store, wt, &p.to, &b, &ops, &cache, true)?;
+    apply(
+        store,
+        wt,
+        &p.to,
+        &b,
+        &ops,
+        &cache,
+        true,
+        &Progress::default(),
+    )?;
     Ok(true)
 }
 
@@ -125,6 +135,20 @@ pub fn finish_pending(store: &Store, wt: &mut Worktree) -> Result<bool> {
 /// has local changes or an untracked file is where the target needs an entry, unless
 /// `force` (which overwrites those changes and removes those files).
 pub fn switch(store: &Store, wt: &mut Worktree, to: &Hash, force: bool) -> Result<SwitchReport> {
+    switch_with_progress(store, wt, to, force, &Progress::default())
+}
+
+/// [`switch`], counting into `progress`: the total (entries to remove or place, bytes of the
+/// files to place) once the change is known and checked, then one entry per entry removed or
+/// placed, with the bytes of each file placed. Finishing an interrupted switch first is not
+/// counted.
+pub fn switch_with_progress(
+    store: &Store,
+    wt: &mut Worktree,
+    to: &Hash,
+    force: bool,
+    progress: &Progress,
+) -> Result<SwitchReport> {
     let _held = registry::lock(wt)?;
     registry::reload(store, wt)?;
     let started = Instant::now();
@@ -165,7 +189,7 @@ pub fn switch(store: &Store, wt: &mut Worktree, to: &Hash, force: bool) -> Resul
     }
     wt.pending = Some(Pending { from, to: *to });
     registry::save(store, wt, None)?;
-    let (written, removed, dirs) = apply(store, wt, to, &b, &ops, &cache, false)?;
+    let (written, removed, dirs) = apply(store, wt, to, &b, &ops, &cache, false, progress)?;
     report.changed = ops.len() as u64;
     report.written = written;
     report.removed = removed;
@@ -271,8 +295,23 @@ fn apply(
     ops: &[Op<'_>],
     cache: &StatCache,
     careful: bool,
+    progress: &Progress,
 ) -> Result<(u64, u64, u64)> {
     let started_ns = cache::now_ns();
+    progress.set_total(Total {
+        entries: ops
+            .iter()
+            .filter(|op| !matches!(op, Op::Place(new, _) if new.kind == Kind::Dir))
+            .count() as u64,
+        bytes: Some(
+            ops.iter()
+                .map(|op| match op {
+                    Op::Place(new, _) => file_bytes(new),
+                    Op::Remove(_) => 0,
+                })
+                .sum(),
+        ),
+    });
     let ap = Applier::new(store, &wt.path, careful)?;
     let b_is_dir = |p: &[u8]| find(b, p).is_some_and(|i| b.entries()[i].kind == Kind::Dir);
 
@@ -287,6 +326,7 @@ fn apply(
         } else {
             ap.remove_tree(&old.path)?;
         }
+        progress.add(1, 0);
         removed += 1;
     }
 
@@ -314,7 +354,11 @@ fn apply(
         .collect();
     let placed: Vec<Placed> = places
         .par_iter()
-        .map(|e| ap.place(e, true, cache))
+        .map(|e| {
+            let placed = ap.place(e, true, cache);
+            progress.add(1, file_bytes(e));
+            placed
+        })
         .collect::<Result<_>>()?;
 
     // 4. Directories of the old snapshot left empty.
@@ -365,4 +409,9 @@ fn apply(
     wt.pending = None;
     registry::save(store, wt, Some(&fresh))?;
     Ok((written, removed, created))
+}
+
+/// The bytes of file data an entry brings (a symlink's target is not file data).
+pub(crate) fn file_bytes(e: &Entry) -> u64 {
+    e.hash().map_or(0, |_| e.size())
 }

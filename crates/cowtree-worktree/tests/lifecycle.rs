@@ -920,3 +920,72 @@ fn an_unfinished_switch_pins_both_of_its_snapshots() {
     assert_eq!(users(&e.b), vec![path.clone()]);
     assert!(users(&e.a).is_empty());
 }
+
+#[test]
+fn switch_and_reset_count_each_entry_they_change_with_its_file_bytes() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let mut wt = check_out(&e, &e.a, "wt");
+    let p = cowtree_fs::Progress::default();
+    let r = switch::switch_with_progress(&e.store, &mut wt, &e.b, false, &p).unwrap();
+    let total = p.total().expect("a switch knows its total");
+    // Files written: "changed content", "brand new", "x", "now a file" and the re-moded
+    // "same bytes\n"; the symlinks carry no file data.
+    assert_eq!(total.bytes, Some(15 + 9 + 1 + 10 + 11));
+    assert_eq!(total.entries, r.written + r.removed, "{r:?}");
+    assert_eq!((p.entries(), Some(p.bytes())), (total.entries, total.bytes));
+
+    let w = wt.path.clone();
+    fs::write(w.join("d1/sub/f1"), b"edited").unwrap();
+    fs::write(w.join("d2/sub/f2"), b"edited too").unwrap();
+    let p = cowtree_fs::Progress::default();
+    let r = reset::reset_with_progress(&e.store, &mut wt, &[], false, &p).unwrap();
+    assert_eq!(r.restored, 2);
+    // f1 and f2 of tree A (the same in B): 500 + 37 and 500 + 2 * 37 bytes.
+    let bytes = 537 + 574;
+    assert_eq!(
+        p.total().map(|t| (t.entries, t.bytes)),
+        Some((2, Some(bytes)))
+    );
+    assert_eq!((p.entries(), p.bytes()), (2, bytes));
+}
+
+#[test]
+fn status_and_incremental_snapshot_count_each_entry_with_the_bytes_they_read() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let mut wt = check_out(&e, &e.a, "wt");
+    // Tree A's files and symlinks: 30 in d0..d2/sub, keep.txt, tool, becomes-link,
+    // becomes-dir, was-dir/inner, modeonly, gone and link.
+    let n = 38;
+    let p = cowtree_fs::Progress::default();
+    let s = status::status_with_progress(&e.store, &mut wt, &p).unwrap();
+    assert!(!s.dirty(), "{:?}", s.changes);
+    assert_eq!(s.hashed, 0);
+    assert_eq!((p.entries(), p.bytes(), p.total()), (n, 0, None));
+
+    // Same size, new content: read by the status, which learns its hash.
+    let w = wt.path.clone();
+    fs::write(w.join("d0/sub/f0"), pattern(500, 99)).unwrap();
+    sleep_past_granularity();
+    let p = cowtree_fs::Progress::default();
+    let s = status::status_with_progress(&e.store, &mut wt, &p).unwrap();
+    assert_eq!(s.changes.len(), 1, "{:?}", s.changes);
+    assert_eq!(s.hashed, 1);
+    assert_eq!((p.entries(), p.bytes()), (n, 500));
+
+    // A new file. The snapshot reads it and f0 (whose hash the stat cache knows now, but
+    // whose blob is not in the store), and nothing else.
+    fs::write(w.join("added"), b"brand").unwrap();
+    sleep_past_granularity();
+    let p = cowtree_fs::Progress::default();
+    let r = snapshot::snapshot_with_progress(&e.store, &mut wt, None, true, &p).unwrap();
+    assert_eq!((r.read, r.new_bytes), (2, 500 + 5), "{r:?}");
+    // The link is an entry of the walk but not a file of the report.
+    assert_eq!(r.files + 1, n + 1, "{r:?}");
+    assert_eq!((p.entries(), p.bytes(), p.total()), (n + 1, 500 + 5, None));
+
+    // The worktree as snapshotted, again, without reading anything.
+    let p = cowtree_fs::Progress::default();
+    let s = status::status_with_progress(&e.store, &mut wt, &p).unwrap();
+    assert!(!s.dirty(), "{:?}", s.changes);
+    assert_eq!((p.entries(), p.bytes()), (n + 1, 0));
+}

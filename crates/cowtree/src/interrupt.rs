@@ -23,6 +23,10 @@ pub enum Leftover {
     /// Staging directories in `dir` whose names start with `prefix` (this process's own:
     /// the prefix holds its pid), removed on interrupt.
     Staging { dir: PathBuf, prefix: OsString },
+    /// Bookkeeping files in `dir` whose names start with `prefix` (this process's own), removed
+    /// on interrupt without a word: the registrations of staging directories (put after the
+    /// [`Leftover::Staging`] they describe, so that they go only once it is gone).
+    Records { dir: PathBuf, prefix: OsString },
     /// Nothing to remove; this sentence is printed (e.g. how to finish a journaled switch).
     Note(String),
     /// Says whether `path` exists (after the staging was removed): `yes` or `no`.
@@ -94,6 +98,8 @@ fn stop(command: &str, sig: i32) -> ! {
     STOPPING.store(true, Ordering::Release);
     let plan = PLAN.lock().map(|p| p.clone()).unwrap_or_default();
     let mut said = Vec::new();
+    // Some staging could not be removed: its registration stays, for gc.
+    let mut staging_left = false;
     for what in &plan {
         match what {
             Leftover::Staging { dir, prefix } => {
@@ -112,10 +118,16 @@ fn stop(command: &str, sig: i32) -> ! {
                         .collect();
                     said.push(format!("removed its partial work {}", names.join(", ")));
                 } else {
+                    staging_left = true;
                     said.push(format!(
                         "could not remove its partial work ({}); remove it by hand",
                         failed.join("; ")
                     ));
+                }
+            }
+            Leftover::Records { dir, prefix } => {
+                if !staging_left {
+                    remove_staging(dir, prefix);
                 }
             }
             Leftover::Note(text) => said.push(text.clone()),
@@ -194,6 +206,19 @@ fn beside(dst: &Path, keep: usize, infix: &str, after_pid: &str) -> Option<Lefto
         dir: abs.parent()?.to_path_buf(),
         prefix: OsString::from(OsStr::from_bytes(&prefix)),
     })
+}
+
+/// The registrations in a store of this process's staging beside destinations
+/// (`worktrees/staging-<pid>-...`, see `cowtree_store::dest_staging`).
+pub fn staging_records(store_root: &Path) -> Leftover {
+    Leftover::Records {
+        dir: store_root.join("worktrees"),
+        prefix: OsString::from(format!(
+            "{}{}-",
+            cowtree_store::dest_staging::PREFIX,
+            std::process::id()
+        )),
+    }
 }
 
 /// The staging of this process in a store's `tmp/` (`<purpose>-<pid>-...`).

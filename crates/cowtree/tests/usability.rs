@@ -829,6 +829,11 @@ fn sigint_at_random_points_of_checkout_and_snapshot_leaves_only_what_the_message
                 .filter(|n| n.contains(".cowtree-"))
                 .collect();
             assert!(left.is_empty(), "round {round}: left {left:?} ({err})");
+            let records = staging_records(&store);
+            assert!(
+                records.is_empty(),
+                "round {round}: left {records:?} ({err})"
+            );
         } else {
             let copy = x.path().join(format!("copy{round}"));
             tree(&copy, 3000, 1400 + round as usize);
@@ -898,8 +903,219 @@ fn a_command_that_runs_over_a_second_on_a_terminal_shows_that_it_works() {
     drop(lock);
     let shown = drawn(slow);
     assert!(
-        shown.contains(&format!("verifying {}", store.display())),
+        shown.contains(&format!("verifying {}: 0 blobs", store.display())),
         "{shown}"
     );
     assert!(shown.contains("checked 0 blobs"), "{shown}");
+}
+
+/// The checkout staging directories beside `dst` (`.<name>.cowtree-checkout-*`).
+fn checkout_staging(dst: &Path) -> Vec<PathBuf> {
+    let prefix = format!(
+        ".{}.cowtree-checkout-",
+        dst.file_name().unwrap().to_str().unwrap()
+    );
+    fs::read_dir(dst.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// The staging registrations in the store (`worktrees/staging-*`).
+fn staging_records(store: &Path) -> Vec<String> {
+    fs::read_dir(store.join("worktrees"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("staging-"))
+        .collect()
+}
+
+/// Starts `cowtree --store STORE checkout v1 DST` and waits until its staging directory
+/// beside DST holds entries (the checkout is in the middle); `None` if it finished first.
+fn checkout_caught_midway(home: &Path, store: &Path, dst: &Path) -> Option<std::process::Child> {
+    let mut c = user(home, home);
+    c.arg("--store")
+        .arg(store)
+        .args([s("checkout"), s("v1"), dst.as_os_str()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("start cowtree");
+    loop {
+        if let Some(stage) = checkout_staging(dst).first()
+            && fs::read_dir(stage).is_ok_and(|mut d| d.next().is_some())
+        {
+            return Some(child);
+        }
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+#[test]
+fn gc_removes_the_staging_a_killed_checkout_left_and_reports_it() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let home = x.path();
+    let store = x.path().join("store");
+    let src = x.path().join("src");
+    tree(&src, 6000, 3000);
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    ok(
+        &mut c,
+        &[s("snapshot"), s("--name"), s("v1"), src.as_os_str()],
+    );
+    let mut killed = None;
+    for round in 0..5 {
+        let dst = x.path().join(format!("wt{round}"));
+        if let Some(mut child) = checkout_caught_midway(home, &store, &dst) {
+            child.kill().expect("SIGKILL the checkout");
+            let status = child.wait().unwrap();
+            assert_eq!(
+                std::os::unix::process::ExitStatusExt::signal(&status),
+                Some(libc::SIGKILL)
+            );
+            killed = Some(dst);
+            break;
+        }
+    }
+    let dst = killed.expect("a checkout of 6,000 files was caught midway in 5 tries");
+    let left = checkout_staging(&dst);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(!dst.exists());
+    assert_eq!(staging_records(&store).len(), 1);
+
+    // A dry run names it and removes nothing.
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    let v = ok_json(&mut c, &[s("gc"), s("--dry-run"), s("--json")]);
+    assert_eq!(v["staging_beside"][0], left[0].to_str().unwrap(), "{v}");
+    assert!(left[0].exists());
+
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    let said = text(&ok(&mut c, &[s("gc")]).stdout);
+    assert!(
+        said.contains(&format!(
+            "removed {} (left by a checkout that was killed)",
+            left[0].display()
+        )),
+        "{said}"
+    );
+    assert!(checkout_staging(&dst).is_empty());
+    assert!(staging_records(&store).is_empty());
+    // The store is whole, and the destination can be checked out.
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    ok(&mut c, &[s("checkout"), s("v1"), dst.as_os_str()]);
+    assert_eq!(fs::read_dir(dst.join("d1")).unwrap().count(), 1500);
+    assert!(
+        staging_records(&store).is_empty(),
+        "a finished checkout unregisters"
+    );
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    assert_eq!(ok_json(&mut c, &[s("verify"), s("--json")])["ok"], true);
+}
+
+#[test]
+fn gc_leaves_the_staging_of_a_running_checkout_alone() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let home = x.path();
+    let store = x.path().join("store");
+    let src = x.path().join("src");
+    tree(&src, 6000, 3000);
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    ok(
+        &mut c,
+        &[s("snapshot"), s("--name"), s("v1"), src.as_os_str()],
+    );
+    let mut caught = None;
+    for round in 0..5 {
+        let dst = x.path().join(format!("wt{round}"));
+        if let Some(child) = checkout_caught_midway(home, &store, &dst) {
+            // Paused in the middle: alive, its staging half full.
+            // SAFETY: the child is ours and not yet reaped.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGSTOP) };
+            caught = Some((child, dst));
+            break;
+        }
+    }
+    let (child, dst) = caught.expect("a checkout of 6,000 files was caught midway in 5 tries");
+    let stage = checkout_staging(&dst);
+    assert_eq!(stage.len(), 1);
+    let mut c = user(home, home);
+    c.arg("--store")
+        .arg(&store)
+        .args([s("gc"), s("--json")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let gc = c.spawn().expect("start gc");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(stage[0].exists(), "gc removed a live checkout's staging");
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGCONT) };
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(fs::read_dir(dst.join("d1")).unwrap().count(), 1500);
+    let g = gc.wait_with_output().unwrap();
+    assert!(g.status.success(), "{}", text(&g.stderr));
+    assert!(
+        text(&g.stderr).contains("waiting for the store lock"),
+        "{}",
+        text(&g.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&g.stdout).unwrap();
+    assert_eq!(v["staging_beside"], serde_json::json!([]), "{v}");
+    assert!(staging_records(&store).is_empty());
+}
+
+#[test]
+fn a_checkout_held_up_on_a_terminal_shows_its_counts_out_of_the_total() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let home = x.path();
+    let store = x.path().join("store");
+    let src = x.path().join("src");
+    tree(&src, 100, 1500);
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    ok(
+        &mut c,
+        &[s("snapshot"), s("--name"), s("v1"), src.as_os_str()],
+    );
+    // Held up after every file is placed and before it registers the worktree (the
+    // registration lock, an flock on worktrees/, taken here): the bar shows the whole count.
+    let lock = fs::File::open(store.join("worktrees")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let dst = x.path().join("wt");
+    let args = [
+        Path::new("--store"),
+        store.as_path(),
+        Path::new("checkout"),
+        Path::new("v1"),
+        dst.as_path(),
+    ];
+    let slow = on_terminal(home, &args);
+    std::thread::sleep(Duration::from_millis(2500));
+    drop(lock);
+    let o = slow.wait_with_output().unwrap();
+    let shown = text(&o.stdout);
+    assert!(o.status.success(), "{shown}");
+    assert!(
+        shown.contains("100/100 files, 146.5 KiB/146.5 KiB"),
+        "{shown}"
+    );
+    // Not drawn when stderr is not a terminal.
+    let mut c = user(home, home);
+    c.arg("--store").arg(&store);
+    let o = ok(
+        &mut c,
+        &[s("checkout"), s("v1"), x.path().join("wt2").as_os_str()],
+    );
+    assert!(!text(&o.stderr).contains("files,"), "{}", text(&o.stderr));
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cowtree_store::checkout::{CheckoutMode, CheckoutOptions, checkout};
+use cowtree_store::checkout::{CheckoutMode, CheckoutOptions, checkout_with_progress};
 use serde_json::json;
 
 use crate::cmd::{StoreOpt, mark, print_json, store_with_snapshot};
@@ -96,6 +96,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     };
     if let Some(staging) = crate::interrupt::checkout_staging(&args.dst) {
         crate::interrupt::expect(staging);
+        crate::interrupt::expect(crate::interrupt::staging_records(store.root()));
     }
     if args.dst.symlink_metadata().is_err() {
         crate::interrupt::expect(crate::interrupt::Leftover::Exists {
@@ -107,15 +108,23 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             no: format!("nothing was created at {}", args.dst.display()),
         });
     }
-    let spinner = crate::progress::Activity::start(
+    let spinner = crate::progress::Activity::counting(
         format!("checking out {} into {}", args.snapshot, args.dst.display()),
         args.quiet || args.json,
+        ("file", "files"),
     );
-    let r = checkout(&store, &id, &args.dst, opts, &|w| {
-        if !args.quiet {
-            eprintln!("cowtree: {w}")
-        }
-    })?;
+    let r = checkout_with_progress(
+        &store,
+        &id,
+        &args.dst,
+        opts,
+        &|w| {
+            if !args.quiet {
+                eprintln!("cowtree: {w}")
+            }
+        },
+        spinner.progress(),
+    )?;
     // Before the stat cache: setting the marker changes the root directory's ctime.
     mark(&store, &r.path);
     // Record the root's device and inode and a stat cache of what was just written, so that

@@ -1,15 +1,10 @@
 //! `cowtree clone`: a copy-on-write aware, parallel `cp -a` that says what it did.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use cowtree_link::{
     FallbackCount, HashAlgo, LinkError, LinkMode, LinkOptions, LinkReport, Linker, OnExisting,
-    ProgressCounters,
 };
 use serde::Serialize;
 
@@ -195,8 +190,16 @@ pub fn run(args: Args) -> CmdResult {
             "cowtree: warning: --mode hardlink: the copy shares inodes with the source, so a write through either one changes both (use the default mode for independent copies)"
         );
     }
-    let counters = Arc::new(ProgressCounters::default());
-    let show_progress = !args.quiet && !args.json && std::io::stderr().is_terminal();
+    let (srcs, dst) = args
+        .paths
+        .split_last()
+        .map(|(dst, srcs)| (srcs, dst.as_path()))
+        .expect("clap requires at least two paths");
+    let bar = crate::progress::Activity::counting(
+        format!("cloning into {}", dst.display()),
+        args.quiet || args.json,
+        ("entry", "entries"),
+    );
     let opts = LinkOptions {
         mode,
         strict: args.strict,
@@ -204,7 +207,7 @@ pub fn run(args: Args) -> CmdResult {
         preserve_times: !args.no_preserve_times,
         jobs: args.jobs,
         skip_special: args.skip_special,
-        progress: show_progress.then(|| counters.clone() as Arc<dyn cowtree_link::Progress>),
+        progress: bar.shared().map(|p| p as Arc<dyn cowtree_link::Progress>),
         record: args.record.is_some(),
         hash: args.record_hash.map(|h| match h {
             HashArg::Sha256 => HashAlgo::Sha256,
@@ -212,18 +215,8 @@ pub fn run(args: Args) -> CmdResult {
         }),
         sync: args.sync,
     };
-    let (srcs, dst) = args
-        .paths
-        .split_last()
-        .map(|(dst, srcs)| (srcs, dst.as_path()))
-        .expect("clap requires at least two paths");
     let linker = Linker::new(opts);
 
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let bar_thread = show_progress.then(|| {
-        let counters = counters.clone();
-        std::thread::spawn(move || progress_bar(&counters, &done_rx))
-    });
     let existed = std::fs::symlink_metadata(dst).is_ok();
     let result = if srcs.len() == 1 {
         linker
@@ -236,10 +229,7 @@ pub fn run(args: Args) -> CmdResult {
     } else {
         link_each_inside(&linker, srcs, dst)
     };
-    drop(done_tx);
-    if let Some(t) = bar_thread {
-        let _ = t.join();
-    }
+    drop(bar);
     let report = result?;
 
     if let Some(path) = &args.record {
@@ -386,31 +376,6 @@ fn cli_error(e: LinkError, dst: &Path, existed: bool, done: &[PathBuf]) -> CliEr
         }
         _ => CliError::new(format!("{e}{}", if done.is_empty() { "" } else { &state })),
     }
-}
-
-/// Shows a progress bar on stderr once the run has taken about a second, until `done` closes.
-fn progress_bar(counters: &ProgressCounters, done: &mpsc::Receiver<()>) {
-    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-    if done.recv_timeout(Duration::from_secs(1)) != Err(mpsc::RecvTimeoutError::Timeout) {
-        return;
-    }
-    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} {wide_bar} {pos}/{len} entries, {msg} ({elapsed})")
-    {
-        bar.set_style(style);
-    }
-    loop {
-        if counters.scanned.load(Ordering::Acquire) {
-            bar.set_length(counters.total.load(Ordering::Relaxed));
-        }
-        bar.set_position(counters.done.load(Ordering::Relaxed));
-        bar.set_message(human_bytes(counters.bytes.load(Ordering::Relaxed)));
-        if done.recv_timeout(Duration::from_millis(100)) != Err(mpsc::RecvTimeoutError::Timeout) {
-            break;
-        }
-    }
-    bar.finish_and_clear();
 }
 
 fn to_json(src: &Path, r: &LinkReport) -> JsonReport {

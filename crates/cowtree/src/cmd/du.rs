@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use cowtree_space::{DuOptions, du};
+use cowtree_space::{DuOptions, du_with_progress};
 
 use crate::exit::{CliError, CmdResult, Exit};
 use crate::units::{bytes, count};
@@ -39,8 +39,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> CmdResult {
     args.jobs.apply();
-    let spinner = crate::progress::Activity::start("measuring".to_string(), args.json);
-    let report = du(&args.paths, &DuOptions::default());
+    let spinner = crate::progress::Activity::counting(
+        "measuring".to_string(),
+        args.json,
+        ("entry", "entries"),
+    );
+    let report = du_with_progress(&args.paths, &DuOptions::default(), spinner.progress());
     drop(spinner);
     for e in &report.errors {
         eprintln!("cowtree: du: {e}");

@@ -10,8 +10,10 @@ use crate::units::{bytes, count};
 
 /// Delete unreferenced blobs and stale staging; report what was freed.
 ///
-/// Deletes blobs no snapshot references, staging left by interrupted commands, and registry
-/// records of worktrees that no longer exist (or whose path now holds something else).
+/// Deletes blobs no snapshot references, staging left by interrupted commands (in the store,
+/// and the `.<name>.cowtree-checkout-*` directories that checkouts killed outright left beside
+/// their destinations, named one per line), and registry records of worktrees that no longer
+/// exist (or whose path now holds something else).
 ///
 /// gc waits for running snapshots and checkouts to finish (it takes the store lock
 /// exclusively) and never deletes a blob a recorded snapshot references.
@@ -24,7 +26,7 @@ pub struct Args {
     #[arg(long)]
     dry_run: bool,
     /// Print one JSON object: blobs_removed, bytes_freed, blobs_kept, staging_removed,
-    /// worktrees_pruned, dry_run.
+    /// staging_beside (paths), worktrees_pruned, dry_run.
     #[arg(long)]
     json: bool,
     /// Print nothing but errors.
@@ -58,11 +60,17 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     crate::interrupt::expect(crate::interrupt::Leftover::Note(
         "run `cowtree gc` again to finish".into(),
     ));
-    let spinner = crate::progress::Activity::start(
+    let spinner = crate::progress::Activity::counting(
         format!("collecting garbage in {}", store.root().display()),
         args.quiet || args.json,
+        ("blob", "blobs"),
     );
-    let r = cowtree_store::gc::gc_with(&store, args.dry_run, &mut prune_replaced);
+    let r = cowtree_store::gc::gc_with(
+        &store,
+        args.dry_run,
+        &mut prune_replaced,
+        spinner.progress(),
+    );
     drop(spinner);
     let r = r?;
     if args.json {
@@ -71,6 +79,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             "bytes_freed": r.bytes_freed,
             "blobs_kept": r.blobs_kept,
             "staging_removed": r.staging_removed,
+            "staging_beside": r.staging_beside,
             "worktrees_pruned": r.worktrees_pruned,
             "dry_run": r.dry_run,
         }))?;
@@ -88,6 +97,12 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             ),
             count(r.blobs_kept, "blob", "blobs"),
         );
+        for p in &r.staging_beside {
+            println!(
+                "{verb} {} (left by a checkout that was killed)",
+                p.display()
+            );
+        }
     }
     Ok(Exit::Ok)
 }

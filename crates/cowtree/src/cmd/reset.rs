@@ -139,11 +139,12 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
          the worktree) to finish it"
             .into(),
     ));
-    let spinner = crate::progress::Activity::start(
+    let spinner = crate::progress::Activity::counting(
         format!("resetting {}", wt.path.display()),
         args.quiet || args.json,
+        ("file", "files"),
     );
-    let r = reset::reset(&store, &mut wt, &rels, args.hard);
+    let r = reset::reset_with_progress(&store, &mut wt, &rels, args.hard, spinner.progress());
     drop(spinner);
     let r = r?;
     if args.json {

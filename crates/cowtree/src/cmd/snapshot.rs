@@ -161,17 +161,20 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     if let Some((store, mut wt)) = found.filter(|_| !args.full) {
         check_name(&store, args.name.as_deref(), args.force)?;
         expect_interrupt(&store);
-        let spinner = crate::progress::Activity::start(
+        let spinner = crate::progress::Activity::counting(
             format!("recording {}", wt.path.display()),
             quiet || args.json,
+            ("entry", "entries"),
         );
-        let r = cowtree_worktree::snapshot::snapshot(
+        let r = cowtree_worktree::snapshot::snapshot_with_progress(
             &store,
             &mut wt,
             args.name.as_deref(),
             !args.keep_base,
-        )?;
+            spinner.progress(),
+        );
         drop(spinner);
+        let r = r?;
         remember(&store, &r.id, Some(&wt.path));
         if args.json {
             print_json(&json!({
@@ -210,11 +213,13 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let store = store_for_tree(&opt, &dir, quiet)?;
     check_name(&store, args.name.as_deref(), args.force)?;
     expect_interrupt(&store);
-    let spinner = crate::progress::Activity::start(
+    let spinner = crate::progress::Activity::counting(
         format!("recording {}", dir.display()),
         quiet || args.json,
+        ("file", "files"),
     );
-    let r = ingest::snapshot_dir(&store, &dir, args.name.as_deref());
+    let r =
+        ingest::snapshot_dir_with_progress(&store, &dir, args.name.as_deref(), spinner.progress());
     drop(spinner);
     let r = r?;
     let abs = cowtree_store::discover::absolute(&dir).unwrap_or(dir.clone());

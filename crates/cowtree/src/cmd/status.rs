@@ -52,7 +52,14 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     args.jobs.apply();
     let opt = args.store.clone().or(top);
     let (store, mut wt) = worktree_arg(&opt, args.dst.as_deref().or(args.worktree.as_deref()))?;
-    let scan = status::status(&store, &mut wt)?;
+    let spinner = crate::progress::Activity::counting(
+        format!("comparing {}", wt.path.display()),
+        args.quiet || args.json,
+        ("entry", "entries"),
+    );
+    let scan = status::status_with_progress(&store, &mut wt, spinner.progress());
+    drop(spinner);
+    let scan = scan?;
     if args.json {
         let list = |k: ChangeKind| -> Vec<String> {
             scan.changes

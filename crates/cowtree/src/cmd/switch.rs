@@ -65,11 +65,12 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
          the worktree) to finish it"
             .into(),
     ));
-    let spinner = crate::progress::Activity::start(
+    let spinner = crate::progress::Activity::counting(
         format!("switching {} to {}", wt.path.display(), args.snapshot),
         args.quiet || args.json,
+        ("entry", "entries"),
     );
-    let r = switch::switch(&store, &mut wt, &to, args.force);
+    let r = switch::switch_with_progress(&store, &mut wt, &to, args.force, spinner.progress());
     drop(spinner);
     let r = r?;
     if args.json {

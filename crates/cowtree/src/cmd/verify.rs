@@ -33,11 +33,12 @@ pub struct Args {
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     args.jobs.apply();
     let store = store_here(&args.store.clone().or(top))?;
-    let spinner = crate::progress::Activity::start(
+    let spinner = crate::progress::Activity::counting(
         format!("verifying {}", store.root().display()),
         args.quiet || args.json,
+        ("blob", "blobs"),
     );
-    let r = cowtree_store::verify::verify(&store);
+    let r = cowtree_store::verify::verify_with_progress(&store, spinner.progress());
     drop(spinner);
     let r = r?;
     if args.json {

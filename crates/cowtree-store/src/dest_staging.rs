@@ -1,0 +1,322 @@
+//! Staging directories built beside a destination (a checkout's `.<name>.cowtree-checkout-*`),
+//! registered in the store so that `gc` finds and removes those left by a process that was
+//! killed outright (`kill -9`, the OOM killer), which runs no cleanup of its own.
+//!
+//! A registration is a small JSON file `worktrees/staging-<pid>-<n>-<time>` (format version 1):
+//!
+//! ```json
+//! {"version":1,"path":"/abs/.wt.cowtree-checkout-123-0-1a2b3c4d","path_hex":null,
+//!  "pid":123,"boot_id":"6c1f...","created_unix":1700000000,"dev":2049,"ino":131}
+//! ```
+//! - `path` (or `path_hex` when the path is not UTF-8) is the staging directory's absolute
+//!   path, whose parent was canonical when it was written.
+//! - `pid` and `boot_id` (`/proc/sys/kernel/random/boot_id`) name the process that made it.
+//! - `dev` and `ino` are the staging directory's device and inode, recorded once it exists
+//!   (null before): gc removes only the directory at `path` that still has that inode (the
+//!   device number may change between mounts; see docs/store.md).
+//!
+//! The order is what makes it safe: the registration is written durably before the
+//! directory is created (so no staging directory exists that no registration names, even
+//! after a power loss), then rewritten with `dev`/`ino` (not synced; see
+//! [`Registration::created`]), and removed once the staging directory has been renamed into place
+//! or removed. gc holds the store lock exclusively,
+//! while every checkout holds it shared for as long as it runs, so a registration gc sees
+//! belongs to a process that is gone; gc checks anyway, by the staging directory's `flock`
+//! (held by a live checkout) and, where the filesystem has no `flock`, by pid and boot id.
+//!
+//! A process killed between creating the directory and recording its `dev`/`ino` (a window of
+//! one `mkdir`), or a power loss after the `mkdir` reached the disk and before the rewrite
+//! did, leaves a registration without them: gc drops it and removes nothing, and the next
+//! checkout to the same destination removes that staging directory.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use cowtree_fs::dir::Dir;
+use rustix::fs::FileType;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::util::{read_at, unique_suffix};
+
+/// Registration format version.
+pub const VERSION: u32 = 1;
+
+/// How every registration's name in `worktrees/` starts.
+pub const PREFIX: &str = "staging-";
+
+/// One registration (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// [`VERSION`].
+    pub version: u32,
+    /// The staging directory's absolute path when UTF-8.
+    pub path: Option<String>,
+    /// Hex of the path bytes when the path is not UTF-8.
+    #[serde(default)]
+    pub path_hex: Option<String>,
+    /// The creating process.
+    pub pid: u32,
+    /// The boot the creating process ran in; `None` where it could not be read.
+    pub boot_id: Option<String>,
+    /// When the registration was first written (seconds since the epoch).
+    pub created_unix: u64,
+    /// The staging directory's device, once it exists.
+    pub dev: Option<u64>,
+    /// The staging directory's inode, once it exists.
+    pub ino: Option<u64>,
+}
+
+impl Record {
+    /// The staging directory's path.
+    pub fn path_buf(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.path {
+            return Some(PathBuf::from(p));
+        }
+        let bytes = crate::interchange::from_hex(self.path_hex.as_ref()?)?;
+        Some(PathBuf::from(OsStr::from_bytes(&bytes)))
+    }
+}
+
+/// A registration of this process; removed when dropped (see [`Registration::keep`]).
+#[derive(Debug)]
+pub struct Registration<'a> {
+    store: &'a Store,
+    name: OsString,
+    record: Record,
+    keep: bool,
+}
+
+/// Registers, durably, that this process is about to create the staging directory `path`
+/// (absolute, its parent canonical). Call before creating it.
+pub fn register<'a>(store: &'a Store, path: &Path) -> Result<Registration<'a>> {
+    let (p, hex) = match path.to_str() {
+        Some(s) => (Some(s.to_string()), None),
+        None => (
+            None,
+            Some(crate::interchange::to_hex(path.as_os_str().as_bytes())),
+        ),
+    };
+    let reg = Registration {
+        store,
+        name: OsString::from(format!("{PREFIX}{}", unique_suffix())),
+        record: Record {
+            version: VERSION,
+            path: p,
+            path_hex: hex,
+            pid: std::process::id(),
+            boot_id: boot_id(),
+            created_unix: unix_now(),
+            dev: None,
+            ino: None,
+        },
+        keep: false,
+    };
+    reg.write(true)?;
+    Ok(reg)
+}
+
+impl Registration<'_> {
+    /// Records the device and inode of the staging directory just created. Not synced: a
+    /// checkout into the store's filesystem makes it durable with its tree (the `syncfs`
+    /// before the worktree is registered), and a power loss before it reaches the disk leaves
+    /// at worst a registration without them, which names nothing gc may remove (see the
+    /// module doc).
+    pub fn created(&mut self, dev: u64, ino: u64) -> Result<()> {
+        self.record.dev = Some(dev);
+        self.record.ino = Some(ino);
+        self.write(false)
+    }
+
+    /// Leaves the registration in the store for gc (the staging directory could not be
+    /// removed).
+    pub fn keep(mut self) {
+        self.keep = true;
+    }
+
+    fn write(&self, sync: bool) -> Result<()> {
+        let json = serde_json::to_vec(&self.record).map_err(|e| Error::msg(e.to_string()))?;
+        let dir = self.store.worktrees_dir();
+        cowtree_fs::dir::write_atomic(dir, &self.name, &json, 0o644, sync).map_err(|e| {
+            Error::msg(format!(
+                "register staging {} in {}: {e}",
+                self.record.path_buf().unwrap_or_default().display(),
+                self.store.root().join("worktrees").display()
+            ))
+        })
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        // Not synced: a removal lost to a power loss leaves a registration whose directory
+        // is gone (renamed into place or removed), which gc drops.
+        if !self.keep {
+            let _ = self.store.worktrees_dir().remove_file(&self.name);
+        }
+    }
+}
+
+/// What [`collect`] did with one registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The staging directory was removed (or, with `dry_run`, would be).
+    Removed(PathBuf),
+    /// Its owner is alive: left alone.
+    Live(PathBuf),
+    /// The directory is gone or is not the one registered: only the registration was
+    /// dropped.
+    Dropped,
+}
+
+/// gc's pass over the registrations (call with the store lock held exclusively): removes
+/// staging directories whose owner is gone, each only if the directory at the registered path
+/// is still the registered one (its inode, opened without following a symlink in any
+/// component), its contents through that open directory and then the empty directory by name.
+/// Registrations that name nothing left to remove are dropped. `grace` is how long a
+/// registration that cannot be read, or whose owner cannot be told dead, is kept.
+pub fn collect(store: &Store, dry_run: bool, grace: Duration) -> Result<Vec<Outcome>> {
+    let wt_path = store.root().join("worktrees");
+    let dir = store.worktrees_dir();
+    let mut out = Vec::new();
+    for e in dir
+        .entries()
+        .map_err(|e| Error::msg(format!("{}: {e}", wt_path.display())))?
+    {
+        if !e.name.as_bytes().starts_with(PREFIX.as_bytes()) {
+            continue;
+        }
+        let Some(bytes) = read_at(dir, &e.name)? else {
+            continue;
+        };
+        let outcome = match serde_json::from_slice::<Record>(&bytes) {
+            Ok(rec) if rec.version == VERSION => settle(&rec, dry_run, grace)?,
+            // A registration this code cannot read names nothing it may remove.
+            _ => {
+                let old = dir.try_stat(&e.name)?.is_some_and(|st| {
+                    let mtime =
+                        SystemTime::UNIX_EPOCH + Duration::from_secs(st.st_mtime.max(0) as u64);
+                    SystemTime::now().duration_since(mtime).unwrap_or_default() > grace
+                });
+                if !old {
+                    continue;
+                }
+                Outcome::Dropped
+            }
+        };
+        if !matches!(outcome, Outcome::Live(_)) && !dry_run {
+            dir.remove_file(&e.name)
+                .map_err(|err| Error::msg(format!("{}: {err}", wt_path.join(&e.name).display())))?;
+        }
+        out.push(outcome);
+    }
+    Ok(out)
+}
+
+/// Decides one registration, removing its directory when its owner is gone.
+fn settle(rec: &Record, dry_run: bool, grace: Duration) -> Result<Outcome> {
+    let Some(path) = rec.path_buf() else {
+        return Ok(Outcome::Dropped);
+    };
+    let owner_gone = || owner_gone(rec, grace);
+    let (Some(_), Some(ino)) = (rec.dev, rec.ino) else {
+        // Killed before the directory was recorded: nothing here may be removed.
+        return Ok(if owner_gone() {
+            Outcome::Dropped
+        } else {
+            Outcome::Live(path)
+        });
+    };
+    let (Some(parent_path), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(Outcome::Dropped);
+    };
+    let Ok(rel) = parent_path.strip_prefix("/") else {
+        return Ok(Outcome::Dropped);
+    };
+    // No symlink in any component: the parent was canonical when registered, and one that
+    // is a symlink now leads somewhere that was not registered.
+    let root = Dir::open(Path::new("/")).map_err(|e| Error::msg(format!("/: {e}")))?;
+    let parent = if rel.as_os_str().is_empty() {
+        Ok(root)
+    } else {
+        root.open_dir_deep(rel)
+    };
+    let Ok(parent) = parent else {
+        return Ok(if owner_gone() {
+            Outcome::Dropped
+        } else {
+            Outcome::Live(path)
+        });
+    };
+    let at = |e: std::io::Error| Error::msg(format!("{}: {e}", path.display()));
+    let staging = match parent.open_dir(name) {
+        Ok(d) => d,
+        Err(_) => return Ok(Outcome::Dropped),
+    };
+    // At its own (unique) path the directory is recognised by its inode, as a worktree is
+    // (docs/store.md): the device number of a filesystem can change from one mount to the
+    // next (loop devices, btrfs's anonymous devices).
+    let st = staging.stat_self().map_err(at)?;
+    if st.st_ino != ino || FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+        return Ok(Outcome::Dropped);
+    }
+    // A live checkout holds an flock on its staging directory for as long as it runs.
+    let gone = match staging.try_lock_exclusive() {
+        Ok(taken) => taken,
+        Err(_) => owner_gone(),
+    };
+    if !gone {
+        return Ok(Outcome::Live(path));
+    }
+    if !dry_run {
+        // Through the directory just checked, then the (now empty) directory by name: a
+        // directory put at the name meanwhile is not emptied, and rmdir refuses it unless
+        // it is empty.
+        for e in staging.entries().map_err(at)? {
+            staging.remove_tree(&e.name).map_err(at)?;
+        }
+        parent.remove_dir(name).map_err(at)?;
+        parent.sync().map_err(at)?;
+    }
+    Ok(Outcome::Removed(path))
+}
+
+/// The registering process is gone: another boot, no such pid, or registered longer ago than
+/// `grace` (a pid may have been reused).
+fn owner_gone(rec: &Record, grace: Duration) -> bool {
+    let other_boot = match (&rec.boot_id, boot_id()) {
+        (Some(a), Some(b)) => *a != b,
+        _ => false,
+    };
+    let old = unix_now().saturating_sub(rec.created_unix) > grace.as_secs();
+    other_boot || old || !pid_alive(rec.pid)
+}
+
+fn pid_alive(pid: u32) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else {
+        return false;
+    };
+    // Signal 0 checks existence only; EPERM means it exists but belongs to another user.
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
+}
+
+/// This boot's id, from `/proc/sys/kernel/random/boot_id`.
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
