@@ -991,7 +991,7 @@ pub(crate) fn run_plan(
                 .map_err(|e| LinkError::io("open", dst, e))?;
             txn::recover(&dst_root)
                 .map_err(|e| LinkError::io("finish an interrupted merge in", dst, e))?;
-            let journal = Journal::create(&dst_root, dst)?;
+            let journal = Journal::create(&dst_root, dst, linker.opts.sync)?;
             let result = Run {
                 linker,
                 plan,
