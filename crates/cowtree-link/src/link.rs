@@ -424,9 +424,16 @@ struct Local {
     /// source's mode and times at the end.
     created: Vec<(PathBuf, usize)>,
     ops: Vec<Op>,
-    record: Vec<RecordEntry>,
+    /// Each entry with its [`path_key`], made here so that the workers share that work.
+    record: Vec<(Vec<u8>, RecordEntry)>,
     /// The source directory last opened: (tree, node) and its handle.
     src: Option<((u32, u32), Dir)>,
+}
+
+impl Local {
+    fn push_record(&mut self, entry: RecordEntry) {
+        self.record.push((path_key(&entry.path), entry));
+    }
 }
 
 /// What a link pass did.
@@ -509,7 +516,11 @@ impl Run<'_> {
         self.finish_dirs(created)?;
         // Publication order: by directory, so that each is opened once.
         ops.sort_by(|a, b| a.dir.cmp(&b.dir).then_with(|| a.name.cmp(&b.name)));
-        record.sort_by_cached_key(|e| path_key(&e.path));
+        // Paths are unique: an unstable sort gives the one order.
+        self.linker
+            .workers
+            .sort_unstable_by(&mut record, |a, b| a.0.cmp(&b.0));
+        let record = record.into_iter().map(|(_, e)| e).collect();
         Ok(Outcome { tally, ops, record })
     }
 
@@ -611,7 +622,7 @@ impl Run<'_> {
                     push_items(self.plan, *child, open, true, Some(dst_dev), push);
                     local.tally.dirs += 1;
                     if self.recording() {
-                        local.record.push(RecordEntry {
+                        local.push_record(RecordEntry {
                             path: node.rel.join(name),
                             kind: EntryKind::Dir,
                             size: 0,
@@ -717,7 +728,7 @@ impl Run<'_> {
                 ),
                 _ => None,
             };
-            local.record.push(RecordEntry {
+            local.push_record(RecordEntry {
                 path: rel.join(name),
                 kind,
                 size,
@@ -791,7 +802,7 @@ impl Run<'_> {
         }
         local.tally.symlinks += 1;
         if self.recording() {
-            local.record.push(RecordEntry {
+            local.push_record(RecordEntry {
                 path: rel.join(name),
                 kind: EntryKind::Symlink,
                 size: target.len() as u64,

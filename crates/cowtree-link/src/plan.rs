@@ -278,7 +278,11 @@ impl<'t> Builder<'t> {
         let parent = to.parent().unwrap_or(Path::new(""));
         let pid = if parent.as_os_str().is_empty() {
             Some(0)
-        } else if let Some((_, id)) = self.last_parent.as_ref().filter(|(p, _)| p == parent) {
+        } else if let Some((_, id)) = self
+            .last_parent
+            .as_ref()
+            .filter(|(p, _)| p.as_os_str() == parent.as_os_str())
+        {
             // Entries of one source directory usually go to one destination directory.
             Some(*id)
         } else {
