@@ -20,8 +20,9 @@
 # as it depends less on what else the machine runs. The first round's site-packages of
 # both tools are compared (every file's bytes and executable bit, and each RECORD as a set of
 # lines, leaving out INSTALLER, RECORD, REQUESTED and uv_cache.json, which differ by design,
-# and the lines of the console-script launchers uv writes into bin/ from entry_points.txt,
-# which wheel_install does not generate).
+# and the lines of bin/: the console-script launchers uv writes from entry_points.txt, which
+# wheel_install does not generate, and scripts whose `#!python` line each tool points at its
+# own venv).
 # Prints medians, ratios and one PASS/MISS line per target; also written to bench/out/.
 #
 # Environment: RUNS (default 7), PACKAGES (default "ansible botocore scipy pandas sympy django
@@ -108,7 +109,7 @@ compare() { # compare VENV_A VENV_B
   "$PYTHON" - "$1" "$2" <<'EOF'
 import hashlib, os, sys
 SKIP = {"INSTALLER", "RECORD", "REQUESTED", "uv_cache.json"}
-# uv's console-script launchers (from entry_points.txt); wheel_install writes none.
+# bin/: uv's console-script launchers (wheel_install writes none) and rewritten scripts.
 LAUNCHER = "../../../bin/"
 def scan(venv):
     site = [os.path.join(venv, "lib", d, "site-packages") for d in os.listdir(os.path.join(venv, "lib"))][0]
