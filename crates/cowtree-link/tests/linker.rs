@@ -705,7 +705,10 @@ fn a_synced_merge_flushes_its_journal_before_the_first_rename_and_syncs_after_th
         let log = fs::read_to_string(&log).unwrap();
         let calls: Vec<&str> = log
             .lines()
-            .map(|l| l.split_once(' ').map_or(l, |(_pid, call)| call.trim_start()))
+            .map(|l| {
+                l.split_once(' ')
+                    .map_or(l, |(_pid, call)| call.trim_start())
+            })
             .collect();
         let go = calls
             .iter()
@@ -716,7 +719,10 @@ fn a_synced_merge_flushes_its_journal_before_the_first_rename_and_syncs_after_th
             .filter(|&i| calls[i].starts_with("renameat2("))
             .collect();
         assert!(renames.len() >= 2, "publications by rename:\n{log}");
-        assert!(renames[0] > go, "a rename before the journal's `go`:\n{log}");
+        assert!(
+            renames[0] > go,
+            "a rename before the journal's `go`:\n{log}"
+        );
         let flushed = calls[go..renames[0]]
             .iter()
             .any(|c| c.starts_with(&format!("fdatasync({journal_fd})")));
