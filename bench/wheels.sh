@@ -15,9 +15,14 @@
 #   - loop:     wheel_install --session-per-package (one Linker per wheel, as calling link_tree
 #               per package does) vs the one pass
 # Times are what each tool reports for the install (uv: "Installed N packages in ...";
-# wheel_install: linking, shebangs, RECORD and INSTALLER). The first round's site-packages of
+# wheel_install: linking, shebangs, RECORD and INSTALLER); each tool's CPU time (user + system,
+# of the whole process: for uv that includes resolving from the local wheels) is printed too,
+# as it depends less on what else the machine runs. The first round's site-packages of
 # both tools are compared (every file's bytes and executable bit, and each RECORD as a set of
-# lines, leaving out INSTALLER, RECORD, REQUESTED and uv_cache.json, which differ by design).
+# lines, leaving out INSTALLER, RECORD, REQUESTED and uv_cache.json, which differ by design,
+# and the lines of bin/: the console-script launchers uv writes from entry_points.txt, which
+# wheel_install does not generate, and scripts whose `#!python` line each tool points at its
+# own venv).
 # Prints medians, ratios and one PASS/MISS line per target; also written to bench/out/.
 #
 # Environment: RUNS (default 7), PACKAGES (default "ansible botocore scipy pandas sympy django
@@ -81,26 +86,31 @@ echo "wheels: ${#wheels[@]} wheels, $files files; load: $(cut -d' ' -f1-3 /proc/
 ms_uv() { sed -nE 's/.*Installed [0-9]+ packages? in ([0-9.]+)(m?s).*/\1 \2/p' | awk '{print ($2=="s") ? $1*1000 : $1}'; }
 ms_ct() { sed -nE 's/.* in ([0-9.]+) ms$/\1/p'; }
 
-declare -A T
-run_one() { # run_one TOOL ROUND -> appends ms to T[TOOL]
-  local tool=$1 r=$2 v="$X/v-$1-$2" ms out
+declare -A T C
+TIMEFORMAT='%U %S'
+run_one() { # run_one TOOL ROUND -> appends ms to T[TOOL], CPU ms to C[TOOL]
+  local tool=$1 r=$2 v="$X/v-$1-$2" ms out cpu
   uv venv -q --python "$PYTHON" "$v"
   sync
-  case $tool in
+  { time case $tool in
     ct-clone) out=$("$EX" "$v" "$X"/unpacked/*); ms=$(ms_ct <<<"$out") ;;
     ct-hardlink) out=$("$EX" --mode hardlink "$v" "$X"/unpacked/*); ms=$(ms_ct <<<"$out") ;;
     ct-loop) out=$("$EX" --session-per-package "$v" "$X"/unpacked/*); ms=$(ms_ct <<<"$out") ;;
     uv-clone) out=$(uvpip "$v" clone); ms=$(ms_uv <<<"$out") ;;
     uv-hardlink) out=$(uvpip "$v" hardlink); ms=$(ms_uv <<<"$out") ;;
-  esac
+  esac; } 2>"$X/cpu"
   [[ -n "$ms" ]] || die "$tool printed no time: $out"
+  cpu=$(tail -n1 "$X/cpu" | awk '{printf "%.0f", ($1 + $2) * 1000}')
   T[$tool]+="$ms "
+  C[$tool]+="$cpu "
 }
 
 compare() { # compare VENV_A VENV_B
   "$PYTHON" - "$1" "$2" <<'EOF'
 import hashlib, os, sys
 SKIP = {"INSTALLER", "RECORD", "REQUESTED", "uv_cache.json"}
+# bin/: uv's console-script launchers (wheel_install writes none) and rewritten scripts.
+LAUNCHER = "../../../bin/"
 def scan(venv):
     site = [os.path.join(venv, "lib", d, "site-packages") for d in os.listdir(os.path.join(venv, "lib"))][0]
     files, records = {}, {}
@@ -109,8 +119,9 @@ def scan(venv):
             p = os.path.join(dp, f)
             rel = os.path.relpath(p, site)
             if f == "RECORD" and dp.endswith(".dist-info"):
-                records[rel] = {l.split(",")[0] + "," + ",".join(l.split(",")[1:]) for l in open(p).read().splitlines()
-                                if l.split(",")[0].rsplit("/", 1)[-1] not in SKIP}
+                records[rel] = {l for l in open(p).read().splitlines()
+                                if l.split(",")[0].rsplit("/", 1)[-1] not in SKIP
+                                and not l.startswith(LAUNCHER)}
             if dp.endswith(".dist-info") and f in SKIP:
                 continue
             st = os.lstat(p)
@@ -142,10 +153,11 @@ done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 declare -A M
-printf '%-12s %10s   %s\n' tool median_ms "all runs (ms)"
+printf '%-12s %10s   %-40s %8s   %s\n' tool median_ms "all runs (ms)" cpu_ms "all runs, CPU (ms)"
 for tool in ct-clone uv-clone ct-hardlink uv-hardlink ct-loop; do
   M[$tool]=$(median <<<"${T[$tool]}")
-  printf '%-12s %10.1f   %s\n' "$tool" "${M[$tool]}" "${T[$tool]}"
+  printf '%-12s %10.1f   %-40s %8.0f   %s\n' "$tool" "${M[$tool]}" "${T[$tool]}" \
+    "$(median <<<"${C[$tool]}")" "${C[$tool]}"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 verdict() { awk -v x="$1" -v t="$2" 'BEGIN {print (x >= t) ? "PASS" : "MISS"}'; }

@@ -424,9 +424,16 @@ struct Local {
     /// source's mode and times at the end.
     created: Vec<(PathBuf, usize)>,
     ops: Vec<Op>,
-    record: Vec<RecordEntry>,
+    /// Each entry with its [`path_key`], made here so that the workers share that work.
+    record: Vec<(Vec<u8>, RecordEntry)>,
     /// The source directory last opened: (tree, node) and its handle.
     src: Option<((u32, u32), Dir)>,
+}
+
+impl Local {
+    fn push_record(&mut self, entry: RecordEntry) {
+        self.record.push((path_key(&entry.path), entry));
+    }
 }
 
 /// What a link pass did.
@@ -509,7 +516,11 @@ impl Run<'_> {
         self.finish_dirs(created)?;
         // Publication order: by directory, so that each is opened once.
         ops.sort_by(|a, b| a.dir.cmp(&b.dir).then_with(|| a.name.cmp(&b.name)));
-        record.sort_by(|a, b| a.path.cmp(&b.path));
+        // Paths are unique: an unstable sort gives the one order.
+        self.linker
+            .workers
+            .sort_unstable_by(&mut record, |a, b| a.0.cmp(&b.0));
+        let record = record.into_iter().map(|(_, e)| e).collect();
         Ok(Outcome { tally, ops, record })
     }
 
@@ -609,7 +620,7 @@ impl Run<'_> {
                     push_items(self.plan, *child, open, true, Some(dst_dev), push);
                     local.tally.dirs += 1;
                     if self.recording() {
-                        local.record.push(RecordEntry {
+                        local.push_record(RecordEntry {
                             path: node.rel.join(name),
                             kind: EntryKind::Dir,
                             size: 0,
@@ -715,7 +726,7 @@ impl Run<'_> {
                 ),
                 _ => None,
             };
-            local.record.push(RecordEntry {
+            local.push_record(RecordEntry {
                 path: rel.join(name),
                 kind,
                 size,
@@ -789,7 +800,7 @@ impl Run<'_> {
         }
         local.tally.symlinks += 1;
         if self.recording() {
-            local.record.push(RecordEntry {
+            local.push_record(RecordEntry {
                 path: rel.join(name),
                 kind: EntryKind::Symlink,
                 size: target.len() as u64,
@@ -860,6 +871,18 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// A key whose byte order is the order of [`Path`]'s `Ord` (component by component) for
+/// normalized relative paths: the bytes, with the separator made to sort before every other
+/// byte (names hold no NUL). Sorting by it compares with `memcmp` instead of parsing both
+/// paths into components at every comparison.
+fn path_key(p: &Path) -> Vec<u8> {
+    p.as_os_str()
+        .as_bytes()
+        .iter()
+        .map(|&c| if c == b'/' { 0 } else { c })
+        .collect()
 }
 
 fn bytes_of(t: &Tally) -> u64 {
@@ -977,7 +1000,7 @@ pub(crate) fn run_plan(
                 .map_err(|e| LinkError::io("open", dst, e))?;
             txn::recover(&dst_root)
                 .map_err(|e| LinkError::io("finish an interrupted merge in", dst, e))?;
-            let journal = Journal::create(&dst_root, dst)?;
+            let journal = Journal::create(&dst_root, dst, linker.opts.sync)?;
             let result = Run {
                 linker,
                 plan,
@@ -1165,4 +1188,36 @@ pub(crate) fn directory_in_the_way(path: &Path) -> LinkError {
              (remove it first)",
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_key_orders_as_path_components() {
+        let paths = [
+            "a",
+            "a-b",
+            "a/b",
+            "a/b/c",
+            "a/b-c",
+            "a.b",
+            "ab",
+            "a0",
+            "b",
+            "a/a",
+            "a/-",
+            "a-/b",
+            "\u{e9}",
+            "a/\u{e9}/x",
+            "a/\u{ff}",
+        ];
+        for x in paths {
+            for y in paths {
+                let (x, y) = (Path::new(x), Path::new(y));
+                assert_eq!(path_key(x).cmp(&path_key(y)), x.cmp(y), "{x:?} vs {y:?}");
+            }
+        }
+    }
 }

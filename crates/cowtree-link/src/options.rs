@@ -56,7 +56,8 @@ pub struct LinkOptions {
     pub hash: Option<HashAlgo>,
     /// Make what was written durable before it is published: a new destination's staging
     /// directory is synced (`syncfs` of its filesystem) before it is renamed into place and
-    /// its parent after; a merge's new entries before they are renamed in and again after.
+    /// its parent after; a merge's new entries before they are renamed in, its journal before
+    /// the first rename, and everything again after the last.
     /// Default false: like `cp`, nothing is synced unless asked.
     pub sync: bool,
 }

@@ -130,6 +130,8 @@ pub(crate) struct Builder<'t> {
     names: Vec<HashMap<Box<OsStr>, usize>>,
     /// The index of the source being added.
     origin: u32,
+    /// The destination directory of the last mapped file or symlink, and its plan node.
+    last_parent: Option<(PathBuf, usize)>,
 }
 
 enum Leaf {
@@ -155,6 +157,7 @@ impl<'t> Builder<'t> {
             },
             names: vec![HashMap::new()],
             origin: 0,
+            last_parent: None,
         }
     }
 
@@ -275,8 +278,21 @@ impl<'t> Builder<'t> {
         let parent = to.parent().unwrap_or(Path::new(""));
         let pid = if parent.as_os_str().is_empty() {
             Some(0)
+        } else if let Some((_, id)) = self
+            .last_parent
+            .as_ref()
+            .filter(|(p, _)| p.as_os_str() == parent.as_os_str())
+        {
+            // Entries of one source directory usually go to one destination directory.
+            Some(*id)
         } else {
-            self.dir_at(parent, None, full)?
+            let id = self.dir_at(parent, None, full)?;
+            if let Some(id) = id {
+                // A directory of the plan keeps its node for good (it is never replaced:
+                // an entry at its path is merged into it or refused).
+                self.last_parent = Some((parent.to_path_buf(), id));
+            }
+            id
         };
         match pid {
             Some(pid) => self.leaf(pid, name, leaf, src, full),
@@ -318,10 +334,9 @@ impl<'t> Builder<'t> {
         meta: Option<DirMeta>,
         full: &dyn Fn() -> PathBuf,
     ) -> Result<Option<usize>, LinkError> {
-        let rel = self.plan.nodes[pid].rel.join(name);
         let new_node = |plan: &mut Plan, names: &mut Vec<HashMap<Box<OsStr>, usize>>| {
             plan.nodes.push(PNode {
-                rel: rel.clone(),
+                rel: plan.nodes[pid].rel.join(name),
                 meta,
                 entries: Vec::new(),
             });
@@ -350,6 +365,7 @@ impl<'t> Builder<'t> {
                     }
                     PKind::File(s) | PKind::Symlink(s) => src_path(self.trees, s),
                 };
+                let rel = self.plan.nodes[pid].rel.join(name);
                 match self.on_existing {
                     OnExisting::Fail => Err(LinkError::Collision {
                         path: rel,

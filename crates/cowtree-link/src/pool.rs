@@ -36,6 +36,19 @@ impl Workers {
         self.jobs
     }
 
+    /// Sorts `v` (unstably) on this session's threads.
+    pub fn sort_unstable_by<T: Send>(
+        &self,
+        v: &mut [T],
+        cmp: impl Fn(&T, &T) -> std::cmp::Ordering + Sync + Send,
+    ) {
+        use rayon::slice::ParallelSliceMut as _;
+        match &self.pool {
+            Some(pool) => pool.install(|| v.par_sort_unstable_by(cmp)),
+            None => v.sort_unstable_by(cmp),
+        }
+    }
+
     /// [`run`] on this session's threads, with at most `jobs` of them.
     pub fn run<T, W, E>(
         &self,

@@ -91,11 +91,12 @@ pub(crate) struct Tree {
     pub special: Vec<PathBuf>,
 }
 
-#[derive(Default)]
+/// What one worker found, by tree.
 struct Local {
-    nodes: Vec<(usize, Node)>,
-    totals: ScanTotals,
-    special: Vec<PathBuf>,
+    /// (tree, node id, node)
+    nodes: Vec<(usize, usize, Node)>,
+    totals: Vec<ScanTotals>,
+    special: Vec<(usize, PathBuf)>,
 }
 
 /// Opens the directory at `rel` under `root` (the root itself when `rel` is empty), refusing
@@ -109,19 +110,28 @@ pub(crate) fn open_rel(root: &Dir, rel: &Path) -> std::io::Result<Dir> {
     }
 }
 
-/// Reads the tree under `src_root` (whose path is `src_path`, for messages) with the
-/// session's workers.
-pub(crate) fn scan(
-    src_root: &Dir,
-    src_path: &Path,
+/// Reads the trees under `roots` (each an open directory and its path, for messages) with
+/// the session's workers, all in one parallel pass: many small trees (packages) keep every
+/// worker busy, where one pass per tree would wait for the slowest directory of each.
+pub(crate) fn scan_many(
+    roots: &[(&Dir, &Path)],
     workers: &pool::Workers,
-) -> Result<Tree, LinkError> {
-    let next_id = AtomicUsize::new(1);
+) -> Result<Vec<Tree>, LinkError> {
+    let next_id: Vec<AtomicUsize> = roots.iter().map(|_| AtomicUsize::new(1)).collect();
     let locals = workers.run(
         workers.jobs(),
-        vec![(0usize, PathBuf::new())],
-        Local::default,
-        |local: &mut Local, (id, rel): (usize, PathBuf), push| {
+        (0..roots.len())
+            .rev()
+            .map(|t| (t, 0usize, PathBuf::new()))
+            .collect(),
+        || Local {
+            nodes: Vec::new(),
+            totals: vec![ScanTotals::default(); roots.len()],
+            special: Vec::new(),
+        },
+        |local: &mut Local, (t, id, rel): (usize, usize, PathBuf), push| {
+            let (src_root, src_path) = roots[t];
+            let totals = &mut local.totals[t];
             let full = || src_path.join(&rel);
             let dir = open_rel(src_root, &rel)
                 .map_err(|e| LinkError::io("open directory", &full(), e))?;
@@ -151,22 +161,22 @@ pub(crate) fn scan(
                 }
                 let kind = match ft {
                     FileType::RegularFile => {
-                        local.totals.files += 1;
+                        totals.files += 1;
                         Kind::File
                     }
                     FileType::Directory => {
-                        local.totals.dirs += 1;
-                        let child = next_id.fetch_add(1, Ordering::Relaxed);
-                        push.push((child, rel.join(name)));
+                        totals.dirs += 1;
+                        let child = next_id[t].fetch_add(1, Ordering::Relaxed);
+                        push.push((t, child, rel.join(name)));
                         Kind::Dir(child)
                     }
                     FileType::Symlink => {
-                        local.totals.symlinks += 1;
+                        totals.symlinks += 1;
                         Kind::Symlink
                     }
                     _ => {
-                        local.totals.special += 1;
-                        local.special.push(rel.join(name));
+                        totals.special += 1;
+                        local.special.push((t, rel.join(name)));
                         Kind::Special
                     }
                 };
@@ -177,6 +187,7 @@ pub(crate) fn scan(
             }
             entries.shrink_to_fit();
             local.nodes.push((
+                t,
                 id,
                 Node {
                     rel,
@@ -188,37 +199,53 @@ pub(crate) fn scan(
         },
     )?;
 
-    let count = next_id.load(Ordering::Relaxed);
-    let mut slots: Vec<Option<Node>> = (0..count).map(|_| None).collect();
-    let mut totals = ScanTotals::default();
-    let mut special = Vec::new();
+    let mut slots: Vec<Vec<Option<Node>>> = next_id
+        .iter()
+        .map(|n| (0..n.load(Ordering::Relaxed)).map(|_| None).collect())
+        .collect();
+    let mut totals = vec![ScanTotals::default(); roots.len()];
+    let mut special: Vec<Vec<PathBuf>> = vec![Vec::new(); roots.len()];
     for local in locals {
-        for (id, node) in local.nodes {
-            slots[id] = Some(node);
+        for (t, id, node) in local.nodes {
+            slots[t][id] = Some(node);
         }
-        totals.files += local.totals.files;
-        totals.dirs += local.totals.dirs;
-        totals.symlinks += local.totals.symlinks;
-        totals.special += local.totals.special;
-        special.extend(local.special);
+        for (sum, part) in totals.iter_mut().zip(&local.totals) {
+            sum.files += part.files;
+            sum.dirs += part.dirs;
+            sum.symlinks += part.symlinks;
+            sum.special += part.special;
+        }
+        for (t, p) in local.special {
+            special[t].push(p);
+        }
     }
-    let nodes = slots
+    slots
         .into_iter()
-        .enumerate()
-        .map(|(id, n)| {
-            n.ok_or_else(|| {
-                LinkError::io(
-                    "scan",
-                    src_path,
-                    std::io::Error::other(format!("directory #{id} was found but not read")),
-                )
+        .zip(totals)
+        .zip(special)
+        .zip(roots)
+        .map(|(((slots, totals), mut special), (_, src_path))| {
+            let nodes = slots
+                .into_iter()
+                .enumerate()
+                .map(|(id, n)| {
+                    n.ok_or_else(|| {
+                        LinkError::io(
+                            "scan",
+                            src_path,
+                            std::io::Error::other(format!(
+                                "directory #{id} was found but not read"
+                            )),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            special.sort();
+            Ok(Tree {
+                nodes,
+                totals,
+                special,
             })
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    special.sort();
-    Ok(Tree {
-        nodes,
-        totals,
-        special,
-    })
+        .collect()
 }

@@ -13,7 +13,7 @@ use crate::link::{Pairs, effective_jobs, has_ancestor, link_single_file, run_pla
 use crate::options::{EntryKind, LinkOptions};
 use crate::plan::{Builder, PathMap, SrcRef, TreeSrc};
 use crate::report::LinkReport;
-use crate::scan::{DirMeta, scan};
+use crate::scan::{DirMeta, scan_many};
 
 /// A linking session: options chosen once, and state kept across every call.
 ///
@@ -172,9 +172,9 @@ impl Linker {
         let dst_id = std::fs::symlink_metadata(dst)
             .ok()
             .map(|m| (m.dev(), m.ino()));
-        let mut trees: Vec<TreeSrc> = Vec::new();
+        // Sources are checked in order, then every tree is scanned in one parallel pass.
+        let mut roots: Vec<(PathBuf, Dir, &Path)> = Vec::new();
         let mut prepared = Vec::new();
-        let mut special = 0;
         for source in sources {
             let src = source.path;
             let meta = source_meta(src)?;
@@ -218,7 +218,19 @@ impl Linker {
                 });
             }
             let root = Dir::open(&canon).map_err(|e| LinkError::io("open", src, e))?;
-            let tree = scan(&root, &canon, &self.workers)?;
+            prepared.push((source.map, Prepared::Tree(roots.len() as u32)));
+            roots.push((canon, root, src));
+        }
+        let scanned = scan_many(
+            &roots
+                .iter()
+                .map(|(canon, root, _)| (root, canon.as_path()))
+                .collect::<Vec<_>>(),
+            &self.workers,
+        )?;
+        let mut trees: Vec<TreeSrc> = Vec::with_capacity(roots.len());
+        let mut special = 0;
+        for ((canon, root, src), tree) in roots.into_iter().zip(scanned) {
             if !tree.special.is_empty() && !self.opts.skip_special {
                 return Err(LinkError::SpecialFiles {
                     src: src.to_path_buf(),
@@ -226,7 +238,6 @@ impl Linker {
                 });
             }
             special += tree.totals.special;
-            prepared.push((source.map, Prepared::Tree(trees.len() as u32)));
             trees.push(TreeSrc {
                 path: canon,
                 root,

@@ -18,8 +18,15 @@
 //! line. The next merge into the same destination (or [`crate::Linker::recover`]) finds a
 //! journal whose lock is free and finishes its work: without `go`, it removes the temporary
 //! entries (the destination is as before); with `go`, it completes the publication (the
-//! destination is as after). The journal is not fsynced: this covers a killed process, not a
-//! power loss.
+//! destination is as after).
+//!
+//! Without [`crate::LinkOptions::sync`], nothing is flushed: this covers a killed process,
+//! not a power loss. With it, the merge syncs the filesystem once every new entry is built
+//! (entries, their data and the journal's temporary names are then on disk), flushes the
+//! journal after its `go` line and before the first rename, and syncs the filesystem again
+//! after the last one. A power loss once publishing has started then leaves what a kill
+//! would (recovery finishes the publication); one before it leaves DST's names as they were,
+//! but may leave temporary entries (marked by their names) that the journal does not list.
 //!
 //! Journal lines (names as lower-case hex of their bytes, `-` for the empty root path):
 //! `t <dir> <tmp>`, `c <n|r> <dir> <tmp> <name> <inode>`, `go`.
@@ -63,6 +70,8 @@ pub(crate) struct Journal<'a> {
     file: std::fs::File,
     /// Every temporary name noted, to remove on failure.
     temps: Mutex<Vec<(PathBuf, OsString)>>,
+    /// Make the list of publications durable before the first rename.
+    sync: bool,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -90,8 +99,13 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 }
 
 impl<'a> Journal<'a> {
-    /// Creates and locks a new journal in the destination root.
-    pub fn create(root: &'a Dir, root_path: &'a Path) -> Result<Journal<'a>, LinkError> {
+    /// Creates and locks a new journal in the destination root. With `sync`, the journal
+    /// is flushed to disk before publishing starts (see [`Journal::publish`]).
+    pub fn create(
+        root: &'a Dir,
+        root_path: &'a Path,
+        sync: bool,
+    ) -> Result<Journal<'a>, LinkError> {
         let mut name = PREFIX.to_vec();
         name.extend_from_slice(format!("{}.{:016x}", std::process::id(), random_u64()).as_bytes());
         let name = OsString::from_vec(name);
@@ -118,6 +132,7 @@ impl<'a> Journal<'a> {
             name,
             file: std::fs::File::from(fd),
             temps: Mutex::new(Vec::new()),
+            sync,
         })
     }
 
@@ -196,6 +211,15 @@ impl<'a> Journal<'a> {
         // A separate write: a journal whose `c` lines were cut short has no `go`.
         if let Err(e) = self.write("go\n") {
             return Err(self.abort(e));
+        }
+        // Durable merges: the renames below are metadata the filesystem may write out before
+        // the journal's data. After a power loss in the middle of them, recovery must find
+        // the `go` line and the list, or it would undo nothing and leave DST half merged.
+        if self.sync
+            && let Err(e) = self.file.sync_data()
+        {
+            let error = LinkError::io("sync merge journal", &self.path(), e);
+            return Err(self.abort(error));
         }
         let mut dirs = DirCache::new(self.root);
         for (done, op) in ops.iter().enumerate() {

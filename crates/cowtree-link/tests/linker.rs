@@ -639,3 +639,102 @@ fn overwrite_in_a_merge_replaces_files_by_exchange_and_keeps_untouched_inodes() 
         assert_eq!(leftovers(&dst), Vec::<PathBuf>::new(), "{fsys:?}");
     }
 }
+
+/// Set in the environment of the child process of
+/// `a_synced_merge_flushes_its_journal_before_the_first_rename_and_syncs_after_the_last`:
+/// `SYNC|DST|SRC...`, the merge the child runs under strace.
+const SYNC_CHILD: &str = "COWTREE_LINK_TEST_SYNC_CHILD";
+
+#[test]
+fn a_synced_merge_flushes_its_journal_before_the_first_rename_and_syncs_after_the_last() {
+    if let Ok(job) = std::env::var(SYNC_CHILD) {
+        // The child: one merge, traced by the parent.
+        let mut parts = job.split('|');
+        let sync = parts.next() == Some("1");
+        let dst = PathBuf::from(parts.next().unwrap());
+        let srcs: Vec<PathBuf> = parts.map(PathBuf::from).collect();
+        let o = LinkOptions {
+            sync,
+            jobs: 1,
+            ..opts(OnExisting::Overwrite)
+        };
+        Linker::new(o).link_trees(&srcs, &dst).unwrap();
+        return;
+    }
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        panic!("strace is needed (scripts/mounts.sh installs it)");
+    }
+    let srcs = overlapping_sources(dir.path());
+    for sync in [true, false] {
+        let dst = dir.path().join(format!("dst-{sync}"));
+        existing_destination(&dst);
+        let log = dir.path().join(format!("strace-{sync}.log"));
+        let mut job = format!("{}|{}", u8::from(sync), dst.display());
+        for s in &srcs {
+            job.push_str(&format!("|{}", s.display()));
+        }
+        let out = std::process::Command::new("strace")
+            .args(["-f", "-e", "trace=write,fsync,fdatasync,syncfs,renameat2", "-o"])
+            .arg(&log)
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_synced_merge_flushes_its_journal_before_the_first_rename_and_syncs_after_the_last",
+                "--test-threads",
+                "1",
+            ])
+            .env(SYNC_CHILD, job)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The merge happened, and completely.
+        assert_eq!(
+            fs::read(dst.join("lib/shared.txt")).unwrap(),
+            b"from c, the last\n"
+        );
+        assert_eq!(leftovers(&dst), Vec::<PathBuf>::new());
+        let log = fs::read_to_string(&log).unwrap();
+        let calls: Vec<&str> = log
+            .lines()
+            .map(|l| {
+                l.split_once(' ')
+                    .map_or(l, |(_pid, call)| call.trim_start())
+            })
+            .collect();
+        let go = calls
+            .iter()
+            .position(|c| c.starts_with("write(") && c.contains(", \"go\\n\""))
+            .unwrap_or_else(|| panic!("no journal `go` line written:\n{log}"));
+        let journal_fd = calls[go]["write(".len()..].split(',').next().unwrap();
+        let renames: Vec<usize> = (0..calls.len())
+            .filter(|&i| calls[i].starts_with("renameat2("))
+            .collect();
+        assert!(renames.len() >= 2, "publications by rename:\n{log}");
+        assert!(
+            renames[0] > go,
+            "a rename before the journal's `go`:\n{log}"
+        );
+        let flushed = calls[go..renames[0]]
+            .iter()
+            .any(|c| c.starts_with(&format!("fdatasync({journal_fd})")));
+        let synced_before = calls[..go].iter().any(|c| c.starts_with("syncfs("));
+        let synced_after = calls[*renames.last().unwrap()..]
+            .iter()
+            .any(|c| c.starts_with("syncfs("));
+        assert_eq!(
+            (flushed, synced_before, synced_after),
+            (sync, sync, sync),
+            "sync {sync}: journal flushed before the first rename, filesystem synced before \
+             publishing and after:\n{log}"
+        );
+    }
+}
