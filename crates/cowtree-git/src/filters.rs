@@ -246,10 +246,13 @@ mod tests {
         eol_crlf: true,
     };
 
+    /// Attribute states, configuration, the reason expected.
+    type Row<'a> = (&'a [(&'a str, StateRef<'a>)], EolConfig, Option<&'a str>);
+
     #[test]
-    fn rows() {
+    fn reason_names_the_attribute_or_setting_that_changes_the_checkout() {
         use StateRef::{Set, Unset, Unspecified};
-        let rows: &[(&[(&str, StateRef<'static>)], EolConfig, Option<&str>)] = &[
+        let rows: &[Row<'_>] = &[
             (&[], LF, None),
             (&[], AUTOCRLF, Some("core.autocrlf=true")),
             (&[], EOL_CRLF, None),
