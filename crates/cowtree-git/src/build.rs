@@ -70,7 +70,7 @@ pub struct BuildInput<'a> {
     pub strict: bool,
     /// The process umask.
     pub umask: u32,
-    /// The target's checkout filters (`None`: the repository declares none that apply).
+    /// The target tree's attributes and configuration for git's checkout filters.
     pub filters: &'a crate::filters::Setup,
 }
 

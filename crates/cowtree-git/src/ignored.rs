@@ -73,8 +73,8 @@ struct Walk<'a, 'r> {
 struct Plan {
     /// Non-directory entries to copy, grouped by their repository-relative parent directory.
     groups: Vec<(BString, Vec<(std::ffi::OsString, FileType)>)>,
-    /// Copied directories (repository-relative) and SRC's `stat` of each: their mode and times
-    /// are set once everything inside them exists, children first.
+    /// Copied directories (repository-relative, each after its subdirectories) and SRC's
+    /// `stat` of each: their mode and times are set once everything inside them exists.
     finish: Vec<(BString, rustix::fs::Stat)>,
     report: IgnoredReport,
 }
@@ -166,7 +166,9 @@ pub fn copy_ignored(
             report.fallback = part.fallback;
         }
     }
-    for (rel, st) in finish.iter().rev() {
+    // Listed after their subdirectories: children first, as in a walk that sets each
+    // directory's mode last (a parent without write or search permission stays usable).
+    for (rel, st) in &finish {
         let dst_path = staging_path.join(rel.to_path_lossy());
         let dst = staging
             .open_dir_deep(&rel.to_path_lossy())
