@@ -18,6 +18,7 @@ use rustix::fs::{AtFlags, FileType, OFlags, Timespec, openat, statat};
 
 use crate::clone::{self, CloneState, Cloned};
 use crate::error::{Error, Result};
+use crate::filters::Filters;
 use crate::trust::{Kind, Verdict, judge, stat_of};
 
 /// How one tracked entry was made.
@@ -69,6 +70,8 @@ pub struct BuildInput<'a> {
     pub strict: bool,
     /// The process umask.
     pub umask: u32,
+    /// The target tree's attributes and configuration for git's checkout filters.
+    pub filters: &'a crate::filters::Setup,
 }
 
 /// State shared by the workers: the first reason a proven-clean file had to be copied
@@ -102,8 +105,8 @@ fn os(b: &[u8]) -> &OsStr {
 }
 
 /// Creates every directory the target's entries need (parents before children; the entries
-/// are sorted so that a parent's prefix comes first).
-fn create_dirs(input: &BuildInput<'_>) -> Result<()> {
+/// are sorted so that a parent's prefix comes first). [`build`] needs them.
+pub fn create_dirs(input: &BuildInput<'_>) -> Result<()> {
     let mut made: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
     let backing = input.target.path_backing();
     for e in input.target.entries() {
@@ -139,10 +142,10 @@ fn create_dirs(input: &BuildInput<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Builds every entry of `input.target` in the staging directory, in parallel by directory.
-/// The results are in the target's entry order.
+/// Builds every entry of `input.target` in the staging directory (whose directories
+/// [`create_dirs`] made), in parallel by directory. The results are in the target's entry
+/// order.
 pub fn build(input: &BuildInput<'_>, fallback: &Fallback) -> Result<Vec<EntryResult>> {
-    create_dirs(input)?;
     let backing = input.target.path_backing();
     let entries = input.target.entries();
     // Groups of consecutive entries with the same parent directory.
@@ -162,8 +165,17 @@ pub fn build(input: &BuildInput<'_>, fallback: &Fallback) -> Result<Vec<EntryRes
     let results: Vec<Result<Vec<EntryResult>>> = groups
         .par_iter()
         .map_init(
-            || input.repo.to_thread_local(),
-            |repo, &(a, b)| {
+            || {
+                let repo = input.repo.to_thread_local();
+                let filters = input.filters.worker(&repo);
+                (repo, filters)
+            },
+            |(repo, filters), &(a, b)| {
+                let filters = filters.as_mut().map_err(|e| Error::Git {
+                    what: "configure filters",
+                    path: input.src_root.to_owned(),
+                    source: e.to_string().into(),
+                })?;
                 let parent = split(entries[a].path_in(backing)).0;
                 let src_dir = if parent.is_empty() {
                     src_root.try_clone().ok()
@@ -177,7 +189,17 @@ pub fn build(input: &BuildInput<'_>, fallback: &Fallback) -> Result<Vec<EntryRes
                 }
                 .map_err(Error::io("open", input.staging_path.join(os(parent))))?;
                 (a..b)
-                    .map(|i| one(input, repo, src_dir.as_ref(), &dst_dir, i, fallback))
+                    .map(|i| {
+                        one(
+                            input,
+                            repo,
+                            filters,
+                            src_dir.as_ref(),
+                            &dst_dir,
+                            i,
+                            fallback,
+                        )
+                    })
                     .collect()
             },
         )
@@ -202,9 +224,11 @@ fn times(st: &rustix::fs::Stat) -> (Timespec, Timespec) {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn one(
     input: &BuildInput<'_>,
     repo: &gix::Repository,
+    filters: &mut Filters,
     src_dir: Option<&Dir>,
     dst_dir: &Dir,
     i: usize,
@@ -233,6 +257,10 @@ fn one(
         }
         Kind::File | Kind::Symlink => {}
     }
+    // A file git filters on checkout is never proven by its blob id: written through the
+    // filters, as git would (or carried with --with-changes, as SRC has it).
+    let filtered = kind == Kind::File && filters.reason(repo, path)?.is_some();
+    let filters = filtered.then_some(filters);
     let src_entry = input
         .src_index
         .entry_by_path_and_stage(path, gix::index::entry::Stage::Unconflicted);
@@ -244,6 +272,7 @@ fn one(
     // The common case, through one descriptor (see crate::clone); anything else takes the
     // lstat path below.
     if kind == Kind::File
+        && filters.is_none()
         && judge(src_entry, &entry.id, kind, input.src_index_mtime, None) != Verdict::OtherBlob
         && let Some(src) = src_dir.and_then(|d| clone::open_src(d, name))
     {
@@ -272,7 +301,7 @@ fn one(
                     });
                 }
                 Cloned::Changed => {
-                    return from_objects(input, repo, entry, dst_dir, name, mode);
+                    return from_objects(input, repo, None, entry, dst_dir, name, mode);
                 }
                 Cloned::Refused(cause) => return Err(Error::strict(src_path, cause)),
             }
@@ -284,6 +313,17 @@ fn one(
         .map(|st| (FileType::from_raw_mode(st.st_mode), stat_of(st)));
     let verdict = judge(src_entry, &entry.id, kind, input.src_index_mtime, file);
     match (verdict, kind) {
+        (Verdict::Unproven, _) if input.with_changes => carry(
+            input,
+            repo,
+            entry,
+            src_dir,
+            src_st.as_ref(),
+            dst_dir,
+            name,
+            mode,
+        ),
+        _ if filters.is_some() => from_objects(input, repo, filters, entry, dst_dir, name, mode),
         (Verdict::Clean, Kind::File) => {
             let (src_dir, src_st) = (
                 src_dir.expect("a clean verdict needs SRC's lstat, so SRC's directory is open"),
@@ -314,7 +354,7 @@ fn one(
                     return Err(Error::strict(input.src_root.join(os(path)), cause));
                 }
                 Transfer::SourceVanished => {
-                    return from_objects(input, repo, entry, dst_dir, name, mode);
+                    return from_objects(input, repo, None, entry, dst_dir, name, mode);
                 }
             };
             // The clone holds what SRC held when it ran; SRC's stat data unchanged since
@@ -332,7 +372,7 @@ fn one(
                 dst_dir
                     .remove_file(name)
                     .map_err(Error::io("remove", dst_path()))?;
-                return from_objects(input, repo, entry, dst_dir, name, mode);
+                return from_objects(input, repo, None, entry, dst_dir, name, mode);
             }
             let st = dst_dir.stat(name).map_err(Error::io("stat", dst_path()))?;
             Ok(EntryResult {
@@ -343,7 +383,7 @@ fn one(
         }
         (Verdict::Clean, Kind::Symlink) => {
             let src_st = src_st.expect("a clean verdict needs SRC's lstat");
-            let r = from_objects(input, repo, entry, dst_dir, name, mode)?;
+            let r = from_objects(input, repo, None, entry, dst_dir, name, mode)?;
             // Same content as SRC's link: keep its time, so the entry is not racy.
             dst_dir
                 .set_times(name, times(&src_st).0, times(&src_st).1)
@@ -354,17 +394,7 @@ fn one(
                 ..r
             })
         }
-        (Verdict::Unproven, _) if input.with_changes => carry(
-            input,
-            repo,
-            entry,
-            src_dir,
-            src_st.as_ref(),
-            dst_dir,
-            name,
-            mode,
-        ),
-        _ => from_objects(input, repo, entry, dst_dir, name, mode),
+        _ => from_objects(input, repo, None, entry, dst_dir, name, mode),
     }
 }
 
@@ -425,14 +455,16 @@ fn carry(
             ))?;
             carried(0)
         }
-        _ => from_objects(input, repo, entry, dst_dir, name, mode),
+        _ => from_objects(input, repo, None, entry, dst_dir, name, mode),
     }
 }
 
-/// Writes the entry's blob from the object database (a file with `mode`, or a symlink).
+/// Writes the entry's blob from the object database (a file with `mode`, or a symlink),
+/// through `filters` when given.
 fn from_objects(
     input: &BuildInput<'_>,
     repo: &gix::Repository,
+    filters: Option<&mut Filters>,
     entry: &gix::index::Entry,
     dst_dir: &Dir,
     name: &OsStr,
@@ -443,7 +475,11 @@ fn from_objects(
     let blob = repo
         .find_blob(entry.id)
         .map_err(Error::git("read blob", PathBuf::from(entry.id.to_string())))?;
-    let data: &[u8] = &blob.data;
+    let filtered = match filters {
+        Some(f) => Some(f.to_worktree(repo, path, &blob.data)?),
+        None => None,
+    };
+    let data: &[u8] = filtered.as_deref().unwrap_or(&blob.data);
     if Kind::of(entry.mode) == Kind::Symlink {
         dst_dir
             .symlink(os(data), name)

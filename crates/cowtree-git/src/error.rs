@@ -74,6 +74,25 @@ pub enum Error {
         /// Why.
         cause: &'static str,
     },
+    /// SRC uses sparse checkout, which is not handled: DST would be a full checkout, unlike
+    /// what `git worktree add` makes from a sparse worktree.
+    #[error("{path}: sparse checkout ({why}) is not handled; use `git worktree add`")]
+    Sparse {
+        /// The source worktree.
+        path: PathBuf,
+        /// What shows it: the config key, or an index entry that git keeps out of the worktree.
+        why: String,
+    },
+    /// A file needs a checkout filter that gitoxide does not apply as git does.
+    #[error("{path}: the `{attribute}` attribute is not handled ({why}); use `git worktree add`")]
+    UnsupportedFilter {
+        /// The file (repository-relative).
+        path: PathBuf,
+        /// The attribute.
+        attribute: &'static str,
+        /// Why.
+        why: &'static str,
+    },
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}")]
     Io {

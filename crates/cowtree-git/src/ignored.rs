@@ -11,6 +11,7 @@ use cowtree_fs::dir::Dir;
 use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause};
 use gix::bstr::{BStr, BString, ByteSlice};
 use gix::index::entry::Mode;
+use rayon::prelude::*;
 use rustix::fs::{FileType, Timespec};
 
 use crate::error::{Error, Result};
@@ -63,8 +64,30 @@ struct Walk<'a, 'r> {
     target: &'a gix::index::State,
     excludes: gix::AttributeStack<'r>,
     sel: &'a Selection<'a>,
-    strict: bool,
+    plan: Plan,
+}
+
+/// What the walk decided: directories are made as it goes (cheap, and in an order where a
+/// parent exists first); files and symlinks are listed here and made in parallel after it.
+#[derive(Default)]
+struct Plan {
+    /// Non-directory entries to copy, grouped by their repository-relative parent directory.
+    groups: Vec<(BString, Vec<(std::ffi::OsString, FileType)>)>,
+    /// Copied directories (repository-relative, each after its subdirectories) and SRC's
+    /// `stat` of each: their mode and times are set once everything inside them exists.
+    finish: Vec<(BString, rustix::fs::Stat)>,
     report: IgnoredReport,
+}
+
+impl Plan {
+    fn add(&mut self, rel: &BStr, name: &OsStr, ft: FileType) {
+        match self.groups.last_mut() {
+            Some((dir, files)) if dir.as_bstr() == rel => files.push((name.to_owned(), ft)),
+            _ => self
+                .groups
+                .push((rel.to_owned(), vec![(name.to_owned(), ft)])),
+        }
+    }
 }
 
 fn has_dot_git(dir: &Dir) -> bool {
@@ -87,7 +110,9 @@ fn file_type(dir: &Dir, name: &OsStr, ft: FileType) -> std::io::Result<FileType>
     Ok(FileType::from_raw_mode(dir.stat(name)?.st_mode))
 }
 
-/// Copies SRC's ignored entries selected by `sel` into `staging`.
+/// Copies SRC's ignored entries selected by `sel` into `staging`, whose directories for the
+/// target's tracked entries must already exist. SRC's tree is walked on the calling thread;
+/// files and symlinks are then made on the rayon pool, one directory per task.
 #[allow(clippy::too_many_arguments)]
 pub fn copy_ignored(
     repo: &gix::Repository,
@@ -111,11 +136,49 @@ pub fn copy_ignored(
         target,
         excludes,
         sel,
-        strict,
-        report: IgnoredReport::default(),
+        plan: Plan::default(),
     };
     w.dir(&root, BStr::new(b""), false)?;
-    Ok(w.report)
+    let Plan {
+        groups,
+        finish,
+        mut report,
+    } = w.plan;
+    let copier = Copier {
+        src_root,
+        root: &root,
+        staging,
+        staging_path,
+        strict,
+    };
+    let parts: Vec<Result<IgnoredReport>> = groups
+        .par_iter()
+        .map(|(rel, files)| copier.group(rel.as_ref(), files))
+        .collect();
+    for part in parts {
+        let part = part?;
+        report.cloned += part.cloned;
+        report.copied += part.copied;
+        report.bytes += part.bytes;
+        report.symlinks += part.symlinks;
+        report.special += part.special;
+        if report.fallback.is_none() {
+            report.fallback = part.fallback;
+        }
+    }
+    // Listed after their subdirectories: children first, as in a walk that sets each
+    // directory's mode last (a parent without write or search permission stays usable).
+    for (rel, st) in &finish {
+        let dst_path = staging_path.join(rel.to_path_lossy());
+        let dst = staging
+            .open_dir_deep(&rel.to_path_lossy())
+            .map_err(Error::io("open", &dst_path))?;
+        rustix::fs::fchmod(&dst, rustix::fs::Mode::from_raw_mode(st.st_mode & 0o7777))
+            .map_err(|e| Error::io("set mode of", &dst_path)(e.into()))?;
+        dst.set_own_times(atime(st), mtime(st))
+            .map_err(Error::io("set times of", &dst_path))?;
+    }
+    Ok(report)
 }
 
 impl Walk<'_, '_> {
@@ -154,7 +217,7 @@ impl Walk<'_, '_> {
             dir = match dir.open_dir(name) {
                 Ok(d) => d,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    self.report.dirs += 1;
+                    self.plan.report.dirs += 1;
                     dir.create_dir_open(name, 0o777).map_err(Error::io(
                         "create directory",
                         self.staging_path.join(rel.to_path_lossy()),
@@ -177,6 +240,7 @@ impl Walk<'_, '_> {
         let src_path = self.src_root.join(rel.to_path_lossy());
         let mut entries = dir.entries().map_err(Error::io("list", &src_path))?;
         entries.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut made_parent = false;
         for e in entries {
             let name = e.name.as_bytes();
             if rel.is_empty() && name == b".git" {
@@ -193,7 +257,7 @@ impl Walk<'_, '_> {
                 };
                 if has_dot_git(&child) {
                     if inside_ignored || self.excluded(sub.as_ref(), true)? {
-                        self.report.nested_repos.push(sub.to_string());
+                        self.plan.report.nested_repos.push(sub.to_string());
                     }
                     continue;
                 }
@@ -214,15 +278,86 @@ impl Walk<'_, '_> {
             if !ignored || !self.sel.takes(sub.as_ref(), name) {
                 continue;
             }
-            let parent = self.dst_dir(rel)?;
-            self.copy_entry(dir, &parent, &e.name, ft, sub.as_ref())?;
+            if !made_parent {
+                self.dst_dir(rel)?;
+                made_parent = true;
+            }
+            self.plan.add(rel, &e.name, ft);
         }
         Ok(())
     }
 
+    /// Plans the copy of the ignored directory `src` (SRC's `rel`) as `name` under
+    /// `dst_parent`, whole, except nested repositories; makes its directories now.
+    fn copy_tree(&mut self, src: &Dir, rel: &BStr, dst_parent: &Dir, name: &OsStr) -> Result<()> {
+        let dst_path = self.staging_path.join(rel.to_path_lossy());
+        let st = src
+            .stat_self()
+            .map_err(Error::io("stat", self.src_root.join(rel.to_path_lossy())))?;
+        let dst = dst_parent
+            .create_dir_open(name, 0o700)
+            .map_err(Error::io("create directory", &dst_path))?;
+        self.plan.report.dirs += 1;
+        let mut entries = src
+            .entries()
+            .map_err(Error::io("list", self.src_root.join(rel.to_path_lossy())))?;
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        for e in entries {
+            let sub = join(rel, e.name.as_bytes());
+            let Ok(ft) = file_type(src, &e.name, e.file_type) else {
+                continue;
+            };
+            if ft == FileType::Directory {
+                let Ok(child) = src.open_dir(&e.name) else {
+                    continue;
+                };
+                if has_dot_git(&child) {
+                    self.plan.report.nested_repos.push(sub.to_string());
+                    continue;
+                }
+                self.copy_tree(&child, sub.as_ref(), &dst, &e.name)?;
+            } else {
+                self.plan.add(rel, &e.name, ft);
+            }
+        }
+        self.plan.finish.push((rel.to_owned(), st));
+        Ok(())
+    }
+}
+
+/// Makes the planned files and symlinks of one directory.
+struct Copier<'a> {
+    src_root: &'a Path,
+    root: &'a Dir,
+    staging: &'a Dir,
+    staging_path: &'a Path,
+    strict: bool,
+}
+
+impl Copier<'_> {
+    fn group(&self, rel: &BStr, files: &[(std::ffi::OsString, FileType)]) -> Result<IgnoredReport> {
+        let open = |base: &Dir, base_path: &Path| {
+            if rel.is_empty() {
+                base.try_clone()
+            } else {
+                base.open_dir_deep(&rel.to_path_lossy())
+            }
+            .map_err(Error::io("open", base_path.join(rel.to_path_lossy())))
+        };
+        let src = open(self.root, self.src_root)?;
+        let dst = open(self.staging, self.staging_path)?;
+        let mut report = IgnoredReport::default();
+        for (name, ft) in files {
+            let sub = join(rel, name.as_bytes());
+            self.entry(&mut report, &src, &dst, name, *ft, sub.as_ref())?;
+        }
+        Ok(report)
+    }
+
     /// Copies one non-directory entry.
-    fn copy_entry(
-        &mut self,
+    fn entry(
+        &self,
+        report: &mut IgnoredReport,
         src: &Dir,
         dst: &Dir,
         name: &OsStr,
@@ -246,14 +381,14 @@ impl Walk<'_, '_> {
                     .map_err(Error::io("clone", src_path()))?
                 {
                     Transfer::Cloned { bytes } => {
-                        self.report.cloned += 1;
-                        self.report.bytes += bytes;
+                        report.cloned += 1;
+                        report.bytes += bytes;
                     }
                     Transfer::Copied { bytes, because } => {
-                        self.report.copied += 1;
-                        self.report.bytes += bytes;
-                        if self.report.fallback.is_none() {
-                            self.report.fallback =
+                        report.copied += 1;
+                        report.bytes += bytes;
+                        if report.fallback.is_none() {
+                            report.fallback =
                                 Some((because.unwrap_or(UnsupportedCause::Filesystem), src_path()));
                         }
                     }
@@ -275,50 +410,10 @@ impl Walk<'_, '_> {
                         "set times of",
                         self.staging_path.join(rel.to_path_lossy()),
                     ))?;
-                self.report.symlinks += 1;
+                report.symlinks += 1;
             }
-            _ => self.report.special += 1,
+            _ => report.special += 1,
         }
-        Ok(())
-    }
-
-    /// Copies the ignored directory `src` (SRC's `rel`) as `name` under `dst_parent`, whole,
-    /// except nested repositories.
-    fn copy_tree(&mut self, src: &Dir, rel: &BStr, dst_parent: &Dir, name: &OsStr) -> Result<()> {
-        let dst_path = self.staging_path.join(rel.to_path_lossy());
-        let st = src
-            .stat_self()
-            .map_err(Error::io("stat", self.src_root.join(rel.to_path_lossy())))?;
-        let dst = dst_parent
-            .create_dir_open(name, 0o700)
-            .map_err(Error::io("create directory", &dst_path))?;
-        self.report.dirs += 1;
-        let mut entries = src
-            .entries()
-            .map_err(Error::io("list", self.src_root.join(rel.to_path_lossy())))?;
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        for e in entries {
-            let sub = join(rel, e.name.as_bytes());
-            let Ok(ft) = file_type(src, &e.name, e.file_type) else {
-                continue;
-            };
-            if ft == FileType::Directory {
-                let Ok(child) = src.open_dir(&e.name) else {
-                    continue;
-                };
-                if has_dot_git(&child) {
-                    self.report.nested_repos.push(sub.to_string());
-                    continue;
-                }
-                self.copy_tree(&child, sub.as_ref(), &dst, &e.name)?;
-            } else {
-                self.copy_entry(src, &dst, &e.name, ft, sub.as_ref())?;
-            }
-        }
-        rustix::fs::fchmod(&dst, rustix::fs::Mode::from_raw_mode(st.st_mode & 0o7777))
-            .map_err(|e| Error::io("set mode of", &dst_path)(e.into()))?;
-        dst.set_own_times(atime(&st), mtime(&st))
-            .map_err(Error::io("set times of", &dst_path))?;
         Ok(())
     }
 }

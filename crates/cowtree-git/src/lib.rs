@@ -20,15 +20,17 @@
 //! - Where the filesystems cannot reflink, files are copied and [`AddReport::fallback`] says
 //!   why; with [`AddOptions::strict`] that is an error instead.
 //! - Submodules are not handled: they are left as empty directories, as git leaves them.
-//!   Files are written from objects without git's filters (`.gitattributes` `eol`, `ident`,
-//!   `filter=`), so a repository that uses them gets the blob bytes for the files that were
-//!   not cloned.
+//!   A SRC using sparse checkout (or any skip-worktree entry) is refused.
+//! - A file that git's checkout filters would change (`.gitattributes` `filter=`, `ident`,
+//!   `working-tree-encoding`, CRLF line endings; see [`filters`]) is never cloned: it is
+//!   written from the object database through gitoxide's filter pipeline.
 
 #![warn(missing_docs)]
 
 pub mod build;
 pub mod clone;
 pub mod error;
+pub mod filters;
 pub mod ignored;
 pub mod register;
 pub mod trust;
@@ -374,6 +376,34 @@ fn with_cache_tree(
     out
 }
 
+/// Refuses a SRC that uses sparse checkout: its index leaves entries out of the worktree
+/// (skip-worktree), which a reflinked copy would get wrong one way or the other.
+fn refuse_sparse(repo: &gix::Repository, index: &gix::index::State, root: &Path) -> Result<()> {
+    let sparse = |why: String| {
+        Err(Error::Sparse {
+            path: root.to_owned(),
+            why,
+        })
+    };
+    if repo.config_snapshot().boolean("core.sparseCheckout") == Some(true) {
+        return sparse("core.sparseCheckout is true".into());
+    }
+    if index.is_sparse() {
+        return sparse("the index is a sparse index".into());
+    }
+    if let Some(e) = index
+        .entries()
+        .iter()
+        .find(|e| e.flags.contains(gix::index::entry::Flags::SKIP_WORKTREE))
+    {
+        return sparse(format!(
+            "{} is marked skip-worktree in the index",
+            e.path(index)
+        ));
+    }
+    Ok(())
+}
+
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -446,40 +476,51 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         Err(e) => return Err(Error::git("read index", &src_index_path)(e)),
     };
     let src_index_mtime = src_index.timestamp().unix_seconds();
+    refuse_sparse(&repo, &src_index, &src_root)?;
 
     let staging = new_staging(&parent_dir, &parent_abs, &dst_name)?;
     let staging_path = parent_abs.join(&staging.name);
     let sync_repo = repo.clone().into_sync();
     let fallback = build::Fallback::default();
-    let results = build::build(
-        &build::BuildInput {
-            repo: &sync_repo,
-            src_root: &src_root,
-            src_index: &src_index,
-            src_index_mtime,
-            target: &target,
-            staging: &staging.dir,
-            staging_path: &staging_path,
-            with_changes: opts.with_changes,
-            strict: opts.strict,
-            umask,
-        },
-        &fallback,
-    )?;
-
-    let ignored = match &opts.ignored {
-        None => None,
-        Some(patterns) => Some(ignored::copy_ignored(
-            &repo,
-            &src_root,
-            &src_index,
-            &target,
-            &staging.dir,
-            &staging_path,
-            &ignored::Selection { patterns },
-            opts.strict,
-        )?),
+    let filters = filters::Setup::new(&repo, &target)?;
+    let input = build::BuildInput {
+        repo: &sync_repo,
+        src_root: &src_root,
+        src_index: &src_index,
+        src_index_mtime,
+        target: &target,
+        staging: &staging.dir,
+        staging_path: &staging_path,
+        with_changes: opts.with_changes,
+        strict: opts.strict,
+        umask,
+        filters: &filters,
     };
+    build::create_dirs(&input)?;
+    // The tracked files and the ignored ones are independent once the directories exist: the
+    // walk for ignored entries runs while the pool clones tracked files, and its own clones
+    // join the same pool.
+    let (results, ignored) = rayon::join(
+        || build::build(&input, &fallback),
+        || {
+            opts.ignored
+                .as_ref()
+                .map(|patterns| {
+                    ignored::copy_ignored(
+                        &sync_repo.to_thread_local(),
+                        &src_root,
+                        &src_index,
+                        &target,
+                        &staging.dir,
+                        &staging_path,
+                        &ignored::Selection { patterns },
+                        opts.strict,
+                    )
+                })
+                .transpose()
+        },
+    );
+    let (results, ignored) = (results?, ignored?);
 
     let mut report = AddReport {
         dst: dst_abs.clone(),
@@ -558,7 +599,14 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
                 .map_err(std::io::Error::other)
         })
     };
-    let index_mtime = write(&target)?;
+    let mut index_mtime = write(&target)?;
+    // The filesystem stamps files from a coarse clock that can trail the system clock by a
+    // tick: an index written just after the second turned may still carry the old second.
+    let retry_until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while index_mtime <= newest && std::time::Instant::now() < retry_until {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        index_mtime = write(&target)?;
+    }
     if index_mtime <= newest {
         // A clock that went backwards: leave those entries for git to look at.
         for e in target.entries_mut() {

@@ -662,6 +662,95 @@ fn bad_input_is_refused_with_the_path_and_leaves_nothing() {
 }
 
 #[test]
+fn files_git_filters_on_checkout_are_written_through_the_filters_not_cloned() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = make_repo(dir.path());
+    fs::write(src.join(".gitattributes"), "*.crlf eol=crlf\n*.id ident\n").unwrap();
+    // Written by hand: SRC holds the blob's bytes, which a checkout would not write.
+    fs::write(src.join("b.crlf"), "x\ny\n").unwrap();
+    // `ident` without a keyword changes nothing.
+    fs::write(src.join("a.id"), "no keyword\n").unwrap();
+    next_second();
+    git(&src, &["add", "-A"]);
+    git(&src, &["commit", "-qm", "filters"]);
+    next_second();
+    assert_status_clean(&src);
+    let dst = dir.path().join("dst");
+    let r = add_ok(&src, &[dst.as_os_str(), os("--detach")]);
+    // The two files with filter attributes and the two symlinks; .gitattributes is cloned.
+    assert_eq!(r["from_objects"], 4, "{r}");
+    let by_git = dir.path().join("by-git");
+    git(
+        &src,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            by_git.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(fs::read(by_git.join("b.crlf")).unwrap(), b"x\r\ny\r\n");
+    assert_eq!(tree(&dst), tree(&by_git));
+    assert_index_matches_lstat(&dst);
+    assert_status_clean(&dst);
+
+    // A keyword `ident` would expand: refused, naming the attribute and the file.
+    fs::write(src.join("a.id"), "$Id$\n").unwrap();
+    next_second();
+    git(&src, &["commit", "-qam", "keyword"]);
+    let dst2 = dir.path().join("dst2");
+    let out = add(&src, &[dst2.as_os_str(), os("--detach")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a.id: the `ident` attribute is not handled"),
+        "{err}"
+    );
+    assert!(!dst2.exists());
+}
+
+#[test]
+fn sparse_checkout_src_is_refused_naming_what_shows_it() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = make_repo(dir.path());
+    let dst = dir.path().join("dst");
+    // A skip-worktree entry alone (as `git update-index --skip-worktree` leaves it).
+    git(&src, &["update-index", "--skip-worktree", "d0/sub0/f0.txt"]);
+    let out = add(&src, &[dst.as_os_str(), os("--detach")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}: sparse checkout", src.display()))
+            && err.contains("d0/sub0/f0.txt is marked skip-worktree"),
+        "{err}"
+    );
+    assert!(!dst.exists());
+    git(
+        &src,
+        &["update-index", "--no-skip-worktree", "d0/sub0/f0.txt"],
+    );
+    // A cone-mode sparse checkout.
+    git(&src, &["sparse-checkout", "set", "d1"]);
+    assert!(!src.join("d0").exists(), "git made SRC sparse");
+    let out = add(&src, &[dst.as_os_str(), os("--detach")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("core.sparseCheckout is true"), "{err}");
+    assert!(!dst.exists());
+    assert!(
+        !src.join(".git/worktrees").exists()
+            || fs::read_dir(src.join(".git/worktrees")).unwrap().count() == 0
+    );
+    // Back to a full checkout: accepted again.
+    git(&src, &["sparse-checkout", "disable"]);
+    next_second();
+    git(&src, &["status", "--porcelain"]);
+    add_ok(&src, &[dst.as_os_str(), os("--detach")]);
+    assert_status_clean(&dst);
+}
+
+#[test]
 fn host_filesystem_copies_says_so_once_and_strict_refuses() {
     let Some(dir) = scratch(Fs::NoCow) else {
         return;
