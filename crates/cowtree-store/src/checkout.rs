@@ -219,7 +219,7 @@ pub fn checkout_with_progress(
     let result = stage
         .stat_self()
         .map_err(|e| Error::msg(format!("{}: {e}", stage_path.display())))
-        .and_then(|st| registration.created(st.st_dev, st.st_ino));
+        .and_then(|st| registration.created(cowtree_fs::sys::stat_dev(&st), st.st_ino));
     if let Err(e) = result {
         if parent.remove_tree(&stage_name).is_err() {
             registration.keep();
