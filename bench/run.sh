@@ -24,7 +24,8 @@
 #   SCALE=F          tree size factor for bench/gentree.py --scale (default 1: ~80k files)
 #   SEED=N           tree seed (default 1)
 #   TREE=DIR         measure a copy of this tree instead of the generated one (e.g. the output
-#                    of `cargo vendor`); SCALE and SEED are then unused
+#                    of `cargo vendor`), its files' modes made 0644 or 0755 (what a snapshot
+#                    records); SCALE and SEED are then unused
 #   DROP_CACHES=1    sync and drop the page cache before every timed run (default: warm cache)
 #   BENCH_HOST_DIR=D where the host-filesystem tree goes (default: beside the loop images)
 #   HOST_SETTLE_S=N  seconds of quiet after fstrim before each host-filesystem clone (default 5)
@@ -317,6 +318,9 @@ gen() { # gen DEST: generate the tree (or copy $TREE), print its totals as JSON
     return
   fi
   cp -a "$TREE" "$1"
+  # A snapshot records a file's executable bit, not its other mode bits: modes as a checkout
+  # makes them, so that the checkouts compare equal to the source.
+  find "$1" -type f -perm /111 -exec chmod 755 {} + -o -type f -exec chmod 644 {} +
   python3 - "$1" <<'PY'
 import json, os, stat, sys
 t = dict(files=0, dirs=0, empty_dirs=0, symlinks=0, bytes=0, largest=0)
@@ -462,9 +466,14 @@ snapshot_id() { # snapshot_id OUTPUT: the id from --json output (or the last wor
   python3 -c '
 import json, sys
 t = sys.argv[1].strip()
-try:
-    print(json.loads(t)["id"])
-except Exception:
+# The JSON document is one line; other lines (on stderr, in a log of both) are notes.
+for line in reversed(t.splitlines()):
+    try:
+        print(json.loads(line)["id"])
+        break
+    except Exception:
+        pass
+else:
     print(t.split()[-1] if t.split() else "")' "$1"
 }
 make_store_snapshot() { # the tree recorded in $XFS/store (untimed unless the section ran)
