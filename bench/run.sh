@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cowtree benchmarks: one command, real filesystems, medians over several runs.
 #
-#   sudo bench/run.sh [clone|checkout|snapshot|status|all]...     (default: all)
+#   sudo bench/run.sh [clone|checkout|btrfs|snapshot|status|all]...     (default: all)
 #
 # Mounts a fresh XFS (reflink=1) loop filesystem through scripts/mounts.sh (and always unmounts
 # it), generates the synthetic tree of bench/gentree.py on it and on the host filesystem, and
@@ -17,11 +17,15 @@
 #   GIT_RUNS=N       timed runs of `git add -A` and `git worktree add` (default 1: each takes
 #                    several times longer than everything else, and the targets leave wide margins)
 #   HOST_RUNS=N      timed runs per tool of the clone on the host filesystem, where every tool
-#                    writes all the data and the disk is slow (default: min(RUNS, 2))
+#                    writes all the data and the disk is slow (default: min(RUNS, 2); 0 skips it:
+#                    bench/fallback.sh measures that case with a fresh filesystem per run)
 #   REF_RUNS=N       timed runs of the fresh-snapshot reference for the incremental snapshot
 #                    (default: min(RUNS, 2))
 #   SCALE=F          tree size factor for bench/gentree.py --scale (default 1: ~80k files)
 #   SEED=N           tree seed (default 1)
+#   TREE=DIR         measure a copy of this tree instead of the generated one (e.g. the output
+#                    of `cargo vendor`), its files' modes made 0644 or 0755 (what a snapshot
+#                    records); SCALE and SEED are then unused
 #   DROP_CACHES=1    sync and drop the page cache before every timed run (default: warm cache)
 #   BENCH_HOST_DIR=D where the host-filesystem tree goes (default: beside the loop images)
 #   HOST_SETTLE_S=N  seconds of quiet after fstrim before each host-filesystem clone (default 5)
@@ -48,9 +52,9 @@ SECTIONS=("$@")
 ((${#SECTIONS[@]})) || SECTIONS=(all)
 for s in "${SECTIONS[@]}"; do
   case $s in
-    clone | checkout | snapshot | status | all) ;;
+    clone | checkout | btrfs | snapshot | status | all) ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown section '$s' (clone, checkout, snapshot, status, all)" ;;
+    *) die "unknown section '$s' (clone, checkout, btrfs, snapshot, status, all)" ;;
   esac
 done
 want() {
@@ -68,7 +72,11 @@ SCALE=${SCALE:-1}
 SEED=${SEED:-1}
 [[ $GIT_RUNS =~ ^[1-9][0-9]*$ ]] || die "GIT_RUNS must be a positive integer"
 [[ $REF_RUNS =~ ^[1-9][0-9]*$ ]] || die "REF_RUNS must be a positive integer"
-[[ $HOST_RUNS =~ ^[1-9][0-9]*$ ]] || die "HOST_RUNS must be a positive integer"
+[[ $HOST_RUNS =~ ^[0-9]+$ ]] || die "HOST_RUNS must be a number"
+if [[ -n "${TREE:-}" ]]; then
+  [[ -d "$TREE" ]] || die "TREE=$TREE is not a directory"
+  TREE=$(realpath "$TREE")
+fi
 
 mkdir -p bench/out
 RESULTS="$ROOT/bench/out/results-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -304,18 +312,43 @@ say "tools: $(cp --version | head -1); $(git --version); $(b3sum --version 2>/de
 say "settings: RUNS=$RUNS GIT_RUNS=$GIT_RUNS REF_RUNS=$REF_RUNS HOST_RUNS=$HOST_RUNS SCALE=$SCALE SEED=$SEED; page cache $([[ "${DROP_CACHES:-}" == 1 ]] && echo 'dropped before every timed run' || echo 'warm (not dropped)'); sync, and XFS frozen and thawed, between runs"
 say "XFS: $XFS ($(stat -f -c %T "$XFS"), 4 GiB loop image, reflink=1); host: $HOST ($(stat -f -c %T "$HOST"))"
 
-gen() { # gen DEST: generate the tree, print its totals as JSON
-  python3 "$ROOT/bench/gentree.py" "$1" --scale "$SCALE" --seed "$SEED" --json
+gen() { # gen DEST: generate the tree (or copy $TREE), print its totals as JSON
+  if [[ -z "${TREE:-}" ]]; then
+    python3 "$ROOT/bench/gentree.py" "$1" --scale "$SCALE" --seed "$SEED" --json
+    return
+  fi
+  cp -a "$TREE" "$1"
+  # A snapshot records a file's executable bit, not its other mode bits: modes as a checkout
+  # makes them, so that the checkouts compare equal to the source.
+  find "$1" -type f -perm /111 -exec chmod 755 {} + -o -type f -exec chmod 644 {} +
+  python3 - "$1" <<'PY'
+import json, os, stat, sys
+t = dict(files=0, dirs=0, empty_dirs=0, symlinks=0, bytes=0, largest=0)
+for d, dirs, names in os.walk(sys.argv[1]):
+    t["dirs"] += 1
+    if not dirs and not names:
+        t["empty_dirs"] += 1
+    for n in dirs + names:
+        st = os.lstat(os.path.join(d, n))
+        if stat.S_ISLNK(st.st_mode):
+            t["symlinks"] += 1
+        elif stat.S_ISREG(st.st_mode):
+            t["files"] += 1
+            t["bytes"] += st.st_size
+            t["largest"] = max(t["largest"], st.st_size)
+print(json.dumps(t))
+PY
 }
 jget() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
-note "generating the tree on XFS"
+note "generating the tree on XFS${TREE:+ (a copy of $TREE)}"
+say "tree source: ${TREE:-bench/gentree.py --scale $SCALE --seed $SEED}"
 TREE_JSON=$(gen "$XFS/src")
 FILES=$(jget "$TREE_JSON" files)
 BYTES=$(jget "$TREE_JSON" bytes)
 say "tree: $(jget "$TREE_JSON" files) files, $(jget "$TREE_JSON" dirs) dirs ($(jget "$TREE_JSON" empty_dirs) empty), $(jget "$TREE_JSON" symlinks) symlinks, $BYTES bytes apparent ($(calc "$BYTES / 1048576") MiB, largest $(calc "$(jget "$TREE_JSON" largest) / 1048576") MiB); files/s below counts regular files"
 SRC=$XFS/src
-if want clone && has_cmd clone; then
+if want clone && has_cmd clone && ((HOST_RUNS > 0)); then
   note "generating the tree on the host filesystem"
   gen "$HOST/src" >/dev/null
 fi
@@ -393,12 +426,14 @@ if want clone; then
     verdict "clone on XFS at most 1.1x the floor probe: $([[ -n $a && -n $f ]] && calc "$a / $f" || echo -)x" \
       "$([[ -n $a && -n $f ]] && cmp_le "$a" "$(calc6 "1.1 * $f")")"
     verdict "clone peak RSS at most 64 MiB: $(fmt_or_dash "$m") MiB" "$(cmp_le "$m" 64)"
-    clone_section host "$HOST_RUNS" "$HOST/src" "$HOST" "cp -a" cp -a
-    a=$(median clone-host-cowtree)
-    b=$(median clone-host-cp)
-    say "info  clone on the host filesystem (no reflink, both copy): cowtree/cp-a time ratio $([[ -n $a && -n $b ]] && calc "$a / $b" || echo -) (no target in the issue)"
-    m=$(peak_mib clone-host-cowtree)
-    verdict "clone peak RSS at most 64 MiB (host): $(fmt_or_dash "$m") MiB" "$(cmp_le "$m" 64)"
+    if ((HOST_RUNS > 0)); then
+      clone_section host "$HOST_RUNS" "$HOST/src" "$HOST" "cp -a" cp -a
+      a=$(median clone-host-cowtree)
+      b=$(median clone-host-cp)
+      say "info  clone on the host filesystem (no reflink, both copy): cowtree/cp-a time ratio $([[ -n $a && -n $b ]] && calc "$a / $b" || echo -) (bench/fallback.sh measures this with a fresh filesystem per run)"
+      m=$(peak_mib clone-host-cowtree)
+      verdict "clone peak RSS at most 64 MiB (host): $(fmt_or_dash "$m") MiB" "$(cmp_le "$m" 64)"
+    fi
   else
     say ""
     say "== clone: skipped: $COWTREE has no 'clone' command ('cowtree help clone' failed)"
@@ -431,9 +466,14 @@ snapshot_id() { # snapshot_id OUTPUT: the id from --json output (or the last wor
   python3 -c '
 import json, sys
 t = sys.argv[1].strip()
-try:
-    print(json.loads(t)["id"])
-except Exception:
+# The JSON document is one line; other lines (on stderr, in a log of both) are notes.
+for line in reversed(t.splitlines()):
+    try:
+        print(json.loads(line)["id"])
+        break
+    except Exception:
+        pass
+else:
     print(t.split()[-1] if t.split() else "")' "$1"
 }
 make_store_snapshot() { # the tree recorded in $XFS/store (untimed unless the section ran)
@@ -597,6 +637,53 @@ if want checkout; then
   else
     say ""
     say "== checkout: skipped: $COWTREE lacks 'checkout' or 'snapshot'"
+  fi
+fi
+
+# ------------------------------------------------------------------------ btrfs checkout
+# The tree on a fresh 4 GiB btrfs loop filesystem (the test mounts' btrfs is 1 GiB), recorded in
+# a store there (untimed); then checkout, `cp -a --reflink=always` and the floor probe in
+# alternating order, each into a directory removed and synced before the next run.
+if want btrfs; then
+  if has_cmd checkout && has_cmd snapshot; then
+    _cowtree_mount_image btrfs-bench 4G mkfs.btrfs -q -f
+    BTRFS=$COWTREE_LAST_MOUNT
+    note "copying the tree to btrfs and recording it there (untimed)"
+    cp -a "$SRC" "$BTRFS/src"
+    B_ID=$(snapshot_id "$("$COWTREE" --store "$BTRFS/store" snapshot "$BTRFS/src" --json)")
+    [[ -n "$B_ID" ]] || die "no snapshot id from cowtree snapshot on btrfs"
+    sync
+    b_co() {
+      settle "$BTRFS/co"
+      if timed bt-cowtree "$COWTREE" --store "$BTRFS/store" checkout "$B_ID" "$BTRFS/co" && ((r == 1)); then
+        check_copy bt-cowtree "$BTRFS/src" "$BTRFS/co" "cowtree checkout (btrfs)"
+      fi
+    }
+    b_cp() {
+      settle "$BTRFS/co"
+      if timed bt-cp cp -a --reflink=always "$BTRFS/src" "$BTRFS/co" && ((r == 1)); then
+        check_copy bt-cp "$BTRFS/src" "$BTRFS/co" "cp -a --reflink=always (btrfs)"
+      fi
+    }
+    for ((r = 1; r <= RUNS; r++)); do
+      note "btrfs checkout: round $r/$RUNS"
+      if ((r % 2)); then b_co; b_cp; else b_cp; b_co; fi
+      settle "$BTRFS/co"
+      timed bt-floor "$FLOOR" -j "$THREADS" "$BTRFS/src" "$BTRFS/co" || true
+    done
+    settle "$BTRFS/co"
+    table "checkout on btrfs (store on the same filesystem): reference cp -a --reflink=always" \
+      "$FILES" bt-cp "bt-cowtree=cowtree checkout" "bt-cp=cp -a --reflink=always" \
+      "bt-floor=floor probe ($THREADS threads)"
+    a=$(median bt-cowtree)
+    b=$(median bt-cp)
+    f=$(median bt-floor)
+    verdict "checkout on btrfs at least 2.3x faster than cp -a --reflink=always: $([[ -n $a && -n $b ]] && calc "$b / $a" || echo -)x" \
+      "$(faster_by "$a" "$b" 2.3 bt-cowtree)"
+    say "info  checkout on btrfs / floor probe: $([[ -n $a && -n $f ]] && calc "$a / $f" || echo -)x"
+  else
+    say ""
+    say "== btrfs checkout: skipped: $COWTREE lacks 'checkout' or 'snapshot'"
   fi
 fi
 
