@@ -839,7 +839,7 @@ if want status; then
       verdict "incremental snapshot at most 10% of a fresh snapshot: $([[ -n $a && -n $b ]] && calc "100 * $a / $b" || echo -)%" \
         "$([[ -n $a && -n $b ]] && cmp_le "$a" "$(calc6 "0.1 * $b")")"
     else
-      say "incremental snapshot: skipped: 'cowtree help snapshot' has neither --update-base nor --keep-base (issue 5 not in this binary)"
+      say "incremental snapshot: skipped: 'cowtree help snapshot' has neither --update-base nor --keep-base (an older binary)"
     fi
     settle "$XFS/wt-inc"
   fi

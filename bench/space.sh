@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cowtree du / dedupe benchmark (issue 7), self-contained: one command, one XFS loop mount.
+# cowtree du / dedupe benchmark, self-contained: one command, one XFS loop mount.
 #
 #   sudo bench/space.sh
 #

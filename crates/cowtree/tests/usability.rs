@@ -762,11 +762,43 @@ fn worktree_list_and_worktrees_print_the_same() {
 }
 
 /// Starts `cowtree --store STORE ARGS` and sends it `sig` after `delay`; its output.
+/// Waits (at most 30 s) until process `pid` blocks SIGINT and SIGTERM, which cowtree does
+/// when it installs its handler, or until it has ended.
+fn handler_installed(pid: u32) {
+    let wanted = (1u64 << (libc::SIGINT - 1)) | (1u64 << (libc::SIGTERM - 1));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return;
+        };
+        if status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains("zombie"))
+        {
+            return;
+        }
+        let blocked = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .unwrap_or(0);
+        if blocked & wanted == wanted {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    panic!("cowtree {pid} did not install its signal handler within 30 s");
+}
+
 fn signalled(home: &Path, store: &Path, args: &[&OsStr], sig: i32, delay: Duration) -> Output {
     let mut c = user(home, home);
     c.arg("--store").arg(store).args(args);
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = c.spawn().expect("start cowtree");
+    // The random point is a point of the command's work: wait until the handler is there (a
+    // signal before it kills the process the default way, before it has done anything). Under
+    // load, starting the process can take longer than the whole delay.
+    handler_installed(child.id());
     std::thread::sleep(delay);
     // SAFETY: the child is ours and not yet reaped (wait_with_output below reaps it).
     unsafe { libc::kill(child.id() as libc::pid_t, sig) };
