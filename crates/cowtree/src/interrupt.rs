@@ -189,6 +189,13 @@ fn remove_staging(dir: &Path, prefix: &OsStr) -> Vec<(PathBuf, std::io::Result<(
 }
 
 /// The staging prefix of this process for a new destination `dst` built beside it by
+/// `cowtree clone`: cowtree-link names it `.<name, at most 200 bytes>.cowtree-staging.<pid>.`
+/// followed by a random number.
+pub fn clone_staging(dst: &Path) -> Option<Leftover> {
+    beside(dst, 200, ".cowtree-staging.", ".")
+}
+
+/// The staging prefix of this process for a new destination `dst` built beside it by
 /// `cowtree checkout`: `.<name>.cowtree-checkout-<pid>-`.
 pub fn checkout_staging(dst: &Path) -> Option<Leftover> {
     beside(dst, 180, ".cowtree-checkout-", "-")

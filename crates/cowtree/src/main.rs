@@ -148,14 +148,7 @@ fn main() -> ExitCode {
     }
     let top = cli.store.as_deref();
     let result = match cli.command {
-        Command::Clone(args) => {
-            interrupt::expect(interrupt::Leftover::Note(
-                "a partial copy may be left beside DST (.<name>.cowtree-staging.*); the next \
-                 clone to DST removes it"
-                    .into(),
-            ));
-            cmd::clone::run(args)
-        }
+        Command::Clone(args) => cmd::clone::run(args),
         Command::Probe(args) => cmd::probe::run(args),
         Command::Snapshot(args) => cmd::snapshot::run(args, top),
         Command::Checkout(args) => cmd::checkout::run(args, top),

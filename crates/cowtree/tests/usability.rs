@@ -790,9 +790,18 @@ fn handler_installed(pid: u32) {
     panic!("cowtree {pid} did not install its signal handler within 30 s");
 }
 
-fn signalled(home: &Path, store: &Path, args: &[&OsStr], sig: i32, delay: Duration) -> Output {
+fn signalled(
+    home: &Path,
+    store: Option<&Path>,
+    args: &[&OsStr],
+    sig: i32,
+    delay: Duration,
+) -> Output {
     let mut c = user(home, home);
-    c.arg("--store").arg(store).args(args);
+    if let Some(store) = store {
+        c.arg("--store").arg(store);
+    }
+    c.args(args);
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = c.spawn().expect("start cowtree");
     // The random point is a point of the command's work: wait until the handler is there (a
@@ -806,7 +815,7 @@ fn signalled(home: &Path, store: &Path, args: &[&OsStr], sig: i32, delay: Durati
 }
 
 #[test]
-fn sigint_at_random_points_of_checkout_and_snapshot_leaves_only_what_the_message_says() {
+fn sigint_at_random_points_of_clone_checkout_and_snapshot_leaves_only_what_the_message_says() {
     let Some(x) = scratch(Fs::Xfs) else { return };
     let home = x.path();
     let store = x.path().join("store");
@@ -822,18 +831,49 @@ fn sigint_at_random_points_of_checkout_and_snapshot_leaves_only_what_the_message
     let one = started.elapsed();
     let mut rng = XorShift::from_clock("sigint");
     let mut interrupted = 0;
-    for round in 0..12 {
+    for round in 0..18 {
         let delay = Duration::from_micros(rng.below(one.as_micros() as u64 + 1));
         let (sig, code, sig_name) = if round % 4 == 3 {
             (libc::SIGTERM, 143, "SIGTERM")
         } else {
             (libc::SIGINT, 130, "SIGINT")
         };
-        if round % 2 == 0 {
+        if round % 3 == 2 {
+            let dst = x.path().join(format!("clone{round}"));
+            let o = signalled(
+                home,
+                None,
+                &[s("clone"), src.as_os_str(), dst.as_os_str()],
+                sig,
+                delay,
+            );
+            let err = text(&o.stderr);
+            match o.status.code() {
+                Some(0) => assert_eq!(fs::read_dir(dst.join("d1")).unwrap().count(), 750),
+                Some(c) if c == code => {
+                    interrupted += 1;
+                    assert_eq!(err.lines().count(), 1, "one line: {err}");
+                    assert!(
+                        err.starts_with(&format!("cowtree: clone interrupted by {sig_name}")),
+                        "{err}"
+                    );
+                    assert_eq!(dst.exists(), err.contains("was already complete"), "{err}");
+                    assert_eq!(!dst.exists(), err.contains("nothing was created"), "{err}");
+                }
+                other => panic!("clone ended with {other:?}: {err}"),
+            }
+            let left: Vec<_> = fs::read_dir(x.path())
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".cowtree-"))
+                .collect();
+            assert!(left.is_empty(), "round {round}: left {left:?} ({err})");
+        } else if round % 3 == 0 {
             let dst = x.path().join(format!("wt{round}"));
             let o = signalled(
                 home,
-                &store,
+                Some(&store),
                 &[s("checkout"), s("v1"), dst.as_os_str()],
                 sig,
                 delay,
@@ -869,7 +909,13 @@ fn sigint_at_random_points_of_checkout_and_snapshot_leaves_only_what_the_message
         } else {
             let copy = x.path().join(format!("copy{round}"));
             tree(&copy, 3000, 1400 + round as usize);
-            let o = signalled(home, &store, &[s("snapshot"), copy.as_os_str()], sig, delay);
+            let o = signalled(
+                home,
+                Some(&store),
+                &[s("snapshot"), copy.as_os_str()],
+                sig,
+                delay,
+            );
             let err = text(&o.stderr);
             match o.status.code() {
                 Some(0) => {}
@@ -889,7 +935,7 @@ fn sigint_at_random_points_of_checkout_and_snapshot_leaves_only_what_the_message
     }
     assert!(
         interrupted >= 3,
-        "only {interrupted} of 12 runs were interrupted"
+        "only {interrupted} of 18 runs were interrupted"
     );
     let mut c = user(home, home);
     c.arg("--store").arg(&store);

@@ -218,6 +218,7 @@ pub fn run(args: Args) -> CmdResult {
     let linker = Linker::new(opts);
 
     let existed = std::fs::symlink_metadata(dst).is_ok();
+    expect_interrupt(srcs, dst, existed, on_existing);
     let result = if srcs.len() == 1 {
         linker
             .link_tree(&srcs[0], dst)
@@ -276,6 +277,40 @@ pub fn run(args: Args) -> CmdResult {
 
 /// `cp SRC... DIR`: each source inside the existing directory `dst` under its own name, one
 /// after the other with one session; the record's paths are relative to `dst`.
+/// What an interrupt removes or says: a new destination is built in a staging directory
+/// beside it, which the interrupt removes; a merge is journaled, and the next merge finishes
+/// or undoes it.
+fn expect_interrupt(srcs: &[PathBuf], dst: &Path, existed: bool, on_existing: OnExisting) {
+    use crate::interrupt::{Leftover, clone_staging, expect};
+    let new_dst = |target: &Path| {
+        if let Some(staging) = clone_staging(target) {
+            expect(staging);
+        }
+        expect(Leftover::Exists {
+            path: target.to_path_buf(),
+            yes: format!("{} was already complete", target.display()),
+            no: format!("nothing was created at {}", target.display()),
+        });
+    };
+    if srcs.len() > 1 && on_existing == OnExisting::Fail {
+        // Each source goes inside DST under its own name, each one a new destination.
+        for name in srcs.iter().filter_map(|s| s.file_name()) {
+            let target = dst.join(name);
+            if std::fs::symlink_metadata(&target).is_err() {
+                new_dst(&target);
+            }
+        }
+    } else if !existed {
+        new_dst(dst);
+    } else {
+        expect(Leftover::Note(format!(
+            "the merge into {} is finished or undone by the next merge into it (its temporary \
+             entries are named .<name>.cowtree-tmp.*)",
+            dst.display()
+        )));
+    }
+}
+
 fn link_each_inside(linker: &Linker, srcs: &[PathBuf], dst: &Path) -> Result<LinkReport, CliError> {
     match std::fs::symlink_metadata(dst) {
         Ok(m) if m.is_dir() => {}
