@@ -1,5 +1,10 @@
 //! Checkout: materialize a snapshot as a new directory tree.
 //!
+//! This is the raw materializer: it builds, registers and places the tree. To make a worktree
+//! (with the store marker and the stat cache the other commands rely on), use
+//! `cowtree_worktree::checkout::checkout`, which calls this and is what `cowtree checkout`
+//! runs.
+//!
 //! The tree is built in a staging directory beside the destination, named
 //! `.<name>.cowtree-checkout-<pid>-...` so a person who finds one after a crash can tell what it
 //! is, then renamed into place: the destination is either absent (or the empty directory it

@@ -1,5 +1,7 @@
 //! cowtree-worktree: the lifecycle of worktrees checked out from a cowtree store.
 //!
+//! - [`checkout`]: the one way to make a worktree (the store's checkout, then the store marker
+//!   and a stat cache of what was written).
 //! - [`registry`]: finding a worktree's record in the store (by path, or by the root's device
 //!   and inode after a move), its stat cache sidecar and its switch journal.
 //! - [`cache`]: the stat cache (size, mtime, ctime, inode, mode and content hash per file),
@@ -16,6 +18,7 @@ pub mod apply;
 pub mod base;
 pub mod blob;
 pub mod cache;
+pub mod checkout;
 pub mod error;
 pub mod paths;
 pub mod registry;

@@ -989,3 +989,37 @@ fn status_and_incremental_snapshot_count_each_entry_with_the_bytes_they_read() {
     assert!(!s.dirty(), "{:?}", s.changes);
     assert_eq!((p.entries(), p.bytes()), (n + 1, 0));
 }
+
+#[test]
+fn the_worktree_checkout_marks_registers_and_caches_so_a_library_user_gets_what_the_cli_gets() {
+    for fs_kind in [Fs::Xfs, Fs::Btrfs] {
+        let Some(e) = env(fs_kind) else { return };
+        let dst = e.root.join("lib-wt");
+        let opts = CheckoutOptions {
+            mode: CheckoutMode::Auto,
+            strict: false,
+        };
+        let p = cowtree_fs::Progress::default();
+        let made =
+            cowtree_worktree::checkout::checkout(&e.store, &e.a, &dst, opts, &|_| {}, &p).unwrap();
+        assert!(made.cache_error.is_none(), "{:?}", made.cache_error);
+        assert!(made.marker_error.is_none(), "{:?}", made.marker_error);
+        same_tree(&e.root.join("src-a"), &dst);
+        // The marker names the store, from the root and from a directory inside.
+        let (store, at) = cowtree_store::discover::marked_store(&dst.join("d0/sub")).unwrap();
+        assert_eq!(store, e.store.root());
+        assert_eq!(at, made.report.path);
+        // Registered with its root's device and inode, found by path.
+        let mut wt = registry::open(&e.store, &dst).unwrap();
+        let st = fs::metadata(&dst).unwrap();
+        assert_eq!((wt.dev, wt.ino), (st.dev(), st.ino()));
+        // The stat cache is there: after the racy window, a status hashes nothing.
+        sleep_past_granularity();
+        let s = status::status(&e.store, &mut wt).unwrap();
+        assert!(s.changes.is_empty(), "{:?}", s.changes);
+        assert_eq!(s.hashed, 0, "{fs_kind:?}: the first status hashed files");
+        // And it survives gc.
+        cowtree_store::gc::gc(&e.store, false).unwrap();
+        registry::open(&e.store, &dst).unwrap();
+    }
+}

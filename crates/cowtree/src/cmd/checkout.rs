@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use cowtree_store::checkout::{CheckoutMode, CheckoutOptions, checkout_with_progress};
+use cowtree_store::checkout::{CheckoutMode, CheckoutOptions};
 use serde_json::json;
 
-use crate::cmd::{StoreOpt, mark, print_json, store_with_snapshot};
+use crate::cmd::{StoreOpt, print_json, store_with_snapshot};
 use crate::exit::{CmdResult, Exit};
 use crate::units::{bytes, count, secs};
 
@@ -113,7 +113,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         args.quiet || args.json,
         ("file", "files"),
     );
-    let r = checkout_with_progress(
+    let made = cowtree_worktree::checkout::checkout(
         &store,
         &id,
         &args.dst,
@@ -125,13 +125,12 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         },
         spinner.progress(),
     )?;
-    // Before the stat cache: setting the marker changes the root directory's ctime.
-    mark(&store, &r.path);
-    // Record the root's device and inode and a stat cache of what was just written, so that
-    // status, switch and snapshot of this worktree read only files that change later.
-    // The checkout itself is complete and registered: a failure here only costs speed (the
-    // first status reads every file), so it is a warning.
-    if let Err(e) = cowtree_worktree::status::adopt(&store, &r.path, &id) {
+    let r = &made.report;
+    // The marker is best effort: without user extended attributes the worktree is still found
+    // by searching the known stores. The checkout itself is complete and registered: a
+    // missing stat cache only costs speed (the first status reads every file), so it is a
+    // warning.
+    if let Some(e) = &made.cache_error {
         eprintln!(
             "cowtree: warning: {}: could not record the stat cache ({e}); the first status \
              will read every file",

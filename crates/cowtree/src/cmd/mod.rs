@@ -296,13 +296,6 @@ pub fn worktree_arg(opt: &StoreOpt, named: Option<&Path>) -> Result<(Store, Work
     }
 }
 
-/// Records in a new worktree which store holds it, so later commands find it with no flag.
-pub fn mark(store: &Store, worktree: &Path) {
-    // Best effort: without user extended attributes the worktree is still found by searching
-    // the known stores.
-    let _ = discover::mark_worktree(worktree, store.root());
-}
-
 /// Prints one JSON object on stdout.
 pub fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
     let s = serde_json::to_string(v).map_err(|e| CliError::new(e.to_string()))?;
