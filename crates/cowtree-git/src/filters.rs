@@ -36,7 +36,7 @@ pub struct EolConfig {
 }
 
 /// Why git would not write `path`'s blob as it is, from its attribute states (by name, as in
-/// [`NAMES`]) and the configuration; `None` when it writes the blob's bytes.
+/// `NAMES`) and the configuration; `None` when it writes the blob's bytes.
 pub fn reason<'a, 'b>(
     attrs: impl IntoIterator<Item = (&'a str, StateRef<'b>)>,
     config: EolConfig,
