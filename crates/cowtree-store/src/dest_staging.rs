@@ -170,6 +170,13 @@ pub enum Outcome {
     /// The directory is gone or is not the one registered: only the registration was
     /// dropped.
     Dropped,
+    /// Looking at or removing the directory failed: the registration is kept for the next gc.
+    Kept {
+        /// The registered staging directory.
+        path: PathBuf,
+        /// What failed.
+        error: String,
+    },
 }
 
 /// gc's pass over the registrations (call with the store lock held exclusively): removes
@@ -192,8 +199,17 @@ pub fn collect(store: &Store, dry_run: bool, grace: Duration) -> Result<Vec<Outc
         let Some(bytes) = read_at(dir, &e.name)? else {
             continue;
         };
+        // The staging directory must belong to whoever wrote the registration.
+        let owner = dir.try_stat(&e.name)?.map(|st| st.st_uid);
         let outcome = match serde_json::from_slice::<Record>(&bytes) {
-            Ok(rec) if rec.version == VERSION => settle(&rec, dry_run, grace)?,
+            Ok(rec) if rec.version == VERSION => match settle(&rec, owner, dry_run, grace) {
+                Ok(outcome) => outcome,
+                // One registration that cannot be settled does not stop gc.
+                Err(err) => Outcome::Kept {
+                    path: rec.path_buf().unwrap_or_default(),
+                    error: err.to_string(),
+                },
+            },
             // A registration this code cannot read names nothing it may remove.
             _ => {
                 let old = dir.try_stat(&e.name)?.is_some_and(|st| {
@@ -207,7 +223,7 @@ pub fn collect(store: &Store, dry_run: bool, grace: Duration) -> Result<Vec<Outc
                 Outcome::Dropped
             }
         };
-        if !matches!(outcome, Outcome::Live(_)) && !dry_run {
+        if !matches!(outcome, Outcome::Live(_) | Outcome::Kept { .. }) && !dry_run {
             dir.remove_file(&e.name)
                 .map_err(|err| Error::msg(format!("{}: {err}", wt_path.join(&e.name).display())))?;
         }
@@ -216,11 +232,22 @@ pub fn collect(store: &Store, dry_run: bool, grace: Duration) -> Result<Vec<Outc
     Ok(out)
 }
 
-/// Decides one registration, removing its directory when its owner is gone.
-fn settle(rec: &Record, dry_run: bool, grace: Duration) -> Result<Outcome> {
+/// Decides one registration, written by user `owner`, removing its directory when its
+/// creator is gone.
+fn settle(rec: &Record, owner: Option<u32>, dry_run: bool, grace: Duration) -> Result<Outcome> {
     let Some(path) = rec.path_buf() else {
         return Ok(Outcome::Dropped);
     };
+    // Only what a checkout names its staging (`.<name>.cowtree-checkout-<pid>-...`) is ever
+    // removed: a registration naming anything else is not one this code wrote.
+    let ours = path.file_name().is_some_and(|n| {
+        let n = n.as_bytes();
+        let infix = format!(".cowtree-checkout-{}-", rec.pid);
+        n.starts_with(b".") && n.windows(infix.len()).any(|w| w == infix.as_bytes())
+    });
+    if !ours {
+        return Ok(Outcome::Dropped);
+    }
     let owner_gone = || owner_gone(rec, grace);
     let (Some(_), Some(ino)) = (rec.dev, rec.ino) else {
         // Killed before the directory was recorded: nothing here may be removed.
@@ -244,23 +271,34 @@ fn settle(rec: &Record, dry_run: bool, grace: Duration) -> Result<Outcome> {
     } else {
         root.open_dir_deep(rel)
     };
-    let Ok(parent) = parent else {
-        return Ok(if owner_gone() {
-            Outcome::Dropped
-        } else {
-            Outcome::Live(path)
-        });
+    let parent = match parent {
+        Ok(p) => p,
+        // The parent is gone (or is a symlink now): nothing registered can be there.
+        Err(e) if gone_from_path(&e) => {
+            return Ok(if owner_gone() {
+                Outcome::Dropped
+            } else {
+                Outcome::Live(path)
+            });
+        }
+        Err(e) => return Err(Error::msg(format!("{}: {e}", parent_path.display()))),
     };
     let at = |e: std::io::Error| Error::msg(format!("{}: {e}", path.display()));
     let staging = match parent.open_dir(name) {
         Ok(d) => d,
-        Err(_) => return Ok(Outcome::Dropped),
+        // Gone, or not a directory there now: nothing registered is left to remove. Any
+        // other failure keeps the registration for the next gc.
+        Err(e) if gone_from_path(&e) => return Ok(Outcome::Dropped),
+        Err(e) => return Err(at(e)),
     };
     // At its own (unique) path the directory is recognised by its inode, as a worktree is
     // (docs/store.md): the device number of a filesystem can change from one mount to the
     // next (loop devices, btrfs's anonymous devices).
     let st = staging.stat_self().map_err(at)?;
-    if st.st_ino != ino || FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+    if st.st_ino != ino
+        || FileType::from_raw_mode(st.st_mode) != FileType::Directory
+        || owner.is_some_and(|uid| uid != st.st_uid)
+    {
         return Ok(Outcome::Dropped);
     }
     // A live checkout holds an flock on its staging directory for as long as it runs.
@@ -284,6 +322,19 @@ fn settle(rec: &Record, dry_run: bool, grace: Duration) -> Result<Outcome> {
     Ok(Outcome::Removed(path))
 }
 
+/// The error of an open that found nothing (or a symlink) at the path: not a reason to keep a
+/// registration, unlike a failure to look (EACCES, EMFILE, EIO).
+fn gone_from_path(e: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    use std::io::ErrorKind;
+    matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
+        || cowtree_fs::error::raw_errno(e).is_some_and(|n| {
+            [Errno::NOENT, Errno::NOTDIR, Errno::LOOP]
+                .iter()
+                .any(|x| x.raw_os_error() == n)
+        })
+}
+
 /// The registering process is gone: another boot, no such pid, or registered longer ago than
 /// `grace` (a pid may have been reused).
 fn owner_gone(rec: &Record, grace: Duration) -> bool {
@@ -296,7 +347,13 @@ fn owner_gone(rec: &Record, grace: Duration) -> bool {
 }
 
 fn pid_alive(pid: u32) -> bool {
-    let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else {
+    // A pid that is not a positive i32 names no process (and 0 or a negative number would
+    // address a process group).
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .filter(|&p| p > 0)
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return false;
     };
     // Signal 0 checks existence only; EPERM means it exists but belongs to another user.

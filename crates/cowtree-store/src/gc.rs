@@ -38,6 +38,9 @@ pub struct GcReport {
     /// [`crate::dest_staging`]), removed (or, with `dry_run`, to remove); each also counts
     /// in `staging_removed`.
     pub staging_beside: Vec<std::path::PathBuf>,
+    /// Staging directories beside destinations that could not be looked at or removed, with
+    /// the reason; their registrations are kept for the next gc.
+    pub staging_kept: Vec<(std::path::PathBuf, String)>,
     /// Registry records whose worktree no longer exists.
     pub worktrees_pruned: u64,
     /// Nothing was deleted.
@@ -156,9 +159,15 @@ pub fn gc_with(
     }
 
     for outcome in crate::dest_staging::collect(store, dry_run, STAGING_GRACE)? {
-        if let crate::dest_staging::Outcome::Removed(path) = outcome {
-            report.staging_removed += 1;
-            report.staging_beside.push(path);
+        match outcome {
+            crate::dest_staging::Outcome::Removed(path) => {
+                report.staging_removed += 1;
+                report.staging_beside.push(path);
+            }
+            crate::dest_staging::Outcome::Kept { path, error } => {
+                report.staging_kept.push((path, error));
+            }
+            _ => {}
         }
     }
 

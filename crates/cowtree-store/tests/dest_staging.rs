@@ -38,6 +38,12 @@ fn registrations(store: &Store) -> usize {
         .count()
 }
 
+/// A staging name as a checkout by this process makes it: `.<name>.cowtree-checkout-<pid>-<n>`,
+/// then `tail`.
+fn sname(name: &str, n: u32, tail: &str) -> String {
+    format!(".{name}.cowtree-checkout-{}-{n}{tail}", std::process::id())
+}
+
 fn canon(dir: &Path) -> PathBuf {
     fs::canonicalize(dir).unwrap()
 }
@@ -46,7 +52,7 @@ fn canon(dir: &Path) -> PathBuf {
 fn staging_whose_lock_is_free_is_removed_and_its_registration_dropped() {
     let Some(x) = scratch(Fs::Xfs) else { return };
     let store = Store::open(&x.path().join("store")).unwrap();
-    let path = canon(x.path()).join(".wt.cowtree-checkout-1");
+    let path = canon(x.path()).join(sname("wt", 1, ""));
     drop(left_behind(&store, &path));
     let dry = collect(&store, true, GRACE).unwrap();
     assert_eq!(dry, vec![Outcome::Removed(path.clone())]);
@@ -65,7 +71,7 @@ fn staging_whose_lock_is_free_is_removed_and_its_registration_dropped() {
 fn staging_locked_by_a_live_process_is_left_alone() {
     let Some(x) = scratch(Fs::Xfs) else { return };
     let store = Store::open(&x.path().join("store")).unwrap();
-    let path = canon(x.path()).join(".wt.cowtree-checkout-2");
+    let path = canon(x.path()).join(sname("wt", 2, ""));
     let held = left_behind(&store, &path);
     assert!(held.try_lock_exclusive().unwrap());
     let out = collect(&store, false, GRACE).unwrap();
@@ -86,7 +92,7 @@ fn another_directory_or_a_symlink_at_the_registered_path_is_never_touched() {
     let base = canon(x.path());
 
     // The registered directory was removed and another one made at its path.
-    let replaced = base.join(".a.cowtree-checkout-3");
+    let replaced = base.join(sname("a", 3, ""));
     drop(left_behind(&store, &replaced));
     let old = base.join("old");
     fs::rename(&replaced, &old).unwrap();
@@ -95,7 +101,7 @@ fn another_directory_or_a_symlink_at_the_registered_path_is_never_touched() {
     fs::write(replaced.join("someone-elses"), b"keep").unwrap();
 
     // The registered directory was moved away and a symlink to it put at its path.
-    let swapped = base.join(".b.cowtree-checkout-4");
+    let swapped = base.join(sname("b", 4, ""));
     drop(left_behind(&store, &swapped));
     let moved = base.join("moved");
     fs::rename(&swapped, &moved).unwrap();
@@ -105,10 +111,10 @@ fn another_directory_or_a_symlink_at_the_registered_path_is_never_touched() {
     let real_parent = base.join("real");
     fs::create_dir(&real_parent).unwrap();
     let via = base.join("via");
-    let inside = via.join(".c.cowtree-checkout-5");
+    let inside = via.join(sname("c", 5, ""));
     fs::create_dir(&via).unwrap();
     drop(left_behind(&store, &inside));
-    fs::rename(&inside, real_parent.join(".c.cowtree-checkout-5")).unwrap();
+    fs::rename(&inside, real_parent.join(sname("c", 5, ""))).unwrap();
     fs::remove_dir(&via).unwrap();
     std::os::unix::fs::symlink(&real_parent, &via).unwrap();
 
@@ -123,11 +129,7 @@ fn another_directory_or_a_symlink_at_the_registered_path_is_never_touched() {
     assert!(out.contains(&Outcome::Live(inside.clone())), "{out:?}");
     assert_eq!(fs::read(replaced.join("someone-elses")).unwrap(), b"keep");
     assert!(moved.join("half-written").exists());
-    assert!(
-        real_parent
-            .join(".c.cowtree-checkout-5/half-written")
-            .exists()
-    );
+    assert!(real_parent.join(sname("c", 5, "/half-written")).exists());
     assert_eq!(registrations(&store), 1);
     // Once its owner counts as gone, only the registration goes.
     std::thread::sleep(Duration::from_millis(1100));
@@ -135,11 +137,7 @@ fn another_directory_or_a_symlink_at_the_registered_path_is_never_touched() {
         collect(&store, false, Duration::ZERO).unwrap(),
         vec![Outcome::Dropped]
     );
-    assert!(
-        real_parent
-            .join(".c.cowtree-checkout-5/half-written")
-            .exists()
-    );
+    assert!(real_parent.join(sname("c", 5, "/half-written")).exists());
     assert_eq!(registrations(&store), 0);
 }
 
@@ -147,7 +145,7 @@ fn another_directory_or_a_symlink_at_the_registered_path_is_never_touched() {
 fn a_registration_without_its_directory_is_dropped_once_its_owner_is_gone() {
     let Some(x) = scratch(Fs::Xfs) else { return };
     let store = Store::open(&x.path().join("store")).unwrap();
-    let path = canon(x.path()).join(".wt.cowtree-checkout-6");
+    let path = canon(x.path()).join(sname("wt", 6, ""));
     // Registered by this (live) process, directory never created: kept while the owner lives.
     register(&store, &path).unwrap().keep();
     let out = collect(&store, false, GRACE).unwrap();
@@ -157,4 +155,28 @@ fn a_registration_without_its_directory_is_dropped_once_its_owner_is_gone() {
     let out = collect(&store, false, Duration::ZERO).unwrap();
     assert_eq!(out, vec![Outcome::Dropped]);
     assert_eq!(registrations(&store), 0);
+}
+
+#[test]
+fn a_registration_naming_a_directory_that_is_not_a_checkout_staging_never_removes_it() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let store = Store::open(&x.path().join("store")).unwrap();
+    // Right inode, a registration as a checkout writes it, but an ordinary name (or another
+    // process's staging name): nothing a checkout of this registration could have made.
+    for name in [
+        "precious".to_string(),
+        format!(
+            ".wt.cowtree-checkout-{}-7",
+            std::process::id().wrapping_add(1)
+        ),
+    ] {
+        let path = canon(x.path()).join(&name);
+        drop(left_behind(&store, &path));
+        assert_eq!(
+            collect(&store, false, GRACE).unwrap(),
+            vec![Outcome::Dropped]
+        );
+        assert!(path.join("half-written").exists(), "{name} was touched");
+        assert_eq!(registrations(&store), 0);
+    }
 }

@@ -165,12 +165,13 @@ fn remove_staging(dir: &Path, prefix: &OsStr) -> Vec<(PathBuf, std::io::Result<(
     let Ok(parent) = cowtree_fs::dir::Dir::open(dir) else {
         return Vec::new();
     };
-    let Ok(rd) = std::fs::read_dir(dir) else {
+    // Listed through the directory opened above, so the names removed are from the same one.
+    let Ok(entries) = parent.entries() else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for e in rd.flatten() {
-        let name = e.file_name();
+    for e in entries {
+        let name = e.name;
         if !name.as_bytes().starts_with(prefix.as_bytes()) {
             continue;
         }

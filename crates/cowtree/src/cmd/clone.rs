@@ -275,8 +275,6 @@ pub fn run(args: Args) -> CmdResult {
     Ok(Exit::Ok)
 }
 
-/// `cp SRC... DIR`: each source inside the existing directory `dst` under its own name, one
-/// after the other with one session; the record's paths are relative to `dst`.
 /// What an interrupt removes or says: a new destination is built in a staging directory
 /// beside it, which the interrupt removes; a merge is journaled, and the next merge finishes
 /// or undoes it.
@@ -311,6 +309,8 @@ fn expect_interrupt(srcs: &[PathBuf], dst: &Path, existed: bool, on_existing: On
     }
 }
 
+/// `cp SRC... DIR`: each source inside the existing directory `dst` under its own name, one
+/// after the other with one session; the record's paths are relative to `dst`.
 fn link_each_inside(linker: &Linker, srcs: &[PathBuf], dst: &Path) -> Result<LinkReport, CliError> {
     match std::fs::symlink_metadata(dst) {
         Ok(m) if m.is_dir() => {}

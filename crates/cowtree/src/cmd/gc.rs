@@ -73,6 +73,14 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     );
     drop(spinner);
     let r = r?;
+    // Even with --quiet: something gc was asked to clean is still there.
+    for (path, error) in &r.staging_kept {
+        eprintln!(
+            "cowtree: warning: could not remove {} (left by a checkout that was killed): {error}; \
+             the next gc tries again",
+            path.display()
+        );
+    }
     if args.json {
         print_json(&json!({
             "blobs_removed": r.blobs_removed,
