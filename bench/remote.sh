@@ -64,7 +64,7 @@ cleanup() {
 trap cleanup EXIT
 cowtree_mounts_up xfs >/dev/null
 XFS=${COWTREE_TEST_XFS:?XFS was not mounted}
-started=$(scripts/seaweedfs.sh start "$WEED_DIR")
+started=$(scripts/seaweedfs.sh start "$WEED_DIR" $$)
 ENDPOINT=${started%% *}
 export AWS_ACCESS_KEY_ID=cowtreetest AWS_SECRET_ACCESS_KEY=cowtreetestsecret
 # rclone's AWS SDK refuses any AWS_CA_BUNDLE with its own HTTP transport; the server is

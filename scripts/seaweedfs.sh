@@ -6,6 +6,10 @@
 #                                    # loopback ports (the same ones again when DIR was used
 #                                    # before), waits until it serves, prints
 #                                    # "ENDPOINT PID"; state in DIR (ports, pid, log)
+#   scripts/seaweedfs.sh start DIR OWNER
+#                                    # the same, and the server is stopped by its pid as soon
+#                                    # as process OWNER is gone (a test run killed with -9
+#                                    # runs no cleanup of its own)
 #   scripts/seaweedfs.sh stop DIR    # stops that server by its pid (TERM, then KILL)
 #
 # The server has one identity with the test credentials below and the bucket "cowtree".
@@ -53,8 +57,22 @@ s3_round_trip() {
     [[ $(curl -s "${sig[@]}" "$url") == "$body" ]]
 }
 
+# Stops server PID once process OWNER is gone (or returns when the server is gone first).
+watch_owner() {
+  local owner=$1 pid=$2 i
+  while kill -0 "$owner" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+  done
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
 weed_start() {
-  local dir=$1
+  local dir=$1 owner=${2:-}
   mkdir -p "$dir/data"
   dir=$(cd "$dir" && pwd)
   weed_install
@@ -75,6 +93,11 @@ JSON
     -s3.config="$dir/s3.json" -bucket="$BUCKET" </dev/null >>"$dir/log" 2>&1 &
   local pid=$!
   echo "$pid" >"$dir/pid"
+  if [[ -n "$owner" ]]; then
+    # Detached, and with no descriptor of the caller's: `$(seaweedfs.sh start ...)` returns.
+    watch_owner "$owner" "$pid" </dev/null >/dev/null 2>&1 &
+    echo $! >"$dir/watchdog"
+  fi
   local endpoint="http://127.0.0.1:${p[0]}"
   local i
   for ((i = 0; i < 600; i++)); do
@@ -97,6 +120,10 @@ JSON
 
 weed_stop() {
   local dir=$1 pid i
+  if [[ -s "$dir/watchdog" ]]; then
+    kill -TERM "$(cat "$dir/watchdog")" 2>/dev/null || true
+    rm -f "$dir/watchdog"
+  fi
   [[ -s "$dir/pid" ]] || return 0
   pid=$(cat "$dir/pid")
   kill -TERM "$pid" 2>/dev/null || { rm -f "$dir/pid"; return 0; }
@@ -110,10 +137,10 @@ weed_stop() {
 
 case "${1:-}" in
   install) weed_install ;;
-  start) weed_start "${2:?usage: seaweedfs.sh start DIR}" ;;
+  start) weed_start "${2:?usage: seaweedfs.sh start DIR [OWNER]}" "${3:-}" ;;
   stop) weed_stop "${2:?usage: seaweedfs.sh stop DIR}" ;;
   *)
-    echo "usage: scripts/seaweedfs.sh install|start DIR|stop DIR" >&2
+    echo "usage: scripts/seaweedfs.sh install|start DIR [OWNER]|stop DIR" >&2
     exit 2
     ;;
 esac

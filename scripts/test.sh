@@ -32,7 +32,7 @@ fi
 # The remote-store tests talk to a real S3 server (SeaweedFS) on loopback; see scripts/seaweedfs.sh.
 if [[ "${COWTREE_TEST_NO_S3:-}" != 1 ]]; then
   COWTREE_WEED_DIR=$(mktemp -d /tmp/cowtree-seaweedfs.XXXXXX)
-  started=$(scripts/seaweedfs.sh start "$COWTREE_WEED_DIR")
+  started=$(scripts/seaweedfs.sh start "$COWTREE_WEED_DIR" $$)
   export COWTREE_TEST_S3_ENDPOINT="${started%% *}" COWTREE_TEST_S3_BUCKET=cowtree
   export COWTREE_TEST_S3_KEY=cowtreetest COWTREE_TEST_S3_SECRET=cowtreetestsecret
   export COWTREE_TEST_SEAWEEDFS="$PWD/scripts/seaweedfs.sh"

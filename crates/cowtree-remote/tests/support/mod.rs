@@ -171,6 +171,8 @@ fn start_in(dir: &Path) -> String {
         .arg(script())
         .arg("start")
         .arg(dir)
+        // Stopped with this test process even when it is killed and Drop never runs.
+        .arg(std::process::id().to_string())
         .output()
         .expect("run scripts/seaweedfs.sh");
     assert!(
