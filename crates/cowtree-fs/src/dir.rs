@@ -39,6 +39,34 @@ pub struct DirEntry {
     pub ino: u64,
 }
 
+impl DirEntry {
+    /// The entry for a raw directory record; `None` for `.` and `..`.
+    pub(crate) fn from_raw(name: &[u8], file_type: FileType, ino: u64) -> Option<DirEntry> {
+        (name != b"." && name != b"..").then(|| DirEntry {
+            name: OsStr::from_bytes(name).to_owned(),
+            file_type,
+            ino,
+        })
+    }
+}
+
+/// The entries of the directory `fd` except `.` and `..` (`readdir` on a duplicate of `fd`,
+/// rewound first).
+pub(crate) fn entries_of(fd: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
+    let mut out = Vec::new();
+    let mut dir = rustix::fs::Dir::read_from(fd)?;
+    dir.rewind();
+    for entry in dir {
+        let entry = entry?;
+        out.extend(DirEntry::from_raw(
+            entry.file_name().to_bytes(),
+            entry.file_type(),
+            entry.ino(),
+        ));
+    }
+    Ok(out)
+}
+
 fn name_err(name: &OsStr, e: NameError) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
@@ -410,22 +438,7 @@ impl Dir {
 
     /// All entries except `.` and `..`, in the order the filesystem returns them.
     pub fn entries(&self) -> io::Result<Vec<DirEntry>> {
-        let mut out = Vec::new();
-        let mut dir = rustix::fs::Dir::read_from(&self.fd)?;
-        dir.rewind();
-        for entry in dir {
-            let entry = entry?;
-            let name = entry.file_name().to_bytes();
-            if name == b"." || name == b".." {
-                continue;
-            }
-            out.push(DirEntry {
-                name: OsStr::from_bytes(name).to_owned(),
-                file_type: entry.file_type(),
-                ino: entry.ino(),
-            });
-        }
-        Ok(out)
+        entries_of(self.fd.as_fd())
     }
 
     /// The same as [`Dir::entries`], read with `getdents64` through this handle's own file

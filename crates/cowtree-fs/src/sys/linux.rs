@@ -3,7 +3,6 @@
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat};
@@ -120,15 +119,11 @@ pub(crate) fn read_entries(fd: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
     let mut out = Vec::new();
     while let Some(entry) = raw.next() {
         let entry = entry?;
-        let name = entry.file_name().to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        out.push(DirEntry {
-            name: OsStr::from_bytes(name).to_owned(),
-            file_type: entry.file_type(),
-            ino: entry.ino(),
-        });
+        out.extend(DirEntry::from_raw(
+            entry.file_name().to_bytes(),
+            entry.file_type(),
+            entry.ino(),
+        ));
     }
     Ok(out)
 }

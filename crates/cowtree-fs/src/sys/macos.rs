@@ -4,7 +4,6 @@
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{CloneFlags, Mode, OFlags, Stat, Timestamps};
@@ -160,22 +159,8 @@ pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(crate::fstype::FsType::from_type_name(&name).magic)
 }
 
-/// Reads the entries of the directory `fd` (`readdir` on a duplicate, rewound first).
+/// Reads the entries of the directory `fd`: macOS has no `getdents64`, so this is
+/// [`Dir::entries`](crate::dir::Dir::entries)' `readdir` on a duplicate.
 pub(crate) fn read_entries(fd: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
-    let mut out = Vec::new();
-    let mut dir = rustix::fs::Dir::read_from(fd)?;
-    dir.rewind();
-    for entry in dir {
-        let entry = entry?;
-        let name = entry.file_name().to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        out.push(DirEntry {
-            name: OsStr::from_bytes(name).to_owned(),
-            file_type: entry.file_type(),
-            ino: entry.ino(),
-        });
-    }
-    Ok(out)
+    crate::dir::entries_of(fd)
 }
