@@ -323,16 +323,14 @@ fn settle(rec: &Record, owner: Option<u32>, dry_run: bool, grace: Duration) -> R
 }
 
 /// The error of an open that found nothing (or a symlink) at the path: not a reason to keep a
-/// registration, unlike a failure to look (EACCES, EMFILE, EIO).
+/// registration, unlike a failure to look (EACCES, EMFILE, EIO). `Dir` reports a symlink in
+/// the way as `InvalidInput` and `ENOTDIR` as `NotADirectory`.
 fn gone_from_path(e: &std::io::Error) -> bool {
-    use rustix::io::Errno;
     use std::io::ErrorKind;
-    matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
-        || cowtree_fs::error::raw_errno(e).is_some_and(|n| {
-            [Errno::NOENT, Errno::NOTDIR, Errno::LOOP]
-                .iter()
-                .any(|x| x.raw_os_error() == n)
-        })
+    matches!(
+        e.kind(),
+        ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::InvalidInput
+    )
 }
 
 /// The registering process is gone: another boot, no such pid, or registered longer ago than
