@@ -59,6 +59,14 @@ fn add(src: &Path, args: &[&OsStr]) -> Output {
 }
 
 #[track_caller]
+/// `cowtree git worktree add --detach DST` (human output), which must succeed; its stderr.
+fn add_detached(src: &Path, dst: &Path) -> String {
+    let out = add(src, &[os("--detach"), dst.as_os_str()]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    err
+}
+
 fn add_ok(src: &Path, args: &[&OsStr]) -> serde_json::Value {
     let mut a: Vec<&OsStr> = vec![OsStr::new("--json")];
     a.extend_from_slice(args);
@@ -592,13 +600,7 @@ fn submodule_is_left_as_an_empty_directory_with_a_message() {
     );
     git(&src, &["commit", "-qm", "submodule"]);
     let dst = dir.path().join("dst");
-    let out = add(&src, &[os("--detach"), dst.as_os_str()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = add_detached(&src, &dst);
     assert!(err.contains("submodule sub is not handled"), "{err}");
     assert_eq!(fs::read_dir(dst.join("sub")).unwrap().count(), 0);
     assert_status_clean(&dst);
@@ -757,13 +759,7 @@ fn host_filesystem_copies_says_so_once_and_strict_refuses() {
     };
     let src = make_repo(dir.path());
     let dst = dir.path().join("dst");
-    let out = add(&src, &[os("--detach"), dst.as_os_str()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = add_detached(&src, &dst);
     assert_eq!(err.matches("copied, not reflinked").count(), 1, "{err}");
     assert_status_clean(&dst);
     assert_index_matches_lstat(&dst);
@@ -851,13 +847,7 @@ fn dst_on_another_filesystem_copies_with_one_message() {
     let Some(b) = scratch(Fs::Xfs2) else { return };
     let src = make_repo(a.path());
     let dst = b.path().join("dst");
-    let out = add(&src, &[os("--detach"), dst.as_os_str()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = add_detached(&src, &dst);
     assert_eq!(err.matches("copied, not reflinked").count(), 1, "{err}");
     assert!(err.contains("different filesystems"), "{err}");
     assert_eq!(fs::read(dst.join("big.bin")).unwrap(), pattern(1 << 20, 7));

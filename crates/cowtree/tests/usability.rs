@@ -838,15 +838,27 @@ fn sigint_at_random_points_of_clone_checkout_and_snapshot_leaves_only_what_the_m
         } else {
             (libc::SIGINT, 130, "SIGINT")
         };
-        if round % 3 == 2 {
-            let dst = x.path().join(format!("clone{round}"));
-            let o = signalled(
-                home,
-                None,
-                &[s("clone"), src.as_os_str(), dst.as_os_str()],
-                sig,
-                delay,
-            );
+        if round % 3 != 1 {
+            // A new DST: clone (no store) or checkout (staging registered in the store).
+            let (command, dst, store_arg, args) = if round % 3 == 2 {
+                let dst = x.path().join(format!("clone{round}"));
+                let args = vec![
+                    s("clone").to_owned(),
+                    src.clone().into(),
+                    dst.clone().into(),
+                ];
+                ("clone", dst, None, args)
+            } else {
+                let dst = x.path().join(format!("wt{round}"));
+                let args = vec![
+                    s("checkout").to_owned(),
+                    s("v1").to_owned(),
+                    dst.clone().into(),
+                ];
+                ("checkout", dst, Some(store.as_path()), args)
+            };
+            let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+            let o = signalled(home, store_arg, &args, sig, delay);
             let err = text(&o.stderr);
             match o.status.code() {
                 Some(0) => assert_eq!(fs::read_dir(dst.join("d1")).unwrap().count(), 750),
@@ -854,45 +866,14 @@ fn sigint_at_random_points_of_clone_checkout_and_snapshot_leaves_only_what_the_m
                     interrupted += 1;
                     assert_eq!(err.lines().count(), 1, "one line: {err}");
                     assert!(
-                        err.starts_with(&format!("cowtree: clone interrupted by {sig_name}")),
+                        err.starts_with(&format!("cowtree: {command} interrupted by {sig_name}")),
                         "{err}"
                     );
+                    // Only a run that had finished leaves DST, and then it says so.
                     assert_eq!(dst.exists(), err.contains("was already complete"), "{err}");
                     assert_eq!(!dst.exists(), err.contains("nothing was created"), "{err}");
                 }
-                other => panic!("clone ended with {other:?}: {err}"),
-            }
-            let left: Vec<_> = fs::read_dir(x.path())
-                .unwrap()
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.contains(".cowtree-"))
-                .collect();
-            assert!(left.is_empty(), "round {round}: left {left:?} ({err})");
-        } else if round % 3 == 0 {
-            let dst = x.path().join(format!("wt{round}"));
-            let o = signalled(
-                home,
-                Some(&store),
-                &[s("checkout"), s("v1"), dst.as_os_str()],
-                sig,
-                delay,
-            );
-            let err = text(&o.stderr);
-            match o.status.code() {
-                Some(0) => assert_eq!(fs::read_dir(dst.join("d1")).unwrap().count(), 750),
-                Some(c) if c == code => {
-                    interrupted += 1;
-                    assert_eq!(err.lines().count(), 1, "one line: {err}");
-                    assert!(
-                        err.starts_with(&format!("cowtree: checkout interrupted by {sig_name}")),
-                        "{err}"
-                    );
-                    // Only a checkout that had finished leaves DST, and then it says so.
-                    assert_eq!(dst.exists(), err.contains("was already complete"), "{err}");
-                    assert_eq!(!dst.exists(), err.contains("nothing was created"), "{err}");
-                }
-                other => panic!("checkout ended with {other:?}: {err}"),
+                other => panic!("{command} ended with {other:?}: {err}"),
             }
             let left: Vec<_> = fs::read_dir(x.path())
                 .unwrap()
