@@ -8,7 +8,7 @@
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use cowtree_fs::UnsupportedCause;
 use cowtree_fs::classify::{CloneErrno, classify_clone_errno};
@@ -16,18 +16,12 @@ use cowtree_fs::copy::copy_fd;
 use cowtree_fs::dir::Dir;
 use rustix::fs::{Mode, OFlags, Stat, Timespec, Timestamps, fstat, futimens, openat};
 
-/// Whether this run still tries to clone (false after the filesystem pair said it cannot).
-#[derive(Debug)]
+/// Whether this run still tries to clone: not after the filesystem pair said it cannot.
+#[derive(Debug, Default)]
 pub struct CloneState {
-    try_clone: AtomicBool,
-}
-
-impl Default for CloneState {
-    fn default() -> Self {
-        CloneState {
-            try_clone: AtomicBool::new(true),
-        }
-    }
+    /// Set by the first clone that finds the pair cannot clone; every later file copies and
+    /// reports this cause (not a guess), whichever worker gets there first.
+    refused: OnceLock<UnsupportedCause>,
 }
 
 /// SRC's file, open, with the `fstat` the verdict is made on.
@@ -137,8 +131,8 @@ pub fn clone_checked(
 
 fn fill(src: &SrcFile, dst: &OwnedFd, strict: bool, state: &CloneState) -> std::io::Result<Cloned> {
     let bytes = src.stat.st_size as u64;
-    let mut because = Some(UnsupportedCause::Filesystem);
-    if state.try_clone.load(Ordering::Relaxed) {
+    let mut because = state.refused.get().copied();
+    if because.is_none() {
         let mut retried = false;
         loop {
             match cowtree_fs::sys::ficlone(dst.as_fd(), src.fd.as_fd()) {
@@ -156,10 +150,10 @@ fn fill(src: &SrcFile, dst: &OwnedFd, strict: bool, state: &CloneState) -> std::
                         break;
                     }
                     CloneErrno::Unsupported(cause) => {
-                        if !cause.is_per_file() {
-                            state.try_clone.store(false, Ordering::Relaxed);
-                        }
                         because = Some(cause);
+                        if !cause.is_per_file() {
+                            because = Some(*state.refused.get_or_init(|| cause));
+                        }
                         break;
                     }
                     CloneErrno::MaybeVanished | CloneErrno::Exists | CloneErrno::Fatal => {
