@@ -64,7 +64,8 @@ pub struct BuildInput<'a> {
     pub staging: &'a Dir,
     /// Its path, for messages.
     pub staging_path: &'a Path,
-    /// Carry SRC's uncommitted changes.
+    /// Carry SRC's uncommitted changes: `target` is then SRC's own index, and an entry whose
+    /// file SRC's stat data does not prove is taken from SRC as it is ([`carry`]).
     pub with_changes: bool,
     /// Refuse to copy where a reflink is impossible.
     pub strict: bool,
@@ -300,9 +301,12 @@ fn one(
                         bytes,
                     });
                 }
-                Cloned::Changed => {
+                // Without --with-changes: the blob instead. With it: whatever SRC holds now,
+                // through the lstat path below.
+                Cloned::Changed if !input.with_changes => {
                     return from_objects(input, repo, None, entry, dst_dir, name, mode);
                 }
+                Cloned::Changed => {}
                 Cloned::Refused(cause) => return Err(Error::strict(src_path, cause)),
             }
         }
@@ -313,16 +317,9 @@ fn one(
         .map(|st| (FileType::from_raw_mode(st.st_mode), stat_of(st)));
     let verdict = judge(src_entry, &entry.id, kind, input.src_index_mtime, file);
     match (verdict, kind) {
-        (Verdict::Unproven, _) if input.with_changes => carry(
-            input,
-            repo,
-            entry,
-            src_dir,
-            src_st.as_ref(),
-            dst_dir,
-            name,
-            mode,
-        ),
+        (Verdict::Unproven, _) if input.with_changes => {
+            carry(input, entry, src_dir, src_st.as_ref(), dst_dir, name)
+        }
         _ if filters.is_some() => from_objects(input, repo, filters, entry, dst_dir, name, mode),
         (Verdict::Clean, Kind::File) => {
             let (src_dir, src_st) = (
@@ -354,7 +351,7 @@ fn one(
                     return Err(Error::strict(input.src_root.join(os(path)), cause));
                 }
                 Transfer::SourceVanished => {
-                    return from_objects(input, repo, None, entry, dst_dir, name, mode);
+                    return changed_during_run(input, repo, entry, src_dir, dst_dir, name, mode);
                 }
             };
             // The clone holds what SRC held when it ran; SRC's stat data unchanged since
@@ -372,7 +369,7 @@ fn one(
                 dst_dir
                     .remove_file(name)
                     .map_err(Error::io("remove", dst_path()))?;
-                return from_objects(input, repo, None, entry, dst_dir, name, mode);
+                return changed_during_run(input, repo, entry, src_dir, dst_dir, name, mode);
             }
             let st = dst_dir.stat(name).map_err(Error::io("stat", dst_path()))?;
             Ok(EntryResult {
@@ -398,19 +395,36 @@ fn one(
     }
 }
 
-/// `--with-changes`: SRC's own file (or symlink, or absence) for an entry whose blob SRC's
-/// index records but whose file may differ. The index entry keeps no stat data, so git looks
-/// at it and reports it as SRC does.
-#[allow(clippy::too_many_arguments)]
-fn carry(
+/// SRC's file changed between the verdict and the clone: the blob from the object database,
+/// or with `--with-changes` what SRC holds now.
+fn changed_during_run(
     input: &BuildInput<'_>,
     repo: &gix::Repository,
+    entry: &gix::index::Entry,
+    src_dir: &Dir,
+    dst_dir: &Dir,
+    name: &OsStr,
+    mode: u32,
+) -> Result<EntryResult> {
+    if !input.with_changes {
+        return from_objects(input, repo, None, entry, dst_dir, name, mode);
+    }
+    let st = statat(src_dir, name, AtFlags::SYMLINK_NOFOLLOW).ok();
+    carry(input, entry, Some(src_dir), st.as_ref(), dst_dir, name)
+}
+
+/// `--with-changes` (where the target is SRC's own index): SRC's own file or symlink, as it
+/// is, for an entry whose file may differ from its blob; nothing when SRC has neither at the
+/// path (deleted, or replaced by a directory or a special file), as git then reports the entry
+/// deleted. A regular file keeps SRC's permission bits, so a mode change is carried too. The
+/// index entry keeps no stat data, so git looks at it and reports it as SRC does.
+fn carry(
+    input: &BuildInput<'_>,
     entry: &gix::index::Entry,
     src_dir: Option<&Dir>,
     src_st: Option<&rustix::fs::Stat>,
     dst_dir: &Dir,
     name: &OsStr,
-    mode: u32,
 ) -> Result<EntryResult> {
     let path = entry.path_in(input.target.path_backing());
     let src_path = input.src_root.join(os(path));
@@ -422,11 +436,10 @@ fn carry(
         })
     };
     let (Some(src_dir), Some(st)) = (src_dir, src_st) else {
-        // Deleted in SRC: stays deleted.
         return carried(0);
     };
     match FileType::from_raw_mode(st.st_mode) {
-        FileType::RegularFile if Kind::of(entry.mode) == Kind::File => {
+        FileType::RegularFile => {
             let method = if input.strict {
                 Method::Clone
             } else {
@@ -445,17 +458,19 @@ fn carry(
                 Transfer::SourceVanished => carried(0),
             }
         }
-        FileType::Symlink if Kind::of(entry.mode) == Kind::Symlink => {
-            let target = src_dir
-                .read_link(name)
-                .map_err(Error::io("read symlink", &src_path))?;
+        FileType::Symlink => {
+            let target = match src_dir.read_link(name) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return carried(0),
+                Err(e) => return Err(Error::io("read symlink", &src_path)(e)),
+            };
             dst_dir.symlink(&target, name).map_err(Error::io(
                 "create symlink",
                 input.staging_path.join(os(path)),
             ))?;
             carried(0)
         }
-        _ => from_objects(input, repo, None, entry, dst_dir, name, mode),
+        _ => carried(0),
     }
 }
 

@@ -93,6 +93,32 @@ pub enum Error {
         /// Why.
         why: &'static str,
     },
+    /// `--with-changes` with a COMMIT-ISH other than SRC's HEAD: SRC's changes are relative to
+    /// its HEAD, and carrying them onto another commit would be a merge, which git's own
+    /// `worktree add` does not do either.
+    #[error(
+        "{path}: --with-changes carries SRC's changes only onto SRC's HEAD ({head}), \
+         but the new worktree would check out {commit}; drop --with-changes, or commit or \
+         stash the changes and apply them in the new worktree"
+    )]
+    WithChangesOtherCommit {
+        /// The source worktree.
+        path: PathBuf,
+        /// SRC's HEAD commit.
+        head: String,
+        /// The commit the new worktree would check out.
+        commit: String,
+    },
+    /// `--with-changes` while SRC's index holds an unresolved conflict (a merge in progress),
+    /// which a new worktree cannot carry.
+    #[error(
+        "{path}: unresolved conflict in SRC's index; --with-changes cannot carry a merge \
+         in progress (resolve it first, or drop --with-changes)"
+    )]
+    Conflicted {
+        /// The conflicted file (SRC's worktree path).
+        path: PathBuf,
+    },
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}")]
     Io {

@@ -74,7 +74,11 @@ pub struct AddOptions {
     pub branch: BranchChoice,
     /// Clone ignored entries: `None` no, `Some([])` all, `Some(patterns)` those matching.
     pub ignored: Option<Vec<String>>,
-    /// Carry SRC's uncommitted changes to tracked files.
+    /// Carry SRC's uncommitted changes to tracked files: DST's index is SRC's (staged changes,
+    /// additions, removals) and each file whose stat data does not prove it holds its index
+    /// blob is SRC's file as it is (or absent). Needs COMMIT-ISH to be SRC's HEAD commit
+    /// ([`Error::WithChangesOtherCommit`]) and an index without conflicts
+    /// ([`Error::Conflicted`]).
     pub with_changes: bool,
     /// Refuse to copy where a reflink is impossible.
     pub strict: bool,
@@ -451,6 +455,18 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     // Before HEAD is resolved: a killed run's registration must not hold its branch.
     let cleaned = register::clean_stale(&common)?;
     let resolved = resolve_head(&repo, opts, &dst_name, &src_root)?;
+    if opts.with_changes {
+        let head = repo.head_id().map_err(|_| Error::Unborn {
+            path: src_root.clone(),
+        })?;
+        if head.detach() != resolved.commit {
+            return Err(Error::WithChangesOtherCommit {
+                path: src_root.clone(),
+                head: head.to_string(),
+                commit: resolved.commit.to_string(),
+            });
+        }
+    }
 
     let parent_dir = Dir::open(&parent_abs).map_err(Error::io("open", &parent_abs))?;
     clean_stale_staging(&parent_dir, &parent_abs, &dst_name)?;
@@ -463,9 +479,6 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         "read commit",
         PathBuf::from(resolved.commit.to_string()),
     ))?;
-    let mut target = repo
-        .index_from_tree(&tree_id)
-        .map_err(Error::git("read tree", PathBuf::from(tree_id.to_string())))?;
     let src_index_path = repo.index_path();
     let src_index = match repo.open_index() {
         Ok(f) => f,
@@ -477,6 +490,23 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     };
     let src_index_mtime = src_index.timestamp().unix_seconds();
     refuse_sparse(&repo, &src_index, &src_root)?;
+    // With --with-changes DST gets SRC's index itself (staged changes, additions and removals
+    // included, HEAD being the same commit); otherwise the target tree's.
+    let mut target = if opts.with_changes {
+        if let Some(e) = src_index
+            .entries()
+            .iter()
+            .find(|e| e.stage() != gix::index::entry::Stage::Unconflicted)
+        {
+            return Err(Error::Conflicted {
+                path: src_root.join(OsStr::from_bytes(e.path(&src_index))),
+            });
+        }
+        src_index.clone()
+    } else {
+        repo.index_from_tree(&tree_id)
+            .map_err(Error::git("read tree", PathBuf::from(tree_id.to_string())))?
+    };
 
     let staging = new_staging(&parent_dir, &parent_abs, &dst_name)?;
     let staging_path = parent_abs.join(&staging.name);
@@ -565,7 +595,12 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     if report.fallback.is_none() {
         report.fallback = report.ignored.as_ref().and_then(|i| i.fallback.clone());
     }
-    let mut target = with_cache_tree(target, &src_index, tree_id.detach());
+    // SRC's own index (--with-changes) keeps its own cache-tree, valid for its entries.
+    let mut target = if opts.with_changes {
+        target
+    } else {
+        with_cache_tree(target, &src_index, tree_id.detach())
+    };
 
     let reg = register::Registration::create(
         &common,

@@ -358,6 +358,201 @@ fn dirty_src_file_comes_from_objects_and_with_changes_carries_it() {
     }
 }
 
+/// `git status --porcelain=v2` without untracked entries (which are never carried), and the
+/// untracked lines apart.
+fn status_v2(dir: &Path) -> (String, Vec<String>) {
+    let out = git(dir, &["status", "--porcelain=v2"]);
+    let (untracked, tracked): (Vec<&str>, Vec<&str>) =
+        out.lines().partition(|l| l.starts_with("? "));
+    (
+        tracked.join("\n"),
+        untracked.into_iter().map(str::to_owned).collect(),
+    )
+}
+
+/// SRC with every kind of uncommitted change git knows: unstaged, staged, staged then changed
+/// again, added, added then changed, intent-to-add, deleted in the worktree only, `git rm`,
+/// `git rm --cached`, a rename, mode changes staged and unstaged, a type change, a changed
+/// symlink target, and an untracked file.
+fn make_every_change(src: &Path) {
+    let chmod = |p: &str, mode: u32| {
+        fs::set_permissions(src.join(p), fs::Permissions::from_mode(mode)).unwrap()
+    };
+    fs::write(src.join("d0/sub0/f0.txt"), b"unstaged\n").unwrap();
+    fs::write(src.join("d0/sub1/f1.txt"), b"staged\n").unwrap();
+    fs::write(src.join("d0/sub2/f2.txt"), b"staged\n").unwrap();
+    fs::write(src.join("new.txt"), b"added\n").unwrap();
+    fs::write(src.join("d4/new2.txt"), b"added\n").unwrap();
+    fs::write(src.join("ita.txt"), b"intent to add\n").unwrap();
+    chmod("d1/sub1/f1.txt", 0o755);
+    fs::remove_file(src.join("d1/dangling")).unwrap();
+    symlink("../elsewhere", src.join("d1/dangling")).unwrap();
+    git(
+        src,
+        &[
+            "add",
+            "d0/sub1/f1.txt",
+            "d0/sub2/f2.txt",
+            "new.txt",
+            "d4/new2.txt",
+            "d1/sub1/f1.txt",
+            "d1/dangling",
+        ],
+    );
+    git(src, &["add", "-N", "ita.txt"]);
+    git(src, &["rm", "-q", "d3/sub0/f0.txt"]);
+    git(src, &["rm", "-q", "--cached", "d3/sub0/f3.txt"]);
+    git(src, &["mv", "d4/sub0/f0.txt", "moved.txt"]);
+    fs::write(src.join("d0/sub2/f2.txt"), b"staged, then changed again\n").unwrap();
+    fs::write(src.join("d4/new2.txt"), b"added, then changed\n").unwrap();
+    fs::remove_file(src.join("d2/sub1/f1.txt")).unwrap();
+    chmod("d1/sub0/f0.txt", 0o755);
+    fs::remove_file(src.join("link")).unwrap();
+    fs::write(src.join("link"), b"a file where a symlink was\n").unwrap();
+    fs::write(src.join("untracked.txt"), b"never carried\n").unwrap();
+}
+
+#[test]
+fn with_changes_gives_dst_the_status_and_diffs_of_src_for_every_kind_of_change() {
+    for fsys in [Fs::Xfs, Fs::Btrfs, Fs::NoCow] {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = make_repo(dir.path());
+        make_every_change(&src);
+        let (src_status, src_untracked) = status_v2(&src);
+        // Every kind above shows in SRC's status, so that DST's is compared on all of them.
+        for want in [
+            " .M N... 100644 100644 100644 ",
+            " M. N... 100644 100644 100644 ",
+            " MM N... 100644 100644 100644 ",
+            " A. N... 000000 100644 100644 ",
+            " AM N... 000000 100644 100644 ",
+            " .A N... 000000 000000 100644 ",
+            " .D N... 100644 100644 000000 ",
+            " D. N... 100644 000000 000000 ",
+            " M. N... 100644 100755 100755 ",
+            " .M N... 100644 100644 100755 ",
+            " M. N... 120000 120000 120000 ",
+            " .T N... 120000 120000 100644 ",
+        ] {
+            assert!(src_status.contains(want), "{want:?} in\n{src_status}");
+        }
+        assert!(src_status.contains("\n2 R. "), "{src_status}");
+        assert_eq!(src_untracked.len(), 2, "{src_untracked:?}");
+
+        let dst = dir.path().join("dst");
+        let r = add_ok(
+            &src,
+            &[dst.as_os_str(), os("--detach"), os("--with-changes")],
+        );
+        let (dst_status, dst_untracked) = status_v2(&dst);
+        assert_eq!(dst_status, src_status, "{fsys:?}: {r}");
+        assert_eq!(dst_untracked, Vec::<String>::new(), "{fsys:?}");
+        for args in [&["diff"][..], &["diff", "--cached"], &["diff", "HEAD"]] {
+            assert_eq!(git(&dst, args), git(&src, args), "{fsys:?}: git {args:?}");
+        }
+        assert_eq!(
+            git(&dst, &["ls-files", "--stage"]),
+            git(&src, &["ls-files", "--stage"]),
+            "{fsys:?}"
+        );
+        git(&dst, &["fsck", "--no-progress"]);
+        assert!(!dst.join("untracked.txt").exists());
+        assert!(!dst.join("d3/sub0/f3.txt").exists());
+        assert_eq!(
+            fs::read(dst.join("d0/sub2/f2.txt")).unwrap(),
+            b"staged, then changed again\n"
+        );
+        let mode = |p: &str| fs::metadata(dst.join(p)).unwrap().permissions().mode() & 0o111;
+        assert_eq!(mode("d1/sub0/f0.txt"), 0o111);
+        assert_eq!(mode("d1/sub1/f1.txt"), 0o111);
+        assert!(r["carried"].as_u64().unwrap() >= 6, "{fsys:?}: {r}");
+
+        if fsys == Fs::NoCow {
+            assert_ne!(r["fallback"], serde_json::Value::Null, "{fsys:?}: {r}");
+        } else {
+            let s = extent_summary(&dst.join("big.bin")).unwrap();
+            assert!(s.fully_shared(), "{fsys:?}: {s:?}");
+        }
+        // git reads no file but those SRC's index could not vouch for (changed ones).
+        if let Some(opened) = files_git_status_opens(&dst) {
+            for p in &opened {
+                let rel = p.strip_prefix(&format!("{}/", dst.display())).unwrap_or(p);
+                assert!(src_status.contains(rel), "{fsys:?}: git status read {p}");
+            }
+        }
+        // A write in DST stays there.
+        fs::write(dst.join("new.txt"), b"changed in dst\n").unwrap();
+        assert_eq!(fs::read(src.join("new.txt")).unwrap(), b"added\n");
+        git(
+            &src,
+            &["worktree", "remove", "--force", dst.to_str().unwrap()],
+        );
+    }
+}
+
+#[test]
+fn with_changes_onto_another_commit_or_over_a_conflict_is_refused_and_leaves_nothing() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = make_repo(dir.path());
+    fs::write(src.join("d0/sub0/f0.txt"), b"second\n").unwrap();
+    git(&src, &["commit", "-qam", "second"]);
+    fs::write(src.join("d0/sub0/f1.txt"), b"uncommitted\n").unwrap();
+    let dst = dir.path().join("dst");
+    let out = add(
+        &src,
+        &[
+            dst.as_os_str(),
+            os("HEAD~1"),
+            os("--detach"),
+            os("--with-changes"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--with-changes carries SRC's changes only onto SRC's HEAD"),
+        "{err}"
+    );
+    assert!(!dst.exists());
+    // The same commit by another name is SRC's HEAD: accepted.
+    let head = git(&src, &["rev-parse", "HEAD"]);
+    let ok = dir.path().join("ok");
+    add_ok(
+        &src,
+        &[
+            ok.as_os_str(),
+            os(head.trim()),
+            os("--detach"),
+            os("--with-changes"),
+        ],
+    );
+    assert_eq!(status_v2(&ok).0, status_v2(&src).0);
+
+    // A merge stopped on a conflict.
+    git(&src, &["checkout", "-q", "-b", "other", "HEAD~1"]);
+    fs::write(src.join("d0/sub0/f0.txt"), b"other\n").unwrap();
+    git(&src, &["commit", "-qam", "other"]);
+    let merged = git_cmd(&src)
+        .args(["merge", "-q", "main"])
+        .output()
+        .unwrap();
+    assert!(!merged.status.success());
+    let out = add(
+        &src,
+        &[dst.as_os_str(), os("--detach"), os("--with-changes")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: unresolved conflict",
+            src.join("d0/sub0/f0.txt").display()
+        )),
+        "{err}"
+    );
+    assert!(!dst.exists());
+}
+
 #[test]
 fn racy_src_entry_is_not_trusted() {
     for fsys in Fs::COW {

@@ -84,8 +84,9 @@ struct AddArgs {
     /// ignored.
     #[arg(long, value_name = "PATTERN", num_args = 0..=1, require_equals = true, action = clap::ArgAction::Append, default_missing_value = "")]
     ignored: Vec<String>,
-    /// Carry SRC's uncommitted changes to tracked files (DST's index then shows them as
-    /// modified or deleted, as SRC's does).
+    /// Carry SRC's uncommitted changes to tracked files, staged and unstaged (DST's index is
+    /// SRC's: `git status` and `git diff [--cached]` show in DST what they show in SRC). Only
+    /// onto SRC's HEAD commit; refused while SRC's index has conflicts.
     #[arg(long)]
     with_changes: bool,
     /// Fail (exit 3) instead of copying a file that cannot be reflinked.
