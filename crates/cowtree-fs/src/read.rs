@@ -1,9 +1,12 @@
-//! Reading a whole file at once, in parallel when it is large.
+//! Reading files: a whole file at once, in parallel when it is large; and the one BLAKE3
+//! file hasher every layer uses (store blobs, worktree status, space dedupe).
 
+use std::ffi::OsStr;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 
+use rustix::fs::{FileType, Mode, OFlags, fstat, openat};
 use rustix::io::Errno;
 
 /// Files from this size on are read by two threads.
@@ -88,9 +91,155 @@ fn fill_at(fd: impl AsFd, buf: &mut [MaybeUninit<u8>], mut at: u64) -> io::Resul
     Ok(true)
 }
 
+/// The hash read buffer's largest size.
+const HASH_BUF: usize = 1 << 20;
+/// Its first size: most files are small, and a thread's buffer is zeroed once at its size.
+const HASH_FIRST_BUF: usize = 64 << 10;
+/// Chunks from this size on are hashed on several threads; smaller ones are not worth the
+/// handoff.
+const HASH_RAYON_FROM: usize = 256 * 1024;
+
+thread_local! {
+    static HASH_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Hashes with BLAKE3 what `fd` holds from its current offset to its end, and gives its
+/// length. `each` sees every chunk as it is read, before it is hashed (to count progress, or to
+/// write a copy in the same pass); an error from it ends the hashing with that error. Read
+/// errors are returned as they are (`EINTR` is retried).
+///
+/// One read buffer per thread, growing from 64 KiB to 1 MiB while reads fill it (a fresh
+/// zeroed buffer per file costs more than hashing a small file); chunks of 256 KiB or more are
+/// hashed on rayon's pool.
+pub fn hash_fd(
+    fd: impl AsFd,
+    mut each: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<(u64, blake3::Hash)> {
+    let fd = fd.as_fd();
+    let mut hasher = blake3::Hasher::new();
+    let mut size = 0u64;
+    with_hash_buffer(|buf| -> io::Result<()> {
+        loop {
+            let n = match rustix::io::read(fd, &mut buf[..]) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            each(&buf[..n])?;
+            if n >= HASH_RAYON_FROM {
+                hasher.update_rayon(&buf[..n]);
+            } else {
+                hasher.update(&buf[..n]);
+            }
+            size += n as u64;
+            if n == buf.len() && buf.len() < HASH_BUF {
+                let len = (buf.len() * 4).min(HASH_BUF);
+                buf.resize(len, 0);
+            }
+        }
+    })?;
+    Ok((size, hasher.finalize()))
+}
+
+/// Runs `f` with this thread's hash buffer. A thread hashing a large chunk hands parts of it
+/// to other rayon workers and, while it waits, may run another job on the same thread that
+/// hashes a file too: that nested use gets a buffer of its own (a plain `borrow_mut` would
+/// panic).
+fn with_hash_buffer<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    HASH_BUFFER.with(|b| match b.try_borrow_mut() {
+        Ok(mut b) => {
+            if b.is_empty() {
+                b.resize(HASH_FIRST_BUF, 0);
+            }
+            f(&mut b)
+        }
+        Err(_) => f(&mut vec![0u8; HASH_FIRST_BUF]),
+    })
+}
+
+/// Hashes the regular file `name` under `dir` ([`hash_fd`]) without following a symlink.
+/// `None` when it is gone or is not a regular file (a symlink, a directory, a FIFO: opened
+/// non-blocking, so a FIFO put in its place cannot hang the caller).
+pub fn hash_at(dir: impl AsFd, name: &OsStr) -> io::Result<Option<(u64, blake3::Hash)>> {
+    let fd = match openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT | Errno::LOOP) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if FileType::from_raw_mode(fstat(&fd)?.st_mode) != FileType::RegularFile {
+        return Ok(None);
+    }
+    hash_fd(&fd, |_| Ok(())).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hash_fd_equals_blake3_of_the_bytes_across_buffer_sizes_and_sees_every_chunk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for size in [
+            0usize,
+            1,
+            HASH_FIRST_BUF - 1,
+            HASH_FIRST_BUF,
+            HASH_FIRST_BUF * 5 + 3,
+            HASH_BUF * 3 + 11,
+        ] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+            let p = dir.path().join(format!("f{size}"));
+            std::fs::write(&p, &data).expect("write");
+            let f = std::fs::File::open(&p).expect("open");
+            let mut seen = Vec::new();
+            let (n, h) = hash_fd(&f, |c| {
+                seen.extend_from_slice(c);
+                Ok(())
+            })
+            .expect("hash");
+            assert_eq!((n, h), (size as u64, blake3::hash(&data)), "size {size}");
+            assert_eq!(seen, data, "size {size}");
+        }
+    }
+
+    #[test]
+    fn hash_fd_starts_at_the_current_offset_and_stops_on_the_callers_error() {
+        use std::io::{Seek, SeekFrom};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"0123456789").expect("write");
+        let mut f = std::fs::File::open(&p).expect("open");
+        f.seek(SeekFrom::Start(4)).expect("seek");
+        assert_eq!(
+            hash_fd(&f, |_| Ok(())).expect("hash"),
+            (6, blake3::hash(b"456789"))
+        );
+        f.seek(SeekFrom::Start(0)).expect("seek");
+        let err = hash_fd(&f, |_| Err(io::Error::other("stop"))).expect_err("stopped");
+        assert_eq!(err.to_string(), "stop");
+    }
+
+    #[test]
+    fn hash_at_gives_none_for_a_missing_file_a_symlink_and_a_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("f"), b"data").expect("write");
+        std::os::unix::fs::symlink("f", dir.path().join("link")).expect("symlink");
+        std::fs::create_dir(dir.path().join("d")).expect("mkdir");
+        let d = std::fs::File::open(dir.path()).expect("open dir");
+        assert_eq!(
+            hash_at(&d, OsStr::new("f")).expect("hash"),
+            Some((4, blake3::hash(b"data")))
+        );
+        for name in ["missing", "link", "d"] {
+            assert_eq!(hash_at(&d, OsStr::new(name)).expect(name), None, "{name}");
+        }
+    }
 
     #[test]
     fn reads_small_and_large_files_whole() {

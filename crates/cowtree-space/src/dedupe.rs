@@ -201,31 +201,19 @@ type Hashed = ([u8; 32], OwnedFd);
 /// Hashes the file; returns the hash and the file, still open, so that deduplicating it
 /// does not look its path up again.
 fn hash_file(info: &FileInfo, progress: &dyn Progress) -> io::Result<Hashed> {
-    use std::io::Read;
     let fd = open_checked(info, false)?;
-    let mut file = std::fs::File::from(fd);
-    let mut hasher = blake3::Hasher::new();
-    // One read for most files; big files stream through 256 KiB.
-    let mut buf = vec![0u8; (info.size as usize).saturating_add(1).min(256 * 1024)];
-    let mut total = 0u64;
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| cowtree_fs::error::at_path("read", &info.path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
-        progress.advance(n as u64);
-    }
+    let (total, hash) = cowtree_fs::read::hash_fd(&fd, |chunk| {
+        progress.advance(chunk.len() as u64);
+        Ok(())
+    })
+    .map_err(|e| cowtree_fs::error::at_path("read", &info.path, e))?;
     if total != info.size {
         return Err(io::Error::other(format!(
             "{}: size changed while hashing",
             info.path.display()
         )));
     }
-    Ok((*hasher.finalize().as_bytes(), OwnedFd::from(file)))
+    Ok((*hash.as_bytes(), fd))
 }
 
 fn root_dev(path: &Path) -> Result<(u64, OwnedFd), DedupeError> {

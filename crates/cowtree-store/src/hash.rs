@@ -29,52 +29,35 @@ impl Hash {
 
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push(DIGITS[usize::from(b >> 4)] as char);
-            s.push(DIGITS[usize::from(b & 15)] as char);
-        }
-        s
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
     }
 
     /// Parses 64 hex digits (either case).
     pub fn from_hex(s: &str) -> Option<Hash> {
-        let s = s.as_bytes();
-        if s.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in s.chunks(2).enumerate() {
-            out[i] = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
-        }
-        Some(Hash(out))
+        blake3::Hash::from_hex(s).ok().map(Hash::from)
     }
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+impl From<blake3::Hash> for Hash {
+    fn from(h: blake3::Hash) -> Hash {
+        Hash(*h.as_bytes())
     }
 }
 
 /// True when `s` is non-empty lowercase or uppercase hex.
 pub fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|c| hex_val(c).is_some())
+    !s.is_empty() && s.bytes().all(|c| c.is_ascii_hexdigit())
 }
 
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        f.write_str(&blake3::Hash::from_bytes(self.0).to_hex())
     }
 }
 
 impl fmt::Debug for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Hash({})", self.to_hex())
+        write!(f, "Hash({})", blake3::Hash::from_bytes(self.0).to_hex())
     }
 }
 
@@ -95,6 +78,9 @@ mod tests {
         assert_eq!(Hash::from_hex(&h.to_hex().to_uppercase()), Some(h));
         assert_eq!(Hash::from_hex("ab"), None);
         assert_eq!(Hash::from_hex(&"g".repeat(64)), None);
+        assert_eq!(Hash::from_hex(&format!("+{}", &h.to_hex()[1..])), None);
+        assert_eq!(Hash::from_hex(&"é".repeat(32)), None);
+        assert_eq!(Hash::from_hex(&format!("{}0", h.to_hex())), None);
         assert!(is_hex("0aF"));
         assert!(!is_hex(""));
         assert!(!is_hex("x1"));

@@ -83,9 +83,6 @@ pub struct IngestReport {
     pub elapsed_ms: u64,
 }
 
-const BUF: usize = 1 << 20;
-/// The read buffer's first size (see [`grow_after`]).
-const FIRST_BUF: usize = 64 << 10;
 /// Files per work item when a directory is split among workers.
 const FILE_CHUNK: usize = 128;
 /// Files whose source is always hashed first, before the hit rate decides (see
@@ -871,54 +868,6 @@ fn type_name(ft: FileType) -> &'static str {
     }
 }
 
-thread_local! {
-    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` with this thread's read buffer. A thread that hashes a large chunk hands halves
-/// of it to other workers (`update_rayon`) and, while it waits, may run another file's job on
-/// the same thread, whose read would need the buffer while it is borrowed: that nested use gets
-/// a buffer of its own (a `borrow_mut` here used to panic).
-fn with_buf<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
-    BUFFER.with(|b| match b.try_borrow_mut() {
-        Ok(mut b) => {
-            if b.is_empty() {
-                b.resize(FIRST_BUF, 0);
-            }
-            f(&mut b)
-        }
-        Err(_) => f(&mut vec![0u8; FIRST_BUF]),
-    })
-}
-
-/// After a read of `n` bytes into `buf`: a read that filled it is followed by larger ones, up
-/// to [`BUF`] (most files are small, and a thread's buffer is zeroed once at its size).
-fn grow_after(buf: &mut Vec<u8>, n: usize) {
-    if n == buf.len() && buf.len() < BUF {
-        let len = (buf.len() * 4).min(BUF);
-        buf.resize(len, 0);
-    }
-}
-
-fn read_some(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match rustix::io::read(fd.as_fd(), &mut *buf) {
-            Ok(n) => return Ok(n),
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-fn update(hasher: &mut blake3::Hasher, data: &[u8]) {
-    // Large chunks are hashed on several threads; small ones are not worth the handoff.
-    if data.len() >= 256 * 1024 {
-        hasher.update_rayon(data);
-    } else {
-        hasher.update(data);
-    }
-}
-
 /// Hashes the file `name` under `dir` (a staging clone, so nobody else writes it).
 pub(crate) fn hash_file(dir: impl AsFd, name: &OsStr) -> io::Result<(u64, Hash)> {
     let fd = openat(
@@ -932,20 +881,8 @@ pub(crate) fn hash_file(dir: impl AsFd, name: &OsStr) -> io::Result<(u64, Hash)>
 
 /// Hashes what `fd` holds from its current offset to the end.
 fn hash_fd(fd: &OwnedFd) -> io::Result<(u64, Hash)> {
-    let mut hasher = blake3::Hasher::new();
-    let mut size = 0u64;
-    with_buf(|buf| -> io::Result<()> {
-        loop {
-            let n = read_some(fd, buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            update(&mut hasher, &buf[..n]);
-            size += n as u64;
-            grow_after(buf, n);
-        }
-    })?;
-    Ok((size, Hash::from_bytes(*hasher.finalize().as_bytes())))
+    let (size, hash) = cowtree_fs::read::hash_fd(fd, |_| Ok(()))?;
+    Ok((size, Hash::from(hash)))
 }
 
 /// Reads `src` once from its current offset, writing it to `dst_name` under `dst_dir`
@@ -957,33 +894,25 @@ fn copy_and_hash(src: &OwnedFd, dst_dir: &Dir, dst_name: &OsStr) -> io::Result<(
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o444),
     )?;
-    let mut hasher = blake3::Hasher::new();
-    let mut size = 0u64;
-    let res = with_buf(|buf| -> io::Result<()> {
-        loop {
-            let n = read_some(src, buf)?;
-            if n == 0 {
-                return Ok(());
+    let res = cowtree_fs::read::hash_fd(src, |chunk| {
+        let mut off = 0;
+        while off < chunk.len() {
+            match rustix::io::write(&dst, &chunk[off..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(w) => off += w,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
             }
-            let mut off = 0;
-            while off < n {
-                match rustix::io::write(&dst, &buf[off..n]) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(w) => off += w,
-                    Err(Errno::INTR) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            update(&mut hasher, &buf[..n]);
-            size += n as u64;
-            grow_after(buf, n);
         }
+        Ok(())
     });
-    if let Err(e) = res {
-        let _ = rustix::fs::unlinkat(dst_dir, dst_name, AtFlags::empty());
-        return Err(e);
+    match res {
+        Ok((size, hash)) => Ok((size, Hash::from(hash))),
+        Err(e) => {
+            let _ = rustix::fs::unlinkat(dst_dir, dst_name, AtFlags::empty());
+            Err(e)
+        }
     }
-    Ok((size, Hash::from_bytes(*hasher.finalize().as_bytes())))
 }
 
 /// Shows a manifest path for messages.
