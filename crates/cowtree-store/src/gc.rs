@@ -227,16 +227,16 @@ pub fn gc_with(
         }
     }
 
-    for (id, rec) in crate::registry::list(store)? {
+    for pin in crate::registry::pins(store)? {
         // Only a path that is really gone un-pins the worktree's snapshot: an error such as
         // EACCES or EIO says nothing about whether the worktree still exists.
-        let gone = rec.path_buf().is_none_or(|p| {
+        let gone = pin.path.is_none_or(|p| {
             p.symlink_metadata()
                 .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
         });
         if gone {
             if !dry_run {
-                crate::registry::remove(store, &id)?;
+                crate::registry::remove(store, &pin.id)?;
             }
             report.worktrees_pruned += 1;
         }
