@@ -1,22 +1,19 @@
-//! The worktree registry: one record per checked-out worktree, kept in the store
-//! (`worktrees/<id>`), never inside the worktree.
+//! The worktree registry as the store sees it: one record per checked-out worktree, kept in
+//! the store (`worktrees/<id>`), never inside the worktree.
 //!
-//! A record is a small JSON object (format version 1):
+//! The record is the worktree layer's (`cowtree_worktree::record::Record`, the one type that
+//! reads and writes it whole). The store owns two parts of it:
+//! - [`Registration`]: what a checkout writes before it renames the tree into place (path,
+//!   base snapshot, the root's device and inode), so that a worktree that appears after a
+//!   power loss is registered. The worktree layer's record embeds it.
+//! - [`Pin`]: what gc and `rm` read of every record, the worktree's path and the set of
+//!   snapshots it needs (its base and `also_pins`), read leniently so that a record of an older
+//!   version (without `dev`/`ino`, or with an unfinished switch recorded only in `pending`)
+//!   still pins what it needs.
 //!
-//! ```json
-//! {"version":1,"path":"/abs/path","path_hex":null,"snapshot":"<64 hex>",
-//!  "created_unix":1700000000,"stat_cache":null,"dev":2049,"ino":131}
-//! ```
-//! - `<id>` is the first 32 hex digits of BLAKE3 of the worktree's absolute path bytes, so a
-//!   second checkout to the same path replaces the record.
-//! - `path` is the absolute path when it is UTF-8; otherwise `path` is null and `path_hex` holds
-//!   its bytes in hex.
-//! - `snapshot` is the base snapshot the worktree was checked out from.
-//! - `dev` and `ino` are the device and inode of the worktree's root directory; every record
-//!   this crate writes has them.
-//! - `stat_cache` is reserved for the worktree layer: null, or the name of a sidecar file under
-//!   `worktrees/` (by convention `<id>.stat`) holding a stat cache for fast status. Readers
-//!   must ignore fields they do not know; writers keep them.
+//! The format (version 1) is specified in docs/store.md, "Worktree registry". `<id>` is the
+//! first 32 hex digits of BLAKE3 of the worktree's absolute path bytes, so a second checkout
+//! to the same path replaces the record.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -32,9 +29,10 @@ use crate::util::{read_at, write_atomic};
 /// Record format version.
 pub const RECORD_VERSION: u32 = 1;
 
-/// One registry record.
+/// The part of a worktree's record that a checkout writes (see the module doc). Every field
+/// but `path_hex`, `created_unix` and `also_pins` is required when it is read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
+pub struct Registration {
     /// [`RECORD_VERSION`].
     pub version: u32,
     /// Absolute path of the worktree when UTF-8.
@@ -42,50 +40,126 @@ pub struct Record {
     /// Hex of the path bytes when the path is not UTF-8.
     #[serde(default)]
     pub path_hex: Option<String>,
-    /// The base snapshot id.
-    pub snapshot: String,
-    /// When the record was written (seconds since the epoch).
+    /// The base snapshot.
+    #[serde(with = "hex_hash")]
+    pub snapshot: Hash,
+    /// When the worktree was registered (seconds since the epoch).
     #[serde(default)]
     pub created_unix: u64,
-    /// Reserved for the worktree layer's stat cache (see the module doc).
-    #[serde(default)]
-    pub stat_cache: Option<String>,
-    /// Fields written by newer code, kept when a record is rewritten.
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Device of the worktree's root directory.
+    pub dev: u64,
+    /// Inode of the worktree's root directory.
+    pub ino: u64,
+    /// Snapshots the worktree needs besides its base (those of an unfinished switch); set by
+    /// the worktree layer, read by gc and `rm`.
+    #[serde(default, with = "hex_hashes", skip_serializing_if = "Vec::is_empty")]
+    pub also_pins: Vec<Hash>,
 }
 
-impl Record {
+impl Registration {
+    /// A registration of the worktree at absolute `path` with base `snapshot` and root
+    /// (`dev`, `ino`), created now.
+    pub fn new(path: &Path, snapshot: &Hash, (dev, ino): (u64, u64)) -> Registration {
+        let (p, hex) = path_fields(path);
+        Registration {
+            version: RECORD_VERSION,
+            path: p,
+            path_hex: hex,
+            snapshot: *snapshot,
+            created_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            dev,
+            ino,
+            also_pins: Vec::new(),
+        }
+    }
+
     /// The worktree path.
     pub fn path_buf(&self) -> Option<PathBuf> {
-        if let Some(p) = &self.path {
-            return Some(PathBuf::from(p));
-        }
-        let hex = self.path_hex.as_ref()?;
-        let bytes = crate::interchange::from_hex(hex)?;
-        Some(PathBuf::from(OsStr::from_bytes(&bytes)))
+        path_from_fields(self.path.as_deref(), self.path_hex.as_deref())
     }
 
-    /// The base snapshot.
-    pub fn snapshot_id(&self) -> Option<Hash> {
-        Hash::from_hex(&self.snapshot)
+    /// Points the record at `path`.
+    pub fn set_path(&mut self, path: &Path) {
+        (self.path, self.path_hex) = path_fields(path);
     }
+}
 
-    /// Every snapshot this worktree needs: its base, and while the worktree layer records an
-    /// unfinished operation (`"pending": {"from": <hex>, "to": <hex>, ...}`, left by a switch
-    /// that was interrupted and is completed by running it again), that operation's snapshots.
-    pub fn pinned(&self) -> Vec<Hash> {
-        let mut ids: Vec<Hash> = self.snapshot_id().into_iter().collect();
-        if let Some(p) = self.extra.get("pending").and_then(|p| p.as_object()) {
-            for key in ["from", "to"] {
-                if let Some(h) = p.get(key).and_then(|v| v.as_str()).and_then(Hash::from_hex)
-                    && !ids.contains(&h)
-                {
-                    ids.push(h);
-                }
+/// `path` and `path_hex` for `path`: the path when UTF-8, else its bytes in hex.
+fn path_fields(path: &Path) -> (Option<String>, Option<String>) {
+    match path.to_str() {
+        Some(s) => (Some(s.to_string()), None),
+        None => (
+            None,
+            Some(crate::interchange::to_hex(path.as_os_str().as_bytes())),
+        ),
+    }
+}
+
+/// The path a record's `path` and `path_hex` fields name.
+pub fn path_from_fields(path: Option<&str>, hex: Option<&str>) -> Option<PathBuf> {
+    if let Some(p) = path {
+        return Some(PathBuf::from(p));
+    }
+    let bytes = crate::interchange::from_hex(hex?)?;
+    Some(PathBuf::from(OsStr::from_bytes(&bytes)))
+}
+
+/// What gc and `rm` know of one record: where the worktree is and which snapshots it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// The record's id.
+    pub id: String,
+    /// The worktree's path (`None` when the record names none it can read).
+    pub path: Option<PathBuf>,
+    /// Its base, then any other snapshot it needs.
+    pub snapshots: Vec<Hash>,
+}
+
+/// The fields of a record that [`Pin`] is read from. Lenient on purpose: a record of an older
+/// version must keep pinning its snapshots.
+#[derive(Deserialize)]
+struct PinFields {
+    path: Option<String>,
+    #[serde(default)]
+    path_hex: Option<String>,
+    snapshot: String,
+    #[serde(default)]
+    also_pins: Vec<String>,
+    /// Records written before `also_pins` named an unfinished switch's snapshots only here.
+    #[serde(default)]
+    pending: Option<LegacyPending>,
+}
+
+#[derive(Deserialize)]
+struct LegacyPending {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl PinFields {
+    fn pin(self, id: String) -> Pin {
+        let mut snapshots: Vec<Hash> = Vec::new();
+        let legacy = self
+            .pending
+            .into_iter()
+            .flat_map(|p| [p.from, p.to])
+            .flatten();
+        let hexes = std::iter::once(self.snapshot)
+            .chain(self.also_pins)
+            .chain(legacy);
+        for h in hexes.filter_map(|h| Hash::from_hex(&h)) {
+            if !snapshots.contains(&h) {
+                snapshots.push(h);
             }
         }
-        ids
+        Pin {
+            id,
+            path: path_from_fields(self.path.as_deref(), self.path_hex.as_deref()),
+            snapshots,
+        }
     }
 }
 
@@ -94,22 +168,18 @@ pub fn worktree_id(path: &Path) -> String {
     Hash::of(path.as_os_str().as_bytes()).to_hex()[..32].to_string()
 }
 
+/// The path of record `id`, for messages.
+pub fn record_path(store: &Store, id: &str) -> PathBuf {
+    store.root().join("worktrees").join(id)
+}
+
 /// Records, durably, that the worktree at absolute `path` (an existing directory) was checked
-/// out from `snapshot`, with the device and inode of its root (`dev`, `ino` in the record's
-/// extra fields). Returns the registry id.
+/// out from `snapshot`, with the device and inode of its root. Returns the registry id.
 pub fn register(store: &Store, path: &Path, snapshot: &Hash) -> Result<String> {
-    let st = rustix::fs::lstat(path).map_err(|e| {
-        Error::msg(format!(
-            "register worktree {}: {}",
-            path.display(),
-            std::io::Error::from(e)
-        ))
-    })?;
+    let st =
+        rustix::fs::lstat(path).map_err(|e| Error::io_at("register worktree", path, e.into()))?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
-        return Err(Error::msg(format!(
-            "register worktree {}: not a directory",
-            path.display()
-        )));
+        return Err(crate::error::NotFound::Directory(path.to_path_buf()).into());
     }
     register_root(
         store,
@@ -126,41 +196,19 @@ pub fn register_root(
     store: &Store,
     path: &Path,
     snapshot: &Hash,
-    (dev, ino): (u64, u64),
+    root: (u64, u64),
 ) -> Result<String> {
     let id = worktree_id(path);
-    let (p, hex) = match path.to_str() {
-        Some(s) => (Some(s.to_string()), None),
-        None => (
-            None,
-            Some(crate::interchange::to_hex(path.as_os_str().as_bytes())),
-        ),
-    };
-    // The root's device and inode tell the worktree apart from whatever may later take its
-    // path; a record is never written without them.
-    let mut extra = serde_json::Map::new();
-    extra.insert("dev".into(), serde_json::json!(dev));
-    extra.insert("ino".into(), serde_json::json!(ino));
-    let rec = Record {
-        version: RECORD_VERSION,
-        path: p,
-        path_hex: hex,
-        snapshot: snapshot.to_hex(),
-        created_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        stat_cache: None,
-        extra,
-    };
-    let json = serde_json::to_vec(&rec).map_err(|e| Error::msg(e.to_string()))?;
-    write_atomic(store.worktrees_dir(), OsStr::new(&id), &json, 0o644).map_err(|e| {
-        Error::msg(format!(
-            "register worktree in {}: {e}",
-            store.root().join("worktrees").display()
-        ))
-    })?;
+    let json = serde_json::to_vec(&Registration::new(path, snapshot, root))
+        .expect("a registration of strings and integers serializes");
+    write(store, &id, &json)?;
     Ok(id)
+}
+
+/// Writes record `id` (the bytes of a whole record) atomically and durably.
+pub fn write(store: &Store, id: &str, bytes: &[u8]) -> Result<()> {
+    write_atomic(store.worktrees_dir(), OsStr::new(id), bytes, 0o644)
+        .map_err(|e| Error::io_at("write", record_path(store, id), e))
 }
 
 /// Held while a checkout registers a path and renames its tree there; see [`claim`].
@@ -181,50 +229,54 @@ pub fn claim(store: &Store) -> Result<Claim> {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| Error::msg(format!("{}: {}", at().display(), std::io::Error::from(e))))?;
+    .map_err(|e| Error::io_at("", at(), e.into()))?;
     loop {
         match flock(&fd, FlockOperation::LockExclusive) {
             Ok(()) => return Ok(Claim { _fd: fd }),
             Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => {
-                return Err(Error::msg(format!(
-                    "lock {}: {}",
-                    at().display(),
-                    std::io::Error::from(e)
-                )));
-            }
+            Err(e) => return Err(Error::io_at("lock", at(), e.into())),
         }
     }
 }
 
-/// Reads one record.
-pub fn get(store: &Store, id: &str) -> Result<Option<Record>> {
-    let Some(bytes) = read_at(store.worktrees_dir(), OsStr::new(id))? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        Error::msg(format!(
-            "worktree record {}: {e}",
-            store.root().join("worktrees").join(id).display()
-        ))
-    })
+/// The bytes of record `id`, if it exists.
+pub fn read(store: &Store, id: &str) -> Result<Option<Vec<u8>>> {
+    read_at(store.worktrees_dir(), OsStr::new(id))
+        .map_err(|e| Error::io_at("read", record_path(store, id), e))
 }
 
-/// Every (id, record). Records that do not parse, and sidecar files, are skipped.
-pub fn list(store: &Store) -> Result<Vec<(String, Record)>> {
+/// True when record `id` exists.
+pub fn exists(store: &Store, id: &str) -> Result<bool> {
+    (store.worktrees_dir().try_stat(OsStr::new(id)))
+        .map(|st| st.is_some())
+        .map_err(|e| Error::io_at("", record_path(store, id), e))
+}
+
+/// The id of every record, sorted (sidecar files and temporary files are not records).
+pub fn ids(store: &Store) -> Result<Vec<String>> {
+    let entries = (store.worktrees_dir().entries())
+        .map_err(|e| Error::io_at("", store.root().join("worktrees"), e))?;
+    let mut out: Vec<String> = entries
+        .into_iter()
+        .filter_map(|e| e.name.to_str().map(str::to_string))
+        .filter(|n| n.len() == 32 && crate::hash::is_hex(n))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// What every record pins, sorted by id. Records that cannot be read or do not parse are
+/// skipped.
+pub fn pins(store: &Store) -> Result<Vec<Pin>> {
     let mut out = Vec::new();
-    for e in store.worktrees_dir().entries()? {
-        let Some(name) = e.name.to_str() else {
+    for id in ids(store)? {
+        let Ok(Some(bytes)) = read(store, &id) else {
             continue;
         };
-        if name.len() != 32 || !crate::hash::is_hex(name) {
-            continue;
-        }
-        if let Ok(Some(r)) = get(store, name) {
-            out.push((name.to_string(), r));
+        if let Ok(fields) = serde_json::from_slice::<PinFields>(&bytes) {
+            out.push(fields.pin(id));
         }
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
@@ -236,23 +288,117 @@ pub fn remove(store: &Store, id: &str) -> Result<()> {
     let dir = || store.root().join("worktrees");
     match store.worktrees_dir().remove_file(OsStr::new(id)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(Error::msg(format!("{}: {e}", dir().display())));
+            return Err(Error::io_at("remove", record_path(store, id), e));
         }
         _ => {}
     }
     store
         .worktrees_dir()
         .sync()
-        .map_err(|e| Error::msg(format!("sync {}: {e}", dir().display())))
+        .map_err(|e| Error::io_at("sync", dir(), e))
 }
 
 /// Paths of registered worktrees that still exist and need `snapshot`: as their base, or
-/// as a snapshot of an unfinished switch (see [`Record::pinned`]).
+/// as a snapshot of an unfinished switch (see [`Pin`]).
 pub fn live_users(store: &Store, snapshot: &Hash) -> Result<Vec<PathBuf>> {
-    Ok(list(store)?
+    Ok(pins(store)?
         .into_iter()
-        .filter(|(_, r)| r.pinned().contains(snapshot))
-        .filter_map(|(_, r)| r.path_buf())
+        .filter(|p| p.snapshots.contains(snapshot))
+        .filter_map(|p| p.path)
         .filter(|p| p.symlink_metadata().is_ok_and(|m| m.is_dir()))
         .collect())
+}
+
+/// Serde of a [`Hash`] as its 64 hex digits.
+pub mod hex_hash {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    use crate::hash::Hash;
+
+    /// Writes the hex.
+    pub fn serialize<S: Serializer>(h: &Hash, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&h.to_hex())
+    }
+
+    /// Reads 64 hex digits.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
+        let s = String::deserialize(d)?;
+        Hash::from_hex(&s).ok_or_else(|| D::Error::custom(format!("not a snapshot id: {s:?}")))
+    }
+}
+
+/// Serde of a list of [`Hash`]es, each as its 64 hex digits.
+pub mod hex_hashes {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    use crate::hash::Hash;
+
+    /// Writes the hex of each.
+    pub fn serialize<S: Serializer>(hs: &[Hash], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(hs.iter().map(Hash::to_hex))
+    }
+
+    /// Reads a list of 64-hex-digit ids.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Hash>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| {
+                Hash::from_hex(s)
+                    .ok_or_else(|| D::Error::custom(format!("not a snapshot id: {s:?}")))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(b: u8) -> Hash {
+        Hash::from_bytes([b; 32])
+    }
+
+    #[test]
+    fn a_registration_reads_back_as_written_and_requires_its_root() {
+        let r = Registration::new(Path::new("/w"), &hash(1), (7, 42));
+        let json = serde_json::to_vec(&r).unwrap();
+        assert_eq!(serde_json::from_slice::<Registration>(&json).unwrap(), r);
+        let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        v.as_object_mut().unwrap().remove("ino");
+        let e = serde_json::from_value::<Registration>(v).unwrap_err();
+        assert!(e.to_string().contains("ino"), "{e}");
+    }
+
+    #[test]
+    fn pins_are_the_base_then_also_pins_then_a_legacy_pending_switch() {
+        let text = format!(
+            r#"{{"version":1,"path":"/w","snapshot":"{a}","also_pins":["{b}"],
+                "pending":{{"op":"switch","from":"{a}","to":"{c}"}}}}"#,
+            a = hash(1),
+            b = hash(2),
+            c = hash(3)
+        );
+        let pin = serde_json::from_str::<PinFields>(&text)
+            .unwrap()
+            .pin("x".into());
+        assert_eq!(pin.snapshots, vec![hash(1), hash(2), hash(3)]);
+        assert_eq!(pin.path, Some(PathBuf::from("/w")));
+    }
+
+    #[test]
+    fn a_record_without_dev_and_ino_still_pins_its_base() {
+        let text = format!(r#"{{"version":1,"path":"/w","snapshot":"{}"}}"#, hash(9));
+        let pin = serde_json::from_str::<PinFields>(&text)
+            .unwrap()
+            .pin("x".into());
+        assert_eq!(pin.snapshots, vec![hash(9)]);
+    }
+
+    #[test]
+    fn a_non_utf8_path_is_kept_in_hex() {
+        let p = Path::new(OsStr::from_bytes(b"/w\xff"));
+        let r = Registration::new(p, &hash(1), (1, 2));
+        assert_eq!(r.path, None);
+        assert_eq!(r.path_buf().as_deref(), Some(p));
+    }
 }

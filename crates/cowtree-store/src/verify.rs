@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use cowtree_fs::progress::{Progress, Total};
 use rayon::prelude::*;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::hash::Hash;
 use crate::ingest::hash_file;
 use crate::manifest::show;
@@ -51,12 +51,18 @@ pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<Verify
     let _lock = store.lock_shared()?;
     let mut report = VerifyReport::default();
     let mut blobs: Vec<(String, std::ffi::OsString)> = Vec::new();
-    for fan in store.blobs().entries()? {
+    let blobs_path = store.root().join("blobs");
+    let at = |p: &std::path::Path, e| Error::io_at("", p, e);
+    for fan in store.blobs().entries().map_err(|e| at(&blobs_path, e))? {
         let Some(prefix) = fan.name.to_str().filter(|n| n.len() == 2) else {
             continue;
         };
-        let fan_dir = store.blobs().open_dir(&fan.name)?;
-        for b in fan_dir.entries()? {
+        let fan_path = blobs_path.join(&fan.name);
+        let fan_dir = store
+            .blobs()
+            .open_dir(&fan.name)
+            .map_err(|e| at(&fan_path, e))?;
+        for b in fan_dir.entries().map_err(|e| at(&fan_path, e))? {
             blobs.push((prefix.to_string(), b.name));
         }
     }
@@ -164,7 +170,8 @@ pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<Verify
             }
         }
     }
-    for e in store.refs_dir().entries()? {
+    let refs_path = store.root().join("refs");
+    for e in store.refs_dir().entries().map_err(|e| at(&refs_path, e))? {
         let Some(name) = e.name.to_str() else {
             continue;
         };

@@ -2,6 +2,8 @@
 //!
 //! - [`checkout`]: the one way to make a worktree (the store's checkout, then the store marker
 //!   and a stat cache of what was written).
+//! - [`record`]: a worktree's record in the store's registry, the one type that reads and
+//!   writes it.
 //! - [`registry`]: finding a worktree's record in the store (by path, or by the root's device
 //!   and inode after a move), its stat cache sidecar and its switch journal.
 //! - [`cache`]: the stat cache (size, mtime, ctime, inode, mode and content hash per file),
@@ -21,6 +23,7 @@ pub mod cache;
 pub mod checkout;
 pub mod error;
 pub mod paths;
+pub mod record;
 pub mod registry;
 pub mod reset;
 pub mod scan;
@@ -29,5 +32,6 @@ pub mod status;
 pub mod switch;
 
 pub use error::{Error, Result};
+pub use record::Record;
 pub use registry::Worktree;
 pub use scan::{Change, ChangeKind, Scan};

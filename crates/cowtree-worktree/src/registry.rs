@@ -1,10 +1,9 @@
 //! The worktree side of the store's registry: finding the record of a worktree (also after
 //! it was moved), its stat cache sidecar, and the journal of an unfinished switch.
 //!
-//! The store's record (`cowtree_store::registry::Record`) is extended through fields it keeps
-//! for us: `stat_cache` names the sidecar `worktrees/<id>.stat` (see [`crate::cache`]), and
-//! `extra` holds `dev` and `ino` (the device and inode of the worktree's root directory) and
-//! `pending` (`{"op":"switch","from":<hex>,"to":<hex>}` while a switch runs).
+//! Each worktree has one [`Record`] (see [`crate::record`]): what the checkout registered
+//! (path, base, the device and inode of the root directory), the name of the stat cache
+//! sidecar `worktrees/<id>.stat` (see [`crate::cache`]), and `pending` while a switch runs.
 //!
 //! A worktree is found by its canonical path. When no record has that path, a record whose
 //! `dev`+`ino` equal the directory's is taken to be the same worktree moved by hand: the
@@ -16,13 +15,13 @@ use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use cowtree_store::registry::{self, RECORD_VERSION, Record};
+use cowtree_store::registry;
 use cowtree_store::{Hash, Store};
 use rustix::fs::{Mode, OFlags, openat};
-use serde_json::{Value, json};
 
 use crate::cache::StatCache;
-use crate::error::{Error, Result};
+use crate::error::{Error, NotFound, Result};
+use crate::record::Record;
 
 /// An operation recorded before it starts, so that an interrupted one can be finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,20 +76,6 @@ impl Presence {
     }
 }
 
-fn u64_field(r: &Record, k: &str) -> Option<u64> {
-    r.extra.get(k).and_then(Value::as_u64)
-}
-
-/// The record's root device and inode, when it has them. No directory has inode 0: a record
-/// that says `"dev":0,"ino":0` (written by older versions from a record that lacked them)
-/// knows nothing either.
-fn known_dev_ino(r: &Record) -> Option<(u64, u64)> {
-    match (u64_field(r, "dev"), u64_field(r, "ino")) {
-        (Some(dev), Some(ino)) if ino != 0 => Some((dev, ino)),
-        _ => None,
-    }
-}
-
 fn dev_ino(path: &Path) -> Option<(u64, u64)> {
     let st = rustix::fs::lstat(path).ok()?;
     (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory)
@@ -99,73 +84,52 @@ fn dev_ino(path: &Path) -> Option<(u64, u64)> {
 
 /// Where the worktree of record `r` is.
 pub fn presence(r: &Record) -> Presence {
-    let Some(p) = r.path_buf() else {
+    let Some(p) = r.registration.path_buf() else {
         return Presence::Missing;
     };
-    match (rustix::fs::lstat(&p), known_dev_ino(r)) {
-        (Err(_), _) => Presence::Missing,
-        (Ok(st), Some((_, ino))) => {
-            // At its own path the inode alone tells: the device number of a filesystem can
-            // change from one mount to the next (loop devices, btrfs's per-mount anonymous
-            // devices), its inode numbers do not.
-            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
-                && st.st_ino == ino
-            {
-                Presence::Present
-            } else {
-                Presence::Replaced
-            }
+    match rustix::fs::lstat(&p) {
+        Err(_) => Presence::Missing,
+        // At its own path the inode alone tells: the device number of a filesystem can change
+        // from one mount to the next (loop devices, btrfs's per-mount anonymous devices), its
+        // inode numbers do not.
+        Ok(st)
+            if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                == rustix::fs::FileType::Directory
+                && st.st_ino == r.registration.ino =>
+        {
+            Presence::Present
         }
-        (Ok(st), None) => {
-            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
-                Presence::Present
-            } else {
-                Presence::Replaced
-            }
-        }
+        Ok(_) => Presence::Replaced,
     }
 }
 
-fn from_record(id: String, record: Record) -> Result<Worktree> {
-    let path = record
-        .path_buf()
-        .ok_or_else(|| Error::msg(format!("worktree record {id} has no path")))?;
-    let base = record
-        .snapshot_id()
-        .ok_or_else(|| Error::msg(format!("worktree record {id} has no valid snapshot")))?;
-    let pending = record.extra.get("pending").and_then(|p| {
-        Some(Pending {
-            from: Hash::from_hex(p.get("from")?.as_str()?)?,
-            to: Hash::from_hex(p.get("to")?.as_str()?)?,
-        })
-    });
-    // A record without its root's device and inode (one written before they were, or cut
-    // short by a crash in an older version) is repaired from the directory at its path; the
-    // next save writes them.
-    let (dev, ino) = match known_dev_ino(&record) {
-        Some(known) => known,
-        None => dev_ino(&path).ok_or_else(|| {
-            Error::msg(format!(
-                "worktree record {id} lacks its root's device and inode, and {} is not a \
-                 directory to take them from",
-                path.display()
-            ))
-        })?,
-    };
-    Ok(Worktree {
-        dev,
-        ino,
-        stored: Some((id.clone(), record.clone())),
+/// Reads record `id`, migrating one of an older version from the directory at its path (see
+/// [`crate::record`]); the flag says it was, so that the caller writes it back.
+fn read(store: &Store, id: &str) -> Result<Option<(Record, bool)>> {
+    Record::read(store, id, dev_ino)
+}
+
+/// The worktree of record `id`. `migrated` says the record on disk is not `record` yet.
+fn from_record(id: String, record: Record, migrated: bool) -> Worktree {
+    let reg = &record.registration;
+    Worktree {
+        // `Record::decode` refuses a record that names no path.
+        path: reg.path_buf().unwrap_or_default(),
+        base: reg.snapshot,
+        dev: reg.dev,
+        ino: reg.ino,
+        pending: record.pending.map(|p| Pending {
+            from: p.from,
+            to: p.to,
+        }),
+        stored: (!migrated).then(|| (id.clone(), record.clone())),
         id,
-        path,
-        base,
-        pending,
         record,
-    })
+    }
 }
 
 fn canonical(path: &Path) -> Result<PathBuf> {
-    std::fs::canonicalize(path).map_err(|e| Error::msg(format!("{}: {e}", path.display())))
+    std::fs::canonicalize(path).map_err(|e| Error::io_at("", path, e))
 }
 
 /// The worktree whose root is `dir` (any path naming it), or `None` when it is not
@@ -173,41 +137,41 @@ fn canonical(path: &Path) -> Result<PathBuf> {
 pub fn lookup(store: &Store, dir: &Path) -> Result<Option<Worktree>> {
     let abs = canonical(dir)?;
     let Some((dev, ino)) = dev_ino(&abs) else {
-        return Err(Error::msg(format!("{} is not a directory", dir.display())));
+        return Err(NotFound::Directory(dir.to_path_buf()).into());
     };
     let id = registry::worktree_id(&abs);
-    if let Some(r) = registry::get(store, &id)? {
-        match known_dev_ino(&r) {
-            Some(known) if known == (dev, ino) => return from_record(id, r).map(Some),
-            // The same directory on a filesystem mounted again with another device number
-            // (see `presence`): take the new number.
-            Some((_, known_ino)) if known_ino == ino => {
-                let mut wt = from_record(id, r)?;
+    if let Some((r, migrated)) = read(store, &id)? {
+        let (known_dev, known_ino) = (r.registration.dev, r.registration.ino);
+        // The same directory, perhaps on a filesystem mounted again with another device
+        // number (see `presence`): take the new number. A migrated record is written back
+        // at once, so that no later reader (gc, `worktrees`) takes it for one of a replaced
+        // worktree.
+        if known_ino == ino {
+            let mut wt = from_record(id, r, migrated);
+            if known_dev != dev || migrated {
                 wt.dev = dev;
                 save(store, &mut wt, None)?;
-                return Ok(Some(wt));
             }
-            Some(_) => {}
-            None => {
-                // Repaired from this directory, and written back at once so that no later
-                // reader (gc, `worktrees`) takes the record for one of a replaced worktree.
-                let mut wt = from_record(id, r)?;
-                save(store, &mut wt, None)?;
-                return Ok(Some(wt));
-            }
+            return Ok(Some(wt));
         }
     }
-    for (old_id, r) in registry::list(store)? {
-        if old_id == id || known_dev_ino(&r) != Some((dev, ino)) {
+    for old_id in registry::ids(store)? {
+        if old_id == id {
             continue;
         }
-        if r.path_buf().and_then(|p| dev_ino(&p)) == Some((dev, ino)) {
+        let Ok(Some((r, migrated))) = read(store, &old_id) else {
+            continue;
+        };
+        if (r.registration.dev, r.registration.ino) != (dev, ino) {
+            continue;
+        }
+        if r.registration.path_buf().and_then(|p| dev_ino(&p)) == Some((dev, ino)) {
             // The recorded path still is this very directory, device and inode alike (a bind
             // mount or hard-to-see alias): use it as it is.
-            return from_record(old_id, r).map(Some);
+            return Ok(Some(from_record(old_id, r, migrated)));
         }
         // Moved by hand: re-key the record (and its stat cache) to the new path.
-        let mut wt = from_record(old_id.clone(), r)?;
+        let mut wt = from_record(old_id.clone(), r, migrated);
         let cache = load_cache(store, &wt);
         wt.id = id;
         wt.path = abs;
@@ -221,11 +185,12 @@ pub fn lookup(store: &Store, dir: &Path) -> Result<Option<Worktree>> {
 /// Like [`lookup`], with a message when `dir` is not a registered worktree.
 pub fn open(store: &Store, dir: &Path) -> Result<Worktree> {
     lookup(store, dir)?.ok_or_else(|| {
-        Error::msg(format!(
-            "{} is not a worktree registered in the store {} (create one with `cowtree checkout`)",
-            dir.display(),
-            store.root().display()
-        ))
+        NotFound::Worktree {
+            path: dir.to_path_buf(),
+            store: store.root().to_path_buf(),
+            inside: false,
+        }
+        .into()
     })
 }
 
@@ -237,36 +202,31 @@ pub fn containing(store: &Store, dir: &Path) -> Result<Worktree> {
             return Ok(wt);
         }
     }
-    Err(Error::msg(format!(
-        "{} is not inside a worktree registered in the store {} (name one, or create one with \
-         `cowtree checkout`)",
-        dir.display(),
-        store.root().display()
-    )))
+    Err(NotFound::Worktree {
+        path: dir.to_path_buf(),
+        store: store.root().to_path_buf(),
+        inside: true,
+    }
+    .into())
 }
 
 /// Registers (or re-registers) the worktree at `dir` with base `base` and stat cache `cache`.
 pub fn register(store: &Store, dir: &Path, base: &Hash, cache: &StatCache) -> Result<Worktree> {
     let abs = canonical(dir)?;
-    let (dev, ino) =
-        dev_ino(&abs).ok_or_else(|| Error::msg(format!("{} is not a directory", dir.display())))?;
+    let (dev, ino) = dev_ino(&abs).ok_or_else(|| NotFound::Directory(dir.to_path_buf()))?;
     let id = registry::worktree_id(&abs);
-    let found = registry::get(store, &id)?;
-    let stored = found.clone().map(|r| (id.clone(), r));
+    // A damaged record is replaced: this registers the directory anew.
+    let found = match read(store, &id) {
+        Err(e) if e.is_corrupt() => None,
+        found => found?,
+    };
+    let stored = match &found {
+        Some((r, false)) => Some((id.clone(), r.clone())),
+        _ => None,
+    };
     let record = match found {
-        Some(r) => r,
-        None => Record {
-            version: RECORD_VERSION,
-            path: None,
-            path_hex: None,
-            snapshot: String::new(),
-            created_unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            stat_cache: None,
-            extra: Default::default(),
-        },
+        Some((r, _)) => r,
+        None => Record::new(&abs, base, (dev, ino)),
     };
     let mut wt = Worktree {
         id,
@@ -345,66 +305,28 @@ pub fn write_cache_with(
         // No fsync: a cache lost in a crash decodes as nothing and is simply rebuilt.
         f.commit(&cache_name(&wt.id), false)
     })();
-    res.map_err(|e| {
-        Error::msg(format!(
-            "write stat cache in {}: {e}",
-            store.root().join("worktrees").display()
-        ))
-    })
+    res.map_err(|e| Error::io_at("write stat cache in", store.root().join("worktrees"), e))
 }
 
 fn write_cache_bytes(store: &Store, wt: &Worktree, bytes: &[u8]) -> Result<()> {
     // No fsync: a cache lost in a crash decodes as nothing and is simply rebuilt.
-    write_atomic(store.worktrees_dir(), &cache_name(&wt.id), bytes, false).map_err(|e| {
-        Error::msg(format!(
-            "write stat cache in {}: {e}",
-            store.root().join("worktrees").display()
-        ))
-    })
+    write_atomic(store.worktrees_dir(), &cache_name(&wt.id), bytes, false)
+        .map_err(|e| Error::io_at("write stat cache in", store.root().join("worktrees"), e))
 }
 
 /// Writes the stat cache (when given) and then the record: path, base, dev/ino, pending. The
 /// record is not written again when it is what was last read or written under the same id.
 pub fn save(store: &Store, wt: &mut Worktree, cache: Option<&StatCache>) -> Result<()> {
-    let dir = store.worktrees_dir();
-    let ctx = |what: &str, e: io::Error| {
-        Error::msg(format!(
-            "write {} in {}: {e}",
-            what,
-            store.root().join("worktrees").display()
-        ))
-    };
     if let Some(c) = cache {
         write_cache(store, wt, c)?;
     }
     wt.record.stat_cache = Some(format!("{}.stat", wt.id));
-    match wt.path.to_str() {
-        Some(s) => {
-            wt.record.path = Some(s.to_string());
-            wt.record.path_hex = None;
-        }
-        None => {
-            use std::os::unix::ffi::OsStrExt;
-            wt.record.path = None;
-            wt.record.path_hex = Some(cowtree_store::interchange::to_hex(
-                wt.path.as_os_str().as_bytes(),
-            ));
-        }
-    }
-    wt.record.snapshot = wt.base.to_hex();
-    wt.record.extra.insert("dev".into(), json!(wt.dev));
-    wt.record.extra.insert("ino".into(), json!(wt.ino));
-    match &wt.pending {
-        Some(p) => {
-            wt.record.extra.insert(
-                "pending".into(),
-                json!({"op": "switch", "from": p.from.to_hex(), "to": p.to.to_hex()}),
-            );
-        }
-        None => {
-            wt.record.extra.remove("pending");
-        }
-    }
+    let reg = &mut wt.record.registration;
+    reg.set_path(&wt.path);
+    reg.snapshot = wt.base;
+    reg.dev = wt.dev;
+    reg.ino = wt.ino;
+    wt.record.set_pending(wt.pending.map(|p| (p.from, p.to)));
     if wt
         .stored
         .as_ref()
@@ -412,8 +334,7 @@ pub fn save(store: &Store, wt: &mut Worktree, cache: Option<&StatCache>) -> Resu
     {
         return Ok(());
     }
-    let bytes = serde_json::to_vec(&wt.record).map_err(|e| Error::msg(e.to_string()))?;
-    write_atomic(dir, OsStr::new(&wt.id), &bytes, true).map_err(|e| ctx("worktree record", e))?;
+    registry::write(store, &wt.id, &wt.record.encode())?;
     wt.stored = Some((wt.id.clone(), wt.record.clone()));
     Ok(())
 }
@@ -428,15 +349,9 @@ pub struct WorktreeLock {
 /// Takes the worktree's lock, waiting (with a message) while another cowtree holds it.
 pub fn lock(wt: &Worktree) -> Result<WorktreeLock> {
     use rustix::fs::{FlockOperation, flock};
-    let dir =
-        cowtree_fs::dir::Dir::open(&wt.path).map_err(|e| Error::msg(format!("worktree: {e}")))?;
-    let ctx = |e: rustix::io::Errno| {
-        Error::msg(format!(
-            "lock worktree {}: {}",
-            wt.path.display(),
-            io::Error::from(e)
-        ))
-    };
+    let dir = (cowtree_fs::dir::Dir::open(&wt.path))
+        .map_err(|e| Error::io_at("worktree", &wt.path, e))?;
+    let ctx = |e: rustix::io::Errno| Error::io_at("lock worktree", &wt.path, e.into());
     match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
         Err(rustix::io::Errno::WOULDBLOCK) => {
@@ -467,19 +382,22 @@ pub fn try_lock(wt: &Worktree) -> Option<WorktreeLock> {
 
 /// Reads the record again (after waiting for the lock, another command may have changed it).
 pub fn reload(store: &Store, wt: &mut Worktree) -> Result<()> {
-    if let Some(r) = registry::get(store, &wt.id)? {
-        *wt = from_record(wt.id.clone(), r)?;
+    if let Some((r, migrated)) = read(store, &wt.id)? {
+        *wt = from_record(wt.id.clone(), r, migrated);
     }
     Ok(())
 }
 
-/// Every record with where its worktree is now.
+/// Every record with where its worktree is now, sorted by id. Records that cannot be read
+/// (among them one of an older version whose path holds no directory to migrate it from) are
+/// left out.
 pub fn list(store: &Store) -> Result<Vec<(String, Record, Presence)>> {
-    Ok(registry::list(store)?
+    Ok(registry::ids(store)?
         .into_iter()
-        .map(|(id, r)| {
+        .filter_map(|id| {
+            let (r, _) = read(store, &id).ok()??;
             let p = presence(&r);
-            (id, r, p)
+            Some((id, r, p))
         })
         .collect())
 }

@@ -34,15 +34,13 @@ impl From<Exit> for ExitCode {
 pub struct CliError {
     msg: String,
     code: u8,
+    not_found: bool,
 }
 
 impl CliError {
     /// A general error (exit 1).
     pub fn new(msg: impl Into<String>) -> Self {
-        Self {
-            msg: msg.into(),
-            code: 1,
-        }
+        Self::with_code(msg, 1)
     }
 
     /// An error with a specific exit code.
@@ -50,7 +48,21 @@ impl CliError {
         Self {
             msg: msg.into(),
             code,
+            not_found: false,
         }
+    }
+
+    /// A general error saying that what was asked for does not exist.
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        Self {
+            not_found: true,
+            ..Self::new(msg)
+        }
+    }
+
+    /// True when what was asked for (a snapshot, a worktree, a store) does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.not_found
     }
 
     /// The exit code.
@@ -76,9 +88,10 @@ pub type CmdResult = Result<Exit, CliError>;
 
 impl From<cowtree_store::Error> for CliError {
     fn from(e: cowtree_store::Error) -> Self {
-        match e {
-            cowtree_store::Error::Strict(m) => Self::with_code(m, 3),
-            other => Self::new(other.to_string()),
+        let code = if e.is_strict_refusal() { 3 } else { 1 };
+        Self {
+            not_found: e.is_not_found(),
+            ..Self::with_code(e.to_string(), code)
         }
     }
 }

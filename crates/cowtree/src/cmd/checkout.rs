@@ -73,7 +73,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let (store, id) = match store_with_snapshot(&opt, &args.dst, &args.snapshot, quiet) {
         Ok(found) => found,
         // Not in any store here: pull it into the store for DST's filesystem.
-        Err(_) if args.pull => {
+        Err(e) if args.pull && e.is_not_found() => {
             let parent = crate::cmd::parent_of(&args.dst);
             let store = crate::cmd::store_for_tree(&opt, &parent, quiet)?;
             let id = crate::cmd::pull::pull_for_checkout(

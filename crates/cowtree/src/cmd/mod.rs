@@ -211,21 +211,24 @@ pub fn store_with_snapshot(
         let store = open_existing(root)?;
         match cowtree_store::refs::resolve(&store, snapshot) {
             Ok(id) => return Ok((store, id)),
-            Err(e) => {
+            // Another store may have it; anything else (an ambiguous prefix, a damaged ref,
+            // an I/O error) is this store's answer.
+            Err(e) if e.is_not_found() => {
                 first_err.get_or_insert(e);
             }
+            Err(e) => return Err(e.into()),
         }
     }
     Err(match first_err {
         Some(e) if list.len() == 1 => e.into(),
-        Some(_) => CliError::new(format!(
+        Some(_) => CliError::not_found(format!(
             "no snapshot {snapshot:?} in any known store ({})",
             list.iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
-        None => CliError::new(format!(
+        None => CliError::not_found(format!(
             "no store found for {} (record a tree first with `cowtree snapshot DIR`)",
             dst.display()
         )),
@@ -269,7 +272,7 @@ pub fn find_worktree(
         }
     }
     let place = if exact { "a" } else { "inside a" };
-    Err(CliError::new(format!(
+    Err(CliError::not_found(format!(
         "{} is not {place} registered worktree (searched {}; make one with `cowtree checkout \
          SNAPSHOT DIR`, or name its store with --store)",
         dir.display(),

@@ -72,7 +72,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         let store = store_here(&opt)?;
         let abs = std::path::absolute(&a.dst)?;
         let id = cowtree_store::registry::worktree_id(&abs);
-        if cowtree_store::registry::get(&store, &id)?.is_none() {
+        if !cowtree_store::registry::exists(&store, &id)? {
             return Err(CliError::new(format!(
                 "{} does not exist and is not a registered worktree",
                 a.dst.display()

@@ -38,10 +38,10 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             .map(|(id, r, p)| {
                 json!({
                     "id": id,
-                    "path": r.path_buf(),
-                    "base": r.snapshot,
+                    "path": r.registration.path_buf(),
+                    "base": r.registration.snapshot.to_hex(),
                     "state": p.as_str(),
-                    "pending": r.extra.get("pending").and_then(|v| v.get("to")).cloned(),
+                    "pending": r.pending.map(|s| s.to.to_hex()),
                 })
             })
             .collect();
@@ -53,11 +53,10 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         );
     } else {
         for (_, r, p) in rows {
-            let path = r
-                .path_buf()
+            let path = (r.registration.path_buf())
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();
-            let pending = if r.extra.contains_key("pending") {
+            let pending = if r.pending.is_some() {
                 "  (interrupted switch)"
             } else {
                 ""
@@ -65,7 +64,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             println!(
                 "{:<8}  {}  {path}{pending}",
                 p.as_str(),
-                r.snapshot.get(..12).unwrap_or(&r.snapshot)
+                &r.registration.snapshot.to_hex()[..12]
             );
         }
     }
