@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 use cowtree_fs::dir::Dir;
 use cowtree_fs::progress::Progress;
 use cowtree_store::ingest::Putter;
-use cowtree_store::manifest::{encode_blob, encode_dir, encode_symlink};
+use cowtree_store::manifest::{
+    DataRef, EntryRef, encode_blob, encode_dir, encode_symlink, encoded_len,
+};
 use cowtree_store::{Hash, Kind, Store};
 use rustix::fs::{AtFlags, FileType, Stat, statat};
 use rustix::io::Errno;
@@ -216,15 +218,13 @@ impl DirOut {
     fn key(&self, item: &Item, empty: &[bool]) -> (&[u8], bool) {
         match item {
             Item::Leaf { man, .. } => {
-                // An encoded entry starts with the path's length and the path. (Were that not
-                // so, the order would be wrong and the manifest refused: no panic here.)
-                let at = man.start as usize;
+                // (Were the entry not one, the order would be wrong and the manifest refused:
+                // no panic here.)
                 let name = self
                     .man
-                    .get(at..at + 4)
-                    .and_then(|b| b.try_into().ok())
-                    .map(|b| u32::from_le_bytes(b) as usize)
-                    .and_then(|len| self.man.get(at + 4 + self.prefix..at + 4 + len));
+                    .get(man.start as usize..man.end as usize)
+                    .and_then(|e| EntryRef::decode_one(e).ok())
+                    .and_then(|e| e.path.get(self.prefix..));
                 (name.unwrap_or_default(), false)
             }
             Item::Sub { slot, name } => (
@@ -290,25 +290,6 @@ impl Task {
             unchanged,
         }
     }
-}
-
-/// Index of the base entry at `path`.
-pub fn find(m: &cowtree_store::Manifest, path: &[u8]) -> Option<usize> {
-    m.entries()
-        .binary_search_by(|e| e.path.as_slice().cmp(path))
-        .ok()
-}
-
-/// True when the base has an entry strictly beneath directory `path`.
-pub fn has_beneath(m: &cowtree_store::Manifest, path: &[u8]) -> bool {
-    let mut prefix = path.to_vec();
-    prefix.push(b'/');
-    let i = m
-        .entries()
-        .partition_point(|e| e.path.as_slice() < prefix.as_slice());
-    m.entries()
-        .get(i)
-        .is_some_and(|e| e.path.starts_with(&prefix))
 }
 
 /// Walks the worktree at `root_path` against `base`.
@@ -545,33 +526,15 @@ impl Tree {
 /// `entry` (its path, and its blob hash or the hash of its target) and whose stat is `key`.
 /// False, appending nothing, when `entry` is not one encoded file or symlink entry.
 pub fn cache_record(entry: &[u8], key: &StatKey, out: &mut Vec<u8>) -> bool {
-    let field = |at: usize, n: usize| entry.get(at..at.checked_add(n)?);
-    let Some(len) = field(0, 4)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_le_bytes)
-    else {
+    let Ok(e) = EntryRef::decode_one(entry) else {
         return false;
     };
-    let len = len as usize;
-    let (Some(path), Some(&[kind])) = (field(4, len), field(4 + len, 1)) else {
-        return false;
+    let hash = match e.data {
+        DataRef::Blob { hash, .. } => hash,
+        DataRef::Target(t) => Hash::of(t),
+        DataRef::None => return false,
     };
-    let data = 5 + len;
-    // Kind codes: 1 file, 2 executable (size, then the hash), 3 symlink (length, target).
-    let hash = match kind {
-        1 | 2 if entry.len() == data + 40 => field(data + 8, 32).and_then(Hash::from_slice),
-        3 => field(data, 4)
-            .and_then(|b| b.try_into().ok())
-            .map(|b| u32::from_le_bytes(b) as usize)
-            .filter(|&n| entry.len() == data + 4 + n)
-            .and_then(|n| field(data + 4, n))
-            .map(Hash::of),
-        _ => None,
-    };
-    let Some(hash) = hash else {
-        return false;
-    };
-    cache::encode_rec(out, path, key, &hash);
+    cache::encode_rec(out, e.path, key, &hash);
     true
 }
 
@@ -712,7 +675,7 @@ impl<'a> Walk<'a> {
                             // looked up.
                             stored || {
                                 let base = self.base.find_child_from(&brange, &mut bcur, rel, name);
-                                base.and_then(|i| self.base.get(i).hash) == Some(*h)
+                                base.and_then(|i| self.base.get(i).hash()) == Some(*h)
                                     || blob::has_blob(store, h, key.size)
                             }
                         });
@@ -749,8 +712,8 @@ impl<'a> Walk<'a> {
                     let from_base = known.and_then(|h| {
                         let i = self.base.find_child_from(&brange, &mut bcur, rel, name)?;
                         let e = self.base.get(i);
-                        (e.kind == Kind::Symlink && Hash::of(e.target) == h)
-                            .then(|| e.target.to_vec())
+                        let t = e.target()?;
+                        (Hash::of(t) == h).then(|| t.to_vec())
                     });
                     let target = match from_base {
                         Some(t) => t,
@@ -788,12 +751,12 @@ impl<'a> Walk<'a> {
         let mut man_len = 0;
         let mut leaves = 0;
         for (name, what) in &found {
-            let head = 4 + prefix + name.len();
-            match what {
-                Found::File { .. } => man_len += head + 41,
-                Found::Symlink { target, .. } => man_len += head + 5 + target.len(),
+            let path_len = prefix + name.len();
+            man_len += match what {
+                Found::File { .. } => encoded_len(Kind::File, path_len, 0),
+                Found::Symlink { target, .. } => encoded_len(Kind::Symlink, path_len, target.len()),
                 Found::Sub(_) => continue,
-            }
+            };
             leaves += 1;
         }
         // Items address this directory's encoding and lists with u32 offsets.
@@ -1069,8 +1032,8 @@ impl<'a> Walk<'a> {
                         }
                         continue;
                     };
-                    let (size, want) = match (e.kind, e.hash) {
-                        (Kind::File | Kind::Executable, Some(h)) => (e.size, h),
+                    let (size, want) = match e.data {
+                        DataRef::Blob { size, hash } => (size, hash),
                         _ => {
                             scan.changes.push(change(ChangeKind::TypeChanged));
                             continue;
@@ -1139,8 +1102,11 @@ impl<'a> Walk<'a> {
                                 scan.changes.push(change(ChangeKind::Added));
                             }
                         }
-                        Some(e) if e.kind == Kind::Symlink => {
-                            if Hash::of(e.target) != hash {
+                        Some(EntryRef {
+                            data: DataRef::Target(target),
+                            ..
+                        }) => {
+                            if Hash::of(target) != hash {
                                 scan.changes.push(change(ChangeKind::Modified));
                             }
                             recorded();
