@@ -10,7 +10,6 @@ use std::ffi::OsStr;
 use std::io;
 use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cowtree_fs::progress::Progress;
@@ -109,17 +108,19 @@ impl<'c> Records<'c> {
     }
 }
 
-fn read_error(at: &DirAt<'_>, path: &[u8], err: impl std::fmt::Display) -> Error {
-    Error::msg(format!("read {}: {err}", at.full(path)))
-}
-
-/// The status visitor: changes against the base, the files hashed, and the records learnt.
-pub(super) struct Status<'a> {
+/// What the status visitors of one walk share.
+pub(super) struct StatusShared<'a> {
     base: &'a Base,
     /// Which base entries were found.
     seen: Vec<AtomicBool>,
-    out: Mutex<Scan>,
     progress: &'a Progress,
+}
+
+/// The status visitor of one worker: changes against the base, the files hashed, and the
+/// records learnt.
+pub(super) struct Status<'s> {
+    shared: &'s StatusShared<'s>,
+    out: Scan,
 }
 
 /// One directory's visit by [`Status`].
@@ -130,13 +131,20 @@ pub(super) struct StatusDir<'c> {
     hashed: u64,
 }
 
-impl<'a> Status<'a> {
-    pub fn new(base: &'a Base, progress: &'a Progress) -> Status<'a> {
-        Status {
+impl<'a> StatusShared<'a> {
+    pub fn new(base: &'a Base, progress: &'a Progress) -> StatusShared<'a> {
+        StatusShared {
             base,
             seen: (0..base.len()).map(|_| AtomicBool::new(false)).collect(),
-            out: Mutex::new(Scan::default()),
             progress,
+        }
+    }
+
+    /// A worker's visitor.
+    pub fn visitor(&self) -> Status<'_> {
+        Status {
+            shared: self,
+            out: Scan::default(),
         }
     }
 
@@ -146,11 +154,16 @@ impl<'a> Status<'a> {
     }
 
     /// What the walk found: the changes sorted by path, base entries not found as deleted.
-    pub fn finish(self) -> Result<Scan> {
-        let mut out = self
-            .out
-            .into_inner()
-            .map_err(|_| Error::msg("internal error: a worker panicked"))?;
+    pub fn finish(&self, workers: Vec<Status<'_>>) -> Scan {
+        let mut out = Scan::default();
+        for w in workers {
+            let mut scan = w.out;
+            out.changes.append(&mut scan.changes);
+            out.recs.append(&mut scan.recs);
+            out.dir_recs.append(&mut scan.dir_recs);
+            out.hashed += scan.hashed;
+            out.new_dir_recs += scan.new_dir_recs;
+        }
         for (i, seen) in self.seen.iter().enumerate() {
             if !seen.load(Ordering::Relaxed) {
                 out.changes.push(Change {
@@ -161,7 +174,7 @@ impl<'a> Status<'a> {
             }
         }
         out.changes.sort();
-        Ok(out)
+        out
     }
 }
 
@@ -169,7 +182,7 @@ impl<'c> Visitor<'c> for Status<'_> {
     type Ctx = BaseRange;
     type Dir = StatusDir<'c>;
 
-    fn enter(&self, at: &DirAt<'_>, range: BaseRange) -> StatusDir<'c> {
+    fn enter(&mut self, at: &DirAt<'_>, range: BaseRange) -> StatusDir<'c> {
         StatusDir {
             base: InBase::new(range),
             records: Records::new(at),
@@ -179,15 +192,16 @@ impl<'c> Visitor<'c> for Status<'_> {
     }
 
     fn entry(
-        &self,
+        &mut self,
         at: &mut DirAt<'_>,
         d: &mut StatusDir<'c>,
         e: Found<'c, '_>,
     ) -> Result<Option<BaseRange>> {
-        let idx = d.base.find(self.base, at, &e);
-        let base = idx.map(|i| self.base.get(i));
+        let shared = self.shared;
+        let idx = d.base.find(shared.base, at, &e);
+        let base = idx.map(|i| shared.base.get(i));
         if let Some(i) = idx {
-            self.seen[i].store(true, Ordering::Relaxed);
+            shared.seen[i].store(true, Ordering::Relaxed);
         }
         let change = |kind| Change {
             path: e.path.to_vec(),
@@ -202,7 +216,7 @@ impl<'c> Visitor<'c> for Status<'_> {
                         None
                     }
                     b => {
-                        let descend = d.base.descend(self.base, &e, b.is_some());
+                        let descend = d.base.descend(shared.base, &e, b.is_some());
                         if descend.is_none() {
                             d.changes.push(Change {
                                 path: e.path.to_vec(),
@@ -236,10 +250,10 @@ impl<'c> Visitor<'c> for Status<'_> {
                     None if key.size != size => None,
                     None => {
                         d.hashed += 1;
-                        blob::hash_at(&**at.dir, OsStr::from_bytes(&e.name))
-                            .map_err(|err| read_error(at, e.path, err))?
+                        blob::hash_at(at.dir, OsStr::from_bytes(&e.name))
+                            .map_err(|err| Error::io_at("read", at.full(e.path), err))?
                             .map(|(n, h)| {
-                                self.progress.add(0, n);
+                                shared.progress.add(0, n);
                                 (h, true)
                             })
                     }
@@ -274,7 +288,7 @@ impl<'c> Visitor<'c> for Status<'_> {
                         }
                         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
                         Err(err) => {
-                            return Err(Error::msg(format!("{}: {err}", at.full(e.path))));
+                            return Err(Error::io_at("", at.full(e.path), err));
                         }
                     },
                 };
@@ -311,13 +325,9 @@ impl<'c> Visitor<'c> for Status<'_> {
         Ok(None)
     }
 
-    fn leave(&self, at: &DirAt<'_>, mut d: StatusDir<'c>) -> Result<()> {
-        let dir_rec = d.records.dir_rec(at);
-        let mut out = self
-            .out
-            .lock()
-            .map_err(|_| Error::msg("internal error: a worker panicked"))?;
-        if let Some((rec, new)) = dir_rec {
+    fn leave(&mut self, at: &DirAt<'_>, mut d: StatusDir<'c>) -> Result<()> {
+        let out = &mut self.out;
+        if let Some((rec, new)) = d.records.dir_rec(at) {
             out.new_dir_recs += u64::from(new);
             out.dir_recs.push(rec);
         }
@@ -333,7 +343,7 @@ impl<'c> Visitor<'c> for Status<'_> {
 /// Nothing is reported as changed: what differs from the base simply has no record.
 pub(super) struct Adopt<'a> {
     base: &'a Base,
-    out: Mutex<Scan>,
+    out: Scan,
 }
 
 /// One directory's visit by [`Adopt`].
@@ -343,23 +353,24 @@ pub(super) struct AdoptDir<'c> {
 }
 
 impl<'a> Adopt<'a> {
+    /// A worker's visitor.
     pub fn new(base: &'a Base) -> Adopt<'a> {
         Adopt {
             base,
-            out: Mutex::new(Scan::default()),
+            out: Scan::default(),
         }
     }
 
-    /// The context of the root's visit.
-    pub fn root(&self) -> BaseRange {
-        0..self.base.len()
-    }
-
-    /// The records found.
-    pub fn finish(self) -> Result<Scan> {
-        self.out
-            .into_inner()
-            .map_err(|_| Error::msg("internal error: a worker panicked"))
+    /// The records the workers found.
+    pub fn finish(workers: Vec<Adopt<'_>>) -> Scan {
+        let mut out = Scan::default();
+        for w in workers {
+            let mut scan = w.out;
+            out.recs.append(&mut scan.recs);
+            out.dir_recs.append(&mut scan.dir_recs);
+            out.new_dir_recs += scan.new_dir_recs;
+        }
+        out
     }
 }
 
@@ -367,7 +378,7 @@ impl<'c> Visitor<'c> for Adopt<'_> {
     type Ctx = BaseRange;
     type Dir = AdoptDir<'c>;
 
-    fn enter(&self, at: &DirAt<'_>, range: BaseRange) -> AdoptDir<'c> {
+    fn enter(&mut self, at: &DirAt<'_>, range: BaseRange) -> AdoptDir<'c> {
         AdoptDir {
             base: InBase::new(range),
             records: Records::new(at),
@@ -375,7 +386,7 @@ impl<'c> Visitor<'c> for Adopt<'_> {
     }
 
     fn entry(
-        &self,
+        &mut self,
         at: &mut DirAt<'_>,
         d: &mut AdoptDir<'c>,
         e: Found<'c, '_>,
@@ -410,7 +421,7 @@ impl<'c> Visitor<'c> for Adopt<'_> {
                         Ok(t) => Hash::of(t.as_bytes()),
                         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
                         Err(err) => {
-                            return Err(Error::msg(format!("{}: {err}", at.full(e.path))));
+                            return Err(Error::io_at("", at.full(e.path), err));
                         }
                     },
                 };
@@ -423,13 +434,9 @@ impl<'c> Visitor<'c> for Adopt<'_> {
         Ok(None)
     }
 
-    fn leave(&self, at: &DirAt<'_>, mut d: AdoptDir<'c>) -> Result<()> {
-        let dir_rec = d.records.dir_rec(at);
-        let mut out = self
-            .out
-            .lock()
-            .map_err(|_| Error::msg("internal error: a worker panicked"))?;
-        if let Some((rec, new)) = dir_rec {
+    fn leave(&mut self, at: &DirAt<'_>, mut d: AdoptDir<'c>) -> Result<()> {
+        let out = &mut self.out;
+        if let Some((rec, new)) = d.records.dir_rec(at) {
             out.new_dir_recs += u64::from(new);
             out.dir_recs.push(rec);
         }

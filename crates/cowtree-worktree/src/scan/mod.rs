@@ -146,27 +146,26 @@ pub fn scan_with_progress(
     let walker = Walker::new(root_path, cache, progress)?;
     let (listed, mut out) = match mode {
         Mode::Status => {
-            let v = compare::Status::new(base, progress);
-            let listed = walker.run(&v, v.root())?;
-            (listed, v.finish()?)
+            let shared = compare::StatusShared::new(base, progress);
+            let (workers, listed) = walker.run(|| shared.visitor(), shared.root())?;
+            (listed, shared.finish(workers))
         }
         Mode::Adopt => {
-            let v = compare::Adopt::new(base);
-            let listed = walker.run(&v, v.root())?;
-            (listed, v.finish()?)
+            let (workers, listed) = walker.run(|| compare::Adopt::new(base), 0..base.len())?;
+            (listed, compare::Adopt::finish(workers))
         }
         Mode::Snapshot {
             store,
             staging,
             stored,
         } => {
-            // Room for every directory the cache knows.
-            let dirs = cache.dir_count() + 1;
-            let v = record::Snapshot::new(store, staging, stored, base, dirs, progress);
+            let shared = record::SnapshotShared::new(store, staging, stored, base, progress);
             // The store itself, inside the tree being recorded, is never recorded into
             // itself.
-            let listed = walker.skipping(store.root()).run(&v, v.root())?;
-            (listed, v.finish()?)
+            let (workers, listed) = walker
+                .skipping(store.root())
+                .run(|| shared.visitor(), shared.root())?;
+            (listed, shared.finish(workers))
         }
     };
     out.started_ns = started_ns;

@@ -12,7 +12,6 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::ops::Range;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use cowtree_fs::progress::Progress;
@@ -30,8 +29,8 @@ use crate::blob;
 use crate::cache::{self, Rec, StatKey};
 use crate::error::{Error, Result};
 
-/// The snapshot visitor.
-pub(super) struct Snapshot<'a> {
+/// What the snapshot visitors of one walk share.
+pub(super) struct SnapshotShared<'a> {
     store: &'a Store,
     /// The content of every file record of the stat cache is in the store: a trusted file
     /// needs no lookup.
@@ -39,11 +38,16 @@ pub(super) struct Snapshot<'a> {
     base: &'a Base,
     /// Puts changed files into the store.
     putter: Putter<'a>,
-    /// The next directory's slot in `dirs`.
+    /// The next directory's slot.
     next_slot: AtomicU32,
-    /// Each directory's part of the manifest and cache, by slot.
-    dirs: Mutex<Vec<(u32, DirOut)>>,
     progress: &'a Progress,
+}
+
+/// The snapshot visitor of one worker: the parts of the directories it visited.
+pub(super) struct Snapshot<'s> {
+    shared: &'s SnapshotShared<'s>,
+    /// Each directory's part of the manifest and cache, by slot.
+    dirs: Vec<(u32, DirOut)>,
 }
 
 /// What the visit of a directory hands the visit of a subdirectory: its slot, and the range
@@ -60,26 +64,31 @@ pub(super) struct SnapshotDir<'c> {
     hashed: u64,
 }
 
-impl<'a> Snapshot<'a> {
-    /// A visitor putting files into `store` through `staging`; `stored` as in
-    /// [`super::Mode::Snapshot`]; `dirs` the number of directories expected (room is made
-    /// for them at once: no regrowth, which moves them all).
+impl<'a> SnapshotShared<'a> {
+    /// Visitors putting files into `store` through `staging`; `stored` as in
+    /// [`super::Mode::Snapshot`].
     pub fn new(
         store: &'a Store,
         staging: &'a cowtree_fs::dir::Dir,
         stored: bool,
         base: &'a Base,
-        dirs: usize,
         progress: &'a Progress,
-    ) -> Snapshot<'a> {
-        Snapshot {
+    ) -> SnapshotShared<'a> {
+        SnapshotShared {
             store,
             stored,
             base,
             putter: Putter::new(store, staging),
             next_slot: AtomicU32::new(1),
-            dirs: Mutex::new(Vec::with_capacity(dirs)),
             progress,
+        }
+    }
+
+    /// A worker's visitor.
+    pub fn visitor(&self) -> Snapshot<'_> {
+        Snapshot {
+            shared: self,
+            dirs: Vec::new(),
         }
     }
 
@@ -89,30 +98,29 @@ impl<'a> Snapshot<'a> {
     }
 
     /// What the walk recorded (the tree, its counts and the blobs put).
-    pub fn finish(self) -> Result<Scan> {
+    pub fn finish(&self, workers: Vec<Snapshot<'_>>) -> Scan {
         let mut out = Scan {
             new_blobs: self.putter.new_blobs(),
             new_bytes: self.putter.new_bytes(),
             ..Scan::default()
         };
-        let dirs = self
-            .dirs
-            .into_inner()
-            .map_err(|_| Error::msg("internal error: a worker panicked"))?;
+        let mut dirs = Vec::with_capacity(workers.iter().map(|w| w.dirs.len()).sum());
+        for w in workers {
+            dirs.extend(w.dirs);
+        }
         for (_, d) in &dirs {
             out.files += d.files;
             out.bytes += d.bytes;
             out.hashed += d.hashed;
         }
         out.tree = Tree::new(dirs, self.next_slot.load(Ordering::Relaxed));
-        Ok(out)
+        out
     }
+}
 
-    fn deposit(&self, slot: u32, out: DirOut) -> Result<()> {
-        self.dirs
-            .lock()
-            .map_err(|_| Error::msg("internal error: a worker panicked"))?
-            .push((slot, out));
+impl Snapshot<'_> {
+    fn deposit(&mut self, slot: u32, out: DirOut) -> Result<()> {
+        self.dirs.push((slot, out));
         Ok(())
     }
 }
@@ -121,7 +129,7 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
     type Ctx = Ctx;
     type Dir = SnapshotDir<'c>;
 
-    fn enter(&self, at: &DirAt<'_>, (slot, base): Ctx) -> SnapshotDir<'c> {
+    fn enter(&mut self, at: &DirAt<'_>, (slot, base): Ctx) -> SnapshotDir<'c> {
         SnapshotDir {
             slot,
             bcur: base.start,
@@ -135,16 +143,17 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
     /// blob is in the store, else by putting the file into the store; a symlink's target;
     /// a subdirectory as a directory of its own.
     fn entry(
-        &self,
+        &mut self,
         at: &mut DirAt<'_>,
         d: &mut SnapshotDir<'c>,
         e: Found<'c, '_>,
     ) -> Result<Option<Ctx>> {
+        let shared = self.shared;
         let name = OsStr::from_bytes(&e.name);
         let (part, descend) = match (e.ft, e.st) {
             (FileType::Directory, _) => {
-                let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
-                let range = self.base.range_in(d.base.clone(), e.path);
+                let slot = shared.next_slot.fetch_add(1, Ordering::Relaxed);
+                let range = shared.base.range_in(d.base.clone(), e.path);
                 (Part::Sub(slot), Some((slot, range)))
             }
             (FileType::RegularFile, Some(st)) => {
@@ -153,25 +162,26 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
                 let known = at.trusted(&e, &key).filter(|h| {
                     // A blob of the snapshot the cache names, or of the base, is kept by that
                     // snapshot (gc waits for our shared lock); any other one is looked up.
-                    self.stored || {
-                        let base = self
-                            .base
-                            .find_child_from(&d.base, &mut d.bcur, at.rel, &e.name);
-                        base.and_then(|i| self.base.get(i).hash()) == Some(*h)
-                            || blob::has_blob(self.store, h, key.size)
+                    shared.stored || {
+                        let base =
+                            shared
+                                .base
+                                .find_child_from(&d.base, &mut d.bcur, at.rel, &e.name);
+                        base.and_then(|i| shared.base.get(i).hash()) == Some(*h)
+                            || blob::has_blob(shared.store, h, key.size)
                     }
                 });
                 let (size, hash) = match known {
                     Some(h) => (key.size, h),
                     None => {
                         d.hashed += 1;
-                        match self
+                        match shared
                             .putter
                             .put(at.dir, cowtree_fs::sys::stat_dev(&st), name)
-                            .map_err(|err| Error::msg(format!("{}: {err}", at.full(e.path))))?
+                            .map_err(|err| Error::io_at("", at.full(e.path), err))?
                         {
                             Some(p) => {
-                                self.progress.add(0, p.size);
+                                shared.progress.add(0, p.size);
                                 (p.size, p.hash)
                             }
                             None => return Ok(None),
@@ -194,10 +204,10 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
                 // is read, one readlink each, rather than the whole base for them.)
                 let known = at.trusted(&e, &key);
                 let from_base = known.and_then(|h| {
-                    let i = self
+                    let i = shared
                         .base
                         .find_child_from(&d.base, &mut d.bcur, at.rel, &e.name)?;
-                    let t = self.base.get(i).target()?;
+                    let t = shared.base.get(i).target()?;
                     (Hash::of(t) == h).then(|| t.to_vec())
                 });
                 let target = match from_base {
@@ -206,7 +216,7 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
                         Ok(t) => t.into_vec(),
                         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
                         Err(err) => {
-                            return Err(Error::msg(format!("{}: {err}", at.full(e.path))));
+                            return Err(Error::io_at("", at.full(e.path), err));
                         }
                     },
                 };
@@ -216,7 +226,7 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
                 return Err(Error::msg(format!(
                     "{}: is a special file ({other:?}); only files, directories and \
                      symlinks can be recorded",
-                    at.full(e.path)
+                    at.full(e.path).display()
                 )));
             }
         };
@@ -225,7 +235,7 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
     }
 
     /// Encodes the directory's entries in manifest order into its part.
-    fn leave(&self, at: &DirAt<'_>, d: SnapshotDir<'c>) -> Result<()> {
+    fn leave(&mut self, at: &DirAt<'_>, d: SnapshotDir<'c>) -> Result<()> {
         let rel = at.rel;
         let prefix = at.prefix();
         let mut out = DirOut {
@@ -281,7 +291,7 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
             return Err(Error::msg(format!(
                 "{}: directory too large to record incrementally ({} entries, {man_len} bytes \
                  of manifest); use --full",
-                at.full(rel),
+                at.full(rel).display(),
                 found.len()
             )));
         }

@@ -1,31 +1,33 @@
 //! The traversal behind every worktree scan, and nothing of what is done per entry.
 //!
-//! One rayon task per directory; each directory is opened relative to its parent's handle (one
-//! component, `O_NOFOLLOW|O_DIRECTORY`, the root beneath which nothing is followed), and its
-//! entries are `lstat`ed relative to it, so symlinks are seen as symlinks and never followed.
-//! A directory whose stat equals its stat cache record (see [`crate::cache`]) is not listed:
-//! its entries are taken from the records beneath it. Each directory's entries, in name order,
-//! go to a [`Visitor`], which decides what each one is worth and which subdirectories to
-//! enter, handing each one a context of its own; the first error stops the walk.
+//! It runs on the one walker of cowtree ([`cowtree_fs::walk`]): each directory is opened
+//! beneath its parent, never following a symlink, and its entries are `lstat`ed relative to
+//! it, so symlinks are seen as symlinks. A directory whose stat equals its stat cache record
+//! (see [`crate::cache`]) is not listed: its entries are taken from the records beneath it,
+//! and its subdirectories are opened path-only. Each directory's entries, in name order, go
+//! to a [`Visitor`] (one per worker), which decides what each one is worth and which
+//! subdirectories to enter, handing each one a context of its own; the first error stops
+//! the walk.
 
 use std::borrow::Cow;
+use std::convert::Infallible;
 use std::ffi::OsStr;
 use std::io;
 use std::ops::Range;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
 
 use cowtree_fs::dir::Dir;
 use cowtree_fs::progress::Progress;
+use cowtree_fs::walk::{self, DirVisit, Failed, JobVisit, Walk};
+use cowtree_fs::workers::{self, Demand};
 use cowtree_store::Hash;
 use rustix::fs::{AtFlags, FileType, Stat, statat};
 use rustix::io::Errno;
 
 use crate::cache::{self, StatCache, StatKey};
 use crate::error::{Error, Result};
-use crate::paths::{path_of, split};
+use crate::paths::path_of;
 
 /// Filesystems on which creating, removing or renaming an entry always updates the
 /// directory's mtime and ctime, so that directory records can be trusted. Network, FUSE and
@@ -34,37 +36,46 @@ pub fn keeps_dir_times(fs: &str) -> bool {
     matches!(fs, "xfs" | "btrfs" | "ext4" | "tmpfs" | "f2fs" | "bcachefs")
 }
 
-/// What is done with the entries the walk finds. One visitor serves every worker; the state
-/// of one directory's visit is its [`Visitor::Dir`], from [`Visitor::enter`] to
-/// [`Visitor::leave`] (on one thread).
-pub(crate) trait Visitor<'c>: Sync {
+/// What a scan asks of the worker budget. The walk is bound by lstat and getdents, not by the
+/// CPU: with more workers than cores, more of them are in flight while some wait (a cold inode
+/// cache, a lock), so twice the cores, at least 4, at most 16. Besides the walk's own
+/// descriptors, a worker holds a file it reads or puts into the store and its staged copy.
+const DEMAND: Demand = Demand {
+    per_core: 2,
+    min: 4,
+    max: 16,
+    fds_per_worker: walk::FDS_PER_WORKER + 2,
+};
+
+/// What is done with the entries the walk finds, one instance per worker. The state of one
+/// directory's visit is its [`Visitor::Dir`], from [`Visitor::enter`] to [`Visitor::leave`].
+pub(crate) trait Visitor<'c>: Send {
     /// What the visit of a directory hands the visit of each subdirectory it enters.
     type Ctx: Send;
     /// The state of one directory's visit.
     type Dir;
 
     /// Starts the visit of directory `at` (listed, not yet visited).
-    fn enter(&self, at: &DirAt<'_>, ctx: Self::Ctx) -> Self::Dir;
+    fn enter(&mut self, at: &DirAt<'_>, ctx: Self::Ctx) -> Self::Dir;
 
     /// Visits one entry of `at` (in name order). For a subdirectory, `Some` enters it with
     /// that context. An error stops the walk.
     fn entry(
-        &self,
+        &mut self,
         at: &mut DirAt<'_>,
         dir: &mut Self::Dir,
         e: Found<'c, '_>,
     ) -> Result<Option<Self::Ctx>>;
 
     /// Ends the visit of `at` (not called when the walk stopped during it).
-    fn leave(&self, at: &DirAt<'_>, dir: Self::Dir) -> Result<()>;
+    fn leave(&mut self, at: &DirAt<'_>, dir: Self::Dir) -> Result<()>;
 }
-
 /// One directory being visited.
 pub(crate) struct DirAt<'w> {
     /// Its path relative to the root (empty for the root).
     pub rel: &'w [u8],
     /// Its handle, to read the entries relative to it.
-    pub dir: &'w Arc<Dir>,
+    pub dir: &'w Dir,
     /// How many entries it has (listed, or taken from the stat cache); those gone before
     /// their `lstat` are not visited.
     pub listed: usize,
@@ -100,9 +111,9 @@ impl DirAt<'_> {
         }
     }
 
-    /// `rel` as a full path, for messages.
-    pub fn full(&self, rel: &[u8]) -> String {
-        self.root_path.join(path_of(rel)).display().to_string()
+    /// `rel` as a full path, for errors.
+    pub fn full(&self, rel: &[u8]) -> PathBuf {
+        self.root_path.join(path_of(rel))
     }
 }
 
@@ -131,21 +142,15 @@ struct Ent<'c> {
     rec: Option<usize>,
 }
 
-/// What a directory task needs besides its path.
-struct Task<C> {
-    /// The parent directory (none for the root).
-    parent: Option<Arc<Dir>>,
+/// What a directory's visit gets besides its handle.
+pub(crate) struct Task<C> {
     /// The range of the directory's records in the stat cache.
     crange: Range<usize>,
-    /// The parent's entries came from the stat cache: this directory most likely has not
-    /// changed either, so it is opened as an `O_PATH` handle (listed only if it did change).
-    unchanged: bool,
     ctx: C,
 }
 
-/// A walk of one worktree.
-pub(crate) struct Walker<'a> {
-    root: Dir,
+/// What every worker of a walk shares.
+struct Common<'a> {
     root_path: &'a Path,
     cache: &'a StatCache,
     /// Directory records are used and made (the root's filesystem keeps directory times
@@ -155,91 +160,13 @@ pub(crate) struct Walker<'a> {
     root_dev: u64,
     /// (device, inode) of a directory never entered.
     skip: Option<(u64, u64)>,
-    error: Mutex<Option<Error>>,
-    stop: AtomicBool,
-    /// Directories listed.
-    listed: AtomicU64,
     /// Counts each file, symlink or other non-directory entry found.
     progress: &'a Progress,
 }
 
-impl<'a> Walker<'a> {
-    /// A walk of the worktree at `root_path` with its stat cache `cache`.
-    pub fn new(root_path: &'a Path, cache: &'a StatCache, progress: &'a Progress) -> Result<Self> {
-        let root = Dir::open(root_path).map_err(|e| Error::msg(format!("worktree: {e}")))?;
-        let root_dev = cowtree_fs::sys::stat_dev(
-            &root
-                .stat_self()
-                .map_err(|e| Error::msg(format!("stat {}: {e}", root_path.display())))?,
-        );
-        let dir_records =
-            cowtree_fs::fstype::fs_type(&root).is_ok_and(|t| keeps_dir_times(t.name()));
-        Ok(Walker {
-            root,
-            root_path,
-            cache,
-            dir_records,
-            root_dev,
-            skip: None,
-            error: Mutex::new(None),
-            stop: AtomicBool::new(false),
-            listed: AtomicU64::new(0),
-            progress,
-        })
-    }
-
-    /// Leaves out the directory at `path` (by device and inode) if the walk finds it.
-    pub fn skipping(mut self, path: &Path) -> Self {
-        self.skip = rustix::fs::stat(path)
-            .ok()
-            .map(|st| (cowtree_fs::sys::stat_dev(&st), st.st_ino));
-        self
-    }
-
-    /// Walks the tree with `visitor`, the root's visit starting with `ctx`; returns the
-    /// number of directories listed (the others' entries came from their stat cache records).
-    pub fn run<V: Visitor<'a>>(self, visitor: &V, ctx: V::Ctx) -> Result<u64> {
-        // The walk is bound by lstat and getdents, not by the CPU: with more threads than
-        // cores, more of them are in flight while some wait (a cold inode cache, a lock), so
-        // the pool is twice the cores (at least 4, at most 16).
-        let threads = (cowtree_fs::parallel::cores() * 2).clamp(4, 16);
-        let root = Task {
-            parent: None,
-            crange: 0..self.cache.len(),
-            unchanged: false,
-            ctx,
-        };
-        let me = &self;
-        match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-            Ok(pool) => pool.scope(|s| me.dir_task(s, visitor, Vec::new(), root)),
-            Err(_) => rayon::scope(|s| me.dir_task(s, visitor, Vec::new(), root)),
-        }
-        if let Some(e) = self.error.lock().map(|mut g| g.take()).unwrap_or(None) {
-            return Err(e);
-        }
-        Ok(self.listed.load(Ordering::Relaxed))
-    }
-
-    fn dir_task<'s, V: Visitor<'a>>(
-        &'s self,
-        s: &rayon::Scope<'s>,
-        visitor: &'s V,
-        rel: Vec<u8>,
-        task: Task<V::Ctx>,
-    ) {
-        if self.stop.load(Ordering::Relaxed) {
-            return;
-        }
-        if let Err(e) = self.walk_dir(s, visitor, &rel, task) {
-            self.stop.store(true, Ordering::Relaxed);
-            if let Ok(mut g) = self.error.lock() {
-                g.get_or_insert(e);
-            }
-        }
-    }
-
-    fn full(&self, rel: &[u8]) -> String {
-        self.root_path.join(path_of(rel)).display().to_string()
+impl Common<'_> {
+    fn full(&self, rel: &[u8]) -> PathBuf {
+        self.root_path.join(path_of(rel))
     }
 
     /// `lstat` of `name` in `dir` (at `path`); `None` when it is gone.
@@ -254,42 +181,102 @@ impl<'a> Walker<'a> {
         match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => Ok(Some(st)),
             Err(Errno::NOENT) => Ok(None),
-            Err(e) => Err(Error::msg(format!(
-                "stat {}: {}",
-                self.full(path),
-                io::Error::from(e)
-            ))),
+            Err(e) => Err(Error::io_at("stat", self.full(path), e.into())),
         }
     }
+}
 
-    fn walk_dir<'s, V: Visitor<'a>>(
-        &'s self,
-        s: &rayon::Scope<'s>,
-        visitor: &'s V,
-        rel: &[u8],
-        task: Task<V::Ctx>,
+/// A walk of one worktree.
+pub(crate) struct Walker<'a> {
+    root: Dir,
+    common: Common<'a>,
+}
+
+impl<'a> Walker<'a> {
+    /// A walk of the worktree at `root_path` with its stat cache `cache`.
+    pub fn new(root_path: &'a Path, cache: &'a StatCache, progress: &'a Progress) -> Result<Self> {
+        let root = Dir::open(root_path).map_err(|e| Error::io_at("open worktree", root_path, e))?;
+        let root_dev = cowtree_fs::sys::stat_dev(
+            &root
+                .stat_self()
+                .map_err(|e| Error::io_at("stat", root_path, e))?,
+        );
+        let dir_records =
+            cowtree_fs::fstype::fs_type(&root).is_ok_and(|t| keeps_dir_times(t.name()));
+        Ok(Walker {
+            root,
+            common: Common {
+                root_path,
+                cache,
+                dir_records,
+                root_dev,
+                skip: None,
+                progress,
+            },
+        })
+    }
+
+    /// Leaves out the directory at `path` (by device and inode) if the walk finds it.
+    pub fn skipping(mut self, path: &Path) -> Self {
+        self.common.skip = rustix::fs::stat(path)
+            .ok()
+            .map(|st| (cowtree_fs::sys::stat_dev(&st), st.st_ino));
+        self
+    }
+
+    /// Walks the tree with one visitor per worker made by `make`, the root's visit starting
+    /// with `ctx`. Returns the visitors and the number of directories listed (the others'
+    /// entries came from their stat cache records).
+    pub fn run<V, F>(self, make: F, ctx: V::Ctx) -> Result<(Vec<V>, u64)>
+    where
+        V: Visitor<'a>,
+        F: Fn() -> V + Sync,
+    {
+        let common = &self.common;
+        let root = Task {
+            crange: 0..common.cache.len(),
+            ctx,
+        };
+        let workers =
+            Walk::new(workers::budget(0, DEMAND)).run(vec![(&self.root, root)], || Worker {
+                common,
+                visitor: make(),
+                listed: 0,
+            })?;
+        let listed = workers.iter().map(|w| w.listed).sum();
+        Ok((workers.into_iter().map(|w| w.visitor).collect(), listed))
+    }
+}
+
+/// One worker of a walk: its visitor, and the directories it listed.
+struct Worker<'a, 'w, V> {
+    common: &'w Common<'a>,
+    visitor: V,
+    listed: u64,
+}
+
+impl<'a, V: Visitor<'a>> walk::Visitor for Worker<'a, '_, V> {
+    type Ctx = Task<V::Ctx>;
+    type Job = Infallible;
+    type Error = Error;
+
+    fn visit_dir(
+        &mut self,
+        d: &mut DirVisit<'_, Self::Ctx, Infallible>,
+        task: Self::Ctx,
     ) -> Result<()> {
-        // Each directory is opened relative to its parent's handle (one component,
-        // O_NOFOLLOW|O_DIRECTORY), so a symlink swapped in is never followed.
-        let dir = match &task.parent {
-            None => Ok(self.root.try_clone()?),
-            Some(p) if task.unchanged => p.open_dir_path(OsStr::from_bytes(split(rel).1)),
-            Some(p) => p.open_dir(OsStr::from_bytes(split(rel).1)),
-        };
-        let dir = match dir {
-            Ok(d) => d,
-            // Removed or replaced while we walked: what was there is simply not seen.
-            Err(e) if crate::paths::gone(&e) => return Ok(()),
-            Err(e) => return Err(Error::msg(format!("{}: {e}", self.full(rel)))),
-        };
+        let common = self.common;
+        let rel = d.rel().to_vec();
+        let rel = &rel[..];
         // The directory's own stat: for its record (taken before it is listed, so that a
         // change made while it is listed shows in the next stat), and to find the directory
         // left out.
-        let skip_here = self.skip.filter(|_| !rel.is_empty());
-        let dst = if self.dir_records || skip_here.is_some() {
+        let skip_here = common.skip.filter(|_| !rel.is_empty());
+        let dst = if common.dir_records || skip_here.is_some() {
             Some(
-                dir.stat_self()
-                    .map_err(|e| Error::msg(format!("stat {}: {e}", self.full(rel))))?,
+                d.dir()
+                    .stat_self()
+                    .map_err(|e| Error::io_at("stat", common.full(rel), e))?,
             )
         } else {
             None
@@ -302,21 +289,20 @@ impl<'a> Walker<'a> {
         // Directory records only on the root's filesystem (a filesystem mounted beneath may
         // not keep directory times).
         let key = dst
-            .filter(|st| self.dir_records && cowtree_fs::sys::stat_dev(st) == self.root_dev)
+            .filter(|st| common.dir_records && cowtree_fs::sys::stat_dev(st) == common.root_dev)
             .map(|st| StatKey::of(&st));
         let crange = task.crange;
         let prefix = if rel.is_empty() { 0 } else { rel.len() + 1 };
         let cached = key
             .as_ref()
-            .and_then(|k| self.cache.children(rel, k, crange.clone()));
-        let mut dir = dir;
+            .and_then(|k| common.cache.children(rel, k, crange.clone()));
         // The names' hash when they came from the cache (the same names hash the same).
         let names_hash = cached.as_ref().map(|c| c.hash);
         let mut list: Vec<Ent<'a>> = match cached {
             Some(cache::Children { files, dirs, .. }) => {
                 let mut list = Vec::with_capacity(files.len() + dirs.len());
                 list.extend(files.into_iter().map(|i| Ent {
-                    name: Cow::Borrowed(self.cache.name_at(i, prefix)),
+                    name: Cow::Borrowed(common.cache.name_at(i, prefix)),
                     ft: FileType::Unknown,
                     rec: Some(i),
                 }));
@@ -328,15 +314,9 @@ impl<'a> Walker<'a> {
                 list
             }
             None => {
-                if task.unchanged {
-                    // Opened to be looked into only: a handle that can list it.
-                    dir = dir
-                        .reopen()
-                        .map_err(|e| Error::msg(format!("{}: {e}", self.full(rel))))?;
-                }
-                self.listed.fetch_add(1, Ordering::Relaxed);
-                dir.read_entries()
-                    .map_err(|e| Error::msg(format!("read directory {}: {e}", self.full(rel))))?
+                self.listed += 1;
+                d.entries()
+                    .map_err(|e| Error::io_at("read directory", common.full(rel), e))?
                     .into_iter()
                     .map(|e| Ent {
                         name: Cow::Owned(e.name.into_vec()),
@@ -350,19 +330,21 @@ impl<'a> Walker<'a> {
         // In name order, so that the base and the cache are searched forward (see
         // `cowtree_store::manifest::find_child_from`).
         list.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        let dir = Arc::new(dir);
         let mut at = DirAt {
             rel,
-            dir: &dir,
+            dir: d.dir(),
             listed: list.len(),
             key,
             names_hash,
-            cache: self.cache,
+            cache: common.cache,
             ccur: crange.start,
             crange,
-            root_path: self.root_path,
+            root_path: common.root_path,
         };
-        let mut state = visitor.enter(&at, task.ctx);
+        let mut state = self.visitor.enter(&at, task.ctx);
+        // The subdirectories to enter, queued once this visit is done (the walk starts them
+        // after it anyway).
+        let mut subdirs: Vec<(Vec<u8>, Task<V::Ctx>)> = Vec::new();
         // The path of the entry at hand: `rel/name`.
         let mut path = Vec::with_capacity(prefix + 64);
         path.extend_from_slice(rel);
@@ -370,7 +352,7 @@ impl<'a> Walker<'a> {
             path.push(b'/');
         }
         for ent in list {
-            if self.stop.load(Ordering::Relaxed) {
+            if d.stopped() {
                 return Ok(());
             }
             path.truncate(prefix);
@@ -378,9 +360,9 @@ impl<'a> Walker<'a> {
             let mut ft = ent.ft;
             let mut st = None;
             if ft != FileType::Directory {
-                match self.lstat(&dir, OsStr::from_bytes(&ent.name), &path)? {
+                match common.lstat(at.dir, OsStr::from_bytes(&ent.name), &path)? {
                     Some(x) => {
-                        self.progress.add(1, 0);
+                        common.progress.add(1, 0);
                         ft = FileType::from_raw_mode(x.st_mode);
                         st = Some(x);
                     }
@@ -395,17 +377,38 @@ impl<'a> Walker<'a> {
                 st,
                 rec: ent.rec,
             };
-            if let Some(ctx) = visitor.entry(&mut at, &mut state, found)? {
-                let child = Task {
-                    parent: Some(Arc::clone(&dir)),
-                    crange: self.cache.range_in(at.crange.clone(), &path),
-                    unchanged: from_cache,
+            if let Some(ctx) = self.visitor.entry(&mut at, &mut state, found)? {
+                let task = Task {
+                    crange: common.cache.range_in(at.crange.clone(), &path),
                     ctx,
                 };
-                let p = path.clone();
-                s.spawn(move |s| self.dir_task(s, visitor, p, child));
+                subdirs.push((path[prefix..].to_vec(), task));
             }
         }
-        visitor.leave(&at, state)
+        self.visitor.leave(&at, state)?;
+        for (name, task) in subdirs {
+            let name = OsStr::from_bytes(&name);
+            // The parent's entries came from the stat cache: this directory most likely has
+            // not changed either, so it is opened path-only (and listed only if it did change).
+            if from_cache {
+                d.descend_path_only(name, task);
+            } else {
+                d.descend(name, task);
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_job(&mut self, _: &JobVisit<'_>, job: Infallible) -> Result<()> {
+        match job {}
+    }
+
+    fn open_failed(&mut self, at: &Failed<'_>, _: Self::Ctx, e: io::Error) -> Result<()> {
+        if crate::paths::gone(&e) {
+            // Removed or replaced while we walked: what was there is simply not seen.
+            Ok(())
+        } else {
+            Err(Error::io_at("", self.common.full(at.rel), e))
+        }
     }
 }
