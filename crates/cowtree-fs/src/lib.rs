@@ -8,6 +8,9 @@
 //! - [`extents`]: FIEMAP extent maps, to see whether data is really shared.
 //! - [`dedupe`]: FIDEDUPERANGE, to share data between files that already hold equal bytes.
 //! - [`Progress`]: counters a long operation bumps from its workers, for a progress display.
+//! - [`walk`]: the parallel, directory-relative tree walker every crate walks with, and
+//!   [`workers`]: the one rule for how many worker threads a job gets, the kept thread pools
+//!   and the work queue the walk runs on.
 //! - [`dir::Dir`] and [`name`]: directory-relative, symlink-refusing operations and name
 //!   validation for everything written into a destination.
 //!
@@ -34,6 +37,8 @@ pub mod progress;
 pub mod read;
 pub mod reflink;
 pub mod sys;
+pub mod walk;
+pub mod workers;
 
 pub use classify::{HardlinkRefusal, UnsupportedCause};
 pub use copy::CopyRange;

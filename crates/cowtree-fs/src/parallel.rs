@@ -1,9 +1,9 @@
 //! The one number every worker pool of cowtree is sized from: how many cores to use.
 //!
-//! Each pool keeps its own rule (checkout one worker per core, ingest two, a directory walk
-//! twice the cores within bounds; see each pool's docs for the measurements behind them), and
-//! takes the core count from [`cores`], so that a caller (the CLI's `--jobs N`) can bound all
-//! of them at once with [`set_cores`].
+//! Every pool is sized by [`crate::workers::budget`] from the core count [`cores`] gives (each
+//! kind of work says how many workers per core it wants; see each pool's docs for the
+//! measurements behind them), so that a caller (the CLI's `--jobs N`) can bound all of them at
+//! once with [`set_cores`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

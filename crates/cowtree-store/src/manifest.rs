@@ -19,6 +19,7 @@
 //! Nothing may follow the last entry.
 
 use std::fmt;
+use std::ops::Range;
 
 use cowtree_fs::name::{NameError, PATH_MAX, check_relative_path_from};
 
@@ -28,6 +29,8 @@ use crate::hash::Hash;
 pub const MAGIC: &[u8; 8] = b"CTMANIF\n";
 /// The manifest encoding this code writes and reads.
 pub const VERSION: u32 = 1;
+/// Bytes of the header: magic, version, entry count.
+const HEADER_LEN: usize = MAGIC.len() + 4 + 8;
 
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -192,6 +195,9 @@ pub enum ManifestError {
     /// Bytes after the last entry.
     #[error("{0} unexpected bytes after the last manifest entry")]
     TrailingBytes(usize),
+    /// A manifest of 4 GiB or more, beyond what a [`ManifestView`] indexes.
+    #[error("manifest of {0} bytes is too large (the limit is 4 GiB)")]
+    TooLarge(usize),
     /// The kind byte (or JSON kind name) is not one this code knows.
     #[error("entry {index} {}: unknown kind {kind}", show(path))]
     UnknownKind {
@@ -355,6 +361,17 @@ impl Manifest {
         &self.entries
     }
 
+    /// The index of the entry at `path`.
+    pub fn find(&self, path: &[u8]) -> Option<usize> {
+        find_sorted(self.entries.len(), path, |i| &self.entries[i].path)
+    }
+
+    /// True when some entry lies strictly beneath directory `dir` (for the root, `dir`
+    /// empty: when there is any entry).
+    pub fn has_beneath(&self, dir: &[u8]) -> bool {
+        !range_in(0..self.entries.len(), dir, |i| &self.entries[i].path).is_empty()
+    }
+
     /// Number of file and executable entries.
     pub fn files(&self) -> u64 {
         self.entries.iter().filter(|e| e.kind.has_blob()).count() as u64
@@ -371,7 +388,7 @@ impl Manifest {
 
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(20 + self.entries.len() * 64);
+        let mut out = Vec::with_capacity(HEADER_LEN + self.entries.len() * 64);
         encode_header(&mut out, self.entries.len() as u64);
         for e in &self.entries {
             match &e.data {
@@ -400,20 +417,7 @@ impl Manifest {
             .min(r.remaining() / 6);
         let mut entries = Vec::with_capacity(cap);
         for index in 0..count {
-            let raw = r.entry(index)?;
-            let data = match raw.data {
-                RawData::Blob { size, hash } => Data::Blob {
-                    size,
-                    hash: Hash::from_slice(hash).ok_or(ManifestError::Truncated { index })?,
-                },
-                RawData::Target(t) => Data::Target(t.to_vec()),
-                RawData::None => Data::None,
-            };
-            entries.push(Entry {
-                path: raw.path.to_vec(),
-                kind: raw.kind,
-                data,
-            });
+            entries.push(r.entry(index)?.to_entry());
         }
         if r.remaining() != 0 {
             return Err(ManifestError::TrailingBytes(r.remaining()));
@@ -629,16 +633,424 @@ pub struct EncodedCounts {
 /// entry as [`validate`] checks it), without building its entries. The error may name a
 /// different entry than `decode` would for bytes with several faults.
 pub fn validate_encoded(bytes: &[u8]) -> Result<EncodedCounts, ManifestError> {
+    check_encoded(bytes, None)
+}
+
+/// [`validate_encoded`], also pushing each entry's offset into `offs` when given.
+fn check_encoded(
+    bytes: &[u8],
+    mut offs: Option<&mut Vec<u32>>,
+) -> Result<EncodedCounts, ManifestError> {
+    if offs.is_some() && u32::try_from(bytes.len()).is_err() {
+        return Err(ManifestError::TooLarge(bytes.len()));
+    }
     let mut r = Reader { bytes, pos: 0 };
     let count = r.header()?;
+    if let Some(offs) = offs.as_deref_mut() {
+        // Each entry takes at least 6 bytes; never trust the count for an allocation.
+        let cap = usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(r.remaining() / 6);
+        offs.reserve_exact(cap);
+    }
     let mut stream = EntryChecker::default();
     for index in 0..count {
+        if let Some(offs) = offs.as_deref_mut() {
+            // (Below 4 GiB: checked above.)
+            offs.push(r.pos as u32);
+        }
         stream.check_next(&mut r, index)?;
     }
     if r.remaining() != 0 {
         return Err(ManifestError::TrailingBytes(r.remaining()));
     }
     Ok(stream.counts)
+}
+
+/// The number of bytes the encoding of an entry takes: of kind `kind` with a path of
+/// `path_len` bytes and (for a symlink) a target of `target_len` bytes.
+pub const fn encoded_len(kind: Kind, path_len: usize, target_len: usize) -> usize {
+    // Path length, path, kind, then the kind's data (see the module doc).
+    4 + path_len
+        + 1
+        + match kind {
+            Kind::File | Kind::Executable => 8 + 32,
+            Kind::Symlink => 4 + target_len,
+            Kind::Dir => 0,
+        }
+}
+
+/// An entry read in place from encoded bytes, borrowing its path and target from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// Path relative to the tree root, raw bytes.
+    pub path: &'a [u8],
+    /// The kind.
+    pub kind: Kind,
+    /// Blob, link target or nothing, matching `kind`.
+    pub data: DataRef<'a>,
+}
+
+/// What an [`EntryRef`] holds besides its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataRef<'a> {
+    /// File or executable: the blob and its size.
+    Blob {
+        /// Size in bytes.
+        size: u64,
+        /// The blob's BLAKE3 hash.
+        hash: Hash,
+    },
+    /// The exact bytes of a symlink's target.
+    Target(&'a [u8]),
+    /// Nothing (empty directory).
+    None,
+}
+
+impl<'a> EntryRef<'a> {
+    /// Reads `bytes`, exactly one encoded entry. Only the framing and the kind are checked:
+    /// the path and the target are what the bytes hold, unvalidated (an entry's path is
+    /// checked against its neighbours' in a [`ManifestView`] or by [`Manifest::decode`]).
+    /// For taking apart an entry this process encoded; anything read from elsewhere goes
+    /// through a view.
+    pub fn decode_one(bytes: &'a [u8]) -> Result<EntryRef<'a>, ManifestError> {
+        let mut r = Reader { bytes, pos: 0 };
+        let e = r.entry(0)?;
+        if r.remaining() != 0 {
+            return Err(ManifestError::TrailingBytes(r.remaining()));
+        }
+        Ok(e)
+    }
+
+    /// Size in bytes: a blob's size, a symlink target's length, 0 for a directory.
+    pub fn size(&self) -> u64 {
+        match self.data {
+            DataRef::Blob { size, .. } => size,
+            DataRef::Target(t) => t.len() as u64,
+            DataRef::None => 0,
+        }
+    }
+
+    /// The blob hash of a file entry.
+    pub fn hash(&self) -> Option<Hash> {
+        match self.data {
+            DataRef::Blob { hash, .. } => Some(hash),
+            _ => None,
+        }
+    }
+
+    /// The target of a symlink entry.
+    pub fn target(&self) -> Option<&'a [u8]> {
+        match self.data {
+            DataRef::Target(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The bytes this entry's encoding takes.
+    pub fn encoded_len(&self) -> usize {
+        encoded_len(
+            self.kind,
+            self.path.len(),
+            self.target().map_or(0, <[u8]>::len),
+        )
+    }
+
+    /// An owned copy.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            path: self.path.to_vec(),
+            kind: self.kind,
+            data: match self.data {
+                DataRef::Blob { size, hash } => Data::Blob { size, hash },
+                DataRef::Target(t) => Data::Target(t.to_vec()),
+                DataRef::None => Data::None,
+            },
+        }
+    }
+}
+
+/// A validated manifest read in place: its encoded bytes (owned or borrowed, as `B`) and the
+/// offset of each entry, so that loading a manifest of many entries allocates twice rather
+/// than once per entry. [`ManifestView::parse`] refuses exactly what [`Manifest::decode`]
+/// refuses; entries are then read on demand as [`EntryRef`]s borrowing from the bytes, and
+/// looked up by path (entries are sorted by path bytes).
+#[derive(Debug, Clone)]
+pub struct ManifestView<B = Vec<u8>> {
+    bytes: B,
+    /// The offset of each entry in `bytes`.
+    offs: Vec<u32>,
+    counts: EncodedCounts,
+}
+
+impl Default for ManifestView<Vec<u8>> {
+    /// A view of no entries.
+    fn default() -> Self {
+        let mut bytes = Vec::with_capacity(HEADER_LEN);
+        encode_header(&mut bytes, 0);
+        ManifestView {
+            bytes,
+            offs: Vec::new(),
+            counts: EncodedCounts::default(),
+        }
+    }
+}
+
+impl ManifestView<Vec<u8>> {
+    /// The view of a manifest's encoding (refused only when it is 4 GiB or more).
+    pub fn of(m: &Manifest) -> Result<ManifestView<Vec<u8>>, ManifestError> {
+        let bytes = m.encode();
+        if u32::try_from(bytes.len()).is_err() {
+            return Err(ManifestError::TooLarge(bytes.len()));
+        }
+        let mut offs = Vec::with_capacity(m.entries.len());
+        let mut at = HEADER_LEN;
+        for e in &m.entries {
+            // (Below 4 GiB: checked above.)
+            offs.push(at as u32);
+            at += encoded_len(
+                e.kind,
+                e.path.len(),
+                match &e.data {
+                    Data::Target(t) => t.len(),
+                    _ => 0,
+                },
+            );
+        }
+        Ok(ManifestView {
+            bytes,
+            offs,
+            counts: EncodedCounts {
+                entries: m.entries.len() as u64,
+                files: m.files(),
+                bytes: m.bytes(),
+            },
+        })
+    }
+}
+
+impl<B: AsRef<[u8]>> ManifestView<B> {
+    /// Checks `bytes` as [`Manifest::decode`] does and indexes its entries. Never panics;
+    /// every refusal names the entry. Manifests of 4 GiB or more are refused
+    /// ([`ManifestError::TooLarge`]).
+    pub fn parse(bytes: B) -> Result<ManifestView<B>, ManifestError> {
+        let mut offs = Vec::new();
+        let counts = check_encoded(bytes.as_ref(), Some(&mut offs))?;
+        Ok(ManifestView {
+            bytes,
+            offs,
+            counts,
+        })
+    }
+
+    /// The encoded bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_ref()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.offs.len()
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.offs.is_empty()
+    }
+
+    /// Number of file and executable entries.
+    pub fn files(&self) -> u64 {
+        self.counts.files
+    }
+
+    /// Total size of file and executable entries.
+    pub fn total_bytes(&self) -> u64 {
+        self.counts.bytes
+    }
+
+    /// Entry `i` (in path order). Panics when `i` is not below [`ManifestView::len`], as
+    /// indexing a slice does.
+    pub fn get(&self, i: usize) -> EntryRef<'_> {
+        let mut r = Reader {
+            bytes: self.bytes.as_ref(),
+            pos: self.offs[i] as usize,
+        };
+        r.entry(i as u64)
+            .expect("every entry was read when the view was parsed")
+    }
+
+    /// The path of entry `i`. Panics when `i` is not below [`ManifestView::len`].
+    pub fn path(&self, i: usize) -> &[u8] {
+        let b = self.bytes.as_ref();
+        let at = self.offs[i] as usize;
+        let len = u32::from_le_bytes(
+            b[at..at + 4]
+                .try_into()
+                .expect("4 bytes: the entry was read when the view was parsed"),
+        ) as usize;
+        &b[at + 4..at + 4 + len]
+    }
+
+    /// The entries in path order.
+    pub fn iter(&self) -> Entries<'_> {
+        Entries {
+            r: Reader {
+                bytes: self.bytes.as_ref(),
+                pos: self.offs.first().map_or(0, |&o| o as usize),
+            },
+            index: 0,
+            left: self.offs.len(),
+        }
+    }
+
+    /// The index of the entry at `path`.
+    pub fn find(&self, path: &[u8]) -> Option<usize> {
+        find_sorted(self.len(), path, |i| self.path(i))
+    }
+
+    /// True when some entry lies strictly beneath directory `dir` (for the root, `dir`
+    /// empty: when there is any entry).
+    pub fn has_beneath(&self, dir: &[u8]) -> bool {
+        !self.range(dir).is_empty()
+    }
+
+    /// The indices of the entries beneath directory `dir` (all of them for the root).
+    pub fn range(&self, dir: &[u8]) -> Range<usize> {
+        range_in(0..self.len(), dir, |i| self.path(i))
+    }
+
+    /// [`ManifestView::range`] of `dir`, searching only `within` (the range of an ancestor
+    /// of `dir`).
+    pub fn range_in(&self, within: Range<usize>, dir: &[u8]) -> Range<usize> {
+        range_in(within, dir, |i| self.path(i))
+    }
+
+    /// The index of the entry `dir/name`, searching only `range` (from
+    /// [`ManifestView::range`] of `dir`), for names asked in increasing byte order (see
+    /// [`find_child_from`]).
+    pub fn find_child_from(
+        &self,
+        range: &Range<usize>,
+        from: &mut usize,
+        dir: &[u8],
+        name: &[u8],
+    ) -> Option<usize> {
+        find_child_from(range, from, dir, name, |i| self.path(i))
+    }
+}
+
+/// The entries of a [`ManifestView`], in path order.
+pub struct Entries<'a> {
+    r: Reader<'a>,
+    index: u64,
+    left: usize,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = EntryRef<'a>;
+
+    fn next(&mut self) -> Option<EntryRef<'a>> {
+        self.left = self.left.checked_sub(1)?;
+        let e = self.r.entry(self.index).ok();
+        self.index += 1;
+        e
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Entries<'_> {}
+
+/// The index of `path` in a list of `n` paths sorted by bytes (`path(i)`).
+fn find_sorted<'a>(n: usize, want: &[u8], path: impl Fn(usize) -> &'a [u8]) -> Option<usize> {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match path(mid).cmp(want) {
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+            std::cmp::Ordering::Equal => return Some(mid),
+        }
+    }
+    None
+}
+
+/// The range of indices, in `within` of a list of paths sorted by bytes (`path(i)`), of the
+/// paths beneath directory `dir`: those starting with `dir/` (all of `within` when `dir` is
+/// empty). `within` must hold every path beneath `dir` (all of the list, or the range of an
+/// ancestor of `dir`). For any list in manifest order, such as the worktree's stat cache.
+pub fn range_in<'a>(
+    within: Range<usize>,
+    dir: &[u8],
+    path: impl Fn(usize) -> &'a [u8],
+) -> Range<usize> {
+    if dir.is_empty() {
+        return within;
+    }
+    // The paths beneath `dir` are those from `dir/` (inclusive) to `dir0` (exclusive, `0`
+    // being the byte after `/`); compared without building either key.
+    let below = |p: &[u8], last: u8| match p.get(..dir.len()).map(|h| h.cmp(dir)) {
+        Some(std::cmp::Ordering::Equal) => p.get(dir.len()).is_none_or(|&c| c < last),
+        Some(o) => o == std::cmp::Ordering::Less,
+        None => p < dir,
+    };
+    let bound = |last: u8| {
+        let (mut lo, mut hi) = (within.start, within.end);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if below(path(mid), last) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    };
+    bound(b'/')..bound(b'/' + 1)
+}
+
+/// Search for `dir/name` within `range` of a list of paths sorted by bytes (`path(i)`; all
+/// paths in `range` start with `dir/`, so only what follows is compared), for names asked
+/// in increasing byte order: the search starts at `*from` (at first `range.start`),
+/// galloping forward, and leaves `*from` past what it passed. So a directory's entries,
+/// looked up in order, cost a few comparisons each rather than a whole binary search. Names
+/// asked out of order may not be found.
+pub fn find_child_from<'a>(
+    range: &Range<usize>,
+    from: &mut usize,
+    dir: &[u8],
+    name: &[u8],
+    path: impl Fn(usize) -> &'a [u8],
+) -> Option<usize> {
+    let skip = if dir.is_empty() { 0 } else { dir.len() + 1 };
+    let rest = |i: usize| path(i).get(skip..).unwrap_or_default();
+    let before = |i: usize| rest(i) < name;
+    let end = range.end;
+    // Everything below `lo` sorts before `name`; the first that does not is below `hi`.
+    let mut lo = (*from).clamp(range.start, end);
+    let mut hi = lo;
+    let mut step = 1;
+    while hi < end && before(hi) {
+        lo = hi + 1;
+        hi = lo.saturating_add(step).min(end);
+        step *= 2;
+    }
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if before(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    *from = lo;
+    if lo < end && rest(lo) == name {
+        *from = lo + 1;
+        return Some(lo);
+    }
+    None
 }
 
 /// Reads and checks encoded entries one after another, counting them.
@@ -653,13 +1065,13 @@ impl EntryChecker {
     fn check_next(&mut self, r: &mut Reader<'_>, index: u64) -> Result<(), ManifestError> {
         let raw = r.entry(index)?;
         let target = match raw.data {
-            RawData::Blob { size, .. } => {
+            DataRef::Blob { size, .. } => {
                 self.counts.files += 1;
                 self.counts.bytes = self.counts.bytes.saturating_add(size);
                 None
             }
-            RawData::Target(t) => Some(t),
-            RawData::None => None,
+            DataRef::Target(t) => Some(t),
+            DataRef::None => None,
         };
         self.checker
             .check(index, raw.path, raw.kind, target, true)?;
@@ -683,19 +1095,6 @@ struct Reader<'a> {
     pos: usize,
 }
 
-/// One encoded entry as read, borrowing from the bytes; not yet validated.
-struct RawEntry<'a> {
-    path: &'a [u8],
-    kind: Kind,
-    data: RawData<'a>,
-}
-
-enum RawData<'a> {
-    Blob { size: u64, hash: &'a [u8] },
-    Target(&'a [u8]),
-    None,
-}
-
 impl<'a> Reader<'a> {
     /// Reads the header (magic, version) and returns the entry count.
     fn header(&mut self) -> Result<u64, ManifestError> {
@@ -711,7 +1110,8 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads entry `index`'s framing: path, kind, and its size and hash or its target.
-    fn entry(&mut self, index: u64) -> Result<RawEntry<'a>, ManifestError> {
+    /// The entry is not validated.
+    fn entry(&mut self, index: u64) -> Result<EntryRef<'a>, ManifestError> {
         let trunc = || ManifestError::Truncated { index };
         let len = self.u32().ok_or_else(trunc)? as usize;
         let path = self.take(len).ok_or_else(trunc)?;
@@ -726,16 +1126,16 @@ impl<'a> Reader<'a> {
         let data = match kind {
             Kind::File | Kind::Executable => {
                 let size = self.u64().ok_or_else(trunc)?;
-                let hash = self.take(32).ok_or_else(trunc)?;
-                RawData::Blob { size, hash }
+                let hash = self.take(32).and_then(Hash::from_slice).ok_or_else(trunc)?;
+                DataRef::Blob { size, hash }
             }
             Kind::Symlink => {
                 let len = self.u32().ok_or_else(trunc)? as usize;
-                RawData::Target(self.take(len).ok_or_else(trunc)?)
+                DataRef::Target(self.take(len).ok_or_else(trunc)?)
             }
-            Kind::Dir => RawData::None,
+            Kind::Dir => DataRef::None,
         };
-        Ok(RawEntry { path, kind, data })
+        Ok(EntryRef { path, kind, data })
     }
 
     fn remaining(&self) -> usize {
@@ -1127,6 +1527,7 @@ mod tests {
             let got = Manifest::decode(&raw(&entries));
             assert_eq!(got, Err(want.clone()), "{entries:?}");
             assert_eq!(validate_encoded(&raw(&entries)), Err(want.clone()));
+            assert_eq!(ManifestView::parse(raw(&entries)).err(), Some(want.clone()));
             assert!(!want.to_string().is_empty());
         }
     }
@@ -1181,6 +1582,7 @@ mod tests {
             ),
         ];
         for (bytes, want) in cases {
+            assert_eq!(ManifestView::parse(&bytes[..]).err(), Some(want.clone()));
             assert_eq!(Manifest::decode(&bytes), Err(want), "{bytes:?}");
         }
     }
@@ -1225,6 +1627,11 @@ mod tests {
                 got.is_ok(),
                 "round {round}"
             );
+            let view = ManifestView::parse(&input[..]);
+            assert_eq!(view.is_ok(), got.is_ok(), "round {round}");
+            if let (Ok(v), Ok(m)) = (&view, &got) {
+                assert_view_is(v, m);
+            }
             // Whatever decodes must re-encode to the same bytes (one tree, one encoding).
             if let Ok(m) = got {
                 assert_eq!(m.encode(), input, "round {round}");
@@ -1324,6 +1731,202 @@ mod tests {
             assert_eq!(got, want, "round {round}: {paths:?}");
             assert_eq!(validate_encoded(&raw(&entries)).is_ok(), want.is_none());
         }
+    }
+
+    /// `v` holds exactly `m`'s entries, read every way a view reads them.
+    fn assert_view_is<B: AsRef<[u8]>>(v: &ManifestView<B>, m: &Manifest) {
+        assert_eq!(v.len(), m.entries().len());
+        assert_eq!(v.is_empty(), m.entries().is_empty());
+        assert_eq!(v.iter().len(), m.entries().len());
+        let by_iter: Vec<Entry> = v.iter().map(|e| e.to_entry()).collect();
+        assert_eq!(by_iter, m.entries());
+        for (i, e) in m.entries().iter().enumerate() {
+            assert_eq!(v.get(i).to_entry(), *e);
+            assert_eq!(v.path(i), e.path.as_slice());
+            assert_eq!(v.find(&e.path), Some(i));
+            assert_eq!(v.get(i).size(), e.size());
+            assert_eq!(v.get(i).hash().as_ref(), e.hash());
+        }
+        assert_eq!(v.files(), m.files());
+        assert_eq!(v.total_bytes(), m.bytes());
+        assert_eq!(v.bytes(), m.encode());
+    }
+
+    #[test]
+    fn a_view_reads_every_entry_a_decode_reads() {
+        let m = Manifest::new(vec![
+            Entry::symlink(b"z-link".to_vec(), b"../outside/\xff".to_vec()),
+            Entry::blob(b"bin/run".to_vec(), true, 10, h(2)),
+            file(b"a\xffb/c"),
+            Entry::dir(b"empty".to_vec()),
+        ])
+        .expect("a valid tree");
+        let bytes = m.encode();
+        let borrowed = ManifestView::parse(&bytes[..]).expect("its encoding parses");
+        assert_view_is(&borrowed, &m);
+        assert_eq!(borrowed.get(3).target(), Some(&b"../outside/\xff"[..]));
+        assert_eq!(borrowed.get(0).target(), None);
+        let owned = ManifestView::of(&m).expect("small");
+        assert_view_is(&owned, &m);
+        assert_view_is(&ManifestView::parse(bytes.clone()).expect("parses"), &m);
+        let empty = ManifestView::default();
+        assert_view_is(&empty, &Manifest::default());
+        assert_view_is(
+            &ManifestView::parse(empty.bytes()).expect("parses"),
+            &Manifest::default(),
+        );
+    }
+
+    #[test]
+    fn encoded_len_is_the_length_of_the_encoding_of_each_kind() {
+        let entries = [
+            file(b"a/b"),
+            Entry::blob(b"x".to_vec(), true, 1, h(3)),
+            Entry::symlink(b"dir/l".to_vec(), b"../../target".to_vec()),
+            Entry::dir(b"empty/dir".to_vec()),
+        ];
+        let m = Manifest::new(entries.to_vec()).expect("a valid tree");
+        let v = ManifestView::parse(m.encode()).expect("parses");
+        for (i, e) in v.iter().enumerate() {
+            let mut one = Vec::new();
+            match e.data {
+                DataRef::Blob { size, hash } => {
+                    encode_blob(&mut one, e.path, e.kind == Kind::Executable, size, &hash)
+                }
+                DataRef::Target(t) => encode_symlink(&mut one, e.path, t),
+                DataRef::None => encode_dir(&mut one, e.path),
+            }
+            assert_eq!(e.encoded_len(), one.len(), "{e:?}");
+            assert_eq!(
+                encoded_len(e.kind, e.path.len(), e.target().map_or(0, <[u8]>::len)),
+                one.len()
+            );
+            // The entry's bytes in the view are the same ones, and read back alone.
+            let at = v.offs[i] as usize;
+            assert_eq!(&v.bytes()[at..at + one.len()], one.as_slice());
+            assert_eq!(EntryRef::decode_one(&one), Ok(e));
+        }
+    }
+
+    #[test]
+    fn decode_one_refuses_anything_but_exactly_one_entry() {
+        let mut one = Vec::new();
+        encode_symlink(&mut one, b"l", b"t");
+        assert!(EntryRef::decode_one(&one).is_ok());
+        assert_eq!(
+            EntryRef::decode_one(&one[..one.len() - 1]),
+            Err(ManifestError::Truncated { index: 0 })
+        );
+        assert_eq!(
+            EntryRef::decode_one(&[&one[..], b"x"].concat()),
+            Err(ManifestError::TrailingBytes(1))
+        );
+        assert_eq!(
+            EntryRef::decode_one(&[]),
+            Err(ManifestError::Truncated { index: 0 })
+        );
+        let mut bad = Vec::new();
+        encode_dir(&mut bad, b"d");
+        *bad.last_mut().expect("a kind byte") = 0;
+        assert!(matches!(
+            EntryRef::decode_one(&bad),
+            Err(ManifestError::UnknownKind { .. })
+        ));
+    }
+
+    #[test]
+    fn lookups_by_path_search_only_what_they_are_given() {
+        let m = Manifest::new(vec![
+            Entry::blob(b"a".to_vec(), false, 1, h(1)),
+            Entry::blob(b"a-b".to_vec(), false, 1, h(1)),
+            Entry::blob(b"d/x".to_vec(), false, 1, h(1)),
+            Entry::blob(b"d/y/z".to_vec(), true, 1, h(1)),
+            Entry::symlink(b"d/z".to_vec(), b"x".to_vec()),
+            Entry::dir(b"d0".to_vec()),
+        ])
+        .expect("valid");
+        let v = ManifestView::of(&m).expect("small");
+        let r = v.range(b"d");
+        assert_eq!(r, 2..5);
+        assert_eq!(v.range_in(0..6, b"d/y"), 3..4);
+        assert_eq!(v.range_in(r.clone(), b"d/y"), 3..4);
+        assert!(v.range(b"a").is_empty());
+        assert_eq!(v.range(b""), 0..6);
+        for (want, path) in [
+            (Some(3), &b"d/y/z"[..]),
+            (Some(5), b"d0"),
+            (None, b"d"),
+            (None, b"d/y"),
+            (None, b"zz"),
+        ] {
+            assert_eq!(v.find(path), want, "{}", show(path));
+            assert_eq!(m.find(path), want, "{}", show(path));
+        }
+        for (want, dir) in [
+            (true, &b"d"[..]),
+            (true, b"d/y"),
+            (false, b"a"),
+            (false, b"d0"),
+            (false, b"e"),
+            (true, b""),
+        ] {
+            assert_eq!(v.has_beneath(dir), want, "{}", show(dir));
+            assert_eq!(m.has_beneath(dir), want, "{}", show(dir));
+        }
+        assert!(!Manifest::default().has_beneath(b""));
+        let mut from = r.start;
+        assert_eq!(v.find_child_from(&r, &mut from, b"d", b"x"), Some(2));
+        assert_eq!(v.find_child_from(&r, &mut from, b"d", b"y"), None);
+        assert_eq!(v.find_child_from(&r, &mut from, b"d", b"z"), Some(4));
+        let root = v.range(b"");
+        let mut from = root.start;
+        assert_eq!(v.find_child_from(&root, &mut from, b"", b"d0"), Some(5));
+    }
+
+    #[test]
+    fn galloping_lookup_finds_what_binary_search_finds_for_names_in_order() {
+        let mut entries = vec![Entry::blob(b"d".to_vec(), false, 1, h(1))];
+        for i in 0..300u32 {
+            entries.push(Entry::blob(
+                format!("e/f{i:04}").into_bytes(),
+                false,
+                1,
+                h(1),
+            ));
+            if i % 7 == 0 {
+                entries.push(Entry::blob(
+                    format!("e/f{i:04}-d/deep").into_bytes(),
+                    false,
+                    1,
+                    h(1),
+                ));
+            }
+        }
+        entries.push(Entry::blob(b"z".to_vec(), false, 1, h(1)));
+        let m = Manifest::new(entries).expect("valid");
+        let v = ManifestView::of(&m).expect("small");
+        let r = v.range(b"e");
+        // Every third name, some absent, some sorting between present ones.
+        let mut from = r.start;
+        for i in (0..330u32).step_by(3) {
+            let name = format!("f{i:04}");
+            let want = v.find(format!("e/{name}").as_bytes());
+            assert_eq!(
+                v.find_child_from(&r, &mut from, b"e", name.as_bytes()),
+                want,
+                "{name}"
+            );
+            let between = format!("f{i:04}-");
+            assert_eq!(
+                v.find_child_from(&r, &mut from, b"e", between.as_bytes()),
+                None
+            );
+        }
+        let root = v.range(b"");
+        let mut from = root.start;
+        assert_eq!(v.find_child_from(&root, &mut from, b"", b"d"), Some(0));
+        assert_eq!(v.find_child_from(&root, &mut from, b"", b"e"), None);
+        assert_eq!(v.find_child_from(&root, &mut from, b"", b"z"), v.find(b"z"));
     }
 
     #[test]

@@ -54,6 +54,7 @@
 use std::ops::Range;
 
 use cowtree_store::Hash;
+use cowtree_store::manifest::{find_child_from, range_in};
 use rustix::fs::Stat;
 
 const MAGIC: &[u8; 8] = b"CTSTAT2\n";
@@ -398,7 +399,7 @@ impl StatCache {
         let drange = if dir.is_empty() {
             i + 1..self.doffs.len()
         } else {
-            crate::base::range_in(i + 1..self.doffs.len(), dir, |j| self.dir_path_at(j))
+            range_in(i + 1..self.doffs.len(), dir, |j| self.dir_path_at(j))
         };
         // The names are used as names in the directory (never `/`, which `immediate` splits
         // at): a record of a name no directory entry can have (empty, `.`, `..`, a NUL, longer
@@ -453,17 +454,17 @@ impl StatCache {
 
     /// The indices of the records beneath directory `dir`.
     pub fn range(&self, dir: &[u8]) -> std::ops::Range<usize> {
-        crate::base::range_of(self.offs.len(), dir, |i| self.path_at(i))
+        range_in(0..self.offs.len(), dir, |i| self.path_at(i))
     }
 
     /// [`StatCache::range`] of `dir`, searching only `within` (the range of an ancestor).
     pub fn range_in(&self, within: std::ops::Range<usize>, dir: &[u8]) -> std::ops::Range<usize> {
-        crate::base::range_in(within, dir, |i| self.path_at(i))
+        range_in(within, dir, |i| self.path_at(i))
     }
 
     /// [`StatCache::trusted`] for `dir/name`, searching only `range` (from
     /// [`StatCache::range`] of `dir`), for names asked in increasing byte order, from `*from`
-    /// (see `crate::base::find_child_from`).
+    /// (see [`find_child_from`]).
     pub fn trusted_child_from(
         &self,
         range: &std::ops::Range<usize>,
@@ -472,7 +473,7 @@ impl StatCache {
         name: &[u8],
         now: &StatKey,
     ) -> Option<Hash> {
-        let i = crate::base::find_child_from(range, from, dir, name, |i| self.path_at(i))?;
+        let i = find_child_from(range, from, dir, name, |i| self.path_at(i))?;
         self.trusted_at(i, now)
     }
 
@@ -603,9 +604,7 @@ fn immediate<'a>(
             }
             Some(k) => {
                 let sub = &p[..prefix + k];
-                i = crate::base::range_in(i..range.end, sub, &path)
-                    .end
-                    .max(i + 1);
+                i = range_in(i..range.end, sub, &path).end.max(i + 1);
             }
         }
     }

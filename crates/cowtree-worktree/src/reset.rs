@@ -13,7 +13,7 @@ use crate::cache::{self, Rec};
 use crate::error::{Error, Result};
 use crate::paths::{ancestors, within};
 use crate::registry::{self, Worktree};
-use crate::scan::{self, ChangeKind, Mode, find};
+use crate::scan::{self, ChangeKind, Mode};
 
 /// What a reset did.
 #[derive(Debug, Clone, Default)]
@@ -59,7 +59,7 @@ pub fn reset_with_progress(
     let started_ns = cache::now_ns();
     let base = store.load(&wt.base)?;
     let cache = registry::load_cache(store, wt);
-    let scan = scan::scan(&wt.path, &Base::from_manifest(&base), &cache, Mode::Status)?;
+    let scan = scan::scan(&wt.path, &Base::from_manifest(&base)?, &cache, Mode::Status)?;
     let selected = |p: &[u8]| paths.is_empty() || paths.iter().any(|q| within(p, q));
     let ap = Applier::new(store, &wt.path, false)?;
     let mut report = ResetReport {
@@ -80,7 +80,7 @@ pub fn reset_with_progress(
             }
             continue;
         }
-        let Some(i) = find(&base, &c.path) else {
+        let Some(i) = base.find(&c.path) else {
             return Err(Error::msg(format!(
                 "internal error: {} changed but is not in the base",
                 scan::show_change(c)

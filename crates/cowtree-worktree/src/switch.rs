@@ -21,7 +21,6 @@ use crate::cache::{self, Rec, StatCache};
 use crate::error::{Error, Result};
 use crate::paths::{ancestors, show};
 use crate::registry::{self, Pending, Worktree};
-use crate::scan::{find, has_beneath};
 
 /// One difference between two manifests.
 #[derive(Debug, Clone, Copy)]
@@ -221,7 +220,7 @@ pub fn conflicts(
         let untracked_inside = |old: &Entry, out: &mut Vec<Conflict>| -> Result<()> {
             if old.kind == Kind::Dir && matches!(obs, Obs::Dir) {
                 for f in files_beneath(&ap, path)? {
-                    if find(a, &f).is_none() {
+                    if a.find(&f).is_none() {
                         out.push(untracked(&f));
                     }
                 }
@@ -246,11 +245,11 @@ pub fn conflicts(
             Op::Place(new, None) => match obs {
                 Obs::Absent => {}
                 Obs::Dir if new.kind == Kind::Dir => {}
-                Obs::Dir if has_beneath(a, path) => {
+                Obs::Dir if a.has_beneath(path) => {
                     // The directory must go: everything in it must be the old snapshot's
                     // (those entries are checked by their own removals).
                     for f in files_beneath(&ap, path)? {
-                        if find(a, &f).is_none() {
+                        if a.find(&f).is_none() {
                             out.push(untracked(&f));
                         }
                     }
@@ -266,7 +265,7 @@ pub fn conflicts(
                 match ap.observe(q)? {
                     Obs::Absent | Obs::Dir => {}
                     _ => {
-                        let tracked = find(a, q).is_some_and(|i| a.entries()[i].kind != Kind::Dir);
+                        let tracked = a.find(q).is_some_and(|i| a.entries()[i].kind != Kind::Dir);
                         if !tracked {
                             out.push(untracked(q));
                         }
@@ -309,14 +308,14 @@ fn apply(
         ),
     });
     let ap = Applier::new(store, &wt.path, careful)?;
-    let b_is_dir = |p: &[u8]| find(b, p).is_some_and(|i| b.entries()[i].kind == Kind::Dir);
+    let b_is_dir = |p: &[u8]| b.find(p).is_some_and(|i| b.entries()[i].kind == Kind::Dir);
 
     // 1. Entries the target lacks, deepest first.
     let mut removed = 0;
     for op in ops.iter().rev() {
         let Op::Remove(old) = op else { continue };
         if old.kind == Kind::Dir {
-            if !has_beneath(b, &old.path) {
+            if !b.has_beneath(&old.path) {
                 ap.remove_dir_if_empty(&old.path)?;
             }
         } else {
@@ -362,7 +361,7 @@ fn apply(
     for op in ops {
         if let Op::Remove(old) = op {
             for q in ancestors(&old.path) {
-                if !b_is_dir(q) && !has_beneath(b, q) {
+                if !b_is_dir(q) && !b.has_beneath(q) {
                     gone.insert(q.to_vec());
                 }
             }
@@ -394,7 +393,7 @@ fn apply(
     // with the records forever, so that the parent is listed by every status: dropped.
     let dirs: Vec<Rec> = cache
         .carried_dirs()
-        .filter(|r| r.path.is_empty() || b_is_dir(&r.path) || has_beneath(b, &r.path))
+        .filter(|r| r.path.is_empty() || b_is_dir(&r.path) || b.has_beneath(&r.path))
         .collect();
     let mut fresh = StatCache::with_dirs(started_ns, all, dirs);
     // Durable first (docs/store.md, "Durability"); the clock tick of the newest write has

@@ -292,18 +292,14 @@ pub fn indexed_blobs(raw: &Raw) -> std::collections::HashMap<cowtree_store::Hash
     count
 }
 
-/// A manifest encoded by hand (so that it can hold what the encoder refuses): one file entry
-/// per (path, size, hash).
+/// A manifest encoded entry by entry, unchecked (so that it can hold what
+/// `Manifest::new` refuses): one file entry per (path, size, hash).
 pub fn raw_manifest(entries: &[(&[u8], u64, cowtree_store::Hash)]) -> Vec<u8> {
-    let mut out = b"CTMANIF\n".to_vec();
-    out.extend_from_slice(&1u32.to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    use cowtree_store::manifest::{encode_blob, encode_header};
+    let mut out = Vec::new();
+    encode_header(&mut out, entries.len() as u64);
     for (path, size, hash) in entries {
-        out.extend_from_slice(&(path.len() as u32).to_le_bytes());
-        out.extend_from_slice(path);
-        out.push(1);
-        out.extend_from_slice(&size.to_le_bytes());
-        out.extend_from_slice(hash.as_bytes());
+        encode_blob(&mut out, path, false, *size, hash);
     }
     out
 }

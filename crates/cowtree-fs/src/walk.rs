@@ -1,0 +1,908 @@
+//! The one directory walker of cowtree: parallel, directory-relative, never following a
+//! symlink, with a bounded number of open descriptors, and with the traversal kept apart from
+//! what is done per directory.
+//!
+//! The shape is ripgrep's parallel walker: [`Walk::run`] takes a factory that builds one
+//! [`Visitor`] per worker thread; the walk calls the visitor for each directory it opens, and
+//! hands every visitor back at the end, so that per-worker state (counts, entries found) needs
+//! no lock while the walk runs. A visitor decides everything about the tree's shape:
+//!
+//! - [`Visitor::visit_dir`] gets the directory open ([`DirVisit::dir`]), lists it when it wants
+//!   to ([`DirVisit::entries`]: a visitor that knows the names from elsewhere need not), and
+//!   says which subdirectories to walk ([`DirVisit::descend`]), each with a context value of its
+//!   own that the child's visit receives (the destination directory to create into, "this
+//!   subtree is unchanged", a slot for the child's output...).
+//! - [`DirVisit::spawn`] splits the work of a big directory: each job runs later, on whichever
+//!   worker is free, with the directory's handle ([`Visitor::visit_job`]).
+//! - The first error a visitor returns stops the walk: no directory or job starts after it,
+//!   and [`Walk::run`] returns it. Visitors looping over many entries can look at
+//!   [`DirVisit::stopped`] to stop sooner.
+//!
+//! Safety: a root is opened by the caller (the user named it); every directory below is
+//! opened beneath an open directory with `O_NOFOLLOW|O_DIRECTORY`: its parent's handle while
+//! that is held, else the root's with `openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS)` (a walk
+//! per component where the kernel lacks it, and on macOS; see [`crate::dir::Dir`]). A symlink
+//! swapped in for a directory makes that open fail; it is never followed.
+//!
+//! Descriptors: a queued directory or job holds its parent's handle only while fewer than
+//! [`HELD_PER_WORKER`] per worker are held (beyond that, a directory is opened from the root
+//! by its path, and a job runs on the worker that spawned it, right after the visit), so a
+//! walk holds at most [`FDS_PER_WORKER`] descriptors per worker, whatever the tree's shape,
+//! plus what the visitors open themselves.
+//!
+//! Threads: a [`Walk`] runs on a kept [`Pool`] ([`Walk::on`]) or on threads of its own
+//! ([`Walk::new`]); its worker count comes from [`crate::workers::budget`].
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::dir::{Dir, DirEntry};
+use crate::progress::Progress;
+use crate::workers::Pool;
+
+/// Parent handles queued work may hold, per worker.
+pub const HELD_PER_WORKER: usize = 6;
+
+/// Descriptors a walk holds per worker at most: the directory being visited, its reopened
+/// listing handle, and [`HELD_PER_WORKER`] held by queued work. Count it into
+/// [`crate::workers::Demand::fds_per_worker`] with the visitor's own.
+pub const FDS_PER_WORKER: usize = HELD_PER_WORKER + 2;
+
+/// What a walk does in each directory, one instance per worker thread (built by the factory
+/// given to [`Walk::run`], returned by it at the end).
+pub trait Visitor: Send {
+    /// The value a directory is visited with: given with the root ([`Walk::run`]) and with
+    /// each [`DirVisit::descend`].
+    type Ctx: Send;
+    /// Work on a directory's entries deferred with [`DirVisit::spawn`]; a visitor that never
+    /// spawns can use [`std::convert::Infallible`].
+    type Job: Send;
+    /// The visitor's error; the first one stops the walk.
+    type Error: Send;
+
+    /// Visits one directory, open in `dir`, with the value its parent (or the root) gave.
+    fn visit_dir(
+        &mut self,
+        dir: &mut DirVisit<'_, Self::Ctx, Self::Job>,
+        ctx: Self::Ctx,
+    ) -> Result<(), Self::Error>;
+
+    /// Runs a job that a visit of the directory `job.dir()` spawned.
+    fn visit_job(&mut self, dir: &JobVisit<'_>, job: Self::Job) -> Result<(), Self::Error>;
+
+    /// A directory to be visited could not be opened (`error` names it relative to its root:
+    /// gone, replaced by a symlink or a file, no permission...). `Ok` skips it; an error stops
+    /// the walk.
+    fn open_failed(
+        &mut self,
+        at: &Failed<'_>,
+        ctx: Self::Ctx,
+        error: io::Error,
+    ) -> Result<(), Self::Error>;
+}
+
+/// A directory that could not be opened: see [`Visitor::open_failed`].
+#[derive(Debug)]
+pub struct Failed<'a> {
+    /// Which root it is under (its index in the roots given to [`Walk::run`]).
+    pub root: usize,
+    /// Its path relative to that root (raw bytes, `/`-separated; empty for the root).
+    pub rel: &'a [u8],
+}
+
+/// How a subdirectory is opened for its visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    /// A handle that can list it.
+    List,
+    /// An `O_PATH` handle where the platform has one (cheaper; enough to look entries up,
+    /// `stat` and open them); [`DirVisit::entries`] reopens it to list.
+    PathOnly,
+}
+
+/// A parent handle held by queued work, counted against the walk's bound.
+struct Held<'w> {
+    dir: Arc<Dir>,
+    count: &'w AtomicUsize,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One unit of a walk's queue.
+enum Item<'w, C, J> {
+    Dir {
+        root: usize,
+        rel: Vec<u8>,
+        ctx: C,
+        open: Open,
+        /// The parent's handle, when one could be held (else: opened from the root).
+        parent: Option<Held<'w>>,
+    },
+    Job {
+        root: usize,
+        rel: Arc<[u8]>,
+        held: Held<'w>,
+        job: J,
+    },
+}
+
+/// What a walk shares between its workers.
+struct Shared<'w> {
+    roots: &'w [&'w Dir],
+    held: AtomicUsize,
+    max_held: usize,
+    stop: AtomicBool,
+    progress: &'w Progress,
+}
+
+impl<'w> Shared<'w> {
+    fn hold(&'w self, dir: &Arc<Dir>) -> Option<Held<'w>> {
+        let mut n = self.held.load(Ordering::Relaxed);
+        loop {
+            if n >= self.max_held {
+                return None;
+            }
+            match self
+                .held
+                .compare_exchange_weak(n, n + 1, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    return Some(Held {
+                        dir: Arc::clone(dir),
+                        count: &self.held,
+                    });
+                }
+                Err(now) => n = now,
+            }
+        }
+    }
+}
+
+/// One directory being visited: its open handle, where it is, and the means to walk on.
+pub struct DirVisit<'v, C, J> {
+    shared: &'v Shared<'v>,
+    root: usize,
+    rel: Arc<[u8]>,
+    dir: Arc<Dir>,
+    path_only: bool,
+    /// Directories and jobs queued by this visit, added to the walk's queue after it.
+    pushed: Vec<Item<'v, C, J>>,
+    /// Jobs that found no handle to hold: run by this worker after the visit.
+    inline_jobs: Vec<J>,
+}
+
+impl<C, J> DirVisit<'_, C, J> {
+    /// The directory, open. When it was reached with [`DirVisit::descend_path_only`] it may
+    /// be an `O_PATH` handle, which cannot be listed or read through: see
+    /// [`DirVisit::entries`].
+    pub fn dir(&self) -> &Dir {
+        &self.dir
+    }
+
+    /// Which root the directory is under (its index in the roots given to [`Walk::run`]).
+    pub fn root(&self) -> usize {
+        self.root
+    }
+
+    /// Its path relative to its root: raw bytes, `/`-separated, empty for the root itself.
+    pub fn rel(&self) -> &[u8] {
+        &self.rel
+    }
+
+    /// [`DirVisit::rel`] as a path.
+    pub fn rel_path(&self) -> &Path {
+        Path::new(OsStr::from_bytes(&self.rel))
+    }
+
+    /// The path of the entry `name` in this directory, relative to the root.
+    pub fn child_rel(&self, name: &[u8]) -> Vec<u8> {
+        join(&self.rel, name)
+    }
+
+    /// The walk's progress counters ([`Walk::progress`]), for the visitor to count what it
+    /// does; the walk itself counts nothing there.
+    pub fn progress(&self) -> &Progress {
+        self.shared.progress
+    }
+
+    /// True once a worker has failed: the walk is stopping, and the rest of this visit's work
+    /// will be thrown away.
+    pub fn stopped(&self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed)
+    }
+
+    /// The directory's entries except `.` and `..`, in the order the filesystem returns
+    /// them. A directory opened path-only is reopened first (and stays so for the rest of the
+    /// visit and for the subdirectories and jobs queued after this call).
+    pub fn entries(&mut self) -> io::Result<Vec<DirEntry>> {
+        if self.path_only {
+            self.dir = Arc::new(self.dir.reopen()?);
+            self.path_only = false;
+        }
+        match Arc::get_mut(&mut self.dir) {
+            // The walk's own handle, used by no one else: read through its own offset.
+            Some(dir) => dir.read_entries(),
+            None => self.dir.entries(),
+        }
+    }
+
+    /// Walks into the subdirectory `name` (an entry of this directory): it is visited with
+    /// `ctx`. It is opened when its visit starts, never following a symlink: if something
+    /// else is there by then, [`Visitor::open_failed`] says so.
+    pub fn descend(&mut self, name: &OsStr, ctx: C) {
+        self.push_dir(name, ctx, Open::List);
+    }
+
+    /// [`DirVisit::descend`] with an `O_PATH` handle where the platform has one: for a visit
+    /// that most likely will not list the directory (its names are known from elsewhere).
+    pub fn descend_path_only(&mut self, name: &OsStr, ctx: C) {
+        self.push_dir(name, ctx, Open::PathOnly);
+    }
+
+    fn push_dir(&mut self, name: &OsStr, ctx: C, open: Open) {
+        let parent = self.shared.hold(&self.dir);
+        self.pushed.push(Item::Dir {
+            root: self.root,
+            rel: join(&self.rel, name.as_bytes()),
+            ctx,
+            open,
+            parent,
+        });
+    }
+
+    /// Defers `job` on this directory's entries, to run on any free worker with the
+    /// directory's handle ([`Visitor::visit_job`]): for a directory too big for one worker.
+    /// When no more handles may be held, the job runs on this worker right after this visit.
+    pub fn spawn(&mut self, job: J) {
+        match self.shared.hold(&self.dir) {
+            Some(held) => self.pushed.push(Item::Job {
+                root: self.root,
+                rel: Arc::clone(&self.rel),
+                held,
+                job,
+            }),
+            None => self.inline_jobs.push(job),
+        }
+    }
+}
+
+/// The directory a job runs on: see [`Visitor::visit_job`].
+pub struct JobVisit<'v> {
+    shared: &'v Shared<'v>,
+    root: usize,
+    rel: &'v [u8],
+    dir: &'v Dir,
+}
+
+impl JobVisit<'_> {
+    /// The directory, open as it was for its visit.
+    pub fn dir(&self) -> &Dir {
+        self.dir
+    }
+
+    /// Which root the directory is under.
+    pub fn root(&self) -> usize {
+        self.root
+    }
+
+    /// Its path relative to its root (empty for the root).
+    pub fn rel(&self) -> &[u8] {
+        self.rel
+    }
+
+    /// The path of the entry `name` in this directory, relative to the root.
+    pub fn child_rel(&self, name: &[u8]) -> Vec<u8> {
+        join(self.rel, name)
+    }
+
+    /// The walk's progress counters.
+    pub fn progress(&self) -> &Progress {
+        self.shared.progress
+    }
+
+    /// True once a worker has failed.
+    pub fn stopped(&self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// A walk's settings: where it runs, on how many workers, and its progress counters.
+#[derive(Debug, Clone, Copy)]
+pub struct Walk<'a> {
+    pool: Option<&'a Pool>,
+    jobs: usize,
+    progress: Option<&'a Progress>,
+}
+
+impl<'a> Walk<'a> {
+    /// A walk on `jobs` threads started for it (on the caller's thread alone when 1).
+    pub fn new(jobs: usize) -> Walk<'a> {
+        Walk {
+            pool: None,
+            jobs: jobs.max(1),
+            progress: None,
+        }
+    }
+
+    /// A walk on the threads of `pool`, all of them unless [`Walk::jobs`] says fewer.
+    pub fn on(pool: &'a Pool) -> Walk<'a> {
+        Walk {
+            pool: Some(pool),
+            jobs: pool.jobs(),
+            progress: None,
+        }
+    }
+
+    /// At most `jobs` workers (on a pool, at most the pool's).
+    pub fn jobs(mut self, jobs: usize) -> Walk<'a> {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    /// The counters visitors count into ([`DirVisit::progress`]).
+    pub fn progress(mut self, progress: &'a Progress) -> Walk<'a> {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Walks from `roots` (each an open directory and the value its visit gets), with one
+    /// visitor per worker made by `make_visitor`. Returns every visitor, or the first error.
+    ///
+    /// A root's own handle is not read: its visit gets a new one (`openat(root, ".")`).
+    pub fn run<V, F>(&self, roots: Vec<(&Dir, V::Ctx)>, make_visitor: F) -> Result<Vec<V>, V::Error>
+    where
+        V: Visitor,
+        F: Fn() -> V + Sync,
+    {
+        let (dirs, ctxs): (Vec<&Dir>, Vec<V::Ctx>) = roots.into_iter().unzip();
+        let default_progress;
+        let progress = match self.progress {
+            Some(p) => p,
+            None => {
+                default_progress = Progress::default();
+                &default_progress
+            }
+        };
+        let jobs = match self.pool {
+            Some(pool) => self.jobs.min(pool.jobs()),
+            None => self.jobs,
+        };
+        let shared = Shared {
+            roots: &dirs,
+            held: AtomicUsize::new(0),
+            max_held: jobs * HELD_PER_WORKER,
+            stop: AtomicBool::new(false),
+            progress,
+        };
+        // The first root is visited first (the queue runs the last pushed item first).
+        let initial: Vec<Item<'_, V::Ctx, V::Job>> = ctxs
+            .into_iter()
+            .enumerate()
+            .map(|(root, ctx)| Item::Dir {
+                root,
+                rel: Vec::new(),
+                ctx,
+                open: Open::List,
+                parent: None,
+            })
+            .rev()
+            .collect();
+        let shared = &shared;
+        match self.pool {
+            Some(pool) => pool.run(jobs, initial, make_visitor, |v, i, p| step(shared, v, i, p)),
+            None => {
+                crate::workers::run(jobs, initial, make_visitor, |v, i, p| step(shared, v, i, p))
+            }
+        }
+    }
+}
+
+/// A queue item of a walk by visitor `V`.
+type ItemOf<'w, V> = Item<'w, <V as Visitor>::Ctx, <V as Visitor>::Job>;
+
+/// Runs one queue item, and marks the walk stopped on its error.
+fn step<'w, V: Visitor>(
+    shared: &'w Shared<'w>,
+    visitor: &mut V,
+    item: ItemOf<'w, V>,
+    pushed: &mut Vec<ItemOf<'w, V>>,
+) -> Result<(), V::Error> {
+    let result = run_item(shared, visitor, item, pushed);
+    if result.is_err() {
+        shared.stop.store(true, Ordering::Relaxed);
+    }
+    result
+}
+
+fn run_item<'w, V: Visitor>(
+    shared: &'w Shared<'w>,
+    visitor: &mut V,
+    item: Item<'w, V::Ctx, V::Job>,
+    pushed: &mut Vec<Item<'w, V::Ctx, V::Job>>,
+) -> Result<(), V::Error> {
+    match item {
+        Item::Job {
+            root,
+            rel,
+            held,
+            job,
+        } => {
+            let at = JobVisit {
+                shared,
+                root,
+                rel: &rel,
+                dir: &held.dir,
+            };
+            visitor.visit_job(&at, job)
+        }
+        Item::Dir {
+            root,
+            rel,
+            ctx,
+            open,
+            parent,
+        } => {
+            let opened = open_dir(shared.roots[root], &rel, parent, open);
+            let dir = match opened {
+                Ok(dir) => dir,
+                Err(e) => return visitor.open_failed(&Failed { root, rel: &rel }, ctx, e),
+            };
+            let path_only = open == Open::PathOnly && !crate::sys::PATH_ONLY.is_empty();
+            let mut visit = DirVisit {
+                shared,
+                root,
+                rel: Arc::from(rel),
+                dir: Arc::new(dir),
+                path_only,
+                pushed: std::mem::take(pushed),
+                inline_jobs: Vec::new(),
+            };
+            visitor.visit_dir(&mut visit, ctx)?;
+            let DirVisit {
+                rel,
+                dir,
+                inline_jobs,
+                pushed: local,
+                ..
+            } = visit;
+            if !inline_jobs.is_empty() {
+                let at = JobVisit {
+                    shared,
+                    root,
+                    rel: &rel,
+                    dir: &dir,
+                };
+                for job in inline_jobs {
+                    visitor.visit_job(&at, job)?;
+                }
+            }
+            drop(dir);
+            *pushed = local;
+            Ok(())
+        }
+    }
+}
+
+/// Opens a queued directory: beneath its parent's handle when one was held, else beneath the
+/// root by its relative path; the root itself is reopened (a handle of the walk's own).
+fn open_dir(root: &Dir, rel: &[u8], parent: Option<Held<'_>>, open: Open) -> io::Result<Dir> {
+    if rel.is_empty() {
+        return root.reopen();
+    }
+    match parent {
+        Some(held) => {
+            let name = OsStr::from_bytes(rel.rsplit(|&b| b == b'/').next().unwrap_or(rel));
+            match open {
+                Open::List => held.dir.open_dir(name),
+                Open::PathOnly => held.dir.open_dir_path(name),
+            }
+        }
+        None => root.open_dir_deep(Path::new(OsStr::from_bytes(rel))),
+    }
+}
+
+fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(rel.len() + 1 + name.len());
+    v.extend_from_slice(rel);
+    if !rel.is_empty() {
+        v.push(b'/');
+    }
+    v.extend_from_slice(name);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::convert::Infallible;
+    use std::fs;
+
+    use rustix::fs::FileType;
+
+    use super::*;
+
+    /// Counts what it sees and records, for each directory visited, its path and the depth
+    /// its parent passed down.
+    #[derive(Default)]
+    struct Census {
+        dirs: BTreeMap<Vec<u8>, u32>,
+        files: u64,
+        symlinks: u64,
+        failed: Vec<(Vec<u8>, io::ErrorKind)>,
+    }
+
+    impl Visitor for Census {
+        type Ctx = u32;
+        type Job = Infallible;
+        type Error = io::Error;
+
+        fn visit_dir(
+            &mut self,
+            d: &mut DirVisit<'_, u32, Infallible>,
+            depth: u32,
+        ) -> io::Result<()> {
+            self.dirs.insert(d.rel().to_vec(), depth);
+            for e in d.entries()? {
+                match e.file_type {
+                    FileType::Directory => d.descend(&e.name, depth + 1),
+                    FileType::Symlink => self.symlinks += 1,
+                    _ => self.files += 1,
+                }
+            }
+            Ok(())
+        }
+
+        fn visit_job(&mut self, _: &JobVisit<'_>, job: Infallible) -> io::Result<()> {
+            match job {}
+        }
+
+        fn open_failed(&mut self, at: &Failed<'_>, _: u32, e: io::Error) -> io::Result<()> {
+            self.failed.push((at.rel.to_vec(), e.kind()));
+            Ok(())
+        }
+    }
+
+    /// `width` directories per level, `depth` levels, 3 files in each directory, and a
+    /// symlink to the root's first subdirectory in every directory.
+    fn make_tree(root: &Path, width: usize, depth: usize) -> (usize, usize) {
+        let (mut dirs, mut files) = (1, 0);
+        let mut level = vec![root.to_path_buf()];
+        for d in 0..=depth {
+            let mut next = Vec::new();
+            for dir in &level {
+                for f in 0..3 {
+                    fs::write(dir.join(format!("f{f}")), b"x").unwrap();
+                    files += 1;
+                }
+                std::os::unix::fs::symlink(root.join("d0"), dir.join("link")).unwrap();
+                if d < depth {
+                    for w in 0..width {
+                        let sub = dir.join(format!("d{w}"));
+                        fs::create_dir(&sub).unwrap();
+                        dirs += 1;
+                        next.push(sub);
+                    }
+                }
+            }
+            level = next;
+        }
+        (dirs, files)
+    }
+
+    fn merged(visitors: Vec<Census>) -> Census {
+        let mut all = Census::default();
+        for v in visitors {
+            for (rel, depth) in v.dirs {
+                assert!(
+                    all.dirs.insert(rel.clone(), depth).is_none(),
+                    "{rel:?} twice"
+                );
+            }
+            all.files += v.files;
+            all.symlinks += v.symlinks;
+            all.failed.extend(v.failed);
+        }
+        all
+    }
+
+    #[test]
+    fn every_directory_is_visited_once_with_its_parents_value_and_symlinks_are_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dirs, files) = make_tree(tmp.path(), 4, 3);
+        let root = Dir::open(tmp.path()).unwrap();
+        let pool = Pool::new(3, "walk-test");
+        for walk in [
+            Walk::new(1),
+            Walk::new(4),
+            Walk::on(&pool),
+            Walk::on(&pool).jobs(2),
+        ] {
+            let visitors = walk.run(vec![(&root, 0)], Census::default).unwrap();
+            let all = merged(visitors);
+            assert_eq!(all.dirs.len(), dirs);
+            assert_eq!(all.files as usize, files);
+            assert_eq!(
+                all.symlinks as usize, dirs,
+                "one symlink per directory, none followed"
+            );
+            assert!(all.failed.is_empty());
+            for (rel, depth) in &all.dirs {
+                let components = if rel.is_empty() {
+                    0
+                } else {
+                    rel.split(|&b| b == b'/').count() as u32
+                };
+                assert_eq!(*depth, components, "{rel:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn several_roots_are_walked_in_one_pass_each_with_its_own_value() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        make_tree(a.path(), 2, 2);
+        make_tree(b.path(), 3, 1);
+        let (ra, rb) = (Dir::open(a.path()).unwrap(), Dir::open(b.path()).unwrap());
+
+        #[derive(Default)]
+        struct PerRoot(BTreeMap<usize, (u64, u32)>);
+        impl Visitor for PerRoot {
+            type Ctx = u32;
+            type Job = Infallible;
+            type Error = io::Error;
+            fn visit_dir(
+                &mut self,
+                d: &mut DirVisit<'_, u32, Infallible>,
+                tag: u32,
+            ) -> io::Result<()> {
+                let slot = self.0.entry(d.root()).or_insert((0, tag));
+                slot.0 += 1;
+                assert_eq!(slot.1, tag);
+                for e in d.entries()? {
+                    if e.file_type == FileType::Directory {
+                        d.descend(&e.name, tag);
+                    }
+                }
+                Ok(())
+            }
+            fn visit_job(&mut self, _: &JobVisit<'_>, job: Infallible) -> io::Result<()> {
+                match job {}
+            }
+            fn open_failed(&mut self, _: &Failed<'_>, _: u32, e: io::Error) -> io::Result<()> {
+                Err(e)
+            }
+        }
+        let visitors = Walk::new(2)
+            .run(vec![(&ra, 10), (&rb, 20)], PerRoot::default)
+            .unwrap();
+        let mut per_root: BTreeMap<usize, (u64, u32)> = BTreeMap::new();
+        for v in visitors {
+            for (root, (n, tag)) in v.0 {
+                let slot = per_root.entry(root).or_insert((0, tag));
+                slot.0 += n;
+                assert_eq!(slot.1, tag);
+            }
+        }
+        assert_eq!(per_root[&0], (1 + 2 + 4, 10));
+        assert_eq!(per_root[&1], (1 + 3, 20));
+    }
+
+    #[test]
+    fn a_symlink_descended_into_is_refused_at_open_and_reported_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir(tmp.path().join("real")).unwrap();
+        fs::write(tmp.path().join("real/secret"), b"x").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("real"), tmp.path().join("link")).unwrap();
+
+        #[derive(Default)]
+        struct Everything(Census);
+        impl Visitor for Everything {
+            type Ctx = u32;
+            type Job = Infallible;
+            type Error = io::Error;
+            fn visit_dir(
+                &mut self,
+                d: &mut DirVisit<'_, u32, Infallible>,
+                n: u32,
+            ) -> io::Result<()> {
+                self.0.dirs.insert(d.rel().to_vec(), n);
+                for e in d.entries()? {
+                    if e.file_type != FileType::RegularFile {
+                        // Directories and symlinks alike: the walk must refuse the symlink.
+                        d.descend(&e.name, n + 1);
+                    }
+                }
+                Ok(())
+            }
+            fn visit_job(&mut self, _: &JobVisit<'_>, job: Infallible) -> io::Result<()> {
+                match job {}
+            }
+            fn open_failed(&mut self, at: &Failed<'_>, c: u32, e: io::Error) -> io::Result<()> {
+                self.0.open_failed(at, c, e)
+            }
+        }
+        let root = Dir::open(tmp.path()).unwrap();
+        for jobs in [1, 3] {
+            let all = merged(
+                Walk::new(jobs)
+                    .run(vec![(&root, 0)], Everything::default)
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.0)
+                    .collect(),
+            );
+            let seen: Vec<&[u8]> = all.dirs.keys().map(|k| k.as_slice()).collect();
+            assert_eq!(seen, [&b""[..], b"real"]);
+            assert_eq!(all.failed.len(), 1);
+            assert_eq!(all.failed[0].0, b"link");
+            assert_ne!(all.failed[0].1, io::ErrorKind::NotFound);
+        }
+    }
+
+    #[test]
+    fn the_first_error_stops_the_walk_and_is_returned() {
+        let tmp = tempfile::tempdir().unwrap();
+        make_tree(tmp.path(), 6, 3);
+        let root = Dir::open(tmp.path()).unwrap();
+        let visited = AtomicUsize::new(0);
+
+        struct FailAt<'a>(&'a AtomicUsize);
+        impl Visitor for FailAt<'_> {
+            type Ctx = ();
+            type Job = Infallible;
+            type Error = String;
+            fn visit_dir(
+                &mut self,
+                d: &mut DirVisit<'_, (), Infallible>,
+                _: (),
+            ) -> Result<(), String> {
+                self.0.fetch_add(1, Ordering::Relaxed);
+                if d.rel() == b"d2/d3" {
+                    return Err("failed in d2/d3".into());
+                }
+                for e in d.entries().map_err(|e| e.to_string())? {
+                    if e.file_type == FileType::Directory {
+                        d.descend(&e.name, ());
+                    }
+                }
+                Ok(())
+            }
+            fn visit_job(&mut self, _: &JobVisit<'_>, job: Infallible) -> Result<(), String> {
+                match job {}
+            }
+            fn open_failed(&mut self, _: &Failed<'_>, _: (), e: io::Error) -> Result<(), String> {
+                Err(e.to_string())
+            }
+        }
+        // 1 + 6 + 36 + 216 directories.
+        for jobs in [1, 4] {
+            visited.store(0, Ordering::Relaxed);
+            let err = Walk::new(jobs)
+                .run(vec![(&root, ())], || FailAt(&visited))
+                .err();
+            assert_eq!(err.as_deref(), Some("failed in d2/d3"), "jobs {jobs}");
+            assert!(visited.load(Ordering::Relaxed) < 259, "jobs {jobs}");
+        }
+    }
+
+    #[test]
+    fn spawned_jobs_run_once_each_with_the_directorys_handle_even_past_the_held_bound() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dirs, files) = make_tree(tmp.path(), 5, 2);
+        let root = Dir::open(tmp.path()).unwrap();
+
+        /// Lists each directory and spawns one job per file (far more than the walk may hold
+        /// handles for); each job stats its file through the job's handle.
+        #[derive(Default)]
+        struct PerFile {
+            stat: u64,
+            dirs: u64,
+        }
+        impl Visitor for PerFile {
+            type Ctx = ();
+            type Job = std::ffi::OsString;
+            type Error = io::Error;
+            fn visit_dir(&mut self, d: &mut DirVisit<'_, (), Self::Job>, _: ()) -> io::Result<()> {
+                self.dirs += 1;
+                for e in d.entries()? {
+                    match e.file_type {
+                        FileType::Directory => d.descend(&e.name, ()),
+                        FileType::RegularFile => d.spawn(e.name),
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            fn visit_job(&mut self, d: &JobVisit<'_>, name: Self::Job) -> io::Result<()> {
+                let st = d.dir().stat(&name)?;
+                assert_eq!(st.st_size, 1, "{:?}", d.child_rel(name.as_bytes()));
+                self.stat += 1;
+                Ok(())
+            }
+            fn open_failed(&mut self, _: &Failed<'_>, _: (), e: io::Error) -> io::Result<()> {
+                Err(e)
+            }
+        }
+        for jobs in [1, 2, 4] {
+            let visitors = Walk::new(jobs)
+                .run(vec![(&root, ())], PerFile::default)
+                .unwrap();
+            assert_eq!(visitors.iter().map(|v| v.stat).sum::<u64>() as usize, files);
+            assert_eq!(visitors.iter().map(|v| v.dirs).sum::<u64>() as usize, dirs);
+        }
+    }
+
+    #[test]
+    fn a_directory_reached_path_only_can_still_be_listed() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("a/b")).unwrap();
+        fs::write(tmp.path().join("a/b/f"), b"x").unwrap();
+
+        #[derive(Default)]
+        struct PathOnly(Vec<Vec<u8>>);
+        impl Visitor for PathOnly {
+            type Ctx = ();
+            type Job = Infallible;
+            type Error = io::Error;
+            fn visit_dir(&mut self, d: &mut DirVisit<'_, (), Infallible>, _: ()) -> io::Result<()> {
+                // A path-only handle can stat entries before it is listed.
+                if !d.rel().is_empty() {
+                    d.dir().stat_self()?;
+                }
+                for e in d.entries()? {
+                    self.0.push(d.child_rel(e.name.as_bytes()));
+                    if e.file_type == FileType::Directory {
+                        d.descend_path_only(&e.name, ());
+                    }
+                }
+                Ok(())
+            }
+            fn visit_job(&mut self, _: &JobVisit<'_>, job: Infallible) -> io::Result<()> {
+                match job {}
+            }
+            fn open_failed(&mut self, _: &Failed<'_>, _: (), e: io::Error) -> io::Result<()> {
+                Err(e)
+            }
+        }
+        let root = Dir::open(tmp.path()).unwrap();
+        let mut seen: Vec<Vec<u8>> = Walk::new(2)
+            .run(vec![(&root, ())], PathOnly::default)
+            .unwrap()
+            .into_iter()
+            .flat_map(|v| v.0)
+            .collect();
+        seen.sort();
+        assert_eq!(seen, [b"a".to_vec(), b"a/b".to_vec(), b"a/b/f".to_vec()]);
+    }
+
+    #[test]
+    fn queued_work_holds_no_more_parent_handles_than_the_bound() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs: Vec<&Dir> = Vec::new();
+        let progress = Progress::default();
+        let shared = Shared {
+            roots: &dirs,
+            held: AtomicUsize::new(0),
+            max_held: 2,
+            stop: AtomicBool::new(false),
+            progress: &progress,
+        };
+        let dir = Arc::new(Dir::open(tmp.path()).unwrap());
+        let a = shared.hold(&dir).expect("first of two");
+        let b = shared.hold(&dir).expect("second of two");
+        assert!(shared.hold(&dir).is_none(), "a third is over the bound");
+        drop(a);
+        let c = shared.hold(&dir).expect("room again once one is dropped");
+        drop((b, c));
+        assert_eq!(shared.held.load(Ordering::Relaxed), 0);
+        assert_eq!(Arc::strong_count(&dir), 1);
+    }
+}

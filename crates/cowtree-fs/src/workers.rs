@@ -1,0 +1,443 @@
+//! Worker threads for every parallel job of cowtree: how many ([`budget`], the one rule), the
+//! threads themselves ([`Pool`], kept for as long as its owner wants them), and a work queue
+//! run on them ([`Pool::run`]: items may push more items, the first error stops everyone, each
+//! worker keeps its own state).
+//!
+//! [`crate::walk`] runs a directory walk on this queue; callers whose work is not a walk of a
+//! directory tree (linking a planned tree, checking out a manifest) use the queue directly.
+
+use std::sync::{Condvar, Mutex, PoisonError};
+
+/// Descriptors the process keeps for itself (standard streams, the store's lock, the caller's
+/// own files) before any worker is counted against the open-file limit.
+pub const RESERVED_FDS: usize = 64;
+
+/// What one kind of work asks of [`budget`]: how many workers per core it wants when the caller
+/// does not say, within which bounds, and how many descriptors one worker holds at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Demand {
+    /// Workers per core (see [`crate::parallel::cores`]) when the caller asks for no count.
+    pub per_core: usize,
+    /// Fewest workers when the caller asks for no count.
+    pub min: usize,
+    /// Most workers when the caller asks for no count.
+    pub max: usize,
+    /// Descriptors one worker may hold at once (a walk's own included: see
+    /// [`crate::walk::FDS_PER_WORKER`]). All workers together stay under the open-file limit.
+    pub fds_per_worker: usize,
+}
+
+impl Demand {
+    /// `per_core` workers per core, at least 1, at most 64, each holding at most
+    /// `fds_per_worker` descriptors.
+    pub const fn per_core(per_core: usize, fds_per_worker: usize) -> Demand {
+        Demand {
+            per_core,
+            min: 1,
+            max: 64,
+            fds_per_worker,
+        }
+    }
+}
+
+/// The number of workers for `demand`: `requested` when the caller gave one (a `--jobs N`;
+/// 0 means "decide"), else `per_core` per core within `min..=max`; in both cases few enough that
+/// each can hold its `fds_per_worker` descriptors under the process's open-file limit (less
+/// [`RESERVED_FDS`]), and at least 1.
+pub fn budget(requested: usize, demand: Demand) -> usize {
+    let open_files = open_file_limit();
+    budget_for(requested, demand, crate::parallel::cores(), open_files)
+}
+
+/// [`budget`] with the core count and the open-file limit given: the rule itself.
+pub fn budget_for(requested: usize, demand: Demand, cores: usize, open_files: usize) -> usize {
+    let want = if requested == 0 {
+        cores
+            .saturating_mul(demand.per_core)
+            .min(demand.max)
+            .max(demand.min)
+    } else {
+        requested
+    };
+    let by_fds = open_files.saturating_sub(RESERVED_FDS) / demand.fds_per_worker.max(1);
+    want.min(by_fds).max(1)
+}
+
+/// The soft limit on open files (`RLIMIT_NOFILE`), 1024 when it cannot be read.
+fn open_file_limit() -> usize {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or(1024, |n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// A set of worker threads, started when built and kept until dropped, so that a caller that
+/// runs many small jobs (a linking session, a store's checkouts) does not start and stop
+/// threads for every one.
+///
+/// A pool of one worker starts no thread: everything runs on the caller's thread.
+pub struct Pool {
+    pool: Option<rayon::ThreadPool>,
+    jobs: usize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("jobs", &self.jobs)
+            .field("threads", &self.pool.is_some())
+            .finish()
+    }
+}
+
+impl Pool {
+    /// `jobs` workers (threads named `<name>-<i>`). If the threads cannot be started, each
+    /// [`Pool::run`] starts its own for the run and [`Pool::install`] runs on the caller's
+    /// thread.
+    pub fn new(jobs: usize, name: &'static str) -> Pool {
+        let jobs = jobs.max(1);
+        let pool = (jobs > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(jobs)
+                    .thread_name(move |i| format!("{name}-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        Pool { pool, jobs }
+    }
+
+    /// The number of workers.
+    pub fn jobs(&self) -> usize {
+        self.jobs
+    }
+
+    /// Runs `f` inside the pool, so that rayon's parallel iterators (and
+    /// `rayon::current_thread_index`) in it use the pool's threads; on the caller's thread
+    /// when the pool has none.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
+    /// Sorts `v` (unstably) on the pool's threads.
+    pub fn sort_unstable_by<T: Send>(
+        &self,
+        v: &mut [T],
+        cmp: impl Fn(&T, &T) -> std::cmp::Ordering + Sync + Send,
+    ) {
+        use rayon::slice::ParallelSliceMut as _;
+        match &self.pool {
+            Some(pool) => pool.install(|| v.par_sort_unstable_by(cmp)),
+            None => v.sort_unstable_by(cmp),
+        }
+    }
+
+    /// Runs `work` over `initial` and every item it pushes, on at most `jobs` of the pool's
+    /// workers. Each worker starts with `make_local()` and works on that state; the states of
+    /// all workers are returned, or the first error (no new item starts after an error).
+    /// Items should carry no open descriptors (or a bounded number: see [`crate::walk`]), so
+    /// that a long queue does not run into the open-file limit.
+    pub fn run<T, W, E>(
+        &self,
+        jobs: usize,
+        initial: Vec<T>,
+        make_local: impl Fn() -> W + Sync,
+        work: impl Fn(&mut W, T, &mut Vec<T>) -> Result<(), E> + Sync,
+    ) -> Result<Vec<W>, E>
+    where
+        T: Send,
+        W: Send,
+        E: Send,
+    {
+        let jobs = jobs.min(self.jobs).max(1);
+        let Some(pool) = self.pool.as_ref().filter(|_| jobs > 1) else {
+            return run(jobs, initial, make_local, work);
+        };
+        let queue = Queue::new(initial);
+        let locals = Mutex::new(Vec::with_capacity(jobs));
+        // Each worker blocks while the queue is empty and others are busy, so exactly `jobs`
+        // of them run at once: the pool has at least that many threads, and the thread that
+        // waits for the scope runs one of them itself.
+        pool.scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|_| {
+                    let local = queue.worker(&make_local, &work);
+                    locals
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(local);
+                });
+            }
+        });
+        queue
+            .finish()
+            .map(|()| locals.into_inner().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// [`Pool::run`] on `jobs` threads started for this run alone (inline on the caller's thread
+/// when `jobs` is 1).
+pub fn run<T, W, E>(
+    jobs: usize,
+    initial: Vec<T>,
+    make_local: impl Fn() -> W + Sync,
+    work: impl Fn(&mut W, T, &mut Vec<T>) -> Result<(), E> + Sync,
+) -> Result<Vec<W>, E>
+where
+    T: Send,
+    W: Send,
+    E: Send,
+{
+    if jobs <= 1 {
+        let mut local = make_local();
+        let mut stack = initial;
+        let mut pushed = Vec::new();
+        while let Some(item) = stack.pop() {
+            work(&mut local, item, &mut pushed)?;
+            stack.append(&mut pushed);
+        }
+        return Ok(vec![local]);
+    }
+    let queue = Queue::new(initial);
+    let locals = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|_| scope.spawn(|| queue.worker(&make_local, &work)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect::<Vec<W>>()
+    });
+    queue.finish().map(|()| locals)
+}
+
+/// The shared queue of one run: pending items (last pushed runs first, which keeps a walk
+/// close to depth-first and the pending list short), how many workers are busy, and the
+/// first error.
+struct Queue<T, E> {
+    shared: Mutex<Shared<T, E>>,
+    wake: Condvar,
+}
+
+struct Shared<T, E> {
+    items: Vec<T>,
+    /// Workers currently running an item (and so maybe about to push more).
+    active: usize,
+    error: Option<E>,
+}
+
+impl<T, E> Queue<T, E> {
+    fn new(items: Vec<T>) -> Self {
+        Queue {
+            shared: Mutex::new(Shared {
+                items,
+                active: 0,
+                error: None,
+            }),
+            wake: Condvar::new(),
+        }
+    }
+
+    fn finish(self) -> Result<(), E> {
+        let shared = self
+            .shared
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        match shared.error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn worker<W>(
+        &self,
+        make_local: &(impl Fn() -> W + Sync),
+        work: &(impl Fn(&mut W, T, &mut Vec<T>) -> Result<(), E> + Sync),
+    ) -> W {
+        let mut local = make_local();
+        let mut pushed = Vec::new();
+        // A poisoned lock means another worker panicked; its panic is re-raised by the run, so
+        // carrying on with the data is fine here.
+        let mut guard = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if guard.error.is_some() {
+                break;
+            }
+            let Some(item) = guard.items.pop() else {
+                if guard.active == 0 {
+                    break;
+                }
+                guard = self
+                    .wake
+                    .wait(guard)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
+            guard.active += 1;
+            drop(guard);
+            let result = work(&mut local, item, &mut pushed);
+            guard = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+            guard.active -= 1;
+            match result {
+                Ok(()) => {
+                    let n = pushed.len();
+                    guard.items.append(&mut pushed);
+                    if n > 1 {
+                        self.wake.notify_all();
+                    } else if n == 1 {
+                        self.wake.notify_one();
+                    }
+                }
+                Err(e) => {
+                    pushed.clear();
+                    if guard.error.is_none() {
+                        guard.error = Some(e);
+                    }
+                }
+            }
+            if guard.error.is_some() || (guard.active == 0 && guard.items.is_empty()) {
+                self.wake.notify_all();
+            }
+        }
+        // Items left after an error are dropped here, outside no lock of the caller's.
+        let left = if guard.error.is_some() {
+            std::mem::take(&mut guard.items)
+        } else {
+            Vec::new()
+        };
+        drop(guard);
+        drop(left);
+        self.wake.notify_all();
+        local
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count_tree(jobs: usize, depth: u32, fail_at: Option<u32>) -> Result<u64, String> {
+        // Each item n < depth pushes two items n + 1: 2^(depth+1) - 1 items in all.
+        let locals = run(
+            jobs,
+            vec![0u32],
+            || 0u64,
+            |count, n, push| {
+                if Some(n) == fail_at {
+                    return Err(format!("failed at depth {n}"));
+                }
+                *count += 1;
+                if n < depth {
+                    push.push(n + 1);
+                    push.push(n + 1);
+                }
+                Ok(())
+            },
+        )?;
+        Ok(locals.into_iter().sum())
+    }
+
+    #[test]
+    fn every_pushed_item_runs_exactly_once_at_any_job_count() {
+        for jobs in [1, 2, 3, 8] {
+            assert_eq!(count_tree(jobs, 10, None), Ok(2047), "jobs {jobs}");
+        }
+    }
+
+    #[test]
+    fn a_kept_pool_runs_every_item_once_per_run_and_stops_at_the_first_error() {
+        let pool = Pool::new(3, "test");
+        for _ in 0..3 {
+            let locals = pool
+                .run(
+                    3,
+                    vec![0u32],
+                    || 0u64,
+                    |count, n, push| {
+                        *count += 1;
+                        if n < 10 {
+                            push.push(n + 1);
+                            push.push(n + 1);
+                        }
+                        Ok::<(), String>(())
+                    },
+                )
+                .unwrap();
+            assert_eq!(locals.iter().sum::<u64>(), 2047);
+        }
+        let err = pool.run(
+            3,
+            vec![0u32],
+            || (),
+            |_, n, push| {
+                if n == 5 {
+                    return Err(format!("failed at depth {n}"));
+                }
+                push.push(n + 1);
+                push.push(n + 1);
+                Ok(())
+            },
+        );
+        assert_eq!(err.unwrap_err(), "failed at depth 5");
+    }
+
+    #[test]
+    fn the_first_error_stops_the_run_and_is_returned() {
+        for jobs in [1, 4] {
+            assert_eq!(
+                count_tree(jobs, 10, Some(5)),
+                Err("failed at depth 5".to_string()),
+                "jobs {jobs}"
+            );
+        }
+    }
+
+    #[test]
+    fn install_runs_parallel_iterators_on_the_pools_threads() {
+        use rayon::prelude::*;
+        let pool = Pool::new(3, "test");
+        let threads = pool.install(rayon::current_num_threads);
+        assert_eq!(threads, 3);
+        let sum: u64 = pool.install(|| (1..=1000u64).into_par_iter().sum());
+        assert_eq!(sum, 500_500);
+        let mut v: Vec<u32> = (0..10_000).rev().collect();
+        pool.sort_unstable_by(&mut v, |a, b| a.cmp(b));
+        assert!(v.windows(2).all(|w| w[0] <= w[1]));
+        let single = Pool::new(1, "test");
+        assert_eq!(single.install(rayon::current_thread_index), None);
+    }
+
+    #[test]
+    fn the_budget_takes_the_callers_count_else_cores_within_bounds_and_fits_the_fd_limit() {
+        let d = Demand {
+            per_core: 2,
+            min: 4,
+            max: 16,
+            fds_per_worker: 8,
+        };
+        // (requested, cores, open-file limit) -> workers
+        let table = [
+            ((0, 1, 1024), 4),      // 2 per core, raised to the minimum
+            ((0, 4, 1024), 8),      // 2 per core
+            ((0, 32, 1 << 20), 16), // capped at the maximum
+            ((3, 32, 1024), 3),     // the caller's count wins over cores and bounds
+            ((200, 2, 1024), 120),  // ...but not over the fd limit: (1024 - 64) / 8
+            ((0, 8, 64), 1),        // no room at all still gives one worker
+            ((0, 8, 64 + 3 * 8), 3),
+        ];
+        for ((requested, cores, fds), want) in table {
+            assert_eq!(
+                budget_for(requested, d, cores, fds),
+                want,
+                "requested {requested}, {cores} cores, {fds} files"
+            );
+        }
+        assert!(budget(0, Demand::per_core(1, 4)) >= 1);
+    }
+}
