@@ -36,7 +36,7 @@ use cowtree_fs::{Method, Transfer, TransferOptions, transfer_at};
 use cowtree_link::{Attempt, Decision, Failure, LinkMode, LinkState};
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Corrupt, Error, Result};
 use crate::hash::Hash;
 use crate::manifest::{Data, Entry, Kind, show};
 use crate::store::Store;
@@ -142,36 +142,36 @@ pub fn checkout_with_progress(
     });
 
     let (parent_path, name) = split_dst(dst)?;
-    let parent = Dir::open(&parent_path)
-        .map_err(|e| Error::msg(format!("checkout destination {}: {e}", dst.display())))?;
+    let parent =
+        Dir::open(&parent_path).map_err(|e| Error::io_at("checkout destination", dst, e))?;
     let abs = std::fs::canonicalize(&parent_path)
-        .map_err(|e| Error::msg(format!("{}: {e}", parent_path.display())))?
+        .map_err(|e| Error::io_at("", &parent_path, e))?
         .join(&name);
     let replace_empty = match parent
         .try_stat(&name)
-        .map_err(|e| Error::msg(format!("{}: {e}", dst.display())))?
+        .map_err(|e| Error::io_at("", dst, e))?
     {
         None => false,
         Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() => {
             let d = parent
                 .open_dir(&name)
-                .map_err(|e| Error::msg(format!("{}: {e}", dst.display())))?;
-            let entries = d
-                .entries()
-                .map_err(|e| Error::msg(format!("{}: {e}", dst.display())))?;
+                .map_err(|e| Error::io_at("", dst, e))?;
+            let entries = d.entries().map_err(|e| Error::io_at("", dst, e))?;
             if !entries.is_empty() {
-                return Err(Error::msg(format!(
-                    "checkout destination {} exists and is not empty",
-                    dst.display()
-                )));
+                return Err(Error::AlreadyExists {
+                    what: "checkout destination",
+                    path: dst.to_path_buf(),
+                    how: "exists and is not empty",
+                });
             }
             true
         }
         Some(_) => {
-            return Err(Error::msg(format!(
-                "checkout destination {} exists and is not a directory",
-                dst.display()
-            )));
+            return Err(Error::AlreadyExists {
+                what: "checkout destination",
+                path: dst.to_path_buf(),
+                how: "exists and is not a directory",
+            });
         }
     };
 
@@ -181,7 +181,7 @@ pub fn checkout_with_progress(
     let parent_dev = cowtree_fs::sys::stat_dev(
         &parent
             .stat_self()
-            .map_err(|e| Error::msg(format!("{}: {e}", parent_path.display())))?,
+            .map_err(|e| Error::io_at("", &parent_path, e))?,
     );
     let cross_device = parent_dev != store.blobs_dev()?
         && !matches!(
@@ -190,17 +190,16 @@ pub fn checkout_with_progress(
             Ok(Ok(()))
         );
     if cross_device && opts.mode != CheckoutMode::Copy {
-        let msg = format!(
-            "store {} is on a different filesystem than {}: files will be copied, not cloned \
-             (no shared data blocks). Fix: put the store on the destination's filesystem with \
-             --store PATH or COWTREE_STORE=PATH",
-            store.root().display(),
-            dst.display()
-        );
         if opts.strict {
-            return Err(Error::Strict(format!("--strict: {msg}")));
+            return Err(Error::CrossDevice {
+                store: store.root().to_path_buf(),
+                destination: dst.to_path_buf(),
+            });
         }
-        warn(&format!("warning: {msg}"));
+        warn(&format!(
+            "warning: {}",
+            crate::error::cross_device_message(store.root(), dst)
+        ));
     }
 
     // Staging left beside DST by checkouts of it that died; best effort.
@@ -210,12 +209,8 @@ pub fn checkout_with_progress(
     // killed; removed when the checkout ends, whichever way (see `crate::dest_staging`).
     let abs_stage = abs.with_file_name(&stage_name);
     let mut registration = crate::dest_staging::register(store, &abs_stage)?;
-    let stage = parent.create_dir_open(&stage_name, 0o755).map_err(|e| {
-        Error::msg(format!(
-            "create staging directory in {}: {e}",
-            parent_path.display()
-        ))
-    })?;
+    let stage = (parent.create_dir_open(&stage_name, 0o755))
+        .map_err(|e| Error::io_at("create staging directory in", &parent_path, e))?;
     // Held until the process ends: a staging directory whose lock can be taken belongs to a
     // checkout that died. Nobody else knows the name yet, so only a filesystem without flock
     // makes this fail, and then nothing is ever taken for stale.
@@ -223,7 +218,7 @@ pub fn checkout_with_progress(
     let stage_path = parent_path.join(&stage_name);
     let result = stage
         .stat_self()
-        .map_err(|e| Error::msg(format!("{}: {e}", stage_path.display())))
+        .map_err(|e| Error::io_at("", &stage_path, e))
         .and_then(|st| registration.created(cowtree_fs::sys::stat_dev(&st), st.st_ino));
     if let Err(e) = result {
         if parent.remove_tree(&stage_name).is_err() {
@@ -239,24 +234,19 @@ pub fn checkout_with_progress(
         // the rename), then the rename, also durable: after a power loss DST is either
         // absent or whole and registered (docs/store.md, "Durability"). A record whose path
         // never appeared pins nothing and gc drops it.
-        stage.sync_filesystem().map_err(|e| {
-            Error::msg(format!(
-                "sync the checkout in {}: {e}",
-                stage_path.display()
-            ))
-        })?;
-        let root = stage
-            .stat_self()
-            .map_err(|e| Error::msg(format!("{}: {e}", stage_path.display())))?;
+        (stage.sync_filesystem())
+            .map_err(|e| Error::io_at("sync the checkout in", &stage_path, e))?;
+        let root = (stage.stat_self()).map_err(|e| Error::io_at("", &stage_path, e))?;
         // One checkout at a time registers and renames to this path, and only while the path
         // is still free: a second checkout to the same DST must not overwrite the record of
         // the first and then, failing its rename, remove it.
         let _claim = crate::registry::claim(store)?;
         if !dst_still_free(&parent, &name, replace_empty)? {
-            return Err(Error::msg(format!(
-                "checkout destination {} was taken while the checkout ran",
-                dst.display()
-            )));
+            return Err(Error::AlreadyExists {
+                what: "checkout destination",
+                path: dst.to_path_buf(),
+                how: "was taken while the checkout ran",
+            });
         }
         registered = Some(crate::registry::register_root(
             store,
@@ -269,14 +259,11 @@ pub fn checkout_with_progress(
         } else {
             parent.rename_noreplace(&stage_name, &parent, &name)
         };
-        moved.map_err(|e| Error::msg(format!("move the checkout into {}: {e}", dst.display())))?;
+        moved.map_err(|e| Error::io_at("move the checkout into", dst, e))?;
         placed = true;
-        parent.sync().map_err(|e| {
-            Error::msg(format!(
-                "the checkout is in place at {} and registered, but its directory could not \
-                 be synced, so it may not survive a power loss: {e}",
-                dst.display()
-            ))
+        parent.sync().map_err(|source| Error::NotDurable {
+            path: dst.to_path_buf(),
+            source,
         })?;
         Ok(r)
     });
@@ -310,7 +297,10 @@ pub fn checkout_with_progress(
 
 /// DST is still what the checkout may take: absent, or (`replace_empty`) an empty directory.
 fn dst_still_free(parent: &Dir, name: &OsStr, replace_empty: bool) -> Result<bool> {
-    match parent.try_stat(name)? {
+    match parent
+        .try_stat(name)
+        .map_err(|e| Error::io_at("", name, e))?
+    {
         None => Ok(true),
         Some(_) if !replace_empty => Ok(false),
         Some(_) => Ok(parent
@@ -332,10 +322,9 @@ fn split_dst(dst: &Path) -> Result<(PathBuf, OsString)> {
         None => (&b"."[..], bytes),
     };
     if matches!(name, b"" | b"." | b"..") || name.contains(&b'/') {
-        return Err(Error::msg(format!(
-            "checkout destination {} must name a new directory",
-            dst.display()
-        )));
+        return Err(Error::BadDestination {
+            path: dst.to_path_buf(),
+        });
     }
     Ok((
         PathBuf::from(OsStr::from_bytes(parent)),
@@ -508,13 +497,8 @@ fn create_dirs(dirs: &BTreeSet<&[u8]>, stage: &Dir, stage_path: &Path) -> Result
                 for name in names.iter() {
                     pdir.create_dir(OsStr::from_bytes(name), 0o755)
                         .map_err(|e| {
-                            Error::msg(format!(
-                                "{}: {e}",
-                                stage_path
-                                    .join(path_of(parent))
-                                    .join(path_of(name))
-                                    .display()
-                            ))
+                            let path = stage_path.join(path_of(parent)).join(path_of(name));
+                            Error::io_at("", path, e)
                         })?;
                 }
                 Ok::<(), Error>(())
@@ -526,11 +510,13 @@ fn create_dirs(dirs: &BTreeSet<&[u8]>, stage: &Dir, stage_path: &Path) -> Result
 
 fn open_beneath(stage: &Dir, stage_path: &Path, rel: &[u8]) -> Result<Dir> {
     if rel.is_empty() {
-        return Ok(stage.try_clone()?);
+        return stage
+            .try_clone()
+            .map_err(|e| Error::io_at("", stage_path, e));
     }
     stage
         .open_dir_beneath(path_of(rel))
-        .map_err(|e| Error::msg(format!("{}: {e}", stage_path.join(path_of(rel)).display())))
+        .map_err(|e| Error::io_at("", stage_path.join(path_of(rel)), e))
 }
 
 fn place(
@@ -546,7 +532,7 @@ fn place(
     let hash = match &e.data {
         Data::Target(t) => {
             dir.symlink(OsStr::from_bytes(t), name)
-                .map_err(|err| Error::msg(format!("{}: {err}", show(&e.path))))?;
+                .map_err(|err| Error::io_at("", show(&e.path), err))?;
             c.symlinks.fetch_add(1, Ordering::Relaxed);
             progress.add(1, 0);
             return Ok(());
@@ -578,12 +564,12 @@ fn place(
             mode: Some(mode),
             preserve_times: false,
         };
-        let t = transfer_at(store.blobs(), &blob, dir, name, &opts).map_err(|err| {
-            Error::msg(format!(
-                "{} (from blob {}): {err}",
-                show(&e.path),
-                store.blob_path(&hash).display()
-            ))
+        let t = transfer_at(store.blobs(), &blob, dir, name, &opts).map_err(|source| {
+            Error::FromBlob {
+                path: show(&e.path).into(),
+                blob: store.blob_path(&hash),
+                source,
+            }
         })?;
         match t {
             Transfer::Cloned { bytes } => {
@@ -608,11 +594,11 @@ fn place(
                 }
             }
             Transfer::SourceVanished => {
-                return Err(Error::msg(format!(
-                    "blob {hash} is missing from the store (needed for {}); the store is \
-                     damaged: run `cowtree verify`",
-                    show(&e.path)
-                )));
+                return Err(Corrupt::MissingBlob {
+                    hash,
+                    needed_for: show(&e.path).into(),
+                }
+                .into());
             }
             Transfer::Unsupported(cause) => {
                 let failure = Failure::Clone(cause);
@@ -638,11 +624,10 @@ fn place(
                         )));
                     }
                     Decision::Fail => {
-                        return Err(Error::msg(format!(
-                            "clone of {} failed ({}) after clones had worked in this checkout",
-                            show(&e.path),
-                            cause.as_str()
-                        )));
+                        return Err(Error::CloneFailedAfterSuccess {
+                            path: show(&e.path).into(),
+                            reason: cause.as_str(),
+                        });
                     }
                 }
             }

@@ -138,14 +138,15 @@ impl Registration<'_> {
     }
 
     fn write(&self, sync: bool) -> Result<()> {
-        let json = serde_json::to_vec(&self.record).map_err(|e| Error::msg(e.to_string()))?;
+        let json =
+            serde_json::to_vec(&self.record).expect("a record of strings and integers serializes");
         let dir = self.store.worktrees_dir();
         cowtree_fs::dir::write_atomic(dir, &self.name, &json, 0o644, sync).map_err(|e| {
-            Error::msg(format!(
-                "register staging {} in {}: {e}",
-                self.record.path_buf().unwrap_or_default().display(),
-                self.store.root().join("worktrees").display()
-            ))
+            Error::io_at(
+                "register staging in",
+                self.store.root().join("worktrees"),
+                e,
+            )
         })
     }
 }
@@ -189,18 +190,18 @@ pub fn collect(store: &Store, dry_run: bool, grace: Duration) -> Result<Vec<Outc
     let wt_path = store.root().join("worktrees");
     let dir = store.worktrees_dir();
     let mut out = Vec::new();
-    for e in dir
-        .entries()
-        .map_err(|e| Error::msg(format!("{}: {e}", wt_path.display())))?
-    {
+    let io = |name: &OsStr, e| Error::io_at("", wt_path.join(name), e);
+    for e in dir.entries().map_err(|e| Error::io_at("", &wt_path, e))? {
         if !e.name.as_bytes().starts_with(PREFIX.as_bytes()) {
             continue;
         }
-        let Some(bytes) = read_at(dir, &e.name)? else {
+        let Some(bytes) = read_at(dir, &e.name).map_err(|err| io(&e.name, err))? else {
             continue;
         };
         // The staging directory must belong to whoever wrote the registration.
-        let owner = dir.try_stat(&e.name)?.map(|st| st.st_uid);
+        let owner = (dir.try_stat(&e.name))
+            .map_err(|err| io(&e.name, err))?
+            .map(|st| st.st_uid);
         let outcome = match serde_json::from_slice::<Record>(&bytes) {
             Ok(rec) if rec.version == VERSION => match settle(&rec, owner, dry_run, grace) {
                 Ok(outcome) => outcome,
@@ -212,7 +213,8 @@ pub fn collect(store: &Store, dry_run: bool, grace: Duration) -> Result<Vec<Outc
             },
             // A registration this code cannot read names nothing it may remove.
             _ => {
-                let old = dir.try_stat(&e.name)?.is_some_and(|st| {
+                let st = dir.try_stat(&e.name).map_err(|err| io(&e.name, err))?;
+                let old = st.is_some_and(|st| {
                     let mtime =
                         SystemTime::UNIX_EPOCH + Duration::from_secs(st.st_mtime.max(0) as u64);
                     SystemTime::now().duration_since(mtime).unwrap_or_default() > grace
@@ -224,8 +226,7 @@ pub fn collect(store: &Store, dry_run: bool, grace: Duration) -> Result<Vec<Outc
             }
         };
         if !matches!(outcome, Outcome::Live(_) | Outcome::Kept { .. }) && !dry_run {
-            dir.remove_file(&e.name)
-                .map_err(|err| Error::msg(format!("{}: {err}", wt_path.join(&e.name).display())))?;
+            dir.remove_file(&e.name).map_err(|err| io(&e.name, err))?;
         }
         out.push(outcome);
     }
@@ -265,7 +266,7 @@ fn settle(rec: &Record, owner: Option<u32>, dry_run: bool, grace: Duration) -> R
     };
     // No symlink in any component: the parent was canonical when registered, and one that
     // is a symlink now leads somewhere that was not registered.
-    let root = Dir::open(Path::new("/")).map_err(|e| Error::msg(format!("/: {e}")))?;
+    let root = Dir::open(Path::new("/")).map_err(|e| Error::io_at("", "/", e))?;
     let parent = if rel.as_os_str().is_empty() {
         Ok(root)
     } else {
@@ -281,9 +282,9 @@ fn settle(rec: &Record, owner: Option<u32>, dry_run: bool, grace: Duration) -> R
                 Outcome::Live(path)
             });
         }
-        Err(e) => return Err(Error::msg(format!("{}: {e}", parent_path.display()))),
+        Err(e) => return Err(Error::io_at("", parent_path, e)),
     };
-    let at = |e: std::io::Error| Error::msg(format!("{}: {e}", path.display()));
+    let at = |e: std::io::Error| Error::io_at("", &path, e);
     let staging = match parent.open_dir(name) {
         Ok(d) => d,
         // Gone, or not a directory there now: nothing registered is left to remove. Any

@@ -85,10 +85,7 @@ pub fn default_location() -> Result<PathBuf> {
     if let Some(home) = nonempty_env("HOME") {
         return Ok(home.join(".local/share/cowtree"));
     }
-    Err(Error::msg(
-        "cannot locate the default store: neither XDG_DATA_HOME nor HOME is set (name one with \
-         --store or COWTREE_STORE)",
-    ))
+    Err(Error::NoStoreLocation)
 }
 
 /// The store named by the environment (`COWTREE_STORE`), if any.
@@ -162,7 +159,7 @@ fn writable(dir: &Path) -> bool {
 /// destination is judged by its nearest existing ancestor), by the rule in the module doc.
 /// Nothing is created.
 pub fn store_for_tree(tree: &Path) -> Result<Choice> {
-    let ctx = |e: io::Error| Error::msg(format!("{}: {e}", tree.display()));
+    let ctx = |e: io::Error| Error::io_at("", tree, e);
     let default = default_location()?;
     let abs = absolute(tree).map_err(ctx)?;
     let (dir, dev) = existing_dir(&abs).map_err(ctx)?;

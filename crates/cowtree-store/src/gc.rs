@@ -72,15 +72,16 @@ pub fn gc_with(
     report.worktrees_pruned += prune(store)?;
     let mut referenced: HashSet<Hash> = HashSet::new();
     for id in store.snapshot_ids()? {
-        let m = store
-            .load(&id)
-            .map_err(|e| Error::msg(format!("gc stopped before deleting anything: {e}")))?;
+        let m = store.load(&id).map_err(|e| Error::Context {
+            context: "gc stopped before deleting anything",
+            source: Box::new(e),
+        })?;
         referenced.extend(m.entries().iter().filter_map(|e| e.hash().copied()));
     }
 
     let blobs_path = store.root().join("blobs");
     let tmp_path = store.root().join("tmp");
-    let at = |p: &std::path::Path, e: std::io::Error| Error::msg(format!("{}: {e}", p.display()));
+    let at = |p: &std::path::Path, e: std::io::Error| Error::io_at("", p, e);
     for fan in store.blobs().entries().map_err(|e| at(&blobs_path, e))? {
         let Some(prefix) = fan.name.to_str().filter(|n| n.len() == 2) else {
             continue;
@@ -111,9 +112,9 @@ pub fn gc_with(
                 None => continue,
             };
             if !dry_run {
-                fan_dir.remove_file(&b.name).map_err(|e| {
-                    Error::msg(format!("remove {}: {e}", store.blob_path(&hash).display()))
-                })?;
+                fan_dir
+                    .remove_file(&b.name)
+                    .map_err(|e| Error::io_at("remove", store.blob_path(&hash), e))?;
             }
             progress.add(1, size);
             report.blobs_removed += 1;
@@ -147,12 +148,10 @@ pub fn gc_with(
         };
         if stale {
             if !dry_run {
-                store.tmp_dir().remove_tree(&t.name).map_err(|e| {
-                    Error::msg(format!(
-                        "remove staging {}: {e}",
-                        tmp_path.join(&t.name).display()
-                    ))
-                })?;
+                store
+                    .tmp_dir()
+                    .remove_tree(&t.name)
+                    .map_err(|e| Error::io_at("remove staging", tmp_path.join(&t.name), e))?;
             }
             report.staging_removed += 1;
         }

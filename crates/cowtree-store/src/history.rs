@@ -38,9 +38,9 @@ pub fn record(store: &Store, id: &Hash, source: Option<&Path>) -> Result<()> {
             .map_or(0, |d| d.as_secs()),
         source: source.map(|p| p.to_string_lossy().into_owned()),
     };
-    let mut bytes = serde_json::to_vec(&line).map_err(|e| Error::msg(e.to_string()))?;
+    let mut bytes = serde_json::to_vec(&line).expect("a line of strings and integers serializes");
     bytes.push(b'\n');
-    let ctx = |e: std::io::Error| Error::msg(format!("{}: {e}", store.root().join(FILE).display()));
+    let ctx = |e: std::io::Error| Error::io_at("", store.root().join(FILE), e);
     // One write with O_APPEND: lines of concurrent writers do not interleave.
     std::fs::OpenOptions::new()
         .append(true)
@@ -63,12 +63,7 @@ pub fn latest(store: &Store) -> Result<HashMap<String, (usize, Recorded)>> {
     let bytes = match std::fs::read(store.root().join(FILE)) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => {
-            return Err(Error::msg(format!(
-                "{}: {e}",
-                store.root().join(FILE).display()
-            )));
-        }
+        Err(e) => return Err(Error::io_at("", store.root().join(FILE), e)),
     };
     for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
         if let Ok(r) = serde_json::from_slice::<Recorded>(line) {

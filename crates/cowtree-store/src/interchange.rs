@@ -78,15 +78,15 @@ pub fn from_json(text: &[u8]) -> Result<Manifest> {
     let mut de = serde_json::Deserializer::from_slice(text);
     let top = match serde::de::Deserializer::deserialize_any(&mut de, TopVisitor) {
         Ok(top) => top,
-        Err(e) if e.is_data() => return Err(Error::msg(e.to_string())),
-        Err(e) => return Err(Error::msg(format!("not valid JSON: {e}"))),
+        Err(e) if e.is_data() => return Err(Error::invalid_input(e.to_string())),
+        Err(e) => return Err(Error::invalid_input(format!("not valid JSON: {e}"))),
     };
     de.end()
-        .map_err(|e| Error::msg(format!("not valid JSON: {e}")))?;
+        .map_err(|e| Error::invalid_input(format!("not valid JSON: {e}")))?;
     match &top.format {
         Some(Value::String(s)) if s == FORMAT => {}
         other => {
-            return Err(Error::msg(format!(
+            return Err(Error::invalid_input(format!(
                 "\"format\" must be {FORMAT:?}, found {}",
                 other.as_ref().map_or("nothing".into(), Value::to_string)
             )));
@@ -95,19 +95,21 @@ pub fn from_json(text: &[u8]) -> Result<Manifest> {
     match top.version.as_ref().and_then(Value::as_u64) {
         Some(VERSION) => {}
         other => {
-            return Err(Error::msg(format!(
+            return Err(Error::invalid_input(format!(
                 "\"version\" {} is not supported (this cowtree reads version {VERSION})",
                 other.map_or("missing".into(), |v| v.to_string())
             )));
         }
     }
     if let Some(k) = top.unknown {
-        return Err(Error::msg(format!("unknown top-level field {k:?}")));
+        return Err(Error::invalid_input(format!(
+            "unknown top-level field {k:?}"
+        )));
     }
     let entries = match top.entries {
         Some(Ok(entries)) => entries,
         Some(Err(e)) => return Err(e),
-        None => return Err(Error::msg("\"entries\" must be an array")),
+        None => return Err(Error::invalid_input("\"entries\" must be an array")),
     };
     let mut entries: Vec<(u64, Entry)> = entries
         .into_iter()
@@ -211,15 +213,18 @@ impl<'de> serde::de::Visitor<'de> for EntriesVisitor {
 
 fn entry_from_json(i: usize, item: &Value) -> Result<Entry> {
     let Value::Object(o) = item else {
-        return Err(Error::msg(format!("entry {i}: must be a JSON object")));
+        return Err(Error::invalid_input(format!(
+            "entry {i}: must be a JSON object"
+        )));
     };
-    let path = bytes_of(o, "path").map_err(|why| Error::msg(format!("entry {i}: {why}")))?;
+    let path =
+        bytes_of(o, "path").map_err(|why| Error::invalid_input(format!("entry {i}: {why}")))?;
     let Some(path) = path else {
-        return Err(Error::msg(format!(
+        return Err(Error::invalid_input(format!(
             "entry {i}: needs \"path\" or \"path_hex\""
         )));
     };
-    let err = |why: String| Error::msg(format!("entry {i} {}: {why}", show(&path)));
+    let err = |why: String| Error::invalid_input(format!("entry {i} {}: {why}", show(&path)));
     let kind_name = match o.get("kind") {
         Some(Value::String(s)) => s.clone(),
         Some(other) => return Err(err(format!("\"kind\" must be a string, found {other}"))),

@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 
-use crate::error::{Error, Result};
+use crate::error::{Corrupt, Error, NotFound, Result};
 use crate::hash::{Hash, is_hex};
 use crate::store::Store;
 use crate::util::{read_at, write_atomic};
@@ -13,7 +13,12 @@ pub const MIN_PREFIX: usize = 8;
 /// Checks a snapshot name: one path component, UTF-8, not starting with `.` or `-`, no
 /// whitespace or control characters.
 pub fn validate_name(name: &str) -> Result<()> {
-    let bad = |why: &str| Err(Error::msg(format!("invalid snapshot name {name:?}: {why}")));
+    let bad = |why: &str| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            why: why.to_string(),
+        })
+    };
     if let Err(e) = cowtree_fs::name::validate_component(name.as_bytes()) {
         return bad(&e.to_string());
     }
@@ -36,12 +41,7 @@ pub fn set(store: &Store, name: &str, id: &Hash) -> Result<()> {
         format!("{id}\n").as_bytes(),
         0o644,
     )
-    .map_err(|e| {
-        Error::msg(format!(
-            "write {}: {e}",
-            store.root().join("refs").join(name).display()
-        ))
-    })
+    .map_err(|e| Error::io_at("write", store.root().join("refs").join(name), e))
 }
 
 /// The id `name` points at, if the name exists.
@@ -49,13 +49,19 @@ pub fn get(store: &Store, name: &str) -> Result<Option<Hash>> {
     if validate_name(name).is_err() {
         return Ok(None);
     }
-    let Some(bytes) = read_at(store.refs_dir(), OsStr::new(name))? else {
+    let Some(bytes) = read_at(store.refs_dir(), OsStr::new(name))
+        .map_err(|e| Error::io_at("read", store.root().join("refs").join(name), e))?
+    else {
         return Ok(None);
     };
     let text = String::from_utf8_lossy(&bytes);
-    Hash::from_hex(text.trim())
-        .map(Some)
-        .ok_or_else(|| Error::msg(format!("ref {name:?} is corrupt: {:?}", text.trim())))
+    Hash::from_hex(text.trim()).map(Some).ok_or_else(|| {
+        Corrupt::Ref {
+            name: name.to_string(),
+            text: text.trim().to_string(),
+        }
+        .into()
+    })
 }
 
 /// Removes the name, durably.
@@ -64,17 +70,19 @@ pub fn remove(store: &Store, name: &str) -> Result<()> {
     store
         .refs_dir()
         .remove_file(OsStr::new(name))
-        .map_err(|e| Error::msg(format!("{}: {e}", dir().display())))?;
+        .map_err(|e| Error::io_at("", dir(), e))?;
     store
         .refs_dir()
         .sync()
-        .map_err(|e| Error::msg(format!("sync {}: {e}", dir().display())))
+        .map_err(|e| Error::io_at("sync", dir(), e))
 }
 
 /// Every (name, id), sorted by name. Unreadable refs are skipped.
 pub fn list(store: &Store) -> Result<Vec<(String, Hash)>> {
     let mut out = Vec::new();
-    for e in store.refs_dir().entries()? {
+    let entries =
+        (store.refs_dir().entries()).map_err(|e| Error::io_at("", store.root().join("refs"), e))?;
+    for e in entries {
         let Some(name) = e.name.to_str() else {
             continue;
         };
@@ -99,9 +107,11 @@ pub fn resolve(store: &Store, what: &str) -> Result<Hash> {
     }
     if let Some(id) = get(store, what)? {
         if !store.has_snapshot(&id)? {
-            return Err(Error::msg(format!(
-                "name {what:?} points at snapshot {id}, which does not exist"
-            )));
+            return Err(NotFound::NameTarget {
+                name: what.to_string(),
+                id,
+            }
+            .into());
         }
         return Ok(id);
     }
@@ -114,22 +124,15 @@ pub fn resolve(store: &Store, what: &str) -> Result<Hash> {
             .collect();
         return match found.as_slice() {
             [one] => Ok(*one),
-            [] => Err(Error::msg(format!("no snapshot id starts with {what}"))),
-            many => Err(Error::msg(format!(
-                "snapshot prefix {what} is ambiguous; it matches:\n  {}",
-                many.iter()
-                    .map(Hash::to_hex)
-                    .collect::<Vec<_>>()
-                    .join("\n  ")
-            ))),
+            [] => Err(NotFound::Prefix(what.to_string()).into()),
+            many => Err(Error::AmbiguousPrefix {
+                prefix: what.to_string(),
+                matches: many.to_vec(),
+            }),
         };
     }
-    let hint = if is_hex(what) && what.len() < MIN_PREFIX {
-        format!(" (an id prefix needs at least {MIN_PREFIX} hex digits)")
-    } else {
-        String::new()
-    };
-    Err(Error::msg(format!(
-        "no snapshot named {what:?} and no snapshot with that id{hint}"
-    )))
+    Err(NotFound::Snapshotish {
+        given: what.to_string(),
+    }
+    .into())
 }

@@ -10,7 +10,7 @@ use cowtree_fs::dir::{AtomicFile, Dir};
 use rustix::fs::{FlockOperation, Mode, OFlags, flock, openat};
 use rustix::io::Errno;
 
-use crate::error::{Error, Result};
+use crate::error::{Corrupt, Error, NotFound, Result};
 use crate::hash::Hash;
 use crate::manifest::{EntryChecker, Manifest, ManifestError};
 use crate::util::{read_at, unique_suffix, write_atomic};
@@ -78,7 +78,7 @@ impl Store {
     /// is an empty directory. A directory that holds other things, or a store of another format
     /// version, is refused with a message naming it.
     pub fn open(root: &Path) -> Result<Store> {
-        let ctx = |e: io::Error| Error::msg(format!("store {}: {e}", root.display()));
+        let ctx = |e: io::Error| Error::io_at("store", root, e);
         std::fs::create_dir_all(root).map_err(ctx)?;
         let dir = Dir::open(root).map_err(ctx)?;
         match read_at(&dir, OsStr::new(FORMAT_FILE)).map_err(ctx)? {
@@ -151,7 +151,7 @@ impl Store {
             OFlags::RDONLY | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
             Mode::from_raw_mode(0o644),
         )
-        .map_err(|e| Error::msg(format!("open {}: {}", path.display(), io::Error::from(e))))?;
+        .map_err(|e| Error::io_at("open", &path, e.into()))?;
         match flock(&fd, nonblocking) {
             Ok(()) => return Ok(LockGuard { _fd: fd }),
             Err(Errno::WOULDBLOCK) => {
@@ -160,25 +160,13 @@ impl Store {
                     path.display()
                 );
             }
-            Err(e) => {
-                return Err(Error::msg(format!(
-                    "lock {}: {}",
-                    path.display(),
-                    io::Error::from(e)
-                )));
-            }
+            Err(e) => return Err(Error::io_at("lock", &path, e.into())),
         }
         loop {
             match flock(&fd, blocking) {
                 Ok(()) => return Ok(LockGuard { _fd: fd }),
                 Err(Errno::INTR) => continue,
-                Err(e) => {
-                    return Err(Error::msg(format!(
-                        "lock {}: {}",
-                        path.display(),
-                        io::Error::from(e)
-                    )));
-                }
+                Err(e) => return Err(Error::io_at("lock", &path, e.into())),
             }
         }
     }
@@ -189,18 +177,16 @@ impl Store {
         let dir = self
             .tmp
             .create_dir_open(&name, 0o700)
-            .map_err(|e| Error::msg(format!("{}/tmp: {e}", self.root.display())))?;
-        flock(&dir, FlockOperation::NonBlockingLockExclusive).map_err(|e| {
-            Error::msg(format!(
-                "lock staging in {}/tmp: {}",
-                self.root.display(),
-                io::Error::from(e)
-            ))
-        })?;
+            .map_err(|e| Error::io_at("", self.root.join("tmp"), e))?;
+        flock(&dir, FlockOperation::NonBlockingLockExclusive)
+            .map_err(|e| Error::io_at("lock staging in", self.root.join("tmp"), e.into()))?;
         Ok(Staging {
             dir,
             name,
-            parent: self.tmp.try_clone()?,
+            parent: self
+                .tmp
+                .try_clone()
+                .map_err(|e| Error::io_at("", self.root.join("tmp"), e))?,
         })
     }
 
@@ -228,7 +214,12 @@ impl Store {
 
     /// True when the snapshot `id` exists.
     pub fn has_snapshot(&self, id: &Hash) -> Result<bool> {
-        Ok(self.snapshots.try_stat(OsStr::new(&id.to_hex()))?.is_some())
+        let name = id.to_hex();
+        Ok(self
+            .snapshots
+            .try_stat(OsStr::new(&name))
+            .map_err(|e| Error::io_at("", self.root.join("snapshots").join(&name), e))?
+            .is_some())
     }
 
     /// Reads and validates the manifest of snapshot `id`, checking that its bytes hash to `id`.
@@ -245,13 +236,14 @@ impl Store {
         let hex = id.to_hex();
         let path = || self.root.join("snapshots").join(&hex);
         let bytes = read_at(&self.snapshots, OsStr::new(&hex))
-            .map_err(|e| Error::msg(format!("snapshot {hex}: {}: {e}", path().display())))?
-            .ok_or_else(|| Error::msg(format!("snapshot {hex} does not exist")))?;
+            .map_err(|e| Error::io_at("read", path(), e))?
+            .ok_or(NotFound::Snapshot(*id))?;
         if Hash::of(&bytes) != *id {
-            return Err(Error::msg(format!(
-                "snapshot {hex}: manifest bytes do not match the id (the file {} is corrupt)",
-                path().display()
-            )));
+            return Err(Corrupt::SnapshotBytes {
+                id: *id,
+                path: path(),
+            }
+            .into());
         }
         Ok(bytes)
     }
@@ -265,17 +257,17 @@ impl Store {
     fn write_manifest(&self, bytes: &[u8]) -> Result<Hash> {
         let id = Hash::of(bytes);
         let name = OsString::from(id.to_hex());
-        if self.snapshots.try_stat(&name)?.is_some() {
+        let path = self.root.join("snapshots").join(&name);
+        if (self.snapshots.try_stat(&name))
+            .map_err(|e| Error::io_at("", &path, e))?
+            .is_some()
+        {
             // See `ManifestWriter::finish`.
             self.sync_snapshots()?;
         } else {
             self.sync_filesystem()?;
-            write_atomic(&self.snapshots, &name, bytes, 0o444).map_err(|e| {
-                Error::msg(format!(
-                    "write {}: {e}",
-                    self.root.join("snapshots").join(&name).display()
-                ))
-            })?;
+            write_atomic(&self.snapshots, &name, bytes, 0o444)
+                .map_err(|e| Error::io_at("write", &path, e))?;
         }
         Ok(id)
     }
@@ -285,7 +277,7 @@ impl Store {
     /// of /some/dir").
     pub fn manifest_writer(&self, count: u64, context: &str) -> Result<ManifestWriter<'_>> {
         let file = AtomicFile::create(self.snapshots.as_fd(), 0o444)
-            .map_err(|e| Error::msg(format!("{}: {e}", self.root.join("snapshots").display())))?;
+            .map_err(|e| Error::io_at("", self.root.join("snapshots"), e))?;
         let mut buf = Vec::with_capacity(WRITE_CHUNK + 64 * 1024);
         crate::manifest::encode_header(&mut buf, count);
         Ok(ManifestWriter {
@@ -309,17 +301,14 @@ impl Store {
     pub fn sync_filesystem(&self) -> Result<()> {
         self.dir
             .sync_filesystem()
-            .map_err(|e| Error::msg(format!("sync the store {}: {e}", self.root.display())))
+            .map_err(|e| Error::io_at("sync the store", &self.root, e))
     }
 
     /// `fsync` of `snapshots/`: a manifest named there survives a power loss.
     fn sync_snapshots(&self) -> Result<()> {
-        self.snapshots.sync().map_err(|e| {
-            Error::msg(format!(
-                "sync {}: {e}",
-                self.root.join("snapshots").display()
-            ))
-        })
+        self.snapshots
+            .sync()
+            .map_err(|e| Error::io_at("sync", self.root.join("snapshots"), e))
     }
 
     /// Removes snapshot `id`'s manifest, durably. Its blobs stay until [`crate::gc`]; a
@@ -328,20 +317,21 @@ impl Store {
         let dir = || self.root.join("snapshots");
         match self.snapshots.remove_file(OsStr::new(&id.to_hex())) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(Error::msg(format!("{}: {e}", dir().display())));
+                return Err(Error::io_at("", dir(), e));
             }
             _ => {}
         }
         self.snapshots
             .sync()
-            .map_err(|e| Error::msg(format!("sync {}: {e}", dir().display())))
+            .map_err(|e| Error::io_at("sync", dir(), e))
     }
 
     /// Every snapshot id in the store, sorted. Names that are not ids (temp files) are skipped.
     pub fn snapshot_ids(&self) -> Result<Vec<Hash>> {
         let mut ids: Vec<Hash> = self
             .snapshots
-            .entries()?
+            .entries()
+            .map_err(|e| Error::io_at("", self.root.join("snapshots"), e))?
             .into_iter()
             .filter_map(|e| e.name.to_str().and_then(Hash::from_hex))
             .collect();
@@ -354,7 +344,7 @@ impl Store {
         let st = self
             .blobs
             .stat_self()
-            .map_err(|e| Error::msg(format!("{}: {e}", self.root.join("blobs").display())))?;
+            .map_err(|e| Error::io_at("", self.root.join("blobs"), e))?;
         Ok(cowtree_fs::sys::stat_dev(&st))
     }
 }
@@ -489,11 +479,8 @@ impl ManifestWriter<'_> {
         Ok(())
     }
 
-    fn io_error(&self, what: &str, e: io::Error) -> Error {
-        Error::msg(format!(
-            "{what} {}: {e}",
-            self.store.root.join("snapshots").display()
-        ))
+    fn io_error(&self, what: &'static str, e: io::Error) -> Error {
+        Error::io_at(what, self.store.root.join("snapshots"), e)
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -521,7 +508,11 @@ impl ManifestWriter<'_> {
         }
         let id = Hash::from_bytes(*self.hasher.finalize().as_bytes());
         let name = OsString::from(id.to_hex());
-        if self.store.snapshots.try_stat(&name)?.is_some() {
+        let path = self.store.root.join("snapshots").join(&name);
+        if (self.store.snapshots.try_stat(&name))
+            .map_err(|e| Error::io_at("", &path, e))?
+            .is_some()
+        {
             // Named by another writer, perhaps not durably yet: a name set on the strength
             // of this return must not outlive the manifest.
             self.store.sync_snapshots()?;
@@ -529,10 +520,9 @@ impl ManifestWriter<'_> {
         }
         // The blobs this manifest names first, then the manifest under its name.
         self.store.sync_filesystem()?;
-        let path = self.store.root.join("snapshots").join(&name);
         self.file
             .commit(&name, true)
-            .map_err(|e| Error::msg(format!("write {}: {e}", path.display())))?;
+            .map_err(|e| Error::io_at("write", &path, e))?;
         Ok(id)
     }
 }
@@ -545,21 +535,21 @@ fn check_format(root: &Path, bytes: &[u8]) -> Result<()> {
         .and_then(|v| v.parse::<u32>().ok());
     match version {
         Some(FORMAT_VERSION) => Ok(()),
-        Some(v) => Err(Error::msg(format!(
-            "store {} has format version {v}; this cowtree reads version {FORMAT_VERSION} \
-             (use a cowtree that matches, or another --store)",
-            root.display()
-        ))),
-        None => Err(Error::msg(format!(
-            "store {}: unrecognised format file {:?}; refusing to use it",
-            root.join(FORMAT_FILE).display(),
-            text.trim_end()
-        ))),
+        Some(found) => Err(Error::UnsupportedFormat {
+            store: root.to_path_buf(),
+            found,
+            supported: FORMAT_VERSION,
+        }),
+        None => Err(Corrupt::FormatFile {
+            path: root.join(FORMAT_FILE),
+            text: text.trim_end().to_string(),
+        }
+        .into()),
     }
 }
 
 fn create_layout(root: &Path, dir: &Dir) -> Result<()> {
-    let ctx = |e: io::Error| Error::msg(format!("create store {}: {e}", root.display()));
+    let ctx = |e: io::Error| Error::io_at("create store", root, e);
     // Another process may be creating the same store right now: our own layout names are
     // expected; anything else means this directory is not ours to take.
     for e in dir.entries().map_err(ctx)? {
@@ -567,11 +557,9 @@ fn create_layout(root: &Path, dir: &Dir) -> Result<()> {
         let ours =
             LAYOUT.iter().any(|l| l.as_bytes() == n) || n == b"lock" || n.starts_with(b".tmp-");
         if !ours {
-            return Err(Error::msg(format!(
-                "{} is not empty and is not a cowtree store (no {FORMAT_FILE} file); \
-                 refusing to use it as one",
-                root.display()
-            )));
+            return Err(Error::NotAStore {
+                path: root.to_path_buf(),
+            });
         }
     }
     for name in LAYOUT {

@@ -20,7 +20,7 @@ use rustix::fs::{FileType, Stat};
 
 use crate::blob;
 use crate::cache::{Rec, StatCache, StatKey};
-use crate::error::{Error, Result};
+use crate::error::{Corrupt, Error, NotFound, Result};
 use crate::paths::{path_of, show, split};
 
 /// What sits at a path.
@@ -67,7 +67,7 @@ fn tmp_name(path: &[u8]) -> OsString {
 impl<'a> Applier<'a> {
     /// Opens the worktree at `root_path`.
     pub fn new(store: &'a Store, root_path: &'a Path, careful: bool) -> Result<Applier<'a>> {
-        let root = Dir::open(root_path).map_err(|e| Error::msg(format!("worktree: {e}")))?;
+        let root = Dir::open(root_path).map_err(|e| Error::io_at("worktree", root_path, e))?;
         Ok(Applier {
             store,
             root,
@@ -84,21 +84,28 @@ impl<'a> Applier<'a> {
     pub fn sync(&self) -> Result<()> {
         self.root
             .sync_filesystem()
-            .map_err(|e| Error::msg(format!("sync worktree {}: {e}", self.root_path.display())))
+            .map_err(|e| Error::io_at("sync worktree", self.root_path, e))
     }
 
     fn full(&self, rel: &[u8]) -> String {
         self.root_path.join(path_of(rel)).display().to_string()
     }
 
-    fn err(&self, rel: &[u8], e: impl std::fmt::Display) -> Error {
-        Error::msg(format!("{}: {e}", self.full(rel)))
+    fn err(&self, rel: &[u8], e: io::Error) -> Error {
+        Error::io_at("", self.full(rel), e)
+    }
+
+    /// The error for `rel`, whose parent directory is missing or not a directory.
+    fn no_parent(&self, rel: &[u8]) -> Error {
+        NotFound::Directory(self.root_path.join(path_of(split(rel).0))).into()
     }
 
     /// The directory `rel` (root when empty); `None` when it is missing or not a directory.
     pub fn open(&self, rel: &[u8]) -> Result<Option<Dir>> {
         if rel.is_empty() {
-            return Ok(Some(self.root.try_clone()?));
+            return (self.root.try_clone())
+                .map(Some)
+                .map_err(|e| self.err(rel, e));
         }
         match self.root.open_dir_beneath(path_of(rel)) {
             Ok(d) => Ok(Some(d)),
@@ -202,17 +209,18 @@ impl<'a> Applier<'a> {
             let (parent, name) = split(d);
             let name = OsStr::from_bytes(name);
             let Some(p) = self.open(parent)? else {
-                return Err(self.err(d, "its parent is not a directory"));
+                return Err(self.no_parent(d));
             };
             match p.try_stat(name).map_err(|e| self.err(d, e))? {
                 Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                     continue;
                 }
                 Some(_) if !replace => {
-                    return Err(Error::msg(format!(
-                        "{} is in the way of a directory the snapshot needs there",
-                        self.full(d)
-                    )));
+                    return Err(Error::InTheWay {
+                        path: self.full(d).into(),
+                        what: "is in the way of a directory the snapshot needs there".into(),
+                        hint: "",
+                    });
                 }
                 Some(_) => p.remove_tree(name).map_err(|e| self.err(d, e))?,
                 None => {}
@@ -235,7 +243,7 @@ impl<'a> Applier<'a> {
         let (parent, name) = split(&e.path);
         let name = OsStr::from_bytes(name);
         let Some(d) = self.open(parent)? else {
-            return Err(self.err(&e.path, "its parent directory is missing"));
+            return Err(self.no_parent(&e.path));
         };
         let tmp = tmp_name(&e.path);
         d.remove_tree(&tmp).map_err(|err| self.err(&e.path, err))?;
@@ -260,23 +268,26 @@ impl<'a> Applier<'a> {
                     preserve_times: false,
                 };
                 let t = transfer_at(self.store.blobs(), &Store::blob_rel(hash), &d, &tmp, &opts)
-                    .map_err(|err| {
-                        self.err(
-                            &e.path,
-                            format!("from blob {}: {err}", self.store.blob_path(hash).display()),
-                        )
+                    .map_err(|source| Error::FromBlob {
+                        path: self.full(&e.path).into(),
+                        blob: self.store.blob_path(hash),
+                        source,
                     })?;
                 match t {
                     Transfer::Cloned { .. } | Transfer::Copied { .. } => {}
                     Transfer::SourceVanished => {
-                        return Err(Error::msg(format!(
-                            "blob {hash} is missing from the store (needed for {}); the store \
-                             is damaged: run `cowtree verify`",
-                            self.full(&e.path)
-                        )));
+                        return Err(Corrupt::MissingBlob {
+                            hash: *hash,
+                            needed_for: self.full(&e.path).into(),
+                        }
+                        .into());
                     }
                     Transfer::Unsupported(c) => {
-                        return Err(self.err(&e.path, format!("cannot write: {}", c.as_str())));
+                        return Err(Error::msg(format!(
+                            "{}: cannot write: {}",
+                            self.full(&e.path),
+                            c.as_str()
+                        )));
                     }
                 }
             }
@@ -284,18 +295,26 @@ impl<'a> Applier<'a> {
                 d.symlink(OsStr::from_bytes(t), &tmp)
                     .map_err(|err| self.err(&e.path, err))?;
             }
-            Data::None => return Err(self.err(&e.path, "internal error: place of a directory")),
+            Data::None => {
+                return Err(Error::msg(format!(
+                    "{}: internal error: place of a directory",
+                    self.full(&e.path)
+                )));
+            }
         }
         if let Some(st) = d.try_stat(name).map_err(|err| self.err(&e.path, err))?
             && FileType::from_raw_mode(st.st_mode) == FileType::Directory
         {
             if !replace_dir {
                 let _ = d.remove_file(&tmp);
-                return Err(Error::msg(format!(
-                    "{} is a directory where the snapshot has a {}; use --hard to replace it",
-                    self.full(&e.path),
-                    e.kind.as_str()
-                )));
+                return Err(Error::InTheWay {
+                    path: self.full(&e.path).into(),
+                    what: format!(
+                        "is a directory where the snapshot has a {}",
+                        e.kind.as_str()
+                    ),
+                    hint: "; use --hard to replace it",
+                });
             }
             d.remove_tree(name).map_err(|err| self.err(&e.path, err))?;
         }

@@ -22,7 +22,7 @@ use rustix::fs::{Mode, OFlags, openat};
 use serde_json::{Value, json};
 
 use crate::cache::StatCache;
-use crate::error::{Error, Result};
+use crate::error::{Error, NotFound, Result};
 
 /// An operation recorded before it starts, so that an interrupted one can be finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +165,7 @@ fn from_record(id: String, record: Record) -> Result<Worktree> {
 }
 
 fn canonical(path: &Path) -> Result<PathBuf> {
-    std::fs::canonicalize(path).map_err(|e| Error::msg(format!("{}: {e}", path.display())))
+    std::fs::canonicalize(path).map_err(|e| Error::io_at("", path, e))
 }
 
 /// The worktree whose root is `dir` (any path naming it), or `None` when it is not
@@ -173,7 +173,7 @@ fn canonical(path: &Path) -> Result<PathBuf> {
 pub fn lookup(store: &Store, dir: &Path) -> Result<Option<Worktree>> {
     let abs = canonical(dir)?;
     let Some((dev, ino)) = dev_ino(&abs) else {
-        return Err(Error::msg(format!("{} is not a directory", dir.display())));
+        return Err(NotFound::Directory(dir.to_path_buf()).into());
     };
     let id = registry::worktree_id(&abs);
     if let Some(r) = registry::get(store, &id)? {
@@ -221,11 +221,12 @@ pub fn lookup(store: &Store, dir: &Path) -> Result<Option<Worktree>> {
 /// Like [`lookup`], with a message when `dir` is not a registered worktree.
 pub fn open(store: &Store, dir: &Path) -> Result<Worktree> {
     lookup(store, dir)?.ok_or_else(|| {
-        Error::msg(format!(
-            "{} is not a worktree registered in the store {} (create one with `cowtree checkout`)",
-            dir.display(),
-            store.root().display()
-        ))
+        NotFound::Worktree {
+            path: dir.to_path_buf(),
+            store: store.root().to_path_buf(),
+            inside: false,
+        }
+        .into()
     })
 }
 
@@ -237,19 +238,18 @@ pub fn containing(store: &Store, dir: &Path) -> Result<Worktree> {
             return Ok(wt);
         }
     }
-    Err(Error::msg(format!(
-        "{} is not inside a worktree registered in the store {} (name one, or create one with \
-         `cowtree checkout`)",
-        dir.display(),
-        store.root().display()
-    )))
+    Err(NotFound::Worktree {
+        path: dir.to_path_buf(),
+        store: store.root().to_path_buf(),
+        inside: true,
+    }
+    .into())
 }
 
 /// Registers (or re-registers) the worktree at `dir` with base `base` and stat cache `cache`.
 pub fn register(store: &Store, dir: &Path, base: &Hash, cache: &StatCache) -> Result<Worktree> {
     let abs = canonical(dir)?;
-    let (dev, ino) =
-        dev_ino(&abs).ok_or_else(|| Error::msg(format!("{} is not a directory", dir.display())))?;
+    let (dev, ino) = dev_ino(&abs).ok_or_else(|| NotFound::Directory(dir.to_path_buf()))?;
     let id = registry::worktree_id(&abs);
     let found = registry::get(store, &id)?;
     let stored = found.clone().map(|r| (id.clone(), r));
@@ -345,35 +345,19 @@ pub fn write_cache_with(
         // No fsync: a cache lost in a crash decodes as nothing and is simply rebuilt.
         f.commit(&cache_name(&wt.id), false)
     })();
-    res.map_err(|e| {
-        Error::msg(format!(
-            "write stat cache in {}: {e}",
-            store.root().join("worktrees").display()
-        ))
-    })
+    res.map_err(|e| Error::io_at("write stat cache in", store.root().join("worktrees"), e))
 }
 
 fn write_cache_bytes(store: &Store, wt: &Worktree, bytes: &[u8]) -> Result<()> {
     // No fsync: a cache lost in a crash decodes as nothing and is simply rebuilt.
-    write_atomic(store.worktrees_dir(), &cache_name(&wt.id), bytes, false).map_err(|e| {
-        Error::msg(format!(
-            "write stat cache in {}: {e}",
-            store.root().join("worktrees").display()
-        ))
-    })
+    write_atomic(store.worktrees_dir(), &cache_name(&wt.id), bytes, false)
+        .map_err(|e| Error::io_at("write stat cache in", store.root().join("worktrees"), e))
 }
 
 /// Writes the stat cache (when given) and then the record: path, base, dev/ino, pending. The
 /// record is not written again when it is what was last read or written under the same id.
 pub fn save(store: &Store, wt: &mut Worktree, cache: Option<&StatCache>) -> Result<()> {
     let dir = store.worktrees_dir();
-    let ctx = |what: &str, e: io::Error| {
-        Error::msg(format!(
-            "write {} in {}: {e}",
-            what,
-            store.root().join("worktrees").display()
-        ))
-    };
     if let Some(c) = cache {
         write_cache(store, wt, c)?;
     }
@@ -413,7 +397,13 @@ pub fn save(store: &Store, wt: &mut Worktree, cache: Option<&StatCache>) -> Resu
         return Ok(());
     }
     let bytes = serde_json::to_vec(&wt.record).map_err(|e| Error::msg(e.to_string()))?;
-    write_atomic(dir, OsStr::new(&wt.id), &bytes, true).map_err(|e| ctx("worktree record", e))?;
+    write_atomic(dir, OsStr::new(&wt.id), &bytes, true).map_err(|e| {
+        Error::io_at(
+            "write worktree record in",
+            store.root().join("worktrees"),
+            e,
+        )
+    })?;
     wt.stored = Some((wt.id.clone(), wt.record.clone()));
     Ok(())
 }
@@ -428,15 +418,9 @@ pub struct WorktreeLock {
 /// Takes the worktree's lock, waiting (with a message) while another cowtree holds it.
 pub fn lock(wt: &Worktree) -> Result<WorktreeLock> {
     use rustix::fs::{FlockOperation, flock};
-    let dir =
-        cowtree_fs::dir::Dir::open(&wt.path).map_err(|e| Error::msg(format!("worktree: {e}")))?;
-    let ctx = |e: rustix::io::Errno| {
-        Error::msg(format!(
-            "lock worktree {}: {}",
-            wt.path.display(),
-            io::Error::from(e)
-        ))
-    };
+    let dir = (cowtree_fs::dir::Dir::open(&wt.path))
+        .map_err(|e| Error::io_at("worktree", &wt.path, e))?;
+    let ctx = |e: rustix::io::Errno| Error::io_at("lock worktree", &wt.path, e.into());
     match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
         Err(rustix::io::Errno::WOULDBLOCK) => {

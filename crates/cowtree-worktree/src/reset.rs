@@ -100,10 +100,13 @@ pub fn reset_with_progress(
             dirs.insert(e.path.clone());
         }
     }
-    ap.ensure_dirs(&dirs, hard).map_err(|e| {
-        Error::msg(format!(
-            "{e} (an untracked file is in the way: remove it, or use --hard)"
-        ))
+    ap.ensure_dirs(&dirs, hard).map_err(|e| match e {
+        Error::InTheWay { path, what, .. } => Error::InTheWay {
+            path,
+            what,
+            hint: " (an untracked file is in the way: remove it, or use --hard)",
+        },
+        e => e,
     })?;
     let files = || restore.iter().filter(|e| e.kind != Kind::Dir);
     progress.set_total(Total {

@@ -14,15 +14,9 @@ use crate::scan::{self, Mode, Scan, show_change};
 
 /// The refusal for a worktree whose switch was interrupted.
 pub fn pending_error(wt: &Worktree) -> Option<Error> {
-    wt.pending.map(|p| {
-        Error::msg(format!(
-            "worktree {} has an interrupted switch to {}; run `cowtree switch {} {}` (or reset) \
-             to finish it",
-            wt.path.display(),
-            p.to,
-            wt.path.display(),
-            p.to
-        ))
+    wt.pending.map(|p| Error::Interrupted {
+        worktree: wt.path.clone(),
+        to: p.to,
     })
 }
 
@@ -101,15 +95,11 @@ pub fn remove(store: &Store, wt: &mut Worktree, force: bool) -> Result<()> {
             }
             let s = status(store, wt)?;
             if s.dirty() {
-                let list: Vec<String> = s.changes.iter().take(20).map(show_change).collect();
-                return Err(Error::msg(format!(
-                    "worktree {} has {} change(s) against its base, refusing to delete it \
-                     (use --force):\n  {}{}",
-                    wt.path.display(),
-                    s.changes.len(),
-                    list.join("\n  "),
-                    if s.changes.len() > 20 { "\n  ..." } else { "" }
-                )));
+                return Err(Error::Dirty {
+                    worktree: wt.path.clone(),
+                    changes: s.changes.iter().take(20).map(show_change).collect(),
+                    total: s.changes.len(),
+                });
             }
         }
         let name = wt
@@ -117,13 +107,13 @@ pub fn remove(store: &Store, wt: &mut Worktree, force: bool) -> Result<()> {
             .file_name()
             .ok_or_else(|| Error::msg(format!("{}: cannot remove", wt.path.display())))?;
         let parent = wt.path.parent().unwrap_or(Path::new("/"));
-        let pdir = Dir::open(parent).map_err(|e| Error::msg(format!("{e}")))?;
+        let pdir = Dir::open(parent).map_err(|e| Error::io_at("", parent, e))?;
         pdir.remove_tree(name)
-            .map_err(|e| Error::msg(format!("remove {}: {e}", wt.path.display())))?;
+            .map_err(|e| Error::io_at("remove", &wt.path, e))?;
         // The removal durable before the record goes: a power loss must not leave a worktree
         // on disk that no record pins.
         pdir.sync_filesystem()
-            .map_err(|e| Error::msg(format!("sync {}: {e}", parent.display())))?;
+            .map_err(|e| Error::io_at("sync", parent, e))?;
     }
     registry::forget(store, wt)
 }

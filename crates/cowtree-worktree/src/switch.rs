@@ -171,20 +171,16 @@ pub fn switch_with_progress(
     if !force {
         let found = conflicts(store, wt, &a, &ops, &cache)?;
         if !found.is_empty() {
-            let list: Vec<String> = found
-                .iter()
-                .take(50)
-                .map(|c| format!("{} ({})", show(&c.path), c.why))
-                .collect();
-            return Err(Error::msg(format!(
-                "switch of {} to {to} refused, nothing was changed: {} path(s) it must touch \
-                 have local changes or untracked files in the way (commit them with `cowtree \
-                 snapshot`, discard them with `cowtree reset`, or use --force):\n  {}{}",
-                wt.path.display(),
-                found.len(),
-                list.join("\n  "),
-                if found.len() > 50 { "\n  ..." } else { "" }
-            )));
+            return Err(Error::Conflict {
+                worktree: wt.path.clone(),
+                to: *to,
+                paths: found
+                    .iter()
+                    .take(50)
+                    .map(|c| format!("{} ({})", show(&c.path), c.why))
+                    .collect(),
+                total: found.len(),
+            });
         }
     }
     wt.pending = Some(Pending { from, to: *to });

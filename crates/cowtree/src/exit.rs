@@ -76,9 +76,7 @@ pub type CmdResult = Result<Exit, CliError>;
 
 impl From<cowtree_store::Error> for CliError {
     fn from(e: cowtree_store::Error) -> Self {
-        match e {
-            cowtree_store::Error::Strict(m) => Self::with_code(m, 3),
-            other => Self::new(other.to_string()),
-        }
+        let code = if e.is_strict_refusal() { 3 } else { 1 };
+        Self::with_code(e.to_string(), code)
     }
 }

@@ -45,9 +45,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let dry_run = args.dry_run;
     let mut prune_replaced = |store: &cowtree_store::Store| -> cowtree_store::Result<u64> {
         let mut replaced = 0;
-        for (id, _, presence) in cowtree_worktree::registry::list(store)
-            .map_err(|e| cowtree_store::Error::msg(e.to_string()))?
-        {
+        for (id, _, presence) in cowtree_worktree::registry::list(store)? {
             if presence == cowtree_worktree::registry::Presence::Replaced {
                 if !dry_run {
                     cowtree_store::registry::remove(store, &id)?;
