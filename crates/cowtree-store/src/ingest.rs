@@ -56,7 +56,7 @@ use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause, transfer_a
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, fstat, openat, statat};
 use rustix::io::Errno;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NotFound, Result};
 use crate::hash::Hash;
 use crate::manifest::{Entry, Manifest, show};
 use crate::store::Store;
@@ -209,14 +209,23 @@ pub fn snapshot_dir_with_progress(
     if let Some(n) = name {
         crate::refs::validate_name(n)?;
     }
-    let root = Dir::open(src).map_err(|e| Error::msg(format!("snapshot: {e}")))?;
-    let at = |p: &Path, e: io::Error| Error::msg(format!("snapshot: {}: {e}", p.display()));
+    let root = Dir::open(src).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => {
+            Error::NotFound(NotFound::Directory(src.to_path_buf()))
+        }
+        _ => Error::Context {
+            context: "snapshot",
+            source: Box::new(Error::Io(e)),
+        },
+    })?;
+    let at = |p: &Path, e: io::Error| Error::io_at("snapshot:", p, e);
     let store_st = Dir::open(store.root())
         .and_then(|d| d.stat_self())
         .map_err(|e| at(store.root(), e))?;
     let store_id = (cowtree_fs::sys::stat_dev(&store_st), store_st.st_ino);
     let src_st = root.stat_self().map_err(|e| at(src, e))?;
     if (cowtree_fs::sys::stat_dev(&src_st), src_st.st_ino) == store_id {
+        // A refusal: recording the store into itself can only be reported.
         return Err(Error::msg(format!(
             "snapshot: {} is the store itself",
             src.display()
@@ -265,8 +274,8 @@ fn poisoned_io<T>(_: T) -> io::Error {
 }
 
 impl Recorder<'_, '_> {
-    fn full(&self, rel: &[u8]) -> String {
-        self.root_path.join(path_of(rel)).display().to_string()
+    fn full(&self, rel: &[u8]) -> std::path::PathBuf {
+        self.root_path.join(path_of(rel))
     }
 
     /// Puts the regular files `names` of `dir` (at `rel`, on device `dev`) into the store.
@@ -292,7 +301,7 @@ impl Recorder<'_, '_> {
                         .push(Entry::blob(path, p.executable, p.size, p.hash));
                 }
                 Ok(None) => {}
-                Err(e) => return Err(Error::msg(format!("{}: {e}", self.full(&path)))),
+                Err(e) => return Err(Error::io_at("", self.full(&path), e)),
             }
         }
         Ok(())
@@ -311,7 +320,7 @@ impl Visitor for Recorder<'_, '_> {
         let st = d
             .dir()
             .stat_self()
-            .map_err(|e| Error::msg(format!("stat {}: {e}", self.full(rel))))?;
+            .map_err(|e| Error::io_at("stat", self.full(rel), e))?;
         let dev = cowtree_fs::sys::stat_dev(&st);
         if (dev, st.st_ino) == self.store_id {
             // The store itself lives inside the tree being recorded: leave it out.
@@ -319,7 +328,7 @@ impl Visitor for Recorder<'_, '_> {
         }
         let list = d
             .entries()
-            .map_err(|e| Error::msg(format!("read directory {}: {e}", self.full(d.rel()))))?;
+            .map_err(|e| Error::io_at("read directory", self.full(d.rel()), e))?;
         let rel = d.rel();
         if list.is_empty() && !rel.is_empty() {
             self.entries.push(Entry::dir(rel.to_vec()));
@@ -337,11 +346,7 @@ impl Visitor for Recorder<'_, '_> {
                     Err(Errno::NOENT) => continue,
                     Err(e) => {
                         let path = join(rel, ent.name.as_bytes());
-                        return Err(Error::msg(format!(
-                            "stat {}: {}",
-                            self.full(&path),
-                            io::Error::from(e)
-                        )));
+                        return Err(Error::io_at("stat", self.full(&path), e.into()));
                     }
                 }
             }
@@ -353,9 +358,7 @@ impl Visitor for Recorder<'_, '_> {
                     let target = match d.dir().read_link(&ent.name) {
                         Ok(t) => t,
                         Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                        Err(e) => {
-                            return Err(Error::msg(format!("{}: {e}", self.full(&path))));
-                        }
+                        Err(e) => return Err(Error::io_at("", self.full(&path), e)),
                     };
                     self.entries
                         .push(Entry::symlink(path, target.as_bytes().to_vec()));
@@ -365,7 +368,7 @@ impl Visitor for Recorder<'_, '_> {
                     return Err(Error::msg(format!(
                         "{}: is a {} (special file); only files, directories and symlinks can be \
                          recorded",
-                        self.full(&path),
+                        self.full(&path).display(),
                         type_name(other)
                     )));
                 }
@@ -393,7 +396,7 @@ impl Visitor for Recorder<'_, '_> {
     }
 
     fn open_failed(&mut self, at: &Failed<'_>, (): (), e: io::Error) -> Result<()> {
-        Err(Error::msg(format!("{}: {e}", self.full(at.rel))))
+        Err(Error::io_at("", self.full(at.rel), e))
     }
 }
 
@@ -995,7 +998,7 @@ pub fn record_manifest(store: &Store, manifest: &Manifest, name: Option<&str>) -
         match statat(store.blobs(), &rel, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if st.st_size as u64 == e.size() => {}
             Ok(st) => {
-                return Err(Error::msg(format!(
+                return Err(Error::invalid_input(format!(
                     "entry {}: size {} does not match blob {hash} ({} bytes)",
                     show(&e.path),
                     e.size(),
@@ -1003,20 +1006,13 @@ pub fn record_manifest(store: &Store, manifest: &Manifest, name: Option<&str>) -
                 )));
             }
             Err(Errno::NOENT) => {
-                return Err(Error::msg(format!(
+                return Err(Error::invalid_input(format!(
                     "entry {}: blob {hash} is not in the store {}",
                     show(&e.path),
                     store.root().display()
                 )));
             }
-            Err(err) => {
-                return Err(Error::msg(format!(
-                    "entry {}: {}: {}",
-                    show(&e.path),
-                    store.blob_path(hash).display(),
-                    io::Error::from(err)
-                )));
-            }
+            Err(err) => return Err(Error::io_at("stat", store.blob_path(hash), err.into())),
         }
     }
     let id = store.save(manifest)?;
