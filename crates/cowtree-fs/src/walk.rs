@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::dir::{Dir, DirEntry};
 use crate::progress::Progress;
-use crate::workers::Pool;
+use crate::workers::{Pool, Publish};
 
 /// Parent handles queued work may hold, per worker.
 pub const HELD_PER_WORKER: usize = 6;
@@ -397,10 +397,12 @@ impl<'a> Walk<'a> {
             .collect();
         let shared = &shared;
         match self.pool {
-            Some(pool) => pool.run(jobs, initial, make_visitor, |v, i, p| step(shared, v, i, p)),
-            None => {
-                crate::workers::run(jobs, initial, make_visitor, |v, i, p| step(shared, v, i, p))
+            Some(pool) => {
+                pool.run_publishing(jobs, initial, make_visitor, |v, i, p| step(shared, v, i, p))
             }
+            None => crate::workers::run_publishing(jobs, initial, make_visitor, |v, i, p| {
+                step(shared, v, i, p)
+            }),
         }
     }
 }
@@ -413,9 +415,9 @@ fn step<'w, V: Visitor>(
     shared: &'w Shared<'w>,
     visitor: &mut V,
     item: ItemOf<'w, V>,
-    pushed: &mut Vec<ItemOf<'w, V>>,
+    publish: &Publish<'_, ItemOf<'w, V>>,
 ) -> Result<(), V::Error> {
-    let result = run_item(shared, visitor, item, pushed);
+    let result = run_item(shared, visitor, item, publish);
     if result.is_err() {
         shared.stop.store(true, Ordering::Relaxed);
     }
@@ -425,8 +427,8 @@ fn step<'w, V: Visitor>(
 fn run_item<'w, V: Visitor>(
     shared: &'w Shared<'w>,
     visitor: &mut V,
-    item: Item<'w, V::Ctx, V::Job>,
-    pushed: &mut Vec<Item<'w, V::Ctx, V::Job>>,
+    item: ItemOf<'w, V>,
+    publish: &Publish<'_, ItemOf<'w, V>>,
 ) -> Result<(), V::Error> {
     match item {
         Item::Job {
@@ -462,7 +464,7 @@ fn run_item<'w, V: Visitor>(
                 rel: Arc::from(rel),
                 dir: Arc::new(dir),
                 path_only,
-                pushed: std::mem::take(pushed),
+                pushed: Vec::new(),
                 inline_jobs: Vec::new(),
             };
             visitor.visit_dir(&mut visit, ctx)?;
@@ -470,9 +472,12 @@ fn run_item<'w, V: Visitor>(
                 rel,
                 dir,
                 inline_jobs,
-                pushed: local,
+                mut pushed,
                 ..
             } = visit;
+            // Other workers can start on the subdirectories and jobs while this one runs the
+            // jobs it could not queue.
+            publish(&mut pushed);
             if !inline_jobs.is_empty() {
                 let at = JobVisit {
                     shared,
@@ -484,8 +489,6 @@ fn run_item<'w, V: Visitor>(
                     visitor.visit_job(&at, job)?;
                 }
             }
-            drop(dir);
-            *pushed = local;
             Ok(())
         }
     }

@@ -63,6 +63,30 @@ pub fn budget_for(requested: usize, demand: Demand, cores: usize, open_files: us
     want.min(by_fds).max(1)
 }
 
+/// Sizes every pool built from now on for `n` cores (0: the machine's): the caller's `--jobs`.
+/// Sets [`crate::parallel::set_cores`], and sizes rayon's global pool (which runs the parallel
+/// iterators called outside any [`Pool`]) to `n` threads if nothing has run on it yet.
+pub fn limit_cores(n: usize) {
+    crate::parallel::set_cores(n);
+    if n > 0 {
+        // Fails only when the global pool is already built; it then keeps its size.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
+    }
+}
+
+/// The number of workers of the pool the caller runs on (see [`Pool::install`]); outside any
+/// pool, of rayon's global pool.
+pub fn current_workers() -> usize {
+    rayon::current_num_threads()
+}
+
+/// The caller's index among the workers of the pool it runs on; `None` outside any pool.
+pub fn worker_index() -> Option<usize> {
+    rayon::current_thread_index()
+}
+
 /// The soft limit on open files (`RLIMIT_NOFILE`), 1024 when it cannot be read.
 fn open_file_limit() -> usize {
     rustix::process::getrlimit(rustix::process::Resource::Nofile)
@@ -152,9 +176,26 @@ impl Pool {
         W: Send,
         E: Send,
     {
+        self.run_publishing(jobs, initial, make_local, collect_then_publish(work))
+    }
+
+    /// [`Pool::run`] whose `work` hands the items it pushes to `publish` (which moves them
+    /// out of the vector), so that other workers can start on them while it goes on.
+    pub(crate) fn run_publishing<T, W, E>(
+        &self,
+        jobs: usize,
+        initial: Vec<T>,
+        make_local: impl Fn() -> W + Sync,
+        work: impl Fn(&mut W, T, &Publish<'_, T>) -> Result<(), E> + Sync,
+    ) -> Result<Vec<W>, E>
+    where
+        T: Send,
+        W: Send,
+        E: Send,
+    {
         let jobs = jobs.min(self.jobs).max(1);
         let Some(pool) = self.pool.as_ref().filter(|_| jobs > 1) else {
-            return run(jobs, initial, make_local, work);
+            return run_publishing(jobs, initial, make_local, work);
         };
         let queue = Queue::new(initial);
         let locals = Mutex::new(Vec::with_capacity(jobs));
@@ -178,6 +219,22 @@ impl Pool {
     }
 }
 
+/// Hands items a work function pushed to the queue (moving them out of the vector).
+pub(crate) type Publish<'a, T> = dyn Fn(&mut Vec<T>) + 'a;
+
+/// A [`Pool::run`] work function as one that publishes what it pushed when it is done (and
+/// nothing when it fails).
+fn collect_then_publish<T, W, E>(
+    work: impl Fn(&mut W, T, &mut Vec<T>) -> Result<(), E> + Sync,
+) -> impl Fn(&mut W, T, &Publish<'_, T>) -> Result<(), E> + Sync {
+    move |local, item, publish| {
+        let mut pushed = Vec::new();
+        work(local, item, &mut pushed)?;
+        publish(&mut pushed);
+        Ok(())
+    }
+}
+
 /// [`Pool::run`] on `jobs` threads started for this run alone (inline on the caller's thread
 /// when `jobs` is 1).
 pub fn run<T, W, E>(
@@ -191,13 +248,31 @@ where
     W: Send,
     E: Send,
 {
+    run_publishing(jobs, initial, make_local, collect_then_publish(work))
+}
+
+/// [`run`] with a publishing work function, as [`Pool::run_publishing`].
+pub(crate) fn run_publishing<T, W, E>(
+    jobs: usize,
+    initial: Vec<T>,
+    make_local: impl Fn() -> W + Sync,
+    work: impl Fn(&mut W, T, &Publish<'_, T>) -> Result<(), E> + Sync,
+) -> Result<Vec<W>, E>
+where
+    T: Send,
+    W: Send,
+    E: Send,
+{
     if jobs <= 1 {
         let mut local = make_local();
-        let mut stack = initial;
-        let mut pushed = Vec::new();
-        while let Some(item) = stack.pop() {
-            work(&mut local, item, &mut pushed)?;
-            stack.append(&mut pushed);
+        let stack = std::cell::RefCell::new(initial);
+        loop {
+            let Some(item) = stack.borrow_mut().pop() else {
+                break;
+            };
+            work(&mut local, item, &|pushed: &mut Vec<T>| {
+                stack.borrow_mut().append(pushed)
+            })?;
         }
         return Ok(vec![local]);
     }
@@ -255,13 +330,34 @@ impl<T, E> Queue<T, E> {
         }
     }
 
+    /// Adds `pushed` to the queue (emptying it) and wakes workers for them, unless the run
+    /// has failed.
+    fn publish(&self, pushed: &mut Vec<T>) {
+        let n = pushed.len();
+        if n == 0 {
+            return;
+        }
+        let mut guard = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if guard.error.is_some() {
+            pushed.clear();
+            return;
+        }
+        guard.items.append(pushed);
+        drop(guard);
+        if n > 1 {
+            self.wake.notify_all();
+        } else {
+            self.wake.notify_one();
+        }
+    }
+
     fn worker<W>(
         &self,
         make_local: &(impl Fn() -> W + Sync),
-        work: &(impl Fn(&mut W, T, &mut Vec<T>) -> Result<(), E> + Sync),
+        work: &(impl Fn(&mut W, T, &Publish<'_, T>) -> Result<(), E> + Sync),
     ) -> W {
         let mut local = make_local();
-        let mut pushed = Vec::new();
+        let publish = |pushed: &mut Vec<T>| self.publish(pushed);
         // A poisoned lock means another worker panicked; its panic is re-raised by the run, so
         // carrying on with the data is fine here.
         let mut guard = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
@@ -281,31 +377,19 @@ impl<T, E> Queue<T, E> {
             };
             guard.active += 1;
             drop(guard);
-            let result = work(&mut local, item, &mut pushed);
+            let result = work(&mut local, item, &publish);
             guard = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
             guard.active -= 1;
-            match result {
-                Ok(()) => {
-                    let n = pushed.len();
-                    guard.items.append(&mut pushed);
-                    if n > 1 {
-                        self.wake.notify_all();
-                    } else if n == 1 {
-                        self.wake.notify_one();
-                    }
-                }
-                Err(e) => {
-                    pushed.clear();
-                    if guard.error.is_none() {
-                        guard.error = Some(e);
-                    }
-                }
+            if let Err(e) = result
+                && guard.error.is_none()
+            {
+                guard.error = Some(e);
             }
             if guard.error.is_some() || (guard.active == 0 && guard.items.is_empty()) {
                 self.wake.notify_all();
             }
         }
-        // Items left after an error are dropped here, outside no lock of the caller's.
+        // Items left after an error are dropped outside the lock.
         let left = if guard.error.is_some() {
             std::mem::take(&mut guard.items)
         } else {
@@ -409,8 +493,10 @@ mod tests {
         let mut v: Vec<u32> = (0..10_000).rev().collect();
         pool.sort_unstable_by(&mut v, |a, b| a.cmp(b));
         assert!(v.windows(2).all(|w| w[0] <= w[1]));
+        assert!(pool.install(worker_index).is_some_and(|i| i < 3));
+        assert_eq!(pool.install(current_workers), 3);
         let single = Pool::new(1, "test");
-        assert_eq!(single.install(rayon::current_thread_index), None);
+        assert_eq!(single.install(worker_index), None);
     }
 
     #[test]

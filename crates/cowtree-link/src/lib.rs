@@ -108,7 +108,9 @@
 //!   opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` or `O_NOFOLLOW`; the source
 //!   path itself may be reached through symlinks, nothing below it is followed.
 //! - **Parallel with bounded descriptors:** `jobs` workers (default: one per core), each holding
-//!   at most four open descriptors, and no more workers than the open-file limit allows.
+//!   a bounded number of open descriptors (four while linking, at most
+//!   [`cowtree_fs::walk::FDS_PER_WORKER`] while reading the source), and no more workers than
+//!   the open-file limit allows.
 //!
 //! Hardlink mode ([`LinkMode::Hardlink`]) makes the destination share inodes with the source:
 //! a write through either reaches both. Use it only where nothing writes.
@@ -122,7 +124,6 @@ pub mod error;
 mod link;
 pub mod options;
 mod plan;
-mod pool;
 pub mod report;
 mod scan;
 mod session;

@@ -48,22 +48,20 @@ const JOBS_PER_CORE: usize = 1;
 /// Upper bound for the default number of workers.
 const MAX_DEFAULT_JOBS: usize = 64;
 
-/// Worker threads to use: as asked (0 = [`JOBS_PER_CORE`] per core), and few enough that each
-/// can hold its four descriptors (source and destination directory, source and destination
-/// file) under the process's open-file limit, with room for the caller's own.
+/// Worker threads to use: as asked (0 = [`JOBS_PER_CORE`] per core, at most
+/// [`MAX_DEFAULT_JOBS`]), and few enough that each can hold its descriptors under the process's
+/// open-file limit: four while linking (source and destination directory, source and
+/// destination file), the walk's while reading the source.
 pub(crate) fn effective_jobs(requested: usize) -> usize {
-    let want = if requested == 0 {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (cores * JOBS_PER_CORE).min(MAX_DEFAULT_JOBS)
-    } else {
-        requested
-    };
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-        .current
-        .unwrap_or(1024);
-    let by_fds = (limit.saturating_sub(24) / 4).max(1);
-    want.min(usize::try_from(by_fds).unwrap_or(usize::MAX))
-        .max(1)
+    cowtree_fs::workers::budget(
+        requested,
+        cowtree_fs::workers::Demand {
+            per_core: JOBS_PER_CORE,
+            min: 1,
+            max: MAX_DEFAULT_JOBS,
+            fds_per_worker: cowtree_fs::walk::FDS_PER_WORKER.max(4),
+        },
+    )
 }
 
 /// True when `path` or one of its ancestors is the directory `id` (device, inode). Comparing

@@ -39,10 +39,10 @@ pub struct LinkOptions {
     /// Give files, symlinks and new directories the source's access and modification times
     /// (directories get theirs after their contents are complete). Default true.
     pub preserve_times: bool,
-    /// Worker threads; 0 (the default) means a few per available core (4, at most 64 in all),
-    /// because workers spend much of their time blocked in the filesystem. The number actually
-    /// used is also bounded so that open file descriptors (at most 4 per worker) stay under
-    /// the process limit (`ulimit -n`).
+    /// Worker threads; 0 (the default) means one per available core (at most 64 in all). The
+    /// number actually used is also bounded so that open file descriptors (at most
+    /// [`cowtree_fs::walk::FDS_PER_WORKER`] per worker) stay under the process limit
+    /// (`ulimit -n`); see [`cowtree_fs::workers::budget`].
     pub jobs: usize,
     /// Skip FIFOs, sockets and device nodes (counted in [`crate::LinkReport::special`])
     /// instead of refusing the whole tree before any work.

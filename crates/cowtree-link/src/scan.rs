@@ -2,17 +2,18 @@
 //! before anything is written, so that special files are refused before any work and the
 //! second pass knows every directory without reading the source again.
 
+use std::convert::Infallible;
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cowtree_fs::dir::Dir;
-use rustix::fs::{AtFlags, FileType, Stat, Timespec, statat};
+use cowtree_fs::walk::{DirVisit, Failed, JobVisit, Visitor, Walk};
+use cowtree_fs::workers::Pool;
+use rustix::fs::{FileType, Stat, Timespec};
 
 use crate::error::LinkError;
 use crate::options::ScanTotals;
-use crate::pool;
 
 /// A source directory's own metadata.
 #[derive(Debug, Clone, Copy)]
@@ -91,12 +92,107 @@ pub(crate) struct Tree {
     pub special: Vec<PathBuf>,
 }
 
-/// What one worker found, by tree.
-struct Local {
+/// What one worker found, by tree: the scan's visitor.
+struct Local<'a> {
+    /// The roots' paths, for messages.
+    paths: &'a [&'a Path],
+    /// Per tree, the next directory's node id.
+    next_id: &'a [AtomicUsize],
     /// (tree, node id, node)
     nodes: Vec<(usize, usize, Node)>,
     totals: Vec<ScanTotals>,
     special: Vec<(usize, PathBuf)>,
+}
+
+impl Visitor for Local<'_> {
+    /// The directory's node id.
+    type Ctx = usize;
+    type Job = Infallible;
+    type Error = LinkError;
+
+    fn visit_dir(
+        &mut self,
+        d: &mut DirVisit<'_, usize, Infallible>,
+        id: usize,
+    ) -> Result<(), LinkError> {
+        let t = d.root();
+        let rel = d.rel_path().to_path_buf();
+        let full = || self.paths[t].join(&rel);
+        let st = d
+            .dir()
+            .stat_self()
+            .map_err(|e| LinkError::io("stat", &full(), e))?;
+        let list = d
+            .entries()
+            .map_err(|e| LinkError::io("read directory", &full(), e))?;
+        let mut entries = Vec::with_capacity(list.len());
+        for entry in list {
+            let name = entry.name;
+            let mut ft = entry.file_type;
+            if ft == FileType::Unknown {
+                // This filesystem does not fill in d_type.
+                let st = d
+                    .dir()
+                    .stat(&name)
+                    .map_err(|e| LinkError::io("stat", &full().join(&name), e))?;
+                ft = FileType::from_raw_mode(st.st_mode);
+            }
+            let totals = &mut self.totals[t];
+            let kind = match ft {
+                FileType::RegularFile => {
+                    totals.files += 1;
+                    Kind::File
+                }
+                FileType::Directory => {
+                    totals.dirs += 1;
+                    let child = self.next_id[t].fetch_add(1, Ordering::Relaxed);
+                    d.descend(&name, child);
+                    Kind::Dir(child)
+                }
+                FileType::Symlink => {
+                    totals.symlinks += 1;
+                    Kind::Symlink
+                }
+                _ => {
+                    totals.special += 1;
+                    self.special.push((t, rel.join(&name)));
+                    Kind::Special
+                }
+            };
+            entries.push(Entry {
+                name: name.into_boxed_os_str(),
+                kind,
+            });
+        }
+        self.nodes.push((
+            t,
+            id,
+            Node {
+                rel,
+                meta: DirMeta::from_stat(&st),
+                entries,
+            },
+        ));
+        Ok(())
+    }
+
+    fn visit_job(&mut self, _: &JobVisit<'_>, job: Infallible) -> Result<(), LinkError> {
+        match job {}
+    }
+
+    fn open_failed(
+        &mut self,
+        at: &Failed<'_>,
+        _: usize,
+        e: std::io::Error,
+    ) -> Result<(), LinkError> {
+        let rel = Path::new(<OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(at.rel));
+        Err(LinkError::io(
+            "open directory",
+            &self.paths[at.root].join(rel),
+            e,
+        ))
+    }
 }
 
 /// Opens the directory at `rel` under `root` (the root itself when `rel` is empty), refusing
@@ -113,89 +209,17 @@ pub(crate) fn open_rel(root: &Dir, rel: &Path) -> std::io::Result<Dir> {
 /// Reads the trees under `roots` (each an open directory and its path, for messages) with
 /// the session's workers, all in one parallel pass: many small trees (packages) keep every
 /// worker busy, where one pass per tree would wait for the slowest directory of each.
-pub(crate) fn scan_many(
-    roots: &[(&Dir, &Path)],
-    workers: &pool::Workers,
-) -> Result<Vec<Tree>, LinkError> {
+pub(crate) fn scan_many(roots: &[(&Dir, &Path)], workers: &Pool) -> Result<Vec<Tree>, LinkError> {
     let next_id: Vec<AtomicUsize> = roots.iter().map(|_| AtomicUsize::new(1)).collect();
-    let locals = workers.run(
-        workers.jobs(),
-        (0..roots.len())
-            .rev()
-            .map(|t| (t, 0usize, PathBuf::new()))
-            .collect(),
+    let paths: Vec<&Path> = roots.iter().map(|(_, p)| *p).collect();
+    let locals = Walk::on(workers).run(
+        roots.iter().map(|(dir, _)| (*dir, 0usize)).collect(),
         || Local {
+            paths: &paths,
+            next_id: &next_id,
             nodes: Vec::new(),
             totals: vec![ScanTotals::default(); roots.len()],
             special: Vec::new(),
-        },
-        |local: &mut Local, (t, id, rel): (usize, usize, PathBuf), push| {
-            let (src_root, src_path) = roots[t];
-            let totals = &mut local.totals[t];
-            let full = || src_path.join(&rel);
-            let dir = open_rel(src_root, &rel)
-                .map_err(|e| LinkError::io("open directory", &full(), e))?;
-            let mut reader = rustix::fs::Dir::new(dir.into_fd())
-                .map_err(|e| LinkError::io("read directory", &full(), e.into()))?;
-            let st = reader
-                .stat()
-                .map_err(|e| LinkError::io("stat", &full(), e.into()))?;
-            let mut entries = Vec::new();
-            while let Some(entry) = reader.next() {
-                let entry =
-                    entry.map_err(|e| LinkError::io("read directory", &full(), e.into()))?;
-                let name = entry.file_name().to_bytes();
-                if name == b"." || name == b".." {
-                    continue;
-                }
-                let name = OsStr::from_bytes(name);
-                let mut ft = entry.file_type();
-                if ft == FileType::Unknown {
-                    // This filesystem does not fill in d_type.
-                    let fd = reader
-                        .fd()
-                        .map_err(|e| LinkError::io("read directory", &full(), e.into()))?;
-                    let st = statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(|e| LinkError::io("stat", &full().join(name), e.into()))?;
-                    ft = FileType::from_raw_mode(st.st_mode);
-                }
-                let kind = match ft {
-                    FileType::RegularFile => {
-                        totals.files += 1;
-                        Kind::File
-                    }
-                    FileType::Directory => {
-                        totals.dirs += 1;
-                        let child = next_id[t].fetch_add(1, Ordering::Relaxed);
-                        push.push((t, child, rel.join(name)));
-                        Kind::Dir(child)
-                    }
-                    FileType::Symlink => {
-                        totals.symlinks += 1;
-                        Kind::Symlink
-                    }
-                    _ => {
-                        totals.special += 1;
-                        local.special.push((t, rel.join(name)));
-                        Kind::Special
-                    }
-                };
-                entries.push(Entry {
-                    name: name.into(),
-                    kind,
-                });
-            }
-            entries.shrink_to_fit();
-            local.nodes.push((
-                t,
-                id,
-                Node {
-                    rel,
-                    meta: DirMeta::from_stat(&st),
-                    entries,
-                },
-            ));
-            Ok(())
         },
     )?;
 

@@ -34,7 +34,7 @@ pub struct Linker {
     pub(crate) opts: LinkOptions,
     pub(crate) jobs: usize,
     pub(crate) pairs: Pairs,
-    pub(crate) workers: crate::pool::Workers,
+    pub(crate) workers: cowtree_fs::workers::Pool,
     /// The umask when the session was built (directories created with their final bits
     /// need no chmod when it strips none of them).
     pub(crate) umask: Option<u32>,
@@ -108,7 +108,7 @@ impl Linker {
             opts,
             jobs,
             pairs: Pairs::default(),
-            workers: crate::pool::Workers::new(jobs),
+            workers: cowtree_fs::workers::Pool::new(jobs, "cowtree-link"),
             umask: crate::link::read_umask(),
         }
     }

@@ -316,22 +316,21 @@ pub fn dedupe(paths: &[PathBuf], opts: &DedupeOptions<'_>) -> Result<DedupeRepor
     opts.progress.phase("dedupe", Some(hash_total));
     let refused = AtomicBool::new(false);
     let refusal: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
-    let threads = (2 * rayon::current_num_threads()).max(IO_THREADS);
+    let pool = cowtree_fs::workers::Pool::new(
+        cowtree_fs::workers::budget(0, IO_THREADS),
+        "cowtree-dedupe",
+    );
     // Half the descriptor limit, shared by the threads, for files kept open per group.
     let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(1024);
-    let keep_open_max = ((nofile / 2) as usize / threads).min(KEEP_OPEN_MAX);
-    let work = || -> Vec<GroupOutcome> {
+    let keep_open_max = ((nofile / 2) as usize / pool.jobs()).min(KEEP_OPEN_MAX);
+    let outcomes: Vec<GroupOutcome> = pool.install(|| {
         size_groups
             .par_iter()
             .map(|files| process_size_group(files, opts, keep_open_max, &refused, &refusal))
             .collect()
-    };
-    let outcomes = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-        Ok(pool) => pool.install(work),
-        Err(_) => work(),
-    };
+    });
     let mut remapped: HashMap<(u64, u64), Vec<Extent>> = HashMap::new();
     for o in outcomes {
         report.bytes_hashed += o.bytes_hashed;
@@ -387,9 +386,16 @@ pub fn dedupe(paths: &[PathBuf], opts: &DedupeOptions<'_>) -> Result<DedupeRepor
 /// Size groups up to this many files keep their files open from hashing to deduplication.
 const KEEP_OPEN_MAX: usize = 256;
 
-/// Threads for hashing and deduplicating, at least: reading cold files waits on the disk, so
-/// more requests in flight than CPUs pay off.
-const IO_THREADS: usize = 8;
+/// Threads for hashing and deduplicating: two per CPU and at least 8, because reading cold
+/// files waits on the disk, so more requests in flight than CPUs pay off. Each holds the file
+/// it hashes and the one it dedupes into (the files a group keeps open come out of the other
+/// half of the limit: see `keep_open_max`).
+const IO_THREADS: cowtree_fs::workers::Demand = cowtree_fs::workers::Demand {
+    per_core: 2,
+    min: 8,
+    max: 64,
+    fds_per_worker: 2,
+};
 
 /// One hash job per physical layout in a size group: files whose extents are at the same
 /// addresses hold the same bytes, so one of them is hashed for all. Returns (file to hash,

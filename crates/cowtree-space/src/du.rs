@@ -206,8 +206,14 @@ pub fn layout_of(extents: &[Extent]) -> Option<u64> {
     ))
 }
 
-/// Walker threads for [`du`] at most (one per CPU up to this).
-const MAX_WALKERS: usize = 16;
+/// Walker threads for [`du`]: one per CPU, at most 16; each holds the walk's descriptors and
+/// the file it maps.
+const WALKERS: cowtree_fs::workers::Demand = cowtree_fs::workers::Demand {
+    per_core: 1,
+    min: 1,
+    max: 16,
+    fds_per_worker: cowtree_fs::walk::FDS_PER_WORKER + 1,
+};
 
 /// Counts `paths` (see the module docs). Errors on single entries are collected in the report
 /// and the walk goes on; a root that does not exist is one such error.
@@ -233,12 +239,8 @@ pub fn du_with_progress(paths: &[PathBuf], opts: &DuOptions, progress: &Progress
     // the others queue behind it: over 10 clones of the bench tree (2 CPUs, warm cache) 2
     // walkers took 3.1 s, 4 took 4.6 s and 8 took 6.4 s, with 20,000, 147,000 and 279,000
     // context switches. Over plain copies (no refcount lookups) the count made no difference.
-    let walkers = cowtree_fs::parallel::cores().min(MAX_WALKERS);
-    let run = || walk::<Acc, _>(paths, &visit);
-    let (states, errors) = match rayon::ThreadPoolBuilder::new().num_threads(walkers).build() {
-        Ok(pool) => pool.install(run),
-        Err(_) => run(),
-    };
+    let walkers = cowtree_fs::workers::budget(0, WALKERS);
+    let (states, errors) = walk::<Acc, _>(paths, walkers, &visit);
     let mut total = Acc::default();
     for s in states {
         merge(&mut total, s);

@@ -1,7 +1,8 @@
-//! A parallel walk over directory trees that never follows a symlink.
+//! A parallel walk over directory trees that never follows a symlink, for counting: each entry
+//! is visited once with its `stat`, and errors are collected rather than stopping the walk.
 //!
-//! Every directory below a root is opened relative to its parent's handle with `O_NOFOLLOW`
-//! ([`cowtree_fs::dir::Dir::open_dir`]); regular files are opened relative to their directory
+//! The traversal is [`cowtree_fs::walk`] (directories opened beneath their parent's handle or
+//! the root's, never following a symlink; bounded descriptors); regular files are opened relative to their directory
 //! with `O_NOFOLLOW | O_NONBLOCK` (a FIFO swapped in cannot block the walk) and checked with
 //! `fstat`. A symlink given as a root is reported as a symlink, not followed; a directory given
 //! as a root is opened by its path (the user named it).
@@ -9,13 +10,14 @@
 //! Each worker thread accumulates into its own state `S`; the caller merges the states.
 //! Errors do not stop the walk: they are collected and returned with the states.
 
-use std::ffi::OsStr;
+use std::convert::Infallible;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use cowtree_fs::dir::Dir;
+use cowtree_fs::walk::{DirVisit, Failed, JobVisit, Visitor, Walk};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, fstat, openat, statat};
 
 /// What kind of entry a visit is about.
@@ -86,25 +88,11 @@ impl WalkErrors {
             self.messages.push(e.to_string());
         }
     }
-}
 
-struct Shared<'v, S, V> {
-    states: Vec<Mutex<S>>,
-    errors: Mutex<WalkErrors>,
-    visit: &'v V,
-}
-
-impl<S, V> Shared<'_, S, V> {
-    fn slot(&self) -> &Mutex<S> {
-        let i = rayon::current_thread_index().unwrap_or(0);
-        &self.states[i % self.states.len()]
-    }
-
-    fn error(&self, e: io::Error) {
-        self.errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(e);
+    fn merge(&mut self, other: WalkErrors) {
+        self.count += other.count;
+        let room = MAX_ERRORS.saturating_sub(self.messages.len());
+        self.messages.extend(other.messages.into_iter().take(room));
     }
 }
 
@@ -112,49 +100,142 @@ fn with_path(op: &'static str, path: &Path, e: io::Error) -> io::Error {
     cowtree_fs::error::at_path(op, path, e)
 }
 
-/// Walks `roots` in parallel on the rayon pool, calling `visit` once per entry (each root
-/// included) with the calling thread's state. Returns the states and the errors.
-pub fn walk<S, V>(roots: &[PathBuf], visit: &V) -> (Vec<S>, WalkErrors)
+/// One worker's part of a walk: the caller's state and the errors it met.
+struct Counter<'v, S, V> {
+    state: S,
+    errors: WalkErrors,
+    visit: &'v V,
+}
+
+impl<S, V> Visitor for Counter<'_, S, V>
+where
+    S: Send,
+    V: Fn(&mut S, Visit<'_>) + Sync,
+{
+    /// The directory's path: the root as given plus the names below it.
+    type Ctx = PathBuf;
+    type Job = Infallible;
+    type Error = Infallible;
+
+    fn visit_dir(
+        &mut self,
+        d: &mut DirVisit<'_, PathBuf, Infallible>,
+        path: PathBuf,
+    ) -> Result<(), Infallible> {
+        let st = match d.dir().stat_self() {
+            Ok(st) => st,
+            Err(e) => {
+                self.errors.push(with_path("stat", &path, e));
+                return Ok(());
+            }
+        };
+        let entries = match d.entries() {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.errors.push(with_path("read directory", &path, e));
+                return Ok(());
+            }
+        };
+        (self.visit)(
+            &mut self.state,
+            Visit {
+                at: At {
+                    base: &path,
+                    name: None,
+                },
+                stat: &st,
+                kind: Kind::Dir,
+            },
+        );
+        let mut subdirs: Vec<OsString> = Vec::new();
+        for entry in entries {
+            match entry.file_type {
+                FileType::Directory => subdirs.push(entry.name),
+                ft => {
+                    let hint = (ft != FileType::Unknown).then_some(ft);
+                    let at = At {
+                        base: &path,
+                        name: Some(&entry.name),
+                    };
+                    if let Some(is_dir) = visit_leaf(
+                        self.visit,
+                        &mut self.state,
+                        &mut self.errors,
+                        d.dir(),
+                        &entry.name,
+                        at,
+                        hint,
+                    ) {
+                        subdirs.push(is_dir);
+                    }
+                }
+            }
+        }
+        for name in subdirs {
+            let child = path.join(&name);
+            d.descend(&name, child);
+        }
+        Ok(())
+    }
+
+    fn visit_job(&mut self, _: &JobVisit<'_>, job: Infallible) -> Result<(), Infallible> {
+        match job {}
+    }
+
+    fn open_failed(
+        &mut self,
+        _: &Failed<'_>,
+        path: PathBuf,
+        e: io::Error,
+    ) -> Result<(), Infallible> {
+        self.errors.push(with_path("open directory", &path, e));
+        Ok(())
+    }
+}
+
+/// Walks `roots` in parallel on `jobs` threads (see [`cowtree_fs::workers::budget`]), calling
+/// `visit` once per entry (each root included) with the calling worker's state. Returns the
+/// states and the errors.
+pub fn walk<S, V>(roots: &[PathBuf], jobs: usize, visit: &V) -> (Vec<S>, WalkErrors)
 where
     S: Default + Send,
     V: Fn(&mut S, Visit<'_>) + Sync,
 {
-    let shared = Shared {
-        states: (0..rayon::current_num_threads() + 1)
-            .map(|_| Mutex::new(S::default()))
-            .collect(),
-        errors: Mutex::new(WalkErrors::default()),
-        visit,
-    };
-    rayon::scope(|scope| {
-        for root in roots {
-            match root_entry(root) {
-                Ok(RootEntry::Dir(dir)) => {
-                    let shared = &shared;
-                    scope.spawn(move |scope| walk_dir(scope, shared, dir, root.clone()));
-                }
-                Ok(RootEntry::Leaf(parent)) => {
-                    let name = root.file_name().unwrap_or(OsStr::new("."));
-                    let mut state = shared.slot().lock().unwrap_or_else(|p| p.into_inner());
-                    let at = At {
-                        base: root,
-                        name: None,
-                    };
-                    visit_leaf(&shared, &mut state, &parent, name, at, None);
-                }
-                Err(e) => shared.error(e),
+    let mut errors = WalkErrors::default();
+    // Roots that are not directories are visited here; the others are walked below.
+    let mut leaves = S::default();
+    let mut dirs: Vec<(Dir, PathBuf)> = Vec::new();
+    for root in roots {
+        match root_entry(root) {
+            Ok(RootEntry::Dir(dir)) => dirs.push((dir, root.clone())),
+            Ok(RootEntry::Leaf(parent)) => {
+                let name = root.file_name().unwrap_or(OsStr::new("."));
+                let at = At {
+                    base: root,
+                    name: None,
+                };
+                visit_leaf(visit, &mut leaves, &mut errors, &parent, name, at, None);
             }
+            Err(e) => errors.push(e),
         }
-    });
-    let states = shared
-        .states
-        .into_iter()
-        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
-        .collect();
-    let errors = shared
-        .errors
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
+    }
+    let walked = Walk::new(jobs).run(
+        dirs.iter().map(|(dir, path)| (dir, path.clone())).collect(),
+        || Counter {
+            state: S::default(),
+            errors: WalkErrors::default(),
+            visit,
+        },
+    );
+    let counters = match walked {
+        Ok(counters) => counters,
+        Err(never) => match never {},
+    };
+    let mut states = vec![leaves];
+    for c in counters {
+        states.push(c.state);
+        errors.merge(c.errors);
+    }
     (states, errors)
 }
 
@@ -178,80 +259,17 @@ fn root_entry(root: &Path) -> io::Result<RootEntry> {
     Ok(RootEntry::Leaf(Dir::open(parent)?))
 }
 
-fn walk_dir<'s, S, V>(
-    scope: &rayon::Scope<'s>,
-    shared: &'s Shared<'s, S, V>,
-    mut dir: Dir,
-    path: PathBuf,
-) where
-    S: Send,
-    V: Fn(&mut S, Visit<'_>) + Sync,
-{
-    let st = match dir.stat_self() {
-        Ok(st) => st,
-        Err(e) => return shared.error(with_path("stat", &path, e)),
-    };
-    // The handle is this walk's own, freshly opened: read it in place, no second open.
-    let entries = match dir.read_entries() {
-        Ok(entries) => entries,
-        Err(e) => return shared.error(with_path("read directory", &path, e)),
-    };
-    let dir = Arc::new(dir);
-    let mut subdirs = Vec::new();
-    {
-        let mut state = shared.slot().lock().unwrap_or_else(|p| p.into_inner());
-        (shared.visit)(
-            &mut state,
-            Visit {
-                at: At {
-                    base: &path,
-                    name: None,
-                },
-                stat: &st,
-                kind: Kind::Dir,
-            },
-        );
-        for entry in entries {
-            match entry.file_type {
-                FileType::Directory => subdirs.push(entry.name),
-                ft => {
-                    let hint = (ft != FileType::Unknown).then_some(ft);
-                    let at = At {
-                        base: &path,
-                        name: Some(&entry.name),
-                    };
-                    if let Some(is_dir) =
-                        visit_leaf(shared, &mut state, &dir, &entry.name, at, hint)
-                    {
-                        subdirs.push(is_dir);
-                    }
-                }
-            }
-        }
-    }
-    for name in subdirs {
-        let child = path.join(&name);
-        let parent = Arc::clone(&dir);
-        scope.spawn(move |scope| match parent.open_dir(&name) {
-            Ok(sub) => {
-                drop(parent);
-                walk_dir(scope, shared, sub, child)
-            }
-            Err(e) => shared.error(with_path("open directory", &child, e)),
-        });
-    }
-}
-
 /// Visits a non-directory entry `name` of `dir`. When the entry turns out to be a directory
 /// (unknown `d_type`), returns its name so the caller walks it.
 fn visit_leaf<S, V>(
-    shared: &Shared<'_, S, V>,
+    visit: &V,
     state: &mut S,
+    errors: &mut WalkErrors,
     dir: &Dir,
     name: &OsStr,
     at: At<'_>,
     hint: Option<FileType>,
-) -> Option<std::ffi::OsString>
+) -> Option<OsString>
 where
     V: Fn(&mut S, Visit<'_>) + Sync,
 {
@@ -263,7 +281,7 @@ where
             Ok(fd) => match fstat(&fd) {
                 Ok(st) => {
                     match FileType::from_raw_mode(st.st_mode) {
-                        FileType::RegularFile => (shared.visit)(
+                        FileType::RegularFile => visit(
                             state,
                             Visit {
                                 at,
@@ -272,7 +290,7 @@ where
                             },
                         ),
                         FileType::Directory => return Some(name.to_owned()),
-                        _ => (shared.visit)(
+                        _ => visit(
                             state,
                             Visit {
                                 at,
@@ -284,7 +302,7 @@ where
                     return None;
                 }
                 Err(e) => {
-                    shared.error(with_path("stat", &at.path(), e.into()));
+                    errors.push(with_path("stat", &at.path(), e.into()));
                     return None;
                 }
             },
@@ -292,7 +310,7 @@ where
             Err(rustix::io::Errno::LOOP | rustix::io::Errno::ACCESS) => {}
             Err(rustix::io::Errno::NOENT) => return None, // vanished meanwhile
             Err(e) if hint.is_some() => {
-                shared.error(with_path("open", &at.path(), e.into()));
+                errors.push(with_path("open", &at.path(), e.into()));
                 return None;
             }
             Err(_) => {}
@@ -305,13 +323,13 @@ where
             }
             if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
                 // Could not be opened (permission): still counted, but without extents.
-                shared.error(with_path(
+                errors.push(with_path(
                     "open",
                     &at.path(),
                     io::Error::from(io::ErrorKind::PermissionDenied),
                 ));
             }
-            (shared.visit)(
+            visit(
                 state,
                 Visit {
                     at,
@@ -321,7 +339,7 @@ where
             );
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => shared.error(with_path("stat", &at.path(), e)),
+        Err(e) => errors.push(with_path("stat", &at.path(), e)),
     }
     None
 }

@@ -454,7 +454,7 @@ fn fill(
             }
             r
         })
-    })??;
+    })?;
 
     let mut fallbacks: Vec<(String, u64)> = counters
         .fallbacks
@@ -505,7 +505,7 @@ fn create_dirs(dirs: &BTreeSet<&[u8]>, stage: &Dir, stage_path: &Path) -> Result
             })?;
         }
         Ok(())
-    })?
+    })
 }
 
 fn open_beneath(stage: &Dir, stage_path: &Path, rel: &[u8]) -> Result<Dir> {

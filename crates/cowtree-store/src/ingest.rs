@@ -1,9 +1,9 @@
 //! Ingest: record a directory tree as blobs and a manifest.
 //!
-//! The walk is parallel (one task per directory, on rayon's pool) and directory-relative: each
-//! directory is opened beneath the root with `openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS)`, so
-//! a symlink is recorded as a symlink and never followed, and at most one directory fd per
-//! worker is open at a time. Special files (fifos, sockets, devices) are refused.
+//! The walk is [`cowtree_fs::walk`] on the ingest pool (see `workers.rs`): parallel, each
+//! directory opened beneath its parent or the root without following a symlink (a symlink is
+//! recorded as a symlink), a bounded number of directory handles held per worker, a big
+//! directory's files split among workers. Special files (fifos, sockets, devices) are refused.
 //!
 //! Where the source can be cloned into the store, new content is cloned into an unnamed file in the
 //! worker's staging directory (`O_TMPFILE`, mode 0444 from the start; a named staging file where
@@ -44,7 +44,6 @@ use std::os::fd::AsFd;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
@@ -52,11 +51,12 @@ use std::time::Instant;
 use cowtree_fs::classify::{CloneErrno, classify_clone_errno};
 use cowtree_fs::dir::Dir;
 use cowtree_fs::progress::Progress;
+use cowtree_fs::walk::{DirVisit, Failed, JobVisit, Visitor, Walk};
 use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause, transfer_at};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, fstat, openat, statat};
 use rustix::io::Errno;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NotFound, Result};
 use crate::hash::Hash;
 use crate::manifest::{Entry, Manifest, show};
 use crate::store::Store;
@@ -143,16 +143,14 @@ pub struct Put {
     pub executable: bool,
 }
 
-struct Walk<'a> {
-    root: Dir,
+/// One worker's part of a snapshot's walk (see [`cowtree_fs::walk`]): records what it finds
+/// into its own list of entries.
+struct Recorder<'w, 'a> {
     root_path: &'a Path,
-    entries: Mutex<Vec<Entry>>,
-    error: Mutex<Option<Error>>,
-    stop: AtomicBool,
     /// (device, inode) of the store's root directory, which is never recorded.
     store_id: (u64, u64),
-    put: Putter<'a>,
-    progress: &'a Progress,
+    put: &'w Putter<'a>,
+    entries: Vec<Entry>,
 }
 
 /// Puts files into the store one at a time, the way a snapshot records each file (see the
@@ -208,14 +206,23 @@ pub fn snapshot_dir_with_progress(
     if let Some(n) = name {
         crate::refs::validate_name(n)?;
     }
-    let root = Dir::open(src).map_err(|e| Error::msg(format!("snapshot: {e}")))?;
-    let at = |p: &Path, e: io::Error| Error::msg(format!("snapshot: {}: {e}", p.display()));
+    let root = Dir::open(src).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => {
+            Error::NotFound(NotFound::Directory(src.to_path_buf()))
+        }
+        _ => Error::Context {
+            context: "snapshot",
+            source: Box::new(Error::Io(e)),
+        },
+    })?;
+    let at = |p: &Path, e: io::Error| Error::io_at("snapshot:", p, e);
     let store_st = Dir::open(store.root())
         .and_then(|d| d.stat_self())
         .map_err(|e| at(store.root(), e))?;
     let store_id = (cowtree_fs::sys::stat_dev(&store_st), store_st.st_ino);
     let src_st = root.stat_self().map_err(|e| at(src, e))?;
     if (cowtree_fs::sys::stat_dev(&src_st), src_st.st_ino) == store_id {
+        // A refusal: recording the store into itself can only be reported.
         return Err(Error::msg(format!(
             "snapshot: {} is the store itself",
             src.display()
@@ -223,23 +230,19 @@ pub fn snapshot_dir_with_progress(
     }
     let _lock = store.lock_shared()?;
     let staging = store.staging("ingest")?;
-    let walk = Walk {
-        root,
-        root_path: src,
-        entries: Mutex::new(Vec::new()),
-        error: Mutex::new(None),
-        stop: AtomicBool::new(false),
-        store_id,
-        put: Putter::new(store, staging.dir()),
-        progress,
-    };
-    crate::workers::install(crate::workers::Pool::Ingest, || {
-        rayon::scope(|s| walk.dir_task(s, Vec::new()))
-    })?;
-    if let Some(e) = walk.error.lock().map(|mut g| g.take()).unwrap_or(None) {
-        return Err(e);
+    let put = Putter::new(store, staging.dir());
+    let recorders = Walk::on(crate::workers::pool(crate::workers::Pool::Ingest))
+        .progress(progress)
+        .run(vec![(&root, ())], || Recorder {
+            root_path: src,
+            store_id,
+            put: &put,
+            entries: Vec::new(),
+        })?;
+    let mut entries = Vec::with_capacity(recorders.iter().map(|r| r.entries.len()).sum());
+    for r in recorders {
+        entries.extend(r.entries);
     }
-    let entries = std::mem::take(&mut *walk.entries.lock().map_err(poisoned)?);
     let manifest = Manifest::new(entries).map_err(|source| Error::Manifest {
         context: format!("snapshot of {}", src.display()),
         source,
@@ -252,155 +255,145 @@ pub fn snapshot_dir_with_progress(
         id,
         files: manifest.files(),
         bytes: manifest.bytes(),
-        new_blobs: walk.put.new_blobs(),
-        new_bytes: walk.put.new_bytes(),
-        cloned_bytes: walk.put.cloned_bytes(),
-        copied_bytes: walk.put.copied_bytes(),
+        new_blobs: put.new_blobs(),
+        new_bytes: put.new_bytes(),
+        cloned_bytes: put.cloned_bytes(),
+        copied_bytes: put.copied_bytes(),
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
-    drop(walk);
+    drop(put);
     drop(staging);
     Ok(report)
-}
-
-fn poisoned<T>(_: T) -> Error {
-    Error::msg("internal error: a worker panicked")
 }
 
 fn poisoned_io<T>(_: T) -> io::Error {
     io::Error::other("internal error: a worker panicked")
 }
 
-impl<'a> Walk<'a> {
-    fn fail(&self, e: Error) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Ok(mut g) = self.error.lock() {
-            g.get_or_insert(e);
-        }
+impl Recorder<'_, '_> {
+    fn full(&self, rel: &[u8]) -> std::path::PathBuf {
+        self.root_path.join(path_of(rel))
     }
 
-    fn full(&self, rel: &[u8]) -> String {
-        self.root_path.join(path_of(rel)).display().to_string()
-    }
-
-    fn dir_task<'s>(&'s self, s: &rayon::Scope<'s>, rel: Vec<u8>) {
-        if self.stop.load(Ordering::Relaxed) {
-            return;
+    /// Puts the regular files `names` of `dir` (at `rel`, on device `dev`) into the store.
+    fn ingest_files(
+        &mut self,
+        dir: &Dir,
+        dev: u64,
+        rel: &[u8],
+        names: &[OsString],
+        progress: &Progress,
+        stopped: impl Fn() -> bool,
+    ) -> Result<()> {
+        self.entries.reserve(names.len());
+        for name in names {
+            if stopped() {
+                return Ok(());
+            }
+            let path = join(rel, name.as_bytes());
+            match self.put.put(dir, dev, name) {
+                Ok(Some(p)) => {
+                    progress.add(1, p.size);
+                    self.entries
+                        .push(Entry::blob(path, p.executable, p.size, p.hash));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(Error::io_at("", self.full(&path), e)),
+            }
         }
-        if let Err(e) = self.walk_dir(s, &rel) {
-            self.fail(e);
-        }
+        Ok(())
     }
+}
 
-    fn walk_dir<'s>(&'s self, s: &rayon::Scope<'s>, rel: &[u8]) -> Result<()> {
-        let dir = if rel.is_empty() {
-            self.root.try_clone()?
-        } else {
-            self.root
-                .open_dir_beneath(path_of(rel))
-                .map_err(|e| Error::msg(format!("{}: {e}", self.full(rel))))?
-        };
-        let list = dir
-            .entries()
-            .map_err(|e| Error::msg(format!("read directory {}: {e}", self.full(rel))))?;
-        let st = dir
+impl Visitor for Recorder<'_, '_> {
+    type Ctx = ();
+    /// Regular files of one directory (its device, their names), when a big directory is
+    /// split so that several workers share it.
+    type Job = (u64, Vec<OsString>);
+    type Error = Error;
+
+    fn visit_dir(&mut self, d: &mut DirVisit<'_, (), Self::Job>, (): ()) -> Result<()> {
+        let rel = d.rel();
+        let st = d
+            .dir()
             .stat_self()
-            .map_err(|e| Error::msg(format!("stat {}: {e}", self.full(rel))))?;
+            .map_err(|e| Error::io_at("stat", self.full(rel), e))?;
         let dev = cowtree_fs::sys::stat_dev(&st);
-        if (cowtree_fs::sys::stat_dev(&st), st.st_ino) == self.store_id {
+        if (dev, st.st_ino) == self.store_id {
             // The store itself lives inside the tree being recorded: leave it out.
             return Ok(());
         }
-        let mut out = Vec::new();
+        let list = d
+            .entries()
+            .map_err(|e| Error::io_at("read directory", self.full(d.rel()), e))?;
+        let rel = d.rel();
         if list.is_empty() && !rel.is_empty() {
-            out.push(Entry::dir(rel.to_vec()));
+            self.entries.push(Entry::dir(rel.to_vec()));
         }
         let mut files: Vec<OsString> = Vec::new();
+        let mut subdirs: Vec<OsString> = Vec::new();
         for ent in list {
-            if self.stop.load(Ordering::Relaxed) {
+            if d.stopped() {
                 return Ok(());
             }
             let mut ft = ent.file_type;
             if ft == FileType::Unknown {
-                match statat(&dir, &ent.name, AtFlags::SYMLINK_NOFOLLOW) {
+                match statat(d.dir(), &ent.name, AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(st) => ft = FileType::from_raw_mode(st.st_mode),
                     Err(Errno::NOENT) => continue,
                     Err(e) => {
                         let path = join(rel, ent.name.as_bytes());
-                        return Err(Error::msg(format!(
-                            "stat {}: {}",
-                            self.full(&path),
-                            io::Error::from(e)
-                        )));
+                        return Err(Error::io_at("stat", self.full(&path), e.into()));
                     }
                 }
             }
             match ft {
                 FileType::RegularFile => files.push(ent.name),
-                FileType::Directory => {
-                    let path = join(rel, ent.name.as_bytes());
-                    s.spawn(move |s| self.dir_task(s, path));
-                }
+                FileType::Directory => subdirs.push(ent.name),
                 FileType::Symlink => {
                     let path = join(rel, ent.name.as_bytes());
-                    let target = match dir.read_link(&ent.name) {
+                    let target = match d.dir().read_link(&ent.name) {
                         Ok(t) => t,
                         Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                        Err(e) => {
-                            return Err(Error::msg(format!("{}: {e}", self.full(&path))));
-                        }
+                        Err(e) => return Err(Error::io_at("", self.full(&path), e)),
                     };
-                    out.push(Entry::symlink(path, target.as_bytes().to_vec()));
+                    self.entries
+                        .push(Entry::symlink(path, target.as_bytes().to_vec()));
                 }
                 other => {
                     let path = join(rel, ent.name.as_bytes());
                     return Err(Error::msg(format!(
                         "{}: is a {} (special file); only files, directories and symlinks can be \
                          recorded",
-                        self.full(&path),
+                        self.full(&path).display(),
                         type_name(other)
                     )));
                 }
             }
         }
-        self.entries.lock().map_err(poisoned)?.extend(out);
-        // A big directory is split so that several workers share it.
-        let dir = Arc::new(dir);
-        let rel: Arc<[u8]> = Arc::from(rel);
-        let mut chunks: Vec<Vec<OsString>> = Vec::new();
-        while files.len() > FILE_CHUNK {
-            let rest = files.split_off(FILE_CHUNK);
-            chunks.push(std::mem::replace(&mut files, rest));
+        for name in subdirs {
+            d.descend(&name, ());
         }
-        for chunk in chunks {
-            let (dir, rel) = (Arc::clone(&dir), Arc::clone(&rel));
-            s.spawn(move |_| {
-                if let Err(e) = self.ingest_files(&dir, dev, &rel, &chunk) {
-                    self.fail(e);
-                }
-            });
+        // The files go into jobs (a big directory's split so that several workers share it),
+        // so that the subdirectories reach the other workers now, not after this directory's
+        // files; the last job queued is the next this worker takes.
+        while !files.is_empty() {
+            let rest = if files.len() > FILE_CHUNK {
+                files.split_off(FILE_CHUNK)
+            } else {
+                Vec::new()
+            };
+            d.spawn((dev, std::mem::replace(&mut files, rest)));
         }
-        self.ingest_files(&dir, dev, &rel, &files)
+        Ok(())
     }
 
-    fn ingest_files(&self, dir: &Dir, dev: u64, rel: &[u8], names: &[OsString]) -> Result<()> {
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
-            if self.stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            let path = join(rel, name.as_bytes());
-            match self.put.put(dir, dev, name) {
-                Ok(Some(p)) => {
-                    self.progress.add(1, p.size);
-                    out.push(Entry::blob(path, p.executable, p.size, p.hash));
-                }
-                Ok(None) => {}
-                Err(e) => return Err(Error::msg(format!("{}: {e}", self.full(&path)))),
-            }
-        }
-        self.entries.lock().map_err(poisoned)?.extend(out);
-        Ok(())
+    fn visit_job(&mut self, j: &JobVisit<'_>, (dev, names): Self::Job) -> Result<()> {
+        self.ingest_files(j.dir(), dev, j.rel(), &names, j.progress(), || j.stopped())
+    }
+
+    fn open_failed(&mut self, at: &Failed<'_>, (): (), e: io::Error) -> Result<()> {
+        Err(Error::io_at("", self.full(at.rel), e))
     }
 }
 
@@ -697,7 +690,7 @@ impl<'a> Putter<'a> {
     /// one directory, 4.69 s with one per worker, and no wait left on an AGI lock.
     fn lane(&self) -> &Dir {
         let lanes = self.lanes.get_or_init(|| {
-            let n = rayon::current_num_threads().clamp(1, MAX_LANES);
+            let n = cowtree_fs::workers::current_workers().clamp(1, MAX_LANES);
             (0..n)
                 .map_while(|i| {
                     let name = OsString::from(format!("lane{i}"));
@@ -707,7 +700,7 @@ impl<'a> Putter<'a> {
                 })
                 .collect()
         });
-        match rayon::current_thread_index() {
+        match cowtree_fs::workers::worker_index() {
             Some(i) if !lanes.is_empty() => &lanes[i % lanes.len()],
             _ => lanes.first().unwrap_or(self.staging),
         }
@@ -934,7 +927,7 @@ pub fn record_manifest(store: &Store, manifest: &Manifest, name: Option<&str>) -
         match statat(store.blobs(), &rel, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if st.st_size as u64 == e.size() => {}
             Ok(st) => {
-                return Err(Error::msg(format!(
+                return Err(Error::invalid_input(format!(
                     "entry {}: size {} does not match blob {hash} ({} bytes)",
                     show(&e.path),
                     e.size(),
@@ -942,20 +935,13 @@ pub fn record_manifest(store: &Store, manifest: &Manifest, name: Option<&str>) -
                 )));
             }
             Err(Errno::NOENT) => {
-                return Err(Error::msg(format!(
+                return Err(Error::invalid_input(format!(
                     "entry {}: blob {hash} is not in the store {}",
                     show(&e.path),
                     store.root().display()
                 )));
             }
-            Err(err) => {
-                return Err(Error::msg(format!(
-                    "entry {}: {}: {}",
-                    show(&e.path),
-                    store.blob_path(hash).display(),
-                    io::Error::from(err)
-                )));
-            }
+            Err(err) => return Err(Error::io_at("stat", store.blob_path(hash), err.into())),
         }
     }
     let id = store.save(manifest)?;

@@ -1,4 +1,4 @@
-//! The thread pools that ingest and checkout run on.
+//! The worker pools that ingest and checkout run on, sized by [`cowtree_fs::workers::budget`].
 //!
 //! Both are kernel work on filesystem metadata guarded by locks that spin while their holder
 //! runs, so more runnable workers than cores mostly queue behind preempted lock holders.
@@ -10,11 +10,12 @@
 //! 7.3 s with 4.
 //!
 //! Each worker holds a bounded number of descriptors (see [`FDS_PER_WORKER`]), and the counts
-//! are capped so that all of them fit under the open-file limit.
+//! are capped so that all of them fit under the open-file limit. A pool is started on first
+//! use and kept for the process's life.
 
 use std::sync::OnceLock;
 
-use crate::error::{Error, Result};
+use cowtree_fs::workers::{Demand, budget};
 
 /// Which pool.
 #[derive(Debug, Clone, Copy)]
@@ -25,41 +26,25 @@ pub(crate) enum Pool {
     Ingest,
 }
 
-/// Upper bound on workers.
-const MAX_WORKERS: usize = 64;
-/// Descriptors one worker may hold at once, with room to spare (a directory, a source file, a
-/// staged clone or destination file): the pool is sized so that all workers together stay
-/// under the open-file limit.
-const FDS_PER_WORKER: usize = 8;
+/// Descriptors one worker may hold at once, with room to spare: the walk's own (ingest walks
+/// the source with [`cowtree_fs::walk`]), a source file, a staged clone or destination file.
+const FDS_PER_WORKER: usize = cowtree_fs::walk::FDS_PER_WORKER + 4;
 
-type Built = OnceLock<std::result::Result<rayon::ThreadPool, String>>;
-
-/// Runs `f` on pool `which` (created on first use).
-pub(crate) fn install<R: Send>(which: Pool, f: impl FnOnce() -> R + Send) -> Result<R> {
-    static CHECKOUT: Built = OnceLock::new();
-    static INGEST: Built = OnceLock::new();
+/// The pool `which` (started on first use).
+pub(crate) fn pool(which: Pool) -> &'static cowtree_fs::workers::Pool {
+    static CHECKOUT: OnceLock<cowtree_fs::workers::Pool> = OnceLock::new();
+    static INGEST: OnceLock<cowtree_fs::workers::Pool> = OnceLock::new();
     let (cell, per_core, name) = match which {
         Pool::Checkout => (&CHECKOUT, 1, "cowtree-checkout"),
         Pool::Ingest => (&INGEST, 2, "cowtree-ingest"),
     };
-    let pool = cell.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(workers(per_core))
-            .thread_name(move |i| format!("{name}-{i}"))
-            .build()
-            .map_err(|e| e.to_string())
-    });
-    match pool {
-        Ok(p) => Ok(p.install(f)),
-        Err(e) => Err(Error::msg(format!("cannot start worker threads: {e}"))),
-    }
+    cell.get_or_init(|| {
+        let jobs = budget(0, Demand::per_core(per_core, FDS_PER_WORKER));
+        cowtree_fs::workers::Pool::new(jobs, name)
+    })
 }
 
-fn workers(per_core: usize) -> usize {
-    let cores = cowtree_fs::parallel::cores();
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-        .current
-        .unwrap_or(1024);
-    let by_fds = usize::try_from(limit.saturating_sub(64)).unwrap_or(usize::MAX) / FDS_PER_WORKER;
-    (cores * per_core).min(MAX_WORKERS).min(by_fds).max(1)
+/// Runs `f` on pool `which`: rayon's parallel iterators in it use the pool's workers.
+pub(crate) fn install<R: Send>(which: Pool, f: impl FnOnce() -> R + Send) -> R {
+    pool(which).install(f)
 }

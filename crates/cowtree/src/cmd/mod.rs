@@ -71,12 +71,9 @@ impl JobsOpt {
     /// Applies `--jobs` to every pool built from now on.
     pub fn apply(self) {
         if let Some(n) = self.jobs.filter(|&n| n > 0) {
-            cowtree_fs::parallel::set_cores(n);
-            // The pools that run on rayon's global pool (switch, reset, verify, dedupe); it is
-            // not built yet, as nothing has run on it.
-            let _ = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build_global();
+            // Also sizes rayon's global pool (switch, reset, verify run on it); it is not built
+            // yet, as nothing has run on it.
+            cowtree_fs::workers::limit_cores(n);
         }
     }
 }
