@@ -10,6 +10,7 @@
 //! - [`Progress`]: counters a long operation bumps from its workers, for a progress display.
 //! - [`dir::Dir`] and [`name`]: directory-relative, symlink-refusing operations and name
 //!   validation for everything written into a destination.
+//! - [`staging`]: a new directory built beside its destination and renamed into place.
 //!
 //! Nothing here knows about trees or stores. Linux is the tested platform (XFS, btrfs, ext4,
 //! tmpfs on real mounts). Every platform-specific call sits in [`sys`], which has a Linux and a
@@ -33,6 +34,7 @@ pub mod probe;
 pub mod progress;
 pub mod read;
 pub mod reflink;
+pub mod staging;
 pub mod sys;
 
 pub use classify::{HardlinkRefusal, UnsupportedCause};
