@@ -13,6 +13,7 @@
 //!   and the work queue the walk runs on.
 //! - [`dir::Dir`] and [`name`]: directory-relative, symlink-refusing operations and name
 //!   validation for everything written into a destination.
+//! - [`staging`]: a new directory built beside its destination and renamed into place.
 //!
 //! Nothing here knows about trees or stores. Linux is the tested platform (XFS, btrfs, ext4,
 //! tmpfs on real mounts). Every platform-specific call sits in [`sys`], which has a Linux and a
@@ -36,6 +37,7 @@ pub mod probe;
 pub mod progress;
 pub mod read;
 pub mod reflink;
+pub mod staging;
 pub mod sys;
 pub mod walk;
 pub mod workers;

@@ -138,6 +138,7 @@ pub use options::{
 pub use plan::PathMap;
 pub use report::{Collision, CollisionAction, Digest, FallbackCount, LinkReport, RecordEntry};
 pub use session::{FileEntry, Linker, Source};
+pub use staging::NAMING as STAGING_NAMING;
 pub use state::{Attempt, Decision, Failure, LinkMode, LinkState};
 
 /// Links the tree (or file) `src` to `dst` with a one-call [`Linker`]; see the crate

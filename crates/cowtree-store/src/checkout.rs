@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +32,7 @@ use std::time::Instant;
 
 use cowtree_fs::dir::Dir;
 use cowtree_fs::progress::{Progress, Total};
+use cowtree_fs::staging::{Naming, Staging};
 use cowtree_fs::{Method, Transfer, TransferOptions, transfer_at};
 use cowtree_link::{Attempt, Decision, Failure, LinkMode, LinkState};
 use rayon::prelude::*;
@@ -203,30 +204,31 @@ pub fn checkout_with_progress(
     }
 
     // Staging left beside DST by checkouts of it that died; best effort.
-    let _ = remove_stale_staging(&parent, &name);
-    let stage_name = staging_name(&name);
+    let _ = cowtree_fs::staging::remove_stale(&parent, &STAGING.prefix(&name));
+    // `unique_suffix` starts with the pid, as the naming wants.
+    let mut stage_name = STAGING.prefix(&name);
+    stage_name.push(unique_suffix());
     // Registered (durably) before it exists, so that gc can remove it if this process is
     // killed; removed when the checkout ends, whichever way (see `crate::dest_staging`).
     let abs_stage = abs.with_file_name(&stage_name);
     let mut registration = crate::dest_staging::register(store, &abs_stage)?;
-    let stage = (parent.create_dir_open(&stage_name, 0o755))
+    // Its lock is held until the process ends: a staging directory whose lock can be taken
+    // belongs to a checkout that died.
+    let mut stage = Staging::create(&parent, stage_name, 0o755)
         .map_err(|e| Error::io_at("create staging directory in", &parent_path, e))?;
-    // Held until the process ends: a staging directory whose lock can be taken belongs to a
-    // checkout that died. Nobody else knows the name yet, so only a filesystem without flock
-    // makes this fail, and then nothing is ever taken for stale.
-    let _ = stage.try_lock_exclusive();
-    let stage_path = parent_path.join(&stage_name);
+    let stage_path = parent_path.join(stage.name());
     let result = stage
+        .dir
         .stat_self()
         .map_err(|e| Error::io_at("", &stage_path, e))
         .and_then(|st| registration.created(cowtree_fs::sys::stat_dev(&st), st.st_ino));
     if let Err(e) = result {
-        if parent.remove_tree(&stage_name).is_err() {
+        if stage.remove().is_err() {
             registration.keep();
         }
         return Err(e);
     }
-    let result = fill(store, &manifest, &stage, &stage_path, opts, progress);
+    let result = fill(store, &manifest, &stage.dir, &stage_path, opts, progress);
     let mut registered = None;
     let mut placed = false;
     let result = result.and_then(|r| {
@@ -234,9 +236,9 @@ pub fn checkout_with_progress(
         // the rename), then the rename, also durable: after a power loss DST is either
         // absent or whole and registered (docs/store.md, "Durability"). A record whose path
         // never appeared pins nothing and gc drops it.
-        (stage.sync_filesystem())
+        (stage.dir.sync_filesystem())
             .map_err(|e| Error::io_at("sync the checkout in", &stage_path, e))?;
-        let root = (stage.stat_self()).map_err(|e| Error::io_at("", &stage_path, e))?;
+        let root = (stage.dir.stat_self()).map_err(|e| Error::io_at("", &stage_path, e))?;
         // One checkout at a time registers and renames to this path, and only while the path
         // is still free: a second checkout to the same DST must not overwrite the record of
         // the first and then, failing its rename, remove it.
@@ -254,12 +256,9 @@ pub fn checkout_with_progress(
             id,
             (cowtree_fs::sys::stat_dev(&root), root.st_ino),
         )?);
-        let moved = if replace_empty {
-            parent.rename(&stage_name, &parent, &name)
-        } else {
-            parent.rename_noreplace(&stage_name, &parent, &name)
-        };
-        moved.map_err(|e| Error::io_at("move the checkout into", dst, e))?;
+        stage
+            .commit(&name, replace_empty)
+            .map_err(|e| Error::io_at("move the checkout into", dst, e))?;
         placed = true;
         parent.sync().map_err(|source| Error::NotDurable {
             path: dst.to_path_buf(),
@@ -271,7 +270,7 @@ pub fn checkout_with_progress(
         Ok(r) => r,
         Err(e) if placed => return Err(e),
         Err(e) => {
-            if let Err(cleanup) = parent.remove_tree(&stage_name) {
+            if let Err(cleanup) = stage.remove() {
                 warn(&format!(
                     "warning: could not remove staging {} (`cowtree gc` removes it): {cleanup}",
                     stage_path.display()
@@ -332,50 +331,13 @@ fn split_dst(dst: &Path) -> Result<(PathBuf, OsString)> {
     ))
 }
 
-/// `.<name>.cowtree-checkout-`: how every staging directory for DST `name` starts.
-fn staging_prefix(name: &OsStr) -> Vec<u8> {
-    let mut n = name.as_bytes();
-    if n.len() > 180 {
-        n = &n[..180];
-    }
-    let mut out = b".".to_vec();
-    out.extend_from_slice(n);
-    out.extend_from_slice(b".cowtree-checkout-");
-    out
-}
-
-fn staging_name(name: &OsStr) -> OsString {
-    let mut out = staging_prefix(name);
-    out.extend_from_slice(unique_suffix().as_bytes());
-    OsString::from_vec(out)
-}
-
-/// Removes the staging directories for DST `name` in `parent` that no live checkout holds
-/// locked (those of a checkout that was killed), and returns how many it removed.
-fn remove_stale_staging(parent: &Dir, name: &OsStr) -> std::io::Result<usize> {
-    let prefix = staging_prefix(name);
-    let mut removed = 0;
-    for entry in parent.entries()? {
-        if !entry.name.as_bytes().starts_with(&prefix)
-            || !matches!(
-                entry.file_type,
-                rustix::fs::FileType::Directory | rustix::fs::FileType::Unknown
-            )
-        {
-            continue;
-        }
-        let Ok(dir) = parent.open_dir(&entry.name) else {
-            continue;
-        };
-        if dir.try_lock_exclusive()? {
-            // The lock is held (`dir` open) while removing, so a checkout that somehow
-            // still uses it cannot be its owner.
-            parent.remove_tree(&entry.name)?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
+/// How a checkout names its staging directory beside DST `name`:
+/// `.<name, at most 180 bytes>.cowtree-checkout-<pid>-<n>-<nanos>`.
+pub const STAGING: Naming = Naming {
+    infix: ".cowtree-checkout-",
+    keep: 180,
+    separator: "-",
+};
 
 fn fill(
     store: &Store,

@@ -243,7 +243,12 @@ fn settle(rec: &Record, owner: Option<u32>, dry_run: bool, grace: Duration) -> R
     // removed: a registration naming anything else is not one this code wrote.
     let ours = path.file_name().is_some_and(|n| {
         let n = n.as_bytes();
-        let infix = format!(".cowtree-checkout-{}-", rec.pid);
+        let infix = format!(
+            "{}{}{}",
+            crate::checkout::STAGING.infix,
+            rec.pid,
+            crate::checkout::STAGING.separator
+        );
         n.starts_with(b".") && n.windows(infix.len()).any(|w| w == infix.as_bytes())
     });
     if !ours {

@@ -303,6 +303,53 @@ pub fn remember(store_root: &Path) -> io::Result<()> {
         .write_all(&line)
 }
 
+/// The existing stores worth searching for a worktree or a snapshot at `dir` when nothing
+/// names a store, each once, in this order: the store `dir`'s marker names, the store of
+/// `dir`'s filesystem ([`store_for_tree`]), the known stores ([`known_stores`]) and the
+/// default location.
+pub fn candidates(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut add = |p: PathBuf| {
+        let p = absolute(&p).unwrap_or(p);
+        if exists(&p) && !out.contains(&p) {
+            out.push(p);
+        }
+    };
+    if let Some((root, _)) = marked_store(dir) {
+        add(root);
+    }
+    if let Ok(c) = store_for_tree(dir) {
+        add(c.root);
+    }
+    for k in known_stores() {
+        add(k);
+    }
+    if let Ok(d) = default_location() {
+        add(d);
+    }
+    out
+}
+
+/// The store for a command that acts on a store as a whole from `dir` when nothing names one:
+/// the existing store `dir`'s marker names, else the store of `dir`'s filesystem when it
+/// exists, else the default store when it exists, else the store of `dir`'s filesystem (which
+/// may not exist: the caller says so; nothing is created).
+pub fn store_here(dir: &Path) -> Result<PathBuf> {
+    if let Some((root, _)) = marked_store(dir)
+        && exists(&root)
+    {
+        return Ok(root);
+    }
+    let choice = store_for_tree(dir)?;
+    if !exists(&choice.root)
+        && let Ok(d) = default_location()
+        && exists(&d)
+    {
+        return Ok(d);
+    }
+    Ok(choice.root)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

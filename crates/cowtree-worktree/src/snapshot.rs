@@ -1,5 +1,6 @@
 //! Incremental snapshot of a registered worktree.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -194,4 +195,182 @@ pub fn snapshot_with_progress(
         base_updated: update_base,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// What [`plan`] is asked to record.
+#[derive(Debug)]
+pub enum Target {
+    /// A directory: recorded incrementally when it is the root of a worktree registered in
+    /// the store, else by reading every file.
+    Dir(PathBuf),
+    /// A worktree already found in the store.
+    Worktree(Box<Worktree>),
+}
+
+/// How a snapshot is recorded, beside what is recorded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordOptions<'a> {
+    /// Also name the snapshot (validated before any work; an existing name is moved).
+    pub name: Option<&'a str>,
+    /// For a worktree, leave its base where it was (status keeps showing the work as changes).
+    pub keep_base: bool,
+    /// Read every file even when the target is a registered worktree: a fresh snapshot, with
+    /// the same id, that leaves the worktree's record (base and stat cache) alone.
+    pub full: bool,
+}
+
+/// The way a snapshot will be recorded, decided by [`plan`] before any work, so that a caller
+/// can say what is about to happen (a progress line) and then [`Plan::run`] it.
+#[derive(Debug)]
+pub enum Plan {
+    /// An incremental snapshot of a registered worktree ([`snapshot_with_progress`]).
+    Incremental {
+        /// The worktree.
+        worktree: Box<Worktree>,
+        /// Whether its base moves to the new snapshot.
+        update_base: bool,
+    },
+    /// A snapshot that reads every file of the tree at this path
+    /// ([`cowtree_store::ingest::snapshot_dir_with_progress`]).
+    Full(PathBuf),
+}
+
+/// Why a snapshot that read every file had to copy data into the store instead of sharing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyCause {
+    /// The tree is on another filesystem than the store's blobs: a store on the tree's
+    /// filesystem would share the data.
+    OtherFilesystem,
+    /// The tree's filesystem (named) cannot share data between files.
+    NoReflink(&'static str),
+}
+
+/// What [`Plan::run`] recorded.
+#[derive(Debug)]
+pub enum Recorded {
+    /// An incremental snapshot of a worktree; its record is saved.
+    Incremental {
+        /// The worktree, with its new base when that moved.
+        worktree: Box<Worktree>,
+        /// What the snapshot did.
+        report: SnapshotReport,
+    },
+    /// A snapshot that read every file.
+    Full {
+        /// The recorded tree, as given.
+        dir: PathBuf,
+        /// What the snapshot did.
+        report: cowtree_store::ingest::IngestReport,
+        /// Why data was copied, when `report.copied_bytes` is not zero.
+        copied: Option<CopyCause>,
+    },
+}
+
+/// What a recording did, and whether noting it in the store's history failed (the snapshot is
+/// recorded all the same; the error is only worth a warning).
+#[derive(Debug)]
+pub struct Recording {
+    /// The snapshot and how it was recorded.
+    pub recorded: Recorded,
+    /// Noting the snapshot's source in the store's history failed.
+    pub history_error: Option<cowtree_store::Error>,
+}
+
+impl Recorded {
+    /// The snapshot id.
+    pub fn id(&self) -> Hash {
+        match self {
+            Recorded::Incremental { report, .. } => report.id,
+            Recorded::Full { report, .. } => report.id,
+        }
+    }
+}
+
+/// Decides how `target` is recorded in `store`: incrementally when it is a worktree
+/// registered in `store` (a [`Target::Dir`] is looked up by its root) and not `opts.full`;
+/// else by reading every file. Fails only when looking up the registry fails.
+pub fn plan(store: &Store, target: Target, opts: &RecordOptions<'_>) -> Result<Plan> {
+    let update_base = !opts.keep_base;
+    Ok(match target {
+        Target::Worktree(wt) if opts.full => Plan::Full(wt.path),
+        Target::Worktree(worktree) => Plan::Incremental {
+            worktree,
+            update_base,
+        },
+        Target::Dir(dir) if opts.full => Plan::Full(dir),
+        Target::Dir(dir) => match registry::lookup(store, &dir)? {
+            Some(worktree) => Plan::Incremental {
+                worktree: Box::new(worktree),
+                update_base,
+            },
+            None => Plan::Full(dir),
+        },
+    })
+}
+
+impl Plan {
+    /// The tree this plan records.
+    pub fn path(&self) -> &Path {
+        match self {
+            Plan::Incremental { worktree, .. } => &worktree.path,
+            Plan::Full(dir) => dir,
+        }
+    }
+
+    /// Records the snapshot, names it `name` when given, and notes its source in the store's
+    /// history. `progress` counts entries (incremental) or files (full) as they are found.
+    pub fn run(self, store: &Store, name: Option<&str>, progress: &Progress) -> Result<Recording> {
+        let (recorded, source) = match self {
+            Plan::Incremental {
+                mut worktree,
+                update_base,
+            } => {
+                let report =
+                    snapshot_with_progress(store, &mut worktree, name, update_base, progress)?;
+                let source = worktree.path.clone();
+                (Recorded::Incremental { worktree, report }, source)
+            }
+            Plan::Full(dir) => {
+                let report =
+                    cowtree_store::ingest::snapshot_dir_with_progress(store, &dir, name, progress)?;
+                let copied = (report.copied_bytes > 0).then(|| copy_cause(store, &dir));
+                let source = cowtree_store::discover::absolute(&dir).unwrap_or(dir.clone());
+                let recorded = Recorded::Full {
+                    dir,
+                    report,
+                    copied,
+                };
+                (recorded, source)
+            }
+        };
+        let history_error =
+            cowtree_store::history::record(store, &recorded.id(), Some(&source)).err();
+        Ok(Recording {
+            recorded,
+            history_error,
+        })
+    }
+}
+
+/// Records `target` in `store` in one call: [`plan`], then [`Plan::run`].
+pub fn record(
+    store: &Store,
+    target: Target,
+    opts: &RecordOptions<'_>,
+    progress: &Progress,
+) -> Result<Recording> {
+    plan(store, target, opts)?.run(store, opts.name, progress)
+}
+
+/// Why the snapshot of `dir` copied data into `store`.
+fn copy_cause(store: &Store, dir: &Path) -> CopyCause {
+    let dev = |p: &Path| rustix::fs::stat(p).map(|s| s.st_dev).ok();
+    if dev(dir) != dev(&store.root().join("blobs")) {
+        return CopyCause::OtherFilesystem;
+    }
+    let fs = cowtree_fs::dir::Dir::open(dir)
+        .and_then(cowtree_fs::fstype::fs_type)
+        .map(|t| t.name())
+        .unwrap_or("unknown");
+    CopyCause::NoReflink(fs)
 }

@@ -190,29 +190,22 @@ fn remove_staging(dir: &Path, prefix: &OsStr) -> Vec<(PathBuf, std::io::Result<(
 }
 
 /// The staging prefix of this process for a new destination `dst` built beside it by
-/// `cowtree clone`: cowtree-link names it `.<name, at most 200 bytes>.cowtree-staging.<pid>.`
-/// followed by a random number.
+/// `cowtree clone` ([`cowtree_link::STAGING_NAMING`]).
 pub fn clone_staging(dst: &Path) -> Option<Leftover> {
-    beside(dst, 200, ".cowtree-staging.", ".")
+    beside(dst, &cowtree_link::STAGING_NAMING)
 }
 
 /// The staging prefix of this process for a new destination `dst` built beside it by
-/// `cowtree checkout`: `.<name>.cowtree-checkout-<pid>-`.
+/// `cowtree checkout` ([`cowtree_store::checkout::STAGING`]).
 pub fn checkout_staging(dst: &Path) -> Option<Leftover> {
-    beside(dst, 180, ".cowtree-checkout-", "-")
+    beside(dst, &cowtree_store::checkout::STAGING)
 }
 
-fn beside(dst: &Path, keep: usize, infix: &str, after_pid: &str) -> Option<Leftover> {
+fn beside(dst: &Path, naming: &cowtree_fs::staging::Naming) -> Option<Leftover> {
     let abs = std::path::absolute(dst).ok()?;
-    let name = abs.file_name()?.as_bytes();
-    let name = &name[..name.len().min(keep)];
-    let mut prefix = b".".to_vec();
-    prefix.extend_from_slice(name);
-    prefix.extend_from_slice(infix.as_bytes());
-    prefix.extend_from_slice(format!("{}{after_pid}", std::process::id()).as_bytes());
     Some(Leftover::Staging {
+        prefix: naming.process_prefix(abs.file_name()?),
         dir: abs.parent()?.to_path_buf(),
-        prefix: OsString::from(OsStr::from_bytes(&prefix)),
     })
 }
 

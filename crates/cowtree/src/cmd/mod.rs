@@ -140,31 +140,6 @@ pub fn store_for_tree(opt: &StoreOpt, tree: &Path, quiet: bool) -> Result<Store,
     open_for_write(&choice.root, &created_because(&choice, tree), quiet)
 }
 
-/// The stores worth searching when nothing names one: the store of `dir`'s filesystem, the
-/// known stores and the default location, each once, existing ones only.
-fn candidates(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = Vec::new();
-    let mut add = |p: PathBuf| {
-        let p = discover::absolute(&p).unwrap_or(p);
-        if discover::exists(&p) && !out.contains(&p) {
-            out.push(p);
-        }
-    };
-    if let Some((root, _)) = discover::marked_store(dir) {
-        add(root);
-    }
-    if let Ok(c) = discover::store_for_tree(dir) {
-        add(c.root);
-    }
-    for k in discover::known_stores() {
-        add(k);
-    }
-    if let Ok(d) = discover::default_location() {
-        add(d);
-    }
-    out
-}
-
 /// The store for commands that act on a store as a whole (ls, show, tag, rm, gc, verify,
 /// worktree list): the explicit one, else the one holding the worktree around the current
 /// directory, else the store of its filesystem, else the default one. Never creates a store.
@@ -172,20 +147,7 @@ pub fn store_here(opt: &StoreOpt) -> Result<Store, CliError> {
     if let Some((root, _)) = opt.explicit() {
         return open_existing(&root);
     }
-    let here = cwd()?;
-    if let Some((root, _)) = discover::marked_store(&here)
-        && discover::exists(&root)
-    {
-        return open_existing(&root);
-    }
-    let choice = discover::store_for_tree(&here)?;
-    if !discover::exists(&choice.root)
-        && let Ok(d) = discover::default_location()
-        && discover::exists(&d)
-    {
-        return open_existing(&d);
-    }
-    open_existing(&choice.root)
+    open_existing(&discover::store_here(&cwd()?)?)
 }
 
 /// The store that has snapshot `snapshot`, for a checkout to `dst`: the explicit one (created
@@ -202,7 +164,7 @@ pub fn store_with_snapshot(
         let id = cowtree_store::refs::resolve(&store, snapshot)?;
         return Ok((store, id));
     }
-    let list = candidates(dst);
+    let list = discover::candidates(dst);
     let mut first_err = None;
     for root in &list {
         let store = open_existing(root)?;
@@ -261,7 +223,7 @@ pub fn find_worktree(
         };
         return Ok((store, wt));
     }
-    let list = candidates(dir);
+    let list = discover::candidates(dir);
     for root in &list {
         let store = open_existing(root)?;
         if let Some(wt) = find(&store)? {

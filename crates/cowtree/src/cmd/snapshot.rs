@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use cowtree_store::{Hash, Store, history, ingest, interchange};
+use cowtree_worktree::snapshot::{self, CopyCause, Plan, RecordOptions, Recorded, Target};
 use serde_json::json;
 
 use crate::cmd::{StoreOpt, find_worktree, print_json, store_for_tree};
@@ -144,7 +145,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         }
         return Ok(Exit::Ok);
     }
-    // The worktree to record incrementally, with its store, when there is one.
+    // The store, and what to record in it: a worktree found in a store is recorded there.
     let found = match (&args.dir, &args.worktree) {
         (_, Some(w)) => Some(find_worktree(&opt, w, true)?),
         (None, None) => Some(
@@ -158,127 +159,131 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         (Some(d), None) if !args.full => find_worktree(&opt, d, true).ok(),
         (Some(_), None) => None,
     };
-    if let Some((store, mut wt)) = found.filter(|_| !args.full) {
-        check_name(&store, args.name.as_deref(), args.force)?;
-        expect_interrupt(&store);
-        let spinner = crate::progress::Activity::counting(
-            format!("recording {}", wt.path.display()),
-            quiet || args.json,
-            ("entry", "entries"),
-        );
-        let r = cowtree_worktree::snapshot::snapshot_with_progress(
-            &store,
-            &mut wt,
-            args.name.as_deref(),
-            !args.keep_base,
-            spinner.progress(),
-        );
-        drop(spinner);
-        let r = r?;
-        remember(&store, &r.id, Some(&wt.path));
-        if args.json {
-            print_json(&json!({
-                "id": r.id.to_hex(),
-                "store": store.root(),
-                "files": r.files,
-                "bytes": r.bytes,
-                "new_blobs": r.new_blobs,
-                "new_bytes": r.new_bytes,
-                "read": r.read,
-                "listed_dirs": r.listed,
-                "incremental": true,
-                "base_updated": r.base_updated,
-                "elapsed_ms": r.elapsed_ms,
-            }))?;
-        } else if !args.quiet {
-            println!("{}", r.id);
-            eprintln!(
-                "recorded worktree {}: {}, {}; read {} ({}, {}){} in {}",
-                wt.path.display(),
-                count(r.files, "file", "files"),
-                bytes(r.bytes),
-                count(r.read, "changed file", "changed files"),
-                count(r.new_blobs, "new blob", "new blobs"),
-                bytes(r.new_bytes),
-                if r.base_updated { "; now its base" } else { "" },
-                secs(r.elapsed_ms)
-            );
+    let (store, target) = match found.filter(|_| !args.full) {
+        Some((store, wt)) => (store, Target::Worktree(Box::new(wt))),
+        None => {
+            let dir = match (&args.dir, &args.worktree) {
+                (Some(d), _) | (None, Some(d)) => d.clone(),
+                (None, None) => std::env::current_dir()?,
+            };
+            (store_for_tree(&opt, &dir, quiet)?, Target::Dir(dir))
         }
-        return Ok(Exit::Ok);
-    }
-    let dir = match (&args.dir, &args.worktree) {
-        (Some(d), _) | (None, Some(d)) => d.clone(),
-        (None, None) => std::env::current_dir()?,
     };
-    let store = store_for_tree(&opt, &dir, quiet)?;
+    let opts = RecordOptions {
+        name: args.name.as_deref(),
+        keep_base: args.keep_base,
+        full: args.full,
+    };
+    let plan = snapshot::plan(&store, target, &opts)?;
     check_name(&store, args.name.as_deref(), args.force)?;
     expect_interrupt(&store);
+    let unit = match plan {
+        Plan::Incremental { .. } => ("entry", "entries"),
+        Plan::Full(_) => ("file", "files"),
+    };
     let spinner = crate::progress::Activity::counting(
-        format!("recording {}", dir.display()),
+        format!("recording {}", plan.path().display()),
         quiet || args.json,
-        ("file", "files"),
+        unit,
     );
-    let r =
-        ingest::snapshot_dir_with_progress(&store, &dir, args.name.as_deref(), spinner.progress());
+    let r = plan.run(&store, opts.name, spinner.progress());
     drop(spinner);
     let r = r?;
-    let abs = cowtree_store::discover::absolute(&dir).unwrap_or(dir.clone());
-    remember(&store, &r.id, Some(&abs));
-    if args.json {
-        print_json(&json!({
-            "id": r.id.to_hex(),
-            "store": store.root(),
-            "files": r.files,
-            "bytes": r.bytes,
-            "new_blobs": r.new_blobs,
-            "new_bytes": r.new_bytes,
-            "cloned_bytes": r.cloned_bytes,
-            "copied_bytes": r.copied_bytes,
-            "elapsed_ms": r.elapsed_ms,
-        }))?;
-    } else if !args.quiet {
-        println!("{}", r.id);
-        eprintln!(
-            "recorded {}, {} ({}, {}) in {}",
-            count(r.files, "file", "files"),
-            bytes(r.bytes),
-            count(r.new_blobs, "new blob", "new blobs"),
-            bytes(r.new_bytes),
-            secs(r.elapsed_ms)
-        );
+    if let Some(e) = &r.history_error {
+        eprintln!("cowtree: warning: could not note the snapshot's source: {e}");
     }
-    if r.copied_bytes > 0 && !args.quiet {
-        eprintln!(
-            "cowtree: warning: {}",
-            copied_warning(&store, &dir, r.copied_bytes)
-        );
+    match &r.recorded {
+        Recorded::Incremental {
+            worktree: wt,
+            report: r,
+        } => {
+            if args.json {
+                print_json(&json!({
+                    "id": r.id.to_hex(),
+                    "store": store.root(),
+                    "files": r.files,
+                    "bytes": r.bytes,
+                    "new_blobs": r.new_blobs,
+                    "new_bytes": r.new_bytes,
+                    "read": r.read,
+                    "listed_dirs": r.listed,
+                    "incremental": true,
+                    "base_updated": r.base_updated,
+                    "elapsed_ms": r.elapsed_ms,
+                }))?;
+            } else if !args.quiet {
+                println!("{}", r.id);
+                eprintln!(
+                    "recorded worktree {}: {}, {}; read {} ({}, {}){} in {}",
+                    wt.path.display(),
+                    count(r.files, "file", "files"),
+                    bytes(r.bytes),
+                    count(r.read, "changed file", "changed files"),
+                    count(r.new_blobs, "new blob", "new blobs"),
+                    bytes(r.new_bytes),
+                    if r.base_updated { "; now its base" } else { "" },
+                    secs(r.elapsed_ms)
+                );
+            }
+        }
+        Recorded::Full {
+            dir,
+            report: r,
+            copied,
+        } => {
+            if args.json {
+                print_json(&json!({
+                    "id": r.id.to_hex(),
+                    "store": store.root(),
+                    "files": r.files,
+                    "bytes": r.bytes,
+                    "new_blobs": r.new_blobs,
+                    "new_bytes": r.new_bytes,
+                    "cloned_bytes": r.cloned_bytes,
+                    "copied_bytes": r.copied_bytes,
+                    "elapsed_ms": r.elapsed_ms,
+                }))?;
+            } else if !args.quiet {
+                println!("{}", r.id);
+                eprintln!(
+                    "recorded {}, {} ({}, {}) in {}",
+                    count(r.files, "file", "files"),
+                    bytes(r.bytes),
+                    count(r.new_blobs, "new blob", "new blobs"),
+                    bytes(r.new_bytes),
+                    secs(r.elapsed_ms)
+                );
+            }
+            if let Some(cause) = copied
+                && !args.quiet
+            {
+                eprintln!(
+                    "cowtree: warning: {}",
+                    copied_warning(&store, dir, r.copied_bytes, *cause)
+                );
+            }
+        }
     }
     Ok(Exit::Ok)
 }
 
 /// Why data had to be copied into the store, and what to do about it.
-fn copied_warning(store: &Store, dir: &Path, copied: u64) -> String {
-    let dev = |p: &Path| rustix::fs::stat(p).map(|s| s.st_dev).ok();
-    let fs = cowtree_fs::dir::Dir::open(dir)
-        .and_then(cowtree_fs::fstype::fs_type)
-        .map(|t| t.name())
-        .unwrap_or("unknown");
-    if dev(dir) != dev(&store.root().join("blobs")) {
-        format!(
+fn copied_warning(store: &Store, dir: &Path, copied: u64, cause: CopyCause) -> String {
+    match cause {
+        CopyCause::OtherFilesystem => format!(
             "{} copied into the store {}: it is on another filesystem than {}, so the store \
              holds its own copy of that data. Fix: use a store on the same filesystem (drop \
              --store and COWTREE_STORE to let cowtree pick one, or name one with --store)",
             bytes(copied),
             store.root().display(),
             dir.display()
-        )
-    } else {
-        format!(
+        ),
+        CopyCause::NoReflink(fs) => format!(
             "{} copied into the store {}: the filesystem of {} ({fs}) cannot share data, so \
              the store holds its own copy. XFS (made with reflink=1) and btrfs can",
             bytes(copied),
             store.root().display(),
             dir.display()
-        )
+        ),
     }
 }

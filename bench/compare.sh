@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Compares two cowtree binaries on the benchmark tree: clone, snapshot, checkout, status and
+# switch, each binary in turn within every round, the order alternating between rounds, and
+# prints the median seconds of each and the ratio NEW/OLD per operation (flagged above 1.05).
+#
+#   sudo bench/compare.sh OLD NEW            # e.g. a build of main and a build of a branch
+#   sudo env RUNS=3 SCALE=0.25 bench/compare.sh OLD NEW   # a quicker, smaller run
+#
+# Mounts a fresh 4 GiB XFS (reflink=1) loop filesystem through scripts/mounts.sh, generates the
+# tree of bench/gentree.py on it (as bench/run.sh does) and always unmounts it, detaches its loop
+# device and removes its image, on failure or interrupt too. Each binary has its own stores and
+# worktrees, prepared untimed: a store holding the tree (snapshot A) and the tree with 1% of its
+# files changed (snapshot B), a clean worktree of A for status and one for switch (A<->B).
+#
+# Environment:
+#   RUNS=N        timed runs per binary and operation (default 5); the median is reported
+#   SCALE=F       tree size factor for bench/gentree.py --scale (default 1: ~80k files)
+#   SEED=N        tree seed (default 1)
+#   LIMIT=R       ratio above which a line is flagged (default 1.05)
+#
+# Method (that of bench/run.sh): between timed runs the destination is removed, the filesystem
+# synced and XFS frozen and thawed (which waits for its background metadata writeback), untimed;
+# the page cache stays warm. Timings on a shared machine are noisy: compare the ratio, and read
+# the load average printed with it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+die() { echo "compare: $*" >&2; exit 1; }
+note() { printf 'compare: %s\n' "$*" >&2; }
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  exit 0
+fi
+(($# == 2)) || die "usage: sudo bench/compare.sh OLD NEW (two cowtree binaries)"
+[[ "$(id -u)" == 0 ]] || die "needs root to mount the XFS loop filesystem"
+[[ "$(uname -s)" == Linux ]] || die "Linux only"
+declare -A BIN=()
+for pair in "old=$1" "new=$2"; do
+  b=${pair#*=}
+  [[ -x "$b" ]] || die "${pair%%=*} binary $b is not an executable"
+  BIN[${pair%%=*}]=$(realpath "$b")
+done
+RUNS=${RUNS:-5}
+SCALE=${SCALE:-1}
+SEED=${SEED:-1}
+LIMIT=${LIMIT:-1.05}
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
+
+mkdir -p bench/out
+RESULTS="$ROOT/bench/out/compare-$(date -u +%Y%m%dT%H%M%SZ).txt"
+: >"$RESULTS"
+say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
+
+# --------------------------------------------------------------------------------- mounts
+# shellcheck source=scripts/mounts.sh
+source scripts/mounts.sh
+XFS=""
+FREEZING=""
+cleanup() {
+  local rc=$?
+  # A frozen filesystem would block the unmount: thaw first.
+  if [[ -n "$FREEZING" ]]; then fsfreeze -u "$FREEZING" 2>/dev/null || true; fi
+  cowtree_mounts_down
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+cowtree_mounts_up xfs >&2
+[[ -n "${COWTREE_TEST_XFS:-}" ]] || die "could not mount XFS (see above)"
+XFS=$COWTREE_TEST_XFS
+export COWTREE_STORE="$XFS/no-store" # never the caller's own store; every call names one
+SAMPLES="$XFS/samples"
+LOGF="$XFS/cmd.log"
+: >"$SAMPLES"
+
+flush_fs() { # sync, then freeze and thaw XFS: the next run starts from a quiet disk
+  sync
+  FREEZING=$XFS
+  fsfreeze -f "$XFS" 2>/dev/null && { fsfreeze -u "$XFS" || die "could not thaw $XFS"; }
+  FREEZING=""
+}
+settle() {
+  local p
+  for p in "$@"; do [[ -e "$p" || -L "$p" ]] && rm -rf -- "$p"; done
+  flush_fs
+}
+# timed KEY CMD...: one timed run, "KEY microseconds" appended to $SAMPLES; a failure is fatal
+# (a ratio over runs that did different work would mean nothing).
+timed() {
+  local key=$1 t0 t1
+  shift
+  t0=$(date +%s%N)
+  "$@" >"$LOGF" 2>&1 || { tail -5 "$LOGF" >&2; die "failed: $*"; }
+  t1=$(date +%s%N)
+  echo "$key $(((t1 - t0) / 1000))" >>"$SAMPLES"
+}
+median() { # median seconds of KEY
+  awk -v k="$1" '$1 == k { print $2 / 1e6 }' "$SAMPLES" | sort -g |
+    awk '{ a[NR] = $1 } END { if (NR) printf "%.4f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+snapshot_id() { # the id from `cowtree snapshot --json` output
+  python3 -c 'import json, sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["id"])'
+}
+# change_files DIR PERCENT SALT: appends to an evenly spread, fixed set of regular files.
+change_files() {
+  python3 - "$@" <<'EOF'
+import os, sys
+root, pct, salt = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+files = []
+for d, dirs, names in os.walk(root):
+    dirs.sort()
+    files += [os.path.join(d, n) for n in sorted(names) if os.path.isfile(os.path.join(d, n))
+              and not os.path.islink(os.path.join(d, n))]
+n = max(1, int(len(files) * pct / 100))
+step = len(files) / n
+for i in range(n):
+    with open(files[int(i * step)], "ab") as f:
+        f.write(b"\n# changed by bench %s %d\n" % (salt.encode(), i))
+EOF
+}
+
+# ------------------------------------------------------------------------------ the trees
+say "cowtree comparison $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+say "machine: $(uname -srm), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+for k in old new; do
+  say "$k: ${BIN[$k]} ($("${BIN[$k]}" --version 2>/dev/null || echo '?'); sha256 $(sha256sum "${BIN[$k]}" | cut -c1-16))"
+done
+say "settings: RUNS=$RUNS SCALE=$SCALE SEED=$SEED LIMIT=$LIMIT; XFS $XFS (4 GiB loop image, reflink=1); warm page cache"
+SRC="$XFS/src"
+note "generating the tree (bench/gentree.py --scale $SCALE --seed $SEED)"
+TOTALS=$(python3 "$ROOT/bench/gentree.py" "$SRC" --scale "$SCALE" --seed "$SEED" --json)
+say "tree: $TOTALS"
+cp -a --reflink=always "$SRC" "$XFS/src-b"
+change_files "$XFS/src-b" 1 b
+declare -A SNAP_A=() SNAP_B=()
+for k in old new; do
+  note "preparing $k's store and worktrees (untimed)"
+  SNAP_A[$k]=$("${BIN[$k]}" --store "$XFS/store-$k" snapshot "$SRC" --json 2>/dev/null | snapshot_id)
+  SNAP_B[$k]=$("${BIN[$k]}" --store "$XFS/store-$k" snapshot "$XFS/src-b" --json 2>/dev/null | snapshot_id)
+  for wt in st sw; do
+    "${BIN[$k]}" --store "$XFS/store-$k" checkout -q "${SNAP_A[$k]}" "$XFS/wt-$wt-$k" >/dev/null ||
+      die "$k: checkout of the status/switch worktree failed"
+  done
+  "${BIN[$k]}" --store "$XFS/store-$k" status "$XFS/wt-st-$k" >/dev/null || true # warm
+done
+[[ "${SNAP_A[old]}" == "${SNAP_A[new]}" ]] ||
+  note "the two binaries record the tree under different ids (${SNAP_A[old]} and ${SNAP_A[new]})"
+flush_fs
+
+# ---------------------------------------------------------------------------------- runs
+for ((r = 1; r <= RUNS; r++)); do
+  if ((r % 2)); then order=(old new); else order=(new old); fi
+  note "round $r/$RUNS: ${order[*]} (load $(cut -d' ' -f1 /proc/loadavg))"
+  for k in "${order[@]}"; do
+    b=${BIN[$k]}
+    timed "clone-$k" "$b" clone "$SRC" "$XFS/clone-$k"
+    settle "$XFS/clone-$k"
+    timed "snapshot-$k" "$b" --store "$XFS/fresh-$k" snapshot "$SRC"
+    settle "$XFS/fresh-$k"
+    timed "checkout-$k" "$b" --store "$XFS/store-$k" checkout -q "${SNAP_A[$k]}" "$XFS/co-$k"
+    settle "$XFS/co-$k"
+    timed "status-$k" "$b" --store "$XFS/store-$k" status "$XFS/wt-st-$k"
+    if ((r % 2)); then to=${SNAP_B[$k]}; else to=${SNAP_A[$k]}; fi
+    timed "switch-$k" "$b" --store "$XFS/store-$k" switch "$to" "$XFS/wt-sw-$k"
+    flush_fs
+  done
+done
+
+# -------------------------------------------------------------------------------- result
+say ""
+say "== medians of $RUNS runs each (seconds), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+say "$(printf '%-10s %10s %10s %9s %s' operation old_s new_s new/old '')"
+flagged=0
+for op in clone snapshot checkout status switch; do
+  o=$(median "$op-old")
+  n=$(median "$op-new")
+  ratio=$(awk -v o="$o" -v n="$n" 'BEGIN { printf "%.3f", n / o }')
+  flag=$(awk -v r="$ratio" -v l="$LIMIT" 'BEGIN { print (r > l) ? "ABOVE " l : "" }')
+  [[ -n "$flag" ]] && flagged=$((flagged + 1))
+  say "$(printf '%-10s %10.4f %10.4f %9s %s' "$op" "$o" "$n" "$ratio" "$flag")"
+done
+say "$flagged operation(s) above $LIMIT; results: $RESULTS"

@@ -1,0 +1,265 @@
+//! A new directory built in a staging directory beside its destination and renamed into place
+//! at the end, so that the destination appears whole or not at all.
+//!
+//! A staging directory is named `.<destination name><infix><pid><separator><unique>` (the
+//! destination name cut to [`Naming::keep`] bytes so the whole stays under NAME_MAX), so a
+//! person who finds one can tell what it is and which process made it. While a run uses it,
+//! the run holds an exclusive `flock` on the directory itself: a staging directory whose lock
+//! can be taken belongs to a run that died (killed, power loss), and [`remove_stale`] removes
+//! it. Every operation is relative to the open parent directory ([`Dir`]), so this builds
+//! wherever `Dir` does (Linux and macOS, through [`crate::sys`]).
+
+use std::collections::hash_map::RandomState;
+use std::ffi::{OsStr, OsString};
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::FileType;
+
+use crate::dir::Dir;
+
+/// How one kind of staging directory is named (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Naming {
+    /// Follows the (cut) destination name, e.g. `.cowtree-staging.`.
+    pub infix: &'static str,
+    /// Longest part of the destination name kept.
+    pub keep: usize,
+    /// Follows the pid, before the part that makes the name unique.
+    pub separator: &'static str,
+}
+
+impl Naming {
+    /// `.<dst name><infix>`: every staging directory of this kind for `dst_name` starts so,
+    /// whichever process made it.
+    pub fn prefix(&self, dst_name: &OsStr) -> OsString {
+        let name = dst_name.as_bytes();
+        let mut v = Vec::with_capacity(self.keep.min(name.len()) + self.infix.len() + 32);
+        v.push(b'.');
+        v.extend_from_slice(&name[..name.len().min(self.keep)]);
+        v.extend_from_slice(self.infix.as_bytes());
+        OsString::from_vec(v)
+    }
+
+    /// `.<dst name><infix><pid><separator>`: every staging directory of this kind for
+    /// `dst_name` made by this process starts so.
+    pub fn process_prefix(&self, dst_name: &OsStr) -> OsString {
+        let mut v = self.prefix(dst_name);
+        v.push(format!("{}{}", std::process::id(), self.separator));
+        v
+    }
+
+    /// A name for a new staging directory of this process: the [`Naming::process_prefix`]
+    /// followed by `unique`.
+    pub fn name(&self, dst_name: &OsStr, unique: &str) -> OsString {
+        let mut v = self.process_prefix(dst_name);
+        v.push(unique);
+        v
+    }
+}
+
+/// A random 64-bit number from the standard library's per-process random hash keys, a
+/// counter and the clock: different on every call.
+pub fn random_u64() -> u64 {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(d.as_nanos());
+    }
+    h.finish()
+}
+
+/// A staging directory in use by this run. Dropping it before [`Staging::commit`] succeeded
+/// removes it (best effort; [`Staging::remove`] reports the failure).
+#[derive(Debug)]
+pub struct Staging<'a> {
+    parent: &'a Dir,
+    name: OsString,
+    /// The open staging directory; its open description holds the lock.
+    pub dir: Dir,
+    /// Committed or removed: nothing left for `Drop` to do.
+    done: bool,
+}
+
+impl<'a> Staging<'a> {
+    /// Creates the directory `name` in `parent` with `mode` (it must not exist), opens it and
+    /// takes its `flock`. A filesystem without `flock` is no error: a stale staging directory
+    /// there is still recognisable by its name.
+    pub fn create(parent: &'a Dir, name: OsString, mode: u32) -> io::Result<Self> {
+        let dir = parent.create_dir_open(&name, mode)?;
+        // Nobody else knows this name yet, so the lock is free.
+        let _ = dir.try_lock_exclusive();
+        Ok(Staging {
+            parent,
+            name,
+            dir,
+            done: false,
+        })
+    }
+
+    /// The staging directory's name in the parent.
+    pub fn name(&self) -> &OsStr {
+        &self.name
+    }
+
+    /// Renames the staging directory to `dst_name` in the parent: with `RENAME_NOREPLACE`
+    /// (an entry that appeared at `dst_name` meanwhile fails with `AlreadyExists`), or, with
+    /// `replace`, over what is there (the caller has checked it is an empty directory). On
+    /// error the staging directory is still there, and removed when this is dropped.
+    pub fn commit(&mut self, dst_name: &OsStr, replace: bool) -> io::Result<()> {
+        if replace {
+            self.parent.rename(&self.name, self.parent, dst_name)?;
+        } else {
+            self.parent
+                .rename_noreplace(&self.name, self.parent, dst_name)?;
+        }
+        self.done = true;
+        Ok(())
+    }
+
+    /// Removes the staging directory and what is in it now, saying whether that worked.
+    pub fn remove(mut self) -> io::Result<()> {
+        self.done = true;
+        self.parent.remove_tree(&self.name)
+    }
+}
+
+impl Drop for Staging<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // Best effort: what is left is recognisable and removed by the next run.
+            let _ = self.parent.remove_tree(&self.name);
+        }
+    }
+}
+
+/// Removes the staging directories in `parent` whose names start with `prefix` (see
+/// [`Naming::prefix`]) and whose lock can be taken: those of runs that died. Returns how many
+/// were removed. A staging directory whose run is alive is locked and left alone.
+pub fn remove_stale(parent: &Dir, prefix: &OsStr) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in parent.entries()? {
+        if !entry.name.as_bytes().starts_with(prefix.as_bytes())
+            || !matches!(entry.file_type, FileType::Directory | FileType::Unknown)
+        {
+            continue;
+        }
+        let Ok(dir) = parent.open_dir(&entry.name) else {
+            continue;
+        };
+        if dir.try_lock_exclusive()? {
+            // The lock is held (`dir` open) while removing, so a run that somehow still uses
+            // it cannot be its owner.
+            parent.remove_tree(&entry.name)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLONE: Naming = Naming {
+        infix: ".cowtree-staging.",
+        keep: 200,
+        separator: ".",
+    };
+
+    #[test]
+    fn names_say_what_they_are_and_which_process_made_them() {
+        assert_eq!(
+            CLONE.prefix(OsStr::new("out")),
+            OsStr::new(".out.cowtree-staging.")
+        );
+        let pid = std::process::id();
+        assert_eq!(
+            CLONE.name(OsStr::new("out"), "00ff"),
+            OsString::from(format!(".out.cowtree-staging.{pid}.00ff"))
+        );
+        assert!(
+            CLONE
+                .name(OsStr::new("out"), "x")
+                .as_bytes()
+                .starts_with(CLONE.process_prefix(OsStr::new("out")).as_bytes())
+        );
+    }
+
+    #[test]
+    fn long_destination_names_are_cut_to_fit_name_max() {
+        let long = OsString::from_vec(vec![b'x'; 255]);
+        let n = CLONE.name(&long, &format!("{:016x}", u64::MAX));
+        assert!(n.len() <= 255, "{}", n.len());
+        assert!(n.as_bytes().starts_with(&[b'.'; 1]));
+        assert_eq!(
+            n.as_bytes().iter().filter(|&&b| b == b'x').count(),
+            200,
+            "the destination name keeps 200 bytes"
+        );
+    }
+
+    #[test]
+    fn random_numbers_differ() {
+        assert_ne!(random_u64(), random_u64());
+    }
+
+    #[test]
+    fn dropped_staging_is_removed_and_committed_staging_is_renamed() {
+        let tmp = std::env::temp_dir().join(format!("cowtree-staging-test-{}", random_u64()));
+        std::fs::create_dir(&tmp).unwrap();
+        let parent = Dir::open(&tmp).unwrap();
+        let dst = OsStr::new("dst");
+        let s = Staging::create(&parent, CLONE.name(dst, "a"), 0o700).unwrap();
+        s.dir.create_dir(OsStr::new("inner"), 0o755).unwrap();
+        let staged = tmp.join(s.name());
+        assert!(staged.is_dir());
+        drop(s);
+        assert!(!staged.exists(), "an uncommitted staging is removed");
+        let mut s = Staging::create(&parent, CLONE.name(dst, "b"), 0o700).unwrap();
+        s.dir.create_dir(OsStr::new("inner"), 0o755).unwrap();
+        s.commit(dst, false).unwrap();
+        drop(s);
+        assert!(
+            tmp.join("dst/inner").is_dir(),
+            "a committed staging is the destination"
+        );
+        let mut s = Staging::create(&parent, CLONE.name(dst, "c"), 0o700).unwrap();
+        let err = s.commit(dst, false).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        let name = s.name().to_owned();
+        s.remove().unwrap();
+        assert!(!tmp.join(name).exists());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn stale_staging_is_removed_and_live_staging_is_kept() {
+        let tmp = std::env::temp_dir().join(format!("cowtree-staging-test-{}", random_u64()));
+        std::fs::create_dir(&tmp).unwrap();
+        let parent = Dir::open(&tmp).unwrap();
+        let dst = OsStr::new("dst");
+        // Left by a run that died: its name, no lock held.
+        std::fs::create_dir_all(tmp.join(".dst.cowtree-staging.4000000.dead/sub")).unwrap();
+        // Another destination's staging is not this one's.
+        std::fs::create_dir(tmp.join(".other.cowtree-staging.4000000.dead")).unwrap();
+        let live = Staging::create(&parent, CLONE.name(dst, "live"), 0o700).unwrap();
+        let removed = remove_stale(&parent, &CLONE.prefix(dst)).unwrap();
+        let lock_works = !Dir::open(&tmp.join(live.name()))
+            .unwrap()
+            .try_lock_exclusive()
+            .unwrap_or(true);
+        assert_eq!(removed, if lock_works { 1 } else { 2 });
+        assert!(!tmp.join(".dst.cowtree-staging.4000000.dead").exists());
+        assert!(tmp.join(".other.cowtree-staging.4000000.dead").exists());
+        if lock_works {
+            assert!(tmp.join(live.name()).is_dir(), "a locked staging is live");
+        }
+        drop(live);
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}
