@@ -143,7 +143,7 @@ for k in old new; do
     "${BIN[$k]}" --store "$XFS/store-$k" checkout -q "${SNAP_A[$k]}" "$XFS/wt-$wt-$k" >/dev/null ||
       die "$k: checkout of the status/switch worktree failed"
   done
-  "${BIN[$k]}" --store "$XFS/store-$k" status "$XFS/wt-st-$k" >/dev/null || true # warm
+  "${BIN[$k]}" --store "$XFS/store-$k" status "$XFS/wt-st-$k" >/dev/null 2>&1 || true # warm
 done
 [[ "${SNAP_A[old]}" == "${SNAP_A[new]}" ]] ||
   note "the two binaries record the tree under different ids (${SNAP_A[old]} and ${SNAP_A[new]})"
