@@ -70,6 +70,7 @@ pub(crate) trait Visitor<'c>: Send {
     /// Ends the visit of `at` (not called when the walk stopped during it).
     fn leave(&mut self, at: &DirAt<'_>, dir: Self::Dir) -> Result<()>;
 }
+
 /// One directory being visited.
 pub(crate) struct DirAt<'w> {
     /// Its path relative to the root (empty for the root).
