@@ -60,6 +60,14 @@ impl Naming {
     }
 }
 
+/// The naming of whole-tree staging directories (`cowtree clone` and `cowtree git worktree
+/// add`): `.<dst name, at most 200 bytes>.cowtree-staging.<pid>.<unique>`.
+pub const TREE: Naming = Naming {
+    infix: ".cowtree-staging.",
+    keep: 200,
+    separator: ".",
+};
+
 /// A random 64-bit number from the standard library's per-process random hash keys, a
 /// counter and the clock: different on every call.
 pub fn random_u64() -> u64 {

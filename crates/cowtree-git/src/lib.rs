@@ -35,12 +35,13 @@ pub mod ignored;
 pub mod register;
 pub mod trust;
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use cowtree_fs::UnsupportedCause;
 use cowtree_fs::dir::{Dir, write_atomic};
+use cowtree_fs::staging::{self, Staging, TREE as STAGING};
 use gix::ObjectId;
 use gix::refs::transaction::PreviousValue;
 
@@ -135,62 +136,18 @@ pub struct AddReport {
     pub cleaned: Vec<String>,
 }
 
-struct Staging<'a> {
-    parent: &'a Dir,
-    name: OsString,
-    dir: Dir,
-    done: bool,
-}
-
-impl Drop for Staging<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = self.parent.remove_tree(&self.name);
-        }
-    }
-}
-
+/// A new staging directory for `dst_name` beside it, locked while this run builds in it.
 fn new_staging<'a>(parent: &'a Dir, parent_path: &Path, dst_name: &OsStr) -> Result<Staging<'a>> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let mut name = register::staging_prefix(dst_name);
-    name.push(format!("{}.{:x}", std::process::id(), nanos));
+    let name = STAGING.name(dst_name, &format!("{:016x}", staging::random_u64()));
     let path = parent_path.join(&name);
-    let dir = parent
-        .create_dir_open(&name, 0o777)
-        .map_err(Error::io("create directory", &path))?;
-    let s = Staging {
-        parent,
-        name,
-        dir,
-        done: false,
-    };
-    s.dir
-        .try_lock_exclusive()
-        .map_err(Error::io("lock", &path))?;
-    Ok(s)
+    Staging::create(parent, name, 0o777).map_err(Error::io("create directory", &path))
 }
 
 /// Removes staging directories for `dst_name` that no live run holds.
 fn clean_stale_staging(parent: &Dir, parent_path: &Path, dst_name: &OsStr) -> Result<()> {
-    let prefix = register::staging_prefix(dst_name);
-    for e in parent.entries().map_err(Error::io("list", parent_path))? {
-        if !e.name.as_bytes().starts_with(prefix.as_bytes()) {
-            continue;
-        }
-        let Ok(d) = parent.open_dir(&e.name) else {
-            continue;
-        };
-        if d.try_lock_exclusive().unwrap_or(false) {
-            drop(d);
-            parent
-                .remove_tree(&e.name)
-                .map_err(Error::io("remove", parent_path.join(&e.name)))?;
-        }
-    }
-    Ok(())
+    staging::remove_stale(parent, &STAGING.prefix(dst_name))
+        .map(drop)
+        .map_err(Error::io("remove stale staging in", parent_path))
 }
 
 fn current_umask() -> u32 {
@@ -509,7 +466,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     };
 
     let staging = new_staging(&parent_dir, &parent_abs, &dst_name)?;
-    let staging_path = parent_abs.join(&staging.name);
+    let staging_path = parent_abs.join(staging.name());
     let sync_repo = repo.clone().into_sync();
     let fallback = build::Fallback::default();
     let filters = filters::Setup::new(&repo, &target)?;
@@ -681,24 +638,17 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     }
 
     let mut staging = staging;
-    if let Err(e) = rustix::fs::renameat_with(
-        &parent_dir,
-        &staging.name,
-        &parent_dir,
-        &dst_name,
-        rustix::fs::RenameFlags::NOREPLACE,
-    ) {
+    if let Err(e) = staging.commit(&dst_name, false) {
         if let Some(full) = created_branch
             && let Ok(r) = repo.find_reference(full.as_str())
         {
             let _ = r.delete();
         }
-        if e == rustix::io::Errno::EXIST {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
             return Err(Error::DstExists(dst_abs));
         }
-        return Err(Error::io("rename into", &dst_abs)(e.into()));
+        return Err(Error::io("rename into", &dst_abs)(e));
     }
-    staging.done = true;
     reg.finish()?;
     Ok(report)
 }

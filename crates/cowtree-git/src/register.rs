@@ -8,7 +8,7 @@
 //! whose lock is free belongs to a run that was killed: the next run removes it (or, when the
 //! worktree it names is in place, only the `locked` file, which was the last step left).
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -249,15 +249,6 @@ pub fn branch_checked_out_at(common_dir: &Path, branch: &str) -> Option<PathBuf>
         }
     }
     None
-}
-
-/// Names of staging directories for `dst_name` in a parent directory start so.
-pub fn staging_prefix(dst_name: &OsStr) -> OsString {
-    let name = dst_name.as_bytes();
-    let mut v = b".".to_vec();
-    v.extend_from_slice(&name[..name.len().min(200)]);
-    v.extend_from_slice(b".cowtree-staging.");
-    OsString::from(OsStr::from_bytes(&v))
 }
 
 #[cfg(test)]

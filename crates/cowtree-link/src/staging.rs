@@ -19,11 +19,7 @@ use crate::error::LinkError;
 
 /// How the linker names its staging directories: `.<dst name, at most 200 bytes>`
 /// `.cowtree-staging.<pid>.<random>`.
-pub const NAMING: Naming = Naming {
-    infix: ".cowtree-staging.",
-    keep: 200,
-    separator: ".",
-};
+pub const NAMING: Naming = cowtree_fs::staging::TREE;
 
 /// A staging directory in use by this run (its `dir` field is the open directory). Dropping
 /// it without [`Staging::commit`] removes it.
