@@ -15,6 +15,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use rustix::fs::FileType;
 
@@ -118,7 +119,17 @@ impl<'a> Staging<'a> {
     /// (an entry that appeared at `dst_name` meanwhile fails with `AlreadyExists`), or, with
     /// `replace`, over what is there (the caller has checked it is an empty directory). On
     /// error the staging directory is still there, and removed when this is dropped.
+    ///
+    /// After [`stop_commits`] it fails with [`io::ErrorKind::Interrupted`] and renames nothing.
     pub fn commit(&mut self, dst_name: &OsStr, replace: bool) -> io::Result<()> {
+        // Held across the rename, so that `stop_commits` waits for one in progress.
+        let allowed = COMMITS.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*allowed {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "not put in place: the process is stopping",
+            ));
+        }
         if replace {
             self.parent.rename(&self.name, self.parent, dst_name)?;
         } else {
@@ -143,6 +154,17 @@ impl Drop for Staging<'_> {
             let _ = self.parent.remove_tree(&self.name);
         }
     }
+}
+
+/// False once [`stop_commits`] ran; locked across every [`Staging::commit`]'s rename.
+static COMMITS: Mutex<bool> = Mutex::new(true);
+
+/// Makes every later [`Staging::commit`] in this process fail (renaming nothing) and waits for
+/// a commit in progress to end. A signal handler calls it before it removes this process's
+/// staging: afterwards no staging directory can move into place under it (half emptied), and
+/// whether the destination exists says whether the command had finished.
+pub fn stop_commits() {
+    *COMMITS.lock().unwrap_or_else(PoisonError::into_inner) = false;
 }
 
 /// Removes the staging directories in `parent` whose names start with `prefix` (see

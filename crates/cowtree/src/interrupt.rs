@@ -8,7 +8,9 @@
 //! the workers. A staging directory is removed by removing its entries and then the directory
 //! itself, again until the directory is gone: a worker still adding entries can only make the
 //! final `rmdir` fail for one round, and once the directory is unlinked nothing more can be
-//! created in it. A command that registered nothing is journaled or changes nothing halfway
+//! created in it. Before removing anything the handler stops staging directories from being
+//! renamed into place ([`cowtree_fs::staging::stop_commits`], which also waits for a rename in
+//! progress), so a destination that exists afterwards is whole. A command that registered nothing is journaled or changes nothing halfway
 //! (switch, reset, dedupe, gc, reads), and just stops.
 
 use std::ffi::{OsStr, OsString};
@@ -96,6 +98,9 @@ pub fn install(command: &'static str) {
 
 fn stop(command: &str, sig: i32) -> ! {
     STOPPING.store(true, Ordering::Release);
+    // From here on no staging directory moves into place: what is removed below cannot be
+    // renamed to DST half emptied, and DST's existence below says the command had finished.
+    cowtree_fs::staging::stop_commits();
     let plan = PLAN.lock().map(|p| p.clone()).unwrap_or_default();
     let mut said = Vec::new();
     // Some staging could not be removed: its registration stays, for gc.
