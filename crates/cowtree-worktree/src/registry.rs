@@ -388,14 +388,20 @@ pub fn reload(store: &Store, wt: &mut Worktree) -> Result<()> {
     Ok(())
 }
 
-/// Every record with where its worktree is now, sorted by id. Records that cannot be read
-/// (among them one of an older version whose path holds no directory to migrate it from) are
-/// left out.
+/// Every record with where its worktree is now, sorted by id. A record of an older version
+/// whose path holds no directory to migrate it from is listed as it is (its device and inode
+/// 0 and 0, which no directory has), so replaced or missing by what its path holds now, and
+/// never written back. Records that cannot be read otherwise are left out.
 pub fn list(store: &Store) -> Result<Vec<(String, Record, Presence)>> {
     Ok(registry::ids(store)?
         .into_iter()
         .filter_map(|id| {
-            let (r, _) = read(store, &id).ok()??;
+            let (r, _) = match read(store, &id) {
+                Ok(r) => r?,
+                // Only a record that failed to migrate reads this way: any other fault fails
+                // again.
+                Err(_) => Record::read(store, &id, |_| Some((0, 0))).ok()??,
+            };
             let p = presence(&r);
             Some((id, r, p))
         })
