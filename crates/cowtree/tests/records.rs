@@ -189,6 +189,30 @@ fn a_record_without_dev_and_ino_whose_path_holds_no_directory_is_listed_and_prun
 }
 
 #[test]
+fn snapshot_of_a_worktree_whose_record_is_unreadable_reads_every_file() {
+    let Some(tmp) = cowtree_testutil::scratch(Fs::NoCow) else {
+        return;
+    };
+    let src = tmp.path().join("src");
+    cowtree_testutil::tree::sample_tree(&src);
+    let store = tmp.path().join("store");
+    let wt = tmp.path().join("wt");
+    cowtree(
+        &store,
+        &[s("snapshot"), s("--name"), s("base"), src.as_os_str()],
+    )
+    .assert_ok("snapshot");
+    cowtree(&store, &[s("checkout"), s("base"), wt.as_os_str()]).assert_ok("checkout");
+    let file = record_path(&store, &wt);
+    fs::write(&file, b"{ not a record").expect("write");
+    let snap = cowtree(&store, &[s("snapshot"), s("--json"), wt.as_os_str()]);
+    snap.assert_ok("snapshot of a DIR whose record cannot be read");
+    assert!(snap.json().get("incremental").is_none(), "{}", snap.stdout);
+    assert!(snap.json()["files"].as_u64().unwrap() > 0, "{}", snap.stdout);
+    assert_eq!(fs::read(&file).unwrap(), b"{ not a record", "record left alone");
+}
+
+#[test]
 fn gc_removes_old_temporary_files_in_refs_and_worktrees_and_keeps_fresh_ones() {
     let Some(tmp) = cowtree_testutil::scratch(Fs::NoCow) else {
         return;
