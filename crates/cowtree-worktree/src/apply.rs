@@ -20,7 +20,7 @@ use rustix::fs::{FileType, Stat};
 
 use crate::blob;
 use crate::cache::{Rec, StatCache, StatKey};
-use crate::error::{Corrupt, Error, NotFound, Result};
+use crate::error::{Corrupt, Error, Result};
 use crate::paths::{path_of, show, split};
 
 /// What sits at a path.
@@ -97,7 +97,13 @@ impl<'a> Applier<'a> {
 
     /// The error for `rel`, whose parent directory is missing or not a directory.
     fn no_parent(&self, rel: &[u8]) -> Error {
-        NotFound::Directory(self.root_path.join(path_of(split(rel).0))).into()
+        self.err(
+            rel,
+            io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "its parent is not a directory",
+            ),
+        )
     }
 
     /// The directory `rel` (root when empty); `None` when it is missing or not a directory.
