@@ -271,7 +271,7 @@ fn settle(rec: &Record, owner: Option<u32>, dry_run: bool, grace: Duration) -> R
     };
     // No symlink in any component: the parent was canonical when registered, and one that
     // is a symlink now leads somewhere that was not registered.
-    let root = Dir::open(Path::new("/")).map_err(|e| Error::io_at("", "/", e))?;
+    let root = Dir::open(Path::new("/")).map_err(Error::Io)?;
     let parent = if rel.as_os_str().is_empty() {
         Ok(root)
     } else {

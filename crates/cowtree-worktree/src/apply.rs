@@ -67,7 +67,7 @@ fn tmp_name(path: &[u8]) -> OsString {
 impl<'a> Applier<'a> {
     /// Opens the worktree at `root_path`.
     pub fn new(store: &'a Store, root_path: &'a Path, careful: bool) -> Result<Applier<'a>> {
-        let root = Dir::open(root_path).map_err(|e| Error::io_at("worktree", root_path, e))?;
+        let root = Dir::open(root_path).map_err(Error::Io)?;
         Ok(Applier {
             store,
             root,

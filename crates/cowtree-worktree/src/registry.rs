@@ -349,8 +349,7 @@ pub struct WorktreeLock {
 /// Takes the worktree's lock, waiting (with a message) while another cowtree holds it.
 pub fn lock(wt: &Worktree) -> Result<WorktreeLock> {
     use rustix::fs::{FlockOperation, flock};
-    let dir = (cowtree_fs::dir::Dir::open(&wt.path))
-        .map_err(|e| Error::io_at("worktree", &wt.path, e))?;
+    let dir = cowtree_fs::dir::Dir::open(&wt.path).map_err(Error::Io)?;
     let ctx = |e: rustix::io::Errno| Error::io_at("lock worktree", &wt.path, e.into());
     match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}

@@ -1023,3 +1023,22 @@ fn the_worktree_checkout_marks_registers_and_caches_so_a_library_user_gets_what_
         registry::open(&e.store, &dst).unwrap();
     }
 }
+
+#[test]
+fn a_worktree_gone_from_its_path_is_named_once_in_the_error() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let mut wt = check_out(&e, &e.a, "gone");
+    fs::remove_dir_all(&wt.path).unwrap();
+    let path = wt.path.display().to_string();
+    let lock = registry::lock(&wt).unwrap_err();
+    let scan = status::status(&e.store, &mut wt).unwrap_err();
+    for err in [lock, scan] {
+        let msg = err.to_string();
+        assert_eq!(msg.matches(path.as_str()).count(), 1, "{msg}");
+        assert_eq!(
+            err.io_error().map(|e| e.kind()),
+            Some(std::io::ErrorKind::NotFound),
+            "{msg}"
+        );
+    }
+}
