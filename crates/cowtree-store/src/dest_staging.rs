@@ -141,11 +141,13 @@ impl Registration<'_> {
         let json =
             serde_json::to_vec(&self.record).expect("a record of strings and integers serializes");
         let dir = self.store.worktrees_dir();
+        // "register staging PATH: in STORE/worktrees: <OS error>", its kind kept.
         cowtree_fs::dir::write_atomic(dir, &self.name, &json, 0o644, sync).map_err(|e| {
+            let at = self.store.root().join("worktrees");
             Error::io_at(
-                "register staging in",
-                self.store.root().join("worktrees"),
-                e,
+                "register staging",
+                self.record.path_buf().unwrap_or_default(),
+                std::io::Error::new(e.kind(), format!("in {}: {e}", at.display())),
             )
         })
     }
