@@ -148,9 +148,21 @@ pub fn lookup(store: &Store, dir: &Path) -> Result<Option<Worktree>> {
         // worktree.
         if known_ino == ino {
             let mut wt = from_record(id, r, migrated);
+            // Written back only under the worktree's lock, with the record read again: a
+            // switch holding it writes its journal and pins, which a rewrite from the record
+            // read above would undo. When another command holds it, the rewrite is left to a
+            // later read.
             if known_dev != dev || migrated {
-                wt.dev = dev;
-                save(store, &mut wt, None)?;
+                match try_lock(&wt) {
+                    Some(_lock) => {
+                        reload(store, &mut wt)?;
+                        if wt.ino == ino {
+                            wt.dev = dev;
+                            save(store, &mut wt, None)?;
+                        }
+                    }
+                    None => wt.dev = dev,
+                }
             }
             return Ok(Some(wt));
         }

@@ -1042,3 +1042,28 @@ fn a_worktree_gone_from_its_path_is_named_once_in_the_error() {
         );
     }
 }
+
+#[test]
+fn lookup_rewrites_an_old_record_only_under_the_worktrees_lock() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let wt = check_out(&e, &e.a, "old");
+    let file = cowtree_store::registry::record_path(&e.store, &wt.id);
+    let mut rec: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    let obj = rec.as_object_mut().unwrap();
+    obj.remove("dev");
+    obj.remove("ino");
+    let old = serde_json::to_vec(&rec).unwrap();
+    fs::write(&file, &old).unwrap();
+    let ino = fs::metadata(&wt.path).unwrap().ino();
+
+    // Another command holds the lock (a switch writing its journal): the record is left alone.
+    let held = registry::lock(&wt).unwrap();
+    let found = registry::lookup(&e.store, &wt.path).unwrap().unwrap();
+    assert_eq!((found.base, found.ino), (e.a, ino));
+    assert_eq!(fs::read(&file).unwrap(), old, "rewritten while locked");
+    drop(held);
+
+    registry::lookup(&e.store, &wt.path).unwrap().unwrap();
+    let rec: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    assert_eq!(rec["ino"], ino, "{rec}");
+}
