@@ -321,9 +321,15 @@ fn one(
         .map(|st| (FileType::from_raw_mode(st.st_mode), stat_of(st)));
     let verdict = judge(src_entry, &entry.id, kind, input.src_index_mtime, file);
     match (verdict, kind) {
-        (Verdict::Unproven, _) if input.with_changes => {
-            carry(input, entry, src_dir, src_st.as_ref(), dst_dir, name, fallback)
-        }
+        (Verdict::Unproven, _) if input.with_changes => carry(
+            input,
+            entry,
+            src_dir,
+            src_st.as_ref(),
+            dst_dir,
+            name,
+            fallback,
+        ),
         _ if filters.is_some() => from_objects(input, repo, filters, entry, dst_dir, name, mode),
         (Verdict::Clean, Kind::File) => {
             let (src_dir, src_st) = (
@@ -355,7 +361,9 @@ fn one(
                     return Err(Error::strict(input.src_root.join(os(path)), cause));
                 }
                 Transfer::SourceVanished => {
-                    return changed_during_run(input, repo, entry, src_dir, dst_dir, name, mode, fallback);
+                    return changed_during_run(
+                        input, repo, entry, src_dir, dst_dir, name, mode, fallback,
+                    );
                 }
             };
             // The clone holds what SRC held when it ran; SRC's stat data unchanged since
@@ -373,7 +381,9 @@ fn one(
                 dst_dir
                     .remove_file(name)
                     .map_err(Error::io("remove", dst_path()))?;
-                return changed_during_run(input, repo, entry, src_dir, dst_dir, name, mode, fallback);
+                return changed_during_run(
+                    input, repo, entry, src_dir, dst_dir, name, mode, fallback,
+                );
             }
             let st = dst_dir.stat(name).map_err(Error::io("stat", dst_path()))?;
             Ok(EntryResult {
@@ -416,7 +426,15 @@ fn changed_during_run(
         return from_objects(input, repo, None, entry, dst_dir, name, mode);
     }
     let st = statat(src_dir, name, AtFlags::SYMLINK_NOFOLLOW).ok();
-    carry(input, entry, Some(src_dir), st.as_ref(), dst_dir, name, fallback)
+    carry(
+        input,
+        entry,
+        Some(src_dir),
+        st.as_ref(),
+        dst_dir,
+        name,
+        fallback,
+    )
 }
 
 /// `--with-changes` (where the target is SRC's own index): SRC's own file or symlink, as it

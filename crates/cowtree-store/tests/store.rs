@@ -787,7 +787,11 @@ fn a_missing_or_non_directory_source_or_worktree_is_an_os_error_naming_the_path(
     let file = tmp.path().join("file");
     fs::write(&file, b"x").unwrap();
     for (src, kind, words) in [
-        (&missing, std::io::ErrorKind::NotFound, "No such file or directory"),
+        (
+            &missing,
+            std::io::ErrorKind::NotFound,
+            "No such file or directory",
+        ),
         (&file, std::io::ErrorKind::NotADirectory, "Not a directory"),
     ] {
         let e = snapshot_dir(&store, src, None).unwrap_err();

@@ -208,8 +208,16 @@ fn snapshot_of_a_worktree_whose_record_is_unreadable_reads_every_file() {
     let snap = cowtree(&store, &[s("snapshot"), s("--json"), wt.as_os_str()]);
     snap.assert_ok("snapshot of a DIR whose record cannot be read");
     assert!(snap.json().get("incremental").is_none(), "{}", snap.stdout);
-    assert!(snap.json()["files"].as_u64().unwrap() > 0, "{}", snap.stdout);
-    assert_eq!(fs::read(&file).unwrap(), b"{ not a record", "record left alone");
+    assert!(
+        snap.json()["files"].as_u64().unwrap() > 0,
+        "{}",
+        snap.stdout
+    );
+    assert_eq!(
+        fs::read(&file).unwrap(),
+        b"{ not a record",
+        "record left alone"
+    );
 }
 
 #[test]
