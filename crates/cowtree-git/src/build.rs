@@ -30,8 +30,12 @@ pub enum Made {
     Copied,
     /// Written from the object database.
     FromObjects,
-    /// `--with-changes`: SRC's uncommitted file (or its absence) carried over.
-    Carried,
+    /// `--with-changes`: SRC's uncommitted file (or its absence) carried over; `copied`: its
+    /// data was copied, not reflinked (the cause is recorded in the build's [`Fallback`]).
+    Carried {
+        /// The file's data was copied.
+        copied: bool,
+    },
     /// A submodule, left as an empty directory.
     Submodule,
 }
@@ -317,9 +321,15 @@ fn one(
         .map(|st| (FileType::from_raw_mode(st.st_mode), stat_of(st)));
     let verdict = judge(src_entry, &entry.id, kind, input.src_index_mtime, file);
     match (verdict, kind) {
-        (Verdict::Unproven, _) if input.with_changes => {
-            carry(input, entry, src_dir, src_st.as_ref(), dst_dir, name)
-        }
+        (Verdict::Unproven, _) if input.with_changes => carry(
+            input,
+            entry,
+            src_dir,
+            src_st.as_ref(),
+            dst_dir,
+            name,
+            fallback,
+        ),
         _ if filters.is_some() => from_objects(input, repo, filters, entry, dst_dir, name, mode),
         (Verdict::Clean, Kind::File) => {
             let (src_dir, src_st) = (
@@ -351,7 +361,9 @@ fn one(
                     return Err(Error::strict(input.src_root.join(os(path)), cause));
                 }
                 Transfer::SourceVanished => {
-                    return changed_during_run(input, repo, entry, src_dir, dst_dir, name, mode);
+                    return changed_during_run(
+                        input, repo, entry, src_dir, dst_dir, name, mode, fallback,
+                    );
                 }
             };
             // The clone holds what SRC held when it ran; SRC's stat data unchanged since
@@ -369,7 +381,9 @@ fn one(
                 dst_dir
                     .remove_file(name)
                     .map_err(Error::io("remove", dst_path()))?;
-                return changed_during_run(input, repo, entry, src_dir, dst_dir, name, mode);
+                return changed_during_run(
+                    input, repo, entry, src_dir, dst_dir, name, mode, fallback,
+                );
             }
             let st = dst_dir.stat(name).map_err(Error::io("stat", dst_path()))?;
             Ok(EntryResult {
@@ -397,6 +411,7 @@ fn one(
 
 /// SRC's file changed between the verdict and the clone: the blob from the object database,
 /// or with `--with-changes` what SRC holds now.
+#[allow(clippy::too_many_arguments)]
 fn changed_during_run(
     input: &BuildInput<'_>,
     repo: &gix::Repository,
@@ -405,12 +420,21 @@ fn changed_during_run(
     dst_dir: &Dir,
     name: &OsStr,
     mode: u32,
+    fallback: &Fallback,
 ) -> Result<EntryResult> {
     if !input.with_changes {
         return from_objects(input, repo, None, entry, dst_dir, name, mode);
     }
     let st = statat(src_dir, name, AtFlags::SYMLINK_NOFOLLOW).ok();
-    carry(input, entry, Some(src_dir), st.as_ref(), dst_dir, name)
+    carry(
+        input,
+        entry,
+        Some(src_dir),
+        st.as_ref(),
+        dst_dir,
+        name,
+        fallback,
+    )
 }
 
 /// `--with-changes` (where the target is SRC's own index): SRC's own file or symlink, as it
@@ -425,16 +449,18 @@ fn carry(
     src_st: Option<&rustix::fs::Stat>,
     dst_dir: &Dir,
     name: &OsStr,
+    fallback: &Fallback,
 ) -> Result<EntryResult> {
     let path = entry.path_in(input.target.path_backing());
     let src_path = input.src_root.join(os(path));
-    let carried = |bytes| {
+    let carried_as = |bytes, copied| {
         Ok(EntryResult {
-            made: Made::Carried,
+            made: Made::Carried { copied },
             stat: None,
             bytes,
         })
     };
+    let carried = |bytes| carried_as(bytes, false);
     let (Some(src_dir), Some(st)) = (src_dir, src_st) else {
         return carried(0);
     };
@@ -453,7 +479,11 @@ fn carry(
             match cowtree_fs::transfer_at(src_dir, name, dst_dir, name, &opts)
                 .map_err(Error::io("clone", &src_path))?
             {
-                Transfer::Cloned { bytes } | Transfer::Copied { bytes, .. } => carried(bytes),
+                Transfer::Cloned { bytes } => carried(bytes),
+                Transfer::Copied { bytes, because } => {
+                    fallback.record(because.unwrap_or(UnsupportedCause::Filesystem), src_path);
+                    carried_as(bytes, true)
+                }
                 Transfer::Unsupported(cause) => Err(Error::strict(src_path, cause)),
                 Transfer::SourceVanished => carried(0),
             }

@@ -543,7 +543,14 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
                     report.from_objects += 1;
                     report.bytes_written += r.bytes;
                 }
-                Made::Carried => report.carried += 1,
+                Made::Carried { copied } => {
+                    report.carried += 1;
+                    if copied {
+                        report.bytes_written += r.bytes;
+                    } else {
+                        report.bytes_cloned += r.bytes;
+                    }
+                }
                 Made::Submodule => report.submodules.push(e.path_in(&backing).to_string()),
             }
             e.stat = r.stat.unwrap_or_default();

@@ -143,8 +143,11 @@ pub fn checkout_with_progress(
     });
 
     let (parent_path, name) = split_dst(dst)?;
-    let parent =
-        Dir::open(&parent_path).map_err(|e| Error::io_at("checkout destination", dst, e))?;
+    // The error names the directory ("open directory PARENT: ...").
+    let parent = Dir::open(&parent_path).map_err(|e| Error::Context {
+        context: "checkout destination",
+        source: Box::new(Error::Io(e)),
+    })?;
     let abs = std::fs::canonicalize(&parent_path)
         .map_err(|e| Error::io_at("", &parent_path, e))?
         .join(&name);

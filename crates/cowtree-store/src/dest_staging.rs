@@ -141,11 +141,13 @@ impl Registration<'_> {
         let json =
             serde_json::to_vec(&self.record).expect("a record of strings and integers serializes");
         let dir = self.store.worktrees_dir();
+        // "register staging PATH: in STORE/worktrees: <OS error>", its kind kept.
         cowtree_fs::dir::write_atomic(dir, &self.name, &json, 0o644, sync).map_err(|e| {
+            let at = self.store.root().join("worktrees");
             Error::io_at(
-                "register staging in",
-                self.store.root().join("worktrees"),
-                e,
+                "register staging",
+                self.record.path_buf().unwrap_or_default(),
+                std::io::Error::new(e.kind(), format!("in {}: {e}", at.display())),
             )
         })
     }
@@ -271,7 +273,7 @@ fn settle(rec: &Record, owner: Option<u32>, dry_run: bool, grace: Duration) -> R
     };
     // No symlink in any component: the parent was canonical when registered, and one that
     // is a symlink now leads somewhere that was not registered.
-    let root = Dir::open(Path::new("/")).map_err(|e| Error::io_at("", "/", e))?;
+    let root = Dir::open(Path::new("/")).map_err(Error::Io)?;
     let parent = if rel.as_os_str().is_empty() {
         Ok(root)
     } else {

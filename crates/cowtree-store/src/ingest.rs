@@ -56,7 +56,7 @@ use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause, transfer_a
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, fstat, openat, statat};
 use rustix::io::Errno;
 
-use crate::error::{Error, NotFound, Result};
+use crate::error::{Error, Result};
 use crate::hash::Hash;
 use crate::manifest::{Entry, Manifest, show};
 use crate::store::Store;
@@ -206,14 +206,10 @@ pub fn snapshot_dir_with_progress(
     if let Some(n) = name {
         crate::refs::validate_name(n)?;
     }
-    let root = Dir::open(src).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => {
-            Error::NotFound(NotFound::Directory(src.to_path_buf()))
-        }
-        _ => Error::Context {
-            context: "snapshot",
-            source: Box::new(Error::Io(e)),
-        },
+    // The error names `src` ("open directory SRC: ..."), with the OS error.
+    let root = Dir::open(src).map_err(|e| Error::Context {
+        context: "snapshot",
+        source: Box::new(Error::Io(e)),
     })?;
     let at = |p: &Path, e: io::Error| Error::io_at("snapshot:", p, e);
     let store_st = Dir::open(store.root())

@@ -179,7 +179,11 @@ pub fn register(store: &Store, path: &Path, snapshot: &Hash) -> Result<String> {
     let st =
         rustix::fs::lstat(path).map_err(|e| Error::io_at("register worktree", path, e.into()))?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
-        return Err(crate::error::NotFound::Directory(path.to_path_buf()).into());
+        return Err(Error::io_at(
+            "register worktree",
+            path,
+            std::io::Error::from(rustix::io::Errno::NOTDIR),
+        ));
     }
     register_root(
         store,

@@ -778,3 +778,39 @@ fn snapshot_of_many_large_files_in_many_directories_does_not_panic() {
         assert_eq!(r.files, 48);
     }
 }
+
+#[test]
+fn a_missing_or_non_directory_source_or_worktree_is_an_os_error_naming_the_path() {
+    let Some(tmp) = scratch(Fs::Xfs) else { return };
+    let store = Store::open(&tmp.path().join("store")).unwrap();
+    let missing = tmp.path().join("missing");
+    let file = tmp.path().join("file");
+    fs::write(&file, b"x").unwrap();
+    for (src, kind, words) in [
+        (
+            &missing,
+            std::io::ErrorKind::NotFound,
+            "No such file or directory",
+        ),
+        (&file, std::io::ErrorKind::NotADirectory, "Not a directory"),
+    ] {
+        let e = snapshot_dir(&store, src, None).unwrap_err();
+        assert!(!e.is_not_found(), "{e}");
+        assert_eq!(e.io_error().map(|e| e.kind()), Some(kind), "{e}");
+        let msg = e.to_string();
+        let want = format!("snapshot: open directory {}: {words}", src.display());
+        assert!(msg.starts_with(&want), "{msg}");
+    }
+    let e = cowtree_store::registry::register(&store, &file, &Hash::of(b"x")).unwrap_err();
+    assert!(!e.is_not_found(), "{e}");
+    assert_eq!(
+        e.io_error().map(|e| e.kind()),
+        Some(std::io::ErrorKind::NotADirectory),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with(&format!("register worktree {}:", file.display())),
+        "{e}"
+    );
+}

@@ -20,7 +20,7 @@ use rustix::fs::{FileType, Stat};
 
 use crate::blob;
 use crate::cache::{Rec, StatCache, StatKey};
-use crate::error::{Corrupt, Error, NotFound, Result};
+use crate::error::{Corrupt, Error, Result};
 use crate::paths::{path_of, show, split};
 
 /// What sits at a path.
@@ -67,7 +67,7 @@ fn tmp_name(path: &[u8]) -> OsString {
 impl<'a> Applier<'a> {
     /// Opens the worktree at `root_path`.
     pub fn new(store: &'a Store, root_path: &'a Path, careful: bool) -> Result<Applier<'a>> {
-        let root = Dir::open(root_path).map_err(|e| Error::io_at("worktree", root_path, e))?;
+        let root = Dir::open(root_path).map_err(Error::Io)?;
         Ok(Applier {
             store,
             root,
@@ -97,7 +97,13 @@ impl<'a> Applier<'a> {
 
     /// The error for `rel`, whose parent directory is missing or not a directory.
     fn no_parent(&self, rel: &[u8]) -> Error {
-        NotFound::Directory(self.root_path.join(path_of(split(rel).0))).into()
+        self.err(
+            rel,
+            io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "its parent is not a directory",
+            ),
+        )
     }
 
     /// The directory `rel` (root when empty); `None` when it is missing or not a directory.

@@ -148,9 +148,21 @@ pub fn lookup(store: &Store, dir: &Path) -> Result<Option<Worktree>> {
         // worktree.
         if known_ino == ino {
             let mut wt = from_record(id, r, migrated);
+            // Written back only under the worktree's lock, with the record read again: a
+            // switch holding it writes its journal and pins, which a rewrite from the record
+            // read above would undo. When another command holds it, the rewrite is left to a
+            // later read.
             if known_dev != dev || migrated {
-                wt.dev = dev;
-                save(store, &mut wt, None)?;
+                match try_lock(&wt) {
+                    Some(_lock) => {
+                        reload(store, &mut wt)?;
+                        if wt.ino == ino {
+                            wt.dev = dev;
+                            save(store, &mut wt, None)?;
+                        }
+                    }
+                    None => wt.dev = dev,
+                }
             }
             return Ok(Some(wt));
         }
@@ -349,8 +361,7 @@ pub struct WorktreeLock {
 /// Takes the worktree's lock, waiting (with a message) while another cowtree holds it.
 pub fn lock(wt: &Worktree) -> Result<WorktreeLock> {
     use rustix::fs::{FlockOperation, flock};
-    let dir = (cowtree_fs::dir::Dir::open(&wt.path))
-        .map_err(|e| Error::io_at("worktree", &wt.path, e))?;
+    let dir = cowtree_fs::dir::Dir::open(&wt.path).map_err(Error::Io)?;
     let ctx = |e: rustix::io::Errno| Error::io_at("lock worktree", &wt.path, e.into());
     match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
@@ -388,14 +399,20 @@ pub fn reload(store: &Store, wt: &mut Worktree) -> Result<()> {
     Ok(())
 }
 
-/// Every record with where its worktree is now, sorted by id. Records that cannot be read
-/// (among them one of an older version whose path holds no directory to migrate it from) are
-/// left out.
+/// Every record with where its worktree is now, sorted by id. A record of an older version
+/// whose path holds no directory to migrate it from is listed as it is (its device and inode
+/// 0 and 0, which no directory has), so replaced or missing by what its path holds now, and
+/// never written back. Records that cannot be read otherwise are left out.
 pub fn list(store: &Store) -> Result<Vec<(String, Record, Presence)>> {
     Ok(registry::ids(store)?
         .into_iter()
         .filter_map(|id| {
-            let (r, _) = read(store, &id).ok()??;
+            let (r, _) = match read(store, &id) {
+                Ok(r) => r?,
+                // Only a record that failed to migrate reads this way: any other fault fails
+                // again.
+                Err(_) => Record::read(store, &id, |_| Some((0, 0))).ok()??,
+            };
             let p = presence(&r);
             Some((id, r, p))
         })

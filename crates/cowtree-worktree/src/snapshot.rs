@@ -205,6 +205,9 @@ pub enum Target {
     Dir(PathBuf),
     /// A worktree already found in the store.
     Worktree(Box<Worktree>),
+    /// A directory the caller already found to be no worktree it can record incrementally:
+    /// recorded by reading every file, with no lookup in the registry.
+    Tree(PathBuf),
 }
 
 /// How a snapshot is recorded, beside what is recorded.
@@ -288,7 +291,7 @@ impl Recorded {
 
 /// Decides how `target` is recorded in `store`: incrementally when it is a worktree
 /// registered in `store` (a [`Target::Dir`] is looked up by its root) and not `opts.full`;
-/// else by reading every file. Fails only when looking up the registry fails.
+/// else by reading every file. Fails only when looking up a [`Target::Dir`] fails.
 pub fn plan(store: &Store, target: Target, opts: &RecordOptions<'_>) -> Result<Plan> {
     let update_base = !opts.keep_base;
     Ok(match target {
@@ -297,7 +300,8 @@ pub fn plan(store: &Store, target: Target, opts: &RecordOptions<'_>) -> Result<P
             worktree,
             update_base,
         },
-        Target::Dir(dir) if opts.full => Plan::Full(dir),
+        Target::Dir(dir) | Target::Tree(dir) if opts.full => Plan::Full(dir),
+        Target::Tree(dir) => Plan::Full(dir),
         Target::Dir(dir) => match registry::lookup(store, &dir)? {
             Some(worktree) => Plan::Incremental {
                 worktree: Box::new(worktree),

@@ -107,7 +107,7 @@ pub fn remove(store: &Store, wt: &mut Worktree, force: bool) -> Result<()> {
             .file_name()
             .ok_or_else(|| Error::msg(format!("{}: cannot remove", wt.path.display())))?;
         let parent = wt.path.parent().unwrap_or(Path::new("/"));
-        let pdir = Dir::open(parent).map_err(|e| Error::io_at("", parent, e))?;
+        let pdir = Dir::open(parent).map_err(Error::Io)?;
         pdir.remove_tree(name)
             .map_err(|e| Error::io_at("remove", &wt.path, e))?;
         // The removal durable before the record goes: a power loss must not leave a worktree

@@ -1023,3 +1023,47 @@ fn the_worktree_checkout_marks_registers_and_caches_so_a_library_user_gets_what_
         registry::open(&e.store, &dst).unwrap();
     }
 }
+
+#[test]
+fn a_worktree_gone_from_its_path_is_named_once_in_the_error() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let mut wt = check_out(&e, &e.a, "gone");
+    fs::remove_dir_all(&wt.path).unwrap();
+    let path = wt.path.display().to_string();
+    let lock = registry::lock(&wt).unwrap_err();
+    let scan = status::status(&e.store, &mut wt).unwrap_err();
+    for err in [lock, scan] {
+        let msg = err.to_string();
+        assert_eq!(msg.matches(path.as_str()).count(), 1, "{msg}");
+        assert_eq!(
+            err.io_error().map(|e| e.kind()),
+            Some(std::io::ErrorKind::NotFound),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn lookup_rewrites_an_old_record_only_under_the_worktrees_lock() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let wt = check_out(&e, &e.a, "old");
+    let file = cowtree_store::registry::record_path(&e.store, &wt.id);
+    let mut rec: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    let obj = rec.as_object_mut().unwrap();
+    obj.remove("dev");
+    obj.remove("ino");
+    let old = serde_json::to_vec(&rec).unwrap();
+    fs::write(&file, &old).unwrap();
+    let ino = fs::metadata(&wt.path).unwrap().ino();
+
+    // Another command holds the lock (a switch writing its journal): the record is left alone.
+    let held = registry::lock(&wt).unwrap();
+    let found = registry::lookup(&e.store, &wt.path).unwrap().unwrap();
+    assert_eq!((found.base, found.ino), (e.a, ino));
+    assert_eq!(fs::read(&file).unwrap(), old, "rewritten while locked");
+    drop(held);
+
+    registry::lookup(&e.store, &wt.path).unwrap().unwrap();
+    let rec: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    assert_eq!(rec["ino"], ino, "{rec}");
+}

@@ -487,6 +487,30 @@ fn with_changes_gives_dst_the_status_and_diffs_of_src_for_every_kind_of_change()
             &src,
             &["worktree", "remove", "--force", dst.to_str().unwrap()],
         );
+        if fsys == Fs::NoCow {
+            // Every tracked file dirty: each is carried, none cloned, and the copies are
+            // still reported.
+            for p in git(&src, &["ls-files"]).lines() {
+                let p = src.join(p);
+                if fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
+                    let mut data = fs::read(&p).unwrap();
+                    data.extend_from_slice(b"dirty\n");
+                    fs::write(&p, data).unwrap();
+                }
+            }
+            let all = dir.path().join("all-dirty");
+            let out = add(
+                &src,
+                &[os("--detach"), os("--with-changes"), all.as_os_str()],
+            );
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "{err}");
+            assert_eq!(err.matches("copied, not reflinked").count(), 1, "{err}");
+            let summary = String::from_utf8_lossy(&out.stdout);
+            assert!(summary.contains(" 0 cloned, 0 copied"), "{summary}");
+            let (all_status, _) = status_v2(&all);
+            assert_eq!(all_status, status_v2(&src).0);
+        }
     }
 }
 

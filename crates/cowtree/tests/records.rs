@@ -121,6 +121,106 @@ fn a_record_without_dev_and_ino_is_repaired_from_its_directory_not_zeroed_or_pru
 }
 
 #[test]
+fn a_record_without_dev_and_ino_whose_path_holds_no_directory_is_listed_and_pruned() {
+    let Some(tmp) = cowtree_testutil::scratch(Fs::NoCow) else {
+        return;
+    };
+    let src = tmp.path().join("src");
+    cowtree_testutil::tree::sample_tree(&src);
+    let store = tmp.path().join("store");
+    cowtree(
+        &store,
+        &[s("snapshot"), s("--name"), s("base"), src.as_os_str()],
+    )
+    .assert_ok("snapshot");
+    let replaced = tmp.path().join("replaced");
+    let missing = tmp.path().join("missing");
+    let mut files = Vec::new();
+    for wt in [&replaced, &missing] {
+        cowtree(&store, &[s("checkout"), s("base"), wt.as_os_str()]).assert_ok("checkout");
+        // As an older version left it: without dev and ino.
+        let mut rec = record(&store, wt);
+        let obj = rec.as_object_mut().expect("object");
+        obj.remove("dev");
+        obj.remove("ino");
+        let file = record_path(&store, wt);
+        fs::write(&file, serde_json::to_vec(&rec).unwrap()).expect("write");
+        files.push(file);
+        fs::remove_dir_all(wt).expect("remove worktree");
+    }
+    fs::write(&replaced, b"a file where the worktree was").expect("write");
+
+    let list = cowtree(&store, &[s("worktrees"), s("--json")]);
+    list.assert_ok("worktrees");
+    let mut states: Vec<(String, String)> = list.json()["worktrees"]
+        .as_array()
+        .expect("worktrees")
+        .iter()
+        .map(|w| {
+            (
+                w["path"].as_str().unwrap_or_default().to_string(),
+                w["state"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    states.sort();
+    let name = |p: &Path| p.to_str().unwrap().to_string();
+    assert_eq!(
+        states,
+        vec![
+            (name(&missing), "missing".to_string()),
+            (name(&replaced), "replaced".to_string())
+        ],
+        "{}",
+        list.stdout
+    );
+    // Listing writes nothing back.
+    for f in &files {
+        let rec: serde_json::Value = serde_json::from_slice(&fs::read(f).unwrap()).unwrap();
+        assert!(rec.get("ino").is_none(), "{rec}");
+    }
+    let gc = cowtree(&store, &[s("gc"), s("--json")]);
+    gc.assert_ok("gc");
+    assert_eq!(gc.json()["worktrees_pruned"], 2, "{}", gc.stdout);
+    for f in &files {
+        assert!(!f.exists(), "{} pruned", f.display());
+    }
+    cowtree(&store, &[s("rm"), s("base")]).assert_ok("rm of a base nothing uses any more");
+}
+
+#[test]
+fn snapshot_of_a_worktree_whose_record_is_unreadable_reads_every_file() {
+    let Some(tmp) = cowtree_testutil::scratch(Fs::NoCow) else {
+        return;
+    };
+    let src = tmp.path().join("src");
+    cowtree_testutil::tree::sample_tree(&src);
+    let store = tmp.path().join("store");
+    let wt = tmp.path().join("wt");
+    cowtree(
+        &store,
+        &[s("snapshot"), s("--name"), s("base"), src.as_os_str()],
+    )
+    .assert_ok("snapshot");
+    cowtree(&store, &[s("checkout"), s("base"), wt.as_os_str()]).assert_ok("checkout");
+    let file = record_path(&store, &wt);
+    fs::write(&file, b"{ not a record").expect("write");
+    let snap = cowtree(&store, &[s("snapshot"), s("--json"), wt.as_os_str()]);
+    snap.assert_ok("snapshot of a DIR whose record cannot be read");
+    assert!(snap.json().get("incremental").is_none(), "{}", snap.stdout);
+    assert!(
+        snap.json()["files"].as_u64().unwrap() > 0,
+        "{}",
+        snap.stdout
+    );
+    assert_eq!(
+        fs::read(&file).unwrap(),
+        b"{ not a record",
+        "record left alone"
+    );
+}
+
+#[test]
 fn gc_removes_old_temporary_files_in_refs_and_worktrees_and_keeps_fresh_ones() {
     let Some(tmp) = cowtree_testutil::scratch(Fs::NoCow) else {
         return;

@@ -196,7 +196,7 @@ pub(crate) struct Walker<'a> {
 impl<'a> Walker<'a> {
     /// A walk of the worktree at `root_path` with its stat cache `cache`.
     pub fn new(root_path: &'a Path, cache: &'a StatCache, progress: &'a Progress) -> Result<Self> {
-        let root = Dir::open(root_path).map_err(|e| Error::io_at("open worktree", root_path, e))?;
+        let root = Dir::open(root_path).map_err(Error::Io)?;
         let root_dev = cowtree_fs::sys::stat_dev(
             &root
                 .stat_self()

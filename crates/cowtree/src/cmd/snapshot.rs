@@ -166,7 +166,9 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
                 (Some(d), _) | (None, Some(d)) => d.clone(),
                 (None, None) => std::env::current_dir()?,
             };
-            (store_for_tree(&opt, &dir, quiet)?, Target::Dir(dir))
+            // Looked up above (or --full): a DIR whose record cannot be read is recorded in
+            // full, as one that is no worktree.
+            (store_for_tree(&opt, &dir, quiet)?, Target::Tree(dir))
         }
     };
     let opts = RecordOptions {
