@@ -844,6 +844,54 @@ mod tests {
     }
 
     #[test]
+    fn a_visitor_panicking_on_one_file_among_many_makes_the_walk_panic_not_hang() {
+        let tmp = tempfile::tempdir().unwrap();
+        make_tree(tmp.path(), 3, 3);
+        for i in 0..500 {
+            fs::write(tmp.path().join(format!("f{i}")), b"x").unwrap();
+        }
+        let root = Dir::open(tmp.path()).unwrap();
+
+        #[derive(Default)]
+        struct PanicAt;
+        impl Visitor for PanicAt {
+            type Ctx = ();
+            type Job = std::ffi::OsString;
+            type Error = io::Error;
+            fn visit_dir(&mut self, d: &mut DirVisit<'_, (), Self::Job>, _: ()) -> io::Result<()> {
+                for e in d.entries()? {
+                    match e.file_type {
+                        FileType::Directory => d.descend(&e.name, ()),
+                        FileType::RegularFile => d.spawn(e.name),
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            fn visit_job(&mut self, _: &JobVisit<'_>, name: Self::Job) -> io::Result<()> {
+                if name == "f250" {
+                    panic!("visitor panics on f250");
+                }
+                Ok(())
+            }
+            fn open_failed(&mut self, _: &Failed<'_>, _: (), e: io::Error) -> io::Result<()> {
+                Err(e)
+            }
+        }
+        let pool = Pool::new(4, "walk-test");
+        for walk in [Walk::new(4), Walk::on(&pool)] {
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                walk.run(vec![(&root, ())], PanicAt::default)
+            }));
+            let panic = caught.err().expect("the walk panics");
+            assert_eq!(
+                panic.downcast_ref::<&str>(),
+                Some(&"visitor panics on f250")
+            );
+        }
+    }
+
+    #[test]
     fn a_directory_reached_path_only_can_still_be_listed() {
         let tmp = tempfile::tempdir().unwrap();
         fs::create_dir_all(tmp.path().join("a/b")).unwrap();

@@ -305,6 +305,8 @@ struct Shared<T, E> {
     /// Workers currently running an item (and so maybe about to push more).
     active: usize,
     error: Option<E>,
+    /// A worker's item panicked: everyone stops, and the run re-raises the panic.
+    panicked: bool,
 }
 
 impl<T, E> Queue<T, E> {
@@ -314,6 +316,7 @@ impl<T, E> Queue<T, E> {
                 items,
                 active: 0,
                 error: None,
+                panicked: false,
             }),
             wake: Condvar::new(),
         }
@@ -362,7 +365,7 @@ impl<T, E> Queue<T, E> {
         // carrying on with the data is fine here.
         let mut guard = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            if guard.error.is_some() {
+            if guard.error.is_some() || guard.panicked {
                 break;
             }
             let Some(item) = guard.items.pop() else {
@@ -377,7 +380,9 @@ impl<T, E> Queue<T, E> {
             };
             guard.active += 1;
             drop(guard);
+            let unwind = Unwind(self);
             let result = work(&mut local, item, &publish);
+            std::mem::forget(unwind);
             guard = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
             guard.active -= 1;
             if let Err(e) = result
@@ -390,7 +395,7 @@ impl<T, E> Queue<T, E> {
             }
         }
         // Items left after an error are dropped outside the lock.
-        let left = if guard.error.is_some() {
+        let left = if guard.error.is_some() || guard.panicked {
             std::mem::take(&mut guard.items)
         } else {
             Vec::new()
@@ -399,6 +404,23 @@ impl<T, E> Queue<T, E> {
         drop(left);
         self.wake.notify_all();
         local
+    }
+}
+
+/// Armed while a worker runs an item: if the item panics, takes the worker out of the busy
+/// count, stops the run and wakes the others, so that they return instead of waiting for
+/// it forever, and the run re-raises the panic.
+struct Unwind<'a, T, E>(&'a Queue<T, E>);
+
+impl<T, E> Drop for Unwind<'_, T, E> {
+    fn drop(&mut self) {
+        let mut guard = self.0.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.active -= 1;
+        guard.panicked = true;
+        let left = std::mem::take(&mut guard.items);
+        drop(guard);
+        self.0.wake.notify_all();
+        drop(left);
     }
 }
 
@@ -479,6 +501,34 @@ mod tests {
                 Err("failed at depth 5".to_string()),
                 "jobs {jobs}"
             );
+        }
+    }
+
+    #[test]
+    fn a_panicking_item_among_many_is_re_raised_and_the_other_workers_return() {
+        let pool = Pool::new(4, "test");
+        for kept in [false, true] {
+            let ran = std::sync::atomic::AtomicUsize::new(0);
+            let work = |_: &mut (), n: u32, push: &mut Vec<u32>| {
+                ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n == 0 {
+                    push.extend(1..2000);
+                }
+                if n == 700 {
+                    panic!("item 700 panics");
+                }
+                Ok::<(), String>(())
+            };
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if kept {
+                    pool.run(4, vec![0u32], || (), work)
+                } else {
+                    run(4, vec![0u32], || (), work)
+                }
+            }));
+            let panic = caught.expect_err("the panic is re-raised");
+            assert_eq!(panic.downcast_ref::<&str>(), Some(&"item 700 panics"));
+            assert!(ran.load(std::sync::atomic::Ordering::Relaxed) <= 2000);
         }
     }
 
