@@ -30,8 +30,9 @@
 //! walk holds at most [`FDS_PER_WORKER`] descriptors per worker, whatever the tree's shape,
 //! plus what the visitors open themselves.
 //!
-//! Threads: a [`Walk`] runs on a kept [`Pool`] ([`Walk::on`]) or on threads of its own
-//! ([`Walk::new`]); its worker count comes from [`crate::workers::budget`].
+//! Threads: a [`Walk`] runs with the worker count of a [`Pool`] ([`Walk::on`]) or its own
+//! ([`Walk::new`]), on threads started for the walk (see [`Pool`] for why not rayon's); its
+//! worker count comes from [`crate::workers::budget`].
 
 use std::ffi::OsStr;
 use std::io;
