@@ -348,7 +348,7 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// A walk on the threads of `pool`, all of them unless [`Walk::jobs`] says fewer.
+    /// A walk with `pool`'s worker count (see [`Pool::run`]), unless [`Walk::jobs`] says fewer.
     pub fn on(pool: &'a Pool) -> Walk<'a> {
         Walk {
             pool: Some(pool),
