@@ -110,7 +110,9 @@ thread_local! {
 ///
 /// One read buffer per thread, growing from 64 KiB to 1 MiB while reads fill it (a fresh
 /// zeroed buffer per file costs more than hashing a small file); chunks of 256 KiB or more are
-/// hashed on rayon's pool.
+/// hashed on rayon's pool: the one the caller runs in, else rayon's global pool (a queue
+/// worker of [`crate::workers`] is no rayon thread, so idle threads of the global pool take
+/// halves of a large read while the queue's other workers go on with their items).
 pub fn hash_fd(
     fd: impl AsFd,
     mut each: impl FnMut(&[u8]) -> io::Result<()>,

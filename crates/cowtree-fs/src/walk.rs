@@ -30,8 +30,9 @@
 //! walk holds at most [`FDS_PER_WORKER`] descriptors per worker, whatever the tree's shape,
 //! plus what the visitors open themselves.
 //!
-//! Threads: a [`Walk`] runs on a kept [`Pool`] ([`Walk::on`]) or on threads of its own
-//! ([`Walk::new`]); its worker count comes from [`crate::workers::budget`].
+//! Threads: a [`Walk`] runs with the worker count of a [`Pool`] ([`Walk::on`]) or its own
+//! ([`Walk::new`]), on threads started for the walk (see [`Pool`] for why not rayon's); its
+//! worker count comes from [`crate::workers::budget`].
 
 use std::ffi::OsStr;
 use std::io;
@@ -104,7 +105,9 @@ enum Open {
     PathOnly,
 }
 
-/// A parent handle held by queued work, counted against the walk's bound.
+/// A directory handle held by queued work, counted once against the walk's bound however
+/// many queued items share it (all the subdirectories and jobs one visit queues share one:
+/// the bound is on descriptors, not on items).
 struct Held<'w> {
     dir: Arc<Dir>,
     count: &'w AtomicUsize,
@@ -124,12 +127,12 @@ enum Item<'w, C, J> {
         ctx: C,
         open: Open,
         /// The parent's handle, when one could be held (else: opened from the root).
-        parent: Option<Held<'w>>,
+        parent: Option<Arc<Held<'w>>>,
     },
     Job {
         root: usize,
         rel: Arc<[u8]>,
-        held: Held<'w>,
+        held: Arc<Held<'w>>,
         job: J,
     },
 }
@@ -173,13 +176,15 @@ pub struct DirVisit<'v, C, J> {
     rel: Arc<[u8]>,
     dir: Arc<Dir>,
     path_only: bool,
+    /// The handle of [`DirVisit::dir`] held for the items this visit queues, once one is.
+    held: Option<Arc<Held<'v>>>,
     /// Directories and jobs queued by this visit, added to the walk's queue after it.
     pushed: Vec<Item<'v, C, J>>,
     /// Jobs that found no handle to hold: run by this worker after the visit.
     inline_jobs: Vec<J>,
 }
 
-impl<C, J> DirVisit<'_, C, J> {
+impl<'v, C, J> DirVisit<'v, C, J> {
     /// The directory, open. When it was reached with [`DirVisit::descend_path_only`] it may
     /// be an `O_PATH` handle, which cannot be listed or read through: see
     /// [`DirVisit::entries`].
@@ -226,6 +231,8 @@ impl<C, J> DirVisit<'_, C, J> {
         if self.path_only {
             self.dir = Arc::new(self.dir.reopen()?);
             self.path_only = false;
+            // Items queued from now on hold the new handle.
+            self.held = None;
         }
         match Arc::get_mut(&mut self.dir) {
             // The walk's own handle, used by no one else: read through its own offset.
@@ -247,8 +254,17 @@ impl<C, J> DirVisit<'_, C, J> {
         self.push_dir(name, ctx, Open::PathOnly);
     }
 
+    /// The directory's handle held for a queued item: the one this visit holds already,
+    /// else a new hold if the walk's bound has room.
+    fn hold(&mut self) -> Option<Arc<Held<'v>>> {
+        if self.held.is_none() {
+            self.held = self.shared.hold(&self.dir).map(Arc::new);
+        }
+        self.held.clone()
+    }
+
     fn push_dir(&mut self, name: &OsStr, ctx: C, open: Open) {
-        let parent = self.shared.hold(&self.dir);
+        let parent = self.hold();
         self.pushed.push(Item::Dir {
             root: self.root,
             rel: join(&self.rel, name.as_bytes()),
@@ -262,7 +278,7 @@ impl<C, J> DirVisit<'_, C, J> {
     /// directory's handle ([`Visitor::visit_job`]): for a directory too big for one worker.
     /// When no more handles may be held, the job runs on this worker right after this visit.
     pub fn spawn(&mut self, job: J) {
-        match self.shared.hold(&self.dir) {
+        match self.hold() {
             Some(held) => self.pushed.push(Item::Job {
                 root: self.root,
                 rel: Arc::clone(&self.rel),
@@ -332,7 +348,7 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// A walk on the threads of `pool`, all of them unless [`Walk::jobs`] says fewer.
+    /// A walk with `pool`'s worker count (see [`Pool::run`]), unless [`Walk::jobs`] says fewer.
     pub fn on(pool: &'a Pool) -> Walk<'a> {
         Walk {
             pool: Some(pool),
@@ -464,6 +480,7 @@ fn run_item<'w, V: Visitor>(
                 rel: Arc::from(rel),
                 dir: Arc::new(dir),
                 path_only,
+                held: None,
                 pushed: Vec::new(),
                 inline_jobs: Vec::new(),
             };
@@ -496,7 +513,7 @@ fn run_item<'w, V: Visitor>(
 
 /// Opens a queued directory: beneath its parent's handle when one was held, else beneath the
 /// root by its relative path; the root itself is reopened (a handle of the walk's own).
-fn open_dir(root: &Dir, rel: &[u8], parent: Option<Held<'_>>, open: Open) -> io::Result<Dir> {
+fn open_dir(root: &Dir, rel: &[u8], parent: Option<Arc<Held<'_>>>, open: Open) -> io::Result<Dir> {
     if rel.is_empty() {
         return root.reopen();
     }
@@ -841,6 +858,168 @@ mod tests {
             assert_eq!(visitors.iter().map(|v| v.stat).sum::<u64>() as usize, files);
             assert_eq!(visitors.iter().map(|v| v.dirs).sum::<u64>() as usize, dirs);
         }
+    }
+
+    #[test]
+    fn a_visitor_panicking_on_one_file_among_many_makes_the_walk_panic_not_hang() {
+        let tmp = tempfile::tempdir().unwrap();
+        make_tree(tmp.path(), 3, 3);
+        for i in 0..500 {
+            fs::write(tmp.path().join(format!("f{i}")), b"x").unwrap();
+        }
+        let root = Dir::open(tmp.path()).unwrap();
+
+        #[derive(Default)]
+        struct PanicAt;
+        impl Visitor for PanicAt {
+            type Ctx = ();
+            type Job = std::ffi::OsString;
+            type Error = io::Error;
+            fn visit_dir(&mut self, d: &mut DirVisit<'_, (), Self::Job>, _: ()) -> io::Result<()> {
+                for e in d.entries()? {
+                    match e.file_type {
+                        FileType::Directory => d.descend(&e.name, ()),
+                        FileType::RegularFile => d.spawn(e.name),
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            fn visit_job(&mut self, _: &JobVisit<'_>, name: Self::Job) -> io::Result<()> {
+                if name == "f250" {
+                    panic!("visitor panics on f250");
+                }
+                Ok(())
+            }
+            fn open_failed(&mut self, _: &Failed<'_>, _: (), e: io::Error) -> io::Result<()> {
+                Err(e)
+            }
+        }
+        let pool = Pool::new(4, "walk-test");
+        for walk in [Walk::new(4), Walk::on(&pool)] {
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                walk.run(vec![(&root, ())], PanicAt::default)
+            }));
+            let panic = caught.err().expect("the walk panics");
+            assert_eq!(
+                panic.downcast_ref::<&str>(),
+                Some(&"visitor panics on f250")
+            );
+        }
+    }
+
+    #[test]
+    fn a_big_flat_directory_queues_all_its_chunks_on_one_held_handle() {
+        let tmp = tempfile::tempdir().unwrap();
+        for i in 0..4000 {
+            fs::write(tmp.path().join(format!("f{i}")), b"x").unwrap();
+        }
+        for i in 0..20 {
+            fs::create_dir(tmp.path().join(format!("d{i}"))).unwrap();
+        }
+        let root = Dir::open(tmp.path()).unwrap();
+
+        /// Spawns one job per 10 files; each job stats its files and notes which worker ran
+        /// it.
+        #[derive(Default)]
+        struct Chunks {
+            workers: Vec<usize>,
+            files: u64,
+            dirs: u64,
+        }
+        impl Visitor for Chunks {
+            type Ctx = ();
+            type Job = Vec<std::ffi::OsString>;
+            type Error = io::Error;
+            fn visit_dir(&mut self, d: &mut DirVisit<'_, (), Self::Job>, _: ()) -> io::Result<()> {
+                self.dirs += 1;
+                let mut names = Vec::new();
+                for e in d.entries()? {
+                    match e.file_type {
+                        FileType::Directory => d.descend(&e.name, ()),
+                        _ => names.push(e.name),
+                    }
+                }
+                for chunk in names.chunks(10) {
+                    d.spawn(chunk.to_vec());
+                }
+                Ok(())
+            }
+            fn visit_job(&mut self, d: &JobVisit<'_>, names: Self::Job) -> io::Result<()> {
+                for name in &names {
+                    d.dir().stat(name)?;
+                    self.files += 1;
+                }
+                self.workers
+                    .push(crate::workers::worker_index().expect("on a worker"));
+                Ok(())
+            }
+            fn open_failed(&mut self, _: &Failed<'_>, _: (), e: io::Error) -> io::Result<()> {
+                Err(e)
+            }
+        }
+        let pool = Pool::new(4, "walk-test");
+        for walk in [Walk::new(4), Walk::on(&pool)] {
+            // Before handles were counted per directory, all but the first 24 (4 workers x
+            // HELD_PER_WORKER) of the root's 400 chunks ran on the worker that listed it.
+            let visitors = walk.run(vec![(&root, ())], Chunks::default).unwrap();
+            assert_eq!(visitors.iter().map(|v| v.files).sum::<u64>(), 4000);
+            assert_eq!(visitors.iter().map(|v| v.dirs).sum::<u64>(), 21);
+            let mut workers: Vec<usize> = visitors
+                .iter()
+                .flat_map(|v| v.workers.iter().copied())
+                .collect();
+            assert_eq!(workers.len(), 400);
+            workers.sort_unstable();
+            workers.dedup();
+            assert!(
+                workers.len() > 1,
+                "all 400 chunks ran on worker {workers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_visit_holds_one_handle_for_everything_it_queues() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs: Vec<&Dir> = Vec::new();
+        let progress = Progress::default();
+        let shared = Shared {
+            roots: &dirs,
+            held: AtomicUsize::new(0),
+            max_held: 2,
+            stop: AtomicBool::new(false),
+            progress: &progress,
+        };
+        let mut visit: DirVisit<'_, (), u32> = DirVisit {
+            shared: &shared,
+            root: 0,
+            rel: Arc::from(&b""[..]),
+            dir: Arc::new(Dir::open(tmp.path()).unwrap()),
+            path_only: false,
+            held: None,
+            pushed: Vec::new(),
+            inline_jobs: Vec::new(),
+        };
+        for job in 0..100 {
+            visit.spawn(job);
+        }
+        for i in 0..10 {
+            visit.descend(OsStr::new(&format!("d{i}")), ());
+        }
+        assert!(visit.inline_jobs.is_empty(), "no job runs inline");
+        assert_eq!(visit.pushed.len(), 110);
+        assert!(visit.pushed.iter().all(|item| match item {
+            Item::Dir { parent, .. } => parent.is_some(),
+            Item::Job { .. } => true,
+        }));
+        assert_eq!(
+            shared.held.load(Ordering::Relaxed),
+            1,
+            "one descriptor held"
+        );
+        drop(visit);
+        assert_eq!(shared.held.load(Ordering::Relaxed), 0);
     }
 
     #[test]

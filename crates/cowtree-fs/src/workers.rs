@@ -1,12 +1,13 @@
-//! Worker threads for every parallel job of cowtree: how many ([`budget`], the one rule), the
-//! threads themselves ([`Pool`], kept for as long as its owner wants them), and a work queue
-//! run on them ([`Pool::run`]: items may push more items, the first error stops everyone, each
-//! worker keeps its own state).
+//! Worker threads for every parallel job of cowtree: how many ([`budget`], the one rule), a
+//! [`Pool`] of that many (a rayon pool for parallel iterators, kept for as long as its owner
+//! wants it), and a work queue run on as many threads of its own ([`Pool::run`]: items may push
+//! more items, the first error stops everyone, a panic is re-raised, each worker keeps its own
+//! state).
 //!
 //! [`crate::walk`] runs a directory walk on this queue; callers whose work is not a walk of a
 //! directory tree (linking a planned tree, checking out a manifest) use the queue directly.
 
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 
 /// Descriptors the process keeps for itself (standard streams, the store's lock, the caller's
 /// own files) before any worker is counted against the open-file limit.
@@ -76,15 +77,35 @@ pub fn limit_cores(n: usize) {
     }
 }
 
-/// The number of workers of the pool the caller runs on (see [`Pool::install`]); outside any
-/// pool, of rayon's global pool.
+/// The number of workers of the queue run ([`Pool::run`], [`run`]) or pool (see
+/// [`Pool::install`]) the caller runs on; outside both, of rayon's global pool.
 pub fn current_workers() -> usize {
-    rayon::current_num_threads()
+    match WORKER.get() {
+        Some(w) => w.count,
+        None => rayon::current_num_threads(),
+    }
 }
 
-/// The caller's index among the workers of the pool it runs on; `None` outside any pool.
+/// The caller's index among the workers of the queue run or pool it runs on; `None` outside
+/// both.
 pub fn worker_index() -> Option<usize> {
-    rayon::current_thread_index()
+    match WORKER.get() {
+        Some(w) => Some(w.index),
+        None => rayon::current_thread_index(),
+    }
+}
+
+/// Which queue run the calling thread is a worker of, and which worker it is.
+#[derive(Debug, Clone, Copy)]
+struct Worker {
+    /// The address of the run's queue.
+    queue: usize,
+    index: usize,
+    count: usize,
+}
+
+thread_local! {
+    static WORKER: std::cell::Cell<Option<Worker>> = const { std::cell::Cell::new(None) };
 }
 
 /// The soft limit on open files (`RLIMIT_NOFILE`), 1024 when it cannot be read.
@@ -94,41 +115,39 @@ fn open_file_limit() -> usize {
         .map_or(1024, |n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
-/// A set of worker threads, started when built and kept until dropped, so that a caller that
-/// runs many small jobs (a linking session, a store's checkouts) does not start and stop
-/// threads for every one.
+/// The workers of one kind of work: how many ([`Pool::jobs`]), the queue runs on them
+/// ([`Pool::run`]) and a rayon pool of that many threads for parallel iterators
+/// ([`Pool::install`]), started on first use and kept until the pool is dropped.
 ///
-/// A pool of one worker starts no thread: everything runs on the caller's thread.
+/// A queue run's workers are threads of their own, never jobs of a rayon pool: a rayon
+/// thread waiting in a `join` (BLAKE3 hashing a large read with `update_rayon`, a parallel
+/// iterator inside an item) runs other jobs of its pool meanwhile, and a queue worker run that
+/// way on top of an unfinished item of its own queue would wait for that item forever. Starting
+/// a run's threads costs tens of microseconds each, next to runs that take milliseconds at
+/// least.
 pub struct Pool {
-    pool: Option<rayon::ThreadPool>,
+    rayon: OnceLock<Option<rayon::ThreadPool>>,
+    name: &'static str,
     jobs: usize,
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
+            .field("name", &self.name)
             .field("jobs", &self.jobs)
-            .field("threads", &self.pool.is_some())
             .finish()
     }
 }
 
 impl Pool {
-    /// `jobs` workers (threads named `<name>-<i>`). If the threads cannot be started, each
-    /// [`Pool::run`] starts its own for the run and [`Pool::install`] runs on the caller's
-    /// thread.
+    /// `jobs` workers (threads named `<name>-<i>`).
     pub fn new(jobs: usize, name: &'static str) -> Pool {
-        let jobs = jobs.max(1);
-        let pool = (jobs > 1)
-            .then(|| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(jobs)
-                    .thread_name(move |i| format!("{name}-{i}"))
-                    .build()
-                    .ok()
-            })
-            .flatten();
-        Pool { pool, jobs }
+        Pool {
+            rayon: OnceLock::new(),
+            name,
+            jobs: jobs.max(1),
+        }
     }
 
     /// The number of workers.
@@ -136,11 +155,26 @@ impl Pool {
         self.jobs
     }
 
-    /// Runs `f` inside the pool, so that rayon's parallel iterators (and
-    /// `rayon::current_thread_index`) in it use the pool's threads; on the caller's thread
-    /// when the pool has none.
+    /// The rayon pool of `jobs` threads, started on first use; `None` if its threads cannot
+    /// be started.
+    fn rayon(&self) -> Option<&rayon::ThreadPool> {
+        let name = self.name;
+        self.rayon
+            .get_or_init(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(self.jobs)
+                    .thread_name(move |i| format!("{name}-{i}"))
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// Runs `f` inside the pool, so that rayon's parallel iterators (and [`worker_index`],
+    /// [`current_workers`]) in it use the pool's `jobs` threads, one for a pool of one; on
+    /// the caller's thread if the threads cannot be started.
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        match &self.pool {
+        match self.rayon() {
             Some(pool) => pool.install(f),
             None => f(),
         }
@@ -153,17 +187,18 @@ impl Pool {
         cmp: impl Fn(&T, &T) -> std::cmp::Ordering + Sync + Send,
     ) {
         use rayon::slice::ParallelSliceMut as _;
-        match &self.pool {
+        match self.rayon().filter(|_| self.jobs > 1) {
             Some(pool) => pool.install(|| v.par_sort_unstable_by(cmp)),
             None => v.sort_unstable_by(cmp),
         }
     }
 
-    /// Runs `work` over `initial` and every item it pushes, on at most `jobs` of the pool's
-    /// workers. Each worker starts with `make_local()` and works on that state; the states of
-    /// all workers are returned, or the first error (no new item starts after an error).
-    /// Items should carry no open descriptors (or a bounded number: see [`crate::walk`]), so
-    /// that a long queue does not run into the open-file limit.
+    /// Runs `work` over `initial` and every item it pushes, on at most `jobs` workers (and
+    /// the pool's count). Each worker starts with `make_local()` and works on that state; the
+    /// states of all workers are returned, or the first error (no new item starts after an
+    /// error). A panic in `work` stops the run and is re-raised. Items should carry no open
+    /// descriptors (or a bounded number: see [`crate::walk`]), so that a long queue does not
+    /// run into the open-file limit.
     pub fn run<T, W, E>(
         &self,
         jobs: usize,
@@ -193,29 +228,7 @@ impl Pool {
         W: Send,
         E: Send,
     {
-        let jobs = jobs.min(self.jobs).max(1);
-        let Some(pool) = self.pool.as_ref().filter(|_| jobs > 1) else {
-            return run_publishing(jobs, initial, make_local, work);
-        };
-        let queue = Queue::new(initial);
-        let locals = Mutex::new(Vec::with_capacity(jobs));
-        // Each worker blocks while the queue is empty and others are busy, so exactly `jobs`
-        // of them run at once: the pool has at least that many threads, and the thread that
-        // waits for the scope runs one of them itself.
-        pool.scope(|scope| {
-            for _ in 0..jobs {
-                scope.spawn(|_| {
-                    let local = queue.worker(&make_local, &work);
-                    locals
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(local);
-                });
-            }
-        });
-        queue
-            .finish()
-            .map(|()| locals.into_inner().unwrap_or_else(PoisonError::into_inner))
+        run_on_threads(jobs.min(self.jobs), self.name, initial, make_local, work)
     }
 }
 
@@ -263,6 +276,23 @@ where
     W: Send,
     E: Send,
 {
+    run_on_threads(jobs, "cowtree-worker", initial, make_local, work)
+}
+
+/// [`run_publishing`] on `jobs` threads named `<name>-<i>` started for this run (inline on the
+/// caller's thread when `jobs` is 1, or when no thread can be started).
+fn run_on_threads<T, W, E>(
+    jobs: usize,
+    name: &str,
+    initial: Vec<T>,
+    make_local: impl Fn() -> W + Sync,
+    work: impl Fn(&mut W, T, &Publish<'_, T>) -> Result<(), E> + Sync,
+) -> Result<Vec<W>, E>
+where
+    T: Send,
+    W: Send,
+    E: Send,
+{
     if jobs <= 1 {
         let mut local = make_local();
         let stack = std::cell::RefCell::new(initial);
@@ -278,9 +308,20 @@ where
     }
     let queue = Queue::new(initial);
     let locals = std::thread::scope(|scope| {
+        // A thread that cannot be started is one worker fewer; with none at all, the caller's
+        // thread is the only worker.
+        let (queue, make_local, work) = (&queue, &make_local, &work);
         let handles: Vec<_> = (0..jobs)
-            .map(|_| scope.spawn(|| queue.worker(&make_local, &work)))
+            .map_while(|index| {
+                std::thread::Builder::new()
+                    .name(format!("{name}-{index}"))
+                    .spawn_scoped(scope, move || queue.worker(index, jobs, make_local, work))
+                    .ok()
+            })
             .collect();
+        if handles.is_empty() {
+            return vec![queue.worker(0, 1, make_local, work)];
+        }
         handles
             .into_iter()
             .map(|h| {
@@ -305,6 +346,8 @@ struct Shared<T, E> {
     /// Workers currently running an item (and so maybe about to push more).
     active: usize,
     error: Option<E>,
+    /// A worker's item panicked: everyone stops, and the run re-raises the panic.
+    panicked: bool,
 }
 
 impl<T, E> Queue<T, E> {
@@ -314,6 +357,7 @@ impl<T, E> Queue<T, E> {
                 items,
                 active: 0,
                 error: None,
+                panicked: false,
             }),
             wake: Condvar::new(),
         }
@@ -351,18 +395,39 @@ impl<T, E> Queue<T, E> {
         }
     }
 
+    /// Worker `index` of `count`: takes items until the queue is empty and no one is busy,
+    /// or the run failed. On a thread that already is a worker of this queue (which would wait
+    /// for its own unfinished item forever), takes no item and returns at once.
     fn worker<W>(
         &self,
+        index: usize,
+        count: usize,
         make_local: &(impl Fn() -> W + Sync),
         work: &(impl Fn(&mut W, T, &Publish<'_, T>) -> Result<(), E> + Sync),
     ) -> W {
+        let id = std::ptr::from_ref(self) as usize;
+        if WORKER.get().is_some_and(|w| w.queue == id) {
+            return make_local();
+        }
+        let outer = WORKER.replace(Some(Worker {
+            queue: id,
+            index,
+            count,
+        }));
+        struct Restore(Option<Worker>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                WORKER.set(self.0);
+            }
+        }
+        let _restore = Restore(outer);
         let mut local = make_local();
         let publish = |pushed: &mut Vec<T>| self.publish(pushed);
         // A poisoned lock means another worker panicked; its panic is re-raised by the run, so
         // carrying on with the data is fine here.
         let mut guard = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            if guard.error.is_some() {
+            if guard.error.is_some() || guard.panicked {
                 break;
             }
             let Some(item) = guard.items.pop() else {
@@ -377,7 +442,9 @@ impl<T, E> Queue<T, E> {
             };
             guard.active += 1;
             drop(guard);
+            let unwind = Unwind(self);
             let result = work(&mut local, item, &publish);
+            std::mem::forget(unwind);
             guard = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
             guard.active -= 1;
             if let Err(e) = result
@@ -390,7 +457,7 @@ impl<T, E> Queue<T, E> {
             }
         }
         // Items left after an error are dropped outside the lock.
-        let left = if guard.error.is_some() {
+        let left = if guard.error.is_some() || guard.panicked {
             std::mem::take(&mut guard.items)
         } else {
             Vec::new()
@@ -399,6 +466,23 @@ impl<T, E> Queue<T, E> {
         drop(left);
         self.wake.notify_all();
         local
+    }
+}
+
+/// Armed while a worker runs an item: if the item panics, takes the worker out of the busy
+/// count, stops the run and wakes the others, so that they return instead of waiting for
+/// it forever, and the run re-raises the panic.
+struct Unwind<'a, T, E>(&'a Queue<T, E>);
+
+impl<T, E> Drop for Unwind<'_, T, E> {
+    fn drop(&mut self) {
+        let mut guard = self.0.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.active -= 1;
+        guard.panicked = true;
+        let left = std::mem::take(&mut guard.items);
+        drop(guard);
+        self.0.wake.notify_all();
+        drop(left);
     }
 }
 
@@ -483,6 +567,99 @@ mod tests {
     }
 
     #[test]
+    fn a_panicking_item_among_many_is_re_raised_and_the_other_workers_return() {
+        let pool = Pool::new(4, "test");
+        for kept in [false, true] {
+            let ran = std::sync::atomic::AtomicUsize::new(0);
+            let work = |_: &mut (), n: u32, push: &mut Vec<u32>| {
+                ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n == 0 {
+                    push.extend(1..2000);
+                }
+                if n == 700 {
+                    panic!("item 700 panics");
+                }
+                Ok::<(), String>(())
+            };
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if kept {
+                    pool.run(4, vec![0u32], || (), work)
+                } else {
+                    run(4, vec![0u32], || (), work)
+                }
+            }));
+            let panic = caught.expect_err("the panic is re-raised");
+            assert_eq!(panic.downcast_ref::<&str>(), Some(&"item 700 panics"));
+            assert!(ran.load(std::sync::atomic::Ordering::Relaxed) <= 2000);
+        }
+    }
+
+    #[test]
+    fn queue_workers_are_no_rayon_jobs_and_know_their_index_and_count() {
+        let tmp = tempfile::tempdir().unwrap();
+        let big = tmp.path().join("big");
+        std::fs::write(&big, vec![7u8; 3 << 20]).unwrap();
+        let pool = Pool::new(4, "test");
+        let want = blake3::hash(&vec![7u8; 3 << 20]);
+        // Items hash a file large enough for BLAKE3's rayon joins: a worker run as a job of a
+        // rayon pool could be taken up by a joining thread on top of its own unfinished item.
+        let locals = pool
+            .install(|| {
+                pool.run(
+                    4,
+                    (0..32).collect(),
+                    || (None, Vec::new()),
+                    |(me, seen): &mut (Option<usize>, Vec<bool>), _: u32, _| {
+                        assert_eq!(rayon::current_thread_index(), None, "a rayon job");
+                        assert_eq!(current_workers(), 4);
+                        let i = worker_index().expect("a worker knows its index");
+                        assert!(me.is_none_or(|m| m == i));
+                        *me = Some(i);
+                        let f = std::fs::File::open(&big).map_err(|e| e.to_string())?;
+                        let (n, h) =
+                            crate::read::hash_fd(&f, |_| Ok(())).map_err(|e| e.to_string())?;
+                        seen.push(n == 3 << 20 && h == want);
+                        Ok::<(), String>(())
+                    },
+                )
+            })
+            .unwrap();
+        assert_eq!(locals.len(), 4);
+        let mut indexes: Vec<usize> = locals.iter().filter_map(|l| l.0).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        assert!(indexes.iter().all(|&i| i < 4));
+        let seen: Vec<bool> = locals.into_iter().flat_map(|l| l.1).collect();
+        assert_eq!(seen.len(), 32);
+        assert!(seen.iter().all(|&ok| ok));
+        assert_eq!(
+            worker_index(),
+            None,
+            "the caller is no worker after the run"
+        );
+    }
+
+    #[test]
+    fn a_worker_started_inside_a_worker_of_its_own_queue_takes_nothing() {
+        let queue: Queue<u32, String> = Queue::new((0..10).collect());
+        let nested = std::sync::atomic::AtomicUsize::new(0);
+        let ran = std::sync::atomic::AtomicUsize::new(0);
+        let work = |_: &mut (), _: u32, _: &Publish<'_, u32>| -> Result<(), String> {
+            ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Would wait for this unfinished item forever if it took part in the run.
+            queue.worker(1, 2, &|| (), &|_: &mut (), _: u32, _: &Publish<'_, u32>| {
+                nested.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            });
+            Ok(())
+        };
+        queue.worker(0, 1, &|| (), &work);
+        assert_eq!(ran.load(std::sync::atomic::Ordering::Relaxed), 10);
+        assert_eq!(nested.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert!(queue.finish().is_ok());
+    }
+
+    #[test]
     fn install_runs_parallel_iterators_on_the_pools_threads() {
         use rayon::prelude::*;
         let pool = Pool::new(3, "test");
@@ -495,8 +672,20 @@ mod tests {
         assert!(v.windows(2).all(|w| w[0] <= w[1]));
         assert!(pool.install(worker_index).is_some_and(|i| i < 3));
         assert_eq!(pool.install(current_workers), 3);
+        // A pool of one runs its parallel iterators on one thread of its own, not on rayon's
+        // global pool.
         let single = Pool::new(1, "test");
-        assert_eq!(single.install(worker_index), None);
+        assert_eq!(single.install(worker_index), Some(0));
+        assert_eq!(single.install(current_workers), 1);
+        let caller = std::thread::current().id();
+        let threads: std::collections::HashSet<_> = single.install(|| {
+            (0..1000)
+                .into_par_iter()
+                .map(|_| std::thread::current().id())
+                .collect()
+        });
+        assert_eq!(threads.len(), 1);
+        assert!(!threads.contains(&caller));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
@@ -887,7 +887,8 @@ fn bytes_of(t: &Tally) -> u64 {
     t.bytes_cloned + t.bytes_copied + t.bytes_other
 }
 
-/// The content hash of the file `name` in `dir`, read through a new descriptor.
+/// The content hash of the file `name` in `dir`, read through a new descriptor with
+/// [`cowtree_fs::read::hash_fd`] (its per-thread buffer; SHA-256 is fed each chunk it reads).
 fn hash_file(dir: &Dir, name: &OsStr, algo: HashAlgo) -> io::Result<Digest> {
     use sha2::Digest as _;
     let fd = openat(
@@ -896,27 +897,19 @@ fn hash_file(dir: &Dir, name: &OsStr, algo: HashAlgo) -> io::Result<Digest> {
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let mut file = std::fs::File::from(fd);
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut blake = blake3::Hasher::new();
-    let mut sha = sha2::Sha256::new();
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        match algo {
-            HashAlgo::Blake3 => {
-                blake.update(&buf[..n]);
-            }
-            HashAlgo::Sha256 => sha.update(&buf[..n]),
-        }
-    }
     let bytes = match algo {
-        HashAlgo::Blake3 => blake.finalize().as_bytes().to_vec(),
-        HashAlgo::Sha256 => sha.finalize().to_vec(),
+        HashAlgo::Blake3 => {
+            let (_, hash) = cowtree_fs::read::hash_fd(&fd, |_| Ok(()))?;
+            hash.as_bytes().to_vec()
+        }
+        HashAlgo::Sha256 => {
+            let mut sha = sha2::Sha256::new();
+            cowtree_fs::read::hash_fd(&fd, |chunk| {
+                sha.update(chunk);
+                Ok(())
+            })?;
+            sha.finalize().to_vec()
+        }
     };
     Ok(Digest { algo, bytes })
 }

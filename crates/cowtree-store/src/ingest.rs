@@ -50,6 +50,7 @@ use std::time::Instant;
 
 use cowtree_fs::classify::{CloneErrno, classify_clone_errno};
 use cowtree_fs::dir::Dir;
+use cowtree_fs::name::{NameError, PATH_MAX};
 use cowtree_fs::progress::Progress;
 use cowtree_fs::walk::{DirVisit, Failed, JobVisit, Visitor, Walk};
 use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause, transfer_at};
@@ -310,6 +311,16 @@ impl Visitor for Recorder<'_, '_> {
 
     fn visit_dir(&mut self, d: &mut DirVisit<'_, (), Self::Job>, (): ()) -> Result<()> {
         let rel = d.rel();
+        if rel.len() > PATH_MAX {
+            // The manifest would refuse the path anyway: refuse it now, before the files
+            // beneath it are put in the store.
+            return Err(Error::msg(format!(
+                "snapshot of {}: {}: invalid path: {}",
+                self.root_path.display(),
+                show(rel),
+                NameError::PathTooLong(rel.len())
+            )));
+        }
         let st = d
             .dir()
             .stat_self()
@@ -945,4 +956,68 @@ pub fn record_manifest(store: &Store, manifest: &Manifest, name: Option<&str>) -
         crate::refs::set(store, n, &id)?;
     }
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::*;
+
+    #[test]
+    fn a_directory_deeper_than_path_max_is_refused_before_the_files_beneath_it_are_stored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store")).unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        // 2100 levels of "a": the deepest directory's path is 4199 bytes (over PATH_MAX);
+        // a file only in the deepest one.
+        let mut d = Dir::open(&src).unwrap();
+        for _ in 0..2100 {
+            d = d.create_dir_open(OsStr::new("a"), 0o755).unwrap();
+        }
+        let fd = openat(
+            &d,
+            "bottom",
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
+            Mode::from_raw_mode(0o644),
+        )
+        .unwrap();
+        rustix::io::write(&fd, b"deep").unwrap();
+        drop((fd, d));
+        let err = snapshot_dir(&store, &src, None)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("(limit 4096)"), "{err}");
+        assert!(err.contains("invalid path"), "{err}");
+        assert!(store.snapshot_ids().unwrap().is_empty());
+        let mut stored = 0;
+        let objects = tmp.path().join("store/blobs");
+        for e in walkdir(&objects) {
+            stored += usize::from(e.is_file());
+        }
+        assert_eq!(
+            stored, 0,
+            "nothing beneath the refused directory was stored"
+        );
+        let _ = std::process::Command::new("rm")
+            .arg("-rf")
+            .arg(&src)
+            .status();
+    }
+
+    fn walkdir(p: &Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        let mut todo = vec![p.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let path = e.path();
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    todo.push(path.clone());
+                }
+                out.push(path);
+            }
+        }
+        out
+    }
 }
