@@ -69,7 +69,7 @@ pub struct BuildInput<'a> {
     /// Its path, for messages.
     pub staging_path: &'a Path,
     /// Carry SRC's uncommitted changes: `target` is then SRC's own index, and an entry whose
-    /// file SRC's stat data does not prove is taken from SRC as it is ([`carry`]).
+    /// file SRC's stat data does not prove is taken from SRC as it is (`carry`).
     pub with_changes: bool,
     /// Refuse to copy where a reflink is impossible.
     pub strict: bool,

@@ -313,7 +313,7 @@ pub fn live_users(store: &Store, snapshot: &Hash) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// Serde of a [`Hash`] as its 64 hex digits.
+/// Serde of a [`struct@Hash`] as its 64 hex digits.
 pub mod hex_hash {
     use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
 
@@ -331,7 +331,7 @@ pub mod hex_hash {
     }
 }
 
-/// Serde of a list of [`Hash`]es, each as its 64 hex digits.
+/// Serde of a list of [`struct@Hash`] values, each as its 64 hex digits.
 pub mod hex_hashes {
     use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
 

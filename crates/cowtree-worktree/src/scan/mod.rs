@@ -1,11 +1,11 @@
 //! The worktree walk behind status, incremental snapshot and registration.
 //!
-//! The traversal ([`walk`]) is one piece, on the one walker of cowtree
+//! The traversal (`walk.rs`) is one piece, on the one walker of cowtree
 //! ([`cowtree_fs::walk`]): it opens each directory relative to its parent, lists it (or
 //! takes its entries from the stat cache when the directory's record proves them unchanged)
 //! and `lstat`s each entry, never following a symlink. What is done with each entry is a
-//! visitor's: status and adopt ([`compare`]) compare the tree with its base, the incremental
-//! snapshot ([`record`]) records it into the store. A file whose stat equals its stat cache
+//! visitor's: status and adopt (`compare.rs`) compare the tree with its base, the incremental
+//! snapshot (`record.rs`) records it into the store. A file whose stat equals its stat cache
 //! record (and is not racy, see [`crate::cache`]) takes the cached content hash; only the
 //! others are read.
 
