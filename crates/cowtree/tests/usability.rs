@@ -49,6 +49,21 @@ fn ok_json(c: &mut Command, args: &[&OsStr]) -> serde_json::Value {
     serde_json::from_slice(&ok(c, args).stdout).expect("one JSON object")
 }
 
+/// `c` with `--store STORE`.
+fn with_store(mut c: Command, store: &Path) -> Command {
+    c.arg("--store").arg(store);
+    c
+}
+
+/// Records SRC into STORE as snapshot `v1`.
+fn snapshot_v1(home: &Path, store: &Path, src: &Path) {
+    let mut c = with_store(user(home, home), store);
+    ok(
+        &mut c,
+        &[s("snapshot"), s("--name"), s("v1"), src.as_os_str()],
+    );
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -164,8 +179,7 @@ fn a_worktree_of_a_named_store_is_found_from_inside_without_flags() {
     let store = x.path().join("my-store");
     let src = x.path().join("src");
     tree(&src, 20, 3000);
-    let mut c = user(home, home);
-    c.arg("--store").arg(&store);
+    let mut c = with_store(user(home, home), &store);
     let id = text(
         &ok(
             &mut c,
@@ -178,8 +192,7 @@ fn a_worktree_of_a_named_store_is_found_from_inside_without_flags() {
         .unwrap()
         .to_string();
     let wt = x.path().join("wt");
-    let mut c = user(home, home);
-    c.arg("--store").arg(&store);
+    let mut c = with_store(user(home, home), &store);
     ok(&mut c, &[s("checkout"), s(&id), wt.as_os_str()]);
     // Inside, in a subdirectory, in a new shell: no --store, no COWTREE_STORE.
     let inside = wt.join("d3");
@@ -385,8 +398,7 @@ fn tag_and_snapshot_name_refuse_to_move_a_name_without_force() {
     tree(&a, 3, 100);
     tree(&b, 4, 100);
     let st = |args: &[&OsStr]| {
-        let mut c = user(home, home);
-        c.arg("--store").arg(&store);
+        let mut c = with_store(user(home, home), &store);
         out(&mut c, args)
     };
     let id = |o: Output| text(&o.stdout).trim().to_string();
@@ -437,8 +449,7 @@ fn reset_of_a_path_in_neither_worktree_nor_base_fails_and_paths_follow_the_cwd()
     let src = x.path().join("src");
     tree(&src, 8, 100);
     let st = |cwd: &Path, args: &[&OsStr]| {
-        let mut c = user(home, cwd);
-        c.arg("--store").arg(&store);
+        let mut c = with_store(user(home, cwd), &store);
         out(&mut c, args)
     };
     assert!(
@@ -494,8 +505,7 @@ fn checkout_mode_clone_across_filesystems_exits_3_and_auto_warns_once() {
     let src = x.path().join("src");
     tree(&src, 6, 1000);
     let st = |args: &[&OsStr]| {
-        let mut c = user(home, home);
-        c.arg("--store").arg(&store);
+        let mut c = with_store(user(home, home), &store);
         out(&mut c, args)
     };
     assert!(
@@ -550,8 +560,7 @@ fn a_dirty_switch_is_unblocked_by_the_command_its_refusal_names() {
     tree(&a, 4, 100);
     tree(&b, 4, 200);
     let st = |cwd: &Path, args: &[&OsStr]| {
-        let mut c = user(home, cwd);
-        c.arg("--store").arg(&store);
+        let mut c = with_store(user(home, cwd), &store);
         out(&mut c, args)
     };
     assert!(
@@ -592,8 +601,7 @@ fn ls_shows_date_source_files_and_size_newest_first_and_says_when_empty() {
     let store = x.path().join("store");
     init_store(&store);
     let st = |args: &[&OsStr]| {
-        let mut c = user(home, home);
-        c.arg("--store").arg(&store);
+        let mut c = with_store(user(home, home), &store);
         out(&mut c, args)
     };
     let o = st(&[s("ls")]);
@@ -667,8 +675,7 @@ fn a_snapshot_that_copies_into_the_store_warns_once_with_the_reason_and_the_fix(
     let home = x.path();
     let store = x.path().join("store");
     let st = |args: &[&OsStr]| {
-        let mut c = user(home, home);
-        c.arg("--store").arg(&store);
+        let mut c = with_store(user(home, home), &store);
         ok(&mut c, args)
     };
     let near = x.path().join("near");
@@ -743,8 +750,7 @@ fn worktree_list_and_worktrees_print_the_same() {
     let src = x.path().join("src");
     tree(&src, 3, 10);
     let st = |args: &[&OsStr]| {
-        let mut c = user(x.path(), x.path());
-        c.arg("--store").arg(&store);
+        let mut c = with_store(user(x.path(), x.path()), &store);
         ok(&mut c, args).stdout
     };
     st(&[s("snapshot"), s("--name"), s("v1"), src.as_os_str()]);
@@ -822,12 +828,7 @@ fn sigint_at_random_points_of_clone_checkout_and_snapshot_leaves_only_what_the_m
     let src = x.path().join("src");
     tree(&src, 3000, 1500);
     let started = Instant::now();
-    let mut c = user(home, home);
-    c.arg("--store").arg(&store);
-    ok(
-        &mut c,
-        &[s("snapshot"), s("--name"), s("v1"), src.as_os_str()],
-    );
+    snapshot_v1(home, &store, &src);
     let one = started.elapsed();
     let mut rng = XorShift::from_clock("sigint");
     let mut interrupted = 0;
@@ -918,8 +919,7 @@ fn sigint_at_random_points_of_clone_checkout_and_snapshot_leaves_only_what_the_m
         interrupted >= 3,
         "only {interrupted} of 18 runs were interrupted"
     );
-    let mut c = user(home, home);
-    c.arg("--store").arg(&store);
+    let mut c = with_store(user(home, home), &store);
     let v = ok_json(&mut c, &[s("verify"), s("--json")]);
     assert_eq!(v["ok"], true, "{v}");
 }
@@ -1015,6 +1015,17 @@ fn checkout_caught_midway(home: &Path, store: &Path, dst: &Path) -> Option<std::
     }
 }
 
+/// A checkout of snapshot `v1` into `wt<round>` beside the store (home) caught midway, with
+/// its destination; up to 5 tries.
+fn checkout_caught_midway_in_5_tries(home: &Path, store: &Path) -> (std::process::Child, PathBuf) {
+    (0..5)
+        .find_map(|round| {
+            let dst = home.join(format!("wt{round}"));
+            checkout_caught_midway(home, store, &dst).map(|child| (child, dst))
+        })
+        .expect("a checkout of 6,000 files was caught midway in 5 tries")
+}
+
 #[test]
 fn gc_removes_the_staging_a_killed_checkout_left_and_reports_it() {
     let Some(x) = scratch(Fs::Xfs) else { return };
@@ -1022,41 +1033,26 @@ fn gc_removes_the_staging_a_killed_checkout_left_and_reports_it() {
     let store = x.path().join("store");
     let src = x.path().join("src");
     tree(&src, 6000, 3000);
-    let mut c = user(home, home);
-    c.arg("--store").arg(&store);
-    ok(
-        &mut c,
-        &[s("snapshot"), s("--name"), s("v1"), src.as_os_str()],
+    snapshot_v1(home, &store, &src);
+    let (mut child, dst) = checkout_caught_midway_in_5_tries(home, &store);
+    child.kill().expect("SIGKILL the checkout");
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
     );
-    let mut killed = None;
-    for round in 0..5 {
-        let dst = x.path().join(format!("wt{round}"));
-        if let Some(mut child) = checkout_caught_midway(home, &store, &dst) {
-            child.kill().expect("SIGKILL the checkout");
-            let status = child.wait().unwrap();
-            assert_eq!(
-                std::os::unix::process::ExitStatusExt::signal(&status),
-                Some(libc::SIGKILL)
-            );
-            killed = Some(dst);
-            break;
-        }
-    }
-    let dst = killed.expect("a checkout of 6,000 files was caught midway in 5 tries");
     let left = checkout_staging(&dst);
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(!dst.exists());
     assert_eq!(staging_records(&store).len(), 1);
 
     // A dry run names it and removes nothing.
-    let mut c = user(home, home);
-    c.arg("--store").arg(&store);
+    let mut c = with_store(user(home, home), &store);
     let v = ok_json(&mut c, &[s("gc"), s("--dry-run"), s("--json")]);
     assert_eq!(v["staging_beside"][0], left[0].to_str().unwrap(), "{v}");
     assert!(left[0].exists());
 
-    let mut c = user(home, home);
-    c.arg("--store").arg(&store);
+    let mut c = with_store(user(home, home), &store);
     let said = text(&ok(&mut c, &[s("gc")]).stdout);
     assert!(
         said.contains(&format!(
@@ -1068,16 +1064,14 @@ fn gc_removes_the_staging_a_killed_checkout_left_and_reports_it() {
     assert!(checkout_staging(&dst).is_empty());
     assert!(staging_records(&store).is_empty());
     // The store is whole, and the destination can be checked out.
-    let mut c = user(home, home);
-    c.arg("--store").arg(&store);
+    let mut c = with_store(user(home, home), &store);
     ok(&mut c, &[s("checkout"), s("v1"), dst.as_os_str()]);
     assert_eq!(fs::read_dir(dst.join("d1")).unwrap().count(), 1500);
     assert!(
         staging_records(&store).is_empty(),
         "a finished checkout unregisters"
     );
-    let mut c = user(home, home);
-    c.arg("--store").arg(&store);
+    let mut c = with_store(user(home, home), &store);
     assert_eq!(ok_json(&mut c, &[s("verify"), s("--json")])["ok"], true);
 }
 
@@ -1088,24 +1082,11 @@ fn gc_leaves_the_staging_of_a_running_checkout_alone() {
     let store = x.path().join("store");
     let src = x.path().join("src");
     tree(&src, 6000, 3000);
-    let mut c = user(home, home);
-    c.arg("--store").arg(&store);
-    ok(
-        &mut c,
-        &[s("snapshot"), s("--name"), s("v1"), src.as_os_str()],
-    );
-    let mut caught = None;
-    for round in 0..5 {
-        let dst = x.path().join(format!("wt{round}"));
-        if let Some(child) = checkout_caught_midway(home, &store, &dst) {
-            // Paused in the middle: alive, its staging half full.
-            // SAFETY: the child is ours and not yet reaped.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGSTOP) };
-            caught = Some((child, dst));
-            break;
-        }
-    }
-    let (child, dst) = caught.expect("a checkout of 6,000 files was caught midway in 5 tries");
+    snapshot_v1(home, &store, &src);
+    let (child, dst) = checkout_caught_midway_in_5_tries(home, &store);
+    // Paused in the middle: alive, its staging half full.
+    // SAFETY: the child is ours and not yet reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGSTOP) };
     let stage = checkout_staging(&dst);
     assert_eq!(stage.len(), 1);
     let mut c = user(home, home);
@@ -1141,12 +1122,7 @@ fn a_checkout_held_up_on_a_terminal_shows_its_counts_out_of_the_total() {
     let store = x.path().join("store");
     let src = x.path().join("src");
     tree(&src, 100, 1500);
-    let mut c = user(home, home);
-    c.arg("--store").arg(&store);
-    ok(
-        &mut c,
-        &[s("snapshot"), s("--name"), s("v1"), src.as_os_str()],
-    );
+    snapshot_v1(home, &store, &src);
     // Held up after every file is placed and before it registers the worktree (the
     // registration lock, an flock on worktrees/, taken here): the bar shows the whole count.
     let lock = fs::File::open(store.join("worktrees")).unwrap();
@@ -1170,8 +1146,7 @@ fn a_checkout_held_up_on_a_terminal_shows_its_counts_out_of_the_total() {
         "{shown}"
     );
     // Not drawn when stderr is not a terminal.
-    let mut c = user(home, home);
-    c.arg("--store").arg(&store);
+    let mut c = with_store(user(home, home), &store);
     let o = ok(
         &mut c,
         &[s("checkout"), s("v1"), x.path().join("wt2").as_os_str()],
