@@ -27,6 +27,19 @@ fn record(store: &Path, wt: &Path) -> serde_json::Value {
         .expect("record is JSON")
 }
 
+/// A store in `dir/store` holding the sample tree (made in `dir/src`) as snapshot `base`.
+fn store_with_base(dir: &Path) -> std::path::PathBuf {
+    let src = dir.join("src");
+    cowtree_testutil::tree::sample_tree(&src);
+    let store = dir.join("store");
+    cowtree(
+        &store,
+        &[s("snapshot"), s("--name"), s("base"), src.as_os_str()],
+    )
+    .assert_ok("snapshot");
+    store
+}
+
 fn set_mtime_ago(path: &Path, ago: Duration) {
     let f = fs::File::options()
         .write(true)
@@ -73,15 +86,8 @@ fn a_record_without_dev_and_ino_is_repaired_from_its_directory_not_zeroed_or_pru
     let Some(tmp) = cowtree_testutil::scratch(Fs::NoCow) else {
         return;
     };
-    let src = tmp.path().join("src");
-    cowtree_testutil::tree::sample_tree(&src);
-    let store = tmp.path().join("store");
+    let store = store_with_base(tmp.path());
     let wt = tmp.path().join("wt");
-    cowtree(
-        &store,
-        &[s("snapshot"), s("--name"), s("base"), src.as_os_str()],
-    )
-    .assert_ok("snapshot");
     cowtree(&store, &[s("checkout"), s("base"), wt.as_os_str()]).assert_ok("checkout");
     let md = fs::metadata(&wt).expect("stat wt");
     for damage in ["drop", "zero"] {
@@ -125,14 +131,7 @@ fn a_record_without_dev_and_ino_whose_path_holds_no_directory_is_listed_and_prun
     let Some(tmp) = cowtree_testutil::scratch(Fs::NoCow) else {
         return;
     };
-    let src = tmp.path().join("src");
-    cowtree_testutil::tree::sample_tree(&src);
-    let store = tmp.path().join("store");
-    cowtree(
-        &store,
-        &[s("snapshot"), s("--name"), s("base"), src.as_os_str()],
-    )
-    .assert_ok("snapshot");
+    let store = store_with_base(tmp.path());
     let replaced = tmp.path().join("replaced");
     let missing = tmp.path().join("missing");
     let mut files = Vec::new();
@@ -193,15 +192,8 @@ fn snapshot_of_a_worktree_whose_record_is_unreadable_reads_every_file() {
     let Some(tmp) = cowtree_testutil::scratch(Fs::NoCow) else {
         return;
     };
-    let src = tmp.path().join("src");
-    cowtree_testutil::tree::sample_tree(&src);
-    let store = tmp.path().join("store");
+    let store = store_with_base(tmp.path());
     let wt = tmp.path().join("wt");
-    cowtree(
-        &store,
-        &[s("snapshot"), s("--name"), s("base"), src.as_os_str()],
-    )
-    .assert_ok("snapshot");
     cowtree(&store, &[s("checkout"), s("base"), wt.as_os_str()]).assert_ok("checkout");
     let file = record_path(&store, &wt);
     fs::write(&file, b"{ not a record").expect("write");
