@@ -108,17 +108,38 @@ thread_local! {
 /// write a copy in the same pass); an error from it ends the hashing with that error. Read
 /// errors are returned as they are (`EINTR` is retried).
 ///
-/// One read buffer per thread, growing from 64 KiB to 1 MiB while reads fill it (a fresh
-/// zeroed buffer per file costs more than hashing a small file); chunks of 256 KiB or more are
-/// hashed on rayon's pool: the one the caller runs in, else rayon's global pool (a queue
-/// worker of [`crate::workers`] is no rayon thread, so idle threads of the global pool take
-/// halves of a large read while the queue's other workers go on with their items).
+/// Chunks of 256 KiB or more are hashed on rayon's pool: the one the caller runs in, else
+/// rayon's global pool (a queue worker of [`crate::workers`] is no rayon thread, so idle
+/// threads of the global pool take halves of a large read while the queue's other workers go
+/// on with their items). Reads as [`read_chunks`] does.
 pub fn hash_fd(
     fd: impl AsFd,
     mut each: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<(u64, blake3::Hash)> {
-    let fd = fd.as_fd();
     let mut hasher = blake3::Hasher::new();
+    let size = read_chunks(fd, |chunk| {
+        each(chunk)?;
+        if chunk.len() >= HASH_RAYON_FROM {
+            hasher.update_rayon(chunk);
+        } else {
+            hasher.update(chunk);
+        }
+        Ok(())
+    })?;
+    Ok((size, hasher.finalize()))
+}
+
+/// Reads what `fd` holds from its current offset to its end, handing each chunk to `each`
+/// (for another digest than BLAKE3, e.g. SHA-256), and gives its length. An error from `each`
+/// ends the reading with that error; `EINTR` is retried.
+///
+/// One read buffer per thread, growing from 64 KiB to 1 MiB while reads fill it (a fresh
+/// zeroed buffer per file costs more than hashing a small file).
+pub fn read_chunks(
+    fd: impl AsFd,
+    mut each: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<u64> {
+    let fd = fd.as_fd();
     let mut size = 0u64;
     with_hash_buffer(|buf| -> io::Result<()> {
         loop {
@@ -129,11 +150,6 @@ pub fn hash_fd(
                 Err(e) => return Err(e.into()),
             };
             each(&buf[..n])?;
-            if n >= HASH_RAYON_FROM {
-                hasher.update_rayon(&buf[..n]);
-            } else {
-                hasher.update(&buf[..n]);
-            }
             size += n as u64;
             if n == buf.len() && buf.len() < HASH_BUF {
                 let len = (buf.len() * 4).min(HASH_BUF);
@@ -141,7 +157,7 @@ pub fn hash_fd(
             }
         }
     })?;
-    Ok((size, hasher.finalize()))
+    Ok(size)
 }
 
 /// Runs `f` with this thread's hash buffer. A thread hashing a large chunk hands parts of it

@@ -888,7 +888,8 @@ fn bytes_of(t: &Tally) -> u64 {
 }
 
 /// The content hash of the file `name` in `dir`, read through a new descriptor with
-/// [`cowtree_fs::read::hash_fd`] (its per-thread buffer; SHA-256 is fed each chunk it reads).
+/// [`cowtree_fs::read::hash_fd`], or for SHA-256 [`cowtree_fs::read::read_chunks`] (the same
+/// per-thread buffer, no BLAKE3 computed beside it).
 fn hash_file(dir: &Dir, name: &OsStr, algo: HashAlgo) -> io::Result<Digest> {
     use sha2::Digest as _;
     let fd = openat(
@@ -904,7 +905,7 @@ fn hash_file(dir: &Dir, name: &OsStr, algo: HashAlgo) -> io::Result<Digest> {
         }
         HashAlgo::Sha256 => {
             let mut sha = sha2::Sha256::new();
-            cowtree_fs::read::hash_fd(&fd, |chunk| {
+            cowtree_fs::read::read_chunks(&fd, |chunk| {
                 sha.update(chunk);
                 Ok(())
             })?;
