@@ -559,6 +559,21 @@ mod tests {
         failed: Vec<(Vec<u8>, io::ErrorKind)>,
     }
 
+    /// A walk's shared state with no roots, `max_held` handles allowed.
+    fn shared_for_test<'a>(
+        dirs: &'a [&'a Dir],
+        max_held: usize,
+        progress: &'a Progress,
+    ) -> Shared<'a> {
+        Shared {
+            roots: dirs,
+            held: AtomicUsize::new(0),
+            max_held,
+            stop: AtomicBool::new(false),
+            progress,
+        }
+    }
+
     impl Visitor for Census {
         type Ctx = u32;
         type Job = Infallible;
@@ -984,13 +999,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dirs: Vec<&Dir> = Vec::new();
         let progress = Progress::default();
-        let shared = Shared {
-            roots: &dirs,
-            held: AtomicUsize::new(0),
-            max_held: 2,
-            stop: AtomicBool::new(false),
-            progress: &progress,
-        };
+        let shared = shared_for_test(&dirs, 2, &progress);
         let mut visit: DirVisit<'_, (), u32> = DirVisit {
             shared: &shared,
             root: 0,
@@ -1070,13 +1079,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dirs: Vec<&Dir> = Vec::new();
         let progress = Progress::default();
-        let shared = Shared {
-            roots: &dirs,
-            held: AtomicUsize::new(0),
-            max_held: 2,
-            stop: AtomicBool::new(false),
-            progress: &progress,
-        };
+        let shared = shared_for_test(&dirs, 2, &progress);
         let dir = Arc::new(Dir::open(tmp.path()).unwrap());
         let a = shared.hold(&dir).expect("first of two");
         let b = shared.hold(&dir).expect("second of two");
