@@ -2,7 +2,7 @@
  * cannot skip, and nothing else.
  *
  *   cc -O2 -pthread -o /tmp/clone-floor bench/clone-floor.c
- *   /tmp/clone-floor [-j THREADS] SRC DST
+ *   /tmp/clone-floor [-j THREADS] [-x NAME]... SRC DST
  *
  * DST must not exist. THREADS workers (default: the online CPUs) share a queue of directories;
  * per directory: open it (openat, relative to the source root), list it (getdents through
@@ -10,7 +10,8 @@
  * openat the source, openat(O_CREAT|O_EXCL) the destination (mode 0644: no stat for the source's
  * mode), ioctl(FICLONE), close both; per symlink: readlinkat and symlinkat. No fsync, no
  * metadata copied, no error recovery (any failure ends the run with status 1). It prints the
- * count of files, directories and symlinks and the wall time on stderr. */
+ * count of files, directories and symlinks and the wall time on stderr. Each -x NAME leaves
+ * the entry NAME at SRC's top level out (e.g. -x .git: the files a new git worktree holds). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -36,6 +37,8 @@ static int pending; /* jobs queued or running */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t more = PTHREAD_COND_INITIALIZER;
 static long files, dirs, links;
+static char **skip; /* -x names, left out at the top level */
+static int nskip;
 
 static void die(const char *what, const char *path) {
     fprintf(stderr, "clone-floor: %s %s: %s\n", what, path, strerror(errno));
@@ -66,6 +69,13 @@ static char *join(const char *a, const char *b) {
     return p;
 }
 
+static int skipped(const char *name) {
+    for (int i = 0; i < nskip; i++)
+        if (!strcmp(skip[i], name))
+            return 1;
+    return 0;
+}
+
 static void one_dir(const char *rel, long *nf, long *nd, long *nl) {
     int sd = openat(src_root, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (sd < 0)
@@ -80,6 +90,8 @@ static void one_dir(const char *rel, long *nf, long *nd, long *nl) {
     while ((e = readdir(d))) {
         const char *n = e->d_name;
         if (!strcmp(n, ".") || !strcmp(n, ".."))
+            continue;
+        if (!strcmp(rel, ".") && skipped(n))
             continue;
         unsigned char t = e->d_type;
         if (t == DT_UNKNOWN) {
@@ -154,15 +166,20 @@ static void *worker(void *arg) {
 int main(int argc, char **argv) {
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
     int opt;
-    while ((opt = getopt(argc, argv, "j:")) != -1) {
+    skip = calloc(argc, sizeof *skip);
+    if (!skip)
+        die("malloc", argv[0]);
+    while ((opt = getopt(argc, argv, "j:x:")) != -1) {
         if (opt == 'j')
             threads = atol(optarg);
+        else if (opt == 'x')
+            skip[nskip++] = optarg;
         else
             goto usage;
     }
     if (argc - optind != 2 || threads < 1) {
     usage:
-        fprintf(stderr, "usage: %s [-j THREADS] SRC DST\n", argv[0]);
+        fprintf(stderr, "usage: %s [-j THREADS] [-x NAME]... SRC DST\n", argv[0]);
         return 2;
     }
     const char *src = argv[optind], *dst = argv[optind + 1];

@@ -4,13 +4,17 @@
 #   sudo bench/git.sh
 #
 # The repository: the tree of bench/gentree.py (committed) plus an ignored node_modules/ of
-# 20,000 small files and an ignored target/ of a few large files. Three tools make a new
-# worktree of HEAD, alternating in each round:
+# 20,000 small files and an ignored target/ of a few large files. Four tools, alternating in
+# each round:
 #   cowtree      cowtree git worktree add --detach --ignored DST
 #   git          git worktree add --detach DST                         (tracked files only)
 #   git+cp       git worktree add --detach DST, then cp -a --reflink=always of the ignored dirs
+#   floor        bench/clone-floor.c -j $(nproc) -x .git SRC DST: the syscall floor of a reflinked
+#                copy of exactly the files cowtree makes (tracked and ignored; open, create,
+#                FICLONE, close per file, no mode, times, index or git registration)
 # Printed: median/min/max wall seconds and the ratio to `git`, and the median CPU seconds (user +
-# system, which a loaded machine disturbs far less than wall time); the first `git status` in cowtree's
+# system, which a loaded machine disturbs far less than wall time); cowtree against the floor,
+# and what the 4x target asks against what the floor alone takes; the first `git status` in cowtree's
 # worktree against `git status` in SRC (median of the rounds, the two in alternating order), with the
 # number of tracked files that first status opened (strace); the disk space (df) taken by one
 # cowtree worktree against the repository's apparent size. One PASS/MISS line per target.
@@ -30,6 +34,7 @@ RUNS=${RUNS:-3}
 SCALE=${SCALE:-0.5}
 NODE_FILES=${NODE_FILES:-20000}
 command -v strace >/dev/null || die "needs strace (apt-get install strace)"
+command -v cc >/dev/null || die "needs a C compiler (cc) for the floor probe bench/clone-floor.c"
 
 if [[ -z "${COWTREE:-}" ]]; then
   cargo build --release --quiet -p cowtree
@@ -42,6 +47,8 @@ source scripts/mounts.sh
 trap 'cowtree_mounts_down' EXIT
 COWTREE_TEST_TMPDIR=${COWTREE_TEST_TMPDIR:-/tmp} cowtree_mounts_up xfs
 M=${COWTREE_TEST_XFS:?no XFS mount}
+FLOOR="$COWTREE_MOUNT_WORK/clone-floor"
+cc -O2 -pthread -o "$FLOOR" bench/clone-floor.c || die "could not build bench/clone-floor.c"
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.invalid
 export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.invalid
@@ -96,6 +103,7 @@ run_tool() {
     git) timed git -C "$SRC" worktree add -q --detach "$dst" ;;
     git+cp) timed sh -c 'git -C "$1" worktree add -q --detach "$2" &&
       cp -a --reflink=always "$1/node_modules" "$1/target" "$2/"' sh "$SRC" "$dst" ;;
+    floor) timed "$FLOOR" -j "$(nproc)" -x .git "$SRC" "$dst" 2>"$M/floor.out" ;;
   esac
   T[$tool]+="$WALL "
   C[$tool]+="$CPU "
@@ -120,10 +128,11 @@ run_tool() {
 
 for ((r = 0; r < RUNS; r++)); do
   ROUND=$r
-  case $((r % 3)) in
-    0) order=(cowtree git git+cp) ;;
-    1) order=(git git+cp cowtree) ;;
-    2) order=(git+cp cowtree git) ;;
+  case $((r % 4)) in
+    0) order=(cowtree git git+cp floor) ;;
+    1) order=(git git+cp floor cowtree) ;;
+    2) order=(git+cp floor cowtree git) ;;
+    3) order=(floor cowtree git git+cp) ;;
   esac
   for tool in "${order[@]}"; do run_tool "$tool"; done
   echo "bench/git: round $((r + 1)) done"
@@ -153,13 +162,19 @@ printf '%-10s %9s %9s %9s %8s %9s %8s\n' tool "wall med" min max "vs git" "cpu m
 med_of() { echo "$1" | tr ' ' '\n' | grep . | median; }
 git_med=$(med_of "${T[git]}")
 git_cpu=$(med_of "${C[git]}")
-for tool in cowtree git git+cp; do
+for tool in cowtree git git+cp floor; do
   med=$(med_of "${T[$tool]}")
   cpu=$(med_of "${C[$tool]}")
   read -r mn mx < <(echo "${T[$tool]}" | tr ' ' '\n' | grep . | minmax)
   printf '%-10s %9.3f %9.3f %9.3f %7.2fx %9.3f %7.2fx\n' "$tool" "$med" "$mn" "$mx" \
     "$(echo "$med / $git_med" | bc -l)" "$cpu" "$(echo "$cpu / $git_cpu" | bc -l)"
 done
+ct_med=$(med_of "${T[cowtree]}")
+ct_cpu=$(med_of "${C[cowtree]}")
+fl_med=$(med_of "${T[floor]}")
+fl_cpu=$(med_of "${C[floor]}")
+echo "floor probe: $(sed -n 's/^clone-floor: //p' "$M/floor.out"); cowtree against it: $(printf %.2f "$(echo "$ct_med / $fl_med" | bc -l)")x wall, $(printf %.2f "$(echo "$ct_cpu / $fl_cpu" | bc -l)")x cpu"
+echo "the 4x target needs cowtree <= $(printf %.3f "$(echo "$git_med / 4" | bc -l)") s wall; the floor probe alone takes $(printf %.3f "$fl_med") s ($(printf %.2f "$(echo "$fl_med / $git_med" | bc -l)")x git, $(printf %.2f "$(echo "4 * $fl_med / $git_med" | bc -l)")x the target)"
 sd=$(printf '%s\n' "${status_dst[@]}" | median)
 ss=$(printf '%s\n' "${status_src[@]}" | median)
 cd_=$(printf '%s\n' "${cpu_dst[@]}" | median)
@@ -169,7 +184,7 @@ echo "tracked files opened by that first git status (strace): $READS"
 echo "disk used by one cowtree worktree (df): $((used1 - used0)) bytes = $(printf %.2f "$(echo "100 * ($used1 - $used0) / $APPARENT" | bc -l)")% of the apparent size ($APPARENT bytes)"
 speed=$(echo "$git_med / $(med_of "${T[cowtree]}")" | bc -l)
 verdict() { if [[ $1 == 1 ]]; then echo "PASS: $2"; else echo "MISS: $2"; fi; }
-verdict "$(echo "$speed >= 4" | bc)" "cowtree --ignored at least 4x faster than git worktree add ($(printf %.2f "$speed")x)"
+verdict "$(echo "$speed >= 4" | bc)" "cowtree --ignored at least 4x faster than git worktree add ($(printf %.2f "$speed")x; the floor probe alone: $(printf %.2f "$(echo "$git_med / $fl_med" | bc -l)")x)"
 verdict "$(echo "$sd <= 1.3 * $ss" | bc)" "first git status in DST at most 1.3x SRC's"
 verdict "$([[ $READS == 0 ]] && echo 1 || echo 0)" "first git status in DST reads no tracked file"
 verdict "$(echo "($used1 - $used0) <= 0.10 * $APPARENT" | bc)" "DST uses at most 10% of the apparent size"
