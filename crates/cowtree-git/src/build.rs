@@ -147,9 +147,39 @@ pub fn create_dirs(input: &BuildInput<'_>) -> Result<()> {
     Ok(())
 }
 
+/// For each of `target`'s entries, the position in `src` of `src`'s unconflicted (stage 0)
+/// entry at the same path, if it has one: what `src.entry_by_path_and_stage(path,
+/// Unconflicted)` finds, by one merge of the two entry lists (both sorted by path, then stage,
+/// as an index keeps them) instead of a binary search per entry.
+pub fn src_entries_for(target: &gix::index::State, src: &gix::index::State) -> Vec<Option<usize>> {
+    let (t_backing, s_backing) = (target.path_backing(), src.path_backing());
+    let src_entries = src.entries();
+    let mut j = 0;
+    target
+        .entries()
+        .iter()
+        .map(|e| {
+            let path = e.path_in(t_backing);
+            while src_entries
+                .get(j)
+                .is_some_and(|s| s.path_in(s_backing) < path)
+            {
+                j += 1;
+            }
+            src_entries
+                .get(j)
+                .is_some_and(|s| {
+                    s.path_in(s_backing) == path
+                        && s.stage() == gix::index::entry::Stage::Unconflicted
+                })
+                .then_some(j)
+        })
+        .collect()
+}
+
 /// Builds every entry of `input.target` in the staging directory (whose directories
-/// [`create_dirs`] made), in parallel by directory. The results are in the target's entry
-/// order.
+/// [`create_dirs`] made), in parallel by directory; each entry is judged against SRC's entry at
+/// its path ([`src_entries_for`]). The results are in the target's entry order.
 pub fn build(input: &BuildInput<'_>, fallback: &Fallback) -> Result<Vec<EntryResult>> {
     let backing = input.target.path_backing();
     let entries = input.target.entries();
@@ -167,6 +197,7 @@ pub fn build(input: &BuildInput<'_>, fallback: &Fallback) -> Result<Vec<EntryRes
         }
     }
     let src_root = Dir::open(input.src_root).map_err(Error::io("open", input.src_root))?;
+    let src_entries = src_entries_for(input.target, input.src_index);
     let results: Vec<Result<Vec<EntryResult>>> = groups
         .par_iter()
         .map_init(
@@ -195,6 +226,7 @@ pub fn build(input: &BuildInput<'_>, fallback: &Fallback) -> Result<Vec<EntryRes
                 .map_err(Error::io("open", input.staging_path.join(os(parent))))?;
                 (a..b)
                     .map(|i| {
+                        let src_entry = src_entries[i].map(|j| &input.src_index.entries()[j]);
                         one(
                             input,
                             repo,
@@ -202,6 +234,7 @@ pub fn build(input: &BuildInput<'_>, fallback: &Fallback) -> Result<Vec<EntryRes
                             src_dir.as_ref(),
                             &dst_dir,
                             i,
+                            src_entry,
                             fallback,
                         )
                     })
@@ -237,6 +270,7 @@ fn one(
     src_dir: Option<&Dir>,
     dst_dir: &Dir,
     i: usize,
+    src_entry: Option<&gix::index::Entry>,
     fallback: &Fallback,
 ) -> Result<EntryResult> {
     let backing = input.target.path_backing();
@@ -266,9 +300,6 @@ fn one(
     // filters, as git would (or carried with --with-changes, as SRC has it).
     let filtered = kind == Kind::File && filters.reason(repo, path)?.is_some();
     let filters = filtered.then_some(filters);
-    let src_entry = input
-        .src_index
-        .entry_by_path_and_stage(path, gix::index::entry::Stage::Unconflicted);
     let mode = if entry.mode == Mode::FILE_EXECUTABLE {
         0o777
     } else {
@@ -283,9 +314,10 @@ fn one(
     {
         let file = Some((FileType::RegularFile, stat_of(&src.stat)));
         if judge(src_entry, &entry.id, kind, input.src_index_mtime, file) == Verdict::Clean {
-            let src_path = input.src_root.join(os(path));
+            // Only for messages: not built for the files that need none.
+            let src_path = || input.src_root.join(os(path));
             match clone::clone_checked(&src, dst_dir, name, mode, input.strict, &fallback.clone)
-                .map_err(Error::io("clone", &src_path))?
+                .map_err(|e| Error::io("clone", src_path())(e))?
             {
                 Cloned::Done {
                     stat,
@@ -295,7 +327,7 @@ fn one(
                     let made = match because {
                         None => Made::Cloned,
                         Some(cause) => {
-                            fallback.record(cause, src_path);
+                            fallback.record(cause, src_path());
                             Made::Copied
                         }
                     };
@@ -311,7 +343,7 @@ fn one(
                     return from_objects(input, repo, None, entry, dst_dir, name, mode);
                 }
                 Cloned::Changed => {}
-                Cloned::Refused(cause) => return Err(Error::strict(src_path, cause)),
+                Cloned::Refused(cause) => return Err(Error::strict(src_path(), cause)),
             }
         }
     }
@@ -546,4 +578,89 @@ fn from_objects(
         stat: Some(stat_of(&st)),
         bytes: data.len() as u64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gix::index::entry::{Flags, Stage};
+
+    fn state(entries: &[(&str, Stage)]) -> gix::index::State {
+        let mut s = gix::index::State::new(gix::hash::Kind::Sha1);
+        for (path, stage) in entries {
+            s.dangerously_push_entry(
+                Stat::default(),
+                gix::ObjectId::empty_blob(gix::hash::Kind::Sha1),
+                Flags::from_stage(*stage),
+                Mode::FILE,
+                (*path).into(),
+            );
+        }
+        s.sort_entries();
+        s
+    }
+
+    /// What the merge must agree with: gitoxide's own lookup, for every target entry.
+    fn by_lookup(target: &gix::index::State, src: &gix::index::State) -> Vec<Option<usize>> {
+        target
+            .entries()
+            .iter()
+            .map(|e| src.entry_index_by_path_and_stage(e.path(target), Stage::Unconflicted))
+            .collect()
+    }
+
+    #[test]
+    fn src_entries_for_finds_each_unconflicted_src_entry_at_the_target_path() {
+        let u = Stage::Unconflicted;
+        let target = state(&[
+            ("a", u),
+            ("a.txt", u),
+            ("a/b", u),
+            ("both", u),
+            ("conflicted", u),
+            ("only-in-target", u),
+            ("z/deep/file", u),
+        ]);
+        let src = state(&[
+            ("0-only-in-src", u),
+            ("a", u),
+            ("a/b", u),
+            ("a/b/c", u),
+            ("both", u),
+            ("conflicted", Stage::Base),
+            ("conflicted", Stage::Ours),
+            ("conflicted", Stage::Theirs),
+            ("z/deep/file", u),
+            ("zz", u),
+        ]);
+        let found = src_entries_for(&target, &src);
+        assert_eq!(found, by_lookup(&target, &src));
+        let paths: Vec<Option<String>> = found
+            .iter()
+            .map(|j| j.map(|j| src.entries()[j].path(&src).to_string()))
+            .collect();
+        let want = |p: &str| Some(p.to_owned());
+        assert_eq!(
+            paths,
+            vec![
+                want("a"),
+                None,
+                want("a/b"),
+                want("both"),
+                None,
+                None,
+                want("z/deep/file")
+            ]
+        );
+    }
+
+    #[test]
+    fn src_entries_for_an_empty_src_or_target_finds_nothing() {
+        let u = Stage::Unconflicted;
+        let some = state(&[("a", u), ("b/c", u)]);
+        let none = state(&[]);
+        assert_eq!(src_entries_for(&some, &none), vec![None, None]);
+        assert!(src_entries_for(&none, &some).is_empty());
+        assert_eq!(src_entries_for(&some, &some), vec![Some(0), Some(1)]);
+    }
 }

@@ -378,7 +378,7 @@ impl Copier<'_> {
                     preserve_times: true,
                 };
                 match cowtree_fs::transfer_at(src, name, dst, name, &opts)
-                    .map_err(Error::io("clone", src_path()))?
+                    .map_err(|e| Error::io("clone", src_path())(e))?
                 {
                     Transfer::Cloned { bytes } => {
                         report.cloned += 1;
