@@ -16,7 +16,10 @@
 //! would (see [`crate::status::adopt`]). The records are of files this process wrote itself,
 //! so the cache's time is read after them by the rule for such records
 //! ([`cache::written_ns_after_own_writes`]): they are trusted as soon as the checkout ends,
-//! with no wait for the timestamp granularity.
+//! with no wait for the timestamp granularity. Like a switch's, such records say what the
+//! checkout wrote: another process writing into the hidden staging directory while the
+//! checkout runs, in the very clock tick of the checkout's own last change to the same file
+//! or directory, would go unseen; any later change shows in the stat.
 
 use std::collections::HashMap;
 use std::path::Path;
