@@ -33,6 +33,7 @@ pub mod fstype;
 pub mod hardlink;
 pub mod name;
 pub mod parallel;
+pub mod place;
 pub mod probe;
 pub mod progress;
 pub mod read;

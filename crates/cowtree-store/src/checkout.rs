@@ -27,19 +27,21 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Instant;
 
 use cowtree_fs::dir::Dir;
+use cowtree_fs::place::{Placed, place_at};
 use cowtree_fs::progress::{Progress, Total};
 use cowtree_fs::staging::{Naming, Staging};
-use cowtree_fs::{Method, Transfer, TransferOptions, transfer_at};
+use cowtree_fs::{CopyRange, Method};
 use cowtree_link::{Attempt, Decision, Failure, LinkMode, LinkState};
 use rayon::prelude::*;
+use rustix::fs::Stat;
 
 use crate::error::{Corrupt, Error, Result};
 use crate::hash::Hash;
-use crate::manifest::{Data, Entry, Kind, show};
+use crate::manifest::{Data, Entry, Kind, Manifest, show};
 use crate::store::Store;
 use crate::util::{path_of, split, unique_suffix};
 
@@ -91,6 +93,22 @@ pub struct CheckoutReport {
     pub elapsed_ms: u64,
 }
 
+/// The stat of everything a checkout wrote, each taken once the entry was complete: what a
+/// stat cache of the new tree is made of, without walking the tree again
+/// ([`checkout_recording`]).
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The snapshot's manifest.
+    pub manifest: Manifest,
+    /// `stats[i]` is the stat of `manifest.entries()[i]` as written: of each file after its
+    /// data and mode were set, of each symlink after it was made; `None` for a directory.
+    pub stats: Vec<Option<Stat>>,
+    /// Every directory but the root, by path (sorted), with its stat taken after its last
+    /// entry was made. The root's is not final here: the rename into place changes its
+    /// ctime, and so does a caller's marker on it.
+    pub dirs: Vec<(Vec<u8>, Stat)>,
+}
+
 struct Counters {
     files: AtomicU64,
     symlinks: AtomicU64,
@@ -130,6 +148,32 @@ pub fn checkout_with_progress(
     warn: &dyn Fn(&str),
     progress: &Progress,
 ) -> Result<CheckoutReport> {
+    run(store, id, dst, opts, warn, progress, false).map(|(report, _)| report)
+}
+
+/// [`checkout_with_progress`], also returning the stat of every entry it wrote
+/// ([`Written`]), taken as it wrote them: one `fstat` of each file it has open anyway, an
+/// `lstat` of each symlink, and one `fstat` of each directory.
+pub fn checkout_recording(
+    store: &Store,
+    id: &Hash,
+    dst: &Path,
+    opts: CheckoutOptions,
+    warn: &dyn Fn(&str),
+    progress: &Progress,
+) -> Result<(CheckoutReport, Written)> {
+    run(store, id, dst, opts, warn, progress, true)
+}
+
+fn run(
+    store: &Store,
+    id: &Hash,
+    dst: &Path,
+    opts: CheckoutOptions,
+    warn: &dyn Fn(&str),
+    progress: &Progress,
+    record: bool,
+) -> Result<(CheckoutReport, Written)> {
     let started = Instant::now();
     let _lock = store.lock_shared()?;
     let manifest = store.load(id)?;
@@ -231,7 +275,15 @@ pub fn checkout_with_progress(
         }
         return Err(e);
     }
-    let result = fill(store, &manifest, &stage.dir, &stage_path, opts, progress);
+    let result = fill(
+        store,
+        &manifest,
+        &stage.dir,
+        &stage_path,
+        opts,
+        progress,
+        record,
+    );
     let mut registered = None;
     let mut placed = false;
     let result = result.and_then(|r| {
@@ -269,7 +321,7 @@ pub fn checkout_with_progress(
         })?;
         Ok(r)
     });
-    let mut report = match result {
+    let (mut report, mut written) = match result {
         Ok(r) => r,
         Err(e) if placed => return Err(e),
         Err(e) => {
@@ -294,7 +346,10 @@ pub fn checkout_with_progress(
     report.worktree_id = registered.unwrap_or_default();
     report.path = abs;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
+    if record {
+        written.manifest = manifest;
+    }
+    Ok((report, written))
 }
 
 /// DST is still what the checkout may take: absent, or (`replace_empty`) an empty directory.
@@ -342,14 +397,16 @@ pub const STAGING: Naming = Naming {
     separator: "-",
 };
 
+#[allow(clippy::too_many_arguments)]
 fn fill(
     store: &Store,
-    manifest: &crate::manifest::Manifest,
+    manifest: &Manifest,
     stage: &Dir,
     stage_path: &Path,
     opts: CheckoutOptions,
     progress: &Progress,
-) -> Result<CheckoutReport> {
+    record: bool,
+) -> Result<(CheckoutReport, Written)> {
     let entries = manifest.entries();
     // Every directory: ancestors of each entry, and the empty-directory entries. A parent
     // path is a prefix of its children, so it sorts first and is created first.
@@ -369,16 +426,26 @@ fn fill(
     }
     create_dirs(&dirs, stage, stage_path)?;
 
-    // Files and symlinks grouped by parent directory, so each work item opens its directory
-    // once.
-    let mut groups: HashMap<&[u8], Vec<&Entry>> = HashMap::new();
-    for e in entries.iter().filter(|e| e.kind != Kind::Dir) {
-        groups.entry(split(&e.path).0).or_default().push(e);
+    // Files and symlinks (with their index in the manifest) grouped by parent directory, so
+    // each work item opens its directory once.
+    let mut groups: HashMap<&[u8], Vec<(usize, &Entry)>> = HashMap::new();
+    for (i, e) in entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind != Kind::Dir)
+    {
+        groups.entry(split(&e.path).0).or_default().push((i, e));
     }
-    let mut items: Vec<(&[u8], &[&Entry])> = Vec::new();
+    let mut items: Vec<Item<'_>> = Vec::new();
     for (parent, list) in &groups {
         for chunk in list.chunks(CHUNK) {
-            items.push((parent, chunk));
+            items.push(Item {
+                parent,
+                chunk,
+                // The one item of its directory (not the root, whose stat changes later):
+                // the directory's stat after the item's last entry is final.
+                stat_dir: record && !parent.is_empty() && list.len() <= CHUNK,
+            });
         }
     }
 
@@ -387,7 +454,7 @@ fn fill(
         CheckoutMode::Clone => LinkMode::Clone,
         CheckoutMode::Copy => LinkMode::Copy,
     };
-    let state = Mutex::new(LinkState::new(link_mode, opts.strict));
+    let state = Batch::new(LinkState::new(link_mode, opts.strict));
     let counters = Counters {
         files: AtomicU64::new(0),
         symlinks: AtomicU64::new(0),
@@ -398,28 +465,88 @@ fn fill(
         batch_reason: Mutex::new(None),
         copy_requested: opts.mode == CheckoutMode::Copy,
     };
+    let range = CopyRange::new();
+    let ctx = Ctx {
+        store,
+        state: &state,
+        strict: opts.strict,
+        counters: &counters,
+        progress,
+        range: &range,
+        record,
+    };
     let stop = AtomicBool::new(false);
-    crate::workers::install(crate::workers::Pool::Checkout, || {
-        items.par_iter().try_for_each(|(parent, chunk)| {
-            if stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            let r = (|| -> Result<()> {
-                let dir = open_beneath(stage, stage_path, parent)?;
-                for e in chunk.iter() {
-                    if stop.load(Ordering::Relaxed) {
-                        return Ok(());
-                    }
-                    place(store, &dir, e, &state, opts.strict, &counters, progress)?;
+    let done: Vec<ItemStats> = crate::workers::install(crate::workers::Pool::Checkout, || {
+        items
+            .par_iter()
+            .map(|item| {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(ItemStats::default());
                 }
-                Ok(())
-            })();
-            if r.is_err() {
-                stop.store(true, Ordering::Relaxed);
-            }
-            r
-        })
+                let r = (|| -> Result<ItemStats> {
+                    let dir = open_beneath(stage, stage_path, item.parent)?;
+                    let mut out = ItemStats::default();
+                    if record {
+                        out.files.reserve(item.chunk.len());
+                    }
+                    for &(i, e) in item.chunk {
+                        if stop.load(Ordering::Relaxed) {
+                            return Ok(out);
+                        }
+                        if let Some(st) = place(&ctx, &dir, e)? {
+                            out.files.push((i, st));
+                        }
+                    }
+                    if item.stat_dir {
+                        let path = || stage_path.join(path_of(item.parent));
+                        let st = dir.stat_self().map_err(|e| Error::io_at("", path(), e))?;
+                        out.dir = Some((item.parent, st));
+                    }
+                    Ok(out)
+                })();
+                if r.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                r
+            })
+            .collect::<Result<Vec<ItemStats>>>()
     })?;
+
+    let mut written = Written::default();
+    if record {
+        written.stats = vec![None; entries.len()];
+        let mut dir_stats: HashMap<&[u8], Stat> = HashMap::new();
+        for item in done {
+            for (i, st) in item.files {
+                written.stats[i] = Some(st);
+            }
+            if let Some((path, st)) = item.dir {
+                dir_stats.insert(path, st);
+            }
+        }
+        // The directories no single item saw whole (those with no file or symlink, or more
+        // than one item's worth): their stat now, every entry being made.
+        let rest: Vec<&[u8]> = dirs
+            .iter()
+            .copied()
+            .filter(|d| !dir_stats.contains_key(d))
+            .collect();
+        let more = crate::workers::install(crate::workers::Pool::Checkout, || {
+            rest.par_iter()
+                .map(|d| {
+                    let st = open_beneath(stage, stage_path, d)?
+                        .stat_self()
+                        .map_err(|e| Error::io_at("", stage_path.join(path_of(d)), e))?;
+                    Ok((*d, st))
+                })
+                .collect::<Result<Vec<(&[u8], Stat)>>>()
+        })?;
+        dir_stats.extend(more);
+        written.dirs = dirs
+            .iter()
+            .filter_map(|d| Some((d.to_vec(), *dir_stats.get(d)?)))
+            .collect();
+    }
 
     let mut fallbacks: Vec<(String, u64)> = counters
         .fallbacks
@@ -429,7 +556,7 @@ fn fill(
         .map(|(k, v)| (k.to_string(), v))
         .collect();
     fallbacks.sort();
-    Ok(CheckoutReport {
+    let report = CheckoutReport {
         files: counters.files.into_inner(),
         dirs: dirs.len() as u64,
         symlinks: counters.symlinks.into_inner(),
@@ -438,7 +565,107 @@ fn fill(
         bytes: counters.bytes.into_inner(),
         fallbacks,
         ..Default::default()
-    })
+    };
+    Ok((report, written))
+}
+
+/// One work item: up to [`CHUNK`] files and symlinks of one directory.
+struct Item<'a> {
+    parent: &'a [u8],
+    chunk: &'a [(usize, &'a Entry)],
+    /// Take the directory's stat after the item's entries (see [`Written::dirs`]).
+    stat_dir: bool,
+}
+
+/// What one work item recorded: the stat of each entry it wrote, by manifest index, and its
+/// directory's.
+#[derive(Default)]
+struct ItemStats<'a> {
+    files: Vec<(usize, Stat)>,
+    dir: Option<(&'a [u8], Stat)>,
+}
+
+/// What every call of [`place`] shares.
+struct Ctx<'a> {
+    store: &'a Store,
+    state: &'a Batch,
+    strict: bool,
+    counters: &'a Counters,
+    progress: &'a Progress,
+    range: &'a CopyRange,
+    /// Return each entry's stat.
+    record: bool,
+}
+
+/// The batch's clone-or-copy state ([`LinkState`]), with a lock-free path for the common case.
+/// A [`LinkState`] is settled once its attempt is `Copy` (no transition leaves it) or once a
+/// clone has worked (every later clone failure is then per-file or an error, neither of
+/// which changes it): from then on, [`LinkState::attempt`] is constant and
+/// [`LinkState::succeeded`] changes nothing, so workers read the settled attempt from an
+/// atomic and take the lock only for a failure, exactly as they would have under it.
+struct Batch {
+    state: Mutex<LinkState>,
+    /// [`UNSETTLED`], [`SETTLED_CLONE`] or [`SETTLED_COPY`].
+    settled: AtomicU8,
+}
+
+const UNSETTLED: u8 = 0;
+const SETTLED_CLONE: u8 = 1;
+const SETTLED_COPY: u8 = 2;
+
+impl Batch {
+    fn new(state: LinkState) -> Batch {
+        let b = Batch {
+            state: Mutex::new(state),
+            settled: AtomicU8::new(UNSETTLED),
+        };
+        b.settle(&state);
+        b
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, LinkState>> {
+        self.state
+            .lock()
+            .map_err(|_| Error::msg("internal error: a worker panicked"))
+    }
+
+    /// Publishes `state` as settled when it is (call with the lock held, after a change).
+    fn settle(&self, state: &LinkState) {
+        let settled = match state.attempt() {
+            Attempt::Copy => SETTLED_COPY,
+            Attempt::Clone if state.has_worked() => SETTLED_CLONE,
+            _ => return,
+        };
+        self.settled.store(settled, Ordering::Release);
+    }
+
+    /// The attempt for the next file.
+    fn attempt(&self) -> Result<Attempt> {
+        match self.settled.load(Ordering::Acquire) {
+            SETTLED_CLONE => Ok(Attempt::Clone),
+            SETTLED_COPY => Ok(Attempt::Copy),
+            _ => Ok(self.lock()?.attempt()),
+        }
+    }
+
+    /// [`LinkState::succeeded`].
+    fn succeeded(&self, attempt: Attempt) -> Result<()> {
+        if self.settled.load(Ordering::Acquire) != UNSETTLED {
+            return Ok(());
+        }
+        let mut state = self.lock()?;
+        state.succeeded(attempt);
+        self.settle(&state);
+        Ok(())
+    }
+
+    /// [`LinkState::failed`].
+    fn failed(&self, tried: Attempt, failure: Failure) -> Result<Decision> {
+        let mut state = self.lock()?;
+        let decision = state.failed(tried, failure);
+        self.settle(&state);
+        Ok(decision)
+    }
 }
 
 /// Creates `dirs` (each one's parent is in `dirs` too, or is the root) in parallel, a level
@@ -484,26 +711,28 @@ fn open_beneath(stage: &Dir, stage_path: &Path, rel: &[u8]) -> Result<Dir> {
         .map_err(|e| Error::io_at("", stage_path.join(path_of(rel)), e))
 }
 
-fn place(
-    store: &Store,
-    dir: &Dir,
-    e: &Entry,
-    state: &Mutex<LinkState>,
-    strict: bool,
-    c: &Counters,
-    progress: &Progress,
-) -> Result<()> {
+/// Writes entry `e` into `dir`; returns its stat when `ctx.record` asks for it.
+fn place(ctx: &Ctx<'_>, dir: &Dir, e: &Entry) -> Result<Option<Stat>> {
+    let c = ctx.counters;
     let name = OsStr::from_bytes(split(&e.path).1);
     let hash = match &e.data {
         Data::Target(t) => {
             dir.symlink(OsStr::from_bytes(t), name)
                 .map_err(|err| Error::io_at("", show(&e.path), err))?;
+            let st = if ctx.record {
+                Some(
+                    dir.stat(name)
+                        .map_err(|err| Error::io_at("", show(&e.path), err))?,
+                )
+            } else {
+                None
+            };
             c.symlinks.fetch_add(1, Ordering::Relaxed);
-            progress.add(1, 0);
-            return Ok(());
+            ctx.progress.add(1, 0);
+            return Ok(st);
         }
         Data::Blob { hash, .. } => *hash,
-        Data::None => return Ok(()),
+        Data::None => return Ok(None),
     };
     let mode = if e.kind == Kind::Executable {
         0o755
@@ -511,40 +740,30 @@ fn place(
         0o644
     };
     let blob = Store::blob_rel(&hash);
-    let lock = || {
-        state
-            .lock()
-            .map_err(|_| Error::msg("internal error: a worker panicked"))
-    };
     let poisoned = || Error::msg("internal error: a worker panicked");
-    let mut attempt = lock()?.attempt();
+    let mut attempt = ctx.state.attempt()?;
     let mut reason: Option<&'static str> = None;
     loop {
         let method = match attempt {
             Attempt::Clone => Method::Clone,
             _ => Method::Copy,
         };
-        let opts = TransferOptions {
-            method,
-            mode: Some(mode),
-            preserve_times: false,
-        };
-        let t = transfer_at(store.blobs(), &blob, dir, name, &opts).map_err(|source| {
-            Error::FromBlob {
+        let placed = place_at(ctx.store.blobs(), &blob, dir, name, mode, method, ctx.range)
+            .map_err(|source| Error::FromBlob {
                 path: show(&e.path).into(),
-                blob: store.blob_path(&hash),
+                blob: ctx.store.blob_path(&hash),
                 source,
-            }
-        })?;
-        match t {
-            Transfer::Cloned { bytes } => {
-                lock()?.succeeded(Attempt::Clone);
+            })?;
+        let st = match placed {
+            Placed::Cloned(st) => {
+                ctx.state.succeeded(Attempt::Clone)?;
                 c.cloned.fetch_add(1, Ordering::Relaxed);
-                c.bytes.fetch_add(bytes, Ordering::Relaxed);
+                c.bytes.fetch_add(st.st_size as u64, Ordering::Relaxed);
+                st
             }
-            Transfer::Copied { bytes, .. } => {
+            Placed::Copied(st, _) => {
                 c.copied.fetch_add(1, Ordering::Relaxed);
-                c.bytes.fetch_add(bytes, Ordering::Relaxed);
+                c.bytes.fetch_add(st.st_size as u64, Ordering::Relaxed);
                 if !c.copy_requested {
                     let why = match reason {
                         Some(r) => Some(r),
@@ -557,17 +776,18 @@ fn place(
                         .entry(why)
                         .or_default() += 1;
                 }
+                st
             }
-            Transfer::SourceVanished => {
+            Placed::SourceVanished => {
                 return Err(Corrupt::MissingBlob {
                     hash,
                     needed_for: show(&e.path).into(),
                 }
                 .into());
             }
-            Transfer::Unsupported(cause) => {
+            Placed::Unsupported(cause) => {
                 let failure = Failure::Clone(cause);
-                match lock()?.failed(Attempt::Clone, failure) {
+                match ctx.state.failed(Attempt::Clone, failure)? {
                     Decision::Fallback {
                         attempt: next,
                         batch_moved,
@@ -580,7 +800,7 @@ fn place(
                         attempt = next;
                         continue;
                     }
-                    Decision::Fail if strict => {
+                    Decision::Fail if ctx.strict => {
                         return Err(Error::Strict(format!(
                             "--strict: cannot clone {} from the store ({}: {}); refusing to copy",
                             show(&e.path),
@@ -596,10 +816,10 @@ fn place(
                     }
                 }
             }
-        }
+        };
         c.files.fetch_add(1, Ordering::Relaxed);
-        progress.add(1, e.size());
-        return Ok(());
+        ctx.progress.add(1, e.size());
+        return Ok(ctx.record.then_some(st));
     }
 }
 

@@ -6,13 +6,32 @@
 //! [`checkout`] adds what makes the tree a worktree the other commands work with at full
 //! speed: the store marker on its root (so that commands run inside it find its store with no
 //! flag) and a stat cache of what was written (so that the first status reads no file).
+//!
+//! The stat cache is made of the stats the checkout took as it wrote each entry
+//! ([`cowtree_store::checkout::Written`]: the `fstat` of each file it had open, after its data
+//! and mode were set), not of a second walk of the tree: those are the stats of the inodes it
+//! made, which nothing of its own changes afterwards (the rename into place and the marker
+//! change the root's ctime only, and the root's stat is taken after both). Each file record
+//! takes its blob's hash when the file has the manifest's size, as a walk of the new tree
+//! would (see [`crate::status::adopt`]). The records are of files this process wrote itself,
+//! so the cache's time is read after them by the rule for such records
+//! ([`cache::written_ns_after_own_writes`]): they are trusted as soon as the checkout ends,
+//! with no wait for the timestamp granularity. Like a switch's, such records say what the
+//! checkout wrote: another process writing into the hidden staging directory while the
+//! checkout runs, in the very clock tick of the checkout's own last change to the same file
+//! or directory, would go unseen; any later change shows in the stat.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use cowtree_fs::Progress;
-use cowtree_store::checkout::{CheckoutOptions, CheckoutReport, checkout_with_progress};
+use cowtree_fs::dir::Dir;
+use cowtree_store::checkout::{CheckoutOptions, CheckoutReport, Written, checkout_recording};
+use cowtree_store::manifest::{Data, Kind};
 use cowtree_store::{Hash, Store, discover};
+use rustix::fs::{FileType, Stat};
 
+use crate::cache::{self, Rec, StatCache, StatKey};
 use crate::error::{Error, Result};
 use crate::registry::Worktree;
 
@@ -34,7 +53,8 @@ pub struct CheckedOut {
 }
 
 /// Checks out snapshot `id` of `store` as a new worktree at `dst` (absent, or an empty
-/// directory), counting into `progress` as [`checkout_with_progress`] does. `warn` receives
+/// directory), counting into `progress` as
+/// [`cowtree_store::checkout::checkout_with_progress`] does. `warn` receives
 /// warnings (the store on another filesystem) before work starts.
 ///
 /// The tree is whole or absent when this returns an error; once the tree is in place, failing
@@ -48,10 +68,12 @@ pub fn checkout(
     warn: &dyn Fn(&str),
     progress: &Progress,
 ) -> Result<CheckedOut> {
-    let report = checkout_with_progress(store, id, dst, opts, warn, progress)?;
-    // Before the stat cache: setting the marker changes the root directory's ctime.
+    let (report, written) = checkout_recording(store, id, dst, opts, warn, progress)?;
+    // Before the root's stat: setting the marker changes the root directory's ctime.
     let marker_error = discover::mark_worktree(&report.path, store.root()).err();
-    let (worktree, cache_error) = match crate::status::adopt(store, &report.path, id) {
+    let registered = stat_cache(&report.path, id, &written)
+        .and_then(|cache| crate::registry::register(store, &report.path, id, &cache));
+    let (worktree, cache_error) = match registered {
         Ok(wt) => (Some(wt), None),
         Err(e) => (None, Some(e)),
     };
@@ -61,4 +83,92 @@ pub fn checkout(
         cache_error,
         marker_error,
     })
+}
+
+/// The stat cache of the tree just checked out at `root` from snapshot `id`, from what the
+/// checkout recorded as it wrote it ([`Written`]) and the root's stat taken now: the records a
+/// walk of the new tree would make ([`crate::status::adopt`]), with a time that trusts them
+/// at once.
+fn stat_cache(root: &Path, id: &Hash, written: &Written) -> Result<StatCache> {
+    let root_dir = Dir::open(root).map_err(Error::Io)?;
+    let root_st = root_dir
+        .stat_self()
+        .map_err(|e| Error::io_at("stat", root, e))?;
+    // Directory records only where creating an entry always updates the directory's times
+    // (the rule the walk follows, see `crate::scan`).
+    let dir_records = cowtree_fs::fstype::fs_type(&root_dir)
+        .is_ok_and(|t| crate::scan::keeps_dir_times(t.name()));
+    let entries = written.manifest.entries();
+    let mut recs = Vec::with_capacity(entries.len());
+    // Per directory: the names of its files and symlinks that have a record, in order, and
+    // whether every one of them has one.
+    let mut leaves: HashMap<&[u8], (Vec<&[u8]>, bool)> = HashMap::new();
+    for (e, st) in entries.iter().zip(&written.stats) {
+        if e.kind == Kind::Dir {
+            continue;
+        }
+        let (parent, name) = split(&e.path);
+        let rec = st.as_ref().and_then(|st| record_of(e, st));
+        let at = leaves.entry(parent).or_insert_with(|| (Vec::new(), true));
+        match rec {
+            Some(rec) => {
+                at.0.push(name);
+                recs.push(rec);
+            }
+            None => at.1 = false,
+        }
+    }
+    let mut dir_recs = Vec::new();
+    if dir_records {
+        let mut subdirs: HashMap<&[u8], Vec<&[u8]>> = HashMap::new();
+        for (path, _) in &written.dirs {
+            let (parent, name) = split(path);
+            subdirs.entry(parent).or_default().push(name);
+        }
+        let all = std::iter::once((&b""[..], &root_st))
+            .chain(written.dirs.iter().map(|(p, st)| (&p[..], st)));
+        for (path, st) in all {
+            let (files, complete) = leaves
+                .get(path)
+                .map_or((&[][..], true), |(f, c)| (&f[..], *c));
+            if !complete {
+                continue;
+            }
+            let dirs = subdirs.get(path).map_or(&[][..], |d| &d[..]);
+            dir_recs.push(Rec {
+                path: path.to_vec(),
+                key: StatKey::of(st),
+                hash: cache::names_hash(files.iter().copied(), dirs.iter().copied()),
+            });
+        }
+    }
+    // After the last stat the cache keeps (the root's, above).
+    let written_ns =
+        cache::written_ns_after_own_writes(cache::latest_fine_time(recs.iter().chain(&dir_recs)));
+    Ok(StatCache::with_dirs(written_ns, recs, dir_recs).with_blobs_of(*id))
+}
+
+/// The record of entry `e` written with stat `st`: a file of the manifest's size takes its
+/// blob's hash, a symlink the hash of its target (the stat cache's content hash of a symlink).
+fn record_of(e: &cowtree_store::manifest::Entry, st: &Stat) -> Option<Rec> {
+    let ft = FileType::from_raw_mode(cowtree_fs::sys::stat_mode(st));
+    let hash = match (&e.data, ft) {
+        (Data::Blob { hash, size }, FileType::RegularFile) if st.st_size as u64 == *size => *hash,
+        (Data::Target(t), FileType::Symlink) => Hash::of(t),
+        _ => return None,
+    };
+    Some(Rec {
+        path: e.path.clone(),
+        key: StatKey::of(st),
+        hash,
+    })
+}
+
+/// `path` split at its last `/` into parent and name (the parent of a top-level entry is
+/// empty, the root's path).
+fn split(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (&[], path),
+    }
 }

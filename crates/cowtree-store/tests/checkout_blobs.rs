@@ -1,0 +1,133 @@
+//! Checkout from a store whose blobs were tampered with (run through scripts/test.sh, which
+//! mounts the filesystems): a blob that is not a regular file is an error naming the path,
+//! never a fallback to copy and never a hang, and the destination is left absent.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use cowtree_store::checkout::{CheckoutMode, CheckoutOptions, checkout, checkout_recording};
+use cowtree_store::ingest::snapshot_dir;
+use cowtree_store::manifest::{Data, Kind};
+use cowtree_store::{Hash, Store};
+use cowtree_testutil::{Fs, pattern, scratch};
+
+fn setup(root: &Path) -> (Store, Hash, Hash) {
+    let src = root.join("src");
+    fs::create_dir_all(src.join("a")).unwrap();
+    fs::write(src.join("a/one"), pattern(5000, 1)).unwrap();
+    fs::write(src.join("a/victim"), b"the blob that goes wrong").unwrap();
+    fs::write(src.join("two"), pattern(9000, 2)).unwrap();
+    let store = Store::open(&root.join("store")).unwrap();
+    let id = snapshot_dir(&store, &src, None).unwrap().id;
+    let victim = Hash::of(b"the blob that goes wrong");
+    (store, id, victim)
+}
+
+/// Puts something other than a regular file at a path.
+type Make = fn(&Path);
+
+/// Replaces the blob `hash` by what `make` puts at its path.
+fn replace_blob(store: &Store, hash: &Hash, make: impl FnOnce(&Path)) {
+    let path = store.blob_path(hash);
+    let fanout = path.parent().unwrap();
+    fs::set_permissions(fanout, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::remove_file(&path).unwrap();
+    make(&path);
+}
+
+#[test]
+fn a_blob_that_is_not_a_regular_file_fails_the_checkout_and_leaves_nothing() {
+    let kinds: [(&str, Make); 2] = [
+        ("fifo", |p| {
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                p,
+                rustix::fs::FileType::Fifo,
+                rustix::fs::Mode::from_raw_mode(0o444),
+                0,
+            )
+            .unwrap()
+        }),
+        ("directory", |p| fs::create_dir(p).unwrap()),
+    ];
+    for fsys in [Fs::Xfs, Fs::Btrfs, Fs::NoCow] {
+        for (what, make) in kinds {
+            for mode in [CheckoutMode::Auto, CheckoutMode::Copy] {
+                let Some(dir) = scratch(fsys) else { continue };
+                let (store, id, victim) = setup(dir.path());
+                replace_blob(&store, &victim, make);
+                let dst = dir.path().join("wt");
+                let opts = CheckoutOptions {
+                    mode,
+                    strict: false,
+                };
+                let err = checkout(&store, &id, &dst, opts, &|_| {}).unwrap_err();
+                let msg = err.to_string();
+                assert!(msg.contains("a/victim"), "{fsys:?} {what} {mode:?}: {msg}");
+                assert!(
+                    fs::symlink_metadata(&dst).is_err(),
+                    "{fsys:?} {what} {mode:?}: destination left"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn checkout_recording_returns_the_stat_of_every_entry_as_it_is_on_disk() {
+    for fsys in [Fs::Xfs, Fs::NoCow] {
+        let Some(dir) = scratch(fsys) else { continue };
+        let (store, id, _) = setup(dir.path());
+        let dst = dir.path().join("wt");
+        let opts = CheckoutOptions {
+            mode: CheckoutMode::Auto,
+            strict: false,
+        };
+        let (report, written) =
+            checkout_recording(&store, &id, &dst, opts, &|_| {}, &Default::default()).unwrap();
+        assert_eq!(report.files, 3, "{fsys:?}");
+        let entries = written.manifest.entries();
+        assert_eq!(entries.len(), written.stats.len(), "{fsys:?}");
+        for (e, st) in entries.iter().zip(&written.stats) {
+            let path = dst.join(std::str::from_utf8(&e.path).unwrap());
+            let m = fs::symlink_metadata(&path).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            match (e.kind, st) {
+                (Kind::Dir, None) => {}
+                (Kind::File | Kind::Executable | Kind::Symlink, Some(st)) => {
+                    assert_eq!(
+                        (st.st_ino, st.st_mode, st.st_size as u64),
+                        (m.ino(), m.mode(), m.len()),
+                        "{fsys:?} {path:?}"
+                    );
+                    assert_eq!(
+                        (st.st_ctime, st.st_ctime_nsec as i64),
+                        (m.ctime(), m.ctime_nsec()),
+                        "{fsys:?} {path:?}"
+                    );
+                    if let Data::Blob { size, .. } = e.data {
+                        assert_eq!(st.st_size as u64, size, "{fsys:?} {path:?}");
+                    }
+                }
+                other => panic!("{fsys:?} {path:?}: {other:?}"),
+            }
+        }
+        // Every directory but the root, with its final stat.
+        let dirs: Vec<&[u8]> = written.dirs.iter().map(|(p, _)| &p[..]).collect();
+        assert_eq!(dirs, vec![&b"a"[..]], "{fsys:?}");
+        let m = fs::symlink_metadata(dst.join("a")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let st = &written.dirs[0].1;
+        assert_eq!(
+            (
+                st.st_ino,
+                st.st_mtime,
+                st.st_mtime_nsec as i64,
+                st.st_ctime_nsec as i64
+            ),
+            (m.ino(), m.mtime(), m.mtime_nsec(), m.ctime_nsec()),
+            "{fsys:?}"
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! The worktree checkout's stat cache, made from the stats the checkout took as it wrote the
+//! tree, on real mounts (run through scripts/test.sh): the same records a walk of the new
+//! tree makes, trusted as soon as the checkout returns, and still blind to no change.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::Path;
+
+use cowtree_fs::dir::Dir;
+use cowtree_store::checkout::{CheckoutMode, CheckoutOptions};
+use cowtree_store::{Store, ingest};
+use cowtree_testutil::{Fs, pattern, scratch};
+use cowtree_worktree::base::Base;
+use cowtree_worktree::cache::{Rec, StatCache};
+use cowtree_worktree::scan::{self, Mode};
+use cowtree_worktree::{ChangeKind, registry, status};
+
+fn write(p: &Path, data: &[u8]) {
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, data).unwrap();
+}
+
+/// Nested directories, one directory of more files than one checkout work item takes, a
+/// directory holding only directories, empty directories, executables, symlinks (one
+/// dangling), an empty file.
+fn tree(root: &Path) {
+    for i in 0..40 {
+        write(
+            &root.join(format!("d{}/sub/f{i}", i % 4)),
+            &pattern(100 + i * 131, i as u64),
+        );
+    }
+    for i in 0..600 {
+        write(
+            &root.join(format!("big/n{i:04}")),
+            format!("{i}\n").as_bytes(),
+        );
+    }
+    write(&root.join("only-dirs/a/x"), b"x");
+    write(&root.join("only-dirs/b/y"), b"y");
+    fs::create_dir_all(root.join("empty/inner-empty")).unwrap();
+    write(&root.join("top.txt"), b"top\n");
+    write(&root.join("zero"), b"");
+    write(&root.join("bin/tool"), b"#!/bin/sh\necho tool\n");
+    fs::set_permissions(root.join("bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
+    symlink("../top.txt", root.join("d1/up")).unwrap();
+    symlink("nowhere", root.join("dangling")).unwrap();
+}
+
+fn key_list(recs: impl Iterator<Item = Rec>) -> Vec<(Vec<u8>, String)> {
+    recs.map(|r| (r.path, format!("{:?} {}", r.key, r.hash.to_hex())))
+        .collect()
+}
+
+#[test]
+fn checkout_records_what_a_walk_of_the_new_tree_records_and_status_right_after_reads_nothing() {
+    for fsys in [Fs::Xfs, Fs::Btrfs, Fs::NoCow, Fs::Tmpfs] {
+        let Some(dir) = scratch(fsys) else { continue };
+        let root = dir.path();
+        let store = Store::open(&root.join("store")).unwrap();
+        tree(&root.join("src"));
+        let id = ingest::snapshot_dir(&store, &root.join("src"), None)
+            .unwrap()
+            .id;
+        let dst = root.join("wt");
+        let opts = CheckoutOptions {
+            mode: CheckoutMode::Auto,
+            strict: false,
+        };
+        let p = cowtree_fs::Progress::default();
+        let made =
+            cowtree_worktree::checkout::checkout(&store, &id, &dst, opts, &|_| {}, &p).unwrap();
+        assert!(
+            made.cache_error.is_none(),
+            "{fsys:?}: {:?}",
+            made.cache_error
+        );
+
+        // Right away, with no wait for the timestamp granularity: nothing is read, and no
+        // directory is listed where directory records are kept.
+        let mut wt = registry::open(&store, &dst).unwrap();
+        let s = status::status(&store, &mut wt).unwrap();
+        assert!(s.changes.is_empty(), "{fsys:?}: {:?}", s.changes);
+        assert_eq!(
+            s.hashed, 0,
+            "{fsys:?}: status right after checkout hashed files"
+        );
+        let dir_records = cowtree_fs::fstype::fs_type(Dir::open(&dst).unwrap())
+            .is_ok_and(|t| scan::keeps_dir_times(t.name()));
+        if dir_records {
+            assert_eq!(s.listed, 0, "{fsys:?}: status listed directories");
+        }
+
+        // The checkout's records are exactly those a walk of the tree makes.
+        let cache = registry::load_cache(&store, &wt);
+        let base = Base::load(&store, &id).unwrap();
+        let walk = scan::scan(&dst, &base, &StatCache::default(), Mode::Adopt).unwrap();
+        let walked = StatCache::with_dirs(0, walk.recs, walk.dir_recs);
+        assert_eq!(cache.len(), 40 + 600 + 2 + 3 + 2, "{fsys:?}: records");
+        assert_eq!(
+            key_list(cache.recs()),
+            key_list(walked.recs()),
+            "{fsys:?}: file records"
+        );
+        assert_eq!(
+            key_list(cache.dirs()),
+            key_list(walked.dirs()),
+            "{fsys:?}: directory records"
+        );
+        assert_eq!(cache.blobs_of, Some(id), "{fsys:?}");
+
+        // Modes as the kinds say, whatever the filesystem or method.
+        let mode = |rel: &str| fs::symlink_metadata(dst.join(rel)).unwrap().mode() & 0o7777;
+        assert_eq!(mode("bin/tool"), 0o755, "{fsys:?}");
+        assert_eq!(mode("top.txt"), 0o644, "{fsys:?}");
+        assert_eq!(mode("big/n0007"), 0o644, "{fsys:?}");
+
+        // A change made right after the checkout is seen: a same-size rewrite is racy
+        // against the cache's time, so it is read.
+        write(&dst.join("top.txt"), b"TOP\n");
+        let s = status::status(&store, &mut wt).unwrap();
+        let got: Vec<_> = s.changes.iter().map(|c| (c.kind, c.path.clone())).collect();
+        assert_eq!(
+            got,
+            vec![(ChangeKind::Modified, b"top.txt".to_vec())],
+            "{fsys:?}"
+        );
+    }
+}
+
+#[test]
+fn checkout_on_a_filesystem_without_reflink_copies_reports_the_fallback_and_still_caches() {
+    for fsys in Fs::NO_COW {
+        let Some(dir) = scratch(fsys) else { continue };
+        let root = dir.path();
+        let store = Store::open(&root.join("store")).unwrap();
+        tree(&root.join("src"));
+        let id = ingest::snapshot_dir(&store, &root.join("src"), None)
+            .unwrap()
+            .id;
+        let dst = root.join("wt");
+        let opts = CheckoutOptions {
+            mode: CheckoutMode::Auto,
+            strict: false,
+        };
+        let p = cowtree_fs::Progress::default();
+        let made =
+            cowtree_worktree::checkout::checkout(&store, &id, &dst, opts, &|_| {}, &p).unwrap();
+        let r = &made.report;
+        assert_eq!((r.cloned, r.copied), (0, r.files), "{fsys:?}");
+        assert_eq!(
+            r.fallbacks,
+            vec![("filesystem-cannot-reflink".to_string(), r.files)],
+            "{fsys:?}"
+        );
+        assert!(
+            made.cache_error.is_none(),
+            "{fsys:?}: {:?}",
+            made.cache_error
+        );
+        assert_eq!(
+            fs::read(dst.join("d2/sub/f6")).unwrap(),
+            pattern(100 + 6 * 131, 6),
+            "{fsys:?}"
+        );
+        let mut wt = registry::open(&store, &dst).unwrap();
+        let s = status::status(&store, &mut wt).unwrap();
+        assert!(s.changes.is_empty(), "{fsys:?}: {:?}", s.changes);
+        assert_eq!(s.hashed, 0, "{fsys:?}");
+
+        // Under --strict the fallback is refused and nothing is left at the destination.
+        let strict = CheckoutOptions {
+            mode: CheckoutMode::Clone,
+            strict: true,
+        };
+        let dst2 = root.join("wt-strict");
+        let err = cowtree_worktree::checkout::checkout(&store, &id, &dst2, strict, &|_| {}, &p)
+            .unwrap_err();
+        assert!(err.to_string().contains("--strict"), "{fsys:?}: {err}");
+        assert!(fs::symlink_metadata(&dst2).is_err(), "{fsys:?}");
+    }
+}
