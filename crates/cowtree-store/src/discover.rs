@@ -269,11 +269,20 @@ pub fn known_stores() -> Vec<PathBuf> {
     let Ok(bytes) = std::fs::read(file) else {
         return Vec::new();
     };
+    parse_known(&bytes)
+}
+
+/// The absolute paths of a [`known_stores_file`]'s lines, each once, in order.
+fn parse_known(bytes: &[u8]) -> Vec<PathBuf> {
+    // Each path once (as `Path` compares them), through a hash set: the list grows with
+    // every store ever used and every command reads it (see `remember`), so this must stay
+    // linear in its length.
+    let mut seen: std::collections::HashSet<&Path> = std::collections::HashSet::new();
     let mut out: Vec<PathBuf> = Vec::new();
     for line in bytes.split(|&b| b == b'\n') {
-        let p = PathBuf::from(OsStr::from_bytes(line));
-        if p.is_absolute() && !out.contains(&p) {
-            out.push(p);
+        let p = Path::new(OsStr::from_bytes(line));
+        if p.is_absolute() && seen.insert(p) {
+            out.push(p.to_path_buf());
         }
     }
     out
@@ -360,6 +369,21 @@ mod tests {
         let canon = std::fs::canonicalize(tmp.path()).unwrap();
         let p = tmp.path().join("a/../b/./c");
         assert_eq!(absolute(&p).unwrap(), canon.join("b/c"));
+    }
+
+    #[test]
+    fn known_stores_are_listed_once_each_in_first_use_order_whatever_the_list_length() {
+        let got = parse_known(b"/b\nrelative\n/a\n/b/\n\n/a\n/c");
+        let want: Vec<PathBuf> = ["/b", "/a", "/c"].iter().map(PathBuf::from).collect();
+        assert_eq!(got, want);
+        // A list that grew over many runs, each store named many times: one entry per store.
+        let mut long = Vec::new();
+        for i in 0..20_000 {
+            long.extend_from_slice(format!("/stores/s{}\n", i % 1500).as_bytes());
+        }
+        let got = parse_known(&long);
+        assert_eq!(got.len(), 1500);
+        assert_eq!(got[1499], PathBuf::from("/stores/s1499"));
     }
 
     #[test]

@@ -512,11 +512,72 @@ impl StatCache {
     /// These records carried to time `written_ns` and then `fresh` and `fresh_dirs` ones
     /// (which win).
     pub fn merged(&self, written_ns: i64, fresh: Vec<Rec>, fresh_dirs: Vec<Rec>) -> StatCache {
-        let mut all: Vec<Rec> = self.carried().collect();
-        all.extend(fresh);
-        let mut dirs: Vec<Rec> = self.carried_dirs().collect();
-        dirs.extend(fresh_dirs);
-        StatCache::with_dirs(written_ns, all, dirs)
+        let bytes = self.merged_encoding(written_ns, |_| true, fresh, |_| true, fresh_dirs);
+        // (Only past 4 GiB would it not decode: empty then, which is always safe.)
+        StatCache::decode_owned(bytes).unwrap_or_default()
+    }
+
+    /// The encoding of [`StatCache::merged`] keeping only the file and symlink records whose
+    /// path `keep` accepts and the directory records whose path `keep_dir` accepts (`fresh`
+    /// and `fresh_dirs` are all kept). The carried records are copied as they are encoded
+    /// (their key smudged where racy), never decoded one by one, so that a command that
+    /// changed a few paths of a large worktree rewrites its cache at the cost of a copy.
+    pub fn merged_encoding(
+        &self,
+        written_ns: i64,
+        keep: impl Fn(&[u8]) -> bool,
+        mut fresh: Vec<Rec>,
+        keep_dir: impl Fn(&[u8]) -> bool,
+        mut fresh_dirs: Vec<Rec>,
+    ) -> Vec<u8> {
+        sort_dedup(&mut fresh);
+        sort_dedup(&mut fresh_dirs);
+        let mut out = Vec::with_capacity(self.bytes.len() + (fresh.len() + fresh_dirs.len()) * 110);
+        encode_header(&mut out, written_ns, 0, 0);
+        let count = self.merge_into(&mut out, &self.offs, &keep, &fresh);
+        let dirs = self.merge_into(&mut out, &self.doffs, &keep_dir, &fresh_dirs);
+        out[16..24].copy_from_slice(&count.to_le_bytes());
+        out[24..32].copy_from_slice(&dirs.to_le_bytes());
+        out.extend_from_slice(&encode_trailer(None));
+        out
+    }
+
+    /// Appends the records at `offs` (sorted by path) that `keep` accepts, carried (see
+    /// [`StatCache::carried`]), merged in path order with `fresh` (sorted, no duplicate
+    /// path), which replace a carried record of the same path. Returns how many it appended.
+    fn merge_into(
+        &self,
+        out: &mut Vec<u8>,
+        offs: &[u32],
+        keep: &impl Fn(&[u8]) -> bool,
+        fresh: &[Rec],
+    ) -> u64 {
+        let mut n = 0u64;
+        let mut fresh = fresh.iter().peekable();
+        for &o in offs {
+            let path = self.path_of(o);
+            while let Some(f) = fresh.next_if(|f| f.path.as_slice() < path) {
+                encode_rec(out, &f.path, &f.key, &f.hash);
+                n += 1;
+            }
+            if fresh.peek().is_some_and(|f| f.path == path) || !keep(path) {
+                continue;
+            }
+            let start = o as usize;
+            let end = start + 4 + path.len() + FIXED;
+            let (key, hash) = self.rec_of(o);
+            if self.is_racy(&key) {
+                encode_rec(out, path, &StatKey::SMUDGED, &hash);
+            } else {
+                out.extend_from_slice(&self.bytes[start..end]);
+            }
+            n += 1;
+        }
+        for f in fresh {
+            encode_rec(out, &f.path, &f.key, &f.hash);
+            n += 1;
+        }
+        n
     }
 
     /// Number of directory records.
@@ -629,6 +690,14 @@ pub fn encode_header(out: &mut Vec<u8>, written_ns: i64, count: u64, dirs: u64) 
     out.extend_from_slice(&written_ns.to_le_bytes());
     out.extend_from_slice(&count.to_le_bytes());
     out.extend_from_slice(&dirs.to_le_bytes());
+}
+
+/// Sets the time an encoded cache was taken at (see [`StatCache::written_ns`]), for a cache
+/// encoded before that time was read. Bytes too short to be a cache are left alone.
+pub fn set_encoded_written_ns(encoded: &mut [u8], written_ns: i64) {
+    if let Some(at) = encoded.get_mut(8..16) {
+        at.copy_from_slice(&written_ns.to_le_bytes());
+    }
 }
 
 /// Appends one encoded record.
@@ -850,6 +919,82 @@ mod tests {
         v1.extend_from_slice(&5i64.to_le_bytes());
         v1.extend_from_slice(&0u64.to_le_bytes());
         assert!(StatCache::decode(&v1).is_none());
+    }
+
+    /// What [`StatCache::merged_encoding`] must equal: the records decoded, filtered,
+    /// carried and merged one by one.
+    fn merged_the_slow_way(
+        c: &StatCache,
+        written_ns: i64,
+        keep: impl Fn(&[u8]) -> bool,
+        fresh: Vec<Rec>,
+        keep_dir: impl Fn(&[u8]) -> bool,
+        fresh_dirs: Vec<Rec>,
+    ) -> Vec<u8> {
+        let mut all: Vec<Rec> = c.carried().filter(|r| keep(&r.path)).collect();
+        all.extend(fresh);
+        let mut dirs: Vec<Rec> = c.carried_dirs().filter(|r| keep_dir(&r.path)).collect();
+        dirs.extend(fresh_dirs);
+        StatCache::with_dirs(written_ns, all, dirs).encode()
+    }
+
+    /// `n` records of random keys at few distinct paths (so that old and fresh records
+    /// collide), with old, racy and whole-second times (so that some are smudged) against
+    /// a cache taken at `t`.
+    fn records(next: &mut impl FnMut() -> u64, n: u64, t: i64) -> Vec<Rec> {
+        (0..n)
+            .map(|_| {
+                let v = next();
+                let path = format!("d{}/f{}", v % 5, (v >> 8) % 13).into_bytes();
+                let mtime = match (v >> 20) % 3 {
+                    0 => t - 10_000_000_000,
+                    1 => t - 1_000,
+                    _ => t - 1_000_000_000,
+                };
+                rec(&path, key(mtime), Hash::of(&v.to_le_bytes()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merged_encoding_is_the_record_by_record_merge_byte_for_byte() {
+        let t = 100 * 1_000_000_000;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut smudged, mut replaced) = (0, 0);
+        for round in 0..200 {
+            let n = next() % 40;
+            let old =
+                StatCache::with_dirs(t, records(&mut next, n, t), records(&mut next, n / 4, t));
+            let k = next() % 10;
+            let fresh = records(&mut next, k, t);
+            let fresh_paths: Vec<Vec<u8>> = fresh.iter().map(|r| r.path.clone()).collect();
+            let k = next() % 3;
+            let fresh_dirs = records(&mut next, k, t);
+            let cut = (round % 5) as u8;
+            let keep = |p: &[u8]| p.get(1) != Some(&(b'0' + cut));
+            let keep_dir = |p: &[u8]| p.last() != Some(&(b'0' + cut));
+            let later = t + 5_000_000_000;
+            let got = old.merged_encoding(later, keep, fresh.clone(), keep_dir, fresh_dirs.clone());
+            let want = merged_the_slow_way(&old, later, keep, fresh, keep_dir, fresh_dirs);
+            assert_eq!(got, want, "round {round}");
+            let d = StatCache::decode(&got).expect("decodes");
+            assert_eq!(d.written_ns, later);
+            smudged += usize::from(d.recs().any(|r| r.key == StatKey::SMUDGED));
+            replaced += usize::from(fresh_paths.iter().any(|p| old.get(p).is_some()));
+        }
+        // The cases that matter were met: carried records smudged, old ones replaced.
+        assert!(smudged > 20 && replaced > 20, "{smudged} {replaced}");
+        // The time set afterwards, as a switch does once its writes are durable.
+        let mut b =
+            StatCache::default().merged_encoding(1, |_| true, Vec::new(), |_| true, Vec::new());
+        set_encoded_written_ns(&mut b, 42);
+        assert_eq!(StatCache::decode(&b).map(|c| c.written_ns), Some(42));
     }
 
     #[test]

@@ -332,6 +332,17 @@ pub fn save(store: &Store, wt: &mut Worktree, cache: Option<&StatCache>) -> Resu
     if let Some(c) = cache {
         write_cache(store, wt, c)?;
     }
+    if !refresh_record(wt) {
+        return Ok(());
+    }
+    registry::write(store, &wt.id, &wt.record.encode())?;
+    wt.stored = Some((wt.id.clone(), wt.record.clone()));
+    Ok(())
+}
+
+/// Sets the record from the worktree's fields; false when that is what was last read or
+/// written under the same id (nothing to write).
+fn refresh_record(wt: &mut Worktree) -> bool {
     wt.record.stat_cache = Some(format!("{}.stat", wt.id));
     let reg = &mut wt.record.registration;
     reg.set_path(&wt.path);
@@ -339,16 +350,76 @@ pub fn save(store: &Store, wt: &mut Worktree, cache: Option<&StatCache>) -> Resu
     reg.dev = wt.dev;
     reg.ino = wt.ino;
     wt.record.set_pending(wt.pending.map(|p| (p.from, p.to)));
-    if wt
-        .stored
+    !wt.stored
         .as_ref()
         .is_some_and(|(id, r)| *id == wt.id && *r == wt.record)
-    {
-        return Ok(());
+}
+
+/// A worktree's record written under a temporary name in `worktrees/`, not yet in place
+/// ([`stage`]): [`Staged::publish`] renames it over the record and syncs the directory. It
+/// lets a command get the record's bytes to disk while it does other work ([`Staged::sync_data`]
+/// on another thread, or a `syncfs` of the store's filesystem that it needs anyway), so that
+/// only the rename and one directory sync are left to wait for when the record must be
+/// published. Dropped unpublished, the temporary file is removed and the record is unchanged.
+#[derive(Debug)]
+pub struct Staged<'s> {
+    /// The temporary file; `None` when the record on disk already says the same.
+    file: Option<cowtree_fs::dir::AtomicFile<'s>>,
+    store: &'s Store,
+    id: String,
+    record: Record,
+}
+
+/// Writes what [`save`] would write for `wt` as it is now (without a stat cache) under a
+/// temporary name, unsynced; see [`Staged`].
+pub fn stage<'s>(store: &'s Store, wt: &mut Worktree) -> Result<Staged<'s>> {
+    let changed = refresh_record(wt);
+    let file = if changed {
+        let mut f = cowtree_fs::dir::AtomicFile::create(store.worktrees_dir().as_fd(), 0o644)
+            .map_err(|e| Error::io_at("write", registry::record_path(store, &wt.id), e))?;
+        io::Write::write_all(f.file(), &wt.record.encode())
+            .map_err(|e| Error::io_at("write", registry::record_path(store, &wt.id), e))?;
+        Some(f)
+    } else {
+        None
+    };
+    Ok(Staged {
+        file,
+        store,
+        id: wt.id.clone(),
+        record: wt.record.clone(),
+    })
+}
+
+impl Staged<'_> {
+    /// `fdatasync`s the staged bytes (not needed when a `syncfs` of the store's filesystem
+    /// ran after [`stage`]).
+    pub fn sync_data(&mut self) -> Result<()> {
+        match &mut self.file {
+            Some(f) => f
+                .file()
+                .sync_data()
+                .map_err(|e| Error::io_at("sync", registry::record_path(self.store, &self.id), e)),
+            None => Ok(()),
+        }
     }
-    registry::write(store, &wt.id, &wt.record.encode())?;
-    wt.stored = Some((wt.id.clone(), wt.record.clone()));
-    Ok(())
+
+    /// Renames the staged record over `wt`'s record and `fsync`s `worktrees/`. Durable once
+    /// this returns, provided the staged bytes were made durable first (see
+    /// [`Staged::sync_data`]): the rename must never reach the disk before the bytes it names.
+    /// `wt` must be the worktree this was staged for, its fields unchanged since.
+    pub fn publish(self, wt: &mut Worktree) -> Result<()> {
+        let Some(f) = self.file else {
+            return Ok(());
+        };
+        let at = || registry::record_path(self.store, &self.id);
+        f.commit(OsStr::new(&self.id), false)
+            .map_err(|e| Error::io_at("write", at(), e))?;
+        cowtree_fs::dir::sync_dir(self.store.worktrees_dir().as_fd())
+            .map_err(|e| Error::io_at("sync the directory of", at(), e))?;
+        wt.stored = Some((self.id, self.record));
+        Ok(())
+    }
 }
 
 /// An exclusive hold on a worktree (an flock on its root directory), so that two commands

@@ -57,9 +57,13 @@ pub fn reset_with_progress(
     let finished = crate::switch::finish_pending(store, wt)?;
     let _lock = store.lock_shared()?;
     let started_ns = cache::now_ns();
-    let base = store.load(&wt.base)?;
-    let cache = registry::load_cache(store, wt);
-    let scan = scan::scan(&wt.path, &Base::from_manifest(&base)?, &cache, Mode::Status)?;
+    let w: &Worktree = wt;
+    let (base, cache) = rayon::join(
+        || Base::load(store, &w.base),
+        || registry::load_cache(store, w),
+    );
+    let base = base?;
+    let scan = scan::scan(&wt.path, &base, &cache, Mode::Status)?;
     let selected = |p: &[u8]| paths.is_empty() || paths.iter().any(|q| within(p, q));
     let ap = Applier::new(store, &wt.path, false)?;
     let mut report = ResetReport {
@@ -67,8 +71,8 @@ pub fn reset_with_progress(
         ..Default::default()
     };
 
-    let mut restore: Vec<&Entry> = Vec::new();
-    let mut seen: HashSet<&[u8]> = HashSet::new();
+    let mut restore: Vec<Entry> = Vec::new();
+    let mut seen: HashSet<usize> = HashSet::new();
     for c in &scan.changes {
         if !selected(&c.path) {
             continue;
@@ -86,8 +90,8 @@ pub fn reset_with_progress(
                 scan::show_change(c)
             )));
         };
-        if seen.insert(&base.entries()[i].path) {
-            restore.push(&base.entries()[i]);
+        if seen.insert(i) {
+            restore.push(base.get(i).to_entry());
         }
     }
 
@@ -111,7 +115,7 @@ pub fn reset_with_progress(
     let files = || restore.iter().filter(|e| e.kind != Kind::Dir);
     progress.set_total(Total {
         entries: files().count() as u64,
-        bytes: Some(files().map(|e| crate::switch::file_bytes(e)).sum()),
+        bytes: Some(files().map(crate::switch::file_bytes).sum()),
     });
     let recs: Vec<Rec> = restore
         .par_iter()

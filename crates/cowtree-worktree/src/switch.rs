@@ -2,36 +2,50 @@
 //! differ between the two manifests.
 //!
 //! Order: check (nothing changes if a path to touch is dirty or an untracked file is in the
-//! way), write the journal (`pending` in the registry record: from, to), remove entries the
-//! target lacks (deepest first), create directories, write files and symlinks in parallel
-//! (temp name + rename), remove directories left empty, then write the new stat cache and the
-//! record with the new base and no journal. A switch interrupted at any point is finished by
-//! the next switch, reset or snapshot of the worktree: it re-applies the same difference,
-//! skipping entries that already hold the target content.
+//! way), write the journal (`pending` in the registry record: from, to) durably, remove
+//! entries the target lacks (deepest first), create directories, write files and symlinks in
+//! parallel (temp name + rename), remove directories left empty, sync the worktree's
+//! filesystem, then write the new stat cache and, durably, the record with the new base and no
+//! journal. A switch interrupted at any point is finished by the next switch, reset or
+//! snapshot of the worktree: it re-applies the same difference, skipping entries that already
+//! hold the target content.
+//!
+//! What a switch waits for is mostly the disk, not the CPU: each durable step is a log force
+//! (XFS), a journal commit (ext4) or a transaction commit (btrfs). So the bytes of each record
+//! are written early and synced beside other work (the journal's while the manifests are
+//! compared and the paths checked; the final record's by the worktree's `syncfs` when the
+//! store shares its filesystem), and only the rename of each record and its directory's sync
+//! wait in line; the order in which things become durable is the same as if each step were
+//! synced in turn. The manifests are read in place, and the stat cache is rewritten by
+//! copying the encoded records it keeps.
 
 use std::collections::{BTreeSet, HashSet};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
 
 use cowtree_fs::progress::{Progress, Total};
-use cowtree_store::{Entry, Hash, Kind, Manifest, Store};
+use cowtree_store::manifest::ManifestView;
+use cowtree_store::{Entry, Hash, Kind, Store};
 use rayon::prelude::*;
 
 use crate::apply::{Applier, Obs, Placed, files_beneath};
+use crate::base::Base;
 use crate::cache::{self, Rec, StatCache};
 use crate::error::{Error, Result};
 use crate::paths::{ancestors, show};
 use crate::registry::{self, Pending, Worktree};
 
-/// One difference between two manifests.
-#[derive(Debug, Clone, Copy)]
-pub enum Op<'a> {
+/// One difference between two manifests (owned: a switch changes few of a tree's entries,
+/// and only those are copied out of the manifests' bytes).
+#[derive(Debug, Clone)]
+pub enum Op {
     /// An entry of the old manifest the new one lacks.
-    Remove(&'a Entry),
+    Remove(Entry),
     /// An entry of the new manifest, and the old manifest's entry at that path, if any.
-    Place(&'a Entry, Option<&'a Entry>),
+    Place(Entry, Option<Entry>),
 }
 
-impl Op<'_> {
+impl Op {
     /// The path.
     pub fn path(&self) -> &[u8] {
         match self {
@@ -40,36 +54,41 @@ impl Op<'_> {
     }
 }
 
-/// The entries that differ between `a` and `b` (both sorted by path), in path order.
-pub fn diff<'a>(a: &'a Manifest, b: &'a Manifest) -> Vec<Op<'a>> {
-    let (a, b) = (a.entries(), b.entries());
-    let (mut i, mut j) = (0, 0);
+/// The entries that differ between `a` and `b` (both sorted by path), in path order. Read in
+/// place: no entry the two share is decoded into an owned one.
+pub fn diff(a: &ManifestView, b: &ManifestView) -> Vec<Op> {
+    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
     let mut out = Vec::new();
-    while i < a.len() || j < b.len() {
-        match (a.get(i), b.get(j)) {
+    loop {
+        match (a.peek(), b.peek()) {
             (Some(x), Some(y)) if x.path == y.path => {
                 if x != y {
-                    out.push(Op::Place(y, Some(x)));
+                    out.push(Op::Place(y.to_entry(), Some(x.to_entry())));
                 }
-                i += 1;
-                j += 1;
+                a.next();
+                b.next();
             }
             (Some(x), Some(y)) if x.path < y.path => {
-                out.push(Op::Remove(x));
-                i += 1;
+                out.push(Op::Remove(x.to_entry()));
+                a.next();
             }
             (Some(x), None) => {
-                out.push(Op::Remove(x));
-                i += 1;
+                out.push(Op::Remove(x.to_entry()));
+                a.next();
             }
             (_, Some(y)) => {
-                out.push(Op::Place(y, None));
-                j += 1;
+                out.push(Op::Place(y.to_entry(), None));
+                b.next();
             }
             (None, None) => break,
         }
     }
     out
+}
+
+/// True when `m` has a directory entry at `path`.
+fn is_dir_entry(m: &ManifestView, path: &[u8]) -> bool {
+    m.find(path).is_some_and(|i| m.get(i).kind == Kind::Dir)
 }
 
 /// What a switch did.
@@ -102,9 +121,9 @@ pub struct Conflict {
     pub why: &'static str,
 }
 
-/// Loads (and validates) two manifests at once.
-fn load_both(store: &Store, a: &Hash, b: &Hash) -> Result<(Manifest, Manifest)> {
-    let (a, b) = rayon::join(|| store.load(a), || store.load(b));
+/// Loads (and validates) two manifests at once, read in place.
+fn load_both(store: &Store, a: &Hash, b: &Hash) -> Result<(Base, Base)> {
+    let (a, b) = rayon::join(|| Base::load(store, a), || Base::load(store, b));
     Ok((a?, b?))
 }
 
@@ -114,9 +133,13 @@ pub fn finish_pending(store: &Store, wt: &mut Worktree) -> Result<bool> {
         return Ok(false);
     };
     let _lock = store.lock_shared()?;
-    let (a, b) = load_both(store, &p.from, &p.to)?;
+    let w: &Worktree = wt;
+    let (both, cache) = rayon::join(
+        || load_both(store, &p.from, &p.to),
+        || registry::load_cache(store, w),
+    );
+    let (a, b) = both?;
     let ops = diff(&a, &b);
-    let cache = registry::load_cache(store, wt);
     apply(
         store,
         wt,
@@ -164,26 +187,49 @@ pub fn switch_with_progress(
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
-    let (a, b) = load_both(store, &from, to)?;
-    let ops = diff(&a, &b);
-    let cache = registry::load_cache(store, wt);
-    if !force {
-        let found = conflicts(store, wt, &a, &ops, &cache)?;
-        if !found.is_empty() {
-            return Err(Error::Conflict {
-                worktree: wt.path.clone(),
-                to: *to,
-                paths: found
-                    .iter()
-                    .take(50)
-                    .map(|c| format!("{} ({})", show(&c.path), c.why))
-                    .collect(),
-                total: found.len(),
-            });
-        }
-    }
+    // The journal (docs/store.md, "Durability") must be durable before the first change to
+    // the worktree, and written only once the check passed. Its bytes are written now and
+    // synced while the manifests are loaded and compared and the paths checked; only its
+    // rename and the directory's sync are left for after the check. Refused, it is dropped
+    // unpublished: the record on disk never named it.
     wt.pending = Some(Pending { from, to: *to });
-    registry::save(store, wt, None)?;
+    let journal = registry::stage(store, wt);
+    wt.pending = None;
+    let mut journal = journal?;
+    let w: &Worktree = wt;
+    let (synced, checked) = rayon::join(
+        || journal.sync_data(),
+        || -> Result<_> {
+            let (both, cache) = rayon::join(
+                || load_both(store, &from, to),
+                || registry::load_cache(store, w),
+            );
+            let (a, b) = both?;
+            let ops = diff(&a, &b);
+            let found = if force {
+                Vec::new()
+            } else {
+                conflicts(store, w, &a, &ops, &cache)?
+            };
+            Ok((b, ops, cache, found))
+        },
+    );
+    let (b, ops, cache, found) = checked?;
+    if !found.is_empty() {
+        return Err(Error::Conflict {
+            worktree: wt.path.clone(),
+            to: *to,
+            paths: found
+                .iter()
+                .take(50)
+                .map(|c| format!("{} ({})", show(&c.path), c.why))
+                .collect(),
+            total: found.len(),
+        });
+    }
+    synced?;
+    wt.pending = Some(Pending { from, to: *to });
+    journal.publish(wt)?;
     let (written, removed, dirs) = apply(store, wt, to, &b, &ops, &cache, false, progress)?;
     report.changed = ops.len() as u64;
     report.written = written;
@@ -197,8 +243,8 @@ pub fn switch_with_progress(
 pub fn conflicts(
     store: &Store,
     wt: &Worktree,
-    a: &Manifest,
-    ops: &[Op<'_>],
+    a: &ManifestView,
+    ops: &[Op],
     cache: &StatCache,
 ) -> Result<Vec<Conflict>> {
     let ap = Applier::new(store, &wt.path, false)?;
@@ -265,7 +311,7 @@ pub fn conflicts(
                 match ap.observe(q)? {
                     Obs::Absent | Obs::Dir => {}
                     _ => {
-                        let tracked = a.find(q).is_some_and(|i| a.entries()[i].kind != Kind::Dir);
+                        let tracked = a.find(q).is_some_and(|i| a.get(i).kind != Kind::Dir);
                         if !tracked {
                             out.push(untracked(q));
                         }
@@ -286,8 +332,8 @@ fn apply(
     store: &Store,
     wt: &mut Worktree,
     b_id: &Hash,
-    b: &Manifest,
-    ops: &[Op<'_>],
+    b: &ManifestView,
+    ops: &[Op],
     cache: &StatCache,
     careful: bool,
     progress: &Progress,
@@ -307,8 +353,10 @@ fn apply(
                 .sum(),
         ),
     });
-    let ap = Applier::new(store, &wt.path, careful)?;
-    let b_is_dir = |p: &[u8]| b.find(p).is_some_and(|i| b.entries()[i].kind == Kind::Dir);
+    // (Its own copy of the path: the record of `wt` is staged below while this is open.)
+    let root = wt.path.clone();
+    let ap = Applier::new(store, &root, careful)?;
+    let b_is_dir = |p: &[u8]| is_dir_entry(b, p);
 
     // 1. Entries the target lacks, deepest first.
     let mut removed = 0;
@@ -343,7 +391,7 @@ fn apply(
     let places: Vec<&Entry> = ops
         .iter()
         .filter_map(|op| match op {
-            Op::Place(new, _) if new.kind != Kind::Dir => Some(*new),
+            Op::Place(new, _) if new.kind != Kind::Dir => Some(new),
             _ => None,
         })
         .collect();
@@ -375,35 +423,70 @@ fn apply(
     // switch wrote is trusted at once (see `crate::cache`); records it did not write are
     // smudged where racy against the time read before their stats.
     let touched: HashSet<&[u8]> = ops.iter().map(|op| op.path()).collect();
-    let mut all: Vec<Rec> = cache
-        .carried()
-        .filter(|r| !touched.contains(r.path.as_slice()))
-        .collect();
     let written = placed.len() as u64;
     let (own, seen): (Vec<Placed>, Vec<Placed>) = placed.into_iter().partition(|p| p.written);
-    let own: Vec<Rec> = own.into_iter().map(|p| p.rec).collect();
-    let latest = cache::latest_fine_time(&own);
-    all.extend(own);
-    all.extend(cache::smudge_racy(
+    let mut fresh: Vec<Rec> = own.into_iter().map(|p| p.rec).collect();
+    let latest = cache::latest_fine_time(&fresh);
+    fresh.extend(cache::smudge_racy(
         started_ns,
         seen.into_iter().map(|p| p.rec).collect(),
     ));
-    // A directory record of a path that is no directory of the target (an empty-directory
-    // entry removed, a directory that became a file) would make its parent's names disagree
-    // with the records forever, so that the parent is listed by every status: dropped.
-    let dirs: Vec<Rec> = cache
-        .carried_dirs()
-        .filter(|r| r.path.is_empty() || b_is_dir(&r.path) || b.has_beneath(&r.path))
-        .collect();
-    let mut fresh = StatCache::with_dirs(started_ns, all, dirs);
-    // Durable first (docs/store.md, "Durability"); the clock tick of the newest write has
-    // usually passed by the time the sync returns, so the cache time below rarely waits.
-    ap.sync()?;
-    fresh.written_ns = cache::written_ns_after_own_writes(latest);
+    // Durable first (docs/store.md, "Durability"). The record that says the switch is done
+    // is staged now and renamed into place only once the sync of the worktree's filesystem
+    // returned, so that the rename never reaches the disk before the worktree's changes; that
+    // sync writes the staged bytes too when the store is on the same filesystem (otherwise
+    // they are synced beside it). The cache is built while the sync waits on the disk, and
+    // written only after it (it trusts what was written).
     wt.base = *b_id;
     wt.pending = None;
-    registry::save(store, wt, Some(&fresh))?;
+    let mut done = registry::stage(store, wt)?;
+    let same_fs = same_filesystem(store, &ap);
+    let (synced, (bytes, staged)) = rayon::join(
+        || ap.sync(),
+        || {
+            // A directory record of a path that is no directory of the target (an
+            // empty-directory entry removed, a directory that became a file) would make its
+            // parent's names disagree with the records forever, so that the parent is listed
+            // by every status: dropped.
+            let bytes = cache.merged_encoding(
+                started_ns,
+                |p| !touched.contains(p),
+                fresh,
+                |p| p.is_empty() || b_is_dir(p) || b.has_beneath(p),
+                Vec::new(),
+            );
+            let staged = if same_fs { Ok(()) } else { done.sync_data() };
+            (bytes, staged)
+        },
+    );
+    synced?;
+    staged?;
+    let mut bytes = bytes;
+    // The clock tick of the newest write has usually passed by the time the sync returns,
+    // so this rarely waits.
+    cache::set_encoded_written_ns(&mut bytes, cache::written_ns_after_own_writes(latest));
+    // The cache (never synced: one lost in a crash decodes as nothing) and the record at
+    // once; each is complete on its own, and the cache holds only what is now durable.
+    let w = wt.clone();
+    let (cached, published) = rayon::join(
+        || registry::write_cache_with(store, &w, |out| out.write_all(&bytes)),
+        || done.publish(wt),
+    );
+    published?;
+    cached?;
     Ok((written, removed, created))
+}
+
+/// True when the store's registry and the worktree are on one filesystem (the same device),
+/// so that a `syncfs` through the worktree also writes what was staged in the registry.
+fn same_filesystem(store: &Store, ap: &Applier<'_>) -> bool {
+    let dev = |fd: BorrowedFd<'_>| {
+        rustix::fs::fstat(fd)
+            .ok()
+            .map(|st| cowtree_fs::sys::stat_dev(&st))
+    };
+    let (s, w) = (dev(store.worktrees_dir().as_fd()), dev(ap.root.as_fd()));
+    s.is_some() && s == w
 }
 
 /// The bytes of file data an entry brings (a symlink's target is not file data).

@@ -1067,3 +1067,67 @@ fn lookup_rewrites_an_old_record_only_under_the_worktrees_lock() {
     let rec: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
     assert_eq!(rec["ino"], ino, "{rec}");
 }
+
+/// The names in the store's `worktrees/` that are temporary files (a record or cache being
+/// written).
+fn staged_leftovers(store: &Store) -> Vec<String> {
+    fs::read_dir(store.root().join("worktrees"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect()
+}
+
+#[test]
+fn a_refused_switch_leaves_the_record_byte_for_byte_and_no_staged_journal() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    let mut wt = check_out(&e, &e.a, "wt");
+    let record = e.store.root().join("worktrees").join(&wt.id);
+    let before = fs::read(&record).unwrap();
+    fs::write(wt.path.join("d0/sub/f0"), b"local work").unwrap();
+    let err = switch::switch(&e.store, &mut wt, &e.b, false).unwrap_err();
+    assert!(err.to_string().contains("d0/sub/f0"), "{err}");
+    assert_eq!(fs::read(&record).unwrap(), before, "the record changed");
+    assert!(wt.pending.is_none());
+    assert_eq!(staged_leftovers(&e.store), Vec::<String>::new());
+    // A switch that goes through leaves no staged file either, and its record is the one a
+    // fresh lookup reads.
+    fs::write(
+        wt.path.join("d0/sub/f0"),
+        fs::read(e.root.join("src-a/d0/sub/f0")).unwrap(),
+    )
+    .unwrap();
+    switch::switch(&e.store, &mut wt, &e.b, false).unwrap();
+    assert_eq!(staged_leftovers(&e.store), Vec::<String>::new());
+    let again = registry::open(&e.store, &wt.path).unwrap();
+    assert_eq!((again.base, again.pending), (e.b, None));
+    same_tree(&e.root.join("src-b"), &wt.path);
+}
+
+#[test]
+fn switch_of_a_worktree_on_another_filesystem_than_its_store_finishes_and_is_trusted() {
+    // The store on one XFS, the worktree (copied, not cloned) on another: the sync of the
+    // worktree's filesystem does not write the store's, so the record is synced on its own.
+    let Some(e) = env(Fs::Xfs) else { return };
+    let Some(other) = scratch(Fs::Xfs2) else {
+        return;
+    };
+    let dst = other.path().join("wt");
+    let opts = CheckoutOptions {
+        mode: CheckoutMode::Auto,
+        strict: false,
+    };
+    let r = checkout(&e.store, &e.a, &dst, opts, &|_| {}).unwrap();
+    let mut wt = status::adopt(&e.store, &r.path, &e.a).unwrap();
+    switch::switch(&e.store, &mut wt, &e.b, false).unwrap();
+    same_tree(&e.root.join("src-b"), &wt.path);
+    assert_eq!(staged_leftovers(&e.store), Vec::<String>::new());
+    let mut again = registry::open(&e.store, &wt.path).unwrap();
+    assert_eq!((again.base, again.pending), (e.b, None));
+    sleep_past_granularity();
+    let s = status::status(&e.store, &mut again).unwrap();
+    assert!(!s.dirty(), "{:?}", s.changes);
+    assert_eq!(s.hashed, 0, "a file the switch wrote was read");
+    switch::switch(&e.store, &mut again, &e.a, false).unwrap();
+    same_tree(&e.root.join("src-a"), &wt.path);
+}
