@@ -403,4 +403,31 @@ mod tests {
         assert_eq!(b64(b"foo"), "Zm9v");
         assert_eq!(b64(&[0xfb, 0xff]), "-_8");
     }
+
+    #[test]
+    fn record_paths_are_relative_to_site_packages() {
+        let site = Path::new("lib/python3.12/site-packages");
+        let mut out = String::new();
+        for p in [
+            "lib/python3.12/site-packages/six.py",
+            "bin/jp.py",
+            "lib/python3.12/site-packages-x/a",
+        ] {
+            push_record_path(&mut out, Path::new(p), site);
+            out.push('|');
+        }
+        assert_eq!(
+            out,
+            "six.py|../../../bin/jp.py|../../../lib/python3.12/site-packages-x/a|"
+        );
+    }
+
+    #[test]
+    fn wheel_record_gives_each_path_its_hash_and_skips_lines_without_one() {
+        let text = "a/b.py,sha256=AbC,12\n\"x,y.py\",sha256=Zz_-,3\np.dist-info/RECORD,,\nbad\n";
+        let known = wheel_record(text);
+        assert_eq!(known.get("a/b.py"), Some(&"AbC"));
+        assert_eq!(known.get("x,y.py"), Some(&"Zz_-"));
+        assert_eq!(known.len(), 2);
+    }
 }
