@@ -14,19 +14,27 @@
 #   - hardlink: wheel_install --mode hardlink           vs `uv pip install --offline --link-mode hardlink`
 #   - loop:     wheel_install --session-per-package (one Linker per wheel, as calling link_tree
 #               per package does) vs the one pass
+#   - floor:    bench/merge-floor.c, clone and hardlink modes, with as many threads as cores:
+#               the kernel work alone of the same install (every file of every unpacked wheel
+#               created and FICLONEd, or linkat'ed, into site-packages, directories made,
+#               nothing else: no .data mapping, no RECORD), so that each target can be set
+#               against what the kernel alone takes.
 # Times are what each tool reports for the install (uv: "Installed N packages in ...";
-# wheel_install: linking, shebangs, RECORD and INSTALLER); each tool's CPU time (user + system,
-# of the whole process: for uv that includes resolving from the local wheels) is printed too,
-# as it depends less on what else the machine runs. The first round's site-packages of
+# wheel_install: linking, shebangs, RECORD and INSTALLER; the floor: from its first open to its
+# last worker's end); each tool's CPU time (user + system, of the whole process: for uv that
+# includes resolving from the local wheels) and context switches (voluntary: it blocked;
+# involuntary: it was preempted) are printed too, from GNU time. The first round's site-packages of
 # both tools are compared (every file's bytes and executable bit, and each RECORD as a set of
 # lines, leaving out INSTALLER, RECORD, REQUESTED and uv_cache.json, which differ by design,
 # and the lines of bin/: the console-script launchers uv writes from entry_points.txt, which
 # wheel_install does not generate, and scripts whose `#!python` line each tool points at its
 # own venv).
-# Prints medians, ratios and one PASS/MISS line per target; also written to bench/out/.
+# Prints medians, ratios, one PASS/MISS line per target and, per target, the most the Linker
+# may take against what the floor takes; also written to bench/out/.
 #
 # Environment: RUNS (default 7), PACKAGES (default "ansible botocore scipy pandas sympy django
-# matplotlib"), WHEEL_CACHE (default bench/out/wheels), PYTHON (default python3).
+# matplotlib"), WHEEL_CACHE (default bench/out/wheels), PYTHON (default python3), SYSCALLS=1
+# (then one more install per tool under `strace -f -c`, printed as system calls per file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -72,37 +80,56 @@ for w in sys.argv[2:]:
                 os.chmod(path, 0o755 if mode & 0o111 else 0o644)
 EOF
 export UV_CACHE_DIR="$X/uvcache"
-uvpip() { # uvpip VENV MODE
-  uv pip install --offline --no-index --find-links "$WHEEL_CACHE" --link-mode "$2" \
-    --python "$1/bin/python" "${names[@]}" 2>&1
+FLOOR="$X/merge-floor"
+cc -O2 -pthread -o "$FLOOR" bench/merge-floor.c
+JOBS=$(nproc)
+
+cmd() { # cmd TOOL VENV: sets CMD to TOOL's command line installing into VENV
+  local site
+  site=$(echo "$2"/lib/python3*/site-packages)
+  case $1 in
+    ct-clone) CMD=("$EX" "$2" "$X"/unpacked/*) ;;
+    ct-hardlink) CMD=("$EX" --mode hardlink "$2" "$X"/unpacked/*) ;;
+    ct-loop) CMD=("$EX" --session-per-package "$2" "$X"/unpacked/*) ;;
+    uv-clone | uv-hardlink)
+      CMD=(uv pip install --offline --no-index --find-links "$WHEEL_CACHE" --link-mode "${1#uv-}"
+        --python "$2/bin/python" "${names[@]}") ;;
+    floor-clone | floor-hardlink) CMD=("$FLOOR" -j "$JOBS" -m "${1#floor-}" "$site" "$X"/unpacked/*) ;;
+    *) die "unknown tool $1" ;;
+  esac
 }
 uv venv -q --python "$PYTHON" "$X/warm"
-uvpip "$X/warm" clone >/dev/null
+cmd uv-clone "$X/warm"
+"${CMD[@]}" >/dev/null 2>&1
 rm -rf "$X/warm"
 files=$(find "$X/unpacked" -type f | wc -l)
 echo "wheels: ${#wheels[@]} wheels, $files files; load: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores"
 
 # Milliseconds from a tool's own report.
-ms_uv() { sed -nE 's/.*Installed [0-9]+ packages? in ([0-9.]+)(m?s).*/\1 \2/p' | awk '{print ($2=="s") ? $1*1000 : $1}'; }
-ms_ct() { sed -nE 's/.* in ([0-9.]+) ms$/\1/p'; }
+ms_of() { # ms_of TOOL < output
+  case $1 in
+    uv-*) sed -nE 's/.*Installed [0-9]+ packages? in ([0-9.]+)(m?s).*/\1 \2/p' |
+      awk '{print ($2=="s") ? $1*1000 : $1}' ;;
+    ct-*) sed -nE 's/.* in ([0-9.]+) ms$/\1/p' ;;
+    floor-*) sed -nE 's/^merge-floor: .*, ([0-9.]+) ms$/\1/p' ;;
+  esac
+}
 
-declare -A T C
-TIMEFORMAT='%U %S'
-run_one() { # run_one TOOL ROUND -> appends ms to T[TOOL], CPU ms to C[TOOL]
-  local tool=$1 r=$2 v="$X/v-$1-$2" ms out cpu
+[[ -x /usr/bin/time ]] || die "needs GNU time (/usr/bin/time: apt-get install time)"
+declare -A T C V I
+run_one() { # run_one TOOL ROUND -> appends ms to T[TOOL], CPU ms to C[TOOL], switches to V, I
+  local tool=$1 r=$2 v="$X/v-$1-$2" ms out u s vol inv
   uv venv -q --python "$PYTHON" "$v"
+  cmd "$tool" "$v"
   sync
-  { time case $tool in
-    ct-clone) out=$("$EX" "$v" "$X"/unpacked/*); ms=$(ms_ct <<<"$out") ;;
-    ct-hardlink) out=$("$EX" --mode hardlink "$v" "$X"/unpacked/*); ms=$(ms_ct <<<"$out") ;;
-    ct-loop) out=$("$EX" --session-per-package "$v" "$X"/unpacked/*); ms=$(ms_ct <<<"$out") ;;
-    uv-clone) out=$(uvpip "$v" clone); ms=$(ms_uv <<<"$out") ;;
-    uv-hardlink) out=$(uvpip "$v" hardlink); ms=$(ms_uv <<<"$out") ;;
-  esac; } 2>"$X/cpu"
+  out=$(/usr/bin/time -f '%U %S %w %c' -o "$X/cpu" "${CMD[@]}" 2>&1) || die "$tool failed: $out"
+  ms=$(ms_of "$tool" <<<"$out")
   [[ -n "$ms" ]] || die "$tool printed no time: $out"
-  cpu=$(tail -n1 "$X/cpu" | awk '{printf "%.0f", ($1 + $2) * 1000}')
+  read -r u s vol inv <"$X/cpu"
   T[$tool]+="$ms "
-  C[$tool]+="$cpu "
+  C[$tool]+="$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.0f", (u + s) * 1000}') "
+  V[$tool]+="$vol "
+  I[$tool]+="$inv "
 }
 
 compare() { # compare VENV_A VENV_B
@@ -140,7 +167,11 @@ EOF
 
 status=0
 for ((r = 1; r <= RUNS; r++)); do
-  if ((r % 2)); then order=(ct-clone uv-clone ct-hardlink uv-hardlink ct-loop); else order=(uv-clone ct-clone uv-hardlink ct-hardlink ct-loop); fi
+  if ((r % 2)); then
+    order=(ct-clone uv-clone floor-clone ct-hardlink uv-hardlink floor-hardlink ct-loop)
+  else
+    order=(floor-clone uv-clone ct-clone floor-hardlink uv-hardlink ct-hardlink ct-loop)
+  fi
   for tool in "${order[@]}"; do run_one "$tool" "$r"; done
   if ((r == 1)); then
     echo "content, clone:"
@@ -152,12 +183,14 @@ for ((r = 1; r <= RUNS; r++)); do
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-declare -A M
-printf '%-12s %10s   %-40s %8s   %s\n' tool median_ms "all runs (ms)" cpu_ms "all runs, CPU (ms)"
-for tool in ct-clone uv-clone ct-hardlink uv-hardlink ct-loop; do
+declare -A M MC
+echo "medians; vol, invol: the process's voluntary context switches (it blocked) and involuntary ones (it was preempted)"
+printf '%-14s %9s   %-36s %7s   %-30s %6s %6s\n' tool median_ms "all runs (ms)" cpu_ms "all runs, CPU (ms)" vol invol
+for tool in ct-clone uv-clone floor-clone ct-hardlink uv-hardlink floor-hardlink ct-loop; do
   M[$tool]=$(median <<<"${T[$tool]}")
-  printf '%-12s %10.1f   %-40s %8.0f   %s\n' "$tool" "${M[$tool]}" "${T[$tool]}" \
-    "$(median <<<"${C[$tool]}")" "${C[$tool]}"
+  MC[$tool]=$(median <<<"${C[$tool]}")
+  printf '%-14s %9.1f   %-36s %7.0f   %-30s %6.0f %6.0f\n' "$tool" "${M[$tool]}" "${T[$tool]}" \
+    "${MC[$tool]}" "${C[$tool]}" "$(median <<<"${V[$tool]}")" "$(median <<<"${I[$tool]}")"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 verdict() { awk -v x="$1" -v t="$2" 'BEGIN {print (x >= t) ? "PASS" : "MISS"}'; }
@@ -166,7 +199,51 @@ r2=$(ratio "${M[uv-hardlink]}" "${M[ct-hardlink]}")
 r3=$(ratio "${M[ct-loop]}" "${M[ct-clone]}")
 echo "$(verdict "$r1" 1.5) clone: uv / Linker = ${r1}x (target >= 1.5x)"
 echo "$(verdict "$r2" 1.0) hardlink: uv / Linker = ${r2}x (target >= 1.0x)"
+# What each target asks of the Linker, against what the kernel work alone costs.
+floor_line() { # floor_line MODE FACTOR TARGET_TEXT
+  local need
+  need=$(awk -v u="${M[uv-$1]}" -v f="$2" 'BEGIN {printf "%.0f", u / f}')
+  echo "$1: $3 needs the Linker <= $need ms; the floor alone takes ${M[floor-$1]} ms" \
+    "($(ratio "${M[floor-$1]}" "$need") of that; CPU ${MC[floor-$1]} ms);" \
+    "Linker / floor = $(ratio "${M[ct-$1]}" "${M[floor-$1]}")x, uv / floor = $(ratio "${M[uv-$1]}" "${M[floor-$1]}")x"
+}
+floor_line clone 1.5 "1.5x uv"
+floor_line hardlink 1.0 "no slower than uv"
 echo "one session per package / one pass = ${r3}x"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# SYSCALLS=1: one more install per tool under `strace -f -c`; system calls per unpacked file.
+if [[ "${SYSCALLS:-0}" == 1 ]]; then
+  command -v strace >/dev/null || die "SYSCALLS=1 needs strace"
+  traced=(ct-clone uv-clone floor-clone ct-hardlink uv-hardlink floor-hardlink)
+  for tool in "${traced[@]}"; do
+    v="$X/v-$tool-strace"
+    uv venv -q --python "$PYTHON" "$v"
+    cmd "$tool" "$v"
+    sync
+    strace -f -c -o "$X/strace-$tool" "${CMD[@]}" >/dev/null 2>&1 || die "$tool failed under strace"
+    rm -rf "$v"
+  done
+  echo "system calls per unpacked file ($files files; strace -f -c; uv's are the whole process's):"
+  "$PYTHON" - "$files" "${traced[@]/#/$X/strace-}" <<'EOF'
+import os, sys
+files = int(sys.argv[1])
+tools, counts = [], []
+for path in sys.argv[2:]:
+    tools.append(os.path.basename(path)[len("strace-"):])
+    c = {}
+    for line in open(path):
+        f = line.split()
+        if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+            c[f[-1]] = int(f[3])
+    counts.append(c)
+names = sorted({n for c in counts for n in c}, key=lambda n: -max(c.get(n, 0) for c in counts))
+print(f"{'syscall':<16}" + "".join(f"{t:>15}" for t in tools))
+for n in names:
+    if max(c.get(n, 0) for c in counts) >= files / 100:
+        print(f"{n:<16}" + "".join(f"{c.get(n, 0) / files:>15.2f}" for c in counts))
+print(f"{'total':<16}" + "".join(f"{sum(c.values()) / files:>15.2f}" for c in counts))
+EOF
+fi
 echo "written to $OUT"
 exit "$status"

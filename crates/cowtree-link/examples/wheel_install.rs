@@ -32,9 +32,10 @@
 //! instead (the linker's SHA-256 of each destination file). Console-script launchers from `entry_points.txt` are not
 //! generated: this installs files, it does not resolve or build.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -45,6 +46,11 @@ use cowtree_link::{
 // An installer's allocations are many and small (paths, names, record entries) and made by
 // several threads at once, where glibc's malloc spends a tenth of the run; installers ship a
 // faster allocator (uv links jemalloc), and so does this one.
+// mimalloc asks for transparent huge pages on its arena (madvise MADV_HUGEPAGE), so each first
+// touch of a 2 MiB region zeroes all of it: a short-lived process that uses 55 MiB then maps
+// 85 MiB, and zeroing pages was a seventh of this installer's CPU in hardlink mode. Installers
+// do not use huge pages (uv's jemalloc leaves them to the system, which here gives them only
+// where asked): `main` turns them off for the process before the work starts.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -112,19 +118,23 @@ impl Wheel {
     }
 }
 
-/// The `sha256=` values of a wheel's RECORD (already URL-safe base64), by path in the wheel.
-fn wheel_record(path: &Path) -> Result<std::collections::HashMap<String, String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| {
-            // A path may itself hold commas (then it is quoted); the hash and size do not.
-            let mut fields = l.rsplitn(3, ',');
-            let (_size, hash, p) = (fields.next()?, fields.next()?, fields.next()?);
-            let h = hash.strip_prefix("sha256=")?;
-            Some((p.trim_matches('"').to_string(), h.to_string()))
-        })
-        .collect())
+/// The `sha256=` values of a wheel's RECORD `text` (already URL-safe base64), by path in the
+/// wheel, borrowed from the text.
+fn wheel_record(text: &str) -> HashMap<&str, &str> {
+    let lines = text.lines();
+    let mut known = HashMap::with_capacity(lines.size_hint().0);
+    for l in lines {
+        // A path may itself hold commas (then it is quoted); the hash and size do not.
+        let mut fields = l.rsplitn(3, ',');
+        let (Some(_size), Some(hash), Some(p)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if let Some(h) = hash.strip_prefix("sha256=") {
+            known.insert(p.trim_matches('"'), h);
+        }
+    }
+    known
 }
 
 fn sha256_of(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -145,13 +155,16 @@ fn b64(bytes: &[u8]) -> String {
     out
 }
 
-/// `path` (relative to the venv) as RECORD writes it: relative to site-packages.
-fn record_path(path: &Path, site: &Path) -> String {
-    match path.strip_prefix(site) {
-        Ok(p) => p.to_string_lossy().into_owned(),
-        Err(_) => {
-            let up = "../".repeat(site.components().count());
-            format!("{up}{}", path.to_string_lossy())
+/// Appends `path` (relative to the venv) as RECORD writes it: relative to site-packages.
+fn push_record_path(out: &mut String, path: &Path, site: &Path) {
+    let (p, s) = (path.as_os_str().as_bytes(), site.as_os_str().as_bytes());
+    match p.strip_prefix(s).and_then(|rest| rest.strip_prefix(b"/")) {
+        Some(rest) => out.push_str(&String::from_utf8_lossy(rest)),
+        None => {
+            for _ in site.components() {
+                out.push_str("../");
+            }
+            out.push_str(&String::from_utf8_lossy(p));
         }
     }
 }
@@ -188,29 +201,34 @@ fn write_record(
 ) -> Result<(), String> {
     let site = &w.site;
     let info = venv.join(site).join(&w.dist_info);
-    let known = wheel_record(&w.dir.join(&w.record))?;
-    let mut record = String::new();
+    let wheel_record_path = w.dir.join(&w.record);
+    let text = std::fs::read_to_string(&wheel_record_path)
+        .map_err(|e| format!("{}: {e}", wheel_record_path.display()))?;
+    let known = wheel_record(&text);
+    let mut record = String::with_capacity(text.len() + 4096);
     for e in entries {
         let (mut hash, mut size) = (e.hash.as_ref().map(|d| b64(&d.bytes)), e.size);
         if hash.is_none() && e.kind == EntryKind::File {
             let from = e.from.as_deref().and_then(Path::to_str).unwrap_or_default();
             hash = match known.get(from) {
-                Some(h) => Some(h.clone()),
+                Some(h) => Some((*h).to_string()),
                 None => Some(b64(
                     &sha256_of(&venv.join(&e.path)).map_err(|e| e.to_string())?
                 )),
             };
         }
-        if e.path.starts_with("bin")
-            && e.kind == EntryKind::File
+        let path = e.path.as_os_str().as_bytes();
+        if e.kind == EntryKind::File
+            && (path == b"bin" || path.starts_with(b"bin/"))
             && let Some((h, s)) =
                 fix_shebang(&venv.join(&e.path), python).map_err(|err| err.to_string())?
         {
             (hash, size) = (Some(b64(&h)), s);
         }
+        push_record_path(&mut record, &e.path, site);
         let _ = match hash {
-            Some(h) => writeln!(record, "{},sha256={h},{size}", record_path(&e.path, site)),
-            None => writeln!(record, "{},,", record_path(&e.path, site)),
+            Some(h) => writeln!(record, ",sha256={h},{size}"),
+            None => writeln!(record, ",,"),
         };
     }
     let _ = writeln!(record, "{}/INSTALLER,,", w.dist_info);
@@ -352,10 +370,17 @@ fn run() -> Result<(), String> {
     for f in &report.fallbacks {
         let _ = writeln!(out, "warning: {} files copied: {}", f.count, f.description);
     }
+    // The process ends here: the record (an entry per file) is left for the kernel to reclaim
+    // with the rest of the memory rather than freed entry by entry.
+    drop(by_source);
+    std::mem::forget(report);
     Ok(())
 }
 
 fn main() -> ExitCode {
+    // Best effort: a kernel without the flag keeps huge pages, and only speed changes.
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -377,5 +402,32 @@ mod tests {
         assert_eq!(b64(b"fo"), "Zm8");
         assert_eq!(b64(b"foo"), "Zm9v");
         assert_eq!(b64(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn record_paths_are_relative_to_site_packages() {
+        let site = Path::new("lib/python3.12/site-packages");
+        let mut out = String::new();
+        for p in [
+            "lib/python3.12/site-packages/six.py",
+            "bin/jp.py",
+            "lib/python3.12/site-packages-x/a",
+        ] {
+            push_record_path(&mut out, Path::new(p), site);
+            out.push('|');
+        }
+        assert_eq!(
+            out,
+            "six.py|../../../bin/jp.py|../../../lib/python3.12/site-packages-x/a|"
+        );
+    }
+
+    #[test]
+    fn wheel_record_gives_each_path_its_hash_and_skips_lines_without_one() {
+        let text = "a/b.py,sha256=AbC,12\n\"x,y.py\",sha256=Zz_-,3\np.dist-info/RECORD,,\nbad\n";
+        let known = wheel_record(text);
+        assert_eq!(known.get("a/b.py"), Some(&"AbC"));
+        assert_eq!(known.get("x,y.py"), Some(&"Zz_-"));
+        assert_eq!(known.len(), 2);
     }
 }
