@@ -16,6 +16,7 @@
 //! worktree on a filesystem without user extended attributes is still found by searching
 //! the stores' registries.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -269,10 +270,19 @@ pub fn known_stores() -> Vec<PathBuf> {
     let Ok(bytes) = std::fs::read(file) else {
         return Vec::new();
     };
+    parse_known(&bytes)
+}
+
+/// The absolute paths listed one a line in `bytes`, each once, in the order of their first line.
+fn parse_known(bytes: &[u8]) -> Vec<PathBuf> {
+    // A set beside the list: the file grows by a line per store ever used (tests make
+    // thousands), and every `snapshot` reads it; a search of the list for each line was
+    // quadratic in its length.
+    let mut seen: HashSet<PathBuf> = HashSet::new();
     let mut out: Vec<PathBuf> = Vec::new();
     for line in bytes.split(|&b| b == b'\n') {
         let p = PathBuf::from(OsStr::from_bytes(line));
-        if p.is_absolute() && !out.contains(&p) {
+        if p.is_absolute() && seen.insert(p.clone()) {
             out.push(p);
         }
     }
@@ -353,6 +363,34 @@ pub fn store_here(dir: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_stores_are_listed_once_each_in_first_use_order_and_only_absolute() {
+        let text = b"/s/b\n/s/a\nrelative/c\n/s/b\n/s//a\n/s/a/\n\n/s/c\n";
+        assert_eq!(
+            parse_known(text),
+            [
+                PathBuf::from("/s/b"),
+                PathBuf::from("/s/a"),
+                PathBuf::from("/s/c")
+            ]
+        );
+        // Thousands of lines, each store listed twice: each once, in order.
+        let mut long = Vec::new();
+        for round in 0..2 {
+            for i in 0..5000 {
+                long.extend_from_slice(format!("/stores/{i}{}\n", ["", "/"][round]).as_bytes());
+            }
+        }
+        let parsed = parse_known(&long);
+        assert_eq!(parsed.len(), 5000);
+        assert!(
+            parsed
+                .iter()
+                .enumerate()
+                .all(|(i, p)| *p == Path::new(&format!("/stores/{i}")))
+        );
+    }
 
     #[test]
     fn absolute_resolves_dots_below_a_missing_tail() {
