@@ -16,6 +16,7 @@
 //! worktree on a filesystem without user extended attributes is still found by searching
 //! the stores' registries.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -272,17 +273,17 @@ pub fn known_stores() -> Vec<PathBuf> {
     parse_known(&bytes)
 }
 
-/// The absolute paths of a [`known_stores_file`]'s lines, each once, in order.
+/// The absolute paths listed one a line in `bytes`, each once, in the order of their first line.
 fn parse_known(bytes: &[u8]) -> Vec<PathBuf> {
-    // Each path once (as `Path` compares them), through a hash set: the list grows with
-    // every store ever used and every command reads it (see `remember`), so this must stay
-    // linear in its length.
-    let mut seen: std::collections::HashSet<&Path> = std::collections::HashSet::new();
+    // A set beside the list: the file grows by a line per store ever used (tests make
+    // thousands), and every `snapshot` reads it; a search of the list for each line was
+    // quadratic in its length.
+    let mut seen: HashSet<PathBuf> = HashSet::new();
     let mut out: Vec<PathBuf> = Vec::new();
     for line in bytes.split(|&b| b == b'\n') {
-        let p = Path::new(OsStr::from_bytes(line));
-        if p.is_absolute() && seen.insert(p) {
-            out.push(p.to_path_buf());
+        let p = PathBuf::from(OsStr::from_bytes(line));
+        if p.is_absolute() && seen.insert(p.clone()) {
+            out.push(p);
         }
     }
     out
@@ -364,26 +365,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn known_stores_are_listed_once_each_in_first_use_order_and_only_absolute() {
+        let text = b"/s/b\n/s/a\nrelative/c\n/s/b\n/s//a\n/s/a/\n\n/s/c\n";
+        assert_eq!(
+            parse_known(text),
+            [
+                PathBuf::from("/s/b"),
+                PathBuf::from("/s/a"),
+                PathBuf::from("/s/c")
+            ]
+        );
+        // Thousands of lines, each store listed twice: each once, in order.
+        let mut long = Vec::new();
+        for round in 0..2 {
+            for i in 0..5000 {
+                long.extend_from_slice(format!("/stores/{i}{}\n", ["", "/"][round]).as_bytes());
+            }
+        }
+        let parsed = parse_known(&long);
+        assert_eq!(parsed.len(), 5000);
+        assert!(
+            parsed
+                .iter()
+                .enumerate()
+                .all(|(i, p)| *p == Path::new(&format!("/stores/{i}")))
+        );
+    }
+
+    #[test]
     fn absolute_resolves_dots_below_a_missing_tail() {
         let tmp = tempfile::tempdir().unwrap();
         let canon = std::fs::canonicalize(tmp.path()).unwrap();
         let p = tmp.path().join("a/../b/./c");
         assert_eq!(absolute(&p).unwrap(), canon.join("b/c"));
-    }
-
-    #[test]
-    fn known_stores_are_listed_once_each_in_first_use_order_whatever_the_list_length() {
-        let got = parse_known(b"/b\nrelative\n/a\n/b/\n\n/a\n/c");
-        let want: Vec<PathBuf> = ["/b", "/a", "/c"].iter().map(PathBuf::from).collect();
-        assert_eq!(got, want);
-        // A list that grew over many runs, each store named many times: one entry per store.
-        let mut long = Vec::new();
-        for i in 0..20_000 {
-            long.extend_from_slice(format!("/stores/s{}\n", i % 1500).as_bytes());
-        }
-        let got = parse_known(&long);
-        assert_eq!(got.len(), 1500);
-        assert_eq!(got[1499], PathBuf::from("/stores/s1499"));
     }
 
     #[test]

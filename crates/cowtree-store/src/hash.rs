@@ -29,7 +29,19 @@ impl Hash {
 
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+        String::from_utf8(self.hex_bytes().to_vec()).expect("hex digits are ASCII")
+    }
+
+    /// Lowercase hex as 64 ASCII bytes, made without the formatting machinery (a snapshot
+    /// names a blob by it for every file it records).
+    pub fn hex_bytes(&self) -> [u8; 64] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0x0f)];
+        }
+        out
     }
 
     /// Parses 64 hex digits (either case).
@@ -51,7 +63,7 @@ pub fn is_hex(s: &str) -> bool {
 
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&blake3::Hash::from_bytes(self.0).to_hex())
+        f.write_str(&self.to_hex())
     }
 }
 
@@ -71,6 +83,13 @@ mod tests {
         assert_eq!(Hash::from_hex(&h.to_hex()), Some(h));
         let hex: String = h.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(h.to_hex(), hex);
+        assert_eq!(h.hex_bytes().as_slice(), hex.as_bytes());
+        assert_eq!(
+            h.to_hex(),
+            blake3::Hash::from_bytes(*h.as_bytes()).to_hex().as_str()
+        );
+        let edges = Hash::from_bytes([0x00, 0x0f, 0xf0, 0xff].repeat(8).try_into().unwrap());
+        assert_eq!(edges.to_hex(), "000ff0ff".repeat(8));
         assert_eq!(
             crate::Store::blob_rel(&h),
             std::ffi::OsString::from(format!("{}/{}", &hex[..2], &hex[2..]))

@@ -16,8 +16,9 @@
 //!
 //! What is hashed is the clone, or, for a source whose ctime is older than the snapshot's start
 //! by [`CTIME_MARGIN_NS`], the source itself, from its usually warm pages, and only AFTER the
-//! clone: `fstat` (at open), `FICLONE` from that descriptor, hash the source, `fstat` again; the
-//! hash is taken only if inode, size, mtime and ctime are unchanged, else the clone is hashed.
+//! clone: `fstat` (at open), `FICLONE` from that descriptor, hash the source's first `size`
+//! bytes (that `fstat`'s size, with `pread`), `fstat` again; the hash is taken only if inode,
+//! size, mtime and ctime are unchanged and the file held `size` bytes, else the clone is hashed.
 //! The clone wrote back the source's dirty pages, which write-protects every page mapped for
 //! writing, so any change after it (`write`, truncate, `fallocate`, or a store through a shared
 //! mapping, which must fault into `page_mkwrite`) sets a new ctime before the content changes;
@@ -236,15 +237,34 @@ pub fn snapshot_dir_with_progress(
             put: &put,
             entries: Vec::new(),
         })?;
-    let mut entries = Vec::with_capacity(recorders.iter().map(|r| r.entries.len()).sum());
-    for r in recorders {
-        entries.extend(r.entries);
+    let walked = started.elapsed();
+    // Every blob the manifest names is placed: they are made durable (`syncfs`, which mostly
+    // waits for the disk) while the manifest is sorted, checked and encoded, and the manifest
+    // is named only after both (docs/store.md, "Durability").
+    let (synced, manifest) = std::thread::scope(|s| {
+        let sync = std::thread::Builder::new()
+            .name("cowtree-sync".into())
+            .spawn_scoped(s, || store.sync_filesystem());
+        let manifest = build_manifest(recorders, src);
+        let synced = match sync {
+            Ok(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(Error::msg("internal error: the sync thread panicked"))),
+            // No thread to be had: in turn.
+            Err(_) => store.sync_filesystem(),
+        };
+        (synced, manifest)
+    });
+    let manifest = manifest?;
+    synced?;
+    let built = started.elapsed();
+    let id = store.save_synced(&manifest)?;
+    if std::env::var_os("COWTREE_TIMING").is_some() {
+        eprintln!(
+            "timing: walk {walked:?}, manifest built and store synced {built:?}, saved {:?}",
+            started.elapsed()
+        );
     }
-    let manifest = Manifest::new(entries).map_err(|source| Error::Manifest {
-        context: format!("snapshot of {}", src.display()),
-        source,
-    })?;
-    let id = store.save(&manifest)?;
     if let Some(n) = name {
         crate::refs::set(store, n, &id)?;
     }
@@ -261,6 +281,24 @@ pub fn snapshot_dir_with_progress(
     drop(put);
     drop(staging);
     Ok(report)
+}
+
+/// The manifest of the entries the walk's `recorders` found in `src`: sorted on the ingest
+/// pool's threads, then checked.
+fn build_manifest(recorders: Vec<Recorder<'_, '_>>, src: &Path) -> Result<Manifest> {
+    let mut entries = Vec::with_capacity(recorders.iter().map(|r| r.entries.len()).sum());
+    for r in recorders {
+        entries.extend(r.entries);
+    }
+    // Paths are unique in a valid manifest (a duplicate is refused by the check below,
+    // whatever its order), so an unstable sort gives the one order; `Manifest::new` then finds
+    // the entries sorted at the cost of one pass.
+    crate::workers::pool(crate::workers::Pool::Ingest)
+        .sort_unstable_by(&mut entries, |a, b| a.path.cmp(&b.path));
+    Manifest::new(entries).map_err(|source| Error::Manifest {
+        context: format!("snapshot of {}", src.display()),
+        source,
+    })
 }
 
 fn poisoned_io<T>(_: T) -> io::Error {
@@ -548,8 +586,9 @@ impl<'a> Putter<'a> {
         }
         let exec = st.st_mode & 0o111 != 0;
         let prehash = self.prehash_wanted();
-        let sname = OsString::from(format!("f{}", self.counter.fetch_add(1, Ordering::Relaxed)));
-        let sname = sname.as_os_str();
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        // The name of a named staging file (no `O_TMPFILE`, or a copy), made only for those.
+        let staging_name = || OsString::from(format!("f{n}"));
         let try_clone = !self
             .no_clone
             .lock()
@@ -592,11 +631,12 @@ impl<'a> Putter<'a> {
                         mode: Some(0o444),
                         preserve_times: false,
                     };
-                    match transfer_at(dir, name, lane, sname, &opts)? {
+                    let sname = staging_name();
+                    match transfer_at(dir, name, lane, &sname, &opts)? {
                         Transfer::Cloned { .. } => {
                             let fd = openat(
                                 lane,
-                                sname,
+                                &sname,
                                 OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                                 Mode::empty(),
                             )?;
@@ -605,7 +645,7 @@ impl<'a> Putter<'a> {
                             return Ok(Step::Staged(Staged {
                                 lane,
                                 fd,
-                                sname: Some(sname.to_owned()),
+                                sname: Some(sname),
                                 exec,
                                 known: None,
                             }));
@@ -624,9 +664,10 @@ impl<'a> Putter<'a> {
         }
         // The source may have been read by the pre-hash.
         rustix::fs::seek(&src, rustix::fs::SeekFrom::Start(0))?;
-        let (size, hash) = copy_and_hash(&src, lane, sname)?;
+        let sname = staging_name();
+        let (size, hash) = copy_and_hash(&src, lane, &sname)?;
         self.copied_bytes.fetch_add(size, Ordering::Relaxed);
-        self.place_blob(lane, sname, &hash, size)?;
+        self.place_blob(lane, &sname, &hash, size)?;
         Ok(Step::Done(Put {
             size,
             hash,
@@ -645,16 +686,17 @@ impl<'a> Putter<'a> {
         if ctime_ns(before) >= self.old_ctime_before {
             return Ok(None);
         }
-        rustix::fs::seek(src, rustix::fs::SeekFrom::Start(0))?;
-        let (size, hash) = hash_fd(src)?;
+        // Exactly the size the first stat gave: a file that grew or shrank since has a new
+        // ctime, which the second stat shows; no read to find the end is needed.
+        let size = before.st_size as u64;
+        let hash = hash_prefix(src, size)?;
         let after = fstat(src)?;
         let same = after.st_ino == before.st_ino
             && after.st_dev == before.st_dev
             && after.st_size == before.st_size
-            && size == before.st_size as u64
             && mtime_ns(&after) == mtime_ns(before)
             && ctime_ns(&after) == ctime_ns(before);
-        if same {
+        if let (true, Some(hash)) = (same, hash) {
             self.source_hashed.fetch_add(1, Ordering::Relaxed);
             Ok(Some((size, hash)))
         } else {
@@ -879,6 +921,55 @@ pub(crate) fn hash_file(dir: impl AsFd, name: &OsStr) -> io::Result<(u64, Hash)>
     hash_fd(&fd)
 }
 
+/// Reads from this size on are hashed on rayon's threads as well (as in
+/// [`cowtree_fs::read::hash_fd`]).
+const HASH_RAYON_FROM: usize = 256 * 1024;
+/// The largest read of [`hash_prefix`].
+const PREFIX_READ_MAX: usize = 1 << 20;
+
+thread_local! {
+    /// [`hash_prefix`]'s read buffer: grown to the largest read the thread has needed (up to
+    /// [`PREFIX_READ_MAX`]), so that a small file costs one `pread` into memory already touched.
+    static PREFIX_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The BLAKE3 hash of the first `size` bytes of `fd`, read with `pread` from offset 0 (the
+/// descriptor's offset is neither used nor moved), in one read for a file of up to 1 MiB and
+/// without a read past `size` to find the end; `None` when the file ends before `size` bytes.
+fn hash_prefix(fd: &OwnedFd, size: u64) -> io::Result<Option<Hash>> {
+    let mut hasher = blake3::Hasher::new();
+    let mut run = |buf: &mut Vec<u8>| -> io::Result<bool> {
+        let want = usize::try_from(size).map_or(PREFIX_READ_MAX, |s| s.min(PREFIX_READ_MAX));
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        let mut at = 0u64;
+        while at < size {
+            let n = usize::try_from(size - at).map_or(buf.len(), |left| left.min(buf.len()));
+            let got = match rustix::io::pread(fd, &mut buf[..n], at) {
+                Ok(0) => return Ok(false),
+                Ok(got) => got,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if got >= HASH_RAYON_FROM {
+                hasher.update_rayon(&buf[..got]);
+            } else {
+                hasher.update(&buf[..got]);
+            }
+            at += got as u64;
+        }
+        Ok(true)
+    };
+    // A rayon thread waiting in `update_rayon` may run another job that hashes too: that
+    // nested call gets a buffer of its own.
+    let whole = PREFIX_BUF.with(|b| match b.try_borrow_mut() {
+        Ok(mut b) => run(&mut b),
+        Err(_) => run(&mut Vec::new()),
+    })?;
+    Ok(whole.then(|| Hash::from(hasher.finalize())))
+}
+
 /// Hashes what `fd` holds from its current offset to the end.
 fn hash_fd(fd: &OwnedFd) -> io::Result<(u64, Hash)> {
     let (size, hash) = cowtree_fs::read::hash_fd(fd, |_| Ok(()))?;
@@ -1004,6 +1095,41 @@ mod tests {
             .arg("-rf")
             .arg(&src)
             .status();
+    }
+
+    #[test]
+    fn hash_prefix_hashes_exactly_the_given_size_without_moving_the_offset() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        // Sizes around the single read's limit and the rayon threshold, and an empty file.
+        for len in [
+            0usize,
+            1,
+            4096,
+            HASH_RAYON_FROM,
+            PREFIX_READ_MAX + 3,
+            3 * PREFIX_READ_MAX,
+        ] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let name = format!("f{len}");
+            std::fs::write(tmp.path().join(&name), &bytes).unwrap();
+            let fd = openat(&dir, name.as_str(), OFlags::RDONLY, Mode::empty()).unwrap();
+            let size = bytes.len() as u64;
+            assert_eq!(
+                hash_prefix(&fd, size).unwrap(),
+                Some(Hash::of(&bytes)),
+                "{len} bytes"
+            );
+            // A prefix is hashed as such; a size past the end is refused.
+            assert_eq!(
+                hash_prefix(&fd, size / 2).unwrap(),
+                Some(Hash::of(&bytes[..len / 2])),
+                "half of {len} bytes"
+            );
+            assert_eq!(hash_prefix(&fd, size + 1).unwrap(), None, "{len} bytes + 1");
+            let offset = rustix::fs::seek(&fd, rustix::fs::SeekFrom::Current(0)).unwrap();
+            assert_eq!(offset, 0, "the descriptor's offset is not moved");
+        }
     }
 
     fn walkdir(p: &Path) -> Vec<std::path::PathBuf> {

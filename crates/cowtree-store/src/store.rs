@@ -3,7 +3,7 @@
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use cowtree_fs::dir::{AtomicFile, Dir};
@@ -192,9 +192,12 @@ impl Store {
 
     /// The name of a blob relative to `blobs/`: `ab/cdef...`.
     pub fn blob_rel(hash: &Hash) -> OsString {
-        let mut rel = hash.to_hex();
-        rel.insert(2, '/');
-        OsString::from(rel)
+        let hex = hash.hex_bytes();
+        let mut rel = Vec::with_capacity(hex.len() + 1);
+        rel.extend_from_slice(&hex[..2]);
+        rel.push(b'/');
+        rel.extend_from_slice(&hex[2..]);
+        OsString::from_vec(rel)
     }
 
     /// The full path of a blob, for messages and tests.
@@ -254,7 +257,19 @@ impl Store {
         self.write_manifest(&m.encode())
     }
 
+    /// [`Store::save`] for a caller that has made every blob `m` names durable itself
+    /// ([`Store::sync_filesystem`] after the last blob was placed): the manifest is written
+    /// and named durably with no `syncfs` of its own.
+    pub fn save_synced(&self, m: &Manifest) -> Result<Hash> {
+        self.write_manifest_after(&m.encode(), true)
+    }
+
     fn write_manifest(&self, bytes: &[u8]) -> Result<Hash> {
+        self.write_manifest_after(bytes, false)
+    }
+
+    /// Writes a manifest's `bytes` under their hash; `synced`: the blobs are durable already.
+    fn write_manifest_after(&self, bytes: &[u8], synced: bool) -> Result<Hash> {
         let id = Hash::of(bytes);
         let name = OsString::from(id.to_hex());
         let path = self.root.join("snapshots").join(&name);
@@ -265,7 +280,9 @@ impl Store {
             // See `ManifestWriter::finish`.
             self.sync_snapshots()?;
         } else {
-            self.sync_filesystem()?;
+            if !synced {
+                self.sync_filesystem()?;
+            }
             write_atomic(&self.snapshots, &name, bytes, 0o444)
                 .map_err(|e| Error::io_at("write", &path, e))?;
         }
