@@ -35,9 +35,6 @@ pub struct Linker {
     pub(crate) jobs: usize,
     pub(crate) pairs: Pairs,
     pub(crate) workers: cowtree_fs::workers::Pool,
-    /// The umask when the session was built (directories created with their final bits
-    /// need no chmod when it strips none of them).
-    pub(crate) umask: Option<u32>,
 }
 
 impl std::fmt::Debug for Linker {
@@ -109,7 +106,6 @@ impl Linker {
             jobs,
             pairs: Pairs::default(),
             workers: cowtree_fs::workers::Pool::new(jobs, "cowtree-link"),
-            umask: crate::link::read_umask(),
         }
     }
 
