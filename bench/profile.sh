@@ -13,7 +13,9 @@
 # Output: bench/out/profile-<UTC date>/ (strace summaries, perf reports).
 #
 # Environment: COWTREE (default: cargo build --release), TREE=DIR, SCALE and SEED for the
-# generated tree (default 1 and 1), TOP=N lines of each perf report kept (default 60).
+# generated tree (default 1 and 1), TOP=N lines of each perf report kept (default 60),
+# RUNS="floor clone ..." to profile only some of floor, clone, checkout and snapshot (default:
+# all four).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -43,7 +45,11 @@ if [[ -n "${TREE:-}" ]]; then
 else
   python3 bench/gentree.py "$XFS/src" --scale "${SCALE:-1}" --seed "${SEED:-1}" >/dev/null
 fi
-ID=$("$COWTREE" --store "$XFS/store" snapshot "$XFS/src" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+RUNS=" ${RUNS:-floor clone checkout snapshot} "
+runs() { [[ $RUNS == *" $1 "* ]]; }
+if runs checkout; then
+  ID=$("$COWTREE" --store "$XFS/store" snapshot "$XFS/src" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+fi
 sleep 3 # the tree's ctimes older than the snapshot's margin, as in bench/run.sh
 
 settle() {
@@ -67,10 +73,10 @@ profile() {
     --sort symbol -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -"$TOP" >"$OUT/$name.perf-children.txt"
   rm -f "$OUT/$name.perf.data"
 }
-profile floor "$FLOOR" -j "$(nproc)" "$XFS/src" "$XFS/dst"
-profile clone "$COWTREE" clone --quiet "$XFS/src" "$XFS/dst"
-profile checkout "$COWTREE" --store "$XFS/store" checkout "$ID" "$XFS/dst"
-profile snapshot "$COWTREE" --store "$XFS/store-fresh" snapshot "$XFS/src"
+runs floor && profile floor "$FLOOR" -j "$(nproc)" "$XFS/src" "$XFS/dst"
+runs clone && profile clone "$COWTREE" clone --quiet "$XFS/src" "$XFS/dst"
+runs checkout && profile checkout "$COWTREE" --store "$XFS/store" checkout "$ID" "$XFS/dst"
+runs snapshot && profile snapshot "$COWTREE" --store "$XFS/store-fresh" snapshot "$XFS/src"
 settle
 for f in "$OUT"/*.strace; do
   echo "== $(basename "$f" .strace): strace -c -f (top 12 by time)"

@@ -11,6 +11,8 @@
 //! - [`walk`]: the parallel, directory-relative tree walker every crate walks with, and
 //!   [`workers`]: the one rule for how many worker threads a job gets, the kept thread pools
 //!   and the work queue the walk runs on.
+//! - [`creation::CreationMask`]: which permission bits new entries get, known in advance where
+//!   that is certain (so a caller need not read each one back).
 //! - [`dir::Dir`] and [`name`]: directory-relative, symlink-refusing operations and name
 //!   validation for everything written into a destination.
 //! - [`staging`]: a new directory built beside its destination and renamed into place.
@@ -24,6 +26,7 @@
 
 pub mod classify;
 pub mod copy;
+pub mod creation;
 pub mod dedupe;
 pub mod dir;
 pub mod error;
@@ -52,4 +55,4 @@ pub use progress::Progress;
 pub use reflink::{
     CopyMethod, Method, ReflinkOutcome, Transfer, TransferOptions, clone_or_copy, try_reflink,
 };
-pub use reflink::{transfer_at, transfer_at_remembering, try_reflink_at};
+pub use reflink::{transfer_at, transfer_at_masked, transfer_at_remembering, try_reflink_at};

@@ -21,6 +21,7 @@ use std::io;
 use std::path::Path;
 
 use crate::classify::UnsupportedCause;
+use crate::creation::CreationMask;
 
 /// The outcome of one clone attempt that did not fail outright.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +111,10 @@ pub enum CopyMethod {
 }
 
 pub(crate) use imp::{CloneFailure, clone_fds};
-pub use imp::{clone_or_copy, transfer_at, transfer_at_remembering, try_reflink, try_reflink_at};
+pub use imp::{
+    clone_or_copy, transfer_at, transfer_at_masked, transfer_at_remembering, try_reflink,
+    try_reflink_at,
+};
 
 /// Permission bits a new file gets from a source mode: the rwx bits and the sticky bit; the
 /// set-user-ID and set-group-ID bits are dropped because the new file belongs to its maker.
@@ -226,6 +230,22 @@ mod imp {
         opts: &TransferOptions,
         range: &CopyRange,
     ) -> io::Result<Transfer> {
+        transfer_at_masked(src_dir, src_name, dst_dir, dst_name, opts, range, None)
+    }
+
+    /// [`transfer_at_remembering`] for a caller that knows what creation does to permission
+    /// bits in `dst_dir` (`mask`, see [`CreationMask::of_dir`]): where the new file is sure to
+    /// get exactly its bits when it is created, they are not read back (one `fstat` fewer per
+    /// file). With `None` it is [`transfer_at_remembering`].
+    pub fn transfer_at_masked(
+        src_dir: impl AsFd,
+        src_name: &OsStr,
+        dst_dir: impl AsFd,
+        dst_name: &OsStr,
+        opts: &TransferOptions,
+        range: &CopyRange,
+        mask: Option<CreationMask>,
+    ) -> io::Result<Transfer> {
         let src_dir = src_dir.as_fd();
         let dst_dir = dst_dir.as_fd();
         // O_NONBLOCK: a FIFO swapped in for the source cannot block the open (it is refused
@@ -269,6 +289,8 @@ mod imp {
                 (None, Some(Err(cause)))
             }
         };
+        // A clone that made the file itself (macOS) gave it the source's bits, not ours.
+        let exact = made.is_none() && mask.is_some_and(|m| m.file_exact(mode));
         let dst_fd = match made {
             Some(fd) => fd,
             None => openat(
@@ -283,7 +305,7 @@ mod imp {
             .map_err(|e| at_path("create", Path::new(dst_name), e.into()))?,
         };
 
-        let result = fill(&src_fd, &dst_fd, &st, mode, opts, range, already);
+        let result = fill(&src_fd, &dst_fd, &st, (mode, exact), opts, range, already);
         match result {
             Ok(Filled::Done(t)) => Ok(t),
             Ok(Filled::Abandon(t)) => {
@@ -328,13 +350,14 @@ mod imp {
         Abandon(Transfer),
     }
 
-    /// Fills the new file `dst_fd`. `already` is the outcome of a clone that made `dst_fd`
+    /// Fills the new file `dst_fd` and gives it `mode` (`exact`: it was created with exactly
+    /// those bits, nothing to check). `already` is the outcome of a clone that made `dst_fd`
     /// itself (macOS), `None` where the clone is still to be done by descriptor (Linux).
     fn fill(
         src_fd: &OwnedFd,
         dst_fd: &OwnedFd,
         st: &Stat,
-        mode: u32,
+        (mode, exact): (u32, bool),
         opts: &TransferOptions,
         range: &CopyRange,
         already: Option<Result<(), UnsupportedCause>>,
@@ -366,9 +389,9 @@ mod imp {
                 }
             },
         };
-        // The umask may have removed bits at creation, and the sticky bit is not set by it;
-        // fstat is cheap (no transaction), fchmod only when needed.
-        if stat_mode(&fstat(dst_fd)?) & 0o7777 != mode {
+        // The umask (or a default ACL) may have removed bits at creation, and the sticky bit
+        // is not set by it; fstat is cheap (no transaction), fchmod only when needed.
+        if !exact && stat_mode(&fstat(dst_fd)?) & 0o7777 != mode {
             fchmod(dst_fd, crate::sys::mode(mode))?;
         }
         if opts.preserve_times {

@@ -9,13 +9,14 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use cowtree_fs::creation::CreationMask;
 use cowtree_fs::dir::Dir;
 use cowtree_fs::{
-    CopyRange, HardlinkOutcome, Method, Transfer, TransferOptions, hardlink_at,
-    transfer_at_remembering,
+    CopyRange, HardlinkOutcome, Method, Transfer, TransferOptions, hardlink_at, transfer_at_masked,
 };
 use rustix::fs::{
     AtFlags, CWD, FileType, Mode, OFlags, Stat, Timespec, openat, readlinkat, statat, symlinkat,
@@ -176,7 +177,9 @@ enum Linked {
 }
 
 impl Linker {
-    fn file_linker(&self, key: (u64, u64)) -> FileLinker<'_> {
+    /// The linker of files for device pair `key` into directories where creation does
+    /// `mask` to permission bits (see [`CreationMask`]; `None`: read them back).
+    fn file_linker(&self, key: (u64, u64), mask: Option<CreationMask>) -> FileLinker<'_> {
         let pair = self
             .pairs
             .with_pair(key, self.opts.mode, self.opts.strict, |p| *p);
@@ -187,6 +190,7 @@ impl Linker {
             batch_because: pair.moved_because,
             worked: pair.state.has_worked(),
             range: self.pairs.range(key),
+            mask,
         }
     }
 }
@@ -208,6 +212,8 @@ struct FileLinker<'l> {
     batch_because: Option<Failure>,
     worked: bool,
     range: Arc<CopyRange>,
+    /// What creation does to permission bits where this linker creates files.
+    mask: Option<CreationMask>,
 }
 
 impl FileLinker<'_> {
@@ -339,7 +345,15 @@ impl FileLinker<'_> {
             let mut t = TransferOptions::new(method);
             t.preserve_times = opts.preserve_times;
             t.mode = src.mode;
-            transfer_at_remembering(src.dir, src.name, dst_dir, dst_name, &t, &self.range)
+            transfer_at_masked(
+                src.dir,
+                src.name,
+                dst_dir,
+                dst_name,
+                &t,
+                &self.range,
+                self.mask,
+            )
         };
         Ok(match attempt {
             Attempt::Clone => match transfer(Method::Clone)? {
@@ -391,6 +405,7 @@ struct Item {
     dev: Option<u64>,
 }
 
+/// Queues the entries of plan directory `node` as work items; returns how many.
 fn push_items(
     plan: &Plan,
     node: usize,
@@ -398,8 +413,9 @@ fn push_items(
     fresh: bool,
     dev: Option<u64>,
     push: &mut Vec<Item>,
-) {
+) -> usize {
     let len = plan.nodes[node].entries.len();
+    let before = push.len();
     let mut start = 0;
     while start < len {
         let end = (start + CHUNK).min(len);
@@ -413,13 +429,15 @@ fn push_items(
         });
         start = end;
     }
+    push.len() - before
 }
 
 #[derive(Default)]
 struct Local {
     tally: Tally,
-    /// Directories this run created (where they are now, their plan node), which get the
-    /// source's mode and times at the end.
+    /// Directories this run created whose final mode lacks owner read, write or search
+    /// (where they are now, their plan node): they get the source's mode and times at the
+    /// end, deepest first. The others get theirs as soon as their last entry is made.
     created: Vec<(PathBuf, usize)>,
     ops: Vec<Op>,
     /// Each entry with its [`path_key`], made here so that the workers share that work.
@@ -452,16 +470,45 @@ pub(crate) struct Run<'r> {
     /// Set for a merge into an existing destination: new entries at existing directories
     /// are built under temporary names and noted here.
     pub journal: Option<&'r Journal<'r>>,
+    /// What creation does to permission bits in the directories this run creates, when
+    /// certain (a new destination only: in a merge, an existing directory may have a default
+    /// ACL that new ones inherit).
+    pub mask: Option<CreationMask>,
+    /// Per plan directory created by this run and finished in the link pass, the number of
+    /// its work items not done yet (0 for every other directory): the item that brings it
+    /// to 0 gives the directory its mode and times.
+    pub pending: Vec<AtomicUsize>,
 }
 
-impl Run<'_> {
+impl<'r> Run<'r> {
+    pub fn new(
+        linker: &'r Linker,
+        plan: &'r Plan,
+        trees: &'r [TreeSrc],
+        dst_root: &'r Dir,
+        dst_path: &'r Path,
+        journal: Option<&'r Journal<'r>>,
+        mask: Option<CreationMask>,
+    ) -> Run<'r> {
+        Run {
+            linker,
+            plan,
+            trees,
+            dst_root,
+            dst_path,
+            journal,
+            mask,
+            pending: plan.nodes.iter().map(|_| AtomicUsize::new(0)).collect(),
+        }
+    }
+
     /// Where `src` is, as the record names it.
     fn src_rel(&self, src: &SrcRef) -> PathBuf {
         match src {
-            SrcRef::Tree { tree, node, name } => self.trees[*tree as usize].tree.nodes
-                [*node as usize]
-                .rel
-                .join(&**name),
+            SrcRef::Tree { tree, node, entry } => {
+                let t = &self.trees[*tree as usize];
+                t.tree.nodes[*node as usize].rel.join(t.name(*node, *entry))
+            }
             SrcRef::Path { path, .. } => path.clone(),
         }
     }
@@ -541,6 +588,8 @@ impl Run<'_> {
         };
         let bytes_before = bytes_of(&local.tally);
         let mut files: Vec<FileLinker<'_>> = Vec::new();
+        // In a directory of an existing destination, creation may follow a default ACL.
+        let mask = if item.fresh { self.mask } else { None };
         let mut done = 0u64;
         for entry in &node.entries[item.start..item.end] {
             done += 1;
@@ -598,7 +647,7 @@ impl Run<'_> {
                 PKind::File(src) => self.file_entry(
                     local,
                     &mut files,
-                    &dst_dir,
+                    (&dst_dir, mask),
                     dst_dev,
                     (name, at),
                     src,
@@ -609,13 +658,29 @@ impl Run<'_> {
                     self.symlink_entry(local, &dst_dir, (name, at), src, &node.rel, entry.origin)?
                 }
                 PKind::Dir(child) => {
-                    let meta = self.plan.nodes[*child].meta;
+                    let child = *child;
+                    let meta = self.plan.nodes[child].meta;
                     dst_dir
                         .create_dir(at, fill_mode(meta.map_or(0o755, |m| m.mode)))
                         .map_err(|e| LinkError::io("create directory", &dst_full(), e))?;
                     let open = item.open.join(at);
-                    local.created.push((open.clone(), *child));
-                    push_items(self.plan, *child, open, true, Some(dst_dev), push);
+                    let items = self.plan.nodes[child].entries.len().div_ceil(CHUNK);
+                    match meta {
+                        // Made 0755 less the umask, as documented; nothing to give it.
+                        None => {}
+                        // Its final bits would stop this run filling it or its subdirectories:
+                        // set them at the end, deepest first.
+                        Some(m) if m.mode & 0o700 != 0o700 => {
+                            local.created.push((open.clone(), child));
+                        }
+                        // Nothing will be made in it: finish it now.
+                        Some(m) if items == 0 => self
+                            .finish_empty_dir(&dst_dir, at, m)
+                            .map_err(|e| LinkError::io("set mode and times of", &dst_full(), e))?,
+                        // Its last work item finishes it.
+                        Some(_) => self.pending[child].store(items, Ordering::Relaxed),
+                    }
+                    push_items(self.plan, child, open, true, Some(dst_dev), push);
                     local.tally.dirs += 1;
                     if self.recording() {
                         local.push_record(RecordEntry {
@@ -651,7 +716,52 @@ impl Run<'_> {
         if let Some(p) = &opts.progress {
             p.advanced(done, bytes_of(&local.tally) - bytes_before);
         }
+        // The last item of a directory finished in the link pass gives it its mode and times,
+        // through the handle it has open, now that nothing more is made in it.
+        let pending = &self.pending[item.node];
+        if pending.load(Ordering::Relaxed) > 0 && pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let meta = node
+                .meta
+                .expect("only directories with metadata are counted");
+            self.finish_dir(&dst_dir, meta).map_err(|e| {
+                LinkError::io("set mode and times of", &self.dst_path.join(&node.rel), e)
+            })?;
+        }
         Ok(())
+    }
+
+    /// True when a directory this run created with [`fill_mode`] is sure to have the final
+    /// bits `mode` already.
+    fn dir_exact(&self, mode: u32) -> bool {
+        fill_mode(mode) == mode && self.mask.is_some_and(|m| m.dir_exact(mode))
+    }
+
+    /// Gives the directory `dir`, created by this run and complete, the source's mode
+    /// `meta.mode` (which keeps owner read, write and search) and, unless asked not to, times.
+    fn finish_dir(&self, dir: &Dir, meta: DirMeta) -> io::Result<()> {
+        if !self.dir_exact(meta.mode) {
+            // An fstat costs no metadata transaction, a chmod does.
+            let now = dir.stat_self()?;
+            if cowtree_fs::sys::stat_mode(&now) & 0o7777 != meta.mode {
+                dir.set_mode(meta.mode)?;
+            }
+        }
+        if self.linker.opts.preserve_times {
+            dir.set_own_times(meta.atime, meta.mtime)?;
+        }
+        Ok(())
+    }
+
+    /// [`Run::finish_dir`] for the empty directory `name` in `parent`, just created: by name
+    /// when only its times are due (never following a symlink put there), else opened.
+    fn finish_empty_dir(&self, parent: &Dir, name: &OsStr, meta: DirMeta) -> io::Result<()> {
+        if self.dir_exact(meta.mode) {
+            if self.linker.opts.preserve_times {
+                parent.set_times(name, meta.atime, meta.mtime)?;
+            }
+            return Ok(());
+        }
+        self.finish_dir(&parent.open_dir(name)?, meta)
     }
 
     /// Links one planned file to `at` in `dst_dir`; false when its source vanished.
@@ -660,7 +770,7 @@ impl Run<'_> {
         &'l self,
         local: &mut Local,
         files: &mut Vec<FileLinker<'l>>,
-        dst_dir: &Dir,
+        (dst_dir, mask): (&Dir, Option<CreationMask>),
         dst_dev: u64,
         (name, at): (&OsStr, &OsStr),
         src: &SrcRef,
@@ -670,8 +780,9 @@ impl Run<'_> {
         let src_full = || crate::plan::src_path(self.trees, src);
         let dst_full = || self.dst_path.join(rel).join(name);
         let (src_dev, fsrc) = match src {
-            SrcRef::Tree { tree, node, name } => {
+            SrcRef::Tree { tree, node, entry } => {
                 let t = &self.trees[*tree as usize];
+                let name = t.name(*node, *entry);
                 let key = (*tree, *node);
                 if local.src.as_ref().is_none_or(|(k, _)| *k != key) {
                     let srel = &t.tree.nodes[*node as usize].rel;
@@ -702,7 +813,7 @@ impl Run<'_> {
         let idx = match files.iter().position(|f| f.key == key) {
             Some(i) => i,
             None => {
-                files.push(self.linker.file_linker(key));
+                files.push(self.linker.file_linker(key, mask));
                 files.len() - 1
             }
         };
@@ -749,15 +860,11 @@ impl Run<'_> {
     ) -> Result<bool, LinkError> {
         let src_full = || crate::plan::src_path(self.trees, src);
         let dst_full = || self.dst_path.join(rel).join(name);
-        let SrcRef::Tree {
-            tree,
-            node,
-            name: sname,
-        } = src
-        else {
+        let SrcRef::Tree { tree, node, entry } = src else {
             return Err(LinkError::SourceNotLinkable(src_full(), "symlink"));
         };
         let t = &self.trees[*tree as usize];
+        let sname = t.name(*node, *entry);
         let key = (*tree, *node);
         if local.src.as_ref().is_none_or(|(k, _)| *k != key) {
             let srel = &t.tree.nodes[*node as usize].rel;
@@ -766,7 +873,7 @@ impl Run<'_> {
             local.src = Some((key, d));
         }
         let src_dir = &local.src.as_ref().expect("opened just above").1;
-        let target = match readlinkat(src_dir, &**sname, Vec::new()) {
+        let target = match readlinkat(src_dir, sname, Vec::new()) {
             Ok(t) => OsString::from_vec(t.into_bytes()),
             Err(Errno::NOENT) => {
                 local.tally.vanished += 1;
@@ -776,7 +883,7 @@ impl Run<'_> {
             Err(e) => return Err(LinkError::io("read symlink", &src_full(), e.into())),
         };
         let times = if self.linker.opts.preserve_times {
-            let st = statat(src_dir, &**sname, AtFlags::SYMLINK_NOFOLLOW)
+            let st = statat(src_dir, sname, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| LinkError::io("stat", &src_full(), e.into()))?;
             Some(timespec_pair(&st))
         } else {
@@ -811,24 +918,16 @@ impl Run<'_> {
         Ok(true)
     }
 
-    /// Gives every directory this run created the source's permission bits and (unless
-    /// asked not to) times. Runs after all entries exist, deepest directories first so that
-    /// a directory made unwritable or unsearchable is not needed afterwards.
+    /// Gives the directories of `created` (the root when this run created it, and those whose
+    /// final bits lack some of the owner's) the source's permission bits and (unless asked
+    /// not to) times. Runs after all entries exist, deepest directories first so that a
+    /// directory made unwritable or unsearchable is not needed afterwards.
     fn finish_dirs(&self, mut created: Vec<(PathBuf, usize)>) -> Result<(), LinkError> {
         let nodes = &self.plan.nodes;
         let preserve = self.linker.opts.preserve_times;
-        let umask = self.linker.umask;
-        created.retain(|(open, id)| {
-            nodes[*id].meta.is_some_and(|m| {
-                // Without times to set, a directory created with exactly its final bits (no
-                // bits added to fill it, none the umask strips) needs nothing more. The
-                // staging directory (the root) is created 0700.
-                preserve
-                    || open.as_os_str().is_empty()
-                    || fill_mode(m.mode) != m.mode
-                    || umask.is_none_or(|u| u & m.mode != 0)
-            })
-        });
+        // Only the root (the staging directory, created 0700) and directories whose final
+        // bits lack some of the owner's are here: their mode is always set.
+        created.retain(|(_, id)| nodes[*id].meta.is_some());
         let depth = |p: &Path| p.components().count();
         created.sort_by_key(|(p, _)| std::cmp::Reverse(depth(p)));
         let mut rest = created.as_slice();
@@ -849,8 +948,8 @@ impl Run<'_> {
                         let full = || self.dst_path.join(&node.rel);
                         let dir = open_rel(self.dst_root, open)
                             .map_err(|e| LinkError::io("open directory", &full(), e))?;
-                        // Usually the directory was created with its final bits already; an
-                        // fstat costs no metadata transaction, a chmod does.
+                        // The root may have its final bits already; an fstat costs no
+                        // metadata transaction, a chmod does.
                         let now = dir
                             .stat_self()
                             .map_err(|e| LinkError::io("stat", &full(), e))?;
@@ -963,14 +1062,10 @@ pub(crate) fn run_plan(
             // Staging left by runs of this same destination that died; best effort.
             let _ = remove_stale(&parent, dst_name);
             let staging = Staging::create(&parent, parent_path, dst_name)?;
-            let run = Run {
-                linker,
-                plan,
-                trees,
-                dst_root: &staging.dir,
-                dst_path: dst,
-                journal: None,
-            };
+            // Read for each call: the caller may change its umask between calls.
+            let mask = CreationMask::of_dir(&staging.dir, cowtree_fs::creation::process_umask())
+                .map_err(|e| LinkError::io("stat", &staging.path(), e))?;
+            let run = Run::new(linker, plan, trees, &staging.dir, dst, None, mask);
             let outcome = run.link_all(true)?;
             if linker.opts.sync {
                 staging
@@ -993,15 +1088,8 @@ pub(crate) fn run_plan(
             txn::recover(&dst_root)
                 .map_err(|e| LinkError::io("finish an interrupted merge in", dst, e))?;
             let journal = Journal::create(&dst_root, dst, linker.opts.sync)?;
-            let result = Run {
-                linker,
-                plan,
-                trees,
-                dst_root: &dst_root,
-                dst_path: dst,
-                journal: Some(&journal),
-            }
-            .link_all(false);
+            let result =
+                Run::new(linker, plan, trees, &dst_root, dst, Some(&journal), None).link_all(false);
             match result {
                 Ok(outcome) => {
                     if linker.opts.sync
@@ -1029,13 +1117,6 @@ pub(crate) fn run_plan(
     report.collisions = plan.collisions.clone();
     report.record = outcome.record;
     Ok(report)
-}
-
-/// The process's umask, read without changing it (from /proc); `None` when unknown.
-pub(crate) fn read_umask() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Umask:"))?;
-    u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
 }
 
 /// The mode a directory is created with: its final permission bits, plus owner
@@ -1094,7 +1175,7 @@ pub(crate) fn link_single_file(
         .stat_self()
         .map(|st| cowtree_fs::sys::stat_dev(&st))
         .map_err(|e| LinkError::io("stat", target_dir_path, e))?;
-    let mut files = linker.file_linker((src_id.0, dst_dev));
+    let mut files = linker.file_linker((src_id.0, dst_dev), None);
     let mut tally = Tally::default();
     let tmp = temp_name(name);
     let src = FileSrc {

@@ -27,12 +27,9 @@ pub type PathMap<'a> = &'a (dyn Fn(&Path, EntryKind) -> Option<PathBuf> + Sync);
 /// Where a planned file or symlink comes from.
 #[derive(Debug)]
 pub(crate) enum SrcRef {
-    /// Entry `name` of directory `node` of scanned tree `tree`.
-    Tree {
-        tree: u32,
-        node: u32,
-        name: Box<OsStr>,
-    },
+    /// Entry number `entry` of directory `node` of scanned tree `tree` (its name is there:
+    /// see [`TreeSrc::name`]).
+    Tree { tree: u32, node: u32, entry: u32 },
     /// A regular file named by its path (a list entry, or a file given as a source), on
     /// device `dev`, to be given permission bits `mode` (the source's when `None`).
     Path {
@@ -77,6 +74,11 @@ pub(crate) struct TreeSrc {
 }
 
 impl TreeSrc {
+    /// The name of entry number `entry` of node `node`.
+    pub fn name(&self, node: u32, entry: u32) -> &OsStr {
+        &self.tree.nodes[node as usize].entries[entry as usize].name
+    }
+
     /// The full path of entry `name` of node `node`, for messages and symlink targets.
     pub fn full(&self, node: u32, name: &OsStr) -> PathBuf {
         self.path
@@ -88,7 +90,10 @@ impl TreeSrc {
 /// The full source path of `src`.
 pub(crate) fn src_path(trees: &[TreeSrc], src: &SrcRef) -> PathBuf {
     match src {
-        SrcRef::Tree { tree, node, name } => trees[*tree as usize].full(*node, name),
+        SrcRef::Tree { tree, node, entry } => {
+            let t = &trees[*tree as usize];
+            t.full(*node, t.name(*node, *entry))
+        }
         SrcRef::Path { path, .. } => path.clone(),
     }
 }
@@ -126,8 +131,10 @@ pub(crate) struct Builder<'t> {
     trees: &'t [TreeSrc],
     on_existing: OnExisting,
     plan: Plan,
-    /// Entry index by name, per node.
-    names: Vec<HashMap<Box<OsStr>, usize>>,
+    /// Entry index by name, per node; built when a lookup first needs it. A node filled
+    /// from one source directory alone (the common case: one source, no mapping) never needs
+    /// one, since the names of one directory cannot collide.
+    names: Vec<Option<HashMap<Box<OsStr>, usize>>>,
     /// The index of the source being added.
     origin: u32,
     /// The destination directory of the last mapped file or symlink, and its plan node.
@@ -155,7 +162,7 @@ impl<'t> Builder<'t> {
                 skipped: 0,
                 dropped: 0,
             },
-            names: vec![HashMap::new()],
+            names: vec![None],
             origin: 0,
             last_parent: None,
         }
@@ -186,15 +193,17 @@ impl<'t> Builder<'t> {
     pub fn add_tree(&mut self, t: u32, map: Option<PathMap<'_>>) -> Result<(), LinkError> {
         let trees = self.trees;
         let tree = &trees[t as usize].tree;
-        // (source node, plan node when the mapping is the identity)
-        let mut stack: Vec<(usize, Option<usize>)> = vec![(0, Some(0))];
-        while let Some((sid, pid)) = stack.pop() {
+        // (source node, plan node when the mapping is the identity, whether that plan node
+        // was made for this source directory alone, so that its entries need no lookup)
+        let root_fresh = map.is_none() && self.plan.nodes[0].entries.is_empty();
+        let mut stack: Vec<(usize, Option<usize>, bool)> = vec![(0, Some(0), root_fresh)];
+        while let Some((sid, pid, fresh)) = stack.pop() {
             let snode = &tree.nodes[sid];
-            for entry in &snode.entries {
+            for (index, entry) in snode.entries.iter().enumerate() {
                 let src = || SrcRef::Tree {
                     tree: t,
                     node: sid as u32,
-                    name: entry.name.clone(),
+                    entry: index as u32,
                 };
                 let full = || trees[t as usize].full(sid as u32, &entry.name);
                 match (entry.kind, map) {
@@ -202,8 +211,18 @@ impl<'t> Builder<'t> {
                     (Kind::Dir(child), None) => {
                         let pid = pid.expect("identity mapping always has a plan node");
                         let meta = tree.nodes[child].meta;
-                        match self.child_dir(pid, &entry.name, Some(meta), &full)? {
-                            Some(pchild) => stack.push((child, Some(pchild))),
+                        let found = if fresh {
+                            None
+                        } else {
+                            self.lookup(pid, &entry.name)
+                        };
+                        let made = match found {
+                            None => Some(self.new_dir(pid, &entry.name, Some(meta))),
+                            Some(_) => self.child_dir(pid, &entry.name, Some(meta), &full)?,
+                        };
+                        match made {
+                            // A directory made now holds only this source directory's entries.
+                            Some(pchild) => stack.push((child, Some(pchild), found.is_none())),
                             None => {
                                 self.plan.skipped += tree.nodes[child].subtree_entries(&tree.nodes)
                             }
@@ -221,7 +240,7 @@ impl<'t> Builder<'t> {
                                 // directory's entries still go where they map to.
                             }
                         }
-                        stack.push((child, None));
+                        stack.push((child, None, false));
                     }
                     (Kind::File | Kind::Symlink, _) => {
                         let leaf = if entry.kind == Kind::File {
@@ -232,7 +251,15 @@ impl<'t> Builder<'t> {
                         match map {
                             None => {
                                 let pid = pid.expect("identity mapping always has a plan node");
-                                self.leaf(pid, &entry.name, leaf, src(), &full)?;
+                                if fresh {
+                                    let kind = match leaf {
+                                        Leaf::File => PKind::File(src()),
+                                        Leaf::Symlink => PKind::Symlink(src()),
+                                    };
+                                    self.push_entry(pid, &entry.name, kind);
+                                } else {
+                                    self.leaf(pid, &entry.name, leaf, src(), &full)?;
+                                }
                             }
                             Some(map) => {
                                 let rel = snode.rel.join(&*entry.name);
@@ -324,6 +351,53 @@ impl<'t> Builder<'t> {
         Ok(Some(id))
     }
 
+    /// The index of the entry `name` of plan node `pid`, if there is one.
+    fn lookup(&mut self, pid: usize, name: &OsStr) -> Option<usize> {
+        let entries = &self.plan.nodes[pid].entries;
+        self.names[pid]
+            .get_or_insert_with(|| {
+                entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (e.name.clone(), i))
+                    .collect()
+            })
+            .get(name)
+            .copied()
+    }
+
+    /// Adds the entry `name` (known not to be there) to plan node `pid`.
+    fn push_entry(&mut self, pid: usize, name: &OsStr, kind: PKind) {
+        let entries = &mut self.plan.nodes[pid].entries;
+        if let Some(index) = &mut self.names[pid] {
+            index.insert(name.into(), entries.len());
+        }
+        entries.push(PEntry {
+            name: name.into(),
+            kind,
+            origin: self.origin,
+        });
+    }
+
+    /// A new plan node for the directory `name` (known not to be there) in node `pid`.
+    fn new_dir(&mut self, pid: usize, name: &OsStr, meta: Option<DirMeta>) -> usize {
+        let id = self.new_node(pid, name, meta);
+        self.push_entry(pid, name, PKind::Dir(id));
+        id
+    }
+
+    /// A new, empty plan node for the directory `name` of node `pid` (not yet an entry).
+    fn new_node(&mut self, pid: usize, name: &OsStr, meta: Option<DirMeta>) -> usize {
+        let rel = self.plan.nodes[pid].rel.join(name);
+        self.plan.nodes.push(PNode {
+            rel,
+            meta,
+            entries: Vec::new(),
+        });
+        self.names.push(None);
+        self.plan.nodes.len() - 1
+    }
+
     /// The directory `name` in plan node `pid`, created in the plan if missing. Where an
     /// earlier source put a file or symlink: replaced (Overwrite), kept with `None` returned
     /// (Skip), or refused (Fail).
@@ -334,26 +408,8 @@ impl<'t> Builder<'t> {
         meta: Option<DirMeta>,
         full: &dyn Fn() -> PathBuf,
     ) -> Result<Option<usize>, LinkError> {
-        let new_node = |plan: &mut Plan, names: &mut Vec<HashMap<Box<OsStr>, usize>>| {
-            plan.nodes.push(PNode {
-                rel: plan.nodes[pid].rel.join(name),
-                meta,
-                entries: Vec::new(),
-            });
-            names.push(HashMap::new());
-            plan.nodes.len() - 1
-        };
-        match self.names[pid].get(name).copied() {
-            None => {
-                let id = new_node(&mut self.plan, &mut self.names);
-                self.names[pid].insert(name.into(), self.plan.nodes[pid].entries.len());
-                self.plan.nodes[pid].entries.push(PEntry {
-                    name: name.into(),
-                    kind: PKind::Dir(id),
-                    origin: self.origin,
-                });
-                Ok(Some(id))
-            }
+        match self.lookup(pid, name) {
+            None => Ok(Some(self.new_dir(pid, name, meta))),
             Some(idx) => {
                 let earlier = match &self.plan.nodes[pid].entries[idx].kind {
                     PKind::Dir(id) => {
@@ -378,7 +434,7 @@ impl<'t> Builder<'t> {
                     }
                     OnExisting::Overwrite => {
                         self.collide(rel.clone(), earlier, full(), CollisionAction::Replaced);
-                        let id = new_node(&mut self.plan, &mut self.names);
+                        let id = self.new_node(pid, name, meta);
                         self.plan.nodes[pid].entries[idx].kind = PKind::Dir(id);
                         self.plan.nodes[pid].entries[idx].origin = self.origin;
                         Ok(Some(id))
@@ -400,13 +456,8 @@ impl<'t> Builder<'t> {
             Leaf::File => PKind::File(src),
             Leaf::Symlink => PKind::Symlink(src),
         };
-        let Some(idx) = self.names[pid].get(name).copied() else {
-            self.names[pid].insert(name.into(), self.plan.nodes[pid].entries.len());
-            self.plan.nodes[pid].entries.push(PEntry {
-                name: name.into(),
-                kind,
-                origin: self.origin,
-            });
+        let Some(idx) = self.lookup(pid, name) else {
+            self.push_entry(pid, name, kind);
             return Ok(());
         };
         let rel = self.plan.nodes[pid].rel.join(name);

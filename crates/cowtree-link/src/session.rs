@@ -21,8 +21,9 @@ use crate::scan::{DirMeta, scan_many};
 ///   life: once a pair is found unable to clone (or hardlink), later calls go straight to the
 ///   fallback instead of failing a first file again, and a pair on which the method worked
 ///   stays on it. Whether `copy_file_range` works is kept per pair the same way.
-/// - One set of worker threads (see [`LinkOptions::jobs`]), started when the session is
-///   built and used by every call.
+/// - One worker count for every call (see [`LinkOptions::jobs`]). Each call's scan and link
+///   passes run on threads started for that pass (see [`cowtree_fs::workers::Pool`] for why
+///   they are not kept); sorting the record runs on a thread pool the session keeps.
 ///
 /// Every method returns a [`LinkReport`] and follows the crate's contract: a new destination
 /// appears whole or not at all; a merge into an existing destination is a transaction (on
@@ -35,9 +36,6 @@ pub struct Linker {
     pub(crate) jobs: usize,
     pub(crate) pairs: Pairs,
     pub(crate) workers: cowtree_fs::workers::Pool,
-    /// The umask when the session was built (directories created with their final bits
-    /// need no chmod when it strips none of them).
-    pub(crate) umask: Option<u32>,
 }
 
 impl std::fmt::Debug for Linker {
@@ -109,7 +107,6 @@ impl Linker {
             jobs,
             pairs: Pairs::default(),
             workers: cowtree_fs::workers::Pool::new(jobs, "cowtree-link"),
-            umask: crate::link::read_umask(),
         }
     }
 

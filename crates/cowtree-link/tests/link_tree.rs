@@ -623,3 +623,130 @@ fn overwrite_refuses_to_replace_a_directory_by_a_file_and_keeps_its_contents() {
     );
     assert_eq!(leftovers(&dst), Vec::<PathBuf>::new());
 }
+
+/// Permission bits of files and of directories (each holding a file, a subdirectory with a
+/// file, and an empty directory of the same mode beside it) for every case the linker treats
+/// apart: bits the umask or a default ACL removes, sticky and set-group-ID bits, directories
+/// without owner write or search (given their bits last), fixed times on everything.
+const FILE_MODES: [u32; 12] = [
+    0o400, 0o600, 0o640, 0o644, 0o660, 0o664, 0o666, 0o700, 0o755, 0o775, 0o777, 0o1644,
+];
+const DIR_MODES: [u32; 10] = [
+    0o700, 0o750, 0o755, 0o775, 0o777, 0o1777, 0o2755, 0o3775, 0o555, 0o500,
+];
+
+fn mode_tree(root: &Path) {
+    use cowtree_testutil::tree::set_mtime;
+    fs::create_dir(root).unwrap();
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    for (i, m) in FILE_MODES.iter().enumerate() {
+        let p = root.join(format!("f{m:o}"));
+        fs::write(&p, pattern(MIN_SAMPLE_FILE + i, i as u64)).unwrap();
+        files.push((p, *m));
+    }
+    for m in DIR_MODES {
+        let d = root.join(format!("d{m:o}"));
+        fs::create_dir_all(d.join("sub")).unwrap();
+        fs::write(d.join("file"), pattern(MIN_SAMPLE_FILE, u64::from(m))).unwrap();
+        fs::write(d.join("sub/file"), b"below").unwrap();
+        files.push((d.join("file"), 0o644));
+        files.push((d.join("sub/file"), 0o600));
+        fs::create_dir(root.join(format!("e{m:o}"))).unwrap();
+        dirs.push((d.join("sub"), 0o755));
+        dirs.push((d, m));
+        dirs.push((root.join(format!("e{m:o}")), m));
+    }
+    for (p, m) in &files {
+        fs::set_permissions(p, fs::Permissions::from_mode(*m)).unwrap();
+    }
+    // Times before modes: a directory without owner write cannot have its times set by a
+    // non-root owner afterwards. Deepest first: setting times creates nothing.
+    let all: Vec<&Path> = files
+        .iter()
+        .chain(&dirs)
+        .map(|(p, _)| p.as_path())
+        .collect();
+    for (i, p) in all.iter().chain([&root]).enumerate() {
+        set_mtime(p, 1_200_000_000 + 3_600 * i as i64, 987_654_321 - i as i64);
+    }
+    for (p, m) in &dirs {
+        fs::set_permissions(p, fs::Permissions::from_mode(*m)).unwrap();
+    }
+}
+
+/// A default POSIX ACL (user rwx, group r-x, other none) in the kernel's xattr format: new
+/// entries below `dir` get their bits from it instead of the umask, so a file asked for 0644
+/// is made 0640 and needs its bits set afterwards.
+fn set_default_acl(dir: &Path) -> std::io::Result<()> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm) in [(0x01u16, 7u16), (0x04, 5), (0x20, 0)] {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&u32::MAX.to_le_bytes());
+    }
+    rustix::fs::setxattr(
+        dir,
+        "system.posix_acl_default",
+        &v,
+        rustix::fs::XattrFlags::empty(),
+    )?;
+    Ok(())
+}
+
+#[test]
+fn modes_and_times_are_exact_under_a_plain_a_setgid_and_a_default_acl_parent() {
+    for fsys in [Fs::Xfs, Fs::Btrfs, Fs::NoCow, Fs::Tmpfs] {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = dir.path().join("src");
+        mode_tree(&src);
+        let before = snapshot(&src);
+        for parent in ["plain", "setgid", "acl"] {
+            let p = dir.path().join(parent);
+            fs::create_dir(&p).unwrap();
+            match parent {
+                "setgid" => fs::set_permissions(&p, fs::Permissions::from_mode(0o2775)).unwrap(),
+                "acl" => {
+                    if let Err(e) = set_default_acl(&p) {
+                        // tmpfs without POSIX ACLs: there is no default ACL to follow.
+                        eprintln!("{fsys:?}: no default ACL: {e}");
+                        continue;
+                    }
+                    // The rule really applies here: a new file loses group write and all of
+                    // other's bits, whatever the umask.
+                    fs::write(p.join("probe"), b"x").unwrap();
+                    let probe = fs::metadata(p.join("probe")).unwrap().mode() & 0o777;
+                    assert_eq!(
+                        probe & 0o027,
+                        0,
+                        "{fsys:?}: default ACL not applied: {probe:o}"
+                    );
+                    fs::remove_file(p.join("probe")).unwrap();
+                }
+                _ => {}
+            }
+            for preserve_times in [true, false] {
+                let dst = p.join(format!("dst-{preserve_times}"));
+                let o = LinkOptions {
+                    preserve_times,
+                    ..opts()
+                };
+                let r =
+                    link_tree(&src, &dst, &o).unwrap_or_else(|e| panic!("{fsys:?} {parent}: {e}"));
+                assert_eq!(r.files, (FILE_MODES.len() + 2 * DIR_MODES.len()) as u64);
+                let after = snapshot(&dst);
+                for (path, s) in &before {
+                    assert_eq!(
+                        s.mode,
+                        after[path].mode,
+                        "{fsys:?} {parent} preserve_times={preserve_times}: {}: mode {:o} vs {:o}",
+                        path.display(),
+                        s.mode,
+                        after[path].mode
+                    );
+                }
+                assert_same_tree(&before, &after, preserve_times);
+            }
+        }
+    }
+}

@@ -354,6 +354,55 @@ fn clone_keeps_exact_modes_under_a_restrictive_umask() {
 }
 
 #[test]
+fn clone_keeps_exact_modes_and_times_under_every_umask_on_xfs_and_ext4() {
+    use std::os::unix::fs::PermissionsExt;
+    for fsys in [Fs::Xfs, Fs::NoCow] {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = dir.path().join("src");
+        sample_tree(&src);
+        // Files and directories (one empty) whose bits one umask or another removes.
+        let mut made = Vec::new();
+        for mode in [
+            0o600u32, 0o640, 0o644, 0o660, 0o664, 0o666, 0o750, 0o775, 0o777,
+        ] {
+            let f = src.join(format!("f{mode:o}"));
+            fs::write(&f, pattern(20_000, u64::from(mode))).unwrap();
+            let d = src.join(format!("d{mode:o}"));
+            fs::create_dir_all(d.join("empty")).unwrap();
+            fs::write(d.join("in"), b"inside").unwrap();
+            made.push((f, mode));
+            made.push((d.join("empty"), mode | 0o700));
+            made.push((d, mode | 0o700));
+        }
+        for (i, (p, mode)) in made.iter().enumerate() {
+            fs::set_permissions(p, fs::Permissions::from_mode(*mode)).unwrap();
+            cowtree_testutil::tree::set_mtime(p, 1_100_000_000 + i as i64, 5_000 + i as i64);
+        }
+        cowtree_testutil::tree::set_mtime(&src, 1_100_000_000, 17);
+        let before = snapshot(&src);
+        for umask in ["000", "002", "022", "027", "037", "077"] {
+            let dst = dir.path().join(format!("dst-{umask}"));
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "umask {umask}; exec \"$0\" clone --quiet \"$1\" \"$2\""
+                ))
+                .arg(BIN)
+                .arg(&src)
+                .arg(&dst)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{fsys:?} umask {umask}: {}",
+                stderr(&out)
+            );
+            assert_same_tree(&before, &snapshot(&dst), true);
+        }
+    }
+}
+
+#[test]
 fn clone_killed_mid_run_leaves_no_dst_and_the_next_run_removes_its_staging() {
     let (Some(a), Some(b)) = (scratch(Fs::Xfs), scratch(Fs::Xfs2)) else {
         return;

@@ -103,6 +103,17 @@ pub fn copy_file_range(
     rustix::fs::copy_file_range(src, None, dst, None, len)
 }
 
+/// Whether the directory `dir` has a default POSIX ACL (which, where present, decides the
+/// permission bits of new entries instead of the umask): `Some(false)` when it has none or the
+/// filesystem has no ACLs, `Some(true)` when it has one.
+pub fn has_default_acl(dir: BorrowedFd<'_>) -> io::Result<Option<bool>> {
+    match rustix::fs::fgetxattr_query(dir, "system.posix_acl_default") {
+        Ok(_) => Ok(Some(true)),
+        Err(Errno::NODATA | Errno::OPNOTSUPP) => Ok(Some(false)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The filesystem's magic number (`statfs.f_type`).
 pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<u64> {
     let st = rustix::fs::fstatfs(fd)?;

@@ -164,3 +164,9 @@ pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<u64> {
 pub(crate) fn read_entries(fd: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
     crate::dir::entries_of(fd)
 }
+
+/// Not known here (ACL inheritance on APFS is not modelled): `None`, so callers read new
+/// entries' modes back.
+pub fn has_default_acl(_dir: BorrowedFd<'_>) -> io::Result<Option<bool>> {
+    Ok(None)
+}
