@@ -20,7 +20,6 @@
 //! copying the encoded records it keeps.
 
 use std::collections::{BTreeSet, HashSet};
-use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
 
 use cowtree_fs::progress::{Progress, Total};
@@ -433,14 +432,17 @@ fn apply(
     ));
     // Durable first (docs/store.md, "Durability"). The record that says the switch is done
     // is staged now and renamed into place only once the sync of the worktree's filesystem
-    // returned, so that the rename never reaches the disk before the worktree's changes; that
-    // sync writes the staged bytes too when the store is on the same filesystem (otherwise
-    // they are synced beside it). The cache is built while the sync waits on the disk, and
-    // written only after it (it trusts what was written).
+    // returned, so that the rename never reaches the disk before the worktree's changes. The
+    // staged bytes are synced on their own beside that sync, even when the store shares the
+    // worktree's filesystem: the filesystem sync is not enough on its own everywhere (on
+    // macOS it is sync(), which only schedules the writes, plus F_FULLFSYNC on the root; on
+    // FUSE a syncfs may not reach the server; before Linux 5.8 syncfs reports no writeback
+    // error), and the record's own sync overlaps the other, so it costs little. The cache is
+    // built while the syncs wait on the disk, and written only after them (it trusts what
+    // was written).
     wt.base = *b_id;
     wt.pending = None;
     let mut done = registry::stage(store, wt)?;
-    let same_fs = same_filesystem(store, &ap);
     let (synced, (bytes, staged)) = rayon::join(
         || ap.sync(),
         || {
@@ -455,7 +457,7 @@ fn apply(
                 |p| p.is_empty() || b_is_dir(p) || b.has_beneath(p),
                 Vec::new(),
             );
-            let staged = if same_fs { Ok(()) } else { done.sync_data() };
+            let staged = done.sync_data();
             (bytes, staged)
         },
     );
@@ -475,18 +477,6 @@ fn apply(
     published?;
     cached?;
     Ok((written, removed, created))
-}
-
-/// True when the store's registry and the worktree are on one filesystem (the same device),
-/// so that a `syncfs` through the worktree also writes what was staged in the registry.
-fn same_filesystem(store: &Store, ap: &Applier<'_>) -> bool {
-    let dev = |fd: BorrowedFd<'_>| {
-        rustix::fs::fstat(fd)
-            .ok()
-            .map(|st| cowtree_fs::sys::stat_dev(&st))
-    };
-    let (s, w) = (dev(store.worktrees_dir().as_fd()), dev(ap.root.as_fd()));
-    s.is_some() && s == w
 }
 
 /// The bytes of file data an entry brings (a symlink's target is not file data).

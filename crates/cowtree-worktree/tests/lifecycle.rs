@@ -1106,8 +1106,11 @@ fn a_refused_switch_leaves_the_record_byte_for_byte_and_no_staged_journal() {
 
 #[test]
 fn switch_of_a_worktree_on_another_filesystem_than_its_store_finishes_and_is_trusted() {
-    // The store on one XFS, the worktree (copied, not cloned) on another: the sync of the
-    // worktree's filesystem does not write the store's, so the record is synced on its own.
+    // The store on one XFS, the worktree (copied, not cloned) on another, so that the sync
+    // of the worktree's filesystem does not write the store's: the switch still finishes,
+    // leaves no staged record behind, its record is the one a fresh lookup reads, the files
+    // it wrote are trusted by the next status without being read, and a switch back works.
+    // (Whether the record reached the disk before a power loss is not observable here.)
     let Some(e) = env(Fs::Xfs) else { return };
     let Some(other) = scratch(Fs::Xfs2) else {
         return;
