@@ -61,7 +61,7 @@ use rustix::io::Errno;
 use crate::error::{Error, Result};
 use crate::hash::Hash;
 use crate::manifest::{Entry, Manifest, show};
-use crate::store::Store;
+use crate::store::{EncodedManifest, Store};
 use crate::util::{join, path_of};
 
 /// What a snapshot recorded.
@@ -239,13 +239,16 @@ pub fn snapshot_dir_with_progress(
         })?;
     let walked = started.elapsed();
     // Every blob the manifest names is placed: they are made durable (`syncfs`, which mostly
-    // waits for the disk) while the manifest is sorted, checked and encoded, and the manifest
-    // is named only after both (docs/store.md, "Durability").
+    // waits for the disk) while the manifest is sorted, checked, encoded and hashed, and the
+    // manifest is named only after both (docs/store.md, "Durability").
     let (synced, manifest) = std::thread::scope(|s| {
         let sync = std::thread::Builder::new()
             .name("cowtree-sync".into())
             .spawn_scoped(s, || store.sync_filesystem());
-        let manifest = build_manifest(recorders, src);
+        let manifest = build_manifest(recorders, src).map(|m| {
+            let encoded = EncodedManifest::new(&m);
+            (m, encoded)
+        });
         let synced = match sync {
             Ok(t) => t
                 .join()
@@ -255,10 +258,10 @@ pub fn snapshot_dir_with_progress(
         };
         (synced, manifest)
     });
-    let manifest = manifest?;
+    let (manifest, encoded) = manifest?;
     synced?;
     let built = started.elapsed();
-    let id = store.save_synced(&manifest)?;
+    let id = store.save_synced(&encoded)?;
     if std::env::var_os("COWTREE_TIMING").is_some() {
         eprintln!(
             "timing: walk {walked:?}, manifest built and store synced {built:?}, saved {:?}",

@@ -20,6 +20,27 @@ pub const FORMAT_VERSION: u32 = 1;
 const FORMAT_FILE: &str = "format";
 const LAYOUT: [&str; 5] = ["blobs", "snapshots", "refs", "worktrees", "tmp"];
 
+/// A manifest encoded and hashed ahead of [`Store::save_synced`] (e.g. while the store is
+/// synced), so that the save does neither; its id is always the hash of its bytes.
+pub struct EncodedManifest {
+    bytes: Vec<u8>,
+    id: Hash,
+}
+
+impl EncodedManifest {
+    /// Encodes `m` and hashes the encoding.
+    pub fn new(m: &Manifest) -> EncodedManifest {
+        let bytes = m.encode();
+        let id = Hash::of(&bytes);
+        EncodedManifest { bytes, id }
+    }
+
+    /// The manifest's id: the hash of its encoding.
+    pub fn id(&self) -> Hash {
+        self.id
+    }
+}
+
 /// An open store.
 #[derive(Debug)]
 pub struct Store {
@@ -258,19 +279,20 @@ impl Store {
     }
 
     /// [`Store::save`] for a caller that has made every blob `m` names durable itself
-    /// ([`Store::sync_filesystem`] after the last blob was placed): the manifest is written
-    /// and named durably with no `syncfs` of its own.
-    pub fn save_synced(&self, m: &Manifest) -> Result<Hash> {
-        self.write_manifest_after(&m.encode(), true)
+    /// ([`Store::sync_filesystem`] after the last blob was placed) and has encoded the
+    /// manifest already (e.g. while that sync ran): the manifest is written and named durably
+    /// with no `syncfs` of its own. Returns its id.
+    pub fn save_synced(&self, m: &EncodedManifest) -> Result<Hash> {
+        self.write_manifest_after(&m.bytes, m.id, true)
     }
 
     fn write_manifest(&self, bytes: &[u8]) -> Result<Hash> {
-        self.write_manifest_after(bytes, false)
+        self.write_manifest_after(bytes, Hash::of(bytes), false)
     }
 
-    /// Writes a manifest's `bytes` under their hash; `synced`: the blobs are durable already.
-    fn write_manifest_after(&self, bytes: &[u8], synced: bool) -> Result<Hash> {
-        let id = Hash::of(bytes);
+    /// Writes a manifest's `bytes` under `id`, their hash; `synced`: the blobs are durable
+    /// already.
+    fn write_manifest_after(&self, bytes: &[u8], id: Hash, synced: bool) -> Result<Hash> {
         let name = OsString::from(id.to_hex());
         let path = self.root.join("snapshots").join(&name);
         if (self.snapshots.try_stat(&name))
