@@ -29,7 +29,7 @@ impl Hash {
 
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        String::from_utf8(self.hex_bytes().to_vec()).expect("hex digits are ASCII")
+        self.hex_bytes().into_iter().map(char::from).collect()
     }
 
     /// Lowercase hex as 64 ASCII bytes, made without the formatting machinery (a snapshot
@@ -63,7 +63,10 @@ pub fn is_hex(s: &str) -> bool {
 
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        // Written from the stack: no allocation per hash shown. The digits are ASCII, so the
+        // error cannot happen.
+        let hex = self.hex_bytes();
+        f.write_str(std::str::from_utf8(&hex).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -90,6 +93,8 @@ mod tests {
         );
         let edges = Hash::from_bytes([0x00, 0x0f, 0xf0, 0xff].repeat(8).try_into().unwrap());
         assert_eq!(edges.to_hex(), "000ff0ff".repeat(8));
+        assert_eq!(h.to_string(), hex);
+        assert_eq!(format!("{edges}"), "000ff0ff".repeat(8));
         assert_eq!(
             crate::Store::blob_rel(&h),
             std::ffi::OsString::from(format!("{}/{}", &hex[..2], &hex[2..]))

@@ -939,6 +939,8 @@ thread_local! {
 /// The BLAKE3 hash of the first `size` bytes of `fd`, read with `pread` from offset 0 (the
 /// descriptor's offset is neither used nor moved), in one read for a file of up to 1 MiB and
 /// without a read past `size` to find the end; `None` when the file ends before `size` bytes.
+/// Not [`cowtree_fs::read::hash_fd`], which reads from the descriptor's offset to the end in
+/// buffers growing from 64 KiB (two or more reads for every file).
 fn hash_prefix(fd: &OwnedFd, size: u64) -> io::Result<Option<Hash>> {
     let mut hasher = blake3::Hasher::new();
     let mut run = |buf: &mut Vec<u8>| -> io::Result<bool> {
