@@ -149,10 +149,29 @@ pub fn create_dirs(input: &BuildInput<'_>) -> Result<()> {
 
 /// For each of `target`'s entries, the position in `src` of `src`'s unconflicted (stage 0)
 /// entry at the same path, if it has one: what `src.entry_by_path_and_stage(path,
-/// Unconflicted)` finds, by one merge of the two entry lists (both sorted by path, then stage,
-/// as an index keeps them) instead of a binary search per entry.
+/// Unconflicted)` finds, by one merge of the two entry lists instead of a binary search per
+/// entry.
+///
+/// `src` is sorted by path, then stage, as an index file keeps it (gitoxide's lookups assume
+/// so too). The merge also needs `target` in that order: an index read from a file is, and
+/// one made by `index_from_tree` is in the tree's traversal order, which is the same for a
+/// valid tree (git orders a tree's entries as if a directory's name ended in `/`). A target in
+/// another order (a malformed tree) is found out by one pass of comparisons and looked up by
+/// binary search instead.
 pub fn src_entries_for(target: &gix::index::State, src: &gix::index::State) -> Vec<Option<usize>> {
     let (t_backing, s_backing) = (target.path_backing(), src.path_backing());
+    if target.verify_entries().is_err() {
+        return target
+            .entries()
+            .iter()
+            .map(|e| {
+                src.entry_index_by_path_and_stage(
+                    e.path_in(t_backing),
+                    gix::index::entry::Stage::Unconflicted,
+                )
+            })
+            .collect();
+    }
     let src_entries = src.entries();
     let mut j = 0;
     target
@@ -652,6 +671,83 @@ mod tests {
                 want("z/deep/file")
             ]
         );
+    }
+
+    #[test]
+    fn src_entries_for_a_target_out_of_order_agrees_with_the_lookup() {
+        let u = Stage::Unconflicted;
+        let src = state(&[("a", u), ("b", u), ("c/d", u), ("e", u)]);
+        // Not sorted: the merge alone would miss "a" and "b" once past "c/d".
+        let mut target = gix::index::State::new(gix::hash::Kind::Sha1);
+        for path in ["c/d", "a", "zz", "b", "e"] {
+            target.dangerously_push_entry(
+                Stat::default(),
+                gix::ObjectId::empty_blob(gix::hash::Kind::Sha1),
+                Flags::from_stage(u),
+                Mode::FILE,
+                path.into(),
+            );
+        }
+        assert!(
+            target.verify_entries().is_err(),
+            "the target is out of order"
+        );
+        let found = src_entries_for(&target, &src);
+        assert_eq!(found, by_lookup(&target, &src));
+        assert_eq!(found, vec![Some(2), Some(0), None, Some(1), Some(3)]);
+    }
+
+    #[test]
+    fn a_target_made_from_a_tree_is_in_index_order_and_matches_gits_own_index() {
+        // Names around `/` in byte order ('-' and '.' sort before it, '0' after), where a
+        // tree's order (a directory's name compared as if it ended in `/`) and a plain sort of
+        // the names would differ: the traversal must still give the index's order.
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for path in ["a-b", "a.b", "a/x", "a/y/z", "a0", "a/y-", "b"] {
+            let p = root.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, path).unwrap();
+        }
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .current_dir(root)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+                .env_remove("GIT_DIR")
+                .env_remove("GIT_WORK_TREE")
+                .env_remove("GIT_INDEX_FILE")
+                .args(args)
+                .output()
+                .expect("run git");
+            assert!(out.status.success(), "git {args:?}: {out:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "c"]);
+        let repo = gix::open(root).unwrap();
+        let tree = repo.head_tree_id().unwrap();
+        // As cowtree-git makes the target of `git worktree add`.
+        let target = repo.index_from_tree(&tree).unwrap();
+        target.verify_entries().unwrap();
+        let paths: Vec<String> = target
+            .entries()
+            .iter()
+            .map(|e| e.path(&target).to_string())
+            .collect();
+        assert_eq!(
+            paths,
+            ["a-b", "a.b", "a/x", "a/y-", "a/y/z", "a0", "b"],
+            "traversal order"
+        );
+        let src = repo.open_index().unwrap();
+        let found = src_entries_for(&target, &src);
+        assert_eq!(found, by_lookup(&target, &src));
+        assert!(found.iter().all(Option::is_some), "{found:?}");
     }
 
     #[test]
