@@ -34,11 +34,6 @@ impl EncodedManifest {
         let id = Hash::of(&bytes);
         EncodedManifest { bytes, id }
     }
-
-    /// The manifest's id: the hash of its encoding.
-    pub fn id(&self) -> Hash {
-        self.id
-    }
 }
 
 /// An open store.
