@@ -14,12 +14,24 @@
 #
 # Environment: COWTREE (default: cargo build --release), TREE=DIR, SCALE and SEED for the
 # generated tree (default 1 and 1), TOP=N lines of each perf report kept (default 60),
-# RUNS="floor clone ..." to profile only some of floor, clone, checkout and snapshot (default:
-# all four).
+# PROFILE="floor clone ..." to profile only some of floor, clone, checkout and snapshot
+# (default: all four; another name is refused).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 die() { echo "profile: $*" >&2; exit 1; }
+KNOWN="floor clone checkout snapshot"
+read -ra PROFILED <<<"${PROFILE:-$KNOWN}"
+((${#PROFILED[@]})) || die "PROFILE names nothing to profile (known: $KNOWN)"
+for name in "${PROFILED[@]}"; do
+  [[ " $KNOWN " == *" $name "* ]] || die "PROFILE: unknown name '$name' (known: $KNOWN)"
+done
+# profiled NAME: NAME is in PROFILE
+profiled() {
+  local name
+  for name in "${PROFILED[@]}"; do [[ $name == "$1" ]] && return 0; done
+  return 1
+}
 [[ "$(id -u)" == 0 ]] || die "needs root: sudo bench/profile.sh"
 for t in perf strace cc python3; do command -v "$t" >/dev/null || die "needs $t"; done
 if [[ -z "${COWTREE:-}" ]]; then
@@ -45,9 +57,7 @@ if [[ -n "${TREE:-}" ]]; then
 else
   python3 bench/gentree.py "$XFS/src" --scale "${SCALE:-1}" --seed "${SEED:-1}" >/dev/null
 fi
-RUNS=" ${RUNS:-floor clone checkout snapshot} "
-runs() { [[ $RUNS == *" $1 "* ]]; }
-if runs checkout; then
+if profiled checkout; then
   ID=$("$COWTREE" --store "$XFS/store" snapshot "$XFS/src" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
 fi
 sleep 3 # the tree's ctimes older than the snapshot's margin, as in bench/run.sh
@@ -73,10 +83,10 @@ profile() {
     --sort symbol -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -"$TOP" >"$OUT/$name.perf-children.txt"
   rm -f "$OUT/$name.perf.data"
 }
-runs floor && profile floor "$FLOOR" -j "$(nproc)" "$XFS/src" "$XFS/dst"
-runs clone && profile clone "$COWTREE" clone --quiet "$XFS/src" "$XFS/dst"
-runs checkout && profile checkout "$COWTREE" --store "$XFS/store" checkout "$ID" "$XFS/dst"
-runs snapshot && profile snapshot "$COWTREE" --store "$XFS/store-fresh" snapshot "$XFS/src"
+profiled floor && profile floor "$FLOOR" -j "$(nproc)" "$XFS/src" "$XFS/dst"
+profiled clone && profile clone "$COWTREE" clone --quiet "$XFS/src" "$XFS/dst"
+profiled checkout && profile checkout "$COWTREE" --store "$XFS/store" checkout "$ID" "$XFS/dst"
+profiled snapshot && profile snapshot "$COWTREE" --store "$XFS/store-fresh" snapshot "$XFS/src"
 settle
 for f in "$OUT"/*.strace; do
   echo "== $(basename "$f" .strace): strace -c -f (top 12 by time)"
