@@ -4,8 +4,9 @@
 #   sudo bench/git.sh
 #
 # The repository: the tree of bench/gentree.py (committed) plus an ignored node_modules/ of
-# 20,000 small files and an ignored target/ of a few large files. Four tools, alternating in
-# each round:
+# 20,000 small files and an ignored target/ of a few large files. Four tools, in another order
+# each round (a balanced Latin square over 4 rounds: each tool runs once in each position and
+# right after each other tool once):
 #   cowtree      cowtree git worktree add --detach --ignored DST
 #   git          git worktree add --detach DST                         (tracked files only)
 #   git+cp       git worktree add --detach DST, then cp -a --reflink=always of the ignored dirs
@@ -21,7 +22,7 @@
 #
 # Environment:
 #   COWTREE=PATH   binary to measure (default: cargo build --release -p cowtree)
-#   RUNS=N         rounds (default 3)
+#   RUNS=N         rounds (default 4; rounded up to a multiple of 4, so that the orders balance)
 #   SCALE=F        bench/gentree.py --scale (default 0.5: about 40,000 tracked files; the 4 GiB
 #                  loop filesystem must hold SRC, its objects and one full git checkout)
 #   NODE_FILES=N   files in node_modules/ (default 20000)
@@ -30,7 +31,12 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 die() { echo "bench/git: $*" >&2; exit 1; }
 [[ "$(id -u)" == 0 ]] || die "needs root to mount the XFS loop filesystem"
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-4}
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive whole number, not '$RUNS'"
+if ((RUNS % 4)); then
+  echo "bench/git: RUNS=$RUNS rounded up to $((RUNS + 4 - RUNS % 4)), so that each tool runs in each position as often"
+  RUNS=$((RUNS + 4 - RUNS % 4))
+fi
 SCALE=${SCALE:-0.5}
 NODE_FILES=${NODE_FILES:-20000}
 command -v strace >/dev/null || die "needs strace (apt-get install strace)"
@@ -53,7 +59,8 @@ export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.invalid
 export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.invalid
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# The median; of an even count, the mean of the two middle values.
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 minmax() { sort -g | awk 'NR==1{mn=$1} {mx=$1} END {printf "%s %s\n", mn, mx}'; }
 
 SRC="$M/repo"
@@ -87,9 +94,10 @@ echo "bench/git: load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 settle() { sync; xfs_freeze -f "$M" 2>/dev/null && xfs_freeze -u "$M" 2>/dev/null || true; }
 cleanup_wt() { git -C "$SRC" worktree remove --force "$1" 2>/dev/null || rm -rf "$1"; git -C "$SRC" worktree prune; }
 
-# timed CMD...: runs CMD; sets WALL and CPU (user + system seconds, children included).
+# timed CMD...: runs CMD; sets WALL and CPU (user + system seconds, children included). Fails
+# as CMD failed.
 timed() {
-  /usr/bin/time -f '%e %U %S' -o "$M/time.out" "$@"
+  /usr/bin/time -f '%e %U %S' -o "$M/time.out" "$@" || return
   read -r WALL u s <"$M/time.out"
   CPU=$(echo "$u + $s" | bc)
 }
@@ -103,7 +111,12 @@ run_tool() {
     git) timed git -C "$SRC" worktree add -q --detach "$dst" ;;
     git+cp) timed sh -c 'git -C "$1" worktree add -q --detach "$2" &&
       cp -a --reflink=always "$1/node_modules" "$1/target" "$2/"' sh "$SRC" "$dst" ;;
-    floor) timed "$FLOOR" -j "$(nproc)" -x .git "$SRC" "$dst" 2>"$M/floor.out" ;;
+    floor)
+      if ! timed "$FLOOR" -j "$(nproc)" -x .git "$SRC" "$dst" 2>"$M/floor.out"; then
+        cat "$M/floor.out" >&2
+        die "the floor probe bench/clone-floor.c failed (its output above)"
+      fi
+      ;;
   esac
   T[$tool]+="$WALL "
   C[$tool]+="$CPU "
@@ -129,10 +142,10 @@ run_tool() {
 for ((r = 0; r < RUNS; r++)); do
   ROUND=$r
   case $((r % 4)) in
-    0) order=(cowtree git git+cp floor) ;;
-    1) order=(git git+cp floor cowtree) ;;
-    2) order=(git+cp floor cowtree git) ;;
-    3) order=(floor cowtree git git+cp) ;;
+    0) order=(cowtree git floor git+cp) ;;
+    1) order=(git git+cp cowtree floor) ;;
+    2) order=(git+cp floor git cowtree) ;;
+    3) order=(floor cowtree git+cp git) ;;
   esac
   for tool in "${order[@]}"; do run_tool "$tool"; done
   echo "bench/git: round $((r + 1)) done"
