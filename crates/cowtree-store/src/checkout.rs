@@ -116,8 +116,6 @@ struct Counters {
     copied: AtomicU64,
     bytes: AtomicU64,
     fallbacks: Mutex<HashMap<&'static str, u64>>,
-    /// Why the batch moved from clone to copy, once it has.
-    batch_reason: Mutex<Option<&'static str>>,
     /// Copy was asked for: copies are not fallbacks.
     copy_requested: bool,
 }
@@ -462,7 +460,6 @@ fn fill(
         copied: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         fallbacks: Mutex::new(HashMap::new()),
-        batch_reason: Mutex::new(None),
         copy_requested: opts.mode == CheckoutMode::Copy,
     };
     let range = CopyRange::new();
@@ -603,10 +600,20 @@ struct Ctx<'a> {
 /// which changes it): from then on, [`LinkState::attempt`] is constant and
 /// [`LinkState::succeeded`] changes nothing, so workers read the settled attempt from an
 /// atomic and take the lock only for a failure, exactly as they would have under it.
+///
+/// Why the batch moved from clone to copy is kept under the same lock and set before the
+/// settled copy is published, so that a worker which sees the batch settled on copy also
+/// sees why.
 struct Batch {
-    state: Mutex<LinkState>,
+    state: Mutex<BatchState>,
     /// [`UNSETTLED`], [`SETTLED_CLONE`] or [`SETTLED_COPY`].
     settled: AtomicU8,
+}
+
+struct BatchState {
+    link: LinkState,
+    /// Why the batch moved from clone to copy, once it has.
+    reason: Option<&'static str>,
 }
 
 const UNSETTLED: u8 = 0;
@@ -616,14 +623,17 @@ const SETTLED_COPY: u8 = 2;
 impl Batch {
     fn new(state: LinkState) -> Batch {
         let b = Batch {
-            state: Mutex::new(state),
+            state: Mutex::new(BatchState {
+                link: state,
+                reason: None,
+            }),
             settled: AtomicU8::new(UNSETTLED),
         };
         b.settle(&state);
         b
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, LinkState>> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, BatchState>> {
         self.state
             .lock()
             .map_err(|_| Error::msg("internal error: a worker panicked"))
@@ -644,7 +654,7 @@ impl Batch {
         match self.settled.load(Ordering::Acquire) {
             SETTLED_CLONE => Ok(Attempt::Clone),
             SETTLED_COPY => Ok(Attempt::Copy),
-            _ => Ok(self.lock()?.attempt()),
+            _ => Ok(self.lock()?.link.attempt()),
         }
     }
 
@@ -654,17 +664,30 @@ impl Batch {
             return Ok(());
         }
         let mut state = self.lock()?;
-        state.succeeded(attempt);
-        self.settle(&state);
+        state.link.succeeded(attempt);
+        self.settle(&state.link);
         Ok(())
     }
 
-    /// [`LinkState::failed`].
+    /// [`LinkState::failed`]; when the batch moves to copy, `failure` becomes its reason
+    /// ([`Batch::reason`]) before the move is published.
     fn failed(&self, tried: Attempt, failure: Failure) -> Result<Decision> {
         let mut state = self.lock()?;
-        let decision = state.failed(tried, failure);
-        self.settle(&state);
+        let decision = state.link.failed(tried, failure);
+        if let Decision::Fallback {
+            batch_moved: true, ..
+        } = decision
+        {
+            state.reason = Some(failure.as_str());
+        }
+        self.settle(&state.link);
         Ok(decision)
+    }
+
+    /// Why the batch moved from clone to copy; `None` when it has not (it copies because
+    /// no clone was to be attempted).
+    fn reason(&self) -> Result<Option<&'static str>> {
+        Ok(self.lock()?.reason)
     }
 }
 
@@ -767,7 +790,7 @@ fn place(ctx: &Ctx<'_>, dir: &Dir, e: &Entry) -> Result<Option<Stat>> {
                 if !c.copy_requested {
                     let why = match reason {
                         Some(r) => Some(r),
-                        None => *c.batch_reason.lock().map_err(|_| poisoned())?,
+                        None => ctx.state.reason()?,
                     };
                     let why = why.unwrap_or("clone-not-attempted");
                     *c.fallbacks
@@ -788,14 +811,7 @@ fn place(ctx: &Ctx<'_>, dir: &Dir, e: &Entry) -> Result<Option<Stat>> {
             Placed::Unsupported(cause) => {
                 let failure = Failure::Clone(cause);
                 match ctx.state.failed(Attempt::Clone, failure)? {
-                    Decision::Fallback {
-                        attempt: next,
-                        batch_moved,
-                    } => {
-                        if batch_moved {
-                            *c.batch_reason.lock().map_err(|_| poisoned())? =
-                                Some(failure.as_str());
-                        }
+                    Decision::Fallback { attempt: next, .. } => {
                         reason = Some(failure.as_str());
                         attempt = next;
                         continue;
