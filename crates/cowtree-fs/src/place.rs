@@ -165,7 +165,7 @@ fn finish(dst: &OwnedFd, mode: u32) -> io::Result<Stat> {
 
 fn check_regular(fd: &OwnedFd, name: &OsStr) -> io::Result<()> {
     let st = fstat(fd).map_err(|e| at_path("stat", Path::new(name), e.into()))?;
-    if FileType::from_raw_mode(stat_mode(&st)) != FileType::RegularFile {
+    if crate::sys::file_type(stat_mode(&st)) != FileType::RegularFile {
         return Err(invalid_source(name));
     }
     Ok(())

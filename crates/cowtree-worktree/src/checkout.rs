@@ -151,7 +151,7 @@ fn stat_cache(root: &Path, id: &Hash, written: &Written) -> Result<StatCache> {
 /// The record of entry `e` written with stat `st`: a file of the manifest's size takes its
 /// blob's hash, a symlink the hash of its target (the stat cache's content hash of a symlink).
 fn record_of(e: &cowtree_store::manifest::Entry, st: &Stat) -> Option<Rec> {
-    let ft = FileType::from_raw_mode(cowtree_fs::sys::stat_mode(st));
+    let ft = cowtree_fs::sys::file_type(cowtree_fs::sys::stat_mode(st));
     let hash = match (&e.data, ft) {
         (Data::Blob { hash, size }, FileType::RegularFile) if st.st_size as u64 == *size => *hash,
         (Data::Target(t), FileType::Symlink) => Hash::of(t),
