@@ -22,13 +22,15 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, fchmod, fstat, openat, statat, unlinkat};
-use rustix::io::Errno;
+use rustix::fs::{AtFlags, FileType, OFlags, Stat, fchmod, fstat, openat, statat};
 
 use crate::classify::UnsupportedCause;
 use crate::copy::{CopyRange, copy_fd_remembering};
 use crate::error::{at_path, at_paths};
-use crate::reflink::{CloneFailure, Method, Transfer, TransferOptions, clone_fds};
+use crate::reflink::{
+    CloneFailure, Method, Transfer, TransferOptions, clone_fds, invalid_source, open_source,
+    remove_created, source_gone,
+};
 use crate::sys::stat_mode;
 
 /// What [`place_at`] did.
@@ -62,18 +64,9 @@ pub fn place_at(
     if crate::sys::CLONE_CREATES_DESTINATION {
         return place_by_transfer(src_dir, src_name, dst_dir, dst_name, mode, method, range);
     }
-    // O_NONBLOCK: a FIFO in the source's place cannot block the open (it is refused below
-    // before any read); reads of a regular file ignore the flag.
-    let src = match openat(
-        src_dir,
-        src_name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(Placed::SourceVanished),
-        Err(Errno::LOOP) => return Err(invalid_source(src_name)),
-        Err(e) => return Err(at_path("open", Path::new(src_name), e.into())),
+    // A FIFO in the source's place does not block the open; it is refused before any read.
+    let Some(src) = open_source(src_dir, src_name)? else {
+        return Ok(Placed::SourceVanished);
     };
     if method == Method::Copy {
         check_regular(&src, src_name)?;
@@ -89,15 +82,19 @@ pub fn place_at(
     match fill(&src, src_name, &dst, mode, method, range) {
         Ok(Filled::Done(placed)) => Ok(placed),
         Ok(Filled::NotRegular(e)) => {
-            remove_created(dst_dir, dst_name, &dst)?;
+            // The wrong source is the error to report, whatever the cleanup did.
+            let _ = remove_created(dst_dir, dst_name, &dst);
             Err(e)
         }
         Ok(Filled::Abandon(placed)) => {
-            remove_created(dst_dir, dst_name, &dst)?;
-            match placed {
-                Placed::SourceVanished => source_vanished(src_dir, src_name, dst_name),
-                other => Ok(other),
+            let removed = remove_created(dst_dir, dst_name, &dst);
+            // A source that is not really gone is the error to report, whatever the cleanup
+            // did.
+            if matches!(placed, Placed::SourceVanished) {
+                source_gone(src_dir, src_name, dst_name)?;
             }
+            removed?;
+            Ok(placed)
         }
         Err(e) => {
             // The original error matters more than a failed cleanup.
@@ -169,47 +166,6 @@ fn check_regular(fd: &OwnedFd, name: &OsStr) -> io::Result<()> {
         return Err(invalid_source(name));
     }
     Ok(())
-}
-
-fn invalid_source(name: &OsStr) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!(
-            "{}: not a regular file (only regular files can be cloned)",
-            Path::new(name).display()
-        ),
-    )
-}
-
-/// A clone saw ENOENT: that is a vanished source only when the source is really gone.
-fn source_vanished(
-    src_dir: BorrowedFd<'_>,
-    src_name: &OsStr,
-    dst_name: &OsStr,
-) -> io::Result<Placed> {
-    match statat(src_dir, src_name, AtFlags::SYMLINK_NOFOLLOW) {
-        Err(Errno::NOENT) => Ok(Placed::SourceVanished),
-        _ => Err(at_paths(
-            "clone",
-            Path::new(src_name),
-            Path::new(dst_name),
-            Errno::NOENT.into(),
-        )),
-    }
-}
-
-/// Removes `name` under `dir` if it is still the inode open as `fd`, so that a file some
-/// other process put there in the meantime is left alone.
-fn remove_created(dir: BorrowedFd<'_>, name: &OsStr, fd: &OwnedFd) -> io::Result<()> {
-    let ours = fstat(fd)?;
-    match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(now) if now.st_ino == ours.st_ino && now.st_dev == ours.st_dev => {
-            unlinkat(dir, name, AtFlags::empty())?;
-            Ok(())
-        }
-        Ok(_) | Err(Errno::NOENT) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Where the clone creates its destination itself (macOS), [`crate::transfer_at`] and a stat

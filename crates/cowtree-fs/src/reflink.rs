@@ -110,7 +110,7 @@ pub enum CopyMethod {
     },
 }
 
-pub(crate) use imp::{CloneFailure, clone_fds};
+pub(crate) use imp::{CloneFailure, clone_fds, open_source, remove_created, source_gone};
 pub use imp::{
     clone_or_copy, transfer_at, transfer_at_masked, transfer_at_remembering, try_reflink,
     try_reflink_at,
@@ -122,7 +122,8 @@ pub fn creation_mode(src_mode: u32) -> u32 {
     src_mode & 0o1777
 }
 
-fn invalid_source(name: &OsStr) -> io::Error {
+/// The error for a source that is not a regular file, naming it.
+pub(crate) fn invalid_source(name: &OsStr) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
         format!(
@@ -248,19 +249,10 @@ mod imp {
     ) -> io::Result<Transfer> {
         let src_dir = src_dir.as_fd();
         let dst_dir = dst_dir.as_fd();
-        // O_NONBLOCK: a FIFO swapped in for the source cannot block the open (it is refused
-        // below by the fstat check); reads of a regular file ignore the flag.
-        let src_fd = match openat(
-            src_dir,
-            src_name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(Transfer::SourceVanished),
-            Err(Errno::LOOP) => return Err(invalid_source(src_name)),
-            Err(e) => return Err(at_path("open", Path::new(src_name), e.into())),
+        let Some(src_fd) = open_source(src_dir, src_name)? else {
+            return Ok(Transfer::SourceVanished);
         };
+        // The open does not block on a FIFO; this refuses it, and anything but a regular file.
         let st = fstat(&src_fd).map_err(|e| at_path("stat", Path::new(src_name), e.into()))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(invalid_source(src_name));
@@ -280,7 +272,8 @@ mod imp {
             WholeClone::ByDescriptor => (None, None),
             WholeClone::Cloned(fd) => (Some(fd), Some(Ok(()))),
             WholeClone::Failed(CloneFailure::Vanished) => {
-                return source_vanished(src_dir, src_name, dst_name);
+                source_gone(src_dir, src_name, dst_name)?;
+                return Ok(Transfer::SourceVanished);
             }
             WholeClone::Failed(CloneFailure::Unsupported(cause)) => {
                 if opts.method == Method::Clone {
@@ -309,10 +302,13 @@ mod imp {
         match result {
             Ok(Filled::Done(t)) => Ok(t),
             Ok(Filled::Abandon(t)) => {
-                remove_created(dst_dir, dst_name, &dst_fd)?;
+                let removed = remove_created(dst_dir, dst_name, &dst_fd);
+                // A source that is not really gone is the error to report, whatever the
+                // cleanup did.
                 if t == Transfer::SourceVanished {
-                    return source_vanished(src_dir, src_name, dst_name);
+                    source_gone(src_dir, src_name, dst_name)?;
                 }
+                removed?;
                 Ok(t)
             }
             Err(e) => {
@@ -328,14 +324,36 @@ mod imp {
         }
     }
 
-    /// A clone saw ENOENT: that is a vanished source only when the source is really gone.
-    fn source_vanished(
+    /// Opens the source `src_name` under `src_dir` for reading, never following a symlink (a
+    /// symlink is refused as not a regular file); `None` when it is absent. O_NONBLOCK: a FIFO
+    /// in the source's place cannot block the open (the caller refuses it before any read);
+    /// reads of a regular file ignore the flag.
+    pub(crate) fn open_source(
+        src_dir: BorrowedFd<'_>,
+        src_name: &OsStr,
+    ) -> io::Result<Option<OwnedFd>> {
+        match openat(
+            src_dir,
+            src_name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(Errno::LOOP) => Err(invalid_source(src_name)),
+            Err(e) => Err(at_path("open", Path::new(src_name), e.into())),
+        }
+    }
+
+    /// A clone saw ENOENT: that is a vanished source only when the source is really gone
+    /// (`Ok`); otherwise the ENOENT is an error naming both names.
+    pub(crate) fn source_gone(
         src_dir: BorrowedFd<'_>,
         src_name: &OsStr,
         dst_name: &OsStr,
-    ) -> io::Result<Transfer> {
+    ) -> io::Result<()> {
         match statat(src_dir, src_name, AtFlags::SYMLINK_NOFOLLOW) {
-            Err(Errno::NOENT) => Ok(Transfer::SourceVanished),
+            Err(Errno::NOENT) => Ok(()),
             _ => Err(at_paths(
                 "clone",
                 Path::new(src_name),
@@ -445,7 +463,11 @@ mod imp {
 
     /// Removes `name` under `dir` if it is still the inode open as `fd`, so that a file some
     /// other process put there in the meantime is left alone.
-    fn remove_created(dir: BorrowedFd<'_>, name: &OsStr, fd: &OwnedFd) -> io::Result<()> {
+    pub(crate) fn remove_created(
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        fd: &OwnedFd,
+    ) -> io::Result<()> {
         let ours = fstat(fd)?;
         match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(now) if now.st_ino == ours.st_ino && now.st_dev == ours.st_dev => {
