@@ -1062,9 +1062,11 @@ pub(crate) fn run_plan(
             // Staging left by runs of this same destination that died; best effort.
             let _ = remove_stale(&parent, dst_name);
             let staging = Staging::create(&parent, parent_path, dst_name)?;
-            // Read for each call: the caller may change its umask between calls.
+            // Read for each call: the caller may change its umask between calls. The mask only
+            // saves reading modes back: where it cannot be had (any error of the statfs or the
+            // ACL read), there is none and modes are read back.
             let mask = CreationMask::of_dir(&staging.dir, cowtree_fs::creation::process_umask())
-                .map_err(|e| LinkError::io("stat", &staging.path(), e))?;
+                .unwrap_or(None);
             let run = Run::new(linker, plan, trees, &staging.dir, dst, None, mask);
             let outcome = run.link_all(true)?;
             if linker.opts.sync {
