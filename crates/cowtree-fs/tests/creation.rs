@@ -8,25 +8,7 @@ use std::path::Path;
 use cowtree_fs::creation::{CreationMask, process_umask};
 use cowtree_fs::dir::Dir;
 use cowtree_fs::{CopyRange, Method, Transfer, TransferOptions, transfer_at_masked};
-use cowtree_testutil::{Fs, pattern, scratch};
-
-/// Sets a default POSIX ACL (user rwx, group r-x, other none; the kernel's xattr format) on
-/// `dir`: new entries there get their bits from it, not from the umask.
-fn set_default_acl(dir: &Path) -> std::io::Result<()> {
-    let mut v = 2u32.to_le_bytes().to_vec();
-    for (tag, perm) in [(0x01u16, 7u16), (0x04, 5), (0x20, 0)] {
-        v.extend_from_slice(&tag.to_le_bytes());
-        v.extend_from_slice(&perm.to_le_bytes());
-        v.extend_from_slice(&u32::MAX.to_le_bytes());
-    }
-    rustix::fs::setxattr(
-        dir,
-        "system.posix_acl_default",
-        &v,
-        rustix::fs::XattrFlags::empty(),
-    )?;
-    Ok(())
-}
+use cowtree_testutil::{Fs, pattern, scratch, set_default_acl};
 
 #[test]
 fn the_mask_is_known_on_local_filesystems_and_not_under_a_default_acl_or_an_unknown_umask() {

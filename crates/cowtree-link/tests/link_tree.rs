@@ -13,7 +13,7 @@ use cowtree_link::{
     LinkError, LinkMode, LinkOptions, LinkReport, OnExisting, Progress, ScanTotals, link_tree,
 };
 use cowtree_testutil::tree::{MIN_SAMPLE_FILE, assert_same_tree, sample_tree, snapshot};
-use cowtree_testutil::{Fs, pattern, scratch};
+use cowtree_testutil::{Fs, pattern, scratch, set_default_acl};
 
 fn opts() -> LinkOptions {
     LinkOptions::default()
@@ -673,25 +673,6 @@ fn mode_tree(root: &Path) {
     for (p, m) in &dirs {
         fs::set_permissions(p, fs::Permissions::from_mode(*m)).unwrap();
     }
-}
-
-/// A default POSIX ACL (user rwx, group r-x, other none) in the kernel's xattr format: new
-/// entries below `dir` get their bits from it instead of the umask, so a file asked for 0644
-/// is made 0640 and needs its bits set afterwards.
-fn set_default_acl(dir: &Path) -> std::io::Result<()> {
-    let mut v = 2u32.to_le_bytes().to_vec();
-    for (tag, perm) in [(0x01u16, 7u16), (0x04, 5), (0x20, 0)] {
-        v.extend_from_slice(&tag.to_le_bytes());
-        v.extend_from_slice(&perm.to_le_bytes());
-        v.extend_from_slice(&u32::MAX.to_le_bytes());
-    }
-    rustix::fs::setxattr(
-        dir,
-        "system.posix_acl_default",
-        &v,
-        rustix::fs::XattrFlags::empty(),
-    )?;
-    Ok(())
 }
 
 #[test]

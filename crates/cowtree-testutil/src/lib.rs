@@ -266,6 +266,27 @@ impl TreeState {
     }
 }
 
+/// Sets a default POSIX ACL (user rwx, group r-x, other none) in the kernel's xattr format on
+/// `dir`: new entries below it get their bits from it instead of the umask, so a file asked for
+/// 0644 is made 0640 and needs its bits set afterwards. Errors where the filesystem keeps no
+/// ACLs.
+#[cfg(unix)]
+pub fn set_default_acl(dir: &Path) -> std::io::Result<()> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm) in [(0x01u16, 7u16), (0x04, 5), (0x20, 0)] {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&u32::MAX.to_le_bytes());
+    }
+    rustix::fs::setxattr(
+        dir,
+        "system.posix_acl_default",
+        &v,
+        rustix::fs::XattrFlags::empty(),
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
