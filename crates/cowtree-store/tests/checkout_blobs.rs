@@ -53,18 +53,33 @@ fn a_blob_that_is_not_a_regular_file_fails_the_checkout_and_leaves_nothing() {
     ];
     for fsys in [Fs::Xfs, Fs::Btrfs, Fs::NoCow] {
         for (what, make) in kinds {
-            for mode in [CheckoutMode::Auto, CheckoutMode::Copy] {
+            // Clone under --strict: a source taken for "cannot clone" would fail as a refused
+            // fallback, not as the wrong kind of file.
+            for (mode, strict) in [
+                (CheckoutMode::Auto, false),
+                (CheckoutMode::Copy, false),
+                (CheckoutMode::Clone, true),
+            ] {
+                if strict && fsys == Fs::NoCow {
+                    // No clone works there: every file is a refused fallback.
+                    continue;
+                }
                 let Some(dir) = scratch(fsys) else { continue };
                 let (store, id, victim) = setup(dir.path());
                 replace_blob(&store, &victim, make);
                 let dst = dir.path().join("wt");
-                let opts = CheckoutOptions {
-                    mode,
-                    strict: false,
-                };
+                let opts = CheckoutOptions { mode, strict };
                 let err = checkout(&store, &id, &dst, opts, &|_| {}).unwrap_err();
                 let msg = err.to_string();
                 assert!(msg.contains("a/victim"), "{fsys:?} {what} {mode:?}: {msg}");
+                // Refused for what it is: a FIFO whose clone is refused is never taken for a
+                // filesystem that cannot clone (which would copy, or hang reading it).
+                if what == "fifo" {
+                    assert!(
+                        msg.contains("not a regular file"),
+                        "{fsys:?} {what} {mode:?}: {msg}"
+                    );
+                }
                 assert!(
                     fs::symlink_metadata(&dst).is_err(),
                     "{fsys:?} {what} {mode:?}: destination left"
