@@ -26,6 +26,7 @@ use std::path::Path;
 
 use cowtree_fs::Progress;
 use cowtree_fs::dir::Dir;
+use cowtree_fs::name::split;
 use cowtree_store::checkout::{CheckoutOptions, CheckoutReport, Written, checkout_recording};
 use cowtree_store::manifest::{Data, Kind};
 use cowtree_store::{Hash, Store, discover};
@@ -162,13 +163,4 @@ fn record_of(e: &cowtree_store::manifest::Entry, st: &Stat) -> Option<Rec> {
         key: StatKey::of(st),
         hash,
     })
-}
-
-/// `path` split at its last `/` into parent and name (the parent of a top-level entry is
-/// empty, the root's path).
-fn split(path: &[u8]) -> (&[u8], &[u8]) {
-    match path.iter().rposition(|&b| b == b'/') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => (&[], path),
-    }
 }
