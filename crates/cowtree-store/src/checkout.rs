@@ -102,11 +102,43 @@ pub struct Written {
     pub manifest: Manifest,
     /// `stats[i]` is the stat of `manifest.entries()[i]` as written: of each file after its
     /// data and mode were set, of each symlink after it was made; `None` for a directory.
-    pub stats: Vec<Option<Stat>>,
+    pub stats: Vec<Option<EntryStat>>,
     /// Every directory but the root, by path (sorted), with its stat taken after its last
     /// entry was made. The root's is not final here: the rename into place changes its
     /// ctime, and so does a caller's marker on it.
-    pub dirs: Vec<(Vec<u8>, Stat)>,
+    pub dirs: Vec<(Vec<u8>, EntryStat)>,
+    /// The root's (device, inode), as registered: what a caller opening the root by its path
+    /// afterwards checks that it found.
+    pub root: (u64, u64),
+}
+
+/// What a stat cache compares of an entry's stat: all that [`Written`] keeps of each entry
+/// (40 bytes, where a whole `Stat` is 144 on x86-64 Linux, for every entry of the tree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryStat {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, ns since the epoch.
+    pub mtime_ns: i64,
+    /// Change time, ns since the epoch.
+    pub ctime_ns: i64,
+    /// Inode number.
+    pub ino: u64,
+    /// `st_mode` (type and permission bits).
+    pub mode: u32,
+}
+
+impl EntryStat {
+    /// The parts of `st` a stat cache compares.
+    pub fn of(st: &Stat) -> EntryStat {
+        EntryStat {
+            size: st.st_size as u64,
+            mtime_ns: st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec as i64,
+            ctime_ns: st.st_ctime.saturating_mul(1_000_000_000) + st.st_ctime_nsec as i64,
+            ino: st.st_ino,
+            mode: cowtree_fs::sys::stat_mode(st),
+        }
+    }
 }
 
 struct Counters {
@@ -146,12 +178,16 @@ pub fn checkout_with_progress(
     warn: &dyn Fn(&str),
     progress: &Progress,
 ) -> Result<CheckoutReport> {
-    run(store, id, dst, opts, warn, progress, false).map(|(report, _)| report)
+    run(store, id, dst, opts, warn, progress, None).map(|(report, _)| report)
 }
 
 /// [`checkout_with_progress`], also returning the stat of every entry it wrote
 /// ([`Written`]), taken as it wrote them: one `fstat` of each file it has open anyway, an
 /// `lstat` of each symlink, and one `fstat` of each directory.
+///
+/// `before_placing` sees those stats once the tree is complete and durable, just before it is
+/// renamed into place (and so before anyone else can reach it by the destination's path): a
+/// stat cache waits there for the clock to pass the times it records.
 pub fn checkout_recording(
     store: &Store,
     id: &Hash,
@@ -159,8 +195,9 @@ pub fn checkout_recording(
     opts: CheckoutOptions,
     warn: &dyn Fn(&str),
     progress: &Progress,
+    before_placing: &dyn Fn(&Written),
 ) -> Result<(CheckoutReport, Written)> {
-    run(store, id, dst, opts, warn, progress, true)
+    run(store, id, dst, opts, warn, progress, Some(before_placing))
 }
 
 fn run(
@@ -170,8 +207,9 @@ fn run(
     opts: CheckoutOptions,
     warn: &dyn Fn(&str),
     progress: &Progress,
-    record: bool,
+    before_placing: Option<&dyn Fn(&Written)>,
 ) -> Result<(CheckoutReport, Written)> {
+    let record = before_placing.is_some();
     let started = Instant::now();
     let _lock = store.lock_shared()?;
     let manifest = store.load(id)?;
@@ -284,14 +322,19 @@ fn run(
     );
     let mut registered = None;
     let mut placed = false;
-    let result = result.and_then(|r| {
+    let result = result.and_then(|mut r| {
         // The whole tree durable, then its record (the staging root keeps its inode through
         // the rename), then the rename, also durable: after a power loss DST is either
         // absent or whole and registered (docs/store.md, "Durability"). A record whose path
         // never appeared pins nothing and gc drops it.
         (stage.dir.sync_filesystem())
             .map_err(|e| Error::io_at("sync the checkout in", &stage_path, e))?;
+        if let Some(f) = before_placing {
+            f(&r.1);
+        }
         let root = (stage.dir.stat_self()).map_err(|e| Error::io_at("", &stage_path, e))?;
+        let root_id = (cowtree_fs::sys::stat_dev(&root), root.st_ino);
+        r.1.root = root_id;
         // One checkout at a time registers and renames to this path, and only while the path
         // is still free: a second checkout to the same DST must not overwrite the record of
         // the first and then, failing its rename, remove it.
@@ -303,12 +346,7 @@ fn run(
                 how: "was taken while the checkout ran",
             });
         }
-        registered = Some(crate::registry::register_root(
-            store,
-            &abs,
-            id,
-            (cowtree_fs::sys::stat_dev(&root), root.st_ino),
-        )?);
+        registered = Some(crate::registry::register_root(store, &abs, id, root_id)?);
         stage
             .commit(&name, replace_empty)
             .map_err(|e| Error::io_at("move the checkout into", dst, e))?;
@@ -491,13 +529,13 @@ fn fill(
                             return Ok(out);
                         }
                         if let Some(st) = place(&ctx, &dir, e)? {
-                            out.files.push((i, st));
+                            out.files.push((i, EntryStat::of(&st)));
                         }
                     }
                     if item.stat_dir {
                         let path = || stage_path.join(path_of(item.parent));
                         let st = dir.stat_self().map_err(|e| Error::io_at("", path(), e))?;
-                        out.dir = Some((item.parent, st));
+                        out.dir = Some((item.parent, EntryStat::of(&st)));
                     }
                     Ok(out)
                 })();
@@ -512,7 +550,7 @@ fn fill(
     let mut written = Written::default();
     if record {
         written.stats = vec![None; entries.len()];
-        let mut dir_stats: HashMap<&[u8], Stat> = HashMap::new();
+        let mut dir_stats: HashMap<&[u8], EntryStat> = HashMap::new();
         for item in done {
             for (i, st) in item.files {
                 written.stats[i] = Some(st);
@@ -534,9 +572,9 @@ fn fill(
                     let st = open_beneath(stage, stage_path, d)?
                         .stat_self()
                         .map_err(|e| Error::io_at("", stage_path.join(path_of(d)), e))?;
-                    Ok((*d, st))
+                    Ok((*d, EntryStat::of(&st)))
                 })
-                .collect::<Result<Vec<(&[u8], Stat)>>>()
+                .collect::<Result<Vec<(&[u8], EntryStat)>>>()
         })?;
         dir_stats.extend(more);
         written.dirs = dirs
@@ -578,8 +616,8 @@ struct Item<'a> {
 /// directory's.
 #[derive(Default)]
 struct ItemStats<'a> {
-    files: Vec<(usize, Stat)>,
-    dir: Option<(&'a [u8], Stat)>,
+    files: Vec<(usize, EntryStat)>,
+    dir: Option<(&'a [u8], EntryStat)>,
 }
 
 /// What every call of [`place`] shares.
@@ -842,6 +880,29 @@ fn place(ctx: &Ctx<'_>, dir: &Dir, e: &Entry) -> Result<Option<Stat>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_settled_on_copy_already_knows_why() {
+        let fs = Failure::Clone(cowtree_fs::UnsupportedCause::Filesystem);
+        let b = Batch::new(LinkState::new(LinkMode::Auto, false));
+        assert_eq!(b.reason().unwrap(), None);
+        assert!(matches!(
+            b.failed(Attempt::Clone, fs).unwrap(),
+            Decision::Fallback {
+                attempt: Attempt::Copy,
+                batch_moved: true
+            }
+        ));
+        // What a worker reading the settled state without the lock sees, then the reason.
+        assert_eq!(b.settled.load(Ordering::Acquire), SETTLED_COPY);
+        assert!(matches!(b.attempt().unwrap(), Attempt::Copy));
+        assert_eq!(b.reason().unwrap(), Some("filesystem-cannot-reflink"));
+
+        // Copy asked for: settled from the start, with no reason (no clone was attempted).
+        let b = Batch::new(LinkState::new(LinkMode::Copy, false));
+        assert_eq!(b.settled.load(Ordering::Acquire), SETTLED_COPY);
+        assert_eq!(b.reason().unwrap(), None);
+    }
 
     #[test]
     fn split_dst_table() {

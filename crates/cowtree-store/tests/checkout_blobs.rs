@@ -89,6 +89,11 @@ fn a_blob_that_is_not_a_regular_file_fails_the_checkout_and_leaves_nothing() {
     }
 }
 
+/// Nanoseconds since the epoch of a time in seconds and nanoseconds.
+fn ns(secs: i64, nsecs: i64) -> i64 {
+    secs * 1_000_000_000 + nsecs
+}
+
 #[test]
 fn checkout_recording_returns_the_stat_of_every_entry_as_it_is_on_disk() {
     for fsys in [Fs::Xfs, Fs::NoCow] {
@@ -99,8 +104,20 @@ fn checkout_recording_returns_the_stat_of_every_entry_as_it_is_on_disk() {
             mode: CheckoutMode::Auto,
             strict: false,
         };
-        let (report, written) =
-            checkout_recording(&store, &id, &dst, opts, &|_| {}, &Default::default()).unwrap();
+        let (report, written) = checkout_recording(
+            &store,
+            &id,
+            &dst,
+            opts,
+            &|_| {},
+            &Default::default(),
+            &|w| {
+                // Complete, and not yet in place.
+                assert_eq!(w.stats.iter().flatten().count(), 3, "{fsys:?}");
+                assert!(fs::symlink_metadata(&dst).is_err(), "{fsys:?}");
+            },
+        )
+        .unwrap();
         assert_eq!(report.files, 3, "{fsys:?}");
         let entries = written.manifest.entries();
         assert_eq!(entries.len(), written.stats.len(), "{fsys:?}");
@@ -112,17 +129,17 @@ fn checkout_recording_returns_the_stat_of_every_entry_as_it_is_on_disk() {
                 (Kind::Dir, None) => {}
                 (Kind::File | Kind::Executable | Kind::Symlink, Some(st)) => {
                     assert_eq!(
-                        (st.st_ino, st.st_mode, st.st_size as u64),
+                        (st.ino, st.mode, st.size),
                         (m.ino(), m.mode(), m.len()),
                         "{fsys:?} {path:?}"
                     );
                     assert_eq!(
-                        (st.st_ctime, st.st_ctime_nsec as i64),
-                        (m.ctime(), m.ctime_nsec()),
+                        (st.mtime_ns, st.ctime_ns),
+                        (ns(m.mtime(), m.mtime_nsec()), ns(m.ctime(), m.ctime_nsec())),
                         "{fsys:?} {path:?}"
                     );
                     if let Data::Blob { size, .. } = e.data {
-                        assert_eq!(st.st_size as u64, size, "{fsys:?} {path:?}");
+                        assert_eq!(st.size, size, "{fsys:?} {path:?}");
                     }
                 }
                 other => panic!("{fsys:?} {path:?}: {other:?}"),
@@ -135,14 +152,16 @@ fn checkout_recording_returns_the_stat_of_every_entry_as_it_is_on_disk() {
         use std::os::unix::fs::MetadataExt;
         let st = &written.dirs[0].1;
         assert_eq!(
+            (st.ino, st.mtime_ns, st.ctime_ns),
             (
-                st.st_ino,
-                st.st_mtime,
-                st.st_mtime_nsec as i64,
-                st.st_ctime_nsec as i64
+                m.ino(),
+                ns(m.mtime(), m.mtime_nsec()),
+                ns(m.ctime(), m.ctime_nsec())
             ),
-            (m.ino(), m.mtime(), m.mtime_nsec(), m.ctime_nsec()),
             "{fsys:?}"
         );
+        // The root's identity, as registered and as it is in place.
+        let m = fs::symlink_metadata(&dst).unwrap();
+        assert_eq!(written.root, (m.dev(), m.ino()), "{fsys:?}");
     }
 }

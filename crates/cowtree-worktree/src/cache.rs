@@ -54,6 +54,7 @@
 use std::ops::Range;
 
 use cowtree_store::Hash;
+use cowtree_store::checkout::EntryStat;
 use cowtree_store::manifest::{find_child_from, range_in};
 use rustix::fs::Stat;
 
@@ -81,13 +82,7 @@ pub struct StatKey {
 impl StatKey {
     /// The key of an `lstat` result.
     pub fn of(st: &Stat) -> StatKey {
-        StatKey {
-            size: st.st_size as u64,
-            mtime_ns: st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec as i64,
-            ctime_ns: st.st_ctime.saturating_mul(1_000_000_000) + st.st_ctime_nsec as i64,
-            ino: st.st_ino,
-            mode: cowtree_fs::sys::stat_mode(st),
-        }
+        StatKey::from(EntryStat::of(st))
     }
 
     /// A key no real file has: a record carrying it is always rehashed.
@@ -98,6 +93,19 @@ impl StatKey {
         ino: 0,
         mode: 0,
     };
+}
+
+impl From<EntryStat> for StatKey {
+    /// The key of what a checkout recorded of an entry's stat.
+    fn from(st: EntryStat) -> StatKey {
+        StatKey {
+            size: st.size,
+            mtime_ns: st.mtime_ns,
+            ctime_ns: st.ctime_ns,
+            ino: st.ino,
+            mode: st.mode,
+        }
+    }
 }
 
 /// One record.
@@ -235,9 +243,14 @@ pub fn racy_at(written_ns: i64, key: &StatKey) -> bool {
 /// The newest sub-second mtime or ctime of `recs` (for [`written_ns_after_own_writes`]);
 /// `i64::MIN` when none has one.
 pub fn latest_fine_time<'r>(recs: impl IntoIterator<Item = &'r Rec>) -> i64 {
-    recs.into_iter()
-        .filter(|r| !coarse_time(r.key.mtime_ns) && !coarse_time(r.key.ctime_ns))
-        .map(|r| r.key.mtime_ns.max(r.key.ctime_ns))
+    latest_fine_time_of(recs.into_iter().map(|r| r.key))
+}
+
+/// [`latest_fine_time`] of stat keys.
+pub fn latest_fine_time_of(keys: impl IntoIterator<Item = StatKey>) -> i64 {
+    keys.into_iter()
+        .filter(|k| !coarse_time(k.mtime_ns) && !coarse_time(k.ctime_ns))
+        .map(|k| k.mtime_ns.max(k.ctime_ns))
         .max()
         .unwrap_or(i64::MIN)
 }

@@ -16,10 +16,18 @@
 //! would (see [`crate::status::adopt`]). The records are of files this process wrote itself,
 //! so the cache's time is read after them by the rule for such records
 //! ([`cache::written_ns_after_own_writes`]): they are trusted as soon as the checkout ends,
-//! with no wait for the timestamp granularity. Like a switch's, such records say what the
-//! checkout wrote: another process writing into the hidden staging directory while the
-//! checkout runs, in the very clock tick of the checkout's own last change to the same file
-//! or directory, would go unseen; any later change shows in the stat.
+//! with no wait for the timestamp granularity. That rule's wait for the coarse clock to pass
+//! the newest recorded time runs before the tree is renamed into place (the checkout's
+//! `before_placing`), not only after: a file rewritten at the same size right after the
+//! rename, in the tick of its own write, would otherwise keep its recorded times and be
+//! trusted; once the clock has passed them, any change made where the tree can be reached by
+//! its path gets later times. Like a switch's, such records say what the checkout wrote:
+//! another process writing into the hidden staging directory while the checkout runs, in the
+//! very clock tick of the checkout's own last change to the same file or directory, would go
+//! unseen; any later change shows in the stat.
+//!
+//! The root is opened by its path after the rename; it must be the directory the checkout
+//! registered (same device and inode), or no cache is recorded.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,10 +35,12 @@ use std::path::Path;
 use cowtree_fs::Progress;
 use cowtree_fs::dir::Dir;
 use cowtree_fs::name::split;
-use cowtree_store::checkout::{CheckoutOptions, CheckoutReport, Written, checkout_recording};
+use cowtree_store::checkout::{
+    CheckoutOptions, CheckoutReport, EntryStat, Written, checkout_recording,
+};
 use cowtree_store::manifest::{Data, Kind};
 use cowtree_store::{Hash, Store, discover};
-use rustix::fs::{FileType, Stat};
+use rustix::fs::FileType;
 
 use crate::cache::{self, Rec, StatCache, StatKey};
 use crate::error::{Error, Result};
@@ -69,7 +79,8 @@ pub fn checkout(
     warn: &dyn Fn(&str),
     progress: &Progress,
 ) -> Result<CheckedOut> {
-    let (report, written) = checkout_recording(store, id, dst, opts, warn, progress)?;
+    let (report, written) =
+        checkout_recording(store, id, dst, opts, warn, progress, &wait_for_clock)?;
     // Before the root's stat: setting the marker changes the root directory's ctime.
     let marker_error = discover::mark_worktree(&report.path, store.root()).err();
     let registered = stat_cache(&report.path, id, &written)
@@ -86,6 +97,16 @@ pub fn checkout(
     })
 }
 
+/// Waits for the coarse clock to pass the newest time of what `written` records (see the module
+/// doc), before the tree is renamed into place.
+fn wait_for_clock(written: &Written) {
+    let files = written.stats.iter().flatten();
+    let dirs = written.dirs.iter().map(|(_, st)| st);
+    cache::written_ns_after_own_writes(cache::latest_fine_time_of(
+        files.chain(dirs).map(|st| StatKey::from(*st)),
+    ));
+}
+
 /// The stat cache of the tree just checked out at `root` from snapshot `id`, from what the
 /// checkout recorded as it wrote it ([`Written`]) and the root's stat taken now: the records a
 /// walk of the new tree would make ([`crate::status::adopt`]), with a time that trusts them
@@ -95,6 +116,15 @@ fn stat_cache(root: &Path, id: &Hash, written: &Written) -> Result<StatCache> {
     let root_st = root_dir
         .stat_self()
         .map_err(|e| Error::io_at("stat", root, e))?;
+    // The path is followed to open it: it must still lead to the directory registered.
+    if (cowtree_fs::sys::stat_dev(&root_st), root_st.st_ino) != written.root {
+        return Err(Error::Msg(format!(
+            "{} is no longer the directory the checkout made (it was replaced or moved); no \
+             stat cache recorded",
+            root.display()
+        )));
+    }
+    let root_st = EntryStat::of(&root_st);
     // Directory records only where creating an entry always updates the directory's times
     // (the rule the walk follows, see `crate::scan`).
     let dir_records = cowtree_fs::fstype::fs_type(&root_dir)
@@ -138,7 +168,7 @@ fn stat_cache(root: &Path, id: &Hash, written: &Written) -> Result<StatCache> {
             let dirs = subdirs.get(path).map_or(&[][..], |d| &d[..]);
             dir_recs.push(Rec {
                 path: path.to_vec(),
-                key: StatKey::of(st),
+                key: StatKey::from(*st),
                 hash: cache::names_hash(files.iter().copied(), dirs.iter().copied()),
             });
         }
@@ -151,16 +181,43 @@ fn stat_cache(root: &Path, id: &Hash, written: &Written) -> Result<StatCache> {
 
 /// The record of entry `e` written with stat `st`: a file of the manifest's size takes its
 /// blob's hash, a symlink the hash of its target (the stat cache's content hash of a symlink).
-fn record_of(e: &cowtree_store::manifest::Entry, st: &Stat) -> Option<Rec> {
-    let ft = cowtree_fs::sys::file_type(cowtree_fs::sys::stat_mode(st));
+fn record_of(e: &cowtree_store::manifest::Entry, st: &EntryStat) -> Option<Rec> {
+    let ft = cowtree_fs::sys::file_type(st.mode);
     let hash = match (&e.data, ft) {
-        (Data::Blob { hash, size }, FileType::RegularFile) if st.st_size as u64 == *size => *hash,
+        (Data::Blob { hash, size }, FileType::RegularFile) if st.size == *size => *hash,
         (Data::Target(t), FileType::Symlink) => Hash::of(t),
         _ => return None,
     };
     Some(Rec {
         path: e.path.clone(),
-        key: StatKey::of(st),
+        key: StatKey::from(*st),
         hash,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stat_cache_is_refused_when_the_root_is_not_the_directory_registered() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = rustix::fs::stat(dir.path()).unwrap();
+        let id = Hash::of(b"snapshot");
+        let mut written = Written {
+            root: (cowtree_fs::sys::stat_dev(&st), st.st_ino),
+            ..Written::default()
+        };
+        let cache = stat_cache(dir.path(), &id, &written).unwrap();
+        assert_eq!(cache.blobs_of, Some(id));
+
+        // Another directory at the path (the one made was moved away, or the path followed a
+        // symlink put there): no cache.
+        written.root.1 = st.st_ino.wrapping_add(1);
+        let err = stat_cache(dir.path(), &id, &written)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no longer the directory"), "{err}");
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+    }
 }

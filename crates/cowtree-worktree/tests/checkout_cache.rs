@@ -109,6 +109,24 @@ fn checkout_records_what_a_walk_of_the_new_tree_records_and_status_right_after_r
         );
         assert_eq!(cache.blobs_of, Some(id), "{fsys:?}");
 
+        // Every recorded time is before the tree was renamed into place (the root's ctime is
+        // that rename's, or the marker's after it): a change made once the tree can be
+        // reached by its path is stamped later than what the records hold.
+        let m = fs::symlink_metadata(&dst).unwrap();
+        let placed = m.ctime() * 1_000_000_000 + m.ctime_nsec();
+        for r in cache
+            .recs()
+            .chain(cache.dirs())
+            .filter(|r| !r.path.is_empty())
+        {
+            assert!(
+                r.key.mtime_ns.max(r.key.ctime_ns) < placed,
+                "{fsys:?} {:?}: {:?} not before {placed}",
+                String::from_utf8_lossy(&r.path),
+                r.key
+            );
+        }
+
         // Modes as the kinds say, whatever the filesystem or method.
         let mode = |rel: &str| fs::symlink_metadata(dst.join(rel)).unwrap().mode() & 0o7777;
         assert_eq!(mode("bin/tool"), 0o755, "{fsys:?}");
