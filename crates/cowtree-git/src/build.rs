@@ -710,17 +710,7 @@ mod tests {
             std::fs::write(&p, path).unwrap();
         }
         let git = |args: &[&str]| {
-            let out = std::process::Command::new("git")
-                .current_dir(root)
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .env("GIT_AUTHOR_NAME", "t")
-                .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-                .env("GIT_COMMITTER_NAME", "t")
-                .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-                .env_remove("GIT_DIR")
-                .env_remove("GIT_WORK_TREE")
-                .env_remove("GIT_INDEX_FILE")
+            let out = cowtree_testutil::git_cmd(root)
                 .args(args)
                 .output()
                 .expect("run git");

@@ -266,6 +266,24 @@ impl TreeState {
     }
 }
 
+/// `git` run in `dir` as a test's reference tool: no system or global configuration (so no
+/// hooks, fsmonitor or pager of the machine's), a fixed author and committer, and none of the
+/// caller's `GIT_DIR`, `GIT_WORK_TREE` or `GIT_INDEX_FILE`.
+pub fn git_cmd(dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new("git");
+    c.current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE");
+    c
+}
+
 /// Sets a default POSIX ACL (user rwx, group r-x, other none) in the kernel's xattr format on
 /// `dir`: new entries below it get their bits from it instead of the umask, so a file asked for
 /// 0644 is made 0640 and needs its bits set afterwards. Errors where the filesystem keeps no

@@ -8,10 +8,11 @@ use std::path::Path;
 
 use cowtree_fs::dir::Dir;
 use cowtree_store::checkout::{CheckoutMode, CheckoutOptions};
-use cowtree_store::{Store, ingest};
+use cowtree_store::{Hash, Store, ingest};
 use cowtree_testutil::{Fs, pattern, scratch};
 use cowtree_worktree::base::Base;
 use cowtree_worktree::cache::{Rec, StatCache};
+use cowtree_worktree::checkout::CheckedOut;
 use cowtree_worktree::scan::{self, Mode};
 use cowtree_worktree::{ChangeKind, registry, status};
 
@@ -52,24 +53,32 @@ fn key_list(recs: impl Iterator<Item = Rec>) -> Vec<(Vec<u8>, String)> {
         .collect()
 }
 
+/// The tree of [`tree`] at ROOT/src, snapshotted into a store at ROOT/store and checked out
+/// (auto mode) into ROOT/wt.
+fn snapshot_and_check_out(root: &Path) -> (Store, Hash, CheckedOut) {
+    let store = Store::open(&root.join("store")).unwrap();
+    tree(&root.join("src"));
+    let id = ingest::snapshot_dir(&store, &root.join("src"), None)
+        .unwrap()
+        .id;
+    let opts = CheckoutOptions {
+        mode: CheckoutMode::Auto,
+        strict: false,
+    };
+    let p = cowtree_fs::Progress::default();
+    let made =
+        cowtree_worktree::checkout::checkout(&store, &id, &root.join("wt"), opts, &|_| {}, &p)
+            .unwrap();
+    (store, id, made)
+}
+
 #[test]
 fn checkout_records_what_a_walk_of_the_new_tree_records_and_status_right_after_reads_nothing() {
     for fsys in [Fs::Xfs, Fs::Btrfs, Fs::NoCow, Fs::Tmpfs] {
         let Some(dir) = scratch(fsys) else { continue };
         let root = dir.path();
-        let store = Store::open(&root.join("store")).unwrap();
-        tree(&root.join("src"));
-        let id = ingest::snapshot_dir(&store, &root.join("src"), None)
-            .unwrap()
-            .id;
+        let (store, id, made) = snapshot_and_check_out(root);
         let dst = root.join("wt");
-        let opts = CheckoutOptions {
-            mode: CheckoutMode::Auto,
-            strict: false,
-        };
-        let p = cowtree_fs::Progress::default();
-        let made =
-            cowtree_worktree::checkout::checkout(&store, &id, &dst, opts, &|_| {}, &p).unwrap();
         assert!(
             made.cache_error.is_none(),
             "{fsys:?}: {:?}",
@@ -151,19 +160,8 @@ fn checkout_on_a_filesystem_without_reflink_copies_reports_the_fallback_and_stil
     for fsys in Fs::NO_COW {
         let Some(dir) = scratch(fsys) else { continue };
         let root = dir.path();
-        let store = Store::open(&root.join("store")).unwrap();
-        tree(&root.join("src"));
-        let id = ingest::snapshot_dir(&store, &root.join("src"), None)
-            .unwrap()
-            .id;
+        let (store, id, made) = snapshot_and_check_out(root);
         let dst = root.join("wt");
-        let opts = CheckoutOptions {
-            mode: CheckoutMode::Auto,
-            strict: false,
-        };
-        let p = cowtree_fs::Progress::default();
-        let made =
-            cowtree_worktree::checkout::checkout(&store, &id, &dst, opts, &|_| {}, &p).unwrap();
         let r = &made.report;
         assert_eq!((r.cloned, r.copied), (0, r.files), "{fsys:?}");
         assert_eq!(
@@ -192,6 +190,7 @@ fn checkout_on_a_filesystem_without_reflink_copies_reports_the_fallback_and_stil
             strict: true,
         };
         let dst2 = root.join("wt-strict");
+        let p = cowtree_fs::Progress::default();
         let err = cowtree_worktree::checkout::checkout(&store, &id, &dst2, strict, &|_| {}, &p)
             .unwrap_err();
         assert!(err.to_string().contains("--strict"), "{fsys:?}: {err}");

@@ -14,24 +14,9 @@ use std::time::{Duration, Instant};
 
 use common::bin;
 use cowtree_fs::extents::extent_summary;
-use cowtree_testutil::{Fs, XorShift, pattern, scratch};
+use cowtree_testutil::{Fs, XorShift, git_cmd, pattern, scratch};
 
-/// git with no user or system configuration, a fixed identity and a fixed default branch.
-fn git_cmd(dir: &Path) -> Command {
-    let mut c = Command::new("git");
-    c.current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE");
-    c
-}
-
+/// `git ARGS` in `dir` ([`git_cmd`]); its standard output, and a failure names the command.
 #[track_caller]
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = git_cmd(dir).args(args).output().expect("run git");
