@@ -720,12 +720,12 @@ impl<'r> Run<'r> {
         // through the handle it has open, now that nothing more is made in it.
         let pending = &self.pending[item.node];
         if pending.load(Ordering::Relaxed) > 0 && pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let meta = node
-                .meta
-                .expect("only directories with metadata are counted");
-            self.finish_dir(&dst_dir, meta).map_err(|e| {
-                LinkError::io("set mode and times of", &self.dst_path.join(&node.rel), e)
-            })?;
+            // Only directories with metadata are counted, so `meta` is always there.
+            if let Some(meta) = node.meta {
+                self.finish_dir(&dst_dir, meta).map_err(|e| {
+                    LinkError::io("set mode and times of", &self.dst_path.join(&node.rel), e)
+                })?;
+            }
         }
         Ok(())
     }
