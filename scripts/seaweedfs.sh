@@ -12,6 +12,12 @@
 #                                    # runs no cleanup of its own)
 #   scripts/seaweedfs.sh stop DIR    # stops that server by its pid (TERM, then KILL)
 #
+# DIR/data is a tmpfs of its own (mounted when it is not one yet; root only): SeaweedFS sizes its
+# volumes from the free space of the filesystem that holds them and marks every volume read-only
+# when that free space falls below 1%, so on a host disk that a build is filling, PUTs start to
+# fail with 500 "No writable volumes" in the middle of a run. Without root it stays a plain
+# directory and says so. `stop` unmounts it; so does the OWNER watchdog once OWNER is gone.
+#
 # The server has one identity with the test credentials below and the bucket "cowtree".
 # scripts/test.sh starts one for the whole run and exports COWTREE_TEST_S3_ENDPOINT,
 # COWTREE_TEST_S3_BUCKET, COWTREE_TEST_S3_KEY, COWTREE_TEST_S3_SECRET and
@@ -57,18 +63,58 @@ s3_round_trip() {
     [[ $(curl -s "${sig[@]}" "$url") == "$body" ]]
 }
 
-# Stops server PID once process OWNER is gone (or returns when the server is gone first).
-watch_owner() {
-  local owner=$1 pid=$2 i
-  while kill -0 "$owner" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do
-    sleep 1
-  done
+TMPFS_SIZE=2g
+
+# Mounts a tmpfs of its own on DIR/data unless one is there already (a restart keeps the data).
+data_up() {
+  local dir=$1
+  mountpoint -q "$dir/data" && return 0
+  if [[ $(id -u) == 0 ]] && mount -t tmpfs -o "size=$TMPFS_SIZE,mode=0700" cowtree-weed "$dir/data"; then
+    : >"$dir/tmpfs"
+  else
+    echo "seaweedfs.sh: $dir/data is on the host filesystem (no tmpfs without root); the server" \
+      "turns read-only when that filesystem has less than 1% free" >&2
+  fi
+}
+
+# Unmounts DIR/data when data_up mounted it; the server must be gone.
+data_down() {
+  local dir=$1
+  [[ -e "$dir/tmpfs" ]] || return 0
+  if mountpoint -q "$dir/data"; then
+    umount "$dir/data" || umount -l "$dir/data" || {
+      echo "seaweedfs.sh: could not unmount $dir/data" >&2
+      return 1
+    }
+  fi
+  rm -f "$dir/tmpfs"
+}
+
+# Waits up to 10 s for PID to exit after TERM, then KILLs it.
+term_then_kill() {
+  local pid=$1 i
   kill -TERM "$pid" 2>/dev/null || return 0
   for ((i = 0; i < 100; i++)); do
     kill -0 "$pid" 2>/dev/null || return 0
     sleep 0.1
   done
   kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+}
+
+# Stops server PID in DIR once process OWNER is gone, and unmounts its data. Returns when the
+# server is gone first (killed by a test that restarts it: its data stays mounted).
+watch_owner() {
+  local owner=$1 pid=$2 dir=$3
+  while kill -0 "$owner" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+  done
+  kill -0 "$owner" 2>/dev/null && return 0
+  term_then_kill "$pid"
+  data_down "$dir"
 }
 
 weed_start() {
@@ -76,6 +122,7 @@ weed_start() {
   mkdir -p "$dir/data"
   dir=$(cd "$dir" && pwd)
   weed_install
+  data_up "$dir"
   [[ -s "$dir/ports" ]] || free_ports 12 >"$dir/ports"
   local p
   read -r -a p <"$dir/ports"
@@ -95,7 +142,7 @@ JSON
   echo "$pid" >"$dir/pid"
   if [[ -n "$owner" ]]; then
     # Detached, and with no descriptor of the caller's: `$(seaweedfs.sh start ...)` returns.
-    watch_owner "$owner" "$pid" </dev/null >/dev/null 2>&1 &
+    watch_owner "$owner" "$pid" "$dir" </dev/null >/dev/null 2>&1 &
     echo $! >"$dir/watchdog"
   fi
   local endpoint="http://127.0.0.1:${p[0]}"
@@ -104,6 +151,7 @@ JSON
     if ! kill -0 "$pid" 2>/dev/null; then
       echo "seaweedfs.sh: weed exited during start-up; its log:" >&2
       tail -20 "$dir/log" >&2
+      weed_stop "$dir"
       return 1
     fi
     if grep -q "All enabled components are running" "$dir/log" && s3_round_trip "$endpoint"; then
@@ -114,25 +162,21 @@ JSON
   done
   echo "seaweedfs.sh: weed did not become ready within 60 s; its log:" >&2
   tail -20 "$dir/log" >&2
-  kill -KILL "$pid" 2>/dev/null || true
+  weed_stop "$dir"
   return 1
 }
 
 weed_stop() {
-  local dir=$1 pid i
+  local dir=$1
   if [[ -s "$dir/watchdog" ]]; then
     kill -TERM "$(cat "$dir/watchdog")" 2>/dev/null || true
     rm -f "$dir/watchdog"
   fi
-  [[ -s "$dir/pid" ]] || return 0
-  pid=$(cat "$dir/pid")
-  kill -TERM "$pid" 2>/dev/null || { rm -f "$dir/pid"; return 0; }
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  rm -f "$dir/pid"
+  if [[ -s "$dir/pid" ]]; then
+    term_then_kill "$(cat "$dir/pid")"
+    rm -f "$dir/pid"
+  fi
+  data_down "$dir"
 }
 
 case "${1:-}" in
