@@ -109,7 +109,7 @@ thread_local! {
 }
 
 /// The soft limit on open files (`RLIMIT_NOFILE`), 1024 when it cannot be read.
-fn open_file_limit() -> usize {
+pub fn open_file_limit() -> usize {
     rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .map_or(1024, |n| usize::try_from(n).unwrap_or(usize::MAX))

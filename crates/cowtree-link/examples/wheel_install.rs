@@ -25,11 +25,13 @@
 //!
 //! Then each package's `.dist-info` gets `INSTALLER` (`cowtree`) and a new `RECORD` listing
 //! every file the pass wrote for it (path relative to site-packages, SHA-256, size). As uv
-//! and pip do, the SHA-256 comes from the wheel's own RECORD (a package manager verifies a
-//! wheel against it when the wheel enters its cache): the linker's record says which wheel
-//! file each written path came from (`from`), and only a file that is new or changed here
-//! (a rewritten script) is hashed, with `--hash-all` hashing every file as it is linked
-//! instead (the linker's SHA-256 of each destination file). Console-script launchers from `entry_points.txt` are not
+//! and pip do, the SHA-256 (and, in hardlink mode, the size) comes from the wheel's own RECORD
+//! (a package manager verifies a wheel against it when the wheel enters its cache): the
+//! linker's record says which wheel file each written path came from (`from`), and only a
+//! file that is new or changed here (a rewritten script) is hashed, with `--hash-all` hashing
+//! every file as it is linked instead (the linker's SHA-256 and size of each destination
+//! file).
+//! Console-script launchers from `entry_points.txt` are not
 //! generated: this installs files, it does not resolve or build.
 
 use std::collections::{BTreeMap, HashMap};
@@ -118,20 +120,20 @@ impl Wheel {
     }
 }
 
-/// The `sha256=` values of a wheel's RECORD `text` (already URL-safe base64), by path in the
-/// wheel, borrowed from the text.
-fn wheel_record(text: &str) -> HashMap<&str, &str> {
+/// The `sha256=` values of a wheel's RECORD `text` (already URL-safe base64) and the sizes,
+/// by path in the wheel, borrowed from the text.
+fn wheel_record(text: &str) -> HashMap<&str, (&str, Option<u64>)> {
     let lines = text.lines();
     let mut known = HashMap::with_capacity(lines.size_hint().0);
     for l in lines {
         // A path may itself hold commas (then it is quoted); the hash and size do not.
         let mut fields = l.rsplitn(3, ',');
-        let (Some(_size), Some(hash), Some(p)) = (fields.next(), fields.next(), fields.next())
+        let (Some(size), Some(hash), Some(p)) = (fields.next(), fields.next(), fields.next())
         else {
             continue;
         };
         if let Some(h) = hash.strip_prefix("sha256=") {
-            known.insert(p.trim_matches('"'), h);
+            known.insert(p.trim_matches('"'), (h, size.trim().parse().ok()));
         }
     }
     known
@@ -208,14 +210,29 @@ fn write_record(
     let mut record = String::with_capacity(text.len() + 4096);
     for e in entries {
         let (mut hash, mut size) = (e.hash.as_ref().map(|d| b64(&d.bytes)), e.size);
-        if hash.is_none() && e.kind == EntryKind::File {
+        if e.kind == EntryKind::File && (hash.is_none() || size.is_none()) {
             let from = e.from.as_deref().and_then(Path::to_str).unwrap_or_default();
-            hash = match known.get(from) {
-                Some(h) => Some((*h).to_string()),
-                None => Some(b64(
-                    &sha256_of(&venv.join(&e.path)).map_err(|e| e.to_string())?
-                )),
-            };
+            let listed = known.get(from);
+            if hash.is_none() {
+                hash = match listed {
+                    Some((h, _)) => Some((*h).to_string()),
+                    None => Some(b64(
+                        &sha256_of(&venv.join(&e.path)).map_err(|e| e.to_string())?
+                    )),
+                };
+            }
+            // A hardlink's size was not asked of the linker: the wheel's RECORD has it (the
+            // file is the cache's own inode, which the cache verified against that RECORD).
+            if size.is_none() {
+                size = match listed.and_then(|(_, s)| *s) {
+                    Some(s) => Some(s),
+                    None => Some(
+                        std::fs::symlink_metadata(venv.join(&e.path))
+                            .map_err(|e| e.to_string())?
+                            .len(),
+                    ),
+                };
+            }
         }
         let path = e.path.as_os_str().as_bytes();
         if e.kind == EntryKind::File
@@ -223,12 +240,12 @@ fn write_record(
             && let Some((h, s)) =
                 fix_shebang(&venv.join(&e.path), python).map_err(|err| err.to_string())?
         {
-            (hash, size) = (Some(b64(&h)), s);
+            (hash, size) = (Some(b64(&h)), Some(s));
         }
         push_record_path(&mut record, &e.path, site);
-        let _ = match hash {
-            Some(h) => writeln!(record, ",sha256={h},{size}"),
-            None => writeln!(record, ",,"),
+        let _ = match (hash, size) {
+            (Some(h), Some(size)) => writeln!(record, ",sha256={h},{size}"),
+            _ => writeln!(record, ",,"),
         };
     }
     let _ = writeln!(record, "{}/INSTALLER,,", w.dist_info);
@@ -292,6 +309,9 @@ fn run() -> Result<(), String> {
         hash: hash_all.then_some(HashAlgo::Sha256),
         // An installed file's times say when it was installed, as with pip and uv.
         preserve_times: false,
+        // Sizes come from each wheel's RECORD, as the hashes do (see `write_record`); with
+        // `--hash-all` the hash is the linked file's, and so is the size.
+        hardlink_sizes: hash_all,
         ..LinkOptions::default()
     };
     let maps: Vec<_> = wheels
@@ -423,11 +443,14 @@ mod tests {
     }
 
     #[test]
-    fn wheel_record_gives_each_path_its_hash_and_skips_lines_without_one() {
-        let text = "a/b.py,sha256=AbC,12\n\"x,y.py\",sha256=Zz_-,3\np.dist-info/RECORD,,\nbad\n";
+    fn wheel_record_gives_each_path_its_hash_and_size_and_skips_lines_without_a_hash() {
+        let text = "a/b.py,sha256=AbC,12\n\"x,y.py\",sha256=Zz_-,3\nc.py,sha256=Q,\n\
+                    p.dist-info/RECORD,,\nbad\n";
         let known = wheel_record(text);
-        assert_eq!(known.get("a/b.py"), Some(&"AbC"));
-        assert_eq!(known.get("x,y.py"), Some(&"Zz_-"));
-        assert_eq!(known.len(), 2);
+        assert_eq!(known.get("a/b.py"), Some(&("AbC", Some(12))));
+        assert_eq!(known.get("x,y.py"), Some(&("Zz_-", Some(3))));
+        // A hash without a size: the size is found on disk.
+        assert_eq!(known.get("c.py"), Some(&("Q", None)));
+        assert_eq!(known.len(), 3);
     }
 }

@@ -125,8 +125,11 @@ pub enum LinkError {
         sources: [PathBuf; 2],
     },
     /// A merge into an existing destination failed, and putting the destination back as it
-    /// was failed too: part of the merge may be visible there. The marked temporary entries
-    /// left behind are removed by the next run into the same destination.
+    /// was failed too: part of the merge may be visible there. Everything that could be put
+    /// back was; the next run into the same destination (or [`crate::Linker::recover`]) puts
+    /// back what it finds still published and removes the marked temporary entries left
+    /// behind, those it can still reach by their paths (not those in a directory moved away
+    /// meanwhile). It never completes the failed merge.
     #[error(
         "{error}; undoing the merge into {dst} failed too ({undo}), so part of it may be there"
     )]

@@ -106,11 +106,20 @@
 //!   `skip_special`. A regular file as the source is linked like `cp` does.
 //! - **Safety of the destination side:** every operation is relative to directory handles
 //!   opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` or `O_NOFOLLOW`; the source
-//!   path itself may be reached through symlinks, nothing below it is followed.
+//!   path itself may be reached through symlinks, nothing below it is followed. A directory
+//!   this run created may stay open for the work on its entries (opened by name in its
+//!   parent's handle, `O_NOFOLLOW`); a new destination's staging directory and each new entry
+//!   of a merge are put in place only if what is at their staging or temporary name is still
+//!   what this run made (else the run fails); an existing directory of a merge is reopened
+//!   beneath the root for each piece of work, so one swapped for a symlink fails the merge:
+//!   undone if nothing was made in it yet, else a [`LinkError::UndoFailed`] (the temporary
+//!   entries made in the moved directory stay there; all else reachable is put back).
 //! - **Parallel with bounded descriptors:** `jobs` workers (default: one per core), each holding
-//!   a bounded number of open descriptors (four while linking, at most
-//!   [`cowtree_fs::walk::FDS_PER_WORKER`] while reading the source), and no more workers than
-//!   the open-file limit allows.
+//!   a bounded number of open descriptors while linking (the source and destination directory
+//!   and file at hand: four) and at most [`cowtree_fs::walk::FDS_PER_WORKER`] while reading
+//!   the source; besides them, directories held open for queued work (one pool of at most
+//!   four per worker, less where the open-file limit is tight) and one per source root; no
+//!   more workers than the open-file limit allows.
 //!
 //! Hardlink mode ([`LinkMode::Hardlink`]) makes the destination share inodes with the source:
 //! a write through either reaches both. Use it only where nothing writes.

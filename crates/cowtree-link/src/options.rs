@@ -54,6 +54,13 @@ pub struct LinkOptions {
     /// Also give each regular file's content hash in the record (implies `record`). The hash
     /// is of the destination file, read right after it was linked.
     pub hash: Option<HashAlgo>,
+    /// Find the size of each hardlinked file (one `stat` of the new link after each `linkat`,
+    /// which writes no data and so learns none), for the record's
+    /// [`crate::RecordEntry::size`] and the report's byte counts. Default true. A caller that
+    /// knows its sizes already (an installer, from the package's own file list) can turn it
+    /// off: a hardlinked file's `size` is then `None` and its bytes are not counted. Cloned,
+    /// copied and symlinked entries always have their size.
+    pub hardlink_sizes: bool,
     /// Make what was written durable before it is published: a new destination's staging
     /// directory is synced (`syncfs` of its filesystem) before it is renamed into place and
     /// its parent after; a merge's new entries before they are renamed in, its journal before
@@ -105,6 +112,7 @@ impl Default for LinkOptions {
             progress: None,
             record: false,
             hash: None,
+            hardlink_sizes: true,
             sync: false,
         }
     }
@@ -122,6 +130,7 @@ impl fmt::Debug for LinkOptions {
             .field("progress", &self.progress.is_some())
             .field("record", &self.record)
             .field("hash", &self.hash)
+            .field("hardlink_sizes", &self.hardlink_sizes)
             .field("sync", &self.sync)
             .finish()
     }

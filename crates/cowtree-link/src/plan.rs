@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::LinkError;
 use crate::options::{EntryKind, OnExisting, ScanTotals};
@@ -21,7 +22,8 @@ use crate::scan::{DirMeta, Kind, Tree};
 /// A path mapping hook: given a source-relative path and what the entry is, the
 /// destination-relative path to put it at, or `None` to leave it out. For a directory, `None`
 /// (or an empty path) means "do not create this directory as such"; its entries are still
-/// offered one by one.
+/// offered one by one. It is called while the sources are still being read, so it may run
+/// for a call that then fails reading a later source (see [`crate::Linker::link_sources`]).
 pub type PathMap<'a> = &'a (dyn Fn(&Path, EntryKind) -> Option<PathBuf> + Sync);
 
 /// Where a planned file or symlink comes from.
@@ -69,7 +71,7 @@ pub(crate) struct PNode {
 pub(crate) struct TreeSrc {
     /// The canonical path of the source root.
     pub path: PathBuf,
-    pub root: cowtree_fs::dir::Dir,
+    pub root: Arc<cowtree_fs::dir::Dir>,
     pub tree: Tree,
 }
 
@@ -88,7 +90,7 @@ impl TreeSrc {
 }
 
 /// The full source path of `src`.
-pub(crate) fn src_path(trees: &[TreeSrc], src: &SrcRef) -> PathBuf {
+pub(crate) fn src_path(trees: &[Arc<TreeSrc>], src: &SrcRef) -> PathBuf {
     match src {
         SrcRef::Tree { tree, node, entry } => {
             let t = &trees[*tree as usize];
@@ -126,9 +128,12 @@ impl Plan {
     }
 }
 
-/// Builds a [`Plan`] source by source.
-pub(crate) struct Builder<'t> {
-    trees: &'t [TreeSrc],
+/// Builds a [`Plan`] source by source. It owns the scanned trees it was given (see
+/// [`Builder::add_tree`]), so that a tree can be added as soon as its scan is complete, while
+/// later ones are still being read.
+pub(crate) struct Builder {
+    /// Shared with the tree being added (whose entries are read while the plan changes).
+    trees: Vec<Arc<TreeSrc>>,
     on_existing: OnExisting,
     plan: Plan,
     /// Entry index by name, per node; built when a lookup first needs it. A node filled
@@ -146,10 +151,12 @@ enum Leaf {
     Symlink,
 }
 
-impl<'t> Builder<'t> {
-    pub fn new(trees: &'t [TreeSrc], on_existing: OnExisting, root: Option<DirMeta>) -> Self {
+impl Builder {
+    /// A builder whose destination root gets `root` (`None`: the first tree added gives its
+    /// root's).
+    pub fn new(on_existing: OnExisting, root: Option<DirMeta>) -> Self {
         Builder {
-            trees,
+            trees: Vec::new(),
             on_existing,
             plan: Plan {
                 nodes: vec![PNode {
@@ -173,7 +180,8 @@ impl<'t> Builder<'t> {
         self.origin = origin as u32;
     }
 
-    pub fn finish(mut self) -> Plan {
+    /// The plan, and the trees it refers to (by their order of [`Builder::add_tree`]).
+    pub fn finish(mut self) -> (Plan, Vec<Arc<TreeSrc>>) {
         let mut totals = ScanTotals::default();
         for node in &self.plan.nodes {
             for e in &node.entries {
@@ -185,14 +193,20 @@ impl<'t> Builder<'t> {
             }
         }
         self.plan.totals = totals;
-        self.plan
+        (self.plan, self.trees)
     }
 
-    /// Adds scanned tree `t` (its root's entries go to the destination root), through `map`
-    /// when given.
-    pub fn add_tree(&mut self, t: u32, map: Option<PathMap<'_>>) -> Result<(), LinkError> {
-        let trees = self.trees;
-        let tree = &trees[t as usize].tree;
+    /// Adds the scanned tree `src` (its root's entries go to the destination root), through
+    /// `map` when given. The first tree added gives the destination root its metadata when
+    /// the builder was made without.
+    pub fn add_tree(&mut self, src: TreeSrc, map: Option<PathMap<'_>>) -> Result<(), LinkError> {
+        if self.trees.is_empty() && self.plan.nodes[0].meta.is_none() {
+            self.plan.nodes[0].meta = Some(src.tree.nodes[0].meta);
+        }
+        let t = self.trees.len() as u32;
+        let shared = Arc::new(src);
+        self.trees.push(shared.clone());
+        let tree = &shared.tree;
         // (source node, plan node when the mapping is the identity, whether that plan node
         // was made for this source directory alone, so that its entries need no lookup)
         let root_fresh = map.is_none() && self.plan.nodes[0].entries.is_empty();
@@ -205,7 +219,7 @@ impl<'t> Builder<'t> {
                     node: sid as u32,
                     entry: index as u32,
                 };
-                let full = || trees[t as usize].full(sid as u32, &entry.name);
+                let full = || shared.full(sid as u32, &entry.name);
                 match (entry.kind, map) {
                     (Kind::Special, _) => {}
                     (Kind::Dir(child), None) => {
@@ -287,7 +301,7 @@ impl<'t> Builder<'t> {
 
     /// Adds the regular file `src` at the destination-relative path `to`.
     pub fn add_file(&mut self, to: &Path, src: SrcRef) -> Result<(), LinkError> {
-        let full = src_path(self.trees, &src);
+        let full = src_path(&self.trees, &src);
         self.leaf_at(to, Leaf::File, src, &|| full.clone())
     }
 
@@ -419,7 +433,7 @@ impl<'t> Builder<'t> {
                         }
                         return Ok(Some(id));
                     }
-                    PKind::File(s) | PKind::Symlink(s) => src_path(self.trees, s),
+                    PKind::File(s) | PKind::Symlink(s) => src_path(&self.trees, s),
                 };
                 let rel = self.plan.nodes[pid].rel.join(name);
                 match self.on_existing {
@@ -463,7 +477,7 @@ impl<'t> Builder<'t> {
         let rel = self.plan.nodes[pid].rel.join(name);
         let earlier = match &self.plan.nodes[pid].entries[idx].kind {
             PKind::Dir(_) => None,
-            PKind::File(s) | PKind::Symlink(s) => Some(src_path(self.trees, s)),
+            PKind::File(s) | PKind::Symlink(s) => Some(src_path(&self.trees, s)),
         };
         match (self.on_existing, earlier) {
             (OnExisting::Fail, earlier) => Err(LinkError::Collision {

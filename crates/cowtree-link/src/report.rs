@@ -15,8 +15,10 @@ pub struct RecordEntry {
     pub path: PathBuf,
     /// What is at the path now (a file linked in symlink mode is a symlink).
     pub kind: EntryKind,
-    /// Bytes of a file's data, of a symlink's target; 0 for a directory.
-    pub size: u64,
+    /// Bytes of a file's data, of a symlink's target; 0 for a directory. `None` only for a
+    /// hardlinked file when [`crate::LinkOptions::hardlink_sizes`] is false (the link was
+    /// made without looking at the inode it shares).
+    pub size: Option<u64>,
     /// How a file's data got there; `None` for directories and symlinks from the source.
     pub method: Option<Attempt>,
     /// The content hash of a regular file, when [`crate::LinkOptions::hash`] asked for one.
@@ -122,7 +124,8 @@ pub struct LinkReport {
     pub hardlinked: u64,
     /// Files made symlinks to the source ([`crate::LinkMode::Symlink`]).
     pub symlinked: u64,
-    /// Bytes of all files linked.
+    /// Bytes of all files linked. A hardlink counts its file's size only with
+    /// [`crate::LinkOptions::hardlink_sizes`] (the default); without it, 0.
     pub bytes: u64,
     /// Bytes shared with the source by cloning.
     pub bytes_cloned: u64,

@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use cowtree_fs::dir::Dir;
 use cowtree_fs::walk::{DirVisit, Failed, JobVisit, Visitor, Walk};
@@ -92,16 +93,35 @@ pub(crate) struct Tree {
     pub special: Vec<PathBuf>,
 }
 
-/// What one worker found, by tree: the scan's visitor.
+/// What the scan found so far, per tree, shared by its workers and the caller that takes
+/// each tree as soon as it is complete.
+struct Found {
+    trees: Vec<Part>,
+    /// The walk has returned (after an error, some trees may never be complete).
+    walk_done: bool,
+}
+
+#[derive(Default)]
+struct Part {
+    /// (node id, node), in the order they were read.
+    nodes: Vec<(usize, Node)>,
+    totals: ScanTotals,
+    special: Vec<PathBuf>,
+    /// Every directory of the tree has been read.
+    complete: bool,
+}
+
+/// The scan's visitor (one per worker).
 struct Local<'a> {
     /// The roots' paths, for messages.
     paths: &'a [&'a Path],
     /// Per tree, the next directory's node id.
     next_id: &'a [AtomicUsize],
-    /// (tree, node id, node)
-    nodes: Vec<(usize, usize, Node)>,
-    totals: Vec<ScanTotals>,
-    special: Vec<(usize, PathBuf)>,
+    /// Per tree, directories found and not yet read (the root counts from the start): the
+    /// visit that brings it to 0 completes the tree.
+    unread: &'a [AtomicUsize],
+    found: &'a Mutex<Found>,
+    wake: &'a Condvar,
 }
 
 impl Visitor for Local<'_> {
@@ -126,6 +146,8 @@ impl Visitor for Local<'_> {
             .entries()
             .map_err(|e| LinkError::io("read directory", &full(), e))?;
         let mut entries = Vec::with_capacity(list.len());
+        let mut totals = ScanTotals::default();
+        let mut special = Vec::new();
         for entry in list {
             let name = entry.name;
             let mut ft = entry.file_type;
@@ -137,7 +159,6 @@ impl Visitor for Local<'_> {
                     .map_err(|e| LinkError::io("stat", &full().join(&name), e))?;
                 ft = FileType::from_raw_mode(st.st_mode);
             }
-            let totals = &mut self.totals[t];
             let kind = match ft {
                 FileType::RegularFile => {
                     totals.files += 1;
@@ -146,6 +167,8 @@ impl Visitor for Local<'_> {
                 FileType::Directory => {
                     totals.dirs += 1;
                     let child = self.next_id[t].fetch_add(1, Ordering::Relaxed);
+                    // Counted before it is queued: its visit may end before this one does.
+                    self.unread[t].fetch_add(1, Ordering::Relaxed);
                     d.descend(&name, child);
                     Kind::Dir(child)
                 }
@@ -155,7 +178,7 @@ impl Visitor for Local<'_> {
                 }
                 _ => {
                     totals.special += 1;
-                    self.special.push((t, rel.join(&name)));
+                    special.push(rel.join(&name));
                     Kind::Special
                 }
             };
@@ -164,15 +187,25 @@ impl Visitor for Local<'_> {
                 kind,
             });
         }
-        self.nodes.push((
-            t,
-            id,
-            Node {
-                rel,
-                meta: DirMeta::from_stat(&st),
-                entries,
-            },
-        ));
+        let node = Node {
+            rel,
+            meta: DirMeta::from_stat(&st),
+            entries,
+        };
+        // Under the lock, so that whoever sees the tree complete sees every node of it.
+        let mut found = self.found.lock().unwrap_or_else(PoisonError::into_inner);
+        let part = &mut found.trees[t];
+        part.nodes.push((id, node));
+        part.totals.files += totals.files;
+        part.totals.dirs += totals.dirs;
+        part.totals.symlinks += totals.symlinks;
+        part.totals.special += totals.special;
+        part.special.append(&mut special);
+        if self.unread[t].fetch_sub(1, Ordering::AcqRel) == 1 {
+            part.complete = true;
+            drop(found);
+            self.wake.notify_all();
+        }
         Ok(())
     }
 
@@ -209,67 +242,157 @@ pub(crate) fn open_rel(root: &Dir, rel: &Path) -> std::io::Result<Dir> {
 /// Reads the trees under `roots` (each an open directory and its path, for messages) with
 /// the session's workers, all in one parallel pass: many small trees (packages) keep every
 /// worker busy, where one pass per tree would wait for the slowest directory of each.
-pub(crate) fn scan_many(roots: &[(&Dir, &Path)], workers: &Pool) -> Result<Vec<Tree>, LinkError> {
+///
+/// Each tree is handed to `each`, in the order of `roots`, as soon as it and the trees before
+/// it are read, while the workers go on reading the next ones: the caller's work on a tree
+/// (planning where its entries go) overlaps the reading of the others. The first error of
+/// `each` ends the calls to it, and is returned once the scan is over, unless the scan
+/// itself failed: the scan's error comes first, as if every tree had been read before any
+/// was handed over. Only the error is as if: `each` may already have run for the trees before
+/// one whose read fails (their path mappings called, see [`crate::PathMap`]).
+pub(crate) fn scan_each(
+    roots: &[(&Dir, &Path)],
+    workers: &Pool,
+    mut each: impl FnMut(usize, Tree) -> Result<(), LinkError>,
+) -> Result<(), LinkError> {
+    let n = roots.len();
     let next_id: Vec<AtomicUsize> = roots.iter().map(|_| AtomicUsize::new(1)).collect();
+    let unread: Vec<AtomicUsize> = roots.iter().map(|_| AtomicUsize::new(1)).collect();
     let paths: Vec<&Path> = roots.iter().map(|(_, p)| *p).collect();
-    let locals = Walk::on(workers).run(
-        roots.iter().map(|(dir, _)| (*dir, 0usize)).collect(),
-        || Local {
-            paths: &paths,
-            next_id: &next_id,
-            nodes: Vec::new(),
-            totals: vec![ScanTotals::default(); roots.len()],
-            special: Vec::new(),
-        },
-    )?;
+    let found = Mutex::new(Found {
+        trees: (0..n).map(|_| Part::default()).collect(),
+        walk_done: false,
+    });
+    let wake = Condvar::new();
+    let run_walk = || {
+        // Set when the walk ends, however it ends: a worker's panic re-raised by the walk
+        // unwinds through here, and the caller waiting in `hand_over` must still wake.
+        let _done = WalkDone {
+            found: &found,
+            wake: &wake,
+        };
+        Walk::on(workers)
+            .run(
+                roots.iter().map(|(dir, _)| (*dir, 0usize)).collect(),
+                || Local {
+                    paths: &paths,
+                    next_id: &next_id,
+                    unread: &unread,
+                    found: &found,
+                    wake: &wake,
+                },
+            )
+            .map(drop)
+    };
+    // Shared: the thread runs it, or this one does when no thread can be started.
+    let run_walk = &run_walk;
+    let (scanned, handed) = std::thread::scope(|scope| {
+        let spawned = std::thread::Builder::new()
+            .name("cowtree-scan".into())
+            .spawn_scoped(scope, run_walk);
+        match spawned {
+            Ok(walk) => {
+                let handed = hand_over(n, &found, &wake, &next_id, &paths, &mut each);
+                let scanned = walk
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (scanned, handed)
+            }
+            // No thread for the walk: it runs here, and the trees are handed over after it.
+            Err(_) => {
+                let scanned = run_walk();
+                (
+                    scanned,
+                    hand_over(n, &found, &wake, &next_id, &paths, &mut each),
+                )
+            }
+        }
+    });
+    scanned?;
+    handed
+}
 
-    let mut slots: Vec<Vec<Option<Node>>> = next_id
-        .iter()
-        .map(|n| (0..n.load(Ordering::Relaxed)).map(|_| None).collect())
-        .collect();
-    let mut totals = vec![ScanTotals::default(); roots.len()];
-    let mut special: Vec<Vec<PathBuf>> = vec![Vec::new(); roots.len()];
-    for local in locals {
-        for (t, id, node) in local.nodes {
-            slots[t][id] = Some(node);
-        }
-        for (sum, part) in totals.iter_mut().zip(&local.totals) {
-            sum.files += part.files;
-            sum.dirs += part.dirs;
-            sum.symlinks += part.symlinks;
-            sum.special += part.special;
-        }
-        for (t, p) in local.special {
-            special[t].push(p);
+/// Marks the walk as ended when dropped (see [`Found::walk_done`]), also while a panic
+/// unwinds.
+struct WalkDone<'a> {
+    found: &'a Mutex<Found>,
+    wake: &'a Condvar,
+}
+
+impl Drop for WalkDone<'_> {
+    fn drop(&mut self) {
+        self.found
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .walk_done = true;
+        self.wake.notify_all();
+    }
+}
+
+/// Hands each tree to `each` in order as it becomes complete (see [`scan_each`]); returns
+/// when all are handed over, `each` failed, or the walk ended without completing the next
+/// (an error naming that tree).
+fn hand_over(
+    n: usize,
+    found: &Mutex<Found>,
+    wake: &Condvar,
+    next_id: &[AtomicUsize],
+    paths: &[&Path],
+    each: &mut impl FnMut(usize, Tree) -> Result<(), LinkError>,
+) -> Result<(), LinkError> {
+    for t in 0..n {
+        let part = {
+            let mut guard = found.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                if guard.trees[t].complete {
+                    break std::mem::take(&mut guard.trees[t]);
+                }
+                if guard.walk_done {
+                    // The walk ended before reading this tree whole. When it failed, its
+                    // error is returned instead of this one (see `scan_each`); this one says
+                    // what went wrong should the walk have ended without an error.
+                    return Err(LinkError::io(
+                        "scan",
+                        paths[t],
+                        std::io::Error::other("the scan ended before this tree was read whole"),
+                    ));
+                }
+                guard = wake.wait(guard).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        // Complete: no worker touches this tree's counters any more.
+        let count = next_id[t].load(Ordering::Acquire);
+        each(t, assemble(part, count, paths[t])?)?;
+    }
+    Ok(())
+}
+
+/// The tree of `count` directories whose nodes were read as `part`.
+fn assemble(part: Part, count: usize, src_path: &Path) -> Result<Tree, LinkError> {
+    let mut slots: Vec<Option<Node>> = (0..count).map(|_| None).collect();
+    for (id, node) in part.nodes {
+        if let Some(slot) = slots.get_mut(id) {
+            *slot = Some(node);
         }
     }
-    slots
+    let nodes = slots
         .into_iter()
-        .zip(totals)
-        .zip(special)
-        .zip(roots)
-        .map(|(((slots, totals), mut special), (_, src_path))| {
-            let nodes = slots
-                .into_iter()
-                .enumerate()
-                .map(|(id, n)| {
-                    n.ok_or_else(|| {
-                        LinkError::io(
-                            "scan",
-                            src_path,
-                            std::io::Error::other(format!(
-                                "directory #{id} was found but not read"
-                            )),
-                        )
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            special.sort();
-            Ok(Tree {
-                nodes,
-                totals,
-                special,
+        .enumerate()
+        .map(|(id, n)| {
+            n.ok_or_else(|| {
+                LinkError::io(
+                    "scan",
+                    src_path,
+                    std::io::Error::other(format!("directory #{id} was found but not read")),
+                )
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut special = part.special;
+    special.sort();
+    Ok(Tree {
+        nodes,
+        totals: part.totals,
+        special,
+    })
 }

@@ -3,6 +3,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use cowtree_fs::dir::Dir;
@@ -13,7 +14,7 @@ use crate::link::{Pairs, effective_jobs, has_ancestor, link_single_file, run_pla
 use crate::options::{EntryKind, LinkOptions};
 use crate::plan::{Builder, PathMap, SrcRef, TreeSrc};
 use crate::report::LinkReport;
-use crate::scan::{DirMeta, scan_many};
+use crate::scan::{DirMeta, scan_each};
 
 /// A linking session: options chosen once, and state kept across every call.
 ///
@@ -90,7 +91,8 @@ pub struct FileEntry {
 }
 
 enum Prepared {
-    Tree(u32),
+    /// The next tree of the scan.
+    Tree,
     File {
         path: PathBuf,
         dev: u64,
@@ -154,6 +156,11 @@ impl Linker {
 
     /// [`Linker::link_trees`] with a path mapping per source (see [`Source`]). A file as a
     /// source goes into the destination under its own name (or where its mapping says).
+    ///
+    /// Each tree is planned as soon as it and the sources before it are read, while the later
+    /// ones are still being read: a mapping may be called for the entries of earlier sources
+    /// before an error reading a later source is known (that error is still the one
+    /// returned, and nothing is written).
     pub fn link_sources(
         &self,
         sources: &[Source<'_>],
@@ -170,7 +177,7 @@ impl Linker {
             .ok()
             .map(|m| (m.dev(), m.ino()));
         // Sources are checked in order, then every tree is scanned in one parallel pass.
-        let mut roots: Vec<(PathBuf, Dir, &Path)> = Vec::new();
+        let mut roots: Vec<(PathBuf, Arc<Dir>, &Path)> = Vec::new();
         let mut prepared = Vec::new();
         for source in sources {
             let src = source.path;
@@ -215,19 +222,24 @@ impl Linker {
                 });
             }
             let root = Dir::open(&canon).map_err(|e| LinkError::io("open", src, e))?;
-            prepared.push((source.map, Prepared::Tree(roots.len() as u32)));
-            roots.push((canon, root, src));
+            prepared.push((source.map, Prepared::Tree));
+            roots.push((canon, Arc::new(root), src));
         }
-        let scanned = scan_many(
-            &roots
-                .iter()
-                .map(|(canon, root, _)| (root, canon.as_path()))
-                .collect::<Vec<_>>(),
-            &self.workers,
-        )?;
-        let mut trees: Vec<TreeSrc> = Vec::with_capacity(roots.len());
+        // Every tree is read in one parallel pass, and each is planned as soon as it is read
+        // (with the file sources before it), while the workers read the next ones. The error
+        // returned is the one of reading every tree first, then checking each for special
+        // files, then planning: a read error wins over a special file, and a special file
+        // over a planning error (a collision refused, an invalid mapped path).
+        let scan_roots: Vec<(&Dir, &Path)> = roots
+            .iter()
+            .map(|(canon, root, _)| (&**root, canon.as_path()))
+            .collect();
+        let mut builder = Builder::new(self.opts.on_existing, None);
+        let mut prepared = prepared.into_iter().enumerate();
+        let mut planning: Result<(), LinkError> = Ok(());
         let mut special = 0;
-        for ((canon, root, src), tree) in roots.into_iter().zip(scanned) {
+        scan_each(&scan_roots, &self.workers, |t, tree| {
+            let (canon, root, src) = &roots[t];
             if !tree.special.is_empty() && !self.opts.skip_special {
                 return Err(LinkError::SpecialFiles {
                     src: src.to_path_buf(),
@@ -235,41 +247,23 @@ impl Linker {
                 });
             }
             special += tree.totals.special;
-            trees.push(TreeSrc {
-                path: canon,
-                root,
-                tree,
-            });
-        }
-        let root_meta = match trees.first() {
-            Some(t) => t.tree.nodes[0].meta,
-            None => fresh_dir_meta(),
-        };
-        let mut builder = Builder::new(&trees, self.opts.on_existing, Some(root_meta));
-        for (i, (map, p)) in prepared.into_iter().enumerate() {
-            builder.set_origin(i);
-            match p {
-                Prepared::Tree(t) => builder.add_tree(t, map)?,
-                Prepared::File { path, dev, name } => {
-                    let to = match map {
-                        None => Some(name),
-                        Some(map) => map(&name, EntryKind::File),
-                    };
-                    match to {
-                        Some(to) => builder.add_file(
-                            &to,
-                            SrcRef::Path {
-                                path,
-                                dev,
-                                mode: None,
-                            },
-                        )?,
-                        None => builder.count_dropped(),
-                    }
-                }
+            if planning.is_ok() {
+                let tree = TreeSrc {
+                    path: canon.clone(),
+                    root: root.clone(),
+                    tree,
+                };
+                planning = plan_until_tree(&mut builder, &mut prepared, Some(tree));
             }
+            Ok(())
+        })?;
+        // The file sources after the last tree.
+        planning?;
+        plan_until_tree(&mut builder, &mut prepared, None)?;
+        let (mut plan, trees) = builder.finish();
+        if plan.nodes[0].meta.is_none() {
+            plan.nodes[0].meta = Some(fresh_dir_meta());
         }
-        let mut plan = builder.finish();
         plan.totals.special = special;
         let mut report = run_plan(self, &plan, &trees, dst, started)?;
         report.special += special;
@@ -282,7 +276,7 @@ impl Linker {
     /// are a collision, decided as in [`Linker::link_trees`].
     pub fn link_files(&self, entries: &[FileEntry], dst: &Path) -> Result<LinkReport, LinkError> {
         let started = Instant::now();
-        let mut builder = Builder::new(&[], self.opts.on_existing, Some(fresh_dir_meta()));
+        let mut builder = Builder::new(self.opts.on_existing, Some(fresh_dir_meta()));
         for (i, e) in entries.iter().enumerate() {
             builder.set_origin(i);
             let meta = match std::fs::symlink_metadata(&e.src) {
@@ -307,8 +301,8 @@ impl Linker {
                 },
             )?;
         }
-        let plan = builder.finish();
-        run_plan(self, &plan, &[], dst, started)
+        let (plan, trees) = builder.finish();
+        run_plan(self, &plan, &trees, dst, started)
     }
 
     /// Finishes merges into `dst` that a killed process left half done (normally done by
@@ -319,6 +313,44 @@ impl Linker {
         crate::txn::recover(&root)
             .map_err(|e| LinkError::io("finish an interrupted merge in", dst, e))
     }
+}
+
+/// Adds the prepared sources to `builder` in order, up to and including the next tree
+/// (`tree`, just read), or all that are left (file sources only) when `tree` is `None`.
+fn plan_until_tree<'a>(
+    builder: &mut Builder,
+    prepared: &mut impl Iterator<Item = (usize, (Option<PathMap<'a>>, Prepared))>,
+    mut tree: Option<TreeSrc>,
+) -> Result<(), LinkError> {
+    for (i, (map, p)) in prepared.by_ref() {
+        builder.set_origin(i);
+        match p {
+            Prepared::Tree => {
+                if let Some(tree) = tree.take() {
+                    builder.add_tree(tree, map)?;
+                }
+                return Ok(());
+            }
+            Prepared::File { path, dev, name } => {
+                let to = match map {
+                    None => Some(name),
+                    Some(map) => map(&name, EntryKind::File),
+                };
+                match to {
+                    Some(to) => builder.add_file(
+                        &to,
+                        SrcRef::Path {
+                            path,
+                            dev,
+                            mode: None,
+                        },
+                    )?,
+                    None => builder.count_dropped(),
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn source_meta(src: &Path) -> Result<std::fs::Metadata, LinkError> {

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use cowtree_fs::dir::Dir;
 use cowtree_fs::staging::Naming;
 pub(crate) use cowtree_fs::staging::random_u64;
+use cowtree_fs::sys::stat_dev;
+use rustix::fs::FileType;
 
 use crate::error::LinkError;
 
@@ -24,6 +26,7 @@ pub const NAMING: Naming = cowtree_fs::staging::TREE;
 /// A staging directory in use by this run (its `dir` field is the open directory). Dropping
 /// it without [`Staging::commit`] removes it.
 pub(crate) struct Staging<'a> {
+    parent: &'a Dir,
     parent_path: PathBuf,
     inner: cowtree_fs::staging::Staging<'a>,
 }
@@ -40,6 +43,7 @@ impl<'a> Staging<'a> {
         let inner = cowtree_fs::staging::Staging::create(parent, name, 0o700)
             .map_err(|e| LinkError::io("create staging directory", &path, e))?;
         Ok(Staging {
+            parent,
             parent_path: parent_path.to_path_buf(),
             inner,
         })
@@ -51,9 +55,32 @@ impl<'a> Staging<'a> {
     }
 
     /// Renames the staging directory to `dst_name`, failing (and removing the staging
-    /// directory) if something appeared there in the meantime.
+    /// directory) if something appeared there in the meantime, or if what has the staging
+    /// name is no longer the directory this run filled (moved away, and something else put
+    /// there: that is not renamed into place).
     pub fn commit(mut self, dst_name: &OsStr) -> Result<(), LinkError> {
         let dst = self.parent_path.join(dst_name);
+        let ours = self
+            .inner
+            .dir
+            .stat_self()
+            .map_err(|e| LinkError::io("stat", &self.path(), e))?;
+        let here = self
+            .parent
+            .try_stat(self.inner.name())
+            .map_err(|e| LinkError::io("stat", &self.path(), e))?;
+        let same = here.is_some_and(|st| {
+            FileType::from_raw_mode(st.st_mode) == FileType::Directory
+                && st.st_ino == ours.st_ino
+                && stat_dev(&st) == stat_dev(&ours)
+        });
+        if !same {
+            return Err(LinkError::io(
+                "commit",
+                &self.path(),
+                io::Error::other("the staging directory was moved or replaced"),
+            ));
+        }
         match self.inner.commit(dst_name, false) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {

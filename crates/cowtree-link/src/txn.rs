@@ -9,7 +9,10 @@
 //! (`RENAME_EXCHANGE`), which keeps the replaced entry aside under the temporary name. Only
 //! when every entry is published are the replaced ones removed. An error before or during
 //! publishing undoes what was published (exchanging back, renaming back) and removes every
-//! temporary entry.
+//! temporary entry, carrying on past what it cannot undo (a directory moved away cannot be
+//! reached by its path) and then saying so. Publishing renames only the entry this merge made
+//! (same device, inode and type) from a temporary name: anything else found there (the made
+//! directory moved away, a symlink put in its place) fails the merge.
 //!
 //! A process that dies (kill -9) cannot undo anything, so the merge keeps a journal in the
 //! destination root, `.cowtree-txn.<pid>.<random>`, locked with `flock` while the merge runs:
@@ -18,7 +21,9 @@
 //! line. The next merge into the same destination (or [`crate::Linker::recover`]) finds a
 //! journal whose lock is free and finishes its work: without `go`, it removes the temporary
 //! entries (the destination is as before); with `go`, it completes the publication (the
-//! destination is as after).
+//! destination is as after). A merge that fails once `go` is written appends `undo` (flushed
+//! with [`crate::LinkOptions::sync`]) before it puts anything back; a journal it leaves (its
+//! undo could not reach everything) is then undone by the next run, never completed.
 //!
 //! Without [`crate::LinkOptions::sync`], nothing is flushed: this covers a killed process,
 //! not a power loss. With it, the merge syncs the filesystem once every new entry is built
@@ -29,9 +34,9 @@
 //! but may leave temporary entries (marked by their names) that the journal does not list.
 //!
 //! Journal lines (names as lower-case hex of their bytes, `-` for the empty root path):
-//! `t <dir> <tmp>`, `c <n|r> <dir> <tmp> <name> <inode>`, `go`.
+//! `t <dir> <tmp>`, `c <n|r> <dir> <tmp> <name> <inode>`, `go`, `undo`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -60,6 +65,9 @@ pub(crate) struct Op {
     pub replace: bool,
     /// The new entry's inode, by which a recovery tells whether it was published.
     pub ino: u64,
+    /// The new entry's device and type, as this run made it (a recovery reads only the
+    /// inode from the journal). Publishing renames nothing else from `tmp`.
+    pub made: Option<(u64, FileType)>,
 }
 
 /// The journal of a merge in progress.
@@ -72,6 +80,8 @@ pub(crate) struct Journal<'a> {
     temps: Mutex<Vec<(PathBuf, OsString)>>,
     /// Make the list of publications durable before the first rename.
     sync: bool,
+    /// The `go` line is written: a failure from then on writes `undo` before undoing.
+    go: bool,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -133,6 +143,7 @@ impl<'a> Journal<'a> {
             file: std::fs::File::from(fd),
             temps: Mutex::new(Vec::new()),
             sync,
+            go: false,
         })
     }
 
@@ -164,15 +175,42 @@ impl<'a> Journal<'a> {
     /// Removes every temporary entry and the journal: the destination is as before.
     /// `error` is what stopped the merge.
     pub fn abort(self, error: LinkError) -> LinkError {
+        self.remove_temps(error, &[], None)
+    }
+
+    /// Removes every temporary entry but those of `keep` (which hold entries that could not
+    /// be put back), carrying on past failures: a directory moved away or swapped for a
+    /// symlink cannot be reached by its path, but the others still are. Returns `error`, or
+    /// [`LinkError::UndoFailed`] with the first failure (`undo`, if already one) when anything
+    /// could not be undone; the journal then stays for the next run.
+    fn remove_temps(
+        mut self,
+        error: LinkError,
+        keep: &[&Op],
+        mut undo: Option<io::Error>,
+    ) -> LinkError {
+        self.mark_undo();
         let temps = std::mem::take(&mut *self.temps.lock().unwrap_or_else(PoisonError::into_inner));
+        let keep: HashSet<(&Path, &OsStr)> = keep
+            .iter()
+            .map(|op| (op.dir.as_path(), op.tmp.as_os_str()))
+            .collect();
         let mut dirs = DirCache::new(self.root);
         for (dir, tmp) in &temps {
+            if keep.contains(&(dir.as_path(), tmp.as_os_str())) {
+                continue;
+            }
             if let Err(e) = dirs.get(dir).and_then(|d| d.remove_tree(tmp)) {
-                return self.undo_failed(error, e);
+                undo.get_or_insert(e);
             }
         }
-        self.remove();
-        error
+        match undo {
+            Some(undo) => self.undo_failed(error, undo),
+            None => {
+                self.remove();
+                error
+            }
+        }
     }
 
     fn undo_failed(self, error: LinkError, undo: io::Error) -> LinkError {
@@ -190,9 +228,23 @@ impl<'a> Journal<'a> {
         let _ = unlinkat(self.root, &self.name, AtFlags::empty());
     }
 
+    /// Writes the `undo` line once the `go` line is written, before anything is undone: a
+    /// journal left by an undo that failed (or was killed) is then undone by the next run,
+    /// not completed. Best effort: an undo that succeeds removes the journal anyway; only
+    /// when this line cannot be written (or flushed) and the undo fails too does the next run
+    /// complete the merge instead (the error already says part of it may be there).
+    fn mark_undo(&mut self) {
+        if !std::mem::take(&mut self.go) {
+            return;
+        }
+        if (&self.file).write_all(b"undo\n").is_ok() && self.sync {
+            let _ = self.file.sync_data();
+        }
+    }
+
     /// Publishes `ops`. On failure, puts back what was published and removes every temporary
     /// entry, so the destination is as before (or says it could not).
-    pub fn publish(self, ops: &[Op]) -> Result<(), LinkError> {
+    pub fn publish(mut self, ops: &[Op]) -> Result<(), LinkError> {
         let mut text = String::new();
         for op in ops {
             let _ = writeln!(
@@ -210,8 +262,11 @@ impl<'a> Journal<'a> {
         }
         // A separate write: a journal whose `c` lines were cut short has no `go`.
         if let Err(e) = self.write("go\n") {
+            // Maybe written in part or whole: undo as if it was.
+            self.go = true;
             return Err(self.abort(e));
         }
+        self.go = true;
         // Durable merges: the renames below are metadata the filesystem may write out before
         // the journal's data. After a power loss in the middle of them, recovery must find
         // the `go` line and the list, or it would undo nothing and leave DST half merged.
@@ -223,13 +278,30 @@ impl<'a> Journal<'a> {
         }
         let mut dirs = DirCache::new(self.root);
         for (done, op) in ops.iter().enumerate() {
-            let placed = dirs.get(&op.dir).and_then(|d| {
-                if op.replace {
-                    d.rename_exchange(&op.tmp, d, &op.name)
-                } else {
-                    d.rename_noreplace(&op.tmp, d, &op.name)
+            let d = match dirs.get(&op.dir) {
+                Ok(d) => d,
+                Err(e) => {
+                    let full = self.root_path.join(&op.dir).join(&op.name);
+                    let error = LinkError::io("publish", &full, e);
+                    return Err(self.unpublish(&ops[..done], &mut dirs, error));
                 }
-            });
+            };
+            // Only the entry this merge made is published: one moved away from its temporary
+            // name and replaced (by a symlink, say) meanwhile fails the merge. Checked again
+            // at the final name once renamed, for a swap between the check and the rename.
+            if let Err(error) = self.check_made(d, op, &op.tmp) {
+                return Err(self.unpublish(&ops[..done], &mut dirs, error));
+            }
+            let placed = if op.replace {
+                d.rename_exchange(&op.tmp, d, &op.name)
+            } else {
+                d.rename_noreplace(&op.tmp, d, &op.name)
+            };
+            if placed.is_ok()
+                && let Err(error) = self.check_made(d, op, &op.name)
+            {
+                return Err(self.unpublish(&ops[..=done], &mut dirs, error));
+            }
             if let Err(e) = placed {
                 let full = self.root_path.join(&op.dir).join(&op.name);
                 let error = if e.kind() == io::ErrorKind::AlreadyExists {
@@ -255,7 +327,43 @@ impl<'a> Journal<'a> {
         Ok(())
     }
 
-    fn unpublish(self, published: &[Op], dirs: &mut DirCache<'_>, error: LinkError) -> LinkError {
+    /// Checks that what is at `at` (`op.tmp`, or `op.name` once renamed) in `d` is the
+    /// entry this merge made as `op.tmp`.
+    fn check_made(&self, d: &Dir, op: &Op, at: &OsStr) -> Result<(), LinkError> {
+        let full = || self.root_path.join(&op.dir).join(at);
+        let st = d
+            .try_stat(at)
+            .map_err(|e| LinkError::io("publish", &full(), e))?;
+        let same = st.is_some_and(|st| {
+            st.st_ino == op.ino
+                && op.made.is_none_or(|(dev, kind)| {
+                    cowtree_fs::sys::stat_dev(&st) == dev
+                        && FileType::from_raw_mode(st.st_mode) == kind
+                })
+        });
+        if same {
+            Ok(())
+        } else {
+            Err(LinkError::io(
+                "publish",
+                &full(),
+                io::Error::other("not the entry this merge made: it was moved or replaced"),
+            ))
+        }
+    }
+
+    /// Puts back what was published, carrying on past failures (an entry that cannot be put
+    /// back keeps its temporary name's contents, so a replaced entry is never removed), then
+    /// removes the temporary entries.
+    fn unpublish(
+        mut self,
+        published: &[Op],
+        dirs: &mut DirCache<'_>,
+        error: LinkError,
+    ) -> LinkError {
+        self.mark_undo();
+        let mut stuck = Vec::new();
+        let mut undo = None;
         for op in published.iter().rev() {
             let back = dirs.get(&op.dir).and_then(|d| {
                 if op.replace {
@@ -265,10 +373,11 @@ impl<'a> Journal<'a> {
                 }
             });
             if let Err(e) = back {
-                return self.undo_failed(error, e);
+                undo.get_or_insert(e);
+                stuck.push(op);
             }
         }
-        self.abort(error)
+        self.remove_temps(error, &stuck, undo)
     }
 }
 
@@ -335,11 +444,12 @@ pub(crate) fn recover(root: &Dir) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Does what a dead merge's journal says is left to do.
+/// Does what a dead merge's journal says is left to do: without `go`, remove its temporary
+/// entries; with `go`, complete its publication; with `go` then `undo`, finish its undo.
 fn finish(root: &Dir, text: &str) -> io::Result<()> {
     let mut temps = Vec::new();
     let mut ops = Vec::new();
-    let mut go = false;
+    let (mut go, mut undo) = (false, false);
     for line in text.lines() {
         let f: Vec<&str> = line.split(' ').collect();
         let path = |s: &str| unhex(s).map(|b| PathBuf::from(OsString::from_vec(b)));
@@ -360,15 +470,41 @@ fn finish(root: &Dir, text: &str) -> io::Result<()> {
                         name: nm,
                         replace: *kind == "r",
                         ino,
+                        made: None,
                     });
                 }
             }
             ["go"] => go = true,
+            ["undo"] => undo = true,
             _ => {}
         }
     }
     let mut dirs = DirCache::new(root);
-    if go {
+    if go && undo {
+        // The merge failed while publishing, and its undo did not finish: put back what is
+        // still published, last first, as the undo does. An entry that cannot be put back
+        // keeps this journal for a later run, and its temporary name is not touched.
+        for op in ops.iter().rev() {
+            let Ok(d) = dirs.get(&op.dir) else { continue };
+            if d.try_stat(&op.name)?.is_none_or(|st| st.st_ino != op.ino) {
+                continue; // Not published, or put back already.
+            }
+            let back = if op.replace {
+                d.rename_exchange(&op.tmp, d, &op.name)
+            } else {
+                Err(io::ErrorKind::NotFound.into())
+            };
+            match back {
+                Ok(()) => {}
+                // Nothing to exchange with (what it replaced was removed since): the new entry
+                // goes back to its temporary name, and is removed below with the others.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    d.rename_noreplace(&op.name, d, &op.tmp)?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    } else if go {
         for op in &ops {
             let Ok(d) = dirs.get(&op.dir) else { continue };
             let at_name = d.try_stat(&op.name)?;

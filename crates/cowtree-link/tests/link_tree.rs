@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use cowtree_fs::extents::extent_summary;
 use cowtree_link::{
-    LinkError, LinkMode, LinkOptions, LinkReport, OnExisting, Progress, ScanTotals, link_tree,
+    LinkError, LinkMode, LinkOptions, LinkReport, Linker, OnExisting, Progress, ScanTotals,
+    link_tree,
 };
 use cowtree_testutil::tree::{MIN_SAMPLE_FILE, assert_same_tree, sample_tree, snapshot};
 use cowtree_testutil::{Fs, pattern, scratch, set_default_acl};
@@ -546,6 +547,87 @@ fn many_directories_with_one_worker_per_descriptor_budget_still_complete() {
         assert_eq!(r.files, 300 + 700, "jobs {jobs}");
         assert_same_tree(&snapshot(&src), &snapshot(&dst), true);
     }
+}
+
+#[test]
+fn big_directories_nested_in_big_directories_are_linked_whole_with_their_modes_and_times() {
+    // A directory's entries after its first work item's are linked in a later pass, and
+    // the directories among them start later passes of their own: each pass must make every
+    // entry, and each directory get its mode and times after its last entry is made.
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("src");
+    let top = src.join("top");
+    fs::create_dir_all(&top).unwrap();
+    for j in 0..600 {
+        fs::write(top.join(format!("f{j}")), pattern(10 + j % 50, j as u64)).unwrap();
+    }
+    // Directory order is the filesystem's: with 12 subdirectories among 612 entries, some
+    // are almost surely after the first 256 (checked below).
+    for i in 0..12 {
+        let sub = top.join(format!("sub{i}"));
+        let inner = sub.join("inner");
+        fs::create_dir_all(&inner).unwrap();
+        for j in 0..300 {
+            fs::write(
+                sub.join(format!("g{j}")),
+                pattern(20, (i * 1000 + j) as u64),
+            )
+            .unwrap();
+        }
+        for j in 0..270 {
+            fs::write(inner.join(format!("h{j}")), pattern(30, j as u64)).unwrap();
+        }
+        // Read-only directories get their bits after everything below them is made.
+        fs::set_permissions(&inner, fs::Permissions::from_mode(0o555)).unwrap();
+        set_mtime(&sub, 1_000_000 + i as i64);
+    }
+    set_mtime(&top, 2_000_000);
+    // The linker takes a directory's entries in the order the filesystem lists them: some of
+    // the subdirectories must be past the first chunk (256 entries), or no later pass would
+    // start passes of its own.
+    let late_subdirs = fs::read_dir(&top)
+        .unwrap()
+        .skip(256)
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("sub")
+        })
+        .count();
+    assert!(late_subdirs > 0, "every subdirectory is in the first chunk");
+    let want = snapshot(&src);
+    for jobs in [1, 2, 5] {
+        let dst = dir.path().join(format!("dst{jobs}"));
+        let r = link_tree(&src, &dst, &LinkOptions { jobs, ..opts() }).unwrap();
+        assert_eq!(r.files, 600 + 12 * 570, "jobs {jobs}");
+        assert_same_tree(&want, &snapshot(&dst), true);
+    }
+    // The same as a merge into an existing destination that already has part of the tree:
+    // its existing directories are merged into by items of every pass.
+    let merged = dir.path().join("merged");
+    fs::create_dir_all(merged.join("top/sub3")).unwrap();
+    fs::write(merged.join("top/sub3/g7"), b"old").unwrap();
+    fs::write(merged.join("kept"), b"kept").unwrap();
+    Linker::new(LinkOptions {
+        jobs: 2,
+        on_existing: OnExisting::Overwrite,
+        ..opts()
+    })
+    .link_trees(&[&src], &merged)
+    .unwrap();
+    assert_eq!(fs::read(merged.join("kept")).unwrap(), b"kept");
+    fs::remove_file(merged.join("kept")).unwrap();
+    // The existing directories keep their own times in a merge; compare without them.
+    assert_same_tree(&want, &snapshot(&merged), false);
+    assert_eq!(leftovers(&merged), Vec::<PathBuf>::new());
+}
+
+/// Sets the modification time of `path` to `secs` after the epoch.
+fn set_mtime(path: &Path, secs: i64) {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
+    fs::File::open(path).unwrap().set_modified(t).unwrap();
 }
 
 #[test]

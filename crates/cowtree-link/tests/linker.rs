@@ -8,11 +8,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use cowtree_link::{
-    CollisionAction, EntryKind, FileEntry, HashAlgo, LinkError, LinkMode, LinkOptions, Linker,
-    OnExisting, Progress, Source,
+    Attempt, CollisionAction, EntryKind, FileEntry, HashAlgo, LinkError, LinkMode, LinkOptions,
+    Linker, OnExisting, Progress, Source,
 };
 use cowtree_testutil::tree::{Kind, assert_same_tree, sample_tree, snapshot};
 use cowtree_testutil::{Fs, pattern, scratch};
@@ -405,7 +405,7 @@ fn the_record_lists_exactly_what_is_on_disk_and_the_hashes_match() {
                 match &on_disk[&e.path].kind {
                     Kind::File(bytes) => {
                         assert_eq!(e.kind, EntryKind::File);
-                        assert_eq!(e.size, bytes.len() as u64, "{}", e.path.display());
+                        assert_eq!(e.size, Some(bytes.len() as u64), "{}", e.path.display());
                         let want = match algo {
                             HashAlgo::Sha256 => sha2::Sha256::digest(bytes).to_vec(),
                             HashAlgo::Blake3 => blake3::hash(bytes).as_bytes().to_vec(),
@@ -419,7 +419,7 @@ fn the_record_lists_exactly_what_is_on_disk_and_the_hashes_match() {
                         assert_eq!(&fs::read(&from).unwrap(), bytes, "{}", from.display());
                     }
                     Kind::Symlink(t) => {
-                        assert_eq!((e.kind, e.size), (EntryKind::Symlink, t.len() as u64));
+                        assert_eq!((e.kind, e.size), (EntryKind::Symlink, Some(t.len() as u64)));
                     }
                     Kind::Dir => assert_eq!(e.kind, EntryKind::Dir),
                     Kind::Other => panic!("special file in the output"),
@@ -736,5 +736,576 @@ fn a_synced_merge_flushes_its_journal_before_the_first_rename_and_syncs_after_th
             "sync {sync}: journal flushed before the first rename, filesystem synced before \
              publishing and after:\n{log}"
         );
+    }
+}
+
+#[test]
+fn without_hardlink_sizes_hardlinked_files_have_no_size_and_the_rest_theirs() {
+    for fsys in ALL {
+        let Some(dir) = scratch(fsys) else { continue };
+        let srcs = overlapping_sources(dir.path());
+        let mut records = Vec::new();
+        for sizes in [true, false] {
+            let out = dir.path().join(format!("out-{sizes}"));
+            let r = Linker::new(LinkOptions {
+                mode: LinkMode::Hardlink,
+                record: true,
+                hardlink_sizes: sizes,
+                ..opts(OnExisting::Overwrite)
+            })
+            .link_trees(&srcs, &out)
+            .unwrap();
+            assert!(r.hardlinked > 0, "{fsys:?}");
+            // The bytes counted: every file's with sizes, else only those not hardlinked.
+            let file_bytes = |hardlinked: bool| -> u64 {
+                r.record
+                    .iter()
+                    .filter(|e| {
+                        e.kind == EntryKind::File
+                            && (e.method == Some(Attempt::Hardlink)) == hardlinked
+                    })
+                    .map(|e| fs::symlink_metadata(out.join(&e.path)).unwrap().len())
+                    .sum()
+            };
+            let want = file_bytes(false) + if sizes { file_bytes(true) } else { 0 };
+            assert!(file_bytes(true) > 0, "{fsys:?}");
+            assert_eq!(r.bytes, want, "{fsys:?} sizes {sizes}");
+            assert_eq!(
+                r.bytes_cloned + r.bytes_copied,
+                file_bytes(false),
+                "{fsys:?}"
+            );
+            for e in &r.record {
+                let on_disk = fs::symlink_metadata(out.join(&e.path)).unwrap();
+                let want = match e.kind {
+                    EntryKind::Dir => Some(0),
+                    EntryKind::File if !sizes && e.method == Some(Attempt::Hardlink) => None,
+                    // Files (hardlinked with sizes asked for, or copied) and symlinks: what
+                    // lstat says now.
+                    _ => Some(on_disk.len()),
+                };
+                assert_eq!(e.size, want, "{fsys:?} sizes {sizes}: {}", e.path.display());
+            }
+            records.push((
+                snapshot(&out),
+                r.record
+                    .iter()
+                    .map(|e| (e.path.clone(), e.kind, e.method, e.source, e.from.clone()))
+                    .collect::<Vec<_>>(),
+            ));
+        }
+        // Only the sizes differ: the same entries, linked the same way.
+        assert_eq!(records[0], records[1], "{fsys:?}");
+    }
+}
+
+/// A mapping that, the first time it is called, replaces a directory of another source with
+/// a symlink to `outside`: it may run while the later sources are still being read (or after,
+/// if they were all read first; both are checked below).
+#[test]
+fn a_source_directory_swapped_for_a_symlink_during_a_multi_source_link_is_never_followed() {
+    for fsys in ALL {
+        let Some(dir) = scratch(fsys) else { continue };
+        let first = dir.path().join("first");
+        write(&first.join("a.txt"), b"a\n");
+        let outside = dir.path().join("outside");
+        write(&outside.join("secret"), b"not to be linked\n");
+        // Many later sources, so that some are still unread when the first is planned.
+        let mut srcs = vec![first.clone()];
+        for i in 0..40 {
+            let s = dir.path().join(format!("s{i:02}"));
+            for d in 0..5 {
+                write(&s.join(format!("pkg{i}/d{d}/f")), &pattern(100, i * 10 + d));
+            }
+            srcs.push(s);
+        }
+        let swapped = AtomicBool::new(false);
+        let last = srcs.last().unwrap().clone();
+        let map = |rel: &Path, _: EntryKind| {
+            if !swapped.swap(true, Ordering::SeqCst) {
+                let d = last.join("pkg39/d0");
+                fs::rename(&d, last.join("moved")).unwrap();
+                symlink(&outside, &d).unwrap();
+            }
+            Some(rel.to_path_buf())
+        };
+        let sources: Vec<Source<'_>> = srcs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if i == 0 {
+                    Source::mapped(s, &map)
+                } else {
+                    Source::new(s)
+                }
+            })
+            .collect();
+        let dst = dir.path().join("dst");
+        let result = Linker::new(LinkOptions {
+            jobs: 2,
+            ..opts(OnExisting::Overwrite)
+        })
+        .link_sources(&sources, &dst);
+        assert!(swapped.load(Ordering::SeqCst));
+        match result {
+            // Read before the swap: the symlink is refused when its files are linked, and
+            // nothing is created.
+            Err(e) => {
+                assert!(!dst.exists(), "{fsys:?}: {e}");
+            }
+            // Read after it: the symlink is a symlink of the source, recreated as one.
+            Ok(_) => {
+                let d = dst.join("pkg39/d0");
+                assert!(
+                    fs::symlink_metadata(&d).unwrap().file_type().is_symlink(),
+                    "{fsys:?}"
+                );
+            }
+        }
+        // Either way nothing was linked from behind the symlink.
+        let linked_secret = snapshot(dir.path())
+            .keys()
+            .filter(|p| p.ends_with("secret"))
+            .count();
+        assert_eq!(linked_secret, 1, "{fsys:?}: only the original secret");
+    }
+}
+
+/// Swaps `dst/<name>` (a directory of the destination being merged into) for a symlink to
+/// `outside` when the first work item is done.
+struct SwapDst {
+    dst: PathBuf,
+    outside: PathBuf,
+    done: AtomicBool,
+}
+
+impl Progress for SwapDst {
+    fn advanced(&self, _entries: u64, _bytes: u64) {
+        if !self.done.swap(true, Ordering::SeqCst) {
+            for i in 0..20 {
+                let d = self.dst.join(format!("d{i:02}"));
+                let _ = fs::rename(&d, self.dst.join(format!("moved{i:02}")));
+                let _ = symlink(&self.outside, &d);
+            }
+        }
+    }
+}
+
+#[test]
+fn destination_directories_swapped_for_symlinks_during_a_merge_are_never_written_through() {
+    for fsys in ALL {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = dir.path().join("src");
+        let dst = dir.path().join("dst");
+        for i in 0..20 {
+            for f in 0..30 {
+                write(
+                    &src.join(format!("d{i:02}/sub/f{f}")),
+                    &pattern(100, i * 100 + f),
+                );
+            }
+            fs::create_dir_all(dst.join(format!("d{i:02}/sub"))).unwrap();
+        }
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(outside.join("sub")).unwrap();
+        let result = Linker::new(LinkOptions {
+            jobs: 2,
+            progress: Some(Arc::new(SwapDst {
+                dst: dst.clone(),
+                outside: outside.clone(),
+                done: AtomicBool::new(false),
+            })),
+            ..opts(OnExisting::Overwrite)
+        })
+        .link_tree(&src, &dst);
+        // The merge failed (each directory became a symlink after the root's item found it
+        // and before its own item opened it from the root) and was undone.
+        let Err(e) = &result else {
+            panic!("{fsys:?}: a merge through swapped directories succeeded");
+        };
+        assert!(e.destination_unchanged(), "{fsys:?}: {e}");
+        // Nothing went through them.
+        let behind: Vec<PathBuf> = snapshot(&outside).into_keys().collect();
+        assert_eq!(
+            behind,
+            [PathBuf::new(), PathBuf::from("sub")],
+            "{fsys:?}: written through a symlink"
+        );
+        // Nothing was made in the directories moved away either, and no temporary entry was
+        // left anywhere.
+        let temps: Vec<PathBuf> = snapshot(dir.path())
+            .into_keys()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.as_bytes().windows(13).any(|w| w == b".cowtree-tmp."))
+            })
+            .collect();
+        assert!(temps.is_empty(), "{fsys:?}: {result:?}: left {temps:?}");
+        for i in 0..20 {
+            let moved = dst.join(format!("moved{i:02}/sub"));
+            if moved.exists() {
+                assert_eq!(
+                    fs::read_dir(&moved).unwrap().count(),
+                    0,
+                    "{fsys:?}: {result:?}: written in {moved:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Swaps each source directory `src/dNN` for a symlink to `outside` (keeping it as
+/// `src/movedNN`) when the first work item is done: by then the item of `src` has made the
+/// destination directories and may hold their source directories open.
+struct SwapSrc {
+    src: PathBuf,
+    outside: PathBuf,
+    dirs: u64,
+    done: AtomicBool,
+}
+
+impl Progress for SwapSrc {
+    fn advanced(&self, _entries: u64, _bytes: u64) {
+        if !self.done.swap(true, Ordering::SeqCst) {
+            for i in 0..self.dirs {
+                let d = self.src.join(format!("d{i:02}"));
+                fs::rename(&d, self.src.join(format!("moved{i:02}"))).unwrap();
+                symlink(&self.outside, &d).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn a_source_directory_swapped_for_a_symlink_mid_link_is_never_followed_held_or_not() {
+    for fsys in ALL {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = dir.path().join("src");
+        // A file beside the directories: the root's item opens `src` for it, and then opens
+        // each directory's source by name in that handle.
+        write(&src.join("a.txt"), b"a\n");
+        let dirs = 3;
+        for i in 0..dirs {
+            for f in 0..10 {
+                write(
+                    &src.join(format!("d{i:02}/f{f}")),
+                    &pattern(100, i * 100 + f),
+                );
+            }
+        }
+        let outside = dir.path().join("outside");
+        for f in 0..10 {
+            write(&outside.join(format!("f{f}")), b"secret\n");
+        }
+        let dst = dir.path().join("dst");
+        let result = Linker::new(LinkOptions {
+            jobs: 2,
+            progress: Some(Arc::new(SwapSrc {
+                src: src.clone(),
+                outside: outside.clone(),
+                dirs,
+                done: AtomicBool::new(false),
+            })),
+            ..opts(OnExisting::Fail)
+        })
+        .link_tree(&src, &dst);
+        match &result {
+            // A directory whose source was not held open: opened from the source root, the
+            // symlink is refused, and nothing is left.
+            Err(e) => {
+                assert!(e.destination_unchanged(), "{fsys:?}: {e}");
+                assert!(!dst.exists(), "{fsys:?}: {e}");
+            }
+            // Every directory's source was held: its files come from the directory itself,
+            // now `movedNN`, never from behind the symlink.
+            Ok(_) => {
+                for i in 0..dirs {
+                    let d = dst.join(format!("d{i:02}"));
+                    assert!(
+                        fs::symlink_metadata(&d).unwrap().is_dir(),
+                        "{fsys:?}: {d:?}"
+                    );
+                    for f in 0..10 {
+                        assert_eq!(
+                            fs::read(d.join(format!("f{f}"))).unwrap(),
+                            pattern(100, i * 100 + f),
+                            "{fsys:?}: {d:?}/f{f}"
+                        );
+                    }
+                }
+            }
+        }
+        // Either way nothing behind the symlink was read into the destination.
+        if dst.exists() {
+            let secrets = snapshot(&dst)
+                .keys()
+                .filter(|p| fs::read(dst.join(p)).is_ok_and(|b| b == b"secret\n"))
+                .count();
+            assert_eq!(secrets, 0, "{fsys:?}: {result:?}");
+        }
+    }
+}
+
+/// Once a directory whose name contains `marker` appears in `dir` (one the run made there: a
+/// merge's temporary directory, a new destination's staging directory), moves it to `moved`,
+/// outside the destination, and puts a symlink to `outside` at its name, as a process that
+/// can write to `dir` could while the run fills the directory through its open handle.
+struct SwapMade {
+    dir: PathBuf,
+    marker: &'static [u8],
+    moved: PathBuf,
+    outside: PathBuf,
+    done: AtomicBool,
+}
+
+impl Progress for SwapMade {
+    fn advanced(&self, _entries: u64, _bytes: u64) {
+        if self.done.load(Ordering::SeqCst) {
+            return;
+        }
+        for e in fs::read_dir(&self.dir).unwrap() {
+            let e = e.unwrap();
+            let ours = e
+                .file_name()
+                .as_bytes()
+                .windows(self.marker.len())
+                .any(|w| w == self.marker);
+            if ours && e.file_type().unwrap().is_dir() {
+                fs::rename(e.path(), &self.moved).unwrap();
+                symlink(&self.outside, e.path()).unwrap();
+                self.done.store(true, Ordering::SeqCst);
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_new_directory_of_a_merge_moved_away_and_replaced_by_a_symlink_is_not_published() {
+    for fsys in ALL {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = dir.path().join("src");
+        // `lib/shared.txt` replaces an existing file and is published before `lib/zzz`, the
+        // new directory (publication goes by name), so it is put back when `zzz` fails.
+        write(&src.join("lib/shared.txt"), b"new\n");
+        for f in 0..10 {
+            write(&src.join(format!("lib/zzz/f{f}")), &pattern(100, f));
+        }
+        let dst = dir.path().join("dst");
+        existing_destination(&dst);
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        let moved = dir.path().join("moved");
+        let before = listing(&dst);
+        let swap = Arc::new(SwapMade {
+            dir: dst.join("lib"),
+            marker: b".cowtree-tmp.",
+            moved: moved.clone(),
+            outside: outside.clone(),
+            done: AtomicBool::new(false),
+        });
+        let err = Linker::new(LinkOptions {
+            jobs: 1,
+            progress: Some(swap.clone()),
+            ..opts(OnExisting::Overwrite)
+        })
+        .link_tree(&src, &dst)
+        .unwrap_err();
+        assert!(
+            swap.done.load(Ordering::SeqCst),
+            "{fsys:?}: nothing swapped"
+        );
+        assert!(err.destination_unchanged(), "{fsys:?}: {err}");
+        assert!(
+            err.to_string().contains("moved or replaced"),
+            "{fsys:?}: {err}"
+        );
+        // DST is as before (the symlink put at the temporary name is removed with it), nothing
+        // was published through the symlink, and the directory stays where it was moved.
+        assert_same_listing(&before, &listing(&dst));
+        assert_eq!(leftovers(&dst), Vec::<PathBuf>::new(), "{fsys:?}");
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "{fsys:?}");
+        assert!(fs::symlink_metadata(&moved).unwrap().is_dir(), "{fsys:?}");
+    }
+}
+
+#[test]
+fn a_new_destination_whose_staging_directory_is_moved_away_is_not_put_in_place() {
+    for fsys in ALL {
+        let Some(dir) = scratch(fsys) else { continue };
+        let src = dir.path().join("src");
+        write(&src.join("a.txt"), b"a\n");
+        for f in 0..10 {
+            write(&src.join(format!("d/f{f}")), &pattern(100, f));
+        }
+        let parent = dir.path().join("parent");
+        fs::create_dir_all(&parent).unwrap();
+        let dst = parent.join("dst");
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        let moved = dir.path().join("moved");
+        let swap = Arc::new(SwapMade {
+            dir: parent.clone(),
+            marker: b".cowtree-staging.",
+            moved: moved.clone(),
+            outside: outside.clone(),
+            done: AtomicBool::new(false),
+        });
+        let err = Linker::new(LinkOptions {
+            jobs: 1,
+            progress: Some(swap.clone()),
+            ..opts(OnExisting::Fail)
+        })
+        .link_tree(&src, &dst)
+        .unwrap_err();
+        assert!(
+            swap.done.load(Ordering::SeqCst),
+            "{fsys:?}: nothing swapped"
+        );
+        assert!(
+            err.to_string().contains("moved or replaced"),
+            "{fsys:?}: {err}"
+        );
+        // Not the symlink (nor anything else) at DST, nothing left at the staging name,
+        // nothing made through the symlink.
+        assert!(fs::symlink_metadata(&dst).is_err(), "{fsys:?}: {err}");
+        assert_eq!(fs::read_dir(&parent).unwrap().count(), 0, "{fsys:?}");
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "{fsys:?}");
+        assert!(fs::symlink_metadata(&moved).unwrap().is_dir(), "{fsys:?}");
+    }
+}
+
+/// Moves `dst/big`, an existing directory a merge fills, out of the destination (to `moved`)
+/// and puts a symlink to `outside` at its name: once one of its work items has made entries
+/// in it (`after: None`), or once `after` entries are done (every item: before publication).
+struct SwapExisting {
+    dst: PathBuf,
+    moved: PathBuf,
+    outside: PathBuf,
+    after: Option<u64>,
+    seen: AtomicU64,
+    done: AtomicBool,
+}
+
+impl Progress for SwapExisting {
+    fn advanced(&self, entries: u64, _bytes: u64) {
+        let seen = self.seen.fetch_add(entries, Ordering::SeqCst) + entries;
+        if self.done.load(Ordering::SeqCst) {
+            return;
+        }
+        let due = match self.after {
+            Some(n) => seen >= n,
+            None => !leftovers(&self.dst.join("big")).is_empty(),
+        };
+        if due && !self.done.swap(true, Ordering::SeqCst) {
+            let big = self.dst.join("big");
+            fs::rename(&big, &self.moved).unwrap();
+            symlink(&self.outside, &big).unwrap();
+        }
+    }
+}
+
+/// A listing without `big` and what is beneath it, nor merge journals.
+fn listing_but_big(root: &Path) -> BTreeMap<PathBuf, Listed> {
+    let mut l = listing(root);
+    l.retain(|p, _| {
+        !p.starts_with("big")
+            && !p
+                .file_name()
+                .is_some_and(|n| n.as_bytes().starts_with(b".cowtree-txn."))
+    });
+    l
+}
+
+#[test]
+fn an_existing_directory_swapped_between_its_work_items_fails_the_merge_and_the_rest_is_undone() {
+    let cases = [(false, false), (true, false), (false, true), (true, true)];
+    for fsys in ALL {
+        for (after_all, move_back) in cases {
+            let Some(dir) = scratch(fsys) else { continue };
+            let src = dir.path().join("src");
+            let dst = dir.path().join("dst");
+            // `a` is published before `big` fails, `c` after: both are put back as they were.
+            write(&src.join("a/x.txt"), b"new x\n");
+            write(&src.join("a/new.txt"), b"new\n");
+            write(&dst.join("a/x.txt"), b"old x\n");
+            // More than one work item's worth of entries (256 each).
+            for f in 0..600 {
+                write(&src.join(format!("big/f{f:03}")), &pattern(100, f));
+            }
+            write(&dst.join("big/keep"), b"kept\n");
+            write(&src.join("c/y.txt"), b"new y\n");
+            write(&src.join("c/new/f"), b"new f\n");
+            write(&dst.join("c/y.txt"), b"old y\n");
+            let outside = dir.path().join("outside");
+            fs::create_dir_all(&outside).unwrap();
+            let moved = dir.path().join("moved");
+            let before = listing_but_big(&dst);
+            let before_all = listing(&dst);
+            let total = snapshot(&src).len() as u64 - 1;
+            let swap = Arc::new(SwapExisting {
+                dst: dst.clone(),
+                moved: moved.clone(),
+                outside: outside.clone(),
+                after: after_all.then_some(total),
+                seen: AtomicU64::new(0),
+                done: AtomicBool::new(false),
+            });
+            let err = Linker::new(LinkOptions {
+                jobs: 1,
+                progress: Some(swap.clone()),
+                ..opts(OnExisting::Overwrite)
+            })
+            .link_tree(&src, &dst)
+            .unwrap_err();
+            let case =
+                format!("{fsys:?}, swapped after all items: {after_all}, moved back: {move_back}");
+            assert!(swap.done.load(Ordering::SeqCst), "{case}: nothing swapped");
+            // The temporary entries made in `big` before the swap cannot be reached by its
+            // path any more, and the error says so.
+            assert!(!err.destination_unchanged(), "{case}: {err}");
+            assert!(
+                err.to_string().contains("undoing the merge"),
+                "{case}: {err}"
+            );
+            let left = leftovers(&moved);
+            assert!(
+                if after_all {
+                    left.len() == 600
+                } else {
+                    (1..600).contains(&left.len())
+                },
+                "{case}: {} temporary entries in the moved directory",
+                left.len()
+            );
+            // Every other directory is exactly as before, and nothing went through the symlink.
+            assert_same_listing(&before, &listing_but_big(&dst));
+            assert!(
+                fs::symlink_metadata(dst.join("big"))
+                    .unwrap()
+                    .file_type()
+                    .is_symlink(),
+                "{case}"
+            );
+            assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "{case}");
+            if move_back {
+                // The directory is back before the next run: that run undoes the failed
+                // merge there too (once publishing had started, the journal says `undo`),
+                // and never completes it.
+                fs::remove_file(dst.join("big")).unwrap();
+                fs::rename(&moved, dst.join("big")).unwrap();
+            }
+            // The journal stays, and the next run finishes it with what it can reach.
+            assert_eq!(
+                Linker::new(LinkOptions::default()).recover(&dst).unwrap(),
+                1
+            );
+            if move_back {
+                assert_same_listing(&before_all, &listing(&dst));
+            } else {
+                assert_same_listing(&before, &listing_but_big(&dst));
+            }
+            assert_eq!(leftovers(&dst), Vec::<PathBuf>::new(), "{case}");
+        }
     }
 }

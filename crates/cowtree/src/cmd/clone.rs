@@ -164,7 +164,7 @@ struct JsonCollision {
 struct JsonRecord<'a> {
     path: String,
     kind: &'static str,
-    size: u64,
+    size: Option<u64>,
     method: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sha256: Option<&'a str>,
@@ -213,6 +213,8 @@ pub fn run(args: Args) -> CmdResult {
             HashArg::Sha256 => HashAlgo::Sha256,
             HashArg::Blake3 => HashAlgo::Blake3,
         }),
+        // The record's sizes are on disk: hardlinked files are looked at for theirs.
+        hardlink_sizes: true,
         sync: args.sync,
     };
     let linker = Linker::new(opts);
