@@ -42,6 +42,7 @@ use rustix::fs::Stat;
 use crate::error::{Corrupt, Error, Result};
 use crate::hash::Hash;
 use crate::manifest::{Data, Entry, Kind, Manifest, show};
+use crate::registry::Registration;
 use crate::store::Store;
 use crate::util::{path_of, split, unique_suffix};
 
@@ -185,9 +186,12 @@ pub fn checkout_with_progress(
 /// ([`Written`]), taken as it wrote them: one `fstat` of each file it has open anyway, an
 /// `lstat` of each symlink, and one `fstat` of each directory.
 ///
-/// `before_placing` sees those stats once the tree is complete and durable, just before it is
-/// renamed into place (and so before anyone else can reach it by the destination's path): a
-/// stat cache waits there for the clock to pass the times it records.
+/// `hooks.before_placing` sees those stats once the tree is complete, while the sync that makes
+/// it durable runs, and before it is renamed into place (and so before anyone else can reach
+/// it by the destination's path): a stat cache waits there for the clock to pass the times it
+/// records. `hooks.record` gives the bytes of the worktree's whole record, which the checkout
+/// registers in place of a bare [`Registration`], so that the caller does not write (and
+/// sync) the record a second time.
 pub fn checkout_recording(
     store: &Store,
     id: &Hash,
@@ -195,9 +199,18 @@ pub fn checkout_recording(
     opts: CheckoutOptions,
     warn: &dyn Fn(&str),
     progress: &Progress,
-    before_placing: &dyn Fn(&Written),
+    hooks: &Hooks<'_>,
 ) -> Result<(CheckoutReport, Written)> {
-    run(store, id, dst, opts, warn, progress, Some(before_placing))
+    run(store, id, dst, opts, warn, progress, Some(hooks))
+}
+
+/// What a recording checkout ([`checkout_recording`]) hands to its caller on the way.
+pub struct Hooks<'a> {
+    /// Runs once the tree is complete, beside the sync that makes it durable, before the tree
+    /// is renamed into place.
+    pub before_placing: &'a (dyn Fn(&Written) + Sync),
+    /// The bytes of the worktree's record, made from its registration (path, base, root).
+    pub record: &'a dyn Fn(&Registration) -> Vec<u8>,
 }
 
 fn run(
@@ -207,9 +220,9 @@ fn run(
     opts: CheckoutOptions,
     warn: &dyn Fn(&str),
     progress: &Progress,
-    before_placing: Option<&dyn Fn(&Written)>,
+    hooks: Option<&Hooks<'_>>,
 ) -> Result<(CheckoutReport, Written)> {
-    let record = before_placing.is_some();
+    let record = hooks.is_some();
     let started = Instant::now();
     let _lock = store.lock_shared()?;
     let manifest = store.load(id)?;
@@ -327,11 +340,16 @@ fn run(
         // the rename), then the rename, also durable: after a power loss DST is either
         // absent or whole and registered (docs/store.md, "Durability"). A record whose path
         // never appeared pins nothing and gc drops it.
-        (stage.dir.sync_filesystem())
-            .map_err(|e| Error::io_at("sync the checkout in", &stage_path, e))?;
-        if let Some(f) = before_placing {
-            f(&r.1);
-        }
+        let before_placing = hooks.map(|h| h.before_placing);
+        let (synced, ()) = rayon::join(
+            || stage.dir.sync_filesystem(),
+            || {
+                if let Some(f) = before_placing {
+                    f(&r.1);
+                }
+            },
+        );
+        synced.map_err(|e| Error::io_at("sync the checkout in", &stage_path, e))?;
         let root = (stage.dir.stat_self()).map_err(|e| Error::io_at("", &stage_path, e))?;
         let root_id = (cowtree_fs::sys::stat_dev(&root), root.st_ino);
         r.1.root = root_id;
@@ -346,7 +364,10 @@ fn run(
                 how: "was taken while the checkout ran",
             });
         }
-        registered = Some(crate::registry::register_root(store, &abs, id, root_id)?);
+        registered = Some(match hooks {
+            Some(h) => crate::registry::register_root_with(store, &abs, id, root_id, h.record)?,
+            None => crate::registry::register_root(store, &abs, id, root_id)?,
+        });
         stage
             .commit(&name, replace_empty)
             .map_err(|e| Error::io_at("move the checkout into", dst, e))?;

@@ -36,11 +36,14 @@
 //! hashing a clone reads its blocks from the device; hashing the source after the clone (above)
 //! avoids that read for every file not changed in the last two seconds. Ingest runs on its own
 //! worker pool (2 workers per core, see `workers.rs`): a worker waits for reads, so two per core
-//! keep the cores busy.
+//! keep the cores busy. Each worker opens two files (`LOOKAHEAD`) ahead of the one it records and
+//! starts reading their pages (`readahead.rs`), so that a cold source is read while the worker
+//! clones and hashes the files before it.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
+use std::ops::ControlFlow;
 use std::os::fd::AsFd;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -99,6 +102,11 @@ const PREHASH_SAMPLE: u64 = 32;
 /// 1 s or 2 s times as well as the coarse clock's tick.
 pub const CTIME_MARGIN_NS: i64 = 2_000_000_000;
 
+/// Files a worker opens ahead of the one it records, their reads started (see
+/// `readahead.rs`): enough to keep reads of cold sources in flight beside the clone, hash and
+/// link of the current file; each holds a descriptor (see `workers.rs`).
+pub(crate) const LOOKAHEAD: usize = 2;
+
 /// Upper bound on staging subdirectories (see [`Putter::lane`]).
 const MAX_LANES: usize = 16;
 
@@ -114,6 +122,13 @@ struct Staged<'l> {
     /// Size and hash of the source taken after the clone and proven unchanged by its stat
     /// (see the module doc); `None`: hash the clone.
     known: Option<(u64, Hash)>,
+}
+
+/// A source file opened by [`Putter::open_source`]: its descriptor and the `fstat` taken
+/// right after the open, the first of the two around its clone (see the module doc).
+struct Source {
+    fd: OwnedFd,
+    st: Stat,
 }
 
 /// How [`Putter::clone_unnamed`] ended.
@@ -171,6 +186,15 @@ pub struct Putter<'a> {
     new_bytes: AtomicU64,
     cloned_bytes: AtomicU64,
     copied_bytes: AtomicU64,
+    /// The store held no snapshot when this putter was made. Usually a first snapshot into a
+    /// new store, whose blobs are only those this snapshot places (a pre-hash would find
+    /// nothing the link into `blobs/` does not find anyway: it fails with `EEXIST` and the
+    /// clone is dropped), so pre-hashing is left off. Not always: after `rm` of every snapshot
+    /// and before `gc`, or while another first snapshot runs, the store may hold many blobs;
+    /// then content already there costs a clone, a hash and an `EEXIST` that a pre-hash would
+    /// have saved, never a wrong blob. Pre-hashing only saves work; it never decides what a
+    /// blob holds. See [`Putter::prehash_wanted`].
+    store_was_empty: bool,
     /// Files whose source was hashed before cloning, and how many of those were in the store.
     prehashed: AtomicU64,
     prehash_hits: AtomicU64,
@@ -313,7 +337,9 @@ impl Recorder<'_, '_> {
         self.root_path.join(path_of(rel))
     }
 
-    /// Puts the regular files `names` of `dir` (at `rel`, on device `dev`) into the store.
+    /// Puts the regular files `names` of `dir` (at `rel`, on device `dev`) into the store
+    /// ([`Putter::put_files`]), recording each in turn; the first error, naming its file, ends
+    /// the job.
     fn ingest_files(
         &mut self,
         dir: &Dir,
@@ -323,23 +349,33 @@ impl Recorder<'_, '_> {
         progress: &Progress,
         stopped: impl Fn() -> bool,
     ) -> Result<()> {
+        if stopped() {
+            return Ok(());
+        }
         self.entries.reserve(names.len());
-        for name in names {
-            if stopped() {
-                return Ok(());
-            }
+        let mut failed = None;
+        let putter = self.put;
+        putter.put_files(dir, dev, names, |name, put| {
             let path = join(rel, name.as_bytes());
-            match self.put.put(dir, dev, name) {
+            match put {
                 Ok(Some(p)) => {
                     progress.add(1, p.size);
                     self.entries
                         .push(Entry::blob(path, p.executable, p.size, p.hash));
                 }
                 Ok(None) => {}
-                Err(e) => return Err(Error::io_at("", self.full(&path), e)),
+                Err(e) => {
+                    failed = Some(Error::io_at("", self.full(&path), e));
+                    return ControlFlow::Break(());
+                }
             }
-        }
-        Ok(())
+            if stopped() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        failed.map_or(Ok(()), Err)
     }
 }
 
@@ -458,6 +494,8 @@ impl<'a> Putter<'a> {
             new_bytes: AtomicU64::new(0),
             cloned_bytes: AtomicU64::new(0),
             copied_bytes: AtomicU64::new(0),
+            // Unreadable: as if not empty.
+            store_was_empty: store.holds_any_snapshot().is_ok_and(|any| !any),
             prehashed: AtomicU64::new(0),
             prehash_hits: AtomicU64::new(0),
             tmpfile: AtomicBool::new(true),
@@ -515,11 +553,94 @@ impl<'a> Putter<'a> {
     /// that is no longer a regular file when opened is an error (`InvalidInput`). Errors do
     /// not name the file: the caller knows its path.
     pub fn put(&self, dir: &Dir, dev: u64, name: &OsStr) -> io::Result<Option<Put>> {
-        match self.stage(dir, dev, name)? {
+        match self.open_source(dir, name)? {
+            Some(src) => self.put_opened(dir, dev, name, src),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Putter::put`] of each of the files `names` under `dir` in turn, the way a snapshot
+    /// records the files of one job: two files (`LOOKAHEAD`) are opened, and their first
+    /// `fstat` taken, before their turn, with their reads started (see `readahead.rs`).
+    /// `each` gets each file's name and result in the order of `names`, after the file before
+    /// it, and ends the run early by returning [`ControlFlow::Break`]; the files opened ahead
+    /// are then closed unrecorded. A file's error is its own: the others are still recorded
+    /// (until `each` breaks).
+    pub fn put_files(
+        &self,
+        dir: &Dir,
+        dev: u64,
+        names: &[OsString],
+        mut each: impl FnMut(&OsStr, io::Result<Option<Put>>) -> ControlFlow<()>,
+    ) {
+        // Each file opened ahead keeps its own result (an error of its open is given to `each`
+        // in its turn, under its name).
+        let mut ahead = std::collections::VecDeque::with_capacity(LOOKAHEAD + 1);
+        let mut opened = 0;
+        for name in names {
+            while opened < names.len() && ahead.len() <= LOOKAHEAD {
+                ahead.push_back(self.open_source(dir, &names[opened]));
+                opened += 1;
+            }
+            let source = ahead
+                .pop_front()
+                .unwrap_or_else(|| self.open_source(dir, name));
+            let put =
+                source.and_then(|s| s.map_or(Ok(None), |s| self.put_opened(dir, dev, name, s)));
+            if each(name, put).is_break() {
+                return;
+            }
+        }
+    }
+
+    /// [`Putter::put`] of a file already opened by [`Putter::open_source`].
+    fn put_opened(
+        &self,
+        dir: &Dir,
+        dev: u64,
+        name: &OsStr,
+        src: Source,
+    ) -> io::Result<Option<Put>> {
+        match self.stage(dir, dev, name, src)? {
             Step::Done(p) => Ok(Some(p)),
             Step::Staged(s) => self.finish_staged(s).map(Some),
             Step::Vanished => Ok(None),
         }
+    }
+
+    /// Opens the file `name` under `dir` for [`Putter::stage`] and takes its first stat;
+    /// `None` when it vanished. When its pages will likely be read (its ctime is old enough for
+    /// the source to be hashed after its clone, or the pre-hash sampling, asked now, says it
+    /// would pre-hash: a guess, since the sampling may answer otherwise when the file is
+    /// staged), their reads are started now ([`crate::readahead::will_need`]): the caller
+    /// opens a few files ahead of the one it records. This changes nothing in the order that
+    /// makes a source's hash trustworthy (docs/store.md): this `fstat` is still the one before
+    /// the clone, and any change between it and the clone, like one after the clone, sets a
+    /// new ctime that the second `fstat` shows; the pages read in early are the file's one
+    /// page cache, read again by the hash.
+    fn open_source(&self, dir: &Dir, name: &OsStr) -> io::Result<Option<Source>> {
+        // O_NONBLOCK: a FIFO swapped in after the directory was read cannot block the open.
+        let fd = match openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let st = fstat(&fd)?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "changed into something other than a regular file while being recorded",
+            ));
+        }
+        if ctime_ns(&st) < self.old_ctime_before || self.prehash_wanted() {
+            crate::readahead::will_need(&fd, st.st_size as u64);
+        }
+        Ok(Some(Source { fd, st }))
     }
 
     /// Hashes a staged clone (what is actually in the store's staging, never the source) and
@@ -548,8 +669,13 @@ impl<'a> Putter<'a> {
     /// pays when the content is already in the store (no clone, no read of the clone, no
     /// rename); for new content it is wasted. So: always for the first [`PREHASH_WARMUP`]
     /// files, then while at least one pre-hash in 16 found its blob, and otherwise for one
-    /// file in [`PREHASH_SAMPLE`].
+    /// file in [`PREHASH_SAMPLE`]; never when the store held no snapshot at the start (mostly a
+    /// first snapshot into a new store, where none of them could find a blob; see
+    /// `store_was_empty` for when that costs work).
     fn prehash_wanted(&self) -> bool {
+        if self.store_was_empty {
+            return false;
+        }
         let n = self.prehashed.load(Ordering::Relaxed);
         let hits = self.prehash_hits.load(Ordering::Relaxed);
         n < PREHASH_WARMUP
@@ -568,25 +694,8 @@ impl<'a> Putter<'a> {
     /// unnamed `O_TMPFILE` where the filesystem has it, else a named file) and the clone is
     /// hashed later, so a concurrent writer cannot make the blob disagree with its name.
     /// Without CoW the source is read once, written to staging and hashed in the same pass.
-    fn stage(&self, dir: &Dir, dev: u64, name: &OsStr) -> io::Result<Step<'_>> {
-        // O_NONBLOCK: a FIFO swapped in after the directory was read cannot block the open.
-        let src = match openat(
-            dir,
-            name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(Step::Vanished),
-            Err(e) => return Err(e.into()),
-        };
-        let st = fstat(&src)?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "changed into something other than a regular file while being recorded",
-            ));
-        }
+    fn stage(&self, dir: &Dir, dev: u64, name: &OsStr, source: Source) -> io::Result<Step<'_>> {
+        let Source { fd: src, st } = source;
         let exec = st.st_mode & 0o111 != 0;
         let prehash = self.prehash_wanted();
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
@@ -1135,6 +1244,123 @@ mod tests {
             let offset = rustix::fs::seek(&fd, rustix::fs::SeekFrom::Current(0)).unwrap();
             assert_eq!(offset, 0, "the descriptor's offset is not moved");
         }
+    }
+
+    #[test]
+    fn files_opened_ahead_are_recorded_in_turn_and_their_errors_named_in_turn() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store")).unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let content = |i: usize| format!("file {i} ").repeat(i * 100 + 1).into_bytes();
+        for i in 0..8 {
+            std::fs::write(src.join(format!("a{i}")), content(i)).unwrap();
+        }
+        let fifo = src.join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let dir = Dir::open(&src).unwrap();
+        let dev = cowtree_fs::sys::stat_dev(&dir.stat_self().unwrap());
+        let staging = store.staging("ingest").unwrap();
+        let put = Putter::new(&store, staging.dir());
+        let recorder = || Recorder {
+            root_path: &src,
+            store_id: (0, 0),
+            put: &put,
+            entries: Vec::new(),
+        };
+        let names = |list: &[&str]| -> Vec<OsString> { list.iter().map(OsString::from).collect() };
+        let progress = Progress::default();
+        // A name that vanished is skipped; the fifo (opened ahead of its turn, without
+        // blocking) is refused under its own path, after every file before it was recorded
+        // and before any after it.
+        let mut r = recorder();
+        let err = r
+            .ingest_files(
+                &dir,
+                dev,
+                b"sub",
+                &names(&["a0", "gone", "a1", "a2", "fifo", "a3", "a4"]),
+                &progress,
+                || false,
+            )
+            .expect_err("the fifo is refused")
+            .to_string();
+        assert!(err.contains("sub/fifo"), "{err}");
+        assert!(err.contains("other than a regular file"), "{err}");
+        let recorded: Vec<&[u8]> = r.entries.iter().map(|e| e.path.as_slice()).collect();
+        assert_eq!(recorded, [&b"sub/a0"[..], b"sub/a1", b"sub/a2"]);
+        // Every file, in order, each under its own name and content; fewer files than the
+        // lookahead too.
+        for list in [
+            &["a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7"][..],
+            &["a5"],
+            &["a6", "a7"],
+        ] {
+            let mut r = recorder();
+            r.ingest_files(&dir, dev, b"", &names(list), &progress, || false)
+                .unwrap();
+            assert_eq!(r.entries.len(), list.len());
+            for (e, name) in r.entries.iter().zip(list) {
+                assert_eq!(e.path, name.as_bytes());
+                let i: usize = name[1..].parse().unwrap();
+                let hash = *e.hash().expect("a blob");
+                assert_eq!(hash, Hash::of(&content(i)), "{name}");
+                assert_eq!(
+                    std::fs::read(store.blob_path(&hash)).unwrap(),
+                    content(i),
+                    "{name}'s blob"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_store_is_not_searched_by_pre_hashing_and_a_filled_one_is() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store")).unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        // Two files with the same content: the second finds the first's blob by its link.
+        std::fs::write(src.join("a"), b"same").unwrap();
+        std::fs::write(src.join("b"), b"same").unwrap();
+        std::fs::write(src.join("c"), b"other").unwrap();
+        let dir = Dir::open(&src).unwrap();
+        let dev = cowtree_fs::sys::stat_dev(&dir.stat_self().unwrap());
+        let staging = store.staging("ingest").unwrap();
+        let put_all = |put: &Putter<'_>| -> Vec<Hash> {
+            ["a", "b", "c"]
+                .iter()
+                .map(|n| put.put(&dir, dev, OsStr::new(n)).unwrap().unwrap().hash)
+                .collect()
+        };
+        let put = Putter::new(&store, staging.dir());
+        assert!(put.store_was_empty);
+        let first = put_all(&put);
+        assert_eq!(
+            first,
+            [Hash::of(b"same"), Hash::of(b"same"), Hash::of(b"other")]
+        );
+        assert_eq!(
+            put.prehashed.load(Ordering::Relaxed),
+            0,
+            "nothing pre-hashed"
+        );
+        assert_eq!(put.new_blobs(), 2, "the duplicate was found by its link");
+        // Once the store holds a snapshot, the next putter pre-hashes and finds every blob.
+        let manifest = Manifest::new(vec![Entry::blob(b"a".to_vec(), false, 4, first[0])]).unwrap();
+        store.save(&manifest).unwrap();
+        let put = Putter::new(&store, staging.dir());
+        assert!(!put.store_was_empty);
+        assert_eq!(put_all(&put), first);
+        assert_eq!(put.prehashed.load(Ordering::Relaxed), 3);
+        assert_eq!(put.prehash_hits.load(Ordering::Relaxed), 3);
+        assert_eq!(put.new_blobs(), 0);
     }
 
     fn walkdir(p: &Path) -> Vec<std::path::PathBuf> {

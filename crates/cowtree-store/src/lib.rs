@@ -34,6 +34,7 @@ pub mod history;
 pub mod ingest;
 pub mod interchange;
 pub mod manifest;
+mod readahead;
 pub mod refs;
 pub mod registry;
 pub mod store;

@@ -202,10 +202,26 @@ pub fn register_root(
     snapshot: &Hash,
     root: (u64, u64),
 ) -> Result<String> {
+    register_root_with(store, path, snapshot, root, &|reg| {
+        serde_json::to_vec(reg).expect("a registration of strings and integers serializes")
+    })
+}
+
+/// [`register_root`] writing the record `encode` makes of the registration (the worktree
+/// layer's whole record, which embeds it), so that the record is written and synced once.
+pub fn register_root_with(
+    store: &Store,
+    path: &Path,
+    snapshot: &Hash,
+    root: (u64, u64),
+    encode: &dyn Fn(&Registration) -> Vec<u8>,
+) -> Result<String> {
     let id = worktree_id(path);
-    let json = serde_json::to_vec(&Registration::new(path, snapshot, root))
-        .expect("a registration of strings and integers serializes");
-    write(store, &id, &json)?;
+    write(
+        store,
+        &id,
+        &encode(&Registration::new(path, snapshot, root)),
+    )?;
     Ok(id)
 }
 

@@ -373,6 +373,27 @@ impl Store {
         Ok(ids)
     }
 
+    /// Whether the store holds a snapshot: `snapshots/` is read only up to its first id (names
+    /// that are not ids, temp files, are skipped), not listed and sorted like
+    /// [`Store::snapshot_ids`].
+    pub fn holds_any_snapshot(&self) -> Result<bool> {
+        let err = |e: Errno| Error::io_at("", self.root.join("snapshots"), e.into());
+        let mut dir = rustix::fs::Dir::read_from(&self.snapshots).map_err(err)?;
+        dir.rewind();
+        for entry in dir {
+            let entry = entry.map_err(err)?;
+            let name = entry.file_name().to_bytes();
+            if std::str::from_utf8(name)
+                .ok()
+                .and_then(Hash::from_hex)
+                .is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The device the blobs live on.
     pub fn blobs_dev(&self) -> Result<u64> {
         let st = self
@@ -660,5 +681,24 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1, "no sync after the error");
         // Finishing again (as Drop does) reports nothing more.
         s.finish().expect("already finished");
+    }
+
+    #[test]
+    fn holds_any_snapshot_sees_a_manifest_and_not_a_temp_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store")).unwrap();
+        assert!(!store.holds_any_snapshot().unwrap(), "a new store");
+        // A manifest being written (or left by a killed writer) is no snapshot.
+        std::fs::write(tmp.path().join("store/snapshots/.tmp-1"), b"partial").unwrap();
+        assert!(!store.holds_any_snapshot().unwrap(), "a temp file only");
+        let m = Manifest::new(vec![crate::manifest::Entry::dir(b"d".to_vec())]).unwrap();
+        let id = store.save(&m).unwrap();
+        assert!(store.holds_any_snapshot().unwrap(), "one manifest");
+        assert_eq!(store.snapshot_ids().unwrap(), [id]);
+        store.remove_snapshot(&id).unwrap();
+        assert!(
+            !store.holds_any_snapshot().unwrap(),
+            "every manifest removed"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use cowtree_store::checkout::{CheckoutMode, CheckoutOptions, checkout, checkout_recording};
+use cowtree_store::checkout::{CheckoutMode, CheckoutOptions, Hooks, checkout, checkout_recording};
 use cowtree_store::ingest::snapshot_dir;
 use cowtree_store::manifest::{Data, Kind};
 use cowtree_store::{Hash, Store};
@@ -111,14 +111,28 @@ fn checkout_recording_returns_the_stat_of_every_entry_as_it_is_on_disk() {
             opts,
             &|_| {},
             &Default::default(),
-            &|w| {
-                // Complete, and not yet in place.
-                assert_eq!(w.stats.iter().flatten().count(), 3, "{fsys:?}");
-                assert!(fs::symlink_metadata(&dst).is_err(), "{fsys:?}");
+            &Hooks {
+                before_placing: &|w| {
+                    // Complete, and not yet in place.
+                    assert_eq!(w.stats.iter().flatten().count(), 3, "{fsys:?}");
+                    assert!(fs::symlink_metadata(&dst).is_err(), "{fsys:?}");
+                },
+                record: &|reg| {
+                    let mut v = serde_json::to_value(reg).unwrap();
+                    v["caller_field"] = "kept".into();
+                    serde_json::to_vec(&v).unwrap()
+                },
             },
         )
         .unwrap();
         assert_eq!(report.files, 3, "{fsys:?}");
+        // The record registered is the one the caller made of the registration.
+        let rec: serde_json::Value = serde_json::from_slice(
+            &fs::read(store.root().join("worktrees").join(&report.worktree_id)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(rec["caller_field"], "kept", "{fsys:?}");
+        assert_eq!(rec["snapshot"], id.to_hex(), "{fsys:?}");
         let entries = written.manifest.entries();
         assert_eq!(entries.len(), written.stats.len(), "{fsys:?}");
         for (e, st) in entries.iter().zip(&written.stats) {

@@ -4,14 +4,22 @@
 //!
 //! The writers (`support/writers.rs`) run as threads of the test process here; in
 //! `ingest_writer_processes.rs` they run as separate processes. Rounds:
-//! `COWTREE_TEST_INGEST_ROUNDS` (default 150 per filesystem; set it to thousands for a long
-//! run).
+//! `COWTREE_TEST_INGEST_ROUNDS` (default 150 per filesystem, 60 for the tests of files opened
+//! ahead; set it to thousands for a long run).
+//!
+//! The files are recorded one at a time ([`Putter::put`]: open, first `fstat`, clone at once),
+//! and, in the tests named `..._opened_ahead_...`, the way a snapshot records a job
+//! ([`Putter::put_files`]): each writer's file comes after two files nobody writes, so that it
+//! is opened, its first `fstat` taken and its reads started two places before its turn, while
+//! those two are recorded and its writer goes on writing.
 
 #[path = "support/writers.rs"]
 mod writers;
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs;
+use std::ops::ControlFlow;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -21,13 +29,101 @@ use cowtree_fs::dir::Dir;
 use cowtree_store::ingest::Putter;
 use cowtree_store::{Hash, Store};
 use cowtree_testutil::{Fs, XorShift, pattern, scratch};
-use writers::{KINDS, MARGIN_NS, check_blob};
+use writers::{Counts, KINDS, MARGIN_NS, check_blob};
 
-fn run(fs_kind: Fs) {
+/// How the rounds record the files: one at a time, or as a snapshot's job with files opened
+/// ahead.
+#[derive(Debug, Clone, Copy)]
+enum Order {
+    OneByOne,
+    OpenedAhead,
+}
+
+/// Files nobody writes recorded before each writer's file in [`Order::OpenedAhead`]: as many as
+/// ingest opens ahead, so that each writer's file is opened while they are recorded.
+const IDLE_BEFORE: usize = 2;
+
+/// The name and content of the `j`th idle file before the writer's file `kind`.
+fn idle(kind: &str, j: usize) -> (String, Vec<u8>) {
+    (
+        format!("idle-{kind}-{j}"),
+        pattern(
+            256 << 10,
+            kind.bytes().fold(j as u64, |h, b| h * 31 + u64::from(b)),
+        ),
+    )
+}
+
+/// Records `src` (made by [`writers::make_sources`] and [`idle`] files) `rounds` times through
+/// [`Putter::put_files`]: each writer's file as the last of a job of three, after its idle
+/// files, with a fresh [`Putter`] per job (so that the ctime margin counts from the job's
+/// start, as a snapshot's from its own, and not from earlier jobs of the round). Every blob's
+/// bytes are checked against its name, an idle file's against its content too. Returns the
+/// counts per writer, in the order of [`KINDS`].
+fn record_rounds_opened_ahead(store: &Store, src: &Path, rounds: u64) -> Vec<Counts> {
+    let root = Dir::open(src).unwrap();
+    let dev = root.stat_self().unwrap().st_dev;
+    let mut counts: Vec<Counts> = KINDS.iter().map(|_| Counts::default()).collect();
+    for round in 0..rounds {
+        let staging = store.staging("writers-ahead").unwrap();
+        for (i, k) in KINDS.iter().enumerate() {
+            let job: Vec<OsString> = (0..IDLE_BEFORE)
+                .map(|j| OsString::from(idle(k, j).0))
+                .chain([OsString::from(k)])
+                .collect();
+            let putter = Putter::new(store, staging.dir()).with_ctime_margin(MARGIN_NS);
+            let mut seen = 0;
+            // The putter's counts after the idle files.
+            let (mut h0, mut c0) = (0, 0);
+            putter.put_files(&root, dev, &job, |name, put| {
+                assert_eq!(name, job[seen].as_os_str(), "round {round}: files in turn");
+                seen += 1;
+                let what = format!("round {round}, {}", name.display());
+                let put = put
+                    .unwrap_or_else(|e| panic!("{what}: {e}"))
+                    .unwrap_or_else(|| panic!("{what}: vanished"));
+                check_blob(store, &put.hash, put.size, &what);
+                if seen <= IDLE_BEFORE {
+                    // An idle file: its content, every round.
+                    assert_eq!(put.hash, Hash::of(&idle(k, seen - 1).1), "{what}");
+                    (h0, c0) = (putter.source_hashed(), putter.source_changed());
+                    return ControlFlow::Continue(());
+                }
+                let c = &mut counts[i];
+                c.puts += 1;
+                c.source_hashed += putter.source_hashed() - h0;
+                c.source_changed += putter.source_changed() - c0;
+                // Removed, as in `writers::record_rounds`, so that many rounds fit on the
+                // mounts.
+                match fs::remove_file(store.blob_path(&put.hash)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => panic!("remove blob {}: {e}", put.hash),
+                }
+                ControlFlow::Continue(())
+            });
+            assert_eq!(seen, job.len(), "round {round}: every file of {k}'s job");
+        }
+        drop(staging);
+        // Longer than the margin: a file its writer left alone is eligible next round.
+        thread::sleep(Duration::from_millis(25));
+    }
+    counts
+}
+
+fn run(fs_kind: Fs, order: Order) {
     let Some(dir) = scratch(fs_kind) else { return };
     let store = Store::open(&dir.path().join("store")).unwrap();
     let src = dir.path().join("src");
     writers::make_sources(&src);
+    if let Order::OpenedAhead = order {
+        for k in KINDS {
+            for j in 0..IDLE_BEFORE {
+                let (name, data) = idle(k, j);
+                fs::write(src.join(name), data).unwrap();
+            }
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let seed = XorShift::from_clock("ingest writers").next_u64();
     let threads: Vec<_> = KINDS
@@ -39,9 +135,14 @@ fn run(fs_kind: Fs) {
             thread::spawn(move || w(&p, &stop, seed))
         })
         .collect();
-    let rounds = writers::rounds(150);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        writers::record_rounds(&store, &src, rounds)
+    let rounds = writers::rounds(match order {
+        Order::OneByOne => 150,
+        // Each round records three times as many files.
+        Order::OpenedAhead => 60,
+    });
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match order {
+        Order::OneByOne => writers::record_rounds(&store, &src, rounds),
+        Order::OpenedAhead => record_rounds_opened_ahead(&store, &src, rounds),
     }));
     stop.store(true, Ordering::Relaxed);
     for t in threads {
@@ -49,7 +150,7 @@ fn run(fs_kind: Fs) {
     }
     let counts = result.unwrap_or_else(|p| std::panic::resume_unwind(p));
     writers::report_and_check(
-        &format!("{fs_kind:?}, writer threads"),
+        &format!("{fs_kind:?}, writer threads, {order:?}"),
         seed,
         rounds,
         &counts,
@@ -58,12 +159,22 @@ fn run(fs_kind: Fs) {
 
 #[test]
 fn blobs_match_their_names_while_writers_append_truncate_map_and_rename_on_xfs() {
-    run(Fs::Xfs);
+    run(Fs::Xfs, Order::OneByOne);
 }
 
 #[test]
 fn blobs_match_their_names_while_writers_append_truncate_map_and_rename_on_btrfs() {
-    run(Fs::Btrfs);
+    run(Fs::Btrfs, Order::OneByOne);
+}
+
+#[test]
+fn blobs_match_their_names_while_writers_change_files_opened_ahead_on_xfs() {
+    run(Fs::Xfs, Order::OpenedAhead);
+}
+
+#[test]
+fn blobs_match_their_names_while_writers_change_files_opened_ahead_on_btrfs() {
+    run(Fs::Btrfs, Order::OpenedAhead);
 }
 
 /// A file nobody writes is recorded from its own pages, and the blob is its content.

@@ -122,21 +122,28 @@ impl<'a> Applier<'a> {
 
     /// What sits at `rel`.
     pub fn observe(&self, rel: &[u8]) -> Result<Obs> {
+        self.observe_in(rel).map(|(obs, _)| obs)
+    }
+
+    /// What sits at `rel`, and whether its parent could be opened as a directory beneath the
+    /// root (then every ancestor of `rel` is a directory, none a symlink).
+    pub fn observe_in(&self, rel: &[u8]) -> Result<(Obs, bool)> {
         let (parent, name) = split(rel);
         let Some(d) = self.open(parent)? else {
-            return Ok(Obs::Absent);
+            return Ok((Obs::Absent, false));
         };
         let st = match d.try_stat(OsStr::from_bytes(name)) {
             Ok(Some(st)) => st,
-            Ok(None) => return Ok(Obs::Absent),
+            Ok(None) => return Ok((Obs::Absent, true)),
             Err(e) => return Err(self.err(rel, e)),
         };
-        Ok(match FileType::from_raw_mode(st.st_mode) {
+        let obs = match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory => Obs::Dir,
             FileType::RegularFile => Obs::File(st),
             FileType::Symlink => Obs::Symlink(st),
             _ => Obs::Other,
-        })
+        };
+        Ok((obs, true))
     }
 
     /// True when `rel` holds exactly entry `e` (content, kind, executable bit). Files whose
@@ -241,8 +248,9 @@ impl<'a> Applier<'a> {
     }
 
     /// Writes the file or symlink entry `e` (its parent directory must exist) under the temp
-    /// name and renames it over the final name. A directory at the final name is removed
-    /// first when `replace_dir`, else it is an error. Returns the stat cache record of what
+    /// name and renames it over the final name. A directory at the final name (the rename
+    /// fails with EISDIR) is then removed and the rename retried when `replace_dir`, else it
+    /// is an error; on any error the temp is removed (best effort). Returns the stat cache record of what
     /// is now there, and whether this call wrote it (when `careful` finds the content already
     /// there, it writes nothing).
     pub fn place(&self, e: &Entry, replace_dir: bool, cache: &StatCache) -> Result<Placed> {
@@ -252,8 +260,10 @@ impl<'a> Applier<'a> {
             return Err(self.no_parent(&e.path));
         };
         let tmp = tmp_name(&e.path);
-        d.remove_tree(&tmp).map_err(|err| self.err(&e.path, err))?;
         if self.careful {
+            // A temp an interrupted run left (otherwise it is removed only when it is in the
+            // way of the write below).
+            d.remove_tree(&tmp).map_err(|err| self.err(&e.path, err))?;
             let obs = self.observe(&e.path)?;
             if self.matches(e, &obs, cache)? {
                 return Ok(Placed {
@@ -262,6 +272,62 @@ impl<'a> Applier<'a> {
                 });
             }
         }
+        match self.write_tmp(e, &d, &tmp) {
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                d.remove_tree(&tmp).map_err(|err| self.err(&e.path, err))?;
+                self.write_tmp(e, &d, &tmp)
+            }
+            r => r,
+        }
+        .map_err(|err| self.err(&e.path, err))??;
+        // A directory at the final name makes the rename fail with EISDIR (a file or symlink
+        // cannot replace a directory); only then is it looked at, and replaced or refused.
+        // Any other failure removes the temp (best effort) and is the error.
+        match d.rename(&tmp, &d, name) {
+            Ok(()) => {}
+            Err(err) if cowtree_fs::error::raw_errno(&err) != Some(libc_eisdir()) => {
+                let _ = d.remove_file(&tmp);
+                return Err(self.err(&e.path, err));
+            }
+            Err(err) if !self.dir_at(&d, name, e).unwrap_or(false) => {
+                let _ = d.remove_file(&tmp);
+                return Err(self.err(&e.path, err));
+            }
+            Err(_) => {
+                if !replace_dir {
+                    let _ = d.remove_file(&tmp);
+                    return Err(Error::InTheWay {
+                        path: self.full(&e.path).into(),
+                        what: format!(
+                            "is a directory where the snapshot has a {}",
+                            e.kind.as_str()
+                        ),
+                        hint: "; use --hard to replace it",
+                    });
+                }
+                let replaced = d.remove_tree(name).and_then(|()| d.rename(&tmp, &d, name));
+                if let Err(err) = replaced {
+                    let _ = d.remove_file(&tmp);
+                    return Err(self.err(&e.path, err));
+                }
+            }
+        }
+        Ok(Placed {
+            rec: self.rec_of(&d, name, e)?,
+            written: true,
+        })
+    }
+
+    /// True when a directory is at `name` in `d`.
+    fn dir_at(&self, d: &Dir, name: &OsStr, e: &Entry) -> Result<bool> {
+        let st = d.try_stat(name).map_err(|err| self.err(&e.path, err))?;
+        Ok(st.is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory))
+    }
+
+    /// Writes the content of file or symlink entry `e` under the temp name `tmp` in `d`. The
+    /// outer error is the creation's (`AlreadyExists` when `tmp` is taken); the inner one is
+    /// everything else, ready for the caller.
+    fn write_tmp(&self, e: &Entry, d: &Dir, tmp: &OsStr) -> io::Result<Result<()>> {
         match &e.data {
             Data::Blob { hash, .. } => {
                 let opts = TransferOptions {
@@ -273,63 +339,38 @@ impl<'a> Applier<'a> {
                     }),
                     preserve_times: false,
                 };
-                let t = transfer_at(self.store.blobs(), &Store::blob_rel(hash), &d, &tmp, &opts)
-                    .map_err(|source| Error::FromBlob {
-                        path: self.full(&e.path).into(),
-                        blob: self.store.blob_path(hash),
-                        source,
-                    })?;
-                match t {
-                    Transfer::Cloned { .. } | Transfer::Copied { .. } => {}
-                    Transfer::SourceVanished => {
-                        return Err(Corrupt::MissingBlob {
-                            hash: *hash,
-                            needed_for: self.full(&e.path).into(),
-                        }
-                        .into());
+                let t = match transfer_at(self.store.blobs(), &Store::blob_rel(hash), d, tmp, &opts)
+                {
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Err(err),
+                    Err(source) => {
+                        return Ok(Err(Error::FromBlob {
+                            path: self.full(&e.path).into(),
+                            blob: self.store.blob_path(hash),
+                            source,
+                        }));
                     }
-                    Transfer::Unsupported(c) => {
-                        return Err(Error::msg(format!(
-                            "{}: cannot write: {}",
-                            self.full(&e.path),
-                            c.as_str()
-                        )));
+                    Ok(t) => t,
+                };
+                Ok(match t {
+                    Transfer::Cloned { .. } | Transfer::Copied { .. } => Ok(()),
+                    Transfer::SourceVanished => Err(Corrupt::MissingBlob {
+                        hash: *hash,
+                        needed_for: self.full(&e.path).into(),
                     }
-                }
+                    .into()),
+                    Transfer::Unsupported(c) => Err(Error::msg(format!(
+                        "{}: cannot write: {}",
+                        self.full(&e.path),
+                        c.as_str()
+                    ))),
+                })
             }
-            Data::Target(t) => {
-                d.symlink(OsStr::from_bytes(t), &tmp)
-                    .map_err(|err| self.err(&e.path, err))?;
-            }
-            Data::None => {
-                return Err(Error::msg(format!(
-                    "{}: internal error: place of a directory",
-                    self.full(&e.path)
-                )));
-            }
+            Data::Target(t) => d.symlink(OsStr::from_bytes(t), tmp).map(Ok),
+            Data::None => Ok(Err(Error::msg(format!(
+                "{}: internal error: place of a directory",
+                self.full(&e.path)
+            )))),
         }
-        if let Some(st) = d.try_stat(name).map_err(|err| self.err(&e.path, err))?
-            && FileType::from_raw_mode(st.st_mode) == FileType::Directory
-        {
-            if !replace_dir {
-                let _ = d.remove_file(&tmp);
-                return Err(Error::InTheWay {
-                    path: self.full(&e.path).into(),
-                    what: format!(
-                        "is a directory where the snapshot has a {}",
-                        e.kind.as_str()
-                    ),
-                    hint: "; use --hard to replace it",
-                });
-            }
-            d.remove_tree(name).map_err(|err| self.err(&e.path, err))?;
-        }
-        d.rename(&tmp, &d, name)
-            .map_err(|err| self.err(&e.path, err))?;
-        Ok(Placed {
-            rec: self.rec_of(&d, name, e)?,
-            written: true,
-        })
     }
 
     fn rec_of(&self, d: &Dir, name: &OsStr, e: &Entry) -> Result<Rec> {
@@ -382,4 +423,8 @@ pub fn show_path(p: &[u8]) -> String {
 /// EEXIST, which some filesystems return for a non-empty directory.
 fn libc_eexist() -> i32 {
     rustix::io::Errno::EXIST.raw_os_error()
+}
+
+fn libc_eisdir() -> i32 {
+    rustix::io::Errno::ISDIR.raw_os_error()
 }

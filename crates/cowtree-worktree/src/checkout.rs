@@ -5,7 +5,10 @@
 //! its destination, registers it (with its root's device and inode) and renames it into place.
 //! [`checkout`] adds what makes the tree a worktree the other commands work with at full
 //! speed: the store marker on its root (so that commands run inside it find its store with no
-//! flag) and a stat cache of what was written (so that the first status reads no file).
+//! flag) and a stat cache of what was written (so that the first status reads no file). The
+//! record the checkout registers is already the worktree's whole record, naming that stat
+//! cache, so that recording the cache afterwards writes the cache alone (never synced), not
+//! the record again (one more sync of `worktrees/` for every checkout).
 //!
 //! The stat cache is made of the stats the checkout took as it wrote each entry
 //! ([`cowtree_store::checkout::Written`]: the `fstat` of each file it had open, after its data
@@ -36,7 +39,7 @@ use cowtree_fs::Progress;
 use cowtree_fs::dir::Dir;
 use cowtree_fs::name::split;
 use cowtree_store::checkout::{
-    CheckoutOptions, CheckoutReport, EntryStat, Written, checkout_recording,
+    CheckoutOptions, CheckoutReport, EntryStat, Hooks, Written, checkout_recording,
 };
 use cowtree_store::manifest::{Data, Kind};
 use cowtree_store::{Hash, Store, discover};
@@ -79,8 +82,7 @@ pub fn checkout(
     warn: &dyn Fn(&str),
     progress: &Progress,
 ) -> Result<CheckedOut> {
-    let (report, written) =
-        checkout_recording(store, id, dst, opts, warn, progress, &wait_for_clock)?;
+    let (report, written) = checkout_recording(store, id, dst, opts, warn, progress, &hooks())?;
     // Before the root's stat: setting the marker changes the root directory's ctime.
     let marker_error = discover::mark_worktree(&report.path, store.root()).err();
     let registered = stat_cache(&report.path, id, &written)
@@ -97,8 +99,18 @@ pub fn checkout(
     })
 }
 
+/// What [`checkout`] has the store's checkout do on the way: wait for the clock beside the
+/// sync of the tree, and register the worktree's whole record ([`crate::registry::checkout_record`]),
+/// which [`crate::registry::register`] then finds already written.
+pub fn hooks() -> Hooks<'static> {
+    Hooks {
+        before_placing: &wait_for_clock,
+        record: &crate::registry::checkout_record,
+    }
+}
+
 /// Waits for the coarse clock to pass the newest time of what `written` records (see the module
-/// doc), before the tree is renamed into place.
+/// doc), before the tree is renamed into place (beside the sync of the tree).
 fn wait_for_clock(written: &Written) {
     let files = written.stats.iter().flatten();
     let dirs = written.dirs.iter().map(|(_, st)| st);

@@ -29,7 +29,9 @@ pub struct Record {
     /// What the checkout registered: path, base, root device and inode, pinned snapshots.
     #[serde(flatten)]
     pub registration: Registration,
-    /// The stat cache sidecar's name in `worktrees/` (`<id>.stat`), once one was written.
+    /// The stat cache sidecar's name in `worktrees/` (`<id>.stat`). A checkout registers it
+    /// in the record before the sidecar is written, so it may name a sidecar that does not
+    /// exist (yet, or ever if the checkout died): that reads as an empty cache.
     #[serde(default)]
     pub stat_cache: Option<String>,
     /// The journal of a switch that has started and not finished.

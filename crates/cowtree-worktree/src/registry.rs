@@ -15,7 +15,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use cowtree_store::registry;
+use cowtree_store::registry::{self, Registration};
 use cowtree_store::{Hash, Store};
 use rustix::fs::{Mode, OFlags, openat};
 
@@ -252,6 +252,21 @@ pub fn register(store: &Store, dir: &Path, base: &Hash, cache: &StatCache) -> Re
     };
     save(store, &mut wt, Some(cache))?;
     Ok(wt)
+}
+
+/// The bytes of the record a checkout registers for `reg` ([`cowtree_store::checkout::Hooks`]):
+/// the record [`register`] would then write, so that it finds it already written.
+pub fn checkout_record(reg: &Registration) -> Vec<u8> {
+    let mut record = Record {
+        registration: reg.clone(),
+        stat_cache: None,
+        pending: None,
+    };
+    if let Some(path) = reg.path_buf() {
+        record.stat_cache = Some(format!("{}.stat", registry::worktree_id(&path)));
+    }
+    record.set_pending(None);
+    record.encode()
 }
 
 fn cache_name(id: &str) -> OsString {

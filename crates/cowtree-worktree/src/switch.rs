@@ -19,7 +19,7 @@
 //! synced in turn. The manifests are read in place, and the stat cache is rewritten by
 //! copying the encoded records it keeps.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use cowtree_fs::progress::{Progress, Total};
@@ -238,7 +238,8 @@ pub fn switch_with_progress(
     Ok(report)
 }
 
-/// The paths a switch along `ops` would lose local work at.
+/// The paths a switch along `ops` would lose local work at. The entries are checked in
+/// parallel.
 pub fn conflicts(
     store: &Store,
     wt: &Worktree,
@@ -247,8 +248,69 @@ pub fn conflicts(
     cache: &StatCache,
 ) -> Result<Vec<Conflict>> {
     let ap = Applier::new(store, &wt.path, false)?;
+    let found: Vec<(Vec<Conflict>, Option<&[u8]>)> = ops
+        .par_iter()
+        .map(|op| conflicts_of(&ap, a, op, cache))
+        .collect::<Result<_>>()?;
+    // The parents that did not open as directories beneath the root: their ancestors are
+    // looked at once each, whatever the number of entries beneath them.
+    let parents: BTreeSet<&[u8]> = found.iter().filter_map(|(_, p)| *p).collect();
+    let mut out: Vec<Conflict> = found.into_iter().flat_map(|(c, _)| c).collect();
+    untracked_ancestors(&ap, a, &parents, &mut out)?;
+    out.sort_by(|x, y| x.path.cmp(&y.path));
+    out.dedup();
+    Ok(out)
+}
+
+/// Adds to `out` the untracked files and symlinks (or other non-directories) that sit at an
+/// ancestor of one of `parents` (or at one of them), where a directory would have to be
+/// created. Each ancestor is looked at once, shortest first, and a walk ends at the first
+/// one that is absent or not a directory: nothing beneath it can be in the way.
+fn untracked_ancestors(
+    ap: &Applier<'_>,
+    a: &ManifestView,
+    parents: &BTreeSet<&[u8]>,
+    out: &mut Vec<Conflict>,
+) -> Result<()> {
+    // Ancestor looked at -> whether it is a directory (a walk goes on beneath it).
+    let mut seen: HashMap<&[u8], bool> = HashMap::new();
+    for parent in parents {
+        for q in ancestors(parent).chain(std::iter::once(*parent)) {
+            let is_dir = match seen.get(q) {
+                Some(&d) => d,
+                None => {
+                    let obs = ap.observe(q)?;
+                    if !matches!(obs, Obs::Absent | Obs::Dir) {
+                        let tracked = a.find(q).is_some_and(|i| a.get(i).kind != Kind::Dir);
+                        if !tracked {
+                            out.push(Conflict {
+                                path: q.to_vec(),
+                                why: "untracked",
+                            });
+                        }
+                    }
+                    let d = matches!(obs, Obs::Dir);
+                    seen.insert(q, d);
+                    d
+                }
+            };
+            if !is_dir {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The paths `op` would lose local work at, and the parent of its path when that must have
+/// its ancestors looked at (see [`untracked_ancestors`]).
+fn conflicts_of<'o>(
+    ap: &Applier<'_>,
+    a: &ManifestView,
+    op: &'o Op,
+    cache: &StatCache,
+) -> Result<(Vec<Conflict>, Option<&'o [u8]>)> {
     let mut out = Vec::new();
-    let mut checked: HashSet<Vec<u8>> = HashSet::new();
     let dirty = |p: &[u8]| Conflict {
         path: p.to_vec(),
         why: "dirty",
@@ -257,71 +319,56 @@ pub fn conflicts(
         path: p.to_vec(),
         why: "untracked",
     };
-    for op in ops {
-        let path = op.path();
-        let obs = ap.observe(path)?;
-        // An empty-directory entry "matches" any directory, whatever it now holds: what a
-        // user put inside is untracked work that removing or replacing the directory would lose.
-        let untracked_inside = |old: &Entry, out: &mut Vec<Conflict>| -> Result<()> {
-            if old.kind == Kind::Dir && matches!(obs, Obs::Dir) {
-                for f in files_beneath(&ap, path)? {
+    let path = op.path();
+    let (obs, in_dir) = ap.observe_in(path)?;
+    // An empty-directory entry "matches" any directory, whatever it now holds: what a
+    // user put inside is untracked work that removing or replacing the directory would lose.
+    let untracked_inside = |old: &Entry, out: &mut Vec<Conflict>| -> Result<()> {
+        if old.kind == Kind::Dir && matches!(obs, Obs::Dir) {
+            for f in files_beneath(ap, path)? {
+                if a.find(&f).is_none() {
+                    out.push(untracked(&f));
+                }
+            }
+        }
+        Ok(())
+    };
+    match op {
+        Op::Remove(old) => {
+            if !matches!(obs, Obs::Absent) && !ap.matches(old, &obs, cache)? {
+                out.push(dirty(path));
+            }
+            untracked_inside(old, &mut out)?;
+        }
+        Op::Place(new, Some(old)) => {
+            if !ap.matches(old, &obs, cache)? {
+                out.push(dirty(path));
+            }
+            if new.kind != Kind::Dir {
+                untracked_inside(old, &mut out)?;
+            }
+        }
+        Op::Place(new, None) => match obs {
+            Obs::Absent => {}
+            Obs::Dir if new.kind == Kind::Dir => {}
+            Obs::Dir if a.has_beneath(path) => {
+                // The directory must go: everything in it must be the old snapshot's
+                // (those entries are checked by their own removals).
+                for f in files_beneath(ap, path)? {
                     if a.find(&f).is_none() {
                         out.push(untracked(&f));
                     }
                 }
             }
-            Ok(())
-        };
-        match op {
-            Op::Remove(old) => {
-                if !matches!(obs, Obs::Absent) && !ap.matches(old, &obs, cache)? {
-                    out.push(dirty(path));
-                }
-                untracked_inside(old, &mut out)?;
-            }
-            Op::Place(new, Some(old)) => {
-                if !ap.matches(old, &obs, cache)? {
-                    out.push(dirty(path));
-                }
-                if new.kind != Kind::Dir {
-                    untracked_inside(old, &mut out)?;
-                }
-            }
-            Op::Place(new, None) => match obs {
-                Obs::Absent => {}
-                Obs::Dir if new.kind == Kind::Dir => {}
-                Obs::Dir if a.has_beneath(path) => {
-                    // The directory must go: everything in it must be the old snapshot's
-                    // (those entries are checked by their own removals).
-                    for f in files_beneath(&ap, path)? {
-                        if a.find(&f).is_none() {
-                            out.push(untracked(&f));
-                        }
-                    }
-                }
-                _ => out.push(untracked(path)),
-            },
-        }
-        if let Op::Place(..) = op {
-            for q in ancestors(path) {
-                if !checked.insert(q.to_vec()) {
-                    continue;
-                }
-                match ap.observe(q)? {
-                    Obs::Absent | Obs::Dir => {}
-                    _ => {
-                        let tracked = a.find(q).is_some_and(|i| a.get(i).kind != Kind::Dir);
-                        if !tracked {
-                            out.push(untracked(q));
-                        }
-                    }
-                }
-            }
-        }
+            _ => out.push(untracked(path)),
+        },
     }
-    out.sort_by(|x, y| x.path.cmp(&y.path));
-    out.dedup();
-    Ok(out)
+    // A parent that opened as a directory beneath the root has only directories above it;
+    // otherwise its ancestors are looked at by the caller (a file or symlink in the way must
+    // be tracked).
+    let (parent, _) = cowtree_fs::name::split(path);
+    let walk = (matches!(op, Op::Place(..)) && !in_dir && !parent.is_empty()).then_some(parent);
+    Ok((out, walk))
 }
 
 /// Applies `ops` (from `a` to `b`) and records `b` as the base with a fresh stat cache.

@@ -197,3 +197,65 @@ fn checkout_on_a_filesystem_without_reflink_copies_reports_the_fallback_and_stil
         assert!(fs::symlink_metadata(&dst2).is_err(), "{fsys:?}");
     }
 }
+
+#[test]
+fn the_record_a_checkout_registers_is_the_worktree_record_and_is_not_written_again() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let root = dir.path();
+    let store = Store::open(&root.join("store")).unwrap();
+    tree(&root.join("src"));
+    let id = ingest::snapshot_dir(&store, &root.join("src"), None)
+        .unwrap()
+        .id;
+    let opts = CheckoutOptions {
+        mode: CheckoutMode::Auto,
+        strict: false,
+    };
+    // The store's checkout with the hooks the worktree checkout gives it; then the
+    // registration the worktree checkout makes next.
+    let p = cowtree_fs::Progress::default();
+    let hooks = cowtree_worktree::checkout::hooks();
+    let (report, _) = cowtree_store::checkout::checkout_recording(
+        &store,
+        &id,
+        &root.join("wt"),
+        opts,
+        &|_| {},
+        &p,
+        &hooks,
+    )
+    .unwrap();
+    let rid = cowtree_store::registry::worktree_id(&report.path);
+    let rfile = store.root().join("worktrees").join(&rid);
+    let rec: serde_json::Value = serde_json::from_slice(&fs::read(&rfile).unwrap()).unwrap();
+    assert_eq!(rec["stat_cache"], format!("{rid}.stat"));
+    assert_eq!(rec["snapshot"], id.to_hex());
+    let ino = fs::metadata(&rfile).unwrap().ino();
+    // Registering finds the record already written: only the stat cache is written (a
+    // rewrite, as after a bare registration, would put a new inode at the record's name).
+    let wt = registry::register(&store, &report.path, &id, &StatCache::default()).unwrap();
+    assert_eq!(wt.id, rid);
+    assert_eq!(fs::metadata(&rfile).unwrap().ino(), ino, "record rewritten");
+    assert!(
+        store
+            .root()
+            .join("worktrees")
+            .join(format!("{rid}.stat"))
+            .exists()
+    );
+
+    // The check above can fail: a bare registration (what the checkout would write without
+    // the hooks) is rewritten by the same call.
+    let bare = root.join("bare");
+    fs::create_dir(&bare).unwrap();
+    let abs = fs::canonicalize(&bare).unwrap();
+    let st = fs::metadata(&abs).unwrap();
+    let bid =
+        cowtree_store::registry::register_root(&store, &abs, &id, (st.dev(), st.ino())).unwrap();
+    let bfile = store.root().join("worktrees").join(&bid);
+    let ino = fs::metadata(&bfile).unwrap().ino();
+    registry::register(&store, &abs, &id, &StatCache::default()).unwrap();
+    assert_ne!(fs::metadata(&bfile).unwrap().ino(), ino);
+    let rec: serde_json::Value = serde_json::from_slice(&fs::read(&bfile).unwrap()).unwrap();
+    assert_eq!(rec["stat_cache"], format!("{bid}.stat"));
+}

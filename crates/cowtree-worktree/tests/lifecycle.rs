@@ -736,6 +736,54 @@ fn switch_a_to_b_to_a_restores_exactly_touching_only_differing_files() {
 }
 
 #[test]
+fn a_switch_writes_through_a_stale_temp_name_and_over_a_directory_left_in_the_way() {
+    for fs_kind in Fs::COW {
+        let Some(e) = env(fs_kind) else { continue };
+        let mut wt = check_out(&e, &e.a, "wt");
+        // What an earlier run could leave at the temp name a file is written under (the name
+        // is fixed per path): a file, and a directory with a file in it.
+        let tmp = |p: &str| format!(".cowtree-tmp-{}", &Hash::of(p.as_bytes()).to_hex()[..16]);
+        let stale_file = wt.path.join("d0/sub").join(tmp("d0/sub/f0"));
+        fs::write(&stale_file, b"left by an earlier run").unwrap();
+        let stale_dir = wt.path.join(tmp("was-dir"));
+        write(&stale_dir.join("inside"), b"left");
+        // A symlink at the temp name of a file, to a file outside the worktree: it is
+        // replaced, never written through.
+        let outside = e.root.join(format!("outside-{fs_kind:?}"));
+        fs::write(&outside, b"not the worktree's").unwrap();
+        let stale_link = wt.path.join(tmp("modeonly"));
+        symlink(&outside, &stale_link).unwrap();
+        // A file at the temp name of a symlink entry (the symlink's creation finds it taken).
+        let stale_for_link = wt.path.join(tmp("link"));
+        fs::write(&stale_for_link, b"left by an earlier run").unwrap();
+        switch::switch(&e.store, &mut wt, &e.b, false).unwrap();
+        assert!(!stale_file.exists() && !stale_dir.exists());
+        assert!(
+            fs::symlink_metadata(&stale_link).is_err(),
+            "temp symlink left"
+        );
+        assert!(
+            fs::symlink_metadata(&stale_for_link).is_err(),
+            "temp file left"
+        );
+        assert_eq!(fs::read(&outside).unwrap(), b"not the worktree's");
+        assert_eq!(
+            fs::read_link(wt.path.join("link")).unwrap(),
+            Path::new("tool")
+        );
+        assert!(
+            !fs::symlink_metadata(wt.path.join("modeonly"))
+                .unwrap()
+                .is_symlink()
+        );
+        // "was-dir" was a directory: the file took its place.
+        same_tree(&e.root.join("src-b"), &wt.path);
+        assert_eq!(fs::read(wt.path.join("was-dir")).unwrap(), b"now a file");
+        assert_eq!(status::status(&e.store, &mut wt).unwrap().hashed, 0);
+    }
+}
+
+#[test]
 fn after_a_switch_status_reads_nothing_and_its_refresh_spares_the_next_listing() {
     for fs_kind in Fs::COW {
         let Some(e) = env(fs_kind) else { continue };
@@ -788,6 +836,61 @@ fn switch_refuses_dirty_and_blocking_untracked_paths_changing_nothing() {
     switch::switch(&e.store, &mut again, &e.b, true).unwrap();
     fs::remove_file(wt.path.join("unrelated")).unwrap();
     same_tree(&e.root.join("src-b"), &wt.path);
+}
+
+#[test]
+fn a_switch_adding_a_deep_new_tree_writes_it_all_and_refuses_what_is_in_its_way() {
+    let Some(e) = env(Fs::Xfs) else { return };
+    // C: A with a new tree of 4 x 5 x 10 files four levels down.
+    let c_src = e.root.join("src-c");
+    tree_a(&c_src);
+    for i in 0..4 {
+        for j in 0..5 {
+            for k in 0..10 {
+                write(
+                    &c_src.join(format!("new/deep/l{i}/m{j}/f{k}")),
+                    format!("{i} {j} {k}").as_bytes(),
+                );
+            }
+        }
+    }
+    let c = ingest::snapshot_dir(&e.store, &c_src, None).unwrap().id;
+    let mut wt = check_out(&e, &e.a, "wt");
+    // In the way of directories the new tree needs: an untracked file, and a symlink to a
+    // directory outside the worktree (its contents must not be taken for the worktree's).
+    let outside = e.root.join("outside");
+    write(&outside.join("m0/f0"), b"outside");
+    write(&wt.path.join("new/deep/l1"), b"untracked in the way");
+    symlink(&outside, wt.path.join("new/deep/l2")).unwrap();
+    let before = (inodes(&wt.path), modes(&wt.path));
+    let err = switch::switch(&e.store, &mut wt, &c, false).unwrap_err();
+    // Exactly the two entries in the way: nothing beneath them (not the file the symlink's
+    // target holds at m0/f0), nothing of the trees beside them.
+    match &err {
+        cowtree_worktree::Error::Conflict { paths, total, .. } => {
+            assert_eq!(
+                paths,
+                &[
+                    r#""new/deep/l1" (untracked)"#,
+                    r#""new/deep/l2" (untracked)"#
+                ],
+                "{err}"
+            );
+            assert_eq!(*total, 2, "{err}");
+        }
+        other => panic!("not a conflict: {other}"),
+    }
+    assert_eq!((inodes(&wt.path), modes(&wt.path)), before);
+    assert_eq!(fs::read(outside.join("m0/f0")).unwrap(), b"outside");
+    // Out of the way, the switch writes the whole tree.
+    fs::remove_file(wt.path.join("new/deep/l1")).unwrap();
+    fs::remove_file(wt.path.join("new/deep/l2")).unwrap();
+    let mut wt = registry::open(&e.store, &wt.path).unwrap();
+    let r = switch::switch(&e.store, &mut wt, &c, false).unwrap();
+    assert_eq!(r.written, 200);
+    same_tree(&c_src, &wt.path);
+    assert_eq!(fs::read(outside.join("m0/f0")).unwrap(), b"outside");
+    assert!(!status::status(&e.store, &mut wt).unwrap().dirty());
 }
 
 #[test]
