@@ -56,11 +56,8 @@ say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
 # shellcheck source=scripts/mounts.sh
 source scripts/mounts.sh
 XFS=""
-FREEZING=""
 cleanup() {
   local rc=$?
-  # A frozen filesystem would block the unmount: thaw first.
-  if [[ -n "$FREEZING" ]]; then fsfreeze -u "$FREEZING" 2>/dev/null || true; fi
   cowtree_mounts_down
   exit "$rc"
 }
@@ -76,10 +73,9 @@ LOGF="$XFS/cmd.log"
 : >"$SAMPLES"
 
 flush_fs() { # sync, then freeze and thaw XFS: the next run starts from a quiet disk
-  sync
-  FREEZING=$XFS
-  fsfreeze -f "$XFS" 2>/dev/null && { fsfreeze -u "$XFS" || die "could not thaw $XFS"; }
-  FREEZING=""
+  local rc=0
+  cowtree_quiesce "$XFS" || rc=$?
+  ((rc != 2)) || die "could not thaw $XFS"
 }
 settle() {
   local p

@@ -64,8 +64,9 @@ sleep 3 # the tree's ctimes older than the snapshot's margin, as in bench/run.sh
 
 settle() {
   rm -rf "$XFS/dst" "$XFS/store-fresh"
-  sync
-  fsfreeze -f "$XFS" && fsfreeze -u "$XFS"
+  local rc=0
+  cowtree_quiesce "$XFS" || rc=$?
+  ((rc != 2)) || die "could not thaw $XFS"
 }
 # profile NAME CMD...: strace -c -f and perf record -g of one run each
 profile() {

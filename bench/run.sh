@@ -142,12 +142,8 @@ GIT=(git -c user.name=bench -c user.email=bench@cowtree.invalid -c gc.auto=0
 # shellcheck source=scripts/mounts.sh
 source scripts/mounts.sh
 WORK=""
-FREEZING=""
 cleanup() {
   local rc=$?
-  # Interrupted during a freeze (or a thaw that failed): thaw first, or the unmount would
-  # block on the frozen filesystem.
-  if [[ -n "$FREEZING" ]]; then fsfreeze -u "$FREEZING" 2>/dev/null || true; fi
   cowtree_mounts_down
   [[ -n "$WORK" && -d "$WORK" ]] && rm -rf "$WORK"
   exit "$rc"
@@ -164,6 +160,8 @@ export COWTREE_STORE="$XFS/store" # never the caller's own store
 SAMPLES=$(mktemp "$WORK/samples.XXXXXX")
 FLOOR="$WORK/clone-floor"
 cc -O2 -pthread -o "$FLOOR" "$FLOOR_C" || die "could not build $FLOOR_C (needs a C compiler)"
+SWFLOOR="$WORK/switch-floor"
+cc -O2 -o "$SWFLOOR" "$ROOT/bench/switch-floor.c" || die "could not build bench/switch-floor.c (needs a C compiler)"
 TIMEF="$WORK/time.out"
 LOGF="$WORK/cmd.log"
 
@@ -180,16 +178,18 @@ drop_caches() {
 # for all of it. (The host filesystem is only synced: freezing / could hang the machine.)
 FREEZE_NOTED=""
 flush_fs() {
-  sync
-  [[ -n "${XFS:-}" ]] || return 0
-  FREEZING=$XFS
-  if fsfreeze -f "$XFS" 2>/dev/null; then
-    fsfreeze -u "$XFS" || die "could not thaw $XFS after freezing it"
-  elif [[ -z "$FREEZE_NOTED" ]]; then
+  if [[ -z "${XFS:-}" ]]; then
+    sync
+    return 0
+  fi
+  local rc=0
+  cowtree_quiesce "$XFS" || rc=$?
+  if ((rc == 2)); then
+    die "could not thaw $XFS after freezing it"
+  elif ((rc == 1)) && [[ -z "$FREEZE_NOTED" ]]; then
     FREEZE_NOTED=1
     note "fsfreeze -f $XFS failed: runs start after sync only (background writeback may remain)"
   fi
-  FREEZING=""
 }
 settle() { # remove leftovers and flush, so the next timed run starts from a quiet disk
   local p
@@ -311,6 +311,12 @@ say "cowtree: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo 'no --version
 say "tools: $(cp --version | head -1); $(git --version); $(b3sum --version 2>/dev/null || echo 'b3sum missing'); xcp: ${XCP:-not installed (skipped; XCP_INSTALL=1 builds it with cargo install)}"
 say "settings: RUNS=$RUNS GIT_RUNS=$GIT_RUNS REF_RUNS=$REF_RUNS HOST_RUNS=$HOST_RUNS SCALE=$SCALE SEED=$SEED; page cache $([[ "${DROP_CACHES:-}" == 1 ]] && echo 'dropped before every timed run' || echo 'warm (not dropped)'); sync, and XFS frozen and thawed, between runs"
 say "XFS: $XFS ($(stat -f -c %T "$XFS"), 4 GiB loop image, reflink=1); host: $HOST ($(stat -f -c %T "$HOST"))"
+# A DAMON "pageout" scheme (some virtual machines run one) pages file data out of the page
+# cache seconds after nobody reads it: a "warm" source is then partly cold for every tool.
+for d in /sys/kernel/mm/damon/admin/kdamonds/*/; do
+  [[ "$(cat "$d/state" 2>/dev/null)" == on ]] || continue
+  say "note: DAMON kdamond $(basename "$d") is on (actions: $(cat "$d"/contexts/*/schemes/*/action 2>/dev/null | sort -u | tr '\n' ' ')): with 'pageout', cached file pages are evicted within seconds, so sources are partly cold whatever the page cache setting says"
+done
 
 gen() { # gen DEST: generate the tree (or copy $TREE), print its totals as JSON
   if [[ -z "${TREE:-}" ]]; then
@@ -696,12 +702,14 @@ if want btrfs; then
 fi
 
 # -------------------------------------------------------------------------- status/switch
-# change_files DIR PERCENT|COUNT SALT: rewrites a fixed, evenly spread set of regular files
-# (the same relative paths for the same arguments) with new bytes, keeping them non-empty.
+# change_files DIR PERCENT|COUNT SALT [LIST]: rewrites a fixed, evenly spread set of regular
+# files (the same relative paths for the same arguments) with new bytes, keeping them
+# non-empty; prints their count, and writes their paths relative to DIR to LIST if given.
 change_files() {
   python3 - "$@" <<'EOF'
 import os, sys
 root, amount, salt = sys.argv[1], sys.argv[2], sys.argv[3]
+listing = open(sys.argv[4], "w") if len(sys.argv) > 4 else None
 files = []
 for d, dirs, names in os.walk(root):
     dirs[:] = sorted(x for x in dirs if x != ".git")
@@ -716,6 +724,8 @@ for i in range(n):
     p = files[int(i * step)]
     with open(p, "ab") as f:
         f.write(b"\n# changed by bench %s %d\n" % (salt.encode(), i))
+    if listing:
+        listing.write(os.path.relpath(p, root) + "\n")
 print(n)
 EOF
 }
@@ -774,14 +784,24 @@ if want status; then
       # Snapshot B: the tree with 1% of its files changed.
       settle "$XFS/src-b"
       cp -a --reflink=always "$SRC" "$XFS/src-b"
-      n=$(change_files "$XFS/src-b" 1% b)
+      n=$(change_files "$XFS/src-b" 1% b "$WORK/switch-paths")
       SNAP_B=$(snapshot_id "$("$COWTREE" --store "$XFS/store" snapshot "$XFS/src-b" --json)")
+      # The switch floor (bench/switch-floor.c) moves its own copy of the tree between the
+      # same two states: per changed file open, create a temp, FICLONE, rename; one syncfs.
+      settle "$XFS/wt-swfloor"
+      cp -a --reflink=always "$SRC" "$XFS/wt-swfloor"
       sync
       "$COWTREE" --store "$XFS/store" checkout "$SNAP_ID" "$XFS/wt-switch" >/dev/null || note "checkout for switch failed"
       flush_fs
       for ((r = 1; r <= RUNS; r++)); do
         note "switch: round $r/$RUNS"
-        if ((r % 2)); then to=$SNAP_B; else to=$SNAP_ID; fi
+        if ((r % 2)); then to=$SNAP_B to_src=$XFS/src-b; else to=$SNAP_ID to_src=$SRC; fi
+        # The order alternates in pairs of rounds (rounds 1 and 4: the switch first; 2 and 3:
+        # the floor first), so that each direction of the switch gets both orders.
+        if ((r % 4 == 2 || r % 4 == 3)); then
+          timed sw-floor "$SWFLOOR" "$to_src" "$XFS/wt-swfloor" <"$WORK/switch-paths" || true
+          flush_fs
+        fi
         timed sw-cowtree "$COWTREE" --store "$XFS/store" switch "$to" "$XFS/wt-switch" || true
         # The status right after it must read no file (the switch's records are trusted).
         if timed sw-status "$COWTREE" --store "$XFS/store" status --json "$XFS/wt-switch"; then
@@ -790,11 +810,19 @@ if want status; then
           SW_HASHED="${SW_HASHED:-}${SW_HASHED:+ }$h"
         fi
         flush_fs
+        if ! ((r % 4 == 2 || r % 4 == 3)); then
+          timed sw-floor "$SWFLOOR" "$to_src" "$XFS/wt-swfloor" <"$WORK/switch-paths" || true
+          flush_fs
+        fi
       done
       # The worktree must now hold the last target.
       if ((RUNS % 2)); then to="$XFS/src-b"; else to=$SRC; fi
       check_copy sw-cowtree "$to" "$XFS/wt-switch" "cowtree switch"
-      settle "$XFS/src-b"
+      # The probe's copy must hold the last target's bytes in every file it rewrote.
+      while IFS= read -r p; do
+        cmp -s "$to/$p" "$XFS/wt-swfloor/$p" || { WRONG[sw-floor]=1; note "WRONG: switch floor probe: $p differs from $to/$p"; break; }
+      done <"$WORK/switch-paths"
+      settle "$XFS/src-b" "$XFS/wt-swfloor"
       if [[ -z "$CHECKOUT_MED" ]]; then
         for ((r = 1; r <= RUNS; r++)); do
           settle "$XFS/co"
@@ -808,8 +836,11 @@ if want status; then
       fi
       table "switch between snapshots differing in $n files (1%): reference full checkout" "$FILES" "$reflabel" \
         "sw-cowtree=cowtree switch (A<->B)" "sw-status=cowtree status right after each switch" \
-        "$reflabel=cowtree checkout (full)"
+        "sw-floor=floor probe: clone+rename changed files, syncfs" "$reflabel=cowtree checkout (full)"
       a=$(median sw-cowtree)
+      fl=$(median sw-floor)
+      [[ -n $a && -n $fl && -n $CHECKOUT_MED ]] &&
+        say "info  switch $(calc "$a / $fl")x its floor probe; the floor alone is $(calc "100 * $fl / $CHECKOUT_MED")% of a checkout (5% is $(calc "$CHECKOUT_MED / 20") s)"
       verdict "switch at most 5% of a full checkout's time: $([[ -n $a && -n $CHECKOUT_MED ]] && calc "100 * $a / $CHECKOUT_MED" || echo -)%" \
         "$([[ -n $a && -n $CHECKOUT_MED ]] && faster_by "$a" "$CHECKOUT_MED" 20 sw-cowtree)"
       verdict "status right after each switch hashed no file: hashed ${SW_HASHED:--}" \

@@ -9,7 +9,8 @@
 # mounts a fresh XFS (reflink=1) loop filesystem through scripts/mounts.sh (and always unmounts
 # it), unpacks every wheel on it (the package manager's cache), and warms uv's cache on it
 # (untimed). Then, RUNS rounds, the tools alternating within each round, each into a new venv
-# made by `uv venv` (untimed):
+# made by `uv venv` (untimed), each started on a quiet filesystem (synced, then frozen and thawed,
+# which waits for the background writeback of the run before it):
 #   - clone:    wheel_install (one Linker pass)         vs `uv pip install --offline --link-mode clone`
 #   - hardlink: wheel_install --mode hardlink           vs `uv pip install --offline --link-mode hardlink`
 #   - loop:     wheel_install --session-per-package (one Linker per wheel, as calling link_tree
@@ -121,7 +122,8 @@ run_one() { # run_one TOOL ROUND -> appends ms to T[TOOL], CPU ms to C[TOOL], sw
   local tool=$1 r=$2 v="$X/v-$1-$2" ms out u s vol inv
   uv venv -q --python "$PYTHON" "$v"
   cmd "$tool" "$v"
-  sync
+  # A quiet filesystem (scripts/mounts.sh): no tool pays for the writeback of the one before.
+  cowtree_quiesce "$X" || die "could not freeze and thaw $X"
   out=$(/usr/bin/time -f '%U %S %w %c' -o "$X/cpu" "${CMD[@]}" 2>&1) || die "$tool failed: $out"
   ms=$(ms_of "$tool" <<<"$out")
   [[ -n "$ms" ]] || die "$tool printed no time: $out"

@@ -2,6 +2,7 @@
 # Real filesystems for tests and benchmarks. Source this file, then:
 #   cowtree_mounts_up [xfs xfs2 btrfs small tmpfs]   # mounts, exports COWTREE_TEST_* paths
 #   cowtree_mounts_down                             # unmounts, detaches loops, removes images
+#   cowtree_quiesce MNT                             # sync, then freeze and thaw MNT
 # Each call makes a fresh directory, so concurrent runs never share a mount or an image.
 # Mounting needs root, Linux and /dev/loop-control; otherwise (or with COWTREE_TEST_NO_MOUNT=1)
 # nothing is mounted and only COWTREE_TEST_NOCOW is exported.
@@ -9,6 +10,7 @@
 COWTREE_MOUNT_WORK=""
 COWTREE_MOUNT_POINTS=()
 COWTREE_LOOP_DEVS=()
+_COWTREE_FREEZING=""
 
 cowtree_can_mount() {
   [[ "${COWTREE_TEST_NO_MOUNT:-}" != 1 ]] || { echo "mounts: COWTREE_TEST_NO_MOUNT=1"; return 1; }
@@ -84,8 +86,33 @@ cowtree_mounts_up() {
   done
 }
 
+# Before a timed run: sync, then freeze and thaw MNT. A sync forces the log, but XFS goes on
+# writing back the metadata of the run before (tens of thousands of new inodes) for seconds, on
+# the cores the next run needs; a freeze waits for all of it. Returns 0 when MNT was frozen and
+# thawed, 1 when it could not be frozen (synced only: background writeback may remain), 2 when
+# it could not be thawed (cowtree_mounts_down tries again before it unmounts).
+cowtree_quiesce() {
+  local mnt=$1
+  sync
+  _COWTREE_FREEZING=$mnt
+  if ! fsfreeze -f "$mnt" 2>/dev/null; then
+    _COWTREE_FREEZING=""
+    return 1
+  fi
+  if ! fsfreeze -u "$mnt"; then
+    echo "mounts: could not thaw $mnt" >&2
+    return 2
+  fi
+  _COWTREE_FREEZING=""
+}
+
 cowtree_mounts_down() {
   local mnt dev i
+  # Interrupted while a filesystem was frozen: thaw it, or its unmount would block.
+  if [[ -n "$_COWTREE_FREEZING" ]]; then
+    fsfreeze -u "$_COWTREE_FREEZING" 2>/dev/null || true
+    _COWTREE_FREEZING=""
+  fi
   for ((i = ${#COWTREE_MOUNT_POINTS[@]} - 1; i >= 0; i--)); do
     mnt=${COWTREE_MOUNT_POINTS[$i]}
     # A test may leave immutable files behind; clear that so the unmount is not blocked.
