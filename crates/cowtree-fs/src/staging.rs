@@ -98,8 +98,10 @@ impl<'a> Staging<'a> {
     /// Creates the directory `name` in `parent` with `mode` (it must not exist), opens it and
     /// takes its `flock`. A filesystem without `flock` is no error: a stale staging directory
     /// there is still recognisable by its name.
+    ///
+    /// After [`stop_staging`] it fails with [`io::ErrorKind::Interrupted`] and creates nothing.
     pub fn create(parent: &'a Dir, name: OsString, mode: u32) -> io::Result<Self> {
-        let dir = parent.create_dir_open(&name, mode)?;
+        let dir = unless_stopping(|| parent.create_dir_open(&name, mode))?;
         // Nobody else knows this name yet, so the lock is free.
         let _ = dir.try_lock_exclusive();
         Ok(Staging {
@@ -120,22 +122,16 @@ impl<'a> Staging<'a> {
     /// `replace`, over what is there (the caller has checked it is an empty directory). On
     /// error the staging directory is still there, and removed when this is dropped.
     ///
-    /// After [`stop_commits`] it fails with [`io::ErrorKind::Interrupted`] and renames nothing.
+    /// After [`stop_staging`] it fails with [`io::ErrorKind::Interrupted`] and renames nothing.
     pub fn commit(&mut self, dst_name: &OsStr, replace: bool) -> io::Result<()> {
-        // Held across the rename, so that `stop_commits` waits for one in progress.
-        let allowed = COMMITS.lock().unwrap_or_else(PoisonError::into_inner);
-        if !*allowed {
-            return Err(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "not put in place: the process is stopping",
-            ));
-        }
-        if replace {
-            self.parent.rename(&self.name, self.parent, dst_name)?;
-        } else {
-            self.parent
-                .rename_noreplace(&self.name, self.parent, dst_name)?;
-        }
+        unless_stopping(|| {
+            if replace {
+                self.parent.rename(&self.name, self.parent, dst_name)
+            } else {
+                self.parent
+                    .rename_noreplace(&self.name, self.parent, dst_name)
+            }
+        })?;
         self.done = true;
         Ok(())
     }
@@ -156,15 +152,30 @@ impl Drop for Staging<'_> {
     }
 }
 
-/// False once [`stop_commits`] ran; locked across every [`Staging::commit`]'s rename.
-static COMMITS: Mutex<bool> = Mutex::new(true);
+/// False once [`stop_staging`] ran; locked across every [`unless_stopping`].
+static OPEN: Mutex<bool> = Mutex::new(true);
 
-/// Makes every later [`Staging::commit`] in this process fail (renaming nothing) and waits for
-/// a commit in progress to end. A signal handler calls it before it removes this process's
-/// staging: afterwards no staging directory can move into place under it (half emptied), and
+/// Runs `f`, which creates staging (or its bookkeeping) or renames it into place, unless
+/// [`stop_staging`] ran: then it fails with [`io::ErrorKind::Interrupted`] and `f` is not
+/// run. The gate is held while `f` runs, so `stop_staging` waits for it to end.
+pub fn unless_stopping<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    let open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
+    if !*open {
+        return Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "not done: the process is stopping",
+        ));
+    }
+    f()
+}
+
+/// Makes every later [`Staging::create`], [`Staging::commit`] and [`unless_stopping`] in this
+/// process fail (doing nothing) and waits for one in progress to end. A signal handler calls
+/// it before it lists and removes this process's staging: afterwards no staging directory
+/// appears that the listing missed, none moves into place under it (half emptied), and
 /// whether the destination exists says whether the command had finished.
-pub fn stop_commits() {
-    *COMMITS.lock().unwrap_or_else(PoisonError::into_inner) = false;
+pub fn stop_staging() {
+    *OPEN.lock().unwrap_or_else(PoisonError::into_inner) = false;
 }
 
 /// Removes the staging directories in `parent` whose names start with `prefix` (see

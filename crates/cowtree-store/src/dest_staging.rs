@@ -142,7 +142,12 @@ impl Registration<'_> {
             serde_json::to_vec(&self.record).expect("a record of strings and integers serializes");
         let dir = self.store.worktrees_dir();
         // "register staging PATH: in STORE/worktrees: <OS error>", its kind kept.
-        cowtree_fs::dir::write_atomic(dir, &self.name, &json, 0o644, sync).map_err(|e| {
+        // Not once the process is stopping: its signal handler may have listed the
+        // registrations already (see `cowtree_fs::staging::stop_staging`).
+        cowtree_fs::staging::unless_stopping(|| {
+            cowtree_fs::dir::write_atomic(dir, &self.name, &json, 0o644, sync)
+        })
+        .map_err(|e| {
             let at = self.store.root().join("worktrees");
             Error::io_at(
                 "register staging",

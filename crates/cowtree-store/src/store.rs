@@ -188,11 +188,11 @@ impl Store {
     }
 
     /// Creates a fresh staging directory `tmp/<purpose>-<pid>-<n>-<t>/`, flocked until dropped.
+    /// Once the process is stopping ([`cowtree_fs::staging::stop_staging`]) it creates nothing
+    /// and fails with an `Interrupted` error.
     pub fn staging(&self, purpose: &str) -> Result<Staging> {
         let name = OsString::from(format!("{purpose}-{}", unique_suffix()));
-        let dir = self
-            .tmp
-            .create_dir_open(&name, 0o700)
+        let dir = cowtree_fs::staging::unless_stopping(|| self.tmp.create_dir_open(&name, 0o700))
             .map_err(|e| Error::io_at("", self.root.join("tmp"), e))?;
         flock(&dir, FlockOperation::NonBlockingLockExclusive)
             .map_err(|e| Error::io_at("lock staging in", self.root.join("tmp"), e.into()))?;

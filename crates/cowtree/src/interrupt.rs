@@ -8,10 +8,17 @@
 //! the workers. A staging directory is removed by removing its entries and then the directory
 //! itself, again until the directory is gone: a worker still adding entries can only make the
 //! final `rmdir` fail for one round, and once the directory is unlinked nothing more can be
-//! created in it. Before removing anything the handler stops staging directories from being
-//! renamed into place ([`cowtree_fs::staging::stop_commits`], which also waits for a rename in
-//! progress), so a destination that exists afterwards is whole. A command that registered nothing is journaled or changes nothing halfway
-//! (switch, reset, dedupe, gc, reads), and just stops.
+//! created in it. Before listing anything the handler stops staging directories and their
+//! registrations from being created or renamed into place
+//! ([`cowtree_fs::staging::stop_staging`], which also waits for one in progress), so the
+//! listing misses none, and a destination that exists afterwards is whole. A command that
+//! registered nothing is journaled or changes nothing halfway (switch, reset, dedupe, gc,
+//! reads), and just stops.
+//!
+//! What its arguments tell (the staging beside a new destination, the sentences to print) a
+//! command registers before the handler starts, so that a signal that comes before its work
+//! begins still gets the whole message; what it learns later (where its store is) it
+//! registers then, before it creates anything there.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -30,8 +37,9 @@ pub enum Leftover {
     /// [`Leftover::Staging`] they describe, so that they go only once it is gone).
     Records { dir: PathBuf, prefix: OsString },
     /// Nothing to remove; this sentence is printed (e.g. how to finish a journaled switch).
+    /// Sentences come after every removal, whenever they were registered.
     Note(String),
-    /// Says whether `path` exists (after the staging was removed): `yes` or `no`.
+    /// Says whether `path` exists (looked at after every removal): `yes` or `no`.
     Exists {
         /// The path.
         path: PathBuf,
@@ -98,13 +106,17 @@ pub fn install(command: &'static str) {
 
 fn stop(command: &str, sig: i32) -> ! {
     STOPPING.store(true, Ordering::Release);
-    // From here on no staging directory moves into place: what is removed below cannot be
-    // renamed to DST half emptied, and DST's existence below says the command had finished.
-    cowtree_fs::staging::stop_commits();
+    // From here on no staging directory or registration is created, and none moves into
+    // place: the listings below miss nothing, what is removed cannot be renamed to DST half
+    // emptied, and DST's existence below says the command had finished.
+    cowtree_fs::staging::stop_staging();
     let plan = PLAN.lock().map(|p| p.clone()).unwrap_or_default();
     let mut said = Vec::new();
     // Some staging could not be removed: its registration stays, for gc.
     let mut staging_left = false;
+    // First what is removed, then what is said about the rest: a command registers its
+    // sentences as early as it can (a signal may come before it has opened its store), its
+    // staging once it knows where that goes, and `Exists` must look after the removal.
     for what in &plan {
         match what {
             Leftover::Staging { dir, prefix } => {
@@ -135,12 +147,18 @@ fn stop(command: &str, sig: i32) -> ! {
                     remove_staging(dir, prefix);
                 }
             }
+            Leftover::Note(_) | Leftover::Exists { .. } => {}
+        }
+    }
+    for what in &plan {
+        match what {
             Leftover::Note(text) => said.push(text.clone()),
             Leftover::Exists { path, yes, no } => said.push(if path.symlink_metadata().is_ok() {
                 yes.clone()
             } else {
                 no.clone()
             }),
+            Leftover::Staging { .. } | Leftover::Records { .. } => {}
         }
     }
     let name = if sig == libc::SIGTERM {

@@ -123,6 +123,14 @@ fn main() -> ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
     raise_fd_limit();
+    // What each command leaves if interrupted, as far as its arguments tell, is known before
+    // a signal can be handled: one that comes before the work starts says it too.
+    match &cli.command {
+        Command::Clone(args) => cmd::clone::expect_interrupt(args),
+        Command::Checkout(args) => cmd::checkout::expect_interrupt(args),
+        Command::Snapshot(_) => cmd::snapshot::expect_interrupt(),
+        _ => {}
+    }
     interrupt::install(name(&cli.command));
     if matches!(
         cli.command,

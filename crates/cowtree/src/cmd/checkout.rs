@@ -66,6 +66,25 @@ enum Mode {
     Copy,
 }
 
+/// What an interrupt removes or says: the staging beside DST, and whether DST exists.
+/// Registered before the signal handler starts (see `crate::interrupt`); the staging's
+/// registrations in the store are added once the store is known.
+pub fn expect_interrupt(args: &Args) {
+    if let Some(staging) = crate::interrupt::checkout_staging(&args.dst) {
+        crate::interrupt::expect(staging);
+    }
+    if args.dst.symlink_metadata().is_err() {
+        crate::interrupt::expect(crate::interrupt::Leftover::Exists {
+            path: args.dst.clone(),
+            yes: format!(
+                "{} was already complete (run `cowtree status` there to check it)",
+                args.dst.display()
+            ),
+            no: format!("nothing was created at {}", args.dst.display()),
+        });
+    }
+}
+
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     args.jobs.apply();
     let opt = args.store.clone().or(top);
@@ -94,20 +113,8 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         },
         strict: args.strict || args.mode == Mode::Clone,
     };
-    if let Some(staging) = crate::interrupt::checkout_staging(&args.dst) {
-        crate::interrupt::expect(staging);
-        crate::interrupt::expect(crate::interrupt::staging_records(store.root()));
-    }
-    if args.dst.symlink_metadata().is_err() {
-        crate::interrupt::expect(crate::interrupt::Leftover::Exists {
-            path: args.dst.clone(),
-            yes: format!(
-                "{} was already complete (run `cowtree status` there to check it)",
-                args.dst.display()
-            ),
-            no: format!("nothing was created at {}", args.dst.display()),
-        });
-    }
+    // The staging's registrations in the store go after the staging itself (see `Records`).
+    crate::interrupt::expect(crate::interrupt::staging_records(store.root()));
     let spinner = crate::progress::Activity::counting(
         format!("checking out {} into {}", args.snapshot, args.dst.display()),
         args.quiet || args.json,

@@ -180,21 +180,18 @@ pub fn run(args: Args) -> CmdResult {
         ModeArg::Hardlink => LinkMode::Hardlink,
         ModeArg::Symlink => LinkMode::Symlink,
     };
-    let on_existing = match args.on_existing {
-        OnExistingArg::Fail => OnExisting::Fail,
-        OnExistingArg::Overwrite => OnExisting::Overwrite,
-        OnExistingArg::Skip => OnExisting::Skip,
-    };
-    if mode == LinkMode::Hardlink && !args.quiet {
-        eprintln!(
-            "cowtree: warning: --mode hardlink: the copy shares inodes with the source, so a write through either one changes both (use the default mode for independent copies)"
-        );
-    }
+    let on_existing = on_existing(args.on_existing);
     let (srcs, dst) = args
         .paths
         .split_last()
         .map(|(dst, srcs)| (srcs, dst.as_path()))
         .expect("clap requires at least two paths");
+    let existed = std::fs::symlink_metadata(dst).is_ok();
+    if mode == LinkMode::Hardlink && !args.quiet {
+        eprintln!(
+            "cowtree: warning: --mode hardlink: the copy shares inodes with the source, so a write through either one changes both (use the default mode for independent copies)"
+        );
+    }
     let bar = crate::progress::Activity::counting(
         format!("cloning into {}", dst.display()),
         args.quiet || args.json,
@@ -219,8 +216,6 @@ pub fn run(args: Args) -> CmdResult {
     };
     let linker = Linker::new(opts);
 
-    let existed = std::fs::symlink_metadata(dst).is_ok();
-    expect_interrupt(srcs, dst, existed, on_existing);
     let result = if srcs.len() == 1 {
         linker
             .link_tree(&srcs[0], dst)
@@ -277,11 +272,24 @@ pub fn run(args: Args) -> CmdResult {
     Ok(Exit::Ok)
 }
 
+fn on_existing(arg: OnExistingArg) -> OnExisting {
+    match arg {
+        OnExistingArg::Fail => OnExisting::Fail,
+        OnExistingArg::Overwrite => OnExisting::Overwrite,
+        OnExistingArg::Skip => OnExisting::Skip,
+    }
+}
+
 /// What an interrupt removes or says: a new destination is built in a staging directory
 /// beside it, which the interrupt removes; a merge is journaled, and the next merge finishes
-/// or undoes it.
-fn expect_interrupt(srcs: &[PathBuf], dst: &Path, existed: bool, on_existing: OnExisting) {
+/// or undoes it. Registered before the signal handler starts (see `crate::interrupt`).
+pub fn expect_interrupt(args: &Args) {
     use crate::interrupt::{Leftover, clone_staging, expect};
+    let Some((dst, srcs)) = args.paths.split_last() else {
+        return;
+    };
+    let existed = std::fs::symlink_metadata(dst).is_ok();
+    let on_existing = on_existing(args.on_existing);
     let new_dst = |target: &Path| {
         if let Some(staging) = clone_staging(target) {
             expect(staging);

@@ -92,15 +92,20 @@ fn check_name(store: &Store, name: Option<&str>, force: bool) -> Result<(), CliE
     Ok(())
 }
 
-/// What an interrupted snapshot leaves: its staging in the store's tmp/ (removed), and blobs
-/// no snapshot names yet.
-fn expect_interrupt(store: &Store) {
-    crate::interrupt::expect(crate::interrupt::store_staging(store.root()));
+/// What an interrupted snapshot leaves: blobs no snapshot names yet (registered before the
+/// signal handler starts, see `crate::interrupt`), and its staging in the store's tmp/
+/// (removed; registered by [`expect_staging`] once the store is known).
+pub fn expect_interrupt() {
     crate::interrupt::expect(crate::interrupt::Leftover::Note(
         "no snapshot was recorded unless its id was printed; blobs already stored are freed by \
          `cowtree gc`"
             .into(),
     ));
+}
+
+/// The snapshot's staging in `store`'s tmp/, removed on interrupt.
+fn expect_staging(store: &Store) {
+    crate::interrupt::expect(crate::interrupt::store_staging(store.root()));
 }
 
 fn remember(store: &Store, id: &Hash, source: Option<&Path>) {
@@ -178,7 +183,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     };
     let plan = snapshot::plan(&store, target, &opts)?;
     check_name(&store, args.name.as_deref(), args.force)?;
-    expect_interrupt(&store);
+    expect_staging(&store);
     let unit = match plan {
         Plan::Incremental { .. } => ("entry", "entries"),
         Plan::Full(_) => ("file", "files"),

@@ -1,13 +1,13 @@
-//! `staging::stop_commits` is process-wide, so it is tested in a process of its own.
+//! `staging::stop_staging` is process-wide, so it is tested in a process of its own.
 
 use std::ffi::OsStr;
 use std::io::ErrorKind;
 
 use cowtree_fs::dir::Dir;
-use cowtree_fs::staging::{Staging, TREE, stop_commits};
+use cowtree_fs::staging::{Staging, TREE, stop_staging, unless_stopping};
 
 #[test]
-fn after_stop_commits_no_staging_directory_moves_into_place() {
+fn after_stop_staging_no_staging_directory_is_created_or_moves_into_place() {
     let tmp = tempfile::tempdir().unwrap();
     let parent = Dir::open(tmp.path()).unwrap();
     let dst = OsStr::new("dst");
@@ -16,10 +16,11 @@ fn after_stop_commits_no_staging_directory_moves_into_place() {
     before.commit(dst, false).unwrap();
     assert!(tmp.path().join("dst").is_dir());
     std::fs::remove_dir(tmp.path().join("dst")).unwrap();
+    assert_eq!(unless_stopping(|| Ok(7)).unwrap(), 7);
 
     let mut after = Staging::create(&parent, TREE.name(dst, "b"), 0o755).unwrap();
     let name = after.name().to_owned();
-    stop_commits();
+    stop_staging();
     let err = after.commit(dst, false).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Interrupted, "{err}");
     assert!(!tmp.path().join("dst").exists());
@@ -32,4 +33,19 @@ fn after_stop_commits_no_staging_directory_moves_into_place() {
         !tmp.path().join(&name).exists(),
         "dropped without a commit: removed"
     );
+
+    // Nothing new is created once stopping, and a gated step is not run at all.
+    let late = TREE.name(dst, "c");
+    let err = Staging::create(&parent, late.clone(), 0o755).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Interrupted, "{err}");
+    assert!(!tmp.path().join(&late).exists());
+    let mut ran = false;
+    let err = unless_stopping(|| {
+        ran = true;
+        Ok(())
+    })
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Interrupted, "{err}");
+    assert!(!ran);
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
