@@ -157,7 +157,9 @@ static OPEN: Mutex<bool> = Mutex::new(true);
 
 /// Runs `f`, which creates staging (or its bookkeeping) or renames it into place, unless
 /// [`stop_staging`] ran: then it fails with [`io::ErrorKind::Interrupted`] and `f` is not
-/// run. The gate is held while `f` runs, so `stop_staging` waits for it to end.
+/// run. The gate is held while `f` runs, so `stop_staging` waits for it to end. It is not
+/// reentrant: `f` must not call anything gated ([`Staging::create`], [`Staging::commit`],
+/// this function), or its thread waits for itself.
 pub fn unless_stopping<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
     let open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
     if !*open {
@@ -171,9 +173,10 @@ pub fn unless_stopping<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
 
 /// Makes every later [`Staging::create`], [`Staging::commit`] and [`unless_stopping`] in this
 /// process fail (doing nothing) and waits for one in progress to end. A signal handler calls
-/// it before it lists and removes this process's staging: afterwards no staging directory
-/// appears that the listing missed, none moves into place under it (half emptied), and
-/// whether the destination exists says whether the command had finished.
+/// it before it lists and removes this process's staging: afterwards nothing made through
+/// this gate appears that a later listing misses, no staging directory moves into place under
+/// it (half emptied), and whether the destination exists says whether the command had
+/// finished.
 pub fn stop_staging() {
     *OPEN.lock().unwrap_or_else(PoisonError::into_inner) = false;
 }
