@@ -1445,7 +1445,13 @@ pub(crate) fn link_single_file(
         .map_err(|e| LinkError::io("stat", target_dir_path, e))?;
     let mut files = linker.file_linker((src_id.0, dst_dev), None);
     let mut tally = Tally::default();
-    let tmp = temp_name(name);
+    // Made in a staging directory of its own beside the target (named and locked like a
+    // tree's, see `crate::staging`), then renamed out over the target: the staging directory
+    // is created and the rename made only while the process is not stopping (see
+    // `cowtree_fs::staging::stop_staging`), so a signal handler that lists this process's
+    // staging finds the file's too, and never sees the target appear after it looked.
+    let _ = remove_stale(target_dir, name);
+    let staging = Staging::create(target_dir, target_dir_path, name)?;
     let src = FileSrc {
         dir: src_dir.as_fd(),
         name: src_name,
@@ -1453,8 +1459,8 @@ pub(crate) fn link_single_file(
     };
     let linked = files.link_file(
         &src,
-        target_dir,
-        &tmp,
+        &staging.dir,
+        name,
         &|| src_canon.to_path_buf(),
         &|| target.clone(),
         &mut tally,
@@ -1463,24 +1469,24 @@ pub(crate) fn link_single_file(
         return Err(LinkError::SourceMissing(src_canon.to_path_buf()));
     };
     let hash = match opts.hash {
-        Some(algo) if method != Attempt::Symlink => {
-            Some(hash_file(target_dir, &tmp, algo).map_err(|e| LinkError::io("hash", &target, e))?)
-        }
+        Some(algo) if method != Attempt::Symlink => Some(
+            hash_file(&staging.dir, name, algo).map_err(|e| LinkError::io("hash", &target, e))?,
+        ),
         _ => None,
     };
-    if opts.sync
-        && let Err(e) = target_dir.sync_filesystem()
-    {
-        let _ = target_dir.remove_tree(&tmp);
-        return Err(LinkError::io("sync", &target, e));
+    if opts.sync {
+        target_dir
+            .sync_filesystem()
+            .map_err(|e| LinkError::io("sync", &target, e))?;
     }
-    let placed = if existing.is_some() {
-        target_dir.rename(&tmp, target_dir, name)
-    } else {
-        target_dir.rename_noreplace(&tmp, target_dir, name)
-    };
+    let placed = cowtree_fs::staging::unless_stopping(|| {
+        if existing.is_some() {
+            staging.dir.rename(name, target_dir, name)
+        } else {
+            staging.dir.rename_noreplace(name, target_dir, name)
+        }
+    });
     if let Err(e) = placed {
-        let _ = target_dir.remove_tree(&tmp);
         if e.kind() == io::ErrorKind::AlreadyExists {
             return Err(LinkError::DestinationExists(target));
         }
@@ -1491,9 +1497,10 @@ pub(crate) fn link_single_file(
             .sync()
             .map_err(|e| LinkError::io("sync", target_dir_path, e))?;
     }
-    if opts.mode == LinkMode::Hardlink {
-        let _ = target_dir.remove_tree(&tmp);
-    }
+    // The staging directory goes when dropped, empty (in hardlink mode, a rename of a link
+    // over another link of the same inode does nothing and leaves the name in it); best
+    // effort: one left is recognisable, and the next run removes it.
+    drop(staging);
     if existing.is_some() {
         tally.replaced += 1;
     }

@@ -20,12 +20,8 @@
 //! begins still gets the whole message; what it learns later (where its store is) it
 //! registers then, before it creates anything there.
 //!
-//! Not covered yet, and left to the next run or to `cowtree gc`: the staging of a pull
-//! (`tmp/pull-*` in the store, from `cowtree pull` and `checkout --pull`: gated, so none is
-//! created once stopping, but not listed here); the temporary file of a clone of a single file
-//! (`.<name>.cowtree-tmp.*` beside DST: neither gated nor listed); and `cowtree git worktree
-//! add`, which registers nothing (its staging is gated at creation and removed by the next run;
-//! its admin directory and a new branch are not).
+//! Not covered yet: `cowtree git worktree add` registers nothing. Its staging is gated at
+//! creation and removed by the next run; its admin directory and a new branch are not.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -252,10 +248,11 @@ pub fn staging_records(store_root: &Path) -> Leftover {
     }
 }
 
-/// The staging of this process in a store's `tmp/` (`<purpose>-<pid>-...`).
-pub fn store_staging(store_root: &Path) -> Leftover {
+/// The staging of this process in a store's `tmp/` for `purpose` (`<purpose>-<pid>-...`, see
+/// `cowtree_store::Store::staging`): `ingest` for a snapshot, `pull` for a pull.
+pub fn store_staging(store_root: &Path, purpose: &str) -> Leftover {
     Leftover::Staging {
         dir: store_root.join("tmp"),
-        prefix: OsString::from(format!("ingest-{}-", std::process::id())),
+        prefix: OsString::from(format!("{purpose}-{}-", std::process::id())),
     }
 }

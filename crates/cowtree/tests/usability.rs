@@ -930,6 +930,164 @@ fn sigint_at_random_points_of_clone_checkout_and_snapshot_leaves_only_what_the_m
     assert_eq!(v["ok"], true, "{v}");
 }
 
+#[test]
+fn sigint_during_a_clone_of_one_file_leaves_no_temporary_file_and_says_what_dst_holds() {
+    // tmpfs cannot reflink: the file is copied, which takes long enough to be interrupted.
+    let Some(x) = scratch(Fs::Tmpfs) else { return };
+    let home = x.path();
+    let src = x.path().join("big");
+    let old = vec![7u8; 1 << 20];
+    let data = pattern(96 << 20, 3);
+    fs::write(&src, &data).unwrap();
+    let started = Instant::now();
+    ok(
+        &mut user(home, home),
+        &[
+            s("clone"),
+            src.as_os_str(),
+            x.path().join("first").as_os_str(),
+        ],
+    );
+    let mut bound = started.elapsed().as_micros() as u64;
+    let mut rng = XorShift::from_clock("sigint-file");
+    let mut interrupted = 0;
+    for round in 0..16 {
+        let delay = Duration::from_micros(rng.below(bound + 1));
+        let (sig, code, sig_name) = if round % 4 == 3 {
+            (libc::SIGTERM, 143, "SIGTERM")
+        } else {
+            (libc::SIGINT, 130, "SIGINT")
+        };
+        // Even rounds: a new DST; odd rounds: over an existing file.
+        let dst = x.path().join(format!("dst{round}"));
+        let over = round % 2 == 1;
+        let mut args = vec![s("clone").to_owned()];
+        if over {
+            fs::write(&dst, &old).unwrap();
+            args.extend([s("--on-existing").to_owned(), s("overwrite").to_owned()]);
+        }
+        args.extend([src.clone().into_os_string(), dst.clone().into_os_string()]);
+        let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let o = signalled(home, None, &args, sig, delay);
+        let err = text(&o.stderr);
+        let whole = || fs::read(&dst).is_ok_and(|d| d == data);
+        match o.status.code() {
+            Some(0) => {
+                assert!(whole(), "round {round}: {err}");
+                bound /= 2;
+            }
+            Some(c) if c == code => {
+                interrupted += 1;
+                // A run interrupted after it finished may have printed its fallback warning.
+                let said: Vec<&str> = err
+                    .lines()
+                    .filter(|l| !l.starts_with("cowtree: warning: "))
+                    .collect();
+                assert_eq!(said.len(), 1, "one line besides the warning: {err}");
+                assert!(
+                    said[0].starts_with(&format!("cowtree: clone interrupted by {sig_name}")),
+                    "{err}"
+                );
+                if over {
+                    assert!(err.contains("is as it was, or the whole new copy"), "{err}");
+                    assert!(
+                        whole() || fs::read(&dst).unwrap() == old,
+                        "round {round}: DST is neither the old file nor the whole copy"
+                    );
+                } else {
+                    assert_eq!(dst.exists(), err.contains("was already complete"), "{err}");
+                    assert_eq!(!dst.exists(), err.contains("nothing was created"), "{err}");
+                    if dst.exists() {
+                        assert!(whole(), "round {round}: {err}");
+                    }
+                }
+            }
+            other => panic!("clone ended with {other:?}: {err}"),
+        }
+        let left: Vec<_> = fs::read_dir(x.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".cowtree-"))
+            .collect();
+        assert!(left.is_empty(), "round {round}: left {left:?} ({err})");
+        let _ = fs::remove_file(&dst);
+    }
+    assert!(
+        interrupted >= 3,
+        "only {interrupted} of 16 runs were interrupted"
+    );
+}
+
+#[test]
+fn sigint_during_a_pull_removes_its_staging_and_the_next_pull_finishes() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let home = x.path();
+    let (s1, s2, remote) = (home.join("s1"), home.join("s2"), home.join("remote"));
+    let src = home.join("src");
+    tree(&src, 2000, 20_000);
+    snapshot_v1(home, &s1, &src);
+    fs::create_dir(&remote).unwrap();
+    let url = format!("file://{}", remote.display());
+    let add = [s("remote"), s("add"), s("r"), s(&url)];
+    let pull = [s("pull"), s("--remote"), s("r"), s("v1")];
+    ok(&mut with_store(user(home, home), &s1), &add);
+    ok(
+        &mut with_store(user(home, home), &s1),
+        &[s("push"), s("--remote"), s("r"), s("v1")],
+    );
+    let fresh = || {
+        let _ = fs::remove_dir_all(&s2);
+        ok(&mut with_store(user(home, home), &s2), &add);
+    };
+    fresh();
+    let started = Instant::now();
+    ok(&mut with_store(user(home, home), &s2), &pull);
+    let mut bound = started.elapsed().as_micros() as u64;
+    let mut rng = XorShift::from_clock("sigint-pull");
+    let mut interrupted = 0;
+    for round in 0..12 {
+        fresh();
+        let delay = Duration::from_micros(rng.below(bound + 1));
+        let (sig, code, sig_name) = if round % 4 == 3 {
+            (libc::SIGTERM, 143, "SIGTERM")
+        } else {
+            (libc::SIGINT, 130, "SIGINT")
+        };
+        let o = signalled(home, Some(&s2), &pull, sig, delay);
+        let err = text(&o.stderr);
+        match o.status.code() {
+            Some(0) => bound /= 2,
+            Some(c) if c == code => {
+                interrupted += 1;
+                assert_eq!(err.lines().count(), 1, "one line: {err}");
+                assert!(
+                    err.starts_with(&format!("cowtree: pull interrupted by {sig_name}")),
+                    "{err}"
+                );
+            }
+            other => panic!("pull ended with {other:?}: {err}"),
+        }
+        let left: Vec<_> = fs::read_dir(s2.join("tmp"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "round {round}: left {left:?} ({err})");
+        // What an interrupted pull placed is whole: the next pull finishes from there.
+        ok(&mut with_store(user(home, home), &s2), &pull);
+        let v = ok_json(
+            &mut with_store(user(home, home), &s2),
+            &[s("verify"), s("--json")],
+        );
+        assert_eq!(v["ok"], true, "round {round}: {v}");
+    }
+    assert!(
+        interrupted >= 3,
+        "only {interrupted} of 12 runs were interrupted"
+    );
+}
+
 /// Starts `cowtree ARGS` on a pseudo-terminal (through `script`), as a person at a shell
 /// would; its stdout is everything the command drew.
 fn on_terminal(home: &Path, args: &[&Path]) -> std::process::Child {

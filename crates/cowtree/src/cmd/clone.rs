@@ -281,8 +281,9 @@ fn on_existing(arg: OnExistingArg) -> OnExisting {
 }
 
 /// What an interrupt removes or says: a new destination is built in a staging directory
-/// beside it, which the interrupt removes; a merge is journaled, and the next merge finishes
-/// or undoes it. Registered before the signal handler starts (see `crate::interrupt`).
+/// beside it (a single file too), which the interrupt removes; a merge is journaled, and the
+/// next merge finishes or undoes it. Registered before the signal handler starts (see
+/// `crate::interrupt`).
 pub fn expect_interrupt(args: &Args) {
     use crate::interrupt::{Leftover, clone_staging, expect};
     let Some((dst, srcs)) = args.paths.split_last() else {
@@ -307,6 +308,24 @@ pub fn expect_interrupt(args: &Args) {
             if std::fs::symlink_metadata(&target).is_err() {
                 new_dst(&target);
             }
+        }
+    } else if srcs.len() == 1 && std::fs::metadata(&srcs[0]).is_ok_and(|m| m.is_file()) {
+        // One file: into DST when DST is a directory, else to DST; made in a staging
+        // directory beside its target and renamed out over it.
+        let target = match (std::fs::metadata(dst), srcs[0].file_name()) {
+            (Ok(m), Some(name)) if m.is_dir() => dst.join(name),
+            _ => dst.to_path_buf(),
+        };
+        if std::fs::symlink_metadata(&target).is_err() {
+            new_dst(&target);
+        } else {
+            if let Some(staging) = clone_staging(&target) {
+                expect(staging);
+            }
+            expect(Leftover::Note(format!(
+                "{} is as it was, or the whole new copy",
+                target.display()
+            )));
         }
     } else if !existed {
         new_dst(dst);

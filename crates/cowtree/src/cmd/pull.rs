@@ -68,6 +68,9 @@ pub fn pull_with(
     quiet: bool,
     json: bool,
 ) -> Result<PullReport, CliError> {
+    // Its staging in the store's tmp/ is removed on interrupt; what was placed stays, and the
+    // next pull fetches only what is still missing.
+    crate::interrupt::expect(crate::interrupt::store_staging(store.root(), "pull"));
     with_progress(quiet, json, |p: &Progress| pull(store, remote, what, p)).map_err(remote_error)
 }
 

@@ -105,7 +105,7 @@ pub fn expect_interrupt() {
 
 /// The snapshot's staging in `store`'s tmp/, removed on interrupt.
 fn expect_staging(store: &Store) {
-    crate::interrupt::expect(crate::interrupt::store_staging(store.root()));
+    crate::interrupt::expect(crate::interrupt::store_staging(store.root(), "ingest"));
 }
 
 fn remember(store: &Store, id: &Hash, source: Option<&Path>) {
