@@ -820,6 +820,26 @@ fn signalled(
     child.wait_with_output().expect("wait for cowtree")
 }
 
+/// The signal of a round of the interrupt tests (every fourth SIGTERM, the others SIGINT), the
+/// exit code it gives and its name.
+fn signal_of_round(round: u32) -> (i32, i32, &'static str) {
+    if round % 4 == 3 {
+        (libc::SIGTERM, 143, "SIGTERM")
+    } else {
+        (libc::SIGINT, 130, "SIGINT")
+    }
+}
+
+/// The names in `dir` that cowtree's staging and temporary entries have (`.cowtree-`).
+fn cowtree_entries(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".cowtree-"))
+        .collect()
+}
+
 #[test]
 fn sigint_at_random_points_of_clone_checkout_and_snapshot_leaves_only_what_the_message_says() {
     let Some(x) = scratch(Fs::Xfs) else { return };
@@ -837,11 +857,7 @@ fn sigint_at_random_points_of_clone_checkout_and_snapshot_leaves_only_what_the_m
     let mut interrupted = 0;
     for round in 0..18 {
         let delay = Duration::from_micros(rng.below(bound + 1));
-        let (sig, code, sig_name) = if round % 4 == 3 {
-            (libc::SIGTERM, 143, "SIGTERM")
-        } else {
-            (libc::SIGINT, 130, "SIGINT")
-        };
+        let (sig, code, sig_name) = signal_of_round(round);
         if round % 3 != 1 {
             // A new DST: clone (no store) or checkout (staging registered in the store).
             let (command, dst, store_arg, args) = if round % 3 == 2 {
@@ -882,12 +898,7 @@ fn sigint_at_random_points_of_clone_checkout_and_snapshot_leaves_only_what_the_m
                 }
                 other => panic!("{command} ended with {other:?}: {err}"),
             }
-            let left: Vec<_> = fs::read_dir(x.path())
-                .unwrap()
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.contains(".cowtree-"))
-                .collect();
+            let left = cowtree_entries(x.path());
             assert!(left.is_empty(), "round {round}: left {left:?} ({err})");
             let records = staging_records(&store);
             assert!(
@@ -953,11 +964,7 @@ fn sigint_during_a_clone_of_one_file_leaves_no_temporary_file_and_says_what_dst_
     let mut interrupted = 0;
     for round in 0..16 {
         let delay = Duration::from_micros(rng.below(bound + 1));
-        let (sig, code, sig_name) = if round % 4 == 3 {
-            (libc::SIGTERM, 143, "SIGTERM")
-        } else {
-            (libc::SIGINT, 130, "SIGINT")
-        };
+        let (sig, code, sig_name) = signal_of_round(round);
         // Even rounds: a new DST; odd rounds: over an existing file.
         let dst = x.path().join(format!("dst{round}"));
         let over = round % 2 == 1;
@@ -1004,12 +1011,7 @@ fn sigint_during_a_clone_of_one_file_leaves_no_temporary_file_and_says_what_dst_
             }
             other => panic!("clone ended with {other:?}: {err}"),
         }
-        let left: Vec<_> = fs::read_dir(x.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains(".cowtree-"))
-            .collect();
+        let left = cowtree_entries(x.path());
         assert!(left.is_empty(), "round {round}: left {left:?} ({err})");
         let _ = fs::remove_file(&dst);
     }
@@ -1049,11 +1051,7 @@ fn sigint_during_a_pull_removes_its_staging_and_the_next_pull_finishes() {
     for round in 0..12 {
         fresh();
         let delay = Duration::from_micros(rng.below(bound + 1));
-        let (sig, code, sig_name) = if round % 4 == 3 {
-            (libc::SIGTERM, 143, "SIGTERM")
-        } else {
-            (libc::SIGINT, 130, "SIGINT")
-        };
+        let (sig, code, sig_name) = signal_of_round(round);
         let o = signalled(home, Some(&s2), &pull, sig, delay);
         let err = text(&o.stderr);
         match o.status.code() {
