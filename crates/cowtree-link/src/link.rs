@@ -1449,8 +1449,10 @@ pub(crate) fn link_single_file(
     // tree's, see `crate::staging`), then renamed out over the target: the staging directory
     // is created and the rename made only while the process is not stopping (see
     // `cowtree_fs::staging::stop_staging`), so a signal handler that lists this process's
-    // staging finds the file's too, and never sees the target appear after it looked.
-    let _ = remove_stale(target_dir, name);
+    // staging finds the file's too, and never sees the target appear after it looked. Stale
+    // staging of a killed run is not looked for here: that would list the whole directory for
+    // every file (`cowtree clone F1 ... FN DIR` into a big DIR); one left is recognisable by
+    // its name and free lock, as a temporary file left before this was.
     let staging = Staging::create(target_dir, target_dir_path, name)?;
     let src = FileSrc {
         dir: src_dir.as_fd(),
