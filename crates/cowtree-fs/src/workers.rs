@@ -216,7 +216,7 @@ impl Pool {
 
     /// [`Pool::run`] whose `work` hands the items it pushes to `publish` (which moves them
     /// out of the vector), so that other workers can start on them while it goes on.
-    pub(crate) fn run_publishing<T, W, E>(
+    pub fn run_publishing<T, W, E>(
         &self,
         jobs: usize,
         initial: Vec<T>,
@@ -233,7 +233,7 @@ impl Pool {
 }
 
 /// Hands items a work function pushed to the queue (moving them out of the vector).
-pub(crate) type Publish<'a, T> = dyn Fn(&mut Vec<T>) + 'a;
+pub type Publish<'a, T> = dyn Fn(&mut Vec<T>) + 'a;
 
 /// A [`Pool::run`] work function as one that publishes what it pushed when it is done (and
 /// nothing when it fails).

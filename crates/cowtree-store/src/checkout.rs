@@ -22,7 +22,7 @@
 //! is detected before any work and reported through the warning callback (or refused under
 //! `strict`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -34,6 +34,7 @@ use cowtree_fs::dir::Dir;
 use cowtree_fs::place::{Placed, place_at};
 use cowtree_fs::progress::{Progress, Total};
 use cowtree_fs::staging::{Naming, Staging};
+use cowtree_fs::workers::Publish;
 use cowtree_fs::{CopyRange, Method};
 use cowtree_link::{Attempt, Decision, Failure, LinkMode, LinkState};
 use rayon::prelude::*;
@@ -465,46 +466,7 @@ fn fill(
     record: bool,
 ) -> Result<(CheckoutReport, Written)> {
     let entries = manifest.entries();
-    // Every directory: ancestors of each entry, and the empty-directory entries. A parent
-    // path is a prefix of its children, so it sorts first and is created first.
-    let mut dirs: BTreeSet<&[u8]> = BTreeSet::new();
-    for e in entries {
-        if e.kind == Kind::Dir {
-            dirs.insert(&e.path);
-        }
-        let mut p: &[u8] = &e.path;
-        loop {
-            let (parent, _) = split(p);
-            if parent.is_empty() || !dirs.insert(parent) {
-                break;
-            }
-            p = parent;
-        }
-    }
-    create_dirs(&dirs, stage, stage_path)?;
-
-    // Files and symlinks (with their index in the manifest) grouped by parent directory, so
-    // each work item opens its directory once.
-    let mut groups: HashMap<&[u8], Vec<(usize, &Entry)>> = HashMap::new();
-    for (i, e) in entries
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.kind != Kind::Dir)
-    {
-        groups.entry(split(&e.path).0).or_default().push((i, e));
-    }
-    let mut items: Vec<Item<'_>> = Vec::new();
-    for (parent, list) in &groups {
-        for chunk in list.chunks(CHUNK) {
-            items.push(Item {
-                parent,
-                chunk,
-                // The one item of its directory (not the root, whose stat changes later):
-                // the directory's stat after the item's last entry is final.
-                stat_dir: record && !parent.is_empty() && list.len() <= CHUNK,
-            });
-        }
-    }
+    let tree = Tree::of(entries);
 
     let link_mode = match opts.mode {
         CheckoutMode::Auto => LinkMode::Auto,
@@ -531,76 +493,57 @@ fn fill(
         range: &range,
         record,
     };
+    // Set by a failed item, so that the others stop between two entries (the queue starts no
+    // new item after an error).
     let stop = AtomicBool::new(false);
-    let done: Vec<ItemStats> = crate::workers::install(crate::workers::Pool::Checkout, || {
-        items
-            .par_iter()
-            .map(|item| {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(ItemStats::default());
-                }
-                let r = (|| -> Result<ItemStats> {
-                    let dir = open_beneath(stage, stage_path, item.parent)?;
-                    let mut out = ItemStats::default();
-                    if record {
-                        out.files.reserve(item.chunk.len());
-                    }
-                    for &(i, e) in item.chunk {
-                        if stop.load(Ordering::Relaxed) {
-                            return Ok(out);
-                        }
-                        if let Some(st) = place(&ctx, &dir, e)? {
-                            out.files.push((i, EntryStat::of(&st)));
-                        }
-                    }
-                    if item.stat_dir {
-                        let path = || stage_path.join(path_of(item.parent));
-                        let st = dir.stat_self().map_err(|e| Error::io_at("", path(), e))?;
-                        out.dir = Some((item.parent, EntryStat::of(&st)));
-                    }
-                    Ok(out)
-                })();
-                if r.is_err() {
-                    stop.store(true, Ordering::Relaxed);
-                }
-                r
-            })
-            .collect::<Result<Vec<ItemStats>>>()
-    })?;
+    let pool = crate::workers::pool(crate::workers::Pool::Checkout);
+    let recorded = pool.run_publishing(
+        pool.jobs(),
+        vec![Work::Dir(ROOT)],
+        Recorded::default,
+        |out, work, publish| {
+            let r = tree.make(&ctx, stage, stage_path, work, out, publish, &stop);
+            if r.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            r
+        },
+    )?;
 
     let mut written = Written::default();
     if record {
         written.stats = vec![None; entries.len()];
-        let mut dir_stats: HashMap<&[u8], EntryStat> = HashMap::new();
-        for item in done {
-            for (i, st) in item.files {
+        let mut dir_stats: Vec<Option<EntryStat>> = vec![None; tree.dirs.len()];
+        for out in recorded {
+            for (i, st) in out.files {
                 written.stats[i] = Some(st);
             }
-            if let Some((path, st)) = item.dir {
-                dir_stats.insert(path, st);
+            for (d, st) in out.dirs {
+                dir_stats[d] = Some(st);
             }
         }
-        // The directories no single item saw whole (those with no file or symlink, or more
-        // than one item's worth): their stat now, every entry being made.
-        let rest: Vec<&[u8]> = dirs
-            .iter()
-            .copied()
-            .filter(|d| !dir_stats.contains_key(d))
+        // The directories no single item saw whole (more than one item's worth of entries):
+        // their stat now, every entry being made. Not the root (see `Written::dirs`).
+        let rest: Vec<usize> = (ROOT + 1..tree.dirs.len())
+            .filter(|&d| dir_stats[d].is_none())
             .collect();
         let more = crate::workers::install(crate::workers::Pool::Checkout, || {
             rest.par_iter()
-                .map(|d| {
-                    let st = open_beneath(stage, stage_path, d)?
+                .map(|&d| {
+                    let path = tree.dirs[d].path;
+                    let st = open_beneath(stage, stage_path, path)?
                         .stat_self()
-                        .map_err(|e| Error::io_at("", stage_path.join(path_of(d)), e))?;
-                    Ok((*d, EntryStat::of(&st)))
+                        .map_err(|e| Error::io_at("", stage_path.join(path_of(path)), e))?;
+                    Ok((d, EntryStat::of(&st)))
                 })
-                .collect::<Result<Vec<(&[u8], EntryStat)>>>()
+                .collect::<Result<Vec<(usize, EntryStat)>>>()
         })?;
-        dir_stats.extend(more);
-        written.dirs = dirs
-            .iter()
-            .filter_map(|d| Some((d.to_vec(), *dir_stats.get(d)?)))
+        for (d, st) in more {
+            dir_stats[d] = Some(st);
+        }
+        // `tree.dirs` after the root is sorted by path, as `Written::dirs` wants.
+        written.dirs = (ROOT + 1..tree.dirs.len())
+            .filter_map(|d| Some((tree.dirs[d].path.to_vec(), dir_stats[d]?)))
             .collect();
     }
 
@@ -614,7 +557,7 @@ fn fill(
     fallbacks.sort();
     let report = CheckoutReport {
         files: counters.files.into_inner(),
-        dirs: dirs.len() as u64,
+        dirs: (tree.dirs.len() - 1) as u64,
         symlinks: counters.symlinks.into_inner(),
         cloned: counters.cloned.into_inner(),
         copied: counters.copied.into_inner(),
@@ -625,20 +568,144 @@ fn fill(
     Ok((report, written))
 }
 
-/// One work item: up to [`CHUNK`] files and symlinks of one directory.
-struct Item<'a> {
-    parent: &'a [u8],
-    chunk: &'a [(usize, &'a Entry)],
-    /// Take the directory's stat after the item's entries (see [`Written::dirs`]).
-    stat_dir: bool,
+/// The index of the staging root in [`Tree::dirs`].
+const ROOT: usize = 0;
+
+/// The tree a checkout makes, as its work queue takes it: every directory with the
+/// subdirectories and the files and symlinks it holds.
+///
+/// One work item makes a directory's subdirectories, hands them to the queue at once, then
+/// writes the directory's files and symlinks (a directory of more than [`CHUNK`] of them is
+/// split into several items). Directories are so made as the walk reaches them, beside the
+/// files of others, and no item is bigger than a chunk: workers take items one at a time from
+/// a shared queue, so none waits while another still has a long run of work it cannot share.
+struct Tree<'a> {
+    /// The root (empty path) at [`ROOT`], then every directory sorted by path: each one's
+    /// ancestors, and the empty directories of the manifest.
+    dirs: Vec<TreeDir<'a>>,
 }
 
-/// What one work item recorded: the stat of each entry it wrote, by manifest index, and its
-/// directory's.
+struct TreeDir<'a> {
+    path: &'a [u8],
+    /// Indexes of its subdirectories in [`Tree::dirs`].
+    subdirs: Vec<usize>,
+    /// Its files and symlinks, with their index in the manifest.
+    leaves: Vec<(usize, &'a Entry)>,
+}
+
+/// A work item of [`Tree::make`].
+enum Work {
+    /// Make the subdirectories of directory `.0` (which exists), then its first chunk of files
+    /// and symlinks.
+    Dir(usize),
+    /// Make the files and symlinks of directory `dir` from `from` on, one chunk of them.
+    Leaves { dir: usize, from: usize },
+}
+
+/// What one worker recorded when the checkout records ([`Ctx::record`]): the stat of each
+/// entry it wrote, by manifest index, and of each directory whose entries it made all of, by
+/// index in [`Tree::dirs`].
 #[derive(Default)]
-struct ItemStats<'a> {
+struct Recorded {
     files: Vec<(usize, EntryStat)>,
-    dir: Option<(&'a [u8], EntryStat)>,
+    dirs: Vec<(usize, EntryStat)>,
+}
+
+impl<'a> Tree<'a> {
+    fn of(entries: &'a [Entry]) -> Tree<'a> {
+        // Every directory: ancestors of each entry, and the empty-directory entries.
+        let mut paths: BTreeSet<&[u8]> = BTreeSet::new();
+        for e in entries {
+            if e.kind == Kind::Dir {
+                paths.insert(&e.path);
+            }
+            let mut p: &[u8] = &e.path;
+            loop {
+                let (parent, _) = split(p);
+                if parent.is_empty() || !paths.insert(parent) {
+                    break;
+                }
+                p = parent;
+            }
+        }
+        let mut dirs: Vec<TreeDir<'a>> = std::iter::once(&b""[..])
+            .chain(paths)
+            .map(|path| TreeDir {
+                path,
+                subdirs: Vec::new(),
+                leaves: Vec::new(),
+            })
+            .collect();
+        let index: HashMap<&[u8], usize> =
+            dirs.iter().enumerate().map(|(i, d)| (d.path, i)).collect();
+        // Every parent is in the index: the root, or an ancestor inserted above.
+        let parent_of = |path: &[u8]| index.get(split(path).0).copied().unwrap_or(ROOT);
+        for d in ROOT + 1..dirs.len() {
+            let parent = parent_of(dirs[d].path);
+            dirs[parent].subdirs.push(d);
+        }
+        for (i, e) in entries.iter().enumerate() {
+            if e.kind != Kind::Dir {
+                dirs[parent_of(&e.path)].leaves.push((i, e));
+            }
+        }
+        Tree { dirs }
+    }
+
+    /// Runs one work item, adding what it records to `out` and handing the items it makes to
+    /// `publish`.
+    #[allow(clippy::too_many_arguments)]
+    fn make(
+        &self,
+        ctx: &Ctx<'_>,
+        stage: &Dir,
+        stage_path: &Path,
+        work: Work,
+        out: &mut Recorded,
+        publish: &Publish<'_, Work>,
+        stop: &AtomicBool,
+    ) -> Result<()> {
+        let (d, from) = match work {
+            Work::Dir(d) => (d, 0),
+            Work::Leaves { dir, from } => (dir, from),
+        };
+        let td = &self.dirs[d];
+        let dir = open_beneath(stage, stage_path, td.path)?;
+        if from == 0 {
+            for &s in &td.subdirs {
+                let name = split(self.dirs[s].path).1;
+                dir.create_dir(OsStr::from_bytes(name), 0o755)
+                    .map_err(|e| {
+                        Error::io_at("", stage_path.join(path_of(self.dirs[s].path)), e)
+                    })?;
+            }
+            let mut pushed: Vec<Work> = td.subdirs.iter().map(|&s| Work::Dir(s)).collect();
+            pushed.extend(
+                (CHUNK..td.leaves.len())
+                    .step_by(CHUNK)
+                    .map(|from| Work::Leaves { dir: d, from }),
+            );
+            publish(&mut pushed);
+        }
+        let chunk = &td.leaves[from.min(td.leaves.len())..(from + CHUNK).min(td.leaves.len())];
+        for &(i, e) in chunk {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if let Some(st) = place(ctx, &dir, e)? {
+                out.files.push((i, EntryStat::of(&st)));
+            }
+        }
+        // This item made every entry of its directory (not the root, whose stat changes
+        // later): the directory's stat now is final.
+        if ctx.record && d != ROOT && td.leaves.len() <= CHUNK {
+            let st = dir
+                .stat_self()
+                .map_err(|e| Error::io_at("", stage_path.join(path_of(td.path)), e))?;
+            out.dirs.push((d, EntryStat::of(&st)));
+        }
+        Ok(())
+    }
 }
 
 /// What every call of [`place`] shares.
@@ -748,38 +815,6 @@ impl Batch {
     fn reason(&self) -> Result<Option<&'static str>> {
         Ok(self.lock()?.reason)
     }
-}
-
-/// Creates `dirs` (each one's parent is in `dirs` too, or is the root) in parallel, a level
-/// at a time so that every parent exists before its children, each work item opening one
-/// parent and creating its subdirectories.
-fn create_dirs(dirs: &BTreeSet<&[u8]>, stage: &Dir, stage_path: &Path) -> Result<()> {
-    let mut levels: Vec<BTreeMap<&[u8], Vec<&[u8]>>> = Vec::new();
-    for d in dirs {
-        let depth = d.iter().filter(|&&b| b == b'/').count();
-        if levels.len() <= depth {
-            levels.resize_with(depth + 1, BTreeMap::new);
-        }
-        let (parent, name) = split(d);
-        levels[depth].entry(parent).or_default().push(name);
-    }
-    crate::workers::install(crate::workers::Pool::Checkout, || {
-        for level in &levels {
-            let groups: Vec<(&&[u8], &Vec<&[u8]>)> = level.iter().collect();
-            groups.par_iter().try_for_each(|(parent, names)| {
-                let pdir = open_beneath(stage, stage_path, parent)?;
-                for name in names.iter() {
-                    pdir.create_dir(OsStr::from_bytes(name), 0o755)
-                        .map_err(|e| {
-                            let path = stage_path.join(path_of(parent)).join(path_of(name));
-                            Error::io_at("", path, e)
-                        })?;
-                }
-                Ok::<(), Error>(())
-            })?;
-        }
-        Ok(())
-    })
 }
 
 fn open_beneath(stage: &Dir, stage_path: &Path, rel: &[u8]) -> Result<Dir> {
