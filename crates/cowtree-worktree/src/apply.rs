@@ -6,7 +6,7 @@
 //! renamed over the final name, so an interrupted run never leaves partial content under a
 //! final name, and a re-run removes the temp it left before writing it again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -16,12 +16,13 @@ use cowtree_fs::dir::Dir;
 use cowtree_fs::{Method, Transfer, TransferOptions, transfer_at};
 use cowtree_store::manifest::Data;
 use cowtree_store::{Entry, Hash, Kind, Store};
+use rayon::prelude::*;
 use rustix::fs::{FileType, Stat};
 
 use crate::blob;
 use crate::cache::{Rec, StatCache, StatKey};
 use crate::error::{Corrupt, Error, Result};
-use crate::paths::{path_of, show, split};
+use crate::paths::{ancestors, path_of, show, split};
 
 /// What sits at a path.
 #[derive(Debug)]
@@ -217,8 +218,12 @@ impl<'a> Applier<'a> {
     /// Makes each of `dirs` (shortest first) a directory. Something else in the way is removed
     /// when `replace` says so; otherwise it is an error naming it.
     pub fn ensure_dirs(&self, dirs: &BTreeSet<Vec<u8>>, replace: bool) -> Result<u64> {
+        let present = self.present_dirs(dirs);
         let mut created = 0;
         for d in dirs {
+            if present.contains(&d[..]) {
+                continue;
+            }
             let (parent, name) = split(d);
             let name = OsStr::from_bytes(name);
             let Some(p) = self.open(parent)? else {
@@ -245,6 +250,30 @@ impl<'a> Applier<'a> {
             }
         }
         Ok(created)
+    }
+
+    /// The directories of `dirs` known to be directories now, without looking at each: a
+    /// directory that opens beneath the root (no symlink followed on the way, see
+    /// [`Applier::open`]) is one, and so is each of its ancestors. Only the deepest of `dirs`
+    /// (those no other one lies beneath) are opened, in parallel; a switch of files spread over
+    /// a tree would otherwise open and stat every ancestor of every file, one after the other.
+    /// Whatever does not open is left to the caller's walk, which says why.
+    fn present_dirs<'d>(&self, dirs: &'d BTreeSet<Vec<u8>>) -> HashSet<&'d [u8]> {
+        let inner: HashSet<&[u8]> = dirs.iter().flat_map(|d| ancestors(d)).collect();
+        let deepest: Vec<&[u8]> = dirs
+            .iter()
+            .map(|d| &d[..])
+            .filter(|d| !inner.contains(d))
+            .collect();
+        let opened: Vec<&[u8]> = deepest
+            .par_iter()
+            .copied()
+            .filter(|d| matches!(self.open(d), Ok(Some(_))))
+            .collect();
+        opened
+            .iter()
+            .flat_map(|d| ancestors(d).chain(std::iter::once(*d)))
+            .collect()
     }
 
     /// Writes the file or symlink entry `e` (its parent directory must exist) under the temp
