@@ -2,15 +2,18 @@
  * cannot skip, and nothing else.
  *
  *   cc -O2 -pthread -o /tmp/clone-floor bench/clone-floor.c
- *   /tmp/clone-floor [-j THREADS] [-x NAME]... SRC DST
+ *   /tmp/clone-floor [-j THREADS] [-s] [-x NAME]... SRC DST
  *
  * DST must not exist. THREADS workers (default: the online CPUs) share a queue of directories;
  * per directory: open it (openat, relative to the source root), list it (getdents through
  * readdir), mkdirat each subdirectory in the destination and queue it; per regular file:
  * openat the source, openat(O_CREAT|O_EXCL) the destination (mode 0644: no stat for the source's
  * mode), ioctl(FICLONE), close both; per symlink: readlinkat and symlinkat. No fsync, no
- * metadata copied, no error recovery (any failure ends the run with status 1). It prints the
- * count of files, directories and symlinks and the wall time on stderr. Each -x NAME leaves
+ * metadata copied, no error recovery (any failure ends the run with status 1). With -s, one
+ * syncfs of DST's filesystem after the last file: the floor of a copy that must survive a
+ * power loss once it is reported done, as a checkout must (a clone need not). It prints the
+ * count of files, directories and symlinks and the wall time on stderr (with -s, also the
+ * syncfs's share of it). Each -x NAME leaves
  * the entry NAME at SRC's top level out (e.g. -x .git: the files a new git worktree holds). */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -165,13 +168,15 @@ static void *worker(void *arg) {
 
 int main(int argc, char **argv) {
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
-    int opt;
+    int opt, durable = 0;
     skip = calloc(argc, sizeof *skip);
     if (!skip)
         die("malloc", argv[0]);
-    while ((opt = getopt(argc, argv, "j:x:")) != -1) {
+    while ((opt = getopt(argc, argv, "j:sx:")) != -1) {
         if (opt == 'j')
             threads = atol(optarg);
+        else if (opt == 's')
+            durable = 1;
         else if (opt == 'x')
             skip[nskip++] = optarg;
         else
@@ -179,7 +184,7 @@ int main(int argc, char **argv) {
     }
     if (argc - optind != 2 || threads < 1) {
     usage:
-        fprintf(stderr, "usage: %s [-j THREADS] [-x NAME]... SRC DST\n", argv[0]);
+        fprintf(stderr, "usage: %s [-j THREADS] [-s] [-x NAME]... SRC DST\n", argv[0]);
         return 2;
     }
     const char *src = argv[optind], *dst = argv[optind + 1];
@@ -205,8 +210,15 @@ int main(int argc, char **argv) {
             die("pthread_create", src);
     for (long i = 0; i < threads; i++)
         pthread_join(tids[i], NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (durable && syncfs(dst_root))
+        die("syncfs", dst);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    fprintf(stderr, "clone-floor: %ld files, %ld directories, %ld symlinks, %ld threads, %.3f s\n",
+    fprintf(stderr, "clone-floor: %ld files, %ld directories, %ld symlinks, %ld threads, %.3f s",
             files, dirs, links, threads, (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+    if (durable)
+        fprintf(stderr, " (syncfs %.3f s)", (t1.tv_sec - ts.tv_sec) + (t1.tv_nsec - ts.tv_nsec) / 1e9);
+    fprintf(stderr, "\n");
     return 0;
 }

@@ -577,39 +577,38 @@ if want checkout; then
   if has_cmd checkout && has_cmd snapshot; then
     make_store_snapshot
     ensure_gitrepo
-    # The timed checkouts go to co-1, co-2, ... and stay: the first 10 give the space figure
-    # (more untimed ones are added when RUNS < 10). Removing trees would take longer than this.
-    sync
-    used0=$(df -B1 --output=used "$XFS" | tail -1)
-    ok=1
-    for ((i = 1; i <= (RUNS > 10 ? RUNS : 10); i++)); do
-      settle
-      if ((i <= RUNS)); then
-        note "checkout: round $i/$RUNS"
-        if timed co-cowtree "$COWTREE" --store "$XFS/store" checkout "$SNAP_ID" "$XFS/co-$i"; then
-          if ((i == 1)); then
-            say "cowtree's report (first run): $(tail -3 "$LOGF" | tr '\n' ' ')"
-            check_copy co-cowtree "$SRC" "$XFS/co-1" "cowtree checkout"
-          fi
-        else
-          ok=0
-        fi
-      else
-        note "checkout: untimed checkout $i/10 for the space figure"
-        timed co10-cowtree "$COWTREE" --store "$XFS/store" checkout "$SNAP_ID" "$XFS/co-$i" || ok=0
+    # cowtree, cp and the floor probe take every position in turn (the order rotates from round
+    # to round), each into the same destination, removed and the filesystem quiesced before
+    # every run, so that no tool runs on a fuller filesystem or a busier disk than another.
+    co_cowtree() {
+      settle "$XFS/co"
+      if timed co-cowtree "$COWTREE" --store "$XFS/store" checkout "$SNAP_ID" "$XFS/co" && ((r == 1)); then
+        say "cowtree's report (first run): $(tail -3 "$LOGF" | tr '\n' ' ')"
+        check_copy co-cowtree "$SRC" "$XFS/co" "cowtree checkout"
       fi
-      if ((i == 10)); then
-        sync
-        used1=$(df -B1 --output=used "$XFS" | tail -1)
-      fi
-    done
-    for ((r = 1; r <= RUNS; r++)); do
-      note "checkout: cp and floor round $r/$RUNS"
+    }
+    co_cp() {
       settle "$XFS/co"
       timed co-cp cp -a --reflink=always "$SRC" "$XFS/co" || true
+    }
+    co_floor() {
       settle "$XFS/co"
       timed co-floor "$FLOOR" -j "$THREADS" "$SRC" "$XFS/co" || true
+    }
+    # The floor of a checkout that is durable when it is reported done (docs/store.md,
+    # "Durability"): the same probe and one syncfs of the filesystem at the end.
+    co_floor_durable() {
+      settle "$XFS/co"
+      timed co-floor-sync "$FLOOR" -j "$THREADS" -s "$SRC" "$XFS/co" || true
+    }
+    co_tools=(co_cowtree co_cp co_floor co_floor_durable)
+    for ((r = 1; r <= RUNS; r++)); do
+      note "checkout: round $r/$RUNS (cowtree, cp and the floor probe, rotating)"
+      for ((i = 0; i < ${#co_tools[@]}; i++)); do
+        "${co_tools[$(((r - 1 + i) % ${#co_tools[@]}))]}"
+      done
     done
+    settle "$XFS/co"
     for ((r = 1; r <= GIT_RUNS; r++)); do
       note "checkout: git worktree add round $r/$GIT_RUNS"
       settle "$XFS/co"
@@ -618,9 +617,20 @@ if want checkout; then
     done
     settle "$XFS/co"
     "${GIT[@]}" -C "$GITREPO" worktree prune
+    # The space figure: 10 more checkouts to co-1 ... co-10, kept (untimed for the ratios; their
+    # peak RSS counts).
+    sync
+    used0=$(df -B1 --output=used "$XFS" | tail -1)
+    ok=1
+    for ((i = 1; i <= 10; i++)); do
+      note "checkout: untimed checkout $i/10 for the space figure"
+      timed co10-cowtree "$COWTREE" --store "$XFS/store" checkout "$SNAP_ID" "$XFS/co-$i" || ok=0
+    done
+    sync
+    used1=$(df -B1 --output=used "$XFS" | tail -1)
     table "checkout of the snapshot (XFS, store on the same filesystem): reference cp -a --reflink=always" \
       "$FILES" co-cp "co-cowtree=cowtree checkout" "co-cp=cp -a --reflink=always" "co-git=git worktree add" \
-      "co-floor=floor probe ($THREADS threads)"
+      "co-floor=floor probe ($THREADS threads)" "co-floor-sync=floor probe + syncfs (durable)"
     CHECKOUT_MED=$(median co-cowtree)
     a=$CHECKOUT_MED
     b=$(median co-cp)
@@ -632,6 +642,8 @@ if want checkout; then
       "$([[ -n $a && -n $f ]] && cmp_le "$a" "$(calc6 "1.1 * $f")")"
     verdict "checkout at least 5x faster than git worktree add: $([[ -n $a && -n $g ]] && calc "$g / $a" || echo -)x" \
       "$(faster_by "$a" "$g" 5 co-cowtree)"
+    fs_=$(median co-floor-sync)
+    say "info  checkout / (floor probe + syncfs): $([[ -n $a && -n $fs_ ]] && calc "$a / $fs_" || echo -)x; the syncfs a durable checkout cannot skip makes the floor $([[ -n $f && -n $fs_ ]] && calc "$fs_ / $f" || echo -)x the bare probe's time; cp -a --reflink=always / (floor probe + syncfs): $([[ -n $b && -n $fs_ ]] && calc "$b / $fs_" || echo -)x"
 
     delta=$((used1 - used0))
     inode_sz=$(xfs_info "$XFS" 2>/dev/null | sed -n 's/.*isize=\([0-9]*\).*/\1/p' | head -1 || true)
@@ -684,17 +696,21 @@ if want btrfs; then
       if ((r % 2)); then b_co; b_cp; else b_cp; b_co; fi
       settle "$BTRFS/co"
       timed bt-floor "$FLOOR" -j "$THREADS" "$BTRFS/src" "$BTRFS/co" || true
+      settle "$BTRFS/co"
+      timed bt-floor-sync "$FLOOR" -j "$THREADS" -s "$BTRFS/src" "$BTRFS/co" || true
     done
     settle "$BTRFS/co"
     table "checkout on btrfs (store on the same filesystem): reference cp -a --reflink=always" \
       "$FILES" bt-cp "bt-cowtree=cowtree checkout" "bt-cp=cp -a --reflink=always" \
-      "bt-floor=floor probe ($THREADS threads)"
+      "bt-floor=floor probe ($THREADS threads)" "bt-floor-sync=floor probe + syncfs (durable)"
     a=$(median bt-cowtree)
     b=$(median bt-cp)
     f=$(median bt-floor)
     verdict "checkout on btrfs at least 2.3x faster than cp -a --reflink=always: $([[ -n $a && -n $b ]] && calc "$b / $a" || echo -)x" \
       "$(faster_by "$a" "$b" 2.3 bt-cowtree)"
     say "info  checkout on btrfs / floor probe: $([[ -n $a && -n $f ]] && calc "$a / $f" || echo -)x"
+    fs_=$(median bt-floor-sync)
+    say "info  checkout on btrfs / (floor probe + syncfs): $([[ -n $a && -n $fs_ ]] && calc "$a / $fs_" || echo -)x; cp -a --reflink=always / (floor probe + syncfs): $([[ -n $b && -n $fs_ ]] && calc "$b / $fs_" || echo -)x"
   else
     say ""
     say "== btrfs checkout: skipped: $COWTREE lacks 'checkout' or 'snapshot'"
