@@ -466,7 +466,7 @@ fn fill(
     record: bool,
 ) -> Result<(CheckoutReport, Written)> {
     let entries = manifest.entries();
-    let tree = Tree::of(entries);
+    let tree = Tree::of(entries)?;
 
     let link_mode = match opts.mode {
         CheckoutMode::Auto => LinkMode::Auto,
@@ -612,7 +612,7 @@ struct Recorded {
 }
 
 impl<'a> Tree<'a> {
-    fn of(entries: &'a [Entry]) -> Tree<'a> {
+    fn of(entries: &'a [Entry]) -> Result<Tree<'a>> {
         // Every directory: ancestors of each entry, and the empty-directory entries.
         let mut paths: BTreeSet<&[u8]> = BTreeSet::new();
         for e in entries {
@@ -638,18 +638,26 @@ impl<'a> Tree<'a> {
             .collect();
         let index: HashMap<&[u8], usize> =
             dirs.iter().enumerate().map(|(i, d)| (d.path, i)).collect();
-        // Every parent is in the index: the root, or an ancestor inserted above.
-        let parent_of = |path: &[u8]| index.get(split(path).0).copied().unwrap_or(ROOT);
+        // Every parent is in the index (the root, or an ancestor inserted above); one that is
+        // not would put entries in the wrong directory, so it is an error, never a default.
+        let parent_of = |path: &[u8]| {
+            index.get(split(path).0).copied().ok_or_else(|| {
+                Error::msg(format!(
+                    "internal error: no directory planned for the parent of {}",
+                    show(path)
+                ))
+            })
+        };
         for d in ROOT + 1..dirs.len() {
-            let parent = parent_of(dirs[d].path);
+            let parent = parent_of(dirs[d].path)?;
             dirs[parent].subdirs.push(d);
         }
         for (i, e) in entries.iter().enumerate() {
             if e.kind != Kind::Dir {
-                dirs[parent_of(&e.path)].leaves.push((i, e));
+                dirs[parent_of(&e.path)?].leaves.push((i, e));
             }
         }
-        Tree { dirs }
+        Ok(Tree { dirs })
     }
 
     /// Runs one work item, adding what it records to `out` and handing the items it makes to
@@ -958,6 +966,51 @@ mod tests {
         let b = Batch::new(LinkState::new(LinkMode::Copy, false));
         assert_eq!(b.settled.load(Ordering::Acquire), SETTLED_COPY);
         assert_eq!(b.reason().unwrap(), None);
+    }
+
+    #[test]
+    fn the_plan_puts_every_entry_in_its_own_directory_once() {
+        let h = Hash::of(b"x");
+        let file = |p: &str| Entry::blob(p.as_bytes().to_vec(), false, 1, h);
+        let dir = |p: &str| Entry::dir(p.as_bytes().to_vec());
+        // Sorted by path bytes, as a manifest is: "a-b" sorts between "a" and "a/..."
+        // ('-' < '/'), so a directory's entries are not contiguous.
+        let entries = vec![
+            file("a-b"),
+            file("a/c/d/e"),
+            file("a/x"),
+            dir("empty"),
+            file("top"),
+            dir("z/only-dirs/inner"),
+        ];
+        let tree = Tree::of(&entries).unwrap();
+        let paths: Vec<&[u8]> = tree.dirs.iter().map(|d| d.path).collect();
+        let want: Vec<&[u8]> = vec![
+            b"",
+            b"a",
+            b"a/c",
+            b"a/c/d",
+            b"empty",
+            b"z",
+            b"z/only-dirs",
+            b"z/only-dirs/inner",
+        ];
+        assert_eq!(paths, want, "the root, then every directory sorted by path");
+        let at = |p: &[u8]| paths.iter().position(|q| *q == p).unwrap();
+        let leaves =
+            |p: &[u8]| -> Vec<usize> { tree.dirs[at(p)].leaves.iter().map(|(i, _)| *i).collect() };
+        let subdirs = |p: &[u8]| -> Vec<&[u8]> {
+            tree.dirs[at(p)].subdirs.iter().map(|&s| paths[s]).collect()
+        };
+        assert_eq!(leaves(b""), vec![0, 4]);
+        assert_eq!(leaves(b"a"), vec![2]);
+        assert_eq!(leaves(b"a/c/d"), vec![1]);
+        assert!(leaves(b"a/c").is_empty() && leaves(b"empty").is_empty());
+        assert_eq!(subdirs(b""), vec![&b"a"[..], b"empty", b"z"]);
+        assert_eq!(subdirs(b"a"), vec![&b"a/c"[..]]);
+        assert_eq!(subdirs(b"z/only-dirs"), vec![&b"z/only-dirs/inner"[..]]);
+        let placed: usize = tree.dirs.iter().map(|d| d.leaves.len()).sum();
+        assert_eq!(placed, 4, "each file and symlink once, no directory entry");
     }
 
     #[test]
