@@ -5,9 +5,12 @@
 //! then the names. A push killed at any point leaves at worst packs without an index (never
 //! read, see docs/remote.md on remote gc); running it again sends only what is still missing.
 //!
-//! Packing is deterministic (blobs in manifest order, cut at [`PACK_TARGET`]): two hosts
-//! pushing the same content to the same remote state build the same packs, so the second
-//! create of each is an "already exists" and the remote keeps one copy.
+//! Packing is deterministic (blobs in manifest order; a pack is closed by the bytes it holds,
+//! never by the blob after it): two hosts pushing the same content to the same remote state
+//! build the same packs, so the second create of each is an "already exists" and the remote
+//! keeps one copy. That holds too when one of them reads the remote's indexes while only some
+//! of the other's packs are listed (their uploads finish in any order): what it still needs is
+//! the other's list less whole packs, which it cuts into the same packs.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -23,7 +26,7 @@ use crate::pack::{PackIndex, Slot};
 use crate::remote::{Expect, Remote, blob_rel};
 use crate::{Progress, tracking};
 
-/// Packs are cut once they reach this size.
+/// Packs stay under this size.
 pub const PACK_TARGET: u64 = 32 << 20;
 /// Blobs at least this large are single objects, uploaded in parts.
 pub const LARGE: u64 = 16 << 20;
@@ -169,7 +172,13 @@ pub fn push(
     Ok(report)
 }
 
-/// Packs small blobs in the order given, cutting at [`PACK_TARGET`]; large ones alone.
+/// A pack is closed once it holds this many bytes; every packed blob is smaller than
+/// [`LARGE`], so a closed pack stays under [`PACK_TARGET`].
+const PACK_CLOSE: u64 = PACK_TARGET - LARGE;
+
+/// Packs small blobs in the order given, each pack closed once it holds [`PACK_CLOSE`] bytes;
+/// large ones alone. Where a pack ends depends only on the blobs in it, so a list that lacks
+/// some whole packs of another (in order) is cut into packs of that other list.
 fn plan(needed: &[(Hash, u64)]) -> Vec<Job> {
     let mut jobs = Vec::new();
     let mut cur: Vec<(Hash, u64)> = Vec::new();
@@ -179,12 +188,12 @@ fn plan(needed: &[(Hash, u64)]) -> Vec<Job> {
             jobs.push(Job::Large(h, size));
             continue;
         }
-        if cur_len + size > PACK_TARGET && !cur.is_empty() {
+        cur.push((h, size));
+        cur_len += size;
+        if cur_len >= PACK_CLOSE {
             jobs.push(Job::Pack(std::mem::take(&mut cur)));
             cur_len = 0;
         }
-        cur.push((h, size));
-        cur_len += size;
     }
     if !cur.is_empty() {
         jobs.push(Job::Pack(cur));
@@ -331,5 +340,70 @@ mod tests {
             })
             .collect();
         assert_eq!(shape, ["pack2", "large", "pack2"]);
+    }
+
+    /// The packs of a plan, as lists of blob hashes.
+    fn packs_of(jobs: &[Job]) -> Vec<Vec<Hash>> {
+        jobs.iter()
+            .filter_map(|j| match j {
+                Job::Pack(b) => Some(b.iter().map(|(h, _)| *h).collect()),
+                Job::Large(..) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_list_lacking_whole_packs_of_another_is_cut_into_packs_of_that_other() {
+        // What a push sees when it reads the remote's indexes while another push of the same
+        // content has listed some of its packs: the same list less those packs' blobs. Its
+        // packs must be the other's, or the remote keeps two copies of their blobs.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..200u64 {
+            let n = 20 + next() % 200;
+            let needed: Vec<(Hash, u64)> = (0..n)
+                .map(|i| {
+                    let size = match next() % 10 {
+                        0 => LARGE + next() % LARGE,
+                        1..=3 => LARGE / 2 + next() % (LARGE / 2),
+                        _ => 1 + next() % (LARGE / 8),
+                    };
+                    (
+                        Hash::of(&[round.to_le_bytes(), i.to_le_bytes()].concat()),
+                        size,
+                    )
+                })
+                .collect();
+            let full = packs_of(&plan(&needed));
+            for p in &full {
+                let len: u64 = p
+                    .iter()
+                    .map(|h| needed.iter().find(|(x, _)| x == h).map_or(0, |(_, s)| *s))
+                    .sum();
+                assert!(len < PACK_TARGET, "round {round}: a pack of {len} bytes");
+            }
+            let listed: HashSet<Hash> = full
+                .iter()
+                .filter(|_| next() % 2 == 0)
+                .flatten()
+                .copied()
+                .collect();
+            let rest: Vec<(Hash, u64)> = needed
+                .iter()
+                .filter(|(h, _)| !listed.contains(h))
+                .copied()
+                .collect();
+            for p in packs_of(&plan(&rest)) {
+                assert!(
+                    full.contains(&p),
+                    "round {round}: a pack the full plan lacks"
+                );
+            }
+        }
     }
 }
