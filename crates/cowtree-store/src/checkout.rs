@@ -577,8 +577,9 @@ const ROOT: usize = 0;
 /// One work item makes a directory's subdirectories, hands them to the queue at once, then
 /// writes the directory's files and symlinks (a directory of more than [`CHUNK`] of them is
 /// split into several items). Directories are so made as the walk reaches them, beside the
-/// files of others, and no item is bigger than a chunk: workers take items one at a time from
-/// a shared queue, so none waits while another still has a long run of work it cannot share.
+/// files of others, and no item writes more than a chunk of files and symlinks: workers take
+/// items one at a time from a shared queue, so none waits while another still has a long run
+/// of work it cannot share.
 struct Tree<'a> {
     /// The root (empty path) at [`ROOT`], then every directory sorted by path: each one's
     /// ancestors, and the empty directories of the manifest.
@@ -673,6 +674,9 @@ impl<'a> Tree<'a> {
         publish: &Publish<'_, Work>,
         stop: &AtomicBool,
     ) -> Result<()> {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let (d, from) = match work {
             Work::Dir(d) => (d, 0),
             Work::Leaves { dir, from } => (dir, from),
