@@ -357,13 +357,8 @@ mod tests {
         // What a push sees when it reads the remote's indexes while another push of the same
         // content has listed some of its packs: the same list less those packs' blobs. Its
         // packs must be the other's, or the remote keeps two copies of their blobs.
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = cowtree_testutil::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || rng.next_u64();
         for round in 0..200u64 {
             let n = 20 + next() % 200;
             let needed: Vec<(Hash, u64)> = (0..n)
