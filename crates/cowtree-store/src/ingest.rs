@@ -36,9 +36,10 @@
 //! hashing a clone reads its blocks from the device; hashing the source after the clone (above)
 //! avoids that read for every file not changed in the last two seconds. Ingest runs on its own
 //! worker pool (2 workers per core, see `workers.rs`): a worker waits for reads, so two per core
-//! keep the cores busy. Each worker opens two files (`LOOKAHEAD`) ahead of the one it records and
-//! starts reading their pages (`readahead.rs`), so that a cold source is read while the worker
-//! clones and hashes the files before it.
+//! keep the cores busy, while only one per core at a time clones (`workers::Gate`). Each worker
+//! opens two files (`LOOKAHEAD`) ahead of the one it records and starts reading their pages
+//! (`readahead.rs`), so that a cold source is read while the worker clones and hashes the files
+//! before it.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -213,6 +214,8 @@ pub struct Putter<'a> {
     /// that their clone was hashed).
     source_hashed: AtomicU64,
     source_changed: AtomicU64,
+    /// Lets one worker per core clone at a time (see [`crate::workers::Gate`]).
+    clones: crate::workers::Gate,
 }
 
 /// Records the tree at `src` in `store` and names the snapshot `name` when given.
@@ -505,6 +508,7 @@ impl<'a> Putter<'a> {
             old_ctime_before: now_ns().saturating_sub(CTIME_MARGIN_NS),
             source_hashed: AtomicU64::new(0),
             source_changed: AtomicU64::new(0),
+            clones: crate::workers::Gate::per_core(),
         }
     }
 
@@ -744,7 +748,11 @@ impl<'a> Putter<'a> {
                         preserve_times: false,
                     };
                     let sname = staging_name();
-                    match transfer_at(dir, name, lane, &sname, &opts)? {
+                    let transfer = {
+                        let _clone = self.clones.enter();
+                        transfer_at(dir, name, lane, &sname, &opts)?
+                    };
+                    match transfer {
                         Transfer::Cloned { .. } => {
                             let fd = openat(
                                 lane,
@@ -892,7 +900,11 @@ impl<'a> Putter<'a> {
         }
         let mut retried = false;
         loop {
-            match cowtree_fs::sys::ficlone(&tmp, src) {
+            let cloned = {
+                let _clone = self.clones.enter();
+                cowtree_fs::sys::ficlone(&tmp, src)
+            };
+            match cloned {
                 Ok(()) => return Ok(Unnamed::Cloned(tmp)),
                 Err(e) => match classify_clone_errno(e.raw_os_error()) {
                     CloneErrno::Retry if !retried => retried = true,
