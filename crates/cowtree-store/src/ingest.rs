@@ -214,7 +214,7 @@ pub struct Putter<'a> {
     /// that their clone was hashed).
     source_hashed: AtomicU64,
     source_changed: AtomicU64,
-    /// Lets one worker per core clone at a time (see [`crate::workers::Gate`]).
+    /// Lets one clone per core run at a time (see [`crate::workers::Gate`]).
     clones: crate::workers::Gate,
 }
 
