@@ -64,8 +64,9 @@ pub(crate) fn install<R: Send>(which: Pool, f: impl FnOnce() -> R + Send) -> R {
 /// source's extents under the lock of their allocation group's free-space header (AGF); the
 /// files of one directory share a group, so two per core cloning at once mostly queue on one
 /// such lock, which sleeps rather than spins, and the cores idle. Measured on XFS (4 groups)
-/// on 2 cores, snapshots into an empty store, 3-6 alternating rounds each, medians (`perf
-/// lock contention`: 2.42 s of waits on that lock with 4 workers, 0.09 s with 2):
+/// on 2 cores, snapshots into an empty store, 3-6 interleaved rounds (the three choices in
+/// the same order in every round, so not alternated), medians (`perf lock contention`: 2.42 s
+/// of waits on that lock with 4 workers, 0.09 s with 2):
 ///
 /// | tree, page cache | 4 workers | 2 workers | 4 workers, 2 in `FICLONE` |
 /// |---|---|---|---|
