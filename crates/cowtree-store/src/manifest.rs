@@ -369,7 +369,7 @@ impl Manifest {
     /// True when some entry lies strictly beneath directory `dir` (for the root, `dir`
     /// empty: when there is any entry).
     pub fn has_beneath(&self, dir: &[u8]) -> bool {
-        !range_in(0..self.entries.len(), dir, |i| &self.entries[i].path).is_empty()
+        first_beneath(0..self.entries.len(), dir, |i| &self.entries[i].path).is_some()
     }
 
     /// Number of file and executable entries.
@@ -911,7 +911,7 @@ impl<B: AsRef<[u8]>> ManifestView<B> {
     /// True when some entry lies strictly beneath directory `dir` (for the root, `dir`
     /// empty: when there is any entry).
     pub fn has_beneath(&self, dir: &[u8]) -> bool {
-        !self.range(dir).is_empty()
+        first_beneath(0..self.len(), dir, |i| self.path(i)).is_some()
     }
 
     /// The indices of the entries beneath directory `dir` (all of them for the root).
@@ -989,26 +989,48 @@ pub fn range_in<'a>(
     if dir.is_empty() {
         return within;
     }
-    // The paths beneath `dir` are those from `dir/` (inclusive) to `dir0` (exclusive, `0`
-    // being the byte after `/`); compared without building either key.
-    let below = |p: &[u8], last: u8| match p.get(..dir.len()).map(|h| h.cmp(dir)) {
+    bound_beneath(&within, dir, b'/', &path)..bound_beneath(&within, dir, b'/' + 1, &path)
+}
+
+/// The first index in `within` (see [`range_in`]) of a path beneath directory `dir`, if any:
+/// one binary search where [`range_in`] does two. Any index of `within` when `dir` is empty.
+pub fn first_beneath<'a>(
+    within: Range<usize>,
+    dir: &[u8],
+    path: impl Fn(usize) -> &'a [u8],
+) -> Option<usize> {
+    if dir.is_empty() {
+        return (!within.is_empty()).then_some(within.start);
+    }
+    let i = bound_beneath(&within, dir, b'/', &path);
+    let p = (i < within.end).then(|| path(i))?;
+    (p.len() > dir.len() && p.starts_with(dir) && p[dir.len()] == b'/').then_some(i)
+}
+
+/// The first index in `within` whose path does not sort before `dir` followed by `last`
+/// (`/` for the start of the paths beneath `dir`, the byte after it for their end), compared
+/// without building that key.
+fn bound_beneath<'a>(
+    within: &Range<usize>,
+    dir: &[u8],
+    last: u8,
+    path: &impl Fn(usize) -> &'a [u8],
+) -> usize {
+    let below = |p: &[u8]| match p.get(..dir.len()).map(|h| h.cmp(dir)) {
         Some(std::cmp::Ordering::Equal) => p.get(dir.len()).is_none_or(|&c| c < last),
         Some(o) => o == std::cmp::Ordering::Less,
         None => p < dir,
     };
-    let bound = |last: u8| {
-        let (mut lo, mut hi) = (within.start, within.end);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if below(path(mid), last) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
+    let (mut lo, mut hi) = (within.start, within.end);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(path(mid)) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
         }
-        lo
-    };
-    bound(b'/')..bound(b'/' + 1)
+    }
+    lo
 }
 
 /// Search for `dir/name` within `range` of a list of paths sorted by bytes (`path(i)`; all
@@ -1832,6 +1854,38 @@ mod tests {
             EntryRef::decode_one(&bad),
             Err(ManifestError::UnknownKind { .. })
         ));
+    }
+
+    /// The one-search lookup of the first path beneath a directory finds what the two-search
+    /// range starts with, for random sorted lists of short paths over an alphabet of bytes
+    /// that sort around `/` (`-`, `.`, `0`), and every directory, present or not.
+    #[test]
+    fn first_beneath_is_where_the_range_beneath_starts() {
+        let mut next = xorshift(0x5151_2b2b_7777_0101);
+        let alphabet = [b'-', b'.', b'/', b'0', b'a', b'b'];
+        for round in 0..300 {
+            let mut paths: Vec<Vec<u8>> = (0..next() % 40)
+                .map(|_| {
+                    (0..1 + next() % 6)
+                        .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                        .collect()
+                })
+                .collect();
+            paths.sort();
+            paths.dedup();
+            let path = |i: usize| paths[i].as_slice();
+            let mut dirs: Vec<Vec<u8>> = paths.clone();
+            dirs.extend(paths.iter().map(|p| p[..p.len() / 2].to_vec()));
+            dirs.extend([b"a".to_vec(), b"a/".to_vec(), b"-".to_vec(), Vec::new()]);
+            for dir in &dirs {
+                for within in [0..paths.len(), paths.len() / 3..paths.len()] {
+                    let range = range_in(within.clone(), dir, path);
+                    let first = first_beneath(within.clone(), dir, path);
+                    let want = (!range.is_empty()).then_some(range.start);
+                    assert_eq!(first, want, "round {round}, {} in {paths:?}", show(dir));
+                }
+            }
+        }
     }
 
     #[test]
