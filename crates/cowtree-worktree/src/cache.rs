@@ -546,6 +546,7 @@ impl StatCache {
         sort_dedup(&mut fresh);
         sort_dedup(&mut fresh_dirs);
         let mut out = Vec::with_capacity(self.bytes.len() + (fresh.len() + fresh_dirs.len()) * 110);
+        cowtree_fs::read::huge_pages(&mut out);
         encode_header(&mut out, written_ns, 0, 0);
         let count = self.merge_into(&mut out, &self.offs, &keep, &fresh);
         let dirs = self.merge_into(&mut out, &self.doffs, &keep_dir, &fresh_dirs);
