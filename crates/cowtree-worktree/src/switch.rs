@@ -468,7 +468,16 @@ fn apply(
     // 5. The new stat cache and base. Its time is taken after the writes, so that what this
     // switch wrote is trusted at once (see `crate::cache`); records it did not write are
     // smudged where racy against the time read before their stats.
-    let touched: HashSet<&[u8]> = ops.iter().map(|op| op.path()).collect();
+    // The carried file and symlink records to drop: those of the paths the switch removed or
+    // made directories. A file or symlink it placed has a fresh record, which replaces the
+    // carried one anyway; leaving those paths out keeps this set empty for a switch that only
+    // changes content, so that the merge below looks nothing up for the 80,000 records it
+    // carries.
+    let touched: HashSet<&[u8]> = ops
+        .iter()
+        .filter(|op| !matches!(op, Op::Place(new, _) if new.kind != Kind::Dir))
+        .map(|op| op.path())
+        .collect();
     let written = placed.len() as u64;
     let (own, seen): (Vec<Placed>, Vec<Placed>) = placed.into_iter().partition(|p| p.written);
     let mut fresh: Vec<Rec> = own.into_iter().map(|p| p.rec).collect();
@@ -497,11 +506,13 @@ fn apply(
             // empty-directory entry removed, a directory that became a file) would make its
             // parent's names disagree with the records forever, so that the parent is listed
             // by every status: dropped.
+            // (A directory of the target almost always has entries beneath it: that one
+            // search comes first.)
             let bytes = cache.merged_encoding(
                 started_ns,
-                |p| !touched.contains(p),
+                |p| touched.is_empty() || !touched.contains(p),
                 fresh,
-                |p| p.is_empty() || b_is_dir(p) || b.has_beneath(p),
+                |p| p.is_empty() || b.has_beneath(p) || b_is_dir(p),
                 Vec::new(),
             );
             let staged = done.sync_data();

@@ -735,6 +735,46 @@ fn switch_a_to_b_to_a_restores_exactly_touching_only_differing_files() {
     }
 }
 
+/// After each switch (A to B, with files removed, made directories, symlinks and empty
+/// directories, and back) the stat cache holds a record for exactly the files and symlinks of
+/// the target, each with the target's hash, and directory records only for directories of the
+/// target: nothing of a path the switch removed or turned into a directory is carried.
+#[test]
+fn a_switch_leaves_records_for_exactly_the_files_and_directories_of_its_target() {
+    use cowtree_store::Kind;
+    use cowtree_store::manifest::DataRef;
+    use cowtree_worktree::base::Base;
+    for fs_kind in Fs::COW {
+        let Some(e) = env(fs_kind) else { continue };
+        let mut wt = check_out(&e, &e.a, "wt");
+        for to in [e.b, e.a, e.b] {
+            switch::switch(&e.store, &mut wt, &to, false).unwrap();
+            let m = Base::load(&e.store, &to).unwrap();
+            let want: BTreeMap<Vec<u8>, Hash> = m
+                .iter()
+                .filter_map(|x| match x.data {
+                    DataRef::Blob { hash, .. } => Some((x.path.to_vec(), hash)),
+                    DataRef::Target(t) => Some((x.path.to_vec(), Hash::of(t))),
+                    DataRef::None => None,
+                })
+                .collect();
+            let cache = registry::load_cache(&e.store, &wt);
+            let got: BTreeMap<Vec<u8>, Hash> = cache.recs().map(|r| (r.path, r.hash)).collect();
+            assert_eq!(got, want, "{fs_kind:?}: records after the switch to {to:?}");
+            for d in cache.dirs() {
+                let is_dir = d.path.is_empty()
+                    || m.has_beneath(&d.path)
+                    || m.find(&d.path).is_some_and(|i| m.get(i).kind == Kind::Dir);
+                assert!(
+                    is_dir,
+                    "{fs_kind:?}: a directory record of {} after the switch to {to:?}",
+                    String::from_utf8_lossy(&d.path)
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn a_switch_writes_through_a_stale_temp_name_and_over_a_directory_left_in_the_way() {
     for fs_kind in Fs::COW {
