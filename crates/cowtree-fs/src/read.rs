@@ -85,7 +85,9 @@ pub const HUGE_PAGES_FROM: usize = 4 << 20;
 /// writes: reading a 7 MiB manifest and a 10 MiB stat cache (of an 80,000-file worktree) into
 /// a new process took 4.1 and 4.4 ms without the advice and 2.4 and 1.7 ms with it (medians
 /// of 15 runs each, XFS, pages cached). Only advice: where huge pages are disabled (or used
-/// without asking, the `always` setting), unsupported or none is free, nothing changes.
+/// without asking, the `always` setting) or unsupported, nothing changes; where none is free,
+/// the kernel's `defrag` setting decides whether it first tries to make one (the `madvise`
+/// default of many distributions does, for advised memory) or takes ordinary pages.
 pub fn huge_pages(buf: &mut Vec<u8>) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if buf.capacity() >= HUGE_PAGES_FROM {
