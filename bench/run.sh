@@ -151,7 +151,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-cowtree_mounts_up xfs >&2
+# 8 GiB (sparse): the tree, its store, the git repository and a full `git worktree add` copy
+# of the tree are all on it at once, and 4 GiB ran out (ENOSPC in `git worktree add`).
+COWTREE_XFS_SIZE=${COWTREE_XFS_SIZE:-8G} cowtree_mounts_up xfs >&2
 [[ -n "${COWTREE_TEST_XFS:-}" ]] || die "could not mount XFS (see above)"
 XFS=$COWTREE_TEST_XFS
 WORK=$(mktemp -d "${BENCH_HOST_DIR:-$COWTREE_MOUNT_WORK}/bench-host.XXXXXX")

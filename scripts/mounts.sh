@@ -4,6 +4,7 @@
 #   cowtree_mounts_down                             # unmounts, detaches loops, removes images
 #   cowtree_quiesce MNT                             # sync, then freeze and thaw MNT
 # Each call makes a fresh directory, so concurrent runs never share a mount or an image.
+# COWTREE_XFS_SIZE sets the size of the main XFS image (default 4G; the images are sparse).
 # Mounting needs root, Linux and /dev/loop-control; otherwise (or with COWTREE_TEST_NO_MOUNT=1)
 # nothing is mounted and only COWTREE_TEST_NOCOW is exported.
 
@@ -69,7 +70,7 @@ cowtree_mounts_up() {
   COWTREE_LAST_MOUNT=""
   for fs in "${want[@]}"; do
     case $fs in
-      xfs) _cowtree_mount_image xfs 4G mkfs.xfs -q -m reflink=1
+      xfs) _cowtree_mount_image xfs "${COWTREE_XFS_SIZE:-4G}" mkfs.xfs -q -m reflink=1
         export COWTREE_TEST_XFS="$COWTREE_LAST_MOUNT" ;;
       xfs2) _cowtree_mount_image xfs2 1G mkfs.xfs -q -m reflink=1
         export COWTREE_TEST_XFS2="$COWTREE_LAST_MOUNT" ;;
