@@ -58,7 +58,17 @@ pub fn status_with_progress(store: &Store, wt: &mut Worktree, progress: &Progres
             let mut now = wt.clone();
             registry::reload(store, &mut now)?;
             if now.base == wt.base && now.pending.is_none() {
-                let fresh = cache.merged(scan.started_ns, scan.recs.clone(), scan.dir_recs.clone());
+                // The refreshed cache keeps the old one's time when that is later (a switch
+                // or reset dates its cache just after its own writes, up to the fine
+                // granularity ahead): with this status's start instead, the files written
+                // in the last moments before it would turn racy and be read again by the
+                // next command. The records this status learnt are smudged where racy
+                // against its start, so that the later time does not make them trusted.
+                let fresh = cache.merged(
+                    scan.started_ns.max(cache.written_ns),
+                    crate::cache::smudge_racy(scan.started_ns, scan.recs.clone()),
+                    crate::cache::smudge_racy(scan.started_ns, scan.dir_recs.clone()),
+                );
                 registry::save(store, &mut now, Some(&fresh))?;
             }
         }

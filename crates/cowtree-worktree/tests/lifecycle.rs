@@ -844,6 +844,55 @@ fn after_a_switch_status_reads_nothing_and_its_refresh_spares_the_next_listing()
     }
 }
 
+/// A status run right after a switch (as an agent checks its worktree) refreshes the cache
+/// with the directories the switch changed; the refreshed cache keeps the switch's time, so
+/// that every record the switch left trusted stays trusted and the next command reads none
+/// of the files the switch wrote last. Dated at the status's own start instead (earlier
+/// than the switch's time, which is set past its own writes), the files written in the last
+/// 50 ms of the switch turned racy, and the next switch read them all again.
+#[test]
+fn a_status_right_after_a_switch_leaves_the_switchs_records_trusted() {
+    for fs_kind in Fs::COW {
+        let Some(e) = env(fs_kind) else { continue };
+        let mut wt = check_out(&e, &e.a, "wt");
+        if !dir_records_used(&wt.path) {
+            continue;
+        }
+        switch::switch(&e.store, &mut wt, &e.b, false).unwrap();
+        let before = registry::load_cache(&e.store, &wt);
+        // At once: no sleep past the granularity here.
+        let st = status::status(&e.store, &mut wt).unwrap();
+        assert!(!st.dirty() && st.hashed == 0, "{st:?}");
+        assert!(
+            st.new_dir_recs > 0,
+            "the status did not refresh the cache: {st:?}"
+        );
+        let after = registry::load_cache(&e.store, &wt);
+        assert!(
+            after.written_ns >= before.written_ns,
+            "{fs_kind:?}: the refreshed cache is dated {} ns before the switch's",
+            before.written_ns - after.written_ns
+        );
+        let trusted_before: BTreeMap<Vec<u8>, StatKey> = before
+            .recs()
+            .filter(|r| !before.is_racy(&r.key))
+            .map(|r| (r.path, r.key))
+            .collect();
+        assert!(!trusted_before.is_empty());
+        for r in after.recs() {
+            if trusted_before.get(&r.path) == Some(&r.key) {
+                assert!(
+                    !after.is_racy(&r.key),
+                    "{fs_kind:?}: {} turned racy in the refreshed cache",
+                    String::from_utf8_lossy(&r.path)
+                );
+            }
+        }
+        let again = status::status(&e.store, &mut wt).unwrap();
+        assert_eq!(again.hashed, 0, "{fs_kind:?}: {again:?}");
+    }
+}
+
 #[test]
 fn switch_refuses_dirty_and_blocking_untracked_paths_changing_nothing() {
     let Some(e) = env(Fs::Xfs) else { return };
