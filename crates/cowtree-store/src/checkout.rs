@@ -187,10 +187,10 @@ pub fn checkout_with_progress(
 /// ([`Written`]), taken as it wrote them: one `fstat` of each file it has open anyway, an
 /// `lstat` of each symlink, and one `fstat` of each directory.
 ///
-/// `hooks.before_placing` sees those stats once the tree is complete, while the sync that makes
-/// it durable runs, and before it is renamed into place (and so before anyone else can reach
-/// it by the destination's path): a stat cache waits there for the clock to pass the times it
-/// records. `hooks.record` gives the bytes of the worktree's whole record, which the checkout
+/// `hooks.before_placing` sees those stats (and the manifest) once the tree is complete, while
+/// the sync that makes it durable runs, and before it is renamed into place (and so before
+/// anyone else can reach it by the destination's path): a stat cache builds its records there,
+/// on a core the sync leaves idle, and waits for the clock to pass the times it records. `hooks.record` gives the bytes of the worktree's whole record, which the checkout
 /// registers in place of a bare [`Registration`], so that the caller does not write (and
 /// sync) the record a second time.
 pub fn checkout_recording(
@@ -342,6 +342,9 @@ fn run(
         // absent or whole and registered (docs/store.md, "Durability"). A record whose path
         // never appeared pins nothing and gc drops it.
         let before_placing = hooks.map(|h| h.before_placing);
+        if record {
+            r.1.manifest = manifest;
+        }
         let (synced, ()) = rayon::join(
             || stage.dir.sync_filesystem(),
             || {
@@ -379,7 +382,7 @@ fn run(
         })?;
         Ok(r)
     });
-    let (mut report, mut written) = match result {
+    let (mut report, written) = match result {
         Ok(r) => r,
         Err(e) if placed => return Err(e),
         Err(e) => {
@@ -404,9 +407,6 @@ fn run(
     report.worktree_id = registered.unwrap_or_default();
     report.path = abs;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
-    if record {
-        written.manifest = manifest;
-    }
     Ok((report, written))
 }
 

@@ -113,8 +113,10 @@ fn checkout_recording_returns_the_stat_of_every_entry_as_it_is_on_disk() {
             &Default::default(),
             &Hooks {
                 before_placing: &|w| {
-                    // Complete, and not yet in place.
+                    // Complete, with the manifest the stats are of, and not yet in place.
                     assert_eq!(w.stats.iter().flatten().count(), 3, "{fsys:?}");
+                    assert_eq!(w.manifest.entries().len(), w.stats.len(), "{fsys:?}");
+                    assert!(!w.stats.is_empty(), "{fsys:?}");
                     assert!(fs::symlink_metadata(&dst).is_err(), "{fsys:?}");
                 },
                 record: &|reg| {

@@ -34,6 +34,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use cowtree_fs::Progress;
 use cowtree_fs::dir::Dir;
@@ -82,10 +83,26 @@ pub fn checkout(
     warn: &dyn Fn(&str),
     progress: &Progress,
 ) -> Result<CheckedOut> {
-    let (report, written) = checkout_recording(store, id, dst, opts, warn, progress, &hooks())?;
+    let base = hooks();
+    let wait_for_clock = base.before_placing;
+    let records = OnceLock::new();
+    // The records first: built on the core the sync leaves idle, and by the time they are
+    // done the clock has mostly passed the times they hold, so the wait is short.
+    let before_placing = |w: &Written| {
+        let _ = records.set(Records::of(w));
+        wait_for_clock(w);
+    };
+    let hooks = Hooks {
+        before_placing: &before_placing,
+        ..base
+    };
+    let (report, written) = checkout_recording(store, id, dst, opts, warn, progress, &hooks)?;
     // Before the root's stat: setting the marker changes the root directory's ctime.
     let marker_error = discover::mark_worktree(&report.path, store.root()).err();
-    let registered = stat_cache(&report.path, id, &written)
+    let records = records
+        .into_inner()
+        .unwrap_or_else(|| Records::of(&written));
+    let registered = stat_cache(&report.path, id, &written, records)
         .and_then(|cache| crate::registry::register(store, &report.path, id, &cache));
     let (worktree, cache_error) = match registered {
         Ok(wt) => (Some(wt), None),
@@ -101,7 +118,8 @@ pub fn checkout(
 
 /// What [`checkout`] has the store's checkout do on the way: wait for the clock beside the
 /// sync of the tree, and register the worktree's whole record ([`crate::registry::checkout_record`]),
-/// which [`crate::registry::register`] then finds already written.
+/// which [`crate::registry::register`] then finds already written. [`checkout`] also builds
+/// the stat cache's records beside the sync, before that wait.
 pub fn hooks() -> Hooks<'static> {
     Hooks {
         before_placing: &wait_for_clock,
@@ -119,11 +137,79 @@ fn wait_for_clock(written: &Written) {
     ));
 }
 
-/// The stat cache of the tree just checked out at `root` from snapshot `id`, from what the
-/// checkout recorded as it wrote it ([`Written`]) and the root's stat taken now: the records a
-/// walk of the new tree would make ([`crate::status::adopt`]), with a time that trusts them
-/// at once.
-fn stat_cache(root: &Path, id: &Hash, written: &Written) -> Result<StatCache> {
+/// The stat cache's records that do not depend on the root's final stat (the rename into
+/// place and the marker change its ctime): those of every file, symlink and directory but the
+/// root, and the hash of the root's names. [`checkout`] builds them beside the sync of the
+/// tree, where they cost no wall time.
+struct Records {
+    recs: Vec<Rec>,
+    /// Directory records beneath the root, to be kept only where the filesystem updates a
+    /// directory's times on every new entry (see [`stat_cache`]).
+    dirs: Vec<Rec>,
+    /// The names hash of the root's entries; `None` when one of its files or symlinks has no
+    /// record, so that the root gets none either.
+    root_names: Option<Hash>,
+}
+
+impl Records {
+    /// The records a walk of the new tree would make ([`crate::status::adopt`]) of what
+    /// `written` holds.
+    fn of(written: &Written) -> Records {
+        let entries = written.manifest.entries();
+        let mut recs = Vec::with_capacity(entries.len());
+        // Per directory: the names of its files and symlinks that have a record, in order, and
+        // whether every one of them has one.
+        let mut leaves: HashMap<&[u8], (Vec<&[u8]>, bool)> = HashMap::new();
+        for (e, st) in entries.iter().zip(&written.stats) {
+            if e.kind == Kind::Dir {
+                continue;
+            }
+            let (parent, name) = split(&e.path);
+            let rec = st.as_ref().and_then(|st| record_of(e, st));
+            let at = leaves.entry(parent).or_insert_with(|| (Vec::new(), true));
+            match rec {
+                Some(rec) => {
+                    at.0.push(name);
+                    recs.push(rec);
+                }
+                None => at.1 = false,
+            }
+        }
+        let mut subdirs: HashMap<&[u8], Vec<&[u8]>> = HashMap::new();
+        for (path, _) in &written.dirs {
+            let (parent, name) = split(path);
+            subdirs.entry(parent).or_default().push(name);
+        }
+        let names = |path: &[u8]| {
+            let (files, complete) = leaves
+                .get(path)
+                .map_or((&[][..], true), |(f, c)| (&f[..], *c));
+            let dirs = subdirs.get(path).map_or(&[][..], |d| &d[..]);
+            complete.then(|| cache::names_hash(files.iter().copied(), dirs.iter().copied()))
+        };
+        let dirs = written
+            .dirs
+            .iter()
+            .filter_map(|(path, st)| {
+                Some(Rec {
+                    path: path.clone(),
+                    key: StatKey::from(*st),
+                    hash: names(path)?,
+                })
+            })
+            .collect();
+        Records {
+            recs,
+            dirs,
+            root_names: names(b""),
+        }
+    }
+}
+
+/// The stat cache of the tree just checked out at `root` from snapshot `id`: the `records`
+/// made of what the checkout wrote ([`Written`]) and the root's record from its stat taken
+/// now, with a time that trusts them at once.
+fn stat_cache(root: &Path, id: &Hash, written: &Written, records: Records) -> Result<StatCache> {
     let root_dir = Dir::open(root).map_err(Error::Io)?;
     let root_st = root_dir
         .stat_self()
@@ -136,52 +222,23 @@ fn stat_cache(root: &Path, id: &Hash, written: &Written) -> Result<StatCache> {
             root.display()
         )));
     }
-    let root_st = EntryStat::of(&root_st);
+    let Records {
+        recs,
+        dirs,
+        root_names,
+    } = records;
     // Directory records only where creating an entry always updates the directory's times
     // (the rule the walk follows, see `crate::scan`).
     let dir_records = cowtree_fs::fstype::fs_type(&root_dir)
         .is_ok_and(|t| crate::scan::keeps_dir_times(t.name()));
-    let entries = written.manifest.entries();
-    let mut recs = Vec::with_capacity(entries.len());
-    // Per directory: the names of its files and symlinks that have a record, in order, and
-    // whether every one of them has one.
-    let mut leaves: HashMap<&[u8], (Vec<&[u8]>, bool)> = HashMap::new();
-    for (e, st) in entries.iter().zip(&written.stats) {
-        if e.kind == Kind::Dir {
-            continue;
-        }
-        let (parent, name) = split(&e.path);
-        let rec = st.as_ref().and_then(|st| record_of(e, st));
-        let at = leaves.entry(parent).or_insert_with(|| (Vec::new(), true));
-        match rec {
-            Some(rec) => {
-                at.0.push(name);
-                recs.push(rec);
-            }
-            None => at.1 = false,
-        }
-    }
     let mut dir_recs = Vec::new();
     if dir_records {
-        let mut subdirs: HashMap<&[u8], Vec<&[u8]>> = HashMap::new();
-        for (path, _) in &written.dirs {
-            let (parent, name) = split(path);
-            subdirs.entry(parent).or_default().push(name);
-        }
-        let all = std::iter::once((&b""[..], &root_st))
-            .chain(written.dirs.iter().map(|(p, st)| (&p[..], st)));
-        for (path, st) in all {
-            let (files, complete) = leaves
-                .get(path)
-                .map_or((&[][..], true), |(f, c)| (&f[..], *c));
-            if !complete {
-                continue;
-            }
-            let dirs = subdirs.get(path).map_or(&[][..], |d| &d[..]);
+        dir_recs = dirs;
+        if let Some(hash) = root_names {
             dir_recs.push(Rec {
-                path: path.to_vec(),
-                key: StatKey::from(*st),
-                hash: cache::names_hash(files.iter().copied(), dirs.iter().copied()),
+                path: Vec::new(),
+                key: StatKey::from(EntryStat::of(&root_st)),
+                hash,
             });
         }
     }
@@ -220,13 +277,13 @@ mod tests {
             root: (cowtree_fs::sys::stat_dev(&st), st.st_ino),
             ..Written::default()
         };
-        let cache = stat_cache(dir.path(), &id, &written).unwrap();
+        let cache = stat_cache(dir.path(), &id, &written, Records::of(&written)).unwrap();
         assert_eq!(cache.blobs_of, Some(id));
 
         // Another directory at the path (the one made was moved away, or the path followed a
         // symlink put there): no cache.
         written.root.1 = st.st_ino.wrapping_add(1);
-        let err = stat_cache(dir.path(), &id, &written)
+        let err = stat_cache(dir.path(), &id, &written, Records::of(&written))
             .unwrap_err()
             .to_string();
         assert!(err.contains("no longer the directory"), "{err}");
