@@ -190,9 +190,10 @@ pub fn checkout_with_progress(
 /// `hooks.before_placing` sees those stats (and the manifest) once the tree is complete, while
 /// the sync that makes it durable runs, and before it is renamed into place (and so before
 /// anyone else can reach it by the destination's path): a stat cache builds its records there,
-/// on a core the sync leaves idle, and waits for the clock to pass the times it records. `hooks.record` gives the bytes of the worktree's whole record, which the checkout
-/// registers in place of a bare [`Registration`], so that the caller does not write (and
-/// sync) the record a second time.
+/// on a core the sync leaves idle, and waits for the clock to pass the times it records.
+/// `hooks.record` gives the bytes of the worktree's whole record, which the checkout registers
+/// in place of a bare [`Registration`], so that the caller does not write (and sync) the
+/// record a second time.
 pub fn checkout_recording(
     store: &Store,
     id: &Hash,

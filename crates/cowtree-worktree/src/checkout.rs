@@ -83,8 +83,6 @@ pub fn checkout(
     warn: &dyn Fn(&str),
     progress: &Progress,
 ) -> Result<CheckedOut> {
-    let base = hooks();
-    let wait_for_clock = base.before_placing;
     let records = OnceLock::new();
     // The records first: built on the core the sync leaves idle, and by the time they are
     // done the clock has mostly passed the times they hold, so the wait is short.
@@ -94,16 +92,22 @@ pub fn checkout(
     };
     let hooks = Hooks {
         before_placing: &before_placing,
-        ..base
+        ..hooks()
     };
     let (report, written) = checkout_recording(store, id, dst, opts, warn, progress, &hooks)?;
     // Before the root's stat: setting the marker changes the root directory's ctime.
     let marker_error = discover::mark_worktree(&report.path, store.root()).err();
-    let records = records
-        .into_inner()
-        .unwrap_or_else(|| Records::of(&written));
-    let registered = stat_cache(&report.path, id, &written, records)
-        .and_then(|cache| crate::registry::register(store, &report.path, id, &cache));
+    let registered = match records.into_inner() {
+        Some(records) => stat_cache(&report.path, id, &written, records),
+        // The hook also waits for the clock before the tree is placed; without that wait the
+        // records could not be trusted at once (see the module doc).
+        None => Err(Error::Msg(format!(
+            "the checkout of {} placed the tree without building its stat cache; no stat \
+             cache recorded",
+            report.path.display()
+        ))),
+    }
+    .and_then(|cache| crate::registry::register(store, &report.path, id, &cache));
     let (worktree, cache_error) = match registered {
         Ok(wt) => (Some(wt), None),
         Err(e) => (None, Some(e)),
