@@ -30,6 +30,17 @@ if ((${#missing[@]})); then
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }
 fi
 
+# The workspace's rust-version is the oldest compiler it builds with. A machine whose package
+# lists are stale installs an older rustc-web from them (1.85 where 1.96 was current): refresh
+# the lists and upgrade when the installed one is older than the workspace needs.
+need=$(awk -F'"' '/^rust-version/ { print $2; exit }' Cargo.toml)
+have=$(/usr/bin/rustc --version | awk '{ print $2 }')
+if [[ -n "$need" && "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]]; then
+  echo "check-macos: rustc-web $have is older than the workspace's rust-version $need; upgrading"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi
+
 # ring's `links` key carries its version (ring_core_0_17_14_); take it from Cargo.lock.
 ring_version=$(awk '$0 == "name = \"ring\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 config=()
