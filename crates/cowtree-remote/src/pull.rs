@@ -210,8 +210,7 @@ async fn resolve(remote: &Remote, what: &str) -> Result<Wanted> {
             name: Some((what.to_string(), state.version)),
         });
     }
-    let hex = cowtree_store::hash::is_hex(what) && what.len() >= cowtree_store::refs::MIN_PREFIX;
-    if !hex {
+    if !cowtree_store::hash::is_id_prefix(what) {
         return Err(missing(format!("no snapshot named {what:?}")));
     }
     let lower = what.to_ascii_lowercase();

@@ -419,10 +419,10 @@ fn listing(shown: &[String], total: usize) -> String {
 }
 
 fn prefix_hint(what: &str) -> String {
-    if crate::hash::is_hex(what) && what.len() < crate::refs::MIN_PREFIX {
+    if crate::hash::is_hex(what) && !crate::hash::is_id_prefix(what) {
         format!(
             " (an id prefix needs at least {} hex digits)",
-            crate::refs::MIN_PREFIX
+            crate::hash::MIN_PREFIX
         )
     } else {
         String::new()

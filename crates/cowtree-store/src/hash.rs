@@ -61,6 +61,14 @@ pub fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|c| c.is_ascii_hexdigit())
 }
 
+/// The fewest hex digits that name a snapshot by a prefix of its id.
+pub const MIN_PREFIX: usize = 8;
+
+/// True when `s` can name a snapshot by a prefix of its id: [`MIN_PREFIX`] or more hex digits.
+pub fn is_id_prefix(s: &str) -> bool {
+    is_hex(s) && s.len() >= MIN_PREFIX
+}
+
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Written from the stack: no allocation per hash shown. The digits are ASCII, so the

@@ -3,12 +3,9 @@
 use std::ffi::OsStr;
 
 use crate::error::{Corrupt, Error, NotFound, Result};
-use crate::hash::{Hash, is_hex};
+use crate::hash::{Hash, is_id_prefix};
 use crate::store::Store;
 use crate::util::{read_at, write_atomic};
-
-/// Shortest id prefix accepted.
-pub const MIN_PREFIX: usize = 8;
 
 /// Checks a snapshot name: one path component, UTF-8, not starting with `.` or `-`, no
 /// whitespace or control characters.
@@ -97,7 +94,8 @@ pub fn list(store: &Store) -> Result<Vec<(String, Hash)>> {
     Ok(out)
 }
 
-/// Resolves a full id, a name, or a unique id prefix of at least [`MIN_PREFIX`] hex digits.
+/// Resolves a full id, a name, or a unique id prefix of at least
+/// [`MIN_PREFIX`](crate::hash::MIN_PREFIX) hex digits.
 /// An ambiguous prefix is an error listing every candidate.
 pub fn resolve(store: &Store, what: &str) -> Result<Hash> {
     if let Some(id) = Hash::from_hex(what)
@@ -115,7 +113,7 @@ pub fn resolve(store: &Store, what: &str) -> Result<Hash> {
         }
         return Ok(id);
     }
-    if is_hex(what) && what.len() >= MIN_PREFIX {
+    if is_id_prefix(what) {
         let lower = what.to_ascii_lowercase();
         let found: Vec<Hash> = store
             .snapshot_ids()?
