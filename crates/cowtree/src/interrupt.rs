@@ -1,7 +1,8 @@
-//! Ctrl-C (SIGINT) and SIGTERM: remove what the interrupted command was building, say in one
-//! line what is left, and exit 130 or 143.
+//! Ctrl-C (SIGINT), SIGTERM and SIGHUP: remove what the interrupted command was building, say in
+//! one line what is left, and exit 128 + the signal (130, 143, 129). Under `--json` the same
+//! line is also printed on stdout as the JSON error object (kind `interrupted`).
 //!
-//! Both signals are blocked in every thread (the mask is set before any other thread starts and
+//! The signals are blocked in every thread (the mask is set before any other thread starts and
 //! is inherited), and one thread waits for them with `sigwait`, so a signal never interrupts a
 //! worker in the middle of a system call. When one arrives, that thread removes the staging the
 //! running command registered with [`expect`] and ends the process with `_exit`, which stops
@@ -55,6 +56,12 @@ pub enum Leftover {
 
 static PLAN: Mutex<Vec<Leftover>> = Mutex::new(Vec::new());
 static STOPPING: AtomicBool = AtomicBool::new(false);
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Under `--json`, an interrupt is also reported as the JSON error object on stdout.
+pub fn set_json(json: bool) {
+    JSON.store(json, Ordering::Relaxed);
+}
 
 /// Called by the main thread before it reports the command's result: once a signal is being
 /// handled, the result is moot (and an error may only be the handler removing the staging
@@ -79,11 +86,12 @@ fn signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         set
     }
 }
 
-/// Blocks SIGINT and SIGTERM and starts the thread that handles them. Call at start-up,
+/// Blocks SIGINT, SIGTERM and SIGHUP and starts the thread that handles them. Call at start-up,
 /// before any other thread exists.
 pub fn install(command: &'static str) {
     let set = signals();
@@ -164,10 +172,10 @@ fn stop(command: &str, sig: i32) -> ! {
             Leftover::Staging { .. } | Leftover::Records { .. } => {}
         }
     }
-    let name = if sig == libc::SIGTERM {
-        "SIGTERM"
-    } else {
-        "SIGINT"
+    let name = match sig {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        _ => "SIGINT",
     };
     let tail = if said.is_empty() {
         String::new()
@@ -180,7 +188,15 @@ fn stop(command: &str, sig: i32) -> ! {
     } else {
         ""
     };
-    eprintln!("{clear}cowtree: {command} interrupted by {name}{tail}");
+    let line = format!("{command} interrupted by {name}{tail}");
+    eprintln!("{clear}cowtree: {line}");
+    if JSON.load(Ordering::Relaxed) {
+        let code = (128 + sig) as u8;
+        println!(
+            "{}",
+            crate::exit::error_json(crate::exit::Kind::Interrupted, &line, None, code)
+        );
+    }
     // SAFETY: _exit ends the process at once (no destructors run while workers still hold
     // the state they would tear down).
     unsafe { libc::_exit(128 + sig) }

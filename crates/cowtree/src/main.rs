@@ -8,7 +8,9 @@ mod units;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::exit::CliError;
 
 /// Copy-on-write clones of directory trees.
 ///
@@ -28,13 +30,61 @@ use clap::{Parser, Subcommand};
   cd /work/app-a && cowtree status               # what changed since the checkout"
 )]
 struct Cli {
-    /// The store directory, for the commands that use one (the same as their own --store).
-    /// Default: $COWTREE_STORE, else the store that holds the worktree, else one on the
-    /// tree's filesystem (see `cowtree stores`).
-    #[arg(long, value_name = "PATH")]
-    store: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The options every command takes, before or after its name (`cowtree --json ls` and
+/// `cowtree ls --json` are the same). A command that defines one of them itself documents what
+/// it does there; [`globalize`] makes every definition global.
+#[derive(Debug, clap::Args)]
+struct Global {
+    /// The store directory, for the commands that use one. Default: $COWTREE_STORE, else the
+    /// store that holds the worktree, else one on the tree's filesystem (see `cowtree stores`).
+    #[arg(long, value_name = "PATH", global = true)]
+    store: Option<std::path::PathBuf>,
+    /// Print one JSON object on stdout: the result, or on failure
+    /// {"error": {"kind", "message", "path"?}, "exit": N} (docs/json.md).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print less: no progress, notes or warnings (a listing a command was asked for is still
+    /// printed).
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
+    /// Size the worker pools for N cores (default, or 0: all cores).
+    #[arg(long, short = 'j', value_name = "N", global = true)]
+    jobs: Option<usize>,
+}
+
+/// The ids of the options in [`Global`].
+const GLOBAL_IDS: [&str; 4] = ["store", "json", "quiet", "jobs"];
+
+/// Makes every definition of a global option (the top-level one, and a command's own, which
+/// takes precedence in that command) global, with its short name, so that it is accepted before
+/// or after any command and subcommand, and its value reaches both the command and [`Global`].
+fn globalize(mut cmd: clap::Command) -> clap::Command {
+    for id in GLOBAL_IDS {
+        if cmd.get_arguments().any(|a| a.get_id() == id) {
+            cmd = cmd.mut_arg(id, |a| {
+                let a = a.global(true);
+                match id {
+                    "quiet" => a.short('q'),
+                    "jobs" => a.short('j'),
+                    _ => a,
+                }
+            });
+        }
+    }
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    for n in names {
+        cmd = cmd.mut_subcommand(n, globalize);
+    }
+    cmd
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,8 +171,29 @@ fn raise_fd_limit() {
 
 fn main() -> ExitCode {
     keep_freed_memory();
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `cowtree git worktree list ...` and the others git runs itself take their arguments
+    // verbatim, before any of them could be read as one of cowtree's options.
+    if let Some((json, sub, rest)) = cmd::git::passthrough(&args[1..]) {
+        return cmd::git::run_git_worktree(sub, rest, json);
+    }
+    let mut command = globalize(Cli::command());
+    let cli = match command
+        .try_get_matches_from_mut(&args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => {
+            let path = command_path(&command, &args);
+            return usage_error(e, wants_json(&args), path);
+        }
+    };
     raise_fd_limit();
+    let json = cli.global.json;
+    interrupt::set_json(json);
+    if let Some(n) = cli.global.jobs.filter(|&n| n > 0) {
+        cowtree_fs::workers::limit_cores(n);
+    }
     // What each command leaves if interrupted, as far as its arguments tell, is known before
     // a signal can be handled: one that comes before the work starts says it too.
     match &cli.command {
@@ -145,16 +216,18 @@ fn main() -> ExitCode {
     ) {
         die_quietly_on_closed_pipe();
     }
-    if let Some(p) = &cli.store
+    if let Some(p) = &cli.global.store
         && let Some(name) = storeless(&cli.command)
     {
-        eprintln!(
-            "cowtree: --store {}: `cowtree {name}` uses no store",
-            p.display()
+        return report(
+            &CliError::with_code(
+                format!("--store {}: `cowtree {name}` uses no store", p.display()),
+                2,
+            ),
+            json,
         );
-        return ExitCode::from(2);
     }
-    let top = cli.store.as_deref();
+    let top = cli.global.store.as_deref();
     let result = match cli.command {
         Command::Clone(args) => cmd::clone::run(args),
         Command::Probe(args) => cmd::probe::run(args),
@@ -182,11 +255,116 @@ fn main() -> ExitCode {
     interrupt::hold_if_stopping();
     match result {
         Ok(code) => code.into(),
-        Err(err) => {
-            eprintln!("cowtree: {err}");
-            err.exit_code().into()
+        Err(err) => report(&err, json),
+    }
+}
+
+/// Prints a failed command's error: one line on stderr, and with `--json` the JSON error object
+/// on stdout. Returns its exit code.
+fn report(err: &CliError, json: bool) -> ExitCode {
+    eprintln!("cowtree: {err}");
+    if json {
+        println!("{}", err.to_json());
+    }
+    err.exit_code().into()
+}
+
+/// True when `--json` is among the arguments (before a `--`): used when they could not be
+/// parsed, to report that in JSON too.
+fn wants_json(args: &[std::ffi::OsString]) -> bool {
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
+/// Reports a command line clap could not parse (or `--help`, `--version`). An unknown option
+/// is one line naming it and the command it was given to, never clap's advice to put it after
+/// `--` (which would make it a file name); other usage errors are clap's own message.
+fn usage_error(e: clap::Error, json: bool, fallback_path: String) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let text = |k| match e.get(k) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => v.first().cloned(),
+        Some(ContextValue::StyledStr(s)) => Some(s.to_string()),
+        _ => None,
+    };
+    let command = text(ContextKind::Usage)
+        .map(|u| usage_path(&u))
+        .unwrap_or(fallback_path);
+    let prefix = match command.strip_prefix("cowtree ") {
+        Some(sub) => format!("{sub}: "),
+        None => String::new(),
+    };
+    let err = if e.kind() == ErrorKind::UnknownArgument {
+        let arg = text(ContextKind::InvalidArg).unwrap_or_default();
+        let what = if arg.starts_with('-') {
+            "unknown option"
+        } else {
+            "unexpected argument"
+        };
+        let mut hint = match text(ContextKind::SuggestedArg) {
+            Some(s) => format!(" (did you mean '{s}'?)"),
+            None => format!(" (see `{command} --help`)"),
+        };
+        if command == "cowtree git worktree add" && arg.starts_with('-') {
+            hint.push_str("; if it is an option of `git worktree add`, run `git worktree add`");
+        }
+        CliError::with_code(format!("{prefix}{what} '{arg}'{hint}"), 2)
+    } else {
+        // clap's message, without its "error: " and the usage and help lines that follow.
+        let rendered = e.render().to_string();
+        let body: Vec<&str> = rendered
+            .lines()
+            .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("tip:"))
+            .collect();
+        let msg = body.join(" ");
+        let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+        let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+        if matches!(
+            e.kind(),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ) && !json
+        {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        CliError::with_code(format!("{prefix}{msg} (see `{command} --help`)"), 2)
+    };
+    report(&err, json)
+}
+
+/// The command named by `args` (`cowtree git worktree add`), by following subcommand names.
+fn command_path(cmd: &clap::Command, args: &[std::ffi::OsString]) -> String {
+    let mut path = vec!["cowtree".to_string()];
+    let mut cur = cmd;
+    for a in args.iter().skip(1) {
+        let Some(a) = a.to_str() else { break };
+        if let Some(sub) = cur.find_subcommand(a) {
+            path.push(sub.get_name().to_owned());
+            cur = sub;
         }
     }
+    path.join(" ")
+}
+
+/// The command path of a clap usage line (`Usage: cowtree git worktree add [OPTIONS] <DST>`
+/// gives `cowtree git worktree add`).
+fn usage_path(usage: &str) -> String {
+    let first = usage.lines().next().unwrap_or_default();
+    let rest = first.trim().strip_prefix("Usage:").unwrap_or(first).trim();
+    rest.split_whitespace()
+        .take_while(|w| !w.starts_with(['[', '<', '-']) && *w != "|")
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A walk's worker threads allocate and free small buffers per directory; glibc's default

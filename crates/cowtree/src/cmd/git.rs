@@ -1,13 +1,17 @@
 //! `cowtree git worktree add`: a new git linked worktree whose clean tracked files (and,
 //! on request, ignored files) are reflinked from a source worktree.
 
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 use cowtree_git::{AddOptions, AddReport, BranchChoice, HeadReport};
 use serde::Serialize;
 
-use crate::exit::{CliError, CmdResult, Exit};
+use crate::exit::{CliError, CmdResult, Exit, Kind};
 
 /// Exit code when `--strict` refused a fallback.
 const EXIT_STRICT: u8 = 3;
@@ -42,6 +46,118 @@ struct WorktreeArgs {
 #[derive(Debug, clap::Subcommand)]
 enum WorktreeCommand {
     Add(AddArgs),
+    /// Runs `git worktree list ARGS...`.
+    List(GitArgs),
+    /// Runs `git worktree remove ARGS...`.
+    Remove(GitArgs),
+    /// Runs `git worktree prune ARGS...`.
+    Prune(GitArgs),
+    /// Runs `git worktree lock ARGS...`.
+    Lock(GitArgs),
+    /// Runs `git worktree unlock ARGS...`.
+    Unlock(GitArgs),
+    /// Runs `git worktree move ARGS...`.
+    Move(GitArgs),
+    /// Runs `git worktree repair ARGS...`.
+    Repair(GitArgs),
+}
+
+/// The arguments of a `git worktree` subcommand git runs itself, passed as they are.
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+struct GitArgs {
+    /// Passed to git as they are.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<OsString>,
+}
+
+/// The `git worktree` subcommands git runs itself.
+const PASSTHROUGH: [&str; 7] = [
+    "list", "remove", "prune", "lock", "unlock", "move", "repair",
+];
+
+/// When `args` (the command line after the program name) is `[--json] [-q] git worktree SUB
+/// ARGS...` with SUB one that git runs itself: whether `--json` was given, SUB, and ARGS.
+pub fn passthrough(args: &[OsString]) -> Option<(bool, &str, &[OsString])> {
+    let mut json = false;
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        match a.to_str() {
+            Some("--json") => json = true,
+            Some("-q" | "--quiet") => {}
+            Some("-j" | "--jobs") => i += 1,
+            Some(j) if j.starts_with("--jobs=") || (j.starts_with("-j") && j.len() > 2) => {}
+            _ => break,
+        }
+        i += 1;
+    }
+    match args.get(i..i + 3)? {
+        [g, w, sub] if g == "git" && w == "worktree" => {
+            let sub = PASSTHROUGH.iter().find(|s| **s == sub.as_os_str())?;
+            Some((json, sub, &args[i + 3..]))
+        }
+        _ => None,
+    }
+}
+
+/// Runs `git worktree SUB ARGS...` as git would run it: its output, its exit status. With
+/// `json`, git's error output still goes to stderr and a failure is also reported as the JSON
+/// error object on stdout.
+pub fn run_git_worktree(sub: &str, args: &[OsString], json: bool) -> ExitCode {
+    ExitCode::from(git_worktree(sub, args, json))
+}
+
+/// [`run_git_worktree`], returning the exit status.
+fn git_worktree(sub: &str, args: &[OsString], json: bool) -> u8 {
+    let mut cmd = Command::new("git");
+    cmd.arg("worktree").arg(sub).args(args);
+    if !json {
+        use std::os::unix::process::CommandExt;
+        // Replaces this process: signals, exit status and terminal handling are git's own.
+        let e = cmd.exec();
+        return report_spawn_failure(sub, &e, json);
+    }
+    let out = match cmd.stderr(Stdio::piped()).output() {
+        Ok(o) => o,
+        Err(e) => return report_spawn_failure(sub, &e, json),
+    };
+    let _ = std::io::stderr().write_all(&out.stderr);
+    let code = out
+        .status
+        .code()
+        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
+    if code != 0 {
+        let text = String::from_utf8_lossy(&out.stderr);
+        let message = git_message(&text)
+            .unwrap_or_else(|| format!("`git worktree {sub}` exited with status {code}"));
+        println!(
+            "{}",
+            crate::exit::error_json(Kind::Refused, &message, None, code as u8)
+        );
+    }
+    code as u8
+}
+
+/// git's `fatal:` or `error:` line (its reason, without the prefix), else its last line.
+pub fn git_message(stderr: &str) -> Option<String> {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let pick = lines
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("fatal: ")
+                .or_else(|| l.strip_prefix("error: "))
+        })
+        .or_else(|| lines.last().copied())?;
+    Some(pick.trim().to_owned())
+}
+
+fn report_spawn_failure(sub: &str, e: &std::io::Error, json: bool) -> u8 {
+    let err = CliError::new(format!("cannot run `git worktree {sub}`: {e}"));
+    eprintln!("cowtree: {err}");
+    if json {
+        println!("{}", err.to_json());
+    }
+    err.exit_code()
 }
 
 /// Add a git linked worktree at DST, like `git worktree add`, with files reflinked from SRC.
@@ -134,6 +250,15 @@ pub fn run(args: Args) -> CmdResult {
     match args.command {
         GitCommand::Worktree(w) => match w.command {
             WorktreeCommand::Add(a) => add(a),
+            // Reached only through clap (with an option before `git` that `passthrough` does
+            // not skip): run git all the same.
+            WorktreeCommand::List(g) => Ok(Exit::Code(git_worktree("list", &g.args, false))),
+            WorktreeCommand::Remove(g) => Ok(Exit::Code(git_worktree("remove", &g.args, false))),
+            WorktreeCommand::Prune(g) => Ok(Exit::Code(git_worktree("prune", &g.args, false))),
+            WorktreeCommand::Lock(g) => Ok(Exit::Code(git_worktree("lock", &g.args, false))),
+            WorktreeCommand::Unlock(g) => Ok(Exit::Code(git_worktree("unlock", &g.args, false))),
+            WorktreeCommand::Move(g) => Ok(Exit::Code(git_worktree("move", &g.args, false))),
+            WorktreeCommand::Repair(g) => Ok(Exit::Code(git_worktree("repair", &g.args, false))),
         },
     }
 }
