@@ -141,6 +141,11 @@ pub enum LinkError {
         /// Why it could not be undone.
         undo: io::Error,
     },
+    /// The session's [`crate::CancelHandle`] was cancelled: the call stopped and left the
+    /// destination (this path) as it was. Nothing appeared at a new destination; a merge was
+    /// rolled back (unless wrapped in [`LinkError::UndoFailed`]).
+    #[error("linking into {0} was cancelled; nothing was changed there")]
+    Cancelled(PathBuf),
     /// An I/O error about one path.
     #[error("{op} {path}: {source}")]
     Io {
@@ -205,6 +210,20 @@ impl LinkError {
             path: path.to_path_buf(),
             source: bare(err),
         }
+    }
+
+    /// The refusal to replace an existing directory by a file or symlink: the directory may
+    /// hold entries the source does not have, and overwriting must never delete them.
+    pub(crate) fn directory_in_the_way(path: &Path) -> LinkError {
+        LinkError::io(
+            "replace",
+            path,
+            io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "a directory is there; cowtree does not replace a directory with a file or \
+                 symlink (remove it first)",
+            ),
+        )
     }
 
     pub(crate) fn link(op: &'static str, src: &Path, dst: &Path, err: io::Error) -> LinkError {

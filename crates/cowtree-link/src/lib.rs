@@ -121,6 +121,11 @@
 //!   four per worker, less where the open-file limit is tight) and one per source root; no
 //!   more workers than the open-file limit allows.
 //!
+//! - **Cancellation:** [`Linker::cancel_handle`] gives a [`CancelHandle`] that any thread may
+//!   cancel: the calls in progress stop their workers and leave the destination as it was
+//!   (as on any error: a new destination's staging is removed, a merge is rolled back), and
+//!   return [`LinkError::Cancelled`]; later calls of that session are refused.
+//!
 //! Hardlink mode ([`LinkMode::Hardlink`]) makes the destination share inodes with the source:
 //! a write through either reaches both. Use it only where nothing writes.
 //!
@@ -129,6 +134,8 @@
 
 #![warn(missing_docs)]
 
+mod cancel;
+mod engine;
 pub mod error;
 mod link;
 pub mod options;
@@ -140,6 +147,7 @@ mod staging;
 pub mod state;
 mod txn;
 
+pub use cancel::CancelHandle;
 pub use error::LinkError;
 pub use options::{
     EntryKind, HashAlgo, LinkOptions, OnExisting, Progress, ProgressCounters, ScanTotals,

@@ -2,15 +2,14 @@
 //! merge transaction for an existing one), file by file with the session's fallback state,
 //! in parallel, then gives created directories their mode and times.
 
-use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use cowtree_fs::creation::CreationMask;
@@ -24,47 +23,19 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
+use crate::engine::{Engine, FDS_WHILE_LINKING, HELD_PER_WORKER};
 use crate::error::LinkError;
 use crate::options::{EntryKind, HashAlgo, OnExisting};
 use crate::plan::{PKind, Plan, SrcRef, TreeSrc};
 use crate::report::{Digest, LinkReport, RecordEntry, Tally};
 use crate::scan::{DirMeta, open_rel};
-use crate::session::Linker;
 use crate::staging::{Staging, random_u64, remove_stale};
-use crate::state::{Attempt, Decision, Failure, LinkMode, LinkState};
+use crate::state::{Attempt, Decision, Failure};
 use crate::txn::{self, Journal, Op};
 
 /// Entries of one directory handled per work item; big directories are split so that
 /// several workers can share them (see [`push_items`] for when they do).
 const CHUNK: usize = 256;
-
-/// Workers per core when the caller does not say. Cloning a tree is kernel work on
-/// filesystem metadata (inode allocation, directory entries, the refcount btree, the log),
-/// guarded by locks and mutexes that spin while their holder runs: with more runnable workers
-/// than cores, a holder is preempted and the others wait behind it. Measured on XFS with the
-/// 80,000-file bench tree on 2 cores (warm and cold cache alike): 1 per core 2.3-2.4 s,
-/// 1.5 per core 2.7 s, 2 per core 2.8 s, 4 per core 3.3 s (`cp -a --reflink=always`: 5.5 s).
-/// Copying to a slow disk can want more: `--jobs`.
-const JOBS_PER_CORE: usize = 1;
-/// Upper bound for the default number of workers.
-const MAX_DEFAULT_JOBS: usize = 64;
-
-/// Worker threads to use: as asked (0 = [`JOBS_PER_CORE`] per core, at most
-/// [`MAX_DEFAULT_JOBS`]), and few enough that each can hold its descriptors under the process's
-/// open-file limit: while linking, [`FDS_WHILE_LINKING`] of its own and [`HELD_PER_WORKER`]
-/// held for queued work; while reading the source, the walk's.
-pub(crate) fn effective_jobs(requested: usize) -> usize {
-    cowtree_fs::workers::budget(
-        requested,
-        cowtree_fs::workers::Demand {
-            per_core: JOBS_PER_CORE,
-            min: 1,
-            max: MAX_DEFAULT_JOBS,
-            fds_per_worker: cowtree_fs::walk::FDS_PER_WORKER
-                .max(FDS_WHILE_LINKING + HELD_PER_WORKER),
-        },
-    )
-}
 
 /// True when `path` or one of its ancestors is the directory `id` (device, inode). Comparing
 /// inodes rather than strings also catches bind mounts and different spellings of one path.
@@ -115,60 +86,6 @@ fn timespec_pair(st: &Stat) -> (Timespec, Timespec) {
     (m.atime, m.mtime)
 }
 
-/// The fallback state of one (source device, destination device) pair, plus the failure
-/// that moved it (every file linked after that is a fallback for that cause).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Pair {
-    state: LinkState,
-    moved_because: Option<Failure>,
-}
-
-/// Per (source device, destination device) pair: the fallback state and whether
-/// `copy_file_range` works. Kept by a [`Linker`] for its whole life.
-#[derive(Debug, Default)]
-pub(crate) struct Pairs {
-    states: Mutex<HashMap<(u64, u64), Pair>>,
-    ranges: Mutex<HashMap<(u64, u64), Arc<CopyRange>>>,
-}
-
-impl Pairs {
-    fn with_pair<R>(
-        &self,
-        key: (u64, u64),
-        mode: LinkMode,
-        strict: bool,
-        f: impl FnOnce(&mut Pair) -> R,
-    ) -> R {
-        // Pair updates are single assignments of small Copy values, so a poisoned lock still
-        // holds consistent data.
-        let mut pairs = self.states.lock().unwrap_or_else(PoisonError::into_inner);
-        let pair = pairs.entry(key).or_insert_with(|| Pair {
-            state: LinkState::new(mode, strict),
-            moved_because: None,
-        });
-        f(pair)
-    }
-
-    fn range(&self, key: (u64, u64)) -> Arc<CopyRange> {
-        self.ranges
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key)
-            .or_default()
-            .clone()
-    }
-
-    /// Pairs for which `copy_file_range` was refused (and is no longer tried).
-    pub fn copy_range_refused(&self) -> usize {
-        self.ranges
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .filter(|r| r.refused())
-            .count()
-    }
-}
-
 /// What a file link did.
 enum Linked {
     /// Linked by `Attempt`, `bytes` of data (`None`: a hardlink whose size was not asked
@@ -178,20 +95,20 @@ enum Linked {
     Vanished,
 }
 
-impl Linker {
+impl<'l> FileLinker<'l> {
     /// The linker of files for device pair `key` into directories where creation does
     /// `mask` to permission bits (see [`CreationMask`]; `None`: read them back).
-    fn file_linker(&self, key: (u64, u64), mask: Option<CreationMask>) -> FileLinker<'_> {
-        let pair = self
+    fn new(engine: &'l Engine, key: (u64, u64), mask: Option<CreationMask>) -> FileLinker<'l> {
+        let pair = engine
             .pairs
-            .with_pair(key, self.opts.mode, self.opts.strict, |p| *p);
+            .with_pair(key, engine.opts.mode, engine.opts.strict, |p| *p);
         FileLinker {
-            linker: self,
+            engine,
             key,
             attempt: pair.state.attempt(),
             batch_because: pair.moved_because,
             worked: pair.state.has_worked(),
-            range: self.pairs.range(key),
+            range: engine.pairs.range(key),
             mask,
         }
     }
@@ -208,7 +125,7 @@ struct FileSrc<'a> {
 /// Links files for one device pair, keeping a snapshot of the pair's method so that the
 /// shared state is locked only on failures and the first success.
 struct FileLinker<'l> {
-    linker: &'l Linker,
+    engine: &'l Engine,
     key: (u64, u64),
     attempt: Attempt,
     batch_because: Option<Failure>,
@@ -231,8 +148,8 @@ impl FileLinker<'_> {
         dst_full: &dyn Fn() -> PathBuf,
         tally: &mut Tally,
     ) -> Result<Option<(Attempt, Option<u64>)>, LinkError> {
-        let linker = self.linker;
-        let opts = &linker.opts;
+        let engine = self.engine;
+        let opts = &engine.opts;
         let mut attempt = self.attempt;
         // Set when this one file falls back; the batch's own cause is `batch_because`.
         let mut because: Option<Failure> = None;
@@ -270,7 +187,7 @@ impl FileLinker<'_> {
                         }
                         if !self.worked {
                             self.worked = true;
-                            linker
+                            engine
                                 .pairs
                                 .with_pair(self.key, opts.mode, opts.strict, |p| {
                                     p.state.succeeded(method)
@@ -287,7 +204,7 @@ impl FileLinker<'_> {
                 Err(failure) => failure,
             };
             let (decision, now, moved_because) =
-                linker
+                engine
                     .pairs
                     .with_pair(self.key, opts.mode, opts.strict, |p| {
                         let d = p.state.failed(attempt, failure);
@@ -343,7 +260,7 @@ impl FileLinker<'_> {
         dst_name: &OsStr,
         src_full: &dyn Fn() -> PathBuf,
     ) -> io::Result<Result<Linked, Failure>> {
-        let opts = &self.linker.opts;
+        let opts = &self.engine.opts;
         let transfer = |method| {
             let mut t = TransferOptions::new(method);
             t.preserve_times = opts.preserve_times;
@@ -566,7 +483,7 @@ pub(crate) struct Outcome {
 
 /// One pass of a plan into `dst_root` (a staging directory or an existing destination).
 pub(crate) struct Run<'r> {
-    pub linker: &'r Linker,
+    pub engine: &'r Engine,
     pub plan: &'r Plan,
     pub trees: &'r [Arc<TreeSrc>],
     pub dst_root: &'r Dir,
@@ -591,18 +508,9 @@ pub(crate) struct Run<'r> {
     max_held: usize,
 }
 
-/// Directories queued work may hold open, per worker, at most (a destination directory and
-/// its source count two). With [`FDS_WHILE_LINKING`], a worker holds no more descriptors
-/// than [`effective_jobs`] allows it.
-const HELD_PER_WORKER: usize = 4;
-
-/// Descriptors a worker of the link pass holds itself: the source and destination directory
-/// and file of the entry at hand.
-const FDS_WHILE_LINKING: usize = 4;
-
 impl<'r> Run<'r> {
     pub fn new(
-        linker: &'r Linker,
+        engine: &'r Engine,
         plan: &'r Plan,
         trees: &'r [Arc<TreeSrc>],
         dst_root: &'r Dir,
@@ -611,7 +519,7 @@ impl<'r> Run<'r> {
         mask: Option<CreationMask>,
     ) -> Run<'r> {
         Run {
-            linker,
+            engine,
             plan,
             trees,
             dst_root,
@@ -621,7 +529,7 @@ impl<'r> Run<'r> {
             pending: plan.nodes.iter().map(|_| AtomicUsize::new(0)).collect(),
             held: AtomicUsize::new(0),
             max_held: {
-                let jobs = linker.jobs.max(1);
+                let jobs = engine.jobs.max(1);
                 // Each source root stays open for the whole pass.
                 let spare = cowtree_fs::workers::open_file_limit()
                     .saturating_sub(cowtree_fs::workers::RESERVED_FDS)
@@ -668,7 +576,7 @@ impl<'r> Run<'r> {
     }
 
     fn recording(&self) -> bool {
-        self.linker.opts.record || self.linker.opts.hash.is_some()
+        self.engine.opts.record || self.engine.opts.hash.is_some()
     }
 
     /// Links every entry, then gives the directories this run created their mode and times.
@@ -705,8 +613,8 @@ impl<'r> Run<'r> {
         // Passes: each runs the first chunk of every directory it reaches, and leaves the
         // other chunks of big ones to the next (see [`push_items`]).
         while !first.is_empty() {
-            let locals = self.linker.workers.run(
-                self.linker.jobs,
+            let locals = self.engine.workers.run(
+                self.engine.jobs,
                 first,
                 Local::default,
                 |local, item, push| self.link_item(local, item, push),
@@ -729,7 +637,7 @@ impl<'r> Run<'r> {
         // Publication order: by directory, so that each is opened once.
         ops.sort_by(|a, b| a.dir.cmp(&b.dir).then_with(|| a.name.cmp(&b.name)));
         // Paths are unique: an unstable sort gives the one order.
-        self.linker
+        self.engine
             .workers
             .sort_unstable_by(&mut record, |a, b| a.0.cmp(&b.0));
         let record = record.into_iter().map(|(_, e)| e).collect();
@@ -742,7 +650,7 @@ impl<'r> Run<'r> {
         mut item: Item<'s>,
         push: &mut Vec<Item<'s>>,
     ) -> Result<(), LinkError> {
-        let opts = &self.linker.opts;
+        let opts = &self.engine.opts;
         if let Some((key, held)) = item.src.take() {
             local.src = Some((key, SrcDir::Held(held)));
         }
@@ -770,6 +678,8 @@ impl<'r> Run<'r> {
         let mask = if item.fresh { self.mask } else { None };
         let mut done = 0u64;
         for entry in &node.entries[item.start..item.end] {
+            // One relaxed load per entry: a cancelled call stops within one file.
+            self.engine.check_cancel(self.dst_path)?;
             done += 1;
             let name: &OsStr = &entry.name;
             let dst_full = || self.dst_path.join(&node.rel).join(name);
@@ -825,7 +735,7 @@ impl<'r> Run<'r> {
                     (_, true, OnExisting::Overwrite) => {
                         // A directory holds entries the source may not have: replacing it by
                         // a file or a symlink would delete them. Refuse, as `cp` does.
-                        return Err(directory_in_the_way(&dst_full()));
+                        return Err(LinkError::directory_in_the_way(&dst_full()));
                     }
                     (_, false, OnExisting::Overwrite) => replace = true,
                 }
@@ -1021,7 +931,7 @@ impl<'r> Run<'r> {
                 dir.set_mode(meta.mode)?;
             }
         }
-        if self.linker.opts.preserve_times {
+        if self.engine.opts.preserve_times {
             dir.set_own_times(meta.atime, meta.mtime)?;
         }
         Ok(())
@@ -1031,7 +941,7 @@ impl<'r> Run<'r> {
     /// when only its times are due (never following a symlink put there), else opened.
     fn finish_empty_dir(&self, parent: &Dir, name: &OsStr, meta: DirMeta) -> io::Result<()> {
         if self.dir_exact(meta.mode) {
-            if self.linker.opts.preserve_times {
+            if self.engine.opts.preserve_times {
                 parent.set_times(name, meta.atime, meta.mtime)?;
             }
             return Ok(());
@@ -1082,7 +992,7 @@ impl<'r> Run<'r> {
         let idx = match files.iter().position(|f| f.key == key) {
             Some(i) => i,
             None => {
-                files.push(self.linker.file_linker(key, mask));
+                files.push(FileLinker::new(self.engine, key, mask));
                 files.len() - 1
             }
         };
@@ -1100,7 +1010,7 @@ impl<'r> Run<'r> {
             } else {
                 (EntryKind::File, bytes)
             };
-            let hash = match self.linker.opts.hash {
+            let hash = match self.engine.opts.hash {
                 Some(algo) if kind == EntryKind::File => Some(
                     hash_file(dst_dir, at, algo)
                         .map_err(|e| LinkError::io("hash", &dst_full(), e))?,
@@ -1148,7 +1058,7 @@ impl<'r> Run<'r> {
             }
             Err(e) => return Err(LinkError::io("read symlink", &src_full(), e.into())),
         };
-        let times = if self.linker.opts.preserve_times {
+        let times = if self.engine.opts.preserve_times {
             let st = statat(src_dir, sname, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| LinkError::io("stat", &src_full(), e.into()))?;
             Some(timespec_pair(&st))
@@ -1190,7 +1100,7 @@ impl<'r> Run<'r> {
     /// directory made unwritable or unsearchable is not needed afterwards.
     fn finish_dirs(&self, mut created: Vec<(PathBuf, usize)>) -> Result<(), LinkError> {
         let nodes = &self.plan.nodes;
-        let preserve = self.linker.opts.preserve_times;
+        let preserve = self.engine.opts.preserve_times;
         // Only the root (the staging directory, created 0700) and directories whose final
         // bits lack some of the owner's are here: their mode is always set.
         created.retain(|(_, id)| nodes[*id].meta.is_some());
@@ -1203,12 +1113,13 @@ impl<'r> Run<'r> {
             let (level, tail) = rest.split_at(level_len);
             rest = tail;
             let items: Vec<&[(PathBuf, usize)]> = level.chunks(64).collect();
-            self.linker.workers.run(
-                self.linker.jobs.min(items.len()),
+            self.engine.workers.run(
+                self.engine.jobs.min(items.len()),
                 items,
                 || (),
                 |_, dirs, _| {
                     for (open, id) in dirs {
+                        self.engine.check_cancel(self.dst_path)?;
                         let node = &nodes[*id];
                         let meta = node.meta.expect("kept only directories with metadata");
                         let full = || self.dst_path.join(&node.rel);
@@ -1297,7 +1208,7 @@ fn open_parent(dst: &Path) -> Result<(&OsStr, &Path, Dir), LinkError> {
 /// Links `plan` (built from `trees` and listed files) to `dst`: into a staging directory
 /// renamed into place when `dst` does not exist, as a merge transaction when it does.
 pub(crate) fn run_plan(
-    linker: &Linker,
+    engine: &Engine,
     plan: &Plan,
     trees: &[Arc<TreeSrc>],
     dst: &Path,
@@ -1309,7 +1220,7 @@ pub(crate) fn run_plan(
         .map_err(|e| LinkError::io("stat", dst, e))?;
     if let Some(st) = &existing {
         let ft = FileType::from_raw_mode(st.st_mode);
-        match linker.opts.on_existing {
+        match engine.opts.on_existing {
             OnExisting::Fail => return Err(LinkError::DestinationExists(dst.to_path_buf())),
             _ if ft == FileType::Symlink => {
                 return Err(LinkError::DestinationIsSymlink(dst.to_path_buf()));
@@ -1320,7 +1231,7 @@ pub(crate) fn run_plan(
             _ => {}
         }
     }
-    if let Some(p) = &linker.opts.progress {
+    if let Some(p) = &engine.opts.progress {
         p.scanned(&plan.totals);
     }
     let outcome = match existing {
@@ -1333,16 +1244,18 @@ pub(crate) fn run_plan(
             // ACL read), there is none and modes are read back.
             let mask = CreationMask::of_dir(&staging.dir, cowtree_fs::creation::process_umask())
                 .unwrap_or(None);
-            let run = Run::new(linker, plan, trees, &staging.dir, dst, None, mask);
+            let run = Run::new(engine, plan, trees, &staging.dir, dst, None, mask);
             let outcome = run.link_all(true)?;
-            if linker.opts.sync {
+            if engine.opts.sync {
                 staging
                     .dir
                     .sync_filesystem()
                     .map_err(|e| LinkError::io("sync", &staging.path(), e))?;
             }
+            // Past this point a cancel changes nothing: the new tree is in place.
+            engine.check_cancel(dst)?;
             staging.commit(dst_name)?;
-            if linker.opts.sync {
+            if engine.opts.sync {
                 parent
                     .sync()
                     .map_err(|e| LinkError::io("sync", parent_path, e))?;
@@ -1355,18 +1268,18 @@ pub(crate) fn run_plan(
                 .map_err(|e| LinkError::io("open", dst, e))?;
             txn::recover(&dst_root)
                 .map_err(|e| LinkError::io("finish an interrupted merge in", dst, e))?;
-            let journal = Journal::create(&dst_root, dst, linker.opts.sync)?;
+            let journal = Journal::create(&dst_root, dst, engine.opts.sync)?;
             let result =
-                Run::new(linker, plan, trees, &dst_root, dst, Some(&journal), None).link_all(false);
+                Run::new(engine, plan, trees, &dst_root, dst, Some(&journal), None).link_all(false);
             match result {
                 Ok(outcome) => {
-                    if linker.opts.sync
+                    if engine.opts.sync
                         && let Err(e) = dst_root.sync_filesystem()
                     {
                         return Err(journal.abort(LinkError::io("sync", dst, e)));
                     }
-                    journal.publish(&outcome.ops)?;
-                    if linker.opts.sync {
+                    journal.publish(&outcome.ops, &engine.cancel)?;
+                    if engine.opts.sync {
                         dst_root
                             .sync_filesystem()
                             .map_err(|e| LinkError::io("sync", dst, e))?;
@@ -1396,13 +1309,13 @@ fn fill_mode(mode: u32) -> u32 {
 /// A regular file as the source: like `cp`. `dst` may be a new file path or an existing
 /// directory (the file goes inside it, under its own name).
 pub(crate) fn link_single_file(
-    linker: &Linker,
+    engine: &Engine,
     src_canon: &Path,
     src_id: (u64, u64),
     dst: &Path,
     started: Instant,
 ) -> Result<LinkReport, LinkError> {
-    let opts = &linker.opts;
+    let opts = &engine.opts;
     let (dst_name, parent_path, parent) = open_parent(dst)?;
     let src_name = src_canon
         .file_name()
@@ -1435,7 +1348,9 @@ pub(crate) fn link_single_file(
                 };
                 return Ok(tally.into_report(target, started.elapsed()));
             }
-            OnExisting::Overwrite if is_dir(st) => return Err(directory_in_the_way(&target)),
+            OnExisting::Overwrite if is_dir(st) => {
+                return Err(LinkError::directory_in_the_way(&target));
+            }
             OnExisting::Overwrite => {}
         }
     }
@@ -1443,7 +1358,7 @@ pub(crate) fn link_single_file(
         .stat_self()
         .map(|st| cowtree_fs::sys::stat_dev(&st))
         .map_err(|e| LinkError::io("stat", target_dir_path, e))?;
-    let mut files = linker.file_linker((src_id.0, dst_dev), None);
+    let mut files = FileLinker::new(engine, (src_id.0, dst_dev), None);
     let mut tally = Tally::default();
     // Made in a staging directory of its own beside the target (named and locked like a
     // tree's, see `crate::staging`), then renamed out over the target: the staging directory
@@ -1481,6 +1396,7 @@ pub(crate) fn link_single_file(
             .sync_filesystem()
             .map_err(|e| LinkError::io("sync", &target, e))?;
     }
+    engine.check_cancel(&target)?;
     let placed = cowtree_fs::staging::unless_stopping(|| {
         if existing.is_some() {
             staging.dir.rename(name, target_dir, name)
@@ -1524,20 +1440,6 @@ pub(crate) fn link_single_file(
         });
     }
     Ok(report)
-}
-
-/// The refusal to replace an existing directory by a file or symlink: the directory may hold
-/// entries the source does not have, and overwriting must never delete them.
-pub(crate) fn directory_in_the_way(path: &Path) -> LinkError {
-    LinkError::io(
-        "replace",
-        path,
-        io::Error::new(
-            io::ErrorKind::IsADirectory,
-            "a directory is there; cowtree does not replace a directory with a file or symlink \
-             (remove it first)",
-        ),
-    )
 }
 
 #[cfg(test)]

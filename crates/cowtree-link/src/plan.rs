@@ -492,7 +492,7 @@ impl Builder {
             }
             // As when merging one source after the other: a directory is never replaced by
             // a file or symlink.
-            (OnExisting::Overwrite, None) => Err(crate::link::directory_in_the_way(&rel)),
+            (OnExisting::Overwrite, None) => Err(LinkError::directory_in_the_way(&rel)),
             (OnExisting::Overwrite, Some(earlier)) => {
                 self.collide(rel, earlier, full(), CollisionAction::Replaced);
                 self.plan.nodes[pid].entries[idx].kind = kind;

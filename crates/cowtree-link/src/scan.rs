@@ -10,9 +10,9 @@ use std::sync::{Condvar, Mutex, PoisonError};
 
 use cowtree_fs::dir::Dir;
 use cowtree_fs::walk::{DirVisit, Failed, JobVisit, Visitor, Walk};
-use cowtree_fs::workers::Pool;
 use rustix::fs::{FileType, Stat, Timespec};
 
+use crate::engine::Engine;
 use crate::error::LinkError;
 use crate::options::ScanTotals;
 
@@ -113,6 +113,9 @@ struct Part {
 
 /// The scan's visitor (one per worker).
 struct Local<'a> {
+    /// The session, whose cancellation stops the scan, and the destination, for its error.
+    engine: &'a Engine,
+    dst: &'a Path,
     /// The roots' paths, for messages.
     paths: &'a [&'a Path],
     /// Per tree, the next directory's node id.
@@ -135,6 +138,7 @@ impl Visitor for Local<'_> {
         d: &mut DirVisit<'_, usize, Infallible>,
         id: usize,
     ) -> Result<(), LinkError> {
+        self.engine.check_cancel(self.dst)?;
         let t = d.root();
         let rel = d.rel_path().to_path_buf();
         let full = || self.paths[t].join(&rel);
@@ -240,7 +244,8 @@ pub(crate) fn open_rel(root: &Dir, rel: &Path) -> std::io::Result<Dir> {
 }
 
 /// Reads the trees under `roots` (each an open directory and its path, for messages) with
-/// the session's workers, all in one parallel pass: many small trees (packages) keep every
+/// the session's workers (stopping with [`LinkError::Cancelled`] for `dst` once the session
+/// is cancelled), all in one parallel pass: many small trees (packages) keep every
 /// worker busy, where one pass per tree would wait for the slowest directory of each.
 ///
 /// Each tree is handed to `each`, in the order of `roots`, as soon as it and the trees before
@@ -252,7 +257,8 @@ pub(crate) fn open_rel(root: &Dir, rel: &Path) -> std::io::Result<Dir> {
 /// one whose read fails (their path mappings called, see [`crate::PathMap`]).
 pub(crate) fn scan_each(
     roots: &[(&Dir, &Path)],
-    workers: &Pool,
+    engine: &Engine,
+    dst: &Path,
     mut each: impl FnMut(usize, Tree) -> Result<(), LinkError>,
 ) -> Result<(), LinkError> {
     let n = roots.len();
@@ -271,10 +277,12 @@ pub(crate) fn scan_each(
             found: &found,
             wake: &wake,
         };
-        Walk::on(workers)
+        Walk::on(&engine.workers)
             .run(
                 roots.iter().map(|(dir, _)| (*dir, 0usize)).collect(),
                 || Local {
+                    engine,
+                    dst,
                     paths: &paths,
                     next_id: &next_id,
                     unread: &unread,

@@ -9,8 +9,10 @@ use std::time::{Instant, SystemTime};
 use cowtree_fs::dir::Dir;
 use rustix::fs::Timespec;
 
+use crate::cancel::CancelHandle;
+use crate::engine::Engine;
 use crate::error::LinkError;
-use crate::link::{Pairs, effective_jobs, has_ancestor, link_single_file, run_plan, type_name};
+use crate::link::{has_ancestor, link_single_file, run_plan, type_name};
 use crate::options::{EntryKind, LinkOptions};
 use crate::plan::{Builder, PathMap, SrcRef, TreeSrc};
 use crate::report::LinkReport;
@@ -33,17 +35,14 @@ use crate::scan::{DirMeta, scan_each};
 /// A `Linker` is `Sync`: several threads may use one session at once (for different
 /// destinations).
 pub struct Linker {
-    pub(crate) opts: LinkOptions,
-    pub(crate) jobs: usize,
-    pub(crate) pairs: Pairs,
-    pub(crate) workers: cowtree_fs::workers::Pool,
+    engine: Engine,
 }
 
 impl std::fmt::Debug for Linker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Linker")
-            .field("opts", &self.opts)
-            .field("jobs", &self.jobs)
+            .field("opts", &self.engine.opts)
+            .field("jobs", &self.engine.jobs)
             .finish()
     }
 }
@@ -103,38 +102,42 @@ enum Prepared {
 impl Linker {
     /// A session with `opts`.
     pub fn new(opts: LinkOptions) -> Linker {
-        let jobs = effective_jobs(opts.jobs);
         Linker {
-            opts,
-            jobs,
-            pairs: Pairs::default(),
-            workers: cowtree_fs::workers::Pool::new(jobs, "cowtree-link"),
+            engine: Engine::new(opts),
         }
+    }
+
+    /// The session's cancellation handle: [`CancelHandle::cancel`], from any thread, stops
+    /// the calls in progress (each rolls back and returns [`LinkError::Cancelled`]) and
+    /// refuses every later one. Every call of this method returns the same handle.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.engine.cancel.clone()
     }
 
     /// The session's options.
     pub fn options(&self) -> &LinkOptions {
-        &self.opts
+        &self.engine.opts
     }
 
     /// The number of worker threads each call uses.
     pub fn jobs(&self) -> usize {
-        self.jobs
+        self.engine.jobs
     }
 
     /// Device pairs for which the kernel refused `copy_file_range` so far (copies between
     /// them use read/write without trying it again).
     pub fn copy_range_refused_pairs(&self) -> usize {
-        self.pairs.copy_range_refused()
+        self.engine.pairs.copy_range_refused()
     }
 
     /// Links the tree (or file) `src` to `dst`; see the crate documentation for the contract.
     pub fn link_tree(&self, src: &Path, dst: &Path) -> Result<LinkReport, LinkError> {
+        self.engine.check_cancel(dst)?;
         let meta = source_meta(src)?;
         if meta.is_file() {
             let started = Instant::now();
             let canon = std::fs::canonicalize(src).map_err(|e| LinkError::io("resolve", src, e))?;
-            return link_single_file(self, &canon, (meta.dev(), meta.ino()), dst, started);
+            return link_single_file(&self.engine, &canon, (meta.dev(), meta.ino()), dst, started);
         }
         self.link_sources(&[Source::new(src)], dst)
     }
@@ -167,6 +170,7 @@ impl Linker {
         dst: &Path,
     ) -> Result<LinkReport, LinkError> {
         let started = Instant::now();
+        self.engine.check_cancel(dst)?;
         let parent_path = match dst.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -234,13 +238,13 @@ impl Linker {
             .iter()
             .map(|(canon, root, _)| (&**root, canon.as_path()))
             .collect();
-        let mut builder = Builder::new(self.opts.on_existing, None);
+        let mut builder = Builder::new(self.engine.opts.on_existing, None);
         let mut prepared = prepared.into_iter().enumerate();
         let mut planning: Result<(), LinkError> = Ok(());
         let mut special = 0;
-        scan_each(&scan_roots, &self.workers, |t, tree| {
+        scan_each(&scan_roots, &self.engine, dst, |t, tree| {
             let (canon, root, src) = &roots[t];
-            if !tree.special.is_empty() && !self.opts.skip_special {
+            if !tree.special.is_empty() && !self.engine.opts.skip_special {
                 return Err(LinkError::SpecialFiles {
                     src: src.to_path_buf(),
                     paths: tree.special.iter().map(|p| src.join(p)).collect(),
@@ -265,7 +269,7 @@ impl Linker {
             plan.nodes[0].meta = Some(fresh_dir_meta());
         }
         plan.totals.special = special;
-        let mut report = run_plan(self, &plan, &trees, dst, started)?;
+        let mut report = run_plan(&self.engine, &plan, &trees, dst, started)?;
         report.special += special;
         Ok(report)
     }
@@ -276,7 +280,8 @@ impl Linker {
     /// are a collision, decided as in [`Linker::link_trees`].
     pub fn link_files(&self, entries: &[FileEntry], dst: &Path) -> Result<LinkReport, LinkError> {
         let started = Instant::now();
-        let mut builder = Builder::new(self.opts.on_existing, Some(fresh_dir_meta()));
+        self.engine.check_cancel(dst)?;
+        let mut builder = Builder::new(self.engine.opts.on_existing, Some(fresh_dir_meta()));
         for (i, e) in entries.iter().enumerate() {
             builder.set_origin(i);
             let meta = match std::fs::symlink_metadata(&e.src) {
@@ -302,7 +307,7 @@ impl Linker {
             )?;
         }
         let (plan, trees) = builder.finish();
-        run_plan(self, &plan, &trees, dst, started)
+        run_plan(&self.engine, &plan, &trees, dst, started)
     }
 
     /// Finishes merges into `dst` that a killed process left half done (normally done by

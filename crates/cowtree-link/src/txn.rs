@@ -48,6 +48,7 @@ use cowtree_fs::dir::Dir;
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, flock, openat, unlinkat};
 use rustix::io::Errno;
 
+use crate::cancel::CancelHandle;
 use crate::error::LinkError;
 use crate::scan::open_rel;
 use crate::staging::random_u64;
@@ -242,9 +243,14 @@ impl<'a> Journal<'a> {
         }
     }
 
-    /// Publishes `ops`. On failure, puts back what was published and removes every temporary
-    /// entry, so the destination is as before (or says it could not).
-    pub fn publish(mut self, ops: &[Op]) -> Result<(), LinkError> {
+    /// Publishes `ops`. On failure, or once `cancel` is cancelled before the last rename,
+    /// puts back what was published and removes every temporary entry, so the destination is
+    /// as before (or says it could not).
+    pub fn publish(mut self, ops: &[Op], cancel: &CancelHandle) -> Result<(), LinkError> {
+        if cancel.is_cancelled() {
+            let error = LinkError::Cancelled(self.root_path.to_path_buf());
+            return Err(self.abort(error));
+        }
         let mut text = String::new();
         for op in ops {
             let _ = writeln!(
@@ -278,6 +284,10 @@ impl<'a> Journal<'a> {
         }
         let mut dirs = DirCache::new(self.root);
         for (done, op) in ops.iter().enumerate() {
+            if cancel.is_cancelled() {
+                let error = LinkError::Cancelled(self.root_path.to_path_buf());
+                return Err(self.unpublish(&ops[..done], &mut dirs, error));
+            }
             let d = match dirs.get(&op.dir) {
                 Ok(d) => d,
                 Err(e) => {
