@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Real filesystems for tests and benchmarks. Source this file, then:
-#   cowtree_mounts_up [xfs xfs2 btrfs small tmpfs]   # mounts, exports COWTREE_TEST_* paths
+#   cowtree_mounts_up [xfs xfs2 btrfs btrfs_user_rm small tmpfs]  # mounts, exports COWTREE_TEST_*
 #   cowtree_mounts_down                             # unmounts, detaches loops, removes images
 #   cowtree_quiesce MNT                             # sync, then freeze and thaw MNT
 # Each call makes a fresh directory, so concurrent runs never share a mount or an image.
@@ -39,8 +39,10 @@ cowtree_ensure_tools() {
   fi
 }
 
-# _cowtree_mount_image NAME SIZE MKFS... : sparse image, loop device, mount; sets
-# COWTREE_LAST_MOUNT (not echoed: a command substitution would lose the bookkeeping arrays).
+# _cowtree_mount_image NAME SIZE MKFS... : sparse image, loop device, mount (with the options
+# in _COWTREE_MOUNT_OPTS, if any); sets COWTREE_LAST_MOUNT (not echoed: a command substitution
+# would lose the bookkeeping arrays).
+_COWTREE_MOUNT_OPTS=""
 _cowtree_mount_image() {
   local name=$1 size=$2
   shift 2
@@ -52,16 +54,22 @@ _cowtree_mount_image() {
   dev=$(losetup -f --show "$img")
   COWTREE_LOOP_DEVS+=("$dev")
   mkdir -p "$mnt"
-  mount "$dev" "$mnt"
+  if [[ -n "$_COWTREE_MOUNT_OPTS" ]]; then
+    mount -o "$_COWTREE_MOUNT_OPTS" "$dev" "$mnt"
+  else
+    mount "$dev" "$mnt"
+  fi
   COWTREE_MOUNT_POINTS+=("$mnt")
   COWTREE_LAST_MOUNT="$mnt"
 }
 
 cowtree_mounts_up() {
   local want=("$@")
-  ((${#want[@]})) || want=(xfs xfs2 btrfs small tmpfs)
+  ((${#want[@]})) || want=(xfs xfs2 btrfs btrfs_user_rm small tmpfs)
   local base="${COWTREE_TEST_TMPDIR:-${TMPDIR:-/tmp}}"
   COWTREE_MOUNT_WORK=$(mktemp -d "$base/cowtree-mounts.XXXXXX")
+  # Searchable by all: tests also run as an unprivileged user (cowtree-testutil's user).
+  chmod 755 "$COWTREE_MOUNT_WORK"
   mkdir -p "$COWTREE_MOUNT_WORK/nocow"
   export COWTREE_TEST_NOCOW="$COWTREE_MOUNT_WORK/nocow"
   cowtree_can_mount || return 0
@@ -76,6 +84,12 @@ cowtree_mounts_up() {
         export COWTREE_TEST_XFS2="$COWTREE_LAST_MOUNT" ;;
       btrfs) _cowtree_mount_image btrfs 1G mkfs.btrfs -q
         export COWTREE_TEST_BTRFS="$COWTREE_LAST_MOUNT" ;;
+      # A second btrfs, where unprivileged users may delete subvolumes in O(1) (the option
+      # belongs to the filesystem: a second mount of the first one could not differ).
+      btrfs_user_rm) _COWTREE_MOUNT_OPTS=user_subvol_rm_allowed
+        _cowtree_mount_image btrfs_user_rm 1G mkfs.btrfs -q
+        _COWTREE_MOUNT_OPTS=""
+        export COWTREE_TEST_BTRFS_USER_RM="$COWTREE_LAST_MOUNT" ;;
       small) _cowtree_mount_image small 64M mkfs.xfs -q -m reflink=1
         export COWTREE_TEST_SMALL="$COWTREE_LAST_MOUNT" ;;
       tmpfs) mnt="$COWTREE_MOUNT_WORK/tmpfs"; mkdir -p "$mnt"

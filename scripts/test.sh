@@ -19,12 +19,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 cowtree_mounts_up
-for v in XFS XFS2 BTRFS SMALL TMPFS NOCOW; do
+for v in XFS XFS2 BTRFS BTRFS_USER_RM SMALL TMPFS NOCOW; do
   var="COWTREE_TEST_$v"
   echo "test.sh: $var=${!var:-(not mounted)}"
 done
 if [[ "${COWTREE_TEST_REQUIRE_FS:-}" == 1 ]]; then
-  for v in XFS XFS2 BTRFS SMALL TMPFS NOCOW; do
+  for v in XFS XFS2 BTRFS BTRFS_USER_RM SMALL TMPFS NOCOW; do
     var="COWTREE_TEST_$v"
     [[ -n "${!var:-}" ]] || { echo "test.sh: COWTREE_TEST_REQUIRE_FS=1 but $var is missing" >&2; exit 1; }
   done

@@ -6,7 +6,8 @@
 //! |---|---|
 //! | `COWTREE_TEST_XFS` | XFS with reflink |
 //! | `COWTREE_TEST_XFS2` | a second, separate XFS with reflink (cross-device cases) |
-//! | `COWTREE_TEST_BTRFS` | btrfs |
+//! | `COWTREE_TEST_BTRFS` | btrfs (mounted without `user_subvol_rm_allowed`) |
+//! | `COWTREE_TEST_BTRFS_USER_RM` | a second btrfs, mounted with `user_subvol_rm_allowed` |
 //! | `COWTREE_TEST_SMALL` | a small XFS with reflink, about 64 MiB (ENOSPC cases) |
 //! | `COWTREE_TEST_TMPFS` | tmpfs (no reflink, no FIEMAP) |
 //! | `COWTREE_TEST_NOCOW` | a directory on the host filesystem (ext4 here: no reflink) |
@@ -14,11 +15,16 @@
 //! A test asks for one with [`scratch`]. When the variable is missing the test prints one line
 //! saying it was skipped and why, and returns; with `COWTREE_TEST_REQUIRE_FS=1` (CI) a missing
 //! filesystem fails the test instead.
+//!
+//! Tests that must also run without privilege make a throwaway user with
+//! [`user::TestUser`] and run commands under it (see [`user`]).
 
 use std::path::{Path, PathBuf};
 
 #[cfg(target_os = "linux")]
 pub mod tree;
+#[cfg(target_os = "linux")]
+pub mod user;
 
 /// A filesystem the harness can provide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +33,11 @@ pub enum Fs {
     Xfs,
     /// A second, separate XFS with reflink.
     Xfs2,
-    /// btrfs.
+    /// btrfs, mounted without `user_subvol_rm_allowed`.
     Btrfs,
+    /// A second btrfs, mounted with `user_subvol_rm_allowed` (unprivileged users may delete
+    /// subvolumes with the ioctl).
+    BtrfsUserRm,
     /// A small XFS (about 64 MiB) with reflink.
     Small,
     /// tmpfs.
@@ -44,6 +53,7 @@ impl Fs {
             Fs::Xfs => "COWTREE_TEST_XFS",
             Fs::Xfs2 => "COWTREE_TEST_XFS2",
             Fs::Btrfs => "COWTREE_TEST_BTRFS",
+            Fs::BtrfsUserRm => "COWTREE_TEST_BTRFS_USER_RM",
             Fs::Small => "COWTREE_TEST_SMALL",
             Fs::Tmpfs => "COWTREE_TEST_TMPFS",
             Fs::NoCow => "COWTREE_TEST_NOCOW",
@@ -80,24 +90,30 @@ pub fn mount(fs: Fs) -> Option<PathBuf> {
                     fs.var()
                 ),
             };
-            if std::env::var_os("COWTREE_TEST_REQUIRE_FS").is_some_and(|v| v == "1") {
-                panic!("{}: required filesystem missing: {why}", test_name());
-            }
-            let line = format!("skipped: {}: {why}", test_name());
-            println!("{line}");
-            // The test harness captures stdout of passing tests; scripts/test.sh prints this
-            // log at the end so the skips are visible.
-            if let Some(log) = std::env::var_os("COWTREE_TEST_SKIP_LOG") {
-                use std::io::Write;
-                if let Ok(mut f) = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                {
-                    let _ = writeln!(f, "{line}");
-                }
-            }
+            skip(&why);
             None
+        }
+    }
+}
+
+/// Prints the skip line for `why` (and logs it for scripts/test.sh), or panics when
+/// `COWTREE_TEST_REQUIRE_FS=1` (CI), where every check must run.
+pub fn skip(why: &str) {
+    if std::env::var_os("COWTREE_TEST_REQUIRE_FS").is_some_and(|v| v == "1") {
+        panic!("{}: required test setup missing: {why}", test_name());
+    }
+    let line = format!("skipped: {}: {why}", test_name());
+    println!("{line}");
+    // The test harness captures stdout of passing tests; scripts/test.sh prints this log at
+    // the end so the skips are visible.
+    if let Some(log) = std::env::var_os("COWTREE_TEST_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(f, "{line}");
         }
     }
 }
