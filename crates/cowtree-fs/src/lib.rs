@@ -15,7 +15,13 @@
 //!   that is certain (so a caller need not read each one back).
 //! - [`dir::Dir`] and [`name`]: directory-relative, symlink-refusing operations and name
 //!   validation for everything written into a destination.
+//! - [`whole_tree`]: the seam between making a tree per file and in one call (a btrfs
+//!   snapshot; `clonefile` of a directory on macOS): the decision, and what a command reports.
 //! - [`staging`]: a new directory built beside its destination and renamed into place.
+//! - [`subvolume`]: btrfs subvolumes through the kernel's ioctls (create, snapshot, the
+//!   read-only flag, delete with a fallback where the O(1) delete is not permitted, the
+//!   subvolumes below a directory); [`probe::ProbeCache::subvolumes`] says what this user may
+//!   do with them on a filesystem.
 //!
 //! Nothing here knows about trees or stores. Linux is the tested platform (XFS, btrfs, ext4,
 //! tmpfs on real mounts). Every platform-specific call sits in [`sys`], which has a Linux and a
@@ -42,8 +48,10 @@ pub mod progress;
 pub mod read;
 pub mod reflink;
 pub mod staging;
+pub mod subvolume;
 pub mod sys;
 pub mod walk;
+pub mod whole_tree;
 pub mod workers;
 
 pub use classify::{HardlinkRefusal, UnsupportedCause};

@@ -1,5 +1,5 @@
 //! Capability probes: can this (source directory, destination directory) pair reflink or
-//! hardlink?
+//! hardlink? Can this user snapshot and delete btrfs subvolumes here ([`SubvolumeProbe`])?
 //!
 //! A probe is one raw clone (or link) between two scratch files, with no fallback inside: a probe
 //! that quietly copies would report "supported" on filesystems that cannot clone, and every file
@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,14 +28,18 @@ pub struct ProbeReport {
 }
 
 /// A per-process cache of reflink probe results keyed by (source device, destination device).
+/// A second cache, [`ProbeCache::subvolumes`], keeps what this user may do with btrfs
+/// subvolumes, per (filesystem UUID, effective uid).
 #[derive(Debug, Default)]
 pub struct ProbeCache {
     results: Mutex<BTreeMap<(u64, u64), Result<(), UnsupportedCause>>>,
+    subvolumes: Mutex<BTreeMap<([u8; 16], u32), SubvolumeProbe>>,
     syscalls: AtomicU64,
 }
 
 static GLOBAL: ProbeCache = ProbeCache {
     results: Mutex::new(BTreeMap::new()),
+    subvolumes: Mutex::new(BTreeMap::new()),
     syscalls: AtomicU64::new(0),
 };
 
@@ -49,7 +54,7 @@ impl ProbeCache {
         &GLOBAL
     }
 
-    /// How many clone syscalls this cache has made.
+    /// How many probes (clone syscalls, subvolume probes) this cache has made.
     pub fn syscalls(&self) -> u64 {
         self.syscalls.load(Ordering::Relaxed)
     }
@@ -79,6 +84,126 @@ impl ProbeCache {
             .insert(key, found);
         Ok(found)
     }
+}
+
+impl ProbeCache {
+    /// What this user may do with btrfs subvolumes on the filesystem of `dir` (a writable
+    /// directory there: the probe makes and removes scratch subvolumes in it), probing at most
+    /// once per (filesystem, effective uid). `Ok(None)` when `dir` is not on btrfs.
+    pub fn subvolumes(&self, dir: &Path) -> io::Result<Option<SubvolumeProbe>> {
+        use crate::subvolume::{At, filesystem_id, is_btrfs};
+        let d = crate::dir::Dir::open(dir)?;
+        let at = At::new(&d, dir);
+        if !is_btrfs(at)? {
+            return Ok(None);
+        }
+        let key = (filesystem_id(at)?, rustix::process::geteuid().as_raw());
+        let poisoned = || io::Error::other("probe cache poisoned");
+        if let Some(found) = self.subvolumes.lock().map_err(|_| poisoned())?.get(&key) {
+            return Ok(Some(*found));
+        }
+        self.syscalls.fetch_add(1, Ordering::Relaxed);
+        let found = probe_subvolumes_raw(at)?;
+        self.subvolumes
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(key, found);
+        Ok(Some(found))
+    }
+}
+
+/// What a user may do with btrfs subvolumes on one filesystem, found by doing it: a scratch
+/// subvolume is created, snapshotted and deleted, never guessed from the uid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubvolumeProbe {
+    /// `Ok(())` when this user could create a subvolume and take a writable snapshot of it
+    /// (so can snapshot the subvolumes it owns here), else the cause.
+    pub snapshot: Result<(), crate::subvolume::Cause>,
+    /// `Ok(())` when the kernel deleted a subvolume in one ioctl (O(1): root or
+    /// `CAP_SYS_ADMIN`, or the `user_subvol_rm_allowed` mount option), else why not (then
+    /// [`crate::subvolume::delete`] clears `ro` and removes the tree, O(entries)).
+    pub fast_delete: Result<(), crate::subvolume::Cause>,
+}
+
+/// The probe behind [`ProbeCache::subvolumes`], uncached, in the btrfs directory `dir`:
+/// creates `.cowtree-probe-subvol-<pid>-<n>`, snapshots it to `.cowtree-probe-snap-<pid>-<n>`,
+/// deletes the snapshot with the ioctl (else with `rmdir`, which deletes an empty subvolume),
+/// then the scratch subvolume. A cause the probe answers with (EPERM, EACCES, EROFS, ...) is
+/// a finding; ENOSPC, EDQUOT and I/O errors are errors.
+pub fn probe_subvolumes_raw(dir: crate::subvolume::At<'_>) -> io::Result<SubvolumeProbe> {
+    use crate::subvolume::{At, Cause, create, snapshot};
+    use std::sync::atomic::AtomicU32;
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    let scratch = std::ffi::OsString::from(format!(".cowtree-probe-subvol-{pid}-{n}"));
+    let snap = std::ffi::OsString::from(format!(".cowtree-probe-snap-{pid}-{n}"));
+    let finding = |c: Cause| {
+        matches!(
+            c,
+            Cause::NotPermitted
+                | Cause::AccessDenied
+                | Cause::ReadOnly
+                | Cause::NotBtrfs
+                | Cause::Busy
+        )
+    };
+    if let Err(e) = create(dir, &scratch) {
+        return if finding(e.cause) {
+            Ok(SubvolumeProbe {
+                snapshot: Err(e.cause),
+                fast_delete: Err(e.cause),
+            })
+        } else {
+            Err(e.into())
+        };
+    }
+    let scratch_path = dir.path.join(&scratch);
+    let result = (|| -> io::Result<SubvolumeProbe> {
+        let root = dir.dir.open_dir(&scratch)?;
+        let snapped = match snapshot(At::new(&root, &scratch_path), dir, &snap, false) {
+            Ok(()) => Ok(()),
+            Err(e) if finding(e.cause) => Err(e.cause),
+            Err(e) => return Err(e.into()),
+        };
+        drop(root);
+        // The O(1) delete is tried on the snapshot, or on the scratch subvolume itself.
+        let victim = if snapped.is_ok() { &snap } else { &scratch };
+        let fast_delete = match crate::sys::btrfs_subvolume_delete(dir.dir.as_fd(), victim) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let cause =
+                    crate::subvolume::classify(crate::subvolume::Op::Delete, e.raw_os_error());
+                if !finding(cause) {
+                    return Err(crate::error::at_path(
+                        "probe subvolume delete in",
+                        dir.path,
+                        e.into(),
+                    ));
+                }
+                // Empty, so `rmdir` deletes it without privilege.
+                dir.dir.remove_dir(victim)?;
+                Err(cause)
+            }
+        };
+        Ok(SubvolumeProbe {
+            snapshot: snapped,
+            fast_delete,
+        })
+    })();
+    // The scratch subvolume, unless the delete probe took it.
+    if dir.dir.try_stat(&scratch).ok().flatten().is_some() {
+        let _ = crate::sys::btrfs_subvolume_delete(dir.dir.as_fd(), &scratch).or_else(|_| {
+            dir.dir
+                .remove_dir(&scratch)
+                .map_err(|_| rustix::io::Errno::IO)
+        });
+    }
+    if dir.dir.try_stat(&snap).ok().flatten().is_some() {
+        let _ = crate::sys::btrfs_subvolume_delete(dir.dir.as_fd(), &snap)
+            .or_else(|_| dir.dir.remove_dir(&snap).map_err(|_| rustix::io::Errno::IO));
+    }
+    result
 }
 
 fn dev_of(dir: &Path) -> io::Result<u64> {

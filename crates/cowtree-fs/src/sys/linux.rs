@@ -1,4 +1,5 @@
-//! Linux: `openat2`, FICLONE, `O_TMPFILE`, `copy_file_range`, `syncfs`, `getdents64`, `O_PATH`.
+//! Linux: `openat2`, FICLONE, `O_TMPFILE`, `copy_file_range`, `syncfs`, `getdents64`, `O_PATH`,
+//! and the btrfs subvolume ioctls (`linux/btrfs.rs`).
 
 use std::ffi::OsStr;
 use std::io;
@@ -9,6 +10,9 @@ use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
 
 use crate::dir::DirEntry;
+
+mod btrfs;
+pub use btrfs::*;
 
 /// Added to a directory open for a handle used only to look entries up and `stat` them.
 pub const PATH_ONLY: OFlags = OFlags::PATH;
@@ -137,4 +141,65 @@ pub(crate) fn read_entries(fd: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
         ));
     }
     Ok(out)
+}
+
+/// Every mount point of this process's mount namespace (`/proc/self/mountinfo`, field 5,
+/// with the kernel's octal escapes of space, tab, newline and backslash undone).
+pub fn mount_points() -> io::Result<Vec<std::path::PathBuf>> {
+    let text = std::fs::read("/proc/self/mountinfo")
+        .map_err(|e| crate::error::at_path("read", Path::new("/proc/self/mountinfo"), e))?;
+    Ok(text
+        .split(|&b| b == b'\n')
+        .filter_map(|line| line.split(|&b| b == b' ').nth(4))
+        .map(|field| {
+            use std::os::unix::ffi::OsStringExt;
+            std::path::PathBuf::from(std::ffi::OsString::from_vec(unescape_mount_field(field)))
+        })
+        .collect())
+}
+
+/// Undoes mountinfo's `\ooo` escapes.
+pub(crate) fn unescape_mount_field(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        if field[i] == b'\\'
+            && i + 3 < field.len()
+            && field[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let v = field[i + 1..i + 4]
+                .iter()
+                .fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(field[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(
+            super::unescape_mount_field(br"/mnt/a\040b\011c\012d\134e"),
+            b"/mnt/a b\tc\nd\\e"
+        );
+        assert_eq!(super::unescape_mount_field(br"/x\04"), br"/x\04");
+        assert_eq!(super::unescape_mount_field(br"/x\999"), br"/x\999");
+    }
+
+    #[test]
+    fn the_root_is_a_mount_point() {
+        let points = super::mount_points().expect("read mountinfo");
+        assert!(
+            points.iter().any(|p| p == std::path::Path::new("/")),
+            "{points:?}"
+        );
+    }
 }

@@ -170,3 +170,91 @@ pub(crate) fn read_entries(fd: BorrowedFd<'_>) -> io::Result<Vec<DirEntry>> {
 pub fn has_default_acl(_dir: BorrowedFd<'_>) -> io::Result<Option<bool>> {
     Ok(None)
 }
+
+/// `BTRFS_FIRST_FREE_OBJECTID` (no btrfs here; kept so portable code compiles).
+pub const SUBVOLUME_ROOT_INO: u64 = 256;
+/// `BTRFS_SUPER_MAGIC` (no btrfs here).
+pub const BTRFS_MAGIC: u64 = 0x9123_683e;
+
+/// A subvolume directly inside another (no btrfs here: never made).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RootRef {
+    /// The child subvolume's id.
+    pub id: u64,
+    /// The inode number of the directory the child's root is in.
+    pub dirid: u64,
+}
+
+/// No btrfs here: `ENOTSUP`.
+pub fn btrfs_subvolume_create(_parent: BorrowedFd<'_>, _name: &OsStr) -> Result<(), Errno> {
+    Err(Errno::NOTSUP)
+}
+
+/// No btrfs here: `ENOTSUP`.
+pub fn btrfs_snapshot(
+    _src: BorrowedFd<'_>,
+    _parent: BorrowedFd<'_>,
+    _name: &OsStr,
+    _read_only: bool,
+) -> Result<(), Errno> {
+    Err(Errno::NOTSUP)
+}
+
+/// No btrfs here: `ENOTSUP`.
+pub fn btrfs_read_only(_root: BorrowedFd<'_>) -> Result<bool, Errno> {
+    Err(Errno::NOTSUP)
+}
+
+/// No btrfs here: `ENOTSUP`.
+pub fn btrfs_set_read_only(_root: BorrowedFd<'_>, _read_only: bool) -> Result<(), Errno> {
+    Err(Errno::NOTSUP)
+}
+
+/// No btrfs here: `ENOTSUP`.
+pub fn btrfs_subvolume_delete(_parent: BorrowedFd<'_>, _name: &OsStr) -> Result<(), Errno> {
+    Err(Errno::NOTSUP)
+}
+
+/// No btrfs here: `ENOTSUP`.
+pub fn btrfs_subvolume_id(_fd: BorrowedFd<'_>) -> Result<u64, Errno> {
+    Err(Errno::NOTSUP)
+}
+
+/// No btrfs here: `ENOTSUP`.
+pub fn btrfs_child_subvolumes(_fd: BorrowedFd<'_>) -> Result<Vec<RootRef>, Errno> {
+    Err(Errno::NOTSUP)
+}
+
+/// No btrfs here: `ENOTSUP`.
+pub fn btrfs_child_path(_fd: BorrowedFd<'_>, _child: RootRef) -> Result<(Vec<u8>, Vec<u8>), Errno> {
+    Err(Errno::NOTSUP)
+}
+
+/// No btrfs here: `ENOTSUP`.
+pub fn btrfs_filesystem_id(_fd: BorrowedFd<'_>) -> Result<[u8; 16], Errno> {
+    Err(Errno::NOTSUP)
+}
+
+/// Clones the directory open as `src`, with everything beneath it, to `name` in `parent`
+/// in one call: `fclonefileat(CLONE_NOFOLLOW | CLONE_NOOWNERCOPY)`, which APFS does for a
+/// whole hierarchy (every entry its own inode sharing data, owned by the caller; times and
+/// modes kept). `ENOTSUP` where the volume cannot, `EXDEV` across volumes, `EEXIST` when
+/// `name` exists. Type-checked, not run, by cowtree's CI.
+pub fn clone_directory(
+    src: BorrowedFd<'_>,
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+) -> Result<(), Errno> {
+    rustix::fs::fclonefileat(
+        src,
+        parent,
+        name,
+        CloneFlags::NOFOLLOW | CloneFlags::NOOWNERCOPY,
+    )
+}
+
+/// No `/proc/self/mountinfo` here: [`super::Unavailable`] (callers then cannot tell mount
+/// points below a directory).
+pub fn mount_points() -> io::Result<Vec<std::path::PathBuf>> {
+    Err(super::Unavailable::error("the mount table"))
+}

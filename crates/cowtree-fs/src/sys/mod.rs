@@ -14,6 +14,9 @@
 //! | read a directory | `getdents64` through the handle's offset | `readdir` on a duplicate |
 //! | filesystem type | `statfs.f_type` (magic) | `statfs.f_fstypename` |
 //! | extent maps, dedupe (`cowtree du`, `cowtree dedupe`) | `FIEMAP`, `FIDEDUPERANGE` | unavailable: [`Unavailable`] |
+//! | btrfs subvolumes (`btrfs_*`: create, snapshot, read-only flag, delete, id, children and their paths, filesystem UUID) | the btrfs ioctls through `rustix::ioctl` (`linux/btrfs.rs`) | `ENOTSUP` |
+//! | copy a directory hierarchy in one call ([`clone_directory`]) | `ENOTSUP` (btrfs does it with a snapshot) | `fclonefileat` of the directory |
+//! | mount points ([`mount_points`]) | `/proc/self/mountinfo` | unavailable: [`Unavailable`] |
 //!
 //! Linux is the tested platform. The macOS side is type-checked in CI
 //! (`scripts/check-macos.sh`), not run: the walk in [`walk_beneath`] is portable and is

@@ -1,0 +1,451 @@
+//! The seam between the two ways to make a copy of a directory tree: **per file** (every
+//! entry created and its data cloned or copied on its own; every filesystem; the
+//! materializers of cowtree-link, cowtree-store and cowtree-git) and **whole tree** (one call
+//! copies the hierarchy: a btrfs snapshot of a subvolume; on macOS, `clonefile` of a
+//! directory on APFS).
+//!
+//! A caller states what it wants ([`Request`]) and, if its own options need per-file work (a
+//! merge into an existing destination, a path mapping, a record of every entry...), why
+//! ([`NotUsed::Requested`]). [`try_whole_tree`] then either makes the tree and says how
+//! ([`WholeTree::Done`]), or makes nothing and says why not ([`WholeTree::NotUsed`], a typed
+//! [`NotUsed`] with a stable [`NotUsed::code`] for `--json`'s `"reason"`); the caller then
+//! runs its per-file implementation. [`materialize`] is the two steps in one call, and its
+//! [`Materialized`] is what a command reports: `"method": "subvolume"` (or `"clonefile"`) or
+//! `"per-file"` with the reason.
+//!
+//! The whole-tree method is used only where its result is the per-file result, entry for
+//! entry, with the differences a snapshot has by nature, which callers document: on btrfs
+//! every entry keeps its owner, group, extended attributes, set-ID bits, inode flags and
+//! hardlinks, and special files are copied (a per-file copy makes every entry the caller's
+//! and drops the rest); inode numbers and times are kept. It is not used (and nothing is
+//! written) where:
+//!
+//! | case | [`NotUsed`] |
+//! |---|---|
+//! | the caller's options need per-file work | `Requested` |
+//! | the source's filesystem has no whole-tree copy (XFS, ext4, tmpfs, ...) | `Filesystem` |
+//! | the destination is on another filesystem (another btrfs too; `subvol=` mounts of one btrfs are one filesystem) | `CrossFilesystem` |
+//! | the source is a directory inside a subvolume, not its root | `NotSubvolumeRoot` |
+//! | the caller is not root and does not own the source's root (the kernel allows snapshots of one's own subvolumes only) | `NotOwner` |
+//! | subvolumes are nested below the source (a snapshot would hold empty directories there) | `NestedSubvolumes` |
+//! | a filesystem is mounted below the source (a snapshot would hold the directory under it) | `MountPoints` |
+//! | a read-only result where the platform cannot make one (APFS) | `ReadOnlyUnavailable` |
+//! | the kernel refused the call (EPERM: a seccomp filter, a user namespace) | `NotPermitted` |
+//!
+//! Any other failure of the call (ENOSPC, EDQUOT, EEXIST, EACCES on the parent, EROFS) is an
+//! error: a per-file copy would fail the same way, and nothing was made.
+//!
+//! The snapshot is made directly at the destination name: the kernel creates it in one
+//! transaction and commits it before returning, so the destination appears whole or not at
+//! all, and once the call returned it survives a power loss.
+//!
+//! macOS: `clonefile(2)` of a directory on APFS is implemented ([`crate::sys`]) and
+//! type-checked, **not run** by cowtree's CI; mount points below the source are not checked
+//! there.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use crate::subvolume::{At, Cause, Op, SubvolumeError};
+
+/// How a tree was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Method {
+    /// A writable (or read-only) btrfs snapshot of the source subvolume: one ioctl.
+    Subvolume,
+    /// `clonefile(2)` of the source directory on APFS: one call (macOS; not run by CI).
+    DirectoryClone,
+    /// Every entry on its own (the caller's implementation).
+    #[default]
+    PerFile,
+}
+
+impl Method {
+    /// `subvolume`, `clonefile` or `per-file`: what `--json` reports as `"method"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Subvolume => "subvolume",
+            Method::DirectoryClone => "clonefile",
+            Method::PerFile => "per-file",
+        }
+    }
+}
+
+/// Why the whole-tree method was not used (nothing was written when it was not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotUsed {
+    /// The caller needs per-file work: `code` is a stable name (e.g. `merge`,
+    /// `path-mapping`, `mode`, `record`, `per-file-asked`), `why` a phrase for people.
+    Requested {
+        /// Stable name.
+        code: &'static str,
+        /// For people, e.g. "a merge into an existing destination".
+        why: &'static str,
+    },
+    /// The source's filesystem has no whole-tree copy.
+    Filesystem {
+        /// Its name, e.g. "xfs" ([`crate::fstype::FsType::name`]).
+        fs: &'static str,
+    },
+    /// The destination is on another filesystem than the source.
+    CrossFilesystem,
+    /// The source is a directory inside a btrfs subvolume, not its root.
+    NotSubvolumeRoot,
+    /// The caller is not root and does not own the source's root directory.
+    NotOwner {
+        /// The uid that owns it.
+        owner: u32,
+    },
+    /// Subvolumes are nested below the source.
+    NestedSubvolumes {
+        /// The first one, relative to the source.
+        path: PathBuf,
+        /// How many there are (at any depth).
+        count: usize,
+    },
+    /// A filesystem is mounted below the source.
+    MountPoints {
+        /// The first mount point, relative to the source.
+        path: PathBuf,
+    },
+    /// A read-only result was asked for where the platform cannot make one.
+    ReadOnlyUnavailable,
+    /// The kernel refused the whole-tree call for lack of privilege (EPERM).
+    NotPermitted {
+        /// The errno's classification.
+        cause: Cause,
+    },
+}
+
+impl NotUsed {
+    /// A stable name for `--json`'s `"reason"`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            NotUsed::Requested { code, .. } => code,
+            NotUsed::Filesystem { .. } => "filesystem",
+            NotUsed::CrossFilesystem => "cross-filesystem",
+            NotUsed::NotSubvolumeRoot => "not-a-subvolume-root",
+            NotUsed::NotOwner { .. } => "not-owner",
+            NotUsed::NestedSubvolumes { .. } => "nested-subvolumes",
+            NotUsed::MountPoints { .. } => "mount-points",
+            NotUsed::ReadOnlyUnavailable => "read-only-unavailable",
+            NotUsed::NotPermitted { .. } => "not-permitted",
+        }
+    }
+}
+
+impl fmt::Display for NotUsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotUsed::Requested { why, .. } => write!(f, "{why} needs per-file work"),
+            NotUsed::Filesystem { fs } => {
+                write!(f, "the source's filesystem ({fs}) cannot copy a whole tree")
+            }
+            NotUsed::CrossFilesystem => {
+                write!(
+                    f,
+                    "the destination is on another filesystem than the source"
+                )
+            }
+            NotUsed::NotSubvolumeRoot => {
+                write!(f, "the source is not the root of a btrfs subvolume")
+            }
+            NotUsed::NotOwner { owner } => write!(
+                f,
+                "the source subvolume belongs to uid {owner} (only its owner or root may snapshot it)"
+            ),
+            NotUsed::NestedSubvolumes { path, count } => write!(
+                f,
+                "the source holds {count} nested subvolume{} (e.g. {}), which a snapshot would leave empty",
+                if *count == 1 { "" } else { "s" },
+                path.display()
+            ),
+            NotUsed::MountPoints { path } => write!(
+                f,
+                "a filesystem is mounted below the source (at {}), which a snapshot would not include",
+                path.display()
+            ),
+            NotUsed::ReadOnlyUnavailable => {
+                write!(f, "a read-only copy cannot be made in one call here")
+            }
+            NotUsed::NotPermitted { cause } => {
+                write!(f, "the kernel refused the snapshot ({})", cause.describe())
+            }
+        }
+    }
+}
+
+/// What the caller wants: a copy of the directory `src` as the new entry `name` of
+/// `parent` (which must not exist).
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The source directory.
+    pub src: At<'a>,
+    /// The directory the copy goes in.
+    pub parent: At<'a>,
+    /// The copy's name there.
+    pub name: &'a OsStr,
+    /// Make the copy read-only (a read-only snapshot).
+    pub read_only: bool,
+}
+
+/// What [`try_whole_tree`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WholeTree {
+    /// The tree is at the destination, made by this method.
+    Done(Method),
+    /// Nothing was written; the caller makes the tree per file.
+    NotUsed(NotUsed),
+}
+
+/// Makes the tree in one call where the filesystem, the tree and the caller allow it
+/// (see the module documentation); otherwise writes nothing and says why. `requested`,
+/// when given, is the caller's own reason for per-file work, and is answered at once.
+/// An error means nothing was made either, and a per-file copy would fail the same way.
+pub fn try_whole_tree(
+    req: &Request<'_>,
+    requested: Option<NotUsed>,
+) -> Result<WholeTree, SubvolumeError> {
+    if let Some(reason) = requested {
+        return Ok(WholeTree::NotUsed(reason));
+    }
+    let lookup = |e: std::io::Error| SubvolumeError {
+        op: Op::Lookup,
+        path: req.src.path.to_path_buf(),
+        cause: Cause::Other,
+        source: e,
+    };
+    let src_fs = crate::fstype::fs_type(req.src.dir.as_fd()).map_err(lookup)?;
+    match src_fs.name() {
+        "btrfs" => btrfs(req),
+        "apfs" => apfs(req),
+        fs => Ok(WholeTree::NotUsed(NotUsed::Filesystem { fs })),
+    }
+}
+
+fn btrfs(req: &Request<'_>) -> Result<WholeTree, SubvolumeError> {
+    use crate::subvolume::{below, filesystem_id, is_btrfs, is_root, snapshot};
+    let not_used = |r| Ok(WholeTree::NotUsed(r));
+    if !is_btrfs(req.parent)? || filesystem_id(req.src)? != filesystem_id(req.parent)? {
+        return not_used(NotUsed::CrossFilesystem);
+    }
+    if !is_root(req.src)? {
+        return not_used(NotUsed::NotSubvolumeRoot);
+    }
+    let st = rustix::fs::fstat(req.src.dir).map_err(|e| SubvolumeError {
+        op: Op::Lookup,
+        path: req.src.path.to_path_buf(),
+        cause: Cause::Other,
+        source: e.into(),
+    })?;
+    let euid = rustix::process::geteuid();
+    if !euid.is_root() && euid.as_raw() != st.st_uid {
+        return not_used(NotUsed::NotOwner { owner: st.st_uid });
+    }
+    let nested = below(req.src)?;
+    if let Some(first) = nested.first() {
+        return not_used(NotUsed::NestedSubvolumes {
+            path: first.path.clone(),
+            count: nested.len(),
+        });
+    }
+    if let Some(path) = mount_point_below(req.src.path)? {
+        return not_used(NotUsed::MountPoints { path });
+    }
+    match snapshot(req.src, req.parent, req.name, req.read_only) {
+        Ok(()) => Ok(WholeTree::Done(Method::Subvolume)),
+        Err(e) if e.cause == Cause::NotPermitted => {
+            not_used(NotUsed::NotPermitted { cause: e.cause })
+        }
+        Err(e) if e.cause == Cause::CrossFilesystem => not_used(NotUsed::CrossFilesystem),
+        Err(e) if e.cause == Cause::NotBtrfs => not_used(NotUsed::Filesystem { fs: "btrfs" }),
+        Err(e) => Err(e),
+    }
+}
+
+fn apfs(req: &Request<'_>) -> Result<WholeTree, SubvolumeError> {
+    if req.read_only {
+        return Ok(WholeTree::NotUsed(NotUsed::ReadOnlyUnavailable));
+    }
+    let dev = |at: At<'_>| {
+        rustix::fs::fstat(at.dir)
+            .map(|st| crate::sys::stat_dev(&st))
+            .map_err(|e| SubvolumeError {
+                op: Op::Lookup,
+                path: at.path.to_path_buf(),
+                cause: Cause::Other,
+                source: e.into(),
+            })
+    };
+    if dev(req.src)? != dev(req.parent)? {
+        return Ok(WholeTree::NotUsed(NotUsed::CrossFilesystem));
+    }
+    let path = req.parent.path.join(req.name);
+    crate::dir::check_name(req.name).map_err(|e| SubvolumeError {
+        op: Op::CloneDirectory,
+        path: path.clone(),
+        cause: Cause::Other,
+        source: e,
+    })?;
+    match crate::sys::clone_directory(req.src.dir.as_fd(), req.parent.dir.as_fd(), req.name) {
+        Ok(()) => Ok(WholeTree::Done(Method::DirectoryClone)),
+        Err(e) => {
+            let cause = crate::subvolume::classify(Op::CloneDirectory, e.raw_os_error());
+            match cause {
+                Cause::NotBtrfs => Ok(WholeTree::NotUsed(NotUsed::Filesystem { fs: "apfs" })),
+                Cause::CrossFilesystem => Ok(WholeTree::NotUsed(NotUsed::CrossFilesystem)),
+                Cause::NotPermitted => Ok(WholeTree::NotUsed(NotUsed::NotPermitted { cause })),
+                _ => Err(SubvolumeError {
+                    op: Op::CloneDirectory,
+                    path,
+                    cause,
+                    source: e.into(),
+                }),
+            }
+        }
+    }
+}
+
+/// The first mount point strictly below `src` (relative to it), from the mount table; `None`
+/// where the platform has no mount table to read.
+fn mount_point_below(src: &Path) -> Result<Option<PathBuf>, SubvolumeError> {
+    let canon = std::fs::canonicalize(src).map_err(|e| SubvolumeError {
+        op: Op::Lookup,
+        path: src.to_path_buf(),
+        cause: Cause::Other,
+        source: e,
+    })?;
+    let points = match crate::sys::mount_points() {
+        Ok(p) => p,
+        Err(e) if crate::sys::Unavailable::find(&e).is_some() => return Ok(None),
+        Err(e) => {
+            return Err(SubvolumeError {
+                op: Op::Lookup,
+                path: src.to_path_buf(),
+                cause: Cause::Other,
+                source: e,
+            });
+        }
+    };
+    Ok(first_below(&canon, &points))
+}
+
+/// The first of `points` strictly below `root`, relative to it (pure, for tests).
+fn first_below(root: &Path, points: &[PathBuf]) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = points
+        .iter()
+        .filter_map(|p| p.strip_prefix(root).ok())
+        .filter(|rel| !rel.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
+/// A tree made one way or the other, and what a command reports about it.
+#[derive(Debug)]
+pub enum Materialized<T> {
+    /// Made in one call.
+    Whole {
+        /// How.
+        method: Method,
+    },
+    /// Made by the caller's per-file implementation, which returned `result`.
+    PerFile {
+        /// Why the whole-tree method was not used.
+        reason: NotUsed,
+        /// The per-file implementation's result (its report).
+        result: T,
+    },
+}
+
+impl<T> Materialized<T> {
+    /// The method that ran.
+    pub fn method(&self) -> Method {
+        match self {
+            Materialized::Whole { method } => *method,
+            Materialized::PerFile { .. } => Method::PerFile,
+        }
+    }
+
+    /// Why the whole-tree method was not used, when it was not.
+    pub fn reason(&self) -> Option<&NotUsed> {
+        match self {
+            Materialized::Whole { .. } => None,
+            Materialized::PerFile { reason, .. } => Some(reason),
+        }
+    }
+}
+
+/// The seam in one call: [`try_whole_tree`], and where it was not used, `per_file` (given
+/// the reason) makes the tree.
+pub fn materialize<T, E: From<SubvolumeError>>(
+    req: &Request<'_>,
+    requested: Option<NotUsed>,
+    per_file: impl FnOnce(&NotUsed) -> Result<T, E>,
+) -> Result<Materialized<T>, E> {
+    match try_whole_tree(req, requested)? {
+        WholeTree::Done(method) => Ok(Materialized::Whole { method }),
+        WholeTree::NotUsed(reason) => {
+            let result = per_file(&reason)?;
+            Ok(Materialized::PerFile { reason, result })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_points_strictly_below_the_root_only() {
+        let points: Vec<PathBuf> = ["/", "/m", "/m/src", "/m/src/b/mnt", "/m/src/a", "/m/srcx"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(
+            first_below(Path::new("/m/src"), &points),
+            Some(PathBuf::from("a"))
+        );
+        assert_eq!(first_below(Path::new("/m/srcx"), &points), None);
+        assert_eq!(first_below(Path::new("/other"), &points), None);
+    }
+
+    #[test]
+    fn every_reason_has_a_code_and_a_sentence() {
+        let all = [
+            NotUsed::Requested {
+                code: "merge",
+                why: "a merge into an existing destination",
+            },
+            NotUsed::Filesystem { fs: "xfs" },
+            NotUsed::CrossFilesystem,
+            NotUsed::NotSubvolumeRoot,
+            NotUsed::NotOwner { owner: 1000 },
+            NotUsed::NestedSubvolumes {
+                path: PathBuf::from("a/b"),
+                count: 2,
+            },
+            NotUsed::MountPoints {
+                path: PathBuf::from("m"),
+            },
+            NotUsed::ReadOnlyUnavailable,
+            NotUsed::NotPermitted {
+                cause: Cause::NotPermitted,
+            },
+        ];
+        let mut codes = std::collections::BTreeSet::new();
+        for r in &all {
+            assert!(codes.insert(r.code()), "duplicate code {}", r.code());
+            assert!(!r.to_string().is_empty());
+        }
+        assert_eq!(
+            all[5].to_string(),
+            "the source holds 2 nested subvolumes (e.g. a/b), which a snapshot would leave empty"
+        );
+        assert_eq!(Method::default(), Method::PerFile);
+        assert_eq!(Method::Subvolume.as_str(), "subvolume");
+    }
+}
