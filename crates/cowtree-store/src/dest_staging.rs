@@ -148,7 +148,7 @@ impl Registration<'_> {
             cowtree_fs::dir::write_atomic(dir, &self.name, &json, 0o644, sync)
         })
         .map_err(|e| {
-            let at = self.store.root().join("worktrees");
+            let at = self.store.worktrees_path();
             Error::io_at(
                 "register staging",
                 self.record.path_buf().unwrap_or_default(),
@@ -194,11 +194,11 @@ pub enum Outcome {
 /// Registrations that name nothing left to remove are dropped. `grace` is how long a
 /// registration that cannot be read, or whose owner cannot be told dead, is kept.
 pub fn collect(store: &Store, dry_run: bool, grace: Duration) -> Result<Vec<Outcome>> {
-    let wt_path = store.root().join("worktrees");
+    let wt_path = store.worktrees_path();
     let dir = store.worktrees_dir();
     let mut out = Vec::new();
     let io = |name: &OsStr, e| Error::io_at("", wt_path.join(name), e);
-    for e in dir.entries().map_err(|e| Error::io_at("", &wt_path, e))? {
+    for e in dir.entries().map_err(|e| Error::io_at("", wt_path, e))? {
         if !e.name.as_bytes().starts_with(PREFIX.as_bytes()) {
             continue;
         }

@@ -252,13 +252,27 @@ pub fn marked_store(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     None
 }
 
-/// The file listing the stores this user's commands have used: `$XDG_STATE_HOME/cowtree/stores`,
-/// else `~/.local/state/cowtree/stores`.
-pub fn known_stores_file() -> Option<PathBuf> {
+/// This user's state directory for cowtree: `$XDG_STATE_HOME/cowtree`, else
+/// `~/.local/state/cowtree` (`None` when neither variable is set).
+pub fn state_dir() -> Option<PathBuf> {
     if let Some(p) = nonempty_env("XDG_STATE_HOME") {
-        return Some(p.join("cowtree/stores"));
+        return Some(p.join("cowtree"));
     }
-    nonempty_env("HOME").map(|h| h.join(".local/state/cowtree/stores"))
+    nonempty_env("HOME").map(|h| h.join(".local/state/cowtree"))
+}
+
+/// The file listing the stores this user's commands have used: `stores` in [`state_dir`].
+pub fn known_stores_file() -> Option<PathBuf> {
+    state_dir().map(|d| d.join("stores"))
+}
+
+/// Where this user keeps the registry of a store it cannot write (see
+/// [`Store::open`](crate::Store::open)): `registries/<id>` in [`state_dir`], `<id>` the first
+/// 32 hex digits of BLAKE3 of the store's absolute path. `None` without a state directory.
+pub fn outside_registry(store_root: &Path) -> Option<PathBuf> {
+    let root = absolute(store_root).ok()?;
+    let id = crate::hash::Hash::of(root.as_os_str().as_bytes()).to_hex();
+    state_dir().map(|d| d.join("registries").join(&id[..32]))
 }
 
 /// The stores listed in [`known_stores_file`], in the order they were first used (the list

@@ -195,11 +195,10 @@ pub fn gc_with(
     // temporary file there may belong to a live writer: it is garbage once it predates this
     // boot (left by a power loss) or is older than the grace period (left by a kill).
     let boot = boot_time();
-    for (sub, dir) in [
-        ("refs", store.refs_dir()),
-        ("worktrees", store.worktrees_dir()),
+    for (sub_path, dir) in [
+        (store.root().join("refs"), store.refs_dir()),
+        (store.worktrees_path().to_path_buf(), store.worktrees_dir()),
     ] {
-        let sub_path = store.root().join(sub);
         for t in dir.entries().map_err(|e| at(&sub_path, e))? {
             if !t.name.as_bytes().starts_with(b".tmp-") {
                 continue;

@@ -170,7 +170,7 @@ pub fn worktree_id(path: &Path) -> String {
 
 /// The path of record `id`, for messages.
 pub fn record_path(store: &Store, id: &str) -> PathBuf {
-    store.root().join("worktrees").join(id)
+    store.worktrees_path().join(id)
 }
 
 /// Records, durably, that the worktree at absolute `path` (an existing directory) was checked
@@ -242,7 +242,7 @@ pub struct Claim {
 /// worktree and renames it into place, a matter of milliseconds. Nothing is created for it.
 pub fn claim(store: &Store) -> Result<Claim> {
     use rustix::fs::{FlockOperation, Mode, OFlags, flock, openat};
-    let at = || store.root().join("worktrees");
+    let at = || store.worktrees_path().to_path_buf();
     let fd = openat(
         store.worktrees_dir(),
         ".",
@@ -275,7 +275,7 @@ pub fn exists(store: &Store, id: &str) -> Result<bool> {
 /// The id of every record, sorted (sidecar files and temporary files are not records).
 pub fn ids(store: &Store) -> Result<Vec<String>> {
     let entries = (store.worktrees_dir().entries())
-        .map_err(|e| Error::io_at("", store.root().join("worktrees"), e))?;
+        .map_err(|e| Error::io_at("", store.worktrees_path(), e))?;
     let mut out: Vec<String> = entries
         .into_iter()
         .filter_map(|e| e.name.to_str().map(str::to_string))
@@ -305,7 +305,7 @@ pub fn remove(store: &Store, id: &str) -> Result<()> {
     let _ = store
         .worktrees_dir()
         .remove_file(OsStr::new(&format!("{id}.stat")));
-    let dir = || store.root().join("worktrees");
+    let dir = || store.worktrees_path().to_path_buf();
     match store.worktrees_dir().remove_file(OsStr::new(id)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(Error::io_at("remove", record_path(store, id), e));

@@ -7,7 +7,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use cowtree_fs::dir::{AtomicFile, Dir};
-use rustix::fs::{FlockOperation, Mode, OFlags, flock, openat};
+use rustix::fs::{Access, AtFlags, FlockOperation, Mode, OFlags, accessat, flock, openat};
 use rustix::io::Errno;
 
 use crate::error::{Corrupt, Error, NotFound, Result};
@@ -46,6 +46,10 @@ pub struct Store {
     refs: Dir,
     worktrees: Dir,
     tmp: Dir,
+    /// Where `worktrees` is (see [`Store::worktrees_path`]).
+    worktrees_path: PathBuf,
+    /// This process cannot write the store (see [`Store::is_read_only`]).
+    read_only: bool,
 }
 
 /// Where the store is: `explicit` (the `--store` option), else `COWTREE_STORE`, else
@@ -64,7 +68,9 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
 /// A held flock on the store; released on drop.
 #[derive(Debug)]
 pub struct LockGuard {
-    _fd: OwnedFd,
+    /// `None` for a store this process cannot write that has no lock file (see
+    /// [`Store::lock_shared`]).
+    _fd: Option<OwnedFd>,
 }
 
 /// A staging directory under `tmp/`, flocked by this process for as long as it lives, so that
@@ -93,6 +99,13 @@ impl Store {
     /// Opens the store at `root`, creating it (and missing parents) when it does not exist or
     /// is an empty directory. A directory that holds other things, or a store of another format
     /// version, is refused with a message naming it.
+    ///
+    /// Reading a store needs no write to it: a store this process cannot write (a read-only
+    /// mount, another user's directory) opens all the same, and the registry of the worktrees
+    /// checked out from it is kept outside it, in this user's state directory
+    /// ([`crate::discover::outside_registry`], created on demand), where every command of this
+    /// user that opens the store (status, `worktree list`, gc) finds it. Once the store can be
+    /// written again, opening it moves those records into its own `worktrees/`.
     pub fn open(root: &Path) -> Result<Store> {
         let ctx = |e: io::Error| Error::io_at("store", root, e);
         std::fs::create_dir_all(root).map_err(ctx)?;
@@ -102,15 +115,30 @@ impl Store {
             None => create_layout(root, &dir)?,
         }
         let sub = |n: &str| dir.open_dir(OsStr::new(n)).map_err(ctx);
+        let (worktrees, worktrees_path, read_only) = registry_place(root, &dir, sub("worktrees")?)?;
         Ok(Store {
             root: root.to_path_buf(),
             blobs: sub("blobs")?,
             snapshots: sub("snapshots")?,
             refs: sub("refs")?,
-            worktrees: sub("worktrees")?,
+            worktrees,
             tmp: sub("tmp")?,
             dir,
+            worktrees_path,
+            read_only,
         })
+    }
+
+    /// True when this process cannot write the store: it reads snapshots and blobs, and keeps
+    /// its worktrees' registry outside the store (see [`Store::open`]).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The directory of the worktree registry ([`Store::worktrees_dir`]): `<root>/worktrees`,
+    /// or the registry outside a read-only store (see [`Store::open`]).
+    pub fn worktrees_path(&self) -> &Path {
+        &self.worktrees_path
     }
 
     /// The store's root path.
@@ -128,7 +156,8 @@ impl Store {
         &self.refs
     }
 
-    /// The `worktrees/` directory.
+    /// The worktree registry's directory: `worktrees/`, or for a read-only store its registry
+    /// outside (see [`Store::worktrees_path`]).
     pub fn worktrees_dir(&self) -> &Dir {
         &self.worktrees
     }
@@ -143,7 +172,9 @@ impl Store {
         &self.snapshots
     }
 
-    /// Takes the lock shared (snapshot, checkout, verify): blocks while gc runs.
+    /// Takes the lock shared (snapshot, checkout, verify): blocks while gc runs. A store this
+    /// process cannot write and that has no lock file (made before stores got one when
+    /// created) is not locked: nothing this process does can change it.
     pub fn lock_shared(&self) -> Result<LockGuard> {
         self.lock(
             FlockOperation::LockShared,
@@ -161,15 +192,25 @@ impl Store {
 
     fn lock(&self, blocking: FlockOperation, nonblocking: FlockOperation) -> Result<LockGuard> {
         let path = self.root.join("lock");
-        let fd = openat(
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let fd = match openat(
             &self.dir,
             "lock",
-            OFlags::RDONLY | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            flags | OFlags::CREATE,
             Mode::from_raw_mode(0o644),
-        )
-        .map_err(|e| Error::io_at("open", &path, e.into()))?;
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ROFS | Errno::ACCESS | Errno::PERM) if self.read_only => {
+                match openat(&self.dir, "lock", flags, Mode::empty()) {
+                    Ok(fd) => fd,
+                    Err(Errno::NOENT) => return Ok(LockGuard { _fd: None }),
+                    Err(e) => return Err(Error::io_at("open", &path, e.into())),
+                }
+            }
+            Err(e) => return Err(Error::io_at("open", &path, e.into())),
+        };
         match flock(&fd, nonblocking) {
-            Ok(()) => return Ok(LockGuard { _fd: fd }),
+            Ok(()) => return Ok(LockGuard { _fd: Some(fd) }),
             Err(Errno::WOULDBLOCK) => {
                 eprintln!(
                     "cowtree: waiting for the store lock {} (another cowtree is using the store)",
@@ -180,7 +221,7 @@ impl Store {
         }
         loop {
             match flock(&fd, blocking) {
-                Ok(()) => return Ok(LockGuard { _fd: fd }),
+                Ok(()) => return Ok(LockGuard { _fd: Some(fd) }),
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(Error::io_at("lock", &path, e.into())),
             }
@@ -620,6 +661,15 @@ fn create_layout(root: &Path, dir: &Dir) -> Result<()> {
     for name in LAYOUT {
         mkdir_ok(dir, OsStr::new(name)).map_err(ctx)?;
     }
+    // The lock file exists from the start, so that a process that cannot write the store
+    // (a read-only mount of it) still takes the lock every writer takes.
+    openat(
+        dir,
+        "lock",
+        OFlags::RDONLY | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(|e| ctx(e.into()))?;
     let blobs = dir.open_dir(OsStr::new("blobs")).map_err(ctx)?;
     for b in 0..=255u8 {
         mkdir_ok(&blobs, OsStr::new(&format!("{b:02x}"))).map_err(ctx)?;
@@ -632,6 +682,148 @@ fn create_layout(root: &Path, dir: &Dir) -> Result<()> {
         0o644,
     )
     .map_err(ctx)
+}
+
+/// The registry directory of the store at `root` (whose `worktrees/` is `own`), its path, and
+/// whether the store is read-only to this process (see [`Store::open`]).
+fn registry_place(root: &Path, dir: &Dir, own: Dir) -> Result<(Dir, PathBuf, bool)> {
+    let own_path = root.join("worktrees");
+    let access = Access::WRITE_OK | Access::EXEC_OK;
+    match accessat(dir, "worktrees", access, AtFlags::EACCESS) {
+        Ok(()) => {
+            if let Some(outside) = crate::discover::outside_registry(root) {
+                adopt_outside(&own, &own_path, &outside)?;
+            }
+            Ok((own, own_path, false))
+        }
+        Err(Errno::ROFS | Errno::ACCESS | Errno::PERM) => {
+            let Some(outside) = crate::discover::outside_registry(root) else {
+                // Nowhere else to keep it: writing a record fails, naming `worktrees/`.
+                return Ok((own, own_path, true));
+            };
+            let made = open_outside(root, &own, &outside)
+                .map_err(|e| Error::io_at("the registry of the read-only store in", &outside, e))?;
+            Ok((made, outside, true))
+        }
+        Err(e) => Err(Error::io_at("", own_path, e.into())),
+    }
+}
+
+/// Opens the registry outside the read-only store at `root` whose own registry is `own`,
+/// creating it on first use as a copy of `own`'s records (each with its modification time,
+/// so that the copies count as no newer when they are taken back in; see [`adopt_outside`]):
+/// the worktrees registered while the store was writable keep working. It holds a file
+/// `store` naming the store, for a person who finds the directory.
+fn open_outside(root: &Path, own: &Dir, outside: &Path) -> io::Result<Dir> {
+    match Dir::open(outside) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        found => return found,
+    }
+    let (Some(parent), Some(name)) = (outside.parent(), outside.file_name()) else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    std::fs::create_dir_all(parent)?;
+    let parent = Dir::open(parent)?;
+    // Made whole under another name, then renamed into place: a registry outside is never
+    // seen half copied.
+    let mut tmp = name.to_os_string();
+    tmp.push(format!(".tmp-{}", unique_suffix()));
+    let made = parent.create_dir_open(&tmp, 0o700)?;
+    let filled = (|| -> io::Result<()> {
+        for e in own.entries()? {
+            let n = e.name.as_bytes();
+            if e.file_type != rustix::fs::FileType::RegularFile || n.starts_with(b".tmp-") {
+                continue;
+            }
+            let (Some(bytes), Some(st)) = (read_at(own, &e.name)?, own.try_stat(&e.name)?) else {
+                continue;
+            };
+            cowtree_fs::dir::write_atomic(&made, &e.name, &bytes, 0o644, false)?;
+            let t = |sec, nsec| rustix::fs::Timespec {
+                tv_sec: sec as _,
+                tv_nsec: nsec as _,
+            };
+            made.set_times(
+                &e.name,
+                t(st.st_atime, st.st_atime_nsec),
+                t(st.st_mtime, st.st_mtime_nsec),
+            )?;
+        }
+        let mut line = crate::discover::absolute(root)?.into_os_string().into_vec();
+        line.push(b'\n');
+        write_atomic(&made, OsStr::new("store"), &line, 0o644)?;
+        rustix::fs::renameat_with(
+            &parent,
+            &tmp,
+            &parent,
+            name,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )
+        .or_else(|e| match e {
+            // Another process made it first: use that one.
+            Errno::EXIST | Errno::NOTEMPTY => Ok(()),
+            e => Err(e),
+        })?;
+        Ok(())
+    })();
+    let _ = parent.remove_tree(&tmp);
+    filled?;
+    Dir::open(outside)
+}
+
+/// Moves the records kept outside the store while it was read-only (see [`Store::open`])
+/// into its own registry `own`, then removes the directory outside. A record of the same name
+/// in `own` is kept when it is the newer of the two.
+fn adopt_outside(own: &Dir, own_path: &Path, outside: &Path) -> Result<()> {
+    let from = match Dir::open(outside) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io_at("", outside, e)),
+    };
+    let at = |p: PathBuf| move |e: io::Error| Error::io_at("", &p, e);
+    let mut moved = false;
+    for e in from.entries().map_err(at(outside.to_path_buf()))? {
+        let n = e.name.as_bytes();
+        if n == b"store"
+            || n.starts_with(b".tmp-")
+            || e.file_type != rustix::fs::FileType::RegularFile
+        {
+            continue;
+        }
+        let src = outside.join(&e.name);
+        let mtime = |st: Option<rustix::fs::Stat>| st.map(|s| (s.st_mtime, s.st_mtime_nsec));
+        let theirs = mtime(from.try_stat(&e.name).map_err(at(src.clone()))?);
+        let ours = mtime(own.try_stat(&e.name).map_err(at(own_path.join(&e.name)))?);
+        if theirs.is_some() && ours < theirs {
+            let Some(bytes) = read_at(&from, &e.name).map_err(at(src.clone()))? else {
+                continue;
+            };
+            cowtree_fs::dir::write_atomic(own, &e.name, &bytes, 0o644, false)
+                .map_err(at(own_path.join(&e.name)))?;
+            moved = true;
+        }
+        match from.remove_file(&e.name) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(at(src)(err)),
+            _ => {}
+        }
+    }
+    if moved {
+        own.sync().map_err(at(own_path.to_path_buf()))?;
+    }
+    let _ = from.remove_file(OsStr::new("store"));
+    match std::fs::remove_dir(outside) {
+        // Another process is adding to it or adopting it at the same time: the next open
+        // finishes.
+        Err(e)
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty
+            ) =>
+        {
+            Err(Error::io_at("remove", outside, e))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn mkdir_ok(dir: &Dir, name: &OsStr) -> io::Result<()> {

@@ -251,11 +251,12 @@ fn beside(dst: &Path, naming: &cowtree_fs::staging::Naming) -> Option<Leftover> 
     })
 }
 
-/// The registrations in a store of this process's staging beside destinations
-/// (`worktrees/staging-<pid>-...`, see `cowtree_store::dest_staging`).
-pub fn staging_records(store_root: &Path) -> Leftover {
+/// The registrations in a store's registry `registry` (`Store::worktrees_path`) of this
+/// process's staging beside destinations (`staging-<pid>-...`, see
+/// `cowtree_store::dest_staging`).
+pub fn staging_records(registry: &Path) -> Leftover {
     Leftover::Records {
-        dir: store_root.join("worktrees"),
+        dir: registry.to_path_buf(),
         prefix: OsString::from(format!(
             "{}{}-",
             cowtree_store::dest_staging::PREFIX,

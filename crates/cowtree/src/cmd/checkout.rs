@@ -114,7 +114,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         strict: args.strict || args.mode == Mode::Clone,
     };
     // The staging's registrations in the store go after the staging itself (see `Records`).
-    crate::interrupt::expect(crate::interrupt::staging_records(store.root()));
+    crate::interrupt::expect(crate::interrupt::staging_records(store.worktrees_path()));
     let spinner = crate::progress::Activity::counting(
         format!("checking out {} into {}", args.snapshot, args.dst.display()),
         args.quiet || args.json,

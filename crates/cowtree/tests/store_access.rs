@@ -1,0 +1,207 @@
+//! Which store serves a command, and what a store that cannot be written still does: checkouts
+//! from a read-only store, registered outside it; where a checkout's snapshot comes from;
+//! snapshots that would copy across filesystems. Real processes on real mounts, each test with
+//! a HOME and XDG directories of its own.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{BIN, Ran, run_limited};
+use cowtree_testutil::{Fs, scratch};
+
+/// A HOME and XDG directories of the test's own (on the host filesystem, so the default store
+/// is on no test mount).
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::Builder::new()
+                .prefix("cowtree-env-")
+                .tempdir()
+                .expect("temp dir for HOME"),
+        }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `cowtree ARGS` run in `cwd` with this environment.
+    fn run(&self, cwd: &Path, args: &[&str]) -> Ran {
+        let mut c = Command::new(BIN);
+        c.current_dir(cwd)
+            .env_remove("COWTREE_STORE")
+            .env("HOME", self.dir.path().join("home"))
+            .env("XDG_STATE_HOME", self.state())
+            .env("XDG_DATA_HOME", self.dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .args(args);
+        run_limited(c, Duration::from_secs(120))
+    }
+}
+
+/// A bind mount of a directory, unmounted when dropped. `None` (after a skip line) where bind
+/// mounts cannot be made (not root).
+struct BindView {
+    at: PathBuf,
+}
+
+impl BindView {
+    fn of(dir: &Path, at: &Path) -> Option<BindView> {
+        fs::create_dir_all(at).unwrap();
+        let made = Command::new("mount")
+            .arg("--bind")
+            .arg(dir)
+            .arg(at)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !made {
+            let why = "cannot make a bind mount (run scripts/test.sh as root)";
+            if std::env::var_os("COWTREE_TEST_REQUIRE_FS").is_some_and(|v| v == "1") {
+                panic!("{why}");
+            }
+            println!("skipped: {why}");
+            return None;
+        }
+        Some(BindView {
+            at: at.to_path_buf(),
+        })
+    }
+
+    /// Remounts the view read-only (`ro`) or writable.
+    fn remount(&self, how: &str) {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,bind,{how}")])
+            .arg(&self.at)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "remount {how}: {out:?}");
+    }
+}
+
+impl Drop for BindView {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.at).status();
+    }
+}
+
+fn write_tree(root: &Path) {
+    fs::create_dir_all(root.join("d")).unwrap();
+    fs::write(root.join("a"), b"first\n").unwrap();
+    fs::write(root.join("d/b"), b"second\n").unwrap();
+}
+
+/// The file names in `dir`, sorted (none when it does not exist).
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_read_only_store_serves_a_checkout_into_another_filesystem_and_keeps_its_registry_outside() {
+    let (Some(a), Some(b)) = (scratch(Fs::Xfs), scratch(Fs::Xfs2)) else {
+        return;
+    };
+    let env = Env::new();
+    let store = a.path().join("store");
+    let src = a.path().join("src");
+    write_tree(&src);
+    let s = store.to_str().unwrap();
+    env.run(a.path(), &["--store", s, "snapshot", "src", "--name", "v1"])
+        .assert_ok("snapshot");
+    let Some(view) = BindView::of(&store, &a.path().join("view")) else {
+        return;
+    };
+    let ro = view.at.to_str().unwrap();
+    // A worktree checked out while the store could be written.
+    env.run(a.path(), &["--store", ro, "checkout", "v1", "early"])
+        .assert_ok("checkout");
+    view.remount("ro");
+    let before = cowtree_testutil::TreeState::capture(&store, &|_| false);
+
+    // Reading the store needs no write to it: the checkout succeeds.
+    let wt = b.path().join("wt");
+    let co = env.run(b.path(), &["--store", ro, "checkout", "v1", "wt"]);
+    co.assert_ok("checkout from a read-only store");
+    cowtree_testutil::assert_diff_clean(&src, &wt);
+    // The worktree works as any other: status finds it (through its marker), and so do
+    // `worktree list` and gc on the read-only store.
+    fs::write(wt.join("a"), b"changed\n").unwrap();
+    let st = env.run(&wt, &["status"]);
+    assert_eq!(st.assert_ok("status").stdout, "M a\n");
+    // The one checked out before keeps working, and both are listed.
+    let early = a.path().join("early");
+    fs::write(early.join("d/b"), b"edited\n").unwrap();
+    let st = env.run(&early, &["status"]);
+    assert_eq!(
+        st.assert_ok("status of the earlier worktree").stdout,
+        "M d/b\n"
+    );
+    let list = env.run(b.path(), &["--store", ro, "worktree", "list", "--json"]);
+    let v = list.assert_ok("worktree list").json();
+    let mut listed: Vec<&str> = v["worktrees"]
+        .as_array()
+        .expect("a list of worktrees")
+        .iter()
+        .map(|w| w["path"].as_str().unwrap())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [early.to_str().unwrap(), wt.to_str().unwrap()],
+        "{v}"
+    );
+    env.run(b.path(), &["--store", ro, "gc"]).assert_ok("gc");
+    // Its registry is in the user's state directory, named for the store.
+    let outside: Vec<PathBuf> = fs::read_dir(env.state().join("cowtree/registries"))
+        .expect("a registry outside the store")
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(outside.len(), 1, "{outside:?}");
+    assert_eq!(
+        fs::read_to_string(outside[0].join("store")).unwrap(),
+        format!("{ro}\n")
+    );
+    assert_eq!(
+        names(&outside[0]).len(),
+        5,
+        "two records, two stat caches, store"
+    );
+    before.assert_same(
+        &cowtree_testutil::TreeState::capture(&store, &|_| false),
+        "the read-only store",
+    );
+
+    // Writable again: the next command that opens the store takes the records in.
+    view.remount("rw");
+    let list = env.run(b.path(), &["--store", ro, "worktree", "list", "--json"]);
+    let v = list.assert_ok("worktree list").json();
+    assert_eq!(v["worktrees"].as_array().unwrap().len(), 2, "{v}");
+    assert!(!outside[0].exists(), "the registry outside was taken in");
+    assert_eq!(
+        names(&store.join("worktrees")).len(),
+        4,
+        "records and stat caches"
+    );
+    for (dir, changed) in [(&wt, "M a\n"), (&early, "M d/b\n")] {
+        let st = env.run(dir, &["status"]);
+        assert_eq!(st.assert_ok("status").stdout, changed);
+    }
+    // gc prunes the record once the worktree is gone, from inside the store now.
+    fs::remove_dir_all(&wt).unwrap();
+    let gc = env.run(b.path(), &["--store", ro, "gc", "--json"]);
+    assert_eq!(gc.assert_ok("gc").json()["worktrees_pruned"], 1);
+}
