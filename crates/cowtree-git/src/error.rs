@@ -31,27 +31,17 @@ pub enum Error {
         /// The source worktree.
         path: PathBuf,
     },
-    /// COMMIT-ISH does not name a commit.
-    #[error("{spec:?}: not a commit in {repo} ({source})")]
-    BadRevision {
-        /// The revision as given.
-        spec: String,
-        /// The source worktree.
-        repo: PathBuf,
-        /// What resolution reported.
-        source: GitError,
-    },
-    /// The destination exists already.
-    #[error("{0}: already exists (the destination must be a new path)")]
+    /// The destination exists and is not an empty directory.
+    #[error("{0}: already exists (the destination must be a new path or an empty directory)")]
     DstExists(PathBuf),
     /// The destination has no usable parent directory or no final name.
     #[error("{0}: the parent directory must exist and the path must end in a name")]
     BadDst(PathBuf),
-    /// `-b NAME` names a branch that exists.
-    #[error("a branch named {0:?} already exists")]
+    /// `-b NAME` (or `--orphan`) names a branch that exists.
+    #[error("a branch named '{0}' already exists (-B resets it)")]
     BranchExists(String),
     /// The branch to check out is checked out in another worktree.
-    #[error("branch {name:?} is already checked out at {worktree}")]
+    #[error("'{name}' is already used by worktree at '{worktree}' (-f checks it out anyway)")]
     BranchCheckedOut {
         /// The branch.
         name: String,
@@ -119,6 +109,61 @@ pub enum Error {
         /// The conflicted file (SRC's worktree path).
         path: PathBuf,
     },
+    /// `-b`/`-B`/`--detach`/`--orphan` and the others: options git refuses together.
+    #[error("options '{0}' and '{1}' cannot be used together")]
+    Incompatible(&'static str, &'static str),
+    /// `--orphan` with a COMMIT-ISH.
+    #[error("option '--orphan' and commit-ish cannot be used together")]
+    OrphanWithCommit,
+    /// `--track`/`--no-track` without a branch to create.
+    #[error("--[no-]track can only be used if a new branch is created")]
+    TrackWithoutNewBranch,
+    /// `--guess-remote` in a repository with remotes but no branch and no remote-tracking
+    /// branch (git's refusal: probably not fetched yet).
+    #[error(
+        "no local or remote refs exist despite at least one remote present, stopping; use \
+         'add -f' to override or fetch a remote first"
+    )]
+    NoRefsWithRemote,
+    /// COMMIT-ISH (or HEAD) names no commit.
+    #[error("invalid reference: {spec} (in {repo})")]
+    InvalidReference {
+        /// The revision as given.
+        spec: String,
+        /// The source worktree.
+        repo: PathBuf,
+    },
+    /// DST is registered as a worktree whose directory is missing.
+    #[error(
+        "{path}: a missing but {} worktree; use 'add -f{}' to override, or {}'prune' or \
+         'remove' to clear",
+        if *locked { "locked" } else { "already registered" },
+        if *locked { " -f" } else { "" },
+        if *locked { "'unlock' and " } else { "" }
+    )]
+    RegisteredMissing {
+        /// DST.
+        path: PathBuf,
+        /// Whether that registration is locked (two `-f` needed).
+        locked: bool,
+    },
+    /// Another `cowtree git worktree add` is making a worktree at DST right now.
+    #[error("{path}: another cowtree git worktree add is making this worktree right now")]
+    BeingAdded {
+        /// DST.
+        path: PathBuf,
+    },
+    /// A git command this one runs (`git branch`) failed; its message.
+    #[error("{command}: {message}")]
+    GitFailed {
+        /// The command.
+        command: String,
+        /// git's reason.
+        message: String,
+    },
+    /// Stopped by a signal ([`crate::run::abort_all`]); what the run made was taken back.
+    #[error("interrupted; what it had made was removed")]
+    Interrupted,
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}")]
     Io {

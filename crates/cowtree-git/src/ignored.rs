@@ -37,23 +37,60 @@ pub struct IgnoredReport {
     pub fallback: Option<(UnsupportedCause, PathBuf)>,
 }
 
-/// Which ignored entries to take.
+/// Which ignored entries to take: those `.worktreeinclude` matches, those a `--ignored=PATTERN`
+/// matches, or all (`--ignored`). Only ignored, untracked entries are ever taken.
 pub struct Selection<'a> {
-    /// Glob patterns (`--ignored=PATTERN`); empty takes every ignored entry. A pattern matches
-    /// an entry's name or its repository-relative path.
+    /// Every ignored entry (`--ignored` without a pattern).
+    pub all: bool,
+    /// Glob patterns (`--ignored=PATTERN`). A pattern matches an entry's name or its
+    /// repository-relative path.
     pub patterns: &'a [String],
+    /// The patterns of SRC's `.worktreeinclude` (gitignore syntax, relative to SRC's root):
+    /// an entry is taken when the last pattern that matches it is not a negation; a directory
+    /// taken is taken whole, as a directory a `.gitignore` matches is ignored whole.
+    pub include: Option<&'a gix::ignore::Search>,
 }
 
 impl Selection<'_> {
-    fn takes(&self, rel: &BStr, name: &[u8]) -> bool {
+    /// Whether anything can be taken at all.
+    pub fn takes_any(&self) -> bool {
+        self.all || !self.patterns.is_empty() || self.include.is_some()
+    }
+
+    fn takes(&self, rel: &BStr, name: &[u8], is_dir: bool) -> bool {
         use gix::glob::wildmatch::Mode as W;
-        self.patterns.is_empty()
+        self.all
             || self.patterns.iter().any(|p| {
                 let p = p.trim_end_matches('/');
                 gix::glob::wildmatch(p.into(), name.as_bstr(), W::empty())
                     || gix::glob::wildmatch(p.into(), rel, W::NO_MATCH_SLASH_LITERAL)
             })
+            || self.include.is_some_and(|s| {
+                s.pattern_matching_relative_path(
+                    rel,
+                    Some(is_dir),
+                    gix::glob::pattern::Case::Sensitive,
+                )
+                .is_some_and(|m| !m.pattern.is_negative())
+            })
     }
+}
+
+/// The file at SRC's root naming the ignored files a new worktree gets (the convention of
+/// Claude Code, Conductor and other tools that make worktrees).
+pub const WORKTREEINCLUDE: &str = ".worktreeinclude";
+
+/// SRC's `.worktreeinclude` as patterns, or `None` when there is no such file.
+pub fn worktreeinclude(src_root: &Path) -> Result<Option<gix::ignore::Search>> {
+    let path = src_root.join(WORKTREEINCLUDE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", &path)(e)),
+    };
+    let mut search = gix::ignore::Search::default();
+    search.add_patterns_buffer(&bytes, path, None, gix::ignore::search::Ignore::default());
+    Ok(Some(search))
 }
 
 struct Walk<'a, 'r> {
@@ -263,7 +300,7 @@ impl Walk<'_, '_> {
                 }
                 let tracked = self.tracked_dir(sub.as_ref());
                 let ignored = inside_ignored || self.excluded(sub.as_ref(), true)?;
-                if ignored && !tracked && self.sel.takes(sub.as_ref(), name) {
+                if ignored && !tracked && self.sel.takes(sub.as_ref(), name, true) {
                     let parent = self.dst_dir(rel)?;
                     self.copy_tree(&child, sub.as_ref(), &parent, &e.name)?;
                 } else {
@@ -275,7 +312,7 @@ impl Walk<'_, '_> {
                 continue;
             }
             let ignored = inside_ignored || self.excluded(sub.as_ref(), false)?;
-            if !ignored || !self.sel.takes(sub.as_ref(), name) {
+            if !ignored || !self.sel.takes(sub.as_ref(), name, false) {
                 continue;
             }
             if !made_parent {
@@ -440,9 +477,44 @@ mod tests {
         let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
         let name = rel.rsplit('/').next().unwrap();
         Selection {
+            all: patterns.is_empty(),
             patterns: &patterns,
+            include: None,
         }
-        .takes(rel.into(), name.as_bytes())
+        .takes(rel.into(), name.as_bytes(), false)
+    }
+
+    fn included(file: &str, rel: &str, is_dir: bool) -> bool {
+        let mut search = gix::ignore::Search::default();
+        search.add_patterns_buffer(
+            file.as_bytes(),
+            ".worktreeinclude",
+            None,
+            gix::ignore::search::Ignore::default(),
+        );
+        let name = rel.rsplit('/').next().unwrap();
+        Selection {
+            all: false,
+            patterns: &[],
+            include: Some(&search),
+        }
+        .takes(rel.into(), name.as_bytes(), is_dir)
+    }
+
+    #[test]
+    fn worktreeinclude_follows_gitignore_syntax() {
+        let f = ".env*\n!.env.example\n/config/*.local.json\n**/secrets/\n# comment\n";
+        assert!(included(f, ".env", false));
+        assert!(included(f, "web/.env.local", false), "no slash: any depth");
+        assert!(!included(f, ".env.example", false), "negated");
+        assert!(included(f, "config/db.local.json", false));
+        assert!(!included(f, "web/config/db.local.json", false), "anchored");
+        assert!(included(f, "a/b/secrets", true));
+        assert!(
+            !included(f, "a/b/secrets", false),
+            "a trailing slash matches directories"
+        );
+        assert!(!included(f, "comment", false));
     }
 
     #[test]

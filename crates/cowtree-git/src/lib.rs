@@ -1,22 +1,27 @@
 //! cowtree-git: a new git linked worktree made by reflinking a source worktree's files.
 //!
 //! [`add`] does what `git worktree add` does (registers a linked worktree of SRC's repository
-//! at a new DST, checks out a commit, writes DST's index) but takes each tracked file from SRC
-//! by reflink when SRC's index proves, by git's own stat rules, that SRC's file holds the
-//! target commit's blob ([`trust`]); only the others are written from the object database.
-//! DST's index carries the stat data of DST's files, so the first `git status` in DST reads no
-//! file. With [`AddOptions::ignored`], ignored files and directories (build outputs,
-//! dependencies) are cloned too.
+//! at DST, checks out a commit or a branch, writes DST's index), with git's options and
+//! refusals ([`AddOptions`], [`resolve`]), but takes each tracked file from SRC by reflink when
+//! SRC's index proves, by git's own stat rules, that SRC's file holds the target commit's blob
+//! ([`trust`]); only the others are written from the object database. DST's index carries the
+//! stat data of DST's files, so the first `git status` in DST reads no file. Ignored files
+//! that SRC's `.worktreeinclude` names, or that [`AddOptions::ignored`] asks for, are cloned
+//! too.
 //!
 //! # Contract
 //! - SRC's files, its index and its repository's objects are never written. The only writes
 //!   outside DST are git's own registration files (`$GIT_COMMON_DIR/worktrees/<id>/`, see
-//!   [`register`]) and, with a new branch, the branch's ref and reflog.
-//! - DST must not exist. It is built in a staging directory beside it and renamed into place
-//!   after its index and registration are written: it appears whole or not at all. On an
-//!   error, the staging directory, the registration and a branch made by this run are
-//!   removed. A run killed at any point leaves a staging directory and a registration marked
-//!   as its own, which the next run removes ([`register::clean_stale`]).
+//!   [`register`]), DST's missing parent directories and, with a new (or `-B` reset) branch,
+//!   what `git branch` writes (the ref, its reflog, its tracking configuration).
+//! - DST must not exist, or be an empty directory (as git). It is built in a staging
+//!   directory beside it and renamed into place after its index and registration are
+//!   written: it appears whole or not at all. On an error, or a signal handled through
+//!   [`run::abort_all`], everything the run made is taken back: the staging directory, the
+//!   registration, the branch it created (or moved with `-B`), the parents it created. A run
+//!   killed at any point leaves a journal in its registration, from which the next run in the
+//!   repository ([`register::clean_stale`]) or `cowtree gc` ([`run::clean_killed_runs`])
+//!   takes it all back.
 //! - Where the filesystems cannot reflink, files are copied and [`AddReport::fallback`] says
 //!   why; with [`AddOptions::strict`] that is an error instead.
 //! - Submodules are not handled: they are left as empty directories, as git leaves them.
@@ -24,57 +29,133 @@
 //! - A file that git's checkout filters would change (`.gitattributes` `filter=`, `ident`,
 //!   `working-tree-encoding`, CRLF line endings; see [`filters`]) is never cloned: it is
 //!   written from the object database through gitoxide's filter pipeline.
+//! - With [`AddOptions::sync`], once [`add`] returns the worktree, its index and git's
+//!   registration of it survive a power loss.
 
 #![warn(missing_docs)]
 
+pub mod branch;
 pub mod build;
 pub mod clone;
 pub mod error;
 pub mod filters;
 pub mod ignored;
 pub mod register;
+pub mod resolve;
+pub mod run;
+pub mod tree;
 pub mod trust;
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use cowtree_fs::UnsupportedCause;
 use cowtree_fs::dir::{Dir, write_atomic};
 use cowtree_fs::staging::{self, Staging, TREE as STAGING};
 use gix::ObjectId;
-use gix::refs::transaction::PreviousValue;
 
 pub use build::Made;
 pub use error::{Error, Result};
 pub use ignored::IgnoredReport;
+pub use run::{KilledRuns, abort_all, clean_killed_runs};
+pub use tree::Method;
 
-/// Which HEAD the new worktree gets.
+/// Which HEAD the new worktree gets (git's `-b`, `-B`, `--detach`, `--orphan`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BranchChoice {
-    /// As `git worktree add` without `-b`/`--detach`: a COMMIT-ISH naming a local branch
-    /// checks that branch out; another COMMIT-ISH detaches; no COMMIT-ISH checks out (or
-    /// creates from SRC's HEAD) the branch named after DST.
+    /// As `git worktree add` without `-b`/`-B`/`--detach`/`--orphan`: a COMMIT-ISH naming a
+    /// local branch checks that branch out; one naming a branch that exists only on exactly
+    /// one remote creates it from there, tracking it; another COMMIT-ISH detaches; no
+    /// COMMIT-ISH checks out (or creates from SRC's HEAD, or with guess-remote from a
+    /// remote-tracking branch) the branch named after DST.
     Auto,
     /// `-b NAME`: a new branch at COMMIT-ISH; an existing branch is refused.
     New(String),
+    /// `-B NAME`: the branch NAME at COMMIT-ISH, created or reset (refused while another
+    /// worktree has it checked out, unless forced).
+    Reset(String),
     /// `--detach`: HEAD detached at COMMIT-ISH.
     Detach,
+    /// `--orphan [-b NAME]`: a new unborn branch (named after DST without a name), an empty
+    /// index and no files.
+    Orphan(Option<String>),
 }
 
-/// What to add.
+/// Upstream tracking of a new branch (git's `--track`, `--no-track`; see `git branch`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Track {
+    /// `branch.autoSetupMerge` decides (by default: track a remote-tracking start point).
+    #[default]
+    Default,
+    /// `--track`: the start point becomes the upstream.
+    Track,
+    /// `--no-track`.
+    NoTrack,
+}
+
+/// Which ignored files and directories of SRC the new worktree gets. Only entries git
+/// ignores, and that are not tracked, are ever taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    /// Those SRC's `.worktreeinclude` names (gitignore syntax; no file: none).
+    pub worktreeinclude: bool,
+    /// All of them (`--ignored`).
+    pub all: bool,
+    /// Those whose name or path matches one of these globs (`--ignored=PATTERN`).
+    pub patterns: Vec<String>,
+}
+
+impl Default for Ignored {
+    /// `.worktreeinclude` only.
+    fn default() -> Self {
+        Ignored {
+            worktreeinclude: true,
+            all: false,
+            patterns: Vec::new(),
+        }
+    }
+}
+
+impl Ignored {
+    /// None at all (`--no-ignored`).
+    pub fn none() -> Self {
+        Ignored {
+            worktreeinclude: false,
+            all: false,
+            patterns: Vec::new(),
+        }
+    }
+}
+
+/// What to add: git's options for `git worktree add`, and cowtree's.
 #[derive(Debug, Clone)]
 pub struct AddOptions {
     /// A path inside SRC's worktree.
     pub src: PathBuf,
-    /// The new worktree's path.
+    /// The new worktree's path (relative to the current directory, as git takes it).
     pub dst: PathBuf,
-    /// The commit to check out (default: SRC's HEAD).
+    /// The commit-ish to check out (default: SRC's HEAD; `-` is the previous branch).
     pub commit: Option<String>,
     /// The new worktree's HEAD.
     pub branch: BranchChoice,
-    /// Clone ignored entries: `None` no, `Some([])` all, `Some(patterns)` those matching.
-    pub ignored: Option<Vec<String>>,
+    /// `-f`: once checks out a branch another worktree has, and replaces the registration
+    /// of a missing worktree at DST; twice also when that registration is locked.
+    pub force: u8,
+    /// `--lock [--reason R]`: the text `locked` keeps (git writes "added with --lock").
+    pub lock: Option<String>,
+    /// `--track` / `--no-track` for a new branch.
+    pub track: Track,
+    /// `--guess-remote` / `--no-guess-remote` (`None`: `worktree.guessRemote`).
+    pub guess_remote: Option<bool>,
+    /// `--checkout` (default) / `--no-checkout`: without it DST holds only its `.git` file
+    /// and has no index, as git leaves it.
+    pub checkout: bool,
+    /// `--quiet`: passed to `git branch`.
+    pub quiet: bool,
+    /// Ignored entries to clone.
+    pub ignored: Ignored,
     /// Carry SRC's uncommitted changes to tracked files: DST's index is SRC's (staged changes,
     /// additions, removals) and each file whose stat data does not prove it holds its index
     /// blob is SRC's file as it is (or absent). Needs COMMIT-ISH to be SRC's HEAD commit
@@ -83,6 +164,39 @@ pub struct AddOptions {
     pub with_changes: bool,
     /// Refuse to copy where a reflink is impossible.
     pub strict: bool,
+    /// Make the worktree, its index and its registration durable before returning.
+    pub sync: bool,
+    /// Run git's `post-checkout` hook as `git worktree add` does (its failure is reported in
+    /// [`AddReport::hook`], the worktree stays).
+    pub run_hooks: bool,
+    /// A directory where the run leaves a record while it works, so that
+    /// [`run::clean_killed_runs`] can find what a killed run left (the CLI:
+    /// `$XDG_STATE_HOME/cowtree/git-worktree-add`).
+    pub run_registry: Option<PathBuf>,
+}
+
+impl AddOptions {
+    /// The options of a plain `git worktree add DST` run in SRC.
+    pub fn new(src: impl Into<PathBuf>, dst: impl Into<PathBuf>) -> AddOptions {
+        AddOptions {
+            src: src.into(),
+            dst: dst.into(),
+            commit: None,
+            branch: BranchChoice::Auto,
+            force: 0,
+            lock: None,
+            track: Track::Default,
+            guess_remote: None,
+            checkout: true,
+            quiet: false,
+            ignored: Ignored::default(),
+            with_changes: false,
+            strict: false,
+            sync: false,
+            run_hooks: true,
+            run_registry: None,
+        }
+    }
 }
 
 /// The new worktree's HEAD.
@@ -95,6 +209,11 @@ pub enum HeadReport {
         /// Whether this run created it.
         created: bool,
     },
+    /// On a new unborn branch (`--orphan`).
+    Unborn {
+        /// The branch name.
+        name: String,
+    },
     /// Detached.
     Detached,
 }
@@ -106,10 +225,14 @@ pub struct AddReport {
     pub dst: PathBuf,
     /// Its registration directory.
     pub admin_dir: PathBuf,
-    /// The commit checked out.
-    pub commit: ObjectId,
+    /// The commit checked out (`None` for `--orphan`).
+    pub commit: Option<ObjectId>,
     /// HEAD.
     pub head: HeadReport,
+    /// How DST's tree was made.
+    pub method: Method,
+    /// `--lock`: the lock's text.
+    pub locked: Option<String>,
     /// Tracked entries.
     pub entries: u64,
     /// Files reflinked from SRC.
@@ -128,241 +251,25 @@ pub struct AddReport {
     pub submodules: Vec<String>,
     /// Index entries recorded with DST's stat data (git reads none of these files).
     pub index_stat_entries: u64,
-    /// `--ignored`: what was copied.
+    /// The ignored entries cloned (`None`: none were asked for, or `.worktreeinclude` is
+    /// absent).
     pub ignored: Option<IgnoredReport>,
     /// The first reason a file was copied instead of reflinked, and that file.
     pub fallback: Option<(UnsupportedCause, PathBuf)>,
-    /// Registrations of killed runs removed first.
+    /// What killed runs had left, cleaned up first.
     pub cleaned: Vec<String>,
-}
-
-/// A new staging directory for `dst_name` beside it, locked while this run builds in it.
-fn new_staging<'a>(parent: &'a Dir, parent_path: &Path, dst_name: &OsStr) -> Result<Staging<'a>> {
-    let name = STAGING.name(dst_name, &format!("{:016x}", staging::random_u64()));
-    let path = parent_path.join(&name);
-    Staging::create(parent, name, 0o777).map_err(Error::io("create directory", &path))
-}
-
-/// Removes staging directories for `dst_name` that no live run holds.
-fn clean_stale_staging(parent: &Dir, parent_path: &Path, dst_name: &OsStr) -> Result<()> {
-    staging::remove_stale(parent, &STAGING.prefix(dst_name))
-        .map(drop)
-        .map_err(Error::io("remove stale staging in", parent_path))
+    /// What git said on the way (`git branch`'s tracking line, an inferred `--orphan`).
+    pub notes: Vec<String>,
+    /// `post-checkout`: `Some(code)` when the hook ran and failed.
+    pub hook: Option<i32>,
+    /// Time spent waiting for the clock, so that no index entry is racy.
+    pub racy_wait: Duration,
 }
 
 fn current_umask() -> u32 {
     let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     rustix::process::umask(old);
     cowtree_fs::sys::mode_bits(old)
-}
-
-struct Resolved {
-    commit: ObjectId,
-    head_line: String,
-    head: HeadReport,
-}
-
-fn branch_ref(repo: &gix::Repository, name: &str) -> Result<Option<ObjectId>> {
-    let full = format!("refs/heads/{name}");
-    gix::refs::FullName::try_from(full.as_str()).map_err(|e| Error::BadBranchName {
-        name: name.to_owned(),
-        source: e.into(),
-    })?;
-    if name == "HEAD" || name.starts_with('-') {
-        return Err(Error::BadBranchName {
-            name: name.to_owned(),
-            source: "git refuses this branch name".into(),
-        });
-    }
-    let r = repo
-        .try_find_reference(full.as_str())
-        .map_err(Error::git("read reference", PathBuf::from(&full)))?;
-    match r {
-        None => Ok(None),
-        Some(mut r) => Ok(Some(
-            r.peel_to_id()
-                .map_err(Error::git("peel reference", PathBuf::from(&full)))?
-                .detach(),
-        )),
-    }
-}
-
-fn resolve_commit(repo: &gix::Repository, spec: Option<&str>, root: &Path) -> Result<ObjectId> {
-    match spec {
-        None => {
-            let c = repo.head_commit().map_err(|_| Error::Unborn {
-                path: root.to_owned(),
-            })?;
-            Ok(c.id)
-        }
-        Some(spec) => {
-            let bad = |e: gix::error::Error| Error::BadRevision {
-                spec: spec.to_owned(),
-                repo: root.to_owned(),
-                source: Box::new(std::io::Error::other(e.to_string())),
-            };
-            let id = repo
-                .rev_parse_single(spec)
-                .map_err(|e| Error::BadRevision {
-                    spec: spec.to_owned(),
-                    repo: root.to_owned(),
-                    source: e.into(),
-                })?;
-            let _ = bad;
-            let commit = id
-                .object()
-                .map_err(|e| Error::BadRevision {
-                    spec: spec.to_owned(),
-                    repo: root.to_owned(),
-                    source: e.into(),
-                })?
-                .peel_to_commit()
-                .map_err(|e| Error::BadRevision {
-                    spec: spec.to_owned(),
-                    repo: root.to_owned(),
-                    source: e.into(),
-                })?;
-            Ok(commit.id)
-        }
-    }
-}
-
-fn resolve_head(
-    repo: &gix::Repository,
-    opts: &AddOptions,
-    dst_name: &OsStr,
-    root: &Path,
-) -> Result<Resolved> {
-    let common = repo.common_dir();
-    let on_branch = |name: &str, tip: ObjectId| -> Result<Resolved> {
-        if let Some(wt) = register::branch_checked_out_at(common, name) {
-            return Err(Error::BranchCheckedOut {
-                name: name.to_owned(),
-                worktree: wt,
-            });
-        }
-        Ok(Resolved {
-            commit: tip,
-            head_line: format!("ref: refs/heads/{name}"),
-            head: HeadReport::Branch {
-                name: name.to_owned(),
-                created: false,
-            },
-        })
-    };
-    let new_branch = |name: &str, commit: ObjectId| Resolved {
-        commit,
-        head_line: format!("ref: refs/heads/{name}"),
-        head: HeadReport::Branch {
-            name: name.to_owned(),
-            created: true,
-        },
-    };
-    let detached = |commit: ObjectId| Resolved {
-        commit,
-        head_line: commit.to_string(),
-        head: HeadReport::Detached,
-    };
-    match &opts.branch {
-        BranchChoice::New(name) => {
-            if branch_ref(repo, name)?.is_some() {
-                return Err(Error::BranchExists(name.clone()));
-            }
-            Ok(new_branch(
-                name,
-                resolve_commit(repo, opts.commit.as_deref(), root)?,
-            ))
-        }
-        BranchChoice::Detach => Ok(detached(resolve_commit(
-            repo,
-            opts.commit.as_deref(),
-            root,
-        )?)),
-        BranchChoice::Auto => match opts.commit.as_deref() {
-            Some(spec) => {
-                let is_branch = gix::refs::FullName::try_from(format!("refs/heads/{spec}")).is_ok()
-                    && !spec.starts_with('-')
-                    && spec != "HEAD";
-                match if is_branch {
-                    branch_ref(repo, spec)?
-                } else {
-                    None
-                } {
-                    Some(tip) => on_branch(spec, tip),
-                    None => Ok(detached(resolve_commit(repo, Some(spec), root)?)),
-                }
-            }
-            None => {
-                let name = dst_name.to_str().ok_or_else(|| Error::BadBranchName {
-                    name: dst_name.to_string_lossy().into_owned(),
-                    source: "not UTF-8; use -b or --detach".into(),
-                })?;
-                match branch_ref(repo, name)? {
-                    Some(tip) => on_branch(name, tip),
-                    None => Ok(new_branch(name, resolve_commit(repo, None, root)?)),
-                }
-            }
-        },
-    }
-}
-
-/// SRC's index, with DST's stat data, when it holds exactly the target tree and a valid
-/// cache-tree (`TREE` extension) for it: gitoxide builds no cache-tree for an index made from a
-/// tree, and without one the first `git status` (and commit) in DST reads every tree object
-/// to compare HEAD with the index. Otherwise `target` as it is.
-fn with_cache_tree(
-    target: gix::index::File,
-    src: &gix::index::File,
-    tree_id: ObjectId,
-) -> gix::index::File {
-    let valid = src
-        .tree()
-        .is_some_and(|t| t.id == tree_id && t.num_entries == Some(target.entries().len() as u32))
-        && !src.is_sparse()
-        && src.entries().len() == target.entries().len()
-        && src.entries().iter().zip(target.entries()).all(|(a, b)| {
-            a.id == b.id
-                && a.mode == b.mode
-                && a.stage() == gix::index::entry::Stage::Unconflicted
-                && a.path(src) == b.path(&target)
-        });
-    if !valid {
-        return target;
-    }
-    let mut out = src.clone();
-    for (e, t) in out.entries_mut().iter_mut().zip(target.entries()) {
-        e.stat = t.stat;
-        e.flags = t.flags;
-    }
-    out
-}
-
-/// Refuses a SRC that uses sparse checkout: its index leaves entries out of the worktree
-/// (skip-worktree), which a reflinked copy would get wrong one way or the other.
-fn refuse_sparse(repo: &gix::Repository, index: &gix::index::State, root: &Path) -> Result<()> {
-    let sparse = |why: String| {
-        Err(Error::Sparse {
-            path: root.to_owned(),
-            why,
-        })
-    };
-    if repo.config_snapshot().boolean("core.sparseCheckout") == Some(true) {
-        return sparse("core.sparseCheckout is true".into());
-    }
-    if index.is_sparse() {
-        return sparse("the index is a sparse index".into());
-    }
-    if let Some(e) = index
-        .entries()
-        .iter()
-        .find(|e| e.flags.contains(gix::index::entry::Flags::SKIP_WORKTREE))
-    {
-        return sparse(format!(
-            "{} is marked skip-worktree in the index",
-            e.path(index)
-        ));
-    }
-    Ok(())
 }
 
 fn now_secs() -> i64 {
@@ -372,9 +279,76 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// DST as an absolute path whose existing part is resolved (as git's `realpath` of it), its
+/// name, and whether it is an existing empty directory.
+struct Dst {
+    path: PathBuf,
+    parent: PathBuf,
+    name: OsString,
+    empty_dir: bool,
+}
+
+impl Dst {
+    fn examine(dst: &Path) -> Result<Dst> {
+        let bad = || Error::BadDst(dst.to_owned());
+        let abs = std::path::absolute(dst).map_err(|_| bad())?;
+        // The deepest existing ancestor, resolved; the rest must be plain names (a `..`
+        // under a missing directory cannot be created, as with git).
+        let mut existing = abs.as_path();
+        let mut rest = Vec::new();
+        loop {
+            if std::fs::symlink_metadata(existing).is_ok() {
+                break;
+            }
+            let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+                return Err(bad());
+            };
+            rest.push(name.to_owned());
+            existing = parent;
+        }
+        let mut path = if rest.is_empty() {
+            // DST itself exists: resolve its parent, keep its own name (not following it).
+            let name = abs.file_name().ok_or_else(bad)?.to_owned();
+            let parent = abs.parent().ok_or_else(bad)?;
+            rest.push(name);
+            parent.canonicalize().map_err(|_| bad())?
+        } else {
+            existing.canonicalize().map_err(|_| bad())?
+        };
+        for name in rest.iter().rev() {
+            if Path::new(name)
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_)))
+            {
+                return Err(bad());
+            }
+            path.push(name);
+        }
+        let name = path.file_name().ok_or_else(bad)?.to_owned();
+        let parent = path.parent().ok_or_else(bad)?.to_owned();
+        let empty_dir = match std::fs::symlink_metadata(&path) {
+            Err(_) => false,
+            Ok(m) if m.is_dir() => std::fs::read_dir(&path)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false),
+            Ok(_) => return Err(Error::DstExists(path)),
+        };
+        if !empty_dir && std::fs::symlink_metadata(&path).is_ok() {
+            return Err(Error::DstExists(path));
+        }
+        Ok(Dst {
+            path,
+            parent,
+            name,
+            empty_dir,
+        })
+    }
+}
+
 /// Makes the new worktree described by `opts`; see the crate documentation for what is
 /// promised.
 pub fn add(opts: &AddOptions) -> Result<AddReport> {
+    resolve::check_options(opts)?;
     let umask = current_umask();
     let repo = gix::discover(&opts.src).map_err(|e| Error::NotAWorktree {
         path: opts.src.clone(),
@@ -392,193 +366,197 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         .common_dir()
         .canonicalize()
         .map_err(Error::io("resolve", repo.common_dir()))?;
+    let dst = Dst::examine(&opts.dst)?;
 
-    let dst_name = opts
-        .dst
-        .file_name()
-        .ok_or_else(|| Error::BadDst(opts.dst.clone()))?
-        .to_owned();
-    let parent = match opts.dst.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let parent_abs = parent
-        .canonicalize()
-        .map_err(|_| Error::BadDst(opts.dst.clone()))?;
-    let dst_abs = parent_abs.join(&dst_name);
-    if std::fs::symlink_metadata(&dst_abs).is_ok() {
-        return Err(Error::DstExists(dst_abs));
-    }
     // Before HEAD is resolved: a killed run's registration must not hold its branch.
     let cleaned = register::clean_stale(&common)?;
-    let resolved = resolve_head(&repo, opts, &dst_name, &src_root)?;
+    // git's order: `-B` refuses a branch checked out elsewhere first, then DST is checked
+    // (a missing but registered worktree), then the rest.
+    let reset = matches!(opts.branch, BranchChoice::Reset(_));
+    if !reset {
+        register::check_candidate(&common, &dst.path, opts.force)?;
+    }
+    let plan = resolve::resolve(&repo, opts, &dst.name, &src_root)?;
+    if reset {
+        register::check_candidate(&common, &dst.path, opts.force)?;
+    }
     if opts.with_changes {
         let head = repo.head_id().map_err(|_| Error::Unborn {
             path: src_root.clone(),
         })?;
-        if head.detach() != resolved.commit {
+        if Some(head.detach()) != plan.commit {
             return Err(Error::WithChangesOtherCommit {
                 path: src_root.clone(),
                 head: head.to_string(),
-                commit: resolved.commit.to_string(),
+                commit: plan.commit.map(|c| c.to_string()).unwrap_or_default(),
             });
         }
     }
 
-    let parent_dir = Dir::open(&parent_abs).map_err(Error::io("open", &parent_abs))?;
-    clean_stale_staging(&parent_dir, &parent_abs, &dst_name)?;
-
-    let commit = repo.find_commit(resolved.commit).map_err(Error::git(
-        "read commit",
-        PathBuf::from(resolved.commit.to_string()),
-    ))?;
-    let tree_id = commit.tree_id().map_err(Error::git(
-        "read commit",
-        PathBuf::from(resolved.commit.to_string()),
-    ))?;
-    let src_index_path = repo.index_path();
-    let src_index = match repo.open_index() {
-        Ok(f) => f,
-        Err(_) if !src_index_path.exists() => gix::index::File::from_state(
-            gix::index::State::new(repo.object_hash()),
-            &src_index_path,
-        ),
-        Err(e) => return Err(Error::git("read index", &src_index_path)(e)),
+    let run = run::Run::begin(&src_root, &common, &dst.path, opts.run_registry.as_deref())?;
+    // HEAD starts detached (or on the unborn branch), so that `git branch -B` below does not
+    // see this worktree as having the branch checked out; it gets its final value after.
+    let first_head = match plan.commit {
+        Some(c) => c.to_string(),
+        None => plan.head_line.clone(),
     };
-    let src_index_mtime = src_index.timestamp().unix_seconds();
-    refuse_sparse(&repo, &src_index, &src_root)?;
-    // With --with-changes DST gets SRC's index itself (staged changes, additions and removals
-    // included, HEAD being the same commit); otherwise the target tree's.
-    let mut target = if opts.with_changes {
-        if let Some(e) = src_index
-            .entries()
-            .iter()
-            .find(|e| e.stage() != gix::index::entry::Stage::Unconflicted)
-        {
-            return Err(Error::Conflicted {
-                path: src_root.join(OsStr::from_bytes(e.path(&src_index))),
-            });
-        }
-        src_index.clone()
-    } else {
-        repo.index_from_tree(&tree_id)
-            .map_err(Error::git("read tree", PathBuf::from(tree_id.to_string())))?
-    };
-
-    let staging = new_staging(&parent_dir, &parent_abs, &dst_name)?;
-    let staging_path = parent_abs.join(staging.name());
-    let sync_repo = repo.clone().into_sync();
-    let fallback = build::Fallback::default();
-    let filters = filters::Setup::new(&repo, &target)?;
-    let input = build::BuildInput {
-        repo: &sync_repo,
-        src_root: &src_root,
-        src_index: &src_index,
-        src_index_mtime,
-        target: &target,
-        staging: &staging.dir,
-        staging_path: &staging_path,
-        with_changes: opts.with_changes,
-        strict: opts.strict,
-        umask,
-        filters: &filters,
-    };
-    build::create_dirs(&input)?;
-    // The tracked files and the ignored ones are independent once the directories exist: the
-    // walk for ignored entries runs while the pool clones tracked files, and its own clones
-    // join the same pool.
-    let (results, ignored) = rayon::join(
-        || build::build(&input, &fallback),
-        || {
-            opts.ignored
-                .as_ref()
-                .map(|patterns| {
-                    ignored::copy_ignored(
-                        &sync_repo.to_thread_local(),
-                        &src_root,
-                        &src_index,
-                        &target,
-                        &staging.dir,
-                        &staging_path,
-                        &ignored::Selection { patterns },
-                        opts.strict,
-                    )
-                })
-                .transpose()
-        },
-    );
-    let (results, ignored) = (results?, ignored?);
-
-    let mut report = AddReport {
-        dst: dst_abs.clone(),
-        admin_dir: PathBuf::new(),
-        commit: resolved.commit,
-        head: resolved.head.clone(),
-        entries: results.len() as u64,
-        cloned: 0,
-        copied: 0,
-        from_objects: 0,
-        carried: 0,
-        bytes_cloned: 0,
-        bytes_written: 0,
-        submodules: Vec::new(),
-        index_stat_entries: 0,
-        ignored,
-        fallback: fallback.first.into_inner().unwrap_or_default(),
-        cleaned,
-    };
-    {
-        let backing = target.path_backing().to_vec();
-        for (e, r) in target.entries_mut().iter_mut().zip(&results) {
-            match r.made {
-                Made::Cloned => {
-                    report.cloned += 1;
-                    report.bytes_cloned += r.bytes;
-                }
-                Made::Copied => {
-                    report.copied += 1;
-                    report.bytes_written += r.bytes;
-                }
-                Made::FromObjects => {
-                    report.from_objects += 1;
-                    report.bytes_written += r.bytes;
-                }
-                Made::Carried { copied } => {
-                    report.carried += 1;
-                    if copied {
-                        report.bytes_written += r.bytes;
-                    } else {
-                        report.bytes_cloned += r.bytes;
-                    }
-                }
-                Made::Submodule => report.submodules.push(e.path_in(&backing).to_string()),
-            }
-            e.stat = r.stat.unwrap_or_default();
-        }
-    }
-    if report.fallback.is_none() {
-        report.fallback = report.ignored.as_ref().and_then(|i| i.fallback.clone());
-    }
-    // SRC's own index (--with-changes) keeps its own cache-tree, valid for its entries.
-    let mut target = if opts.with_changes {
-        target
-    } else {
-        with_cache_tree(target, &src_index, tree_id.detach())
-    };
-
     let reg = register::Registration::create(
         &common,
-        &dst_name,
-        &dst_abs.join(".git"),
-        &resolved.head_line,
+        &dst.name,
+        &dst.path.join(".git"),
+        &first_head,
+        opts.lock.as_deref(),
     )?;
-    report.admin_dir = reg.path();
+    let admin_dir = reg.path();
+    run.registered(reg)?;
+    run.create_parents(&dst.path)?;
+
+    let parent_dir = Dir::open(&dst.parent).map_err(Error::io("open", &dst.parent))?;
+    staging::remove_stale(&parent_dir, &STAGING.prefix(&dst.name))
+        .map_err(Error::io("remove stale staging in", &dst.parent))?;
+    let staging_name = STAGING.name(&dst.name, &format!("{:016x}", staging::random_u64()));
+    let staging_path = dst.parent.join(&staging_name);
+    run.staging(&staging_path)?;
+
+    // How DST's tree is made is decided here, in one place (see [`tree`]).
+    let method = Method::choose(opts, &plan);
+    let staging = Staging::create(&parent_dir, staging_name, 0o777).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            Error::Interrupted
+        } else {
+            Error::io("create directory", &staging_path)(e)
+        }
+    })?;
+    let made = tree::make(
+        method,
+        &tree::Input {
+            repo: &repo,
+            opts,
+            src_root: &src_root,
+            commit: plan.commit,
+            staging: &staging.dir,
+            staging_path: &staging_path,
+            umask,
+        },
+    )?;
+
+    let mut notes = plan.notes.clone();
+    if let Some(b) = &plan.new_branch {
+        let commit = plan.commit.expect("a new branch has a commit");
+        let undo = run::BranchUndo {
+            name: b.name.clone(),
+            new: commit,
+            previous: b.previous,
+        };
+        run.branch(undo, || {
+            notes.extend(branch::make(&src_root, b, &opts.track, opts.quiet)?);
+            // git resolved the start point again: it must be the commit built.
+            match resolve::branch_tip(&repo, &b.name)? {
+                Some(tip) if tip == commit => Ok(()),
+                tip => Err(Error::GitFailed {
+                    command: format!("git branch {} {}", b.name, b.start),
+                    message: format!(
+                        "the branch is at {}, not at {commit} which was checked out (the start \
+                         point moved meanwhile); nothing was left",
+                        tip.map(|t| t.to_string())
+                            .unwrap_or_else(|| "nothing".into())
+                    ),
+                }),
+            }
+        })?;
+    }
+
     let mut dotgit = b"gitdir: ".to_vec();
-    dotgit.extend_from_slice(reg.path().as_os_str().as_bytes());
+    dotgit.extend_from_slice(admin_dir.as_os_str().as_bytes());
     dotgit.push(b'\n');
     write_atomic(&staging.dir, OsStr::new(".git"), &dotgit, 0o666, false)
         .map_err(Error::io("write", staging_path.join(".git")))?;
+    let (index_stat_entries, racy_wait) = match made.index {
+        Some(index) => run.with_registration(|reg| write_index(reg, index))?,
+        None => (0, Duration::ZERO),
+    };
+    run.with_registration(|reg| reg.write("HEAD", format!("{}\n", plan.head_line).as_bytes()))?;
 
+    if opts.sync {
+        // Everything built and written so far reaches the disk before DST appears: the tree
+        // and the `.git` file (DST's filesystem), the index, HEAD, the registration and the
+        // branch (the repository's filesystem, when it is another one).
+        staging
+            .dir
+            .sync_filesystem()
+            .map_err(Error::io("sync", &staging_path))?;
+        let common_dir = Dir::open(&common).map_err(Error::io("open", &common))?;
+        if !same_filesystem(&staging.dir, &common_dir) {
+            common_dir
+                .sync_filesystem()
+                .map_err(Error::io("sync", &common))?;
+        }
+    }
+    let mut staging = staging;
+    run.publish(|| {
+        staging
+            .commit(&dst.name, dst.empty_dir)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::Interrupted => Error::Interrupted,
+                std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty => {
+                    Error::DstExists(dst.path.clone())
+                }
+                _ => Error::io("rename into", &dst.path)(e),
+            })
+    })?;
+    if opts.sync {
+        // The tree, and the parents this run created, were made durable by the filesystem
+        // sync above; the rename is, once DST's parent is synced.
+        parent_dir.sync().map_err(Error::io("sync", &dst.parent))?;
+    }
+    run.finish(opts.sync)?;
+
+    let hook = match plan.commit {
+        Some(commit) if opts.run_hooks && opts.checkout => {
+            run_post_checkout(&repo, &dst.path, commit)
+        }
+        _ => None,
+    };
+    Ok(AddReport {
+        dst: dst.path.clone(),
+        admin_dir,
+        commit: plan.commit,
+        head: plan.head.clone(),
+        method,
+        locked: opts.lock.clone(),
+        entries: made.entries,
+        cloned: made.cloned,
+        copied: made.copied,
+        from_objects: made.from_objects,
+        carried: made.carried,
+        bytes_cloned: made.bytes_cloned,
+        bytes_written: made.bytes_written,
+        submodules: made.submodules,
+        index_stat_entries,
+        ignored: made.ignored,
+        fallback: made.fallback,
+        cleaned,
+        notes,
+        hook,
+        racy_wait,
+    })
+}
+
+fn same_filesystem(a: &Dir, b: &Dir) -> bool {
+    match (a.stat_self(), b.stat_self()) {
+        (Ok(x), Ok(y)) => x.st_dev == y.st_dev,
+        _ => false,
+    }
+}
+
+/// Writes `target` as DST's index in the registration, after waiting (at most about a
+/// second) for the clock to leave the second of the newest file made, so that no entry is
+/// racy. Returns how many entries carry DST's stat data, and the time waited.
+fn write_index(
+    reg: &register::Registration,
+    mut target: gix::index::File,
+) -> Result<(u64, Duration)> {
+    let waited = Instant::now();
     // git re-reads every entry whose mtime is not older than the index file (racy git): wait
     // for the clock to leave the second of the newest file written here, so none is racy.
     let newest = target
@@ -589,8 +567,9 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         .max()
         .unwrap_or(0);
     while now_secs() <= newest {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
     }
+    let racy_wait = waited.elapsed();
     let write = |t: &gix::index::File| {
         reg.write_index(|w| {
             t.write_to(w, gix::index::write::Options::default())
@@ -601,9 +580,9 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     let mut index_mtime = write(&target)?;
     // The filesystem stamps files from a coarse clock that can trail the system clock by a
     // tick: an index written just after the second turned may still carry the old second.
-    let retry_until = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    while index_mtime <= newest && std::time::Instant::now() < retry_until {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    let retry_until = Instant::now() + Duration::from_secs(2);
+    while index_mtime <= newest && Instant::now() < retry_until {
+        std::thread::sleep(Duration::from_millis(20));
         index_mtime = write(&target)?;
     }
     if index_mtime <= newest {
@@ -615,47 +594,47 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         }
         write(&target)?;
     }
-    report.index_stat_entries = target
+    let n = target
         .entries()
         .iter()
         .filter(|e| e.stat != Default::default())
         .count() as u64;
+    Ok((n, racy_wait))
+}
 
-    let mut created_branch = None;
-    if let HeadReport::Branch {
-        name,
-        created: true,
-    } = &resolved.head
-    {
-        let full = format!("refs/heads/{name}");
-        repo.reference(
-            full.as_str(),
-            resolved.commit,
-            PreviousValue::MustNotExist,
-            format!(
-                "branch: Created from {}",
-                opts.commit.as_deref().unwrap_or("HEAD")
-            ),
-        )
-        .map_err(|e| match branch_ref(&repo, name) {
-            Ok(Some(_)) => Error::BranchExists(name.clone()),
-            _ => Error::git("create branch", PathBuf::from(&full))(e),
-        })?;
-        created_branch = Some(full);
-    }
-
-    let mut staging = staging;
-    if let Err(e) = staging.commit(&dst_name, false) {
-        if let Some(full) = created_branch
-            && let Ok(r) = repo.find_reference(full.as_str())
-        {
-            let _ = r.delete();
+/// Runs git's `post-checkout` hook in DST as `git worktree add` does (`0{40} COMMIT 1`), when
+/// the repository has one. `Some(status)` when it failed.
+fn run_post_checkout(repo: &gix::Repository, dst: &Path, commit: ObjectId) -> Option<i32> {
+    let hooks = match repo.config_snapshot().trusted_path("core.hooksPath") {
+        Ok(Some(p)) => {
+            if p.is_absolute() {
+                p
+            } else {
+                dst.join(p)
+            }
         }
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            return Err(Error::DstExists(dst_abs));
-        }
-        return Err(Error::io("rename into", &dst_abs)(e));
+        _ => repo.common_dir().join("hooks"),
+    };
+    let hook = hooks.join("post-checkout");
+    let executable = std::fs::metadata(&hook)
+        .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0);
+    if !executable {
+        return None;
     }
-    reg.finish()?;
-    Ok(report)
+    let null = ObjectId::null(commit.kind()).to_string();
+    // As git runs hooks: their output goes to stderr (stdout may be a program's to read).
+    let stdout = std::os::fd::AsFd::as_fd(&std::io::stderr())
+        .try_clone_to_owned()
+        .map(std::process::Stdio::from)
+        .unwrap_or_else(|_| std::process::Stdio::null());
+    let status = branch::git(dst)
+        .args(["hook", "run", "--ignore-missing", "post-checkout", "--"])
+        .args([null.as_str(), &commit.to_string(), "1"])
+        .stdout(stdout)
+        .status();
+    match status {
+        Ok(s) if s.success() => None,
+        Ok(s) => Some(s.code().unwrap_or(128)),
+        Err(_) => Some(127),
+    }
 }

@@ -70,11 +70,14 @@ impl Registration {
 
     /// Creates `worktrees/<id>` (or `<id>1`, `<id>2`, ... as git does when taken), locks it
     /// and writes `locked`, `commondir`, `gitdir` (naming `dst_git_file`) and `HEAD`.
+    /// `lock`: the text `locked` keeps once the worktree is complete (`--lock`), journaled
+    /// here until then.
     pub fn create(
         common_dir: &Path,
         dst_name: &OsStr,
         dst_git_file: &Path,
         head: &str,
+        lock: Option<&str>,
     ) -> Result<Registration> {
         let worktrees_path = common_dir.join("worktrees");
         match std::fs::create_dir(&worktrees_path) {
@@ -124,6 +127,15 @@ impl Registration {
         gitdir.push(b'\n');
         reg.write("gitdir", &gitdir)?;
         reg.write("HEAD", format!("{head}\n").as_bytes())?;
+        if let Some(text) = lock {
+            // As git's `write_file`: the text and a newline (none for an empty text).
+            let line = if text.is_empty() {
+                String::new()
+            } else {
+                format!("{text}\n")
+            };
+            reg.write(crate::run::J_LOCK, line.as_bytes())?;
+        }
         Ok(reg)
     }
 
@@ -158,13 +170,42 @@ impl Registration {
         Ok(mtime)
     }
 
-    /// Removes `locked`: the worktree is complete and git's own commands may now prune or
-    /// remove it.
-    pub fn finish(mut self) -> Result<()> {
+    /// Removes the file `name` if it is there.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        match self.dir.remove_file(OsStr::new(name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", self.path().join(name))(e)),
+        }
+    }
+
+    /// The worktree is complete: `locked` goes (git's own commands may now prune or remove
+    /// it), or with `--lock` keeps the journaled reason as its text. With `sync`, the
+    /// directory is synced afterwards.
+    pub fn finish(mut self, sync: bool) -> Result<()> {
         self.finished = true;
-        self.dir
+        finish_dir(&self.dir, &self.path())?;
+        if sync {
+            self.dir.sync().map_err(Error::io("sync", self.path()))?;
+        }
+        Ok(())
+    }
+}
+
+/// `locked` gets the journaled `--lock` text (then the journal file goes), or goes.
+fn finish_dir(dir: &Dir, path: &Path) -> Result<()> {
+    let lock = crate::run::J_LOCK;
+    match std::fs::read(path.join(lock)) {
+        Ok(text) => {
+            write_atomic(dir, OsStr::new("locked"), &text, 0o666, false)
+                .map_err(Error::io("write", path.join("locked")))?;
+            dir.remove_file(OsStr::new(lock))
+                .map_err(Error::io("remove", path.join(lock)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => dir
             .remove_file(OsStr::new("locked"))
-            .map_err(Error::io("remove", self.path().join("locked")))
+            .map_err(Error::io("remove", path.join("locked"))),
+        Err(e) => Err(Error::io("read", path.join(lock))(e)),
     }
 }
 
@@ -176,8 +217,13 @@ impl Drop for Registration {
     }
 }
 
-/// Removes what killed runs left in `$GIT_COMMON_DIR/worktrees`: registrations still marked
-/// [`LOCK_MARK`] whose lock is free. Returns the ids cleaned.
+/// Cleans up after killed runs in `$GIT_COMMON_DIR/worktrees`: registrations still marked
+/// [`LOCK_MARK`] whose lock is free. When DST is in place and points back to it (the run was
+/// killed in its last step) the worktree is finished: `locked` gets its `--lock` text or goes.
+/// Otherwise what the run journaled is taken back (see [`crate::run`]): its staging directory
+/// (unless a live run holds it), a branch it created or reset (where it still is where the run
+/// put it), the parents of DST it created (when empty), then the registration itself. Returns
+/// one phrase for each thing done.
 pub fn clean_stale(common_dir: &Path) -> Result<Vec<String>> {
     let worktrees_path = common_dir.join("worktrees");
     let worktrees = match Dir::open(&worktrees_path) {
@@ -213,18 +259,95 @@ pub fn clean_stale(common_dir: &Path) -> Result<Vec<String>> {
                 let want = format!("gitdir: {}\n", path.display());
                 dotgit == want.as_bytes()
             });
+        let (staging, parents) = crate::run::journaled_paths(&path);
         if complete {
-            dir.remove_file(OsStr::new("locked"))
-                .map_err(Error::io("remove", path.join("locked")))?;
-        } else {
-            drop(dir);
-            worktrees
-                .remove_tree(&entry.name)
-                .map_err(Error::io("remove", &path))?;
+            for j in [
+                crate::run::J_STAGING,
+                crate::run::J_PARENTS,
+                crate::run::J_BRANCH,
+            ] {
+                let _ = dir.remove_file(OsStr::new(j));
+            }
+            finish_dir(&dir, &path)?;
+            cleaned.push(format!(
+                "finished the worktree registered in {} (complete, killed in its last step)",
+                path.display()
+            ));
+            continue;
         }
-        cleaned.push(entry.name.to_string_lossy().into_owned());
+        if let Some(st) = &staging {
+            match crate::run::remove_killed_staging(st) {
+                Ok(true) => cleaned.push(format!("removed {}", st.display())),
+                Ok(false) => {}
+                Err(e) => {
+                    // Still there: the registration (and its journal) stays for the next try.
+                    cleaned.push(format!("could not remove {}: {e}", st.display()));
+                    continue;
+                }
+            }
+        }
+        if let Ok(line) = std::fs::read(path.join(crate::run::J_BRANCH))
+            && let Some(b) = crate::run::BranchUndo::parse(&line)
+            // git run in the common directory finds the repository (bare or not).
+            && let Some(said) = b.undo(common_dir)
+        {
+            cleaned.push(said);
+        }
+        for p in parents.iter().rev() {
+            let _ = std::fs::remove_dir(p);
+        }
+        drop(dir);
+        worktrees
+            .remove_tree(&entry.name)
+            .map_err(Error::io("remove", &path))?;
+        cleaned.push(format!("removed the registration {}", path.display()));
     }
     Ok(cleaned)
+}
+
+/// git's `check_candidate_path`: refuses a DST that git has registered as a worktree whose
+/// directory is missing (or empty), unless `force` (twice when it is locked); forced, the old
+/// registration is removed. A registration a live cowtree run is building is always refused.
+pub fn check_candidate(common_dir: &Path, dst: &Path, force: u8) -> Result<()> {
+    let worktrees_path = common_dir.join("worktrees");
+    let Ok(list) = std::fs::read_dir(&worktrees_path) else {
+        return Ok(());
+    };
+    for entry in list.flatten() {
+        let path = entry.path();
+        let Ok(gitdir) = std::fs::read(path.join("gitdir")) else {
+            continue;
+        };
+        let gitdir = Path::new(OsStr::from_bytes(gitdir.trim_ascii_end())).to_path_buf();
+        if gitdir.parent() != Some(dst) {
+            continue;
+        }
+        let lock = std::fs::read(path.join("locked")).ok();
+        if lock
+            .as_deref()
+            .is_some_and(|l| l.starts_with(LOCK_MARK.as_bytes()))
+        {
+            let busy = Dir::open(&path)
+                .and_then(|d| d.try_lock_exclusive())
+                .map(|free| !free)
+                .unwrap_or(false);
+            if busy {
+                return Err(Error::BeingAdded {
+                    path: dst.to_owned(),
+                });
+            }
+        }
+        let locked = lock.is_some();
+        if (!locked && force >= 1) || (locked && force >= 2) {
+            std::fs::remove_dir_all(&path).map_err(Error::io("remove", &path))?;
+            return Ok(());
+        }
+        return Err(Error::RegisteredMissing {
+            path: dst.to_owned(),
+            locked,
+        });
+    }
+    Ok(())
 }
 
 /// The worktree that has `refs/heads/<branch>` checked out, if any: the main worktree or a

@@ -21,8 +21,9 @@
 //! begins still gets the whole message; what it learns later (where its store is) it
 //! registers then, before it creates anything there.
 //!
-//! Not covered yet: `cowtree git worktree add` registers nothing. Its staging is gated at
-//! creation and removed by the next run; its admin directory and a new branch are not.
+//! `cowtree git worktree add` registers [`Leftover::Call`] with `cowtree_git::abort_all`: the
+//! library knows what each of its runs made (staging, registration, branch, parents) and takes
+//! it back, after the step in progress has ended.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -43,6 +44,9 @@ pub enum Leftover {
     /// Nothing to remove; this sentence is printed (e.g. how to finish a journaled switch).
     /// Sentences come after every removal, whenever they were registered.
     Note(String),
+    /// A function that takes back what a library's work in progress made and says what it
+    /// did (e.g. `cowtree_git::abort_all`); called first, after staging is stopped.
+    Call(fn() -> Vec<String>),
     /// Says whether `path` exists (looked at after every removal): `yes` or `no`.
     Exists {
         /// The path.
@@ -129,7 +133,17 @@ fn stop(command: &str, sig: i32) -> ! {
     // sentences as early as it can (a signal may come before it has opened its store), its
     // staging once it knows where that goes, and `Exists` must look after the removal.
     for what in &plan {
+        if let Leftover::Call(f) = what {
+            let done = f();
+            if done.is_empty() {
+                said.push("it had made nothing yet: nothing is left".into());
+            }
+            said.extend(done);
+        }
+    }
+    for what in &plan {
         match what {
+            Leftover::Call(_) => {}
             Leftover::Staging { dir, prefix } => {
                 let removed = remove_staging(dir, prefix);
                 if removed.is_empty() {
@@ -169,7 +183,7 @@ fn stop(command: &str, sig: i32) -> ! {
             } else {
                 no.clone()
             }),
-            Leftover::Staging { .. } | Leftover::Records { .. } => {}
+            Leftover::Staging { .. } | Leftover::Records { .. } | Leftover::Call(_) => {}
         }
     }
     let name = match sig {

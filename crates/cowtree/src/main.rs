@@ -142,7 +142,7 @@ fn name(c: &Command) -> &'static str {
         Command::Remote(_) => "remote",
         Command::Push(_) => "push",
         Command::Pull(_) => "pull",
-        Command::Git(_) => "git",
+        Command::Git(_) => "git worktree add",
     }
 }
 
@@ -200,6 +200,7 @@ fn main() -> ExitCode {
         Command::Clone(args) => cmd::clone::expect_interrupt(args),
         Command::Checkout(args) => cmd::checkout::expect_interrupt(args),
         Command::Snapshot(_) => cmd::snapshot::expect_interrupt(),
+        Command::Git(_) => interrupt::expect(interrupt::Leftover::Call(cowtree_git::abort_all)),
         _ => {}
     }
     interrupt::install(name(&cli.command));

@@ -221,7 +221,11 @@ fn an_unknown_option_is_one_line_naming_it_never_clap_dash_dash_advice() {
         if passes_to_git(&cmd) {
             continue;
         }
-        for bad in ["-B", "--no-such-option"] {
+        for bad in ["-B", "-Z", "--no-such-option"] {
+            if bad == "-B" && cmd == ["git", "worktree", "add"] {
+                // git's -B, which `git worktree add` has.
+                continue;
+            }
             let mut args: Vec<&str> = cmd.iter().map(String::as_str).collect();
             args.push(bad);
             args.push("x");

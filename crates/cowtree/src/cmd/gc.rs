@@ -13,7 +13,10 @@ use crate::units::{bytes, count};
 /// Deletes blobs no snapshot references, staging left by interrupted commands (in the store,
 /// and the `.<name>.cowtree-checkout-*` directories that checkouts killed outright left beside
 /// their destinations, named one per line), and registry records of worktrees that no longer
-/// exist (or whose path now holds something else).
+/// exist (or whose path now holds something else). Also takes back what `cowtree git
+/// worktree add` runs killed outright left in their repositories (staging, registration,
+/// branch), found through their records in $XDG_STATE_HOME/cowtree/git-worktree-add, with or
+/// without a store.
 ///
 /// gc waits for running snapshots and checkouts to finish (it takes the store lock
 /// exclusively) and never deletes a blob a recorded snapshot references.
@@ -26,7 +29,8 @@ pub struct Args {
     #[arg(long)]
     dry_run: bool,
     /// Print one JSON object: blobs_removed, bytes_freed, blobs_kept, staging_removed,
-    /// staging_beside (paths), worktrees_pruned, dry_run.
+    /// staging_beside (paths), worktrees_pruned, dry_run, store, git_runs_cleaned,
+    /// git_cleaned (what was done, one phrase each).
     #[arg(long)]
     json: bool,
     /// Print nothing but errors.
@@ -37,7 +41,45 @@ pub struct Args {
 }
 
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
-    let store = store_here(&args.store.clone().or(top))?;
+    // First what killed `cowtree git worktree add` runs left (in git repositories, whatever
+    // the store): found through their records, not through a store.
+    let git = if args.dry_run {
+        cowtree_git::KilledRuns::default()
+    } else {
+        match crate::cmd::git::run_registry() {
+            Some(reg) => {
+                cowtree_git::clean_killed_runs(&reg).map_err(crate::cmd::git::git_error)?
+            }
+            None => cowtree_git::KilledRuns::default(),
+        }
+    };
+    if !args.quiet && !args.json {
+        for c in &git.cleaned {
+            println!("git worktree add killed earlier: {c}");
+        }
+    }
+    let opt = args.store.clone().or(top);
+    if opt.store.is_none() && std::env::var_os("COWTREE_STORE").is_none() {
+        // No store at all: nothing else to collect, and no reason to fail.
+        let here = cowtree_store::discover::store_here(&crate::cmd::cwd()?)?;
+        if !cowtree_store::discover::exists(&here) {
+            if args.json {
+                print_json(&json!({
+                    "blobs_removed": 0, "bytes_freed": 0, "blobs_kept": 0,
+                    "staging_removed": 0, "staging_beside": [], "worktrees_pruned": 0,
+                    "dry_run": args.dry_run, "store": null,
+                    "git_runs_cleaned": git.records, "git_cleaned": git.cleaned,
+                }))?;
+            } else if !args.quiet {
+                println!(
+                    "no store here ({}): nothing else to collect",
+                    here.display()
+                );
+            }
+            return Ok(Exit::Ok);
+        }
+    }
+    let store = store_here(&opt)?;
     // Records whose path now holds something else (the worktree was deleted or moved and the
     // path reused) would keep their base from `cowtree rm`; the store's gc drops those whose
     // path is gone, this drops the replaced ones, under gc's exclusive lock (a checkout in
@@ -88,6 +130,9 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             "staging_beside": r.staging_beside,
             "worktrees_pruned": r.worktrees_pruned,
             "dry_run": r.dry_run,
+            "store": store.root(),
+            "git_runs_cleaned": git.records,
+            "git_cleaned": git.cleaned,
         }))?;
     } else if !args.quiet {
         let verb = if r.dry_run { "would remove" } else { "removed" };

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
-use cowtree_git::{AddOptions, AddReport, BranchChoice, HeadReport};
+use cowtree_git::{AddOptions, AddReport, BranchChoice, HeadReport, Ignored, Track};
 use serde::Serialize;
 
 use crate::exit::{CliError, CmdResult, Exit, Kind};
@@ -160,7 +160,8 @@ fn report_spawn_failure(sub: &str, e: &std::io::Error, json: bool) -> u8 {
     err.exit_code()
 }
 
-/// Add a git linked worktree at DST, like `git worktree add`, with files reflinked from SRC.
+/// Add a git linked worktree at DST, as `git worktree add` does (the same options, the same
+/// refusals), with files reflinked from SRC.
 ///
 /// DST becomes a linked worktree of SRC's repository exactly as `git worktree add` makes one
 /// (`git worktree list/remove/prune`, `git status` and `git fsck` treat it as their own). Each
@@ -168,19 +169,24 @@ fn report_spawn_failure(sub: &str, e: &std::io::Error, json: bool) -> u8 {
 /// hold COMMIT-ISH's blob is reflinked from SRC; the others are written from the object
 /// database. DST's index records DST's files, so the first `git status` there reads none.
 ///
-/// Without -b or --detach, HEAD follows `git worktree add`: a COMMIT-ISH naming a local branch
-/// checks it out, another COMMIT-ISH detaches, and no COMMIT-ISH checks out (or creates from
-/// SRC's HEAD) the branch named after DST.
+/// HEAD follows `git worktree add`: -b creates a branch, -B creates or resets one, --detach
+/// detaches, --orphan makes an unborn branch; otherwise a COMMIT-ISH naming a local branch
+/// checks it out (one that exists only on one remote is created from it, tracking it),
+/// another COMMIT-ISH detaches, and no COMMIT-ISH checks out (or creates from SRC's HEAD) the
+/// branch named after DST. DST's missing parent directories are created. Ignored files that
+/// SRC's .worktreeinclude names (gitignore syntax) are cloned into DST.
 ///
 /// DST is built in a hidden staging directory beside it and appears whole or not at all.
-/// Where reflinks are impossible (ext4, another filesystem) files are copied and that is said
-/// once. Submodules are left as empty directories, as git leaves them.
+/// Ctrl-C (or SIGTERM, SIGHUP) removes everything the run made, the branch it created
+/// included; what a run killed outright left is removed by the next add in the repository
+/// and by `cowtree gc`. Where reflinks are impossible (ext4, another filesystem) files are
+/// copied and that is said once. Submodules are left as empty directories, as git leaves them.
 ///
-/// Exit status: 0 done, 1 error (nothing is left at DST), 2 bad usage, 3 --strict refused a
-/// copy.
+/// Exit status: 0 done, 1 error (nothing is left), 2 bad usage, 3 --strict refused a copy.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   cowtree git worktree add ../task-42 -b task-42        # a new branch at HEAD, reflinked
+  cowtree git worktree add -B review ../review origin/main   # create or reset 'review'
   cowtree git worktree add --ignored ../wt main         # with node_modules/, target/, .env
   cowtree git worktree add --with-changes --detach ../try   # carry uncommitted edits")]
 struct AddArgs {
@@ -189,17 +195,56 @@ struct AddArgs {
     from: Option<PathBuf>,
     /// Create the branch NEW_BRANCH at COMMIT-ISH and check it out (an existing branch is
     /// refused).
-    #[arg(short = 'b', value_name = "NEW_BRANCH", conflicts_with = "detach")]
+    #[arg(short = 'b', value_name = "NEW_BRANCH", conflicts_with_all = ["reset_branch", "detach"])]
     branch: Option<String>,
+    /// Create NEW_BRANCH at COMMIT-ISH, or reset it there if it exists, and check it out.
+    #[arg(short = 'B', value_name = "NEW_BRANCH", conflicts_with = "detach")]
+    reset_branch: Option<String>,
     /// Detach HEAD at COMMIT-ISH.
-    #[arg(long)]
+    #[arg(long, short = 'd')]
     detach: bool,
+    /// Make a new unborn branch (NEW_BRANCH of -b, else named after DST) with an empty index
+    /// and no files.
+    #[arg(long, conflicts_with = "detach")]
+    orphan: bool,
+    /// Check out a branch another worktree has checked out, and replace the registration of a
+    /// missing worktree at DST; twice also when that registration is locked.
+    #[arg(long, short = 'f', action = clap::ArgAction::Count)]
+    force: u8,
+    /// Keep the new worktree locked (`git worktree unlock` unlocks it).
+    #[arg(long)]
+    lock: bool,
+    /// The reason for --lock.
+    #[arg(long, value_name = "STRING", requires = "lock")]
+    reason: Option<String>,
+    /// Make the start point the new branch's upstream (as `git branch --track`).
+    #[arg(long, overrides_with = "no_track")]
+    track: bool,
+    /// Set up no upstream for the new branch.
+    #[arg(long, overrides_with = "track")]
+    no_track: bool,
+    /// Without COMMIT-ISH, base a new branch named after DST on the remote-tracking branch
+    /// of that name, if exactly one remote has one (default: worktree.guessRemote).
+    #[arg(long, overrides_with = "no_guess_remote")]
+    guess_remote: bool,
+    /// Do not guess a remote-tracking branch.
+    #[arg(long, overrides_with = "guess_remote")]
+    no_guess_remote: bool,
+    /// Populate the new worktree (the default).
+    #[arg(long, overrides_with = "no_checkout")]
+    checkout: bool,
+    /// Leave the new worktree empty but for its .git file, with no index (as git).
+    #[arg(long, overrides_with = "checkout")]
+    no_checkout: bool,
     /// Also clone SRC's ignored files and directories (node_modules/, target/, .env, ...):
-    /// all of them, or with =PATTERN (repeatable) those whose name or path matches the glob.
-    /// Nested repositories and worktrees are never copied, nor untracked files that are not
-    /// ignored.
+    /// all of them, or with =PATTERN (repeatable) those whose name or path matches the glob;
+    /// in addition to those SRC's .worktreeinclude names. Nested repositories and worktrees
+    /// are never copied, nor untracked files that are not ignored.
     #[arg(long, value_name = "PATTERN", num_args = 0..=1, require_equals = true, action = clap::ArgAction::Append, default_missing_value = "")]
     ignored: Vec<String>,
+    /// Clone no ignored file at all, not even those .worktreeinclude names.
+    #[arg(long, conflicts_with = "ignored")]
+    no_ignored: bool,
     /// Carry SRC's uncommitted changes to tracked files, staged and unstaged (DST's index is
     /// SRC's: `git status` and `git diff [--cached]` show in DST what they show in SRC). Only
     /// onto SRC's HEAD commit; refused while SRC's index has conflicts.
@@ -208,42 +253,62 @@ struct AddArgs {
     /// Fail (exit 3) instead of copying a file that cannot be reflinked.
     #[arg(long)]
     strict: bool,
-    /// Print one JSON object.
+    /// Make the worktree, its index and git's registration of it durable before returning
+    /// (they survive a power loss), as `clone --sync`.
+    #[arg(long)]
+    sync: bool,
+    /// Print one JSON object (see docs/git.md).
     #[arg(long)]
     json: bool,
     /// Print nothing but errors.
     #[arg(long, short = 'q')]
     quiet: bool,
-    /// The new worktree (must not exist).
+    /// The new worktree (must not exist, or be an empty directory).
     dst: PathBuf,
-    /// The commit to check out (default: SRC's HEAD).
+    /// The commit to check out (default: SRC's HEAD; `-` is the previous branch).
     commit: Option<String>,
 }
 
+/// The success object of `git worktree add --json` (docs/git.md).
 #[derive(Debug, Serialize)]
 struct JsonReport {
-    worktree: String,
+    path: String,
     admin_dir: String,
-    commit: String,
     branch: Option<String>,
     branch_created: bool,
     detached: bool,
+    unborn: bool,
+    commit: Option<String>,
+    method: &'static str,
+    locked: Option<String>,
+    counts: JsonCounts,
+    bytes: JsonBytes,
+    submodules: Vec<String>,
+    nested_repos_skipped: Vec<String>,
+    fallback: Option<String>,
+    notes: Vec<String>,
+    cleaned: Vec<String>,
+    seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonCounts {
     entries: u64,
     cloned: u64,
     copied: u64,
     from_objects: u64,
     carried: u64,
-    bytes_cloned: u64,
-    bytes_written: u64,
     index_stat_entries: u64,
-    submodules: Vec<String>,
     ignored_files: u64,
     ignored_symlinks: u64,
     ignored_dirs: u64,
-    ignored_bytes: u64,
-    nested_repos_skipped: Vec<String>,
-    fallback: Option<String>,
-    elapsed_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonBytes {
+    cloned: u64,
+    written: u64,
+    ignored: u64,
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -263,76 +328,161 @@ pub fn run(args: Args) -> CmdResult {
     }
 }
 
+/// Where runs of `add` leave a record while they work, for `cowtree gc`:
+/// `$XDG_STATE_HOME/cowtree/git-worktree-add` (else `~/.local/state/cowtree/...`).
+pub fn run_registry() -> Option<PathBuf> {
+    cowtree_store::discover::known_stores_file()
+        .and_then(|f| f.parent().map(|p| p.join("git-worktree-add")))
+}
+
 fn add(args: AddArgs) -> CmdResult {
     let start = Instant::now();
     let src = match args.from {
         Some(p) => p,
         None => std::env::current_dir()?,
     };
-    let branch = match (args.branch, args.detach) {
-        (Some(b), _) => BranchChoice::New(b),
-        (None, true) => BranchChoice::Detach,
-        (None, false) => BranchChoice::Auto,
+    let branch = match (args.branch, args.reset_branch, args.detach, args.orphan) {
+        (name, reset, _, true) => BranchChoice::Orphan(name.or(reset)),
+        (Some(b), _, _, _) => BranchChoice::New(b),
+        (None, Some(b), _, _) => BranchChoice::Reset(b),
+        (None, None, true, _) => BranchChoice::Detach,
+        (None, None, false, _) => BranchChoice::Auto,
     };
-    let ignored = if args.ignored.is_empty() {
-        None
+    let ignored = if args.no_ignored {
+        Ignored::none()
     } else {
-        Some(args.ignored.into_iter().filter(|p| !p.is_empty()).collect())
+        Ignored {
+            worktreeinclude: true,
+            all: args.ignored.iter().any(String::is_empty),
+            patterns: args.ignored.into_iter().filter(|p| !p.is_empty()).collect(),
+        }
     };
+    let track = match (args.track, args.no_track) {
+        (_, true) => Track::NoTrack,
+        (true, false) => Track::Track,
+        (false, false) => Track::Default,
+    };
+    let lock = args
+        .lock
+        .then(|| args.reason.unwrap_or_else(|| "added with --lock".into()));
     let opts = AddOptions {
-        src,
-        dst: args.dst,
         commit: args.commit,
         branch,
+        force: args.force,
+        lock,
+        track,
+        guess_remote: if args.guess_remote {
+            Some(true)
+        } else if args.no_guess_remote {
+            Some(false)
+        } else {
+            None
+        },
+        checkout: !args.no_checkout,
+        quiet: args.quiet,
         ignored,
         with_changes: args.with_changes,
         strict: args.strict,
+        sync: args.sync,
+        run_hooks: true,
+        run_registry: run_registry(),
+        ..AddOptions::new(src, args.dst)
     };
-    let report = cowtree_git::add(&opts).map_err(|e| match e {
-        cowtree_git::Error::Strict { .. } => CliError::with_code(e.to_string(), EXIT_STRICT),
-        e => CliError::new(e.to_string()),
-    })?;
-    let elapsed_ms = start.elapsed().as_millis() as u64;
+    let report = cowtree_git::add(&opts).map_err(git_error)?;
+    let seconds = start.elapsed().as_secs_f64();
     if !args.quiet {
+        for n in &report.notes {
+            eprintln!("cowtree: {n}");
+        }
         print_warnings(&report);
     }
     if args.json {
-        crate::cmd::print_json(&json(&report, elapsed_ms))?;
+        crate::cmd::print_json(&json(&report, seconds))?;
     } else if !args.quiet {
-        print_summary(&report, elapsed_ms);
+        print_summary(&report, seconds);
+    }
+    if let Some(code) = report.hook {
+        return Err(CliError::new(format!(
+            "the post-checkout hook failed (exit {code}); the worktree {} is in place",
+            report.dst.display()
+        ))
+        .path(&report.dst));
     }
     Ok(Exit::Ok)
 }
 
-fn json(r: &AddReport, elapsed_ms: u64) -> JsonReport {
-    let (branch, branch_created) = match &r.head {
-        HeadReport::Branch { name, created } => (Some(name.clone()), *created),
-        HeadReport::Detached => (None, false),
+/// The CLI error for a library error: exit 3 for --strict, else 1; its kind and path.
+pub fn git_error(e: cowtree_git::Error) -> CliError {
+    use cowtree_git::Error as E;
+    let msg = e.to_string();
+    match e {
+        E::Strict { path, .. } => CliError::with_code(msg, EXIT_STRICT).path(path),
+        E::DstExists(p) => CliError::new(msg).kind(Kind::Exists).path(p),
+        E::BadDst(p) | E::Bare { path: p } | E::Unborn { path: p } => {
+            CliError::new(msg).kind(Kind::Refused).path(p)
+        }
+        E::NotAWorktree { path, .. } => CliError::new(msg).kind(Kind::NotFound).path(path),
+        E::InvalidReference { .. } => CliError::new(msg).kind(Kind::NotFound),
+        E::RegisteredMissing { path, .. } | E::BeingAdded { path } => {
+            CliError::new(msg).kind(Kind::Refused).path(path)
+        }
+        E::BranchExists(_)
+        | E::BranchCheckedOut { .. }
+        | E::BadBranchName { .. }
+        | E::Incompatible(..)
+        | E::OrphanWithCommit
+        | E::TrackWithoutNewBranch
+        | E::NoRefsWithRemote
+        | E::GitFailed { .. } => CliError::new(msg).kind(Kind::Refused),
+        E::Sparse { path, .. }
+        | E::WithChangesOtherCommit { path, .. }
+        | E::Conflicted { path } => CliError::new(msg).kind(Kind::Refused).path(path),
+        E::UnsupportedFilter { path, .. } => CliError::new(msg).kind(Kind::Refused).path(path),
+        E::Io { path, .. } => CliError::new(msg).kind(Kind::Io).path(path),
+        E::Interrupted => CliError::with_code(msg, 130).kind(Kind::Interrupted),
+        E::Git { path, .. } => CliError::new(msg).path(path),
+    }
+}
+
+fn json(r: &AddReport, seconds: f64) -> JsonReport {
+    let (branch, branch_created, unborn) = match &r.head {
+        HeadReport::Branch { name, created } => (Some(name.clone()), *created, false),
+        HeadReport::Unborn { name } => (Some(name.clone()), false, true),
+        HeadReport::Detached => (None, false, false),
     };
     let ig = r.ignored.clone().unwrap_or_default();
     JsonReport {
-        worktree: r.dst.display().to_string(),
+        path: r.dst.display().to_string(),
         admin_dir: r.admin_dir.display().to_string(),
-        commit: r.commit.to_string(),
+        commit: r.commit.map(|c| c.to_string()),
         detached: branch.is_none(),
         branch,
         branch_created,
-        entries: r.entries,
-        cloned: r.cloned,
-        copied: r.copied,
-        from_objects: r.from_objects,
-        carried: r.carried,
-        bytes_cloned: r.bytes_cloned,
-        bytes_written: r.bytes_written,
-        index_stat_entries: r.index_stat_entries,
+        unborn,
+        method: r.method.as_str(),
+        locked: r.locked.clone(),
+        counts: JsonCounts {
+            entries: r.entries,
+            cloned: r.cloned,
+            copied: r.copied,
+            from_objects: r.from_objects,
+            carried: r.carried,
+            index_stat_entries: r.index_stat_entries,
+            ignored_files: ig.cloned + ig.copied,
+            ignored_symlinks: ig.symlinks,
+            ignored_dirs: ig.dirs,
+        },
+        bytes: JsonBytes {
+            cloned: r.bytes_cloned,
+            written: r.bytes_written,
+            ignored: ig.bytes,
+        },
         submodules: r.submodules.clone(),
-        ignored_files: ig.cloned + ig.copied,
-        ignored_symlinks: ig.symlinks,
-        ignored_dirs: ig.dirs,
-        ignored_bytes: ig.bytes,
         nested_repos_skipped: ig.nested_repos,
         fallback: r.fallback.as_ref().map(|(c, _)| c.as_str().to_owned()),
-        elapsed_ms,
+        notes: r.notes.clone(),
+        cleaned: r.cleaned.clone(),
+        seconds: (seconds * 1000.0).round() / 1000.0,
     }
 }
 
@@ -355,18 +505,34 @@ fn print_warnings(r: &AddReport) {
     }
 }
 
-fn print_summary(r: &AddReport, elapsed_ms: u64) {
-    let short = &r.commit.to_string()[..12];
+fn print_summary(r: &AddReport, seconds: f64) {
+    let at = r
+        .commit
+        .map(|c| c.to_string()[..12].to_owned())
+        .unwrap_or_default();
     let head = match &r.head {
         HeadReport::Branch {
             name,
             created: true,
-        } => format!("new branch '{name}' at {short}"),
-        HeadReport::Branch { name, .. } => format!("branch '{name}' at {short}"),
-        HeadReport::Detached => format!("detached HEAD {short}"),
+        } => format!("new branch '{name}' at {at}"),
+        HeadReport::Branch { name, .. } => format!("branch '{name}' at {at}"),
+        HeadReport::Unborn { name } => format!("new unborn branch '{name}'"),
+        HeadReport::Detached => format!("detached HEAD {at}"),
     };
+    let lock = match &r.locked {
+        Some(reason) => format!(", locked ({reason})"),
+        None => String::new(),
+    };
+    if r.method == cowtree_git::Method::None {
+        println!(
+            "worktree {} ({head}{lock}): nothing checked out, in {:.3} s",
+            r.dst.display(),
+            seconds
+        );
+        return;
+    }
     println!(
-        "worktree {} ({head}): {} entries, {} cloned, {} copied, {} from objects{}, in {} ms",
+        "worktree {} ({head}{lock}): {} entries, {} cloned, {} copied, {} from objects{}, in {:.3} s",
         r.dst.display(),
         r.entries,
         r.cloned,
@@ -377,7 +543,7 @@ fn print_summary(r: &AddReport, elapsed_ms: u64) {
         } else {
             String::new()
         },
-        elapsed_ms
+        seconds
     );
     if let Some(ig) = &r.ignored {
         println!(

@@ -1,0 +1,361 @@
+//! What `git worktree add` checks out, decided as git decides it (git's `builtin/worktree.c`,
+//! `add` and `add_worktree`) before anything is written: which options go together, the branch
+//! to create, reset or check out, the commit, and the refusals (an invalid reference, a branch
+//! checked out in another worktree).
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use gix::ObjectId;
+
+use crate::error::{Error, Result};
+use crate::register;
+use crate::{AddOptions, BranchChoice, HeadReport, Track};
+
+/// A branch `git branch` creates (or, for `-B`, resets) before the worktree is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBranch {
+    /// Its name.
+    pub name: String,
+    /// The start point as git's `branch` command gets it (what the user named, a
+    /// remote-tracking branch git found for the name, or `HEAD`), so that git sets up tracking
+    /// (`branch.autoSetupMerge`, `--track`) and writes its reflog as `git worktree add` does.
+    pub start: String,
+    /// `-B`: reset the branch if it exists.
+    pub reset: bool,
+    /// Where the branch was before this run (`-B` of an existing branch), to put it back.
+    pub previous: Option<ObjectId>,
+}
+
+/// What the new worktree gets.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The commit checked out; `None` for a new unborn branch (`--orphan`).
+    pub commit: Option<ObjectId>,
+    /// The line of the worktree's `HEAD` file (`ref: refs/heads/NAME` or a commit id).
+    pub head_line: String,
+    /// HEAD, as reported.
+    pub head: HeadReport,
+    /// The branch to create first, if any.
+    pub new_branch: Option<NewBranch>,
+    /// What git says on the way (`No possible source branch, inferring '--orphan'`).
+    pub notes: Vec<String>,
+}
+
+/// `refs/heads/NAME` when NAME is a valid branch name (as git's `check_branch_ref`).
+fn branch_refname(name: &str) -> Option<String> {
+    if name.starts_with('-') || name == "HEAD" {
+        return None;
+    }
+    let full = format!("refs/heads/{name}");
+    gix::refs::FullName::try_from(full.as_str()).ok()?;
+    Some(full)
+}
+
+/// Refuses a name git's `branch` would refuse.
+pub fn check_branch_name(name: &str) -> Result<String> {
+    branch_refname(name).ok_or_else(|| Error::BadBranchName {
+        name: name.to_owned(),
+        source: "not a valid branch name".into(),
+    })
+}
+
+/// The commit `refs/heads/NAME` points to, if it exists.
+pub fn branch_tip(repo: &gix::Repository, name: &str) -> Result<Option<ObjectId>> {
+    let Some(full) = branch_refname(name) else {
+        return Ok(None);
+    };
+    let r = repo
+        .try_find_reference(full.as_str())
+        .map_err(Error::git("read reference", PathBuf::from(&full)))?;
+    match r {
+        None => Ok(None),
+        Some(mut r) => Ok(Some(
+            r.peel_to_id()
+                .map_err(Error::git("peel reference", PathBuf::from(&full)))?
+                .detach(),
+        )),
+    }
+}
+
+/// The commit `spec` names, if it names one.
+fn lookup_commit(repo: &gix::Repository, spec: &str) -> Option<ObjectId> {
+    let id = repo.rev_parse_single(spec).ok()?;
+    let commit = id.object().ok()?.peel_to_commit().ok()?;
+    Some(commit.id)
+}
+
+/// The branch `@{-N}` names (N-th branch checked out before the current one), as git expands
+/// it for `worktree add ... -`.
+fn previous_branch(repo: &gix::Repository, spec: &str) -> Option<String> {
+    let n: usize = spec.strip_prefix("@{-")?.strip_suffix('}')?.parse().ok()?;
+    let head = repo.head().ok()?;
+    let list = head.prior_checked_out_branches().ok()??;
+    let (name, _) = list.iter().rev().nth(n.checked_sub(1)?)?;
+    Some(name.to_string())
+}
+
+/// The branch name `spec` stands for, when it names an existing local branch (`@{-1}`
+/// expanded).
+fn existing_branch(repo: &gix::Repository, spec: &str) -> Result<Option<(String, ObjectId)>> {
+    let name = previous_branch(repo, spec).unwrap_or_else(|| spec.to_owned());
+    Ok(branch_tip(repo, &name)?.map(|tip| (name, tip)))
+}
+
+/// The remote-tracking branch `refs/remotes/R/NAME` when exactly one remote R has one for
+/// `name` (or several do and `checkout.defaultRemote` names one of them): git's
+/// `unique_tracking_name`, with each remote's default fetch refspec.
+fn unique_tracking_name(repo: &gix::Repository, name: &str) -> Option<String> {
+    branch_refname(name)?;
+    let found: Vec<(String, String)> = repo
+        .remote_names()
+        .into_iter()
+        .filter_map(|r| {
+            let full = format!("refs/remotes/{r}/{name}");
+            matches!(repo.try_find_reference(full.as_str()), Ok(Some(_)))
+                .then(|| (r.to_string(), full))
+        })
+        .collect();
+    match found.len() {
+        0 => None,
+        1 => Some(found[0].1.clone()),
+        _ => {
+            let default = repo
+                .config_snapshot()
+                .string("checkout.defaultRemote")
+                .map(|s| s.to_string())?;
+            found
+                .into_iter()
+                .find(|(r, _)| *r == default)
+                .map(|(_, full)| full)
+        }
+    }
+}
+
+/// git's `can_use_local_refs`: HEAD names a commit, or some branch exists.
+fn can_use_local_refs(repo: &gix::Repository) -> bool {
+    if repo.head_id().is_ok() {
+        return true;
+    }
+    repo.references()
+        .ok()
+        .and_then(|r| r.local_branches().ok().map(|mut it| it.next().is_some()))
+        .unwrap_or(false)
+}
+
+/// Whether some remote-tracking branch exists.
+fn has_remote_refs(repo: &gix::Repository) -> bool {
+    repo.references()
+        .ok()
+        .and_then(|r| r.remote_branches().ok().map(|mut it| it.next().is_some()))
+        .unwrap_or(false)
+}
+
+/// git's `dwim_orphan`: with neither a valid HEAD nor any branch (a repository without
+/// commits), `add` makes an unborn branch instead of failing.
+fn dwim_orphan(
+    repo: &gix::Repository,
+    opts: &AddOptions,
+    guess_remote: bool,
+    remote: bool,
+    notes: &mut Vec<String>,
+) -> Result<bool> {
+    if can_use_local_refs(repo) {
+        return Ok(false);
+    }
+    if remote && guess_remote {
+        if has_remote_refs(repo) {
+            return Ok(false);
+        }
+        if opts.force == 0 && !repo.remote_names().is_empty() {
+            return Err(Error::NoRefsWithRemote);
+        }
+    }
+    notes.push("No possible source branch, inferring '--orphan'".into());
+    if opts.track != Track::Default {
+        return Err(Error::Incompatible("--orphan", "--track"));
+    }
+    if !opts.checkout {
+        return Err(Error::Incompatible("--orphan", "--no-checkout"));
+    }
+    Ok(true)
+}
+
+/// Refuses options that do not go together, as git does before looking at the repository.
+pub fn check_options(opts: &AddOptions) -> Result<()> {
+    if let BranchChoice::Orphan(_) = opts.branch {
+        if opts.track != Track::Default {
+            return Err(Error::Incompatible("--orphan", "--track"));
+        }
+        if !opts.checkout {
+            return Err(Error::Incompatible("--orphan", "--no-checkout"));
+        }
+        if opts.commit.is_some() {
+            return Err(Error::OrphanWithCommit);
+        }
+        if opts.with_changes {
+            return Err(Error::Incompatible("--orphan", "--with-changes"));
+        }
+    }
+    if !opts.checkout && opts.with_changes {
+        return Err(Error::Incompatible("--no-checkout", "--with-changes"));
+    }
+    Ok(())
+}
+
+/// Decides what `git worktree add` with `opts` would check out in SRC's repository `repo`;
+/// `dst_name` is DST's last component (git's default branch name). Refuses what git refuses
+/// before anything is written.
+pub fn resolve(
+    repo: &gix::Repository,
+    opts: &AddOptions,
+    dst_name: &OsStr,
+    src_root: &Path,
+) -> Result<Plan> {
+    check_options(opts)?;
+    let common = repo.common_dir();
+    let guess_remote = opts.guess_remote.unwrap_or_else(|| {
+        repo.config_snapshot()
+            .boolean("worktree.guessRemote")
+            .unwrap_or(false)
+    });
+    let mut notes = Vec::new();
+    let given = opts.commit.is_some();
+    let mut start = match opts.commit.as_deref() {
+        None => "HEAD".to_owned(),
+        Some("-") => "@{-1}".to_owned(),
+        Some(s) => s.to_owned(),
+    };
+    let basename = || -> Result<String> {
+        dst_name
+            .to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::BadBranchName {
+                name: dst_name.to_string_lossy().into_owned(),
+                source: "not UTF-8; use -b or --detach".into(),
+            })
+    };
+    let checked_out = |name: &str| -> Result<()> {
+        match register::branch_checked_out_at(common, name) {
+            Some(wt) if opts.force == 0 => Err(Error::BranchCheckedOut {
+                name: name.to_owned(),
+                worktree: wt,
+            }),
+            _ => Ok(()),
+        }
+    };
+    let (mut new_branch, reset, mut orphan) = match &opts.branch {
+        BranchChoice::New(n) => (Some(n.clone()), false, false),
+        BranchChoice::Reset(n) => {
+            if branch_tip(repo, n)?.is_some() {
+                checked_out(n)?;
+            }
+            (Some(n.clone()), true, false)
+        }
+        BranchChoice::Orphan(n) => (Some(n.clone().map_or_else(basename, Ok)?), false, true),
+        BranchChoice::Detach | BranchChoice::Auto => (None, false, false),
+    };
+    match &opts.branch {
+        BranchChoice::Orphan(_) | BranchChoice::Detach => {}
+        BranchChoice::New(_) | BranchChoice::Reset(_) if !given => {
+            orphan = dwim_orphan(repo, opts, guess_remote, false, &mut notes)?;
+        }
+        BranchChoice::Auto if !given => {
+            let name = basename()?;
+            let found = if branch_tip(repo, &name)?.is_some() {
+                Some(name)
+            } else {
+                new_branch = Some(name.clone());
+                if guess_remote {
+                    unique_tracking_name(repo, &name)
+                } else {
+                    None
+                }
+            };
+            match found {
+                Some(s) => start = s,
+                None => orphan = dwim_orphan(repo, opts, guess_remote, true, &mut notes)?,
+            }
+        }
+        BranchChoice::Auto => {
+            if lookup_commit(repo, &start).is_none()
+                && let Some(remote) = unique_tracking_name(repo, &start)
+            {
+                new_branch = Some(std::mem::replace(&mut start, remote));
+            }
+        }
+        BranchChoice::New(_) | BranchChoice::Reset(_) => {}
+    }
+    let commit = if orphan {
+        None
+    } else {
+        Some(
+            lookup_commit(repo, &start).ok_or_else(|| Error::InvalidReference {
+                spec: start.clone(),
+                repo: src_root.to_owned(),
+            })?,
+        )
+    };
+    if orphan {
+        let name = new_branch.expect("an orphan has a branch name");
+        check_branch_name(&name)?;
+        if branch_tip(repo, &name)?.is_some() {
+            return Err(Error::BranchExists(name));
+        }
+        return Ok(Plan {
+            commit: None,
+            head_line: format!("ref: refs/heads/{name}"),
+            head: HeadReport::Unborn { name },
+            new_branch: None,
+            notes,
+        });
+    }
+    let commit = commit.expect("resolved above");
+    if let Some(name) = new_branch {
+        check_branch_name(&name)?;
+        let previous = branch_tip(repo, &name)?;
+        if previous.is_some() && !reset {
+            return Err(Error::BranchExists(name));
+        }
+        return Ok(Plan {
+            commit: Some(commit),
+            head_line: format!("ref: refs/heads/{name}"),
+            head: HeadReport::Branch {
+                name: name.clone(),
+                created: previous.is_none(),
+            },
+            new_branch: Some(NewBranch {
+                name,
+                start,
+                reset,
+                previous,
+            }),
+            notes,
+        });
+    }
+    if opts.track != Track::Default {
+        return Err(Error::TrackWithoutNewBranch);
+    }
+    if opts.branch != BranchChoice::Detach
+        && let Some((name, tip)) = existing_branch(repo, &start)?
+    {
+        checked_out(&name)?;
+        return Ok(Plan {
+            commit: Some(tip),
+            head_line: format!("ref: refs/heads/{name}"),
+            head: HeadReport::Branch {
+                name,
+                created: false,
+            },
+            new_branch: None,
+            notes,
+        });
+    }
+    Ok(Plan {
+        commit: Some(commit),
+        head_line: commit.to_string(),
+        head: HeadReport::Detached,
+        new_branch: None,
+        notes,
+    })
+}
