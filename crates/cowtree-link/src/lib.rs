@@ -146,6 +146,7 @@ mod session;
 mod staging;
 pub mod state;
 mod txn;
+mod whole;
 
 pub use cancel::CancelHandle;
 pub use error::LinkError;

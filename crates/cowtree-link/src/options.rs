@@ -67,6 +67,16 @@ pub struct LinkOptions {
     /// the first rename, and everything again after the last.
     /// Default false: like `cp`, nothing is synced unless asked.
     pub sync: bool,
+    /// Make a new destination from one source tree in one call where the filesystem can (a
+    /// btrfs snapshot of a subvolume root, see [`cowtree_fs::whole_tree`]) and nothing in the
+    /// call needs per-file work (a merge, several sources, a mapping, a mode other than
+    /// clone, a record, times not kept, special files skipped). The result then differs from
+    /// the per-file one as a snapshot does: every entry keeps its owner, extended attributes,
+    /// set-ID bits and hardlinks, and special files are copied (docs/subvolumes.md). The
+    /// report says which ran ([`crate::LinkReport::method`]) and why per file
+    /// ([`crate::LinkReport::per_file_reason`]). Default false: the per-file contract of the
+    /// crate documentation holds unless asked.
+    pub whole_tree: bool,
 }
 
 /// A content hash the record can carry.
@@ -114,6 +124,7 @@ impl Default for LinkOptions {
             hash: None,
             hardlink_sizes: true,
             sync: false,
+            whole_tree: false,
         }
     }
 }
@@ -132,6 +143,7 @@ impl fmt::Debug for LinkOptions {
             .field("hash", &self.hash)
             .field("hardlink_sizes", &self.hardlink_sizes)
             .field("sync", &self.sync)
+            .field("whole_tree", &self.whole_tree)
             .finish()
     }
 }

@@ -151,11 +151,19 @@ pub struct LinkReport {
     pub record: Vec<RecordEntry>,
     /// Wall-clock time of the whole run.
     pub elapsed: Duration,
+    /// How the tree was made: per file (everything above counts what was linked), or whole
+    /// in one call (a btrfs snapshot, with [`crate::LinkOptions::whole_tree`]; nothing was
+    /// visited, so the counts above are zero).
+    pub method: cowtree_fs::whole_tree::Method,
+    /// Why the tree was made per file where [`crate::LinkOptions::whole_tree`] asked for the
+    /// whole-tree method (`None` when that method ran or was not asked for).
+    pub per_file_reason: Option<cowtree_fs::whole_tree::NotUsed>,
 }
 
 impl LinkReport {
     /// Adds the counts, fallbacks, collisions and record of `other` (a later call of the same
-    /// session) to this report; `destination` stays this report's.
+    /// session) to this report; `destination` stays this report's. Where the two were made
+    /// by different methods, [`LinkReport::method`] becomes per-file.
     pub fn absorb(&mut self, other: LinkReport) {
         self.files += other.files;
         self.dirs += other.dirs;
@@ -185,6 +193,13 @@ impl LinkReport {
         self.collisions.extend(other.collisions);
         self.record.extend(other.record);
         self.elapsed += other.elapsed;
+        // A mix of methods is per-file work with the first reason given.
+        if other.method != self.method {
+            self.method = cowtree_fs::whole_tree::Method::PerFile;
+        }
+        if self.per_file_reason.is_none() {
+            self.per_file_reason = other.per_file_reason;
+        }
     }
 }
 
@@ -275,6 +290,8 @@ impl Tally {
             collisions: Vec::new(),
             record: Vec::new(),
             elapsed,
+            method: cowtree_fs::whole_tree::Method::PerFile,
+            per_file_reason: None,
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::options::{EntryKind, LinkOptions};
 use crate::plan::{Builder, PathMap, SrcRef, TreeSrc};
 use crate::report::LinkReport;
 use crate::scan::{DirMeta, scan_each};
+use crate::whole;
 
 /// A linking session: options chosen once, and state kept across every call.
 ///
@@ -137,7 +138,12 @@ impl Linker {
         if meta.is_file() {
             let started = Instant::now();
             let canon = std::fs::canonicalize(src).map_err(|e| LinkError::io("resolve", src, e))?;
-            return link_single_file(&self.engine, &canon, (meta.dev(), meta.ino()), dst, started);
+            let mut report =
+                link_single_file(&self.engine, &canon, (meta.dev(), meta.ino()), dst, started)?;
+            if self.engine.opts.whole_tree {
+                report.per_file_reason = Some(whole::FILE_SOURCE);
+            }
+            return Ok(report);
         }
         self.link_sources(&[Source::new(src)], dst)
     }
@@ -229,6 +235,25 @@ impl Linker {
             prepared.push((source.map, Prepared::Tree));
             roots.push((canon, Arc::new(root), src));
         }
+        let per_file_reason = if self.engine.opts.whole_tree {
+            let call = whole::Call {
+                sources: sources.len(),
+                mapped: sources.iter().any(|s| s.map.is_some()),
+                dst_exists: dst_id.is_some(),
+            };
+            match &roots[..] {
+                [(canon, _, _)] if sources.len() == 1 => {
+                    match whole::try_new_destination(&self.engine.opts, call, canon, dst, started)?
+                    {
+                        Ok(report) => return Ok(report),
+                        Err(reason) => Some(reason),
+                    }
+                }
+                _ => whole::requested(&self.engine.opts, call).or(Some(whole::FILE_SOURCE)),
+            }
+        } else {
+            None
+        };
         // Every tree is read in one parallel pass, and each is planned as soon as it is read
         // (with the file sources before it), while the workers read the next ones. The error
         // returned is the one of reading every tree first, then checking each for special
@@ -271,6 +296,7 @@ impl Linker {
         plan.totals.special = special;
         let mut report = run_plan(&self.engine, &plan, &trees, dst, started)?;
         report.special += special;
+        report.per_file_reason = per_file_reason;
         Ok(report)
     }
 
