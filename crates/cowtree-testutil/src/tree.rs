@@ -154,6 +154,13 @@ pub const MIN_SAMPLE_FILE: usize = 16 << 10;
 /// Makes the sample tree at `root` (which must not exist). Returns the number of regular
 /// files, directories below the root, and symlinks.
 pub fn sample_tree(root: &Path) -> (u64, u64, u64) {
+    must(fs::create_dir(root), "mkdir", root);
+    fill_sample_tree(root)
+}
+
+/// Makes the sample tree in the existing empty directory `root` (e.g. a new btrfs
+/// subvolume), as [`sample_tree`] does.
+pub fn fill_sample_tree(root: &Path) -> (u64, u64, u64) {
     let p = |rel: &[u8]| root.join(OsStr::from_bytes(rel));
     let dirs: [(&[u8], u32); 7] = [
         (b"a", 0o755),
@@ -164,7 +171,6 @@ pub fn sample_tree(root: &Path) -> (u64, u64, u64) {
         (b"ro", 0o555),
         (b"deep/er/est", 0o755),
     ];
-    must(fs::create_dir(root), "mkdir", root);
     for (rel, _) in dirs {
         must(fs::create_dir_all(p(rel)), "mkdir -p", &p(rel));
     }

@@ -671,6 +671,43 @@ const CLONE_SYNC: Case = Case {
     check: |env, _| assert_diff_clean(&env.p("dst"), &env.p("src")),
 };
 
+/// `clone` of a btrfs subvolume: one snapshot, committed by the kernel before the command
+/// returns, so no `--sync` is needed for it to survive (docs/subvolumes.md). Btrfs only.
+const CLONE_SUBVOLUME: Case = Case {
+    name: "clone of a subvolume",
+    store: false,
+    prepare: |env| {
+        use cowtree_fs::subvolume::{At, create};
+        let d = cowtree_fs::dir::Dir::open(&env.mnt).expect("open the mount");
+        create(At::new(&d, &env.mnt), o("src")).expect("create the source subvolume");
+        make_tree(&env.p("src"), FILES, 10);
+    },
+    args: |env| {
+        owned(vec![
+            o("clone"),
+            o("--json"),
+            env.p("src").as_os_str(),
+            env.p("dst").as_os_str(),
+        ])
+    },
+    rerun: Some(|env| {
+        if env.p("dst").exists() {
+            String::new()
+        } else {
+            run_case(env, &CLONE_SUBVOLUME)
+        }
+    }),
+    check: |env, out| {
+        use std::os::unix::fs::MetadataExt;
+        if !out.is_empty() {
+            assert_eq!(json(out)["method"], "subvolume", "{out}");
+        }
+        let root = fs::metadata(env.p("dst")).expect("dst is there");
+        assert_eq!(root.ino(), 256, "dst is a subvolume's root");
+        assert_diff_clean(&env.p("dst"), &env.p("src"));
+    },
+};
+
 fn rounds() -> u64 {
     std::env::var("COWTREE_CRASH_ROUNDS")
         .ok()
@@ -854,4 +891,12 @@ crash_tests! {
     reset_survives_power_loss: RESET;
     gc_survives_power_loss: GC;
     clone_sync_survives_power_loss: CLONE_SYNC;
+}
+
+mod btrfs_subvolume {
+    use super::*;
+    #[test]
+    fn clone_of_a_subvolume_survives_power_loss() {
+        crash_case(Kind::Btrfs, &CLONE_SUBVOLUME);
+    }
 }

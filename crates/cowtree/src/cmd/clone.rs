@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use cowtree_fs::whole_tree::{Method, NotUsed};
 use cowtree_link::{
     FallbackCount, HashAlgo, LinkError, LinkMode, LinkOptions, LinkReport, Linker, OnExisting,
 };
@@ -12,6 +13,12 @@ use crate::exit::{CliError, CmdResult, Exit};
 
 /// Exit code when `--strict` refused a fallback.
 const EXIT_STRICT: u8 = 3;
+
+/// The reason reported for `--per-file`.
+const PER_FILE_ASKED: NotUsed = NotUsed::Requested {
+    code: "per-file-asked",
+    why: "the --per-file option",
+};
 
 /// Copy a directory tree (or one file) so that the copy shares data with the source.
 ///
@@ -42,9 +49,24 @@ const EXIT_STRICT: u8 = 3;
 /// merge killed midway is finished or undone by the next merge into the same DST (its
 /// journal is `.cowtree-txn.<pid>.<random>` in DST).
 ///
+/// A btrfs subvolume as SRC is copied whole, in one call, whatever its size: where SRC is the
+/// root of a subvolume on the same btrfs filesystem as DST, owned by the caller (or the caller
+/// is root), with no subvolume nested and no filesystem mounted below it, DST is new, and no
+/// option asks for per-file work (--mode copy, hardlink or symlink, --record,
+/// --no-preserve-times, --skip-special, several SRCs), DST is a writable snapshot of SRC. A
+/// snapshot is an exact copy: every entry keeps its owner and group, its mode with set-ID
+/// bits, its extended attributes and ACLs and its hardlinks, and special files are copied
+/// too; files that belong to others stay theirs (docs/subvolumes.md, "Ownership rule").
+/// --per-file asks for the per-file copy instead. The summary and --json say which ran
+/// ("method": "subvolume" or "per-file") and why a tree was copied per file ("reason").
+///
 /// Exit status: 0 done, 1 error (nothing is left at a new DST; an existing DST is as before
 /// unless the message says otherwise), 2 bad usage, 3 --strict refused a fallback (likewise).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree clone src dst                    # clone src to the new dst (a snapshot if src is a btrfs subvolume)
+  cowtree clone --per-file subvol dst      # file by file even where a snapshot could copy it whole
+  cowtree clone --json src dst             # one JSON object: counts, \"method\", \"reason\", fallbacks")]
 pub struct Args {
     /// How to link files: auto (clone, else copy), clone (the same, named), copy (always copy
     /// the data), hardlink (share inodes with the source: writes reach the source!), symlink
@@ -87,6 +109,10 @@ pub struct Args {
     /// Add each file's content hash to the --record lines (as "sha256" or "blake3").
     #[arg(long, value_enum, value_name = "ALGO", requires = "record")]
     record_hash: Option<HashArg>,
+    /// Copy file by file even where SRC is a btrfs subvolume that could be copied whole in one
+    /// snapshot (every entry of the copy is then the caller's, as described above).
+    #[arg(long)]
+    per_file: bool,
     /// Make the copy durable before it appears at DST (a merge: before and after it is put in
     /// place), so that once clone returns it survives a power loss. Like `cp`, clone does not
     /// sync otherwise: a killed clone still leaves DST whole or absent, but after a power loss
@@ -130,25 +156,29 @@ struct JsonFallback {
     example: String,
 }
 
+/// The counts are `null` where the tree was made whole in one call: nothing was visited.
 #[derive(Debug, Serialize)]
 struct JsonReport {
     source: String,
     destination: String,
-    files: u64,
-    dirs: u64,
-    symlinks: u64,
-    cloned: u64,
-    copied: u64,
-    hardlinked: u64,
-    symlinked: u64,
-    bytes: u64,
-    bytes_cloned: u64,
-    bytes_copied: u64,
-    skipped: u64,
-    special: u64,
-    vanished: u64,
+    method: &'static str,
+    reason: Option<&'static str>,
+    reason_description: Option<String>,
+    files: Option<u64>,
+    dirs: Option<u64>,
+    symlinks: Option<u64>,
+    cloned: Option<u64>,
+    copied: Option<u64>,
+    hardlinked: Option<u64>,
+    symlinked: Option<u64>,
+    bytes: Option<u64>,
+    bytes_cloned: Option<u64>,
+    bytes_copied: Option<u64>,
+    skipped: Option<u64>,
+    special: Option<u64>,
+    vanished: Option<u64>,
     fallbacks: Vec<JsonFallback>,
-    replaced: u64,
+    replaced: Option<u64>,
     collisions: Vec<JsonCollision>,
     elapsed_ms: u64,
 }
@@ -213,6 +243,7 @@ pub fn run(args: Args) -> CmdResult {
         // The record's sizes are on disk: hardlinked files are looked at for theirs.
         hardlink_sizes: true,
         sync: args.sync,
+        whole_tree: !args.per_file,
     };
     let linker = Linker::new(opts);
 
@@ -243,16 +274,26 @@ pub fn run(args: Args) -> CmdResult {
                 .join(", "),
         )
     };
+    let reason = report
+        .per_file_reason
+        .clone()
+        .or_else(|| args.per_file.then_some(PER_FILE_ASKED));
     if args.json {
-        let json = to_json(&src_label, &report);
+        let json = to_json(&src_label, &report, reason.as_ref());
         println!(
             "{}",
             serde_json::to_string(&json).map_err(|e| CliError::new(e.to_string()))?
         );
     } else if !args.quiet {
-        println!("{}", summary(&report));
+        println!("{}", summary(&report, &src_label, reason.as_ref()));
     }
     if !args.quiet {
+        if let Some(r @ NotUsed::NotPermitted { .. }) = &reason {
+            eprintln!(
+                "cowtree: warning: {r}: copied {} per file instead",
+                src_label.display()
+            );
+        }
         for fb in &report.fallbacks {
             eprintln!("cowtree: warning: {}", warning(fb, &src_label, &report));
         }
@@ -442,24 +483,28 @@ fn cli_error(e: LinkError, dst: &Path, existed: bool, done: &[PathBuf]) -> CliEr
     }
 }
 
-fn to_json(src: &Path, r: &LinkReport) -> JsonReport {
+fn to_json(src: &Path, r: &LinkReport, reason: Option<&NotUsed>) -> JsonReport {
+    let counted = |n: u64| (r.method == Method::PerFile).then_some(n);
     JsonReport {
         source: src.to_string_lossy().into_owned(),
         destination: r.destination.to_string_lossy().into_owned(),
-        files: r.files,
-        dirs: r.dirs,
-        symlinks: r.symlinks,
-        cloned: r.cloned,
-        copied: r.copied,
-        hardlinked: r.hardlinked,
-        symlinked: r.symlinked,
-        bytes: r.bytes,
-        bytes_cloned: r.bytes_cloned,
-        bytes_copied: r.bytes_copied,
-        skipped: r.skipped,
-        special: r.special,
-        vanished: r.vanished,
-        replaced: r.replaced,
+        method: r.method.as_str(),
+        reason: reason.map(NotUsed::code),
+        reason_description: reason.map(ToString::to_string),
+        files: counted(r.files),
+        dirs: counted(r.dirs),
+        symlinks: counted(r.symlinks),
+        cloned: counted(r.cloned),
+        copied: counted(r.copied),
+        hardlinked: counted(r.hardlinked),
+        symlinked: counted(r.symlinked),
+        bytes: counted(r.bytes),
+        bytes_cloned: counted(r.bytes_cloned),
+        bytes_copied: counted(r.bytes_copied),
+        skipped: counted(r.skipped),
+        special: counted(r.special),
+        vanished: counted(r.vanished),
+        replaced: counted(r.replaced),
         collisions: r
             .collisions
             .iter()
@@ -492,8 +537,30 @@ fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// Whether the summary says why a tree was copied per file: not where the source's
+/// filesystem has no whole-tree copy at all (nothing to learn there), nor where the user
+/// asked for per-file work or gave a file, nor where a warning says it (EPERM).
+fn tells(reason: &NotUsed) -> bool {
+    !matches!(
+        reason.code(),
+        "filesystem" | "per-file-asked" | "file" | "not-permitted"
+    )
+}
+
 /// The one-line human summary.
-fn summary(r: &LinkReport) -> String {
+fn summary(r: &LinkReport, src: &Path, reason: Option<&NotUsed>) -> String {
+    if r.method != Method::PerFile {
+        return format!(
+            "{}: {} {} (the whole tree in one call) in {:.2} s",
+            r.destination.display(),
+            match r.method {
+                Method::DirectoryClone => "clone of the directory",
+                _ => "writable snapshot of the subvolume",
+            },
+            src.display(),
+            r.elapsed.as_secs_f64()
+        );
+    }
     let mut parts = Vec::new();
     if r.cloned > 0 {
         parts.push(format!(
@@ -541,6 +608,9 @@ fn summary(r: &LinkReport) -> String {
         ));
     }
     line.push_str(&format!(" in {:.2} s", r.elapsed.as_secs_f64()));
+    if let Some(reason) = reason.filter(|r| tells(r)) {
+        line.push_str(&format!(" (per file: {reason})"));
+    }
     line
 }
 
@@ -632,7 +702,7 @@ mod tests {
             symlinks: 0,
             ..LinkReport::default()
         };
-        let s = summary(&r);
+        let s = summary(&r, Path::new("/s"), None);
         assert!(
             s.starts_with(
                 "/d: cloned 2 files (2.0 KiB shared), copied 1 file (10 B); 1 dir, 0 symlinks in "
