@@ -148,6 +148,12 @@ fn existing_dir(path: &Path) -> io::Result<(PathBuf, u64)> {
     ))
 }
 
+/// The device of the filesystem `path` is on, or would be on once made: that of its nearest
+/// existing ancestor.
+pub fn device_of(path: &Path) -> io::Result<u64> {
+    Ok(existing_dir(&absolute(path)?)?.1)
+}
+
 fn writable(dir: &Path) -> bool {
     rustix::fs::access(
         dir,

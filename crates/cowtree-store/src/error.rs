@@ -279,6 +279,35 @@ pub enum NotFound {
     /// A path that is not an existing directory where one is needed.
     #[error("{} is not a directory", .0.display())]
     Directory(PathBuf),
+    /// No store has the snapshot: several were searched.
+    #[error(
+        "no snapshot {given:?} in any known store ({})",
+        stores.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    InStores {
+        /// What was given.
+        given: String,
+        /// The stores searched, in the order searched.
+        stores: Vec<PathBuf>,
+    },
+    /// No store exists to look in for a checkout to `dst` (or the one named does not exist).
+    #[error(
+        "{}",
+        match named {
+            Some(named) => format!("no store at {}", named.display()),
+            None => format!(
+                "no store found for {}: none exists yet (`cowtree snapshot --help` says how to \
+                 record a tree, which creates one)",
+                dst.display()
+            ),
+        }
+    )]
+    NoStore {
+        /// The checkout's destination.
+        dst: PathBuf,
+        /// The store named, if one was.
+        named: Option<PathBuf>,
+    },
 }
 
 /// What in the store is damaged.
@@ -366,6 +395,21 @@ impl Error {
     /// True when something asked for does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self.cause(), Error::NotFound(_))
+    }
+
+    /// True when what does not exist is a snapshot (or a name of one) that was asked for: the
+    /// CLI gives this its own exit code.
+    pub fn is_snapshot_not_found(&self) -> bool {
+        matches!(
+            self.cause(),
+            Error::NotFound(
+                NotFound::Snapshot(_)
+                    | NotFound::NameTarget { .. }
+                    | NotFound::Prefix(_)
+                    | NotFound::Snapshotish { .. }
+                    | NotFound::InStores { .. }
+            )
+        )
     }
 
     /// True when the store is damaged (`cowtree verify` tells more).

@@ -15,7 +15,9 @@
 //! history            when and from where each snapshot was recorded (see [`history`])
 //! ```
 //!
-//! Which store serves a tree (one per filesystem) is decided by [`discover`].
+//! Which store serves a tree (one per filesystem) is decided by [`discover`]; where a
+//! checkout's snapshot comes from (this store, another filesystem's store, a remote), by
+//! [`source`].
 //!
 //! - [`Store::open`] finds or creates a store; [`ingest::snapshot_dir`] records a tree;
 //!   [`checkout::checkout`] materializes one (registering its staging beside the destination
@@ -37,6 +39,7 @@ pub mod manifest;
 mod readahead;
 pub mod refs;
 pub mod registry;
+pub mod source;
 pub mod store;
 mod util;
 pub mod verify;

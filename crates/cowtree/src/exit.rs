@@ -9,6 +9,7 @@
 //! | 3 | `--strict` refused a fallback |
 //! | 4 | the check found problems (`verify`, `status --exit-code` uses 1 as git does) |
 //! | 5, 6, 7 | a remote: a name conflict, access denied, missing or damaged data |
+//! | 8 | the snapshot asked for does not exist (in the stores searched, or on the remote) |
 //! | 129, 130, 143 | interrupted by SIGHUP, SIGINT, SIGTERM |
 //!
 //! The JSON error object is `{"error": {"kind": K, "message": M, "path": P}, "exit": N}` (`path`
@@ -92,6 +93,7 @@ impl Kind {
             5 => Kind::Conflict,
             6 => Kind::RemoteAccess,
             7 => Kind::Corrupt,
+            8 => Kind::NotFound,
             _ => Kind::Error,
         }
     }
@@ -140,11 +142,6 @@ impl CliError {
         self
     }
 
-    /// True when what was asked for (a snapshot, a worktree, a store) does not exist.
-    pub fn is_not_found(&self) -> bool {
-        self.kind == Kind::NotFound
-    }
-
     /// The exit code.
     pub fn exit_code(&self) -> u8 {
         self.code
@@ -184,7 +181,13 @@ pub type CmdResult = Result<Exit, CliError>;
 
 impl From<cowtree_store::Error> for CliError {
     fn from(e: cowtree_store::Error) -> Self {
-        let code = if e.is_strict_refusal() { 3 } else { 1 };
+        let code = if e.is_strict_refusal() {
+            3
+        } else if e.is_snapshot_not_found() {
+            8
+        } else {
+            1
+        };
         let (kind, path) = store_kind(e.cause());
         let err = Self::with_code(e.to_string(), code).kind(kind);
         match path {
@@ -258,7 +261,7 @@ mod tests {
             cowtree_store::error::NotFound::Directory("/nope".into()),
         )
         .into();
-        assert!(e.is_not_found());
+        assert_eq!(e.exit_code(), 1, "a directory is no snapshot");
         assert_eq!(e.to_json()["error"]["path"], "/nope");
         assert_eq!(e.to_json()["error"]["kind"], "not-found");
     }

@@ -17,6 +17,12 @@ use crate::exit::CliError;
 /// cowtree shares file data through reflinks (FICLONE on Linux XFS and btrfs) so that copies of
 /// a tree cost almost no time and no extra disk, and says plainly when a filesystem cannot and it
 /// copied instead.
+///
+/// Exit status: 0 success, 1 error (the message names the path), 2 bad usage, 3 a clone was
+/// required and not possible, 4 a check found problems, 5 a remote name conflict, 6 remote
+/// access denied or no such bucket, 7 corrupt or missing remote data, 8 the snapshot asked for
+/// does not exist (in the stores searched, or on the remote), 129, 130, 143 interrupted by
+/// SIGHUP, SIGINT, SIGTERM.
 #[derive(Debug, Parser)]
 #[command(
     name = "cowtree",

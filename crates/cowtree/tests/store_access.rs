@@ -205,3 +205,93 @@ fn a_read_only_store_serves_a_checkout_into_another_filesystem_and_keeps_its_reg
     let gc = env.run(b.path(), &["--store", ro, "gc", "--json"]);
     assert_eq!(gc.assert_ok("gc").json()["worktrees_pruned"], 1);
 }
+
+#[test]
+fn checkout_pull_pulls_into_the_destinations_filesystem_when_only_another_filesystems_store_has_it()
+{
+    let (Some(a), Some(b), Some(b_mount)) = (
+        scratch(Fs::Xfs),
+        scratch(Fs::Xfs2),
+        cowtree_testutil::mount(Fs::Xfs2),
+    ) else {
+        return;
+    };
+    let env = Env::new();
+    // B's store is its mount's, which other tests use too: names of this test's own.
+    let run_name = b.path().file_name().unwrap().to_str().unwrap().to_string();
+    let (v1, v2) = (format!("{run_name}-v1"), format!("{run_name}-v2"));
+    let sa = a.path().join("store");
+    let s = sa.to_str().unwrap();
+    write_tree(&a.path().join("src"));
+    env.run(a.path(), &["--store", s, "snapshot", "src", "--name", &v1])
+        .assert_ok("snapshot v1");
+    fs::write(a.path().join("src/c"), b"third\n").unwrap();
+    env.run(a.path(), &["--store", s, "snapshot", "src", "--name", &v2])
+        .assert_ok("snapshot v2");
+    let remote = a.path().join("remote");
+    fs::create_dir(&remote).unwrap();
+    let url = format!("file://{}", remote.display());
+    env.run(a.path(), &["--store", s, "remote", "add", "origin", &url])
+        .assert_ok("remote add in A's store");
+    env.run(a.path(), &["--store", s, "push", &v1])
+        .assert_ok("push");
+    // B's filesystem's store knows the remote, but not v1.
+    let sb = fs::canonicalize(&b_mount).unwrap().join(".cowtree-store");
+    let remote_name = format!("o-{run_name}");
+    env.run(b.path(), &["remote", "add", &remote_name, &url])
+        .assert_ok("remote add on B's filesystem");
+    assert!(sb.join("format").is_file(), "B's store");
+
+    // v1 is in A's store (on another filesystem): --pull fetches it into B's store, and the
+    // checkout clones from there.
+    let co = env.run(
+        b.path(),
+        &[
+            "checkout",
+            "--json",
+            "--pull",
+            "--remote",
+            &remote_name,
+            &v1,
+            "wt",
+        ],
+    );
+    let v = co.assert_ok("checkout --pull").json();
+    assert_eq!(v["store"], sb.to_str().unwrap(), "{v}");
+    let names = env.run(b.path(), &["--store", sb.to_str().unwrap(), "ls", "--json"]);
+    assert!(
+        names.assert_ok("ls").stdout.contains(&v1),
+        "pulled: {}",
+        names.stdout
+    );
+    assert_eq!(
+        (v["cloned"].as_u64(), v["copied"].as_u64()),
+        (Some(2), Some(0))
+    );
+    assert_eq!(v["cross_device"], false);
+    // Without --pull, a snapshot only A's store has is checked out from there, copied, as
+    // the warning says.
+    let co = env.run(b.path(), &["checkout", "--json", &v2, "wt2"]);
+    let v = co
+        .assert_ok("checkout from another filesystem's store")
+        .json();
+    assert_eq!(v["store"], sa.to_str().unwrap(), "{v}");
+    assert_eq!(
+        (v["cross_device"].as_bool(), v["copied"].as_u64()),
+        (Some(true), Some(3))
+    );
+    assert!(co.stderr.contains("different filesystem"), "{}", co.stderr);
+    // A snapshot no store has: not found (exit 8), naming the stores searched.
+    let nosuch = format!("{run_name}-nosuch");
+    let none = env.run(b.path(), &["checkout", &nosuch, "wt3"]);
+    assert_eq!(none.code(), Some(8), "{}", none.stderr);
+    assert!(
+        none.stderr
+            .contains(&format!("no snapshot {nosuch:?} in any known store"))
+            && none.stderr.contains(sb.to_str().unwrap())
+            && none.stderr.contains(sa.to_str().unwrap()),
+        "{}",
+        none.stderr
+    );
+    assert!(!b.path().join("wt3").exists());
+}

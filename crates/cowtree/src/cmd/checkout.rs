@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use cowtree_store::checkout::{CheckoutMode, CheckoutOptions};
 use serde_json::json;
 
-use crate::cmd::{StoreOpt, print_json, store_with_snapshot};
+use crate::cmd::{StoreOpt, checkout_store, print_json};
 use crate::exit::{CmdResult, Exit};
 use crate::units::{bytes, count, secs};
 
@@ -21,7 +21,10 @@ use crate::units::{bytes, count, secs};
 ///
 /// Without --store, the snapshot is looked up in the store of DST's filesystem, then in the
 /// other known stores. If the store is on another filesystem than DST, files are copied:
-/// --mode auto warns before starting, --mode clone refuses (exit 3).
+/// --mode auto warns before starting, --mode clone refuses (exit 3). With --pull, a snapshot
+/// that the store of DST's filesystem (or the one named) lacks is pulled into it first, even
+/// when a store on another filesystem has it, so that the checkout clones. A snapshot found
+/// nowhere exits 8, naming the stores searched.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   cowtree checkout v1 /work/app-a              # a worktree of the snapshot named v1
@@ -51,7 +54,8 @@ pub struct Args {
     store: StoreOpt,
     #[command(flatten)]
     jobs: crate::cmd::JobsOpt,
-    /// When this store lacks SNAPSHOT, pull it from a remote first (see `cowtree pull`).
+    /// When the store of DST's filesystem (or the one named) lacks SNAPSHOT, pull it into that
+    /// store from a remote first (see `cowtree pull`).
     #[arg(long)]
     pull: bool,
     /// The remote for --pull (default: origin, else the only one configured).
@@ -89,12 +93,11 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     args.jobs.apply();
     let opt = args.store.clone().or(top);
     let quiet = args.quiet;
-    let (store, id) = match store_with_snapshot(&opt, &args.dst, &args.snapshot, quiet) {
-        Ok(found) => found,
-        // Not in any store here: pull it into the store for DST's filesystem.
-        Err(e) if args.pull && e.is_not_found() => {
-            let parent = crate::cmd::parent_of(&args.dst);
-            let store = crate::cmd::store_for_tree(&opt, &parent, quiet)?;
+    // Where the snapshot comes from is the library's decision (`cowtree_store::source`): with
+    // --pull, a snapshot the store of DST's filesystem lacks is pulled into it.
+    let (store, id) = match checkout_store(&opt, &args.dst, &args.snapshot, args.pull, quiet)? {
+        (store, Some(id)) => (store, id),
+        (store, None) => {
             let id = crate::cmd::pull::pull_for_checkout(
                 &store,
                 args.remote.as_deref(),
@@ -103,7 +106,6 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             )?;
             (store, id)
         }
-        Err(e) => return Err(e),
     };
     let opts = CheckoutOptions {
         mode: match args.mode {

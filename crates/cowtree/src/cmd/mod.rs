@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use cowtree_store::Store;
 use cowtree_store::discover::{self, Choice, Reason};
+use cowtree_store::source::Source;
 use cowtree_worktree::Worktree;
 
 use crate::exit::CliError;
@@ -109,14 +110,6 @@ pub fn cwd() -> Result<PathBuf, CliError> {
     std::env::current_dir().map_err(|e| CliError::new(format!("current directory: {e}")))
 }
 
-/// The directory a new `dst` will be created in (`.` for a bare name).
-pub fn parent_of(dst: &Path) -> PathBuf {
-    match dst.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
 /// The per-filesystem choice for `tree`, as a reason sentence for a new store.
 fn created_because(choice: &Choice, tree: &Path) -> String {
     match choice.reason {
@@ -150,47 +143,34 @@ pub fn store_here(opt: &StoreOpt) -> Result<Store, CliError> {
     open_existing(&discover::store_here(&cwd()?)?)
 }
 
-/// The store that has snapshot `snapshot`, for a checkout to `dst`: the explicit one (created
-/// if missing), else the first of the store of `dst`'s filesystem, the known stores and the
-/// default one that has it.
-pub fn store_with_snapshot(
+/// Where a checkout to `dst` gets `snapshot`, as `cowtree_store::source` decides: the store
+/// that has it, opened, with its id; or, when `pull` allows one and the store that should
+/// serve the checkout lacks it, the store to pull it into (created when missing, saying why,
+/// unless `quiet`) and no id.
+pub fn checkout_store(
     opt: &StoreOpt,
     dst: &Path,
     snapshot: &str,
+    pull: bool,
     quiet: bool,
-) -> Result<(Store, cowtree_store::Hash), CliError> {
-    if opt.explicit().is_some() {
-        let store = store_for_tree(opt, dst, quiet)?;
-        let id = cowtree_store::refs::resolve(&store, snapshot)?;
-        return Ok((store, id));
-    }
-    let list = discover::candidates(dst);
-    let mut first_err = None;
-    for root in &list {
-        let store = open_existing(root)?;
-        match cowtree_store::refs::resolve(&store, snapshot) {
-            Ok(id) => return Ok((store, id)),
-            // Another store may have it; anything else (an ambiguous prefix, a damaged ref,
-            // an I/O error) is this store's answer.
-            Err(e) if e.is_not_found() => {
-                first_err.get_or_insert(e);
-            }
-            Err(e) => return Err(e.into()),
+) -> Result<(Store, Option<cowtree_store::Hash>), CliError> {
+    let named = opt.explicit();
+    let source = cowtree_store::source::checkout_source(
+        named.as_ref().map(|(p, _)| p.as_path()),
+        dst,
+        snapshot,
+        pull,
+    )?;
+    Ok(match source {
+        Source::Store { root, id, .. } => (open_existing(&root)?, Some(id)),
+        Source::Pull { into, choice } => {
+            let why = match (&choice, &named) {
+                (Some(c), _) => created_because(c, dst),
+                (None, Some((_, by))) => format!("named by {by}"),
+                (None, None) => "to pull into".to_string(),
+            };
+            (open_for_write(&into, &why, quiet)?, None)
         }
-    }
-    Err(match first_err {
-        Some(e) if list.len() == 1 => e.into(),
-        Some(_) => CliError::not_found(format!(
-            "no snapshot {snapshot:?} in any known store ({})",
-            list.iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-        None => CliError::not_found(format!(
-            "no store found for {} (record a tree first with `cowtree snapshot DIR`)",
-            dst.display()
-        )),
     })
 }
 
