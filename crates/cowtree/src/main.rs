@@ -122,6 +122,7 @@ enum Command {
     Push(cmd::push::Args),
     Pull(cmd::pull::Args),
     Git(cmd::git::Args),
+    Hook(cmd::hook::Args),
 }
 
 /// The command's name, for messages.
@@ -149,6 +150,7 @@ fn name(c: &Command) -> &'static str {
         Command::Push(_) => "push",
         Command::Pull(_) => "pull",
         Command::Git(_) => "git worktree add",
+        Command::Hook(_) => "hook",
     }
 }
 
@@ -161,6 +163,7 @@ fn storeless(c: &Command) -> Option<&'static str> {
         Command::Dedupe(_) => Some("dedupe"),
         Command::Stores(_) => Some("stores"),
         Command::Git(_) => Some("git"),
+        Command::Hook(_) => Some("hook"),
         _ => None,
     }
 }
@@ -206,7 +209,9 @@ fn main() -> ExitCode {
         Command::Clone(args) => cmd::clone::expect_interrupt(args),
         Command::Checkout(args) => cmd::checkout::expect_interrupt(args),
         Command::Snapshot(_) => cmd::snapshot::expect_interrupt(),
-        Command::Git(_) => interrupt::expect(interrupt::Leftover::Call(cowtree_git::abort_all)),
+        Command::Git(_) | Command::Hook(_) => {
+            interrupt::expect(interrupt::Leftover::Call(cowtree_git::abort_all))
+        }
         _ => {}
     }
     interrupt::install(name(&cli.command));
@@ -258,6 +263,7 @@ fn main() -> ExitCode {
         Command::Push(args) => cmd::push::run(args, top),
         Command::Pull(args) => cmd::pull::run(args, top),
         Command::Git(args) => cmd::git::run(args),
+        Command::Hook(args) => cmd::hook::run(args),
     };
     interrupt::hold_if_stopping();
     match result {

@@ -1101,3 +1101,88 @@ fn untracked_cache_and_fsmonitor_data_are_not_carried_into_dst_index() {
     assert_index_matches_lstat(&dst);
     assert_status_clean(&dst);
 }
+
+/// `cowtree git worktree remove` of a worktree that is a btrfs subvolume: deleted as a subvolume
+/// when git would remove it, refused with git's own message when git refuses (changes without
+/// -f, locked without -f -f), and git's registration removed as git removes it.
+#[test]
+fn remove_of_a_subvolume_worktree_deletes_the_subvolume_after_git_checks() {
+    use cowtree_fs::dir::Dir;
+    use cowtree_fs::subvolume::{self, At};
+    let Some(dir) = scratch(Fs::Btrfs) else {
+        return;
+    };
+    let src = make_repo(dir.path());
+    let run = |args: &[&str]| {
+        bin()
+            .current_dir(&src)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .args(["git", "worktree", "remove"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let parent = Dir::open(dir.path()).unwrap();
+    let make = |name: &str| -> PathBuf {
+        subvolume::create(At::new(&parent, dir.path()), OsStr::new(name)).unwrap();
+        let p = dir.path().join(name);
+        // git accepts an empty directory as DST.
+        git(
+            &src,
+            &["worktree", "add", "-q", "--detach", p.to_str().unwrap()],
+        );
+        let d = Dir::open(&p).unwrap();
+        assert!(subvolume::is_root(At::new(&d, &p)).unwrap());
+        p
+    };
+
+    let clean = make("sub-clean");
+    let out = run(&[clean.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!clean.exists());
+    assert!(!git(&src, &["worktree", "list", "--porcelain"]).contains("sub-clean"));
+    assert!(!src.join(".git/worktrees/sub-clean").exists());
+
+    // Changes: git's refusal, and the subvolume stays; -f removes it.
+    let dirty = make("sub-dirty");
+    fs::write(dirty.join("d0/sub0/f0.txt"), "changed\n").unwrap();
+    let out = run(&[dirty.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("contains modified or untracked files"),
+        "{err}"
+    );
+    assert!(dirty.join("d0/sub0/f0.txt").exists());
+    let out = run(&["-f", dirty.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dirty.exists());
+
+    // Locked: refused with -f, removed with -f -f.
+    let locked = make("sub-locked");
+    git(&src, &["worktree", "lock", locked.to_str().unwrap()]);
+    let out = run(&["-f", locked.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("locked"));
+    assert!(locked.join(".git").exists());
+    let out = run(&["-f", "-f", locked.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!locked.exists());
+    git(&src, &["worktree", "prune"]);
+    assert_eq!(git(&src, &["worktree", "list"]).lines().count(), 1);
+    let fsck = git_cmd(&src).args(["fsck"]).output().unwrap();
+    assert!(fsck.status.success());
+}

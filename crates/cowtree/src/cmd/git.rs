@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
@@ -109,6 +109,21 @@ pub fn run_git_worktree(sub: &str, args: &[OsString], json: bool) -> ExitCode {
 
 /// [`run_git_worktree`], returning the exit status.
 fn git_worktree(sub: &str, args: &[OsString], json: bool) -> u8 {
+    if sub == "remove"
+        && let Ok(here) = std::env::current_dir()
+        && let Some(r) = remove_subvolume(&here, args)
+    {
+        return match r {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("cowtree: {e}");
+                if json {
+                    println!("{}", e.to_json());
+                }
+                e.exit_code()
+            }
+        };
+    }
     let mut cmd = Command::new("git");
     cmd.arg("worktree").arg(sub).args(args);
     if !json {
@@ -136,6 +151,118 @@ fn git_worktree(sub: &str, args: &[OsString], json: bool) -> u8 {
         );
     }
     code as u8
+}
+
+/// `git worktree remove ARGS...` run in `here`, as [`run_git_worktree`] runs it (a worktree
+/// that is a btrfs subvolume is deleted in O(1) where permitted); its exit status.
+pub fn remove_worktree(here: &Path, args: &[OsString]) -> Result<u8, CliError> {
+    if let Some(r) = remove_subvolume(here, args) {
+        return r.map(|()| 0);
+    }
+    let status = Command::new("git")
+        .current_dir(here)
+        .args(["worktree", "remove"])
+        .args(args)
+        .stdout(Stdio::from(
+            std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?,
+        ))
+        .status()
+        .map_err(|e| CliError::new(format!("cannot run `git worktree remove`: {e}")))?;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)) as u8)
+}
+
+/// `git worktree remove [-f]... WORKTREE` of a worktree whose directory is the root of a btrfs
+/// subvolume, when git would remove it: the subvolume is deleted by the filesystem layer (one
+/// ioctl where permitted, else its tree removed) and git's registration removed as git removes
+/// it. `None` (git does it all) for any other case, and for every case git refuses (locked
+/// without `-f -f`, changes or untracked files without `-f`, a submodule, the main worktree, an
+/// inconsistent registration): git's own command then says why, as it would.
+fn remove_subvolume(here: &Path, args: &[OsString]) -> Option<Result<(), CliError>> {
+    let mut force = 0;
+    let mut target = None;
+    let mut options_done = false;
+    for a in args {
+        let s = a.to_str()?;
+        match s {
+            "--" if !options_done => options_done = true,
+            "-f" | "--force" if !options_done => force += 1,
+            // `-ff` counts twice; any other option is git's to read.
+            f if !options_done && f.len() > 2 && f[1..].bytes().all(|b| b == b'f') => {
+                force += f.len() - 1
+            }
+            f if !options_done && f.len() > 1 && f.starts_with('-') => return None,
+            p if target.is_none() => target = Some(PathBuf::from(p)),
+            _ => return None,
+        }
+    }
+    let path = here.join(target?).canonicalize().ok()?;
+    let (parent, name) = (path.parent()?.to_path_buf(), path.file_name()?.to_owned());
+    let parent_dir = cowtree_fs::dir::Dir::open(&parent).ok()?;
+    let dir = parent_dir.open_dir(&name).ok()?;
+    if !cowtree_fs::subvolume::is_root(cowtree_fs::subvolume::At::new(&dir, &path)).ok()? {
+        return None;
+    }
+    // The registration this worktree's `.git` names, and that names it back.
+    let dotgit = std::fs::read_to_string(path.join(".git")).ok()?;
+    let admin = PathBuf::from(dotgit.strip_prefix("gitdir: ")?.trim_end_matches('\n'));
+    let back = std::fs::read_to_string(admin.join("gitdir")).ok()?;
+    if Path::new(back.trim_end_matches('\n')) != path.join(".git")
+        || admin.join("locked").exists() && force < 2
+    {
+        return None;
+    }
+    let listed = cowtree_git::branch::git(here)
+        .args(["worktree", "list", "--porcelain"])
+        .output()
+        .ok()?;
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    let first = listed.lines().next()?.strip_prefix("worktree ")?;
+    if Path::new(first) == path
+        || !listed
+            .lines()
+            .any(|l| l.strip_prefix("worktree ").map(Path::new) == Some(&path))
+    {
+        return None;
+    }
+    if force == 0 {
+        let gitlinks = cowtree_git::branch::git(&path)
+            .args(["ls-files", "--stage"])
+            .output()
+            .ok()?;
+        if !gitlinks.status.success()
+            || String::from_utf8_lossy(&gitlinks.stdout)
+                .lines()
+                .any(|l| l.starts_with("160000 "))
+        {
+            return None;
+        }
+        let status = cowtree_git::branch::git(&path)
+            .args(["status", "--porcelain", "--ignore-submodules=none"])
+            .output()
+            .ok()?;
+        if !status.status.success() || !status.stdout.is_empty() {
+            return None;
+        }
+    }
+    drop(dir);
+    let parent_at = cowtree_fs::subvolume::At::new(&parent_dir, &parent);
+    Some(match cowtree_fs::subvolume::delete(parent_at, &name) {
+        Ok(_) => std::fs::remove_dir_all(&admin)
+            .map_err(|e| {
+                CliError::new(format!("remove {}: {e}", admin.display()))
+                    .kind(Kind::Io)
+                    .path(&admin)
+            })
+            .map(|()| {
+                // As git: the `worktrees` directory goes when it is empty.
+                if let Some(w) = admin.parent() {
+                    let _ = std::fs::remove_dir(w);
+                }
+            }),
+        Err(e) => Err(CliError::new(e.to_string()).kind(Kind::Io).path(&path)),
+    })
 }
 
 /// git's `fatal:` or `error:` line (its reason, without the prefix), else its last line.

@@ -6,6 +6,7 @@ pub mod dedupe;
 pub mod du;
 pub mod gc;
 pub mod git;
+pub mod hook;
 pub mod ls;
 pub mod probe;
 pub mod pull;

@@ -1,0 +1,577 @@
+//! `cowtree hook claude-code worktree-create|worktree-remove|install`: Claude Code's
+//! `WorktreeCreate` and `WorktreeRemove` hooks, and installing them in its settings.
+//!
+//! Claude Code runs a `WorktreeCreate` hook instead of its own `git worktree add` when one is
+//! configured: the hook gets a JSON payload on stdin and must print the new worktree's absolute
+//! path, alone, on stdout; any non-zero exit fails the creation. `WorktreeRemove` gets the
+//! worktree's path (`worktree_path`). The payload's field names have differed between Claude
+//! Code versions; every variant is read here (see docs/git.md, "Claude Code").
+
+use std::io::{IsTerminal, Read};
+use std::path::{Component, Path, PathBuf};
+
+use cowtree_git::{AddOptions, BranchChoice};
+use serde::de::{MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq};
+
+use crate::exit::{CliError, CmdResult, Exit, Kind};
+
+/// Hook handlers for agent tools.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  cowtree hook claude-code install             # add both hooks to .claude/settings.local.json
+  cowtree hook claude-code install --user      # ... or to ~/.claude/settings.json
+  echo '{\"name\":\"t1\",\"cwd\":\"/src/app\"}' | cowtree hook claude-code worktree-create")]
+pub struct Args {
+    #[command(subcommand)]
+    tool: Tool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Tool {
+    /// Claude Code's WorktreeCreate and WorktreeRemove hooks.
+    ClaudeCode(ClaudeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ClaudeArgs {
+    #[command(subcommand)]
+    event: Event,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Event {
+    /// The WorktreeCreate hook: reads Claude Code's payload on stdin, makes the worktree
+    /// (`cowtree git worktree add`) and prints its absolute path, alone, on stdout.
+    ///
+    /// The payload's fields: `name` or `worktree_name` (the worktree's name, also its new
+    /// branch's), `cwd` or `base_path` (a directory in the repository; default: the current
+    /// directory), `base_commit` or `base_ref` (what the branch starts from; default: HEAD),
+    /// `worktree_path` (where to make it; default: `<repository>/.claude/worktrees/<name>`).
+    /// Other fields are ignored. Progress and warnings go to stderr.
+    WorktreeCreate,
+    /// The WorktreeRemove hook: reads the payload (`worktree_path`) on stdin and removes that
+    /// worktree as `git worktree remove` does (refused while it has changes).
+    WorktreeRemove,
+    /// Adds the WorktreeCreate and WorktreeRemove hooks to Claude Code's settings, leaving every
+    /// other entry as it is; says what it changed. Running it again changes nothing.
+    Install(InstallArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct InstallArgs {
+    /// The project's local settings, `<repository>/.claude/settings.local.json` (the default).
+    #[arg(long, conflicts_with = "user")]
+    project: bool,
+    /// The user's settings, ~/.claude/settings.json.
+    #[arg(long)]
+    user: bool,
+    /// Print one JSON object: settings (the file), added and present (the hook events).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> CmdResult {
+    match args.tool {
+        Tool::ClaudeCode(c) => match c.event {
+            Event::WorktreeCreate => create(),
+            Event::WorktreeRemove => remove(),
+            Event::Install(a) => install(&a),
+        },
+    }
+}
+
+/// The first of `keys` whose value in `v` is a non-empty string.
+fn field<'a>(v: &'a serde_json::Value, keys: &[&str]) -> Option<&'a str> {
+    keys.iter()
+        .find_map(|k| v.get(*k).and_then(|x| x.as_str()))
+        .filter(|s| !s.is_empty())
+}
+
+/// The payload on stdin, as JSON.
+fn payload() -> Result<serde_json::Value, CliError> {
+    let mut stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Err(CliError::new(
+            "no payload: the hook reads Claude Code's JSON payload on stdin",
+        )
+        .kind(Kind::Usage));
+    }
+    let mut text = String::new();
+    stdin
+        .read_to_string(&mut text)
+        .map_err(|e| CliError::new(format!("read the payload on stdin: {e}")).kind(Kind::Io))?;
+    if text.trim().is_empty() {
+        return Err(CliError::new(
+            "no payload: stdin was empty (the hook reads Claude Code's JSON payload)",
+        )
+        .kind(Kind::Usage));
+    }
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        CliError::new(format!("the payload on stdin is not JSON ({e})")).kind(Kind::Usage)
+    })?;
+    if !v.is_object() {
+        return Err(CliError::new("the payload on stdin is not a JSON object").kind(Kind::Usage));
+    }
+    Ok(v)
+}
+
+/// The repository directory the payload names (`cwd`, `base_path`), else the current one.
+fn payload_dir(v: &serde_json::Value) -> Result<PathBuf, CliError> {
+    match field(v, &["cwd", "base_path"]) {
+        Some(d) => Ok(PathBuf::from(d)),
+        None => crate::cmd::cwd(),
+    }
+}
+
+/// A worktree name usable as a path below `.claude/worktrees`: relative, no `..`.
+fn check_name(name: &str) -> Result<(), CliError> {
+    let p = Path::new(name);
+    if name.is_empty()
+        || name.contains('\0')
+        || p.components().any(|c| !matches!(c, Component::Normal(_)))
+    {
+        return Err(CliError::new(format!(
+            "worktree name {name:?}: not a plain relative name (no '..', no leading '/')"
+        ))
+        .kind(Kind::Usage));
+    }
+    Ok(())
+}
+
+/// The top of the worktree containing `dir` (`git rev-parse --show-toplevel`).
+fn toplevel(dir: &Path) -> Result<PathBuf, CliError> {
+    let out = cowtree_git::branch::git(dir)
+        .args(["rev-parse", "--show-toplevel"])
+        .output()
+        .map_err(|e| CliError::new(format!("run git in {}: {e}", dir.display())))?;
+    if !out.status.success() {
+        let msg = crate::cmd::git::git_message(&String::from_utf8_lossy(&out.stderr))
+            .unwrap_or_else(|| "not a git repository".into());
+        return Err(CliError::new(format!("{}: {msg}", dir.display()))
+            .kind(Kind::NotFound)
+            .path(dir));
+    }
+    let s = String::from_utf8_lossy(&out.stdout);
+    Ok(PathBuf::from(s.trim_end_matches('\n')))
+}
+
+fn create() -> CmdResult {
+    let v = payload()?;
+    let name = field(&v, &["name", "worktree_name"]);
+    let path = field(&v, &["worktree_path"]);
+    if name.is_none() && path.is_none() {
+        return Err(CliError::new(
+            "the payload names no worktree (no \"name\", \"worktree_name\" or \"worktree_path\")",
+        )
+        .kind(Kind::Usage));
+    }
+    let dir = payload_dir(&v)?;
+    let dst = match (path, name) {
+        (Some(p), _) => PathBuf::from(p),
+        (None, Some(n)) => {
+            check_name(n)?;
+            toplevel(&dir)?.join(".claude/worktrees").join(n)
+        }
+        (None, None) => unreachable!("refused above"),
+    };
+    let branch_name = match name {
+        Some(n) => n.to_owned(),
+        None => dst
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let opts = AddOptions {
+        commit: field(&v, &["base_commit", "base_ref"]).map(str::to_owned),
+        branch: BranchChoice::New(branch_name),
+        quiet: true,
+        run_registry: crate::cmd::git::run_registry(),
+        ..AddOptions::new(dir, dst)
+    };
+    let report = cowtree_git::add(&opts).map_err(crate::cmd::git::git_error)?;
+    // stdout is Claude Code's: the path alone. People read stderr.
+    eprintln!(
+        "cowtree: worktree {} on branch {}: {} entries, {} cloned, {} from objects",
+        report.dst.display(),
+        match &report.head {
+            cowtree_git::HeadReport::Branch { name, .. }
+            | cowtree_git::HeadReport::Unborn { name } => name.as_str(),
+            cowtree_git::HeadReport::Detached => "(detached)",
+        },
+        report.entries,
+        report.cloned,
+        report.from_objects
+    );
+    if let Some((cause, first)) = &report.fallback {
+        eprintln!(
+            "cowtree: files were copied, not reflinked: {} (first: {})",
+            cause.describe(),
+            first.display()
+        );
+    }
+    if let Some(code) = report.hook {
+        return Err(CliError::new(format!(
+            "the post-checkout hook failed (exit {code}); the worktree {} is in place",
+            report.dst.display()
+        ))
+        .path(&report.dst));
+    }
+    println!("{}", report.dst.display());
+    Ok(Exit::Ok)
+}
+
+fn remove() -> CmdResult {
+    let v = payload()?;
+    let Some(path) = field(&v, &["worktree_path", "path"]) else {
+        return Err(
+            CliError::new("the payload names no worktree (no \"worktree_path\")").kind(Kind::Usage),
+        );
+    };
+    // git finds the repository from the worktree itself (its `.git` file); from the payload's
+    // directory when the worktree is gone.
+    let here = if Path::new(path).is_dir() {
+        PathBuf::from(path)
+    } else {
+        payload_dir(&v)?
+    };
+    let code = crate::cmd::git::remove_worktree(&here, &[path.into()])?;
+    if code != 0 {
+        return Err(CliError::with_code(
+            format!("`git worktree remove {path}` failed (exit {code}); see git's message above"),
+            code,
+        )
+        .kind(Kind::Refused)
+        .path(path));
+    }
+    Ok(Exit::Ok)
+}
+
+/// An order-keeping JSON value: Claude Code's settings are rewritten with every key where it
+/// was (serde_json's own map sorts them).
+#[derive(Debug, Clone, PartialEq)]
+enum Json {
+    Object(Vec<(String, Json)>),
+    Array(Vec<Json>),
+    Scalar(serde_json::Value),
+}
+
+impl Json {
+    fn get_mut(&mut self, key: &str) -> Option<&mut Json> {
+        match self {
+            Json::Object(m) => m.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The object member `key`, created as `default` when absent.
+    fn entry(&mut self, key: &str, default: Json) -> Option<&mut Json> {
+        let Json::Object(m) = self else { return None };
+        if !m.iter().any(|(k, _)| k == key) {
+            m.push((key.to_owned(), default));
+        }
+        self.get_mut(key)
+    }
+
+    /// Every `command` string in this value.
+    fn commands(&self, out: &mut Vec<String>) {
+        match self {
+            Json::Object(m) => {
+                for (k, v) in m {
+                    match v {
+                        Json::Scalar(serde_json::Value::String(s)) if k == "command" => {
+                            out.push(s.clone())
+                        }
+                        _ => v.commands(out),
+                    }
+                }
+            }
+            Json::Array(a) => a.iter().for_each(|v| v.commands(out)),
+            Json::Scalar(_) => {}
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Json {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Json;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Json, A::Error> {
+                let mut m = Vec::new();
+                while let Some((k, v)) = a.next_entry::<String, Json>()? {
+                    m.push((k, v));
+                }
+                Ok(Json::Object(m))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Json, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = a.next_element::<Json>()? {
+                    v.push(x);
+                }
+                Ok(Json::Array(v))
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Json, E> {
+                Ok(Json::Scalar(b.into()))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Json, E> {
+                Ok(Json::Scalar(n.into()))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Json, E> {
+                Ok(Json::Scalar(n.into()))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Json, E> {
+                Ok(Json::Scalar(n.into()))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Json, E> {
+                Ok(Json::Scalar(s.into()))
+            }
+            fn visit_unit<E>(self) -> Result<Json, E> {
+                Ok(Json::Scalar(serde_json::Value::Null))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl serde::Serialize for Json {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Json::Object(m) => {
+                let mut map = s.serialize_map(Some(m.len()))?;
+                for (k, v) in m {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+            Json::Array(a) => {
+                let mut seq = s.serialize_seq(Some(a.len()))?;
+                for v in a {
+                    seq.serialize_element(v)?;
+                }
+                seq.end()
+            }
+            Json::Scalar(v) => v.serialize(s),
+        }
+    }
+}
+
+/// The command Claude Code runs for `event`: `cowtree ...` when the `cowtree` on PATH is this
+/// program, else this program's absolute path.
+fn hook_command(event: &str) -> String {
+    let me = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.canonicalize().ok());
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("cowtree"))
+            .find(|p| p.is_file())
+            .and_then(|p| p.canonicalize().ok())
+    });
+    let program = match (&me, &on_path) {
+        (Some(me), Some(p)) if me == p => "cowtree".to_owned(),
+        (Some(me), _) => shell_quote(&me.to_string_lossy()),
+        (None, _) => "cowtree".to_owned(),
+    };
+    format!("{program} hook claude-code {event}")
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// Adds a hook entry for each event to `settings` unless one running `cowtree hook
+/// claude-code <event>` is there. Returns the events added and those already present.
+fn merge_hooks(
+    settings: &mut Json,
+    command: impl Fn(&str) -> String,
+) -> (Vec<String>, Vec<String>) {
+    let (mut added, mut present) = (Vec::new(), Vec::new());
+    let hooks = settings
+        .entry("hooks", Json::Object(Vec::new()))
+        .expect("settings are an object");
+    for (event, sub) in [
+        ("WorktreeCreate", "worktree-create"),
+        ("WorktreeRemove", "worktree-remove"),
+    ] {
+        let Some(list) = hooks.entry(event, Json::Array(Vec::new())) else {
+            continue;
+        };
+        let mut cmds = Vec::new();
+        list.commands(&mut cmds);
+        if cmds
+            .iter()
+            .any(|c| c.trim_end().ends_with(&format!("hook claude-code {sub}")))
+        {
+            present.push(event.to_owned());
+            continue;
+        }
+        if let Json::Array(a) = list {
+            // Worktree events take no matcher.
+            a.push(Json::Object(vec![(
+                "hooks".into(),
+                Json::Array(vec![Json::Object(vec![
+                    ("type".into(), Json::Scalar("command".into())),
+                    ("command".into(), Json::Scalar(command(sub).into())),
+                ])]),
+            )]));
+            added.push(event.to_owned());
+        }
+    }
+    (added, present)
+}
+
+fn install(a: &InstallArgs) -> CmdResult {
+    let file = if a.user {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| CliError::new("HOME is not set: cannot find ~/.claude/settings.json"))?;
+        PathBuf::from(home).join(".claude/settings.json")
+    } else {
+        toplevel(&crate::cmd::cwd()?)?.join(".claude/settings.local.json")
+    };
+    let mut settings = match std::fs::read(&file) {
+        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Json::Object(Vec::new()),
+        Ok(bytes) => serde_json::from_slice::<Json>(&bytes).map_err(|e| {
+            CliError::new(format!(
+                "{}: not valid JSON ({e}); left as it is",
+                file.display()
+            ))
+            .path(&file)
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Json::Object(Vec::new()),
+        Err(e) => {
+            return Err(CliError::new(format!("read {}: {e}", file.display()))
+                .kind(Kind::Io)
+                .path(&file));
+        }
+    };
+    if !matches!(settings, Json::Object(_)) {
+        return Err(CliError::new(format!(
+            "{}: not a JSON object; left as it is",
+            file.display()
+        ))
+        .path(&file));
+    }
+    if matches!(settings.get_mut("hooks"), Some(h) if !matches!(h, Json::Object(_))) {
+        return Err(CliError::new(format!(
+            "{}: \"hooks\" is not an object; left as it is",
+            file.display()
+        ))
+        .path(&file));
+    }
+    let (added, present) = merge_hooks(&mut settings, hook_command);
+    if !added.is_empty() {
+        write_settings(&file, &settings)?;
+    }
+    if a.json {
+        crate::cmd::print_json(&serde_json::json!({
+            "settings": file, "added": added, "present": present,
+        }))?;
+    } else if added.is_empty() {
+        println!(
+            "{}: the WorktreeCreate and WorktreeRemove hooks are there already; nothing changed",
+            file.display()
+        );
+    } else {
+        println!(
+            "{}: added the {} hook{} (running `{}`){}",
+            file.display(),
+            added.join(" and "),
+            if added.len() > 1 { "s" } else { "" },
+            hook_command("..."),
+            if present.is_empty() {
+                String::new()
+            } else {
+                format!("; {} was there already", present.join(", "))
+            }
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+/// Writes `settings` to `file` (two-space indented, as Claude Code writes it) through a
+/// temporary file renamed over it; an existing file keeps its permission bits.
+fn write_settings(file: &Path, settings: &Json) -> Result<(), CliError> {
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        CliError::new(format!("{what} {}: {e}", p.display()))
+            .kind(Kind::Io)
+            .path(p)
+    };
+    let dir = file.parent().expect("a settings file has a directory");
+    std::fs::create_dir_all(dir).map_err(|e| io("create directory", dir, e))?;
+    let mut text = serde_json::to_string_pretty(settings)
+        .map_err(|e| CliError::new(format!("encode settings: {e}")))?;
+    text.push('\n');
+    let tmp = dir.join(format!(
+        ".{}.cowtree-tmp.{}",
+        file.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, text).map_err(|e| io("write", &tmp, e))?;
+    if let Ok(m) = std::fs::metadata(file) {
+        let _ = std::fs::set_permissions(&tmp, m.permissions());
+    }
+    std::fs::rename(&tmp, file).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io("rename into", file, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merged(text: &str) -> (String, Vec<String>) {
+        let mut s: Json = serde_json::from_str(text).unwrap();
+        let (added, _) = merge_hooks(&mut s, |sub| format!("cowtree hook claude-code {sub}"));
+        (serde_json::to_string(&s).unwrap(), added)
+    }
+
+    #[test]
+    fn install_keeps_every_other_entry_and_its_order() {
+        let (out, added) = merged(
+            r#"{"z":1,"permissions":{"allow":["Bash(ls)"]},"hooks":{"PreToolUse":[{"matcher":"Bash","hooks":[{"type":"command","command":"x"}]}]},"a":[true,null,2.5]}"#,
+        );
+        assert_eq!(added, ["WorktreeCreate", "WorktreeRemove"]);
+        assert_eq!(
+            out,
+            r#"{"z":1,"permissions":{"allow":["Bash(ls)"]},"hooks":{"PreToolUse":[{"matcher":"Bash","hooks":[{"type":"command","command":"x"}]}],"WorktreeCreate":[{"hooks":[{"type":"command","command":"cowtree hook claude-code worktree-create"}]}],"WorktreeRemove":[{"hooks":[{"type":"command","command":"cowtree hook claude-code worktree-remove"}]}]},"a":[true,null,2.5]}"#
+        );
+    }
+
+    #[test]
+    fn install_twice_changes_nothing_the_second_time() {
+        let (once, _) = merged("{}");
+        let (twice, added) = merged(&once);
+        assert!(added.is_empty());
+        assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn an_existing_hook_of_another_program_is_kept_beside_ours() {
+        let (out, added) = merged(
+            r#"{"hooks":{"WorktreeCreate":[{"hooks":[{"type":"command","command":"my-script"}]}]}}"#,
+        );
+        assert_eq!(added, ["WorktreeCreate", "WorktreeRemove"]);
+        assert!(out.contains("my-script") && out.contains("worktree-create"));
+    }
+
+    #[test]
+    fn names_that_leave_the_worktrees_directory_are_refused() {
+        assert!(check_name("agent-1a2b").is_ok());
+        assert!(check_name("team/task").is_ok());
+        for bad in ["../x", "/abs", "a/../../b", ".", ""] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}
