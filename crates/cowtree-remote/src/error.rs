@@ -38,7 +38,31 @@ pub enum Error {
         /// The bucket or directory.
         what: String,
     },
-    /// A snapshot, name or object the operation needs is not on the remote.
+    /// The snapshot asked for is not on the remote (no such name, id or id prefix there).
+    #[error("remote {remote}: {what}{}", listing(names, *more))]
+    NotFound {
+        /// The remote.
+        remote: String,
+        /// What is not there.
+        what: String,
+        /// Names the remote does have (the first ones, sorted).
+        names: Vec<String>,
+        /// How many more names it has.
+        more: usize,
+    },
+    /// The remote's server cannot be reached: a refused or timed out connection, a host name
+    /// that does not resolve. Nothing was sent.
+    #[error("remote {remote}: cannot connect to {endpoint}: {cause}")]
+    Unreachable {
+        /// The remote.
+        remote: String,
+        /// The endpoint (the URL of the server).
+        endpoint: String,
+        /// Why, in one line.
+        cause: String,
+    },
+    /// An object the operation needs (a pack, a manifest a name points at) is not on the
+    /// remote: its data is incomplete.
     #[error("remote {remote}: {what}")]
     Missing {
         /// The remote.
@@ -81,15 +105,30 @@ pub enum Error {
 /// Result with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// " (it has the names a, b, ... and N more)", or " (it has no names)".
+fn listing(names: &[String], more: usize) -> String {
+    if names.is_empty() {
+        return " (it has no names)".into();
+    }
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(" (it has the names {}{tail})", names.join(", "))
+}
+
 impl Error {
     /// The exit code the command line gives this error (documented in docs/remote.md):
     /// 1 other errors, 5 a name conflict, 6 access denied or missing bucket, 7 corrupt or
-    /// missing remote data.
+    /// missing remote data, 8 the snapshot asked for is not there.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Conflict { .. } => 5,
             Error::Auth { .. } | Error::NoBucket { .. } => 6,
             Error::Corrupt { .. } | Error::Missing { .. } => 7,
+            Error::NotFound { .. } => 8,
+            Error::Store(e) if e.is_snapshot_not_found() => 8,
             Error::Store(cowtree_store::Error::Strict(_)) => 3,
             _ => 1,
         }

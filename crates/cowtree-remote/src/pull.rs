@@ -90,12 +90,14 @@ pub fn pull(
     let _lock = store.lock_shared()?;
     remote.rt.block_on(async {
         if !remote.check_version(false).await? {
-            return Err(Error::Missing {
+            return Err(Error::NotFound {
                 remote: remote.name().to_string(),
                 what: format!(
                     "it holds no snapshots (no {} version file)",
                     remote.key(crate::remote::VERSION_KEY)
                 ),
+                names: Vec::new(),
+                more: 0,
             });
         }
         let mut wanted = Vec::new();
@@ -109,7 +111,7 @@ pub fn pull(
                 report.snapshots_skipped += 1;
                 continue;
             }
-            manifests.push((w.id, fetch_manifest(remote, &w.id).await?));
+            manifests.push((w.id, fetch_manifest(remote, w).await?));
         }
         let mut needs: Vec<Need> = Vec::new();
         let mut seen: HashSet<Hash> = HashSet::new();
@@ -188,12 +190,39 @@ fn blob_bytes(blobs: &[(Need, u64)]) -> u64 {
     blobs.iter().map(|(n, _)| n.size).sum()
 }
 
+/// The names on `remote`, sorted: the first [`NAMES_SHOWN`], and how many more there are.
+async fn names_on(remote: &Remote) -> Result<(Vec<String>, usize)> {
+    let mut names: Vec<String> = remote
+        .list("names/")
+        .await?
+        .into_iter()
+        .filter_map(|(k, _)| k.strip_prefix("names/").map(str::to_string))
+        .filter(|n| cowtree_store::refs::validate_name(n).is_ok())
+        .collect();
+    names.sort();
+    let more = names.len().saturating_sub(NAMES_SHOWN);
+    names.truncate(NAMES_SHOWN);
+    Ok((names, more))
+}
+
+/// How many of the remote's names a "not found" lists.
+const NAMES_SHOWN: usize = 20;
+
+/// "Not found on the remote", with the names it does have.
+async fn not_found(remote: &Remote, what: String) -> Error {
+    match names_on(remote).await {
+        Ok((names, more)) => Error::NotFound {
+            remote: remote.name().to_string(),
+            what,
+            names,
+            more,
+        },
+        Err(e) => e,
+    }
+}
+
 /// A full id, a name on the remote, or a unique id prefix.
 async fn resolve(remote: &Remote, what: &str) -> Result<Wanted> {
-    let missing = |w: String| Error::Missing {
-        remote: remote.name().to_string(),
-        what: w,
-    };
     if let Some(id) = Hash::from_hex(what) {
         return Ok(Wanted { id, name: None });
     }
@@ -211,7 +240,7 @@ async fn resolve(remote: &Remote, what: &str) -> Result<Wanted> {
         });
     }
     if !cowtree_store::hash::is_id_prefix(what) {
-        return Err(missing(format!("no snapshot named {what:?}")));
+        return Err(not_found(remote, format!("no snapshot named {what:?}")).await);
     }
     let lower = what.to_ascii_lowercase();
     let found: Vec<Hash> = remote
@@ -226,7 +255,11 @@ async fn resolve(remote: &Remote, what: &str) -> Result<Wanted> {
             id: *one,
             name: None,
         }),
-        [] => Err(missing(format!("no snapshot id starts with {what}"))),
+        [] => Err(not_found(
+            remote,
+            format!("no snapshot named {what:?} and no snapshot id starts with it"),
+        )
+        .await),
         _ => Err(Error::Config(format!(
             "remote {}: snapshot prefix {what} is ambiguous",
             remote.name()
@@ -234,12 +267,29 @@ async fn resolve(remote: &Remote, what: &str) -> Result<Wanted> {
     }
 }
 
-async fn fetch_manifest(remote: &Remote, id: &Hash) -> Result<Manifest> {
+/// The manifest of `w`: not there is "not found" for an id asked for, and missing data (the
+/// remote is damaged) for one a remote name points at.
+async fn fetch_manifest(remote: &Remote, w: &Wanted) -> Result<Manifest> {
+    let id = &w.id;
     let rel = format!("snapshots/{id}");
-    let bytes = remote.get(&rel).await?.ok_or_else(|| Error::Missing {
-        remote: remote.name().to_string(),
-        what: format!("snapshot {id} is not there (no {})", remote.key(&rel)),
-    })?;
+    let Some(bytes) = remote.get(&rel).await? else {
+        return Err(match &w.name {
+            None => {
+                not_found(
+                    remote,
+                    format!("no snapshot {id} (no {})", remote.key(&rel)),
+                )
+                .await
+            }
+            Some((name, _)) => Error::Missing {
+                remote: remote.name().to_string(),
+                what: format!(
+                    "name {name:?} points at snapshot {id}, which is not there (no {})",
+                    remote.key(&rel)
+                ),
+            },
+        });
+    };
     let corrupt = |detail: String| Error::Corrupt {
         remote: remote.name().to_string(),
         key: remote.key(&rel).to_string(),

@@ -31,6 +31,10 @@ pub const VERSION_TEXT: &str = "cowtree-remote 1\n";
 pub struct Remote {
     name: String,
     store: Arc<dyn ObjectStore>,
+    /// The same store, making each request once (see [`Remote::check_reachable`]).
+    probe: Arc<dyn ObjectStore>,
+    /// The server's URL, for messages.
+    endpoint: String,
     prefix: String,
     /// The bucket of an S3 remote, for messages.
     bucket: Option<String>,
@@ -76,51 +80,83 @@ impl Remote {
             .build()
             .map_err(|e| Error::Config(format!("remote {}: start the runtime: {e}", cfg.name)))?;
         let mut bucket_name = None;
-        let (store, prefix, file_root): (Arc<dyn ObjectStore>, String, Option<PathBuf>) =
-            match cfg.location()? {
-                Location::File(path) => {
-                    if !path.is_dir() {
-                        return Err(Error::NoBucket {
-                            remote: cfg.name.clone(),
-                            what: format!("directory {}", path.display()),
-                        });
-                    }
-                    let fs = LocalFileSystem::new_with_prefix(&path).map_err(|e| {
-                        Error::Config(format!("remote {}: {}: {e}", cfg.name, path.display()))
-                    })?;
-                    (Arc::new(fs), String::new(), Some(path))
+        let endpoint;
+        type Stores = (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>);
+        let ((store, probe), prefix, file_root): (Stores, String, Option<PathBuf>) = match cfg
+            .location()?
+        {
+            Location::File(path) => {
+                if !path.is_dir() {
+                    return Err(Error::NoBucket {
+                        remote: cfg.name.clone(),
+                        what: format!("directory {}", path.display()),
+                    });
                 }
-                Location::S3 { bucket, prefix } => {
-                    bucket_name = Some(bucket.clone());
-                    let mut b = AmazonS3Builder::from_env()
-                        .with_bucket_name(&bucket)
-                        .with_retry(retry_config())
-                        .with_client_options(client_options(cfg.endpoint.as_deref()));
-                    if let Some((key, secret)) = credentials {
-                        b = b.with_access_key_id(key).with_secret_access_key(secret);
-                    } else if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
-                        && let Some(c) = profile_credentials()
-                    {
-                        b = b.with_access_key_id(c.key).with_secret_access_key(c.secret);
-                        if let Some(t) = c.token {
-                            b = b.with_token(t);
-                        }
+                let fs = LocalFileSystem::new_with_prefix(&path).map_err(|e| {
+                    Error::Config(format!("remote {}: {}: {e}", cfg.name, path.display()))
+                })?;
+                endpoint = format!("file://{}", path.display());
+                let fs: Arc<dyn ObjectStore> = Arc::new(fs);
+                ((Arc::clone(&fs), fs), String::new(), Some(path))
+            }
+            Location::S3 { bucket, prefix } => {
+                bucket_name = Some(bucket.clone());
+                let mut b = AmazonS3Builder::from_env()
+                    .with_bucket_name(&bucket)
+                    .with_retry(retry_config())
+                    .with_client_options(client_options(cfg.endpoint.as_deref()));
+                if let Some((key, secret)) = credentials {
+                    b = b.with_access_key_id(key).with_secret_access_key(secret);
+                } else if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+                    && let Some(c) = profile_credentials()
+                {
+                    b = b.with_access_key_id(c.key).with_secret_access_key(c.secret);
+                    if let Some(t) = c.token {
+                        b = b.with_token(t);
                     }
-                    if let Some(e) = &cfg.endpoint {
-                        b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
-                    }
-                    if let Some(r) = &cfg.region {
-                        b = b.with_region(r);
-                    }
-                    let s3 = b.build().map_err(|e| {
-                        Error::Config(format!("remote {}: {}", cfg.name, flatten(&e)))
-                    })?;
-                    (Arc::new(s3), prefix, None)
                 }
-            };
+                if let Some(e) = &cfg.endpoint {
+                    b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+                }
+                if let Some(r) = &cfg.region {
+                    b = b.with_region(r);
+                }
+                endpoint = match &cfg.endpoint {
+                    Some(e) => e.clone(),
+                    None => format!(
+                        "the AWS S3 endpoint of bucket {bucket:?} (region {})",
+                        cfg.region
+                            .clone()
+                            .or_else(|| std::env::var("AWS_REGION").ok())
+                            .unwrap_or_else(|| "us-east-1".into())
+                    ),
+                };
+                let built = |b: AmazonS3Builder| {
+                    b.build()
+                        .map_err(|e| Error::Config(format!("remote {}: {}", cfg.name, flatten(&e))))
+                };
+                // The first request is made once, with a shorter connect timeout: a server
+                // that refuses the connection is said so at once, not after retries.
+                let probe = built(
+                    b.clone()
+                        .with_retry(RetryConfig {
+                            max_retries: 0,
+                            ..retry_config()
+                        })
+                        .with_client_options(
+                            client_options(cfg.endpoint.as_deref())
+                                .with_connect_timeout(PROBE_CONNECT_TIMEOUT),
+                        ),
+                )?;
+                let s3 = built(b)?;
+                ((Arc::new(s3), Arc::new(probe)), prefix, None)
+            }
+        };
         let remote = Remote {
             name: cfg.name.clone(),
             store,
+            probe,
+            endpoint,
             prefix,
             bucket: bucket_name,
             file_root,
@@ -131,10 +167,23 @@ impl Remote {
         Ok(remote)
     }
 
+    /// One listing of the prefix: the bucket exists and the credentials are accepted. Made
+    /// first without retries: a server that cannot be reached (a refused connection, a name
+    /// that does not resolve, a connect timeout) is [`Error::Unreachable`] at once; any other
+    /// failure is asked again with the retries every request gets (a busy server may answer
+    /// the second time).
     fn check_reachable(&self, cfg: &RemoteConfig) -> Result<()> {
         let key = self.key("");
         self.count(1);
-        let r = self.rt.block_on(self.store.list_with_delimiter(Some(&key)));
+        let first = self.rt.block_on(self.probe.list_with_delimiter(Some(&key)));
+        let r = match first {
+            Ok(found) => Ok(found),
+            Err(e) if cannot_connect(&e).is_some() => return Err(self.fail("", e)),
+            Err(_) => {
+                self.count(1);
+                self.rt.block_on(self.store.list_with_delimiter(Some(&key)))
+            }
+        };
         match r {
             Ok(_) => Ok(()),
             Err(object_store::Error::NotFound { .. }) => Err(Error::NoBucket {
@@ -180,6 +229,13 @@ impl Remote {
     /// Some S3 answers reach us only as text (a listing's errors are not typed), so the
     /// standard S3 error codes are looked for in it.
     pub(crate) fn fail(&self, rel: &str, e: object_store::Error) -> Error {
+        if let Some(cause) = cannot_connect(&e) {
+            return Error::Unreachable {
+                remote: self.name.clone(),
+                endpoint: self.endpoint.clone(),
+                cause,
+            };
+        }
         let text = flatten(&e);
         let code = text
             .split_once("<Code>")
@@ -542,6 +598,36 @@ fn lock_file(path: &std::path::Path) -> Result<std::fs::File> {
         source: e.into(),
     })?;
     Ok(f)
+}
+
+/// How long the first request waits for a connection (every later one waits 10 s).
+const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// When `e` says that the server could not be reached (a connection refused or timed out, a
+/// host name that does not resolve), why, in one line: the connector's words and the OS's or
+/// the resolver's ("tcp connect error: Connection refused (os error 111)"). object_store keeps
+/// its own error types private; the HTTP client's error, in the chain, tells.
+fn cannot_connect(e: &object_store::Error) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut below: Vec<String> = Vec::new();
+    let mut connect = false;
+    while let Some(x) = cur {
+        if connect {
+            below.push(x.to_string());
+        } else if x
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(|r| r.is_connect())
+        {
+            connect = true;
+        }
+        cur = x.source();
+    }
+    if !connect {
+        return None;
+    }
+    let n = below.len();
+    let last_two = below[n.saturating_sub(2)..].join(": ");
+    Some(last_two.lines().next().unwrap_or("").trim().to_string()).filter(|c| !c.is_empty())
 }
 
 /// An error and its sources on one line.

@@ -698,8 +698,17 @@ fn corrupt_missing_and_hostile_remote_data_is_refused_and_nothing_is_recorded() 
     let e = fresh(&id.to_hex());
     assert!(e.to_string().contains("does not hash to its id"), "{e}");
     raw.delete(&manifest_key);
+    // Asked for by id, it is simply not there (exit 8); through a name pointing at it, the
+    // remote's data is incomplete (exit 7).
     let e = fresh(&id.to_hex());
-    assert!(matches!(e, Error::Missing { .. }), "{e}");
+    assert!(matches!(e, Error::NotFound { .. }), "{e}");
+    assert_eq!(e.exit_code(), 8);
+    let e = fresh("s");
+    assert!(
+        matches!(e, Error::Missing { .. }) && e.to_string().contains("points at snapshot"),
+        "{e}"
+    );
+    assert_eq!(e.exit_code(), 7);
     raw.put(&manifest_key, m);
 
     // Hostile manifests whose bytes do hash to their names: `..` and absolute paths.

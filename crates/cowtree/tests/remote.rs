@@ -249,7 +249,7 @@ fn credentials_are_never_stored_or_printed_and_bad_ones_exit_6() {
         nob.stderr
     );
     let missing = cw(&srv, &sa, &["pull", "no-such-name"]);
-    exit_code(&missing, 7, "missing snapshot");
+    exit_code(&missing, 8, "missing snapshot");
 
     // Nothing the store holds or a command printed contains the secret.
     for r in [&ok, &wrong, &unknown, &nob, &missing] {
@@ -442,4 +442,159 @@ fn a_pull_killed_mid_run_resumes_without_fetching_again_and_gc_cleans_what_it_le
     );
     let tmp_left: Vec<_> = fs::read_dir(sc.join("tmp")).unwrap().collect();
     assert!(tmp_left.is_empty(), "gc removed the killed pull's staging");
+}
+
+#[test]
+fn a_snapshot_the_remote_lacks_is_not_found_exit_8_naming_what_the_remote_has() {
+    let Some(srv) = server() else { return };
+    let Some(a) = scratch(Fs::Xfs) else { return };
+    let sa = a.path().join("store");
+    let src = a.path().join("src");
+    make_tree(&src, 3, 100, 5);
+    cw(
+        &srv,
+        &sa,
+        &["snapshot", src.to_str().unwrap(), "--name", "rel"],
+    )
+    .assert_ok("snapshot");
+    fs::write(src.join("more"), b"x").unwrap();
+    cw(
+        &srv,
+        &sa,
+        &["snapshot", src.to_str().unwrap(), "--name", "beta"],
+    )
+    .assert_ok("snapshot");
+    let url = format!("s3://cowtree/{}", prefix());
+    cw(
+        &srv,
+        &sa,
+        &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
+    )
+    .assert_ok("add");
+    // An empty remote holds nothing at all.
+    let empty = cw(&srv, &sa, &["pull", "rel"]);
+    exit_code(&empty, 8, "pull from an empty remote");
+    assert!(
+        empty.stderr.contains("it holds no snapshots"),
+        "{}",
+        empty.stderr
+    );
+    cw(&srv, &sa, &["push", "rel", "beta"]).assert_ok("push");
+    let absent_id = "ab".repeat(32);
+    for (what, says) in [
+        ("nosuch", "no snapshot named \"nosuch\""),
+        ("deadbeef", "no snapshot id starts with it"),
+        (absent_id.as_str(), "no snapshot abab"),
+    ] {
+        let r = cw(&srv, &sa, &["pull", what]);
+        exit_code(&r, 8, what);
+        assert!(
+            r.stderr.contains(says) && r.stderr.contains("(it has the names beta, rel)"),
+            "{what}: {}",
+            r.stderr
+        );
+        assert_eq!(r.stderr.lines().count(), 1, "one line: {}", r.stderr);
+        // The same through --json: kind not-found, exit 8.
+        let j = cw(&srv, &sa, &["pull", "--json", what]);
+        let v: serde_json::Value = serde_json::from_str(j.stdout.trim()).expect("JSON error");
+        assert_eq!(
+            (v["exit"].as_u64(), v["error"]["kind"].as_str()),
+            (Some(8), Some("not-found"))
+        );
+    }
+    let co = cw(
+        &srv,
+        &sa,
+        &[
+            "checkout",
+            "--pull",
+            "nosuch",
+            a.path().join("wt").to_str().unwrap(),
+        ],
+    );
+    exit_code(&co, 8, "checkout --pull of a snapshot nowhere");
+    assert!(!a.path().join("wt").exists());
+}
+
+#[test]
+fn an_endpoint_that_refuses_the_connection_is_said_in_one_line_without_retries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let src = tmp.path().join("src");
+    make_tree(&src, 2, 10, 9);
+    cw_with(
+        &store,
+        &["snapshot", src.to_str().unwrap(), "--name", "v1"],
+        ("k", "s"),
+    )
+    .assert_ok("snapshot");
+    cw_with(
+        &store,
+        &[
+            "remote",
+            "add",
+            "origin",
+            "s3://cowtree/x",
+            "--endpoint",
+            &endpoint,
+        ],
+        ("k", "s"),
+    )
+    .assert_ok("remote add");
+    cw_with(
+        &store,
+        &[
+            "remote",
+            "add",
+            "nohost",
+            "s3://cowtree/x",
+            "--endpoint",
+            "http://no-such-host.invalid:9000",
+        ],
+        ("k", "s"),
+    )
+    .assert_ok("remote add");
+    for (args, says) in [
+        (
+            vec!["pull", "v1"],
+            format!("cowtree: remote origin: cannot connect to {endpoint}: "),
+        ),
+        (
+            vec!["push", "--remote", "origin", "v1"],
+            format!("cowtree: remote origin: cannot connect to {endpoint}: "),
+        ),
+        (
+            vec!["ls", "--remote", "origin"],
+            format!("cowtree: remote origin: cannot connect to {endpoint}: "),
+        ),
+        (
+            vec!["pull", "--remote", "nohost", "v1"],
+            "cowtree: remote nohost: cannot connect to http://no-such-host.invalid:9000: "
+                .to_string(),
+        ),
+    ] {
+        let r = cw_with(&store, &args, ("k", "s"));
+        assert_eq!(r.code(), Some(1), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with(&says), "{args:?}: {}", r.stderr);
+        assert_eq!(
+            r.stderr.lines().count(),
+            1,
+            "{args:?}: one line: {}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("retries"),
+            "{args:?}: no retries: {}",
+            r.stderr
+        );
+    }
+    let r = cw_with(&store, &["pull", "v1"], ("k", "s"));
+    assert!(r.stderr.contains("Connection refused"), "{}", r.stderr);
 }

@@ -130,7 +130,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
 }
 
 /// A remote error with its exit code (docs/remote.md): 5 name conflict, 6 access denied or
-/// missing bucket, 7 corrupt or missing remote data, 1 anything else.
+/// missing bucket, 7 corrupt or missing remote data, 8 no such snapshot there, 1 anything else.
 pub fn remote_error(e: cowtree_remote::Error) -> CliError {
     CliError::with_code(e.to_string(), e.exit_code())
 }
