@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use gix::ObjectId;
+
 use crate::Track;
 use crate::error::{Error, Result};
 use crate::resolve::NewBranch;
@@ -21,9 +23,49 @@ pub fn git(dir: &Path) -> Command {
     c
 }
 
-/// Creates (or with `-B` resets) `b` in the repository of the worktree `dir`. What git prints
-/// (e.g. "branch 'x' set up to track 'origin/x'.") goes to `said`, never to stdout.
-pub fn make(dir: &Path, b: &NewBranch, track: &Track, quiet: bool) -> Result<Vec<String>> {
+/// The start point to give `git branch` for `b`, which must come out at `commit` (what was
+/// checked out). The name as given where git's tracking depends on it: `--track`/`--no-track`,
+/// a remote-tracking branch (`branch.autoSetupMerge`'s default tracks it), a local branch
+/// under `autoSetupMerge=always|inherit`. Otherwise the commit itself, so that a start point
+/// that moves meanwhile (`HEAD` while someone commits) cannot put the branch elsewhere; the
+/// branch's reflog then says `Created from <commit>` where git's would name the start point.
+pub fn start_point(
+    repo: &gix::Repository,
+    b: &NewBranch,
+    track: &Track,
+    commit: ObjectId,
+) -> String {
+    if *track != Track::Default {
+        return b.start.clone();
+    }
+    let full = repo
+        .find_reference(b.start.as_str())
+        .ok()
+        .map(|r| r.name().as_bstr().to_string());
+    let merge = repo
+        .config_snapshot()
+        .string("branch.autoSetupMerge")
+        .map(|s| s.to_string().to_ascii_lowercase())
+        .unwrap_or_default();
+    match full.as_deref() {
+        Some(f) if f.starts_with("refs/remotes/") => b.start.clone(),
+        Some(f) if f.starts_with("refs/heads/") && (merge == "always" || merge == "inherit") => {
+            b.start.clone()
+        }
+        _ => commit.to_string(),
+    }
+}
+
+/// Creates (or with `-B` resets) `b` at `start` (see [`start_point`]) in the repository of
+/// the worktree `dir`. What git prints (e.g. "branch 'x' set up to track 'origin/x'.") goes to
+/// `said`, never to stdout.
+pub fn make(
+    dir: &Path,
+    b: &NewBranch,
+    start: &str,
+    track: &Track,
+    quiet: bool,
+) -> Result<Vec<String>> {
     let mut cmd = git(dir);
     cmd.arg("branch");
     if b.reset {
@@ -32,7 +74,7 @@ pub fn make(dir: &Path, b: &NewBranch, track: &Track, quiet: bool) -> Result<Vec
     if quiet {
         cmd.arg("--quiet");
     }
-    cmd.arg(&b.name).arg(&b.start);
+    cmd.arg(&b.name).arg(start);
     match track {
         Track::Default => {}
         Track::Track => {
@@ -62,7 +104,7 @@ pub fn make(dir: &Path, b: &NewBranch, track: &Track, quiet: bool) -> Result<Vec
             .or_else(|| said.pop())
             .unwrap_or_else(|| format!("exited with {}", out.status));
         return Err(Error::GitFailed {
-            command: format!("git branch {} {}", b.name, b.start),
+            command: format!("git branch {} {start}", b.name),
             message,
         });
     }

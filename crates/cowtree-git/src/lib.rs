@@ -448,8 +448,9 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
             new: commit,
             previous: b.previous,
         };
+        let start = branch::start_point(&repo, b, &opts.track, commit);
         run.branch(undo, || {
-            notes.extend(branch::make(&src_root, b, &opts.track, opts.quiet)?);
+            notes.extend(branch::make(&src_root, b, &start, &opts.track, opts.quiet)?);
             // git resolved the start point again: it must be the commit built.
             match resolve::branch_tip(&repo, &b.name)? {
                 Some(tip) if tip == commit => Ok(()),

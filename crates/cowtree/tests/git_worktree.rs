@@ -1186,3 +1186,133 @@ fn remove_of_a_subvolume_worktree_deletes_the_subvolume_after_git_checks() {
     let fsck = git_cmd(&src).args(["fsck"]).output().unwrap();
     assert!(fsck.status.success());
 }
+
+/// The entries of `dst` that git does not track there (`git ls-files -o`, ignored ones
+/// included, directories as `dir/`), sorted.
+fn untracked_in(dst: &Path) -> Vec<String> {
+    let out = git(
+        dst,
+        &[
+            "ls-files",
+            "--others",
+            "--directory",
+            "--no-empty-directory",
+        ],
+    );
+    let mut v: Vec<String> = out.lines().map(str::to_owned).collect();
+    v.sort();
+    v
+}
+
+/// `.worktreeinclude` (gitignore syntax) picks the ignored entries DST gets: nested and
+/// anchored patterns, negations, `**`, a directory taken whole, a symlinked directory copied
+/// as a symlink; never a tracked file (it comes from the commit) nor an untracked file git
+/// does not ignore; `--ignored=PATTERN` adds, `--no-ignored` takes none.
+#[test]
+fn worktreeinclude_takes_the_ignored_entries_it_names_and_nothing_else() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    let write = |rel: &str, data: &[u8]| {
+        let p = src.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, data).unwrap();
+    };
+    write(
+        ".gitignore",
+        b".env*\n*.local.json\nsecrets/\nbuild/\nnode_modules/\n/linkdir\n/real/\n",
+    );
+    write(
+        ".worktreeinclude",
+        b"# what a new worktree needs\n.env*\n!.env.example\nconfig/*.local.json\n**/secrets/\nlinkdir\nbuild/\n!build/tmp/\ntodo.txt\n",
+    );
+    write("app.txt", b"tracked\n");
+    // A tracked file the patterns match: it comes from the commit, not from SRC's copy.
+    write("config/app.local.json", b"{\"committed\": true}\n");
+    git(&src, &["add", "-A"]);
+    git(&src, &["add", "-f", "config/app.local.json"]);
+    git(&src, &["commit", "-qm", "one"]);
+    fs::write(src.join("config/app.local.json"), b"{\"edited\": true}\n").unwrap();
+    write(".env", b"TOKEN=1\n");
+    fs::set_permissions(src.join(".env"), fs::Permissions::from_mode(0o600)).unwrap();
+    write(".env.local", b"LOCAL=1\n");
+    write(".env.example", b"TOKEN=\n");
+    write("config/db.local.json", b"{}\n");
+    write("web/config/x.local.json", b"{}\n");
+    write("deep/a/secrets/key", b"k\n");
+    write("node_modules/pkg/index.js", b"js\n");
+    write("build/out.bin", &pattern(256 << 10, 3));
+    write("build/tmp/x", b"x\n");
+    write("real/inside.txt", b"i\n");
+    symlink("real", src.join("linkdir")).unwrap();
+    // Matches .worktreeinclude but git does not ignore it: never copied.
+    write("todo.txt", b"not ignored\n");
+    next_second();
+    git(&src, &["update-index", "-q", "--refresh"]);
+
+    let dst = dir.path().join("dst");
+    let r = add_ok(&src, &[os("--detach"), dst.as_os_str()]);
+    assert_eq!(
+        untracked_in(&dst),
+        [
+            ".env",
+            ".env.local",
+            "build/",
+            "config/db.local.json",
+            "deep/",
+            "linkdir"
+        ],
+        "{r}"
+    );
+    assert!(dst.join("deep/a/secrets/key").is_file());
+    assert!(
+        dst.join("build/tmp/x").is_file(),
+        "a directory taken is taken whole"
+    );
+    assert_eq!(
+        fs::read(dst.join("config/app.local.json")).unwrap(),
+        b"{\"committed\": true}\n"
+    );
+    assert_eq!(
+        fs::read_link(dst.join("linkdir")).unwrap(),
+        Path::new("real"),
+        "a symlinked directory stays a symlink"
+    );
+    let (s, d) = (
+        fs::metadata(src.join(".env")).unwrap(),
+        fs::metadata(dst.join(".env")).unwrap(),
+    );
+    assert_eq!(d.mode() & 0o7777, 0o600);
+    assert_eq!((d.mtime(), d.mtime_nsec()), (s.mtime(), s.mtime_nsec()));
+    let ext = extent_summary(&dst.join("build/out.bin")).unwrap();
+    assert_eq!(ext.shared_bytes, 256 << 10, "reflinked: {ext:?}");
+    assert_eq!(git(&dst, &["status", "--porcelain"]), "");
+
+    // --ignored=PATTERN adds to it; --no-ignored takes nothing.
+    let more = dir.path().join("more");
+    add_ok(
+        &src,
+        &[
+            os("--detach"),
+            os("--ignored=node_modules"),
+            more.as_os_str(),
+        ],
+    );
+    assert!(more.join("node_modules/pkg/index.js").is_file());
+    assert!(more.join(".env").is_file());
+    let none = dir.path().join("none");
+    add_ok(
+        &src,
+        &[os("--detach"), os("--no-ignored"), none.as_os_str()],
+    );
+    assert_eq!(untracked_in(&none), Vec::<String>::new());
+
+    // Without the file, nothing ignored is taken.
+    fs::remove_file(src.join(".worktreeinclude")).unwrap();
+    git(&src, &["rm", "-q", "--cached", ".worktreeinclude"]);
+    git(&src, &["commit", "-qm", "no include"]);
+    let bare = dir.path().join("bare");
+    add_ok(&src, &[os("--detach"), bare.as_os_str()]);
+    assert_eq!(untracked_in(&bare), Vec::<String>::new());
+}
