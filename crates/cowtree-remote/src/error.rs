@@ -90,6 +90,24 @@ pub enum Error {
         /// What this store expected and what is there.
         detail: String,
     },
+    /// A pull would move a local name off a snapshot it points at, and this store did not set
+    /// it from the remote's name (see [`crate::pull::pull_with`]). Nothing was pulled.
+    #[error(
+        "local name {name:?} points at snapshot {}, not at {} as {name:?} on the remote \
+         {remote} does, and this store did not set it from there; nothing was pulled",
+        &local.to_hex()[..12],
+        &incoming.to_hex()[..12]
+    )]
+    LocalName {
+        /// The remote.
+        remote: String,
+        /// The name.
+        name: String,
+        /// Where the local name points.
+        local: cowtree_store::Hash,
+        /// Where the remote's name points.
+        incoming: cowtree_store::Hash,
+    },
     /// Any other failure of a request, after retries.
     #[error("remote {remote}: {key}: {source}")]
     Request {
@@ -124,7 +142,7 @@ impl Error {
     /// missing remote data, 8 the snapshot asked for is not there.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Conflict { .. } => 5,
+            Error::Conflict { .. } | Error::LocalName { .. } => 5,
             Error::Auth { .. } | Error::NoBucket { .. } => 6,
             Error::Corrupt { .. } | Error::Missing { .. } => 7,
             Error::NotFound { .. } => 8,

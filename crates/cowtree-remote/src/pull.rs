@@ -47,6 +47,9 @@ pub struct PullReport {
     pub bytes_skipped: u64,
     /// Local names set.
     pub names_set: Vec<(String, Hash)>,
+    /// Local names that pointed at another snapshot and were moved, with where they pointed
+    /// (also in `names_set`).
+    pub names_moved: Vec<(String, Hash)>,
     /// Requests made.
     pub requests: u64,
     /// Wall time.
@@ -77,12 +80,37 @@ enum Job {
     Single(Need),
 }
 
-/// Pulls each of `what` (a full id, a unique id prefix of 8+ hex digits, or a name on the
-/// remote; a name also sets the local name) from `remote` into `store`.
+/// How a pull treats the local names it sets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PullOptions {
+    /// Move a local name that points at another snapshot than the remote's name, even when
+    /// this store did not set it from that remote name (see [`pull_with`]).
+    pub force: bool,
+}
+
+/// [`pull_with`] without `force`.
 pub fn pull(
     store: &Store,
     remote: &Remote,
     what: &[String],
+    progress: &Progress,
+) -> Result<PullReport> {
+    pull_with(store, remote, what, &PullOptions::default(), progress)
+}
+
+/// Pulls each of `what` (a full id, a unique id prefix of 8+ hex digits, or a name on the
+/// remote; a name also sets the local name) from `remote` into `store`.
+///
+/// A local name is moved only as a fast-forward is in git: when it is new, or still points
+/// where this store last saw the remote's name (set by an earlier pull or push of it). A
+/// local name pointing at another snapshot (this host's own `snapshot --name`, a `tag`) is
+/// [`Error::LocalName`] before anything is fetched, unless `opts.force`; a name moved is
+/// reported in [`PullReport::names_moved`].
+pub fn pull_with(
+    store: &Store,
+    remote: &Remote,
+    what: &[String],
+    opts: &PullOptions,
     progress: &Progress,
 ) -> Result<PullReport> {
     let start = Instant::now();
@@ -103,6 +131,26 @@ pub fn pull(
         let mut wanted = Vec::new();
         for w in what {
             wanted.push(resolve(remote, w).await?);
+        }
+        // Local names the pull would move off another snapshot: refused before anything is
+        // fetched, unless forced.
+        for w in &wanted {
+            let Some((name, _)) = &w.name else { continue };
+            let Some(local) = cowtree_store::refs::get(store, name)? else {
+                continue;
+            };
+            if local == w.id || opts.force {
+                continue;
+            }
+            let seen = tracking::get(store, remote.name(), name)?.map(|(id, _)| id);
+            if seen != Some(local) {
+                return Err(Error::LocalName {
+                    remote: remote.name().to_string(),
+                    name: name.clone(),
+                    local,
+                    incoming: w.id,
+                });
+            }
         }
         let mut manifests: Vec<(Hash, Manifest)> = Vec::new();
         for w in &wanted {
@@ -174,6 +222,11 @@ pub fn pull(
         }
         for w in &wanted {
             if let Some((name, version)) = &w.name {
+                if let Some(old) = cowtree_store::refs::get(store, name)?
+                    && old != w.id
+                {
+                    report.names_moved.push((name.clone(), old));
+                }
                 cowtree_store::refs::set(store, name, &w.id)?;
                 tracking::set(store, remote.name(), name, &w.id, version)?;
                 report.names_set.push((name.clone(), w.id));

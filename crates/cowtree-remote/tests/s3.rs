@@ -466,8 +466,22 @@ fn a_name_moved_by_another_host_is_a_conflict_unless_forced() {
     .expect_err("B never saw the remote name");
     assert!(matches!(e, Error::Conflict { .. }), "{e}");
     assert_eq!(e.exit_code(), 5);
-    // B pulls main (now tracks it), A moves it, B's next move conflicts.
-    pull(&b, &open(&cfg, &s3), &["main".into()], &Progress::default()).unwrap();
+    // B's pull of main would move B's own main: refused unless forced. B pulls main with
+    // force (now tracks it), A moves it, B's next move conflicts.
+    let e = pull(&b, &open(&cfg, &s3), &["main".into()], &Progress::default())
+        .expect_err("a pull moving B's own main");
+    assert!(matches!(e, Error::LocalName { .. }), "{e}");
+    assert_eq!(cowtree_store::refs::get(&b, "main").unwrap(), Some(z));
+    let forced = cowtree_remote::pull::PullOptions { force: true };
+    let r = cowtree_remote::pull::pull_with(
+        &b,
+        &open(&cfg, &s3),
+        &["main".into()],
+        &forced,
+        &Progress::default(),
+    )
+    .unwrap();
+    assert_eq!(r.names_moved, [("main".to_string(), z)]);
     let y = snap(&a, a_dir.path(), 3);
     push_named(&a, &open(&cfg, &s3), y, "main");
     cowtree_store::refs::set(&b, "main", &z).unwrap();

@@ -473,6 +473,18 @@ fn prefix_hint(what: &str) -> String {
     }
 }
 
+/// `arg` as one word of a shell command, for the commands messages suggest: as it is when it
+/// holds only characters no shell treats specially, else in single quotes (a quote inside
+/// written `'\''`). Bytes that are not UTF-8 are shown lossily.
+pub fn shell_word(arg: impl AsRef<std::ffi::OsStr>) -> String {
+    let s = arg.as_ref().to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:=@,%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        return s.into_owned();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 /// Why a checkout across filesystems copies, and the fix.
 pub fn cross_device_message(store: &Path, destination: &Path) -> String {
     format!(
@@ -504,6 +516,15 @@ mod tests {
         assert!(std::error::Error::source(&e).is_some());
         let bare = Error::io_at("", "/s", io::Error::from(io::ErrorKind::NotFound));
         assert!(bare.to_string().starts_with("/s: "), "{bare}");
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_a_shell_would_split_or_expand_them() {
+        assert_eq!(shell_word("/m/wt-1/a.b"), "/m/wt-1/a.b");
+        assert_eq!(shell_word("/m/my dir"), "'/m/my dir'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word("$HOME"), "'$HOME'");
+        assert_eq!(shell_word(""), "''");
     }
 
     #[test]

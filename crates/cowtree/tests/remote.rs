@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, Ran, run_limited};
+use common::{BIN, Ran, run_limited, suggested};
 use cowtree_testutil::{Fs, XorShift, pattern, scratch};
 
 struct Server {
@@ -597,4 +597,105 @@ fn an_endpoint_that_refuses_the_connection_is_said_in_one_line_without_retries()
     }
     let r = cw_with(&store, &["pull", "v1"], ("k", "s"));
     assert!(r.stderr.contains("Connection refused"), "{}", r.stderr);
+}
+
+/// Runs a command a message suggested, exactly as printed, with the server's credentials.
+fn run_suggested(srv: &Server, words: &[String]) -> Ran {
+    let mut c = suggested::command(words);
+    c.env_remove("COWTREE_STORE")
+        .env("AWS_ACCESS_KEY_ID", &srv.key)
+        .env("AWS_SECRET_ACCESS_KEY", &srv.secret)
+        .env("HOME", "/nonexistent");
+    run_limited(c, Duration::from_secs(180))
+}
+
+#[test]
+fn pull_refuses_to_move_a_local_name_off_this_hosts_own_snapshot_unless_forced() {
+    let Some(srv) = server() else { return };
+    let (Some(a), Some(b)) = (scratch(Fs::Xfs), scratch(Fs::Btrfs)) else {
+        return;
+    };
+    let (sa, sb) = (a.path().join("store"), b.path().join("store"));
+    let url = format!("s3://cowtree/{}", prefix());
+    let snap = |store: &Path, root: &Path, seed: u64, force: bool| -> String {
+        let src = root.join(format!("src{seed}"));
+        make_tree(&src, 4, 200, seed);
+        let mut args = vec!["snapshot", "--json", src.to_str().unwrap(), "--name", "v3"];
+        if force {
+            args.push("--force");
+        }
+        let r = cw(&srv, store, &args);
+        r.assert_ok("snapshot").json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for store in [&sa, &sb] {
+        cw(
+            &srv,
+            store,
+            &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
+        )
+        .assert_ok("add");
+    }
+    let x = snap(&sa, a.path(), 1, false);
+    cw(&srv, &sa, &["push", "v3"]).assert_ok("A pushes v3");
+    // B's own v3, never pulled from the remote.
+    let z = snap(&sb, b.path(), 2, false);
+    let local_v3 = || {
+        cw(&srv, &sb, &["show", "--json", "v3"])
+            .assert_ok("show")
+            .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let refused = cw(&srv, &sb, &["pull", "v3"]);
+    exit_code(&refused, 5, "pull moving B's own v3");
+    assert!(
+        refused.stderr.contains(&format!(
+            "local name \"v3\" points at snapshot {}, not at {}",
+            &z[..12],
+            &x[..12]
+        )) && refused.stderr.contains("nothing was pulled"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(local_v3(), z, "the name stayed");
+    let ls = cw(&srv, &sb, &["ls", "--json"]).json();
+    assert_eq!(
+        ls["snapshots"].as_array().unwrap().len(),
+        1,
+        "nothing pulled: {ls}"
+    );
+    // The two commands it suggests, run as printed: by id (the name stays), then --force.
+    let cmds = suggested::commands(&refused.stderr);
+    assert_eq!(cmds.len(), 2, "{}", refused.stderr);
+    assert!(
+        cmds[0].contains(&"--force".to_string()) && cmds[1].contains(&x),
+        "{cmds:?}"
+    );
+    run_suggested(&srv, &cmds[1]).assert_ok("pull by id, as suggested");
+    assert_eq!(local_v3(), z, "a pull by id leaves the name");
+    let forced = run_suggested(&srv, &cmds[0]);
+    forced.assert_ok("pull --force, as suggested");
+    assert!(
+        forced.stdout.contains(&format!(
+            "name v3 -> {} (moved from {})",
+            &x[..12],
+            &z[..12]
+        )),
+        "reported: {}",
+        forced.stdout
+    );
+    assert_eq!(local_v3(), x);
+
+    // Once B follows the remote's v3, a move on the remote is followed (as a fast-forward).
+    let y = snap(&sa, a.path(), 3, true);
+    cw(&srv, &sa, &["push", "v3"]).assert_ok("A moves v3");
+    let r = cw(&srv, &sb, &["pull", "--json", "v3"]);
+    let v = r.assert_ok("pull of the moved name").json();
+    assert_eq!(v["names"][0]["id"], y.as_str(), "{v}");
+    assert_eq!(v["names"][0]["moved_from"], x.as_str(), "{v}");
+    assert_eq!(local_v3(), y);
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use cowtree_remote::pull::{PullReport, pull};
+use cowtree_remote::pull::{PullOptions, PullReport};
 use cowtree_remote::{Progress, Remote};
 use cowtree_store::Store;
 use serde_json::{Value, json};
@@ -14,7 +14,9 @@ use crate::exit::{CliError, CmdResult, Exit};
 /// Fetch snapshots, and the file contents this store lacks, from a remote.
 ///
 /// SNAPSHOT is a full id, a unique id prefix of at least 8 hex digits, or a name on the
-/// remote; a name is then set in this store too. Only missing content is fetched, with ranged
+/// remote; a name is then set in this store too, when it is new here or still points where
+/// this store last saw the remote's name: a local name pointing at another snapshot is moved
+/// only with --force (else exit 5, nothing pulled), and a move is reported. Only missing content is fetched, with ranged
 /// reads into the remote's packs. Every file is hashed before it enters the store and every
 /// manifest checked against its id and validated; a mismatch is an error naming the remote
 /// object (exit 7) and nothing is recorded. Interrupted, it resumes when run again; what it
@@ -35,9 +37,15 @@ pub struct Args {
     #[arg(long)]
     remote: Option<String>,
     /// Print one JSON object: ids, snapshots_received, snapshots_skipped, blobs_received,
-    /// bytes_received, blobs_skipped, bytes_skipped, names [{name, id}], requests, elapsed_ms.
+    /// bytes_received, blobs_skipped, bytes_skipped, names [{name, id, moved_from}], requests,
+    /// elapsed_ms.
     #[arg(long)]
     json: bool,
+    /// Move a local name that points at another snapshot than the remote's name does, also
+    /// when this store did not set it from there (without --force that is refused, exit 5,
+    /// and nothing is pulled).
+    #[arg(long)]
+    force: bool,
     /// Print nothing on success.
     #[arg(long, short)]
     quiet: bool,
@@ -47,13 +55,19 @@ pub struct Args {
 
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     // What is pulled lands in the store of this directory's filesystem (or the one named).
-    let store = store_for_tree(
-        &args.store.clone().or(top),
-        &cwd()?,
-        args.quiet || args.json,
-    )?;
+    let opt = args.store.clone().or(top);
+    let store = store_for_tree(&opt, &cwd()?, args.quiet || args.json)?;
     let remote = open_remote(&store, args.remote.as_deref())?;
-    let r = pull_with(&store, &remote, &args.snapshots, args.quiet, args.json)?;
+    let opts = PullOptions { force: args.force };
+    let r = pull_with(
+        &store,
+        &remote,
+        &args.snapshots,
+        &opts,
+        args.quiet,
+        args.json,
+    )
+    .map_err(|e| with_suggestion(e, &opt, args.remote.as_deref()))?;
     if args.json {
         print_json(&report_json(&remote, &r))?;
     } else if !args.quiet {
@@ -67,13 +81,37 @@ pub fn pull_with(
     store: &Store,
     remote: &Remote,
     what: &[String],
+    opts: &PullOptions,
     quiet: bool,
     json: bool,
-) -> Result<PullReport, CliError> {
+) -> Result<PullReport, cowtree_remote::Error> {
     // Its staging in the store's tmp/ is removed on interrupt; what was placed stays, and the
     // next pull fetches only what is still missing.
     crate::interrupt::expect(crate::interrupt::store_staging(store.root(), "pull"));
-    with_progress(quiet, json, |p: &Progress| pull(store, remote, what, p)).map_err(remote_error)
+    with_progress(quiet, json, |p: &Progress| {
+        cowtree_remote::pull::pull_with(store, remote, what, opts, p)
+    })
+}
+
+/// The error of a pull, with the commands that get past a refused name move: the pull again
+/// with --force, or by id (the store and remote given the same way as to this one).
+fn with_suggestion(e: cowtree_remote::Error, opt: &StoreOpt, remote: Option<&str>) -> CliError {
+    let cowtree_remote::Error::LocalName { name, incoming, .. } = &e else {
+        return remote_error(e);
+    };
+    let mut head = String::from("cowtree");
+    if let Some(p) = &opt.store {
+        head.push_str(&format!(" --store {}", cowtree_store::error::shell_word(p)));
+    }
+    head.push_str(" pull");
+    if let Some(r) = remote {
+        head.push_str(&format!(" --remote {r}"));
+    }
+    let text = format!(
+        "{e} (`{head} --force {name}` moves the name; `{head} {incoming}` fetches the snapshot \
+         and leaves the name)"
+    );
+    CliError::with_code(text, e.exit_code())
 }
 
 /// The JSON object of a pull.
@@ -81,7 +119,14 @@ pub fn report_json(remote: &Remote, r: &PullReport) -> Value {
     let names: Vec<_> = r
         .names_set
         .iter()
-        .map(|(n, id)| json!({"name": n, "id": id.to_hex()}))
+        .map(|(n, id)| {
+            let from = r
+                .names_moved
+                .iter()
+                .find(|(m, _)| m == n)
+                .map(|(_, old)| old.to_hex());
+            json!({"name": n, "id": id.to_hex(), "moved_from": from})
+        })
         .collect();
     json!({
         "remote": remote.name(),
@@ -114,7 +159,14 @@ pub fn print_summary(remote: &Remote, r: &PullReport) {
         r.elapsed_ms
     );
     for (n, id) in &r.names_set {
-        println!("name {n} -> {}", &id.to_hex()[..12]);
+        match r.names_moved.iter().find(|(m, _)| m == n) {
+            Some((_, old)) => println!(
+                "name {n} -> {} (moved from {})",
+                &id.to_hex()[..12],
+                &old.to_hex()[..12]
+            ),
+            None => println!("name {n} -> {}", &id.to_hex()[..12]),
+        }
     }
 }
 
@@ -127,7 +179,15 @@ pub fn pull_for_checkout(
     json: bool,
 ) -> Result<cowtree_store::Hash, CliError> {
     let remote = open_remote(store, remote)?;
-    let r = pull_with(store, &remote, &[what.to_string()], false, json)?;
+    let r = pull_with(
+        store,
+        &remote,
+        &[what.to_string()],
+        &PullOptions::default(),
+        false,
+        json,
+    )
+    .map_err(remote_error)?;
     if !json {
         eprintln!(
             "cowtree: pulled {} from {}: {} ({} blobs) received, {} blobs already here",

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod suggested;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
