@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Real filesystems for tests and benchmarks. Source this file, then:
-#   cowtree_mounts_up [xfs xfs2 btrfs btrfs_user_rm small tmpfs]  # mounts, exports COWTREE_TEST_*
+#   cowtree_mounts_up [xfs xfs2 btrfs btrfs_user_rm small tmpfs ext4]  # exports COWTREE_TEST_*
 #   cowtree_mounts_down                             # unmounts, detaches loops, removes images
 #   cowtree_quiesce MNT                             # sync, then freeze and thaw MNT
 # Each call makes a fresh directory, so concurrent runs never share a mount or an image.
@@ -65,7 +65,7 @@ _cowtree_mount_image() {
 
 cowtree_mounts_up() {
   local want=("$@")
-  ((${#want[@]})) || want=(xfs xfs2 btrfs btrfs_user_rm small tmpfs)
+  ((${#want[@]})) || want=(xfs xfs2 btrfs btrfs_user_rm small tmpfs ext4)
   local base="${COWTREE_TEST_TMPDIR:-${TMPDIR:-/tmp}}"
   COWTREE_MOUNT_WORK=$(mktemp -d "$base/cowtree-mounts.XXXXXX")
   # Searchable by all: tests also run as an unprivileged user (cowtree-testutil's user).
@@ -92,6 +92,9 @@ cowtree_mounts_up() {
         export COWTREE_TEST_BTRFS_USER_RM="$COWTREE_LAST_MOUNT" ;;
       small) _cowtree_mount_image small 64M mkfs.xfs -q -m reflink=1
         export COWTREE_TEST_SMALL="$COWTREE_LAST_MOUNT" ;;
+      # ext4 cannot reflink: the fallback to copying, on a filesystem users have.
+      ext4) _cowtree_mount_image ext4 256M mkfs.ext4 -q -F
+        export COWTREE_TEST_EXT4="$COWTREE_LAST_MOUNT" ;;
       tmpfs) mnt="$COWTREE_MOUNT_WORK/tmpfs"; mkdir -p "$mnt"
         mount -t tmpfs -o size=512m tmpfs "$mnt"
         COWTREE_MOUNT_POINTS+=("$mnt")

@@ -8,6 +8,12 @@
 #   COWTREE_TEST_REQUIRE_FS=1 scripts/test.sh # a missing filesystem fails the run (CI)
 #   COWTREE_TEST_HEAVY=1 scripts/test.sh      # also the slow sizes (clone of 1,000,000 files)
 #   COWTREE_TEST_NO_S3=1 scripts/test.sh      # no S3 server: the remote tests print "skipped"
+#   COWTREE_TEST_NO_PYTHON=1 scripts/test.sh  # not the Python module's tests (below)
+#
+# After `cargo test`, the Python module (crates/cowtree-py) is tested as users get it: its
+# wheel is built (scripts/wheel.sh dev: the dev profile, this target dir), installed into a
+# fresh venv, and its pytest tests (crates/cowtree-py/tests) run there on the same mounts.
+# That happens for the whole workspace, or with `-p cowtree-py`; not for other crates alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/mounts.sh
@@ -19,12 +25,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 cowtree_mounts_up
-for v in XFS XFS2 BTRFS BTRFS_USER_RM SMALL TMPFS NOCOW; do
+for v in XFS XFS2 BTRFS BTRFS_USER_RM SMALL TMPFS EXT4 NOCOW; do
   var="COWTREE_TEST_$v"
   echo "test.sh: $var=${!var:-(not mounted)}"
 done
 if [[ "${COWTREE_TEST_REQUIRE_FS:-}" == 1 ]]; then
-  for v in XFS XFS2 BTRFS BTRFS_USER_RM SMALL TMPFS NOCOW; do
+  for v in XFS XFS2 BTRFS BTRFS_USER_RM SMALL TMPFS EXT4 NOCOW; do
     var="COWTREE_TEST_$v"
     [[ -n "${!var:-}" ]] || { echo "test.sh: COWTREE_TEST_REQUIRE_FS=1 but $var is missing" >&2; exit 1; }
   done
@@ -42,6 +48,40 @@ export COWTREE_TEST_SKIP_LOG="$COWTREE_MOUNT_WORK/skipped.log"
 : >"$COWTREE_TEST_SKIP_LOG"
 status=0
 cargo test --workspace --all-targets "$@" || status=$?
+
+# The Python module's tests: only for the whole workspace or `-p cowtree-py`.
+python_tests=1
+if [[ "${COWTREE_TEST_NO_PYTHON:-}" == 1 ]]; then
+  python_tests=0
+elif (($#)); then
+  python_tests=0
+  prev=""
+  for a in "$@"; do
+    [[ "$a" == --package=cowtree-py || "$a" == -pcowtree-py ]] && python_tests=1
+    [[ ("$prev" == -p || "$prev" == --package) && "$a" == cowtree-py ]] && python_tests=1
+    prev=$a
+  done
+fi
+if ((python_tests)); then
+  python_started=$SECONDS
+  echo "test.sh: the Python module: building its wheel (scripts/wheel.sh dev)"
+  if whl=$(scripts/wheel.sh dev); then
+    TOOLS=${CARGO_TARGET_DIR:-$PWD/target}/wheel-tools
+    PYVENV="$COWTREE_MOUNT_WORK/pyvenv"
+    "$TOOLS/bin/uv" venv -q --python python3 "$PYVENV"
+    UV_CACHE_DIR=${UV_CACHE_DIR:-$TOOLS/uv-cache} "$TOOLS/bin/uv" pip install -q \
+      --python "$PYVENV/bin/python" "$whl" "$(grep '^pytest==' crates/cowtree-py/build-requirements.txt)"
+    # The tests write only to the mounts; HOME and XDG_* point into the run's own directory.
+    (cd crates/cowtree-py/tests &&
+      HOME="$COWTREE_MOUNT_WORK/home" XDG_DATA_HOME="$COWTREE_MOUNT_WORK/home/data" \
+        XDG_CACHE_HOME="$COWTREE_MOUNT_WORK/home/cache" XDG_CONFIG_HOME="$COWTREE_MOUNT_WORK/home/config" \
+        "$PYVENV/bin/python" -m pytest -q -p no:cacheprovider .) || status=1
+    echo "test.sh: the Python module: wheel, venv and tests took $((SECONDS - python_started)) s"
+  else
+    echo "test.sh: the Python module's wheel did not build" >&2
+    status=1
+  fi
+fi
 if [[ -s "$COWTREE_TEST_SKIP_LOG" ]]; then
   sort -u "$COWTREE_TEST_SKIP_LOG"
   echo "test.sh: $(sort -u "$COWTREE_TEST_SKIP_LOG" | wc -l) skip line(s) above: those checks did not run"

@@ -1,0 +1,33 @@
+//! `cowtree._cowtree`: the native part of the `cowtree` Python module, cowtree-link's
+//! [`Linker`](cowtree_link::Linker) for installers written in Python.
+//!
+//! The Python package (`python/cowtree/__init__.py`) re-exports everything here; its stubs
+//! (`python/cowtree/_cowtree.pyi`) are the reference for Python callers. What this crate
+//! adds to the Linker is the crossing itself: arguments checked and converted before the
+//! work, the interpreter released while it runs (other Python threads go on), and each
+//! [`LinkError`](cowtree_link::LinkError) variant raised as its own exception class with
+//! the paths and the kind as attributes.
+
+use pyo3::prelude::*;
+
+mod errors;
+mod linker;
+mod options;
+mod paths;
+mod report;
+mod sources;
+
+/// The module `cowtree._cowtree`.
+#[pymodule]
+fn _cowtree(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<linker::Linker>()?;
+    m.add_class::<sources::Source>()?;
+    m.add_class::<report::Report>()?;
+    m.add_class::<report::Fallback>()?;
+    m.add_class::<report::Collision>()?;
+    m.add_class::<report::RecordEntry>()?;
+    m.add_function(wrap_pyfunction!(linker::link_tree, m)?)?;
+    errors::register(m)?;
+    Ok(())
+}

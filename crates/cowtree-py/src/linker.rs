@@ -1,0 +1,250 @@
+//! `cowtree.Linker` and `cowtree.link_tree`: the session and its one-call form. Every call
+//! converts its arguments first, then runs the link with the interpreter released.
+
+use std::path::{Path, PathBuf};
+
+use cowtree_link::{EntryKind, FileEntry, LinkError, LinkOptions, LinkReport, PathMap};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::sources::Source;
+use crate::{errors, options, paths, report};
+
+/// A linking session: options chosen once, fallback decisions kept across calls.
+#[pyclass(frozen, module = "cowtree")]
+pub struct Linker {
+    inner: cowtree_link::Linker,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn make_options(
+    mode: &str,
+    on_existing: &str,
+    strict: bool,
+    record: bool,
+    hash: Option<&str>,
+    jobs: usize,
+    preserve_times: bool,
+    skip_special: bool,
+    sync: bool,
+    hardlink_sizes: bool,
+) -> PyResult<LinkOptions> {
+    Ok(LinkOptions {
+        mode: options::mode(mode)?,
+        on_existing: options::on_existing(on_existing)?,
+        strict,
+        record,
+        hash: options::hash(hash)?,
+        jobs,
+        preserve_times,
+        skip_special,
+        sync,
+        hardlink_sizes,
+        ..LinkOptions::default()
+    })
+}
+
+/// Runs `work` with the interpreter released and turns its outcome into Python's.
+fn run(
+    py: Python<'_>,
+    work: impl FnOnce() -> Result<LinkReport, LinkError> + Send,
+) -> PyResult<report::Report> {
+    match py.detach(work) {
+        Ok(r) => report::to_py(py, r),
+        Err(e) => Err(errors::to_py(py, &e)),
+    }
+}
+
+#[pymethods]
+impl Linker {
+    #[new]
+    #[pyo3(signature = (
+        mode = "auto", on_existing = "fail", strict = false, *, record = false, hash = None,
+        jobs = 0, preserve_times = true, skip_special = false, sync = false,
+        hardlink_sizes = true
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        mode: &str,
+        on_existing: &str,
+        strict: bool,
+        record: bool,
+        hash: Option<&str>,
+        jobs: usize,
+        preserve_times: bool,
+        skip_special: bool,
+        sync: bool,
+        hardlink_sizes: bool,
+    ) -> PyResult<Linker> {
+        let opts = make_options(
+            mode,
+            on_existing,
+            strict,
+            record,
+            hash,
+            jobs,
+            preserve_times,
+            skip_special,
+            sync,
+            hardlink_sizes,
+        )?;
+        Ok(Linker {
+            inner: cowtree_link::Linker::new(opts),
+        })
+    }
+
+    /// `"auto"`, `"clone"`, `"copy"`, `"hardlink"` or `"symlink"`.
+    #[getter]
+    fn mode(&self) -> &'static str {
+        options::mode_name(self.inner.options().mode)
+    }
+
+    /// `"fail"`, `"overwrite"` or `"skip"`.
+    #[getter]
+    fn on_existing(&self) -> &'static str {
+        options::on_existing_name(self.inner.options().on_existing)
+    }
+
+    #[getter]
+    fn strict(&self) -> bool {
+        self.inner.options().strict
+    }
+
+    /// Worker threads each call uses.
+    #[getter]
+    fn jobs(&self) -> usize {
+        self.inner.jobs()
+    }
+
+    /// Links the tree (or file) `src` to `dst`.
+    fn link_tree(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = paths::arg)] src: PathBuf,
+        #[pyo3(from_py_with = paths::arg)] dst: PathBuf,
+    ) -> PyResult<report::Report> {
+        run(py, || self.inner.link_tree(&src, &dst))
+    }
+
+    /// Links several trees (paths or `Source`s, each with its own mapping rules) into `dst`
+    /// in one pass.
+    fn link_trees(
+        &self,
+        py: Python<'_>,
+        sources: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = paths::arg)] dst: PathBuf,
+    ) -> PyResult<report::Report> {
+        let sources = sources
+            .try_iter()?
+            .map(|s| Source::from_any(&s?))
+            .collect::<PyResult<Vec<_>>>()?;
+        let maps: Vec<_> = sources
+            .iter()
+            .map(|s| move |rel: &Path, kind: EntryKind| s.rules.map(rel, kind))
+            .collect();
+        run(py, || {
+            let linked: Vec<cowtree_link::Source<'_>> = sources
+                .iter()
+                .zip(&maps)
+                .map(|(s, m)| {
+                    if s.rules.is_empty() {
+                        cowtree_link::Source::new(&s.path)
+                    } else {
+                        let map: PathMap<'_> = m;
+                        cowtree_link::Source::mapped(&s.path, map)
+                    }
+                })
+                .collect();
+            self.inner.link_sources(&linked, &dst)
+        })
+    }
+
+    /// Links a list of files, each `(src, dst_relative)` or `(src, dst_relative, mode)`, into
+    /// `dst` (missing parent directories are made).
+    fn link_files(
+        &self,
+        py: Python<'_>,
+        entries: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = paths::arg)] dst: PathBuf,
+    ) -> PyResult<report::Report> {
+        let mut list = Vec::new();
+        for item in entries.try_iter()? {
+            let item = item?;
+            let t = item.cast::<PyTuple>().map_err(|_| {
+                PyValueError::new_err("each file entry is a (src, dst) or (src, dst, mode) tuple")
+            })?;
+            let mode = match t.len() {
+                2 => None,
+                3 => t.get_item(2)?.extract::<Option<u32>>()?,
+                _ => {
+                    return Err(PyValueError::new_err(
+                        "each file entry is a (src, dst) or (src, dst, mode) tuple",
+                    ));
+                }
+            };
+            list.push(FileEntry {
+                src: paths::extract(&t.get_item(0)?)?,
+                dst: paths::extract(&t.get_item(1)?)?,
+                mode,
+            });
+        }
+        run(py, || self.inner.link_files(&list, &dst))
+    }
+
+    /// Finishes merges into `dst` that a killed process left half done; returns how many.
+    fn recover(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = paths::arg)] dst: PathBuf,
+    ) -> PyResult<usize> {
+        py.detach(|| self.inner.recover(&dst))
+            .map_err(|e| errors::to_py(py, &e))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Linker(mode={:?}, on_existing={:?}, strict={}, jobs={})",
+            self.mode(),
+            self.on_existing(),
+            self.strict(),
+            self.jobs()
+        )
+    }
+}
+
+/// Links the tree (or file) `src` to `dst` with a one-call session.
+#[pyfunction]
+#[pyo3(signature = (
+    src, dst, mode = "auto", on_existing = "fail", strict = false, *, record = false,
+    hash = None, jobs = 0, preserve_times = true, skip_special = false, sync = false
+))]
+#[allow(clippy::too_many_arguments)]
+pub fn link_tree(
+    py: Python<'_>,
+    #[pyo3(from_py_with = paths::arg)] src: PathBuf,
+    #[pyo3(from_py_with = paths::arg)] dst: PathBuf,
+    mode: &str,
+    on_existing: &str,
+    strict: bool,
+    record: bool,
+    hash: Option<&str>,
+    jobs: usize,
+    preserve_times: bool,
+    skip_special: bool,
+    sync: bool,
+) -> PyResult<report::Report> {
+    let opts = make_options(
+        mode,
+        on_existing,
+        strict,
+        record,
+        hash,
+        jobs,
+        preserve_times,
+        skip_special,
+        sync,
+        true,
+    )?;
+    run(py, || cowtree_link::link_tree(&src, &dst, &opts))
+}

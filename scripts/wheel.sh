@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# Builds the `cowtree` wheel (crates/cowtree-py/pyproject.toml): the `cowtree` command (the
+# binary of crates/cowtree, installed into the environment's bin/ as it was built) and the
+# Python module `cowtree` (crates/cowtree-py, PyO3, abi3: one wheel for CPython 3.9 and later).
+#
+#   scripts/wheel.sh release [x86_64] [aarch64]  # distribution wheels (default: both), in
+#                                                # $TARGET/wheels/, then each one smoke-tested
+#   scripts/wheel.sh dev                         # a dev-profile wheel for this machine, from
+#                                                # the test build's target dir; prints its path
+#   scripts/wheel.sh smoke WHEEL                 # install WHEEL into a fresh venv and test it
+#   scripts/wheel.sh ci                          # dev, then smoke (what .ci/run runs)
+#
+# The tools (maturin, auditwheel, uv, pipx, pytest, and for release builds zig and
+# cargo-zigbuild; pinned in crates/cowtree-py/*-requirements.txt) come from PyPI into a venv this script makes,
+# $TARGET/wheel-tools. $TARGET is $CARGO_TARGET_DIR or target/.
+#
+# Release wheels are built with the `dist` profile (Cargo.toml: release without line tables)
+# and are manylinux_2_17 (manylinux2014): both the binary and the module are linked
+# by zig against glibc 2.17's symbols (cargo-zigbuild's `<triple>.2.17`, maturin's --zig), and
+# auditwheel checks the tag against the symbols they really need. aarch64 is built with
+# Debian's rustc-web (the rustup toolchain here has no aarch64 standard library), which builds
+# the standard library from source (-Zbuild-std, RUSTC_BOOTSTRAP=1, as scripts/check-macos.sh
+# does), and smoke-tested under Debian's qemu-user.
+#
+# A dev wheel carries target/debug/cowtree with its debug sections removed (objcopy
+# --strip-debug: 50 MB instead of 210 MB; the code is the test build's own), and is tagged by
+# what it needs of the glibc it was built against.
+#
+# The smoke test, from a fresh venv made by `uv venv` with the wheel installed by `uv pip
+# install`: `cowtree --version`; on a fresh XFS (reflink=1) mount, `cowtree clone` of a tree
+# (every file cloned, shown by FIEMAP's shared flag through `filefrag -v`), `cowtree snapshot`
+# and `cowtree checkout` of it (the checkout's files equal to the source); `import cowtree`
+# and one link_tree; `pip check`; then `pip uninstall` removes every file the wheel installed;
+# and from the same wheel, `uvx --from WHEEL cowtree --version` and `pipx install WHEEL` (uv's
+# and pipx's homes in a temporary directory). For an aarch64 wheel on an x86_64 machine, the
+# binary is run under qemu-aarch64 (--version, a clone, a snapshot and a checkout) and the
+# wheel's layout and tag are checked; its module cannot be imported by this machine's python.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TERM_COLOR=never
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+CRATE=crates/cowtree-py
+DATA=$CRATE/build-data/scripts
+TOOLS=$TARGET/wheel-tools
+die() { echo "wheel: $*" >&2; exit 1; }
+
+tools() { # tools [release]: the build tools (and with `release`, zig) in $TOOLS
+  local req
+  for req in build ${1:-}; do
+    req=$CRATE/$req-requirements.txt
+    cmp -s "$req" "$TOOLS/$(basename "$req")" 2>/dev/null && continue
+    echo "wheel: installing $(basename "$req") into $TOOLS" >&2
+    [[ -x "$TOOLS/bin/python" ]] || python3 -m venv "$TOOLS"
+    "$TOOLS/bin/pip" install -q --disable-pip-version-check -r "$req" >&2
+    cp "$req" "$TOOLS/"
+  done
+  export PATH="$TOOLS/bin:$PATH"
+}
+
+version() { awk -F'"' '/^version = / { print $2; exit }' Cargo.toml; }
+
+# dev: prints the wheel's path on stdout (everything else goes to stderr).
+build_dev() {
+  tools
+  {
+    cargo build -p cowtree
+    mkdir -p "$DATA"
+    objcopy --strip-debug "$TARGET/debug/cowtree" "$DATA/cowtree.tmp"
+    mv "$DATA/cowtree.tmp" "$DATA/cowtree"
+    rm -rf "$TARGET/wheels-dev"
+    maturin build --profile dev -m "$CRATE/Cargo.toml" -o "$TARGET/wheels-dev"
+  } >&2
+  ls "$TARGET"/wheels-dev/cowtree-"$(version)"-*.whl
+}
+
+# Debian's rustc-web for a target rustup cannot give (as scripts/check-macos.sh installs it).
+debian_rust() {
+  local p missing=()
+  for p in rustc-web cargo-web rust-web-src; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "wheel: installing ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
+      { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }
+  fi
+}
+
+build_release() { # build_release ARCH
+  local arch=$1 triple=$1-unknown-linux-gnu
+  local -a env=() zflags=()
+  tools release
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$triple"; then
+    debian_rust
+    env=(CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
+      PATH="/usr/bin:$PATH")
+    zflags=(-Zbuild-std=std,panic_abort)
+  fi
+  echo "wheel: building the cowtree binary for $triple (glibc 2.17 symbols, zig)"
+  env "${env[@]}" cargo-zigbuild zigbuild --profile dist -p cowtree --target "$triple.2.17" "${zflags[@]}"
+  mkdir -p "$DATA"
+  cp "$TARGET/$triple/dist/cowtree" "$DATA/cowtree"
+  echo "wheel: building the wheel for $triple"
+  env "${env[@]}" maturin build --profile dist --zig --compatibility manylinux2014 \
+    --target "$triple" -m "$CRATE/Cargo.toml" -o "$TARGET/wheels" "${zflags[@]}"
+  local whl
+  whl=$(ls "$TARGET"/wheels/cowtree-"$(version)"-*manylinux*"$arch".whl)
+  echo "wheel: $whl ($(du -h "$whl" | cut -f1))"
+  # auditwheel: the tag must hold for the glibc symbols every ELF file in the wheel needs.
+  auditwheel show "$whl" | tee "$TARGET/wheels/auditwheel-$arch.txt"
+  grep -q "manylinux_2_17_$arch" "$TARGET/wheels/auditwheel-$arch.txt" ||
+    die "$whl needs more than manylinux_2_17 (see above)"
+}
+
+smoke() { # smoke WHEEL
+  local whl=$1 arch
+  [[ -f "$whl" ]] || die "no wheel $whl"
+  tools
+  case $whl in
+    *_x86_64.whl) arch=x86_64 ;;
+    *_aarch64.whl) arch=aarch64 ;;
+    *) die "$whl: not a Linux x86_64 or aarch64 wheel" ;;
+  esac
+  local work
+  work=$(mktemp -d "${TMPDIR:-/tmp}/cowtree-wheel.XXXXXX")
+  # shellcheck source=scripts/mounts.sh
+  source scripts/mounts.sh
+  # shellcheck disable=SC2064
+  trap "cowtree_mounts_down; rm -rf '$work'" EXIT
+  cowtree_mounts_up xfs
+  local x=${COWTREE_TEST_XFS:-}
+  [[ -n "$x" ]] || die "no XFS mounted (needs root and loop devices): the smoke test clones on one"
+  export HOME="$work/home" XDG_DATA_HOME="$work/home/data" XDG_CACHE_HOME="$work/home/cache"
+  export XDG_CONFIG_HOME="$work/home/config" XDG_STATE_HOME="$work/home/state"
+  # uv's cache stays the caller's (or the default one): nothing in it belongs to the test.
+  export UV_CACHE_DIR=${UV_CACHE_DIR:-$TOOLS/uv-cache}
+  mkdir -p "$HOME"
+  # A tree to clone: two files and a symlink.
+  mkdir -p "$x/src/pkg"
+  head -c 1048576 /dev/urandom >"$x/src/pkg/data.bin"
+  echo 'print("hi")' >"$x/src/pkg/main.py"
+  ln -s pkg/main.py "$x/src/link"
+
+  local venv=$work/venv ct
+  uv venv -q --python python3 "$venv"
+  uv pip install -q --python "$venv/bin/python" "$whl"
+  ct=$venv/bin/cowtree
+  [[ -x "$ct" ]] || die "the wheel installed no $ct"
+  local run=()
+  if [[ "$arch" != "$(uname -m)" ]]; then
+    command -v "qemu-$arch" >/dev/null ||
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null ||
+      { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null; }
+    run=("qemu-$arch")
+  fi
+  echo "wheel: smoke: $("${run[@]}" "$ct" --version) from $ct"
+  cmp -s "$ct" <(unzip -p "$whl" "cowtree-$(version).data/scripts/cowtree") ||
+    die "the installed cowtree differs from the wheel's"
+  "${run[@]}" "$ct" clone --json "$x/src" "$x/clone" >"$work/clone.json"
+  python3 - "$work/clone.json" "${#run[@]}" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+emulated = sys.argv[2] != "0"
+assert r["files"] == 2 and r["symlinks"] == 1, r
+# Under qemu-user the FICLONE ioctl may not pass through: then the copy must be reported.
+if not emulated:
+    assert r["cloned"] == 2 and not r["fallbacks"], r
+else:
+    assert r["cloned"] + r["copied"] == 2 and (r["cloned"] == 2 or r["fallbacks"]), r
+print(f"wheel: smoke: clone: {r['cloned']} cloned, {r['copied']} copied, fallbacks {[f['reason'] for f in r['fallbacks']]}")
+EOF
+  if ((${#run[@]} == 0)); then
+    filefrag -v "$x/clone/pkg/data.bin" | grep -q shared ||
+      die "the clone's data.bin shares no extent with the source (filefrag -v)"
+  fi
+  "${run[@]}" "$ct" snapshot --store "$x/store" --name v1 "$x/src" >/dev/null
+  "${run[@]}" "$ct" checkout --store "$x/store" v1 "$x/wt" >/dev/null
+  diff -r --no-dereference "$x/src" "$x/wt" || die "the checkout differs from the snapshot's source"
+  echo "wheel: smoke: snapshot v1 and its checkout match the source"
+
+  if ((${#run[@]} == 0)); then
+    "$venv/bin/python" - "$x" <<'EOF'
+import sys, cowtree
+x = sys.argv[1]
+r = cowtree.link_tree(f"{x}/src", f"{x}/pylinked")
+assert r.cloned == 2 and r.fallbacks == [], r
+print(f"wheel: smoke: import cowtree {cowtree.__version__}: link_tree cloned {r.cloned} files")
+EOF
+    uv pip install -q --python "$venv/bin/python" pip
+    "$venv/bin/python" -m pip check
+    "$venv/bin/python" -m pip uninstall -q -y cowtree
+    [[ ! -e "$ct" ]] || die "pip uninstall left $ct"
+    ! "$venv/bin/python" -c 'import cowtree' 2>/dev/null || die "pip uninstall left the module"
+    echo "wheel: smoke: pip check passed; pip uninstall removed the command and the module"
+    # uvx and pipx, each with its own homes under $work.
+    UV_TOOL_DIR="$work/uv-tools" UV_TOOL_BIN_DIR="$work/uv-bin" \
+      uvx -q --from "$whl" cowtree --version
+    PIPX_HOME="$work/pipx" PIPX_BIN_DIR="$work/pipx-bin" PIPX_MAN_DIR="$work/pipx-man" \
+      pipx install -q "$whl" >/dev/null
+    "$work/pipx-bin/cowtree" --version
+    echo "wheel: smoke: uvx --from and pipx install run the command"
+  else
+    # What this machine cannot import: the wheel's layout and the module's architecture.
+    unzip -l "$whl" | grep -q 'cowtree/_cowtree.abi3.so' || die "no module in $whl"
+    unzip -p "$whl" cowtree/_cowtree.abi3.so >"$work/mod.so"
+    file -b "$work/mod.so" 2>/dev/null | grep -qi "aarch64\|arm aarch64" ||
+      readelf -h "$work/mod.so" | grep -q AArch64 || die "the module in $whl is not $arch"
+    echo "wheel: smoke: $arch module present (not importable on this machine)"
+  fi
+  echo "wheel: smoke passed: $whl"
+}
+
+case ${1:-} in
+  dev) build_dev ;;
+  smoke) smoke "${2:?usage: scripts/wheel.sh smoke WHEEL}" ;;
+  ci) smoke "$(build_dev)" ;;
+  release)
+    shift
+    arches=("$@")
+    ((${#arches[@]})) || arches=(x86_64 aarch64)
+    for a in "${arches[@]}"; do build_release "$a"; done
+    for a in "${arches[@]}"; do
+      (smoke "$(ls "$TARGET"/wheels/cowtree-"$(version)"-*manylinux*"$a".whl)")
+    done
+    ;;
+  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+esac
