@@ -58,6 +58,7 @@ classes! {
     InvalidDestinationPathError "A mapping or file entry gave an invalid relative path.";
     CollisionError "Two sources give one path and on_existing is \"fail\".";
     UndoFailedError "A merge failed and could not be undone: part of it may be there.";
+    CancelledError "Linker.cancel() stopped the call; nothing was changed at the destination.";
     IoError "An OS error about one path.";
     LinkIoError "An OS error linking one entry.";
 }
@@ -188,6 +189,12 @@ fn build(py: Python<'_>, err: &LinkError) -> PyResult<PyErr> {
             UndoFailedError::new_err(args.clone_ref(py)),
             "undo_failed",
             Some(dst),
+            None,
+        ),
+        E::Cancelled(p) => (
+            CancelledError::new_err(args.clone_ref(py)),
+            "cancelled",
+            Some(p),
             None,
         ),
         E::Io { path, .. } => (IoError::new_err(args.clone_ref(py)), "io", Some(path), None),

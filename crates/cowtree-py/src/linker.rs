@@ -2,9 +2,12 @@
 //! converts its arguments first, then runs the link with the interpreter released.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
 use cowtree_link::{EntryKind, FileEntry, LinkError, LinkOptions, LinkReport, PathMap};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
@@ -45,12 +48,56 @@ fn make_options(
     })
 }
 
-/// Runs `work` with the interpreter released and turns its outcome into Python's.
+/// How often a waiting call looks for a signal (Ctrl-C) to handle.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// Runs `work` (a call of `linker`) on a thread of its own with the interpreter released,
+/// and turns its outcome into Python's. Meanwhile the calling thread wakes every
+/// [`SIGNAL_POLL`] to run Python's signal handlers: when one raises (Ctrl-C's
+/// `KeyboardInterrupt`), the link is cancelled through the Linker's cancel handle, its
+/// undoing awaited (a new destination is not created, a merge is rolled back), and that
+/// exception raised. The Linker stays cancelled: later calls raise `CancelledError`.
 fn run(
     py: Python<'_>,
+    linker: &cowtree_link::Linker,
     work: impl FnOnce() -> Result<LinkReport, LinkError> + Send,
 ) -> PyResult<report::Report> {
-    match py.detach(work) {
+    let (tx, rx) = mpsc::channel();
+    // In a Mutex only to be Sync, as `detach` asks of what its closure borrows.
+    let rx = Mutex::new(rx);
+    let recv = |timeout: Option<Duration>| {
+        let rx = rx.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match timeout {
+            Some(t) => rx.recv_timeout(t),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        }
+    };
+    let outcome = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            // The receiver outlives this thread: the scope joins it before returning.
+            let _ = tx.send(work());
+        });
+        loop {
+            match py.detach(|| recv(Some(SIGNAL_POLL))) {
+                Ok(outcome) => return Ok(outcome),
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(interrupt) = py.check_signals() {
+                        linker.cancel_handle().cancel();
+                        // The outcome (most likely `Cancelled`) gives way to the signal's
+                        // exception, once the destination is put back.
+                        let _ = py.detach(|| recv(None));
+                        return Err(interrupt);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(PyRuntimeError::new_err(
+                        "the link thread ended without an outcome (it panicked)",
+                    ));
+                }
+            }
+        }
+    })?;
+    match outcome {
         Ok(r) => report::to_py(py, r),
         Err(e) => Err(errors::to_py(py, &e)),
     }
@@ -124,7 +171,7 @@ impl Linker {
         #[pyo3(from_py_with = paths::arg)] src: PathBuf,
         #[pyo3(from_py_with = paths::arg)] dst: PathBuf,
     ) -> PyResult<report::Report> {
-        run(py, || self.inner.link_tree(&src, &dst))
+        run(py, &self.inner, || self.inner.link_tree(&src, &dst))
     }
 
     /// Links several trees (paths or `Source`s, each with its own mapping rules) into `dst`
@@ -143,7 +190,7 @@ impl Linker {
             .iter()
             .map(|s| move |rel: &Path, kind: EntryKind| s.rules.map(rel, kind))
             .collect();
-        run(py, || {
+        run(py, &self.inner, || {
             let linked: Vec<cowtree_link::Source<'_>> = sources
                 .iter()
                 .zip(&maps)
@@ -189,7 +236,21 @@ impl Linker {
                 mode,
             });
         }
-        run(py, || self.inner.link_files(&list, &dst))
+        run(py, &self.inner, || self.inner.link_files(&list, &dst))
+    }
+
+    /// Stops the session's running and later calls (from another thread, a signal handler,
+    /// a timer): a running call stops soon, undoes its work and raises `CancelledError`;
+    /// later calls raise it at once. Ctrl-C during a call does the same and raises
+    /// `KeyboardInterrupt`.
+    fn cancel(&self) {
+        self.inner.cancel_handle().cancel();
+    }
+
+    /// True once the session was cancelled.
+    #[getter]
+    fn cancelled(&self) -> bool {
+        self.inner.cancel_handle().is_cancelled()
     }
 
     /// Finishes merges into `dst` that a killed process left half done; returns how many.
@@ -246,5 +307,6 @@ pub fn link_tree(
         sync,
         true,
     )?;
-    run(py, || cowtree_link::link_tree(&src, &dst, &opts))
+    let linker = cowtree_link::Linker::new(opts);
+    run(py, &linker, || linker.link_tree(&src, &dst))
 }

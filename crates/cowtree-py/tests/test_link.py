@@ -255,3 +255,50 @@ def test_the_stubs_name_everything_the_module_exports_and_nothing_more():
     assert {n for n in dir(native) if not n.startswith("_")} | {"__version__"} == exported
     for cls in (c for c in exported if c.endswith("Error")):
         assert issubclass(getattr(cowtree, cls), cowtree.LinkError)
+
+
+def _many_files(root, n=5000):
+    os.mkdir(root)
+    for i in range(n):
+        with open(os.path.join(root, f"f{i}"), "wb") as f:
+            f.write(b"y" * 4096)
+    return root
+
+
+def test_ctrl_c_during_a_link_cancels_it_and_leaves_no_destination(ext4):
+    import signal
+
+    src = _many_files(os.path.join(ext4, "src"))
+    dst = os.path.join(ext4, "dst")
+    linker = cowtree.Linker(jobs=1)
+    main = threading.get_ident()
+    timer = threading.Timer(0.02, lambda: signal.pthread_kill(main, signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            linker.link_tree(src, dst)
+            pytest.fail("the link finished before the signal: too fast to tell")
+    finally:
+        timer.cancel()
+    assert not os.path.exists(dst)
+    assert not [n for n in os.listdir(ext4) if "cowtree-staging" in n]
+    assert linker.cancelled
+    with pytest.raises(cowtree.CancelledError) as info:
+        linker.link_tree(src, os.path.join(ext4, "dst2"))
+    assert info.value.kind == "cancelled" and info.value.path == os.path.join(ext4, "dst2")
+
+
+def test_cancel_from_another_thread_rolls_a_merge_back(ext4):
+    src = _many_files(os.path.join(ext4, "src"))
+    dst = os.path.join(ext4, "dst")
+    os.mkdir(dst)
+    with open(os.path.join(dst, "f1"), "wb") as f:
+        f.write(b"mine")
+    linker = cowtree.Linker(on_existing="overwrite", jobs=1)
+    timer = threading.Timer(0.02, linker.cancel)
+    timer.start()
+    with pytest.raises(cowtree.CancelledError) as info:
+        linker.link_tree(src, dst)
+    timer.join()
+    assert info.value.path == dst and info.value.destination_unchanged
+    assert sorted(os.listdir(dst)) == ["f1"] and read(os.path.join(dst, "f1")) == b"mine"

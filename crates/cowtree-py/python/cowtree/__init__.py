@@ -12,6 +12,7 @@ the work runs. See `cowtree._cowtree` (and its stubs) for every argument.
 """
 
 from ._cowtree import (
+    CancelledError,
     Collision,
     CollisionError,
     DestinationExistsError,
@@ -41,6 +42,7 @@ from ._cowtree import (
 )
 
 __all__ = [
+    "CancelledError",
     "Collision",
     "CollisionError",
     "DestinationExistsError",

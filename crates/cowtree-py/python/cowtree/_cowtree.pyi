@@ -156,6 +156,13 @@ class Linker:
     ) -> Report:
         """Links `(src, dst_relative[, mode])` files into `dst`, making parent directories;
         `mode` sets a cloned or copied file's permission bits (None: the source's)."""
+    cancelled: bool
+    """True once the session was cancelled (by `cancel()` or Ctrl-C during a call)."""
+    def cancel(self) -> None:
+        """Stops the session's running and later calls, from another thread (or a timer): a
+        running call stops soon, undoes its work (a new destination does not appear, a merge
+        is rolled back) and raises CancelledError; later calls raise it at once. Ctrl-C
+        during a call does the same, and the call raises KeyboardInterrupt."""
     def recover(self, dst: StrPath) -> int:
         """Finishes merges into `dst` that a killed process left half done; returns how many."""
 
@@ -253,6 +260,10 @@ class UndoFailedError(LinkError):
 
     cause: LinkError
     undo_error: str
+
+class CancelledError(LinkError):
+    """The session was cancelled (Linker.cancel()); nothing changed at `path`, the
+    destination."""
 
 class IoError(LinkError):
     """An OS error (`errno`) while doing `op` on `path`."""
