@@ -15,6 +15,11 @@
 #   - hardlink: wheel_install --mode hardlink           vs `uv pip install --offline --link-mode hardlink`
 #   - loop:     wheel_install --session-per-package (one Linker per wheel, as calling link_tree
 #               per package does) vs the one pass
+#   - python:   crates/cowtree-py/examples/wheel_install.py, the same install driven from Python
+#               through the `cowtree` module (built --release, as the Rust example is; mapping
+#               rules instead of a closure, RECORD written in Python), clone and hardlink, vs
+#               the Rust example (target: within 5%); also the module's import time and the
+#               size of the wheel it came from
 #   - floor:    bench/merge-floor.c, clone and hardlink modes, with as many threads as cores:
 #               the kernel work alone of the same install (every file of every unpacked wheel
 #               created and FICLONEd, or linkat'ed, into site-packages, directories made,
@@ -56,6 +61,14 @@ command -v uv >/dev/null || "$PYTHON" -m pip install -q uv
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 cargo build -q --release -p cowtree-link --example wheel_install
 EX="$TARGET/release/examples/wheel_install"
+# The Python module, release profile, in a wheel of its own (the tools: scripts/wheel.sh's).
+scripts/wheel.sh tools >/dev/null
+rm -rf "$TARGET/wheels-bench"
+mkdir -p crates/cowtree-py/build-data # (pyproject.toml's data directory, empty on a fresh clone)
+"$TARGET/wheel-tools/bin/maturin" build -q --release -m crates/cowtree-py/Cargo.toml \
+  -o "$TARGET/wheels-bench" >/dev/null
+PYWHEEL=$(ls "$TARGET"/wheels-bench/cowtree-*.whl)
+PYEX="$ROOT/crates/cowtree-py/examples/wheel_install.py"
 
 # shellcheck source=scripts/mounts.sh
 source scripts/mounts.sh
@@ -81,6 +94,10 @@ for w in sys.argv[2:]:
                 os.chmod(path, 0o755 if mode & 0o111 else 0o644)
 EOF
 export UV_CACHE_DIR="$X/uvcache"
+# The interpreter that runs examples/wheel_install.py, with the module installed.
+uv venv -q --python "$PYTHON" "$X/pyct"
+uv pip install -q --python "$X/pyct/bin/python" "$PYWHEEL"
+PYCT="$X/pyct/bin/python"
 FLOOR="$X/merge-floor"
 cc -O2 -pthread -o "$FLOOR" bench/merge-floor.c
 JOBS=$(nproc)
@@ -92,6 +109,8 @@ cmd() { # cmd TOOL VENV: sets CMD to TOOL's command line installing into VENV
     ct-clone) CMD=("$EX" "$2" "$X"/unpacked/*) ;;
     ct-hardlink) CMD=("$EX" --mode hardlink "$2" "$X"/unpacked/*) ;;
     ct-loop) CMD=("$EX" --session-per-package "$2" "$X"/unpacked/*) ;;
+    py-clone) CMD=("$PYCT" "$PYEX" "$2" "$X"/unpacked/*) ;;
+    py-hardlink) CMD=("$PYCT" "$PYEX" --mode hardlink "$2" "$X"/unpacked/*) ;;
     uv-clone | uv-hardlink)
       CMD=(uv pip install --offline --no-index --find-links "$WHEEL_CACHE" --link-mode "${1#uv-}"
         --python "$2/bin/python" "${names[@]}") ;;
@@ -111,7 +130,7 @@ ms_of() { # ms_of TOOL < output
   case $1 in
     uv-*) sed -nE 's/.*Installed [0-9]+ packages? in ([0-9.]+)(m?s).*/\1 \2/p' |
       awk '{print ($2=="s") ? $1*1000 : $1}' ;;
-    ct-*) sed -nE 's/.* in ([0-9.]+) ms$/\1/p' ;;
+    ct-* | py-*) sed -nE 's/.* in ([0-9.]+) ms$/\1/p' ;;
     floor-*) sed -nE 's/^merge-floor: .*, ([0-9.]+) ms$/\1/p' ;;
   esac
 }
@@ -170,9 +189,9 @@ EOF
 status=0
 for ((r = 1; r <= RUNS; r++)); do
   if ((r % 2)); then
-    order=(ct-clone uv-clone floor-clone ct-hardlink uv-hardlink floor-hardlink ct-loop)
+    order=(ct-clone py-clone uv-clone floor-clone ct-hardlink py-hardlink uv-hardlink floor-hardlink ct-loop)
   else
-    order=(floor-clone uv-clone ct-clone floor-hardlink uv-hardlink ct-hardlink ct-loop)
+    order=(floor-clone uv-clone py-clone ct-clone floor-hardlink uv-hardlink py-hardlink ct-hardlink ct-loop)
   fi
   for tool in "${order[@]}"; do run_one "$tool" "$r"; done
   if ((r == 1)); then
@@ -180,6 +199,8 @@ for ((r = 1; r <= RUNS; r++)); do
     compare "$X/v-ct-clone-1" "$X/v-uv-clone-1" || status=1
     echo "content, hardlink:"
     compare "$X/v-ct-hardlink-1" "$X/v-uv-hardlink-1" || status=1
+    echo "content, Python example against the Rust example (clone):"
+    compare "$X/v-py-clone-1" "$X/v-ct-clone-1" || status=1
   fi
   rm -rf "$X"/v-*-"$r"
 done
@@ -188,7 +209,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR
 declare -A M MC
 echo "medians; vol, invol: the process's voluntary context switches (it blocked) and involuntary ones (it was preempted)"
 printf '%-14s %9s   %-36s %7s   %-30s %6s %6s\n' tool median_ms "all runs (ms)" cpu_ms "all runs, CPU (ms)" vol invol
-for tool in ct-clone uv-clone floor-clone ct-hardlink uv-hardlink floor-hardlink ct-loop; do
+for tool in ct-clone py-clone uv-clone floor-clone ct-hardlink py-hardlink uv-hardlink floor-hardlink ct-loop; do
   M[$tool]=$(median <<<"${T[$tool]}")
   MC[$tool]=$(median <<<"${C[$tool]}")
   printf '%-14s %9.1f   %-36s %7.0f   %-30s %6.0f %6.0f\n' "$tool" "${M[$tool]}" "${T[$tool]}" \
@@ -212,6 +233,16 @@ floor_line() { # floor_line MODE FACTOR TARGET_TEXT
 floor_line clone 1.5 "1.5x uv"
 floor_line hardlink 1.0 "no slower than uv"
 echo "one session per package / one pass = ${r3}x"
+for m in clone hardlink; do
+  r=$(ratio "${M[py-$m]}" "${M[ct-$m]}")
+  echo "$(awk -v x="$r" 'BEGIN {print (x <= 1.05) ? "PASS" : "MISS"}') $m: Python example / Rust example = ${r}x (target <= 1.05x)"
+done
+imports=()
+for _ in 1 2 3 4 5 6 7 8 9 10 11; do
+  imports+=("$("$PYCT" -X importtime -c 'import cowtree' 2>&1 | awk -F'|' '$3 ~ /^ cowtree$/ {gsub(/ /, "", $2); print $2}')")
+done
+echo "import cowtree: $(printf '%s\n' "${imports[@]}" | median) us (median of 11, python -X importtime, cumulative; release build)"
+echo "wheel for the Python runs: $(basename "$PYWHEEL"), $(du -k "$PYWHEEL" | cut -f1) KiB (release module; its bin/cowtree is whatever scripts/wheel.sh last built)"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # SYSCALLS=1: one more install per tool under `strace -f -c`; system calls per unpacked file.

@@ -8,7 +8,9 @@
 #   scripts/wheel.sh dev                         # a dev-profile wheel for this machine, from
 #                                                # the test build's target dir; prints its path
 #   scripts/wheel.sh smoke WHEEL                 # install WHEEL into a fresh venv and test it
-#   scripts/wheel.sh ci                          # dev, then smoke (what .ci/run runs)
+#   scripts/wheel.sh ci                          # smoke the dev wheel scripts/test.sh built
+#                                                # (else build it first): what .ci/run runs
+#   scripts/wheel.sh tools [release]             # only the tools venv; prints its path
 #
 # The tools (maturin, auditwheel, uv, pipx, pytest, and for release builds zig and
 # cargo-zigbuild; pinned in crates/cowtree-py/*-requirements.txt) come from PyPI into a venv this script makes,
@@ -64,7 +66,10 @@ version() { awk -F'"' '/^version = / { print $2; exit }' Cargo.toml; }
 build_dev() {
   tools
   {
-    cargo build -p cowtree
+    # The binary the tests ran: built as scripts/test.sh builds it (a `cargo build -p cowtree`
+    # would resolve features apart from the tests and rebuild most dependencies), so that
+    # after the tests this is a no-op.
+    cargo test -q --workspace --all-targets --no-run
     mkdir -p "$DATA"
     objcopy --strip-debug "$TARGET/debug/cowtree" "$DATA/cowtree.tmp"
     mv "$DATA/cowtree.tmp" "$DATA/cowtree"
@@ -94,8 +99,9 @@ build_release() { # build_release ARCH
   tools release
   if ! rustup target list --installed 2>/dev/null | grep -qx "$triple"; then
     debian_rust
+    # Debian's cargo first in PATH; zig named outright, as /usr/bin/python3 has no ziglang.
     env=(CARGO=/usr/bin/cargo RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
-      PATH="/usr/bin:$PATH")
+      PATH="/usr/bin:$PATH" CARGO_ZIGBUILD_ZIG_PATH="$TOOLS/bin/python-zig")
     zflags=(-Zbuild-std=std,panic_abort)
   fi
   echo "wheel: building the cowtree binary for $triple (glibc 2.17 symbols, zig)"
@@ -214,9 +220,16 @@ EOF
 }
 
 case ${1:-} in
+  tools) tools "${2:-}"; echo "$TOOLS" ;;
   dev) build_dev ;;
   smoke) smoke "${2:?usage: scripts/wheel.sh smoke WHEEL}" ;;
-  ci) smoke "$(build_dev)" ;;
+  ci)
+    # The dev wheel scripts/test.sh built in this run, if it did (building it again would
+    # recompile pyo3: cargo test and maturin give its build script different environments).
+    whl=$(ls "$TARGET"/wheels-dev/cowtree-"$(version)"-*.whl 2>/dev/null || true)
+    [[ -n "$whl" ]] || whl=$(build_dev)
+    smoke "$whl"
+    ;;
   release)
     shift
     arches=("$@")
