@@ -60,14 +60,14 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub fn new(opts: LinkOptions) -> Engine {
+    pub fn new(opts: LinkOptions, cancel: CancelHandle) -> Engine {
         let jobs = effective_jobs(opts.jobs);
         Engine {
             opts,
             jobs,
             pairs: Pairs::default(),
             workers: cowtree_fs::workers::Pool::new(jobs, "cowtree-link"),
-            cancel: CancelHandle::new(),
+            cancel,
         }
     }
 

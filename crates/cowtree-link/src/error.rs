@@ -146,6 +146,12 @@ pub enum LinkError {
     /// rolled back (unless wrapped in [`LinkError::UndoFailed`]).
     #[error("linking into {0} was cancelled; nothing was changed there")]
     Cancelled(PathBuf),
+    /// Another merge (in this process or another) holds the lock on the existing destination
+    /// and [`crate::LinkOptions::wait`] is false.
+    #[error(
+        "another cowtree run is merging into {0} (it holds the lock on that directory); nothing was changed there"
+    )]
+    DestinationBusy(PathBuf),
     /// An I/O error about one path.
     #[error("{op} {path}: {source}")]
     Io {

@@ -121,6 +121,13 @@
 //!   four per worker, less where the open-file limit is tight) and one per source root; no
 //!   more workers than the open-file limit allows.
 //!
+//! - **Two merges into one destination take turns.** A merge holds an exclusive `flock` on
+//!   the destination directory from before it finishes a dead merge's journal until it has
+//!   published; another merge into it (in this process or another) waits, telling
+//!   [`Progress::waiting`], or with [`LinkOptions::wait`] false fails at once with
+//!   [`LinkError::DestinationBusy`]. Two calls that both create a destination that did not
+//!   exist, with [`OnExisting::Overwrite`] or [`OnExisting::Skip`], both succeed: the second
+//!   to finish merges into what the first put there.
 //! - **Cancellation:** [`Linker::cancel_handle`] gives a [`CancelHandle`] that any thread may
 //!   cancel: the calls in progress stop their workers and leave the destination as it was
 //!   (as on any error: a new destination's staging is removed, a merge is rolled back), and

@@ -77,6 +77,12 @@ pub struct LinkOptions {
     /// ([`crate::LinkReport::per_file_reason`]). Default false: the per-file contract of the
     /// crate documentation holds unless asked.
     pub whole_tree: bool,
+    /// A merge into an existing destination takes a lock on it (an exclusive `flock` on the
+    /// destination directory) so that two merges into one destination run one after the
+    /// other. With `wait` (the default), a merge that finds the lock held waits for it,
+    /// telling [`Progress::waiting`]; without, it fails at once with
+    /// [`crate::LinkError::DestinationBusy`], changing nothing.
+    pub wait: bool,
 }
 
 /// A content hash the record can carry.
@@ -125,6 +131,7 @@ impl Default for LinkOptions {
             hardlink_sizes: true,
             sync: false,
             whole_tree: false,
+            wait: true,
         }
     }
 }
@@ -144,6 +151,7 @@ impl fmt::Debug for LinkOptions {
             .field("hardlink_sizes", &self.hardlink_sizes)
             .field("sync", &self.sync)
             .field("whole_tree", &self.whole_tree)
+            .field("wait", &self.wait)
             .finish()
     }
 }
@@ -180,6 +188,12 @@ pub trait Progress: Send + Sync {
     /// more bytes of file data are done.
     fn advanced(&self, entries: u64, bytes: u64) {
         let _ = (entries, bytes);
+    }
+
+    /// The call waits for another merge into the destination `dst` to finish (see
+    /// [`LinkOptions::wait`]); called once per call, before it waits.
+    fn waiting(&self, dst: &std::path::Path) {
+        let _ = dst;
     }
 }
 

@@ -103,8 +103,15 @@ enum Prepared {
 impl Linker {
     /// A session with `opts`.
     pub fn new(opts: LinkOptions) -> Linker {
+        Linker::with_cancel(opts, CancelHandle::new())
+    }
+
+    /// A session with `opts` that `cancel` stops (see [`Linker::cancel_handle`]): for a
+    /// handle made before the session (a signal handler installed first), or shared by
+    /// several sessions.
+    pub fn with_cancel(opts: LinkOptions, cancel: CancelHandle) -> Linker {
         Linker {
-            engine: Engine::new(opts),
+            engine: Engine::new(opts, cancel),
         }
     }
 
