@@ -16,6 +16,12 @@
 //! A command that registered nothing is journaled or changes nothing halfway (switch, reset,
 //! dedupe, gc, reads), and just stops.
 //!
+//! A command that can stop its own work cleanly registers how with [`cancel_with`] (`cowtree
+//! clone`: its linker's cancellation handle). The first signal then cancels it and lets the
+//! command return, so that its own error path undoes its work (a merge into an existing
+//! destination is rolled back, a new destination's staging removed) before the process exits
+//! with the same one line; a second signal while it does stops at once, as above.
+//!
 //! What its arguments tell (the staging beside a new destination, the sentences to print) a
 //! command registers before the handler starts, so that a signal that comes before its work
 //! begins still gets the whole message; what it learns later (where its store is) it
@@ -47,6 +53,9 @@ pub enum Leftover {
     /// A function that takes back what a library's work in progress made and says what it
     /// did (e.g. `cowtree_git::abort_all`); called first, after staging is stopped.
     Call(fn() -> Vec<String>),
+    /// A merge into the existing directory `dst` (journaled): says whether it finished, was
+    /// undone, or is left for the next merge (or `cowtree clone --recover`) to finish.
+    Merge { dst: PathBuf },
     /// Says whether `path` exists (looked at after every removal): `yes` or `no`.
     Exists {
         /// The path.
@@ -60,6 +69,12 @@ pub enum Leftover {
 
 static PLAN: Mutex<Vec<Leftover>> = Mutex::new(Vec::new());
 static STOPPING: AtomicBool = AtomicBool::new(false);
+/// How the running command stops its work (see [`cancel_with`]).
+type Cancel = Box<dyn Fn() + Send>;
+static CANCEL: Mutex<Option<Cancel>> = Mutex::new(None);
+/// Set by the main thread when the command returned while a signal was handled: whether it
+/// succeeded.
+static RETURNED: Mutex<Option<bool>> = Mutex::new(None);
 static JSON: AtomicBool = AtomicBool::new(false);
 
 /// Under `--json`, an interrupt is also reported as the JSON error object on stdout.
@@ -70,9 +85,24 @@ pub fn set_json(json: bool) {
 /// Called by the main thread before it reports the command's result: once a signal is being
 /// handled, the result is moot (and an error may only be the handler removing the staging
 /// under a worker), so the main thread waits for the handler to end the process.
-pub fn hold_if_stopping() {
+/// `ok`: the command succeeded (a handler that cancelled the command says what it left from
+/// that).
+pub fn hold_if_stopping(ok: bool) {
+    if STOPPING.load(Ordering::Acquire)
+        && let Ok(mut returned) = RETURNED.lock()
+    {
+        *returned = Some(ok);
+    }
     while STOPPING.load(Ordering::Acquire) {
         std::thread::park_timeout(std::time::Duration::from_secs(1));
+    }
+}
+
+/// Registers how the command stops its own work: on the first signal the handler calls
+/// `cancel` and waits for the command to return (see the module doc).
+pub fn cancel_with(cancel: impl Fn() + Send + 'static) {
+    if let Ok(mut c) = CANCEL.lock() {
+        *c = Some(Box::new(cancel));
     }
 }
 
@@ -110,7 +140,11 @@ pub fn install(command: &'static str) {
             let mut sig = 0;
             // SAFETY: `set` is a valid signal set and `sig` a valid out-pointer.
             while unsafe { libc::sigwait(&set, &mut sig) } != 0 {}
-            stop(command, sig);
+            let cancel = CANCEL.lock().ok().and_then(|mut c| c.take());
+            match cancel {
+                Some(cancel) => cancel_then_stop(command, sig, &set, cancel),
+                None => stop(command, sig, None),
+            }
         });
     if spawned.is_err() {
         // No handler thread: let the signals act as they would have.
@@ -119,7 +153,45 @@ pub fn install(command: &'static str) {
     }
 }
 
-fn stop(command: &str, sig: i32) -> ! {
+/// Cancels the command and waits for it to return, then stops with what it left; a second
+/// signal meanwhile stops at once.
+fn cancel_then_stop(command: &str, sig: i32, set: &libc::sigset_t, cancel: Cancel) -> ! {
+    STOPPING.store(true, Ordering::Release);
+    // No new destination appears from now on (one being renamed into place is waited for).
+    cowtree_fs::staging::stop_staging();
+    cancel();
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        if let Some(ok) = RETURNED.lock().ok().and_then(|r| *r) {
+            stop(command, sig, Some(ok));
+        }
+        let poll = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 20_000_000,
+        };
+        // SAFETY: `set` is a valid signal set, no siginfo is asked for, `poll` is valid.
+        let again = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &poll) };
+        if again > 0 {
+            stop(command, again, None);
+        }
+        // Undoing a big merge takes a while: say why nothing seems to happen (on a terminal
+        // only: a program reading stderr gets its one line).
+        if !told
+            && started.elapsed() > std::time::Duration::from_secs(1)
+            && std::io::IsTerminal::is_terminal(&std::io::stderr())
+        {
+            told = true;
+            eprintln!(
+                "\r\x1b[2Kcowtree: {command}: stopping, undoing its work (interrupt again to stop at once)"
+            );
+        }
+    }
+}
+
+/// Removes what the plan says, prints the one line, and exits. `returned`: the command had
+/// returned (cancelled, or done), and whether it succeeded.
+fn stop(command: &str, sig: i32, returned: Option<bool>) -> ! {
     STOPPING.store(true, Ordering::Release);
     // From here on no staging directory or registration is created, and none moves into
     // place: the listings below miss nothing, what is removed cannot be renamed to DST half
@@ -172,7 +244,7 @@ fn stop(command: &str, sig: i32) -> ! {
                     remove_staging(dir, prefix);
                 }
             }
-            Leftover::Note(_) | Leftover::Exists { .. } => {}
+            Leftover::Note(_) | Leftover::Exists { .. } | Leftover::Merge { .. } => {}
         }
     }
     for what in &plan {
@@ -183,6 +255,7 @@ fn stop(command: &str, sig: i32) -> ! {
             } else {
                 no.clone()
             }),
+            Leftover::Merge { dst } => said.push(merge_state(dst, returned)),
             Leftover::Staging { .. } | Leftover::Records { .. } | Leftover::Call(_) => {}
         }
     }
@@ -214,6 +287,41 @@ fn stop(command: &str, sig: i32) -> ! {
     // SAFETY: _exit ends the process at once (no destructors run while workers still hold
     // the state they would tear down).
     unsafe { libc::_exit(128 + sig) }
+}
+
+/// What an interrupted merge into `dst` left: finished (the command had returned with
+/// success), undone (it returned and left no journal of this process), untouched or whole (it
+/// was stopped at once and left no journal), or a journal that the next merge into `dst` or
+/// `cowtree clone --recover` finishes.
+fn merge_state(dst: &Path, returned: Option<bool>) -> String {
+    let d = dst.display();
+    match returned {
+        Some(true) => format!("the merge into {d} had finished"),
+        Some(false) if !own_journal_in(dst) => {
+            format!("the merge into {d} was undone: it is as it was")
+        }
+        // Stopped at once, with no journal: the merge had not begun, or had ended.
+        None if !own_journal_in(dst) => format!("{d} is as it was, or merged whole"),
+        _ => format!(
+            "the merge into {d} is finished or undone by the next clone into it, or now by \
+             `cowtree clone --recover {d}` (until then its temporary entries .<name>.cowtree-tmp.* \
+             and its journal .cowtree-txn.* are there)"
+        ),
+    }
+}
+
+/// True when `dst` holds a merge journal of this process (`.cowtree-txn.<pid>.*`).
+fn own_journal_in(dst: &Path) -> bool {
+    let prefix = format!(".cowtree-txn.{}.", std::process::id());
+    cowtree_fs::dir::Dir::open(dst)
+        .and_then(|d| d.entries())
+        .map(|entries| {
+            entries
+                .iter()
+                .any(|e| e.name.as_bytes().starts_with(prefix.as_bytes()))
+        })
+        // Unreadable: say what to do, to be safe.
+        .unwrap_or(true)
 }
 
 /// Removes every entry of `dir` whose name starts with `prefix`; each with its result.

@@ -265,7 +265,7 @@ fn main() -> ExitCode {
         Command::Git(args) => cmd::git::run(args),
         Command::Hook(args) => cmd::hook::run(args),
     };
-    interrupt::hold_if_stopping();
+    interrupt::hold_if_stopping(result.is_ok());
     match result {
         Ok(code) => code.into(),
         Err(err) => report(&err, json),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, init_store, s};
+use common::{BIN, handler_installed, init_store, s};
 use cowtree_testutil::{Fs, XorShift, mount, pattern, scratch};
 
 /// The binary with a private HOME and XDG directories under `home` (no store from the
@@ -768,34 +768,6 @@ fn worktree_list_and_worktrees_print_the_same() {
 }
 
 /// Starts `cowtree --store STORE ARGS` and sends it `sig` after `delay`; its output.
-/// Waits (at most 30 s) until process `pid` blocks SIGINT and SIGTERM, which cowtree does
-/// when it installs its handler, or until it has ended.
-fn handler_installed(pid: u32) {
-    let wanted = (1u64 << (libc::SIGINT - 1)) | (1u64 << (libc::SIGTERM - 1));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
-            return;
-        };
-        if status
-            .lines()
-            .any(|l| l.starts_with("State:") && l.contains("zombie"))
-        {
-            return;
-        }
-        let blocked = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigBlk:"))
-            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
-            .unwrap_or(0);
-        if blocked & wanted == wanted {
-            return;
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    panic!("cowtree {pid} did not install its signal handler within 30 s");
-}
-
 fn signalled(
     home: &Path,
     store: Option<&Path>,

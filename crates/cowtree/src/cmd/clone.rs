@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use cowtree_fs::whole_tree::{Method, NotUsed};
 use cowtree_link::{
-    FallbackCount, HashAlgo, LinkError, LinkMode, LinkOptions, LinkReport, Linker, OnExisting,
+    CancelHandle, FallbackCount, HashAlgo, LinkError, LinkMode, LinkOptions, LinkReport, Linker,
+    OnExisting,
 };
 use serde::Serialize;
 
@@ -45,9 +46,12 @@ const PER_FILE_ASKED: NotUsed = NotUsed::Requested {
 ///
 /// A merge into an existing DST is all or nothing: new entries are built under hidden
 /// temporary names (`.<name>.cowtree-tmp.<pid>.<random>`) and put in place at the end,
-/// replaced entries are kept aside until then; on any error DST is put back as it was. A
-/// merge killed midway is finished or undone by the next merge into the same DST (its
-/// journal is `.cowtree-txn.<pid>.<random>` in DST).
+/// replaced entries are kept aside until then; on any error, and on Ctrl-C (SIGINT, SIGTERM,
+/// SIGHUP), DST is put back as it was before clone exits. A merge killed midway (kill -9, or
+/// a second Ctrl-C while it is being undone) leaves a journal (`.cowtree-txn.<pid>.<random>`
+/// in DST): the next merge into DST, or `cowtree clone --recover DST`, finishes it (completes
+/// it if it had started putting entries in place, else undoes it). Two merges into one DST
+/// take turns: the second waits for the first (it says so), or with --no-wait fails at once.
 ///
 /// A btrfs subvolume as SRC is copied whole, in one call, whatever its size: where SRC is the
 /// root of a subvolume on the same btrfs filesystem as DST, owned by the caller (or the caller
@@ -119,8 +123,22 @@ pub struct Args {
     /// only --sync promises that.
     #[arg(long)]
     sync: bool,
+    /// When another cowtree run is merging into DST (it holds DST's lock), fail at once
+    /// (exit 1, nothing changed) instead of waiting for it to finish.
+    #[arg(long)]
+    no_wait: bool,
+    /// Finish the merges into DST that a killed clone left (their journal
+    /// `.cowtree-txn.*` in DST): each is completed if it had started putting entries in
+    /// place, else undone, and its temporary entries removed. The next merge into DST does
+    /// this too. Copies nothing.
+    #[arg(long, value_name = "DST", conflicts_with = "paths")]
+    recover: Option<PathBuf>,
     /// The directory trees or files to copy, then where the copy goes.
-    #[arg(required = true, num_args = 2.., value_name = "SRC... DST")]
+    #[arg(
+        required_unless_present = "recover",
+        num_args = 2..,
+        value_name = "SRC... DST"
+    )]
     paths: Vec<PathBuf>,
 }
 
@@ -203,6 +221,9 @@ struct JsonRecord<'a> {
 }
 
 pub fn run(args: Args) -> CmdResult {
+    if let Some(dst) = &args.recover {
+        return recover(dst, args.json, args.quiet);
+    }
     let mode = match args.mode {
         ModeArg::Auto => LinkMode::Auto,
         ModeArg::Clone => LinkMode::Clone,
@@ -234,7 +255,10 @@ pub fn run(args: Args) -> CmdResult {
         preserve_times: !args.no_preserve_times,
         jobs: args.jobs,
         skip_special: args.skip_special,
-        progress: bar.shared().map(|p| p as Arc<dyn cowtree_link::Progress>),
+        progress: Some(Arc::new(CloneProgress {
+            bar: bar.shared(),
+            quiet: args.quiet,
+        })),
         record: args.record.is_some(),
         hash: args.record_hash.map(|h| match h {
             HashArg::Sha256 => HashAlgo::Sha256,
@@ -244,8 +268,9 @@ pub fn run(args: Args) -> CmdResult {
         hardlink_sizes: true,
         sync: args.sync,
         whole_tree: !args.per_file,
+        wait: !args.no_wait,
     };
-    let linker = Linker::new(opts);
+    let linker = Linker::with_cancel(opts, CANCEL.get_or_init(CancelHandle::new).clone());
 
     let result = if srcs.len() == 1 {
         linker
@@ -321,12 +346,20 @@ fn on_existing(arg: OnExistingArg) -> OnExisting {
     }
 }
 
+/// The link's cancellation handle, made before the signal handler starts (see
+/// [`expect_interrupt`]).
+static CANCEL: std::sync::OnceLock<CancelHandle> = std::sync::OnceLock::new();
+
 /// What an interrupt removes or says: a new destination is built in a staging directory
 /// beside it (a single file too), which the interrupt removes; a merge is journaled, and the
 /// next merge finishes or undoes it. Registered before the signal handler starts (see
 /// `crate::interrupt`).
 pub fn expect_interrupt(args: &Args) {
-    use crate::interrupt::{Leftover, clone_staging, expect};
+    use crate::interrupt::{Leftover, cancel_with, clone_staging, expect};
+    // An interrupt cancels the link, which undoes its work before the process exits; one that
+    // comes before the link starts makes it refuse to start.
+    let cancel = CANCEL.get_or_init(CancelHandle::new).clone();
+    cancel_with(move || cancel.cancel());
     let Some((dst, srcs)) = args.paths.split_last() else {
         return;
     };
@@ -371,12 +404,64 @@ pub fn expect_interrupt(args: &Args) {
     } else if !existed {
         new_dst(dst);
     } else {
-        expect(Leftover::Note(format!(
-            "the merge into {} is finished or undone by the next merge into it (its temporary \
-             entries are named .<name>.cowtree-tmp.*)",
-            dst.display()
-        )));
+        expect(Leftover::Merge {
+            dst: dst.to_path_buf(),
+        });
     }
+}
+
+/// What the link reports as it goes: to the progress bar when one is drawn, and the one line
+/// saying that the merge waits for another one into DST.
+struct CloneProgress {
+    bar: Option<Arc<cowtree_fs::Progress>>,
+    quiet: bool,
+}
+
+impl cowtree_link::Progress for CloneProgress {
+    fn scanned(&self, totals: &cowtree_link::ScanTotals) {
+        if let Some(bar) = &self.bar {
+            cowtree_link::Progress::scanned(&**bar, totals);
+        }
+    }
+
+    fn advanced(&self, entries: u64, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            cowtree_link::Progress::advanced(&**bar, entries, bytes);
+        }
+    }
+
+    fn waiting(&self, dst: &Path) {
+        if !self.quiet {
+            eprintln!(
+                "cowtree: waiting for another cowtree run to finish merging into {} (--no-wait fails instead)",
+                dst.display()
+            );
+        }
+    }
+}
+
+/// `cowtree clone --recover DST`: finishes the merges a killed clone left in DST.
+fn recover(dst: &Path, json: bool, quiet: bool) -> CmdResult {
+    let n = Linker::new(LinkOptions::default())
+        .recover(dst)
+        .map_err(|e| CliError::new(e.to_string()).path(dst))?;
+    if json {
+        crate::cmd::print_json(&serde_json::json!({
+            "destination": dst.to_string_lossy(),
+            "recovered": n,
+        }))?;
+    } else if !quiet {
+        println!(
+            "{}: {}",
+            dst.display(),
+            match n {
+                0 => "no interrupted merge to finish".to_string(),
+                1 => "finished 1 interrupted merge".to_string(),
+                n => format!("finished {n} interrupted merges"),
+            }
+        );
+    }
+    Ok(Exit::Ok)
 }
 
 /// `cp SRC... DIR`: each source inside the existing directory `dst` under its own name, one

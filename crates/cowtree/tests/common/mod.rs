@@ -243,3 +243,31 @@ pub fn run_killed_after(store: &Path, args: &[&OsStr], delay: Duration) -> bool 
     );
     true
 }
+
+/// Waits (at most 30 s) until process `pid` blocks SIGINT and SIGTERM, which cowtree does
+/// when it installs its handler, or until it has ended.
+pub fn handler_installed(pid: u32) {
+    let wanted = (1u64 << (libc::SIGINT - 1)) | (1u64 << (libc::SIGTERM - 1));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return;
+        };
+        if status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains("zombie"))
+        {
+            return;
+        }
+        let blocked = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .unwrap_or(0);
+        if blocked & wanted == wanted {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    panic!("cowtree {pid} did not install its signal handler within 30 s");
+}
