@@ -59,6 +59,7 @@ classes! {
     CollisionError "Two sources give one path and on_existing is \"fail\".";
     UndoFailedError "A merge failed and could not be undone: part of it may be there.";
     CancelledError "Linker.cancel() stopped the call; nothing was changed at the destination.";
+    DestinationBusyError "Another merge holds the destination's lock (and waiting was not asked).";
     IoError "An OS error about one path.";
     LinkIoError "An OS error linking one entry.";
 }
@@ -194,6 +195,12 @@ fn build(py: Python<'_>, err: &LinkError) -> PyResult<PyErr> {
         E::Cancelled(p) => (
             CancelledError::new_err(args.clone_ref(py)),
             "cancelled",
+            Some(p),
+            None,
+        ),
+        E::DestinationBusy(p) => (
+            DestinationBusyError::new_err(args.clone_ref(py)),
+            "destination_busy",
             Some(p),
             None,
         ),

@@ -265,6 +265,10 @@ class CancelledError(LinkError):
     """The session was cancelled (Linker.cancel()); nothing changed at `path`, the
     destination."""
 
+class DestinationBusyError(LinkError):
+    """Another merge (in this process or another) holds the lock on the existing destination
+    `path`; nothing changed there."""
+
 class IoError(LinkError):
     """An OS error (`errno`) while doing `op` on `path`."""
 
