@@ -80,7 +80,7 @@ note "generating the tree (scale $SCALE)"
 TREE=$(python3 bench/gentree.py "$SRC" --scale "$SCALE" --seed "$SEED" --json)
 STORE_A=$XFS/store-a
 "$COWTREE" --store "$STORE_A" snapshot "$SRC" --name bench >/dev/null
-"$COWTREE" --store "$STORE_A" remote add origin "s3://cowtree/seed" --endpoint "$ENDPOINT"
+"$COWTREE" --store "$STORE_A" remote add --in-store origin "s3://cowtree/seed" --endpoint "$ENDPOINT"
 "$COWTREE" --store "$STORE_A" push --quiet bench # the tree every cowtree pull reads
 
 # timed KEY CMD...: appends "seconds rss_kib" to $WORK/KEY
@@ -98,15 +98,15 @@ peak() { awk 'BEGIN{m=0} {if ($2>m) m=$2} END {printf "%.0f", m/1024}' "$WORK/$1
 ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
 
 push_cowtree() {
-  "$COWTREE" --store "$STORE_A" remote rm origin
-  "$COWTREE" --store "$STORE_A" remote add origin "s3://cowtree/run-$1" --endpoint "$ENDPOINT"
+  "$COWTREE" --store "$STORE_A" remote rm --in-store origin
+  "$COWTREE" --store "$STORE_A" remote add --in-store origin "s3://cowtree/run-$1" --endpoint "$ENDPOINT"
   timed push_cowtree "$COWTREE" --store "$STORE_A" push --json bench
   python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"])' "$WORK/out" >>"$WORK/requests"
 }
 push_rclone() { timed push_rclone rclone copy "$SRC" "bench:cowtree/rclone-$1"; }
 pull_cowtree() {
   local b=$XFS/store-b-$1
-  "$COWTREE" --store "$b" remote add origin "s3://cowtree/seed" --endpoint "$ENDPOINT"
+  "$COWTREE" --store "$b" remote add --in-store origin "s3://cowtree/seed" --endpoint "$ENDPOINT"
   timed pull_cowtree sh -c "'$COWTREE' --store '$b' pull --quiet bench && \
     '$COWTREE' --store '$b' checkout bench '$XFS/co-$1' >/dev/null"
   rm -rf "$b" "$XFS/co-$1"

@@ -1,12 +1,21 @@
-//! Remote configuration, kept in the store: `remotes.json` (written atomically, under the
-//! flock of `remotes.lock`), and per remote a cache directory `remote-cache/<name>/` holding
-//! the pack indexes already read (checked against their names) and the names last seen on the
-//! remote (for the conditional name update). Credentials are never part of it.
+//! Remote configuration. Remotes are the user's: `remotes.json` in the user's configuration
+//! directory ([`user_dir`]: `$XDG_CONFIG_HOME/cowtree`, else `~/.config/cowtree`), usable from
+//! every store. A store may override one, or add its own: the `remotes.json` in its root (the
+//! file where every remote was kept before remotes were the user's, read as it was, so such
+//! remotes keep working from that store). Each file is written atomically under the flock of
+//! `remotes.lock` beside it. Credentials are never part of either: they come from the AWS
+//! environment or profile.
+//!
+//! Per store and remote, a cache directory `remote-cache/<name>/` holds the pack indexes
+//! already read (checked against their names) and the names last seen on the remote (for the
+//! conditional name update), with a file `remote` naming the remote it is for: a cache of
+//! another remote of the same name (one removed and added again with another URL, from any
+//! store) is emptied before use.
 
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cowtree_fs::dir::Dir;
 use cowtree_store::Store;
@@ -19,6 +28,57 @@ const FILE: &str = "remotes.json";
 const LOCK: &str = "remotes.lock";
 /// The directory under the store root that holds each remote's cache.
 pub const CACHE: &str = "remote-cache";
+/// The file in a remote's cache that names the remote it is for.
+const CACHE_OWNER: &str = "remote";
+
+/// The user's configuration directory for cowtree: `$XDG_CONFIG_HOME/cowtree`, else
+/// `~/.config/cowtree`.
+pub fn user_dir() -> Result<PathBuf> {
+    let var = |v: &str| {
+        std::env::var_os(v)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(p) = var("XDG_CONFIG_HOME") {
+        return Ok(p.join("cowtree"));
+    }
+    if let Some(h) = var("HOME") {
+        return Ok(h.join(".config/cowtree"));
+    }
+    Err(Error::Config(
+        "cannot locate the remotes file: neither XDG_CONFIG_HOME nor HOME is set".into(),
+    ))
+}
+
+/// Where a remote is configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// In the user's configuration: usable from every store.
+    User,
+    /// In one store (an override of the user's remote of the same name, or one of its own).
+    Store(PathBuf),
+}
+
+impl Scope {
+    /// `user` or `store`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Scope::User => "user",
+            Scope::Store(_) => "store",
+        }
+    }
+}
+
+/// A remote as configured, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Configured {
+    /// The remote.
+    pub config: RemoteConfig,
+    /// Where it is configured.
+    pub scope: Scope,
+    /// A user's remote of the same name that this one (a store's) overrides.
+    pub overrides: Option<RemoteConfig>,
+}
 
 /// Where a remote's objects live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,17 +168,24 @@ struct Locked {
     _fd: std::os::fd::OwnedFd,
 }
 
-fn lock(store: &Store) -> Result<Locked> {
-    let dir = Dir::open(store.root()).map_err(|e| io_at(store.root().to_path_buf(), e))?;
+/// Where one `remotes.json` is: the user's configuration directory or a store's root.
+fn file_dir(scope: &Scope) -> Result<PathBuf> {
+    match scope {
+        Scope::User => user_dir(),
+        Scope::Store(root) => Ok(root.clone()),
+    }
+}
+
+fn lock(dir: &Path) -> Result<Locked> {
+    let d = Dir::open(dir).map_err(|e| io_at(dir.to_path_buf(), e))?;
     let fd = openat(
-        &dir,
+        &d,
         LOCK,
         OFlags::RDONLY | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
         Mode::from_raw_mode(0o644),
     )
-    .map_err(|e| io_at(store.root().join(LOCK), e.into()))?;
-    flock(&fd, FlockOperation::LockExclusive)
-        .map_err(|e| io_at(store.root().join(LOCK), e.into()))?;
+    .map_err(|e| io_at(dir.join(LOCK), e.into()))?;
+    flock(&fd, FlockOperation::LockExclusive).map_err(|e| io_at(dir.join(LOCK), e.into()))?;
     Ok(Locked { _fd: fd })
 }
 
@@ -126,8 +193,8 @@ fn io_at(path: PathBuf, source: io::Error) -> Error {
     Error::Io { path, source }
 }
 
-fn read(store: &Store) -> Result<File> {
-    let path = store.root().join(FILE);
+fn read(dir: &Path) -> Result<File> {
+    let path = dir.join(FILE);
     match std::fs::read(&path) {
         Ok(bytes) => {
             let f: File = serde_json::from_slice(&bytes)
@@ -149,41 +216,69 @@ fn read(store: &Store) -> Result<File> {
     }
 }
 
-fn write(store: &Store, f: &File) -> Result<()> {
-    let dir = Dir::open(store.root()).map_err(|e| io_at(store.root().to_path_buf(), e))?;
+fn write(dir: &Path, f: &File) -> Result<()> {
+    let d = Dir::open(dir).map_err(|e| io_at(dir.to_path_buf(), e))?;
     let mut bytes = serde_json::to_vec_pretty(f).expect("a config of strings serializes");
     bytes.push(b'\n');
-    cowtree_fs::dir::write_atomic(dir.as_fd(), OsStr::new(FILE), &bytes, 0o644, true)
-        .map_err(|e| io_at(store.root().join(FILE), e))
+    cowtree_fs::dir::write_atomic(d.as_fd(), OsStr::new(FILE), &bytes, 0o644, true)
+        .map_err(|e| io_at(dir.join(FILE), e))
 }
 
-/// Every configured remote, in the order added.
-pub fn list(store: &Store) -> Result<Vec<RemoteConfig>> {
-    Ok(read(store)?.remotes)
+/// Every remote usable from `store` (or from no store), in the order added: the user's, each
+/// replaced by the store's remote of the same name when the store has one, then the store's
+/// own.
+pub fn list(store: Option<&Store>) -> Result<Vec<Configured>> {
+    let mut out: Vec<Configured> = read(&user_dir()?)?
+        .remotes
+        .into_iter()
+        .map(|config| Configured {
+            config,
+            scope: Scope::User,
+            overrides: None,
+        })
+        .collect();
+    if let Some(store) = store {
+        let scope = Scope::Store(store.root().to_path_buf());
+        for config in read(store.root())?.remotes {
+            match out.iter_mut().find(|c| c.config.name == config.name) {
+                Some(c) => {
+                    c.overrides = Some(std::mem::replace(&mut c.config, config));
+                    c.scope = scope.clone();
+                }
+                None => out.push(Configured {
+                    config,
+                    scope: scope.clone(),
+                    overrides: None,
+                }),
+            }
+        }
+    }
+    Ok(out)
 }
 
-/// The remote called `name`.
-pub fn get(store: &Store, name: &str) -> Result<RemoteConfig> {
+/// The remote called `name`, as usable from `store` (see [`list`]).
+pub fn get(store: Option<&Store>, name: &str) -> Result<RemoteConfig> {
     list(store)?
         .into_iter()
-        .find(|r| r.name == name)
+        .find(|r| r.config.name == name)
+        .map(|r| r.config)
         .ok_or_else(|| {
             Error::Config(format!(
-                "no remote named {name:?} (see `cowtree remote ls`)"
+                "no remote named {name:?} (`cowtree remote ls` lists the remotes)"
             ))
         })
 }
 
 /// The remote to use when none is named: `origin` if there is one, else the only remote.
-pub fn default_remote(store: &Store) -> Result<RemoteConfig> {
-    let all = list(store)?;
+pub fn default_remote(store: Option<&Store>) -> Result<RemoteConfig> {
+    let all: Vec<RemoteConfig> = list(store)?.into_iter().map(|c| c.config).collect();
     if let Some(o) = all.iter().find(|r| r.name == "origin") {
         return Ok(o.clone());
     }
     match all.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(Error::Config(
-            "no remote configured (add one with `cowtree remote add NAME URL`)".into(),
+            "no remote configured (`cowtree remote add --help` says how to add one)".into(),
         )),
         _ => Err(Error::Config(
             "several remotes and none is called origin: name one with --remote".into(),
@@ -191,8 +286,9 @@ pub fn default_remote(store: &Store) -> Result<RemoteConfig> {
     }
 }
 
-/// Adds a remote; the name must be new and the URL valid.
-pub fn add(store: &Store, remote: RemoteConfig) -> Result<()> {
+/// Adds a remote where `scope` says (the user's configuration, created when missing, or a
+/// store); the name must be new there and the URL valid.
+pub fn add(scope: &Scope, remote: RemoteConfig) -> Result<()> {
     validate_name(&remote.name)?;
     parse_url(&remote.url)?;
     if let Some(e) = &remote.endpoint
@@ -202,31 +298,68 @@ pub fn add(store: &Store, remote: RemoteConfig) -> Result<()> {
             "endpoint {e:?}: expected http://host:port or https://host"
         )));
     }
-    let _l = lock(store)?;
-    let mut f = read(store)?;
+    let dir = file_dir(scope)?;
+    if *scope == Scope::User {
+        std::fs::create_dir_all(&dir).map_err(|e| io_at(dir.clone(), e))?;
+    }
+    let _l = lock(&dir)?;
+    let mut f = read(&dir)?;
     if f.remotes.iter().any(|r| r.name == remote.name) {
+        let flag = match scope {
+            Scope::User => "",
+            Scope::Store(_) => " --in-store",
+        };
+        let store = match scope {
+            Scope::User => String::new(),
+            Scope::Store(root) => format!(" --store {}", cowtree_store::error::shell_word(root)),
+        };
         return Err(Error::Config(format!(
-            "a remote named {:?} exists (remove it first with `cowtree remote rm`)",
-            remote.name
+            "a remote named {:?} exists in {} (remove it first with `cowtree{store} remote rm{flag} {}`)",
+            remote.name,
+            dir.join(FILE).display(),
+            cowtree_store::error::shell_word(&remote.name)
         )));
     }
-    // A cache left by an earlier remote of this name must not be taken for this one's.
-    remove_cache(store, &remote.name)?;
     f.remotes.push(remote);
-    write(store, &f)
+    write(&dir, &f)
 }
 
-/// Removes a remote and its cache.
-pub fn remove(store: &Store, name: &str) -> Result<()> {
-    let _l = lock(store)?;
-    let mut f = read(store)?;
-    let before = f.remotes.len();
-    f.remotes.retain(|r| r.name != name);
-    if f.remotes.len() == before {
-        return Err(Error::Config(format!("no remote named {name:?}")));
+/// Removes the remote `name` from the user's configuration and from `store`'s (only from the
+/// store's when `store_only`), and `store`'s cache of it; returns where it was removed from.
+/// Not configured in either is an error. The remote's data is left alone.
+pub fn remove(store: Option<&Store>, name: &str, store_only: bool) -> Result<Vec<Scope>> {
+    let mut places: Vec<Scope> = Vec::new();
+    if !store_only {
+        places.push(Scope::User);
     }
-    write(store, &f)?;
-    remove_cache(store, name)
+    if let Some(s) = store {
+        places.push(Scope::Store(s.root().to_path_buf()));
+    }
+    let mut removed = Vec::new();
+    for scope in places {
+        let dir = file_dir(&scope)?;
+        if !dir.join(FILE).exists() {
+            continue;
+        }
+        let _l = lock(&dir)?;
+        let mut f = read(&dir)?;
+        let before = f.remotes.len();
+        f.remotes.retain(|r| r.name != name);
+        if f.remotes.len() != before {
+            write(&dir, &f)?;
+            removed.push(scope);
+        }
+    }
+    if removed.is_empty() {
+        return Err(Error::Config(format!(
+            "no remote named {name:?}{} (`cowtree remote ls` lists the remotes)",
+            if store_only { " in the store" } else { "" }
+        )));
+    }
+    if let Some(s) = store {
+        remove_cache(s, name)?;
+    }
+    Ok(removed)
 }
 
 fn remove_cache(store: &Store, name: &str) -> Result<()> {
@@ -243,9 +376,21 @@ fn remove_cache(store: &Store, name: &str) -> Result<()> {
     }
 }
 
-/// The cache directory of remote `name` (`remote-cache/<name>/`, with `idx/` and `names/`),
-/// created on demand.
-pub fn cache_dir(store: &Store, name: &str) -> Result<(Dir, PathBuf)> {
+/// What names a remote for its cache: its URL and endpoint.
+fn owner_of(remote: &RemoteConfig) -> String {
+    format!(
+        "{}\n{}\n",
+        remote.url,
+        remote.endpoint.as_deref().unwrap_or("")
+    )
+}
+
+/// The cache directory of `remote` in `store` (`remote-cache/<name>/`, with `idx/` and
+/// `names/`), created on demand. A cache made for another remote of the same name (another
+/// URL or endpoint) is emptied first; one made before caches named their remote is taken as
+/// this remote's.
+pub fn cache_dir(store: &Store, remote: &RemoteConfig) -> Result<(Dir, PathBuf)> {
+    let name = remote.name.as_str();
     validate_name(name)?;
     let path = store.root().join(CACHE).join(name);
     let root = Dir::open(store.root()).map_err(|e| io_at(store.root().to_path_buf(), e))?;
@@ -265,6 +410,34 @@ pub fn cache_dir(store: &Store, name: &str) -> Result<(Dir, PathBuf)> {
             Err(e) => return Err(io_at(path.clone(), e)),
         };
     }
+    let owner = owner_of(remote);
+    let owner_path = || path.join(CACHE_OWNER);
+    let found = match openat(
+        &d,
+        CACHE_OWNER,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Some(cowtree_fs::read::read_whole(&fd).map_err(|e| io_at(owner_path(), e))?),
+        Err(rustix::io::Errno::NOENT) => None,
+        Err(e) => return Err(io_at(owner_path(), e.into())),
+    };
+    if found.as_deref() != Some(owner.as_bytes()) {
+        // Another remote's: what it read and saw is not this one's. (None: a cache made before
+        // caches named their remote, when a store's one remote of a name owned it.)
+        if found.is_some() {
+            for sub in ["idx", "names"] {
+                match d.remove_tree(OsStr::new(sub)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        return Err(io_at(path.join(sub), e));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        cowtree_fs::dir::write_atomic(&d, OsStr::new(CACHE_OWNER), owner.as_bytes(), 0o644, false)
+            .map_err(|e| io_at(owner_path(), e))?;
+    }
     for sub in ["idx", "names"] {
         match d.create_dir(OsStr::new(sub), 0o755) {
             Ok(()) => {}
@@ -278,6 +451,29 @@ pub fn cache_dir(store: &Store, name: &str) -> Result<(Dir, PathBuf)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cache_made_for_another_remote_of_the_same_name_is_emptied_and_a_legacy_one_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("store")).unwrap();
+        let cfg = |url: &str| RemoteConfig {
+            name: "origin".into(),
+            url: url.into(),
+            endpoint: None,
+            region: None,
+        };
+        let idx = tmp.path().join("store/remote-cache/origin/idx/x");
+        // A cache from before caches named their remote: taken as this remote's.
+        std::fs::create_dir_all(idx.parent().unwrap()).unwrap();
+        std::fs::write(&idx, b"i").unwrap();
+        cache_dir(&store, &cfg("s3://one/a")).unwrap();
+        assert!(idx.exists(), "a legacy cache is kept");
+        cache_dir(&store, &cfg("s3://one/a")).unwrap();
+        assert!(idx.exists(), "the same remote keeps its cache");
+        cache_dir(&store, &cfg("s3://two/b")).unwrap();
+        assert!(!idx.exists(), "another remote's cache is emptied");
+        assert!(idx.parent().unwrap().is_dir(), "and made again");
+    }
 
     #[test]
     fn urls_parse_and_bad_ones_are_refused() {

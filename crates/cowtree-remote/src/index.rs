@@ -66,7 +66,7 @@ pub async fn load(store: &Store, remote: &Remote) -> Result<RemoteIndex> {
             idx_ids.push(id);
         }
     }
-    let (cache, cache_path) = cache_dir(store, remote.name())?;
+    let (cache, cache_path) = cache_dir(store, remote.config())?;
     let idx_dir = cache.open_dir(OsStr::new("idx")).map_err(|e| Error::Io {
         path: cache_path.join("idx"),
         source: e,

@@ -142,7 +142,7 @@ pub fn pull_with(
             if local == w.id || opts.force {
                 continue;
             }
-            let seen = tracking::get(store, remote.name(), name)?.map(|(id, _)| id);
+            let seen = tracking::get(store, remote.config(), name)?.map(|(id, _)| id);
             if seen != Some(local) {
                 return Err(Error::LocalName {
                     remote: remote.name().to_string(),
@@ -228,7 +228,7 @@ pub fn pull_with(
                     report.names_moved.push((name.clone(), old));
                 }
                 cowtree_store::refs::set(store, name, &w.id)?;
-                tracking::set(store, remote.name(), name, &w.id, version)?;
+                tracking::set(store, remote.config(), name, &w.id, version)?;
                 report.names_set.push((name.clone(), w.id));
             }
         }

@@ -278,7 +278,7 @@ async fn set_name(
     cowtree_store::refs::validate_name(name)?;
     let rel = format!("names/{name}");
     let current = remote.get_name(&rel).await?;
-    let tracked = tracking::get(store, remote.name(), name)?;
+    let tracked = tracking::get(store, remote.config(), name)?;
     let conflict = |detail: String| Error::Conflict {
         remote: remote.name().to_string(),
         name: name.to_string(),
@@ -286,7 +286,7 @@ async fn set_name(
     };
     let expect = match (&current, &tracked) {
         (Some(c), _) if c.body.trim() == id.to_hex() => {
-            tracking::set(store, remote.name(), name, id, &c.version)?;
+            tracking::set(store, remote.config(), name, id, &c.version)?;
             return Ok(false);
         }
         (None, _) => Expect::Absent,
@@ -313,7 +313,7 @@ async fn set_name(
     let v = remote
         .put_name(&rel, name, &format!("{id}\n"), &expect)
         .await?;
-    tracking::set(store, remote.name(), name, id, &v)?;
+    tracking::set(store, remote.config(), name, id, &v)?;
     Ok(true)
 }
 

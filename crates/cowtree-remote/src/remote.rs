@@ -30,6 +30,8 @@ pub const VERSION_TEXT: &str = "cowtree-remote 1\n";
 /// An open remote.
 pub struct Remote {
     name: String,
+    /// How it is configured.
+    config: RemoteConfig,
     store: Arc<dyn ObjectStore>,
     /// The same store, making each request once (see [`Remote::check_reachable`]).
     probe: Arc<dyn ObjectStore>,
@@ -154,6 +156,7 @@ impl Remote {
         };
         let remote = Remote {
             name: cfg.name.clone(),
+            config: cfg.clone(),
             store,
             probe,
             endpoint,
@@ -205,6 +208,11 @@ impl Remote {
     /// The remote's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The remote's configuration.
+    pub fn config(&self) -> &RemoteConfig {
+        &self.config
     }
 
     /// Requests made so far.

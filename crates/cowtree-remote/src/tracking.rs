@@ -8,7 +8,7 @@ use cowtree_store::{Hash, Store};
 use object_store::UpdateVersion;
 use serde::{Deserialize, Serialize};
 
-use crate::config::cache_dir;
+use crate::config::{RemoteConfig, cache_dir};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -19,7 +19,11 @@ struct Record {
 }
 
 /// The id and version of `name` on `remote` as this store last saw them.
-pub fn get(store: &Store, remote: &str, name: &str) -> Result<Option<(Hash, UpdateVersion)>> {
+pub fn get(
+    store: &Store,
+    remote: &RemoteConfig,
+    name: &str,
+) -> Result<Option<(Hash, UpdateVersion)>> {
     let (dir, path) = cache_dir(store, remote)?;
     let names = dir.open_dir(OsStr::new("names")).map_err(|e| Error::Io {
         path: path.join("names"),
@@ -61,7 +65,13 @@ pub fn get(store: &Store, remote: &str, name: &str) -> Result<Option<(Hash, Upda
 }
 
 /// Records that `name` on `remote` is `id` at version `v`.
-pub fn set(store: &Store, remote: &str, name: &str, id: &Hash, v: &UpdateVersion) -> Result<()> {
+pub fn set(
+    store: &Store,
+    remote: &RemoteConfig,
+    name: &str,
+    id: &Hash,
+    v: &UpdateVersion,
+) -> Result<()> {
     let (dir, path) = cache_dir(store, remote)?;
     let names = dir.open_dir(OsStr::new("names")).map_err(|e| Error::Io {
         path: path.join("names"),

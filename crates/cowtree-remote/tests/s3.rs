@@ -242,7 +242,8 @@ fn round_trip_between_stores_on_different_filesystems_over_s3_and_file_remotes()
             blobs.len()
         );
         // Store B (another filesystem, its own store) gets it by name.
-        cowtree_remote::config::add(&b, cfg.clone()).unwrap();
+        let in_b = cowtree_remote::config::Scope::Store(b.root().to_path_buf());
+        cowtree_remote::config::add(&in_b, cfg.clone()).unwrap();
         let b_remote = open(&cfg, &s3);
         let pulled =
             pull(&b, &b_remote, &["base".to_string()], &Progress::default()).expect("pull");

@@ -49,16 +49,43 @@ fn server() -> Option<Server> {
     }
 }
 
-/// `cowtree --store STORE ARGS` with the server's credentials (or `creds`) in the environment.
-fn cw_with(store: &Path, args: &[&str], creds: (&str, &str)) -> Ran {
-    let mut c = Command::new(BIN);
+thread_local! {
+    /// The user's configuration directory (XDG_CONFIG_HOME) of the test running on this
+    /// thread: remotes are the user's, so each test has its own.
+    static CONFIG: tempfile::TempDir = tempfile::Builder::new()
+        .prefix("cowtree-remote-config-")
+        .tempdir()
+        .expect("a config directory");
+}
+
+/// This test's XDG_CONFIG_HOME (see `CONFIG`).
+fn config_home() -> std::path::PathBuf {
+    CONFIG.with(|d| d.path().to_path_buf())
+}
+
+/// The environment every command of a test runs with: no store from the environment, the
+/// credentials `creds`, no HOME, the test's own configuration directory.
+fn env(c: &mut Command, creds: (&str, &str)) {
     c.env_remove("COWTREE_STORE")
         .env("AWS_ACCESS_KEY_ID", creds.0)
         .env("AWS_SECRET_ACCESS_KEY", creds.1)
         .env("HOME", "/nonexistent")
-        .arg("--store")
-        .arg(store)
-        .args(args);
+        .env("XDG_CONFIG_HOME", config_home());
+}
+
+/// `cowtree --store STORE ARGS` with the server's credentials (or `creds`) in the environment.
+fn cw_with(store: &Path, args: &[&str], creds: (&str, &str)) -> Ran {
+    let mut c = Command::new(BIN);
+    env(&mut c, creds);
+    c.arg("--store").arg(store).args(args);
+    run_limited(c, Duration::from_secs(180))
+}
+
+/// `cowtree ARGS` run in `dir`, with no store named.
+fn cw_in(srv: &Server, dir: &Path, args: &[&str]) -> Ran {
+    let mut c = Command::new(BIN);
+    env(&mut c, (&srv.key, &srv.secret));
+    c.current_dir(dir).args(args);
     run_limited(c, Duration::from_secs(180))
 }
 
@@ -121,14 +148,13 @@ fn push_pull_checkout_pull_and_ls_remote_through_the_cli() {
     )
     .assert_ok("snapshot");
     let url = format!("s3://cowtree/{}", prefix());
-    for store in [&sa, &sb] {
-        cw(
-            &srv,
-            store,
-            &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
-        )
-        .assert_ok("remote add");
-    }
+    // Remotes are the user's: added once, every store uses it.
+    cw(
+        &srv,
+        &sa,
+        &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
+    )
+    .assert_ok("remote add");
     let ls = cw(&srv, &sa, &["remote", "ls", "--json"]);
     let v = ls.assert_ok("remote ls").json();
     assert_eq!(v["remotes"][0]["name"], "origin");
@@ -255,7 +281,8 @@ fn credentials_are_never_stored_or_printed_and_bad_ones_exit_6() {
     for r in [&ok, &wrong, &unknown, &nob, &missing] {
         assert!(!r.stdout.contains(&srv.secret) && !r.stderr.contains(&srv.secret));
     }
-    let mut stack = vec![sa.clone()];
+    // Neither does the user's remotes file.
+    let mut stack = vec![sa.clone(), config_home()];
     while let Some(p) = stack.pop() {
         for e in fs::read_dir(&p).unwrap() {
             let e = e.unwrap();
@@ -296,13 +323,13 @@ fn a_name_conflict_exits_5_and_force_moves_the_name() {
             ],
         )
         .assert_ok("snapshot");
-        cw(
-            &srv,
-            store,
-            &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
-        )
-        .assert_ok("add");
     }
+    cw(
+        &srv,
+        &sa,
+        &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
+    )
+    .assert_ok("add");
     cw(&srv, &sa, &["push", "main"]).assert_ok("A pushes main");
     let c = cw(&srv, &sb, &["push", "main"]);
     exit_code(&c, 5, "B moving A's name");
@@ -338,14 +365,13 @@ fn a_pull_killed_mid_run_resumes_without_fetching_again_and_gc_cleans_what_it_le
     )
     .assert_ok("snapshot");
     let url = format!("s3://cowtree/{}", prefix());
-    for store in [&sa, &sb] {
-        cw(
-            &srv,
-            store,
-            &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
-        )
-        .assert_ok("add");
-    }
+    // Remotes are the user's: added once, every store uses it.
+    cw(
+        &srv,
+        &sa,
+        &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
+    )
+    .assert_ok("add");
     cw(&srv, &sa, &["push", "big"]).assert_ok("push");
 
     let blobs_in = |store: &Path| -> usize {
@@ -364,6 +390,7 @@ fn a_pull_killed_mid_run_resumes_without_fetching_again_and_gc_cleans_what_it_le
         .env_remove("COWTREE_STORE")
         .env("AWS_ACCESS_KEY_ID", &srv.key)
         .env("AWS_SECRET_ACCESS_KEY", &srv.secret)
+        .env("XDG_CONFIG_HOME", config_home())
         .arg("--store")
         .arg(&sb)
         .args(["pull", "--quiet", "big"])
@@ -410,16 +437,11 @@ fn a_pull_killed_mid_run_resumes_without_fetching_again_and_gc_cleans_what_it_le
     // A second killed pull into a third store: gc removes what it left.
     let Some(c) = scratch(Fs::Xfs2) else { return };
     let sc = c.path().join("store");
-    cw(
-        &srv,
-        &sc,
-        &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
-    )
-    .assert_ok("add");
     let mut child = Command::new(BIN)
         .env_remove("COWTREE_STORE")
         .env("AWS_ACCESS_KEY_ID", &srv.key)
         .env("AWS_SECRET_ACCESS_KEY", &srv.secret)
+        .env("XDG_CONFIG_HOME", config_home())
         .arg("--store")
         .arg(&sc)
         .args(["pull", "--quiet", "big"])
@@ -602,10 +624,7 @@ fn an_endpoint_that_refuses_the_connection_is_said_in_one_line_without_retries()
 /// Runs a command a message suggested, exactly as printed, with the server's credentials.
 fn run_suggested(srv: &Server, words: &[String]) -> Ran {
     let mut c = suggested::command(words);
-    c.env_remove("COWTREE_STORE")
-        .env("AWS_ACCESS_KEY_ID", &srv.key)
-        .env("AWS_SECRET_ACCESS_KEY", &srv.secret)
-        .env("HOME", "/nonexistent");
+    env(&mut c, (&srv.key, &srv.secret));
     run_limited(c, Duration::from_secs(180))
 }
 
@@ -630,14 +649,13 @@ fn pull_refuses_to_move_a_local_name_off_this_hosts_own_snapshot_unless_forced()
             .unwrap()
             .to_string()
     };
-    for store in [&sa, &sb] {
-        cw(
-            &srv,
-            store,
-            &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
-        )
-        .assert_ok("add");
-    }
+    // Remotes are the user's: added once, every store uses it.
+    cw(
+        &srv,
+        &sa,
+        &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
+    )
+    .assert_ok("add");
     let x = snap(&sa, a.path(), 1, false);
     cw(&srv, &sa, &["push", "v3"]).assert_ok("A pushes v3");
     // B's own v3, never pulled from the remote.
@@ -698,4 +716,104 @@ fn pull_refuses_to_move_a_local_name_off_this_hosts_own_snapshot_unless_forced()
     assert_eq!(v["names"][0]["id"], y.as_str(), "{v}");
     assert_eq!(v["names"][0]["moved_from"], x.as_str(), "{v}");
     assert_eq!(local_v3(), y);
+}
+
+#[test]
+fn remotes_are_the_users_usable_from_every_store_a_store_may_override_and_rm_works_anywhere() {
+    let Some(srv) = server() else { return };
+    let (Some(a), Some(b), Some(c)) = (scratch(Fs::Xfs), scratch(Fs::Btrfs), scratch(Fs::Xfs2))
+    else {
+        return;
+    };
+    let (sa, sb) = (a.path().join("store"), b.path().join("store"));
+    let url = format!("s3://cowtree/{}", prefix());
+    // Added once, from a directory of a third filesystem: no store is needed for it.
+    cw_in(
+        &srv,
+        c.path(),
+        &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
+    )
+    .assert_ok("remote add");
+    assert!(config_home().join("cowtree/remotes.json").is_file());
+    assert!(!c.path().join(".cowtree-store").exists() && !sa.exists() && !sb.exists());
+    // Every store uses it: A pushes, B pulls, neither added a remote.
+    let src = a.path().join("src");
+    make_tree(&src, 5, 300, 11);
+    cw(
+        &srv,
+        &sa,
+        &["snapshot", src.to_str().unwrap(), "--name", "rel"],
+    )
+    .assert_ok("snapshot");
+    cw(&srv, &sa, &["push", "rel"]).assert_ok("push from A");
+    cw(&srv, &sb, &["pull", "rel"]).assert_ok("pull into B");
+    let ls = cw(&srv, &sb, &["remote", "ls", "--json"]).json();
+    assert_eq!(ls["remotes"][0]["name"], "origin", "{ls}");
+    assert_eq!(ls["remotes"][0]["scope"], "user", "{ls}");
+
+    // B overrides origin with a directory of its own: B sees that one, A still the bucket.
+    let dir = b.path().join("elsewhere");
+    fs::create_dir(&dir).unwrap();
+    let file_url = format!("file://{}", dir.display());
+    cw(
+        &srv,
+        &sb,
+        &["remote", "add", "--in-store", "origin", &file_url],
+    )
+    .assert_ok("override");
+    assert!(sb.join("remotes.json").is_file(), "kept in B's store");
+    let ls = cw(&srv, &sb, &["remote", "ls", "--json"]).json();
+    assert_eq!(
+        (
+            ls["remotes"][0]["scope"].as_str(),
+            ls["remotes"][0]["url"].as_str()
+        ),
+        (Some("store"), Some(file_url.as_str())),
+        "{ls}"
+    );
+    assert_eq!(ls["remotes"].as_array().unwrap().len(), 1, "{ls}");
+    let text = cw(&srv, &sb, &["remote", "ls"]);
+    assert_eq!(
+        text.assert_ok("remote ls").stdout,
+        format!("origin\t{file_url}\tstore={}\n", sb.display())
+    );
+    assert_eq!(
+        cw(&srv, &sb, &["ls", "--remote", "origin"])
+            .assert_ok("B's origin")
+            .stdout,
+        ""
+    );
+    let on_a = cw(&srv, &sa, &["ls", "--remote", "origin"]);
+    assert!(
+        on_a.assert_ok("A's origin").stdout.ends_with("  rel\n"),
+        "{}",
+        on_a.stdout
+    );
+    // The same name again where it is: refused, saying how to remove it (run as printed).
+    let again = cw(
+        &srv,
+        &sb,
+        &["remote", "add", "--in-store", "origin", &file_url],
+    );
+    assert_eq!(again.code(), Some(1), "{}", again.stderr);
+    let cmds = suggested::commands(&again.stderr);
+    assert_eq!(cmds.len(), 1, "{}", again.stderr);
+
+    // Removed from a directory of another filesystem: the user's is gone for every store;
+    // B's own stays until removed from there, with the command the refusal printed.
+    cw_in(&srv, c.path(), &["remote", "rm", "origin"]).assert_ok("rm from elsewhere");
+    let ls = cw(&srv, &sa, &["remote", "ls", "--json"]).json();
+    assert_eq!(ls["remotes"].as_array().unwrap().len(), 0, "{ls}");
+    let ls = cw(&srv, &sb, &["remote", "ls", "--json"]).json();
+    assert_eq!(ls["remotes"][0]["scope"], "store", "{ls}");
+    run_suggested(&srv, &cmds[0]).assert_ok("the suggested remote rm");
+    let ls = cw(&srv, &sb, &["remote", "ls", "--json"]).json();
+    assert_eq!(ls["remotes"].as_array().unwrap().len(), 0, "{ls}");
+    let gone = cw(&srv, &sb, &["remote", "rm", "origin"]);
+    assert_eq!(gone.code(), Some(1));
+    assert!(
+        gone.stderr.contains("no remote named \"origin\""),
+        "{}",
+        gone.stderr
+    );
 }

@@ -231,31 +231,16 @@ fn checkout_pull_pulls_into_the_destinations_filesystem_when_only_another_filesy
     let remote = a.path().join("remote");
     fs::create_dir(&remote).unwrap();
     let url = format!("file://{}", remote.display());
-    env.run(a.path(), &["--store", s, "remote", "add", "origin", &url])
-        .assert_ok("remote add in A's store");
+    // The remote is the user's: every store uses it.
+    env.run(a.path(), &["remote", "add", "origin", &url])
+        .assert_ok("remote add");
     env.run(a.path(), &["--store", s, "push", &v1])
         .assert_ok("push");
-    // B's filesystem's store knows the remote, but not v1.
     let sb = fs::canonicalize(&b_mount).unwrap().join(".cowtree-store");
-    let remote_name = format!("o-{run_name}");
-    env.run(b.path(), &["remote", "add", &remote_name, &url])
-        .assert_ok("remote add on B's filesystem");
-    assert!(sb.join("format").is_file(), "B's store");
 
     // v1 is in A's store (on another filesystem): --pull fetches it into B's store, and the
     // checkout clones from there.
-    let co = env.run(
-        b.path(),
-        &[
-            "checkout",
-            "--json",
-            "--pull",
-            "--remote",
-            &remote_name,
-            &v1,
-            "wt",
-        ],
-    );
+    let co = env.run(b.path(), &["checkout", "--json", "--pull", &v1, "wt"]);
     let v = co.assert_ok("checkout --pull").json();
     assert_eq!(v["store"], sb.to_str().unwrap(), "{v}");
     let names = env.run(b.path(), &["--store", sb.to_str().unwrap(), "ls", "--json"]);

@@ -51,7 +51,7 @@ impl StoreOpt {
     }
 
     /// The store named by `--store` or `COWTREE_STORE`, and which of the two named it.
-    fn explicit(&self) -> Option<(PathBuf, &'static str)> {
+    pub fn explicit(&self) -> Option<(PathBuf, &'static str)> {
         match &self.store {
             Some(p) => Some((p.clone(), "--store")),
             None => discover::from_env().map(|p| (p, "COWTREE_STORE")),

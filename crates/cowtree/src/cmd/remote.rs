@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use cowtree_remote::config::Scope;
 use cowtree_remote::{Progress, Remote, RemoteConfig};
 use cowtree_store::Store;
 use serde_json::json;
@@ -19,15 +20,18 @@ use crate::units;
 /// Manage remote stores (S3 buckets or plain directories).
 ///
 /// A remote is a URL `s3://bucket/prefix` (any S3-compatible server: give --endpoint for one
-/// that is not AWS) or `file:///path` (a directory, e.g. on NFS). The list lives in the store
-/// (remotes.json). Credentials are never stored: they come from AWS_ACCESS_KEY_ID and
-/// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), else the AWS_PROFILE (default "default")
-/// section of ~/.aws/credentials. See docs/remote.md.
+/// that is not AWS) or `file:///path` (a directory, e.g. on NFS). Remotes are yours: they are
+/// kept in $XDG_CONFIG_HOME/cowtree/remotes.json (else ~/.config/cowtree/remotes.json) and
+/// every store uses them. A store may override one (or have its own) with `remote add
+/// --in-store`, kept in the store's remotes.json, where earlier versions kept every remote.
+/// Credentials are never stored: they come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+/// (and AWS_SESSION_TOKEN), else the AWS_PROFILE (default "default") section of
+/// ~/.aws/credentials. See docs/remote.md.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   cowtree remote add origin s3://my-bucket/cowtree --region eu-west-1
   cowtree remote add ci s3://cache/x --endpoint http://127.0.0.1:8333   # S3-compatible
-  cowtree remote add nfs file:///mnt/shared/cowtree
+  cowtree remote add --in-store nfs file:///mnt/shared/cowtree          # this store only
   cowtree remote ls --json")]
 pub struct Args {
     #[command(subcommand)]
@@ -36,11 +40,11 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Sub {
-    /// Add a remote.
+    /// Add a remote, for every store (or, with --in-store, for one store only).
     #[command(after_help = "Examples:
   cowtree remote add origin s3://my-bucket/cowtree --region eu-west-1
   cowtree remote add ci s3://cache/x --endpoint http://127.0.0.1:8333
-  cowtree remote add nfs file:///mnt/shared/cowtree")]
+  cowtree remote add --in-store nfs file:///mnt/shared/cowtree")]
     Add {
         /// Its name (used by --remote).
         name: String,
@@ -52,65 +56,93 @@ enum Sub {
         /// The S3 region (default: AWS_REGION, else us-east-1).
         #[arg(long)]
         region: Option<String>,
+        /// Keep it in the store of this directory's filesystem (or the one --store names),
+        /// for that store only, overriding your remote of the same name there.
+        #[arg(long)]
+        in_store: bool,
     },
-    /// List the remotes.
+    /// List the remotes, as the store of this directory (if there is one) sees them.
     #[command(after_help = "Examples:
   cowtree remote ls
   cowtree remote ls --json")]
     Ls {
-        /// Print one JSON object: {"remotes": [{name, url, endpoint, region}]}.
+        /// Print one JSON object: {"remotes": [{name, url, endpoint, region, scope, store}]};
+        /// scope is "user", or "store" for one that store keeps (store names it).
         #[arg(long)]
         json: bool,
     },
     /// Remove a remote (the remote's data is left alone).
     #[command(after_help = "Examples:
   cowtree remote rm ci
-  cowtree remote rm nfs        # the data on the remote stays")]
+  cowtree remote rm --in-store nfs    # only the store's own (or its override)")]
     Rm {
         /// Its name.
         name: String,
+        /// Remove only the one the store of this directory (or the one --store names) keeps.
+        #[arg(long)]
+        in_store: bool,
     },
+}
+
+/// The store of this directory (or the one named), if there is one: whose remotes override
+/// the user's.
+fn store_if_any(opt: &StoreOpt) -> Result<Option<Store>, CliError> {
+    if opt.explicit().is_some() {
+        return store_here(opt).map(Some);
+    }
+    let root = cowtree_store::discover::store_here(&cwd()?)?;
+    if !cowtree_store::discover::exists(&root) {
+        return Ok(None);
+    }
+    crate::cmd::open_existing(&root).map(Some)
 }
 
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let opt = StoreOpt::default().or(top);
-    // Listing reads the store; adding or removing a remote writes its configuration, in the
-    // store of this directory's filesystem (where `pull` will put what it fetches).
-    let store = match args.command {
-        Sub::Ls { .. } => store_here(&opt)?,
-        _ => store_for_tree(&opt, &cwd()?, false)?,
-    };
     match args.command {
         Sub::Add {
             name,
             url,
             endpoint,
             region,
+            in_store,
         } => {
-            cowtree_remote::config::add(
-                &store,
-                RemoteConfig {
-                    name,
-                    url,
-                    endpoint,
-                    region,
-                },
-            )
-            .map_err(remote_error)?;
+            let scope = if in_store {
+                // In the store of this directory's filesystem (where `pull` puts what it
+                // fetches), made if missing.
+                let store = store_for_tree(&opt, &cwd()?, false)?;
+                Scope::Store(store.root().to_path_buf())
+            } else {
+                Scope::User
+            };
+            let config = RemoteConfig {
+                name,
+                url,
+                endpoint,
+                region,
+            };
+            cowtree_remote::config::add(&scope, config).map_err(remote_error)?;
         }
         Sub::Ls { json } => {
-            let all = cowtree_remote::config::list(&store).map_err(remote_error)?;
+            let store = store_if_any(&opt)?;
+            let all = cowtree_remote::config::list(store.as_ref()).map_err(remote_error)?;
             if json {
                 let list: Vec<_> = all
                     .iter()
-                    .map(|r| {
+                    .map(|c| {
+                        let r = &c.config;
+                        let store = match &c.scope {
+                            Scope::Store(p) => Some(p),
+                            Scope::User => None,
+                        };
                         json!({"name": r.name, "url": r.url, "endpoint": r.endpoint,
-                               "region": r.region})
+                               "region": r.region, "scope": c.scope.as_str(), "store": store})
                     })
                     .collect();
                 print_json(&json!({ "remotes": list }))?;
             } else {
-                for r in all {
+                for c in all {
+                    let r = &c.config;
                     let mut line = format!("{}\t{}", r.name, r.url);
                     if let Some(e) = &r.endpoint {
                         line.push_str(&format!("\tendpoint={e}"));
@@ -118,12 +150,23 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
                     if let Some(g) = &r.region {
                         line.push_str(&format!("\tregion={g}"));
                     }
+                    if let Scope::Store(p) = &c.scope {
+                        line.push_str(&format!("\tstore={}", p.display()));
+                    }
                     println!("{line}");
                 }
             }
         }
-        Sub::Rm { name } => {
-            cowtree_remote::config::remove(&store, &name).map_err(remote_error)?;
+        Sub::Rm { name, in_store } => {
+            let store = store_if_any(&opt)?;
+            if in_store && store.is_none() {
+                return Err(CliError::new(format!(
+                    "no store here keeps a remote named {name:?} (none exists for {})",
+                    cwd()?.display()
+                )));
+            }
+            cowtree_remote::config::remove(store.as_ref(), &name, in_store)
+                .map_err(remote_error)?;
         }
     }
     Ok(Exit::Ok)
@@ -138,8 +181,8 @@ pub fn remote_error(e: cowtree_remote::Error) -> CliError {
 /// Opens the remote named `name`, or the default one (`origin`, else the only one).
 pub fn open_remote(store: &Store, name: Option<&str>) -> Result<Remote, CliError> {
     let cfg = match name {
-        Some(n) => cowtree_remote::config::get(store, n),
-        None => cowtree_remote::config::default_remote(store),
+        Some(n) => cowtree_remote::config::get(Some(store), n),
+        None => cowtree_remote::config::default_remote(Some(store)),
     }
     .map_err(remote_error)?;
     Remote::open(&cfg).map_err(remote_error)
