@@ -97,8 +97,9 @@ pub struct Args {
     /// requires). More can help when copying to a slow disk or a network filesystem.
     #[arg(long, short = 'j', value_name = "N", default_value_t = 0)]
     jobs: usize,
-    /// Print one JSON object (files, dirs, symlinks, cloned, copied, hardlinked, symlinked,
-    /// bytes, bytes_cloned, bytes_copied, skipped, special, vanished, fallbacks, elapsed_ms).
+    /// Print one JSON object (sources, a list of the SRC arguments; destination, method,
+    /// files, dirs, symlinks, cloned, copied, hardlinked, symlinked, bytes, bytes_cloned,
+    /// bytes_copied, skipped, special, vanished, fallbacks, collisions, elapsed_ms).
     #[arg(long)]
     json: bool,
     /// Print nothing but errors: no summary, warnings or progress bar.
@@ -106,8 +107,11 @@ pub struct Args {
     quiet: bool,
     /// Write the record of every entry written to FILE, one JSON object per line: path
     /// (relative to DST), kind (file, dir, symlink), size, method (clone, copy, hardlink,
-    /// symlink; null for directories and symlinks from the source) and, with --record-hash,
-    /// the hash. Non-UTF-8 bytes in paths are written as U+FFFD.
+    /// symlink; null for directories and symlinks from the source), source (the SRC that
+    /// wrote it), from (its path in that SRC; not for directories) and, with --record-hash,
+    /// the hash. A path that is not UTF-8 is written as path_base64 (source_base64,
+    /// from_base64): its bytes in base64. FILE's directory is checked (a file made there)
+    /// before anything is copied; if FILE cannot be written at the end, a new DST is removed.
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
     /// Add each file's content hash to the --record lines (as "sha256" or "blake3").
@@ -177,7 +181,7 @@ struct JsonFallback {
 /// The counts are `null` where the tree was made whole in one call: nothing was visited.
 #[derive(Debug, Serialize)]
 struct JsonReport {
-    source: String,
+    sources: Vec<String>,
     destination: String,
     method: &'static str,
     reason: Option<&'static str>,
@@ -208,18 +212,6 @@ struct JsonCollision {
     action: &'static str,
 }
 
-#[derive(Debug, Serialize)]
-struct JsonRecord<'a> {
-    path: String,
-    kind: &'static str,
-    size: Option<u64>,
-    method: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sha256: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    blake3: Option<&'a str>,
-}
-
 pub fn run(args: Args) -> CmdResult {
     if let Some(dst) = &args.recover {
         return recover(dst, args.json, args.quiet);
@@ -238,6 +230,16 @@ pub fn run(args: Args) -> CmdResult {
         .map(|(dst, srcs)| (srcs, dst.as_path()))
         .expect("clap requires at least two paths");
     let existed = std::fs::symlink_metadata(dst).is_ok();
+    // What can be checked before anything is written is: the record file is made now.
+    let record = args
+        .record
+        .as_deref()
+        .map(crate::cmd::clone_record::RecordFile::prepare)
+        .transpose()?;
+    let made = match targets(srcs, dst, on_existing) {
+        Targets::New(list) => list,
+        Targets::FileOver(_) | Targets::Merge => Vec::new(),
+    };
     if mode == LinkMode::Hardlink && !args.quiet {
         eprintln!(
             "cowtree: warning: --mode hardlink: the copy shares inodes with the source, so a write through either one changes both (use the default mode for independent copies)"
@@ -286,8 +288,24 @@ pub fn run(args: Args) -> CmdResult {
     drop(bar);
     let report = result?;
 
-    if let Some(path) = &args.record {
-        write_record(path, &report)?;
+    if let Some(record) = record {
+        let path = record.path().to_path_buf();
+        if let Err(e) = record.commit(&report, srcs) {
+            // The contract: nothing is left at a new DST when clone exits 1.
+            let state = if made.is_empty() {
+                format!(
+                    "the clone into {} is complete; only the record is missing",
+                    dst.display()
+                )
+            } else {
+                remove_made(&made)
+            };
+            return Err(
+                CliError::new(format!("write record {}: {e}; {state}", path.display()))
+                    .kind(crate::exit::Kind::Io)
+                    .path(path),
+            );
+        }
     }
     let src_label = if srcs.len() == 1 {
         srcs[0].clone()
@@ -304,7 +322,7 @@ pub fn run(args: Args) -> CmdResult {
         .clone()
         .or_else(|| args.per_file.then_some(PER_FILE_ASKED));
     if args.json {
-        let json = to_json(&src_label, &report, reason.as_ref());
+        let json = to_json(srcs, &report, reason.as_ref());
         println!(
             "{}",
             serde_json::to_string(&json).map_err(|e| CliError::new(e.to_string()))?
@@ -363,36 +381,21 @@ pub fn expect_interrupt(args: &Args) {
     let Some((dst, srcs)) = args.paths.split_last() else {
         return;
     };
-    let existed = std::fs::symlink_metadata(dst).is_ok();
-    let on_existing = on_existing(args.on_existing);
-    let new_dst = |target: &Path| {
-        if let Some(staging) = clone_staging(target) {
-            expect(staging);
-        }
-        expect(Leftover::Exists {
-            path: target.to_path_buf(),
-            yes: format!("{} was already complete", target.display()),
-            no: format!("nothing was created at {}", target.display()),
-        });
-    };
-    if srcs.len() > 1 && on_existing == OnExisting::Fail {
-        // Each source goes inside DST under its own name, each one a new destination.
-        for name in srcs.iter().filter_map(|s| s.file_name()) {
-            let target = dst.join(name);
-            if std::fs::symlink_metadata(&target).is_err() {
-                new_dst(&target);
+    match targets(srcs, dst, on_existing(args.on_existing)) {
+        Targets::New(list) => {
+            for target in list {
+                if let Some(staging) = clone_staging(&target) {
+                    expect(staging);
+                }
+                expect(Leftover::Exists {
+                    yes: format!("{} was already complete", target.display()),
+                    no: format!("nothing was created at {}", target.display()),
+                    path: target,
+                });
             }
         }
-    } else if srcs.len() == 1 && std::fs::metadata(&srcs[0]).is_ok_and(|m| m.is_file()) {
-        // One file: into DST when DST is a directory, else to DST; made in a staging
-        // directory beside its target and renamed out over it.
-        let target = match (std::fs::metadata(dst), srcs[0].file_name()) {
-            (Ok(m), Some(name)) if m.is_dir() => dst.join(name),
-            _ => dst.to_path_buf(),
-        };
-        if std::fs::symlink_metadata(&target).is_err() {
-            new_dst(&target);
-        } else {
+        Targets::FileOver(target) => {
+            // Made in a staging directory beside its target and renamed out over it.
             if let Some(staging) = clone_staging(&target) {
                 expect(staging);
             }
@@ -401,13 +404,86 @@ pub fn expect_interrupt(args: &Args) {
                 target.display()
             )));
         }
-    } else if !existed {
-        new_dst(dst);
-    } else {
-        expect(Leftover::Merge {
+        Targets::Merge => expect(Leftover::Merge {
             dst: dst.to_path_buf(),
-        });
+        }),
     }
+}
+
+/// What a clone of `srcs` to `dst` makes, as seen before it starts.
+enum Targets {
+    /// New destinations (none there now): DST, a file inside DST, or each SRC inside DST.
+    New(Vec<PathBuf>),
+    /// One file replacing the file that is there.
+    FileOver(PathBuf),
+    /// A merge into the existing directory DST.
+    Merge,
+}
+
+fn targets(srcs: &[PathBuf], dst: &Path, on_existing: OnExisting) -> Targets {
+    let absent = |p: &Path| std::fs::symlink_metadata(p).is_err();
+    if srcs.len() > 1 && on_existing == OnExisting::Fail {
+        // Each source goes inside DST under its own name, each one a new destination.
+        return Targets::New(
+            srcs.iter()
+                .filter_map(|s| s.file_name())
+                .map(|name| dst.join(name))
+                .filter(|t| absent(t))
+                .collect(),
+        );
+    }
+    if srcs.len() == 1 && std::fs::metadata(&srcs[0]).is_ok_and(|m| m.is_file()) {
+        // One file: into DST when DST is a directory, else to DST.
+        let target = match (std::fs::metadata(dst), srcs[0].file_name()) {
+            (Ok(m), Some(name)) if m.is_dir() => dst.join(name),
+            _ => dst.to_path_buf(),
+        };
+        return if absent(&target) {
+            Targets::New(vec![target])
+        } else {
+            Targets::FileOver(target)
+        };
+    }
+    if absent(dst) {
+        Targets::New(vec![dst.to_path_buf()])
+    } else {
+        Targets::Merge
+    }
+}
+
+/// Removes the new destinations `made` after a failure that came once they were made (the
+/// record could not be written): says what was removed, or what could not be.
+fn remove_made(made: &[PathBuf]) -> String {
+    let mut removed = Vec::new();
+    let mut failed = Vec::new();
+    for target in made {
+        let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
+            continue;
+        };
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        match cowtree_fs::dir::Dir::open(parent).and_then(|d| d.remove_tree(name)) {
+            Ok(()) => removed.push(target.display().to_string()),
+            Err(e) => failed.push(format!("{}: {e}", target.display())),
+        }
+    }
+    let mut said = Vec::new();
+    if !removed.is_empty() {
+        said.push(format!(
+            "nothing is left of the copy (removed {})",
+            removed.join(", ")
+        ));
+    }
+    if !failed.is_empty() {
+        said.push(format!(
+            "could not remove the copy ({}); remove it by hand",
+            failed.join("; ")
+        ));
+    }
+    said.join("; ")
 }
 
 /// What the link reports as it goes: to the progress bar when one is drawn, and the one line
@@ -481,7 +557,7 @@ fn link_each_inside(linker: &Linker, srcs: &[PathBuf], dst: &Path) -> Result<Lin
     }
     let mut total: Option<LinkReport> = None;
     let mut done: Vec<PathBuf> = Vec::new();
-    for src in srcs {
+    for (i, src) in srcs.iter().enumerate() {
         let Some(name) = src.file_name() else {
             return Err(CliError::new(format!(
                 "source {} must end in a name",
@@ -494,6 +570,7 @@ fn link_each_inside(linker: &Linker, srcs: &[PathBuf], dst: &Path) -> Result<Lin
             .map_err(|e| cli_error(e, &target, false, &done))?;
         for entry in &mut r.record {
             entry.path = Path::new(name).join(&entry.path);
+            entry.source = i;
         }
         if r.record.len() == 1 && r.record[0].path == Path::new(name).join(name) {
             // A single file's record already names it.
@@ -509,28 +586,6 @@ fn link_each_inside(linker: &Linker, srcs: &[PathBuf], dst: &Path) -> Result<Lin
         }
     }
     Ok(total.expect("clap requires at least one source"))
-}
-
-fn write_record(path: &Path, r: &LinkReport) -> Result<(), CliError> {
-    use std::io::Write;
-    let mut out = String::new();
-    for e in &r.record {
-        let hex = e.hash.as_ref().map(|d| d.to_hex());
-        let algo = e.hash.as_ref().map(|d| d.algo);
-        let line = JsonRecord {
-            path: e.path.to_string_lossy().into_owned(),
-            kind: e.kind.as_str(),
-            size: e.size,
-            method: e.method.map(cowtree_link::error::attempt_name),
-            sha256: hex.as_deref().filter(|_| algo == Some(HashAlgo::Sha256)),
-            blake3: hex.as_deref().filter(|_| algo == Some(HashAlgo::Blake3)),
-        };
-        out.push_str(&serde_json::to_string(&line).map_err(|e| CliError::new(e.to_string()))?);
-        out.push('\n');
-    }
-    std::fs::File::create(path)
-        .and_then(|mut f| f.write_all(out.as_bytes()))
-        .map_err(|e| CliError::new(format!("write record {}: {e}", path.display())))
 }
 
 /// The message for a failed link into `dst`, saying what is at `dst` only when it is known
@@ -568,10 +623,13 @@ fn cli_error(e: LinkError, dst: &Path, existed: bool, done: &[PathBuf]) -> CliEr
     }
 }
 
-fn to_json(src: &Path, r: &LinkReport, reason: Option<&NotUsed>) -> JsonReport {
+fn to_json(srcs: &[PathBuf], r: &LinkReport, reason: Option<&NotUsed>) -> JsonReport {
     let counted = |n: u64| (r.method == Method::PerFile).then_some(n);
     JsonReport {
-        source: src.to_string_lossy().into_owned(),
+        sources: srcs
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect(),
         destination: r.destination.to_string_lossy().into_owned(),
         method: r.method.as_str(),
         reason: reason.map(NotUsed::code),
