@@ -180,7 +180,16 @@ pub fn checkout_with_progress(
     warn: &dyn Fn(&str),
     progress: &Progress,
 ) -> Result<CheckoutReport> {
-    run(store, id, dst, opts, warn, progress, None).map(|(report, _)| report)
+    run(&Job {
+        store,
+        id,
+        dst,
+        opts,
+        warn,
+        progress,
+        hooks: None,
+    })
+    .map(|(report, _)| report)
 }
 
 /// [`checkout_with_progress`], also returning the stat of every entry it wrote
@@ -203,7 +212,15 @@ pub fn checkout_recording(
     progress: &Progress,
     hooks: &Hooks<'_>,
 ) -> Result<(CheckoutReport, Written)> {
-    run(store, id, dst, opts, warn, progress, Some(hooks))
+    run(&Job {
+        store,
+        id,
+        dst,
+        opts,
+        warn,
+        progress,
+        hooks: Some(hooks),
+    })
 }
 
 /// What a recording checkout ([`checkout_recording`]) hands to its caller on the way.
@@ -215,200 +232,310 @@ pub struct Hooks<'a> {
     pub record: &'a dyn Fn(&Registration) -> Vec<u8>,
 }
 
-fn run(
-    store: &Store,
-    id: &Hash,
-    dst: &Path,
+/// One checkout's inputs, handed down its steps.
+struct Job<'a> {
+    store: &'a Store,
+    id: &'a Hash,
+    dst: &'a Path,
     opts: CheckoutOptions,
-    warn: &dyn Fn(&str),
-    progress: &Progress,
-    hooks: Option<&Hooks<'_>>,
-) -> Result<(CheckoutReport, Written)> {
-    let record = hooks.is_some();
+    warn: &'a dyn Fn(&str),
+    progress: &'a Progress,
+    hooks: Option<&'a Hooks<'a>>,
+}
+
+/// Where the tree goes: DST split into its open parent and its name.
+struct Dest {
+    parent_path: PathBuf,
+    parent: Dir,
+    name: OsString,
+    /// DST's absolute path (its parent canonical).
+    abs: PathBuf,
+    /// DST is an empty directory, which the tree replaces.
+    replace_empty: bool,
+}
+
+/// The staging directory beside DST, and its registration in the store (see
+/// [`crate::dest_staging`]): registered before it exists, removed with the registration when
+/// the checkout fails, renamed to DST when it succeeds.
+struct Stage<'a> {
+    registration: crate::dest_staging::Registration<'a>,
+    name: OsString,
+    /// Its path (DST's parent as given, joined with `name`), for messages.
+    path: PathBuf,
+    /// The directory, once made.
+    made: Option<Staging<'a>>,
+}
+
+/// How far the placing step got, for the cleanup after a failure.
+#[derive(Default)]
+struct Placing {
+    /// The worktree's registry id, once registered.
+    registered: Option<String>,
+    /// The tree is at DST: nothing is undone any more.
+    placed: bool,
+}
+
+fn run(job: &Job<'_>) -> Result<(CheckoutReport, Written)> {
     let started = Instant::now();
-    let _lock = store.lock_shared()?;
-    let manifest = store.load(id)?;
-    progress.set_total(Total {
-        entries: manifest
-            .entries()
-            .iter()
-            .filter(|e| e.kind != Kind::Dir)
-            .count() as u64,
-        bytes: Some(manifest.bytes()),
-    });
-
-    let (parent_path, name) = split_dst(dst)?;
-    // The error names the directory ("open directory PARENT: ...").
-    let parent = Dir::open(&parent_path).map_err(|e| Error::Context {
-        context: "checkout destination",
-        source: Box::new(Error::Io(e)),
-    })?;
-    let abs = std::fs::canonicalize(&parent_path)
-        .map_err(|e| Error::io_at("", &parent_path, e))?
-        .join(&name);
-    let replace_empty = match parent
-        .try_stat(&name)
-        .map_err(|e| Error::io_at("", dst, e))?
-    {
-        None => false,
-        Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() => {
-            let d = parent
-                .open_dir(&name)
-                .map_err(|e| Error::io_at("", dst, e))?;
-            let entries = d.entries().map_err(|e| Error::io_at("", dst, e))?;
-            if !entries.is_empty() {
-                return Err(Error::AlreadyExists {
-                    what: "checkout destination",
-                    path: dst.to_path_buf(),
-                    how: "exists and is not empty",
-                });
-            }
-            true
-        }
-        Some(_) => {
-            return Err(Error::AlreadyExists {
-                what: "checkout destination",
-                path: dst.to_path_buf(),
-                how: "exists and is not a directory",
-            });
-        }
-    };
-
-    // Different st_dev usually means different filesystems, but btrfs subvolumes of one
-    // filesystem differ too and can clone between them: a raw probe (cached per device pair)
-    // settles it.
-    let parent_dev = cowtree_fs::sys::stat_dev(
-        &parent
-            .stat_self()
-            .map_err(|e| Error::io_at("", &parent_path, e))?,
-    );
-    let cross_device = parent_dev != store.blobs_dev()?
-        && !matches!(
-            cowtree_fs::probe::ProbeCache::global()
-                .reflink(&store.root().join("tmp"), &parent_path),
-            Ok(Ok(()))
-        );
-    if cross_device && opts.mode != CheckoutMode::Copy {
-        if opts.strict {
-            return Err(Error::CrossDevice {
-                store: store.root().to_path_buf(),
-                destination: dst.to_path_buf(),
-            });
-        }
-        warn(&format!(
-            "warning: {}",
-            crate::error::cross_device_message(store.root(), dst)
-        ));
-    }
-
-    // Staging left beside DST by checkouts of it that died; best effort.
-    let _ = cowtree_fs::staging::remove_stale(&parent, &STAGING.prefix(&name));
-    // `unique_suffix` starts with the pid, as the naming wants.
-    let mut stage_name = STAGING.prefix(&name);
-    stage_name.push(unique_suffix());
-    // Registered (durably) before it exists, so that gc can remove it if this process is
-    // killed; removed when the checkout ends, whichever way (see `crate::dest_staging`).
-    let abs_stage = abs.with_file_name(&stage_name);
-    let mut registration = crate::dest_staging::register(store, &abs_stage)?;
-    // Its lock is held until the process ends: a staging directory whose lock can be taken
-    // belongs to a checkout that died.
-    let mut stage = Staging::create(&parent, stage_name, 0o755)
-        .map_err(|e| Error::io_at("create staging directory in", &parent_path, e))?;
-    let stage_path = parent_path.join(stage.name());
-    let result = stage
-        .dir
-        .stat_self()
-        .map_err(|e| Error::io_at("", &stage_path, e))
-        .and_then(|st| registration.created(cowtree_fs::sys::stat_dev(&st), st.st_ino));
-    if let Err(e) = result {
-        if stage.remove().is_err() {
-            registration.keep();
-        }
-        return Err(e);
-    }
-    let result = fill(
-        store,
-        &manifest,
-        &stage.dir,
-        &stage_path,
-        opts,
-        progress,
-        record,
-    );
-    let mut registered = None;
-    let mut placed = false;
-    let result = result.and_then(|mut r| {
-        // The whole tree durable, then its record (the staging root keeps its inode through
-        // the rename), then the rename, also durable: after a power loss DST is either
-        // absent or whole and registered (docs/store.md, "Durability"). A record whose path
-        // never appeared pins nothing and gc drops it.
-        let before_placing = hooks.map(|h| h.before_placing);
-        if record {
-            r.1.manifest = manifest;
-        }
-        let (synced, ()) = rayon::join(
-            || stage.dir.sync_filesystem(),
-            || {
-                if let Some(f) = before_placing {
-                    f(&r.1);
-                }
-            },
-        );
-        synced.map_err(|e| Error::io_at("sync the checkout in", &stage_path, e))?;
-        let root = (stage.dir.stat_self()).map_err(|e| Error::io_at("", &stage_path, e))?;
-        let root_id = (cowtree_fs::sys::stat_dev(&root), root.st_ino);
-        r.1.root = root_id;
-        // One checkout at a time registers and renames to this path, and only while the path
-        // is still free: a second checkout to the same DST must not overwrite the record of
-        // the first and then, failing its rename, remove it.
-        let _claim = crate::registry::claim(store)?;
-        if !dst_still_free(&parent, &name, replace_empty)? {
-            return Err(Error::AlreadyExists {
-                what: "checkout destination",
-                path: dst.to_path_buf(),
-                how: "was taken while the checkout ran",
-            });
-        }
-        registered = Some(match hooks {
-            Some(h) => crate::registry::register_root_with(store, &abs, id, root_id, h.record)?,
-            None => crate::registry::register_root(store, &abs, id, root_id)?,
-        });
-        stage
-            .commit(&name, replace_empty)
-            .map_err(|e| Error::io_at("move the checkout into", dst, e))?;
-        placed = true;
-        parent.sync().map_err(|source| Error::NotDurable {
-            path: dst.to_path_buf(),
-            source,
-        })?;
-        Ok(r)
-    });
+    let _lock = job.store.lock_shared()?;
+    let manifest = job.load()?;
+    let dest = Dest::resolve(job.dst)?;
+    let cross_device = job.cross_device(&dest)?;
+    let mut stage = Stage::begin(job.store, &dest)?;
+    let mut placing = Placing::default();
+    let result = job
+        .per_file(&dest, &mut stage, &manifest)
+        .and_then(|made| job.place(&dest, &mut stage, manifest, made, &mut placing));
     let (mut report, written) = match result {
         Ok(r) => r,
-        Err(e) if placed => return Err(e),
+        Err(e) if placing.placed => return Err(e),
         Err(e) => {
-            if let Err(cleanup) = stage.remove() {
-                warn(&format!(
-                    "warning: could not remove staging {} (`cowtree gc` removes it): {cleanup}",
-                    stage_path.display()
-                ));
-                registration.keep();
-            }
-            if let Some(wid) = registered
-                && let Err(cleanup) = crate::registry::remove(store, &wid)
+            stage.abandon(job.warn);
+            if let Some(wid) = placing.registered
+                && let Err(cleanup) = crate::registry::remove(job.store, &wid)
             {
-                warn(&format!(
+                (job.warn)(&format!(
                     "warning: could not remove the record of the failed checkout: {cleanup}"
                 ));
             }
             return Err(e);
         }
     };
+    drop(stage);
     report.cross_device = cross_device;
-    report.worktree_id = registered.unwrap_or_default();
-    report.path = abs;
+    report.worktree_id = placing.registered.unwrap_or_default();
+    report.path = dest.abs;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok((report, written))
+}
+
+impl Job<'_> {
+    /// The snapshot's manifest, its total counted into the progress.
+    fn load(&self) -> Result<Manifest> {
+        let manifest = self.store.load(self.id)?;
+        self.progress.set_total(Total {
+            entries: manifest
+                .entries()
+                .iter()
+                .filter(|e| e.kind != Kind::Dir)
+                .count() as u64,
+            bytes: Some(manifest.bytes()),
+        });
+        Ok(manifest)
+    }
+
+    /// Whether the store is on another filesystem than DST (warned about, or refused under
+    /// `strict`, unless copying was asked for).
+    fn cross_device(&self, dest: &Dest) -> Result<bool> {
+        // Different st_dev usually means different filesystems, but btrfs subvolumes of one
+        // filesystem differ too and can clone between them: a raw probe (cached per device
+        // pair) settles it.
+        let parent_dev = cowtree_fs::sys::stat_dev(
+            &dest
+                .parent
+                .stat_self()
+                .map_err(|e| Error::io_at("", &dest.parent_path, e))?,
+        );
+        let cross_device = parent_dev != self.store.blobs_dev()?
+            && !matches!(
+                cowtree_fs::probe::ProbeCache::global()
+                    .reflink(&self.store.root().join("tmp"), &dest.parent_path),
+                Ok(Ok(()))
+            );
+        if cross_device && self.opts.mode != CheckoutMode::Copy {
+            if self.opts.strict {
+                return Err(Error::CrossDevice {
+                    store: self.store.root().to_path_buf(),
+                    destination: self.dst.to_path_buf(),
+                });
+            }
+            (self.warn)(&format!(
+                "warning: {}",
+                crate::error::cross_device_message(self.store.root(), self.dst)
+            ));
+        }
+        Ok(cross_device)
+    }
+
+    /// The per-file method: an empty staging directory, every entry written into it from
+    /// its blob.
+    fn per_file<'s>(
+        &self,
+        dest: &'s Dest,
+        stage: &mut Stage<'s>,
+        manifest: &Manifest,
+    ) -> Result<(CheckoutReport, Written)> {
+        let made = Staging::create(&dest.parent, stage.name.clone(), 0o755)
+            .map_err(|e| Error::io_at("create staging directory in", &dest.parent_path, e))?;
+        let (dir, path) = stage.made(made)?;
+        fill(
+            self.store,
+            manifest,
+            dir,
+            path,
+            self.opts,
+            self.progress,
+            self.hooks.is_some(),
+        )
+    }
+
+    /// Makes the tree in staging durable, registers the worktree and renames the tree to
+    /// DST (see the comments for the order); `placing` says how far it got.
+    fn place(
+        &self,
+        dest: &Dest,
+        stage: &mut Stage<'_>,
+        manifest: Manifest,
+        (report, mut written): (CheckoutReport, Written),
+        placing: &mut Placing,
+    ) -> Result<(CheckoutReport, Written)> {
+        let staging = (stage.made.as_mut())
+            .ok_or_else(|| Error::msg("internal error: no tree made in staging to place"))?;
+        // The whole tree durable, then its record (the staging root keeps its inode through
+        // the rename), then the rename, also durable: after a power loss DST is either
+        // absent or whole and registered (docs/store.md, "Durability"). A record whose path
+        // never appeared pins nothing and gc drops it.
+        let before_placing = self.hooks.map(|h| h.before_placing);
+        if self.hooks.is_some() {
+            written.manifest = manifest;
+        }
+        let (synced, ()) = rayon::join(
+            || staging.dir.sync_filesystem(),
+            || {
+                if let Some(f) = before_placing {
+                    f(&written);
+                }
+            },
+        );
+        synced.map_err(|e| Error::io_at("sync the checkout in", &stage.path, e))?;
+        let root = (staging.dir.stat_self()).map_err(|e| Error::io_at("", &stage.path, e))?;
+        let root_id = (cowtree_fs::sys::stat_dev(&root), root.st_ino);
+        written.root = root_id;
+        // One checkout at a time registers and renames to this path, and only while the path
+        // is still free: a second checkout to the same DST must not overwrite the record of
+        // the first and then, failing its rename, remove it.
+        let _claim = crate::registry::claim(self.store)?;
+        if !dst_still_free(&dest.parent, &dest.name, dest.replace_empty)? {
+            return Err(Error::AlreadyExists {
+                what: "checkout destination",
+                path: self.dst.to_path_buf(),
+                how: "was taken while the checkout ran",
+            });
+        }
+        placing.registered = Some(match self.hooks {
+            Some(h) => crate::registry::register_root_with(
+                self.store, &dest.abs, self.id, root_id, h.record,
+            )?,
+            None => crate::registry::register_root(self.store, &dest.abs, self.id, root_id)?,
+        });
+        staging
+            .commit(&dest.name, dest.replace_empty)
+            .map_err(|e| Error::io_at("move the checkout into", self.dst, e))?;
+        placing.placed = true;
+        dest.parent.sync().map_err(|source| Error::NotDurable {
+            path: self.dst.to_path_buf(),
+            source,
+        })?;
+        Ok((report, written))
+    }
+}
+
+impl Dest {
+    /// Opens DST's parent and checks DST: absent, or an empty directory.
+    fn resolve(dst: &Path) -> Result<Dest> {
+        let (parent_path, name) = split_dst(dst)?;
+        // The error names the directory ("open directory PARENT: ...").
+        let parent = Dir::open(&parent_path).map_err(|e| Error::Context {
+            context: "checkout destination",
+            source: Box::new(Error::Io(e)),
+        })?;
+        let abs = std::fs::canonicalize(&parent_path)
+            .map_err(|e| Error::io_at("", &parent_path, e))?
+            .join(&name);
+        let replace_empty = match parent
+            .try_stat(&name)
+            .map_err(|e| Error::io_at("", dst, e))?
+        {
+            None => false,
+            Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() => {
+                let d = parent
+                    .open_dir(&name)
+                    .map_err(|e| Error::io_at("", dst, e))?;
+                let entries = d.entries().map_err(|e| Error::io_at("", dst, e))?;
+                if !entries.is_empty() {
+                    return Err(Error::AlreadyExists {
+                        what: "checkout destination",
+                        path: dst.to_path_buf(),
+                        how: "exists and is not empty",
+                    });
+                }
+                true
+            }
+            Some(_) => {
+                return Err(Error::AlreadyExists {
+                    what: "checkout destination",
+                    path: dst.to_path_buf(),
+                    how: "exists and is not a directory",
+                });
+            }
+        };
+        Ok(Dest {
+            parent_path,
+            parent,
+            name,
+            abs,
+            replace_empty,
+        })
+    }
+}
+
+impl<'a> Stage<'a> {
+    /// Removes staging left beside DST by checkouts of it that died (best effort), then
+    /// registers (durably) a new staging name, so that gc can remove the directory if this
+    /// process is killed once it exists.
+    fn begin(store: &'a Store, dest: &Dest) -> Result<Stage<'a>> {
+        let _ = cowtree_fs::staging::remove_stale(&dest.parent, &STAGING.prefix(&dest.name));
+        // `unique_suffix` starts with the pid, as the naming wants.
+        let mut name = STAGING.prefix(&dest.name);
+        name.push(unique_suffix());
+        let registration = crate::dest_staging::register(store, &dest.abs.with_file_name(&name))?;
+        Ok(Stage {
+            registration,
+            path: dest.parent_path.join(&name),
+            name,
+            made: None,
+        })
+    }
+
+    /// Takes the staging directory just made at the registered name (its lock is held until
+    /// the process ends: a staging directory whose lock can be taken belongs to a checkout
+    /// that died), and records its device and inode in the registration. Returns the
+    /// directory and its path.
+    fn made(&mut self, staging: Staging<'a>) -> Result<(&Dir, &Path)> {
+        let recorded = staging
+            .dir
+            .stat_self()
+            .map_err(|e| Error::io_at("", &self.path, e))
+            .and_then(|st| (self.registration).created(cowtree_fs::sys::stat_dev(&st), st.st_ino));
+        let staging = self.made.insert(staging);
+        recorded?;
+        Ok((&staging.dir, &self.path))
+    }
+
+    /// Removes the staging directory after a failure, with its registration; a directory
+    /// that cannot be removed is warned about and its registration kept for gc.
+    fn abandon(self, warn: &dyn Fn(&str)) {
+        let Some(staging) = self.made else {
+            return;
+        };
+        if let Err(cleanup) = staging.remove() {
+            warn(&format!(
+                "warning: could not remove staging {} (`cowtree gc` removes it): {cleanup}",
+                self.path.display()
+            ));
+            self.registration.keep();
+        }
+    }
 }
 
 /// DST is still what the checkout may take: absent, or (`replace_empty`) an empty directory.
