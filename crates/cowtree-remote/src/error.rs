@@ -108,6 +108,14 @@ pub enum Error {
         /// Where the remote's name points.
         incoming: cowtree_store::Hash,
     },
+    /// A pull stopped by a full disk (or quota), and what became of the blobs it had placed.
+    #[error("{source}; {cleanup}")]
+    DiskFull {
+        /// What stopped it.
+        source: Box<Error>,
+        /// The blobs it had placed.
+        cleanup: Cleanup,
+    },
     /// Any other failure of a request, after retries.
     #[error("remote {remote}: {key}: {source}")]
     Request {
@@ -118,6 +126,69 @@ pub enum Error {
         /// The object store's error.
         source: Box<object_store::Error>,
     },
+}
+
+/// What a pull stopped by a full disk did with the blobs it had placed in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Removed them (those no snapshot names).
+    Removed {
+        /// How many.
+        blobs: u64,
+        /// Their bytes.
+        bytes: u64,
+    },
+    /// Left them in the store, for `cowtree gc` (or the next pull) to deal with.
+    Left {
+        /// How many.
+        blobs: u64,
+        /// Their bytes.
+        bytes: u64,
+        /// Why they were not removed.
+        why: String,
+        /// The store they are in.
+        store: PathBuf,
+    },
+}
+
+impl std::fmt::Display for Cleanup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cleanup::Removed { blobs, bytes } => write!(
+                f,
+                "removed the {blobs} blob(s) ({}) this pull had fetched; nothing was recorded",
+                human_bytes(*bytes)
+            ),
+            Cleanup::Left {
+                blobs,
+                bytes,
+                why,
+                store,
+            } => write!(
+                f,
+                "the {blobs} blob(s) ({}) this pull had fetched are still in the store ({why}): \
+                 `cowtree --store {} gc` frees them; nothing was recorded",
+                human_bytes(*bytes),
+                cowtree_store::error::shell_word(store)
+            ),
+        }
+    }
+}
+
+/// "1.2 MiB" and the like.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 /// Result with [`Error`].
@@ -147,6 +218,7 @@ impl Error {
             Error::Corrupt { .. } | Error::Missing { .. } => 7,
             Error::NotFound { .. } => 8,
             Error::Store(e) if e.is_snapshot_not_found() => 8,
+            Error::DiskFull { source, .. } => source.exit_code(),
             Error::Store(cowtree_store::Error::Strict(_)) => 3,
             _ => 1,
         }

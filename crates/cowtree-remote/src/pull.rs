@@ -16,7 +16,7 @@ use cowtree_fs::dir::Dir;
 use cowtree_store::{Hash, Manifest, Store};
 use futures::{StreamExt, TryStreamExt};
 
-use crate::error::{Error, Result};
+use crate::error::{Cleanup, Error, Result};
 use crate::index::{self, Loc, pack_key};
 use crate::remote::{Remote, blob_rel};
 use crate::{Progress, tracking};
@@ -114,9 +114,11 @@ pub fn pull_with(
     progress: &Progress,
 ) -> Result<PullReport> {
     let start = Instant::now();
+    let started = std::time::SystemTime::now();
     let mut report = PullReport::default();
-    let _lock = store.lock_shared()?;
-    remote.rt.block_on(async {
+    let placed = std::sync::Mutex::new(Vec::new());
+    let lock = store.lock_shared()?;
+    let pulled = remote.rt.block_on(async {
         if !remote.check_version(false).await? {
             return Err(Error::NotFound {
                 remote: remote.name().to_string(),
@@ -188,14 +190,19 @@ pub fn pull_with(
             let have = index::load(store, remote).await?;
             let jobs = plan(remote, &have.blobs, needs)?;
             let staging = store.staging("pull")?;
-            let staging = staging.dir();
+            let placing = &Placing {
+                store,
+                staging: staging.dir(),
+                staging_path: staging.path(),
+                placed: &placed,
+            };
             let (objects, bytes) = jobs.iter().fold((0, 0), |(o, b), j| match j {
                 Job::Range { blobs, .. } => (o + blobs.len() as u64, b + blob_bytes(blobs)),
                 Job::Single(n) => (o + 1, b + n.size),
             });
             progress.plan(objects, bytes);
             let done: Vec<(u64, u64)> = futures::stream::iter(jobs)
-                .map(|job| run_job(store, remote, staging, job, progress))
+                .map(|job| placing.run_job(remote, job, progress))
                 .buffer_unordered(IN_FLIGHT)
                 .try_collect()
                 .await?;
@@ -233,7 +240,12 @@ pub fn pull_with(
             }
         }
         Ok(())
-    })?;
+    });
+    drop(lock);
+    if let Err(e) = pulled {
+        let placed = placed.into_inner().unwrap_or_default();
+        return Err(after_disk_full(store, e, &placed, started));
+    }
     report.requests = remote.requests();
     report.elapsed_ms = start.elapsed().as_millis() as u64;
     Ok(report)
@@ -434,160 +446,218 @@ fn plan(remote: &Remote, have: &HashMap<Hash, Loc>, needs: Vec<Need>) -> Result<
     Ok(jobs)
 }
 
-/// Fetches one range or single blob; returns (blobs, bytes) placed.
-async fn run_job(
-    store: &Store,
-    remote: &Remote,
-    staging: &Dir,
-    job: Job,
-    progress: &Progress,
-) -> Result<(u64, u64)> {
-    match job {
-        Job::Range {
-            pack,
-            start,
-            end,
-            blobs,
-        } => {
-            let key = pack_key(&pack);
-            let data = if end > start {
-                remote.get_range(&key, start..end).await?
-            } else {
-                bytes::Bytes::new()
-            };
-            let mut bytes = 0;
-            for (n, off) in &blobs {
-                let at = (off - start) as usize;
-                let blob = &data[at..at + n.size as usize];
-                if Hash::of(blob) != n.hash {
+/// Where fetched blobs are written (the pull's staging directory) and what this pull placed in
+/// `blobs/`: each is hashed before it is written, staged, and renamed into `blobs/` under its
+/// name.
+struct Placing<'a> {
+    store: &'a Store,
+    staging: &'a Dir,
+    staging_path: &'a std::path::Path,
+    /// The blobs this pull renamed into `blobs/` (not those another writer put there first),
+    /// with their sizes: what a failed pull removes (see [`Placed`]).
+    placed: &'a std::sync::Mutex<Vec<(Hash, u64)>>,
+}
+
+impl Placing<'_> {
+    fn staged_io(&self, tmp: &str, e: std::io::Error) -> Error {
+        Error::Io {
+            path: self.staging_path.join(tmp),
+            source: e,
+        }
+    }
+
+    fn create_staged(&self, tmp: &str) -> Result<std::fs::File> {
+        let fd = rustix::fs::openat(
+            self.staging,
+            tmp,
+            rustix::fs::OFlags::WRONLY
+                | rustix::fs::OFlags::CREATE
+                | rustix::fs::OFlags::EXCL
+                | rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::from_raw_mode(0o444),
+        )
+        .map_err(|e| self.staged_io(tmp, e.into()))?;
+        rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o444))
+            .map_err(|e| self.staged_io(tmp, e.into()))?;
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// Writes a verified blob to staging and renames it into `blobs/`.
+    fn place(
+        &self,
+        hash: &Hash,
+        size: u64,
+        write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let tmp = staging_name(hash);
+        let mut f = self.create_staged(&tmp)?;
+        write(&mut f).map_err(|e| self.staged_io(&tmp, e))?;
+        drop(f);
+        self.link_in(&tmp, hash, size)
+    }
+
+    /// Renames a staged blob into `blobs/`; when the blob is there already, drops the staged
+    /// one.
+    fn link_in(&self, tmp: &str, hash: &Hash, size: u64) -> Result<()> {
+        let (store, staging) = (self.store, self.staging);
+        let rel = blob_rel(hash);
+        let io = |e: std::io::Error| Error::Io {
+            path: store.blob_path(hash),
+            source: e,
+        };
+        let mut made_fanout = false;
+        loop {
+            match rustix::fs::renameat_with(
+                staging,
+                tmp,
+                store.blobs(),
+                &rel,
+                rustix::fs::RenameFlags::NOREPLACE,
+            ) {
+                Ok(()) => {
+                    if let Ok(mut p) = self.placed.lock() {
+                        p.push((*hash, size));
+                    }
+                    return Ok(());
+                }
+                Err(rustix::io::Errno::EXIST) => {
+                    staging.remove_file(OsStr::new(tmp)).map_err(io)?;
+                    return Ok(());
+                }
+                Err(rustix::io::Errno::NOENT) if !made_fanout => {
+                    made_fanout = true;
+                    let fan = &hash.to_hex()[..2];
+                    match store.blobs().create_dir(OsStr::new(fan), 0o755) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(io(e)),
+                    }
+                }
+                Err(e) => return Err(io(e.into())),
+            }
+        }
+    }
+
+    /// Fetches one range or single blob; returns (blobs, bytes) placed.
+    async fn run_job(&self, remote: &Remote, job: Job, progress: &Progress) -> Result<(u64, u64)> {
+        match job {
+            Job::Range {
+                pack,
+                start,
+                end,
+                blobs,
+            } => {
+                let key = pack_key(&pack);
+                let data = if end > start {
+                    remote.get_range(&key, start..end).await?
+                } else {
+                    bytes::Bytes::new()
+                };
+                let mut bytes = 0;
+                for (n, off) in &blobs {
+                    let at = (off - start) as usize;
+                    let blob = &data[at..at + n.size as usize];
+                    if Hash::of(blob) != n.hash {
+                        return Err(Error::Corrupt {
+                            remote: remote.name().to_string(),
+                            key: remote.key(&key).to_string(),
+                            detail: format!(
+                                "blob {} of snapshot {} at offset {off} does not match its hash",
+                                n.hash, n.snapshot
+                            ),
+                        });
+                    }
+                    self.place(&n.hash, n.size, |f| f.write_all(blob))?;
+                    bytes += n.size;
+                    progress.add(1, n.size);
+                }
+                Ok((blobs.len() as u64, bytes))
+            }
+            Job::Single(n) => {
+                let rel = format!("blobs/{}", n.hash);
+                let mut stream = remote.get_stream(&rel).await?;
+                let tmp = staging_name(&n.hash);
+                let mut f = self.create_staged(&tmp)?;
+                let mut hasher = blake3::Hasher::new();
+                let mut got = 0u64;
+                while let Some(chunk) = stream.try_next().await.map_err(|e| remote.fail(&rel, e))? {
+                    hasher.update(&chunk);
+                    got += chunk.len() as u64;
+                    f.write_all(&chunk).map_err(|e| self.staged_io(&tmp, e))?;
+                    progress.add(0, chunk.len() as u64);
+                }
+                drop(f);
+                if got != n.size || Hash::from_bytes(*hasher.finalize().as_bytes()) != n.hash {
+                    let _ = self.staging.remove_file(OsStr::new(&tmp));
                     return Err(Error::Corrupt {
                         remote: remote.name().to_string(),
-                        key: remote.key(&key).to_string(),
+                        key: remote.key(&rel).to_string(),
                         detail: format!(
-                            "blob {} of snapshot {} at offset {off} does not match its hash",
+                            "blob {} of snapshot {} does not match its hash",
                             n.hash, n.snapshot
                         ),
                     });
                 }
-                place(store, staging, &n.hash, |f| f.write_all(blob))?;
-                bytes += n.size;
-                progress.add(1, n.size);
+                self.link_in(&tmp, &n.hash, n.size)?;
+                progress.add(1, 0);
+                Ok((1, n.size))
             }
-            Ok((blobs.len() as u64, bytes))
-        }
-        Job::Single(n) => {
-            let rel = format!("blobs/{}", n.hash);
-            let mut stream = remote.get_stream(&rel).await?;
-            let tmp = staging_name(&n.hash);
-            let mut f = create_staged(store, staging, &tmp)?;
-            let mut hasher = blake3::Hasher::new();
-            let mut got = 0u64;
-            while let Some(chunk) = stream
-                .try_next()
-                .await
-                .map_err(|e| remote_fail(remote, &rel, e))?
-            {
-                hasher.update(&chunk);
-                got += chunk.len() as u64;
-                f.write_all(&chunk).map_err(|e| staged_io(store, &tmp, e))?;
-                progress.add(0, chunk.len() as u64);
-            }
-            drop(f);
-            if got != n.size || Hash::from_bytes(*hasher.finalize().as_bytes()) != n.hash {
-                let _ = staging.remove_file(OsStr::new(&tmp));
-                return Err(Error::Corrupt {
-                    remote: remote.name().to_string(),
-                    key: remote.key(&rel).to_string(),
-                    detail: format!(
-                        "blob {} of snapshot {} does not match its hash",
-                        n.hash, n.snapshot
-                    ),
-                });
-            }
-            link_in(store, staging, &tmp, &n.hash)?;
-            progress.add(1, 0);
-            Ok((1, n.size))
         }
     }
 }
 
-fn remote_fail(remote: &Remote, rel: &str, e: object_store::Error) -> Error {
-    remote.fail(rel, e)
+/// `e`, the error that stopped a pull that had placed `placed` in `blobs/` (since `started`);
+/// when it is a full disk (ENOSPC, EDQUOT), those of them no snapshot names are removed (the
+/// disk would stay full for nothing), or, when another process holds the store, the error says
+/// how much `cowtree gc` frees. Another error leaves them for the next pull to use.
+fn after_disk_full(
+    store: &Store,
+    e: Error,
+    placed: &[(Hash, u64)],
+    started: std::time::SystemTime,
+) -> Error {
+    if placed.is_empty() || !is_disk_full(&e) {
+        return e;
+    }
+    let bytes = placed.iter().map(|(_, n)| n).sum();
+    let hashes: Vec<Hash> = placed.iter().map(|(h, _)| *h).collect();
+    let cleanup = match cowtree_store::gc::remove_unused(store, &hashes, started) {
+        Ok(Some(r)) => Cleanup::Removed {
+            blobs: r.blobs,
+            bytes: r.bytes,
+        },
+        Ok(None) => Cleanup::Left {
+            blobs: placed.len() as u64,
+            bytes,
+            why: "another cowtree is using the store".into(),
+            store: store.root().to_path_buf(),
+        },
+        Err(err) => Cleanup::Left {
+            blobs: placed.len() as u64,
+            bytes,
+            why: err.to_string(),
+            store: store.root().to_path_buf(),
+        },
+    };
+    Error::DiskFull {
+        source: Box::new(e),
+        cleanup,
+    }
+}
+
+/// True when `e` is a full disk or an exhausted quota.
+fn is_disk_full(e: &Error) -> bool {
+    let io = match e {
+        Error::Io { source, .. } => Some(source),
+        Error::Store(s) => s.io_error(),
+        _ => None,
+    };
+    io.and_then(std::io::Error::raw_os_error).is_some_and(|n| {
+        n == rustix::io::Errno::NOSPC.raw_os_error() || n == rustix::io::Errno::DQUOT.raw_os_error()
+    })
 }
 
 fn staging_name(h: &Hash) -> String {
     format!("{h}.blob")
-}
-
-fn staged_io(store: &Store, tmp: &str, e: std::io::Error) -> Error {
-    Error::Io {
-        path: store.root().join("tmp").join(tmp),
-        source: e,
-    }
-}
-
-fn create_staged(store: &Store, staging: &Dir, tmp: &str) -> Result<std::fs::File> {
-    let fd = rustix::fs::openat(
-        staging,
-        tmp,
-        rustix::fs::OFlags::WRONLY
-            | rustix::fs::OFlags::CREATE
-            | rustix::fs::OFlags::EXCL
-            | rustix::fs::OFlags::NOFOLLOW
-            | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::from_raw_mode(0o444),
-    )
-    .map_err(|e| staged_io(store, tmp, e.into()))?;
-    rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o444))
-        .map_err(|e| staged_io(store, tmp, e.into()))?;
-    Ok(std::fs::File::from(fd))
-}
-
-/// Writes a verified blob to staging and renames it into `blobs/`.
-fn place(
-    store: &Store,
-    staging: &Dir,
-    hash: &Hash,
-    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
-) -> Result<()> {
-    let tmp = staging_name(hash);
-    let mut f = create_staged(store, staging, &tmp)?;
-    write(&mut f).map_err(|e| staged_io(store, &tmp, e))?;
-    drop(f);
-    link_in(store, staging, &tmp, hash)
-}
-
-/// Renames a staged blob into `blobs/`; when the blob is there already, drops the staged one.
-fn link_in(store: &Store, staging: &Dir, tmp: &str, hash: &Hash) -> Result<()> {
-    let rel = blob_rel(hash);
-    let io = |e: std::io::Error| Error::Io {
-        path: store.blob_path(hash),
-        source: e,
-    };
-    let mut made_fanout = false;
-    loop {
-        match rustix::fs::renameat_with(
-            staging,
-            tmp,
-            store.blobs(),
-            &rel,
-            rustix::fs::RenameFlags::NOREPLACE,
-        ) {
-            Ok(()) => return Ok(()),
-            Err(rustix::io::Errno::EXIST) => {
-                staging.remove_file(OsStr::new(tmp)).map_err(io)?;
-                return Ok(());
-            }
-            Err(rustix::io::Errno::NOENT) if !made_fanout => {
-                made_fanout = true;
-                let fan = &hash.to_hex()[..2];
-                match store.blobs().create_dir(OsStr::new(fan), 0o755) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(io(e)),
-                }
-            }
-            Err(e) => return Err(io(e.into())),
-        }
-    }
 }

@@ -247,6 +247,65 @@ pub fn gc_with(
     Ok(report)
 }
 
+/// What [`remove_unused`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Blobs removed.
+    pub blobs: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// Removes those of `blobs` that no snapshot names: for a writer that placed them since
+/// `since` and then failed (a pull that filled the disk), and that holds no lock on the
+/// store now. Only when the store lock can be taken exclusively at once (no snapshot,
+/// checkout or gc is running); `None` when it cannot (the blobs stay for gc). A snapshot that
+/// names one of them was recorded after it was placed, so only manifests written since
+/// `since` (less a margin for the clock's granularity) are read.
+pub fn remove_unused(store: &Store, blobs: &[Hash], since: SystemTime) -> Result<Option<Removed>> {
+    let Some(_lock) = store.try_lock_exclusive()? else {
+        return Ok(None);
+    };
+    let since = since - Duration::from_secs(2);
+    let snaps_path = store.root().join("snapshots");
+    let mut referenced: HashSet<Hash> = HashSet::new();
+    for id in store.snapshot_ids()? {
+        let name = std::ffi::OsString::from(id.to_hex());
+        let Some(st) = store
+            .snapshots_dir()
+            .try_stat(&name)
+            .map_err(|e| Error::io_at("", snaps_path.join(&name), e))?
+        else {
+            continue;
+        };
+        let mtime = SystemTime::UNIX_EPOCH
+            + Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32);
+        if mtime < since {
+            continue;
+        }
+        let m = store.load(&id)?;
+        referenced.extend(m.entries().iter().filter_map(|e| e.hash().copied()));
+    }
+    let mut removed = Removed::default();
+    for h in blobs.iter().filter(|h| !referenced.contains(h)) {
+        let rel = Store::blob_rel(h);
+        let st =
+            match rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(Error::io_at("", store.blob_path(h), e.into())),
+            };
+        rustix::fs::unlinkat(store.blobs(), &rel, rustix::fs::AtFlags::empty())
+            .map_err(|e| Error::io_at("remove", store.blob_path(h), e.into()))?;
+        removed.blobs += 1;
+        removed.bytes += st.st_size as u64;
+    }
+    if removed.blobs > 0 {
+        store.sync_filesystem()?;
+    }
+    Ok(Some(removed))
+}
+
 /// When the system booted, from `/proc/stat` (`btime`); `None` where it cannot be read.
 fn boot_time() -> Option<SystemTime> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;

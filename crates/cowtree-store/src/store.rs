@@ -80,12 +80,18 @@ pub struct Staging {
     dir: Dir,
     name: OsString,
     parent: Dir,
+    path: PathBuf,
 }
 
 impl Staging {
     /// The staging directory.
     pub fn dir(&self) -> &Dir {
         &self.dir
+    }
+
+    /// Its path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -182,6 +188,24 @@ impl Store {
         )
     }
 
+    /// Takes the lock exclusive if no other process holds it (nor this one, through another
+    /// guard), without waiting: `None` when it is held.
+    pub fn try_lock_exclusive(&self) -> Result<Option<LockGuard>> {
+        let path = self.root.join("lock");
+        let fd = openat(
+            &self.dir,
+            "lock",
+            OFlags::RDONLY | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(|e| Error::io_at("open", &path, e.into()))?;
+        match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(LockGuard { _fd: Some(fd) })),
+            Err(Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(Error::io_at("lock", &path, e.into())),
+        }
+    }
+
     /// Takes the lock exclusive (gc): blocks while any snapshot or checkout runs.
     pub fn lock_exclusive(&self) -> Result<LockGuard> {
         self.lock(
@@ -239,6 +263,7 @@ impl Store {
             .map_err(|e| Error::io_at("lock staging in", self.root.join("tmp"), e.into()))?;
         Ok(Staging {
             dir,
+            path: self.root.join("tmp").join(&name),
             name,
             parent: self
                 .tmp

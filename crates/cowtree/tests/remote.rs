@@ -817,3 +817,92 @@ fn remotes_are_the_users_usable_from_every_store_a_store_may_override_and_rm_wor
         gone.stderr
     );
 }
+
+#[test]
+fn a_pull_that_fills_the_disk_removes_what_it_fetched_or_says_what_gc_frees() {
+    let Some(srv) = server() else { return };
+    let (Some(a), Some(small)) = (scratch(Fs::Xfs), scratch(Fs::Small)) else {
+        return;
+    };
+    let sa = a.path().join("store");
+    let src = a.path().join("src");
+    fs::create_dir(&src).unwrap();
+    // More than the small filesystem (64 MiB) holds.
+    for i in 0..17u64 {
+        fs::write(src.join(format!("f{i}")), pattern(4 << 20, i + 500)).unwrap();
+    }
+    cw(
+        &srv,
+        &sa,
+        &["snapshot", src.to_str().unwrap(), "--name", "big"],
+    )
+    .assert_ok("snapshot");
+    let url = format!("s3://cowtree/{}", prefix());
+    cw(
+        &srv,
+        &sa,
+        &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
+    )
+    .assert_ok("add");
+    cw(&srv, &sa, &["push", "big"]).assert_ok("push");
+    fs::remove_dir_all(&src).unwrap();
+
+    let ss = small.path().join("store");
+    cowtree_store::Store::open(&ss).expect("a store on the small filesystem");
+    let blobs_in = |store: &Path| -> usize {
+        fs::read_dir(store.join("blobs"))
+            .unwrap()
+            .map(|f| fs::read_dir(f.unwrap().path()).unwrap().count())
+            .sum()
+    };
+    let nothing_left = |what: &str| {
+        assert_eq!(blobs_in(&ss), 0, "{what}: blobs left");
+        assert_eq!(
+            fs::read_dir(ss.join("tmp")).unwrap().count(),
+            0,
+            "{what}: staging left"
+        );
+        let ls = cw(&srv, &ss, &["ls", "--json"]).json();
+        assert_eq!(ls["snapshots"].as_array().unwrap().len(), 0, "{what}: {ls}");
+    };
+    // Another cowtree holds the store (a shared lock): the blobs stay, and the message says
+    // what frees them; that command, run as printed, does.
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(ss.join("lock"))
+        .unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockShared).unwrap();
+    let r = cw(&srv, &ss, &["pull", "big"]);
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("No space left on device"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("this pull had fetched are still in the store")
+            && r.stderr.contains("nothing was recorded"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        blobs_in(&ss) > 0,
+        "the blobs stayed while the store was in use"
+    );
+    drop(lock);
+    let cmds = suggested::commands(&r.stderr);
+    assert_eq!(cmds.len(), 1, "{}", r.stderr);
+    run_suggested(&srv, &cmds[0]).assert_ok("the gc the message printed");
+    nothing_left("after the suggested gc");
+
+    // Alone, the pull removes what it fetched itself.
+    let r = cw(&srv, &ss, &["pull", "big"]);
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("No space left on device")
+            && r.stderr
+                .contains("this pull had fetched; nothing was recorded")
+            && r.stderr.contains("removed the "),
+        "{}",
+        r.stderr
+    );
+    nothing_left("after the pull");
+}

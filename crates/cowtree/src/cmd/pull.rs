@@ -20,7 +20,8 @@ use crate::exit::{CliError, CmdResult, Exit};
 /// reads into the remote's packs. Every file is hashed before it enters the store and every
 /// manifest checked against its id and validated; a mismatch is an error naming the remote
 /// object (exit 7) and nothing is recorded. Interrupted, it resumes when run again; what it
-/// had fetched is kept (`cowtree gc` removes it if never used). Exit codes: 1 error (a
+/// had fetched is kept (`cowtree gc` removes it if never used). Stopped by a full disk, it
+/// removes what it had fetched (or, when another cowtree holds the store, says what gc frees). Exit codes: 1 error (a
 /// server that cannot be reached is said in one line, without retries), 6 access denied or
 /// missing bucket, 7 corrupt or missing remote data, 8 no such snapshot on the remote (the
 /// message lists the names it has).
