@@ -70,15 +70,18 @@ class Wheel:
         return cowtree.Source(self.dir, rules)
 
     def known(self):
-        """{path in the wheel: (sha256 as in RECORD, size or None)} from the wheel's RECORD."""
+        """{path in the wheel: (sha256 as in RECORD, size as text or "")} from its RECORD."""
         known = {}
         with open(os.path.join(self.dir, self.record), encoding="utf-8") as f:
-            for line in f.read().splitlines():
-                # A path may itself hold commas (then it is quoted); the hash and size do not.
-                parts = line.rsplit(",", 2)
-                if len(parts) == 3 and parts[1].startswith("sha256="):
-                    size = parts[2].strip()
-                    known[parts[0].strip('"')] = (parts[1][7:], int(size) if size else None)
+            text = f.read()
+        for line in text.splitlines():
+            # A path may itself hold commas (then it is quoted); the hash and size do not.
+            parts = line.rsplit(",", 2)
+            if len(parts) == 3 and parts[1][:7] == "sha256=":
+                p = parts[0]
+                if p[:1] == '"':
+                    p = p.strip('"')
+                known[p] = (parts[1][7:], parts[2].strip())
         return known
 
 
@@ -109,31 +112,36 @@ def fix_shebang(script, python):
 def write_record(wheel, entries, venv, python):
     info = os.path.join(venv, wheel.site, wheel.dist_info)
     known = wheel.known()
+    prefix = wheel.site + "/"
+    cut = len(prefix)
     lines = []
+    append = lines.append
     for e in entries:
         path = e.path
-        h = b64(e.hash) if e.hash is not None else None
+        digest = e.hash
+        h = b64(digest) if digest is not None else None
         size = e.size
-        if e.kind == "file" and (h is None or size is None):
-            listed = known.get(e.from_path)
-            if h is None:
-                if listed is not None:
-                    h = listed[0]
-                else:
-                    with open(os.path.join(venv, path), "rb") as f:
-                        h = b64(hashlib.sha256(f.read()).digest())
-            if size is None:
-                size = listed[1] if listed is not None and listed[1] is not None else None
+        if e.kind == "file":
+            if h is None or size is None:
+                listed = known.get(e.from_path)
+                if h is None:
+                    if listed is not None:
+                        h = listed[0]
+                    else:
+                        with open(os.path.join(venv, path), "rb") as f:
+                            h = b64(hashlib.sha256(f.read()).digest())
                 if size is None:
-                    size = os.lstat(os.path.join(venv, path)).st_size
-        if e.kind == "file" and path.startswith("bin/"):
-            fixed = fix_shebang(os.path.join(venv, path), python)
-            if fixed is not None:
-                h, size = b64(fixed[0]), fixed[1]
-        rel = record_path(path, wheel.site)
-        lines.append(f"{rel},sha256={h},{size}" if h is not None else f"{rel},,")
-    lines.append(f"{wheel.dist_info}/INSTALLER,,")
-    lines.append(f"{wheel.dist_info}/RECORD,,")
+                    size = listed[1] if listed is not None and listed[1] else None
+                    if size is None:
+                        size = os.lstat(os.path.join(venv, path)).st_size
+            if path[:4] == "bin/":
+                fixed = fix_shebang(os.path.join(venv, path), python)
+                if fixed is not None:
+                    h, size = b64(fixed[0]), fixed[1]
+        rel = path[cut:] if path[:cut] == prefix else record_path(path, wheel.site)
+        append(f"{rel},sha256={h},{size}" if h is not None else f"{rel},,")
+    append(f"{wheel.dist_info}/INSTALLER,,")
+    append(f"{wheel.dist_info}/RECORD,,")
     with open(os.path.join(info, "INSTALLER"), "w") as f:
         f.write("cowtree\n")
     with open(os.path.join(info, "RECORD"), "w", encoding="utf-8") as f:
