@@ -406,6 +406,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         &dst.path.join(".git"),
         &first_head,
         opts.lock.as_deref(),
+        opts.sync,
     )?;
     let admin_dir = reg.path();
     run.registered(reg)?;

@@ -55,6 +55,7 @@ pub struct Registration {
     /// The directory; its open description holds the run's `flock`.
     pub dir: Dir,
     finished: bool,
+    sync: bool,
 }
 
 impl Registration {
@@ -71,13 +72,15 @@ impl Registration {
     /// Creates `worktrees/<id>` (or `<id>1`, `<id>2`, ... as git does when taken), locks it
     /// and writes `locked`, `commondir`, `gitdir` (naming `dst_git_file`) and `HEAD`.
     /// `lock`: the text `locked` keeps once the worktree is complete (`--lock`), journaled
-    /// here until then.
+    /// here until then. With `sync`, the directory and every file written in it (the
+    /// journal included) are made durable as they are written.
     pub fn create(
         common_dir: &Path,
         dst_name: &OsStr,
         dst_git_file: &Path,
         head: &str,
         lock: Option<&str>,
+        sync: bool,
     ) -> Result<Registration> {
         let worktrees_path = common_dir.join("worktrees");
         match std::fs::create_dir(&worktrees_path) {
@@ -116,12 +119,18 @@ impl Registration {
             id,
             dir,
             finished: false,
+            sync,
         };
         reg.dir
             .try_lock_exclusive()
             .map_err(Error::io("lock", reg.path()))?;
         let pid = std::process::id();
         reg.write("locked", format!("{LOCK_MARK}, pid {pid})\n").as_bytes())?;
+        if sync {
+            reg.worktrees
+                .sync()
+                .map_err(Error::io("sync", &reg.worktrees_path))?;
+        }
         reg.write("commondir", b"../..\n")?;
         let mut gitdir = dst_git_file.as_os_str().as_bytes().to_vec();
         gitdir.push(b'\n');
@@ -141,7 +150,7 @@ impl Registration {
 
     /// Writes the file `name` in the registration directory (replacing it atomically).
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        write_atomic(&self.dir, OsStr::new(name), bytes, 0o666, false)
+        write_atomic(&self.dir, OsStr::new(name), bytes, 0o666, self.sync)
             .map_err(Error::io("write", self.path().join(name)))
     }
 

@@ -8,7 +8,7 @@
 //! | 2 | bad usage |
 //! | 3 | `--strict` refused a fallback |
 //! | 4 | the check found problems (`verify`, `status --exit-code` uses 1 as git does) |
-//! | 5, 6, 7 | a remote: a name conflict, access denied, missing or damaged data |
+//! | 5, 6, 7, 8 | a remote: a name conflict, access denied, damaged data, a snapshot it lacks |
 //! | 8 | the snapshot asked for does not exist (in the stores searched, or on the remote) |
 //! | 129, 130, 143 | interrupted by SIGHUP, SIGINT, SIGTERM |
 //!

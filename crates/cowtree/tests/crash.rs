@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, bin};
+use common::bin;
 use cowtree_testutil::{Fs, XorShift, assert_diff_clean, pattern};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +134,25 @@ impl Lab {
         let Some(dev) = self.dev.take() else {
             return;
         };
-        tool("umount", &[self.mnt.as_os_str()]);
+        // A process the killed command started (`git branch`) may still be finishing in
+        // the mount: wait for it, a few seconds at most.
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = Command::new("umount")
+                .arg(&self.mnt)
+                .output()
+                .expect("umount");
+            if out.status.success() {
+                break;
+            }
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("busy") && Instant::now() < until,
+                "umount {}: {err}",
+                self.mnt.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         if self.kind == Kind::Btrfs {
             // Copies share the filesystem id: let the kernel forget this device.
             let _ = Command::new("btrfs")
@@ -708,6 +726,91 @@ const CLONE_SUBVOLUME: Case = Case {
     },
 };
 
+/// `git` in `dir`, for the git cases (no configuration of the machine's, a fixed identity).
+#[track_caller]
+fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = cowtree_testutil::git_cmd(dir)
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `git worktree add --sync`: once it returns, the worktree, its index, its branch and git's
+/// registration of it survive a power loss; a power loss while it runs leaves the worktree
+/// whole or absent, and the next run (or gc) takes back the rest.
+const GIT_ADD_SYNC: Case = Case {
+    name: "git worktree add --sync",
+    store: false,
+    prepare: |env| {
+        let src = env.p("src");
+        make_tree(&src, FILES, 11);
+        fs::remove_dir(src.join("empty")).expect("git keeps no empty directory");
+        git_in(&src, &["init", "-q", "-b", "main"]);
+        git_in(&src, &["add", "-A"]);
+        git_in(&src, &["commit", "-qm", "one"]);
+        // Entries older than the index: SRC's files are reflinked, none is racy.
+        std::thread::sleep(Duration::from_millis(1100));
+        git_in(&src, &["update-index", "-q", "--refresh"]);
+    },
+    args: |env| {
+        owned(vec![
+            o("git"),
+            o("worktree"),
+            o("add"),
+            o("--sync"),
+            o("--from"),
+            env.p("src").as_os_str(),
+            o("-b"),
+            o("wt"),
+            env.p("dst").as_os_str(),
+        ])
+    },
+    rerun: Some(|env| {
+        if env.p("dst").exists() {
+            // Whole, or absent: one that appeared is checked as it is, once gc has finished
+            // what the run left (its registration's lock).
+            env.ok_with(false, &[o("gc")]);
+            String::new()
+        } else {
+            run_case(env, &GIT_ADD_SYNC)
+        }
+    }),
+    check: |env, _| {
+        let (src, dst) = (env.p("src"), env.p("dst"));
+        assert!(dst.join(".git").is_file(), "DST is gone");
+        assert_eq!(
+            git_in(&dst, &["status", "--porcelain"]),
+            "",
+            "status in DST"
+        );
+        assert_eq!(git_in(&dst, &["symbolic-ref", "HEAD"]), "refs/heads/wt\n");
+        assert_eq!(
+            git_in(&dst, &["rev-parse", "HEAD"]),
+            git_in(&src, &["rev-parse", "main"])
+        );
+        assert_eq!(
+            git_in(&dst, &["ls-files"]),
+            git_in(&src, &["ls-files"]),
+            "DST's index"
+        );
+        let list = git_in(&src, &["worktree", "list", "--porcelain"]);
+        assert!(
+            list.contains(&format!("worktree {}\n", dst.display())),
+            "{list}"
+        );
+        assert!(!list.contains("locked"), "{list}");
+        git_in(&src, &["fsck", "--no-progress"]);
+        git_in(&src, &["worktree", "prune"]);
+        assert_eq!(git_in(&src, &["worktree", "list", "--porcelain"]), list);
+    },
+};
+
 fn rounds() -> u64 {
     std::env::var("COWTREE_CRASH_ROUNDS")
         .ok()
@@ -795,8 +898,8 @@ fn one_round(
     lab.crash_copy(base, &img);
     lab.mount(&img);
     let args = (case.args)(env);
-    let mut cmd = Command::new(BIN);
-    cmd.env_remove("COWTREE_STORE");
+    // The test's own state directory (run records of `git worktree add` land there).
+    let mut cmd = bin();
     if case.store {
         cmd.arg("--store").arg(env.store());
     }
@@ -891,6 +994,7 @@ crash_tests! {
     reset_survives_power_loss: RESET;
     gc_survives_power_loss: GC;
     clone_sync_survives_power_loss: CLONE_SYNC;
+    git_worktree_add_sync_survives_power_loss: GIT_ADD_SYNC;
 }
 
 mod btrfs_subvolume {
