@@ -80,6 +80,20 @@ pub enum Error {
         /// What is wrong, naming the snapshot.
         detail: String,
     },
+    /// A blob of the local store whose bytes do not match its name (or size): the store is
+    /// damaged. Nothing with it was completed on the remote.
+    #[error(
+        "the local blob {} does not match its name or size: the store is damaged; `{}` lists \
+         what else is",
+        blob.display(),
+        cowtree_store::error::command(store, &["verify"], std::path::Path::new(""))
+    )]
+    BadLocalBlob {
+        /// The store.
+        store: PathBuf,
+        /// The blob's file.
+        blob: PathBuf,
+    },
     /// Someone else changed a name on the remote since this store last saw it.
     #[error("remote {remote}: name {name:?} conflict: {detail}")]
     Conflict {

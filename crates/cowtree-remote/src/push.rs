@@ -236,10 +236,10 @@ async fn run_job(
                 })?;
                 let data = &buf[offset as usize..];
                 if data.len() as u64 != *size || Hash::of(data) != *h {
-                    return Err(Error::Config(format!(
-                        "the local blob {} does not match its name or size; run `cowtree verify`",
-                        store.blob_path(h).display()
-                    )));
+                    return Err(Error::BadLocalBlob {
+                        store: store.root().to_path_buf(),
+                        blob: store.blob_path(h),
+                    });
                 }
                 slots.push(Slot {
                     hash: *h,
@@ -259,7 +259,15 @@ async fn run_job(
             let mut f = open_blob(store, &h)?;
             remote
                 .put_large(&format!("blobs/{h}"), &mut f, &h, &|n| progress.add(0, n))
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    // put_large knows the blob by its hash only.
+                    Error::BadLocalBlob { .. } => Error::BadLocalBlob {
+                        store: store.root().to_path_buf(),
+                        blob: store.blob_path(&h),
+                    },
+                    e => e,
+                })?;
             progress.add(1, 0);
             Ok((1, 1, size, false))
         }
@@ -267,6 +275,16 @@ async fn run_job(
 }
 
 /// Points `name` on the remote at `id`, conditionally on the version this store last saw
+/// `cowtree --store STORE pull --remote REMOTE --force NAME`: the pull that moves this store's
+/// name to where the remote's points.
+fn pull_forced(store: &Store, remote: &Remote, name: &str) -> String {
+    cowtree_store::error::command(
+        store.root(),
+        &["pull", "--remote", remote.name(), "--force", name],
+        std::path::Path::new(""),
+    )
+}
+
 /// (or, with `force`, on the version there now). False when it already pointed there.
 async fn set_name(
     store: &Store,
@@ -297,16 +315,19 @@ async fn set_name(
         (Some(c), Some((seen_id, _))) => {
             return Err(conflict(format!(
                 "it points at {} on the remote, moved there by another host since this store \
-                 saw it at {}; `cowtree pull` it first, or push with --force",
+                 saw it at {}; `{}` moves this store's name there (then push again), or push \
+                 with --force to overwrite it",
                 c.body.trim(),
-                seen_id
+                seen_id,
+                pull_forced(store, remote, name)
             )));
         }
         (Some(c), None) => {
             return Err(conflict(format!(
-                "it points at {} on the remote, which this store has not seen; `cowtree pull` \
-                 it first, or push with --force",
-                c.body.trim()
+                "it points at {} on the remote, which this store has not seen; `{}` moves \
+                 this store's name there (then push again), or push with --force to overwrite it",
+                c.body.trim(),
+                pull_forced(store, remote, name)
             )));
         }
     };

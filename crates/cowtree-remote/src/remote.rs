@@ -437,9 +437,10 @@ impl Remote {
         }
         if cowtree_store::Hash::from_bytes(*hasher.finalize().as_bytes()) != *hash {
             let _ = w.abort().await;
-            return Err(Error::Config(format!(
-                "the local blob {hash} does not match its name; run `cowtree verify`"
-            )));
+            return Err(Error::BadLocalBlob {
+                store: PathBuf::new(),
+                blob: PathBuf::from(format!("{hash}")),
+            });
         }
         w.finish().await.map_err(|e| self.fail(rel, e))?;
         Ok(())

@@ -258,6 +258,8 @@ struct Dest {
 /// [`crate::dest_staging`]): registered before it exists, removed with the registration when
 /// the checkout fails, renamed to DST when it succeeds.
 struct Stage<'a> {
+    /// The store (for the command a warning prints).
+    store: &'a Store,
     registration: crate::dest_staging::Registration<'a>,
     name: OsString,
     /// Its path (DST's parent as given, joined with `name`), for messages.
@@ -500,6 +502,7 @@ impl<'a> Stage<'a> {
         name.push(unique_suffix());
         let registration = crate::dest_staging::register(store, &dest.abs.with_file_name(&name))?;
         Ok(Stage {
+            store,
             registration,
             path: dest.parent_path.join(&name),
             name,
@@ -530,8 +533,9 @@ impl<'a> Stage<'a> {
         };
         if let Err(cleanup) = staging.remove() {
             warn(&format!(
-                "warning: could not remove staging {} (`cowtree gc` removes it): {cleanup}",
-                self.path.display()
+                "warning: could not remove staging {} (`{}` removes it): {cleanup}",
+                self.path.display(),
+                crate::error::command(self.store.root(), &["gc"], Path::new(""))
             ));
             self.registration.keep();
         }
@@ -1037,6 +1041,7 @@ fn place(ctx: &Ctx<'_>, dir: &Dir, e: &Entry) -> Result<Option<Stat>> {
             }
             Placed::SourceVanished => {
                 return Err(Corrupt::MissingBlob {
+                    store: ctx.store.root().to_path_buf(),
                     hash,
                     needed_for: show(&e.path).into(),
                 }

@@ -136,14 +136,18 @@ pub enum Error {
     /// A switch would overwrite local changes or untracked files; nothing was changed.
     #[error(
         "switch of {} to {to} refused, nothing was changed: {total} path(s) it must touch have \
-         local changes or untracked files in the way (commit them with `cowtree snapshot`, \
-         discard them with `cowtree reset`, or use --force):{}",
+         local changes or untracked files in the way (commit them with `{}`, discard them with \
+         `{}`, or use --force):{}",
         worktree.display(),
+        command(store, &["snapshot", "-C"], worktree),
+        command(store, &["reset", "--hard", "-C"], worktree),
         listing(paths, *total)
     )]
     Conflict {
         /// The worktree.
         worktree: PathBuf,
+        /// Its store.
+        store: PathBuf,
         /// The snapshot it was to be switched to.
         to: Hash,
         /// The first paths in the way, each with the reason.
@@ -190,14 +194,16 @@ pub enum Error {
     },
     /// A worktree has an unfinished switch; it must be finished (or reset) first.
     #[error(
-        "worktree {} has an interrupted switch to {to}; run `cowtree switch {} {to}` (or reset) \
-         to finish it",
+        "worktree {} has an interrupted switch to {to}; `{} {to}` finishes it (as do a reset \
+         and a snapshot of the worktree)",
         worktree.display(),
-        worktree.display()
+        command(store, &["switch", "-C"], worktree)
     )]
     Interrupted {
         /// The worktree.
         worktree: PathBuf,
+        /// Its store.
+        store: PathBuf,
         /// The snapshot the switch was going to.
         to: Hash,
     },
@@ -263,9 +269,9 @@ pub enum NotFound {
         if *inside { "inside " } else { "" },
         store.display(),
         if *inside {
-            " (name one, or create one with `cowtree checkout`)"
+            " (name one; `cowtree checkout --help` says how to make one)"
         } else {
-            " (create one with `cowtree checkout`)"
+            " (`cowtree checkout --help` says how to make one)"
         }
     )]
     Worktree {
@@ -331,11 +337,14 @@ pub enum Corrupt {
     },
     /// A blob a snapshot names is not in the store.
     #[error(
-        "blob {hash} is missing from the store (needed for {}); the store is damaged: run \
-         `cowtree verify`",
-        needed_for.display()
+        "blob {hash} is missing from the store (needed for {}); the store is damaged: `{}` \
+         lists what else is",
+        needed_for.display(),
+        command(store, &["verify"], Path::new(""))
     )]
     MissingBlob {
+        /// The store.
+        store: PathBuf,
         /// The blob.
         hash: Hash,
         /// The path that needs it.
@@ -473,6 +482,22 @@ fn prefix_hint(what: &str) -> String {
     }
 }
 
+/// The command `cowtree --store STORE WORDS... PATH` as a message prints it (`path` left out
+/// when empty), each argument quoted as a shell needs ([`shell_word`]): naming the store makes
+/// it run as printed from any directory.
+pub fn command(store: &Path, words: &[&str], path: &Path) -> String {
+    let mut c = format!("cowtree --store {}", shell_word(store));
+    for w in words {
+        c.push(' ');
+        c.push_str(&shell_word(w));
+    }
+    if !path.as_os_str().is_empty() {
+        c.push(' ');
+        c.push_str(&shell_word(path));
+    }
+    c
+}
+
 /// `arg` as one word of a shell command, for the commands messages suggest: as it is when it
 /// holds only characters no shell treats specially, else in single quotes (a quote inside
 /// written `'\''`). Bytes that are not UTF-8 are shown lossily.
@@ -544,7 +569,8 @@ mod tests {
         .to_string();
         assert_eq!(
             root,
-            "/w is not a worktree registered in the store /s (create one with `cowtree checkout`)"
+            "/w is not a worktree registered in the store /s (`cowtree checkout --help` says how \
+             to make one)"
         );
         let inside = Error::from(NotFound::Worktree {
             path: "/w/d".into(),
@@ -554,8 +580,8 @@ mod tests {
         .to_string();
         assert_eq!(
             inside,
-            "/w/d is not inside a worktree registered in the store /s (name one, or create one \
-             with `cowtree checkout`)"
+            "/w/d is not inside a worktree registered in the store /s (name one; `cowtree \
+             checkout --help` says how to make one)"
         );
     }
 

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use cowtree_fs::progress::{Progress, Total};
 use rayon::prelude::*;
 
+use std::path::Path;
+
 use crate::error::{Error, Result};
 use crate::hash::Hash;
 use crate::ingest::hash_file;
@@ -184,8 +186,9 @@ pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<Verify
                 kind: "dangling-ref",
                 subject: name.to_string(),
                 message: format!(
-                    "points at snapshot {id}, which does not exist (an interrupted `cowtree \
-                     rm`?); `cowtree rm {name}` removes the name"
+                    "points at snapshot {id}, which does not exist (an interrupted rm?); `{}` \
+                     removes the name",
+                    crate::error::command(store.root(), &["rm", name], Path::new(""))
                 ),
             }),
             Ok(None) => {}

@@ -383,6 +383,7 @@ impl<'a> Applier<'a> {
                 Ok(match t {
                     Transfer::Cloned { .. } | Transfer::Copied { .. } => Ok(()),
                     Transfer::SourceVanished => Err(Corrupt::MissingBlob {
+                        store: self.store.root().to_path_buf(),
                         hash: *hash,
                         needed_for: self.full(&e.path).into(),
                     }

@@ -12,9 +12,10 @@ use crate::error::{Error, Result};
 use crate::registry::{self, Worktree};
 use crate::scan::{self, Mode, Scan, show_change};
 
-/// The refusal for a worktree whose switch was interrupted.
-pub fn pending_error(wt: &Worktree) -> Option<Error> {
+/// The refusal for a worktree (of `store`) whose switch was interrupted.
+pub fn pending_error(store: &Store, wt: &Worktree) -> Option<Error> {
     wt.pending.map(|p| Error::Interrupted {
+        store: store.root().to_path_buf(),
         worktree: wt.path.clone(),
         to: p.to,
     })
@@ -32,7 +33,7 @@ pub fn status(store: &Store, wt: &mut Worktree) -> Result<Scan> {
 /// found in the worktree and the bytes of the files read (see
 /// [`scan::scan_with_progress`]); no total is set.
 pub fn status_with_progress(store: &Store, wt: &mut Worktree, progress: &Progress) -> Result<Scan> {
-    if let Some(e) = pending_error(wt) {
+    if let Some(e) = pending_error(store, wt) {
         return Err(e);
     }
     let t = std::time::Instant::now();
@@ -100,7 +101,7 @@ pub fn remove(store: &Store, wt: &mut Worktree, force: bool) -> Result<()> {
         let _held = registry::lock(wt)?;
         registry::reload(store, wt)?;
         if !force {
-            if let Some(e) = pending_error(wt) {
+            if let Some(e) = pending_error(store, wt) {
                 return Err(e);
             }
             let s = status(store, wt)?;

@@ -217,6 +217,7 @@ pub fn switch_with_progress(
     if !found.is_empty() {
         return Err(Error::Conflict {
             worktree: wt.path.clone(),
+            store: store.root().to_path_buf(),
             to: *to,
             paths: found
                 .iter()

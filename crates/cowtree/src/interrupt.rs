@@ -353,6 +353,17 @@ fn remove_staging(dir: &Path, prefix: &OsStr) -> Vec<(PathBuf, std::io::Result<(
     out
 }
 
+/// The command this process runs, as a shell would run it again (`cowtree` and its arguments,
+/// each quoted as needed): for a message that says "run the same command again".
+pub fn same_command() -> String {
+    let mut c = String::from("cowtree");
+    for a in std::env::args_os().skip(1) {
+        c.push(' ');
+        c.push_str(&cowtree_store::error::shell_word(&a));
+    }
+    c
+}
+
 /// The staging prefix of this process for a new destination `dst` built beside it by
 /// `cowtree clone` ([`cowtree_link::STAGING_NAMING`]).
 pub fn clone_staging(dst: &Path) -> Option<Leftover> {

@@ -906,3 +906,129 @@ fn a_pull_that_fills_the_disk_removes_what_it_fetched_or_says_what_gc_frees() {
     );
     nothing_left("after the pull");
 }
+
+/// The one command `message` prints, run as printed.
+#[track_caller]
+fn run_printed(srv: &Server, message: &str) -> Ran {
+    let cmds = suggested::commands(message);
+    assert_eq!(cmds.len(), 1, "one command printed: {message}");
+    run_suggested(srv, &cmds[0])
+}
+
+#[test]
+fn messages_about_remotes_print_commands_that_run_as_printed() {
+    let Some(srv) = server() else { return };
+    let (Some(a), Some(b)) = (scratch(Fs::Xfs), scratch(Fs::Btrfs)) else {
+        return;
+    };
+    let (sa, sb) = (a.path().join("store"), b.path().join("store"));
+    for (store, root, seed) in [(&sa, a.path(), 1), (&sb, b.path(), 2)] {
+        make_tree(&root.join("src"), 6, 3000, seed);
+        let src = root.join("src");
+        cw(
+            &srv,
+            store,
+            &["snapshot", src.to_str().unwrap(), "--name", "main"],
+        )
+        .assert_ok("snapshot");
+    }
+    // No remote yet; then one named that is not there.
+    let r = cw(&srv, &sa, &["pull", "main"]);
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    assert!(
+        run_printed(&srv, &r.stderr)
+            .assert_ok("remote add --help")
+            .stdout
+            .contains("Usage")
+    );
+    let url = format!("s3://cowtree/{}", prefix());
+    let add = ["remote", "add", "origin", &url, "--endpoint", &srv.endpoint];
+    cw(&srv, &sa, &add).assert_ok("add");
+    for args in [
+        vec!["pull", "--remote", "nosuch", "main"],
+        vec!["remote", "rm", "nosuch"],
+    ] {
+        let r = cw(&srv, &sa, &args);
+        assert_eq!(r.code(), Some(1), "{args:?}: {}", r.stderr);
+        let ls = run_printed(&srv, &r.stderr);
+        assert!(
+            ls.assert_ok("remote ls").stdout.starts_with("origin\t"),
+            "{}",
+            ls.stdout
+        );
+    }
+    // Added twice: the printed rm removes it, and the add goes through.
+    let r = cw(&srv, &sa, &add);
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    run_printed(&srv, &r.stderr).assert_ok("the printed remote rm");
+    cw(&srv, &sa, &add).assert_ok("add again");
+
+    // B pushes its own main over A's, which B never saw: the printed pull moves B's name to
+    // the remote's, and the push then has nothing to move.
+    cw(&srv, &sa, &["push", "main"]).assert_ok("A pushes main");
+    let r = cw(&srv, &sb, &["push", "main"]);
+    exit_code(&r, 5, "B's push of a name it never saw");
+    run_printed(&srv, &r.stderr).assert_ok("the printed pull --force");
+    cw(&srv, &sb, &["push", "main"]).assert_ok("B's push after it");
+    // A moves main on the remote, B moves its own: the same, for a name B saw elsewhere.
+    let src = a.path().join("src");
+    fs::write(src.join("new"), b"a's change").unwrap();
+    cw(
+        &srv,
+        &sa,
+        &[
+            "snapshot",
+            src.to_str().unwrap(),
+            "--name",
+            "main",
+            "--force",
+        ],
+    )
+    .assert_ok("A moves main");
+    cw(&srv, &sa, &["push", "main"]).assert_ok("A pushes it");
+    let src = b.path().join("src");
+    fs::write(src.join("new"), b"b's change").unwrap();
+    cw(
+        &srv,
+        &sb,
+        &[
+            "snapshot",
+            src.to_str().unwrap(),
+            "--name",
+            "main",
+            "--force",
+        ],
+    )
+    .assert_ok("B moves main");
+    let r = cw(&srv, &sb, &["push", "main"]);
+    exit_code(&r, 5, "B's push of a name moved since");
+    assert!(
+        r.stderr.contains("moved there by another host"),
+        "{}",
+        r.stderr
+    );
+    run_printed(&srv, &r.stderr).assert_ok("the printed pull --force");
+
+    // A blob of A's store that no longer matches its name: the push stops, printing the verify
+    // that finds it.
+    let src = a.path().join("src");
+    fs::write(src.join("more"), pattern(7000, 77)).unwrap();
+    let v = cw(
+        &srv,
+        &sa,
+        &["snapshot", "--json", src.to_str().unwrap(), "--name", "bad"],
+    );
+    let id = v.assert_ok("snapshot").json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hex = cowtree_store::Hash::of(&pattern(7000, 77)).to_hex();
+    let blob = sa.join("blobs").join(&hex[..2]).join(&hex[2..]);
+    fs::write(&blob, pattern(7000, 78)).unwrap();
+    let r = cw(&srv, &sa, &["push", &id]);
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("does not match its name"), "{}", r.stderr);
+    let v = run_printed(&srv, &r.stderr);
+    assert_eq!(v.code(), Some(4), "verify finds it: {}", v.stdout);
+    assert!(v.stdout.contains(&hex[2..]), "{}", v.stdout);
+}

@@ -583,7 +583,7 @@ fn a_dirty_switch_is_unblocked_by_the_command_its_refusal_names() {
     let o = st(&wt, &[s("switch"), s("b")]);
     assert_eq!(o.status.code(), Some(1));
     let err = text(&o.stderr);
-    assert!(err.contains("`cowtree snapshot`"), "{err}");
+    assert!(err.contains(" snapshot -C "), "{err}");
     let rec = st(&wt, &[s("snapshot"), s("--name"), s("work")]);
     assert!(rec.status.success(), "{}", text(&rec.stderr));
     let o = st(&wt, &[s("switch"), s("b")]);

@@ -81,8 +81,9 @@ pub fn expect_interrupt(args: &Args) {
         crate::interrupt::expect(crate::interrupt::Leftover::Exists {
             path: args.dst.clone(),
             yes: format!(
-                "{} was already complete (run `cowtree status` there to check it)",
-                args.dst.display()
+                "{} was already complete (`cowtree status -C {}` checks it)",
+                args.dst.display(),
+                cowtree_store::error::shell_word(&args.dst)
             ),
             no: format!("nothing was created at {}", args.dst.display()),
         });

@@ -97,9 +97,10 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         }
         Ok(replaced)
     };
-    crate::interrupt::expect(crate::interrupt::Leftover::Note(
-        "run `cowtree gc` again to finish".into(),
-    ));
+    crate::interrupt::expect(crate::interrupt::Leftover::Note(format!(
+        "`{}` finishes it",
+        cowtree_store::error::command(store.root(), &["gc"], Path::new(""))
+    )));
     let spinner = crate::progress::Activity::counting(
         format!("collecting garbage in {}", store.root().display()),
         args.quiet || args.json,

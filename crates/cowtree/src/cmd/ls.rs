@@ -100,7 +100,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     }
     if rows.is_empty() {
         println!(
-            "no snapshots in the store {} (record one with `cowtree snapshot DIR`)",
+            "no snapshots in the store {} (`cowtree snapshot --help` says how to record one)",
             store.root().display()
         );
         return Ok(Exit::Ok);

@@ -86,8 +86,8 @@ impl JobsOpt {
 pub fn open_existing(root: &Path) -> Result<Store, CliError> {
     if !discover::exists(root) {
         return Err(CliError::new(format!(
-            "no store at {} (`cowtree snapshot` or `cowtree checkout` creates one; `cowtree \
-             stores` lists the known ones)",
+            "no store at {} (a snapshot or a checkout creates one; `cowtree stores` lists the \
+             known ones)",
             root.display()
         )));
     }
@@ -214,8 +214,8 @@ pub fn find_worktree(
     }
     let place = if exact { "a" } else { "inside a" };
     Err(CliError::not_found(format!(
-        "{} is not {place} registered worktree (searched {}; make one with `cowtree checkout \
-         SNAPSHOT DIR`, or name its store with --store)",
+        "{} is not {place} registered worktree (searched {}; `cowtree checkout --help` says \
+         how to make one, or name its store with --store)",
         dir.display(),
         if list.is_empty() {
             "no store: none exists yet".to_string()

@@ -134,11 +134,10 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     } else {
         rels.into_iter().map(|(_, r)| r).collect()
     };
-    crate::interrupt::expect(crate::interrupt::Leftover::Note(
-        "the change is journaled in the store: run the same command again (or any command on \
-         the worktree) to finish it"
-            .into(),
-    ));
+    crate::interrupt::expect(crate::interrupt::Leftover::Note(format!(
+        "each file is either restored or as it was: `{}` (this command again) finishes the reset",
+        crate::interrupt::same_command()
+    )));
     let spinner = crate::progress::Activity::counting(
         format!("resetting {}", wt.path.display()),
         args.quiet || args.json,

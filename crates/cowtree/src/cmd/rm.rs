@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use cowtree_store::error::command;
 use serde_json::json;
 
 use crate::cmd::{StoreOpt, print_json, store_here};
@@ -56,10 +57,19 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let id = cowtree_store::refs::resolve(&store, &args.snapshot)?;
     let users = cowtree_store::registry::live_users(&store, &id)?;
     if !users.is_empty() && !args.force {
-        let list: Vec<String> = users.iter().map(|p| p.display().to_string()).collect();
+        // One command per worktree, each to run as printed.
+        let list: Vec<String> = users
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}   (`{}` removes it)",
+                    p.display(),
+                    command(store.root(), &["worktree", "rm"], p)
+                )
+            })
+            .collect();
         return Err(CliError::new(format!(
-            "snapshot {id} is in use by {}:\n  {}\n(remove them first with `cowtree worktree rm`, \
-             or use --force)",
+            "snapshot {id} is in use by {}:\n  {}\n(remove them first, or use --force)",
             count(users.len() as u64, "worktree", "worktrees"),
             list.join("\n  ")
         )));
@@ -76,7 +86,10 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     if args.json {
         print_json(&json!({"id": id.to_hex(), "names_removed": names}))?;
     } else if !args.quiet {
-        println!("removed snapshot {id} (run `cowtree gc` to free its blobs)");
+        println!(
+            "removed snapshot {id} (`{}` frees its blobs)",
+            command(store.root(), &["gc"], Path::new(""))
+        );
     }
     Ok(Exit::Ok)
 }

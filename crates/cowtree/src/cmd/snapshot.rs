@@ -97,15 +97,18 @@ fn check_name(store: &Store, name: Option<&str>, force: bool) -> Result<(), CliE
 /// (removed; registered by [`expect_staging`] once the store is known).
 pub fn expect_interrupt() {
     crate::interrupt::expect(crate::interrupt::Leftover::Note(
-        "no snapshot was recorded unless its id was printed; blobs already stored are freed by \
-         `cowtree gc`"
-            .into(),
+        "no snapshot was recorded unless its id was printed".into(),
     ));
 }
 
-/// The snapshot's staging in `store`'s tmp/, removed on interrupt.
+/// The snapshot's staging in `store`'s tmp/, removed on interrupt, and what frees the blobs it
+/// stored.
 fn expect_staging(store: &Store) {
     crate::interrupt::expect(crate::interrupt::store_staging(store.root(), "ingest"));
+    crate::interrupt::expect(crate::interrupt::Leftover::Note(format!(
+        "blobs already stored are freed by `{}`",
+        cowtree_store::error::command(store.root(), &["gc"], Path::new(""))
+    )));
 }
 
 fn remember(store: &Store, id: &Hash, source: Option<&Path>) {
@@ -156,7 +159,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         (None, None) => Some(
             find_worktree(&opt, &std::env::current_dir()?, false).map_err(|e| {
                 CliError::with_code(
-                    format!("{e}\n(name the directory to record: `cowtree snapshot DIR`)"),
+                    format!("{e}\n(to record this directory: `cowtree snapshot .`)"),
                     2,
                 )
             })?,
