@@ -35,9 +35,11 @@
 # and one link_tree; `pip check`; then `pip uninstall` removes every file the wheel installed;
 # and from the same wheel, `uvx --from WHEEL cowtree --version` and `pipx install WHEEL` (uv's
 # and pipx's homes in a temporary directory). For an aarch64 wheel on an x86_64 machine, the
-# binary is run under qemu-aarch64 (--version, a clone, a snapshot and a checkout) and the
-# wheel's layout and tag are checked; its module cannot be imported by this machine's python.
+# binary is run under qemu-aarch64 (--version, a clone, a snapshot and a checkout; Debian's
+# qemu-user and libc6-arm64-cross) and the module's architecture is checked; this machine's
+# python cannot import it.
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export CARGO_TERM_COLOR=never
@@ -62,19 +64,34 @@ tools() { # tools [release]: the build tools (and with `release`, zig) in $TOOLS
 
 version() { awk -F'"' '/^version = / { print $2; exit }' Cargo.toml; }
 
+# package BINARY MATURIN_ARGS...: maturin builds the wheel with BINARY as its bin/cowtree. The
+# binary goes into pyproject.toml's data directory, which every build of this checkout shares
+# (whatever its target dir): one build at a time holds it (flock), from the copy to the zip.
+package() {
+  local bin=$1
+  shift
+  mkdir -p "$DATA"
+  (
+    flock 9
+    cp "$bin" "$DATA/cowtree.tmp"
+    chmod 755 "$DATA/cowtree.tmp"
+    mv "$DATA/cowtree.tmp" "$DATA/cowtree"
+    env "${env[@]}" maturin build "$@"
+  ) 9>"$CRATE/.build-data.lock"
+}
+
 # dev: prints the wheel's path on stdout (everything else goes to stderr).
 build_dev() {
+  local -a env=()
   tools
   {
     # The binary the tests ran: built as scripts/test.sh builds it (a `cargo build -p cowtree`
     # would resolve features apart from the tests and rebuild most dependencies), so that
     # after the tests this is a no-op.
     cargo test -q --workspace --all-targets --no-run
-    mkdir -p "$DATA"
-    objcopy --strip-debug "$TARGET/debug/cowtree" "$DATA/cowtree.tmp"
-    mv "$DATA/cowtree.tmp" "$DATA/cowtree"
+    objcopy --strip-debug "$TARGET/debug/cowtree" "$TARGET/cowtree-wheel-dev"
     rm -rf "$TARGET/wheels-dev"
-    maturin build --profile dev -m "$CRATE/Cargo.toml" -o "$TARGET/wheels-dev"
+    package "$TARGET/cowtree-wheel-dev" --profile dev -m "$CRATE/Cargo.toml" -o "$TARGET/wheels-dev"
   } >&2
   ls "$TARGET"/wheels-dev/cowtree-"$(version)"-*.whl
 }
@@ -106,10 +123,8 @@ build_release() { # build_release ARCH
   fi
   echo "wheel: building the cowtree binary for $triple (glibc 2.17 symbols, zig)"
   env "${env[@]}" cargo-zigbuild zigbuild --profile dist -p cowtree --target "$triple.2.17" "${zflags[@]}"
-  mkdir -p "$DATA"
-  cp "$TARGET/$triple/dist/cowtree" "$DATA/cowtree"
   echo "wheel: building the wheel for $triple"
-  env "${env[@]}" maturin build --profile dist --zig --compatibility manylinux2014 \
+  package "$TARGET/$triple/dist/cowtree" --profile dist --zig --compatibility manylinux2014 \
     --target "$triple" -m "$CRATE/Cargo.toml" -o "$TARGET/wheels" "${zflags[@]}"
   local whl
   whl=$(ls "$TARGET"/wheels/cowtree-"$(version)"-*manylinux*"$arch".whl)
@@ -149,9 +164,11 @@ smoke() { # smoke WHEEL
   echo 'print("hi")' >"$x/src/pkg/main.py"
   ln -s pkg/main.py "$x/src/link"
 
-  local venv=$work/venv ct
+  local venv=$work/venv ct platform=()
+  # A wheel for another architecture: uv installs it as for that platform (files only).
+  [[ "$arch" == "$(uname -m)" ]] || platform=(--python-platform "$arch-manylinux_2_17")
   uv venv -q --python python3 "$venv"
-  uv pip install -q --python "$venv/bin/python" "$whl"
+  uv pip install -q --python "$venv/bin/python" "${platform[@]}" "$whl"
   ct=$venv/bin/cowtree
   [[ -x "$ct" ]] || die "the wheel installed no $ct"
   local run=()
@@ -160,9 +177,17 @@ smoke() { # smoke WHEEL
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null ||
       { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null; }
-    run=("qemu-$arch")
+    # The target's C library (Debian's libc6-<arch>-cross) for the binary's dynamic loader.
+    local cross=/usr/$arch-linux-gnu deb=libc6-${arch/aarch64/arm64}-cross
+    [[ -e "$cross/lib/ld-linux-$arch.so.1" ]] ||
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >/dev/null ||
+      { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >/dev/null; }
+    run=("qemu-$arch" -L "$cross")
   fi
-  echo "wheel: smoke: $("${run[@]}" "$ct" --version) from $ct"
+  local version
+  version=$("${run[@]}" "$ct" --version)
+  echo "wheel: smoke: $version from $ct"
   cmp -s "$ct" <(unzip -p "$whl" "cowtree-$(version).data/scripts/cowtree") ||
     die "the installed cowtree differs from the wheel's"
   "${run[@]}" "$ct" clone --json "$x/src" "$x/clone" >"$work/clone.json"
@@ -227,7 +252,11 @@ case ${1:-} in
     # The dev wheel scripts/test.sh built in this run, if it did (building it again would
     # recompile pyo3: cargo test and maturin give its build script different environments).
     whl=$(ls "$TARGET"/wheels-dev/cowtree-"$(version)"-*.whl 2>/dev/null || true)
-    [[ -n "$whl" ]] || whl=$(build_dev)
+    # Only if nothing it was built from changed since (the test binary, the module's files).
+    if [[ -z "$whl" || "$TARGET/debug/cowtree" -nt "$whl" ||
+      -n "$(find "$CRATE/src" "$CRATE/python" crates/cowtree-link/src -newer "$whl" -print -quit)" ]]; then
+      whl=$(build_dev)
+    fi
     smoke "$whl"
     ;;
   release)
