@@ -16,7 +16,7 @@
 //!
 //! | in the wheel | goes to |
 //! |---|---|
-//! | `<name>.data/scripts/*` | `VENV/bin/` (a `#!python` first line is pointed at the venv's python) |
+//! | `<name>.data/scripts/*` | `VENV/bin/` (a `#!python` first line is pointed at the venv's python, by its absolute path) |
 //! | `<name>.data/data/*` | `VENV/` |
 //! | `<name>.data/headers/*` | `VENV/include/site/python3.X/<name>/` |
 //! | `<name>.data/purelib/*`, `<name>.data/platlib/*` | site-packages |
@@ -171,16 +171,33 @@ fn push_record_path(out: &mut String, path: &Path, site: &Path) {
     }
 }
 
-/// Points a script's `#!python` line at the venv's interpreter (a new file renamed over the
-/// linked one: the linked inode, shared with the cache, is never written). Returns the new
-/// SHA-256 and size.
+/// The first line(s) of a script run by `python` (an absolute path), as installers write them
+/// (pip, through distlib): `#!PYTHON`, or, where the kernel would not run that line (a space
+/// in the path, or a line over 127 bytes, the limit of older kernels), a `/bin/sh` line that
+/// execs the interpreter on the script, which Python then reads past as a string.
+fn shebang(python: &Path) -> Vec<u8> {
+    let path = python.as_os_str().as_bytes();
+    if path.len() + 2 <= 127 && !path.iter().any(u8::is_ascii_whitespace) {
+        let mut line = b"#!".to_vec();
+        line.extend_from_slice(path);
+        return line;
+    }
+    let mut lines = b"#!/bin/sh\n'''exec' \"".to_vec();
+    lines.extend_from_slice(path);
+    lines.extend_from_slice(b"\" \"$0\" \"$@\"\n' '''");
+    lines
+}
+
+/// Points a script's `#!python` line at the venv's interpreter `python` (an absolute path:
+/// the script then runs from any directory) in a new file renamed over the linked one (the
+/// linked inode, shared with the cache, is never written). Returns the new SHA-256 and size.
 fn fix_shebang(script: &Path, python: &Path) -> std::io::Result<Option<(Vec<u8>, u64)>> {
     use sha2::Digest as _;
     let bytes = std::fs::read(script)?;
     let Some(rest) = bytes.strip_prefix(b"#!python") else {
         return Ok(None);
     };
-    let mut new = format!("#!{}", python.display()).into_bytes();
+    let mut new = shebang(python);
     new.extend_from_slice(rest);
     let mode = std::fs::metadata(script)?.permissions();
     let tmp = script.with_extension("cowtree-shebang");
@@ -255,8 +272,7 @@ fn write_record(
     Ok(())
 }
 
-fn run() -> Result<(), String> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
+fn run(mut args: Vec<String>) -> Result<(), String> {
     let mut mode = LinkMode::Clone;
     let mut per_package = false;
     let mut hash_all = false;
@@ -351,7 +367,12 @@ fn run() -> Result<(), String> {
             by_source.entry(e.source).or_default().push(e);
         }
     }
-    let python = venv.join("bin/python");
+    // Absolute, as installers write it: a script must run from any directory, whatever VENV
+    // was given as (`#!venv/bin/python` would be looked up from the current directory); and
+    // without `..` in it.
+    let python = std::fs::canonicalize(&venv)
+        .map_err(|e| format!("{}: {e}", venv.display()))?
+        .join("bin/python");
     // One package at a time per thread, as many threads as cores: each RECORD is read, each
     // script's first line rewritten and each new RECORD written independently of the others.
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -401,7 +422,7 @@ fn main() -> ExitCode {
     // Best effort: a kernel without the flag keeps huge pages, and only speed changes.
     #[cfg(target_os = "linux")]
     let _ = rustix::thread::disable_transparent_huge_pages(true);
-    match run() {
+    match run(std::env::args().skip(1).collect()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wheel_install: {e}");
@@ -413,6 +434,111 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An unpacked wheel with the script `alpha-tool` (`#!python`, printing `sys.prefix`).
+    fn wheel_with_a_script(root: &Path) -> PathBuf {
+        use sha2::Digest as _;
+        use std::os::unix::fs::PermissionsExt as _;
+        let w = root.join("alpha-1.0");
+        let script = "alpha-1.0.data/scripts/alpha-tool";
+        let files: [(&str, &[u8]); 3] = [
+            ("alpha/__init__.py", b"A = 1\n"),
+            (script, b"#!python\nimport sys\nprint(sys.prefix)\n"),
+            (
+                "alpha-1.0.dist-info/METADATA",
+                b"Name: alpha\nVersion: 1.0\n",
+            ),
+        ];
+        let mut record = String::new();
+        for (path, data) in files {
+            let p = w.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, data).unwrap();
+            let h = b64(&sha2::Sha256::digest(data));
+            let _ = writeln!(record, "{path},sha256={h},{}", data.len());
+        }
+        std::fs::set_permissions(w.join(script), std::fs::Permissions::from_mode(0o755)).unwrap();
+        record.push_str("alpha-1.0.dist-info/RECORD,,\n");
+        std::fs::write(w.join("alpha-1.0.dist-info/RECORD"), record).unwrap();
+        w
+    }
+
+    /// `path` (absolute) relative to the current directory, through `..` up to the root.
+    fn relative_to_cwd(path: &Path) -> PathBuf {
+        let cwd = std::env::current_dir().unwrap();
+        let mut rel = PathBuf::new();
+        for _ in cwd.components().skip(1) {
+            rel.push("..");
+        }
+        rel.join(path.strip_prefix("/").unwrap())
+    }
+
+    #[test]
+    fn a_script_installed_into_a_venv_given_as_a_relative_path_runs_from_any_directory() {
+        let Some(t) = cowtree_testutil::scratch(cowtree_testutil::Fs::Xfs) else {
+            return;
+        };
+        // The second venv's path has a space: its scripts start with a /bin/sh line.
+        for venv_dir in ["envs/venv", "my envs/venv"] {
+            let venv = t.path().join(venv_dir);
+            std::fs::create_dir_all(venv.parent().unwrap()).unwrap();
+            let made = std::process::Command::new("python3")
+                .args(["-m", "venv", "--without-pip"])
+                .arg(&venv)
+                .status()
+                .expect("python3 (to make a virtual environment)");
+            assert!(made.success(), "python3 -m venv");
+            let wheel = wheel_with_a_script(&t.path().join(format!("cache-{}", venv_dir.len())));
+            let rel = relative_to_cwd(&venv);
+            assert!(rel.is_relative());
+            run(vec![
+                rel.to_str().unwrap().to_string(),
+                wheel.to_str().unwrap().to_string(),
+            ])
+            .unwrap();
+            let script = venv.join("bin/alpha-tool");
+            let text = std::fs::read(&script).unwrap();
+            assert!(
+                text.starts_with(&shebang(
+                    &std::fs::canonicalize(&venv).unwrap().join("bin/python")
+                )),
+                "{venv_dir}: {}",
+                String::from_utf8_lossy(&text)
+            );
+            // Run from other directories than the one VENV was given from (the venv's own
+            // bin/, deeper than it, where a relative interpreter path would not resolve).
+            for cwd in [venv.join("bin"), PathBuf::from("/")] {
+                let out = std::process::Command::new(&script)
+                    .current_dir(&cwd)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{venv_dir}, from {}: {}",
+                    cwd.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let prefix = String::from_utf8(out.stdout).unwrap();
+                assert_eq!(
+                    std::fs::canonicalize(prefix.trim()).unwrap(),
+                    std::fs::canonicalize(&venv).unwrap(),
+                    "{venv_dir}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_shebang_is_the_interpreter_or_a_sh_line_where_the_kernel_would_not_run_it() {
+        assert_eq!(shebang(Path::new("/v/bin/python")), b"#!/v/bin/python");
+        let spaced = String::from_utf8(shebang(Path::new("/my v/bin/python"))).unwrap();
+        assert_eq!(
+            spaced,
+            "#!/bin/sh\n'''exec' \"/my v/bin/python\" \"$0\" \"$@\"\n' '''"
+        );
+        let long = format!("/{}/bin/python", "x".repeat(130));
+        assert!(shebang(Path::new(&long)).starts_with(b"#!/bin/sh\n"));
+    }
 
     #[test]
     fn b64_matches_python_urlsafe_b64encode_without_padding() {
