@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# The copy fallback on ext4: `cowtree clone` where no file can be cloned (every file copied)
-# against `cp -a`, with the same disk and page-cache state for both.
+# Copying: the copy fallback on ext4 (`cowtree clone` where no file can be cloned, every file
+# copied) against `cp -a`; or, with FS=xfs, `cowtree clone --mode copy` (blocks of the copy's
+# own) against `cp -a --reflink=never` on XFS with reflink, where a clone would be possible.
+# The same disk and page-cache state for both.
 #
 #   sudo bench/fallback.sh
 #   sudo env TREE=/path/to/tree RUNS=5 CACHE=warm bench/fallback.sh
+#   sudo env FS=xfs SCALE=0.25 bench/fallback.sh
 #
-# Every timed run gets a filesystem of its own: a fresh ext4 on a loop image (direct I/O to the
-# backing file, so the loop device does not add a second page cache), made with its inode tables
-# and journal written at mkfs time (no background zeroing), the source tree copied onto it
+# Every timed run gets a filesystem of its own: a fresh ext4 (or XFS with reflink=1) on a loop
+# image (direct I/O to the backing file, so the loop device does not add a second page cache),
+# ext4 made with its inode tables and journal written at mkfs time (no background zeroing), the
+# source tree copied onto it
 # (untimed), synced, and the page cache dropped; with CACHE=warm the source's files are then
 # read once. The tool copies the tree within that filesystem (the case of a filesystem without
 # reflink). Wall time is taken for the command, and for the command plus a `sync` of the
 # filesystem (the data written back, which `cp -a` does not wait for). The tools alternate
 # which goes first from round to round. The first output of each is compared with the source
-# (names, kinds, sizes, modes, link targets).
+# (names, kinds, sizes, modes, link targets); with FS=xfs, every file of it is also checked to
+# share no extent (`filefrag -v`).
 #
 # Environment:
 #   COWTREE=PATH   binary to measure (default: cargo build --release, target/release/cowtree)
@@ -23,6 +28,7 @@
 #   TREE=DIR       copy this tree (default: bench/gentree.py --scale $SCALE --seed $SEED)
 #   SCALE=F, SEED=N  for the generated tree (default 1 and 1: about 80,000 files, 702 MiB)
 #   IMAGE_DIR=D    where the loop image goes (default /var/tmp)
+#   FS=ext4|xfs    the filesystem and the pair of commands (default ext4, see above)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -36,7 +42,13 @@ CACHE=${CACHE:-cold}
 [[ $CACHE == cold || $CACHE == warm ]] || die "CACHE must be cold or warm"
 SCALE=${SCALE:-1}
 SEED=${SEED:-1}
-for t in mkfs.ext4 losetup /usr/bin/time python3; do
+FS=${FS:-ext4}
+case $FS in
+  ext4) MKFS=mkfs.ext4 ;;
+  xfs) MKFS=mkfs.xfs ;;
+  *) die "FS must be ext4 or xfs" ;;
+esac
+for t in "$MKFS" losetup /usr/bin/time python3 filefrag; do
   command -v "$t" >/dev/null || die "needs $t"
 done
 
@@ -54,10 +66,10 @@ COWTREE=$(realpath "$COWTREE")
 
 WORK=$(mktemp -d "${IMAGE_DIR:-/var/tmp}/cowtree-fallback.XXXXXX")
 MNT="$WORK/mnt"
-IMG="$WORK/ext4.img"
+IMG="$WORK/$FS.img"
 LOOP=""
 mkdir -p "$MNT" "$ROOT/bench/out"
-RESULTS="$ROOT/bench/out/fallback-$(date -u +%Y%m%dT%H%M%SZ).txt"
+RESULTS="$ROOT/bench/out/fallback-$FS-$(date -u +%Y%m%dT%H%M%SZ).txt"
 : >"$RESULTS"
 say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
 unmount() {
@@ -91,11 +103,15 @@ BYTES=$(du -sb --apparent-size "$WORK/master" | cut -f1)
 # Room for the tree twice, its metadata, and the journal.
 SIZE_MB=$((BYTES * 5 / 2 / 1048576 + 1024))
 
-fresh_fs() { # a new ext4 on $MNT holding the tree at $MNT/src, synced, cache as $CACHE
+fresh_fs() { # a new $FS on $MNT holding the tree at $MNT/src, synced, cache as $CACHE
   unmount
   rm -f "$IMG"
   truncate -s "${SIZE_MB}M" "$IMG"
-  mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$IMG"
+  if [[ $FS == ext4 ]]; then
+    mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$IMG"
+  else
+    mkfs.xfs -q -f -m reflink=1 "$IMG"
+  fi
   LOOP=$(losetup -f --show --direct-io=on "$IMG")
   mount "$LOOP" "$MNT"
   cp -a "$WORK/master" "$MNT/src"
@@ -115,6 +131,7 @@ listing() {
 SAMPLES="$WORK/samples"
 : >"$SAMPLES"
 WRONG=""
+SHARED=""
 # one KEY ROUND CMD...: a fresh filesystem, then one timed run of CMD SRC DST
 one() {
   local key=$1 round=$2 t0 t1 t2 rss cpu
@@ -132,22 +149,37 @@ one() {
     WRONG="$WRONG $key"
     note "WRONG: $key: the copy differs from the source"
   fi
+  if ((round == 1)) && [[ $FS == xfs ]]; then
+    local shared
+    shared=$(find "$MNT/dst" -type f -size +0 -exec filefrag -v {} + 2>/dev/null | grep -c 'shared' || true)
+    SHARED="$SHARED $key:$shared"
+    ((shared == 0)) || { WRONG="$WRONG $key-shares"; note "WRONG: $key: $shared extents shared"; }
+  fi
   [[ $key == cowtree && $round == 1 ]] && cp "$WORK/log" "$WORK/cowtree.log"
   return 0
 }
 
-say "cowtree copy fallback on ext4 $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+if [[ $FS == ext4 ]]; then
+  COW_CMD=("$COWTREE" clone)
+  CP_CMD=(cp -a)
+  TITLE="cowtree copy fallback on ext4"
+else
+  COW_CMD=("$COWTREE" clone --mode copy)
+  CP_CMD=(cp -a --reflink=never)
+  TITLE="cowtree clone --mode copy on XFS (reflink=1)"
+fi
+say "$TITLE $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 say "machine: $(uname -srm), $(nproc) cores; load at start $(cut -d' ' -f1-3 /proc/loadavg)"
 say "cowtree: $COWTREE (sha256 $(sha256sum "$COWTREE" | cut -c1-16)); harness: bench/fallback.sh at commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'); $(cp --version | head -1)"
-say "tree: $TREE_DESC: $FILES files, $BYTES bytes apparent; a fresh ${SIZE_MB} MiB ext4 loop filesystem per run (direct I/O); page cache: $CACHE; RUNS=$RUNS, alternating order"
+say "tree: $TREE_DESC: $FILES files, $BYTES bytes apparent; a fresh ${SIZE_MB} MiB $FS loop filesystem per run (direct I/O); page cache: $CACHE; RUNS=$RUNS, alternating order"
 for ((r = 1; r <= RUNS; r++)); do
   note "round $r/$RUNS (load $(cut -d' ' -f1 /proc/loadavg))"
   if ((r % 2)); then
-    one cowtree "$r" "$COWTREE" clone
-    one cp "$r" cp -a
+    one cowtree "$r" "${COW_CMD[@]}"
+    one cp "$r" "${CP_CMD[@]}"
   else
-    one cp "$r" cp -a
-    one cowtree "$r" "$COWTREE" clone
+    one cp "$r" "${CP_CMD[@]}"
+    one cowtree "$r" "${COW_CMD[@]}"
   fi
 done
 unmount
@@ -168,14 +200,15 @@ for k in cowtree cp; do
   MED[$k]=$m
   MEDS[$k]=$ms
   label=$k
-  [[ $k == cp ]] && label="cp -a"
-  [[ $k == cowtree ]] && label="cowtree clone"
+  [[ $k == cp ]] && label="${CP_CMD[*]}"
+  [[ $k == cowtree ]] && label="cowtree ${COW_CMD[*]:1}"
   say "$(printf '%-16s %10.3f %8.3f %8.3f %14.3f %8.3f %8.3f %7.2f %s' "$label" "$m" "$a" "$b" "$ms" "$as" "$bs" "$c" "$rss")"
 done
 say "rounds (s, wall; wall+sync): $(awk '{ printf "%s %.2f;%.2f  ", $1, $2 / 1e6, $3 / 1e6 }' "$SAMPLES")"
 ratio=$(awk -v a="${MED[cp]}" -v b="${MED[cowtree]}" 'BEGIN { printf "%.2f", a / b }')
 ratio_s=$(awk -v a="${MEDS[cp]}" -v b="${MEDS[cowtree]}" 'BEGIN { printf "%.2f", a / b }')
 ok=$(awk -v r="$ratio" -v w="$WRONG" 'BEGIN { print (r >= 1.0 && w == "") ? "PASS" : "MISS" }')
-say "$ok  copy fallback at least 1.0x cp -a (cp time / cowtree time): ${ratio}x wall, ${ratio_s}x wall+sync${WRONG:+ (WRONG:$WRONG)}"
+say "$ok  $TITLE at least 1.0x ${CP_CMD[*]} (cp time / cowtree time): ${ratio}x wall, ${ratio_s}x wall+sync${WRONG:+ (WRONG:$WRONG)}"
+[[ $FS == xfs ]] && say "extents shared in each tool's first copy (filefrag -v):$SHARED"
 [[ -s "$WORK/cowtree.log" ]] && say "cowtree's report (first run): $(tail -3 "$WORK/cowtree.log" | tr '\n' ' ')"
 say "results: $RESULTS"

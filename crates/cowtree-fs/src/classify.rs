@@ -19,6 +19,16 @@ pub enum UnsupportedCause {
     Busy,
 }
 
+/// A clone that did not fail outright but made nothing: what callers act on (a real error
+/// is an `io::Error` beside it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloneFailure {
+    /// Unsupported, for the pair or for this file (see [`UnsupportedCause::is_per_file`]).
+    Unsupported(UnsupportedCause),
+    /// The source was gone.
+    Vanished,
+}
+
 impl UnsupportedCause {
     /// True when the cause belongs to this one file, so a batch should keep trying to clone
     /// other files on the same device pair.

@@ -1,9 +1,14 @@
-//! Copying file data between open files: in-kernel `copy_file_range` where it works,
-//! read/write otherwise (always on macOS, which has no `copy_file_range`).
+//! Copying file data between open files, two ways:
 //!
-//! Note for honest reporting: on XFS and btrfs the kernel may satisfy `copy_file_range` by
-//! sharing extents. cowtree only copies where a clone was not possible or was not asked for,
-//! and reports the bytes as copied.
+//! - [`copy_fd_unshared`]: the destination gets data blocks of its own, never shared with the
+//!   source: what a caller asking for a copy wants (a later `dedupe` or a write to one file
+//!   must find two independent files). `sendfile` on Linux (an in-kernel copy through the page
+//!   cache), read/write where that is refused and on macOS.
+//! - [`copy_fd`] / [`copy_fd_remembering`]: in-kernel `copy_file_range` where it works,
+//!   read/write otherwise. On XFS and btrfs the kernel may satisfy `copy_file_range` by
+//!   sharing extents (a reflink inside the kernel: `filefrag` shows them shared), so this is
+//!   for a copy made because a clone was impossible (another filesystem, one that cannot
+//!   reflink), where nothing can be shared anyway.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -77,6 +82,27 @@ pub fn copy_fd_remembering(src: impl AsFd, dst: impl AsFd, memo: &CopyRange) -> 
                     memo.0.store(RANGE_REFUSED, Ordering::Relaxed);
                 }
                 return copy_rw(src, dst).map(|n| total + n);
+            }
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Copies everything from the current offset of `src` to end of file into `dst` as new data
+/// (see the module doc): `sendfile` in chunks, or read/write when the kernel refuses it for
+/// this pair (EINVAL, ENOSYS, EOPNOTSUPP before anything was copied) and on macOS. Returns the
+/// number of bytes written; other errors (ENOSPC, EIO, ...) are returned as they are.
+pub fn copy_fd_unshared(src: impl AsFd, dst: impl AsFd) -> io::Result<u64> {
+    use rustix::io::Errno;
+    let (src, dst) = (src.as_fd(), dst.as_fd());
+    let mut total = 0u64;
+    loop {
+        match crate::sys::sendfile(src, dst, MAX_CHUNK) {
+            Ok(0) => return Ok(total),
+            Ok(n) => total += n as u64,
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if total == 0 => {
+                return copy_rw(src, dst);
             }
             Err(Errno::INTR) => continue,
             Err(e) => return Err(e.into()),

@@ -24,12 +24,12 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, OFlags, Stat, fchmod, fstat, openat, statat};
 
-use crate::classify::UnsupportedCause;
-use crate::copy::{CopyRange, copy_fd_remembering};
+use crate::classify::{CloneFailure, UnsupportedCause};
+use crate::copy::{CopyRange, copy_fd_remembering, copy_fd_unshared};
 use crate::error::{at_path, at_paths};
 use crate::reflink::{
-    CloneFailure, Method, Transfer, TransferOptions, clone_fds, invalid_source, open_source,
-    remove_created, source_gone,
+    Method, Transfer, TransferOptions, clone_fds, invalid_source, open_source, remove_created,
+    source_gone,
 };
 use crate::sys::stat_mode;
 
@@ -144,7 +144,11 @@ fn fill(
             }
         },
     };
-    copy_fd_remembering(src, dst, range)?;
+    if method == Method::Copy {
+        copy_fd_unshared(src, dst)?;
+    } else {
+        copy_fd_remembering(src, dst, range)?;
+    }
     Ok(Filled::Done(Placed::Copied(finish(dst, mode)?, because)))
 }
 

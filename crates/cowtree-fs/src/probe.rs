@@ -268,7 +268,8 @@ pub fn probe_reflink_raw(
     src_dir: &Path,
     dst_dir: &Path,
 ) -> io::Result<Result<(), UnsupportedCause>> {
-    use crate::reflink::{CloneFailure, clone_fds};
+    use crate::classify::CloneFailure;
+    use crate::reflink::clone_fds;
     use crate::sys::WholeClone;
     use std::os::fd::AsFd;
     let (_src, src_fd) = Scratch::create(src_dir, &[0x5a; 4096])?;

@@ -42,9 +42,11 @@ pub enum ReflinkOutcome {
 pub enum Method {
     /// Clone only; an unsupported clone is returned as [`Transfer::Unsupported`].
     Clone,
-    /// Clone, and copy into the same new destination when the clone is unsupported.
+    /// Clone, and copy into the same new destination when the clone is unsupported (with
+    /// `copy_file_range` where it works: nothing can be shared where a clone cannot be).
     CloneOrCopy,
-    /// Copy only (in-kernel `copy_file_range` where possible, read/write otherwise).
+    /// Copy only, into data blocks of the destination's own, never shared with the source
+    /// (see [`crate::copy::copy_fd_unshared`]).
     Copy,
 }
 
@@ -110,7 +112,7 @@ pub enum CopyMethod {
     },
 }
 
-pub(crate) use imp::{CloneFailure, clone_fds, open_source, remove_created, source_gone};
+pub(crate) use imp::{clone_fds, open_source, remove_created, source_gone};
 pub use imp::{
     clone_or_copy, transfer_at, transfer_at_masked, transfer_at_remembering, try_reflink,
     try_reflink_at,
@@ -135,8 +137,8 @@ pub(crate) fn invalid_source(name: &OsStr) -> io::Error {
 
 mod imp {
     use super::*;
-    use crate::classify::{CloneErrno, classify_clone_errno};
-    use crate::copy::{CopyRange, copy_fd_remembering};
+    use crate::classify::{CloneErrno, CloneFailure, classify_clone_errno};
+    use crate::copy::{CopyRange, copy_fd_remembering, copy_fd_unshared};
     use crate::error::{at_path, at_paths};
     use crate::sys::{WholeClone, stat_mode};
     use rustix::fs::{
@@ -388,7 +390,7 @@ mod imp {
         };
         let done = match opts.method {
             Method::Copy => Transfer::Copied {
-                bytes: copy_fd_remembering(src_fd, dst_fd, range)?,
+                bytes: copy_fd_unshared(src_fd, dst_fd)?,
                 because: None,
             },
             Method::Clone | Method::CloneOrCopy => match cloned? {
@@ -428,11 +430,6 @@ mod imp {
             )?;
         }
         Ok(Filled::Done(done))
-    }
-
-    pub(crate) enum CloneFailure {
-        Unsupported(UnsupportedCause),
-        Vanished,
     }
 
     /// One FICLONE between open files, with the single EAGAIN retry of the errno table.

@@ -4,9 +4,7 @@
 //! ([`crate::link`]) run on one.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-
-use cowtree_fs::CopyRange;
+use std::sync::{Mutex, PoisonError};
 
 use crate::cancel::CancelHandle;
 use crate::error::LinkError;
@@ -88,12 +86,11 @@ pub(crate) struct Pair {
     pub moved_because: Option<Failure>,
 }
 
-/// Per (source device, destination device) pair: the fallback state and whether
-/// `copy_file_range` works. Kept by an [`Engine`] for its whole life.
+/// Per (source device, destination device) pair: the fallback state. Kept by an [`Engine`]
+/// for its whole life.
 #[derive(Debug, Default)]
 pub(crate) struct Pairs {
     states: Mutex<HashMap<(u64, u64), Pair>>,
-    ranges: Mutex<HashMap<(u64, u64), Arc<CopyRange>>>,
 }
 
 impl Pairs {
@@ -112,24 +109,5 @@ impl Pairs {
             moved_because: None,
         });
         f(pair)
-    }
-
-    pub fn range(&self, key: (u64, u64)) -> Arc<CopyRange> {
-        self.ranges
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key)
-            .or_default()
-            .clone()
-    }
-
-    /// Pairs for which `copy_file_range` was refused (and is no longer tried).
-    pub fn copy_range_refused(&self) -> usize {
-        self.ranges
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .filter(|r| r.refused())
-            .count()
     }
 }

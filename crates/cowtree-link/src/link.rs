@@ -108,7 +108,6 @@ impl<'l> FileLinker<'l> {
             attempt: pair.state.attempt(),
             batch_because: pair.moved_because,
             worked: pair.state.has_worked(),
-            range: engine.pairs.range(key),
             mask,
         }
     }
@@ -130,7 +129,6 @@ struct FileLinker<'l> {
     attempt: Attempt,
     batch_because: Option<Failure>,
     worked: bool,
-    range: Arc<CopyRange>,
     /// What creation does to permission bits where this linker creates files.
     mask: Option<CreationMask>,
 }
@@ -271,7 +269,8 @@ impl FileLinker<'_> {
                 dst_dir,
                 dst_name,
                 &t,
-                &self.range,
+                // Neither Clone nor Copy uses `copy_file_range`: no memo to keep.
+                &CopyRange::new(),
                 self.mask,
             )
         };

@@ -24,7 +24,7 @@ use crate::whole;
 /// - One fallback state per (source device, destination device) pair for the session's whole
 ///   life: once a pair is found unable to clone (or hardlink), later calls go straight to the
 ///   fallback instead of failing a first file again, and a pair on which the method worked
-///   stays on it. Whether `copy_file_range` works is kept per pair the same way.
+///   stays on it.
 /// - One worker count for every call (see [`LinkOptions::jobs`]). Each call's scan and link
 ///   passes run on threads started for that pass (see [`cowtree_fs::workers::Pool`] for why
 ///   they are not kept); sorting the record runs on a thread pool the session keeps.
@@ -130,12 +130,6 @@ impl Linker {
     /// The number of worker threads each call uses.
     pub fn jobs(&self) -> usize {
         self.engine.jobs
-    }
-
-    /// Device pairs for which the kernel refused `copy_file_range` so far (copies between
-    /// them use read/write without trying it again).
-    pub fn copy_range_refused_pairs(&self) -> usize {
-        self.engine.pairs.copy_range_refused()
     }
 
     /// Links the tree (or file) `src` to `dst`; see the crate documentation for the contract.

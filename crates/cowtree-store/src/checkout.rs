@@ -54,8 +54,8 @@ pub enum CheckoutMode {
     Auto,
     /// Clone; copy with a reported fallback where the filesystems cannot.
     Clone,
-    /// Always copy (in-kernel `copy_file_range`, which XFS and btrfs may still satisfy by
-    /// sharing extents; the report counts these files as copied).
+    /// Always copy, into data blocks of the worktree's own, never shared with the store
+    /// ([`cowtree_fs::Method::Copy`]).
     Copy,
 }
 

@@ -107,6 +107,13 @@ pub fn copy_file_range(
     rustix::fs::copy_file_range(src, None, dst, None, len)
 }
 
+/// `sendfile` from the current offset of `src` to that of `dst`: an in-kernel copy through
+/// the page cache, which writes new data (it never shares extents, as `copy_file_range` may
+/// on XFS and btrfs).
+pub fn sendfile(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: usize) -> Result<usize, Errno> {
+    rustix::fs::sendfile(dst, src, None, len)
+}
+
 /// Whether the directory `dir` has a default POSIX ACL (which, where present, decides the
 /// permission bits of new entries instead of the umask): `Some(false)` when it has none or the
 /// filesystem has no ACLs, `Some(true)` when it has one.

@@ -9,9 +9,9 @@ use std::path::Path;
 use rustix::fs::{CloneFlags, Mode, OFlags, Stat, Timestamps};
 use rustix::io::Errno;
 
+use crate::classify::CloneFailure;
 use crate::classify::{CloneErrno, classify_clone_errno};
 use crate::dir::DirEntry;
-use crate::reflink::CloneFailure;
 
 /// No `O_PATH` here: a lookup handle is a plain read-only open.
 pub const PATH_ONLY: OFlags = OFlags::empty();
@@ -148,6 +148,11 @@ pub fn copy_file_range(
     _dst: BorrowedFd<'_>,
     _len: usize,
 ) -> Result<usize, Errno> {
+    Err(Errno::NOSYS)
+}
+
+/// No `sendfile` between files here: `ENOSYS`, so callers read and write.
+pub fn sendfile(_src: BorrowedFd<'_>, _dst: BorrowedFd<'_>, _len: usize) -> Result<usize, Errno> {
     Err(Errno::NOSYS)
 }
 

@@ -8,6 +8,7 @@
 //! | clone between two open files | `ioctl(FICLONE)` | unavailable (`ENOTSUP`) |
 //! | unnamed staging file | `O_TMPFILE`, then `linkat(AT_EMPTY_PATH)` | unavailable: callers use a named file and a rename |
 //! | in-kernel copy | `copy_file_range` | unavailable (`ENOSYS`): read/write |
+//! | in-kernel copy that never shares extents | `sendfile` | unavailable (`ENOSYS`): read/write |
 //! | durable `fsync` | `fsync` | `fcntl(F_FULLFSYNC)` (plain `fsync` leaves data in the drive's cache) |
 //! | commit a whole filesystem | `syncfs` | `sync` then `F_FULLFSYNC` |
 //! | handle for lookups only | `O_PATH` | a read-only open |
@@ -84,7 +85,7 @@ pub(crate) enum WholeClone {
     /// The destination was created as a clone of the source; here it is, open for writing.
     Cloned(OwnedFd),
     /// No destination was created: the clone is unsupported or the source vanished.
-    Failed(crate::reflink::CloneFailure),
+    Failed(crate::classify::CloneFailure),
     /// This platform clones by descriptor: create the destination, then [`ficlone`] into it.
     ByDescriptor,
 }

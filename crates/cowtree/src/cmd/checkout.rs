@@ -36,8 +36,10 @@ pub struct Args {
     snapshot: String,
     /// The new worktree directory.
     dst: PathBuf,
-    /// auto: clone, else copy (reporting it); clone: clone or fail with exit 3, like `cp
-    /// --reflink=always` (nothing is left at DST); copy: always copy.
+    /// auto: clone, else copy (reporting it); clone: clone every file or fail with exit 3,
+    /// like `cp --reflink=always` (nothing is left at DST; the same as `clone --mode clone`);
+    /// copy: always copy the data, into blocks of the worktree's own, never shared with the
+    /// store.
     #[arg(long, value_enum, default_value = "auto")]
     mode: Mode,
     /// The same as --mode clone.

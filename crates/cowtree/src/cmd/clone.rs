@@ -72,13 +72,15 @@ const PER_FILE_ASKED: NotUsed = NotUsed::Requested {
   cowtree clone --per-file subvol dst      # file by file even where a snapshot could copy it whole
   cowtree clone --json src dst             # one JSON object: counts, \"method\", \"reason\", fallbacks")]
 pub struct Args {
-    /// How to link files: auto (clone, else copy), clone (the same, named), copy (always copy
-    /// the data), hardlink (share inodes with the source: writes reach the source!), symlink
-    /// (absolute symlinks to the source files).
+    /// How to link files: auto (clone, else copy, reporting it); clone (clone every file or
+    /// fail with exit 3, like `cp --reflink=always`: nothing is left at a new DST, a merged DST
+    /// is as it was; the same as `checkout --mode clone`); copy (always copy the data, into
+    /// blocks of the copy's own, never shared with the source); hardlink (share inodes with
+    /// the source: writes reach the source!); symlink (absolute symlinks to the source files).
     #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
     mode: ModeArg,
     /// Fail (exit 3) instead of falling back to another method for any file; a new DST is then
-    /// not created at all.
+    /// not created at all. --mode clone implies it.
     #[arg(long)]
     strict: bool,
     /// What to do if DST exists: fail (default), overwrite (merge into it, replacing entries by
@@ -252,7 +254,8 @@ pub fn run(args: Args) -> CmdResult {
     );
     let opts = LinkOptions {
         mode,
-        strict: args.strict,
+        // --mode clone means clone or fail, in clone as in checkout.
+        strict: args.strict || mode == LinkMode::Clone,
         on_existing,
         preserve_times: !args.no_preserve_times,
         jobs: args.jobs,
