@@ -189,6 +189,83 @@ pub(crate) fn unescape_mount_field(field: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Makes the extended attributes of `dst` exactly those of `src` (ACLs, `security.*`,
+/// `user.*`, ...): sets each one `dst` lacks or holds another value of, removes each one
+/// `src` lacks. Both are handles opened `O_PATH | O_NOFOLLOW`, so a symlink's own attributes
+/// are meant, never its target's; the calls go through `/proc/self/fd/N` (no `*xattrat`
+/// calls in older kernels), which reaches exactly the handle's inode.
+pub fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let sp = format!("/proc/self/fd/{}", src.as_raw_fd());
+    let dp = format!("/proc/self/fd/{}", dst.as_raw_fd());
+    let want = xattr_names(&sp)?;
+    for name in &want {
+        let value = xattr_value(&sp, name)?;
+        let Some(value) = value else { continue };
+        if xattr_value(&dp, name)?.as_deref() != Some(&value[..]) {
+            rustix::fs::setxattr(
+                &dp,
+                name.as_slice(),
+                &value,
+                rustix::fs::XattrFlags::empty(),
+            )?;
+        }
+    }
+    for name in xattr_names(&dp)? {
+        if !want.contains(&name) {
+            match rustix::fs::removexattr(&dp, name.as_slice()) {
+                Ok(()) | Err(Errno::NODATA) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn xattr_names(path: &str) -> io::Result<Vec<Vec<u8>>> {
+    loop {
+        let n = match rustix::fs::listxattr_query(path) {
+            Ok(n) => n,
+            Err(Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut buf = vec![0u8; n];
+        match rustix::fs::listxattr(path, &mut buf[..]) {
+            Ok(len) => {
+                buf.truncate(len);
+                return Ok(buf
+                    .split(|&b| b == 0)
+                    .filter(|n| !n.is_empty())
+                    .map(<[u8]>::to_vec)
+                    .collect());
+            }
+            // Grew between the two calls.
+            Err(Errno::RANGE) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn xattr_value(path: &str, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    loop {
+        let n = match rustix::fs::getxattr_query(path, name) {
+            Ok(n) => n,
+            Err(Errno::NODATA | Errno::NOTSUP) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut buf = vec![0u8; n];
+        match rustix::fs::getxattr(path, name, &mut buf[..]) {
+            Ok(len) => {
+                buf.truncate(len);
+                return Ok(Some(buf));
+            }
+            Err(Errno::RANGE) => continue,
+            Err(Errno::NODATA) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

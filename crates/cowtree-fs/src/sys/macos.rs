@@ -263,3 +263,8 @@ pub fn clone_directory(
 pub fn mount_points() -> io::Result<Vec<std::path::PathBuf>> {
     Err(super::Unavailable::error("the mount table"))
 }
+
+/// Not implemented here: [`super::Unavailable`] (`cowtree subvolume convert` is btrfs-only).
+pub fn copy_xattrs(_src: BorrowedFd<'_>, _dst: BorrowedFd<'_>) -> io::Result<()> {
+    Err(super::Unavailable::error("copying extended attributes"))
+}
