@@ -142,6 +142,7 @@
 #![warn(missing_docs)]
 
 mod cancel;
+pub mod convert;
 mod engine;
 pub mod error;
 mod link;

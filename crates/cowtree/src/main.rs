@@ -123,6 +123,7 @@ enum Command {
     Pull(cmd::pull::Args),
     Git(cmd::git::Args),
     Hook(cmd::hook::Args),
+    Subvolume(cmd::subvolume::Args),
 }
 
 /// The command's name, for messages.
@@ -151,6 +152,7 @@ fn name(c: &Command) -> &'static str {
         Command::Pull(_) => "pull",
         Command::Git(_) => "git worktree add",
         Command::Hook(_) => "hook",
+        Command::Subvolume(_) => "subvolume",
     }
 }
 
@@ -164,6 +166,7 @@ fn storeless(c: &Command) -> Option<&'static str> {
         Command::Stores(_) => Some("stores"),
         Command::Git(_) => Some("git"),
         Command::Hook(_) => Some("hook"),
+        Command::Subvolume(_) => Some("subvolume"),
         _ => None,
     }
 }
@@ -212,6 +215,7 @@ fn main() -> ExitCode {
         Command::Git(_) | Command::Hook(_) => {
             interrupt::expect(interrupt::Leftover::Call(cowtree_git::abort_all))
         }
+        Command::Subvolume(args) => cmd::subvolume::expect_interrupt(args),
         _ => {}
     }
     interrupt::install(name(&cli.command));
@@ -264,6 +268,7 @@ fn main() -> ExitCode {
         Command::Pull(args) => cmd::pull::run(args, top),
         Command::Git(args) => cmd::git::run(args),
         Command::Hook(args) => cmd::hook::run(args),
+        Command::Subvolume(args) => cmd::subvolume::run(args),
     };
     interrupt::hold_if_stopping(result.is_ok());
     match result {

@@ -811,6 +811,36 @@ const GIT_ADD_SYNC: Case = Case {
     },
 };
 
+/// `subvolume convert`: once it returned, the directory is a subvolume holding the whole tree
+/// after a power loss; a crash while it runs leaves the original or the whole copy, and
+/// converting again finishes. Btrfs only.
+const CONVERT: Case = Case {
+    name: "subvolume convert",
+    store: false,
+    prepare: |env| {
+        make_tree(&env.p("dir"), FILES, 11);
+        copy_tree(&env.p("dir"), &env.p("reference"));
+    },
+    args: |env| {
+        owned(vec![
+            o("subvolume"),
+            o("convert"),
+            o("--json"),
+            env.p("dir").as_os_str(),
+        ])
+    },
+    rerun: Some(|env| {
+        assert_diff_clean(&env.p("dir"), &env.p("reference"));
+        run_case(env, &CONVERT)
+    }),
+    check: |env, _| {
+        use std::os::unix::fs::MetadataExt;
+        let root = fs::metadata(env.p("dir")).expect("dir is there");
+        assert_eq!(root.ino(), 256, "dir is a subvolume's root");
+        assert_diff_clean(&env.p("dir"), &env.p("reference"));
+    },
+};
+
 fn rounds() -> u64 {
     std::env::var("COWTREE_CRASH_ROUNDS")
         .ok()
@@ -1002,5 +1032,9 @@ mod btrfs_subvolume {
     #[test]
     fn clone_of_a_subvolume_survives_power_loss() {
         crash_case(Kind::Btrfs, &CLONE_SUBVOLUME);
+    }
+    #[test]
+    fn subvolume_convert_survives_power_loss() {
+        crash_case(Kind::Btrfs, &CONVERT);
     }
 }

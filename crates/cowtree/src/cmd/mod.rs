@@ -19,6 +19,7 @@ pub mod show;
 pub mod snapshot;
 pub mod status;
 pub mod stores;
+pub mod subvolume;
 pub mod switch;
 pub mod tag;
 pub mod verify;

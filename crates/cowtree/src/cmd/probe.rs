@@ -9,23 +9,32 @@ use serde::Serialize;
 
 use crate::exit::{CliError, CmdResult, Exit};
 
-/// Report what a filesystem location can do: reflink (copy-on-write clone) and hardlink.
+/// Report what a filesystem location can do: reflink (copy-on-write clone) and hardlink, and
+/// on btrfs what this user may do with subvolumes.
 ///
 /// With one PATH, probes clones within that filesystem; with PATH and DEST, probes clones from
 /// PATH's filesystem to DEST's (different filesystems can never share data). A file is probed
 /// at its directory. The probe makes one scratch file in each directory, tries one raw clone
-/// and one hardlink with no fallback, and removes both. Exits 0 whenever the probe ran,
-/// whatever it found; nonzero when a path is missing or not writable.
+/// and one hardlink with no fallback, and removes both. On btrfs it also creates a scratch
+/// subvolume in PATH's directory, snapshots it and deletes the snapshot with the kernel's
+/// one-call delete, and says whether each worked (an unprivileged user may delete in one call
+/// only where the filesystem is mounted with user_subvol_rm_allowed; cowtree removes the files
+/// instead), and whether PATH is a subvolume's root (what `cowtree clone` copies whole).
+/// Exits 0 whenever the probe ran, whatever it found; nonzero when a path is missing or not
+/// writable.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   cowtree probe /mnt/xfs                 # can this filesystem clone?
-  cowtree probe ~/src /mnt/xfs/work      # can a clone from here to there share data?")]
+  cowtree probe ~/src /mnt/xfs/work      # can a clone from here to there share data?
+  cowtree probe ~/src/app                # on btrfs: a subvolume? can I snapshot, delete in O(1)?")]
 pub struct Args {
     /// The source location (a directory, or a file whose directory is probed).
     path: PathBuf,
     /// The destination location; defaults to PATH.
     dest: Option<PathBuf>,
-    /// Print one JSON object: fs_type, dest_fs_type, same_device, reflink, hardlink, reason.
+    /// Print one JSON object: fs_type, dest_fs_type, same_device, reflink, hardlink, reason,
+    /// and on btrfs subvolumes (subvolume_root, snapshot, snapshot_reason, fast_delete,
+    /// fast_delete_reason).
     #[arg(long)]
     json: bool,
 }
@@ -39,6 +48,19 @@ struct Report {
     hardlink: bool,
     reason: Option<String>,
     hardlink_reason: Option<&'static str>,
+    /// On btrfs only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subvolumes: Option<Subvolumes>,
+}
+
+#[derive(Debug, Serialize)]
+struct Subvolumes {
+    /// PATH (a directory) is a subvolume's root.
+    subvolume_root: bool,
+    snapshot: bool,
+    snapshot_reason: Option<&'static str>,
+    fast_delete: bool,
+    fast_delete_reason: Option<&'static str>,
 }
 
 fn probe_dir(path: &Path) -> Result<PathBuf, CliError> {
@@ -79,6 +101,7 @@ pub fn run(args: Args) -> CmdResult {
             .err()
             .map(|c| format!("{}: {}", c.as_str(), c.describe())),
         hardlink_reason: found.hardlink.err().map(|r| r.as_str()),
+        subvolumes: subvolumes(&args.path, &src)?,
     };
     if args.json {
         println!(
@@ -101,5 +124,51 @@ pub fn run(args: Args) -> CmdResult {
         None => println!("hardlink:    yes"),
         Some(why) => println!("hardlink:    no ({why})"),
     }
+    if let Some(sv) = &report.subvolumes {
+        println!(
+            "subvolume:   {}",
+            if sv.subvolume_root {
+                "yes, the root of one (cowtree clone copies it whole, in one snapshot)"
+            } else {
+                "no (`cowtree subvolume convert` makes a directory one)"
+            }
+        );
+        match sv.snapshot_reason {
+            None => println!("snapshot:    yes (of subvolumes this user owns)"),
+            Some(why) => println!("snapshot:    no ({why}; cowtree clones file by file)"),
+        }
+        match sv.fast_delete_reason {
+            None => println!("delete:      in one call (O(1))"),
+            Some(why) => println!(
+                "delete:      not in one call ({why}; cowtree removes the files instead; root or the user_subvol_rm_allowed mount option allows it)"
+            ),
+        }
+    }
     Ok(Exit::Ok)
+}
+
+/// What this user may do with subvolumes where `path` is (None: not btrfs).
+fn subvolumes(path: &Path, dir: &Path) -> Result<Option<Subvolumes>, CliError> {
+    use cowtree_fs::subvolume::{At, is_root};
+    let probe_err = |e: std::io::Error| {
+        CliError::new(format!(
+            "probe: {e} (the probe needs to create a scratch subvolume in {})",
+            dir.display()
+        ))
+    };
+    let Some(found) = ProbeCache::global().subvolumes(dir).map_err(probe_err)? else {
+        return Ok(None);
+    };
+    let subvolume_root = match Dir::open(path) {
+        Ok(d) => is_root(At::new(&d, path)).unwrap_or(false),
+        Err(_) => false,
+    };
+    let describe = |r: Result<(), cowtree_fs::subvolume::Cause>| r.err().map(|c| c.describe());
+    Ok(Some(Subvolumes {
+        subvolume_root,
+        snapshot: found.snapshot.is_ok(),
+        snapshot_reason: describe(found.snapshot),
+        fast_delete: found.fast_delete.is_ok(),
+        fast_delete_reason: describe(found.fast_delete),
+    }))
 }
