@@ -223,7 +223,7 @@ pub fn convert(dir: &Path, jobs: usize) -> Result<ConvertReport, ConvertError> {
     let parent = Dir::open(&parent_path).map_err(io("open", &parent_path))?;
     let parent_at = At::new(&parent, &parent_path);
     let st = parent.stat(&name).map_err(io("stat", dir))?;
-    if FileType::from_raw_mode(cowtree_fs::sys::stat_mode(&st)) != FileType::Directory {
+    if cowtree_fs::sys::file_type(cowtree_fs::sys::stat_mode(&st)) != FileType::Directory {
         return Err(ConvertError::NotADirectory(dir.to_path_buf()));
     }
     let root = parent.open_dir(&name).map_err(io("open", dir))?;
@@ -273,15 +273,18 @@ pub fn convert(dir: &Path, jobs: usize) -> Result<ConvertReport, ConvertError> {
     }));
     let made = (|| -> Result<(Dir, crate::LinkReport), ConvertError> {
         let copy = parent.open_dir(&tmp).map_err(io("open", &tmp_path))?;
-        // Held while the run lives: a conversion whose lock can be taken died.
-        let _ = copy.try_lock_exclusive();
         let linker = Linker::new(LinkOptions {
             mode: LinkMode::Clone,
             on_existing: OnExisting::Overwrite,
             jobs,
             ..LinkOptions::default()
         });
+        // The merge holds the copy's lock (an flock on the directory) while it runs; this
+        // run holds it from then on: a conversion whose lock can be taken died. (Before the
+        // merge the copy is empty: one removed as stale then fails this run, and loses
+        // nothing.)
         let report = linker.link_tree(dir, &tmp_path)?;
+        let _ = copy.try_lock_exclusive();
         fix_up(&before, &root, dir, &copy, &tmp_path)?;
         let now = Tree::read(&root, dir)?;
         if let Some(changed) = before.first_difference(&now, false) {
@@ -422,7 +425,7 @@ impl Meta {
     }
 
     fn kind(&self) -> FileType {
-        FileType::from_raw_mode(self.mode)
+        cowtree_fs::sys::file_type(self.mode)
     }
 }
 
