@@ -98,7 +98,8 @@ enum Command {
     #[command(after_help = "Examples:
   cowtree clone ~/src/linux /work/linux-copy       # a copy sharing data with the source
   cowtree clone --mode clone --strict src dst      # clone every file or fail (exit 3)
-  cowtree clone --json --quiet src dst             # the report as JSON, nothing else")]
+  cowtree clone --json --quiet src dst             # the report as JSON, nothing else
+  cowtree clone --per-file subvol dst              # file by file, even where one snapshot could do")]
     Clone(cmd::clone::Args),
     Probe(cmd::probe::Args),
     Snapshot(cmd::snapshot::Args),

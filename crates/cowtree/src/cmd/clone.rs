@@ -67,10 +67,6 @@ const PER_FILE_ASKED: NotUsed = NotUsed::Requested {
 /// Exit status: 0 done, 1 error (nothing is left at a new DST; an existing DST is as before
 /// unless the message says otherwise), 2 bad usage, 3 --strict refused a fallback (likewise).
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
-  cowtree clone src dst                    # clone src to the new dst (a snapshot if src is a btrfs subvolume)
-  cowtree clone --per-file subvol dst      # file by file even where a snapshot could copy it whole
-  cowtree clone --json src dst             # one JSON object: counts, \"method\", \"reason\", fallbacks")]
 pub struct Args {
     /// How to link files: auto (clone, else copy, reporting it); clone (clone every file or
     /// fail with exit 3, like `cp --reflink=always`: nothing is left at a new DST, a merged DST

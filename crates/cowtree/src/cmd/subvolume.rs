@@ -21,10 +21,9 @@ use crate::exit::{CliError, CmdResult, Exit};
 /// (docs/subvolumes.md).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
-  cowtree subvolume convert ~/src/app       # make the main worktree a subvolume, in place
-  cowtree clone ~/src/app /work/app-a       # now one snapshot, in milliseconds
+  cowtree subvolume convert ~/src/app       # make it a subvolume: `cowtree clone` then snapshots it
   cowtree subvolume list ~/src              # subvolumes below ~/src
-  cowtree subvolume delete /work/app-a      # delete it (O(1) where permitted)
+  cowtree subvolume delete /work/app-a      # delete one (O(1) where permitted)
   cowtree probe ~/src                       # can this user snapshot and delete here?")]
 pub struct Args {
     #[command(subcommand)]
