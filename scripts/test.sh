@@ -46,8 +46,36 @@ if [[ "${COWTREE_TEST_NO_S3:-}" != 1 ]]; then
 fi
 export COWTREE_TEST_SKIP_LOG="$COWTREE_MOUNT_WORK/skipped.log"
 : >"$COWTREE_TEST_SKIP_LOG"
+
+# Tests never touch the real per-user directories (the list of known stores, the default store,
+# remotes, run records): every process of the run gets a fresh HOME and XDG directories (cargo
+# and rustup keep theirs), and the real ones are compared before and after the run: a change
+# fails the run, naming what changed.
+real_home=$HOME
+real_dirs=("${XDG_STATE_HOME:-$real_home/.local/state}/cowtree"
+  "${XDG_DATA_HOME:-$real_home/.local/share}/cowtree"
+  "${XDG_CONFIG_HOME:-$real_home/.config}/cowtree")
+fingerprint() { # every entry under the real directories, with size and mtime
+  local d
+  for d in "${real_dirs[@]}"; do
+    if [[ -e "$d" ]]; then find "$d" -printf '%p %s %T@\n' 2>/dev/null | LC_ALL=C sort; else echo "$d absent"; fi
+  done
+}
+fingerprint >"$COWTREE_MOUNT_WORK/real-before"
+export CARGO_HOME="${CARGO_HOME:-$real_home/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$real_home/.rustup}"
+export HOME="$COWTREE_MOUNT_WORK/home"
+export XDG_DATA_HOME="$HOME/.local/share" XDG_STATE_HOME="$HOME/.local/state"
+export XDG_CONFIG_HOME="$HOME/.config" XDG_CACHE_HOME="$HOME/.cache"
+mkdir -p "$XDG_DATA_HOME" "$XDG_STATE_HOME" "$XDG_CONFIG_HOME" "$XDG_CACHE_HOME"
+
 status=0
 cargo test --workspace --all-targets "$@" || status=$?
+fingerprint >"$COWTREE_MOUNT_WORK/real-after"
+if ! diff -q "$COWTREE_MOUNT_WORK/real-before" "$COWTREE_MOUNT_WORK/real-after" >/dev/null; then
+  echo "test.sh: the run changed the real per-user directories (${real_dirs[*]}); a test wrote outside its own HOME:" >&2
+  diff "$COWTREE_MOUNT_WORK/real-before" "$COWTREE_MOUNT_WORK/real-after" | head -20 >&2
+  status=1
+fi
 
 # The Python module's tests: only for the whole workspace or `-p cowtree-py`.
 python_tests=1

@@ -323,14 +323,54 @@ pub fn remember(store_root: &Path) -> io::Result<()> {
     if let Some(parent) = file.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    // One short append (O_APPEND): concurrent writers cannot interleave within a line.
+    // One short append (O_APPEND): concurrent writers cannot interleave within a line. A
+    // shared lock: appends go on side by side, and none lands while `forget_missing` rewrites
+    // the file under its exclusive one.
     let mut line = root.into_os_string().into_vec();
     line.push(b'\n');
-    std::fs::OpenOptions::new()
+    let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&file)?
-        .write_all(&line)
+        .open(&file)?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared)?;
+    f.write_all(&line)
+}
+
+/// Removes from [`known_stores_file`] the stores that no longer exist (a store directory
+/// deleted by hand, a test's temporary store, an unmounted filesystem's), keeping the others in
+/// their order. Returns those removed. The file is rewritten in place under an exclusive
+/// `flock`, which [`remember`]'s appends wait for.
+pub fn forget_missing() -> io::Result<Vec<PathBuf>> {
+    use std::io::{Read, Seek};
+    let Some(file) = known_stores_file() else {
+        return Ok(Vec::new());
+    };
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&file)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    let (keep, gone): (Vec<PathBuf>, Vec<PathBuf>) =
+        parse_known(&bytes).into_iter().partition(|p| exists(p));
+    if gone.is_empty() {
+        return Ok(gone);
+    }
+    let mut text = Vec::new();
+    for p in &keep {
+        text.extend_from_slice(p.as_os_str().as_bytes());
+        text.push(b'\n');
+    }
+    f.rewind()?;
+    f.write_all(&text)?;
+    f.set_len(text.len() as u64)?;
+    Ok(gone)
 }
 
 /// The existing stores worth searching for a worktree or a snapshot at `dir` when nothing

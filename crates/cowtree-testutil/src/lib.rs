@@ -282,6 +282,23 @@ impl TreeState {
     }
 }
 
+/// Points `cmd` (a cowtree process a test starts) at a home of its own under `root`: `HOME`,
+/// `XDG_DATA_HOME`, `XDG_STATE_HOME`, `XDG_CONFIG_HOME` and `XDG_CACHE_HOME` (`root/home`,
+/// `root/data`, ...), and no `COWTREE_STORE`. What cowtree keeps per user (the list of known
+/// stores, the default store, remotes) then never reaches the real `~/.local` or `~/.config`
+/// of whoever runs the tests. Directories are made by cowtree as it needs them.
+pub fn isolate_home<'c>(
+    cmd: &'c mut std::process::Command,
+    root: &Path,
+) -> &'c mut std::process::Command {
+    cmd.env_remove("COWTREE_STORE")
+        .env("HOME", root.join("home"))
+        .env("XDG_DATA_HOME", root.join("data"))
+        .env("XDG_STATE_HOME", root.join("state"))
+        .env("XDG_CONFIG_HOME", root.join("config"))
+        .env("XDG_CACHE_HOME", root.join("cache"))
+}
+
 /// `git` run in `dir` as a test's reference tool: no system or global configuration (so no
 /// hooks, fsmonitor or pager of the machine's), a fixed author and committer, and none of the
 /// caller's `GIT_DIR`, `GIT_WORK_TREE` or `GIT_INDEX_FILE`.

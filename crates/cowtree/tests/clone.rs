@@ -1,5 +1,7 @@
 //! `cowtree clone` on real mounts. Run through scripts/test.sh, which mounts them.
 
+mod common;
+
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -11,10 +13,8 @@ use cowtree_testutil::tree::{Kind, assert_same_tree, sample_tree, snapshot};
 use cowtree_testutil::{Fs, pattern, scratch};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cowtree");
-
 fn clone(args: &[&OsStr]) -> Output {
-    Command::new(BIN)
+    common::bin()
         .arg("clone")
         .args(args)
         .output()
@@ -156,10 +156,10 @@ fn clone_succeeds_under_ulimit_n_64() {
     for jobs in ["0", "64"] {
         let dst = dir.path().join(format!("dst{jobs}"));
         let script = format!("ulimit -n 64; exec \"$0\" clone --quiet --jobs {jobs} \"$1\" \"$2\"");
-        let out = Command::new("sh")
+        let out = common::isolated(Command::new("sh"))
             .arg("-c")
             .arg(&script)
-            .arg(BIN)
+            .arg(common::BIN)
             .arg(&src)
             .arg(&dst)
             .output()
@@ -312,10 +312,10 @@ fn clone_under_ulimit_n_64_removes_a_wide_stale_staging_directory() {
         fs::create_dir_all(stale.join(format!("d{i}/inner"))).unwrap();
     }
     let dst = dir.path().join("dst");
-    let out = Command::new("sh")
+    let out = common::isolated(Command::new("sh"))
         .arg("-c")
         .arg("ulimit -n 64; exec \"$0\" clone --quiet \"$1\" \"$2\"")
-        .arg(BIN)
+        .arg(common::BIN)
         .arg(&src)
         .arg(&dst)
         .output()
@@ -341,10 +341,10 @@ fn clone_keeps_exact_modes_under_a_restrictive_umask() {
     }
     fs::set_permissions(src.join("a"), fs::Permissions::from_mode(0o777)).unwrap();
     let dst = dir.path().join("dst");
-    let out = Command::new("sh")
+    let out = common::isolated(Command::new("sh"))
         .arg("-c")
         .arg("umask 077; exec \"$0\" clone --quiet \"$1\" \"$2\"")
-        .arg(BIN)
+        .arg(common::BIN)
         .arg(&src)
         .arg(&dst)
         .output()
@@ -382,12 +382,12 @@ fn clone_keeps_exact_modes_and_times_under_every_umask_on_xfs_and_ext4() {
         let before = snapshot(&src);
         for umask in ["000", "002", "022", "027", "037", "077"] {
             let dst = dir.path().join(format!("dst-{umask}"));
-            let out = Command::new("sh")
+            let out = common::isolated(Command::new("sh"))
                 .arg("-c")
                 .arg(format!(
                     "umask {umask}; exec \"$0\" clone --quiet \"$1\" \"$2\""
                 ))
-                .arg(BIN)
+                .arg(common::BIN)
                 .arg(&src)
                 .arg(&dst)
                 .output()
@@ -416,7 +416,7 @@ fn clone_killed_mid_run_leaves_no_dst_and_the_next_run_removes_its_staging() {
         fs::write(src.join(format!("f{i}")), &chunk).unwrap();
     }
     let dst = b.path().join("dst");
-    let mut child = Command::new(BIN)
+    let mut child = common::bin()
         .args([os("clone"), os("--quiet"), os("--jobs"), os("1")])
         .arg(&src)
         .arg(&dst)
@@ -490,7 +490,7 @@ fn clone_of_several_sources_merges_them_or_puts_each_inside_dst() {
     let Some(dir) = scratch(Fs::Xfs) else { return };
     let srcs = packages(dir.path(), 3, 30);
     let merged = dir.path().join("env");
-    let out = Command::new(BIN)
+    let out = common::bin()
         .args(["clone", "--json", "--on-existing", "overwrite"])
         .args(&srcs)
         .arg(&merged)
@@ -513,7 +513,7 @@ fn clone_of_several_sources_merges_them_or_puts_each_inside_dst() {
     }
     // Without a merge policy each source goes inside DST, which must exist.
     let missing = dir.path().join("nope");
-    let out = Command::new(BIN)
+    let out = common::bin()
         .arg("clone")
         .args(&srcs)
         .arg(&missing)
@@ -523,7 +523,7 @@ fn clone_of_several_sources_merges_them_or_puts_each_inside_dst() {
     assert!(!missing.exists());
     let inside = dir.path().join("inside");
     fs::create_dir(&inside).unwrap();
-    let out = Command::new(BIN)
+    let out = common::bin()
         .arg("clone")
         .args(&srcs)
         .arg(&inside)
@@ -603,7 +603,7 @@ fn clone_strict_merge_across_filesystems_exits_3_and_changes_nothing_at_dst() {
     fs::write(dst.join("site/mod1/f1.py"), b"old").unwrap();
     fs::write(dst.join("keep"), b"keep").unwrap();
     let before = unmarked(&dst);
-    let out = Command::new(BIN)
+    let out = common::bin()
         .args(["clone", "--strict", "--on-existing", "overwrite"])
         .args(&srcs)
         .arg(&dst)
@@ -633,7 +633,7 @@ fn clone_of_many_sources_to_another_filesystem_probes_each_call_once_and_warns_o
     let out = Command::new("strace")
         .args(["-f", "-e", "trace=ioctl,copy_file_range", "-o"])
         .arg(&log)
-        .arg(BIN)
+        .arg(common::BIN)
         .args(["clone", "--jobs", "1", "--on-existing", "overwrite"])
         .args(&srcs)
         .arg(&dst)
@@ -679,7 +679,7 @@ fn clone_merge_killed_at_random_points_leaves_before_or_after_and_the_next_run_f
     fs::write(base.join("mine"), b"mine").unwrap();
     let before = unmarked(&base);
     let merge = |dst: &Path| {
-        let mut c = Command::new(BIN);
+        let mut c = common::bin();
         c.args(["clone", "--quiet", "--on-existing", "overwrite"])
             .args(&srcs)
             .arg(dst);

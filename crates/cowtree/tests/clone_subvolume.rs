@@ -3,6 +3,8 @@
 //! case runs as root and as an unprivileged user, on a btrfs mounted without
 //! `user_subvol_rm_allowed` and on one with it. Run through scripts/test.sh.
 
+mod common;
+
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -615,7 +617,7 @@ fn a_clone_killed_at_any_point_leaves_the_whole_copy_or_nothing() {
     let (mut whole, mut none) = (0, 0);
     for round in 0..16 {
         let dst = t.path().join(format!("dst{round}"));
-        let mut child = Command::new(BIN)
+        let mut child = common::bin()
             .arg("clone")
             .arg(&src)
             .arg(&dst)

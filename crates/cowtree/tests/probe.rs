@@ -1,5 +1,7 @@
 //! `cowtree probe` on real mounts.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -7,10 +9,7 @@ use cowtree_testutil::{Fs, scratch};
 use serde_json::Value;
 
 fn cowtree(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cowtree"))
-        .args(args)
-        .output()
-        .expect("run cowtree")
+    common::bin().args(args).output().expect("run cowtree")
 }
 
 fn probe_json(src: &Path, dst: Option<&Path>) -> Value {
@@ -133,7 +132,7 @@ fn a_closed_output_pipe_ends_a_listing_command_by_sigpipe_not_by_a_panic() {
     // The read end is closed before cowtree starts: its first write to stdout fails.
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let out = Command::new(env!("CARGO_BIN_EXE_cowtree"))
+    let out = common::bin()
         .args(["probe".as_ref(), dir.path().as_os_str()])
         .stdout(writer)
         .stderr(std::process::Stdio::piped())

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, Ran, run_limited, suggested};
+use common::{Ran, run_limited, suggested};
 use cowtree_testutil::{Fs, XorShift, pattern, scratch};
 
 struct Server {
@@ -75,7 +75,7 @@ fn env(c: &mut Command, creds: (&str, &str)) {
 
 /// `cowtree --store STORE ARGS` with the server's credentials (or `creds`) in the environment.
 fn cw_with(store: &Path, args: &[&str], creds: (&str, &str)) -> Ran {
-    let mut c = Command::new(BIN);
+    let mut c = common::bin();
     env(&mut c, creds);
     c.arg("--store").arg(store).args(args);
     run_limited(c, Duration::from_secs(180))
@@ -83,7 +83,7 @@ fn cw_with(store: &Path, args: &[&str], creds: (&str, &str)) -> Ran {
 
 /// `cowtree ARGS` run in `dir`, with no store named.
 fn cw_in(srv: &Server, dir: &Path, args: &[&str]) -> Ran {
-    let mut c = Command::new(BIN);
+    let mut c = common::bin();
     env(&mut c, (&srv.key, &srv.secret));
     c.current_dir(dir).args(args);
     run_limited(c, Duration::from_secs(180))
@@ -386,8 +386,8 @@ fn a_pull_killed_mid_run_resumes_without_fetching_again_and_gc_cleans_what_it_le
             })
             .unwrap_or(0)
     };
-    let mut child = Command::new(BIN)
-        .env_remove("COWTREE_STORE")
+    let mut child = common::bin()
+        .env("HOME", "/nonexistent")
         .env("AWS_ACCESS_KEY_ID", &srv.key)
         .env("AWS_SECRET_ACCESS_KEY", &srv.secret)
         .env("XDG_CONFIG_HOME", config_home())
@@ -437,8 +437,8 @@ fn a_pull_killed_mid_run_resumes_without_fetching_again_and_gc_cleans_what_it_le
     // A second killed pull into a third store: gc removes what it left.
     let Some(c) = scratch(Fs::Xfs2) else { return };
     let sc = c.path().join("store");
-    let mut child = Command::new(BIN)
-        .env_remove("COWTREE_STORE")
+    let mut child = common::bin()
+        .env("HOME", "/nonexistent")
         .env("AWS_ACCESS_KEY_ID", &srv.key)
         .env("AWS_SECRET_ACCESS_KEY", &srv.secret)
         .env("XDG_CONFIG_HOME", config_home())

@@ -1,17 +1,16 @@
 //! `cowtree du` and `cowtree dedupe` on real mounts.
 
+mod common;
+
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use cowtree_testutil::{Fs, pattern, scratch};
 use serde_json::Value;
 
 fn cowtree(args: &[&OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cowtree"))
-        .args(args)
-        .output()
-        .expect("run cowtree")
+    common::bin().args(args).output().expect("run cowtree")
 }
 
 fn json(out: &Output) -> Value {

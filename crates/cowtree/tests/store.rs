@@ -604,13 +604,12 @@ fn blobs_are_read_only_under_a_restrictive_umask() {
     let store = dir.path().join("store");
     let src = dir.path().join("src");
     make_tree(&src, 200, 4096);
-    let out = Command::new("sh")
+    let out = common::isolated(Command::new("sh"))
         .arg("-c")
         .arg("umask 077; exec \"$0\" --store \"$1\" snapshot --json \"$2\"")
         .arg(env!("CARGO_BIN_EXE_cowtree"))
         .arg(&store)
         .arg(&src)
-        .env_remove("COWTREE_STORE")
         .output()
         .unwrap();
     assert!(

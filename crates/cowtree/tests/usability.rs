@@ -24,6 +24,8 @@ fn as_user(mut c: Command, home: &Path, cwd: &Path) -> Command {
         .env("HOME", home)
         .env("XDG_DATA_HOME", home.join("data"))
         .env("XDG_STATE_HOME", home.join("state"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_CACHE_HOME", home.join("cache"))
         .current_dir(cwd);
     c
 }
@@ -274,7 +276,7 @@ fn read_only_commands_on_a_missing_store_say_so_and_create_nothing() {
 
 /// The subcommands `cowtree --help` lists.
 fn subcommands() -> Vec<String> {
-    let o = Command::new(BIN).arg("--help").output().unwrap();
+    let o = common::bin().arg("--help").output().unwrap();
     let help = text(&o.stdout);
     let list = help
         .split("Commands:\n")
@@ -299,7 +301,7 @@ fn every_help_ends_with_two_to_four_examples() {
     commands.push(vec!["worktree".into(), "rm".into()]);
     for cmd in commands {
         for flag in ["--help", "-h"] {
-            let o = Command::new(BIN).args(&cmd).arg(flag).output().unwrap();
+            let o = common::bin().args(&cmd).arg(flag).output().unwrap();
             assert!(o.status.success(), "{cmd:?} {flag}");
             let help = text(&o.stdout);
             let last = help.trim_end().rsplit("\n\n").next().unwrap();
@@ -699,25 +701,13 @@ fn every_command_that_does_work_takes_quiet_json_and_jobs_and_jobs_changes_no_re
     for cmd in [
         "snapshot", "checkout", "status", "switch", "reset", "verify", "dedupe",
     ] {
-        let help = text(
-            &Command::new(BIN)
-                .args([cmd, "--help"])
-                .output()
-                .unwrap()
-                .stdout,
-        );
+        let help = text(&common::bin().args([cmd, "--help"]).output().unwrap().stdout);
         for flag in ["--quiet", "--json", "--jobs"] {
             assert!(help.contains(flag), "{cmd} has no {flag}:\n{help}");
         }
     }
     for cmd in ["tag", "rm", "gc", "clone"] {
-        let help = text(
-            &Command::new(BIN)
-                .args([cmd, "--help"])
-                .output()
-                .unwrap()
-                .stdout,
-        );
+        let help = text(&common::bin().args([cmd, "--help"]).output().unwrap().stdout);
         for flag in ["--quiet", "--json"] {
             assert!(help.contains(flag), "{cmd} has no {flag}:\n{help}");
         }

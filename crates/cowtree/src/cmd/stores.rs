@@ -20,18 +20,37 @@ use crate::units::count;
 /// (or, where the mount point is not writable, `.cowtree-store` in the highest writable
 /// directory on the tree's path), created on first use. The list is kept in
 /// $XDG_STATE_HOME/cowtree/stores (else ~/.local/state/cowtree/stores).
+///
+/// A listed store that no longer exists (deleted, or on a filesystem not mounted now) is marked
+/// `missing`; --prune drops those from the list.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   cowtree stores                    # path, filesystem, snapshots and worktrees of each store
+  cowtree stores --prune            # forget the stores that no longer exist
   cowtree stores --json")]
 pub struct Args {
     /// Print one JSON object: {"stores": [{path, exists, default, fs_type, snapshots,
-    /// worktrees}]}.
+    /// worktrees}], "pruned": [path...] (with --prune)}.
     #[arg(long)]
     json: bool,
+    /// First remove the stores that no longer exist from the list (a store that is only on a
+    /// filesystem not mounted now is removed too; the next command that uses it lists it
+    /// again).
+    #[arg(long)]
+    prune: bool,
 }
 
 pub fn run(args: Args) -> CmdResult {
+    let pruned = if args.prune {
+        discover::forget_missing().map_err(|e| {
+            let file = discover::known_stores_file().unwrap_or_default();
+            crate::exit::CliError::new(format!("prune {}: {e}", file.display()))
+                .kind(crate::exit::Kind::Io)
+                .path(file)
+        })?
+    } else {
+        Vec::new()
+    };
     let default = discover::default_location().ok();
     let mut paths: Vec<PathBuf> = discover::known_stores();
     if let Some(d) = &default {
@@ -77,9 +96,17 @@ pub fn run(args: Args) -> CmdResult {
                        "snapshots": snaps, "worktrees": wts})
             })
             .collect();
-        print_json(&json!({ "stores": list }))?;
+        let mut out = json!({ "stores": list });
+        if args.prune {
+            out["pruned"] = json!(pruned);
+        }
+        print_json(&out)?;
         return Ok(Exit::Ok);
     }
+    for p in &pruned {
+        println!("{}  (no longer exists: removed from the list)", p.display());
+    }
+    let mut missing = 0;
     for (def, p, exists, fs, snaps, wts) in rows {
         let what = if exists {
             format!(
@@ -91,12 +118,21 @@ pub fn run(args: Args) -> CmdResult {
         } else if def {
             "not created yet".to_string()
         } else {
-            "missing (deleted?)".to_string()
+            missing += 1;
+            "missing: deleted, or its filesystem is not mounted".to_string()
         };
         println!(
             "{}{}  ({what})",
             p.display(),
             if def { "  [default]" } else { "" }
+        );
+    }
+    if missing > 0 {
+        println!(
+            "{} listed no longer {}; `cowtree stores --prune` removes {} from the list",
+            count(missing, "store", "stores"),
+            if missing == 1 { "exists" } else { "exist" },
+            if missing == 1 { "it" } else { "them" }
         );
     }
     Ok(Exit::Ok)

@@ -16,16 +16,20 @@ use cowtree_testutil::TreeState;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cowtree");
 
-/// The binary, with no store taken from the environment, and its list of known stores kept
-/// under the test's target directory.
+/// The binary, with no store taken from the environment, and HOME and the XDG directories
+/// (its list of known stores, its default store, its remotes) under the test's target
+/// directory, never the real ones (see [`cowtree_testutil::isolate_home`]).
 pub fn bin() -> Command {
-    let mut c = Command::new(BIN);
-    c.env_remove("COWTREE_STORE");
-    c.env(
-        "XDG_STATE_HOME",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("cowtree-test-state"),
+    isolated(Command::new(BIN))
+}
+
+/// `cmd` (the binary, or a shell that runs it) with the home [`bin`] gives the binary.
+pub fn isolated(mut cmd: Command) -> Command {
+    cowtree_testutil::isolate_home(
+        &mut cmd,
+        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("cowtree-test-home"),
     );
-    c
+    cmd
 }
 
 /// Creates an empty store at `path` (only writing commands create one).
