@@ -21,7 +21,7 @@ use crate::exit::{CliError, CmdResult, Exit, Kind};
 #[command(after_help = "Examples:
   cowtree hook claude-code install             # add both hooks to .claude/settings.local.json
   cowtree hook claude-code install --user      # ... or to ~/.claude/settings.json
-  echo '{\"name\":\"t1\",\"cwd\":\"/src/app\"}' | cowtree hook claude-code worktree-create")]
+  cowtree hook claude-code worktree-create < payload.json   # what Claude Code runs: prints the path")]
 pub struct Args {
     #[command(subcommand)]
     tool: Tool,
