@@ -216,6 +216,21 @@ pub enum Error {
         /// The destination.
         destination: PathBuf,
     },
+    /// A snapshot that reads every file of a tree on another filesystem than the store would
+    /// copy its data into the store instead of sharing it, and copying was not asked for.
+    /// Nothing was recorded.
+    #[error(
+        "store {} is on another filesystem than {}: recording it would copy its data into the \
+         store instead of sharing it; nothing was recorded",
+        store.display(),
+        tree.display()
+    )]
+    WouldCopy {
+        /// The store.
+        store: PathBuf,
+        /// The tree to record.
+        tree: PathBuf,
+    },
     /// An operation stopped because of `source`; `context` says what that means for it.
     #[error("{context}: {source}")]
     Context {
@@ -396,9 +411,13 @@ impl Error {
         }
     }
 
-    /// True when this is a `--strict` refusal (the CLI exits 3 for it).
+    /// True when this is a refusal to copy where a clone was required (`--strict`, or a
+    /// snapshot across filesystems that did not ask to copy): the CLI exits 3 for it.
     pub fn is_strict_refusal(&self) -> bool {
-        matches!(self.cause(), Error::Strict(_) | Error::CrossDevice { .. })
+        matches!(
+            self.cause(),
+            Error::Strict(_) | Error::CrossDevice { .. } | Error::WouldCopy { .. }
+        )
     }
 
     /// True when something asked for does not exist.

@@ -220,6 +220,10 @@ pub struct RecordOptions<'a> {
     /// Read every file even when the target is a registered worktree: a fresh snapshot, with
     /// the same id, that leaves the worktree's record (base and stat cache) alone.
     pub full: bool,
+    /// Record a tree that is on another filesystem than the store by reading every file,
+    /// although its data is then copied into the store instead of shared with it. Without it
+    /// [`plan`] refuses such a tree ([`cowtree_store::Error::WouldCopy`]).
+    pub copy_across: bool,
 }
 
 /// The way a snapshot will be recorded, decided by [`plan`] before any work, so that a caller
@@ -291,8 +295,27 @@ impl Recorded {
 
 /// Decides how `target` is recorded in `store`: incrementally when it is a worktree
 /// registered in `store` (a [`Target::Dir`] is looked up by its root) and not `opts.full`;
-/// else by reading every file. Fails only when looking up a [`Target::Dir`] fails.
+/// else by reading every file. Fails when looking up a [`Target::Dir`] fails, and refuses
+/// ([`cowtree_store::Error::WouldCopy`]) to read every file of a tree on another filesystem
+/// than the store's blobs unless `opts.copy_across`: its data would be copied into the store.
+/// (An incremental snapshot of a worktree is not refused: it was checked out from this store,
+/// across filesystems or not, and reads only what changed.)
 pub fn plan(store: &Store, target: Target, opts: &RecordOptions<'_>) -> Result<Plan> {
+    let plan = decide(store, target, opts)?;
+    if let Plan::Full(dir) = &plan
+        && !opts.copy_across
+        && let Ok(st) = rustix::fs::stat(dir)
+        && cowtree_fs::sys::stat_dev(&st) != store.blobs_dev()?
+    {
+        return Err(cowtree_store::Error::WouldCopy {
+            store: store.root().to_path_buf(),
+            tree: dir.clone(),
+        });
+    }
+    Ok(plan)
+}
+
+fn decide(store: &Store, target: Target, opts: &RecordOptions<'_>) -> Result<Plan> {
     let update_base = !opts.keep_base;
     Ok(match target {
         Target::Worktree(wt) if opts.full => Plan::Full(wt.path),
@@ -368,7 +391,11 @@ pub fn record(
 
 /// Why the snapshot of `dir` copied data into `store`.
 fn copy_cause(store: &Store, dir: &Path) -> CopyCause {
-    let dev = |p: &Path| rustix::fs::stat(p).map(|s| s.st_dev).ok();
+    let dev = |p: &Path| {
+        rustix::fs::stat(p)
+            .map(|s| cowtree_fs::sys::stat_dev(&s))
+            .ok()
+    };
     if dev(dir) != dev(&store.root().join("blobs")) {
         return CopyCause::OtherFilesystem;
     }

@@ -156,3 +156,41 @@ fn plan_reads_every_file_of_a_directory_that_is_no_worktree() {
     let fresh = ingest::snapshot_dir(&e.store, &src, None).unwrap().id;
     assert!(matches!(&r.recorded, Recorded::Full { report, .. } if report.id == fresh));
 }
+
+#[test]
+fn plan_refuses_to_read_every_file_of_a_tree_on_another_filesystem_unless_copying_is_allowed() {
+    let Some(e) = env() else { return };
+    let Some(other) = scratch(Fs::Xfs2) else {
+        return;
+    };
+    let far = other.path().join("far");
+    tree(&far);
+    let refused = snapshot::plan(
+        &e.store,
+        Target::Dir(far.clone()),
+        &RecordOptions::default(),
+    )
+    .expect_err("a tree on another filesystem would be copied");
+    assert!(
+        matches!(&refused, cowtree_store::Error::WouldCopy { tree, .. } if *tree == far),
+        "{refused}"
+    );
+    assert!(refused.is_strict_refusal());
+    let allowed = RecordOptions {
+        copy_across: true,
+        ..Default::default()
+    };
+    let plan = snapshot::plan(&e.store, Target::Dir(far.clone()), &allowed).unwrap();
+    let r = plan.run(&e.store, None, &Progress::default()).unwrap();
+    assert!(
+        matches!(
+            &r.recorded,
+            Recorded::Full {
+                copied: Some(snapshot::CopyCause::OtherFilesystem),
+                ..
+            }
+        ),
+        "{:?}",
+        r.recorded
+    );
+}

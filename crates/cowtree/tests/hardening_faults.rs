@@ -74,7 +74,15 @@ fn enospc_during_snapshot_checkout_and_clone_fails_cleanly_and_a_retry_succeeds(
 
     // snapshot: the store is on the small XFS.
     let filler = fill_leaving(small.path(), 8 << 20);
-    let r = cowtree(&store, &[s("snapshot"), src.as_os_str()]);
+    // Copying across filesystems is what the snapshot is asked to do here.
+    let copy = [
+        s("snapshot"),
+        s("--mode"),
+        s("copy"),
+        s("--json"),
+        src.as_os_str(),
+    ];
+    let r = cowtree(&store, &copy);
     r.assert_error("snapshot into a full store");
     assert!(r.stderr.contains("No space left"), "{}", r.stderr);
     assert_eq!(fs::read_dir(store.join("snapshots")).unwrap().count(), 0);
@@ -85,7 +93,11 @@ fn enospc_during_snapshot_checkout_and_clone_fails_cleanly_and_a_retry_succeeds(
     );
     assert_verify_ok(&store, "after ENOSPC in snapshot");
     fs::remove_file(&filler).unwrap();
-    let id = snapshot(&store, &src);
+    let r = cowtree(&store, &copy);
+    let id = r.assert_ok("the retried snapshot").json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_verify_ok(&store, "after the retried snapshot");
 
     // checkout from a store on the big XFS onto the small one: the data is copied (a copy

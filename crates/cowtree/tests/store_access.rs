@@ -280,3 +280,86 @@ fn checkout_pull_pulls_into_the_destinations_filesystem_when_only_another_filesy
     );
     assert!(!b.path().join("wt3").exists());
 }
+
+#[test]
+fn a_snapshot_that_would_copy_across_filesystems_is_refused_naming_the_store_and_why_unless_asked()
+{
+    let (Some(t), Some(a), Some(b)) = (scratch(Fs::Tmpfs), scratch(Fs::Xfs), scratch(Fs::Xfs2))
+    else {
+        return;
+    };
+    let env = Env::new();
+    let default = env.dir.path().join("data/cowtree");
+    // A tree on tmpfs: its filesystem cannot share data, so the store is the default one, on
+    // another filesystem.
+    write_tree(&t.path().join("src"));
+    let r = env.run(t.path(), &["snapshot", "src"]);
+    assert_eq!(r.code(), Some(3), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "store {} is on another filesystem than src",
+            default.display()
+        )) && r
+            .stderr
+            .contains("because the filesystem of src (tmpfs) cannot share data")
+            && r.stderr.contains("--mode copy")
+            && !r.stderr.contains("COWTREE_STORE"),
+        "{}",
+        r.stderr
+    );
+    assert!(!default.exists(), "nothing was created");
+    let j = env.run(t.path(), &["snapshot", "--json", "src"]);
+    let v: serde_json::Value = serde_json::from_str(j.stdout.trim()).expect("a JSON error");
+    assert_eq!(
+        (v["exit"].as_u64(), v["error"]["kind"].as_str()),
+        (Some(3), Some("strict"))
+    );
+    let r = env.run(t.path(), &["snapshot", "--mode", "copy", "src"]);
+    r.assert_ok("--mode copy");
+    assert!(
+        r.stderr.contains("copied into the store") && r.stderr.contains("(--mode copy)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("drop --store"),
+        "no hint about options not given: {}",
+        r.stderr
+    );
+
+    // A tree on a read-only filesystem (a read-only mount of it, on a directory of another
+    // filesystem): nowhere on it for a store of its own.
+    write_tree(&a.path().join("tree/src"));
+    let Some(view) = BindView::of(&a.path().join("tree"), &env.dir.path().join("ro")) else {
+        return;
+    };
+    view.remount("ro");
+    let r = env.run(&view.at, &["snapshot", "src"]);
+    assert_eq!(r.code(), Some(3), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "store {} is on another filesystem",
+            default.display()
+        )) && r
+            .stderr
+            .contains("no directory on the path of src within its filesystem is writable"),
+        "{}",
+        r.stderr
+    );
+    env.run(&view.at, &["snapshot", "--mode", "copy", "src"])
+        .assert_ok("--mode copy");
+
+    // A store named on another filesystem.
+    let named = b.path().join("store");
+    let r = env.run(
+        a.path(),
+        &["--store", named.to_str().unwrap(), "snapshot", "tree/src"],
+    );
+    assert_eq!(r.code(), Some(3), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("because it was named by --store"),
+        "{}",
+        r.stderr
+    );
+    assert!(!named.exists(), "the named store was not created");
+}

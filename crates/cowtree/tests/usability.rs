@@ -686,12 +686,21 @@ fn a_snapshot_that_copies_into_the_store_warns_once_with_the_reason_and_the_fix(
     assert!(!err.contains("warning"), "same filesystem: {err}");
     let far = y.path().join("far");
     tree(&far, 10, 3001);
-    let err = text(&st(&[s("snapshot"), far.as_os_str()]).stderr);
+    // Across filesystems the data would be copied: refused unless asked for (--mode copy).
+    let mut c = with_store(user(home, home), &store);
+    let refused = out(&mut c, &[s("snapshot"), far.as_os_str()]);
+    assert_eq!(refused.status.code(), Some(3), "{}", text(&refused.stderr));
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("is on another filesystem") && err.contains("because it was named by --store"),
+        "{err}"
+    );
+    let err = text(&st(&[s("snapshot"), s("--mode"), s("copy"), far.as_os_str()]).stderr);
     assert_eq!(err.matches("warning").count(), 1, "{err}");
     assert!(
         err.contains("29.3 KiB copied into the store")
             && err.contains("another filesystem")
-            && err.contains("Fix:"),
+            && err.contains("(--mode copy)"),
         "{err}"
     );
 }

@@ -124,16 +124,61 @@ fn created_because(choice: &Choice, tree: &Path) -> String {
 /// The store for recording or checking out the tree at `tree` (a command that writes): the
 /// explicit one, else the one a marker names, else the store of the tree's filesystem.
 pub fn store_for_tree(opt: &StoreOpt, tree: &Path, quiet: bool) -> Result<Store, CliError> {
+    store_for_tree_why(opt, tree, quiet).map(|(store, _)| store)
+}
+
+/// [`store_for_tree`], and why that store: "named by --store", "named by COWTREE_STORE", "it
+/// holds the worktree around DIR", or the per-filesystem choice's reason.
+pub fn store_for_tree_why(
+    opt: &StoreOpt,
+    tree: &Path,
+    quiet: bool,
+) -> Result<(Store, String), CliError> {
+    let chosen = choose_store_for_tree(opt, tree)?;
+    let store = match &chosen.created_because {
+        Some(because) => open_for_write(&chosen.root, because, quiet)?,
+        None => open_existing(&chosen.root)?,
+    };
+    Ok((store, chosen.why))
+}
+
+/// The store [`store_for_tree`] picks for `tree`, chosen but not opened (nor created).
+pub struct Chosen {
+    /// Its root.
+    pub root: PathBuf,
+    /// Why that store, as a clause ("named by --store", ...).
+    pub why: String,
+    /// What to say when it is created (None: it must exist).
+    created_because: Option<String>,
+}
+
+/// Chooses the store for `tree` as [`store_for_tree`] does, creating nothing.
+pub fn choose_store_for_tree(opt: &StoreOpt, tree: &Path) -> Result<Chosen, CliError> {
     if let Some((root, by)) = opt.explicit() {
-        return open_for_write(&root, &format!("named by {by}"), quiet);
+        return Ok(Chosen {
+            root,
+            created_because: Some(format!("named by {by}")),
+            why: format!("it was named by {by}"),
+        });
     }
-    if let Some((root, _)) = discover::marked_store(tree)
+    if let Some((root, dir)) = discover::marked_store(tree)
         && discover::exists(&root)
     {
-        return open_existing(&root);
+        return Ok(Chosen {
+            root,
+            why: format!("it holds the worktree {}", dir.display()),
+            created_because: None,
+        });
     }
     let choice = discover::store_for_tree(tree)?;
-    open_for_write(&choice.root, &created_because(&choice, tree), quiet)
+    Ok(Chosen {
+        why: match choice.reason {
+            Reason::Default | Reason::Existing => "it is the store of that filesystem".to_string(),
+            _ => choice.explain(tree),
+        },
+        created_because: Some(created_because(&choice, tree)),
+        root: choice.root,
+    })
 }
 
 /// The store for commands that act on a store as a whole (ls, show, tag, rm, gc, verify,

@@ -2,19 +2,21 @@
 
 use std::path::{Path, PathBuf};
 
-use cowtree_store::{Hash, Store, history, ingest, interchange};
+use cowtree_store::{Hash, Store, discover, history, ingest, interchange};
 use cowtree_worktree::snapshot::{self, CopyCause, Plan, RecordOptions, Recorded, Target};
 use serde_json::json;
 
-use crate::cmd::{StoreOpt, find_worktree, print_json, store_for_tree};
+use crate::cmd::{
+    StoreOpt, choose_store_for_tree, find_worktree, print_json, store_for_tree, store_for_tree_why,
+};
 use crate::exit::{CliError, CmdResult, Exit};
 use crate::units::{bytes, count, secs};
 
 /// Record a directory tree in the store and print the snapshot id.
 ///
-/// Every file is cloned into the store's staging area (copied when the filesystems cannot
-/// share data, with a warning saying why and how to avoid it), hashed, and kept as a
-/// read-only blob named by its BLAKE3 hash; the snapshot is a manifest of paths, kinds (file,
+/// Every file is cloned into the store's staging area (copied, with a warning saying why, on a
+/// filesystem that cannot share data), hashed, and kept as a read-only blob named by its
+/// BLAKE3 hash; the snapshot is a manifest of paths, kinds (file,
 /// executable, symlink, empty directory), sizes and blobs. Symlinks are recorded, never
 /// followed; fifos, sockets and devices are refused. The same tree always gives the same id.
 ///
@@ -27,7 +29,10 @@ use crate::units::{bytes, count, secs};
 /// it was.
 ///
 /// Without --store, the store is the one holding the worktree, else one on DIR's filesystem
-/// (created on first use, saying where and why).
+/// (created on first use, saying where and why). When that store (or the one named) is on
+/// another filesystem than DIR (DIR's filesystem cannot share data, or nothing on its path
+/// there is writable), recording DIR would copy its data into the store: that is refused
+/// (exit 3), saying which store and why, unless --mode copy asks for it.
 ///
 /// With --from-json FILE, records the manifest in FILE instead (the format `cowtree show
 /// --json` prints, documented in docs/manifest.md). Its blobs must already be in the store;
@@ -70,10 +75,37 @@ pub struct Args {
     /// snapshot; the result is the same id; the base stays).
     #[arg(long, conflicts_with = "keep_base")]
     full: bool,
+    /// auto: share the files' data with the store, and refuse (exit 3) a tree on another
+    /// filesystem than the store, whose data would be copied; copy: copy it then.
+    #[arg(long, value_enum, default_value = "auto")]
+    mode: Mode,
     #[command(flatten)]
     store: StoreOpt,
     #[command(flatten)]
     jobs: crate::cmd::JobsOpt,
+}
+
+/// The refusal to record `tree` into `store` (on another filesystem, chosen because `why`):
+/// which store, why that one, and what to do.
+fn would_copy(store: &Path, tree: &Path, why: &str) -> CliError {
+    let e = cowtree_store::Error::WouldCopy {
+        store: store.to_path_buf(),
+        tree: tree.to_path_buf(),
+    };
+    let text = format!(
+        "{e} (the store is that one because {why}); --mode copy records it all the same, or \
+         name a store on the filesystem of {} with --store",
+        tree.display()
+    );
+    CliError::with_code(text, 3)
+        .kind(crate::exit::Kind::Strict)
+        .path(tree)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Auto,
+    Copy,
 }
 
 /// Refuses to move an existing name without --force.
@@ -167,24 +199,41 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         (Some(d), None) if !args.full => find_worktree(&opt, d, true).ok(),
         (Some(_), None) => None,
     };
-    let (store, target) = match found.filter(|_| !args.full) {
-        Some((store, wt)) => (store, Target::Worktree(Box::new(wt))),
+    let (store, target, why) = match found.filter(|_| !args.full) {
+        Some((store, wt)) => {
+            let why = format!("it holds the worktree {}", wt.path.display());
+            (store, Target::Worktree(Box::new(wt)), why)
+        }
         None => {
             let dir = match (&args.dir, &args.worktree) {
                 (Some(d), _) | (None, Some(d)) => d.clone(),
                 (None, None) => std::env::current_dir()?,
             };
             // Looked up above (or --full): a DIR whose record cannot be read is recorded in
-            // full, as one that is no worktree.
-            (store_for_tree(&opt, &dir, quiet)?, Target::Tree(dir))
+            // full, as one that is no worktree. A store that would have to copy it is refused
+            // before it is created (the library's plan refuses it too, below).
+            let chosen = choose_store_for_tree(&opt, &dir)?;
+            if args.mode != Mode::Copy
+                && let (Ok(a), Ok(b)) =
+                    (discover::device_of(&dir), discover::device_of(&chosen.root))
+                && a != b
+            {
+                return Err(would_copy(&chosen.root, &dir, &chosen.why));
+            }
+            let (store, why) = store_for_tree_why(&opt, &dir, quiet)?;
+            (store, Target::Tree(dir), why)
         }
     };
     let opts = RecordOptions {
         name: args.name.as_deref(),
         keep_base: args.keep_base,
         full: args.full,
+        copy_across: args.mode == Mode::Copy,
     };
-    let plan = snapshot::plan(&store, target, &opts)?;
+    let plan = snapshot::plan(&store, target, &opts).map_err(|e| match &e {
+        cowtree_store::Error::WouldCopy { store, tree } => would_copy(store, tree, &why),
+        _ => CliError::from(e),
+    })?;
     check_name(&store, args.name.as_deref(), args.force)?;
     expect_staging(&store);
     let unit = match plan {
@@ -269,7 +318,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             {
                 eprintln!(
                     "cowtree: warning: {}",
-                    copied_warning(&store, dir, r.copied_bytes, *cause)
+                    copied_warning(&store, dir, r.copied_bytes, *cause, &why)
                 );
             }
         }
@@ -277,13 +326,12 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     Ok(Exit::Ok)
 }
 
-/// Why data had to be copied into the store, and what to do about it.
-fn copied_warning(store: &Store, dir: &Path, copied: u64, cause: CopyCause) -> String {
+/// Why data had to be copied into the store (chosen because `why`).
+fn copied_warning(store: &Store, dir: &Path, copied: u64, cause: CopyCause, why: &str) -> String {
     match cause {
         CopyCause::OtherFilesystem => format!(
-            "{} copied into the store {}: it is on another filesystem than {}, so the store \
-             holds its own copy of that data. Fix: use a store on the same filesystem (drop \
-             --store and COWTREE_STORE to let cowtree pick one, or name one with --store)",
+            "{} copied into the store {} (--mode copy): it is on another filesystem than {} \
+             (it is the store because {why}), so it holds its own copy of that data",
             bytes(copied),
             store.root().display(),
             dir.display()
