@@ -300,7 +300,27 @@ const PRINTED: &[(&str, &str, &str)] = &[
         "`cowtree gc` removes it",
         "git_interrupt.rs (git worktree add's own cleanup)",
     ),
+    (
+        "crates/cowtree/src/cmd/stores.rs",
+        "`cowtree stores --prune` removes {} from the list",
+        "stores_and_probe_print_the_prune_and_the_convert_that_run_as_printed",
+    ),
+    (
+        "crates/cowtree/src/cmd/probe.rs",
+        "\"subvolume:   no (`cowtree subvolume convert {}` makes it one)\"",
+        "stores_and_probe_print_the_prune_and_the_convert_that_run_as_printed",
+    ),
     // Backquotes that name no command to run.
+    (
+        "crates/cowtree/src/cmd/subvolume.rs",
+        "# make it a subvolume: `cowtree clone` then snapshots it",
+        "help text: an example's comment",
+    ),
+    (
+        "crates/cowtree/src/cmd/subvolume.rs",
+        "# then `cowtree clone ~/src/app DST` is one snapshot",
+        "help text: an example's comment",
+    ),
     (
         "crates/cowtree/src/main.rs",
         "`cowtree {name}` uses no store",
@@ -800,5 +820,51 @@ fn an_interrupted_snapshot_prints_the_gc_that_frees_its_blobs() {
         v.assert_ok("gc").json()["blobs_removed"],
         0,
         "the printed gc freed them"
+    );
+}
+
+#[test]
+fn stores_and_probe_print_the_prune_and_the_convert_that_run_as_printed() {
+    let (Some(x), Some(b)) = (scratch(Fs::Xfs), scratch(Fs::Btrfs)) else {
+        return;
+    };
+    let env = Env::new();
+    // A known store that was deleted: stores says so, and its printed prune drops it.
+    let gone = x.path().join("gone");
+    let src = x.path().join("src");
+    tree(&src, 2, 10, 5);
+    env.run(
+        x.path(),
+        &[
+            s("--store"),
+            gone.as_os_str(),
+            s("snapshot"),
+            src.as_os_str(),
+        ],
+    )
+    .assert_ok("snapshot");
+    fs::remove_dir_all(&gone).unwrap();
+    let r = env.run(x.path(), &[s("stores")]);
+    env.run_printed(x.path(), &r.assert_ok("stores").stdout)
+        .assert_ok("the printed stores --prune");
+    let r = env.run(x.path(), &[s("stores")]);
+    assert!(
+        !r.assert_ok("stores")
+            .stdout
+            .contains(gone.to_str().unwrap()),
+        "{}",
+        r.stdout
+    );
+    // A btrfs directory that is no subvolume: probe prints the convert that makes it one.
+    let dir = b.path().join("plain dir");
+    tree(&dir, 3, 10, 6);
+    let r = env.run(x.path(), &[s("probe"), dir.as_os_str()]);
+    env.run_printed(x.path(), &r.assert_ok("probe").stdout)
+        .assert_ok("the printed subvolume convert");
+    let r = env.run(x.path(), &[s("probe"), dir.as_os_str()]);
+    assert!(
+        r.assert_ok("probe").stdout.contains("subvolume:   yes"),
+        "{}",
+        r.stdout
     );
 }

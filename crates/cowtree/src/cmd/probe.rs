@@ -125,14 +125,16 @@ pub fn run(args: Args) -> CmdResult {
         Some(why) => println!("hardlink:    no ({why})"),
     }
     if let Some(sv) = &report.subvolumes {
-        println!(
-            "subvolume:   {}",
-            if sv.subvolume_root {
-                "yes, the root of one (cowtree clone copies it whole, in one snapshot)"
-            } else {
-                "no (`cowtree subvolume convert` makes a directory one)"
-            }
-        );
+        if sv.subvolume_root {
+            println!(
+                "subvolume:   yes, the root of one (cowtree clone copies it whole, in one snapshot)"
+            );
+        } else {
+            println!(
+                "subvolume:   no (`cowtree subvolume convert {}` makes it one)",
+                cowtree_store::error::shell_word(&src)
+            );
+        }
         match sv.snapshot_reason {
             None => println!("snapshot:    yes (of subvolumes this user owns)"),
             Some(why) => println!("snapshot:    no ({why}; cowtree clones file by file)"),
