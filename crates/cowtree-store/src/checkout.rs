@@ -33,7 +33,7 @@ use std::time::Instant;
 use cowtree_fs::dir::Dir;
 use cowtree_fs::place::{Placed, place_at};
 use cowtree_fs::progress::{Progress, Total};
-use cowtree_fs::staging::{Naming, Staging};
+use cowtree_fs::staging::Staging;
 use cowtree_fs::workers::Publish;
 use cowtree_fs::{CopyRange, Method};
 use cowtree_link::{Attempt, Decision, Failure, LinkMode, LinkState};
@@ -579,13 +579,9 @@ fn split_dst(dst: &Path) -> Result<(PathBuf, OsString)> {
     ))
 }
 
-/// How a checkout names its staging directory beside DST `name`:
-/// `.<name, at most 180 bytes>.cowtree-checkout-<pid>-<n>-<nanos>`.
-pub const STAGING: Naming = Naming {
-    infix: ".cowtree-checkout-",
-    keep: 180,
-    separator: "-",
-};
+/// How a checkout names its staging directory beside DST (defined with the registrations of
+/// those directories, in [`crate::dest_staging`]).
+pub use crate::dest_staging::STAGING;
 
 #[allow(clippy::too_many_arguments)]
 fn fill(

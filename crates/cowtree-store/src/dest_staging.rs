@@ -45,6 +45,15 @@ use crate::util::{read_at, unique_suffix};
 /// Registration format version.
 pub const VERSION: u32 = 1;
 
+/// How a checkout names its staging directory beside DST `name`:
+/// `.<name, at most 180 bytes>.cowtree-checkout-<pid>-<n>-<nanos>`. gc removes only
+/// directories named so (see [`collect`]).
+pub const STAGING: cowtree_fs::staging::Naming = cowtree_fs::staging::Naming {
+    infix: ".cowtree-checkout-",
+    keep: 180,
+    separator: "-",
+};
+
 /// How every registration's name in `worktrees/` starts.
 pub const PREFIX: &str = "staging-";
 
@@ -250,12 +259,7 @@ fn settle(rec: &Record, owner: Option<u32>, dry_run: bool, grace: Duration) -> R
     // removed: a registration naming anything else is not one this code wrote.
     let ours = path.file_name().is_some_and(|n| {
         let n = n.as_bytes();
-        let infix = format!(
-            "{}{}{}",
-            crate::checkout::STAGING.infix,
-            rec.pid,
-            crate::checkout::STAGING.separator
-        );
+        let infix = format!("{}{}{}", STAGING.infix, rec.pid, STAGING.separator);
         n.starts_with(b".") && n.windows(infix.len()).any(|w| w == infix.as_bytes())
     });
     if !ours {

@@ -371,9 +371,9 @@ pub fn clone_staging(dst: &Path) -> Option<Leftover> {
 }
 
 /// The staging prefix of this process for a new destination `dst` built beside it by
-/// `cowtree checkout` ([`cowtree_store::checkout::STAGING`]).
+/// `cowtree checkout` ([`cowtree_store::dest_staging::STAGING`]).
 pub fn checkout_staging(dst: &Path) -> Option<Leftover> {
-    beside(dst, &cowtree_store::checkout::STAGING)
+    beside(dst, &cowtree_store::dest_staging::STAGING)
 }
 
 fn beside(dst: &Path, naming: &cowtree_fs::staging::Naming) -> Option<Leftover> {
