@@ -166,15 +166,10 @@ fn cancel_then_stop(command: &str, sig: i32, set: &libc::sigset_t, cancel: Cance
         if let Some(ok) = RETURNED.lock().ok().and_then(|r| *r) {
             stop(command, sig, Some(ok));
         }
-        let poll = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 20_000_000,
-        };
-        // SAFETY: `set` is a valid signal set, no siginfo is asked for, `poll` is valid.
-        let again = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &poll) };
-        if again > 0 {
+        if let Some(again) = take_pending(set) {
             stop(command, again, None);
         }
+        std::thread::sleep(std::time::Duration::from_millis(20));
         // Undoing a big merge takes a while: say why nothing seems to happen (on a terminal
         // only: a program reading stderr gets its one line).
         if !told
@@ -187,6 +182,32 @@ fn cancel_then_stop(command: &str, sig: i32, set: &libc::sigset_t, cancel: Cance
             );
         }
     }
+}
+
+/// One of the signals of `set` that is pending, taken (so it does not act again), if any.
+/// `sigpending` and `sigwait` rather than `sigtimedwait`, which macOS does not have.
+fn take_pending(set: &libc::sigset_t) -> Option<i32> {
+    // SAFETY: sigemptyset initialises `pending`; sigpending fills it.
+    let pending = unsafe {
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pending);
+        if libc::sigpending(&mut pending) != 0 {
+            return None;
+        }
+        pending
+    };
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: both sets are initialised; `sig` is a valid signal number.
+        if unsafe { libc::sigismember(&pending, sig) == 1 && libc::sigismember(set, sig) == 1 } {
+            let mut got = 0;
+            // SAFETY: `set` is a valid signal set and `got` a valid out-pointer; a signal of it
+            // is pending (and blocked in every thread), so this returns at once.
+            if unsafe { libc::sigwait(set, &mut got) } == 0 {
+                return Some(got);
+            }
+        }
+    }
+    None
 }
 
 /// Removes what the plan says, prints the one line, and exits. `returned`: the command had
