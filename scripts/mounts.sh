@@ -4,7 +4,8 @@
 #   cowtree_mounts_down                             # unmounts, detaches loops, removes images
 #   cowtree_quiesce MNT                             # sync, then freeze and thaw MNT
 # Each call makes a fresh directory, so concurrent runs never share a mount or an image.
-# COWTREE_XFS_SIZE sets the size of the main XFS image (default 4G; the images are sparse).
+# COWTREE_XFS_SIZE sets the size of the main XFS image (default 4G; the images are sparse),
+# COWTREE_BTRFS_SIZE that of each btrfs image (default 1G).
 # Mounting needs root, Linux and /dev/loop-control; otherwise (or with COWTREE_TEST_NO_MOUNT=1)
 # nothing is mounted and only COWTREE_TEST_NOCOW is exported.
 
@@ -82,12 +83,12 @@ cowtree_mounts_up() {
         export COWTREE_TEST_XFS="$COWTREE_LAST_MOUNT" ;;
       xfs2) _cowtree_mount_image xfs2 1G mkfs.xfs -q -m reflink=1
         export COWTREE_TEST_XFS2="$COWTREE_LAST_MOUNT" ;;
-      btrfs) _cowtree_mount_image btrfs 1G mkfs.btrfs -q
+      btrfs) _cowtree_mount_image btrfs "${COWTREE_BTRFS_SIZE:-1G}" mkfs.btrfs -q
         export COWTREE_TEST_BTRFS="$COWTREE_LAST_MOUNT" ;;
       # A second btrfs, where unprivileged users may delete subvolumes in O(1) (the option
       # belongs to the filesystem: a second mount of the first one could not differ).
       btrfs_user_rm) _COWTREE_MOUNT_OPTS=user_subvol_rm_allowed
-        _cowtree_mount_image btrfs_user_rm 1G mkfs.btrfs -q
+        _cowtree_mount_image btrfs_user_rm "${COWTREE_BTRFS_SIZE:-1G}" mkfs.btrfs -q
         _COWTREE_MOUNT_OPTS=""
         export COWTREE_TEST_BTRFS_USER_RM="$COWTREE_LAST_MOUNT" ;;
       small) _cowtree_mount_image small 64M mkfs.xfs -q -m reflink=1
