@@ -692,3 +692,53 @@ fn tool(prog: &str, args: &[&OsStr]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A `subvol=` mount of the same btrfs is the same filesystem: one snapshot across the two
+/// mounts (the kernel snapshots within a superblock, whatever the mount).
+#[test]
+fn a_subvol_mount_of_the_same_filesystem_takes_the_snapshot_too() {
+    let Some(t) = scratch(Fs::Btrfs) else { return };
+    let src = subvolume_tree(As::Root, t.path(), "src");
+    let d = Dir::open(t.path()).expect("open");
+    create(At::new(&d, t.path()), o("other")).expect("create");
+    let source = tool(
+        "findmnt",
+        &[
+            o("-n"),
+            o("-o"),
+            o("SOURCE"),
+            o("--target"),
+            t.path().as_os_str(),
+        ],
+    );
+    let top = mount(Fs::Btrfs).expect("mounted");
+    let rel = t.path().join("other");
+    let rel = rel.strip_prefix(&top).expect("below the mount");
+    let mnt = tempfile::tempdir().expect("mount point");
+    tool(
+        "mount",
+        &[
+            o("-o"),
+            OsString::from(format!("subvol=/{}", rel.display())).as_os_str(),
+            o(source.trim()),
+            mnt.path().as_os_str(),
+        ],
+    );
+    let dst = mnt.path().join("dst");
+    let out = clone_as(
+        As::Root,
+        t.path(),
+        &[o("--json"), src.as_os_str(), dst.as_os_str()],
+    );
+    let umount = || {
+        let _ = Command::new("umount").arg(mnt.path()).status();
+    };
+    if !out.status.success() {
+        umount();
+    }
+    let v = json_ok(&out, "across a subvol= mount");
+    let seen = walk(&t.path().join("other/dst"));
+    umount();
+    assert_eq!(v["method"], "subvolume", "{v}");
+    assert_same_tree(&walk(&src), &seen, true);
+}
