@@ -67,6 +67,7 @@ use crate::hash::Hash;
 use crate::manifest::{Entry, Manifest, show};
 use crate::store::{EncodedManifest, Store};
 use crate::util::{join, path_of};
+use crate::workers::LOOKAHEAD;
 
 /// What a snapshot recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,11 +103,6 @@ const PREHASH_SAMPLE: u64 = 32;
 /// clone, to be hashed (see the module doc): git's racy margin, which covers filesystems with
 /// 1 s or 2 s times as well as the coarse clock's tick.
 pub const CTIME_MARGIN_NS: i64 = 2_000_000_000;
-
-/// Files a worker opens ahead of the one it records, their reads started (see
-/// `readahead.rs`): enough to keep reads of cold sources in flight beside the clone, hash and
-/// link of the current file; each holds a descriptor (see `workers.rs`).
-pub(crate) const LOOKAHEAD: usize = 2;
 
 /// Upper bound on staging subdirectories (see [`Putter::lane`]).
 const MAX_LANES: usize = 16;

@@ -33,10 +33,15 @@ pub(crate) enum Pool {
 /// [`cowtree_fs::walk::FDS_PER_WORKER`]), a source file, a staged clone or destination file.
 const CHECKOUT_FDS_PER_WORKER: usize = cowtree_fs::walk::FDS_PER_WORKER + 4;
 
+/// Files an ingest worker opens ahead of the one it records, their reads started (see
+/// `readahead.rs`): enough to keep reads of cold sources in flight beside the clone, hash and
+/// link of the current file; each holds a descriptor (counted below).
+pub(crate) const LOOKAHEAD: usize = 2;
+
 /// Descriptors one ingest worker may hold at once: a checkout worker's (ingest walks the source
-/// with [`cowtree_fs::walk`]), and the sources it opens ahead (see `ingest::LOOKAHEAD`), which
-/// only ingest does.
-const INGEST_FDS_PER_WORKER: usize = CHECKOUT_FDS_PER_WORKER + crate::ingest::LOOKAHEAD;
+/// with [`cowtree_fs::walk`]), and the sources it opens ahead ([`LOOKAHEAD`]), which only
+/// ingest does.
+const INGEST_FDS_PER_WORKER: usize = CHECKOUT_FDS_PER_WORKER + LOOKAHEAD;
 
 /// The pool `which` (started on first use).
 pub(crate) fn pool(which: Pool) -> &'static cowtree_fs::workers::Pool {
