@@ -112,6 +112,23 @@ impl<'a> Staging<'a> {
         })
     }
 
+    /// Takes the directory `name` in `parent`, which the caller has just made there whole
+    /// (a subvolume snapshot, a subvolume: anything `create` does not make), as a staging
+    /// directory: opens it and takes its `flock`, as [`Staging::create`] does. Dropping the
+    /// result before [`Staging::commit`] removes it, as for one this made. Make the directory
+    /// inside [`unless_stopping`], so that a signal handler's listing of this process's
+    /// staging finds it.
+    pub fn adopt(parent: &'a Dir, name: OsString) -> io::Result<Self> {
+        let dir = parent.open_dir(&name)?;
+        let _ = dir.try_lock_exclusive();
+        Ok(Staging {
+            parent,
+            name,
+            dir,
+            done: false,
+        })
+    }
+
     /// The staging directory's name in the parent.
     pub fn name(&self) -> &OsStr {
         &self.name
@@ -139,7 +156,7 @@ impl<'a> Staging<'a> {
     /// Removes the staging directory and what is in it now, saying whether that worked.
     pub fn remove(mut self) -> io::Result<()> {
         self.done = true;
-        self.parent.remove_tree(&self.name)
+        remove_dir_or_subvolume(self.parent, &self.name)
     }
 }
 
@@ -147,9 +164,30 @@ impl Drop for Staging<'_> {
     fn drop(&mut self) {
         if !self.done {
             // Best effort: what is left is recognisable and removed by the next run.
-            let _ = self.parent.remove_tree(&self.name);
+            let _ = remove_dir_or_subvolume(self.parent, &self.name);
         }
     }
+}
+
+/// Removes the directory `name` in `parent` with everything in it: a btrfs subvolume's root
+/// (a staging made by a snapshot) by [`crate::subvolume::delete`] (one ioctl where the kernel
+/// permits, else `ro` cleared and the tree removed), anything else by [`Dir::remove_tree`].
+/// Nothing there is not an error.
+pub fn remove_dir_or_subvolume(parent: &Dir, name: &OsStr) -> io::Result<()> {
+    use crate::subvolume::{At, Cause, delete, is_root};
+    let here = std::path::Path::new("");
+    let is_subvolume = match parent.open_dir(name) {
+        Ok(d) => is_root(At::new(&d, &here.join(name))).unwrap_or(false),
+        Err(_) => false,
+    };
+    if is_subvolume {
+        return match delete(At::new(parent, here), name) {
+            Ok(_) => Ok(()),
+            Err(e) if e.cause == Cause::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+    }
+    parent.remove_tree(name)
 }
 
 /// False once [`stop_staging`] ran; locked across every [`unless_stopping`].
@@ -198,7 +236,7 @@ pub fn remove_stale(parent: &Dir, prefix: &OsStr) -> io::Result<usize> {
         if dir.try_lock_exclusive()? {
             // The lock is held (`dir` open) while removing, so a run that somehow still uses
             // it cannot be its owner.
-            parent.remove_tree(&entry.name)?;
+            remove_dir_or_subvolume(parent, &entry.name)?;
             removed += 1;
         }
     }

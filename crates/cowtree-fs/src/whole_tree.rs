@@ -35,6 +35,11 @@
 //! Any other failure of the call (ENOSPC, EDQUOT, EEXIST, EACCES on the parent, EROFS) is an
 //! error: a per-file copy would fail the same way, and nothing was made.
 //!
+//! A caller that can make a tree with holes whole again (nested subvolumes and mount points
+//! are empty directories in a snapshot; `cowtree git worktree add` removes nested worktrees
+//! anyway) asks [`preflight`] instead, which applies every other rule, writes nothing, and
+//! lists the [`Holes`]; it then calls [`snapshot_prepared`] and fills or removes them.
+//!
 //! The snapshot is made directly at the destination name: the kernel creates it in one
 //! transaction and commits it before returning, so the destination appears whole or not at
 //! all, and once the call returned it survives a power loss.
@@ -226,8 +231,87 @@ pub fn try_whole_tree(
 }
 
 fn btrfs(req: &Request<'_>) -> Result<WholeTree, SubvolumeError> {
-    use crate::subvolume::{below, filesystem_id, is_btrfs, is_root, snapshot};
-    let not_used = |r| Ok(WholeTree::NotUsed(r));
+    match btrfs_preflight(req)? {
+        Preflight::NotUsed(reason) => Ok(WholeTree::NotUsed(reason)),
+        Preflight::Ready(holes) => match holes.refusal() {
+            Some(reason) => Ok(WholeTree::NotUsed(reason)),
+            None => snapshot_prepared(req),
+        },
+    }
+}
+
+/// What [`preflight`] found: the whole-tree method cannot be used (and why), or it can, with
+/// the places where the copy would hold an empty directory instead of the source's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Preflight {
+    /// Not usable; nothing was written.
+    NotUsed(NotUsed),
+    /// Usable: the source is a subvolume root on the destination's filesystem that the caller
+    /// may snapshot. A snapshot's [`Holes`] are empty directories where the source has other
+    /// content.
+    Ready(Holes),
+}
+
+/// Where a snapshot of a source differs from it: each path (relative to the source) is an
+/// empty directory in the snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holes {
+    /// Subvolumes nested below the source ([`crate::subvolume::below`]): a snapshot holds
+    /// an empty directory (inode 2) at each.
+    pub nested: Vec<PathBuf>,
+    /// Filesystems mounted below the source: a snapshot holds the directory under each mount.
+    pub mount_points: Vec<PathBuf>,
+}
+
+impl Holes {
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.nested.is_empty() && self.mount_points.is_empty()
+    }
+
+    /// Every hole, nested subvolumes first.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.nested
+            .iter()
+            .chain(&self.mount_points)
+            .map(PathBuf::as_path)
+    }
+
+    /// The reason [`try_whole_tree`] gives for holes: it never returns a tree with holes.
+    pub fn refusal(&self) -> Option<NotUsed> {
+        if let Some(first) = self.nested.first() {
+            return Some(NotUsed::NestedSubvolumes {
+                path: first.clone(),
+                count: self.nested.len(),
+            });
+        }
+        self.mount_points
+            .first()
+            .map(|path| NotUsed::MountPoints { path: path.clone() })
+    }
+}
+
+/// Every rule of [`try_whole_tree`] but the holes, without writing anything: for a caller that
+/// can make a tree with holes whole again (it knows what belongs there, as `cowtree git
+/// worktree add` does, which drops nested worktrees anyway). It then calls
+/// [`snapshot_prepared`]. Only btrfs: elsewhere [`NotUsed::Filesystem`], and a read-only copy
+/// on APFS [`NotUsed::ReadOnlyUnavailable`].
+pub fn preflight(req: &Request<'_>) -> Result<Preflight, SubvolumeError> {
+    let src_fs = crate::fstype::fs_type(req.src.dir.as_fd()).map_err(|e| SubvolumeError {
+        op: Op::Lookup,
+        path: req.src.path.to_path_buf(),
+        cause: Cause::Other,
+        source: e,
+    })?;
+    match src_fs.name() {
+        "btrfs" => btrfs_preflight(req),
+        fs => Ok(Preflight::NotUsed(NotUsed::Filesystem { fs })),
+    }
+}
+
+fn btrfs_preflight(req: &Request<'_>) -> Result<Preflight, SubvolumeError> {
+    use crate::subvolume::{below, filesystem_id, is_btrfs, is_root};
+    let not_used = |r| Ok(Preflight::NotUsed(r));
     if !is_btrfs(req.parent)? || filesystem_id(req.src)? != filesystem_id(req.parent)? {
         return not_used(NotUsed::CrossFilesystem);
     }
@@ -244,17 +328,20 @@ fn btrfs(req: &Request<'_>) -> Result<WholeTree, SubvolumeError> {
     if !euid.is_root() && euid.as_raw() != st.st_uid {
         return not_used(NotUsed::NotOwner { owner: st.st_uid });
     }
-    let nested = below(req.src)?;
-    if let Some(first) = nested.first() {
-        return not_used(NotUsed::NestedSubvolumes {
-            path: first.path.clone(),
-            count: nested.len(),
-        });
-    }
-    if let Some(path) = mount_point_below(req.src.path)? {
-        return not_used(NotUsed::MountPoints { path });
-    }
-    match snapshot(req.src, req.parent, req.name, req.read_only) {
+    let nested = below(req.src)?.into_iter().map(|n| n.path).collect();
+    let mount_points = mount_points_below(req.src.path)?;
+    Ok(Preflight::Ready(Holes {
+        nested,
+        mount_points,
+    }))
+}
+
+/// The snapshot itself, after [`preflight`] said [`Preflight::Ready`]: a kernel refusal for
+/// lack of privilege (EPERM) is [`WholeTree::NotUsed`] (nothing was made), any other failure
+/// an error (nothing was made either).
+pub fn snapshot_prepared(req: &Request<'_>) -> Result<WholeTree, SubvolumeError> {
+    let not_used = |r| Ok(WholeTree::NotUsed(r));
+    match crate::subvolume::snapshot(req.src, req.parent, req.name, req.read_only) {
         Ok(()) => Ok(WholeTree::Done(Method::Subvolume)),
         Err(e) if e.cause == Cause::NotPermitted => {
             not_used(NotUsed::NotPermitted { cause: e.cause })
@@ -308,9 +395,9 @@ fn apfs(req: &Request<'_>) -> Result<WholeTree, SubvolumeError> {
     }
 }
 
-/// The first mount point strictly below `src` (relative to it), from the mount table; `None`
-/// where the platform has no mount table to read.
-fn mount_point_below(src: &Path) -> Result<Option<PathBuf>, SubvolumeError> {
+/// Every mount point strictly below `src` (relative to it, sorted), from the mount table;
+/// none where the platform has no mount table to read.
+fn mount_points_below(src: &Path) -> Result<Vec<PathBuf>, SubvolumeError> {
     let canon = std::fs::canonicalize(src).map_err(|e| SubvolumeError {
         op: Op::Lookup,
         path: src.to_path_buf(),
@@ -319,7 +406,7 @@ fn mount_point_below(src: &Path) -> Result<Option<PathBuf>, SubvolumeError> {
     })?;
     let points = match crate::sys::mount_points() {
         Ok(p) => p,
-        Err(e) if crate::sys::Unavailable::find(&e).is_some() => return Ok(None),
+        Err(e) if crate::sys::Unavailable::find(&e).is_some() => return Ok(Vec::new()),
         Err(e) => {
             return Err(SubvolumeError {
                 op: Op::Lookup,
@@ -329,11 +416,11 @@ fn mount_point_below(src: &Path) -> Result<Option<PathBuf>, SubvolumeError> {
             });
         }
     };
-    Ok(first_below(&canon, &points))
+    Ok(all_below(&canon, &points))
 }
 
-/// The first of `points` strictly below `root`, relative to it (pure, for tests).
-fn first_below(root: &Path, points: &[PathBuf]) -> Option<PathBuf> {
+/// Those of `points` strictly below `root`, relative to it, sorted (pure, for tests).
+fn all_below(root: &Path, points: &[PathBuf]) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = points
         .iter()
         .filter_map(|p| p.strip_prefix(root).ok())
@@ -341,7 +428,8 @@ fn first_below(root: &Path, points: &[PathBuf]) -> Option<PathBuf> {
         .map(Path::to_path_buf)
         .collect();
     found.sort();
-    found.into_iter().next()
+    found.dedup();
+    found
 }
 
 /// A tree made one way or the other, and what a command reports about it.
@@ -406,11 +494,40 @@ mod tests {
             .map(PathBuf::from)
             .collect();
         assert_eq!(
-            first_below(Path::new("/m/src"), &points),
-            Some(PathBuf::from("a"))
+            all_below(Path::new("/m/src"), &points),
+            vec![PathBuf::from("a"), PathBuf::from("b/mnt")]
         );
-        assert_eq!(first_below(Path::new("/m/srcx"), &points), None);
-        assert_eq!(first_below(Path::new("/other"), &points), None);
+        assert!(all_below(Path::new("/m/srcx"), &points).is_empty());
+        assert!(all_below(Path::new("/other"), &points).is_empty());
+    }
+
+    #[test]
+    fn holes_are_refused_nested_subvolumes_first() {
+        let none = Holes::default();
+        assert!(none.is_empty());
+        assert_eq!(none.refusal(), None);
+        let both = Holes {
+            nested: vec![PathBuf::from("a/b"), PathBuf::from("c")],
+            mount_points: vec![PathBuf::from("m")],
+        };
+        assert_eq!(
+            both.refusal(),
+            Some(NotUsed::NestedSubvolumes {
+                path: PathBuf::from("a/b"),
+                count: 2
+            })
+        );
+        assert_eq!(both.paths().count(), 3);
+        let mounts = Holes {
+            nested: vec![],
+            mount_points: vec![PathBuf::from("m")],
+        };
+        assert_eq!(
+            mounts.refusal(),
+            Some(NotUsed::MountPoints {
+                path: PathBuf::from("m")
+            })
+        );
     }
 
     #[test]
