@@ -566,8 +566,34 @@ fn from_objects(
     name: &OsStr,
     mode: u32,
 ) -> Result<EntryResult> {
-    let path = entry.path_in(input.target.path_backing());
-    let dst_path = input.staging_path.join(os(path));
+    write_blob(
+        repo,
+        filters,
+        input.target,
+        entry,
+        dst_dir,
+        input.staging_path,
+        name,
+        mode,
+    )
+}
+
+/// Writes `entry`'s blob (an entry of `target`) from the object database as `name` in
+/// `dst_dir` (a file with permission bits `mode`, or a symlink), through `filters` when
+/// given; `root_path` is the tree's root, for messages. Nothing may be at `name`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_blob(
+    repo: &gix::Repository,
+    filters: Option<&mut Filters>,
+    target: &gix::index::State,
+    entry: &gix::index::Entry,
+    dst_dir: &Dir,
+    root_path: &Path,
+    name: &OsStr,
+    mode: u32,
+) -> Result<EntryResult> {
+    let path = entry.path_in(target.path_backing());
+    let dst_path = root_path.join(os(path));
     let blob = repo
         .find_blob(entry.id)
         .map_err(Error::git("read blob", PathBuf::from(entry.id.to_string())))?;

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use cowtree_fs::dir::Dir;
 use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause};
 use gix::bstr::{BStr, BString, ByteSlice};
-use gix::index::entry::Mode;
 use rayon::prelude::*;
 use rustix::fs::{FileType, Timespec};
 
 use crate::error::{Error, Result};
+use crate::keep::{DirDecision, FileDecision, Rules};
 
 /// What `--ignored` copied.
 #[derive(Debug, Default, Clone)]
@@ -57,7 +57,7 @@ impl Selection<'_> {
         self.all || !self.patterns.is_empty() || self.include.is_some()
     }
 
-    fn takes(&self, rel: &BStr, name: &[u8], is_dir: bool) -> bool {
+    pub(crate) fn takes(&self, rel: &BStr, name: &[u8], is_dir: bool) -> bool {
         use gix::glob::wildmatch::Mode as W;
         self.all
             || self.patterns.iter().any(|p| {
@@ -97,10 +97,7 @@ struct Walk<'a, 'r> {
     src_root: &'a Path,
     staging: &'a Dir,
     staging_path: &'a Path,
-    src_index: &'a gix::index::State,
-    target: &'a gix::index::State,
-    excludes: gix::AttributeStack<'r>,
-    sel: &'a Selection<'a>,
+    rules: Rules<'a, 'r>,
     plan: Plan,
 }
 
@@ -127,7 +124,7 @@ impl Plan {
     }
 }
 
-fn has_dot_git(dir: &Dir) -> bool {
+pub(crate) fn has_dot_git(dir: &Dir) -> bool {
     dir.try_stat(OsStr::new(".git")).ok().flatten().is_some()
 }
 
@@ -161,18 +158,13 @@ pub fn copy_ignored(
     sel: &Selection<'_>,
     strict: bool,
 ) -> Result<IgnoredReport> {
-    let excludes = repo
-        .excludes(src_index, None, Default::default())
-        .map_err(Error::git("read ignore rules", src_root))?;
+    let rules = Rules::new(repo, src_root, src_index, target, sel)?;
     let root = Dir::open(src_root).map_err(Error::io("open", src_root))?;
     let mut w = Walk {
         src_root,
         staging,
         staging_path,
-        src_index,
-        target,
-        excludes,
-        sel,
+        rules,
         plan: Plan::default(),
     };
     w.dir(&root, BStr::new(b""), false)?;
@@ -219,27 +211,6 @@ pub fn copy_ignored(
 }
 
 impl Walk<'_, '_> {
-    fn tracked(&self, rel: &BStr) -> bool {
-        self.src_index.entry_by_path(rel).is_some() || self.target.entry_by_path(rel).is_some()
-    }
-
-    fn tracked_dir(&self, rel: &BStr) -> bool {
-        self.src_index.path_is_directory(rel) || self.target.path_is_directory(rel)
-    }
-
-    fn excluded(&mut self, rel: &BStr, is_dir: bool) -> Result<bool> {
-        let mode = if is_dir {
-            Some(Mode::DIR)
-        } else {
-            Some(Mode::FILE)
-        };
-        let platform = self.excludes.at_entry(rel, mode).map_err(Error::io(
-            "read ignore rules for",
-            self.src_root.join(rel.to_path_lossy()),
-        ))?;
-        Ok(platform.is_excluded())
-    }
-
     /// The destination directory for `rel` in staging, created (with its parents) if needed.
     fn dst_dir(&mut self, rel: &BStr) -> Result<Dir> {
         let mut dir = self
@@ -292,27 +263,25 @@ impl Walk<'_, '_> {
                 let Ok(child) = dir.open_dir(&e.name) else {
                     continue;
                 };
-                if has_dot_git(&child) {
-                    if inside_ignored || self.excluded(sub.as_ref(), true)? {
-                        self.plan.report.nested_repos.push(sub.to_string());
+                let has_git = has_dot_git(&child);
+                match self
+                    .rules
+                    .dir(sub.as_ref(), name, inside_ignored, has_git)?
+                {
+                    DirDecision::NestedRepo { report } => {
+                        if report {
+                            self.plan.report.nested_repos.push(sub.to_string());
+                        }
                     }
-                    continue;
-                }
-                let tracked = self.tracked_dir(sub.as_ref());
-                let ignored = inside_ignored || self.excluded(sub.as_ref(), true)?;
-                if ignored && !tracked && self.sel.takes(sub.as_ref(), name, true) {
-                    let parent = self.dst_dir(rel)?;
-                    self.copy_tree(&child, sub.as_ref(), &parent, &e.name)?;
-                } else {
-                    self.dir(&child, sub.as_ref(), ignored)?;
+                    DirDecision::Whole => {
+                        let parent = self.dst_dir(rel)?;
+                        self.copy_tree(&child, sub.as_ref(), &parent, &e.name)?;
+                    }
+                    DirDecision::Enter { ignored } => self.dir(&child, sub.as_ref(), ignored)?,
                 }
                 continue;
             }
-            if self.tracked(sub.as_ref()) {
-                continue;
-            }
-            let ignored = inside_ignored || self.excluded(sub.as_ref(), false)?;
-            if !ignored || !self.sel.takes(sub.as_ref(), name, false) {
+            if self.rules.file(sub.as_ref(), name, inside_ignored)? != FileDecision::Take {
                 continue;
             }
             if !made_parent {

@@ -37,12 +37,15 @@
 pub mod branch;
 pub mod build;
 pub mod clone;
+pub mod cost;
 pub mod error;
 pub mod filters;
 pub mod ignored;
+pub mod keep;
 pub mod register;
 pub mod resolve;
 pub mod run;
+pub mod snapshot;
 pub mod tree;
 pub mod trust;
 
@@ -53,14 +56,14 @@ use std::time::{Duration, Instant};
 
 use cowtree_fs::UnsupportedCause;
 use cowtree_fs::dir::{Dir, write_atomic};
-use cowtree_fs::staging::{self, Staging, TREE as STAGING};
+use cowtree_fs::staging::{self, TREE as STAGING};
 use gix::ObjectId;
 
 pub use build::Made;
 pub use error::{Error, Result};
 pub use ignored::IgnoredReport;
 pub use run::{KilledRuns, abort_all, clean_killed_runs};
-pub use tree::Method;
+pub use tree::{Method, MethodChoice, PerFileReason};
 
 /// Which HEAD the new worktree gets (git's `-b`, `-B`, `--detach`, `--orphan`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +167,10 @@ pub struct AddOptions {
     pub with_changes: bool,
     /// Refuse to copy where a reflink is impossible.
     pub strict: bool,
+    /// Which way DST's tree may be made (see [`tree`]): by one snapshot where SRC's worktree
+    /// is a btrfs subvolume and the cost rule says it pays (the default), always per file,
+    /// or by snapshot wherever SRC allows it.
+    pub method: MethodChoice,
     /// Make the worktree, its index and its registration durable before returning.
     pub sync: bool,
     /// Run git's `post-checkout` hook as `git worktree add` does (its failure is reported in
@@ -192,6 +199,7 @@ impl AddOptions {
             ignored: Ignored::default(),
             with_changes: false,
             strict: false,
+            method: MethodChoice::Auto,
             sync: false,
             run_hooks: true,
             run_registry: None,
@@ -223,6 +231,8 @@ pub enum HeadReport {
 pub struct AddReport {
     /// The new worktree (absolute).
     pub dst: PathBuf,
+    /// SRC's worktree root (absolute, resolved).
+    pub src: PathBuf,
     /// Its registration directory.
     pub admin_dir: PathBuf,
     /// The commit checked out (`None` for `--orphan`).
@@ -231,6 +241,9 @@ pub struct AddReport {
     pub head: HeadReport,
     /// How DST's tree was made.
     pub method: Method,
+    /// Why not by snapshot, when made per file (`None` for a snapshot and for
+    /// [`Method::None`]).
+    pub reason: Option<PerFileReason>,
     /// `--lock`: the lock's text.
     pub locked: Option<String>,
     /// Tracked entries.
@@ -243,7 +256,12 @@ pub struct AddReport {
     pub from_objects: u64,
     /// Entries carried with their uncommitted changes.
     pub carried: u64,
-    /// Bytes shared with SRC by reflink.
+    /// Tracked files and symlinks kept as the snapshot of SRC holds them ([`Method::Subvolume`]).
+    pub kept: u64,
+    /// Entries removed from the snapshot of SRC ([`Method::Subvolume`]): SRC's `.git`,
+    /// untracked and unselected ignored entries, files rewritten.
+    pub removed: u64,
+    /// Bytes shared with SRC (by reflink, or kept from the snapshot).
     pub bytes_cloned: u64,
     /// Bytes written (copied or from objects).
     pub bytes_written: u64,
@@ -348,6 +366,7 @@ impl Dst {
 /// Makes the new worktree described by `opts`; see the crate documentation for what is
 /// promised.
 pub fn add(opts: &AddOptions) -> Result<AddReport> {
+    let started = Instant::now();
     resolve::check_options(opts)?;
     let umask = current_umask();
     let repo = gix::discover(&opts.src).map_err(|e| Error::NotAWorktree {
@@ -419,28 +438,23 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     let staging_path = dst.parent.join(&staging_name);
     run.staging(&staging_path)?;
 
-    // How DST's tree is made is decided here, in one place (see [`tree`]).
-    let method = Method::choose(opts, &plan);
-    let staging = Staging::create(&parent_dir, staging_name, 0o777).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::Interrupted {
-            Error::Interrupted
-        } else {
-            Error::io("create directory", &staging_path)(e)
-        }
+    // DST's tree is made here, one way or the other (see [`tree`]): the staging directory is
+    // created (or snapshotted) and filled.
+    let t_tree = Instant::now();
+    let (staging, made) = tree::make(&tree::Input {
+        repo: &repo,
+        opts,
+        src_root: &src_root,
+        commit: plan.commit,
+        parent: &parent_dir,
+        parent_path: &dst.parent,
+        staging_name: &staging_name,
+        staging_path: &staging_path,
+        umask,
     })?;
-    let made = tree::make(
-        method,
-        &tree::Input {
-            repo: &repo,
-            opts,
-            src_root: &src_root,
-            commit: plan.commit,
-            staging: &staging.dir,
-            staging_path: &staging_path,
-            umask,
-        },
-    )?;
 
+    let t_tree = t_tree.elapsed();
+    let made_method = made.method;
     let mut notes = plan.notes.clone();
     if let Some(b) = &plan.new_branch {
         let commit = plan.commit.expect("a new branch has a commit");
@@ -512,6 +526,15 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         parent_dir.sync().map_err(Error::io("sync", &dst.parent))?;
     }
     run.finish(opts.sync)?;
+    if std::env::var_os("COWTREE_TIMING").is_some() {
+        eprintln!(
+            "timing: tree ({}) {:.1} ms, index written (racy wait {:.1} ms); add {:.1} ms",
+            made_method.as_str(),
+            t_tree.as_secs_f64() * 1e3,
+            racy_wait.as_secs_f64() * 1e3,
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
 
     let hook = match plan.commit {
         Some(commit) if opts.run_hooks && opts.checkout => {
@@ -521,16 +544,20 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     };
     Ok(AddReport {
         dst: dst.path.clone(),
+        src: src_root.clone(),
         admin_dir,
         commit: plan.commit,
         head: plan.head.clone(),
-        method,
+        method: made.method,
+        reason: made.reason,
         locked: opts.lock.clone(),
         entries: made.entries,
         cloned: made.cloned,
         copied: made.copied,
         from_objects: made.from_objects,
         carried: made.carried,
+        kept: made.kept,
+        removed: made.removed,
         bytes_cloned: made.bytes_cloned,
         bytes_written: made.bytes_written,
         submodules: made.submodules,

@@ -165,7 +165,8 @@ impl State {
 }
 
 /// Removes the directory tree at `path` (a staging directory a worker may still be adding to:
-/// again until it is gone). `Ok(false)` when there was nothing.
+/// again until it is gone; a subvolume by [`cowtree_fs::subvolume::delete`]). `Ok(false)` when
+/// there was nothing.
 fn remove_dir_tree(path: &Path) -> std::io::Result<bool> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Ok(false);
@@ -179,9 +180,10 @@ fn remove_dir_tree(path: &Path) -> std::io::Result<bool> {
         return Ok(false);
     }
     let mut result = Ok(());
-    // Once the directory itself is unlinked, nothing more can be created in it.
+    // Once the directory itself is unlinked, nothing more can be created in it. A staging
+    // made by a snapshot is a subvolume: deleted in one ioctl where the kernel permits.
     for _ in 0..100 {
-        result = dir.remove_tree(name);
+        result = cowtree_fs::staging::remove_dir_or_subvolume(&dir, name);
         if result.is_ok() || dir.try_stat(name).ok().flatten().is_none() {
             return Ok(true);
         }

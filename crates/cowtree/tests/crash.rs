@@ -841,6 +841,59 @@ const CONVERT: Case = Case {
     },
 };
 
+/// `git worktree add --sync` from a SRC that is a btrfs subvolume: the snapshot it starts from
+/// is committed when the ioctl returns, but what is changed in it afterwards and git's
+/// registration are not, until `--sync` makes them so. The same promise as [`GIT_ADD_SYNC`].
+const GIT_ADD_SYNC_SUBVOLUME: Case = Case {
+    name: "git worktree add --sync by snapshot",
+    store: false,
+    prepare: |env| {
+        use cowtree_fs::subvolume::{At, create};
+        let d = cowtree_fs::dir::Dir::open(&env.mnt).expect("open the mount");
+        create(At::new(&d, &env.mnt), o("src")).expect("create the source subvolume");
+        (GIT_ADD_SYNC.prepare)(env);
+        // Untracked and ignored files the snapshot way must remove.
+        let src = env.p("src");
+        fs::write(src.join(".gitignore"), "*.log\n").expect("write");
+        fs::write(src.join("untracked.txt"), "u\n").expect("write");
+        fs::write(src.join("build.log"), "ignored\n").expect("write");
+    },
+    args: |env| {
+        let mut a = (GIT_ADD_SYNC.args)(env);
+        a.insert(3, OsString::from("--json"));
+        a.insert(3, OsString::from("--subvolume"));
+        a
+    },
+    rerun: Some(|env| {
+        if env.p("dst").exists() {
+            env.ok_with(false, &[o("gc")]);
+            String::new()
+        } else {
+            run_case(env, &GIT_ADD_SYNC_SUBVOLUME)
+        }
+    }),
+    check: |env, out| {
+        use std::os::unix::fs::MetadataExt;
+        if !out.is_empty() {
+            assert_eq!(json(out)["method"], "subvolume", "{out}");
+        }
+        let dst = env.p("dst");
+        assert_eq!(
+            fs::metadata(&dst).expect("dst is there").ino(),
+            256,
+            "dst is a subvolume's root"
+        );
+        assert!(!dst.join("untracked.txt").exists() && !dst.join("build.log").exists());
+        (GIT_ADD_SYNC.check)(env, out);
+        let left: Vec<_> = fs::read_dir(&env.mnt)
+            .expect("list the mount")
+            .map(|e| e.expect("entry").file_name())
+            .filter(|n| n.to_string_lossy().contains(".cowtree-staging."))
+            .collect();
+        assert!(left.is_empty(), "staging left: {left:?}");
+    },
+};
+
 fn rounds() -> u64 {
     std::env::var("COWTREE_CRASH_ROUNDS")
         .ok()
@@ -1036,5 +1089,9 @@ mod btrfs_subvolume {
     #[test]
     fn subvolume_convert_survives_power_loss() {
         crash_case(Kind::Btrfs, &CONVERT);
+    }
+    #[test]
+    fn git_worktree_add_sync_by_snapshot_survives_power_loss() {
+        crash_case(Kind::Btrfs, &GIT_ADD_SYNC_SUBVOLUME);
     }
 }

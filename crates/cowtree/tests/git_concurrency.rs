@@ -1,7 +1,8 @@
 //! Eight `cowtree git worktree add` at once from one SRC while `git status` and `git commit`
 //! run in SRC: each add succeeds with a worktree `git status` finds clean, or fails with one
 //! line and leaves nothing; no `index.lock` is left; and cowtree (with the `git branch` it
-//! runs) never opens SRC's index or object database for writing (seen with strace).
+//! runs) never opens SRC's index or object database for writing (seen with strace). Per file
+//! on XFS, and by snapshot from a SRC that is a btrfs subvolume.
 
 mod common;
 
@@ -37,13 +38,33 @@ fn have_strace() -> bool {
 #[test]
 fn eight_adds_at_once_beside_git_status_and_commit_succeed_or_fail_cleanly() {
     let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    eight_adds(dir.path(), &src, "per-file");
+}
+
+#[test]
+fn eight_snapshot_adds_at_once_beside_git_status_and_commit_succeed_or_fail_cleanly() {
+    let Some(dir) = scratch(Fs::Btrfs) else {
+        return;
+    };
+    let d = cowtree_fs::dir::Dir::open(dir.path()).unwrap();
+    cowtree_fs::subvolume::create(
+        cowtree_fs::subvolume::At::new(&d, dir.path()),
+        std::ffi::OsStr::new("src"),
+    )
+    .unwrap();
+    eight_adds(dir.path(), &dir.path().join("src"), "subvolume");
+}
+
+/// The test in `root`, SRC at `src` (an empty directory); each add that succeeds must report
+/// `method`.
+fn eight_adds(root: &Path, src: &Path, method: &str) {
     if !have_strace() {
         // scripts/mounts.sh installs it with the filesystems' tools.
         panic!("strace is missing (scripts/mounts.sh installs it)");
     }
-    let root = dir.path();
-    let src = root.join("src");
-    fs::create_dir_all(&src).unwrap();
+    let src = src.to_path_buf();
     git(&src, &["init", "-q", "-b", "main"]);
     for i in 0..600 {
         let p = src.join(format!("d{}/f{i}.txt", i % 20));
@@ -52,6 +73,8 @@ fn eight_adds_at_once_beside_git_status_and_commit_succeed_or_fail_cleanly() {
     }
     git(&src, &["add", "-A"]);
     git(&src, &["commit", "-qm", "base"]);
+    // Packed, as a cloned repository is: the snapshot way removes SRC's `.git` from DST.
+    git(&src, &["gc", "-q"]);
     std::thread::sleep(Duration::from_millis(1100));
     git(&src, &["update-index", "-q", "--refresh"]);
     let gitdir = src.join(".git");
@@ -93,7 +116,11 @@ fn eight_adds_at_once_beside_git_status_and_commit_succeed_or_fail_cleanly() {
             .arg("-o")
             .arg(&trace)
             .arg(BIN)
-            .args(["git", "worktree", "add", "-q"]);
+            .args(["git", "worktree", "add", "-q", "--json"]);
+            if method == "subvolume" {
+                // Whatever the loose objects the commits meanwhile add to SRC's `.git`.
+                c.arg("--subvolume");
+            }
             if i % 2 == 0 {
                 c.args(["-b", &format!("c{i}")]);
             } else {
@@ -109,7 +136,7 @@ fn eight_adds_at_once_beside_git_status_and_commit_succeed_or_fail_cleanly() {
                 .env("GIT_CONFIG_GLOBAL", "/dev/null")
                 .env("GIT_COMMITTER_NAME", "t")
                 .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-                .stdout(Stdio::null())
+                .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
@@ -123,6 +150,8 @@ fn eight_adds_at_once_beside_git_status_and_commit_succeed_or_fail_cleanly() {
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         if out.status.success() {
             ok += 1;
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(v["method"], method, "add {i}: {v}");
             assert_eq!(
                 git(&dst, &["status", "--porcelain"]),
                 "",
@@ -131,6 +160,10 @@ fn eight_adds_at_once_beside_git_status_and_commit_succeed_or_fail_cleanly() {
         } else {
             assert_eq!(out.status.code(), Some(1), "add {i}: {err}");
             assert_eq!(err.lines().count(), 1, "add {i}: {err}");
+            assert!(
+                String::from_utf8_lossy(&out.stdout).starts_with("{\"error\""),
+                "add {i}: {err}"
+            );
             assert!(err.starts_with("cowtree: "), "add {i}: {err}");
             assert!(!dst.exists(), "add {i} failed but left {}", dst.display());
             failed.push(err);

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
-use cowtree_git::{AddOptions, AddReport, BranchChoice, HeadReport, Ignored, Track};
+use cowtree_git::{
+    AddOptions, AddReport, BranchChoice, HeadReport, Ignored, Method, MethodChoice, PerFileReason,
+    Track,
+};
 use serde::Serialize;
 
 use crate::exit::{CliError, CmdResult, Exit, Kind};
@@ -303,6 +306,14 @@ fn report_spawn_failure(sub: &str, e: &std::io::Error, json: bool) -> u8 {
 /// branch named after DST. DST's missing parent directories are created. Ignored files that
 /// SRC's .worktreeinclude names (gitignore syntax) are cloned into DST.
 ///
+/// Where SRC's worktree is the root of a btrfs subvolume (see `cowtree subvolume convert`),
+/// DST starts as one writable snapshot of it, made into exactly what the per-file way makes
+/// (SRC's .git, untracked and unselected ignored files removed, files SRC's index cannot
+/// prove clean rewritten), when that removes no more entries than the per-file way would
+/// create (docs/git.md, "By snapshot"). The summary and --json say which ran ("method":
+/// "subvolume" or "per-file") and why not by snapshot ("reason"). --per-file and
+/// --subvolume override the choice.
+///
 /// DST is built in a hidden staging directory beside it and appears whole or not at all.
 /// Ctrl-C (or SIGTERM, SIGHUP) removes everything the run made, the branch it created
 /// included; what a run killed outright left is removed by the next add in the repository
@@ -380,6 +391,13 @@ struct AddArgs {
     /// Fail (exit 3) instead of copying a file that cannot be reflinked.
     #[arg(long)]
     strict: bool,
+    /// Make the tree file by file even where a snapshot of SRC could start it.
+    #[arg(long, conflicts_with = "subvolume")]
+    per_file: bool,
+    /// Start from a snapshot of SRC wherever its filesystem allows, even where the cost rule
+    /// would make it file by file.
+    #[arg(long)]
+    subvolume: bool,
     /// Make the worktree, its index and git's registration of it durable before returning
     /// (they survive a power loss), as `clone --sync`.
     #[arg(long)]
@@ -407,6 +425,8 @@ struct JsonReport {
     unborn: bool,
     commit: Option<String>,
     method: &'static str,
+    reason: Option<&'static str>,
+    reason_description: Option<String>,
     locked: Option<String>,
     counts: JsonCounts,
     bytes: JsonBytes,
@@ -425,6 +445,8 @@ struct JsonCounts {
     copied: u64,
     from_objects: u64,
     carried: u64,
+    kept: u64,
+    removed: u64,
     index_stat_entries: u64,
     ignored_files: u64,
     ignored_symlinks: u64,
@@ -435,7 +457,7 @@ struct JsonCounts {
 struct JsonBytes {
     cloned: u64,
     written: u64,
-    ignored: u64,
+    ignored: Option<u64>,
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -510,6 +532,13 @@ fn add(args: AddArgs) -> CmdResult {
         ignored,
         with_changes: args.with_changes,
         strict: args.strict,
+        method: if args.per_file {
+            MethodChoice::PerFile
+        } else if args.subvolume {
+            MethodChoice::Subvolume
+        } else {
+            MethodChoice::Auto
+        },
         sync: args.sync,
         run_hooks: true,
         run_registry: run_registry(),
@@ -587,6 +616,8 @@ fn json(r: &AddReport, seconds: f64) -> JsonReport {
         branch_created,
         unborn,
         method: r.method.as_str(),
+        reason: r.reason.as_ref().map(PerFileReason::code),
+        reason_description: r.reason.as_ref().map(ToString::to_string),
         locked: r.locked.clone(),
         counts: JsonCounts {
             entries: r.entries,
@@ -594,6 +625,8 @@ fn json(r: &AddReport, seconds: f64) -> JsonReport {
             copied: r.copied,
             from_objects: r.from_objects,
             carried: r.carried,
+            kept: r.kept,
+            removed: r.removed,
             index_stat_entries: r.index_stat_entries,
             ignored_files: ig.cloned + ig.copied,
             ignored_symlinks: ig.symlinks,
@@ -602,7 +635,8 @@ fn json(r: &AddReport, seconds: f64) -> JsonReport {
         bytes: JsonBytes {
             cloned: r.bytes_cloned,
             written: r.bytes_written,
-            ignored: ig.bytes,
+            // A snapshot keeps ignored files without reading their size.
+            ignored: (r.method != Method::Subvolume).then_some(ig.bytes),
         },
         submodules: r.submodules.clone(),
         nested_repos_skipped: ig.nested_repos,
@@ -613,8 +647,15 @@ fn json(r: &AddReport, seconds: f64) -> JsonReport {
     }
 }
 
-/// One line per cause: a copy instead of a reflink, a submodule, a nested repository.
+/// One line per cause: a copy instead of a reflink, a submodule, a nested repository, a
+/// snapshot the kernel refused.
 fn print_warnings(r: &AddReport) {
+    if let Some(
+        reason @ PerFileReason::Seam(cowtree_fs::whole_tree::NotUsed::NotPermitted { .. }),
+    ) = &r.reason
+    {
+        eprintln!("cowtree: warning: {reason}: made the worktree per file instead");
+    }
     if let Some((cause, path)) = &r.fallback {
         eprintln!(
             "cowtree: files were copied, not reflinked: {} (first: {})",
@@ -630,6 +671,16 @@ fn print_warnings(r: &AddReport) {
             eprintln!("cowtree: {n}: a nested repository or worktree, not copied");
         }
     }
+}
+
+/// Whether the summary says why the tree was made per file: not where SRC's filesystem has no
+/// snapshot at all (nothing to learn there), nor where the user asked for it, nor where a
+/// warning says it (EPERM).
+fn tells(reason: &PerFileReason) -> bool {
+    !matches!(
+        reason.code(),
+        "filesystem" | "per-file-asked" | "not-permitted"
+    )
 }
 
 fn print_summary(r: &AddReport, seconds: f64) {
@@ -658,13 +709,27 @@ fn print_summary(r: &AddReport, seconds: f64) {
         );
         return;
     }
+    let how = match r.method {
+        Method::Subvolume => format!(
+            "a snapshot of {}: {} entries, {} kept, {} from objects, {} removed",
+            r.src.display(),
+            r.entries,
+            r.kept,
+            r.from_objects,
+            r.removed
+        ),
+        _ => format!(
+            "{} entries, {} cloned, {} copied, {} from objects",
+            r.entries, r.cloned, r.copied, r.from_objects
+        ),
+    };
+    let why = match &r.reason {
+        Some(reason) if tells(reason) => format!(" (per file: {reason})"),
+        _ => String::new(),
+    };
     println!(
-        "worktree {} ({head}{lock}): {} entries, {} cloned, {} copied, {} from objects{}, in {:.3} s",
+        "worktree {} ({head}{lock}): {how}{}, in {:.3} s{why}",
         r.dst.display(),
-        r.entries,
-        r.cloned,
-        r.copied,
-        r.from_objects,
         if r.carried > 0 {
             format!(", {} carried with changes", r.carried)
         } else {
