@@ -82,6 +82,17 @@ pub enum PerFileReason {
         /// A mount point (else a nested subvolume).
         mount_point: bool,
     },
+    /// An entry of SRC that DST keeps belongs to another user or group than the per-file way
+    /// gives every entry it makes (this user's, the process's group), and a snapshot keeps
+    /// owners; or DST's parent is set-group-ID, whose group (and bit) the per-file way gives.
+    Owner {
+        /// The directory, relative to SRC (empty: SRC itself); or DST's parent, absolute.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// Its group.
+        gid: u32,
+    },
     /// The cost rule: making the snapshot into DST would remove more than the per-file way
     /// creates ([`crate::cost`]).
     Cost {
@@ -94,7 +105,7 @@ pub enum PerFileReason {
 
 impl PerFileReason {
     /// A stable name for `--json`'s `"reason"`: the seam's codes, `per-file-asked`,
-    /// `nested-subvolumes`, `mount-points`, `cost`.
+    /// `nested-subvolumes`, `mount-points`, `owner`, `cost`.
     pub fn code(&self) -> &'static str {
         match self {
             PerFileReason::Seam(n) => n.code(),
@@ -105,6 +116,7 @@ impl PerFileReason {
             PerFileReason::Hole {
                 mount_point: true, ..
             } => "mount-points",
+            PerFileReason::Owner { .. } => "owner",
             PerFileReason::Cost { .. } => "cost",
         }
     }
@@ -132,6 +144,18 @@ impl fmt::Display for PerFileReason {
                 "a filesystem mounted at {} holds what the new worktree needs, and a snapshot \
                  would not include it",
                 path.display()
+            ),
+            PerFileReason::Owner { path, uid, gid } => write!(
+                f,
+                "{} belongs to uid {uid} and gid {gid} (or is set-group-ID), which a snapshot \
+                 keeps, where the per-file way makes every entry this user's and this process's \
+                 group's",
+                if path.as_os_str().is_empty() {
+                    Path::new("SRC's worktree")
+                } else {
+                    path.as_path()
+                }
+                .display()
             ),
             PerFileReason::Cost { remove, create } => write!(
                 f,

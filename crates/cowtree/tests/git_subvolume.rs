@@ -218,6 +218,7 @@ struct Node {
     size: u64,
     target: Option<PathBuf>,
     hash: Option<[u8; 32]>,
+    owner: (u32, u32),
 }
 
 fn listing(root: &Path) -> BTreeMap<PathBuf, (Node, (i64, i64))> {
@@ -244,6 +245,7 @@ fn listing(root: &Path) -> BTreeMap<PathBuf, (Node, (i64, i64))> {
                 target: ft.is_symlink().then(|| fs::read_link(&p).unwrap()),
                 hash: (ft.is_file() && rel != Path::new(".git"))
                     .then(|| *blake3::hash(&fs::read(&p).unwrap()).as_bytes()),
+                owner: (m.uid(), m.gid()),
             };
             if ft.is_dir() {
                 stack.push(p.clone());
@@ -717,6 +719,96 @@ fn nested_subvolumes_are_dropped_where_the_worktree_holds_nothing_else_made_per_
         fs::read(base.join("e/vendor/v.txt")).unwrap(),
         b"vendored\n"
     );
+}
+
+/// Run as root on a SRC holding entries of another owner: the per-file way makes every entry
+/// root's, and so does the snapshot way: a tracked file of another owner is written anew (and
+/// carried anew with `--with-changes`), a tracked directory of another owner sends the run per
+/// file, as does a set-group-ID parent of DST.
+#[test]
+fn entries_of_another_owner_are_made_the_callers_as_per_file() {
+    let Some(m) = mount(Fs::Btrfs) else { return };
+    if !rustix::process::geteuid().is_root() {
+        println!("skipped: needs root to give files away");
+        return;
+    }
+    let dir = tempfile::tempdir_in(&m).unwrap();
+    let base = dir.path();
+    let home = base.join("home");
+    let src = small_src(base, 100);
+    let nobody = |p: &Path| {
+        let st = Command::new("chown")
+            .args(["-h", "65534:65534"])
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    nobody(&src.join("d1/f1.txt"));
+    write(&src.join("d2/f2.txt"), b"changed, not staged\n");
+    nobody(&src.join("d2/f2.txt"));
+    std::thread::sleep(Duration::from_millis(1100));
+    git(&src, &["update-index", "-q", "--refresh"]);
+    for set in [&["--detach"][..], &["--detach", "--with-changes"][..]] {
+        let what = format!("{set:?}");
+        let (a, b) = (
+            base.join(format!("a{}", set.len())),
+            base.join(format!("b{}", set.len())),
+        );
+        let mut args = set.to_vec();
+        args.push(a.to_str().unwrap());
+        let r = add_ok(&src, &home, &args);
+        assert_eq!(r["method"], "subvolume", "{what}: {r}");
+        let mut args = set.to_vec();
+        args.extend(["--per-file", b.to_str().unwrap()]);
+        add_ok(&src, &home, &args);
+        assert_same_listing(&src, &a, &b, &what);
+        for f in ["d1/f1.txt", "d2/f2.txt"] {
+            let st = fs::symlink_metadata(a.join(f)).unwrap();
+            assert_eq!((st.uid(), st.gid()), (0, 0), "{what}: {f}");
+        }
+        assert_same_index(&a, &b, &what);
+        assert_eq!(
+            git(&a, &["status", "--porcelain"]),
+            git(&b, &["status", "--porcelain"]),
+            "{what}"
+        );
+    }
+    assert_eq!(
+        fs::read(base.join("a2/d2/f2.txt")).unwrap(),
+        b"changed, not staged\n"
+    );
+
+    // A tracked directory of another owner: per file, said why.
+    nobody(&src.join("d3"));
+    let r = add_ok(&src, &home, &["--detach", base.join("c").to_str().unwrap()]);
+    assert_eq!(r["method"], "per-file", "{r}");
+    assert_eq!(r["reason"], "owner", "{r}");
+    assert!(
+        r["reason_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("d3 belongs to uid 65534"),
+        "{r}"
+    );
+    let st = Command::new("chown")
+        .args(["0:0"])
+        .arg(src.join("d3"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+
+    // DST's parent set-group-ID: per file (its group and bit go to what the per-file way makes).
+    let parent = base.join("sgid");
+    fs::create_dir(&parent).unwrap();
+    fs::set_permissions(&parent, fs::Permissions::from_mode(0o2777)).unwrap();
+    let r = add_ok(
+        &src,
+        &home,
+        &["--detach", parent.join("d").to_str().unwrap()],
+    );
+    assert_eq!(r["method"], "per-file", "{r}");
+    assert_eq!(r["reason"], "owner", "{r}");
 }
 
 #[test]

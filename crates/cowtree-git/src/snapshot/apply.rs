@@ -24,7 +24,9 @@ use rustix::fs::{AtFlags, FileType, Stat, Timespec, statat};
 use super::remove::remove_counted;
 use super::survey::Marks;
 use super::tree::{Child, TDir, Tree, extras_in};
-use super::{Timing, changed, ctime_ns, file_type_of, has_dot_git, is_dir, join, open_in, os};
+use super::{
+    Owner, Timing, changed, ctime_ns, file_type_of, has_dot_git, is_dir, join, open_in, os,
+};
 use super::{path_of, split};
 use crate::error::{Error, Result};
 use crate::ignored::IgnoredReport;
@@ -41,6 +43,13 @@ enum Act {
     Write,
     /// `--with-changes`: SRC's file as it is, or nothing; `chmod`: permission bits to set.
     Carry { chmod: Option<u32> },
+    /// A clean file or symlink of another owner or group: made anew as the per-file way makes
+    /// it (a file reflinked from the snapshot's, with `mode`; a symlink from its blob), with
+    /// the times of `st`.
+    KeepAnew { st: Stat, mode: u32 },
+    /// `--with-changes`, for a file or symlink of another owner or group: made anew from
+    /// SRC's (as the per-file way makes it), after what is there is removed.
+    CarryAnew,
     /// A submodule: an empty directory, after what is there is removed.
     Submodule,
 }
@@ -79,6 +88,8 @@ pub(super) struct Apply<'a, 'p> {
     pub t0: i128,
     /// The holes the survey found SRC's per-file result holds nothing at.
     pub holes: HashSet<BString>,
+    /// The owner and group the per-file way gives what it makes.
+    pub owner: Owner,
 }
 
 impl Apply<'_, '_> {
@@ -464,12 +475,23 @@ impl Apply<'_, '_> {
                         0o666
                     } & !umask;
                     match (verdict, l.st) {
+                        // A file of another owner or group is made anew, the caller's, as
+                        // the per-file way's own.
+                        (Verdict::Clean, Some(st)) if !l.filtered && !self.owner.owns(&st) => {
+                            Act::KeepAnew { st, mode: want }
+                        }
                         (Verdict::Clean, Some(st)) if !l.filtered => {
                             let bits = cowtree_fs::sys::stat_mode(&st) & 0o7777;
                             Act::Keep {
                                 st,
                                 chmod: (kind == Kind::File && bits != want).then_some(want),
                             }
+                        }
+                        (Verdict::Unproven, Some(st))
+                            if with_changes && regular_or_link(&st) && !self.owner.owns(&st) =>
+                        {
+                            decided.removals.push(path.to_owned());
+                            Act::CarryAnew
                         }
                         (Verdict::Unproven, Some(st)) if with_changes && regular_or_link(&st) => {
                             let bits = cowtree_fs::sys::stat_mode(&st) & 0o7777;
@@ -547,6 +569,12 @@ impl Apply<'_, '_> {
         let target = &prep.target;
         let backing = target.path_backing();
         let umask = self.input.umask;
+        let anew = Anew {
+            src_dir: self.src_dir,
+            src_root,
+            staging_path,
+            strict: self.input.opts.strict,
+        };
         let parts: Vec<Result<Vec<Written>>> = (0..tree.dirs.len())
             .into_par_iter()
             .map_init(
@@ -558,7 +586,12 @@ impl Apply<'_, '_> {
                 |(repo, filters), d| {
                     let todo: Vec<usize> = tree.dirs[d]
                         .entries()
-                        .filter(|&i| matches!(acts[i], Act::Write | Act::Submodule))
+                        .filter(|&i| {
+                            matches!(
+                                acts[i],
+                                Act::Write | Act::Submodule | Act::CarryAnew | Act::KeepAnew { .. }
+                            )
+                        })
                         .collect();
                     if todo.is_empty() {
                         return Ok(Vec::new());
@@ -576,6 +609,21 @@ impl Apply<'_, '_> {
                             let e = &target.entries()[i];
                             let path = e.path_in(backing);
                             let name = os(split(path).1);
+                            if let Act::KeepAnew { st, mode } = acts[i] {
+                                return keep_anew(
+                                    &anew,
+                                    repo,
+                                    target,
+                                    e,
+                                    &dst_dir,
+                                    name,
+                                    (st, mode),
+                                    i,
+                                );
+                            }
+                            if let Act::CarryAnew = acts[i] {
+                                return carry_anew(&anew, rel.as_ref(), &dst_dir, path, name, i);
+                            }
                             if let Act::Submodule = acts[i] {
                                 dst_dir
                                     .create_dir(name, 0o777)
@@ -707,7 +755,11 @@ impl Apply<'_, '_> {
                         s
                     });
                 }
-                Act::Carry { .. } => made.carried += 1,
+                Act::Carry { .. } | Act::CarryAnew => made.carried += 1,
+                Act::KeepAnew { st, .. } => {
+                    made.kept += 1;
+                    made.bytes_cloned += st.st_size as u64;
+                }
                 Act::Submodule => made.submodules.push(path.to_string()),
                 Act::Write => {}
             }
@@ -735,4 +787,146 @@ struct Ctx<'d> {
     dir: &'d Dir,
     inside_ignored: bool,
     dropped: bool,
+}
+
+/// What [`carry_anew`] needs (none of it tied to one thread).
+struct Anew<'a> {
+    src_dir: &'a Dir,
+    src_root: &'a Path,
+    staging_path: &'a Path,
+    strict: bool,
+}
+
+/// SRC's file or symlink at `path` (named `name`, in the target directory `rel`, open in
+/// the snapshot as `dst_dir`) made anew there, as the per-file way carries it: a file
+/// reflinked (copied where it cannot be) with its permission bits and times, a symlink
+/// made with its target; nothing when SRC has neither there now.
+fn carry_anew(
+    anew: &Anew<'_>,
+    rel: &BStr,
+    dst_dir: &Dir,
+    path: &BStr,
+    name: &std::ffi::OsStr,
+    i: usize,
+) -> Result<Written> {
+    use cowtree_fs::{Method as CopyMethod, Transfer, TransferOptions};
+    let src_path = anew.src_root.join(path_of(path));
+    let Ok(src_dir) = open_in(anew.src_dir, rel) else {
+        return Ok((i, None, 0));
+    };
+    let st = match src_dir
+        .try_stat(name)
+        .map_err(Error::io("stat", &src_path))?
+    {
+        Some(st) => st,
+        None => return Ok((i, None, 0)),
+    };
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => {
+            let opts = TransferOptions {
+                method: if anew.strict {
+                    CopyMethod::Clone
+                } else {
+                    CopyMethod::CloneOrCopy
+                },
+                mode: Some(cowtree_fs::sys::stat_mode(&st) & 0o777),
+                preserve_times: true,
+            };
+            match cowtree_fs::transfer_at(&src_dir, name, dst_dir, name, &opts)
+                .map_err(Error::io("clone", &src_path))?
+            {
+                Transfer::Cloned { bytes } | Transfer::Copied { bytes, .. } => Ok((i, None, bytes)),
+                Transfer::Unsupported(cause) => Err(Error::strict(src_path, cause)),
+                Transfer::SourceVanished => Ok((i, None, 0)),
+            }
+        }
+        FileType::Symlink => {
+            let target = src_dir
+                .read_link(name)
+                .map_err(Error::io("read symlink", &src_path))?;
+            dst_dir.symlink(&target, name).map_err(Error::io(
+                "create symlink",
+                anew.staging_path.join(path_of(path)),
+            ))?;
+            Ok((i, None, 0))
+        }
+        _ => Ok((i, None, 0)),
+    }
+}
+
+/// A clean entry of another owner or group made anew, the caller's, as the per-file way makes
+/// it: a file reflinked from the snapshot's own (the same content: the verdict is clean) into
+/// a new name with the commit's permission bits `mode`, renamed over it; a symlink written
+/// from its blob; either with the times of `st`. DST's stat data for the index.
+#[allow(clippy::too_many_arguments)]
+fn keep_anew(
+    anew: &Anew<'_>,
+    repo: &gix::Repository,
+    target: &gix::index::State,
+    entry: &gix::index::Entry,
+    dst_dir: &Dir,
+    name: &std::ffi::OsStr,
+    (st, mode): (Stat, u32),
+    i: usize,
+) -> Result<Written> {
+    use cowtree_fs::{Method as CopyMethod, Transfer, TransferOptions};
+    let path = entry.path_in(target.path_backing());
+    let here = anew.staging_path.join(path_of(path));
+    let times = (
+        Timespec {
+            tv_sec: st.st_atime as _,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        Timespec {
+            tv_sec: st.st_mtime as _,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+    );
+    if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+        dst_dir
+            .remove_file(name)
+            .map_err(Error::io("remove", &here))?;
+        crate::build::write_blob(
+            repo,
+            None,
+            target,
+            entry,
+            dst_dir,
+            anew.staging_path,
+            name,
+            mode,
+        )?;
+    } else {
+        let mut tmp = std::ffi::OsString::from(".");
+        tmp.push(name);
+        tmp.push(".cowtree-own");
+        let opts = TransferOptions {
+            method: if anew.strict {
+                CopyMethod::Clone
+            } else {
+                CopyMethod::CloneOrCopy
+            },
+            mode: Some(mode),
+            preserve_times: true,
+        };
+        match cowtree_fs::transfer_at(dst_dir, name, dst_dir, &tmp, &opts)
+            .map_err(Error::io("clone", &here))?
+        {
+            Transfer::Cloned { .. } | Transfer::Copied { .. } => {}
+            Transfer::Unsupported(cause) => return Err(Error::strict(here, cause)),
+            Transfer::SourceVanished => {
+                return Err(Error::io("clone", &here)(
+                    std::io::ErrorKind::NotFound.into(),
+                ));
+            }
+        }
+        dst_dir
+            .rename(&tmp, dst_dir, name)
+            .map_err(Error::io("rename into", &here))?;
+    }
+    dst_dir
+        .set_times(name, times.0, times.1)
+        .map_err(Error::io("set times of", &here))?;
+    let now = dst_dir.stat(name).map_err(Error::io("stat", &here))?;
+    Ok((i, Some(stat_of(&now)), 0))
 }

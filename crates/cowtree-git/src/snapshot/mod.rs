@@ -154,6 +154,10 @@ pub(crate) fn attempt<'p>(input: &Input<'p>, prep: &Prepared) -> Result<Attempt<
     let mut tree = Tree::new(&prep.target);
     let t0 = now_ns();
     tree.stat_all_in(&src_dir, input.src_root, |d, st| d.t0 = st)?;
+    let owner = Owner::of_caller();
+    if let Some(reason) = owner.refusal(input, &tree)? {
+        return Ok(Attempt::NotUsed(reason));
+    }
     let counting = opts.method == MethodChoice::Auto;
     let create = tree.creates();
     let mut survey = Survey {
@@ -202,10 +206,64 @@ pub(crate) fn attempt<'p>(input: &Input<'p>, prep: &Prepared) -> Result<Attempt<
         staging: &staging.dir,
         t0,
         holes: survey.holes,
+        owner,
     }
     .run(&mut tree, &mut rules, &mut timing)?;
     timing.print(&tree);
     Ok(Attempt::Made(staging, Box::new(made)))
+}
+
+/// The owner and group the per-file way gives every entry it makes: the process's effective
+/// uid and gid (DST's parent is not set-group-ID, [`Owner::refusal`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Owner {
+    pub(super) uid: u32,
+    pub(super) gid: u32,
+}
+
+impl Owner {
+    fn of_caller() -> Owner {
+        Owner {
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+        }
+    }
+
+    /// Whether `st` has this owner and group.
+    pub(super) fn owns(&self, st: &Stat) -> bool {
+        st.st_uid == self.uid && st.st_gid == self.gid
+    }
+
+    /// Why the snapshot way cannot give the per-file way's owners: DST's parent is
+    /// set-group-ID (the per-file way's entries get its group and directories its bit), or a
+    /// directory of the target tree in SRC (SRC's root included) belongs to another user or
+    /// group (a snapshot keeps owners; directories cannot be given away unprivileged). A
+    /// tracked file of another owner is written from objects instead ([`apply`]).
+    fn refusal(&self, input: &Input<'_>, tree: &Tree) -> Result<Option<PerFileReason>> {
+        let parent = input
+            .parent
+            .stat_self()
+            .map_err(Error::io("stat", input.parent_path))?;
+        if cowtree_fs::sys::stat_mode(&parent) & 0o2000 != 0 {
+            return Ok(Some(PerFileReason::Owner {
+                path: input.parent_path.to_owned(),
+                uid: parent.st_uid,
+                gid: parent.st_gid,
+            }));
+        }
+        Ok(tree
+            .dirs
+            .iter()
+            .find_map(|d| {
+                d.t0.filter(|st| is_dir(st) && !self.owns(st))
+                    .map(|st| (d, st))
+            })
+            .map(|(d, st)| PerFileReason::Owner {
+                path: path_of(d.rel.as_ref()).to_owned(),
+                uid: st.st_uid,
+                gid: st.st_gid,
+            }))
+    }
 }
 
 fn subvolume_error(
