@@ -33,7 +33,9 @@ use std::time::Instant;
 use cowtree_fs::dir::Dir;
 use cowtree_fs::place::{Placed, place_at};
 use cowtree_fs::progress::{Progress, Total};
-use cowtree_fs::staging::Staging;
+use cowtree_fs::staging::{Staging, unless_stopping};
+use cowtree_fs::subvolume::{self, At};
+use cowtree_fs::whole_tree::{Method as WholeMethod, NotUsed, Request, WholeTree};
 use cowtree_fs::workers::Publish;
 use cowtree_fs::{CopyRange, Method};
 use cowtree_link::{Attempt, Decision, Failure, LinkMode, LinkState};
@@ -93,6 +95,14 @@ pub struct CheckoutReport {
     pub worktree_id: String,
     /// Milliseconds from start to the tree being in place and registered.
     pub elapsed_ms: u64,
+    /// How the tree was made: one writable snapshot of the store's tree subvolume
+    /// ([`WholeMethod::Subvolume`]), or per file.
+    pub method: WholeMethod,
+    /// Why the tree was made per file (see [`cowtree_fs::whole_tree::NotUsed`]).
+    pub reason: Option<NotUsed>,
+    /// The store's tree subvolume of the snapshot was built by this checkout (its first on
+    /// this btrfs): `cloned` and `copied` count the files written into it.
+    pub tree_built: bool,
 }
 
 /// The stat of everything a checkout wrote, each taken once the entry was complete: what a
@@ -112,6 +122,11 @@ pub struct Written {
     /// The root's (device, inode), as registered: what a caller opening the root by its path
     /// afterwards checks that it found.
     pub root: (u64, u64),
+    /// The tree is a writable snapshot of the store's tree subvolume of the snapshot
+    /// ([`crate::trees`]), which keeps every inode number and time of that tree: its stat
+    /// cache ([`crate::trees::cache`]) describes this tree too. `stats` and `dirs` are then
+    /// filled only when this checkout built that tree (they are its entries' stats).
+    pub from_tree: bool,
 }
 
 /// What a stat cache compares of an entry's stat: all that [`Written`] keeps of each entry
@@ -279,15 +294,56 @@ struct Placing {
 
 fn run(job: &Job<'_>) -> Result<(CheckoutReport, Written)> {
     let started = Instant::now();
+    let timing = std::env::var_os("COWTREE_TIMING").is_some();
+    let lap = |what: &str| {
+        if timing {
+            eprintln!("timing: {what} {:?}", started.elapsed());
+        }
+    };
     let _lock = job.store.lock_shared()?;
-    let manifest = job.load()?;
     let dest = Dest::resolve(job.dst)?;
     let cross_device = job.cross_device(&dest)?;
-    let mut stage = Stage::begin(job.store, &dest)?;
+    lap("cross-device checked");
+    let plan = job.plan(&dest, cross_device)?;
+    lap("planned");
+    // A snapshot of a tree whose counts (and, for a worktree, stat cache) are kept needs no
+    // manifest: only that the snapshot exists.
+    let mut manifest = Lazy {
+        job,
+        manifest: None,
+    };
+    let kept = match &plan {
+        Plan::Subvolume(Some(_))
+            if job.hooks.is_none() || crate::trees::cache(job.store, job.id).is_some() =>
+        {
+            crate::trees::counts(job.store, job.id)
+        }
+        _ => None,
+    };
+    match kept {
+        Some(c) if job.store.has_snapshot(job.id)? => job.progress.set_total(Total {
+            entries: c.files + c.symlinks,
+            bytes: Some(c.bytes),
+        }),
+        _ => {
+            manifest.get()?;
+        }
+    }
+    lap("loaded");
+    // A snapshot's root is inode 256: registered with it, the staging is removable by gc from
+    // the moment the snapshot exists (see `crate::dest_staging::register_expecting`).
+    let expect =
+        matches!(plan, Plan::Subvolume(_)).then_some((0, cowtree_fs::sys::SUBVOLUME_ROOT_INO));
+    let mut stage = Stage::begin(job.store, &dest, expect)?;
+    lap("registered staging");
     let mut placing = Placing::default();
     let result = job
-        .per_file(&dest, &mut stage, &manifest)
-        .and_then(|made| job.place(&dest, &mut stage, manifest, made, &mut placing));
+        .make(&dest, &mut stage, &mut manifest, plan)
+        .and_then(|made| {
+            lap("made");
+            job.place(&dest, &mut stage, manifest.take(), made, &mut placing)
+        });
+    lap("placed");
     let (mut report, written) = match result {
         Ok(r) => r,
         Err(e) if placing.placed => return Err(e),
@@ -309,6 +365,38 @@ fn run(job: &Job<'_>) -> Result<(CheckoutReport, Written)> {
     report.path = dest.abs;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok((report, written))
+}
+
+/// The snapshot's manifest, read when first needed (see [`run`]).
+struct Lazy<'j> {
+    job: &'j Job<'j>,
+    manifest: Option<Manifest>,
+}
+
+impl Lazy<'_> {
+    fn get(&mut self) -> Result<&Manifest> {
+        if self.manifest.is_none() {
+            self.manifest = Some(self.job.load()?);
+        }
+        self.manifest
+            .as_ref()
+            .ok_or_else(|| Error::msg("internal error: no manifest"))
+    }
+
+    /// The manifest if it was read, else an empty one.
+    fn take(self) -> Manifest {
+        self.manifest.unwrap_or_default()
+    }
+}
+
+/// How a checkout will make its tree, decided before any work ([`Job::plan`]).
+enum Plan {
+    /// One writable snapshot of the store's tree subvolume of the snapshot (built first when
+    /// the store has none yet).
+    Subvolume(Option<crate::trees::Tree>),
+    /// Per file, for this reason. `btrfs`: DST is on btrfs, where its root is made a
+    /// subvolume all the same, so that it can be snapshotted in turn.
+    PerFile { reason: NotUsed, btrfs: bool },
 }
 
 impl Job<'_> {
@@ -359,16 +447,188 @@ impl Job<'_> {
         Ok(cross_device)
     }
 
-    /// The per-file method: an empty staging directory, every entry written into it from
-    /// its blob.
+    /// Decides how the tree is made: one snapshot of the store's tree subvolume where the
+    /// store and DST are on one btrfs and the store's tree can be used (or made) by this
+    /// user, else per file, with the reason. Cheap where it says no (XFS, ext4, tmpfs: two
+    /// `fstatfs`).
+    fn plan(&self, dest: &Dest, cross_device: bool) -> Result<Plan> {
+        let dst_at = At::new(&dest.parent, &dest.parent_path);
+        let btrfs = subvolume::is_btrfs(dst_at).map_err(sub_err)?;
+        let per_file = |reason| Ok(Plan::PerFile { reason, btrfs });
+        if !btrfs {
+            let fs = cowtree_fs::fstype::fs_type(&dest.parent).map_or("unknown", |t| t.name());
+            return per_file(NotUsed::Filesystem { fs });
+        }
+        if self.opts.mode == CheckoutMode::Copy {
+            return per_file(NotUsed::Requested {
+                code: "mode",
+                why: "--mode copy",
+            });
+        }
+        let blobs_path = self.store.root().join("blobs");
+        let blobs_at = At::new(self.store.blobs(), &blobs_path);
+        if cross_device
+            || !subvolume::is_btrfs(blobs_at).map_err(sub_err)?
+            || subvolume::filesystem_id(blobs_at).map_err(sub_err)?
+                != subvolume::filesystem_id(dst_at).map_err(sub_err)?
+        {
+            return per_file(NotUsed::CrossFilesystem);
+        }
+        match crate::trees::open(self.store, self.id)? {
+            // A snapshot keeps every owner: another user's tree would give another user's
+            // files, where a per-file checkout makes them the caller's.
+            Some(tree) if tree.owner != rustix::process::geteuid().as_raw() => {
+                per_file(NotUsed::NotOwner { owner: tree.owner })
+            }
+            Some(tree) => Ok(Plan::Subvolume(Some(tree))),
+            None if self.store.is_read_only() => per_file(crate::trees::STORE_NOT_WRITABLE),
+            None => Ok(Plan::Subvolume(None)),
+        }
+    }
+
+    /// Makes the tree in staging by the method `plan` chose: where the whole-tree method
+    /// turns out not to apply, per file, with the reason.
+    fn make<'s>(
+        &self,
+        dest: &'s Dest,
+        stage: &mut Stage<'s>,
+        manifest: &mut Lazy<'_>,
+        plan: Plan,
+    ) -> Result<(CheckoutReport, Written)> {
+        let (reason, btrfs) = match plan {
+            Plan::PerFile { reason, btrfs } => (reason, btrfs),
+            Plan::Subvolume(tree) => match self.subvolume(dest, stage, manifest, tree)? {
+                Ok(made) => return Ok(made),
+                Err(reason) => (reason, true),
+            },
+        };
+        let (mut report, written) = self.per_file(dest, stage, manifest.get()?, btrfs)?;
+        report.reason = Some(reason);
+        Ok((report, written))
+    }
+
+    /// The whole-tree method: the store's tree subvolume of the snapshot (built now from the
+    /// blobs when there is none), snapshotted writable at the staging name through the seam
+    /// ([`cowtree_fs::whole_tree`]). Says why not, having made nothing in staging, where it
+    /// does not apply.
+    fn subvolume<'s>(
+        &self,
+        dest: &'s Dest,
+        stage: &mut Stage<'s>,
+        manifest: &mut Lazy<'_>,
+        tree: Option<crate::trees::Tree>,
+    ) -> Result<std::result::Result<(CheckoutReport, Written), NotUsed>> {
+        let (tree, built) = match tree {
+            Some(tree) => (tree, None),
+            None => match self.build_tree(manifest.get()?)? {
+                Ok((tree, made)) => (tree, Some(made)),
+                Err(reason) => return Ok(Err(reason)),
+            },
+        };
+        let req = Request {
+            src: tree.at(),
+            parent: At::new(&dest.parent, &dest.parent_path),
+            name: &stage.name,
+            read_only: false,
+        };
+        // Made through the gate that a signal handler closes before it lists this process's
+        // staging (see `cowtree_fs::staging::stop_staging`).
+        let mut outcome = None;
+        unless_stopping(|| {
+            outcome = Some(cowtree_fs::whole_tree::try_whole_tree(&req, None));
+            Ok(())
+        })
+        .map_err(|e| Error::io_at("create staging directory in", &dest.parent_path, e))?;
+        let outcome =
+            outcome.ok_or_else(|| Error::msg("internal error: the snapshot did not run"))?;
+        let method = match outcome.map_err(sub_err)? {
+            WholeTree::Done(method) => method,
+            WholeTree::NotUsed(reason) => return Ok(Err(reason)),
+        };
+        let staging = Staging::adopt(&dest.parent, stage.name.clone())
+            .map_err(|e| Error::io_at("", &stage.path, e))?;
+        stage.made(staging)?;
+        let tree_built = built.is_some();
+        let (mut report, mut written) = match built {
+            Some(made) => made,
+            // No stat cache kept with the tree yet (a tree made by a snapshot of a subvolume,
+            // or its cache lost): the stats of the tree's entries, which the snapshot keeps,
+            // for the caller to make one.
+            None if self.hooks.is_some() && crate::trees::cache(self.store, self.id).is_none() => (
+                CheckoutReport::default(),
+                stats_of(&tree.dir, &tree.path, manifest.get()?)?,
+            ),
+            None => Default::default(),
+        };
+        written.from_tree = true;
+        report.tree_built = tree_built;
+        let counts = match crate::trees::counts(self.store, self.id) {
+            Some(c) => c,
+            None => {
+                // Kept for the next checkout (best effort: it would count again).
+                let c = crate::trees::Counts::of(manifest.get()?);
+                let _ = crate::trees::set_counts(self.store, self.id, &c);
+                c
+            }
+        };
+        report.files = counts.files;
+        report.symlinks = counts.symlinks;
+        report.dirs = counts.dirs;
+        report.bytes = counts.bytes;
+        report.method = method;
+        if !tree_built {
+            self.progress
+                .add(counts.files + counts.symlinks, counts.bytes);
+        }
+        Ok(Ok((report, written)))
+    }
+
+    /// Builds the store's tree subvolume of the snapshot from its blobs (per file, into a new
+    /// subvolume), then publishes it read-only ([`crate::trees::Pending::publish`]); returns
+    /// it with what was written into it. Says why not where no subvolume can be made there.
+    #[allow(clippy::type_complexity)]
+    fn build_tree(
+        &self,
+        manifest: &Manifest,
+    ) -> Result<std::result::Result<(crate::trees::Tree, (CheckoutReport, Written)), NotUsed>> {
+        let pending = match crate::trees::create(self.store)? {
+            Ok(p) => p,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let made = fill(
+            self.store,
+            manifest,
+            pending.dir(),
+            pending.path(),
+            self.opts,
+            self.progress,
+            self.hooks.is_some(),
+        )?;
+        let tree = pending.publish(self.id)?;
+        // Best effort: a checkout counts from the manifest when these are missing.
+        let _ = crate::trees::set_counts(self.store, self.id, &crate::trees::Counts::of(manifest));
+        Ok(Ok((tree, made)))
+    }
+
+    /// The per-file method: an empty staging directory (a subvolume on btrfs), every entry
+    /// written into it from its blob.
     fn per_file<'s>(
         &self,
         dest: &'s Dest,
         stage: &mut Stage<'s>,
         manifest: &Manifest,
+        btrfs: bool,
     ) -> Result<(CheckoutReport, Written)> {
-        let made = Staging::create(&dest.parent, stage.name.clone(), 0o755)
-            .map_err(|e| Error::io_at("create staging directory in", &dest.parent_path, e))?;
+        let made = if btrfs {
+            self.subvolume_staging(dest, &stage.name)?
+        } else {
+            None
+        };
+        let made = match made {
+            Some(made) => made,
+            None => Staging::create(&dest.parent, stage.name.clone(), 0o755)
+                .map_err(|e| Error::io_at("create staging directory in", &dest.parent_path, e))?,
+        };
         let (dir, path) = stage.made(made)?;
         fill(
             self.store,
@@ -379,6 +639,32 @@ impl Job<'_> {
             self.progress,
             self.hooks.is_some(),
         )
+    }
+
+    /// An empty subvolume at the staging name (a worktree on btrfs is a subvolume, so that it
+    /// can be the source of a snapshot in turn); `None` where the kernel refuses one (EPERM)
+    /// and a plain directory is made instead.
+    fn subvolume_staging<'s>(&self, dest: &'s Dest, name: &OsStr) -> Result<Option<Staging<'s>>> {
+        let parent = At::new(&dest.parent, &dest.parent_path);
+        let made =
+            unless_stopping(|| subvolume::create(parent, name).map_err(std::io::Error::from));
+        match made {
+            Ok(()) => Staging::adopt(&dest.parent, name.to_owned())
+                .map(Some)
+                .map_err(|e| Error::io_at("", dest.parent_path.join(name), e)),
+            Err(e) => match e
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<subvolume::SubvolumeError>())
+                .map(|s| s.cause)
+            {
+                Some(subvolume::Cause::NotPermitted | subvolume::Cause::NotBtrfs) => Ok(None),
+                _ => Err(Error::io_at(
+                    "create staging directory in",
+                    &dest.parent_path,
+                    e,
+                )),
+            },
+        }
     }
 
     /// Makes the tree in staging durable, registers the worktree and renames the tree to
@@ -401,8 +687,16 @@ impl Job<'_> {
         if self.hooks.is_some() {
             written.manifest = manifest;
         }
+        // A snapshot is committed (durable) when the ioctl returns: nothing to sync.
+        let snapshot = report.method != WholeMethod::PerFile;
         let (synced, ()) = rayon::join(
-            || staging.dir.sync_filesystem(),
+            || {
+                if snapshot {
+                    Ok(())
+                } else {
+                    staging.dir.sync_filesystem()
+                }
+            },
             || {
                 if let Some(f) = before_placing {
                     f(&written);
@@ -495,12 +789,16 @@ impl<'a> Stage<'a> {
     /// Removes staging left beside DST by checkouts of it that died (best effort), then
     /// registers (durably) a new staging name, so that gc can remove the directory if this
     /// process is killed once it exists.
-    fn begin(store: &'a Store, dest: &Dest) -> Result<Stage<'a>> {
+    fn begin(store: &'a Store, dest: &Dest, expect: Option<(u64, u64)>) -> Result<Stage<'a>> {
         let _ = cowtree_fs::staging::remove_stale(&dest.parent, &STAGING.prefix(&dest.name));
         // `unique_suffix` starts with the pid, as the naming wants.
         let mut name = STAGING.prefix(&dest.name);
         name.push(unique_suffix());
-        let registration = crate::dest_staging::register(store, &dest.abs.with_file_name(&name))?;
+        let registration = crate::dest_staging::register_expecting(
+            store,
+            &dest.abs.with_file_name(&name),
+            expect,
+        )?;
         Ok(Stage {
             store,
             registration,
@@ -531,6 +829,18 @@ impl<'a> Stage<'a> {
         let Some(staging) = self.made else {
             return;
         };
+        // A subvolume (a snapshot, or the per-file method's root on btrfs) goes in O(1) where
+        // the kernel permits; `remove` then finds nothing left.
+        if subvolume::is_root(At::new(&staging.dir, &self.path)).unwrap_or(false)
+            && let (Some(parent), Some(name)) = (self.path.parent(), self.path.file_name())
+            && let Ok(pdir) = Dir::open(if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            })
+        {
+            let _ = subvolume::delete(At::new(&pdir, parent), name);
+        }
         if let Err(cleanup) = staging.remove() {
             warn(&format!(
                 "warning: could not remove staging {} (`{}` removes it): {cleanup}",
@@ -540,6 +850,50 @@ impl<'a> Stage<'a> {
             self.registration.keep();
         }
     }
+}
+
+/// The stat of every entry of `manifest`'s tree at `root` (each file and symlink `lstat`ed,
+/// each directory but the root `stat`ed, in parallel), as [`Written`] holds them: what a
+/// stat cache of a tree made without writing it (a snapshot of a tree subvolume) is made of.
+/// `root` must hold exactly that tree and not change (a read-only tree subvolume): an entry
+/// that is not there, or of another type, is an error.
+pub fn stats_of(root: &Dir, root_path: &Path, manifest: &Manifest) -> Result<Written> {
+    let entries = manifest.entries();
+    let tree = Tree::of(entries)?;
+    let stat = |rel: &[u8]| -> Result<EntryStat> {
+        rustix::fs::statat(root, path_of(rel), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .map(|st| EntryStat::of(&st))
+            .map_err(|e| Error::io_at("", root_path.join(path_of(rel)), e.into()))
+    };
+    let (stats, dirs) = crate::workers::install(crate::workers::Pool::Checkout, || {
+        rayon::join(
+            || {
+                entries
+                    .par_iter()
+                    .map(|e| match e.kind {
+                        Kind::Dir => Ok(None),
+                        _ => stat(&e.path).map(Some),
+                    })
+                    .collect::<Result<Vec<_>>>()
+            },
+            || {
+                tree.dirs[ROOT + 1..]
+                    .par_iter()
+                    .map(|d| Ok((d.path.to_vec(), stat(d.path)?)))
+                    .collect::<Result<Vec<_>>>()
+            },
+        )
+    });
+    Ok(Written {
+        stats: stats?,
+        dirs: dirs?,
+        from_tree: true,
+        ..Written::default()
+    })
+}
+
+fn sub_err(e: subvolume::SubvolumeError) -> Error {
+    Error::Io(e.into())
 }
 
 /// DST is still what the checkout may take: absent, or (`replace_empty`) an empty directory.

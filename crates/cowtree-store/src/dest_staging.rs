@@ -102,6 +102,19 @@ pub struct Registration<'a> {
 /// Registers, durably, that this process is about to create the staging directory `path`
 /// (absolute, its parent canonical). Call before creating it.
 pub fn register<'a>(store: &'a Store, path: &Path) -> Result<Registration<'a>> {
+    register_expecting(store, path, None)
+}
+
+/// [`register`], naming the inode the directory will have when the caller knows it before
+/// making it: a btrfs subvolume's root is always inode 256, and a subvolume snapshot is made
+/// in one call, so that the registration that makes it removable by gc is durable before it
+/// exists (`dev` is then 0: a subvolume's device number is given when it is made, and gc
+/// compares inodes only). [`Registration::created`] records the real device afterwards.
+pub fn register_expecting<'a>(
+    store: &'a Store,
+    path: &Path,
+    expect: Option<(u64, u64)>,
+) -> Result<Registration<'a>> {
     let (p, hex) = match path.to_str() {
         Some(s) => (Some(s.to_string()), None),
         None => (
@@ -119,8 +132,8 @@ pub fn register<'a>(store: &'a Store, path: &Path) -> Result<Registration<'a>> {
             pid: std::process::id(),
             boot_id: boot_id(),
             created_unix: unix_now(),
-            dev: None,
-            ino: None,
+            dev: expect.map(|e| e.0),
+            ino: expect.map(|e| e.1),
         },
         keep: false,
     };

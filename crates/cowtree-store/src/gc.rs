@@ -43,6 +43,10 @@ pub struct GcReport {
     pub staging_kept: Vec<(std::path::PathBuf, String)>,
     /// Registry records whose worktree no longer exists.
     pub worktrees_pruned: u64,
+    /// Tree subvolumes removed (or, with `dry_run`, to remove): of snapshots that are gone,
+    /// and those a killed command left half made ([`crate::trees::collect`]); with how each
+    /// was deleted (`ioctl`, `removed-tree`).
+    pub trees_removed: Vec<(std::path::PathBuf, &'static str)>,
     /// Nothing was deleted.
     pub dry_run: bool,
 }
@@ -71,8 +75,9 @@ pub fn gc_with(
     };
     report.worktrees_pruned += prune(store)?;
     let mut referenced: HashSet<Hash> = HashSet::new();
-    for id in store.snapshot_ids()? {
-        let m = store.load(&id).map_err(|e| Error::Context {
+    let snapshots = store.snapshot_ids()?;
+    for id in &snapshots {
+        let m = store.load(id).map_err(|e| Error::Context {
             context: "gc stopped before deleting anything",
             source: Box::new(e),
         })?;
@@ -157,6 +162,13 @@ pub fn gc_with(
         }
     }
 
+    // Tree subvolumes of snapshots that are gone (an `rm` cut short), and those a command
+    // killed while making one left in `trees/`.
+    let live: HashSet<Hash> = snapshots.into_iter().collect();
+    let trees = crate::trees::collect(store, &live, dry_run)?;
+    report.staging_removed += trees.caches_removed;
+    report.trees_removed = trees.removed;
+
     for outcome in crate::dest_staging::collect(store, dry_run, STAGING_GRACE)? {
         match outcome {
             crate::dest_staging::Outcome::Removed(path) => {
@@ -240,7 +252,13 @@ pub fn gc_with(
             report.worktrees_pruned += 1;
         }
     }
-    if !dry_run && (report.blobs_removed + report.staging_removed + report.worktrees_pruned) > 0 {
+    if !dry_run
+        && (report.blobs_removed
+            + report.staging_removed
+            + report.worktrees_pruned
+            + report.trees_removed.len() as u64)
+            > 0
+    {
         // What gc reports as removed stays removed after a power loss.
         store.sync_filesystem()?;
     }

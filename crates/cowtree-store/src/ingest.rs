@@ -88,6 +88,13 @@ pub struct IngestReport {
     pub copied_bytes: u64,
     /// Milliseconds from start to the manifest being written.
     pub elapsed_ms: u64,
+    /// The files were read from a read-only snapshot of the tree (a btrfs subvolume's root,
+    /// snapshotted first: a point in time no writer can change), kept since as the store's
+    /// tree subvolume of the snapshot ([`crate::trees`]).
+    pub frozen: bool,
+    /// Why the tree was read in place, not from a read-only snapshot of it (`None` when it
+    /// was, and where the question does not arise: not on btrfs).
+    pub reason: Option<cowtree_fs::whole_tree::NotUsed>,
 }
 
 /// Files per work item when a directory is split among workers.
@@ -215,6 +222,12 @@ pub struct Putter<'a> {
 }
 
 /// Records the tree at `src` in `store` and names the snapshot `name` when given.
+///
+/// Where `src` is the root of a btrfs subvolume on the store's filesystem that this user may
+/// snapshot, a read-only snapshot of it is taken first (`trees/.tmp-*`), the files are read
+/// from that immutable copy (so that the manifest is exactly the tree at one point in time,
+/// whatever writers do meanwhile), and the copy is kept as the snapshot's tree subvolume
+/// ([`crate::trees`]). Otherwise the tree is read in place, as on every other filesystem.
 pub fn snapshot_dir(store: &Store, src: &Path, name: Option<&str>) -> Result<IngestReport> {
     snapshot_dir_with_progress(store, src, name, &Progress::default())
 }
@@ -250,11 +263,26 @@ pub fn snapshot_dir_with_progress(
         )));
     }
     let _lock = store.lock_shared()?;
+    // A btrfs subvolume's root: read from a read-only snapshot of it, a point in time that
+    // no writer can change, which then stays as the snapshot's tree.
+    let (frozen, reason) =
+        match crate::trees::freeze(store, cowtree_fs::subvolume::At::new(&root, src))? {
+            Ok(p) => (Some(p), None),
+            Err(why) => (None, Some(why)),
+        };
+    let reason =
+        reason.filter(|r| !matches!(r, cowtree_fs::whole_tree::NotUsed::Filesystem { .. }));
     let staging = store.staging("ingest")?;
-    let put = Putter::new(store, staging.dir());
+    let mut put = Putter::new(store, staging.dir());
+    if frozen.is_some() {
+        // Nothing writes a read-only snapshot: every file's own hash, taken after its clone,
+        // is the clone's.
+        put = put.with_ctime_margin(0);
+    }
+    let walk_root = frozen.as_ref().map_or(&root, |p| p.dir());
     let recorders = Walk::on(crate::workers::pool(crate::workers::Pool::Ingest))
         .progress(progress)
-        .run(vec![(&root, ())], || Recorder {
+        .run(vec![(walk_root, ())], || Recorder {
             root_path: src,
             store_id,
             put: &put,
@@ -294,6 +322,19 @@ pub fn snapshot_dir_with_progress(
     if let Some(n) = name {
         crate::refs::set(store, n, &id)?;
     }
+    // Kept as the snapshot's tree (derived data: a failure here loses nothing, and the
+    // read-only snapshot is removed, or left to gc).
+    let frozen = match frozen {
+        Some(p) => {
+            let kept = p.publish(&id).is_ok();
+            if kept {
+                // Best effort: a checkout counts from the manifest when these are missing.
+                let _ = crate::trees::set_counts(store, &id, &crate::trees::Counts::of(&manifest));
+            }
+            kept
+        }
+        None => false,
+    };
     let report = IngestReport {
         id,
         files: manifest.files(),
@@ -303,6 +344,8 @@ pub fn snapshot_dir_with_progress(
         cloned_bytes: put.cloned_bytes(),
         copied_bytes: put.copied_bytes(),
         elapsed_ms: started.elapsed().as_millis() as u64,
+        frozen,
+        reason,
     };
     drop(put);
     drop(staging);

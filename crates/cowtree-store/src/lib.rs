@@ -12,6 +12,7 @@
 //! worktrees/staging-<pid>-...  a checkout's staging directory beside its destination, while
 //!                    in use (see [`dest_staging`])
 //! tmp/               staging; each writer holds an flock on its own staging directory
+//! trees/<id>         btrfs: snapshot <id>'s tree as a read-only subvolume (see [`trees`])
 //! history            when and from where each snapshot was recorded (see [`history`])
 //! ```
 //!
@@ -41,6 +42,7 @@ pub mod refs;
 pub mod registry;
 pub mod source;
 pub mod store;
+pub mod trees;
 mod util;
 pub mod verify;
 mod workers;

@@ -135,6 +135,11 @@ impl Store {
         })
     }
 
+    /// The store's root directory, open.
+    pub(crate) fn root_dir(&self) -> &Dir {
+        &self.dir
+    }
+
     /// True when this process cannot write the store: it reads snapshots and blobs, and keeps
     /// its worktrees' registry outside the store (see [`Store::open`]).
     pub fn is_read_only(&self) -> bool {

@@ -12,12 +12,15 @@ use crate::hash::Hash;
 use crate::ingest::hash_file;
 use crate::manifest::show;
 use crate::store::Store;
+use std::os::unix::ffi::OsStrExt;
 
 /// One problem found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// `corrupt-blob`, `unreadable-blob`, `writable-blob`, `missing-blob`, `blob-size`,
-    /// `bad-snapshot`, `bad-ref` (a name that cannot be read); as a warning, `dangling-ref`.
+    /// `bad-snapshot`, `bad-ref` (a name that cannot be read), `bad-tree` (a tree subvolume
+    /// that is not exactly its snapshot's tree, or not read-only); as a warning,
+    /// `dangling-ref`, `orphan-tree` (a tree whose snapshot is gone, which gc removes).
     pub kind: &'static str,
     /// The blob path, snapshot id or ref name concerned.
     pub subject: String,
@@ -34,6 +37,8 @@ pub struct VerifyReport {
     pub bytes_checked: u64,
     /// Snapshots checked.
     pub snapshots_checked: u64,
+    /// Tree subvolumes checked against their snapshots ([`crate::trees`]).
+    pub trees_checked: u64,
     /// Every problem.
     pub problems: Vec<Problem>,
     /// Findings that leave every snapshot and blob intact, with what to do about them:
@@ -172,6 +177,24 @@ pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<Verify
             }
         }
     }
+    let snapshots: std::collections::HashSet<Hash> = store.snapshot_ids()?.into_iter().collect();
+    for id in crate::trees::ids(store)? {
+        if !snapshots.contains(&id) {
+            report.warnings.push(Problem {
+                kind: "orphan-tree",
+                subject: crate::trees::path(store, &id).display().to_string(),
+                message: format!(
+                    "the tree subvolume of snapshot {id}, which is gone; gc removes it"
+                ),
+            });
+            continue;
+        }
+        report.trees_checked += 1;
+        // A manifest that does not load is reported above as a bad snapshot.
+        if let Ok(m) = store.load(&id) {
+            problems.extend(check_tree(store, &id, &m));
+        }
+    }
     let refs_path = store.root().join("refs");
     for e in store.refs_dir().entries().map_err(|e| at(&refs_path, e))? {
         let Some(name) = e.name.to_str() else {
@@ -201,4 +224,151 @@ pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<Verify
     }
     report.problems = problems;
     Ok(report)
+}
+
+/// Checks the tree subvolume of snapshot `id` against its manifest `m`: a read-only subvolume
+/// root holding exactly the manifest's entries, each of its kind (a file's executable bit
+/// set exactly for an executable entry), size, content (hashed) or symlink target, and
+/// nothing else.
+fn check_tree(store: &Store, id: &Hash, m: &crate::manifest::Manifest) -> Vec<Problem> {
+    use crate::manifest::{Data, Kind};
+    use crate::util::{path_of, split};
+    use rustix::fs::{AtFlags, FileType, statat};
+    let path = crate::trees::path(store, id);
+    let problem = |message: String| Problem {
+        kind: "bad-tree",
+        subject: path.display().to_string(),
+        message,
+    };
+    let tree = match crate::trees::open(store, id) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return vec![problem(
+                "not a read-only btrfs subvolume: a checkout does not use it; removing the \
+                 snapshot removes it too"
+                    .into(),
+            )];
+        }
+        Err(e) => return vec![problem(e.to_string())],
+    };
+    let mut found_counts = Vec::new();
+    if let Some(kept) = crate::trees::counts(store, id)
+        && kept != crate::trees::Counts::of(m)
+    {
+        found_counts.push(problem(format!(
+            "the counts kept beside it ({kept:?}) are not the snapshot's"
+        )));
+    }
+    // Every directory the tree must hold, the root (empty path) included.
+    let mut dirs: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+    dirs.insert(b"");
+    for e in m.entries() {
+        if e.kind == Kind::Dir {
+            dirs.insert(&e.path);
+        }
+        let mut p: &[u8] = &e.path;
+        loop {
+            let (parent, _) = split(p);
+            if parent.is_empty() || !dirs.insert(parent) {
+                break;
+            }
+            p = parent;
+        }
+    }
+    let mut found: Vec<Problem> = m
+        .entries()
+        .par_iter()
+        .filter_map(|e| {
+            let rel = path_of(&e.path);
+            let what = |why: String| Some(problem(format!("{}: {why}", show(&e.path))));
+            let st = match statat(&tree.dir, rel, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(err) => return what(format!("missing ({err})")),
+            };
+            let ft = FileType::from_raw_mode(st.st_mode);
+            match (&e.data, e.kind) {
+                (_, Kind::Dir) if ft == FileType::Directory => None,
+                (Data::Target(t), Kind::Symlink) if ft == FileType::Symlink => {
+                    match rustix::fs::readlinkat(&tree.dir, rel, Vec::new()) {
+                        Ok(got) if got.as_bytes() == t.as_slice() => None,
+                        Ok(got) => what(format!(
+                            "symlink to {}, the snapshot has {}",
+                            show(got.as_bytes()),
+                            show(t)
+                        )),
+                        Err(err) => what(format!("unreadable symlink ({err})")),
+                    }
+                }
+                (Data::Blob { hash, size }, Kind::File | Kind::Executable)
+                    if ft == FileType::RegularFile =>
+                {
+                    let exec = st.st_mode & 0o111 != 0;
+                    if exec != (e.kind == Kind::Executable) {
+                        return what(format!(
+                            "mode {:o}, the snapshot records {}",
+                            st.st_mode & 0o7777,
+                            e.kind.as_str()
+                        ));
+                    }
+                    if st.st_size as u64 != *size {
+                        return what(format!("{} bytes, the snapshot has {size}", st.st_size));
+                    }
+                    match hash_file(&tree.dir, rel.as_os_str()) {
+                        Ok((_, got)) if got == *hash => None,
+                        Ok((_, got)) => {
+                            what(format!("content hashes to {got}, the snapshot has {hash}"))
+                        }
+                        Err(err) => what(format!("unreadable ({err})")),
+                    }
+                }
+                _ => what(format!(
+                    "a {}, the snapshot has a {}",
+                    type_name(ft),
+                    e.kind.as_str()
+                )),
+            }
+        })
+        .collect();
+    // Nothing else: every directory listed, each entry one the manifest names.
+    let names: std::collections::HashSet<&[u8]> =
+        m.entries().iter().map(|e| e.path.as_slice()).collect();
+    let mut extra: Vec<Problem> = dirs
+        .par_iter()
+        .flat_map_iter(|d| {
+            let listed = if d.is_empty() {
+                tree.dir.entries()
+            } else {
+                tree.dir
+                    .open_dir_beneath(path_of(d))
+                    .and_then(|sub| sub.entries())
+            };
+            let mut out = Vec::new();
+            match listed {
+                Ok(entries) => {
+                    for en in entries {
+                        let child = crate::util::join(d, en.name.as_bytes());
+                        if !names.contains(child.as_slice()) && !dirs.contains(child.as_slice()) {
+                            out.push(problem(format!("{}: not in the snapshot", show(&child))));
+                        }
+                    }
+                }
+                Err(err) => out.push(problem(format!("{}: cannot list ({err})", show(d)))),
+            }
+            out
+        })
+        .collect();
+    found.append(&mut extra);
+    found.append(&mut found_counts);
+    found.sort_by(|a, b| a.message.cmp(&b.message));
+    found
+}
+
+fn type_name(ft: rustix::fs::FileType) -> &'static str {
+    use rustix::fs::FileType;
+    match ft {
+        FileType::RegularFile => "file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symlink",
+        _ => "special file",
+    }
 }

@@ -87,6 +87,11 @@ pub fn checkout(
     // The records first: built on the core the sync leaves idle, and by the time they are
     // done the clock has mostly passed the times they hold, so the wait is short.
     let before_placing = |w: &Written| {
+        // A snapshot of the store's tree whose stat cache is kept: that cache is this tree's
+        // (the snapshot keeps every inode and time), its records made long ago.
+        if tree_cache_applies(w) {
+            return;
+        }
         let _ = records.set(Records::of(w));
         wait_for_clock(w);
     };
@@ -94,20 +99,39 @@ pub fn checkout(
         before_placing: &before_placing,
         ..hooks()
     };
+    let started = std::time::Instant::now();
     let (report, written) = checkout_recording(store, id, dst, opts, warn, progress, &hooks)?;
+    let timing = std::env::var_os("COWTREE_TIMING").is_some();
+    if timing {
+        eprintln!("timing: tree placed {:?}", started.elapsed());
+    }
     // Before the root's stat: setting the marker changes the root directory's ctime.
     let marker_error = discover::mark_worktree(&report.path, store.root()).err();
-    let registered = match records.into_inner() {
-        Some(records) => stat_cache(&report.path, id, &written, records),
-        // The hook also waits for the clock before the tree is placed; without that wait the
-        // records could not be trusted at once (see the module doc).
-        None => Err(Error::Msg(format!(
-            "the checkout of {} placed the tree without building its stat cache; no stat \
-             cache recorded",
-            report.path.display()
-        ))),
+    let registered = if tree_cache_applies(&written) {
+        tree_stat_cache(store, &report.path, id, &written)
+    } else {
+        match records.into_inner() {
+            Some(records) => stat_cache(&report.path, id, &written, records),
+            // The hook also waits for the clock before the tree is placed; without that wait
+            // the records could not be trusted at once (see the module doc).
+            None => Err(Error::Msg(format!(
+                "the checkout of {} placed the tree without building its stat cache; no stat \
+                 cache recorded",
+                report.path.display()
+            ))),
+        }
+        .and_then(|cache| crate::registry::register(store, &report.path, id, &cache))
+        .inspect(|wt| {
+            // Made of the store's tree's own stats: kept with that tree, for the next
+            // checkouts of it (best effort: without it, the next one stats the tree).
+            if written.from_tree {
+                crate::registry::share_cache_with_tree(store, wt, id);
+            }
+        })
+    };
+    if timing {
+        eprintln!("timing: stat cache recorded {:?}", started.elapsed());
     }
-    .and_then(|cache| crate::registry::register(store, &report.path, id, &cache));
     let (worktree, cache_error) = match registered {
         Ok(wt) => (Some(wt), None),
         Err(e) => (None, Some(e)),
@@ -118,6 +142,42 @@ pub fn checkout(
         cache_error,
         marker_error,
     })
+}
+
+/// The checkout is a snapshot of the store's tree, which has a stat cache of its own (the
+/// store's checkout then gives no stats: it wrote nothing).
+fn tree_cache_applies(w: &Written) -> bool {
+    w.from_tree && w.stats.is_empty() && w.dirs.is_empty()
+}
+
+/// Registers the worktree at `root`, a snapshot of the store's tree of snapshot `id`, with a
+/// copy of that tree's stat cache ([`cowtree_store::trees::cache`]): its records are the
+/// tree's, which the snapshot keeps (inode numbers, sizes, times and modes; only the device
+/// differs, and the cache keeps none). The root's own record, if any, is of another root and
+/// does not match: status lists the root once.
+fn tree_stat_cache(
+    store: &Store,
+    root: &Path,
+    id: &Hash,
+    written: &Written,
+) -> Result<crate::registry::Worktree> {
+    let st = rustix::fs::stat(root).map_err(|e| Error::io_at("stat", root, e.into()))?;
+    if (cowtree_fs::sys::stat_dev(&st), st.st_ino) != written.root {
+        return Err(Error::Msg(format!(
+            "{} is no longer the directory the checkout made (it was replaced or moved); no \
+             stat cache recorded",
+            root.display()
+        )));
+    }
+    let cache = cowtree_store::trees::cache(store, id).ok_or_else(|| {
+        Error::Msg(format!(
+            "the stat cache of the store's tree of {} is gone (removed meanwhile); no stat \
+             cache recorded for {}",
+            id,
+            root.display()
+        ))
+    })?;
+    crate::registry::register_with_cache_file(store, root, id, &cache)
 }
 
 /// What [`checkout`] has the store's checkout do on the way: wait for the clock beside the

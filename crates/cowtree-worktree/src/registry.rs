@@ -224,6 +224,44 @@ pub fn containing(store: &Store, dir: &Path) -> Result<Worktree> {
 
 /// Registers (or re-registers) the worktree at `dir` with base `base` and stat cache `cache`.
 pub fn register(store: &Store, dir: &Path, base: &Hash, cache: &StatCache) -> Result<Worktree> {
+    register_writing(store, dir, base, |store, wt| write_cache(store, wt, cache))
+}
+
+/// [`register`], with a copy of the encoded stat cache in the file `cache` (the store's tree's,
+/// see [`cowtree_store::trees::cache`]).
+pub fn register_with_cache_file(
+    store: &Store,
+    dir: &Path,
+    base: &Hash,
+    cache: &std::fs::File,
+) -> Result<Worktree> {
+    register_writing(store, dir, base, |store, wt| {
+        cowtree_store::trees::copy_atomic(store.worktrees_dir(), &cache_name(&wt.id), cache)
+            .map_err(|e| Error::io_at("write stat cache in", store.worktrees_path(), e))
+    })
+}
+
+/// Keeps a copy of the stat cache of `wt`, a checkout that is a snapshot of the store's tree of
+/// snapshot `id`, with that tree (best effort: a tree without one only costs its next checkout
+/// a `stat` of every entry).
+pub fn share_cache_with_tree(store: &Store, wt: &Worktree, id: &Hash) {
+    let Ok(fd) = openat(
+        store.worktrees_dir(),
+        cache_name(&wt.id),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    let _ = cowtree_store::trees::set_cache(store, id, &std::fs::File::from(fd));
+}
+
+fn register_writing(
+    store: &Store,
+    dir: &Path,
+    base: &Hash,
+    write_cache: impl FnOnce(&Store, &Worktree) -> Result<()>,
+) -> Result<Worktree> {
     let abs = canonical(dir)?;
     let (dev, ino) = dev_ino(&abs).ok_or_else(|| NotFound::Directory(dir.to_path_buf()))?;
     let id = registry::worktree_id(&abs);
@@ -250,7 +288,8 @@ pub fn register(store: &Store, dir: &Path, base: &Hash, cache: &StatCache) -> Re
         record,
         stored,
     };
-    save(store, &mut wt, Some(cache))?;
+    write_cache(store, &wt)?;
+    save(store, &mut wt, None)?;
     Ok(wt)
 }
 

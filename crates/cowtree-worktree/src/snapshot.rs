@@ -34,6 +34,11 @@ pub struct SnapshotReport {
     pub base_updated: bool,
     /// Milliseconds.
     pub elapsed_ms: u64,
+    /// The worktree was read from a read-only snapshot of it (a btrfs subvolume), kept since
+    /// as the store's tree of the snapshot.
+    pub frozen: bool,
+    /// Why it was read in place where it is on btrfs (see [`cowtree_fs::whole_tree::NotUsed`]).
+    pub reason: Option<cowtree_fs::whole_tree::NotUsed>,
 }
 
 /// Records the worktree as a snapshot, reading only files whose stat changed since their
@@ -91,6 +96,10 @@ pub fn snapshot_with_progress(
         base?
     };
     let staging = store.staging("ingest")?;
+    // A worktree that is a btrfs subvolume (a checkout on btrfs makes one) is read from a
+    // read-only snapshot of it: a point in time no writer can change, which keeps every inode
+    // and time (so the stat cache applies to it) and then stays as the snapshot's tree.
+    let (frozen, frozen_at, reason) = freeze(store, &wt.path)?;
     let mut scan = scan::scan_with_progress(
         &wt.path,
         &base,
@@ -99,6 +108,7 @@ pub fn snapshot_with_progress(
             store,
             staging: staging.dir(),
             stored,
+            frozen: frozen.as_ref().map(|p| (p.path(), frozen_at)),
         },
         progress,
     )?;
@@ -170,6 +180,18 @@ pub fn snapshot_with_progress(
     });
     let id = saved?;
     cached.map_err(|_| Error::msg("internal error: a thread panicked"))??;
+    // Kept as the snapshot's tree, with the stat cache just written, which describes it
+    // (derived data: a failure loses nothing, and the read-only snapshot is removed).
+    let frozen = match frozen {
+        Some(p) => match p.publish(&id) {
+            Ok(_) => {
+                registry::share_cache_with_tree(store, wt, &id);
+                true
+            }
+            Err(_) => false,
+        },
+        None => false,
+    };
     let t_saved = started.elapsed();
     if let Some(n) = name {
         cowtree_store::refs::set(store, n, &id)?;
@@ -194,6 +216,30 @@ pub fn snapshot_with_progress(
         new_bytes: scan.new_bytes,
         base_updated: update_base,
         elapsed_ms: started.elapsed().as_millis() as u64,
+        frozen,
+        reason,
+    })
+}
+
+/// A read-only snapshot of the worktree at `path` taken in the store
+/// ([`cowtree_store::trees::freeze`]), with the clock read before it was taken; `None` and
+/// why where the worktree is no btrfs subvolume this user may snapshot there (no reason on
+/// other filesystems).
+fn freeze<'s>(
+    store: &'s Store,
+    path: &Path,
+) -> Result<(
+    Option<cowtree_store::trees::Pending<'s>>,
+    i64,
+    Option<cowtree_fs::whole_tree::NotUsed>,
+)> {
+    let root = cowtree_fs::dir::Dir::open(path).map_err(Error::Io)?;
+    let taken_ns = crate::cache::now_ns();
+    let at = cowtree_fs::subvolume::At::new(&root, path);
+    Ok(match cowtree_store::trees::freeze(store, at)? {
+        Ok(p) => (Some(p), taken_ns, None),
+        Err(cowtree_fs::whole_tree::NotUsed::Filesystem { .. }) => (None, 0, None),
+        Err(why) => (None, 0, Some(why)),
     })
 }
 

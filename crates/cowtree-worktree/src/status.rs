@@ -97,6 +97,18 @@ pub fn adopt(store: &Store, dir: &Path, base: &Hash) -> Result<Worktree> {
 /// Deletes the worktree directory and its record. Refuses when it has changes against its
 /// base (listing them), unless `force`. A worktree already gone only loses its record.
 pub fn remove(store: &Store, wt: &mut Worktree, force: bool) -> Result<()> {
+    remove_reporting(store, wt, force).map(|_| ())
+}
+
+/// [`remove`], saying how the tree was deleted: `Some` when it was a btrfs subvolume (a
+/// checkout on btrfs makes one), deleted in one ioctl where the kernel permits, else by
+/// removing its entries; `None` for a plain directory, or a worktree already gone.
+pub fn remove_reporting(
+    store: &Store,
+    wt: &mut Worktree,
+    force: bool,
+) -> Result<Option<cowtree_fs::subvolume::Deleted>> {
+    let mut how = None;
     if wt.path.symlink_metadata().is_ok() {
         let _held = registry::lock(wt)?;
         registry::reload(store, wt)?;
@@ -119,12 +131,38 @@ pub fn remove(store: &Store, wt: &mut Worktree, force: bool) -> Result<()> {
             .ok_or_else(|| Error::msg(format!("{}: cannot remove", wt.path.display())))?;
         let parent = wt.path.parent().unwrap_or(Path::new("/"));
         let pdir = Dir::open(parent).map_err(Error::Io)?;
-        pdir.remove_tree(name)
-            .map_err(|e| Error::io_at("remove", &wt.path, e))?;
+        how = remove_tree_or_subvolume(&pdir, parent, name, &wt.path)?;
         // The removal durable before the record goes: a power loss must not leave a worktree
         // on disk that no record pins.
         pdir.sync_filesystem()
             .map_err(|e| Error::io_at("sync", parent, e))?;
     }
-    registry::forget(store, wt)
+    registry::forget(store, wt)?;
+    Ok(how)
+}
+
+/// Removes the directory `name` of `parent` (at `parent_path`; `path` names it in errors):
+/// a btrfs subvolume's root with [`cowtree_fs::subvolume::delete`] (O(1) where the kernel
+/// permits, else its entries removed; nested subvolumes too), anything else entry by entry.
+fn remove_tree_or_subvolume(
+    parent: &Dir,
+    parent_path: &Path,
+    name: &std::ffi::OsStr,
+    path: &Path,
+) -> Result<Option<cowtree_fs::subvolume::Deleted>> {
+    use cowtree_fs::subvolume::{self, At};
+    let io = |e: std::io::Error| Error::io_at("remove", path, e);
+    // Not a directory (or gone): removed as it is.
+    let root = parent.open_dir(name).ok();
+    let is_subvolume = match &root {
+        Some(d) => subvolume::is_root(At::new(d, path)).map_err(|e| io(e.into()))?,
+        None => false,
+    };
+    if !is_subvolume {
+        parent.remove_tree(name).map_err(io)?;
+        return Ok(None);
+    }
+    subvolume::delete(At::new(parent, parent_path), name)
+        .map(Some)
+        .map_err(|e| io(e.into()))
 }

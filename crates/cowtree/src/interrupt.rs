@@ -360,6 +360,18 @@ fn remove_staging(dir: &Path, prefix: &OsStr) -> Vec<(PathBuf, std::io::Result<(
         if !name.as_bytes().starts_with(prefix.as_bytes()) {
             continue;
         }
+        // A btrfs subvolume (a checkout's snapshot, a tree being made in the store) goes in
+        // one ioctl where the kernel permits, read-only or not.
+        if let Ok(d) = parent.open_dir(&name)
+            && cowtree_fs::subvolume::is_root(cowtree_fs::subvolume::At::new(&d, dir))
+                .unwrap_or(false)
+        {
+            let at = cowtree_fs::subvolume::At::new(&parent, dir);
+            if cowtree_fs::subvolume::delete(at, &name).is_ok() {
+                out.push((dir.join(&name), Ok(())));
+                continue;
+            }
+        }
         let mut result = Ok(());
         // A worker may add an entry between the removal of the contents and the rmdir; the
         // next round removes it. Once the directory itself is gone, nothing can be added.
@@ -414,6 +426,19 @@ pub fn staging_records(registry: &Path) -> Leftover {
         prefix: OsString::from(format!(
             "{}{}-",
             cowtree_store::dest_staging::PREFIX,
+            std::process::id()
+        )),
+    }
+}
+
+/// The tree subvolumes this process is making in a store (`trees/.tmp-<pid>-...`, see
+/// `cowtree_store::trees`): a checkout building one, a snapshot reading from one.
+pub fn store_trees(store_root: &Path) -> Leftover {
+    Leftover::Staging {
+        dir: store_root.join(cowtree_store::trees::DIR),
+        prefix: OsString::from(format!(
+            "{}{}-",
+            cowtree_store::trees::TMP_PREFIX,
             std::process::id()
         )),
     }

@@ -83,6 +83,11 @@ pub enum Mode<'a> {
         /// The content of every file record of the stat cache is in the store (its
         /// [`StatCache::blobs_of`] is there): a trusted file needs no lookup.
         stored: bool,
+        /// Walk this read-only snapshot of the worktree instead (a btrfs snapshot, which
+        /// keeps every inode number and time, so the stat cache applies to it), taken when
+        /// the coarse clock read the given time (ns): the cache made of the walk is dated
+        /// then, since the worktree may have changed after.
+        frozen: Option<(&'a Path, i64)>,
     },
 }
 
@@ -143,8 +148,17 @@ pub fn scan_with_progress(
     mode: Mode<'_>,
     progress: &Progress,
 ) -> Result<Scan> {
-    let started_ns = crate::cache::now_ns();
-    let walker = Walker::new(root_path, cache, progress)?;
+    let mut started_ns = crate::cache::now_ns();
+    let walker = match &mode {
+        Mode::Snapshot {
+            frozen: Some((at, taken_ns)),
+            ..
+        } => {
+            started_ns = started_ns.min(*taken_ns);
+            Walker::new_at(at, root_path, cache, progress)?
+        }
+        _ => Walker::new(root_path, cache, progress)?,
+    };
     let (listed, mut out) = match mode {
         Mode::Status => {
             let shared = compare::StatusShared::new(base, progress);
@@ -159,6 +173,7 @@ pub fn scan_with_progress(
             store,
             staging,
             stored,
+            frozen: _,
         } => {
             let shared = record::SnapshotShared::new(store, staging, stored, base, progress);
             // The store itself, inside the tree being recorded, is never recorded into

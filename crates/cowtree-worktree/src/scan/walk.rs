@@ -196,7 +196,18 @@ pub(crate) struct Walker<'a> {
 impl<'a> Walker<'a> {
     /// A walk of the worktree at `root_path` with its stat cache `cache`.
     pub fn new(root_path: &'a Path, cache: &'a StatCache, progress: &'a Progress) -> Result<Self> {
-        let root = Dir::open(root_path).map_err(Error::Io)?;
+        Walker::new_at(root_path, root_path, cache, progress)
+    }
+
+    /// [`Walker::new`], walking the tree at `open_path` (a read-only snapshot of the
+    /// worktree) while naming its entries by `root_path` in errors.
+    pub fn new_at(
+        open_path: &Path,
+        root_path: &'a Path,
+        cache: &'a StatCache,
+        progress: &'a Progress,
+    ) -> Result<Self> {
+        let root = Dir::open(open_path).map_err(Error::Io)?;
         let root_dev = cowtree_fs::sys::stat_dev(
             &root
                 .stat_self()

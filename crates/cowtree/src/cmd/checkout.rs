@@ -19,6 +19,12 @@ use crate::units::{bytes, count, secs};
 /// recorded in the store's registry with a stat cache of what was written (see `cowtree
 /// status`), and remembers its store, so commands run inside it need no --store.
 ///
+/// On btrfs, with the store on the same filesystem, DST is instead one writable snapshot of the
+/// snapshot's read-only tree subvolume in the store (built from the blobs by the first such
+/// checkout): milliseconds whatever the tree's size, the same tree, and a status that reads no
+/// file. --json says which method ran ("subvolume" or "per-file") and, when per file on btrfs,
+/// why. A worktree on btrfs is a subvolume either way.
+///
 /// Without --store, the snapshot is looked up in the store of DST's filesystem, then in the
 /// other known stores. If the store is on another filesystem than DST, files are copied:
 /// --mode auto warns before starting, --mode clone refuses (exit 3). With --pull, a snapshot
@@ -46,7 +52,9 @@ pub struct Args {
     #[arg(long)]
     strict: bool,
     /// Print one JSON object: files, dirs, symlinks, cloned, copied, bytes,
-    /// fallbacks [{reason, count}], cross_device, store, elapsed_ms.
+    /// fallbacks [{reason, count}], cross_device, store, elapsed_ms, method ("subvolume" or
+    /// "per-file"), reason and reason_message (why not one snapshot, when per file; null
+    /// otherwise), tree_built.
     #[arg(long)]
     json: bool,
     /// Print nothing but errors.
@@ -120,6 +128,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     };
     // The staging's registrations in the store go after the staging itself (see `Records`).
     crate::interrupt::expect(crate::interrupt::staging_records(store.worktrees_path()));
+    crate::interrupt::expect(crate::interrupt::store_trees(store.root()));
     let spinner = crate::progress::Activity::counting(
         format!("checking out {} into {}", args.snapshot, args.dst.display()),
         args.quiet || args.json,
@@ -170,20 +179,41 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             "cross_device": r.cross_device,
             "worktree": r.worktree_id,
             "elapsed_ms": r.elapsed_ms,
+            "method": r.method.as_str(),
+            "reason": r.reason.as_ref().map(|why| why.code()),
+            "reason_message": r.reason.as_ref().map(|why| why.to_string()),
+            "tree_built": r.tree_built,
         }))?;
     } else if !args.quiet {
+        // How the tree was made: one snapshot of the store's tree subvolume, or per file.
+        let how = match r.method {
+            cowtree_fs::whole_tree::Method::PerFile => {
+                format!("{} cloned, {} copied", r.cloned, r.copied)
+            }
+            _ if r.tree_built => format!(
+                "a snapshot of the store's tree subvolume, built now: {} cloned, {} copied",
+                r.cloned, r.copied
+            ),
+            _ => "a snapshot of the store's tree subvolume".to_string(),
+        };
         println!(
-            "checked out {} into {}: {} ({} cloned, {} copied), {}, {}; {} in {}",
+            "checked out {} into {}: {} ({how}), {}, {}; {} in {}",
             &id.to_hex()[..12],
             r.path.display(),
             count(r.files, "file", "files"),
-            r.cloned,
-            r.copied,
             count(r.dirs, "dir", "dirs"),
             count(r.symlinks, "symlink", "symlinks"),
             bytes(r.bytes),
             secs(r.elapsed_ms)
         );
+        // Said once, where the whole-tree method could have applied (btrfs) and did not (a
+        // store on another filesystem was warned about already).
+        if let Some(why) = &r.reason
+            && !r.cross_device
+            && !matches!(why, cowtree_fs::whole_tree::NotUsed::Filesystem { .. })
+        {
+            eprintln!("cowtree: per file: {why}");
+        }
         // A store on another filesystem was warned about before the checkout started.
         for (reason, n) in r.fallbacks.iter().filter(|_| !r.cross_device) {
             eprintln!(

@@ -12,7 +12,8 @@ use crate::units::{bytes, count};
 ///
 /// Deletes blobs no snapshot references, staging left by interrupted commands (in the store,
 /// and the `.<name>.cowtree-checkout-*` directories that checkouts killed outright left beside
-/// their destinations, named one per line), and registry records of worktrees that no longer
+/// their destinations, named one per line), tree subvolumes (btrfs) of snapshots that are gone
+/// or that a killed command left half made, and registry records of worktrees that no longer
 /// exist (or whose path now holds something else). Also takes back what `cowtree git
 /// worktree add` runs killed outright left in their repositories (staging, registration,
 /// branch), found through their records in $XDG_STATE_HOME/cowtree/git-worktree-add, with or
@@ -130,6 +131,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             "staging_removed": r.staging_removed,
             "staging_beside": r.staging_beside,
             "worktrees_pruned": r.worktrees_pruned,
+            "trees_removed": r.trees_removed.iter().map(|(p, _)| p).collect::<Vec<_>>(),
             "dry_run": r.dry_run,
             "store": store.root(),
             "git_runs_cleaned": git.records,
@@ -149,6 +151,9 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             ),
             count(r.blobs_kept, "blob", "blobs"),
         );
+        for (p, _) in &r.trees_removed {
+            println!("{verb} tree subvolume {}", p.display());
+        }
         for p in &r.staging_beside {
             println!(
                 "{verb} {} (left by a checkout that was killed)",

@@ -24,7 +24,8 @@ pub struct Args {
     /// Remove it even if worktrees were checked out from it.
     #[arg(long)]
     force: bool,
-    /// Print one JSON object: id, names_removed.
+    /// Print one JSON object: id, names_removed, tree_removed (how its tree subvolume was
+    /// deleted: "ioctl" or "removed-tree"; null when it had none).
     #[arg(long)]
     json: bool,
     /// Print nothing but errors.
@@ -77,6 +78,17 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     // The manifest first: interrupted after it, what is left is a name that resolves to
     // nothing, which the same `rm NAME` then removes (above).
     store.remove_snapshot(&id)?;
+    // Its tree subvolume, if the store made one: derived data, which gc would remove too.
+    let tree = match cowtree_store::trees::remove(&store, &id) {
+        Ok(how) => how.map(|h| h.as_str()),
+        Err(e) => {
+            eprintln!(
+                "cowtree: warning: could not remove the tree subvolume of snapshot {id} ({e}); \
+                 gc removes it"
+            );
+            None
+        }
+    };
     let names = remove_names_of(&store, &id)?;
     if !args.quiet && !args.json {
         for name in &names {
@@ -84,8 +96,11 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         }
     }
     if args.json {
-        print_json(&json!({"id": id.to_hex(), "names_removed": names}))?;
+        print_json(&json!({"id": id.to_hex(), "names_removed": names, "tree_removed": tree}))?;
     } else if !args.quiet {
+        if tree.is_some() {
+            eprintln!("removed its tree subvolume");
+        }
         println!(
             "removed snapshot {id} (`{}` frees its blobs)",
             command(store.root(), &["gc"], Path::new(""))

@@ -28,6 +28,11 @@ use crate::units::{bytes, count, secs};
 /// with local changes can be switched after it is recorded; --keep-base leaves the base where
 /// it was.
 ///
+/// A btrfs subvolume's root on the store's filesystem (a worktree a checkout made on btrfs is
+/// one) is read from a read-only snapshot of it taken first: the tree at one point in time,
+/// whatever writers do meanwhile. That snapshot is kept as the snapshot's tree subvolume, so
+/// its next checkout is a snapshot of it too.
+///
 /// Without --store, the store is the one holding the worktree, else one on DIR's filesystem
 /// (created on first use, saying where and why). When that store (or the one named) is on
 /// another filesystem than DIR (DIR's filesystem cannot share data, or nothing on its path
@@ -61,8 +66,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     from_json: Option<PathBuf>,
     /// Print one JSON object: id, store, files, bytes, new_blobs, new_bytes, copied_bytes,
-    /// elapsed_ms (and for a worktree: read, listed_dirs, incremental, base_updated; read counts
-    /// the files and listed_dirs the directories the stat cache could not vouch for).
+    /// elapsed_ms, frozen (read from a read-only btrfs snapshot of DIR, a subvolume), reason
+    /// (why not, on btrfs; null otherwise) (and for a worktree: read, listed_dirs, incremental,
+    /// base_updated; read counts the files and listed_dirs the directories the stat cache
+    /// could not vouch for).
     #[arg(long)]
     json: bool,
     /// Print nothing but errors (not even the id).
@@ -137,6 +144,7 @@ pub fn expect_interrupt() {
 /// stored.
 fn expect_staging(store: &Store) {
     crate::interrupt::expect(crate::interrupt::store_staging(store.root(), "ingest"));
+    crate::interrupt::expect(crate::interrupt::store_trees(store.root()));
     crate::interrupt::expect(crate::interrupt::Leftover::Note(format!(
         "blobs already stored are freed by `{}`",
         cowtree_store::error::command(store.root(), &["gc"], Path::new(""))
@@ -269,12 +277,15 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
                     "incremental": true,
                     "base_updated": r.base_updated,
                     "elapsed_ms": r.elapsed_ms,
+                    "frozen": r.frozen,
+                    "reason": r.reason.as_ref().map(|w| w.code()),
                 }))?;
             } else if !args.quiet {
                 println!("{}", r.id);
                 eprintln!(
-                    "recorded worktree {}: {}, {}; read {} ({}, {}){} in {}",
+                    "recorded worktree {}{}: {}, {}; read {} ({}, {}){} in {}",
                     wt.path.display(),
+                    frozen_note(r.frozen),
                     count(r.files, "file", "files"),
                     bytes(r.bytes),
                     count(r.read, "changed file", "changed files"),
@@ -283,6 +294,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
                     if r.base_updated { "; now its base" } else { "" },
                     secs(r.elapsed_ms)
                 );
+                reason_note(r.reason.as_ref());
             }
         }
         Recorded::Full {
@@ -301,17 +313,21 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
                     "cloned_bytes": r.cloned_bytes,
                     "copied_bytes": r.copied_bytes,
                     "elapsed_ms": r.elapsed_ms,
+                    "frozen": r.frozen,
+                    "reason": r.reason.as_ref().map(|w| w.code()),
                 }))?;
             } else if !args.quiet {
                 println!("{}", r.id);
                 eprintln!(
-                    "recorded {}, {} ({}, {}) in {}",
+                    "recorded {}, {} ({}, {}){} in {}",
                     count(r.files, "file", "files"),
                     bytes(r.bytes),
                     count(r.new_blobs, "new blob", "new blobs"),
                     bytes(r.new_bytes),
+                    frozen_note(r.frozen),
                     secs(r.elapsed_ms)
                 );
+                reason_note(r.reason.as_ref());
             }
             if let Some(cause) = copied
                 && !args.quiet
@@ -324,6 +340,26 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// Said of a snapshot read from a read-only snapshot of its tree.
+fn frozen_note(frozen: bool) -> &'static str {
+    if frozen {
+        " (read from a read-only btrfs snapshot of it, kept as its tree subvolume)"
+    } else {
+        ""
+    }
+}
+
+/// Why a tree on btrfs was read in place, once, where that is worth saying.
+fn reason_note(reason: Option<&cowtree_fs::whole_tree::NotUsed>) {
+    use cowtree_fs::whole_tree::NotUsed;
+    // Not the root of a subvolume: the usual case of a directory on btrfs, nothing to say.
+    if let Some(why) = reason
+        && !matches!(why, NotUsed::NotSubvolumeRoot | NotUsed::Filesystem { .. })
+    {
+        eprintln!("cowtree: read in place, not from a read-only snapshot: {why}");
+    }
 }
 
 /// Why data had to be copied into the store (chosen because `why`).

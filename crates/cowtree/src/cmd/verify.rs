@@ -17,7 +17,7 @@ use crate::units::{bytes, count};
   cowtree verify                          # check the store of this directory
   cowtree verify --store /mnt/xfs/.cowtree-store --json")]
 pub struct Args {
-    /// Print one JSON object: ok, blobs_checked, bytes_checked, snapshots_checked,
+    /// Print one JSON object: ok, blobs_checked, bytes_checked, snapshots_checked, trees_checked,
     /// problems [{kind, subject, message}], warnings [{kind, subject, message}].
     #[arg(long)]
     json: bool,
@@ -57,6 +57,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             "blobs_checked": r.blobs_checked,
             "bytes_checked": r.bytes_checked,
             "snapshots_checked": r.snapshots_checked,
+            "trees_checked": r.trees_checked,
             "problems": problems,
             "warnings": warnings,
         }))?;
@@ -68,8 +69,16 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             eprintln!("cowtree: warning: {}: {}: {}", w.kind, w.subject, w.message);
         }
         if !args.quiet {
+            let trees = if r.trees_checked > 0 {
+                format!(
+                    " ({} of them)",
+                    count(r.trees_checked, "tree subvolume", "tree subvolumes")
+                )
+            } else {
+                String::new()
+            };
             println!(
-                "checked {} ({}) and {}: {}",
+                "checked {} ({}) and {}{trees}: {}",
                 count(r.blobs_checked, "blob", "blobs"),
                 bytes(r.bytes_checked),
                 count(r.snapshots_checked, "snapshot", "snapshots"),

@@ -39,7 +39,9 @@ struct RmArgs {
     /// Delete it even with local changes.
     #[arg(long)]
     force: bool,
-    /// Print one JSON object: path, removed ("worktree" or "record").
+    /// Print one JSON object: path, removed ("worktree" or "record"), subvolume (how a
+    /// worktree that is a btrfs subvolume was deleted: "ioctl", or "removed-tree" where the
+    /// kernel permits no O(1) delete; null for a plain directory).
     #[arg(long)]
     json: bool,
     /// Print nothing but errors.
@@ -55,14 +57,28 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         Sub::Rm(a) => a,
     };
     let opt = a.store.clone().or(top);
-    let say = |path: &Path, what: &str| -> CmdResult {
+    let say = |path: &Path, what: &str, how: Option<cowtree_fs::subvolume::Deleted>| -> CmdResult {
         if a.json {
-            print_json(&json!({"path": path, "removed": what}))?;
+            print_json(&json!({
+                "path": path,
+                "removed": what,
+                "subvolume": how.map(|h| h.as_str()),
+            }))?;
         } else if !a.quiet {
             if what == "record" {
                 println!("removed the record of {} (already deleted)", path.display());
             } else {
-                println!("removed worktree {}", path.display());
+                let how = match how {
+                    Some(cowtree_fs::subvolume::Deleted::Ioctl) => {
+                        " (a btrfs subvolume, deleted in one call)".to_string()
+                    }
+                    Some(cowtree_fs::subvolume::Deleted::RemovedTree { because }) => format!(
+                        " (a btrfs subvolume, deleted entry by entry: {})",
+                        because.describe()
+                    ),
+                    None => String::new(),
+                };
+                println!("removed worktree {}{how}", path.display());
             }
         }
         Ok(Exit::Ok)
@@ -79,9 +95,9 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             )));
         }
         cowtree_store::registry::remove(&store, &id)?;
-        return say(&a.dst, "record");
+        return say(&a.dst, "record", None);
     }
     let (store, mut wt) = find_worktree(&opt, &a.dst, true)?;
-    status::remove(&store, &mut wt, a.force)?;
-    say(&wt.path, "worktree")
+    let how = status::remove_reporting(&store, &mut wt, a.force)?;
+    say(&wt.path, "worktree", how)
 }
