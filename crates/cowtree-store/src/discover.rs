@@ -149,9 +149,38 @@ fn existing_dir(path: &Path) -> io::Result<(PathBuf, u64)> {
 }
 
 /// The device of the filesystem `path` is on, or would be on once made: that of its nearest
-/// existing ancestor.
+/// existing ancestor. (Every btrfs subvolume has its own: compare filesystems with
+/// [`same_filesystem`].)
 pub fn device_of(path: &Path) -> io::Result<u64> {
     Ok(existing_dir(&absolute(path)?)?.1)
+}
+
+/// The UUID of the btrfs filesystem holding the directory `dir`; `None` when it is not on
+/// btrfs (or cannot be opened or asked).
+fn btrfs_id(dir: &Path) -> Option<[u8; 16]> {
+    use cowtree_fs::subvolume::{At, filesystem_id, is_btrfs};
+    let d = cowtree_fs::dir::Dir::open(dir).ok()?;
+    let at = At::new(&d, dir);
+    if !is_btrfs(at).ok()? {
+        return None;
+    }
+    filesystem_id(at).ok()
+}
+
+/// Whether the directories `a` and `b`, of devices `dev_a` and `dev_b`, are on one
+/// filesystem: the same device, or one btrfs filesystem (each of whose subvolumes has its
+/// own device number, and which shares data between them).
+fn same_filesystem_dirs(a: &Path, dev_a: u64, b: &Path, dev_b: u64) -> bool {
+    dev_a == dev_b || btrfs_id(a).is_some_and(|id| btrfs_id(b) == Some(id))
+}
+
+/// Whether `a` and `b` (which need not exist: each is judged by its nearest existing
+/// ancestor, as in [`device_of`]) are on one filesystem, where data can be shared between
+/// them: one device, or one btrfs filesystem whatever subvolumes they are in.
+pub fn same_filesystem(a: &Path, b: &Path) -> io::Result<bool> {
+    let (da, deva) = existing_dir(&absolute(a)?)?;
+    let (db, devb) = existing_dir(&absolute(b)?)?;
+    Ok(same_filesystem_dirs(&da, deva, &db, devb))
 }
 
 fn writable(dir: &Path) -> bool {
@@ -170,10 +199,9 @@ pub fn store_for_tree(tree: &Path) -> Result<Choice> {
     let default = default_location()?;
     let abs = absolute(tree).map_err(ctx)?;
     let (dir, dev) = existing_dir(&abs).map_err(ctx)?;
-    let default_dev = existing_dir(&absolute(&default).map_err(ctx)?)
-        .map_err(ctx)?
-        .1;
-    if default_dev == dev {
+    let (default_dir, default_dev) =
+        existing_dir(&absolute(&default).map_err(ctx)?).map_err(ctx)?;
+    if same_filesystem_dirs(&default_dir, default_dev, &dir, dev) {
         return Ok(Choice {
             root: default,
             reason: Reason::Default,
@@ -193,11 +221,14 @@ pub fn store_for_tree(tree: &Path) -> Result<Choice> {
             )),
         });
     }
-    // The directories on the tree's path within its filesystem, from the mount point down.
+    // The directories on the tree's path within its filesystem, from the mount point down
+    // (on btrfs, across the subvolumes of one filesystem, each of which has its own device).
+    let fs_id = btrfs_id(&dir);
     let mut chain: Vec<&Path> = Vec::new();
     for a in dir.ancestors() {
         match rustix::fs::stat(a) {
             Ok(st) if cowtree_fs::sys::stat_dev(&st) == dev => chain.push(a),
+            Ok(_) if fs_id.is_some() && btrfs_id(a) == fs_id => chain.push(a),
             _ => break,
         }
     }

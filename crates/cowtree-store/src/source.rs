@@ -54,10 +54,10 @@ pub enum Source {
 /// The store a pull for a checkout to `dst` goes into when no store is named, and why (see
 /// the module doc, step 2). Nothing is created.
 pub fn local_store(dst: &Path) -> Result<Choice> {
-    let dev = discover::device_of(dst).map_err(|e| Error::io_at("", dst, e))?;
+    discover::device_of(dst).map_err(|e| Error::io_at("", dst, e))?;
     if let Some((root, _)) = discover::marked_store(dst)
         && discover::exists(&root)
-        && discover::device_of(&root).is_ok_and(|d| d == dev)
+        && discover::same_filesystem(&root, dst).unwrap_or(false)
     {
         return Ok(Choice {
             root,
@@ -78,8 +78,8 @@ pub fn checkout_source(
     snapshot: &str,
     pull: bool,
 ) -> Result<Source> {
-    let dev = discover::device_of(dst).map_err(|e| Error::io_at("", dst, e))?;
-    let same = |root: &Path| discover::device_of(root).is_ok_and(|d| d == dev);
+    discover::device_of(dst).map_err(|e| Error::io_at("", dst, e))?;
+    let same = |root: &Path| discover::same_filesystem(root, dst).unwrap_or(false);
     if let Some(root) = named {
         if !discover::exists(root) {
             return match pull {

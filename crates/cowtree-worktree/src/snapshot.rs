@@ -350,8 +350,9 @@ pub fn plan(store: &Store, target: Target, opts: &RecordOptions<'_>) -> Result<P
     let plan = decide(store, target, opts)?;
     if let Plan::Full(dir) = &plan
         && !opts.copy_across
-        && let Ok(st) = rustix::fs::stat(dir)
-        && cowtree_fs::sys::stat_dev(&st) != store.blobs_dev()?
+        && rustix::fs::stat(dir).is_ok()
+        && let Ok(false) =
+            cowtree_store::discover::same_filesystem(dir, &store.root().join("blobs"))
     {
         return Err(cowtree_store::Error::WouldCopy {
             store: store.root().to_path_buf(),

@@ -222,9 +222,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             // before it is created (the library's plan refuses it too, below).
             let chosen = choose_store_for_tree(&opt, &dir)?;
             if args.mode != Mode::Copy
-                && let (Ok(a), Ok(b)) =
-                    (discover::device_of(&dir), discover::device_of(&chosen.root))
-                && a != b
+                && discover::same_filesystem(&dir, &chosen.root).is_ok_and(|same| !same)
             {
                 return Err(would_copy(&chosen.root, &dir, &chosen.why));
             }
