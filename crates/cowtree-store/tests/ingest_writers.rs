@@ -207,3 +207,60 @@ fn an_untouched_old_source_is_hashed_itself_after_its_clone() {
         assert_eq!((putter.source_hashed(), putter.source_changed()), (0, 0));
     }
 }
+
+/// A snapshot of a btrfs subvolume while the writers run: it is read from a read-only
+/// snapshot taken first, so the manifest is that snapshot's content exactly, kept as the
+/// store's tree of the snapshot; `verify` (which hashes every blob and checks every tree
+/// against its manifest, file by file) finds nothing wrong, round after round.
+/// `COWTREE_TEST_INGEST_ROUNDS` / 10 rounds (15 by default).
+#[test]
+fn a_snapshot_of_a_subvolume_under_writers_is_its_read_only_snapshot_exactly() {
+    use cowtree_fs::subvolume::{At, create};
+    let Some(dir) = scratch(Fs::Btrfs) else {
+        return;
+    };
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let parent = Dir::open(dir.path()).unwrap();
+    create(At::new(&parent, dir.path()), OsStr::new("src")).unwrap();
+    let src = dir.path().join("src");
+    for k in KINDS {
+        fs::write(src.join(k), pattern(64 << 10, 1)).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let seed = XorShift::from_clock("subvolume writers").next_u64();
+    let threads: Vec<_> = KINDS
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let (p, stop, seed) = (src.join(k), Arc::clone(&stop), seed + i as u64);
+            let w = writers::writer(k).expect("every kind has a writer");
+            thread::spawn(move || w(&p, &stop, seed))
+        })
+        .collect();
+    let rounds = (writers::rounds(150) / 10).max(1);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut seen = std::collections::HashSet::new();
+        for round in 0..rounds {
+            let r = cowtree_store::ingest::snapshot_dir(&store, &src, None).unwrap();
+            assert!(r.frozen, "round {round}: read from a read-only snapshot");
+            assert_eq!(r.reason, None);
+            let tree = cowtree_store::trees::open(&store, &r.id)
+                .unwrap()
+                .unwrap_or_else(|| panic!("round {round}: the tree is kept"));
+            assert!(cowtree_fs::subvolume::read_only(tree.at()).unwrap());
+            let v = cowtree_store::verify::verify(&store).unwrap();
+            assert!(v.problems.is_empty(), "round {round}: {:?}", v.problems);
+            assert!(v.trees_checked >= 1);
+            seen.insert(r.id);
+            thread::sleep(Duration::from_millis(25));
+        }
+        seen.len()
+    }));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let distinct = result.unwrap_or_else(|p| std::panic::resume_unwind(p));
+    eprintln!("seed {seed}: {rounds} rounds, {distinct} distinct trees");
+    assert!(distinct > 1, "the writers changed the tree between rounds");
+}

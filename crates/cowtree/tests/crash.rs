@@ -894,6 +894,112 @@ const GIT_ADD_SYNC_SUBVOLUME: Case = Case {
     },
 };
 
+/// A checkout from a store that holds the snapshot's tree subvolume already: the checkout is
+/// one writable snapshot of it, committed by the kernel. Btrfs only.
+const CHECKOUT_TREE: Case = Case {
+    name: "checkout of a tree subvolume",
+    store: true,
+    prepare: |env| {
+        make_tree(&env.p("src"), FILES, 11);
+        env.ok(&[
+            o("snapshot"),
+            o("--name"),
+            o("base"),
+            env.p("src").as_os_str(),
+        ]);
+        // The first checkout builds the store's tree; the one under test snapshots it.
+        env.ok(&[o("checkout"), o("base"), env.p("first").as_os_str()]);
+        assert!(env.p("store/trees").is_dir(), "the tree was built");
+    },
+    args: |env| {
+        owned(vec![
+            o("checkout"),
+            o("--json"),
+            o("base"),
+            env.p("wt").as_os_str(),
+        ])
+    },
+    rerun: Some(|env| {
+        if env.p("wt").exists() {
+            String::new()
+        } else {
+            run_args(env, &(CHECKOUT_TREE.args)(env))
+        }
+    }),
+    check: |env, out| {
+        if !out.is_empty() {
+            assert_eq!(json(out)["method"], "subvolume", "{out}");
+        }
+        env.assert_worktree(&env.p("wt"), &env.p("src"), "the checkout");
+        assert_tree_leftovers_collected(env);
+    },
+};
+
+/// A snapshot of a subvolume: read from a read-only snapshot of it, kept as the snapshot's
+/// tree. Btrfs only.
+const SNAPSHOT_SUBVOLUME: Case = Case {
+    name: "snapshot of a subvolume",
+    store: true,
+    prepare: |env| {
+        use cowtree_fs::subvolume::{At, create};
+        let d = cowtree_fs::dir::Dir::open(&env.mnt).expect("open the mount");
+        create(At::new(&d, &env.mnt), o("src")).expect("create the source subvolume");
+        make_tree(&env.p("src"), FILES, 12);
+        let id = env.expected_id(&env.p("src"));
+        fs::write(env.p("expected"), id).expect("write");
+    },
+    args: |env| {
+        owned(vec![
+            o("snapshot"),
+            o("--json"),
+            o("--name"),
+            o("snap"),
+            env.p("src").as_os_str(),
+        ])
+    },
+    rerun: Some(|env| {
+        if env.resolve("snap").is_some() {
+            env.ok(&[o("snapshot"), o("--json"), env.p("src").as_os_str()])
+        } else {
+            run_args(env, &(SNAPSHOT_SUBVOLUME.args)(env))
+        }
+    }),
+    check: |env, out| {
+        let expected = fs::read_to_string(env.p("expected")).expect("read");
+        let out = json(out);
+        assert_eq!(out["id"].as_str(), Some(expected.as_str()));
+        assert_eq!(out["frozen"], true, "{out}");
+        assert!(
+            env.p("store/trees").join(&expected).is_dir(),
+            "the read-only snapshot is kept as the tree"
+        );
+        env.ok(&[o("checkout"), o("snap"), env.p("check").as_os_str()]);
+        env.assert_worktree(&env.p("check"), &env.p("src"), "checkout of the snapshot");
+        assert_tree_leftovers_collected(env);
+    },
+};
+
+/// After gc, `trees/` holds only trees of snapshots in the store (and their stat caches):
+/// nothing a killed command was making.
+#[track_caller]
+fn assert_tree_leftovers_collected(env: &Env) {
+    env.ok(&[o("gc")]);
+    let left: Vec<String> = fs::read_dir(env.p("store/trees"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "gc left trees being made: {left:?}");
+    assert!(
+        common::leftovers(&env.mnt).is_empty(),
+        "staging left: {:?}",
+        common::leftovers(&env.mnt)
+    );
+}
+
 fn rounds() -> u64 {
     std::env::var("COWTREE_CRASH_ROUNDS")
         .ok()
@@ -1093,5 +1199,13 @@ mod btrfs_subvolume {
     #[test]
     fn git_worktree_add_sync_by_snapshot_survives_power_loss() {
         crash_case(Kind::Btrfs, &GIT_ADD_SYNC_SUBVOLUME);
+    }
+    #[test]
+    fn checkout_of_a_tree_subvolume_survives_power_loss() {
+        crash_case(Kind::Btrfs, &CHECKOUT_TREE);
+    }
+    #[test]
+    fn snapshot_of_a_subvolume_survives_power_loss() {
+        crash_case(Kind::Btrfs, &SNAPSHOT_SUBVOLUME);
     }
 }

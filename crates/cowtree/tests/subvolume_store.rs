@@ -1,0 +1,900 @@
+//! The store on btrfs (docs/store.md, "Tree subvolumes"): a checkout is one writable snapshot
+//! of the snapshot's read-only tree subvolume (built from the blobs the first time), a snapshot
+//! of a subvolume is read from a read-only snapshot of it, and `worktree rm`, `rm` and gc delete
+//! subvolumes. On real btrfs mounts, as root and as an unprivileged user, on the mount without
+//! `user_subvol_rm_allowed` (`COWTREE_TEST_BTRFS`) and the one with it
+//! (`COWTREE_TEST_BTRFS_USER_RM`).
+
+mod common;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use common::{BIN, Ran, run_limited};
+use cowtree_fs::dir::Dir;
+use cowtree_fs::subvolume::{At, create, is_root};
+use cowtree_testutil::tree::{assert_same_tree, snapshot as listing};
+use cowtree_testutil::user::{As, TestUser, identities};
+use cowtree_testutil::{Fs, mount, pattern};
+use serde_json::Value;
+
+fn o(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+/// One identity's work area on a mount: a directory it owns, with its HOME and XDG
+/// directories inside.
+struct Area<'a> {
+    who: As<'a>,
+    dir: tempfile::TempDir,
+}
+
+impl<'a> Area<'a> {
+    fn new(who: As<'a>, mnt: &Path) -> Area<'a> {
+        let dir = who.dir_in(mnt);
+        let a = Area { who, dir };
+        for d in ["home", "home/data", "home/state", "home/config"] {
+            a.mkdir(d);
+        }
+        a
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn store(&self) -> PathBuf {
+        self.p("store")
+    }
+
+    /// `mkdir` as this identity.
+    fn mkdir(&self, rel: &str) {
+        let st = self.who.command("mkdir").arg(self.p(rel)).status().unwrap();
+        assert!(st.success(), "mkdir {rel}");
+    }
+
+    /// Gives everything below `rel` to this identity (made by the test process, root).
+    fn chown(&self, rel: &str) {
+        let st = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", self.who.uid(), self.gid()))
+            .arg(self.p(rel))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    fn gid(&self) -> u32 {
+        match self.who {
+            As::Root => 0,
+            As::User(u) => u.gid(),
+        }
+    }
+
+    /// `cowtree --store STORE ARGS` as this identity, with its own HOME and XDG directories;
+    /// `deny` lists btrfs ioctls that fail with EPERM in it (a seccomp filter).
+    fn run_denying(&self, deny: &[u64], args: &[&OsStr]) -> Ran {
+        let mut c = self.who.command(BIN);
+        c.env_remove("COWTREE_STORE")
+            .env("HOME", self.p("home"))
+            .env("XDG_DATA_HOME", self.p("home/data"))
+            .env("XDG_STATE_HOME", self.p("home/state"))
+            .env("XDG_CONFIG_HOME", self.p("home/config"))
+            .arg("--store")
+            .arg(self.store())
+            .args(args);
+        if !deny.is_empty() {
+            seccomp::deny_ioctls(&mut c, deny.to_vec());
+        }
+        run_limited(c, Duration::from_secs(120))
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&OsStr]) -> Ran {
+        let r = self.run_denying(&[], args);
+        r.assert_ok(&format!("{} {args:?}", self.who.label()));
+        r
+    }
+
+    #[track_caller]
+    fn json(&self, args: &[&OsStr]) -> Value {
+        let mut a = args.to_vec();
+        a.push(o("--json"));
+        self.ok(&a).json()
+    }
+}
+
+/// A tree with what a checkout must reproduce: nested and empty directories, files of
+/// several sizes (one empty, one of several extents), an executable, relative and dangling
+/// symlinks, a non-UTF-8 name.
+fn make_tree(root: &Path, files: usize) {
+    fs::create_dir_all(root.join("empty/inner")).unwrap();
+    for i in 0..files {
+        let dir = root.join(format!("d{}", i % 5)).join(format!("s{}", i % 3));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("f{i}")), pattern(i * 37 % 5000, i as u64)).unwrap();
+    }
+    fs::write(root.join("zero"), b"").unwrap();
+    fs::write(root.join("big"), pattern(1 << 20, 7)).unwrap();
+    fs::write(root.join("run.sh"), b"#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    symlink("d0/s0/f0", root.join("link")).unwrap();
+    symlink("../nowhere", root.join("d1/dangling")).unwrap();
+    fs::write(root.join(OsStr::from_bytes(b"caf\xe9")), b"latin-1 name").unwrap();
+}
+
+/// The tree of snapshot `id` in `store`.
+fn tree_path(store: &Path, id: &str) -> PathBuf {
+    store.join("trees").join(id)
+}
+
+fn subvolume_root(p: &Path) -> bool {
+    let d = Dir::open(p).unwrap();
+    is_root(At::new(&d, p)).unwrap()
+}
+
+fn read_only(p: &Path) -> bool {
+    let d = Dir::open(p).unwrap();
+    cowtree_fs::subvolume::read_only(At::new(&d, p)).unwrap()
+}
+
+/// What `filefrag -v` says of `file`: whether any of its extents is shared.
+fn shared_extents(file: &Path) -> bool {
+    let out = Command::new("filefrag")
+        .arg("-v")
+        .arg(file)
+        .output()
+        .expect("run filefrag");
+    assert!(out.status.success(), "filefrag {}", file.display());
+    String::from_utf8_lossy(&out.stdout).contains("shared")
+}
+
+/// The names in `dir` (sorted), none if it does not exist.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// O(1) deletes are permitted to `who` on `fs`.
+fn fast_delete(who: &As<'_>, fs: Fs) -> bool {
+    matches!(who, As::Root) || fs == Fs::BtrfsUserRm
+}
+
+/// Checkout on btrfs, end to end, for one identity on one mount.
+fn checkout_scenario(fs_kind: Fs, who: As<'_>, mnt: &Path) {
+    let label = format!("{fs_kind:?} as {}", who.label());
+    let a = Area::new(who, mnt);
+    make_tree(&a.p("src"), 60);
+    a.chown("src");
+    let snap = a.json(&[o("snapshot"), a.p("src").as_os_str(), o("--name"), o("v")]);
+    let id = snap["id"].as_str().unwrap().to_string();
+    // A plain directory: read in place.
+    assert_eq!(snap["frozen"], false, "{label}: {snap}");
+    assert_eq!(snap["reason"], "not-a-subvolume-root", "{label}: {snap}");
+
+    // The first checkout builds the tree from the blobs; the next one only snapshots it.
+    let first = a.json(&[o("checkout"), o("v"), a.p("a").as_os_str()]);
+    assert_eq!(first["method"], "subvolume", "{label}: {first}");
+    assert_eq!(first["tree_built"], true, "{label}: {first}");
+    assert_eq!(first["cloned"], first["files"], "{label}: {first}");
+    let second = a.json(&[o("checkout"), o("v"), a.p("b").as_os_str()]);
+    assert_eq!(second["method"], "subvolume", "{label}: {second}");
+    assert_eq!(second["tree_built"], false, "{label}: {second}");
+    assert_eq!(second["reason"], Value::Null, "{label}: {second}");
+    assert_eq!(second["files"], first["files"], "{label}");
+    assert_eq!(second["symlinks"], first["symlinks"], "{label}");
+    assert_eq!(second["dirs"], first["dirs"], "{label}");
+    // Asked per file: the same tree, made entry by entry (a subvolume all the same).
+    let copy = a.json(&[
+        o("checkout"),
+        o("--mode"),
+        o("copy"),
+        o("v"),
+        a.p("c").as_os_str(),
+    ]);
+    assert_eq!(copy["method"], "per-file", "{label}: {copy}");
+    assert_eq!(copy["reason"], "mode", "{label}: {copy}");
+    let human = a.ok(&[o("checkout"), o("v"), a.p("h").as_os_str()]);
+    assert!(
+        human
+            .stdout
+            .contains("a snapshot of the store's tree subvolume"),
+        "{label}: {}",
+        human.stdout
+    );
+
+    // Equivalent: type, mode, size, content (hence its hash), symlink target; every time is
+    // the checkout's or the tree's (the manifest records none), never later than now.
+    let now = SystemTime::now();
+    let (la, lb, lc) = (listing(&a.p("a")), listing(&a.p("b")), listing(&a.p("c")));
+    assert_same_tree(&lc, &la, false);
+    assert_same_tree(&lc, &lb, false);
+    for (path, e) in la.iter().chain(&lb) {
+        let t = SystemTime::UNIX_EPOCH + Duration::new(e.mtime.0 as u64, e.mtime.1 as u32);
+        assert!(
+            t <= now,
+            "{label}: {} has a time in the future",
+            path.display()
+        );
+    }
+    for wt in ["a", "b", "c", "h"] {
+        let p = a.p(wt);
+        assert!(subvolume_root(&p), "{label}: {wt} is a subvolume's root");
+        assert_eq!(
+            fs::metadata(p.join("big")).unwrap().uid(),
+            a.who.uid(),
+            "{label}"
+        );
+        // The stat cache is the tree's: nothing is read.
+        let st = a.json(&[o("status"), p.as_os_str()]);
+        assert_eq!(st["clean"], true, "{label}: {wt}: {st}");
+        assert_eq!(st["hashed"], 0, "{label}: {wt}: {st}");
+    }
+
+    // The store's tree: read-only, shared with the worktrees, never written through them.
+    let tree = tree_path(&a.store(), &id);
+    assert!(subvolume_root(&tree) && read_only(&tree), "{label}");
+    let err = fs::write(tree.join("zero"), b"x").expect_err("the tree is read-only");
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{label}: {err}");
+    assert!(
+        shared_extents(&a.p("b/big")),
+        "{label}: b/big shares its data"
+    );
+    assert!(
+        shared_extents(&tree.join("big")),
+        "{label}: the tree shares its data"
+    );
+    let before = fs::read(tree.join("big")).unwrap();
+    let w = a
+        .who
+        .command("dd")
+        .args(["if=/dev/zero", "bs=4096", "count=2", "conv=notrunc"])
+        .arg(format!("of={}", a.p("b/big").display()))
+        .output()
+        .unwrap();
+    assert!(w.status.success(), "{label}: write into b/big");
+    assert_eq!(
+        fs::read(tree.join("big")).unwrap(),
+        before,
+        "{label}: tree unchanged"
+    );
+    assert_eq!(
+        fs::read(a.p("a/big")).unwrap(),
+        before,
+        "{label}: a unchanged"
+    );
+    assert_ne!(
+        fs::read(a.p("b/big")).unwrap(),
+        before,
+        "{label}: b changed"
+    );
+    let st = a.json(&[o("status"), a.p("b").as_os_str()]);
+    assert_eq!(st["modified"], serde_json::json!(["big"]), "{label}: {st}");
+
+    let v = a.json(&[o("verify")]);
+    assert_eq!(v["ok"], true, "{label}: {v}");
+    assert_eq!(v["trees_checked"], 1, "{label}: {v}");
+
+    // worktree rm: O(1) where permitted, the tree removed entry by entry otherwise.
+    let rm = a.json(&[o("worktree"), o("rm"), o("--force"), a.p("b").as_os_str()]);
+    let how = if fast_delete(&a.who, fs_kind) {
+        "ioctl"
+    } else {
+        "removed-tree"
+    };
+    assert_eq!(rm["subvolume"], how, "{label}: {rm}");
+    assert!(!a.p("b").exists(), "{label}");
+    let rm = a.json(&[o("worktree"), o("rm"), a.p("c").as_os_str()]);
+    assert_eq!(rm["subvolume"], how, "{label}: {rm}");
+
+    // rm removes the tree with the snapshot; gc then finds no tree left.
+    let rm = a.json(&[o("rm"), o("--force"), o("v")]);
+    assert_eq!(rm["tree_removed"], how, "{label}: {rm}");
+    assert!(!tree.exists(), "{label}");
+    let gc = a.json(&[o("gc")]);
+    assert_eq!(gc["trees_removed"], serde_json::json!([]), "{label}: {gc}");
+    assert_eq!(
+        names(&a.store().join("trees")),
+        Vec::<String>::new(),
+        "{label}"
+    );
+    for wt in ["a", "h"] {
+        a.ok(&[o("worktree"), o("rm"), o("--force"), a.p(wt).as_os_str()]);
+    }
+}
+
+#[test]
+fn a_checkout_on_btrfs_is_a_snapshot_of_the_store_tree_equal_to_a_per_file_checkout() {
+    let user = TestUser::create();
+    for fs_kind in [Fs::Btrfs, Fs::BtrfsUserRm] {
+        let Some(mnt) = mount(fs_kind) else {
+            continue;
+        };
+        for who in identities(user.as_ref()) {
+            checkout_scenario(fs_kind, who, &mnt);
+        }
+    }
+}
+
+/// Makes the subvolume `rel` in `a`'s area, owned by `a`'s identity.
+fn make_subvolume(a: &Area<'_>, rel: &str) -> PathBuf {
+    let path = a.p(rel);
+    let parent = path.parent().unwrap();
+    let d = Dir::open(parent).unwrap();
+    create(At::new(&d, parent), path.file_name().expect("a name")).unwrap();
+    path
+}
+
+fn snapshot_scenario(fs_kind: Fs, who: As<'_>, mnt: &Path) {
+    let label = format!("{fs_kind:?} as {}", who.label());
+    let a = Area::new(who, mnt);
+    let src = make_subvolume(&a, "src");
+    make_tree(&src, 40);
+    a.chown("src");
+    let snap = a.json(&[o("snapshot"), src.as_os_str(), o("--name"), o("v")]);
+    let id = snap["id"].as_str().unwrap().to_string();
+    assert_eq!(snap["frozen"], true, "{label}: {snap}");
+    assert_eq!(snap["reason"], Value::Null, "{label}: {snap}");
+    // The read-only snapshot it was read from is the snapshot's tree.
+    let tree = tree_path(&a.store(), &id);
+    assert!(subvolume_root(&tree) && read_only(&tree), "{label}");
+    assert_same_tree(&listing(&src), &listing(&tree), true);
+    // The tree, and what is kept beside it (its counts; a stat cache once a checkout made one).
+    assert_eq!(
+        names(&a.store().join("trees")),
+        vec![id.clone(), format!("{id}.counts")],
+        "{label}"
+    );
+
+    // Checkouts snapshot it at once; the first stats the tree for its stat cache (kept).
+    let c = a.json(&[o("checkout"), o("v"), a.p("a").as_os_str()]);
+    assert_eq!(
+        (&c["method"], &c["tree_built"]),
+        (&"subvolume".into(), &false.into())
+    );
+    assert!(
+        tree.with_extension("stat").exists(),
+        "{label}: the tree's stat cache is kept"
+    );
+    a.ok(&[o("checkout"), o("v"), a.p("b").as_os_str()]);
+    for wt in ["a", "b"] {
+        let st = a.json(&[o("status"), a.p(wt).as_os_str()]);
+        assert_eq!(
+            (&st["clean"], &st["hashed"]),
+            (&true.into(), &0.into()),
+            "{label}: {st}"
+        );
+    }
+
+    // An incremental snapshot of a subvolume worktree: also from a read-only snapshot, and
+    // only the changed file is read.
+    fs::write(a.p("a/d0/s0/f0"), b"changed").unwrap();
+    let inc = a.json(&[o("snapshot"), o("-C"), a.p("a").as_os_str()]);
+    assert_eq!(inc["incremental"], true, "{label}: {inc}");
+    assert_eq!(inc["frozen"], true, "{label}: {inc}");
+    assert_eq!(inc["read"], 1, "{label}: {inc}");
+    let inc_id = inc["id"].as_str().unwrap();
+    let fresh = a.json(&[o("snapshot"), o("--full"), a.p("a").as_os_str()]);
+    assert_eq!(fresh["id"], inc["id"], "{label}: same tree, same id");
+    assert!(tree_path(&a.store(), inc_id).is_dir(), "{label}");
+    let v = a.json(&[o("verify")]);
+    assert_eq!(
+        (&v["ok"], &v["trees_checked"]),
+        (&true.into(), &2.into()),
+        "{label}: {v}"
+    );
+
+    // A nested subvolume would be an empty directory in a snapshot: read in place instead,
+    // and its files are recorded.
+    let nested = make_subvolume(&a, "src/nested");
+    fs::write(nested.join("inside"), b"in the nested subvolume").unwrap();
+    a.chown("src/nested");
+    let snap = a.json(&[o("snapshot"), src.as_os_str()]);
+    assert_eq!(snap["frozen"], false, "{label}: {snap}");
+    assert_eq!(snap["reason"], "nested-subvolumes", "{label}: {snap}");
+    let shown = a.json(&[o("show"), o(snap["id"].as_str().unwrap())]);
+    assert!(
+        shown.to_string().contains("nested/inside"),
+        "{label}: the nested subvolume's files are recorded"
+    );
+    for wt in ["a", "b"] {
+        a.ok(&[o("worktree"), o("rm"), o("--force"), a.p(wt).as_os_str()]);
+    }
+    a.ok(&[o("rm"), o("--force"), o(inc_id)]);
+    a.ok(&[o("rm"), o("--force"), o("v")]);
+}
+
+#[test]
+fn a_snapshot_of_a_subvolume_is_read_from_a_read_only_snapshot_kept_as_its_tree() {
+    let user = TestUser::create();
+    let Some(mnt) = mount(Fs::Btrfs) else {
+        return;
+    };
+    for who in identities(user.as_ref()) {
+        snapshot_scenario(Fs::Btrfs, who, &mnt);
+    }
+}
+
+/// btrfs ioctl numbers (linux/btrfs.h): `_IOW(0x94, nr, struct btrfs_ioctl_vol_args_v2)`,
+/// 4096 bytes.
+const fn btrfs_iow(nr: u64) -> u64 {
+    (1 << 30) | (4096 << 16) | (0x94 << 8) | nr
+}
+const SNAP_CREATE_V2: u64 = btrfs_iow(23);
+const SUBVOL_CREATE_V2: u64 = btrfs_iow(24);
+const SNAP_DESTROY_V2: u64 = btrfs_iow(63);
+
+#[test]
+fn where_the_kernel_refuses_a_subvolume_ioctl_the_checkout_is_per_file_and_says_why() {
+    let Some(mnt) = mount(Fs::Btrfs) else {
+        return;
+    };
+    if !seccomp::SUPPORTED {
+        cowtree_testutil::skip("no seccomp filter for this architecture");
+        return;
+    }
+    let a = Area::new(As::Root, &mnt);
+    make_tree(&a.p("src"), 20);
+    let id = a.json(&[o("snapshot"), a.p("src").as_os_str()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // No subvolume may be made: no tree is built, DST is a plain directory, made per file.
+    let r = a.run_denying(
+        &[SUBVOL_CREATE_V2, SNAP_CREATE_V2],
+        &[o("checkout"), o(&id), a.p("none").as_os_str()],
+    );
+    r.assert_ok("checkout with no subvolume ioctl");
+    assert!(
+        r.stderr.contains("per file:") && r.stderr.contains("not permitted"),
+        "said once why: {}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.matches("per file:").count(), 1, "{}", r.stderr);
+    assert!(!subvolume_root(&a.p("none")));
+    assert!(!tree_path(&a.store(), &id).exists(), "no tree was built");
+    // The tree exists, but its snapshot is refused.
+    a.ok(&[o("checkout"), o(&id), a.p("first").as_os_str()]);
+    let r = a.run_denying(
+        &[SNAP_CREATE_V2],
+        &[
+            o("checkout"),
+            o("--json"),
+            o(&id),
+            a.p("refused").as_os_str(),
+        ],
+    );
+    r.assert_ok("checkout with the snapshot refused");
+    let j = r.json();
+    assert_eq!(
+        (&j["method"], &j["reason"]),
+        (&"per-file".into(), &"not-permitted".into()),
+        "{j}"
+    );
+    assert_same_tree(&listing(&a.p("first")), &listing(&a.p("refused")), false);
+    assert!(
+        subvolume_root(&a.p("refused")),
+        "its root is a subvolume all the same"
+    );
+    let st = a.json(&[o("status"), a.p("refused").as_os_str()]);
+    assert_eq!(
+        (&st["clean"], &st["hashed"]),
+        (&true.into(), &0.into()),
+        "{st}"
+    );
+    // O(1) delete refused: the tree is removed entry by entry.
+    let r = a.run_denying(
+        &[SNAP_DESTROY_V2],
+        &[
+            o("worktree"),
+            o("rm"),
+            o("--json"),
+            a.p("refused").as_os_str(),
+        ],
+    );
+    r.assert_ok("worktree rm with the delete ioctl refused");
+    assert_eq!(r.json()["subvolume"], "removed-tree", "{}", r.stdout);
+    assert!(!a.p("refused").exists());
+    for wt in ["none", "first"] {
+        a.ok(&[o("worktree"), o("rm"), a.p(wt).as_os_str()]);
+    }
+}
+
+#[test]
+fn a_checkout_into_another_btrfs_is_per_file_and_into_a_subvol_mount_of_the_same_one_is_a_snapshot()
+{
+    let (Some(mnt), Some(other)) = (mount(Fs::Btrfs), mount(Fs::BtrfsUserRm)) else {
+        return;
+    };
+    let a = Area::new(As::Root, &mnt);
+    make_tree(&a.p("src"), 20);
+    a.ok(&[o("snapshot"), a.p("src").as_os_str(), o("--name"), o("v")]);
+    let elsewhere = tempfile::tempdir_in(&other).unwrap();
+    let dst = elsewhere.path().join("wt");
+    let r = a.json(&[o("checkout"), o("v"), dst.as_os_str()]);
+    assert_eq!(
+        (&r["method"], &r["reason"]),
+        (&"per-file".into(), &"cross-filesystem".into()),
+        "{r}"
+    );
+    assert_same_tree(&listing(&a.p("src")), &listing(&dst), false);
+
+    // The same filesystem mounted again with subvol=: one filesystem, one snapshot.
+    let sub = make_subvolume(&a, "sub");
+    let dev = mount_source(&mnt);
+    let point = tempfile::tempdir().unwrap();
+    let rel = sub.strip_prefix(&mnt).unwrap();
+    let st = Command::new("mount")
+        .arg("-o")
+        .arg(format!("subvol={}", rel.display()))
+        .arg(&dev)
+        .arg(point.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount -o subvol={} {dev}", rel.display());
+    let unmount = Unmount(point.path().to_path_buf());
+    let dst = point.path().join("wt");
+    let r = a.json(&[o("checkout"), o("v"), dst.as_os_str()]);
+    assert_eq!(r["method"], "subvolume", "{r}");
+    let st = a.json(&[o("status"), dst.as_os_str()]);
+    assert_eq!(
+        (&st["clean"], &st["hashed"]),
+        (&true.into(), &0.into()),
+        "{st}"
+    );
+    a.ok(&[o("worktree"), o("rm"), dst.as_os_str()]);
+    drop(unmount);
+}
+
+/// Unmounts its path when dropped.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The device mounted at `mnt` (from /proc/self/mountinfo).
+fn mount_source(mnt: &Path) -> String {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let want = fs::canonicalize(mnt).unwrap();
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let dash = f.iter().position(|x| *x == "-").unwrap();
+        if Path::new(f[4]) == want && f[3] == "/" {
+            return f[dash + 2].to_string();
+        }
+    }
+    panic!("{} is not a mount point", mnt.display());
+}
+
+/// A btrfs image of its own with quotas on, loop-mounted in a directory of the XFS test
+/// mount; unmounted and detached when dropped.
+struct QuotaLab {
+    _host: tempfile::TempDir,
+    mnt: PathBuf,
+    dev: String,
+}
+
+impl QuotaLab {
+    fn new() -> Option<QuotaLab> {
+        let host = cowtree_testutil::scratch(Fs::Xfs)?;
+        let img = host.path().join("q.img");
+        fs::File::create(&img).unwrap().set_len(256 << 20).unwrap();
+        tool("mkfs.btrfs", &[o("-q"), img.as_os_str()]);
+        let dev = tool("losetup", &[o("-f"), o("--show"), img.as_os_str()]);
+        let mnt = host.path().join("mnt");
+        fs::create_dir(&mnt).unwrap();
+        tool("mount", &[o(&dev), mnt.as_os_str()]);
+        let lab = QuotaLab {
+            _host: host,
+            mnt,
+            dev,
+        };
+        tool("btrfs", &[o("quota"), o("enable"), lab.mnt.as_os_str()]);
+        Some(lab)
+    }
+}
+
+impl Drop for QuotaLab {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
+
+#[track_caller]
+fn tool(prog: &str, args: &[&OsStr]) -> String {
+    let out = Command::new(prog).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{prog} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A qgroup limit reached (EDQUOT) while the tree is built or snapshotted: a clear error
+/// naming the path, and nothing left (no DST, no staging, no tree, no record).
+#[test]
+fn a_qgroup_limit_fails_the_checkout_clearly_and_leaves_nothing() {
+    let Some(lab) = QuotaLab::new() else {
+        return;
+    };
+    let a = Area::new(As::Root, &lab.mnt);
+    make_tree(&a.p("src"), 20);
+    a.ok(&[o("snapshot"), a.p("src").as_os_str(), o("--name"), o("v")]);
+    // DST's parent: a subvolume with a limit that its content already reaches.
+    let full = make_subvolume(&a, "full");
+    tool(
+        "btrfs",
+        &[o("qgroup"), o("limit"), o("2M"), full.as_os_str()],
+    );
+    let mut filled = 0;
+    for i in 0.. {
+        let f = full.join(format!("fill{i}"));
+        let w = Command::new("dd")
+            .args(["if=/dev/urandom", "bs=64k", "count=8", "conv=fsync"])
+            .arg(format!("of={}", f.display()))
+            .output()
+            .unwrap();
+        if !w.status.success() {
+            break;
+        }
+        filled += 1;
+        assert!(filled < 1000, "the qgroup limit is never reached");
+    }
+    tool("sync", &[]);
+    let before = names(&full);
+    let dst = full.join("wt");
+    let r = a.run_denying(&[], &[o("checkout"), o("v"), dst.as_os_str()]);
+    r.assert_error("checkout into a full qgroup");
+    assert!(
+        r.stderr.contains("quota") && r.stderr.contains(&full.display().to_string()),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(names(&full), before, "nothing left beside DST");
+    let list = a.json(&[o("worktree"), o("list")]);
+    assert!(!list.to_string().contains("full/wt"), "no record: {list}");
+    let gc = a.json(&[o("gc")]);
+    assert_eq!(gc["staging_beside"], serde_json::json!([]), "{gc}");
+    let v = a.json(&[o("verify")]);
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+/// A seccomp filter that makes chosen `ioctl` requests fail with EPERM in a child process, as
+/// a sandbox's would (the kernel's own refusals cannot be provoked for every call).
+mod seccomp {
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xc000_00b7; // AUDIT_ARCH_AARCH64
+    pub const SUPPORTED: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+
+    fn stmt(code: u16, k: u32) -> libc::sock_filter {
+        libc::sock_filter {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        }
+    }
+
+    fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+        libc::sock_filter { code, jt, jf, k }
+    }
+
+    /// Installs, in the child `cmd` starts, a filter failing `ioctl(fd, request, ...)` with
+    /// EPERM for each of `requests`.
+    pub fn deny_ioctls(cmd: &mut Command, requests: Vec<u64>) {
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        {
+            use libc::{
+                BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, SECCOMP_RET_ALLOW,
+                SECCOMP_RET_ERRNO,
+            };
+            let ld = (BPF_LD | BPF_W | BPF_ABS) as u16;
+            let jeq = (BPF_JMP | BPF_JEQ | BPF_K) as u16;
+            let ret = (BPF_RET | BPF_K) as u16;
+            // struct seccomp_data: nr at 0, arch at 4, args[1] (low half) at 24.
+            let mut prog = vec![
+                stmt(ld, 4),
+                jump(jeq, ARCH, 1, 0),
+                stmt(ret, SECCOMP_RET_ALLOW),
+                stmt(ld, 0),
+                jump(jeq, libc::SYS_ioctl as u32, 1, 0),
+                stmt(ret, SECCOMP_RET_ALLOW),
+                stmt(ld, 24),
+            ];
+            for r in &requests {
+                prog.push(jump(jeq, *r as u32, 0, 1));
+                prog.push(stmt(ret, SECCOMP_RET_ERRNO | libc::EPERM as u32));
+            }
+            prog.push(stmt(ret, SECCOMP_RET_ALLOW));
+            // SAFETY: between fork and exec only async-signal-safe calls (prctl) are made, on
+            // a filter program built before the fork.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let fprog = libc::sock_fprog {
+                        len: prog.len() as u16,
+                        filter: prog.as_ptr() as *mut libc::sock_filter,
+                    };
+                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                        || libc::prctl(
+                            libc::PR_SET_SECCOMP,
+                            libc::SECCOMP_MODE_FILTER,
+                            &fprog as *const libc::sock_fprog,
+                        ) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            let _ = (cmd, requests);
+        }
+    }
+}
+
+/// Every subvolume below `dir`, relative to it.
+fn subvolumes_below(dir: &Path) -> Vec<PathBuf> {
+    let d = Dir::open(dir).unwrap();
+    cowtree_fs::subvolume::below(At::new(&d, dir))
+        .unwrap()
+        .into_iter()
+        .map(|n| n.path)
+        .collect()
+}
+
+/// Starts `cowtree --store STORE ARGS` and stops it `delay` later with `signal` unless it
+/// ended first; returns its pid.
+fn stopped_after(store: &Path, args: &[&OsStr], delay: Duration, signal: i32) -> u32 {
+    let mut child = common::bin()
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if signal != libc::SIGKILL {
+        // Before the handler is in place a signal would act as a kill: that case is the
+        // SIGKILL rounds'.
+        common::handler_installed(child.id());
+    }
+    let until = std::time::Instant::now() + delay;
+    while std::time::Instant::now() < until {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: our own child, not yet reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success()
+            || std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(libc::SIGKILL)
+            || out.status.code() == Some(128 + signal),
+        "{args:?}: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pid
+}
+
+/// Checkouts (building the tree, or snapshotting it) and snapshots of a subvolume, killed
+/// (SIGKILL) or interrupted (SIGINT) at random points: DST is absent or whole and registered;
+/// an interrupted command removes what it was making itself; after a kill, gc removes every
+/// subvolume left (staging beside DST, trees being made) and nothing else.
+#[test]
+fn killed_or_interrupted_at_any_point_a_checkout_or_snapshot_leaves_nothing_gc_keeps() {
+    let Some(mnt) = mount(Fs::Btrfs) else {
+        return;
+    };
+    let a = Area::new(As::Root, &mnt);
+    make_tree(&a.p("src"), 1500);
+    let sv = make_subvolume(&a, "sv");
+    make_tree(&sv, 1500);
+    let id = a.json(&[o("snapshot"), a.p("src").as_os_str()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let want = listing(&a.p("src"));
+    // How long each takes, to place the signals while it runs.
+    let t = std::time::Instant::now();
+    a.ok(&[o("checkout"), o(&id), a.p("first").as_os_str()]);
+    let build = t.elapsed();
+    let t = std::time::Instant::now();
+    a.ok(&[o("snapshot"), sv.as_os_str()]);
+    let record = t.elapsed();
+    let store = cowtree_store::Store::open(&a.store()).unwrap();
+    let hash = cowtree_store::Hash::from_hex(&id).unwrap();
+    let mut rng = cowtree_testutil::XorShift::from_clock("killed subvolume checkouts");
+    let mut kept = vec![PathBuf::from("first"), PathBuf::from("sv")];
+    for round in 0..12 {
+        let signal = if round % 3 == 2 {
+            libc::SIGINT
+        } else {
+            libc::SIGKILL
+        };
+        let pid;
+        if round % 4 < 2 {
+            // Half the checkouts find no tree: they build it.
+            if round % 2 == 0 {
+                cowtree_store::trees::remove(&store, &hash).unwrap();
+            }
+            let dst = a.p(&format!("wt{round}"));
+            let delay = Duration::from_micros(rng.below(build.as_micros() as u64 + 1));
+            pid = stopped_after(
+                &a.store(),
+                &[o("checkout"), o(&id), dst.as_os_str()],
+                delay,
+                signal,
+            );
+            if dst.exists() {
+                // Whole, and registered with its stat cache.
+                assert_same_tree(&want, &listing(&dst), false);
+                let st = a.json(&[o("status"), dst.as_os_str()]);
+                assert_eq!(st["clean"], true, "round {round}: {st}");
+                kept.push(PathBuf::from(format!("wt{round}")));
+            }
+        } else {
+            let delay = Duration::from_micros(rng.below(record.as_micros() as u64 + 1));
+            pid = stopped_after(&a.store(), &[o("snapshot"), sv.as_os_str()], delay, signal);
+        }
+        if signal == libc::SIGINT {
+            // The handler removed what the command was making.
+            let mine = |n: &String| n.contains(&format!("-{pid}-"));
+            let making: Vec<String> = names(&a.store().join("trees"))
+                .into_iter()
+                .filter(mine)
+                .collect();
+            assert!(making.is_empty(), "round {round}: left {making:?}");
+            let beside: Vec<String> = common::leftovers(a.dir.path())
+                .into_iter()
+                .filter(mine)
+                .collect();
+            assert!(beside.is_empty(), "round {round}: left {beside:?}");
+        }
+    }
+    a.json(&[o("gc")]);
+    let v = a.json(&[o("verify")]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(common::leftovers(a.dir.path()).is_empty());
+    let mut expect: Vec<PathBuf> = kept;
+    for name in names(&a.store().join("trees")) {
+        assert!(!name.starts_with('.'), "gc left {name}");
+        if !name.ends_with(".stat") && !name.ends_with(".counts") {
+            expect.push(Path::new("store/trees").join(name));
+        }
+    }
+    expect.sort();
+    assert_eq!(
+        subvolumes_below(a.dir.path()),
+        expect,
+        "the subvolumes left"
+    );
+}
