@@ -482,6 +482,9 @@ impl Job<'_> {
             }
             Some(tree) => Ok(Plan::Subvolume(Some(tree))),
             None if self.store.is_read_only() => per_file(crate::trees::STORE_NOT_WRITABLE),
+            None if crate::trees::exists(self.store, self.id)? => {
+                per_file(crate::trees::NOT_TRUSTED)
+            }
             None => Ok(Plan::Subvolume(None)),
         }
     }

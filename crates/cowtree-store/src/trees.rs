@@ -68,6 +68,15 @@ pub const STORE_INSIDE: NotUsed = NotUsed::Requested {
     why: "a tree holding the store",
 };
 
+/// Why a checkout does not use the tree at `trees/<id>`: something that is not a read-only
+/// subvolume root is there (changed behind the store's back; `verify` reports it, gc removes
+/// it, and the next checkout builds the tree anew).
+pub const NOT_TRUSTED: NotUsed = NotUsed::Requested {
+    code: "tree-not-trusted",
+    why: "the store's tree of this snapshot is not a read-only subvolume (verify reports it, \
+          gc removes it)",
+};
+
 /// A published tree: `trees/<id>`, open.
 #[derive(Debug)]
 pub struct Tree {
@@ -127,6 +136,17 @@ pub fn open(store: &Store, id: &Hash) -> Result<Option<Tree>> {
     }
     let owner = dir.stat_self().map_err(|e| io_at(&path, e))?.st_uid;
     Ok(Some(Tree { dir, path, owner }))
+}
+
+/// Whether anything is at `trees/<id>` (trusted by [`open`] or not).
+pub fn exists(store: &Store, id: &Hash) -> Result<bool> {
+    let Some(trees) = trees_dir(store)? else {
+        return Ok(false);
+    };
+    trees
+        .try_stat(OsStr::new(&id.to_hex()))
+        .map(|st| st.is_some())
+        .map_err(|e| io_at(&path(store, id), e))
 }
 
 /// A tree being made at `trees/.tmp-*`: removed when dropped unless published.
@@ -543,7 +563,9 @@ pub struct Collected {
 
 /// gc's pass over `trees/` (call with the store lock held exclusively, so that no tree is
 /// being made): removes every `.tmp-*` (left by a process that was killed), every tree whose
-/// snapshot is not in `live`, and every stat cache or counts file whose tree is gone.
+/// snapshot is not in `live`, every `trees/<id>` that [`open`] does not trust (not a
+/// read-only subvolume root: changed behind the store's back; the next checkout builds it
+/// anew), and every stat cache or counts file whose tree is gone.
 pub fn collect(
     store: &Store,
     live: &std::collections::HashSet<Hash>,
@@ -559,7 +581,7 @@ pub fn collect(
     for e in &entries {
         let name = e.name.as_bytes();
         let keep = match std::str::from_utf8(name).ok().and_then(Hash::from_hex) {
-            Some(id) => live.contains(&id),
+            Some(id) => live.contains(&id) && open(store, &id)?.is_some(),
             None if name.starts_with(TMP_PREFIX.as_bytes()) => false,
             // Stat caches, below; nothing else of ours is here.
             None => continue,

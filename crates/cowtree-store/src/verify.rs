@@ -244,8 +244,8 @@ fn check_tree(store: &Store, id: &Hash, m: &crate::manifest::Manifest) -> Vec<Pr
         Ok(Some(t)) => t,
         Ok(None) => {
             return vec![problem(
-                "not a read-only btrfs subvolume: a checkout does not use it; removing the \
-                 snapshot removes it too"
+                "not a read-only btrfs subvolume: a checkout does not use it; gc removes it \
+                 (a later checkout builds it anew)"
                     .into(),
             )];
         }
