@@ -416,6 +416,190 @@ fn snapshot_scenario(fs_kind: Fs, who: As<'_>, mnt: &Path) {
     a.ok(&[o("rm"), o("--force"), o("v")]);
 }
 
+/// `switch` and `reset` work on a checkout that is a snapshot of the store's tree as on one
+/// made per file (entry by entry, the tree untouched); `verify` finds a tree that is not its
+/// manifest's (a changed, an added, a removed entry) and warns of one whose snapshot is gone,
+/// which gc removes.
+#[test]
+fn switch_and_reset_work_on_a_snapshot_checkout_and_verify_finds_a_tree_that_differs() {
+    let Some(mnt) = mount(Fs::Btrfs) else {
+        return;
+    };
+    let a = Area::new(As::Root, &mnt);
+    make_tree(&a.p("src"), 30);
+    let v1 = a.json(&[o("snapshot"), a.p("src").as_os_str(), o("--name"), o("v1")]);
+    let v1_tree = tree_path(&a.store(), v1["id"].as_str().unwrap());
+    let want_v1 = listing(&a.p("src"));
+    fs::write(a.p("src/d0/s0/f0"), b"second version").unwrap();
+    fs::write(a.p("src/added"), b"added in v2").unwrap();
+    fs::remove_file(a.p("src/zero")).unwrap();
+    let v2 = a.json(&[o("snapshot"), a.p("src").as_os_str(), o("--name"), o("v2")]);
+    let want_v2 = listing(&a.p("src"));
+
+    let wt = a.p("wt");
+    let c = a.json(&[o("checkout"), o("v1"), wt.as_os_str()]);
+    assert_eq!(c["method"], "subvolume", "{c}");
+    let sw = a.json(&[o("switch"), o("v2"), wt.as_os_str()]);
+    assert_eq!(sw["to"], v2["id"], "{sw}");
+    assert_same_tree(&want_v2, &listing(&wt), false);
+    let st = a.json(&[o("status"), wt.as_os_str()]);
+    assert_eq!(st["clean"], true, "{st}");
+    // The switch went entry by entry in the worktree: v1's tree is still v1.
+    assert_same_tree(&want_v1, &listing(&v1_tree), false);
+
+    // reset --hard: local changes and an untracked file gone, the tree of v2 untouched.
+    fs::write(wt.join("d0/s0/f0"), b"local change").unwrap();
+    fs::remove_file(wt.join("big")).unwrap();
+    fs::write(wt.join("untracked"), b"u").unwrap();
+    a.ok(&[o("reset"), o("--hard"), o("-C"), wt.as_os_str()]);
+    assert_same_tree(&want_v2, &listing(&wt), false);
+    a.ok(&[o("switch"), o("v1"), wt.as_os_str()]);
+    assert_same_tree(&want_v1, &listing(&wt), false);
+    let v = a.json(&[o("verify")]);
+    assert_eq!(
+        (&v["ok"], &v["trees_checked"]),
+        (&true.into(), &1.into()),
+        "{v}"
+    );
+
+    // A tree changed behind the store's back (made writable, changed, read-only again):
+    // verify names each difference, and exits 4.
+    let set_ro = |ro: bool| {
+        let d = Dir::open(&v1_tree).unwrap();
+        cowtree_fs::subvolume::set_read_only(At::new(&d, &v1_tree), ro).unwrap();
+    };
+    set_ro(false);
+    // Same size (37 bytes), other content: only hashing finds it.
+    fs::write(v1_tree.join("d1/s1/f1"), [b'x'; 37]).unwrap();
+    fs::write(v1_tree.join("stray"), b"not in the snapshot").unwrap();
+    fs::remove_file(v1_tree.join("run.sh")).unwrap();
+    set_ro(true);
+    let r = a.run_denying(&[], &[o("verify"), o("--json")]);
+    assert_eq!(r.code(), Some(4), "{}", r.stderr);
+    let v = r.json();
+    let bad: Vec<String> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "bad-tree")
+        .map(|p| p["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(bad.len(), 3, "{v}");
+    for (what, why) in [
+        ("d1/s1/f1", "content hashes to"),
+        ("stray", "not in the snapshot"),
+        ("run.sh", "missing"),
+    ] {
+        assert!(
+            bad.iter()
+                .any(|m| m.starts_with(&format!("{what:?}")) && m.contains(why)),
+            "{what}: {bad:?}"
+        );
+    }
+    // Writable: not trusted, and said so.
+    set_ro(false);
+    let v = a.run_denying(&[], &[o("verify"), o("--json")]).json();
+    assert!(
+        v["problems"]
+            .to_string()
+            .contains("not a read-only btrfs subvolume"),
+        "{v}"
+    );
+    // A checkout does not use it: per file, saying why; gc removes it, and the next checkout
+    // builds it anew.
+    let c = a.json(&[o("checkout"), o("v1"), a.p("after").as_os_str()]);
+    assert_eq!(
+        (&c["method"], &c["reason"], &c["tree_built"]),
+        (
+            &"per-file".into(),
+            &"tree-not-trusted".into(),
+            &false.into()
+        ),
+        "{c}"
+    );
+    assert_same_tree(&want_v1, &listing(&a.p("after")), false);
+    let gc = a.json(&[o("gc")]);
+    assert_eq!(
+        gc["trees_removed"],
+        serde_json::json!([v1_tree.to_str().unwrap()]),
+        "{gc}"
+    );
+    let c = a.json(&[o("checkout"), o("v1"), a.p("rebuilt").as_os_str()]);
+    assert_eq!(
+        (&c["method"], &c["tree_built"]),
+        (&"subvolume".into(), &true.into()),
+        "{c}"
+    );
+    assert_same_tree(&want_v1, &listing(&v1_tree), false);
+    let v = a.json(&[o("verify")]);
+    assert_eq!(
+        (&v["ok"], &v["trees_checked"]),
+        (&true.into(), &1.into()),
+        "{v}"
+    );
+
+    // A tree whose snapshot is gone (its manifest removed behind the store's back): a
+    // warning, and gc removes it.
+    let v1_id = v1["id"].as_str().unwrap();
+    fs::remove_file(a.store().join("snapshots").join(v1_id)).unwrap();
+    let v = a.run_denying(&[], &[o("verify"), o("--json")]).json();
+    assert!(
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["kind"] == "orphan-tree" && w["subject"] == v1_tree.to_str().unwrap()),
+        "{v}"
+    );
+    let gc = a.json(&[o("gc")]);
+    assert_eq!(
+        gc["trees_removed"],
+        serde_json::json!([v1_tree.to_str().unwrap()]),
+        "{gc}"
+    );
+    assert!(!v1_tree.exists());
+    for w in ["wt", "after", "rebuilt"] {
+        a.ok(&[o("worktree"), o("rm"), o("--force"), a.p(w).as_os_str()]);
+    }
+}
+
+/// Without --store, a snapshot of a subvolume root goes into the store of its btrfs (every
+/// subvolume has its own device number, but the filesystem is one): never a new store made
+/// inside the subvolume, and read from a read-only snapshot of it.
+#[test]
+fn a_subvolume_snapshotted_without_store_goes_into_the_store_of_its_btrfs() {
+    let Some(mnt) = mount(Fs::Btrfs) else {
+        return;
+    };
+    let a = Area::new(As::Root, &mnt);
+    let sv = make_subvolume(&a, "sv");
+    make_tree(&sv, 10);
+    let r = run_limited(
+        {
+            let mut c = Command::new(BIN);
+            c.env_remove("COWTREE_STORE")
+                .env("HOME", a.p("home"))
+                .env("XDG_DATA_HOME", a.p("home/data"))
+                .env("XDG_STATE_HOME", a.p("home/state"))
+                .env("XDG_CONFIG_HOME", a.p("home/config"))
+                .args([o("snapshot"), o("--json"), sv.as_os_str()]);
+            c
+        },
+        Duration::from_secs(120),
+    );
+    r.assert_ok("snapshot of a subvolume without --store");
+    let snap = r.json();
+    // The default store (XDG_DATA_HOME/cowtree) is on this btrfs: it is the one.
+    assert_eq!(
+        snap["store"],
+        a.p("home/data/cowtree").to_str().unwrap(),
+        "{snap}"
+    );
+    assert_eq!(snap["frozen"], true, "{snap}");
+    assert!(!sv.join(".cowtree-store").exists());
+    assert_eq!(names(&sv).iter().filter(|n| n.starts_with('.')).count(), 0);
+}
+
 #[test]
 fn a_snapshot_of_a_subvolume_is_read_from_a_read_only_snapshot_kept_as_its_tree() {
     let user = TestUser::create();
