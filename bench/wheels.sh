@@ -17,7 +17,8 @@
 #               per package does) vs the one pass
 #   - python:   crates/cowtree-py/examples/wheel_install.py, the same install driven from Python
 #               through the `cowtree` module (built --release, as the Rust example is; mapping
-#               rules instead of a closure, RECORD written in Python), clone and hardlink, vs
+#               rules instead of a closure, RECORD lines from cowtree.record_lines over the
+#               record kept in Rust, scripts rewritten in Python), clone and hardlink, vs
 #               the Rust example (target: within 5%); also the module's import time and the
 #               size of the wheel it came from
 #   - floor:    bench/merge-floor.c, clone and hardlink modes, with as many threads as cores:

@@ -10,7 +10,7 @@ linked in one pass, each wheel's layout given as mapping rules (cowtree.Source),
 Linker applies in its own threads:
 
     <name>.data/scripts/*            -> VENV/bin/ (a `#!python` first line is pointed at the
-                                        venv's python)
+                                        venv's python, by its absolute path)
     <name>.data/data/*               -> VENV/
     <name>.data/headers/*            -> VENV/include/site/python3.X/<name>/
     <name>.data/purelib/*, platlib/* -> site-packages
@@ -19,28 +19,26 @@ Linker applies in its own threads:
 
 Then each package's `.dist-info` gets `INSTALLER` (`cowtree`) and a new `RECORD` listing
 every file the pass wrote for it (path relative to site-packages, SHA-256, size), which is
-what `pip uninstall` removes and `pip check` reads beside METADATA. As uv and pip do, the
-SHA-256 (and, in hardlink mode, the size) comes from the wheel's own RECORD; only a file
-that is new or changed here (a rewritten script) is hashed; `--hash-all` has the Linker hash
-every file as it links it instead. Console-script launchers from `entry_points.txt` are not
+what `pip uninstall` removes and `pip check` reads beside METADATA. The lines come from
+`cowtree.record_lines`, given the package's part of the pass's record (`Record.by_source`):
+as uv and pip do, the SHA-256 (and, in hardlink mode, the size) is the one the wheel's own
+RECORD gives for the file each path came from, and only a file that is new or changed here
+(a script whose `#!python` line is rewritten) is hashed; `--hash-all` has the Linker hash
+every file as it links it instead. The record stays in Rust: no Python object is made per
+installed file. Packages are finished on as many threads as there are cores (`record_lines`
+releases the interpreter). Console-script launchers from `entry_points.txt` are not
 generated: this installs files, it does not resolve or build.
 
 It prints one line, in the Rust example's format, with the time from the start of the link to
 the last RECORD written (bench/wheels.sh reads it).
 """
 
-import base64
-import hashlib
 import os
 import sys
+import threading
 import time
 
 import cowtree
-
-
-def b64(digest):
-    """URL-safe base64 without padding, as RECORD files write hashes."""
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 class Wheel:
@@ -69,83 +67,87 @@ class Wheel:
         ]
         return cowtree.Source(self.dir, rules)
 
-    def known(self):
-        """{path in the wheel: (sha256 as in RECORD, size as text or "")} from its RECORD."""
-        known = {}
-        with open(os.path.join(self.dir, self.record), encoding="utf-8") as f:
-            text = f.read()
-        for line in text.splitlines():
-            # A path may itself hold commas (then it is quoted); the hash and size do not.
-            parts = line.rsplit(",", 2)
-            if len(parts) == 3 and parts[1][:7] == "sha256=":
-                p = parts[0]
-                if p[:1] == '"':
-                    p = p.strip('"')
-                known[p] = (parts[1][7:], parts[2].strip())
-        return known
+    def scripts(self):
+        """Where the wheel's scripts were installed, relative to the venv (the `scripts`
+        rule above): `bin/` and their path beneath `<name>.data/scripts/`."""
+        top = os.path.join(self.dir, self.data, "scripts")
+        found = []
+        for dirpath, _, files in os.walk(top):
+            rel = os.path.relpath(dirpath, top)
+            for f in files:
+                found.append(f"bin/{f}" if rel == "." else f"bin/{rel}/{f}")
+        return found
 
 
-def record_path(path, site):
-    """`path` (relative to the venv) as RECORD writes it: relative to site-packages."""
-    prefix = site + "/"
-    if path.startswith(prefix):
-        return path[len(prefix):]
-    return "../" * len(site.split("/")) + path
+def shebang(python):
+    """The first line(s) of a script run by `python` (an absolute path), as installers write
+    them (pip, through distlib): `#!PYTHON`, or, where the kernel would not run that line (a
+    space in the path, or a line over 127 bytes, the limit of older kernels), a /bin/sh line
+    that execs the interpreter on the script, which Python then reads past as a string."""
+    path = os.fsencode(python)
+    if len(path) + 2 <= 127 and not any(c in b" \t\n\r\f" for c in path):
+        return b"#!" + path
+    return b"#!/bin/sh\n'''exec' \"" + path + b"\" \"$0\" \"$@\"\n' '''"
 
 
-def fix_shebang(script, python):
+def fix_shebang(script, first_line):
     """Points a `#!python` first line at the venv's python: a new file renamed over the linked
-    one (whose inode the cache shares is never written). Returns (sha256, size) or None."""
+    one (whose inode the cache shares is never written). Returns whether it changed."""
     with open(script, "rb") as f:
         data = f.read()
     if not data.startswith(b"#!python"):
-        return None
-    new = b"#!" + os.fsencode(python) + data[len(b"#!python"):]
+        return False
     tmp = script + ".cowtree-shebang"
     with open(tmp, "wb") as f:
-        f.write(new)
+        f.write(first_line + data[len(b"#!python") :])
     os.chmod(tmp, os.stat(script).st_mode & 0o7777)
     os.replace(tmp, script)
-    return hashlib.sha256(new).digest(), len(new)
+    return True
 
 
-def write_record(wheel, entries, venv, python):
+def finish(wheel, part, venv, first_line):
+    """The package's scripts pointed at the venv's python, then its INSTALLER and RECORD."""
+    changed = [p for p in wheel.scripts() if fix_shebang(os.path.join(venv, p), first_line)]
+    lines = cowtree.record_lines(
+        part,
+        wheel.site,
+        known=os.path.join(wheel.dir, wheel.record),
+        changed=changed,
+    )
     info = os.path.join(venv, wheel.site, wheel.dist_info)
-    known = wheel.known()
-    prefix = wheel.site + "/"
-    cut = len(prefix)
-    lines = []
-    append = lines.append
-    for e in entries:
-        path = e.path
-        digest = e.hash
-        h = b64(digest) if digest is not None else None
-        size = e.size
-        if e.kind == "file":
-            if h is None or size is None:
-                listed = known.get(e.from_path)
-                if h is None:
-                    if listed is not None:
-                        h = listed[0]
-                    else:
-                        with open(os.path.join(venv, path), "rb") as f:
-                            h = b64(hashlib.sha256(f.read()).digest())
-                if size is None:
-                    size = listed[1] if listed is not None and listed[1] else None
-                    if size is None:
-                        size = os.lstat(os.path.join(venv, path)).st_size
-            if path[:4] == "bin/":
-                fixed = fix_shebang(os.path.join(venv, path), python)
-                if fixed is not None:
-                    h, size = b64(fixed[0]), fixed[1]
-        rel = path[cut:] if path[:cut] == prefix else record_path(path, wheel.site)
-        append(f"{rel},sha256={h},{size}" if h is not None else f"{rel},,")
-    append(f"{wheel.dist_info}/INSTALLER,,")
-    append(f"{wheel.dist_info}/RECORD,,")
     with open(os.path.join(info, "INSTALLER"), "w") as f:
         f.write("cowtree\n")
     with open(os.path.join(info, "RECORD"), "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write(f"{lines}{wheel.dist_info}/INSTALLER,,\n{wheel.dist_info}/RECORD,,\n")
+
+
+def finish_all(wheels, parts, venv, first_line):
+    """`finish` for every package, on as many threads as cores, each taking the next package
+    (`record_lines` runs with the interpreter released)."""
+    jobs = iter(range(len(wheels)))
+    lock = threading.Lock()
+    errors = []
+
+    def worker():
+        while True:
+            with lock:
+                i = next(jobs, None)
+            if i is None:
+                return
+            try:
+                finish(wheels[i], parts[i], venv, first_line)
+            except BaseException as e:  # raised again on the main thread
+                errors.append(e)
+                return
+
+    cores = len(os.sched_getaffinity(0))
+    threads = [threading.Thread(target=worker) for _ in range(min(cores, len(wheels)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def main(argv):
@@ -178,13 +180,10 @@ def main(argv):
         hardlink_sizes=hash_all,
     )
     report = linker.link_trees([w.source() for w in wheels], venv)
-    by_source = [[] for _ in wheels]
-    for e in report.record:
-        if e.kind != "dir":
-            by_source[e.source].append(e)
-    python = os.path.join(venv, "bin", "python")
-    for w, entries in zip(wheels, by_source):
-        write_record(w, entries, venv, python)
+    # Absolute, as installers write it: a script must run from any directory, whatever VENV
+    # was given as; and without `..` in it.
+    first_line = shebang(os.path.join(os.path.realpath(venv), "bin", "python"))
+    finish_all(wheels, report.record.by_source(), venv, first_line)
     ms = (time.perf_counter() - started) * 1000
     print(
         f"installed {len(wheels)} packages: {report.files} files ({report.cloned} cloned, "

@@ -10,10 +10,15 @@
 
 use pyo3::prelude::*;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod errors;
 mod linker;
 mod options;
 mod paths;
+mod record;
+mod record_file;
 mod report;
 mod sources;
 
@@ -26,8 +31,10 @@ fn _cowtree(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<report::Report>()?;
     m.add_class::<report::Fallback>()?;
     m.add_class::<report::Collision>()?;
-    m.add_class::<report::RecordEntry>()?;
+    m.add_class::<record::Record>()?;
+    m.add_class::<record::RecordEntry>()?;
     m.add_function(wrap_pyfunction!(linker::link_tree, m)?)?;
+    m.add_function(wrap_pyfunction!(record_file::record_lines, m)?)?;
     errors::register(m)?;
     Ok(())
 }

@@ -32,6 +32,7 @@ fn make_options(
     skip_special: bool,
     sync: bool,
     hardlink_sizes: bool,
+    wait: bool,
 ) -> PyResult<LinkOptions> {
     Ok(LinkOptions {
         mode: options::mode(mode)?,
@@ -44,6 +45,7 @@ fn make_options(
         skip_special,
         sync,
         hardlink_sizes,
+        wait,
         ..LinkOptions::default()
     })
 }
@@ -60,6 +62,7 @@ const SIGNAL_POLL: Duration = Duration::from_millis(50);
 fn run(
     py: Python<'_>,
     linker: &cowtree_link::Linker,
+    sources: usize,
     work: impl FnOnce() -> Result<LinkReport, LinkError> + Send,
 ) -> PyResult<report::Report> {
     let (tx, rx) = mpsc::channel();
@@ -98,7 +101,7 @@ fn run(
         }
     })?;
     match outcome {
-        Ok(r) => report::to_py(py, r),
+        Ok(r) => report::to_py(py, r, sources),
         Err(e) => Err(errors::to_py(py, &e)),
     }
 }
@@ -109,7 +112,7 @@ impl Linker {
     #[pyo3(signature = (
         mode = "auto", on_existing = "fail", strict = false, *, record = false, hash = None,
         jobs = 0, preserve_times = true, skip_special = false, sync = false,
-        hardlink_sizes = true
+        hardlink_sizes = true, wait = true
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -123,6 +126,7 @@ impl Linker {
         skip_special: bool,
         sync: bool,
         hardlink_sizes: bool,
+        wait: bool,
     ) -> PyResult<Linker> {
         let opts = make_options(
             mode,
@@ -135,6 +139,7 @@ impl Linker {
             skip_special,
             sync,
             hardlink_sizes,
+            wait,
         )?;
         Ok(Linker {
             inner: cowtree_link::Linker::new(opts),
@@ -158,6 +163,13 @@ impl Linker {
         self.inner.options().strict
     }
 
+    /// Whether a merge waits for another merge into the same destination to finish (else
+    /// it raises `DestinationBusyError`).
+    #[getter]
+    fn wait(&self) -> bool {
+        self.inner.options().wait
+    }
+
     /// Worker threads each call uses.
     #[getter]
     fn jobs(&self) -> usize {
@@ -171,7 +183,7 @@ impl Linker {
         #[pyo3(from_py_with = paths::arg)] src: PathBuf,
         #[pyo3(from_py_with = paths::arg)] dst: PathBuf,
     ) -> PyResult<report::Report> {
-        run(py, &self.inner, || self.inner.link_tree(&src, &dst))
+        run(py, &self.inner, 1, || self.inner.link_tree(&src, &dst))
     }
 
     /// Links several trees (paths or `Source`s, each with its own mapping rules) into `dst`
@@ -190,7 +202,7 @@ impl Linker {
             .iter()
             .map(|s| move |rel: &Path, kind: EntryKind| s.rules.map(rel, kind))
             .collect();
-        run(py, &self.inner, || {
+        run(py, &self.inner, sources.len(), || {
             let linked: Vec<cowtree_link::Source<'_>> = sources
                 .iter()
                 .zip(&maps)
@@ -236,7 +248,9 @@ impl Linker {
                 mode,
             });
         }
-        run(py, &self.inner, || self.inner.link_files(&list, &dst))
+        run(py, &self.inner, list.len(), || {
+            self.inner.link_files(&list, &dst)
+        })
     }
 
     /// Stops the session's running and later calls (from another thread, a signal handler,
@@ -278,7 +292,8 @@ impl Linker {
 #[pyfunction]
 #[pyo3(signature = (
     src, dst, mode = "auto", on_existing = "fail", strict = false, *, record = false,
-    hash = None, jobs = 0, preserve_times = true, skip_special = false, sync = false
+    hash = None, jobs = 0, preserve_times = true, skip_special = false, sync = false,
+    wait = true
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn link_tree(
@@ -294,6 +309,7 @@ pub fn link_tree(
     preserve_times: bool,
     skip_special: bool,
     sync: bool,
+    wait: bool,
 ) -> PyResult<report::Report> {
     let opts = make_options(
         mode,
@@ -306,7 +322,8 @@ pub fn link_tree(
         skip_special,
         sync,
         true,
+        wait,
     )?;
     let linker = cowtree_link::Linker::new(opts);
-    run(py, &linker, || linker.link_tree(&src, &dst))
+    run(py, &linker, 1, || linker.link_tree(&src, &dst))
 }

@@ -1,12 +1,13 @@
 //! `cowtree.Report` and what it holds: cowtree-link's [`LinkReport`] as read-only Python
-//! objects. Paths are `str` (relative to the destination in the record and collisions).
+//! objects. Paths are `str` (relative to the destination in the record and collisions); the
+//! record stays in Rust until read (see [`crate::record`]).
 
 use cowtree_link::LinkReport;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyList, PyString, PyTuple};
 
-use crate::options::{attempt_name, hash_name, kind_name};
 use crate::paths;
+use crate::record::Record;
 
 /// What a link call did: entries by the method that really ran, every fallback with its
 /// cause, collisions between sources, and (when asked) a record of every entry written.
@@ -31,7 +32,8 @@ pub struct Report {
     dropped: u64,
     replaced: u64,
     collisions: Py<PyList>,
-    record: Py<PyList>,
+    /// Every entry written (see `Record`).
+    record: Py<Record>,
     /// Seconds.
     elapsed: f64,
 }
@@ -87,36 +89,8 @@ impl Collision {
     }
 }
 
-/// One entry a link call wrote (`record=True` or `hash=...`).
-#[pyclass(frozen, get_all, module = "cowtree")]
-pub struct RecordEntry {
-    /// Relative to the destination.
-    path: Py<PyString>,
-    /// `"file"`, `"dir"` or `"symlink"`: what is at the path now.
-    kind: &'static str,
-    size: Option<u64>,
-    /// `"clone"`, `"copy"`, `"hardlink"`, `"symlink"`, or None (directories, source symlinks).
-    method: Option<&'static str>,
-    /// The raw digest of a file when a hash was asked for.
-    hash: Option<Py<PyBytes>>,
-    /// `"sha256"` or `"blake3"` with `hash`.
-    hash_algo: Option<&'static str>,
-    /// The index of the source (or file entry) in the call's list.
-    source: usize,
-    /// The path it came from, relative to its source tree (before any mapping); None for
-    /// directories.
-    from_path: Option<Py<PyString>>,
-}
-
-#[pymethods]
-impl RecordEntry {
-    fn __repr__(&self) -> String {
-        Python::attach(|py| format!("RecordEntry({}, {})", self.path.bind(py), self.kind))
-    }
-}
-
-/// The Python report of `r`.
-pub fn to_py(py: Python<'_>, r: LinkReport) -> PyResult<Report> {
+/// The Python report of `r`, from a call given `sources` sources (or file entries).
+pub fn to_py(py: Python<'_>, r: LinkReport, sources: usize) -> PyResult<Report> {
     let fallbacks = r
         .fallbacks
         .iter()
@@ -155,25 +129,7 @@ pub fn to_py(py: Python<'_>, r: LinkReport) -> PyResult<Report> {
             )
         })
         .collect::<PyResult<Vec<_>>>()?;
-    let record = r
-        .record
-        .iter()
-        .map(|e| {
-            Py::new(
-                py,
-                RecordEntry {
-                    path: paths::to_str(py, &e.path).unbind(),
-                    kind: kind_name(e.kind),
-                    size: e.size,
-                    method: e.method.map(attempt_name),
-                    hash: e.hash.as_ref().map(|d| PyBytes::new(py, &d.bytes).unbind()),
-                    hash_algo: e.hash.as_ref().map(|d| hash_name(d.algo)),
-                    source: e.source,
-                    from_path: e.from.as_deref().map(|p| paths::to_str(py, p).unbind()),
-                },
-            )
-        })
-        .collect::<PyResult<Vec<_>>>()?;
+    let record = Record::new(r.record, &r.destination, sources);
     Ok(Report {
         destination: paths::to_str(py, &r.destination).unbind(),
         files: r.files,
@@ -193,7 +149,7 @@ pub fn to_py(py: Python<'_>, r: LinkReport) -> PyResult<Report> {
         dropped: r.dropped,
         replaced: r.replaced,
         collisions: PyList::new(py, collisions)?.unbind(),
-        record: PyList::new(py, record)?.unbind(),
+        record: Py::new(py, record)?,
         elapsed: r.elapsed.as_secs_f64(),
     })
 }

@@ -11,6 +11,8 @@ the work runs. See `cowtree._cowtree` (and its stubs) for every argument.
     print(report.cloned, report.copied, [f.reason for f in report.fallbacks])
 """
 
+from collections.abc import Sequence
+
 from ._cowtree import (
     CancelledError,
     Collision,
@@ -28,6 +30,7 @@ from ._cowtree import (
     LinkError,
     Linker,
     LinkIoError,
+    Record,
     RecordEntry,
     Report,
     SameSourceAndDestinationError,
@@ -40,6 +43,7 @@ from ._cowtree import (
     UndoFailedError,
     __version__,
     link_tree,
+    record_lines,
 )
 
 __all__ = [
@@ -59,6 +63,7 @@ __all__ = [
     "LinkError",
     "LinkIoError",
     "Linker",
+    "Record",
     "RecordEntry",
     "Report",
     "SameSourceAndDestinationError",
@@ -71,4 +76,8 @@ __all__ = [
     "UndoFailedError",
     "__version__",
     "link_tree",
+    "record_lines",
 ]
+
+# A Record is a read-only sequence of RecordEntry (made in Rust, registered here).
+Sequence.register(Record)

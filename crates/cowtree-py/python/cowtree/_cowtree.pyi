@@ -6,7 +6,7 @@ Every call runs with the interpreter released: other Python threads go on meanwh
 """
 
 import os
-from typing import Iterable, Literal, Optional, Sequence, Tuple, Union
+from typing import Iterable, Iterator, Literal, Optional, Sequence, Tuple, Union, overload
 
 __version__: str
 
@@ -58,6 +58,29 @@ class RecordEntry:
     from_path: Optional[str]
     """Where it came from, relative to its source tree, before any mapping (the path given,
     for a file source or entry); None for directories."""
+    def __eq__(self, other: object) -> bool:
+        """Equal when every attribute is (each read of a Record makes a new object)."""
+    def __hash__(self) -> int: ...
+
+class Record(Sequence[RecordEntry]):
+    """The entries a call wrote, sorted by path: a read-only sequence of RecordEntry. The
+    entries stay in Rust; each RecordEntry is made when it is read (indexing, iterating), so
+    a record that is only split and passed on to `record_lines` costs no Python object per
+    entry. A slice is a Record too."""
+
+    def __len__(self) -> int: ...
+    @overload
+    def __getitem__(self, index: int) -> RecordEntry: ...
+    @overload
+    def __getitem__(self, index: slice) -> Record: ...
+    def __iter__(self) -> Iterator[RecordEntry]: ...
+    def __contains__(self, value: object) -> bool: ...
+    def index(self, value: object, start: int = 0, stop: int = ...) -> int: ...
+    def count(self, value: object) -> int: ...
+    def by_source(self) -> list[Record]:
+        """The entries of each source (or file entry), in the order the call was given them:
+        one Record per source, empty where a source wrote nothing; a directory belongs to the
+        first source that has it."""
 
 class Report:
     """What a call did. Counts are of source entries; `cloned + copied + hardlinked +
@@ -85,7 +108,7 @@ class Report:
     """Entries a mapping left out."""
     replaced: int
     collisions: list[Collision]
-    record: list[RecordEntry]
+    record: Record
     """Every entry written, sorted by path (empty unless `record=True` or a `hash`)."""
     elapsed: float
     """Seconds."""
@@ -124,12 +147,18 @@ class Linker:
     skip_special: skip FIFOs, sockets and devices instead of refusing the tree.
     sync: make what was written durable before it is published.
     hardlink_sizes: stat each hardlinked file for its size (False: size None, faster).
+    wait: a merge into an existing destination holds a lock on it (an exclusive flock on the
+      directory) until it is done, so that two merges into one destination (two installs
+      into one environment, in this process or another) run one after the other; with
+      wait=True a merge that finds it held waits (Ctrl-C or cancel() end the wait), with
+      False it raises DestinationBusyError at once, changing nothing.
     """
 
     mode: Mode
     on_existing: OnExisting
     strict: bool
     jobs: int
+    wait: bool
     def __init__(
         self,
         mode: Mode = "auto",
@@ -143,6 +172,7 @@ class Linker:
         skip_special: bool = False,
         sync: bool = False,
         hardlink_sizes: bool = True,
+        wait: bool = True,
     ) -> None: ...
     def link_tree(self, src: StrPath, dst: StrPath) -> Report:
         """Links the tree (or file) `src` to `dst`."""
@@ -179,8 +209,37 @@ def link_tree(
     preserve_times: bool = True,
     skip_special: bool = False,
     sync: bool = False,
+    wait: bool = True,
 ) -> Report:
     """Links the tree (or file) `src` to `dst` with a one-call Linker."""
+
+def record_lines(
+    entries: Record,
+    relative_to: Optional[StrPath] = None,
+    *,
+    known: Optional[StrPath] = None,
+    changed: Iterable[StrPath] = (),
+) -> str:
+    """The lines of an installed package's RECORD file (`path,sha256=<digest>,size`, each
+    ending in a newline) for the files and symlinks of `entries`, in their order (directories
+    get no line), made in Rust with the interpreter released (threads may write several
+    packages' RECORDs at once).
+
+    relative_to: the directory the paths are written relative to, given relative to the
+      destination (site-packages, where the .dist-info directory is): a path beneath it loses
+      it, any other gets one `../` per component of it. A path holding a comma, a quote or a
+      line break is quoted as the `csv` module quotes.
+    known: the package's own RECORD file (verified when the package entered the cache); a
+      file's digest and size are taken from its line for the path the file came from
+      (`RecordEntry.from_path`), as pip and uv do, instead of reading the file.
+    changed: paths (relative to the destination, as in the record) of files changed since
+      they were linked, such as scripts whose `#!python` line was rewritten: read again.
+
+    A file's SHA-256 and size come from, in this order: the file itself if it is in
+    `changed`; the Linker's own (hash="sha256"; the size is always the Linker's when it has
+    one); `known`; the file, read beneath the destination without following symlinks.
+    Symlinks get `path,,`. Raises OSError (with the file name) when a file cannot be read,
+    ValueError for a `relative_to` that is absolute or holds `..`."""
 
 class LinkError(OSError):
     """A link call failed. Each subclass is one cause; the attributes carry its facts."""
