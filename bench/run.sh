@@ -30,6 +30,9 @@
 #   BENCH_HOST_DIR=D where the host-filesystem tree goes (default: beside the loop images)
 #   HOST_SETTLE_S=N  seconds of quiet after fstrim before each host-filesystem clone (default 5)
 #   XCP_INSTALL=1    `cargo install xcp` when xcp is missing (compiles for minutes; default off)
+#   OLD=PATH         an older cowtree binary for the btrfs section's store rows: its per-file
+#                    checkout and its snapshot of a subvolume worktree (read in place) are the
+#                    references for today's behaviour
 #
 # Method: between runs the destination is removed and the filesystem synced (XFS also frozen
 # and thawed, which waits for its background metadata writeback), untimed; in the
@@ -142,8 +145,10 @@ GIT=(git -c user.name=bench -c user.email=bench@cowtree.invalid -c gc.auto=0
 # shellcheck source=scripts/mounts.sh
 source scripts/mounts.sh
 WORK=""
+BUSER=""
 cleanup() {
   local rc=$?
+  [[ -n "$BUSER" ]] && userdel "$BUSER" 2>/dev/null
   cowtree_mounts_down
   [[ -n "$WORK" && -d "$WORK" ]] && rm -rf "$WORK"
   exit "$rc"
@@ -668,6 +673,205 @@ if want checkout; then
   fi
 fi
 
+# --------------------------------------------------------------- btrfs: the store's trees
+# btrfs_store (called by the btrfs section, the tree recorded in $BTRFS/store as $B_ID): the rows
+# of issue 31 for the store on btrfs (docs/store.md, "Tree subvolumes"). In each round, in
+# rotating order: a checkout that builds the snapshot's tree subvolume (the tree deleted
+# before, untimed), a checkout that only snapshots it, `btrfs subvolume snapshot` of the tree
+# (the floor), and, with OLD=PATH, the old binary's per-file checkout; then `status` right
+# after a checkout (its "hashed" count), `worktree rm` of a checkout against `rm -rf` of one, the
+# space 10 checkouts take (df), the snapshot of a subvolume worktree into an empty store against
+# the same snapshot by OLD (today's, which reads the tree in place), and `worktree rm` by an
+# unprivileged user on this btrfs (mounted without user_subvol_rm_allowed: entry by entry).
+# bt_json FIELD: FIELD of the JSON object the last timed command printed (its one line that
+# starts with "{"; messages on stderr share the log).
+bt_json() {
+  python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    if line.startswith("{"):
+        print(json.loads(line).get(sys.argv[2], ""))
+        break' "$LOGF" "$1"
+}
+btrfs_store() {
+  local ST="$BTRFS/store" TREEDIR="$BTRFS/store/trees/$B_ID" r i
+  bt_drop_tree() { # the tree and what is kept beside it, with the reference tool (untimed)
+    if [[ -d "$TREEDIR" ]]; then btrfs subvolume delete "$TREEDIR" >/dev/null; fi
+    rm -f "$TREEDIR.stat" "$TREEDIR.counts"
+  }
+  bt_rm() { # removes a worktree (untimed), subvolume or not
+    local p
+    for p in "$@"; do
+      [[ -e "$p" ]] || continue
+      "$COWTREE" --store "$ST" worktree rm --force -q "$p" 2>/dev/null || rm -rf -- "$p"
+    done
+    flush_fs
+  }
+  bt_build() {
+    bt_rm "$BTRFS/wt"; bt_drop_tree; flush_fs
+    timed bs-build "$COWTREE" --store "$ST" checkout --json "$B_ID" "$BTRFS/wt" || true
+    [[ "$(bt_json tree_built)" == True ]] || note "WRONG: the first checkout did not build the tree: $(head -c 300 "$LOGF")"
+  }
+  bt_tree() {
+    bt_rm "$BTRFS/wt"
+    [[ -d "$TREEDIR" ]] || "$COWTREE" --store "$ST" checkout -q "$B_ID" "$BTRFS/wt0" >/dev/null
+    bt_rm "$BTRFS/wt0" "$BTRFS/wt"
+    if timed bs-tree "$COWTREE" --store "$ST" checkout --json "$B_ID" "$BTRFS/wt"; then
+      [[ "$(bt_json method)" == subvolume ]] || WRONG[bs-tree]=1
+      if ((r == 1)); then
+        check_copy bs-tree "$BTRFS/src" "$BTRFS/wt" "cowtree checkout from the tree (btrfs)"
+      fi
+    fi
+  }
+  bt_floor() {
+    [[ -d "$TREEDIR" ]] || "$COWTREE" --store "$ST" checkout -q "$B_ID" "$BTRFS/wt0" >/dev/null
+    bt_rm "$BTRFS/wt0" "$BTRFS/snap"
+    timed bs-floor btrfs subvolume snapshot "$TREEDIR" "$BTRFS/snap" || true
+    btrfs subvolume delete "$BTRFS/snap" >/dev/null 2>&1 || true
+  }
+  bt_old() {
+    bt_rm "$BTRFS/wt"
+    timed bs-old "$OLD" --store "$BTRFS/oldstore" checkout "$B_ID" "$BTRFS/wt" || true
+    rm -rf -- "$BTRFS/wt"
+    flush_fs
+  }
+  bt_cp() {
+    settle "$BTRFS/co"
+    if timed bs-cp cp -a --reflink=always "$BTRFS/src" "$BTRFS/co" && ((r == 1)); then
+      check_copy bs-cp "$BTRFS/src" "$BTRFS/co" "cp -a --reflink=always (btrfs)"
+    fi
+    settle "$BTRFS/co"
+  }
+  if [[ -n "${OLD:-}" ]]; then
+    note "btrfs store: recording the tree in a store for OLD (untimed)"
+    "$OLD" --store "$BTRFS/oldstore" snapshot -q "$BTRFS/src" >/dev/null
+  fi
+  local steps=(bt_build bt_tree bt_floor bt_cp)
+  [[ -n "${OLD:-}" ]] && steps+=(bt_old)
+  for ((r = 1; r <= RUNS; r++)); do
+    note "btrfs store: checkouts, round $r/$RUNS"
+    local n=${#steps[@]} k
+    for ((k = 0; k < n; k++)); do "${steps[$(((k + r) % n))]}"; done
+  done
+  bt_rm "$BTRFS/wt"
+  local rows=("bs-tree=cowtree checkout (snapshot of the tree)" "bs-build=cowtree checkout (builds the tree first)"
+    "bs-floor=btrfs subvolume snapshot of the tree" "bs-cp=cp -a --reflink=always")
+  [[ -n "${OLD:-}" ]] && rows+=("bs-old=OLD cowtree checkout (per file)")
+  table "checkout on btrfs from the store's tree subvolume: reference cp -a --reflink=always" \
+    "$FILES" bs-cp "${rows[@]}"
+  a=$(median bs-tree)
+  b=$(median bs-cp)
+  local f_ o_
+  f_=$(median bs-floor)
+  o_=$(median bs-old)
+  say "info  checkout from the tree: $([[ -n $a && -n $b ]] && calc "$b / $a" || echo -)x faster than cp -a --reflink=always, $([[ -n $a && -n $o_ ]] && calc "$o_ / $a" || echo -)x faster than OLD's per-file checkout; $([[ -n $a && -n $f_ ]] && calc "$a / $f_" || echo -)x btrfs subvolume snapshot"
+  verdict "checkout of a $FILES-file snapshot from its tree <= 0.05 s (500k files: <= 0.10 s, run with SCALE=6.25): ${a:--} s" \
+    "$([[ -n "${WRONG[bs-tree]:-}" ]] && echo 0 || cmp_le "$a" "$(awk -v f="$FILES" 'BEGIN { print (f > 200000) ? 0.10 : 0.05 }')")"
+
+  # status right after a checkout: what it hashed.
+  "$COWTREE" --store "$ST" checkout -q "$B_ID" "$BTRFS/wt" >/dev/null
+  for ((r = 1; r <= RUNS; r++)); do
+    timed bs-status "$COWTREE" --store "$ST" status --json "$BTRFS/wt" || true
+  done
+  local hashed
+  hashed=$(bt_json hashed)
+  table "status right after a checkout from the tree" "$FILES" bs-status "bs-status=cowtree status"
+  verdict "status right after that checkout hashes 0 files: hashed $hashed" "$([[ "$hashed" == 0 ]] && echo 1 || echo 0)"
+
+  # worktree rm of a checkout (one ioctl, as root) against rm -rf of one.
+  for ((r = 1; r <= RUNS; r++)); do
+    note "btrfs store: worktree rm, round $r/$RUNS"
+    bt_rm "$BTRFS/wt" "$BTRFS/rmrf"
+    "$COWTREE" --store "$ST" checkout -q "$B_ID" "$BTRFS/wt" >/dev/null
+    "$COWTREE" --store "$ST" checkout -q "$B_ID" "$BTRFS/rmrf" >/dev/null
+    flush_fs
+    if ((r % 2)); then
+      timed bs-rm "$COWTREE" --store "$ST" worktree rm --force --json "$BTRFS/wt" || true
+      flush_fs
+      timed bs-rmrf rm -rf "$BTRFS/rmrf" || true
+    else
+      timed bs-rmrf rm -rf "$BTRFS/rmrf" || true
+      flush_fs
+      timed bs-rm "$COWTREE" --store "$ST" worktree rm --force --json "$BTRFS/wt" || true
+    fi
+  done
+  table "worktree rm of a checkout (root): reference rm -rf of one" "$FILES" bs-rmrf \
+    "bs-rm=cowtree worktree rm --force" "bs-rmrf=rm -rf"
+  a=$(median bs-rm)
+  verdict "worktree rm of a $FILES-file checkout <= 0.05 s where O(1) delete is permitted (root): ${a:--} s" "$(cmp_le "$a" 0.05)"
+
+  # 10 checkouts: the space they take.
+  bt_rm "$BTRFS/wt"
+  sync
+  local used0 used1 delta
+  used0=$(df -B1 --output=used "$BTRFS" | tail -1)
+  for i in $(seq 1 10); do "$COWTREE" --store "$ST" checkout -q "$B_ID" "$BTRFS/ten$i" >/dev/null; done
+  sync
+  used1=$(df -B1 --output=used "$BTRFS" | tail -1)
+  delta=$((used1 - used0))
+  say "info  10 checkouts from the tree add $delta bytes (df), $(calc "100 * $delta / $BYTES")% of the tree's apparent size ($BYTES bytes)"
+  verdict "10 checkouts use <= 1% of the tree's apparent size: $(calc "100 * $delta / $BYTES")%" "$(cmp_le "$delta" "$(calc6 "$BYTES / 100")")"
+  for i in $(seq 1 10); do bt_rm "$BTRFS/ten$i"; done
+
+  # The snapshot of a subvolume worktree into an empty store (it reads a read-only snapshot of
+  # it) against OLD's snapshot of the same worktree (read in place), alternating.
+  "$COWTREE" --store "$ST" checkout -q "$B_ID" "$BTRFS/wt" >/dev/null
+  bs_snap() { # bs_snap KEY BIN
+    local es="$BTRFS/empty-store"
+    if [[ -d "$es/trees" ]]; then
+      find "$es/trees" -mindepth 1 -maxdepth 1 -type d -exec btrfs property set {} ro false \; -exec btrfs subvolume delete {} \; >/dev/null 2>&1 || true
+    fi
+    rm -rf -- "$es"
+    flush_fs
+    timed "$1" "$2" --store "$es" snapshot --json "$BTRFS/wt" || true
+  }
+  for ((r = 1; r <= RUNS; r++)); do
+    note "btrfs store: snapshot of a subvolume worktree, round $r/$RUNS"
+    if [[ -z "${OLD:-}" ]]; then
+      bs_snap bs-snap "$COWTREE"
+    elif ((r % 2)); then
+      bs_snap bs-snap "$COWTREE"; bs_snap bs-snap-old "$OLD"
+    else
+      bs_snap bs-snap-old "$OLD"; bs_snap bs-snap "$COWTREE"
+    fi
+  done
+  rows=("bs-snap=cowtree snapshot (read-only snapshot first)")
+  [[ -n "${OLD:-}" ]] && rows+=("bs-snap-old=OLD cowtree snapshot (in place)")
+  table "snapshot of a subvolume worktree into an empty store: reference OLD (today's)" "$FILES" \
+    "$([[ -n "${OLD:-}" ]] && echo bs-snap-old || echo bs-snap)" "${rows[@]}"
+  a=$(median bs-snap)
+  b=$(median bs-snap-old)
+  verdict "snapshot of a subvolume worktree into an empty store <= 1.0x today's: $([[ -n $a && -n $b ]] && calc "$a / $b" || echo -)x" \
+    "$(cmp_le "$a" "$b")"
+  bt_rm "$BTRFS/wt"
+
+  # worktree rm as an unprivileged user, on this btrfs (no user_subvol_rm_allowed): the tree
+  # is removed entry by entry.
+  if command -v useradd >/dev/null && command -v setpriv >/dev/null; then
+    BUSER="cowtree-bench-$$"
+    useradd -M -N -g nogroup -s /usr/sbin/nologin "$BUSER"
+    local U="$BTRFS/user" uid
+    uid=$(id -u "$BUSER")
+    note "btrfs store: the tree for $BUSER (untimed)"
+    mkdir "$U" && cp -a "$BTRFS/src" "$U/src" && chown -R "$uid:nogroup" "$U"
+    local as_buser=(setpriv --reuid="$uid" --regid=nogroup --clear-groups -- env HOME="$U"
+      XDG_DATA_HOME="$U/d" XDG_STATE_HOME="$U/s" XDG_CONFIG_HOME="$U/c")
+    "${as_buser[@]}" "$COWTREE" --store "$U/store" snapshot -q --name v "$U/src" >/dev/null
+    for ((r = 1; r <= RUNS; r++)); do
+      note "btrfs store: worktree rm as $BUSER, round $r/$RUNS"
+      "${as_buser[@]}" "$COWTREE" --store "$U/store" checkout -q v "$U/wt" >/dev/null
+      flush_fs
+      timed bs-rm-user "${as_buser[@]}" "$COWTREE" --store "$U/store" worktree rm --force --json "$U/wt" || true
+      [[ "$(bt_json subvolume)" == removed-tree ]] || note "unexpected: $(head -c 200 "$LOGF")"
+    done
+    table "worktree rm of a checkout as an unprivileged user (no user_subvol_rm_allowed: entry by entry)" \
+      "$FILES" bs-rm-user "bs-rm-user=cowtree worktree rm --force (user)"
+    say "info  worktree rm as an unprivileged user without user_subvol_rm_allowed: $(fmt_or_dash "$(median bs-rm-user)") s (O(entries); root or user_subvol_rm_allowed: one ioctl)"
+    userdel "$BUSER" 2>/dev/null || true
+    BUSER=""
+  fi
+}
+
 # ------------------------------------------------------------------------ btrfs checkout
 # The tree on a fresh 4 GiB btrfs loop filesystem (the test mounts' btrfs is 1 GiB), recorded in
 # a store there (untimed); then checkout, `cp -a --reflink=always` and the floor probe in
@@ -713,6 +917,7 @@ if want btrfs; then
     say "info  checkout on btrfs / floor probe: $([[ -n $a && -n $f ]] && calc "$a / $f" || echo -)x"
     fs_=$(median bt-floor-sync)
     say "info  checkout on btrfs / (floor probe + syncfs): $([[ -n $a && -n $fs_ ]] && calc "$a / $fs_" || echo -)x; cp -a --reflink=always / (floor probe + syncfs): $([[ -n $b && -n $fs_ ]] && calc "$b / $fs_" || echo -)x"
+    btrfs_store
   else
     say ""
     say "== btrfs checkout: skipped: $COWTREE lacks 'checkout' or 'snapshot'"
