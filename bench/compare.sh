@@ -17,6 +17,8 @@
 #   SCALE=F       tree size factor for bench/gentree.py --scale (default 1: ~80k files)
 #   SEED=N        tree seed (default 1)
 #   LIMIT=R       ratio above which a line is flagged (default 1.05)
+#   FS=xfs|ext4   the filesystem the runs are on (default xfs; ext4: a 4 GiB ext4 loop image,
+#                 where every file is copied)
 #
 # Method (that of bench/run.sh): between timed runs the destination is removed, the filesystem
 # synced and XFS frozen and thawed (which waits for its background metadata writeback), untimed;
@@ -45,6 +47,8 @@ RUNS=${RUNS:-5}
 SCALE=${SCALE:-1}
 SEED=${SEED:-1}
 LIMIT=${LIMIT:-1.05}
+FS=${FS:-xfs}
+[[ $FS == xfs || $FS == ext4 ]] || die "FS must be xfs or ext4"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
 
 mkdir -p bench/out
@@ -67,6 +71,12 @@ trap 'exit 143' TERM
 cowtree_mounts_up xfs >&2
 [[ -n "${COWTREE_TEST_XFS:-}" ]] || die "could not mount XFS (see above)"
 XFS=$COWTREE_TEST_XFS
+if [[ "$FS" == ext4 ]]; then
+  # The same runs on ext4 (no reflinks: the store and the checkouts copy); the variable keeps
+  # its name.
+  _cowtree_mount_image ext4 4G mkfs.ext4 -q -F
+  XFS=$COWTREE_LAST_MOUNT
+fi
 export COWTREE_STORE="$XFS/no-store" # never the caller's own store; every call names one
 SAMPLES="$XFS/samples"
 LOGF="$XFS/cmd.log"
@@ -123,12 +133,12 @@ say "machine: $(uname -srm), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadav
 for k in old new; do
   say "$k: ${BIN[$k]} ($("${BIN[$k]}" --version 2>/dev/null || echo '?'); sha256 $(sha256sum "${BIN[$k]}" | cut -c1-16))"
 done
-say "settings: RUNS=$RUNS SCALE=$SCALE SEED=$SEED LIMIT=$LIMIT; XFS $XFS (4 GiB loop image, reflink=1); warm page cache"
+say "settings: RUNS=$RUNS SCALE=$SCALE SEED=$SEED LIMIT=$LIMIT; $FS $XFS (4 GiB loop image$([[ $FS == xfs ]] && echo ', reflink=1')); warm page cache"
 SRC="$XFS/src"
 note "generating the tree (bench/gentree.py --scale $SCALE --seed $SEED)"
 TOTALS=$(python3 "$ROOT/bench/gentree.py" "$SRC" --scale "$SCALE" --seed "$SEED" --json)
 say "tree: $TOTALS"
-cp -a --reflink=always "$SRC" "$XFS/src-b"
+cp -a --reflink=auto "$SRC" "$XFS/src-b"
 change_files "$XFS/src-b" 1 b
 declare -A SNAP_A=() SNAP_B=()
 for k in old new; do
