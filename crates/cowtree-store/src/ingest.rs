@@ -370,6 +370,25 @@ fn build_manifest(recorders: Vec<Recorder<'_, '_>>, src: &Path) -> Result<Manife
     })
 }
 
+/// `names` cut into runs of `size` (the last may be shorter), in order, each allocated for
+/// its own length: the chunks of a directory of N files hold N names' worth of memory, not
+/// the N²/`size` that splitting the head off again and again would keep (each `split_off`
+/// leaves the head with the whole vector's capacity).
+fn chunks<T>(mut names: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let size = size.max(1);
+    let mut out = Vec::with_capacity(names.len().div_ceil(size));
+    while names.len() > size {
+        let at = (names.len() - 1) / size * size;
+        out.push(names.split_off(at));
+    }
+    if !names.is_empty() {
+        names.shrink_to_fit();
+        out.push(names);
+    }
+    out.reverse();
+    out
+}
+
 fn poisoned_io<T>(_: T) -> io::Error {
     io::Error::other("internal error: a worker panicked")
 }
@@ -503,13 +522,8 @@ impl Visitor for Recorder<'_, '_> {
         // The files go into jobs (a big directory's split so that several workers share it),
         // so that the subdirectories reach the other workers now, not after this directory's
         // files; the last job queued is the next this worker takes.
-        while !files.is_empty() {
-            let rest = if files.len() > FILE_CHUNK {
-                files.split_off(FILE_CHUNK)
-            } else {
-                Vec::new()
-            };
-            d.spawn((dev, std::mem::replace(&mut files, rest)));
+        for chunk in chunks(files, FILE_CHUNK) {
+            d.spawn((dev, chunk));
         }
         Ok(())
     }
@@ -1219,6 +1233,22 @@ mod tests {
     use std::ffi::OsStr;
 
     use super::*;
+
+    #[test]
+    fn a_big_directorys_chunks_keep_its_order_and_hold_no_more_than_its_names() {
+        for n in [0, 1, 127, 128, 129, 256, 1000, 165_393] {
+            let names: Vec<u32> = (0..n).collect();
+            let got = chunks(names, FILE_CHUNK);
+            assert_eq!(got.len(), (n as usize).div_ceil(FILE_CHUNK), "{n} names");
+            assert!(got.iter().all(|c| !c.is_empty() && c.len() <= FILE_CHUNK));
+            let flat: Vec<u32> = got.iter().flatten().copied().collect();
+            assert_eq!(flat, (0..n).collect::<Vec<_>>(), "{n} names: order");
+            // What the queued jobs keep allocated: about the names themselves (the old
+            // split kept N²/256 of them for a directory of N names).
+            let held: usize = got.iter().map(|c| c.capacity()).sum();
+            assert!(held <= n as usize + FILE_CHUNK, "{n} names: {held} held");
+        }
+    }
 
     #[test]
     fn a_directory_deeper_than_path_max_is_refused_before_the_files_beneath_it_are_stored() {
