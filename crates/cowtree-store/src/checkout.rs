@@ -690,23 +690,20 @@ impl Job<'_> {
         if self.hooks.is_some() {
             written.manifest = manifest;
         }
-        // A snapshot is committed (durable) when the ioctl returns: nothing to sync.
-        let snapshot = report.method != WholeMethod::PerFile;
-        let (synced, ()) = rayon::join(
-            || {
-                if snapshot {
-                    Ok(())
-                } else {
-                    staging.dir.sync_filesystem()
-                }
-            },
-            || {
-                if let Some(f) = before_placing {
-                    f(&written);
-                }
-            },
-        );
-        synced.map_err(|e| Error::io_at("sync the checkout in", &stage.path, e))?;
+        let hook = || {
+            if let Some(f) = before_placing {
+                f(&written);
+            }
+        };
+        // A snapshot is committed (durable) when the ioctl returns: nothing to sync, and
+        // nothing to run beside the hook (starting the thread pool for it costs more than the
+        // whole snapshot).
+        if report.method == WholeMethod::PerFile {
+            let (synced, ()) = rayon::join(|| staging.dir.sync_filesystem(), hook);
+            synced.map_err(|e| Error::io_at("sync the checkout in", &stage.path, e))?;
+        } else {
+            hook();
+        }
         let root = (staging.dir.stat_self()).map_err(|e| Error::io_at("", &stage.path, e))?;
         let root_id = (cowtree_fs::sys::stat_dev(&root), root.st_ino);
         written.root = root_id;
