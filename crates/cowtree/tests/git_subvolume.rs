@@ -811,6 +811,41 @@ fn entries_of_another_owner_are_made_the_callers_as_per_file() {
     assert_eq!(r["reason"], "owner", "{r}");
 }
 
+/// A linked worktree made by snapshot is a subvolume root, so a source in turn: its `.git`
+/// file, its untracked and ignored files and its changes do not reach the next one, which
+/// equals the per-file result.
+#[test]
+fn a_worktree_made_by_snapshot_is_a_source_in_turn() {
+    let Some(m) = mount(Fs::Btrfs) else { return };
+    let dir = tempfile::tempdir_in(&m).unwrap();
+    let base = dir.path();
+    let home = base.join("home");
+    let src = small_src(base, 60);
+    let w1 = base.join("w1");
+    let r = add_ok(&src, &home, &["-b", "w1", w1.to_str().unwrap()]);
+    assert_eq!(r["method"], "subvolume", "{r}");
+    write(&w1.join("d1/f1.txt"), b"changed in w1\n");
+    write(&w1.join("untracked.txt"), b"u\n");
+    write(&w1.join("x.log"), b"ignored\n");
+    let (a, b) = (base.join("a"), base.join("b"));
+    let r = add_ok(&w1, &home, &["-b", "a", a.to_str().unwrap()]);
+    assert_eq!(r["method"], "subvolume", "{r}");
+    assert_eq!(r["counts"]["from_objects"], 1, "{r}");
+    add_ok(&w1, &home, &["-b", "b", "--per-file", b.to_str().unwrap()]);
+    assert_same_listing(&w1, &a, &b, "from w1");
+    assert_same_index(&a, &b, "from w1");
+    assert_eq!(git(&a, &["status", "--porcelain"]), "");
+    let gitfile = fs::read_to_string(a.join(".git")).unwrap();
+    assert!(
+        gitfile.starts_with("gitdir: ") && gitfile.trim_end().ends_with("/worktrees/a"),
+        "{gitfile}"
+    );
+    assert_eq!(
+        fs::read(a.join("d1/f1.txt")).unwrap(),
+        fs::read(src.join("d1/f1.txt")).unwrap()
+    );
+}
+
 #[test]
 fn elsewhere_the_per_file_way_runs_and_says_why_where_it_helps() {
     // btrfs, SRC a plain directory: said in the summary.
