@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Scale sweep (issue 35): every command on trees of growing size, and how its time and peak
+# memory per file change with the tree. Prints one table of the whole sweep: files, command,
+# median wall seconds, µs per file, median peak RSS, bytes of peak RSS per file, and the
+# reference tool's time in the same rounds (cp -a --reflink=always for clone and checkout;
+# a clone by cp plus b3sum of that fresh clone for snapshot), then, per command, the per-file
+# figures of the largest tree against the smallest's (the targets: memory per file not above
+# the smallest tree's, time per file at most 1.2x; snapshot at most 1.1x clone + b3sum).
+#
+#   sudo bench/scale.sh                                   # 80k, 500k and 2M files (hours)
+#   sudo env FILES="50000 200000" RUNS=1 bench/scale.sh   # a quick sweep
+#   sudo env COWTREE=target/release/cowtree bench/scale.sh  # measure a given binary
+#
+# Mounts a fresh XFS loop filesystem (reflink=1; FS=btrfs for btrfs) through scripts/mounts.sh
+# and always unmounts it, detaches its loop device and removes its image. Each tree is made by
+# bench/gentree.py (FILES/16 directories, no large files, median file MEDIAN KiB: the figures
+# are about counts of files, not bytes), measured, then removed before the next.
+#
+# Environment:
+#   FILES="N ..."  tree sizes in files (default "80000 500000 2000000")
+#   RUNS=N         timed runs per command and size (default 3); medians are reported. The
+#                  cowtree command and its reference alternate in order between runs.
+#   MEDIAN=K       median small-file size in KiB for gentree.py (default 0.25)
+#   FS=xfs|btrfs   the filesystem (default xfs)
+#   SIZE=S         image size (default 12G; sparse)
+#   COWTREE=BIN    the binary (default: cargo build --release, then target/release/cowtree)
+#
+# Peak RSS is GNU time's %M (the child's high-water mark, VmHWM). Between timed runs the
+# destination is removed and the filesystem synced (and, for XFS, frozen and thawed); the page
+# cache stays warm. The machine is shared: the load average is printed before and after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+die() { echo "scale: $*" >&2; exit 1; }
+note() { printf 'scale: %s\n' "$*" >&2; }
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  exit 0
+fi
+[[ "$(id -u)" == 0 ]] || die "needs root to mount the loop filesystem"
+[[ "$(uname -s)" == Linux ]] || die "Linux only"
+[[ -x /usr/bin/time ]] || die "needs GNU time (/usr/bin/time; apt-get install time)"
+FILES=${FILES:-"80000 500000 2000000"}
+RUNS=${RUNS:-3}
+MEDIAN=${MEDIAN:-0.25}
+FS=${FS:-xfs}
+SIZE=${SIZE:-12G}
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
+[[ $FS == xfs || $FS == btrfs ]] || die "FS must be xfs or btrfs"
+for n in $FILES; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "FILES: $n is not a count"; done
+if [[ -z "${COWTREE:-}" ]]; then
+  note "building cowtree --release"
+  cargo build --release -q -p cowtree
+  COWTREE=$ROOT/target/release/cowtree
+fi
+COWTREE=$(realpath "$COWTREE")
+[[ -x $COWTREE ]] || die "$COWTREE is not an executable"
+HAVE_B3SUM=1
+command -v b3sum >/dev/null || { HAVE_B3SUM=0; note "b3sum not installed: snapshot has no reference (apt-get install b3sum)"; }
+
+mkdir -p bench/out
+RESULTS="$ROOT/bench/out/scale-$(date -u +%Y%m%dT%H%M%SZ).txt"
+: >"$RESULTS"
+say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
+
+# shellcheck source=scripts/mounts.sh
+source "$ROOT/scripts/mounts.sh"
+cleanup() { cowtree_mounts_down >&2 || true; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+if [[ $FS == xfs ]]; then
+  COWTREE_XFS_SIZE=$SIZE cowtree_mounts_up xfs >&2
+  MNT=${COWTREE_TEST_XFS:-}
+else
+  COWTREE_BTRFS_SIZE=$SIZE cowtree_mounts_up btrfs >&2
+  MNT=${COWTREE_TEST_BTRFS:-}
+fi
+[[ -n $MNT ]] || die "no $FS mount"
+W=$MNT/w
+# The binary's own state (known stores, remotes) stays in the sandbox.
+export HOME=$MNT/home XDG_CONFIG_HOME=$MNT/home/config XDG_STATE_HOME=$MNT/home/state \
+  XDG_DATA_HOME=$MNT/home/data XDG_CACHE_HOME=$MNT/home/cache
+mkdir -p "$XDG_CONFIG_HOME"
+unset COWTREE_STORE
+
+quiesce() { cowtree_quiesce "$MNT" || true; }
+# timed OUT CMD...: runs CMD, appends "wall_s rss_kib" to OUT; output to $W/out.log.
+timed() {
+  local out=$1; shift
+  /usr/bin/time -f '%e %M' -o "$W/time.out" "$@" >"$W/out.log" 2>&1 || {
+    cat "$W/out.log" >&2; die "failed: $*"; }
+  cat "$W/time.out" >>"$out"
+}
+median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
+col() { awk -v c="$1" '{print $c}' "$2"; }
+id_of() { python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <"$W/out.log"; }
+
+say "scale: $(date -u +%FT%TZ), $FS, files: $FILES, runs: $RUNS, median file ${MEDIAN} KiB"
+say "scale: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo '?'))"
+say "scale: load before: $(uptime | sed 's/.*load average/load average/')"
+TABLE=$MNT/table.txt
+: >"$TABLE"
+
+for files in $FILES; do
+  rm -rf "$W"; mkdir -p "$W"
+  T=$MNT/tree
+  rm -rf "$T"
+  note "generating $files files"
+  python3 bench/gentree.py "$T" --files "$files" --dirs $((files / 16)) --large 0 \
+    --median "$MEDIAN" | tee -a "$RESULTS" >&2
+  # Prepared untimed: a store holding A (the tree) and B (1% of its files changed), a
+  # worktree of A, a file:// remote.
+  "$COWTREE" --store "$W/base" --json snapshot "$T" >"$W/out.log"
+  A=$(id_of)
+  "$COWTREE" --store "$W/base" -q checkout "$A" "$W/wt"
+  python3 - "$W/wt" <<'PY'
+import os, sys
+files = []
+for d, ds, ns in os.walk(sys.argv[1]):
+    ds.sort()
+    files += [os.path.join(d, n) for n in sorted(ns)
+              if os.path.isfile(os.path.join(d, n)) and not os.path.islink(os.path.join(d, n))]
+step = max(1, len(files) // max(1, len(files) // 100))
+for i in range(0, len(files), step):
+    with open(files[i], "ab") as f:
+        f.write(b"\nchanged %d\n" % i)
+PY
+  "$COWTREE" --store "$W/base" --json snapshot "$W/wt" >"$W/out.log"
+  B=$(id_of)
+  "$COWTREE" --store "$W/base" -q switch "$A" "$W/wt"
+  for c in cp snapshot ref_clone ref_b3sum clone checkout status switch verify push pull; do
+    : >"$W/$c.t"
+  done
+  for ((r = 1; r <= RUNS; r++)); do
+    note "$files files: run $r of $RUNS"
+    # snapshot against (clone + b3sum of the fresh clone), order alternating
+    for who in $( ((r % 2)) && echo "cow ref" || echo "ref cow"); do
+      rm -rf "$W/s" "$W/ref"; quiesce
+      if [[ $who == cow ]]; then
+        timed "$W/snapshot.t" "$COWTREE" --store "$W/s" -q snapshot "$T"
+      else
+        timed "$W/ref_clone.t" cp -a --reflink=always "$T" "$W/ref"
+        if ((HAVE_B3SUM)); then
+          # shellcheck disable=SC2016
+          timed "$W/ref_b3sum.t" sh -c 'cd "$1" && find . -type f -print0 | xargs -0 -n 2000 b3sum >/dev/null' sh "$W/ref"
+        fi
+      fi
+    done
+    rm -rf "$W/s" "$W/ref"
+    # clone and checkout against cp -a --reflink=always
+    for who in $( ((r % 2)) && echo "cow ref" || echo "ref cow"); do
+      rm -rf "$W/d"; quiesce
+      if [[ $who == cow ]]; then
+        timed "$W/clone.t" "$COWTREE" clone "$T" "$W/d"
+        rm -rf "$W/d"; quiesce
+        timed "$W/checkout.t" "$COWTREE" --store "$W/base" -q checkout "$A" "$W/d"
+      else
+        timed "$W/cp.t" cp -a --reflink=always "$T" "$W/d"
+      fi
+    done
+    rm -rf "$W/d"; quiesce
+    timed "$W/status.t" "$COWTREE" --store "$W/base" status "$W/wt"
+    timed "$W/switch.t" "$COWTREE" --store "$W/base" -q switch "$B" "$W/wt"
+    "$COWTREE" --store "$W/base" -q switch "$A" "$W/wt"
+    quiesce
+    timed "$W/verify.t" "$COWTREE" --store "$W/base" verify
+    rm -rf "$W/remote" "$W/pulled"; mkdir -p "$W/remote"
+    "$COWTREE" remote add scale "file://$W/remote" >/dev/null
+    quiesce
+    timed "$W/push.t" "$COWTREE" --store "$W/base" push --remote scale "$A"
+    quiesce
+    timed "$W/pull.t" "$COWTREE" --store "$W/pulled" pull --remote scale "$A"
+    "$COWTREE" remote rm scale >/dev/null
+  done
+  for c in snapshot clone checkout status switch verify push pull; do
+    wall=$(col 1 "$W/$c.t" | median)
+    rss=$(col 2 "$W/$c.t" | median)
+    ref=""
+    case $c in
+      snapshot) if ((HAVE_B3SUM)); then
+          ref=$(awk -v a="$(col 1 "$W/ref_clone.t" | median)" -v b="$(col 1 "$W/ref_b3sum.t" | median)" \
+            'BEGIN {printf "%.2f", a + b}')
+        fi ;;
+      clone | checkout) ref=$(col 1 "$W/cp.t" | median) ;;
+    esac
+    echo "$files $c $wall $rss ${ref:--}" >>"$TABLE"
+  done
+  rm -rf "$W" "$T"
+  quiesce
+done
+
+say "scale: load after: $(uptime | sed 's/.*load average/load average/')"
+say ""
+say "$(printf '%9s  %-9s %9s %9s %10s %9s %9s %7s' files command wall_s us/file peak_MiB B/file ref_s ratio)"
+while read -r files c wall rss ref; do
+  say "$(awk -v f="$files" -v c="$c" -v w="$wall" -v m="$rss" -v r="$ref" 'BEGIN {
+    ratio = (r == "-" || r == 0) ? "-" : sprintf("%.2f", w / r)
+    printf "%9d  %-9s %9.2f %9.1f %10.1f %9.0f %9s %7s", f, c, w, w * 1e6 / f, m / 1024, m * 1024 / f, r, ratio }')"
+done <"$TABLE"
+say ""
+say "per file, largest tree against smallest (targets: memory <= 1.00x, time <= 1.20x):"
+for c in snapshot clone checkout status switch verify push pull; do
+  say "$(awk -v c="$c" '$2 == c { if (!n++) { f0 = $1; w0 = $3; m0 = $4 } f1 = $1; w1 = $3; m1 = $4 }
+    END { if (n < 2) { printf "  %-9s (one size only)", c; exit }
+      mr = (m1 / f1) / (m0 / f0); tr = (w1 / f1) / (w0 / f0)
+      printf "  %-9s %d -> %d files: memory per file %.2fx %s, time per file %.2fx %s", c, f0, f1,
+        mr, (mr <= 1.0 ? "PASS" : "MISS"), tr, (tr <= 1.2 ? "PASS" : "MISS") }' "$TABLE")"
+done
+say "results: $RESULTS"
