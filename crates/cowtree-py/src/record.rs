@@ -28,7 +28,8 @@ enum Rows {
 #[pyclass(frozen, sequence, module = "cowtree")]
 #[derive(Clone)]
 pub struct Record {
-    entries: Arc<[Entry]>,
+    /// The call's entries, moved in as they were (an `Arc<[Entry]>` would copy them).
+    entries: Arc<Vec<Entry>>,
     rows: Rows,
     /// The call's destination, which every entry's path is relative to.
     destination: Arc<Path>,
@@ -39,7 +40,7 @@ pub struct Record {
 impl Record {
     pub fn new(entries: Vec<Entry>, destination: &Path, sources: usize) -> Record {
         Record {
-            entries: entries.into(),
+            entries: Arc::new(entries),
             rows: Rows::All,
             destination: destination.into(),
             sources,
