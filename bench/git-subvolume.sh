@@ -180,6 +180,14 @@ settle
 settle
 strace -f -qq -e trace=open,openat,openat2 -o "$M/strace.log" git -C "$M/wt-check" status --porcelain >"$M/status.out"
 READS=$(grep -v -e O_DIRECTORY -e ENOENT -e '\.git' -e '"/' "$M/strace.log" | grep -c 'open' || true)
+if [[ $READS != 0 ]]; then
+  echo "bench/git-subvolume: the first git status opened:"
+  grep -v -e O_DIRECTORY -e ENOENT -e '\.git' -e '"/' "$M/strace.log" | grep 'open' | head -5
+  "$COWTREE" --json git worktree add --from "$SRC" --detach --ignored ${FORCE[@]+"${FORCE[@]}"} "$M/wt-check2" >"$M/out.json"
+  echo "bench/git-subvolume: another add said: $(cat "$M/out.json")"
+  git -C "$M/wt-check2" ls-files --debug | grep -B1 -A5 -F "$(grep -v -e O_DIRECTORY -e ENOENT -e '\.git' -e '"/' "$M/strace.log" | grep 'open' | head -1 | cut -d'"' -f2)" | head -8
+  cleanup_wt "$M/wt-check2"
+fi
 [[ -s "$M/status.out" ]] && die "git status in the new worktree is not clean: $(head "$M/status.out")"
 while IFS= read -r line; do
   if [[ $line =~ ^Only\ in\ ([^:]*):\ (.*)$ && ${BASH_REMATCH[1]} == "$SRC"* ]]; then
