@@ -599,6 +599,18 @@ impl StatCache {
         self.doffs.len()
     }
 
+    /// Writes [`StatCache::encode`]'s bytes to `w`, without a copy of them in memory.
+    pub fn write_encoding(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let b = &self.bytes;
+        if b.len() < 16 + TRAILER {
+            return w.write_all(&self.encode());
+        }
+        w.write_all(&b[..8])?;
+        w.write_all(&self.written_ns.to_le_bytes())?;
+        w.write_all(&b[16..b.len() - TRAILER])?;
+        w.write_all(&encode_trailer(self.blobs_of.as_ref()))
+    }
+
     /// The encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = self.bytes.clone();
@@ -685,8 +697,16 @@ fn immediate<'a>(
     }
 }
 
+/// Bytes of an encoded record, less its path's.
+const REC_FIXED: usize = 4 + 8 + 8 + 8 + 8 + 4 + 32;
+
 fn encode(written_ns: i64, recs: &[Rec], dirs: &[Rec]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + TRAILER + (recs.len() + dirs.len()) * 110);
+    // The exact size: a guess that falls short doubles the buffer (it holds the whole tree).
+    let len = recs
+        .iter()
+        .chain(dirs)
+        .fold(32 + TRAILER, |n, r| n + REC_FIXED + r.path.len());
+    let mut out = Vec::with_capacity(len);
     encode_header(&mut out, written_ns, recs.len() as u64, dirs.len() as u64);
     for r in recs.iter().chain(dirs) {
         encode_rec(&mut out, &r.path, &r.key, &r.hash);
@@ -801,6 +821,37 @@ mod tests {
         assert_eq!(d.written_ns, 5);
         assert_eq!(d.get(b"a/c").map(|r| r.0), Some(key(2)));
         assert!(d.get(b"a").is_none());
+    }
+
+    #[test]
+    fn written_encoding_is_the_encoding_and_built_to_its_exact_size() {
+        let h = Hash::of(b"x");
+        let rec = |p: &[u8]| Rec {
+            path: p.to_vec(),
+            key: key(p.len() as i64),
+            hash: h,
+        };
+        let files = vec![rec(b"a/b/c"), rec(b"a/long-name.rs"), rec(b"z")];
+        let dirs = vec![rec(b"a"), rec(b"a/b")];
+        let built = encode(9, &files, &dirs);
+        assert_eq!(built.len(), built.capacity(), "sized exactly");
+        let mut caches = vec![
+            StatCache::default(),
+            StatCache::with_dirs(9, files.clone(), dirs),
+            StatCache::new(3, files),
+        ];
+        // A time set after encoding, and a snapshot named in the trailer.
+        caches[1].written_ns = 11;
+        caches[2].blobs_of = Some(Hash::of(b"snapshot"));
+        for c in &caches {
+            let mut written = Vec::new();
+            c.write_encoding(&mut written).unwrap();
+            assert_eq!(written, c.encode());
+            let d = StatCache::decode(&written).expect("decodes");
+            assert_eq!(d.written_ns, c.written_ns);
+            assert_eq!(d.blobs_of, c.blobs_of);
+            assert_eq!(d.recs().collect::<Vec<_>>(), c.recs().collect::<Vec<_>>());
+        }
     }
 
     #[test]

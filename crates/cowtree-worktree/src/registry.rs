@@ -352,7 +352,7 @@ pub fn cache_blobs_of(store: &Store, wt: &Worktree) -> Option<Hash> {
 /// Writes the worktree's stat cache sidecar only (the record names it by convention, and
 /// [`save`] sets the name).
 pub fn write_cache(store: &Store, wt: &Worktree, cache: &StatCache) -> Result<()> {
-    write_cache_bytes(store, wt, &cache.encode())
+    write_cache_with(store, wt, |w| cache.write_encoding(w))
 }
 
 /// [`write_cache`] of an encoded cache that `write` writes piece by piece (see
@@ -372,12 +372,6 @@ pub fn write_cache_with(
         f.commit(&cache_name(&wt.id), false)
     })();
     res.map_err(|e| Error::io_at("write stat cache in", store.root().join("worktrees"), e))
-}
-
-fn write_cache_bytes(store: &Store, wt: &Worktree, bytes: &[u8]) -> Result<()> {
-    // No fsync: a cache lost in a crash decodes as nothing and is simply rebuilt.
-    write_atomic(store.worktrees_dir(), &cache_name(&wt.id), bytes, false)
-        .map_err(|e| Error::io_at("write stat cache in", store.root().join("worktrees"), e))
 }
 
 /// Writes the stat cache (when given) and then the record: path, base, dev/ino, pending. The
@@ -547,8 +541,4 @@ pub fn list(store: &Store) -> Result<Vec<(String, Record, Presence)>> {
 /// Removes a worktree's record and stat cache.
 pub fn forget(store: &Store, wt: &Worktree) -> Result<()> {
     registry::remove(store, &wt.id)
-}
-
-fn write_atomic(dir: impl AsFd, name: &OsStr, bytes: &[u8], sync: bool) -> io::Result<()> {
-    cowtree_fs::dir::write_atomic(dir, name, bytes, 0o644, sync)
 }
