@@ -14,7 +14,8 @@ use rayon::prelude::*;
 use rustix::fs::{FileType, Timespec};
 
 use crate::error::{Error, Result};
-use crate::keep::{DirDecision, FileDecision, Rules};
+pub use crate::keep::Selection;
+use crate::keep::{DirDecision, FileDecision, Rules, has_dot_git};
 
 /// What `--ignored` copied.
 #[derive(Debug, Default, Clone)]
@@ -35,45 +36,6 @@ pub struct IgnoredReport {
     pub special: u64,
     /// The first reason a file was copied instead of cloned.
     pub fallback: Option<(UnsupportedCause, PathBuf)>,
-}
-
-/// Which ignored entries to take: those `.worktreeinclude` matches, those a `--ignored=PATTERN`
-/// matches, or all (`--ignored`). Only ignored, untracked entries are ever taken.
-pub struct Selection<'a> {
-    /// Every ignored entry (`--ignored` without a pattern).
-    pub all: bool,
-    /// Glob patterns (`--ignored=PATTERN`). A pattern matches an entry's name or its
-    /// repository-relative path.
-    pub patterns: &'a [String],
-    /// The patterns of SRC's `.worktreeinclude` (gitignore syntax, relative to SRC's root):
-    /// an entry is taken when the last pattern that matches it is not a negation; a directory
-    /// taken is taken whole, as a directory a `.gitignore` matches is ignored whole.
-    pub include: Option<&'a gix::ignore::Search>,
-}
-
-impl Selection<'_> {
-    /// Whether anything can be taken at all.
-    pub fn takes_any(&self) -> bool {
-        self.all || !self.patterns.is_empty() || self.include.is_some()
-    }
-
-    pub(crate) fn takes(&self, rel: &BStr, name: &[u8], is_dir: bool) -> bool {
-        use gix::glob::wildmatch::Mode as W;
-        self.all
-            || self.patterns.iter().any(|p| {
-                let p = p.trim_end_matches('/');
-                gix::glob::wildmatch(p.into(), name.as_bstr(), W::empty())
-                    || gix::glob::wildmatch(p.into(), rel, W::NO_MATCH_SLASH_LITERAL)
-            })
-            || self.include.is_some_and(|s| {
-                s.pattern_matching_relative_path(
-                    rel,
-                    Some(is_dir),
-                    gix::glob::pattern::Case::Sensitive,
-                )
-                .is_some_and(|m| !m.pattern.is_negative())
-            })
-    }
 }
 
 /// The file at SRC's root naming the ignored files a new worktree gets (the convention of
@@ -122,10 +84,6 @@ impl Plan {
                 .push((rel.to_owned(), vec![(name.to_owned(), ft)])),
         }
     }
-}
-
-pub(crate) fn has_dot_git(dir: &Dir) -> bool {
-    dir.try_stat(OsStr::new(".git")).ok().flatten().is_some()
 }
 
 fn join(prefix: &BStr, name: &[u8]) -> BString {

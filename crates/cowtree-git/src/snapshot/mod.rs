@@ -66,7 +66,7 @@ use gix::bstr::{BStr, BString, ByteSlice};
 use rustix::fs::{FileType, Stat};
 
 use crate::error::{Error, Result};
-use crate::keep::Rules;
+use crate::keep::{Rules, has_dot_git};
 use crate::tree::{Input, Made, MethodChoice, PerFileReason, Prepared};
 
 use self::apply::Apply;
@@ -325,10 +325,6 @@ fn file_type_of(dir: &Dir, e: &DirEntry) -> FileType {
     dir.stat(&e.name)
         .map(|st| FileType::from_raw_mode(st.st_mode))
         .unwrap_or(FileType::Unknown)
-}
-
-fn has_dot_git(dir: &Dir) -> bool {
-    dir.try_stat(OsStr::new(".git")).ok().flatten().is_some()
 }
 
 /// Opens the directory `rel` below `root` (`root` itself for the empty path), never through
