@@ -10,6 +10,7 @@
 
 use pyo3::prelude::*;
 
+#[cfg(target_os = "linux")]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
