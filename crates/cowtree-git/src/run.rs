@@ -76,19 +76,50 @@ impl BranchUndo {
     /// made).
     pub(crate) fn undo(&self, repo_dir: &Path) -> Option<String> {
         let full = format!("refs/heads/{}", self.name);
-        let mut cmd = crate::branch::git(repo_dir);
-        cmd.args(["update-ref", "-m", "cowtree git worktree add: rolled back"]);
-        match self.previous {
-            None => cmd.args(["-d", &full, &self.new.to_string()]),
-            Some(p) => cmd.args([&full, &p.to_string(), &self.new.to_string()]),
+        let update = || {
+            let mut cmd = crate::branch::git(repo_dir);
+            cmd.args(["update-ref", "-m", "cowtree git worktree add: rolled back"]);
+            match self.previous {
+                None => cmd.args(["-d", &full, &self.new.to_string()]),
+                Some(p) => cmd.args([&full, &p.to_string(), &self.new.to_string()]),
+            };
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
         };
-        let ok = cmd
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return None;
+        // A power loss right after `git branch` wrote the ref (git does not sync it) can leave
+        // its loose file empty: git then refuses to update or delete a "broken" ref, and the
+        // next add of that branch fails reading it. The journal says this run made that ref,
+        // and a broken ref holds no commit: its file is removed, and the update tried again
+        // (a reset branch then goes back to its previous commit).
+        if !update() {
+            if !self.remove_broken_ref(repo_dir) {
+                return None;
+            }
+            // Without its loose file the ref is gone, or back at its packed value.
+            let git_ok = |args: &[&str]| {
+                crate::branch::git(repo_dir)
+                    .args(args)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            let still = git_ok(&["show-ref", "--verify", "--quiet", &full]);
+            let done = match self.previous {
+                None => !still || update(),
+                Some(p) => git_ok(&[
+                    "update-ref",
+                    "-m",
+                    "cowtree git worktree add: rolled back",
+                    &full,
+                    &p.to_string(),
+                ]),
+            };
+            if !done {
+                return None;
+            }
         }
         match self.previous {
             None => {
@@ -109,6 +140,45 @@ impl BranchUndo {
                 &p.to_string()[..12]
             )),
         }
+    }
+}
+
+impl BranchUndo {
+    /// Removes the branch's loose ref file when it exists and git cannot read it (empty or not
+    /// an object id): what a crash can leave of a ref written without a sync. True when removed.
+    fn remove_broken_ref(&self, repo_dir: &Path) -> bool {
+        let valid_name = self
+            .name
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+        if !valid_name {
+            return false;
+        }
+        let Ok(out) = crate::branch::git(repo_dir)
+            .args(["rev-parse", "--git-common-dir"])
+            .stderr(std::process::Stdio::null())
+            .output()
+        else {
+            return false;
+        };
+        let common = String::from_utf8_lossy(&out.stdout).trim_end().to_owned();
+        if !out.status.success() || common.is_empty() {
+            return false;
+        }
+        let file = repo_dir.join(common).join("refs/heads").join(&self.name);
+        let Ok(meta) = std::fs::symlink_metadata(&file) else {
+            return false;
+        };
+        if !meta.is_file() || meta.len() > 4096 {
+            return false;
+        }
+        let Ok(bytes) = std::fs::read(&file) else {
+            return false;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        let readable = text.starts_with("ref: ") || ObjectId::from_hex(text.as_bytes()).is_ok();
+        !readable && std::fs::remove_file(&file).is_ok()
     }
 }
 
@@ -499,6 +569,67 @@ pub(crate) fn remove_killed_staging(path: &Path) -> std::io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn git_ok(dir: &Path, args: &[&str]) -> String {
+        let out = crate::branch::git(dir)
+            .args(args)
+            .output()
+            .expect("run git");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    /// What a power loss right after `git branch` can leave: the branch's loose ref empty.
+    /// Undoing the journaled creation removes it, so the next add can make the branch again;
+    /// a ref that git can read and that moved on is left alone.
+    #[test]
+    fn undo_removes_a_created_branch_whose_ref_a_crash_left_empty() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir(&repo).expect("mkdir");
+        git_ok(&repo, &["init", "-q", "-b", "main"]);
+        git_ok(
+            &repo,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "x",
+            ],
+        );
+        let head = ObjectId::from_hex(git_ok(&repo, &["rev-parse", "HEAD"]).trim().as_bytes())
+            .expect("oid");
+        git_ok(&repo, &["branch", "wt"]);
+        let file = repo.join(".git/refs/heads/wt");
+        std::fs::write(&file, b"").expect("truncate the ref");
+        let undo = BranchUndo {
+            name: "wt".into(),
+            new: head,
+            previous: None,
+        };
+        assert_eq!(
+            undo.undo(&repo).as_deref(),
+            Some("deleted the branch 'wt' it created")
+        );
+        assert!(!file.exists(), "the broken ref is gone");
+        assert_eq!(git_ok(&repo, &["for-each-ref", "refs/heads/wt"]), "");
+        git_ok(&repo, &["branch", "wt"]);
+
+        // A readable ref at another commit: not this run's any more, kept.
+        let other = ObjectId::from_hex(b"1111111111111111111111111111111111111111").unwrap();
+        let moved = BranchUndo {
+            name: "wt".into(),
+            new: other,
+            previous: None,
+        };
+        assert_eq!(moved.undo(&repo), None);
+        assert!(file.exists());
+    }
 
     #[test]
     fn branch_journal_lines_read_back() {
