@@ -46,9 +46,13 @@ fn method_copy_gives_the_destination_blocks_of_its_own_where_copy_file_range_sha
         let d = Dir::open(t.path()).unwrap();
 
         // The control: copy_file_range, which Method::Copy no longer uses, shares here (were it
-        // not to, this test could not tell a copy from a clone).
+        // not to, this test could not tell a copy from a clone). From a file of its own: XFS
+        // frees the shared extents of a removed file in the background, so `src` could still
+        // show them shared for a while.
         {
-            let inf = fs::File::open(&src).unwrap();
+            let control = t.path().join("control");
+            source(&control);
+            let inf = fs::File::open(&control).unwrap();
             let out = fs::File::create(t.path().join("by-range")).unwrap();
             cowtree_fs::copy::copy_fd(&inf, &out).unwrap();
             out.sync_all().unwrap();
@@ -58,6 +62,7 @@ fn method_copy_gives_the_destination_blocks_of_its_own_where_copy_file_range_sha
                 "{fsys:?}: copy_file_range did not share: {s:?}"
             );
             fs::remove_file(t.path().join("by-range")).unwrap();
+            fs::remove_file(&control).unwrap();
         }
 
         let t1 = transfer_at(
