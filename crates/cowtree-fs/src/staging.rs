@@ -102,8 +102,7 @@ impl<'a> Staging<'a> {
     /// After [`stop_staging`] it fails with [`io::ErrorKind::Interrupted`] and creates nothing.
     pub fn create(parent: &'a Dir, name: OsString, mode: u32) -> io::Result<Self> {
         let dir = unless_stopping(|| parent.create_dir_open(&name, mode))?;
-        // Nobody else knows this name yet, so the lock is free.
-        let _ = dir.try_lock_exclusive();
+        claim(parent, &name, &dir)?;
         Ok(Staging {
             parent,
             name,
@@ -120,7 +119,7 @@ impl<'a> Staging<'a> {
     /// staging finds it.
     pub fn adopt(parent: &'a Dir, name: OsString) -> io::Result<Self> {
         let dir = parent.open_dir(&name)?;
-        let _ = dir.try_lock_exclusive();
+        claim(parent, &name, &dir)?;
         Ok(Staging {
             parent,
             name,
@@ -166,6 +165,32 @@ impl Drop for Staging<'_> {
             // Best effort: what is left is recognisable and removed by the next run.
             let _ = remove_dir_or_subvolume(self.parent, &self.name);
         }
+    }
+}
+
+/// Takes the lock of the staging directory `dir`, just made at `name` in `parent`, and checks
+/// that `name` still is `dir`: a run that could not tell this process is alive (see
+/// [`remove_stale`]) may have taken it for a dead run's between its creation and the lock.
+/// A filesystem without `flock` is no error.
+fn claim(parent: &Dir, name: &OsStr, dir: &Dir) -> io::Result<()> {
+    let taken = || {
+        io::Error::other(format!(
+            "staging directory {} was removed by another run's cleanup as it was made; run again",
+            std::path::Path::new(name).display()
+        ))
+    };
+    if let Ok(false) = dir.try_lock_exclusive() {
+        return Err(taken());
+    }
+    let ours = dir.stat_self()?;
+    match parent.try_stat(name)? {
+        Some(st)
+            if st.st_ino == ours.st_ino
+                && crate::sys::stat_dev(&st) == crate::sys::stat_dev(&ours) =>
+        {
+            Ok(())
+        }
+        _ => Err(taken()),
     }
 }
 
@@ -222,11 +247,20 @@ pub fn stop_staging() {
 /// Removes the staging directories in `parent` whose names start with `prefix` (see
 /// [`Naming::prefix`]) and whose lock can be taken: those of runs that died. Returns how many
 /// were removed. A staging directory whose run is alive is locked and left alone.
+///
+/// The lock alone cannot tell a dead run's staging from one a live run has just made and not
+/// yet locked (`mkdir`, then `open` and `flock`): so a staging whose name carries the pid of a
+/// process that is alive (this one included) is never taken, whatever its lock says. Where
+/// the pid cannot be checked (a pid of another pid namespace reads as absent), the lock
+/// decides, and [`Staging::create`] notices if its directory was taken in that instant.
 pub fn remove_stale(parent: &Dir, prefix: &OsStr) -> io::Result<usize> {
     let mut removed = 0;
     for entry in parent.entries()? {
-        if !entry.name.as_bytes().starts_with(prefix.as_bytes())
-            || !matches!(entry.file_type, FileType::Directory | FileType::Unknown)
+        let Some(rest) = entry.name.as_bytes().strip_prefix(prefix.as_bytes()) else {
+            continue;
+        };
+        if !matches!(entry.file_type, FileType::Directory | FileType::Unknown)
+            || owner_pid(rest).is_some_and(process_is_alive)
         {
             continue;
         }
@@ -241,6 +275,27 @@ pub fn remove_stale(parent: &Dir, prefix: &OsStr) -> io::Result<usize> {
         }
     }
     Ok(removed)
+}
+
+/// The pid at the start of what follows a staging name's prefix (`<pid><separator>...`).
+fn owner_pid(rest: &[u8]) -> Option<i32> {
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+/// Whether a process with this pid exists in this pid namespace (`kill(pid, 0)`: EPERM means
+/// it exists and belongs to another user).
+fn process_is_alive(pid: i32) -> bool {
+    if pid == std::process::id() as i32 {
+        return true;
+    }
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e != rustix::io::Errno::SRCH,
+    }
 }
 
 #[cfg(test)]
@@ -317,6 +372,31 @@ mod tests {
         s.remove().unwrap();
         assert!(!tmp.join(name).exists());
         std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn staging_of_a_live_process_is_kept_even_before_its_lock_is_taken() {
+        // A run that has made its staging and not yet locked it looks dead to the lock alone.
+        let tmp = std::env::temp_dir().join(format!("cowtree-staging-test-{}", random_u64()));
+        std::fs::create_dir(&tmp).unwrap();
+        let parent = Dir::open(&tmp).unwrap();
+        let dst = OsStr::new("dst");
+        let unlocked = tmp.join(CLONE.name(dst, "justmade"));
+        std::fs::create_dir(&unlocked).unwrap();
+        // pid 1 is alive in every pid namespace.
+        let init = tmp.join(".dst.cowtree-staging.1.justmade");
+        std::fs::create_dir(&init).unwrap();
+        assert_eq!(remove_stale(&parent, &CLONE.prefix(dst)).unwrap(), 0);
+        assert!(unlocked.is_dir() && init.is_dir());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn pid_is_read_from_the_start_of_the_name_after_the_prefix() {
+        assert_eq!(owner_pid(b"1234.abcd"), Some(1234));
+        assert_eq!(owner_pid(b"x1234.abcd"), None);
+        assert_eq!(owner_pid(b""), None);
+        assert_eq!(owner_pid(b"99999999999999999999.x"), None);
     }
 
     #[test]
