@@ -742,6 +742,47 @@ fn a_checkout_into_another_btrfs_is_per_file_and_into_a_subvol_mount_of_the_same
     drop(unmount);
 }
 
+#[test]
+fn a_checkout_on_xfs_ext4_or_tmpfs_is_per_file_as_before_and_says_why_as_clone_does() {
+    for fs_kind in [Fs::Xfs, Fs::NoCow, Fs::Tmpfs] {
+        let Some(mnt) = mount(fs_kind) else { continue };
+        let a = Area::new(As::Root, &mnt);
+        make_tree(&a.p("src"), 20);
+        a.ok(&[o("snapshot"), a.p("src").as_os_str(), o("--name"), o("v")]);
+        let r = a.json(&[o("checkout"), o("v"), a.p("wt").as_os_str()]);
+        assert_eq!(
+            (&r["method"], &r["reason"], &r["tree_built"]),
+            (&"per-file".into(), &"filesystem".into(), &false.into()),
+            "{fs_kind:?}: {r}"
+        );
+        // The same field as `clone --json` and `git worktree add --json` give it.
+        assert!(
+            r["reason_description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "{fs_kind:?}: {r}"
+        );
+        assert!(
+            !a.store().join("trees").exists(),
+            "{fs_kind:?}: no tree here"
+        );
+        assert_same_tree(&listing(&a.p("src")), &listing(&a.p("wt")), false);
+        let c = Command::new(BIN)
+            .env("HOME", a.p("home"))
+            .args([
+                o("clone"),
+                o("--json"),
+                a.p("src").as_os_str(),
+                a.p("cl").as_os_str(),
+            ])
+            .output()
+            .unwrap();
+        assert!(c.status.success(), "{fs_kind:?}: {c:?}");
+        let c: Value = serde_json::from_slice(&c.stdout).unwrap();
+        assert_eq!(c["reason"], r["reason"], "{fs_kind:?}: {c}");
+    }
+}
+
 /// Unmounts its path when dropped.
 struct Unmount(PathBuf);
 

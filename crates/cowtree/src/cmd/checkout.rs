@@ -53,7 +53,7 @@ pub struct Args {
     strict: bool,
     /// Print one JSON object: files, dirs, symlinks, cloned, copied, bytes,
     /// fallbacks [{reason, count}], cross_device, store, elapsed_ms, method ("subvolume" or
-    /// "per-file"), reason and reason_message (why not one snapshot, when per file; null
+    /// "per-file"), reason and reason_description (why not one snapshot, when per file; null
     /// otherwise), tree_built.
     #[arg(long)]
     json: bool,
@@ -181,7 +181,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             "elapsed_ms": r.elapsed_ms,
             "method": r.method.as_str(),
             "reason": r.reason.as_ref().map(|why| why.code()),
-            "reason_message": r.reason.as_ref().map(|why| why.to_string()),
+            "reason_description": r.reason.as_ref().map(|why| why.to_string()),
             "tree_built": r.tree_built,
         }))?;
     } else if !args.quiet {
