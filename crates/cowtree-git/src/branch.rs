@@ -9,7 +9,21 @@ use gix::ObjectId;
 
 use crate::Track;
 use crate::error::{Error, Result};
-use crate::resolve::NewBranch;
+
+/// A branch `git branch` creates (or, for `-B`, resets) before the worktree is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBranch {
+    /// Its name.
+    pub name: String,
+    /// The start point as git's `branch` command gets it (what the user named, a
+    /// remote-tracking branch git found for the name, or `HEAD`), so that git sets up tracking
+    /// (`branch.autoSetupMerge`, `--track`) and writes its reflog as `git worktree add` does.
+    pub start: String,
+    /// `-B`: reset the branch if it exists.
+    pub reset: bool,
+    /// Where the branch was before this run (`-B` of an existing branch), to put it back.
+    pub previous: Option<ObjectId>,
+}
 
 /// `git` run in `dir`, with a clean environment for it: no `GIT_DIR`, `GIT_WORK_TREE` or
 /// `GIT_INDEX_FILE` of the caller's (SRC is found from `dir`, as `add` found it).

@@ -41,6 +41,7 @@ pub mod cost;
 pub mod error;
 pub mod filters;
 pub mod ignored;
+pub mod journal;
 pub mod keep;
 pub mod register;
 pub mod resolve;
@@ -48,6 +49,7 @@ pub mod run;
 pub mod snapshot;
 pub mod tree;
 pub mod trust;
+pub mod way;
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -63,7 +65,7 @@ pub use build::Made;
 pub use error::{Error, Result};
 pub use ignored::IgnoredReport;
 pub use run::{KilledRuns, abort_all, clean_killed_runs};
-pub use tree::{Method, MethodChoice, PerFileReason};
+pub use way::{Method, MethodChoice, PerFileReason};
 
 /// Which HEAD the new worktree gets (git's `-b`, `-B`, `--detach`, `--orphan`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -441,7 +443,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     // DST's tree is made here, one way or the other (see [`tree`]): the staging directory is
     // created (or snapshotted) and filled.
     let t_tree = Instant::now();
-    let (staging, made) = tree::make(&tree::Input {
+    let (staging, made) = tree::make(&way::Input {
         repo: &repo,
         opts,
         src_root: &src_root,
@@ -458,7 +460,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     let mut notes = plan.notes.clone();
     if let Some(b) = &plan.new_branch {
         let commit = plan.commit.expect("a new branch has a commit");
-        let undo = run::BranchUndo {
+        let undo = journal::BranchUndo {
             name: b.name.clone(),
             new: commit,
             previous: b.previous,

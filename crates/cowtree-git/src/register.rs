@@ -143,7 +143,7 @@ impl Registration {
             } else {
                 format!("{text}\n")
             };
-            reg.write(crate::run::J_LOCK, line.as_bytes())?;
+            reg.write(crate::journal::J_LOCK, line.as_bytes())?;
         }
         Ok(reg)
     }
@@ -203,7 +203,7 @@ impl Registration {
 
 /// `locked` gets the journaled `--lock` text (then the journal file goes), or goes.
 fn finish_dir(dir: &Dir, path: &Path) -> Result<()> {
-    let lock = crate::run::J_LOCK;
+    let lock = crate::journal::J_LOCK;
     match std::fs::read(path.join(lock)) {
         Ok(text) => {
             write_atomic(dir, OsStr::new("locked"), &text, 0o666, false)
@@ -268,12 +268,12 @@ pub fn clean_stale(common_dir: &Path) -> Result<Vec<String>> {
                 let want = format!("gitdir: {}\n", path.display());
                 dotgit == want.as_bytes()
             });
-        let (staging, parents) = crate::run::journaled_paths(&path);
+        let (staging, parents) = crate::journal::journaled_paths(&path);
         if complete {
             for j in [
-                crate::run::J_STAGING,
-                crate::run::J_PARENTS,
-                crate::run::J_BRANCH,
+                crate::journal::J_STAGING,
+                crate::journal::J_PARENTS,
+                crate::journal::J_BRANCH,
             ] {
                 let _ = dir.remove_file(OsStr::new(j));
             }
@@ -285,7 +285,7 @@ pub fn clean_stale(common_dir: &Path) -> Result<Vec<String>> {
             continue;
         }
         if let Some(st) = &staging {
-            match crate::run::remove_killed_staging(st) {
+            match crate::journal::remove_killed_staging(st) {
                 Ok(true) => cleaned.push(format!("removed {}", st.display())),
                 Ok(false) => {}
                 Err(e) => {
@@ -295,8 +295,8 @@ pub fn clean_stale(common_dir: &Path) -> Result<Vec<String>> {
                 }
             }
         }
-        if let Ok(line) = std::fs::read(path.join(crate::run::J_BRANCH))
-            && let Some(b) = crate::run::BranchUndo::parse(&line)
+        if let Ok(line) = std::fs::read(path.join(crate::journal::J_BRANCH))
+            && let Some(b) = crate::journal::BranchUndo::parse(&line)
             // git run in the common directory finds the repository (bare or not).
             && let Some(said) = b.undo(common_dir)
         {

@@ -31,8 +31,8 @@ use super::{path_of, split};
 use crate::error::{Error, Result};
 use crate::ignored::IgnoredReport;
 use crate::keep::{DirDecision, FileDecision, Rules};
-use crate::tree::{Input, Made, Method, Prepared};
 use crate::trust::{Kind, Verdict, judge, stat_of};
+use crate::way::{Input, Made, Method, Prepared};
 
 /// What one tracked entry needs.
 #[derive(Debug, Clone, Copy)]

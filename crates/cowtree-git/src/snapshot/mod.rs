@@ -67,7 +67,7 @@ use rustix::fs::{FileType, Stat};
 
 use crate::error::{Error, Result};
 use crate::keep::{Rules, has_dot_git};
-use crate::tree::{Input, Made, MethodChoice, PerFileReason, Prepared};
+use crate::way::{Input, Made, MethodChoice, PerFileReason, Prepared};
 
 use self::apply::Apply;
 use self::survey::Survey;

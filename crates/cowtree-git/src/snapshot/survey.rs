@@ -16,7 +16,7 @@ use super::tree::{TDir, Tree, extras_in};
 use super::{file_type_of, has_dot_git, is_dir, join, open_in, path_of, split};
 use crate::error::{Error, Result};
 use crate::keep::{DirDecision, FileDecision, Rules};
-use crate::tree::PerFileReason;
+use crate::way::PerFileReason;
 
 /// Before the snapshot, on SRC: what the snapshot way would have to remove (for the cost
 /// rule), and whether every hole is somewhere the per-file result leaves empty.

@@ -1,0 +1,373 @@
+//! What the two ways of making DST's tree (by snapshot, [`crate::snapshot`]; per file,
+//! [`crate::tree`]) take and give: the input, what both start from (`Prepared`: the commit's
+//! tree as DST's index-to-be, SRC's index, the checkout filters), the result ([`Made`]), and
+//! which way ran or may run, and why not the snapshot ([`Method`], [`MethodChoice`],
+//! [`PerFileReason`]). [`crate::tree::make`] chooses between the two.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use cowtree_fs::UnsupportedCause;
+use cowtree_fs::dir::Dir;
+use cowtree_fs::whole_tree::NotUsed;
+use gix::ObjectId;
+
+use crate::error::{Error, Result};
+use crate::ignored::{self, IgnoredReport};
+use crate::{AddOptions, filters};
+
+/// How DST's tree was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Method {
+    /// Each file created and cloned (or written) one by one: works on every filesystem.
+    #[default]
+    PerFile,
+    /// One writable btrfs snapshot of SRC's worktree (a subvolume root), then made what the
+    /// per-file way makes (see [`crate::snapshot`]).
+    Subvolume,
+    /// Nothing to check out (`--no-checkout`, `--orphan`).
+    None,
+}
+
+impl Method {
+    /// The name reports use: `per-file`, `subvolume`, `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::PerFile => "per-file",
+            Method::Subvolume => "subvolume",
+            Method::None => "none",
+        }
+    }
+}
+
+/// Which way the caller lets [`crate::tree::make`] take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MethodChoice {
+    /// The snapshot where SRC allows it and the cost rule says it pays
+    /// ([`crate::cost`]), else per file.
+    #[default]
+    Auto,
+    /// Per file always (`--per-file`).
+    PerFile,
+    /// The snapshot wherever SRC allows it, whatever the cost rule says (`--subvolume`).
+    Subvolume,
+}
+
+/// Why DST's tree was made per file, not by a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PerFileReason {
+    /// A rule of the whole-tree seam ([`cowtree_fs::whole_tree`]): the filesystem, another
+    /// filesystem, not a subvolume root, not the owner, the kernel refused.
+    Seam(NotUsed),
+    /// The options asked for it (`--per-file`).
+    Asked,
+    /// A subvolume nested below SRC, or a filesystem mounted there, where DST must hold what
+    /// SRC holds (a snapshot holds an empty directory there).
+    Hole {
+        /// The nested subvolume or mount point, relative to SRC.
+        path: PathBuf,
+        /// A mount point (else a nested subvolume).
+        mount_point: bool,
+    },
+    /// An entry of SRC that DST keeps belongs to another user or group than the per-file way
+    /// gives every entry it makes (this user's, the process's group), and a snapshot keeps
+    /// owners; or DST's parent is set-group-ID, whose group (and bit) the per-file way gives.
+    Owner {
+        /// The directory, relative to SRC (empty: SRC itself); or DST's parent, absolute.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// Its group.
+        gid: u32,
+    },
+    /// The cost rule: making the snapshot into DST would remove more than the per-file way
+    /// creates ([`crate::cost`]).
+    Cost {
+        /// Entries the snapshot way would remove (at least; counting stops past the limit).
+        remove: u64,
+        /// Entries the per-file way creates.
+        create: u64,
+    },
+}
+
+impl PerFileReason {
+    /// A stable name for `--json`'s `"reason"`: the seam's codes, `per-file-asked`,
+    /// `nested-subvolumes`, `mount-points`, `owner`, `cost`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PerFileReason::Seam(n) => n.code(),
+            PerFileReason::Asked => "per-file-asked",
+            PerFileReason::Hole {
+                mount_point: false, ..
+            } => "nested-subvolumes",
+            PerFileReason::Hole {
+                mount_point: true, ..
+            } => "mount-points",
+            PerFileReason::Owner { .. } => "owner",
+            PerFileReason::Cost { .. } => "cost",
+        }
+    }
+}
+
+impl fmt::Display for PerFileReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PerFileReason::Seam(n) => write!(f, "{n}"),
+            PerFileReason::Asked => write!(f, "--per-file asked for it"),
+            PerFileReason::Hole {
+                path,
+                mount_point: false,
+            } => write!(
+                f,
+                "the subvolume nested at {} holds what the new worktree needs, and a snapshot \
+                 would leave it empty",
+                path.display()
+            ),
+            PerFileReason::Hole {
+                path,
+                mount_point: true,
+            } => write!(
+                f,
+                "a filesystem mounted at {} holds what the new worktree needs, and a snapshot \
+                 would not include it",
+                path.display()
+            ),
+            PerFileReason::Owner { path, uid, gid } => write!(
+                f,
+                "{} belongs to uid {uid} and gid {gid} (or is set-group-ID), which a snapshot \
+                 keeps, where the per-file way makes every entry this user's and this process's \
+                 group's",
+                if path.as_os_str().is_empty() {
+                    Path::new("SRC's worktree")
+                } else {
+                    path.as_path()
+                }
+                .display()
+            ),
+            PerFileReason::Cost { remove, create } => write!(
+                f,
+                "a snapshot would leave at least {remove} entries to remove, more than the \
+                 {create} the per-file way creates"
+            ),
+        }
+    }
+}
+
+/// What making the tree needs.
+pub struct Input<'a> {
+    /// SRC's repository.
+    pub repo: &'a gix::Repository,
+    /// The options.
+    pub opts: &'a AddOptions,
+    /// SRC's worktree root.
+    pub src_root: &'a Path,
+    /// The commit to check out (`None`: an unborn branch).
+    pub commit: Option<ObjectId>,
+    /// DST's parent directory, open: the staging directory is made in it.
+    pub parent: &'a Dir,
+    /// Its path.
+    pub parent_path: &'a Path,
+    /// The staging directory's name (journaled by the caller before [`crate::tree::make`] runs).
+    pub staging_name: &'a OsStr,
+    /// Its path.
+    pub staging_path: &'a Path,
+    /// The process's umask.
+    pub umask: u32,
+}
+
+/// The tree made, and DST's index to write.
+#[derive(Default)]
+pub struct Made {
+    /// How.
+    pub method: Method,
+    /// Why not by snapshot, when made per file.
+    pub reason: Option<PerFileReason>,
+    /// DST's index (`None`: no index, as after `--no-checkout`), with DST's stat data.
+    pub index: Option<gix::index::File>,
+    /// Tracked entries.
+    pub entries: u64,
+    /// Files reflinked from SRC.
+    pub cloned: u64,
+    /// Files copied from SRC.
+    pub copied: u64,
+    /// Entries written from objects.
+    pub from_objects: u64,
+    /// Entries carried with their changes.
+    pub carried: u64,
+    /// Tracked files and symlinks kept as the snapshot holds them (proven clean).
+    pub kept: u64,
+    /// Entries removed from the snapshot (SRC's `.git`, untracked and unselected ignored
+    /// entries, files rewritten), each directory's entries counted.
+    pub removed: u64,
+    /// Bytes shared with SRC.
+    pub bytes_cloned: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// Submodules left empty.
+    pub submodules: Vec<String>,
+    /// Ignored entries cloned.
+    pub ignored: Option<IgnoredReport>,
+    /// The first reason a file was copied.
+    pub fallback: Option<(UnsupportedCause, PathBuf)>,
+}
+
+/// What both ways start from: the commit's tree as DST's index-to-be, SRC's index, the
+/// selection of ignored entries, the checkout filters.
+pub(crate) struct Prepared {
+    /// The target tree's id.
+    pub tree_id: ObjectId,
+    /// SRC's index (empty when SRC has none).
+    pub src_index: gix::index::File,
+    /// The mtime (seconds) of SRC's index file.
+    pub src_index_mtime: i64,
+    /// DST's index-to-be: the target tree's entries (with `--with-changes`, SRC's index), no
+    /// stat data yet.
+    pub target: gix::index::File,
+    /// SRC's `.worktreeinclude`, when read and present.
+    pub include: Option<gix::ignore::Search>,
+    /// The checkout filters of the target tree.
+    pub filters: filters::Setup,
+    /// SRC's repository, for workers.
+    pub sync_repo: gix::ThreadSafeRepository,
+}
+
+impl Prepared {
+    /// Reads the commit, SRC's index and `.worktreeinclude`, and sets up the filters.
+    pub(crate) fn new(input: &Input<'_>) -> Result<Prepared> {
+        let repo = input.repo;
+        let opts = input.opts;
+        let src_root = input.src_root;
+        let commit_id = input.commit.expect("a checkout has a commit");
+        let commit = repo.find_commit(commit_id).map_err(Error::git(
+            "read commit",
+            PathBuf::from(commit_id.to_string()),
+        ))?;
+        let tree_id = commit.tree_id().map_err(Error::git(
+            "read commit",
+            PathBuf::from(commit_id.to_string()),
+        ))?;
+        let src_index_path = repo.index_path();
+        let src_index = match repo.open_index() {
+            Ok(f) => f,
+            Err(_) if !src_index_path.exists() => gix::index::File::from_state(
+                gix::index::State::new(repo.object_hash()),
+                &src_index_path,
+            ),
+            Err(e) => return Err(Error::git("read index", &src_index_path)(e)),
+        };
+        let src_index_mtime = src_index.timestamp().unix_seconds();
+        refuse_sparse(repo, &src_index, src_root)?;
+        // With --with-changes DST gets SRC's index itself (staged changes, additions and
+        // removals included, HEAD being the same commit); otherwise the target tree's.
+        let target = if opts.with_changes {
+            if let Some(e) = src_index
+                .entries()
+                .iter()
+                .find(|e| e.stage() != gix::index::entry::Stage::Unconflicted)
+            {
+                return Err(Error::Conflicted {
+                    path: src_root.join(OsStr::from_bytes(e.path(&src_index))),
+                });
+            }
+            src_index.clone()
+        } else {
+            repo.index_from_tree(&tree_id)
+                .map_err(Error::git("read tree", PathBuf::from(tree_id.to_string())))?
+        };
+        let include = if opts.ignored.worktreeinclude {
+            ignored::worktreeinclude(src_root)?
+        } else {
+            None
+        };
+        let filters = filters::Setup::new(repo, &target)?;
+        Ok(Prepared {
+            tree_id: tree_id.detach(),
+            src_index,
+            src_index_mtime,
+            target,
+            include,
+            filters,
+            sync_repo: repo.clone().into_sync(),
+        })
+    }
+
+    /// Which ignored entries the options select.
+    pub fn selection<'a>(&'a self, opts: &'a AddOptions) -> ignored::Selection<'a> {
+        ignored::Selection {
+            all: opts.ignored.all,
+            patterns: &opts.ignored.patterns,
+            include: self.include.as_ref(),
+        }
+    }
+
+    /// DST's index from the target with its stat data: with SRC's cache-tree where valid
+    /// (see [`with_cache_tree`]); `--with-changes` keeps SRC's own.
+    pub fn finish_index(&self, target: gix::index::File, with_changes: bool) -> gix::index::File {
+        if with_changes {
+            target
+        } else {
+            with_cache_tree(target, &self.src_index, self.tree_id)
+        }
+    }
+}
+
+/// SRC's index, with DST's stat data, when it holds exactly the target tree and a valid
+/// cache-tree (`TREE` extension) for it: gitoxide builds no cache-tree for an index made from a
+/// tree, and without one the first `git status` (and commit) in DST reads every tree object
+/// to compare HEAD with the index. Otherwise `target` as it is.
+fn with_cache_tree(
+    target: gix::index::File,
+    src: &gix::index::File,
+    tree_id: ObjectId,
+) -> gix::index::File {
+    let valid = src
+        .tree()
+        .is_some_and(|t| t.id == tree_id && t.num_entries == Some(target.entries().len() as u32))
+        && !src.is_sparse()
+        && src.entries().len() == target.entries().len()
+        && src.entries().iter().zip(target.entries()).all(|(a, b)| {
+            a.id == b.id
+                && a.mode == b.mode
+                && a.stage() == gix::index::entry::Stage::Unconflicted
+                && a.path(src) == b.path(&target)
+        });
+    if !valid {
+        return target;
+    }
+    let mut out = src.clone();
+    for (e, t) in out.entries_mut().iter_mut().zip(target.entries()) {
+        e.stat = t.stat;
+        e.flags = t.flags;
+    }
+    out
+}
+
+/// Refuses a SRC that uses sparse checkout: its index leaves entries out of the worktree
+/// (skip-worktree), which a reflinked copy would get wrong one way or the other.
+fn refuse_sparse(repo: &gix::Repository, index: &gix::index::State, root: &Path) -> Result<()> {
+    let sparse = |why: String| {
+        Err(Error::Sparse {
+            path: root.to_owned(),
+            why,
+        })
+    };
+    if repo.config_snapshot().boolean("core.sparseCheckout") == Some(true) {
+        return sparse("core.sparseCheckout is true".into());
+    }
+    if index.is_sparse() {
+        return sparse("the index is a sparse index".into());
+    }
+    if let Some(e) = index
+        .entries()
+        .iter()
+        .find(|e| e.flags.contains(gix::index::entry::Flags::SKIP_WORKTREE))
+    {
+        return sparse(format!(
+            "{} is marked skip-worktree in the index",
+            e.path(index)
+        ));
+    }
+    Ok(())
+}
