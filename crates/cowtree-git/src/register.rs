@@ -188,6 +188,12 @@ impl Registration {
         }
     }
 
+    /// Leaves the registration as it is, journal and `locked` mark included, for `cowtree gc`
+    /// ([`clean_stale`]) to take back with what it journals: dropping it then removes nothing.
+    pub fn leave_for_gc(mut self) {
+        self.finished = true;
+    }
+
     /// The worktree is complete: `locked` goes (git's own commands may now prune or remove
     /// it), or with `--lock` keeps the journaled reason as its text. With `sync`, the
     /// directory is synced afterwards.

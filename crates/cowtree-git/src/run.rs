@@ -39,17 +39,33 @@ struct State {
 
 impl State {
     /// Takes back everything, in the order that keeps the journal last: staging, branch,
-    /// parents, registration, registry record. Returns what was done, one phrase each.
-    fn undo(&mut self) -> Vec<String> {
+    /// parents, registration, registry record. Returns what was done, one phrase each, and
+    /// whether everything was taken back.
+    ///
+    /// Where the staging cannot be removed, nothing more is: the registration (whose journal
+    /// names the staging, the branch and the parents) and the run's record stay, so that
+    /// `cowtree gc` finds the run as it finds a killed one and takes all of it back.
+    fn undo(&mut self) -> (Vec<String>, bool) {
         let mut said = Vec::new();
         if let Some(st) = self.staging.take() {
             match remove_dir_tree(&st) {
                 Ok(true) => said.push(format!("removed its partial worktree {}", st.display())),
                 Ok(false) => {}
-                Err(e) => said.push(format!(
-                    "could not remove its partial worktree {} ({e}); `cowtree gc` removes it",
-                    st.display()
-                )),
+                Err(e) => {
+                    said.push(format!(
+                        "could not remove its partial worktree {} ({e}); `cowtree gc` removes \
+                         it and the rest of what this run made",
+                        st.display()
+                    ));
+                    if let Some(reg) = self.reg.take() {
+                        reg.leave_for_gc();
+                    }
+                    // Closed (its lock released) but kept: gc's way to the registration.
+                    self.record.take();
+                    self.branch = None;
+                    self.parents.clear();
+                    return (said, false);
+                }
             }
         }
         if let Some(b) = self.branch.take()
@@ -68,7 +84,7 @@ impl State {
         if let Some((_, path)) = self.record.take() {
             let _ = std::fs::remove_file(path);
         }
-        said
+        (said, true)
     }
 }
 
@@ -103,8 +119,11 @@ pub fn abort_all() -> Vec<String> {
                 Err(e) => said.push(format!("the worktree {} is in place ({e})", dst.display())),
             }
         } else {
-            said.extend(s.undo());
-            said.push("nothing else is left".into());
+            let (undone, all) = s.undo();
+            said.extend(undone);
+            if all {
+                said.push("nothing else is left".into());
+            }
         }
     }
     said

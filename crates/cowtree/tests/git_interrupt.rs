@@ -276,3 +276,109 @@ fn sigint_sigterm_sighup_at_random_points_leave_nothing_and_gc_cleans_what_kill_
         killed.len()
     );
 }
+
+/// Interrupted while a file in its staging cannot be removed (immutable, `chattr +i`): the
+/// run says so, takes nothing else back (so that gc finds the run as it finds a killed one:
+/// its registration names the staging, any branch made and the parents), and the `cowtree gc` it
+/// prints, run as printed once the file can go, takes all of it back.
+#[test]
+fn an_interrupted_add_whose_staging_cannot_be_removed_leaves_it_all_to_the_printed_gc() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    if !rustix::process::geteuid().is_root() {
+        cowtree_testutil::skip("needs root to make a file immutable");
+        return;
+    }
+    let root = dir.path();
+    let src = make_repo(root, 20_000);
+    let chattr = |flag: &str, p: &Path| {
+        let st = Command::new("chattr").arg(flag).arg(p).status().unwrap();
+        assert!(st.success(), "chattr {flag} {}", p.display());
+    };
+    for i in 0..10 {
+        let parent = root.join(format!("deep{i}/x"));
+        let mut child = cowtree(root)
+            .current_dir(&src)
+            .args(["git", "worktree", "add", "-b", &format!("br{i}")])
+            .arg(parent.join(format!("wt{i}")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A file written in the staging: made immutable, then the signal.
+        let started = Instant::now();
+        let pinned = loop {
+            let found = staging_under(root).into_iter().find_map(|st| {
+                fs::read_dir(st.join("d0"))
+                    .ok()?
+                    .flatten()
+                    .find(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .map(|e| e.path())
+            });
+            if found.is_some() || child.try_wait().unwrap().is_some() {
+                break found;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no staging seen"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        let Some(pinned) = pinned else {
+            let _ = child.wait();
+            continue;
+        };
+        if Command::new("chattr")
+            .arg("+i")
+            .arg(&pinned)
+            .status()
+            .is_err()
+        {
+            continue;
+        }
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.code() != Some(130) || !err.contains("could not remove") {
+            // It ended first, or failed on the file itself before the signal: not this case.
+            if pinned.exists() {
+                chattr("-i", &pinned);
+            }
+            let _ = cowtree(root).current_dir(root).args(["gc"]).output();
+            continue;
+        }
+        assert!(
+            !err.contains("nothing else is left"),
+            "it left something: {err}"
+        );
+        let printed = common::suggested::commands(&err);
+        assert_eq!(printed.len(), 1, "{err}");
+        assert_eq!(printed[0], ["cowtree", "gc"], "{err}");
+        // Everything is still there for gc: the staging, DST's parents, the registration (the
+        // branch is made after the tree, so a run stopped while filling it has none yet).
+        assert_eq!(staging_under(&parent).len(), 1, "{err}");
+        let registrations = fs::read_dir(src.join(".git/worktrees"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(registrations, 1, "{err}");
+        chattr("-i", &pinned);
+        let mut gc = cowtree(root);
+        gc.current_dir(root).args(&printed[0][1..]);
+        let gc = gc.output().unwrap();
+        assert!(
+            gc.status.success(),
+            "{}",
+            String::from_utf8_lossy(&gc.stderr)
+        );
+        assert!(!assert_whole_or_nothing(
+            root,
+            &src,
+            i,
+            "after the printed gc"
+        ));
+        assert!(staging_under(root).is_empty(), "{:?}", staging_under(root));
+        return;
+    }
+    panic!("in 10 tries, no run was interrupted with a file of its staging immutable");
+}
