@@ -40,13 +40,20 @@ pub enum Error {
     /// `-b NAME` (or `--orphan`) names a branch that exists.
     #[error("a branch named '{0}' already exists (-B resets it)")]
     BranchExists(String),
-    /// The branch to check out is checked out in another worktree.
-    #[error("'{name}' is already used by worktree at '{worktree}' (-f checks it out anyway)")]
+    /// The branch to check out (or, `reset`, to reset with `-B`) is checked out in another
+    /// worktree. `-f` checks it out anyway, but never resets it: git's `branch --force`
+    /// refuses a branch that is checked out.
+    #[error(
+        "'{name}' is already used by worktree at '{worktree}'{}",
+        if *reset { "" } else { " (-f checks it out anyway)" }
+    )]
     BranchCheckedOut {
         /// The branch.
         name: String,
         /// The worktree that has it.
         worktree: PathBuf,
+        /// It was to be reset (`-B`).
+        reset: bool,
     },
     /// Not a valid branch name.
     #[error("{name:?}: not a valid branch name ({source})")]
@@ -217,3 +224,26 @@ impl Error {
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_branch_checked_out_elsewhere_offers_force_only_where_force_helps() {
+        let e = |reset| {
+            Error::BranchCheckedOut {
+                name: "main".into(),
+                worktree: PathBuf::from("/r"),
+                reset,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            e(false),
+            "'main' is already used by worktree at '/r' (-f checks it out anyway)"
+        );
+        // `-B` of a checked-out branch: git's `branch --force` refuses it, -f or not.
+        assert_eq!(e(true), "'main' is already used by worktree at '/r'");
+    }
+}

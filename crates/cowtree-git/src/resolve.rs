@@ -221,11 +221,12 @@ pub fn resolve(
                 source: "not UTF-8; use -b or --detach".into(),
             })
     };
-    let checked_out = |name: &str| -> Result<()> {
+    let checked_out = |name: &str, reset: bool| -> Result<()> {
         match register::branch_checked_out_at(common, name) {
             Some(wt) if opts.force == 0 => Err(Error::BranchCheckedOut {
                 name: name.to_owned(),
                 worktree: wt,
+                reset,
             }),
             _ => Ok(()),
         }
@@ -234,7 +235,7 @@ pub fn resolve(
         BranchChoice::New(n) => (Some(n.clone()), false, false),
         BranchChoice::Reset(n) => {
             if branch_tip(repo, n)?.is_some() {
-                checked_out(n)?;
+                checked_out(n, true)?;
             }
             (Some(n.clone()), true, false)
         }
@@ -325,7 +326,7 @@ pub fn resolve(
     if opts.branch != BranchChoice::Detach
         && let Some((name, tip)) = existing_branch(repo, &start)?
     {
-        checked_out(&name)?;
+        checked_out(&name, false)?;
         return Ok(Plan {
             commit: Some(tip),
             head_line: format!("ref: refs/heads/{name}"),

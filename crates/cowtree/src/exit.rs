@@ -63,6 +63,9 @@ pub enum Kind {
     RemoteAccess,
     /// The command was stopped by a signal (exit 128 + the signal).
     Interrupted,
+    /// A hook git runs failed after the work was done (exit: the hook's); `path` is what was
+    /// made, and stays.
+    Hook,
     /// Anything else.
     Error,
 }
@@ -81,6 +84,7 @@ impl Kind {
             Kind::Io => "io",
             Kind::RemoteAccess => "remote-access",
             Kind::Interrupted => "interrupted",
+            Kind::Hook => "hook",
             Kind::Error => "error",
         }
     }
@@ -130,9 +134,13 @@ impl CliError {
         Self::new(msg).kind(Kind::NotFound)
     }
 
-    /// The same error, of kind `kind`.
+    /// The same error, of kind `kind`. Bad usage exits 2, whatever code the error had
+    /// ([`Kind::Usage`] and exit 2 go together, docs/json.md).
     pub fn kind(mut self, kind: Kind) -> Self {
         self.kind = kind;
+        if kind == Kind::Usage {
+            self.code = 2;
+        }
         self
     }
 

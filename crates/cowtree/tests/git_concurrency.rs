@@ -185,6 +185,7 @@ fn eight_adds(root: &Path, src: &Path, method: &str) {
         }
     }
     stop.store(true, Ordering::Relaxed);
+    assert!(ok > 0, "no add succeeded: {failed:?}");
     let commits = busy.join().unwrap();
     assert!(commits > 0, "git commit never ran");
     assert!(!gitdir.join("index.lock").exists(), "index.lock left");

@@ -220,13 +220,14 @@ fn a_payload_that_names_no_worktree_is_refused_in_one_line_and_nothing_is_made()
     ] {
         let out = hook(root, root, "worktree-create", &payload);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{payload}");
+        // A payload that cannot be acted on is bad usage: exit 2 (docs/json.md).
+        assert_eq!(out.status.code(), Some(2), "{payload}: {err}");
         assert!(out.stdout.is_empty(), "{payload}: stdout {:?}", out.stdout);
         assert_eq!(err.lines().count(), 1, "{payload}: {err}");
         assert!(err.contains(phrase), "{payload}: {err}");
     }
     let out = hook(root, root, "worktree-remove", r#"{"cwd":"/x"}"#);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("names no worktree"));
     assert_eq!(git(&src, &["worktree", "list", "--porcelain"]), before);
     assert_eq!(git(&src, &["branch"]), branches);

@@ -347,6 +347,13 @@ const CASES: &[Case] = &[
     ok(&["--no-guess-remote", "../remote-only"]),
     ok(&["--lock", "../l"]),
     ok(&["--lock", "--reason", "a reason", "../l"]),
+    // Repeated options: the last one counts, as in git's option parser.
+    ok(&["--lock", "--lock", "../l"]),
+    ok(&["--lock", "--reason", "a", "--reason", "b", "../l"]),
+    ok(&["-b", "x", "-b", "y", "../x"]),
+    ok(&["-q", "-q", "--detach", "--detach", "../q"]),
+    // A value that starts with '-' is the option's value.
+    ok(&["--lock", "--reason", "-x", "../l"]),
     no(&["--reason", "r", "../l"], "--lock"),
     ok(&["--orphan", "../o"]),
     ok(&["--orphan", "-b", "orph", "../o"]),

@@ -1316,3 +1316,96 @@ fn worktreeinclude_takes_the_ignored_entries_it_names_and_nothing_else() {
     add_ok(&src, &[os("--detach"), bare.as_os_str()]);
     assert_eq!(untracked_in(&bare), Vec::<String>::new());
 }
+
+/// A failing `post-checkout` hook: the worktree is made, and the command exits with the hook's
+/// status as git does; with `--json` the one object on stdout is that error (kind `hook`,
+/// `path` the worktree).
+#[test]
+fn a_failing_post_checkout_hook_exits_with_its_status_and_json_prints_one_error_object() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = make_repo(dir.path());
+    let hook = src.join(".git/hooks/post-checkout");
+    fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    fs::write(&hook, "#!/bin/sh\nexit 3\n").unwrap();
+    fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
+    let by_git = git_cmd(&src)
+        .args(["worktree", "add", "-q", "--detach"])
+        .arg(dir.path().join("by-git"))
+        .output()
+        .unwrap();
+    assert_eq!(by_git.status.code(), Some(3), "git's own exit status");
+    let dst = dir.path().join("wt");
+    let out = add(&src, &[os("--json"), os("--detach"), dst.as_os_str()]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "one object: {stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "hook", "{v}");
+    assert_eq!(v["exit"], 3, "{v}");
+    assert_eq!(
+        v["error"]["path"].as_str().map(Path::new),
+        Some(dst.canonicalize().unwrap().as_path()),
+        "{v}"
+    );
+    assert_eq!(
+        git(&dst, &["status", "--porcelain"]),
+        "",
+        "the worktree stays"
+    );
+}
+
+/// The `git worktree` commands git runs itself print one JSON object with `--json`: `list`
+/// its worktrees (from git's porcelain listing), the others the command and its output.
+#[test]
+fn json_of_git_worktree_list_lock_and_remove_is_one_object_each() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = make_repo(dir.path());
+    let dst = dir.path().join("wt");
+    add_detached(&src, &dst);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = bin()
+            .current_dir(&src)
+            .arg("--json")
+            .args(["git", "worktree"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let s = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(s.lines().count(), 1, "{args:?}: one object: {s:?}");
+        serde_json::from_str(&s).unwrap()
+    };
+    let v = json(&["lock", "--reason", "agent 7", dst.to_str().unwrap()]);
+    assert_eq!(
+        (&v["command"], &v["exit"]),
+        (&"git worktree lock".into(), &0.into()),
+        "{v}"
+    );
+    for args in [&["list"][..], &["list", "-v"], &["list", "--porcelain"]] {
+        let v = json(args);
+        let w = v["worktrees"].as_array().unwrap_or_else(|| panic!("{v}"));
+        assert_eq!(w.len(), 2, "{v}");
+        assert_eq!(
+            w[0]["path"].as_str().map(Path::new),
+            Some(src.canonicalize().unwrap().as_path()),
+            "{v}"
+        );
+        assert_eq!(w[0]["branch"], "refs/heads/main", "{v}");
+        assert_eq!(w[0]["locked"], serde_json::Value::Null, "{v}");
+        assert_eq!(
+            (&w[1]["detached"], &w[1]["locked"], &w[1]["branch"]),
+            (&true.into(), &"agent 7".into(), &serde_json::Value::Null),
+            "{v}"
+        );
+        assert_eq!(
+            w[1]["head"].as_str(),
+            Some(git(&src, &["rev-parse", "HEAD"]).trim()),
+            "{v}"
+        );
+    }
+    json(&["unlock", dst.to_str().unwrap()]);
+    let v = json(&["remove", dst.to_str().unwrap()]);
+    assert_eq!(v["command"], "git worktree remove", "{v}");
+    assert!(!dst.exists());
+    assert_eq!(json(&["list"])["worktrees"].as_array().unwrap().len(), 1);
+}

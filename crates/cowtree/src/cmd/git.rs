@@ -21,10 +21,14 @@ const EXIT_STRICT: u8 = 3;
 
 /// Git commands made copy-on-write.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
+// A repeated option takes its last value, as git's option parser does (`-b x -b y` makes y).
+#[command(
+    args_override_self = true,
+    after_help = "Examples:
   cowtree git worktree add ../task-42 -b task-42        # a new branch at HEAD, reflinked
   cowtree git worktree add --ignored ../wt main         # with node_modules/, target/, .env
-  cowtree git worktree add --with-changes --detach ../try   # carry uncommitted edits")]
+  cowtree git worktree add --with-changes --detach ../try   # carry uncommitted edits"
+)]
 pub struct Args {
     #[command(subcommand)]
     command: GitCommand,
@@ -117,7 +121,12 @@ fn git_worktree(sub: &str, args: &[OsString], json: bool) -> u8 {
         && let Some(r) = remove_subvolume(&here, args)
     {
         return match r {
-            Ok(()) => 0,
+            Ok(()) => {
+                if json {
+                    println!("{}", passthrough_json(sub, b"", None));
+                }
+                0
+            }
             Err(e) => {
                 eprintln!("cowtree: {e}");
                 if json {
@@ -128,7 +137,17 @@ fn git_worktree(sub: &str, args: &[OsString], json: bool) -> u8 {
         };
     }
     let mut cmd = Command::new("git");
-    cmd.arg("worktree").arg(sub).args(args);
+    cmd.arg("worktree").arg(sub);
+    // `list --json`: git's own machine-readable listing, read into the object.
+    let listing = json && sub == "list";
+    if listing {
+        cmd.args(["--porcelain", "-z"])
+            .args(args.iter().filter(|a| {
+                !matches!(a.to_str(), Some("--porcelain" | "-z" | "-v" | "--verbose"))
+            }));
+    } else {
+        cmd.args(args);
+    }
     if !json {
         use std::os::unix::process::CommandExt;
         // Replaces this process: signals, exit status and terminal handling are git's own.
@@ -152,8 +171,69 @@ fn git_worktree(sub: &str, args: &[OsString], json: bool) -> u8 {
             "{}",
             crate::exit::error_json(Kind::Refused, &message, None, code as u8)
         );
+    } else {
+        let worktrees = listing.then(|| porcelain_worktrees(&out.stdout));
+        println!("{}", passthrough_json(sub, &out.stdout, worktrees));
     }
     code as u8
+}
+
+/// The JSON object of a `git worktree SUB` that git ran and that succeeded: the command, its
+/// exit status, what git printed on stdout, and for `list` the worktrees
+/// ([`porcelain_worktrees`]).
+fn passthrough_json(sub: &str, stdout: &[u8], worktrees: Option<serde_json::Value>) -> String {
+    let mut v = serde_json::json!({
+        "command": format!("git worktree {sub}"),
+        "exit": 0,
+    });
+    match worktrees {
+        Some(w) => v["worktrees"] = w,
+        None => v["output"] = String::from_utf8_lossy(stdout).into(),
+    }
+    v.to_string()
+}
+
+/// `git worktree list --porcelain -z` as JSON: one object per worktree with `path`, `head`,
+/// `branch` (or null), `bare`, `detached`, `locked` and `prunable` (null, or the reason, ""
+/// when git gave none). Records are NUL-terminated lines, each worktree's ended by an empty
+/// one.
+fn porcelain_worktrees(out: &[u8]) -> serde_json::Value {
+    let mut list = Vec::new();
+    let mut cur: Option<serde_json::Value> = None;
+    for line in out.split(|&b| b == 0) {
+        let line = String::from_utf8_lossy(line);
+        if line.is_empty() {
+            list.extend(cur.take());
+            continue;
+        }
+        let (key, rest) = match line.split_once(' ') {
+            Some((k, r)) => (k, Some(r)),
+            None => (line.as_ref(), None),
+        };
+        if key == "worktree" {
+            list.extend(cur.take());
+            cur = Some(serde_json::json!({
+                "path": rest.unwrap_or_default(),
+                "head": null,
+                "branch": null,
+                "bare": false,
+                "detached": false,
+                "locked": null,
+                "prunable": null,
+            }));
+            continue;
+        }
+        let Some(w) = cur.as_mut() else { continue };
+        match key {
+            "HEAD" => w["head"] = rest.unwrap_or_default().into(),
+            "branch" => w["branch"] = rest.unwrap_or_default().into(),
+            "bare" | "detached" => w[key] = true.into(),
+            "locked" | "prunable" => w[key] = rest.unwrap_or_default().into(),
+            _ => {}
+        }
+    }
+    list.extend(cur);
+    list.into()
 }
 
 /// `git worktree remove ARGS...` run in `here`, as [`run_git_worktree`] runs it (a worktree
@@ -353,7 +433,12 @@ struct AddArgs {
     #[arg(long)]
     lock: bool,
     /// The reason for --lock.
-    #[arg(long, value_name = "STRING", requires = "lock")]
+    #[arg(
+        long,
+        value_name = "STRING",
+        requires = "lock",
+        allow_hyphen_values = true
+    )]
     reason: Option<String>,
     /// Make the start point the new branch's upstream (as `git branch --track`).
     #[arg(long, overrides_with = "no_track")]
@@ -552,17 +637,26 @@ fn add(args: AddArgs) -> CmdResult {
         }
         print_warnings(&report);
     }
+    // A failed post-checkout hook: the worktree is made, and the command exits with the
+    // hook's status, as git does; with --json the one object printed is that error.
+    if let Some(code) = report.hook {
+        if !args.json && !args.quiet {
+            print_summary(&report, seconds);
+        }
+        return Err(CliError::with_code(
+            format!(
+                "the post-checkout hook failed (exit {code}); the worktree {} is in place",
+                report.dst.display()
+            ),
+            u8::try_from(code).ok().filter(|c| *c != 0).unwrap_or(1),
+        )
+        .kind(Kind::Hook)
+        .path(&report.dst));
+    }
     if args.json {
         crate::cmd::print_json(&json(&report, seconds))?;
     } else if !args.quiet {
         print_summary(&report, seconds);
-    }
-    if let Some(code) = report.hook {
-        return Err(CliError::new(format!(
-            "the post-checkout hook failed (exit {code}); the worktree {} is in place",
-            report.dst.display()
-        ))
-        .path(&report.dst));
     }
     Ok(Exit::Ok)
 }
