@@ -1407,7 +1407,8 @@ fn place(ctx: &Ctx<'_>, dir: &Dir, e: &Entry) -> Result<Option<Stat>> {
                     }
                     Decision::Fail if ctx.strict => {
                         return Err(Error::Strict(format!(
-                            "--strict: cannot clone {} from the store ({}: {}); refusing to copy",
+                            "a clone was required (--mode clone, --strict): cannot clone {} \
+                             from the store ({}: {}); refusing to copy",
                             show(&e.path),
                             cause.as_str(),
                             cause.describe()

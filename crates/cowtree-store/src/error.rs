@@ -209,7 +209,10 @@ pub enum Error {
     },
     /// `--strict`: the store and the destination are on different filesystems, so files
     /// would be copied, not cloned. Nothing was written.
-    #[error("--strict: {}", cross_device_message(store, destination))]
+    #[error(
+        "a clone was required (--mode clone, --strict): {}",
+        cross_device_message(store, destination)
+    )]
     CrossDevice {
         /// The store.
         store: PathBuf,
@@ -631,10 +634,9 @@ mod tests {
             destination: "/d".into(),
         };
         assert!(e.is_strict_refusal());
-        assert!(
-            e.to_string()
-                .starts_with("--strict: store /s is on a different filesystem")
-        );
+        assert!(e.to_string().starts_with(
+            "a clone was required (--mode clone, --strict): store /s is on a different filesystem"
+        ));
         assert!(!Error::msg("x").is_strict_refusal());
     }
 }
