@@ -56,6 +56,19 @@ pub enum Leftover {
     /// A merge into the existing directory `dst` (journaled): says whether it finished, was
     /// undone, or is left for the next merge (or `cowtree clone --recover`) to finish.
     Merge { dst: PathBuf },
+    /// A switch of the worktree `worktree` (registered in the store at `store`) to `to`: says,
+    /// from the worktree's record once the command stopped, whether the switch is journaled
+    /// (`journaled`, the sentence that says how to finish it), done, or not begun.
+    Switch {
+        /// The store's root.
+        store: PathBuf,
+        /// The worktree.
+        worktree: PathBuf,
+        /// The snapshot switched to.
+        to: cowtree_store::Hash,
+        /// Printed when the record holds the switch's journal.
+        journaled: String,
+    },
     /// Says whether `path` exists (looked at after every removal): `yes` or `no`.
     Exists {
         /// The path.
@@ -265,7 +278,10 @@ fn stop(command: &str, sig: i32, returned: Option<bool>) -> ! {
                     remove_staging(dir, prefix);
                 }
             }
-            Leftover::Note(_) | Leftover::Exists { .. } | Leftover::Merge { .. } => {}
+            Leftover::Note(_)
+            | Leftover::Exists { .. }
+            | Leftover::Merge { .. }
+            | Leftover::Switch { .. } => {}
         }
     }
     for what in &plan {
@@ -277,6 +293,12 @@ fn stop(command: &str, sig: i32, returned: Option<bool>) -> ! {
                 no.clone()
             }),
             Leftover::Merge { dst } => said.push(merge_state(dst, returned)),
+            Leftover::Switch {
+                store,
+                worktree,
+                to,
+                journaled,
+            } => said.push(switch_state(store, worktree, to, journaled)),
             Leftover::Staging { .. } | Leftover::Records { .. } | Leftover::Call(_) => {}
         }
     }
@@ -325,9 +347,31 @@ fn merge_state(dst: &Path, returned: Option<bool>) -> String {
         None if !own_journal_in(dst) => format!("{d} is as it was, or merged whole"),
         _ => format!(
             "the merge into {d} is finished or undone by the next clone into it, or now by \
-             `cowtree clone --recover {d}` (until then its temporary entries .<name>.cowtree-tmp.* \
-             and its journal .cowtree-txn.* are there)"
+             `cowtree clone --recover {}` (until then its temporary entries \
+             .<name>.cowtree-tmp.* and its journal .cowtree-txn.* are there)",
+            cowtree_store::error::shell_word(dst)
         ),
+    }
+}
+
+/// What an interrupted switch left, from the worktree's record: its journal (`journaled`
+/// says how to finish it), the new base (done), or the old one and no journal (not begun).
+fn switch_state(
+    store: &Path,
+    worktree: &Path,
+    to: &cowtree_store::Hash,
+    journaled: &str,
+) -> String {
+    let wt = cowtree_store::Store::open(store).ok().and_then(|s| {
+        cowtree_worktree::registry::lookup(&s, worktree)
+            .ok()
+            .flatten()
+    });
+    match wt {
+        Some(wt) if wt.pending.is_some() => journaled.to_owned(),
+        Some(wt) if wt.base == *to => format!("{} was switched", worktree.display()),
+        Some(_) => format!("{} was not changed", worktree.display()),
+        None => journaled.to_owned(),
     }
 }
 

@@ -138,15 +138,11 @@ fn kill(child: &Child, sig: i32) {
 /// The command between the backquotes of `message`, run exactly as printed (its words split
 /// on spaces: the test's paths have none).
 fn run_printed(message: &str) -> common::Ran {
-    let quoted = message
-        .split('`')
-        .nth(1)
+    let printed = common::suggested::commands(message);
+    let words = printed
+        .first()
         .unwrap_or_else(|| panic!("no command in: {message}"));
-    let words: Vec<&str> = quoted.split(' ').collect();
-    assert_eq!(words[0], "cowtree", "{message}");
-    let mut c = bin();
-    c.args(&words[1..]);
-    run_limited(c, Duration::from_secs(120))
+    run_limited(common::suggested::command(words), Duration::from_secs(120))
 }
 
 #[test]
@@ -215,7 +211,8 @@ fn a_merge_killed_or_interrupted_twice_is_finished_by_the_printed_recover_comman
     let mut rng = XorShift::from_clock("kill points");
     let mut recovered = 0;
     for i in 0..8 {
-        let dst = dir.path().join(format!("dst{i}"));
+        // A space in the name: the printed command quotes it.
+        let dst = dir.path().join(format!("dst {i}"));
         clone_ok(&[&s.base, &dst]);
         let before = state(&dst);
         let child = spawn_merge(&s.srcs, &dst);
@@ -224,7 +221,10 @@ fn a_merge_killed_or_interrupted_twice_is_finished_by_the_printed_recover_comman
             // kill -9: nothing is undone, and nothing is said.
             kill(&child, libc::SIGKILL);
             let _ = child.wait_with_output();
-            format!("`cowtree clone --recover {}`", dst.display())
+            format!(
+                "`cowtree clone --recover {}`",
+                cowtree_store::error::shell_word(&dst)
+            )
         } else {
             // Ctrl-C, and again while it undoes: it stops at once and says what to run.
             kill(&child, libc::SIGINT);

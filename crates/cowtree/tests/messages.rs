@@ -214,7 +214,7 @@ const PRINTED: &[(&str, &str, &str)] = &[
     ),
     (
         "crates/cowtree/src/cmd/pull.rs",
-        "(`{head} --force {name}` moves the name; `{head} {incoming}`",
+        "(`{head} --force {}` moves the name; `{head} {}` fetches the snapshot and leaves",
         "remote.rs: pull_refuses_to_move_a_local_name_off_this_hosts_own_snapshot_unless_forced",
     ),
     // The command line.
@@ -275,7 +275,7 @@ const PRINTED: &[(&str, &str, &str)] = &[
     ),
     (
         "crates/cowtree/src/interrupt.rs",
-        "`cowtree clone --recover {d}`",
+        "`cowtree clone --recover {}` (until then its temporary entries",
         "clone_merge.rs (the merge's interrupt tests run it)",
     ),
     // Printed only where a test cannot make cowtree print them on purpose; each is built as
@@ -297,8 +297,8 @@ const PRINTED: &[(&str, &str, &str)] = &[
     ),
     (
         "crates/cowtree-git/src/run.rs",
-        "`cowtree gc` removes it",
-        "git_interrupt.rs (git worktree add's own cleanup)",
+        "`cowtree gc` removes \\",
+        "git_interrupt.rs: an_interrupted_add_whose_staging_cannot_be_removed_leaves_it_all_to_the_printed_gc",
     ),
     (
         "crates/cowtree/src/cmd/stores.rs",
@@ -757,11 +757,29 @@ fn an_interrupted_switch_or_reset_prints_the_command_that_finishes_it() {
     env.run(&wt, &[s("switch"), s("a")])
         .assert_ok("switch back");
 
-    // An interrupted switch: the command printed (this one again) finishes it.
-    let msg = until_interrupted(&env, &wt, &[s("switch"), s("b")], took, &|| {
-        let _ = env.run(&wt, &[s("switch"), s("--force"), s("a")]);
-    });
-    assert!(msg.contains("switch interrupted by SIGINT"), "{msg}");
+    // An interrupted switch: once journaled, the command printed (this one again) finishes
+    // it; stopped before its journal or after its end, it says which, and that is so.
+    let mut tries = 0;
+    let msg = loop {
+        let msg = until_interrupted(&env, &wt, &[s("switch"), s("b")], took, &|| {
+            let _ = env.run(&wt, &[s("switch"), s("--force"), s("a")]);
+        });
+        assert!(msg.contains("switch interrupted by SIGINT"), "{msg}");
+        if msg.contains("journaled") {
+            break msg;
+        }
+        assert_eq!(suggested::commands(&msg).len(), 0, "{msg}");
+        let status = env.run(&wt, &[s("status")]);
+        assert_eq!(status.assert_ok("status").stdout, "", "{msg}");
+        if msg.contains("was not changed") {
+            cowtree_testutil::assert_diff_clean(&a, &wt);
+        } else {
+            assert!(msg.contains("was switched"), "{msg}");
+            cowtree_testutil::assert_diff_clean(&b, &wt);
+        }
+        tries += 1;
+        assert!(tries < 30, "never interrupted midway in 30 tries");
+    };
     env.run_printed(&wt, &msg).assert_ok("the printed switch");
     let status = env.run(&wt, &[s("status")]);
     assert_eq!(status.assert_ok("status").stdout, "", "{msg}");

@@ -630,6 +630,8 @@ fn run_suggested(srv: &Server, words: &[String]) -> Ran {
 
 #[test]
 fn pull_refuses_to_move_a_local_name_off_this_hosts_own_snapshot_unless_forced() {
+    // A name a shell would expand: the commands the refusal prints quote it.
+    const NAME: &str = "v3$rc";
     let Some(srv) = server() else { return };
     let (Some(a), Some(b)) = (scratch(Fs::Xfs), scratch(Fs::Btrfs)) else {
         return;
@@ -639,7 +641,7 @@ fn pull_refuses_to_move_a_local_name_off_this_hosts_own_snapshot_unless_forced()
     let snap = |store: &Path, root: &Path, seed: u64, force: bool| -> String {
         let src = root.join(format!("src{seed}"));
         make_tree(&src, 4, 200, seed);
-        let mut args = vec!["snapshot", "--json", src.to_str().unwrap(), "--name", "v3"];
+        let mut args = vec!["snapshot", "--json", src.to_str().unwrap(), "--name", NAME];
         if force {
             args.push("--force");
         }
@@ -657,22 +659,22 @@ fn pull_refuses_to_move_a_local_name_off_this_hosts_own_snapshot_unless_forced()
     )
     .assert_ok("add");
     let x = snap(&sa, a.path(), 1, false);
-    cw(&srv, &sa, &["push", "v3"]).assert_ok("A pushes v3");
+    cw(&srv, &sa, &["push", NAME]).assert_ok("A pushes v3");
     // B's own v3, never pulled from the remote.
     let z = snap(&sb, b.path(), 2, false);
     let local_v3 = || {
-        cw(&srv, &sb, &["show", "--json", "v3"])
+        cw(&srv, &sb, &["show", "--json", NAME])
             .assert_ok("show")
             .json()["id"]
             .as_str()
             .unwrap()
             .to_string()
     };
-    let refused = cw(&srv, &sb, &["pull", "v3"]);
+    let refused = cw(&srv, &sb, &["pull", NAME]);
     exit_code(&refused, 5, "pull moving B's own v3");
     assert!(
         refused.stderr.contains(&format!(
-            "local name \"v3\" points at snapshot {}, not at {}",
+            "local name \"{NAME}\" points at snapshot {}, not at {}",
             &z[..12],
             &x[..12]
         )) && refused.stderr.contains("nothing was pulled"),
@@ -699,7 +701,7 @@ fn pull_refuses_to_move_a_local_name_off_this_hosts_own_snapshot_unless_forced()
     forced.assert_ok("pull --force, as suggested");
     assert!(
         forced.stdout.contains(&format!(
-            "name v3 -> {} (moved from {})",
+            "name {NAME} -> {} (moved from {})",
             &x[..12],
             &z[..12]
         )),
@@ -710,8 +712,8 @@ fn pull_refuses_to_move_a_local_name_off_this_hosts_own_snapshot_unless_forced()
 
     // Once B follows the remote's v3, a move on the remote is followed (as a fast-forward).
     let y = snap(&sa, a.path(), 3, true);
-    cw(&srv, &sa, &["push", "v3"]).assert_ok("A moves v3");
-    let r = cw(&srv, &sb, &["pull", "--json", "v3"]);
+    cw(&srv, &sa, &["push", NAME]).assert_ok("A moves v3");
+    let r = cw(&srv, &sb, &["pull", "--json", NAME]);
     let v = r.assert_ok("pull of the moved name").json();
     assert_eq!(v["names"][0]["id"], y.as_str(), "{v}");
     assert_eq!(v["names"][0]["moved_from"], x.as_str(), "{v}");

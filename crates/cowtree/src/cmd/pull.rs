@@ -5,6 +5,7 @@ use std::path::Path;
 use cowtree_remote::pull::{PullOptions, PullReport};
 use cowtree_remote::{Progress, Remote};
 use cowtree_store::Store;
+use cowtree_store::error::shell_word;
 use serde_json::{Value, json};
 
 use crate::cmd::remote::{human, open_remote, remote_error, with_progress};
@@ -102,15 +103,17 @@ fn with_suggestion(e: cowtree_remote::Error, opt: &StoreOpt, remote: Option<&str
     };
     let mut head = String::from("cowtree");
     if let Some(p) = &opt.store {
-        head.push_str(&format!(" --store {}", cowtree_store::error::shell_word(p)));
+        head.push_str(&format!(" --store {}", shell_word(p)));
     }
     head.push_str(" pull");
     if let Some(r) = remote {
-        head.push_str(&format!(" --remote {r}"));
+        head.push_str(&format!(" --remote {}", shell_word(r)));
     }
     let text = format!(
-        "{e} (`{head} --force {name}` moves the name; `{head} {incoming}` fetches the snapshot \
-         and leaves the name)"
+        "{e} (`{head} --force {}` moves the name; `{head} {}` fetches the snapshot and leaves \
+         the name)",
+        shell_word(name),
+        shell_word(incoming.to_hex()),
     );
     CliError::with_code(text, e.exit_code())
 }

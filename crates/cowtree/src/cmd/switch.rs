@@ -60,11 +60,16 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let opt = args.store.clone().or(top);
     let (store, mut wt) = worktree_arg(&opt, args.dst.as_deref().or(args.worktree.as_deref()))?;
     let to = cowtree_store::refs::resolve(&store, &args.snapshot)?;
-    crate::interrupt::expect(crate::interrupt::Leftover::Note(format!(
-        "the switch is journaled in the store: `{}` (this command again) finishes it, as do a \
-         reset and a snapshot of the worktree; until then status refuses",
-        crate::interrupt::same_command()
-    )));
+    crate::interrupt::expect(crate::interrupt::Leftover::Switch {
+        store: store.root().to_path_buf(),
+        worktree: wt.path.clone(),
+        to,
+        journaled: format!(
+            "the switch is journaled in the store: `{}` (this command again) finishes it, as do \
+             a reset and a snapshot of the worktree; until then status refuses",
+            crate::interrupt::same_command()
+        ),
+    });
     let spinner = crate::progress::Activity::counting(
         format!("switching {} to {}", wt.path.display(), args.snapshot),
         args.quiet || args.json,

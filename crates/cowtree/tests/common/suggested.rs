@@ -15,6 +15,7 @@ pub fn commands(message: &str) -> Vec<Vec<String>> {
 
 /// `line` split into words: whitespace separates them outside single quotes; a quote pair
 /// keeps what is inside as it is; outside quotes a backslash takes the next character as it is.
+/// A character a shell would act on, outside quotes, fails the test.
 pub fn split(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
@@ -38,6 +39,12 @@ pub fn split(line: &str) -> Vec<String> {
                 }
             }
             c => {
+                // A message's command is copied into a shell: there, unquoted, these expand
+                // or end the command (a name or path holding one must be quoted).
+                assert!(
+                    quoted || !"$;&|<>()*?[]\"{}!".contains(c),
+                    "{c:?} unquoted in {line:?}: a shell would not run this as printed"
+                );
                 word.push(c);
                 in_word = true;
             }
@@ -57,7 +64,7 @@ pub fn command(words: &[String]) -> std::process::Command {
         Some("cowtree"),
         "{words:?}"
     );
-    let mut c = std::process::Command::new(super::BIN);
+    let mut c = super::bin();
     c.args(&words[1..]);
     c
 }
