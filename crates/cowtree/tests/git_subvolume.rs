@@ -16,6 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::BIN;
+use common::seccomp::{self, SNAP_CREATE_V2};
 use cowtree_fs::dir::Dir;
 use cowtree_fs::subvolume::{At, create, is_root};
 use cowtree_testutil::user::{TestUser, is_child};
@@ -38,8 +39,13 @@ fn git(dir: &Path, args: &[&str]) -> String {
 /// `cowtree git worktree add --json ARGS` run in `src`, HOME and XDG in `home`, with
 /// `COWTREE_TIMING` (which says where each directory was looked at).
 fn add(src: &Path, home: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(src)
+    add_command(src, home, args).output().expect("run cowtree")
+}
+
+/// The command [`add`] runs.
+fn add_command(src: &Path, home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(src)
         .env("COWTREE_TIMING", "1")
         .env_remove("COWTREE_STORE")
         .env("HOME", home)
@@ -51,9 +57,8 @@ fn add(src: &Path, home: &Path, args: &[&str]) -> Output {
         .env("GIT_COMMITTER_NAME", "t")
         .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
         .args(["--json", "git", "worktree", "add"])
-        .args(args)
-        .output()
-        .expect("run cowtree")
+        .args(args);
+    c
 }
 
 #[track_caller]
@@ -729,7 +734,7 @@ fn nested_subvolumes_are_dropped_where_the_worktree_holds_nothing_else_made_per_
 fn entries_of_another_owner_are_made_the_callers_as_per_file() {
     let Some(m) = mount(Fs::Btrfs) else { return };
     if !rustix::process::geteuid().is_root() {
-        println!("skipped: needs root to give files away");
+        cowtree_testutil::skip("needs root to give files away");
         return;
     }
     let dir = tempfile::tempdir_in(&m).unwrap();
@@ -814,6 +819,112 @@ fn entries_of_another_owner_are_made_the_callers_as_per_file() {
 /// A linked worktree made by snapshot is a subvolume root, so a source in turn: its `.git`
 /// file, its untracked and ignored files and its changes do not reach the next one, which
 /// equals the per-file result.
+#[test]
+fn where_the_kernel_refuses_the_snapshot_the_worktree_is_made_per_file_and_a_warning_says_so_once()
+{
+    let Some(m) = mount(Fs::Btrfs) else { return };
+    if !seccomp::SUPPORTED {
+        cowtree_testutil::skip("no seccomp filter for this architecture");
+        return;
+    }
+    let dir = tempfile::tempdir_in(&m).unwrap();
+    let base = dir.path();
+    let home = base.join("home");
+    let src = small_src(base, 200);
+    let refused = base.join("refused");
+    let mut c = add_command(&src, &home, &["--detach", refused.to_str().unwrap()]);
+    seccomp::deny_ioctls(&mut c, vec![SNAP_CREATE_V2]);
+    let out = c.output().expect("run cowtree");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(
+        (&r["method"], &r["reason"]),
+        (&"per-file".into(), &"not-permitted".into()),
+        "{r}"
+    );
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("cowtree: warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(
+        warnings[0].ends_with("made the worktree per file instead"),
+        "{err}"
+    );
+    // Permitted, the same arguments give a snapshot, and the two worktrees are the same.
+    let snap = base.join("snap");
+    let s = add_ok(&src, &home, &["--detach", snap.to_str().unwrap()]);
+    assert_eq!(s["method"], "subvolume", "{s}");
+    assert_same_listing(&src, &snap, &refused, "EPERM");
+    assert_same_index(&snap, &refused, "EPERM");
+    assert_eq!(git(&refused, &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_populated_submodule_is_left_an_empty_directory_by_the_snapshot_as_per_file() {
+    let Some(m) = mount(Fs::Btrfs) else { return };
+    let dir = tempfile::tempdir_in(&m).unwrap();
+    let base = dir.path();
+    let home = base.join("home");
+    let lib = base.join("lib");
+    fs::create_dir(&lib).unwrap();
+    git(&lib, &["init", "-q", "-b", "main"]);
+    write(&lib.join("lib.rs"), b"pub fn f() {}\n");
+    git(&lib, &["add", "-A"]);
+    git(&lib, &["commit", "-qm", "lib"]);
+    let src = small_src(base, 100);
+    git(
+        &src,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            lib.to_str().unwrap(),
+            "sm",
+        ],
+    );
+    git(&src, &["commit", "-qm", "submodule"]);
+    git(&src, &["gc", "-q"]);
+    assert!(
+        src.join("sm/lib.rs").is_file(),
+        "the submodule is populated in SRC"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    git(&src, &["update-index", "-q", "--refresh"]);
+    let (snap, per) = (base.join("snap"), base.join("per"));
+    let s = add(&src, &home, &["--detach", snap.to_str().unwrap()]);
+    let p = add(
+        &src,
+        &home,
+        &["--detach", "--per-file", per.to_str().unwrap()],
+    );
+    for (o, what) in [(&s, "snapshot"), (&p, "per file")] {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{what}: {err}");
+        assert!(
+            err.contains("submodule sm is not handled: left as an empty directory"),
+            "{what}: {err}"
+        );
+    }
+    let sj: Value = serde_json::from_slice(&s.stdout).unwrap();
+    assert_eq!(sj["method"], "subvolume", "{sj}");
+    assert_eq!(sj["submodules"], serde_json::json!(["sm"]), "{sj}");
+    for wt in [&snap, &per] {
+        assert_eq!(
+            fs::read_dir(wt.join("sm")).unwrap().count(),
+            0,
+            "{}: sm is empty",
+            wt.display()
+        );
+        assert_eq!(git(wt, &["status", "--porcelain"]), "", "{}", wt.display());
+    }
+    assert_same_listing(&src, &snap, &per, "submodule");
+    assert_same_index(&snap, &per, "submodule");
+}
+
 #[test]
 fn a_worktree_made_by_snapshot_is_a_source_in_turn() {
     let Some(m) = mount(Fs::Btrfs) else { return };

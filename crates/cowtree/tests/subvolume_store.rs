@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use common::seccomp::{self, SNAP_CREATE_V2, SNAP_DESTROY_V2, SUBVOL_CREATE_V2};
 use common::{BIN, Ran, run_limited};
 use cowtree_fs::dir::Dir;
 use cowtree_fs::subvolume::{At, create, is_root};
@@ -611,15 +612,6 @@ fn a_snapshot_of_a_subvolume_is_read_from_a_read_only_snapshot_kept_as_its_tree(
     }
 }
 
-/// btrfs ioctl numbers (linux/btrfs.h): `_IOW(0x94, nr, struct btrfs_ioctl_vol_args_v2)`,
-/// 4096 bytes.
-const fn btrfs_iow(nr: u64) -> u64 {
-    (1 << 30) | (4096 << 16) | (0x94 << 8) | nr
-}
-const SNAP_CREATE_V2: u64 = btrfs_iow(23);
-const SUBVOL_CREATE_V2: u64 = btrfs_iow(24);
-const SNAP_DESTROY_V2: u64 = btrfs_iow(63);
-
 #[test]
 fn where_the_kernel_refuses_a_subvolume_ioctl_the_checkout_is_per_file_and_says_why() {
     let Some(mnt) = mount(Fs::Btrfs) else {
@@ -694,6 +686,50 @@ fn where_the_kernel_refuses_a_subvolume_ioctl_the_checkout_is_per_file_and_says_
     for wt in ["none", "first"] {
         a.ok(&[o("worktree"), o("rm"), a.p(wt).as_os_str()]);
     }
+}
+
+#[test]
+fn where_the_kernel_refuses_the_read_only_snapshot_a_snapshot_reads_in_place_and_says_why() {
+    let Some(mnt) = mount(Fs::Btrfs) else {
+        return;
+    };
+    if !seccomp::SUPPORTED {
+        cowtree_testutil::skip("no seccomp filter for this architecture");
+        return;
+    }
+    let a = Area::new(As::Root, &mnt);
+    let src = make_subvolume(&a, "src");
+    make_tree(&src, 20);
+    let r = a.run_denying(
+        &[SNAP_CREATE_V2],
+        &[o("snapshot"), o("--json"), src.as_os_str()],
+    );
+    r.assert_ok("snapshot with the snapshot ioctl refused");
+    let j = r.json();
+    assert_eq!(
+        (&j["frozen"], &j["reason"]),
+        (&false.into(), &"not-permitted".into()),
+        "{j}"
+    );
+    let id = j["id"].as_str().unwrap().to_string();
+    assert!(!tree_path(&a.store(), &id).exists(), "no tree was kept");
+    assert_eq!(
+        names(&a.store().join("trees"))
+            .iter()
+            .filter(|n| n.starts_with(".tmp"))
+            .count(),
+        0,
+        "nothing left of the refused snapshot"
+    );
+    // Permitted: read from a read-only snapshot instead; the same tree, the same id.
+    let ok = a.json(&[o("snapshot"), src.as_os_str()]);
+    assert_eq!(ok["frozen"], true, "{ok}");
+    assert_eq!(
+        ok["id"], j["id"],
+        "the same tree gives the same id either way"
+    );
+    let v = a.json(&[o("verify")]);
+    assert_eq!(v["ok"], true, "{v}");
 }
 
 #[test]
@@ -852,18 +888,10 @@ fn tool(prog: &str, args: &[&OsStr]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// A qgroup limit reached (EDQUOT) while the tree is built or snapshotted: a clear error
-/// naming the path, and nothing left (no DST, no staging, no tree, no record).
-#[test]
-fn a_qgroup_limit_fails_the_checkout_clearly_and_leaves_nothing() {
-    let Some(lab) = QuotaLab::new() else {
-        return;
-    };
-    let a = Area::new(As::Root, &lab.mnt);
-    make_tree(&a.p("src"), 20);
-    a.ok(&[o("snapshot"), a.p("src").as_os_str(), o("--name"), o("v")]);
-    // DST's parent: a subvolume with a limit that its content already reaches.
-    let full = make_subvolume(&a, "full");
+/// A new subvolume `rel` in `a`'s area with a qgroup limit (2 MiB referenced) that its
+/// content already reaches: any write into it fails with EDQUOT.
+fn full_subvolume(a: &Area<'_>, rel: &str) -> PathBuf {
+    let full = make_subvolume(a, rel);
     tool(
         "btrfs",
         &[o("qgroup"), o("limit"), o("2M"), full.as_os_str()],
@@ -883,6 +911,93 @@ fn a_qgroup_limit_fails_the_checkout_clearly_and_leaves_nothing() {
         assert!(filled < 1000, "the qgroup limit is never reached");
     }
     tool("sync", &[]);
+    full
+}
+
+/// A qgroup limit reached (EDQUOT) by a snapshot of a subvolume into a store that is full,
+/// and by a `git worktree add` into a full directory: a clear error naming the path, and
+/// nothing left (no tree, no blob, no name; no worktree, branch or registration in git).
+#[test]
+fn a_qgroup_limit_fails_a_snapshot_and_a_git_worktree_add_clearly_and_leaves_nothing() {
+    let Some(lab) = QuotaLab::new() else {
+        return;
+    };
+    let a = Area::new(As::Root, &lab.mnt);
+    let src = make_subvolume(&a, "src");
+    make_tree(&src, 20);
+    let full = full_subvolume(&a, "full");
+    let store = full.join("store");
+    let out = common::bin()
+        .arg("--store")
+        .arg(&store)
+        .args([o("snapshot"), o("--name"), o("v"), src.as_os_str()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "snapshot into a full qgroup: {err}"
+    );
+    assert!(err.contains("quota"), "{err}");
+    assert!(
+        err.contains(&full.display().to_string()),
+        "names the path: {err}"
+    );
+    // No snapshot, no name, no tree (not even a read-only snapshot being made), no staging;
+    // blobs already placed, if any, are garbage that gc takes.
+    for sub in ["snapshots", "refs", "trees", "tmp"] {
+        assert_eq!(
+            names(&store.join(sub)),
+            Vec::<String>::new(),
+            "{sub} after a failed snapshot"
+        );
+    }
+    assert!(subvolumes_below(&full).is_empty(), "no subvolume left");
+
+    // git worktree add from a repository in a subvolume (the snapshot way) into the full
+    // subvolume.
+    let git = |dir: &Path, args: &[&str]| {
+        let out = cowtree_testutil::git_cmd(dir).args(args).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    git(&src, &["init", "-q", "-b", "main"]);
+    git(&src, &["add", "-A"]);
+    git(&src, &["commit", "-qm", "base"]);
+    let before = names(&full);
+    let dst = full.join("wt");
+    let out = common::bin()
+        .current_dir(&src)
+        .args(["git", "worktree", "add", "-b", "topic"])
+        .arg(&dst)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("quota"), "{err}");
+    assert!(err.contains(&full.display().to_string()), "{err}");
+    assert_eq!(names(&full), before, "nothing left beside DST");
+    assert!(
+        !git(&src, &["worktree", "list", "--porcelain"]).contains("full/wt"),
+        "no registration"
+    );
+    assert_eq!(git(&src, &["branch", "--list", "topic"]), "", "no branch");
+    assert!(subvolumes_below(&full).is_empty(), "no subvolume left");
+}
+
+/// A qgroup limit reached (EDQUOT) while the tree is built or snapshotted: a clear error
+/// naming the path, and nothing left (no DST, no staging, no tree, no record).
+#[test]
+fn a_qgroup_limit_fails_the_checkout_clearly_and_leaves_nothing() {
+    let Some(lab) = QuotaLab::new() else {
+        return;
+    };
+    let a = Area::new(As::Root, &lab.mnt);
+    make_tree(&a.p("src"), 20);
+    a.ok(&[o("snapshot"), a.p("src").as_os_str(), o("--name"), o("v")]);
+    // DST's parent: a subvolume with a limit that its content already reaches.
+    let full = full_subvolume(&a, "full");
     let before = names(&full);
     let dst = full.join("wt");
     let r = a.run_denying(&[], &[o("checkout"), o("v"), dst.as_os_str()]);
@@ -899,86 +1014,6 @@ fn a_qgroup_limit_fails_the_checkout_clearly_and_leaves_nothing() {
     assert_eq!(gc["staging_beside"], serde_json::json!([]), "{gc}");
     let v = a.json(&[o("verify")]);
     assert_eq!(v["ok"], true, "{v}");
-}
-
-/// A seccomp filter that makes chosen `ioctl` requests fail with EPERM in a child process, as
-/// a sandbox's would (the kernel's own refusals cannot be provoked for every call).
-mod seccomp {
-    use std::os::unix::process::CommandExt;
-    use std::process::Command;
-
-    #[cfg(target_arch = "x86_64")]
-    const ARCH: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
-    #[cfg(target_arch = "aarch64")]
-    const ARCH: u32 = 0xc000_00b7; // AUDIT_ARCH_AARCH64
-    pub const SUPPORTED: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
-
-    fn stmt(code: u16, k: u32) -> libc::sock_filter {
-        libc::sock_filter {
-            code,
-            jt: 0,
-            jf: 0,
-            k,
-        }
-    }
-
-    fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-        libc::sock_filter { code, jt, jf, k }
-    }
-
-    /// Installs, in the child `cmd` starts, a filter failing `ioctl(fd, request, ...)` with
-    /// EPERM for each of `requests`.
-    pub fn deny_ioctls(cmd: &mut Command, requests: Vec<u64>) {
-        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-        {
-            use libc::{
-                BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, SECCOMP_RET_ALLOW,
-                SECCOMP_RET_ERRNO,
-            };
-            let ld = (BPF_LD | BPF_W | BPF_ABS) as u16;
-            let jeq = (BPF_JMP | BPF_JEQ | BPF_K) as u16;
-            let ret = (BPF_RET | BPF_K) as u16;
-            // struct seccomp_data: nr at 0, arch at 4, args[1] (low half) at 24.
-            let mut prog = vec![
-                stmt(ld, 4),
-                jump(jeq, ARCH, 1, 0),
-                stmt(ret, SECCOMP_RET_ALLOW),
-                stmt(ld, 0),
-                jump(jeq, libc::SYS_ioctl as u32, 1, 0),
-                stmt(ret, SECCOMP_RET_ALLOW),
-                stmt(ld, 24),
-            ];
-            for r in &requests {
-                prog.push(jump(jeq, *r as u32, 0, 1));
-                prog.push(stmt(ret, SECCOMP_RET_ERRNO | libc::EPERM as u32));
-            }
-            prog.push(stmt(ret, SECCOMP_RET_ALLOW));
-            // SAFETY: between fork and exec only async-signal-safe calls (prctl) are made, on
-            // a filter program built before the fork.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let fprog = libc::sock_fprog {
-                        len: prog.len() as u16,
-                        filter: prog.as_ptr() as *mut libc::sock_filter,
-                    };
-                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                        || libc::prctl(
-                            libc::PR_SET_SECCOMP,
-                            libc::SECCOMP_MODE_FILTER,
-                            &fprog as *const libc::sock_fprog,
-                        ) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-        {
-            let _ = (cmd, requests);
-        }
-    }
 }
 
 /// Every subvolume below `dir`, relative to it.

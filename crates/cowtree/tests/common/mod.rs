@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod seccomp;
 pub mod suggested;
 
 use std::ffi::OsStr;
