@@ -680,7 +680,8 @@ fi
 # (the floor), and, with OLD=PATH, the old binary's per-file checkout; then `status` right
 # after a checkout (its "hashed" count), `worktree rm` of a checkout against `rm -rf` of one, the
 # space 10 checkouts take (df), the snapshot of a subvolume worktree into an empty store against
-# that of the same files in a plain directory (read in place, as before), and `worktree rm` by an
+# that of the same files in a plain directory (read in place, as before), with their floors (a
+# read-only snapshot of the worktree and b3sum of its files, b3sum in place), and `worktree rm` by an
 # unprivileged user on this btrfs (mounted without user_subvol_rm_allowed: entry by entry).
 # bt_json FIELD: FIELD of the JSON object the last timed command printed (its one line that
 # starts with "{"; messages on stderr share the log).
