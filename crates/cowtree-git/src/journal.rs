@@ -189,19 +189,36 @@ pub(crate) fn journaled_paths(dir: &Path) -> (Option<PathBuf>, Vec<PathBuf>) {
     (staging, parents)
 }
 
+/// What [`remove_killed_staging`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KilledStaging {
+    /// It was there, and is removed.
+    Removed,
+    /// There was nothing.
+    Absent,
+    /// A live run holds its lock (it may still be writing into it): left alone.
+    Live,
+}
+
 /// Removes a killed run's staging directory at `path` when no live run holds its lock.
-pub(crate) fn remove_killed_staging(path: &Path) -> std::io::Result<bool> {
+pub(crate) fn remove_killed_staging(path: &Path) -> std::io::Result<KilledStaging> {
     match Dir::open(path) {
         Ok(d) => {
             if !d.try_lock_exclusive()? {
-                return Ok(false);
+                return Ok(KilledStaging::Live);
             }
             // Held while removing: nobody else owns it.
             let r = remove_dir_tree(path);
             drop(d);
-            r
+            r.map(|removed| {
+                if removed {
+                    KilledStaging::Removed
+                } else {
+                    KilledStaging::Absent
+                }
+            })
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KilledStaging::Absent),
         Err(e) => Err(e),
     }
 }

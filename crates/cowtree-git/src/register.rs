@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use cowtree_fs::dir::{Dir, write_atomic};
 
 use crate::error::{Error, Result};
+use crate::journal::KilledStaging;
 
 /// The start of the `locked` file of a registration this crate is still building.
 pub const LOCK_MARK: &str = "initializing (cowtree git worktree add";
@@ -189,8 +190,9 @@ impl Registration {
     }
 
     /// Leaves the registration as it is, journal and `locked` mark included, for `cowtree gc`
-    /// ([`clean_stale`]) to take back with what it journals: dropping it then removes nothing.
-    pub fn leave_for_gc(mut self) {
+    /// ([`clean_stale`]) to take back with what it journals: dropping it then removes nothing
+    /// (it stays locked until then).
+    pub fn leave_for_gc(&mut self) {
         self.finished = true;
     }
 
@@ -240,13 +242,28 @@ impl Drop for Registration {
 /// put it), the parents of DST it created (when empty), then the registration itself. Returns
 /// one phrase for each thing done.
 pub fn clean_stale(common_dir: &Path) -> Result<Vec<String>> {
+    clean_stale_reporting(common_dir).map(|s| s.said)
+}
+
+/// What [`clean_stale_reporting`] did.
+#[derive(Debug, Default, Clone)]
+pub struct Stale {
+    /// One phrase for each thing done (or that could not be).
+    pub said: Vec<String>,
+    /// Registrations of killed runs left for a later try: their staging could not be removed.
+    pub left: usize,
+}
+
+/// [`clean_stale`], also counting the killed runs it had to leave (see [`Stale::left`]).
+pub fn clean_stale_reporting(common_dir: &Path) -> Result<Stale> {
     let worktrees_path = common_dir.join("worktrees");
     let worktrees = match Dir::open(&worktrees_path) {
         Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Stale::default()),
         Err(e) => return Err(Error::io("open", &worktrees_path)(e)),
     };
     let mut cleaned = Vec::new();
+    let mut left = 0;
     for entry in worktrees
         .entries()
         .map_err(Error::io("list", &worktrees_path))?
@@ -292,11 +309,15 @@ pub fn clean_stale(common_dir: &Path) -> Result<Vec<String>> {
         }
         if let Some(st) = &staging {
             match crate::journal::remove_killed_staging(st) {
-                Ok(true) => cleaned.push(format!("removed {}", st.display())),
-                Ok(false) => {}
+                Ok(KilledStaging::Removed) => cleaned.push(format!("removed {}", st.display())),
+                Ok(KilledStaging::Absent) => {}
+                // A run still writing into it (its registration lock already released as it
+                // ends): that run's, not a killed one's.
+                Ok(KilledStaging::Live) => continue,
                 Err(e) => {
                     // Still there: the registration (and its journal) stays for the next try.
                     cleaned.push(format!("could not remove {}: {e}", st.display()));
+                    left += 1;
                     continue;
                 }
             }
@@ -317,7 +338,10 @@ pub fn clean_stale(common_dir: &Path) -> Result<Vec<String>> {
             .map_err(Error::io("remove", &path))?;
         cleaned.push(format!("removed the registration {}", path.display()));
     }
-    Ok(cleaned)
+    Ok(Stale {
+        said: cleaned,
+        left,
+    })
 }
 
 /// git's `check_candidate_path`: refuses a DST that git has registered as a worktree whose

@@ -57,11 +57,12 @@ impl State {
                          it and the rest of what this run made",
                         st.display()
                     ));
-                    if let Some(reg) = self.reg.take() {
+                    // The registration and the run's record (gc's way to it) stay, and stay
+                    // open, their locks held until this process ends: no gc takes the run back
+                    // while a worker may still be writing into the staging.
+                    if let Some(reg) = self.reg.as_mut() {
                         reg.leave_for_gc();
                     }
-                    // Closed (its lock released) but kept: gc's way to the registration.
-                    self.record.take();
                     self.branch = None;
                     self.parents.clear();
                     return (said, false);
@@ -326,6 +327,9 @@ pub struct KilledRuns {
     /// What was taken back or finished in their repositories (see
     /// [`crate::register::clean_stale`]).
     pub cleaned: Vec<String>,
+    /// Killed runs whose staging could not be removed: left, with their records, for the
+    /// next gc.
+    pub left: usize,
 }
 
 /// Cleans up after the runs recorded in `registry` that were killed (their record is not
@@ -353,7 +357,13 @@ pub fn clean_killed_runs(registry: &Path) -> Result<KilledRuns> {
             .map_err(Error::io("read", &path))?;
         let common = PathBuf::from(OsString::from_vec(bytes));
         if common.is_dir() {
-            out.cleaned.extend(crate::register::clean_stale(&common)?);
+            let stale = crate::register::clean_stale_reporting(&common)?;
+            out.cleaned.extend(stale.said);
+            if stale.left > 0 {
+                // What could not be removed is tried again by the next gc: the record stays.
+                out.left += stale.left;
+                continue;
+            }
         }
         std::fs::remove_file(&path).map_err(Error::io("remove", &path))?;
         out.records += 1;

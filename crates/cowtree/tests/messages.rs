@@ -301,6 +301,11 @@ const PRINTED: &[(&str, &str, &str)] = &[
         "git_interrupt.rs: an_interrupted_add_whose_staging_cannot_be_removed_leaves_it_all_to_the_printed_gc",
     ),
     (
+        "crates/cowtree/src/cmd/gc.rs",
+        "the next `cowtree gc` tries again",
+        "git_interrupt.rs: an_interrupted_add_whose_staging_cannot_be_removed_leaves_it_all_to_the_printed_gc",
+    ),
+    (
         "crates/cowtree/src/cmd/stores.rs",
         "`cowtree stores --prune` removes {} from the list",
         "stores_and_probe_print_the_prune_and_the_convert_that_run_as_printed",

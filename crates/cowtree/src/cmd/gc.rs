@@ -31,7 +31,8 @@ pub struct Args {
     dry_run: bool,
     /// Print one JSON object: blobs_removed, bytes_freed, blobs_kept, staging_removed,
     /// staging_beside (paths), worktrees_pruned, dry_run, store, git_runs_cleaned,
-    /// git_cleaned (what was done, one phrase each).
+    /// git_cleaned (what was done, one phrase each), git_runs_left (killed runs whose staging
+    /// could not be removed, left for the next gc).
     #[arg(long)]
     json: bool,
     /// Print nothing but errors.
@@ -59,6 +60,13 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             println!("git worktree add killed earlier: {c}");
         }
     }
+    if git.left > 0 && !args.json {
+        eprintln!(
+            "cowtree: gc: {} interrupted `git worktree add` run(s) left as they are: their \
+             partial worktree could not be removed (above); the next `cowtree gc` tries again",
+            git.left
+        );
+    }
     let opt = args.store.clone().or(top);
     if opt.store.is_none() && std::env::var_os("COWTREE_STORE").is_none() {
         // No store at all: nothing else to collect, and no reason to fail.
@@ -70,6 +78,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
                     "staging_removed": 0, "staging_beside": [], "worktrees_pruned": 0,
                     "dry_run": args.dry_run, "store": null,
                     "git_runs_cleaned": git.records, "git_cleaned": git.cleaned,
+                    "git_runs_left": git.left,
                 }))?;
             } else if !args.quiet {
                 println!(
@@ -136,6 +145,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             "store": store.root(),
             "git_runs_cleaned": git.records,
             "git_cleaned": git.cleaned,
+            "git_runs_left": git.left,
         }))?;
     } else if !args.quiet {
         let verb = if r.dry_run { "would remove" } else { "removed" };
