@@ -816,9 +816,8 @@ fn entries_of_another_owner_are_made_the_callers_as_per_file() {
     assert_eq!(r["reason"], "owner", "{r}");
 }
 
-/// A linked worktree made by snapshot is a subvolume root, so a source in turn: its `.git`
-/// file, its untracked and ignored files and its changes do not reach the next one, which
-/// equals the per-file result.
+/// Where the kernel refuses the snapshot (a seccomp filter returns EPERM for it), the add is
+/// made per file, and one warning says why.
 #[test]
 fn where_the_kernel_refuses_the_snapshot_the_worktree_is_made_per_file_and_a_warning_says_so_once()
 {
@@ -925,6 +924,9 @@ fn a_populated_submodule_is_left_an_empty_directory_by_the_snapshot_as_per_file(
     assert_same_index(&snap, &per, "submodule");
 }
 
+/// A linked worktree made by snapshot is a subvolume root, so a source in turn: its `.git`
+/// file, its untracked and ignored files and its changes do not reach the next one, which
+/// equals the per-file result.
 #[test]
 fn a_worktree_made_by_snapshot_is_a_source_in_turn() {
     let Some(m) = mount(Fs::Btrfs) else { return };

@@ -891,11 +891,17 @@ fn tool(prog: &str, args: &[&OsStr]) -> String {
 /// A new subvolume `rel` in `a`'s area with a qgroup limit (2 MiB referenced) that its
 /// content already reaches: any write into it fails with EDQUOT.
 fn full_subvolume(a: &Area<'_>, rel: &str) -> PathBuf {
+    full_subvolume_after(a, rel, |_| {})
+}
+
+/// [`full_subvolume`], with `prepare` run in it before it is filled.
+fn full_subvolume_after(a: &Area<'_>, rel: &str, prepare: impl FnOnce(&Path)) -> PathBuf {
     let full = make_subvolume(a, rel);
     tool(
         "btrfs",
         &[o("qgroup"), o("limit"), o("2M"), full.as_os_str()],
     );
+    prepare(&full);
     let mut filled = 0;
     for i in 0.. {
         let f = full.join(format!("fill{i}"));
@@ -925,8 +931,23 @@ fn a_qgroup_limit_fails_a_snapshot_and_a_git_worktree_add_clearly_and_leaves_not
     let a = Area::new(As::Root, &lab.mnt);
     let src = make_subvolume(&a, "src");
     make_tree(&src, 20);
-    let full = full_subvolume(&a, "full");
+    // The store exists (made before the limit was reached): the snapshot is what fails.
+    let tiny = a.p("tiny");
+    fs::create_dir(&tiny).unwrap();
+    fs::write(tiny.join("f"), b"f\n").unwrap();
+    let full = full_subvolume_after(&a, "full", |full| {
+        let out = common::bin()
+            .arg("--store")
+            .arg(full.join("store"))
+            .args([o("snapshot"), o("--name"), o("seed"), tiny.as_os_str()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "the seed snapshot: {out:?}");
+    });
     let store = full.join("store");
+    let subs = ["snapshots", "refs", "trees", "tmp"];
+    let before: Vec<Vec<String>> = subs.iter().map(|sub| names(&store.join(sub))).collect();
+    assert!(!before[0].is_empty() && !before[1].is_empty(), "{before:?}");
     let out = common::bin()
         .arg("--store")
         .arg(&store)
@@ -946,10 +967,10 @@ fn a_qgroup_limit_fails_a_snapshot_and_a_git_worktree_add_clearly_and_leaves_not
     );
     // No snapshot, no name, no tree (not even a read-only snapshot being made), no staging;
     // blobs already placed, if any, are garbage that gc takes.
-    for sub in ["snapshots", "refs", "trees", "tmp"] {
+    for (sub, before) in subs.iter().zip(&before) {
         assert_eq!(
-            names(&store.join(sub)),
-            Vec::<String>::new(),
+            &names(&store.join(sub)),
+            before,
             "{sub} after a failed snapshot"
         );
     }
