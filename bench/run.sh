@@ -831,11 +831,12 @@ btrfs_store() {
   # first (new inodes: their pages are not cached, whatever the worktree's are) and in place.
   bs_read() { # bs_read KEY DIR [snapshot-first]
     local ro="$BTRFS/ro-read"
+    [[ -e "$ro" ]] && { btrfs subvolume delete "$ro" >/dev/null 2>&1 || rm -rf -- "$ro"; }
     flush_fs
     if [[ -n "${3:-}" ]]; then
       timed "$1" bash -c 'btrfs subvolume snapshot -r "$1" "$2" >/dev/null &&
         cd "$2" && find . -type f -print0 | xargs -0 b3sum >/dev/null' _ "$2" "$ro" || true
-      btrfs subvolume delete "$ro" >/dev/null
+      [[ -e "$ro" ]] && { btrfs subvolume delete "$ro" >/dev/null 2>&1 || true; }
     else
       timed "$1" bash -c 'cd "$1" && find . -type f -print0 | xargs -0 b3sum >/dev/null' _ "$2" || true
     fi

@@ -27,7 +27,7 @@ fi
 FILES=${FILES:-500000}
 RUNS=${RUNS:-5}
 [[ $RUNS =~ ^[1-9][0-9]*$ && $FILES =~ ^[1-9][0-9]*$ ]] || die "FILES and RUNS must be positive integers"
-for tool in btrfs python3 bc; do command -v "$tool" >/dev/null || die "$tool is needed"; done
+for tool in btrfs python3 bc /usr/bin/time; do command -v "$tool" >/dev/null || die "$tool is needed"; done
 if [[ -z "${COWTREE:-}" ]]; then
   cargo build --release --quiet -p cowtree
   COWTREE="$ROOT/target/release/cowtree"
@@ -63,23 +63,29 @@ secs() {
   local s e
   sync
   s=$(date +%s.%N)
-  "$@" >/dev/null
+  # (set -e does not reach into the command substitution this runs in.)
+  "$@" >/dev/null || { echo "tree-checkout: failed: $*" >&2; exit 1; }
   e=$(date +%s.%N)
   echo "$e - $s" | bc
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-say "first checkout (builds the tree): $(secs "$C" --store "$B/store" -q checkout "$ID" "$B/first") s"
+t=$(secs "$C" --store "$B/store" -q checkout "$ID" "$B/first")
+say "first checkout (builds the tree): $t s"
 TREE="$B/store/trees/$ID"
 [[ -d "$TREE" ]] || die "no tree subvolume at $TREE after the first checkout"
 co=() fl=()
 for ((r = 1; r <= RUNS; r++)); do
   if ((r % 2)); then
-    co+=("$(secs "$C" --store "$B/store" -q checkout "$ID" "$B/wt$r")")
-    fl+=("$(secs btrfs subvolume snapshot "$TREE" "$B/snap$r")")
+    t=$(secs "$C" --store "$B/store" -q checkout "$ID" "$B/wt$r")
+    co+=("$t")
+    t=$(secs btrfs subvolume snapshot "$TREE" "$B/snap$r")
+    fl+=("$t")
   else
-    fl+=("$(secs btrfs subvolume snapshot "$TREE" "$B/snap$r")")
-    co+=("$(secs "$C" --store "$B/store" -q checkout "$ID" "$B/wt$r")")
+    t=$(secs btrfs subvolume snapshot "$TREE" "$B/snap$r")
+    fl+=("$t")
+    t=$(secs "$C" --store "$B/store" -q checkout "$ID" "$B/wt$r")
+    co+=("$t")
   fi
 done
 say "checkout from the tree: median $(median "${co[@]}") s (runs: ${co[*]})"
