@@ -305,7 +305,8 @@ mod tests {
         git_ok(&repo, &["branch", "wt"]);
 
         // A readable ref at another commit: not this run's any more, kept.
-        let other = ObjectId::from_hex(b"1111111111111111111111111111111111111111").unwrap();
+        let other =
+            ObjectId::from_hex(b"1111111111111111111111111111111111111111").expect("hex id");
         let moved = BranchUndo {
             name: "wt".into(),
             new: other,
@@ -317,8 +318,8 @@ mod tests {
 
     #[test]
     fn branch_journal_lines_read_back() {
-        let a = ObjectId::from_hex(b"1111111111111111111111111111111111111111").unwrap();
-        let b = ObjectId::from_hex(b"2222222222222222222222222222222222222222").unwrap();
+        let a = ObjectId::from_hex(b"1111111111111111111111111111111111111111").expect("hex id");
+        let b = ObjectId::from_hex(b"2222222222222222222222222222222222222222").expect("hex id");
         for u in [
             BranchUndo {
                 name: "feature/x".into(),

@@ -23,6 +23,14 @@ const ARCH: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
 const ARCH: u32 = 0xc000_00b7; // AUDIT_ARCH_AARCH64
 pub const SUPPORTED: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
 
+/// Whether this architecture has a filter here; where not, the test is recorded as skipped.
+pub fn available() -> bool {
+    if !SUPPORTED {
+        cowtree_testutil::skip("no seccomp filter for this architecture");
+    }
+    SUPPORTED
+}
+
 fn stmt(code: u16, k: u32) -> libc::sock_filter {
     libc::sock_filter {
         code,
