@@ -30,6 +30,8 @@
 #   COWTREE=PATH   binary to measure (default: cargo build --release -p cowtree)
 #   RUNS=N         rounds (default 6: each tool twice in each position)
 #   SCALE=F        bench/gentree.py --scale (default 0.5: about 40,000 tracked files)
+#   TREE=DIR       track a copy of DIR instead of the generated tree (a real one, e.g. the
+#                  output of `cargo vendor`); node_modules/ and target/ are added as above
 #   NODE_FILES=N   files in node_modules/ (default 20000)
 #   PACK=0         leave the repository's objects loose (as after committing the tree locally):
 #                  the cost rule may then choose per file; the bench prints its choice, and the
@@ -80,9 +82,17 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[
 minmax() { sort -g | awk 'NR==1{mn=$1} {mx=$1} END {printf "%s %s\n", mn, mx}'; }
 
 SRC="$M/repo"
-echo "bench/git-subvolume: generating the repository (scale $SCALE, $NODE_FILES node_modules files) in a subvolume of $M"
-btrfs subvolume create "$SRC" >/dev/null
-python3 bench/gentree.py "$SRC" --scale "$SCALE" --seed 1 >/dev/null
+if [[ -n "${TREE:-}" ]]; then
+  [[ -d "$TREE" ]] || die "TREE=$TREE is not a directory"
+  echo "bench/git-subvolume: the repository tracks a copy of $TREE ($NODE_FILES node_modules files), in a subvolume of $M"
+  btrfs subvolume create "$SRC" >/dev/null
+  cp -a "$TREE/." "$SRC/"
+  [[ ! -e "$SRC/node_modules" && ! -e "$SRC/target" ]] || die "TREE=$TREE has a node_modules/ or target/ of its own"
+else
+  echo "bench/git-subvolume: generating the repository (scale $SCALE, $NODE_FILES node_modules files) in a subvolume of $M"
+  btrfs subvolume create "$SRC" >/dev/null
+  python3 bench/gentree.py "$SRC" --scale "$SCALE" --seed 1 >/dev/null
+fi
 python3 - "$SRC" "$NODE_FILES" <<'EOF'
 import os, sys
 root, n = sys.argv[1], int(sys.argv[2])
