@@ -2,10 +2,16 @@
 # Scale sweep (issue 35): every command on trees of growing size, and how its time and peak
 # memory per file change with the tree. Prints one table of the whole sweep: files, command,
 # median wall seconds, µs per file, median peak RSS, bytes of peak RSS per file, and the
-# reference tool's time in the same rounds (cp -a --reflink=always for clone and checkout;
-# a clone by cp plus b3sum of that fresh clone for snapshot), then, per command, the per-file
-# figures of the largest tree against the smallest's (the targets: memory per file not above
-# the smallest tree's, time per file at most 1.2x; snapshot at most 1.1x clone + b3sum).
+# reference tool's time in the same rounds, then, per command, the per-file figures of the
+# largest tree against the smallest's (the targets: memory per file not above the smallest
+# tree's, time per file at most 1.2x; snapshot at most 1.1x clone + b3sum), beside how much
+# the reference's own time per file grew between the same sizes: what the machine does per
+# file (the caches, the device) grows for both, so the command's growth divided by its
+# reference's is cowtree's own share. The references, each alternating in order with its
+# command: snapshot, a clone by cp plus b3sum of that fresh clone; clone and checkout,
+# cp -a --reflink=always; status, du -s of the worktree (an lstat of every entry); verify and
+# push, b3sum of every blob of the store (a read of each); pull, tar -x of the store's blobs
+# (a new file written for each); switch has none.
 #
 #   sudo bench/scale.sh                                   # 80k, 500k and 2M files (hours)
 #   sudo env FILES="50000 200000" RUNS=1 bench/scale.sh   # a quick sweep
@@ -24,10 +30,15 @@
 #   FS=xfs|btrfs   the filesystem (default xfs)
 #   SIZE=S         image size (default 12G; sparse)
 #   COWTREE=BIN    the binary (default: cargo build --release, then target/release/cowtree)
+#   CACHE=warm|cold  warm (default): the page cache stays as the previous run left it; cold:
+#                  every timed run, cowtree's and the reference's, starts with the page,
+#                  dentry and inode caches dropped (sync; echo 3 >/proc/sys/vm/drop_caches), so
+#                  that every size is read from the device alike (the loop image's pages in the
+#                  host's cache are dropped too)
 #
 # Peak RSS is GNU time's %M (the child's high-water mark, VmHWM). Between timed runs the
-# destination is removed and the filesystem synced (and, for XFS, frozen and thawed); the page
-# cache stays warm. The machine is shared: the load average is printed before and after.
+# destination is removed and the filesystem synced (and, for XFS, frozen and thawed). The
+# machine is shared: the load average is printed before and after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -46,6 +57,8 @@ RUNS=${RUNS:-3}
 MEDIAN=${MEDIAN:-0.25}
 FS=${FS:-xfs}
 SIZE=${SIZE:-12G}
+CACHE=${CACHE:-warm}
+[[ $CACHE == warm || $CACHE == cold ]] || die "CACHE must be warm or cold"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
 [[ $FS == xfs || $FS == btrfs ]] || die "FS must be xfs or btrfs"
 for n in $FILES; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "FILES: $n is not a count"; done
@@ -85,7 +98,12 @@ export HOME=$MNT/home XDG_CONFIG_HOME=$MNT/home/config XDG_STATE_HOME=$MNT/home/
 mkdir -p "$XDG_CONFIG_HOME"
 unset COWTREE_STORE
 
-quiesce() { cowtree_quiesce "$MNT" || true; }
+# Before every timed run: the filesystem synced (and frozen and thawed); with CACHE=cold, the
+# caches dropped.
+quiesce() {
+  cowtree_quiesce "$MNT" || true
+  if [[ $CACHE == cold ]]; then sync; echo 3 >/proc/sys/vm/drop_caches; fi
+}
 # timed OUT CMD...: runs CMD, appends "wall_s rss_kib" to OUT; output to $W/out.log.
 timed() {
   local out=$1; shift
@@ -97,7 +115,7 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else p
 col() { awk -v c="$1" '{print $c}' "$2"; }
 id_of() { python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <"$W/out.log"; }
 
-say "scale: $(date -u +%FT%TZ), $FS, files: $FILES, runs: $RUNS, median file ${MEDIAN} KiB"
+say "scale: $(date -u +%FT%TZ), $FS, files: $FILES, runs: $RUNS, median file ${MEDIAN} KiB, cache $CACHE"
 say "scale: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo '?'))"
 say "scale: load before: $(uptime | sed 's/.*load average/load average/')"
 TABLE=$MNT/table.txt
@@ -130,7 +148,10 @@ PY
   "$COWTREE" --store "$W/base" --json snapshot "$W/wt" >"$W/out.log"
   B=$(id_of)
   "$COWTREE" --store "$W/base" -q switch "$A" "$W/wt"
-  for c in cp snapshot ref_clone ref_b3sum clone checkout status switch verify push pull; do
+  # pull's reference extracts this archive of the store's blobs (made untimed).
+  tar -C "$W/base" -cf "$W/blobs.tar" blobs
+  for c in cp snapshot ref_clone ref_b3sum clone checkout status du switch verify b3sum_blobs \
+    push pull untar; do
     : >"$W/$c.t"
   done
   for ((r = 1; r <= RUNS; r++)); do
@@ -160,19 +181,44 @@ PY
         timed "$W/cp.t" cp -a --reflink=always "$T" "$W/d"
       fi
     done
-    rm -rf "$W/d"; quiesce
-    timed "$W/status.t" "$COWTREE" --store "$W/base" status "$W/wt"
+    rm -rf "$W/d"
+    # status against du -s of the worktree (an lstat of every entry)
+    for who in $( ((r % 2)) && echo "cow ref" || echo "ref cow"); do
+      quiesce
+      if [[ $who == cow ]]; then
+        timed "$W/status.t" "$COWTREE" --store "$W/base" status "$W/wt"
+      else
+        timed "$W/du.t" du -s "$W/wt"
+      fi
+    done
+    quiesce
     timed "$W/switch.t" "$COWTREE" --store "$W/base" -q switch "$B" "$W/wt"
     "$COWTREE" --store "$W/base" -q switch "$A" "$W/wt"
-    quiesce
-    timed "$W/verify.t" "$COWTREE" --store "$W/base" verify
-    rm -rf "$W/remote" "$W/pulled"; mkdir -p "$W/remote"
+    # verify against b3sum of every blob (a read of each), order alternating
+    for who in $( ((r % 2)) && echo "cow ref" || echo "ref cow"); do
+      quiesce
+      if [[ $who == cow ]]; then
+        timed "$W/verify.t" "$COWTREE" --store "$W/base" verify
+      elif ((HAVE_B3SUM)); then
+        # shellcheck disable=SC2016
+        timed "$W/b3sum_blobs.t" sh -c 'cd "$1" && find . -type f -print0 | xargs -0 -n 2000 b3sum >/dev/null' sh "$W/base/blobs"
+      fi
+    done
+    rm -rf "$W/remote" "$W/pulled" "$W/untar"; mkdir -p "$W/remote" "$W/untar"
     "$COWTREE" remote add scale "file://$W/remote" >/dev/null
     quiesce
     timed "$W/push.t" "$COWTREE" --store "$W/base" push --remote scale "$A"
-    quiesce
-    timed "$W/pull.t" "$COWTREE" --store "$W/pulled" pull --remote scale "$A"
+    # pull against tar -x of the store's blobs (a new file written for each), order alternating
+    for who in $( ((r % 2)) && echo "cow ref" || echo "ref cow"); do
+      quiesce
+      if [[ $who == cow ]]; then
+        timed "$W/pull.t" "$COWTREE" --store "$W/pulled" pull --remote scale "$A"
+      else
+        timed "$W/untar.t" tar -xf "$W/blobs.tar" -C "$W/untar"
+      fi
+    done
     "$COWTREE" remote rm scale >/dev/null
+    rm -rf "$W/remote" "$W/pulled" "$W/untar"
   done
   for c in snapshot clone checkout status switch verify push pull; do
     wall=$(col 1 "$W/$c.t" | median)
@@ -184,6 +230,9 @@ PY
             'BEGIN {printf "%.2f", a + b}')
         fi ;;
       clone | checkout) ref=$(col 1 "$W/cp.t" | median) ;;
+      status) ref=$(col 1 "$W/du.t" | median) ;;
+      verify | push) if ((HAVE_B3SUM)); then ref=$(col 1 "$W/b3sum_blobs.t" | median); fi ;;
+      pull) ref=$(col 1 "$W/untar.t" | median) ;;
     esac
     echo "$files $c $wall $rss ${ref:--}" >>"$TABLE"
   done
@@ -200,12 +249,16 @@ while read -r files c wall rss ref; do
     printf "%9d  %-9s %9.2f %9.1f %10.1f %9.0f %9s %7s", f, c, w, w * 1e6 / f, m / 1024, m * 1024 / f, r, ratio }')"
 done <"$TABLE"
 say ""
-say "per file, largest tree against smallest (targets: memory <= 1.00x, time <= 1.20x):"
+say "per file, largest tree against smallest (targets: memory <= 1.00x, time <= 1.20x; the"
+say "reference's own growth, and the command's growth divided by it: cowtree's own share):"
 for c in snapshot clone checkout status switch verify push pull; do
-  say "$(awk -v c="$c" '$2 == c { if (!n++) { f0 = $1; w0 = $3; m0 = $4 } f1 = $1; w1 = $3; m1 = $4 }
+  say "$(awk -v c="$c" '$2 == c { if (!n++) { f0 = $1; w0 = $3; m0 = $4; r0 = $5 } f1 = $1; w1 = $3; m1 = $4; r1 = $5 }
     END { if (n < 2) { printf "  %-9s (one size only)", c; exit }
       mr = (m1 / f1) / (m0 / f0); tr = (w1 / f1) / (w0 / f0)
       printf "  %-9s %d -> %d files: memory per file %.2fx %s, time per file %.2fx %s", c, f0, f1,
-        mr, (mr <= 1.0 ? "PASS" : "MISS"), tr, (tr <= 1.2 ? "PASS" : "MISS") }' "$TABLE")"
+        mr, (mr <= 1.0 ? "PASS" : "MISS"), tr, (tr <= 1.2 ? "PASS" : "MISS")
+      if (r0 != "-" && r1 != "-" && r0 > 0 && r1 > 0) {
+        rr = (r1 / f1) / (r0 / f0)
+        printf "; reference %.2fx, own share %.2fx", rr, tr / rr } }' "$TABLE")"
 done
 say "results: $RESULTS"
