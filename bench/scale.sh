@@ -11,7 +11,7 @@
 # command: snapshot, a clone by cp plus b3sum of that fresh clone; clone and checkout,
 # cp -a --reflink=always; status, du -s of the worktree (an lstat of every entry); verify and
 # push, b3sum of every blob of the store (a read of each); pull, tar -x of the store's blobs
-# (a new file written for each); switch has none.
+# (a new file written for each, and nothing synced, where pull syncs); switch has none.
 #
 #   sudo bench/scale.sh                                   # 80k, 500k and 2M files (hours)
 #   sudo env FILES="50000 200000" RUNS=1 bench/scale.sh   # a quick sweep
