@@ -236,6 +236,13 @@ PY
     esac
     echo "$files $c $wall $rss ${ref:--}" >>"$TABLE"
   done
+  # On btrfs the store keeps each checked-out snapshot's tree as a read-only subvolume, which
+  # rm cannot empty: delete those first (as root, one ioctl each).
+  if [[ $FS == btrfs ]]; then
+    for t in "$W"/*/trees/*/; do
+      if [[ -d $t ]]; then btrfs -q subvolume delete "$t" >/dev/null; fi
+    done
+  fi
   rm -rf "$W" "$T"
   quiesce
 done
