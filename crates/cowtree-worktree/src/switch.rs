@@ -232,13 +232,8 @@ pub fn switch_with_progress(
     // Gated as staging is: once a signal handler has stopped the gate, the journal either is
     // in the record (the switch has begun: the handler says how to finish it) or never will
     // be (nothing changes), so what the handler reads from the record stays true.
-    let mut published = Ok(());
-    cowtree_fs::staging::unless_stopping(|| {
-        published = journal.publish(wt);
-        Ok(())
-    })
-    .map_err(|e| Error::io_at("journal the switch of", &wt.path, e))?;
-    published?;
+    cowtree_fs::staging::unless_stopping(|| Ok(journal.publish(wt)))
+        .map_err(|e| Error::io_at("journal the switch of", &wt.path, e))??;
     let (written, removed, dirs) = apply(store, wt, to, &b, &ops, &cache, false, progress)?;
     report.changed = ops.len() as u64;
     report.written = written;
