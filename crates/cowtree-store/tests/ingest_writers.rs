@@ -39,8 +39,9 @@ enum Order {
     OpenedAhead,
 }
 
-/// Files nobody writes recorded before each writer's file in [`Order::OpenedAhead`]: as many as
-/// ingest opens ahead, so that each writer's file is opened while they are recorded.
+/// Files nobody writes recorded before each writer's file in [`Order::OpenedAhead`]: fewer than
+/// ingest opens ahead (`LOOKAHEAD`, sixteen), so that each writer's file is opened with them, at
+/// the job's start, and its writer goes on writing while they are recorded.
 const IDLE_BEFORE: usize = 2;
 
 /// The name and content of the `j`th idle file before the writer's file `kind`.
