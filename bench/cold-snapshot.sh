@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Snapshot from cold caches against its read floor (issue 35): how close a snapshot into an
+# empty store comes to reading each file of the tree once, and how both grow with the tree.
+# From cold caches the floor of a snapshot of small files is one read of each file from the
+# device; `find | xargs -P 4 cat` does that read (4 at a time, as many as the ingest workers
+# on 2 cores) and nothing else. The loop device's read count is printed beside each run, so a
+# run that reads more than the floor shows it.
+#
+#   sudo bench/cold-snapshot.sh                              # target/release/cowtree
+#   sudo env BINS="old=/tmp/cowtree-old new=target/release/cowtree" bench/cold-snapshot.sh
+#   sudo env FILES="80000 2000000" SIZE=60G RUNS=1 bench/cold-snapshot.sh
+#
+# Mounts a fresh XFS loop filesystem (reflink=1) through scripts/mounts.sh and always unmounts
+# it, detaches its loop device and removes its image. Each tree is made by bench/gentree.py as
+# bench/scale.sh makes it (FILES/16 directories, no large files, median file 0.25 KiB).
+#
+# Environment:
+#   BINS="label=PATH ..."  the binaries to compare (default: cowtree=target/release/cowtree,
+#                 built with cargo build --release)
+#   FILES="N ..." tree sizes (default "80000 500000")
+#   RUNS=N        rounds (default 2): in each, every binary's snapshot and the floor run once,
+#                 the order reversed from one round to the next; medians are reported
+#   SIZE=S        image size (default 40G; sparse)
+#
+# Before every timed run the filesystem is synced and frozen/thawed and the page, dentry and
+# inode caches are dropped (echo 3 >/proc/sys/vm/drop_caches; the loop image's pages in the
+# host's cache with them). The store is removed (untimed) after each snapshot. Results are also
+# written to bench/out/cold-snapshot-<UTC date>.txt; the load average is printed before and
+# after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+die() { echo "cold-snapshot: $*" >&2; exit 1; }
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  exit 0
+fi
+[[ "$(id -u)" == 0 ]] || die "needs root to mount the loop filesystem and drop caches"
+[[ "$(uname -s)" == Linux ]] || die "Linux only"
+FILES=${FILES:-"80000 500000"}
+RUNS=${RUNS:-2}
+SIZE=${SIZE:-40G}
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
+for n in $FILES; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "FILES: $n is not a count"; done
+if [[ -z "${BINS:-}" ]]; then
+  cargo build --release -q -p cowtree
+  BINS="cowtree=$ROOT/target/release/cowtree"
+fi
+LABELS=()
+declare -A BIN
+for b in $BINS; do
+  label=${b%%=*} path=${b#*=}
+  [[ $label != "$b" && -n $label && $label != floor ]] || die "BINS: $b is not label=PATH"
+  path=$(realpath "$path")
+  [[ -x $path ]] || die "$path is not an executable"
+  LABELS+=("$label")
+  BIN[$label]=$path
+done
+
+mkdir -p bench/out
+RESULTS="$ROOT/bench/out/cold-snapshot-$(date -u +%Y%m%dT%H%M%SZ).txt"
+: >"$RESULTS"
+say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
+
+# shellcheck source=scripts/mounts.sh
+source "$ROOT/scripts/mounts.sh"
+cleanup() { cowtree_mounts_down >&2 || true; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+COWTREE_XFS_SIZE=$SIZE cowtree_mounts_up xfs >&2
+MNT=${COWTREE_TEST_XFS:-}
+[[ -n $MNT ]] || die "no XFS mount"
+DEV=$(basename "$(findmnt -n -o SOURCE --target "$MNT")")
+[[ -r /sys/block/$DEV/stat ]] || die "no /sys/block/$DEV/stat for $MNT"
+export HOME=$MNT/home XDG_CONFIG_HOME=$MNT/home/config XDG_STATE_HOME=$MNT/home/state \
+  XDG_DATA_HOME=$MNT/home/data XDG_CACHE_HOME=$MNT/home/cache
+mkdir -p "$XDG_CONFIG_HOME"
+unset COWTREE_STORE
+
+# cold OUT CMD...: runs CMD from cold caches; appends "wall_s reads read_MiB" to OUT.
+cold() {
+  local out=$1; shift
+  cowtree_quiesce "$MNT" || true
+  sync; echo 3 >/proc/sys/vm/drop_caches
+  local r0 s0 r1 s1 t0 t1
+  read -r r0 _ s0 _ <"/sys/block/$DEV/stat"
+  t0=$(date +%s.%N)
+  "$@" >"$MNT/out.log" 2>&1 || { cat "$MNT/out.log" >&2; die "failed: $*"; }
+  t1=$(date +%s.%N)
+  read -r r1 _ s1 _ <"/sys/block/$DEV/stat"
+  awk -v a="$t0" -v b="$t1" -v r=$((r1 - r0)) -v s=$((s1 - s0)) \
+    'BEGIN {printf "%.3f %d %.1f\n", b - a, r, s / 2048}' >>"$out"
+}
+median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
+
+say "cold-snapshot: $(date -u +%FT%TZ), xfs on $DEV, files: $FILES, runs: $RUNS"
+for l in "${LABELS[@]}"; do say "cold-snapshot: $l = ${BIN[$l]} ($("${BIN[$l]}" --version))"; done
+say "cold-snapshot: load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+TABLE=$MNT/table.txt
+: >"$TABLE"
+for files in $FILES; do
+  T=$MNT/tree S=$MNT/store
+  rm -rf "$T" "$S"
+  python3 bench/gentree.py "$T" --files "$files" --dirs $((files / 16)) --large 0 \
+    --median 0.25 | tee -a "$RESULTS" >&2
+  order=(floor "${LABELS[@]}")
+  for l in floor "${LABELS[@]}"; do : >"$MNT/$l.t"; done
+  for ((r = 1; r <= RUNS; r++)); do
+    echo "cold-snapshot: $files files, round $r of $RUNS" >&2
+    run=("${order[@]}")
+    if ((r % 2 == 0)); then
+      run=()
+      for ((i = ${#order[@]} - 1; i >= 0; i--)); do run+=("${order[i]}"); done
+    fi
+    for l in "${run[@]}"; do
+      if [[ $l == floor ]]; then
+        # shellcheck disable=SC2016
+        cold "$MNT/floor.t" sh -c 'find "$1" -type f -print0 | xargs -0 -P 4 -n 500 cat >/dev/null' sh "$T"
+      else
+        cold "$MNT/$l.t" "${BIN[$l]}" --store "$S" -q snapshot "$T"
+        rm -rf "$S"
+      fi
+    done
+  done
+  for l in floor "${LABELS[@]}"; do
+    w=$(awk '{print $1}' "$MNT/$l.t" | median)
+    rd=$(awk '{print $2}' "$MNT/$l.t" | median)
+    mib=$(awk '{print $3}' "$MNT/$l.t" | median)
+    all=$(awk '{printf "%s%s", sep, $1; sep=" "}' "$MNT/$l.t")
+    printf '%s %s %s %s %s %s\n' "$files" "$l" "$w" "$rd" "$mib" "$all" >>"$TABLE"
+  done
+  rm -rf "$T"
+done
+
+say ""
+say "$(printf '%9s  %-10s %8s %8s %9s %9s  %s' files run wall_s us/file reads read_MiB 'runs (s)')"
+while read -r files l w rd mib all; do
+  say "$(awk -v f="$files" -v l="$l" -v w="$w" -v rd="$rd" -v m="$mib" -v a="$all" \
+    'BEGIN {printf "%9d  %-10s %8.2f %8.1f %9d %9.1f  %s", f, l, w, w / f * 1e6, rd, m, a}')"
+done <"$TABLE"
+say ""
+say "per file against the floor, and the growth per file from the smallest tree to the largest:"
+first=${FILES%% *} last=${FILES##* }
+for l in "${LABELS[@]}"; do
+  for files in $FILES; do
+    awk -v f="$files" -v l="$l" '
+      $1 == f && $2 == "floor" {fl = $3}
+      $1 == f && $2 == l {w = $3}
+      END {printf "  %-10s %9d files: %.2fx the floor\n", l, f, w / fl}' "$TABLE" | tee -a "$RESULTS"
+  done
+  if [[ $first != "$last" ]]; then
+    awk -v a="$first" -v b="$last" -v l="$l" '
+      $1 == a && $2 == "floor" {fa = $3 / a}
+      $1 == b && $2 == "floor" {fb = $3 / b}
+      $1 == a && $2 == l {la = $3 / a}
+      $1 == b && $2 == l {lb = $3 / b}
+      END {printf "  %-10s %d -> %d files: time per file %.2fx, the floor'"'"'s %.2fx, own share %.2fx\n",
+        l, a, b, lb / la, fb / fa, (lb / la) / (fb / fa)}' "$TABLE" | tee -a "$RESULTS"
+  fi
+done
+say "cold-snapshot: load after: $(cut -d' ' -f1-3 /proc/loadavg)"
