@@ -18,8 +18,9 @@
 #   BINS="label=PATH ..."  the binaries to compare (default: cowtree=target/release/cowtree,
 #                 built with cargo build --release)
 #   FILES="N ..." tree sizes (default "80000 500000")
-#   RUNS=N        rounds (default 2): in each, every binary's snapshot and the floor run once,
-#                 the order reversed from one round to the next; medians are reported
+#   RUNS=N        rounds (default 3): in each, every binary's snapshot and the floor run once,
+#                 the order rotated by one from one round to the next; medians are reported
+#                 (with an even count, the lower of the two middle runs)
 #   SIZE=S        image size (default 40G; sparse)
 #
 # Before every timed run the filesystem is synced and frozen/thawed and the page, dentry and
@@ -39,10 +40,15 @@ fi
 [[ "$(id -u)" == 0 ]] || die "needs root to mount the loop filesystem and drop caches"
 [[ "$(uname -s)" == Linux ]] || die "Linux only"
 FILES=${FILES:-"80000 500000"}
-RUNS=${RUNS:-2}
+RUNS=${RUNS:-3}
 SIZE=${SIZE:-40G}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
 for n in $FILES; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "FILES: $n is not a count"; done
+# Smallest first: the summary compares the largest tree against the smallest.
+# shellcheck disable=SC2086 # split on purpose: each word was checked to be a count above
+FILES=$(printf '%s\n' $FILES | sort -n | tr '\n' ' ')
+FILES=${FILES% }
+[[ -n $FILES ]] || die "FILES names no tree size"
 if [[ -z "${BINS:-}" ]]; then
   cargo build --release -q -p cowtree
   BINS="cowtree=$ROOT/target/release/cowtree"
@@ -57,6 +63,7 @@ for b in $BINS; do
   LABELS+=("$label")
   BIN[$label]=$path
 done
+((${#LABELS[@]})) || die "BINS names no binary"
 
 mkdir -p bench/out
 RESULTS="$ROOT/bench/out/cold-snapshot-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -109,11 +116,11 @@ for files in $FILES; do
   for l in floor "${LABELS[@]}"; do : >"$MNT/$l.t"; done
   for ((r = 1; r <= RUNS; r++)); do
     echo "cold-snapshot: $files files, round $r of $RUNS" >&2
-    run=("${order[@]}")
-    if ((r % 2 == 0)); then
-      run=()
-      for ((i = ${#order[@]} - 1; i >= 0; i--)); do run+=("${order[i]}"); done
-    fi
+    # Rotated by one each round, so that every run takes every place in turn.
+    run=()
+    for ((i = 0; i < ${#order[@]}; i++)); do
+      run+=("${order[(i + r - 1) % ${#order[@]}]}")
+    done
     for l in "${run[@]}"; do
       if [[ $l == floor ]]; then
         # shellcheck disable=SC2016
