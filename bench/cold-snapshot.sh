@@ -9,6 +9,7 @@
 #   sudo bench/cold-snapshot.sh                              # target/release/cowtree
 #   sudo env BINS="old=/tmp/cowtree-old new=target/release/cowtree" bench/cold-snapshot.sh
 #   sudo env FILES="80000 2000000" SIZE=60G RUNS=1 bench/cold-snapshot.sh
+#   sudo env TREE=~/.cargo/registry/src RUNS=5 bench/cold-snapshot.sh   # a real tree
 #
 # Mounts a fresh XFS loop filesystem (reflink=1) through scripts/mounts.sh and always unmounts
 # it, detaches its loop device and removes its image. Each tree is made by bench/gentree.py as
@@ -18,6 +19,8 @@
 #   BINS="label=PATH ..."  the binaries to compare (default: cowtree=target/release/cowtree,
 #                 built with cargo build --release)
 #   FILES="N ..." tree sizes (default "80000 500000")
+#   TREE=DIR      instead of generated trees, a copy of DIR (a real tree: a checkout, a
+#                 package cache), copied onto the mount untimed; FILES is then its file count
 #   RUNS=N        rounds (default 3): in each, every binary's snapshot and the floor run once,
 #                 the order rotated by one from one round to the next; medians are reported
 #                 (with an even count, the lower of the two middle runs)
@@ -32,14 +35,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-die() { echo "cold-snapshot: $*" >&2; exit 1; }
-if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
-  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-  exit 0
-fi
-[[ "$(id -u)" == 0 ]] || die "needs root to mount the loop filesystem and drop caches"
-[[ "$(uname -s)" == Linux ]] || die "Linux only"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+bench_start cold-snapshot "$@"
 FILES=${FILES:-"80000 500000"}
+if [[ -n ${TREE:-} ]]; then
+  [[ -d $TREE ]] || die "TREE: $TREE is not a directory"
+  TREE=$(realpath "$TREE")
+  FILES=$(find "$TREE" -type f | wc -l)
+  ((FILES > 0)) || die "TREE: $TREE holds no file"
+fi
 RUNS=${RUNS:-3}
 SIZE=${SIZE:-40G}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
@@ -65,26 +70,10 @@ for b in $BINS; do
 done
 ((${#LABELS[@]})) || die "BINS names no binary"
 
-mkdir -p bench/out
-RESULTS="$ROOT/bench/out/cold-snapshot-$(date -u +%Y%m%dT%H%M%SZ).txt"
-: >"$RESULTS"
-say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
-
-# shellcheck source=scripts/mounts.sh
-source "$ROOT/scripts/mounts.sh"
-cleanup() { cowtree_mounts_down >&2 || true; }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-COWTREE_XFS_SIZE=$SIZE cowtree_mounts_up xfs >&2
-MNT=${COWTREE_TEST_XFS:-}
-[[ -n $MNT ]] || die "no XFS mount"
+bench_results cold-snapshot
+bench_mount xfs "$SIZE"
 DEV=$(basename "$(findmnt -n -o SOURCE --target "$MNT")")
 [[ -r /sys/block/$DEV/stat ]] || die "no /sys/block/$DEV/stat for $MNT"
-export HOME=$MNT/home XDG_CONFIG_HOME=$MNT/home/config XDG_STATE_HOME=$MNT/home/state \
-  XDG_DATA_HOME=$MNT/home/data XDG_CACHE_HOME=$MNT/home/cache
-mkdir -p "$XDG_CONFIG_HOME"
-unset COWTREE_STORE
 
 # cold OUT CMD...: runs CMD from cold caches; appends "wall_s reads read_MiB" to OUT.
 cold() {
@@ -110,8 +99,13 @@ TABLE=$MNT/table.txt
 for files in $FILES; do
   T=$MNT/tree S=$MNT/store
   rm -rf "$T" "$S"
-  python3 bench/gentree.py "$T" --files "$files" --dirs $((files / 16)) --large 0 \
-    --median 0.25 | tee -a "$RESULTS" >&2
+  if [[ -n ${TREE:-} ]]; then
+    cp -a "$TREE" "$T"
+    say "cold-snapshot: $T: a copy of $TREE ($files files, $(du -sh --apparent-size "$T" | cut -f1) apparent)"
+  else
+    python3 bench/gentree.py "$T" --files "$files" --dirs $((files / 16)) --large 0 \
+      --median 0.25 | tee -a "$RESULTS" >&2
+  fi
   order=(floor "${LABELS[@]}")
   for l in floor "${LABELS[@]}"; do : >"$MNT/$l.t"; done
   for ((r = 1; r <= RUNS; r++)); do

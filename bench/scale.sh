@@ -43,14 +43,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-die() { echo "scale: $*" >&2; exit 1; }
-note() { printf 'scale: %s\n' "$*" >&2; }
-if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
-  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-  exit 0
-fi
-[[ "$(id -u)" == 0 ]] || die "needs root to mount the loop filesystem"
-[[ "$(uname -s)" == Linux ]] || die "Linux only"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+bench_start scale "$@"
 [[ -x /usr/bin/time ]] || die "needs GNU time (/usr/bin/time; apt-get install time)"
 FILES=${FILES:-"80000 500000 2000000"}
 RUNS=${RUNS:-3}
@@ -72,31 +67,9 @@ COWTREE=$(realpath "$COWTREE")
 HAVE_B3SUM=1
 command -v b3sum >/dev/null || { HAVE_B3SUM=0; note "b3sum not installed: snapshot has no reference (apt-get install b3sum)"; }
 
-mkdir -p bench/out
-RESULTS="$ROOT/bench/out/scale-$(date -u +%Y%m%dT%H%M%SZ).txt"
-: >"$RESULTS"
-say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
-
-# shellcheck source=scripts/mounts.sh
-source "$ROOT/scripts/mounts.sh"
-cleanup() { cowtree_mounts_down >&2 || true; }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-if [[ $FS == xfs ]]; then
-  COWTREE_XFS_SIZE=$SIZE cowtree_mounts_up xfs >&2
-  MNT=${COWTREE_TEST_XFS:-}
-else
-  COWTREE_BTRFS_SIZE=$SIZE cowtree_mounts_up btrfs >&2
-  MNT=${COWTREE_TEST_BTRFS:-}
-fi
-[[ -n $MNT ]] || die "no $FS mount"
+bench_results scale
+bench_mount "$FS" "$SIZE"
 W=$MNT/w
-# The binary's own state (known stores, remotes) stays in the sandbox.
-export HOME=$MNT/home XDG_CONFIG_HOME=$MNT/home/config XDG_STATE_HOME=$MNT/home/state \
-  XDG_DATA_HOME=$MNT/home/data XDG_CACHE_HOME=$MNT/home/cache
-mkdir -p "$XDG_CONFIG_HOME"
-unset COWTREE_STORE
 
 # Before every timed run: the filesystem synced (and frozen and thawed); with CACHE=cold, the
 # caches dropped.
