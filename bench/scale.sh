@@ -210,10 +210,10 @@ PY
     echo "$files $c $wall $rss ${ref:--}" >>"$TABLE"
   done
   # On btrfs the store keeps each checked-out snapshot's tree as a read-only subvolume, which
-  # rm cannot empty: delete those first (as root, one ioctl each).
+  # rm cannot empty: delete those first (`cowtree subvolume delete`: as root, one ioctl each).
   if [[ $FS == btrfs ]]; then
     for t in "$W"/*/trees/*/; do
-      if [[ -d $t ]]; then btrfs -q subvolume delete "$t" >/dev/null; fi
+      if [[ -d $t ]]; then "$COWTREE" subvolume delete -q "$t"; fi
     done
   fi
   rm -rf "$W" "$T"
