@@ -25,10 +25,13 @@
 #                 the order rotated by one from one round to the next; medians are reported
 #                 (with an even count, the lower of the two middle runs)
 #   SIZE=S        image size (default 40G; sparse)
+#   LOOP_DIO=0    the loop device reads its image through the page cache (default: direct
+#                 I/O, as a disk; bench/lib.sh says why)
 #
-# Before every timed run the filesystem is synced and frozen/thawed and the page, dentry and
-# inode caches are dropped (echo 3 >/proc/sys/vm/drop_caches; the loop image's pages in the
-# host's cache with them). The store is removed (untimed) after each snapshot. Results are also
+# Each tree is snapshotted once, untimed, before the timed runs (see below). Before every timed
+# run the filesystem is synced and frozen/thawed and the page, dentry and inode caches are
+# dropped (echo 3 >/proc/sys/vm/drop_caches; with LOOP_DIO=0 the image file's pages with them).
+# The store is removed (untimed) after each snapshot. Results are also
 # written to bench/out/cold-snapshot-<UTC date>.txt; the load average is printed before and
 # after.
 set -euo pipefail
@@ -106,6 +109,12 @@ for files in $FILES; do
     python3 bench/gentree.py "$T" --files "$files" --dirs $((files / 16)) --large 0 \
       --median 0.25 | tee -a "$RESULTS" >&2
   fi
+  # Untimed: the first read of a new file updates its atime and the first clone sets its
+  # inode's shared-extent flag, so the first timed run would write every source inode and the
+  # others none. One snapshot first makes every timed run start from the same tree.
+  cowtree_quiesce "$MNT" || true
+  "${BIN[${LABELS[0]}]}" --store "$S" -q snapshot "$T" >/dev/null
+  rm -rf "$S"
   order=(floor "${LABELS[@]}")
   for l in floor "${LABELS[@]}"; do : >"$MNT/$l.t"; done
   for ((r = 1; r <= RUNS; r++)); do

@@ -5,7 +5,10 @@
 #   bench_results NAME   # RESULTS=bench/out/NAME-<UTC date>.txt, emptied; say() appends to it
 #   bench_mount FS SIZE  # one fresh xfs or btrfs loop filesystem of SIZE (sparse) through
 #                        # scripts/mounts.sh, unmounted on exit; sets MNT; keeps the binary's
-#                        # own state (HOME, XDG_*) inside MNT/home
+#                        # own state (HOME, XDG_*) inside MNT/home; the loop device reads
+#                        # and writes its image with direct I/O (LOOP_DIO=0: through the
+#                        # page cache), so that the device behaves as a disk would; the
+#                        # mode is written to RESULTS when bench_results ran before
 # (Other bench scripts still carry their own copy of this; they can move here one by one.)
 
 # shellcheck source=scripts/mounts.sh
@@ -45,6 +48,18 @@ bench_mount() {
     *) die "no such filesystem: $fs" ;;
   esac
   [[ -n $MNT ]] || die "no $fs mount"
+  # With buffered I/O (the loop driver's default) every read of the device is also a read of
+  # the image file through the page cache, whose readahead turns reads in the order the files
+  # were written into fewer, larger reads of the disk below: from cold caches, a reader that
+  # follows that order (find | cat) is favoured over one that does not, by more as the tree
+  # grows. Direct I/O passes each request to the disk as it is, as a real device would see it.
+  local dev msg
+  dev=$(findmnt -n -o SOURCE --target "$MNT")
+  if [[ ${LOOP_DIO:-1} == 1 ]]; then
+    losetup --direct-io=on "$dev" || die "losetup --direct-io=on $dev failed (LOOP_DIO=0 runs without)"
+  fi
+  msg="$fs on $dev, direct I/O to its image: $(cat "/sys/block/${dev#/dev/}/loop/dio")"
+  if [[ -n ${RESULTS:-} ]]; then say "$BENCH_NAME: $msg"; else note "$msg"; fi
   export HOME=$MNT/home XDG_CONFIG_HOME=$MNT/home/config XDG_STATE_HOME=$MNT/home/state \
     XDG_DATA_HOME=$MNT/home/data XDG_CACHE_HOME=$MNT/home/cache
   mkdir -p "$XDG_CONFIG_HOME"

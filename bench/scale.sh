@@ -29,6 +29,8 @@
 #   MEDIAN=K       median small-file size in KiB for gentree.py (default 0.25)
 #   FS=xfs|btrfs   the filesystem (default xfs)
 #   SIZE=S         image size (default 12G; sparse)
+#   LOOP_DIO=0     the loop device reads its image through the page cache (default: direct
+#                  I/O, as a disk; bench/lib.sh says why)
 #   COWTREE=BIN    the binary (default: cargo build --release, then target/release/cowtree)
 #   CACHE=warm|cold  warm (default): the page cache stays as the previous run left it; cold:
 #                  every timed run, cowtree's and the reference's, starts with the page,
