@@ -37,9 +37,9 @@
 //! avoids that read for every file not changed in the last two seconds. Ingest runs on its own
 //! worker pool (2 workers per core, see `workers.rs`): a worker waits for reads, so two per core
 //! keep the cores busy, while only one per core at a time clones (`workers::Gate`). Each worker
-//! opens up to sixteen files (`LOOKAHEAD`) ahead of the one it records and starts reading their
-//! pages (`readahead.rs`), so that a cold source is read while the worker clones and hashes the
-//! files before it.
+//! opens two files (`LOOKAHEAD`) ahead of the one it records and starts reading their pages
+//! (`readahead.rs`), so that a cold source is read while the worker clones and hashes the files
+//! before it.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -67,6 +67,7 @@ use crate::hash::Hash;
 use crate::manifest::{Entry, Manifest, show};
 use crate::store::{EncodedManifest, Store};
 use crate::util::{join, path_of};
+use crate::workers::LOOKAHEAD;
 
 /// What a snapshot recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -616,8 +617,8 @@ impl<'a> Putter<'a> {
     }
 
     /// [`Putter::put`] of each of the files `names` under `dir` in turn, the way a snapshot
-    /// records the files of one job: up to sixteen files (`LOOKAHEAD`) are opened, and their
-    /// first `fstat` taken, before their turn, with their reads started (see `readahead.rs`).
+    /// records the files of one job: two files (`LOOKAHEAD`) are opened, and their first
+    /// `fstat` taken, before their turn, with their reads started (see `readahead.rs`).
     /// `each` gets each file's name and result in the order of `names`, after the file before
     /// it, and ends the run early by returning [`ControlFlow::Break`]; the files opened ahead
     /// are then closed unrecorded. A file's error is its own: the others are still recorded
@@ -631,11 +632,10 @@ impl<'a> Putter<'a> {
     ) {
         // Each file opened ahead keeps its own result (an error of its open is given to `each`
         // in its turn, under its name).
-        let lookahead = crate::workers::lookahead();
-        let mut ahead = std::collections::VecDeque::with_capacity(lookahead + 1);
+        let mut ahead = std::collections::VecDeque::with_capacity(LOOKAHEAD + 1);
         let mut opened = 0;
         for name in names {
-            while opened < names.len() && ahead.len() <= lookahead {
+            while opened < names.len() && ahead.len() <= LOOKAHEAD {
                 ahead.push_back(self.open_source(dir, &names[opened]));
                 opened += 1;
             }

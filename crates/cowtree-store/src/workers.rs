@@ -34,50 +34,14 @@ pub(crate) enum Pool {
 const CHECKOUT_FDS_PER_WORKER: usize = cowtree_fs::walk::FDS_PER_WORKER + 4;
 
 /// Files an ingest worker opens ahead of the one it records, their reads started (see
-/// `readahead.rs`), where the open-file limit has room for them ([`lookahead`]): enough to keep
-/// reads of cold sources in flight beside the clone, hash and link of the current file; each
-/// holds a descriptor. A job is one directory's files (at most `FILE_CHUNK` of a big one), so
-/// this is also about a whole small directory. From cold caches one read of each small file is
-/// the floor of a snapshot, and the device serves more of them at once than 4 workers with 2
-/// ahead each keep in flight: measured on XFS with gentree trees, alternating, a snapshot into
-/// an empty store took 0.91x-0.96x the time with 16 ahead as with 2 (80,000 to 2,000,000 files),
-/// except once 1.02x, inside the runs' spread (500,000 files on a fresh image); 24 measured as
-/// 16, and from warm caches no change (bench/README.md, "Where a snapshot's time goes as the
-/// tree grows").
-pub(crate) const LOOKAHEAD: usize = 16;
-
-/// Files an ingest worker opens ahead however low the open-file limit: the pool's size counts
-/// them ([`INGEST_FDS_PER_WORKER`]), so a tight limit costs read-ahead before it costs workers.
-const MIN_LOOKAHEAD: usize = 2;
+/// `readahead.rs`): enough to keep reads of cold sources in flight beside the clone, hash and
+/// link of the current file; each holds a descriptor (counted below).
+pub(crate) const LOOKAHEAD: usize = 2;
 
 /// Descriptors one ingest worker may hold at once: a checkout worker's (ingest walks the source
-/// with [`cowtree_fs::walk`]), and the sources it opens ahead ([`MIN_LOOKAHEAD`] of them; the
-/// rest of [`LOOKAHEAD`] only where [`lookahead`] finds room), which only ingest does.
-const INGEST_FDS_PER_WORKER: usize = CHECKOUT_FDS_PER_WORKER + MIN_LOOKAHEAD;
-
-/// How many files an ingest worker opens ahead: [`LOOKAHEAD`] where half of the open-file limit
-/// (less [`cowtree_fs::workers::RESERVED_FDS`]) holds that many beside every worker's other
-/// descriptors, fewer, down to [`MIN_LOOKAHEAD`], where it does not. Half: the pool's own size
-/// leaves the whole limit to one run, and the extra files ahead must not take the room a second
-/// run in the same process (two snapshots of a library's caller at once) would need. Decided
-/// once, on first use, from the ingest pool's size, which is decided once too.
-pub(crate) fn lookahead() -> usize {
-    static N: OnceLock<usize> = OnceLock::new();
-    *N.get_or_init(|| {
-        lookahead_for(
-            pool(Pool::Ingest).jobs(),
-            cowtree_fs::workers::open_file_limit(),
-        )
-    })
-}
-
-/// [`lookahead`] for `workers` ingest workers under an open-file limit of `open_files`.
-fn lookahead_for(workers: usize, open_files: usize) -> usize {
-    let spare = open_files.saturating_sub(cowtree_fs::workers::RESERVED_FDS) / 2;
-    (spare / workers.max(1))
-        .saturating_sub(CHECKOUT_FDS_PER_WORKER)
-        .clamp(MIN_LOOKAHEAD, LOOKAHEAD)
-}
+/// with [`cowtree_fs::walk`]), and the sources it opens ahead ([`LOOKAHEAD`]), which only
+/// ingest does.
+const INGEST_FDS_PER_WORKER: usize = CHECKOUT_FDS_PER_WORKER + LOOKAHEAD;
 
 /// The pool `which` (started on first use).
 pub(crate) fn pool(which: Pool) -> &'static cowtree_fs::workers::Pool {
@@ -181,56 +145,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    use cowtree_fs::workers::{Demand, RESERVED_FDS, budget_for};
-
-    use super::{
-        CHECKOUT_FDS_PER_WORKER, Gate, INGEST_FDS_PER_WORKER, LOOKAHEAD, MIN_LOOKAHEAD,
-        lookahead_for,
-    };
-
-    #[test]
-    fn files_opened_ahead_fit_in_half_the_open_file_limit_with_every_ingest_worker() {
-        for cores in [1, 2, 8, 64] {
-            for open_files in [16, 32, 100, 128, 256, 1024, 4096, 1 << 20] {
-                let workers = budget_for(
-                    0,
-                    Demand::per_core(2, INGEST_FDS_PER_WORKER),
-                    cores,
-                    open_files,
-                );
-                let ahead = lookahead_for(workers, open_files);
-                // Beyond the minimum the pool's size already counts, every worker's files
-                // opened ahead fit beside its other descriptors in half the limit less the
-                // process's reserve; and where they would fit with one more, it is not left
-                // unused below the maximum.
-                let held = |ahead: usize| workers * (CHECKOUT_FDS_PER_WORKER + ahead);
-                let room = open_files.saturating_sub(RESERVED_FDS) / 2;
-                if ahead > MIN_LOOKAHEAD {
-                    assert!(
-                        held(ahead) <= room,
-                        "{cores} cores, limit {open_files}: {workers} workers hold {}",
-                        held(ahead)
-                    );
-                }
-                if ahead < LOOKAHEAD {
-                    assert!(
-                        held(ahead + 1) > room,
-                        "{cores} cores, limit {open_files}: room for more than {ahead} ahead"
-                    );
-                }
-            }
-        }
-        // The usual limit (1024) on a small machine leaves room for every file ahead, and on
-        // up to 8 cores (16 workers); 32 (the hardening tests') only for the minimum, as
-        // before; 128 and 256 for some, and 64 cores at 1024 for the minimum.
-        assert_eq!(lookahead_for(4, 1024), LOOKAHEAD);
-        assert_eq!(lookahead_for(16, 1024), LOOKAHEAD);
-        assert_eq!(lookahead_for(18, 1024), 14);
-        assert_eq!(lookahead_for(1, 32), MIN_LOOKAHEAD);
-        assert_eq!(lookahead_for(4, 128), MIN_LOOKAHEAD);
-        assert_eq!(lookahead_for(4, 256), 12);
-        assert_eq!(lookahead_for(64, 1024), MIN_LOOKAHEAD);
-    }
+    use super::Gate;
 
     #[test]
     fn a_gate_never_holds_more_than_its_places_and_lets_every_caller_through() {

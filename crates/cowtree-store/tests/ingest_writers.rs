@@ -10,9 +10,8 @@
 //! The files are recorded one at a time ([`Putter::put`]: open, first `fstat`, clone at once),
 //! and, in the tests named `..._opened_ahead_...`, the way a snapshot records a job
 //! ([`Putter::put_files`]): each writer's file comes after two files nobody writes, so that it
-//! is opened, its first `fstat` taken and its reads started with them, at the job's start (a
-//! worker opens at least two files ahead), while those two are recorded and its writer goes on
-//! writing.
+//! is opened, its first `fstat` taken and its reads started two places before its turn, while
+//! those two are recorded and its writer goes on writing.
 
 #[path = "support/writers.rs"]
 mod writers;
@@ -40,10 +39,8 @@ enum Order {
     OpenedAhead,
 }
 
-/// Files nobody writes recorded before each writer's file in [`Order::OpenedAhead`]: no more
-/// than ingest opens ahead (2 to 16, as the open-file limit allows), so that each writer's file
-/// is opened with them, at the job's start, and its writer goes on writing while they are
-/// recorded.
+/// Files nobody writes recorded before each writer's file in [`Order::OpenedAhead`]: as many as
+/// ingest opens ahead, so that each writer's file is opened while they are recorded.
 const IDLE_BEFORE: usize = 2;
 
 /// The name and content of the `j`th idle file before the writer's file `kind`.
