@@ -28,10 +28,12 @@
 #   LOOP_DIO=0    the loop device reads its image through the page cache (default: direct
 #                 I/O, as a disk; bench/lib.sh says why)
 #
-# Each tree is snapshotted once, untimed, before the timed runs (see below). Before every timed
-# run the filesystem is synced and frozen/thawed and the page, dentry and inode caches are
-# dropped (echo 3 >/proc/sys/vm/drop_caches; with LOOP_DIO=0 the image file's pages with them).
-# The store is removed (untimed) after each snapshot. Results are also
+# Each tree is snapshotted once, untimed, before the timed runs: the first read of a new file
+# updates its access time and the first clone sets its inode's shared flag, which would make
+# the first timed run alone write (almost) every source inode. Before every timed run the
+# filesystem is synced and frozen/thawed and the page, dentry and inode caches are dropped
+# (echo 3 >/proc/sys/vm/drop_caches; with LOOP_DIO=0 the image file's pages with them). The
+# store is removed (untimed) after each snapshot. Results are also
 # written to bench/out/cold-snapshot-<UTC date>.txt; the load average is printed before and
 # after.
 set -euo pipefail
@@ -109,11 +111,11 @@ for files in $FILES; do
     python3 bench/gentree.py "$T" --files "$files" --dirs $((files / 16)) --large 0 \
       --median 0.25 | tee -a "$RESULTS" >&2
   fi
-  # Untimed: the first read of a new file updates its atime and the first clone sets its
-  # inode's shared-extent flag, so the first timed run would write every source inode and the
-  # others none. One snapshot first makes every timed run start from the same tree.
+  # Untimed (see the header): every timed run starts from the same tree. A file changed in
+  # the last two seconds is hashed from its clone, not read, so a few may keep their atime.
   cowtree_quiesce "$MNT" || true
-  "${BIN[${LABELS[0]}]}" --store "$S" -q snapshot "$T" >/dev/null
+  "${BIN[${LABELS[0]}]}" --store "$S" -q snapshot "$T" >/dev/null ||
+    die "the untimed snapshot of $T failed"
   rm -rf "$S"
   order=(floor "${LABELS[@]}")
   for l in floor "${LABELS[@]}"; do : >"$MNT/$l.t"; done

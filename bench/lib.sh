@@ -53,12 +53,17 @@ bench_mount() {
   # were written into fewer, larger reads of the disk below: from cold caches, a reader that
   # follows that order (find | cat) is favoured over one that does not, by more as the tree
   # grows. Direct I/O passes each request to the disk as it is, as a real device would see it.
-  local dev msg
-  dev=$(findmnt -n -o SOURCE --target "$MNT")
+  local dev dio msg
+  case ${LOOP_DIO:-1} in
+    0 | 1) ;;
+    *) die "LOOP_DIO must be 0 or 1, not ${LOOP_DIO}" ;;
+  esac
+  dev=$(findmnt -n -v -o SOURCE --target "$MNT") || die "no device for $MNT"
   if [[ ${LOOP_DIO:-1} == 1 ]]; then
     losetup --direct-io=on "$dev" || die "losetup --direct-io=on $dev failed (LOOP_DIO=0 runs without)"
   fi
-  msg="$fs on $dev, direct I/O to its image: $(cat "/sys/block/${dev#/dev/}/loop/dio")"
+  dio=$(cat "/sys/block/${dev#/dev/}/loop/dio") || die "$dev: no loop/dio in sysfs"
+  msg="$fs on $dev (image on $(findmnt -n -o FSTYPE --target "$COWTREE_MOUNT_WORK" || echo '?')), direct I/O to its image: $dio"
   if [[ -n ${RESULTS:-} ]]; then say "$BENCH_NAME: $msg"; else note "$msg"; fi
   export HOME=$MNT/home XDG_CONFIG_HOME=$MNT/home/config XDG_STATE_HOME=$MNT/home/state \
     XDG_DATA_HOME=$MNT/home/data XDG_CACHE_HOME=$MNT/home/cache

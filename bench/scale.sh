@@ -35,8 +35,9 @@
 #   CACHE=warm|cold  warm (default): the page cache stays as the previous run left it; cold:
 #                  every timed run, cowtree's and the reference's, starts with the page,
 #                  dentry and inode caches dropped (sync; echo 3 >/proc/sys/vm/drop_caches), so
-#                  that every size is read from the device alike (the loop image's pages in the
-#                  host's cache are dropped too)
+#                  that every size is read from the device alike (with LOOP_DIO=0 the image
+#                  file's pages are dropped too). Runs before 2026-11-25 evening (bench/README)
+#                  were made with LOOP_DIO=0, the only mode then.
 #
 # Peak RSS is GNU time's %M (the child's high-water mark, VmHWM). Between timed runs the
 # destination is removed and the filesystem synced (and, for XFS, frozen and thawed). The
