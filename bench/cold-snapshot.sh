@@ -77,14 +77,13 @@ done
 
 bench_results cold-snapshot
 bench_mount xfs "$SIZE"
-DEV=$(basename "$(findmnt -n -o SOURCE --target "$MNT")")
+DEV=$LOOP_DEV
 [[ -r /sys/block/$DEV/stat ]] || die "no /sys/block/$DEV/stat for $MNT"
 
 # cold OUT CMD...: runs CMD from cold caches; appends "wall_s reads read_MiB" to OUT.
 cold() {
   local out=$1; shift
-  cowtree_quiesce "$MNT" || true
-  sync; echo 3 >/proc/sys/vm/drop_caches
+  bench_quiesce cold
   local r0 s0 r1 s1 t0 t1
   read -r r0 _ s0 _ <"/sys/block/$DEV/stat"
   t0=$(date +%s.%N)
@@ -94,7 +93,6 @@ cold() {
   awk -v a="$t0" -v b="$t1" -v r=$((r1 - r0)) -v s=$((s1 - s0)) \
     'BEGIN {printf "%.3f %d %.1f\n", b - a, r, s / 2048}' >>"$out"
 }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
 
 say "cold-snapshot: $(date -u +%FT%TZ), xfs on $DEV, files: $FILES, runs: $RUNS"
 for l in "${LABELS[@]}"; do say "cold-snapshot: $l = ${BIN[$l]} ($("${BIN[$l]}" --version))"; done
@@ -113,7 +111,7 @@ for files in $FILES; do
   fi
   # Untimed (see the header): every timed run starts from the same tree. A file changed in
   # the last two seconds is hashed from its clone, not read, so a few may keep their atime.
-  cowtree_quiesce "$MNT" || true
+  bench_quiesce
   "${BIN[${LABELS[0]}]}" --store "$S" -q snapshot "$T" >/dev/null ||
     die "the untimed snapshot of $T failed"
   rm -rf "$S"

@@ -8,7 +8,12 @@
 #                        # own state (HOME, XDG_*) inside MNT/home; the loop device reads
 #                        # and writes its image with direct I/O (LOOP_DIO=0: through the
 #                        # page cache), so that the device behaves as a disk would; the
-#                        # mode is written to RESULTS when bench_results ran before
+#                        # mode is written to RESULTS when bench_results ran before;
+#                        # sets LOOP_DEV (the device's name, e.g. loop0)
+#   bench_quiesce [cold]  # MNT synced, frozen and thawed; with "cold", then the page, dentry
+#                        # and inode caches dropped
+#   median               # the median of the numbers on stdin, one per line (with an even
+#                        # count, the lower of the two middle ones)
 # (Other bench scripts still carry their own copy of this; they can move here one by one.)
 
 # shellcheck source=scripts/mounts.sh
@@ -62,7 +67,8 @@ bench_mount() {
   if [[ ${LOOP_DIO:-1} == 1 ]]; then
     losetup --direct-io=on "$dev" || die "losetup --direct-io=on $dev failed (LOOP_DIO=0 runs without)"
   fi
-  dio=$(cat "/sys/block/${dev#/dev/}/loop/dio") || die "$dev: no loop/dio in sysfs"
+  LOOP_DEV=${dev#/dev/}
+  dio=$(cat "/sys/block/$LOOP_DEV/loop/dio") || die "$dev: no loop/dio in sysfs"
   msg="$fs on $dev (image on $(findmnt -n -o FSTYPE --target "$COWTREE_MOUNT_WORK" || echo '?')), direct I/O to its image: $dio"
   if [[ -n ${RESULTS:-} ]]; then say "$BENCH_NAME: $msg"; else note "$msg"; fi
   export HOME=$MNT/home XDG_CONFIG_HOME=$MNT/home/config XDG_STATE_HOME=$MNT/home/state \
@@ -70,3 +76,10 @@ bench_mount() {
   mkdir -p "$XDG_CONFIG_HOME"
   unset COWTREE_STORE
 }
+
+bench_quiesce() {
+  cowtree_quiesce "$MNT" || true
+  if [[ ${1:-} == cold ]]; then sync; echo 3 >/proc/sys/vm/drop_caches; fi
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }

@@ -76,10 +76,7 @@ W=$MNT/w
 
 # Before every timed run: the filesystem synced (and frozen and thawed); with CACHE=cold, the
 # caches dropped.
-quiesce() {
-  cowtree_quiesce "$MNT" || true
-  if [[ $CACHE == cold ]]; then sync; echo 3 >/proc/sys/vm/drop_caches; fi
-}
+quiesce() { bench_quiesce "$CACHE"; }
 # timed OUT CMD...: runs CMD, appends "wall_s rss_kib" to OUT; output to $W/out.log.
 timed() {
   local out=$1; shift
@@ -87,7 +84,6 @@ timed() {
     cat "$W/out.log" >&2; die "failed: $*"; }
   cat "$W/time.out" >>"$out"
 }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
 col() { awk -v c="$1" '{print $c}' "$2"; }
 id_of() { python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <"$W/out.log"; }
 
