@@ -14,6 +14,8 @@
 #                        # and inode caches dropped
 #   median               # the median of the numbers on stdin, one per line (with an even
 #                        # count, the lower of the two middle ones)
+#   bench_install CMD PKG  # CMD on PATH, else PKG installed with apt-get; returns 1 (with a
+#                        # note) when it cannot be, so the caller says what goes missing
 # (Other bench scripts still carry their own copy of this; they can move here one by one.)
 
 # shellcheck source=scripts/mounts.sh
@@ -32,6 +34,21 @@ bench_start() {
 
 die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
 note() { printf '%s: %s\n' "$BENCH_NAME" "$*" >&2; }
+
+bench_install() {
+  local cmd=$1 pkg=$2
+  command -v "$cmd" >/dev/null && return 0
+  note "installing $pkg (for $cmd)"
+  if command -v apt-get >/dev/null &&
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null 2>&1 ||
+      { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null 2>&1; }; } &&
+    command -v "$cmd" >/dev/null; then
+    return 0
+  fi
+  note "could not install $pkg: $cmd is missing"
+  return 1
+}
 
 bench_results() {
   mkdir -p "$ROOT/bench/out"

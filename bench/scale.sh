@@ -49,7 +49,6 @@ ROOT=$(pwd)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 bench_start scale "$@"
-[[ -x /usr/bin/time ]] || die "needs GNU time (/usr/bin/time; apt-get install time)"
 FILES=${FILES:-"80000 500000 2000000"}
 RUNS=${RUNS:-3}
 MEDIAN=${MEDIAN:-0.25}
@@ -67,8 +66,9 @@ if [[ -z "${COWTREE:-}" ]]; then
 fi
 COWTREE=$(realpath "$COWTREE")
 [[ -x $COWTREE ]] || die "$COWTREE is not an executable"
+bench_install /usr/bin/time time || die "needs GNU time (/usr/bin/time) for peak RSS"
 HAVE_B3SUM=1
-command -v b3sum >/dev/null || { HAVE_B3SUM=0; note "b3sum not installed: snapshot has no reference (apt-get install b3sum)"; }
+bench_install b3sum b3sum || { HAVE_B3SUM=0; note "snapshot, verify and push have no reference"; }
 
 bench_results scale
 bench_mount "$FS" "$SIZE"
