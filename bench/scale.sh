@@ -28,7 +28,10 @@
 #                  cowtree command and its reference alternate in order between runs.
 #   MEDIAN=K       median small-file size in KiB for gentree.py (default 0.25)
 #   FS=xfs|btrfs   the filesystem (default xfs)
-#   SIZE=S         image size (default 12G; sparse)
+#   SIZE=S         image size (sparse; default 80 KiB per file of the largest tree, at least
+#                  12G: 39G for 500k files, 153G for 2M; a 500k sweep with its references
+#                  fills 12G: the tree, the store, worktrees, a pulled store and the tar
+#                  reference's archive and extraction are all on the image at once)
 #   LOOP_DIO=0     the loop device reads its image through the page cache (default: direct
 #                  I/O, as a disk; bench/lib.sh says why)
 #   COWTREE=BIN    the binary (default: cargo build --release, then target/release/cowtree)
@@ -53,12 +56,17 @@ FILES=${FILES:-"80000 500000 2000000"}
 RUNS=${RUNS:-3}
 MEDIAN=${MEDIAN:-0.25}
 FS=${FS:-xfs}
-SIZE=${SIZE:-12G}
+for n in $FILES; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "FILES: $n is not a count"; done
+if [[ -z "${SIZE:-}" ]]; then
+  largest=$(tr -s ' ' '\n' <<<"$FILES" | sort -n | tail -1)
+  SIZE=$(((largest * 80 + 1048575) / 1048576))
+  ((SIZE >= 12)) || SIZE=12
+  SIZE=${SIZE}G
+fi
 CACHE=${CACHE:-warm}
 [[ $CACHE == warm || $CACHE == cold ]] || die "CACHE must be warm or cold"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
 [[ $FS == xfs || $FS == btrfs ]] || die "FS must be xfs or btrfs"
-for n in $FILES; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "FILES: $n is not a count"; done
 if [[ -z "${COWTREE:-}" ]]; then
   note "building cowtree --release"
   cargo build --release -q -p cowtree
