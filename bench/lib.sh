@@ -39,14 +39,20 @@ bench_install() {
   local cmd=$1 pkg=$2
   command -v "$cmd" >/dev/null && return 0
   note "installing $pkg (for $cmd)"
+  local log
+  log=$(mktemp)
   if command -v apt-get >/dev/null &&
-    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null 2>&1 ||
-      { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null 2>&1; }; } &&
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >"$log" 2>&1 ||
+      { DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$log" 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >"$log" 2>&1; }; } &&
     command -v "$cmd" >/dev/null; then
+    rm -f "$log"
     return 0
   fi
-  note "could not install $pkg: $cmd is missing"
+  command -v apt-get >/dev/null || echo "no apt-get" >"$log"
+  note "could not install $pkg, so $cmd is missing; the installer said:"
+  tail -5 "$log" >&2
+  rm -f "$log"
   return 1
 }
 

@@ -31,7 +31,8 @@
 #   SIZE=S         image size (sparse; default 80 KiB per file of the largest tree, at least
 #                  12G: 39G for 500k files, 153G for 2M; a 500k sweep with its references
 #                  fills 12G: the tree, the store, worktrees, a pulled store and the tar
-#                  reference's archive and extraction are all on the image at once)
+#                  reference's archive and extraction are all on the image at once). The
+#                  default assumes small files (MEDIAN 0.25): with a larger MEDIAN, set SIZE.
 #   LOOP_DIO=0     the loop device reads its image through the page cache (default: direct
 #                  I/O, as a disk; bench/lib.sh says why)
 #   COWTREE=BIN    the binary (default: cargo build --release, then target/release/cowtree)
@@ -58,7 +59,8 @@ MEDIAN=${MEDIAN:-0.25}
 FS=${FS:-xfs}
 for n in $FILES; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "FILES: $n is not a count"; done
 if [[ -z "${SIZE:-}" ]]; then
-  largest=$(tr -s ' ' '\n' <<<"$FILES" | sort -n | tail -1)
+  largest=0
+  for n in $FILES; do ((n <= largest)) || largest=$n; done
   SIZE=$(((largest * 80 + 1048575) / 1048576))
   ((SIZE >= 12)) || SIZE=12
   SIZE=${SIZE}G
@@ -67,6 +69,9 @@ CACHE=${CACHE:-warm}
 [[ $CACHE == warm || $CACHE == cold ]] || die "CACHE must be warm or cold"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
 [[ $FS == xfs || $FS == btrfs ]] || die "FS must be xfs or btrfs"
+bench_install /usr/bin/time time || die "needs GNU time (/usr/bin/time) for peak RSS"
+HAVE_B3SUM=1
+bench_install b3sum b3sum || HAVE_B3SUM=0
 if [[ -z "${COWTREE:-}" ]]; then
   note "building cowtree --release"
   cargo build --release -q -p cowtree
@@ -74,9 +79,6 @@ if [[ -z "${COWTREE:-}" ]]; then
 fi
 COWTREE=$(realpath "$COWTREE")
 [[ -x $COWTREE ]] || die "$COWTREE is not an executable"
-bench_install /usr/bin/time time || die "needs GNU time (/usr/bin/time) for peak RSS"
-HAVE_B3SUM=1
-bench_install b3sum b3sum || { HAVE_B3SUM=0; note "snapshot, verify and push have no reference"; }
 
 bench_results scale
 bench_mount "$FS" "$SIZE"
@@ -95,7 +97,8 @@ timed() {
 col() { awk -v c="$1" '{print $c}' "$2"; }
 id_of() { python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <"$W/out.log"; }
 
-say "scale: $(date -u +%FT%TZ), $FS, files: $FILES, runs: $RUNS, median file ${MEDIAN} KiB, cache $CACHE"
+say "scale: $(date -u +%FT%TZ), $FS, image $SIZE, files: $FILES, runs: $RUNS, median file ${MEDIAN} KiB, cache $CACHE"
+((HAVE_B3SUM)) || say "scale: no b3sum: snapshot, verify and push have no reference"
 say "scale: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo '?'))"
 say "scale: load before: $(uptime | sed 's/.*load average/load average/')"
 TABLE=$MNT/table.txt
