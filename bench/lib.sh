@@ -14,8 +14,9 @@
 #                        # and inode caches dropped
 #   median               # the median of the numbers on stdin, one per line (with an even
 #                        # count, the lower of the two middle ones)
-#   bench_install CMD PKG  # CMD on PATH, else PKG installed with apt-get; returns 1 (with a
-#                        # note) when it cannot be, so the caller says what goes missing
+#   bench_install CMD PKG  # CMD on PATH, else PKG installed (scripts/mounts.sh's
+#                        # cowtree_apt_install); returns 1 (with a note) when it cannot be,
+#                        # so the caller says what goes missing
 # (Other bench scripts still carry their own copy of this; they can move here one by one.)
 
 # shellcheck source=scripts/mounts.sh
@@ -36,23 +37,10 @@ die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
 note() { printf '%s: %s\n' "$BENCH_NAME" "$*" >&2; }
 
 bench_install() {
-  local cmd=$1 pkg=$2
-  command -v "$cmd" >/dev/null && return 0
-  note "installing $pkg (for $cmd)"
-  local log
-  log=$(mktemp)
-  if command -v apt-get >/dev/null &&
-    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >"$log" 2>&1 ||
-      { DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$log" 2>&1 &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >"$log" 2>&1; }; } &&
-    command -v "$cmd" >/dev/null; then
-    rm -f "$log"
-    return 0
-  fi
-  command -v apt-get >/dev/null || echo "no apt-get" >"$log"
-  note "could not install $pkg, so $cmd is missing; the installer said:"
-  tail -5 "$log" >&2
-  rm -f "$log"
+  command -v "$1" >/dev/null && return 0
+  note "installing $2 (for $1)"
+  cowtree_apt_install "$2" && command -v "$1" >/dev/null && return 0
+  note "could not install $2: $1 is missing"
   return 1
 }
 

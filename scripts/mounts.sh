@@ -30,14 +30,19 @@ cowtree_ensure_tools() {
   command -v strace >/dev/null || need+=(strace)
   if ((${#need[@]})); then
     echo "mounts: installing ${need[*]}"
-    if command -v apt-get >/dev/null; then
-      DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-    else
-      echo "mounts: cannot install ${need[*]}: no apt-get" >&2
-      return 1
-    fi
+    cowtree_apt_install "${need[@]}"
   fi
+}
+
+# cowtree_apt_install PKG...: the packages installed with apt-get (its errors on stderr);
+# returns non-zero when they could not be.
+cowtree_apt_install() {
+  if ! command -v apt-get >/dev/null; then
+    echo "mounts: cannot install $*: no apt-get" >&2
+    return 1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 # _cowtree_mount_image NAME SIZE MKFS... : sparse image, loop device, mount (with the options
