@@ -800,7 +800,7 @@ fn an_interrupted_switch_or_reset_prints_the_command_that_finishes_it() {
     dirty();
     env.run(&wt, &[s("reset"), s("--hard")]).assert_ok("reset");
     let took = t.elapsed();
-    // Stopped before its journal, a reset says only that it was interrupted (no command to
+    // Stopped before it began, a reset says only that it was interrupted (no command to
     // finish it): try again, as for the switch above.
     let mut tries = 0;
     let msg = loop {
@@ -809,6 +809,16 @@ fn an_interrupted_switch_or_reset_prints_the_command_that_finishes_it() {
         if !suggested::commands(&msg).is_empty() {
             break msg;
         }
+        // No command: stopped before it said how to finish (it says so before its first
+        // change), so every dirtied file is still as `dirty` left it.
+        let still_dirty = (0..3000)
+            .step_by(3)
+            .filter(|i| fs::read(wt.join(format!("d{}/f{i}", i % 5))).unwrap() == b"changed")
+            .count();
+        assert_eq!(
+            still_dirty, 1000,
+            "a reset that printed no command changed files: {msg}"
+        );
         tries += 1;
         assert!(tries < 30, "never interrupted midway in 30 tries: {msg}");
     };
