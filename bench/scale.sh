@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Scale sweep (issue 35): every command on trees of growing size, and how its time and peak
 # memory per file change with the tree. Prints one table of the whole sweep: files, command,
-# median wall seconds, µs per file, median peak RSS, bytes of peak RSS per file, and the
-# reference tool's time in the same rounds, then, per command, the per-file figures of the
-# largest tree against the smallest's (the targets: memory per file not above the smallest
-# tree's, time per file at most 1.2x; snapshot at most 1.1x clone + b3sum), beside how much
-# the reference's own time per file grew between the same sizes: what the machine does per
-# file (the caches, the device) grows for both, so the command's growth divided by its
-# reference's is cowtree's own share. The references, each alternating in order with its
+# median wall seconds, µs per file, median peak RSS, bytes of peak RSS per file, the reference
+# tool's median time in the same rounds (for snapshot, the median of each round's clone +
+# b3sum), the command's time over it, and the runs counted; then, per command, the per-file
+# figures of the largest tree against the smallest's (the targets: memory per file not above
+# the smallest tree's, time per file at most 1.2x; snapshot at most 1.1x clone + b3sum),
+# beside how much the reference's own time per file grew between the same sizes: what the
+# machine does per file (the caches, the device) grows for both, so the command's growth
+# divided by its reference's is cowtree's own share. The references, each alternating with its
 # command: snapshot, a clone by cp plus b3sum of that fresh clone; clone and checkout,
 # cp -a --reflink=always; status, du -s of the worktree (an lstat of every entry); verify and
 # push, b3sum of every blob of the store (a read of each); pull, tar -x of the store's blobs
@@ -24,8 +25,9 @@
 #
 # Environment:
 #   FILES="N ..."  tree sizes in files (default "80000 500000 2000000")
-#   RUNS=N         timed runs per command and size (default 3); medians are reported. The
-#                  cowtree command and its reference alternate in order between runs.
+#   RUNS=N         timed runs per command and size (default 3); medians are reported (of an
+#                  even count, the mean of the middle two). The cowtree command and its
+#                  reference alternate in order between runs: with RUNS=1 cowtree runs first.
 #   MEDIAN=K       median small-file size in KiB for gentree.py (default 0.25)
 #   FS=xfs|btrfs   the filesystem (default xfs)
 #   SIZE=S         image size (sparse; default 80 KiB per file of the largest tree, at least
@@ -43,6 +45,11 @@
 #                  file's pages are dropped too). Runs before 2026-11-25 evening (bench/README)
 #                  were made with LOOP_DIO=0, the only mode then.
 #
+# Every timed run is written to the results file as a `scale-run` line, and the table is made
+# from those lines by bench/scale_table.py, which also pools the runs of several results files:
+# rounds of one filesystem run at different times (a 2M round takes about an hour) combine into
+# medians with `python3 bench/scale_table.py bench/out/scale-A.txt bench/out/scale-B.txt`.
+#
 # Peak RSS is GNU time's %M (the child's high-water mark, VmHWM). Between timed runs the
 # destination is removed and the filesystem synced (and, for XFS, frozen and thawed). The
 # machine is shared: the load average is printed before and after.
@@ -58,6 +65,8 @@ RUNS=${RUNS:-3}
 MEDIAN=${MEDIAN:-0.25}
 FS=${FS:-xfs}
 for n in $FILES; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "FILES: $n is not a count"; done
+# shellcheck disable=SC2086 # split on purpose: each size was checked to be digits above
+[[ -z $(printf '%s\n' $FILES | sort | uniq -d) ]] || die "FILES: a size is listed twice (use RUNS)"
 if [[ -z "${SIZE:-}" ]]; then
   largest=0
   for n in $FILES; do ((n <= largest)) || largest=$n; done
@@ -87,22 +96,21 @@ W=$MNT/w
 # Before every timed run: the filesystem synced (and frozen and thawed); with CACHE=cold, the
 # caches dropped.
 quiesce() { bench_quiesce "$CACHE"; }
-# timed OUT CMD...: runs CMD, appends "wall_s rss_kib" to OUT; output to $W/out.log.
+# timed NAME COMMAND...: runs COMMAND under GNU time and writes the run to the results file as
+# `scale-run FILES ROUND NAME WALL_S PEAK_KIB` (FILES and ROUND are the loops' $files and $r),
+# the lines bench/scale_table.py makes the table of.
 timed() {
-  local out=$1; shift
+  local name=$1; shift
   /usr/bin/time -f '%e %M' -o "$W/time.out" "$@" >"$W/out.log" 2>&1 || {
     cat "$W/out.log" >&2; die "failed: $*"; }
-  cat "$W/time.out" >>"$out"
+  echo "scale-run $files $r $name $(cat "$W/time.out")" >>"$RESULTS"
 }
-col() { awk -v c="$1" '{print $c}' "$2"; }
 id_of() { python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <"$W/out.log"; }
 
 say "scale: $(date -u +%FT%TZ), $FS, image $SIZE, files: $FILES, runs: $RUNS, median file ${MEDIAN} KiB, cache $CACHE"
 ((HAVE_B3SUM)) || say "scale: no b3sum: snapshot, verify and push have no reference"
 say "scale: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo '?'))"
 say "scale: load before: $(uptime | sed 's/.*load average/load average/')"
-TABLE=$MNT/table.txt
-: >"$TABLE"
 
 for files in $FILES; do
   rm -rf "$W"; mkdir -p "$W"
@@ -133,22 +141,18 @@ PY
   "$COWTREE" --store "$W/base" -q switch "$A" "$W/wt"
   # pull's reference extracts this archive of the store's blobs (made untimed).
   tar -C "$W/base" -cf "$W/blobs.tar" blobs
-  for c in cp snapshot ref_clone ref_b3sum clone checkout status du switch verify b3sum_blobs \
-    push pull untar; do
-    : >"$W/$c.t"
-  done
   for ((r = 1; r <= RUNS; r++)); do
     note "$files files: run $r of $RUNS"
     # snapshot against (clone + b3sum of the fresh clone), order alternating
     for who in $( ((r % 2)) && echo "cow ref" || echo "ref cow"); do
       rm -rf "$W/s" "$W/ref"; quiesce
       if [[ $who == cow ]]; then
-        timed "$W/snapshot.t" "$COWTREE" --store "$W/s" -q snapshot "$T"
+        timed snapshot "$COWTREE" --store "$W/s" -q snapshot "$T"
       else
-        timed "$W/ref_clone.t" cp -a --reflink=always "$T" "$W/ref"
+        timed ref_clone cp -a --reflink=always "$T" "$W/ref"
         if ((HAVE_B3SUM)); then
           # shellcheck disable=SC2016
-          timed "$W/ref_b3sum.t" sh -c 'cd "$1" && find . -type f -print0 | xargs -0 -n 2000 b3sum >/dev/null' sh "$W/ref"
+          timed ref_b3sum sh -c 'cd "$1" && find . -type f -print0 | xargs -0 -n 2000 b3sum >/dev/null' sh "$W/ref"
         fi
       fi
     done
@@ -157,11 +161,11 @@ PY
     for who in $( ((r % 2)) && echo "cow ref" || echo "ref cow"); do
       rm -rf "$W/d"; quiesce
       if [[ $who == cow ]]; then
-        timed "$W/clone.t" "$COWTREE" clone "$T" "$W/d"
+        timed clone "$COWTREE" clone "$T" "$W/d"
         rm -rf "$W/d"; quiesce
-        timed "$W/checkout.t" "$COWTREE" --store "$W/base" -q checkout "$A" "$W/d"
+        timed checkout "$COWTREE" --store "$W/base" -q checkout "$A" "$W/d"
       else
-        timed "$W/cp.t" cp -a --reflink=always "$T" "$W/d"
+        timed cp cp -a --reflink=always "$T" "$W/d"
       fi
     done
     rm -rf "$W/d"
@@ -169,55 +173,39 @@ PY
     for who in $( ((r % 2)) && echo "cow ref" || echo "ref cow"); do
       quiesce
       if [[ $who == cow ]]; then
-        timed "$W/status.t" "$COWTREE" --store "$W/base" status "$W/wt"
+        timed status "$COWTREE" --store "$W/base" status "$W/wt"
       else
-        timed "$W/du.t" du -s "$W/wt"
+        timed du du -s "$W/wt"
       fi
     done
     quiesce
-    timed "$W/switch.t" "$COWTREE" --store "$W/base" -q switch "$B" "$W/wt"
+    timed switch "$COWTREE" --store "$W/base" -q switch "$B" "$W/wt"
     "$COWTREE" --store "$W/base" -q switch "$A" "$W/wt"
     # verify against b3sum of every blob (a read of each), order alternating
     for who in $( ((r % 2)) && echo "cow ref" || echo "ref cow"); do
       quiesce
       if [[ $who == cow ]]; then
-        timed "$W/verify.t" "$COWTREE" --store "$W/base" verify
+        timed verify "$COWTREE" --store "$W/base" verify
       elif ((HAVE_B3SUM)); then
         # shellcheck disable=SC2016
-        timed "$W/b3sum_blobs.t" sh -c 'cd "$1" && find . -type f -print0 | xargs -0 -n 2000 b3sum >/dev/null' sh "$W/base/blobs"
+        timed b3sum_blobs sh -c 'cd "$1" && find . -type f -print0 | xargs -0 -n 2000 b3sum >/dev/null' sh "$W/base/blobs"
       fi
     done
     rm -rf "$W/remote" "$W/pulled" "$W/untar"; mkdir -p "$W/remote" "$W/untar"
     "$COWTREE" remote add scale "file://$W/remote" >/dev/null
     quiesce
-    timed "$W/push.t" "$COWTREE" --store "$W/base" push --remote scale "$A"
+    timed push "$COWTREE" --store "$W/base" push --remote scale "$A"
     # pull against tar -x of the store's blobs (a new file written for each), order alternating
     for who in $( ((r % 2)) && echo "cow ref" || echo "ref cow"); do
       quiesce
       if [[ $who == cow ]]; then
-        timed "$W/pull.t" "$COWTREE" --store "$W/pulled" pull --remote scale "$A"
+        timed pull "$COWTREE" --store "$W/pulled" pull --remote scale "$A"
       else
-        timed "$W/untar.t" tar -xf "$W/blobs.tar" -C "$W/untar"
+        timed untar tar -xf "$W/blobs.tar" -C "$W/untar"
       fi
     done
     "$COWTREE" remote rm scale >/dev/null
     rm -rf "$W/remote" "$W/pulled" "$W/untar"
-  done
-  for c in snapshot clone checkout status switch verify push pull; do
-    wall=$(col 1 "$W/$c.t" | median)
-    rss=$(col 2 "$W/$c.t" | median)
-    ref=""
-    case $c in
-      snapshot) if ((HAVE_B3SUM)); then
-          ref=$(awk -v a="$(col 1 "$W/ref_clone.t" | median)" -v b="$(col 1 "$W/ref_b3sum.t" | median)" \
-            'BEGIN {printf "%.2f", a + b}')
-        fi ;;
-      clone | checkout) ref=$(col 1 "$W/cp.t" | median) ;;
-      status) ref=$(col 1 "$W/du.t" | median) ;;
-      verify | push) if ((HAVE_B3SUM)); then ref=$(col 1 "$W/b3sum_blobs.t" | median); fi ;;
-      pull) ref=$(col 1 "$W/untar.t" | median) ;;
-    esac
-    echo "$files $c $wall $rss ${ref:--}" >>"$TABLE"
   done
   # On btrfs the store keeps each checked-out snapshot's tree as a read-only subvolume, which
   # rm cannot empty: delete those first (`cowtree subvolume delete`: as root, one ioctl each).
@@ -232,23 +220,9 @@ done
 
 say "scale: load after: $(uptime | sed 's/.*load average/load average/')"
 say ""
-say "$(printf '%9s  %-9s %9s %9s %10s %9s %9s %7s' files command wall_s us/file peak_MiB B/file ref_s ratio)"
-while read -r files c wall rss ref; do
-  say "$(awk -v f="$files" -v c="$c" -v w="$wall" -v m="$rss" -v r="$ref" 'BEGIN {
-    ratio = (r == "-" || r == 0) ? "-" : sprintf("%.2f", w / r)
-    printf "%9d  %-9s %9.2f %9.1f %10.1f %9.0f %9s %7s", f, c, w, w * 1e6 / f, m / 1024, m * 1024 / f, r, ratio }')"
-done <"$TABLE"
-say ""
-say "per file, largest tree against smallest (targets: memory <= 1.00x, time <= 1.20x; the"
-say "reference's own growth, and the command's growth divided by it: cowtree's own share):"
-for c in snapshot clone checkout status switch verify push pull; do
-  say "$(awk -v c="$c" '$2 == c { if (!n++) { f0 = $1; w0 = $3; m0 = $4; r0 = $5 } f1 = $1; w1 = $3; m1 = $4; r1 = $5 }
-    END { if (n < 2) { printf "  %-9s (one size only)", c; exit }
-      mr = (m1 / f1) / (m0 / f0); tr = (w1 / f1) / (w0 / f0)
-      printf "  %-9s %d -> %d files: memory per file %.2fx %s, time per file %.2fx %s", c, f0, f1,
-        mr, (mr <= 1.0 ? "PASS" : "MISS"), tr, (tr <= 1.2 ? "PASS" : "MISS")
-      if (r0 != "-" && r1 != "-" && r0 > 0 && r1 > 0) {
-        rr = (r1 / f1) / (r0 / f0)
-        printf "; reference %.2fx, own share %.2fx", rr, tr / rr } }' "$TABLE")"
-done
+if table=$(python3 bench/scale_table.py "$RESULTS"); then
+  say "$table"
+else
+  die "bench/scale_table.py could not make the table; every run is in $RESULTS"
+fi
 say "results: $RESULTS"
