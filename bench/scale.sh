@@ -29,6 +29,9 @@
 #                  even count, the mean of the middle two). The cowtree command and its
 #                  reference alternate in order between runs: with RUNS=1 cowtree runs first.
 #   MEDIAN=K       median small-file size in KiB for gentree.py (default 0.25)
+#   TREES="DIR ..." real trees instead of generated ones (FILES and MEDIAN then unused): each
+#                  copied onto the mount untimed (cp -a) and measured as a generated tree is;
+#                  its size is its count of regular files. Paths without whitespace; set SIZE.
 #   FS=xfs|btrfs   the filesystem (default xfs)
 #   SIZE=S         image size (sparse; default 80 KiB per file of the largest tree, at least
 #                  12G: 39G for 500k files, 153G for 2M; a 500k sweep with its references
@@ -64,9 +67,18 @@ FILES=${FILES:-"80000 500000 2000000"}
 RUNS=${RUNS:-3}
 MEDIAN=${MEDIAN:-0.25}
 FS=${FS:-xfs}
-for n in $FILES; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "FILES: $n is not a count"; done
-# shellcheck disable=SC2086 # split on purpose: each size was checked to be digits above
-[[ -z $(printf '%s\n' $FILES | sort | uniq -d) ]] || die "FILES: a size is listed twice (use RUNS)"
+if [[ -n ${TREES:-} ]]; then
+  for d in $TREES; do [[ -d $d ]] || die "TREES: $d is not a directory"; done
+  [[ -n ${SIZE:-} ]] || die "TREES needs SIZE (the image must hold each tree about five times)"
+  SOURCES=$TREES
+  KIND="trees: $TREES"
+else
+  for n in $FILES; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "FILES: $n is not a count"; done
+  # shellcheck disable=SC2086 # split on purpose: each size was checked to be digits above
+  [[ -z $(printf '%s\n' $FILES | sort | uniq -d) ]] || die "FILES: a size is listed twice (use RUNS)"
+  SOURCES=$FILES
+  KIND="files: $FILES"
+fi
 if [[ -z "${SIZE:-}" ]]; then
   largest=0
   for n in $FILES; do ((n <= largest)) || largest=$n; done
@@ -107,18 +119,28 @@ timed() {
 }
 id_of() { python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <"$W/out.log"; }
 
-say "scale: $(date -u +%FT%TZ), $FS, image $SIZE, files: $FILES, runs: $RUNS, median file ${MEDIAN} KiB, cache $CACHE"
+if [[ -n ${TREES:-} ]]; then tree_kind="real trees"; else tree_kind="median file ${MEDIAN} KiB"; fi
+say "scale: $(date -u +%FT%TZ), $FS, image $SIZE, $KIND, runs: $RUNS, $tree_kind, cache $CACHE"
 ((HAVE_B3SUM)) || say "scale: no b3sum: snapshot, verify and push have no reference"
 say "scale: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo '?'))"
 say "scale: load before: $(uptime | sed 's/.*load average/load average/')"
 
-for files in $FILES; do
+for src in $SOURCES; do
   rm -rf "$W"; mkdir -p "$W"
   T=$MNT/tree
   rm -rf "$T"
-  note "generating $files files"
-  python3 bench/gentree.py "$T" --files "$files" --dirs $((files / 16)) --large 0 \
-    --median "$MEDIAN" | tee -a "$RESULTS" >&2
+  if [[ -n ${TREES:-} ]]; then
+    note "copying $src"
+    cp -a "$src" "$T"
+    files=$(find "$T" -type f | wc -l)
+    ((files > 0)) || die "TREES: $src has no regular files"
+    say "scale: tree $src: $files files, $(du -sh "$T" | cut -f1)"
+  else
+    files=$src
+    note "generating $files files"
+    python3 bench/gentree.py "$T" --files "$files" --dirs $((files / 16)) --large 0 \
+      --median "$MEDIAN" | tee -a "$RESULTS" >&2
+  fi
   # Prepared untimed: a store holding A (the tree) and B (1% of its files changed), a
   # worktree of A, a file:// remote.
   "$COWTREE" --store "$W/base" --json snapshot "$T" >"$W/out.log"

@@ -14,21 +14,25 @@ The snapshot's reference is clone + b3sum of that clone, added within each round
 ran one after the other), then the median of those sums. Sizes are listed in increasing
 order, and the last lines set the largest against the smallest.
 
-Files are pooled only when measured alike: the same filesystem, median file size (gentree's
-MEDIAN), cache mode, loop direct I/O mode and b3sum present or not, read from their `scale:`
-lines (an error otherwise, and for a file with runs but no such line, or given twice). Not
-checked: the cowtree binary, the machine, and what the image sits on; given several files,
-their `scale:` lines are printed first so the reader sees what was pooled.
+Files are pooled only when measured alike: the same filesystem, kind of tree (gentree's
+MEDIAN, or real trees from scale.sh's TREES), cache mode, loop direct I/O mode and b3sum
+present or not, read from their `scale:` lines (an error otherwise, and for a file with runs
+but no such line, or given twice). Not checked: the cowtree binary, the machine, what the
+image sits on, and which real trees; given several files, their `scale:` lines are printed
+first so the reader sees what was pooled.
 """
 
 import os
 import re
+import statistics
 import sys
 from collections import defaultdict
 
-# scale.sh's setup line:
-# "scale: <date>, <fs>, image <size>, files: ..., median file <K> KiB, cache <c>"
-SETUP = re.compile(r"^scale: \d{4}-\d\d-\d\dT\S*, (\w+), .*median file (\S+) KiB, cache (\w+)$")
+# scale.sh's setup line: "scale: <date>, <fs>, image <size>, files: ..., runs: N,
+# median file <K> KiB, cache <c>" (with TREES: "trees: ..., runs: N, real trees, cache <c>")
+SETUP = re.compile(
+    r"^scale: \d{4}-\d\d-\d\dT\S*, (\w+), .*, (median file \S+ KiB|real trees), cache (\w+)$"
+)
 # bench/lib.sh's mount line: "scale: xfs on /dev/loopN (image on ext4), direct I/O to its image: 1"
 DIO = re.compile(r"direct I/O to its image: (\d)")
 COMMANDS = ["snapshot", "clone", "checkout", "status", "switch", "verify", "push", "pull"]
@@ -44,23 +48,17 @@ REFERENCE = {
 
 
 def median(values):
-    v = sorted(values)
-    n = len(v)
-    if n == 0:
-        return None
-    if n % 2:
-        return v[n // 2]
-    return (v[n // 2 - 1] + v[n // 2]) / 2
+    """statistics.median (of an even count, the mean of the middle two), None for no values."""
+    return statistics.median(values) if values else None
 
 
 def read(paths):
     """The runs of every file, pooled: (runs, snap_ref, headers), where runs maps (files, name)
     to [(wall, rss_kib)], snap_ref maps files to each round's clone + b3sum, and headers are
     the files' `scale:` lines."""
-    runs = defaultdict(list)
-    rounds = defaultdict(dict)  # (path, files, round) -> {name: wall}
+    rounds = defaultdict(dict)  # (path, files, round) -> {name: (wall, rss_kib)}
     headers = []
-    setups = defaultdict(list)  # (filesystem, median file, cache, direct I/O, b3sum) -> paths
+    setups = defaultdict(list)  # (filesystem, tree kind, cache, direct I/O, b3sum) -> paths
     seen = {}
     for path in paths:
         try:
@@ -98,8 +96,7 @@ def read(paths):
                     f"scale_table: {path}:{lineno}: a second {name} in round {rnd} of {files} files"
                 )
             has_runs = True
-            runs[(files, name)].append((wall, rss))
-            rounds[(path, files, rnd)][name] = wall
+            rounds[(path, files, rnd)][name] = (wall, rss)
         if has_runs:
             if setup is None:
                 sys.exit(f"scale_table: {path}: runs but no setup line (scale: <date>, <fs>, ...): "
@@ -107,15 +104,18 @@ def read(paths):
             setups[setup + (dio, b3sum)].append(path)
     if len(setups) > 1:
         kinds = "; ".join(
-            f"{fs}, median file {med} KiB, cache {cache}, direct I/O {dio}, b3sum {b3}: "
+            f"{fs}, {kind}, cache {cache}, direct I/O {dio}, b3sum {b3}: "
             + ", ".join(p)
-            for (fs, med, cache, dio, b3), p in setups.items()
+            for (fs, kind, cache, dio, b3), p in setups.items()
         )
         sys.exit(f"scale_table: these files were not measured alike, not pooling them: {kinds}")
+    runs = defaultdict(list)
     snap_ref = defaultdict(list)
     for (_, files, _), names in rounds.items():
+        for name, run in names.items():
+            runs[(files, name)].append(run)
         if "ref_clone" in names and "ref_b3sum" in names:
-            snap_ref[files].append(names["ref_clone"] + names["ref_b3sum"])
+            snap_ref[files].append(names["ref_clone"][0] + names["ref_b3sum"][0])
     return runs, snap_ref, headers
 
 
