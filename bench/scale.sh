@@ -27,7 +27,9 @@
 #   FILES="N ..."  tree sizes in files (default "80000 500000 2000000")
 #   RUNS=N         timed runs per command and size (default 3); medians are reported (of an
 #                  even count, the mean of the middle two). The cowtree command and its
-#                  reference alternate in order between runs: with RUNS=1 cowtree runs first.
+#                  reference alternate in order between runs, FIRST's first in odd runs.
+#   FIRST=cow|ref  which runs first in the first run (default cow): with RUNS=1, a second
+#                  invocation with FIRST=ref runs each pair the other way round.
 #   MEDIAN=K       median small-file size in KiB for gentree.py (default 0.25)
 #   TREES="DIR ..." real trees instead of generated ones (FILES and MEDIAN then unused): each
 #                  copied onto the mount untimed (cp -a) and measured as a generated tree is;
@@ -87,6 +89,8 @@ if [[ -z "${SIZE:-}" ]]; then
   SIZE=${SIZE}G
 fi
 CACHE=${CACHE:-warm}
+FIRST=${FIRST:-cow}
+case $FIRST in cow) first_ref=0 ;; ref) first_ref=1 ;; *) die "FIRST must be cow or ref" ;; esac
 [[ $CACHE == warm || $CACHE == cold ]] || die "CACHE must be warm or cold"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
 [[ $FS == xfs || $FS == btrfs ]] || die "FS must be xfs or btrfs"
@@ -108,6 +112,9 @@ W=$MNT/w
 # Before every timed run: the filesystem synced (and frozen and thawed); with CACHE=cold, the
 # caches dropped.
 quiesce() { bench_quiesce "$CACHE"; }
+# order: which runs first in round $r, cowtree or its reference: FIRST's in odd rounds, the
+# other in even ones.
+order() { if (((r + first_ref) % 2)); then echo "cow ref"; else echo "ref cow"; fi; }
 # timed NAME COMMAND...: runs COMMAND under GNU time and writes the run to the results file as
 # `scale-run FILES ROUND NAME WALL_S PEAK_KIB` (FILES and ROUND are the loops' $files and $r),
 # the lines bench/scale_table.py makes the table of.
@@ -120,7 +127,7 @@ timed() {
 id_of() { python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <"$W/out.log"; }
 
 if [[ -n ${TREES:-} ]]; then tree_kind="real trees"; else tree_kind="median file ${MEDIAN} KiB"; fi
-say "scale: $(date -u +%FT%TZ), $FS, image $SIZE, $KIND, runs: $RUNS, $tree_kind, cache $CACHE"
+say "scale: $(date -u +%FT%TZ), $FS, image $SIZE, $KIND, runs: $RUNS ($FIRST first), $tree_kind, cache $CACHE"
 ((HAVE_B3SUM)) || say "scale: no b3sum: snapshot, verify and push have no reference"
 say "scale: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo '?'))"
 say "scale: load before: $(uptime | sed 's/.*load average/load average/')"
@@ -166,7 +173,7 @@ PY
   for ((r = 1; r <= RUNS; r++)); do
     note "$files files: run $r of $RUNS"
     # snapshot against (clone + b3sum of the fresh clone), order alternating
-    for who in $( ((r % 2)) && echo "cow ref" || echo "ref cow"); do
+    for who in $(order); do
       rm -rf "$W/s" "$W/ref"; quiesce
       if [[ $who == cow ]]; then
         timed snapshot "$COWTREE" --store "$W/s" -q snapshot "$T"
@@ -180,7 +187,7 @@ PY
     done
     rm -rf "$W/s" "$W/ref"
     # clone and checkout against cp -a --reflink=always
-    for who in $( ((r % 2)) && echo "cow ref" || echo "ref cow"); do
+    for who in $(order); do
       rm -rf "$W/d"; quiesce
       if [[ $who == cow ]]; then
         timed clone "$COWTREE" clone "$T" "$W/d"
@@ -192,7 +199,7 @@ PY
     done
     rm -rf "$W/d"
     # status against du -s of the worktree (an lstat of every entry)
-    for who in $( ((r % 2)) && echo "cow ref" || echo "ref cow"); do
+    for who in $(order); do
       quiesce
       if [[ $who == cow ]]; then
         timed status "$COWTREE" --store "$W/base" status "$W/wt"
@@ -204,7 +211,7 @@ PY
     timed switch "$COWTREE" --store "$W/base" -q switch "$B" "$W/wt"
     "$COWTREE" --store "$W/base" -q switch "$A" "$W/wt"
     # verify against b3sum of every blob (a read of each), order alternating
-    for who in $( ((r % 2)) && echo "cow ref" || echo "ref cow"); do
+    for who in $(order); do
       quiesce
       if [[ $who == cow ]]; then
         timed verify "$COWTREE" --store "$W/base" verify
@@ -218,7 +225,7 @@ PY
     quiesce
     timed push "$COWTREE" --store "$W/base" push --remote scale "$A"
     # pull against tar -x of the store's blobs (a new file written for each), order alternating
-    for who in $( ((r % 2)) && echo "cow ref" || echo "ref cow"); do
+    for who in $(order); do
       quiesce
       if [[ $who == cow ]]; then
         timed pull "$COWTREE" --store "$W/pulled" pull --remote scale "$A"
