@@ -791,9 +791,13 @@ fn an_interrupted_switch_or_reset_prints_the_command_that_finishes_it() {
     cowtree_testutil::assert_diff_clean(&b, &wt);
 
     // An interrupted reset: the command printed finishes it.
+    let dirtied: Vec<PathBuf> = (0..3000)
+        .step_by(3)
+        .map(|i| wt.join(format!("d{}/f{i}", i % 5)))
+        .collect();
     let dirty = || {
-        for i in (0..3000).step_by(3) {
-            fs::write(wt.join(format!("d{}/f{i}", i % 5)), b"changed").unwrap();
+        for f in &dirtied {
+            fs::write(f, b"changed").unwrap();
         }
     };
     let t = Instant::now();
@@ -811,12 +815,13 @@ fn an_interrupted_switch_or_reset_prints_the_command_that_finishes_it() {
         }
         // No command: stopped before it said how to finish (it says so before its first
         // change), so every dirtied file is still as `dirty` left it.
-        let still_dirty = (0..3000)
-            .step_by(3)
-            .filter(|i| fs::read(wt.join(format!("d{}/f{i}", i % 5))).unwrap() == b"changed")
+        let still_dirty = dirtied
+            .iter()
+            .filter(|f| fs::read(f).unwrap() == b"changed")
             .count();
         assert_eq!(
-            still_dirty, 1000,
+            still_dirty,
+            dirtied.len(),
             "a reset that printed no command changed files: {msg}"
         );
         tries += 1;
