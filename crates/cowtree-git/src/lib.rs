@@ -421,16 +421,16 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         Some(c) => c.to_string(),
         None => plan.head_line.clone(),
     };
-    let reg = register::Registration::create(
-        &common,
-        &dst.name,
-        &dst.path.join(".git"),
-        &first_head,
-        opts.lock.as_deref(),
-        opts.sync,
-    )?;
-    let admin_dir = reg.path();
-    run.registered(reg)?;
+    let admin_dir = run.register(|| {
+        register::Registration::create(
+            &common,
+            &dst.name,
+            &dst.path.join(".git"),
+            &first_head,
+            opts.lock.as_deref(),
+            opts.sync,
+        )
+    })?;
     run.create_parents(&dst.path)?;
 
     let parent_dir = Dir::open(&dst.parent).map_err(Error::io("open", &dst.parent))?;

@@ -161,7 +161,6 @@ impl Run {
         dst: &Path,
         registry: Option<&Path>,
     ) -> Result<Run> {
-        let record = registry.map(|r| new_record(r, common)).transpose()?;
         let state = Arc::new(Mutex::new(State {
             aborted: false,
             published: false,
@@ -171,13 +170,24 @@ impl Run {
             parents: Vec::new(),
             staging: None,
             branch: None,
-            record,
+            record: None,
             dst: dst.to_owned(),
         }));
-        let mut active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
-        active.retain(|w| w.strong_count() > 0);
-        active.push(Arc::downgrade(&state));
-        Ok(Run { state })
+        {
+            let mut active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
+            active.retain(|w| w.strong_count() > 0);
+            active.push(Arc::downgrade(&state));
+        }
+        let run = Run { state };
+        // Made as a step of a run [`abort_all`] already sees, as everything after it: a signal
+        // that comes while it is made is handled once it is, and takes it back.
+        if let Some(r) = registry {
+            run.step(|s| {
+                s.record = Some(new_record(r, common)?);
+                Ok(())
+            })?;
+        }
+        Ok(run)
     }
 
     /// Runs `f` as one step: not at all once the run was aborted ([`Error::Interrupted`]),
@@ -190,11 +200,15 @@ impl Run {
         f(&mut s)
     }
 
-    /// Makes `reg` (just created, locked) the run's registration: its journal.
-    pub fn registered(&self, reg: Registration) -> Result<()> {
+    /// Creates the run's registration (its journal) with `create`, as one step: a signal
+    /// that comes while it is created takes it back once it exists, and none is created once
+    /// the run was aborted. Returns its path.
+    pub fn register(&self, create: impl FnOnce() -> Result<Registration>) -> Result<PathBuf> {
         self.step(|s| {
+            let reg = create()?;
+            let path = reg.path();
             s.reg = Some(reg);
-            Ok(())
+            Ok(path)
         })
     }
 
@@ -369,4 +383,94 @@ pub fn clean_killed_runs(registry: &Path) -> Result<KilledRuns> {
         out.records += 1;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    // The only tests in this crate that make runs: `abort_all` aborts every run of the process.
+    use super::*;
+    use std::ffi::OsStr;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Held by each test here: `abort_all` in one would abort the other's run.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+    fn create(common: &Path, dst: &Path) -> Result<Registration> {
+        Registration::create(
+            common,
+            OsStr::new("wt"),
+            &dst.join(".git"),
+            "0000000000000000000000000000000000000000",
+            None,
+            false,
+        )
+    }
+
+    /// A signal that comes while the registration is being created (the window a
+    /// `git worktree add` interrupted 5 ms after it started fell into) is handled once it
+    /// exists, and takes it back, with the run's record.
+    #[test]
+    fn an_abort_while_the_registration_is_created_takes_it_back() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+        let tmp = tempfile::tempdir().unwrap();
+        let (common, dst, registry) = (
+            tmp.path().join("common"),
+            tmp.path().join("wt"),
+            tmp.path().join("registry"),
+        );
+        std::fs::create_dir(&common).unwrap();
+        let run = Run::begin(tmp.path(), &common, &dst, Some(&registry)).unwrap();
+        assert_eq!(std::fs::read_dir(&registry).unwrap().count(), 1);
+        let (inside, told) = mpsc::channel();
+        let (registered, said) = std::thread::scope(|scope| {
+            let (run, common, dst) = (&run, &common, &dst);
+            // The sender moves into the worker: if it ends without sending, `recv` fails.
+            let worker = scope.spawn(move || {
+                run.register(move || {
+                    inside.send(()).unwrap();
+                    std::thread::sleep(Duration::from_millis(200));
+                    create(common, dst)
+                })
+            });
+            told.recv().expect("the worker registers");
+            let said = abort_all();
+            (worker.join().unwrap(), said)
+        });
+        let path = registered.unwrap();
+        assert_eq!(path, common.join("worktrees/wt"));
+        assert!(!path.exists(), "the registration was left: {said:?}");
+        assert!(
+            said.iter().any(|s| s.contains("removed its registration")),
+            "{said:?}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&registry).unwrap().count(),
+            0,
+            "record left"
+        );
+        assert!(matches!(
+            run.staging(&tmp.path().join("staging")),
+            Err(Error::Interrupted)
+        ));
+    }
+
+    /// Once the run was aborted, no registration is created.
+    #[test]
+    fn after_an_abort_no_registration_is_created() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+        let tmp = tempfile::tempdir().unwrap();
+        let (common, dst) = (tmp.path().join("common"), tmp.path().join("wt"));
+        std::fs::create_dir(&common).unwrap();
+        let run = Run::begin(tmp.path(), &common, &dst, None).unwrap();
+        abort_all();
+        let mut called = false;
+        let r = run.register(|| {
+            called = true;
+            create(&common, &dst)
+        });
+        assert!(matches!(r, Err(Error::Interrupted)), "{:?}", r.map(|_| ()));
+        assert!(!called);
+        assert!(!common.join("worktrees").exists());
+    }
 }
