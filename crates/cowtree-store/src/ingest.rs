@@ -49,7 +49,7 @@ use std::os::fd::AsFd;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
@@ -63,9 +63,10 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, fstat, open
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
+use crate::found::{Found, Node, Piece, TooLong};
 use crate::hash::Hash;
-use crate::manifest::{Entry, Manifest, show};
-use crate::store::{EncodedManifest, Store};
+use crate::manifest::{Manifest, show};
+use crate::store::Store;
 use crate::util::{join, path_of};
 use crate::workers::LOOKAHEAD;
 
@@ -171,7 +172,12 @@ struct Recorder<'w, 'a> {
     /// (device, inode) of the store's root directory, which is never recorded.
     store_id: (u64, u64),
     put: &'w Putter<'a>,
-    entries: Vec<Entry>,
+    /// The next directory slot (see [`crate::found`]); the root is 0.
+    slots: &'w AtomicU32,
+    /// The directories this worker visited, by slot.
+    nodes: Vec<(u32, Node)>,
+    /// The files and symlinks it found.
+    pieces: Vec<Piece>,
 }
 
 /// Puts files into the store one at a time, the way a snapshot records each file (see the
@@ -280,26 +286,33 @@ pub fn snapshot_dir_with_progress(
         put = put.with_ctime_margin(0);
     }
     let walk_root = frozen.as_ref().map_or(&root, |p| p.dir());
+    let slots = AtomicU32::new(1);
     let recorders = Walk::on(crate::workers::pool(crate::workers::Pool::Ingest))
         .progress(progress)
-        .run(vec![(walk_root, ())], || Recorder {
+        .run(vec![(walk_root, 0)], || Recorder {
             root_path: src,
             store_id,
             put: &put,
-            entries: Vec::new(),
+            slots: &slots,
+            nodes: Vec::new(),
+            pieces: Vec::new(),
         })?;
     let walked = started.elapsed();
+    let found = found(recorders, slots.load(Ordering::Relaxed))?;
     // Every blob the manifest names is placed: they are made durable (`syncfs`, which mostly
-    // waits for the disk) while the manifest is sorted, checked, encoded and hashed, and the
-    // manifest is named only after both (docs/store.md, "Durability").
-    let (synced, manifest) = std::thread::scope(|s| {
+    // waits for the disk) while the manifest is put in order, checked, encoded, hashed and
+    // written, and the manifest is named only after both (docs/store.md, "Durability";
+    // the writer's `finish` syncs again, which finds little left to do).
+    let context = format!("snapshot of {}", src.display());
+    let (synced, written) = std::thread::scope(|s| {
         let sync = std::thread::Builder::new()
             .name("cowtree-sync".into())
             .spawn_scoped(s, || store.sync_filesystem());
-        let manifest = build_manifest(recorders, src).map(|m| {
-            let encoded = EncodedManifest::new(&m);
-            (m, encoded)
-        });
+        let written = (|| {
+            let mut writer = store.manifest_writer(found.entries(), &context)?;
+            let counts = found.write(|entry| writer.push(entry))?;
+            Ok::<_, Error>((writer, counts))
+        })();
         let synced = match sync {
             Ok(t) => t
                 .join()
@@ -307,12 +320,13 @@ pub fn snapshot_dir_with_progress(
             // No thread to be had: in turn.
             Err(_) => store.sync_filesystem(),
         };
-        (synced, manifest)
+        (synced, written)
     });
-    let (manifest, encoded) = manifest?;
+    drop(found);
+    let (writer, counts) = written?;
     synced?;
     let built = started.elapsed();
-    let id = store.save_synced(&encoded)?;
+    let id = writer.finish()?;
     if std::env::var_os("COWTREE_TIMING").is_some() {
         eprintln!(
             "timing: walk {walked:?}, manifest built and store synced {built:?}, saved {:?}",
@@ -329,7 +343,7 @@ pub fn snapshot_dir_with_progress(
             let kept = p.publish(&id).is_ok();
             if kept {
                 // Best effort: a checkout counts from the manifest when these are missing.
-                let _ = crate::trees::set_counts(store, &id, &crate::trees::Counts::of(&manifest));
+                let _ = crate::trees::set_counts(store, &id, &counts);
             }
             kept
         }
@@ -337,8 +351,8 @@ pub fn snapshot_dir_with_progress(
     };
     let report = IngestReport {
         id,
-        files: manifest.files(),
-        bytes: manifest.bytes(),
+        files: counts.files,
+        bytes: counts.bytes,
         new_blobs: put.new_blobs(),
         new_bytes: put.new_bytes(),
         cloned_bytes: put.cloned_bytes(),
@@ -352,22 +366,17 @@ pub fn snapshot_dir_with_progress(
     Ok(report)
 }
 
-/// The manifest of the entries the walk's `recorders` found in `src`: sorted on the ingest
-/// pool's threads, then checked.
-fn build_manifest(recorders: Vec<Recorder<'_, '_>>, src: &Path) -> Result<Manifest> {
-    let mut entries = Vec::with_capacity(recorders.iter().map(|r| r.entries.len()).sum());
-    for r in recorders {
-        entries.extend(r.entries);
+/// What the walk's `recorders` found, put together (`slots`: the directory slots given out).
+fn found(recorders: Vec<Recorder<'_, '_>>, slots: u32) -> Result<Found> {
+    if slots == u32::MAX {
+        return Err(Error::msg("snapshot: more than 4,294,967,294 directories"));
     }
-    // Paths are unique in a valid manifest (a duplicate is refused by the check below,
-    // whatever its order), so an unstable sort gives the one order; `Manifest::new` then finds
-    // the entries sorted at the cost of one pass.
-    crate::workers::pool(crate::workers::Pool::Ingest)
-        .sort_unstable_by(&mut entries, |a, b| a.path.cmp(&b.path));
-    Manifest::new(entries).map_err(|source| Error::Manifest {
-        context: format!("snapshot of {}", src.display()),
-        source,
-    })
+    let (mut nodes, mut pieces) = (Vec::new(), Vec::new());
+    for r in recorders {
+        nodes.extend(r.nodes);
+        pieces.extend(r.pieces);
+    }
+    Ok(Found::new(nodes, pieces, slots))
 }
 
 /// `names` cut into runs of `size` (the last may be shorter), in order, each allocated for
@@ -401,10 +410,12 @@ impl Recorder<'_, '_> {
     /// Puts the regular files `names` of `dir` (at `rel`, on device `dev`) into the store
     /// ([`Putter::put_files`]), recording each in turn; the first error, naming its file, ends
     /// the job.
+    #[allow(clippy::too_many_arguments)]
     fn ingest_files(
         &mut self,
         dir: &Dir,
         dev: u64,
+        slot: u32,
         rel: &[u8],
         names: &[OsString],
         progress: &Progress,
@@ -413,20 +424,23 @@ impl Recorder<'_, '_> {
         if stopped() {
             return Ok(());
         }
-        self.entries.reserve(names.len());
+        let bytes = names.iter().map(|n| n.len()).sum();
+        let mut piece = Piece::new(slot, names.len(), bytes);
         let mut failed = None;
         let putter = self.put;
         putter.put_files(dir, dev, names, |name, put| {
-            let path = join(rel, name.as_bytes());
+            let path = || join(rel, name.as_bytes());
             match put {
                 Ok(Some(p)) => {
                     progress.add(1, p.size);
-                    self.entries
-                        .push(Entry::blob(path, p.executable, p.size, p.hash));
+                    if let Err(e) = piece.file(name.as_bytes(), p.executable, p.size, &p.hash) {
+                        failed = Some(self.too_long(&path(), e));
+                        return ControlFlow::Break(());
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    failed = Some(Error::io_at("", self.full(&path), e));
+                    failed = Some(Error::io_at("", self.full(&path()), e));
                     return ControlFlow::Break(());
                 }
             }
@@ -436,18 +450,41 @@ impl Recorder<'_, '_> {
                 ControlFlow::Continue(())
             }
         });
+        piece.shrink();
+        self.pieces.push(piece);
         failed.map_or(Ok(()), Err)
+    }
+
+    fn too_long(&self, path: &[u8], _: TooLong) -> Error {
+        Error::msg(format!(
+            "{}: its name or target is too long to record",
+            self.full(path).display()
+        ))
+    }
+
+    /// A new directory slot.
+    fn slot(&self) -> Result<u32> {
+        let slot = self.slots.fetch_add(1, Ordering::Relaxed);
+        if slot >= u32::MAX - 1 {
+            self.slots.store(u32::MAX, Ordering::Relaxed);
+            return Err(Error::msg(format!(
+                "snapshot of {}: more than 4,294,967,294 directories",
+                self.root_path.display()
+            )));
+        }
+        Ok(slot)
     }
 }
 
 impl Visitor for Recorder<'_, '_> {
-    type Ctx = ();
-    /// Regular files of one directory (its device, their names), when a big directory is
-    /// split so that several workers share it.
-    type Job = (u64, Vec<OsString>);
+    /// The directory's slot (see [`crate::found`]).
+    type Ctx = u32;
+    /// Regular files of one directory (its device, its slot, their names), when a big
+    /// directory is split so that several workers share it.
+    type Job = (u64, u32, Vec<OsString>);
     type Error = Error;
 
-    fn visit_dir(&mut self, d: &mut DirVisit<'_, (), Self::Job>, (): ()) -> Result<()> {
+    fn visit_dir(&mut self, d: &mut DirVisit<'_, u32, Self::Job>, slot: u32) -> Result<()> {
         let rel = d.rel();
         if rel.len() > PATH_MAX {
             // The manifest would refuse the path anyway: refuse it now, before the files
@@ -473,8 +510,10 @@ impl Visitor for Recorder<'_, '_> {
             .map_err(|e| Error::io_at("read directory", self.full(d.rel()), e))?;
         let rel = d.rel();
         if list.is_empty() && !rel.is_empty() {
-            self.entries.push(Entry::dir(rel.to_vec()));
+            self.nodes.push((slot, Node::empty()));
+            return Ok(());
         }
+        let mut links = Piece::new(slot, 0, 0);
         let mut files: Vec<OsString> = Vec::new();
         let mut subdirs: Vec<OsString> = Vec::new();
         for ent in list {
@@ -502,8 +541,9 @@ impl Visitor for Recorder<'_, '_> {
                         Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                         Err(e) => return Err(Error::io_at("", self.full(&path), e)),
                     };
-                    self.entries
-                        .push(Entry::symlink(path, target.as_bytes().to_vec()));
+                    if let Err(e) = links.symlink(ent.name.as_bytes(), target.as_bytes()) {
+                        return Err(self.too_long(&path, e));
+                    }
                 }
                 other => {
                     let path = join(rel, ent.name.as_bytes());
@@ -516,23 +556,36 @@ impl Visitor for Recorder<'_, '_> {
                 }
             }
         }
-        for name in subdirs {
-            d.descend(&name, ());
+        if !links.is_empty() {
+            links.shrink();
+            self.pieces.push(links);
         }
+        let mut node = Node::default();
+        for name in subdirs {
+            let sub = self.slot()?;
+            if let Err(e) = node.sub(name.as_bytes(), sub) {
+                return Err(self.too_long(&join(d.rel(), name.as_bytes()), e));
+            }
+            d.descend(&name, sub);
+        }
+        node.shrink();
+        self.nodes.push((slot, node));
         // The files go into jobs (a big directory's split so that several workers share it),
         // so that the subdirectories reach the other workers now, not after this directory's
         // files; the last job queued is the next this worker takes.
         for chunk in chunks(files, FILE_CHUNK) {
-            d.spawn((dev, chunk));
+            d.spawn((dev, slot, chunk));
         }
         Ok(())
     }
 
-    fn visit_job(&mut self, j: &JobVisit<'_>, (dev, names): Self::Job) -> Result<()> {
-        self.ingest_files(j.dir(), dev, j.rel(), &names, j.progress(), || j.stopped())
+    fn visit_job(&mut self, j: &JobVisit<'_>, (dev, slot, names): Self::Job) -> Result<()> {
+        self.ingest_files(j.dir(), dev, slot, j.rel(), &names, j.progress(), || {
+            j.stopped()
+        })
     }
 
-    fn open_failed(&mut self, at: &Failed<'_>, (): (), e: io::Error) -> Result<()> {
+    fn open_failed(&mut self, at: &Failed<'_>, _: u32, e: io::Error) -> Result<()> {
         Err(Error::io_at("", self.full(at.rel), e))
     }
 }
@@ -1349,11 +1402,14 @@ mod tests {
         let dev = cowtree_fs::sys::stat_dev(&dir.stat_self().unwrap());
         let staging = store.staging("ingest").unwrap();
         let put = Putter::new(&store, staging.dir());
+        let slots = AtomicU32::new(1);
         let recorder = || Recorder {
             root_path: &src,
             store_id: (0, 0),
             put: &put,
-            entries: Vec::new(),
+            slots: &slots,
+            nodes: Vec::new(),
+            pieces: Vec::new(),
         };
         let names = |list: &[&str]| -> Vec<OsString> { list.iter().map(OsString::from).collect() };
         let progress = Progress::default();
@@ -1365,6 +1421,7 @@ mod tests {
             .ingest_files(
                 &dir,
                 dev,
+                0,
                 b"sub",
                 &names(&["a0", "gone", "a1", "a2", "fifo", "a3", "a4"]),
                 &progress,
@@ -1374,8 +1431,8 @@ mod tests {
             .to_string();
         assert!(err.contains("sub/fifo"), "{err}");
         assert!(err.contains("other than a regular file"), "{err}");
-        let recorded: Vec<&[u8]> = r.entries.iter().map(|e| e.path.as_slice()).collect();
-        assert_eq!(recorded, [&b"sub/a0"[..], b"sub/a1", b"sub/a2"]);
+        assert_eq!(r.pieces.len(), 1);
+        assert_eq!(r.pieces[0].names(), [&b"a0"[..], b"a1", b"a2"]);
         // Every file, in order, each under its own name and content; fewer files than the
         // lookahead too.
         for list in [
@@ -1384,13 +1441,13 @@ mod tests {
             &["a6", "a7"],
         ] {
             let mut r = recorder();
-            r.ingest_files(&dir, dev, b"", &names(list), &progress, || false)
+            r.ingest_files(&dir, dev, 0, b"", &names(list), &progress, || false)
                 .unwrap();
-            assert_eq!(r.entries.len(), list.len());
-            for (e, name) in r.entries.iter().zip(list) {
-                assert_eq!(e.path, name.as_bytes());
+            let piece = &r.pieces[0];
+            assert_eq!(piece.len(), list.len());
+            for ((got, hash), name) in piece.names().into_iter().zip(piece.hashes()).zip(list) {
+                assert_eq!(got, name.as_bytes());
                 let i: usize = name[1..].parse().unwrap();
-                let hash = *e.hash().expect("a blob");
                 assert_eq!(hash, Hash::of(&content(i)), "{name}");
                 assert_eq!(
                     std::fs::read(store.blob_path(&hash)).unwrap(),
@@ -1434,7 +1491,13 @@ mod tests {
         );
         assert_eq!(put.new_blobs(), 2, "the duplicate was found by its link");
         // Once the store holds a snapshot, the next putter pre-hashes and finds every blob.
-        let manifest = Manifest::new(vec![Entry::blob(b"a".to_vec(), false, 4, first[0])]).unwrap();
+        let manifest = Manifest::new(vec![crate::manifest::Entry::blob(
+            b"a".to_vec(),
+            false,
+            4,
+            first[0],
+        )])
+        .unwrap();
         store.save(&manifest).unwrap();
         let put = Putter::new(&store, staging.dir());
         assert!(!put.store_was_empty);

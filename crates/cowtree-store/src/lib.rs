@@ -31,6 +31,7 @@ pub mod checkout;
 pub mod dest_staging;
 pub mod discover;
 pub mod error;
+mod found;
 pub mod gc;
 pub mod hash;
 pub mod history;

@@ -20,22 +20,6 @@ pub const FORMAT_VERSION: u32 = 1;
 const FORMAT_FILE: &str = "format";
 const LAYOUT: [&str; 5] = ["blobs", "snapshots", "refs", "worktrees", "tmp"];
 
-/// A manifest encoded and hashed ahead of [`Store::save_synced`] (e.g. while the store is
-/// synced), so that the save does neither; its id is always the hash of its bytes.
-pub struct EncodedManifest {
-    bytes: Vec<u8>,
-    id: Hash,
-}
-
-impl EncodedManifest {
-    /// Encodes `m` and hashes the encoding.
-    pub fn new(m: &Manifest) -> EncodedManifest {
-        let bytes = m.encode();
-        let id = Hash::of(&bytes);
-        EncodedManifest { bytes, id }
-    }
-}
-
 /// An open store.
 #[derive(Debug)]
 pub struct Store {
@@ -344,21 +328,9 @@ impl Store {
         self.write_manifest(&m.encode())
     }
 
-    /// [`Store::save`] for a caller that has made every blob `m` names durable itself
-    /// ([`Store::sync_filesystem`] after the last blob was placed) and has encoded the
-    /// manifest already (e.g. while that sync ran): the manifest is written and named durably
-    /// with no `syncfs` of its own. Returns its id.
-    pub fn save_synced(&self, m: &EncodedManifest) -> Result<Hash> {
-        self.write_manifest_after(&m.bytes, m.id, true)
-    }
-
+    /// Writes a manifest's `bytes` under their hash, once the blobs it names are durable.
     fn write_manifest(&self, bytes: &[u8]) -> Result<Hash> {
-        self.write_manifest_after(bytes, Hash::of(bytes), false)
-    }
-
-    /// Writes a manifest's `bytes` under `id`, their hash; `synced`: the blobs are durable
-    /// already.
-    fn write_manifest_after(&self, bytes: &[u8], id: Hash, synced: bool) -> Result<Hash> {
+        let id = Hash::of(bytes);
         let name = OsString::from(id.to_hex());
         let path = self.root.join("snapshots").join(&name);
         if (self.snapshots.try_stat(&name))
@@ -368,9 +340,7 @@ impl Store {
             // See `ManifestWriter::finish`.
             self.sync_snapshots()?;
         } else {
-            if !synced {
-                self.sync_filesystem()?;
-            }
+            self.sync_filesystem()?;
             write_atomic(&self.snapshots, &name, bytes, 0o444)
                 .map_err(|e| Error::io_at("write", &path, e))?;
         }

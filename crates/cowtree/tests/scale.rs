@@ -4,11 +4,13 @@
 //! The peak is the child's own (`wait4`'s `ru_maxrss`: the high-water mark `VmHWM` in its
 //! `/proc/PID/status`, kept after it exits), less that of the same command on a one-file
 //! tree (the binary, its threads and buffers), divided by the files. What must hold the whole
-//! tree (the manifest's entries) costs a few hundred bytes a file; anything that grows with
-//! the square of the tree, or of a directory, passes the bound at this size. One
-//! directory holds a quarter of the files: big directories are split among workers, and a
-//! split that kept every chunk's whole allocation held 24·N²/256 bytes for N names (234 MiB
-//! for these 50,000, 2.5 GiB for a directory of 165,000 in a 500,000-file tree).
+//! tree costs about a hundred bytes a file in the snapshot (names, not paths: a second test
+//! checks that longer paths cost it nothing), a few hundred in checkout and verify (the
+//! manifest's entries); anything that grows with the square of the tree, or of a directory,
+//! passes the bound at this size. One directory holds a quarter of the files: big
+//! directories are split among workers, and a split that kept every chunk's whole allocation
+//! held 24·N²/256 bytes for N names (234 MiB for these 50,000, 2.5 GiB for a directory of
+//! 165,000 in a 500,000-file tree).
 //!
 //! Not a timing: the figures are printed (`--nocapture`); bench/scale.sh has the sweep.
 
@@ -31,9 +33,14 @@ const PER_DIR: usize = 100;
 /// One file in this many has content of its own.
 const DISTINCT: usize = 8;
 /// Peak resident bytes per file allowed above the one-file run's, per command: about 2.2
-/// times what each takes now (snapshot 340-370, checkout 570, verify 250; a debug build holds
-/// the same data as a release one). The snapshot's split that held N²/256 names took 1,300.
-const BOUNDS: [(&str, u64); 3] = [("snapshot", 768), ("checkout", 1280), ("verify", 576)];
+/// times what each takes now (snapshot 90, checkout 570, verify 250; a debug build holds
+/// the same data as a release one). The snapshot's split that held N²/256 names took 1,300,
+/// and its manifest held as entries with their whole paths 340-370.
+const BOUNDS: [(&str, u64); 3] = [("snapshot", 200), ("checkout", 1280), ("verify", 576)];
+/// Peak resident bytes per file the snapshot may gain when every path is 204 bytes longer
+/// (the same files under four more directories of 50-byte names): it holds names, not paths
+/// (each path held whole would add at least its 204 bytes).
+const LONG_PATHS_BOUND: u64 = 48;
 
 /// Writes `files` files under `root`: `BIG_DIR` of them in one directory, the rest `PER_DIR`
 /// to a directory two levels down, with names about as long as a source tree's. One in
@@ -125,4 +132,37 @@ fn snapshot_checkout_and_verify_memory_per_file_is_bounded_on_a_200k_file_tree()
         ran.as_secs_f64()
     );
     assert!(over.is_empty(), "{FILES} files:\n{}", over.join("\n"));
+}
+
+#[test]
+fn the_snapshots_memory_does_not_grow_with_the_length_of_the_paths() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let short = dir.path().join("short");
+    let blobs = make_tree(&short, FILES);
+    let snapshot = |tree: &Path, store: &str| {
+        let (v, kib) = peak(&dir.path().join(store), &[s("snapshot"), tree.as_os_str()]);
+        assert_eq!(v["files"], FILES as u64, "{v}");
+        assert_eq!(v["new_blobs"], blobs as u64, "{v}");
+        kib
+    };
+    let short_kib = snapshot(&short, "store-short");
+    // The same files, each path 204 bytes longer.
+    let long = dir.path().join("long");
+    let deep = (0..4).fold(long.clone(), |p, i| p.join(format!("{i}").repeat(50)));
+    fs::create_dir_all(&deep).unwrap();
+    for top in ["vendor", "src"] {
+        fs::rename(short.join(top), deep.join(top)).unwrap();
+    }
+    let long_kib = snapshot(&long, "store-long");
+    let grew = long_kib.saturating_sub(short_kib) * 1024 / FILES as u64;
+    println!(
+        "snapshot of {FILES} files: peak RSS {} KiB with paths 204 bytes longer, {} KiB \
+         without: {grew} bytes per file more (bound {LONG_PATHS_BOUND})",
+        long_kib, short_kib
+    );
+    assert!(
+        grew <= LONG_PATHS_BOUND,
+        "the snapshot's peak grew by {grew} bytes per file with paths 204 bytes longer \
+         ({short_kib} -> {long_kib} KiB)"
+    );
 }
