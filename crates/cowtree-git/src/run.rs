@@ -89,7 +89,17 @@ impl State {
     }
 }
 
-static ACTIVE: Mutex<Vec<Weak<Mutex<State>>>> = Mutex::new(Vec::new());
+/// The runs of this process, and whether [`abort_all`] was called: a run that would begin
+/// after it (a signal handled while `add` had not yet begun its run) does not.
+struct Active {
+    runs: Vec<Weak<Mutex<State>>>,
+    aborted: bool,
+}
+
+static ACTIVE: Mutex<Active> = Mutex::new(Active {
+    runs: Vec::new(),
+    aborted: false,
+});
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -97,15 +107,14 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 /// Takes back every [`crate::add`] in progress in this process (each after the step it is in
 /// has ended), and finishes one that had already put DST in place. For a signal handler: the
-/// runs fail with [`Error::Interrupted`] from their next step. Returns one phrase for each
-/// thing done, and last what is left.
+/// runs fail with [`Error::Interrupted`] from their next step, and a run begun after this
+/// fails at once. Returns one phrase for each thing done, and last what is left.
 pub fn abort_all() -> Vec<String> {
-    let runs: Vec<Arc<Mutex<State>>> = ACTIVE
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .filter_map(Weak::upgrade)
-        .collect();
+    let runs: Vec<Arc<Mutex<State>>> = {
+        let mut active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
+        active.aborted = true;
+        active.runs.iter().filter_map(Weak::upgrade).collect()
+    };
     let mut said = Vec::new();
     for run in runs {
         let mut s = lock(&run);
@@ -175,8 +184,11 @@ impl Run {
         }));
         {
             let mut active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
-            active.retain(|w| w.strong_count() > 0);
-            active.push(Arc::downgrade(&state));
+            if active.aborted {
+                return Err(Error::Interrupted);
+            }
+            active.runs.retain(|w| w.strong_count() > 0);
+            active.runs.push(Arc::downgrade(&state));
         }
         let run = Run { state };
         // Made as a step of a run [`abort_all`] already sees, as everything after it: a signal
@@ -396,6 +408,16 @@ mod tests {
     /// Held by each test here: `abort_all` in one would abort the other's run.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+    /// Takes the lock above and undoes an earlier test's `abort_all`.
+    fn alone() -> MutexGuard<'static, ()> {
+        let one = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+        ACTIVE
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .aborted = false;
+        one
+    }
+
     fn create(common: &Path, dst: &Path) -> Result<Registration> {
         Registration::create(
             common,
@@ -412,7 +434,7 @@ mod tests {
     /// exists, and takes it back, with the run's record.
     #[test]
     fn an_abort_while_the_registration_is_created_takes_it_back() {
-        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+        let _one = alone();
         let tmp = tempfile::tempdir().unwrap();
         let (common, dst, registry) = (
             tmp.path().join("common"),
@@ -458,7 +480,7 @@ mod tests {
     /// Once the run was aborted, no registration is created.
     #[test]
     fn after_an_abort_no_registration_is_created() {
-        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+        let _one = alone();
         let tmp = tempfile::tempdir().unwrap();
         let (common, dst) = (tmp.path().join("common"), tmp.path().join("wt"));
         std::fs::create_dir(&common).unwrap();
@@ -472,5 +494,23 @@ mod tests {
         assert!(matches!(r, Err(Error::Interrupted)), "{:?}", r.map(|_| ()));
         assert!(!called);
         assert!(!common.join("worktrees").exists());
+    }
+
+    /// A signal handled before `add` began its run (while it resolved its arguments): the
+    /// run does not begin, so nothing is made after the handler said nothing was.
+    #[test]
+    fn a_run_begun_after_an_abort_is_refused() {
+        let _one = alone();
+        let tmp = tempfile::tempdir().unwrap();
+        let registry = tmp.path().join("registry");
+        abort_all();
+        let r = Run::begin(
+            tmp.path(),
+            tmp.path(),
+            &tmp.path().join("wt"),
+            Some(&registry),
+        );
+        assert!(matches!(r, Err(Error::Interrupted)), "{:?}", r.map(|_| ()));
+        assert!(!registry.exists(), "no record made");
     }
 }
