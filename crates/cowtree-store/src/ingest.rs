@@ -298,7 +298,7 @@ pub fn snapshot_dir_with_progress(
             pieces: Vec::new(),
         })?;
     let walked = started.elapsed();
-    let found = found(recorders, slots.load(Ordering::Relaxed))?;
+    let found = found(recorders, slots.load(Ordering::Relaxed));
     // Every blob the manifest names is placed: they are made durable (`syncfs`, which mostly
     // waits for the disk) while the manifest is put in order, checked, encoded, hashed and
     // written, and the manifest is named only after both (docs/store.md, "Durability";
@@ -367,16 +367,13 @@ pub fn snapshot_dir_with_progress(
 }
 
 /// What the walk's `recorders` found, put together (`slots`: the directory slots given out).
-fn found(recorders: Vec<Recorder<'_, '_>>, slots: u32) -> Result<Found> {
-    if slots == u32::MAX {
-        return Err(Error::msg("snapshot: more than 4,294,967,294 directories"));
-    }
+fn found(recorders: Vec<Recorder<'_, '_>>, slots: u32) -> Found {
     let (mut nodes, mut pieces) = (Vec::new(), Vec::new());
     for r in recorders {
         nodes.extend(r.nodes);
         pieces.extend(r.pieces);
     }
-    Ok(Found::new(nodes, pieces, slots))
+    Found::new(nodes, pieces, slots)
 }
 
 /// `names` cut into runs of `size` (the last may be shorter), in order, each allocated for
@@ -464,14 +461,16 @@ impl Recorder<'_, '_> {
 
     /// A new directory slot.
     fn slot(&self) -> Result<u32> {
-        let slot = self.slots.fetch_add(1, Ordering::Relaxed);
-        if slot >= u32::MAX - 1 {
-            self.slots.store(u32::MAX, Ordering::Relaxed);
+        let next = |s: u32| s.checked_add(1).filter(|&n| n < u32::MAX);
+        let Ok(slot) = self
+            .slots
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, next)
+        else {
             return Err(Error::msg(format!(
                 "snapshot of {}: more than 4,294,967,294 directories",
                 self.root_path.display()
             )));
-        }
+        };
         Ok(slot)
     }
 }
@@ -541,8 +540,16 @@ impl Visitor for Recorder<'_, '_> {
                         Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                         Err(e) => return Err(Error::io_at("", self.full(&path), e)),
                     };
-                    if let Err(e) = links.symlink(ent.name.as_bytes(), target.as_bytes()) {
-                        return Err(self.too_long(&path, e));
+                    if links
+                        .symlink(ent.name.as_bytes(), target.as_bytes())
+                        .is_err()
+                    {
+                        // A piece holds 4 GiB of names and targets: start another.
+                        let full = std::mem::replace(&mut links, Piece::new(slot, 0, 0));
+                        self.pieces.push(full);
+                        if let Err(e) = links.symlink(ent.name.as_bytes(), target.as_bytes()) {
+                            return Err(self.too_long(&path, e));
+                        }
                     }
                 }
                 other => {

@@ -488,6 +488,15 @@ pub fn store_trees(store_root: &Path) -> Leftover {
     }
 }
 
+/// This process's manifest being written in a store's `snapshots/` (`.tmp-<pid>-...`, see
+/// `cowtree_fs::dir::AtomicFile`): a snapshot of a big tree writes it for seconds.
+pub fn store_manifest_tmp(store_root: &Path) -> Leftover {
+    Leftover::Records {
+        dir: store_root.join("snapshots"),
+        prefix: OsString::from(format!(".tmp-{}-", std::process::id())),
+    }
+}
+
 /// The staging of this process in a store's `tmp/` for `purpose` (`<purpose>-<pid>-...`, see
 /// `cowtree_store::Store::staging`): `ingest` for a snapshot, `pull` for a pull.
 pub fn store_staging(store_root: &Path, purpose: &str) -> Leftover {

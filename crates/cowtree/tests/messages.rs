@@ -858,6 +858,13 @@ fn an_interrupted_snapshot_prints_the_gc_that_frees_its_blobs() {
     let args = [s("--store"), st, s("snapshot"), copy.as_os_str()];
     let msg = until_interrupted(&env, x.path(), &args, took, &fresh);
     assert!(msg.contains("blobs already stored are freed by"), "{msg}");
+    // Nor is a manifest being written left (it is written as it is put in order).
+    let written: Vec<_> = fs::read_dir(store.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.as_encoded_bytes().starts_with(b".tmp-"))
+        .collect();
+    assert!(written.is_empty(), "{written:?}: {msg}");
     env.run_printed(Path::new("/"), &msg)
         .assert_ok("the printed gc");
     let v = env.run(

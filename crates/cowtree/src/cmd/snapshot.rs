@@ -140,11 +140,12 @@ pub fn expect_interrupt() {
     ));
 }
 
-/// The snapshot's staging in `store`'s tmp/, removed on interrupt, and what frees the blobs it
-/// stored.
+/// The snapshot's staging in `store`'s tmp/ (and its manifest being written in snapshots/),
+/// removed on interrupt, and what frees the blobs it stored.
 fn expect_staging(store: &Store) {
     crate::interrupt::expect(crate::interrupt::store_staging(store.root(), "ingest"));
     crate::interrupt::expect(crate::interrupt::store_trees(store.root()));
+    crate::interrupt::expect(crate::interrupt::store_manifest_tmp(store.root()));
     crate::interrupt::expect(crate::interrupt::Leftover::Note(format!(
         "blobs already stored are freed by `{}`",
         cowtree_store::error::command(store.root(), &["gc"], Path::new(""))
