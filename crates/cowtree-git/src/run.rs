@@ -107,8 +107,9 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 /// Takes back every [`crate::add`] in progress in this process (each after the step it is in
 /// has ended), and finishes one that had already put DST in place. For a signal handler: the
-/// runs fail with [`Error::Interrupted`] from their next step, and a run begun after this
-/// fails at once. Returns one phrase for each thing done, and last what is left.
+/// runs fail with [`Error::Interrupted`] from their next step, and every run begun after this,
+/// for the rest of the process, fails at once (the process is about to end). Returns one
+/// phrase for each thing done, and last what is left.
 pub fn abort_all() -> Vec<String> {
     let runs: Vec<Arc<Mutex<State>>> = {
         let mut active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);

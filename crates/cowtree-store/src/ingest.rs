@@ -545,7 +545,8 @@ impl Visitor for Recorder<'_, '_> {
                         .is_err()
                     {
                         // A piece holds 4 GiB of names and targets: start another.
-                        let full = std::mem::replace(&mut links, Piece::new(slot, 0, 0));
+                        let mut full = std::mem::replace(&mut links, Piece::new(slot, 0, 0));
+                        full.shrink();
                         self.pieces.push(full);
                         if let Err(e) = links.symlink(ent.name.as_bytes(), target.as_bytes()) {
                             return Err(self.too_long(&path, e));

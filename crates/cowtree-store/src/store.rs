@@ -341,8 +341,11 @@ impl Store {
             self.sync_snapshots()?;
         } else {
             self.sync_filesystem()?;
-            write_atomic(&self.snapshots, &name, bytes, 0o444)
-                .map_err(|e| Error::io_at("write", &path, e))?;
+            // Gated as [`ManifestWriter`]'s file is.
+            cowtree_fs::staging::unless_stopping(|| {
+                write_atomic(&self.snapshots, &name, bytes, 0o444)
+            })
+            .map_err(|e| Error::io_at("write", &path, e))?;
         }
         Ok(id)
     }
@@ -351,8 +354,12 @@ impl Store {
     /// time (see [`ManifestWriter`]). `context` names the manifest in errors (e.g. "snapshot
     /// of /some/dir").
     pub fn manifest_writer(&self, count: u64, context: &str) -> Result<ManifestWriter<'_>> {
-        let file = AtomicFile::create(self.snapshots.as_fd(), 0o444)
-            .map_err(|e| Error::io_at("", self.root.join("snapshots"), e))?;
+        // Gated as staging is: a signal handler that removes this process's temporary files
+        // in snapshots/ finds every one made (see `cowtree_fs::staging::stop_staging`).
+        let file = cowtree_fs::staging::unless_stopping(|| {
+            AtomicFile::create(self.snapshots.as_fd(), 0o444)
+        })
+        .map_err(|e| Error::io_at("", self.root.join("snapshots"), e))?;
         let mut buf = Vec::with_capacity(WRITE_CHUNK + 64 * 1024);
         crate::manifest::encode_header(&mut buf, count);
         Ok(ManifestWriter {
@@ -614,10 +621,11 @@ impl ManifestWriter<'_> {
             self.store.sync_snapshots()?;
             return Ok(id);
         }
-        // The blobs this manifest names first, then the manifest under its name.
+        // The blobs this manifest names first, then the manifest under its name: unless the
+        // process is stopping (its handler removes the file and says no snapshot was made).
         self.store.sync_filesystem()?;
-        self.file
-            .commit(&name, true)
+        let file = self.file;
+        cowtree_fs::staging::unless_stopping(move || file.commit(&name, true))
             .map_err(|e| Error::io_at("write", &path, e))?;
         Ok(id)
     }

@@ -47,6 +47,9 @@ pub enum Leftover {
     /// on interrupt without a word: the registrations of staging directories (put after the
     /// [`Leftover::Staging`] they describe, so that they go only once it is gone).
     Records { dir: PathBuf, prefix: OsString },
+    /// This process's temporary files in `dir` whose names start with `prefix` (e.g. a
+    /// manifest being written), removed on interrupt without a word, whatever else was left.
+    Temp { dir: PathBuf, prefix: OsString },
     /// Nothing to remove; this sentence is printed (e.g. how to finish a journaled switch).
     /// Sentences come after every removal, whenever they were registered.
     Note(String),
@@ -278,6 +281,9 @@ fn stop(command: &str, sig: i32, returned: Option<bool>) -> ! {
                     remove_staging(dir, prefix);
                 }
             }
+            Leftover::Temp { dir, prefix } => {
+                remove_staging(dir, prefix);
+            }
             Leftover::Note(_)
             | Leftover::Exists { .. }
             | Leftover::Merge { .. }
@@ -299,7 +305,10 @@ fn stop(command: &str, sig: i32, returned: Option<bool>) -> ! {
                 to,
                 journaled,
             } => said.push(switch_state(store, worktree, to, journaled)),
-            Leftover::Staging { .. } | Leftover::Records { .. } | Leftover::Call(_) => {}
+            Leftover::Staging { .. }
+            | Leftover::Records { .. }
+            | Leftover::Temp { .. }
+            | Leftover::Call(_) => {}
         }
     }
     let name = match sig {
@@ -491,7 +500,7 @@ pub fn store_trees(store_root: &Path) -> Leftover {
 /// This process's manifest being written in a store's `snapshots/` (`.tmp-<pid>-...`, see
 /// `cowtree_fs::dir::AtomicFile`): a snapshot of a big tree writes it for seconds.
 pub fn store_manifest_tmp(store_root: &Path) -> Leftover {
-    Leftover::Records {
+    Leftover::Temp {
         dir: store_root.join("snapshots"),
         prefix: OsString::from(format!(".tmp-{}-", std::process::id())),
     }
