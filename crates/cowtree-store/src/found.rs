@@ -19,10 +19,8 @@
 //! subdirectory `d` starts with `d/`, so a subdirectory sorts as its name followed by `/`, an
 //! empty one (itself an entry) as its name.
 
-use std::cmp::Ordering;
-
 use crate::hash::Hash;
-use crate::manifest::{Kind, encode_blob, encode_dir, encode_symlink};
+use crate::manifest::{Kind, encode_blob, encode_dir, encode_symlink, name_order};
 use crate::trees::Counts;
 
 /// A file or symlink found in a directory.
@@ -299,7 +297,7 @@ impl Found {
         items.sort_unstable_by(|a, b| {
             let (a, a_dir) = key(a);
             let (b, b_dir) = key(b);
-            manifest_order(a, a_dir, b, b_dir)
+            name_order(a, a_dir, b, b_dir)
         });
         items
     }
@@ -398,14 +396,6 @@ impl Found {
         }
         Ok(counts)
     }
-}
-
-/// Manifest order among the entries of one directory (see the module doc): `a_dir` (and
-/// `b_dir`) sorts its name as if followed by `/`.
-fn manifest_order(a: &[u8], a_dir: bool, b: &[u8], b_dir: bool) -> Ordering {
-    let a = a.iter().chain(if a_dir { &b"/"[..] } else { &[] });
-    let b = b.iter().chain(if b_dir { &b"/"[..] } else { &[] });
-    a.cmp(b)
 }
 
 #[cfg(test)]

@@ -301,8 +301,7 @@ pub fn snapshot_dir_with_progress(
     let found = found(recorders, slots.load(Ordering::Relaxed));
     // Every blob the manifest names is placed: they are made durable (`syncfs`, which mostly
     // waits for the disk) while the manifest is put in order, checked, encoded, hashed and
-    // written, and the manifest is named only after both (docs/store.md, "Durability";
-    // the writer's `finish` syncs again, which finds little left to do).
+    // written, and the manifest is named only after both (docs/store.md, "Durability").
     let context = format!("snapshot of {}", src.display());
     let (synced, written) = std::thread::scope(|s| {
         let sync = std::thread::Builder::new()
@@ -326,7 +325,7 @@ pub fn snapshot_dir_with_progress(
     let (writer, counts) = written?;
     synced?;
     let built = started.elapsed();
-    let id = writer.finish()?;
+    let id = writer.finish_synced()?;
     if std::env::var_os("COWTREE_TIMING").is_some() {
         eprintln!(
             "timing: walk {walked:?}, manifest built and store synced {built:?}, saved {:?}",

@@ -992,6 +992,16 @@ pub fn range_in<'a>(
     bound_beneath(&within, dir, b'/', &path)..bound_beneath(&within, dir, b'/' + 1, &path)
 }
 
+/// Manifest order among the entries of one directory, compared by name: paths are compared as
+/// bytes, and every path beneath subdirectory `d` starts with `d/`, so a name with `a_dir` (or
+/// `b_dir`), a directory holding entries, sorts as the name followed by `/` (an empty
+/// directory, itself an entry, sorts as its name).
+pub fn name_order(a: &[u8], a_dir: bool, b: &[u8], b_dir: bool) -> std::cmp::Ordering {
+    let a = a.iter().chain(if a_dir { &b"/"[..] } else { &[] });
+    let b = b.iter().chain(if b_dir { &b"/"[..] } else { &[] });
+    a.cmp(b)
+}
+
 /// The first index in `within` (see [`range_in`]) of a path beneath directory `dir`, if any:
 /// one binary search where [`range_in`] does two. Any index of `within` when `dir` is empty.
 pub fn first_beneath<'a>(
@@ -1193,6 +1203,16 @@ impl fmt::Display for Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subdirectory_sorts_as_its_name_and_a_slash() {
+        use std::cmp::Ordering as Order;
+        // "a-b" < "a/..." since '-' < '/', but "a" < "a-b".
+        assert_eq!(name_order(b"a", true, b"a-b", false), Order::Greater);
+        assert_eq!(name_order(b"a", false, b"a-b", false), Order::Less);
+        assert_eq!(name_order(b"a", true, b"a0", false), Order::Less);
+        assert_eq!(name_order(b"ab", true, b"a", true), Order::Greater);
+    }
 
     fn h(n: u8) -> Hash {
         Hash::from_bytes([n; 32])

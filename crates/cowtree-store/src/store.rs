@@ -597,7 +597,18 @@ impl ManifestWriter<'_> {
     /// durable ([`Store::sync_filesystem`]: the blobs the manifest names) and names the file
     /// `snapshots/<id>` durably (dropping it when that snapshot exists: same bytes). Returns
     /// the id.
-    pub fn finish(mut self) -> Result<Hash> {
+    pub fn finish(self) -> Result<Hash> {
+        self.finish_with(true)
+    }
+
+    /// [`ManifestWriter::finish`] for a caller that has made every blob the manifest names
+    /// durable itself ([`Store::sync_filesystem`] after the last one was placed, e.g. while
+    /// the manifest was written): no `syncfs` of its own.
+    pub fn finish_synced(self) -> Result<Hash> {
+        self.finish_with(false)
+    }
+
+    fn finish_with(mut self, sync_blobs: bool) -> Result<Hash> {
         if self.failed {
             return Err(self.stopped());
         }
@@ -623,7 +634,9 @@ impl ManifestWriter<'_> {
         }
         // The blobs this manifest names first, then the manifest under its name: unless the
         // process is stopping (its handler removes the file and says no snapshot was made).
-        self.store.sync_filesystem()?;
+        if sync_blobs {
+            self.store.sync_filesystem()?;
+        }
         let file = self.file;
         cowtree_fs::staging::unless_stopping(move || file.commit(&name, true))
             .map_err(|e| Error::io_at("write", &path, e))?;
