@@ -705,7 +705,7 @@ fn encode(written_ns: i64, recs: &[Rec], dirs: &[Rec]) -> Vec<u8> {
     let len = recs
         .iter()
         .chain(dirs)
-        .fold(32 + TRAILER, |n, r| n + REC_FIXED + r.path.len());
+        .fold(32 + TRAILER, |n, r| n + encoded_rec_len(r.path.len()));
     let mut out = Vec::with_capacity(len);
     encode_header(&mut out, written_ns, recs.len() as u64, dirs.len() as u64);
     for r in recs.iter().chain(dirs) {
@@ -732,6 +732,11 @@ pub fn set_encoded_written_ns(encoded: &mut [u8], written_ns: i64) {
     if let Some(at) = encoded.get_mut(8..16) {
         at.copy_from_slice(&written_ns.to_le_bytes());
     }
+}
+
+/// Bytes [`encode_rec`] appends for a record of a `path_len`-byte path.
+pub fn encoded_rec_len(path_len: usize) -> usize {
+    REC_FIXED + path_len
 }
 
 /// Appends one encoded record.

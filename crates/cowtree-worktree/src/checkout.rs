@@ -42,11 +42,11 @@ use cowtree_fs::name::split;
 use cowtree_store::checkout::{
     CheckoutOptions, CheckoutReport, EntryStat, Hooks, Written, checkout_recording,
 };
-use cowtree_store::manifest::{Data, Kind};
+use cowtree_store::manifest::{Data, Entry, Kind};
 use cowtree_store::{Hash, Store, discover};
 use rustix::fs::FileType;
 
-use crate::cache::{self, Rec, StatCache, StatKey};
+use crate::cache::{self, Rec, StatKey};
 use crate::error::{Error, Result};
 use crate::registry::Worktree;
 
@@ -111,7 +111,7 @@ pub fn checkout(
         tree_stat_cache(store, &report.path, id, &written)
     } else {
         match records.into_inner() {
-            Some(records) => stat_cache(&report.path, id, &written, records),
+            Some(records) => stat_cache(&report.path, &written, id, records),
             // The hook also waits for the clock before the tree is placed; without that wait
             // the records could not be trusted at once (see the module doc).
             None => Err(Error::Msg(format!(
@@ -120,7 +120,9 @@ pub fn checkout(
                 report.path.display()
             ))),
         }
-        .and_then(|cache| crate::registry::register(store, &report.path, id, &cache))
+        .and_then(|cache| {
+            crate::registry::register_encoding(store, &report.path, id, |w| cache.write(w))
+        })
         .inspect(|wt| {
             // Made of the store's tree's own stats: kept with that tree, for the next
             // checkouts of it (best effort: without it, the next one stats the tree).
@@ -182,7 +184,7 @@ fn tree_stat_cache(
 
 /// What [`checkout`] has the store's checkout do on the way: wait for the clock beside the
 /// sync of the tree, and register the worktree's whole record ([`crate::registry::checkout_record`]),
-/// which [`crate::registry::register`] then finds already written. [`checkout`] also builds
+/// which [`crate::registry::register_encoding`] then finds already written. [`checkout`] also builds
 /// the stat cache's records beside the sync, before that wait.
 pub fn hooks() -> Hooks<'static> {
     Hooks {
@@ -201,14 +203,25 @@ fn wait_for_clock(written: &Written) {
     ));
 }
 
-/// The stat cache's records that do not depend on the root's final stat (the rename into
-/// place and the marker change its ctime): those of every file, symlink and directory but the
-/// root, and the hash of the root's names. [`checkout`] builds them beside the sync of the
-/// tree, where they cost no wall time.
+/// What the stat cache needs beyond the manifest and the stats that [`Written`] holds, and
+/// does not depend on the root's final stat (the rename into place and the marker change its
+/// ctime): the records of every directory but the root, the hash of the root's names, and the
+/// count and newest time of the file and symlink records. [`checkout`] builds them beside the
+/// sync of the tree, where they cost no wall time.
+///
+/// The file and symlink records themselves are encoded straight from the manifest and the
+/// stats into the cache file as it is written ([`Cache::write`]): never a [`Rec`] each (96
+/// bytes and the path in an allocation of its own), nor the cache's whole encoding, each of
+/// which held every path of the tree once more beside the manifest (docs/manifest.md,
+/// "Memory").
+#[derive(Debug)]
 struct Records {
-    recs: Vec<Rec>,
-    /// Directory records beneath the root, to be kept only where the filesystem updates a
-    /// directory's times on every new entry (see [`stat_cache`]).
+    /// How many file and symlink records [`leaf_records`] gives.
+    count: u64,
+    /// Their newest sub-second time ([`cache::latest_fine_time_of`]).
+    latest: i64,
+    /// Directory records beneath the root, sorted by path, to be kept only where the
+    /// filesystem updates a directory's times on every new entry (see [`stat_cache`]).
     dirs: Vec<Rec>,
     /// The names hash of the root's entries; `None` when one of its files or symlinks has no
     /// record, so that the root gets none either.
@@ -216,25 +229,21 @@ struct Records {
 }
 
 impl Records {
-    /// The records a walk of the new tree would make ([`crate::status::adopt`]) of what
-    /// `written` holds.
+    /// What a walk of the new tree would record ([`crate::status::adopt`]) of what `written`
+    /// holds.
     fn of(written: &Written) -> Records {
-        let entries = written.manifest.entries();
-        let mut recs = Vec::with_capacity(entries.len());
+        let (mut count, mut latest) = (0, i64::MIN);
         // Per directory: the names of its files and symlinks that have a record, in order, and
         // whether every one of them has one.
         let mut leaves: HashMap<&[u8], (Vec<&[u8]>, bool)> = HashMap::new();
-        for (e, st) in entries.iter().zip(&written.stats) {
-            if e.kind == Kind::Dir {
-                continue;
-            }
+        for (e, rec) in leaf_records(written) {
             let (parent, name) = split(&e.path);
-            let rec = st.as_ref().and_then(|st| record_of(e, st));
             let at = leaves.entry(parent).or_insert_with(|| (Vec::new(), true));
             match rec {
-                Some(rec) => {
+                Some((key, _)) => {
                     at.0.push(name);
-                    recs.push(rec);
+                    count += 1;
+                    latest = latest.max(cache::latest_fine_time_of([key]));
                 }
                 None => at.1 = false,
             }
@@ -263,17 +272,80 @@ impl Records {
             })
             .collect();
         Records {
-            recs,
+            count,
+            latest,
             dirs,
             root_names: names(b""),
         }
     }
 }
 
-/// The stat cache of the tree just checked out at `root` from snapshot `id`: the `records`
-/// made of what the checkout wrote ([`Written`]) and the root's record from its stat taken
-/// now, with a time that trusts them at once.
-fn stat_cache(root: &Path, id: &Hash, written: &Written, records: Records) -> Result<StatCache> {
+/// Every file and symlink of `written`'s manifest, in its order, with its record when it gets
+/// one ([`record_of`]).
+fn leaf_records(written: &Written) -> impl Iterator<Item = (&Entry, Option<(StatKey, Hash)>)> {
+    (written.manifest.entries().iter().zip(&written.stats))
+        .filter(|(e, _)| e.kind != Kind::Dir)
+        .map(|(e, st)| (e, st.as_ref().and_then(|st| record_of(e, st))))
+}
+
+/// The stat cache of a tree just checked out, ready to be written: what the checkout wrote
+/// ([`Written`]) and the [`Records`] made of it, the directory records (with the root's) where
+/// they are kept, and a time that trusts them at once.
+#[derive(Debug)]
+struct Cache<'w> {
+    written_ns: i64,
+    written: &'w Written,
+    /// [`Records::count`].
+    count: u64,
+    /// The directory records kept, sorted by path: the root's (empty path) first.
+    dirs: Vec<Rec>,
+    /// The snapshot checked out, whose blobs hold every file record's content.
+    blobs_of: Hash,
+}
+
+impl Cache<'_> {
+    /// Writes the cache's encoding (the file [`cache::StatCache::decode`] reads) to `w`: the
+    /// file and symlink records in the manifest's order, which is the cache's (both sort by
+    /// path bytes).
+    fn write(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let mut buf = Vec::with_capacity(512);
+        let dirs = self.dirs.len() as u64;
+        cache::encode_header(&mut buf, self.written_ns, self.count, dirs);
+        w.write_all(&buf)?;
+        let mut count = 0;
+        for (e, rec) in leaf_records(self.written) {
+            let Some((key, hash)) = rec else { continue };
+            buf.clear();
+            cache::encode_rec(&mut buf, &e.path, &key, &hash);
+            w.write_all(&buf)?;
+            count += 1;
+        }
+        // The header's count was taken by the same rule; a cache that disagreed with it
+        // would decode as empty: say so rather than write it.
+        if count != self.count {
+            return Err(std::io::Error::other(format!(
+                "internal error: {count} file records, {} counted",
+                self.count
+            )));
+        }
+        for d in &self.dirs {
+            buf.clear();
+            cache::encode_rec(&mut buf, &d.path, &d.key, &d.hash);
+            w.write_all(&buf)?;
+        }
+        w.write_all(&cache::encode_trailer(Some(&self.blobs_of)))
+    }
+}
+
+/// The stat cache of the tree `written` that was just checked out at `root` from snapshot
+/// `id`: the `records` made of it and the root's record from its stat taken now, with a time
+/// that trusts them at once.
+fn stat_cache<'w>(
+    root: &Path,
+    written: &'w Written,
+    id: &Hash,
+    records: Records,
+) -> Result<Cache<'w>> {
     let root_dir = Dir::open(root).map_err(Error::Io)?;
     let root_st = root_dir
         .stat_self()
@@ -286,51 +358,54 @@ fn stat_cache(root: &Path, id: &Hash, written: &Written, records: Records) -> Re
             root.display()
         )));
     }
-    let Records {
-        recs,
-        dirs,
-        root_names,
-    } = records;
     // Directory records only where creating an entry always updates the directory's times
     // (the rule the walk follows, see `crate::scan`).
     let dir_records = cowtree_fs::fstype::fs_type(&root_dir)
         .is_ok_and(|t| crate::scan::keeps_dir_times(t.name()));
-    let mut dir_recs = Vec::new();
+    let Records {
+        count,
+        latest,
+        dirs: below,
+        root_names,
+    } = records;
+    let mut dirs = Vec::new();
     if dir_records {
-        dir_recs = dirs;
         if let Some(hash) = root_names {
-            dir_recs.push(Rec {
+            dirs.push(Rec {
                 path: Vec::new(),
                 key: StatKey::from(EntryStat::of(&root_st)),
                 hash,
             });
         }
+        dirs.extend(below);
     }
     // After the last stat the cache keeps (the root's, above).
-    let written_ns =
-        cache::written_ns_after_own_writes(cache::latest_fine_time(recs.iter().chain(&dir_recs)));
-    Ok(StatCache::with_dirs(written_ns, recs, dir_recs).with_blobs_of(*id))
+    let latest = latest.max(cache::latest_fine_time(&dirs));
+    Ok(Cache {
+        written_ns: cache::written_ns_after_own_writes(latest),
+        written,
+        count,
+        dirs,
+        blobs_of: *id,
+    })
 }
 
 /// The record of entry `e` written with stat `st`: a file of the manifest's size takes its
 /// blob's hash, a symlink the hash of its target (the stat cache's content hash of a symlink).
-fn record_of(e: &cowtree_store::manifest::Entry, st: &EntryStat) -> Option<Rec> {
+fn record_of(e: &Entry, st: &EntryStat) -> Option<(StatKey, Hash)> {
     let ft = cowtree_fs::sys::file_type(st.mode);
     let hash = match (&e.data, ft) {
         (Data::Blob { hash, size }, FileType::RegularFile) if st.size == *size => *hash,
         (Data::Target(t), FileType::Symlink) => Hash::of(t),
         _ => return None,
     };
-    Some(Rec {
-        path: e.path.clone(),
-        key: StatKey::from(*st),
-        hash,
-    })
+    Some((StatKey::from(*st), hash))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::StatCache;
 
     #[test]
     fn the_stat_cache_is_refused_when_the_root_is_not_the_directory_registered() {
@@ -341,13 +416,17 @@ mod tests {
             root: (cowtree_fs::sys::stat_dev(&st), st.st_ino),
             ..Written::default()
         };
-        let cache = stat_cache(dir.path(), &id, &written, Records::of(&written)).unwrap();
-        assert_eq!(cache.blobs_of, Some(id));
+        let cache = stat_cache(dir.path(), &written, &id, Records::of(&written)).unwrap();
+        let mut encoded = Vec::new();
+        cache.write(&mut encoded).unwrap();
+        let decoded = StatCache::decode(&encoded).expect("the encoding decodes");
+        assert_eq!(decoded.blobs_of, Some(id));
+        assert_eq!(decoded.written_ns, cache.written_ns);
 
         // Another directory at the path (the one made was moved away, or the path followed a
         // symlink put there): no cache.
         written.root.1 = st.st_ino.wrapping_add(1);
-        let err = stat_cache(dir.path(), &id, &written, Records::of(&written))
+        let err = stat_cache(dir.path(), &written, &id, Records::of(&written))
             .unwrap_err()
             .to_string();
         assert!(err.contains("no longer the directory"), "{err}");

@@ -227,6 +227,19 @@ pub fn register(store: &Store, dir: &Path, base: &Hash, cache: &StatCache) -> Re
     register_writing(store, dir, base, |store, wt| write_cache(store, wt, cache))
 }
 
+/// [`register`], with a stat cache that `write` encodes piece by piece
+/// ([`crate::cache::encode_header`]), never held whole in memory.
+pub fn register_encoding(
+    store: &Store,
+    dir: &Path,
+    base: &Hash,
+    write: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
+) -> Result<Worktree> {
+    register_writing(store, dir, base, |store, wt| {
+        write_cache_with(store, wt, write)
+    })
+}
+
 /// [`register`], with a copy of the encoded stat cache in the file `cache` (the store's tree's,
 /// see [`cowtree_store::trees::cache`]).
 pub fn register_with_cache_file(
