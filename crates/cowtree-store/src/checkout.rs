@@ -26,8 +26,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use cowtree_fs::dir::Dir;
@@ -966,6 +966,11 @@ fn fill(
         copy_requested: opts.mode == CheckoutMode::Copy,
     };
     let range = CopyRange::new();
+    let stats: Vec<OnceLock<EntryStat>> = if record {
+        entries.iter().map(|_| OnceLock::new()).collect()
+    } else {
+        Vec::new()
+    };
     let ctx = Ctx {
         store,
         state: &state,
@@ -974,6 +979,7 @@ fn fill(
         progress,
         range: &range,
         record,
+        stats: &stats,
     };
     // Set by a failed item, so that the others stop between two entries (the queue starts no
     // new item after an error).
@@ -994,12 +1000,10 @@ fn fill(
 
     let mut written = Written::default();
     if record {
-        written.stats = vec![None; entries.len()];
+        // (Collected in place: a `OnceLock<EntryStat>` is the size of an `Option` of one.)
+        written.stats = stats.into_iter().map(OnceLock::into_inner).collect();
         let mut dir_stats: Vec<Option<EntryStat>> = vec![None; tree.dirs.len()];
         for out in recorded {
-            for (i, st) in out.files {
-                written.stats[i] = Some(st);
-            }
             for (d, st) in out.dirs {
                 dir_stats[d] = Some(st);
             }
@@ -1085,12 +1089,11 @@ enum Work {
     Leaves { dir: usize, from: usize },
 }
 
-/// What one worker recorded when the checkout records ([`Ctx::record`]): the stat of each
-/// entry it wrote, by manifest index, and of each directory whose entries it made all of, by
-/// index in [`Tree::dirs`].
+/// What one worker recorded when the checkout records ([`Ctx::record`]) besides its entries'
+/// stats ([`Ctx::stats`]): the stat of each directory whose entries it made all of, by index
+/// in [`Tree::dirs`].
 #[derive(Default)]
 struct Recorded {
-    files: Vec<(usize, EntryStat)>,
     dirs: Vec<(usize, EntryStat)>,
 }
 
@@ -1187,7 +1190,11 @@ impl<'a> Tree<'a> {
                 return Ok(());
             }
             if let Some(st) = place(ctx, &dir, e)? {
-                out.files.push((i, EntryStat::of(&st)));
+                let slot = ctx.stats.get(i).ok_or_else(|| {
+                    Error::msg(format!("internal error: no stat slot for entry {i}"))
+                })?;
+                // (Each entry is in one item: the slot is empty.)
+                let _ = slot.set(EntryStat::of(&st));
             }
         }
         // This item made every entry of its directory (not the root, whose stat changes
@@ -1212,6 +1219,10 @@ struct Ctx<'a> {
     range: &'a CopyRange,
     /// Return each entry's stat.
     record: bool,
+    /// Where each entry's stat goes when the checkout records (by manifest index; empty
+    /// when it does not): set by the one item that writes the entry, so that no worker
+    /// keeps a list of its own to be merged (that held the stats of the tree twice).
+    stats: &'a [OnceLock<EntryStat>],
 }
 
 /// The batch's clone-or-copy state ([`LinkState`]), with a lock-free path for the common case.
