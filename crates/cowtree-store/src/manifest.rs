@@ -427,6 +427,144 @@ impl Manifest {
     }
 }
 
+/// Bytes [`Manifest::read`] reads at a time.
+const READ_CHUNK: usize = 1 << 20;
+
+impl Manifest {
+    /// Decodes the manifest `src` reads, as [`Manifest::decode`] decodes its bytes (the same
+    /// manifest, or the same error), and hashes every byte read, to the end even past an
+    /// error (so that the caller can tell bytes that are not the snapshot's from a manifest
+    /// that does not decode). The encoding is never held whole: it is read a chunk at a time
+    /// (more only when one entry's framing runs past the chunk), so that a reader holds the
+    /// decoded entries alone, not their paths twice. `size` is the length expected (the
+    /// file's), which bounds the first allocation of the entries.
+    pub fn read(
+        src: impl std::io::Read,
+        size: u64,
+    ) -> std::io::Result<(Hash, Result<Manifest, ManifestError>)> {
+        Manifest::read_chunked(src, size, READ_CHUNK)
+    }
+
+    fn read_chunked(
+        src: impl std::io::Read,
+        size: u64,
+        chunk: usize,
+    ) -> std::io::Result<(Hash, Result<Manifest, ManifestError>)> {
+        let mut s = Stream {
+            src,
+            chunk: chunk.max(1),
+            hasher: blake3::Hasher::new(),
+            buf: Vec::new(),
+            start: 0,
+            eof: false,
+        };
+        let decoded = s.decode(size)?;
+        // The bytes after the last entry (all of them, after an error), read and hashed.
+        let rest = s.rest()?;
+        let decoded = decoded.and_then(|entries| {
+            if rest != 0 {
+                return Err(ManifestError::TrailingBytes(rest));
+            }
+            validate(&entries)?;
+            Ok(Manifest { entries })
+        });
+        Ok((Hash::from(s.hasher.finalize()), decoded))
+    }
+}
+
+/// A manifest being read and hashed a chunk at a time ([`Manifest::read`]).
+struct Stream<R> {
+    src: R,
+    chunk: usize,
+    hasher: blake3::Hasher,
+    /// Bytes read and not yet decoded, from `start` on.
+    buf: Vec<u8>,
+    start: usize,
+    /// Every byte has been read.
+    eof: bool,
+}
+
+impl<R: std::io::Read> Stream<R> {
+    /// Reads one more chunk after the bytes not yet decoded (dropping those decoded), hashing
+    /// it; sets `eof` when the source ends within it.
+    fn more(&mut self) -> std::io::Result<()> {
+        use std::io::Read;
+        self.buf.drain(..self.start);
+        self.start = 0;
+        let had = self.buf.len();
+        self.buf.reserve_exact(self.chunk);
+        let n = (&mut self.src)
+            .take(self.chunk as u64)
+            .read_to_end(&mut self.buf)?;
+        self.hasher.update(&self.buf[had..]);
+        self.eof = n < self.chunk;
+        Ok(())
+    }
+
+    /// Runs `f` on the bytes not yet decoded, reading more while what it reads runs past them
+    /// (`Truncated`) and there are more: so it sees what it would see of the whole encoding.
+    /// What it decoded is consumed when it succeeds.
+    fn parse<T>(
+        &mut self,
+        f: impl Fn(&mut Reader<'_>) -> Result<T, ManifestError>,
+    ) -> std::io::Result<Result<T, ManifestError>> {
+        loop {
+            let mut r = Reader {
+                bytes: &self.buf[self.start..],
+                pos: 0,
+            };
+            match f(&mut r) {
+                Err(ManifestError::Truncated { .. }) if !self.eof => self.more()?,
+                got => {
+                    if got.is_ok() {
+                        self.start += r.pos;
+                    }
+                    return Ok(got);
+                }
+            }
+        }
+    }
+
+    /// The header and every entry, framed and decoded ([`Manifest::decode`] before its check
+    /// of what follows and its validation).
+    fn decode(&mut self, size: u64) -> std::io::Result<Result<Vec<Entry>, ManifestError>> {
+        // The whole header, or the whole input if shorter.
+        self.more()?;
+        while self.buf.len() - self.start < HEADER_LEN && !self.eof {
+            self.more()?;
+        }
+        let count = match self.parse(|r| r.header())? {
+            Ok(count) => count,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Each entry takes at least 6 bytes; never trust the count for an allocation.
+        let cap = usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(usize::try_from(size.saturating_sub(HEADER_LEN as u64) / 6).unwrap_or(0));
+        let mut entries = Vec::new();
+        // (A size larger than the input is the caller's mistake: no allocation then.)
+        let _ = entries.try_reserve_exact(cap);
+        for index in 0..count {
+            match self.parse(|r| r.entry(index).map(|e| e.to_entry()))? {
+                Ok(e) => entries.push(e),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(entries))
+    }
+
+    /// Reads to the end: how many bytes were left after those decoded.
+    fn rest(&mut self) -> std::io::Result<usize> {
+        let mut n = self.buf.len() - self.start;
+        while !self.eof {
+            self.start = self.buf.len();
+            self.more()?;
+            n += self.buf.len();
+        }
+        Ok(n)
+    }
+}
+
 /// Appends the header of a manifest of `count` entries (see the module doc). Together with
 /// [`encode_blob`], [`encode_symlink`] and [`encode_dir`] this writes the same bytes as
 /// [`Manifest::encode`], for callers that build a manifest's encoding without building its
@@ -1566,11 +1704,82 @@ mod tests {
             ),
         ];
         for (entries, want) in cases {
+            assert_read_agrees(&raw(&entries));
             let got = Manifest::decode(&raw(&entries));
             assert_eq!(got, Err(want.clone()), "{entries:?}");
             assert_eq!(validate_encoded(&raw(&entries)), Err(want.clone()));
             assert_eq!(ManifestView::parse(raw(&entries)).err(), Some(want.clone()));
             assert!(!want.to_string().is_empty());
+        }
+    }
+
+    /// A reader that gives at most `.1` bytes a call.
+    struct Dribble<'a>(&'a [u8], usize);
+
+    impl std::io::Read for Dribble<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = out.len().min(self.1).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// [`Manifest::read`] of `bytes`, in chunks of several sizes from a reader that gives a
+    /// few bytes a call, gives what [`Manifest::decode`] gives and the hash of every byte.
+    fn assert_read_agrees(bytes: &[u8]) {
+        let want = Manifest::decode(bytes);
+        for chunk in [1, 2, 3, 7, 20, 64, READ_CHUNK] {
+            for dribble in [1, 5, usize::MAX] {
+                let (hash, got) =
+                    Manifest::read_chunked(Dribble(bytes, dribble), bytes.len() as u64, chunk)
+                        .unwrap();
+                assert_eq!(hash, Hash::of(bytes), "chunk {chunk}, {dribble} a read");
+                assert_eq!(got, want, "chunk {chunk}, {dribble} a read: {bytes:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn read_decodes_what_decode_does_whatever_the_chunks() {
+        // Entries longer than a chunk and shorter, symlink targets of every length up to the
+        // limit, names that sort across `/`.
+        let mut next = xorshift(0x5DEE_CE66_D1CE_4E5B);
+        let mut entries = Vec::new();
+        for i in 0..60u64 {
+            let depth = (next() % 4) as usize;
+            let mut path: Vec<u8> = (0..depth)
+                .flat_map(|d| format!("dir{}-{}/", d, next() % 3).into_bytes())
+                .collect();
+            path.extend(
+                format!("n{i}")
+                    .repeat(1 + (next() % 40) as usize)
+                    .as_bytes(),
+            );
+            entries.push(match next() % 4 {
+                0 => Entry::symlink(path, vec![b't'; 1 + (next() % 4096) as usize]),
+                1 => Entry::dir(path),
+                _ => Entry::blob(
+                    path,
+                    next().is_multiple_of(2),
+                    next() % 1000,
+                    h(next() as u8),
+                ),
+            });
+        }
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        entries.dedup_by(|a, b| a.path == b.path);
+        // A valid tree: leaves' names start with `n`, directories' with `dir`, so nothing is
+        // beneath a file, symlink or empty directory.
+        let m = Manifest::new(entries).expect("a valid tree");
+        assert!(m.entries().len() > 20, "{}", m.entries().len());
+        let bytes = m.encode();
+        assert_read_agrees(&bytes);
+        let (hash, got) = Manifest::read(&bytes[..], bytes.len() as u64).unwrap();
+        assert_eq!((hash, got), (m.id(), Ok(m.clone())));
+        // A size that is not the input's changes nothing but the first allocation.
+        for size in [0, 1, u64::MAX] {
+            assert_eq!(Manifest::read(&bytes[..], size).unwrap().1, Ok(m.clone()));
         }
     }
 
@@ -1626,6 +1835,7 @@ mod tests {
         for (bytes, want) in cases {
             assert_eq!(ManifestView::parse(&bytes[..]).err(), Some(want.clone()));
             assert_eq!(Manifest::decode(&bytes), Err(want), "{bytes:?}");
+            assert_read_agrees(&bytes);
         }
     }
 
@@ -1641,10 +1851,12 @@ mod tests {
         let bytes = m.encode();
         for n in 0..bytes.len() {
             let _ = Manifest::decode(&bytes[..n]);
+            assert_read_agrees(&bytes[..n]);
             for v in [0u8, 1, 0x2f, 0x2e, 0xff] {
                 let mut b = bytes.clone();
                 b[n] = v;
                 let _ = Manifest::decode(&b);
+                assert_read_agrees(&b);
             }
         }
     }
@@ -1652,7 +1864,7 @@ mod tests {
     #[test]
     fn decode_never_panics_on_random_input_behind_a_valid_header() {
         let mut next = xorshift(0x9E37_79B9_7F4A_7C15u64);
-        for round in 0..2000 {
+        for round in 0..2000u32 {
             let len = (next() % 200) as usize;
             let body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             let count = next() % 4;
@@ -1664,6 +1876,9 @@ mod tests {
             ]
             .concat();
             let got = Manifest::decode(&input);
+            if round.is_multiple_of(10) {
+                assert_read_agrees(&input);
+            }
             assert_eq!(
                 validate_encoded(&input).is_ok(),
                 got.is_ok(),

@@ -297,10 +297,36 @@ impl Store {
     }
 
     /// Reads and validates the manifest of snapshot `id`, checking that its bytes hash to `id`.
+    /// Its bytes are decoded as they are read ([`Manifest::read`]), never held whole beside
+    /// the entries; bytes that do not hash to `id` are refused as such, whether or not they
+    /// decode.
     pub fn load(&self, id: &Hash) -> Result<Manifest> {
-        let bytes = self.read_snapshot(id)?;
-        Manifest::decode(&bytes).map_err(|source| Error::Manifest {
-            context: format!("snapshot {}", id.to_hex()),
+        let hex = id.to_hex();
+        let path = || self.root.join("snapshots").join(&hex);
+        let fd = match openat(
+            &self.snapshots,
+            OsStr::new(&hex),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Err(NotFound::Snapshot(*id).into()),
+            Err(e) => return Err(Error::io_at("read", path(), e.into())),
+        };
+        let size = rustix::fs::fstat(&fd)
+            .map_err(|e| Error::io_at("read", path(), e.into()))?
+            .st_size as u64;
+        let (hash, decoded) = Manifest::read(std::fs::File::from(fd), size)
+            .map_err(|e| Error::io_at("read", path(), e))?;
+        if hash != *id {
+            return Err(Corrupt::SnapshotBytes {
+                id: *id,
+                path: path(),
+            }
+            .into());
+        }
+        decoded.map_err(|source| Error::Manifest {
+            context: format!("snapshot {hex}"),
             source,
         })
     }
