@@ -542,7 +542,7 @@ impl<R: std::io::Read> Stream<R> {
             .unwrap_or(usize::MAX)
             .min(usize::try_from(size.saturating_sub(HEADER_LEN as u64) / 6).unwrap_or(0));
         let mut entries = Vec::new();
-        // (A size larger than the input is the caller's mistake: no allocation then.)
+        // (A wrong size that no allocation can hold is not a panic: the entries then grow.)
         let _ = entries.try_reserve_exact(cap);
         for index in 0..count {
             match self.parse(|r| r.entry(index).map(|e| e.to_entry()))? {
