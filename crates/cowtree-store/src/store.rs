@@ -313,9 +313,16 @@ impl Store {
             Err(Errno::NOENT) => return Err(NotFound::Snapshot(*id).into()),
             Err(e) => return Err(Error::io_at("read", path(), e.into())),
         };
-        let size = rustix::fs::fstat(&fd)
-            .map_err(|e| Error::io_at("read", path(), e.into()))?
-            .st_size as u64;
+        let st = rustix::fs::fstat(&fd).map_err(|e| Error::io_at("read", path(), e.into()))?;
+        // Read, not pread: a FIFO or a device would read as an empty or endless manifest.
+        if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
+            return Err(Error::io_at(
+                "read",
+                path(),
+                io::Error::new(io::ErrorKind::InvalidData, "not a regular file"),
+            ));
+        }
+        let size = st.st_size as u64;
         let (hash, decoded) = Manifest::read(std::fs::File::from(fd), size)
             .map_err(|e| Error::io_at("read", path(), e))?;
         if hash != *id {

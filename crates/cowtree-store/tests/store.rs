@@ -319,6 +319,97 @@ fn special_files_are_refused_naming_the_path() {
 }
 
 #[test]
+fn a_manifest_file_that_is_not_its_snapshots_bytes_is_refused_as_such_naming_it() {
+    let Some(dir) = scratch(Fs::NoCow) else {
+        return;
+    };
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let snap = |name: &str| {
+        let src = dir.path().join(name);
+        fs::create_dir_all(src.join("d")).unwrap();
+        fs::write(src.join("d/f"), name).unwrap();
+        snapshot_dir(&store, &src, None).unwrap().id
+    };
+    let (id, other) = (snap("one"), snap("two"));
+    let file = dir.path().join("store/snapshots").join(id.to_hex());
+    let own_bytes = fs::read(&file).unwrap();
+    let other_bytes = fs::read(dir.path().join("store/snapshots").join(other.to_hex())).unwrap();
+    let replace = |make: &dyn Fn(&Path)| {
+        match fs::symlink_metadata(&file) {
+            Ok(m) if m.is_dir() => fs::remove_dir(&file).unwrap(),
+            Ok(_) => fs::remove_file(&file).unwrap(),
+            Err(_) => {}
+        }
+        make(&file);
+    };
+    let corrupt = |what: &str| {
+        let err = store.load(&id).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                cowtree_store::Error::Corrupt(cowtree_store::error::Corrupt::SnapshotBytes { .. })
+            ),
+            "{what}: {err:?}"
+        );
+        assert!(
+            err.to_string().contains(&file.display().to_string()),
+            "{what}: {err}"
+        );
+    };
+    let io = |what: &str| {
+        let err = store.load(&id).unwrap_err();
+        assert!(
+            matches!(&err, cowtree_store::Error::IoAt { .. }),
+            "{what}: {err:?}"
+        );
+        assert!(
+            err.to_string().contains(&file.display().to_string()),
+            "{what}: {err}"
+        );
+    };
+    // Another snapshot's manifest: it decodes, but it is not this snapshot.
+    replace(&|p| fs::write(p, &other_bytes).unwrap());
+    corrupt("another manifest");
+    // Bytes that do not decode either: still the bytes that are wrong, not a decode error.
+    replace(&|p| fs::write(p, &other_bytes[..other_bytes.len() - 3]).unwrap());
+    corrupt("a truncated manifest");
+    replace(&|p| fs::write(p, b"not a manifest").unwrap());
+    corrupt("not a manifest");
+    replace(&|p| fs::write(p, b"").unwrap());
+    corrupt("an empty file");
+    // Not a file: a FIFO (read at once, never waited on), a directory, a symlink to the
+    // right bytes (never followed).
+    replace(&|p| {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            p,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap()
+    });
+    io("a FIFO");
+    replace(&|p| fs::create_dir(p).unwrap());
+    io("a directory");
+    let right = dir.path().join("right-bytes");
+    fs::write(&right, &own_bytes).unwrap();
+    replace(&|p| symlink(&right, p).unwrap());
+    io("a symlink");
+    // Gone: the snapshot does not exist.
+    replace(&|_| {});
+    assert!(
+        matches!(store.load(&id), Err(cowtree_store::Error::NotFound(_))),
+        "{:?}",
+        store.load(&id)
+    );
+    // Its own bytes back: it loads; and the other snapshot loads.
+    replace(&|p| fs::write(p, &own_bytes).unwrap());
+    assert_eq!(store.load(&id).unwrap().entries().len(), 1);
+    assert_eq!(store.load(&other).unwrap().entries().len(), 1);
+}
+
+#[test]
 fn store_of_unknown_version_or_foreign_directory_is_refused() {
     let Some(dir) = scratch(Fs::NoCow) else {
         return;

@@ -735,7 +735,7 @@ pub fn set_encoded_written_ns(encoded: &mut [u8], written_ns: i64) {
 }
 
 /// Bytes [`encode_rec`] appends for a record of a `path_len`-byte path.
-pub fn encoded_rec_len(path_len: usize) -> usize {
+fn encoded_rec_len(path_len: usize) -> usize {
     REC_FIXED + path_len
 }
 
