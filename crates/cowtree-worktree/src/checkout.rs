@@ -213,7 +213,7 @@ fn wait_for_clock(written: &Written) {
 /// stats into the cache file as it is written ([`Cache::write`]): never a [`Rec`] each (96
 /// bytes and the path in an allocation of its own), nor the cache's whole encoding, each of
 /// which held every path of the tree once more beside the manifest (docs/manifest.md,
-/// "Memory").
+/// "Memory of the commands that read a snapshot").
 #[derive(Debug)]
 struct Records {
     /// How many file and symlink records [`leaf_records`] gives.
