@@ -32,7 +32,6 @@
 //! The root is opened by its path after the rename; it must be the directory the checkout
 //! registered (same device and inode), or no cache is recorded.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -42,7 +41,7 @@ use cowtree_fs::name::split;
 use cowtree_store::checkout::{
     CheckoutOptions, CheckoutReport, EntryStat, Hooks, Written, checkout_recording,
 };
-use cowtree_store::manifest::{Data, Entry, Kind};
+use cowtree_store::manifest::{Data, Entry, Kind, name_order};
 use cowtree_store::{Hash, Store, discover};
 use rustix::fs::FileType;
 
@@ -233,41 +232,60 @@ impl Records {
     /// holds.
     fn of(written: &Written) -> Records {
         let (mut count, mut latest) = (0, i64::MIN);
-        // Per directory: the names of its files and symlinks that have a record, in order, and
-        // whether every one of them has one.
-        let mut leaves: HashMap<&[u8], (Vec<&[u8]>, bool)> = HashMap::new();
-        for (e, rec) in leaf_records(written) {
-            let (parent, name) = split(&e.path);
-            let at = leaves.entry(parent).or_insert_with(|| (Vec::new(), true));
-            match rec {
-                Some((key, _)) => {
-                    at.0.push(name);
-                    count += 1;
-                    latest = latest.max(cache::latest_fine_time_of([key]));
+        // The directories (every one but the root) in name order, each as its path and a `/`:
+        // then each directory comes just before what lies beneath it, all of which comes
+        // before the next path not beneath it, the manifest's files and symlinks too (they
+        // are in byte order, which is name order for them). Walked together, only the
+        // directories open on the way from the root to the current entry are held.
+        let mut order: Vec<usize> = (0..written.dirs.len()).collect();
+        order.sort_by(|&a, &b| name_order(&written.dirs[a].0, true, &written.dirs[b].0, true));
+        let mut dirs = order.into_iter().peekable();
+        let mut hashes: Vec<Option<Hash>> = vec![None; written.dirs.len()];
+        let mut open = vec![Open::new(b"", None)];
+        let mut leaves = leaf_records(written).peekable();
+        loop {
+            let next_dir = dirs.peek().map(|&d| &written.dirs[d].0[..]);
+            let next_leaf = leaves.peek().map(|(e, _)| &e.path[..]);
+            let dir_first = match (next_dir, next_leaf) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(d), Some(l)) => name_order(d, true, l, false).is_lt(),
+            };
+            let path = if dir_first { next_dir } else { next_leaf }.unwrap_or_default();
+            let (parent, name) = split(path);
+            Open::close_to(&mut open, parent, &mut hashes);
+            let at = open.last_mut().map(|o| (o.path == parent).then_some(o));
+            let Some(Some(at)) = at else {
+                // A directory with no record of its own (none was taken): its entries are
+                // listed under it, but no record is made of it, and its parent does not list
+                // it (as a walk of a tree whose directory record is missing).
+                Open::open_to(&mut open, parent);
+                continue;
+            };
+            if dir_first {
+                let d = dirs.next().unwrap_or_default();
+                at.dirs.push(name);
+                open.push(Open::new(path, Some(d)));
+            } else {
+                match leaves.next().and_then(|(_, rec)| rec) {
+                    Some((key, _)) => {
+                        at.files.push(name);
+                        count += 1;
+                        latest = latest.max(cache::latest_fine_time_of([key]));
+                    }
+                    None => at.complete = false,
                 }
-                None => at.1 = false,
             }
         }
-        let mut subdirs: HashMap<&[u8], Vec<&[u8]>> = HashMap::new();
-        for (path, _) in &written.dirs {
-            let (parent, name) = split(path);
-            subdirs.entry(parent).or_default().push(name);
-        }
-        let names = |path: &[u8]| {
-            let (files, complete) = leaves
-                .get(path)
-                .map_or((&[][..], true), |(f, c)| (&f[..], *c));
-            let dirs = subdirs.get(path).map_or(&[][..], |d| &d[..]);
-            complete.then(|| cache::names_hash(files.iter().copied(), dirs.iter().copied()))
-        };
-        let dirs = written
-            .dirs
-            .iter()
-            .filter_map(|(path, st)| {
+        Open::close_to(&mut open, b"", &mut hashes);
+        let root_names = open.pop().and_then(Open::hash);
+        let dirs = (written.dirs.iter().zip(hashes))
+            .filter_map(|((path, st), hash)| {
                 Some(Rec {
                     path: path.clone(),
                     key: StatKey::from(*st),
-                    hash: names(path)?,
+                    hash: hash?,
                 })
             })
             .collect();
@@ -275,7 +293,73 @@ impl Records {
             count,
             latest,
             dirs,
-            root_names: names(b""),
+            root_names,
+        }
+    }
+}
+
+/// A directory [`Records::of`] is in, with what it has found in it so far.
+struct Open<'w> {
+    path: &'w [u8],
+    /// Its index in [`Written::dirs`]; `None` for the root and for a directory not there.
+    rec: Option<usize>,
+    /// The names of its files and symlinks that have a record, in byte order.
+    files: Vec<&'w [u8]>,
+    /// The names of its subdirectories, in name order (sorted by bytes when it is closed).
+    dirs: Vec<&'w [u8]>,
+    /// Every file and symlink in it has a record.
+    complete: bool,
+}
+
+impl<'w> Open<'w> {
+    fn new(path: &'w [u8], rec: Option<usize>) -> Open<'w> {
+        Open {
+            path,
+            rec,
+            files: Vec::new(),
+            dirs: Vec::new(),
+            complete: true,
+        }
+    }
+
+    /// The names hash of its entries (the directory record's), when every file and symlink
+    /// has a record.
+    fn hash(mut self) -> Option<Hash> {
+        self.dirs.sort_unstable();
+        let (files, dirs) = (self.files.iter().copied(), self.dirs.iter().copied());
+        self.complete.then(|| cache::names_hash(files, dirs))
+    }
+
+    /// Closes the directories of `open` that `path` is not in (itself or beneath), the root
+    /// excepted, keeping the hashes of those with a record.
+    fn close_to(open: &mut Vec<Open<'w>>, path: &[u8], hashes: &mut [Option<Hash>]) {
+        while let Some(top) = open.last() {
+            let inside = top.path.is_empty()
+                || (path.starts_with(top.path)
+                    && matches!(path.get(top.path.len()), None | Some(b'/')));
+            if inside {
+                return;
+            }
+            let Some(top) = open.pop() else { return };
+            if let Some(h) = top.rec.and_then(|d| hashes.get_mut(d)) {
+                *h = top.hash();
+            }
+        }
+    }
+
+    /// Opens, with no record, the directories from the innermost one open down to `path`
+    /// (which is beneath it).
+    fn open_to(open: &mut Vec<Open<'w>>, path: &'w [u8]) {
+        let from = open.last().map_or(0, |o| o.path.len());
+        let mut at = from;
+        while at < path.len() {
+            let start = if at == 0 && from == 0 { 0 } else { at + 1 };
+            let end = path[start..]
+                .iter()
+                .position(|&c| c == b'/')
+                .map_or(path.len(), |i| start + i);
+            open.push(Open::new(&path[..end], None));
+            at = end;
         }
     }
 }
@@ -404,8 +488,158 @@ fn record_of(e: &Entry, st: &EntryStat) -> Option<(StatKey, Hash)> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeSet, HashMap};
+
     use super::*;
     use crate::cache::StatCache;
+    use cowtree_store::Manifest;
+
+    /// The directory records, the root's names hash, the count and newest time of the file
+    /// records, the simple way: maps of every directory's names (as [`Records::of`] made them
+    /// before it walked the tree in order).
+    fn reference(written: &Written) -> (Vec<Rec>, Option<Hash>, u64, i64) {
+        let (mut count, mut latest) = (0, i64::MIN);
+        let mut leaves: HashMap<&[u8], (Vec<&[u8]>, bool)> = HashMap::new();
+        for (e, rec) in leaf_records(written) {
+            let (parent, name) = split(&e.path);
+            let at = leaves.entry(parent).or_insert_with(|| (Vec::new(), true));
+            match rec {
+                Some((key, _)) => {
+                    at.0.push(name);
+                    count += 1;
+                    latest = latest.max(cache::latest_fine_time_of([key]));
+                }
+                None => at.1 = false,
+            }
+        }
+        let mut subdirs: HashMap<&[u8], Vec<&[u8]>> = HashMap::new();
+        for (path, _) in &written.dirs {
+            let (parent, name) = split(path);
+            subdirs.entry(parent).or_default().push(name);
+        }
+        let names = |path: &[u8]| {
+            let (files, complete) = leaves
+                .get(path)
+                .map_or((&[][..], true), |(f, c)| (&f[..], *c));
+            let dirs = subdirs.get(path).map_or(&[][..], |d| &d[..]);
+            complete.then(|| cache::names_hash(files.iter().copied(), dirs.iter().copied()))
+        };
+        let dirs = (written.dirs.iter())
+            .filter_map(|(path, st)| {
+                Some(Rec {
+                    path: path.clone(),
+                    key: StatKey::from(*st),
+                    hash: names(path)?,
+                })
+            })
+            .collect();
+        (dirs, names(b""), count, latest)
+    }
+
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    #[test]
+    fn records_walked_in_order_are_those_of_maps_of_every_directory() {
+        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
+        // Directory names, and leaf names that sort on both sides of `name/` (`-` and `.`
+        // before `/`, `0` after), and names of empty directories.
+        let dir_names: [&[u8]; 4] = [b"a", b"a-b", b"b", b"b0"];
+        let leaf_names: [&[u8]; 6] = [b"a-", b"a.c", b"a0", b"b-", b"c", b"b.x"];
+        let empty_names: [&[u8]; 2] = [b"e", b"a-e"];
+        for round in 0..400 {
+            let mut entries = Vec::new();
+            for _ in 0..(1 + next() % 40) {
+                let depth = (next() % 4) as usize;
+                let mut path: Vec<u8> = Vec::new();
+                for _ in 0..depth {
+                    path.extend(dir_names[(next() % 4) as usize]);
+                    path.push(b'/');
+                }
+                let r = next() % 10;
+                if r == 0 {
+                    path.extend(empty_names[(next() % 2) as usize]);
+                    entries.push(Entry::dir(path));
+                    continue;
+                }
+                path.extend(leaf_names[(next() % 6) as usize]);
+                entries.push(if r == 1 {
+                    Entry::symlink(path, b"target".to_vec())
+                } else {
+                    Entry::blob(path, r == 2, next() % 3, Hash::of(&[r as u8]))
+                });
+            }
+            entries.sort_by(|a, b| a.path.cmp(&b.path));
+            entries.dedup_by(|a, b| a.path == b.path);
+            let manifest = Manifest::new(entries).expect("a valid tree");
+            // Times with and without a sub-second part, from one random number.
+            let stat = |size: u64, mode: u32, r: u64| EntryStat {
+                size,
+                mtime_ns: (r % 1000) as i64 * 1_000_000_001,
+                ctime_ns: (r % 997) as i64 * 1_000_000_000,
+                ino: r >> 20,
+                mode,
+            };
+            // Files of the right size and type have a record; some of other sizes or types,
+            // or not written (no stat), do not.
+            let stats = (manifest.entries().iter())
+                .map(|e| {
+                    let mode = match e.kind {
+                        Kind::Symlink => 0o120777,
+                        Kind::Dir => return None,
+                        _ => 0o100644,
+                    };
+                    let r = next();
+                    match r % 12 {
+                        0 => None,
+                        1 => Some(stat(e.size() + 1, mode, r)),
+                        2 => Some(stat(e.size(), 0o040755, r)),
+                        _ => Some(stat(e.size(), mode, r)),
+                    }
+                })
+                .collect();
+            // Every directory, a few left without a stat (as when one was not taken).
+            let mut dirs: BTreeSet<Vec<u8>> = BTreeSet::new();
+            for e in manifest.entries() {
+                if e.kind == Kind::Dir {
+                    dirs.insert(e.path.clone());
+                }
+                let mut p = &e.path[..];
+                while let Some(i) = p.iter().rposition(|&c| c == b'/') {
+                    p = &p[..i];
+                    dirs.insert(p.to_vec());
+                }
+            }
+            let dirs = (dirs.into_iter())
+                .filter_map(|d| {
+                    let r = next();
+                    (!r.is_multiple_of(16)).then(|| (d, stat(0, 0o040755, r)))
+                })
+                .collect();
+            let written = Written {
+                manifest,
+                stats,
+                dirs,
+                ..Written::default()
+            };
+            let got = Records::of(&written);
+            let (dirs, root, count, latest) = reference(&written);
+            let dir_recs = |recs: &[Rec]| -> Vec<(Vec<u8>, StatKey, Hash)> {
+                recs.iter()
+                    .map(|r| (r.path.clone(), r.key, r.hash))
+                    .collect()
+            };
+            assert_eq!(dir_recs(&got.dirs), dir_recs(&dirs), "round {round}");
+            assert_eq!(got.root_names, root, "round {round}");
+            assert_eq!((got.count, got.latest), (count, latest), "round {round}");
+        }
+    }
 
     #[test]
     fn the_stat_cache_is_refused_when_the_root_is_not_the_directory_registered() {
