@@ -1070,14 +1070,17 @@ struct Tree<'a> {
     /// The root (empty path) at [`ROOT`], then every directory sorted by path: each one's
     /// ancestors, and the empty directories of the manifest.
     dirs: Vec<TreeDir<'a>>,
+    /// The manifest's entries.
+    entries: &'a [Entry],
 }
 
 struct TreeDir<'a> {
     path: &'a [u8],
     /// Indexes of its subdirectories in [`Tree::dirs`].
     subdirs: Vec<usize>,
-    /// Its files and symlinks, with their index in the manifest.
-    leaves: Vec<(usize, &'a Entry)>,
+    /// Its files and symlinks, by index in the manifest (4 bytes a file, each list
+    /// allocated at its size: this is held for every file of the tree).
+    leaves: Vec<u32>,
 }
 
 /// A work item of [`Tree::make`].
@@ -1138,12 +1141,26 @@ impl<'a> Tree<'a> {
             let parent = parent_of(dirs[d].path)?;
             dirs[parent].subdirs.push(d);
         }
-        for (i, e) in entries.iter().enumerate() {
-            if e.kind != Kind::Dir {
-                dirs[parent_of(&e.path)?].leaves.push((i, e));
-            }
+        // Each file's directory, then each directory's count, so that each list is allocated
+        // once at its size (grown by doubling, they held up to twice the tree).
+        let parents = (entries.iter())
+            .filter(|e| e.kind != Kind::Dir)
+            .map(|e| parent_of(&e.path).map(|d| d as u32))
+            .collect::<Result<Vec<u32>>>()?;
+        let mut counts = vec![0usize; dirs.len()];
+        for &d in &parents {
+            counts[d as usize] += 1;
         }
-        Ok(Tree { dirs })
+        for (d, n) in dirs.iter_mut().zip(counts) {
+            d.leaves = Vec::with_capacity(n);
+        }
+        let leaves = (entries.iter().enumerate()).filter(|(_, e)| e.kind != Kind::Dir);
+        for ((i, _), d) in leaves.zip(parents) {
+            let i = u32::try_from(i)
+                .map_err(|_| Error::msg("a snapshot of more than 4,294,967,295 entries"))?;
+            dirs[d as usize].leaves.push(i);
+        }
+        Ok(Tree { dirs, entries })
     }
 
     /// Runs one work item, adding what it records to `out` and handing the items it makes to
@@ -1185,7 +1202,11 @@ impl<'a> Tree<'a> {
             publish(&mut pushed);
         }
         let chunk = &td.leaves[from.min(td.leaves.len())..(from + CHUNK).min(td.leaves.len())];
-        for &(i, e) in chunk {
+        for &i in chunk {
+            let i = i as usize;
+            let e = self.entries.get(i).ok_or_else(|| {
+                Error::msg(format!("internal error: no entry {i} in the manifest"))
+            })?;
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
@@ -1496,8 +1517,13 @@ mod tests {
         ];
         assert_eq!(paths, want, "the root, then every directory sorted by path");
         let at = |p: &[u8]| paths.iter().position(|q| *q == p).unwrap();
-        let leaves =
-            |p: &[u8]| -> Vec<usize> { tree.dirs[at(p)].leaves.iter().map(|(i, _)| *i).collect() };
+        let leaves = |p: &[u8]| -> Vec<usize> {
+            tree.dirs[at(p)]
+                .leaves
+                .iter()
+                .map(|&i| i as usize)
+                .collect()
+        };
         let subdirs = |p: &[u8]| -> Vec<&[u8]> {
             tree.dirs[at(p)].subdirs.iter().map(|&s| paths[s]).collect()
         };
