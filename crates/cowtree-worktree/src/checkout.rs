@@ -280,15 +280,17 @@ impl Records {
         }
         Open::close_to(&mut open, b"", &mut hashes);
         let root_names = open.pop().and_then(Open::hash);
-        let dirs = (written.dirs.iter().zip(hashes))
-            .filter_map(|((path, st), hash)| {
+        // Room for the root's record, put first once its stat is taken ([`stat_cache`]).
+        let mut dirs = Vec::with_capacity(written.dirs.len() + 1);
+        dirs.extend(
+            (written.dirs.iter().zip(hashes)).filter_map(|((path, st), hash)| {
                 Some(Rec {
                     path: path.clone(),
                     key: StatKey::from(*st),
                     hash: hash?,
                 })
-            })
-            .collect();
+            }),
+        );
         Records {
             count,
             latest,
@@ -454,14 +456,17 @@ fn stat_cache<'w>(
     } = records;
     let mut dirs = Vec::new();
     if dir_records {
+        // The root's first (its path is empty), in the list already made, which has room
+        // for it (not a copy of the list).
+        dirs = below;
         if let Some(hash) = root_names {
-            dirs.push(Rec {
+            let root = Rec {
                 path: Vec::new(),
                 key: StatKey::from(EntryStat::of(&root_st)),
                 hash,
-            });
+            };
+            dirs.insert(0, root);
         }
-        dirs.extend(below);
     }
     // After the last stat the cache keeps (the root's, above).
     let latest = latest.max(cache::latest_fine_time(&dirs));
