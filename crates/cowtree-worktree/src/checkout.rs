@@ -243,6 +243,7 @@ impl Records {
         let mut hashes: Vec<Option<Hash>> = vec![None; written.dirs.len()];
         let mut open = vec![Open::new(b"", None)];
         let mut leaves = leaf_records(written).peekable();
+        let mut missing = false;
         loop {
             let next_dir = dirs.peek().map(|&d| &written.dirs[d].0[..]);
             let next_leaf = leaves.peek().map(|(e, _)| &e.path[..]);
@@ -255,31 +256,54 @@ impl Records {
             let path = if dir_first { next_dir } else { next_leaf }.unwrap_or_default();
             let (parent, name) = split(path);
             Open::close_to(&mut open, parent, &mut hashes);
-            let at = open.last_mut().map(|o| (o.path == parent).then_some(o));
-            let Some(Some(at)) = at else {
-                // A directory with no record of its own (none was taken): its entries are
-                // listed under it, but no record is made of it, and its parent does not list
-                // it (as a walk of a tree whose directory record is missing).
+            if open.last().is_some_and(|o| o.path != parent) {
+                // A directory with no stat (none was taken): see `missing` below.
+                missing = true;
                 Open::open_to(&mut open, parent);
-                continue;
-            };
+            }
+            let at = open.last_mut().filter(|o| o.path == parent);
             if dir_first {
                 let d = dirs.next().unwrap_or_default();
-                at.dirs.push(name);
+                if let Some(at) = at {
+                    at.dirs.push(name);
+                }
                 open.push(Open::new(path, Some(d)));
             } else {
                 match leaves.next().and_then(|(_, rec)| rec) {
                     Some((key, _)) => {
-                        at.files.push(name);
+                        if let Some(at) = at {
+                            at.files.push(name);
+                        }
                         count += 1;
                         latest = latest.max(cache::latest_fine_time_of([key]));
                     }
-                    None => at.complete = false,
+                    None => {
+                        if let Some(at) = at {
+                            at.complete = false;
+                        }
+                    }
                 }
             }
         }
+        // An empty directory of the manifest with no stat is not met by the walk (it has no
+        // entries): looked for here.
+        missing |= (written.manifest.entries().iter())
+            .filter(|e| e.kind == Kind::Dir)
+            .any(|e| {
+                (written.dirs)
+                    .binary_search_by(|(p, _)| p[..].cmp(&e.path[..]))
+                    .is_err()
+            });
         Open::close_to(&mut open, b"", &mut hashes);
         let root_names = open.pop().and_then(Open::hash);
+        // A directory with no stat would have no record, and its parent a record that does
+        // not list it: status, trusting the parent, would never look inside it. Every
+        // directory gets a stat or the checkout fails; should one not, no directory record
+        // is made (status then lists every directory, which is always safe).
+        if missing {
+            hashes.clear();
+        }
+        let root_names = root_names.filter(|_| !missing);
         // Room for the root's record, put first once its stat is taken ([`stat_cache`]).
         let mut dirs = Vec::with_capacity(written.dirs.len() + 1);
         dirs.extend(
@@ -360,6 +384,10 @@ impl<'w> Open<'w> {
                 .iter()
                 .position(|&c| c == b'/')
                 .map_or(path.len(), |i| start + i);
+            if end <= at {
+                // An empty first component (never in a valid manifest): nothing to open.
+                break;
+            }
             open.push(Open::new(&path[..end], None));
             at = end;
         }
@@ -558,6 +586,7 @@ mod tests {
         let dir_names: [&[u8]; 4] = [b"a", b"a-b", b"b", b"b0"];
         let leaf_names: [&[u8]; 6] = [b"a-", b"a.c", b"a0", b"b-", b"c", b"b.x"];
         let empty_names: [&[u8]; 2] = [b"e", b"a-e"];
+        let (mut dropped_rounds, mut compared) = (0, 0);
         for round in 0..400 {
             let mut entries = Vec::new();
             for _ in 0..(1 + next() % 40) {
@@ -609,7 +638,9 @@ mod tests {
                     }
                 })
                 .collect();
-            // Every directory, a few left without a stat (as when one was not taken).
+            // Every directory; in one round in four, a few left without a stat (as if one was
+            // not taken).
+            let drop_some = round % 4 == 3;
             let mut dirs: BTreeSet<Vec<u8>> = BTreeSet::new();
             for e in manifest.entries() {
                 if e.kind == Kind::Dir {
@@ -621,12 +652,14 @@ mod tests {
                     dirs.insert(p.to_vec());
                 }
             }
-            let dirs = (dirs.into_iter())
+            let all = dirs.len();
+            let dirs: Vec<_> = (dirs.into_iter())
                 .filter_map(|d| {
                     let r = next();
-                    (!r.is_multiple_of(16)).then(|| (d, stat(0, 0o040755, r)))
+                    (!drop_some || !r.is_multiple_of(8)).then(|| (d, stat(0, 0o040755, r)))
                 })
                 .collect();
+            let dropped = dirs.len() < all;
             let written = Written {
                 manifest,
                 stats,
@@ -640,10 +673,24 @@ mod tests {
                     .map(|r| (r.path.clone(), r.key, r.hash))
                     .collect()
             };
+            assert_eq!((got.count, got.latest), (count, latest), "round {round}");
+            if dropped {
+                // A directory without a stat: no directory record at all, not a parent's
+                // record that leaves it out.
+                assert!(got.dirs.is_empty(), "round {round}");
+                assert_eq!(got.root_names, None, "round {round}");
+                dropped_rounds += 1;
+                continue;
+            }
             assert_eq!(dir_recs(&got.dirs), dir_recs(&dirs), "round {round}");
             assert_eq!(got.root_names, root, "round {round}");
-            assert_eq!((got.count, got.latest), (count, latest), "round {round}");
+            compared += usize::from(!dirs.is_empty());
         }
+        // Both kinds of round happened, enough times to mean something.
+        assert!(
+            dropped_rounds > 50 && compared > 200,
+            "{dropped_rounds} {compared}"
+        );
     }
 
     #[test]
