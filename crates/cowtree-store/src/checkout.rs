@@ -1054,6 +1054,9 @@ fn fill(
     Ok((report, written))
 }
 
+/// Why a checkout refuses a tree whose entries or directories [`Tree`] cannot number in 32 bits.
+const TOO_BIG: &str = "a snapshot of 2^32 entries or directories or more is too large to check out";
+
 /// The index of the staging root in [`Tree::dirs`].
 const ROOT: usize = 0;
 
@@ -1145,7 +1148,10 @@ impl<'a> Tree<'a> {
         // once at its size (grown by doubling, they held up to twice the tree).
         let parents = (entries.iter())
             .filter(|e| e.kind != Kind::Dir)
-            .map(|e| parent_of(&e.path).map(|d| d as u32))
+            .map(|e| {
+                let d = parent_of(&e.path)?;
+                u32::try_from(d).map_err(|_| Error::msg(TOO_BIG))
+            })
             .collect::<Result<Vec<u32>>>()?;
         let mut counts = vec![0usize; dirs.len()];
         for &d in &parents {
@@ -1156,8 +1162,7 @@ impl<'a> Tree<'a> {
         }
         let leaves = (entries.iter().enumerate()).filter(|(_, e)| e.kind != Kind::Dir);
         for ((i, _), d) in leaves.zip(parents) {
-            let i = u32::try_from(i)
-                .map_err(|_| Error::msg("a snapshot of more than 4,294,967,295 entries"))?;
+            let i = u32::try_from(i).map_err(|_| Error::msg(TOO_BIG))?;
             dirs[d as usize].leaves.push(i);
         }
         Ok(Tree { dirs, entries })

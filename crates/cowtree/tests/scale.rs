@@ -33,8 +33,8 @@ const BIG_DIR: usize = 50_000;
 const PER_DIR: usize = 100;
 /// One file in this many has content of its own.
 const DISTINCT: usize = 8;
-/// Peak resident bytes per file allowed above the one-file run's, per command: about 2.2
-/// times what each takes now (snapshot 92-105, checkout 203, verify 163-165; a debug build
+/// Peak resident bytes per file allowed above the one-file run's, per command: about twice
+/// what each takes now (snapshot 92-105, checkout 203, verify 163-165; a debug build
 /// holds the same data as a release one). The snapshot's split that held N²/256 names took
 /// 1,300, and its manifest held as entries with their whole paths 340-370; the checkout took
 /// 570 while it held the stat cache's records as records, then encoded, beside the manifest;
