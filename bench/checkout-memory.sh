@@ -24,10 +24,7 @@ ROOT=$(pwd)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 bench_start checkout-memory "$@"
-[[ -n ${OLD:-} && -n ${NEW:-} ]] || die "set OLD and NEW to the two binaries"
-OLD=$(realpath "$OLD")
-NEW=$(realpath "$NEW")
-for b in "$OLD" "$NEW"; do [[ -x $b ]] || die "$b is not an executable"; done
+bench_two_builds
 FILES=${FILES:-200000 2000000}
 RUNS=${RUNS:-1}
 SIZE=${SIZE:-100G}

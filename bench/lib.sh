@@ -14,6 +14,8 @@
 #                        # and inode caches dropped
 #   median               # the median of the numbers on stdin, one per line (with an even
 #                        # count, the lower of the two middle ones)
+#   bench_two_builds     # OLD and NEW, the two binaries a comparison alternates: required,
+#                        # made absolute, checked to be executables
 #   bench_install CMD PKG  # CMD on PATH, else PKG installed (scripts/mounts.sh's
 #                        # cowtree_apt_install); returns 1 (with a note) when it cannot be,
 #                        # so the caller says what goes missing
@@ -34,6 +36,14 @@ bench_start() {
 }
 
 die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
+
+bench_two_builds() {
+  [[ -n ${OLD:-} && -n ${NEW:-} ]] || die "set OLD and NEW to the two binaries"
+  OLD=$(realpath "$OLD")
+  NEW=$(realpath "$NEW")
+  local b
+  for b in "$OLD" "$NEW"; do [[ -x $b ]] || die "$b is not an executable"; done
+}
 note() { printf '%s: %s\n' "$BENCH_NAME" "$*" >&2; }
 
 bench_install() {

@@ -28,10 +28,7 @@ ROOT=$(pwd)
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 bench_start snapshot-memory "$@"
-[[ -n ${OLD:-} && -n ${NEW:-} ]] || die "set OLD and NEW to the two binaries"
-OLD=$(realpath "$OLD")
-NEW=$(realpath "$NEW")
-for b in "$OLD" "$NEW"; do [[ -x $b ]] || die "$b is not an executable"; done
+bench_two_builds
 if [[ -z ${REAL:-} ]]; then
   REAL="usr=/usr"
   [[ -d /root/.rustup/toolchains ]] && REAL+=" toolchains=/root/.rustup/toolchains"
