@@ -13,7 +13,7 @@ use rustix::io::Errno;
 use crate::error::{Corrupt, Error, NotFound, Result};
 use crate::hash::Hash;
 use crate::manifest::{EntryChecker, Manifest, ManifestError};
-use crate::util::{read_at, unique_suffix, write_atomic};
+use crate::util::{open_at, read_at, unique_suffix, write_atomic};
 
 /// The store layout version this code reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -303,16 +303,9 @@ impl Store {
     pub fn load(&self, id: &Hash) -> Result<Manifest> {
         let hex = id.to_hex();
         let path = || self.root.join("snapshots").join(&hex);
-        let fd = match openat(
-            &self.snapshots,
-            OsStr::new(&hex),
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Err(NotFound::Snapshot(*id).into()),
-            Err(e) => return Err(Error::io_at("read", path(), e.into())),
-        };
+        let fd = open_at(&self.snapshots, OsStr::new(&hex))
+            .map_err(|e| Error::io_at("read", path(), e))?
+            .ok_or(NotFound::Snapshot(*id))?;
         let st = rustix::fs::fstat(&fd).map_err(|e| Error::io_at("read", path(), e.into()))?;
         // Read, not pread: a FIFO or a device would read as an empty or endless manifest.
         if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {

@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{Mode, OFlags, openat};
@@ -19,19 +19,27 @@ pub fn unique_suffix() -> String {
     format!("{}-{n}-{nanos:08x}", std::process::id())
 }
 
-/// Reads the whole file `name` under `dir` (not following a final symlink); `None` if absent.
-pub fn read_at(dir: impl AsFd, name: &OsStr) -> io::Result<Option<Vec<u8>>> {
-    let fd = match openat(
+/// Opens the file `name` under `dir` for reading (not following a final symlink, never
+/// waiting on a FIFO); `None` if absent.
+pub fn open_at(dir: impl AsFd, name: &OsStr) -> io::Result<Option<OwnedFd>> {
+    match openat(
         dir,
         name,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
         Mode::empty(),
     ) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(io::Error::from(e)),
-    };
-    cowtree_fs::read::read_whole(&fd).map(Some)
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// Reads the whole file `name` under `dir` ([`open_at`]); `None` if absent.
+pub fn read_at(dir: impl AsFd, name: &OsStr) -> io::Result<Option<Vec<u8>>> {
+    match open_at(dir, name)? {
+        Some(fd) => cowtree_fs::read::read_whole(&fd).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Writes `bytes` to `name` under `dir` atomically and durably (see
