@@ -16,6 +16,9 @@
 #                        # count, the lower of the two middle ones)
 #   bench_two_builds     # OLD and NEW, the two binaries a comparison alternates: required,
 #                        # made absolute, checked to be executables
+#   bench_real_trees     # REAL ("NAME=DIR ...", the trees bench/realpaths.py copies the
+#                        # paths of) defaulted to /usr and, when they exist, the Rust
+#                        # toolchains and crate sources under /root; REAL=none: empty
 #   bench_install CMD PKG  # CMD on PATH, else PKG installed (scripts/mounts.sh's
 #                        # cowtree_apt_install); returns 1 (with a note) when it cannot be,
 #                        # so the caller says what goes missing
@@ -36,6 +39,15 @@ bench_start() {
 }
 
 die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
+
+bench_real_trees() {
+  if [[ -z ${REAL:-} ]]; then
+    REAL="usr=/usr"
+    if [[ -d /root/.rustup/toolchains ]]; then REAL+=" toolchains=/root/.rustup/toolchains"; fi
+    if [[ -d /root/.cargo/registry/src ]]; then REAL+=" registry=/root/.cargo/registry/src"; fi
+  fi
+  if [[ $REAL == none ]]; then REAL=""; fi
+}
 
 bench_two_builds() {
   [[ -n ${OLD:-} && -n ${NEW:-} ]] || die "set OLD and NEW to the two binaries"

@@ -29,12 +29,7 @@ ROOT=$(pwd)
 source "$ROOT/bench/lib.sh"
 bench_start snapshot-memory "$@"
 bench_two_builds
-if [[ -z ${REAL:-} ]]; then
-  REAL="usr=/usr"
-  [[ -d /root/.rustup/toolchains ]] && REAL+=" toolchains=/root/.rustup/toolchains"
-  [[ -d /root/.cargo/registry/src ]] && REAL+=" registry=/root/.cargo/registry/src"
-fi
-[[ $REAL == none ]] && REAL=""
+bench_real_trees
 COPIES=${COPIES:-7}
 FILES=${FILES:-2000000}
 RUNS=${RUNS:-1}
