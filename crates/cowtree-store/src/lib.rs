@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod checkout;
+pub mod compact;
 pub mod dest_staging;
 pub mod discover;
 pub mod error;

@@ -356,6 +356,11 @@ impl Manifest {
         Ok(Manifest { entries })
     }
 
+    /// A manifest of entries already sorted and validated (a [`crate::compact::CompactManifest`]'s).
+    pub(crate) fn from_sorted(entries: Vec<Entry>) -> Manifest {
+        Manifest { entries }
+    }
+
     /// The entries, sorted by path bytes.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
@@ -428,7 +433,7 @@ impl Manifest {
 }
 
 /// Bytes [`Manifest::read`] reads at a time.
-const READ_CHUNK: usize = 1 << 20;
+pub(crate) const READ_CHUNK: usize = 1 << 20;
 
 impl Manifest {
     /// Decodes the manifest `src` reads, as [`Manifest::decode`] decodes its bytes (the same
@@ -450,30 +455,45 @@ impl Manifest {
         size: u64,
         chunk: usize,
     ) -> std::io::Result<(Hash, Result<Manifest, ManifestError>)> {
-        let mut s = Stream {
-            src,
-            chunk: chunk.max(1),
-            hasher: blake3::Hasher::new(),
-            buf: Vec::new(),
-            start: 0,
-            eof: false,
-        };
-        let decoded = s.decode(size)?;
+        let mut s = Stream::new(src, chunk);
+        let mut entries = Vec::new();
+        let decoded = s.decode(size, &mut entries)?;
         // The bytes after the last entry (all of them, after an error), read and hashed.
         let rest = s.rest()?;
-        let decoded = decoded.and_then(|entries| {
+        let decoded = decoded.and_then(|()| {
             if rest != 0 {
                 return Err(ManifestError::TrailingBytes(rest));
             }
             validate(&entries)?;
             Ok(Manifest { entries })
         });
-        Ok((Hash::from(s.hasher.finalize()), decoded))
+        Ok((s.hash(), decoded))
+    }
+}
+
+/// Where [`Stream::decode`] puts the entries it decodes, one at a time in their order.
+pub(crate) trait Sink {
+    /// Room for `n` entries (bounded by what the input's size can hold).
+    fn reserve(&mut self, n: usize);
+    /// Entry `index`, framed and decoded (its data matches its kind); an error ends the
+    /// decoding with it.
+    fn push(&mut self, index: u64, e: EntryRef<'_>) -> Result<(), ManifestError>;
+}
+
+impl Sink for Vec<Entry> {
+    fn reserve(&mut self, n: usize) {
+        // (A wrong size that no allocation can hold is not a panic: the entries then grow.)
+        let _ = self.try_reserve_exact(n);
+    }
+
+    fn push(&mut self, _: u64, e: EntryRef<'_>) -> Result<(), ManifestError> {
+        Vec::push(self, e.to_entry());
+        Ok(())
     }
 }
 
 /// A manifest being read and hashed a chunk at a time ([`Manifest::read`]).
-struct Stream<R> {
+pub(crate) struct Stream<R> {
     src: R,
     chunk: usize,
     hasher: blake3::Hasher,
@@ -485,6 +505,23 @@ struct Stream<R> {
 }
 
 impl<R: std::io::Read> Stream<R> {
+    /// Reads `src` `chunk` bytes at a time.
+    pub(crate) fn new(src: R, chunk: usize) -> Stream<R> {
+        Stream {
+            src,
+            chunk: chunk.max(1),
+            hasher: blake3::Hasher::new(),
+            buf: Vec::new(),
+            start: 0,
+            eof: false,
+        }
+    }
+
+    /// The hash of the bytes read so far (all of them after [`Stream::rest`]).
+    pub(crate) fn hash(&self) -> Hash {
+        Hash::from(self.hasher.finalize())
+    }
+
     /// Reads one more chunk after the bytes not yet decoded (dropping those decoded), hashing
     /// it; sets `eof` when the source ends within it.
     fn more(&mut self) -> std::io::Result<()> {
@@ -508,7 +545,7 @@ impl<R: std::io::Read> Stream<R> {
     /// What it decoded is consumed when it succeeds.
     fn parse<T>(
         &mut self,
-        f: impl Fn(&mut Reader<'_>) -> Result<T, ManifestError>,
+        mut f: impl FnMut(&mut Reader<'_>) -> Result<T, ManifestError>,
     ) -> std::io::Result<Result<T, ManifestError>> {
         loop {
             let mut r = Reader {
@@ -527,9 +564,13 @@ impl<R: std::io::Read> Stream<R> {
         }
     }
 
-    /// The header and every entry, framed and decoded ([`Manifest::decode`] before its check
-    /// of what follows and its validation).
-    fn decode(&mut self, size: u64) -> std::io::Result<Result<Vec<Entry>, ManifestError>> {
+    /// The header and every entry, framed and decoded into `sink` ([`Manifest::decode`]
+    /// before its check of what follows and its validation).
+    pub(crate) fn decode(
+        &mut self,
+        size: u64,
+        sink: &mut impl Sink,
+    ) -> std::io::Result<Result<(), ManifestError>> {
         // The whole header, or the whole input if shorter.
         self.more()?;
         while self.buf.len() - self.start < HEADER_LEN && !self.eof {
@@ -543,20 +584,18 @@ impl<R: std::io::Read> Stream<R> {
         let cap = usize::try_from(count)
             .unwrap_or(usize::MAX)
             .min(usize::try_from(size.saturating_sub(HEADER_LEN as u64) / 6).unwrap_or(0));
-        let mut entries = Vec::new();
-        // (A wrong size that no allocation can hold is not a panic: the entries then grow.)
-        let _ = entries.try_reserve_exact(cap);
+        sink.reserve(cap);
         for index in 0..count {
-            match self.parse(|r| r.entry(index).map(|e| e.to_entry()))? {
-                Ok(e) => entries.push(e),
+            match self.parse(|r| r.entry(index).and_then(|e| sink.push(index, e)))? {
+                Ok(()) => {}
                 Err(e) => return Ok(Err(e)),
             }
         }
-        Ok(Ok(entries))
+        Ok(Ok(()))
     }
 
     /// Reads to the end: how many bytes were left after those decoded.
-    fn rest(&mut self) -> std::io::Result<usize> {
+    pub(crate) fn rest(&mut self) -> std::io::Result<usize> {
         let mut n = self.buf.len() - self.start;
         while !self.eof {
             self.start = self.buf.len();
@@ -618,14 +657,14 @@ pub fn encode_dir(out: &mut Vec<u8>, path: &[u8]) {
 /// it is popped down to the prefixes of each new path, and only those are compared. The
 /// checker keeps a copy of the last path only, so entries can come from a stream.
 #[derive(Default)]
-struct Checker {
+pub(crate) struct Checker {
     /// The previous entry's path (the checks of entry 0 do not look at it).
     last: Vec<u8>,
     chain: Vec<(usize, Kind)>,
 }
 
 impl Checker {
-    fn check(
+    pub(crate) fn check(
         &mut self,
         index: u64,
         path: &[u8],
@@ -894,6 +933,22 @@ impl<'a> EntryRef<'a> {
             self.path.len(),
             self.target().map_or(0, <[u8]>::len),
         )
+    }
+
+    /// `e`, borrowed.
+    pub fn of(e: &'a Entry) -> EntryRef<'a> {
+        EntryRef {
+            path: &e.path,
+            kind: e.kind,
+            data: match &e.data {
+                Data::Blob { size, hash } => DataRef::Blob {
+                    size: *size,
+                    hash: *hash,
+                },
+                Data::Target(t) => DataRef::Target(t),
+                Data::None => DataRef::None,
+            },
+        }
     }
 
     /// An owned copy.
@@ -1711,6 +1766,9 @@ mod tests {
             assert_eq!(got, Err(want.clone()), "{entries:?}");
             assert_eq!(validate_encoded(&raw(&entries)), Err(want.clone()));
             assert_eq!(ManifestView::parse(raw(&entries)).err(), Some(want.clone()));
+            let bytes = raw(&entries);
+            let compact = crate::compact::CompactManifest::read(&bytes[..], bytes.len() as u64);
+            assert_eq!(compact.unwrap().1.err(), Some(want.clone()));
             assert!(!want.to_string().is_empty());
         }
     }
@@ -1738,6 +1796,20 @@ mod tests {
                         .unwrap();
                 assert_eq!(hash, Hash::of(bytes), "chunk {chunk}, {dribble} a read");
                 assert_eq!(got, want, "chunk {chunk}, {dribble} a read: {bytes:?}");
+                // The compact form: the same manifest, or an error (not always the same one
+                // for bytes with several faults: it checks each entry as it reads it).
+                let (hash, compact) = crate::compact::CompactManifest::read_chunked(
+                    Dribble(bytes, dribble),
+                    bytes.len() as u64,
+                    chunk,
+                )
+                .unwrap();
+                assert_eq!(hash, Hash::of(bytes), "chunk {chunk}, {dribble} a read");
+                match (&want, compact) {
+                    (Ok(m), Ok(c)) => assert_eq!(&c.to_manifest(), m, "{bytes:?}"),
+                    (Err(_), Err(_)) => {}
+                    (w, c) => panic!("{w:?} but compact {c:?}: {bytes:?}"),
+                }
             }
         }
     }

@@ -10,6 +10,7 @@ use cowtree_fs::dir::{AtomicFile, Dir};
 use rustix::fs::{Access, AtFlags, FlockOperation, Mode, OFlags, accessat, flock, openat};
 use rustix::io::Errno;
 
+use crate::compact::CompactManifest;
 use crate::error::{Corrupt, Error, NotFound, Result};
 use crate::hash::Hash;
 use crate::manifest::{EntryChecker, Manifest, ManifestError};
@@ -301,6 +302,26 @@ impl Store {
     /// the entries; bytes that do not hash to `id` are refused as such, whether or not they
     /// decode.
     pub fn load(&self, id: &Hash) -> Result<Manifest> {
+        self.load_with(id, Manifest::read)
+    }
+
+    /// Snapshot `id`'s manifest in its compact form (each directory's path once, each entry
+    /// by its directory and name: [`CompactManifest`]), read and checked as [`Store::load`]
+    /// reads and checks it: what a checkout holds of the tree it makes.
+    pub fn load_compact(&self, id: &Hash) -> Result<CompactManifest> {
+        self.load_with(id, CompactManifest::read)
+    }
+
+    /// Opens snapshot `id`'s file and decodes it with `read`, which hashes every byte: bytes
+    /// that are not the snapshot's are refused as such, before any decoding error.
+    fn load_with<T>(
+        &self,
+        id: &Hash,
+        read: impl FnOnce(
+            std::fs::File,
+            u64,
+        ) -> io::Result<(Hash, std::result::Result<T, ManifestError>)>,
+    ) -> Result<T> {
         let hex = id.to_hex();
         let path = || self.root.join("snapshots").join(&hex);
         let fd = open_at(&self.snapshots, OsStr::new(&hex))
@@ -316,8 +337,8 @@ impl Store {
             ));
         }
         let size = st.st_size as u64;
-        let (hash, decoded) = Manifest::read(std::fs::File::from(fd), size)
-            .map_err(|e| Error::io_at("read", path(), e))?;
+        let (hash, decoded) =
+            read(std::fs::File::from(fd), size).map_err(|e| Error::io_at("read", path(), e))?;
         if hash != *id {
             return Err(Corrupt::SnapshotBytes {
                 id: *id,

@@ -453,6 +453,16 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// The counts of `manifest`'s tree, which it keeps.
+    pub fn of_compact(manifest: &crate::compact::CompactManifest) -> Counts {
+        Counts {
+            files: manifest.files(),
+            symlinks: manifest.symlinks(),
+            dirs: manifest.dirs().saturating_sub(1) as u64,
+            bytes: manifest.bytes(),
+        }
+    }
+
     /// The counts of `manifest`'s tree.
     pub fn of(manifest: &crate::manifest::Manifest) -> Counts {
         use crate::manifest::Kind;
