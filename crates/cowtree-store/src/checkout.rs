@@ -22,7 +22,7 @@
 //! is detected before any work and reported through the warning callback (or refused under
 //! `strict`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -42,9 +42,10 @@ use cowtree_link::{Attempt, Decision, Failure, LinkMode, LinkState};
 use rayon::prelude::*;
 use rustix::fs::Stat;
 
+use crate::compact::{CompactEntry, CompactManifest};
 use crate::error::{Corrupt, Error, Result};
 use crate::hash::Hash;
-use crate::manifest::{Data, Entry, Kind, Manifest, show};
+use crate::manifest::{DataRef, Kind, show};
 use crate::registry::Registration;
 use crate::store::Store;
 use crate::util::{path_of, split, unique_suffix};
@@ -110,9 +111,9 @@ pub struct CheckoutReport {
 /// ([`checkout_recording`]).
 #[derive(Debug, Default)]
 pub struct Written {
-    /// The snapshot's manifest.
-    pub manifest: Manifest,
-    /// `stats[i]` is the stat of `manifest.entries()[i]` as written: of each file after its
+    /// The snapshot's manifest, in its compact form.
+    pub manifest: CompactManifest,
+    /// `stats[i]` is the stat of `manifest.get(i)` as written: of each file after its
     /// data and mode were set, of each symlink after it was made; `None` for a directory.
     pub stats: Vec<Option<EntryStat>>,
     /// Every directory but the root, by path (sorted), with its stat taken after its last
@@ -370,11 +371,11 @@ fn run(job: &Job<'_>) -> Result<(CheckoutReport, Written)> {
 /// The snapshot's manifest, read when first needed (see [`run`]).
 struct Lazy<'j> {
     job: &'j Job<'j>,
-    manifest: Option<Manifest>,
+    manifest: Option<CompactManifest>,
 }
 
 impl Lazy<'_> {
-    fn get(&mut self) -> Result<&Manifest> {
+    fn get(&mut self) -> Result<&CompactManifest> {
         if self.manifest.is_none() {
             self.manifest = Some(self.job.load()?);
         }
@@ -384,7 +385,7 @@ impl Lazy<'_> {
     }
 
     /// The manifest if it was read, else an empty one.
-    fn take(self) -> Manifest {
+    fn take(self) -> CompactManifest {
         self.manifest.unwrap_or_default()
     }
 }
@@ -401,14 +402,10 @@ enum Plan {
 
 impl Job<'_> {
     /// The snapshot's manifest, its total counted into the progress.
-    fn load(&self) -> Result<Manifest> {
-        let manifest = self.store.load(self.id)?;
+    fn load(&self) -> Result<CompactManifest> {
+        let manifest = self.store.load_compact(self.id)?;
         self.progress.set_total(Total {
-            entries: manifest
-                .entries()
-                .iter()
-                .filter(|e| e.kind != Kind::Dir)
-                .count() as u64,
+            entries: manifest.files() + manifest.symlinks(),
             bytes: Some(manifest.bytes()),
         });
         Ok(manifest)
@@ -569,7 +566,7 @@ impl Job<'_> {
             Some(c) => c,
             None => {
                 // Kept for the next checkout (best effort: it would count again).
-                let c = crate::trees::Counts::of(manifest.get()?);
+                let c = crate::trees::Counts::of_compact(manifest.get()?);
                 let _ = crate::trees::set_counts(self.store, self.id, &c);
                 c
             }
@@ -592,7 +589,7 @@ impl Job<'_> {
     #[allow(clippy::type_complexity)]
     fn build_tree(
         &self,
-        manifest: &Manifest,
+        manifest: &CompactManifest,
     ) -> Result<std::result::Result<(crate::trees::Tree, (CheckoutReport, Written)), NotUsed>> {
         let pending = match crate::trees::create(self.store)? {
             Ok(p) => p,
@@ -609,7 +606,8 @@ impl Job<'_> {
         )?;
         let tree = pending.publish(self.id)?;
         // Best effort: a checkout counts from the manifest when these are missing.
-        let _ = crate::trees::set_counts(self.store, self.id, &crate::trees::Counts::of(manifest));
+        let counts = crate::trees::Counts::of_compact(manifest);
+        let _ = crate::trees::set_counts(self.store, self.id, &counts);
         Ok(Ok((tree, made)))
     }
 
@@ -619,7 +617,7 @@ impl Job<'_> {
         &self,
         dest: &'s Dest,
         stage: &mut Stage<'s>,
-        manifest: &Manifest,
+        manifest: &CompactManifest,
         btrfs: bool,
     ) -> Result<(CheckoutReport, Written)> {
         let made = if btrfs {
@@ -676,7 +674,7 @@ impl Job<'_> {
         &self,
         dest: &Dest,
         stage: &mut Stage<'_>,
-        manifest: Manifest,
+        manifest: CompactManifest,
         (report, mut written): (CheckoutReport, Written),
         placing: &mut Placing,
     ) -> Result<(CheckoutReport, Written)> {
@@ -857,9 +855,7 @@ impl<'a> Stage<'a> {
 /// stat cache of a tree made without writing it (a snapshot of a tree subvolume) is made of.
 /// `root` must hold exactly that tree and not change (a read-only tree subvolume): an entry
 /// that is not there, or of another type, is an error.
-pub fn stats_of(root: &Dir, root_path: &Path, manifest: &Manifest) -> Result<Written> {
-    let entries = manifest.entries();
-    let tree = Tree::of(entries)?;
+pub fn stats_of(root: &Dir, root_path: &Path, manifest: &CompactManifest) -> Result<Written> {
     let stat = |rel: &[u8]| -> Result<EntryStat> {
         rustix::fs::statat(root, path_of(rel), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
             .map(|st| EntryStat::of(&st))
@@ -868,18 +864,24 @@ pub fn stats_of(root: &Dir, root_path: &Path, manifest: &Manifest) -> Result<Wri
     let (stats, dirs) = crate::workers::install(crate::workers::Pool::Checkout, || {
         rayon::join(
             || {
-                entries
-                    .par_iter()
-                    .map(|e| match e.kind {
-                        Kind::Dir => Ok(None),
-                        _ => stat(&e.path).map(Some),
+                (0..manifest.len())
+                    .into_par_iter()
+                    .map_init(Vec::new, |path, i| match manifest.get(i) {
+                        Some(e) if e.kind != Kind::Dir => {
+                            manifest.path_into(i, path);
+                            stat(path).map(Some)
+                        }
+                        _ => Ok(None),
                     })
                     .collect::<Result<Vec<_>>>()
             },
             || {
-                tree.dirs[ROOT + 1..]
-                    .par_iter()
-                    .map(|d| Ok((d.path.to_vec(), stat(d.path)?)))
+                (ROOT + 1..manifest.dirs())
+                    .into_par_iter()
+                    .map(|d| {
+                        let path = manifest.dir_path(d);
+                        Ok((path.to_vec(), stat(path)?))
+                    })
                     .collect::<Result<Vec<_>>>()
             },
         )
@@ -940,15 +942,14 @@ pub use crate::dest_staging::STAGING;
 #[allow(clippy::too_many_arguments)]
 fn fill(
     store: &Store,
-    manifest: &Manifest,
+    manifest: &CompactManifest,
     stage: &Dir,
     stage_path: &Path,
     opts: CheckoutOptions,
     progress: &Progress,
     record: bool,
 ) -> Result<(CheckoutReport, Written)> {
-    let entries = manifest.entries();
-    let tree = Tree::of(entries)?;
+    let tree = Tree::of(manifest)?;
 
     let link_mode = match opts.mode {
         CheckoutMode::Auto => LinkMode::Auto,
@@ -967,7 +968,7 @@ fn fill(
     };
     let range = CopyRange::new();
     let stats: Vec<OnceLock<EntryStat>> = if record {
-        entries.iter().map(|_| OnceLock::new()).collect()
+        (0..manifest.len()).map(|_| OnceLock::new()).collect()
     } else {
         Vec::new()
     };
@@ -1071,10 +1072,11 @@ const ROOT: usize = 0;
 /// of work it cannot share.
 struct Tree<'a> {
     /// The root (empty path) at [`ROOT`], then every directory sorted by path: each one's
-    /// ancestors, and the empty directories of the manifest.
+    /// ancestors, and the empty directories of the manifest (the manifest's directories,
+    /// by the same index).
     dirs: Vec<TreeDir<'a>>,
-    /// The manifest's entries.
-    entries: &'a [Entry],
+    /// The manifest.
+    manifest: &'a CompactManifest,
 }
 
 struct TreeDir<'a> {
@@ -1104,68 +1106,45 @@ struct Recorded {
 }
 
 impl<'a> Tree<'a> {
-    fn of(entries: &'a [Entry]) -> Result<Tree<'a>> {
-        // Every directory: ancestors of each entry, and the empty-directory entries.
-        let mut paths: BTreeSet<&[u8]> = BTreeSet::new();
-        for e in entries {
-            if e.kind == Kind::Dir {
-                paths.insert(&e.path);
-            }
-            let mut p: &[u8] = &e.path;
-            loop {
-                let (parent, _) = split(p);
-                if parent.is_empty() || !paths.insert(parent) {
-                    break;
-                }
-                p = parent;
-            }
-        }
-        let mut dirs: Vec<TreeDir<'a>> = std::iter::once(&b""[..])
-            .chain(paths)
-            .map(|path| TreeDir {
-                path,
+    fn of(manifest: &'a CompactManifest) -> Result<Tree<'a>> {
+        // Every directory, as the manifest numbers them (the root first, then sorted by path).
+        let mut dirs: Vec<TreeDir<'a>> = (0..manifest.dirs())
+            .map(|d| TreeDir {
+                path: manifest.dir_path(d),
                 subdirs: Vec::new(),
                 leaves: Vec::new(),
             })
             .collect();
-        let index: HashMap<&[u8], usize> =
-            dirs.iter().enumerate().map(|(i, d)| (d.path, i)).collect();
-        // Every parent is in the index (the root, or an ancestor inserted above); one that is
-        // not would put entries in the wrong directory, so it is an error, never a default.
-        let parent_of = |path: &[u8]| {
-            index.get(split(path).0).copied().ok_or_else(|| {
-                Error::msg(format!(
-                    "internal error: no directory planned for the parent of {}",
-                    show(path)
-                ))
-            })
-        };
+        if dirs.is_empty() || u32::try_from(dirs.len()).is_err() {
+            return Err(Error::msg(TOO_BIG));
+        }
         for d in ROOT + 1..dirs.len() {
-            let parent = parent_of(dirs[d].path)?;
+            let parent = (manifest.dir_parent(d))
+                .filter(|&p| p < dirs.len())
+                .ok_or_else(|| {
+                    Error::msg(format!(
+                        "internal error: no directory for the parent of {}",
+                        show(manifest.dir_path(d))
+                    ))
+                })?;
             dirs[parent].subdirs.push(d);
         }
-        // Each file's directory, then each directory's count, so that each list is allocated
-        // once at its size (grown by doubling, they held up to twice the tree).
-        let parents = (entries.iter())
-            .filter(|e| e.kind != Kind::Dir)
-            .map(|e| {
-                let d = parent_of(&e.path)?;
-                u32::try_from(d).map_err(|_| Error::msg(TOO_BIG))
-            })
-            .collect::<Result<Vec<u32>>>()?;
+        // Each directory's count of files and symlinks, so that each list is allocated once
+        // at its size (grown by doubling, they held up to twice the tree).
         let mut counts = vec![0usize; dirs.len()];
-        for &d in &parents {
-            counts[d as usize] += 1;
+        for e in manifest.iter().filter(|e| e.kind != Kind::Dir) {
+            *counts.get_mut(e.dir).ok_or_else(|| Error::msg(TOO_BIG))? += 1;
         }
         for (d, n) in dirs.iter_mut().zip(counts) {
             d.leaves = Vec::with_capacity(n);
         }
-        let leaves = (entries.iter().enumerate()).filter(|(_, e)| e.kind != Kind::Dir);
-        for ((i, _), d) in leaves.zip(parents) {
-            let i = u32::try_from(i).map_err(|_| Error::msg(TOO_BIG))?;
-            dirs[d as usize].leaves.push(i);
+        for (i, e) in manifest.iter().enumerate() {
+            if e.kind != Kind::Dir {
+                let i = u32::try_from(i).map_err(|_| Error::msg(TOO_BIG))?;
+                dirs[e.dir].leaves.push(i);
+            }
         }
-        Ok(Tree { dirs, entries })
+        Ok(Tree { dirs, manifest })
     }
 
     /// Runs one work item, adding what it records to `out` and handing the items it makes to
@@ -1209,13 +1188,13 @@ impl<'a> Tree<'a> {
         let chunk = &td.leaves[from.min(td.leaves.len())..(from + CHUNK).min(td.leaves.len())];
         for &i in chunk {
             let i = i as usize;
-            let e = self.entries.get(i).ok_or_else(|| {
+            let e = self.manifest.get(i).ok_or_else(|| {
                 Error::msg(format!("internal error: no entry {i} in the manifest"))
             })?;
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            if let Some(st) = place(ctx, &dir, e)? {
+            if let Some(st) = place(ctx, &dir, td.path, e)? {
                 let slot = ctx.stats.get(i).ok_or_else(|| {
                     Error::msg(format!("internal error: no stat slot for entry {i}"))
                 })?;
@@ -1359,18 +1338,28 @@ fn open_beneath(stage: &Dir, stage_path: &Path, rel: &[u8]) -> Result<Dir> {
         .map_err(|e| Error::io_at("", stage_path.join(path_of(rel)), e))
 }
 
-/// Writes entry `e` into `dir`; returns its stat when `ctx.record` asks for it.
-fn place(ctx: &Ctx<'_>, dir: &Dir, e: &Entry) -> Result<Option<Stat>> {
+/// Writes entry `e` into `dir`, the directory at `dir_path` (its path in the tree, which
+/// errors name); returns its stat when `ctx.record` asks for it.
+fn place(ctx: &Ctx<'_>, dir: &Dir, dir_path: &[u8], e: CompactEntry<'_>) -> Result<Option<Stat>> {
     let c = ctx.counters;
-    let name = OsStr::from_bytes(split(&e.path).1);
-    let hash = match &e.data {
-        Data::Target(t) => {
+    let name = OsStr::from_bytes(e.name);
+    // Its path in the tree, for messages (made only for one).
+    let path = || {
+        let mut p = dir_path.to_vec();
+        if !p.is_empty() {
+            p.push(b'/');
+        }
+        p.extend_from_slice(e.name);
+        show(&p)
+    };
+    let hash = match e.data {
+        DataRef::Target(t) => {
             dir.symlink(OsStr::from_bytes(t), name)
-                .map_err(|err| Error::io_at("", show(&e.path), err))?;
+                .map_err(|err| Error::io_at("", path(), err))?;
             let st = if ctx.record {
                 Some(
                     dir.stat(name)
-                        .map_err(|err| Error::io_at("", show(&e.path), err))?,
+                        .map_err(|err| Error::io_at("", path(), err))?,
                 )
             } else {
                 None
@@ -1379,8 +1368,8 @@ fn place(ctx: &Ctx<'_>, dir: &Dir, e: &Entry) -> Result<Option<Stat>> {
             ctx.progress.add(1, 0);
             return Ok(st);
         }
-        Data::Blob { hash, .. } => *hash,
-        Data::None => return Ok(None),
+        DataRef::Blob { hash, .. } => hash,
+        DataRef::None => return Ok(None),
     };
     let mode = if e.kind == Kind::Executable {
         0o755
@@ -1398,7 +1387,7 @@ fn place(ctx: &Ctx<'_>, dir: &Dir, e: &Entry) -> Result<Option<Stat>> {
         };
         let placed = place_at(ctx.store.blobs(), &blob, dir, name, mode, method, ctx.range)
             .map_err(|source| Error::FromBlob {
-                path: show(&e.path).into(),
+                path: path().into(),
                 blob: ctx.store.blob_path(&hash),
                 source,
             })?;
@@ -1430,7 +1419,7 @@ fn place(ctx: &Ctx<'_>, dir: &Dir, e: &Entry) -> Result<Option<Stat>> {
                 return Err(Corrupt::MissingBlob {
                     store: ctx.store.root().to_path_buf(),
                     hash,
-                    needed_for: show(&e.path).into(),
+                    needed_for: path().into(),
                 }
                 .into());
             }
@@ -1446,14 +1435,14 @@ fn place(ctx: &Ctx<'_>, dir: &Dir, e: &Entry) -> Result<Option<Stat>> {
                         return Err(Error::Strict(format!(
                             "a clone was required (--mode clone, --strict): cannot clone {} \
                              from the store ({}: {}); refusing to copy",
-                            show(&e.path),
+                            path(),
                             cause.as_str(),
                             cause.describe()
                         )));
                     }
                     Decision::Fail => {
                         return Err(Error::CloneFailedAfterSuccess {
-                            path: show(&e.path).into(),
+                            path: path().into(),
                             reason: cause.as_str(),
                         });
                     }
@@ -1496,8 +1485,8 @@ mod tests {
     #[test]
     fn the_plan_puts_every_entry_in_its_own_directory_once() {
         let h = Hash::of(b"x");
-        let file = |p: &str| Entry::blob(p.as_bytes().to_vec(), false, 1, h);
-        let dir = |p: &str| Entry::dir(p.as_bytes().to_vec());
+        let file = |p: &str| crate::Entry::blob(p.as_bytes().to_vec(), false, 1, h);
+        let dir = |p: &str| crate::Entry::dir(p.as_bytes().to_vec());
         // Sorted by path bytes, as a manifest is: "a-b" sorts between "a" and "a/..."
         // ('-' < '/'), so a directory's entries are not contiguous.
         let entries = vec![
@@ -1508,7 +1497,8 @@ mod tests {
             file("top"),
             dir("z/only-dirs/inner"),
         ];
-        let tree = Tree::of(&entries).unwrap();
+        let manifest = CompactManifest::of(&crate::Manifest::new(entries).unwrap()).unwrap();
+        let tree = Tree::of(&manifest).unwrap();
         let paths: Vec<&[u8]> = tree.dirs.iter().map(|d| d.path).collect();
         let want: Vec<&[u8]> = vec![
             b"",

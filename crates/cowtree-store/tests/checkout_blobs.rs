@@ -115,7 +115,7 @@ fn checkout_recording_returns_the_stat_of_every_entry_as_it_is_on_disk() {
                 before_placing: &|w| {
                     // Complete, with the manifest the stats are of, and not yet in place.
                     assert_eq!(w.stats.iter().flatten().count(), 3, "{fsys:?}");
-                    assert_eq!(w.manifest.entries().len(), w.stats.len(), "{fsys:?}");
+                    assert_eq!(w.manifest.len(), w.stats.len(), "{fsys:?}");
                     assert!(!w.stats.is_empty(), "{fsys:?}");
                     assert!(fs::symlink_metadata(&dst).is_err(), "{fsys:?}");
                 },
@@ -135,7 +135,9 @@ fn checkout_recording_returns_the_stat_of_every_entry_as_it_is_on_disk() {
         .unwrap();
         assert_eq!(rec["caller_field"], "kept", "{fsys:?}");
         assert_eq!(rec["snapshot"], id.to_hex(), "{fsys:?}");
-        let entries = written.manifest.entries();
+        let manifest = written.manifest.to_manifest();
+        assert_eq!(manifest, store.load(&id).unwrap(), "{fsys:?}");
+        let entries = manifest.entries();
         assert_eq!(entries.len(), written.stats.len(), "{fsys:?}");
         for (e, st) in entries.iter().zip(&written.stats) {
             let path = dst.join(std::str::from_utf8(&e.path).unwrap());

@@ -41,7 +41,8 @@ use cowtree_fs::name::split;
 use cowtree_store::checkout::{
     CheckoutOptions, CheckoutReport, EntryStat, Hooks, Written, checkout_recording,
 };
-use cowtree_store::manifest::{Data, Entry, Kind, name_order};
+use cowtree_store::compact::CompactEntry;
+use cowtree_store::manifest::{DataRef, Kind, name_order};
 use cowtree_store::{Hash, Store, discover};
 use rustix::fs::FileType;
 
@@ -242,19 +243,28 @@ impl Records {
         let mut dirs = order.into_iter().peekable();
         let mut hashes: Vec<Option<Hash>> = vec![None; written.dirs.len()];
         let mut open = vec![Open::new(b"", None)];
-        let mut leaves = leaf_records(written).peekable();
+        let manifest = &written.manifest;
+        let mut leaves = leaf_records(written);
+        // The next file or symlink, and its whole path (the manifest holds its directory and
+        // its name).
+        let mut leaf = leaves.next();
+        let mut leaf_path = Vec::new();
+        if let Some((i, ..)) = leaf {
+            manifest.path_into(i, &mut leaf_path);
+        }
         let mut missing = false;
         loop {
             let next_dir = dirs.peek().map(|&d| &written.dirs[d].0[..]);
-            let next_leaf = leaves.peek().map(|(e, _)| &e.path[..]);
-            let dir_first = match (next_dir, next_leaf) {
+            let dir_first = match (next_dir, &leaf) {
                 (None, None) => break,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
-                (Some(d), Some(l)) => name_order(d, true, l, false).is_lt(),
+                (Some(d), Some(_)) => name_order(d, true, &leaf_path, false).is_lt(),
             };
-            let path = if dir_first { next_dir } else { next_leaf }.unwrap_or_default();
-            let (parent, name) = split(path);
+            let (parent, name) = match (dir_first, &leaf) {
+                (false, Some((_, e, _))) => (manifest.dir_path(e.dir), e.name),
+                _ => split(next_dir.unwrap_or_default()),
+            };
             Open::close_to(&mut open, parent, &mut hashes);
             if open.last().is_some_and(|o| o.path != parent) {
                 // A directory with no stat (none was taken): see `missing` below.
@@ -267,9 +277,14 @@ impl Records {
                 if let Some(at) = at {
                     at.dirs.push(name);
                 }
-                open.push(Open::new(path, Some(d)));
+                open.push(Open::new(next_dir.unwrap_or_default(), Some(d)));
             } else {
-                match leaves.next().and_then(|(_, rec)| rec) {
+                let rec = leaf.and_then(|(.., rec)| rec);
+                leaf = leaves.next();
+                if let Some((i, ..)) = leaf {
+                    manifest.path_into(i, &mut leaf_path);
+                }
+                match rec {
                     Some((key, _)) => {
                         if let Some(at) = at {
                             at.files.push(name);
@@ -287,11 +302,12 @@ impl Records {
         }
         // An empty directory of the manifest with no stat is not met by the walk (it has no
         // entries): looked for here.
-        missing |= (written.manifest.entries().iter())
-            .filter(|e| e.kind == Kind::Dir)
-            .any(|e| {
+        missing |= (manifest.iter().enumerate())
+            .filter(|(_, e)| e.kind == Kind::Dir)
+            .any(|(i, _)| {
+                let path = manifest.path(i);
                 (written.dirs)
-                    .binary_search_by(|(p, _)| p[..].cmp(&e.path[..]))
+                    .binary_search_by(|(p, _)| p[..].cmp(&path[..]))
                     .is_err()
             });
         Open::close_to(&mut open, b"", &mut hashes);
@@ -394,12 +410,14 @@ impl<'w> Open<'w> {
     }
 }
 
-/// Every file and symlink of `written`'s manifest, in its order, with its record when it gets
-/// one ([`record_of`]).
-fn leaf_records(written: &Written) -> impl Iterator<Item = (&Entry, Option<(StatKey, Hash)>)> {
-    (written.manifest.entries().iter().zip(&written.stats))
-        .filter(|(e, _)| e.kind != Kind::Dir)
-        .map(|(e, st)| (e, st.as_ref().and_then(|st| record_of(e, st))))
+/// Every file and symlink of `written`'s manifest, in its order: its index in the manifest,
+/// the entry, and its record when it gets one ([`record_of`]).
+fn leaf_records(
+    written: &Written,
+) -> impl Iterator<Item = (usize, CompactEntry<'_>, Option<(StatKey, Hash)>)> {
+    (written.manifest.iter().enumerate().zip(&written.stats))
+        .filter(|((_, e), _)| e.kind != Kind::Dir)
+        .map(|((i, e), st)| (i, e, st.as_ref().and_then(|st| record_of(&e, st))))
 }
 
 /// The stat cache of a tree just checked out, ready to be written: what the checkout wrote
@@ -427,10 +445,12 @@ impl Cache<'_> {
         cache::encode_header(&mut buf, self.written_ns, self.count, dirs);
         w.write_all(&buf)?;
         let mut count = 0;
-        for (e, rec) in leaf_records(self.written) {
+        let mut path = Vec::new();
+        for (i, _, rec) in leaf_records(self.written) {
             let Some((key, hash)) = rec else { continue };
+            self.written.manifest.path_into(i, &mut path);
             buf.clear();
-            cache::encode_rec(&mut buf, &e.path, &key, &hash);
+            cache::encode_rec(&mut buf, &path, &key, &hash);
             w.write_all(&buf)?;
             count += 1;
         }
@@ -509,11 +529,11 @@ fn stat_cache<'w>(
 
 /// The record of entry `e` written with stat `st`: a file of the manifest's size takes its
 /// blob's hash, a symlink the hash of its target (the stat cache's content hash of a symlink).
-fn record_of(e: &Entry, st: &EntryStat) -> Option<(StatKey, Hash)> {
+fn record_of(e: &CompactEntry<'_>, st: &EntryStat) -> Option<(StatKey, Hash)> {
     let ft = cowtree_fs::sys::file_type(st.mode);
-    let hash = match (&e.data, ft) {
-        (Data::Blob { hash, size }, FileType::RegularFile) if st.size == *size => *hash,
-        (Data::Target(t), FileType::Symlink) => Hash::of(t),
+    let hash = match (e.data, ft) {
+        (DataRef::Blob { hash, size }, FileType::RegularFile) if st.size == size => hash,
+        (DataRef::Target(t), FileType::Symlink) => Hash::of(t),
         _ => return None,
     };
     Some((StatKey::from(*st), hash))
@@ -525,7 +545,8 @@ mod tests {
 
     use super::*;
     use crate::cache::StatCache;
-    use cowtree_store::Manifest;
+    use cowtree_store::compact::CompactManifest;
+    use cowtree_store::{Entry, Manifest};
 
     /// The directory records, the root's names hash, the count and newest time of the file
     /// records, the simple way: maps of every directory's names (as [`Records::of`] made them
@@ -533,8 +554,8 @@ mod tests {
     fn reference(written: &Written) -> (Vec<Rec>, Option<Hash>, u64, i64) {
         let (mut count, mut latest) = (0, i64::MIN);
         let mut leaves: HashMap<&[u8], (Vec<&[u8]>, bool)> = HashMap::new();
-        for (e, rec) in leaf_records(written) {
-            let (parent, name) = split(&e.path);
+        for (_, e, rec) in leaf_records(written) {
+            let (parent, name) = (written.manifest.dir_path(e.dir), e.name);
             let at = leaves.entry(parent).or_insert_with(|| (Vec::new(), true));
             match rec {
                 Some((key, _)) => {
@@ -661,7 +682,7 @@ mod tests {
                 .collect();
             let dropped = dirs.len() < all;
             let written = Written {
-                manifest,
+                manifest: CompactManifest::of(&manifest).unwrap(),
                 stats,
                 dirs,
                 ..Written::default()
