@@ -1,13 +1,15 @@
 //! A manifest held compactly, for the commands that hold a whole tree's entries while they
-//! work on it (a checkout): each directory's path once, each entry as its directory and its
-//! name, no allocation of its own.
+//! work on it (a checkout): each entry as its directory and its name, each directory's path
+//! once, no allocation of its own.
 //!
 //! A [`Manifest`] holds every entry's whole path in an allocation of its own beside an
 //! 80-byte [`crate::Entry`]: at 2,000,000 files of paths some 50 bytes long, 134 bytes an
 //! entry, most of them the paths' prefixes again and again. A [`CompactManifest`] holds the
-//! names, the symlinks' targets and the directories' paths in one buffer, and a 64-byte
-//! record an entry that points into it; the manifest's order carries the rest (see
-//! docs/manifest.md, "Memory of the commands that read a snapshot").
+//! names and the symlinks' targets in one buffer, and a 64-byte record an entry that points
+//! into it; the manifest's order carries the rest (see docs/manifest.md, "Memory of the
+//! commands that read a snapshot"). A directory's path is a prefix of the path of the first
+//! entry beneath it, which the buffer then holds whole (the entry's name is the end of it):
+//! so the buffer never holds more than the entries' paths once, however deep the tree.
 //!
 //! It is read from the encoding a chunk at a time ([`CompactManifest::read`]) and refuses
 //! what [`Manifest::decode`] refuses, with the same checks made one entry at a time.
@@ -51,10 +53,11 @@ enum ItemData {
 
 /// A validated manifest: its entries in the manifest's order (by path bytes), each as the
 /// index of its directory and its name, and every directory of the tree (the root at index
-/// 0, then every other sorted by path bytes) with its whole path.
+/// 0, then every other sorted by path bytes) with its whole path (see the module doc).
 #[derive(Debug, Clone, Default)]
 pub struct CompactManifest {
-    /// Names, targets and directories' paths.
+    /// Names, targets, and the whole paths of the entries that directories' paths are
+    /// prefixes of.
     bytes: Vec<u8>,
     dirs: Vec<DirRec>,
     items: Vec<Item>,
@@ -102,8 +105,8 @@ impl CompactManifest {
     /// time, every byte hashed to the end even past an error), into its compact form. It
     /// refuses what [`Manifest::decode`] refuses; for bytes with several faults the error
     /// may name another entry (each entry is checked as it is read, not all framed first).
-    /// A manifest whose names and directories' paths pass 4 GiB is refused
-    /// ([`ManifestError::TooLarge`]).
+    /// A manifest whose names, targets and paths held pass 4 GiB is refused
+    /// ([`ManifestError::TooLarge`]; they are fewer bytes than its encoding).
     pub fn read(
         src: impl std::io::Read,
         size: u64,
@@ -129,7 +132,7 @@ impl CompactManifest {
         Ok((s.hash(), decoded))
     }
 
-    /// The compact form of `m` (refused only past 4 GiB of names and paths).
+    /// The compact form of `m` (refused only past 4 GiB of names, targets and paths).
     pub fn of(m: &Manifest) -> Result<CompactManifest, ManifestError> {
         let mut b = Builder::default();
         b.reserve(m.entries().len());
@@ -292,10 +295,9 @@ impl Builder {
         Span { start: s, len }
     }
 
-    /// A new directory at `path` beneath `parent`.
-    fn dir(&mut self, path: &[u8], parent: u32) -> Result<u32, ManifestError> {
+    /// A new directory whose path is `path` (in the buffer already) beneath `parent`.
+    fn dir(&mut self, path: Span, parent: u32) -> Result<u32, ManifestError> {
         let d = u32::try_from(self.m.dirs.len()).map_err(|_| self.overflow())?;
-        let path = self.add(path);
         self.m.dirs.push(DirRec { path, parent });
         Ok(d)
     }
@@ -304,36 +306,51 @@ impl Builder {
         ManifestError::TooLarge(self.m.bytes.len())
     }
 
-    /// The index of directory `parent` (an entry's parent path), opening it and those
-    /// between it and the innermost directory open that holds it.
-    fn enter(&mut self, parent: &[u8]) -> Result<u32, ManifestError> {
+    /// Closes the directories open that `parent` (an entry's parent path) is not in, itself
+    /// or beneath; never the root. Returns the innermost one left open (the entry's parent,
+    /// or an ancestor of it) and its path's length.
+    fn close_to(&mut self, parent: &[u8]) -> Result<(u32, usize), ManifestError> {
         if self.m.dirs.is_empty() {
-            self.dir(b"", 0)?;
+            self.dir(Span::default(), 0)?;
             self.open.push(ROOT as u32);
         }
-        // Close the directories `parent` is not in (itself or beneath); never the root.
         while let Some(&top) = self.open.last() {
             let path = self.m.dir_path(top as usize);
             let inside = path.is_empty()
                 || (parent.starts_with(path)
                     && matches!(parent.get(path.len()), None | Some(b'/')));
             if inside {
-                break;
+                return Ok((top, path.len()));
             }
             self.open.pop();
         }
-        let (mut at, mut top) = match self.open.last() {
-            Some(&top) => (self.m.dir_path(top as usize).len(), top),
-            None => return Err(self.overflow()),
-        };
-        // Open each component from there to `parent`.
+        Err(self.overflow())
+    }
+
+    /// Opens the directories from the innermost one open (`top`, whose path is `at` bytes
+    /// long) down to the parent of `path` (an entry's path, which `whole` holds in the
+    /// buffer): each one's path is a prefix of `whole`, so a directory costs no bytes of its
+    /// own and the buffer holds at most the entries' paths once. Returns the parent's index.
+    fn open_to(
+        &mut self,
+        path: &[u8],
+        whole: Span,
+        mut top: u32,
+        mut at: usize,
+    ) -> Result<u32, ManifestError> {
+        let parent = crate::util::split(path).0;
         while at < parent.len() {
             let start = if at == 0 { 0 } else { at + 1 };
             let end = parent[start..]
                 .iter()
                 .position(|&c| c == b'/')
                 .map_or(parent.len(), |i| start + i);
-            top = self.dir(&parent[..end], top)?;
+            // (`end` is within `whole`, which fits in u32.)
+            let prefix = Span {
+                start: whole.start,
+                len: end as u32,
+            };
+            top = self.dir(prefix, top)?;
             self.open.push(top);
             at = end;
         }
@@ -347,7 +364,7 @@ impl Builder {
             return Err(self.overflow());
         }
         if self.m.dirs.is_empty() {
-            self.dir(b"", 0)?;
+            self.dir(Span::default(), 0)?;
         }
         let m = &mut self.m;
         let mut order: Vec<u32> = (0..m.dirs.len() as u32).collect();
@@ -401,8 +418,22 @@ impl Sink for Builder {
         self.checker
             .check(index, e.path, e.kind, e.target(), data_ok)?;
         let (parent, name) = crate::util::split(e.path);
-        let dir = self.enter(parent)?;
-        let name = self.add(name);
+        let (mut dir, at) = self.close_to(parent)?;
+        // The whole path, when directories are opened on its way or it is an empty
+        // directory's (whose path is then its own): the directories' paths and its name are
+        // spans of it. Otherwise its name alone.
+        let mut whole = None;
+        let name = if at < parent.len() || e.kind == Kind::Dir {
+            let w = self.add(e.path);
+            whole = Some(w);
+            dir = self.open_to(e.path, w, dir, at)?;
+            Span {
+                start: w.start + (e.path.len() - name.len()) as u32,
+                len: name.len() as u32,
+            }
+        } else {
+            self.add(name)
+        };
         let data = match e.data {
             DataRef::Blob { size, hash } => {
                 self.m.files += 1;
@@ -416,7 +447,7 @@ impl Sink for Builder {
             DataRef::None => {
                 // An empty directory is a directory of the tree too (nothing is beneath it,
                 // so it is never open).
-                self.dir(e.path, dir)?;
+                self.dir(whole.unwrap_or_default(), dir)?;
                 ItemData::None
             }
         };
@@ -572,5 +603,53 @@ mod tests {
         // counted), against 64 and a name of 13.
         assert_eq!(std::mem::size_of::<Item>(), 64);
         assert!(c.heap_bytes() * 10 < held * 7, "{} {held}", c.heap_bytes());
+    }
+
+    #[test]
+    fn deep_trees_cost_no_more_than_their_paths() {
+        // Chains of 1,000 nested directories, each chain ending in a file, and files and
+        // empty directories along the way: a directory's path held whole for each would be
+        // quadratic in the depth (a chain's 1,000 paths of up to 2,000 bytes).
+        let mut entries = Vec::new();
+        for top in ["a", "b", "c", "d"] {
+            let mut path = top.as_bytes().to_vec();
+            for depth in 0..1000 {
+                path.extend(b"/x");
+                if depth % 100 == 99 {
+                    let mut f = path.clone();
+                    f.extend(b"-f");
+                    entries.push(Entry::blob(f, false, 1, Hash::of(b"f")));
+                    let mut e = path.clone();
+                    e.extend(b"-e");
+                    entries.push(Entry::dir(e));
+                }
+            }
+            let mut f = path.clone();
+            f.extend(b"/end");
+            entries.push(Entry::blob(f, false, 1, Hash::of(b"end")));
+        }
+        let m = Manifest::new(entries).unwrap();
+        let bytes = m.encode();
+        let c = CompactManifest::read(&bytes[..], bytes.len() as u64)
+            .unwrap()
+            .1
+            .unwrap();
+        assert_eq!(c.to_manifest(), m);
+        // The root; each chain's top and its 1,000 directories; 10 empty ones a chain.
+        assert_eq!(c.dirs(), 1 + 4 * 1001 + 4 * 10);
+        let paths: usize = m.entries().iter().map(|e| e.path.len()).sum();
+        assert!(c.bytes.len() <= paths, "{} {paths}", c.bytes.len());
+        // Every directory's path, each a prefix of a path held.
+        for d in 1..c.dirs() {
+            let p = c.dir_path(d);
+            assert!(
+                p.starts_with(b"a/") || p.len() == 1 || p[1] == b'/',
+                "{p:?}"
+            );
+            assert_eq!(
+                c.dir_path(c.dir_parent(d).unwrap()),
+                crate::util::split(p).0
+            );
+        }
     }
 }

@@ -34,24 +34,23 @@ const PER_DIR: usize = 100;
 /// One file in this many has content of its own.
 const DISTINCT: usize = 8;
 /// Peak resident bytes per file allowed above the one-file run's, per command: about twice
-/// what each takes now (snapshot 92-105, checkout 203, verify 163-165; a debug build
+/// what each takes now (snapshot 89-105, checkout 153, verify 163-165; a debug build
 /// holds the same data as a release one). The snapshot's split that held N²/256 names took
 /// 1,300, and its manifest held as entries with their whole paths 340-370; the checkout took
-/// 570 while it held the stat cache's records as records, then encoded, beside the manifest;
-/// the checkout and verify held a manifest's encoding beside its entries while decoding it
-/// (verify 250).
-const BOUNDS: [(&str, u64); 3] = [("snapshot", 200), ("checkout", 448), ("verify", 360)];
+/// 570 while it held the stat cache's records as records, then encoded, beside the manifest,
+/// and 203 while it held the manifest as entries with their whole paths; the checkout and
+/// verify held a manifest's encoding beside its entries while decoding it (verify 250).
+const BOUNDS: [(&str, u64); 3] = [("snapshot", 200), ("checkout", 320), ("verify", 360)];
 /// Peak resident bytes per file the snapshot may gain when every path is 204 bytes longer
 /// (the same files under four more directories of 50-byte names): it holds names, not paths
 /// (each path held whole would add at least its 204 bytes).
 const LONG_PATHS_BOUND: u64 = 48;
-/// The same for the checkout, which holds the manifest's entries with their whole paths (each
-/// 204 bytes longer, in an allocation of its own) and nothing else of a path per file: the
-/// stat cache's records are written straight from them, and the manifest is decoded as it is
-/// read. Holding the paths once more passes the bound: measured 208-210 now, 399 while the
-/// manifest's encoding was held whole during its decoding (and the stat cache's records
-/// once held them three times over).
-const CHECKOUT_LONG_PATHS_BOUND: u64 = 320;
+/// The same for the checkout, which holds the manifest in its compact form (each entry by its
+/// directory and name, each directory's path once) and builds a whole path only to write it
+/// (a stat cache record) or name it: measured 0 now; 208-210 while it held the manifest as
+/// entries with their whole paths, 399 while the manifest's encoding was also held whole
+/// during its decoding (and the stat cache's records once held them three times over).
+const CHECKOUT_LONG_PATHS_BOUND: u64 = 48;
 
 /// Writes `files` files under `root`: `BIG_DIR` of them in one directory, the rest `PER_DIR`
 /// to a directory two levels down, with names about as long as a source tree's. One in
@@ -163,7 +162,7 @@ fn checkout_peak(tree: &Path, store: &Path, files: usize) -> u64 {
 }
 
 #[test]
-fn the_snapshot_holds_names_and_the_checkout_each_path_once() {
+fn the_snapshot_and_the_checkout_hold_names_not_paths() {
     let Some(dir) = scratch(Fs::Xfs) else { return };
     let short = dir.path().join("short");
     let blobs = make_tree(&short, FILES);
