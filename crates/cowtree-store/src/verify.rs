@@ -140,7 +140,8 @@ pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<Verify
 
     for id in store.snapshot_ids()? {
         report.snapshots_checked += 1;
-        let m = match store.load(&id) {
+        // Compact: only the blobs are looked at, and a path is needed only for a message.
+        let m = match store.load_compact(&id) {
             Ok(m) => m,
             Err(e) => {
                 problems.push(Problem {
@@ -151,27 +152,27 @@ pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<Verify
                 continue;
             }
         };
-        for e in m.entries() {
+        for (i, e) in m.iter().enumerate() {
             let Some(hash) = e.hash() else { continue };
-            let rel = Store::blob_rel(hash);
+            let rel = Store::blob_rel(&hash);
             match rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) if st.st_size as u64 == e.size() => {}
                 Ok(st) => problems.push(Problem {
                     kind: "blob-size",
-                    subject: store.blob_path(hash).display().to_string(),
+                    subject: store.blob_path(&hash).display().to_string(),
                     message: format!(
                         "snapshot {id} entry {} expects {} bytes, the blob has {}",
-                        show(&e.path),
+                        show(&m.path(i)),
                         e.size(),
                         st.st_size
                     ),
                 }),
                 Err(_) => problems.push(Problem {
                     kind: "missing-blob",
-                    subject: store.blob_path(hash).display().to_string(),
+                    subject: store.blob_path(&hash).display().to_string(),
                     message: format!(
                         "blob {hash} is missing; snapshot {id} needs it for {}",
-                        show(&e.path)
+                        show(&m.path(i))
                     ),
                 }),
             }
