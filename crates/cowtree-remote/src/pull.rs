@@ -1,7 +1,7 @@
 //! Pull: fetch snapshots, and the blobs the local store lacks, from a remote.
 //!
-//! A manifest is checked against its id and decoded by the store's validating decoder before
-//! anything else; blobs are fetched with ranged reads into packs (neighbouring blobs in one
+//! A manifest is checked against its id and by the store's validating decoder before anything
+//! else, and held as it came (its bytes and an offset per entry: [`ManifestView`]); blobs are fetched with ranged reads into packs (neighbouring blobs in one
 //! request), each hashed before it is written to the store's staging directory and renamed
 //! into `blobs/`. Only when every blob a snapshot names is in the store, and synced, is the
 //! manifest recorded. A pull killed at any point leaves blobs no manifest names (gc removes
@@ -13,7 +13,8 @@ use std::io::Write;
 use std::time::Instant;
 
 use cowtree_fs::dir::Dir;
-use cowtree_store::{Hash, Manifest, Store};
+use cowtree_store::manifest::ManifestView;
+use cowtree_store::{Hash, Store};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Cleanup, Error, Result};
@@ -154,7 +155,7 @@ pub fn pull_with(
                 });
             }
         }
-        let mut manifests: Vec<(Hash, Manifest)> = Vec::new();
+        let mut manifests: Vec<(Hash, ManifestView<bytes::Bytes>)> = Vec::new();
         for w in &wanted {
             report.ids.push(w.id);
             if store.has_snapshot(&w.id)? || manifests.iter().any(|(id, _)| *id == w.id) {
@@ -166,12 +167,12 @@ pub fn pull_with(
         let mut needs: Vec<Need> = Vec::new();
         let mut seen: HashSet<Hash> = HashSet::new();
         for (id, m) in &manifests {
-            for e in m.entries() {
+            for e in m.iter() {
                 let Some(h) = e.hash() else { continue };
-                if !seen.insert(*h) {
+                if !seen.insert(h) {
                     continue;
                 }
-                let rel = blob_rel(h);
+                let rel = blob_rel(&h);
                 if rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
                     .is_ok()
                 {
@@ -180,7 +181,7 @@ pub fn pull_with(
                     continue;
                 }
                 needs.push(Need {
-                    hash: *h,
+                    hash: h,
                     size: e.size(),
                     snapshot: *id,
                 });
@@ -217,12 +218,13 @@ pub fn pull_with(
             })?;
         }
         for (id, m) in &manifests {
-            let saved = store.save(m)?;
+            // The bytes fetched, which hash to `id` (checked when fetched).
+            let saved = store.save_view(m)?;
             if saved != *id {
                 return Err(Error::Corrupt {
                     remote: remote.name().to_string(),
                     key: remote.key(&format!("snapshots/{id}")).to_string(),
-                    detail: "the manifest is not in canonical form".into(),
+                    detail: format!("the manifest recorded is {saved}, not the one fetched"),
                 });
             }
             report.snapshots_received += 1;
@@ -334,7 +336,7 @@ async fn resolve(remote: &Remote, what: &str) -> Result<Wanted> {
 
 /// The manifest of `w`: not there is "not found" for an id asked for, and missing data (the
 /// remote is damaged) for one a remote name points at.
-async fn fetch_manifest(remote: &Remote, w: &Wanted) -> Result<Manifest> {
+async fn fetch_manifest(remote: &Remote, w: &Wanted) -> Result<ManifestView<bytes::Bytes>> {
     let id = &w.id;
     let rel = format!("snapshots/{id}");
     let Some(bytes) = remote.get(&rel).await? else {
@@ -365,7 +367,8 @@ async fn fetch_manifest(remote: &Remote, w: &Wanted) -> Result<Manifest> {
             "the manifest of snapshot {id} does not hash to its id"
         )));
     }
-    Manifest::decode(&bytes).map_err(|e| corrupt(format!("manifest of snapshot {id} refused: {e}")))
+    ManifestView::parse(bytes)
+        .map_err(|e| corrupt(format!("manifest of snapshot {id} refused: {e}")))
 }
 
 /// Groups the blobs to fetch: by pack, in offset order, neighbours joined into one range.

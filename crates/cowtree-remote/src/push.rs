@@ -100,17 +100,18 @@ pub fn push(
                 report.snapshots_skipped += 1;
                 continue;
             }
-            let m = cowtree_store::Manifest::decode(&bytes).map_err(|source| {
+            // Read in place (an offset per entry), not decoded into entries beside the bytes.
+            let m = cowtree_store::manifest::ManifestView::parse(&bytes[..]).map_err(|source| {
                 cowtree_store::Error::Manifest {
                     context: format!("snapshot {}", item.id),
                     source,
                 }
             })?;
-            for e in m.entries() {
+            for e in m.iter() {
                 if let Some(h) = e.hash()
-                    && seen.insert(*h)
+                    && seen.insert(h)
                 {
-                    needed.push((*h, e.size()));
+                    needed.push((h, e.size()));
                 }
             }
             to_send.push((item.id, bytes));

@@ -13,7 +13,7 @@ use rustix::io::Errno;
 use crate::compact::CompactManifest;
 use crate::error::{Corrupt, Error, NotFound, Result};
 use crate::hash::Hash;
-use crate::manifest::{EntryChecker, Manifest, ManifestError};
+use crate::manifest::{EntryChecker, Manifest, ManifestError, ManifestView};
 use crate::util::{open_at, read_at, unique_suffix, write_atomic};
 
 /// The store layout version this code reads and writes.
@@ -373,6 +373,12 @@ impl Store {
     /// returns its id.
     pub fn save(&self, m: &Manifest) -> Result<Hash> {
         self.write_manifest(&m.encode())
+    }
+
+    /// Records a manifest held as it is encoded (checked by [`ManifestView::parse`]) as
+    /// [`Store::save`] records a manifest: under the hash of its bytes, which it returns.
+    pub fn save_view<B: AsRef<[u8]>>(&self, m: &ManifestView<B>) -> Result<Hash> {
+        self.write_manifest(m.bytes())
     }
 
     /// Writes a manifest's `bytes` under their hash, once the blobs it names are durable.
