@@ -1,7 +1,7 @@
 //! Pull: fetch snapshots, and the blobs the local store lacks, from a remote.
 //!
 //! A manifest is checked against its id and by the store's validating decoder before anything
-//! else, and held as it came (its bytes and an offset per entry: [`ManifestView`]); blobs are fetched with ranged reads into packs (neighbouring blobs in one
+//! else, and held as it came (its bytes, read in place); blobs are fetched with ranged reads into packs (neighbouring blobs in one
 //! request), each hashed before it is written to the store's staging directory and renamed
 //! into `blobs/`. Only when every blob a snapshot names is in the store, and synced, is the
 //! manifest recorded. A pull killed at any point leaves blobs no manifest names (gc removes
@@ -13,7 +13,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use cowtree_fs::dir::Dir;
-use cowtree_store::manifest::ManifestView;
+use cowtree_store::manifest::{each_encoded, validate_encoded};
 use cowtree_store::{Hash, Store};
 use futures::{StreamExt, TryStreamExt};
 
@@ -155,7 +155,7 @@ pub fn pull_with(
                 });
             }
         }
-        let mut manifests: Vec<(Hash, ManifestView<bytes::Bytes>)> = Vec::new();
+        let mut manifests: Vec<(Hash, bytes::Bytes)> = Vec::new();
         for w in &wanted {
             report.ids.push(w.id);
             if store.has_snapshot(&w.id)? || manifests.iter().any(|(id, _)| *id == w.id) {
@@ -167,10 +167,11 @@ pub fn pull_with(
         let mut needs: Vec<Need> = Vec::new();
         let mut seen: HashSet<Hash> = HashSet::new();
         for (id, m) in &manifests {
-            for e in m.iter() {
-                let Some(h) = e.hash() else { continue };
+            // (Checked when fetched: no entry is refused here.)
+            let checked = each_encoded(m, |e| {
+                let Some(h) = e.hash() else { return };
                 if !seen.insert(h) {
-                    continue;
+                    return;
                 }
                 let rel = blob_rel(&h);
                 if rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
@@ -178,14 +179,19 @@ pub fn pull_with(
                 {
                     report.blobs_skipped += 1;
                     report.bytes_skipped += e.size();
-                    continue;
+                    return;
                 }
                 needs.push(Need {
                     hash: h,
                     size: e.size(),
                     snapshot: *id,
                 });
-            }
+            });
+            checked.map_err(|e| Error::Corrupt {
+                remote: remote.name().to_string(),
+                key: remote.key(&format!("snapshots/{id}")).to_string(),
+                detail: format!("manifest of snapshot {id} refused: {e}"),
+            })?;
         }
         if !needs.is_empty() {
             let have = index::load(store, remote).await?;
@@ -219,7 +225,7 @@ pub fn pull_with(
         }
         for (id, m) in &manifests {
             // The bytes fetched, which hash to `id` (checked when fetched).
-            let saved = store.save_view(m)?;
+            let saved = store.save_encoded(m, &format!("snapshot {id}"))?;
             if saved != *id {
                 return Err(Error::Corrupt {
                     remote: remote.name().to_string(),
@@ -336,7 +342,7 @@ async fn resolve(remote: &Remote, what: &str) -> Result<Wanted> {
 
 /// The manifest of `w`: not there is "not found" for an id asked for, and missing data (the
 /// remote is damaged) for one a remote name points at.
-async fn fetch_manifest(remote: &Remote, w: &Wanted) -> Result<ManifestView<bytes::Bytes>> {
+async fn fetch_manifest(remote: &Remote, w: &Wanted) -> Result<bytes::Bytes> {
     let id = &w.id;
     let rel = format!("snapshots/{id}");
     let Some(bytes) = remote.get(&rel).await? else {
@@ -367,8 +373,9 @@ async fn fetch_manifest(remote: &Remote, w: &Wanted) -> Result<ManifestView<byte
             "the manifest of snapshot {id} does not hash to its id"
         )));
     }
-    ManifestView::parse(bytes)
-        .map_err(|e| corrupt(format!("manifest of snapshot {id} refused: {e}")))
+    validate_encoded(&bytes)
+        .map_err(|e| corrupt(format!("manifest of snapshot {id} refused: {e}")))?;
+    Ok(bytes)
 }
 
 /// Groups the blobs to fetch: by pack, in offset order, neighbours joined into one range.

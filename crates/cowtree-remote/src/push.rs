@@ -100,20 +100,18 @@ pub fn push(
                 report.snapshots_skipped += 1;
                 continue;
             }
-            // Read in place (an offset per entry), not decoded into entries beside the bytes.
-            let m = cowtree_store::manifest::ManifestView::parse(&bytes[..]).map_err(|source| {
-                cowtree_store::Error::Manifest {
-                    context: format!("snapshot {}", item.id),
-                    source,
-                }
-            })?;
-            for e in m.iter() {
+            // Read in place, not decoded into entries beside the bytes.
+            let checked = cowtree_store::manifest::each_encoded(&bytes, |e| {
                 if let Some(h) = e.hash()
                     && seen.insert(h)
                 {
                     needed.push((h, e.size()));
                 }
-            }
+            });
+            checked.map_err(|source| cowtree_store::Error::Manifest {
+                context: format!("snapshot {}", item.id),
+                source,
+            })?;
             to_send.push((item.id, bytes));
         }
         if !needed.is_empty() {

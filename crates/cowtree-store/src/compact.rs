@@ -106,7 +106,7 @@ impl CompactManifest {
     /// refuses what [`Manifest::decode`] refuses; for bytes with several faults the error
     /// may name another entry (each entry is checked as it is read, not all framed first).
     /// A manifest whose names, targets and paths held pass 4 GiB is refused
-    /// ([`ManifestError::TooLarge`]; they are fewer bytes than its encoding).
+    /// ([`ManifestError::TooManyNames`]; they are fewer bytes than its encoding).
     pub fn read(
         src: impl std::io::Read,
         size: u64,
@@ -132,7 +132,8 @@ impl CompactManifest {
         Ok((s.hash(), decoded))
     }
 
-    /// The compact form of `m` (refused only past 4 GiB of names, targets and paths).
+    /// The compact form of `m` (refused only past 4 GiB of names, targets and paths:
+    /// [`ManifestError::TooManyNames`]).
     pub fn of(m: &Manifest) -> Result<CompactManifest, ManifestError> {
         let mut b = Builder::default();
         b.reserve(m.entries().len());
@@ -297,13 +298,9 @@ impl Builder {
 
     /// A new directory whose path is `path` (in the buffer already) beneath `parent`.
     fn dir(&mut self, path: Span, parent: u32) -> Result<u32, ManifestError> {
-        let d = u32::try_from(self.m.dirs.len()).map_err(|_| self.overflow())?;
+        let d = u32::try_from(self.m.dirs.len()).map_err(|_| ManifestError::TooManyNames)?;
         self.m.dirs.push(DirRec { path, parent });
         Ok(d)
-    }
-
-    fn overflow(&self) -> ManifestError {
-        ManifestError::TooLarge(self.m.bytes.len())
     }
 
     /// Closes the directories open that `parent` (an entry's parent path) is not in, itself
@@ -324,7 +321,7 @@ impl Builder {
             }
             self.open.pop();
         }
-        Err(self.overflow())
+        Err(ManifestError::TooManyNames)
     }
 
     /// Opens the directories from the innermost one open (`top`, whose path is `at` bytes
@@ -361,7 +358,7 @@ impl Builder {
     /// the entries and the directories at their new indexes.
     fn finish(mut self) -> Result<CompactManifest, ManifestError> {
         if self.too_large {
-            return Err(self.overflow());
+            return Err(ManifestError::TooManyNames);
         }
         if self.m.dirs.is_empty() {
             self.dir(Span::default(), 0)?;
@@ -458,7 +455,7 @@ impl Sink for Builder {
             data,
         });
         if self.too_large {
-            return Err(self.overflow());
+            return Err(ManifestError::TooManyNames);
         }
         Ok(())
     }

@@ -198,6 +198,13 @@ pub enum ManifestError {
     /// A manifest of 4 GiB or more, beyond what a [`ManifestView`] indexes.
     #[error("manifest of {0} bytes is too large (the limit is 4 GiB)")]
     TooLarge(usize),
+    /// A manifest whose names, targets and paths pass the 4 GiB a
+    /// [`crate::compact::CompactManifest`] holds, or whose directories pass 2^32.
+    #[error(
+        "manifest too large to hold compactly: its names, targets and paths pass 4 GiB, or its \
+         directories 2^32"
+    )]
+    TooManyNames,
     /// The kind byte (or JSON kind name) is not one this code knows.
     #[error("entry {index} {}: unknown kind {kind}", show(path))]
     UnknownKind {
@@ -469,6 +476,44 @@ impl Manifest {
         });
         Ok((s.hash(), decoded))
     }
+}
+
+/// Reads the manifest `src` reads as [`Manifest::read`] does (a chunk at a time, every byte
+/// hashed to the end), checking each entry as [`validate`] does and handing it to `f` once
+/// checked, holding none: what reads a snapshot's entries once (verify's check of the blobs
+/// they name). Entries before a refused one, and those of bytes that turn out not to be the
+/// snapshot's (the hash returned), have been handed to `f`: discard what it made of them.
+pub(crate) fn read_each(
+    src: impl std::io::Read,
+    size: u64,
+    f: &mut dyn FnMut(EntryRef<'_>),
+) -> std::io::Result<(Hash, Result<(), ManifestError>)> {
+    struct Each<'f> {
+        checker: Checker,
+        f: &'f mut dyn FnMut(EntryRef<'_>),
+    }
+    impl Sink for Each<'_> {
+        fn reserve(&mut self, _: usize) {}
+        fn push(&mut self, index: u64, e: EntryRef<'_>) -> Result<(), ManifestError> {
+            // (Decoded entries' data matches their kind.)
+            self.checker
+                .check(index, e.path, e.kind, e.target(), true)?;
+            (self.f)(e);
+            Ok(())
+        }
+    }
+    let mut s = Stream::new(src, READ_CHUNK);
+    let mut each = Each {
+        checker: Checker::default(),
+        f,
+    };
+    let decoded = s.decode(size, &mut each)?;
+    let rest = s.rest()?;
+    let decoded = decoded.and(match rest {
+        0 => Ok(()),
+        n => Err(ManifestError::TrailingBytes(n)),
+    });
+    Ok((s.hash(), decoded))
 }
 
 /// Where [`Stream::decode`] puts the entries it decodes, one at a time in their order.
@@ -812,13 +857,26 @@ pub struct EncodedCounts {
 /// entry as [`validate`] checks it), without building its entries. The error may name a
 /// different entry than `decode` would for bytes with several faults.
 pub fn validate_encoded(bytes: &[u8]) -> Result<EncodedCounts, ManifestError> {
-    check_encoded(bytes, None)
+    check_encoded(bytes, None, &mut |_| {})
 }
 
-/// [`validate_encoded`], also pushing each entry's offset into `offs` when given.
-fn check_encoded(
-    bytes: &[u8],
+/// Checks an encoded manifest as [`validate_encoded`] does, handing each entry to `f` once
+/// it is checked, in order: what reads a manifest's entries once (the blobs it names) without
+/// holding them. Entries before a refused one have been handed to `f` when the error
+/// returns: discard what it made of them.
+pub fn each_encoded<'a>(
+    bytes: &'a [u8],
+    mut f: impl FnMut(EntryRef<'a>),
+) -> Result<EncodedCounts, ManifestError> {
+    check_encoded(bytes, None, &mut f)
+}
+
+/// [`validate_encoded`], also pushing each entry's offset into `offs` when given, and
+/// handing each entry checked to `visit`.
+fn check_encoded<'a>(
+    bytes: &'a [u8],
     mut offs: Option<&mut Vec<u32>>,
+    visit: &mut dyn FnMut(EntryRef<'a>),
 ) -> Result<EncodedCounts, ManifestError> {
     if offs.is_some() && u32::try_from(bytes.len()).is_err() {
         return Err(ManifestError::TooLarge(bytes.len()));
@@ -838,7 +896,7 @@ fn check_encoded(
             // (Below 4 GiB: checked above.)
             offs.push(r.pos as u32);
         }
-        stream.check_next(&mut r, index)?;
+        visit(stream.check_next(&mut r, index)?);
     }
     if r.remaining() != 0 {
         return Err(ManifestError::TrailingBytes(r.remaining()));
@@ -1030,7 +1088,7 @@ impl<B: AsRef<[u8]>> ManifestView<B> {
     /// ([`ManifestError::TooLarge`]).
     pub fn parse(bytes: B) -> Result<ManifestView<B>, ManifestError> {
         let mut offs = Vec::new();
-        let counts = check_encoded(bytes.as_ref(), Some(&mut offs))?;
+        let counts = check_encoded(bytes.as_ref(), Some(&mut offs), &mut |_| {})?;
         Ok(ManifestView {
             bytes,
             offs,
@@ -1289,7 +1347,11 @@ pub(crate) struct EntryChecker {
 
 impl EntryChecker {
     /// Reads entry `index` at the reader's position and checks it.
-    fn check_next(&mut self, r: &mut Reader<'_>, index: u64) -> Result<(), ManifestError> {
+    fn check_next<'a>(
+        &mut self,
+        r: &mut Reader<'a>,
+        index: u64,
+    ) -> Result<EntryRef<'a>, ManifestError> {
         let raw = r.entry(index)?;
         let target = match raw.data {
             DataRef::Blob { size, .. } => {
@@ -1303,7 +1365,7 @@ impl EntryChecker {
         self.checker
             .check(index, raw.path, raw.kind, target, true)?;
         self.counts.entries += 1;
-        Ok(())
+        Ok(raw)
     }
 
     /// Checks `bytes`, exactly one encoded entry, as entry `index`.
@@ -1796,6 +1858,18 @@ mod tests {
                         .unwrap();
                 assert_eq!(hash, Hash::of(bytes), "chunk {chunk}, {dribble} a read");
                 assert_eq!(got, want, "chunk {chunk}, {dribble} a read: {bytes:?}");
+                // Entry by entry: the same entries, or an error.
+                let mut seen = Vec::new();
+                let (hash, each) =
+                    read_each(Dribble(bytes, dribble), bytes.len() as u64, &mut |e| {
+                        seen.push(e.to_entry())
+                    })
+                    .unwrap();
+                assert_eq!(hash, Hash::of(bytes), "chunk {chunk}, {dribble} a read");
+                match &want {
+                    Ok(m) => assert_eq!((each, &seen[..]), (Ok(()), m.entries())),
+                    Err(_) => assert!(each.is_err(), "{bytes:?}"),
+                }
                 // The compact form: the same manifest, or an error (not always the same one
                 // for bytes with several faults: it checks each entry as it reads it).
                 let (hash, compact) = crate::compact::CompactManifest::read_chunked(

@@ -13,7 +13,9 @@ use rustix::io::Errno;
 use crate::compact::CompactManifest;
 use crate::error::{Corrupt, Error, NotFound, Result};
 use crate::hash::Hash;
-use crate::manifest::{EntryChecker, Manifest, ManifestError, ManifestView};
+use crate::manifest::{
+    EntryChecker, EntryRef, Manifest, ManifestError, read_each, validate_encoded,
+};
 use crate::util::{open_at, read_at, unique_suffix, write_atomic};
 
 /// The store layout version this code reads and writes.
@@ -312,6 +314,14 @@ impl Store {
         self.load_with(id, CompactManifest::read)
     }
 
+    /// Reads snapshot `id`'s manifest as [`Store::load`] does, handing each entry to `f` as it
+    /// is decoded and checked, holding none of them. When this returns an error (bytes that
+    /// are not the snapshot's, a manifest that does not decode), `f` may have been handed
+    /// entries before it: discard what it made of them.
+    pub fn each_entry(&self, id: &Hash, mut f: impl FnMut(EntryRef<'_>)) -> Result<()> {
+        self.load_with(id, |file, size| read_each(file, size, &mut f))
+    }
+
     /// Opens snapshot `id`'s file and decodes it with `read`, which hashes every byte: bytes
     /// that are not the snapshot's are refused as such, before any decoding error.
     fn load_with<T>(
@@ -375,10 +385,16 @@ impl Store {
         self.write_manifest(&m.encode())
     }
 
-    /// Records a manifest held as it is encoded (checked by [`ManifestView::parse`]) as
-    /// [`Store::save`] records a manifest: under the hash of its bytes, which it returns.
-    pub fn save_view<B: AsRef<[u8]>>(&self, m: &ManifestView<B>) -> Result<Hash> {
-        self.write_manifest(m.bytes())
+    /// Records a manifest given as its encoding as [`Store::save`] records a manifest: under
+    /// the hash of its bytes, which it returns. The bytes are checked first as
+    /// [`Manifest::decode`] checks them ([`validate_encoded`]); `context` names them in the
+    /// error.
+    pub fn save_encoded(&self, bytes: &[u8], context: &str) -> Result<Hash> {
+        validate_encoded(bytes).map_err(|source| Error::Manifest {
+            context: context.to_string(),
+            source,
+        })?;
+        self.write_manifest(bytes)
     }
 
     /// Writes a manifest's `bytes` under their hash, once the blobs it names are durable.
