@@ -140,42 +140,41 @@ pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<Verify
 
     for id in store.snapshot_ids()? {
         report.snapshots_checked += 1;
-        // Compact: only the blobs are looked at, and a path is needed only for a message.
-        let m = match store.load_compact(&id) {
-            Ok(m) => m,
-            Err(e) => {
-                problems.push(Problem {
-                    kind: "bad-snapshot",
-                    subject: id.to_hex(),
-                    message: e.to_string(),
-                });
-                continue;
-            }
-        };
-        for (i, e) in m.iter().enumerate() {
-            let Some(hash) = e.hash() else { continue };
+        // Each entry's blob checked as the manifest is read, none held; what was found is kept
+        // only if the whole manifest is the snapshot's and decodes.
+        let mut found = Vec::new();
+        let read = store.each_entry(&id, |e| {
+            let Some(hash) = e.hash() else { return };
             let rel = Store::blob_rel(&hash);
             match rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) if st.st_size as u64 == e.size() => {}
-                Ok(st) => problems.push(Problem {
+                Ok(st) => found.push(Problem {
                     kind: "blob-size",
                     subject: store.blob_path(&hash).display().to_string(),
                     message: format!(
                         "snapshot {id} entry {} expects {} bytes, the blob has {}",
-                        show(&m.path(i)),
+                        show(e.path),
                         e.size(),
                         st.st_size
                     ),
                 }),
-                Err(_) => problems.push(Problem {
+                Err(_) => found.push(Problem {
                     kind: "missing-blob",
                     subject: store.blob_path(&hash).display().to_string(),
                     message: format!(
                         "blob {hash} is missing; snapshot {id} needs it for {}",
-                        show(&m.path(i))
+                        show(e.path)
                     ),
                 }),
             }
+        });
+        match read {
+            Ok(()) => problems.append(&mut found),
+            Err(e) => problems.push(Problem {
+                kind: "bad-snapshot",
+                subject: id.to_hex(),
+                message: e.to_string(),
+            }),
         }
     }
     let snapshots: std::collections::HashSet<Hash> = store.snapshot_ids()?.into_iter().collect();

@@ -273,6 +273,74 @@ fn missing_blob_at_checkout_names_blob_and_path_and_removes_staging() {
 }
 
 #[test]
+fn verify_names_the_entry_of_each_missing_or_mis_sized_blob_and_nothing_of_a_bad_snapshot() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = dir.path().join("src");
+    make_tree(&src);
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let id = snapshot_dir(&store, &src, None).unwrap().id;
+    assert!(
+        cowtree_store::verify::verify(&store)
+            .unwrap()
+            .problems
+            .is_empty()
+    );
+    // README's blob gone; dup1's and dup2's ("same") one byte longer.
+    let hello = Hash::of(b"hello\n");
+    fs::remove_file(store.blob_path(&hello)).unwrap();
+    let same = store.blob_path(&Hash::of(b"same"));
+    fs::set_permissions(&same, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&same, b"same!").unwrap();
+    fs::set_permissions(&same, fs::Permissions::from_mode(0o444)).unwrap();
+    // A valid manifest under a name that is not its hash, naming a blob no store has: refused
+    // as a bad snapshot alone (its entries' blobs are not reported).
+    let stray = cowtree_store::Manifest::new(vec![cowtree_store::Entry::blob(
+        b"stray-entry".to_vec(),
+        false,
+        3,
+        Hash::of(b"not in the store"),
+    )])
+    .unwrap();
+    let fake = Hash::of(b"a name");
+    fs::write(
+        store.root().join("snapshots").join(fake.to_hex()),
+        stray.encode(),
+    )
+    .unwrap();
+
+    let v = cowtree_store::verify::verify(&store).unwrap();
+    let of = |kind: &str| -> Vec<&cowtree_store::verify::Problem> {
+        v.problems.iter().filter(|p| p.kind == kind).collect()
+    };
+    let missing = of("missing-blob");
+    assert_eq!(missing.len(), 1, "{:?}", v.problems);
+    assert!(
+        missing[0].subject.contains(&hello.to_hex()[2..]),
+        "{missing:?}"
+    );
+    assert!(missing[0].message.contains("\"README\""), "{missing:?}");
+    assert!(missing[0].message.contains(&id.to_hex()), "{missing:?}");
+    // The blob is shared: each entry that names it.
+    let sized = of("blob-size");
+    assert_eq!(sized.len(), 2, "{:?}", v.problems);
+    for (p, entry) in sized.iter().zip(["\"src/dup1\"", "\"src/dup2\""]) {
+        assert!(p.message.contains(entry), "{sized:?}");
+        assert!(
+            p.message.contains("expects 4 bytes, the blob has 5"),
+            "{sized:?}"
+        );
+    }
+    let bad = of("bad-snapshot");
+    assert_eq!(bad.len(), 1, "{:?}", v.problems);
+    assert_eq!(bad[0].subject, fake.to_hex());
+    assert!(
+        !format!("{:?}", v.problems).contains("stray-entry"),
+        "{:?}",
+        v.problems
+    );
+}
+
+#[test]
 fn corrupted_blob_is_reported_by_verify() {
     let Some(dir) = scratch(Fs::Btrfs) else {
         return;
