@@ -1,9 +1,10 @@
 //! Pull: fetch snapshots, and the blobs the local store lacks, from a remote.
 //!
-//! A manifest is checked against its id and by the store's validating decoder before anything
-//! else, and held as it came (its bytes, read in place); blobs are fetched with ranged reads into packs (neighbouring blobs in one
-//! request), each hashed before it is written to the store's staging directory and renamed
-//! into `blobs/`. Only when every blob a snapshot names is in the store, and synced, is the
+//! A manifest is checked against its id and as the store's decoder checks one
+//! ([`validate_encoded`]) before anything else, and held as it came (its bytes, read in
+//! place); blobs are fetched with ranged reads into packs (neighbouring blobs in one request),
+//! each hashed before it is written to the store's staging directory and renamed into
+//! `blobs/`. Only when every blob a snapshot names is in the store, and synced, is the
 //! manifest recorded. A pull killed at any point leaves blobs no manifest names (gc removes
 //! them, a new pull uses them) and a staging directory gc removes.
 

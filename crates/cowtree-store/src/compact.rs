@@ -9,10 +9,12 @@
 //! into it; the manifest's order carries the rest (see docs/manifest.md, "Memory of the
 //! commands that read a snapshot"). A directory's path is a prefix of the path of the first
 //! entry beneath it, which the buffer then holds whole (the entry's name is the end of it):
-//! so the buffer never holds more than the entries' paths once, however deep the tree.
+//! so the buffer never holds more than the entries' paths once and the symlinks' targets,
+//! however deep the tree.
 //!
 //! It is read from the encoding a chunk at a time ([`CompactManifest::read`]) and refuses
-//! what [`Manifest::decode`] refuses, with the same checks made one entry at a time.
+//! what [`Manifest::decode`] refuses, with the same checks made one entry at a time, and a
+//! manifest too large for its 32-bit indexes ([`ManifestError::TooManyNames`]).
 
 use crate::hash::Hash;
 use crate::manifest::{
@@ -298,7 +300,11 @@ impl Builder {
 
     /// A new directory whose path is `path` (in the buffer already) beneath `parent`.
     fn dir(&mut self, path: Span, parent: u32) -> Result<u32, ManifestError> {
-        let d = u32::try_from(self.m.dirs.len()).map_err(|_| ManifestError::TooManyNames)?;
+        // (Fewer than 2^32 directories, so that their count is a u32 too.)
+        let d = u32::try_from(self.m.dirs.len())
+            .ok()
+            .filter(|&d| d < u32::MAX)
+            .ok_or(ManifestError::TooManyNames)?;
         self.m.dirs.push(DirRec { path, parent });
         Ok(d)
     }
