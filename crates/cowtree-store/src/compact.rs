@@ -373,9 +373,12 @@ impl Builder {
         let mut order: Vec<u32> = (0..m.dirs.len() as u32).collect();
         {
             let (bytes, dirs) = (&m.bytes, &m.dirs);
+            // (Every span is within the buffer, and every index below the count: by
+            // construction. Read with `get` all the same.)
             let path = |d: u32| {
-                let s = dirs[d as usize].path;
-                &bytes[s.start as usize..(s.start + s.len) as usize]
+                let s = dirs.get(d as usize).map_or_else(Span::default, |r| r.path);
+                let start = s.start as usize;
+                bytes.get(start..start + s.len as usize).unwrap_or_default()
             };
             order.sort_unstable_by(|&a, &b| path(a).cmp(path(b)));
         }
