@@ -18,7 +18,7 @@
 
 use crate::hash::Hash;
 use crate::manifest::{
-    Checker, DataRef, EntryRef, Kind, Manifest, ManifestError, READ_CHUNK, Sink, Stream,
+    Checker, DataRef, EntryRef, Kind, Manifest, ManifestError, READ_CHUNK, Sink, read_into,
 };
 
 /// Bytes of [`CompactManifest::bytes`]: where a name, a target or a directory's path is.
@@ -121,17 +121,9 @@ impl CompactManifest {
         size: u64,
         chunk: usize,
     ) -> std::io::Result<(Hash, Result<CompactManifest, ManifestError>)> {
-        let mut s = Stream::new(src, chunk);
         let mut b = Builder::default();
-        let decoded = s.decode(size, &mut b)?;
-        let rest = s.rest()?;
-        let decoded = decoded.and_then(|()| {
-            if rest != 0 {
-                return Err(ManifestError::TrailingBytes(rest));
-            }
-            b.finish()
-        });
-        Ok((s.hash(), decoded))
+        let (hash, decoded) = read_into(src, size, chunk, &mut b)?;
+        Ok((hash, decoded.and_then(|()| b.finish())))
     }
 
     /// The compact form of `m` (refused only past 4 GiB of names, targets and paths:
@@ -254,7 +246,8 @@ impl CompactManifest {
     }
 
     /// Bytes this holds on the heap (its allocations' capacities).
-    pub fn heap_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn heap_bytes(&self) -> usize {
         self.bytes.capacity()
             + self.dirs.capacity() * std::mem::size_of::<DirRec>()
             + self.items.capacity() * std::mem::size_of::<Item>()
@@ -477,15 +470,6 @@ mod tests {
     use super::*;
     use crate::manifest::Entry;
 
-    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
-        move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        }
-    }
-
     /// A random valid tree: directory names that sort on both sides of `name/` (`-` and `.`
     /// before `/`, `0` after), files, symlinks and empty directories at several depths.
     fn random_manifest(next: &mut impl FnMut() -> u64) -> Manifest {
@@ -517,7 +501,8 @@ mod tests {
 
     #[test]
     fn the_compact_form_holds_every_entry_and_every_directory_once() {
-        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
+        let mut rng = cowtree_testutil::XorShift::new(0x2545_F491_4F6C_DD1D);
+        let mut next = move || rng.next_u64();
         let mut deep = 0;
         for round in 0..500 {
             let m = random_manifest(&mut next);

@@ -462,20 +462,35 @@ impl Manifest {
         size: u64,
         chunk: usize,
     ) -> std::io::Result<(Hash, Result<Manifest, ManifestError>)> {
-        let mut s = Stream::new(src, chunk);
         let mut entries = Vec::new();
-        let decoded = s.decode(size, &mut entries)?;
-        // The bytes after the last entry (all of them, after an error), read and hashed.
-        let rest = s.rest()?;
+        let (hash, decoded) = read_into(src, size, chunk, &mut entries)?;
         let decoded = decoded.and_then(|()| {
-            if rest != 0 {
-                return Err(ManifestError::TrailingBytes(rest));
-            }
             validate(&entries)?;
             Ok(Manifest { entries })
         });
-        Ok((s.hash(), decoded))
+        Ok((hash, decoded))
     }
+}
+
+/// Reads and hashes every byte `src` gives (to the end, even past an error), `chunk` bytes at
+/// a time, decoding the entries into `sink` (framed, then nothing after the last one): what
+/// [`Manifest::read`], [`crate::compact::CompactManifest::read`] and [`read_each`] share.
+/// `size` is the length expected (the file's), which bounds the sink's first allocation.
+pub(crate) fn read_into(
+    src: impl std::io::Read,
+    size: u64,
+    chunk: usize,
+    sink: &mut impl Sink,
+) -> std::io::Result<(Hash, Result<(), ManifestError>)> {
+    let mut s = Stream::new(src, chunk);
+    let decoded = s.decode(size, sink)?;
+    // The bytes after the last entry (all of them, after an error), read and hashed.
+    let rest = s.rest()?;
+    let decoded = decoded.and(match rest {
+        0 => Ok(()),
+        n => Err(ManifestError::TrailingBytes(n)),
+    });
+    Ok((s.hash(), decoded))
 }
 
 /// Reads the manifest `src` reads as [`Manifest::read`] does (a chunk at a time, every byte
@@ -502,18 +517,11 @@ pub(crate) fn read_each(
             Ok(())
         }
     }
-    let mut s = Stream::new(src, READ_CHUNK);
     let mut each = Each {
         checker: Checker::default(),
         f,
     };
-    let decoded = s.decode(size, &mut each)?;
-    let rest = s.rest()?;
-    let decoded = decoded.and(match rest {
-        0 => Ok(()),
-        n => Err(ManifestError::TrailingBytes(n)),
-    });
-    Ok((s.hash(), decoded))
+    read_into(src, size, READ_CHUNK, &mut each)
 }
 
 /// Where [`Stream::decode`] puts the entries it decodes, one at a time in their order.
@@ -538,7 +546,7 @@ impl Sink for Vec<Entry> {
 }
 
 /// A manifest being read and hashed a chunk at a time ([`Manifest::read`]).
-pub(crate) struct Stream<R> {
+struct Stream<R> {
     src: R,
     chunk: usize,
     hasher: blake3::Hasher,
@@ -551,7 +559,7 @@ pub(crate) struct Stream<R> {
 
 impl<R: std::io::Read> Stream<R> {
     /// Reads `src` `chunk` bytes at a time.
-    pub(crate) fn new(src: R, chunk: usize) -> Stream<R> {
+    fn new(src: R, chunk: usize) -> Stream<R> {
         Stream {
             src,
             chunk: chunk.max(1),
@@ -563,7 +571,7 @@ impl<R: std::io::Read> Stream<R> {
     }
 
     /// The hash of the bytes read so far (all of them after [`Stream::rest`]).
-    pub(crate) fn hash(&self) -> Hash {
+    fn hash(&self) -> Hash {
         Hash::from(self.hasher.finalize())
     }
 
@@ -611,7 +619,7 @@ impl<R: std::io::Read> Stream<R> {
 
     /// The header and every entry, framed and decoded into `sink` ([`Manifest::decode`]
     /// before its check of what follows and its validation).
-    pub(crate) fn decode(
+    fn decode(
         &mut self,
         size: u64,
         sink: &mut impl Sink,
@@ -640,7 +648,7 @@ impl<R: std::io::Read> Stream<R> {
     }
 
     /// Reads to the end: how many bytes were left after those decoded.
-    pub(crate) fn rest(&mut self) -> std::io::Result<usize> {
+    fn rest(&mut self) -> std::io::Result<usize> {
         let mut n = self.buf.len() - self.start;
         while !self.eof {
             self.start = self.buf.len();

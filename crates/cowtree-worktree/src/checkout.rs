@@ -590,18 +590,10 @@ mod tests {
         (dirs, names(b""), count, latest)
     }
 
-    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
-        move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        }
-    }
-
     #[test]
     fn records_walked_in_order_are_those_of_maps_of_every_directory() {
-        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
+        let mut rng = cowtree_testutil::XorShift::new(0x2545_F491_4F6C_DD1D);
+        let mut next = move || rng.next_u64();
         // Directory names, and leaf names that sort on both sides of `name/` (`-` and `.`
         // before `/`, `0` after), and names of empty directories.
         let dir_names: [&[u8]; 4] = [b"a", b"a-b", b"b", b"b0"];
