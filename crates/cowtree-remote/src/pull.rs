@@ -1,8 +1,8 @@
 //! Pull: fetch snapshots, and the blobs the local store lacks, from a remote.
 //!
-//! A manifest is checked against its id and as the store's decoder checks one
-//! ([`validate_encoded`]) before anything else, and held as it came (its bytes, read in
-//! place); blobs are fetched with ranged reads into packs (neighbouring blobs in one request),
+//! A manifest is checked against its id when fetched, and as the store's decoder checks one
+//! ([`each_encoded`], reading the blobs it names) before any blob is fetched, and held as it
+//! came (its bytes, read in place); blobs are fetched with ranged reads into packs (neighbouring blobs in one request),
 //! each hashed before it is written to the store's staging directory and renamed into
 //! `blobs/`. Only when every blob a snapshot names is in the store, and synced, is the
 //! manifest recorded. A pull killed at any point leaves blobs no manifest names (gc removes
@@ -14,7 +14,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use cowtree_fs::dir::Dir;
-use cowtree_store::manifest::{each_encoded, validate_encoded};
+use cowtree_store::manifest::each_encoded;
 use cowtree_store::{Hash, Store};
 use futures::{StreamExt, TryStreamExt};
 
@@ -168,7 +168,7 @@ pub fn pull_with(
         let mut needs: Vec<Need> = Vec::new();
         let mut seen: HashSet<Hash> = HashSet::new();
         for (id, m) in &manifests {
-            // (Checked when fetched: no entry is refused here.)
+            // Checked here, before any blob is fetched (and again as it is recorded).
             let checked = each_encoded(m, |e| {
                 let Some(h) = e.hash() else { return };
                 if !seen.insert(h) {
@@ -341,8 +341,9 @@ async fn resolve(remote: &Remote, what: &str) -> Result<Wanted> {
     }
 }
 
-/// The manifest of `w`: not there is "not found" for an id asked for, and missing data (the
-/// remote is damaged) for one a remote name points at.
+/// The bytes of `w`'s manifest, checked to hash to its id (not decoded: see [`each_encoded`]
+/// in `pull`): not there is "not found" for an id asked for, and missing data (the remote is
+/// damaged) for one a remote name points at.
 async fn fetch_manifest(remote: &Remote, w: &Wanted) -> Result<bytes::Bytes> {
     let id = &w.id;
     let rel = format!("snapshots/{id}");
@@ -374,8 +375,6 @@ async fn fetch_manifest(remote: &Remote, w: &Wanted) -> Result<bytes::Bytes> {
             "the manifest of snapshot {id} does not hash to its id"
         )));
     }
-    validate_encoded(&bytes)
-        .map_err(|e| corrupt(format!("manifest of snapshot {id} refused: {e}")))?;
     Ok(bytes)
 }
 
