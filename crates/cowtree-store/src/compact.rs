@@ -593,6 +593,8 @@ mod tests {
         // Paths of 35 bytes: 80 + 35 bytes an entry (and the allocator's overhead, not
         // counted), against 64 and a name of 13.
         assert_eq!(std::mem::size_of::<Item>(), 64);
+        // And 12 bytes a directory (docs/manifest.md says so).
+        assert_eq!(std::mem::size_of::<DirRec>(), 12);
         assert!(c.heap_bytes() * 10 < held * 7, "{} {held}", c.heap_bytes());
     }
 
