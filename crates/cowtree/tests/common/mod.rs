@@ -44,8 +44,12 @@ pub struct Ran {
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
-    /// Peak resident set size of the child in KiB (from `wait4`).
+    /// Peak resident set size of the child in KiB (from `wait4`). Never below
+    /// [`Ran::parent_rss_kib`]: see [`run_limited`].
     pub maxrss_kib: u64,
+    /// This process's resident set in KiB when it started the child: the least `maxrss_kib`
+    /// can be, whatever the child used.
+    pub parent_rss_kib: u64,
 }
 
 impl Ran {
@@ -96,6 +100,13 @@ pub fn run_limited(mut cmd: Command, limit: Duration) -> Ran {
     cmd.stdin(Stdio::null())
         .stdout(fs::File::create(&out).unwrap())
         .stderr(fs::File::create(&err).unwrap());
+    // The child's `ru_maxrss` starts from the high-water mark of the address space it
+    // replaces at exec, which is this process's (the child shares or copies it until then):
+    // a child started after this process once held 200 MiB reports at least 200 MiB. Reset
+    // this process's mark to its current resident set (`clear_refs`, 5), so that the least
+    // the child can report is what this process holds now, not the most it ever held.
+    let _ = fs::write("/proc/self/clear_refs", "5");
+    let parent_rss_kib = own_rss_kib();
     let child = cmd.spawn().expect("spawn cowtree");
     let pid = child.id() as libc::pid_t;
     let started = Instant::now();
@@ -125,7 +136,20 @@ pub fn run_limited(mut cmd: Command, limit: Duration) -> Ran {
         stdout: fs::read_to_string(&out).unwrap_or_default(),
         stderr: fs::read_to_string(&err).unwrap_or_default(),
         maxrss_kib: ru.ru_maxrss as u64,
+        parent_rss_kib,
     }
+}
+
+/// This process's resident set in KiB (`VmRSS` of /proc/self/status; 0 if unreadable).
+fn own_rss_kib() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// `cowtree --store STORE ARGS...` with a 120 s limit.
