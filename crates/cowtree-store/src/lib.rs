@@ -52,4 +52,4 @@ mod workers;
 pub use error::{Error, Result};
 pub use hash::Hash;
 pub use manifest::{Entry, Kind, Manifest, ManifestError};
-pub use store::Store;
+pub use store::{SnapshotFile, Store};

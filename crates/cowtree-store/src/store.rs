@@ -23,6 +23,65 @@ pub const FORMAT_VERSION: u32 = 1;
 const FORMAT_FILE: &str = "format";
 const LAYOUT: [&str; 5] = ["blobs", "snapshots", "refs", "worktrees", "tmp"];
 
+/// A snapshot's manifest file, open ([`Store::open_snapshot`]). Each read of it starts at its
+/// first byte, checks that the bytes hash to the snapshot's id and decodes them as
+/// [`Store::load`] does: two reads give the same entries, even when the snapshot is removed
+/// between them.
+#[derive(Debug)]
+pub struct SnapshotFile {
+    id: Hash,
+    path: PathBuf,
+    file: std::fs::File,
+    size: u64,
+}
+
+impl SnapshotFile {
+    /// Reads the manifest, handing each entry to `f` as it is decoded and checked, holding
+    /// none of them (see [`Store::each_entry`]).
+    pub fn each_entry(&self, mut f: impl FnMut(EntryRef<'_>)) -> Result<()> {
+        self.read_with(|file, size| read_each(file, size, &mut f))
+    }
+
+    /// The number of file entries (files and executables) and their total size, as
+    /// [`Manifest::files`] and [`Manifest::bytes`] count them, in one read holding no entry:
+    /// what `ls` and `show` print of a snapshot.
+    pub fn file_totals(&self) -> Result<(u64, u64)> {
+        let (mut files, mut bytes) = (0u64, 0u64);
+        self.each_entry(|e| {
+            if e.kind.has_blob() {
+                files += 1;
+                bytes = bytes.saturating_add(e.size());
+            }
+        })?;
+        Ok((files, bytes))
+    }
+
+    /// Decodes the file from its first byte with `read`, which hashes every byte: bytes
+    /// that are not the snapshot's are refused as such, before any decoding error.
+    fn read_with<T>(
+        &self,
+        read: impl FnOnce(
+            &std::fs::File,
+            u64,
+        ) -> io::Result<(Hash, std::result::Result<T, ManifestError>)>,
+    ) -> Result<T> {
+        let io = |e| Error::io_at("read", &self.path, e);
+        io::Seek::seek(&mut &self.file, io::SeekFrom::Start(0)).map_err(io)?;
+        let (hash, decoded) = read(&self.file, self.size).map_err(io)?;
+        if hash != self.id {
+            return Err(Corrupt::SnapshotBytes {
+                id: self.id,
+                path: self.path.clone(),
+            }
+            .into());
+        }
+        decoded.map_err(|source| Error::Manifest {
+            context: format!("snapshot {}", self.id.to_hex()),
+            source,
+        })
+    }
+}
+
 /// An open store.
 #[derive(Debug)]
 pub struct Store {
@@ -304,62 +363,58 @@ impl Store {
     /// the entries; bytes that do not hash to `id` are refused as such, whether or not they
     /// decode.
     pub fn load(&self, id: &Hash) -> Result<Manifest> {
-        self.load_with(id, Manifest::read)
+        self.load_with(id, |f, size| Manifest::read(f, size))
     }
 
     /// Snapshot `id`'s manifest in its compact form (each directory's path once, each entry
     /// by its directory and name: [`CompactManifest`]), read and checked as [`Store::load`]
     /// reads and checks it: what a checkout holds of the tree it makes.
     pub fn load_compact(&self, id: &Hash) -> Result<CompactManifest> {
-        self.load_with(id, CompactManifest::read)
+        self.load_with(id, |f, size| CompactManifest::read(f, size))
     }
 
     /// Reads snapshot `id`'s manifest as [`Store::load`] does, handing each entry to `f` as it
     /// is decoded and checked, holding none of them. When this returns an error (bytes that
     /// are not the snapshot's, a manifest that does not decode), `f` may have been handed
     /// entries before it: discard what it made of them.
-    pub fn each_entry(&self, id: &Hash, mut f: impl FnMut(EntryRef<'_>)) -> Result<()> {
-        self.load_with(id, |file, size| read_each(file, size, &mut f))
+    pub fn each_entry(&self, id: &Hash, f: impl FnMut(EntryRef<'_>)) -> Result<()> {
+        self.open_snapshot(id)?.each_entry(f)
     }
 
-    /// Opens snapshot `id`'s file and decodes it with `read`, which hashes every byte: bytes
-    /// that are not the snapshot's are refused as such, before any decoding error.
+    /// Opens snapshot `id`'s manifest file, to read it once or more ([`SnapshotFile`]).
+    pub fn open_snapshot(&self, id: &Hash) -> Result<SnapshotFile> {
+        let hex = id.to_hex();
+        let path = self.root.join("snapshots").join(&hex);
+        let fd = open_at(&self.snapshots, OsStr::new(&hex))
+            .map_err(|e| Error::io_at("read", &path, e))?
+            .ok_or(NotFound::Snapshot(*id))?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| Error::io_at("read", &path, e.into()))?;
+        // A FIFO or a device would read as an empty or endless manifest.
+        if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
+            return Err(Error::io_at(
+                "read",
+                &path,
+                io::Error::new(io::ErrorKind::InvalidData, "not a regular file"),
+            ));
+        }
+        Ok(SnapshotFile {
+            id: *id,
+            path,
+            file: std::fs::File::from(fd),
+            size: st.st_size as u64,
+        })
+    }
+
+    /// Opens snapshot `id`'s file and decodes it with `read` ([`SnapshotFile`]).
     fn load_with<T>(
         &self,
         id: &Hash,
         read: impl FnOnce(
-            std::fs::File,
+            &std::fs::File,
             u64,
         ) -> io::Result<(Hash, std::result::Result<T, ManifestError>)>,
     ) -> Result<T> {
-        let hex = id.to_hex();
-        let path = || self.root.join("snapshots").join(&hex);
-        let fd = open_at(&self.snapshots, OsStr::new(&hex))
-            .map_err(|e| Error::io_at("read", path(), e))?
-            .ok_or(NotFound::Snapshot(*id))?;
-        let st = rustix::fs::fstat(&fd).map_err(|e| Error::io_at("read", path(), e.into()))?;
-        // Read, not pread: a FIFO or a device would read as an empty or endless manifest.
-        if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
-            return Err(Error::io_at(
-                "read",
-                path(),
-                io::Error::new(io::ErrorKind::InvalidData, "not a regular file"),
-            ));
-        }
-        let size = st.st_size as u64;
-        let (hash, decoded) =
-            read(std::fs::File::from(fd), size).map_err(|e| Error::io_at("read", path(), e))?;
-        if hash != *id {
-            return Err(Corrupt::SnapshotBytes {
-                id: *id,
-                path: path(),
-            }
-            .into());
-        }
-        decoded.map_err(|source| Error::Manifest {
-            context: format!("snapshot {hex}"),
-            source,
-        })
+        self.open_snapshot(id)?.read_with(read)
     }
 
     /// The bytes of snapshot `id`'s manifest, checked to hash to `id` but not decoded.

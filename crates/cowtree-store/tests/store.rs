@@ -341,6 +341,47 @@ fn verify_names_the_entry_of_each_missing_or_mis_sized_blob_and_nothing_of_a_bad
 }
 
 #[test]
+fn an_open_snapshot_reads_the_same_entries_twice_though_removed_and_refuses_foreign_bytes() {
+    let Some(dir) = scratch(Fs::NoCow) else {
+        return;
+    };
+    let src = dir.path().join("src");
+    make_tree(&src);
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let id = snapshot_dir(&store, &src, None).unwrap().id;
+    let m = store.load(&id).unwrap();
+    let snap = store.open_snapshot(&id).unwrap();
+    store.remove_snapshot(&id).unwrap();
+    assert!(!store.has_snapshot(&id).unwrap());
+    for _ in 0..2 {
+        let mut seen = Vec::new();
+        snap.each_entry(|e| seen.push(e.to_entry())).unwrap();
+        assert_eq!(seen, m.entries());
+        assert_eq!(snap.file_totals().unwrap(), (m.files(), m.bytes()));
+    }
+    assert!(m.files() > 1 && m.bytes() > 0 && m.entries().len() as u64 > m.files());
+    // The file of another snapshot under this id's name: each read refuses it as bytes that
+    // are not the snapshot's, naming the file.
+    let other = cowtree_store::Manifest::new(vec![cowtree_store::Entry::dir(b"d".to_vec())])
+        .unwrap()
+        .encode();
+    let path = store.root().join("snapshots").join(id.to_hex());
+    fs::write(&path, &other).unwrap();
+    let snap = store.open_snapshot(&id).unwrap();
+    for _ in 0..2 {
+        let err = snap.file_totals().unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        let err = snap.each_entry(|_| {}).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+    // Not a regular file: refused when opened.
+    fs::remove_file(&path).unwrap();
+    fs::create_dir(&path).unwrap();
+    let err = store.open_snapshot(&id).unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
+#[test]
 fn corrupted_blob_is_reported_by_verify() {
     let Some(dir) = scratch(Fs::Btrfs) else {
         return;
