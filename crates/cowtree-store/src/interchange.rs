@@ -4,11 +4,13 @@
 //! Reading is strict: a wrong format name or version, an unknown field or kind, a missing or
 //! ill-typed field, and every path the binary decoder refuses are errors naming the entry.
 
+use std::io::{self, Write};
+
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
 use crate::hash::Hash;
-use crate::manifest::{Data, Entry, Kind, Manifest, ManifestError, show};
+use crate::manifest::{DataRef, Entry, EntryRef, Kind, Manifest, ManifestError, show};
 
 /// The value of the `format` field.
 pub const FORMAT: &str = "cowtree-manifest";
@@ -44,20 +46,7 @@ pub fn to_json(m: &Manifest, id: &Hash) -> Value {
     let entries: Vec<Value> = m
         .entries()
         .iter()
-        .map(|e| {
-            let mut o = Map::new();
-            bytes_field(&mut o, "path", &e.path);
-            o.insert("kind".into(), e.kind.as_str().into());
-            match &e.data {
-                Data::Blob { size, hash } => {
-                    o.insert("size".into(), (*size).into());
-                    o.insert("blob".into(), hash.to_hex().into());
-                }
-                Data::Target(t) => bytes_field(&mut o, "target", t),
-                Data::None => {}
-            }
-            Value::Object(o)
-        })
+        .map(|e| entry_json(EntryRef::of(e)))
         .collect();
     json!({
         "format": FORMAT,
@@ -67,6 +56,77 @@ pub fn to_json(m: &Manifest, id: &Hash) -> Value {
         "bytes": m.bytes(),
         "entries": entries,
     })
+}
+
+/// The JSON form of one entry.
+fn entry_json(e: EntryRef<'_>) -> Value {
+    let mut o = Map::new();
+    bytes_field(&mut o, "path", e.path);
+    o.insert("kind".into(), e.kind.as_str().into());
+    match e.data {
+        DataRef::Blob { size, hash } => {
+            o.insert("size".into(), size.into());
+            o.insert("blob".into(), hash.to_hex().into());
+        }
+        DataRef::Target(t) => bytes_field(&mut o, "target", t),
+        DataRef::None => {}
+    }
+    Value::Object(o)
+}
+
+/// Writes the JSON form of a manifest as its entries come, holding none of them: the bytes
+/// `serde_json::to_writer` writes of [`to_json`]'s value, for a manifest of `files` files of
+/// `bytes` bytes in all whose entries are handed to [`JsonWriter::entry`] in order. (The
+/// value's fields are written in the order it serializes them in, by name; a test checks the
+/// two agree.)
+#[derive(Debug)]
+pub struct JsonWriter<W: Write> {
+    out: W,
+    entries: u64,
+    failed: Option<io::Error>,
+}
+
+impl<W: Write> JsonWriter<W> {
+    /// Writes what comes before the entries.
+    pub fn start(mut out: W, bytes: u64) -> io::Result<JsonWriter<W>> {
+        write!(out, "{{\"bytes\":{bytes},\"entries\":[")?;
+        Ok(JsonWriter {
+            out,
+            entries: 0,
+            failed: None,
+        })
+    }
+
+    /// Writes the next entry. After a write fails, writes nothing more: [`JsonWriter::finish`]
+    /// returns that error.
+    pub fn entry(&mut self, e: EntryRef<'_>) {
+        if self.failed.is_some() {
+            return;
+        }
+        let sep: &[u8] = if self.entries == 0 { b"" } else { b"," };
+        let written = self.out.write_all(sep).and_then(|()| {
+            serde_json::to_writer(&mut self.out, &entry_json(e)).map_err(io::Error::from)
+        });
+        match written {
+            Ok(()) => self.entries += 1,
+            Err(err) => self.failed = Some(err),
+        }
+    }
+
+    /// Writes what comes after the entries (the manifest's id and its count of files), and
+    /// gives back the writer, unflushed.
+    pub fn finish(mut self, id: &Hash, files: u64) -> io::Result<W> {
+        if let Some(err) = self.failed {
+            return Err(err);
+        }
+        write!(
+            self.out,
+            "],\"files\":{files},\"format\":{},\"id\":\"{}\",\"version\":{VERSION}}}",
+            Value::from(FORMAT),
+            id.to_hex()
+        )?;
+        Ok(self.out)
+    }
 }
 
 /// Parses the JSON form into a validated manifest. `id`, `files` and `bytes` are informational
@@ -314,6 +374,72 @@ mod tests {
         assert_eq!(v["entries"][0]["path_hex"], "61ff");
         let back = from_json(v.to_string().as_bytes()).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn the_streamed_json_is_the_bytes_of_to_json() {
+        let empty = Manifest::new(vec![]).unwrap();
+        let m = Manifest::new(vec![
+            Entry::blob(b"a\xff".to_vec(), false, 1, Hash::of(b"x")),
+            Entry::blob(b"b \"q\"\\".to_vec(), true, u64::MAX / 2, Hash::of(b"y")),
+            Entry::dir(b"d".to_vec()),
+            Entry::symlink(b"l".to_vec(), b"t\xfe".to_vec()),
+            Entry::symlink(b"m\x01".to_vec(), b"../x".to_vec()),
+            Entry::symlink(b"\xc3\xa9".to_vec(), "\u{2028}".as_bytes().to_vec()),
+        ])
+        .unwrap();
+        for m in [empty, m] {
+            let mut w = JsonWriter::start(Vec::new(), m.bytes()).unwrap();
+            for e in m.entries() {
+                w.entry(EntryRef::of(e));
+            }
+            let streamed = w.finish(&m.id(), m.files()).unwrap();
+            let whole = serde_json::to_vec(&to_json(&m, &m.id())).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&streamed),
+                String::from_utf8_lossy(&whole)
+            );
+            assert_eq!(from_json(&streamed).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn the_streamed_json_stops_at_the_first_failed_write() {
+        /// Accepts `room` bytes, then fails every write.
+        #[derive(Debug)]
+        struct Full {
+            room: usize,
+            writes_after: usize,
+        }
+        impl Write for Full {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                if self.room == 0 {
+                    self.writes_after += 1;
+                    return Err(io::Error::new(io::ErrorKind::StorageFull, "full"));
+                }
+                let n = b.len().min(self.room);
+                self.room -= n;
+                Ok(n)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let e = Entry::dir(b"d".to_vec());
+        let mut w = JsonWriter::start(
+            Full {
+                room: 30,
+                writes_after: 0,
+            },
+            0,
+        )
+        .unwrap();
+        for _ in 0..10 {
+            w.entry(EntryRef::of(&e));
+        }
+        assert_eq!(w.out.writes_after, 1, "nothing written after the failure");
+        let err = w.finish(&Hash::of(b""), 0).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
     }
 
     #[test]
