@@ -77,11 +77,13 @@ pub fn gc_with(
     let mut referenced: HashSet<Hash> = HashSet::new();
     let snapshots = store.snapshot_ids()?;
     for id in &snapshots {
-        let m = store.load(id).map_err(|e| Error::Context {
-            context: "gc stopped before deleting anything",
-            source: Box::new(e),
-        })?;
-        referenced.extend(m.entries().iter().filter_map(|e| e.hash().copied()));
+        // Each entry's blob as the manifest is read: no entry is held.
+        store
+            .each_entry(id, |e| referenced.extend(e.hash()))
+            .map_err(|e| Error::Context {
+                context: "gc stopped before deleting anything",
+                source: Box::new(e),
+            })?;
     }
 
     let blobs_path = store.root().join("blobs");
@@ -301,8 +303,7 @@ pub fn remove_unused(store: &Store, blobs: &[Hash], since: SystemTime) -> Result
         if mtime < since {
             continue;
         }
-        let m = store.load(&id)?;
-        referenced.extend(m.entries().iter().filter_map(|e| e.hash().copied()));
+        store.each_entry(&id, |e| referenced.extend(e.hash()))?;
     }
     let mut removed = Removed::default();
     for h in blobs.iter().filter(|h| !referenced.contains(h)) {

@@ -495,6 +495,21 @@ fn reset_of_a_path_in_neither_worktree_nor_base_fails_and_paths_follow_the_cwd()
     let o = st(home, &[s("reset"), s("-C"), wt.as_os_str(), s("d2/f2")]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(wt.join("d2/f2").is_file());
+    // Of several paths gone from the worktree, one not in the base either is named, and
+    // nothing is reset; a whole directory gone is in the base by the entries beneath it.
+    fs::remove_file(wt.join("d2/f2")).unwrap();
+    fs::remove_dir_all(wt.join("d3")).unwrap();
+    let o = st(&wt, &[s("reset"), s("d2/f2"), s("d3/nosuch"), s("d3")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("d3/nosuch is neither"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!wt.join("d2/f2").exists() && !wt.join("d3").exists());
+    let o = st(&wt, &[s("reset"), s("d2/f2"), s("d3")]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(wt.join("d2/f2").is_file() && wt.join("d3").is_dir());
 }
 
 #[test]

@@ -54,7 +54,8 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let history = cowtree_store::history::latest(&store)?;
     let mut rows = Vec::new();
     for id in store.snapshot_ids()? {
-        let m = store.load(&id)?;
+        // The totals alone: no entry is held.
+        let (files, bytes) = store.open_snapshot(&id)?.file_totals()?;
         let hex = id.to_hex();
         let (order, seen) = match history.get(&hex) {
             Some((i, h)) => (*i, Some(h)),
@@ -74,8 +75,8 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         });
         rows.push(Row {
             names: names.remove(&id).unwrap_or_default(),
-            files: m.files(),
-            bytes: m.bytes(),
+            files,
+            bytes,
             unix,
             order,
             source: seen.and_then(|h| h.source.clone()),

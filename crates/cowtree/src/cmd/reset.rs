@@ -108,26 +108,33 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             Some(rel) => rels.push((p, rel)),
         }
     }
-    if !rels.is_empty() {
-        let manifest = store.load(&wt.base)?;
-        for (p, rel) in &rels {
-            let on_disk = wt
-                .path
+    // A path that is not in the worktree must be in the base: looked for in one read of the
+    // base's manifest, holding none of its entries.
+    let mut missing: Vec<(&PathBuf, &[u8], bool)> = rels
+        .iter()
+        .filter(|(_, rel)| {
+            wt.path
                 .join(std::ffi::OsStr::from_bytes(rel))
                 .symlink_metadata()
-                .is_ok();
-            let in_base = manifest.entries().iter().any(|e| {
-                e.path.starts_with(rel) && (e.path.len() == rel.len() || e.path[rel.len()] == b'/')
-            });
-            if !on_disk && !in_base {
-                return Err(CliError::new(format!(
-                    "reset: {} is neither in the worktree {} nor in its base snapshot {}",
-                    p.display(),
-                    wt.path.display(),
-                    &wt.base.to_hex()[..12]
-                )));
+                .is_err()
+        })
+        .map(|(p, rel)| (*p, rel.as_slice(), false))
+        .collect();
+    if !missing.is_empty() {
+        store.each_entry(&wt.base, |e| {
+            for (_, rel, found) in missing.iter_mut() {
+                *found |= e.path.starts_with(rel)
+                    && (e.path.len() == rel.len() || e.path[rel.len()] == b'/');
             }
-        }
+        })?;
+    }
+    if let Some((p, _, _)) = missing.iter().find(|(_, _, found)| !found) {
+        return Err(CliError::new(format!(
+            "reset: {} is neither in the worktree {} nor in its base snapshot {}",
+            p.display(),
+            wt.path.display(),
+            &wt.base.to_hex()[..12]
+        )));
     }
     let rels: Vec<Vec<u8>> = if whole {
         Vec::new()

@@ -1,12 +1,13 @@
 //! `cowtree show`: print a snapshot's manifest.
 
+use std::io::{self, Write};
 use std::path::Path;
 
-use cowtree_store::interchange;
-use cowtree_store::manifest::{Data, show};
+use cowtree_store::interchange::JsonWriter;
+use cowtree_store::manifest::{DataRef, show};
 
-use crate::cmd::{StoreOpt, print_json, store_here};
-use crate::exit::{CmdResult, Exit};
+use crate::cmd::{StoreOpt, store_here};
+use crate::exit::{CliError, CmdResult, Exit, Kind};
 use crate::units::{bytes, count};
 
 /// Print a snapshot's entries: kind, size, blob or link target, path.
@@ -30,29 +31,70 @@ pub struct Args {
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let store = store_here(&args.store.clone().or(top))?;
     let id = cowtree_store::refs::resolve(&store, &args.snapshot)?;
-    let m = store.load(&id)?;
+    // Two reads of the manifest's file, holding none of its entries: the totals the output
+    // starts with (which also checks the whole manifest before anything is printed), then the
+    // entries, each printed as it is read.
+    let snap = store.open_snapshot(&id)?;
+    let (files, total) = snap.file_totals()?;
+    let out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let mut out = if args.json {
+        let mut w = JsonWriter::start(out, total).map_err(output)?;
+        snap.each_entry(|e| w.entry(e))?;
+        w.finish(&id, files).map_err(output)?
+    } else {
+        let mut lines = Lines { out, failed: None };
+        lines.line(format_args!(
+            "snapshot {id}: {}, {}",
+            count(files, "file", "files"),
+            bytes(total)
+        ));
+        snap.each_entry(|e| {
+            let what = match e.data {
+                DataRef::Blob { hash, .. } => hash.to_hex()[..16].to_string(),
+                DataRef::Target(t) => format!("-> {}", show(t)),
+                DataRef::None => String::new(),
+            };
+            lines.line(format_args!(
+                "{:<10} {:>12} {} {}",
+                e.kind.as_str(),
+                e.size(),
+                show(e.path),
+                what
+            ));
+        })?;
+        lines.finish().map_err(output)?
+    };
     if args.json {
-        print_json(&interchange::to_json(&m, &id))?;
-        return Ok(Exit::Ok);
+        out.write_all(b"\n").map_err(output)?;
     }
-    println!(
-        "snapshot {id}: {}, {}",
-        count(m.files(), "file", "files"),
-        bytes(m.bytes())
-    );
-    for e in m.entries() {
-        let what = match &e.data {
-            Data::Blob { hash, .. } => hash.to_hex()[..16].to_string(),
-            Data::Target(t) => format!("-> {}", show(t)),
-            Data::None => String::new(),
-        };
-        println!(
-            "{:<10} {:>12} {} {}",
-            e.kind.as_str(),
-            e.size(),
-            show(&e.path),
-            what
-        );
-    }
+    out.flush().map_err(output)?;
     Ok(Exit::Ok)
+}
+
+/// An error writing the output.
+fn output(e: io::Error) -> CliError {
+    CliError::new(format!("show: writing the output: {e}")).kind(Kind::Io)
+}
+
+/// Lines written to `out` until one fails; [`Lines::finish`] returns that error.
+struct Lines<W: Write> {
+    out: W,
+    failed: Option<io::Error>,
+}
+
+impl<W: Write> Lines<W> {
+    fn line(&mut self, args: std::fmt::Arguments<'_>) {
+        if self.failed.is_none()
+            && let Err(e) = writeln!(self.out, "{args}")
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self.failed {
+            Some(e) => Err(e),
+            None => Ok(self.out),
+        }
+    }
 }
