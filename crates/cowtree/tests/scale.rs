@@ -1,9 +1,12 @@
-//! Memory that grows faster than the tree: the peak resident set of `snapshot`, `checkout` and
-//! `verify` on a tree of 200,000 files, on real XFS, per file, against a bound per command.
+//! Memory that grows faster than the tree: the peak resident set of `snapshot`, `checkout`,
+//! `verify`, `ls`, `show` and `gc` on a tree of 200,000 files, on real XFS, per file, against a
+//! bound per command.
 //!
 //! The peak is the child's own (`wait4`'s `ru_maxrss`: the high-water mark `VmHWM` in its
 //! `/proc/PID/status`, kept after it exits), less that of the same command on a one-file
-//! tree (the binary, its threads and buffers), divided by the files. What must hold the whole
+//! tree (the binary, its threads and buffers), divided by the files. A child's mark starts
+//! from this process's at exec, so `run_limited` resets this process's mark before each
+//! command, and each peak must be above what this process then held (it checks). What must hold the whole
 //! tree costs about a hundred bytes a file in the snapshot (names, not paths: a second test
 //! checks that longer paths cost it next to nothing), a few hundred in checkout and verify (the
 //! manifest's entries with their paths, which the second test checks the checkout holds once);
@@ -42,7 +45,20 @@ const DISTINCT: usize = 8;
 /// while it held each snapshot's entries (it now checks each entry's blob as the manifest is
 /// read: what is left is its list of this store's 25,000 blobs); the checkout and verify held
 /// a manifest's encoding beside its entries while decoding it (verify 250).
-const BOUNDS: [(&str, u64); 3] = [("snapshot", 200), ("checkout", 320), ("verify", 64)];
+///
+/// `ls`, `gc --dry-run` and `show --json` read each manifest as it is stored, holding none of
+/// its entries (`show` prints each as it is read): `ls` 3 and `show` 7 bytes a file, `gc` 15
+/// (its set of the store's 25,000 blobs). Before, they held the decoded entries (and `show
+/// --json` a JSON value of the whole manifest): 134-145 bytes a file more than now for `ls`,
+/// `gc` and `show`, 2,100 for `show --json` (release builds, this test's tree).
+const BOUNDS: [(&str, u64); 6] = [
+    ("snapshot", 200),
+    ("checkout", 320),
+    ("verify", 64),
+    ("ls", 16),
+    ("gc --dry-run", 40),
+    ("show --json", 16),
+];
 /// Peak resident bytes per file the snapshot may gain when every path is 204 bytes longer
 /// (the same files under four more directories of 50-byte names): it holds names, not paths
 /// (each path held whole would add at least its 204 bytes).
@@ -84,18 +100,29 @@ fn make_tree(root: &Path, files: usize) -> usize {
     with_content + usize::from(files > with_content)
 }
 
-/// Runs `cowtree --store STORE --json ARGS...`: its report and its peak RSS in KiB.
+/// Runs `cowtree --store STORE --json ARGS...`: its report and its peak RSS in KiB. Fails
+/// when the peak is not above what this process held when it started the command: a child's
+/// peak starts from that ([`run_limited`]), so it would be this process's figure, not the
+/// command's.
 fn peak(store: &Path, args: &[&OsStr]) -> (serde_json::Value, u64) {
     let mut c = bin();
     c.arg("--store").arg(store).arg("--json").args(args);
     let r = run_limited(c, Duration::from_secs(600));
     r.assert_ok(&format!("{args:?}"));
+    assert!(
+        r.maxrss_kib > r.parent_rss_kib,
+        "{args:?}: peak RSS {} KiB is not above the test's own {} KiB when it started the \
+         command: the figure is the test's",
+        r.maxrss_kib,
+        r.parent_rss_kib
+    );
     (r.json(), r.maxrss_kib)
 }
 
 /// Snapshot of the tree at `root/tree` into `root/store`, checkout of it into `root/co`,
-/// verify of the store: each command's peak RSS in KiB, in the order of [`BOUNDS`].
-fn peaks(root: &Path, files: usize, blobs: usize) -> [u64; 3] {
+/// verify, ls, show and gc of the store: each command's peak RSS in KiB, in the order of
+/// [`BOUNDS`].
+fn peaks(root: &Path, files: usize, blobs: usize) -> [u64; 6] {
     let store = root.join("store");
     let (v, snapshot) = peak(&store, &[s("snapshot"), root.join("tree").as_os_str()]);
     assert_eq!(v["files"], files as u64, "{v}");
@@ -106,11 +133,25 @@ fn peaks(root: &Path, files: usize, blobs: usize) -> [u64; 3] {
     assert_eq!(v["files"], files as u64, "{v}");
     let (v, verify) = peak(&store, &[s("verify")]);
     assert_eq!(v["ok"], true, "{v}");
-    [snapshot, checkout, verify]
+    let (v, ls) = peak(&store, &[s("ls")]);
+    assert_eq!(v["snapshots"][0]["files"], files as u64, "{v}");
+    let (v, gc) = peak(&store, &[s("gc"), s("--dry-run")]);
+    assert_eq!(v["blobs_kept"], blobs as u64, "{v}");
+    // Last: its output, read here, is the whole manifest (this process's resident set
+    // after it would be the least any later command's peak could be).
+    let (v, show) = peak(&store, &[s("show"), s(&id)]);
+    assert_eq!(v["files"], files as u64);
+    let listed = v["entries"].as_array().unwrap();
+    assert_eq!(
+        listed.iter().filter(|e| e["kind"] == "file").count(),
+        files,
+        "show --json lists every file"
+    );
+    [snapshot, checkout, verify, ls, gc, show]
 }
 
 #[test]
-fn snapshot_checkout_and_verify_memory_per_file_is_bounded_on_a_200k_file_tree() {
+fn every_command_reading_a_snapshot_has_its_memory_per_file_bounded_on_a_200k_file_tree() {
     let Some(dir) = scratch(Fs::Xfs) else { return };
     let small = dir.path().join("small");
     let big = dir.path().join("big");
