@@ -16,6 +16,8 @@
 //! what [`Manifest::decode`] refuses, with the same checks made one entry at a time, and a
 //! manifest too large for its 32-bit indexes ([`ManifestError::TooManyNames`]).
 
+use std::cmp::Ordering;
+
 use crate::hash::Hash;
 use crate::manifest::{
     Checker, DataRef, EntryRef, Kind, Manifest, ManifestError, READ_CHUNK, Sink, read_into,
@@ -208,6 +210,54 @@ impl CompactManifest {
         let mut buf = Vec::new();
         self.path_into(i, &mut buf);
         buf
+    }
+
+    /// The index of the entry whose whole path is `path`, found by bisection in the
+    /// manifest's order without building a path.
+    pub fn find(&self, path: &[u8]) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.items.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.cmp_path(&self.items[mid], path) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
+    /// The index of the directory whose path is `path` (the root's is empty).
+    pub fn find_dir(&self, path: &[u8]) -> Option<usize> {
+        if path.is_empty() {
+            return (!self.dirs.is_empty()).then_some(ROOT);
+        }
+        self.dirs
+            .get(1..)?
+            .binary_search_by(|r| self.span(r.path).cmp(path))
+            .ok()
+            .map(|i| i + 1)
+    }
+
+    /// How entry `it`'s whole path (its directory's path, `/`, its name) orders against
+    /// `path`.
+    fn cmp_path(&self, it: &Item, path: &[u8]) -> Ordering {
+        let dir = self.dir_path(it.dir as usize);
+        let sep: &[u8] = if dir.is_empty() { b"" } else { b"/" };
+        let mut rest = path;
+        for part in [dir, sep, self.span(it.name)] {
+            let n = part.len().min(rest.len());
+            match part[..n].cmp(&rest[..n]) {
+                Ordering::Equal if n < part.len() => return Ordering::Greater,
+                Ordering::Equal => rest = &rest[n..],
+                o => return o,
+            }
+        }
+        if rest.is_empty() {
+            Ordering::Equal
+        } else {
+            Ordering::Less
+        }
     }
 
     /// Number of directories, the root included: ancestors of the entries and empty
@@ -468,7 +518,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::manifest::Entry;
+    use crate::manifest::{Entry, show};
 
     /// A random valid tree: directory names that sort on both sides of `name/` (`-` and `.`
     /// before `/`, `0` after), files, symlinks and empty directories at several depths.
@@ -528,7 +578,29 @@ mod tests {
                 }
             }
             let got: Vec<Vec<u8>> = (1..c.dirs()).map(|d| c.dir_path(d).to_vec()).collect();
-            assert_eq!(got, want.into_iter().collect::<Vec<_>>(), "round {round}");
+            assert_eq!(
+                got,
+                want.iter().cloned().collect::<Vec<_>>(),
+                "round {round}"
+            );
+            // Found by path: every entry and directory; paths of the same names that are in
+            // the tree or not, as the manifest finds them.
+            for (i, e) in m.entries().iter().enumerate() {
+                assert_eq!(c.find(&e.path), Some(i));
+            }
+            for d in 0..c.dirs() {
+                assert_eq!(c.find_dir(c.dir_path(d)), Some(d));
+            }
+            let names: [&[u8]; 8] = [b"a", b"a-b", b"b", b"b0", b"e", b"f-", b"f0", b"g"];
+            for _ in 0..40 {
+                let mut probe = names[(next() % 8) as usize].to_vec();
+                for _ in 0..next() % 4 {
+                    probe.push(b'/');
+                    probe.extend(names[(next() % 8) as usize]);
+                }
+                assert_eq!(c.find(&probe), m.find(&probe), "{}", show(&probe));
+                assert_eq!(c.find_dir(&probe).is_some(), want.contains(&probe));
+            }
             assert_eq!(c.dir_path(ROOT), b"");
             assert_eq!(c.dir_parent(ROOT), None);
             for d in 1..c.dirs() {

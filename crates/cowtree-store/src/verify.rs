@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use std::path::Path;
 
+use crate::compact::CompactManifest;
 use crate::error::{Error, Result};
 use crate::hash::Hash;
 use crate::ingest::hash_file;
@@ -191,7 +192,7 @@ pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<Verify
         }
         report.trees_checked += 1;
         // A manifest that does not load is reported above as a bad snapshot.
-        if let Ok(m) = store.load(&id) {
+        if let Ok(m) = store.load_compact(&id) {
             problems.extend(check_tree(store, &id, &m));
         }
     }
@@ -230,9 +231,9 @@ pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<Verify
 /// root holding exactly the manifest's entries, each of its kind (a file's executable bit
 /// set exactly for an executable entry), size, content (hashed) or symlink target, and
 /// nothing else.
-fn check_tree(store: &Store, id: &Hash, m: &crate::manifest::Manifest) -> Vec<Problem> {
-    use crate::manifest::{Data, Kind};
-    use crate::util::{path_of, split};
+fn check_tree(store: &Store, id: &Hash, m: &CompactManifest) -> Vec<Problem> {
+    use crate::manifest::{DataRef, Kind};
+    use crate::util::path_of;
     use rustix::fs::{AtFlags, FileType, statat};
     let path = crate::trees::path(store, id);
     let problem = |message: String| Problem {
@@ -253,44 +254,30 @@ fn check_tree(store: &Store, id: &Hash, m: &crate::manifest::Manifest) -> Vec<Pr
     };
     let mut found_counts = Vec::new();
     if let Some(kept) = crate::trees::counts(store, id)
-        && kept != crate::trees::Counts::of(m)
+        && kept != crate::trees::Counts::of_compact(m)
     {
         found_counts.push(problem(format!(
             "the counts kept beside it ({kept:?}) are not the snapshot's"
         )));
     }
-    // Every directory the tree must hold, the root (empty path) included.
-    let mut dirs: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
-    dirs.insert(b"");
-    for e in m.entries() {
-        if e.kind == Kind::Dir {
-            dirs.insert(&e.path);
-        }
-        let mut p: &[u8] = &e.path;
-        loop {
-            let (parent, _) = split(p);
-            if parent.is_empty() || !dirs.insert(parent) {
-                break;
-            }
-            p = parent;
-        }
-    }
-    let mut found: Vec<Problem> = m
-        .entries()
-        .par_iter()
-        .filter_map(|e| {
-            let rel = path_of(&e.path);
-            let what = |why: String| Some(problem(format!("{}: {why}", show(&e.path))));
+    // Each entry as the snapshot has it (its path built in a buffer of the worker's).
+    let mut found: Vec<Problem> = (0..m.len())
+        .into_par_iter()
+        .map_init(Vec::new, |entry_path, i| {
+            let e = m.get(i)?;
+            m.path_into(i, entry_path);
+            let rel = path_of(entry_path);
+            let what = |why: String| Some(problem(format!("{}: {why}", show(entry_path))));
             let st = match statat(&tree.dir, rel, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) => st,
                 Err(err) => return what(format!("missing ({err})")),
             };
             let ft = FileType::from_raw_mode(st.st_mode);
-            match (&e.data, e.kind) {
+            match (e.data, e.kind) {
                 (_, Kind::Dir) if ft == FileType::Directory => None,
-                (Data::Target(t), Kind::Symlink) if ft == FileType::Symlink => {
+                (DataRef::Target(t), Kind::Symlink) if ft == FileType::Symlink => {
                     match rustix::fs::readlinkat(&tree.dir, rel, Vec::new()) {
-                        Ok(got) if got.as_bytes() == t.as_slice() => None,
+                        Ok(got) if got.as_bytes() == t => None,
                         Ok(got) => what(format!(
                             "symlink to {}, the snapshot has {}",
                             show(got.as_bytes()),
@@ -299,7 +286,7 @@ fn check_tree(store: &Store, id: &Hash, m: &crate::manifest::Manifest) -> Vec<Pr
                         Err(err) => what(format!("unreadable symlink ({err})")),
                     }
                 }
-                (Data::Blob { hash, size }, Kind::File | Kind::Executable)
+                (DataRef::Blob { hash, size }, Kind::File | Kind::Executable)
                     if ft == FileType::RegularFile =>
                 {
                     let exec = st.st_mode & 0o111 != 0;
@@ -310,11 +297,11 @@ fn check_tree(store: &Store, id: &Hash, m: &crate::manifest::Manifest) -> Vec<Pr
                             e.kind.as_str()
                         ));
                     }
-                    if st.st_size as u64 != *size {
+                    if st.st_size as u64 != size {
                         return what(format!("{} bytes, the snapshot has {size}", st.st_size));
                     }
                     match hash_file(&tree.dir, rel.as_os_str()) {
-                        Ok((_, got)) if got == *hash => None,
+                        Ok((_, got)) if got == hash => None,
                         Ok((_, got)) => {
                             what(format!("content hashes to {got}, the snapshot has {hash}"))
                         }
@@ -328,31 +315,33 @@ fn check_tree(store: &Store, id: &Hash, m: &crate::manifest::Manifest) -> Vec<Pr
                 )),
             }
         })
+        .flatten()
         .collect();
-    // Nothing else: every directory listed, each entry one the manifest names.
-    let names: std::collections::HashSet<&[u8]> =
-        m.entries().iter().map(|e| e.path.as_slice()).collect();
-    let mut extra: Vec<Problem> = dirs
-        .par_iter()
+    // Nothing else: every directory of the snapshot (the root, every ancestor of an entry,
+    // every empty directory) listed, each name in it an entry or a directory of the
+    // snapshot, looked up by path in the compact form (no set of every path).
+    let mut extra: Vec<Problem> = (0..m.dirs())
+        .into_par_iter()
         .flat_map_iter(|d| {
-            let listed = if d.is_empty() {
+            let dir = m.dir_path(d);
+            let listed = if dir.is_empty() {
                 tree.dir.entries()
             } else {
                 tree.dir
-                    .open_dir_beneath(path_of(d))
+                    .open_dir_beneath(path_of(dir))
                     .and_then(|sub| sub.entries())
             };
             let mut out = Vec::new();
             match listed {
                 Ok(entries) => {
                     for en in entries {
-                        let child = crate::util::join(d, en.name.as_bytes());
-                        if !names.contains(child.as_slice()) && !dirs.contains(child.as_slice()) {
+                        let child = crate::util::join(dir, en.name.as_bytes());
+                        if m.find(&child).is_none() && m.find_dir(&child).is_none() {
                             out.push(problem(format!("{}: not in the snapshot", show(&child))));
                         }
                     }
                 }
-                Err(err) => out.push(problem(format!("{}: cannot list ({err})", show(d)))),
+                Err(err) => out.push(problem(format!("{}: cannot list ({err})", show(dir)))),
             }
             out
         })

@@ -474,6 +474,12 @@ fn switch_and_reset_work_on_a_snapshot_checkout_and_verify_finds_a_tree_that_dif
     fs::write(v1_tree.join("d1/s1/f1"), [b'x'; 37]).unwrap();
     fs::write(v1_tree.join("stray"), b"not in the snapshot").unwrap();
     fs::remove_file(v1_tree.join("run.sh")).unwrap();
+    // Strays beneath the root: a file in a nested directory, a directory (not listed
+    // further), a name that sorts between a directory's and its entries' paths.
+    fs::write(v1_tree.join("d1/s1/g"), b"stray").unwrap();
+    fs::create_dir(v1_tree.join("d0/s0/extra")).unwrap();
+    fs::write(v1_tree.join("d0/s0/extra/inner"), b"x").unwrap();
+    fs::write(v1_tree.join("d0-"), b"stray").unwrap();
     set_ro(true);
     let r = a.run_denying(&[], &[o("verify"), o("--json")]);
     assert_eq!(r.code(), Some(4), "{}", r.stderr);
@@ -485,11 +491,14 @@ fn switch_and_reset_work_on_a_snapshot_checkout_and_verify_finds_a_tree_that_dif
         .filter(|p| p["kind"] == "bad-tree")
         .map(|p| p["message"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(bad.len(), 3, "{v}");
+    assert_eq!(bad.len(), 6, "{v}");
     for (what, why) in [
         ("d1/s1/f1", "content hashes to"),
         ("stray", "not in the snapshot"),
         ("run.sh", "missing"),
+        ("d1/s1/g", "not in the snapshot"),
+        ("d0/s0/extra", "not in the snapshot"),
+        ("d0-", "not in the snapshot"),
     ] {
         assert!(
             bad.iter()
