@@ -17,8 +17,8 @@ use crate::remote::Remote;
 pub enum Loc {
     /// In pack `pack` at `offset`, `len` bytes.
     Packed {
-        /// The pack's id.
-        pack: Hash,
+        /// The pack's index in [`RemoteIndex::pack_ids`] (24 bytes a blob, not 56).
+        pack: u32,
         /// Offset in the pack.
         offset: u64,
         /// Length.
@@ -38,6 +38,15 @@ pub struct RemoteIndex {
     pub blobs: HashMap<Hash, Loc>,
     /// Pack indexes read (for the request count and reports).
     pub packs: u64,
+    /// The ids of the packs [`Loc::Packed`] names, by index.
+    pub pack_ids: Vec<Hash>,
+}
+
+impl RemoteIndex {
+    /// The id of the pack a [`Loc::Packed`] names.
+    pub fn pack_id(&self, pack: u32) -> Option<Hash> {
+        self.pack_ids.get(pack as usize).copied()
+    }
 }
 
 /// Pack key names.
@@ -118,17 +127,30 @@ pub async fn load(store: &Store, remote: &Remote) -> Result<RemoteIndex> {
         .collect()
         .await;
     let mut out = RemoteIndex::default();
-    for r in fetched {
-        let (id, idx) = r?;
-        if pack_sizes.get(&id) != Some(&idx.pack_len) {
-            continue;
-        }
+    let fetched: Vec<(Hash, PackIndex)> = fetched
+        .into_iter()
+        .filter(|r| match r {
+            Ok((id, idx)) => pack_sizes.get(id) == Some(&idx.pack_len),
+            Err(_) => true,
+        })
+        .collect::<Result<_>>()?;
+    // The map at its size once: growing it by doubling would hold the old table beside the
+    // new one, twice the index at its peak.
+    out.blobs
+        .reserve(fetched.iter().map(|(_, idx)| idx.slots.len()).sum());
+    for (id, idx) in fetched {
+        let pack = u32::try_from(out.pack_ids.len()).map_err(|_| Error::Corrupt {
+            remote: remote.name().to_string(),
+            key: remote.key("packs/").to_string(),
+            detail: "more than 2^32 packs".into(),
+        })?;
+        out.pack_ids.push(id);
         out.packs += 1;
         for s in idx.slots {
             out.blobs.insert(
                 s.hash,
                 Loc::Packed {
-                    pack: id,
+                    pack,
                     offset: s.offset,
                     len: s.len,
                 },

@@ -19,7 +19,7 @@ use cowtree_store::{Hash, Store};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Cleanup, Error, Result};
-use crate::index::{self, Loc, pack_key};
+use crate::index::{self, Loc, RemoteIndex, pack_key};
 use crate::remote::{Remote, blob_rel};
 use crate::{Progress, tracking};
 
@@ -64,12 +64,13 @@ struct Wanted {
     name: Option<(String, object_store::UpdateVersion)>,
 }
 
-/// One blob to fetch.
+/// One blob to fetch (48 bytes: 2,000,000 of them are 96 MB).
 #[derive(Clone)]
 struct Need {
     hash: Hash,
     size: u64,
-    snapshot: Hash,
+    /// The index of the first snapshot fetched that names it (for messages).
+    snapshot: u32,
 }
 
 enum Job {
@@ -165,9 +166,11 @@ pub fn pull_with(
             }
             manifests.push((w.id, fetch_manifest(remote, w).await?));
         }
+        let snapshots: Vec<Hash> = manifests.iter().map(|(id, _)| *id).collect();
         let mut needs: Vec<Need> = Vec::new();
+        // The blobs seen in the manifests, only while they are read.
         let mut seen: HashSet<Hash> = HashSet::new();
-        for (id, m) in &manifests {
+        for (index, (id, m)) in (0u32..).zip(&manifests) {
             // Checked here, before any blob is fetched (and again as it is recorded).
             let checked = each_encoded(m, |e| {
                 let Some(h) = e.hash() else { return };
@@ -185,7 +188,7 @@ pub fn pull_with(
                 needs.push(Need {
                     hash: h,
                     size: e.size(),
-                    snapshot: *id,
+                    snapshot: index,
                 });
             });
             checked.map_err(|e| Error::Corrupt {
@@ -194,15 +197,20 @@ pub fn pull_with(
                 detail: format!("manifest of snapshot {id} refused: {e}"),
             })?;
         }
+        drop(seen);
         if !needs.is_empty() {
-            let have = index::load(store, remote).await?;
-            let jobs = plan(remote, &have.blobs, needs)?;
+            // The remote's index only while the fetches are planned.
+            let jobs = {
+                let have = index::load(store, remote).await?;
+                plan(remote, &have, needs, &snapshots)?
+            };
             let staging = store.staging("pull")?;
             let placing = &Placing {
                 store,
                 staging: staging.dir(),
                 staging_path: staging.path(),
                 placed: &placed,
+                snapshots: &snapshots,
             };
             let (objects, bytes) = jobs.iter().fold((0, 0), |(o, b), j| match j {
                 Job::Range { blobs, .. } => (o + blobs.len() as u64, b + blob_bytes(blobs)),
@@ -378,8 +386,21 @@ async fn fetch_manifest(remote: &Remote, w: &Wanted) -> Result<bytes::Bytes> {
     Ok(bytes)
 }
 
+/// The snapshot a [`Need`] came from.
+fn snapshot_of(snapshots: &[Hash], n: &Need) -> String {
+    snapshots
+        .get(n.snapshot as usize)
+        .map_or_else(|| "?".to_string(), Hash::to_string)
+}
+
 /// Groups the blobs to fetch: by pack, in offset order, neighbours joined into one range.
-fn plan(remote: &Remote, have: &HashMap<Hash, Loc>, needs: Vec<Need>) -> Result<Vec<Job>> {
+/// `snapshots` are the snapshots the needs' indexes name.
+fn plan(
+    remote: &Remote,
+    have: &RemoteIndex,
+    needs: Vec<Need>,
+    snapshots: &[Hash],
+) -> Result<Vec<Job>> {
     let mut by_pack: HashMap<Hash, Vec<(Need, u64)>> = HashMap::new();
     let mut jobs = Vec::new();
     for n in needs {
@@ -388,15 +409,25 @@ fn plan(remote: &Remote, have: &HashMap<Hash, Loc>, needs: Vec<Need>) -> Result<
             key,
             detail: format!(
                 "blob {} of snapshot {} is {} bytes there, {} in the manifest",
-                n.hash, n.snapshot, len, n.size
+                n.hash,
+                snapshot_of(snapshots, &n),
+                len,
+                n.size
             ),
         };
-        match have.get(&n.hash) {
+        match have.blobs.get(&n.hash) {
             Some(Loc::Packed { pack, offset, len }) => {
+                let Some(pack) = have.pack_id(*pack) else {
+                    return Err(Error::Corrupt {
+                        remote: remote.name().to_string(),
+                        key: remote.key("packs/").to_string(),
+                        detail: format!("blob {}: no pack of its index's number", n.hash),
+                    });
+                };
                 if *len != n.size {
-                    return Err(corrupt(remote.key(&pack_key(pack)).to_string(), *len));
+                    return Err(corrupt(remote.key(&pack_key(&pack)).to_string(), *len));
                 }
-                by_pack.entry(*pack).or_default().push((n, *offset));
+                by_pack.entry(pack).or_default().push((n, *offset));
             }
             Some(Loc::Single { len }) => {
                 if *len != n.size {
@@ -414,7 +445,7 @@ fn plan(remote: &Remote, have: &HashMap<Hash, Loc>, needs: Vec<Need>) -> Result<
                         "blob {} of snapshot {} is in no pack index and not at {} \
                          (a pack or its index is missing)",
                         n.hash,
-                        n.snapshot,
+                        snapshot_of(snapshots, &n),
                         remote.key(&format!("blobs/{}", n.hash))
                     ),
                 });
@@ -466,6 +497,8 @@ struct Placing<'a> {
     /// The blobs this pull renamed into `blobs/` (not those another writer put there first),
     /// with their sizes: what a failed pull removes (see [`Placed`]).
     placed: &'a std::sync::Mutex<Vec<(Hash, u64)>>,
+    /// The snapshots fetched, which [`Need::snapshot`] indexes.
+    snapshots: &'a [Hash],
 }
 
 impl Placing<'_> {
@@ -574,7 +607,8 @@ impl Placing<'_> {
                             key: remote.key(&key).to_string(),
                             detail: format!(
                                 "blob {} of snapshot {} at offset {off} does not match its hash",
-                                n.hash, n.snapshot
+                                n.hash,
+                                snapshot_of(self.snapshots, n)
                             ),
                         });
                     }
@@ -605,7 +639,8 @@ impl Placing<'_> {
                         key: remote.key(&rel).to_string(),
                         detail: format!(
                             "blob {} of snapshot {} does not match its hash",
-                            n.hash, n.snapshot
+                            n.hash,
+                            snapshot_of(self.snapshots, &n)
                         ),
                     });
                 }
