@@ -28,6 +28,11 @@ use std::time::{Duration, Instant};
 use common::*;
 use cowtree_testutil::{Fs, scratch};
 
+/// Held by each test for its whole run: a child's peak cannot be told from this process's
+/// resident set ([`peak`]), which the other test's data would swell, and two 200,000-file
+/// runs at once would measure each other.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Files in the tree.
 const FILES: usize = 200_000;
 /// Of which in one directory.
@@ -152,6 +157,7 @@ fn peaks(root: &Path, files: usize, blobs: usize) -> [u64; 6] {
 
 #[test]
 fn every_command_reading_a_snapshot_has_its_memory_per_file_bounded_on_a_200k_file_tree() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(dir) = scratch(Fs::Xfs) else { return };
     let small = dir.path().join("small");
     let big = dir.path().join("big");
@@ -206,6 +212,7 @@ fn checkout_peak(tree: &Path, store: &Path, files: usize) -> u64 {
 
 #[test]
 fn the_snapshot_and_the_checkout_hold_names_not_paths() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(dir) = scratch(Fs::Xfs) else { return };
     let short = dir.path().join("short");
     let blobs = make_tree(&short, FILES);

@@ -102,9 +102,15 @@ pub fn run_limited(mut cmd: Command, limit: Duration) -> Ran {
         .stderr(fs::File::create(&err).unwrap());
     // The child's `ru_maxrss` starts from the high-water mark of the address space it
     // replaces at exec, which is this process's (the child shares or copies it until then):
-    // a child started after this process once held 200 MiB reports at least 200 MiB. Reset
-    // this process's mark to its current resident set (`clear_refs`, 5), so that the least
-    // the child can report is what this process holds now, not the most it ever held.
+    // a child started after this process once held 200 MiB reports at least 200 MiB. Give
+    // back what this process freed (`malloc_trim`) and reset its mark to its current resident
+    // set (`clear_refs`, 5), so that the least the child can report is what this process
+    // holds now, not the most it ever held.
+    // SAFETY: malloc_trim only returns free heap memory to the system.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0);
+    }
     let _ = fs::write("/proc/self/clear_refs", "5");
     let parent_rss_kib = own_rss_kib();
     let child = cmd.spawn().expect("spawn cowtree");
