@@ -591,12 +591,24 @@ mod tests {
             for d in 0..c.dirs() {
                 assert_eq!(c.find_dir(c.dir_path(d)), Some(d));
             }
-            let names: [&[u8]; 8] = [b"a", b"a-b", b"b", b"b0", b"e", b"f-", b"f0", b"g"];
+            let names: [&[u8]; 11] = [
+                b"a",
+                b"a-b",
+                b"a.c",
+                b"b",
+                b"b0",
+                b"e",
+                b"f-",
+                b"f.c",
+                b"f0",
+                b"g",
+                b"\xff\x01",
+            ];
             for _ in 0..40 {
-                let mut probe = names[(next() % 8) as usize].to_vec();
+                let mut probe = names[(next() % 11) as usize].to_vec();
                 for _ in 0..next() % 4 {
                     probe.push(b'/');
-                    probe.extend(names[(next() % 8) as usize]);
+                    probe.extend(names[(next() % 11) as usize]);
                 }
                 assert_eq!(c.find(&probe), m.find(&probe), "{}", show(&probe));
                 assert_eq!(c.find_dir(&probe).is_some(), want.contains(&probe));

@@ -389,13 +389,14 @@ impl Manifest {
         self.entries.iter().filter(|e| e.kind.has_blob()).count() as u64
     }
 
-    /// Total size of file and executable entries.
+    /// Total size of file and executable entries (at most `u64::MAX`: sizes given in a
+    /// manifest's JSON form need not be real ones).
     pub fn bytes(&self) -> u64 {
         self.entries
             .iter()
             .filter(|e| e.kind.has_blob())
             .map(Entry::size)
-            .sum()
+            .fold(0, u64::saturating_add)
     }
 
     /// The canonical encoding.

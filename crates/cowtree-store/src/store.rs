@@ -37,7 +37,8 @@ pub struct SnapshotFile {
 
 impl SnapshotFile {
     /// Reads the manifest, handing each entry to `f` as it is decoded and checked, holding
-    /// none of them (see [`Store::each_entry`]).
+    /// none of them. When this returns an error, `f` may have been handed entries before it:
+    /// discard what it made of them (see [`Store::each_entry`]).
     pub fn each_entry(&self, mut f: impl FnMut(EntryRef<'_>)) -> Result<()> {
         self.read_with(|file, size| read_each(file, size, &mut f))
     }
@@ -57,17 +58,19 @@ impl SnapshotFile {
     }
 
     /// Decodes the file from its first byte with `read`, which hashes every byte: bytes
-    /// that are not the snapshot's are refused as such, before any decoding error.
+    /// that are not the snapshot's are refused as such, before any decoding error. The file
+    /// is read at offsets of this read's own (the descriptor's offset is not used), so reads
+    /// from several threads at once do not mix.
     fn read_with<T>(
         &self,
-        read: impl FnOnce(
-            &std::fs::File,
-            u64,
-        ) -> io::Result<(Hash, std::result::Result<T, ManifestError>)>,
+        read: impl FnOnce(ReadAt<'_>, u64) -> io::Result<(Hash, std::result::Result<T, ManifestError>)>,
     ) -> Result<T> {
         let io = |e| Error::io_at("read", &self.path, e);
-        io::Seek::seek(&mut &self.file, io::SeekFrom::Start(0)).map_err(io)?;
-        let (hash, decoded) = read(&self.file, self.size).map_err(io)?;
+        let src = ReadAt {
+            file: &self.file,
+            pos: 0,
+        };
+        let (hash, decoded) = read(src, self.size).map_err(io)?;
         if hash != self.id {
             return Err(Corrupt::SnapshotBytes {
                 id: self.id,
@@ -79,6 +82,20 @@ impl SnapshotFile {
             context: format!("snapshot {}", self.id.to_hex()),
             source,
         })
+    }
+}
+
+/// A [`SnapshotFile`]'s bytes read from its start at offsets of the reader's own.
+struct ReadAt<'a> {
+    file: &'a std::fs::File,
+    pos: u64,
+}
+
+impl io::Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
@@ -409,10 +426,7 @@ impl Store {
     fn load_with<T>(
         &self,
         id: &Hash,
-        read: impl FnOnce(
-            &std::fs::File,
-            u64,
-        ) -> io::Result<(Hash, std::result::Result<T, ManifestError>)>,
+        read: impl FnOnce(ReadAt<'_>, u64) -> io::Result<(Hash, std::result::Result<T, ManifestError>)>,
     ) -> Result<T> {
         self.open_snapshot(id)?.read_with(read)
     }

@@ -191,9 +191,21 @@ pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<Verify
             continue;
         }
         report.trees_checked += 1;
-        // A manifest that does not load is reported above as a bad snapshot.
-        if let Ok(m) = store.load_compact(&id) {
-            problems.extend(check_tree(store, &id, &m));
+        // A manifest that does not load is reported above as a bad snapshot; one too large
+        // for the compact form (over 4 GiB of names) is said to be left unchecked.
+        match store.load_compact(&id) {
+            Ok(m) => problems.extend(check_tree(store, &id, &m)),
+            Err(Error::Manifest {
+                source: crate::manifest::ManifestError::TooManyNames,
+                ..
+            }) => problems.push(Problem {
+                kind: "bad-tree",
+                subject: crate::trees::path(store, &id).display().to_string(),
+                message: "not checked: the snapshot's names and paths pass the 4 GiB the \
+                          check can index"
+                    .into(),
+            }),
+            Err(_) => {}
         }
     }
     let refs_path = store.root().join("refs");

@@ -360,6 +360,16 @@ fn an_open_snapshot_reads_the_same_entries_twice_though_removed_and_refuses_fore
         assert_eq!(snap.file_totals().unwrap(), (m.files(), m.bytes()));
     }
     assert!(m.files() > 1 && m.bytes() > 0 && m.entries().len() as u64 > m.files());
+    // Reads from several threads at once do not mix (each reads at offsets of its own).
+    std::thread::scope(|sc| {
+        for _ in 0..4 {
+            sc.spawn(|| {
+                for _ in 0..50 {
+                    assert_eq!(snap.file_totals().unwrap(), (m.files(), m.bytes()));
+                }
+            });
+        }
+    });
     // The file of another snapshot under this id's name: each read refuses it as bytes that
     // are not the snapshot's, naming the file.
     let other = cowtree_store::Manifest::new(vec![cowtree_store::Entry::dir(b"d".to_vec())])
