@@ -28,6 +28,7 @@ cowtree_ensure_tools() {
   command -v mkfs.btrfs >/dev/null || need+=(btrfs-progs)
   command -v filefrag >/dev/null || need+=(e2fsprogs)
   command -v strace >/dev/null || need+=(strace)
+  [[ -x /usr/bin/time ]] || need+=(time) # a child's own peak RSS (crates/cowtree/tests/scale.rs)
   if ((${#need[@]})); then
     echo "mounts: installing ${need[*]}"
     cowtree_apt_install "${need[@]}"
