@@ -36,9 +36,7 @@ pub enum Loc {
 pub struct RemoteIndex {
     /// Every blob the remote has, and where.
     pub blobs: HashMap<Hash, Loc>,
-    /// Pack indexes read (for the request count and reports).
-    pub packs: u64,
-    /// The ids of the packs [`Loc::Packed`] names, by index.
+    /// The ids of the packs whose indexes were read, which [`Loc::Packed`] names by index.
     pub pack_ids: Vec<Hash>,
 }
 
@@ -134,8 +132,8 @@ pub async fn load(store: &Store, remote: &Remote) -> Result<RemoteIndex> {
             Err(_) => true,
         })
         .collect::<Result<_>>()?;
-    // The map at its size once: growing it by doubling would hold the old table beside the
-    // new one, twice the index at its peak.
+    // The map at the packs' size once: growing it by doubling would hold the old table beside
+    // the new one, twice the index at its peak (the loose blobs, few, are added after).
     out.blobs
         .reserve(fetched.iter().map(|(_, idx)| idx.slots.len()).sum());
     for (id, idx) in fetched {
@@ -145,7 +143,6 @@ pub async fn load(store: &Store, remote: &Remote) -> Result<RemoteIndex> {
             detail: "more than 2^32 packs".into(),
         })?;
         out.pack_ids.push(id);
-        out.packs += 1;
         for s in idx.slots {
             out.blobs.insert(
                 s.hash,
