@@ -522,56 +522,78 @@ impl StatCache {
         r
     }
 
-    /// These records carried to time `written_ns` and then `fresh` and `fresh_dirs` ones
-    /// (which win).
-    pub fn merged(&self, written_ns: i64, fresh: Vec<Rec>, fresh_dirs: Vec<Rec>) -> StatCache {
-        let bytes = self.merged_encoding(written_ns, |_| true, fresh, |_| true, fresh_dirs);
-        // (Only past 4 GiB would it not decode: empty then, which is always safe.)
-        StatCache::decode_owned(bytes).unwrap_or_default()
-    }
-
-    /// The encoding of [`StatCache::merged`] keeping only the file and symlink records whose
-    /// path `keep` accepts and the directory records whose path `keep_dir` accepts (`fresh`
-    /// and `fresh_dirs` are all kept). The carried records are copied as they are encoded
-    /// (their key smudged where racy), never decoded one by one, so that a command that
-    /// changed a few paths of a large worktree rewrites its cache at the cost of a copy.
+    /// The encoding of these records carried to time `written_ns` (see
+    /// [`StatCache::carried`]) and then `fresh` and `fresh_dirs` ones (which win), keeping
+    /// only the file and symlink records whose path `keep` accepts and the directory records
+    /// whose path `keep_dir` accepts (`fresh` and `fresh_dirs` are all kept). The carried
+    /// records are copied as they are encoded (their key smudged where racy), never decoded
+    /// one by one, so that a command that changed a few paths of a large worktree rewrites
+    /// its cache at the cost of a copy.
     pub fn merged_encoding(
         &self,
+        written_ns: i64,
+        keep: impl Fn(&[u8]) -> bool,
+        fresh: Vec<Rec>,
+        keep_dir: impl Fn(&[u8]) -> bool,
+        fresh_dirs: Vec<Rec>,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bytes.len() + (fresh.len() + fresh_dirs.len()) * 110);
+        cowtree_fs::read::huge_pages(&mut out);
+        match self.write_merged(&mut out, written_ns, keep, fresh, keep_dir, fresh_dirs) {
+            Ok(()) => out,
+            // (A Vec takes every write; were one refused, the cache of no records is always
+            // safe.)
+            Err(_) => encode(written_ns, &[], &[]),
+        }
+    }
+
+    /// Writes [`StatCache::merged_encoding`]'s bytes to `w` as they are made, without them in
+    /// memory: a command that rewrites a large worktree's cache holds the old cache only, not
+    /// the new one beside it. The records are merged twice, first only to count them for the
+    /// header (a walk of the old cache's offsets that copies nothing), then into `w`.
+    pub fn write_merged(
+        &self,
+        w: &mut dyn std::io::Write,
         written_ns: i64,
         keep: impl Fn(&[u8]) -> bool,
         mut fresh: Vec<Rec>,
         keep_dir: impl Fn(&[u8]) -> bool,
         mut fresh_dirs: Vec<Rec>,
-    ) -> Vec<u8> {
+    ) -> std::io::Result<()> {
         sort_dedup(&mut fresh);
         sort_dedup(&mut fresh_dirs);
-        let mut out = Vec::with_capacity(self.bytes.len() + (fresh.len() + fresh_dirs.len()) * 110);
-        cowtree_fs::read::huge_pages(&mut out);
-        encode_header(&mut out, written_ns, 0, 0);
-        let count = self.merge_into(&mut out, &self.offs, &keep, &fresh);
-        let dirs = self.merge_into(&mut out, &self.doffs, &keep_dir, &fresh_dirs);
-        out[16..24].copy_from_slice(&count.to_le_bytes());
-        out[24..32].copy_from_slice(&dirs.to_le_bytes());
-        out.extend_from_slice(&encode_trailer(None));
-        out
+        let count = self.merge_into(&mut Count, &self.offs, &keep, &fresh)?;
+        let dirs = self.merge_into(&mut Count, &self.doffs, &keep_dir, &fresh_dirs)?;
+        let mut header = Vec::with_capacity(32);
+        encode_header(&mut header, written_ns, count, dirs);
+        w.write_all(&header)?;
+        let wrote = self.merge_into(w, &self.offs, &keep, &fresh)?
+            + self.merge_into(w, &self.doffs, &keep_dir, &fresh_dirs)?;
+        if wrote != count + dirs {
+            // (The same merge of the same records: cannot differ.)
+            return Err(std::io::Error::other(
+                "stat cache: records changed while merged",
+            ));
+        }
+        w.write_all(&encode_trailer(None))
     }
 
-    /// Appends the records at `offs` (sorted by path) that `keep` accepts, carried (see
+    /// Writes the records at `offs` (sorted by path) that `keep` accepts, carried (see
     /// [`StatCache::carried`]), merged in path order with `fresh` (sorted, no duplicate
-    /// path), which replace a carried record of the same path. Returns how many it appended.
-    fn merge_into(
+    /// path), which replace a carried record of the same path. Returns how many it wrote.
+    fn merge_into<S: Sink + ?Sized>(
         &self,
-        out: &mut Vec<u8>,
+        out: &mut S,
         offs: &[u32],
         keep: &impl Fn(&[u8]) -> bool,
         fresh: &[Rec],
-    ) -> u64 {
+    ) -> std::io::Result<u64> {
         let mut n = 0u64;
         let mut fresh = fresh.iter().peekable();
         for &o in offs {
             let path = self.path_of(o);
             while let Some(f) = fresh.next_if(|f| f.path.as_slice() < path) {
-                encode_rec(out, &f.path, &f.key, &f.hash);
+                out.rec(&f.path, &f.key, &f.hash)?;
                 n += 1;
             }
             if fresh.peek().is_some_and(|f| f.path == path) || !keep(path) {
@@ -581,17 +603,17 @@ impl StatCache {
             let end = start + 4 + path.len() + FIXED;
             let (key, hash) = self.rec_of(o);
             if self.is_racy(&key) {
-                encode_rec(out, path, &StatKey::SMUDGED, &hash);
+                out.rec(path, &StatKey::SMUDGED, &hash)?;
             } else {
-                out.extend_from_slice(&self.bytes[start..end]);
+                out.raw(&self.bytes[start..end])?;
             }
             n += 1;
         }
         for f in fresh {
-            encode_rec(out, &f.path, &f.key, &f.hash);
+            out.rec(&f.path, &f.key, &f.hash)?;
             n += 1;
         }
-        n
+        Ok(n)
     }
 
     /// Number of directory records.
@@ -671,6 +693,38 @@ pub fn decode_trailer(b: &[u8; TRAILER]) -> Option<Hash> {
     (*b != [0; TRAILER]).then(|| Hash::from_bytes(*b))
 }
 
+/// Where [`StatCache::merge_into`] puts records: a writer, or [`Count`] (nothing but their
+/// number, which the merge returns).
+trait Sink {
+    fn rec(&mut self, path: &[u8], key: &StatKey, hash: &Hash) -> std::io::Result<()>;
+    fn raw(&mut self, encoded: &[u8]) -> std::io::Result<()>;
+}
+
+impl<W: std::io::Write + ?Sized> Sink for W {
+    fn rec(&mut self, path: &[u8], key: &StatKey, hash: &Hash) -> std::io::Result<()> {
+        let mut b = Vec::with_capacity(encoded_rec_len(path.len()));
+        encode_rec(&mut b, path, key, hash);
+        self.write_all(&b)
+    }
+
+    fn raw(&mut self, encoded: &[u8]) -> std::io::Result<()> {
+        self.write_all(encoded)
+    }
+}
+
+/// A [`Sink`] that keeps nothing.
+struct Count;
+
+impl Sink for Count {
+    fn rec(&mut self, _: &[u8], _: &StatKey, _: &Hash) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn raw(&mut self, _: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Walks the indices of `range` (paths beneath a directory, `prefix` bytes of which name the
 /// directory) and calls `f` with those of the directory's own entries and their names,
 /// skipping over what lies deeper.
@@ -724,14 +778,6 @@ pub fn encode_header(out: &mut Vec<u8>, written_ns: i64, count: u64, dirs: u64) 
     out.extend_from_slice(&written_ns.to_le_bytes());
     out.extend_from_slice(&count.to_le_bytes());
     out.extend_from_slice(&dirs.to_le_bytes());
-}
-
-/// Sets the time an encoded cache was taken at (see [`StatCache::written_ns`]), for a cache
-/// encoded before that time was read. Bytes too short to be a cache are left alone.
-pub fn set_encoded_written_ns(encoded: &mut [u8], written_ns: i64) {
-    if let Some(at) = encoded.get_mut(8..16) {
-        at.copy_from_slice(&written_ns.to_le_bytes());
-    }
 }
 
 /// Bytes [`encode_rec`] appends for a record of a `path_len`-byte path.
@@ -982,7 +1028,8 @@ mod tests {
         let d = StatCache::decode(&c.encode()).expect("decodes");
         assert_eq!(d.blobs_of, Some(Hash::of(b"s")));
         assert_eq!(
-            StatCache::decode(&d.merged(6, Vec::new(), Vec::new()).encode()).map(|c| c.blobs_of),
+            StatCache::decode(&d.merged_encoding(6, |_| true, Vec::new(), |_| true, Vec::new()))
+                .map(|c| c.blobs_of),
             Some(None)
         );
         let mut v1 = b"CTSTAT1\n".to_vec();
@@ -1026,6 +1073,27 @@ mod tests {
             .collect()
     }
 
+    /// A writer taking at most 7 bytes a call, refusing once `room` bytes are written.
+    struct Pieces {
+        got: Vec<u8>,
+        room: usize,
+    }
+
+    impl std::io::Write for Pieces {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(7).min(self.room - self.got.len());
+            if n == 0 && !buf.is_empty() {
+                return Err(std::io::Error::other("full"));
+            }
+            self.got.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn merged_encoding_is_the_record_by_record_merge_byte_for_byte() {
         let t = 100 * 1_000_000_000;
@@ -1060,11 +1128,40 @@ mod tests {
         }
         // The cases that matter were met: carried records smudged, old ones replaced.
         assert!(smudged > 20 && replaced > 20, "{smudged} {replaced}");
-        // The time set afterwards, as a switch does once its writes are durable.
-        let mut b =
-            StatCache::default().merged_encoding(1, |_| true, Vec::new(), |_| true, Vec::new());
-        set_encoded_written_ns(&mut b, 42);
-        assert_eq!(StatCache::decode(&b).map(|c| c.written_ns), Some(42));
+        // Written through a writer in small pieces, the same bytes; a writer that fails
+        // part way makes the whole write fail.
+        let old = StatCache::with_dirs(t, records(&mut next, 30, t), records(&mut next, 8, t));
+        let fresh = records(&mut next, 6, t);
+        let want = old.merged_encoding(t, |_| true, fresh.clone(), |_| true, Vec::new());
+        let mut pieces = Pieces {
+            got: Vec::new(),
+            room: usize::MAX,
+        };
+        old.write_merged(
+            &mut pieces,
+            t,
+            |_| true,
+            fresh.clone(),
+            |_| true,
+            Vec::new(),
+        )
+        .expect("written");
+        assert_eq!(pieces.got, want);
+        for room in [0, 31, 32, 100, want.len() - 1] {
+            let mut pieces = Pieces {
+                got: Vec::new(),
+                room,
+            };
+            let r = old.write_merged(
+                &mut pieces,
+                t,
+                |_| true,
+                fresh.clone(),
+                |_| true,
+                Vec::new(),
+            );
+            assert!(r.is_err(), "room {room} of {}", want.len());
+        }
     }
 
     #[test]

@@ -141,18 +141,24 @@ pub fn reset_with_progress(
     let mut fresh_recs = cache::smudge_racy(started_ns, learnt);
     let latest = cache::latest_fine_time(&recs);
     fresh_recs.extend(recs);
-    let mut fresh = cache.merged(
-        started_ns,
-        fresh_recs,
-        cache::smudge_racy(started_ns, scan.dir_recs),
-    );
     // Durable first (docs/store.md, "Durability"); the clock tick of the newest write has
     // usually passed by the time the sync returns, so the cache time below rarely waits.
     if report.restored + report.removed > 0 {
         ap.sync()?;
     }
-    fresh.written_ns = cache::written_ns_after_own_writes(latest);
-    registry::save(store, wt, Some(&fresh))?;
+    let written_ns = cache::written_ns_after_own_writes(latest);
+    // Written as it is merged: the old cache and the new one are never both in memory.
+    registry::write_cache_with(store, wt, |w| {
+        cache.write_merged(
+            w,
+            written_ns,
+            |_| true,
+            fresh_recs,
+            |_| true,
+            cache::smudge_racy(started_ns, scan.dir_recs),
+        )
+    })?;
+    registry::save(store, wt, None)?;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
