@@ -522,35 +522,15 @@ impl StatCache {
         r
     }
 
-    /// The encoding of these records carried to time `written_ns` (see
+    /// Writes to `w` the encoding of these records carried to time `written_ns` (see
     /// [`StatCache::carried`]) and then `fresh` and `fresh_dirs` ones (which win), keeping
     /// only the file and symlink records whose path `keep` accepts and the directory records
     /// whose path `keep_dir` accepts (`fresh` and `fresh_dirs` are all kept). The carried
     /// records are copied as they are encoded (their key smudged where racy), never decoded
     /// one by one, so that a command that changed a few paths of a large worktree rewrites
-    /// its cache at the cost of a copy.
-    pub fn merged_encoding(
-        &self,
-        written_ns: i64,
-        keep: impl Fn(&[u8]) -> bool,
-        fresh: Vec<Rec>,
-        keep_dir: impl Fn(&[u8]) -> bool,
-        fresh_dirs: Vec<Rec>,
-    ) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.bytes.len() + (fresh.len() + fresh_dirs.len()) * 110);
-        cowtree_fs::read::huge_pages(&mut out);
-        match self.write_merged(&mut out, written_ns, keep, fresh, keep_dir, fresh_dirs) {
-            Ok(()) => out,
-            // (A Vec takes every write; were one refused, the cache of no records is always
-            // safe.)
-            Err(_) => encode(written_ns, &[], &[]),
-        }
-    }
-
-    /// Writes [`StatCache::merged_encoding`]'s bytes to `w` as they are made, without them in
-    /// memory: a command that rewrites a large worktree's cache holds the old cache only, not
-    /// the new one beside it. The records are merged twice, first only to count them for the
-    /// header (a walk of the old cache's offsets that copies nothing), then into `w`.
+    /// its cache at the cost of a copy; and written as they are merged, never held, so that
+    /// it holds the old cache only, not the new one beside it. The records are merged twice,
+    /// first only to count them for the header (copying nothing), then into `w`.
     pub fn write_merged(
         &self,
         w: &mut dyn std::io::Write,
@@ -567,9 +547,11 @@ impl StatCache {
         let mut header = Vec::with_capacity(32);
         encode_header(&mut header, written_ns, count, dirs);
         w.write_all(&header)?;
-        let wrote = self.merge_into(w, &self.offs, &keep, &fresh)?
-            + self.merge_into(w, &self.doffs, &keep_dir, &fresh_dirs)?;
-        if wrote != count + dirs {
+        let wrote = (
+            self.merge_into(w, &self.offs, &keep, &fresh)?,
+            self.merge_into(w, &self.doffs, &keep_dir, &fresh_dirs)?,
+        );
+        if wrote != (count, dirs) {
             // (The same merge of the same records: cannot differ.)
             return Err(std::io::Error::other(
                 "stat cache: records changed while merged",
@@ -597,6 +579,10 @@ impl StatCache {
                 n += 1;
             }
             if fresh.peek().is_some_and(|f| f.path == path) || !keep(path) {
+                continue;
+            }
+            if S::COUNTS_ONLY {
+                n += 1;
                 continue;
             }
             let start = o as usize;
@@ -696,15 +682,17 @@ pub fn decode_trailer(b: &[u8; TRAILER]) -> Option<Hash> {
 /// Where [`StatCache::merge_into`] puts records: a writer, or [`Count`] (nothing but their
 /// number, which the merge returns).
 trait Sink {
+    /// True when the records are only counted: a carried record is then not looked at.
+    const COUNTS_ONLY: bool = false;
     fn rec(&mut self, path: &[u8], key: &StatKey, hash: &Hash) -> std::io::Result<()>;
     fn raw(&mut self, encoded: &[u8]) -> std::io::Result<()>;
 }
 
 impl<W: std::io::Write + ?Sized> Sink for W {
     fn rec(&mut self, path: &[u8], key: &StatKey, hash: &Hash) -> std::io::Result<()> {
-        let mut b = Vec::with_capacity(encoded_rec_len(path.len()));
-        encode_rec(&mut b, path, key, hash);
-        self.write_all(&b)
+        self.write_all(&(path.len() as u32).to_le_bytes())?;
+        self.write_all(path)?;
+        self.write_all(&fixed(key, hash))
     }
 
     fn raw(&mut self, encoded: &[u8]) -> std::io::Result<()> {
@@ -716,6 +704,8 @@ impl<W: std::io::Write + ?Sized> Sink for W {
 struct Count;
 
 impl Sink for Count {
+    const COUNTS_ONLY: bool = true;
+
     fn rec(&mut self, _: &[u8], _: &StatKey, _: &Hash) -> std::io::Result<()> {
         Ok(())
     }
@@ -789,12 +779,19 @@ fn encoded_rec_len(path_len: usize) -> usize {
 pub fn encode_rec(out: &mut Vec<u8>, path: &[u8], key: &StatKey, hash: &Hash) {
     out.extend_from_slice(&(path.len() as u32).to_le_bytes());
     out.extend_from_slice(path);
-    out.extend_from_slice(&key.size.to_le_bytes());
-    out.extend_from_slice(&key.mtime_ns.to_le_bytes());
-    out.extend_from_slice(&key.ctime_ns.to_le_bytes());
-    out.extend_from_slice(&key.ino.to_le_bytes());
-    out.extend_from_slice(&key.mode.to_le_bytes());
-    out.extend_from_slice(hash.as_bytes());
+    out.extend_from_slice(&fixed(key, hash));
+}
+
+/// A record's bytes after its path.
+fn fixed(key: &StatKey, hash: &Hash) -> [u8; FIXED] {
+    let mut b = [0u8; FIXED];
+    b[..8].copy_from_slice(&key.size.to_le_bytes());
+    b[8..16].copy_from_slice(&key.mtime_ns.to_le_bytes());
+    b[16..24].copy_from_slice(&key.ctime_ns.to_le_bytes());
+    b[24..32].copy_from_slice(&key.ino.to_le_bytes());
+    b[32..36].copy_from_slice(&key.mode.to_le_bytes());
+    b[36..].copy_from_slice(hash.as_bytes());
+    b
 }
 
 struct Reader<'a> {
@@ -1038,6 +1035,25 @@ mod tests {
         assert!(StatCache::decode(&v1).is_none());
     }
 
+    impl StatCache {
+        /// [`StatCache::write_merged`]'s bytes.
+        pub(crate) fn merged_encoding(
+            &self,
+            written_ns: i64,
+            keep: impl Fn(&[u8]) -> bool,
+            fresh: Vec<Rec>,
+            keep_dir: impl Fn(&[u8]) -> bool,
+            fresh_dirs: Vec<Rec>,
+        ) -> Vec<u8> {
+            let mut out =
+                Vec::with_capacity(self.bytes.len() + (fresh.len() + fresh_dirs.len()) * 110);
+            match self.write_merged(&mut out, written_ns, keep, fresh, keep_dir, fresh_dirs) {
+                Ok(()) => out,
+                Err(e) => panic!("a Vec takes every write: {e}"),
+            }
+        }
+    }
+
     /// What [`StatCache::merged_encoding`] must equal: the records decoded, filtered,
     /// carried and merged one by one.
     fn merged_the_slow_way(
@@ -1073,17 +1089,23 @@ mod tests {
             .collect()
     }
 
-    /// A writer taking at most 7 bytes a call, refusing once `room` bytes are written.
+    /// A writer taking at most 7 bytes a call, refusing one call once `room` bytes are
+    /// written and taking every call after it.
     struct Pieces {
         got: Vec<u8>,
         room: usize,
+        refused: bool,
     }
 
     impl std::io::Write for Pieces {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let n = buf.len().min(7).min(self.room - self.got.len());
-            if n == 0 && !buf.is_empty() {
-                return Err(std::io::Error::other("full"));
+            let mut n = buf.len().min(7);
+            if !self.refused {
+                n = n.min(self.room - self.got.len());
+                if n == 0 && !buf.is_empty() {
+                    self.refused = true;
+                    return Err(std::io::Error::other("refused once"));
+                }
             }
             self.got.extend_from_slice(&buf[..n]);
             Ok(n)
@@ -1128,14 +1150,15 @@ mod tests {
         }
         // The cases that matter were met: carried records smudged, old ones replaced.
         assert!(smudged > 20 && replaced > 20, "{smudged} {replaced}");
-        // Written through a writer in small pieces, the same bytes; a writer that fails
-        // part way makes the whole write fail.
+        // Written through a writer in small pieces, the same bytes; a write refused part way
+        // (even one the writer would take again) makes the whole write fail.
         let old = StatCache::with_dirs(t, records(&mut next, 30, t), records(&mut next, 8, t));
         let fresh = records(&mut next, 6, t);
         let want = old.merged_encoding(t, |_| true, fresh.clone(), |_| true, Vec::new());
         let mut pieces = Pieces {
             got: Vec::new(),
             room: usize::MAX,
+            refused: false,
         };
         old.write_merged(
             &mut pieces,
@@ -1147,10 +1170,11 @@ mod tests {
         )
         .expect("written");
         assert_eq!(pieces.got, want);
-        for room in [0, 31, 32, 100, want.len() - 1] {
+        for room in 0..want.len() {
             let mut pieces = Pieces {
                 got: Vec::new(),
                 room,
+                refused: false,
             };
             let r = old.write_merged(
                 &mut pieces,
