@@ -522,42 +522,56 @@ impl StatCache {
         r
     }
 
-    /// Writes to `w` the encoding of these records carried to time `written_ns` (see
-    /// [`StatCache::carried`]) and then `fresh` and `fresh_dirs` ones (which win), keeping
-    /// only the file and symlink records whose path `keep` accepts and the directory records
-    /// whose path `keep_dir` accepts (`fresh` and `fresh_dirs` are all kept). The carried
-    /// records are copied as they are encoded (their key smudged where racy), never decoded
-    /// one by one, so that a command that changed a few paths of a large worktree rewrites
-    /// its cache at the cost of a copy; and written as they are merged, never held, so that
-    /// it holds the old cache only, not the new one beside it. The records are merged twice,
-    /// first only to count them for the header (copying nothing), then into `w`.
+    /// The merge of these records, carried (see [`StatCache::carried`]), with `fresh` and
+    /// `fresh_dirs` ones (which win), keeping only the file and symlink records whose path
+    /// `keep` accepts and the directory records whose path `keep_dir` accepts (`fresh` and
+    /// `fresh_dirs` are all kept), ready for [`Merge::write`]. Sorts the fresh records and
+    /// counts the merged ones (a walk of the cache's offsets that copies nothing), so that a
+    /// command can do that while it waits on something else.
+    pub fn merge<K, D>(
+        &self,
+        keep: K,
+        mut fresh: Vec<Rec>,
+        keep_dir: D,
+        mut fresh_dirs: Vec<Rec>,
+    ) -> Merge<'_, K, D>
+    where
+        K: Fn(&[u8]) -> bool,
+        D: Fn(&[u8]) -> bool,
+    {
+        sort_dedup(&mut fresh);
+        sort_dedup(&mut fresh_dirs);
+        let counted = (
+            self.merge_into(&mut Count, &self.offs, &keep, &fresh),
+            self.merge_into(&mut Count, &self.doffs, &keep_dir, &fresh_dirs),
+        );
+        let counts = match counted {
+            (Ok(count), Ok(dirs)) => (count, dirs),
+            // (Counting fails nowhere.)
+            _ => (u64::MAX, u64::MAX),
+        };
+        Merge {
+            cache: self,
+            keep,
+            fresh,
+            keep_dir,
+            fresh_dirs,
+            counts,
+        }
+    }
+
+    /// [`StatCache::merge`] written at once: `self.merge(..).write(w, written_ns)`.
     pub fn write_merged(
         &self,
         w: &mut dyn std::io::Write,
         written_ns: i64,
         keep: impl Fn(&[u8]) -> bool,
-        mut fresh: Vec<Rec>,
+        fresh: Vec<Rec>,
         keep_dir: impl Fn(&[u8]) -> bool,
-        mut fresh_dirs: Vec<Rec>,
+        fresh_dirs: Vec<Rec>,
     ) -> std::io::Result<()> {
-        sort_dedup(&mut fresh);
-        sort_dedup(&mut fresh_dirs);
-        let count = self.merge_into(&mut Count, &self.offs, &keep, &fresh)?;
-        let dirs = self.merge_into(&mut Count, &self.doffs, &keep_dir, &fresh_dirs)?;
-        let mut header = Vec::with_capacity(32);
-        encode_header(&mut header, written_ns, count, dirs);
-        w.write_all(&header)?;
-        let wrote = (
-            self.merge_into(w, &self.offs, &keep, &fresh)?,
-            self.merge_into(w, &self.doffs, &keep_dir, &fresh_dirs)?,
-        );
-        if wrote != (count, dirs) {
-            // (The same merge of the same records: cannot differ.)
-            return Err(std::io::Error::other(
-                "stat cache: records changed while merged",
-            ));
-        }
-        w.write_all(&encode_trailer(None))
+        self.merge(keep, fresh, keep_dir, fresh_dirs)
+            .write(w, written_ns)
     }
 
     /// Writes the records at `offs` (sorted by path) that `keep` accepts, carried (see
@@ -662,6 +676,44 @@ impl StatCache {
             doffs,
             blobs_of,
         })
+    }
+}
+
+/// A merge of a stat cache's records with fresh ones, counted and not yet written
+/// ([`StatCache::merge`]).
+pub struct Merge<'c, K, D> {
+    cache: &'c StatCache,
+    keep: K,
+    fresh: Vec<Rec>,
+    keep_dir: D,
+    fresh_dirs: Vec<Rec>,
+    /// The file and symlink records, and the directory records, it writes.
+    counts: (u64, u64),
+}
+
+impl<K: Fn(&[u8]) -> bool, D: Fn(&[u8]) -> bool> Merge<'_, K, D> {
+    /// Writes the merged cache's encoding to `w`, dated `written_ns`, as its records are
+    /// merged: the carried ones copied as they are encoded (their key smudged where racy),
+    /// never decoded one by one, so that a command that changed a few paths of a large
+    /// worktree rewrites its cache at the cost of a copy; never held, so that it holds the old
+    /// cache only, not the new one beside it.
+    pub fn write(self, w: &mut dyn std::io::Write, written_ns: i64) -> std::io::Result<()> {
+        let c = self.cache;
+        let (count, dirs) = self.counts;
+        let mut header = Vec::with_capacity(32);
+        encode_header(&mut header, written_ns, count, dirs);
+        w.write_all(&header)?;
+        let wrote = (
+            c.merge_into(w, &c.offs, &self.keep, &self.fresh)?,
+            c.merge_into(w, &c.doffs, &self.keep_dir, &self.fresh_dirs)?,
+        );
+        if wrote != self.counts {
+            // (The same merge of the same records as counted: cannot differ.)
+            return Err(std::io::Error::other(
+                "stat cache: records changed while merged",
+            ));
+        }
+        w.write_all(&encode_trailer(None))
     }
 }
 

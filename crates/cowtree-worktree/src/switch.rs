@@ -498,14 +498,32 @@ fn apply(
     // worktree's filesystem: the filesystem sync is not enough on its own everywhere (on
     // macOS it is sync(), which only schedules the writes, plus F_FULLFSYNC on the root; on
     // FUSE a syncfs may not reach the server; before Linux 5.8 syncfs reports no writeback
-    // error), and the record's own sync overlaps the other, so it costs little. The cache is
-    // written only after them (it trusts what was written), as it is merged: the old cache
-    // and the new one are never both in memory (on a worktree of 2,000,000 files, a quarter
-    // of a gigabyte each).
+    // error), and the record's own sync overlaps the other, so it costs little. The cache's
+    // merge is made ready (its fresh records sorted, its records counted) while the syncs
+    // wait on the disk, and written only after them (it trusts what was written), as it is
+    // merged: the old cache and the new one are never both in memory (on a worktree of
+    // 2,000,000 files, a quarter of a gigabyte each).
     wt.base = *b_id;
     wt.pending = None;
     let mut done = registry::stage(store, wt)?;
-    let (synced, staged) = rayon::join(|| ap.sync(), || done.sync_data());
+    let (synced, (merge, staged)) = rayon::join(
+        || ap.sync(),
+        || {
+            // A directory record of a path that is no directory of the target (an
+            // empty-directory entry removed, a directory that became a file) would make its
+            // parent's names disagree with the records forever, so that the parent is listed
+            // by every status: dropped.
+            // (A directory of the target almost always has entries beneath it: that one
+            // search comes first.)
+            let merge = cache.merge(
+                |p: &[u8]| touched.is_empty() || !touched.contains(p),
+                fresh,
+                |p: &[u8]| p.is_empty() || b.has_beneath(p) || b_is_dir(p),
+                Vec::new(),
+            );
+            (merge, done.sync_data())
+        },
+    );
     synced?;
     staged?;
     // The clock tick of the newest write has usually passed by the time the sync returns,
@@ -515,24 +533,7 @@ fn apply(
     // once; each is complete on its own, and the cache holds only what is now durable.
     let w = wt.clone();
     let (cached, published) = rayon::join(
-        || {
-            registry::write_cache_with(store, &w, |out| {
-                // A directory record of a path that is no directory of the target (an
-                // empty-directory entry removed, a directory that became a file) would make
-                // its parent's names disagree with the records forever, so that the parent
-                // is listed by every status: dropped.
-                // (A directory of the target almost always has entries beneath it: that one
-                // search comes first.)
-                cache.write_merged(
-                    out,
-                    written_ns,
-                    |p| touched.is_empty() || !touched.contains(p),
-                    fresh,
-                    |p| p.is_empty() || b.has_beneath(p) || b_is_dir(p),
-                    Vec::new(),
-                )
-            })
-        },
+        || registry::write_cache_with(store, &w, |out| merge.write(out, written_ns)),
         || done.publish(wt),
     );
     published?;
