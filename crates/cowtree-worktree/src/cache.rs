@@ -541,15 +541,14 @@ impl StatCache {
     {
         sort_dedup(&mut fresh);
         sort_dedup(&mut fresh_dirs);
-        let counted = (
-            self.merge_into(&mut Count, &self.offs, &keep, &fresh),
-            self.merge_into(&mut Count, &self.doffs, &keep_dir, &fresh_dirs),
-        );
-        let counts = match counted {
-            (Ok(count), Ok(dirs)) => (count, dirs),
-            // (Counting fails nowhere.)
-            _ => (u64::MAX, u64::MAX),
-        };
+        let counts = self
+            .merge_into(&mut Count, &self.offs, &keep, &fresh)
+            .and_then(|n| {
+                Ok((
+                    n,
+                    self.merge_into(&mut Count, &self.doffs, &keep_dir, &fresh_dirs)?,
+                ))
+            });
         Merge {
             cache: self,
             keep,
@@ -681,14 +680,16 @@ impl StatCache {
 
 /// A merge of a stat cache's records with fresh ones, counted and not yet written
 /// ([`StatCache::merge`]).
+#[must_use = "the cache is rewritten only by Merge::write"]
 pub struct Merge<'c, K, D> {
     cache: &'c StatCache,
     keep: K,
     fresh: Vec<Rec>,
     keep_dir: D,
     fresh_dirs: Vec<Rec>,
-    /// The file and symlink records, and the directory records, it writes.
-    counts: (u64, u64),
+    /// The file and symlink records, and the directory records, it writes (counting fails
+    /// nowhere; were it to, the write reports it).
+    counts: std::io::Result<(u64, u64)>,
 }
 
 impl<K: Fn(&[u8]) -> bool, D: Fn(&[u8]) -> bool> Merge<'_, K, D> {
@@ -699,7 +700,7 @@ impl<K: Fn(&[u8]) -> bool, D: Fn(&[u8]) -> bool> Merge<'_, K, D> {
     /// cache only, not the new one beside it.
     pub fn write(self, w: &mut dyn std::io::Write, written_ns: i64) -> std::io::Result<()> {
         let c = self.cache;
-        let (count, dirs) = self.counts;
+        let (count, dirs) = self.counts?;
         let mut header = Vec::with_capacity(32);
         encode_header(&mut header, written_ns, count, dirs);
         w.write_all(&header)?;
@@ -707,7 +708,7 @@ impl<K: Fn(&[u8]) -> bool, D: Fn(&[u8]) -> bool> Merge<'_, K, D> {
             c.merge_into(w, &c.offs, &self.keep, &self.fresh)?,
             c.merge_into(w, &c.doffs, &self.keep_dir, &self.fresh_dirs)?,
         );
-        if wrote != self.counts {
+        if wrote != (count, dirs) {
             // (The same merge of the same records as counted: cannot differ.)
             return Err(std::io::Error::other(
                 "stat cache: records changed while merged",

@@ -491,18 +491,18 @@ fn apply(
         started_ns,
         seen.into_iter().map(|p| p.rec).collect(),
     ));
-    // Durable first (docs/store.md, "Durability"). The record that says the switch is done
-    // is staged now and renamed into place only once the sync of the worktree's filesystem
-    // returned, so that the rename never reaches the disk before the worktree's changes. The
-    // staged bytes are synced on their own beside that sync, even when the store shares the
-    // worktree's filesystem: the filesystem sync is not enough on its own everywhere (on
-    // macOS it is sync(), which only schedules the writes, plus F_FULLFSYNC on the root; on
-    // FUSE a syncfs may not reach the server; before Linux 5.8 syncfs reports no writeback
-    // error), and the record's own sync overlaps the other, so it costs little. The cache's
-    // merge is made ready (its fresh records sorted, its records counted) while the syncs
-    // wait on the disk, and written only after them (it trusts what was written), as it is
-    // merged: the old cache and the new one are never both in memory (on a worktree of
-    // 2,000,000 files, a quarter of a gigabyte each).
+    // Durable first (docs/store.md, "Durability"). The record that says the switch is done is
+    // staged now and renamed into place only once the sync of the worktree's filesystem returned,
+    // so that the rename never reaches the disk before the worktree's changes. The staged bytes are
+    // synced on their own beside that sync, even when the store shares the worktree's filesystem:
+    // the filesystem sync is not enough on its own everywhere (on macOS it is sync(), which only
+    // schedules the writes, plus F_FULLFSYNC on the root; on FUSE a syncfs may not reach the
+    // server; before Linux 5.8 syncfs reports no writeback error), and the record's own sync
+    // overlaps the other, so it costs little. The cache's merge is made ready (its fresh records
+    // sorted, its records counted) after that, while the filesystem sync still waits on the disk,
+    // and written only after it (it trusts what was written), as it is merged: the old cache and
+    // the new one are never both in memory (on a worktree of 2,000,000 files, a quarter of a
+    // gigabyte each).
     wt.base = *b_id;
     wt.pending = None;
     let mut done = registry::stage(store, wt)?;
@@ -515,13 +515,14 @@ fn apply(
             // by every status: dropped.
             // (A directory of the target almost always has entries beneath it: that one
             // search comes first.)
+            let staged = done.sync_data();
             let merge = cache.merge(
-                |p: &[u8]| touched.is_empty() || !touched.contains(p),
+                |p| touched.is_empty() || !touched.contains(p),
                 fresh,
-                |p: &[u8]| p.is_empty() || b.has_beneath(p) || b_is_dir(p),
+                |p| p.is_empty() || b.has_beneath(p) || b_is_dir(p),
                 Vec::new(),
             );
-            (merge, done.sync_data())
+            (merge, staged)
         },
     );
     synced?;

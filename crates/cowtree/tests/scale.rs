@@ -1,20 +1,20 @@
 //! Memory that grows faster than the tree: the peak resident set of `snapshot`, `checkout`,
-//! `verify`, `ls`, `show`, `gc`, `status` and `switch` on a tree of 200,000 files, on real XFS,
-//! per file, against a bound per command.
+//! `verify`, `ls`, `show`, `gc`, `status` and `switch` on a tree of 200,000 files, on real XFS, per
+//! file, against a bound per command.
 //!
-//! The peak is the command's own high-water mark (`VmHWM`), less that of the same command on
-//! a one-file tree (the binary, its threads and buffers), divided by the files. A child's
-//! `ru_maxrss` starts from the mark of the address space it replaces at exec, its parent's:
-//! each command is run under GNU time (`/usr/bin/time`, which scripts/mounts.sh installs),
-//! whose own mark is a megabyte, and its `%M` taken; without it, `wait4`'s figure, which must
-//! then be well above what this process held ([`peak`]). What must hold the whole tree costs about a hundred bytes a file in the snapshot (names, not paths: a second test
-//! checks that longer paths cost it next to nothing), a few hundred in checkout and verify (the
-//! manifest's entries with their paths, which the second test checks the checkout holds once);
-//! anything that grows with the square of the tree, or of a directory,
-//! passes the bound at this size. One directory holds a quarter of the files: big
-//! directories are split among workers, and a split that kept every chunk's whole allocation
-//! held 24·N²/256 bytes for N names (234 MiB for these 50,000, 2.5 GiB for a directory of
-//! 165,000 in a 500,000-file tree).
+//! The peak is the command's own high-water mark (`VmHWM`), less that of the same command on a
+//! one-file tree (the binary, its threads and buffers), divided by the files. A child's `ru_maxrss`
+//! starts from the mark of the address space it replaces at exec, its parent's: each command is run
+//! under GNU time (`/usr/bin/time`, which scripts/mounts.sh installs), whose own mark is a
+//! megabyte, and its `%M` taken; without it, `wait4`'s figure, which must then be well above what
+//! this process held ([`peak`]). What must hold the whole tree costs about a hundred bytes a file
+//! in the snapshot (names, not paths: a second test checks that longer paths cost it next to
+//! nothing), a few hundred in checkout and verify (the manifest's entries with their paths, which
+//! the second test checks the checkout holds once); anything that grows with the square of the
+//! tree, or of a directory, passes the bound at this size. One directory holds a quarter of the
+//! files: big directories are split among workers, and a split that kept every chunk's whole
+//! allocation held 24·N²/256 bytes for N names (234 MiB for these 50,000, 2.5 GiB for a directory
+//! of 165,000 in a 500,000-file tree).
 //!
 //! Not a timing: the figures are printed (`--nocapture`); bench/scale.sh has the sweep.
 
@@ -59,8 +59,8 @@ const DISTINCT: usize = 8;
 ///
 /// `status` and `switch` of the checkout's worktree, one file in a hundred changed, hold the
 /// base's manifest as it is stored and the worktree's stat cache (each a path and a few dozen
-/// bytes a file) and write the new stat cache as they merge it: 247 and 314 bytes a file
-/// (debug). While they built the new cache in memory beside the old one, 364 and 343: status's
+/// bytes a file) and write the new stat cache as they merge it: 247-248 and 313-314 bytes a
+/// file (debug). While they built the new cache in memory beside the old one, 364 and 343: status's
 /// bound catches that; switch's is about twice its figure.
 const BOUNDS: [(&str, u64); 8] = [
     ("snapshot", 200),
@@ -185,9 +185,9 @@ fn peaks(root: &Path, files: usize, blobs: usize) -> [u64; 8] {
 }
 
 /// In the worktree `co` of snapshot `id`: one file in a hundred of those with content changed,
-/// keeping its size, `status` (which hashes them and rewrites the worktree's stat cache), a snapshot of the worktree, then `switch`
-/// back to `id` (which writes them again and rewrites the cache): the peak RSS in KiB of the
-/// status and the switch.
+/// keeping its size, `status` (which hashes them and rewrites the worktree's stat cache), a
+/// snapshot of the worktree, then `switch` back to `id` (which writes them again and rewrites the
+/// cache): the peak RSS in KiB of the status and the switch.
 fn worktree_peaks(store: &Path, co: &Path, id: &str) -> [u64; 2] {
     let mut files = Vec::new();
     let mut dirs = vec![co.to_path_buf()];
