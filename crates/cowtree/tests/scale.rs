@@ -184,6 +184,19 @@ fn peaks(root: &Path, files: usize, blobs: usize) -> [u64; 8] {
     [snapshot, checkout, verify, ls, gc, show, status, switch]
 }
 
+/// The inode and size of the one worktree's stat cache in `store` (`worktrees/<id>.stat`).
+fn stat_cache(store: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let caches: Vec<fs::Metadata> = fs::read_dir(store.join("worktrees"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().extension() == Some(OsStr::new("stat")))
+        .map(|e| e.metadata().unwrap())
+        .collect();
+    assert_eq!(caches.len(), 1, "one worktree, one stat cache");
+    (caches[0].ino(), caches[0].len())
+}
+
 /// In the worktree `co` of snapshot `id`: one file in a hundred of those with content changed,
 /// keeping its size, `status` (which hashes them and rewrites the worktree's stat cache), a
 /// snapshot of the worktree, then `switch` back to `id` (which writes them again and rewrites the
@@ -211,9 +224,20 @@ fn worktree_peaks(store: &Path, co: &Path, id: &str) -> [u64; 2] {
         b[0] ^= 0x20;
         fs::write(p, b).unwrap();
     }
+    let before = stat_cache(store);
     let (v, status) = peak(store, &[s("status"), co.as_os_str()]);
     let n = changed.len() as u64;
     assert_eq!(v["hashed"], n, "{v}");
+    // The peak measured is of a status that rewrote the cache (a new file, replaced whole), as
+    // long as the old one (the same records, some of them fresh).
+    let after = stat_cache(store);
+    assert_ne!(after.0, before.0, "status did not rewrite the stat cache");
+    assert!(
+        after.1 >= before.1,
+        "status's new stat cache is {} bytes, the old {}",
+        after.1,
+        before.1
+    );
     assert_eq!(
         v["modified"].as_array().map(Vec::len),
         Some(changed.len()),
