@@ -381,7 +381,10 @@ impl Manifest {
     /// True when some entry lies strictly beneath directory `dir` (for the root, `dir`
     /// empty: when there is any entry).
     pub fn has_beneath(&self, dir: &[u8]) -> bool {
-        first_beneath(0..self.entries.len(), dir, |i| &self.entries[i].path).is_some()
+        first_beneath(0..self.entries.len(), dir, |i| {
+            self.entries[i].path.as_slice()
+        })
+        .is_some()
     }
 
     /// Number of file and executable entries.
@@ -1239,14 +1242,46 @@ fn find_sorted<'a>(n: usize, want: &[u8], path: impl Fn(usize) -> &'a [u8]) -> O
     None
 }
 
+/// A path of a list sorted by bytes, as [`range_in`], [`first_beneath`] and
+/// [`find_child_from`] read it: a slice, or a path held in pieces (the stat cache keeps a
+/// directory's path once for all the records in it), compared without putting it together.
+pub trait SortedPath: Copy {
+    /// Its length in bytes.
+    fn len(self) -> usize;
+    /// True when it has no byte.
+    fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+    /// Its byte at `i`, if it is that long.
+    fn byte(self, i: usize) -> Option<u8>;
+    /// Compares its bytes `from..to` (both cut to its length) with `other`, as slices
+    /// compare.
+    fn cmp_range(self, from: usize, to: usize, other: &[u8]) -> std::cmp::Ordering;
+}
+
+impl SortedPath for &[u8] {
+    fn len(self) -> usize {
+        <[u8]>::len(self)
+    }
+
+    fn byte(self, i: usize) -> Option<u8> {
+        self.get(i).copied()
+    }
+
+    fn cmp_range(self, from: usize, to: usize, other: &[u8]) -> std::cmp::Ordering {
+        let to = to.min(<[u8]>::len(self));
+        self[from.min(to)..to].cmp(other)
+    }
+}
+
 /// The range of indices, in `within` of a list of paths sorted by bytes (`path(i)`), of the
 /// paths beneath directory `dir`: those starting with `dir/` (all of `within` when `dir` is
 /// empty). `within` must hold every path beneath `dir` (all of the list, or the range of an
 /// ancestor of `dir`). For any list in manifest order, such as the worktree's stat cache.
-pub fn range_in<'a>(
+pub fn range_in<P: SortedPath>(
     within: Range<usize>,
     dir: &[u8],
-    path: impl Fn(usize) -> &'a [u8],
+    path: impl Fn(usize) -> P,
 ) -> Range<usize> {
     if dir.is_empty() {
         return within;
@@ -1266,32 +1301,33 @@ pub fn name_order(a: &[u8], a_dir: bool, b: &[u8], b_dir: bool) -> std::cmp::Ord
 
 /// The first index in `within` (see [`range_in`]) of a path beneath directory `dir`, if any:
 /// one binary search where [`range_in`] does two. Any index of `within` when `dir` is empty.
-pub fn first_beneath<'a>(
+pub fn first_beneath<P: SortedPath>(
     within: Range<usize>,
     dir: &[u8],
-    path: impl Fn(usize) -> &'a [u8],
+    path: impl Fn(usize) -> P,
 ) -> Option<usize> {
     if dir.is_empty() {
         return (!within.is_empty()).then_some(within.start);
     }
     let i = bound_beneath(&within, dir, b'/', &path);
     let p = (i < within.end).then(|| path(i))?;
-    (p.len() > dir.len() && p.starts_with(dir) && p[dir.len()] == b'/').then_some(i)
+    (p.cmp_range(0, dir.len(), dir).is_eq() && p.byte(dir.len()) == Some(b'/')).then_some(i)
 }
 
 /// The first index in `within` whose path does not sort before `dir` followed by `last`
 /// (`/` for the start of the paths beneath `dir`, the byte after it for their end), compared
 /// without building that key.
-fn bound_beneath<'a>(
+fn bound_beneath<P: SortedPath>(
     within: &Range<usize>,
     dir: &[u8],
     last: u8,
-    path: &impl Fn(usize) -> &'a [u8],
+    path: &impl Fn(usize) -> P,
 ) -> usize {
-    let below = |p: &[u8]| match p.get(..dir.len()).map(|h| h.cmp(dir)) {
-        Some(std::cmp::Ordering::Equal) => p.get(dir.len()).is_none_or(|&c| c < last),
-        Some(o) => o == std::cmp::Ordering::Less,
-        None => p < dir,
+    // (A path shorter than `dir` never compares equal to it here: it is below when it sorts
+    // before `dir`, as a prefix of it does.)
+    let below = |p: P| match p.cmp_range(0, dir.len(), dir) {
+        std::cmp::Ordering::Equal => p.byte(dir.len()).is_none_or(|c| c < last),
+        o => o == std::cmp::Ordering::Less,
     };
     let (mut lo, mut hi) = (within.start, within.end);
     while lo < hi {
@@ -1311,16 +1347,16 @@ fn bound_beneath<'a>(
 /// galloping forward, and leaves `*from` past what it passed. So a directory's entries,
 /// looked up in order, cost a few comparisons each rather than a whole binary search. Names
 /// asked out of order may not be found.
-pub fn find_child_from<'a>(
+pub fn find_child_from<P: SortedPath>(
     range: &Range<usize>,
     from: &mut usize,
     dir: &[u8],
     name: &[u8],
-    path: impl Fn(usize) -> &'a [u8],
+    path: impl Fn(usize) -> P,
 ) -> Option<usize> {
     let skip = if dir.is_empty() { 0 } else { dir.len() + 1 };
-    let rest = |i: usize| path(i).get(skip..).unwrap_or_default();
-    let before = |i: usize| rest(i) < name;
+    let rest = |i: usize| path(i).cmp_range(skip, usize::MAX, name);
+    let before = |i: usize| rest(i).is_lt();
     let end = range.end;
     // Everything below `lo` sorts before `name`; the first that does not is below `hi`.
     let mut lo = (*from).clamp(range.start, end);
@@ -1340,7 +1376,7 @@ pub fn find_child_from<'a>(
         }
     }
     *from = lo;
-    if lo < end && rest(lo) == name {
+    if lo < end && rest(lo).is_eq() {
         *from = lo + 1;
         return Some(lo);
     }

@@ -21,6 +21,12 @@
 //! the store, a trusted file record needs no lookup in it ([`StatCache::blobs_of`]). A cache
 //! of another version decodes as empty.
 //!
+//! In memory a cache does not repeat its paths: a [`StatCache`] holds each record's name (the
+//! last part of its path) beside the index of its directory, whose path it holds once, and
+//! compares and searches paths in those two pieces. It is read from its file a buffer at a
+//! time into that form ([`StatCache::read`]), never held whole as encoded, and written back
+//! record by record.
+//!
 //! Racy timestamps (as in git): a file written in the same clock tick as the stat was taken
 //! can change again without its mtime changing. A record is trusted only when its mtime and
 //! ctime are older than `written_ns` minus the timestamp granularity: 50 ms when the
@@ -55,7 +61,7 @@ use std::ops::Range;
 
 use cowtree_store::Hash;
 use cowtree_store::checkout::EntryStat;
-use cowtree_store::manifest::{find_child_from, range_in};
+use cowtree_store::manifest::{SortedPath, find_child_from, range_in};
 use rustix::fs::Stat;
 
 const MAGIC: &[u8; 8] = b"CTSTAT2\n";
@@ -119,21 +125,85 @@ pub struct Rec {
     pub hash: Hash,
 }
 
-/// A decoded stat cache: the encoded bytes and the offset of each record, so that loading
-/// one allocates three times, not once per record.
+/// A decoded stat cache, held compactly: each record's name (the last part of its path) with
+/// the index of its directory, whose path is held once for all the records in it, so that a
+/// path is not repeated for every record beneath its directory (a record's whole path is its
+/// directory's path and its name). Loading one allocates a few times, not once per record.
 #[derive(Debug, Clone)]
 pub struct StatCache {
     /// Clock (ns since the epoch) read before the stats of this cache were taken.
     pub written_ns: i64,
+    /// Per record: its directory's index (u32), its name's length (u16), the name, and the
+    /// record's stat and hash as encoded ([`FIXED`] bytes).
     bytes: Vec<u8>,
     /// File and symlink records.
     offs: Vec<u32>,
     /// Directory records.
     doffs: Vec<u32>,
+    /// The paths of the directories the records are in, each with its `/` (the root's is
+    /// empty).
+    dir_paths: Vec<u8>,
+    /// Where each directory's path starts in `dir_paths`, and then where the last one ends.
+    dir_at: Vec<u32>,
     /// A snapshot whose blobs hold the content of every file record: the one written with
     /// the cache by a snapshot, or the base a checkout wrote. Caches merged with records of
     /// other content (status, reset, switch) have none.
     pub blobs_of: Option<Hash>,
+}
+
+/// A record's path as the cache holds it: its directory's path (ending with `/`; empty for a
+/// record in the root) and its name.
+#[derive(Debug, Clone, Copy)]
+struct Joined<'c> {
+    dir: &'c [u8],
+    name: &'c [u8],
+}
+
+impl Joined<'_> {
+    /// Compares the whole path with `other`.
+    fn cmp(self, other: &[u8]) -> std::cmp::Ordering {
+        self.cmp_range(0, usize::MAX, other)
+    }
+
+    /// Puts the whole path in `buf`, in place of what it held.
+    fn write_into(self, buf: &mut Vec<u8>) {
+        buf.clear();
+        buf.extend_from_slice(self.dir);
+        buf.extend_from_slice(self.name);
+    }
+
+    fn to_vec(self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.dir.len() + self.name.len());
+        self.write_into(&mut v);
+        v
+    }
+}
+
+impl SortedPath for Joined<'_> {
+    fn len(self) -> usize {
+        self.dir.len() + self.name.len()
+    }
+
+    fn byte(self, i: usize) -> Option<u8> {
+        match i.checked_sub(self.dir.len()) {
+            None => Some(self.dir[i]),
+            Some(j) => self.name.get(j).copied(),
+        }
+    }
+
+    fn cmp_range(self, from: usize, to: usize, other: &[u8]) -> std::cmp::Ordering {
+        let d = self.dir.len();
+        let to = to.min(SortedPath::len(self));
+        let from = from.min(to);
+        let head = &self.dir[from.min(d)..to.min(d)];
+        let tail = &self.name[from.saturating_sub(d)..to.saturating_sub(d)];
+        let k = head.len().min(other.len());
+        match head[..k].cmp(&other[..k]) {
+            std::cmp::Ordering::Equal if head.len() > other.len() => std::cmp::Ordering::Greater,
+            std::cmp::Ordering::Equal => tail.cmp(&other[head.len()..]),
+            o => o,
+        }
+    }
 }
 
 /// A directory's entries as the stat cache holds them ([`StatCache::children`]).
@@ -173,9 +243,11 @@ impl Default for StatCache {
     fn default() -> StatCache {
         StatCache {
             written_ns: 0,
-            bytes: encode(0, &[], &[]),
+            bytes: Vec::new(),
             offs: Vec::new(),
             doffs: Vec::new(),
+            dir_paths: Vec::new(),
+            dir_at: vec![0],
             blobs_of: None,
         }
     }
@@ -299,9 +371,24 @@ impl StatCache {
     pub fn with_dirs(written_ns: i64, mut recs: Vec<Rec>, mut dirs: Vec<Rec>) -> StatCache {
         sort_dedup(&mut recs);
         sort_dedup(&mut dirs);
-        // (Only a cache past 4 GiB, beyond its u32 offsets, would not decode: it is then
-        // empty, which means that everything is read again, never a wrong answer.)
-        StatCache::decode_owned(encode(written_ns, &recs, &dirs)).unwrap_or_default()
+        let mut b = Building::new(
+            recs.iter()
+                .chain(&dirs)
+                .map(|r| r.path.len() + 6 + FIXED)
+                .sum(),
+            recs.len(),
+            dirs.len(),
+        );
+        let mut push = |r: &Rec, dirs: bool| b.push(&r.path, &fixed(&r.key, &r.hash), dirs);
+        // (Only a cache past 4 GiB, beyond its u32 offsets, or with a name past 64 KiB,
+        // would not build: it is then empty, which means that everything is read again,
+        // never a wrong answer.)
+        let built = recs.iter().try_for_each(|r| push(r, false));
+        let built = built.and_then(|()| dirs.iter().try_for_each(|r| push(r, true)));
+        match built {
+            Some(()) => b.finish(written_ns, None),
+            None => StatCache::default(),
+        }
     }
 
     /// Number of records.
@@ -314,22 +401,29 @@ impl StatCache {
         self.offs.is_empty()
     }
 
-    fn path_of(&self, o: u32) -> &[u8] {
-        let o = o as usize;
-        let len = u32::from_le_bytes(
-            self.bytes[o..o + 4]
-                .try_into()
-                .expect("4 bytes, bounds checked at decode"),
-        ) as usize;
-        &self.bytes[o + 4..o + 4 + len]
+    fn path_of(&self, o: u32) -> Joined<'_> {
+        let (o, b) = (o as usize, &self.bytes);
+        let d = u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes, built")) as usize;
+        let n = u16::from_le_bytes(b[o + 4..o + 6].try_into().expect("2 bytes, built")) as usize;
+        Joined {
+            dir: &self.dir_paths[self.dir_at[d] as usize..self.dir_at[d + 1] as usize],
+            name: &b[o + 6..o + 6 + n],
+        }
     }
 
-    fn path_at(&self, i: usize) -> &[u8] {
+    fn path_at(&self, i: usize) -> Joined<'_> {
         self.path_of(self.offs[i])
     }
 
-    fn dir_path_at(&self, i: usize) -> &[u8] {
+    fn dir_path_at(&self, i: usize) -> Joined<'_> {
         self.path_of(self.doffs[i])
+    }
+
+    /// The stat and hash of the record at `o`, as encoded.
+    fn fixed_of(&self, o: u32) -> &[u8] {
+        let o = o as usize;
+        let n = u16::from_le_bytes(self.bytes[o + 4..o + 6].try_into().expect("2 bytes")) as usize;
+        &self.bytes[o + 6 + n..o + 6 + n + FIXED]
     }
 
     fn rec_at(&self, i: usize) -> (StatKey, Hash) {
@@ -337,16 +431,15 @@ impl StatCache {
     }
 
     fn rec_of(&self, o: u32) -> (StatKey, Hash) {
-        let b = &self.bytes;
-        let f = o as usize + 4 + self.path_of(o).len();
+        let b = self.fixed_of(o);
         let key = StatKey {
-            size: le64(b, f),
-            mtime_ns: le64(b, f + 8) as i64,
-            ctime_ns: le64(b, f + 16) as i64,
-            ino: le64(b, f + 24),
-            mode: u32::from_le_bytes(b[f + 32..f + 36].try_into().expect("bounds checked")),
+            size: le64(b, 0),
+            mtime_ns: le64(b, 8) as i64,
+            ctime_ns: le64(b, 16) as i64,
+            ino: le64(b, 24),
+            mode: u32::from_le_bytes(b[32..36].try_into().expect("bounds checked")),
         };
-        let hash = Hash::from_slice(&b[f + 36..f + 68]).expect("32 bytes, bounds checked");
+        let hash = Hash::from_slice(&b[36..68]).expect("32 bytes, bounds checked");
         (key, hash)
     }
 
@@ -376,10 +469,14 @@ impl StatCache {
         }
     }
 
-    /// The name of file or symlink record `i` after its directory's `prefix` bytes (see
-    /// [`StatCache::children`]).
+    /// The name of file or symlink record `i` after its directory's `prefix` bytes, for a
+    /// record of one of the directory's own entries (see [`StatCache::children`]); of a
+    /// record deeper down, its last name.
     pub fn name_at(&self, i: usize, prefix: usize) -> &[u8] {
-        self.path_at(i).get(prefix..).unwrap_or_default()
+        let p = self.path_at(i);
+        p.name
+            .get(prefix.saturating_sub(p.dir.len())..)
+            .unwrap_or_default()
     }
 
     /// The content hash of file or symlink record `i` when it can be trusted for the stat
@@ -585,31 +682,34 @@ impl StatCache {
     ) -> std::io::Result<u64> {
         let mut n = 0u64;
         let mut fresh = fresh.iter().peekable();
+        let mut path = Vec::new();
         for &o in offs {
-            let path = self.path_of(o);
-            while let Some(f) = fresh.next_if(|f| f.path.as_slice() < path) {
-                out.rec(&f.path, &f.key, &f.hash)?;
+            let p = self.path_of(o);
+            while let Some(f) = fresh.next_if(|f| p.cmp(&f.path).is_gt()) {
+                out.rec(&f.path, &fixed(&f.key, &f.hash))?;
                 n += 1;
             }
-            if fresh.peek().is_some_and(|f| f.path == path) || !keep(path) {
+            if fresh.peek().is_some_and(|f| p.cmp(&f.path).is_eq()) {
+                continue;
+            }
+            p.write_into(&mut path);
+            if !keep(&path) {
                 continue;
             }
             if S::COUNTS_ONLY {
                 n += 1;
                 continue;
             }
-            let start = o as usize;
-            let end = start + 4 + path.len() + FIXED;
             let (key, hash) = self.rec_of(o);
             if self.is_racy(&key) {
-                out.rec(path, &StatKey::SMUDGED, &hash)?;
+                out.rec(&path, &fixed(&StatKey::SMUDGED, &hash))?;
             } else {
-                out.raw(&self.bytes[start..end])?;
+                out.rec(&path, self.fixed_of(o))?;
             }
             n += 1;
         }
         for f in fresh {
-            out.rec(&f.path, &f.key, &f.hash)?;
+            out.rec(&f.path, &fixed(&f.key, &f.hash))?;
             n += 1;
         }
         Ok(n)
@@ -620,61 +720,226 @@ impl StatCache {
         self.doffs.len()
     }
 
-    /// Writes [`StatCache::encode`]'s bytes to `w`, without a copy of them in memory.
+    /// Writes [`StatCache::encode`]'s bytes to `w` record by record, without them in memory.
     pub fn write_encoding(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        let b = &self.bytes;
-        if b.len() < 16 + TRAILER {
-            return w.write_all(&self.encode());
+        let mut header = Vec::with_capacity(32);
+        encode_header(
+            &mut header,
+            self.written_ns,
+            self.offs.len() as u64,
+            self.doffs.len() as u64,
+        );
+        w.write_all(&header)?;
+        for &o in self.offs.iter().chain(&self.doffs) {
+            let p = self.path_of(o);
+            w.write_all(&(SortedPath::len(p) as u32).to_le_bytes())?;
+            w.write_all(p.dir)?;
+            w.write_all(p.name)?;
+            w.write_all(self.fixed_of(o))?;
         }
-        w.write_all(&b[..8])?;
-        w.write_all(&self.written_ns.to_le_bytes())?;
-        w.write_all(&b[16..b.len() - TRAILER])?;
         w.write_all(&encode_trailer(self.blobs_of.as_ref()))
     }
 
-    /// The encoding.
+    /// The encoding (see the module's documentation).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = self.bytes.clone();
-        out[8..16].copy_from_slice(&self.written_ns.to_le_bytes());
-        // (Every cache is made by encoding or decoding, both of which end with a trailer.)
-        if let Some(t) = out
-            .len()
-            .checked_sub(TRAILER)
-            .and_then(|at| out.get_mut(at..))
-        {
-            t.copy_from_slice(&encode_trailer(self.blobs_of.as_ref()));
-        }
+        let len = self
+            .offs
+            .iter()
+            .chain(&self.doffs)
+            .fold(32 + TRAILER, |n, &o| {
+                n + encoded_rec_len(SortedPath::len(self.path_of(o)))
+            });
+        let mut out = Vec::with_capacity(len);
+        self.write_encoding(&mut out)
+            .expect("writing to a Vec does not fail");
         out
     }
 
     /// Decodes a cache; `None` when the bytes are not a valid cache (callers then treat it as
     /// empty, so everything is rehashed, which is always safe).
     pub fn decode(bytes: &[u8]) -> Option<StatCache> {
-        StatCache::decode_owned(bytes.to_vec())
+        StatCache::read(bytes, bytes.len() as u64).ok().flatten()
     }
 
-    /// [`StatCache::decode`] keeping the buffer.
-    pub fn decode_owned(bytes: Vec<u8>) -> Option<StatCache> {
-        let mut r = Reader { b: &bytes, pos: 0 };
-        if r.take(8)? != MAGIC {
+    /// Reads a cache's encoding of `size` bytes from `r`, a buffer at a time, into its
+    /// compact form: the encoding is never held whole. `Ok(None)` when the bytes are not a
+    /// valid cache (see [`StatCache::decode`]); an error when `r` fails.
+    pub fn read(r: impl std::io::Read, size: u64) -> std::io::Result<Option<StatCache>> {
+        let mut r = std::io::BufReader::with_capacity(READ_BUF, r);
+        let mut d = Decoder { r: &mut r, size };
+        d.cache()
+    }
+}
+
+/// Bytes read at a time by [`StatCache::read`].
+const READ_BUF: usize = 1 << 20;
+
+/// [`StatCache::read`]'s reading: `Ok(None)` for what is not a valid cache.
+struct Decoder<'r, R> {
+    r: &'r mut R,
+    /// The encoding's size: no record can be longer.
+    size: u64,
+}
+
+impl<R: std::io::Read> Decoder<'_, R> {
+    /// Fills `buf`; `false` when the encoding ends first.
+    fn take(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
+        match self.r.read_exact(buf) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn u64(&mut self) -> std::io::Result<Option<u64>> {
+        let mut b = [0u8; 8];
+        Ok(self.take(&mut b)?.then(|| u64::from_le_bytes(b)))
+    }
+
+    fn cache(&mut self) -> std::io::Result<Option<StatCache>> {
+        let mut magic = [0u8; 8];
+        if !self.take(&mut magic)? || &magic != MAGIC {
+            return Ok(None);
+        }
+        let (Some(written_ns), Some(count), Some(dirs)) = (self.u64()?, self.u64()?, self.u64()?)
+        else {
+            return Ok(None);
+        };
+        // Each record takes at least REC_FIXED bytes of the encoding.
+        let most = self.size / REC_FIXED as u64;
+        if count > most || dirs > most - count {
+            return Ok(None);
+        }
+        // A record takes 2 bytes more held than encoded at most (a name is at most its path;
+        // a directory's index and a name's length take 6 bytes, a path's length 4).
+        let most_held = self.size.saturating_add(2 * (count + dirs));
+        let mut b = Building::new(
+            usize::try_from(most_held).unwrap_or(usize::MAX),
+            count as usize,
+            dirs as usize,
+        );
+        if !self.records(&mut b, count, false)? || !self.records(&mut b, dirs, true)? {
+            return Ok(None);
+        }
+        let mut trailer = [0u8; TRAILER];
+        if !self.take(&mut trailer)? || self.r.read(&mut [0u8; 1])? != 0 {
+            return Ok(None);
+        }
+        Ok(Some(b.finish(written_ns as i64, decode_trailer(&trailer))))
+    }
+
+    /// Reads `count` records, strictly sorted by path, into `b`; `false` when they are not
+    /// valid.
+    fn records(&mut self, b: &mut Building, count: u64, dirs: bool) -> std::io::Result<bool> {
+        let (mut path, mut prev) = (Vec::new(), Vec::new());
+        let mut fixed = [0u8; FIXED];
+        for i in 0..count {
+            let mut len = [0u8; 4];
+            if !self.take(&mut len)? {
+                return Ok(false);
+            }
+            let len = u32::from_le_bytes(len) as u64;
+            if len > self.size {
+                return Ok(false);
+            }
+            path.resize(len as usize, 0);
+            if !self.take(&mut path)? || !self.take(&mut fixed)? {
+                return Ok(false);
+            }
+            if i > 0 && prev >= path {
+                return Ok(false);
+            }
+            if b.push(&path, &fixed, dirs).is_none() {
+                return Ok(false);
+            }
+            std::mem::swap(&mut prev, &mut path);
+        }
+        Ok(true)
+    }
+}
+
+/// A [`StatCache`] being built from records in path order (file and symlink records, then
+/// directory records).
+struct Building {
+    c: StatCache,
+    /// The directories of the records on the way to the last one (their indices), each
+    /// beneath the one before: a directory's records are all together in path order (they
+    /// start with its path), so one no longer on the way is never needed again, and each
+    /// directory's path is held once (once for the file records, once for the directory
+    /// records).
+    open: Vec<u32>,
+}
+
+impl Building {
+    /// A cache for `count` file and symlink records and `dirs` directory records, `bytes`
+    /// bytes at most.
+    fn new(bytes: usize, count: usize, dirs: usize) -> Building {
+        // (Reserved, not written: what the records leave unused is never touched, and is
+        // given back when they are all in.)
+        let c = StatCache {
+            bytes: Vec::with_capacity(bytes.min(u32::MAX as usize)),
+            offs: Vec::with_capacity(count),
+            doffs: Vec::with_capacity(dirs),
+            ..StatCache::default()
+        };
+        Building {
+            c,
+            open: Vec::new(),
+        }
+    }
+
+    fn dir_path(&self, d: u32) -> &[u8] {
+        let d = d as usize;
+        &self.c.dir_paths[self.c.dir_at[d] as usize..self.c.dir_at[d + 1] as usize]
+    }
+
+    /// Adds the record of `path` (after every record before it in path order, of its kind;
+    /// directory records after the others); `None` past 4 GiB of records or directory paths,
+    /// or with a name past 64 KiB.
+    fn push(&mut self, path: &[u8], fixed: &[u8; FIXED], dirs: bool) -> Option<()> {
+        if dirs && self.c.doffs.is_empty() {
+            self.open.clear();
+        }
+        let cut = path.iter().rposition(|&c| c == b'/').map_or(0, |k| k + 1);
+        let (dir, name) = path.split_at(cut);
+        while let Some(&d) = self.open.last() {
+            if dir.starts_with(self.dir_path(d)) {
+                break;
+            }
+            self.open.pop();
+        }
+        let d = match self.open.last() {
+            Some(&d) if self.dir_path(d) == dir => d,
+            _ => {
+                let c = &mut self.c;
+                c.dir_paths.extend_from_slice(dir);
+                c.dir_at.push(u32::try_from(c.dir_paths.len()).ok()?);
+                let d = u32::try_from(c.dir_at.len() - 2).ok()?;
+                self.open.push(d);
+                d
+            }
+        };
+        let c = &mut self.c;
+        let at = u32::try_from(c.bytes.len()).ok()?;
+        let n = u16::try_from(name.len()).ok()?;
+        if c.bytes.len() + 6 + name.len() + FIXED > u32::MAX as usize {
             return None;
         }
-        let written_ns = r.u64()? as i64;
-        let count = r.u64()?;
-        let dirs = r.u64()?;
-        let offs = r.index(count)?;
-        let doffs = r.index(dirs)?;
-        let blobs_of = decode_trailer(r.take(TRAILER)?.try_into().ok()?);
-        if r.pos != bytes.len() {
-            return None;
-        }
-        Some(StatCache {
-            written_ns,
-            bytes,
-            offs,
-            doffs,
-            blobs_of,
-        })
+        c.bytes.extend_from_slice(&d.to_le_bytes());
+        c.bytes.extend_from_slice(&n.to_le_bytes());
+        c.bytes.extend_from_slice(name);
+        c.bytes.extend_from_slice(fixed);
+        if dirs { &mut c.doffs } else { &mut c.offs }.push(at);
+        Some(())
+    }
+
+    fn finish(mut self, written_ns: i64, blobs_of: Option<Hash>) -> StatCache {
+        self.c.bytes.shrink_to_fit();
+        self.c.dir_paths.shrink_to_fit();
+        self.c.dir_at.shrink_to_fit();
+        self.c.written_ns = written_ns;
+        self.c.blobs_of = blobs_of;
+        self.c
     }
 }
 
@@ -694,7 +959,8 @@ pub struct Merge<'c, K, D> {
 
 impl<K: Fn(&[u8]) -> bool, D: Fn(&[u8]) -> bool> Merge<'_, K, D> {
     /// Writes the merged cache's encoding to `w`, dated `written_ns`, as its records are
-    /// merged: the carried ones copied as they are encoded (their key smudged where racy),
+    /// merged: the carried ones copied as they are held (a path put together from its
+    /// directory's and its name, the stat and hash as encoded; the key smudged where racy),
     /// never decoded one by one, so that a command that changed a few paths of a large
     /// worktree rewrites its cache at the cost of a copy; never held, so that it holds the old
     /// cache only, not the new one beside it.
@@ -737,19 +1003,15 @@ pub fn decode_trailer(b: &[u8; TRAILER]) -> Option<Hash> {
 trait Sink {
     /// True when the records are only counted: a carried record is then not looked at.
     const COUNTS_ONLY: bool = false;
-    fn rec(&mut self, path: &[u8], key: &StatKey, hash: &Hash) -> std::io::Result<()>;
-    fn raw(&mut self, encoded: &[u8]) -> std::io::Result<()>;
+    /// A record of `path` whose stat and hash are encoded as `fixed` ([`FIXED`] bytes).
+    fn rec(&mut self, path: &[u8], fixed: &[u8]) -> std::io::Result<()>;
 }
 
 impl<W: std::io::Write + ?Sized> Sink for W {
-    fn rec(&mut self, path: &[u8], key: &StatKey, hash: &Hash) -> std::io::Result<()> {
+    fn rec(&mut self, path: &[u8], fixed: &[u8]) -> std::io::Result<()> {
         self.write_all(&(path.len() as u32).to_le_bytes())?;
         self.write_all(path)?;
-        self.write_all(&fixed(key, hash))
-    }
-
-    fn raw(&mut self, encoded: &[u8]) -> std::io::Result<()> {
-        self.write_all(encoded)
+        self.write_all(fixed)
     }
 }
 
@@ -759,11 +1021,7 @@ struct Count;
 impl Sink for Count {
     const COUNTS_ONLY: bool = true;
 
-    fn rec(&mut self, _: &[u8], _: &StatKey, _: &Hash) -> std::io::Result<()> {
-        Ok(())
-    }
-
-    fn raw(&mut self, _: &[u8]) -> std::io::Result<()> {
+    fn rec(&mut self, _: &[u8], _: &[u8]) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -774,20 +1032,28 @@ impl Sink for Count {
 fn immediate<'a>(
     range: Range<usize>,
     prefix: usize,
-    path: impl Fn(usize) -> &'a [u8],
+    path: impl Fn(usize) -> Joined<'a>,
     mut f: impl FnMut(usize, &'a [u8]),
 ) {
     let mut i = range.start;
     while i < range.end {
         let p = path(i);
-        let name = &p[prefix.min(p.len())..];
-        match name.iter().position(|&c| c == b'/') {
+        match p.dir.get(prefix..).filter(|rest| !rest.is_empty()) {
+            // In the directory itself: its name, less what of it `prefix` covers.
             None => {
-                f(i, name);
+                f(
+                    i,
+                    p.name
+                        .get(prefix - p.dir.len().min(prefix)..)
+                        .unwrap_or_default(),
+                );
                 i += 1;
             }
-            Some(k) => {
-                let sub = &p[..prefix + k];
+            // Deeper, in the subdirectory whose name ends at the next `/` (the directory's
+            // path ends with one).
+            Some(rest) => {
+                let k = rest.iter().position(|&c| c == b'/').unwrap_or(rest.len());
+                let sub = &p.dir[..prefix + k];
                 i = range_in(i..range.end, sub, &path).end.max(i + 1);
             }
         }
@@ -796,21 +1062,6 @@ fn immediate<'a>(
 
 /// Bytes of an encoded record, less its path's.
 const REC_FIXED: usize = 4 + 8 + 8 + 8 + 8 + 4 + 32;
-
-fn encode(written_ns: i64, recs: &[Rec], dirs: &[Rec]) -> Vec<u8> {
-    // The exact size: a guess that falls short doubles the buffer (it holds the whole tree).
-    let len = recs
-        .iter()
-        .chain(dirs)
-        .fold(32 + TRAILER, |n, r| n + encoded_rec_len(r.path.len()));
-    let mut out = Vec::with_capacity(len);
-    encode_header(&mut out, written_ns, recs.len() as u64, dirs.len() as u64);
-    for r in recs.iter().chain(dirs) {
-        encode_rec(&mut out, &r.path, &r.key, &r.hash);
-    }
-    out.extend_from_slice(&encode_trailer(None));
-    out
-}
 
 /// Appends the header of an encoded cache of `count` file and symlink records and `dirs`
 /// directory records taken at `written_ns`. With [`encode_rec`] and [`encode_trailer`], for
@@ -845,44 +1096,6 @@ fn fixed(key: &StatKey, hash: &Hash) -> [u8; FIXED] {
     b[32..36].copy_from_slice(&key.mode.to_le_bytes());
     b[36..].copy_from_slice(hash.as_bytes());
     b
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let s = self.b.get(self.pos..end)?;
-        self.pos = end;
-        Some(s)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-
-    /// The offsets of `count` records, strictly sorted by path.
-    fn index(&mut self, count: u64) -> Option<Vec<u32>> {
-        let mut offs = Vec::with_capacity((count as usize).min(self.b.len() / (FIXED + 4)));
-        let mut prev: Option<&[u8]> = None;
-        for _ in 0..count {
-            let at = u32::try_from(self.pos).ok()?;
-            let len = self.u32()? as usize;
-            let path = self.take(len)?;
-            self.take(FIXED)?;
-            if prev.is_some_and(|p| p >= path) {
-                return None;
-            }
-            prev = Some(path);
-            offs.push(at);
-        }
-        Some(offs)
-    }
 }
 
 #[cfg(test)]
@@ -934,8 +1147,9 @@ mod tests {
         };
         let files = vec![rec(b"a/b/c"), rec(b"a/long-name.rs"), rec(b"z")];
         let dirs = vec![rec(b"a"), rec(b"a/b")];
-        let built = encode(9, &files, &dirs);
+        let built = StatCache::with_dirs(9, files.clone(), dirs.clone()).encode();
         assert_eq!(built.len(), built.capacity(), "sized exactly");
+        assert_eq!(built, encode(9, &files, &dirs), "the records in order");
         let mut caches = vec![
             StatCache::default(),
             StatCache::with_dirs(9, files.clone(), dirs),
@@ -970,6 +1184,18 @@ mod tests {
         assert!(StatCache::decode(&long).is_none());
         let unsorted = encode(1, &[rec(b"b"), rec(b"a")], &[]);
         assert!(StatCache::decode(&unsorted).is_none());
+    }
+
+    /// The encoding of `recs` and `dirs` in the order given (the decoder refuses them
+    /// unsorted).
+    fn encode(written_ns: i64, recs: &[Rec], dirs: &[Rec]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_header(&mut out, written_ns, recs.len() as u64, dirs.len() as u64);
+        for r in recs.iter().chain(dirs) {
+            encode_rec(&mut out, &r.path, &r.key, &r.hash);
+        }
+        out.extend_from_slice(&encode_trailer(None));
+        out
     }
 
     fn rec(path: &[u8], key: StatKey, hash: Hash) -> Rec {
@@ -1055,6 +1281,115 @@ mod tests {
         assert!(bad.children(b"x", &dkey, bad.range(b"x")).is_none());
     }
 
+    fn show(p: &[u8]) -> String {
+        String::from_utf8_lossy(p).into_owned()
+    }
+
+    #[test]
+    fn lookups_in_the_compact_form_are_those_of_whole_paths() {
+        // Names made of bytes that sort around `/` (`-`, `.` and `0`), so that a directory's
+        // records are interleaved with its siblings' in path order.
+        let parts: [&[u8]; 6] = [b"a", b"a-", b"a.b", b"a0", b"ab", b"b"];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut paths = std::collections::BTreeSet::new();
+        for _ in 0..1500 {
+            let depth = 1 + next() % 4;
+            let p: Vec<&[u8]> = (0..depth).map(|_| parts[(next() % 6) as usize]).collect();
+            paths.insert(p.join(&b'/'));
+        }
+        // A file's path is never a directory's: drop those that other paths are beneath.
+        let files: Vec<Vec<u8>> = paths
+            .iter()
+            .filter(|q| {
+                !paths
+                    .iter()
+                    .any(|p| p.starts_with(q) && p.get(q.len()) == Some(&b'/'))
+            })
+            .cloned()
+            .collect();
+        let mut dirs = std::collections::BTreeSet::new();
+        for f in &files {
+            for (k, _) in f.iter().enumerate().filter(|(_, c)| **c == b'/') {
+                dirs.insert(f[..k].to_vec());
+            }
+        }
+        dirs.insert(Vec::new());
+        let t = 100 * 1_000_000_000;
+        let old = key(t - 10_000_000_000);
+        let h = Hash::of(b"x");
+        let recs: Vec<Rec> = files.iter().map(|p| rec(p, old, h)).collect();
+        let drecs: Vec<Rec> = dirs.iter().map(|p| rec(p, old, h)).collect();
+        let built = StatCache::with_dirs(t, recs.clone(), drecs.clone());
+        let c = StatCache::decode(&built.encode()).expect("decodes");
+        assert!(
+            files.len() > 300 && dirs.len() > 150,
+            "{} {}",
+            files.len(),
+            dirs.len()
+        );
+        assert_eq!(c.recs().collect::<Vec<_>>(), recs);
+        assert_eq!(c.dirs().collect::<Vec<_>>(), drecs);
+        // Each directory's path is held once for the file records, once for the directory
+        // records (and only the directories that hold records).
+        let held: Vec<&[u8]> = (0..c.dir_at.len() - 1)
+            .map(|d| &c.dir_paths[c.dir_at[d] as usize..c.dir_at[d + 1] as usize])
+            .collect();
+        let mut used = 0;
+        for offs in [&c.offs, &c.doffs] {
+            let of = |&o: &u32| {
+                let o = o as usize;
+                u32::from_le_bytes(c.bytes[o..o + 4].try_into().unwrap()) as usize
+            };
+            let ds: std::collections::BTreeSet<usize> = offs.iter().map(of).collect();
+            let ps: std::collections::BTreeSet<&[u8]> = ds.iter().map(|&d| held[d]).collect();
+            assert_eq!(ds.len(), ps.len(), "a directory's path held twice");
+            used += ds.len();
+        }
+        assert_eq!(used, held.len(), "a directory's path held for no record");
+        assert!(
+            held.len() < dirs.len() * 2,
+            "{} of {}",
+            held.len(),
+            dirs.len()
+        );
+        let mut probes: Vec<Vec<u8>> = files.iter().chain(&dirs).cloned().collect();
+        probes.extend([
+            b"a/".to_vec(),
+            b"a-/zz".to_vec(),
+            b"a.b/a0/".to_vec(),
+            b"c".to_vec(),
+        ]);
+        for q in &probes {
+            assert_eq!(c.get(q).is_some(), files.contains(q), "{}", show(q));
+            let beneath: Vec<usize> = (0..files.len())
+                .filter(|&i| {
+                    q.is_empty() || files[i].starts_with(q) && files[i].get(q.len()) == Some(&b'/')
+                })
+                .collect();
+            let r = c.range(q);
+            assert_eq!(r.clone().collect::<Vec<_>>(), beneath, "{}", show(q));
+            if dirs.contains(q) {
+                // Every file of the directory itself, asked in order, found where it is.
+                let skip = if q.is_empty() { 0 } else { q.len() + 1 };
+                let mut from = r.start;
+                for &i in &beneath {
+                    let name = &files[i][skip..];
+                    if !name.contains(&b'/') {
+                        assert_eq!(c.name_at(i, skip), name);
+                        let got = c.trusted_child_from(&r, &mut from, q, name, &old);
+                        assert_eq!(got, Some(h), "{}", show(&files[i]));
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn names_hash_tells_files_from_directories_and_is_the_hash_of_the_names() {
         let f = names_hash([&b"x"[..]], []);
@@ -1099,7 +1434,7 @@ mod tests {
             fresh_dirs: Vec<Rec>,
         ) -> Vec<u8> {
             let mut out =
-                Vec::with_capacity(self.bytes.len() + (fresh.len() + fresh_dirs.len()) * 110);
+                Vec::with_capacity(self.encode().len() + (fresh.len() + fresh_dirs.len()) * 110);
             match self.write_merged(&mut out, written_ns, keep, fresh, keep_dir, fresh_dirs) {
                 Ok(()) => out,
                 Err(e) => panic!("a Vec takes every write: {e}"),

@@ -336,10 +336,14 @@ pub fn load_cache(store: &Store, wt: &Worktree) -> StatCache {
     ) else {
         return StatCache::default();
     };
-    let Ok(bytes) = cowtree_fs::read::read_whole(&fd) else {
+    let Ok(st) = rustix::fs::fstat(&fd) else {
         return StatCache::default();
     };
-    StatCache::decode_owned(bytes).unwrap_or_default()
+    // Read a buffer at a time into the cache's compact form, never held whole as encoded.
+    StatCache::read(std::fs::File::from(fd), st.st_size as u64)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }
 
 /// The [`StatCache::blobs_of`] of the worktree's stat cache, read from its trailer alone
