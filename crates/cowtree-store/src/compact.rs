@@ -5,7 +5,7 @@
 //! A [`Manifest`] holds every entry's whole path in an allocation of its own beside an
 //! 80-byte [`crate::Entry`]: at 2,000,000 files of paths some 50 bytes long, 134 bytes an
 //! entry, most of them the paths' prefixes again and again. A [`CompactManifest`] holds the
-//! names and the symlinks' targets in one buffer, and a 64-byte record an entry that points
+//! names and the symlinks' targets in one buffer, and a 56-byte record an entry that points
 //! into it; the manifest's order carries the rest (see docs/manifest.md, "Memory of the
 //! commands that read a snapshot"). A directory's path is a prefix of the path of the first
 //! entry beneath it, which the buffer then holds whole (the entry's name is the end of it):
@@ -39,20 +39,18 @@ struct DirRec {
     parent: u32,
 }
 
-/// An entry: its directory and name, and its data.
+/// An entry: its directory and name, and its data, in 56 bytes (nothing in it needs more
+/// than 4-byte alignment: a file's size is kept in two halves).
 #[derive(Debug, Clone, Copy)]
 struct Item {
     name: Span,
     dir: u32,
     kind: Kind,
-    data: ItemData,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum ItemData {
-    Blob { size: u64, hash: Hash },
-    Target(Span),
-    None,
+    /// A file's size (low half, high half), or where a symlink's target is (start,
+    /// length); zeros for a directory.
+    size: [u32; 2],
+    /// A file's blob hash; zeros otherwise.
+    hash: Hash,
 }
 
 /// A validated manifest: its entries in the manifest's order (by path bytes), each as the
@@ -184,10 +182,16 @@ impl CompactManifest {
             dir: it.dir as usize,
             name: self.span(it.name),
             kind: it.kind,
-            data: match it.data {
-                ItemData::Blob { size, hash } => DataRef::Blob { size, hash },
-                ItemData::Target(t) => DataRef::Target(self.span(t)),
-                ItemData::None => DataRef::None,
+            data: match it.kind {
+                Kind::File | Kind::Executable => DataRef::Blob {
+                    size: u64::from(it.size[0]) | u64::from(it.size[1]) << 32,
+                    hash: it.hash,
+                },
+                Kind::Symlink => DataRef::Target(self.span(Span {
+                    start: it.size[0],
+                    len: it.size[1],
+                })),
+                Kind::Dir => DataRef::None,
             },
         }
     }
@@ -483,28 +487,31 @@ impl Sink for Builder {
         } else {
             self.add(name)
         };
-        let data = match e.data {
+        // (The kind matches the data: checked above.)
+        let (size, hash) = match e.data {
             DataRef::Blob { size, hash } => {
                 self.m.files += 1;
                 self.m.file_bytes = self.m.file_bytes.saturating_add(size);
-                ItemData::Blob { size, hash }
+                ([size as u32, (size >> 32) as u32], hash)
             }
             DataRef::Target(t) => {
                 self.m.symlinks += 1;
-                ItemData::Target(self.add(t))
+                let t = self.add(t);
+                ([t.start, t.len], Hash::from_bytes([0; 32]))
             }
             DataRef::None => {
                 // An empty directory is a directory of the tree too (nothing is beneath it,
                 // so it is never open).
                 self.dir(whole.unwrap_or_default(), dir)?;
-                ItemData::None
+                ([0; 2], Hash::from_bytes([0; 32]))
             }
         };
         self.m.items.push(Item {
             name,
             dir,
             kind: e.kind,
-            data,
+            size,
+            hash,
         });
         if self.too_large {
             return Err(ManifestError::TooManyNames);
@@ -675,8 +682,8 @@ mod tests {
             .sum();
         let c = CompactManifest::of(&m).unwrap();
         // Paths of 35 bytes: 80 + 35 bytes an entry (and the allocator's overhead, not
-        // counted), against 64 and a name of 13.
-        assert_eq!(std::mem::size_of::<Item>(), 64);
+        // counted), against 56 and a name of 13.
+        assert_eq!(std::mem::size_of::<Item>(), 56);
         // And 12 bytes a directory (docs/manifest.md says so).
         assert_eq!(std::mem::size_of::<DirRec>(), 12);
         assert!(c.heap_bytes() * 10 < held * 7, "{} {held}", c.heap_bytes());
