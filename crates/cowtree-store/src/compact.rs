@@ -17,10 +17,12 @@
 //! manifest too large for its 32-bit indexes ([`ManifestError::TooManyNames`]).
 
 use std::cmp::Ordering;
+use std::ops::Range;
 
 use crate::hash::Hash;
 use crate::manifest::{
-    Checker, DataRef, EntryRef, Kind, Manifest, ManifestError, READ_CHUNK, Sink, read_into,
+    Checker, DataRef, EntryRef, Kind, Manifest, ManifestError, READ_CHUNK, Sink, SortedPath,
+    cmp_pieces, find_child_from, first_beneath, range_in, read_into,
 };
 
 /// Bytes of [`CompactManifest::bytes`]: where a name, a target or a directory's path is.
@@ -81,7 +83,7 @@ pub struct CompactEntry<'a> {
     pub data: DataRef<'a>,
 }
 
-impl CompactEntry<'_> {
+impl<'a> CompactEntry<'a> {
     /// The size of a file entry; 0 otherwise.
     pub fn size(&self) -> u64 {
         match self.data {
@@ -96,6 +98,47 @@ impl CompactEntry<'_> {
             DataRef::Blob { hash, .. } => Some(hash),
             _ => None,
         }
+    }
+
+    /// The target of a symlink entry.
+    pub fn target(&self) -> Option<&'a [u8]> {
+        match self.data {
+            DataRef::Target(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// An entry's whole path as a [`CompactManifest`] holds it: its directory's path, a `/`
+/// (unless the directory is the root) and its name, compared in those pieces (the searches
+/// of [`crate::manifest`] take it as they take a slice).
+#[derive(Debug, Clone, Copy)]
+pub struct CompactPath<'a> {
+    dir: &'a [u8],
+    name: &'a [u8],
+}
+
+impl CompactPath<'_> {
+    fn sep(&self) -> &'static [u8] {
+        if self.dir.is_empty() { b"" } else { b"/" }
+    }
+}
+
+impl SortedPath for CompactPath<'_> {
+    fn len(self) -> usize {
+        self.dir.len() + self.sep().len() + self.name.len()
+    }
+
+    fn byte(self, i: usize) -> Option<u8> {
+        let head = self.dir.len() + self.sep().len();
+        match i.checked_sub(head) {
+            Some(j) => self.name.get(j).copied(),
+            None => Some(self.dir.get(i).copied().unwrap_or(b'/')),
+        }
+    }
+
+    fn cmp_range(self, from: usize, to: usize, other: &[u8]) -> Ordering {
+        cmp_pieces(&[self.dir, self.sep(), self.name], from, to, other)
     }
 }
 
@@ -216,19 +259,73 @@ impl CompactManifest {
         buf
     }
 
+    /// Entry `i` as a [`crate::Entry`] of its own (its whole path put together), if there
+    /// is one.
+    pub fn to_entry(&self, i: usize) -> Option<crate::Entry> {
+        let e = self.get(i)?;
+        let path = self.path(i);
+        Some(
+            EntryRef {
+                path: &path,
+                kind: e.kind,
+                data: e.data,
+            }
+            .to_entry(),
+        )
+    }
+
+    /// Entry `i`'s whole path, in pieces (empty when there is no entry `i`).
+    pub fn path_ref(&self, i: usize) -> CompactPath<'_> {
+        match self.items.get(i) {
+            Some(it) => CompactPath {
+                dir: self.dir_path(it.dir as usize),
+                name: self.span(it.name),
+            },
+            None => CompactPath {
+                dir: b"",
+                name: b"",
+            },
+        }
+    }
+
     /// The index of the entry whose whole path is `path`, found by bisection in the
     /// manifest's order without building a path.
     pub fn find(&self, path: &[u8]) -> Option<usize> {
         let (mut lo, mut hi) = (0, self.items.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.cmp_path(&self.items[mid], path) {
+            match self.path_ref(mid).cmp_range(0, usize::MAX, path) {
                 Ordering::Less => lo = mid + 1,
                 Ordering::Greater => hi = mid,
                 Ordering::Equal => return Some(mid),
             }
         }
         None
+    }
+
+    /// True when some entry lies strictly beneath directory `dir` (for the root, `dir`
+    /// empty: when there is any entry).
+    pub fn has_beneath(&self, dir: &[u8]) -> bool {
+        first_beneath(0..self.len(), dir, |i| self.path_ref(i)).is_some()
+    }
+
+    /// The indices of the entries beneath directory `dir` (all of them for the root),
+    /// searching only `within` (all of them, or the range of an ancestor of `dir`).
+    pub fn range_in(&self, within: Range<usize>, dir: &[u8]) -> Range<usize> {
+        range_in(within, dir, |i| self.path_ref(i))
+    }
+
+    /// The index of the entry `dir/name`, searching only `range` (from
+    /// [`CompactManifest::range_in`] of `dir`), for names asked in increasing byte order
+    /// (see [`crate::manifest::find_child_from`]).
+    pub fn find_child_from(
+        &self,
+        range: &Range<usize>,
+        from: &mut usize,
+        dir: &[u8],
+        name: &[u8],
+    ) -> Option<usize> {
+        find_child_from(range, from, dir, name, |i| self.path_ref(i))
     }
 
     /// The index of the directory whose path is `path` (the root's is empty).
@@ -241,27 +338,6 @@ impl CompactManifest {
             .binary_search_by(|r| self.span(r.path).cmp(path))
             .ok()
             .map(|i| i + 1)
-    }
-
-    /// How entry `it`'s whole path (its directory's path, `/`, its name) orders against
-    /// `path`.
-    fn cmp_path(&self, it: &Item, path: &[u8]) -> Ordering {
-        let dir = self.dir_path(it.dir as usize);
-        let sep: &[u8] = if dir.is_empty() { b"" } else { b"/" };
-        let mut rest = path;
-        for part in [dir, sep, self.span(it.name)] {
-            let n = part.len().min(rest.len());
-            match part[..n].cmp(&rest[..n]) {
-                Ordering::Equal if n < part.len() => return Ordering::Greater,
-                Ordering::Equal => rest = &rest[n..],
-                o => return o,
-            }
-        }
-        if rest.is_empty() {
-            Ordering::Equal
-        } else {
-            Ordering::Less
-        }
     }
 
     /// Number of directories, the root included: ancestors of the entries and empty
@@ -644,6 +720,64 @@ mod tests {
             );
         }
         assert!(deep > 1000, "{deep}");
+    }
+
+    #[test]
+    fn lookups_by_path_are_those_of_the_manifest_view() {
+        let mut seed = 0x853c_49e6_748f_ea9bu64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut probed = 0;
+        for _ in 0..300 {
+            let m = random_manifest(&mut next);
+            let c = CompactManifest::of(&m).unwrap();
+            let v = crate::manifest::ManifestView::of(&m).unwrap();
+            // Every path, every directory of the tree (and the root), and some that are not.
+            let mut probes: BTreeSet<Vec<u8>> = BTreeSet::new();
+            for e in m.entries() {
+                probes.insert(e.path.clone());
+                for (k, _) in e.path.iter().enumerate().filter(|(_, b)| **b == b'/') {
+                    probes.insert(e.path[..k].to_vec());
+                }
+            }
+            probes.extend([vec![], b"a/".to_vec(), b"a-".to_vec(), b"a/zz".to_vec()]);
+            for q in &probes {
+                probed += 1;
+                assert_eq!(c.find(q), v.find(q), "{}", show(q));
+                assert_eq!(c.has_beneath(q), v.has_beneath(q), "{}", show(q));
+                let r = c.range_in(0..c.len(), q);
+                assert_eq!(r, v.range(q), "{}", show(q));
+                let inner = r.start.min(r.end)..r.end;
+                // Each entry of the directory itself, asked in order, found where it is.
+                let skip = if q.is_empty() { 0 } else { q.len() + 1 };
+                let (mut fc, mut fv) = (inner.start, inner.start);
+                for i in inner.clone() {
+                    let p = v.path(i);
+                    let name = &p[skip..];
+                    if name.contains(&b'/') {
+                        continue;
+                    }
+                    let got = c.find_child_from(&inner, &mut fc, q, name);
+                    assert_eq!(got, Some(i), "{}", show(p));
+                    assert_eq!(v.find_child_from(&inner, &mut fv, q, name), got);
+                    assert_eq!(fc, fv);
+                }
+            }
+            for (i, e) in m.entries().iter().enumerate() {
+                assert_eq!(c.to_entry(i).as_ref(), Some(e));
+                assert_eq!(c.path_ref(i).len(), e.path.len());
+                for (k, b) in e.path.iter().enumerate() {
+                    assert_eq!(c.path_ref(i).byte(k), Some(*b));
+                }
+                assert_eq!(c.path_ref(i).byte(e.path.len()), None);
+            }
+            assert_eq!(c.to_entry(m.entries().len()), None);
+        }
+        assert!(probed > 3000, "{probed}");
     }
 
     #[test]

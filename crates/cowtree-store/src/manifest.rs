@@ -1259,6 +1259,31 @@ pub trait SortedPath: Copy {
     fn cmp_range(self, from: usize, to: usize, other: &[u8]) -> std::cmp::Ordering;
 }
 
+/// [`SortedPath::cmp_range`] of the path made of `pieces` one after another: compares its
+/// bytes `from..to` (both cut to its length) with `other`, as slices compare.
+pub fn cmp_pieces(pieces: &[&[u8]], from: usize, to: usize, other: &[u8]) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let from = from.min(to);
+    let mut rest = other;
+    let mut at = 0;
+    for p in pieces {
+        let (start, end) = (at, at + p.len());
+        at = end;
+        let part = &p[from.clamp(start, end) - start..to.clamp(start, end) - start];
+        let n = part.len().min(rest.len());
+        match part[..n].cmp(&rest[..n]) {
+            Ordering::Equal if n < part.len() => return Ordering::Greater,
+            Ordering::Equal => rest = &rest[n..],
+            o => return o,
+        }
+    }
+    if rest.is_empty() {
+        Ordering::Equal
+    } else {
+        Ordering::Less
+    }
+}
+
 impl SortedPath for &[u8] {
     fn len(self) -> usize {
         <[u8]>::len(self)
@@ -1505,6 +1530,44 @@ impl fmt::Display for Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_in_pieces_compares_as_the_whole_path() {
+        let whole: &[u8] = b"ab/c-d/e";
+        let others: [&[u8]; 9] = [
+            b"",
+            b"a",
+            b"ab",
+            b"ab/",
+            b"ab/c",
+            b"ab/c-d/e",
+            b"b",
+            b"c-d",
+            b"/",
+        ];
+        let mut cases = 0;
+        for i in 0..=whole.len() {
+            for j in i..=whole.len() {
+                let pieces = [&whole[..i], &whole[i..j], &whole[j..]];
+                for from in 0..=whole.len() + 1 {
+                    for to in 0..=whole.len() + 1 {
+                        for other in others {
+                            let (f, t) = (from.min(whole.len()), to.min(whole.len()));
+                            let want = whole[f.min(t)..t].cmp(other);
+                            assert_eq!(
+                                cmp_pieces(&pieces, from, to, other),
+                                want,
+                                "{pieces:?} {from}..{to} {other:?}"
+                            );
+                            assert_eq!(whole.cmp_range(from, to, other), want);
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(cases > 10_000, "{cases}");
+    }
 
     #[test]
     fn a_subdirectory_sorts_as_its_name_and_a_slash() {

@@ -61,7 +61,7 @@ use std::ops::Range;
 
 use cowtree_store::Hash;
 use cowtree_store::checkout::EntryStat;
-use cowtree_store::manifest::{SortedPath, find_child_from, range_in};
+use cowtree_store::manifest::{SortedPath, cmp_pieces, find_child_from, range_in};
 use rustix::fs::Stat;
 
 const MAGIC: &[u8; 8] = b"CTSTAT2\n";
@@ -192,17 +192,7 @@ impl SortedPath for Joined<'_> {
     }
 
     fn cmp_range(self, from: usize, to: usize, other: &[u8]) -> std::cmp::Ordering {
-        let d = self.dir.len();
-        let to = to.min(SortedPath::len(self));
-        let from = from.min(to);
-        let head = &self.dir[from.min(d)..to.min(d)];
-        let tail = &self.name[from.saturating_sub(d)..to.saturating_sub(d)];
-        let k = head.len().min(other.len());
-        match head[..k].cmp(&other[..k]) {
-            std::cmp::Ordering::Equal if head.len() > other.len() => std::cmp::Ordering::Greater,
-            std::cmp::Ordering::Equal => tail.cmp(&other[head.len()..]),
-            o => o,
-        }
+        cmp_pieces(&[self.dir, self.name], from, to, other)
     }
 }
 
