@@ -1,22 +1,23 @@
-//! The base snapshot a worktree is compared with, read in place: the store's
-//! [`ManifestView`] of its manifest, so that status loads a snapshot of 80,000 entries
-//! without 80,000 allocations. The store checks the bytes against the snapshot id and
-//! validates every entry as [`cowtree_store::Manifest::decode`] does; the manifest's format
-//! is known to the store only.
+//! The base snapshot a worktree is compared with, held compactly: the store's
+//! [`CompactManifest`] of its manifest (each entry as its directory's index and its name,
+//! each directory's path once), read from the file a chunk at a time, so that status holds
+//! no path twice and loads a snapshot of 80,000 entries without 80,000 allocations. The store
+//! checks the bytes against the snapshot id and validates every entry as
+//! [`cowtree_store::Manifest::decode`] does; the manifest's format is known to the store only.
 
 use std::ops::Deref;
 
-use cowtree_store::manifest::ManifestView;
+use cowtree_store::compact::CompactManifest;
 use cowtree_store::{Hash, Manifest, Store};
 
 use crate::error::{Error, Result};
 
-/// A base snapshot's manifest; its entries and lookups are the [`ManifestView`]'s.
+/// A base snapshot's manifest; its entries and lookups are the [`CompactManifest`]'s.
 #[derive(Debug, Default)]
-pub struct Base(ManifestView);
+pub struct Base(CompactManifest);
 
 impl Base {
-    /// A view of no entries.
+    /// A manifest of no entries.
     pub fn empty() -> Base {
         Base::default()
     }
@@ -24,18 +25,12 @@ impl Base {
     /// Reads snapshot `id` from the store, checking that its bytes hash to `id` and that
     /// they are a valid manifest.
     pub fn load(store: &Store, id: &Hash) -> Result<Base> {
-        let bytes = store.read_snapshot(id)?;
-        ManifestView::parse(bytes)
-            .map(Base)
-            .map_err(|source| Error::Manifest {
-                context: format!("snapshot {}", id.to_hex()),
-                source,
-            })
+        Ok(Base(store.load_compact(id)?))
     }
 
-    /// The view of a decoded manifest.
+    /// The compact form of a decoded manifest.
     pub fn from_manifest(m: &Manifest) -> Result<Base> {
-        ManifestView::of(m)
+        CompactManifest::of(m)
             .map(Base)
             .map_err(|source| Error::Manifest {
                 context: "base snapshot".to_string(),
@@ -45,9 +40,9 @@ impl Base {
 }
 
 impl Deref for Base {
-    type Target = ManifestView;
+    type Target = CompactManifest;
 
-    fn deref(&self) -> &ManifestView {
+    fn deref(&self) -> &CompactManifest {
         &self.0
     }
 }

@@ -91,7 +91,7 @@ pub fn reset_with_progress(
             )));
         };
         if seen.insert(i) {
-            restore.push(base.get(i).to_entry());
+            restore.extend(base.to_entry(i));
         }
     }
 

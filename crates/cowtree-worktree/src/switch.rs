@@ -23,7 +23,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use cowtree_fs::progress::{Progress, Total};
-use cowtree_store::manifest::ManifestView;
+use cowtree_store::compact::{CompactEntry, CompactManifest};
+use cowtree_store::manifest::EntryRef;
 use cowtree_store::{Entry, Hash, Kind, Store};
 use rayon::prelude::*;
 
@@ -54,40 +55,61 @@ impl Op {
 }
 
 /// The entries that differ between `a` and `b` (both sorted by path), in path order. Read in
-/// place: no entry the two share is decoded into an owned one.
-pub fn diff(a: &ManifestView, b: &ManifestView) -> Vec<Op> {
-    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
+/// place: no entry the two share is copied into an owned one (each one's path is put together
+/// in a buffer to compare it).
+pub fn diff(a: &CompactManifest, b: &CompactManifest) -> Vec<Op> {
+    let owned = |path: &[u8], e: CompactEntry<'_>| {
+        EntryRef {
+            path,
+            kind: e.kind,
+            data: e.data,
+        }
+        .to_entry()
+    };
     let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    let (mut pa, mut pb) = (Vec::new(), Vec::new());
+    a.path_into(i, &mut pa);
+    b.path_into(j, &mut pb);
     loop {
-        match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) if x.path == y.path => {
-                if x != y {
-                    out.push(Op::Place(y.to_entry(), Some(x.to_entry())));
+        let (step_a, step_b) = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if pa == pb => {
+                if (x.kind, x.data) != (y.kind, y.data) {
+                    out.push(Op::Place(owned(&pb, y), Some(owned(&pa, x))));
                 }
-                a.next();
-                b.next();
+                (true, true)
             }
-            (Some(x), Some(y)) if x.path < y.path => {
-                out.push(Op::Remove(x.to_entry()));
-                a.next();
+            (Some(x), Some(_)) if pa < pb => {
+                out.push(Op::Remove(owned(&pa, x)));
+                (true, false)
             }
             (Some(x), None) => {
-                out.push(Op::Remove(x.to_entry()));
-                a.next();
+                out.push(Op::Remove(owned(&pa, x)));
+                (true, false)
             }
             (_, Some(y)) => {
-                out.push(Op::Place(y.to_entry(), None));
-                b.next();
+                out.push(Op::Place(owned(&pb, y), None));
+                (false, true)
             }
             (None, None) => break,
+        };
+        if step_a {
+            i += 1;
+            a.path_into(i, &mut pa);
+        }
+        if step_b {
+            j += 1;
+            b.path_into(j, &mut pb);
         }
     }
     out
 }
 
 /// True when `m` has a directory entry at `path`.
-fn is_dir_entry(m: &ManifestView, path: &[u8]) -> bool {
-    m.find(path).is_some_and(|i| m.get(i).kind == Kind::Dir)
+fn is_dir_entry(m: &CompactManifest, path: &[u8]) -> bool {
+    m.find(path)
+        .and_then(|i| m.get(i))
+        .is_some_and(|e| e.kind == Kind::Dir)
 }
 
 /// What a switch did.
@@ -248,7 +270,7 @@ pub fn switch_with_progress(
 pub fn conflicts(
     store: &Store,
     wt: &Worktree,
-    a: &ManifestView,
+    a: &CompactManifest,
     ops: &[Op],
     cache: &StatCache,
 ) -> Result<Vec<Conflict>> {
@@ -273,7 +295,7 @@ pub fn conflicts(
 /// one that is absent or not a directory: nothing beneath it can be in the way.
 fn untracked_ancestors(
     ap: &Applier<'_>,
-    a: &ManifestView,
+    a: &CompactManifest,
     parents: &BTreeSet<&[u8]>,
     out: &mut Vec<Conflict>,
 ) -> Result<()> {
@@ -286,7 +308,10 @@ fn untracked_ancestors(
                 None => {
                     let obs = ap.observe(q)?;
                     if !matches!(obs, Obs::Absent | Obs::Dir) {
-                        let tracked = a.find(q).is_some_and(|i| a.get(i).kind != Kind::Dir);
+                        let tracked = a
+                            .find(q)
+                            .and_then(|i| a.get(i))
+                            .is_some_and(|e| e.kind != Kind::Dir);
                         if !tracked {
                             out.push(Conflict {
                                 path: q.to_vec(),
@@ -311,7 +336,7 @@ fn untracked_ancestors(
 /// its ancestors looked at (see [`untracked_ancestors`]).
 fn conflicts_of<'o>(
     ap: &Applier<'_>,
-    a: &ManifestView,
+    a: &CompactManifest,
     op: &'o Op,
     cache: &StatCache,
 ) -> Result<(Vec<Conflict>, Option<&'o [u8]>)> {
@@ -383,7 +408,7 @@ fn apply(
     store: &Store,
     wt: &mut Worktree,
     b_id: &Hash,
-    b: &ManifestView,
+    b: &CompactManifest,
     ops: &[Op],
     cache: &StatCache,
     careful: bool,

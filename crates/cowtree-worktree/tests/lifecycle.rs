@@ -752,9 +752,10 @@ fn a_switch_leaves_records_for_exactly_the_files_and_directories_of_its_target()
             let m = Base::load(&e.store, &to).unwrap();
             let want: BTreeMap<Vec<u8>, Hash> = m
                 .iter()
-                .filter_map(|x| match x.data {
-                    DataRef::Blob { hash, .. } => Some((x.path.to_vec(), hash)),
-                    DataRef::Target(t) => Some((x.path.to_vec(), Hash::of(t))),
+                .enumerate()
+                .filter_map(|(i, x)| match x.data {
+                    DataRef::Blob { hash, .. } => Some((m.path(i), hash)),
+                    DataRef::Target(t) => Some((m.path(i), Hash::of(t))),
                     DataRef::None => None,
                 })
                 .collect();
@@ -764,7 +765,9 @@ fn a_switch_leaves_records_for_exactly_the_files_and_directories_of_its_target()
             for d in cache.dirs() {
                 let is_dir = d.path.is_empty()
                     || m.has_beneath(&d.path)
-                    || m.find(&d.path).is_some_and(|i| m.get(i).kind == Kind::Dir);
+                    || m.find(&d.path)
+                        .and_then(|i| m.get(i))
+                        .is_some_and(|x| x.kind == Kind::Dir);
                 assert!(
                     is_dir,
                     "{fs_kind:?}: a directory record of {} after the switch to {to:?}",

@@ -58,10 +58,11 @@ const DISTINCT: usize = 8;
 /// `gc` and `show`, 2,100 for `show --json` (release builds, this test's tree).
 ///
 /// `status` and `switch` of the checkout's worktree, one file in a hundred changed, hold the
-/// base's manifest as it is stored and the worktree's stat cache (each a path and a few dozen
-/// bytes a file) and write the new stat cache as they merge it: 247-248 and 313-314 bytes a
-/// file (debug). While they built the new cache in memory beside the old one, 364 and 343: status's
-/// bound catches that; switch's is about twice its figure.
+/// base's manifest in its compact form and the worktree's stat cache (each a name and a few
+/// dozen bytes a file) and write the new stat cache as they merge it: 229 and 279 bytes a file
+/// (debug; 247-248 and 313-314 while they held the manifest and the cache as stored). While
+/// they built the new cache in memory beside the old one, 364 and 343: status's bound catches
+/// that; switch's is about twice its figure.
 const BOUNDS: [(&str, u64); 8] = [
     ("snapshot", 200),
     ("checkout", 320),
@@ -82,6 +83,9 @@ const LONG_PATHS_BOUND: u64 = 48;
 /// entries with their whole paths, 399 while the manifest's encoding was also held whole
 /// during its decoding (and the stat cache's records once held them three times over).
 const CHECKOUT_LONG_PATHS_BOUND: u64 = 48;
+/// The same for `status` and `switch` of a checkout ([`worktree_peaks`]), which hold the base
+/// in its compact form and the stat cache as names beside each directory's path held once.
+const WORKTREE_LONG_PATHS_BOUND: u64 = 48;
 
 /// Writes `files` files under `root`: `BIG_DIR` of them in one directory, the rest `PER_DIR`
 /// to a directory two levels down, with names about as long as a source tree's. One in
@@ -292,6 +296,19 @@ fn every_command_reading_a_snapshot_has_its_memory_per_file_bounded_on_a_200k_fi
 
 /// The lower peak RSS (KiB) of two checkouts of the tree at `tree`, snapshotted into a store at
 /// `store`, each into a new directory.
+/// [`worktree_peaks`] of a checkout of `tree` (of `files` files) from a new `store`.
+fn worktree_peaks_of(tree: &Path, store: &Path, files: usize) -> [u64; 2] {
+    let (v, _) = peak(store, &[s("snapshot"), tree.as_os_str()]);
+    let id = v["id"].as_str().unwrap().to_string();
+    let co = store.with_extension("wt");
+    let (v, _) = peak(store, &[s("checkout"), s(&id), co.as_os_str()]);
+    assert_eq!(v["files"], files as u64, "{v}");
+    let got = worktree_peaks(store, &co, &id);
+    let _ = fs::remove_dir_all(&co);
+    let _ = fs::remove_dir_all(store);
+    got
+}
+
 fn checkout_peak(tree: &Path, store: &Path, files: usize) -> u64 {
     let (v, _) = peak(store, &[s("snapshot"), tree.as_os_str()]);
     let id = v["id"].as_str().unwrap().to_string();
@@ -308,7 +325,7 @@ fn checkout_peak(tree: &Path, store: &Path, files: usize) -> u64 {
 }
 
 #[test]
-fn the_snapshot_and_the_checkout_hold_names_not_paths() {
+fn the_snapshot_checkout_status_and_switch_hold_names_not_paths() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(dir) = scratch(Fs::Xfs) else { return };
     let short = dir.path().join("short");
@@ -329,6 +346,7 @@ fn the_snapshot_and_the_checkout_hold_names_not_paths() {
     };
     let short_kib = snapshot(&short, "store-short");
     let short_co = checkout_peak(&short, &dir.path().join("co-short"), FILES);
+    let short_wt = worktree_peaks_of(&short, &dir.path().join("wt-short"), FILES);
     // The same files, each path 204 bytes longer.
     let long = dir.path().join("long");
     let deep = (0..4).fold(long.clone(), |p, i| p.join(format!("{i}").repeat(50)));
@@ -338,6 +356,7 @@ fn the_snapshot_and_the_checkout_hold_names_not_paths() {
     }
     let long_kib = snapshot(&long, "store-long");
     let long_co = checkout_peak(&long, &dir.path().join("co-long"), FILES);
+    let long_wt = worktree_peaks_of(&long, &dir.path().join("wt-long"), FILES);
     let grew = long_kib.saturating_sub(short_kib) * 1024 / FILES as u64;
     println!(
         "snapshot of {FILES} files: peak RSS {} KiB with paths 204 bytes longer, {} KiB \
@@ -359,4 +378,17 @@ fn the_snapshot_and_the_checkout_hold_names_not_paths() {
         "the checkout's peak grew by {co_grew} bytes per file with paths 204 bytes longer \
          ({short_co} -> {long_co} KiB)"
     );
+    for ((cmd, short_kib), long_kib) in ["status", "switch"].iter().zip(short_wt).zip(long_wt) {
+        let grew = long_kib.saturating_sub(short_kib) * 1024 / FILES as u64;
+        println!(
+            "{cmd} of {FILES} files: peak RSS {long_kib} KiB with paths 204 bytes longer, \
+             {short_kib} KiB without: {grew} bytes per file more (bound \
+             {WORKTREE_LONG_PATHS_BOUND})"
+        );
+        assert!(
+            grew <= WORKTREE_LONG_PATHS_BOUND,
+            "{cmd}'s peak grew by {grew} bytes per file with paths 204 bytes longer \
+             ({short_kib} -> {long_kib} KiB)"
+        );
+    }
 }

@@ -13,7 +13,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cowtree_fs::progress::Progress;
-use cowtree_store::manifest::{DataRef, EntryRef};
+use cowtree_store::compact::CompactEntry;
+use cowtree_store::manifest::DataRef;
 use cowtree_store::{Hash, Kind};
 use rustix::fs::FileType;
 
@@ -167,7 +168,7 @@ impl<'a> StatusShared<'a> {
         for (i, seen) in self.seen.iter().enumerate() {
             if !seen.load(Ordering::Relaxed) {
                 out.changes.push(Change {
-                    path: self.base.path(i).to_vec(),
+                    path: self.base.path(i),
                     kind: ChangeKind::Deleted,
                     is_dir: false,
                 });
@@ -199,7 +200,7 @@ impl<'c> Visitor<'c> for Status<'_> {
     ) -> Result<Option<BaseRange>> {
         let shared = self.shared;
         let idx = d.base.find(shared.base, at, &e);
-        let base = idx.map(|i| shared.base.get(i));
+        let base = idx.and_then(|i| shared.base.get(i));
         if let Some(i) = idx {
             shared.seen[i].store(true, Ordering::Relaxed);
         }
@@ -294,7 +295,7 @@ impl<'c> Visitor<'c> for Status<'_> {
                 };
                 match base {
                     None => d.changes.push(change(ChangeKind::Added)),
-                    Some(EntryRef {
+                    Some(CompactEntry {
                         data: DataRef::Target(target),
                         ..
                     }) => {
@@ -391,7 +392,10 @@ impl<'c> Visitor<'c> for Adopt<'_> {
         d: &mut AdoptDir<'c>,
         e: Found<'c, '_>,
     ) -> Result<Option<BaseRange>> {
-        let base = d.base.find(self.base, at, &e).map(|i| self.base.get(i));
+        let base = d
+            .base
+            .find(self.base, at, &e)
+            .and_then(|i| self.base.get(i));
         match (e.ft, e.st) {
             (FileType::Directory, _) => {
                 let descend = match base {

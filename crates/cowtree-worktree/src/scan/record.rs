@@ -166,7 +166,7 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
                             shared
                                 .base
                                 .find_child_from(&d.base, &mut d.bcur, at.rel, &e.name);
-                        base.and_then(|i| shared.base.get(i).hash()) == Some(*h)
+                        base.and_then(|i| shared.base.get(i)?.hash()) == Some(*h)
                             || blob::has_blob(shared.store, h, key.size)
                     }
                 });
@@ -206,7 +206,7 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
                     let i = shared
                         .base
                         .find_child_from(&d.base, &mut d.bcur, at.rel, &e.name)?;
-                    let t = shared.base.get(i).target()?;
+                    let t = shared.base.get(i)?.target()?;
                     (Hash::of(t) == h).then(|| t.to_vec())
                 });
                 let target = match from_base {
