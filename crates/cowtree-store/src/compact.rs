@@ -138,6 +138,17 @@ impl SortedPath for CompactPath<'_> {
     }
 
     fn cmp_range(self, from: usize, to: usize, other: &[u8]) -> Ordering {
+        // Within the name alone (a directory's entry after the directory's path, as its
+        // entries are looked up), or within the directory's path (an ancestor's path against
+        // it, as the entries beneath the ancestor are found): one comparison of slices.
+        let head = self.dir.len() + self.sep().len();
+        if let Some(f) = from.checked_sub(head) {
+            let to = to.saturating_sub(head).min(self.name.len());
+            return self.name[f.min(to)..to].cmp(other);
+        }
+        if to <= self.dir.len() {
+            return self.dir[from.min(to)..to].cmp(other);
+        }
         cmp_pieces(&[self.dir, self.sep(), self.name], from, to, other)
     }
 }
@@ -774,6 +785,21 @@ mod tests {
                     assert_eq!(c.path_ref(i).byte(k), Some(*b));
                 }
                 assert_eq!(c.path_ref(i).byte(e.path.len()), None);
+                let whole = e.path.as_slice();
+                for from in 0..=whole.len() + 1 {
+                    let rest = &whole[from.min(whole.len())..];
+                    for to in [from, whole.len(), usize::MAX] {
+                        for other in [rest, b"f0", b"a/", b""] {
+                            assert_eq!(
+                                c.path_ref(i).cmp_range(from, to, other),
+                                whole.cmp_range(from, to, other),
+                                "{} {from}..{to} {}",
+                                show(whole),
+                                show(other)
+                            );
+                        }
+                    }
+                }
             }
             assert_eq!(c.to_entry(m.entries().len()), None);
         }

@@ -192,6 +192,16 @@ impl SortedPath for Joined<'_> {
     }
 
     fn cmp_range(self, from: usize, to: usize, other: &[u8]) -> std::cmp::Ordering {
+        // Within the name alone (a directory's entry after the directory's path), or within
+        // the directory's path (an ancestor's path against it): one comparison of slices.
+        let d = self.dir.len();
+        if let Some(f) = from.checked_sub(d) {
+            let to = to.saturating_sub(d).min(self.name.len());
+            return self.name[f.min(to)..to].cmp(other);
+        }
+        if to <= d {
+            return self.dir[from.min(to)..to].cmp(other);
+        }
         cmp_pieces(&[self.dir, self.name], from, to, other)
     }
 }
@@ -1348,6 +1358,23 @@ mod tests {
             held.len(),
             dirs.len()
         );
+        for (i, whole) in files.iter().enumerate() {
+            let p = c.path_at(i);
+            for from in 0..=whole.len() + 1 {
+                let rest = &whole[from.min(whole.len())..];
+                for to in [from, whole.len(), usize::MAX] {
+                    for other in [rest, b"a", b"a-/", b""] {
+                        assert_eq!(
+                            p.cmp_range(from, to, other),
+                            whole.as_slice().cmp_range(from, to, other),
+                            "{} {from}..{to} {}",
+                            show(whole),
+                            show(other)
+                        );
+                    }
+                }
+            }
+        }
         let mut probes: Vec<Vec<u8>> = files.iter().chain(&dirs).cloned().collect();
         probes.extend([
             b"a/".to_vec(),
