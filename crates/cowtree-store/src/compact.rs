@@ -1,6 +1,6 @@
 //! A manifest held compactly, for the commands that hold a whole tree's entries while they
-//! work on it (a checkout): each entry as its directory and its name, each directory's path
-//! once, no allocation of its own.
+//! work on it (a checkout; status, switch and reset, for a worktree's base): each entry as its
+//! directory and its name, each directory's path once, no allocation of its own.
 //!
 //! A [`Manifest`] holds every entry's whole path in an allocation of its own beside an
 //! 80-byte [`crate::Entry`]: at 2,000,000 files of paths some 50 bytes long, 134 bytes an
@@ -788,7 +788,7 @@ mod tests {
                 let whole = e.path.as_slice();
                 for from in 0..=whole.len() + 1 {
                     let rest = &whole[from.min(whole.len())..];
-                    for to in [from, whole.len(), usize::MAX] {
+                    for to in (0..=whole.len() + 1).chain([usize::MAX]) {
                         for other in [rest, b"f0", b"a/", b""] {
                             assert_eq!(
                                 c.path_ref(i).cmp_range(from, to, other),

@@ -22,7 +22,8 @@
 //! of another version decodes as empty.
 //!
 //! In memory a cache does not repeat its paths: a [`StatCache`] holds each record's name (the
-//! last part of its path) beside the index of its directory, whose path it holds once, and
+//! last part of its path) beside the index of its directory, whose path it holds whole once
+//! for the file and symlink records and at most once more for the directory records, and
 //! compares and searches paths in those two pieces. It is read from its file a buffer at a
 //! time into that form ([`StatCache::read`]), never held whole as encoded, and written back
 //! record by record.
@@ -126,9 +127,10 @@ pub struct Rec {
 }
 
 /// A decoded stat cache, held compactly: each record's name (the last part of its path) with
-/// the index of its directory, whose path is held once for all the records in it, so that a
-/// path is not repeated for every record beneath its directory (a record's whole path is its
-/// directory's path and its name). Loading one allocates a few times, not once per record.
+/// the index of its directory, whose path is held once for all the records of a kind in it, so
+/// that a path is not repeated for every record beneath its directory (a record's whole path
+/// is its directory's path and its name). Loading one allocates a few times, not once per
+/// record.
 #[derive(Debug, Clone)]
 pub struct StatCache {
     /// Clock (ns since the epoch) read before the stats of this cache were taken.
@@ -765,7 +767,8 @@ impl StatCache {
     /// compact form: the encoding is never held whole. `Ok(None)` when the bytes are not a
     /// valid cache (see [`StatCache::decode`]); an error when `r` fails.
     pub fn read(r: impl std::io::Read, size: u64) -> std::io::Result<Option<StatCache>> {
-        let mut r = std::io::BufReader::with_capacity(READ_BUF, r);
+        let buf = usize::try_from(size).map_or(READ_BUF, |s| s.saturating_add(1).min(READ_BUF));
+        let mut r = std::io::BufReader::with_capacity(buf, r);
         let mut d = Decoder { r: &mut r, size };
         d.cache()
     }
@@ -773,6 +776,9 @@ impl StatCache {
 
 /// Bytes read at a time by [`StatCache::read`].
 const READ_BUF: usize = 1 << 20;
+
+/// The longest path a record may have.
+const MAX_PATH: u64 = 1 << 20;
 
 /// [`StatCache::read`]'s reading: `Ok(None)` for what is not a valid cache.
 struct Decoder<'r, R> {
@@ -838,8 +844,10 @@ impl<R: std::io::Read> Decoder<'_, R> {
             if !self.take(&mut len)? {
                 return Ok(false);
             }
+            // (No worktree path is near this long: a longer one is a bad cache, refused
+            // before a buffer of its length is made.)
             let len = u32::from_le_bytes(len) as u64;
-            if len > self.size {
+            if len > self.size || len > MAX_PATH {
                 return Ok(false);
             }
             path.resize(len as usize, 0);
@@ -876,12 +884,12 @@ impl Building {
     fn new(bytes: usize, count: usize, dirs: usize) -> Building {
         // (Reserved, not written: what the records leave unused is never touched, and is
         // given back when they are all in.)
-        let c = StatCache {
-            bytes: Vec::with_capacity(bytes.min(u32::MAX as usize)),
-            offs: Vec::with_capacity(count),
-            doffs: Vec::with_capacity(dirs),
-            ..StatCache::default()
-        };
+        // (Sizes from a file that may be damaged: a reservation that cannot be made is not
+        // an abort, the buffers then grow as the records come.)
+        let mut c = StatCache::default();
+        let _ = c.bytes.try_reserve_exact(bytes.min(u32::MAX as usize));
+        let _ = c.offs.try_reserve_exact(count);
+        let _ = c.doffs.try_reserve_exact(dirs);
         Building {
             c,
             open: Vec::new(),
@@ -1281,6 +1289,60 @@ mod tests {
         assert!(bad.children(b"x", &dkey, bad.range(b"x")).is_none());
     }
 
+    #[test]
+    fn a_cache_read_in_pieces_across_buffers_is_the_cache_written() {
+        let h = Hash::of(b"x");
+        // 20,000 records of paths some 60 bytes long: an encoding of about 2.7 MB, read a
+        // buffer of 1 MiB at a time (records straddle the buffers' ends), and 7 bytes at a
+        // time.
+        let recs: Vec<Rec> = (0..20_000u32)
+            .map(|i| {
+                let p = format!("dir-{:03}/sub-{:02}/file-number-{i:08}.rs", i % 97, i % 13);
+                rec(p.as_bytes(), key(i64::from(i)), h)
+            })
+            .collect();
+        let dirs = vec![rec(b"", key(1), h), rec(b"dir-000", key(2), h)];
+        let c = StatCache::with_dirs(5, recs, dirs);
+        let bytes = c.encode();
+        assert!(bytes.len() > 2 * READ_BUF, "{}", bytes.len());
+        struct Trickle<'b>(&'b [u8]);
+        impl std::io::Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = buf.len().min(7).min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        for d in [
+            StatCache::decode(&bytes).expect("decodes"),
+            StatCache::read(Trickle(&bytes), bytes.len() as u64)
+                .unwrap()
+                .expect("decodes"),
+        ] {
+            assert_eq!(d.recs().collect::<Vec<_>>(), c.recs().collect::<Vec<_>>());
+            assert_eq!(d.dirs().collect::<Vec<_>>(), c.dirs().collect::<Vec<_>>());
+            assert_eq!(d.encode(), bytes);
+        }
+        // Told a size too small for its counts, or given more bytes than its size: refused,
+        // not a panic; a reader that fails: its error.
+        assert!(StatCache::read(&bytes[..], 1000).unwrap().is_none());
+        let mut more = bytes.clone();
+        more.extend_from_slice(&[0; 100]);
+        assert!(
+            StatCache::read(&more[..], bytes.len() as u64)
+                .unwrap()
+                .is_none()
+        );
+        struct Failing;
+        impl std::io::Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("gone"))
+            }
+        }
+        assert!(StatCache::read(Failing, 100).is_err());
+    }
+
     fn show(p: &[u8]) -> String {
         String::from_utf8_lossy(p).into_owned()
     }
@@ -1362,7 +1424,7 @@ mod tests {
             let p = c.path_at(i);
             for from in 0..=whole.len() + 1 {
                 let rest = &whole[from.min(whole.len())..];
-                for to in [from, whole.len(), usize::MAX] {
+                for to in (0..=whole.len() + 1).chain([usize::MAX]) {
                     for other in [rest, b"a", b"a-/", b""] {
                         assert_eq!(
                             p.cmp_range(from, to, other),

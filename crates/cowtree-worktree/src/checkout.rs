@@ -436,7 +436,7 @@ struct Cache<'w> {
 }
 
 impl Cache<'_> {
-    /// Writes the cache's encoding (the file [`cache::StatCache::decode`] reads) to `w`: the
+    /// Writes the cache's encoding (the file [`cache::StatCache::read`] reads) to `w`: the
     /// file and symlink records in the manifest's order, which is the cache's (both sort by
     /// path bytes).
     fn write(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {

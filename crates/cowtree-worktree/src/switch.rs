@@ -16,8 +16,8 @@
 //! compared and the paths checked; the final record's by the worktree's `syncfs` when the
 //! store shares its filesystem), and only the rename of each record and its directory's sync
 //! wait in line; the order in which things become durable is the same as if each step were
-//! synced in turn. The manifests are read in place, and the stat cache is rewritten by
-//! copying the encoded records it keeps.
+//! synced in turn. The manifests are held in their compact form (no path held whole), and
+//! the stat cache is rewritten by copying the records it keeps, record by record.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
@@ -142,7 +142,7 @@ pub struct Conflict {
     pub why: &'static str,
 }
 
-/// Loads (and validates) two manifests at once, read in place.
+/// Loads (and validates) two manifests at once, each in its compact form.
 fn load_both(store: &Store, a: &Hash, b: &Hash) -> Result<(Base, Base)> {
     let (a, b) = rayon::join(|| Base::load(store, a), || Base::load(store, b));
     Ok((a?, b?))
