@@ -55,12 +55,12 @@ impl Op {
 }
 
 /// The entries that differ between `a` and `b` (both sorted by path), in path order. Read in
-/// place: no entry the two share is copied into an owned one (each one's path is put together
-/// in a buffer to compare it).
+/// place: no entry the two share is copied into an owned one, and entries in directories of
+/// the same path are compared by name (each other pair by paths put together in buffers).
 pub fn diff(a: &CompactManifest, b: &CompactManifest) -> Vec<Op> {
-    let owned = |path: &[u8], e: CompactEntry<'_>| {
+    let owned = |m: &CompactManifest, i: usize, e: CompactEntry<'_>| {
         EntryRef {
-            path,
+            path: &m.path(i),
             kind: e.kind,
             data: e.data,
         }
@@ -69,37 +69,48 @@ pub fn diff(a: &CompactManifest, b: &CompactManifest) -> Vec<Op> {
     let mut out = Vec::new();
     let (mut i, mut j) = (0, 0);
     let (mut pa, mut pb) = (Vec::new(), Vec::new());
-    a.path_into(i, &mut pa);
-    b.path_into(j, &mut pb);
+    // The last pair of directories (of `a`, of `b`) found to have the same path.
+    let mut same_dirs = None;
     loop {
-        let (step_a, step_b) = match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) if pa == pb => {
-                if (x.kind, x.data) != (y.kind, y.data) {
-                    out.push(Op::Place(owned(&pb, y), Some(owned(&pa, x))));
+        let order = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => {
+                let same =
+                    same_dirs == Some((x.dir, y.dir)) || a.dir_path(x.dir) == b.dir_path(y.dir);
+                if same {
+                    same_dirs = Some((x.dir, y.dir));
+                    x.name.cmp(y.name)
+                } else {
+                    a.path_into(i, &mut pa);
+                    b.path_into(j, &mut pb);
+                    pa.cmp(&pb)
                 }
-                (true, true)
             }
-            (Some(x), Some(_)) if pa < pb => {
-                out.push(Op::Remove(owned(&pa, x)));
-                (true, false)
-            }
-            (Some(x), None) => {
-                out.push(Op::Remove(owned(&pa, x)));
-                (true, false)
-            }
-            (_, Some(y)) => {
-                out.push(Op::Place(owned(&pb, y), None));
-                (false, true)
-            }
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
             (None, None) => break,
         };
-        if step_a {
-            i += 1;
-            a.path_into(i, &mut pa);
-        }
-        if step_b {
-            j += 1;
-            b.path_into(j, &mut pb);
+        match order {
+            std::cmp::Ordering::Equal => {
+                if let (Some(x), Some(y)) = (a.get(i), b.get(j))
+                    && (x.kind, x.data) != (y.kind, y.data)
+                {
+                    out.push(Op::Place(owned(b, j, y), Some(owned(a, i, x))));
+                }
+                i += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Less => {
+                if let Some(x) = a.get(i) {
+                    out.push(Op::Remove(owned(a, i, x)));
+                }
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                if let Some(y) = b.get(j) {
+                    out.push(Op::Place(owned(b, j, y), None));
+                }
+                j += 1;
+            }
         }
     }
     out
@@ -570,4 +581,112 @@ fn apply(
 /// The bytes of file data an entry brings (a symlink's target is not file data).
 pub(crate) fn file_bytes(e: &Entry) -> u64 {
     e.hash().map_or(0, |_| e.size())
+}
+
+#[cfg(test)]
+mod tests {
+    use cowtree_store::{Entry, Manifest};
+
+    use super::*;
+
+    /// Two random trees over names that sort on both sides of `/`, sharing some entries.
+    fn random_pair(next: &mut impl FnMut() -> u64) -> (Manifest, Manifest) {
+        let dirs: [&[u8]; 4] = [b"a", b"a-b", b"a.c", b"b0"];
+        let leaves: [&[u8]; 4] = [b"f", b"f-", b"f0", b"g"];
+        let pick = |next: &mut dyn FnMut() -> u64| {
+            let mut path = Vec::new();
+            for _ in 0..next() % 4 {
+                path.extend(dirs[(next() % 4) as usize]);
+                path.push(b'/');
+            }
+            path.extend(leaves[(next() % 4) as usize]);
+            match next() % 6 {
+                0 => Entry::symlink(path, b"t".to_vec()),
+                1 => Entry::dir(path),
+                k => Entry::blob(path, k == 2, next() % 3, Hash::of(&[(next() % 3) as u8])),
+            }
+        };
+        let mut trees = [Vec::new(), Vec::new()];
+        for _ in 0..next() % 40 {
+            let e = pick(&mut *next);
+            match next() % 3 {
+                0 => trees[0].push(e),
+                1 => trees[1].push(e),
+                _ => {
+                    trees[0].push(e.clone());
+                    trees[1].push(e);
+                }
+            }
+        }
+        let [a, b] = trees.map(|mut t| {
+            t.sort_by(|x, y| x.path.cmp(&y.path));
+            t.dedup_by(|x, y| x.path == y.path);
+            // A file's path is never another entry's directory.
+            let paths: Vec<Vec<u8>> = t.iter().map(|e| e.path.clone()).collect();
+            t.retain(|e| {
+                !paths.iter().any(|p| {
+                    p.len() > e.path.len() && p.starts_with(&e.path) && p[e.path.len()] == b'/'
+                })
+            });
+            Manifest::new(t).expect("a valid tree")
+        });
+        (a, b)
+    }
+
+    #[test]
+    fn diff_of_the_compact_forms_is_the_diff_of_the_entries() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut ops = 0;
+        for _ in 0..500 {
+            let (a, b) = random_pair(&mut next);
+            let got = diff(
+                &CompactManifest::of(&a).unwrap(),
+                &CompactManifest::of(&b).unwrap(),
+            );
+            // The same, entry by entry over the whole entries.
+            let mut want = Vec::new();
+            let (mut x, mut y) = (a.entries().iter().peekable(), b.entries().iter().peekable());
+            loop {
+                match (x.peek(), y.peek()) {
+                    (Some(p), Some(q)) if p.path == q.path => {
+                        if p != q {
+                            want.push(format!("place {:?} over {:?}", q, p));
+                        }
+                        x.next();
+                        y.next();
+                    }
+                    (Some(p), Some(q)) if p.path < q.path => {
+                        want.push(format!("remove {p:?}"));
+                        x.next();
+                    }
+                    (Some(p), None) => {
+                        want.push(format!("remove {p:?}"));
+                        x.next();
+                    }
+                    (_, Some(q)) => {
+                        want.push(format!("place {q:?}"));
+                        y.next();
+                    }
+                    (None, None) => break,
+                }
+            }
+            let got: Vec<String> = got
+                .iter()
+                .map(|op| match op {
+                    Op::Place(q, Some(p)) => format!("place {q:?} over {p:?}"),
+                    Op::Place(q, None) => format!("place {q:?}"),
+                    Op::Remove(p) => format!("remove {p:?}"),
+                })
+                .collect();
+            ops += got.len();
+            assert_eq!(got, want);
+        }
+        assert!(ops > 2000, "{ops}");
+    }
 }
