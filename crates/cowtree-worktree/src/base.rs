@@ -1,7 +1,7 @@
 //! The base snapshot a worktree is compared with, held compactly: the store's
 //! [`CompactManifest`] of its manifest (each entry as its directory's index and its name,
-//! each directory's path once), read from the file a chunk at a time, so that status holds
-//! no path twice and loads a snapshot of 80,000 entries without 80,000 allocations. The store
+//! each directory's path once), read from the file a chunk at a time, so that status does not
+//! hold every entry's path and loads a snapshot of 80,000 entries without 80,000 allocations. The store
 //! checks the bytes against the snapshot id and validates every entry as
 //! [`cowtree_store::Manifest::decode`] does; the manifest's format is known to the store only.
 

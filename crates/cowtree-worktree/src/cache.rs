@@ -1292,12 +1292,15 @@ mod tests {
     #[test]
     fn a_cache_read_in_pieces_across_buffers_is_the_cache_written() {
         let h = Hash::of(b"x");
-        // 20,000 records of paths some 60 bytes long: an encoding of about 2.7 MB, read a
-        // buffer of 1 MiB at a time (records straddle the buffers' ends), and 7 bytes at a
-        // time.
+        // 20,000 records of paths 50 bytes long: an encoding of about 2.4 MB, read a buffer
+        // of 1 MiB at a time (records straddle the buffers' ends), and 7 bytes at a time.
         let recs: Vec<Rec> = (0..20_000u32)
             .map(|i| {
-                let p = format!("dir-{:03}/sub-{:02}/file-number-{i:08}.rs", i % 97, i % 13);
+                let p = format!(
+                    "dir-{:03}/sub-{:02}/file-number-{i:08}-of-the-tree.rs",
+                    i % 97,
+                    i % 13
+                );
                 rec(p.as_bytes(), key(i64::from(i)), h)
             })
             .collect();
@@ -1341,6 +1344,21 @@ mod tests {
             }
         }
         assert!(StatCache::read(Failing, 100).is_err());
+        // A record's path of MAX_PATH bytes (deep, its name short) is read; one byte longer,
+        // the cache is refused (before a buffer of the length its record gives is made).
+        let one = |len: usize| {
+            let mut path = b"d/".repeat(len / 2 - 1);
+            path.extend_from_slice(&b"xyz"[..len % 2 + 2]);
+            assert_eq!(path.len(), len);
+            let mut bytes = Vec::new();
+            encode_header(&mut bytes, 5, 1, 0);
+            encode_rec(&mut bytes, &path, &key(1), &h);
+            bytes.extend_from_slice(&encode_trailer(None));
+            (path, StatCache::decode(&bytes))
+        };
+        let (path, d) = one(MAX_PATH as usize);
+        assert_eq!(d.and_then(|d| d.recs().next()).map(|r| r.path), Some(path));
+        assert!(one(MAX_PATH as usize + 1).1.is_none());
     }
 
     fn show(p: &[u8]) -> String {

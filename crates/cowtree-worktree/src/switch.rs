@@ -16,8 +16,8 @@
 //! compared and the paths checked; the final record's by the worktree's `syncfs` when the
 //! store shares its filesystem), and only the rename of each record and its directory's sync
 //! wait in line; the order in which things become durable is the same as if each step were
-//! synced in turn. The manifests are held in their compact form (no path held whole), and
-//! the stat cache is rewritten by copying the records it keeps, record by record.
+//! synced in turn. The manifests are held in their compact form (no path repeated for each
+//! entry), and the stat cache is rewritten by copying the records it keeps, record by record.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
@@ -58,6 +58,7 @@ impl Op {
 /// place: no entry the two share is copied into an owned one, and entries in directories of
 /// the same path are compared by name (each other pair by paths put together in buffers).
 pub fn diff(a: &CompactManifest, b: &CompactManifest) -> Vec<Op> {
+    use std::cmp::Ordering;
     let owned = |m: &CompactManifest, i: usize, e: CompactEntry<'_>| {
         EntryRef {
             path: &m.path(i),
@@ -68,11 +69,14 @@ pub fn diff(a: &CompactManifest, b: &CompactManifest) -> Vec<Op> {
     };
     let mut out = Vec::new();
     let (mut i, mut j) = (0, 0);
+    // The paths put together, and of which entries (`usize::MAX`: none yet).
     let (mut pa, mut pb) = (Vec::new(), Vec::new());
+    let (mut in_pa, mut in_pb) = (usize::MAX, usize::MAX);
     // The last pair of directories (of `a`, of `b`) found to have the same path.
     let mut same_dirs = None;
     loop {
-        let order = match (a.get(i), b.get(j)) {
+        let (x, y) = (a.get(i), b.get(j));
+        let order = match (x, y) {
             (Some(x), Some(y)) => {
                 let same =
                     same_dirs == Some((x.dir, y.dir)) || a.dir_path(x.dir) == b.dir_path(y.dir);
@@ -80,37 +84,40 @@ pub fn diff(a: &CompactManifest, b: &CompactManifest) -> Vec<Op> {
                     same_dirs = Some((x.dir, y.dir));
                     x.name.cmp(y.name)
                 } else {
-                    a.path_into(i, &mut pa);
-                    b.path_into(j, &mut pb);
+                    if in_pa != i {
+                        a.path_into(i, &mut pa);
+                        in_pa = i;
+                    }
+                    if in_pb != j {
+                        b.path_into(j, &mut pb);
+                        in_pb = j;
+                    }
                     pa.cmp(&pb)
                 }
             }
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
             (None, None) => break,
         };
-        match order {
-            std::cmp::Ordering::Equal => {
-                if let (Some(x), Some(y)) = (a.get(i), b.get(j))
-                    && (x.kind, x.data) != (y.kind, y.data)
-                {
+        match (order, x, y) {
+            (Ordering::Equal, Some(x), Some(y)) => {
+                if (x.kind, x.data) != (y.kind, y.data) {
                     out.push(Op::Place(owned(b, j, y), Some(owned(a, i, x))));
                 }
                 i += 1;
                 j += 1;
             }
-            std::cmp::Ordering::Less => {
-                if let Some(x) = a.get(i) {
-                    out.push(Op::Remove(owned(a, i, x)));
-                }
+            (Ordering::Less, Some(x), _) => {
+                out.push(Op::Remove(owned(a, i, x)));
                 i += 1;
             }
-            std::cmp::Ordering::Greater => {
-                if let Some(y) = b.get(j) {
-                    out.push(Op::Place(owned(b, j, y), None));
-                }
+            (_, _, Some(y)) => {
+                out.push(Op::Place(owned(b, j, y), None));
                 j += 1;
             }
+            // (An order is found only for entries there are: Equal for two, Less for one of
+            // `a`, Greater for one of `b`.)
+            _ => break,
         }
     }
     out
@@ -592,14 +599,16 @@ mod tests {
     /// Two random trees over names that sort on both sides of `/`, sharing some entries.
     fn random_pair(next: &mut impl FnMut() -> u64) -> (Manifest, Manifest) {
         let dirs: [&[u8]; 4] = [b"a", b"a-b", b"a.c", b"b0"];
-        let leaves: [&[u8]; 4] = [b"f", b"f-", b"f0", b"g"];
+        // (`a` is also a directory's name: a file in one tree where the other has a
+        // directory.)
+        let leaves: [&[u8]; 5] = [b"a", b"f", b"f-", b"f0", b"g"];
         let pick = |next: &mut dyn FnMut() -> u64| {
             let mut path = Vec::new();
             for _ in 0..next() % 4 {
                 path.extend(dirs[(next() % 4) as usize]);
                 path.push(b'/');
             }
-            path.extend(leaves[(next() % 4) as usize]);
+            path.extend(leaves[(next() % 5) as usize]);
             match next() % 6 {
                 0 => Entry::symlink(path, b"t".to_vec()),
                 1 => Entry::dir(path),

@@ -9,8 +9,8 @@
 //! megabyte, and its `%M` taken; without it, `wait4`'s figure, which must then be well above what
 //! this process held ([`peak`]). What must hold the whole tree costs about a hundred bytes a file
 //! in the snapshot (names, not paths: a second test checks that longer paths cost it next to
-//! nothing), a few hundred in checkout and verify (the manifest's entries with their paths, which
-//! the second test checks the checkout holds once); anything that grows with the square of the
+//! nothing), a few hundred in checkout, status and switch (the manifest's entries by their
+//! names, and the stat cache's, which the second test checks they hold without their paths); anything that grows with the square of the
 //! tree, or of a directory, passes the bound at this size. One directory holds a quarter of the
 //! files: big directories are split among workers, and a split that kept every chunk's whole
 //! allocation held 24·N²/256 bytes for N names (234 MiB for these 50,000, 2.5 GiB for a directory
@@ -62,7 +62,7 @@ const DISTINCT: usize = 8;
 /// dozen bytes a file) and write the new stat cache as they merge it: 229 and 279 bytes a file
 /// (debug; 247-248 and 313-314 while they held the manifest and the cache as stored). While
 /// they built the new cache in memory beside the old one, 364 and 343: status's bound catches
-/// that; switch's is about twice its figure.
+/// that; switch's is a little over twice its figure.
 const BOUNDS: [(&str, u64); 8] = [
     ("snapshot", 200),
     ("checkout", 320),
@@ -84,7 +84,8 @@ const LONG_PATHS_BOUND: u64 = 48;
 /// during its decoding (and the stat cache's records once held them three times over).
 const CHECKOUT_LONG_PATHS_BOUND: u64 = 48;
 /// The same for `status` and `switch` of a checkout ([`worktree_peaks`]), which hold the base
-/// in its compact form and the stat cache as names beside each directory's path held once.
+/// in its compact form and the stat cache as names beside their directories' paths (each held
+/// once per kind of record).
 const WORKTREE_LONG_PATHS_BOUND: u64 = 48;
 
 /// Writes `files` files under `root`: `BIG_DIR` of them in one directory, the rest `PER_DIR`
