@@ -1,10 +1,13 @@
 //! Fuzzes the binary manifest decoder: it must never panic, and whatever it accepts must be
 //! canonical (re-encoding gives the same bytes) and hold only valid relative paths. The
-//! in-place view must accept exactly what the decoder accepts and read the same entries.
+//! in-place view and the compact form (read a chunk at a time, as a worktree's base and a
+//! checkout read a manifest) must accept exactly what the decoder accepts and hold the same
+//! entries.
 #![no_main]
 
 use cowtree_fs::name::validate_relative_path;
 use cowtree_store::Manifest;
+use cowtree_store::compact::CompactManifest;
 use cowtree_store::manifest::ManifestView;
 use libfuzzer_sys::fuzz_target;
 
@@ -12,6 +15,13 @@ fuzz_target!(|data: &[u8]| {
     let view = ManifestView::parse(data);
     let decoded = Manifest::decode(data);
     assert_eq!(view.is_ok(), decoded.is_ok());
+    let (hash, compact) =
+        CompactManifest::read(data, data.len() as u64).expect("reading a slice does not fail");
+    assert_eq!(hash, cowtree_store::Hash::of(data));
+    assert_eq!(compact.is_ok(), decoded.is_ok());
+    if let (Ok(c), Ok(m)) = (&compact, &decoded) {
+        assert_eq!(&c.to_manifest(), m);
+    }
     if let Ok(m) = decoded {
         let v = view.expect("accepted by both");
         assert!(v.iter().map(|e| e.to_entry()).eq(m.entries().iter().cloned()));
