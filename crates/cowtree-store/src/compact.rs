@@ -735,18 +735,13 @@ mod tests {
 
     #[test]
     fn lookups_by_path_are_those_of_the_manifest_view() {
-        let mut seed = 0x853c_49e6_748f_ea9bu64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = cowtree_testutil::XorShift::new(0x853C_49E6_748F_EA9B);
+        let mut next = move || rng.next_u64();
         let mut probed = 0;
         for _ in 0..300 {
             let m = random_manifest(&mut next);
-            let c = CompactManifest::of(&m).unwrap();
-            let v = crate::manifest::ManifestView::of(&m).unwrap();
+            let c = CompactManifest::of(&m).expect("a small manifest has a compact form");
+            let v = crate::manifest::ManifestView::of(&m).expect("a small manifest has a view");
             // Every path, every directory of the tree (and the root), and some that are not.
             let mut probes: BTreeSet<Vec<u8>> = BTreeSet::new();
             for e in m.entries() {

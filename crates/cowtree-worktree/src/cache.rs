@@ -353,12 +353,22 @@ pub fn now_ns() -> i64 {
 /// Bytes of a record after its path.
 const FIXED: usize = 8 + 8 + 8 + 8 + 4 + 32;
 
+/// The `N` bytes of `b` at `at` (within `b`: records are built, or checked when decoded).
+fn bytes_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let s = &b[at..at + N];
+    std::array::from_fn(|k| s[k])
+}
+
 fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(
-        b[at..at + 8]
-            .try_into()
-            .expect("8 bytes, bounds checked at decode"),
-    )
+    u64::from_le_bytes(bytes_at(b, at))
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes_at(b, at))
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes(bytes_at(b, at))
 }
 
 impl StatCache {
@@ -405,8 +415,7 @@ impl StatCache {
 
     fn path_of(&self, o: u32) -> Joined<'_> {
         let (o, b) = (o as usize, &self.bytes);
-        let d = u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes, built")) as usize;
-        let n = u16::from_le_bytes(b[o + 4..o + 6].try_into().expect("2 bytes, built")) as usize;
+        let (d, n) = (u32_at(b, o) as usize, u16_at(b, o + 4) as usize);
         Joined {
             dir: &self.dir_paths[self.dir_at[d] as usize..self.dir_at[d + 1] as usize],
             name: &b[o + 6..o + 6 + n],
@@ -424,7 +433,7 @@ impl StatCache {
     /// The stat and hash of the record at `o`, as encoded.
     fn fixed_of(&self, o: u32) -> &[u8] {
         let o = o as usize;
-        let n = u16::from_le_bytes(self.bytes[o + 4..o + 6].try_into().expect("2 bytes")) as usize;
+        let n = u16_at(&self.bytes, o + 4) as usize;
         &self.bytes[o + 6 + n..o + 6 + n + FIXED]
     }
 
@@ -439,9 +448,9 @@ impl StatCache {
             mtime_ns: le64(b, 8) as i64,
             ctime_ns: le64(b, 16) as i64,
             ino: le64(b, 24),
-            mode: u32::from_le_bytes(b[32..36].try_into().expect("bounds checked")),
+            mode: u32_at(b, 32),
         };
-        let hash = Hash::from_slice(&b[36..68]).expect("32 bytes, bounds checked");
+        let hash = Hash::from_bytes(bytes_at(b, 36));
         (key, hash)
     }
 
@@ -1320,7 +1329,7 @@ mod tests {
         for d in [
             StatCache::decode(&bytes).expect("decodes"),
             StatCache::read(Trickle(&bytes), bytes.len() as u64)
-                .unwrap()
+                .expect("reading a slice does not fail")
                 .expect("decodes"),
         ] {
             assert_eq!(d.recs().collect::<Vec<_>>(), c.recs().collect::<Vec<_>>());
@@ -1329,14 +1338,12 @@ mod tests {
         }
         // Told a size too small for its counts, or given more bytes than its size: refused,
         // not a panic; a reader that fails: its error.
-        assert!(StatCache::read(&bytes[..], 1000).unwrap().is_none());
+        let read =
+            |b: &[u8], size| StatCache::read(b, size).expect("reading a slice does not fail");
+        assert!(read(&bytes, 1000).is_none());
         let mut more = bytes.clone();
         more.extend_from_slice(&[0; 100]);
-        assert!(
-            StatCache::read(&more[..], bytes.len() as u64)
-                .unwrap()
-                .is_none()
-        );
+        assert!(read(&more, bytes.len() as u64).is_none());
         struct Failing;
         impl std::io::Read for Failing {
             fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
@@ -1370,13 +1377,8 @@ mod tests {
         // Names made of bytes that sort around `/` (`-`, `.` and `0`), so that a directory's
         // records are interleaved with its siblings' in path order.
         let parts: [&[u8]; 6] = [b"a", b"a-", b"a.b", b"a0", b"ab", b"b"];
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = cowtree_testutil::XorShift::new(0x2545_F491_4F6C_DD1D);
+        let mut next = move || rng.next_u64();
         let mut paths = std::collections::BTreeSet::new();
         for _ in 0..1500 {
             let depth = 1 + next() % 4;
@@ -1424,7 +1426,7 @@ mod tests {
         for offs in [&c.offs, &c.doffs] {
             let of = |&o: &u32| {
                 let o = o as usize;
-                u32::from_le_bytes(c.bytes[o..o + 4].try_into().unwrap()) as usize
+                u32_at(&c.bytes, o) as usize
             };
             let ds: std::collections::BTreeSet<usize> = offs.iter().map(of).collect();
             let ps: std::collections::BTreeSet<&[u8]> = ds.iter().map(|&d| held[d]).collect();
@@ -1604,13 +1606,8 @@ mod tests {
     #[test]
     fn merged_encoding_is_the_record_by_record_merge_byte_for_byte() {
         let t = 100 * 1_000_000_000;
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = cowtree_testutil::XorShift::new(0x9E37_79B9_7F4A_7C15);
+        let mut next = move || rng.next_u64();
         let (mut smudged, mut replaced) = (0, 0);
         for round in 0..200 {
             let n = next() % 40;
