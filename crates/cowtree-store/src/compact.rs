@@ -195,18 +195,7 @@ impl CompactManifest {
     pub fn to_manifest(&self) -> Manifest {
         let mut path = Vec::new();
         let entries = (0..self.len())
-            .filter_map(|i| {
-                let e = self.get(i)?;
-                self.path_into(i, &mut path);
-                Some(
-                    EntryRef {
-                        path: &path,
-                        kind: e.kind,
-                        data: e.data,
-                    }
-                    .to_entry(),
-                )
-            })
+            .filter_map(|i| self.entry_with(i, &mut path))
             .collect();
         Manifest::from_sorted(entries)
     }
@@ -273,11 +262,16 @@ impl CompactManifest {
     /// Entry `i` as a [`crate::Entry`] of its own (its whole path put together), if there
     /// is one.
     pub fn to_entry(&self, i: usize) -> Option<crate::Entry> {
+        self.entry_with(i, &mut Vec::new())
+    }
+
+    /// [`CompactManifest::to_entry`], its path put together in `path`.
+    fn entry_with(&self, i: usize, path: &mut Vec<u8>) -> Option<crate::Entry> {
         let e = self.get(i)?;
-        let path = self.path(i);
+        self.path_into(i, path);
         Some(
             EntryRef {
-                path: &path,
+                path,
                 kind: e.kind,
                 data: e.data,
             }

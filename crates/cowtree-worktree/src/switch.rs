@@ -23,8 +23,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use cowtree_fs::progress::{Progress, Total};
-use cowtree_store::compact::{CompactEntry, CompactManifest};
-use cowtree_store::manifest::EntryRef;
+use cowtree_store::compact::CompactManifest;
 use cowtree_store::{Entry, Hash, Kind, Store};
 use rayon::prelude::*;
 
@@ -59,14 +58,6 @@ impl Op {
 /// the same path are compared by name (each other pair by paths put together in buffers).
 pub fn diff(a: &CompactManifest, b: &CompactManifest) -> Vec<Op> {
     use std::cmp::Ordering;
-    let owned = |m: &CompactManifest, i: usize, e: CompactEntry<'_>| {
-        EntryRef {
-            path: &m.path(i),
-            kind: e.kind,
-            data: e.data,
-        }
-        .to_entry()
-    };
     let mut out = Vec::new();
     let (mut i, mut j) = (0, 0);
     // The paths put together, and of which entries (`usize::MAX`: none yet).
@@ -101,18 +92,20 @@ pub fn diff(a: &CompactManifest, b: &CompactManifest) -> Vec<Op> {
         };
         match (order, x, y) {
             (Ordering::Equal, Some(x), Some(y)) => {
-                if (x.kind, x.data) != (y.kind, y.data) {
-                    out.push(Op::Place(owned(b, j, y), Some(owned(a, i, x))));
+                if (x.kind, x.data) != (y.kind, y.data)
+                    && let (Some(new), Some(old)) = (b.to_entry(j), a.to_entry(i))
+                {
+                    out.push(Op::Place(new, Some(old)));
                 }
                 i += 1;
                 j += 1;
             }
-            (Ordering::Less, Some(x), _) => {
-                out.push(Op::Remove(owned(a, i, x)));
+            (Ordering::Less, Some(_), _) => {
+                out.extend(a.to_entry(i).map(Op::Remove));
                 i += 1;
             }
-            (_, _, Some(y)) => {
-                out.push(Op::Place(owned(b, j, y), None));
+            (_, _, Some(_)) => {
+                out.extend(b.to_entry(j).map(|new| Op::Place(new, None)));
                 j += 1;
             }
             // (An order is found only for entries there are: Equal for two, Less for one of
