@@ -10,8 +10,9 @@
 //! this process held ([`peak`]). What must hold the whole tree costs about a hundred bytes a file
 //! in the snapshot (names, not paths: a second test checks that longer paths cost it next to
 //! nothing), a few hundred in checkout, status and switch (the manifest's entries by their
-//! names, and the stat cache's, which the second test checks they hold without their paths); anything that grows with the square of the
-//! tree, or of a directory, passes the bound at this size. One directory holds a quarter of the
+//! names, and the stat cache's, which the second test checks they hold without their paths);
+//! anything that grows with the square of the tree, or of a directory, passes the bound at this
+//! size. One directory holds a quarter of the
 //! files: big directories are split among workers, and a split that kept every chunk's whole
 //! allocation held 24·N²/256 bytes for N names (234 MiB for these 50,000, 2.5 GiB for a directory
 //! of 165,000 in a 500,000-file tree).
@@ -59,10 +60,10 @@ const DISTINCT: usize = 8;
 ///
 /// `status` and `switch` of the checkout's worktree, one file in a hundred changed, hold the
 /// base's manifest in its compact form and the worktree's stat cache (each a name and a few
-/// dozen bytes a file) and write the new stat cache as they merge it: 229 and 279 bytes a file
-/// (debug; 247-248 and 313-314 while they held the manifest and the cache as stored). While
-/// they built the new cache in memory beside the old one, 364 and 343: status's bound catches
-/// that; switch's is a little over twice its figure.
+/// dozen bytes a file) and write the new stat cache as they merge it: 229-230 and 277-279
+/// bytes a file (debug; 247-248 and 313-314 while they held the manifest and the cache as
+/// stored). While they built the new cache in memory beside the old one, 364 and 343:
+/// status's bound catches that; switch's is a little over twice its figure.
 const BOUNDS: [(&str, u64); 8] = [
     ("snapshot", 200),
     ("checkout", 320),
