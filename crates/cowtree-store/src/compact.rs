@@ -22,7 +22,7 @@ use std::ops::Range;
 use crate::hash::Hash;
 use crate::manifest::{
     Checker, DataRef, EntryRef, Kind, Manifest, ManifestError, READ_CHUNK, Sink, SortedPath,
-    cmp_pieces, find_child_from, first_beneath, range_in, read_into,
+    cmp_pieces, find_child_from, first_beneath, range_in, range_near, read_into,
 };
 
 /// Bytes of [`CompactManifest::bytes`]: where a name, a target or a directory's path is.
@@ -318,6 +318,13 @@ impl CompactManifest {
     /// searching only `within` (all of them, or the range of an ancestor of `dir`).
     pub fn range_in(&self, within: Range<usize>, dir: &[u8]) -> Range<usize> {
         range_in(within, dir, |i| self.path_ref(i))
+    }
+
+    /// [`CompactManifest::range_in`], searched outward from `*near` and leaving it at the
+    /// range's end (see [`crate::manifest::range_near`]): for the subdirectories of one
+    /// directory, asked one after another.
+    pub fn range_near(&self, within: Range<usize>, near: &mut usize, dir: &[u8]) -> Range<usize> {
+        range_near(within, near, dir, |i| self.path_ref(i))
     }
 
     /// The index of the entry `dir/name`, searching only `range` (from

@@ -1314,6 +1314,76 @@ pub fn range_in<P: SortedPath>(
     bound_beneath(&within, dir, b'/', &path)..bound_beneath(&within, dir, b'/' + 1, &path)
 }
 
+/// [`range_in`] of `dir`, searched outward from `*near` (an index of `within`: where the
+/// previous subdirectory of the same directory was found, say) by galloping rather than by
+/// bisecting all of `within`: a range `k` entries from `*near` costs about `2 log2 k`
+/// comparisons, close together in memory, where [`range_in`] costs `2 log2 within.len()`
+/// spread over it. Correct wherever `*near` is (a walk asks for subdirectories in name
+/// order, which is not quite their paths' order: `a/` sorts after `a-b/`); `*near` is left
+/// at the range's end.
+pub fn range_near<P: SortedPath>(
+    within: Range<usize>,
+    near: &mut usize,
+    dir: &[u8],
+    path: impl Fn(usize) -> P,
+) -> Range<usize> {
+    if dir.is_empty() {
+        return within;
+    }
+    let start = bound_near(&within, *near, dir, b'/', &path);
+    let end = bound_near(&within, start, dir, b'/' + 1, &path);
+    *near = end;
+    start..end
+}
+
+/// [`bound_beneath`], found by galloping from `hint` (forward when the path at `hint` sorts
+/// before the bound, else backward), then bisecting the last step.
+fn bound_near<P: SortedPath>(
+    within: &Range<usize>,
+    hint: usize,
+    dir: &[u8],
+    last: u8,
+    path: &impl Fn(usize) -> P,
+) -> usize {
+    let (start, end) = (within.start, within.end.max(within.start));
+    let below = |i: usize| below_bound(path(i), dir, last);
+    let h = hint.clamp(start, end);
+    // Everything before `lo` is below the bound; `hi` is not, or is `end`.
+    let (mut lo, mut hi);
+    if h < end && below(h) {
+        lo = h + 1;
+        hi = lo;
+        let mut step = 1usize;
+        while hi < end && below(hi) {
+            lo = hi + 1;
+            hi = lo.saturating_add(step).min(end);
+            step = step.saturating_mul(2);
+        }
+    } else {
+        lo = start;
+        hi = h;
+        let mut step = 1usize;
+        while hi > start {
+            let probe = hi.saturating_sub(step).max(start);
+            if below(probe) {
+                lo = probe + 1;
+                break;
+            }
+            hi = probe;
+            step = step.saturating_mul(2);
+        }
+    }
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 /// Manifest order among the entries of one directory, compared by name: paths are compared as
 /// bytes, and every path beneath subdirectory `d` starts with `d/`, so a name with `a_dir` (or
 /// `b_dir`), a directory holding entries, sorts as the name followed by `/` (an empty
@@ -1348,22 +1418,26 @@ fn bound_beneath<P: SortedPath>(
     last: u8,
     path: &impl Fn(usize) -> P,
 ) -> usize {
-    // (A path shorter than `dir` never compares equal to it here: it is below when it sorts
-    // before `dir`, as a prefix of it does.)
-    let below = |p: P| match p.cmp_range(0, dir.len(), dir) {
-        std::cmp::Ordering::Equal => p.byte(dir.len()).is_none_or(|c| c < last),
-        o => o == std::cmp::Ordering::Less,
-    };
     let (mut lo, mut hi) = (within.start, within.end);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        if below(path(mid)) {
+        if below_bound(path(mid), dir, last) {
             lo = mid + 1;
         } else {
             hi = mid;
         }
     }
     lo
+}
+
+/// True when `p` sorts before `dir` followed by `last` (see [`bound_beneath`]).
+fn below_bound<P: SortedPath>(p: P, dir: &[u8], last: u8) -> bool {
+    // (A path shorter than `dir` never compares equal to it here: it is below when it sorts
+    // before `dir`, as a prefix of it does.)
+    match p.cmp_range(0, dir.len(), dir) {
+        std::cmp::Ordering::Equal => p.byte(dir.len()).is_none_or(|c| c < last),
+        o => o == std::cmp::Ordering::Less,
+    }
 }
 
 /// Search for `dir/name` within `range` of a list of paths sorted by bytes (`path(i)`; all
@@ -2407,6 +2481,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The galloping search finds the range bisection finds, from every hint (before,
+    /// inside, past the range, outside `within`), over random sorted lists of paths whose
+    /// bytes sort around `/`, and leaves the hint at the range's end.
+    #[test]
+    fn range_near_is_range_in_from_any_hint() {
+        let mut next = xorshift(0x0dd5_eed5_1234_9876);
+        let alphabet = [b'-', b'.', b'/', b'0', b'a', b'b'];
+        let mut nonempty = 0;
+        for round in 0..300 {
+            let mut paths: Vec<Vec<u8>> = (0..next() % 60)
+                .map(|_| {
+                    (0..1 + next() % 7)
+                        .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                        .collect()
+                })
+                .collect();
+            paths.sort();
+            paths.dedup();
+            let path = |i: usize| paths[i].as_slice();
+            let mut dirs: Vec<Vec<u8>> = paths.clone();
+            dirs.extend(paths.iter().map(|p| p[..p.len() / 2].to_vec()));
+            dirs.extend([b"a".to_vec(), b"a/".to_vec(), b"-".to_vec(), Vec::new()]);
+            let n = paths.len();
+            for dir in &dirs {
+                for within in [0..n, n / 3..n] {
+                    let want = range_in(within.clone(), dir, path);
+                    nonempty += usize::from(!want.is_empty());
+                    for hint in 0..n + 2 {
+                        let mut near = hint;
+                        let got = range_near(within.clone(), &mut near, dir, path);
+                        assert_eq!(got, want, "round {round}, {} from {hint}", show(dir));
+                        if !dir.is_empty() {
+                            assert_eq!(near, want.end, "round {round}, {}", show(dir));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(nonempty > 1000, "{nonempty} non-empty ranges");
     }
 
     #[test]

@@ -62,7 +62,7 @@ use std::ops::Range;
 
 use cowtree_store::Hash;
 use cowtree_store::checkout::EntryStat;
-use cowtree_store::manifest::{SortedPath, cmp_pieces, find_child_from, range_in};
+use cowtree_store::manifest::{SortedPath, cmp_pieces, find_child_from, range_in, range_near};
 use rustix::fs::Stat;
 
 const MAGIC: &[u8; 8] = b"CTSTAT2\n";
@@ -215,6 +215,8 @@ pub struct Children<'c> {
     pub files: Vec<usize>,
     /// The names of its subdirectories, in order.
     pub dirs: Vec<&'c [u8]>,
+    /// The indices of their directory records (for [`StatCache::children`]'s `hint`).
+    pub dir_recs: Vec<usize>,
     /// Their [`names_hash`] (the directory record's).
     pub hash: Hash,
 }
@@ -506,12 +508,24 @@ impl StatCache {
     /// The entries of directory `dir` (whose stat is `now`) as the records beneath it hold
     /// them, when its directory record can be trusted for `now` (same stat, not racy) and
     /// those entries' names hash to the record's hash. `range` is [`StatCache::range`] of
-    /// `dir`.
-    pub fn children(&self, dir: &[u8], now: &StatKey, range: Range<usize>) -> Option<Children<'_>> {
-        let i = self
-            .doffs
-            .binary_search_by(|&o| self.path_of(o).cmp(dir))
-            .ok()?;
+    /// `dir`; `hint`, where `dir`'s directory record may be (from the parent's
+    /// [`Children::dir_recs`]), spares the search for it when it is there.
+    pub fn children(
+        &self,
+        dir: &[u8],
+        now: &StatKey,
+        range: Range<usize>,
+        hint: Option<usize>,
+    ) -> Option<Children<'_>> {
+        let at_hint =
+            hint.filter(|&h| h < self.doffs.len() && self.dir_path_at(h).cmp(dir).is_eq());
+        let i = match at_hint {
+            Some(h) => h,
+            None => self
+                .doffs
+                .binary_search_by(|&o| self.path_of(o).cmp(dir))
+                .ok()?,
+        };
         let (key, want) = self.rec_of(self.doffs[i]);
         if !self.proves(&key, now) {
             return None;
@@ -520,7 +534,12 @@ impl StatCache {
         let drange = if dir.is_empty() {
             i + 1..self.doffs.len()
         } else {
-            range_in(i + 1..self.doffs.len(), dir, |j| self.dir_path_at(j))
+            // (Directory records beneath `dir` follow its own, after those of the names that
+            // extend its last name with a byte below `/`.)
+            let mut near = i + 1;
+            range_near(near..self.doffs.len(), &mut near, dir, |j| {
+                self.dir_path_at(j)
+            })
         };
         // The names are used as names in the directory (never `/`, which `immediate` splits
         // at): a record of a name no directory entry can have (empty, `.`, `..`, a NUL, longer
@@ -537,14 +556,15 @@ impl StatCache {
                 files.push(j)
             },
         );
-        let mut dirs = Vec::new();
+        let (mut dirs, mut dir_recs) = (Vec::new(), Vec::new());
         immediate(
             drange,
             prefix,
             |j| self.dir_path_at(j),
-            |_, n| {
+            |j, n| {
                 check(n);
-                dirs.push(n)
+                dirs.push(n);
+                dir_recs.push(j);
             },
         );
         if !plain {
@@ -557,6 +577,7 @@ impl StatCache {
         (got == want).then_some(Children {
             files,
             dirs,
+            dir_recs,
             hash: want,
         })
     }
@@ -581,6 +602,18 @@ impl StatCache {
     /// [`StatCache::range`] of `dir`, searching only `within` (the range of an ancestor).
     pub fn range_in(&self, within: std::ops::Range<usize>, dir: &[u8]) -> std::ops::Range<usize> {
         range_in(within, dir, |i| self.path_at(i))
+    }
+
+    /// [`StatCache::range_in`], searched outward from `*near` and leaving it at the range's
+    /// end (see [`range_near`]): for the subdirectories of one directory, asked one after
+    /// another.
+    pub fn range_near(
+        &self,
+        within: std::ops::Range<usize>,
+        near: &mut usize,
+        dir: &[u8],
+    ) -> std::ops::Range<usize> {
+        range_near(within, near, dir, |i| self.path_at(i))
     }
 
     /// [`StatCache::trusted`] for `dir/name`, searching only `range` (from
@@ -1071,7 +1104,12 @@ fn immediate<'a>(
             Some(rest) => {
                 let k = rest.iter().position(|&c| c == b'/').unwrap_or(rest.len());
                 let sub = &p.dir[..prefix + k];
-                i = range_in(i..range.end, sub, &path).end.max(i + 1);
+                // (Galloping from `i`, which is beneath `sub`: a subtree costs about
+                // `log2` of its size, not of what is left of the range.)
+                let mut near = i;
+                i = range_near(i..range.end, &mut near, sub, &path)
+                    .end
+                    .max(i + 1);
             }
         }
     }
@@ -1257,45 +1295,71 @@ mod tests {
         let d = StatCache::decode(&c.encode()).expect("decodes");
         assert_eq!(d.recs().collect::<Vec<_>>(), recs);
         assert_eq!(d.dirs().collect::<Vec<_>>(), dirs);
-        let got = d.children(b"a", &dkey, d.range(b"a")).expect("trusted");
+        let got = d
+            .children(b"a", &dkey, d.range(b"a"), None)
+            .expect("trusted");
         let names: Vec<&[u8]> = got.files.iter().map(|&i| d.name_at(i, 2)).collect();
         assert_eq!(names, vec![&b"f"[..], b"f-x"]);
         assert_eq!(got.dirs, vec![&b"s"[..], b"s0"]);
         assert_eq!(got.hash, a_hash);
-        let root = d.children(b"", &dkey, d.range(b"")).expect("trusted");
+        let root = d.children(b"", &dkey, d.range(b""), None).expect("trusted");
         assert_eq!(root.dirs, vec![&b"a"[..]]);
         assert_eq!(root.files.len(), 2);
         assert!(
-            d.children(b"a/s/deep", &dkey, d.range(b"a/s/deep"))
+            d.children(b"a/s/deep", &dkey, d.range(b"a/s/deep"), None)
                 .is_some()
+        );
+        // The indices of the subdirectories' records: as hints, they find what a search does;
+        // any other hint (another directory's record, none at all) is searched past.
+        assert_eq!(got.dir_recs, vec![2, 4]);
+        assert_eq!(root.dir_recs, vec![1]);
+        for (dir, at) in [(&b"a/s"[..], 2), (b"a/s0", 4), (b"a", 1)] {
+            let want = d.children(dir, &dkey, d.range(dir), None).expect("trusted");
+            for hint in [Some(at), Some(0), Some(3), Some(5), Some(usize::MAX)] {
+                let got = d.children(dir, &dkey, d.range(dir), hint).expect("trusted");
+                assert_eq!(
+                    (&got.files, &got.dirs, &got.dir_recs, got.hash),
+                    (&want.files, &want.dirs, &want.dir_recs, want.hash),
+                    "{} from {hint:?}",
+                    String::from_utf8_lossy(dir)
+                );
+            }
+        }
+        assert!(
+            d.children(b"nope", &dkey, d.range(b"nope"), Some(1))
+                .is_none()
         );
         // Another stat, a racy record, or names that no longer hash to the record: listed.
         let other = StatKey {
             ctime_ns: dkey.ctime_ns + 1,
             ..dkey
         };
-        assert!(d.children(b"a", &other, d.range(b"a")).is_none());
+        assert!(d.children(b"a", &other, d.range(b"a"), None).is_none());
         let racy = StatCache::with_dirs(dkey.mtime_ns + 1, recs.clone(), dirs.clone());
-        assert!(racy.children(b"a", &dkey, racy.range(b"a")).is_none());
+        assert!(racy.children(b"a", &dkey, racy.range(b"a"), None).is_none());
         let fewer: Vec<Rec> = recs
             .iter()
             .filter(|r| r.path != b"a/f-x")
             .cloned()
             .collect();
         let lacking = StatCache::with_dirs(t, fewer, dirs);
-        assert!(lacking.children(b"a", &dkey, lacking.range(b"a")).is_none());
         assert!(
             lacking
-                .children(b"a/s", &dkey, lacking.range(b"a/s"))
+                .children(b"a", &dkey, lacking.range(b"a"), None)
+                .is_none()
+        );
+        assert!(
+            lacking
+                .children(b"a/s", &dkey, lacking.range(b"a/s"), None)
                 .is_some()
         );
         // No record: listed.
-        assert!(d.children(b"nope", &dkey, d.range(b"nope")).is_none());
+        assert!(d.children(b"nope", &dkey, d.range(b"nope"), None).is_none());
         // A record whose name is `..` (its names hashed as they are): not used as a name.
         let dotdot = vec![rec(b"x/..", old, h)];
         let xdir = vec![rec(b"x", dkey, names_hash([&b".."[..]], []))];
         let bad = StatCache::with_dirs(t, dotdot, xdir);
-        assert!(bad.children(b"x", &dkey, bad.range(b"x")).is_none());
+        assert!(bad.children(b"x", &dkey, bad.range(b"x"), None).is_none());
     }
 
     #[test]

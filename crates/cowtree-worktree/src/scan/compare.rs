@@ -33,12 +33,15 @@ struct InBase {
     range: BaseRange,
     /// The cursor of the in-order lookups.
     cur: usize,
+    /// Where the last subdirectory's entries ended: the next one's are searched from there.
+    near: usize,
 }
 
 impl InBase {
     fn new(range: BaseRange) -> InBase {
         InBase {
             cur: range.start,
+            near: range.start,
             range,
         }
     }
@@ -50,8 +53,8 @@ impl InBase {
 
     /// The context to enter subdirectory `e` with, when the base has entries there or is
     /// itself a directory there: its range.
-    fn descend(&self, base: &Base, e: &Found<'_, '_>, is_entry: bool) -> Option<BaseRange> {
-        let r = base.range_in(self.range.clone(), e.path);
+    fn descend(&mut self, base: &Base, e: &Found<'_, '_>, is_entry: bool) -> Option<BaseRange> {
+        let r = base.range_near(self.range.clone(), &mut self.near, e.path);
         (is_entry || !r.is_empty()).then_some(r)
     }
 }

@@ -59,6 +59,9 @@ pub(super) struct SnapshotDir<'c> {
     base: Range<usize>,
     /// The cursor of the in-order lookups in the base.
     bcur: usize,
+    /// Where the last subdirectory's entries in the base ended (the next one's are searched
+    /// from there).
+    bnear: usize,
     found: Vec<(Cow<'c, [u8]>, Part)>,
     hashed: u64,
 }
@@ -132,6 +135,7 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
         SnapshotDir {
             slot,
             bcur: base.start,
+            bnear: base.start,
             base,
             found: Vec::with_capacity(at.listed),
             hashed: 0,
@@ -152,7 +156,7 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
         let (part, descend) = match (e.ft, e.st) {
             (FileType::Directory, _) => {
                 let slot = shared.next_slot.fetch_add(1, Ordering::Relaxed);
-                let range = shared.base.range_in(d.base.clone(), e.path);
+                let range = shared.base.range_near(d.base.clone(), &mut d.bnear, e.path);
                 (Part::Sub(slot), Some((slot, range)))
             }
             (FileType::RegularFile, Some(st)) => {

@@ -88,6 +88,9 @@ pub(crate) struct DirAt<'w> {
     /// The range of its records in the stat cache, and the cursor of the in-order lookups.
     crange: Range<usize>,
     ccur: usize,
+    /// Where the last subdirectory's records in the stat cache ended: the next one's are
+    /// searched from there.
+    cnear: usize,
     root_path: &'w Path,
 }
 
@@ -141,12 +144,16 @@ struct Ent<'c> {
     ft: FileType,
     /// The stat cache record of a file or symlink taken from the cache.
     rec: Option<usize>,
+    /// The stat cache directory record of a subdirectory taken from the cache.
+    drec: Option<usize>,
 }
 
 /// What a directory's visit gets besides its handle.
 pub(crate) struct Task<C> {
     /// The range of the directory's records in the stat cache.
     crange: Range<usize>,
+    /// Its directory record in the stat cache, when its parent's entries came from there.
+    drec: Option<usize>,
     ctx: C,
 }
 
@@ -247,6 +254,7 @@ impl<'a> Walker<'a> {
         let common = &self.common;
         let root = Task {
             crange: 0..common.cache.len(),
+            drec: None,
             ctx,
         };
         let workers =
@@ -307,21 +315,28 @@ impl<'a, V: Visitor<'a>> walk::Visitor for Worker<'a, '_, V> {
         let prefix = if rel.is_empty() { 0 } else { rel.len() + 1 };
         let cached = key
             .as_ref()
-            .and_then(|k| common.cache.children(rel, k, crange.clone()));
+            .and_then(|k| common.cache.children(rel, k, crange.clone(), task.drec));
         // The names' hash when they came from the cache (the same names hash the same).
         let names_hash = cached.as_ref().map(|c| c.hash);
         let mut list: Vec<Ent<'a>> = match cached {
-            Some(cache::Children { files, dirs, .. }) => {
+            Some(cache::Children {
+                files,
+                dirs,
+                dir_recs,
+                ..
+            }) => {
                 let mut list = Vec::with_capacity(files.len() + dirs.len());
                 list.extend(files.into_iter().map(|i| Ent {
                     name: Cow::Borrowed(common.cache.name_at(i, prefix)),
                     ft: FileType::Unknown,
                     rec: Some(i),
+                    drec: None,
                 }));
-                list.extend(dirs.into_iter().map(|n| Ent {
+                list.extend(dirs.into_iter().zip(dir_recs).map(|(n, j)| Ent {
                     name: Cow::Borrowed(n),
                     ft: FileType::Directory,
                     rec: None,
+                    drec: Some(j),
                 }));
                 list
             }
@@ -334,6 +349,7 @@ impl<'a, V: Visitor<'a>> walk::Visitor for Worker<'a, '_, V> {
                         name: Cow::Owned(e.name.into_vec()),
                         ft: e.file_type,
                         rec: None,
+                        drec: None,
                     })
                     .collect()
             }
@@ -350,6 +366,7 @@ impl<'a, V: Visitor<'a>> walk::Visitor for Worker<'a, '_, V> {
             names_hash,
             cache: common.cache,
             ccur: crange.start,
+            cnear: crange.start,
             crange,
             root_path: common.root_path,
         };
@@ -370,6 +387,7 @@ impl<'a, V: Visitor<'a>> walk::Visitor for Worker<'a, '_, V> {
             path.truncate(prefix);
             path.extend_from_slice(&ent.name);
             let mut ft = ent.ft;
+            let drec = ent.drec;
             let mut st = None;
             if ft != FileType::Directory {
                 match common.lstat(at.dir, OsStr::from_bytes(&ent.name), &path)? {
@@ -391,7 +409,10 @@ impl<'a, V: Visitor<'a>> walk::Visitor for Worker<'a, '_, V> {
             };
             if let Some(ctx) = self.visitor.entry(&mut at, &mut state, found)? {
                 let task = Task {
-                    crange: common.cache.range_in(at.crange.clone(), &path),
+                    crange: common
+                        .cache
+                        .range_near(at.crange.clone(), &mut at.cnear, &path),
+                    drec,
                     ctx,
                 };
                 subdirs.push((path[prefix..].to_vec(), task));
