@@ -116,13 +116,6 @@ pub fn diff(a: &CompactManifest, b: &CompactManifest) -> Vec<Op> {
     out
 }
 
-/// True when `m` has a directory entry at `path`.
-fn is_dir_entry(m: &CompactManifest, path: &[u8]) -> bool {
-    m.find(path)
-        .and_then(|i| m.get(i))
-        .is_some_and(|e| e.kind == Kind::Dir)
-}
-
 /// What a switch did.
 #[derive(Debug, Clone, Default)]
 pub struct SwitchReport {
@@ -443,7 +436,9 @@ fn apply(
     // (Its own copy of the path: the record of `wt` is staged below while this is open.)
     let root = wt.path.clone();
     let ap = Applier::new(store, &root, careful)?;
-    let b_is_dir = |p: &[u8]| is_dir_entry(b, p);
+    // A directory of the target: its root, an ancestor of an entry, or an empty directory
+    // (the one kind of directory entry), found among its directories' paths alone.
+    let b_is_dir = |p: &[u8]| b.find_dir(p).is_some();
 
     // 1. Entries the target lacks, deepest first.
     let mut removed = 0;
@@ -496,7 +491,7 @@ fn apply(
     for op in ops {
         if let Op::Remove(old) = op {
             for q in ancestors(&old.path) {
-                if !b_is_dir(q) && !b.has_beneath(q) {
+                if !b_is_dir(q) {
                     gone.insert(q.to_vec());
                 }
             }
@@ -549,13 +544,11 @@ fn apply(
             // empty-directory entry removed, a directory that became a file) would make its
             // parent's names disagree with the records forever, so that the parent is listed
             // by every status: dropped.
-            // (A directory of the target almost always has entries beneath it: that one
-            // search comes first.)
             let staged = done.sync_data();
             let merge = cache.merge(
                 |p| touched.is_empty() || !touched.contains(p),
                 fresh,
-                |p| p.is_empty() || b.has_beneath(p) || b_is_dir(p),
+                b_is_dir,
                 Vec::new(),
             );
             (merge, staged)
