@@ -17,6 +17,7 @@
 #   sudo bench/scale.sh                                   # 80k, 500k and 2M files (hours)
 #   sudo env FILES="50000 200000" RUNS=1 bench/scale.sh   # a quick sweep
 #   sudo env COWTREE=target/release/cowtree bench/scale.sh  # measure a given binary
+#   sudo env COMMANDS="status switch" FILES="80000 2000000" bench/scale.sh  # some commands
 #
 # Mounts a fresh XFS loop filesystem (reflink=1; FS=btrfs for btrfs) through scripts/mounts.sh
 # and always unmounts it, detaches its loop device and removes its image. Each tree is made by
@@ -28,6 +29,10 @@
 #   RUNS=N         timed runs per command and size (default 3); medians are reported (of an
 #                  even count, the mean of the middle two). The cowtree command and its
 #                  reference alternate in order between runs, FIRST's first in odd runs.
+#   COMMANDS="C ..."  only these of the commands (default all: snapshot clone checkout
+#                  status switch verify push pull), each with its reference; the trees and
+#                  the store are prepared the same either way (pull without push pushes
+#                  untimed first)
 #   FIRST=cow|ref  which runs first in the first run (default cow): with RUNS=1, a second
 #                  invocation with FIRST=ref runs each pair the other way round.
 #   MEDIAN=K       median small-file size in KiB for gentree.py (default 0.25)
@@ -88,6 +93,13 @@ if [[ -z "${SIZE:-}" ]]; then
   ((SIZE >= 12)) || SIZE=12
   SIZE=${SIZE}G
 fi
+ALL_COMMANDS="snapshot clone checkout status switch verify push pull"
+COMMANDS=${COMMANDS:-$ALL_COMMANDS}
+for c in $COMMANDS; do
+  [[ " $ALL_COMMANDS " == *" $c "* ]] || die "COMMANDS: $c is not one of: $ALL_COMMANDS"
+done
+# want C: C is among COMMANDS.
+want() { [[ " $COMMANDS " == *" $1 "* ]]; }
 CACHE=${CACHE:-warm}
 FIRST=${FIRST:-cow}
 case $FIRST in cow) first_ref=0 ;; ref) first_ref=1 ;; *) die "FIRST must be cow or ref" ;; esac
@@ -127,7 +139,7 @@ timed() {
 id_of() { python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <"$W/out.log"; }
 
 if [[ -n ${TREES:-} ]]; then tree_kind="real trees"; else tree_kind="median file ${MEDIAN} KiB"; fi
-say "scale: $(date -u +%FT%TZ), $FS, image $SIZE, $KIND, runs: $RUNS ($FIRST first), $tree_kind, cache $CACHE"
+say "scale: $(date -u +%FT%TZ), $FS, image $SIZE, $KIND, runs: $RUNS ($FIRST first), commands: $COMMANDS, $tree_kind, cache $CACHE"
 ((HAVE_B3SUM)) || say "scale: no b3sum: snapshot, verify and push have no reference"
 say "scale: $COWTREE ($("$COWTREE" --version 2>/dev/null || echo '?'))"
 say "scale: load before: $(uptime | sed 's/.*load average/load average/')"
@@ -169,72 +181,93 @@ PY
   B=$(id_of)
   "$COWTREE" --store "$W/base" -q switch "$A" "$W/wt"
   # pull's reference extracts this archive of the store's blobs (made untimed).
-  tar -C "$W/base" -cf "$W/blobs.tar" blobs
+  if want pull; then tar -C "$W/base" -cf "$W/blobs.tar" blobs; fi
   for ((r = 1; r <= RUNS; r++)); do
     note "$files files: run $r of $RUNS"
-    # snapshot against (clone + b3sum of the fresh clone), order alternating
-    for who in $(order); do
-      rm -rf "$W/s" "$W/ref"; quiesce
-      if [[ $who == cow ]]; then
-        timed snapshot "$COWTREE" --store "$W/s" -q snapshot "$T"
-      else
-        timed ref_clone cp -a --reflink=always "$T" "$W/ref"
-        if ((HAVE_B3SUM)); then
-          # shellcheck disable=SC2016
-          timed ref_b3sum sh -c 'cd "$1" && find . -type f -print0 | xargs -0 -n 2000 b3sum >/dev/null' sh "$W/ref"
+    if want snapshot; then
+      # snapshot against (clone + b3sum of the fresh clone), order alternating
+      for who in $(order); do
+        rm -rf "$W/s" "$W/ref"; quiesce
+        if [[ $who == cow ]]; then
+          timed snapshot "$COWTREE" --store "$W/s" -q snapshot "$T"
+        else
+          timed ref_clone cp -a --reflink=always "$T" "$W/ref"
+          if ((HAVE_B3SUM)); then
+            # shellcheck disable=SC2016
+            timed ref_b3sum sh -c 'cd "$1" && find . -type f -print0 | xargs -0 -n 2000 b3sum >/dev/null' sh "$W/ref"
+          fi
         fi
-      fi
-    done
-    rm -rf "$W/s" "$W/ref"
-    # clone and checkout against cp -a --reflink=always
-    for who in $(order); do
-      rm -rf "$W/d"; quiesce
-      if [[ $who == cow ]]; then
-        timed clone "$COWTREE" clone "$T" "$W/d"
+      done
+      rm -rf "$W/s" "$W/ref"
+    fi
+    if want clone || want checkout; then
+      # clone and checkout against cp -a --reflink=always
+      for who in $(order); do
         rm -rf "$W/d"; quiesce
-        timed checkout "$COWTREE" --store "$W/base" -q checkout "$A" "$W/d"
-      else
-        timed cp cp -a --reflink=always "$T" "$W/d"
-      fi
-    done
-    rm -rf "$W/d"
-    # status against du -s of the worktree (an lstat of every entry)
-    for who in $(order); do
+        if [[ $who == cow ]]; then
+          if want clone; then
+            timed clone "$COWTREE" clone "$T" "$W/d"
+            rm -rf "$W/d"; quiesce
+          fi
+          if want checkout; then
+            timed checkout "$COWTREE" --store "$W/base" -q checkout "$A" "$W/d"
+          fi
+        else
+          timed cp cp -a --reflink=always "$T" "$W/d"
+        fi
+      done
+      rm -rf "$W/d"
+    fi
+    if want status; then
+      # status against du -s of the worktree (an lstat of every entry)
+      for who in $(order); do
+        quiesce
+        if [[ $who == cow ]]; then
+          timed status "$COWTREE" --store "$W/base" status "$W/wt"
+        else
+          timed du du -s "$W/wt"
+        fi
+      done
+    fi
+    if want switch; then
       quiesce
-      if [[ $who == cow ]]; then
-        timed status "$COWTREE" --store "$W/base" status "$W/wt"
-      else
-        timed du du -s "$W/wt"
-      fi
-    done
-    quiesce
-    timed switch "$COWTREE" --store "$W/base" -q switch "$B" "$W/wt"
-    "$COWTREE" --store "$W/base" -q switch "$A" "$W/wt"
-    # verify against b3sum of every blob (a read of each), order alternating
-    for who in $(order); do
+      timed switch "$COWTREE" --store "$W/base" -q switch "$B" "$W/wt"
+      "$COWTREE" --store "$W/base" -q switch "$A" "$W/wt"
+    fi
+    if want verify; then
+      # verify against b3sum of every blob (a read of each), order alternating
+      for who in $(order); do
+        quiesce
+        if [[ $who == cow ]]; then
+          timed verify "$COWTREE" --store "$W/base" verify
+        elif ((HAVE_B3SUM)); then
+          # shellcheck disable=SC2016
+          timed b3sum_blobs sh -c 'cd "$1" && find . -type f -print0 | xargs -0 -n 2000 b3sum >/dev/null' sh "$W/base/blobs"
+        fi
+      done
+    fi
+    if want push || want pull; then
+      rm -rf "$W/remote" "$W/pulled" "$W/untar"; mkdir -p "$W/remote" "$W/untar"
+      "$COWTREE" remote add scale "file://$W/remote" >/dev/null
       quiesce
-      if [[ $who == cow ]]; then
-        timed verify "$COWTREE" --store "$W/base" verify
-      elif ((HAVE_B3SUM)); then
-        # shellcheck disable=SC2016
-        timed b3sum_blobs sh -c 'cd "$1" && find . -type f -print0 | xargs -0 -n 2000 b3sum >/dev/null' sh "$W/base/blobs"
-      fi
-    done
-    rm -rf "$W/remote" "$W/pulled" "$W/untar"; mkdir -p "$W/remote" "$W/untar"
-    "$COWTREE" remote add scale "file://$W/remote" >/dev/null
-    quiesce
-    timed push "$COWTREE" --store "$W/base" push --remote scale "$A"
-    # pull against tar -x of the store's blobs (a new file written for each), order alternating
-    for who in $(order); do
-      quiesce
-      if [[ $who == cow ]]; then
-        timed pull "$COWTREE" --store "$W/pulled" pull --remote scale "$A"
+      if want push; then
+        timed push "$COWTREE" --store "$W/base" push --remote scale "$A"
       else
-        timed untar tar -xf "$W/blobs.tar" -C "$W/untar"
+        "$COWTREE" --store "$W/base" -q push --remote scale "$A"
       fi
-    done
-    "$COWTREE" remote rm scale >/dev/null
-    rm -rf "$W/remote" "$W/pulled" "$W/untar"
+      # pull against tar -x of the store's blobs (a new file written for each), order alternating
+      for who in $(order); do
+        want pull || break
+        quiesce
+        if [[ $who == cow ]]; then
+          timed pull "$COWTREE" --store "$W/pulled" pull --remote scale "$A"
+        else
+          timed untar tar -xf "$W/blobs.tar" -C "$W/untar"
+        fi
+      done
+      "$COWTREE" remote rm scale >/dev/null
+      rm -rf "$W/remote" "$W/pulled" "$W/untar"
+    fi
   done
   # On btrfs the store keeps each checked-out snapshot's tree as a read-only subvolume, which
   # rm cannot empty: delete those first (`cowtree subvolume delete`: as root, one ioctl each).
