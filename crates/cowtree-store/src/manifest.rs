@@ -1328,6 +1328,7 @@ pub fn range_near<P: SortedPath>(
     path: impl Fn(usize) -> P,
 ) -> Range<usize> {
     if dir.is_empty() {
+        *near = within.end;
         return within;
     }
     let start = bound_near(&within, *near, dir, b'/', &path);
@@ -2507,16 +2508,15 @@ mod tests {
             dirs.extend([b"a".to_vec(), b"a/".to_vec(), b"-".to_vec(), Vec::new()]);
             let n = paths.len();
             for dir in &dirs {
-                for within in [0..n, n / 3..n] {
+                // (`within` the whole list, its end, its middle, and nothing.)
+                for within in [0..n, n / 3..n, n / 4..3 * n / 4, n / 2..n / 2] {
                     let want = range_in(within.clone(), dir, path);
                     nonempty += usize::from(!want.is_empty());
-                    for hint in 0..n + 2 {
+                    for hint in (0..n + 2).chain([usize::MAX]) {
                         let mut near = hint;
                         let got = range_near(within.clone(), &mut near, dir, path);
                         assert_eq!(got, want, "round {round}, {} from {hint}", show(dir));
-                        if !dir.is_empty() {
-                            assert_eq!(near, want.end, "round {round}, {}", show(dir));
-                        }
+                        assert_eq!(near, want.end, "round {round}, {}", show(dir));
                     }
                 }
             }

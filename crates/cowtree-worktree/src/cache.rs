@@ -599,14 +599,9 @@ impl StatCache {
         range_in(0..self.offs.len(), dir, |i| self.path_at(i))
     }
 
-    /// [`StatCache::range`] of `dir`, searching only `within` (the range of an ancestor).
-    pub fn range_in(&self, within: std::ops::Range<usize>, dir: &[u8]) -> std::ops::Range<usize> {
-        range_in(within, dir, |i| self.path_at(i))
-    }
-
-    /// [`StatCache::range_in`], searched outward from `*near` and leaving it at the range's
-    /// end (see [`range_near`]): for the subdirectories of one directory, asked one after
-    /// another.
+    /// [`StatCache::range`] of `dir`, searching only `within` (the range of an ancestor),
+    /// outward from `*near`, and leaving `*near` at the range's end (see [`range_near`]): for
+    /// the subdirectories of one directory, asked one after another.
     pub fn range_near(
         &self,
         within: std::ops::Range<usize>,
@@ -1267,7 +1262,8 @@ mod tests {
         let old = key(t - 10_000_000_000);
         let h = Hash::of(b"x");
         // `a` holds files `f` and `f-x` and subdirectories `s` and `s0` (whose records sort
-        // among and after deeper ones); `a/s` holds a file and a deeper directory.
+        // among and after deeper ones); `a/s` holds a file and a deeper directory; the
+        // directory `a-c` sorts between `a` and `a/`.
         let files = [
             &b"a/f"[..],
             b"a/f-x",
@@ -1275,6 +1271,7 @@ mod tests {
             b"a/s/deep/2",
             b"a/s0/3",
             b"a-b",
+            b"a-c/9",
             b"top",
         ];
         let mut recs: Vec<Rec> = files.iter().map(|p| rec(p, old, h)).collect();
@@ -1285,8 +1282,13 @@ mod tests {
         };
         let a_hash = names_hash([&b"f"[..], b"f-x"], [&b"s"[..], b"s0"]);
         let dirs = vec![
-            rec(b"", dkey, names_hash([&b"a-b"[..], b"top"], [&b"a"[..]])),
+            rec(
+                b"",
+                dkey,
+                names_hash([&b"a-b"[..], b"top"], [&b"a"[..], b"a-c"]),
+            ),
             rec(b"a", dkey, a_hash),
+            rec(b"a-c", dkey, names_hash([&b"9"[..]], [])),
             rec(b"a/s", dkey, names_hash([&b"1"[..]], [&b"deep"[..]])),
             rec(b"a/s/deep", dkey, names_hash([&b"2"[..]], [])),
             rec(b"a/s0", dkey, names_hash([&b"3"[..]], [])),
@@ -1303,7 +1305,7 @@ mod tests {
         assert_eq!(got.dirs, vec![&b"s"[..], b"s0"]);
         assert_eq!(got.hash, a_hash);
         let root = d.children(b"", &dkey, d.range(b""), None).expect("trusted");
-        assert_eq!(root.dirs, vec![&b"a"[..]]);
+        assert_eq!(root.dirs, vec![&b"a"[..], b"a-c"]);
         assert_eq!(root.files.len(), 2);
         assert!(
             d.children(b"a/s/deep", &dkey, d.range(b"a/s/deep"), None)
@@ -1311,11 +1313,11 @@ mod tests {
         );
         // The indices of the subdirectories' records: as hints, they find what a search does;
         // any other hint (another directory's record, none at all) is searched past.
-        assert_eq!(got.dir_recs, vec![2, 4]);
-        assert_eq!(root.dir_recs, vec![1]);
-        for (dir, at) in [(&b"a/s"[..], 2), (b"a/s0", 4), (b"a", 1)] {
+        assert_eq!(got.dir_recs, vec![3, 5]);
+        assert_eq!(root.dir_recs, vec![1, 2]);
+        for (dir, at) in [(&b"a/s"[..], 3), (b"a/s0", 5), (b"a", 1), (b"a-c", 2)] {
             let want = d.children(dir, &dkey, d.range(dir), None).expect("trusted");
-            for hint in [Some(at), Some(0), Some(3), Some(5), Some(usize::MAX)] {
+            for hint in [Some(at), Some(0), Some(4), Some(6), Some(usize::MAX)] {
                 let got = d.children(dir, &dkey, d.range(dir), hint).expect("trusted");
                 assert_eq!(
                     (&got.files, &got.dirs, &got.dir_recs, got.hash),

@@ -437,8 +437,9 @@ fn apply(
     let root = wt.path.clone();
     let ap = Applier::new(store, &root, careful)?;
     // A directory of the target: its root, an ancestor of an entry, or an empty directory
-    // (the one kind of directory entry), found among its directories' paths alone.
-    let b_is_dir = |p: &[u8]| b.find_dir(p).is_some();
+    // (the one kind of directory entry), found among its directories' paths alone (the root
+    // named too: a manifest made by `Default` has no directories).
+    let b_is_dir = |p: &[u8]| p.is_empty() || b.find_dir(p).is_some();
 
     // 1. Entries the target lacks, deepest first.
     let mut removed = 0;

@@ -747,6 +747,15 @@ fn a_switch_leaves_records_for_exactly_the_files_and_directories_of_its_target()
     for fs_kind in Fs::COW {
         let Some(e) = env(fs_kind) else { continue };
         let mut wt = check_out(&e, &e.a, "wt");
+        let (a, b) = (
+            Base::load(&e.store, &e.a).unwrap(),
+            Base::load(&e.store, &e.b).unwrap(),
+        );
+        let in_both: Vec<Vec<u8>> = (0..a.dirs())
+            .map(|d| a.dir_path(d).to_vec())
+            .filter(|p| b.find_dir(p).is_some())
+            .collect();
+        assert!(in_both.len() > 2, "{fs_kind:?}: directories in A and B");
         for to in [e.b, e.a, e.b] {
             switch::switch(&e.store, &mut wt, &to, false).unwrap();
             let m = Base::load(&e.store, &to).unwrap();
@@ -772,6 +781,17 @@ fn a_switch_leaves_records_for_exactly_the_files_and_directories_of_its_target()
                     is_dir,
                     "{fs_kind:?}: a directory record of {} after the switch to {to:?}",
                     String::from_utf8_lossy(&d.path)
+                );
+            }
+            // And the directories of the target keep theirs: the checkout recorded every
+            // directory of A, and those that B has too are carried by every switch (a merge
+            // that dropped every directory record would pass the check above).
+            let carried: Vec<Vec<u8>> = cache.dirs().map(|d| d.path).collect();
+            for p in &in_both {
+                assert!(
+                    carried.contains(p),
+                    "{fs_kind:?}: no directory record of {:?} after the switch to {to:?}",
+                    String::from_utf8_lossy(p)
                 );
             }
         }
