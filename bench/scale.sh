@@ -94,7 +94,8 @@ if [[ -z "${SIZE:-}" ]]; then
   SIZE=${SIZE}G
 fi
 ALL_COMMANDS="snapshot clone checkout status switch verify push pull"
-COMMANDS=${COMMANDS:-$ALL_COMMANDS}
+read -ra commands <<<"${COMMANDS:-$ALL_COMMANDS}"
+COMMANDS="${commands[*]}"
 for c in $COMMANDS; do
   [[ " $ALL_COMMANDS " == *" $c "* ]] || die "COMMANDS: $c is not one of: $ALL_COMMANDS"
 done
@@ -207,9 +208,9 @@ PY
         if [[ $who == cow ]]; then
           if want clone; then
             timed clone "$COWTREE" clone "$T" "$W/d"
-            rm -rf "$W/d"; quiesce
           fi
           if want checkout; then
+            if want clone; then rm -rf "$W/d"; quiesce; fi
             timed checkout "$COWTREE" --store "$W/base" -q checkout "$A" "$W/d"
           fi
         else
@@ -234,12 +235,13 @@ PY
       timed switch "$COWTREE" --store "$W/base" -q switch "$B" "$W/wt"
       "$COWTREE" --store "$W/base" -q switch "$A" "$W/wt"
     fi
-    if want verify; then
-      # verify against b3sum of every blob (a read of each), order alternating
+    if want verify || want push; then
+      # verify against b3sum of every blob (a read of each), order alternating; that b3sum is
+      # push's reference too
       for who in $(order); do
         quiesce
         if [[ $who == cow ]]; then
-          timed verify "$COWTREE" --store "$W/base" verify
+          if want verify; then timed verify "$COWTREE" --store "$W/base" verify; fi
         elif ((HAVE_B3SUM)); then
           # shellcheck disable=SC2016
           timed b3sum_blobs sh -c 'cd "$1" && find . -type f -print0 | xargs -0 -n 2000 b3sum >/dev/null' sh "$W/base/blobs"
@@ -257,7 +259,7 @@ PY
       fi
       # pull against tar -x of the store's blobs (a new file written for each), order alternating
       for who in $(order); do
-        want pull || break
+        if ! want pull; then break; fi
         quiesce
         if [[ $who == cow ]]; then
           timed pull "$COWTREE" --store "$W/pulled" pull --remote scale "$A"

@@ -29,7 +29,8 @@ import sys
 from collections import defaultdict
 
 # scale.sh's setup line: "scale: <date>, <fs>, image <size>, files: ..., runs: N,
-# median file <K> KiB, cache <c>" (with TREES: "trees: ..., runs: N, real trees, cache <c>")
+# median file <K> KiB, cache <c>" (with TREES: "trees: ..., runs: N, real trees, cache <c>";
+# since COMMANDS, "commands: ..." before the tree's kind, which the `.*` takes)
 SETUP = re.compile(
     r"^scale: \d{4}-\d\d-\d\dT\S*, (\w+), .*, (median file \S+ KiB|real trees), cache (\w+)$"
 )
