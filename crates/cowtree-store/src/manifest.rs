@@ -2452,27 +2452,39 @@ mod tests {
         ));
     }
 
+    /// Fewer than `most` random paths of 1 to `longest` bytes of `-`, `.`, `/`, `0`, `a`,
+    /// `b` (bytes that sort around `/`), sorted and distinct; and directories to look up: each
+    /// path, each path's first half, `a`, `a/`, `-` and the root.
+    fn random_sorted_paths(
+        next: &mut impl FnMut() -> u64,
+        most: u64,
+        longest: u64,
+    ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let alphabet = [b'-', b'.', b'/', b'0', b'a', b'b'];
+        let mut paths: Vec<Vec<u8>> = (0..next() % most)
+            .map(|_| {
+                (0..1 + next() % longest)
+                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                    .collect()
+            })
+            .collect();
+        paths.sort();
+        paths.dedup();
+        let mut dirs: Vec<Vec<u8>> = paths.clone();
+        dirs.extend(paths.iter().map(|p| p[..p.len() / 2].to_vec()));
+        dirs.extend([b"a".to_vec(), b"a/".to_vec(), b"-".to_vec(), Vec::new()]);
+        (paths, dirs)
+    }
+
     /// The one-search lookup of the first path beneath a directory finds what the two-search
     /// range starts with, for random sorted lists of short paths over an alphabet of bytes
     /// that sort around `/` (`-`, `.`, `0`), and every directory, present or not.
     #[test]
     fn first_beneath_is_where_the_range_beneath_starts() {
         let mut next = xorshift(0x5151_2b2b_7777_0101);
-        let alphabet = [b'-', b'.', b'/', b'0', b'a', b'b'];
         for round in 0..300 {
-            let mut paths: Vec<Vec<u8>> = (0..next() % 40)
-                .map(|_| {
-                    (0..1 + next() % 6)
-                        .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                        .collect()
-                })
-                .collect();
-            paths.sort();
-            paths.dedup();
+            let (paths, dirs) = random_sorted_paths(&mut next, 40, 6);
             let path = |i: usize| paths[i].as_slice();
-            let mut dirs: Vec<Vec<u8>> = paths.clone();
-            dirs.extend(paths.iter().map(|p| p[..p.len() / 2].to_vec()));
-            dirs.extend([b"a".to_vec(), b"a/".to_vec(), b"-".to_vec(), Vec::new()]);
             for dir in &dirs {
                 for within in [0..paths.len(), paths.len() / 3..paths.len()] {
                     let range = range_in(within.clone(), dir, path);
@@ -2490,22 +2502,10 @@ mod tests {
     #[test]
     fn range_near_is_range_in_from_any_hint() {
         let mut next = xorshift(0x0dd5_eed5_1234_9876);
-        let alphabet = [b'-', b'.', b'/', b'0', b'a', b'b'];
         let mut nonempty = 0;
         for round in 0..300 {
-            let mut paths: Vec<Vec<u8>> = (0..next() % 60)
-                .map(|_| {
-                    (0..1 + next() % 7)
-                        .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                        .collect()
-                })
-                .collect();
-            paths.sort();
-            paths.dedup();
+            let (paths, dirs) = random_sorted_paths(&mut next, 60, 7);
             let path = |i: usize| paths[i].as_slice();
-            let mut dirs: Vec<Vec<u8>> = paths.clone();
-            dirs.extend(paths.iter().map(|p| p[..p.len() / 2].to_vec()));
-            dirs.extend([b"a".to_vec(), b"a/".to_vec(), b"-".to_vec(), Vec::new()]);
             let n = paths.len();
             for dir in &dirs {
                 // (`within` the whole list, its end, its middle, and nothing.)
