@@ -1,6 +1,8 @@
 //! Writes the target tree's entries into the staging directory: each file reflinked from SRC
-//! when SRC's copy is proven to hold the target blob ([`crate::trust`]), else written from the
-//! object database; symlinks as symlinks; submodules as empty directories.
+//! when SRC's copy is shown to hold the bytes git's checkout writes ([`crate::trust`]: on stat
+//! evidence, or by hashing the copy), else written from the object database through git's
+//! checkout conversion ([`crate::filters`]); symlinks as symlinks (files holding their target
+//! with `core.symlinks=false`); submodules as empty directories.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -19,17 +21,30 @@ use rustix::fs::{AtFlags, FileType, OFlags, Timespec, openat, statat};
 use crate::clone::{self, CloneState, Cloned};
 use crate::error::{Error, Result};
 use crate::filters::Filters;
-use crate::trust::{Kind, Verdict, judge, stat_of};
+use crate::trust::{Evidence, Kind, SrcFile, Verdict, judge, records, stat_of};
+
+/// How SRC's file was shown to hold an entry's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// Stat data, size and configuration ([`Verdict::Clean`]).
+    Stat,
+    /// The copy hashed to the entry's blob ([`Verdict::Hash`]).
+    Hash,
+}
 
 /// How one tracked entry was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Made {
-    /// Reflinked from SRC (proven clean).
-    Cloned,
-    /// Copied from SRC (proven clean) because the filesystems cannot reflink.
-    Copied,
-    /// Written from the object database.
-    FromObjects,
+    /// Reflinked from SRC.
+    Cloned(Proof),
+    /// Copied from SRC because the filesystems cannot reflink.
+    Copied(Proof),
+    /// Written from the object database; `rejected`: after SRC's copy was hashed and found to
+    /// be another blob.
+    FromObjects {
+        /// SRC's copy was hashed and rejected first.
+        rejected: bool,
+    },
     /// `--with-changes`: SRC's uncommitted file (or its absence) carried over; `copied`: its
     /// data was copied, not reflinked (the cause is recorded in the build's [`Fallback`]).
     Carried {
@@ -60,8 +75,8 @@ pub struct BuildInput<'a> {
     pub src_root: &'a Path,
     /// SRC's index.
     pub src_index: &'a gix::index::State,
-    /// The mtime (seconds) of SRC's index file.
-    pub src_index_mtime: i64,
+    /// What the verdicts on SRC's files are made with.
+    pub evidence: Evidence,
     /// The target tree as an index (entries sorted by path).
     pub target: &'a gix::index::State,
     /// The staging directory.
@@ -222,15 +237,10 @@ pub fn build(input: &BuildInput<'_>, fallback: &Fallback) -> Result<Vec<EntryRes
         .map_init(
             || {
                 let repo = input.repo.to_thread_local();
-                let filters = input.filters.worker(&repo);
+                let filters = input.filters.worker();
                 (repo, filters)
             },
             |(repo, filters), &(a, b)| {
-                let filters = filters.as_mut().map_err(|e| Error::Git {
-                    what: "configure filters",
-                    path: input.src_root.to_owned(),
-                    source: e.to_string().into(),
-                })?;
                 let parent = split(entries[a].path_in(backing)).0;
                 let src_dir = if parent.is_empty() {
                     src_root.try_clone().ok()
@@ -298,81 +308,85 @@ fn one(
     let name = os(split(path).1);
     let dst_path = || input.staging_path.join(os(path));
     let kind = Kind::of(entry.mode);
-    match kind {
-        Kind::Submodule => {
-            return Ok(EntryResult {
-                made: Made::Submodule,
-                stat: None,
-                bytes: 0,
-            });
-        }
-        Kind::Other => {
-            return Err(Error::Git {
-                what: "unsupported entry mode in the target tree (sparse index?)",
-                path: dst_path(),
-                source: format!("{:?}", entry.mode).into(),
-            });
-        }
-        Kind::File | Kind::Symlink => {}
-    }
-    // A file git filters on checkout is never proven by its blob id: written through the
-    // filters, as git would (or carried with --with-changes, as SRC has it).
-    let filtered = kind == Kind::File && filters.reason(repo, path)?.is_some();
-    let filters = filtered.then_some(filters);
     let mode = if entry.mode == Mode::FILE_EXECUTABLE {
         0o777
     } else {
         0o666
     } & !input.umask;
-    // The common case, through one descriptor (see crate::clone); anything else takes the
-    // lstat path below.
-    if kind == Kind::File
-        && filters.is_none()
-        && judge(src_entry, &entry.id, kind, input.src_index_mtime, None) != Verdict::OtherBlob
-        && let Some(src) = src_dir.and_then(|d| clone::open_src(d, name))
-    {
-        let file = Some((FileType::RegularFile, stat_of(&src.stat)));
-        if judge(src_entry, &entry.id, kind, input.src_index_mtime, file) == Verdict::Clean {
-            // Only for messages: not built for the files that need none.
-            let src_path = || input.src_root.join(os(path));
-            match clone::clone_checked(&src, dst_dir, name, mode, input.strict, &fallback.clone)
-                .map_err(|e| Error::io("clone", src_path())(e))?
-            {
-                Cloned::Done {
-                    stat,
-                    bytes,
-                    because,
-                } => {
-                    let made = match because {
-                        None => Made::Cloned,
-                        Some(cause) => {
-                            fallback.record(cause, src_path());
-                            Made::Copied
-                        }
-                    };
-                    return Ok(EntryResult {
-                        made,
-                        stat: Some(stat_of(&stat)),
-                        bytes,
-                    });
-                }
-                // Without --with-changes: the blob instead. With it: whatever SRC holds now,
-                // through the lstat path below.
-                Cloned::Changed if !input.with_changes => {
-                    return from_objects(input, repo, None, entry, dst_dir, name, mode);
-                }
-                Cloned::Changed => {}
-                Cloned::Refused(cause) => return Err(Error::strict(src_path(), cause)),
-            }
+    match kind {
+        Kind::Submodule => Ok(EntryResult {
+            made: Made::Submodule,
+            stat: None,
+            bytes: 0,
+        }),
+        Kind::Other => Err(Error::Git {
+            what: "unsupported entry mode in the target tree (sparse index?)",
+            path: dst_path(),
+            source: format!("{:?}", entry.mode).into(),
+        }),
+        Kind::Symlink => symlink(input, repo, src_dir, dst_dir, entry, src_entry, fallback),
+        Kind::File => {
+            let file = File {
+                input,
+                repo,
+                src_dir,
+                dst_dir,
+                entry,
+                src_entry,
+                name,
+                mode,
+                fallback,
+            };
+            file.make(filters)
         }
     }
+}
+
+/// The blob's size from the object database's header (`None`: not found).
+pub(crate) fn blob_size(repo: &gix::Repository, id: gix::ObjectId) -> Option<u64> {
+    repo.find_header(id).ok().map(|h| h.size())
+}
+
+/// A symlink: made from its blob (a file holding its target with `core.symlinks=false`, as
+/// git makes it); a clean one in SRC lends its times, so that the entry is not racy. With
+/// `--with-changes`, an unproven one is SRC's as it is.
+fn symlink(
+    input: &BuildInput<'_>,
+    repo: &gix::Repository,
+    src_dir: Option<&Dir>,
+    dst_dir: &Dir,
+    entry: &gix::index::Entry,
+    src_entry: Option<&gix::index::Entry>,
+    fallback: &Fallback,
+) -> Result<EntryResult> {
+    let path = entry.path_in(input.target.path_backing());
+    let name = os(split(path).1);
+    let dst_path = || input.staging_path.join(os(path));
+    if !input.filters.symlinks() {
+        return write_blob(
+            repo,
+            None,
+            input.target,
+            entry,
+            dst_dir,
+            input.staging_path,
+            name,
+            0o666 & !input.umask,
+            true,
+        );
+    }
     let src_st = src_dir.and_then(|d| statat(d, name, AtFlags::SYMLINK_NOFOLLOW).ok());
-    let file = src_st
-        .as_ref()
-        .map(|st| (FileType::from_raw_mode(st.st_mode), stat_of(st)));
-    let verdict = judge(src_entry, &entry.id, kind, input.src_index_mtime, file);
-    match (verdict, kind) {
-        (Verdict::Unproven, _) if input.with_changes => carry(
+    let file = src_st.as_ref().map(SrcFile::of);
+    let verdict = judge(
+        src_entry,
+        &entry.id,
+        Kind::Symlink,
+        &input.evidence,
+        file,
+        || None,
+    );
+    if verdict == Verdict::Unproven && input.with_changes {
+        return carry(
             input,
             entry,
             src_dir,
@@ -380,112 +394,155 @@ fn one(
             dst_dir,
             name,
             fallback,
-        ),
-        _ if filters.is_some() => from_objects(input, repo, filters, entry, dst_dir, name, mode),
-        (Verdict::Clean, Kind::File) => {
-            let (src_dir, src_st) = (
-                src_dir.expect("a clean verdict needs SRC's lstat, so SRC's directory is open"),
-                src_st.expect("a clean verdict needs SRC's lstat"),
-            );
-            let method = if input.strict {
-                Method::Clone
-            } else {
-                Method::CloneOrCopy
-            };
-            let opts = TransferOptions {
-                method,
-                mode: Some(mode),
-                preserve_times: true,
-            };
-            let t = cowtree_fs::transfer_at(src_dir, name, dst_dir, name, &opts)
-                .map_err(Error::io("clone", input.src_root.join(os(path))))?;
-            let (made, bytes) = match t {
-                Transfer::Cloned { bytes } => (Made::Cloned, bytes),
-                Transfer::Copied { bytes, because } => {
-                    fallback.record(
-                        because.unwrap_or(UnsupportedCause::Filesystem),
-                        input.src_root.join(os(path)),
-                    );
-                    (Made::Copied, bytes)
-                }
-                Transfer::Unsupported(cause) => {
-                    return Err(Error::strict(input.src_root.join(os(path)), cause));
-                }
-                Transfer::SourceVanished => {
-                    return changed_during_run(
-                        input, repo, entry, src_dir, dst_dir, name, mode, fallback,
-                    );
-                }
-            };
-            // The clone holds what SRC held when it ran; SRC's stat data unchanged since
-            // the verdict means that was still the target blob.
-            let after = statat(src_dir, name, AtFlags::SYMLINK_NOFOLLOW).ok();
-            let unchanged = after.is_some_and(|a| {
-                a.st_ino == src_st.st_ino
-                    && a.st_size == src_st.st_size
-                    && a.st_mtime == src_st.st_mtime
-                    && a.st_mtime_nsec == src_st.st_mtime_nsec
-                    && a.st_ctime == src_st.st_ctime
-                    && a.st_ctime_nsec == src_st.st_ctime_nsec
-            });
-            if !unchanged {
-                dst_dir
-                    .remove_file(name)
-                    .map_err(Error::io("remove", dst_path()))?;
-                return changed_during_run(
-                    input, repo, entry, src_dir, dst_dir, name, mode, fallback,
-                );
-            }
-            let st = dst_dir.stat(name).map_err(Error::io("stat", dst_path()))?;
-            Ok(EntryResult {
-                made,
-                stat: Some(stat_of(&st)),
-                bytes,
-            })
-        }
-        (Verdict::Clean, Kind::Symlink) => {
-            let src_st = src_st.expect("a clean verdict needs SRC's lstat");
-            let r = from_objects(input, repo, None, entry, dst_dir, name, mode)?;
-            // Same content as SRC's link: keep its time, so the entry is not racy.
-            dst_dir
-                .set_times(name, times(&src_st).0, times(&src_st).1)
-                .map_err(Error::io("set times of", dst_path()))?;
-            let st = dst_dir.stat(name).map_err(Error::io("stat", dst_path()))?;
-            Ok(EntryResult {
-                stat: Some(stat_of(&st)),
-                ..r
-            })
-        }
-        _ => from_objects(input, repo, None, entry, dst_dir, name, mode),
+        );
     }
+    let r = from_objects(input, repo, None, entry, dst_dir, name, 0)?;
+    if let (Verdict::Clean, Some(src_st)) = (verdict, src_st) {
+        // Same content as SRC's link: keep its time, so the entry is not racy.
+        dst_dir
+            .set_times(name, times(&src_st).0, times(&src_st).1)
+            .map_err(Error::io("set times of", dst_path()))?;
+        let st = dst_dir.stat(name).map_err(Error::io("stat", dst_path()))?;
+        return Ok(EntryResult {
+            stat: Some(stat_of(&st)),
+            ..r
+        });
+    }
+    Ok(r)
 }
 
-/// SRC's file changed between the verdict and the clone: the blob from the object database,
-/// or with `--with-changes` what SRC holds now.
-#[allow(clippy::too_many_arguments)]
-fn changed_during_run(
-    input: &BuildInput<'_>,
-    repo: &gix::Repository,
-    entry: &gix::index::Entry,
-    src_dir: &Dir,
-    dst_dir: &Dir,
-    name: &OsStr,
+/// One regular file of the target, and what it is made from.
+struct File<'a, 'b> {
+    input: &'a BuildInput<'b>,
+    repo: &'a gix::Repository,
+    src_dir: Option<&'a Dir>,
+    dst_dir: &'a Dir,
+    entry: &'a gix::index::Entry,
+    src_entry: Option<&'a gix::index::Entry>,
+    name: &'a OsStr,
     mode: u32,
-    fallback: &Fallback,
-) -> Result<EntryResult> {
-    if !input.with_changes {
-        return from_objects(input, repo, None, entry, dst_dir, name, mode);
+    fallback: &'a Fallback,
+}
+
+impl File<'_, '_> {
+    fn path(&self) -> &BStr {
+        self.entry.path_in(self.input.target.path_backing())
     }
-    let st = statat(src_dir, name, AtFlags::SYMLINK_NOFOLLOW).ok();
-    carry(
-        input,
-        entry,
-        Some(src_dir),
-        st.as_ref(),
-        dst_dir,
-        name,
-        fallback,
-    )
+
+    fn src_path(&self) -> PathBuf {
+        self.input.src_root.join(os(self.path()))
+    }
+
+    /// Decides and makes the file: SRC's copy (on stat evidence, or hashed), SRC's file as it
+    /// is (`--with-changes`), or the blob through git's checkout conversion.
+    fn make(&self, filters: &mut Filters) -> Result<EntryResult> {
+        let input = self.input;
+        // A file git converts on checkout is written through the conversion (or carried
+        // with --with-changes, as SRC has it): SRC's bytes are not compared with the result.
+        let converts = filters.changes(self.repo, self.path())?.is_some();
+        let opened = if records(self.src_entry, &self.entry.id, Kind::File) {
+            self.src_dir.and_then(|d| clone::open_src(d, self.name))
+        } else {
+            None
+        };
+        let file = opened.as_ref().map(|s| SrcFile::of(&s.stat));
+        let verdict = judge(
+            self.src_entry,
+            &self.entry.id,
+            Kind::File,
+            &input.evidence,
+            file,
+            || blob_size(self.repo, self.entry.id),
+        );
+        match (verdict, opened) {
+            (Verdict::Clean, _) if converts => self.write_from_objects(Some(filters), false),
+            (Verdict::Clean, Some(src)) => self.reuse(&src, None),
+            // With --with-changes SRC's file is what DST gets whatever it holds (with its
+            // permission bits): carried as it is, and git looks at it.
+            _ if input.with_changes && verdict != Verdict::OtherBlob => self.carry_now(),
+            (Verdict::Hash, Some(src)) if !converts => self.reuse(&src, Some(&self.entry.id)),
+            _ => self.write_from_objects(converts.then_some(filters), false),
+        }
+    }
+
+    /// SRC's file cloned (or copied), with the hash check when `expect` is given.
+    fn reuse(&self, src: &clone::SrcFile, expect: Option<&gix::ObjectId>) -> Result<EntryResult> {
+        let input = self.input;
+        let proof = if expect.is_some() {
+            Proof::Hash
+        } else {
+            Proof::Stat
+        };
+        let cloned = clone::clone_checked(
+            src,
+            self.dst_dir,
+            self.name,
+            self.mode,
+            input.strict,
+            &self.fallback.clone,
+            expect,
+        )
+        .map_err(|e| Error::io("clone", self.src_path())(e))?;
+        match cloned {
+            Cloned::Done {
+                stat,
+                bytes,
+                because,
+            } => {
+                let made = match because {
+                    None => Made::Cloned(proof),
+                    Some(cause) => {
+                        self.fallback.record(cause, self.src_path());
+                        Made::Copied(proof)
+                    }
+                };
+                Ok(EntryResult {
+                    made,
+                    stat: Some(stat_of(&stat)),
+                    bytes,
+                })
+            }
+            // SRC's file changed meanwhile: the blob instead, or with --with-changes what
+            // SRC holds now.
+            Cloned::Changed if input.with_changes => self.carry_now(),
+            Cloned::Changed => self.write_from_objects(None, false),
+            Cloned::Mismatch => self.write_from_objects(None, true),
+            Cloned::Refused(cause) => Err(Error::strict(self.src_path(), cause)),
+        }
+    }
+
+    fn carry_now(&self) -> Result<EntryResult> {
+        let st = self
+            .src_dir
+            .and_then(|d| statat(d, self.name, AtFlags::SYMLINK_NOFOLLOW).ok());
+        carry(
+            self.input,
+            self.entry,
+            self.src_dir,
+            st.as_ref(),
+            self.dst_dir,
+            self.name,
+            self.fallback,
+        )
+    }
+
+    fn write_from_objects(
+        &self,
+        filters: Option<&mut Filters>,
+        rejected: bool,
+    ) -> Result<EntryResult> {
+        let mut r = from_objects(
+            self.input,
+            self.repo,
+            filters,
+            self.entry,
+            self.dst_dir,
+            self.name,
+            self.mode,
+        )?;
+        r.made = Made::FromObjects { rejected };
+        Ok(r)
+    }
 }
 
 /// `--with-changes` (where the target is SRC's own index): SRC's own file or symlink, as it
@@ -575,12 +632,14 @@ fn from_objects(
         input.staging_path,
         name,
         mode,
+        false,
     )
 }
 
 /// Writes `entry`'s blob (an entry of `target`) from the object database as `name` in
-/// `dst_dir` (a file with permission bits `mode`, or a symlink), through `filters` when
-/// given; `root_path` is the tree's root, for messages. Nothing may be at `name`.
+/// `dst_dir` (a file with permission bits `mode`, or a symlink unless `link_as_file`), through
+/// git's checkout conversion when `filters` are given; `root_path` is the tree's root, for
+/// messages. Nothing may be at `name`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_blob(
     repo: &gix::Repository,
@@ -591,6 +650,7 @@ pub(crate) fn write_blob(
     root_path: &Path,
     name: &OsStr,
     mode: u32,
+    link_as_file: bool,
 ) -> Result<EntryResult> {
     let path = entry.path_in(target.path_backing());
     let dst_path = root_path.join(os(path));
@@ -598,11 +658,11 @@ pub(crate) fn write_blob(
         .find_blob(entry.id)
         .map_err(Error::git("read blob", PathBuf::from(entry.id.to_string())))?;
     let filtered = match filters {
-        Some(f) => Some(f.to_worktree(repo, path, &blob.data)?),
+        Some(f) => Some(f.to_worktree(repo, path, &entry.id, &blob.data)?),
         None => None,
     };
     let data: &[u8] = filtered.as_deref().unwrap_or(&blob.data);
-    if Kind::of(entry.mode) == Kind::Symlink {
+    if Kind::of(entry.mode) == Kind::Symlink && !link_as_file {
         dst_dir
             .symlink(os(data), name)
             .map_err(Error::io("create symlink", &dst_path))?;
@@ -619,7 +679,7 @@ pub(crate) fn write_blob(
     }
     let st = dst_dir.stat(name).map_err(Error::io("stat", &dst_path))?;
     Ok(EntryResult {
-        made: Made::FromObjects,
+        made: Made::FromObjects { rejected: false },
         stat: Some(stat_of(&st)),
         bytes: data.len() as u64,
     })

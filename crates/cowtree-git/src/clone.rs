@@ -14,6 +14,7 @@ use cowtree_fs::UnsupportedCause;
 use cowtree_fs::classify::{CloneErrno, classify_clone_errno};
 use cowtree_fs::copy::copy_fd;
 use cowtree_fs::dir::Dir;
+use gix::ObjectId;
 use rustix::fs::{Mode, OFlags, Stat, Timespec, Timestamps, fstat, futimens, openat};
 
 /// Whether this run still tries to clone: not after the filesystem pair said it cannot.
@@ -60,6 +61,8 @@ pub enum Cloned {
     },
     /// SRC's file changed during the clone; nothing is left at DST.
     Changed,
+    /// The copy was hashed and is not the blob asked for; nothing is left at DST.
+    Mismatch,
     /// `--strict` and the pair cannot clone; nothing is left at DST.
     Refused(UnsupportedCause),
 }
@@ -75,8 +78,9 @@ fn same_content_stat(a: &Stat, b: &Stat) -> bool {
 }
 
 /// Creates `name` in `dst_dir` (`O_EXCL`, no symlink followed, permission bits `mode`) with
-/// `src`'s data and times. Errors are I/O errors; a DST this call created is removed on any
-/// outcome but [`Cloned::Done`].
+/// `src`'s data and times; with `expect`, the copy is then read back and kept only when it
+/// hashes to that blob (DST is this run's own, so what was hashed is what stays). Errors are
+/// I/O errors; a DST this call created is removed on any outcome but [`Cloned::Done`].
 pub fn clone_checked(
     src: &SrcFile,
     dst_dir: &Dir,
@@ -84,11 +88,17 @@ pub fn clone_checked(
     mode: u32,
     strict: bool,
     state: &CloneState,
+    expect: Option<&ObjectId>,
 ) -> std::io::Result<Cloned> {
+    let access = if expect.is_some() {
+        OFlags::RDWR
+    } else {
+        OFlags::WRONLY
+    };
     let dst = openat(
         dst_dir,
         name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        access | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         cowtree_fs::sys::mode(mode),
     )?;
     let r = fill(src, &dst, strict, state);
@@ -114,6 +124,13 @@ pub fn clone_checked(
                 drop(dst);
                 dst_dir.remove_file(name)?;
                 return Ok(Cloned::Changed);
+            }
+            if let Some(want) = expect
+                && !crate::hash::holds_blob(&dst, st.st_size as u64, want)?
+            {
+                drop(dst);
+                dst_dir.remove_file(name)?;
+                return Ok(Cloned::Mismatch);
             }
             Ok(Cloned::Done {
                 stat: fstat(&dst)?,

@@ -80,15 +80,14 @@ pub enum Error {
         /// What shows it: the config key, or an index entry that git keeps out of the worktree.
         why: String,
     },
-    /// A file needs a checkout filter that gitoxide does not apply as git does.
-    #[error("{path}: the `{attribute}` attribute is not handled ({why}); use `git worktree add`")]
-    UnsupportedFilter {
+    /// git's checkout of a file fails (and so would `git worktree add`): a required filter
+    /// driver failed, or an attribute git refuses.
+    #[error("{path}: {why}; git's checkout fails on it too")]
+    Checkout {
         /// The file (repository-relative).
         path: PathBuf,
-        /// The attribute.
-        attribute: &'static str,
-        /// Why.
-        why: &'static str,
+        /// What fails.
+        why: String,
     },
     /// `--with-changes` with a COMMIT-ISH other than SRC's HEAD: SRC's changes are relative to
     /// its HEAD, and carrying them onto another commit would be a merge, which git's own

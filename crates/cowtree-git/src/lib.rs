@@ -37,9 +37,11 @@
 pub mod branch;
 pub mod build;
 pub mod clone;
+pub mod convert;
 pub mod cost;
 pub mod error;
 pub mod filters;
+pub mod hash;
 pub mod ignored;
 pub mod journal;
 pub mod keep;
@@ -54,7 +56,7 @@ pub mod way;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cowtree_fs::UnsupportedCause;
 use cowtree_fs::dir::{Dir, write_atomic};
@@ -169,6 +171,9 @@ pub struct AddOptions {
     pub with_changes: bool,
     /// Refuse to copy where a reflink is impossible.
     pub strict: bool,
+    /// `--verify`: hash every file taken from SRC (its copy, as a git blob) instead of
+    /// trusting SRC's stat data; see [`trust`].
+    pub verify: bool,
     /// Which way DST's tree may be made (see [`tree`]): by one snapshot where SRC's worktree
     /// is a btrfs subvolume and the cost rule says it pays (the default), always per file,
     /// or by snapshot wherever SRC allows it.
@@ -201,6 +206,7 @@ impl AddOptions {
             ignored: Ignored::default(),
             with_changes: false,
             strict: false,
+            verify: false,
             method: MethodChoice::Auto,
             sync: false,
             run_hooks: true,
@@ -256,6 +262,15 @@ pub struct AddReport {
     pub copied: u64,
     /// Entries written from the object database.
     pub from_objects: u64,
+    /// Files taken from SRC (cloned, copied or kept by snapshot) on stat evidence: SRC's index
+    /// proves them unchanged, their size is the blob's and no configured conversion could have
+    /// kept it ([`trust`]).
+    pub reused_on_stat: u64,
+    /// Files taken from SRC after their copy was hashed to the target blob.
+    pub reused_after_hash: u64,
+    /// Files of SRC hashed and found to hold another blob, written from objects instead
+    /// (counted in `from_objects` too).
+    pub hash_mismatches: u64,
     /// Entries carried with their uncommitted changes.
     pub carried: u64,
     /// Tracked files and symlinks kept as the snapshot of SRC holds them ([`Method::Subvolume`]).
@@ -282,21 +297,12 @@ pub struct AddReport {
     pub notes: Vec<String>,
     /// `post-checkout`: `Some(code)` when the hook ran and failed.
     pub hook: Option<i32>,
-    /// Time spent waiting for the clock, so that no index entry is racy.
-    pub racy_wait: Duration,
 }
 
 fn current_umask() -> u32 {
     let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     rustix::process::umask(old);
     cowtree_fs::sys::mode_bits(old)
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// DST as an absolute path whose existing part is resolved (as git's `realpath` of it), its
@@ -489,11 +495,12 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     dotgit.push(b'\n');
     write_atomic(&staging.dir, OsStr::new(".git"), &dotgit, 0o666, false)
         .map_err(Error::io("write", staging_path.join(".git")))?;
-    let (index_stat_entries, racy_wait) = match made.index {
-        Some(index) => run.with_registration(|reg| write_index(reg, index))?,
-        None => (0, Duration::ZERO),
+    let index_stat_entries = match made.index {
+        Some(index) => run.with_registration(|reg| write_index(reg, &index))?,
+        None => 0,
     };
     run.with_registration(|reg| reg.write("HEAD", format!("{}\n", plan.head_line).as_bytes()))?;
+    run.with_registration(|reg| write_head_logs(&repo, reg, &plan, opts.checkout, &src_root))?;
 
     if opts.sync {
         // Everything built and written so far reaches the disk before DST appears: the tree
@@ -530,10 +537,9 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     run.finish(opts.sync)?;
     if std::env::var_os("COWTREE_TIMING").is_some() {
         eprintln!(
-            "timing: tree ({}) {:.1} ms, index written (racy wait {:.1} ms); add {:.1} ms",
+            "timing: tree ({}) {:.1} ms; add {:.1} ms",
             made_method.as_str(),
             t_tree.as_secs_f64() * 1e3,
-            racy_wait.as_secs_f64() * 1e3,
             started.elapsed().as_secs_f64() * 1e3
         );
     }
@@ -557,6 +563,9 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         cloned: made.cloned,
         copied: made.copied,
         from_objects: made.from_objects,
+        reused_on_stat: made.reused_on_stat,
+        reused_after_hash: made.reused_after_hash,
+        hash_mismatches: made.hash_mismatches,
         carried: made.carried,
         kept: made.kept,
         removed: made.removed,
@@ -569,7 +578,6 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         cleaned,
         notes,
         hook,
-        racy_wait,
     })
 }
 
@@ -580,57 +588,89 @@ fn same_filesystem(a: &Dir, b: &Dir) -> bool {
     }
 }
 
-/// Writes `target` as DST's index in the registration, after waiting (at most about a
-/// second) for the clock to leave the second of the newest file made, so that no entry is
-/// racy. Returns how many entries carry DST's stat data, and the time waited.
-fn write_index(
+/// Writes `target` as DST's index in the registration, at once. An entry whose file was
+/// written in the same second as the index file is racy for git, as after git's own checkout:
+/// the first `git status` reads those few files, and trusts the others. Returns how many
+/// entries git trusts without reading the file (stat data recorded, not racy by git's rule in
+/// whole seconds).
+fn write_index(reg: &register::Registration, target: &gix::index::File) -> Result<u64> {
+    let (secs, _) = reg.write_index(|w| {
+        target
+            .write_to(w, gix::index::write::Options::default())
+            .map(|_| ())
+            .map_err(std::io::Error::other)
+    })?;
+    Ok(target
+        .entries()
+        .iter()
+        .filter(|e| e.stat != Default::default() && i64::from(e.stat.mtime.secs) < secs)
+        .count() as u64)
+}
+
+/// Writes what `git worktree add` leaves in the registration besides HEAD and the index:
+/// `ORIG_HEAD` (its `git reset --hard` writes it) and `logs/HEAD` ([`register::head_log`]),
+/// signed with the committer identity git would use.
+fn write_head_logs(
+    repo: &gix::Repository,
     reg: &register::Registration,
-    mut target: gix::index::File,
-) -> Result<(u64, Duration)> {
-    let waited = Instant::now();
-    // git re-reads every entry whose mtime is not older than the index file (racy git): wait
-    // for the clock to leave the second of the newest file written here, so none is racy.
-    let newest = target
-        .entries()
-        .iter()
-        .filter(|e| e.stat != Default::default())
-        .map(|e| i64::from(e.stat.mtime.secs))
-        .max()
-        .unwrap_or(0);
-    while now_secs() <= newest {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let racy_wait = waited.elapsed();
-    let write = |t: &gix::index::File| {
-        reg.write_index(|w| {
-            t.write_to(w, gix::index::write::Options::default())
-                .map(|_| ())
-                .map_err(std::io::Error::other)
-        })
+    plan: &resolve::Plan,
+    checkout: bool,
+    src_root: &Path,
+) -> Result<()> {
+    let Some(commit) = plan.commit else {
+        return Ok(());
     };
-    let mut index_mtime = write(&target)?;
-    // The filesystem stamps files from a coarse clock that can trail the system clock by a
-    // tick: an index written just after the second turned may still carry the old second.
-    let retry_until = Instant::now() + Duration::from_secs(2);
-    while index_mtime <= newest && Instant::now() < retry_until {
-        std::thread::sleep(Duration::from_millis(20));
-        index_mtime = write(&target)?;
+    if checkout {
+        reg.write("ORIG_HEAD", format!("{commit}\n").as_bytes())?;
     }
-    if index_mtime <= newest {
-        // A clock that went backwards: leave those entries for git to look at.
-        for e in target.entries_mut() {
-            if i64::from(e.stat.mtime.secs) >= index_mtime {
-                e.stat = Default::default();
+    let config = repo.config_snapshot();
+    let log = match config.string("core.logAllRefUpdates") {
+        None => register::LogRefs::Unset,
+        Some(v) if v.eq_ignore_ascii_case(b"always") => register::LogRefs::Yes,
+        Some(_) => match config.boolean("core.logAllRefUpdates") {
+            Some(false) => register::LogRefs::Never,
+            _ => register::LogRefs::Yes,
+        },
+    };
+    let bare = config.boolean("core.bare").unwrap_or(false);
+    let on_branch = matches!(plan.head, HeadReport::Branch { .. });
+    let lines = register::head_log(Some(commit), on_branch, checkout, log, bare);
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let ident = match repo.committer() {
+        Some(Ok(sig)) => match sig.time() {
+            Ok(time) => {
+                let mut v = Vec::new();
+                v.extend_from_slice(sig.name);
+                v.extend_from_slice(b" <");
+                v.extend_from_slice(sig.email);
+                v.extend_from_slice(format!("> {time}").as_bytes());
+                Some(v)
             }
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    // No identity in the configuration: git's own fallback (the user's name and host).
+    let ident = match ident {
+        Some(i) => i,
+        None => {
+            let out = branch::git(src_root)
+                .args(["var", "GIT_COMMITTER_IDENT"])
+                .output()
+                .map_err(Error::io("run git var in", src_root))?;
+            if !out.status.success() {
+                return Ok(());
+            }
+            let mut v = out.stdout;
+            while v.last() == Some(&b'\n') {
+                v.pop();
+            }
+            v
         }
-        write(&target)?;
-    }
-    let n = target
-        .entries()
-        .iter()
-        .filter(|e| e.stat != Default::default())
-        .count() as u64;
-    Ok((n, racy_wait))
+    };
+    reg.write_head_log(&lines, &ident)
 }
 
 /// Runs git's `post-checkout` hook in DST as `git worktree add` does (`0{40} COMMIT 1`), when

@@ -47,6 +47,47 @@ pub fn worktree_id(dst_name: &OsStr) -> String {
     id
 }
 
+/// `core.logAllRefUpdates`, as git reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogRefs {
+    /// Not set: git logs in a repository that is not bare.
+    Unset,
+    /// `false`.
+    Never,
+    /// `true` or `always`.
+    Yes,
+}
+
+/// The lines `git worktree add` leaves in the new worktree's `logs/HEAD`, as (old, new,
+/// message): its `update-ref`/`symbolic-ref` of HEAD (run as a repository that is bare when
+/// the common repository is) logs the checkout's commit; its `git reset --hard` in the new
+/// worktree logs `reset: moving to HEAD` where HEAD is a branch. An unborn branch logs
+/// nothing.
+pub fn head_log(
+    commit: Option<gix::ObjectId>,
+    on_branch: bool,
+    checkout: bool,
+    log: LogRefs,
+    bare: bool,
+) -> Vec<(gix::ObjectId, gix::ObjectId, &'static str)> {
+    let Some(c) = commit else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let first = match log {
+        LogRefs::Yes => true,
+        LogRefs::Never => false,
+        LogRefs::Unset => !bare,
+    };
+    if first {
+        out.push((gix::ObjectId::null(c.kind()), c, ""));
+    }
+    if checkout && on_branch && log != LogRefs::Never {
+        out.push((c, c, "reset: moving to HEAD"));
+    }
+    out
+}
+
 /// A registration directory being built; [`Registration::finish`] makes it final, dropping it
 /// unfinished removes it.
 pub struct Registration {
@@ -132,6 +173,9 @@ impl Registration {
                 .sync()
                 .map_err(Error::io("sync", &reg.worktrees_path))?;
         }
+        reg.dir
+            .create_dir(OsStr::new("refs"), 0o777)
+            .map_err(Error::io("create directory", reg.path().join("refs")))?;
         reg.write("commondir", b"../..\n")?;
         let mut gitdir = dst_git_file.as_os_str().as_bytes().to_vec();
         gitdir.push(b'\n');
@@ -156,11 +200,11 @@ impl Registration {
     }
 
     /// Writes the index through `fill` into a temporary file, renamed to `index` when done.
-    /// Returns the index file's mtime (seconds) after the rename.
+    /// Returns the index file's mtime (seconds, nanoseconds) after the rename.
     pub fn write_index(
         &self,
         fill: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
-    ) -> Result<i64> {
+    ) -> Result<(i64, u32)> {
         let path = self.path().join("index");
         let mut tmp =
             cowtree_fs::dir::AtomicFile::create(std::os::fd::AsFd::as_fd(&self.dir), 0o666)
@@ -174,10 +218,47 @@ impl Registration {
             .file()
             .metadata()
             .map_err(Error::io("stat", &path))
-            .map(|m| std::os::unix::fs::MetadataExt::mtime(&m))?;
+            .map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                (m.mtime(), m.mtime_nsec() as u32)
+            })?;
         tmp.commit(OsStr::new("index"), false)
             .map_err(Error::io("rename", &path))?;
         Ok(mtime)
+    }
+
+    /// Writes `logs/HEAD` with `lines` (old, new, message) signed by `ident` (`Name <email>
+    /// seconds +zone`), as git's files backend writes a reflog; nothing when there are none.
+    pub fn write_head_log(
+        &self,
+        lines: &[(gix::ObjectId, gix::ObjectId, &str)],
+        ident: &[u8],
+    ) -> Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let logs = self.path().join("logs");
+        match self.dir.create_dir(OsStr::new("logs"), 0o777) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create directory", &logs)(e)),
+        }
+        let dir = self
+            .dir
+            .open_dir(OsStr::new("logs"))
+            .map_err(Error::io("open", &logs))?;
+        let mut text = Vec::new();
+        for (old, new, msg) in lines {
+            text.extend_from_slice(format!("{old} {new} ").as_bytes());
+            text.extend_from_slice(ident);
+            if !msg.is_empty() {
+                text.push(b'\t');
+                text.extend_from_slice(msg.as_bytes());
+            }
+            text.push(b'\n');
+        }
+        write_atomic(&dir, OsStr::new("HEAD"), &text, 0o666, self.sync)
+            .map_err(Error::io("write", logs.join("HEAD")))
     }
 
     /// Removes the file `name` if it is there.
@@ -434,5 +515,34 @@ mod tests {
         assert_eq!(worktree_id(OsStr::new("..hidden")), "hidden");
         assert_eq!(worktree_id(OsStr::new("x.lock")), "x");
         assert_eq!(worktree_id(OsStr::new("...")), "worktree");
+    }
+
+    #[test]
+    fn head_log_has_the_lines_git_worktree_add_writes() {
+        let c = gix::ObjectId::from_bytes_or_panic(&[1; 20]);
+        let z = gix::ObjectId::null(gix::hash::Kind::Sha1);
+        let first = (z, c, "");
+        let reset = (c, c, "reset: moving to HEAD");
+        // (on a branch, checkout, core.logAllRefUpdates, bare) and what git leaves, as seen
+        // from git 2.47's `git worktree add` in each case.
+        let rows = [
+            (true, true, LogRefs::Unset, false, vec![first, reset]),
+            (false, true, LogRefs::Unset, false, vec![first]),
+            (true, false, LogRefs::Unset, false, vec![first]),
+            (true, true, LogRefs::Unset, true, vec![reset]),
+            (false, true, LogRefs::Unset, true, vec![]),
+            (true, false, LogRefs::Unset, true, vec![]),
+            (true, true, LogRefs::Yes, true, vec![first, reset]),
+            (false, true, LogRefs::Yes, false, vec![first]),
+            (true, true, LogRefs::Never, false, vec![]),
+        ];
+        for (branch, checkout, log, bare, want) in rows {
+            assert_eq!(
+                head_log(Some(c), branch, checkout, log, bare),
+                want,
+                "branch {branch} checkout {checkout} {log:?} bare {bare}"
+            );
+        }
+        assert!(head_log(None, true, true, LogRefs::Yes, false).is_empty());
     }
 }

@@ -78,7 +78,7 @@ fn per_file(input: &Input<'_>, prep: &Prepared, staging: &Staging<'_>) -> Result
         repo: sync_repo,
         src_root,
         src_index,
-        src_index_mtime: prep.src_index_mtime,
+        evidence: prep.evidence,
         target: &target,
         staging: &staging.dir,
         staging_path,
@@ -123,17 +123,20 @@ fn per_file(input: &Input<'_>, prep: &Prepared, staging: &Staging<'_>) -> Result
         let backing = target.path_backing().to_vec();
         for (e, r) in target.entries_mut().iter_mut().zip(&results) {
             match r.made {
-                EntryMade::Cloned => {
+                EntryMade::Cloned(proof) => {
                     made.cloned += 1;
                     made.bytes_cloned += r.bytes;
+                    made.count_proof(proof);
                 }
-                EntryMade::Copied => {
+                EntryMade::Copied(proof) => {
                     made.copied += 1;
                     made.bytes_written += r.bytes;
+                    made.count_proof(proof);
                 }
-                EntryMade::FromObjects => {
+                EntryMade::FromObjects { rejected } => {
                     made.from_objects += 1;
                     made.bytes_written += r.bytes;
+                    made.hash_mismatches += u64::from(rejected);
                 }
                 EntryMade::Carried { copied } => {
                     made.carried += 1;

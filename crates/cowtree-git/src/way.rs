@@ -194,6 +194,13 @@ pub struct Made {
     pub copied: u64,
     /// Entries written from objects.
     pub from_objects: u64,
+    /// SRC's files taken (cloned, copied or kept) on stat evidence, without reading them.
+    pub reused_on_stat: u64,
+    /// SRC's files taken after their copy hashed to the target blob.
+    pub reused_after_hash: u64,
+    /// SRC's files whose copy was hashed and found to be another blob (then written from
+    /// objects; counted in `from_objects` too).
+    pub hash_mismatches: u64,
     /// Entries carried with their changes.
     pub carried: u64,
     /// Tracked files and symlinks kept as the snapshot holds them (proven clean).
@@ -213,6 +220,16 @@ pub struct Made {
     pub fallback: Option<(UnsupportedCause, PathBuf)>,
 }
 
+impl Made {
+    /// Counts one file of SRC taken on `proof`.
+    pub(crate) fn count_proof(&mut self, proof: crate::build::Proof) {
+        match proof {
+            crate::build::Proof::Stat => self.reused_on_stat += 1,
+            crate::build::Proof::Hash => self.reused_after_hash += 1,
+        }
+    }
+}
+
 /// What both ways start from: the commit's tree as DST's index-to-be, SRC's index, the
 /// selection of ignored entries, the checkout filters.
 pub(crate) struct Prepared {
@@ -220,8 +237,9 @@ pub(crate) struct Prepared {
     pub tree_id: ObjectId,
     /// SRC's index (empty when SRC has none).
     pub src_index: gix::index::File,
-    /// The mtime (seconds) of SRC's index file.
-    pub src_index_mtime: i64,
+    /// What the verdicts on SRC's files are made with (SRC's index file's mtime, the
+    /// configuration's risks, `--verify`).
+    pub evidence: crate::trust::Evidence,
     /// DST's index-to-be: the target tree's entries (with `--with-changes`, SRC's index), no
     /// stat data yet.
     pub target: gix::index::File,
@@ -257,7 +275,8 @@ impl Prepared {
             ),
             Err(e) => return Err(Error::git("read index", &src_index_path)(e)),
         };
-        let src_index_mtime = src_index.timestamp().unix_seconds();
+        let stamp = src_index.timestamp();
+        let index_mtime = (stamp.unix_seconds(), stamp.nanoseconds());
         refuse_sparse(repo, &src_index, src_root)?;
         // With --with-changes DST gets SRC's index itself (staged changes, additions and
         // removals included, HEAD being the same commit); otherwise the target tree's.
@@ -282,10 +301,15 @@ impl Prepared {
             None
         };
         let filters = filters::Setup::new(repo, &target)?;
+        let evidence = crate::trust::Evidence {
+            index_mtime,
+            risk: filters.risk(),
+            verify: opts.verify,
+        };
         Ok(Prepared {
             tree_id: tree_id.detach(),
             src_index,
-            src_index_mtime,
+            evidence,
             target,
             include,
             filters,

@@ -31,7 +31,7 @@ use super::{path_of, split};
 use crate::error::{Error, Result};
 use crate::ignored::IgnoredReport;
 use crate::keep::{DirDecision, FileDecision, Rules};
-use crate::trust::{Kind, Verdict, judge, stat_of};
+use crate::trust::{Kind, SrcFile, Verdict, judge, records, stat_of};
 use crate::way::{Input, Made, Method, Prepared};
 
 /// What one tracked entry needs.
@@ -41,6 +41,10 @@ enum Act {
     Keep { st: Stat, chmod: Option<u32> },
     /// Written from the object database, after what is there is removed.
     Write,
+    /// Kept if the snapshot's copy hashes to the target blob (SRC's stat data does not prove
+    /// it, or the configuration asks for a hash): `chmod` as for [`Act::Keep`]. Else written
+    /// from objects.
+    Hash { st: Stat, chmod: Option<u32> },
     /// `--with-changes`: SRC's file as it is, or nothing; `chmod`: permission bits to set.
     Carry { chmod: Option<u32> },
     /// A clean file or symlink of another owner or group: made anew as the per-file way makes
@@ -54,16 +58,45 @@ enum Act {
     Submodule,
 }
 
-/// One tracked entry as looked at: its `lstat` (`None`: nothing there), and whether git's
-/// checkout filters change it.
+/// One tracked entry as looked at: its `lstat` (`None`: nothing there), whether git's
+/// checkout conversion changes it, SRC's index entry at its path, and the blob's size where
+/// the verdict needs it.
 #[derive(Debug, Clone, Copy, Default)]
 struct Looked {
     st: Option<Stat>,
     filtered: bool,
+    src: Option<usize>,
+    size: Option<u64>,
 }
 
-/// One entry written: its index in the target, DST's stat data, bytes written.
-type Written = (usize, Option<IndexStat>, u64);
+/// What became of an [`Act::Hash`] entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hashed {
+    /// Not hashed (another act).
+    No,
+    /// The copy is the blob: kept.
+    Kept,
+    /// Another blob: written from objects.
+    Rejected,
+}
+
+/// One entry written (or hashed): its index in the target, DST's stat data, bytes written,
+/// and for [`Act::Hash`] what became of it.
+struct Written {
+    i: usize,
+    stat: Option<IndexStat>,
+    bytes: u64,
+    hashed: Hashed,
+}
+
+fn written(i: usize, stat: Option<IndexStat>, bytes: u64) -> Written {
+    Written {
+        i,
+        stat,
+        bytes,
+        hashed: Hashed::No,
+    }
+}
 
 /// What the walk of untracked entries and the tracked entries' verdicts decided.
 #[derive(Default)]
@@ -177,7 +210,6 @@ impl Apply<'_, '_> {
     /// in the snapshot; and whether a checkout filter changes it. In parallel by directory.
     fn look(&self, tree: &Tree) -> Result<Vec<Looked>> {
         let (prep, src_dir, staging) = (self.prep, self.src_dir, self.staging);
-        let src_root = self.input.src_root;
         let target = &prep.target;
         let backing = target.path_backing();
         let parts: Vec<Result<Vec<(usize, Looked)>>> = (0..tree.dirs.len())
@@ -185,7 +217,7 @@ impl Apply<'_, '_> {
             .map_init(
                 || {
                     let repo = prep.sync_repo.to_thread_local();
-                    let filters = prep.filters.worker(&repo);
+                    let filters = prep.filters.worker();
                     (repo, filters)
                 },
                 |(repo, filters), d| {
@@ -194,11 +226,6 @@ impl Apply<'_, '_> {
                     if entries.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let filters = filters.as_mut().map_err(|e| Error::Git {
-                        what: "configure filters",
-                        path: src_root.to_owned(),
-                        source: e.to_string().into(),
-                    })?;
                     let base = if dir.same_list { src_dir } else { staging };
                     let opened = open_in(base, dir.rel.as_ref()).ok();
                     entries
@@ -209,9 +236,31 @@ impl Apply<'_, '_> {
                             let st = opened.as_ref().and_then(|o| {
                                 statat(o, os(split(path).1), AtFlags::SYMLINK_NOFOLLOW).ok()
                             });
-                            let filtered = Kind::of(e.mode) == Kind::File
-                                && filters.reason(repo, path)?.is_some();
-                            Ok((i, Looked { st, filtered }))
+                            let kind = Kind::of(e.mode);
+                            let filtered =
+                                kind == Kind::File && filters.changes(repo, path)?.is_some();
+                            let src = prep.src_index.entry_index_by_path_and_stage(
+                                path,
+                                gix::index::entry::Stage::Unconflicted,
+                            );
+                            let src_entry = src.map(|j| &prep.src_index.entries()[j]);
+                            // The blob's size, where the verdict can depend on it.
+                            let size = (kind == Kind::File
+                                && records(src_entry, &e.id, kind)
+                                && st.is_some_and(|s| {
+                                    FileType::from_raw_mode(s.st_mode) == FileType::RegularFile
+                                }))
+                            .then(|| crate::build::blob_size(repo, e.id))
+                            .flatten();
+                            Ok((
+                                i,
+                                Looked {
+                                    st,
+                                    filtered,
+                                    src,
+                                    size,
+                                },
+                            ))
                         })
                         .collect()
                 },
@@ -460,48 +509,69 @@ impl Apply<'_, '_> {
                         source: format!("{:?}", e.mode).into(),
                     });
                 }
+                Kind::Symlink if !self.prep.filters.symlinks() => Act::Write,
                 Kind::File | Kind::Symlink => {
-                    let src_entry = self
-                        .prep
-                        .src_index
-                        .entry_by_path_and_stage(path, gix::index::entry::Stage::Unconflicted);
-                    let file =
-                        l.st.as_ref()
-                            .map(|s| (FileType::from_raw_mode(s.st_mode), stat_of(s)));
-                    let verdict = judge(src_entry, &e.id, kind, self.prep.src_index_mtime, file);
+                    let src_entry = l.src.map(|j| &self.prep.src_index.entries()[j]);
+                    let file = l.st.as_ref().map(SrcFile::of);
+                    let verdict =
+                        judge(src_entry, &e.id, kind, &self.prep.evidence, file, || l.size);
                     let want = if e.mode == Mode::FILE_EXECUTABLE {
                         0o777
                     } else {
                         0o666
                     } & !umask;
+                    let keep_chmod = |st: &Stat| {
+                        let bits = cowtree_fs::sys::stat_mode(st) & 0o7777;
+                        (kind == Kind::File && bits != want).then_some(want)
+                    };
+                    // The per-file way carries the permission bits, not set-ID bits.
+                    let carry_chmod = |st: &Stat| {
+                        let bits = cowtree_fs::sys::stat_mode(st) & 0o7777;
+                        let file = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile;
+                        (file && bits & !0o777 != 0).then_some(bits & 0o777)
+                    };
+                    let unproven = matches!(verdict, Verdict::Unproven)
+                        || (verdict == Verdict::Hash && l.filtered);
                     match (verdict, l.st) {
+                        // A file git converts on checkout is written through the conversion.
+                        (Verdict::Clean, Some(_)) if l.filtered => Act::Write,
                         // A file of another owner or group is made anew, the caller's, as
                         // the per-file way's own.
-                        (Verdict::Clean, Some(st)) if !l.filtered && !self.owner.owns(&st) => {
+                        (Verdict::Clean, Some(st)) if !self.owner.owns(&st) => {
                             Act::KeepAnew { st, mode: want }
                         }
-                        (Verdict::Clean, Some(st)) if !l.filtered => {
-                            let bits = cowtree_fs::sys::stat_mode(&st) & 0o7777;
-                            Act::Keep {
+                        (Verdict::Clean, Some(st)) => Act::Keep {
+                            st,
+                            chmod: keep_chmod(&st),
+                        },
+                        (Verdict::Hash, Some(st))
+                            if !l.filtered && !with_changes && self.owner.owns(&st) =>
+                        {
+                            Act::Hash {
                                 st,
-                                chmod: (kind == Kind::File && bits != want).then_some(want),
+                                chmod: keep_chmod(&st),
                             }
                         }
-                        (Verdict::Unproven, Some(st))
-                            if with_changes && regular_or_link(&st) && !self.owner.owns(&st) =>
+                        (Verdict::Hash, Some(_)) if !l.filtered && !with_changes => Act::Write,
+                        (_, Some(st))
+                            if (unproven || verdict == Verdict::Hash)
+                                && with_changes
+                                && regular_or_link(&st)
+                                && !self.owner.owns(&st) =>
                         {
                             decided.removals.push(path.to_owned());
                             Act::CarryAnew
                         }
-                        (Verdict::Unproven, Some(st)) if with_changes && regular_or_link(&st) => {
-                            let bits = cowtree_fs::sys::stat_mode(&st) & 0o7777;
-                            let file = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile;
-                            // The per-file way carries the permission bits, not set-ID bits.
+                        (_, Some(st))
+                            if (unproven || verdict == Verdict::Hash)
+                                && with_changes
+                                && regular_or_link(&st) =>
+                        {
                             Act::Carry {
-                                chmod: (file && bits & !0o777 != 0).then_some(bits & 0o777),
+                                chmod: carry_chmod(&st),
                             }
                         }
-                        (Verdict::Unproven, st) if with_changes => {
+                        (_, st) if (unproven || verdict == Verdict::Hash) && with_changes => {
                             if st.is_some() {
                                 decided.removals.push(path.to_owned());
                             }
@@ -580,7 +650,7 @@ impl Apply<'_, '_> {
             .map_init(
                 || {
                     let repo = prep.sync_repo.to_thread_local();
-                    let filters = prep.filters.worker(&repo);
+                    let filters = prep.filters.worker();
                     (repo, filters)
                 },
                 |(repo, filters), d| {
@@ -589,18 +659,17 @@ impl Apply<'_, '_> {
                         .filter(|&i| {
                             matches!(
                                 acts[i],
-                                Act::Write | Act::Submodule | Act::CarryAnew | Act::KeepAnew { .. }
+                                Act::Write
+                                    | Act::Submodule
+                                    | Act::CarryAnew
+                                    | Act::KeepAnew { .. }
+                                    | Act::Hash { .. }
                             )
                         })
                         .collect();
                     if todo.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let filters = filters.as_mut().map_err(|e| Error::Git {
-                        what: "configure filters",
-                        path: src_root.to_owned(),
-                        source: e.to_string().into(),
-                    })?;
                     let rel = &tree.dirs[d].rel;
                     let dst_dir = open_in(staging, rel.as_ref())
                         .map_err(Error::io("open", at(rel.as_ref())))?;
@@ -628,13 +697,21 @@ impl Apply<'_, '_> {
                                 dst_dir
                                     .create_dir(name, 0o777)
                                     .map_err(Error::io("create directory", at(path)))?;
-                                return Ok((i, None, 0));
+                                return Ok(written(i, None, 0));
                             }
                             let mode = if e.mode == Mode::FILE_EXECUTABLE {
                                 0o777
                             } else {
                                 0o666
                             } & !umask;
+                            let mut hashed = Hashed::No;
+                            if let Act::Hash { st, chmod } = acts[i] {
+                                let at = (staging, staging_path);
+                                match hash_kept(at, &dst_dir, path, &e.id, &st, chmod)? {
+                                    Some(w) => return Ok(Written { i, ..w }),
+                                    None => hashed = Hashed::Rejected,
+                                }
+                            }
                             let r = crate::build::write_blob(
                                 repo,
                                 looked[i].filtered.then_some(&mut *filters),
@@ -644,8 +721,12 @@ impl Apply<'_, '_> {
                                 staging_path,
                                 name,
                                 mode,
+                                Kind::of(e.mode) == Kind::Symlink,
                             )?;
-                            Ok((i, r.stat, r.bytes))
+                            Ok(Written {
+                                hashed,
+                                ..written(i, r.stat, r.bytes)
+                            })
                         })
                         .collect()
                 },
@@ -700,16 +781,7 @@ impl Apply<'_, '_> {
     }
 
     fn chmod(&self, rel: &BStr, bits: u32) -> Result<()> {
-        let here = self.at(rel);
-        let (parent, name) = split(rel);
-        let d = open_in(self.staging, parent).map_err(Error::io("open", &here))?;
-        rustix::fs::chmodat(
-            &d,
-            os(name),
-            rustix::fs::Mode::from_raw_mode(bits as _),
-            AtFlags::empty(),
-        )
-        .map_err(|e| Error::io("set mode of", &here)(e.into()))
+        chmod_in(self.staging, self.input.staging_path, rel, bits)
     }
 
     /// DST's index: the target's entries with, for each kept file, SRC's stat data (the
@@ -725,11 +797,24 @@ impl Apply<'_, '_> {
             ..Made::default()
         };
         let mut stats: Vec<Option<IndexStat>> = vec![None; target.entries().len()];
-        for (i, st, bytes) in written {
-            stats[i] = st;
-            if matches!(acts[i], Act::Write) {
-                made.from_objects += 1;
-                made.bytes_written += bytes;
+        for w in written {
+            stats[w.i] = w.stat;
+            match (acts[w.i], w.hashed) {
+                (Act::Write, _) => {
+                    made.from_objects += 1;
+                    made.bytes_written += w.bytes;
+                }
+                (_, Hashed::Rejected) => {
+                    made.from_objects += 1;
+                    made.hash_mismatches += 1;
+                    made.bytes_written += w.bytes;
+                }
+                (_, Hashed::Kept) => {
+                    made.kept += 1;
+                    made.reused_after_hash += 1;
+                    made.bytes_cloned += w.bytes;
+                }
+                _ => {}
             }
         }
         let dst_dev = self
@@ -742,6 +827,7 @@ impl Apply<'_, '_> {
             match *act {
                 Act::Keep { st, chmod } => {
                     made.kept += 1;
+                    made.reused_on_stat += 1;
                     made.bytes_cloned += st.st_size as u64;
                     stats[i] = Some(if chmod.is_some() || st.st_nlink > 1 {
                         let (parent, name) = split(path);
@@ -758,10 +844,11 @@ impl Apply<'_, '_> {
                 Act::Carry { .. } | Act::CarryAnew => made.carried += 1,
                 Act::KeepAnew { st, .. } => {
                     made.kept += 1;
+                    made.reused_on_stat += 1;
                     made.bytes_cloned += st.st_size as u64;
                 }
                 Act::Submodule => made.submodules.push(path.to_string()),
-                Act::Write => {}
+                Act::Write | Act::Hash { .. } => {}
             }
         }
         let mut index = target.clone();
@@ -771,6 +858,61 @@ impl Apply<'_, '_> {
         made.index = Some(self.prep.finish_index(index, self.input.opts.with_changes));
         Ok(made)
     }
+}
+
+/// An [`Act::Hash`] entry at `path` (named in `dst_dir`): kept (its bits set to `chmod`)
+/// when the snapshot's copy hashes to `id`; `None` when it is another blob and was removed, to
+/// be written from objects.
+fn hash_kept(
+    (staging, staging_path): (&Dir, &Path),
+    dst_dir: &Dir,
+    path: &BStr,
+    id: &gix::ObjectId,
+    st: &Stat,
+    chmod: Option<u32>,
+) -> Result<Option<Written>> {
+    let here = staging_path.join(path_of(path));
+    let name = os(split(path).1);
+    let fd = rustix::fs::openat(
+        dst_dir,
+        name,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::io("open", &here)(e.into()))?;
+    let same =
+        crate::hash::holds_blob(&fd, st.st_size as u64, id).map_err(Error::io("read", &here))?;
+    drop(fd);
+    if !same {
+        dst_dir
+            .remove_file(name)
+            .map_err(Error::io("remove", &here))?;
+        return Ok(None);
+    }
+    if let Some(bits) = chmod {
+        chmod_in(staging, staging_path, path, bits)?;
+    }
+    let now = dst_dir.stat(name).map_err(Error::io("stat", &here))?;
+    Ok(Some(Written {
+        i: 0,
+        stat: Some(stat_of(&now)),
+        bytes: st.st_size as u64,
+        hashed: Hashed::Kept,
+    }))
+}
+
+/// Sets the permission bits of `rel` in the tree `root` (at `root_path`).
+fn chmod_in(root: &Dir, root_path: &Path, rel: &BStr, bits: u32) -> Result<()> {
+    let here = root_path.join(path_of(rel));
+    let (parent, name) = split(rel);
+    let d = open_in(root, parent).map_err(Error::io("open", &here))?;
+    rustix::fs::chmodat(
+        &d,
+        os(name),
+        rustix::fs::Mode::from_raw_mode(bits as _),
+        AtFlags::empty(),
+    )
+    .map_err(|e| Error::io("set mode of", &here)(e.into()))
 }
 
 /// Removes `rel` from the tree `root` (at `root_path`); how many entries went.
@@ -812,14 +954,14 @@ fn carry_anew(
     use cowtree_fs::{Method as CopyMethod, Transfer, TransferOptions};
     let src_path = anew.src_root.join(path_of(path));
     let Ok(src_dir) = open_in(anew.src_dir, rel) else {
-        return Ok((i, None, 0));
+        return Ok(written(i, None, 0));
     };
     let st = match src_dir
         .try_stat(name)
         .map_err(Error::io("stat", &src_path))?
     {
         Some(st) => st,
-        None => return Ok((i, None, 0)),
+        None => return Ok(written(i, None, 0)),
     };
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {
@@ -835,9 +977,11 @@ fn carry_anew(
             match cowtree_fs::transfer_at(&src_dir, name, dst_dir, name, &opts)
                 .map_err(Error::io("clone", &src_path))?
             {
-                Transfer::Cloned { bytes } | Transfer::Copied { bytes, .. } => Ok((i, None, bytes)),
+                Transfer::Cloned { bytes } | Transfer::Copied { bytes, .. } => {
+                    Ok(written(i, None, bytes))
+                }
                 Transfer::Unsupported(cause) => Err(Error::strict(src_path, cause)),
-                Transfer::SourceVanished => Ok((i, None, 0)),
+                Transfer::SourceVanished => Ok(written(i, None, 0)),
             }
         }
         FileType::Symlink => {
@@ -848,9 +992,9 @@ fn carry_anew(
                 "create symlink",
                 anew.staging_path.join(path_of(path)),
             ))?;
-            Ok((i, None, 0))
+            Ok(written(i, None, 0))
         }
-        _ => Ok((i, None, 0)),
+        _ => Ok(written(i, None, 0)),
     }
 }
 
@@ -895,6 +1039,7 @@ fn keep_anew(
             anew.staging_path,
             name,
             mode,
+            false,
         )?;
     } else {
         let mut tmp = std::ffi::OsString::from(".");
@@ -928,5 +1073,5 @@ fn keep_anew(
         .set_times(name, times.0, times.1)
         .map_err(Error::io("set times of", &here))?;
     let now = dst_dir.stat(name).map_err(Error::io("stat", &here))?;
-    Ok((i, Some(stat_of(&now)), 0))
+    Ok(written(i, Some(stat_of(&now)), 0))
 }

@@ -374,10 +374,15 @@ fn report_spawn_failure(sub: &str, e: &std::io::Error, json: bool) -> u8 {
 /// refusals), with files reflinked from SRC.
 ///
 /// DST becomes a linked worktree of SRC's repository exactly as `git worktree add` makes one
-/// (`git worktree list/remove/prune`, `git status` and `git fsck` treat it as their own). Each
-/// tracked file whose copy in SRC is proven by SRC's index (stat data unchanged, not racy) to
-/// hold COMMIT-ISH's blob is reflinked from SRC; the others are written from the object
-/// database. DST's index records DST's files, so the first `git status` there reads none.
+/// (`git worktree list/remove/prune`, `git status` and `git fsck` treat it as their own), with
+/// the same bytes in every tracked file. A tracked file is reflinked from SRC when SRC's copy
+/// is shown to hold what git's checkout writes: SRC's index records COMMIT-ISH's blob with
+/// stat data that proves the file unchanged, the file has the blob's size, and no configured
+/// filter could have kept the size while changing the bytes; or, short of that, the copy is
+/// hashed and kept only when it is the blob. Files git converts on checkout (eol, ident,
+/// working-tree-encoding, filter drivers) are written from the object database through git's
+/// own conversion rules. DST's index records DST's files, so the first `git status` there
+/// reads none (but those written in the index's own second, as after git's checkout).
 ///
 /// HEAD follows `git worktree add`: -b creates a branch, -B creates or resets one, --detach
 /// detaches, --orphan makes an unborn branch; otherwise a COMMIT-ISH naming a local branch
@@ -476,6 +481,11 @@ struct AddArgs {
     /// Fail (exit 3) instead of copying a file that cannot be reflinked.
     #[arg(long)]
     strict: bool,
+    /// Hash every file taken from SRC (its reflinked copy, as a git blob) instead of trusting
+    /// SRC's stat data: catches the one change stat data and sizes cannot show (a filter in
+    /// SRC's past that kept the size and is configured no more; docs/git.md).
+    #[arg(long)]
+    verify: bool,
     /// Make the tree file by file even where a snapshot of SRC could start it.
     #[arg(long, conflicts_with = "subvolume")]
     per_file: bool,
@@ -529,6 +539,9 @@ struct JsonCounts {
     cloned: u64,
     copied: u64,
     from_objects: u64,
+    reused_on_stat: u64,
+    reused_after_hash: u64,
+    hash_mismatches: u64,
     carried: u64,
     kept: u64,
     removed: u64,
@@ -617,6 +630,7 @@ fn add(args: AddArgs) -> CmdResult {
         ignored,
         with_changes: args.with_changes,
         strict: args.strict,
+        verify: args.verify,
         method: if args.per_file {
             MethodChoice::PerFile
         } else if args.subvolume {
@@ -687,7 +701,7 @@ pub fn git_error(e: cowtree_git::Error) -> CliError {
         E::Sparse { path, .. }
         | E::WithChangesOtherCommit { path, .. }
         | E::Conflicted { path } => CliError::new(msg).kind(Kind::Refused).path(path),
-        E::UnsupportedFilter { path, .. } => CliError::new(msg).kind(Kind::Refused).path(path),
+        E::Checkout { path, .. } => CliError::new(msg).kind(Kind::Refused).path(path),
         E::Io { path, .. } => CliError::new(msg).kind(Kind::Io).path(path),
         E::Interrupted => CliError::with_code(msg, 130).kind(Kind::Interrupted),
         E::Git { path, .. } => CliError::new(msg).path(path),
@@ -718,6 +732,9 @@ fn json(r: &AddReport, seconds: f64) -> JsonReport {
             cloned: r.cloned,
             copied: r.copied,
             from_objects: r.from_objects,
+            reused_on_stat: r.reused_on_stat,
+            reused_after_hash: r.reused_after_hash,
+            hash_mismatches: r.hash_mismatches,
             carried: r.carried,
             kept: r.kept,
             removed: r.removed,
@@ -821,8 +838,21 @@ fn print_summary(r: &AddReport, seconds: f64) {
         Some(reason) if tells(reason) => format!(" (per file: {reason})"),
         _ => String::new(),
     };
+    let hashed = if r.reused_after_hash + r.hash_mismatches > 0 {
+        format!(
+            ", {} shown by hash{}",
+            r.reused_after_hash,
+            if r.hash_mismatches > 0 {
+                format!(" ({} differed)", r.hash_mismatches)
+            } else {
+                String::new()
+            }
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "worktree {} ({head}{lock}): {how}{}, in {:.3} s{why}",
+        "worktree {} ({head}{lock}): {how}{hashed}{}, in {:.3} s{why}",
         r.dst.display(),
         if r.carried > 0 {
             format!(", {} carried with changes", r.carried)
