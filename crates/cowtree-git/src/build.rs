@@ -439,7 +439,12 @@ impl File<'_, '_> {
         let input = self.input;
         // A file git converts on checkout is written through the conversion (or carried
         // with --with-changes, as SRC has it): SRC's bytes are not compared with the result.
-        let converts = filters.changes(self.repo, self.path())?.is_some();
+        let look = filters.look(self.repo, self.path())?;
+        let converts = look.converts.is_some();
+        let mut evidence = input.evidence;
+        if look.unconfigured_filter {
+            evidence.risk = crate::trust::Risk::Any;
+        }
         let opened = if records(self.src_entry, &self.entry.id, Kind::File) {
             self.src_dir.and_then(|d| clone::open_src(d, self.name))
         } else {
@@ -450,7 +455,7 @@ impl File<'_, '_> {
             self.src_entry,
             &self.entry.id,
             Kind::File,
-            &input.evidence,
+            &evidence,
             file,
             || blob_size(self.repo, self.entry.id),
         );

@@ -244,13 +244,15 @@ pub struct ConvAttrs {
     /// The driver `filter=` names, when the configuration defines it (index into the
     /// drivers given to [`ConvAttrs::from_attrs`]).
     pub driver: Option<usize>,
+    /// `filter=` names a driver (defined or not).
+    pub filter_named: bool,
     /// `working-tree-encoding`, unless UTF-8 (or not set).
     pub encoding: Option<BString>,
     /// The line-ending configuration it was decided with.
     pub config: EolConfig,
 }
 
-/// `working-tree-encoding` set or unset without a value: git dies on it.
+/// `working-tree-encoding` set without a value: git dies on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadEncoding;
 
@@ -270,6 +272,7 @@ impl ConvAttrs {
             Attr::Value(name) => drivers.iter().position(|d| d.name.as_bytes() == name),
             _ => None,
         };
+        let filter_named = matches!(filter, Attr::Value(_));
         if crlf != CrlfAction::Binary {
             let eol = match eol {
                 Attr::Value(b"lf") => Eol::Lf,
@@ -284,9 +287,10 @@ impl ConvAttrs {
                 (c, Eol::Unset) => c,
             };
         }
+        // git's `-working-tree-encoding` is its "false" value, an empty string: no encoding.
         let encoding = match encoding {
-            Attr::Unspecified | Attr::Value(b"") => None,
-            Attr::Set | Attr::Unset => return Err(BadEncoding),
+            Attr::Unspecified | Attr::Unset | Attr::Value(b"") => None,
+            Attr::Set => return Err(BadEncoding),
             Attr::Value(v) if same_encoding(v, b"UTF-8") => None,
             Attr::Value(v) => Some(BString::from(v)),
         };
@@ -304,6 +308,7 @@ impl ConvAttrs {
             crlf,
             ident: ident == Attr::Set,
             driver,
+            filter_named,
             encoding,
             config,
         })

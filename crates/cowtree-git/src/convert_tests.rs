@@ -129,7 +129,7 @@ fn convert_attrs_decides_the_crlf_action_as_git_does() {
 }
 
 #[test]
-fn working_tree_encoding_is_none_for_utf8_spellings_and_refused_without_a_value() {
+fn working_tree_encoding_is_none_for_utf8_spellings_and_unset_and_refused_when_set_bare() {
     let enc = |a| {
         ConvAttrs::from_attrs(attrs(&[("working-tree-encoding", a)]), LF, &[])
             .map(|c| c.encoding.map(|e| e.to_string()))
@@ -139,7 +139,7 @@ fn working_tree_encoding_is_none_for_utf8_spellings_and_refused_without_a_value(
         assert_eq!(enc(v(same)), Ok(None), "{same}");
     }
     assert_eq!(enc(Attr::Set), Err(BadEncoding));
-    assert_eq!(enc(Attr::Unset), Err(BadEncoding));
+    assert_eq!(enc(Attr::Unset), Ok(None), "git's false is an empty string");
 }
 
 #[test]

@@ -92,8 +92,15 @@ fn drivers(repo: &gix::Repository) -> Result<Vec<gix::filter::plumbing::Driver>>
 
 impl Setup {
     /// The attributes of `target` (its `.gitattributes` blobs, plus the repository's and the
-    /// user's attribute files) and `repo`'s conversion configuration.
-    pub fn new(repo: &gix::Repository, target: &gix::index::State) -> Result<Setup> {
+    /// user's attribute files) and `repo`'s conversion configuration. Drivers run as git runs
+    /// them in the new worktree: `$GIT_DIR` its registration `git_dir`, `$GIT_WORK_TREE` the
+    /// tree being made at `work_tree` (their working directory stays the caller's).
+    pub fn new(
+        repo: &gix::Repository,
+        target: &gix::index::State,
+        git_dir: &std::path::Path,
+        work_tree: &std::path::Path,
+    ) -> Result<Setup> {
         let snapshot = repo.config_snapshot();
         let config = EolConfig::parse(
             snapshot
@@ -129,7 +136,11 @@ impl Setup {
             drivers,
             infos,
             symlinks,
-            context: repo.command_context().ok(),
+            context: repo.command_context().ok().map(|mut c| {
+                c.git_dir = Some(git_dir.to_owned());
+                c.worktree_dir = Some(work_tree.to_owned());
+                c
+            }),
         })
     }
 
@@ -139,16 +150,18 @@ impl Setup {
         self.symlinks
     }
 
-    /// Which conversions of SRC's past can have written a file of its blob's size that is not
-    /// its blob, as far as the configuration shows: a driver with a smudge command or process
-    /// (git-lfs's own only for files of a pointer's size).
+    /// Which conversions of SRC's past can have left a file of its blob's size that is not its
+    /// blob, as far as the configuration shows: any driver (a smudge command may write
+    /// anything; a clean command may have made the blob from other bytes of the same size;
+    /// git-lfs's own only for files of a pointer's size).
     pub fn risk(&self) -> Risk {
         let mut risk = Risk::None;
         for d in &self.drivers {
-            if !present(&d.smudge) && !present(&d.process) {
+            if !present(&d.smudge) && !present(&d.process) && !present(&d.clean) {
                 continue;
             }
             let lfs = (!present(&d.smudge) || runs_lfs(&d.smudge, "smudge"))
+                && (!present(&d.clean) || runs_lfs(&d.clean, "clean"))
                 && (!present(&d.process) || runs_lfs(&d.process, "filter-process"));
             risk = risk.max(if lfs { Risk::LfsPointers } else { Risk::Any });
         }
@@ -167,6 +180,16 @@ impl Setup {
             state: driver::State::new(self.context.clone().unwrap_or_default()),
         }
     }
+}
+
+/// What git's checkout does with one regular file, and what its attributes tell of SRC's past.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Look {
+    /// Why git's checkout writes other bytes than the blob (`None`: the blob as it is).
+    pub converts: Option<String>,
+    /// Its attributes name a `filter=` driver the configuration does not define (any more):
+    /// SRC's copy may be that driver's output, of any size.
+    pub unconfigured_filter: bool,
 }
 
 /// One worker's attribute lookups and driver processes.
@@ -194,17 +217,19 @@ impl Filters {
         }
         ConvAttrs::from_attrs(states, self.config, &self.infos).map_err(|_| Error::Checkout {
             path: path.to_path_lossy().into_owned(),
-            why: "working-tree-encoding is set or unset without a value (git: \"true/false are \
-                  no valid working-tree-encodings\")"
+            why: "working-tree-encoding is set without a value (git: \"true/false are no valid \
+                  working-tree-encodings\")"
                 .into(),
         })
     }
 
-    /// Why git's checkout may write other bytes than the blob at `path` (a regular file),
-    /// `None` when it writes the blob as it is.
-    pub fn changes(&mut self, repo: &gix::Repository, path: &BStr) -> Result<Option<String>> {
+    /// What git's checkout does with the regular file at `path`.
+    pub fn look(&mut self, repo: &gix::Repository, path: &BStr) -> Result<Look> {
         let ca = self.attrs(repo, path)?;
-        Ok(ca.changes_blob(&self.infos))
+        Ok(Look {
+            converts: ca.changes_blob(&self.infos),
+            unconfigured_filter: ca.filter_named && ca.driver.is_none(),
+        })
     }
 
     /// `data` (the blob `id` at `path`) as git's checkout writes it.

@@ -458,6 +458,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         parent_path: &dst.parent,
         staging_name: &staging_name,
         staging_path: &staging_path,
+        admin_dir: &admin_dir,
         umask,
     })?;
 
@@ -501,6 +502,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     };
     run.with_registration(|reg| reg.write("HEAD", format!("{}\n", plan.head_line).as_bytes()))?;
     run.with_registration(|reg| write_head_logs(&repo, reg, &plan, opts.checkout, &src_root))?;
+    run.with_registration(|reg| copy_worktree_config(&repo, reg))?;
 
     if opts.sync {
         // Everything built and written so far reaches the disk before DST appears: the tree
@@ -553,7 +555,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     Ok(AddReport {
         dst: dst.path.clone(),
         src: src_root.clone(),
-        admin_dir,
+        admin_dir: admin_dir.clone(),
         commit: plan.commit,
         head: plan.head.clone(),
         method: made.method,
@@ -671,6 +673,59 @@ fn write_head_logs(
         }
     };
     reg.write_head_log(&lines, &ident)
+}
+
+/// With `extensions.worktreeConfig`, the current worktree's `config.worktree` copied into the
+/// new registration, as `git worktree add` copies it ("the new worktree behaves the same as
+/// this one"), without `core.bare = true` and `core.worktree`, which git removes from the copy.
+fn copy_worktree_config(repo: &gix::Repository, reg: &register::Registration) -> Result<()> {
+    let config = repo.config_snapshot();
+    if config.boolean("extensions.worktreeConfig") != Some(true) {
+        return Ok(());
+    }
+    let from = repo.git_dir().join("config.worktree");
+    let bytes = match std::fs::read(&from) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("read", &from)(e)),
+    };
+    reg.write("config.worktree", &bytes)?;
+    let to = reg.path().join("config.worktree");
+    let copied = gix::config::File::from_bytes_no_includes(
+        &bytes,
+        gix::config::file::Metadata::from(gix::config::Source::Worktree),
+        Default::default(),
+    )
+    .map_err(|e| Error::Git {
+        what: "read the worktree configuration",
+        path: from.clone(),
+        source: e.into(),
+    })?;
+    let bare = matches!(copied.boolean("core.bare"), Ok(Some(true)));
+    let worktree = copied.string("core.worktree").is_some();
+    // Rare; git's own `config --file` edits the copy as `git worktree add` does.
+    for (needed, args) in [
+        (bare, &["--unset-all", "core.bare", "true"][..]),
+        (worktree, &["--unset-all", "core.worktree"][..]),
+    ] {
+        if !needed {
+            continue;
+        }
+        let out = branch::git(&reg.path())
+            .arg("config")
+            .arg("--file")
+            .arg(&to)
+            .args(args)
+            .output()
+            .map_err(Error::io("run git config in", reg.path()))?;
+        if !out.status.success() {
+            return Err(Error::GitFailed {
+                command: format!("git config --file {} {}", to.display(), args.join(" ")),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Runs git's `post-checkout` hook in DST as `git worktree add` does (`0{40} COMMIT 1`), when

@@ -173,6 +173,8 @@ pub struct Input<'a> {
     pub staging_name: &'a OsStr,
     /// Its path.
     pub staging_path: &'a Path,
+    /// The new worktree's registration directory (its `$GIT_DIR`).
+    pub admin_dir: &'a Path,
     /// The process's umask.
     pub umask: u32,
 }
@@ -300,7 +302,7 @@ impl Prepared {
         } else {
             None
         };
-        let filters = filters::Setup::new(repo, &target)?;
+        let filters = filters::Setup::new(repo, &target, input.admin_dir, input.staging_path)?;
         let evidence = crate::trust::Evidence {
             index_mtime,
             risk: filters.risk(),

@@ -1212,12 +1212,14 @@ static CLASSES: &[Class] = &[
         },
     },
     Class {
-        // git runs a checkout's filters in the new worktree.
-        name: "smudge_filter_runs_in_the_new_worktree",
+        // git runs a checkout's filters with the new worktree's $GIT_DIR (its registration,
+        // HEAD at the commit checked out); cowtree too (their working directory is not the
+        // new worktree's: docs/git.md).
+        name: "smudge_filter_runs_with_the_new_worktrees_git_dir",
         kind: Kind::GitSuite,
         args: HEAD,
         setup: |s| {
-            s.config("filter.wd.smudge", "cat; basename \"$PWD\"");
+            s.config("filter.wd.smudge", "cat; git rev-parse HEAD");
             blobs_then_attributes(s, &[("a.txt", b"abc\n")], "*.txt filter=wd\n");
         },
     },
@@ -1432,12 +1434,12 @@ fn compare_worktrees(by_git: &Path, by_cowtree: &Path, scratch: &Path) -> Vec<St
     problems
 }
 
-/// Makes the index of `wt`, a worktree git just made, not racy, as if git's checkout had ended
-/// in a later second than it wrote its last file: git then trusts every entry's stat data, as
-/// it does in cowtree's worktree (cowtree waits for that second itself). Without this, whether
-/// `git status` in git's own worktree re-reads a file whose conversion does not give its blob
-/// back (a smudge and a clean that are not inverses, a CRLF blob under `text`) would depend on
-/// the clock. What reading every file says is compared apart ([`rehashed_status`]).
+/// Makes the index of `wt`, a worktree just made (by git or by cowtree: both leave the files
+/// written in the index's own second racy), not racy, as if the checkout had ended in a later
+/// second than it wrote its last file: git then trusts every entry's stat data. Without this,
+/// whether `git status` re-reads a file whose conversion does not give its blob back (a smudge
+/// and a clean that are not inverses, a CRLF blob under `text`) would depend on the clock.
+/// What reading every file says is compared apart ([`rehashed_status`]).
 fn settle_index(wt: &Path) {
     let index = wt.join(git(wt, &["rev-parse", "--git-path", "index"]).trim());
     // Seconds: git is built without USE_NSEC, so an entry is racy when its mtime is in the
@@ -1558,6 +1560,7 @@ fn compare_add(src: &Path, root: &Path, args: &[&str], place: Place, f: &mut Fin
         return;
     }
     settle_index(&git_dst);
+    settle_index(&cow_dst);
     f.files = tracked_files(&git_dst);
     f.json = Some(json);
     f.problems
@@ -1615,6 +1618,7 @@ fn compare_hook(src: &Path, root: &Path, args: &[&str], f: &mut Finding) {
         return;
     }
     settle_index(&git_dst);
+    settle_index(&hook_dst);
     f.files = tracked_files(&git_dst);
     f.problems
         .extend(compare_worktrees(&git_dst, &hook_dst, root));

@@ -65,6 +65,8 @@ enum Act {
 struct Looked {
     st: Option<Stat>,
     filtered: bool,
+    /// Its attributes name a filter driver that is not configured: hashed, never trusted.
+    unconfigured_filter: bool,
     src: Option<usize>,
     size: Option<u64>,
 }
@@ -237,8 +239,14 @@ impl Apply<'_, '_> {
                                 statat(o, os(split(path).1), AtFlags::SYMLINK_NOFOLLOW).ok()
                             });
                             let kind = Kind::of(e.mode);
-                            let filtered =
-                                kind == Kind::File && filters.changes(repo, path)?.is_some();
+                            let look = if kind == Kind::File {
+                                Some(filters.look(repo, path)?)
+                            } else {
+                                None
+                            };
+                            let filtered = look.as_ref().is_some_and(|l| l.converts.is_some());
+                            let unconfigured_filter =
+                                look.as_ref().is_some_and(|l| l.unconfigured_filter);
                             let src = prep.src_index.entry_index_by_path_and_stage(
                                 path,
                                 gix::index::entry::Stage::Unconflicted,
@@ -257,6 +265,7 @@ impl Apply<'_, '_> {
                                 Looked {
                                     st,
                                     filtered,
+                                    unconfigured_filter,
                                     src,
                                     size,
                                 },
@@ -513,8 +522,11 @@ impl Apply<'_, '_> {
                 Kind::File | Kind::Symlink => {
                     let src_entry = l.src.map(|j| &self.prep.src_index.entries()[j]);
                     let file = l.st.as_ref().map(SrcFile::of);
-                    let verdict =
-                        judge(src_entry, &e.id, kind, &self.prep.evidence, file, || l.size);
+                    let mut evidence = self.prep.evidence;
+                    if l.unconfigured_filter {
+                        evidence.risk = crate::trust::Risk::Any;
+                    }
+                    let verdict = judge(src_entry, &e.id, kind, &evidence, file, || l.size);
                     let want = if e.mode == Mode::FILE_EXECUTABLE {
                         0o777
                     } else {
@@ -721,7 +733,7 @@ impl Apply<'_, '_> {
                                 staging_path,
                                 name,
                                 mode,
-                                Kind::of(e.mode) == Kind::Symlink,
+                                Kind::of(e.mode) == Kind::Symlink && !prep.filters.symlinks(),
                             )?;
                             Ok(Written {
                                 hashed,
