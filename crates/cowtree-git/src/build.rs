@@ -71,8 +71,8 @@ pub struct EntryResult {
 pub struct BuildInput<'a> {
     /// SRC's repository (thread-safe handle; each worker makes its own local one).
     pub repo: &'a gix::ThreadSafeRepository,
-    /// SRC's worktree root.
-    pub src_root: &'a Path,
+    /// SRC's worktree root (`None`: no worktree lends its files; all come from objects).
+    pub src_root: Option<&'a Path>,
     /// SRC's index.
     pub src_index: &'a gix::index::State,
     /// What the verdicts on SRC's files are made with.
@@ -230,7 +230,10 @@ pub fn build(input: &BuildInput<'_>, fallback: &Fallback) -> Result<Vec<EntryRes
             start = i;
         }
     }
-    let src_root = Dir::open(input.src_root).map_err(Error::io("open", input.src_root))?;
+    let src_root = match input.src_root {
+        Some(p) => Some(Dir::open(p).map_err(Error::io("open", p))?),
+        None => None,
+    };
     let src_entries = src_entries_for(input.target, input.src_index);
     let results: Vec<Result<Vec<EntryResult>>> = groups
         .par_iter()
@@ -242,11 +245,13 @@ pub fn build(input: &BuildInput<'_>, fallback: &Fallback) -> Result<Vec<EntryRes
             },
             |(repo, filters), &(a, b)| {
                 let parent = split(entries[a].path_in(backing)).0;
-                let src_dir = if parent.is_empty() {
-                    src_root.try_clone().ok()
-                } else {
-                    src_root.open_dir_deep(Path::new(os(parent))).ok()
-                };
+                let src_dir = src_root.as_ref().and_then(|r| {
+                    if parent.is_empty() {
+                        r.try_clone().ok()
+                    } else {
+                        r.open_dir_deep(Path::new(os(parent))).ok()
+                    }
+                });
                 let dst_dir = if parent.is_empty() {
                     input.staging.try_clone()
                 } else {
@@ -430,7 +435,10 @@ impl File<'_, '_> {
     }
 
     fn src_path(&self) -> PathBuf {
-        self.input.src_root.join(os(self.path()))
+        self.input
+            .src_root
+            .unwrap_or(Path::new(""))
+            .join(os(self.path()))
     }
 
     /// Decides and makes the file: SRC's copy (on stat evidence, or hashed), SRC's file as it
@@ -565,7 +573,7 @@ fn carry(
     fallback: &Fallback,
 ) -> Result<EntryResult> {
     let path = entry.path_in(input.target.path_backing());
-    let src_path = input.src_root.join(os(path));
+    let src_path = input.src_root.unwrap_or(Path::new("")).join(os(path));
     let carried_as = |bytes, copied| {
         Ok(EntryResult {
             made: Made::Carried { copied },

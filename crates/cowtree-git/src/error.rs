@@ -19,8 +19,8 @@ pub enum Error {
         /// What discovery reported.
         source: GitError,
     },
-    /// The source is a bare repository: it has no worktree whose files could be cloned.
-    #[error("{path}: a bare repository has no worktree to clone files from")]
+    /// `--with-changes` run in a bare repository: there are no changes of its own to carry.
+    #[error("{path}: a bare repository has no worktree whose changes --with-changes could carry")]
     Bare {
         /// The repository's git directory.
         path: PathBuf,

@@ -39,6 +39,7 @@ pub mod build;
 pub mod clone;
 pub mod convert;
 pub mod cost;
+pub mod donor;
 pub mod error;
 pub mod filters;
 pub mod hash;
@@ -139,8 +140,12 @@ impl Ignored {
 /// What to add: git's options for `git worktree add`, and cowtree's.
 #[derive(Debug, Clone)]
 pub struct AddOptions {
-    /// A path inside SRC's worktree.
+    /// A path inside the repository: a worktree (SRC by default), or a bare repository.
     pub src: PathBuf,
+    /// SRC is the worktree `src` is in, even where another worktree of the repository holds
+    /// more of the target's files (`--from`); by default the one that holds the most lends
+    /// them ([`donor`]).
+    pub src_fixed: bool,
     /// The new worktree's path (relative to the current directory, as git takes it).
     pub dst: PathBuf,
     /// The commit-ish to check out (default: SRC's HEAD; `-` is the previous branch).
@@ -194,6 +199,7 @@ impl AddOptions {
     pub fn new(src: impl Into<PathBuf>, dst: impl Into<PathBuf>) -> AddOptions {
         AddOptions {
             src: src.into(),
+            src_fixed: false,
             dst: dst.into(),
             commit: None,
             branch: BranchChoice::Auto,
@@ -239,8 +245,12 @@ pub enum HeadReport {
 pub struct AddReport {
     /// The new worktree (absolute).
     pub dst: PathBuf,
-    /// SRC's worktree root (absolute, resolved).
-    pub src: PathBuf,
+    /// SRC, the worktree that lent its files (absolute, resolved): the one the command ran in,
+    /// or another of the repository's ([`donor`]); `None` when none could (a bare repository
+    /// without worktrees, `--no-checkout`, `--orphan`).
+    pub src: Option<PathBuf>,
+    /// SRC is the worktree the command ran in.
+    pub src_is_current: bool,
     /// Its registration directory.
     pub admin_dir: PathBuf,
     /// The commit checked out (`None` for `--orphan`).
@@ -381,18 +391,16 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         path: opts.src.clone(),
         source: e.into(),
     })?;
-    let Some(workdir) = repo.workdir() else {
-        return Err(Error::Bare {
-            path: repo.git_dir().to_owned(),
-        });
+    let current_root = match repo.workdir() {
+        Some(w) => Some(w.canonicalize().map_err(Error::io("resolve", w))?),
+        None => None,
     };
-    let src_root = workdir
-        .canonicalize()
-        .map_err(Error::io("resolve", workdir))?;
     let common = repo
         .common_dir()
         .canonicalize()
         .map_err(Error::io("resolve", repo.common_dir()))?;
+    // Where git's own commands run: the worktree the command runs in, or the bare repository.
+    let src_root = current_root.clone().unwrap_or_else(|| common.clone());
     let dst = Dst::examine(&opts.dst)?;
 
     // Before HEAD is resolved: a killed run's registration must not hold its branch.
@@ -452,7 +460,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     let (staging, made) = tree::make(&way::Input {
         repo: &repo,
         opts,
-        src_root: &src_root,
+        current_root: current_root.as_deref(),
         commit: plan.commit,
         parent: &parent_dir,
         parent_path: &dst.parent,
@@ -554,7 +562,8 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     };
     Ok(AddReport {
         dst: dst.path.clone(),
-        src: src_root.clone(),
+        src: made.src.clone(),
+        src_is_current: made.src.is_some() && made.src == current_root,
         admin_dir: admin_dir.clone(),
         commit: plan.commit,
         head: plan.head.clone(),

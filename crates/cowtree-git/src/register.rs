@@ -470,16 +470,17 @@ pub fn check_candidate(common_dir: &Path, dst: &Path, force: u8) -> Result<()> {
     Ok(())
 }
 
-/// The worktree that has `refs/heads/<branch>` checked out, if any: the main worktree or a
-/// linked one (read from each `HEAD` as git does).
-pub fn branch_checked_out_at(common_dir: &Path, branch: &str) -> Option<PathBuf> {
+/// The worktree that has `refs/heads/<branch>` checked out, if any: the main worktree (not in
+/// a `bare` repository) or a linked one (read from each `HEAD` as git does).
+pub fn branch_checked_out_at(common_dir: &Path, branch: &str, bare: bool) -> Option<PathBuf> {
     let want = format!("ref: refs/heads/{branch}");
     let is_it = |head: &Path| {
         std::fs::read(head)
             .map(|b| b.trim_ascii_end() == want.as_bytes())
             .unwrap_or(false)
     };
-    if is_it(&common_dir.join("HEAD")) {
+    // A bare repository's HEAD names a branch no worktree has checked out.
+    if !bare && is_it(&common_dir.join("HEAD")) {
         return Some(common_dir.parent().unwrap_or(common_dir).to_path_buf());
     }
     let wt = common_dir.join("worktrees");

@@ -200,6 +200,7 @@ pub fn resolve(
 ) -> Result<Plan> {
     check_options(opts)?;
     let common = repo.common_dir();
+    let bare = repo.config_snapshot().boolean("core.bare").unwrap_or(false);
     let guess_remote = opts.guess_remote.unwrap_or_else(|| {
         repo.config_snapshot()
             .boolean("worktree.guessRemote")
@@ -222,7 +223,7 @@ pub fn resolve(
             })
     };
     let checked_out = |name: &str, reset: bool| -> Result<()> {
-        match register::branch_checked_out_at(common, name) {
+        match register::branch_checked_out_at(common, name, bare) {
             Some(wt) if opts.force == 0 => Err(Error::BranchCheckedOut {
                 name: name.to_owned(),
                 worktree: wt,

@@ -67,7 +67,7 @@ fn create_staging<'p>(input: &Input<'p>) -> Result<Staging<'p>> {
 }
 fn per_file(input: &Input<'_>, prep: &Prepared, staging: &Staging<'_>) -> Result<Made> {
     let opts = input.opts;
-    let src_root = input.src_root;
+    let src_root = prep.src_root.as_deref();
     let staging_path = input.staging_path;
     let src_index = &prep.src_index;
     let mut target = prep.target.clone();
@@ -93,27 +93,25 @@ fn per_file(input: &Input<'_>, prep: &Prepared, staging: &Staging<'_>) -> Result
     // join the same pool.
     let (results, ignored) = rayon::join(
         || build::build(&build_input, &fallback),
-        || {
-            selection
-                .takes_any()
-                .then(|| {
-                    ignored::copy_ignored(
-                        &sync_repo.to_thread_local(),
-                        src_root,
-                        src_index,
-                        &target,
-                        &staging.dir,
-                        staging_path,
-                        &selection,
-                        opts.strict,
-                    )
-                })
-                .transpose()
+        || match src_root {
+            Some(src_root) if selection.takes_any() => ignored::copy_ignored(
+                &prep.src_repo.to_thread_local(),
+                src_root,
+                src_index,
+                &target,
+                &staging.dir,
+                staging_path,
+                &selection,
+                opts.strict,
+            )
+            .map(Some),
+            _ => Ok(None),
         },
     );
     let (results, ignored) = (results?, ignored?);
 
     let mut made = Made {
+        src: prep.src_root.clone(),
         entries: results.len() as u64,
         ignored,
         fallback: fallback.first.into_inner().unwrap_or_default(),

@@ -82,6 +82,9 @@ pub enum PerFileReason {
         /// Its group.
         gid: u32,
     },
+    /// No worktree of the repository lends its files (a bare repository without worktrees):
+    /// there is nothing to snapshot.
+    NoSource,
     /// The cost rule: making the snapshot into DST would remove more than the per-file way
     /// creates ([`crate::cost`]).
     Cost {
@@ -106,6 +109,7 @@ impl PerFileReason {
                 mount_point: true, ..
             } => "mount-points",
             PerFileReason::Owner { .. } => "owner",
+            PerFileReason::NoSource => "no-source",
             PerFileReason::Cost { .. } => "cost",
         }
     }
@@ -146,6 +150,11 @@ impl fmt::Display for PerFileReason {
                 }
                 .display()
             ),
+            PerFileReason::NoSource => write!(
+                f,
+                "no worktree of the repository can lend its files: every file is written from \
+                 the object database"
+            ),
             PerFileReason::Cost { remove, create } => write!(
                 f,
                 "a snapshot would leave at least {remove} entries to remove, more than the \
@@ -161,8 +170,9 @@ pub struct Input<'a> {
     pub repo: &'a gix::Repository,
     /// The options.
     pub opts: &'a AddOptions,
-    /// SRC's worktree root.
-    pub src_root: &'a Path,
+    /// The worktree the command runs in (`None`: a bare repository). SRC, the worktree that
+    /// lends its files, is chosen from it and its siblings ([`crate::donor`]).
+    pub current_root: Option<&'a Path>,
     /// The commit to check out (`None`: an unborn branch).
     pub commit: Option<ObjectId>,
     /// DST's parent directory, open: the staging directory is made in it.
@@ -184,6 +194,8 @@ pub struct Input<'a> {
 pub struct Made {
     /// How.
     pub method: Method,
+    /// The worktree that lent its files.
+    pub src: Option<PathBuf>,
     /// Why not by snapshot, when made per file.
     pub reason: Option<PerFileReason>,
     /// DST's index (`None`: no index, as after `--no-checkout`), with DST's stat data.
@@ -237,6 +249,11 @@ impl Made {
 pub(crate) struct Prepared {
     /// The target tree's id.
     pub tree_id: ObjectId,
+    /// SRC, the worktree that lends its files ([`crate::donor`]); `None` in a bare repository
+    /// none of whose worktrees can.
+    pub src_root: Option<PathBuf>,
+    /// SRC's repository (its ignore rules), for workers.
+    pub src_repo: gix::ThreadSafeRepository,
     /// SRC's index (empty when SRC has none).
     pub src_index: gix::index::File,
     /// What the verdicts on SRC's files are made with (SRC's index file's mtime, the
@@ -249,16 +266,16 @@ pub(crate) struct Prepared {
     pub include: Option<gix::ignore::Search>,
     /// The checkout filters of the target tree.
     pub filters: filters::Setup,
-    /// SRC's repository, for workers.
+    /// The repository the command runs in (objects, attributes), for workers.
     pub sync_repo: gix::ThreadSafeRepository,
 }
 
 impl Prepared {
-    /// Reads the commit, SRC's index and `.worktreeinclude`, and sets up the filters.
+    /// Reads the commit, chooses SRC and reads its index and `.worktreeinclude`, and sets up
+    /// the filters.
     pub(crate) fn new(input: &Input<'_>) -> Result<Prepared> {
         let repo = input.repo;
         let opts = input.opts;
-        let src_root = input.src_root;
         let commit_id = input.commit.expect("a checkout has a commit");
         let commit = repo.find_commit(commit_id).map_err(Error::git(
             "read commit",
@@ -268,39 +285,57 @@ impl Prepared {
             "read commit",
             PathBuf::from(commit_id.to_string()),
         ))?;
-        let src_index_path = repo.index_path();
-        let src_index = match repo.open_index() {
-            Ok(f) => f,
-            Err(_) if !src_index_path.exists() => gix::index::File::from_state(
-                gix::index::State::new(repo.object_hash()),
-                &src_index_path,
-            ),
-            Err(e) => return Err(Error::git("read index", &src_index_path)(e)),
-        };
-        let stamp = src_index.timestamp();
-        let index_mtime = (stamp.unix_seconds(), stamp.nanoseconds());
-        refuse_sparse(repo, &src_index, src_root)?;
-        // With --with-changes DST gets SRC's index itself (staged changes, additions and
-        // removals included, HEAD being the same commit); otherwise the target tree's.
-        let target = if opts.with_changes {
-            if let Some(e) = src_index
+        refuse_sparse_config(repo, input.current_root)?;
+        // With --with-changes DST gets the current worktree's index itself (staged changes,
+        // additions and removals included, HEAD being the same commit); otherwise the target
+        // tree's.
+        let (target, src) = if opts.with_changes {
+            let root = input.current_root.ok_or_else(|| Error::Bare {
+                path: repo.git_dir().to_owned(),
+            })?;
+            let none = gix::index::State::new(repo.object_hash());
+            let src = crate::donor::choose(repo, Some(root), &none, true, None)?
+                .expect("the current worktree is kept");
+            if let Some(e) = src
+                .index
                 .entries()
                 .iter()
                 .find(|e| e.stage() != gix::index::entry::Stage::Unconflicted)
             {
                 return Err(Error::Conflicted {
-                    path: src_root.join(OsStr::from_bytes(e.path(&src_index))),
+                    path: root.join(OsStr::from_bytes(e.path(&src.index))),
                 });
             }
-            src_index.clone()
+            (src.index.clone(), Some(src))
         } else {
-            repo.index_from_tree(&tree_id)
-                .map_err(Error::git("read tree", PathBuf::from(tree_id.to_string())))?
+            let target = repo
+                .index_from_tree(&tree_id)
+                .map_err(Error::git("read tree", PathBuf::from(tree_id.to_string())))?;
+            let dst_dev = input.parent.stat_self().ok().map(|st| st.st_dev);
+            let src = crate::donor::choose(
+                repo,
+                input.current_root,
+                &target,
+                input.opts.src_fixed,
+                dst_dev,
+            )?;
+            (target, src)
         };
-        let include = if opts.ignored.worktreeinclude {
-            ignored::worktreeinclude(src_root)?
-        } else {
-            None
+        if let Some(src) = src.as_ref().filter(|s| s.current) {
+            refuse_sparse_index(&src.index, &src.root)?;
+        }
+        let src_index = match &src {
+            Some(s) => s.index.clone(),
+            None => gix::index::File::from_state(
+                gix::index::State::new(repo.object_hash()),
+                repo.index_path(),
+            ),
+        };
+        let stamp = src_index.timestamp();
+        let index_mtime = (stamp.unix_seconds(), stamp.nanoseconds());
+        let include = match &src {
+            Some(s) if opts.ignored.worktreeinclude => ignored::worktreeinclude(&s.root)?,
+            _ => None,
         };
         let filters = filters::Setup::new(repo, &target, input.admin_dir, input.staging_path)?;
         let evidence = crate::trust::Evidence {
@@ -310,6 +345,11 @@ impl Prepared {
         };
         Ok(Prepared {
             tree_id: tree_id.detach(),
+            src_root: src.as_ref().map(|s| s.root.clone()),
+            src_repo: src
+                .map(|s| s.repo)
+                .unwrap_or_else(|| repo.clone())
+                .into_sync(),
             src_index,
             evidence,
             target,
@@ -370,18 +410,27 @@ fn with_cache_tree(
     out
 }
 
-/// Refuses a SRC that uses sparse checkout: its index leaves entries out of the worktree
-/// (skip-worktree), which a reflinked copy would get wrong one way or the other.
-fn refuse_sparse(repo: &gix::Repository, index: &gix::index::State, root: &Path) -> Result<()> {
+/// Refuses to run where git would make a sparse worktree: the worktree the command runs in
+/// uses sparse checkout (git copies its patterns into the new worktree).
+fn refuse_sparse_config(repo: &gix::Repository, root: Option<&Path>) -> Result<()> {
+    if repo.config_snapshot().boolean("core.sparseCheckout") == Some(true) {
+        return Err(Error::Sparse {
+            path: root.unwrap_or(repo.git_dir()).to_owned(),
+            why: "core.sparseCheckout is true".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The same for the current worktree's index: a sparse index, or an entry git keeps out of the
+/// worktree (skip-worktree).
+fn refuse_sparse_index(index: &gix::index::State, root: &Path) -> Result<()> {
     let sparse = |why: String| {
         Err(Error::Sparse {
             path: root.to_owned(),
             why,
         })
     };
-    if repo.config_snapshot().boolean("core.sparseCheckout") == Some(true) {
-        return sparse("core.sparseCheckout is true".into());
-    }
     if index.is_sparse() {
         return sparse("the index is a sparse index".into());
     }

@@ -1508,17 +1508,44 @@ fn failed(out: &Output) -> String {
     )
 }
 
-/// Runs `git worktree add ARGS` and `cowtree git worktree add --json ARGS` in `src` (each DST
-/// `wt` under its own directory in `root`) and compares the outcomes and the worktrees.
+/// Runs `git worktree add ARGS` and `cowtree git worktree add --json --from SRC ARGS` in `src`
+/// (each DST `wt` under its own directory in `root`) and compares the outcomes and the
+/// worktrees. `--from` pins SRC as the worktree that lends its files: git's own new worktree,
+/// which holds exactly git's bytes, must not lend them.
 fn compare_add(src: &Path, root: &Path, args: &[&str], place: Place, f: &mut Finding) {
     let (git_dst, cow_dst) = (root.join("by-git/wt"), root.join("by-cowtree/wt"));
     let mut g = command("git", src);
     g.args(["worktree", "add"]).args(with_dst(args, &git_dst));
     let by_git = output(g, None);
     let mut c = command(common::BIN, src);
-    c.args(["git", "worktree", "add", "--json"])
+    c.args(["git", "worktree", "add", "--json", "--from"])
+        .arg(src)
         .args(with_dst(args, &cow_dst));
     let by_cowtree = output(c, None);
+    compare_added((&git_dst, by_git), (&cow_dst, by_cowtree), place, root, f);
+    remove_worktrees(src, &[&git_dst, &cow_dst]);
+}
+
+/// Removes the worktrees `wts` of `src`'s repository (those that were made), so that a later
+/// comparison in the same repository sees none of them.
+fn remove_worktrees(src: &Path, wts: &[&Path]) {
+    for wt in wts {
+        if wt.exists() {
+            let mut g = command("git", src);
+            g.args(["worktree", "remove", "--force", "--force"]).arg(wt);
+            output(g, None);
+        }
+    }
+}
+
+/// The rest of [`compare_add`]: the outcomes and the worktrees compared.
+fn compare_added(
+    (git_dst, by_git): (&Path, Output),
+    (cow_dst, by_cowtree): (&Path, Output),
+    place: Place,
+    root: &Path,
+    f: &mut Finding,
+) {
     match (by_git.status.success(), by_cowtree.status.success()) {
         (true, false) => {
             f.problems.push(format!(
@@ -1559,17 +1586,28 @@ fn compare_add(src: &Path, root: &Path, args: &[&str], place: Place, f: &mut Fin
     if !by_git.status.success() {
         return;
     }
-    settle_index(&git_dst);
-    settle_index(&cow_dst);
-    f.files = tracked_files(&git_dst);
+    settle_index(git_dst);
+    settle_index(cow_dst);
+    f.files = tracked_files(git_dst);
     f.json = Some(json);
-    f.problems
-        .extend(compare_worktrees(&git_dst, &cow_dst, root));
+    f.problems.extend(compare_worktrees(git_dst, cow_dst, root));
 }
 
 /// The Claude Code hook with `{"name": "wt", "cwd": SRC, "base_commit": COMMIT}` against
-/// `git worktree add -b by-git-wt DST COMMIT`, COMMIT the commit `args` name.
+/// `git worktree add -b by-git-wt DST COMMIT`, COMMIT the commit `args` name; both worktrees
+/// removed after.
 fn compare_hook(src: &Path, root: &Path, args: &[&str], f: &mut Finding) {
+    compare_hook_made(src, root, args, f);
+    remove_worktrees(
+        src,
+        &[
+            &root.join("hook-by-git/wt"),
+            &src.join(".claude/worktrees/wt"),
+        ],
+    );
+}
+
+fn compare_hook_made(src: &Path, root: &Path, args: &[&str], f: &mut Finding) {
     let commitish = match args.iter().position(|a| *a == "DST") {
         Some(i) if i + 1 < args.len() => args[i + 1],
         _ => "HEAD",
@@ -1577,11 +1615,8 @@ fn compare_hook(src: &Path, root: &Path, args: &[&str], f: &mut Finding) {
     let commit = git(src, &["rev-parse", &format!("{commitish}^{{commit}}")]);
     let commit = commit.trim();
     let git_dst = root.join("hook-by-git/wt");
-    let mut g = command("git", src);
-    g.args(["worktree", "add", "-b", "by-git-wt"])
-        .arg(&git_dst)
-        .arg(commit);
-    let by_git = output(g, None);
+    // The hook first: git's new worktree, which holds exactly git's bytes, must not lend its
+    // files to it.
     let payload = serde_json::json!({
         "name": "wt",
         "cwd": src.to_str().expect("UTF-8 path"),
@@ -1591,6 +1626,11 @@ fn compare_hook(src: &Path, root: &Path, args: &[&str], f: &mut Finding) {
     c.args(["hook", "claude-code", "worktree-create"]);
     let by_hook = output(c, Some(payload.to_string().as_bytes()));
     let hook_dst = src.join(".claude/worktrees/wt");
+    let mut g = command("git", src);
+    g.args(["worktree", "add", "-b", "by-git-wt"])
+        .arg(&git_dst)
+        .arg(commit);
+    let by_git = output(g, None);
     match (by_git.status.success(), by_hook.status.success()) {
         (true, false) => {
             f.problems.push(format!(

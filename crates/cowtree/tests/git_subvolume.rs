@@ -42,7 +42,8 @@ fn add(src: &Path, home: &Path, args: &[&str]) -> Output {
     add_command(src, home, args).output().expect("run cowtree")
 }
 
-/// The command [`add`] runs.
+/// The command [`add`] runs: SRC pinned with `--from` (the worktrees these tests make would
+/// otherwise lend their files to the next ones).
 fn add_command(src: &Path, home: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.current_dir(src)
@@ -56,7 +57,8 @@ fn add_command(src: &Path, home: &Path, args: &[&str]) -> Command {
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_COMMITTER_NAME", "t")
         .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .args(["--json", "git", "worktree", "add"])
+        .args(["--json", "git", "worktree", "add", "--from"])
+        .arg(src)
         .args(args);
     c
 }

@@ -846,21 +846,12 @@ fn bad_input_is_refused_with_the_path_and_leaves_nothing() {
     let src = make_repo(dir.path());
     let plain = dir.path().join("plain");
     fs::create_dir(&plain).unwrap();
-    let bare = dir.path().join("bare.git");
-    git(
-        dir.path(),
-        &["init", "-q", "--bare", bare.to_str().unwrap()],
-    );
     let dst = dir.path().join("dst");
     let existing = src.join("d0");
     let cases: Vec<(Vec<&OsStr>, String)> = vec![
         (
             vec![os("--from"), plain.as_os_str(), dst.as_os_str()],
             format!("{}: not a git worktree", plain.display()),
-        ),
-        (
-            vec![os("--from"), bare.as_os_str(), dst.as_os_str()],
-            "a bare repository".to_owned(),
         ),
         (
             vec![dst.as_os_str(), os("no-such-rev")],

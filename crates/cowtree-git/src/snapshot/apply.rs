@@ -117,6 +117,8 @@ struct Decided {
 pub(super) struct Apply<'a, 'p> {
     pub input: &'a Input<'p>,
     pub prep: &'a Prepared,
+    /// SRC's worktree root.
+    pub src_root: &'a Path,
     pub src_dir: &'a Dir,
     pub staging: &'a Dir,
     /// When SRC's directories were first looked at (ns since the epoch).
@@ -180,7 +182,7 @@ impl Apply<'_, '_> {
     /// (and mtime and size) are unchanged and its ctime was more than a second old at the
     /// first look; and so did every directory above it. SRC's root names itself always.
     fn compare_dirs(&self, tree: &mut Tree) -> Result<()> {
-        tree.stat_all_in(self.src_dir, self.input.src_root, |d, st| d.t2 = st)?;
+        tree.stat_all_in(self.src_dir, self.src_root, |d, st| d.t2 = st)?;
         let racy_before = self.t0 - 1_000_000_000;
         for d in 0..tree.dirs.len() {
             let parent_ok = tree.dirs[d].parent.is_none_or(|p| tree.dirs[p].same_place);
@@ -394,7 +396,7 @@ impl Apply<'_, '_> {
                 out.removals.push(sub.to_owned());
                 Ok(false)
             }
-            DirDecision::Whole if hole => Err(changed(self.input.src_root, sub)),
+            DirDecision::Whole if hole => Err(changed(self.src_root, sub)),
             DirDecision::Whole => {
                 self.whole(out, &child, sub)?;
                 Ok(true)
@@ -459,7 +461,7 @@ impl Apply<'_, '_> {
                         out.removals.push(csub);
                         removed_here = true;
                     } else if hole {
-                        return Err(changed(self.input.src_root, csub.as_ref()));
+                        return Err(changed(self.src_root, csub.as_ref()));
                     } else {
                         self.whole(out, &child, csub.as_ref())?;
                     }
@@ -646,7 +648,7 @@ impl Apply<'_, '_> {
     /// apply), and makes every submodule's empty directory; in parallel by directory.
     fn write(&self, tree: &Tree, acts: &[Act], looked: &[Looked]) -> Result<Vec<Written>> {
         let (prep, staging) = (self.prep, self.staging);
-        let (src_root, staging_path) = (self.input.src_root, self.input.staging_path);
+        let (src_root, staging_path) = (self.src_root, self.input.staging_path);
         let at = |rel: &BStr| staging_path.join(path_of(rel));
         let target = &prep.target;
         let backing = target.path_backing();

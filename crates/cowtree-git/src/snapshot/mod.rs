@@ -136,24 +136,27 @@ pub(crate) fn attempt<'p>(input: &Input<'p>, prep: &Prepared) -> Result<Attempt<
     if opts.method == MethodChoice::PerFile {
         return Ok(Attempt::NotUsed(PerFileReason::Asked));
     }
-    let src_dir = Dir::open(input.src_root).map_err(Error::io("open", input.src_root))?;
+    let Some(src_root) = prep.src_root.as_deref() else {
+        return Ok(Attempt::NotUsed(PerFileReason::NoSource));
+    };
+    let src_dir = Dir::open(src_root).map_err(Error::io("open", src_root))?;
     let req = Request {
-        src: At::new(&src_dir, input.src_root),
+        src: At::new(&src_dir, src_root),
         parent: At::new(input.parent, input.parent_path),
         name: input.staging_name,
         read_only: false,
     };
-    let holes = match whole_tree::preflight(&req).map_err(subvolume_error(input.src_root))? {
+    let holes = match whole_tree::preflight(&req).map_err(subvolume_error(src_root))? {
         Preflight::NotUsed(n) => return Ok(Attempt::NotUsed(PerFileReason::Seam(n))),
         Preflight::Ready(h) => h,
     };
     timing.mark("preflight");
-    let repo = input.repo;
+    let src_repo = prep.src_repo.to_thread_local();
     let sel = prep.selection(opts);
-    let mut rules = Rules::new(repo, input.src_root, &prep.src_index, &prep.target, &sel)?;
+    let mut rules = Rules::new(&src_repo, src_root, &prep.src_index, &prep.target, &sel)?;
     let mut tree = Tree::new(&prep.target);
     let t0 = now_ns();
-    tree.stat_all_in(&src_dir, input.src_root, |d, st| d.t0 = st)?;
+    tree.stat_all_in(&src_dir, src_root, |d, st| d.t0 = st)?;
     let owner = Owner::of_caller();
     if let Some(reason) = owner.refusal(input, &tree)? {
         return Ok(Attempt::NotUsed(reason));
@@ -166,7 +169,7 @@ pub(crate) fn attempt<'p>(input: &Input<'p>, prep: &Prepared) -> Result<Attempt<
         counting,
         holes: hole_set(&holes),
     };
-    if let Some(reason) = survey.run(&mut tree, &mut rules, &src_dir, input.src_root, &holes)? {
+    if let Some(reason) = survey.run(&mut tree, &mut rules, &src_dir, src_root, &holes)? {
         return Ok(Attempt::NotUsed(reason));
     }
     timing.mark("survey");
@@ -202,6 +205,7 @@ pub(crate) fn attempt<'p>(input: &Input<'p>, prep: &Prepared) -> Result<Attempt<
     let made = Apply {
         input,
         prep,
+        src_root,
         src_dir: &src_dir,
         staging: &staging.dir,
         t0,
@@ -209,6 +213,10 @@ pub(crate) fn attempt<'p>(input: &Input<'p>, prep: &Prepared) -> Result<Attempt<
         owner,
     }
     .run(&mut tree, &mut rules, &mut timing)?;
+    let made = Made {
+        src: Some(src_root.to_owned()),
+        ..made
+    };
     timing.print(&tree);
     Ok(Attempt::Made(staging, Box::new(made)))
 }

@@ -413,7 +413,10 @@ fn report_spawn_failure(sub: &str, e: &std::io::Error, json: bool) -> u8 {
   cowtree git worktree add --ignored ../wt main         # with node_modules/, target/, .env
   cowtree git worktree add --with-changes --detach ../try   # carry uncommitted edits")]
 struct AddArgs {
-    /// The source worktree (default: the worktree containing the current directory).
+    /// The worktree to take files from, whatever the others hold (default: the worktree
+    /// containing the current directory when its index holds the target tree, else the
+    /// repository's worktree whose index holds most of it; in a bare repository, its
+    /// worktrees').
     #[arg(long, value_name = "SRC")]
     from: Option<PathBuf>,
     /// Create the branch NEW_BRANCH at COMMIT-ISH and check it out (an existing branch is
@@ -514,6 +517,7 @@ struct AddArgs {
 struct JsonReport {
     path: String,
     admin_dir: String,
+    source: Option<String>,
     branch: Option<String>,
     branch_created: bool,
     detached: bool,
@@ -584,6 +588,7 @@ pub fn run_registry() -> Option<PathBuf> {
 
 fn add(args: AddArgs) -> CmdResult {
     let start = Instant::now();
+    let src_fixed = args.from.is_some();
     let src = match args.from {
         Some(p) => p,
         None => std::env::current_dir()?,
@@ -631,6 +636,7 @@ fn add(args: AddArgs) -> CmdResult {
         with_changes: args.with_changes,
         strict: args.strict,
         verify: args.verify,
+        src_fixed,
         method: if args.per_file {
             MethodChoice::PerFile
         } else if args.subvolume {
@@ -718,6 +724,7 @@ fn json(r: &AddReport, seconds: f64) -> JsonReport {
     JsonReport {
         path: r.dst.display().to_string(),
         admin_dir: r.admin_dir.display().to_string(),
+        source: r.src.as_ref().map(|p| p.display().to_string()),
         commit: r.commit.map(|c| c.to_string()),
         detached: branch.is_none(),
         branch,
@@ -823,7 +830,7 @@ fn print_summary(r: &AddReport, seconds: f64) {
     let how = match r.method {
         Method::Subvolume => format!(
             "a snapshot of {}: {} entries, {} kept, {} from objects, {} removed",
-            r.src.display(),
+            r.src.as_deref().unwrap_or(Path::new("?")).display(),
             r.entries,
             r.kept,
             r.from_objects,
@@ -836,6 +843,12 @@ fn print_summary(r: &AddReport, seconds: f64) {
     };
     let why = match &r.reason {
         Some(reason) if tells(reason) => format!(" (per file: {reason})"),
+        _ => String::new(),
+    };
+    let from = match &r.src {
+        Some(src) if !r.src_is_current && r.method == Method::PerFile => {
+            format!(" (files from the worktree {})", src.display())
+        }
         _ => String::new(),
     };
     let hashed = if r.reused_after_hash + r.hash_mismatches > 0 {
@@ -852,7 +865,7 @@ fn print_summary(r: &AddReport, seconds: f64) {
         String::new()
     };
     println!(
-        "worktree {} ({head}{lock}): {how}{hashed}{}, in {:.3} s{why}",
+        "worktree {} ({head}{lock}): {how}{hashed}{}, in {:.3} s{from}{why}",
         r.dst.display(),
         if r.carried > 0 {
             format!(", {} carried with changes", r.carried)
