@@ -16,6 +16,9 @@ use serde::ser::{SerializeMap, SerializeSeq};
 
 use crate::exit::{CliError, CmdResult, Exit, Kind};
 
+mod base;
+mod settings;
+
 /// Hook handlers for agent tools.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -46,9 +49,26 @@ enum Event {
     ///
     /// The payload's fields: `name` or `worktree_name` (the worktree's name, also its new
     /// branch's), `cwd` or `base_path` (a directory in the repository; default: the current
-    /// directory), `base_commit` or `base_ref` (what the branch starts from; default: HEAD),
-    /// `worktree_path` (where to make it; default: `<repository>/.claude/worktrees/<name>`).
-    /// Other fields are ignored. Progress and warnings go to stderr.
+    /// directory), `base_commit` or `base_ref` (what the branch starts from; default: as
+    /// Claude Code's `worktree.baseRef` setting says, below), `worktree_path` (where to make
+    /// it; default: `<repository>/.claude/worktrees/<name>`). Other fields are ignored.
+    /// Progress, warnings and where the branch started go to stderr.
+    ///
+    /// Without a base in the payload (Claude Code sends none), the branch starts where Claude
+    /// Code starts the worktrees it makes itself: as its setting `{"worktree": {"baseRef":
+    /// "fresh" | "head"}}` says, read from its settings files with its precedence, highest
+    /// first: managed (/etc/claude-code/managed-settings.json, then managed-settings.d/*.json,
+    /// a later name winning), local (.claude/settings.local.json at the top of the main
+    /// checkout), project (.claude/settings.json in $CLAUDE_PROJECT_DIR, else at the top of
+    /// the worktree), user ($CLAUDE_CONFIG_DIR/settings.json, else ~/.claude/settings.json).
+    /// A file Claude Code would skip (unreadable, not JSON, not an object, a value other than
+    /// "fresh" or "head") is skipped, with a warning naming it.
+    ///
+    /// "head": the branch starts at HEAD. "fresh" (the default): at origin's default branch
+    /// (origin/HEAD), fetched first when the repository was not fetched in the last 24 hours
+    /// (at most 5 s; if that fails, the cached branch); with no remote "origin", or no
+    /// origin/HEAD cached or fetchable, at HEAD, with a note. The new branch has no upstream.
+    /// `.worktreeinclude` is honoured, as by `cowtree git worktree add`.
     WorktreeCreate,
     /// The WorktreeRemove hook: reads the payload (`worktree_path`) on stdin and removes that
     /// worktree as `git worktree remove` does (refused while it has changes).
@@ -182,8 +202,12 @@ fn create() -> CmdResult {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
+    let commit = match field(&v, &["base_commit", "base_ref"]) {
+        Some(c) => Some(c.to_owned()),
+        None => setting_base(&dir)?,
+    };
     let opts = AddOptions {
-        commit: field(&v, &["base_commit", "base_ref"]).map(str::to_owned),
+        commit,
         branch: BranchChoice::New(branch_name),
         quiet: true,
         run_registry: crate::cmd::git::run_registry(),
@@ -219,6 +243,53 @@ fn create() -> CmdResult {
     }
     println!("{}", report.dst.display());
     Ok(Exit::Ok)
+}
+
+/// The commit the branch starts at when the payload names none, as Claude Code's
+/// `worktree.baseRef` setting says (`None`: HEAD); says on stderr which it is, from which
+/// settings file, and every settings file skipped.
+fn setting_base(dir: &Path) -> Result<Option<String>, CliError> {
+    let files = settings::load(&toplevel(dir)?);
+    for f in &files {
+        if let settings::Read::Skipped(why) = &f.read {
+            eprintln!(
+                "cowtree: warning: {}: {why}; skipped, as Claude Code skips a settings file with an error",
+                f.path.display()
+            );
+        }
+        if let Some(note) = &f.note {
+            eprintln!("cowtree: warning: {}: {note}", f.path.display());
+        }
+    }
+    let from = settings::effective(&files);
+    let value = settings::value(from);
+    let why = match from {
+        Some(f) => format!(
+            "worktree.baseRef \"{}\" in the {} settings {}",
+            value.as_str(),
+            f.scope.as_str(),
+            f.path.display()
+        ),
+        None => "worktree.baseRef \"fresh\", Claude Code's default".to_owned(),
+    };
+    let (commit, at) = match value {
+        settings::BaseRef::Head => (None, "HEAD".to_owned()),
+        settings::BaseRef::Fresh => {
+            let fresh = base::fresh(dir);
+            for note in &fresh.notes {
+                eprintln!("cowtree: {note}");
+            }
+            match fresh.start {
+                base::Start::Remote { name, commit } => {
+                    let at = format!("{name} ({})", commit.get(..12).unwrap_or(&commit));
+                    (Some(commit), at)
+                }
+                base::Start::Head => (None, "HEAD".to_owned()),
+            }
+        }
+    };
+    eprintln!("cowtree: the branch starts at {at}: {why}");
+    Ok(commit)
 }
 
 fn remove() -> CmdResult {
