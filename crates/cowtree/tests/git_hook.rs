@@ -1,14 +1,21 @@
 //! `cowtree hook claude-code ...` run as Claude Code runs it: the payload on stdin, stdout read
 //! as the worktree's path. Payloads of each shape Claude Code versions have sent (and unknown
 //! fields), refusals of payloads that name no worktree, removal, and `install` merging into
-//! existing settings and changing nothing the second time.
+//! existing settings and changing nothing the second time. Where the branch starts without a
+//! base in the payload: Claude Code's `worktree.baseRef` read from each settings file alone and
+//! together (its precedence), files it would skip, `"fresh"` from a real clone of a bare
+//! `origin` (fetched when stale, never longer than the cap) and its fallbacks; and the ignored
+//! files `.worktreeinclude` names, and only those, in the new worktree.
 
 mod common;
 
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::BIN;
 use cowtree_testutil::{Fs, git_cmd, scratch};
@@ -27,6 +34,9 @@ fn git(dir: &Path, args: &[&str]) -> String {
 
 fn env(c: &mut Command, root: &Path) {
     c.env_remove("COWTREE_STORE")
+        // What Claude Code gives its hooks, and a test run inside Claude Code would pass on.
+        .env_remove("CLAUDE_PROJECT_DIR")
+        .env_remove("CLAUDE_CONFIG_DIR")
         .env("HOME", root.join("home"))
         .env("XDG_STATE_HOME", root.join("state"))
         .env("XDG_DATA_HOME", root.join("data"))
@@ -39,8 +49,20 @@ fn env(c: &mut Command, root: &Path) {
 
 /// Runs `cowtree hook claude-code EVENT` in `cwd` with `payload` on stdin.
 fn hook(root: &Path, cwd: &Path, event: &str, payload: &str) -> Output {
+    hook_with(root, cwd, event, payload, &[])
+}
+
+/// [`hook`] with these environment variables set too.
+fn hook_with(
+    root: &Path,
+    cwd: &Path,
+    event: &str,
+    payload: &str,
+    vars: &[(&str, &OsStr)],
+) -> Output {
     let mut c = Command::new(BIN);
     env(&mut c, root);
+    c.envs(vars.iter().copied());
     let mut child = c
         .current_dir(cwd)
         .args(["hook", "claude-code", event])
@@ -360,4 +382,543 @@ fn install_merges_both_hooks_into_existing_settings_once_and_they_run() {
     let out = install(root, &src, &[]);
     assert!(!out.status.success());
     assert_eq!(fs::read(&file).unwrap(), b"{ not json");
+}
+
+const HEAD_SETTING: &str = r#"{"worktree": {"baseRef": "head"}}"#;
+const FRESH_SETTING: &str = r#"{"model": "x", "worktree": {"baseRef": "fresh"}}"#;
+
+/// A repository as most Claude Code users have one: a clone of a bare `origin` (so that
+/// `origin/HEAD` is `origin/main`), with a commit of its own not pushed (so that "fresh" and
+/// "head" give different commits), and the ignored `.env` that `.worktreeinclude` names.
+struct Clone {
+    origin: PathBuf,
+    repo: PathBuf,
+    /// `origin/main`.
+    remote: String,
+    /// The clone's HEAD, one commit ahead of `origin/main`.
+    local: String,
+}
+
+fn make_clone(root: &Path) -> Clone {
+    let seed = root.join("seed");
+    fs::create_dir_all(seed.join("lib")).unwrap();
+    git(&seed, &["init", "-q", "-b", "main"]);
+    fs::write(seed.join("lib/a.txt"), "one\n").unwrap();
+    fs::write(seed.join(".gitignore"), ".env\n.claude/\n").unwrap();
+    fs::write(seed.join(".worktreeinclude"), ".env\n").unwrap();
+    git(&seed, &["add", "-A"]);
+    git(&seed, &["commit", "-qm", "one"]);
+    git(root, &["clone", "-q", "--bare", "seed", "origin.git"]);
+    git(root, &["clone", "-q", "origin.git", "repo"]);
+    let repo = root.join("repo");
+    fs::write(repo.join("lib/a.txt"), "two, not pushed\n").unwrap();
+    git(&repo, &["commit", "-qam", "two"]);
+    fs::write(repo.join(".env"), "TOKEN=1\n").unwrap();
+    let remote = git(&repo, &["rev-parse", "origin/main"]).trim().to_owned();
+    let local = git(&repo, &["rev-parse", "HEAD"]).trim().to_owned();
+    assert_ne!(remote, local);
+    assert_eq!(
+        git(&repo, &["symbolic-ref", "refs/remotes/origin/HEAD"]).trim(),
+        "refs/remotes/origin/main"
+    );
+    Clone {
+        origin: root.join("origin.git"),
+        repo,
+        remote,
+        local,
+    }
+}
+
+/// A commit on `origin`'s main made elsewhere (as a teammate pushes one); its id.
+fn push_to_origin(root: &Path, origin: &Path, text: &str) -> String {
+    let other = root.join("other");
+    if !other.exists() {
+        git(root, &["clone", "-q", origin.to_str().unwrap(), "other"]);
+    }
+    git(&other, &["pull", "-q", "--ff-only"]);
+    fs::write(other.join("lib/a.txt"), text).unwrap();
+    git(&other, &["commit", "-qam", text.trim()]);
+    git(&other, &["push", "-q", "origin", "main"]);
+    git(&other, &["rev-parse", "HEAD"]).trim().to_owned()
+}
+
+/// The payload current Claude Code sends: the session's directory and a name, no base.
+fn name_only(repo: &Path, name: &str) -> String {
+    format!(
+        r#"{{"session_id":"s","transcript_path":"/tmp/t.jsonl","cwd":"{}","hook_event_name":"WorktreeCreate","name":"{name}"}}"#,
+        repo.display()
+    )
+}
+
+/// Writes `text` to `path`, or removes it for `None`.
+fn put(path: &Path, text: Option<&str>) {
+    match text {
+        Some(t) => {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, t).unwrap();
+        }
+        None => {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// The worktree `name` was made at `commit` (see [`assert_created`]), on a branch with no
+/// upstream.
+#[track_caller]
+fn assert_made_at(out: &Output, repo: &Path, name: &str, commit: &str) {
+    let wt = repo.join(".claude/worktrees").join(name);
+    assert_created(out, &wt, name, commit);
+    let up = git_cmd(repo)
+        .args(["rev-parse", "--abbrev-ref", &format!("{name}@{{upstream}}")])
+        .output()
+        .unwrap();
+    assert!(!up.status.success(), "{name} has an upstream");
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn without_a_base_the_branch_starts_where_worktree_base_ref_says_with_claude_codes_precedence() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let root = dir.path();
+    let c = make_clone(root);
+    let user = root.join("home/.claude/settings.json");
+    let project = c.repo.join(".claude/settings.json");
+    let local = c.repo.join(".claude/settings.local.json");
+    let (h, f) = (Some(HEAD_SETTING), Some(FRESH_SETTING));
+    // (user, project, local) -> HEAD (true) or origin/main, and the file that decided.
+    type Case<'a> = ([Option<&'a str>; 3], bool, Option<&'a Path>);
+    let cases: &[Case] = &[
+        ([None, None, None], false, None),
+        ([h, None, None], true, Some(&user)),
+        ([None, h, None], true, Some(&project)),
+        ([None, None, h], true, Some(&local)),
+        ([f, None, None], false, Some(&user)),
+        ([h, f, None], false, Some(&project)),
+        ([f, h, None], true, Some(&project)),
+        ([None, h, f], false, Some(&local)),
+        ([f, None, h], true, Some(&local)),
+        ([h, h, f], false, Some(&local)),
+        ([f, f, h], true, Some(&local)),
+        ([h, f, h], true, Some(&local)),
+        // A file that sets something else leaves the value of the file below in force.
+        (
+            [
+                h,
+                Some(r#"{"worktree": {"sparsePaths": ["lib"]}}"#),
+                Some("{}"),
+            ],
+            true,
+            Some(&user),
+        ),
+    ];
+    for (i, (files, at_head, decided)) in cases.iter().enumerate() {
+        for (path, text) in [&user, &project, &local].into_iter().zip(files) {
+            put(path, *text);
+        }
+        let name = format!("case-{i}");
+        let out = hook(root, root, "worktree-create", &name_only(&c.repo, &name));
+        let want = if *at_head { &c.local } else { &c.remote };
+        assert_made_at(&out, &c.repo, &name, want);
+        let err = stderr(&out);
+        let said = err
+            .lines()
+            .find(|l| l.contains("the branch starts at"))
+            .unwrap_or_else(|| panic!("case {i}: {err}"));
+        match decided {
+            Some(p) => assert!(said.contains(&p.display().to_string()), "case {i}: {said}"),
+            None => assert!(said.contains("Claude Code's default"), "case {i}: {said}"),
+        }
+        assert!(
+            said.contains(if *at_head {
+                "at HEAD"
+            } else {
+                "at origin/main"
+            }),
+            "case {i}: {said}"
+        );
+        assert!(!err.contains("warning"), "case {i}: {err}");
+    }
+}
+
+#[test]
+fn a_base_in_the_payload_wins_over_the_setting() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let root = dir.path();
+    let c = make_clone(root);
+    let local = c.repo.join(".claude/settings.local.json");
+    let r = c.repo.display();
+    put(&local, Some(HEAD_SETTING));
+    let out = hook(
+        root,
+        root,
+        "worktree-create",
+        &format!(
+            r#"{{"cwd":"{r}","name":"p1","base_commit":"{}"}}"#,
+            c.remote
+        ),
+    );
+    assert_created(&out, &c.repo.join(".claude/worktrees/p1"), "p1", &c.remote);
+    put(&local, Some(FRESH_SETTING));
+    let out = hook(
+        root,
+        root,
+        "worktree-create",
+        &format!(r#"{{"cwd":"{r}","name":"p2","base_ref":"HEAD"}}"#),
+    );
+    assert_created(&out, &c.repo.join(".claude/worktrees/p2"), "p2", &c.local);
+    // The settings are not even read: no word about where the branch starts, or about a
+    // settings file that is broken.
+    put(&local, Some("{ broken"));
+    let out = hook(
+        root,
+        root,
+        "worktree-create",
+        &format!(r#"{{"cwd":"{r}","name":"p3","base_commit":"{}"}}"#, c.local),
+    );
+    assert_created(&out, &c.repo.join(".claude/worktrees/p3"), "p3", &c.local);
+    let err = stderr(&out);
+    assert!(
+        !err.contains("settings") && !err.contains("starts at"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_settings_file_claude_code_would_skip_is_skipped_with_a_warning_naming_it() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let root = dir.path();
+    let c = make_clone(root);
+    let user = root.join("home/.claude/settings.json");
+    let project = c.repo.join(".claude/settings.json");
+    let local = c.repo.join(".claude/settings.local.json");
+    put(&user, Some(HEAD_SETTING));
+    // (the file, its text, what the warning says); each time the user's "head" applies.
+    for (i, (path, text, says)) in [
+        (&local, r#"{"worktree": {"baseRef": "main"}}"#, "\"main\""),
+        (&local, r#"{"worktree": {"baseRef": "HEAD"}}"#, "\"HEAD\""),
+        (&local, r#"{"worktree": "fresh"}"#, "not an object"),
+        (&project, "{ \"worktree\": ", "not valid JSON"),
+        (&project, r#"["worktree"]"#, "not a JSON object"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        put(path, Some(text));
+        let name = format!("bad-{i}");
+        let out = hook(root, root, "worktree-create", &name_only(&c.repo, &name));
+        assert_made_at(&out, &c.repo, &name, &c.local);
+        let err = stderr(&out);
+        let warning = err
+            .lines()
+            .find(|l| l.contains("warning"))
+            .unwrap_or_else(|| panic!("{text}: {err}"));
+        assert!(warning.contains(&path.display().to_string()), "{warning}");
+        assert!(
+            warning.contains(says) && warning.contains("skipped"),
+            "{warning}"
+        );
+        assert_eq!(err.matches("warning").count(), 1, "{err}");
+        put(path, None);
+    }
+    // A settings file that cannot be read (here: a directory in its place) is skipped too.
+    fs::create_dir_all(&local).unwrap();
+    let out = hook(
+        root,
+        root,
+        "worktree-create",
+        &name_only(&c.repo, "unreadable"),
+    );
+    assert_made_at(&out, &c.repo, "unreadable", &c.local);
+    assert!(stderr(&out).contains("cannot be read"), "{}", stderr(&out));
+    fs::remove_dir(&local).unwrap();
+
+    // The setting as one dotted key is not Claude Code's: ignored, with a word; "fresh" applies.
+    put(&user, None);
+    put(&local, Some(r#"{"worktree.baseRef": "head"}"#));
+    let out = hook(root, root, "worktree-create", &name_only(&c.repo, "dotted"));
+    assert_made_at(&out, &c.repo, "dotted", &c.remote);
+    let err = stderr(&out);
+    assert!(
+        err.contains("not read by Claude Code") && err.contains(&local.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn claude_config_dir_and_claude_project_dir_move_the_user_and_project_files() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let root = dir.path();
+    let c = make_clone(root);
+    let config = root.join("claude-config");
+    let run = |name: &str, vars: &[(&str, &OsStr)]| {
+        hook_with(
+            root,
+            root,
+            "worktree-create",
+            &name_only(&c.repo, name),
+            vars,
+        )
+    };
+    // With CLAUDE_CONFIG_DIR, ~/.claude/settings.json is not the user's file any more.
+    put(&root.join("home/.claude/settings.json"), Some(HEAD_SETTING));
+    let out = run("cfg-1", &[("CLAUDE_CONFIG_DIR", config.as_os_str())]);
+    assert_made_at(&out, &c.repo, "cfg-1", &c.remote);
+    put(&config.join("settings.json"), Some(HEAD_SETTING));
+    put(&root.join("home/.claude/settings.json"), None);
+    let out = run("cfg-2", &[("CLAUDE_CONFIG_DIR", config.as_os_str())]);
+    assert_made_at(&out, &c.repo, "cfg-2", &c.local);
+    assert!(stderr(&out).contains(&config.join("settings.json").display().to_string()));
+    put(&config.join("settings.json"), None);
+
+    // The project's settings are where Claude Code started (a subdirectory here) ...
+    let sub = c.repo.join("lib");
+    put(&sub.join(".claude/settings.json"), Some(HEAD_SETTING));
+    let out = run("proj-1", &[("CLAUDE_PROJECT_DIR", sub.as_os_str())]);
+    assert_made_at(&out, &c.repo, "proj-1", &c.local);
+    // ... and only there: without the variable, the top of the worktree.
+    let out = run("proj-2", &[]);
+    assert_made_at(&out, &c.repo, "proj-2", &c.remote);
+    // A CLAUDE_PROJECT_DIR of another repository (a hook run by hand in another session) is
+    // not this repository's project.
+    let other = root.join("elsewhere");
+    fs::create_dir_all(&other).unwrap();
+    git(&other, &["init", "-q"]);
+    put(&other.join(".claude/settings.json"), Some(HEAD_SETTING));
+    put(&sub.join(".claude/settings.json"), None);
+    let out = run("proj-3", &[("CLAUDE_PROJECT_DIR", other.as_os_str())]);
+    assert_made_at(&out, &c.repo, "proj-3", &c.remote);
+
+    // The local settings are the main checkout's, also for a session in a linked worktree.
+    put(
+        &c.repo.join(".claude/settings.local.json"),
+        Some(HEAD_SETTING),
+    );
+    let linked = root.join("linked");
+    git(
+        &c.repo,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "linked",
+            linked.to_str().unwrap(),
+        ],
+    );
+    fs::write(linked.join(".env"), "TOKEN=1\n").unwrap();
+    fs::write(linked.join("lib/a.txt"), "three\n").unwrap();
+    git(&linked, &["commit", "-qam", "three"]);
+    let linked_head = git(&linked, &["rev-parse", "HEAD"]).trim().to_owned();
+    let out = hook(
+        root,
+        root,
+        "worktree-create",
+        &name_only(&linked, "from-linked-2"),
+    );
+    // "head" in a linked worktree is that worktree's HEAD.
+    assert_created(
+        &out,
+        &linked.join(".claude/worktrees/from-linked-2"),
+        "from-linked-2",
+        &linked_head,
+    );
+}
+
+#[test]
+fn fresh_fetches_origin_when_the_repository_was_not_fetched_for_a_day() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let root = dir.path();
+    let c = make_clone(root);
+    let fetch_head = c.repo.join(".git/FETCH_HEAD");
+    assert!(!fetch_head.exists(), "a clone has not fetched");
+    // Never fetched: fetched first, so the branch starts at what origin has now.
+    let pushed = push_to_origin(root, &c.origin, "pushed\n");
+    let out = hook(root, root, "worktree-create", &name_only(&c.repo, "f1"));
+    assert_made_at(&out, &c.repo, "f1", &pushed);
+    assert!(fetch_head.exists());
+    // Fetched a moment ago: origin is not asked again; the cached origin/main.
+    let newer = push_to_origin(root, &c.origin, "newer\n");
+    let out = hook(root, root, "worktree-create", &name_only(&c.repo, "f2"));
+    assert_made_at(&out, &c.repo, "f2", &pushed);
+    // A day and an hour ago: fetched.
+    fs::File::options()
+        .write(true)
+        .open(&fetch_head)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(25 * 3600))
+        .unwrap();
+    let out = hook(root, root, "worktree-create", &name_only(&c.repo, "f3"));
+    assert_made_at(&out, &c.repo, "f3", &newer);
+    assert_eq!(git(&c.repo, &["rev-parse", "origin/main"]).trim(), newer);
+    // Nothing but the remote-tracking branch moved: the checkout's own branch is as it was.
+    assert_eq!(git(&c.repo, &["rev-parse", "main"]).trim(), c.local);
+}
+
+#[test]
+fn fresh_falls_back_as_claude_code_does() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let root = dir.path();
+    let c = make_clone(root);
+    let gone = root.join("gone.git");
+    let origin = c.origin.to_str().unwrap();
+
+    // origin cannot be reached, origin/HEAD is cached: the cached origin/main, and why.
+    git(
+        &c.repo,
+        &["remote", "set-url", "origin", gone.to_str().unwrap()],
+    );
+    let out = hook(root, root, "worktree-create", &name_only(&c.repo, "cached"));
+    assert_made_at(&out, &c.repo, "cached", &c.remote);
+    let err = stderr(&out);
+    assert!(
+        err.contains("fetching origin/main from origin failed") && err.contains("cached"),
+        "{err}"
+    );
+
+    // Nor is origin/HEAD: HEAD, and why.
+    git(&c.repo, &["remote", "set-head", "origin", "--delete"]);
+    let out = hook(
+        root,
+        root,
+        "worktree-create",
+        &name_only(&c.repo, "unknown"),
+    );
+    assert_made_at(&out, &c.repo, "unknown", &c.local);
+    let err = stderr(&out);
+    assert!(
+        err.contains("origin/HEAD is not known here") && err.contains("starts at HEAD"),
+        "{err}"
+    );
+
+    // origin/HEAD not cached, origin reachable: origin is asked for its default branch.
+    git(&c.repo, &["remote", "set-url", "origin", origin]);
+    let out = hook(root, root, "worktree-create", &name_only(&c.repo, "asked"));
+    assert_made_at(&out, &c.repo, "asked", &c.remote);
+    assert_eq!(
+        git(&c.repo, &["symbolic-ref", "refs/remotes/origin/HEAD"]).trim(),
+        "refs/remotes/origin/main"
+    );
+
+    // A remote that does not answer is given 5 s, then the cached origin/main.
+    git(&c.repo, &["config", "protocol.ext.allow", "always"]);
+    git(&c.repo, &["remote", "set-url", "origin", "ext::sleep 60"]);
+    fs::File::options()
+        .write(true)
+        .open(c.repo.join(".git/FETCH_HEAD"))
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(2 * 86_400))
+        .unwrap();
+    let t = Instant::now();
+    let out = hook(root, root, "worktree-create", &name_only(&c.repo, "silent"));
+    let took = t.elapsed();
+    assert_made_at(&out, &c.repo, "silent", &c.remote);
+    assert!(
+        stderr(&out).contains("no answer within 5 s"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(20),
+        "{took:?}"
+    );
+    git(&c.repo, &["remote", "set-url", "origin", origin]);
+
+    // No remote "origin" at all: HEAD, and why.
+    git(&c.repo, &["remote", "remove", "origin"]);
+    let out = hook(
+        root,
+        root,
+        "worktree-create",
+        &name_only(&c.repo, "no-origin"),
+    );
+    assert_made_at(&out, &c.repo, "no-origin", &c.local);
+    assert!(
+        stderr(&out).contains("no remote \"origin\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Every path in the tree at `dir`, relative, without `.git`.
+fn tree(dir: &Path) -> BTreeSet<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_name() == ".git" {
+                continue;
+            }
+            let p = e.path();
+            out.insert(p.strip_prefix(base).unwrap().to_str().unwrap().to_owned());
+            if e.file_type().unwrap().is_dir() {
+                walk(base, &p, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+#[test]
+fn the_worktree_gets_the_ignored_files_worktreeinclude_names_and_no_other_ignored_file() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let root = dir.path();
+    let src = root.join("repo");
+    fs::create_dir_all(src.join("lib")).unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    fs::write(src.join("lib/a.txt"), "one\n").unwrap();
+    fs::write(
+        src.join(".gitignore"),
+        ".env\n.env.*\nconfig/local.json\nconfig/cache/\ntarget/\n*.log\nsecrets/\n.claude/\n",
+    )
+    .unwrap();
+    fs::write(
+        src.join(".worktreeinclude"),
+        "# what a new worktree needs to run\n.env\n.env.*\n!.env.example\nconfig/local.json\n",
+    )
+    .unwrap();
+    fs::create_dir_all(src.join("config")).unwrap();
+    fs::write(src.join("config/app.toml"), "tracked\n").unwrap();
+    git(&src, &["add", "-A"]);
+    git(&src, &["commit", "-qm", "one"]);
+    let head = git(&src, &["rev-parse", "HEAD"]).trim().to_owned();
+    for (path, text) in [
+        (".env", "TOKEN=1\n"),
+        (".env.local", "LOCAL=1\n"),
+        (".env.example", "ignored, named, then negated\n"),
+        ("config/local.json", "{}\n"),
+        ("config/cache/blob", "ignored directory\n"),
+        ("target/debug/app", "build output\n"),
+        ("build.log", "log\n"),
+        ("secrets/key", "private\n"),
+        (".claude/settings.local.json", "{}\n"),
+        ("notes.txt", "untracked, not ignored\n"),
+    ] {
+        put(&src.join(path), Some(text));
+    }
+    let out = hook(root, root, "worktree-create", &name_only(&src, "inc"));
+    let wt = src.join(".claude/worktrees/inc");
+    assert_created(&out, &wt, "inc", &head);
+    let want: BTreeSet<String> = [
+        ".gitignore",
+        ".worktreeinclude",
+        "lib",
+        "lib/a.txt",
+        "config",
+        "config/app.toml",
+        // What .worktreeinclude names, and git ignores:
+        ".env",
+        ".env.local",
+        "config/local.json",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(tree(&wt), want);
+    assert_eq!(fs::read(wt.join(".env.local")).unwrap(), b"LOCAL=1\n");
+    assert_eq!(fs::read(wt.join("config/local.json")).unwrap(), b"{}\n");
 }
