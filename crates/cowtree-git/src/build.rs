@@ -77,6 +77,8 @@ pub struct BuildInput<'a> {
     pub src_index: &'a gix::index::State,
     /// What the verdicts on SRC's files are made with.
     pub evidence: Evidence,
+    /// The target's blob sizes.
+    pub sizes: &'a crate::sizes::Sizes,
     /// The target tree as an index (entries sorted by path).
     pub target: &'a gix::index::State,
     /// The staging directory.
@@ -334,6 +336,7 @@ fn one(
             let file = File {
                 input,
                 repo,
+                i,
                 src_dir,
                 dst_dir,
                 entry,
@@ -345,11 +348,6 @@ fn one(
             file.make(filters)
         }
     }
-}
-
-/// The blob's size from the object database's header (`None`: not found).
-pub(crate) fn blob_size(repo: &gix::Repository, id: gix::ObjectId) -> Option<u64> {
-    repo.find_header(id).ok().map(|h| h.size())
 }
 
 /// A symlink: made from its blob (a file holding its target with `core.symlinks=false`, as
@@ -420,6 +418,8 @@ fn symlink(
 struct File<'a, 'b> {
     input: &'a BuildInput<'b>,
     repo: &'a gix::Repository,
+    /// The entry's position in the target.
+    i: usize,
     src_dir: Option<&'a Dir>,
     dst_dir: &'a Dir,
     entry: &'a gix::index::Entry,
@@ -465,7 +465,7 @@ impl File<'_, '_> {
             Kind::File,
             &evidence,
             file,
-            || blob_size(self.repo, self.entry.id),
+            || input.sizes.get(self.i, self.entry.id, self.repo),
         );
         match (verdict, opened) {
             (Verdict::Clean, _) if converts => self.write_from_objects(Some(filters), false),

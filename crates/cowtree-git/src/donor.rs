@@ -117,36 +117,39 @@ fn dev(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.dev())
 }
 
+/// The worktree the command runs in (`root`), with its index, as a [`Source`] (its score not
+/// computed yet).
+pub fn current(repo: &gix::Repository, root: &Path) -> Result<Source> {
+    Ok(Source {
+        root: root.to_owned(),
+        repo: repo.clone(),
+        index: read_index(&repo.index_path(), repo.object_hash())?,
+        current: true,
+        score: 0,
+    })
+}
+
 /// The worktree that lends its files for `target` (see the module documentation): `repo` is
-/// the repository the command runs in, `current` its worktree root (`None`: a bare
+/// the repository the command runs in, `mine` its worktree ([`current`]; `None`: a bare
 /// repository), `keep_current` forces it (`--from`, `--with-changes`), `dst_dev` is the
 /// device DST is made on.
 pub fn choose(
     repo: &gix::Repository,
-    current: Option<&Path>,
+    mine: Option<Source>,
     target: &gix::index::State,
     keep_current: bool,
     dst_dev: Option<u64>,
 ) -> Result<Option<Source>> {
     let hash = repo.object_hash();
-    let mine = match current {
-        Some(root) => {
-            let index = read_index(&repo.index_path(), hash)?;
-            let score = if keep_current {
-                0
-            } else {
-                score(target, &index)
-            };
-            Some(Source {
-                root: root.to_owned(),
-                repo: repo.clone(),
-                index,
-                current: true,
-                score,
-            })
-        }
-        None => None,
-    };
+    let current = mine.as_ref().map(|m| m.root.clone());
+    let mine = mine.map(|m| Source {
+        score: if keep_current {
+            0
+        } else {
+            score(target, &m.index)
+        },
+        ..m
+    });
     if keep_current
         || mine
             .as_ref()
@@ -158,7 +161,7 @@ pub fn choose(
     // (same filesystem, score) of the best so far; the current worktree wins ties.
     let mut best_key = mine.as_ref().map(|m| (same_fs(&m.root), m.score));
     let mut best: Option<(Candidate, gix::index::File, usize)> = None;
-    for c in candidates(repo, current) {
+    for c in candidates(repo, current.as_deref()) {
         let Ok(index) = read_index(&c.git_dir.join("index"), hash) else {
             continue;
         };

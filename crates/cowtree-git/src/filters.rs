@@ -20,6 +20,8 @@ use crate::trust::Risk;
 /// drivers it defines.
 pub struct Setup {
     stack: gix::worktree::Stack,
+    /// Whether any path can have a conversion: else every lookup is skipped.
+    per_path: bool,
     config: EolConfig,
     drivers: Vec<gix::filter::plumbing::Driver>,
     infos: Vec<DriverInfo>,
@@ -38,6 +40,72 @@ fn runs_lfs(v: &Option<BString>, sub: &str) -> bool {
         let mut words = v.split_str(" ").filter(|w| !w.is_empty());
         words.next() == Some(b"git-lfs".as_slice()) && words.next() == Some(sub.as_bytes())
     })
+}
+
+/// The words an attribute file must hold for any path to get a conversion attribute: `text`,
+/// `eol`, `crlf`, `ident`, `filter`, `working-tree-encoding` and the built-in macro `binary`
+/// (a macro of one's own is defined with the attributes it sets, so it holds them too).
+const CONVERSION_WORDS: [&[u8]; 7] = [
+    b"text",
+    b"eol",
+    b"crlf",
+    b"ident",
+    b"filter",
+    b"encoding",
+    b"binary",
+];
+
+fn mentions_conversions(data: &[u8]) -> bool {
+    CONVERSION_WORDS.iter().any(|w| data.find(w).is_some())
+}
+
+/// Whether any attribute source of a checkout of `target` can give a path a conversion
+/// attribute: the target's `.gitattributes` blobs, `$GIT_COMMON_DIR/info/attributes`, the
+/// user's attributes file (`core.attributesFile`, or its default under `$XDG_CONFIG_HOME` or
+/// `~/.config`) and the system's (`/etc/gitattributes`, `/usr/local/etc/gitattributes`).
+/// When none even holds the words ([`CONVERSION_WORDS`]), no path's attributes need looking
+/// up: the common case, which then costs one read of each source.
+fn attribute_sources_mention_conversions(
+    repo: &gix::Repository,
+    target: &gix::index::State,
+) -> Result<bool> {
+    let backing = target.path_backing();
+    for e in target.entries() {
+        let p = e.path_in(backing);
+        if p != ".gitattributes" && !p.ends_with(b"/.gitattributes") {
+            continue;
+        }
+        let blob = repo
+            .find_blob(e.id)
+            .map_err(Error::git("read blob", p.to_path_lossy().into_owned()))?;
+        if mentions_conversions(&blob.data) {
+            return Ok(true);
+        }
+    }
+    let mut files = vec![
+        repo.common_dir().join("info/attributes"),
+        std::path::PathBuf::from("/etc/gitattributes"),
+        std::path::PathBuf::from("/usr/local/etc/gitattributes"),
+    ];
+    if let Ok(Some(p)) = repo.config_snapshot().trusted_path("core.attributesFile") {
+        files.push(p);
+    }
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
+        files.push(std::path::Path::new(&x).join("git/attributes"));
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        files.push(std::path::Path::new(&h).join(".config/git/attributes"));
+    }
+    for f in files {
+        match std::fs::read(&f) {
+            Ok(data) if mentions_conversions(&data) => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Unreadable: assume the worst, and let the lookups say.
+            Err(_) => return Ok(true),
+        }
+    }
+    Ok(false)
 }
 
 /// The `filter.<name>` drivers of `repo`'s configuration, as git collects them: any key of
@@ -130,8 +198,11 @@ impl Setup {
             .attributes_only(target, Source::IdMapping)
             .map_err(Error::git("read attributes", repo.git_dir()))?
             .detach();
+        let per_path = config.autocrlf != convert::AutoCrlf::False
+            || attribute_sources_mention_conversions(repo, target)?;
         Ok(Setup {
             stack,
+            per_path,
             config,
             drivers,
             infos,
@@ -142,6 +213,12 @@ impl Setup {
                 c
             }),
         })
+    }
+
+    /// Whether a path's attributes are looked up at all (see
+    /// [`attribute_sources_mention_conversions`]).
+    pub fn per_path(&self) -> bool {
+        self.per_path
     }
 
     /// `core.symlinks`: whether a symlink is made as one (else as a file holding its
@@ -173,6 +250,7 @@ impl Setup {
         let outcome = self.stack.selected_attribute_matches(NAMES);
         Filters {
             stack: self.stack.clone(),
+            per_path: self.per_path,
             outcome,
             config: self.config,
             drivers: self.drivers.clone(),
@@ -195,6 +273,7 @@ pub struct Look {
 /// One worker's attribute lookups and driver processes.
 pub struct Filters {
     stack: gix::worktree::Stack,
+    per_path: bool,
     outcome: gix::attrs::search::Outcome,
     config: EolConfig,
     drivers: Vec<gix::filter::plumbing::Driver>,
@@ -205,6 +284,14 @@ pub struct Filters {
 impl Filters {
     /// git's conversion decision for the regular file at `path`.
     pub fn attrs(&mut self, repo: &gix::Repository, path: &BStr) -> Result<ConvAttrs> {
+        if !self.per_path {
+            // No attribute source names a conversion: every path has none set.
+            return ConvAttrs::from_attrs([Attr::Unspecified; 6], self.config, &self.infos)
+                .map_err(|_| Error::Checkout {
+                    path: path.to_path_lossy().into_owned(),
+                    why: "working-tree-encoding is set without a value".into(),
+                });
+        }
         let platform = self
             .stack
             .at_entry(path, Some(gix::index::entry::Mode::FILE), &repo.objects)

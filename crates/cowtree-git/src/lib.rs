@@ -44,12 +44,15 @@ pub mod error;
 pub mod filters;
 pub mod hash;
 pub mod ignored;
+pub mod index_file;
 pub mod journal;
 pub mod keep;
 pub mod register;
 pub mod resolve;
 pub mod run;
+pub mod sizes;
 pub mod snapshot;
+mod steps;
 pub mod tree;
 pub mod trust;
 pub mod way;
@@ -385,6 +388,7 @@ impl Dst {
 /// promised.
 pub fn add(opts: &AddOptions) -> Result<AddReport> {
     let started = Instant::now();
+    steps::start();
     resolve::check_options(opts)?;
     let umask = current_umask();
     let repo = gix::discover(&opts.src).map_err(|e| Error::NotAWorktree {
@@ -402,9 +406,11 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     // Where git's own commands run: the worktree the command runs in, or the bare repository.
     let src_root = current_root.clone().unwrap_or_else(|| common.clone());
     let dst = Dst::examine(&opts.dst)?;
+    steps::mark("open");
 
     // Before HEAD is resolved: a killed run's registration must not hold its branch.
     let cleaned = register::clean_stale(&common)?;
+    steps::mark("clean stale");
     // git's order: `-B` refuses a branch checked out elsewhere first, then DST is checked
     // (a missing but registered worktree), then the rest.
     let reset = matches!(opts.branch, BranchChoice::Reset(_));
@@ -428,6 +434,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         }
     }
 
+    steps::mark("resolve");
     let run = run::Run::begin(&src_root, &common, &dst.path, opts.run_registry.as_deref())?;
     // HEAD starts detached (or on the unborn branch), so that `git branch -B` below does not
     // see this worktree as having the branch checked out; it gets its final value after.
@@ -453,6 +460,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     let staging_name = STAGING.name(&dst.name, &format!("{:016x}", staging::random_u64()));
     let staging_path = dst.parent.join(&staging_name);
     run.staging(&staging_path)?;
+    steps::mark("register");
 
     // DST's tree is made here, one way or the other (see [`tree`]): the staging directory is
     // created (or snapshotted) and filled.
@@ -471,6 +479,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     })?;
 
     let t_tree = t_tree.elapsed();
+    steps::mark("tree");
     let made_method = made.method;
     let mut notes = plan.notes.clone();
     if let Some(b) = &plan.new_branch {
@@ -504,13 +513,16 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     dotgit.push(b'\n');
     write_atomic(&staging.dir, OsStr::new(".git"), &dotgit, 0o666, false)
         .map_err(Error::io("write", staging_path.join(".git")))?;
+    steps::mark("branch, .git file");
     let index_stat_entries = match made.index {
         Some(index) => run.with_registration(|reg| write_index(reg, &index))?,
         None => 0,
     };
+    steps::mark("write the index");
     run.with_registration(|reg| reg.write("HEAD", format!("{}\n", plan.head_line).as_bytes()))?;
     run.with_registration(|reg| write_head_logs(&repo, reg, &plan, opts.checkout, &src_root))?;
     run.with_registration(|reg| copy_worktree_config(&repo, reg))?;
+    steps::mark("HEAD, logs");
 
     if opts.sync {
         // Everything built and written so far reaches the disk before DST appears: the tree
@@ -545,6 +557,8 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         parent_dir.sync().map_err(Error::io("sync", &dst.parent))?;
     }
     run.finish(opts.sync)?;
+    steps::mark("publish");
+    steps::print();
     if std::env::var_os("COWTREE_TIMING").is_some() {
         eprintln!(
             "timing: tree ({}) {:.1} ms; add {:.1} ms",
@@ -606,10 +620,13 @@ fn same_filesystem(a: &Dir, b: &Dir) -> bool {
 /// whole seconds).
 fn write_index(reg: &register::Registration, target: &gix::index::File) -> Result<u64> {
     let (secs, _) = reg.write_index(|w| {
-        target
-            .write_to(w, gix::index::write::Options::default())
-            .map(|_| ())
-            .map_err(std::io::Error::other)
+        if !index_file::supported(target) {
+            return target
+                .write_to(w, gix::index::write::Options::default())
+                .map(|_| ())
+                .map_err(std::io::Error::other);
+        }
+        std::io::Write::write_all(w, &index_file::encode(target)?)
     })?;
     Ok(target
         .entries()

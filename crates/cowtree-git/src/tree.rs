@@ -46,13 +46,17 @@ pub fn make<'p>(input: &Input<'p>) -> Result<(Staging<'p>, Made)> {
     }
     let prep = Prepared::new(input)?;
     let reason = match crate::snapshot::attempt(input, &prep)? {
-        crate::snapshot::Attempt::Made(staging, made) => return Ok((staging, *made)),
+        crate::snapshot::Attempt::Made(staging, made) => {
+            prep.sizes.save();
+            return Ok((staging, *made));
+        }
         crate::snapshot::Attempt::NotUsed(reason) => reason,
     };
     let staging = create_staging(input)?;
     let mut made = per_file(input, &prep, &staging)?;
     made.method = Method::PerFile;
     made.reason = Some(reason);
+    prep.sizes.save();
     Ok((staging, made))
 }
 
@@ -79,6 +83,7 @@ fn per_file(input: &Input<'_>, prep: &Prepared, staging: &Staging<'_>) -> Result
         src_root,
         src_index,
         evidence: prep.evidence,
+        sizes: &prep.sizes,
         target: &target,
         staging: &staging.dir,
         staging_path,

