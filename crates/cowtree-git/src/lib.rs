@@ -626,7 +626,9 @@ fn write_index(reg: &register::Registration, target: &gix::index::File) -> Resul
                 .map(|_| ())
                 .map_err(std::io::Error::other);
         }
-        std::io::Write::write_all(w, &index_file::encode(target)?)
+        let bytes = index_file::encode(target)?;
+        steps::mark("encode the index");
+        std::io::Write::write_all(w, &bytes)
     })?;
     Ok(target
         .entries()
