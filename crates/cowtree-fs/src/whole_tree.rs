@@ -9,9 +9,16 @@
 //! ([`NotUsed::Requested`]). [`try_whole_tree`] then either makes the tree and says how
 //! ([`WholeTree::Done`]), or makes nothing and says why not ([`WholeTree::NotUsed`], a typed
 //! [`NotUsed`] with a stable [`NotUsed::code`] for `--json`'s `"reason"`); the caller then
-//! runs its per-file implementation. [`materialize`] is the two steps in one call, and its
-//! [`Materialized`] is what a command reports: `"method": "subvolume"` (or `"clonefile"`) or
-//! `"per-file"` with the reason.
+//! runs its per-file implementation, and reports `"method": "subvolume"` (or `"clonefile"`)
+//! or `"per-file"` with the reason. Whether a command's summary says that reason to people is
+//! decided here too, once for every command ([`NotUsed::worth_telling`]).
+//!
+//! This is the one place the rules live. A caller whose source does not exist yet (the store,
+//! which builds a tree subvolume from its blobs the first time) applies the same rules to
+//! where the source will be ([`filesystem_rule`], [`owner_rule`]) before it builds; a caller
+//! that can fill holes asks [`preflight`] (below). A third method (a pool of pre-made trees,
+//! another platform's directory clone) is one more arm of [`try_whole_tree`] and
+//! [`preflight`], and one more [`Method`].
 //!
 //! The whole-tree method is used only where its result is the per-file result, entry for
 //! entry, with the differences a snapshot has by nature, which callers document: on btrfs
@@ -124,7 +131,37 @@ pub enum NotUsed {
     },
 }
 
+/// What a command does with the tree, for [`NotUsed::worth_telling`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// It makes a copy of the tree (clone, checkout, `git worktree add`).
+    Copy,
+    /// It reads the tree where it is (a snapshot into the store, which a read-only snapshot
+    /// would make a point in time).
+    Read,
+}
+
 impl NotUsed {
+    /// Whether a command's summary should say why the tree was made per file: the one rule
+    /// every command follows.
+    ///
+    /// | reason | told? |
+    /// |---|---|
+    /// | the source's filesystem has no whole-tree copy | no: nothing to learn (most filesystems) |
+    /// | the user asked for per-file work (`per-file-asked`, `mode`, `file`) | no: they know |
+    /// | other options that need it (`merge`, `record`, `path-mapping`, ...) | yes |
+    /// | the kernel refused (EPERM) | no: the caller warns once, as a warning |
+    /// | the source is a directory in a subvolume, reading it | no: the usual case |
+    /// | anything else | yes: it tells what to change (a subvolume root, one filesystem) |
+    pub fn worth_telling(&self, purpose: Purpose) -> bool {
+        match self {
+            NotUsed::Filesystem { .. } | NotUsed::NotPermitted { .. } => false,
+            NotUsed::Requested { code, .. } => !matches!(*code, "per-file-asked" | "mode" | "file"),
+            NotUsed::NotSubvolumeRoot => purpose == Purpose::Copy,
+            _ => true,
+        }
+    }
+
     /// A stable name for `--json`'s `"reason"`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -309,11 +346,38 @@ pub fn preflight(req: &Request<'_>) -> Result<Preflight, SubvolumeError> {
     }
 }
 
+/// The filesystem rule for a snapshot of a subvolume at (or, for a source made later, in the
+/// directory) `src` into `parent`: both on one btrfs. `None` where it holds, else why not:
+/// [`NotUsed::Filesystem`] where `parent` is not on btrfs, [`NotUsed::CrossFilesystem`] where
+/// the two are on different filesystems.
+pub fn filesystem_rule(src: At<'_>, parent: At<'_>) -> Result<Option<NotUsed>, SubvolumeError> {
+    use crate::subvolume::{filesystem_id, is_btrfs};
+    if !is_btrfs(parent)? {
+        let fs = crate::fstype::fs_type(parent.dir.as_fd()).map_or("unknown", |t| t.name());
+        return Ok(Some(NotUsed::Filesystem { fs }));
+    }
+    if !is_btrfs(src)? || filesystem_id(src)? != filesystem_id(parent)? {
+        return Ok(Some(NotUsed::CrossFilesystem));
+    }
+    Ok(None)
+}
+
+/// The owner rule for a snapshot of a subvolume whose root belongs to `owner`: the kernel lets
+/// a user snapshot only their own subvolumes, root any. `None` where it holds.
+pub fn owner_rule(owner: u32) -> Option<NotUsed> {
+    let euid = rustix::process::geteuid();
+    (!euid.is_root() && euid.as_raw() != owner).then_some(NotUsed::NotOwner { owner })
+}
+
 fn btrfs_preflight(req: &Request<'_>) -> Result<Preflight, SubvolumeError> {
-    use crate::subvolume::{below, filesystem_id, is_btrfs, is_root};
+    use crate::subvolume::{below, is_root};
     let not_used = |r| Ok(Preflight::NotUsed(r));
-    if !is_btrfs(req.parent)? || filesystem_id(req.src)? != filesystem_id(req.parent)? {
-        return not_used(NotUsed::CrossFilesystem);
+    if let Some(r) = filesystem_rule(req.src, req.parent)? {
+        // The source is on btrfs: another filesystem at the parent is another filesystem.
+        return not_used(match r {
+            NotUsed::Filesystem { .. } => NotUsed::CrossFilesystem,
+            r => r,
+        });
     }
     if !is_root(req.src)? {
         return not_used(NotUsed::NotSubvolumeRoot);
@@ -324,9 +388,8 @@ fn btrfs_preflight(req: &Request<'_>) -> Result<Preflight, SubvolumeError> {
         cause: Cause::Other,
         source: e.into(),
     })?;
-    let euid = rustix::process::geteuid();
-    if !euid.is_root() && euid.as_raw() != st.st_uid {
-        return not_used(NotUsed::NotOwner { owner: st.st_uid });
+    if let Some(r) = owner_rule(st.st_uid) {
+        return not_used(r);
     }
     let nested = below(req.src)?.into_iter().map(|n| n.path).collect();
     let mount_points = mount_points_below(req.src.path)?;
@@ -432,60 +495,42 @@ fn all_below(root: &Path, points: &[PathBuf]) -> Vec<PathBuf> {
     found
 }
 
-/// A tree made one way or the other, and what a command reports about it.
-#[derive(Debug)]
-pub enum Materialized<T> {
-    /// Made in one call.
-    Whole {
-        /// How.
-        method: Method,
-    },
-    /// Made by the caller's per-file implementation, which returned `result`.
-    PerFile {
-        /// Why the whole-tree method was not used.
-        reason: NotUsed,
-        /// The per-file implementation's result (its report).
-        result: T,
-    },
-}
-
-impl<T> Materialized<T> {
-    /// The method that ran.
-    pub fn method(&self) -> Method {
-        match self {
-            Materialized::Whole { method } => *method,
-            Materialized::PerFile { .. } => Method::PerFile,
-        }
-    }
-
-    /// Why the whole-tree method was not used, when it was not.
-    pub fn reason(&self) -> Option<&NotUsed> {
-        match self {
-            Materialized::Whole { .. } => None,
-            Materialized::PerFile { reason, .. } => Some(reason),
-        }
-    }
-}
-
-/// The seam in one call: [`try_whole_tree`], and where it was not used, `per_file` (given
-/// the reason) makes the tree.
-pub fn materialize<T, E: From<SubvolumeError>>(
-    req: &Request<'_>,
-    requested: Option<NotUsed>,
-    per_file: impl FnOnce(&NotUsed) -> Result<T, E>,
-) -> Result<Materialized<T>, E> {
-    match try_whole_tree(req, requested)? {
-        WholeTree::Done(method) => Ok(Materialized::Whole { method }),
-        WholeTree::NotUsed(reason) => {
-            let result = per_file(&reason)?;
-            Ok(Materialized::PerFile { reason, result })
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reason_is_told_where_it_says_what_to_change() {
+        use Purpose::{Copy, Read};
+        let asked = |code| NotUsed::Requested { code, why: "x" };
+        let rows = [
+            (NotUsed::Filesystem { fs: "xfs" }, Copy, false),
+            (asked("per-file-asked"), Copy, false),
+            (asked("mode"), Copy, false),
+            (asked("file"), Copy, false),
+            (asked("merge"), Copy, true),
+            (asked("record"), Copy, true),
+            (
+                NotUsed::NotPermitted {
+                    cause: Cause::NotPermitted,
+                },
+                Copy,
+                false,
+            ),
+            (NotUsed::NotSubvolumeRoot, Copy, true),
+            (NotUsed::NotSubvolumeRoot, Read, false),
+            (NotUsed::CrossFilesystem, Copy, true),
+            (NotUsed::NotOwner { owner: 7 }, Copy, true),
+            (NotUsed::ReadOnlyUnavailable, Read, true),
+        ];
+        for (reason, purpose, told) in rows {
+            assert_eq!(
+                reason.worth_telling(purpose),
+                told,
+                "{reason:?} {purpose:?}"
+            );
+        }
+    }
 
     #[test]
     fn mount_points_strictly_below_the_root_only() {

@@ -96,6 +96,17 @@ pub enum PerFileReason {
 }
 
 impl PerFileReason {
+    /// Whether the summary says why the tree was made per file: the seam's rule
+    /// ([`NotUsed::worth_telling`]) for its reasons; not where `--per-file` asked for it; always
+    /// for what only `git worktree add` checks (it says what to change).
+    pub fn worth_telling(&self) -> bool {
+        match self {
+            PerFileReason::Seam(n) => n.worth_telling(cowtree_fs::whole_tree::Purpose::Copy),
+            PerFileReason::Asked => false,
+            _ => true,
+        }
+    }
+
     /// A stable name for `--json`'s `"reason"`: the seam's codes, `per-file-asked`,
     /// `nested-subvolumes`, `mount-points`, `owner`, `cost`.
     pub fn code(&self) -> &'static str {

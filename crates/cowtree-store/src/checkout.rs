@@ -35,7 +35,7 @@ use cowtree_fs::place::{Placed, place_at};
 use cowtree_fs::progress::{Progress, Total};
 use cowtree_fs::staging::{Staging, unless_stopping};
 use cowtree_fs::subvolume::{self, At};
-use cowtree_fs::whole_tree::{Method as WholeMethod, NotUsed, Request, WholeTree};
+use cowtree_fs::whole_tree::{self, Method as WholeMethod, NotUsed, Request, WholeTree};
 use cowtree_fs::workers::Publish;
 use cowtree_fs::{CopyRange, Method};
 use cowtree_link::{Attempt, Decision, Failure, LinkMode, LinkState};
@@ -452,24 +452,21 @@ impl Job<'_> {
         let dst_at = At::new(&dest.parent, &dest.parent_path);
         let btrfs = subvolume::is_btrfs(dst_at).map_err(sub_err)?;
         let per_file = |reason| Ok(Plan::PerFile { reason, btrfs });
-        if !btrfs {
-            let fs = cowtree_fs::fstype::fs_type(&dest.parent).map_or("unknown", |t| t.name());
-            return per_file(NotUsed::Filesystem { fs });
-        }
-        if self.opts.mode == CheckoutMode::Copy {
-            return per_file(NotUsed::Requested {
-                code: "mode",
-                why: "--mode copy",
-            });
-        }
+        // The seam's rules (cowtree_fs::whole_tree), applied to where the tree subvolume is
+        // or will be made: the store's blobs directory.
         let blobs_path = self.store.root().join("blobs");
         let blobs_at = At::new(self.store.blobs(), &blobs_path);
-        if cross_device
-            || !subvolume::is_btrfs(blobs_at).map_err(sub_err)?
-            || subvolume::filesystem_id(blobs_at).map_err(sub_err)?
-                != subvolume::filesystem_id(dst_at).map_err(sub_err)?
-        {
-            return per_file(NotUsed::CrossFilesystem);
+        match whole_tree::filesystem_rule(blobs_at, dst_at).map_err(sub_err)? {
+            Some(reason @ NotUsed::Filesystem { .. }) => return per_file(reason),
+            _ if self.opts.mode == CheckoutMode::Copy => {
+                return per_file(NotUsed::Requested {
+                    code: "mode",
+                    why: "--mode copy",
+                });
+            }
+            Some(reason) => return per_file(reason),
+            None if cross_device => return per_file(NotUsed::CrossFilesystem),
+            None => {}
         }
         match crate::trees::open(self.store, self.id)? {
             // A snapshot keeps every owner: another user's tree would give another user's

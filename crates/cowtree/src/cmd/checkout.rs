@@ -210,7 +210,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         // store on another filesystem was warned about already).
         if let Some(why) = &r.reason
             && !r.cross_device
-            && !matches!(why, cowtree_fs::whole_tree::NotUsed::Filesystem { .. })
+            && why.worth_telling(cowtree_fs::whole_tree::Purpose::Copy)
         {
             eprintln!("cowtree: per file: {why}");
         }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cowtree_fs::whole_tree::{Method, NotUsed};
+use cowtree_fs::whole_tree::{Method, NotUsed, Purpose};
 use cowtree_link::{
     CancelHandle, FallbackCount, HashAlgo, LinkError, LinkMode, LinkOptions, LinkReport, Linker,
     OnExisting,
@@ -679,16 +679,6 @@ fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// Whether the summary says why a tree was copied per file: not where the source's
-/// filesystem has no whole-tree copy at all (nothing to learn there), nor where the user
-/// asked for per-file work or gave a file, nor where a warning says it (EPERM).
-fn tells(reason: &NotUsed) -> bool {
-    !matches!(
-        reason.code(),
-        "filesystem" | "per-file-asked" | "file" | "not-permitted"
-    )
-}
-
 /// The one-line human summary.
 fn summary(r: &LinkReport, src: &Path, reason: Option<&NotUsed>) -> String {
     if r.method != Method::PerFile {
@@ -750,7 +740,7 @@ fn summary(r: &LinkReport, src: &Path, reason: Option<&NotUsed>) -> String {
         ));
     }
     line.push_str(&format!(" in {:.2} s", r.elapsed.as_secs_f64()));
-    if let Some(reason) = reason.filter(|r| tells(r)) {
+    if let Some(reason) = reason.filter(|r| r.worth_telling(Purpose::Copy)) {
         line.push_str(&format!(" (per file: {reason})"));
     }
     line

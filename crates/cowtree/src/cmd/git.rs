@@ -791,16 +791,6 @@ fn print_warnings(r: &AddReport) {
     }
 }
 
-/// Whether the summary says why the tree was made per file: not where SRC's filesystem has no
-/// snapshot at all (nothing to learn there), nor where the user asked for it, nor where a
-/// warning says it (EPERM).
-fn tells(reason: &PerFileReason) -> bool {
-    !matches!(
-        reason.code(),
-        "filesystem" | "per-file-asked" | "not-permitted"
-    )
-}
-
 fn print_summary(r: &AddReport, seconds: f64) {
     let at = r
         .commit
@@ -842,7 +832,7 @@ fn print_summary(r: &AddReport, seconds: f64) {
         ),
     };
     let why = match &r.reason {
-        Some(reason) if tells(reason) => format!(" (per file: {reason})"),
+        Some(reason) if reason.worth_telling() => format!(" (per file: {reason})"),
         _ => String::new(),
     };
     let from = match &r.src {

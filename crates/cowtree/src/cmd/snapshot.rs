@@ -350,13 +350,11 @@ fn frozen_note(frozen: bool) -> &'static str {
     }
 }
 
-/// Why a tree on btrfs was read in place, once, where that is worth saying.
+/// Why a tree on btrfs was read in place, once, where that is worth saying (the seam's rule,
+/// [`cowtree_fs::whole_tree::NotUsed::worth_telling`]).
 fn reason_note(reason: Option<&cowtree_fs::whole_tree::NotUsed>) {
-    use cowtree_fs::whole_tree::NotUsed;
-    // Not the root of a subvolume: the usual case of a directory on btrfs, nothing to say.
-    if let Some(why) = reason
-        && !matches!(why, NotUsed::NotSubvolumeRoot | NotUsed::Filesystem { .. })
-    {
+    use cowtree_fs::whole_tree::Purpose;
+    if let Some(why) = reason.filter(|why| why.worth_telling(Purpose::Read)) {
         eprintln!("cowtree: read in place, not from a read-only snapshot: {why}");
     }
 }
