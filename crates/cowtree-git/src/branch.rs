@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 
 use gix::ObjectId;
 
-use crate::Track;
 use crate::error::{Error, Result};
+use crate::options::Track;
 
 /// A branch `git branch` creates (or, for `-B`, resets) before the worktree is made.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -126,7 +126,7 @@ pub fn clone_checked(
                 return Ok(Cloned::Changed);
             }
             if let Some(want) = expect
-                && !crate::hash::holds_blob(&dst, st.st_size as u64, want)?
+                && !crate::blob_hash::holds_blob(&dst, st.st_size as u64, want)?
             {
                 drop(dst);
                 dst_dir.remove_file(name)?;

@@ -1,7 +1,7 @@
 //! git's checkout conversion for each path of the target tree: its attributes looked up with
 //! gitoxide (the target tree's `.gitattributes`, `$GIT_COMMON_DIR/info/attributes`, the user's
 //! attributes file), the configuration read as git reads it, the decision and the conversion
-//! made by [`crate::convert`] (a port of git's own code), and `filter=` drivers run through
+//! made by [`crate::conversion`] (a port of git's own code), and `filter=` drivers run through
 //! gitoxide's driver state as git runs them.
 //!
 //! [`Setup`] holds what every worker shares; [`Filters`] is one worker's. [`Setup::risk`]
@@ -12,7 +12,7 @@ use gix::bstr::{BStr, BString, ByteSlice};
 use gix::filter::plumbing::driver::{self, Operation};
 use gix::worktree::stack::state::attributes::Source;
 
-use crate::convert::{self, Attr, ConvAttrs, DriverInfo, EolConfig, NAMES, Smudged};
+use crate::conversion::{self, Attr, ConvAttrs, DriverInfo, EolConfig, NAMES, Smudged};
 use crate::error::{Error, Result};
 use crate::trust::Risk;
 
@@ -198,7 +198,7 @@ impl Setup {
             .attributes_only(target, Source::IdMapping)
             .map_err(Error::git("read attributes", repo.git_dir()))?
             .detach();
-        let per_path = config.autocrlf != convert::AutoCrlf::False
+        let per_path = config.autocrlf != conversion::AutoCrlf::False
             || attribute_sources_mention_conversions(repo, target)?;
         Ok(Setup {
             stack,
@@ -353,10 +353,10 @@ impl Filters {
                 Err(e) => Smudged::Failed(e.to_string()),
             }
         };
-        match convert::to_worktree(&ca, &self.infos, &hex, data, smudge) {
+        match conversion::to_worktree(&ca, &self.infos, &hex, data, smudge) {
             Ok(Some(v)) => Ok(v),
             Ok(None) => Ok(data.to_vec()),
-            Err(convert::ConvertError::RequiredDriverFailed { driver, message }) => {
+            Err(conversion::ConvertError::RequiredDriverFailed { driver, message }) => {
                 Err(Error::Checkout {
                     path: path.to_path_lossy().into_owned(),
                     why: format!("the required filter driver `{driver}` failed: {message}"),

@@ -1,6 +1,6 @@
 //! What a new worktree holds at a path of SRC that COMMIT-ISH does not track: the one rule
 //! both ways of making DST's tree follow. The per-file path ([`crate::ignored`]) asks it to
-//! decide what to clone; the snapshot path ([`crate::snapshot`]) asks it to decide what to
+//! decide what to clone; the snapshot path ([`crate::by_snapshot`]) asks it to decide what to
 //! remove from a snapshot of SRC, so that the two give the same tree.
 //!
 //! | entry | decision |

@@ -10,8 +10,8 @@ use gix::ObjectId;
 
 use crate::branch::NewBranch;
 use crate::error::{Error, Result};
+use crate::options::{AddOptions, BranchChoice, HeadReport, Track};
 use crate::register;
-use crate::{AddOptions, BranchChoice, HeadReport, Track};
 
 /// What the new worktree gets.
 #[derive(Debug, Clone)]
@@ -191,7 +191,8 @@ pub fn check_options(opts: &AddOptions) -> Result<()> {
 
 /// Decides what `git worktree add` with `opts` would check out in SRC's repository `repo`;
 /// `dst_name` is DST's last component (git's default branch name). Refuses what git refuses
-/// before anything is written.
+/// before anything is written. Two steps: which branch and start point
+/// ([`choose_branch`]), then the plan they make ([`plan_of`]).
 pub fn resolve(
     repo: &gix::Repository,
     opts: &AddOptions,
@@ -199,8 +200,46 @@ pub fn resolve(
     src_root: &Path,
 ) -> Result<Plan> {
     check_options(opts)?;
-    let common = repo.common_dir();
+    let choice = choose_branch(repo, opts, dst_name)?;
+    plan_of(repo, opts, src_root, choice)
+}
+
+/// The branch `git worktree add` makes or checks out, and where it starts.
+struct Choice {
+    /// The start point as given (`HEAD` without one, `@{-1}` for `-`).
+    start: String,
+    /// A branch to create (or reset).
+    new_branch: Option<String>,
+    /// `-B`.
+    reset: bool,
+    /// An unborn branch (`--orphan`, or inferred).
+    orphan: bool,
+    /// What git would say on the way.
+    notes: Vec<String>,
+}
+
+/// Refuses `name` where another worktree has it checked out, unless forced (`reset`: for
+/// `-B`, whose refusal names no `-f`).
+fn refuse_checked_out(
+    repo: &gix::Repository,
+    opts: &AddOptions,
+    name: &str,
+    reset: bool,
+) -> Result<()> {
     let bare = repo.config_snapshot().boolean("core.bare").unwrap_or(false);
+    match register::branch_checked_out_at(repo.common_dir(), name, bare) {
+        Some(wt) if opts.force == 0 => Err(Error::BranchCheckedOut {
+            name: name.to_owned(),
+            worktree: wt,
+            reset,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// git's choice of branch and start point for `opts` (its `-b`, `-B`, `--orphan`, the branch
+/// named after DST, a remote-tracking branch guessed).
+fn choose_branch(repo: &gix::Repository, opts: &AddOptions, dst_name: &OsStr) -> Result<Choice> {
     let guess_remote = opts.guess_remote.unwrap_or_else(|| {
         repo.config_snapshot()
             .boolean("worktree.guessRemote")
@@ -222,21 +261,11 @@ pub fn resolve(
                 source: "not UTF-8; use -b or --detach".into(),
             })
     };
-    let checked_out = |name: &str, reset: bool| -> Result<()> {
-        match register::branch_checked_out_at(common, name, bare) {
-            Some(wt) if opts.force == 0 => Err(Error::BranchCheckedOut {
-                name: name.to_owned(),
-                worktree: wt,
-                reset,
-            }),
-            _ => Ok(()),
-        }
-    };
     let (mut new_branch, reset, mut orphan) = match &opts.branch {
         BranchChoice::New(n) => (Some(n.clone()), false, false),
         BranchChoice::Reset(n) => {
             if branch_tip(repo, n)?.is_some() {
-                checked_out(n, true)?;
+                refuse_checked_out(repo, opts, n, true)?;
             }
             (Some(n.clone()), true, false)
         }
@@ -274,18 +303,36 @@ pub fn resolve(
         }
         BranchChoice::New(_) | BranchChoice::Reset(_) => {}
     }
-    let commit = if orphan {
-        None
-    } else {
-        Some(
-            lookup_commit(repo, &start).ok_or_else(|| Error::InvalidReference {
-                spec: start.clone(),
-                repo: src_root.to_owned(),
-            })?,
-        )
-    };
+    Ok(Choice {
+        start,
+        new_branch,
+        reset,
+        orphan,
+        notes,
+    })
+}
+
+/// The plan `choice` makes: an unborn branch, a new (or reset) branch at the start point's
+/// commit, an existing branch checked out, or a detached HEAD; refusing an invalid start point,
+/// an existing branch for `-b`, `--track` without a new branch, a branch checked out elsewhere.
+fn plan_of(
+    repo: &gix::Repository,
+    opts: &AddOptions,
+    src_root: &Path,
+    choice: Choice,
+) -> Result<Plan> {
+    let Choice {
+        start,
+        new_branch,
+        reset,
+        orphan,
+        notes,
+    } = choice;
     if orphan {
-        let name = new_branch.expect("an orphan has a branch name");
+        let name = new_branch.ok_or_else(|| Error::BadBranchName {
+            name: String::new(),
+            source: "an unborn branch needs a name".into(),
+        })?;
         check_branch_name(&name)?;
         if branch_tip(repo, &name)?.is_some() {
             return Err(Error::BranchExists(name));
@@ -298,7 +345,10 @@ pub fn resolve(
             notes,
         });
     }
-    let commit = commit.expect("resolved above");
+    let commit = lookup_commit(repo, &start).ok_or_else(|| Error::InvalidReference {
+        spec: start.clone(),
+        repo: src_root.to_owned(),
+    })?;
     if let Some(name) = new_branch {
         check_branch_name(&name)?;
         let previous = branch_tip(repo, &name)?;
@@ -327,7 +377,7 @@ pub fn resolve(
     if opts.branch != BranchChoice::Detach
         && let Some((name, tip)) = existing_branch(repo, &start)?
     {
-        checked_out(&name, false)?;
+        refuse_checked_out(repo, opts, &name, false)?;
         return Ok(Plan {
             commit: Some(tip),
             head_line: format!("ref: refs/heads/{name}"),

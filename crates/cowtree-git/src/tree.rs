@@ -3,7 +3,7 @@
 //! Per file ([`Method::PerFile`]): the target tree's directories are created in a new staging
 //! directory, then each tracked file is reflinked from SRC when SRC's index proves it clean,
 //! else written from objects ([`crate::build`]), while the ignored entries to bring are cloned
-//! beside ([`crate::ignored`]). By snapshot ([`Method::Subvolume`], [`crate::snapshot`]):
+//! beside ([`crate::ignored`]). By snapshot ([`Method::Subvolume`], [`crate::by_snapshot`]):
 //! where SRC's worktree is a btrfs subvolume root, the staging directory is one writable
 //! snapshot of it, which is then made into exactly what the per-file way makes. Nothing
 //! ([`Method::None`]): `--no-checkout` and `--orphan` leave DST empty but for its `.git` file,
@@ -15,14 +15,14 @@
 
 use cowtree_fs::staging::Staging;
 
-use crate::BranchChoice;
 use crate::build::{self, Made as EntryMade};
 use crate::error::{Error, Result};
 use crate::ignored;
+use crate::options::BranchChoice;
 use crate::way::{Input, Made, Method, Prepared};
 
 /// Makes the staging directory `input.staging_name` in `input.parent`, and DST's tree in it:
-/// by snapshot where [`crate::snapshot`] can and may, else per file. On an error the staging
+/// by snapshot where [`crate::by_snapshot`] can and may, else per file. On an error the staging
 /// directory is gone.
 pub fn make<'p>(input: &Input<'p>) -> Result<(Staging<'p>, Made)> {
     let opts = input.opts;
@@ -45,12 +45,12 @@ pub fn make<'p>(input: &Input<'p>) -> Result<(Staging<'p>, Made)> {
         ));
     }
     let prep = Prepared::new(input)?;
-    let reason = match crate::snapshot::attempt(input, &prep)? {
-        crate::snapshot::Attempt::Made(staging, made) => {
+    let reason = match crate::by_snapshot::attempt(input, &prep)? {
+        crate::by_snapshot::Attempt::Made(staging, made) => {
             prep.sizes.save();
             return Ok((staging, *made));
         }
-        crate::snapshot::Attempt::NotUsed(reason) => reason,
+        crate::by_snapshot::Attempt::NotUsed(reason) => reason,
     };
     let staging = create_staging(input)?;
     let mut made = per_file(input, &prep, &staging)?;

@@ -1,4 +1,4 @@
-//! What the two ways of making DST's tree (by snapshot, [`crate::snapshot`]; per file,
+//! What the two ways of making DST's tree (by snapshot, [`crate::by_snapshot`]; per file,
 //! [`crate::tree`]) take and give: the input, what both start from (`Prepared`: the commit's
 //! tree as DST's index-to-be, SRC's index, the checkout filters), the result ([`Made`]), and
 //! which way ran or may run, and why not the snapshot ([`Method`], [`MethodChoice`],
@@ -15,8 +15,9 @@ use cowtree_fs::whole_tree::NotUsed;
 use gix::ObjectId;
 
 use crate::error::{Error, Result};
+use crate::filters;
 use crate::ignored::{self, IgnoredReport};
-use crate::{AddOptions, filters};
+use crate::options::AddOptions;
 
 /// How DST's tree was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -25,7 +26,7 @@ pub enum Method {
     #[default]
     PerFile,
     /// One writable btrfs snapshot of SRC's worktree (a subvolume root), then made what the
-    /// per-file way makes (see [`crate::snapshot`]).
+    /// per-file way makes (see [`crate::by_snapshot`]).
     Subvolume,
     /// Nothing to check out (`--no-checkout`, `--orphan`).
     None,

@@ -855,5 +855,5 @@ mod iconv {
 }
 
 #[cfg(test)]
-#[path = "convert_tests.rs"]
+#[path = "conversion_tests.rs"]
 mod tests;

@@ -47,7 +47,9 @@
 //! (before the snapshot: the cost rule's count and the holes), `apply` (after it: the
 //! snapshot made into the per-file result), `remove` (removing entries, in parallel).
 
+mod anew;
 mod apply;
+mod decide;
 mod remove;
 mod survey;
 mod tree;

@@ -1,0 +1,453 @@
+//! [`add`]: the steps of `git worktree add` by reflink, in order (docs/git.md, "Order of work,
+//! interrupts and crashes").
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::time::Instant;
+
+use cowtree_fs::dir::{Dir, write_atomic};
+use cowtree_fs::staging::{self, TREE as STAGING};
+
+use crate::admin::{copy_worktree_config, write_head_logs, write_index};
+use crate::error::{Error, Result};
+use crate::options::{AddOptions, AddReport, BranchChoice};
+use crate::post_checkout::run_post_checkout;
+use crate::{branch, journal, register, resolve, run, steps, tree, way};
+
+fn current_umask() -> u32 {
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    rustix::process::umask(old);
+    cowtree_fs::sys::mode_bits(old)
+}
+
+/// DST as an absolute path whose existing part is resolved (as git's `realpath` of it), its
+/// name, and whether it is an existing empty directory.
+struct Dst {
+    path: PathBuf,
+    parent: PathBuf,
+    name: OsString,
+    empty_dir: bool,
+}
+
+impl Dst {
+    fn examine(dst: &Path) -> Result<Dst> {
+        let bad = || Error::BadDst(dst.to_owned());
+        let abs = std::path::absolute(dst).map_err(|_| bad())?;
+        // The deepest existing ancestor, resolved; the rest must be plain names (a `..`
+        // under a missing directory cannot be created, as with git).
+        let mut existing = abs.as_path();
+        let mut rest = Vec::new();
+        loop {
+            if std::fs::symlink_metadata(existing).is_ok() {
+                break;
+            }
+            let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+                return Err(bad());
+            };
+            rest.push(name.to_owned());
+            existing = parent;
+        }
+        let mut path = if rest.is_empty() {
+            // DST itself exists: resolve its parent, keep its own name (not following it).
+            let name = abs.file_name().ok_or_else(bad)?.to_owned();
+            let parent = abs.parent().ok_or_else(bad)?;
+            rest.push(name);
+            parent.canonicalize().map_err(|_| bad())?
+        } else {
+            existing.canonicalize().map_err(|_| bad())?
+        };
+        for name in rest.iter().rev() {
+            if Path::new(name)
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_)))
+            {
+                return Err(bad());
+            }
+            path.push(name);
+        }
+        let name = path.file_name().ok_or_else(bad)?.to_owned();
+        let parent = path.parent().ok_or_else(bad)?.to_owned();
+        let empty_dir = match std::fs::symlink_metadata(&path) {
+            Err(_) => false,
+            Ok(m) if m.is_dir() => std::fs::read_dir(&path)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false),
+            Ok(_) => return Err(Error::DstExists(path)),
+        };
+        if !empty_dir && std::fs::symlink_metadata(&path).is_ok() {
+            return Err(Error::DstExists(path));
+        }
+        Ok(Dst {
+            path,
+            parent,
+            name,
+            empty_dir,
+        })
+    }
+}
+
+/// Where the run works: the repository, the worktree it runs in, and DST.
+struct Place {
+    repo: gix::Repository,
+    /// The worktree the command runs in (`None`: a bare repository).
+    current_root: Option<PathBuf>,
+    /// `$GIT_COMMON_DIR`, resolved.
+    common: PathBuf,
+    /// Where git's own commands run: the worktree the command runs in, or the bare repository.
+    src_root: PathBuf,
+    dst: Dst,
+}
+
+impl Place {
+    fn open(opts: &AddOptions) -> Result<Place> {
+        let repo = gix::discover(&opts.src).map_err(|e| Error::NotAWorktree {
+            path: opts.src.clone(),
+            source: e.into(),
+        })?;
+        let current_root = match repo.workdir() {
+            Some(w) => Some(w.canonicalize().map_err(Error::io("resolve", w))?),
+            None => None,
+        };
+        let common = repo
+            .common_dir()
+            .canonicalize()
+            .map_err(Error::io("resolve", repo.common_dir()))?;
+        let src_root = current_root.clone().unwrap_or_else(|| common.clone());
+        let dst = Dst::examine(&opts.dst)?;
+        Ok(Place {
+            repo,
+            current_root,
+            common,
+            src_root,
+            dst,
+        })
+    }
+}
+
+/// Where the tree is staged: DST's parent, open, and the staging directory's name and path,
+/// journaled; the registration directory.
+struct Staged {
+    admin_dir: PathBuf,
+    parent_dir: Dir,
+    staging_name: OsString,
+    staging_path: PathBuf,
+}
+
+/// Makes the new worktree described by `opts`; see the crate documentation for what is
+/// promised. The steps, in order: refuse what git refuses, clean what killed runs left,
+/// register, make the tree in staging, make the branch, write the registration's files,
+/// publish (the rename), run the hook.
+pub fn add(opts: &AddOptions) -> Result<AddReport> {
+    let started = Instant::now();
+    steps::start();
+    resolve::check_options(opts)?;
+    let umask = current_umask();
+    let at = Place::open(opts)?;
+    steps::mark("open");
+    let (cleaned, plan) = resolve_checked(&at, opts)?;
+    steps::mark("resolve");
+    let run = run::Run::begin(
+        &at.src_root,
+        &at.common,
+        &at.dst.path,
+        opts.run_registry.as_deref(),
+    )?;
+    let staged = register_and_stage(&at, &run, opts, &plan)?;
+    steps::mark("register");
+    // DST's tree is made here, one way or the other (see [`tree`]): the staging directory is
+    // created (or snapshotted) and filled.
+    let t_tree = Instant::now();
+    let (staging, mut made) = tree::make(&way::Input {
+        repo: &at.repo,
+        opts,
+        current_root: at.current_root.as_deref(),
+        commit: plan.commit,
+        parent: &staged.parent_dir,
+        parent_path: &at.dst.parent,
+        staging_name: &staged.staging_name,
+        staging_path: &staged.staging_path,
+        admin_dir: &staged.admin_dir,
+        umask,
+    })?;
+    let t_tree = t_tree.elapsed();
+    steps::mark("tree");
+    let notes = make_branch(&at, &run, opts, &plan)?;
+    let index_stat_entries =
+        write_registration(&at, &run, opts, &plan, &staging, &staged, made.index.take())?;
+    publish(&at, run, opts, staging, &staged)?;
+    steps::mark("publish");
+    steps::print();
+    if std::env::var_os("COWTREE_TIMING").is_some() {
+        eprintln!(
+            "timing: tree ({}) {:.1} ms; add {:.1} ms",
+            made.method.as_str(),
+            t_tree.as_secs_f64() * 1e3,
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    let hook = match plan.commit {
+        Some(commit) if opts.run_hooks && opts.checkout => {
+            run_post_checkout(&at.repo, &at.dst.path, commit)
+        }
+        _ => None,
+    };
+    Ok(report(
+        opts,
+        &at,
+        &plan,
+        staged.admin_dir,
+        made,
+        Finished {
+            index_stat_entries,
+            cleaned,
+            notes,
+            hook,
+        },
+    ))
+}
+
+/// What git refuses, refused before anything is written, in git's order (`-B` of a branch
+/// checked out elsewhere first, then DST (a missing but registered worktree), then the rest);
+/// what killed runs left in this repository cleaned first (a killed run's registration must
+/// not hold its branch). The plan, and what was cleaned.
+fn resolve_checked(at: &Place, opts: &AddOptions) -> Result<(Vec<String>, resolve::Plan)> {
+    let cleaned = register::clean_stale(&at.common)?;
+    steps::mark("clean stale");
+    let reset = matches!(opts.branch, BranchChoice::Reset(_));
+    if !reset {
+        register::check_candidate(&at.common, &at.dst.path, opts.force)?;
+    }
+    let plan = resolve::resolve(&at.repo, opts, &at.dst.name, &at.src_root)?;
+    if reset {
+        register::check_candidate(&at.common, &at.dst.path, opts.force)?;
+    }
+    if opts.with_changes {
+        let head = at.repo.head_id().map_err(|_| Error::Unborn {
+            path: at.src_root.clone(),
+        })?;
+        if Some(head.detach()) != plan.commit {
+            return Err(Error::WithChangesOtherCommit {
+                path: at.src_root.clone(),
+                head: head.to_string(),
+                commit: plan.commit.map(|c| c.to_string()).unwrap_or_default(),
+            });
+        }
+    }
+    Ok((cleaned, plan))
+}
+
+/// The registration directory (HEAD detached at the commit, or on the unborn branch, so that
+/// `git branch -B` does not see this worktree as having the branch checked out; it gets its
+/// final value later), DST's missing parents, and the staging directory's name, each journaled
+/// before it is made.
+fn register_and_stage(
+    at: &Place,
+    run: &run::Run,
+    opts: &AddOptions,
+    plan: &resolve::Plan,
+) -> Result<Staged> {
+    let first_head = match plan.commit {
+        Some(c) => c.to_string(),
+        None => plan.head_line.clone(),
+    };
+    let admin_dir = run.register(|| {
+        register::Registration::create(
+            &at.common,
+            &at.dst.name,
+            &at.dst.path.join(".git"),
+            &first_head,
+            opts.lock.as_deref(),
+            opts.sync,
+        )
+    })?;
+    run.create_parents(&at.dst.path)?;
+    let parent = &at.dst.parent;
+    let parent_dir = Dir::open(parent).map_err(Error::io("open", parent))?;
+    staging::remove_stale(&parent_dir, &STAGING.prefix(&at.dst.name))
+        .map_err(Error::io("remove stale staging in", parent))?;
+    let staging_name = STAGING.name(&at.dst.name, &format!("{:016x}", staging::random_u64()));
+    let staging_path = parent.join(&staging_name);
+    run.staging(&staging_path)?;
+    Ok(Staged {
+        admin_dir,
+        parent_dir,
+        staging_name,
+        staging_path,
+    })
+}
+
+/// The new (or `-B` reset) branch, made by git's own `git branch` as `git worktree add` makes
+/// it, journaled so that an interrupt takes it back; then checked to point at the commit built
+/// (git resolved the start point again). What git said.
+fn make_branch(
+    at: &Place,
+    run: &run::Run,
+    opts: &AddOptions,
+    plan: &resolve::Plan,
+) -> Result<Vec<String>> {
+    let mut notes = plan.notes.clone();
+    let (Some(b), Some(commit)) = (&plan.new_branch, plan.commit) else {
+        return Ok(notes);
+    };
+    let undo = journal::BranchUndo {
+        name: b.name.clone(),
+        new: commit,
+        previous: b.previous,
+    };
+    let start = branch::start_point(&at.repo, b, &opts.track, commit);
+    run.branch(undo, || {
+        notes.extend(branch::make(
+            &at.src_root,
+            b,
+            &start,
+            &opts.track,
+            opts.quiet,
+        )?);
+        match resolve::branch_tip(&at.repo, &b.name)? {
+            Some(tip) if tip == commit => Ok(()),
+            tip => Err(Error::GitFailed {
+                command: format!("git branch {} {}", b.name, b.start),
+                message: format!(
+                    "the branch is at {}, not at {commit} which was checked out (the start \
+                     point moved meanwhile); nothing was left",
+                    tip.map(|t| t.to_string())
+                        .unwrap_or_else(|| "nothing".into())
+                ),
+            }),
+        }
+    })?;
+    Ok(notes)
+}
+
+/// DST's `.git` file (in staging), its index, HEAD's final value, its reflog and the other
+/// files git leaves in the registration; with `--sync`, everything made so far durable before
+/// DST appears. How many index entries git trusts without reading the file.
+fn write_registration(
+    at: &Place,
+    run: &run::Run,
+    opts: &AddOptions,
+    plan: &resolve::Plan,
+    staging: &staging::Staging<'_>,
+    staged: &Staged,
+    index: Option<gix::index::File>,
+) -> Result<u64> {
+    let mut dotgit = b"gitdir: ".to_vec();
+    dotgit.extend_from_slice(staged.admin_dir.as_os_str().as_bytes());
+    dotgit.push(b'\n');
+    write_atomic(&staging.dir, OsStr::new(".git"), &dotgit, 0o666, false)
+        .map_err(Error::io("write", staged.staging_path.join(".git")))?;
+    steps::mark("branch, .git file");
+    let index_stat_entries = match index {
+        Some(index) => run.with_registration(|reg| write_index(reg, &index))?,
+        None => 0,
+    };
+    steps::mark("write the index");
+    run.with_registration(|reg| reg.write("HEAD", format!("{}\n", plan.head_line).as_bytes()))?;
+    run.with_registration(|reg| write_head_logs(&at.repo, reg, plan, opts.checkout, &at.src_root))?;
+    run.with_registration(|reg| copy_worktree_config(&at.repo, reg))?;
+    steps::mark("HEAD, logs");
+    if opts.sync {
+        // Everything built and written so far reaches the disk before DST appears: the tree
+        // and the `.git` file (DST's filesystem), the index, HEAD, the registration and the
+        // branch (the repository's filesystem, when it is another one).
+        staging
+            .dir
+            .sync_filesystem()
+            .map_err(Error::io("sync", &staged.staging_path))?;
+        let common_dir = Dir::open(&at.common).map_err(Error::io("open", &at.common))?;
+        if !same_filesystem(&staging.dir, &common_dir) {
+            common_dir
+                .sync_filesystem()
+                .map_err(Error::io("sync", &at.common))?;
+        }
+    }
+    Ok(index_stat_entries)
+}
+
+/// The rename of staging to DST (journaled: a signal after it finishes the run instead), DST's
+/// parent synced with `--sync`, the registration made final.
+fn publish(
+    at: &Place,
+    run: run::Run,
+    opts: &AddOptions,
+    mut staging: staging::Staging<'_>,
+    staged: &Staged,
+) -> Result<()> {
+    let dst = &at.dst;
+    run.publish(|| {
+        staging
+            .commit(&dst.name, dst.empty_dir)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::Interrupted => Error::Interrupted,
+                std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty => {
+                    Error::DstExists(dst.path.clone())
+                }
+                _ => Error::io("rename into", &dst.path)(e),
+            })
+    })?;
+    if opts.sync {
+        // The tree, and the parents this run created, were made durable by the filesystem
+        // sync above; the rename is, once DST's parent is synced.
+        staged
+            .parent_dir
+            .sync()
+            .map_err(Error::io("sync", &dst.parent))?;
+    }
+    run.finish(opts.sync)
+}
+
+/// What the run ends with, besides the tree.
+struct Finished {
+    index_stat_entries: u64,
+    cleaned: Vec<String>,
+    notes: Vec<String>,
+    hook: Option<i32>,
+}
+
+fn report(
+    opts: &AddOptions,
+    at: &Place,
+    plan: &resolve::Plan,
+    admin_dir: PathBuf,
+    made: way::Made,
+    end: Finished,
+) -> AddReport {
+    AddReport {
+        dst: at.dst.path.clone(),
+        src_is_current: made.src.is_some() && made.src == at.current_root,
+        src: made.src,
+        admin_dir,
+        commit: plan.commit,
+        head: plan.head.clone(),
+        method: made.method,
+        reason: made.reason,
+        locked: opts.lock.clone(),
+        entries: made.entries,
+        cloned: made.cloned,
+        copied: made.copied,
+        from_objects: made.from_objects,
+        reused_on_stat: made.reused_on_stat,
+        reused_after_hash: made.reused_after_hash,
+        hash_mismatches: made.hash_mismatches,
+        carried: made.carried,
+        kept: made.kept,
+        removed: made.removed,
+        bytes_cloned: made.bytes_cloned,
+        bytes_written: made.bytes_written,
+        submodules: made.submodules,
+        index_stat_entries: end.index_stat_entries,
+        ignored: made.ignored,
+        fallback: made.fallback,
+        cleaned: end.cleaned,
+        notes: end.notes,
+        hook: end.hook,
+    }
+}
+
+fn same_filesystem(a: &Dir, b: &Dir) -> bool {
+    match (a.stat_self(), b.stat_self()) {
+        (Ok(x), Ok(y)) => x.st_dev == y.st_dev,
+        _ => false,
+    }
+}

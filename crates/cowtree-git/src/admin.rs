@@ -1,0 +1,155 @@
+//! The files of the new worktree's registration that the run writes once its tree is made:
+//! DST's index, `ORIG_HEAD` and `logs/HEAD` as `git worktree add` leaves them, and with
+//! `extensions.worktreeConfig` the current worktree's `config.worktree`.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::options::HeadReport;
+use crate::{branch, index_file, register, resolve, steps};
+
+/// Writes `target` as DST's index in the registration, at once. An entry whose file was
+/// written in the same second as the index file is racy for git, as after git's own checkout:
+/// the first `git status` reads those few files, and trusts the others. Returns how many
+/// entries git trusts without reading the file (stat data recorded, not racy by git's rule in
+/// whole seconds).
+pub(crate) fn write_index(reg: &register::Registration, target: &gix::index::File) -> Result<u64> {
+    let (secs, _) = reg.write_index(|w| {
+        if !index_file::supported(target) {
+            return target
+                .write_to(w, gix::index::write::Options::default())
+                .map(|_| ())
+                .map_err(std::io::Error::other);
+        }
+        let bytes = index_file::encode(target)?;
+        steps::mark("encode the index");
+        std::io::Write::write_all(w, &bytes)
+    })?;
+    Ok(target
+        .entries()
+        .iter()
+        .filter(|e| e.stat != Default::default() && i64::from(e.stat.mtime.secs) < secs)
+        .count() as u64)
+}
+
+/// Writes what `git worktree add` leaves in the registration besides HEAD and the index:
+/// `ORIG_HEAD` (its `git reset --hard` writes it) and `logs/HEAD` ([`register::head_log`]),
+/// signed with the committer identity git would use.
+pub(crate) fn write_head_logs(
+    repo: &gix::Repository,
+    reg: &register::Registration,
+    plan: &resolve::Plan,
+    checkout: bool,
+    src_root: &Path,
+) -> Result<()> {
+    let Some(commit) = plan.commit else {
+        return Ok(());
+    };
+    if checkout {
+        reg.write("ORIG_HEAD", format!("{commit}\n").as_bytes())?;
+    }
+    let config = repo.config_snapshot();
+    let log = match config.string("core.logAllRefUpdates") {
+        None => register::LogRefs::Unset,
+        Some(v) if v.eq_ignore_ascii_case(b"always") => register::LogRefs::Yes,
+        Some(_) => match config.boolean("core.logAllRefUpdates") {
+            Some(false) => register::LogRefs::Never,
+            _ => register::LogRefs::Yes,
+        },
+    };
+    let bare = config.boolean("core.bare").unwrap_or(false);
+    let on_branch = matches!(plan.head, HeadReport::Branch { .. });
+    let lines = register::head_log(Some(commit), on_branch, checkout, log, bare);
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let ident = match repo.committer() {
+        Some(Ok(sig)) => match sig.time() {
+            Ok(time) => {
+                let mut v = Vec::new();
+                v.extend_from_slice(sig.name);
+                v.extend_from_slice(b" <");
+                v.extend_from_slice(sig.email);
+                v.extend_from_slice(format!("> {time}").as_bytes());
+                Some(v)
+            }
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    // No identity in the configuration: git's own fallback (the user's name and host).
+    let ident = match ident {
+        Some(i) => i,
+        None => {
+            let out = branch::git(src_root)
+                .args(["var", "GIT_COMMITTER_IDENT"])
+                .output()
+                .map_err(Error::io("run git var in", src_root))?;
+            if !out.status.success() {
+                return Ok(());
+            }
+            let mut v = out.stdout;
+            while v.last() == Some(&b'\n') {
+                v.pop();
+            }
+            v
+        }
+    };
+    reg.write_head_log(&lines, &ident)
+}
+
+/// With `extensions.worktreeConfig`, the current worktree's `config.worktree` copied into the
+/// new registration, as `git worktree add` copies it ("the new worktree behaves the same as
+/// this one"), without `core.bare = true` and `core.worktree`, which git removes from the copy.
+pub(crate) fn copy_worktree_config(
+    repo: &gix::Repository,
+    reg: &register::Registration,
+) -> Result<()> {
+    let config = repo.config_snapshot();
+    if config.boolean("extensions.worktreeConfig") != Some(true) {
+        return Ok(());
+    }
+    let from = repo.git_dir().join("config.worktree");
+    let bytes = match std::fs::read(&from) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("read", &from)(e)),
+    };
+    reg.write("config.worktree", &bytes)?;
+    let to = reg.path().join("config.worktree");
+    let copied = gix::config::File::from_bytes_no_includes(
+        &bytes,
+        gix::config::file::Metadata::from(gix::config::Source::Worktree),
+        Default::default(),
+    )
+    .map_err(|e| Error::Git {
+        what: "read the worktree configuration",
+        path: from.clone(),
+        source: e.into(),
+    })?;
+    let bare = matches!(copied.boolean("core.bare"), Ok(Some(true)));
+    let worktree = copied.string("core.worktree").is_some();
+    // Rare; git's own `config --file` edits the copy as `git worktree add` does.
+    for (needed, args) in [
+        (bare, &["--unset-all", "core.bare", "true"][..]),
+        (worktree, &["--unset-all", "core.worktree"][..]),
+    ] {
+        if !needed {
+            continue;
+        }
+        let out = branch::git(&reg.path())
+            .arg("config")
+            .arg("--file")
+            .arg(&to)
+            .args(args)
+            .output()
+            .map_err(Error::io("run git config in", reg.path()))?;
+        if !out.status.success() {
+            return Err(Error::GitFailed {
+                command: format!("git config --file {} {}", to.display(), args.join(" ")),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
