@@ -337,9 +337,9 @@ const PRINTED: &[(&str, &str, &str)] = &[
         "not a suggestion: the command the hook runs",
     ),
     (
-        "crates/cowtree-git/src/error.rs",
-        "the `{attribute}` attribute is not handled",
-        "not a cowtree command",
+        "crates/cowtree-git/src/filters.rs",
+        "the required filter driver `{driver}` failed",
+        "not a suggestion: names the repository's filter driver",
     ),
 ];
 

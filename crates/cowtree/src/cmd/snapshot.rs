@@ -161,76 +161,10 @@ fn remember(store: &Store, id: &Hash, source: Option<&Path>) {
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     args.jobs.apply();
     let opt = args.store.clone().or(top);
-    let quiet = args.quiet;
     if let Some(file) = &args.from_json {
-        let store = store_for_tree(&opt, Path::new("."), quiet)?;
-        check_name(&store, args.name.as_deref(), args.force)?;
-        let started = std::time::Instant::now();
-        let text = if file.as_os_str() == "-" {
-            let mut v = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
-            v
-        } else {
-            std::fs::read(file)
-                .map_err(|e| CliError::new(format!("read {}: {e}", file.display())))?
-        };
-        let manifest = interchange::from_json(&text)
-            .map_err(|e| CliError::new(format!("{}: {e}", file.display())))?;
-        let id = ingest::record_manifest(&store, &manifest, args.name.as_deref())
-            .map_err(|e| CliError::new(format!("{}: {e}", file.display())))?;
-        remember(&store, &id, None);
-        if args.json {
-            print_json(&json!({
-                "id": id.to_hex(),
-                "store": store.root(),
-                "files": manifest.files(),
-                "bytes": manifest.bytes(),
-                "new_blobs": 0,
-                "new_bytes": 0,
-                "elapsed_ms": started.elapsed().as_millis() as u64,
-            }))?;
-        } else if !args.quiet {
-            println!("{id}");
-        }
-        return Ok(Exit::Ok);
+        return from_json(&args, &opt, file);
     }
-    // The store, and what to record in it: a worktree found in a store is recorded there.
-    let found = match (&args.dir, &args.worktree) {
-        (_, Some(w)) => Some(find_worktree(&opt, w, true)?),
-        (None, None) => Some(
-            find_worktree(&opt, &std::env::current_dir()?, false).map_err(|e| {
-                CliError::with_code(
-                    format!("{e}\n(to record this directory: `cowtree snapshot .`)"),
-                    2,
-                )
-            })?,
-        ),
-        (Some(d), None) if !args.full => find_worktree(&opt, d, true).ok(),
-        (Some(_), None) => None,
-    };
-    let (store, target, why) = match found.filter(|_| !args.full) {
-        Some((store, wt)) => {
-            let why = format!("it holds the worktree {}", wt.path.display());
-            (store, Target::Worktree(Box::new(wt)), why)
-        }
-        None => {
-            let dir = match (&args.dir, &args.worktree) {
-                (Some(d), _) | (None, Some(d)) => d.clone(),
-                (None, None) => std::env::current_dir()?,
-            };
-            // Looked up above (or --full): a DIR whose record cannot be read is recorded in
-            // full, as one that is no worktree. A store that would have to copy it is refused
-            // before it is created (the library's plan refuses it too, below).
-            let chosen = choose_store_for_tree(&opt, &dir)?;
-            if args.mode != Mode::Copy
-                && discover::same_filesystem(&dir, &chosen.root).is_ok_and(|same| !same)
-            {
-                return Err(would_copy(&chosen.root, &dir, &chosen.why));
-            }
-            let (store, why) = store_for_tree_why(&opt, &dir, quiet)?;
-            (store, Target::Tree(dir), why)
-        }
-    };
+    let (store, target, why) = store_and_target(&args, &opt)?;
     let opts = RecordOptions {
         name: args.name.as_deref(),
         keep_base: args.keep_base,
@@ -249,7 +183,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     };
     let spinner = crate::progress::Activity::counting(
         format!("recording {}", plan.path().display()),
-        quiet || args.json,
+        args.quiet || args.json,
         unit,
     );
     let r = plan.run(&store, opts.name, spinner.progress());
@@ -262,83 +196,173 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         Recorded::Incremental {
             worktree: wt,
             report: r,
-        } => {
-            if args.json {
-                print_json(&json!({
-                    "id": r.id.to_hex(),
-                    "store": store.root(),
-                    "files": r.files,
-                    "bytes": r.bytes,
-                    "new_blobs": r.new_blobs,
-                    "new_bytes": r.new_bytes,
-                    "read": r.read,
-                    "listed_dirs": r.listed,
-                    "incremental": true,
-                    "base_updated": r.base_updated,
-                    "elapsed_ms": r.elapsed_ms,
-                    "frozen": r.frozen,
-                    "reason": r.reason.as_ref().map(|w| w.code()),
-                }))?;
-            } else if !args.quiet {
-                println!("{}", r.id);
-                eprintln!(
-                    "recorded worktree {}{}: {}, {}; read {} ({}, {}){} in {}",
-                    wt.path.display(),
-                    frozen_note(r.frozen),
-                    count(r.files, "file", "files"),
-                    bytes(r.bytes),
-                    count(r.read, "changed file", "changed files"),
-                    count(r.new_blobs, "new blob", "new blobs"),
-                    bytes(r.new_bytes),
-                    if r.base_updated { "; now its base" } else { "" },
-                    secs(r.elapsed_ms)
-                );
-                reason_note(r.reason.as_ref());
-            }
-        }
+        } => report_incremental(&args, &store, wt, r)?,
         Recorded::Full {
             dir,
             report: r,
             copied,
-        } => {
-            if args.json {
-                print_json(&json!({
-                    "id": r.id.to_hex(),
-                    "store": store.root(),
-                    "files": r.files,
-                    "bytes": r.bytes,
-                    "new_blobs": r.new_blobs,
-                    "new_bytes": r.new_bytes,
-                    "cloned_bytes": r.cloned_bytes,
-                    "copied_bytes": r.copied_bytes,
-                    "elapsed_ms": r.elapsed_ms,
-                    "frozen": r.frozen,
-                    "reason": r.reason.as_ref().map(|w| w.code()),
-                }))?;
-            } else if !args.quiet {
-                println!("{}", r.id);
-                eprintln!(
-                    "recorded {}, {} ({}, {}){} in {}",
-                    count(r.files, "file", "files"),
-                    bytes(r.bytes),
-                    count(r.new_blobs, "new blob", "new blobs"),
-                    bytes(r.new_bytes),
-                    frozen_note(r.frozen),
-                    secs(r.elapsed_ms)
-                );
-                reason_note(r.reason.as_ref());
-            }
-            if let Some(cause) = copied
-                && !args.quiet
-            {
-                eprintln!(
-                    "cowtree: warning: {}",
-                    copied_warning(&store, dir, r.copied_bytes, *cause, &why)
-                );
-            }
-        }
+        } => report_full(&args, &store, dir, r, *copied, &why)?,
     }
     Ok(Exit::Ok)
+}
+
+/// `--from-json FILE`: a manifest recorded as it is (its blobs already in the store).
+fn from_json(args: &Args, opt: &StoreOpt, file: &Path) -> CmdResult {
+    let store = store_for_tree(opt, Path::new("."), args.quiet)?;
+    check_name(&store, args.name.as_deref(), args.force)?;
+    let started = std::time::Instant::now();
+    let text = if file.as_os_str() == "-" {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+        v
+    } else {
+        std::fs::read(file).map_err(|e| CliError::new(format!("read {}: {e}", file.display())))?
+    };
+    let manifest = interchange::from_json(&text)
+        .map_err(|e| CliError::new(format!("{}: {e}", file.display())))?;
+    let id = ingest::record_manifest(&store, &manifest, args.name.as_deref())
+        .map_err(|e| CliError::new(format!("{}: {e}", file.display())))?;
+    remember(&store, &id, None);
+    if args.json {
+        print_json(&json!({
+            "id": id.to_hex(),
+            "store": store.root(),
+            "files": manifest.files(),
+            "bytes": manifest.bytes(),
+            "new_blobs": 0,
+            "new_bytes": 0,
+            "elapsed_ms": started.elapsed().as_millis() as u64,
+        }))?;
+    } else if !args.quiet {
+        println!("{id}");
+    }
+    Ok(Exit::Ok)
+}
+
+/// The store, what to record in it (a worktree found in a store is recorded there,
+/// incrementally; any other tree in full), and why that store (for messages).
+fn store_and_target(args: &Args, opt: &StoreOpt) -> Result<(Store, Target, String), CliError> {
+    let found = match (&args.dir, &args.worktree) {
+        (_, Some(w)) => Some(find_worktree(opt, w, true)?),
+        (None, None) => Some(
+            find_worktree(opt, &std::env::current_dir()?, false).map_err(|e| {
+                CliError::with_code(
+                    format!("{e}\n(to record this directory: `cowtree snapshot .`)"),
+                    2,
+                )
+            })?,
+        ),
+        (Some(d), None) if !args.full => find_worktree(opt, d, true).ok(),
+        (Some(_), None) => None,
+    };
+    if let Some((store, wt)) = found.filter(|_| !args.full) {
+        let why = format!("it holds the worktree {}", wt.path.display());
+        return Ok((store, Target::Worktree(Box::new(wt)), why));
+    }
+    let dir = match (&args.dir, &args.worktree) {
+        (Some(d), _) | (None, Some(d)) => d.clone(),
+        (None, None) => std::env::current_dir()?,
+    };
+    // Looked up above (or --full): a DIR whose record cannot be read is recorded in full, as
+    // one that is no worktree. A store that would have to copy it is refused before it is
+    // created (the library's plan refuses it too).
+    let chosen = choose_store_for_tree(opt, &dir)?;
+    if args.mode != Mode::Copy
+        && discover::same_filesystem(&dir, &chosen.root).is_ok_and(|same| !same)
+    {
+        return Err(would_copy(&chosen.root, &dir, &chosen.why));
+    }
+    let (store, why) = store_for_tree_why(opt, &dir, args.quiet)?;
+    Ok((store, Target::Tree(dir), why))
+}
+
+/// What an incremental snapshot of the worktree `wt` says.
+fn report_incremental(
+    args: &Args,
+    store: &Store,
+    wt: &cowtree_worktree::registry::Worktree,
+    r: &cowtree_worktree::snapshot::SnapshotReport,
+) -> Result<(), CliError> {
+    if args.json {
+        print_json(&json!({
+            "id": r.id.to_hex(),
+            "store": store.root(),
+            "files": r.files,
+            "bytes": r.bytes,
+            "new_blobs": r.new_blobs,
+            "new_bytes": r.new_bytes,
+            "read": r.read,
+            "listed_dirs": r.listed,
+            "incremental": true,
+            "base_updated": r.base_updated,
+            "elapsed_ms": r.elapsed_ms,
+            "frozen": r.frozen,
+            "reason": r.reason.as_ref().map(|w| w.code()),
+        }))?;
+    } else if !args.quiet {
+        println!("{}", r.id);
+        eprintln!(
+            "recorded worktree {}{}: {}, {}; read {} ({}, {}){} in {}",
+            wt.path.display(),
+            frozen_note(r.frozen),
+            count(r.files, "file", "files"),
+            bytes(r.bytes),
+            count(r.read, "changed file", "changed files"),
+            count(r.new_blobs, "new blob", "new blobs"),
+            bytes(r.new_bytes),
+            if r.base_updated { "; now its base" } else { "" },
+            secs(r.elapsed_ms)
+        );
+        reason_note(r.reason.as_ref());
+    }
+    Ok(())
+}
+
+/// What a full snapshot of `dir` says; `copied`: why data was copied into the store.
+fn report_full(
+    args: &Args,
+    store: &Store,
+    dir: &Path,
+    r: &cowtree_store::ingest::IngestReport,
+    copied: Option<CopyCause>,
+    why: &str,
+) -> Result<(), CliError> {
+    if args.json {
+        print_json(&json!({
+            "id": r.id.to_hex(),
+            "store": store.root(),
+            "files": r.files,
+            "bytes": r.bytes,
+            "new_blobs": r.new_blobs,
+            "new_bytes": r.new_bytes,
+            "cloned_bytes": r.cloned_bytes,
+            "copied_bytes": r.copied_bytes,
+            "elapsed_ms": r.elapsed_ms,
+            "frozen": r.frozen,
+            "reason": r.reason.as_ref().map(|w| w.code()),
+        }))?;
+    } else if !args.quiet {
+        println!("{}", r.id);
+        eprintln!(
+            "recorded {}, {} ({}, {}){} in {}",
+            count(r.files, "file", "files"),
+            bytes(r.bytes),
+            count(r.new_blobs, "new blob", "new blobs"),
+            bytes(r.new_bytes),
+            frozen_note(r.frozen),
+            secs(r.elapsed_ms)
+        );
+        reason_note(r.reason.as_ref());
+    }
+    if let Some(cause) = copied
+        && !args.quiet
+    {
+        eprintln!(
+            "cowtree: warning: {}",
+            copied_warning(store, dir, r.copied_bytes, cause, why)
+        );
+    }
+    Ok(())
 }
 
 /// Said of a snapshot read from a read-only snapshot of its tree.
