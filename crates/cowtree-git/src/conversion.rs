@@ -777,6 +777,9 @@ pub fn encode_to_worktree(src: &[u8], encoding: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+// libc marks its iconv bindings deprecated on Apple targets (it plans to drop the libiconv
+// link there); the C library's iconv is what git itself uses, on every platform.
+#[allow(deprecated)]
 mod iconv {
     //! The system's iconv(3), which git converts `working-tree-encoding` with: the same
     //! converter gives the same bytes. No Rust crate encodes to UTF-16 and the rest of

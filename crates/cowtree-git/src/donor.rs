@@ -13,7 +13,6 @@
 //! The evidence that a lent file holds what the target needs is the same whichever worktree
 //! lends it ([`crate::trust`]): the choice only decides how many files can be reused.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -114,7 +113,10 @@ fn candidates(repo: &gix::Repository, current: Option<&Path>) -> Vec<Candidate> 
 
 /// The device of `path`, if it can be read.
 fn dev(path: &Path) -> Option<u64> {
-    std::fs::metadata(path).ok().map(|m| m.dev())
+    // The same reading of `st_dev` as DST's (`stat_dev`), on every platform.
+    rustix::fs::stat(path)
+        .ok()
+        .map(|st| cowtree_fs::sys::stat_dev(&st))
 }
 
 /// The worktree the command runs in (`root`), with its index, as a [`Source`] (its score not

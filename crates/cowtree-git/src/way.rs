@@ -338,7 +338,11 @@ impl Prepared {
                     .map_err(Error::git("read tree", PathBuf::from(tree_id.to_string())))?,
             };
             crate::steps::mark("target");
-            let dst_dev = input.parent.stat_self().ok().map(|st| st.st_dev);
+            let dst_dev = input
+                .parent
+                .stat_self()
+                .ok()
+                .map(|st| cowtree_fs::sys::stat_dev(&st));
             // A target read from the current worktree's own index: that worktree holds it whole.
             let keep = input.opts.src_fixed || target_has_cache_tree;
             let src = crate::donor::choose(repo, mine, &target, keep, dst_dev)?;
