@@ -214,14 +214,6 @@ pub fn run(args: Args) -> CmdResult {
     if let Some(dst) = &args.recover {
         return recover(dst, args.json, args.quiet);
     }
-    let mode = match args.mode {
-        ModeArg::Auto => LinkMode::Auto,
-        ModeArg::Clone => LinkMode::Clone,
-        ModeArg::Copy => LinkMode::Copy,
-        ModeArg::Hardlink => LinkMode::Hardlink,
-        ModeArg::Symlink => LinkMode::Symlink,
-    };
-    let on_existing = on_existing(args.on_existing);
     let (srcs, dst) = args
         .paths
         .split_last()
@@ -234,11 +226,12 @@ pub fn run(args: Args) -> CmdResult {
         .as_deref()
         .map(crate::cmd::clone_record::RecordFile::prepare)
         .transpose()?;
+    let on_existing = on_existing(args.on_existing);
     let made = match targets(srcs, dst, on_existing) {
         Targets::New(list) => list,
         Targets::FileOver(_) | Targets::Merge => Vec::new(),
     };
-    if mode == LinkMode::Hardlink && !args.quiet {
+    if args.mode == ModeArg::Hardlink && !args.quiet {
         eprintln!(
             "cowtree: warning: --mode hardlink: the copy shares inodes with the source, so a write through either one changes both (use the default mode for independent copies)"
         );
@@ -248,11 +241,41 @@ pub fn run(args: Args) -> CmdResult {
         args.quiet || args.json,
         ("entry", "entries"),
     );
-    let opts = LinkOptions {
+    let opts = link_options(&args, &bar);
+    let linker = Linker::with_cancel(opts, CANCEL.get_or_init(CancelHandle::new).clone());
+    let result = if srcs.len() == 1 {
+        linker
+            .link_tree(&srcs[0], dst)
+            .map_err(|e| cli_error(e, dst, existed, &[]))
+    } else if on_existing != OnExisting::Fail {
+        linker
+            .link_trees(srcs, dst)
+            .map_err(|e| cli_error(e, dst, existed, &[]))
+    } else {
+        link_each_inside(&linker, srcs, dst)
+    };
+    drop(bar);
+    let report = result?;
+    if let Some(record) = record {
+        commit_record(record, &report, srcs, dst, &made)?;
+    }
+    tell(&args, srcs, &report)
+}
+
+/// The library's options for what was asked, progress going to `bar`.
+fn link_options(args: &Args, bar: &crate::progress::Activity) -> LinkOptions {
+    let mode = match args.mode {
+        ModeArg::Auto => LinkMode::Auto,
+        ModeArg::Clone => LinkMode::Clone,
+        ModeArg::Copy => LinkMode::Copy,
+        ModeArg::Hardlink => LinkMode::Hardlink,
+        ModeArg::Symlink => LinkMode::Symlink,
+    };
+    LinkOptions {
         mode,
         // --mode clone means clone or fail, in clone as in checkout.
         strict: args.strict || mode == LinkMode::Clone,
-        on_existing,
+        on_existing: on_existing(args.on_existing),
         preserve_times: !args.no_preserve_times,
         jobs: args.jobs,
         skip_special: args.skip_special,
@@ -270,42 +293,39 @@ pub fn run(args: Args) -> CmdResult {
         sync: args.sync,
         whole_tree: !args.per_file,
         wait: !args.no_wait,
-    };
-    let linker = Linker::with_cancel(opts, CANCEL.get_or_init(CancelHandle::new).clone());
-
-    let result = if srcs.len() == 1 {
-        linker
-            .link_tree(&srcs[0], dst)
-            .map_err(|e| cli_error(e, dst, existed, &[]))
-    } else if on_existing != OnExisting::Fail {
-        linker
-            .link_trees(srcs, dst)
-            .map_err(|e| cli_error(e, dst, existed, &[]))
-    } else {
-        link_each_inside(&linker, srcs, dst)
-    };
-    drop(bar);
-    let report = result?;
-
-    if let Some(record) = record {
-        let path = record.path().to_path_buf();
-        if let Err(e) = record.commit(&report, srcs) {
-            // The contract: nothing is left at a new DST when clone exits 1.
-            let state = if made.is_empty() {
-                format!(
-                    "the clone into {} is complete; only the record is missing",
-                    dst.display()
-                )
-            } else {
-                remove_made(&made)
-            };
-            return Err(
-                CliError::new(format!("write record {}: {e}; {state}", path.display()))
-                    .kind(crate::exit::Kind::Io)
-                    .path(path),
-            );
-        }
     }
+}
+
+/// Writes the --record file; if it cannot be, removes what a new DST made (the contract:
+/// nothing is left at a new DST when clone exits 1).
+fn commit_record(
+    record: crate::cmd::clone_record::RecordFile,
+    report: &LinkReport,
+    srcs: &[PathBuf],
+    dst: &Path,
+    made: &[PathBuf],
+) -> Result<(), CliError> {
+    let path = record.path().to_path_buf();
+    let Err(e) = record.commit(report, srcs) else {
+        return Ok(());
+    };
+    let state = if made.is_empty() {
+        format!(
+            "the clone into {} is complete; only the record is missing",
+            dst.display()
+        )
+    } else {
+        remove_made(made)
+    };
+    Err(
+        CliError::new(format!("write record {}: {e}; {state}", path.display()))
+            .kind(crate::exit::Kind::Io)
+            .path(path),
+    )
+}
+
+/// The summary (or JSON) on stdout and the warnings on stderr.
+fn tell(args: &Args, srcs: &[PathBuf], report: &LinkReport) -> CmdResult {
     let src_label = if srcs.len() == 1 {
         srcs[0].clone()
     } else {
@@ -321,36 +341,37 @@ pub fn run(args: Args) -> CmdResult {
         .clone()
         .or_else(|| args.per_file.then_some(PER_FILE_ASKED));
     if args.json {
-        let json = to_json(srcs, &report, reason.as_ref());
+        let json = to_json(srcs, report, reason.as_ref());
         println!(
             "{}",
             serde_json::to_string(&json).map_err(|e| CliError::new(e.to_string()))?
         );
     } else if !args.quiet {
-        println!("{}", summary(&report, &src_label, reason.as_ref()));
+        println!("{}", summary(report, &src_label, reason.as_ref()));
     }
-    if !args.quiet {
-        if let Some(r @ NotUsed::NotPermitted { .. }) = &reason {
-            eprintln!(
-                "cowtree: warning: {r}: copied {} per file instead",
-                src_label.display()
-            );
-        }
-        for fb in &report.fallbacks {
-            eprintln!("cowtree: warning: {}", warning(fb, &src_label, &report));
-        }
-        for c in &report.collisions {
-            eprintln!(
-                "cowtree: warning: {} and {} both have {}: {}",
-                c.sources[0].display(),
-                c.sources[1].display(),
-                c.path.display(),
-                match c.action {
-                    cowtree_link::CollisionAction::Replaced => "the later one was linked",
-                    cowtree_link::CollisionAction::Kept => "the earlier one was kept",
-                }
-            );
-        }
+    if args.quiet {
+        return Ok(Exit::Ok);
+    }
+    if let Some(r @ NotUsed::NotPermitted { .. }) = &reason {
+        eprintln!(
+            "cowtree: warning: {r}: copied {} per file instead",
+            src_label.display()
+        );
+    }
+    for fb in &report.fallbacks {
+        eprintln!("cowtree: warning: {}", warning(fb, &src_label, report));
+    }
+    for c in &report.collisions {
+        eprintln!(
+            "cowtree: warning: {} and {} both have {}: {}",
+            c.sources[0].display(),
+            c.sources[1].display(),
+            c.path.display(),
+            match c.action {
+                cowtree_link::CollisionAction::Replaced => "the later one was linked",
+                cowtree_link::CollisionAction::Kept => "the earlier one was kept",
+            }
+        );
     }
     Ok(Exit::Ok)
 }

@@ -45,15 +45,53 @@ pub struct Args {
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     // First what killed `cowtree git worktree add` runs left (in git repositories, whatever
     // the store): found through their records, not through a store.
-    let git = if args.dry_run {
-        cowtree_git::KilledRuns::default()
-    } else {
-        match crate::cmd::git::run_registry() {
-            Some(reg) => {
-                cowtree_git::clean_killed_runs(&reg).map_err(crate::cmd::git::git_error)?
-            }
-            None => cowtree_git::KilledRuns::default(),
+    let git = killed_git_runs(&args)?;
+    let opt = args.store.clone().or(top);
+    if opt.store.is_none() && std::env::var_os("COWTREE_STORE").is_none() {
+        // No store at all: nothing else to collect, and no reason to fail.
+        let here = cowtree_store::discover::store_here(&crate::cmd::cwd()?)?;
+        if !cowtree_store::discover::exists(&here) {
+            return no_store(&args, &here, &git);
         }
+    }
+    let store = store_here(&opt)?;
+    let r = collect(&args, &store)?;
+    // Even with --quiet: something gc was asked to clean is still there.
+    for (path, error) in &r.staging_kept {
+        eprintln!(
+            "cowtree: warning: could not remove {} (left by a checkout that was killed): {error}; \
+             the next gc tries again",
+            path.display()
+        );
+    }
+    if args.json {
+        print_json(&json!({
+            "blobs_removed": r.blobs_removed,
+            "bytes_freed": r.bytes_freed,
+            "blobs_kept": r.blobs_kept,
+            "staging_removed": r.staging_removed,
+            "staging_beside": r.staging_beside,
+            "worktrees_pruned": r.worktrees_pruned,
+            "trees_removed": r.trees_removed.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            "dry_run": r.dry_run,
+            "store": store.root(),
+            "git_runs_cleaned": git.records,
+            "git_cleaned": git.cleaned,
+            "git_runs_left": git.left,
+        }))?;
+    } else if !args.quiet {
+        summary(&r);
+    }
+    Ok(Exit::Ok)
+}
+
+/// Takes back what killed `cowtree git worktree add` runs left, and says what it did.
+fn killed_git_runs(args: &Args) -> Result<cowtree_git::KilledRuns, crate::exit::CliError> {
+    let git = match crate::cmd::git::run_registry() {
+        Some(reg) if !args.dry_run => {
+            cowtree_git::clean_killed_runs(&reg).map_err(crate::cmd::git::git_error)?
+        }
+        _ => cowtree_git::KilledRuns::default(),
     };
     if !args.quiet && !args.json {
         for c in &git.cleaned {
@@ -67,29 +105,33 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             git.left
         );
     }
-    let opt = args.store.clone().or(top);
-    if opt.store.is_none() && std::env::var_os("COWTREE_STORE").is_none() {
-        // No store at all: nothing else to collect, and no reason to fail.
-        let here = cowtree_store::discover::store_here(&crate::cmd::cwd()?)?;
-        if !cowtree_store::discover::exists(&here) {
-            if args.json {
-                print_json(&json!({
-                    "blobs_removed": 0, "bytes_freed": 0, "blobs_kept": 0,
-                    "staging_removed": 0, "staging_beside": [], "worktrees_pruned": 0,
-                    "dry_run": args.dry_run, "store": null,
-                    "git_runs_cleaned": git.records, "git_cleaned": git.cleaned,
-                    "git_runs_left": git.left,
-                }))?;
-            } else if !args.quiet {
-                println!(
-                    "no store here ({}): nothing else to collect",
-                    here.display()
-                );
-            }
-            return Ok(Exit::Ok);
-        }
+    Ok(git)
+}
+
+/// The report when there is no store: only the git runs were collected.
+fn no_store(args: &Args, here: &Path, git: &cowtree_git::KilledRuns) -> CmdResult {
+    if args.json {
+        print_json(&json!({
+            "blobs_removed": 0, "bytes_freed": 0, "blobs_kept": 0,
+            "staging_removed": 0, "staging_beside": [], "worktrees_pruned": 0,
+            "dry_run": args.dry_run, "store": null,
+            "git_runs_cleaned": git.records, "git_cleaned": git.cleaned,
+            "git_runs_left": git.left,
+        }))?;
+    } else if !args.quiet {
+        println!(
+            "no store here ({}): nothing else to collect",
+            here.display()
+        );
     }
-    let store = store_here(&opt)?;
+    Ok(Exit::Ok)
+}
+
+/// The store's gc, with the records of worktrees whose path now holds something else.
+fn collect(
+    args: &Args,
+    store: &cowtree_store::Store,
+) -> Result<cowtree_store::gc::GcReport, crate::exit::CliError> {
     // Records whose path now holds something else (the worktree was deleted or moved and the
     // path reused) would keep their base from `cowtree rm`; the store's gc drops those whose
     // path is gone, this drops the replaced ones, under gc's exclusive lock (a checkout in
@@ -116,60 +158,33 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         args.quiet || args.json,
         ("blob", "blobs"),
     );
-    let r = cowtree_store::gc::gc_with(
-        &store,
-        args.dry_run,
-        &mut prune_replaced,
-        spinner.progress(),
-    );
+    let r = cowtree_store::gc::gc_with(store, dry_run, &mut prune_replaced, spinner.progress());
     drop(spinner);
-    let r = r?;
-    // Even with --quiet: something gc was asked to clean is still there.
-    for (path, error) in &r.staging_kept {
-        eprintln!(
-            "cowtree: warning: could not remove {} (left by a checkout that was killed): {error}; \
-             the next gc tries again",
-            path.display()
-        );
+    Ok(r?)
+}
+
+/// The human summary of what gc removed (or would).
+fn summary(r: &cowtree_store::gc::GcReport) {
+    let verb = if r.dry_run { "would remove" } else { "removed" };
+    println!(
+        "{verb} {} ({}), {}, {}; {} kept",
+        count(r.blobs_removed, "blob", "blobs"),
+        bytes(r.bytes_freed),
+        count(r.staging_removed, "staging entry", "staging entries"),
+        count(
+            r.worktrees_pruned,
+            "stale worktree record",
+            "stale worktree records"
+        ),
+        count(r.blobs_kept, "blob", "blobs"),
+    );
+    for (p, _) in &r.trees_removed {
+        println!("{verb} tree subvolume {}", p.display());
     }
-    if args.json {
-        print_json(&json!({
-            "blobs_removed": r.blobs_removed,
-            "bytes_freed": r.bytes_freed,
-            "blobs_kept": r.blobs_kept,
-            "staging_removed": r.staging_removed,
-            "staging_beside": r.staging_beside,
-            "worktrees_pruned": r.worktrees_pruned,
-            "trees_removed": r.trees_removed.iter().map(|(p, _)| p).collect::<Vec<_>>(),
-            "dry_run": r.dry_run,
-            "store": store.root(),
-            "git_runs_cleaned": git.records,
-            "git_cleaned": git.cleaned,
-            "git_runs_left": git.left,
-        }))?;
-    } else if !args.quiet {
-        let verb = if r.dry_run { "would remove" } else { "removed" };
+    for p in &r.staging_beside {
         println!(
-            "{verb} {} ({}), {}, {}; {} kept",
-            count(r.blobs_removed, "blob", "blobs"),
-            bytes(r.bytes_freed),
-            count(r.staging_removed, "staging entry", "staging entries"),
-            count(
-                r.worktrees_pruned,
-                "stale worktree record",
-                "stale worktree records"
-            ),
-            count(r.blobs_kept, "blob", "blobs"),
+            "{verb} {} (left by a checkout that was killed)",
+            p.display()
         );
-        for (p, _) in &r.trees_removed {
-            println!("{verb} tree subvolume {}", p.display());
-        }
-        for p in &r.staging_beside {
-            println!(
-                "{verb} {} (left by a checkout that was killed)",
-                p.display()
-            );
-        }
     }
-    Ok(Exit::Ok)
 }
