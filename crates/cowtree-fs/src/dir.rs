@@ -486,6 +486,8 @@ pub struct AtomicFile<'a> {
     dir: BorrowedFd<'a>,
     tmp: OsString,
     file: std::fs::File,
+    /// The temporary file's entry in the process's undo registry (`crate::undo`).
+    undo: Option<crate::undo::Registration>,
 }
 
 impl<'a> AtomicFile<'a> {
@@ -503,6 +505,7 @@ impl<'a> AtomicFile<'a> {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
+        let undo = crate::undo::Registration::file(dir, &tmp, false)?;
         let fd = openat(
             dir,
             &tmp,
@@ -514,6 +517,7 @@ impl<'a> AtomicFile<'a> {
             dir,
             tmp,
             file: std::fs::File::from(fd),
+            undo: Some(undo),
         })
     }
 
@@ -535,6 +539,9 @@ impl<'a> AtomicFile<'a> {
         renameat_with(self.dir, &self.tmp, self.dir, name, RenameFlags::empty())
             .map_err(|e| at_path("rename into", Path::new(name), e.into()))?;
         self.tmp.clear();
+        if let Some(undo) = self.undo.take() {
+            undo.forget();
+        }
         if sync {
             sync_dir(self.dir).map_err(|e| at_path("sync the directory of", Path::new(name), e))?;
         }
@@ -544,8 +551,9 @@ impl<'a> AtomicFile<'a> {
 
 impl Drop for AtomicFile<'_> {
     fn drop(&mut self) {
-        if !self.tmp.is_empty() {
-            let _ = unlinkat(self.dir, &self.tmp, AtFlags::empty());
+        // Not renamed into place: removed, as a signal handler's undo removes it.
+        if let Some(undo) = self.undo.take() {
+            let _ = undo.undo();
         }
     }
 }

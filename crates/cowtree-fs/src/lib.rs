@@ -50,6 +50,7 @@ pub mod reflink;
 pub mod staging;
 pub mod subvolume;
 pub mod sys;
+pub mod undo;
 pub mod walk;
 pub mod whole_tree;
 pub mod workers;

@@ -20,6 +20,7 @@ use std::sync::{Mutex, PoisonError};
 use rustix::fs::FileType;
 
 use crate::dir::Dir;
+use crate::undo::Registration;
 
 /// How one kind of staging directory is named (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,8 +91,45 @@ pub struct Staging<'a> {
     name: OsString,
     /// The open staging directory; its open description holds the lock.
     pub dir: Dir,
-    /// Committed or removed: nothing left for `Drop` to do.
-    done: bool,
+    /// Its entry in the process's undo registry; `None` once committed or removed.
+    undo: Option<Registration>,
+}
+
+/// A staging name registered for undo before the caller makes the directory there whole (a
+/// subvolume snapshot, a subvolume: anything [`Staging::create`] does not make); see
+/// [`Staging::reserve`]. Dropped without [`Reserved::adopt`], whatever was made there is
+/// removed.
+#[derive(Debug)]
+pub struct Reserved<'a> {
+    parent: &'a Dir,
+    name: OsString,
+    undo: Option<Registration>,
+}
+
+impl<'a> Reserved<'a> {
+    /// Takes the directory the caller has made at the reserved name as a staging directory:
+    /// opens it and takes its `flock`, as [`Staging::create`] does. On error it is removed.
+    pub fn adopt(mut self) -> io::Result<Staging<'a>> {
+        let (parent, name) = (self.parent, std::mem::take(&mut self.name));
+        let dir = parent.open_dir(&name).and_then(|dir| {
+            claim(parent, &name, &dir)?;
+            Ok(dir)
+        })?;
+        Ok(Staging {
+            parent,
+            name,
+            dir,
+            undo: self.undo.take(),
+        })
+    }
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        if let Some(undo) = self.undo.take() {
+            let _ = undo.undo();
+        }
+    }
 }
 
 impl<'a> Staging<'a> {
@@ -101,31 +139,29 @@ impl<'a> Staging<'a> {
     ///
     /// After [`stop_staging`] it fails with [`io::ErrorKind::Interrupted`] and creates nothing.
     pub fn create(parent: &'a Dir, name: OsString, mode: u32) -> io::Result<Self> {
+        let undo = Registration::tree(parent, &name)?;
         let dir = unless_stopping(|| parent.create_dir_open(&name, mode))?;
-        claim(parent, &name, &dir)?;
+        if let Err(e) = claim(parent, &name, &dir) {
+            // Not ours to remove: another run's cleanup took the name (see `claim`).
+            undo.forget();
+            return Err(e);
+        }
         Ok(Staging {
             parent,
             name,
             dir,
-            done: false,
+            undo: Some(undo),
         })
     }
 
-    /// Takes the directory `name` in `parent`, which the caller has just made there whole
-    /// (a subvolume snapshot, a subvolume: anything `create` does not make), as a staging
-    /// directory: opens it and takes its `flock`, as [`Staging::create`] does. Dropping the
-    /// result before [`Staging::commit`] removes it, as for one this made. Make the directory
-    /// inside [`unless_stopping`], so that a signal handler's listing of this process's
-    /// staging finds it.
-    pub fn adopt(parent: &'a Dir, name: OsString) -> io::Result<Self> {
-        let dir = parent.open_dir(&name)?;
-        claim(parent, &name, &dir)?;
-        Ok(Staging {
-            parent,
-            name,
-            dir,
-            done: false,
-        })
+    /// Registers the staging name `name` in `parent` for undo before the caller makes the
+    /// directory there itself (a subvolume snapshot, a subvolume: anything
+    /// [`Staging::create`] does not make); [`Reserved::adopt`] then takes it as a staging
+    /// directory. Make the directory inside [`unless_stopping`], so that once a signal
+    /// handler's undo has begun nothing more is made.
+    pub fn reserve(parent: &'a Dir, name: OsString) -> io::Result<Reserved<'a>> {
+        let undo = Some(Registration::tree(parent, &name)?);
+        Ok(Reserved { parent, name, undo })
     }
 
     /// The staging directory's name in the parent.
@@ -148,22 +184,27 @@ impl<'a> Staging<'a> {
                     .rename_noreplace(&self.name, self.parent, dst_name)
             }
         })?;
-        self.done = true;
+        if let Some(undo) = self.undo.take() {
+            undo.forget();
+        }
         Ok(())
     }
 
     /// Removes the staging directory and what is in it now, saying whether that worked.
     pub fn remove(mut self) -> io::Result<()> {
-        self.done = true;
-        remove_dir_or_subvolume(self.parent, &self.name)
+        match self.undo.take() {
+            Some(undo) => undo.undo(),
+            None => Ok(()),
+        }
     }
 }
 
 impl Drop for Staging<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            // Best effort: what is left is recognisable and removed by the next run.
-            let _ = remove_dir_or_subvolume(self.parent, &self.name);
+        // Best effort: what is left is recognisable and removed by the next run. The same
+        // removal as a signal handler's (`crate::undo::undo_all`).
+        if let Some(undo) = self.undo.take() {
+            let _ = undo.undo();
         }
     }
 }

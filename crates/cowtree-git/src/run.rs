@@ -191,6 +191,11 @@ impl Run {
             active.runs.retain(|w| w.strong_count() > 0);
             active.runs.push(Arc::downgrade(&state));
         }
+        // The process's undo (a signal handler's `cowtree_fs::undo::undo_all`) takes back
+        // every run in progress: registered once, with the first run, for the process's life.
+        static UNDO: std::sync::OnceLock<cowtree_fs::undo::Registration> =
+            std::sync::OnceLock::new();
+        UNDO.get_or_init(|| cowtree_fs::undo::Registration::call(Arc::new(abort_all)));
         let run = Run { state };
         // Made as a step of a run [`abort_all`] already sees, as everything after it: a signal
         // that comes while it is made is handled once it is, and takes it back.

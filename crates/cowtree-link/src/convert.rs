@@ -167,6 +167,13 @@ fn set_active(a: Option<Active>) {
     *ACTIVE.lock().unwrap_or_else(PoisonError::into_inner) = a;
 }
 
+/// Registers [`abort_all`] as the process's undo of a conversion (`cowtree_fs::undo`), once,
+/// for the process's life: a signal handler's `undo_all` then takes back the one in progress.
+fn register_undo() {
+    static UNDO: std::sync::OnceLock<cowtree_fs::undo::Registration> = std::sync::OnceLock::new();
+    UNDO.get_or_init(|| cowtree_fs::undo::Registration::call(std::sync::Arc::new(abort_all)));
+}
+
 /// Takes back a conversion in progress, for an interrupt handler (it runs while the
 /// conversion may still be working): before the swap, the new subvolume is deleted and the
 /// directory is as it was; after it, the directory holds the whole copy and the original
@@ -211,6 +218,7 @@ pub fn abort_all() -> Vec<String> {
 /// documentation), cloning with `jobs` workers (0: one per core).
 pub fn convert(dir: &Path, jobs: usize) -> Result<ConvertReport, ConvertError> {
     let started = Instant::now();
+    register_undo();
     let name = dir
         .file_name()
         .filter(|n| *n != OsStr::new("..") && *n != OsStr::new("."))

@@ -528,8 +528,10 @@ impl Job<'_> {
             name: &stage.name,
             read_only: false,
         };
-        // Made through the gate that a signal handler closes before it lists this process's
-        // staging (see `cowtree_fs::staging::stop_staging`).
+        // Registered for undo first, then made through the gate that a signal handler closes
+        // before it undoes (see `cowtree_fs::undo`).
+        let reserved = Staging::reserve(&dest.parent, stage.name.clone())
+            .map_err(|e| Error::io_at("", &stage.path, e))?;
         let mut outcome = None;
         unless_stopping(|| {
             outcome = Some(cowtree_fs::whole_tree::try_whole_tree(&req, None));
@@ -542,7 +544,8 @@ impl Job<'_> {
             WholeTree::Done(method) => method,
             WholeTree::NotUsed(reason) => return Ok(Err(reason)),
         };
-        let staging = Staging::adopt(&dest.parent, stage.name.clone())
+        let staging = reserved
+            .adopt()
             .map_err(|e| Error::io_at("", &stage.path, e))?;
         stage.made(staging)?;
         let tree_built = built.is_some();
@@ -644,10 +647,13 @@ impl Job<'_> {
     /// and a plain directory is made instead.
     fn subvolume_staging<'s>(&self, dest: &'s Dest, name: &OsStr) -> Result<Option<Staging<'s>>> {
         let parent = At::new(&dest.parent, &dest.parent_path);
+        let reserved = Staging::reserve(&dest.parent, name.to_owned())
+            .map_err(|e| Error::io_at("", dest.parent_path.join(name), e))?;
         let made =
             unless_stopping(|| subvolume::create(parent, name).map_err(std::io::Error::from));
         match made {
-            Ok(()) => Staging::adopt(&dest.parent, name.to_owned())
+            Ok(()) => reserved
+                .adopt()
                 .map(Some)
                 .map_err(|e| Error::io_at("", dest.parent_path.join(name), e)),
             Err(e) => match e

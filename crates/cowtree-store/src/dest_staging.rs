@@ -96,7 +96,9 @@ pub struct Registration<'a> {
     store: &'a Store,
     name: OsString,
     record: Record,
-    keep: bool,
+    /// The record's entry in the process's undo registry (`cowtree_fs::undo`): removed by a
+    /// signal handler only once the staging it describes is gone.
+    undo: Option<cowtree_fs::undo::Registration>,
 }
 
 /// Registers, durably, that this process is about to create the staging directory `path`
@@ -122,9 +124,12 @@ pub fn register_expecting<'a>(
             Some(crate::interchange::to_hex(path.as_os_str().as_bytes())),
         ),
     };
+    let name = OsString::from(format!("{PREFIX}{}", unique_suffix()));
+    let undo = cowtree_fs::undo::Registration::file(store.worktrees_dir(), &name, true)
+        .map_err(|e| Error::io_at("register staging", path, e))?;
     let reg = Registration {
         store,
-        name: OsString::from(format!("{PREFIX}{}", unique_suffix())),
+        name,
         record: Record {
             version: VERSION,
             path: p,
@@ -135,7 +140,7 @@ pub fn register_expecting<'a>(
             dev: expect.map(|e| e.0),
             ino: expect.map(|e| e.1),
         },
-        keep: false,
+        undo: Some(undo),
     };
     reg.write(true)?;
     Ok(reg)
@@ -156,7 +161,9 @@ impl Registration<'_> {
     /// Leaves the registration in the store for gc (the staging directory could not be
     /// removed).
     pub fn keep(mut self) {
-        self.keep = true;
+        if let Some(undo) = self.undo.take() {
+            undo.forget();
+        }
     }
 
     fn write(&self, sync: bool) -> Result<()> {
@@ -184,8 +191,8 @@ impl Drop for Registration<'_> {
     fn drop(&mut self) {
         // Not synced: a removal lost to a power loss leaves a registration whose directory
         // is gone (renamed into place or removed), which gc drops.
-        if !self.keep {
-            let _ = self.store.worktrees_dir().remove_file(&self.name);
+        if let Some(undo) = self.undo.take() {
+            let _ = undo.undo();
         }
     }
 }

@@ -141,9 +141,9 @@ pub struct LockGuard {
 #[derive(Debug)]
 pub struct Staging {
     dir: Dir,
-    name: OsString,
-    parent: Dir,
     path: PathBuf,
+    /// Its entry in the process's undo registry (`cowtree_fs::undo`).
+    undo: Option<cowtree_fs::undo::Registration>,
 }
 
 impl Staging {
@@ -160,7 +160,10 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = self.parent.remove_tree(&self.name);
+        // The same removal as a signal handler's (`cowtree_fs::undo::undo_all`).
+        if let Some(undo) = self.undo.take() {
+            let _ = undo.undo();
+        }
     }
 }
 
@@ -325,19 +328,18 @@ impl Store {
     /// and fails with an `Interrupted` error.
     pub fn staging(&self, purpose: &str) -> Result<Staging> {
         let name = OsString::from(format!("{purpose}-{}", unique_suffix()));
+        let undo = cowtree_fs::undo::Registration::tree(&self.tmp, &name)
+            .map_err(|e| Error::io_at("", self.root.join("tmp"), e))?;
         let dir = cowtree_fs::staging::unless_stopping(|| self.tmp.create_dir_open(&name, 0o700))
             .map_err(|e| Error::io_at("", self.root.join("tmp"), e))?;
-        flock(&dir, FlockOperation::NonBlockingLockExclusive)
-            .map_err(|e| Error::io_at("lock staging in", self.root.join("tmp"), e.into()))?;
-        Ok(Staging {
+        let staging = Staging {
             dir,
             path: self.root.join("tmp").join(&name),
-            name,
-            parent: self
-                .tmp
-                .try_clone()
-                .map_err(|e| Error::io_at("", self.root.join("tmp"), e))?,
-        })
+            undo: Some(undo),
+        };
+        flock(&staging.dir, FlockOperation::NonBlockingLockExclusive)
+            .map_err(|e| Error::io_at("lock staging in", self.root.join("tmp"), e.into()))?;
+        Ok(staging)
     }
 
     /// The name of a blob relative to `blobs/`: `ab/cdef...`.

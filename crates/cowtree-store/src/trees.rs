@@ -160,6 +160,9 @@ pub struct Pending<'s> {
     /// Already read-only (a read-only snapshot) and committed.
     frozen: bool,
     done: bool,
+    /// Its entry in the process's undo registry (`cowtree_fs::undo`), registered before it
+    /// was made.
+    undo: Option<cowtree_fs::undo::Registration>,
 }
 
 /// A name for a tree being made by this process.
@@ -201,6 +204,7 @@ pub fn create(store: &Store) -> Result<std::result::Result<Pending<'_>, NotUsed>
     };
     let trees_path = store.root().join(DIR);
     let name = tmp_name();
+    let undo = register(&trees, &trees_path, &name)?;
     let made = cowtree_fs::staging::unless_stopping(|| {
         subvolume::create(At::new(&trees, &trees_path), &name).map_err(io::Error::from)
     });
@@ -224,7 +228,17 @@ pub fn create(store: &Store) -> Result<std::result::Result<Pending<'_>, NotUsed>
         dir,
         frozen: false,
         done: false,
+        undo: Some(undo),
     }))
+}
+
+/// Registers the tree `name` about to be made in `trees` for undo.
+fn register(
+    trees: &Dir,
+    trees_path: &Path,
+    name: &OsStr,
+) -> Result<cowtree_fs::undo::Registration> {
+    cowtree_fs::undo::Registration::tree(trees, name).map_err(|e| io_at(trees_path, e))
 }
 
 /// The cause of a subvolume error carried in `e` (see [`SubvolumeError`]'s conversion).
@@ -275,6 +289,7 @@ pub fn freeze<'s>(
     };
     let trees_path = store.root().join(DIR);
     let name = tmp_name();
+    let undo = register(&trees, &trees_path, &name)?;
     let req = Request {
         src,
         parent: At::new(&trees, &trees_path),
@@ -301,6 +316,7 @@ pub fn freeze<'s>(
                 dir,
                 frozen: true,
                 done: false,
+                undo: Some(undo),
             }))
         }
     }
@@ -383,9 +399,14 @@ impl Pending<'_> {
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            // Best effort: gc removes what is left.
-            let _ = delete_entry(&self.trees, &self.store.root().join(DIR), &self.name);
+        if let Some(undo) = self.undo.take() {
+            if self.done {
+                undo.forget();
+            } else {
+                // Best effort, the same removal as a signal handler's: gc removes what is
+                // left.
+                let _ = undo.undo();
+            }
         }
     }
 }

@@ -1,20 +1,15 @@
-//! Ctrl-C (SIGINT), SIGTERM and SIGHUP: remove what the interrupted command was building, say in
+//! Ctrl-C (SIGINT), SIGTERM and SIGHUP: take back what the interrupted command staged, say in
 //! one line what is left, and exit 128 + the signal (130, 143, 129). Under `--json` the same
 //! line is also printed on stdout as the JSON error object (kind `interrupted`).
 //!
 //! The signals are blocked in every thread (the mask is set before any other thread starts and
 //! is inherited), and one thread waits for them with `sigwait`, so a signal never interrupts a
-//! worker in the middle of a system call. When one arrives, that thread removes the staging the
-//! running command registered with [`expect`] and ends the process with `_exit`, which stops
-//! the workers. A staging directory is removed by removing its entries and then the directory
-//! itself, again until the directory is gone: a worker still adding entries can only make the
-//! final `rmdir` fail for one round, and once the directory is unlinked nothing more can be
-//! created in it. Before listing anything the handler stops staging directories and their
-//! registrations from being created or renamed into place
-//! ([`cowtree_fs::staging::stop_staging`], which also waits for one in progress), so the
-//! listing misses none of those it lists, and a destination that exists afterwards is whole.
-//! A command that registered nothing is journaled or changes nothing halfway (switch, reset,
-//! dedupe, gc, reads), and just stops.
+//! worker in the middle of a system call. When one arrives, that thread runs the libraries'
+//! undo registry ([`cowtree_fs::undo::undo_all`]: every staging directory, tree being made,
+//! temporary file and library run this process registered, taken back the way each one's own
+//! error path takes it back), prints what it says it did, and ends the process with `_exit`,
+//! which stops the workers. Nothing here knows what a command stages: the library calls
+//! register it as they make it.
 //!
 //! A command that can stop its own work cleanly registers how with [`cancel_with`] (`cowtree
 //! clone`: its linker's cancellation handle). The first signal then cancels it and lets the
@@ -22,40 +17,20 @@
 //! destination is rolled back, a new destination's staging removed) before the process exits
 //! with the same one line; a second signal while it does stops at once, as above.
 //!
-//! What its arguments tell (the staging beside a new destination, the sentences to print) a
-//! command registers before the handler starts, so that a signal that comes before its work
-//! begins still gets the whole message; what it learns later (where its store is) it
-//! registers then, before it creates anything there.
-//!
-//! `cowtree git worktree add` registers [`Leftover::Call`] with `cowtree_git::abort_all`: the
-//! library knows what each of its runs made (staging, registration, branch, parents) and takes
-//! it back, after the step in progress has ended.
+//! What a command can say about its own result beyond what was undone (whether DST exists, a
+//! journaled switch or merge and how to finish it, blobs gc frees) it registers with
+//! [`tell`]: sentences only, printed after the undo.
 
-use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// What an interrupted command leaves, and what to do about it.
+/// What an interrupted command says about its result, after the undo.
 #[derive(Debug, Clone)]
-pub enum Leftover {
-    /// Staging directories in `dir` whose names start with `prefix` (this process's own:
-    /// the prefix holds its pid), removed on interrupt.
-    Staging { dir: PathBuf, prefix: OsString },
-    /// Bookkeeping files in `dir` whose names start with `prefix` (this process's own), removed
-    /// on interrupt without a word: the registrations of staging directories (put after the
-    /// [`Leftover::Staging`] they describe, so that they go only once it is gone).
-    Records { dir: PathBuf, prefix: OsString },
-    /// This process's temporary files in `dir` whose names start with `prefix` (e.g. a
-    /// manifest being written), removed on interrupt without a word, whatever else was left.
-    Temp { dir: PathBuf, prefix: OsString },
-    /// Nothing to remove; this sentence is printed (e.g. how to finish a journaled switch).
-    /// Sentences come after every removal, whenever they were registered.
+pub enum Tell {
+    /// This sentence (e.g. how to finish a journaled switch).
     Note(String),
-    /// A function that takes back what a library's work in progress made and says what it
-    /// did (e.g. `cowtree_git::abort_all`); called first, after staging is stopped.
-    Call(fn() -> Vec<String>),
     /// A merge into the existing directory `dst` (journaled): says whether it finished, was
     /// undone, or is left for the next merge (or `cowtree clone --recover`) to finish.
     Merge { dst: PathBuf },
@@ -83,7 +58,7 @@ pub enum Leftover {
     },
 }
 
-static PLAN: Mutex<Vec<Leftover>> = Mutex::new(Vec::new());
+static PLAN: Mutex<Vec<Tell>> = Mutex::new(Vec::new());
 static STOPPING: AtomicBool = AtomicBool::new(false);
 /// How the running command stops its work (see [`cancel_with`]).
 type Cancel = Box<dyn Fn() + Send>;
@@ -122,8 +97,8 @@ pub fn cancel_with(cancel: impl Fn() + Send + 'static) {
     }
 }
 
-/// Registers what to clean up (or say) if the command is interrupted from now on.
-pub fn expect(what: Leftover) {
+/// Registers what to say if the command is interrupted from now on.
+pub fn tell(what: Tell) {
     if let Ok(mut plan) = PLAN.lock() {
         plan.push(what);
     }
@@ -230,86 +205,33 @@ fn take_pending(set: &libc::sigset_t) -> Option<i32> {
 /// returned (cancelled, or done), and whether it succeeded.
 fn stop(command: &str, sig: i32, returned: Option<bool>) -> ! {
     STOPPING.store(true, Ordering::Release);
-    // From here on no staging directory or registration is created, and none moves into
-    // place: the listings below miss nothing, what is removed cannot be renamed to DST half
-    // emptied, and DST's existence below says the command had finished.
-    cowtree_fs::staging::stop_staging();
+    // Closes the staging gate first: from here on nothing is staged or moves into place, so
+    // the undo misses nothing, what it removes cannot be renamed to DST half emptied, and
+    // DST's existence below says the command had finished.
+    let undone = cowtree_fs::undo::undo_all();
     let plan = PLAN.lock().map(|p| p.clone()).unwrap_or_default();
-    let mut said = Vec::new();
-    // Some staging could not be removed: its registration stays, for gc.
-    let mut staging_left = false;
-    // First what is removed, then what is said about the rest: a command registers its
-    // sentences as early as it can (a signal may come before it has opened its store), its
-    // staging once it knows where that goes, and `Exists` must look after the removal.
-    for what in &plan {
-        if let Leftover::Call(f) = what {
-            let done = f();
-            if done.is_empty() {
-                said.push("it had made nothing yet: nothing is left".into());
-            }
-            said.extend(done);
-        }
+    let mut said = undone_sentences(&undone);
+    if undone.is_empty() && plan.is_empty() {
+        said.push("it had staged nothing: nothing is left to remove".into());
     }
     for what in &plan {
-        match what {
-            Leftover::Call(_) => {}
-            Leftover::Staging { dir, prefix } => {
-                let removed = remove_staging(dir, prefix);
-                if removed.is_empty() {
-                    continue;
-                }
-                let failed: Vec<String> = removed
-                    .iter()
-                    .filter_map(|(p, r)| r.as_ref().err().map(|e| format!("{}: {e}", p.display())))
-                    .collect();
-                if failed.is_empty() {
-                    let names: Vec<String> = removed
-                        .iter()
-                        .map(|(p, _)| p.display().to_string())
-                        .collect();
-                    said.push(format!("removed its partial work {}", names.join(", ")));
+        said.push(match what {
+            Tell::Note(text) => text.clone(),
+            Tell::Exists { path, yes, no } => {
+                if path.symlink_metadata().is_ok() {
+                    yes.clone()
                 } else {
-                    staging_left = true;
-                    said.push(format!(
-                        "could not remove its partial work ({}); remove it by hand",
-                        failed.join("; ")
-                    ));
+                    no.clone()
                 }
             }
-            Leftover::Records { dir, prefix } => {
-                if !staging_left {
-                    remove_staging(dir, prefix);
-                }
-            }
-            Leftover::Temp { dir, prefix } => {
-                remove_staging(dir, prefix);
-            }
-            Leftover::Note(_)
-            | Leftover::Exists { .. }
-            | Leftover::Merge { .. }
-            | Leftover::Switch { .. } => {}
-        }
-    }
-    for what in &plan {
-        match what {
-            Leftover::Note(text) => said.push(text.clone()),
-            Leftover::Exists { path, yes, no } => said.push(if path.symlink_metadata().is_ok() {
-                yes.clone()
-            } else {
-                no.clone()
-            }),
-            Leftover::Merge { dst } => said.push(merge_state(dst, returned)),
-            Leftover::Switch {
+            Tell::Merge { dst } => merge_state(dst, returned),
+            Tell::Switch {
                 store,
                 worktree,
                 to,
                 journaled,
-            } => said.push(switch_state(store, worktree, to, journaled)),
-            Leftover::Staging { .. }
-            | Leftover::Records { .. }
-            | Leftover::Temp { .. }
-            | Leftover::Call(_) => {}
-        }
+            } => switch_state(store, worktree, to, journaled),
+        });
     }
     let name = match sig {
         libc::SIGTERM => "SIGTERM",
@@ -398,45 +320,36 @@ fn own_journal_in(dst: &Path) -> bool {
         .unwrap_or(true)
 }
 
-/// Removes every entry of `dir` whose name starts with `prefix`; each with its result.
-fn remove_staging(dir: &Path, prefix: &OsStr) -> Vec<(PathBuf, std::io::Result<()>)> {
-    let Ok(parent) = cowtree_fs::dir::Dir::open(dir) else {
-        return Vec::new();
-    };
-    // Listed through the directory opened above, so the names removed are from the same one.
-    let Ok(entries) = parent.entries() else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for e in entries {
-        let name = e.name;
-        if !name.as_bytes().starts_with(prefix.as_bytes()) {
-            continue;
+/// What the undo registry did, as sentences: each library run's own, then the staging
+/// removed, then what could not be removed (its records are kept for gc).
+fn undone_sentences(undone: &cowtree_fs::undo::Report) -> Vec<String> {
+    let mut said = Vec::new();
+    for call in &undone.calls {
+        if call.is_empty() {
+            said.push("it had made nothing yet: nothing is left".into());
         }
-        // A btrfs subvolume (a checkout's snapshot, a tree being made in the store) goes in
-        // one ioctl where the kernel permits, read-only or not.
-        if let Ok(d) = parent.open_dir(&name)
-            && cowtree_fs::subvolume::is_root(cowtree_fs::subvolume::At::new(&d, dir))
-                .unwrap_or(false)
-        {
-            let at = cowtree_fs::subvolume::At::new(&parent, dir);
-            if cowtree_fs::subvolume::delete(at, &name).is_ok() {
-                out.push((dir.join(&name), Ok(())));
-                continue;
-            }
-        }
-        let mut result = Ok(());
-        // A worker may add an entry between the removal of the contents and the rmdir; the
-        // next round removes it. Once the directory itself is gone, nothing can be added.
-        for _ in 0..100 {
-            result = parent.remove_tree(&name);
-            if result.is_ok() {
-                break;
-            }
-        }
-        out.push((dir.join(&name), result));
+        said.extend(call.iter().cloned());
     }
-    out
+    if !undone.removed.is_empty() {
+        let names: Vec<String> = undone
+            .removed
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        said.push(format!("removed its partial work {}", names.join(", ")));
+    }
+    if !undone.failed.is_empty() {
+        let failed: Vec<String> = undone
+            .failed
+            .iter()
+            .map(|(p, e)| format!("{}: {e}", p.display()))
+            .collect();
+        said.push(format!(
+            "could not remove its partial work ({}); remove it by hand",
+            failed.join("; ")
+        ));
+    }
+    said
 }
 
 /// The command this process runs, as a shell would run it again (`cowtree` and its arguments,
@@ -448,69 +361,4 @@ pub fn same_command() -> String {
         c.push_str(&cowtree_store::error::shell_word(&a));
     }
     c
-}
-
-/// The staging prefix of this process for a new destination `dst` built beside it by
-/// `cowtree clone` ([`cowtree_link::STAGING_NAMING`]).
-pub fn clone_staging(dst: &Path) -> Option<Leftover> {
-    beside(dst, &cowtree_link::STAGING_NAMING)
-}
-
-/// The staging prefix of this process for a new destination `dst` built beside it by
-/// `cowtree checkout` ([`cowtree_store::dest_staging::STAGING`]).
-pub fn checkout_staging(dst: &Path) -> Option<Leftover> {
-    beside(dst, &cowtree_store::dest_staging::STAGING)
-}
-
-fn beside(dst: &Path, naming: &cowtree_fs::staging::Naming) -> Option<Leftover> {
-    let abs = std::path::absolute(dst).ok()?;
-    Some(Leftover::Staging {
-        prefix: naming.process_prefix(abs.file_name()?),
-        dir: abs.parent()?.to_path_buf(),
-    })
-}
-
-/// The registrations in a store's registry `registry` (`Store::worktrees_path`) of this
-/// process's staging beside destinations (`staging-<pid>-...`, see
-/// `cowtree_store::dest_staging`).
-pub fn staging_records(registry: &Path) -> Leftover {
-    Leftover::Records {
-        dir: registry.to_path_buf(),
-        prefix: OsString::from(format!(
-            "{}{}-",
-            cowtree_store::dest_staging::PREFIX,
-            std::process::id()
-        )),
-    }
-}
-
-/// The tree subvolumes this process is making in a store (`trees/.tmp-<pid>-...`, see
-/// `cowtree_store::trees`): a checkout building one, a snapshot reading from one.
-pub fn store_trees(store_root: &Path) -> Leftover {
-    Leftover::Staging {
-        dir: store_root.join(cowtree_store::trees::DIR),
-        prefix: OsString::from(format!(
-            "{}{}-",
-            cowtree_store::trees::TMP_PREFIX,
-            std::process::id()
-        )),
-    }
-}
-
-/// This process's manifest being written in a store's `snapshots/` (`.tmp-<pid>-...`, see
-/// `cowtree_fs::dir::AtomicFile`): a snapshot of a big tree writes it for seconds.
-pub fn store_manifest_tmp(store_root: &Path) -> Leftover {
-    Leftover::Temp {
-        dir: store_root.join("snapshots"),
-        prefix: OsString::from(format!(".tmp-{}-", std::process::id())),
-    }
-}
-
-/// The staging of this process in a store's `tmp/` for `purpose` (`<purpose>-<pid>-...`, see
-/// `cowtree_store::Store::staging`): `ingest` for a snapshot, `pull` for a pull.
-pub fn store_staging(store_root: &Path, purpose: &str) -> Leftover {
-    Leftover::Staging {
-        dir: store_root.join("tmp"),
-        prefix: OsString::from(format!("{purpose}-{}-", std::process::id())),
-    }
 }

@@ -207,16 +207,13 @@ fn main() -> ExitCode {
     if let Some(n) = cli.global.jobs.filter(|&n| n > 0) {
         cowtree_fs::workers::limit_cores(n);
     }
-    // What each command leaves if interrupted, as far as its arguments tell, is known before
-    // a signal can be handled: one that comes before the work starts says it too.
+    // What each command says about its result if interrupted, as far as its arguments tell,
+    // is known before a signal can be handled: one that comes before the work starts says it
+    // too. (What it staged, the libraries register as they stage it: `cowtree_fs::undo`.)
     match &cli.command {
-        Command::Clone(args) => cmd::clone::expect_interrupt(args),
-        Command::Checkout(args) => cmd::checkout::expect_interrupt(args),
-        Command::Snapshot(_) => cmd::snapshot::expect_interrupt(),
-        Command::Git(_) | Command::Hook(_) => {
-            interrupt::expect(interrupt::Leftover::Call(cowtree_git::abort_all))
-        }
-        Command::Subvolume(args) => cmd::subvolume::expect_interrupt(args),
+        Command::Clone(args) => cmd::clone::tell_interrupt(args),
+        Command::Checkout(args) => cmd::checkout::tell_interrupt(args),
+        Command::Snapshot(_) => cmd::snapshot::tell_interrupt(),
         _ => {}
     }
     interrupt::install(name(&cli.command));

@@ -266,6 +266,13 @@ fn xattr_value(path: &str, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
+/// The path of the open directory `fd` (`/proc/self/fd`), for messages; `None` where it
+/// cannot be read.
+pub fn dir_path(fd: BorrowedFd<'_>) -> Option<std::path::PathBuf> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -268,3 +268,12 @@ pub fn mount_points() -> io::Result<Vec<std::path::PathBuf>> {
 pub fn copy_xattrs(_src: BorrowedFd<'_>, _dst: BorrowedFd<'_>) -> io::Result<()> {
     Err(super::Unavailable::error("copying extended attributes"))
 }
+
+/// The path of the open directory `fd` (`F_GETPATH`), for messages; `None` where it cannot be
+/// read.
+pub fn dir_path(fd: BorrowedFd<'_>) -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    rustix::fs::getpath(fd)
+        .ok()
+        .map(|c| std::path::PathBuf::from(std::ffi::OsString::from_vec(c.into_bytes())))
+}

@@ -182,6 +182,9 @@ pub(crate) fn attempt<'p>(input: &Input<'p>, prep: &Prepared) -> Result<Attempt<
         }));
     }
 
+    // Registered for undo before it is made (see `cowtree_fs::undo`).
+    let reserved = Staging::reserve(input.parent, input.staging_name.to_owned())
+        .map_err(Error::io("register", input.staging_path))?;
     let made = staging::unless_stopping(|| {
         whole_tree::snapshot_prepared(&req).map_err(std::io::Error::from)
     })
@@ -196,13 +199,10 @@ pub(crate) fn attempt<'p>(input: &Input<'p>, prep: &Prepared) -> Result<Attempt<
         WholeTree::Done(_) => {}
         WholeTree::NotUsed(n) => return Ok(Attempt::NotUsed(PerFileReason::Seam(n))),
     }
-    let staging = match Staging::adopt(input.parent, input.staging_name.to_owned()) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = staging::remove_dir_or_subvolume(input.parent, input.staging_name);
-            return Err(Error::io("open", input.staging_path)(e));
-        }
-    };
+    // On error the reservation's undo removes what was made.
+    let staging = reserved
+        .adopt()
+        .map_err(Error::io("open", input.staging_path))?;
     timing.mark("snapshot");
     let made = Apply {
         input,

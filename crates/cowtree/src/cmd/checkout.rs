@@ -80,15 +80,12 @@ enum Mode {
     Copy,
 }
 
-/// What an interrupt removes or says: the staging beside DST, and whether DST exists.
-/// Registered before the signal handler starts (see `crate::interrupt`); the staging's
-/// registrations in the store are added once the store is known.
-pub fn expect_interrupt(args: &Args) {
-    if let Some(staging) = crate::interrupt::checkout_staging(&args.dst) {
-        crate::interrupt::expect(staging);
-    }
+/// What an interrupt says: whether DST exists (the staging beside it, and its registration in
+/// the store, the store's checkout registers for undo as it makes them). Registered before
+/// the signal handler starts (see `crate::interrupt`).
+pub fn tell_interrupt(args: &Args) {
     if args.dst.symlink_metadata().is_err() {
-        crate::interrupt::expect(crate::interrupt::Leftover::Exists {
+        crate::interrupt::tell(crate::interrupt::Tell::Exists {
             path: args.dst.clone(),
             yes: format!(
                 "{} was already complete (`cowtree status -C {}` checks it)",
@@ -126,9 +123,6 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         },
         strict: args.strict || args.mode == Mode::Clone,
     };
-    // The staging's registrations in the store go after the staging itself (see `Records`).
-    crate::interrupt::expect(crate::interrupt::staging_records(store.worktrees_path()));
-    crate::interrupt::expect(crate::interrupt::store_trees(store.root()));
     let spinner = crate::progress::Activity::counting(
         format!("checking out {} into {}", args.snapshot, args.dst.display()),
         args.quiet || args.json,
@@ -210,9 +204,14 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         // store on another filesystem was warned about already).
         if let Some(why) = &r.reason
             && !r.cross_device
-            && why.worth_telling(cowtree_fs::whole_tree::Purpose::Copy)
         {
-            eprintln!("cowtree: per file: {why}");
+            if why.worth_telling(cowtree_fs::whole_tree::Purpose::Copy) {
+                eprintln!("cowtree: per file: {why}");
+            } else if let cowtree_fs::whole_tree::NotUsed::NotPermitted { .. } = why {
+                // The kernel refused (EPERM): a warning, once, as clone and git worktree add
+                // give it.
+                eprintln!("cowtree: warning: per file: {why}");
+            }
         }
         // A store on another filesystem was warned about before the checkout started.
         for (reason, n) in r.fallbacks.iter().filter(|_| !r.cross_device) {

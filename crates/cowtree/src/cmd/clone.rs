@@ -385,15 +385,15 @@ fn on_existing(arg: OnExistingArg) -> OnExisting {
 }
 
 /// The link's cancellation handle, made before the signal handler starts (see
-/// [`expect_interrupt`]).
+/// [`tell_interrupt`]).
 static CANCEL: std::sync::OnceLock<CancelHandle> = std::sync::OnceLock::new();
 
-/// What an interrupt removes or says: a new destination is built in a staging directory
-/// beside it (a single file too), which the interrupt removes; a merge is journaled, and the
-/// next merge finishes or undoes it. Registered before the signal handler starts (see
-/// `crate::interrupt`).
-pub fn expect_interrupt(args: &Args) {
-    use crate::interrupt::{Leftover, cancel_with, clone_staging, expect};
+/// What an interrupt says: a new destination is built in a staging directory beside it (a
+/// single file too), which the libraries' undo removes, and then exists whole or not at all;
+/// a merge is journaled, and the next merge finishes or undoes it. Registered before the
+/// signal handler starts (see `crate::interrupt`).
+pub fn tell_interrupt(args: &Args) {
+    use crate::interrupt::{Tell, cancel_with, tell};
     // An interrupt cancels the link, which undoes its work before the process exits; one that
     // comes before the link starts makes it refuse to start.
     let cancel = CANCEL.get_or_init(CancelHandle::new).clone();
@@ -404,10 +404,7 @@ pub fn expect_interrupt(args: &Args) {
     match targets(srcs, dst, on_existing(args.on_existing)) {
         Targets::New(list) => {
             for target in list {
-                if let Some(staging) = clone_staging(&target) {
-                    expect(staging);
-                }
-                expect(Leftover::Exists {
+                tell(Tell::Exists {
                     yes: format!("{} was already complete", target.display()),
                     no: format!("nothing was created at {}", target.display()),
                     path: target,
@@ -416,15 +413,12 @@ pub fn expect_interrupt(args: &Args) {
         }
         Targets::FileOver(target) => {
             // Made in a staging directory beside its target and renamed out over it.
-            if let Some(staging) = clone_staging(&target) {
-                expect(staging);
-            }
-            expect(Leftover::Note(format!(
+            tell(Tell::Note(format!(
                 "{} is as it was, or the whole new copy",
                 target.display()
             )));
         }
-        Targets::Merge => expect(Leftover::Merge {
+        Targets::Merge => tell(Tell::Merge {
             dst: dst.to_path_buf(),
         }),
     }

@@ -36,7 +36,8 @@ pub struct RecordFile {
     name: OsString,
     tmp: OsString,
     file: std::fs::File,
-    done: bool,
+    /// The temporary file's entry in the process's undo registry (`cowtree_fs::undo`).
+    undo: Option<cowtree_fs::undo::Registration>,
 }
 
 impl RecordFile {
@@ -68,18 +69,13 @@ impl RecordFile {
         {
             return Err(fail("is a directory".to_string()));
         }
-        let prefix = temp_prefix(&name);
-        if let Ok(abs) = std::path::absolute(parent_path) {
-            crate::interrupt::expect(crate::interrupt::Leftover::Records {
-                dir: abs,
-                prefix: prefix.clone(),
-            });
-        }
-        let mut tmp = prefix.into_vec();
+        let mut tmp = temp_prefix(&name).into_vec();
         tmp.extend_from_slice(
             format!("{:08x}", cowtree_fs::staging::random_u64() as u32).as_bytes(),
         );
         let tmp = OsString::from_vec(tmp);
+        let undo = cowtree_fs::undo::Registration::file(&parent, &tmp, false)
+            .map_err(|e| fail(format!("cannot open {}: {e}", parent_path.display())))?;
         let fd = openat(
             &parent,
             &tmp,
@@ -98,7 +94,7 @@ impl RecordFile {
             name,
             tmp,
             file: std::fs::File::from(fd),
-            done: false,
+            undo: Some(undo),
         })
     }
 
@@ -114,16 +110,19 @@ impl RecordFile {
         self.file.write_all(text.as_bytes())?;
         self.file.flush()?;
         self.parent.rename(&self.tmp, &self.parent, &self.name)?;
-        self.done = true;
+        if let Some(undo) = self.undo.take() {
+            undo.forget();
+        }
         Ok(())
     }
 }
 
 impl Drop for RecordFile {
     fn drop(&mut self) {
-        if !self.done {
-            // Best effort: one left is marked by its name.
-            let _ = self.parent.remove_file(&self.tmp);
+        // Best effort, the same removal as a signal handler's: one left is marked by its
+        // name.
+        if let Some(undo) = self.undo.take() {
+            let _ = undo.undo();
         }
     }
 }

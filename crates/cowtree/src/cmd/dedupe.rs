@@ -110,7 +110,7 @@ pub fn run(args: Args) -> CmdResult {
         progress: &bar,
         after_hash: None,
     };
-    crate::interrupt::expect(crate::interrupt::Leftover::Note(
+    crate::interrupt::tell(crate::interrupt::Tell::Note(
         "each file is either deduplicated or as it was".into(),
     ));
     let result = dedupe(&args.paths, &opts);

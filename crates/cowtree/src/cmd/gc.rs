@@ -149,7 +149,7 @@ fn collect(
         }
         Ok(replaced)
     };
-    crate::interrupt::expect(crate::interrupt::Leftover::Note(format!(
+    crate::interrupt::tell(crate::interrupt::Tell::Note(format!(
         "`{}` finishes it",
         cowtree_store::error::command(store.root(), &["gc"], Path::new(""))
     )));

@@ -89,7 +89,6 @@ pub fn pull_with(
 ) -> Result<PullReport, cowtree_remote::Error> {
     // Its staging in the store's tmp/ is removed on interrupt; what was placed stays, and the
     // next pull fetches only what is still missing.
-    crate::interrupt::expect(crate::interrupt::store_staging(store.root(), "pull"));
     with_progress(quiet, json, |p: &Progress| {
         cowtree_remote::pull::pull_with(store, remote, what, opts, p)
     })

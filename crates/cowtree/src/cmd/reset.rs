@@ -141,7 +141,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     } else {
         rels.into_iter().map(|(_, r)| r).collect()
     };
-    crate::interrupt::expect(crate::interrupt::Leftover::Note(format!(
+    crate::interrupt::tell(crate::interrupt::Tell::Note(format!(
         "each file is either restored or as it was: `{}` (this command again) finishes the reset",
         crate::interrupt::same_command()
     )));

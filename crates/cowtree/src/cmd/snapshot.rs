@@ -131,22 +131,18 @@ fn check_name(store: &Store, name: Option<&str>, force: bool) -> Result<(), CliE
     Ok(())
 }
 
-/// What an interrupted snapshot leaves: blobs no snapshot names yet (registered before the
-/// signal handler starts, see `crate::interrupt`), and its staging in the store's tmp/
-/// (removed; registered by [`expect_staging`] once the store is known).
-pub fn expect_interrupt() {
-    crate::interrupt::expect(crate::interrupt::Leftover::Note(
+/// What an interrupted snapshot leaves: blobs no snapshot names yet (said from before the
+/// signal handler starts, see `crate::interrupt`; its staging in the store's tmp/ the store
+/// registers for undo as it makes it).
+pub fn tell_interrupt() {
+    crate::interrupt::tell(crate::interrupt::Tell::Note(
         "no snapshot was recorded unless its id was printed".into(),
     ));
 }
 
-/// The snapshot's staging in `store`'s tmp/ (and its manifest being written in snapshots/),
-/// removed on interrupt, and what frees the blobs it stored.
-fn expect_staging(store: &Store) {
-    crate::interrupt::expect(crate::interrupt::store_staging(store.root(), "ingest"));
-    crate::interrupt::expect(crate::interrupt::store_trees(store.root()));
-    crate::interrupt::expect(crate::interrupt::store_manifest_tmp(store.root()));
-    crate::interrupt::expect(crate::interrupt::Leftover::Note(format!(
+/// What frees the blobs an interrupted snapshot stored in `store`.
+fn tell_gc(store: &Store) {
+    crate::interrupt::tell(crate::interrupt::Tell::Note(format!(
         "blobs already stored are freed by `{}`",
         cowtree_store::error::command(store.root(), &["gc"], Path::new(""))
     )));
@@ -176,7 +172,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         _ => CliError::from(e),
     })?;
     check_name(&store, args.name.as_deref(), args.force)?;
-    expect_staging(&store);
+    tell_gc(&store);
     let unit = match plan {
         Plan::Incremental { .. } => ("entry", "entries"),
         Plan::Full(_) => ("file", "files"),
@@ -378,8 +374,15 @@ fn frozen_note(frozen: bool) -> &'static str {
 /// [`cowtree_fs::whole_tree::NotUsed::worth_telling`]).
 fn reason_note(reason: Option<&cowtree_fs::whole_tree::NotUsed>) {
     use cowtree_fs::whole_tree::Purpose;
-    if let Some(why) = reason.filter(|why| why.worth_telling(Purpose::Read)) {
-        eprintln!("cowtree: read in place, not from a read-only snapshot: {why}");
+    match reason {
+        Some(why) if why.worth_telling(Purpose::Read) => {
+            eprintln!("cowtree: read in place, not from a read-only snapshot: {why}");
+        }
+        // The kernel refused (EPERM): a warning, once, as every command gives it.
+        Some(why @ cowtree_fs::whole_tree::NotUsed::NotPermitted { .. }) => {
+            eprintln!("cowtree: warning: read in place, not from a read-only snapshot: {why}");
+        }
+        _ => {}
     }
 }
 

@@ -119,16 +119,6 @@ pub fn run(args: Args) -> CmdResult {
     }
 }
 
-/// What an interrupted `subvolume convert` takes back (registered before the signal handler
-/// starts; see `crate::interrupt`).
-pub fn expect_interrupt(args: &Args) {
-    if let Sub::Convert(_) = args.command {
-        crate::interrupt::expect(crate::interrupt::Leftover::Call(
-            cowtree_link::convert::abort_all,
-        ));
-    }
-}
-
 fn run_convert(a: ConvertArgs) -> CmdResult {
     let r = convert(&a.dir, a.jobs).map_err(|e| convert_error(e, &a.dir))?;
     if a.json {

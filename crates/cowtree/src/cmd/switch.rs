@@ -60,7 +60,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let opt = args.store.clone().or(top);
     let (store, mut wt) = worktree_arg(&opt, args.dst.as_deref().or(args.worktree.as_deref()))?;
     let to = cowtree_store::refs::resolve(&store, &args.snapshot)?;
-    crate::interrupt::expect(crate::interrupt::Leftover::Switch {
+    crate::interrupt::tell(crate::interrupt::Tell::Switch {
         store: store.root().to_path_buf(),
         worktree: wt.path.clone(),
         to,
