@@ -6,6 +6,8 @@
 #   scripts/test.sh -p cowtree-fs        # one crate
 #   COWTREE_TEST_NO_MOUNT=1 scripts/test.sh   # no mounts: tests that need one print "skipped"
 #   COWTREE_TEST_REQUIRE_FS=1 scripts/test.sh # a missing filesystem fails the run (CI)
+#   COWTREE_TEST_FULL=1 scripts/test.sh       # also the heavy tier .ci/run runs (the 200,000-file
+#                                             # memory bounds, every power-loss round)
 #   COWTREE_TEST_HEAVY=1 scripts/test.sh      # also the slow sizes (clone of 1,000,000 files)
 #   COWTREE_TEST_NO_S3=1 scripts/test.sh      # no S3 server: the remote tests print "skipped"
 #   COWTREE_TEST_NO_PYTHON=1 scripts/test.sh  # not the Python module's tests (below)
@@ -69,7 +71,15 @@ export XDG_CONFIG_HOME="$HOME/.config" XDG_CACHE_HOME="$HOME/.cache"
 mkdir -p "$XDG_DATA_HOME" "$XDG_STATE_HOME" "$XDG_CONFIG_HOME" "$XDG_CACHE_HOME"
 
 status=0
-cargo test --workspace --all-targets "$@" || status=$?
+cargo_started=$SECONDS
+cargo test --workspace --all-targets "$@" 2>&1 | tee "$COWTREE_MOUNT_WORK/cargo-test.log" || status=$?
+# The time each test binary took (its own "finished in"), slowest first, and the whole of
+# `cargo test` (building included).
+echo "test.sh: time per test binary, slowest first (cargo test took $((SECONDS - cargo_started)) s in all):"
+awk '/^ *Running / { bin = $2; if (match($0, /\(([^)]*)\)/)) { bin = substr($0, RSTART + 1, RLENGTH - 2); sub(/.*\//, "", bin); sub(/-[0-9a-f]+$/, "", bin) } }
+     /^ *Doc-tests / { bin = "doctests " $2 }
+     /^test result:/ { t = $NF; sub(/s$/, "", t); printf "%9.1f s  %s\n", t, bin }' \
+  "$COWTREE_MOUNT_WORK/cargo-test.log" | sort -rn | head -60
 fingerprint >"$COWTREE_MOUNT_WORK/real-after"
 if ! diff -q "$COWTREE_MOUNT_WORK/real-before" "$COWTREE_MOUNT_WORK/real-after" >/dev/null; then
   echo "test.sh: the run changed the real per-user directories (${real_dirs[*]}); a test wrote outside its own HOME:" >&2

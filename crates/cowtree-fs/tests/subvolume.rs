@@ -5,7 +5,6 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use cowtree_fs::dir::Dir;
 use cowtree_fs::probe::ProbeCache;
@@ -14,6 +13,7 @@ use cowtree_fs::subvolume::{
     set_read_only, snapshot,
 };
 use cowtree_fs::whole_tree::{Method, NotUsed, Request, WholeTree, try_whole_tree};
+use cowtree_testutil::tool;
 use cowtree_testutil::user::{TestUser, is_child};
 use cowtree_testutil::{Fs, mount, scratch};
 
@@ -486,20 +486,4 @@ fn the_whole_tree_seam_decides_case_by_case_as_a_user() {
             ("CHILD_FOREIGN", o("roots")),
         ],
     );
-}
-
-/// Runs a system tool, panicking with its output when it fails.
-#[track_caller]
-fn tool(prog: &str, args: &[&OsStr]) -> String {
-    let out = Command::new(prog)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {prog}: {e}"));
-    assert!(
-        out.status.success(),
-        "{prog} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -17,10 +17,17 @@
 //! filesystem fails the test instead.
 //!
 //! Tests that must also run without privilege make a throwaway user with
-//! [`user::TestUser`] and run commands under it (see [`user`]).
+//! [`user::TestUser`] and run commands under it (see [`user`]). Images of a test's own
+//! (quotas, power loss) are [`loop_mount::LoopMount`]s; `git`, system tools and `strace` run
+//! through [`run`].
 
 use std::path::{Path, PathBuf};
 
+pub use run::{git, strace, tool};
+
+#[cfg(target_os = "linux")]
+pub mod loop_mount;
+pub mod run;
 #[cfg(target_os = "linux")]
 pub mod tree;
 #[cfg(target_os = "linux")]
@@ -116,6 +123,32 @@ pub fn skip(why: &str) {
             let _ = writeln!(f, "{line}");
         }
     }
+}
+
+/// True when the heavy tier runs (`COWTREE_TEST_FULL=1`, which .ci/run sets): tests heavy by
+/// nature (the 200,000-file memory bounds, every power-loss round) that the README's
+/// `scripts/test.sh` leaves to CI. Otherwise prints (and logs for scripts/test.sh) a line
+/// saying what did not run: `what`.
+pub fn full_tier(what: &str) -> bool {
+    if std::env::var_os("COWTREE_TEST_FULL").is_some_and(|v| v == "1") {
+        return true;
+    }
+    let line = format!(
+        "heavy tier, not run: {}: {what} (COWTREE_TEST_FULL=1 runs it; .ci/run does)",
+        test_name()
+    );
+    println!("{line}");
+    if let Some(log) = std::env::var_os("COWTREE_TEST_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+    false
 }
 
 /// A fresh temporary directory on `fs`, removed when dropped; `None` (after a skip line) when

@@ -624,15 +624,10 @@ fn clone_of_many_sources_to_another_filesystem_probes_each_call_once_and_warns_o
     let (Some(a), Some(b)) = (scratch(Fs::Xfs), scratch(Fs::Tmpfs)) else {
         return;
     };
-    if Command::new("strace").arg("-V").output().is_err() {
-        panic!("strace is needed (scripts/mounts.sh installs it)");
-    }
     let srcs = packages(a.path(), 6, 25);
     let dst = b.path().join("env");
     let log = a.path().join("strace.log");
-    let out = Command::new("strace")
-        .args(["-f", "-e", "trace=ioctl,copy_file_range,sendfile", "-o"])
-        .arg(&log)
+    let out = cowtree_testutil::strace("ioctl,copy_file_range,sendfile", &log)
         .arg(common::BIN)
         .args(["clone", "--jobs", "1", "--on-existing", "overwrite"])
         .args(&srcs)

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use cowtree_fs::dir::Dir;
 use cowtree_fs::subvolume::{At, create, is_root, set_read_only, snapshot};
+use cowtree_testutil::loop_mount::{Kind, LoopMount, mkfs};
 use cowtree_testutil::tree::{assert_same_tree, fill_sample_tree, snapshot as walk};
 use cowtree_testutil::user::{As, TestUser, identities};
-use cowtree_testutil::{Fs, XorShift, mount, scratch};
+use cowtree_testutil::{Fs, XorShift, mount, scratch, tool};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cowtree");
@@ -574,7 +575,8 @@ fn a_quota_limit_is_a_clear_error_and_leaves_nothing() {
     let mnt = host.path().join("mnt");
     fs::create_dir(&mnt).expect("mkdir");
     fs::set_permissions(host.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
-    let loopmount = LoopMount::new(&img, &mnt, "512M");
+    mkfs(Kind::Btrfs, &img, 512 << 20);
+    let loopmount = LoopMount::mount(Kind::Btrfs, &img, &mnt, "");
     for who in identities(Some(&user)) {
         let base = who.dir_in(&mnt);
         let home = who.dir_in(&mnt);
@@ -646,51 +648,6 @@ fn a_clone_killed_at_any_point_leaves_the_whole_copy_or_nothing() {
         assert!(names.is_empty(), "round {round}: left {names:?}");
     }
     println!("killed clones: {whole} whole, {none} absent");
-}
-
-/// A loop-mounted btrfs image of its own, unmounted and detached when dropped.
-struct LoopMount {
-    mnt: PathBuf,
-    dev: String,
-}
-
-impl LoopMount {
-    fn new(img: &Path, mnt: &Path, size: &str) -> LoopMount {
-        tool("truncate", &[o("-s"), o(size), img.as_os_str()]);
-        tool("mkfs.btrfs", &[o("-q"), img.as_os_str()]);
-        let dev = tool("losetup", &[o("-f"), o("--show"), img.as_os_str()])
-            .trim()
-            .to_string();
-        let lm = LoopMount {
-            mnt: mnt.to_path_buf(),
-            dev,
-        };
-        tool("mount", &[o(&lm.dev), mnt.as_os_str()]);
-        lm
-    }
-}
-
-impl Drop for LoopMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mnt).status();
-        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
-    }
-}
-
-/// Runs a system tool, panicking with its output when it fails.
-#[track_caller]
-fn tool(prog: &str, args: &[&OsStr]) -> String {
-    let out = Command::new(prog)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {prog}: {e}"));
-    assert!(
-        out.status.success(),
-        "{prog} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A `subvol=` mount of the same btrfs is the same filesystem: one snapshot across the two

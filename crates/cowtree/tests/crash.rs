@@ -17,7 +17,7 @@
 //!
 //! Each case runs on XFS, btrfs and ext4 (a store without reflinks, where every blob is a
 //! copy; there only after the command returned, see `crash_case`), `COWTREE_CRASH_ROUNDS`
-//! rounds (default 2) per method;
+//! rounds (default 1, 2 in the full tier `COWTREE_TEST_FULL=1` that .ci/run runs) per method;
 //! a round crashes once right after the command returns and once at a random point while it
 //! runs (the seed is printed).
 
@@ -27,11 +27,12 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::bin;
-use cowtree_testutil::{Fs, XorShift, assert_diff_clean, pattern};
+use cowtree_testutil::loop_mount::{self, LoopMount};
+use cowtree_testutil::{Fs, XorShift, assert_diff_clean, pattern, tool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -47,22 +48,6 @@ enum Method {
     Shutdown,
 }
 
-/// Runs a system tool, panicking with its output when it fails.
-#[track_caller]
-fn tool(prog: &str, args: &[&OsStr]) -> String {
-    let out = Command::new(prog)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {prog}: {e}"));
-    assert!(
-        out.status.success(),
-        "{prog} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn o(s: &str) -> &OsStr {
     OsStr::new(s)
 }
@@ -70,10 +55,10 @@ fn o(s: &str) -> &OsStr {
 /// One loop-mounted filesystem image at a time, at a fixed mount point on the host XFS.
 struct Lab {
     kind: Kind,
+    /// The image mounted at `mnt`, if any (unmounted before `host` is removed).
+    mounted: Option<LoopMount>,
     host: tempfile::TempDir,
     mnt: PathBuf,
-    /// The loop device of the image mounted at `mnt`, if any.
-    dev: Option<String>,
 }
 
 impl Lab {
@@ -84,9 +69,9 @@ impl Lab {
         fs::create_dir(&mnt).expect("mkdir mnt");
         Some(Lab {
             kind,
+            mounted: None,
             host,
             mnt,
-            dev: None,
         })
     }
 
@@ -94,73 +79,27 @@ impl Lab {
         self.host.path().join(name)
     }
 
-    fn mkfs(&self, img: &Path) {
-        let f = fs::File::create(img).expect("create image");
-        f.set_len(512 << 20).expect("size image");
-        drop(f);
+    fn fs(&self) -> loop_mount::Kind {
         match self.kind {
-            Kind::Xfs => tool(
-                "mkfs.xfs",
-                &[o("-q"), o("-m"), o("reflink=1"), img.as_os_str()],
-            ),
-            Kind::Btrfs => tool("mkfs.btrfs", &[o("-q"), img.as_os_str()]),
-            Kind::Ext4 => tool("mkfs.ext4", &[o("-q"), o("-F"), img.as_os_str()]),
-        };
+            Kind::Xfs => loop_mount::Kind::Xfs,
+            Kind::Btrfs => loop_mount::Kind::Btrfs,
+            Kind::Ext4 => loop_mount::Kind::Ext4,
+        }
+    }
+
+    fn mkfs(&self, img: &Path) {
+        loop_mount::mkfs(self.fs(), img, 512 << 20);
     }
 
     fn mount(&mut self, img: &Path) {
-        assert!(self.dev.is_none(), "an image is already mounted");
-        let dev = tool("losetup", &[o("-f"), o("--show"), img.as_os_str()]);
-        let mut args: Vec<&OsStr> = Vec::new();
-        if self.kind == Kind::Xfs {
-            // Every copy of an image has the same UUID; XFS refuses a second one unless told.
-            args.extend([o("-o"), o("nouuid")]);
-        }
-        args.extend([o(&dev), self.mnt.as_os_str()]);
-        let out = Command::new("mount").args(&args).output().expect("mount");
-        if !out.status.success() {
-            let _ = Command::new("losetup").args(["-d", &dev]).status();
-            panic!(
-                "mount {} ({:?}): {}",
-                img.display(),
-                self.kind,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        self.dev = Some(dev);
+        assert!(self.mounted.is_none(), "an image is already mounted");
+        self.mounted = Some(LoopMount::mount(self.fs(), img, &self.mnt, ""));
     }
 
     fn umount(&mut self) {
-        let Some(dev) = self.dev.take() else {
-            return;
-        };
-        // A process the killed command started (`git branch`) may still be finishing in
-        // the mount: wait for it, a few seconds at most.
-        let until = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = Command::new("umount")
-                .arg(&self.mnt)
-                .output()
-                .expect("umount");
-            if out.status.success() {
-                break;
-            }
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                err.contains("busy") && Instant::now() < until,
-                "umount {}: {err}",
-                self.mnt.display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        if let Some(m) = self.mounted.take() {
+            m.unmount();
         }
-        if self.kind == Kind::Btrfs {
-            // Copies share the filesystem id: let the kernel forget this device.
-            let _ = Command::new("btrfs")
-                .args(["device", "scan", "--forget", &dev])
-                .stderr(Stdio::null())
-                .status();
-        }
-        tool("losetup", &[o("-d"), o(&dev)]);
     }
 
     /// The power loss: a point-in-time copy of the mounted image.
@@ -177,15 +116,6 @@ impl Lab {
             "xfs_io",
             &[o("-x"), o("-c"), o("shutdown"), self.mnt.as_os_str()],
         );
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if let Some(dev) = self.dev.take() {
-            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-            let _ = Command::new("losetup").args(["-d", &dev]).status();
-        }
     }
 }
 
@@ -1001,10 +931,13 @@ fn assert_tree_leftovers_collected(env: &Env) {
 }
 
 fn rounds() -> u64 {
+    // Every round makes the same checks at another crash point: one in the README's run, two
+    // in the full tier (.ci/run).
+    let full = std::env::var_os("COWTREE_TEST_FULL").is_some_and(|v| v == "1");
     std::env::var("COWTREE_CRASH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2)
+        .unwrap_or(if full { 2 } else { 1 })
 }
 
 /// Runs `case` on `kind`: prepares a base image once, then for each round and method starts

@@ -8,32 +8,14 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::BIN;
+use cowtree_testutil::git;
 use cowtree_testutil::{Fs, git_cmd, scratch};
-
-#[track_caller]
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = git_cmd(dir).args(args).output().expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
-}
-
-fn have_strace() -> bool {
-    Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 #[test]
 fn eight_adds_at_once_beside_git_status_and_commit_succeed_or_fail_cleanly() {
@@ -60,10 +42,6 @@ fn eight_snapshot_adds_at_once_beside_git_status_and_commit_succeed_or_fail_clea
 /// The test in `root`, SRC at `src` (an empty directory); each add that succeeds must report
 /// `method`.
 fn eight_adds(root: &Path, src: &Path, method: &str) {
-    if !have_strace() {
-        // scripts/mounts.sh installs it with the filesystems' tools.
-        panic!("strace is missing (scripts/mounts.sh installs it)");
-    }
     let src = src.to_path_buf();
     git(&src, &["init", "-q", "-b", "main"]);
     for i in 0..600 {
@@ -106,17 +84,9 @@ fn eight_adds(root: &Path, src: &Path, method: &str) {
         .map(|i| {
             let dst = root.join(format!("wt{i}"));
             let trace = root.join(format!("trace{i}"));
-            let mut c = Command::new("strace");
-            c.args([
-                "-f",
-                "-qq",
-                "-e",
-                "trace=openat,open,creat,rename,renameat,renameat2",
-            ])
-            .arg("-o")
-            .arg(&trace)
-            .arg(BIN)
-            .args(["git", "worktree", "add", "-q", "--json"]);
+            let mut c =
+                cowtree_testutil::strace("openat,open,creat,rename,renameat,renameat2", &trace);
+            c.arg(BIN).args(["git", "worktree", "add", "-q", "--json"]);
             if method == "subvolume" {
                 // Whatever the loose objects the commits meanwhile add to SRC's `.git`.
                 c.arg("--subvolume");

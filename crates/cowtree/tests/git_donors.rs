@@ -11,20 +11,9 @@ use std::process::Output;
 
 use common::bin;
 use cowtree_fs::extents::extent_summary;
-use cowtree_testutil::{Fs, git_cmd, scratch};
+use cowtree_testutil::git;
+use cowtree_testutil::{Fs, scratch};
 use serde_json::Value;
-
-#[track_caller]
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = git_cmd(dir).args(args).output().expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("git prints UTF-8 here")
-}
 
 fn cowtree(dir: &Path, args: &[&str]) -> Output {
     bin()

@@ -18,19 +18,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::BIN;
+use cowtree_testutil::git;
 use cowtree_testutil::{Fs, git_cmd, scratch};
-
-#[track_caller]
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = git_cmd(dir).args(args).output().expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
-}
 
 fn env(c: &mut Command, root: &Path) {
     c.env_remove("COWTREE_STORE")

@@ -13,19 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::BIN;
+use cowtree_testutil::git;
 use cowtree_testutil::{Fs, XorShift, git_cmd, scratch};
-
-#[track_caller]
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = git_cmd(dir).args(args).output().expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
-}
 
 /// The binary with HOME and the XDG directories under `root` (its run records land there).
 fn cowtree(root: &Path) -> Command {

@@ -13,19 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::bin;
+use cowtree_testutil::git;
 use cowtree_testutil::{Fs, git_cmd, scratch};
-
-#[track_caller]
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = git_cmd(dir).args(args).output().expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
-}
 
 /// Waits until the wall clock is in a later second, so that files written before are not racy.
 fn next_second() {

@@ -19,22 +19,10 @@ use common::BIN;
 use common::seccomp::{self, SNAP_CREATE_V2};
 use cowtree_fs::dir::Dir;
 use cowtree_fs::subvolume::{At, create, is_root};
+use cowtree_testutil::git;
 use cowtree_testutil::user::{TestUser, is_child};
-use cowtree_testutil::{Fs, git_cmd, mount, pattern};
+use cowtree_testutil::{Fs, mount, pattern};
 use serde_json::Value;
-
-/// `git ARGS` in `dir`; its stdout, and a failure names the command.
-#[track_caller]
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = git_cmd(dir).args(args).output().expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("git prints UTF-8 here")
-}
 
 /// `cowtree git worktree add --json ARGS` run in `src`, HOME and XDG in `home`, with
 /// `COWTREE_TIMING` (which says where each directory was looked at).
@@ -405,12 +393,10 @@ fn racy_entries(wt: &Path) -> Vec<String> {
 /// The worktree files `git status` opens (strace).
 fn files_status_opens(wt: &Path) -> Vec<String> {
     let log = wt.parent().unwrap().join("strace.log");
-    let st = Command::new("strace")
+    let st = cowtree_testutil::strace("open,openat,openat2", &log)
         .current_dir(wt)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
-        .arg(&log)
         .args(["git", "status", "--porcelain"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

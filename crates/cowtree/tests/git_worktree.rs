@@ -14,20 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::bin;
 use cowtree_fs::extents::extent_summary;
+use cowtree_testutil::git;
 use cowtree_testutil::{Fs, XorShift, git_cmd, pattern, scratch};
-
-/// `git ARGS` in `dir` ([`git_cmd`]); its standard output, and a failure names the command.
-#[track_caller]
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = git_cmd(dir).args(args).output().expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("git prints UTF-8 here")
-}
 
 /// Runs `cowtree git worktree add ARGS` with SRC as the current directory.
 fn add(src: &Path, args: &[&OsStr]) -> Output {

@@ -17,7 +17,8 @@
 //! allocation held 24·N²/256 bytes for N names (234 MiB for these 50,000, 2.5 GiB for a directory
 //! of 165,000 in a 500,000-file tree).
 //!
-//! Not a timing: the figures are printed (`--nocapture`); bench/scale.sh has the sweep.
+//! Not a timing: the figures are printed (`--nocapture`); bench/scale.sh has the sweep. Heavy by
+//! nature: both tests run in the full tier (`COWTREE_TEST_FULL=1`, which .ci/run sets).
 
 mod common;
 
@@ -260,6 +261,9 @@ fn worktree_peaks(store: &Path, co: &Path, id: &str) -> [u64; 2] {
 
 #[test]
 fn every_command_reading_a_snapshot_has_its_memory_per_file_bounded_on_a_200k_file_tree() {
+    if !cowtree_testutil::full_tier("the memory bounds of eight commands on 200,000 files") {
+        return;
+    }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(dir) = scratch(Fs::Xfs) else { return };
     let small = dir.path().join("small");
@@ -328,6 +332,9 @@ fn checkout_peak(tree: &Path, store: &Path, files: usize) -> u64 {
 
 #[test]
 fn the_snapshot_checkout_status_and_switch_hold_names_not_paths() {
+    if !cowtree_testutil::full_tier("the path-length bounds on 200,000 files") {
+        return;
+    }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(dir) = scratch(Fs::Xfs) else { return };
     let short = dir.path().join("short");

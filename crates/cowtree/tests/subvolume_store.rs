@@ -19,9 +19,10 @@ use common::seccomp::{self, SNAP_CREATE_V2, SNAP_DESTROY_V2, SUBVOL_CREATE_V2};
 use common::{BIN, Ran, run_limited};
 use cowtree_fs::dir::Dir;
 use cowtree_fs::subvolume::{At, create, is_root};
+use cowtree_testutil::loop_mount::{Kind, LoopMount, mkfs};
 use cowtree_testutil::tree::{assert_same_tree, snapshot as listing};
 use cowtree_testutil::user::{As, TestUser, identities};
-use cowtree_testutil::{Fs, mount, pattern};
+use cowtree_testutil::{Fs, mount, pattern, tool};
 use serde_json::Value;
 
 fn o(s: &str) -> &OsStr {
@@ -852,47 +853,21 @@ fn mount_source(mnt: &Path) -> String {
 /// A btrfs image of its own with quotas on, loop-mounted in a directory of the XFS test
 /// mount; unmounted and detached when dropped.
 struct QuotaLab {
+    mount: LoopMount,
     _host: tempfile::TempDir,
-    mnt: PathBuf,
-    dev: String,
 }
 
 impl QuotaLab {
     fn new() -> Option<QuotaLab> {
         let host = cowtree_testutil::scratch(Fs::Xfs)?;
         let img = host.path().join("q.img");
-        fs::File::create(&img).unwrap().set_len(256 << 20).unwrap();
-        tool("mkfs.btrfs", &[o("-q"), img.as_os_str()]);
-        let dev = tool("losetup", &[o("-f"), o("--show"), img.as_os_str()]);
+        mkfs(Kind::Btrfs, &img, 256 << 20);
         let mnt = host.path().join("mnt");
         fs::create_dir(&mnt).unwrap();
-        tool("mount", &[o(&dev), mnt.as_os_str()]);
-        let lab = QuotaLab {
-            _host: host,
-            mnt,
-            dev,
-        };
-        tool("btrfs", &[o("quota"), o("enable"), lab.mnt.as_os_str()]);
-        Some(lab)
+        let mount = LoopMount::mount(Kind::Btrfs, &img, &mnt, "");
+        tool("btrfs", &[o("quota"), o("enable"), mnt.as_os_str()]);
+        Some(QuotaLab { mount, _host: host })
     }
-}
-
-impl Drop for QuotaLab {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mnt).status();
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
-    }
-}
-
-#[track_caller]
-fn tool(prog: &str, args: &[&OsStr]) -> String {
-    let out = Command::new(prog).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{prog} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// A new subvolume `rel` in `a`'s area with a qgroup limit (2 MiB referenced) that its
@@ -935,7 +910,7 @@ fn a_qgroup_limit_fails_a_snapshot_and_a_git_worktree_add_clearly_and_leaves_not
     let Some(lab) = QuotaLab::new() else {
         return;
     };
-    let a = Area::new(As::Root, &lab.mnt);
+    let a = Area::new(As::Root, lab.mount.path());
     let src = make_subvolume(&a, "src");
     make_tree(&src, 20);
     // The store exists (made before the limit was reached): the snapshot is what fails.
@@ -1021,7 +996,7 @@ fn a_qgroup_limit_fails_the_checkout_clearly_and_leaves_nothing() {
     let Some(lab) = QuotaLab::new() else {
         return;
     };
-    let a = Area::new(As::Root, &lab.mnt);
+    let a = Area::new(As::Root, lab.mount.path());
     make_tree(&a.p("src"), 20);
     a.ok(&[o("snapshot"), a.p("src").as_os_str(), o("--name"), o("v")]);
     // DST's parent: a subvolume with a limit that its content already reaches.
