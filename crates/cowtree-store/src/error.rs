@@ -469,6 +469,14 @@ impl From<Corrupt> for Error {
     }
 }
 
+/// A subvolume call's error, which names its path, as an I/O error (its cause stays reachable
+/// through [`std::io::Error::get_ref`]).
+impl From<cowtree_fs::subvolume::SubvolumeError> for Error {
+    fn from(e: cowtree_fs::subvolume::SubvolumeError) -> Error {
+        Error::Io(e.into())
+    }
+}
+
 /// Result with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
