@@ -250,24 +250,7 @@ pub fn snapshot_dir_with_progress(
     if let Some(n) = name {
         crate::refs::validate_name(n)?;
     }
-    // The error names `src` ("open directory SRC: ..."), with the OS error.
-    let root = Dir::open(src).map_err(|e| Error::Context {
-        context: "snapshot",
-        source: Box::new(Error::Io(e)),
-    })?;
-    let at = |p: &Path, e: io::Error| Error::io_at("snapshot:", p, e);
-    let store_st = Dir::open(store.root())
-        .and_then(|d| d.stat_self())
-        .map_err(|e| at(store.root(), e))?;
-    let store_id = (cowtree_fs::sys::stat_dev(&store_st), store_st.st_ino);
-    let src_st = root.stat_self().map_err(|e| at(src, e))?;
-    if (cowtree_fs::sys::stat_dev(&src_st), src_st.st_ino) == store_id {
-        // A refusal: recording the store into itself can only be reported.
-        return Err(Error::msg(format!(
-            "snapshot: {} is the store itself",
-            src.display()
-        )));
-    }
+    let (root, store_id) = open_source(store, src)?;
     let _lock = store.lock_shared()?;
     // A btrfs subvolume's root: read from a read-only snapshot of it, a point in time that
     // no writer can change, which then stays as the snapshot's tree.
@@ -299,28 +282,8 @@ pub fn snapshot_dir_with_progress(
         })?;
     let walked = started.elapsed();
     let found = found(recorders, slots.load(Ordering::Relaxed));
-    // Every blob the manifest names is placed: they are made durable (`syncfs`, which mostly
-    // waits for the disk) while the manifest is put in order, checked, encoded, hashed and
-    // written, and the manifest is named only after both (docs/store.md, "Durability").
     let context = format!("snapshot of {}", src.display());
-    let (synced, written) = std::thread::scope(|s| {
-        let sync = std::thread::Builder::new()
-            .name("cowtree-sync".into())
-            .spawn_scoped(s, || store.sync_filesystem());
-        let written = (|| {
-            let mut writer = store.manifest_writer(found.entries(), &context)?;
-            let counts = found.write(|entry| writer.push(entry))?;
-            Ok::<_, Error>((writer, counts))
-        })();
-        let synced = match sync {
-            Ok(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(Error::msg("internal error: the sync thread panicked"))),
-            // No thread to be had: in turn.
-            Err(_) => store.sync_filesystem(),
-        };
-        (synced, written)
-    });
+    let (synced, written) = write_while_syncing(store, &found, &context);
     drop(found);
     let (writer, counts) = written?;
     synced?;
@@ -335,19 +298,7 @@ pub fn snapshot_dir_with_progress(
     if let Some(n) = name {
         crate::refs::set(store, n, &id)?;
     }
-    // Kept as the snapshot's tree (derived data: a failure here loses nothing, and the
-    // read-only snapshot is removed, or left to gc).
-    let frozen = match frozen {
-        Some(p) => {
-            let kept = p.publish(&id).is_ok();
-            if kept {
-                // Best effort: a checkout counts from the manifest when these are missing.
-                let _ = crate::trees::set_counts(store, &id, &counts);
-            }
-            kept
-        }
-        None => false,
-    };
+    let frozen = frozen.is_some_and(|p| keep_frozen(store, p, &id, &counts));
     let report = IngestReport {
         id,
         files: counts.files,
@@ -363,6 +314,77 @@ pub fn snapshot_dir_with_progress(
     drop(put);
     drop(staging);
     Ok(report)
+}
+
+/// Opens `src` and returns it with the store's (device, inode); refuses the store itself.
+fn open_source(store: &Store, src: &Path) -> Result<(Dir, (u64, u64))> {
+    // The error names `src` ("open directory SRC: ..."), with the OS error.
+    let root = Dir::open(src).map_err(|e| Error::Context {
+        context: "snapshot",
+        source: Box::new(Error::Io(e)),
+    })?;
+    let at = |p: &Path, e: io::Error| Error::io_at("snapshot:", p, e);
+    let store_st = Dir::open(store.root())
+        .and_then(|d| d.stat_self())
+        .map_err(|e| at(store.root(), e))?;
+    let store_id = (cowtree_fs::sys::stat_dev(&store_st), store_st.st_ino);
+    let src_st = root.stat_self().map_err(|e| at(src, e))?;
+    if (cowtree_fs::sys::stat_dev(&src_st), src_st.st_ino) == store_id {
+        // A refusal: recording the store into itself can only be reported.
+        return Err(Error::msg(format!(
+            "snapshot: {} is the store itself",
+            src.display()
+        )));
+    }
+    Ok((root, store_id))
+}
+
+/// The manifest's writer, with what it holds.
+type Written<'s> = Result<(crate::store::ManifestWriter<'s>, crate::trees::Counts)>;
+
+/// Every blob the manifest names is placed: they are made durable (`syncfs`, which mostly
+/// waits for the disk) while the manifest is put in order, checked, encoded, hashed and
+/// written, and the manifest is named only after both (docs/store.md, "Durability").
+/// Returns (synced, written).
+fn write_while_syncing<'s>(
+    store: &'s Store,
+    found: &Found,
+    context: &str,
+) -> (Result<()>, Written<'s>) {
+    std::thread::scope(|s| {
+        let sync = std::thread::Builder::new()
+            .name("cowtree-sync".into())
+            .spawn_scoped(s, || store.sync_filesystem());
+        let written = (|| {
+            let mut writer = store.manifest_writer(found.entries(), context)?;
+            let counts = found.write(|entry| writer.push(entry))?;
+            Ok::<_, Error>((writer, counts))
+        })();
+        let synced = match sync {
+            Ok(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(Error::msg("internal error: the sync thread panicked"))),
+            // No thread to be had: in turn.
+            Err(_) => store.sync_filesystem(),
+        };
+        (synced, written)
+    })
+}
+
+/// Keeps the read-only snapshot `p` as snapshot `id`'s tree (derived data: a failure here
+/// loses nothing, and the read-only snapshot is removed, or left to gc); whether it was kept.
+fn keep_frozen(
+    store: &Store,
+    p: crate::trees::Pending<'_>,
+    id: &Hash,
+    counts: &crate::trees::Counts,
+) -> bool {
+    let kept = p.publish(id).is_ok();
+    if kept {
+        // Best effort: a checkout counts from the manifest when these are missing.
+        let _ = crate::trees::set_counts(store, id, counts);
+    }
+    kept
 }
 
 /// What the walk's `recorders` found, put together (`slots`: the directory slots given out).
