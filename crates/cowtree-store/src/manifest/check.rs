@@ -5,7 +5,7 @@
 
 use cowtree_fs::name::{PATH_MAX, check_relative_path_from};
 
-use super::entry::{Data, DataRef, Entry, EntryRef, Reader};
+use super::encoding::{Data, DataRef, Entry, EntryRef, Reader};
 use super::error::ManifestError;
 use super::kind::Kind;
 

@@ -3,7 +3,7 @@
 
 use cowtree_fs::name::NameError;
 
-use super::entry::VERSION;
+use super::encoding::VERSION;
 use super::kind::Kind;
 
 /// Why a manifest was refused. Entry-level errors carry the entry's index and path.

@@ -19,28 +19,29 @@
 //! Nothing may follow the last entry.
 
 mod check;
-mod entry;
+mod encoding;
 mod error;
 mod kind;
 mod owned;
-mod read;
 mod sorted;
+mod stream;
 mod view;
 
 pub(crate) use check::{Checker, EntryChecker};
 pub use check::{EncodedCounts, each_encoded, validate, validate_encoded};
-pub use entry::{
+pub use encoding::{
     Data, DataRef, Entry, EntryRef, MAGIC, VERSION, encode_blob, encode_dir, encode_header,
     encode_symlink, encoded_len,
 };
 pub use error::{ManifestError, show};
 pub use kind::Kind;
 pub use owned::Manifest;
-pub(crate) use read::{READ_CHUNK, Sink, read_each, read_into};
 pub use sorted::{
     SortedPath, cmp_pieces, find_child_from, first_beneath, name_order, range_in, range_near,
 };
+pub(crate) use stream::{READ_CHUNK, Sink, read_each, read_into};
 pub use view::{Entries, ManifestView};
 
 #[cfg(test)]
+#[path = "manifest_tests.rs"]
 mod tests;

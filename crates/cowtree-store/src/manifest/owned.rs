@@ -4,13 +4,13 @@
 use crate::hash::Hash;
 
 use super::check::validate;
-use super::entry::{
+use super::encoding::{
     Data, Entry, HEADER_LEN, Reader, encode_blob, encode_dir, encode_header, encode_symlink,
 };
 use super::error::ManifestError;
 use super::kind::Kind;
-use super::read::{READ_CHUNK, read_into};
 use super::sorted::{find_sorted, first_beneath};
+use super::stream::{READ_CHUNK, read_into};
 
 /// A validated manifest: entries sorted by path bytes, every path valid, no duplicates, nothing
 /// beneath a file, symlink or empty directory.

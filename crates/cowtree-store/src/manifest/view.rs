@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use super::check::{EncodedCounts, check_encoded};
-use super::entry::{Data, EntryRef, HEADER_LEN, Reader, encode_header, encoded_len};
+use super::encoding::{Data, EntryRef, HEADER_LEN, Reader, encode_header, encoded_len};
 use super::error::ManifestError;
 use super::owned::Manifest;
 use super::sorted::{find_child_from, find_sorted, first_beneath, range_in};

@@ -4,7 +4,7 @@
 use crate::hash::Hash;
 
 use super::check::Checker;
-use super::entry::{Entry, EntryRef, HEADER_LEN, Reader};
+use super::encoding::{Entry, EntryRef, HEADER_LEN, Reader};
 use super::error::ManifestError;
 
 /// Bytes [`Manifest::read`] reads at a time.

@@ -1,10 +1,10 @@
 //! The manifest's unit tests: the format, the checks, the readers and the lookups.
 
 use super::check::*;
-use super::entry::*;
+use super::encoding::*;
 use super::owned::*;
-use super::read::*;
 use super::sorted::*;
+use super::stream::*;
 use super::view::*;
 use super::*;
 use crate::hash::Hash;
