@@ -282,7 +282,7 @@ pub fn freeze<'s>(
         Ok(())
     })
     .map_err(Error::Io)?;
-    let outcome = outcome.ok_or_else(|| Error::msg("internal error: the snapshot did not run"))?;
+    let outcome = outcome.ok_or_else(|| Error::internal("the snapshot did not run"))?;
     match outcome? {
         WholeTree::NotUsed(why) => Ok(Err(why)),
         WholeTree::Done(_) => {

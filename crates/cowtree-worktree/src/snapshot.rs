@@ -154,7 +154,7 @@ fn load_base_and_cache(store: &Store, wt: &Worktree) -> Result<(Base, StatCache,
         };
         (base, cache.join())
     });
-    let cache = cache.map_err(|_| Error::msg("internal error: a thread panicked"))?;
+    let cache = cache.map_err(|_| Error::internal("a thread panicked"))?;
     // (The worktree lock keeps the cache as it was when its trailer was read; should it
     // differ all the same, the base is read now.)
     let stored = claim.is_some() && cache.blobs_of == claim;
@@ -206,7 +206,7 @@ fn save_manifest_and_cache(
             let joined = freed.map(|f| f.join());
             let id = id?;
             if let Ok(Err(_)) = joined {
-                return Err(Error::msg("internal error: a thread panicked"));
+                return Err(Error::internal("a thread panicked"));
             }
             Ok(id)
         })();
@@ -218,7 +218,7 @@ fn save_manifest_and_cache(
         (saved, cached.join())
     });
     let id = saved?;
-    cached.map_err(|_| Error::msg("internal error: a thread panicked"))??;
+    cached.map_err(|_| Error::internal("a thread panicked"))??;
     Ok(id)
 }
 

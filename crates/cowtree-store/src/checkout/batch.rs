@@ -51,7 +51,7 @@ impl Batch {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, BatchState>> {
         self.state
             .lock()
-            .map_err(|_| Error::msg("internal error: a worker panicked"))
+            .map_err(|_| Error::internal("a worker panicked"))
     }
 
     /// Publishes `state` as settled when it is (call with the lock held, after a change).

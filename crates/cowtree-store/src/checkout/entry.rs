@@ -54,7 +54,7 @@ impl Counters {
         let mut fallbacks: Vec<(String, u64)> = self
             .fallbacks
             .into_inner()
-            .map_err(|_| Error::msg("internal error: a worker panicked"))?
+            .map_err(|_| Error::internal("a worker panicked"))?
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
@@ -132,7 +132,7 @@ pub(super) fn write_entry(
         0o644
     };
     let blob = Store::blob_rel(&hash);
-    let poisoned = || Error::msg("internal error: a worker panicked");
+    let poisoned = || Error::internal("a worker panicked");
     let mut attempt = ctx.state.attempt()?;
     let mut reason: Option<&'static str> = None;
     loop {

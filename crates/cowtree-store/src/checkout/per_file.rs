@@ -201,14 +201,14 @@ impl<'a> Tree<'a> {
             })
             .collect();
         if dirs.is_empty() || u32::try_from(dirs.len()).is_err() {
-            return Err(Error::msg(TOO_BIG));
+            return Err(Error::TooLarge(TOO_BIG.into()));
         }
         for d in ROOT + 1..dirs.len() {
             let parent = (manifest.dir_parent(d))
                 .filter(|&p| p < dirs.len())
                 .ok_or_else(|| {
-                    Error::msg(format!(
-                        "internal error: no directory for the parent of {}",
+                    Error::internal(format!(
+                        "no directory for the parent of {}",
                         show(manifest.dir_path(d))
                     ))
                 })?;
@@ -218,14 +218,16 @@ impl<'a> Tree<'a> {
         // at its size (grown by doubling, they held up to twice the tree).
         let mut counts = vec![0usize; dirs.len()];
         for e in manifest.iter().filter(|e| e.kind != Kind::Dir) {
-            *counts.get_mut(e.dir).ok_or_else(|| Error::msg(TOO_BIG))? += 1;
+            *counts
+                .get_mut(e.dir)
+                .ok_or_else(|| Error::TooLarge(TOO_BIG.into()))? += 1;
         }
         for (d, n) in dirs.iter_mut().zip(counts) {
             d.leaves = Vec::with_capacity(n);
         }
         for (i, e) in manifest.iter().enumerate() {
             if e.kind != Kind::Dir {
-                let i = u32::try_from(i).map_err(|_| Error::msg(TOO_BIG))?;
+                let i = u32::try_from(i).map_err(|_| Error::TooLarge(TOO_BIG.into()))?;
                 dirs[e.dir].leaves.push(i);
             }
         }
@@ -340,16 +342,18 @@ impl<'a> Tree<'a> {
         let chunk = &td.leaves[from.min(td.leaves.len())..(from + CHUNK).min(td.leaves.len())];
         for &i in chunk {
             let i = i as usize;
-            let e = self.manifest.get(i).ok_or_else(|| {
-                Error::msg(format!("internal error: no entry {i} in the manifest"))
-            })?;
+            let e = self
+                .manifest
+                .get(i)
+                .ok_or_else(|| Error::internal(format!("no entry {i} in the manifest")))?;
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
             if let Some(st) = write_entry(ctx, &dir, td.path, e)? {
-                let slot = ctx.stats.get(i).ok_or_else(|| {
-                    Error::msg(format!("internal error: no stat slot for entry {i}"))
-                })?;
+                let slot = ctx
+                    .stats
+                    .get(i)
+                    .ok_or_else(|| Error::internal(format!("no stat slot for entry {i}")))?;
                 // (Each entry is in one item: the slot is empty.)
                 let _ = slot.set(EntryStat::of(&st));
             }

@@ -32,7 +32,7 @@ impl Job<'_> {
         placing: &mut Placing,
     ) -> Result<(CheckoutReport, Written)> {
         let staging = (stage.made.as_mut())
-            .ok_or_else(|| Error::msg("internal error: no tree made in staging to place"))?;
+            .ok_or_else(|| Error::internal("no tree made in staging to place"))?;
         // The whole tree durable, then its record (the staging root keeps its inode through
         // the rename), then the rename, also durable: after a power loss DST is either
         // absent or whole and registered (docs/store.md, "Durability"). A record whose path

@@ -55,8 +55,7 @@ impl Job<'_> {
             Ok(())
         })
         .map_err(|e| Error::io_at("create staging directory in", &dest.parent_path, e))?;
-        let outcome =
-            outcome.ok_or_else(|| Error::msg("internal error: the snapshot did not run"))?;
+        let outcome = outcome.ok_or_else(|| Error::internal("the snapshot did not run"))?;
         let method = match outcome? {
             WholeTree::Done(method) => method,
             WholeTree::NotUsed(reason) => return Ok(Err(reason)),

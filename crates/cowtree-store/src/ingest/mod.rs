@@ -336,10 +336,9 @@ fn open_source(store: &Store, src: &Path) -> Result<(Dir, (u64, u64))> {
     let src_st = root.stat_self().map_err(|e| at(src, e))?;
     if (cowtree_fs::sys::stat_dev(&src_st), src_st.st_ino) == store_id {
         // A refusal: recording the store into itself can only be reported.
-        return Err(Error::msg(format!(
-            "snapshot: {} is the store itself",
-            src.display()
-        )));
+        return Err(Error::StoreItself {
+            path: src.to_path_buf(),
+        });
     }
     Ok((root, store_id))
 }
@@ -368,7 +367,7 @@ fn write_while_syncing<'s>(
         let synced = match sync {
             Ok(t) => t
                 .join()
-                .unwrap_or_else(|_| Err(Error::msg("internal error: the sync thread panicked"))),
+                .unwrap_or_else(|_| Err(Error::internal("the sync thread panicked"))),
             // No thread to be had: in turn.
             Err(_) => store.sync_filesystem(),
         };
@@ -479,10 +478,9 @@ impl Recorder<'_, '_> {
     }
 
     fn too_long(&self, path: &[u8], _: TooLong) -> Error {
-        Error::msg(format!(
-            "{}: its name or target is too long to record",
-            self.full(path).display()
-        ))
+        Error::NameTooLong {
+            path: self.full(path),
+        }
     }
 
     /// A new directory slot.
@@ -492,7 +490,7 @@ impl Recorder<'_, '_> {
             .slots
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, next)
         else {
-            return Err(Error::msg(format!(
+            return Err(Error::TooLarge(format!(
                 "snapshot of {}: more than 4,294,967,294 directories",
                 self.root_path.display()
             )));
@@ -581,12 +579,10 @@ impl Visitor for Recorder<'_, '_> {
                 }
                 other => {
                     let path = join(rel, ent.name.as_bytes());
-                    return Err(Error::msg(format!(
-                        "{}: is a {} (special file); only files, directories and symlinks can be \
-                         recorded",
-                        self.full(&path).display(),
-                        type_name(other)
-                    )));
+                    return Err(Error::SpecialFile {
+                        path: self.full(&path),
+                        how: format!("is a {} (special file)", type_name(other)),
+                    });
                 }
             }
         }
