@@ -20,9 +20,9 @@ use rayon::prelude::*;
 use crate::compact::CompactManifest;
 use crate::error::{Error, Result};
 use crate::manifest::{Kind, show};
+use crate::pools;
 use crate::store::Store;
 use crate::util::{path_of, split};
-use crate::workers;
 
 use super::batch::Batch;
 use super::dest::Dest;
@@ -240,7 +240,7 @@ impl<'a> Tree<'a> {
         // Set by a failed item, so that the others stop between two entries (the queue starts
         // no new item after an error).
         let stop = AtomicBool::new(false);
-        let pool = workers::pool(workers::Pool::Checkout);
+        let pool = pools::pool(pools::Pool::Checkout);
         pool.run_publishing(
             pool.jobs(),
             vec![Work::Dir(ROOT)],
@@ -276,7 +276,7 @@ impl<'a> Tree<'a> {
         let rest: Vec<usize> = (ROOT + 1..self.dirs.len())
             .filter(|&d| dir_stats[d].is_none())
             .collect();
-        let more = workers::install(workers::Pool::Checkout, || {
+        let more = pools::install(pools::Pool::Checkout, || {
             rest.par_iter()
                 .map(|&d| {
                     let path = self.dirs[d].path;

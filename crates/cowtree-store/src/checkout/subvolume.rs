@@ -12,9 +12,9 @@ use rayon::prelude::*;
 use crate::compact::CompactManifest;
 use crate::error::{Error, Result};
 use crate::manifest::Kind;
+use crate::pools;
 use crate::trees;
 use crate::util::path_of;
-use crate::workers;
 
 use super::dest::Dest;
 use super::job::{Job, Lazy};
@@ -138,7 +138,7 @@ pub fn stats_of(root: &Dir, root_path: &Path, manifest: &CompactManifest) -> Res
             .map(|st| EntryStat::of(&st))
             .map_err(|e| Error::io_at("", root_path.join(path_of(rel)), e.into()))
     };
-    let (stats, dirs) = workers::install(workers::Pool::Checkout, || {
+    let (stats, dirs) = pools::install(pools::Pool::Checkout, || {
         rayon::join(
             || {
                 (0..manifest.len())

@@ -1,6 +1,6 @@
 //! Ingest: record a directory tree as blobs and a manifest.
 //!
-//! The walk is [`cowtree_fs::walk`] on the ingest pool (see `workers.rs`): parallel, each
+//! The walk is [`cowtree_fs::walk`] on the ingest pool (see `pools.rs`): parallel, each
 //! directory opened beneath its parent or the root without following a symlink (a symlink is
 //! recorded as a symlink), a bounded number of directory handles held per worker, a big
 //! directory's files split among workers. Special files (fifos, sockets, devices) are refused.
@@ -35,8 +35,8 @@
 //! Cost note: a fresh clone's pages are not in the page cache (the cache is per inode), so
 //! hashing a clone reads its blocks from the device; hashing the source after the clone (above)
 //! avoids that read for every file not changed in the last two seconds. Ingest runs on its own
-//! worker pool (2 workers per core, see `workers.rs`): a worker waits for reads, so two per core
-//! keep the cores busy, while only one per core at a time clones (`workers::Gate`). Each worker
+//! worker pool (2 workers per core, see `pools.rs`): a worker waits for reads, so two per core
+//! keep the cores busy, while only one per core at a time clones (`pools::Gate`). Each worker
 //! opens two files (`LOOKAHEAD`) ahead of the one it records and starts reading their pages
 //! (`readahead.rs`), so that a cold source is read while the worker clones and hashes the files
 //! before it.
@@ -66,9 +66,9 @@ use crate::error::{Error, Result};
 use crate::found::{Found, Node, Piece, TooLong};
 use crate::hash::Hash;
 use crate::manifest::{Manifest, show};
+use crate::pools::LOOKAHEAD;
 use crate::store::Store;
 use crate::util::{join, path_of};
-use crate::workers::LOOKAHEAD;
 
 mod putter;
 
@@ -228,8 +228,8 @@ pub struct Putter<'a> {
     /// that their clone was hashed).
     source_hashed: AtomicU64,
     source_changed: AtomicU64,
-    /// Lets one clone per core run at a time (see [`crate::workers::Gate`]).
-    clones: crate::workers::Gate,
+    /// Lets one clone per core run at a time (see [`crate::pools::Gate`]).
+    clones: crate::pools::Gate,
 }
 
 /// Records the tree at `src` in `store` and names the snapshot `name` when given.
@@ -275,7 +275,7 @@ pub fn snapshot_dir_with_progress(
     }
     let walk_root = frozen.as_ref().map_or(&root, |p| p.dir());
     let slots = AtomicU32::new(1);
-    let recorders = Walk::on(crate::workers::pool(crate::workers::Pool::Ingest))
+    let recorders = Walk::on(crate::pools::pool(crate::pools::Pool::Ingest))
         .progress(progress)
         .run(vec![(walk_root, 0)], || Recorder {
             root_path: src,

@@ -27,7 +27,7 @@ impl<'a> Putter<'a> {
             old_ctime_before: now_ns().saturating_sub(CTIME_MARGIN_NS),
             source_hashed: AtomicU64::new(0),
             source_changed: AtomicU64::new(0),
-            clones: crate::workers::Gate::per_core(),
+            clones: crate::pools::Gate::per_core(),
         }
     }
 

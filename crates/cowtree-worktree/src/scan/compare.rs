@@ -18,7 +18,7 @@ use cowtree_store::manifest::DataRef;
 use cowtree_store::{Hash, Kind};
 use rustix::fs::FileType;
 
-use super::walk::{DirAt, Found, Visitor};
+use super::walker::{DirAt, Found, Visitor};
 use super::{Change, ChangeKind, Scan};
 use crate::base::Base;
 use crate::blob;

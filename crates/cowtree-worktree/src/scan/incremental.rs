@@ -22,7 +22,7 @@ use cowtree_store::{Hash, Kind, Store};
 use rustix::fs::FileType;
 
 use super::Scan;
-use super::walk::{DirAt, Found, Visitor};
+use super::walker::{DirAt, Found, Visitor};
 use crate::base::Base;
 use crate::blob;
 use crate::cache::{self, Rec, StatKey};
