@@ -171,7 +171,7 @@ pub struct EncodedCounts {
     pub bytes: u64,
 }
 
-/// Checks an encoded manifest exactly as [`Manifest::decode`] does (framing, then every
+/// Checks an encoded manifest exactly as [`Manifest::decode`](super::Manifest::decode) does (framing, then every
 /// entry as [`validate`] checks it), without building its entries. The error may name a
 /// different entry than `decode` would for bytes with several faults.
 pub fn validate_encoded(bytes: &[u8]) -> Result<EncodedCounts, ManifestError> {

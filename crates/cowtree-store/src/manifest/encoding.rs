@@ -94,7 +94,7 @@ impl Entry {
 
 /// Appends the header of a manifest of `count` entries (see the module doc). Together with
 /// [`encode_blob`], [`encode_symlink`] and [`encode_dir`] this writes the same bytes as
-/// [`Manifest::encode`], for callers that build a manifest's encoding without building its
+/// [`Manifest::encode`](super::Manifest::encode), for callers that build a manifest's encoding without building its
 /// entries; [`crate::Store::manifest_writer`] checks such bytes before it records them.
 pub fn encode_header(out: &mut Vec<u8>, count: u64) {
     out.extend_from_slice(MAGIC);
@@ -175,7 +175,7 @@ pub enum DataRef<'a> {
 impl<'a> EntryRef<'a> {
     /// Reads `bytes`, exactly one encoded entry. Only the framing and the kind are checked:
     /// the path and the target are what the bytes hold, unvalidated (an entry's path is
-    /// checked against its neighbours' in a [`ManifestView`] or by [`Manifest::decode`]).
+    /// checked against its neighbours' in a [`ManifestView`](super::ManifestView) or by [`Manifest::decode`](super::Manifest::decode)).
     /// For taking apart an entry this process encoded; anything read from elsewhere goes
     /// through a view.
     pub fn decode_one(bytes: &'a [u8]) -> Result<EntryRef<'a>, ManifestError> {

@@ -9,7 +9,7 @@ use super::kind::Kind;
 /// Why a manifest was refused. Entry-level errors carry the entry's index and path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
-    /// The input does not start with [`MAGIC`].
+    /// The input does not start with [`MAGIC`](super::MAGIC).
     #[error("not a cowtree manifest (bad magic bytes)")]
     BadMagic,
     /// A version this code does not read.
@@ -24,7 +24,7 @@ pub enum ManifestError {
     /// Bytes after the last entry.
     #[error("{0} unexpected bytes after the last manifest entry")]
     TrailingBytes(usize),
-    /// A manifest of 4 GiB or more, beyond what a [`ManifestView`] indexes.
+    /// A manifest of 4 GiB or more, beyond what a [`ManifestView`](super::ManifestView) indexes.
     #[error("manifest of {0} bytes is too large (the limit is 4 GiB)")]
     TooLarge(usize),
     /// A manifest whose names, targets and paths pass the 4 GiB a
