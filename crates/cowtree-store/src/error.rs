@@ -252,6 +252,62 @@ pub enum Error {
     /// A JSON manifest (the interchange format) that is not valid.
     #[error("{0}")]
     InvalidInput(String),
+    /// A bug: something this code holds to be impossible happened (a worker thread panicked,
+    /// a step found what an earlier one should have made missing). Nothing to act on but
+    /// report it.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A snapshot, directory or tree past what the encodings can index (2^32 entries,
+    /// directories or bytes); the message says which limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A directory whose incremental record would pass the 4 GiB its offsets can address:
+    /// `--full` records it all the same.
+    #[error(
+        "{}: directory too large to record incrementally ({entries} entries, {bytes} bytes of \
+         manifest); use --full",
+        path.display()
+    )]
+    TooLargeForIncremental {
+        /// The directory.
+        path: PathBuf,
+        /// Its entries.
+        entries: usize,
+        /// Its manifest bytes.
+        bytes: usize,
+    },
+    /// `snapshot` was asked to record the store into itself.
+    #[error("snapshot: {} is the store itself", path.display())]
+    StoreItself {
+        /// The directory named, the store's root.
+        path: PathBuf,
+    },
+    /// A FIFO, socket or device found in a tree to record: only files, directories and
+    /// symlinks can be. `file_type` is shown as the message's `how` says.
+    #[error("{}: {how}; only files, directories and symlinks can be recorded", path.display())]
+    SpecialFile {
+        /// The entry.
+        path: PathBuf,
+        /// What it is, in words ("is a fifo (special file)").
+        how: String,
+    },
+    /// A name or symlink target longer than a manifest can hold.
+    #[error("{}: its name or target is too long to record", path.display())]
+    NameTooLong {
+        /// The entry.
+        path: PathBuf,
+    },
+    /// The directory a checkout made was replaced or moved before its stat cache was
+    /// recorded: the checkout stands, its worktree is not registered.
+    #[error(
+        "{} is no longer the directory the checkout made (it was replaced or moved); no stat \
+         cache recorded",
+        path.display()
+    )]
+    Replaced {
+        /// The checkout's destination.
+        path: PathBuf,
+    },
 }
 
 /// What was not found.
@@ -406,6 +462,11 @@ impl Error {
         Error::InvalidInput(why.into())
     }
 
+    /// An [`Error::Internal`]: `what` is what went wrong, after "internal error: ".
+    pub fn internal(what: impl Into<String>) -> Error {
+        Error::Internal(what.into())
+    }
+
     /// The error that stopped the operation (the one inside [`Error::Context`]).
     pub fn cause(&self) -> &Error {
         match self {
@@ -466,6 +527,14 @@ impl From<NotFound> for Error {
 impl From<Corrupt> for Error {
     fn from(e: Corrupt) -> Error {
         Error::Corrupt(e)
+    }
+}
+
+/// A subvolume call's error, which names its path, as an I/O error (its cause stays reachable
+/// through [`std::io::Error::get_ref`]).
+impl From<cowtree_fs::subvolume::SubvolumeError> for Error {
+    fn from(e: cowtree_fs::subvolume::SubvolumeError) -> Error {
+        Error::Io(e.into())
     }
 }
 
@@ -625,6 +694,51 @@ mod tests {
             name,
             "no snapshot named \"topic\" and no snapshot with that id"
         );
+    }
+
+    #[test]
+    fn typed_errors_say_what_the_strings_they_replaced_said() {
+        let cases = [
+            (
+                Error::internal("a worker panicked"),
+                "internal error: a worker panicked",
+            ),
+            (
+                Error::StoreItself { path: "/s".into() },
+                "snapshot: /s is the store itself",
+            ),
+            (
+                Error::NameTooLong {
+                    path: "/t/x".into(),
+                },
+                "/t/x: its name or target is too long to record",
+            ),
+            (
+                Error::SpecialFile {
+                    path: "/t/f".into(),
+                    how: "is a fifo (special file)".into(),
+                },
+                "/t/f: is a fifo (special file); only files, directories and symlinks can be \
+                 recorded",
+            ),
+            (
+                Error::TooLargeForIncremental {
+                    path: "/t/d".into(),
+                    entries: 3,
+                    bytes: 70,
+                },
+                "/t/d: directory too large to record incrementally (3 entries, 70 bytes of \
+                 manifest); use --full",
+            ),
+            (
+                Error::Replaced { path: "/w".into() },
+                "/w is no longer the directory the checkout made (it was replaced or moved); no \
+                 stat cache recorded",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use cowtree_fs::progress::Progress;
@@ -74,9 +75,38 @@ pub fn gc_with(
         ..Default::default()
     };
     report.worktrees_pruned += prune(store)?;
-    let mut referenced: HashSet<Hash> = HashSet::new();
     let snapshots = store.snapshot_ids()?;
-    for id in &snapshots {
+    let referenced = referenced_blobs(store, &snapshots)?;
+    remove_unreferenced_blobs(store, &referenced, dry_run, progress, &mut report)?;
+    let now = SystemTime::now();
+    remove_stale_staging(store, now, dry_run, &mut report)?;
+    remove_dead_trees(store, snapshots, dry_run, &mut report)?;
+    remove_staging_beside(store, dry_run, &mut report)?;
+    remove_snapshot_temporaries(store, dry_run, &mut report)?;
+    remove_unlocked_temporaries(store, now, dry_run, &mut report)?;
+    prune_gone_worktrees(store, dry_run, &mut report)?;
+    if !dry_run
+        && (report.blobs_removed
+            + report.staging_removed
+            + report.worktrees_pruned
+            + report.trees_removed.len() as u64)
+            > 0
+    {
+        // What gc reports as removed stays removed after a power loss.
+        store.sync_filesystem()?;
+    }
+    Ok(report)
+}
+
+/// An I/O error at `p`, with no operation named.
+fn at(p: &Path, e: std::io::Error) -> Error {
+    Error::io_at("", p, e)
+}
+
+/// Every blob some snapshot references.
+fn referenced_blobs(store: &Store, snapshots: &[Hash]) -> Result<HashSet<Hash>> {
+    let mut referenced: HashSet<Hash> = HashSet::new();
+    for id in snapshots {
         // Each entry's blob as the manifest is read: no entry is held.
         store
             .each_entry(id, |e| referenced.extend(e.hash()))
@@ -85,10 +115,18 @@ pub fn gc_with(
                 source: Box::new(e),
             })?;
     }
+    Ok(referenced)
+}
 
+/// Removes (or counts) the blobs not in `referenced`.
+fn remove_unreferenced_blobs(
+    store: &Store,
+    referenced: &HashSet<Hash>,
+    dry_run: bool,
+    progress: &Progress,
+    report: &mut GcReport,
+) -> Result<()> {
     let blobs_path = store.root().join("blobs");
-    let tmp_path = store.root().join("tmp");
-    let at = |p: &std::path::Path, e: std::io::Error| Error::io_at("", p, e);
     for fan in store.blobs().entries().map_err(|e| at(&blobs_path, e))? {
         let Some(prefix) = fan.name.to_str().filter(|n| n.len() == 2) else {
             continue;
@@ -128,8 +166,18 @@ pub fn gc_with(
             report.bytes_freed += size;
         }
     }
+    Ok(())
+}
 
-    let now = SystemTime::now();
+/// Removes (or counts) the entries of `tmp/` nobody holds: directories whose writer's flock is
+/// free, other entries older than [`STAGING_GRACE`].
+fn remove_stale_staging(
+    store: &Store,
+    now: SystemTime,
+    dry_run: bool,
+    report: &mut GcReport,
+) -> Result<()> {
+    let tmp_path = store.root().join("tmp");
     for t in store.tmp_dir().entries().map_err(|e| at(&tmp_path, e))? {
         let Some(st) = store
             .tmp_dir()
@@ -163,14 +211,26 @@ pub fn gc_with(
             report.staging_removed += 1;
         }
     }
+    Ok(())
+}
 
-    // Tree subvolumes of snapshots that are gone (an `rm` cut short), and those a command
-    // killed while making one left in `trees/`.
+/// Tree subvolumes of snapshots that are gone (an `rm` cut short), and those a command
+/// killed while making one left in `trees/`.
+fn remove_dead_trees(
+    store: &Store,
+    snapshots: Vec<Hash>,
+    dry_run: bool,
+    report: &mut GcReport,
+) -> Result<()> {
     let live: HashSet<Hash> = snapshots.into_iter().collect();
     let trees = crate::trees::collect(store, &live, dry_run)?;
     report.staging_removed += trees.caches_removed;
     report.trees_removed = trees.removed;
+    Ok(())
+}
 
+/// Staging directories that killed checkouts left beside their destinations.
+fn remove_staging_beside(store: &Store, dry_run: bool, report: &mut GcReport) -> Result<()> {
     for outcome in crate::dest_staging::collect(store, dry_run, STAGING_GRACE)? {
         match outcome {
             crate::dest_staging::Outcome::Removed(path) => {
@@ -183,10 +243,13 @@ pub fn gc_with(
             _ => {}
         }
     }
+    Ok(())
+}
 
-    // A manifest is written to `snapshots/.tmp-*` and renamed to its id; a writer killed
-    // before the rename leaves the temporary file. Every writer holds the store lock shared,
-    // and gc holds it exclusively, so any such file now belongs to a writer that is gone.
+/// A manifest is written to `snapshots/.tmp-*` and renamed to its id; a writer killed
+/// before the rename leaves the temporary file. Every writer holds the store lock shared,
+/// and gc holds it exclusively, so any such file now belongs to a writer that is gone.
+fn remove_snapshot_temporaries(store: &Store, dry_run: bool, report: &mut GcReport) -> Result<()> {
     let snaps_path = store.root().join("snapshots");
     for t in store
         .snapshots_dir()
@@ -204,10 +267,18 @@ pub fn gc_with(
         }
         report.staging_removed += 1;
     }
+    Ok(())
+}
 
-    // `refs/` and `worktrees/` are written without the store lock (tag, status), so a
-    // temporary file there may belong to a live writer: it is garbage once it predates this
-    // boot (left by a power loss) or is older than the grace period (left by a kill).
+/// `refs/` and `worktrees/` are written without the store lock (tag, status), so a
+/// temporary file there may belong to a live writer: it is garbage once it predates this
+/// boot (left by a power loss) or is older than the grace period (left by a kill).
+fn remove_unlocked_temporaries(
+    store: &Store,
+    now: SystemTime,
+    dry_run: bool,
+    report: &mut GcReport,
+) -> Result<()> {
     let boot = boot_time();
     for (sub_path, dir) in [
         (store.root().join("refs"), store.refs_dir()),
@@ -239,7 +310,11 @@ pub fn gc_with(
             report.staging_removed += 1;
         }
     }
+    Ok(())
+}
 
+/// Drops the registry records of worktrees whose path is gone.
+fn prune_gone_worktrees(store: &Store, dry_run: bool, report: &mut GcReport) -> Result<()> {
     for pin in crate::registry::pins(store)? {
         // Only a path that is really gone un-pins the worktree's snapshot: an error such as
         // EACCES or EIO says nothing about whether the worktree still exists.
@@ -254,17 +329,7 @@ pub fn gc_with(
             report.worktrees_pruned += 1;
         }
     }
-    if !dry_run
-        && (report.blobs_removed
-            + report.staging_removed
-            + report.worktrees_pruned
-            + report.trees_removed.len() as u64)
-            > 0
-    {
-        // What gc reports as removed stays removed after a power loss.
-        store.sync_filesystem()?;
-    }
-    Ok(report)
+    Ok(())
 }
 
 /// What [`remove_unused`] removed.

@@ -39,6 +39,7 @@ pub mod history;
 pub mod ingest;
 pub mod interchange;
 pub mod manifest;
+mod pools;
 mod readahead;
 pub mod refs;
 pub mod registry;
@@ -47,7 +48,6 @@ pub mod store;
 pub mod trees;
 mod util;
 pub mod verify;
-mod workers;
 
 pub use error::{Error, Result};
 pub use hash::Hash;

@@ -104,10 +104,6 @@ fn io_at(path: &Path, e: io::Error) -> Error {
     Error::io_at("", path, e)
 }
 
-fn sub_err(e: SubvolumeError) -> Error {
-    Error::Io(e.into())
-}
-
 /// `trees/`, open; `None` when the store has none yet.
 fn trees_dir(store: &Store) -> Result<Option<Dir>> {
     let path = store.root().join(DIR);
@@ -131,7 +127,7 @@ pub fn open(store: &Store, id: &Hash) -> Result<Option<Tree>> {
         Err(e) => return Err(io_at(&path, e)),
     };
     let at = At::new(&dir, &path);
-    if !subvolume::is_root(at).map_err(sub_err)? || !subvolume::read_only(at).map_err(sub_err)? {
+    if !subvolume::is_root(at)? || !subvolume::read_only(at)? {
         return Ok(None);
     }
     let owner = dir.stat_self().map_err(|e| io_at(&path, e))?.st_uid;
@@ -258,17 +254,16 @@ pub fn freeze<'s>(
     src: At<'_>,
 ) -> Result<std::result::Result<Pending<'s>, NotUsed>> {
     // Cheap refusals first, before `trees/` is made.
-    if !subvolume::is_btrfs(src).map_err(sub_err)? {
+    if !subvolume::is_btrfs(src)? {
         let fs = cowtree_fs::fstype::fs_type(src.dir).map_or("unknown", |t| t.name());
         return Ok(Err(NotUsed::Filesystem { fs }));
     }
-    if !subvolume::is_root(src).map_err(sub_err)? {
+    if !subvolume::is_root(src)? {
         return Ok(Err(NotUsed::NotSubvolumeRoot));
     }
     let store_at = At::new(store.root_dir(), store.root());
-    if !subvolume::is_btrfs(store_at).map_err(sub_err)?
-        || subvolume::filesystem_id(store_at).map_err(sub_err)?
-            != subvolume::filesystem_id(src).map_err(sub_err)?
+    if !subvolume::is_btrfs(store_at)?
+        || subvolume::filesystem_id(store_at)? != subvolume::filesystem_id(src)?
     {
         return Ok(Err(NotUsed::CrossFilesystem));
     }
@@ -302,8 +297,8 @@ pub fn freeze<'s>(
         Ok(())
     })
     .map_err(Error::Io)?;
-    let outcome = outcome.ok_or_else(|| Error::msg("internal error: the snapshot did not run"))?;
-    match outcome.map_err(sub_err)? {
+    let outcome = outcome.ok_or_else(|| Error::internal("the snapshot did not run"))?;
+    match outcome? {
         WholeTree::NotUsed(why) => Ok(Err(why)),
         WholeTree::Done(_) => {
             let path = trees_path.join(&name);
@@ -343,7 +338,7 @@ impl Pending<'_> {
             self.dir
                 .sync_filesystem()
                 .map_err(|e| Error::io_at("sync the tree", &self.path, e))?;
-            subvolume::set_read_only(at, true).map_err(sub_err)?;
+            subvolume::set_read_only(at, true)?;
         }
         let final_name = OsString::from(id.to_hex());
         let final_path = path(self.store, id);
@@ -429,7 +424,7 @@ fn delete_entry(parent: &Dir, parent_path: &Path, name: &OsStr) -> Result<Option
     match subvolume::delete(At::new(parent, parent_path), name) {
         Ok(how) => Ok(Some(how)),
         Err(e) if e.cause == Cause::NotFound => Ok(None),
-        Err(e) => Err(sub_err(e)),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -58,9 +58,34 @@ pub fn verify(store: &Store) -> Result<VerifyReport> {
 pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<VerifyReport> {
     let _lock = store.lock_shared()?;
     let mut report = VerifyReport::default();
+    let blobs = list_blobs(store)?;
+    progress.set_total(Total {
+        entries: blobs.len() as u64,
+        bytes: None,
+    });
+    let bytes = AtomicU64::new(0);
+    let mut problems: Vec<Problem> = blobs
+        .par_iter()
+        .flat_map_iter(|(prefix, name)| check_blob(store, prefix, name, &bytes, progress))
+        .collect();
+    report.blobs_checked = blobs.len() as u64;
+    report.bytes_checked = bytes.into_inner();
+    check_snapshots(store, &mut problems, &mut report)?;
+    check_trees(store, &mut problems, &mut report)?;
+    check_refs(store, &mut problems, &mut report)?;
+    report.problems = problems;
+    Ok(report)
+}
+
+/// An I/O error at `p`, with no operation named.
+fn at(p: &Path, e: std::io::Error) -> Error {
+    Error::io_at("", p, e)
+}
+
+/// Every file under `blobs/<fan>/`, as (fan prefix, name).
+fn list_blobs(store: &Store) -> Result<Vec<(String, std::ffi::OsString)>> {
     let mut blobs: Vec<(String, std::ffi::OsString)> = Vec::new();
     let blobs_path = store.root().join("blobs");
-    let at = |p: &std::path::Path, e| Error::io_at("", p, e);
     for fan in store.blobs().entries().map_err(|e| at(&blobs_path, e))? {
         let Some(prefix) = fan.name.to_str().filter(|n| n.len() == 2) else {
             continue;
@@ -74,71 +99,78 @@ pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<Verify
             blobs.push((prefix.to_string(), b.name));
         }
     }
-    progress.set_total(Total {
-        entries: blobs.len() as u64,
-        bytes: None,
-    });
-    let bytes = AtomicU64::new(0);
-    let mut problems: Vec<Problem> = blobs
-        .par_iter()
-        .flat_map_iter(|(prefix, name)| {
-            let mut found = Vec::new();
-            let path = store.root().join("blobs").join(prefix).join(name);
-            let subject = path.display().to_string();
-            let want = name
-                .to_str()
-                .and_then(|rest| Hash::from_hex(&format!("{prefix}{rest}")));
-            let Some(want) = want else {
-                progress.add(1, 0);
+    Ok(blobs)
+}
+
+/// Rehashes one blob and checks its name and mode; adds its size to `bytes`.
+fn check_blob(
+    store: &Store,
+    prefix: &str,
+    name: &std::ffi::OsStr,
+    bytes: &AtomicU64,
+    progress: &Progress,
+) -> Vec<Problem> {
+    let mut found = Vec::new();
+    let path = store.root().join("blobs").join(prefix).join(name);
+    let subject = path.display().to_string();
+    let want = name
+        .to_str()
+        .and_then(|rest| Hash::from_hex(&format!("{prefix}{rest}")));
+    let Some(want) = want else {
+        progress.add(1, 0);
+        found.push(Problem {
+            kind: "corrupt-blob",
+            subject,
+            message: "file in blobs/ whose name is not a BLAKE3 hash".into(),
+        });
+        return found;
+    };
+    let rel = Store::blob_rel(&want);
+    match hash_file(store.blobs(), &rel) {
+        Ok((size, got)) => {
+            bytes.fetch_add(size, Ordering::Relaxed);
+            progress.add(1, size);
+            if got != want {
                 found.push(Problem {
                     kind: "corrupt-blob",
-                    subject,
-                    message: "file in blobs/ whose name is not a BLAKE3 hash".into(),
-                });
-                return found;
-            };
-            let rel = Store::blob_rel(&want);
-            match hash_file(store.blobs(), &rel) {
-                Ok((size, got)) => {
-                    bytes.fetch_add(size, Ordering::Relaxed);
-                    progress.add(1, size);
-                    if got != want {
-                        found.push(Problem {
-                            kind: "corrupt-blob",
-                            subject: subject.clone(),
-                            message: format!("content hashes to {got}, not to its name"),
-                        });
-                    }
-                }
-                Err(e) => {
-                    progress.add(1, 0);
-                    found.push(Problem {
-                        kind: "unreadable-blob",
-                        subject,
-                        message: e.to_string(),
-                    });
-                    return found;
-                }
-            }
-            let st = rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
-            if let Ok(st) = st
-                && st.st_mode & 0o222 != 0
-            {
-                found.push(Problem {
-                    kind: "writable-blob",
-                    subject,
-                    message: format!(
-                        "mode {:o}: blobs must be read-only (0444)",
-                        st.st_mode & 0o7777
-                    ),
+                    subject: subject.clone(),
+                    message: format!("content hashes to {got}, not to its name"),
                 });
             }
-            found
-        })
-        .collect();
-    report.blobs_checked = blobs.len() as u64;
-    report.bytes_checked = bytes.into_inner();
+        }
+        Err(e) => {
+            progress.add(1, 0);
+            found.push(Problem {
+                kind: "unreadable-blob",
+                subject,
+                message: e.to_string(),
+            });
+            return found;
+        }
+    }
+    let st = rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
+    if let Ok(st) = st
+        && st.st_mode & 0o222 != 0
+    {
+        found.push(Problem {
+            kind: "writable-blob",
+            subject,
+            message: format!(
+                "mode {:o}: blobs must be read-only (0444)",
+                st.st_mode & 0o7777
+            ),
+        });
+    }
+    found
+}
 
+/// Checks that every snapshot's manifest decodes and that each blob it needs is there with
+/// its size.
+fn check_snapshots(
+    store: &Store,
+    problems: &mut Vec<Problem>,
+    report: &mut VerifyReport,
+) -> Result<()> {
     for id in store.snapshot_ids()? {
         report.snapshots_checked += 1;
         // Each entry's blob checked as the manifest is read, none held; what was found is kept
@@ -178,6 +210,15 @@ pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<Verify
             }),
         }
     }
+    Ok(())
+}
+
+/// Checks each tree subvolume against its snapshot; one whose snapshot is gone is a warning.
+fn check_trees(
+    store: &Store,
+    problems: &mut Vec<Problem>,
+    report: &mut VerifyReport,
+) -> Result<()> {
     let snapshots: std::collections::HashSet<Hash> = store.snapshot_ids()?.into_iter().collect();
     for id in crate::trees::ids(store)? {
         if !snapshots.contains(&id) {
@@ -208,6 +249,11 @@ pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<Verify
             Err(_) => {}
         }
     }
+    Ok(())
+}
+
+/// Checks that every name can be read and points at a snapshot that exists.
+fn check_refs(store: &Store, problems: &mut Vec<Problem>, report: &mut VerifyReport) -> Result<()> {
     let refs_path = store.root().join("refs");
     for e in store.refs_dir().entries().map_err(|e| at(&refs_path, e))? {
         let Some(name) = e.name.to_str() else {
@@ -235,8 +281,7 @@ pub fn verify_with_progress(store: &Store, progress: &Progress) -> Result<Verify
             }),
         }
     }
-    report.problems = problems;
-    Ok(report)
+    Ok(())
 }
 
 /// Checks the tree subvolume of snapshot `id` against its manifest `m`: a read-only subvolume

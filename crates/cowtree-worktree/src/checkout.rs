@@ -165,11 +165,9 @@ fn tree_stat_cache(
 ) -> Result<crate::registry::Worktree> {
     let st = rustix::fs::stat(root).map_err(|e| Error::io_at("stat", root, e.into()))?;
     if (cowtree_fs::sys::stat_dev(&st), st.st_ino) != written.root {
-        return Err(Error::Msg(format!(
-            "{} is no longer the directory the checkout made (it was replaced or moved); no \
-             stat cache recorded",
-            root.display()
-        )));
+        return Err(Error::Replaced {
+            path: root.to_path_buf(),
+        });
     }
     let cache = cowtree_store::trees::cache(store, id).ok_or_else(|| {
         Error::Msg(format!(
@@ -486,11 +484,9 @@ fn stat_cache<'w>(
         .map_err(|e| Error::io_at("stat", root, e))?;
     // The path is followed to open it: it must still lead to the directory registered.
     if (cowtree_fs::sys::stat_dev(&root_st), root_st.st_ino) != written.root {
-        return Err(Error::Msg(format!(
-            "{} is no longer the directory the checkout made (it was replaced or moved); no \
-             stat cache recorded",
-            root.display()
-        )));
+        return Err(Error::Replaced {
+            path: root.to_path_buf(),
+        });
     }
     // Directory records only where creating an entry always updates the directory's times
     // (the rule the walk follows, see `crate::scan`).

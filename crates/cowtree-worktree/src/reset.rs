@@ -85,8 +85,8 @@ pub fn reset_with_progress(
             continue;
         }
         let Some(i) = base.find(&c.path) else {
-            return Err(Error::msg(format!(
-                "internal error: {} changed but is not in the base",
+            return Err(Error::internal(format!(
+                "{} changed but is not in the base",
                 scan::show_change(c)
             )));
         };

@@ -9,6 +9,7 @@ use cowtree_store::{Hash, Store};
 
 use crate::base::Base;
 use crate::cache;
+use crate::cache::StatCache;
 use crate::error::{Error, Result};
 use crate::registry::{self, Worktree};
 use crate::scan::{self, Mode};
@@ -71,30 +72,7 @@ pub fn snapshot_with_progress(
     registry::reload(store, wt)?;
     crate::switch::finish_pending(store, wt)?;
     let _lock = store.lock_shared()?;
-    // A stat cache written by a snapshot (or a checkout) names that snapshot: while it is in
-    // the store (gc waits for our shared lock), so is the content of every file record, and
-    // the base is not needed to tell that a trusted file's blob is stored. Otherwise the base
-    // is read, at once with the cache (it is checked against its id).
-    let claim =
-        registry::cache_blobs_of(store, wt).filter(|id| store.has_snapshot(id).unwrap_or(false));
-    let wt_ref: &Worktree = wt;
-    let (base, cache) = std::thread::scope(|s| {
-        let cache = s.spawn(|| registry::load_cache(store, wt_ref));
-        let base = match claim {
-            Some(_) => Ok(Base::empty()),
-            None => Base::load(store, &wt_ref.base),
-        };
-        (base, cache.join())
-    });
-    let cache = cache.map_err(|_| Error::msg("internal error: a thread panicked"))?;
-    // (The worktree lock keeps the cache as it was when its trailer was read; should it
-    // differ all the same, the base is read now.)
-    let stored = claim.is_some() && cache.blobs_of == claim;
-    let base = if claim.is_some() && !stored {
-        Base::load(store, &wt.base)?
-    } else {
-        base?
-    };
+    let (base, cache, stored) = load_base_and_cache(store, wt)?;
     let staging = store.staging("ingest")?;
     // A worktree that is a btrfs subvolume (a checkout on btrfs makes one) is read from a
     // read-only snapshot of it: a point in time no writer can change, which keeps every inode
@@ -115,71 +93,8 @@ pub fn snapshot_with_progress(
     // The cache and the base, no longer needed, are freed with the tree (below).
     let read = (cache, base);
     let t_walk = started.elapsed();
-    // The manifest (checked, hashed, written durably) and the stat cache (written) are
-    // independent: write them at once, each streamed from the walk's pieces. The record,
-    // which may name the new base, is written after both. Should the manifest be refused
-    // (say, a directory listed the same name twice while it changed), the cache written
-    // beside it may be one that does not decode, which only means that the next command
-    // reads every file again.
-    let context = format!("snapshot of {}", wt.path.display());
-    // Shared by the two writers; whichever is done with it last frees it, the manifest's
-    // writer while its file is synced.
-    let tree = Arc::new(std::mem::take(&mut scan.tree));
-    let cache_tree = Arc::clone(&tree);
-    let wt_ref: &Worktree = wt;
-    // The cache's trailer names the snapshot written beside it, known once its manifest is.
-    let (id_tx, id_rx) = std::sync::mpsc::channel::<Hash>();
-    let (saved, cached) = std::thread::scope(|s| {
-        let cached = s.spawn(move || {
-            registry::write_cache_with(store, wt_ref, |w| {
-                let tree = cache_tree;
-                let mut rec = Vec::with_capacity(24 + 256);
-                let dirs = tree.dir_records();
-                cache::encode_header(&mut rec, scan.started_ns, tree.records(), dirs.len() as u64);
-                w.write_all(&rec)?;
-                tree.for_each(|entry, key| {
-                    let Some(key) = key else { return Ok(()) };
-                    rec.clear();
-                    if !scan::cache_record(entry, key, &mut rec) {
-                        return Err(std::io::Error::other("internal error: a bad entry"));
-                    }
-                    w.write_all(&rec)
-                })?;
-                for d in dirs {
-                    rec.clear();
-                    cache::encode_rec(&mut rec, &d.path, &d.key, &d.hash);
-                    w.write_all(&rec)?;
-                }
-                drop(tree);
-                // No id (the manifest was refused): the channel is closed, and none is named.
-                let id = id_rx.recv().ok();
-                w.write_all(&cache::encode_trailer(id.as_ref()))
-            })
-        });
-        let saved = (|| -> Result<Hash> {
-            let mut m = store.manifest_writer(tree.entries(), &context)?;
-            tree.for_each(|entry, _| m.push(entry))?;
-            // Freeing the walk's output takes a few milliseconds of the CPU, which waits
-            // for the disk while the manifest is synced: do both at once (or one after the
-            // other when no thread can be started: the closure, and the tree, are dropped).
-            let freed = std::thread::Builder::new().spawn_scoped(s, move || drop((tree, read)));
-            let id = m.finish();
-            let joined = freed.map(|f| f.join());
-            let id = id?;
-            if let Ok(Err(_)) = joined {
-                return Err(Error::msg("internal error: a thread panicked"));
-            }
-            Ok(id)
-        })();
-        if let Ok(id) = &saved {
-            // A cache thread that failed has dropped the receiver: nothing to tell.
-            let _ = id_tx.send(*id);
-        }
-        drop(id_tx);
-        (saved, cached.join())
-    });
-    let id = saved?;
-    cached.map_err(|_| Error::msg("internal error: a thread panicked"))??;
+    let tree = std::mem::take(&mut scan.tree);
+    let id = save_manifest_and_cache(store, wt, tree, read, scan.started_ns)?;
     // Kept as the snapshot's tree, with the stat cache just written, which describes it
     // (derived data: a failure loses nothing, and the read-only snapshot is removed).
     let frozen = match frozen {
@@ -219,6 +134,123 @@ pub fn snapshot_with_progress(
         frozen,
         reason,
     })
+}
+
+/// The worktree's base and stat cache, and whether the cache's file records are known to be
+/// stored.
+///
+/// A stat cache written by a snapshot (or a checkout) names that snapshot: while it is in
+/// the store (gc waits for our shared lock), so is the content of every file record, and
+/// the base is not needed to tell that a trusted file's blob is stored. Otherwise the base
+/// is read, at once with the cache (it is checked against its id).
+fn load_base_and_cache(store: &Store, wt: &Worktree) -> Result<(Base, StatCache, bool)> {
+    let claim =
+        registry::cache_blobs_of(store, wt).filter(|id| store.has_snapshot(id).unwrap_or(false));
+    let (base, cache) = std::thread::scope(|s| {
+        let cache = s.spawn(|| registry::load_cache(store, wt));
+        let base = match claim {
+            Some(_) => Ok(Base::empty()),
+            None => Base::load(store, &wt.base),
+        };
+        (base, cache.join())
+    });
+    let cache = cache.map_err(|_| Error::internal("a thread panicked"))?;
+    // (The worktree lock keeps the cache as it was when its trailer was read; should it
+    // differ all the same, the base is read now.)
+    let stored = claim.is_some() && cache.blobs_of == claim;
+    let base = if claim.is_some() && !stored {
+        Base::load(store, &wt.base)?
+    } else {
+        base?
+    };
+    Ok((base, cache, stored))
+}
+
+/// Writes the snapshot's manifest and the worktree's stat cache from the walk's `tree`;
+/// frees `tree` and `read` on the way; returns the snapshot id.
+///
+/// The manifest (checked, hashed, written durably) and the stat cache (written) are
+/// independent: write them at once, each streamed from the walk's pieces. The record,
+/// which may name the new base, is written after both. Should the manifest be refused
+/// (say, a directory listed the same name twice while it changed), the cache written
+/// beside it may be one that does not decode, which only means that the next command
+/// reads every file again.
+fn save_manifest_and_cache(
+    store: &Store,
+    wt: &Worktree,
+    tree: scan::Tree,
+    read: (StatCache, Base),
+    started_ns: i64,
+) -> Result<Hash> {
+    let context = format!("snapshot of {}", wt.path.display());
+    // Shared by the two writers; whichever is done with it last frees it, the manifest's
+    // writer while its file is synced.
+    let tree = Arc::new(tree);
+    let cache_tree = Arc::clone(&tree);
+    // The cache's trailer names the snapshot written beside it, known once its manifest is.
+    let (id_tx, id_rx) = std::sync::mpsc::channel::<Hash>();
+    let (saved, cached) = std::thread::scope(|s| {
+        let cached = s.spawn(move || {
+            registry::write_cache_with(store, wt, |w| {
+                write_cache_records(w, cache_tree, started_ns, id_rx)
+            })
+        });
+        let saved = (|| -> Result<Hash> {
+            let mut m = store.manifest_writer(tree.entries(), &context)?;
+            tree.for_each(|entry, _| m.push(entry))?;
+            // Freeing the walk's output takes a few milliseconds of the CPU, which waits
+            // for the disk while the manifest is synced: do both at once (or one after the
+            // other when no thread can be started: the closure, and the tree, are dropped).
+            let freed = std::thread::Builder::new().spawn_scoped(s, move || drop((tree, read)));
+            let id = m.finish();
+            let joined = freed.map(|f| f.join());
+            let id = id?;
+            if let Ok(Err(_)) = joined {
+                return Err(Error::internal("a thread panicked"));
+            }
+            Ok(id)
+        })();
+        if let Ok(id) = &saved {
+            // A cache thread that failed has dropped the receiver: nothing to tell.
+            let _ = id_tx.send(*id);
+        }
+        drop(id_tx);
+        (saved, cached.join())
+    });
+    let id = saved?;
+    cached.map_err(|_| Error::internal("a thread panicked"))??;
+    Ok(id)
+}
+
+/// Writes the stat cache of `tree` to `w`: header, file and symlink records, directory
+/// records, then the trailer naming the snapshot id `id_rx` brings (none if it closes).
+fn write_cache_records(
+    w: &mut dyn std::io::Write,
+    tree: Arc<scan::Tree>,
+    started_ns: i64,
+    id_rx: std::sync::mpsc::Receiver<Hash>,
+) -> std::io::Result<()> {
+    let mut rec = Vec::with_capacity(24 + 256);
+    let dirs = tree.dir_records();
+    cache::encode_header(&mut rec, started_ns, tree.records(), dirs.len() as u64);
+    w.write_all(&rec)?;
+    tree.for_each(|entry, key| {
+        let Some(key) = key else { return Ok(()) };
+        rec.clear();
+        if !scan::cache_record(entry, key, &mut rec) {
+            return Err(std::io::Error::other("internal error: a bad entry"));
+        }
+        w.write_all(&rec)
+    })?;
+    for d in dirs {
+        rec.clear();
+        cache::encode_rec(&mut rec, &d.path, &d.key, &d.hash);
+        w.write_all(&rec)?;
+    }
+    drop(tree);
+    // No id (the manifest was refused): the channel is closed, and none is named.
+    let id = id_rx.recv().ok();
+    w.write_all(&cache::encode_trailer(id.as_ref()))
 }
 
 /// A read-only snapshot of the worktree at `path` taken in the store

@@ -419,7 +419,29 @@ fn apply(
     progress: &Progress,
 ) -> Result<(u64, u64, u64)> {
     let started_ns = cache::now_ns();
-    progress.set_total(Total {
+    progress.set_total(total_of(ops));
+    // (Its own copy of the path: the record of `wt` is staged below while this is open.)
+    let root = wt.path.clone();
+    let ap = Applier::new(store, &root, careful)?;
+    // A directory of the target: its root, an ancestor of an entry, or an empty directory
+    // (the one kind of directory entry), found among its directories' paths alone (the root
+    // named too: a manifest made by `Default` has no directories).
+    let b_is_dir = |p: &[u8]| p.is_empty() || b.find_dir(p).is_some();
+    let removed = remove_entries(&ap, b, ops, progress)?;
+    let created = ap.ensure_dirs(&dirs_needed(ops), true)?;
+    let placed = place_entries(&ap, ops, cache, progress)?;
+    remove_emptied_dirs(&ap, ops, b_is_dir)?;
+    let written = placed.len() as u64;
+    record_base(
+        store, wt, b_id, &ap, ops, cache, placed, started_ns, b_is_dir,
+    )?;
+    Ok((written, removed, created))
+}
+
+/// What applying `ops` counts: every entry but a directory to make, and the bytes of the
+/// files placed.
+fn total_of(ops: &[Op]) -> Total {
+    Total {
         entries: ops
             .iter()
             .filter(|op| !matches!(op, Op::Place(new, _) if new.kind == Kind::Dir))
@@ -432,16 +454,16 @@ fn apply(
                 })
                 .sum(),
         ),
-    });
-    // (Its own copy of the path: the record of `wt` is staged below while this is open.)
-    let root = wt.path.clone();
-    let ap = Applier::new(store, &root, careful)?;
-    // A directory of the target: its root, an ancestor of an entry, or an empty directory
-    // (the one kind of directory entry), found among its directories' paths alone (the root
-    // named too: a manifest made by `Default` has no directories).
-    let b_is_dir = |p: &[u8]| p.is_empty() || b.find_dir(p).is_some();
+    }
+}
 
-    // 1. Entries the target lacks, deepest first.
+/// Step 1: removes the entries the target `b` lacks, deepest first; returns how many.
+fn remove_entries(
+    ap: &Applier<'_>,
+    b: &CompactManifest,
+    ops: &[Op],
+    progress: &Progress,
+) -> Result<u64> {
     let mut removed = 0;
     for op in ops.iter().rev() {
         let Op::Remove(old) = op else { continue };
@@ -455,8 +477,12 @@ fn apply(
         progress.add(1, 0);
         removed += 1;
     }
+    Ok(removed)
+}
 
-    // 2. Directories the target needs.
+/// Step 2: the directories the target needs: every ancestor of a placed entry, and every
+/// empty directory placed.
+fn dirs_needed(ops: &[Op]) -> BTreeSet<Vec<u8>> {
     let mut dirs: BTreeSet<Vec<u8>> = BTreeSet::new();
     for op in ops {
         if let Op::Place(new, _) = op {
@@ -468,9 +494,16 @@ fn apply(
             }
         }
     }
-    let created = ap.ensure_dirs(&dirs, true)?;
+    dirs
+}
 
-    // 3. Files and symlinks, in parallel.
+/// Step 3: places the files and symlinks, in parallel.
+fn place_entries(
+    ap: &Applier<'_>,
+    ops: &[Op],
+    cache: &StatCache,
+    progress: &Progress,
+) -> Result<Vec<Placed>> {
     let places: Vec<&Entry> = ops
         .iter()
         .filter_map(|op| match op {
@@ -478,16 +511,22 @@ fn apply(
             _ => None,
         })
         .collect();
-    let placed: Vec<Placed> = places
+    places
         .par_iter()
         .map(|e| {
             let placed = ap.place(e, true, cache);
             progress.add(1, file_bytes(e));
             placed
         })
-        .collect::<Result<_>>()?;
+        .collect::<Result<_>>()
+}
 
-    // 4. Directories of the old snapshot left empty.
+/// Step 4: removes the directories of the old snapshot left empty, deepest first.
+fn remove_emptied_dirs(
+    ap: &Applier<'_>,
+    ops: &[Op],
+    b_is_dir: impl Fn(&[u8]) -> bool,
+) -> Result<()> {
     let mut gone: BTreeSet<Vec<u8>> = BTreeSet::new();
     for op in ops {
         if let Op::Remove(old) = op {
@@ -501,10 +540,24 @@ fn apply(
     for q in gone.iter().rev() {
         ap.remove_dir_if_empty(q)?;
     }
+    Ok(())
+}
 
-    // 5. The new stat cache and base. Its time is taken after the writes, so that what this
-    // switch wrote is trusted at once (see `crate::cache`); records it did not write are
-    // smudged where racy against the time read before their stats.
+/// Step 5: the new stat cache and base. Its time is taken after the writes, so that what this
+/// switch wrote is trusted at once (see `crate::cache`); records it did not write are
+/// smudged where racy against the time read before their stats (`started_ns`).
+#[allow(clippy::too_many_arguments)]
+fn record_base(
+    store: &Store,
+    wt: &mut Worktree,
+    b_id: &Hash,
+    ap: &Applier<'_>,
+    ops: &[Op],
+    cache: &StatCache,
+    placed: Vec<Placed>,
+    started_ns: i64,
+    b_is_dir: impl Fn(&[u8]) -> bool + Sync + Send,
+) -> Result<()> {
     // The carried file and symlink records to drop: those of the paths the switch removed or
     // made directories. A file or symlink it placed has a fresh record, which replaces the
     // carried one anyway; leaving those paths out keeps this set empty for a switch that only
@@ -515,7 +568,6 @@ fn apply(
         .filter(|op| !matches!(op, Op::Place(new, _) if new.kind != Kind::Dir))
         .map(|op| op.path())
         .collect();
-    let written = placed.len() as u64;
     let (own, seen): (Vec<Placed>, Vec<Placed>) = placed.into_iter().partition(|p| p.written);
     let mut fresh: Vec<Rec> = own.into_iter().map(|p| p.rec).collect();
     let latest = cache::latest_fine_time(&fresh);
@@ -569,7 +621,7 @@ fn apply(
     );
     published?;
     cached?;
-    Ok((written, removed, created))
+    Ok(())
 }
 
 /// The bytes of file data an entry brings (a symlink's target is not file data).

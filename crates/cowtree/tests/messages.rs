@@ -281,7 +281,7 @@ const PRINTED: &[(&str, &str, &str)] = &[
     // Printed only where a test cannot make cowtree print them on purpose; each is built as
     // those above are (`cowtree_store::error::command`, `shell_word`), which the tests run.
     (
-        "crates/cowtree-store/src/checkout.rs",
+        "crates/cowtree-store/src/checkout/stage.rs",
         "\"warning: could not remove staging {} (`{}` removes it)",
         "not triggered: needs the removal of a checkout's own staging to fail",
     ),

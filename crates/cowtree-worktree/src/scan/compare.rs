@@ -18,7 +18,7 @@ use cowtree_store::manifest::DataRef;
 use cowtree_store::{Hash, Kind};
 use rustix::fs::FileType;
 
-use super::walk::{DirAt, Found, Visitor};
+use super::walker::{DirAt, Found, Visitor};
 use super::{Change, ChangeKind, Scan};
 use crate::base::Base;
 use crate::blob;
@@ -182,6 +182,117 @@ impl<'a> StatusShared<'a> {
     }
 }
 
+/// The change an entry at `path` shows.
+fn change(path: &[u8], kind: ChangeKind) -> Change {
+    Change {
+        path: path.to_vec(),
+        kind,
+        is_dir: false,
+    }
+}
+
+/// Compares a regular file found (`key`, `mode`: its stat) with its base entry: added, of
+/// another type, of another mode, modified; its record learnt where it was hashed.
+fn compare_file<'c>(
+    progress: &Progress,
+    at: &mut DirAt<'_>,
+    d: &mut StatusDir<'c>,
+    e: Found<'c, '_>,
+    key: StatKey,
+    mode: u32,
+    base: Option<CompactEntry<'_>>,
+) -> Result<()> {
+    let exec = mode & 0o111 != 0;
+    let Some(b) = base else {
+        d.changes.push(change(e.path, ChangeKind::Added));
+        return Ok(());
+    };
+    let DataRef::Blob { size, hash: want } = b.data else {
+        d.changes.push(change(e.path, ChangeKind::TypeChanged));
+        return Ok(());
+    };
+    if exec != (b.kind == Kind::Executable) {
+        d.changes.push(change(e.path, ChangeKind::ModeChanged));
+    }
+    // (hash, learnt now rather than taken from the cache)
+    let have = match at.trusted(&e, &key) {
+        Some(h) => Some((h, false)),
+        None if key.size != size => None,
+        None => {
+            d.hashed += 1;
+            blob::hash_at(at.dir, OsStr::from_bytes(&e.name))
+                .map_err(|err| Error::io_at("read", at.full(e.path), err))?
+                .map(|(n, h)| {
+                    progress.add(0, n);
+                    (h, true)
+                })
+        }
+    };
+    match have {
+        Some((h, fresh)) => {
+            if h != want {
+                d.changes.push(change(e.path, ChangeKind::Modified));
+            }
+            // Learnt now; the others are carried over from the old cache by the caller.
+            if fresh {
+                d.records.recs.push(Rec {
+                    path: e.path.to_vec(),
+                    key,
+                    hash: h,
+                });
+            }
+            d.records.leaves.push(e.name);
+        }
+        None => d.changes.push(change(e.path, ChangeKind::Modified)),
+    }
+    Ok(())
+}
+
+/// Compares a symlink found (`key`: its stat) with its base entry: added, of another type,
+/// modified; its record learnt where its target was read. One gone meanwhile is left out.
+fn compare_symlink<'c>(
+    at: &mut DirAt<'_>,
+    d: &mut StatusDir<'c>,
+    e: Found<'c, '_>,
+    key: StatKey,
+    base: Option<CompactEntry<'_>>,
+) -> Result<()> {
+    let (hash, fresh) = match at.trusted(&e, &key) {
+        Some(h) => (h, false),
+        None => match at.dir.read_link(OsStr::from_bytes(&e.name)) {
+            Ok(t) => {
+                d.hashed += 1;
+                (Hash::of(t.as_bytes()), true)
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => {
+                return Err(Error::io_at("", at.full(e.path), err));
+            }
+        },
+    };
+    match base {
+        None => d.changes.push(change(e.path, ChangeKind::Added)),
+        Some(CompactEntry {
+            data: DataRef::Target(target),
+            ..
+        }) => {
+            if Hash::of(target) != hash {
+                d.changes.push(change(e.path, ChangeKind::Modified));
+            }
+            if fresh {
+                d.records.recs.push(Rec {
+                    path: e.path.to_vec(),
+                    key,
+                    hash,
+                });
+            }
+            d.records.leaves.push(e.name);
+        }
+        Some(_) => d.changes.push(change(e.path, ChangeKind::TypeChanged)),
+    }
+    Ok(())
+}
+
 impl<'c> Visitor<'c> for Status<'_> {
     type Ctx = BaseRange;
     type Dir = StatusDir<'c>;
@@ -235,87 +346,18 @@ impl<'c> Visitor<'c> for Status<'_> {
                 return Ok(descend);
             }
             (FileType::RegularFile, Some(st)) => {
-                let key = StatKey::of(&st);
-                let exec = st.st_mode & 0o111 != 0;
-                let Some(b) = base else {
-                    d.changes.push(change(ChangeKind::Added));
-                    return Ok(None);
-                };
-                let DataRef::Blob { size, hash: want } = b.data else {
-                    d.changes.push(change(ChangeKind::TypeChanged));
-                    return Ok(None);
-                };
-                if exec != (b.kind == Kind::Executable) {
-                    d.changes.push(change(ChangeKind::ModeChanged));
-                }
-                // (hash, learnt now rather than taken from the cache)
-                let have = match at.trusted(&e, &key) {
-                    Some(h) => Some((h, false)),
-                    None if key.size != size => None,
-                    None => {
-                        d.hashed += 1;
-                        blob::hash_at(at.dir, OsStr::from_bytes(&e.name))
-                            .map_err(|err| Error::io_at("read", at.full(e.path), err))?
-                            .map(|(n, h)| {
-                                shared.progress.add(0, n);
-                                (h, true)
-                            })
-                    }
-                };
-                match have {
-                    Some((h, fresh)) => {
-                        if h != want {
-                            d.changes.push(change(ChangeKind::Modified));
-                        }
-                        // Learnt now; the others are carried over from the old cache by the
-                        // caller.
-                        if fresh {
-                            d.records.recs.push(Rec {
-                                path: e.path.to_vec(),
-                                key,
-                                hash: h,
-                            });
-                        }
-                        d.records.leaves.push(e.name);
-                    }
-                    None => d.changes.push(change(ChangeKind::Modified)),
-                }
+                compare_file(
+                    shared.progress,
+                    at,
+                    d,
+                    e,
+                    StatKey::of(&st),
+                    st.st_mode,
+                    base,
+                )?;
             }
             (FileType::Symlink, Some(st)) => {
-                let key = StatKey::of(&st);
-                let (hash, fresh) = match at.trusted(&e, &key) {
-                    Some(h) => (h, false),
-                    None => match at.dir.read_link(OsStr::from_bytes(&e.name)) {
-                        Ok(t) => {
-                            d.hashed += 1;
-                            (Hash::of(t.as_bytes()), true)
-                        }
-                        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-                        Err(err) => {
-                            return Err(Error::io_at("", at.full(e.path), err));
-                        }
-                    },
-                };
-                match base {
-                    None => d.changes.push(change(ChangeKind::Added)),
-                    Some(CompactEntry {
-                        data: DataRef::Target(target),
-                        ..
-                    }) => {
-                        if Hash::of(target) != hash {
-                            d.changes.push(change(ChangeKind::Modified));
-                        }
-                        if fresh {
-                            d.records.recs.push(Rec {
-                                path: e.path.to_vec(),
-                                key,
-                                hash,
-                            });
-                        }
-                        d.records.leaves.push(e.name);
-                    }
-                    Some(_) => d.changes.push(change(ChangeKind::TypeChanged)),
-                }
+                compare_symlink(at, d, e, StatKey::of(&st), base)?;
             }
             (_, _) => {
                 let kind = if base.is_some() {

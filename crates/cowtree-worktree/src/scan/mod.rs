@@ -1,17 +1,17 @@
 //! The worktree walk behind status, incremental snapshot and registration.
 //!
-//! The traversal (`walk.rs`) is one piece, on the one walker of cowtree
+//! The traversal (`walker.rs`) is one piece, on the one walker of cowtree
 //! ([`cowtree_fs::walk`]): it opens each directory relative to its parent, lists it (or
 //! takes its entries from the stat cache when the directory's record proves them unchanged)
 //! and `lstat`s each entry, never following a symlink. What is done with each entry is a
 //! visitor's: status and adopt (`compare.rs`) compare the tree with its base, the incremental
-//! snapshot (`record.rs`) records it into the store. A file whose stat equals its stat cache
+//! snapshot (`incremental.rs`) records it into the store. A file whose stat equals its stat cache
 //! record (and is not racy, see [`crate::cache`]) takes the cached content hash; only the
 //! others are read.
 
 mod compare;
-mod record;
-mod walk;
+mod incremental;
+mod walker;
 
 use std::path::Path;
 
@@ -19,14 +19,14 @@ use cowtree_fs::dir::Dir;
 use cowtree_fs::progress::Progress;
 use cowtree_store::Store;
 
-pub use record::{Tree, cache_record};
-pub use walk::keeps_dir_times;
+pub use incremental::{Tree, cache_record};
+pub use walker::keeps_dir_times;
 
 use crate::base::Base;
 use crate::cache::{Rec, StatCache};
 use crate::error::Result;
 use crate::paths::show;
-use walk::Walker;
+use walker::Walker;
 
 /// What a change is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -175,7 +175,7 @@ pub fn scan_with_progress(
             stored,
             frozen: _,
         } => {
-            let shared = record::SnapshotShared::new(store, staging, stored, base, progress);
+            let shared = incremental::SnapshotShared::new(store, staging, stored, base, progress);
             // The store itself, inside the tree being recorded, is never recorded into
             // itself.
             let (workers, listed) = walker

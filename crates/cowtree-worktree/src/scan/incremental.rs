@@ -22,7 +22,7 @@ use cowtree_store::{Hash, Kind, Store};
 use rustix::fs::FileType;
 
 use super::Scan;
-use super::walk::{DirAt, Found, Visitor};
+use super::walker::{DirAt, Found, Visitor};
 use crate::base::Base;
 use crate::blob;
 use crate::cache::{self, Rec, StatKey};
@@ -226,11 +226,10 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
                 (Part::Symlink { target, key }, None)
             }
             (other, _) => {
-                return Err(Error::msg(format!(
-                    "{}: is a special file ({other:?}); only files, directories and \
-                     symlinks can be recorded",
-                    at.full(e.path).display()
-                )));
+                return Err(Error::SpecialFile {
+                    path: at.full(e.path),
+                    how: format!("is a special file ({other:?})"),
+                });
             }
         };
         d.found.push((e.name, part));
@@ -291,12 +290,11 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
         }
         // Items address this directory's encoding and lists with u32 offsets.
         if man_len > u32::MAX as usize || found.len() > u32::MAX as usize {
-            return Err(Error::msg(format!(
-                "{}: directory too large to record incrementally ({} entries, {man_len} bytes \
-                 of manifest); use --full",
-                at.full(rel).display(),
-                found.len()
-            )));
+            return Err(Error::TooLargeForIncremental {
+                path: at.full(rel),
+                entries: found.len(),
+                bytes: man_len,
+            });
         }
         out.man.reserve_exact(man_len);
         out.keys.reserve_exact(leaves);

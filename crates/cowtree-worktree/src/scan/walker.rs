@@ -268,6 +268,72 @@ impl<'a> Walker<'a> {
     }
 }
 
+impl<'a> Common<'a> {
+    /// The directory's own stat, where needed: for its record (taken before it is listed, so
+    /// that a change made while it is listed shows in the next stat), and to find the
+    /// directory left out. `None` for the directory left out.
+    fn own_stat(&self, dir: &Dir, rel: &[u8]) -> Result<Option<Option<Stat>>> {
+        let skip_here = self.skip.filter(|_| !rel.is_empty());
+        let dst = if self.dir_records || skip_here.is_some() {
+            Some(
+                dir.stat_self()
+                    .map_err(|e| Error::io_at("stat", self.full(rel), e))?,
+            )
+        } else {
+            None
+        };
+        if let (Some(skip), Some(st)) = (skip_here, &dst)
+            && (cowtree_fs::sys::stat_dev(st), st.st_ino) == skip
+        {
+            return Ok(None);
+        }
+        Ok(Some(dst))
+    }
+
+    /// A directory's entries as the stat cache holds them (`prefix`: the length of the
+    /// directory's path and its slash).
+    fn cached_entries(&self, c: cache::Children<'a>, prefix: usize) -> Vec<Ent<'a>> {
+        let cache::Children {
+            files,
+            dirs,
+            dir_recs,
+            ..
+        } = c;
+        let mut list = Vec::with_capacity(files.len() + dirs.len());
+        list.extend(files.into_iter().map(|i| Ent {
+            name: Cow::Borrowed(self.cache.name_at(i, prefix)),
+            ft: FileType::Unknown,
+            rec: Some(i),
+            drec: None,
+        }));
+        list.extend(dirs.into_iter().zip(dir_recs).map(|(n, j)| Ent {
+            name: Cow::Borrowed(n),
+            ft: FileType::Directory,
+            rec: None,
+            drec: Some(j),
+        }));
+        list
+    }
+}
+
+/// A directory's entries as listed.
+fn listed_entries<'a, C>(
+    d: &mut DirVisit<'_, C, Infallible>,
+    common: &Common<'_>,
+    rel: &[u8],
+) -> Result<Vec<Ent<'a>>> {
+    Ok(d.entries()
+        .map_err(|e| Error::io_at("read directory", common.full(rel), e))?
+        .into_iter()
+        .map(|e| Ent {
+            name: Cow::Owned(e.name.into_vec()),
+            ft: e.file_type,
+            rec: None,
+            drec: None,
+        })
+        .collect())
+}
+
 /// One worker of a walk: its visitor, and the directories it listed.
 struct Worker<'a, 'w, V> {
     common: &'w Common<'a>,
@@ -288,24 +354,9 @@ impl<'a, V: Visitor<'a>> walk::Visitor for Worker<'a, '_, V> {
         let common = self.common;
         let rel = d.rel().to_vec();
         let rel = &rel[..];
-        // The directory's own stat: for its record (taken before it is listed, so that a
-        // change made while it is listed shows in the next stat), and to find the directory
-        // left out.
-        let skip_here = common.skip.filter(|_| !rel.is_empty());
-        let dst = if common.dir_records || skip_here.is_some() {
-            Some(
-                d.dir()
-                    .stat_self()
-                    .map_err(|e| Error::io_at("stat", common.full(rel), e))?,
-            )
-        } else {
-            None
-        };
-        if let (Some(skip), Some(st)) = (skip_here, &dst)
-            && (cowtree_fs::sys::stat_dev(st), st.st_ino) == skip
-        {
+        let Some(dst) = common.own_stat(d.dir(), rel)? else {
             return Ok(());
-        }
+        };
         // Directory records only on the root's filesystem (a filesystem mounted beneath may
         // not keep directory times).
         let key = dst
@@ -319,39 +370,10 @@ impl<'a, V: Visitor<'a>> walk::Visitor for Worker<'a, '_, V> {
         // The names' hash when they came from the cache (the same names hash the same).
         let names_hash = cached.as_ref().map(|c| c.hash);
         let mut list: Vec<Ent<'a>> = match cached {
-            Some(cache::Children {
-                files,
-                dirs,
-                dir_recs,
-                ..
-            }) => {
-                let mut list = Vec::with_capacity(files.len() + dirs.len());
-                list.extend(files.into_iter().map(|i| Ent {
-                    name: Cow::Borrowed(common.cache.name_at(i, prefix)),
-                    ft: FileType::Unknown,
-                    rec: Some(i),
-                    drec: None,
-                }));
-                list.extend(dirs.into_iter().zip(dir_recs).map(|(n, j)| Ent {
-                    name: Cow::Borrowed(n),
-                    ft: FileType::Directory,
-                    rec: None,
-                    drec: Some(j),
-                }));
-                list
-            }
+            Some(c) => common.cached_entries(c, prefix),
             None => {
                 self.listed += 1;
-                d.entries()
-                    .map_err(|e| Error::io_at("read directory", common.full(rel), e))?
-                    .into_iter()
-                    .map(|e| Ent {
-                        name: Cow::Owned(e.name.into_vec()),
-                        ft: e.file_type,
-                        rec: None,
-                        drec: None,
-                    })
-                    .collect()
+                listed_entries(d, common, rel)?
             }
         };
         let from_cache = names_hash.is_some();

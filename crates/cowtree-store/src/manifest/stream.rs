@@ -1,0 +1,198 @@
+//! Reading a manifest from a stream a chunk at a time, hashing every byte to the end, each
+//! entry handed to a [`Sink`] as it is decoded: the encoding is never held whole.
+
+use crate::hash::Hash;
+
+use super::check::Checker;
+use super::encoding::{Entry, EntryRef, HEADER_LEN, Reader};
+use super::error::ManifestError;
+
+/// Bytes [`Manifest::read`] reads at a time.
+pub(crate) const READ_CHUNK: usize = 1 << 20;
+
+/// Reads and hashes every byte `src` gives (to the end, even past an error), `chunk` bytes at
+/// a time, decoding the entries into `sink` (framed, then nothing after the last one): what
+/// [`Manifest::read`], [`crate::compact::CompactManifest::read`] and [`read_each`] share.
+/// `size` is the length expected (the file's), which bounds the sink's first allocation.
+pub(crate) fn read_into(
+    src: impl std::io::Read,
+    size: u64,
+    chunk: usize,
+    sink: &mut impl Sink,
+) -> std::io::Result<(Hash, Result<(), ManifestError>)> {
+    let mut s = Stream::new(src, chunk);
+    let decoded = s.decode(size, sink)?;
+    // The bytes after the last entry (all of them, after an error), read and hashed.
+    let rest = s.rest()?;
+    let decoded = decoded.and(match rest {
+        0 => Ok(()),
+        n => Err(ManifestError::TrailingBytes(n)),
+    });
+    Ok((s.hash(), decoded))
+}
+
+/// Reads the manifest `src` reads as [`Manifest::read`] does (a chunk at a time, every byte
+/// hashed to the end), checking each entry as [`validate`] does and handing it to `f` once
+/// checked, holding none: what reads a snapshot's entries once (verify's check of the blobs
+/// they name). Entries before a refused one, and those of bytes that turn out not to be the
+/// snapshot's (the hash returned), have been handed to `f`: discard what it made of them.
+pub(crate) fn read_each(
+    src: impl std::io::Read,
+    size: u64,
+    f: &mut dyn FnMut(EntryRef<'_>),
+) -> std::io::Result<(Hash, Result<(), ManifestError>)> {
+    struct Each<'f> {
+        checker: Checker,
+        f: &'f mut dyn FnMut(EntryRef<'_>),
+    }
+    impl Sink for Each<'_> {
+        fn reserve(&mut self, _: usize) {}
+        fn push(&mut self, index: u64, e: EntryRef<'_>) -> Result<(), ManifestError> {
+            // (Decoded entries' data matches their kind.)
+            self.checker
+                .check(index, e.path, e.kind, e.target(), true)?;
+            (self.f)(e);
+            Ok(())
+        }
+    }
+    let mut each = Each {
+        checker: Checker::default(),
+        f,
+    };
+    read_into(src, size, READ_CHUNK, &mut each)
+}
+
+/// Where [`Stream::decode`] puts the entries it decodes, one at a time in their order.
+pub(crate) trait Sink {
+    /// Room for `n` entries (bounded by what the input's size can hold).
+    fn reserve(&mut self, n: usize);
+    /// Entry `index`, framed and decoded (its data matches its kind); an error ends the
+    /// decoding with it.
+    fn push(&mut self, index: u64, e: EntryRef<'_>) -> Result<(), ManifestError>;
+}
+
+impl Sink for Vec<Entry> {
+    fn reserve(&mut self, n: usize) {
+        // (A wrong size that no allocation can hold is not a panic: the entries then grow.)
+        let _ = self.try_reserve_exact(n);
+    }
+
+    fn push(&mut self, _: u64, e: EntryRef<'_>) -> Result<(), ManifestError> {
+        Vec::push(self, e.to_entry());
+        Ok(())
+    }
+}
+
+/// A manifest being read and hashed a chunk at a time ([`Manifest::read`]).
+struct Stream<R> {
+    src: R,
+    chunk: usize,
+    hasher: blake3::Hasher,
+    /// Bytes read and not yet decoded, from `start` on.
+    buf: Vec<u8>,
+    start: usize,
+    /// Every byte has been read.
+    eof: bool,
+}
+
+impl<R: std::io::Read> Stream<R> {
+    /// Reads `src` `chunk` bytes at a time.
+    fn new(src: R, chunk: usize) -> Stream<R> {
+        Stream {
+            src,
+            chunk: chunk.max(1),
+            hasher: blake3::Hasher::new(),
+            buf: Vec::new(),
+            start: 0,
+            eof: false,
+        }
+    }
+
+    /// The hash of the bytes read so far (all of them after [`Stream::rest`]).
+    fn hash(&self) -> Hash {
+        Hash::from(self.hasher.finalize())
+    }
+
+    /// Reads one more chunk after the bytes not yet decoded (dropping those decoded), hashing
+    /// it; sets `eof` when the source ends within it.
+    fn more(&mut self) -> std::io::Result<()> {
+        use std::io::Read;
+        self.buf.drain(..self.start);
+        self.start = 0;
+        let had = self.buf.len();
+        // (Amortised: an entry whose framing claims gigabytes keeps what follows it, as
+        // `Manifest::decode` would see it, without a copy of the buffer per chunk.)
+        self.buf.reserve(self.chunk);
+        let n = (&mut self.src)
+            .take(self.chunk as u64)
+            .read_to_end(&mut self.buf)?;
+        self.hasher.update(&self.buf[had..]);
+        self.eof = n < self.chunk;
+        Ok(())
+    }
+
+    /// Runs `f` on the bytes not yet decoded, reading more while what it reads runs past them
+    /// (`Truncated`) and there are more: so it sees what it would see of the whole encoding.
+    /// What it decoded is consumed when it succeeds.
+    fn parse<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Reader<'_>) -> Result<T, ManifestError>,
+    ) -> std::io::Result<Result<T, ManifestError>> {
+        loop {
+            let mut r = Reader {
+                bytes: &self.buf[self.start..],
+                pos: 0,
+            };
+            match f(&mut r) {
+                Err(ManifestError::Truncated { .. }) if !self.eof => self.more()?,
+                got => {
+                    if got.is_ok() {
+                        self.start += r.pos;
+                    }
+                    return Ok(got);
+                }
+            }
+        }
+    }
+
+    /// The header and every entry, framed and decoded into `sink` ([`Manifest::decode`]
+    /// before its check of what follows and its validation).
+    fn decode(
+        &mut self,
+        size: u64,
+        sink: &mut impl Sink,
+    ) -> std::io::Result<Result<(), ManifestError>> {
+        // The whole header, or the whole input if shorter.
+        self.more()?;
+        while self.buf.len() - self.start < HEADER_LEN && !self.eof {
+            self.more()?;
+        }
+        let count = match self.parse(|r| r.header())? {
+            Ok(count) => count,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Each entry takes at least 6 bytes; never trust the count for an allocation.
+        let cap = usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(usize::try_from(size.saturating_sub(HEADER_LEN as u64) / 6).unwrap_or(0));
+        sink.reserve(cap);
+        for index in 0..count {
+            match self.parse(|r| r.entry(index).and_then(|e| sink.push(index, e)))? {
+                Ok(()) => {}
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Reads to the end: how many bytes were left after those decoded.
+    fn rest(&mut self) -> std::io::Result<usize> {
+        let mut n = self.buf.len() - self.start;
+        while !self.eof {
+            self.start = self.buf.len();
+            self.more()?;
+            n += self.buf.len();
+        }
+        Ok(n)
+    }
+}
