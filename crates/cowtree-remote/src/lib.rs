@@ -37,6 +37,7 @@ mod index;
 pub mod list;
 pub mod lock;
 pub mod pack;
+pub mod partial;
 pub mod pull;
 pub mod push;
 pub mod remote;
