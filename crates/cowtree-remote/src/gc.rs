@@ -107,8 +107,8 @@ pub struct GcReport {
     pub leftovers_deleted: u64,
     /// Stale locks deleted.
     pub locks_deleted: u64,
-    /// Objects no snapshot needs left because they are younger than the grace period, and
-    /// their bytes.
+    /// Objects no snapshot needs (all or part of) left because they are younger than the
+    /// grace period, and the bytes of them no snapshot needs.
     pub young_kept: u64,
     /// Bytes of those.
     pub young_kept_bytes: u64,
@@ -206,12 +206,19 @@ pub fn plan(
     }
     // Young packs keep what they hold: their blobs are claimed first, so that an old copy of
     // the same blob counts as unneeded.
-    for (_, index, _, modified) in &valid {
+    for (_, index, size, modified) in &valid {
         if !old(*modified) {
+            let mut useful = 0;
             for s in &index.slots {
                 if needed.contains_key(&s.hash) {
                     claimed.insert(s.hash);
+                    useful += s.len;
                 }
+            }
+            // Left, with what of it no snapshot needs, for a later gc.
+            if useful < *size {
+                p.young_kept += 1;
+                p.young_kept_bytes += size - useful;
             }
         }
     }
@@ -679,11 +686,9 @@ mod tests {
         assert!(p.drop_packs.is_empty() && p.leftovers.is_empty());
         assert_eq!(p.drop_blobs, vec![h(71)], "only the old large blob");
         assert_eq!(
-            p.young_kept, 2,
-            "the young large blob and the young lone pack"
+            p.young_kept, 3,
+            "the young large blob, the young lone pack, the young pack no snapshot needs"
         );
-        // The young pack holds no needed blob, but it is not counted in young_kept: it is
-        // an indexed pack left for a later gc.
         let p = plan(
             &packs,
             &large,

@@ -201,8 +201,8 @@ fn a_server_killed_during_gc_and_restarted_leaves_a_remote_gc_push_and_pull_acce
     };
     let cfg: RemoteConfig = s3_config(&srv, "own");
     let mut ids = Vec::new();
-    let src = dir.path().join("src");
     for g in 0..4u64 {
+        let src = dir.path().join(format!("src{g}"));
         make_tree(&src, 300, 32 << 10, 20 + g);
         let id = cowtree_store::ingest::snapshot_dir(&store, &src, None)
             .unwrap()
@@ -286,6 +286,7 @@ fn a_server_killed_during_gc_and_restarted_leaves_a_remote_gc_push_and_pull_acce
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         drop(pdir);
     }
+    let src = dir.path().join("src-last");
     make_tree(&src, 300, 32 << 10, 99);
     let id = cowtree_store::ingest::snapshot_dir(&store, &src, None)
         .unwrap()

@@ -403,6 +403,7 @@ fn pushes_of_several_hosts_pulls_and_gc_race_and_nothing_referenced_is_lost() {
     let Some(a) = scratch(Fs::Xfs) else { return };
     let root = a.path().to_path_buf();
     let ctx = Arc::new(Ctx::new(srv, &root.join("host0")));
+    common::init_store(&root.join("gc-store"));
     const HOSTS: usize = 3;
     const ROUNDS: u64 = 4;
     // Snapshots pushed (id, a copy of its tree), as pushes return.
@@ -433,9 +434,22 @@ fn pushes_of_several_hosts_pulls_and_gc_race_and_nothing_referenced_is_lost() {
         std::thread::spawn(move || {
             let mut runs = 0;
             let mut deleted = 0;
+            let mut repacked = 0;
+            let gs = root.join("gc-store");
             while !done.load(std::sync::atomic::Ordering::SeqCst) || runs < 2 {
+                // A decoy, pushed then removed: the whole tree of some host's round (which
+                // that host pushes a fifth of, before or after), so that packs the hosts use
+                // are left partly needed, to be repacked under the pulls.
+                let (h, r) = (runs % HOSTS as u64, (runs / HOSTS as u64) % ROUNDS);
+                let decoy = root.join(format!("decoy{runs}"));
+                write_tree(&decoy, 250, 24 << 10, 100 * (h + 1) + r, 1.0);
+                let id = snapshot(&ctx, &gs, &decoy);
+                ctx.cw(&gs, &["push", "--quiet", &id])
+                    .assert_ok("decoy push");
+                ctx.cw(&gs, &["remote", "rm", "origin", &id])
+                    .assert_ok("rm during pushes");
                 let r = ctx.cw(
-                    &root.join("gc-store"),
+                    &gs,
                     &[
                         "remote",
                         "gc",
@@ -450,11 +464,12 @@ fn pushes_of_several_hosts_pulls_and_gc_race_and_nothing_referenced_is_lost() {
                 let g = r.assert_ok("gc during pushes").json();
                 assert_eq!(g["blobs_missing"], 0, "{g}");
                 deleted += g["objects_deleted"].as_u64().unwrap();
+                repacked += g["packs_repacked"].as_u64().unwrap();
                 runs += 1;
                 // gc runs now and then, not back to back: pushes get in between.
                 std::thread::sleep(Duration::from_millis(300));
             }
-            (runs, deleted)
+            (runs, deleted, repacked)
         })
     };
     let puller = {
@@ -496,9 +511,13 @@ fn pushes_of_several_hosts_pulls_and_gc_race_and_nothing_referenced_is_lost() {
         p.join().expect("pusher");
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (runs, deleted) = gc.join().expect("gc");
+    let (runs, deleted, repacked) = gc.join().expect("gc");
     let (pulls, raced) = puller.join().expect("puller");
-    println!("gc runs {runs} (deleted {deleted} objects), pulls {pulls} ({raced} raced gc)");
+    println!(
+        "gc runs {runs} (deleted {deleted} objects, repacked {repacked} packs), pulls {pulls} \
+         ({raced} raced gc)"
+    );
+    assert!(deleted > 0, "gc had decoys to delete");
     // Every push that returned is complete: each pulls exact into a fresh store.
     let pushed = pushed.lock().unwrap().clone();
     assert_eq!(pushed.len(), HOSTS * ROUNDS as usize);

@@ -207,8 +207,8 @@ pub fn gc(store: Option<&Store>, name: &str, opts: &GcOptions, json: bool) -> Cm
     );
     if r.young_kept > 0 {
         eprintln!(
-            "cowtree: {} object(s) ({}) no snapshot needs are younger than the grace period \
-             ({} s) and were left; a later gc deletes them",
+            "cowtree: {} object(s) holding {} no snapshot needs are younger than the grace \
+             period ({} s) and were left; a later gc deletes them",
             r.young_kept,
             human(r.young_kept_bytes),
             opts.grace.as_secs()
