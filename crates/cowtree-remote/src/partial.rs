@@ -106,7 +106,8 @@ mod tests {
     fn select_keeps_only_the_selected_entries() {
         let h = cowtree_store::Hash::of(b"x");
         let m = Manifest::new(vec![
-            Entry::dir(b"pkg".to_vec()),
+            Entry::dir(b"pkg/a/empty".to_vec()),
+            Entry::dir(b"pkg/c".to_vec()),
             Entry::blob(b"pkg/a/f".to_vec(), false, 1, h),
             Entry::blob(b"pkg/b/g".to_vec(), true, 1, h),
             Entry::symlink(b"pkg/a/l".to_vec(), b"f".to_vec()),
@@ -115,7 +116,7 @@ mod tests {
         .unwrap();
         let part = select(&m.encode(), &["pkg/a/**".into()]).unwrap().unwrap();
         let paths: Vec<&[u8]> = part.entries().iter().map(|e| e.path.as_slice()).collect();
-        assert_eq!(paths, vec![&b"pkg/a/f"[..], b"pkg/a/l"]);
+        assert_eq!(paths, vec![&b"pkg/a/empty"[..], b"pkg/a/f", b"pkg/a/l"]);
         assert!(select(&m.encode(), &["nothing".into()]).unwrap().is_none());
     }
 }
