@@ -130,6 +130,48 @@ pub enum Error {
         /// The blobs it had placed.
         cleanup: Cleanup,
     },
+    /// A lock this operation needs is held by others (a gc, or pushes) past the time it waits.
+    #[error(
+        "remote {remote}: could not take a {kind} lock within {waited} s: {holder}; a lock is \
+         taken for stale once the server has not seen it rewritten for {stale} s (or at once, \
+         on the host that wrote it, when its process is gone)"
+    )]
+    Locked {
+        /// The remote.
+        remote: String,
+        /// The lock wanted.
+        kind: &'static str,
+        /// The lock in the way.
+        holder: String,
+        /// Seconds waited.
+        waited: u64,
+        /// Seconds after which a lock not rewritten is stale.
+        stale: u64,
+    },
+    /// The lock this operation held can no longer be trusted (deleted by another host as
+    /// stale, or not rewritten for too long): it stopped before committing or deleting more.
+    #[error(
+        "remote {remote}: the {kind} lock {key} can no longer be trusted ({why}); stopped \
+         before committing or deleting anything more; run it again"
+    )]
+    LockLost {
+        /// The remote.
+        remote: String,
+        /// The lock's key.
+        key: String,
+        /// Its kind.
+        kind: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// The server does not behave as the lock discipline needs.
+    #[error("remote {remote}: {detail}")]
+    Inconsistent {
+        /// The remote.
+        remote: String,
+        /// What it did.
+        detail: String,
+    },
     /// Any other failure of a request, after retries.
     #[error("remote {remote}: {key}: {source}")]
     Request {

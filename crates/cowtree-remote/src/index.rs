@@ -57,6 +57,56 @@ pub fn idx_key(id: &Hash) -> String {
     format!("packs/{id}.idx")
 }
 
+/// Reads pack index `id`: from the local cache `idx_dir` when it holds it (checked against
+/// its name), else from the remote (then kept in the cache). Checked: it hashes to its name
+/// and decodes.
+pub(crate) async fn read_index(
+    remote: &Remote,
+    idx_dir: Option<&cowtree_fs::dir::Dir>,
+    id: &Hash,
+) -> Result<PackIndex> {
+    let name = id.to_hex();
+    let cached = idx_dir
+        .and_then(|d| {
+            rustix::fs::openat(
+                d,
+                name.as_str(),
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW,
+                rustix::fs::Mode::empty(),
+            )
+            .ok()
+        })
+        .and_then(|fd| cowtree_fs::read::read_whole(&fd).ok())
+        .filter(|b| Hash::of(b) == *id);
+    let bytes = match cached {
+        Some(b) => b,
+        None => {
+            let key = idx_key(id);
+            let b = remote.get(&key).await?.ok_or_else(|| Error::Missing {
+                remote: remote.name().to_string(),
+                what: format!("pack index {} vanished while being read", remote.key(&key)),
+            })?;
+            if Hash::of(&b) != *id {
+                return Err(Error::Corrupt {
+                    remote: remote.name().to_string(),
+                    key: remote.key(&key).to_string(),
+                    detail: "the pack index does not hash to its name".into(),
+                });
+            }
+            // The cache only saves requests: a failure to write it is not an error.
+            if let Some(d) = idx_dir {
+                let _ = cowtree_fs::dir::write_atomic(d, OsStr::new(&name), &b, 0o444, false);
+            }
+            b.to_vec()
+        }
+    };
+    PackIndex::decode(&bytes).map_err(|e| Error::Corrupt {
+        remote: remote.name().to_string(),
+        key: remote.key(&idx_key(id)).to_string(),
+        detail: format!("pack index refused: {e}"),
+    })
+}
+
 /// Reads the remote's indexes. An index whose pack is absent or of another length is left
 /// out (its blobs count as missing: a push sends them again, a pull reports them missing).
 pub async fn load(store: &Store, remote: &Remote) -> Result<RemoteIndex> {
@@ -79,48 +129,8 @@ pub async fn load(store: &Store, remote: &Remote) -> Result<RemoteIndex> {
         source: e,
     })?;
     let idx_dir = &idx_dir;
-    let cache_path = &cache_path;
     let fetched: Vec<Result<(Hash, PackIndex)>> = futures::stream::iter(idx_ids)
-        .map(|id| async move {
-            let name = id.to_hex();
-            let cached = rustix::fs::openat(
-                idx_dir,
-                name.as_str(),
-                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW,
-                rustix::fs::Mode::empty(),
-            )
-            .ok()
-            .and_then(|fd| cowtree_fs::read::read_whole(&fd).ok())
-            .filter(|b| Hash::of(b) == id);
-            let bytes = match cached {
-                Some(b) => b,
-                None => {
-                    let key = idx_key(&id);
-                    let b = remote.get(&key).await?.ok_or_else(|| Error::Missing {
-                        remote: remote.name().to_string(),
-                        what: format!("pack index {} vanished while being read", remote.key(&key)),
-                    })?;
-                    if Hash::of(&b) != id {
-                        return Err(Error::Corrupt {
-                            remote: remote.name().to_string(),
-                            key: remote.key(&key).to_string(),
-                            detail: "the pack index does not hash to its name".into(),
-                        });
-                    }
-                    // The cache only saves requests: a failure to write it is not an error.
-                    let _ =
-                        cowtree_fs::dir::write_atomic(idx_dir, OsStr::new(&name), &b, 0o444, false);
-                    b.to_vec()
-                }
-            };
-            let idx = PackIndex::decode(&bytes).map_err(|e| Error::Corrupt {
-                remote: remote.name().to_string(),
-                key: remote.key(&idx_key(&id)).to_string(),
-                detail: format!("pack index refused: {e}"),
-            })?;
-            let _ = cache_path;
-            Ok((id, idx))
-        })
+        .map(|id| async move { Ok((id, read_index(remote, Some(idx_dir), &id).await?)) })
         .buffer_unordered(16)
         .collect()
         .await;

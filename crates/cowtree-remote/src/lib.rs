@@ -5,13 +5,17 @@
 //! remote. Remote layout (docs/remote.md has the full description):
 //!
 //! ```text
-//! cowtree-remote          version file: "cowtree-remote 1\n"
+//! cowtree-remote          version file: "cowtree-remote 2\n" (1: before locks)
 //! packs/<id>.pack         blobs concatenated; id = BLAKE3 of the index bytes
 //! packs/<id>.idx          the pack's index (see [`pack`]); written after the pack
 //! blobs/<hash>            a large blob as one object (uploaded in parts)
 //! snapshots/<id>          a manifest, written after every blob it names: the commit marker
 //! names/<name>            "<id>\n", changed only by conditional writes
+//! locks/<kind>-<host>-..  lock objects (see [`lock`]): pushes share, gc/forget/rm exclude
 //! ```
+//!
+//! [`forget`] drops snapshots (by retention policy, or by name) and [`gc`] deletes what no
+//! snapshot needs, under the lock discipline of [`lock`].
 //!
 //! Everything but `names/` is immutable and content-addressed, created with
 //! `If-None-Match: *` ("already exists" is success). The object_store crate does the requests,
@@ -27,9 +31,13 @@
 
 pub mod config;
 pub mod error;
+pub mod forget;
+pub mod gc;
 mod index;
 pub mod list;
+pub mod lock;
 pub mod pack;
+pub mod partial;
 pub mod pull;
 pub mod push;
 pub mod remote;

@@ -52,6 +52,9 @@ pub struct PullReport {
     /// Local names that pointed at another snapshot and were moved, with where they pointed
     /// (also in `names_set`).
     pub names_moved: Vec<(String, Hash)>,
+    /// For a partial pull: each snapshot asked for, the snapshot recorded for its part, and
+    /// the part's files and bytes.
+    pub parts: Vec<(Hash, Hash, u64, u64)>,
     /// Requests made.
     pub requests: u64,
     /// Wall time.
@@ -84,11 +87,15 @@ enum Job {
 }
 
 /// How a pull treats the local names it sets.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PullOptions {
     /// Move a local name that points at another snapshot than the remote's name, even when
     /// this store did not set it from that remote name (see [`pull_with`]).
     pub force: bool,
+    /// Pull only the part of each snapshot these globs select ([`crate::partial`]), recorded
+    /// as a snapshot of its own (see [`PullReport::parts`]); no name is set. Empty: whole
+    /// snapshots.
+    pub paths: Vec<String>,
 }
 
 /// [`pull_with`] without `force`.
@@ -139,7 +146,8 @@ pub fn pull_with(
         }
         // Local names the pull would move off another snapshot: refused before anything is
         // fetched, unless forced.
-        for w in &wanted {
+        let partial = !opts.paths.is_empty();
+        for w in wanted.iter().filter(|_| !partial) {
             let Some((name, _)) = &w.name else { continue };
             let Some(local) = cowtree_store::refs::get(store, name)? else {
                 continue;
@@ -160,6 +168,36 @@ pub fn pull_with(
         let mut manifests: Vec<(Hash, bytes::Bytes)> = Vec::new();
         for w in &wanted {
             report.ids.push(w.id);
+            if partial {
+                let full = if store.has_snapshot(&w.id)? {
+                    bytes::Bytes::from(store.read_snapshot(&w.id)?)
+                } else {
+                    fetch_manifest(remote, w).await?
+                };
+                let key = || remote.key(&format!("snapshots/{}", w.id)).to_string();
+                let part = crate::partial::select(&full, &opts.paths)
+                    .map_err(|e| Error::Corrupt {
+                        remote: remote.name().to_string(),
+                        key: key(),
+                        detail: format!("manifest of snapshot {} refused: {e}", w.id),
+                    })?
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "remote {}: no path of snapshot {} matches {}",
+                            remote.name(),
+                            w.id,
+                            opts.paths.join(" ")
+                        ))
+                    })?;
+                let id = part.id();
+                report.parts.push((w.id, id, part.files(), part.bytes()));
+                if store.has_snapshot(&id)? || manifests.iter().any(|(m, _)| *m == id) {
+                    report.snapshots_skipped += 1;
+                } else {
+                    manifests.push((id, bytes::Bytes::from(part.encode())));
+                }
+                continue;
+            }
             if store.has_snapshot(&w.id)? || manifests.iter().any(|(id, _)| *id == w.id) {
                 report.snapshots_skipped += 1;
                 continue;
@@ -198,11 +236,16 @@ pub fn pull_with(
             })?;
         }
         drop(seen);
-        if !needs.is_empty() {
+        // A pack deleted (or repacked) by a `remote gc` between the read of its index and
+        // the read of its bytes is reported missing: the indexes are read again (they name
+        // the new packs) and what is still missing is fetched, a few times at most.
+        let mut attempt = 0;
+        while !needs.is_empty() {
+            attempt += 1;
             // The remote's index only while the fetches are planned.
             let jobs = {
                 let have = index::load(store, remote).await?;
-                plan(remote, &have, needs, &snapshots)?
+                plan(remote, &have, needs.clone(), &snapshots)?
             };
             let staging = store.staging("pull")?;
             let placing = &Placing {
@@ -217,14 +260,37 @@ pub fn pull_with(
                 Job::Single(n) => (o + 1, b + n.size),
             });
             progress.plan(objects, bytes);
-            let done: Vec<(u64, u64)> = futures::stream::iter(jobs)
+            let mut done = futures::stream::iter(jobs)
                 .map(|job| placing.run_job(remote, job, progress))
-                .buffer_unordered(IN_FLIGHT)
-                .try_collect()
-                .await?;
-            for (n, b) in done {
-                report.blobs_received += n;
-                report.bytes_received += b;
+                .buffer_unordered(IN_FLIGHT);
+            let mut failed = None;
+            while let Some(r) = done.next().await {
+                match r {
+                    Ok((n, b)) => {
+                        report.blobs_received += n;
+                        report.bytes_received += b;
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            drop(done);
+            match failed {
+                None => needs.clear(),
+                Some(Error::Missing { .. }) if attempt < 3 => {
+                    // Only what is not in the store yet.
+                    needs.retain(|n| {
+                        rustix::fs::statat(
+                            store.blobs(),
+                            blob_rel(&n.hash),
+                            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                        )
+                        .is_err()
+                    });
+                }
+                Some(e) => return Err(e),
             }
             // Blobs are durable before a manifest names them.
             cowtree_fs::sys::sync_filesystem(store.blobs()).map_err(|e| Error::Io {
@@ -244,7 +310,7 @@ pub fn pull_with(
             }
             report.snapshots_received += 1;
         }
-        for w in &wanted {
+        for w in wanted.iter().filter(|_| !partial) {
             if let Some((name, version)) = &w.name {
                 if let Some(old) = cowtree_store::refs::get(store, name)?
                     && old != w.id

@@ -22,6 +22,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
 use crate::index::{self, idx_key, pack_key};
+use crate::lock::{self, Kind, LockTiming};
 use crate::pack::{PackIndex, Slot};
 use crate::remote::{Expect, Remote, blob_rel};
 use crate::{Progress, tracking};
@@ -75,7 +76,7 @@ enum Job {
 }
 
 /// Pushes `items` to `remote`. `force` moves a remote name even when another host moved it
-/// since this store last saw it.
+/// since this store last saw it. [`push_with`] with the default lock timing.
 pub fn push(
     store: &Store,
     remote: &Remote,
@@ -83,11 +84,94 @@ pub fn push(
     force: bool,
     progress: &Progress,
 ) -> Result<PushReport> {
+    push_with(
+        store,
+        remote,
+        items,
+        force,
+        &LockTiming::default(),
+        &|_| {},
+        progress,
+    )
+}
+
+/// [`push`], with the lock's timing and a callback told once what the push waits for (a gc
+/// holding the remote's lock).
+///
+/// A push that has anything to write takes a push lock on the remote ([`crate::lock`]) first,
+/// so that no gc deletes a blob it counts on, and checks that the lock still holds before it
+/// writes the manifests (the commit) and the names. A push of what the remote has already
+/// (every snapshot there, every name pointing there) takes no lock.
+pub fn push_with(
+    store: &Store,
+    remote: &Remote,
+    items: &[PushItem],
+    force: bool,
+    timing: &LockTiming,
+    on_wait: &(dyn Fn(&str) + Sync),
+    progress: &Progress,
+) -> Result<PushReport> {
     let start = Instant::now();
     let mut report = PushReport::default();
     let _lock = store.lock_shared()?;
     remote.rt.block_on(async {
         remote.check_version(true).await?;
+        if already_there(store, remote, items, &mut report).await? {
+            return Ok(());
+        }
+        let held = lock::acquire(remote, Kind::Push, timing, on_wait).await?;
+        let r = send(store, remote, items, force, progress, &held, &mut report).await;
+        held.release(remote).await;
+        r
+    })?;
+    report.requests = remote.requests();
+    report.elapsed_ms = start.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// True (with the report filled) when every snapshot of `items` is on the remote and every
+/// name points at it already: nothing to write, no lock to take.
+async fn already_there(
+    store: &Store,
+    remote: &Remote,
+    items: &[PushItem],
+    report: &mut PushReport,
+) -> Result<bool> {
+    let mut seen: Vec<Hash> = Vec::new();
+    let mut versions = Vec::new();
+    for item in items {
+        if !seen.contains(&item.id) {
+            if !remote.exists(&format!("snapshots/{}", item.id)).await? {
+                return Ok(false);
+            }
+            seen.push(item.id);
+        }
+        if let Some(name) = &item.name {
+            cowtree_store::refs::validate_name(name)?;
+            match remote.get_name(&format!("names/{name}")).await? {
+                Some(c) if c.body.trim() == item.id.to_hex() => versions.push((name, c.version)),
+                _ => return Ok(false),
+            }
+        }
+    }
+    for (item, (name, v)) in items.iter().filter(|i| i.name.is_some()).zip(versions) {
+        tracking::set(store, remote.config(), name, &item.id, &v)?;
+    }
+    report.snapshots_skipped = seen.len() as u64;
+    Ok(true)
+}
+
+/// The push proper, under the push lock `held`.
+async fn send(
+    store: &Store,
+    remote: &Remote,
+    items: &[PushItem],
+    force: bool,
+    progress: &Progress,
+    held: &lock::Held,
+    report: &mut PushReport,
+) -> Result<()> {
+    {
         let mut to_send = Vec::new();
         let mut needed: Vec<(Hash, u64)> = Vec::new();
         let mut seen: HashSet<Hash> = HashSet::new();
@@ -146,7 +230,9 @@ pub fn push(
             report.bytes_sent += bytes;
             report.packs_sent += u64::from(is_pack);
         }
-        // Every blob is there: the manifests may now name them.
+        // Every blob is there: the manifests may now name them, if no gc can have run
+        // meanwhile (the lock still holds).
+        held.check(remote)?;
         for (id, bytes) in to_send {
             if remote
                 .put_immutable(&format!("snapshots/{id}"), Bytes::from(bytes))
@@ -156,6 +242,7 @@ pub fn push(
             }
             report.snapshots_sent += 1;
         }
+        held.check(remote)?;
         for item in items {
             if let Some(name) = &item.name
                 && set_name(store, remote, name, &item.id, force).await?
@@ -164,11 +251,8 @@ pub fn push(
                 report.names_updated.push((name.clone(), item.id));
             }
         }
-        Ok::<(), Error>(())
-    })?;
-    report.requests = remote.requests();
-    report.elapsed_ms = start.elapsed().as_millis() as u64;
-    Ok(report)
+        Ok(())
+    }
 }
 
 /// A pack is closed once it holds this many bytes; every packed blob is smaller than

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
@@ -24,8 +24,14 @@ use crate::error::{Error, Result};
 
 /// The version file at the root of every remote.
 pub const VERSION_KEY: &str = "cowtree-remote";
-/// Its content.
-pub const VERSION_TEXT: &str = "cowtree-remote 1\n";
+/// Its content, as this version writes it: layout 2 is layout 1 with lock objects
+/// (`locks/`), which every writer takes, so that `remote gc` may delete. A cowtree that reads
+/// only layout 1 refuses such a remote (it takes no locks, so its pushes would not be safe
+/// from a gc).
+pub const VERSION_TEXT: &str = "cowtree-remote 2\n";
+/// The version file of a remote made before remote gc existed: read and pushed to as it is;
+/// `remote gc`, `remote forget` and `remote rm` rewrite it to [`VERSION_TEXT`] first.
+pub const VERSION_1_TEXT: &str = "cowtree-remote 1\n";
 
 /// An open remote.
 pub struct Remote {
@@ -43,7 +49,27 @@ pub struct Remote {
     /// For a file:// remote, its directory (names are updated under a lock file there).
     file_root: Option<PathBuf>,
     pub(crate) rt: tokio::runtime::Runtime,
-    requests: AtomicU64,
+    requests: Arc<AtomicU64>,
+}
+
+/// What a listing says of one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its key relative to the remote's prefix (`packs/x.idx`).
+    pub rel: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its Last-Modified time, by the server's clock, in ms since the epoch.
+    pub modified_ms: i64,
+}
+
+/// The parts of a [`Remote`] a task on its runtime needs (the lock refresher): cheap to
+/// clone, `'static`.
+#[derive(Clone)]
+pub(crate) struct Handle {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) file_root: Option<PathBuf>,
+    pub(crate) requests: Arc<AtomicU64>,
 }
 
 /// What a name object holds, and its version for a conditional update.
@@ -164,7 +190,7 @@ impl Remote {
             bucket: bucket_name,
             file_root,
             rt,
-            requests: AtomicU64::new(0),
+            requests: Arc::new(AtomicU64::new(0)),
         };
         remote.check_reachable(cfg)?;
         Ok(remote)
@@ -546,16 +572,25 @@ impl Remote {
         }
     }
 
-    /// Checks the remote's version file, creating it when `create` and it is missing.
-    /// False when it is missing (an empty remote).
+    /// Checks the remote's version file, creating it (at [`VERSION_TEXT`]) when `create` and
+    /// it is missing. False when it is missing (an empty remote). Layouts 1 and 2 are read.
     pub async fn check_version(&self, create: bool) -> Result<bool> {
+        Ok(self.version(create).await?.is_some())
+    }
+
+    /// The remote's layout version (1 or 2), creating the version file when `create` and it
+    /// is missing; `None` when it is missing. Another version is refused.
+    pub async fn version(&self, create: bool) -> Result<Option<u32>> {
         match self.get(VERSION_KEY).await? {
-            Some(b) if b.as_ref() == VERSION_TEXT.as_bytes() => Ok(true),
+            Some(b) if b.as_ref() == VERSION_TEXT.as_bytes() => Ok(Some(2)),
+            Some(b) if b.as_ref() == VERSION_1_TEXT.as_bytes() => Ok(Some(1)),
             Some(b) => Err(Error::Config(format!(
-                "remote {}: {} holds {:?}; this cowtree reads {:?}",
+                "remote {}: {} holds {:?}; this cowtree reads {:?} and {:?} (a newer cowtree \
+                 wrote it: use that one)",
                 self.name,
                 self.key(VERSION_KEY),
                 String::from_utf8_lossy(&b).trim_end(),
+                VERSION_1_TEXT.trim_end(),
                 VERSION_TEXT.trim_end()
             ))),
             None if create => {
@@ -564,12 +599,137 @@ impl Remote {
                     .await?
                 {
                     // Created by another writer since the read: check what it wrote.
-                    return Box::pin(self.check_version(false)).await;
+                    return Box::pin(self.version(false)).await;
                 }
-                Ok(true)
+                Ok(Some(2))
             }
-            None => Ok(false),
+            None => Ok(None),
         }
+    }
+
+    /// Makes the remote layout 2 (the version file rewritten from layout 1, conditionally on
+    /// the version read), so that a cowtree that takes no locks refuses it from now on; a
+    /// missing version file is created. Called before anything is deleted.
+    pub async fn upgrade_version(&self) -> Result<()> {
+        if self.version(true).await? == Some(2) {
+            return Ok(());
+        }
+        let key = self.key(VERSION_KEY);
+        let payload = PutPayload::from_static(VERSION_TEXT.as_bytes());
+        if let Some(root) = &self.file_root {
+            let _lock = lock_file(&root.join("names.lock"))?;
+            self.count(1);
+            self.store
+                .put(&key, payload)
+                .await
+                .map_err(|e| self.fail(VERSION_KEY, e))?;
+            return Ok(());
+        }
+        self.count(2);
+        let meta = self
+            .store
+            .head(&key)
+            .await
+            .map_err(|e| self.fail(VERSION_KEY, e))?;
+        let opts = PutOptions {
+            mode: PutMode::Update(UpdateVersion {
+                e_tag: meta.e_tag,
+                version: meta.version,
+            }),
+            ..Default::default()
+        };
+        match self.store.put_opts(&key, payload, opts).await {
+            Ok(_) => Ok(()),
+            // Another writer changed it meanwhile: what it wrote must be layout 2.
+            Err(object_store::Error::Precondition { .. }) => match self.version(false).await? {
+                Some(2) => Ok(()),
+                _ => Err(Error::Config(format!(
+                    "remote {}: {} changed while it was being upgraded",
+                    self.name, key
+                ))),
+            },
+            Err(e) => Err(self.fail(VERSION_KEY, e)),
+        }
+    }
+
+    /// Every object under `dir` with its size and Last-Modified time.
+    pub async fn list_meta(&self, dir: &str) -> Result<Vec<Listed>> {
+        let key = self.key(dir);
+        let base = self.key("").to_string();
+        let strip = if base.is_empty() { 0 } else { base.len() + 1 };
+        let mut out = Vec::new();
+        let mut stream = self.store.list(Some(&key));
+        self.count(1);
+        loop {
+            match stream.try_next().await {
+                Ok(Some(meta)) => {
+                    let full = meta.location.to_string();
+                    if let Some(rel) = full.get(strip..) {
+                        out.push(Listed {
+                            rel: rel.to_string(),
+                            size: meta.size,
+                            modified_ms: meta.last_modified.timestamp_millis(),
+                        });
+                    }
+                    if out.len() % 1000 == 0 {
+                        self.count(1);
+                    }
+                }
+                Ok(None) => break,
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => return Err(self.fail(dir, e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes objects (one that is not there counts as deleted): S3's multi-object delete,
+    /// up to 1,000 keys a request.
+    pub async fn delete_all(&self, rels: &[String]) -> Result<()> {
+        if rels.is_empty() {
+            return Ok(());
+        }
+        self.count(if self.file_root.is_some() {
+            rels.len() as u64
+        } else {
+            rels.len().div_ceil(1000) as u64
+        });
+        let keys: Vec<object_store::Result<Key>> = rels.iter().map(|r| Ok(self.key(r))).collect();
+        let mut results = self
+            .store
+            .delete_stream(futures::stream::iter(keys).boxed());
+        let mut i = 0;
+        while let Some(r) = results.next().await {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.fail(rels.get(i).map_or("", |s| s.as_str()), e)),
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// A cheap clone of what a task on the runtime needs to make requests.
+    pub(crate) fn handle(&self) -> Handle {
+        Handle {
+            store: Arc::clone(&self.store),
+            file_root: self.file_root.clone(),
+            requests: Arc::clone(&self.requests),
+        }
+    }
+
+    /// Requests this kind of remote makes to delete `n` objects.
+    pub fn delete_requests(&self, n: u64) -> u64 {
+        if self.file_root.is_some() {
+            n
+        } else {
+            n.div_ceil(1000)
+        }
+    }
+
+    /// True for a `file://` remote (no conditional writes: a lock file serializes them).
+    pub fn is_file(&self) -> bool {
+        self.file_root.is_some()
     }
 }
 
@@ -592,7 +752,7 @@ fn client_options(endpoint: Option<&str>) -> ClientOptions {
         .with_timeout(Duration::from_secs(300))
 }
 
-fn lock_file(path: &std::path::Path) -> Result<std::fs::File> {
+pub(crate) fn lock_file(path: &std::path::Path) -> Result<std::fs::File> {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

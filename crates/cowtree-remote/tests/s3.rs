@@ -485,7 +485,10 @@ fn a_name_moved_by_another_host_is_a_conflict_unless_forced() {
         .expect_err("a pull moving B's own main");
     assert!(matches!(e, Error::LocalName { .. }), "{e}");
     assert_eq!(cowtree_store::refs::get(&b, "main").unwrap(), Some(z));
-    let forced = cowtree_remote::pull::PullOptions { force: true };
+    let forced = cowtree_remote::pull::PullOptions {
+        force: true,
+        ..Default::default()
+    };
     let r = cowtree_remote::pull::pull_with(
         &b,
         &open(&cfg, &s3),

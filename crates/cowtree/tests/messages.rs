@@ -173,6 +173,11 @@ const PRINTED: &[(&str, &str, &str)] = &[
     ),
     // Remote messages: crates/cowtree/tests/remote.rs (run against the S3 server).
     (
+        "crates/cowtree/src/cmd/retention.rs",
+        "`cowtree remote gc {}` frees their content",
+        "remote_gc.rs: forget_rm_and_gc_drop_what_no_kept_snapshot_needs_and_keep_the_rest_exact",
+    ),
+    (
         "crates/cowtree-remote/src/error.rs",
         "does not match its name or size",
         "remote.rs: messages_about_remotes_print_commands_that_run_as_printed",

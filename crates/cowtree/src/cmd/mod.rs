@@ -14,6 +14,7 @@ pub mod pull;
 pub mod push;
 pub mod remote;
 pub mod reset;
+pub mod retention;
 pub mod rm;
 pub mod show;
 pub mod snapshot;

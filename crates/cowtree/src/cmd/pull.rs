@@ -30,6 +30,7 @@ use crate::exit::{CliError, CmdResult, Exit};
 #[command(after_help = "Examples:
   cowtree pull v1                         # fetch v1 (and its name) from origin
   cowtree pull --remote ci 3f2a9c1d       # by id prefix
+  cowtree pull v1 --path 'services/api/**' --path 'libs/**'   # part of v1
   cowtree checkout --pull v1 ../wt        # pull what is missing, then check out")]
 pub struct Args {
     /// Snapshot ids, id prefixes (8+ hex digits) or names on the remote.
@@ -51,6 +52,12 @@ pub struct Args {
     /// Print nothing on success.
     #[arg(long, short)]
     quiet: bool,
+    /// Pull only the files under paths matching GLOB (repeatable; `*` and `?` within a
+    /// path component, `**` across them: `src/**`, `pkg/api`, `**/*.proto`), recorded as a
+    /// snapshot of its own whose id is printed (`part SNAPSHOT -> ID`); check it out as any
+    /// other. No name is set.
+    #[arg(long, value_name = "GLOB")]
+    path: Vec<String>,
     #[command(flatten)]
     store: StoreOpt,
 }
@@ -60,7 +67,10 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let opt = args.store.clone().or(top);
     let store = store_for_tree(&opt, &cwd()?, args.quiet || args.json)?;
     let remote = open_remote(&store, args.remote.as_deref())?;
-    let opts = PullOptions { force: args.force };
+    let opts = PullOptions {
+        force: args.force,
+        paths: args.path.clone(),
+    };
     let r = pull_with(
         &store,
         &remote,
@@ -141,6 +151,9 @@ pub fn report_json(remote: &Remote, r: &PullReport) -> Value {
         "blobs_skipped": r.blobs_skipped,
         "bytes_skipped": r.bytes_skipped,
         "names": names,
+        "parts": r.parts.iter().map(|(of, id, files, bytes)| json!({
+            "of": of.to_hex(), "id": id.to_hex(), "files": files, "bytes": bytes,
+        })).collect::<Vec<_>>(),
         "requests": r.requests,
         "elapsed_ms": r.elapsed_ms,
     })
@@ -161,6 +174,9 @@ pub fn print_summary(remote: &Remote, r: &PullReport) {
         r.requests,
         r.elapsed_ms
     );
+    for (of, id, files, bytes) in &r.parts {
+        println!("part {of} -> {id} ({files} files, {})", human(*bytes));
+    }
     for (n, id) in &r.names_set {
         match r.names_moved.iter().find(|(m, _)| m == n) {
             Some((_, old)) => println!(

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use cowtree_remote::push::{PushItem, push};
+use cowtree_remote::push::{PushItem, push_with};
 use serde_json::json;
 
 use crate::cmd::remote::{human, open_remote, remote_error, with_progress};
@@ -16,8 +16,9 @@ use crate::exit::{CmdResult, Exit};
 /// sent: small files packed into objects of about 32 MiB, large files as objects of their
 /// own. A snapshot appears on the remote only once all its content is there. A remote name
 /// is moved only if it is still where this store last saw it (conditional write); otherwise
-/// the push fails with exit 5 (pull the name first, or use --force). Interrupted, it resumes
-/// when run again. Exit codes: 1 error, 5 name conflict, 6 access denied or missing bucket,
+/// the push fails with exit 5 (pull the name first, or use --force). A push that has anything
+/// to send takes a shared lock on the remote first, and waits while a `remote gc`, `forget`
+/// or `rm` holds it (saying so once on stderr). Interrupted, it resumes when run again. Exit codes: 1 error, 5 name conflict, 6 access denied or missing bucket,
 /// 7 corrupt or missing remote data.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -59,8 +60,10 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         });
     }
     let remote = open_remote(&store, args.remote.as_deref())?;
+    let timing = crate::cmd::retention::lock_timing();
+    let wait = crate::cmd::retention::on_wait(args.quiet || args.json);
     let r = with_progress(args.quiet, args.json, |p| {
-        push(&store, &remote, &items, args.force, p)
+        push_with(&store, &remote, &items, args.force, &timing, &wait, p)
     })
     .map_err(remote_error)?;
     if args.json {

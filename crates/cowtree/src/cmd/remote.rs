@@ -32,7 +32,10 @@ use crate::units;
   cowtree remote add origin s3://my-bucket/cowtree --region eu-west-1
   cowtree remote add ci s3://cache/x --endpoint http://127.0.0.1:8333   # S3-compatible
   cowtree remote add --in-store nfs file:///mnt/shared/cowtree          # this store only
-  cowtree remote ls --json")]
+  cowtree remote ls --json
+  cowtree remote forget origin --keep-last 7 --keep-within 30d          # retention
+  cowtree remote gc origin                                              # free what nothing needs
+  cowtree remote rm origin nightly-0412                                 # drop one snapshot")]
 pub struct Args {
     #[command(subcommand)]
     command: Sub,
@@ -71,22 +74,124 @@ enum Sub {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a remote (the remote's data is left alone).
+    /// Remove a remote from the configuration (its data is left alone); or, with snapshots
+    /// named, remove those snapshots from the remote.
+    ///
+    /// `remote rm NAME` removes the remote NAME from your configuration (and the current
+    /// store's own), leaving its data alone. `remote rm NAME SNAPSHOT...` removes the
+    /// snapshots from the remote NAME instead: their manifests, and every remote name pointing
+    /// at them (a name pointing at no snapshot there is removed alone). The content they alone
+    /// needed stays until `cowtree remote gc NAME`. SNAPSHOT is a full id, a unique id prefix
+    /// of at least 8 hex digits, or a name on the remote; one that is not there exits 8 and
+    /// nothing is removed. Runs under the remote's exclusive lock (waiting for pushes in
+    /// flight to finish).
     #[command(after_help = "Examples:
-  cowtree remote rm ci
-  cowtree remote rm --in-store nfs    # only the store's own (or its override)")]
+  cowtree remote rm ci                          # forget the remote ci (its data stays)
+  cowtree remote rm --in-store nfs              # only the store's own (or its override)
+  cowtree remote rm origin nightly-0412 3f2a9c1d   # drop two snapshots from origin
+  cowtree remote rm origin old --dry-run        # say what would go")]
     Rm {
-        /// Its name.
+        /// The remote.
         name: String,
-        /// Remove only the one the store of this directory (or the one --store names) keeps.
-        #[arg(long)]
+        /// Snapshots to remove from the remote (ids, id prefixes, names there). Without any,
+        /// the remote itself is removed from the configuration.
+        snapshots: Vec<String>,
+        /// Remove only the one the store of this directory (or the one --store names) keeps
+        /// (configuration removal only).
+        #[arg(long, conflicts_with = "snapshots")]
         in_store: bool,
+        /// Say what would be removed; change nothing.
+        #[arg(long, requires = "snapshots")]
+        dry_run: bool,
+        /// Print one JSON object (with snapshots named): dropped [{id, names, bytes,
+        /// arrived_unix}], names_deleted, dry_run, requests, elapsed_ms.
+        #[arg(long, requires = "snapshots")]
+        json: bool,
+    },
+    /// Drop the snapshots a retention policy does not keep from a remote.
+    ///
+    /// A snapshot is kept when any rule keeps it: --keep-last N (the N newest), --keep-within
+    /// DURATION (arrived within that long), or --keep-name GLOB (a remote name matching GLOB
+    /// points at it; by default every name does: named snapshots are kept unless
+    /// --forget-named). A snapshot's time is when it arrived on the remote, by the server's
+    /// clock (the Last-Modified of its manifest), never a host's. Dropped snapshots lose their
+    /// manifests and names; their content stays until `cowtree remote gc`. Runs under the
+    /// remote's exclusive lock (waiting for pushes in flight). --dry-run lists what it would
+    /// drop and changes nothing.
+    #[command(after_help = "Examples:
+  cowtree remote forget origin --keep-last 7 --dry-run
+  cowtree remote forget origin --keep-last 7 --keep-within 30d
+  cowtree remote forget origin --keep-within 2w --forget-named --keep-name 'release-*'
+  cowtree remote forget origin --keep-last 7 && cowtree remote gc origin")]
+    Forget {
+        /// The remote.
+        name: String,
+        /// Keep the N newest snapshots.
+        #[arg(long, value_name = "N")]
+        keep_last: Option<usize>,
+        /// Keep the snapshots that arrived within DURATION (e.g. 36h, 7d, 2w, 1d12h).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        keep_within: Option<std::time::Duration>,
+        /// Keep the snapshots a remote name matching GLOB (`*`, `?`) points at. Repeatable.
+        /// Default: `*` (every named snapshot), unless --forget-named.
+        #[arg(long, value_name = "GLOB")]
+        keep_name: Vec<String>,
+        /// Named snapshots are not kept for their names alone (only those --keep-name
+        /// matches); a dropped snapshot's names are removed with it.
+        #[arg(long)]
+        forget_named: bool,
+        /// Say what would be dropped; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print one JSON object: kept [{id, names, bytes, arrived_unix, why}], dropped [...],
+        /// names_deleted, dry_run, requests, elapsed_ms.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete from a remote what no snapshot on it needs.
+    ///
+    /// Reads every manifest on the remote (those this store has are read here) and deletes
+    /// the packs and large blobs none of them names, rewrites packs whose unneeded share is
+    /// above --repack-threshold (their needed content into new packs), and removes what killed
+    /// pushes and gcs left (packs without an index, stale locks). Nothing younger than
+    /// --grace (by the server's clock: the Last-Modified of each object against that of gc's
+    /// own lock) is touched. Runs under the remote's exclusive lock: it waits for pushes in
+    /// flight to finish, and pushes that start meanwhile wait for it. Pulls take no lock; one
+    /// that read an index gc removes reads the indexes again. Killed at any point, gc leaves a
+    /// remote push, pull and the next gc accept. --dry-run reports what it would delete and
+    /// the requests it would make. A remote written by an older cowtree (layout 1) is first
+    /// upgraded to layout 2, which older versions refuse: they take no locks. Exit 7: a
+    /// manifest that does not check (nothing is deleted).
+    #[command(after_help = "Examples:
+  cowtree remote gc origin --dry-run
+  cowtree remote gc origin
+  cowtree remote gc origin --grace 1h --repack-threshold 5 --json")]
+    Gc {
+        /// The remote.
+        name: String,
+        /// Leave objects younger than this (server time) alone (e.g. 1h, 24h, 0s).
+        #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+        grace: std::time::Duration,
+        /// Rewrite a pack when more than PERCENT of its bytes are not needed (0-100).
+        #[arg(long, value_name = "PERCENT", default_value_t = 10.0)]
+        repack_threshold: f64,
+        /// Report what it would delete and the requests it would make; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print one JSON object: snapshots, blobs_needed, bytes_needed, blobs_missing,
+        /// objects_before, bytes_before, objects_after, bytes_after, objects_deleted,
+        /// bytes_deleted, packs_deleted, blobs_deleted, packs_repacked, packs_written,
+        /// repack_bytes_read, repack_bytes_written, leftovers_deleted, locks_deleted,
+        /// young_kept, young_kept_bytes, damaged_packs, upgraded, dry_run, requests,
+        /// sweep_requests, elapsed_ms.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 /// The store of this directory (or the one named), if there is one: whose remotes override
 /// the user's.
-fn store_if_any(opt: &StoreOpt) -> Result<Option<Store>, CliError> {
+pub fn store_if_any(opt: &StoreOpt) -> Result<Option<Store>, CliError> {
     if opt.explicit().is_some() {
         return store_here(opt).map(Some);
     }
@@ -157,7 +262,60 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
                 }
             }
         }
-        Sub::Rm { name, in_store } => {
+        Sub::Rm {
+            name,
+            snapshots,
+            dry_run,
+            json,
+            ..
+        } if !snapshots.is_empty() => {
+            let store = store_if_any(&opt)?;
+            return crate::cmd::retention::rm(store.as_ref(), &name, &snapshots, dry_run, json);
+        }
+        Sub::Forget {
+            name,
+            keep_last,
+            keep_within,
+            keep_name,
+            forget_named,
+            dry_run,
+            json,
+        } => {
+            let store = store_if_any(&opt)?;
+            let mut keep_names = keep_name;
+            if !forget_named && keep_names.is_empty() {
+                keep_names.push("*".into());
+            }
+            let policy = cowtree_remote::forget::Policy {
+                keep_last,
+                keep_within,
+                keep_names,
+            };
+            return crate::cmd::retention::forget(store.as_ref(), &name, &policy, dry_run, json);
+        }
+        Sub::Gc {
+            name,
+            grace,
+            repack_threshold,
+            dry_run,
+            json,
+        } => {
+            if !(0.0..=100.0).contains(&repack_threshold) {
+                return Err(CliError::with_code(
+                    format!("--repack-threshold {repack_threshold}: give a percentage, 0 to 100"),
+                    2,
+                ));
+            }
+            let store = store_if_any(&opt)?;
+            let opts = cowtree_remote::gc::GcOptions {
+                grace,
+                repack_threshold: repack_threshold / 100.0,
+                dry_run,
+                timing: crate::cmd::retention::lock_timing(),
+            };
+            return crate::cmd::retention::gc(store.as_ref(), &name, &opts, json);
+        }
+        Sub::Rm { name, in_store, .. } => {
             let store = store_if_any(&opt)?;
             if in_store && store.is_none() {
                 return Err(CliError::new(format!(
@@ -176,6 +334,41 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
 /// missing bucket, 7 corrupt or missing remote data, 8 no such snapshot there, 1 anything else.
 pub fn remote_error(e: cowtree_remote::Error) -> CliError {
     CliError::with_code(e.to_string(), e.exit_code())
+}
+
+/// `DURATION`: a number of seconds, or runs of a number and a unit (`w`, `d`, `h`, `m`, `s`):
+/// `90s`, `36h`, `7d`, `1d12h`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{text:?}: give a duration such as 90s, 30m, 36h, 7d, 2w or 1d12h");
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            'w' => 7 * 86_400,
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(bad()),
+        };
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        num.clear();
+    }
+    if !num.is_empty() || text.is_empty() {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 /// Opens the remote named `name`, or the default one (`origin`, else the only one).

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Retention and gc on a remote, and partial pulls, against a SeaweedFS server on loopback
+# (scripts/seaweedfs.sh), in one run.
+#
+#   sudo bench/remote-gc.sh
+#
+# Mounts a fresh XFS (scripts/mounts.sh; always unmounted), and:
+#   history   a tree of FILES files (in 20 directories) changes 2% of its files a day for DAYS
+#             days; each day is snapshotted and pushed. Then `remote forget --keep-last 7`
+#             and `remote gc --grace 0s`: bytes on the remote before and after, against the
+#             bytes the 7 kept snapshots need (target: within 10% of them), gc's time and
+#             requests.
+#   partial   `pull SNAP --path 'd00/**'` (5% of the files) into a fresh store vs a full
+#             pull (target: <= 10% of the time), RUNS runs each, alternating, medians.
+#   checkout  `checkout --pull SNAP DST` vs `pull SNAP` then `checkout SNAP DST`, RUNS runs
+#             each, medians (checkout --pull does not stream yet: see docs/remote.md).
+# Output is also written to bench/out/remote-gc-<UTC date>.txt.
+#
+# Environment:
+#   COWTREE=PATH   binary to measure (default: cargo build --release, target/release/cowtree)
+#   RUNS=N         timed runs per variant (default 5)
+#   FILES=N        files in the tree (default 20000)
+#   DAYS=N         days of history (default 30)
+#   SEED=N         tree seed (default 1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+die() { echo "bench: $*" >&2; exit 1; }
+note() { printf 'bench: %s\n' "$*" >&2; }
+[[ "$(id -u)" == 0 ]] || die "needs root to mount the XFS loop filesystem: sudo bench/remote-gc.sh"
+RUNS=${RUNS:-5}
+FILES=${FILES:-20000}
+DAYS=${DAYS:-30}
+SEED=${SEED:-1}
+
+mkdir -p bench/out
+RESULTS="$ROOT/bench/out/remote-gc-$(date -u +%Y%m%dT%H%M%SZ).txt"
+: >"$RESULTS"
+say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
+
+if [[ -z "${COWTREE:-}" ]]; then
+  note "building cowtree --release"
+  cargo build --release --quiet -p cowtree
+  COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
+fi
+COWTREE=$(realpath "$COWTREE")
+
+# shellcheck source=scripts/mounts.sh
+source scripts/mounts.sh
+WEED_DIR=$(mktemp -d /tmp/cowtree-bench-seaweedfs.XXXXXX)
+cleanup() {
+  scripts/seaweedfs.sh stop "$WEED_DIR" || true
+  rm -rf "$WEED_DIR"
+  cowtree_mounts_down
+}
+trap cleanup EXIT
+cowtree_mounts_up xfs >/dev/null
+XFS=${COWTREE_TEST_XFS:?XFS was not mounted}
+started=$(scripts/seaweedfs.sh start "$WEED_DIR" $$)
+ENDPOINT=${started%% *}
+export AWS_ACCESS_KEY_ID=cowtreetest AWS_SECRET_ACCESS_KEY=cowtreetestsecret
+export XDG_CONFIG_HOME=$XFS/config
+
+WORK=$(mktemp -d "$XFS/work.XXXXXX")
+SRC=$XFS/src
+STORE=$XFS/store-a
+ct() { "$COWTREE" --store "$STORE" "$@"; }
+json() { python3 -c 'import json,sys; v=json.load(sys.stdin)
+for k in sys.argv[1:]: v=v[k]
+print(v)' "$@"; }
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
+mib() { awk "BEGIN { printf \"%.1f MiB\", $1 / 1048576 }"; }
+
+# The tree, day 0: FILES files of 1..64 KiB in 20 directories; each later day rewrites 2%.
+day() {
+  python3 - "$SRC" "$FILES" "$SEED" "$1" <<'PY'
+import os, random, sys
+root, n, seed, day = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rng = random.Random(seed * 1000 + day)
+pick = range(n) if day == 0 else rng.sample(range(n), max(1, n // 50))
+for i in pick:
+    d = os.path.join(root, "d%02d" % (i % 20))
+    os.makedirs(d, exist_ok=True)
+    size = rng.randint(1, 64 << 10)
+    with open(os.path.join(d, "f%d" % i), "wb") as f:
+        f.write(rng.randbytes(size))
+PY
+}
+
+ct remote add origin "s3://cowtree/history" --endpoint "$ENDPOINT" >/dev/null
+note "history: $DAYS days of $FILES files, 2% changing a day"
+push_s=0
+for ((d = 0; d < DAYS; d++)); do
+  day "$d"
+  id=$(ct snapshot "$SRC" --json | json id)
+  t0=$(now)
+  ct push --quiet "$id"
+  push_s=$(awk "BEGIN {print $push_s + $(now) - $t0}")
+  # Arrival order is by the server's clock (1 s resolution).
+  sleep 1
+done
+before=$(ct remote gc origin --grace 0s --dry-run --json)
+t0=$(now)
+ct remote forget origin --keep-last 7 --json >"$WORK/forget"
+forget_s=$(awk "BEGIN {print $(now) - $t0}")
+t0=$(now)
+ct remote gc origin --grace 0s --json >"$WORK/gc"
+gc_s=$(awk "BEGIN {print $(now) - $t0}")
+after=$(ct remote gc origin --grace 0s --dry-run --json)
+b_before=$(json bytes_before <<<"$before")
+b_after=$(json bytes_before <<<"$after")
+needed=$(json bytes_needed <<<"$after")
+say "== remote gc after forget --keep-last 7 ($DAYS days of $FILES files, 2%/day; load $(cut -d' ' -f1-3 /proc/loadavg))"
+say "pushes: $DAYS in $(printf %.1f "$push_s") s"
+say "remote before: $(mib "$b_before") in $(json objects_before <<<"$before") objects"
+say "remote after:  $(mib "$b_after") in $(json objects_before <<<"$after") objects"
+say "needed by the 7 kept snapshots: $(mib "$needed"); after/needed = $(ratio "$b_after" "$needed") (target <= 1.10)"
+say "forget: $(printf %.2f "$forget_s") s, $(json requests <"$WORK/forget") requests, dropped $(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["dropped"]))' "$WORK/forget")"
+say "gc: $(printf %.2f "$gc_s") s, $(json requests <"$WORK/gc") requests ($(json sweep_requests <"$WORK/gc") for the sweep), deleted $(json objects_deleted <"$WORK/gc") objects ($(mib "$(json bytes_deleted <"$WORK/gc")")), repacked $(json packs_repacked <"$WORK/gc") packs into $(json packs_written <"$WORK/gc") (read $(mib "$(json repack_bytes_read <"$WORK/gc")"), wrote $(mib "$(json repack_bytes_written <"$WORK/gc")"))"
+
+# Partial vs full pull, and checkout --pull vs pull then checkout, of the last day.
+ct snapshot "$SRC" --name last >/dev/null 2>&1
+ct push --quiet last
+for ((r = 1; r <= RUNS; r++)); do
+  for v in $( ((r % 2)) && echo "full part copull pullco" || echo "part full pullco copull"); do
+    s=$XFS/s-$v-$r
+    dst=$XFS/co-$v-$r
+    t0=$(now)
+    case $v in
+      full) "$COWTREE" --store "$s" pull --quiet last ;;
+      part) "$COWTREE" --store "$s" pull --quiet last --path 'd00/**' ;;
+      copull) "$COWTREE" --store "$s" checkout --pull last "$dst" >/dev/null 2>&1 ;;
+      pullco) "$COWTREE" --store "$s" pull --quiet last && "$COWTREE" --store "$s" checkout last "$dst" >/dev/null ;;
+    esac
+    awk "BEGIN {print $(now) - $t0}" >>"$WORK/$v"
+    rm -rf "$s" "$dst"
+  done
+done
+full=$(median <"$WORK/full")
+part=$(median <"$WORK/part")
+copull=$(median <"$WORK/copull")
+pullco=$(median <"$WORK/pullco")
+say "== pulls of the last day, medians of $RUNS"
+say "full pull: $full s; partial pull of d00/** (5%): $part s; partial/full = $(ratio "$part" "$full") (target <= 0.10)"
+say "checkout --pull: $copull s; pull then checkout: $pullco s; ratio = $(ratio "$copull" "$pullco") (target <= 0.80; checkout --pull does not stream yet)"
+note "results in $RESULTS"
