@@ -19,6 +19,7 @@ pub mod show;
 pub mod snapshot;
 pub mod status;
 pub mod stores;
+pub mod stores_rm;
 pub mod subvolume;
 pub mod switch;
 pub mod tag;
@@ -86,6 +87,9 @@ impl JobsOpt {
 /// create one).
 pub fn open_existing(root: &Path) -> Result<Store, CliError> {
     if !discover::exists(root) {
+        if let Some(e) = cowtree_store::remove::leftover(root) {
+            return Err(e.into());
+        }
         return Err(CliError::new(format!(
             "no store at {} (a snapshot or a checkout creates one; `cowtree stores` lists the \
              known ones)",
