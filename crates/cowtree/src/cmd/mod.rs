@@ -3,12 +3,14 @@
 pub mod checkout;
 pub mod clone;
 pub mod clone_record;
+pub mod completions;
 pub mod dedupe;
 pub mod du;
 pub mod gc;
 pub mod git;
 pub mod hook;
 pub mod ls;
+pub mod man;
 pub mod probe;
 pub mod pull;
 pub mod push;
