@@ -108,7 +108,7 @@ build_dev() {
   local -a env=()
   tools
   {
-    # The binary the tests ran: built as scripts/test.sh builds it (a `cargo build -p cowtree`
+    # The binary the tests ran: built as scripts/test.sh builds it (a `cargo build -p cowtree-cli`
     # would resolve features apart from the tests and rebuild most dependencies), so that
     # after the tests this is a no-op.
     cargo test -q --workspace --all-targets --no-run
@@ -145,7 +145,7 @@ build_release() { # build_release ARCH
     zflags=(-Zbuild-std=std,panic_abort)
   fi
   echo "wheel: building the cowtree binary for $triple (glibc 2.17 symbols, zig)"
-  env "${env[@]}" cargo-zigbuild zigbuild --profile dist -p cowtree --target "$triple.2.17" "${zflags[@]}"
+  env "${env[@]}" cargo-zigbuild zigbuild --profile dist -p cowtree-cli --target "$triple.2.17" "${zflags[@]}"
   echo "wheel: building the wheel for $triple"
   package "$TARGET/$triple/dist/cowtree" --profile dist --zig --compatibility manylinux2014 \
     --target "$triple" -m "$CRATE/Cargo.toml" -o "$TARGET/wheels" "${zflags[@]}"
