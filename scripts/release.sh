@@ -2,8 +2,9 @@
 # Makes everything a release publishes, and publishes nothing: the workspace's version bumped,
 # CHANGELOG.md's section for it written from the git history (grouped by capability), the
 # distribution wheels (scripts/wheel.sh release: x86_64 and aarch64, each smoke-tested), every
-# crate packaged (`cargo package`, in dependency order), SHA-256 checksums of the artifacts,
-# and smoke tests on them. Publishing is then by hand, with the commands it prints at the end.
+# crate packaged (`cargo package`, then `cargo publish --dry-run`, in dependency order), SHA-256
+# checksums of the artifacts, and smoke tests on them. Publishing is then by hand, with the
+# commands it prints at the end.
 #
 #   scripts/release.sh VERSION            # in this checkout (it must be clean): bumps, writes
 #                                         # CHANGELOG.md, commits nothing; artifacts in
@@ -123,12 +124,14 @@ EOF
 
 # crates DIR OUT VERIFY: `cargo package` of every published crate into OUT (together: each
 # one's workspace dependencies are not on crates.io yet, and cargo packages them against each
-# other), then each .crate's manifest checked to carry the version.
+# other), each .crate's manifest checked to carry the version, then `cargo publish --dry-run`
+# of them all.
 crates() {
   local dir=$1 out=$2 verify=$3 version
   version=$(current_version "$dir")
-  local -a args=()
-  for c in "${CRATES[@]}"; do args+=(-p "$c"); done
+  local -a pkgs=() args=()
+  for c in "${CRATES[@]}"; do pkgs+=(-p "$c"); done
+  args=("${pkgs[@]}")
   [[ "$verify" == 1 ]] || args+=(--no-verify)
   (cd "$dir" && cargo package --allow-dirty "${args[@]}")
   for c in "${CRATES[@]}"; do
@@ -139,6 +142,18 @@ crates() {
     cp "$f" "$out/"
   done
   echo "release: packaged ${#CRATES[@]} crates"
+  # What cargo checks before an upload (no crate at this version in the crates.io index yet,
+  # each crate resolved against the others as if they were published); its dry run stops
+  # before the upload. Who owns a name is only known at the upload: the names were checked
+  # free when chosen (README, "Which name is which").
+  local log
+  log=$(mktemp)
+  if ! (cd "$dir" && cargo publish --dry-run --allow-dirty --no-verify "${pkgs[@]}") >"$log" 2>&1; then
+    cat "$log" >&2
+    die "cargo publish --dry-run failed (above)"
+  fi
+  rm -f "$log"
+  echo "release: cargo publish --dry-run of the ${#CRATES[@]} crates passed"
 }
 
 # smoke_crates OUT: the command's crate, unpacked, names the binary `cowtree` at this version.
@@ -169,7 +184,7 @@ while (($#)); do
     --arch) arches+=("${2:?--arch needs ARCH}"); shift ;;
     --no-wheels) wheels=0 ;;
     changelog) changelog "${2:?usage: scripts/release.sh changelog VERSION}"; exit 0 ;;
-    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) [[ -z "$version" ]] || die "one VERSION only"; version=$1 ;;
   esac
