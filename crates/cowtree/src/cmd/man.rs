@@ -17,8 +17,7 @@ use crate::exit::{CliError, CmdResult, Exit};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   cowtree man stores rm | man -l -                    # read one page
-  cowtree man --dir ~/.local/share/man/man1           # install every page for this user
-  man cowtree-checkout")]
+  cowtree man --dir ~/.local/share/man/man1           # every page, for `man cowtree-checkout`")]
 pub struct Args {
     /// The command whose page to print (none: `cowtree` itself).
     #[arg(value_name = "COMMAND")]
@@ -26,7 +25,8 @@ pub struct Args {
     /// Write every page into DIR (created if missing), as `cowtree.1`, `cowtree-clone.1`, ...
     #[arg(long, value_name = "DIR", conflicts_with = "command")]
     dir: Option<PathBuf>,
-    /// With --dir: print one JSON object, {"dir", "pages": [file names]}.
+    /// Print one JSON object: with --dir {"dir", "pages": [file names]}, else {"page": file
+    /// name, "roff": the page}.
     #[arg(long)]
     json: bool,
     /// With --dir: print nothing but errors.
@@ -59,9 +59,13 @@ pub fn run(args: Args, cmd: clap::Command) -> CmdResult {
         })?;
     }
     let mut out = Vec::new();
-    man_page(page.clone())
-        .render(&mut out)
+    let man = man_page(page.clone());
+    man.render(&mut out)
         .map_err(|e| CliError::new(format!("render the manual page: {e}")))?;
+    if args.json {
+        print_json(&json!({"page": man.get_filename(), "roff": String::from_utf8_lossy(&out)}))?;
+        return Ok(Exit::Ok);
+    }
     std::io::stdout()
         .write_all(&out)
         .map_err(|e| CliError::new(format!("write the page to stdout: {e}")))?;
