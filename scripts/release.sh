@@ -11,9 +11,13 @@
 #                                         # $TARGET/release-artifacts/VERSION/
 #   scripts/release.sh --dry-run VERSION  # the same in a temporary copy of the checkout (its
 #                                         # uncommitted changes too): the checkout is untouched
-#   scripts/release.sh --ci [VERSION]     # --dry-run for CI: the host's wheel only, crates
-#                                         # packaged without the verify build (the tests build
-#                                         # the same sources); VERSION defaults to a patch bump
+#   scripts/release.sh --ci [VERSION]     # --dry-run for CI, in about 3 minutes: no wheels
+#                                         # (the dist build alone takes over 20 minutes here;
+#                                         # scripts/wheel.sh ci builds and smoke-tests the dev
+#                                         # wheel in the same run; --arch ARCH adds ARCH's
+#                                         # release wheel), crates packaged without the verify
+#                                         # build (the tests build the same sources); VERSION
+#                                         # defaults to a patch bump
 #   scripts/release.sh changelog VERSION  # print CHANGELOG.md's section for VERSION, only
 #
 #   --arch ARCH    build only ARCH's wheel (repeatable; default x86_64 and aarch64)
@@ -127,7 +131,7 @@ EOF
 # other), each .crate's manifest checked to carry the version, then `cargo publish --dry-run`
 # of them all.
 crates() {
-  local dir=$1 out=$2 verify=$3 version
+  local dir=$1 out=$2 verify=$3 version manifest
   version=$(current_version "$dir")
   local -a pkgs=() args=()
   for c in "${CRATES[@]}"; do pkgs+=(-p "$c"); done
@@ -137,7 +141,9 @@ crates() {
   for c in "${CRATES[@]}"; do
     local f=$CARGO_TARGET_DIR/package/$c-$version.crate
     [[ -f "$f" ]] || die "cargo package wrote no $f"
-    tar -xzOf "$f" "$c-$version/Cargo.toml" | grep -q "^version = \"$version\"" ||
+    # Read whole first: grep -q stopping early would make tar fail on a closed pipe.
+    manifest=$(tar -xzOf "$f" "$c-$version/Cargo.toml")
+    grep -q "^version = \"$version\"" <<<"$manifest" ||
       die "$f: its Cargo.toml is not version $version"
     cp "$f" "$out/"
   done
@@ -161,7 +167,7 @@ smoke_crates() {
   local out=$1 version=$2 work
   work=$(mktemp -d)
   tar -xzf "$out/cowtree-cli-$version.crate" -C "$work"
-  grep -A2 '^\[\[bin\]\]' "$work/cowtree-cli-$version/Cargo.toml" | grep -q 'name = "cowtree"' ||
+  grep -A2 '^\[\[bin\]\]' "$work/cowtree-cli-$version/Cargo.toml" | grep 'name = "cowtree"' >/dev/null ||
     die "cowtree-cli-$version.crate does not install a binary named cowtree"
   [[ -f "$work/cowtree-cli-$version/src/main.rs" ]] || die "cowtree-cli-$version.crate has no src/main.rs"
   rm -rf "$work"
@@ -172,19 +178,19 @@ smoke_crates() {
 smoke_wheel() {
   local whl=$1 version=$2
   [[ "$(basename "$whl")" == cowtree-"$version"-* ]] || die "$whl is not version $version"
-  unzip -l "$whl" | grep -q "cowtree-$version.data/data/share/man/man1/cowtree.1" ||
+  unzip -l "$whl" | grep "cowtree-$version.data/data/share/man/man1/cowtree.1" >/dev/null ||
     die "$whl carries no manual page"
 }
 
-mode=release arches=() wheels=1 verify=1 version=""
+mode=release arches=() wheels=1 verify=1 ci=0 version=""
 while (($#)); do
   case $1 in
     --dry-run) mode=dry-run ;;
-    --ci) mode=dry-run verify=0 arches=("$(uname -m)") ;;
+    --ci) mode=dry-run verify=0 ci=1 ;;
     --arch) arches+=("${2:?--arch needs ARCH}"); shift ;;
     --no-wheels) wheels=0 ;;
     changelog) changelog "${2:?usage: scripts/release.sh changelog VERSION}"; exit 0 ;;
-    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) [[ -z "$version" ]] || die "one VERSION only"; version=$1 ;;
   esac
@@ -196,6 +202,7 @@ if [[ -z "$version" && "$verify" == 0 ]]; then
 fi
 [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$ ]] ||
   die "VERSION must be MAJOR.MINOR.PATCH (with an optional -PRERELEASE), not '${version}'"
+if ((ci && ${#arches[@]} == 0)); then wheels=0; fi
 ((${#arches[@]})) || arches=(x86_64 aarch64)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 started=$SECONDS
