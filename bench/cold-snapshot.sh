@@ -60,7 +60,7 @@ FILES=$(printf '%s\n' $FILES | sort -n | tr '\n' ' ')
 FILES=${FILES% }
 [[ -n $FILES ]] || die "FILES names no tree size"
 if [[ -z "${BINS:-}" ]]; then
-  cargo build --release -q -p cowtree
+  cargo build --release -q -p cowtree-cli
   BINS="cowtree=$ROOT/target/release/cowtree"
 fi
 LABELS=()

@@ -55,9 +55,9 @@ done
 if [[ -z "${COWTREE:-}" ]]; then
   note "building cowtree --release"
   if [[ -n "${SUDO_USER:-}" && "$SUDO_USER" != root ]]; then
-    sudo -u "$SUDO_USER" -H env PATH="$PATH" cargo build --release --quiet -p cowtree
+    sudo -u "$SUDO_USER" -H env PATH="$PATH" cargo build --release --quiet -p cowtree-cli
   else
-    cargo build --release --quiet -p cowtree
+    cargo build --release --quiet -p cowtree-cli
   fi
   COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
 fi

@@ -34,7 +34,7 @@
 # (snapshot + status medians) and cowtree's ratio to it, and git's median over cowtree's.
 #
 # Environment:
-#   COWTREE=PATH    binary to measure (default: cargo build --release -p cowtree)
+#   COWTREE=PATH    binary to measure (default: cargo build --release -p cowtree-cli)
 #   SIZES="..."     tree sizes (default "100 1000 3000 10000 all")
 #   STATES="..."    "fresh settled" (default both)
 #   RUNS=N          rounds (default 9)
@@ -56,7 +56,7 @@ FLOOR=${FLOOR:-1}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive whole number, not '$RUNS'"
 
 if [[ -z "${COWTREE:-}" ]]; then
-  cargo build --release --quiet -p cowtree
+  cargo build --release --quiet -p cowtree-cli
   COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
 fi
 COWTREE=$(realpath "$COWTREE")

@@ -27,7 +27,7 @@
 # and the filesystem synced; the page cache stays warm.
 #
 # Environment:
-#   COWTREE=PATH   binary to measure (default: cargo build --release -p cowtree)
+#   COWTREE=PATH   binary to measure (default: cargo build --release -p cowtree-cli)
 #   RUNS=N         rounds (default 6: each tool twice in each position)
 #   SCALE=F        bench/gentree.py --scale (default 0.5: about 40,000 tracked files)
 #   TREE=DIR       track a copy of DIR instead of the generated tree (a real one, e.g. the
@@ -60,7 +60,7 @@ for tool in btrfs strace python3 git; do
 done
 
 if [[ -z "${COWTREE:-}" ]]; then
-  cargo build --release --quiet -p cowtree
+  cargo build --release --quiet -p cowtree-cli
   COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
 fi
 COWTREE=$(realpath "$COWTREE")

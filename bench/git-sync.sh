@@ -14,7 +14,7 @@
 # each to `git`, and what --sync adds (median difference and ratio).
 #
 # Environment:
-#   COWTREE=PATH   binary to measure (default: cargo build --release -p cowtree)
+#   COWTREE=PATH   binary to measure (default: cargo build --release -p cowtree-cli)
 #   RUNS=N         rounds (default 6, rounded up to a multiple of 3)
 #   SCALE=F        bench/gentree.py --scale (default 0.25: about 20,000 tracked files)
 #   FILESYSTEMS    default "xfs btrfs" (8 GiB sparse images; COWTREE_XFS_SIZE, BTRFS_SIZE)
@@ -33,7 +33,7 @@ SCALE=${SCALE:-0.25}
 FILESYSTEMS=${FILESYSTEMS:-xfs btrfs}
 
 if [[ -z "${COWTREE:-}" ]]; then
-  cargo build --release --quiet -p cowtree
+  cargo build --release --quiet -p cowtree-cli
   COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
 fi
 COWTREE=$(realpath "$COWTREE")

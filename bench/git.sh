@@ -21,7 +21,7 @@
 # cowtree worktree against the repository's apparent size. One PASS/MISS line per target.
 #
 # Environment:
-#   COWTREE=PATH   binary to measure (default: cargo build --release -p cowtree)
+#   COWTREE=PATH   binary to measure (default: cargo build --release -p cowtree-cli)
 #   RUNS=N         rounds (default 4; rounded up to a multiple of 4, so that the orders balance)
 #   SCALE=F        bench/gentree.py --scale (default 0.5: about 40,000 tracked files; the 4 GiB
 #                  loop filesystem must hold SRC, its objects and one full git checkout)
@@ -43,7 +43,7 @@ command -v strace >/dev/null || die "needs strace (apt-get install strace)"
 command -v cc >/dev/null || die "needs a C compiler (cc) for the floor probe bench/clone-floor.c"
 
 if [[ -z "${COWTREE:-}" ]]; then
-  cargo build --release --quiet -p cowtree
+  cargo build --release --quiet -p cowtree-cli
   COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
 fi
 COWTREE=$(realpath "$COWTREE")

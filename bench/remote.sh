@@ -48,7 +48,7 @@ fi
 }
 if [[ -z "${COWTREE:-}" ]]; then
   note "building cowtree --release"
-  cargo build --release --quiet -p cowtree
+  cargo build --release --quiet -p cowtree-cli
   COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
 fi
 COWTREE=$(realpath "$COWTREE")

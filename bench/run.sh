@@ -118,7 +118,7 @@ as_user() {
 if [[ -z "${COWTREE:-}" ]]; then
   CARGO=$(find_cargo) || die "cargo not found; set COWTREE=path/to/cowtree"
   note "building cowtree --release"
-  as_user "$CARGO" build --release --quiet -p cowtree
+  as_user "$CARGO" build --release --quiet -p cowtree-cli
   COWTREE="$ROOT/target/release/cowtree"
 fi
 [[ -x "$COWTREE" ]] || die "COWTREE=$COWTREE is not an executable"

@@ -114,7 +114,7 @@ HAVE_B3SUM=1
 bench_install b3sum b3sum || HAVE_B3SUM=0
 if [[ -z "${COWTREE:-}" ]]; then
   note "building cowtree --release"
-  cargo build --release -q -p cowtree
+  cargo build --release -q -p cowtree-cli
   COWTREE=$ROOT/target/release/cowtree
 fi
 COWTREE=$(realpath "$COWTREE")

@@ -52,7 +52,7 @@ RESULTS="$ROOT/bench/out/space-$(date -u +%Y%m%dT%H%M%SZ).txt"
 say() { echo "$*" | tee -a "$RESULTS"; }
 
 if [[ -z "${COWTREE:-}" ]]; then
-  cargo build --release -q -p cowtree
+  cargo build --release -q -p cowtree-cli
   COWTREE="$ROOT/target/release/cowtree"
 fi
 [[ -x "$COWTREE" ]] || die "no cowtree binary at $COWTREE"

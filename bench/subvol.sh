@@ -58,7 +58,7 @@ for tool in btrfs setpriv useradd userdel python3; do
 done
 
 if [[ -z "${COWTREE:-}" ]]; then
-  cargo build --release --quiet -p cowtree
+  cargo build --release --quiet -p cowtree-cli
   COWTREE="$ROOT/target/release/cowtree"
 fi
 [[ -x "$COWTREE" ]] || die "$COWTREE is not an executable"

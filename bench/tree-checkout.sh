@@ -29,7 +29,7 @@ RUNS=${RUNS:-5}
 [[ $RUNS =~ ^[1-9][0-9]*$ && $FILES =~ ^[1-9][0-9]*$ ]] || die "FILES and RUNS must be positive integers"
 for tool in btrfs python3 bc /usr/bin/time; do command -v "$tool" >/dev/null || die "$tool is needed"; done
 if [[ -z "${COWTREE:-}" ]]; then
-  cargo build --release --quiet -p cowtree
+  cargo build --release --quiet -p cowtree-cli
   COWTREE="$ROOT/target/release/cowtree"
 fi
 [[ -x "$COWTREE" ]] || die "$COWTREE is not an executable"

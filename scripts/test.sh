@@ -26,6 +26,22 @@ trap 'if [[ -n "$COWTREE_WEED_DIR" ]]; then scripts/seaweedfs.sh stop "$COWTREE_
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The shells whose completion scripts the tests load, and man for the manual pages
+# (crates/cowtree/tests/completions_man.rs), from Debian where they are missing.
+if [[ $EUID == 0 ]] && command -v apt-get >/dev/null; then
+  missing=()
+  for t in bash:bash zsh:zsh fish:fish man:man-db groff:groff-base; do
+    command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
+  done
+  [[ -e /usr/share/bash-completion/bash_completion ]] || missing+=(bash-completion)
+  if ((${#missing[@]})); then
+    echo "test.sh: installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
+      { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }
+  fi
+fi
+
 cowtree_mounts_up
 for v in XFS XFS2 BTRFS BTRFS_USER_RM SMALL TMPFS EXT4 NOCOW; do
   var="COWTREE_TEST_$v"

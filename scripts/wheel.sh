@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the `cowtree` wheel (crates/cowtree-py/pyproject.toml): the `cowtree` command (the
-# binary of crates/cowtree, installed into the environment's bin/ as it was built) and the
+# binary of crates/cowtree, installed into the environment's bin/ as it was built, with its
+# manual pages and shell completions in the environment's share/) and the
 # Python module `cowtree` (crates/cowtree-py, PyO3, abi3: one wheel for CPython 3.9 and later).
 #
 #   scripts/wheel.sh release [x86_64] [aarch64]  # distribution wheels (default: both), in
@@ -29,7 +30,8 @@
 # what it needs of the glibc it was built against.
 #
 # The smoke test, from a fresh venv made by `uv venv` with the wheel installed by `uv pip
-# install`: `cowtree --version`; on a fresh XFS (reflink=1) mount, `cowtree clone` of a tree
+# install`: `cowtree --version`; the manual pages and shell completions in the venv's share/
+# (which `man` finds there); on a fresh XFS (reflink=1) mount, `cowtree clone` of a tree
 # (every file cloned, shown by FIEMAP's shared flag through `filefrag -v`), `cowtree snapshot`
 # and `cowtree checkout` of it (the checkout's files equal to the source); `import cowtree`
 # and one link_tree; `pip check`; then `pip uninstall` removes every file the wheel installed;
@@ -64,9 +66,29 @@ tools() { # tools [release]: the build tools (and with `release`, zig) in $TOOLS
 
 version() { awk -F'"' '/^version = / { print $2; exit }' Cargo.toml; }
 
-# package BINARY MATURIN_ARGS...: maturin builds the wheel with BINARY as its bin/cowtree. The
-# binary goes into pyproject.toml's data directory, which every build of this checkout shares
-# (whatever its target dir): one build at a time holds it (flock), from the copy to the zip.
+# share_files BINARY DIR: the shell completions and manual pages BINARY writes, laid out in DIR
+# as under an environment's prefix (share/man/man1, bash-completion, zsh site-functions, fish
+# vendor_completions.d). BINARY runs under qemu-user when it is for another architecture.
+share_files() {
+  local bin=$1 dir=$2 run=()
+  if ! "$bin" --version >/dev/null 2>&1; then
+    local arch
+    arch=$(file -b "$bin" | grep -q aarch64 && echo aarch64 || echo x86_64)
+    run=("qemu-$arch" -L "/usr/$arch-linux-gnu")
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir/share/bash-completion/completions" "$dir/share/zsh/site-functions" \
+    "$dir/share/fish/vendor_completions.d"
+  "${run[@]}" "$bin" man --quiet --dir "$dir/share/man/man1"
+  "${run[@]}" "$bin" completions bash >"$dir/share/bash-completion/completions/cowtree"
+  "${run[@]}" "$bin" completions zsh >"$dir/share/zsh/site-functions/_cowtree"
+  "${run[@]}" "$bin" completions fish >"$dir/share/fish/vendor_completions.d/cowtree.fish"
+}
+
+# package BINARY MATURIN_ARGS...: maturin builds the wheel with BINARY as its bin/cowtree, and
+# the completions and manual pages it writes in the environment's share/. They go into
+# pyproject.toml's data directory, which every build of this checkout shares (whatever its
+# target dir): one build at a time holds it (flock), from the copy to the zip.
 package() {
   local bin=$1
   shift
@@ -76,6 +98,7 @@ package() {
     cp "$bin" "$DATA/cowtree.tmp"
     chmod 755 "$DATA/cowtree.tmp"
     mv "$DATA/cowtree.tmp" "$DATA/cowtree"
+    share_files "$bin" "$CRATE/build-data/data"
     env "${env[@]}" maturin build "$@"
   ) 9>"$CRATE/.build-data.lock"
 }
@@ -85,7 +108,7 @@ build_dev() {
   local -a env=()
   tools
   {
-    # The binary the tests ran: built as scripts/test.sh builds it (a `cargo build -p cowtree`
+    # The binary the tests ran: built as scripts/test.sh builds it (a `cargo build -p cowtree-cli`
     # would resolve features apart from the tests and rebuild most dependencies), so that
     # after the tests this is a no-op.
     cargo test -q --workspace --all-targets --no-run
@@ -122,7 +145,7 @@ build_release() { # build_release ARCH
     zflags=(-Zbuild-std=std,panic_abort)
   fi
   echo "wheel: building the cowtree binary for $triple (glibc 2.17 symbols, zig)"
-  env "${env[@]}" cargo-zigbuild zigbuild --profile dist -p cowtree --target "$triple.2.17" "${zflags[@]}"
+  env "${env[@]}" cargo-zigbuild zigbuild --profile dist -p cowtree-cli --target "$triple.2.17" "${zflags[@]}"
   echo "wheel: building the wheel for $triple"
   package "$TARGET/$triple/dist/cowtree" --profile dist --zig --compatibility manylinux2014 \
     --target "$triple" -m "$CRATE/Cargo.toml" -o "$TARGET/wheels" "${zflags[@]}"
@@ -190,6 +213,17 @@ smoke() { # smoke WHEEL
   echo "wheel: smoke: $version from $ct"
   cmp -s "$ct" <(unzip -p "$whl" "cowtree-$(version).data/scripts/cowtree") ||
     die "the installed cowtree differs from the wheel's"
+  local f
+  for f in share/man/man1/cowtree.1 share/man/man1/cowtree-stores-rm.1 \
+    share/bash-completion/completions/cowtree share/zsh/site-functions/_cowtree \
+    share/fish/vendor_completions.d/cowtree.fish; do
+    [[ -s "$venv/$f" ]] || die "the wheel installed no $venv/$f"
+  done
+  if command -v man >/dev/null; then
+    MANPATH="$venv/share/man" man -w cowtree-stores-rm >/dev/null ||
+      die "man finds no cowtree-stores-rm in $venv/share/man"
+  fi
+  echo "wheel: smoke: manual pages and completions installed in $venv/share"
   "${run[@]}" "$ct" clone --json "$x/src" "$x/clone" >"$work/clone.json"
   python3 - "$work/clone.json" "${#run[@]}" <<'EOF'
 import json, sys

@@ -372,6 +372,19 @@ pub fn remember(store_root: &Path) -> io::Result<()> {
 /// their order. Returns those removed. The file is rewritten in place under an exclusive
 /// `flock`, which [`remember`]'s appends wait for.
 pub fn forget_missing() -> io::Result<Vec<PathBuf>> {
+    forget_where(|p| !exists(p))
+}
+
+/// Removes `store_root` from [`known_stores_file`] (a store that was removed), as
+/// [`forget_missing`] rewrites it. Returns whether it was listed.
+pub fn forget(store_root: &Path) -> io::Result<bool> {
+    let root = absolute(store_root)?;
+    Ok(!forget_where(|p| *p == root)?.is_empty())
+}
+
+/// Removes from [`known_stores_file`] the stores `gone` picks, under an exclusive `flock`;
+/// returns those removed.
+fn forget_where(gone: impl Fn(&PathBuf) -> bool) -> io::Result<Vec<PathBuf>> {
     use std::io::{Read, Seek};
     let Some(file) = known_stores_file() else {
         return Ok(Vec::new());
@@ -388,8 +401,8 @@ pub fn forget_missing() -> io::Result<Vec<PathBuf>> {
     rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
     let mut bytes = Vec::new();
     f.read_to_end(&mut bytes)?;
-    let (keep, gone): (Vec<PathBuf>, Vec<PathBuf>) =
-        parse_known(&bytes).into_iter().partition(|p| exists(p));
+    let (gone, keep): (Vec<PathBuf>, Vec<PathBuf>) =
+        parse_known(&bytes).into_iter().partition(|p| gone(p));
     if gone.is_empty() {
         return Ok(gone);
     }

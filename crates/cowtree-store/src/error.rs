@@ -185,13 +185,30 @@ pub enum Error {
     },
     /// A directory that is neither empty nor a store was given as the store.
     #[error(
-        "{} is not empty and is not a cowtree store (no format file); refusing to use it as one",
-        path.display()
+        "{} is not empty and is not a cowtree store (no format file); refusing to use it as one \
+         (if it is what is left of a store, e.g. after `rm -rf` stopped at its read-only tree \
+         subvolumes, `cowtree stores rm {}` removes it)",
+        path.display(),
+        shell_word(path)
     )]
     NotAStore {
         /// The directory.
         path: PathBuf,
     },
+    /// A store whose removal (`cowtree stores rm`) began and did not finish.
+    #[error(
+        "the store {} is being removed (its removal stopped partway); \
+         `cowtree stores rm {}` finishes removing it",
+        path.display(),
+        shell_word(path)
+    )]
+    BeingRemoved {
+        /// The store.
+        path: PathBuf,
+    },
+    /// `cowtree stores rm` refused: nothing was removed.
+    #[error("{0}")]
+    RemoveRefused(crate::remove::Refused),
     /// A worktree has an unfinished switch; it must be finished (or reset) first.
     #[error(
         "worktree {} has an interrupted switch to {to}; `{} {to}` finishes it (as do a reset \

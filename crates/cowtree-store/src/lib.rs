@@ -14,6 +14,7 @@
 //! tmp/               staging; each writer holds an flock on its own staging directory
 //! trees/<id>         btrfs: snapshot <id>'s tree as a read-only subvolume (see [`trees`])
 //! history            when and from where each snapshot was recorded (see [`history`])
+//! removing           only in a store being removed (see [`remove`]): it is refused until then
 //! ```
 //!
 //! Which store serves a tree (one per filesystem) is decided by [`discover`]; where a
@@ -43,6 +44,7 @@ mod pools;
 mod readahead;
 pub mod refs;
 pub mod registry;
+pub mod remove;
 pub mod source;
 pub mod store;
 pub mod trees;

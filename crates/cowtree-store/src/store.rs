@@ -182,6 +182,15 @@ impl Store {
         let ctx = |e: io::Error| Error::io_at("store", root, e);
         std::fs::create_dir_all(root).map_err(ctx)?;
         let dir = Dir::open(root).map_err(ctx)?;
+        if dir
+            .try_stat(OsStr::new(crate::remove::MARKER))
+            .map_err(ctx)?
+            .is_some()
+        {
+            return Err(Error::BeingRemoved {
+                path: root.to_path_buf(),
+            });
+        }
         match read_at(&dir, OsStr::new(FORMAT_FILE)).map_err(ctx)? {
             Some(bytes) => check_format(root, &bytes)?,
             None => create_layout(root, &dir)?,

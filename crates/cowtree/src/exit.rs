@@ -241,6 +241,14 @@ fn store_kind(e: &cowtree_store::Error) -> (Kind, Option<PathBuf>) {
             (Kind::Error, Some(path.clone()))
         }
         E::UnsupportedFormat { store, .. } => (Kind::Error, Some(store.clone())),
+        E::BeingRemoved { path } => (Kind::Conflict, Some(path.clone())),
+        E::RemoveRefused(r) => (
+            match r {
+                cowtree_store::remove::Refused::NotAStore { .. } => Kind::Error,
+                _ => Kind::Conflict,
+            },
+            Some(r.path().to_path_buf()),
+        ),
         _ => (Kind::Error, None),
     }
 }

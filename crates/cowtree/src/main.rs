@@ -1,6 +1,7 @@
 //! The `cowtree` command.
 
 mod cmd;
+mod complete;
 mod exit;
 mod interrupt;
 mod progress;
@@ -125,6 +126,8 @@ enum Command {
     Git(cmd::git::Args),
     Hook(cmd::hook::Args),
     Subvolume(cmd::subvolume::Args),
+    Completions(cmd::completions::Args),
+    Man(cmd::man::Args),
 }
 
 /// The command's name, for messages.
@@ -154,6 +157,8 @@ fn name(c: &Command) -> &'static str {
         Command::Git(_) => "git worktree add",
         Command::Hook(_) => "hook",
         Command::Subvolume(_) => "subvolume",
+        Command::Completions(_) => "completions",
+        Command::Man(_) => "man",
     }
 }
 
@@ -168,8 +173,15 @@ fn storeless(c: &Command) -> Option<&'static str> {
         Command::Git(_) => Some("git"),
         Command::Hook(_) => Some("hook"),
         Command::Subvolume(_) => Some("subvolume"),
+        Command::Completions(_) => Some("completions"),
+        Command::Man(_) => Some("man"),
         _ => None,
     }
+}
+
+/// The whole command line interface, as parsed, completed and documented (man pages).
+fn full_command() -> clap::Command {
+    globalize(Cli::command())
 }
 
 /// Parallel walks keep a directory fd per work item; allow what the hard limit allows.
@@ -184,13 +196,16 @@ fn raise_fd_limit() {
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    // A shell's completion script asking what to complete (COWTREE_COMPLETE set): answered,
+    // and the process ends, before anything else runs.
+    complete::run_if_asked(full_command);
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // `cowtree git worktree list ...` and the others git runs itself take their arguments
     // verbatim, before any of them could be read as one of cowtree's options.
     if let Some((json, sub, rest)) = cmd::git::passthrough(&args[1..]) {
         return cmd::git::run_git_worktree(sub, rest, json);
     }
-    let mut command = globalize(Cli::command());
+    let mut command = full_command();
     let cli = match command
         .try_get_matches_from_mut(&args)
         .and_then(|m| Cli::from_arg_matches(&m))
@@ -227,6 +242,8 @@ fn main() -> ExitCode {
             | Command::Status(_)
             | Command::Worktrees(_)
             | Command::Stores(_)
+            | Command::Completions(_)
+            | Command::Man(_)
     ) {
         die_quietly_on_closed_pipe();
     }
@@ -267,6 +284,8 @@ fn main() -> ExitCode {
         Command::Git(args) => cmd::git::run(args),
         Command::Hook(args) => cmd::hook::run(args),
         Command::Subvolume(args) => cmd::subvolume::run(args),
+        Command::Completions(args) => cmd::completions::run(args),
+        Command::Man(args) => cmd::man::run(args, full_command()),
     };
     interrupt::hold_if_stopping(result.is_ok());
     match result {

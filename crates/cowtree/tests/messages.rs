@@ -346,6 +346,41 @@ const PRINTED: &[(&str, &str, &str)] = &[
         "the required filter driver `{driver}` failed",
         "not a suggestion: names the repository's filter driver",
     ),
+    // `cowtree stores rm`: run as printed in crates/cowtree/tests/stores_rm.rs.
+    (
+        "crates/cowtree-store/src/error.rs",
+        "subvolumes, `cowtree stores rm {}` removes it)",
+        "stores_rm.rs: what_rm_rf_leaves_of_a_store_is_refused_with_the_stores_rm_that_removes_it",
+    ),
+    (
+        "crates/cowtree-store/src/error.rs",
+        "`cowtree stores rm {}` finishes removing it",
+        "stores_rm.rs: an_interrupted_stores_rm_is_refused_by_every_command_and_finished_by_the_printed_stores_rm",
+    ),
+    (
+        "crates/cowtree-store/src/remove.rs",
+        "(`cowtree worktree rm DIR`), or add --force",
+        "a placeholder, not run: stores_rm.rs: \
+         stores_rm_refuses_while_worktrees_are_registered_and_with_force_deletes_the_trees_and_forgets_the_store \
+         checks that the worktrees are named",
+    ),
+    (
+        "crates/cowtree/src/cmd/stores_rm.rs",
+        "(`cowtree stores` lists the known ones)",
+        "stores_rm.rs: stores_rm_refuses_a_directory_holding_what_no_store_holds_and_a_missing_path_prints_stores",
+    ),
+    (
+        "crates/cowtree/src/cmd/stores_rm.rs",
+        "(and refused by every command): `{again}` finishes removing it",
+        "not triggered: needs a signal during the removal; the command is the one the store's \
+         error prints, run in stores_rm.rs: an_interrupted_stores_rm_...",
+    ),
+    (
+        "crates/cowtree/src/cmd/stores_rm.rs",
+        "the store is partly removed: `{again}` finishes removing it",
+        "not triggered: needs the removal to fail partway; the command is the one the store's \
+         error prints, run in stores_rm.rs: an_interrupted_stores_rm_...",
+    ),
 ];
 
 /// The lines of the project's sources (not comments) that print a `cowtree ...` command, as

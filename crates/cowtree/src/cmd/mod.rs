@@ -3,12 +3,14 @@
 pub mod checkout;
 pub mod clone;
 pub mod clone_record;
+pub mod completions;
 pub mod dedupe;
 pub mod du;
 pub mod gc;
 pub mod git;
 pub mod hook;
 pub mod ls;
+pub mod man;
 pub mod probe;
 pub mod pull;
 pub mod push;
@@ -20,6 +22,7 @@ pub mod show;
 pub mod snapshot;
 pub mod status;
 pub mod stores;
+pub mod stores_rm;
 pub mod subvolume;
 pub mod switch;
 pub mod tag;
@@ -87,6 +90,9 @@ impl JobsOpt {
 /// create one).
 pub fn open_existing(root: &Path) -> Result<Store, CliError> {
     if !discover::exists(root) {
+        if let Some(e) = cowtree_store::remove::leftover(root) {
+            return Err(e.into());
+        }
         return Err(CliError::new(format!(
             "no store at {} (a snapshot or a checkout creates one; `cowtree stores` lists the \
              known ones)",

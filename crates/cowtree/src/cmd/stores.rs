@@ -22,13 +22,20 @@ use crate::units::count;
 /// $XDG_STATE_HOME/cowtree/stores (else ~/.local/state/cowtree/stores).
 ///
 /// A listed store that no longer exists (deleted, or on a filesystem not mounted now) is marked
-/// `missing`; --prune drops those from the list.
+/// `missing`; --prune drops those from the list. `cowtree stores rm PATH` deletes a store (its
+/// btrfs tree subvolumes too, which `rm -rf` cannot) and drops it from the list.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:
   cowtree stores                    # path, filesystem, snapshots and worktrees of each store
   cowtree stores --prune            # forget the stores that no longer exist
-  cowtree stores --json")]
+  cowtree stores rm /mnt/btrfs/.cowtree-store   # delete a store
+  cowtree stores --json"
+)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<Sub>,
     /// Print one JSON object: {"stores": [{path, exists, default, fs_type, snapshots,
     /// worktrees}], "pruned": [path...] (with --prune)}.
     #[arg(long)]
@@ -40,7 +47,15 @@ pub struct Args {
     prune: bool,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    Rm(crate::cmd::stores_rm::Args),
+}
+
 pub fn run(args: Args) -> CmdResult {
+    if let Some(Sub::Rm(a)) = args.command {
+        return crate::cmd::stores_rm::run(a);
+    }
     let pruned = if args.prune {
         discover::forget_missing().map_err(|e| {
             let file = discover::known_stores_file().unwrap_or_default();
