@@ -40,7 +40,7 @@ say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
 
 if [[ -z "${COWTREE:-}" ]]; then
   note "building cowtree --release"
-  cargo build --release --quiet -p cowtree
+  cargo build --release --quiet -p cowtree-cli
   COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
 fi
 COWTREE=$(realpath "$COWTREE")

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::cmd::print_json;
 use crate::exit::{CliError, CmdResult, Exit};
-use crate::interrupt::{self, Leftover};
+use crate::interrupt::{self, Tell};
 use crate::units::count;
 
 /// Delete stores: everything in them, their btrfs tree subvolumes too, and their line in the
@@ -140,7 +140,7 @@ fn remove_one(path: &Path, force: bool) -> Result<Row, CliError> {
         "cowtree stores rm {}",
         cowtree_store::error::shell_word(&abs)
     );
-    interrupt::expect(Leftover::Exists {
+    interrupt::tell(Tell::Exists {
         path: abs.clone(),
         yes: format!(
             "{} is partly removed (and refused by every command): `{again}` finishes removing it",
