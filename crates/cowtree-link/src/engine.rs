@@ -1,7 +1,7 @@
 //! What every call of one linking session shares: the options, the worker count and pool,
 //! the fallback state per (source device, destination device) pair, and the cancellation
 //! handle. [`crate::Linker`] is the public face of an [`Engine`]; the link passes
-//! ([`crate::link`]) run on one.
+//! ([`crate::pass`]) run on one.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};

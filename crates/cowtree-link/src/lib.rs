@@ -143,18 +143,24 @@
 
 mod cancel;
 pub mod convert;
+mod destination;
+mod dir_finish;
 mod engine;
+mod entry;
 pub mod error;
-mod link;
+mod file_link;
 pub mod options;
+mod pass;
 mod plan;
 pub mod report;
 mod scan;
 mod session;
+mod single_file;
 mod staging;
 pub mod state;
 mod txn;
 mod whole;
+mod work_items;
 
 pub use cancel::CancelHandle;
 pub use error::LinkError;
