@@ -142,7 +142,6 @@
 #![warn(missing_docs)]
 
 mod cancel;
-pub mod convert;
 mod destination;
 mod dir_finish;
 mod engine;
@@ -158,6 +157,7 @@ mod session;
 mod single_file;
 mod staging;
 pub mod state;
+pub mod to_subvolume;
 mod txn;
 mod whole;
 mod work_items;
@@ -172,6 +172,8 @@ pub use report::{Collision, CollisionAction, Digest, FallbackCount, LinkReport, 
 pub use session::{FileEntry, Linker, Source};
 pub use staging::NAMING as STAGING_NAMING;
 pub use state::{Attempt, Decision, Failure, LinkMode, LinkState};
+/// [`to_subvolume`] by its earlier name, which the `cowtree` binary still uses.
+pub use to_subvolume as convert;
 
 /// Links the tree (or file) `src` to `dst` with a one-call [`Linker`]; see the crate
 /// documentation for the contract. A caller linking many things should keep one [`Linker`]
