@@ -13,11 +13,11 @@ use rustix::fs::FileType;
 
 use crate::engine::Engine;
 use crate::error::LinkError;
+use crate::link_staging::{Staging, remove_stale};
 use crate::options::OnExisting;
 use crate::pass::{Outcome, Run};
 use crate::plan::{Plan, TreeSrc};
 use crate::report::LinkReport;
-use crate::staging::{Staging, remove_stale};
 use crate::txn::{self, Journal};
 
 /// DST's final name, its parent's path (`.` for a bare name) and the parent opened.

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use crate::cancel::CancelHandle;
+use crate::cancel_handle::CancelHandle;
 use crate::error::LinkError;
 use crate::options::LinkOptions;
 use crate::state::{Failure, LinkMode, LinkState};

@@ -141,13 +141,14 @@
 
 #![warn(missing_docs)]
 
-mod cancel;
+mod cancel_handle;
 mod destination;
 mod dir_finish;
 mod engine;
 mod entry;
 pub mod error;
 mod file_link;
+mod link_staging;
 pub mod options;
 mod pass;
 mod plan;
@@ -155,22 +156,21 @@ pub mod report;
 mod scan;
 mod session;
 mod single_file;
-mod staging;
 pub mod state;
 pub mod to_subvolume;
 mod txn;
 mod whole;
 mod work_items;
 
-pub use cancel::CancelHandle;
+pub use cancel_handle::CancelHandle;
 pub use error::LinkError;
+pub use link_staging::NAMING as STAGING_NAMING;
 pub use options::{
     EntryKind, HashAlgo, LinkOptions, OnExisting, Progress, ProgressCounters, ScanTotals,
 };
 pub use plan::PathMap;
 pub use report::{Collision, CollisionAction, Digest, FallbackCount, LinkReport, RecordEntry};
 pub use session::{FileEntry, Linker, Source};
-pub use staging::NAMING as STAGING_NAMING;
 pub use state::{Attempt, Decision, Failure, LinkMode, LinkState};
 /// [`to_subvolume`] by its earlier name, which the `cowtree` binary still uses.
 pub use to_subvolume as convert;

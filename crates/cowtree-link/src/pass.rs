@@ -18,11 +18,11 @@ use crate::engine::{Engine, FDS_WHILE_LINKING, HELD_PER_WORKER};
 use crate::entry::{Here, Made};
 use crate::error::LinkError;
 use crate::file_link::FileLinker;
+use crate::link_staging::random_u64;
 use crate::options::OnExisting;
 use crate::plan::{PEntry, PKind, Plan, SrcRef, TreeSrc};
 use crate::report::{RecordEntry, Tally};
 use crate::scan::open_rel;
-use crate::staging::random_u64;
 use crate::txn::{Journal, Op};
 use crate::work_items::{Held, Item, SrcDir, push_items};
 

@@ -10,7 +10,7 @@ use cowtree_fs::dir::Dir;
 use cowtree_fs::whole_tree::NotUsed;
 use rustix::fs::{FileType, Timespec};
 
-use crate::cancel::CancelHandle;
+use crate::cancel_handle::CancelHandle;
 use crate::destination::run_plan;
 use crate::engine::Engine;
 use crate::error::LinkError;

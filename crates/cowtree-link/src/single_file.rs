@@ -15,9 +15,9 @@ use crate::destination::open_parent;
 use crate::engine::Engine;
 use crate::error::LinkError;
 use crate::file_link::{FileLinker, FileSrc, hash_file, record_kind};
+use crate::link_staging::Staging;
 use crate::options::OnExisting;
 use crate::report::{Digest, LinkReport, RecordEntry, Tally};
-use crate::staging::Staging;
 use crate::state::Attempt;
 
 /// Where the file goes: `name` in the directory `dir`, at `dir_path`.
@@ -161,8 +161,8 @@ fn link_in_staging<'a>(
         .map_err(|e| LinkError::io("stat", at.dir_path, e))?;
     let mut files = FileLinker::new(engine, (src_dev, dst_dev), None);
     // Made in a staging directory of its own beside the target (named and locked like a
-    // tree's, see `crate::staging`), then renamed out over the target: the staging directory
-    // is created and the rename made only while the process is not stopping (see
+    // tree's, see `crate::link_staging`), then renamed out over the target: the staging
+    // directory is created and the rename made only while the process is not stopping (see
     // `cowtree_fs::staging::stop_staging`), so a signal handler that lists this process's
     // staging finds the file's too, and never sees the target appear after it looked. Stale
     // staging of a killed run is not looked for here: that would list the whole directory for
