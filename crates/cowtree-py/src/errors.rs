@@ -20,8 +20,8 @@ use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use crate::options::attempt_name;
-use crate::paths;
+use crate::option_names::attempt_name;
+use crate::path_args;
 
 create_exception!(
     cowtree,
@@ -71,7 +71,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 fn path_attr(e: &Bound<'_, PyAny>, name: &str, p: &Path) -> PyResult<()> {
-    e.setattr(name, paths::to_str(e.py(), p))
+    e.setattr(name, path_args::to_str(e.py(), p))
 }
 
 /// The Python exception for `err`.
@@ -189,7 +189,7 @@ fn set_variant_attrs(
     use LinkError as E;
     match err {
         E::SpecialFiles { paths: list, .. } => {
-            let items: Vec<_> = list.iter().map(|p| paths::to_str(py, p)).collect();
+            let items: Vec<_> = list.iter().map(|p| path_args::to_str(py, p)).collect();
             e.setattr("paths", PyList::new(py, items)?)?;
         }
         E::StrictFallback {
@@ -206,8 +206,8 @@ fn set_variant_attrs(
             e.setattr("why", why.to_string())?;
         }
         E::Collision { sources, .. } => {
-            let a = paths::to_str(py, &sources[0]);
-            let b = paths::to_str(py, &sources[1]);
+            let a = path_args::to_str(py, &sources[0]);
+            let b = path_args::to_str(py, &sources[1]);
             e.setattr("sources", PyTuple::new(py, [a, b])?)?;
         }
         E::UndoFailed { error, undo, .. } => {
