@@ -31,7 +31,7 @@ use rustix::fs::{Mode, OFlags, fstat};
 use rustix::io::Errno;
 use serde::Serialize;
 
-use crate::du::{DuOptions, FileInfo, du, layout_of, unique_physical_with};
+use crate::disk_usage::{DuOptions, FileInfo, du, layout_of, unique_physical_with};
 
 /// Receives progress; the CLI draws a bar with it. Every method has a default that does
 /// nothing. Phases: "scan" (no total), "dedupe" (total: bytes to hash), "measure".
@@ -421,7 +421,7 @@ fn dedupe_size_groups(
 /// with the walk's extents of every other file, that is what a second walk would find,
 /// without the walk.
 fn measure_after(
-    before: &crate::du::DuReport,
+    before: &crate::disk_usage::DuReport,
     remapped: &HashMap<(u64, u64), Vec<Extent>>,
     report: &mut DedupeReport,
 ) {

@@ -12,7 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod dedupe_files;
-pub mod du;
+pub mod disk_usage;
 pub mod interval;
 pub mod usage_walk;
 
@@ -20,7 +20,7 @@ pub use dedupe_files::{
     DEFAULT_MIN_SIZE, DedupeError, DedupeOptions, DedupeReport, NoProgress, Progress, Skipped,
     dedupe,
 };
-pub use du::{DuOptions, DuReport, du, du_with_progress};
+pub use disk_usage::{DuOptions, DuReport, du, du_with_progress};
 
 /// Serializes a path as a string, replacing bytes that are not UTF-8 (JSON has no other way).
 pub(crate) fn path_lossy<S: serde::Serializer>(
