@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use cowtree_link::{
-    EntryKind, HashAlgo, LinkMode, LinkOptions, Linker, OnExisting, RecordEntry, Source,
+    EntryKind, HashAlgo, LinkMode, LinkOptions, LinkReport, Linker, OnExisting, RecordEntry, Source,
 };
 
 // An installer's allocations are many and small (paths, names, record entries) and made by
@@ -272,7 +272,16 @@ fn write_record(
     Ok(())
 }
 
-fn run(mut args: Vec<String>) -> Result<(), String> {
+/// What the command line asks.
+struct Args {
+    mode: LinkMode,
+    per_package: bool,
+    hash_all: bool,
+    venv: PathBuf,
+    wheel_dirs: Vec<String>,
+}
+
+fn parse_args(mut args: Vec<String>) -> Result<Args, String> {
     let mut mode = LinkMode::Clone;
     let mut per_package = false;
     let mut hash_all = false;
@@ -301,8 +310,18 @@ fn run(mut args: Vec<String>) -> Result<(), String> {
     if args.len() < 2 {
         return Err("usage: wheel_install [--mode clone|hardlink|copy] VENV WHEEL_DIR...".into());
     }
-    let venv = PathBuf::from(&args[0]);
-    // lib/python3.X/site-packages, as the venv was made.
+    Ok(Args {
+        mode,
+        per_package,
+        hash_all,
+        venv: PathBuf::from(&args[0]),
+        wheel_dirs: args.split_off(1),
+    })
+}
+
+/// site-packages and the headers' directory relative to `venv`
+/// (`lib/python3.X/site-packages`, `include/site/python3.X`), as the venv was made.
+fn venv_layout(venv: &Path) -> Result<(PathBuf, PathBuf), String> {
     let lib = venv.join("lib");
     let pyver = std::fs::read_dir(&lib)
         .map_err(|e| format!("{}: {e} (not a virtual environment?)", lib.display()))?
@@ -312,22 +331,22 @@ fn run(mut args: Vec<String>) -> Result<(), String> {
         .ok_or_else(|| format!("{}: no python3.X directory", lib.display()))?;
     let site = Path::new("lib").join(&pyver).join("site-packages");
     let include = Path::new("include/site").join(&pyver);
-    let wheels: Vec<Wheel> = args[1..]
-        .iter()
-        .map(|d| Wheel::open(Path::new(d), &site, &include))
-        .collect::<Result<_, _>>()?;
+    Ok((site, include))
+}
 
-    let started = std::time::Instant::now();
+/// Links every wheel into the venv with the wheel layout as a path mapping: in one pass, or
+/// with `--session-per-package` one session per wheel.
+fn link_wheels(args: &Args, wheels: &[Wheel]) -> Result<LinkReport, String> {
     let opts = LinkOptions {
-        mode,
+        mode: args.mode,
         on_existing: OnExisting::Overwrite,
         record: true,
-        hash: hash_all.then_some(HashAlgo::Sha256),
+        hash: args.hash_all.then_some(HashAlgo::Sha256),
         // An installed file's times say when it was installed, as with pip and uv.
         preserve_times: false,
         // Sizes come from each wheel's RECORD, as the hashes do (see `write_record`); with
         // `--hash-all` the hash is the linked file's, and so is the size.
-        hardlink_sizes: hash_all,
+        hardlink_sizes: args.hash_all,
         ..LinkOptions::default()
     };
     let maps: Vec<_> = wheels
@@ -339,42 +358,41 @@ fn run(mut args: Vec<String>) -> Result<(), String> {
         .zip(&maps)
         .map(|(w, m)| Source::mapped(&w.dir, m))
         .collect();
-    let report = if per_package {
-        let mut total: Option<cowtree_link::LinkReport> = None;
-        for (i, source) in sources.iter().enumerate() {
-            let mut r = Linker::new(opts.clone())
-                .link_sources(std::slice::from_ref(source), &venv)
-                .map_err(|e| e.to_string())?;
-            for e in &mut r.record {
-                e.source = i;
-            }
-            match &mut total {
-                None => total = Some(r),
-                Some(t) => t.absorb(r),
-            }
+    if !args.per_package {
+        return Linker::new(opts)
+            .link_sources(&sources, &args.venv)
+            .map_err(|e| e.to_string());
+    }
+    let mut total: Option<LinkReport> = None;
+    for (i, source) in sources.iter().enumerate() {
+        let mut r = Linker::new(opts.clone())
+            .link_sources(std::slice::from_ref(source), &args.venv)
+            .map_err(|e| e.to_string())?;
+        for e in &mut r.record {
+            e.source = i;
         }
-        total.ok_or("no wheels")?
-    } else {
-        Linker::new(opts)
-            .link_sources(&sources, &venv)
-            .map_err(|e| e.to_string())?
-    };
-
-    // RECORD and INSTALLER per package, from the record of the one pass.
-    let mut by_source: BTreeMap<usize, Vec<&RecordEntry>> = BTreeMap::new();
-    for e in &report.record {
-        if e.kind != EntryKind::Dir {
-            by_source.entry(e.source).or_default().push(e);
+        match &mut total {
+            None => total = Some(r),
+            Some(t) => t.absorb(r),
         }
     }
+    total.ok_or_else(|| "no wheels".into())
+}
+
+/// Writes RECORD and INSTALLER of every package, from the record of the link: one package
+/// at a time per thread, as many threads as cores (each RECORD is read, each script's first
+/// line rewritten and each new RECORD written independently of the others).
+fn write_records(
+    wheels: &[Wheel],
+    by_source: &BTreeMap<usize, Vec<&RecordEntry>>,
+    venv: &Path,
+) -> Result<(), String> {
     // Absolute, as installers write it: a script must run from any directory, whatever VENV
     // was given as (`#!venv/bin/python` would be looked up from the current directory); and
     // without `..` in it.
-    let python = std::fs::canonicalize(&venv)
+    let python = std::fs::canonicalize(venv)
         .map_err(|e| format!("{}: {e}", venv.display()))?
         .join("bin/python");
-    // One package at a time per thread, as many threads as cores: each RECORD is read, each
-    // script's first line rewritten and each new RECORD written independently of the others.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|scope| {
@@ -387,7 +405,7 @@ fn run(mut args: Vec<String>) -> Result<(), String> {
                             return Ok::<(), String>(());
                         };
                         let entries = by_source.get(&i).map(Vec::as_slice).unwrap_or_default();
-                        write_record(w, entries, &venv, &python)?;
+                        write_record(w, entries, venv, &python)?;
                     }
                 })
             })
@@ -395,7 +413,28 @@ fn run(mut args: Vec<String>) -> Result<(), String> {
         handles
             .into_iter()
             .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-    })?;
+    })
+}
+
+fn run(args: Vec<String>) -> Result<(), String> {
+    let args = parse_args(args)?;
+    let (site, include) = venv_layout(&args.venv)?;
+    let wheels: Vec<Wheel> = args
+        .wheel_dirs
+        .iter()
+        .map(|d| Wheel::open(Path::new(d), &site, &include))
+        .collect::<Result<_, _>>()?;
+
+    let started = std::time::Instant::now();
+    let report = link_wheels(&args, &wheels)?;
+    // RECORD and INSTALLER per package, from the record of the one pass.
+    let mut by_source: BTreeMap<usize, Vec<&RecordEntry>> = BTreeMap::new();
+    for e in &report.record {
+        if e.kind != EntryKind::Dir {
+            by_source.entry(e.source).or_default().push(e);
+        }
+    }
+    write_records(&wheels, &by_source, &args.venv)?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,

@@ -1,12 +1,12 @@
 //! What every call of one linking session shares: the options, the worker count and pool,
 //! the fallback state per (source device, destination device) pair, and the cancellation
 //! handle. [`crate::Linker`] is the public face of an [`Engine`]; the link passes
-//! ([`crate::link`]) run on one.
+//! ([`crate::pass`]) run on one.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use crate::cancel::CancelHandle;
+use crate::cancel_handle::CancelHandle;
 use crate::error::LinkError;
 use crate::options::LinkOptions;
 use crate::state::{Failure, LinkMode, LinkState};

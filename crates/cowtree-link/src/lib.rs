@@ -141,31 +141,39 @@
 
 #![warn(missing_docs)]
 
-mod cancel;
-pub mod convert;
+mod cancel_handle;
+mod destination;
+mod dir_finish;
 mod engine;
+mod entry;
 pub mod error;
-mod link;
+mod file_link;
+mod link_staging;
 pub mod options;
+mod pass;
 mod plan;
 pub mod report;
 mod scan;
 mod session;
-mod staging;
+mod single_file;
 pub mod state;
+pub mod to_subvolume;
 mod txn;
 mod whole;
+mod work_items;
 
-pub use cancel::CancelHandle;
+pub use cancel_handle::CancelHandle;
 pub use error::LinkError;
+pub use link_staging::NAMING as STAGING_NAMING;
 pub use options::{
     EntryKind, HashAlgo, LinkOptions, OnExisting, Progress, ProgressCounters, ScanTotals,
 };
 pub use plan::PathMap;
 pub use report::{Collision, CollisionAction, Digest, FallbackCount, LinkReport, RecordEntry};
 pub use session::{FileEntry, Linker, Source};
-pub use staging::NAMING as STAGING_NAMING;
 pub use state::{Attempt, Decision, Failure, LinkMode, LinkState};
+/// [`to_subvolume`] by its earlier name, which the `cowtree` binary still uses.
+pub use to_subvolume as convert;
 
 /// Links the tree (or file) `src` to `dst` with a one-call [`Linker`]; see the crate
 /// documentation for the contract. A caller linking many things should keep one [`Linker`]

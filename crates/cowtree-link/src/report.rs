@@ -8,6 +8,13 @@ use std::time::Duration;
 use crate::options::{EntryKind, HashAlgo};
 use crate::state::{Attempt, Failure};
 
+/// Adds each named counter of `$from` to the same counter of `$to`.
+macro_rules! add_counts {
+    ($to:ident += $from:ident: $($field:ident)+) => {
+        $($to.$field += $from.$field;)+
+    };
+}
+
 /// One entry a link call wrote, as listed in [`LinkReport::record`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordEntry {
@@ -104,6 +111,14 @@ pub struct FallbackCount {
     pub example: PathBuf,
 }
 
+impl FallbackCount {
+    /// Adds the files and bytes of `other` (of the same cause) to these.
+    fn add(&mut self, other: &FallbackCount) {
+        self.count += other.count;
+        self.bytes += other.bytes;
+    }
+}
+
 /// What [`crate::link_tree`] did. Counts are of source entries; `cloned + copied +
 /// hardlinked + symlinked` is the number of regular files linked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -165,31 +180,15 @@ impl LinkReport {
     /// session) to this report; `destination` stays this report's. Where the two were made
     /// by different methods, [`LinkReport::method`] becomes per-file.
     pub fn absorb(&mut self, other: LinkReport) {
-        self.files += other.files;
-        self.dirs += other.dirs;
-        self.symlinks += other.symlinks;
-        self.cloned += other.cloned;
-        self.copied += other.copied;
-        self.hardlinked += other.hardlinked;
-        self.symlinked += other.symlinked;
-        self.bytes += other.bytes;
-        self.bytes_cloned += other.bytes_cloned;
-        self.bytes_copied += other.bytes_copied;
+        add_counts!(self += other: files dirs symlinks cloned copied hardlinked symlinked bytes
+            bytes_cloned bytes_copied skipped special vanished dropped replaced);
         for fb in other.fallbacks {
             match self.fallbacks.iter_mut().find(|f| f.reason == fb.reason) {
-                Some(mine) => {
-                    mine.count += fb.count;
-                    mine.bytes += fb.bytes;
-                }
+                Some(mine) => mine.add(&fb),
                 None => self.fallbacks.push(fb),
             }
         }
         self.fallbacks.sort_by_key(|f| f.reason);
-        self.skipped += other.skipped;
-        self.special += other.special;
-        self.vanished += other.vanished;
-        self.dropped += other.dropped;
-        self.replaced += other.replaced;
         self.collisions.extend(other.collisions);
         self.record.extend(other.record);
         self.elapsed += other.elapsed;
@@ -224,6 +223,29 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
+    /// Counts one file linked by `method`, `bytes` of data.
+    pub fn linked(&mut self, method: Attempt, bytes: u64) {
+        self.files += 1;
+        match method {
+            Attempt::Clone => {
+                self.cloned += 1;
+                self.bytes_cloned += bytes;
+            }
+            Attempt::Copy => {
+                self.copied += 1;
+                self.bytes_copied += bytes;
+            }
+            Attempt::Hardlink => {
+                self.hardlinked += 1;
+                self.bytes_other += bytes;
+            }
+            Attempt::Symlink => {
+                self.symlinked += 1;
+                self.bytes_other += bytes;
+            }
+        }
+    }
+
     pub fn fallback(&mut self, failure: Failure, bytes: u64, example: impl FnOnce() -> PathBuf) {
         let entry = self
             .fallbacks
@@ -241,26 +263,11 @@ impl Tally {
     }
 
     pub fn merge(&mut self, other: Tally) {
-        self.files += other.files;
-        self.dirs += other.dirs;
-        self.symlinks += other.symlinks;
-        self.cloned += other.cloned;
-        self.copied += other.copied;
-        self.hardlinked += other.hardlinked;
-        self.symlinked += other.symlinked;
-        self.bytes_cloned += other.bytes_cloned;
-        self.bytes_copied += other.bytes_copied;
-        self.bytes_other += other.bytes_other;
-        self.skipped += other.skipped;
-        self.special += other.special;
-        self.vanished += other.vanished;
-        self.replaced += other.replaced;
+        add_counts!(self += other: files dirs symlinks cloned copied hardlinked symlinked
+            bytes_cloned bytes_copied bytes_other skipped special vanished replaced);
         for (reason, fb) in other.fallbacks {
             match self.fallbacks.get_mut(reason) {
-                Some(mine) => {
-                    mine.count += fb.count;
-                    mine.bytes += fb.bytes;
-                }
+                Some(mine) => mine.add(&fb),
                 None => {
                     self.fallbacks.insert(reason, fb);
                 }

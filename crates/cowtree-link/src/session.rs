@@ -7,16 +7,18 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use cowtree_fs::dir::Dir;
-use rustix::fs::Timespec;
+use cowtree_fs::whole_tree::NotUsed;
+use rustix::fs::{FileType, Timespec};
 
-use crate::cancel::CancelHandle;
+use crate::cancel_handle::CancelHandle;
+use crate::destination::run_plan;
 use crate::engine::Engine;
 use crate::error::LinkError;
-use crate::link::{has_ancestor, link_single_file, run_plan, type_name};
 use crate::options::{EntryKind, LinkOptions};
-use crate::plan::{Builder, PathMap, SrcRef, TreeSrc};
+use crate::plan::{Builder, PathMap, Plan, SrcRef, TreeSrc};
 use crate::report::LinkReport;
 use crate::scan::{DirMeta, scan_each};
+use crate::single_file::link_single_file;
 use crate::whole;
 
 /// A linking session: options chosen once, and state kept across every call.
@@ -178,88 +180,58 @@ impl Linker {
     ) -> Result<LinkReport, LinkError> {
         let started = Instant::now();
         self.engine.check_cancel(dst)?;
-        let parent_path = match dst.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
+        let checked = check_sources(sources, dst)?;
+        let per_file_reason = match self.whole_tree_first(sources, &checked, dst, started)? {
+            Ok(report) => return Ok(report),
+            Err(reason) => reason,
         };
-        let parent_canon = std::fs::canonicalize(parent_path)
-            .map_err(|e| LinkError::io("resolve", parent_path, e))?;
-        let dst_id = std::fs::symlink_metadata(dst)
-            .ok()
-            .map(|m| (m.dev(), m.ino()));
-        // Sources are checked in order, then every tree is scanned in one parallel pass.
-        let mut roots: Vec<(PathBuf, Arc<Dir>, &Path)> = Vec::new();
-        let mut prepared = Vec::new();
-        for source in sources {
-            let src = source.path;
-            let meta = source_meta(src)?;
-            let canon = std::fs::canonicalize(src).map_err(|e| LinkError::io("resolve", src, e))?;
-            let id = (meta.dev(), meta.ino());
-            if dst_id == Some(id) {
-                return Err(LinkError::SameSourceAndDestination(src.to_path_buf()));
-            }
-            if meta.is_file() {
-                let name = canon.file_name().map(PathBuf::from).ok_or_else(|| {
-                    LinkError::SourceNotLinkable(src.to_path_buf(), "root directory")
-                })?;
-                prepared.push((
-                    source.map,
-                    Prepared::File {
-                        path: canon,
-                        dev: meta.dev(),
-                        name,
-                    },
-                ));
-                continue;
-            }
-            if !meta.is_dir() {
-                return Err(LinkError::SourceNotLinkable(
-                    src.to_path_buf(),
-                    type_name(cowtree_fs::sys::file_type(meta.mode())),
-                ));
-            }
-            if has_ancestor(&parent_canon, id) {
-                return Err(LinkError::DestinationInsideSource {
-                    src: src.to_path_buf(),
-                    dst: dst.to_path_buf(),
-                });
-            }
-            if let Some(d) = dst_id
-                && has_ancestor(&canon, d)
-            {
-                return Err(LinkError::SourceInsideDestination {
-                    src: src.to_path_buf(),
-                    dst: dst.to_path_buf(),
-                });
-            }
-            let root = Dir::open(&canon).map_err(|e| LinkError::io("open", src, e))?;
-            prepared.push((source.map, Prepared::Tree));
-            roots.push((canon, Arc::new(root), src));
+        let (plan, trees) = self.scan_and_plan(checked, dst)?;
+        let mut report = run_plan(&self.engine, &plan, &trees, dst, started)?;
+        report.special += plan.totals.special;
+        report.per_file_reason = per_file_reason;
+        Ok(report)
+    }
+
+    /// With [`LinkOptions::whole_tree`]: the tree made whole in one call (`Ok(report)`) where
+    /// the call allows it, else why it is linked per file (`Err(reason)`; `Err(None)` when the
+    /// whole-tree method was not asked for).
+    fn whole_tree_first(
+        &self,
+        sources: &[Source<'_>],
+        checked: &Checked<'_>,
+        dst: &Path,
+        started: Instant,
+    ) -> Result<Result<LinkReport, Option<NotUsed>>, LinkError> {
+        if !self.engine.opts.whole_tree {
+            return Ok(Err(None));
         }
-        let per_file_reason = if self.engine.opts.whole_tree {
-            let call = whole::Call {
-                sources: sources.len(),
-                mapped: sources.iter().any(|s| s.map.is_some()),
-                dst_exists: dst_id.is_some(),
-            };
-            match &roots[..] {
-                [(canon, _, _)] if sources.len() == 1 => {
-                    match whole::try_new_destination(&self.engine.opts, call, canon, dst, started)?
-                    {
-                        Ok(report) => return Ok(report),
-                        Err(reason) => Some(reason),
-                    }
-                }
-                _ => whole::requested(&self.engine.opts, call).or(Some(whole::FILE_SOURCE)),
-            }
-        } else {
-            None
+        let call = whole::Call {
+            sources: sources.len(),
+            mapped: sources.iter().any(|s| s.map.is_some()),
+            dst_exists: checked.dst_id.is_some(),
         };
-        // Every tree is read in one parallel pass, and each is planned as soon as it is read
-        // (with the file sources before it), while the workers read the next ones. The error
-        // returned is the one of reading every tree first, then checking each for special
-        // files, then planning: a read error wins over a special file, and a special file
-        // over a planning error (a collision refused, an invalid mapped path).
+        Ok(match &checked.roots[..] {
+            [(canon, _, _)] if sources.len() == 1 => {
+                whole::try_new_destination(&self.engine.opts, call, canon, dst, started)?
+                    .map_err(Some)
+            }
+            _ => Err(whole::requested(&self.engine.opts, call).or(Some(whole::FILE_SOURCE))),
+        })
+    }
+
+    /// Reads every tree of `checked` in one parallel pass, and plans each as soon as it is
+    /// read (with the file sources before it), while the workers read the next ones. The error
+    /// returned is the one of reading every tree first, then checking each for special
+    /// files, then planning: a read error wins over a special file, and a special file
+    /// over a planning error (a collision refused, an invalid mapped path).
+    fn scan_and_plan(
+        &self,
+        checked: Checked<'_>,
+        dst: &Path,
+    ) -> Result<(Plan, Vec<Arc<TreeSrc>>), LinkError> {
+        let Checked {
+            roots, prepared, ..
+        } = checked;
         let scan_roots: Vec<(&Dir, &Path)> = roots
             .iter()
             .map(|(canon, root, _)| (&**root, canon.as_path()))
@@ -295,10 +267,7 @@ impl Linker {
             plan.nodes[0].meta = Some(fresh_dir_meta());
         }
         plan.totals.special = special;
-        let mut report = run_plan(&self.engine, &plan, &trees, dst, started)?;
-        report.special += special;
-        report.per_file_reason = per_file_reason;
-        Ok(report)
+        Ok((plan, trees))
     }
 
     /// Links a list of files, each to its own destination-relative path (the case of a
@@ -344,6 +313,121 @@ impl Linker {
         let root = Dir::open(dst).map_err(|e| LinkError::io("open", dst, e))?;
         crate::txn::recover(&root)
             .map_err(|e| LinkError::io("finish an interrupted merge in", dst, e))
+    }
+}
+
+/// The sources of a call, checked in order before anything is read.
+struct Checked<'a> {
+    /// The destination's (device, inode), when it exists.
+    dst_id: Option<(u64, u64)>,
+    /// The trees to read: canonical path, root opened, path as given.
+    roots: Vec<(PathBuf, Arc<Dir>, &'a Path)>,
+    /// Every source in order (trees and files), with its mapping.
+    prepared: Vec<(Option<PathMap<'a>>, Prepared)>,
+}
+
+/// Checks the sources in order: each exists and is a directory or a regular file, none is
+/// the destination, the destination is not inside a tree, and no tree is inside the
+/// destination; opens each tree's root.
+fn check_sources<'a>(sources: &[Source<'a>], dst: &Path) -> Result<Checked<'a>, LinkError> {
+    let parent_path = match dst.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent_canon =
+        std::fs::canonicalize(parent_path).map_err(|e| LinkError::io("resolve", parent_path, e))?;
+    let dst_id = std::fs::symlink_metadata(dst)
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    let mut checked = Checked {
+        dst_id,
+        roots: Vec::new(),
+        prepared: Vec::new(),
+    };
+    for source in sources {
+        let src = source.path;
+        let meta = source_meta(src)?;
+        let canon = std::fs::canonicalize(src).map_err(|e| LinkError::io("resolve", src, e))?;
+        let id = (meta.dev(), meta.ino());
+        if dst_id == Some(id) {
+            return Err(LinkError::SameSourceAndDestination(src.to_path_buf()));
+        }
+        if meta.is_file() {
+            let name = canon
+                .file_name()
+                .map(PathBuf::from)
+                .ok_or_else(|| LinkError::SourceNotLinkable(src.to_path_buf(), "root directory"))?;
+            checked.prepared.push((
+                source.map,
+                Prepared::File {
+                    path: canon,
+                    dev: meta.dev(),
+                    name,
+                },
+            ));
+            continue;
+        }
+        check_tree(src, &meta, (&canon, id), (dst, &parent_canon, dst_id))?;
+        let root = Dir::open(&canon).map_err(|e| LinkError::io("open", src, e))?;
+        checked.prepared.push((source.map, Prepared::Tree));
+        checked.roots.push((canon, Arc::new(root), src));
+    }
+    Ok(checked)
+}
+
+/// Checks a source that is not a regular file (`src`, canonical path and identity `canon`
+/// and `id`): it must be a directory, the destination (`dst`, its parent's canonical path
+/// and its identity if it exists) must not be inside it, nor it inside the destination.
+fn check_tree(
+    src: &Path,
+    meta: &std::fs::Metadata,
+    (canon, id): (&Path, (u64, u64)),
+    (dst, parent_canon, dst_id): (&Path, &Path, Option<(u64, u64)>),
+) -> Result<(), LinkError> {
+    if !meta.is_dir() {
+        return Err(LinkError::SourceNotLinkable(
+            src.to_path_buf(),
+            type_name(cowtree_fs::sys::file_type(meta.mode())),
+        ));
+    }
+    if has_ancestor(parent_canon, id) {
+        return Err(LinkError::DestinationInsideSource {
+            src: src.to_path_buf(),
+            dst: dst.to_path_buf(),
+        });
+    }
+    if let Some(d) = dst_id
+        && has_ancestor(canon, d)
+    {
+        return Err(LinkError::SourceInsideDestination {
+            src: src.to_path_buf(),
+            dst: dst.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// True when `path` or one of its ancestors is the directory `id` (device, inode). Comparing
+/// inodes rather than strings also catches bind mounts and different spellings of one path.
+fn has_ancestor(path: &Path, id: (u64, u64)) -> bool {
+    path.ancestors().any(|a| {
+        std::fs::metadata(a)
+            .map(|m| (m.dev(), m.ino()) == id)
+            .unwrap_or(false)
+    })
+}
+
+/// What a file of type `ft` is called in messages.
+fn type_name(ft: FileType) -> &'static str {
+    match ft {
+        FileType::RegularFile => "regular file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symlink",
+        FileType::Fifo => "FIFO",
+        FileType::Socket => "socket",
+        FileType::CharacterDevice => "character device",
+        FileType::BlockDevice => "block device",
+        FileType::Unknown => "file of unknown type",
     }
 }
 

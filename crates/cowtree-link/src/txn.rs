@@ -48,10 +48,10 @@ use cowtree_fs::dir::Dir;
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, flock, openat, unlinkat};
 use rustix::io::Errno;
 
-use crate::cancel::CancelHandle;
+use crate::cancel_handle::CancelHandle;
 use crate::error::LinkError;
+use crate::link_staging::random_u64;
 use crate::scan::open_rel;
-use crate::staging::random_u64;
 
 /// Every journal's name starts so.
 const PREFIX: &[u8] = b".cowtree-txn.";

@@ -20,8 +20,8 @@ use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use crate::options::attempt_name;
-use crate::paths;
+use crate::option_names::attempt_name;
+use crate::path_args;
 
 create_exception!(
     cowtree,
@@ -71,7 +71,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 fn path_attr(e: &Bound<'_, PyAny>, name: &str, p: &Path) -> PyResult<()> {
-    e.setattr(name, paths::to_str(e.py(), p))
+    e.setattr(name, path_args::to_str(e.py(), p))
 }
 
 /// The Python exception for `err`.
@@ -83,136 +83,9 @@ pub fn to_py(py: Python<'_>, err: &LinkError) -> PyErr {
 }
 
 fn build(py: Python<'_>, err: &LinkError) -> PyResult<PyErr> {
-    use LinkError as E;
-    let message = err.to_string();
-    // OSError(errno, message) for an OS error: `errno` set and str() "[Errno N] message";
-    // OSError(message) otherwise. `filename` stays unset, or str() would be OSError's own
-    // format around it; the paths are in `path`, `src` and `dst`.
-    let code = err.raw_os_error();
-    let args = match code {
-        Some(code) => PyTuple::new(
-            py,
-            [
-                code.into_pyobject(py)?.into_any(),
-                message.into_pyobject(py)?.into_any(),
-            ],
-        )?,
-        None => PyTuple::new(py, [message])?,
-    }
-    .unbind();
-    // (class, kind, path, src, dst)
-    let (exc, kind, path, two): (PyErr, &str, Option<&Path>, Option<(&Path, &Path)>) = match err {
-        E::SourceMissing(p) => (
-            SourceMissingError::new_err(args.clone_ref(py)),
-            "source_missing",
-            Some(p),
-            None,
-        ),
-        E::SourceNotLinkable(p, _) => (
-            SourceNotLinkableError::new_err(args.clone_ref(py)),
-            "source_not_linkable",
-            Some(p),
-            None,
-        ),
-        E::SameSourceAndDestination(p) => (
-            SameSourceAndDestinationError::new_err(args.clone_ref(py)),
-            "same_source_and_destination",
-            Some(p),
-            None,
-        ),
-        E::DestinationInsideSource { src, dst } => (
-            DestinationInsideSourceError::new_err(args.clone_ref(py)),
-            "destination_inside_source",
-            Some(dst),
-            Some((src, dst)),
-        ),
-        E::SourceInsideDestination { src, dst } => (
-            SourceInsideDestinationError::new_err(args.clone_ref(py)),
-            "source_inside_destination",
-            Some(src),
-            Some((src, dst)),
-        ),
-        E::DestinationExists(p) => (
-            DestinationExistsError::new_err(args.clone_ref(py)),
-            "destination_exists",
-            Some(p),
-            None,
-        ),
-        E::DestinationNotDirectory(p) => (
-            DestinationNotDirectoryError::new_err(args.clone_ref(py)),
-            "destination_not_directory",
-            Some(p),
-            None,
-        ),
-        E::DestinationIsSymlink(p) => (
-            DestinationIsSymlinkError::new_err(args.clone_ref(py)),
-            "destination_is_symlink",
-            Some(p),
-            None,
-        ),
-        E::InvalidDestination(p) => (
-            InvalidDestinationError::new_err(args.clone_ref(py)),
-            "invalid_destination",
-            Some(p),
-            None,
-        ),
-        E::SpecialFiles { src, .. } => (
-            SpecialFilesError::new_err(args.clone_ref(py)),
-            "special_files",
-            Some(src),
-            None,
-        ),
-        E::StrictFallback { src, dst, .. } => (
-            StrictFallbackError::new_err(args.clone_ref(py)),
-            "strict_fallback",
-            Some(src),
-            Some((src, dst)),
-        ),
-        E::FailedAfterSuccess { src, dst, .. } => (
-            FailedAfterSuccessError::new_err(args.clone_ref(py)),
-            "failed_after_success",
-            Some(src),
-            Some((src, dst)),
-        ),
-        E::InvalidDestinationPath { path, .. } => (
-            InvalidDestinationPathError::new_err(args.clone_ref(py)),
-            "invalid_destination_path",
-            Some(path),
-            None,
-        ),
-        E::Collision { path, .. } => (
-            CollisionError::new_err(args.clone_ref(py)),
-            "collision",
-            Some(path),
-            None,
-        ),
-        E::UndoFailed { dst, .. } => (
-            UndoFailedError::new_err(args.clone_ref(py)),
-            "undo_failed",
-            Some(dst),
-            None,
-        ),
-        E::Cancelled(p) => (
-            CancelledError::new_err(args.clone_ref(py)),
-            "cancelled",
-            Some(p),
-            None,
-        ),
-        E::DestinationBusy(p) => (
-            DestinationBusyError::new_err(args.clone_ref(py)),
-            "destination_busy",
-            Some(p),
-            None,
-        ),
-        E::Io { path, .. } => (IoError::new_err(args.clone_ref(py)), "io", Some(path), None),
-        E::Link { src, dst, .. } => (
-            LinkIoError::new_err(args.clone_ref(py)),
-            "link",
-            Some(src),
-            Some((src, dst)),
-        ),
-    };
+    let exc = exception(err, os_error_args(py, err)?);
     let e = exc.value(py).clone().into_any();
+    let (kind, path, two) = facts(err);
     e.setattr("kind", kind)?;
     e.setattr("destination_unchanged", err.destination_unchanged())?;
     match path {
@@ -223,9 +96,100 @@ fn build(py: Python<'_>, err: &LinkError) -> PyResult<PyErr> {
         path_attr(&e, "src", src)?;
         path_attr(&e, "dst", dst)?;
     }
+    set_variant_attrs(py, &e, &exc, err)?;
+    Ok(exc)
+}
+
+/// The exception's arguments: `OSError(errno, message)` for an OS error (`errno` set and
+/// str() "[Errno N] message"); `OSError(message)` otherwise. `filename` stays unset, or str()
+/// would be OSError's own format around it; the paths are in `path`, `src` and `dst`.
+fn os_error_args(py: Python<'_>, err: &LinkError) -> PyResult<Py<PyTuple>> {
+    let message = err.to_string();
+    Ok(match err.raw_os_error() {
+        Some(code) => PyTuple::new(
+            py,
+            [
+                code.into_pyobject(py)?.into_any(),
+                message.into_pyobject(py)?.into_any(),
+            ],
+        )?,
+        None => PyTuple::new(py, [message])?,
+    }
+    .unbind())
+}
+
+/// The exception of `err`'s class, made with `args`.
+fn exception(err: &LinkError, args: Py<PyTuple>) -> PyErr {
+    use LinkError as E;
+    match err {
+        E::SourceMissing(_) => SourceMissingError::new_err(args),
+        E::SourceNotLinkable(..) => SourceNotLinkableError::new_err(args),
+        E::SameSourceAndDestination(_) => SameSourceAndDestinationError::new_err(args),
+        E::DestinationInsideSource { .. } => DestinationInsideSourceError::new_err(args),
+        E::SourceInsideDestination { .. } => SourceInsideDestinationError::new_err(args),
+        E::DestinationExists(_) => DestinationExistsError::new_err(args),
+        E::DestinationNotDirectory(_) => DestinationNotDirectoryError::new_err(args),
+        E::DestinationIsSymlink(_) => DestinationIsSymlinkError::new_err(args),
+        E::InvalidDestination(_) => InvalidDestinationError::new_err(args),
+        E::SpecialFiles { .. } => SpecialFilesError::new_err(args),
+        E::StrictFallback { .. } => StrictFallbackError::new_err(args),
+        E::FailedAfterSuccess { .. } => FailedAfterSuccessError::new_err(args),
+        E::InvalidDestinationPath { .. } => InvalidDestinationPathError::new_err(args),
+        E::Collision { .. } => CollisionError::new_err(args),
+        E::UndoFailed { .. } => UndoFailedError::new_err(args),
+        E::Cancelled(_) => CancelledError::new_err(args),
+        E::DestinationBusy(_) => DestinationBusyError::new_err(args),
+        E::Io { .. } => IoError::new_err(args),
+        E::Link { .. } => LinkIoError::new_err(args),
+    }
+}
+
+/// An error's `kind`, its `path`, and its `src` and `dst` where it names both.
+type Facts<'e> = (&'static str, Option<&'e Path>, Option<(&'e Path, &'e Path)>);
+
+/// The [`Facts`] of `err`.
+fn facts(err: &LinkError) -> Facts<'_> {
+    use LinkError as E;
+    match err {
+        E::SourceMissing(p) => ("source_missing", Some(p), None),
+        E::SourceNotLinkable(p, _) => ("source_not_linkable", Some(p), None),
+        E::SameSourceAndDestination(p) => ("same_source_and_destination", Some(p), None),
+        E::DestinationInsideSource { src, dst } => {
+            ("destination_inside_source", Some(dst), Some((src, dst)))
+        }
+        E::SourceInsideDestination { src, dst } => {
+            ("source_inside_destination", Some(src), Some((src, dst)))
+        }
+        E::DestinationExists(p) => ("destination_exists", Some(p), None),
+        E::DestinationNotDirectory(p) => ("destination_not_directory", Some(p), None),
+        E::DestinationIsSymlink(p) => ("destination_is_symlink", Some(p), None),
+        E::InvalidDestination(p) => ("invalid_destination", Some(p), None),
+        E::SpecialFiles { src, .. } => ("special_files", Some(src), None),
+        E::StrictFallback { src, dst, .. } => ("strict_fallback", Some(src), Some((src, dst))),
+        E::FailedAfterSuccess { src, dst, .. } => {
+            ("failed_after_success", Some(src), Some((src, dst)))
+        }
+        E::InvalidDestinationPath { path, .. } => ("invalid_destination_path", Some(path), None),
+        E::Collision { path, .. } => ("collision", Some(path), None),
+        E::UndoFailed { dst, .. } => ("undo_failed", Some(dst), None),
+        E::Cancelled(p) => ("cancelled", Some(p), None),
+        E::DestinationBusy(p) => ("destination_busy", Some(p), None),
+        E::Io { path, .. } => ("io", Some(path), None),
+        E::Link { src, dst, .. } => ("link", Some(src), Some((src, dst))),
+    }
+}
+
+/// The attributes only some variants have (see the module documentation).
+fn set_variant_attrs(
+    py: Python<'_>,
+    e: &Bound<'_, PyAny>,
+    exc: &PyErr,
+    err: &LinkError,
+) -> PyResult<()> {
+    use LinkError as E;
     match err {
         E::SpecialFiles { paths: list, .. } => {
-            let items: Vec<_> = list.iter().map(|p| paths::to_str(py, p)).collect();
+            let items: Vec<_> = list.iter().map(|p| path_args::to_str(py, p)).collect();
             e.setattr("paths", PyList::new(py, items)?)?;
         }
         E::StrictFallback {
@@ -238,12 +202,12 @@ fn build(py: Python<'_>, err: &LinkError) -> PyResult<PyErr> {
             e.setattr("reason", failure.as_str())?;
         }
         E::InvalidDestinationPath { src, why, .. } => {
-            path_attr(&e, "src", src)?;
+            path_attr(e, "src", src)?;
             e.setattr("why", why.to_string())?;
         }
         E::Collision { sources, .. } => {
-            let a = paths::to_str(py, &sources[0]);
-            let b = paths::to_str(py, &sources[1]);
+            let a = path_args::to_str(py, &sources[0]);
+            let b = path_args::to_str(py, &sources[1]);
             e.setattr("sources", PyTuple::new(py, [a, b])?)?;
         }
         E::UndoFailed { error, undo, .. } => {
@@ -255,5 +219,5 @@ fn build(py: Python<'_>, err: &LinkError) -> PyResult<PyErr> {
         E::Io { op, .. } | E::Link { op, .. } => e.setattr("op", *op)?,
         _ => {}
     }
-    Ok(exc)
+    Ok(())
 }

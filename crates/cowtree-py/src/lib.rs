@@ -15,26 +15,26 @@ use pyo3::prelude::*;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod errors;
-mod linker;
-mod options;
-mod paths;
-mod record;
+mod linker_class;
+mod option_names;
+mod path_args;
+mod record_class;
 mod record_file;
-mod report;
+mod report_class;
 mod sources;
 
 /// The module `cowtree._cowtree`.
 #[pymodule]
 fn _cowtree(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add_class::<linker::Linker>()?;
+    m.add_class::<linker_class::Linker>()?;
     m.add_class::<sources::Source>()?;
-    m.add_class::<report::Report>()?;
-    m.add_class::<report::Fallback>()?;
-    m.add_class::<report::Collision>()?;
-    m.add_class::<record::Record>()?;
-    m.add_class::<record::RecordEntry>()?;
-    m.add_function(wrap_pyfunction!(linker::link_tree, m)?)?;
+    m.add_class::<report_class::Report>()?;
+    m.add_class::<report_class::Fallback>()?;
+    m.add_class::<report_class::Collision>()?;
+    m.add_class::<record_class::Record>()?;
+    m.add_class::<record_class::RecordEntry>()?;
+    m.add_function(wrap_pyfunction!(linker_class::link_tree, m)?)?;
     m.add_function(wrap_pyfunction!(record_file::record_lines, m)?)?;
     errors::register(m)?;
     Ok(())

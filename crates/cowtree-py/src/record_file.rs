@@ -30,8 +30,8 @@ use rustix::fs::{FileType, OFlags};
 use rustix::io::Errno;
 use sha2::Digest as _;
 
-use crate::paths;
-use crate::record::Record;
+use crate::path_args;
+use crate::record_class::Record;
 
 /// The lines of a `RECORD` file for the files and symlinks of `entries` (a call's record,
 /// or one source's part of it), in its order.
@@ -46,14 +46,14 @@ pub fn record_lines<'py>(
 ) -> PyResult<Bound<'py, PyString>> {
     let record = entries.get();
     let base = match relative_to {
-        Some(p) => base_of(&paths::extract(p)?)?,
+        Some(p) => base_of(&path_args::extract(p)?)?,
         None => Vec::new(),
     };
-    let known = known.map(paths::extract).transpose()?;
+    let known = known.map(path_args::extract).transpose()?;
     let mut changed_paths = HashSet::new();
     if let Some(list) = changed {
         for p in list.try_iter()? {
-            changed_paths.insert(paths::extract(&p?)?);
+            changed_paths.insert(path_args::extract(&p?)?);
         }
     }
     let lines = py.detach(|| {
@@ -66,7 +66,7 @@ pub fn record_lines<'py>(
         write_lines(record, &base, &listed, &changed_paths, &mut dest)
     });
     match lines {
-        Ok(bytes) => Ok(paths::to_str(py, Path::new(OsStr::from_bytes(&bytes)))),
+        Ok(bytes) => Ok(path_args::to_str(py, Path::new(OsStr::from_bytes(&bytes)))),
         Err(Failure(e, path)) => {
             let message = e.to_string();
             // Python writes "[Errno N] strerror: 'filename'": without Rust's " (os error N)".
@@ -77,7 +77,7 @@ pub fn record_lines<'py>(
             Err(match cowtree_fs::raw_errno(&e) {
                 // OSError(errno, strerror, filename): Python picks the subclass by errno.
                 Some(code) => {
-                    PyOSError::new_err((code, message, paths::to_str(py, &path).unbind()))
+                    PyOSError::new_err((code, message, path_args::to_str(py, &path).unbind()))
                 }
                 None => PyOSError::new_err(format!("{}: {message}", path.display())),
             })

@@ -18,7 +18,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::paths;
+use crate::path_args;
 
 /// One rule: a prefix in bytes without a trailing `/`, and the target (`None`: dropped).
 #[derive(Debug, Clone)]
@@ -77,7 +77,7 @@ impl Source {
     #[new]
     #[pyo3(signature = (path, map = None))]
     fn new(path: &Bound<'_, PyAny>, map: Option<&Bound<'_, PyAny>>) -> PyResult<Source> {
-        let path = paths::extract(path)?;
+        let path = path_args::extract(path)?;
         let mut rules = Vec::new();
         if let Some(map) = map {
             for item in map.try_iter()? {
@@ -90,7 +90,7 @@ impl Source {
                         "each map rule is a (prefix, target or None) tuple",
                     ));
                 }
-                let prefix = paths::extract(&pair.get_item(0)?)?;
+                let prefix = path_args::extract(&pair.get_item(0)?)?;
                 let mut prefix = prefix.into_os_string().into_encoded_bytes();
                 while prefix.last() == Some(&b'/') {
                     prefix.pop();
@@ -105,7 +105,7 @@ impl Source {
                 let target = if target.is_none() {
                     None
                 } else {
-                    Some(paths::extract(&target)?)
+                    Some(path_args::extract(&target)?)
                 };
                 rules.push(Rule { prefix, target });
             }
@@ -119,7 +119,7 @@ impl Source {
     /// The tree or file.
     #[getter]
     fn path<'py>(&self, py: Python<'py>) -> Bound<'py, pyo3::types::PyString> {
-        paths::to_str(py, &self.path)
+        path_args::to_str(py, &self.path)
     }
 
     fn __repr__(&self) -> String {
@@ -139,7 +139,7 @@ impl Source {
             return Ok(s.get().clone());
         }
         Ok(Source {
-            path: paths::extract(obj)?,
+            path: path_args::extract(obj)?,
             rules: Rules::default(),
         })
     }

@@ -7,20 +7,20 @@
 //!   FIDEDUPERANGE, where the kernel compares the bytes under lock, so no file's content,
 //!   inode, mode or mtime ever changes.
 //!
-//! Both walk with [`walk`], which never follows a symlink below the paths it is given.
+//! Both walk with [`usage_walk`], which never follows a symlink below the paths it is given.
 
 #![warn(missing_docs)]
 
-pub mod dedupe;
-pub mod du;
+pub mod dedupe_files;
+pub mod disk_usage;
 pub mod interval;
-pub mod walk;
+pub mod usage_walk;
 
-pub use dedupe::{
+pub use dedupe_files::{
     DEFAULT_MIN_SIZE, DedupeError, DedupeOptions, DedupeReport, NoProgress, Progress, Skipped,
     dedupe,
 };
-pub use du::{DuOptions, DuReport, du, du_with_progress};
+pub use disk_usage::{DuOptions, DuReport, du, du_with_progress};
 
 /// Serializes a path as a string, replacing bytes that are not UTF-8 (JSON has no other way).
 pub(crate) fn path_lossy<S: serde::Serializer>(

@@ -13,8 +13,8 @@ use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PySlice, PyString};
 
-use crate::options::{attempt_name, hash_name, kind_name};
-use crate::paths;
+use crate::option_names::{attempt_name, hash_name, kind_name};
+use crate::path_args;
 
 /// What a [`Record`] shows of a call's entries: all of them, or some (by index), in order.
 #[derive(Clone)]
@@ -104,14 +104,14 @@ fn entry_to_py(py: Python<'_>, e: &Entry) -> PyResult<Py<RecordEntry>> {
     Py::new(
         py,
         RecordEntry {
-            path: paths::to_str(py, &e.path).unbind(),
+            path: path_args::to_str(py, &e.path).unbind(),
             kind: kind_name(e.kind),
             size: e.size,
             method: e.method.map(attempt_name),
             hash: e.hash.as_ref().map(|d| PyBytes::new(py, &d.bytes).unbind()),
             hash_algo: e.hash.as_ref().map(|d| hash_name(d.algo)),
             source: e.source,
-            from_path: e.from.as_deref().map(|p| paths::to_str(py, p).unbind()),
+            from_path: e.from.as_deref().map(|p| path_args::to_str(py, p).unbind()),
         },
     )
 }

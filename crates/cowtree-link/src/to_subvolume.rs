@@ -219,25 +219,10 @@ pub fn abort_all() -> Vec<String> {
 pub fn convert(dir: &Path, jobs: usize) -> Result<ConvertReport, ConvertError> {
     let started = Instant::now();
     register_undo();
-    let name = dir
-        .file_name()
-        .filter(|n| *n != OsStr::new("..") && *n != OsStr::new("."))
-        .ok_or_else(|| ConvertError::NotADirectory(dir.to_path_buf()))?
-        .to_os_string();
-    let parent_path = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let parent = Dir::open(&parent_path).map_err(io("open", &parent_path))?;
-    let parent_at = At::new(&parent, &parent_path);
-    let st = parent.stat(&name).map_err(io("stat", dir))?;
-    if cowtree_fs::sys::file_type(cowtree_fs::sys::stat_mode(&st)) != FileType::Directory {
-        return Err(ConvertError::NotADirectory(dir.to_path_buf()));
-    }
-    let root = parent.open_dir(&name).map_err(io("open", dir))?;
-    let root_at = At::new(&root, dir);
+    let place = Place::open(dir)?;
+    let root_at = At::new(&place.root, dir);
     if !subvolume::is_btrfs(root_at)? {
-        let fs = cowtree_fs::fstype::fs_type(&root)
+        let fs = cowtree_fs::fstype::fs_type(&place.root)
             .map(|t| t.name())
             .unwrap_or("unknown");
         return Err(ConvertError::NotBtrfs {
@@ -245,7 +230,7 @@ pub fn convert(dir: &Path, jobs: usize) -> Result<ConvertReport, ConvertError> {
             fs,
         });
     }
-    remove_stale(&parent, &parent_path, &name);
+    remove_stale(&place.parent, &place.parent_path, &place.name);
     if subvolume::is_root(root_at)? {
         return Ok(ConvertReport {
             path: dir.to_path_buf(),
@@ -256,7 +241,80 @@ pub fn convert(dir: &Path, jobs: usize) -> Result<ConvertReport, ConvertError> {
             elapsed: started.elapsed(),
         });
     }
-    let before = Tree::read(&root, dir)?;
+    let before = Tree::read(&place.root, dir)?;
+    refuse_foreign_owner(&before, dir)?;
+    let tmp = NAMING.name(
+        &place.name,
+        &format!("{:016x}", cowtree_fs::staging::random_u64()),
+    );
+    let tmp_path = place.parent_path.join(&tmp);
+    let (copy, report) = copy_beside(&place, dir, &before, (&tmp, &tmp_path), jobs)?;
+    swap(&place, &tmp, dir)?;
+    drop(copy);
+    // The swap sets the moved root's modification time: give it the original's again.
+    let root_meta = before.entries[Path::new("")];
+    place
+        .parent
+        .set_times(&place.name, ts(root_meta.atime), ts(root_meta.mtime))
+        .map_err(io("set the times of", dir))?;
+    place
+        .parent
+        .sync()
+        .map_err(io("sync", &place.parent_path))?;
+    remove_original(&place, dir, &before, (&tmp, tmp_path))?;
+    Ok(ConvertReport {
+        path: dir.to_path_buf(),
+        already: false,
+        entries: before.entries.len() as u64 - 1,
+        cloned: report.cloned,
+        copied: report.copied,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The directory to convert: its name in its parent, the parent (open, and its path) and
+/// the directory itself, open.
+struct Place {
+    name: OsString,
+    parent_path: PathBuf,
+    parent: Dir,
+    root: Dir,
+}
+
+impl Place {
+    /// Opens `dir` (never following a symlink) and its parent.
+    fn open(dir: &Path) -> Result<Place, ConvertError> {
+        let name = dir
+            .file_name()
+            .filter(|n| *n != OsStr::new("..") && *n != OsStr::new("."))
+            .ok_or_else(|| ConvertError::NotADirectory(dir.to_path_buf()))?
+            .to_os_string();
+        let parent_path = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let parent = Dir::open(&parent_path).map_err(io("open", &parent_path))?;
+        let st = parent.stat(&name).map_err(io("stat", dir))?;
+        if cowtree_fs::sys::file_type(cowtree_fs::sys::stat_mode(&st)) != FileType::Directory {
+            return Err(ConvertError::NotADirectory(dir.to_path_buf()));
+        }
+        let root = parent.open_dir(&name).map_err(io("open", dir))?;
+        Ok(Place {
+            name,
+            parent_path,
+            parent,
+            root,
+        })
+    }
+
+    fn parent_at(&self) -> At<'_> {
+        At::new(&self.parent, &self.parent_path)
+    }
+}
+
+/// Refuses a tree holding an entry of another user unless the caller is root (it could not
+/// give the copy that owner).
+fn refuse_foreign_owner(before: &Tree, dir: &Path) -> Result<(), ConvertError> {
     let euid = rustix::process::geteuid();
     if !euid.is_root()
         && let Some((path, m)) = before.entries.iter().find(|(_, m)| m.uid != euid.as_raw())
@@ -266,21 +324,29 @@ pub fn convert(dir: &Path, jobs: usize) -> Result<ConvertReport, ConvertError> {
             uid: m.uid,
         });
     }
+    Ok(())
+}
 
-    let tmp = NAMING.name(
-        &name,
-        &format!("{:016x}", cowtree_fs::staging::random_u64()),
-    );
-    let tmp_path = parent_path.join(&tmp);
-    subvolume::create(parent_at, &tmp)?;
+/// Makes the subvolume `tmp` (at `tmp_path`) beside the directory and fills it with a copy
+/// of the tree as it was read (`before`): cloned, every entry given the original's
+/// metadata and hardlinks, the original checked unchanged, the copy made durable. Returns
+/// the copy, open and locked, and what the linker did; on error the subvolume is deleted.
+fn copy_beside(
+    place: &Place,
+    dir: &Path,
+    before: &Tree,
+    (tmp, tmp_path): (&OsStr, &Path),
+    jobs: usize,
+) -> Result<(Dir, crate::LinkReport), ConvertError> {
+    subvolume::create(place.parent_at(), tmp)?;
     set_active(Some(Active {
-        parent: parent_path.clone(),
-        tmp: tmp.clone(),
+        parent: place.parent_path.clone(),
+        tmp: tmp.to_os_string(),
         swapped: false,
         done: false,
     }));
     let made = (|| -> Result<(Dir, crate::LinkReport), ConvertError> {
-        let copy = parent.open_dir(&tmp).map_err(io("open", &tmp_path))?;
+        let copy = place.parent.open_dir(tmp).map_err(io("open", tmp_path))?;
         let linker = Linker::new(LinkOptions {
             mode: LinkMode::Clone,
             on_existing: OnExisting::Overwrite,
@@ -291,51 +357,52 @@ pub fn convert(dir: &Path, jobs: usize) -> Result<ConvertReport, ConvertError> {
         // run holds it from then on: a conversion whose lock can be taken died. (Before the
         // merge the copy is empty: one removed as stale then fails this run, and loses
         // nothing.)
-        let report = linker.link_tree(dir, &tmp_path)?;
+        let report = linker.link_tree(dir, tmp_path)?;
         let _ = copy.try_lock_exclusive();
-        fix_up(&before, &root, dir, &copy, &tmp_path)?;
-        let now = Tree::read(&root, dir)?;
+        fix_up(before, &place.root, dir, &copy, tmp_path)?;
+        let now = Tree::read(&place.root, dir)?;
         if let Some(changed) = before.first_difference(&now, false) {
             return Err(ConvertError::Changed(dir.join(changed)));
         }
-        copy.sync_filesystem().map_err(io("sync", &tmp_path))?;
+        copy.sync_filesystem().map_err(io("sync", tmp_path))?;
         Ok((copy, report))
     })();
-    let (copy, report) = match made {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = subvolume::delete(parent_at, &tmp);
-            set_active(None);
-            return Err(e);
-        }
-    };
-    {
-        let mut active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
-        while active.as_ref().is_some_and(|a| a.done) {
-            // Interrupted: the handler took the copy back and ends the process.
-            drop(active);
-            std::thread::park();
-            active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
-        }
-        parent
-            .rename_exchange(&tmp, &parent, &name)
-            .map_err(io("swap", dir))?;
-        if let Some(a) = active.as_mut() {
-            a.swapped = true;
-        }
+    if made.is_err() {
+        let _ = subvolume::delete(place.parent_at(), tmp);
+        set_active(None);
     }
-    drop(copy);
-    // The swap sets the moved root's modification time: give it the original's again.
-    let root_meta = before.entries[Path::new("")];
-    let ts = |(sec, nsec): (i64, i64)| Timespec {
-        tv_sec: sec as _,
-        tv_nsec: nsec as _,
-    };
-    parent
-        .set_times(&name, ts(root_meta.atime), ts(root_meta.mtime))
-        .map_err(io("set the times of", dir))?;
-    parent.sync().map_err(io("sync", &parent_path))?;
-    let old = parent.open_dir(&tmp).map_err(io("open", &tmp_path))?;
+    made
+}
+
+/// Swaps the copy `tmp` with the directory in one `renameat2(RENAME_EXCHANGE)`, unless an
+/// interrupt took the copy back (then this thread waits for the handler to end the process).
+fn swap(place: &Place, tmp: &OsStr, dir: &Path) -> Result<(), ConvertError> {
+    let mut active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
+    while active.as_ref().is_some_and(|a| a.done) {
+        // Interrupted: the handler took the copy back and ends the process.
+        drop(active);
+        std::thread::park();
+        active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
+    }
+    place
+        .parent
+        .rename_exchange(tmp, &place.parent, &place.name)
+        .map_err(io("swap", dir))?;
+    if let Some(a) = active.as_mut() {
+        a.swapped = true;
+    }
+    Ok(())
+}
+
+/// Compares the original, now at `tmp`, with its reading before the copy once more and
+/// removes it; a change that slipped in keeps it, and is an error naming it.
+fn remove_original(
+    place: &Place,
+    dir: &Path,
+    before: &Tree,
+    (tmp, tmp_path): (&OsStr, PathBuf),
+) -> Result<(), ConvertError> {
+    let old = place.parent.open_dir(tmp).map_err(io("open", &tmp_path))?;
     let after = Tree::read(&old, &tmp_path)?;
     drop(old);
     if let Some(changed) = before.first_difference(&after, true) {
@@ -346,16 +413,20 @@ pub fn convert(dir: &Path, jobs: usize) -> Result<ConvertReport, ConvertError> {
             kept: tmp_path,
         });
     }
-    parent.remove_tree(&tmp).map_err(io("remove", &tmp_path))?;
+    place
+        .parent
+        .remove_tree(tmp)
+        .map_err(io("remove", &tmp_path))?;
     set_active(None);
-    Ok(ConvertReport {
-        path: dir.to_path_buf(),
-        already: false,
-        entries: before.entries.len() as u64 - 1,
-        cloned: report.cloned,
-        copied: report.copied,
-        elapsed: started.elapsed(),
-    })
+    Ok(())
+}
+
+/// A (seconds, nanoseconds) time as a [`Timespec`].
+fn ts((sec, nsec): (i64, i64)) -> Timespec {
+    Timespec {
+        tv_sec: sec as _,
+        tv_nsec: nsec as _,
+    }
 }
 
 /// Removes what killed conversions of `name` left in `parent` (their lock can be taken):
@@ -622,10 +693,6 @@ fn fix_entry(
     }
     cowtree_fs::sys::copy_xattrs(s.as_fd(), c.as_fd())
         .map_err(io("copy the extended attributes of", shown))?;
-    let ts = |(sec, nsec): (i64, i64)| Timespec {
-        tv_sec: sec as _,
-        tv_nsec: nsec as _,
-    };
     match copy.1 {
         Some(n) => copy.0.set_times(n, ts(m.atime), ts(m.mtime)),
         None => copy.0.set_own_times(ts(m.atime), ts(m.mtime)),

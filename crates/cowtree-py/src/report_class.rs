@@ -1,13 +1,13 @@
 //! `cowtree.Report` and what it holds: cowtree-link's [`LinkReport`] as read-only Python
 //! objects. Paths are `str` (relative to the destination in the record and collisions); the
-//! record stays in Rust until read (see [`crate::record`]).
+//! record stays in Rust until read (see [`crate::record_class`]).
 
 use cowtree_link::LinkReport;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
-use crate::paths;
-use crate::record::Record;
+use crate::path_args;
+use crate::record_class::Record;
 
 /// What a link call did: entries by the method that really ran, every fallback with its
 /// cause, collisions between sources, and (when asked) a record of every entry written.
@@ -103,7 +103,7 @@ pub fn to_py(py: Python<'_>, r: LinkReport, sources: usize) -> PyResult<Report> 
                     per_file: f.per_file,
                     count: f.count,
                     bytes: f.bytes,
-                    example: paths::to_str(py, &f.example).unbind(),
+                    example: path_args::to_str(py, &f.example).unbind(),
                 },
             )
         })
@@ -115,14 +115,14 @@ pub fn to_py(py: Python<'_>, r: LinkReport, sources: usize) -> PyResult<Report> 
             let sources = PyTuple::new(
                 py,
                 [
-                    paths::to_str(py, &c.sources[0]),
-                    paths::to_str(py, &c.sources[1]),
+                    path_args::to_str(py, &c.sources[0]),
+                    path_args::to_str(py, &c.sources[1]),
                 ],
             )?;
             Py::new(
                 py,
                 Collision {
-                    path: paths::to_str(py, &c.path).unbind(),
+                    path: path_args::to_str(py, &c.path).unbind(),
                     sources: sources.unbind(),
                     action: c.action.as_str(),
                 },
@@ -131,7 +131,7 @@ pub fn to_py(py: Python<'_>, r: LinkReport, sources: usize) -> PyResult<Report> 
         .collect::<PyResult<Vec<_>>>()?;
     let record = Record::new(r.record, &r.destination, sources);
     Ok(Report {
-        destination: paths::to_str(py, &r.destination).unbind(),
+        destination: path_args::to_str(py, &r.destination).unbind(),
         files: r.files,
         dirs: r.dirs,
         symlinks: r.symlinks,

@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::sources::Source;
-use crate::{errors, options, paths, report};
+use crate::{errors, option_names, path_args, report_class};
 
 /// A linking session: options chosen once, fallback decisions kept across calls.
 #[pyclass(frozen, module = "cowtree")]
@@ -35,11 +35,11 @@ fn make_options(
     wait: bool,
 ) -> PyResult<LinkOptions> {
     Ok(LinkOptions {
-        mode: options::mode(mode)?,
-        on_existing: options::on_existing(on_existing)?,
+        mode: option_names::mode(mode)?,
+        on_existing: option_names::on_existing(on_existing)?,
         strict,
         record,
-        hash: options::hash(hash)?,
+        hash: option_names::hash(hash)?,
         jobs,
         preserve_times,
         skip_special,
@@ -64,7 +64,7 @@ fn run(
     linker: &cowtree_link::Linker,
     sources: usize,
     work: impl FnOnce() -> Result<LinkReport, LinkError> + Send,
-) -> PyResult<report::Report> {
+) -> PyResult<report_class::Report> {
     let (tx, rx) = mpsc::channel();
     // In a Mutex only to be Sync, as `detach` asks of what its closure borrows.
     let rx = Mutex::new(rx);
@@ -101,7 +101,7 @@ fn run(
         }
     })?;
     match outcome {
-        Ok(r) => report::to_py(py, r, sources),
+        Ok(r) => report_class::to_py(py, r, sources),
         Err(e) => Err(errors::to_py(py, &e)),
     }
 }
@@ -149,13 +149,13 @@ impl Linker {
     /// `"auto"`, `"clone"`, `"copy"`, `"hardlink"` or `"symlink"`.
     #[getter]
     fn mode(&self) -> &'static str {
-        options::mode_name(self.inner.options().mode)
+        option_names::mode_name(self.inner.options().mode)
     }
 
     /// `"fail"`, `"overwrite"` or `"skip"`.
     #[getter]
     fn on_existing(&self) -> &'static str {
-        options::on_existing_name(self.inner.options().on_existing)
+        option_names::on_existing_name(self.inner.options().on_existing)
     }
 
     #[getter]
@@ -180,9 +180,9 @@ impl Linker {
     fn link_tree(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = paths::arg)] src: PathBuf,
-        #[pyo3(from_py_with = paths::arg)] dst: PathBuf,
-    ) -> PyResult<report::Report> {
+        #[pyo3(from_py_with = path_args::arg)] src: PathBuf,
+        #[pyo3(from_py_with = path_args::arg)] dst: PathBuf,
+    ) -> PyResult<report_class::Report> {
         run(py, &self.inner, 1, || self.inner.link_tree(&src, &dst))
     }
 
@@ -192,8 +192,8 @@ impl Linker {
         &self,
         py: Python<'_>,
         sources: &Bound<'_, PyAny>,
-        #[pyo3(from_py_with = paths::arg)] dst: PathBuf,
-    ) -> PyResult<report::Report> {
+        #[pyo3(from_py_with = path_args::arg)] dst: PathBuf,
+    ) -> PyResult<report_class::Report> {
         let sources = sources
             .try_iter()?
             .map(|s| Source::from_any(&s?))
@@ -225,8 +225,8 @@ impl Linker {
         &self,
         py: Python<'_>,
         entries: &Bound<'_, PyAny>,
-        #[pyo3(from_py_with = paths::arg)] dst: PathBuf,
-    ) -> PyResult<report::Report> {
+        #[pyo3(from_py_with = path_args::arg)] dst: PathBuf,
+    ) -> PyResult<report_class::Report> {
         let mut list = Vec::new();
         for item in entries.try_iter()? {
             let item = item?;
@@ -243,8 +243,8 @@ impl Linker {
                 }
             };
             list.push(FileEntry {
-                src: paths::extract(&t.get_item(0)?)?,
-                dst: paths::extract(&t.get_item(1)?)?,
+                src: path_args::extract(&t.get_item(0)?)?,
+                dst: path_args::extract(&t.get_item(1)?)?,
                 mode,
             });
         }
@@ -271,7 +271,7 @@ impl Linker {
     fn recover(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = paths::arg)] dst: PathBuf,
+        #[pyo3(from_py_with = path_args::arg)] dst: PathBuf,
     ) -> PyResult<usize> {
         py.detach(|| self.inner.recover(&dst))
             .map_err(|e| errors::to_py(py, &e))
@@ -298,8 +298,8 @@ impl Linker {
 #[allow(clippy::too_many_arguments)]
 pub fn link_tree(
     py: Python<'_>,
-    #[pyo3(from_py_with = paths::arg)] src: PathBuf,
-    #[pyo3(from_py_with = paths::arg)] dst: PathBuf,
+    #[pyo3(from_py_with = path_args::arg)] src: PathBuf,
+    #[pyo3(from_py_with = path_args::arg)] dst: PathBuf,
     mode: &str,
     on_existing: &str,
     strict: bool,
@@ -310,7 +310,7 @@ pub fn link_tree(
     skip_special: bool,
     sync: bool,
     wait: bool,
-) -> PyResult<report::Report> {
+) -> PyResult<report_class::Report> {
     let opts = make_options(
         mode,
         on_existing,

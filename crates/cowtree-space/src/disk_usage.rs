@@ -36,7 +36,7 @@ use rustix::fs::{FileType, Stat};
 use serde::Serialize;
 
 use crate::interval::IntervalSet;
-use crate::walk::{At, Kind, Visit, walk};
+use crate::usage_walk::{At, Kind, Visit, walk};
 
 /// FIEMAP_EXTENT_NOT_ALIGNED: comes with inline data; the address is not a block address.
 const EXTENT_NOT_ALIGNED: u32 = 0x100;

@@ -1,0 +1,293 @@
+//! Linking one regular file for one (source device, destination device) pair: the attempt
+//! the pair's [`crate::LinkState`] says, and on a failure the fallback it decides, with what
+//! ran counted in the run's [`Tally`].
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
+
+use cowtree_fs::creation::CreationMask;
+use cowtree_fs::dir::Dir;
+use cowtree_fs::{
+    CopyRange, HardlinkOutcome, Method, Transfer, TransferOptions, hardlink_at, transfer_at_masked,
+};
+use rustix::fs::{AtFlags, Mode, OFlags, openat, statat, symlinkat};
+use rustix::io::Errno;
+
+use crate::engine::Engine;
+use crate::error::LinkError;
+use crate::options::{EntryKind, HashAlgo};
+use crate::report::{Digest, Tally};
+use crate::state::{Attempt, Decision, Failure};
+
+/// What a file link did.
+enum Linked {
+    /// Linked by `Attempt`, `bytes` of data (`None`: a hardlink whose size was not asked
+    /// for, see [`crate::LinkOptions::hardlink_sizes`]).
+    Done(Attempt, Option<u64>),
+    /// The source file was gone.
+    Vanished,
+}
+
+/// A file's source: a directory handle and a name in it (the current directory and a path
+/// for a file named by path), and the permission bits to give the copy (`None`: the
+/// source's).
+pub(crate) struct FileSrc<'a> {
+    pub dir: BorrowedFd<'a>,
+    pub name: &'a OsStr,
+    pub mode: Option<u32>,
+}
+
+/// Links files for one device pair, keeping a snapshot of the pair's method so that the
+/// shared state is locked only on failures and the first success.
+pub(crate) struct FileLinker<'l> {
+    engine: &'l Engine,
+    /// The (source device, destination device) pair.
+    pub key: (u64, u64),
+    attempt: Attempt,
+    batch_because: Option<Failure>,
+    worked: bool,
+    /// What creation does to permission bits where this linker creates files.
+    mask: Option<CreationMask>,
+}
+
+impl<'l> FileLinker<'l> {
+    /// The linker of files for device pair `key` into directories where creation does
+    /// `mask` to permission bits (see [`CreationMask`]; `None`: read them back).
+    pub fn new(engine: &'l Engine, key: (u64, u64), mask: Option<CreationMask>) -> FileLinker<'l> {
+        let pair = engine
+            .pairs
+            .with_pair(key, engine.opts.mode, engine.opts.strict, |p| *p);
+        FileLinker {
+            engine,
+            key,
+            attempt: pair.state.attempt(),
+            batch_because: pair.moved_because,
+            worked: pair.state.has_worked(),
+            mask,
+        }
+    }
+}
+
+impl FileLinker<'_> {
+    /// Links the regular file `src` to `dst_name` in `dst_dir` (which must not exist).
+    /// Returns the method and bytes, or `None` when the source vanished. `src_full` and
+    /// `dst_full` name the entries in messages (and `src_full` is a symlink's target).
+    pub fn link_file(
+        &mut self,
+        src: &FileSrc<'_>,
+        dst_dir: &Dir,
+        dst_name: &OsStr,
+        src_full: &dyn Fn() -> PathBuf,
+        dst_full: &dyn Fn() -> PathBuf,
+        tally: &mut Tally,
+    ) -> Result<Option<(Attempt, Option<u64>)>, LinkError> {
+        let mut attempt = self.attempt;
+        // Set when this one file falls back; the batch's own cause is `batch_because`.
+        let mut because: Option<Failure> = None;
+        loop {
+            let outcome = self
+                .try_once(attempt, src, dst_dir, dst_name, src_full)
+                .map_err(|e| LinkError::link("link", &src_full(), &dst_full(), e))?;
+            let failure = match outcome {
+                Ok(Linked::Done(method, size)) => {
+                    self.count(method, size.unwrap_or(0), because, src_full, tally);
+                    return Ok(Some((method, size)));
+                }
+                Ok(Linked::Vanished) => {
+                    tally.vanished += 1;
+                    tally.fallback(Failure::SourceVanished, 0, src_full);
+                    return Ok(None);
+                }
+                Err(failure) => failure,
+            };
+            (attempt, because) = self.fall_back(attempt, failure, src_full, dst_full)?;
+        }
+    }
+
+    /// Counts a file linked by `method`, `bytes` of data, as a fallback for `because` (this
+    /// file's own) or for the pair's cause, and tells the pair the first time its method
+    /// works.
+    fn count(
+        &mut self,
+        method: Attempt,
+        bytes: u64,
+        because: Option<Failure>,
+        src_full: &dyn Fn() -> PathBuf,
+        tally: &mut Tally,
+    ) {
+        tally.linked(method, bytes);
+        if let Some(f) = because {
+            tally.fallback(f, bytes, src_full);
+        } else if method == self.attempt {
+            if let Some(f) = self.batch_because {
+                tally.fallback(f, bytes, src_full);
+            }
+            if !self.worked {
+                self.worked = true;
+                let opts = &self.engine.opts;
+                self.engine
+                    .pairs
+                    .with_pair(self.key, opts.mode, opts.strict, |p| {
+                        p.state.succeeded(method)
+                    });
+            }
+        }
+    }
+
+    /// After `attempt` failed with `failure`: the next attempt and this file's own cause of
+    /// falling back (`None`: the pair moved, in this worker or another, and this and later
+    /// files use the pair's method and are reported under the pair's cause), or the error
+    /// when the pair's state allows no fallback.
+    fn fall_back(
+        &mut self,
+        attempt: Attempt,
+        failure: Failure,
+        src_full: &dyn Fn() -> PathBuf,
+        dst_full: &dyn Fn() -> PathBuf,
+    ) -> Result<(Attempt, Option<Failure>), LinkError> {
+        let opts = &self.engine.opts;
+        let (decision, now, moved_because) =
+            self.engine
+                .pairs
+                .with_pair(self.key, opts.mode, opts.strict, |p| {
+                    let d = p.state.failed(attempt, failure);
+                    if let Decision::Fallback {
+                        batch_moved: true, ..
+                    } = d
+                    {
+                        p.moved_because = Some(failure);
+                    }
+                    (d, p.state.attempt(), p.moved_because)
+                });
+        match decision {
+            Decision::Fail if opts.strict => Err(LinkError::StrictFallback {
+                src: src_full(),
+                dst: dst_full(),
+                attempt,
+                failure,
+            }),
+            Decision::Fail => Err(LinkError::FailedAfterSuccess {
+                src: src_full(),
+                dst: dst_full(),
+                attempt,
+                failure,
+            }),
+            // This file only; reported under its own cause.
+            Decision::Fallback { attempt: next, .. } if failure.is_per_file() => {
+                Ok((next, Some(failure)))
+            }
+            Decision::Fallback { attempt: next, .. } => {
+                self.attempt = now;
+                self.batch_because = moved_because;
+                self.worked = false;
+                Ok((next, None))
+            }
+        }
+    }
+
+    fn try_once(
+        &self,
+        attempt: Attempt,
+        src: &FileSrc<'_>,
+        dst_dir: &Dir,
+        dst_name: &OsStr,
+        src_full: &dyn Fn() -> PathBuf,
+    ) -> io::Result<Result<Linked, Failure>> {
+        let opts = &self.engine.opts;
+        let transfer = |method| {
+            let mut t = TransferOptions::new(method);
+            t.preserve_times = opts.preserve_times;
+            t.mode = src.mode;
+            transfer_at_masked(
+                src.dir,
+                src.name,
+                dst_dir,
+                dst_name,
+                &t,
+                // Neither Clone nor Copy uses `copy_file_range`: no memo to keep.
+                &CopyRange::new(),
+                self.mask,
+            )
+        };
+        Ok(match attempt {
+            Attempt::Clone => match transfer(Method::Clone)? {
+                Transfer::Cloned { bytes } => Ok(Linked::Done(Attempt::Clone, Some(bytes))),
+                Transfer::Unsupported(cause) => Err(Failure::Clone(cause)),
+                Transfer::SourceVanished => Err(Failure::SourceVanished),
+                Transfer::Copied { bytes, .. } => Ok(Linked::Done(Attempt::Copy, Some(bytes))),
+            },
+            Attempt::Copy => match transfer(Method::Copy)? {
+                Transfer::Copied { bytes, .. } => Ok(Linked::Done(Attempt::Copy, Some(bytes))),
+                Transfer::Cloned { bytes } => Ok(Linked::Done(Attempt::Clone, Some(bytes))),
+                Transfer::SourceVanished => Ok(Linked::Vanished),
+                Transfer::Unsupported(_) => {
+                    return Err(io::Error::other("copy reported an unsupported clone"));
+                }
+            },
+            Attempt::Hardlink => match hardlink_at(src.dir, src.name, dst_dir, dst_name)? {
+                HardlinkOutcome::Linked if opts.hardlink_sizes => {
+                    let st = statat(dst_dir, dst_name, AtFlags::SYMLINK_NOFOLLOW)?;
+                    Ok(Linked::Done(Attempt::Hardlink, Some(st.st_size as u64)))
+                }
+                // A link writes no data: the size is the inode's, which the caller did not
+                // ask for (it knows its files' sizes already).
+                HardlinkOutcome::Linked => Ok(Linked::Done(Attempt::Hardlink, None)),
+                HardlinkOutcome::Refused(r) => Err(Failure::Hardlink(r)),
+                HardlinkOutcome::SourceVanished => Err(Failure::SourceVanished),
+            },
+            Attempt::Symlink => {
+                let st = match statat(src.dir, src.name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => st,
+                    Err(Errno::NOENT) => return Ok(Ok(Linked::Vanished)),
+                    Err(e) => return Err(e.into()),
+                };
+                symlinkat(src_full(), dst_dir, dst_name)?;
+                Ok(Linked::Done(Attempt::Symlink, Some(st.st_size as u64)))
+            }
+        })
+    }
+}
+
+/// What a record says of a file linked by `method` with `bytes` of data: in symlink mode a
+/// symlink whose size is its target's length (the source's full path), else a file.
+pub(crate) fn record_kind(
+    method: Attempt,
+    bytes: Option<u64>,
+    src_full_len: impl FnOnce() -> usize,
+) -> (EntryKind, Option<u64>) {
+    if method == Attempt::Symlink {
+        (EntryKind::Symlink, Some(src_full_len() as u64))
+    } else {
+        (EntryKind::File, bytes)
+    }
+}
+
+/// The content hash of the file `name` in `dir`, read through a new descriptor with
+/// [`cowtree_fs::read::hash_fd`], or for SHA-256 [`cowtree_fs::read::read_chunks`] (the same
+/// per-thread buffer, no BLAKE3 computed beside it).
+pub(crate) fn hash_file(dir: &Dir, name: &OsStr, algo: HashAlgo) -> io::Result<Digest> {
+    use sha2::Digest as _;
+    let fd = openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let bytes = match algo {
+        HashAlgo::Blake3 => {
+            let (_, hash) = cowtree_fs::read::hash_fd(&fd, |_| Ok(()))?;
+            hash.as_bytes().to_vec()
+        }
+        HashAlgo::Sha256 => {
+            let mut sha = sha2::Sha256::new();
+            cowtree_fs::read::read_chunks(&fd, |chunk| {
+                sha.update(chunk);
+                Ok(())
+            })?;
+            sha.finalize().to_vec()
+        }
+    };
+    Ok(Digest { algo, bytes })
+}
