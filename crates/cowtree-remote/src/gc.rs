@@ -357,35 +357,8 @@ async fn run(
     report.bytes_needed =
         needed.values().sum::<u64>() + snapshots.iter().map(|(_, s)| s).sum::<u64>();
     // The indexes.
-    let cache = match store {
-        Some(s) => {
-            let (dir, path) = crate::config::cache_dir(s, remote.config())?;
-            Some(dir.open_dir(OsStr::new("idx")).map_err(|e| Error::Io {
-                path: path.join("idx"),
-                source: e,
-            })?)
-        }
-        None => None,
-    };
+    let cache = read_indexes(remote, store, &mut packs).await?;
     let cache = cache.as_ref();
-    let ids: Vec<Hash> = packs
-        .values()
-        .filter(|p| p.idx.is_some())
-        .map(|p| p.id)
-        .collect();
-    let read: Vec<(Hash, Option<PackIndex>)> = futures::stream::iter(ids)
-        .map(|id| async move {
-            // An index that does not hash to its name or decode is damage, left alone.
-            (id, read_index(remote, cache, &id).await.ok())
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    for (id, index) in read {
-        if let Some(p) = packs.get_mut(&id) {
-            p.index = index;
-        }
-    }
     let mut packs: Vec<PackIn> = packs.into_values().collect();
     packs.sort_by_key(|p| p.id);
     let grace_ms = opts.grace.as_millis().min(i64::MAX as u128) as i64;
@@ -397,6 +370,61 @@ async fn run(
         grace_ms,
         opts.repack_threshold,
     );
+    let stale_locks = account(report, &plan, &packs, held, remote);
+    if opts.dry_run {
+        return Ok(());
+    }
+    sweep(remote, &plan, held, &stale_locks, cache).await
+}
+
+/// Reads the index of every pack that has one (through the store's cache of indexes, when a
+/// store is given) into `packs`; returns that cache's directory.
+async fn read_indexes(
+    remote: &Remote,
+    store: Option<&Store>,
+    packs: &mut HashMap<Hash, PackIn>,
+) -> Result<Option<cowtree_fs::dir::Dir>> {
+    let cache = match store {
+        Some(s) => {
+            let (dir, path) = crate::config::cache_dir(s, remote.config())?;
+            Some(dir.open_dir(OsStr::new("idx")).map_err(|e| Error::Io {
+                path: path.join("idx"),
+                source: e,
+            })?)
+        }
+        None => None,
+    };
+    let cache_ref = cache.as_ref();
+    let ids: Vec<Hash> = packs
+        .values()
+        .filter(|p| p.idx.is_some())
+        .map(|p| p.id)
+        .collect();
+    let read: Vec<(Hash, Option<PackIndex>)> = futures::stream::iter(ids)
+        .map(|id| async move {
+            // An index that does not hash to its name or decode is damage, left alone.
+            (id, read_index(remote, cache_ref, &id).await.ok())
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for (id, index) in read {
+        if let Some(p) = packs.get_mut(&id) {
+            p.index = index;
+        }
+    }
+    Ok(cache)
+}
+
+/// What the plan frees and costs, into `report` (a dry run reports this much); returns the
+/// stale locks to delete.
+fn account(
+    report: &mut GcReport,
+    plan: &Plan,
+    packs: &[PackIn],
+    held: &lock::Held,
+    remote: &Remote,
+) -> Vec<String> {
     report.blobs_missing = plan.missing;
     report.damaged_packs = plan.damaged.iter().map(pack_key).collect();
     report.packs_deleted = (plan.drop_packs.len() - plan.repack.len()) as u64;
@@ -435,9 +463,18 @@ async fn run(
         + deletes(plan.drop_packs.len()) * 2
         + deletes(plan.leftovers.len())
         + deletes(stale_locks.len());
-    if opts.dry_run {
-        return Ok(());
-    }
+    stale_locks
+}
+
+/// Deletes what the plan drops, in the reverse of a push's order of writes, checking the lock
+/// between steps; then the local cache of the dropped packs' indexes.
+async fn sweep(
+    remote: &Remote,
+    plan: &Plan,
+    held: &lock::Held,
+    stale_locks: &[String],
+    cache: Option<&cowtree_fs::dir::Dir>,
+) -> Result<()> {
     // Sweep, in the reverse of a push's order of writes.
     held.check(remote)?;
     repack(remote, &plan.repack, held).await?;
@@ -456,7 +493,7 @@ async fn run(
     remote.delete_all(&pk).await?;
     held.check(remote)?;
     remote.delete_all(&plan.leftovers).await?;
-    remote.delete_all(&stale_locks).await?;
+    remote.delete_all(stale_locks).await?;
     // The local cache of the indexes gone (it only saves requests).
     if let Some(dir) = cache {
         for id in &plan.drop_packs {

@@ -147,95 +147,12 @@ pub fn pull_with(
         // Local names the pull would move off another snapshot: refused before anything is
         // fetched, unless forced.
         let partial = !opts.paths.is_empty();
-        for w in wanted.iter().filter(|_| !partial) {
-            let Some((name, _)) = &w.name else { continue };
-            let Some(local) = cowtree_store::refs::get(store, name)? else {
-                continue;
-            };
-            if local == w.id || opts.force {
-                continue;
-            }
-            let seen = tracking::get(store, remote.config(), name)?.map(|(id, _)| id);
-            if seen != Some(local) {
-                return Err(Error::LocalName {
-                    remote: remote.name().to_string(),
-                    name: name.clone(),
-                    local,
-                    incoming: w.id,
-                });
-            }
+        if !partial {
+            check_local_names(store, remote, &wanted, opts.force)?;
         }
-        let mut manifests: Vec<(Hash, bytes::Bytes)> = Vec::new();
-        for w in &wanted {
-            report.ids.push(w.id);
-            if partial {
-                let full = if store.has_snapshot(&w.id)? {
-                    bytes::Bytes::from(store.read_snapshot(&w.id)?)
-                } else {
-                    fetch_manifest(remote, w).await?
-                };
-                let key = || remote.key(&format!("snapshots/{}", w.id)).to_string();
-                let part = crate::partial::select(&full, &opts.paths)
-                    .map_err(|e| Error::Corrupt {
-                        remote: remote.name().to_string(),
-                        key: key(),
-                        detail: format!("manifest of snapshot {} refused: {e}", w.id),
-                    })?
-                    .ok_or_else(|| {
-                        Error::Config(format!(
-                            "remote {}: no path of snapshot {} matches {}",
-                            remote.name(),
-                            w.id,
-                            opts.paths.join(" ")
-                        ))
-                    })?;
-                let id = part.id();
-                report.parts.push((w.id, id, part.files(), part.bytes()));
-                if store.has_snapshot(&id)? || manifests.iter().any(|(m, _)| *m == id) {
-                    report.snapshots_skipped += 1;
-                } else {
-                    manifests.push((id, bytes::Bytes::from(part.encode())));
-                }
-                continue;
-            }
-            if store.has_snapshot(&w.id)? || manifests.iter().any(|(id, _)| *id == w.id) {
-                report.snapshots_skipped += 1;
-                continue;
-            }
-            manifests.push((w.id, fetch_manifest(remote, w).await?));
-        }
+        let manifests = manifests_to_fetch(store, remote, &wanted, opts, &mut report).await?;
         let snapshots: Vec<Hash> = manifests.iter().map(|(id, _)| *id).collect();
-        let mut needs: Vec<Need> = Vec::new();
-        // The blobs seen in the manifests, only while they are read.
-        let mut seen: HashSet<Hash> = HashSet::new();
-        for (index, (id, m)) in (0u32..).zip(&manifests) {
-            // Checked here, before any blob is fetched (and again as it is recorded).
-            let checked = each_encoded(m, |e| {
-                let Some(h) = e.hash() else { return };
-                if !seen.insert(h) {
-                    return;
-                }
-                let rel = blob_rel(&h);
-                if rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-                    .is_ok()
-                {
-                    report.blobs_skipped += 1;
-                    report.bytes_skipped += e.size();
-                    return;
-                }
-                needs.push(Need {
-                    hash: h,
-                    size: e.size(),
-                    snapshot: index,
-                });
-            });
-            checked.map_err(|e| Error::Corrupt {
-                remote: remote.name().to_string(),
-                key: remote.key(&format!("snapshots/{id}")).to_string(),
-                detail: format!("manifest of snapshot {id} refused: {e}"),
-            })?;
-        }
-        drop(seen);
+        let mut needs = needs_of(store, remote, &manifests, &mut report)?;
         // A pack deleted (or repacked) by a `remote gc` between the read of its index and
         // the read of its bytes is reported missing: the indexes are read again (they name
         // the new packs) and what is still missing is fetched, a few times at most.
@@ -298,31 +215,7 @@ pub fn pull_with(
                 source: e.into(),
             })?;
         }
-        for (id, m) in &manifests {
-            // The bytes fetched, which hash to `id` (checked when fetched).
-            let saved = store.save_encoded(m, &format!("snapshot {id}"))?;
-            if saved != *id {
-                return Err(Error::Corrupt {
-                    remote: remote.name().to_string(),
-                    key: remote.key(&format!("snapshots/{id}")).to_string(),
-                    detail: format!("the manifest recorded is {saved}, not the one fetched"),
-                });
-            }
-            report.snapshots_received += 1;
-        }
-        for w in wanted.iter().filter(|_| !partial) {
-            if let Some((name, version)) = &w.name {
-                if let Some(old) = cowtree_store::refs::get(store, name)?
-                    && old != w.id
-                {
-                    report.names_moved.push((name.clone(), old));
-                }
-                cowtree_store::refs::set(store, name, &w.id)?;
-                tracking::set(store, remote.config(), name, &w.id, version)?;
-                report.names_set.push((name.clone(), w.id));
-            }
-        }
-        Ok(())
+        record(store, remote, &manifests, &wanted, partial, &mut report)
     });
     drop(lock);
     if let Err(e) = pulled {
@@ -332,6 +225,160 @@ pub fn pull_with(
     report.requests = remote.requests();
     report.elapsed_ms = start.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Refuses a pull that would move a local name off a snapshot this remote did not set it to
+/// (unless forced), before anything is fetched.
+fn check_local_names(store: &Store, remote: &Remote, wanted: &[Wanted], force: bool) -> Result<()> {
+    for w in wanted {
+        let Some((name, _)) = &w.name else { continue };
+        let Some(local) = cowtree_store::refs::get(store, name)? else {
+            continue;
+        };
+        if local == w.id || force {
+            continue;
+        }
+        let seen = tracking::get(store, remote.config(), name)?.map(|(id, _)| id);
+        if seen != Some(local) {
+            return Err(Error::LocalName {
+                remote: remote.name().to_string(),
+                name: name.clone(),
+                local,
+                incoming: w.id,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The manifests to fetch and record, each with its id: the wanted snapshots this store lacks,
+/// or, for a partial pull (`--path`), the part of each that the paths select.
+async fn manifests_to_fetch(
+    store: &Store,
+    remote: &Remote,
+    wanted: &[Wanted],
+    opts: &PullOptions,
+    report: &mut PullReport,
+) -> Result<Vec<(Hash, bytes::Bytes)>> {
+    let partial = !opts.paths.is_empty();
+    let mut manifests: Vec<(Hash, bytes::Bytes)> = Vec::new();
+    for w in wanted {
+        report.ids.push(w.id);
+        if partial {
+            let full = if store.has_snapshot(&w.id)? {
+                bytes::Bytes::from(store.read_snapshot(&w.id)?)
+            } else {
+                fetch_manifest(remote, w).await?
+            };
+            let key = || remote.key(&format!("snapshots/{}", w.id)).to_string();
+            let part = crate::partial::select(&full, &opts.paths)
+                .map_err(|e| Error::Corrupt {
+                    remote: remote.name().to_string(),
+                    key: key(),
+                    detail: format!("manifest of snapshot {} refused: {e}", w.id),
+                })?
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "remote {}: no path of snapshot {} matches {}",
+                        remote.name(),
+                        w.id,
+                        opts.paths.join(" ")
+                    ))
+                })?;
+            let id = part.id();
+            report.parts.push((w.id, id, part.files(), part.bytes()));
+            if store.has_snapshot(&id)? || manifests.iter().any(|(m, _)| *m == id) {
+                report.snapshots_skipped += 1;
+            } else {
+                manifests.push((id, bytes::Bytes::from(part.encode())));
+            }
+            continue;
+        }
+        if store.has_snapshot(&w.id)? || manifests.iter().any(|(id, _)| *id == w.id) {
+            report.snapshots_skipped += 1;
+            continue;
+        }
+        manifests.push((w.id, fetch_manifest(remote, w).await?));
+    }
+    Ok(manifests)
+}
+
+/// The blobs the manifests name that the store lacks (each manifest checked before any blob
+/// is fetched).
+fn needs_of(
+    store: &Store,
+    remote: &Remote,
+    manifests: &[(Hash, bytes::Bytes)],
+    report: &mut PullReport,
+) -> Result<Vec<Need>> {
+    let mut needs: Vec<Need> = Vec::new();
+    // The blobs seen in the manifests, only while they are read.
+    let mut seen: HashSet<Hash> = HashSet::new();
+    for (index, (id, m)) in (0u32..).zip(manifests) {
+        // Checked here, before any blob is fetched (and again as it is recorded).
+        let checked = each_encoded(m, |e| {
+            let Some(h) = e.hash() else { return };
+            if !seen.insert(h) {
+                return;
+            }
+            let rel = blob_rel(&h);
+            if rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok()
+            {
+                report.blobs_skipped += 1;
+                report.bytes_skipped += e.size();
+                return;
+            }
+            needs.push(Need {
+                hash: h,
+                size: e.size(),
+                snapshot: index,
+            });
+        });
+        checked.map_err(|e| Error::Corrupt {
+            remote: remote.name().to_string(),
+            key: remote.key(&format!("snapshots/{id}")).to_string(),
+            detail: format!("manifest of snapshot {id} refused: {e}"),
+        })?;
+    }
+    drop(seen);
+    Ok(needs)
+}
+
+/// Records the fetched manifests, then sets the names pulled (and their tracking).
+fn record(
+    store: &Store,
+    remote: &Remote,
+    manifests: &[(Hash, bytes::Bytes)],
+    wanted: &[Wanted],
+    partial: bool,
+    report: &mut PullReport,
+) -> Result<()> {
+    for (id, m) in manifests {
+        // The bytes fetched, which hash to `id` (checked when fetched).
+        let saved = store.save_encoded(m, &format!("snapshot {id}"))?;
+        if saved != *id {
+            return Err(Error::Corrupt {
+                remote: remote.name().to_string(),
+                key: remote.key(&format!("snapshots/{id}")).to_string(),
+                detail: format!("the manifest recorded is {saved}, not the one fetched"),
+            });
+        }
+        report.snapshots_received += 1;
+    }
+    for w in wanted.iter().filter(|_| !partial) {
+        if let Some((name, version)) = &w.name {
+            if let Some(old) = cowtree_store::refs::get(store, name)?
+                && old != w.id
+            {
+                report.names_moved.push((name.clone(), old));
+            }
+            cowtree_store::refs::set(store, name, &w.id)?;
+            tracking::set(store, remote.config(), name, &w.id, version)?;
+            report.names_set.push((name.clone(), w.id));
+        }
+    }
+    Ok(())
 }
 
 fn blob_bytes(blobs: &[(Need, u64)]) -> u64 {

@@ -2,11 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use cowtree_store::checkout::{CheckoutMode, CheckoutOptions};
+use cowtree_store::checkout::{CheckoutMode, CheckoutOptions, CheckoutReport};
+use cowtree_store::{Hash, Store};
 use serde_json::json;
 
 use crate::cmd::{StoreOpt, checkout_store, print_json};
-use crate::exit::{CmdResult, Exit};
+use crate::exit::{CliError, CmdResult, Exit};
 use crate::units::{bytes, count, secs};
 
 /// Check out a snapshot into a new directory.
@@ -100,21 +101,7 @@ pub fn tell_interrupt(args: &Args) {
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     args.jobs.apply();
     let opt = args.store.clone().or(top);
-    let quiet = args.quiet;
-    // Where the snapshot comes from is the library's decision (`cowtree_store::source`): with
-    // --pull, a snapshot the store of DST's filesystem lacks is pulled into it.
-    let (store, id) = match checkout_store(&opt, &args.dst, &args.snapshot, args.pull, quiet)? {
-        (store, Some(id)) => (store, id),
-        (store, None) => {
-            let id = crate::cmd::pull::pull_for_checkout(
-                &store,
-                args.remote.as_deref(),
-                &args.snapshot,
-                args.json || quiet,
-            )?;
-            (store, id)
-        }
-    };
+    let (store, id) = source(&args, &opt)?;
     let opts = CheckoutOptions {
         mode: match args.mode {
             Mode::Auto => CheckoutMode::Auto,
@@ -154,72 +141,104 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     }
     drop(spinner);
     if args.json {
-        let fallbacks: Vec<_> = r
-            .fallbacks
-            .iter()
-            .map(|(reason, count)| json!({"reason": reason, "count": count}))
-            .collect();
-        print_json(&json!({
-            "id": id.to_hex(),
-            "path": r.path.to_string_lossy(),
-            "store": store.root().to_string_lossy(),
-            "files": r.files,
-            "dirs": r.dirs,
-            "symlinks": r.symlinks,
-            "cloned": r.cloned,
-            "copied": r.copied,
-            "bytes": r.bytes,
-            "fallbacks": fallbacks,
-            "cross_device": r.cross_device,
-            "worktree": r.worktree_id,
-            "elapsed_ms": r.elapsed_ms,
-            "method": r.method.as_str(),
-            "reason": r.reason.as_ref().map(|why| why.code()),
-            "reason_description": r.reason.as_ref().map(|why| why.to_string()),
-            "tree_built": r.tree_built,
-        }))?;
+        print_json(&report_json(&id, &store, r))?;
     } else if !args.quiet {
-        // How the tree was made: one snapshot of the store's tree subvolume, or per file.
-        let how = match r.method {
-            cowtree_fs::whole_tree::Method::PerFile => {
-                format!("{} cloned, {} copied", r.cloned, r.copied)
-            }
-            _ if r.tree_built => format!(
-                "a snapshot of the store's tree subvolume, built now: {} cloned, {} copied",
-                r.cloned, r.copied
-            ),
-            _ => "a snapshot of the store's tree subvolume".to_string(),
-        };
-        println!(
-            "checked out {} into {}: {} ({how}), {}, {}; {} in {}",
-            &id.to_hex()[..12],
-            r.path.display(),
-            count(r.files, "file", "files"),
-            count(r.dirs, "dir", "dirs"),
-            count(r.symlinks, "symlink", "symlinks"),
-            bytes(r.bytes),
-            secs(r.elapsed_ms)
-        );
-        // Said once, where the whole-tree method could have applied (btrfs) and did not (a
-        // store on another filesystem was warned about already).
-        if let Some(why) = &r.reason
-            && !r.cross_device
-        {
-            if why.worth_telling(cowtree_fs::whole_tree::Purpose::Copy) {
-                eprintln!("cowtree: per file: {why}");
-            } else if let cowtree_fs::whole_tree::NotUsed::NotPermitted { .. } = why {
-                // The kernel refused (EPERM): a warning, once, as clone and git worktree add
-                // give it.
-                eprintln!("cowtree: warning: per file: {why}");
-            }
-        }
-        // A store on another filesystem was warned about before the checkout started.
-        for (reason, n) in r.fallbacks.iter().filter(|_| !r.cross_device) {
-            eprintln!(
-                "cowtree: warning: {} copied because {reason}",
-                count(*n, "file", "files")
-            );
-        }
+        tell(&id, r);
     }
     Ok(Exit::Ok)
+}
+
+/// The store DST's checkout comes from and the snapshot's id in it. Where the snapshot comes
+/// from is the library's decision (`cowtree_store::source`): with --pull, a snapshot the store
+/// of DST's filesystem lacks is pulled into it.
+fn source(args: &Args, opt: &StoreOpt) -> Result<(Store, Hash), CliError> {
+    let quiet = args.quiet;
+    Ok(
+        match checkout_store(opt, &args.dst, &args.snapshot, args.pull, quiet)? {
+            (store, Some(id)) => (store, id),
+            (store, None) => {
+                let id = crate::cmd::pull::pull_for_checkout(
+                    &store,
+                    args.remote.as_deref(),
+                    &args.snapshot,
+                    args.json || quiet,
+                )?;
+                (store, id)
+            }
+        },
+    )
+}
+
+/// The checkout's `--json` object.
+fn report_json(id: &Hash, store: &Store, r: &CheckoutReport) -> serde_json::Value {
+    let fallbacks: Vec<_> = r
+        .fallbacks
+        .iter()
+        .map(|(reason, count)| json!({"reason": reason, "count": count}))
+        .collect();
+    json!({
+        "id": id.to_hex(),
+        "path": r.path.to_string_lossy(),
+        "store": store.root().to_string_lossy(),
+        "files": r.files,
+        "dirs": r.dirs,
+        "symlinks": r.symlinks,
+        "cloned": r.cloned,
+        "copied": r.copied,
+        "bytes": r.bytes,
+        "fallbacks": fallbacks,
+        "cross_device": r.cross_device,
+        "worktree": r.worktree_id,
+        "elapsed_ms": r.elapsed_ms,
+        "method": r.method.as_str(),
+        "reason": r.reason.as_ref().map(|why| why.code()),
+        "reason_description": r.reason.as_ref().map(|why| why.to_string()),
+        "tree_built": r.tree_built,
+    })
+}
+
+/// The checkout's summary line, and why the tree went per file and what was copied, where
+/// that is worth saying.
+fn tell(id: &Hash, r: &CheckoutReport) {
+    // How the tree was made: one snapshot of the store's tree subvolume, or per file.
+    let how = match r.method {
+        cowtree_fs::whole_tree::Method::PerFile => {
+            format!("{} cloned, {} copied", r.cloned, r.copied)
+        }
+        _ if r.tree_built => format!(
+            "a snapshot of the store's tree subvolume, built now: {} cloned, {} copied",
+            r.cloned, r.copied
+        ),
+        _ => "a snapshot of the store's tree subvolume".to_string(),
+    };
+    println!(
+        "checked out {} into {}: {} ({how}), {}, {}; {} in {}",
+        &id.to_hex()[..12],
+        r.path.display(),
+        count(r.files, "file", "files"),
+        count(r.dirs, "dir", "dirs"),
+        count(r.symlinks, "symlink", "symlinks"),
+        bytes(r.bytes),
+        secs(r.elapsed_ms)
+    );
+    // Said once, where the whole-tree method could have applied (btrfs) and did not (a
+    // store on another filesystem was warned about already).
+    if let Some(why) = &r.reason
+        && !r.cross_device
+    {
+        if why.worth_telling(cowtree_fs::whole_tree::Purpose::Copy) {
+            eprintln!("cowtree: per file: {why}");
+        } else if let cowtree_fs::whole_tree::NotUsed::NotPermitted { .. } = why {
+            // The kernel refused (EPERM): a warning, once, as clone and git worktree add
+            // give it.
+            eprintln!("cowtree: warning: per file: {why}");
+        }
+    }
+    // A store on another filesystem was warned about before the checkout started.
+    for (reason, n) in r.fallbacks.iter().filter(|_| !r.cross_device) {
+        eprintln!(
+            "cowtree: warning: {} copied because {reason}",
+            count(*n, "file", "files")
+        );
+    }
 }

@@ -228,40 +228,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             };
             cowtree_remote::config::add(&scope, config).map_err(remote_error)?;
         }
-        Sub::Ls { json } => {
-            let store = store_if_any(&opt)?;
-            let all = cowtree_remote::config::list(store.as_ref()).map_err(remote_error)?;
-            if json {
-                let list: Vec<_> = all
-                    .iter()
-                    .map(|c| {
-                        let r = &c.config;
-                        let store = match &c.scope {
-                            Scope::Store(p) => Some(p),
-                            Scope::User => None,
-                        };
-                        json!({"name": r.name, "url": r.url, "endpoint": r.endpoint,
-                               "region": r.region, "scope": c.scope.as_str(), "store": store})
-                    })
-                    .collect();
-                print_json(&json!({ "remotes": list }))?;
-            } else {
-                for c in all {
-                    let r = &c.config;
-                    let mut line = format!("{}\t{}", r.name, r.url);
-                    if let Some(e) = &r.endpoint {
-                        line.push_str(&format!("\tendpoint={e}"));
-                    }
-                    if let Some(g) = &r.region {
-                        line.push_str(&format!("\tregion={g}"));
-                    }
-                    if let Scope::Store(p) = &c.scope {
-                        line.push_str(&format!("\tstore={}", p.display()));
-                    }
-                    println!("{line}");
-                }
-            }
-        }
+        Sub::Ls { json } => ls(&opt, json)?,
         Sub::Rm {
             name,
             snapshots,
@@ -328,6 +295,43 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// `remote ls`: the remotes of the user and of this directory's store.
+fn ls(opt: &StoreOpt, json: bool) -> Result<(), CliError> {
+    let store = store_if_any(opt)?;
+    let all = cowtree_remote::config::list(store.as_ref()).map_err(remote_error)?;
+    if json {
+        let list: Vec<_> = all
+            .iter()
+            .map(|c| {
+                let r = &c.config;
+                let store = match &c.scope {
+                    Scope::Store(p) => Some(p),
+                    Scope::User => None,
+                };
+                json!({"name": r.name, "url": r.url, "endpoint": r.endpoint,
+                       "region": r.region, "scope": c.scope.as_str(), "store": store})
+            })
+            .collect();
+        print_json(&json!({ "remotes": list }))?;
+    } else {
+        for c in all {
+            let r = &c.config;
+            let mut line = format!("{}\t{}", r.name, r.url);
+            if let Some(e) = &r.endpoint {
+                line.push_str(&format!("\tendpoint={e}"));
+            }
+            if let Some(g) = &r.region {
+                line.push_str(&format!("\tregion={g}"));
+            }
+            if let Scope::Store(p) = &c.scope {
+                line.push_str(&format!("\tstore={}", p.display()));
+            }
+            println!("{line}");
+        }
+    }
+    Ok(())
 }
 
 /// A remote error with its exit code (docs/remote.md): 5 name conflict, 6 access denied or
