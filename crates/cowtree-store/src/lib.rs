@@ -47,6 +47,7 @@ pub mod registry;
 pub mod remove;
 pub mod source;
 pub mod store;
+mod tmp_staging;
 pub mod trees;
 mod util;
 pub mod verify;

@@ -16,6 +16,7 @@ use crate::hash::Hash;
 use crate::manifest::{
     EntryChecker, EntryRef, Manifest, ManifestError, read_each, validate_encoded,
 };
+pub use crate::tmp_staging::Staging;
 use crate::util::{open_at, read_at, unique_suffix, write_atomic};
 
 /// The store layout version this code reads and writes.
@@ -134,37 +135,6 @@ pub struct LockGuard {
     /// `None` for a store this process cannot write that has no lock file (see
     /// [`Store::lock_shared`]).
     _fd: Option<OwnedFd>,
-}
-
-/// A staging directory under `tmp/`, flocked by this process for as long as it lives, so that
-/// `gc` can tell live staging from leftovers of a killed process. Removed on drop.
-#[derive(Debug)]
-pub struct Staging {
-    dir: Dir,
-    path: PathBuf,
-    /// Its entry in the process's undo registry (`cowtree_fs::undo`).
-    undo: Option<cowtree_fs::undo::Registration>,
-}
-
-impl Staging {
-    /// The staging directory.
-    pub fn dir(&self) -> &Dir {
-        &self.dir
-    }
-
-    /// Its path, for messages.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        // The same removal as a signal handler's (`cowtree_fs::undo::undo_all`).
-        if let Some(undo) = self.undo.take() {
-            let _ = undo.undo();
-        }
-    }
 }
 
 impl Store {
@@ -336,19 +306,7 @@ impl Store {
     /// Once the process is stopping ([`cowtree_fs::staging::stop_staging`]) it creates nothing
     /// and fails with an `Interrupted` error.
     pub fn staging(&self, purpose: &str) -> Result<Staging> {
-        let name = OsString::from(format!("{purpose}-{}", unique_suffix()));
-        let undo = cowtree_fs::undo::Registration::tree(&self.tmp, &name)
-            .map_err(|e| Error::io_at("", self.root.join("tmp"), e))?;
-        let dir = cowtree_fs::staging::unless_stopping(|| self.tmp.create_dir_open(&name, 0o700))
-            .map_err(|e| Error::io_at("", self.root.join("tmp"), e))?;
-        let staging = Staging {
-            dir,
-            path: self.root.join("tmp").join(&name),
-            undo: Some(undo),
-        };
-        flock(&staging.dir, FlockOperation::NonBlockingLockExclusive)
-            .map_err(|e| Error::io_at("lock staging in", self.root.join("tmp"), e.into()))?;
-        Ok(staging)
+        Staging::make(&self.tmp, &self.root.join("tmp"), purpose)
     }
 
     /// The name of a blob relative to `blobs/`: `ab/cdef...`.
