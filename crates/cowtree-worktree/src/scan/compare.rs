@@ -352,7 +352,7 @@ impl<'c> Visitor<'c> for Status<'_> {
                     d,
                     e,
                     StatKey::of(&st),
-                    st.st_mode,
+                    cowtree_fs::sys::stat_mode(&st),
                     base,
                 )?;
             }
