@@ -30,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+pub mod atomic_file;
 pub mod classify;
 pub mod copy;
 pub mod creation;

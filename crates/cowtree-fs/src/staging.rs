@@ -15,12 +15,12 @@ use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 use rustix::fs::FileType;
 
 use crate::dir::Dir;
 use crate::undo::Registration;
+pub use crate::undo::{remove_dir_or_subvolume, stop_staging, unless_stopping};
 
 /// How one kind of staging directory is named (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,56 +233,6 @@ fn claim(parent: &Dir, name: &OsStr, dir: &Dir) -> io::Result<()> {
         }
         _ => Err(taken()),
     }
-}
-
-/// Removes the directory `name` in `parent` with everything in it: a btrfs subvolume's root
-/// (a staging made by a snapshot) by [`crate::subvolume::delete`] (one ioctl where the kernel
-/// permits, else `ro` cleared and the tree removed), anything else by [`Dir::remove_tree`].
-/// Nothing there is not an error.
-pub fn remove_dir_or_subvolume(parent: &Dir, name: &OsStr) -> io::Result<()> {
-    use crate::subvolume::{At, Cause, delete, is_root};
-    let here = std::path::Path::new("");
-    let is_subvolume = match parent.open_dir(name) {
-        Ok(d) => is_root(At::new(&d, &here.join(name))).unwrap_or(false),
-        Err(_) => false,
-    };
-    if is_subvolume {
-        return match delete(At::new(parent, here), name) {
-            Ok(_) => Ok(()),
-            Err(e) if e.cause == Cause::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
-        };
-    }
-    parent.remove_tree(name)
-}
-
-/// False once [`stop_staging`] ran; locked across every [`unless_stopping`].
-static OPEN: Mutex<bool> = Mutex::new(true);
-
-/// Runs `f`, which creates staging (or its bookkeeping) or renames it into place, unless
-/// [`stop_staging`] ran: then it fails with [`io::ErrorKind::Interrupted`] and `f` is not
-/// run. The gate is held while `f` runs, so `stop_staging` waits for it to end. It is not
-/// reentrant: `f` must not call anything gated ([`Staging::create`], [`Staging::commit`],
-/// this function), or its thread waits for itself.
-pub fn unless_stopping<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-    let open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
-    if !*open {
-        return Err(io::Error::new(
-            io::ErrorKind::Interrupted,
-            "not done: the process is stopping",
-        ));
-    }
-    f()
-}
-
-/// Makes every later [`Staging::create`], [`Staging::commit`] and [`unless_stopping`] in this
-/// process fail (doing nothing) and waits for one in progress to end. A signal handler calls
-/// it before it lists and removes this process's staging: afterwards nothing made through
-/// this gate appears that a later listing misses, no staging directory moves into place under
-/// it (half emptied), and whether the destination exists says whether the command had
-/// finished.
-pub fn stop_staging() {
-    *OPEN.lock().unwrap_or_else(PoisonError::into_inner) = false;
 }
 
 /// Removes the staging directories in `parent` whose names start with `prefix` (see

@@ -6,7 +6,7 @@
 //! - a **tree** ([`Registration::tree`]): a staging directory or subvolume beside a
 //!   destination, a store's `tmp/` staging, a tree subvolume being made in a store;
 //! - a **file** ([`Registration::file`]): a temporary file about to be renamed over its final
-//!   name ([`crate::dir::AtomicFile`]), or a record that describes a tree (a store's
+//!   name ([`crate::atomic_file::AtomicFile`]), or a record that describes a tree (a store's
 //!   registration of a staging directory), removed only once every tree is gone, so that
 //!   what could not be removed stays described for gc;
 //! - a **call** ([`Registration::call`]): a library's own way to take back a run (`cowtree git
@@ -17,7 +17,7 @@
 //! Python exception, a dropped handle) with [`Registration::undo`], and forgets it when the
 //! thing is in place ([`Registration::forget`]): the same removal either way. A signal
 //! handler calls [`undo_all`], which first closes the staging gate
-//! ([`crate::staging::stop_staging`]: nothing new is made or moved into place from then on),
+//! ([`stop_staging`]: nothing new is made or moved into place from then on),
 //! then runs the calls, removes the trees, then the files, and returns what it did, for the
 //! handler to print. Nothing here prints.
 //!
@@ -149,6 +149,56 @@ impl Drop for Registration {
     }
 }
 
+/// Removes the directory `name` in `parent` with everything in it: a btrfs subvolume's root
+/// (a staging made by a snapshot) by [`crate::subvolume::delete`] (one ioctl where the kernel
+/// permits, else `ro` cleared and the tree removed), anything else by [`Dir::remove_tree`].
+/// Nothing there is not an error.
+pub fn remove_dir_or_subvolume(parent: &Dir, name: &OsStr) -> io::Result<()> {
+    use crate::subvolume::{At, Cause, delete, is_root};
+    let here = std::path::Path::new("");
+    let is_subvolume = match parent.open_dir(name) {
+        Ok(d) => is_root(At::new(&d, &here.join(name))).unwrap_or(false),
+        Err(_) => false,
+    };
+    if is_subvolume {
+        return match delete(At::new(parent, here), name) {
+            Ok(_) => Ok(()),
+            Err(e) if e.cause == Cause::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+    }
+    parent.remove_tree(name)
+}
+
+/// False once [`stop_staging`] ran; locked across every [`unless_stopping`].
+static OPEN: Mutex<bool> = Mutex::new(true);
+
+/// Runs `f`, which creates staging (or its bookkeeping) or renames it into place, unless
+/// [`stop_staging`] ran: then it fails with [`io::ErrorKind::Interrupted`] and `f` is not
+/// run. The gate is held while `f` runs, so `stop_staging` waits for it to end. It is not
+/// reentrant: `f` must not call anything gated ([`crate::staging::Staging::create`], [`crate::staging::Staging::commit`],
+/// this function), or its thread waits for itself.
+pub fn unless_stopping<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    let open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
+    if !*open {
+        return Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "not done: the process is stopping",
+        ));
+    }
+    f()
+}
+
+/// Makes every later [`crate::staging::Staging::create`], [`crate::staging::Staging::commit`] and [`unless_stopping`] in this
+/// process fail (doing nothing) and waits for one in progress to end. A signal handler calls
+/// it before it lists and removes this process's staging: afterwards nothing made through
+/// this gate appears that a later listing misses, no staging directory moves into place under
+/// it (half emptied), and whether the destination exists says whether the command had
+/// finished.
+pub fn stop_staging() {
+    *OPEN.lock().unwrap_or_else(PoisonError::into_inner) = false;
+}
+
 /// What [`undo_all`] did.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -174,7 +224,7 @@ impl Report {
 /// that described them. Afterwards the process is expected to exit: nothing registered later
 /// is undone.
 pub fn undo_all() -> Report {
-    crate::staging::stop_staging();
+    stop_staging();
     let entries: Vec<Arc<Action>> = {
         let reg = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
         reg.1.iter().map(|e| Arc::clone(&e.action)).collect()
@@ -218,13 +268,13 @@ pub fn undo_all() -> Report {
     report
 }
 
-/// Removes the tree `name` of `parent` (see [`crate::staging::remove_dir_or_subvolume`]);
+/// Removes the tree `name` of `parent` (see [`remove_dir_or_subvolume`]);
 /// whether it was there.
 fn remove_tree(parent: &Dir, name: &OsStr) -> io::Result<bool> {
     if parent.try_stat(name)?.is_none() {
         return Ok(false);
     }
-    crate::staging::remove_dir_or_subvolume(parent, name)?;
+    remove_dir_or_subvolume(parent, name)?;
     Ok(true)
 }
 

@@ -176,7 +176,7 @@ fn write_atomic_replaces_a_planted_symlink_instead_of_writing_through_it() {
     fs::create_dir(&d).unwrap();
     symlink(&outside, d.join("record")).unwrap();
     let dir = Dir::open(&d).unwrap();
-    cowtree_fs::dir::write_atomic(&dir, OsStr::new("record"), b"new", 0o640, true).unwrap();
+    cowtree_fs::atomic_file::write_atomic(&dir, OsStr::new("record"), b"new", 0o640, true).unwrap();
     assert_eq!(fs::read(&outside).unwrap(), b"keep");
     let meta = fs::symlink_metadata(d.join("record")).unwrap();
     assert!(meta.is_file());
@@ -184,7 +184,10 @@ fn write_atomic_replaces_a_planted_symlink_instead_of_writing_through_it() {
     assert_eq!(fs::read(d.join("record")).unwrap(), b"new");
     // No temporary file is left, and an invalid name is refused before any syscall.
     assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
-    assert!(cowtree_fs::dir::write_atomic(&dir, OsStr::new("../x"), b"x", 0o644, false).is_err());
+    assert!(
+        cowtree_fs::atomic_file::write_atomic(&dir, OsStr::new("../x"), b"x", 0o644, false)
+            .is_err()
+    );
     assert!(!t.path().join("x").exists());
 }
 

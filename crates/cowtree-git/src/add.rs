@@ -6,7 +6,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
-use cowtree_fs::dir::{Dir, write_atomic};
+use cowtree_fs::atomic_file::write_atomic;
+use cowtree_fs::dir::Dir;
 use cowtree_fs::staging::{self, TREE as STAGING};
 
 use crate::admin::{copy_worktree_config, write_head_logs, write_index};

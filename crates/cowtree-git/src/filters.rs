@@ -216,7 +216,7 @@ impl Setup {
     }
 
     /// Whether a path's attributes are looked up at all (see
-    /// [`attribute_sources_mention_conversions`]).
+    /// `attribute_sources_mention_conversions`).
     pub fn per_path(&self) -> bool {
         self.per_path
     }

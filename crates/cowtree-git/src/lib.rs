@@ -50,6 +50,7 @@ pub mod ignored;
 pub mod index_file;
 pub mod journal;
 pub mod keep;
+pub mod method;
 pub mod options;
 mod post_checkout;
 pub mod register;

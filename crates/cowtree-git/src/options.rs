@@ -7,7 +7,7 @@ use cowtree_fs::UnsupportedCause;
 use gix::ObjectId;
 
 use crate::ignored::IgnoredReport;
-use crate::way::{Method, MethodChoice, PerFileReason};
+use crate::method::{Method, MethodChoice, PerFileReason};
 
 /// Which HEAD the new worktree gets (git's `-b`, `-B`, `--detach`, `--orphan`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +83,7 @@ pub struct AddOptions {
     pub src: PathBuf,
     /// SRC is the worktree `src` is in, even where another worktree of the repository holds
     /// more of the target's files (`--from`); by default the one that holds the most lends
-    /// them ([`donor`]).
+    /// them ([`crate::donor`]).
     pub src_fixed: bool,
     /// The new worktree's path (relative to the current directory, as git takes it).
     pub dst: PathBuf,
@@ -110,15 +110,15 @@ pub struct AddOptions {
     /// Carry SRC's uncommitted changes to tracked files: DST's index is SRC's (staged changes,
     /// additions, removals) and each file whose stat data does not prove it holds its index
     /// blob is SRC's file as it is (or absent). Needs COMMIT-ISH to be SRC's HEAD commit
-    /// ([`Error::WithChangesOtherCommit`]) and an index without conflicts
-    /// ([`Error::Conflicted`]).
+    /// ([`crate::Error::WithChangesOtherCommit`]) and an index without conflicts
+    /// ([`crate::Error::Conflicted`]).
     pub with_changes: bool,
     /// Refuse to copy where a reflink is impossible.
     pub strict: bool,
     /// `--verify`: hash every file taken from SRC (its copy, as a git blob) instead of
-    /// trusting SRC's stat data; see [`trust`].
+    /// trusting SRC's stat data; see [`crate::trust`].
     pub verify: bool,
-    /// Which way DST's tree may be made (see [`tree`]): by one snapshot where SRC's worktree
+    /// Which way DST's tree may be made (see [`crate::tree`]): by one snapshot where SRC's worktree
     /// is a btrfs subvolume and the cost rule says it pays (the default), always per file,
     /// or by snapshot wherever SRC allows it.
     pub method: MethodChoice,
@@ -128,7 +128,7 @@ pub struct AddOptions {
     /// [`AddReport::hook`], the worktree stays).
     pub run_hooks: bool,
     /// A directory where the run leaves a record while it works, so that
-    /// [`run::clean_killed_runs`] can find what a killed run left (the CLI:
+    /// [`crate::run::clean_killed_runs`] can find what a killed run left (the CLI:
     /// `$XDG_STATE_HOME/cowtree/git-worktree-add`).
     pub run_registry: Option<PathBuf>,
 }
@@ -179,13 +179,13 @@ pub enum HeadReport {
     Detached,
 }
 
-/// What [`add`] did.
+/// What [`crate::add()`] did.
 #[derive(Debug, Clone)]
 pub struct AddReport {
     /// The new worktree (absolute).
     pub dst: PathBuf,
     /// SRC, the worktree that lent its files (absolute, resolved): the one the command ran in,
-    /// or another of the repository's ([`donor`]); `None` when none could (a bare repository
+    /// or another of the repository's ([`crate::donor`]); `None` when none could (a bare repository
     /// without worktrees, `--no-checkout`, `--orphan`).
     pub src: Option<PathBuf>,
     /// SRC is the worktree the command ran in.
@@ -213,7 +213,7 @@ pub struct AddReport {
     pub from_objects: u64,
     /// Files taken from SRC (cloned, copied or kept by snapshot) on stat evidence: SRC's index
     /// proves them unchanged, their size is the blob's and no configured conversion could have
-    /// kept it ([`trust`]).
+    /// kept it ([`crate::trust`]).
     pub reused_on_stat: u64,
     /// Files taken from SRC after their copy was hashed to the target blob.
     pub reused_after_hash: u64,

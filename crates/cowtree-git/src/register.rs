@@ -13,7 +13,8 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use cowtree_fs::dir::{Dir, write_atomic};
+use cowtree_fs::atomic_file::write_atomic;
+use cowtree_fs::dir::Dir;
 
 use crate::error::{Error, Result};
 use crate::journal::KilledStaging;
@@ -207,7 +208,7 @@ impl Registration {
     ) -> Result<(i64, u32)> {
         let path = self.path().join("index");
         let mut tmp =
-            cowtree_fs::dir::AtomicFile::create(std::os::fd::AsFd::as_fd(&self.dir), 0o666)
+            cowtree_fs::atomic_file::AtomicFile::create(std::os::fd::AsFd::as_fd(&self.dir), 0o666)
                 .map_err(Error::io("create", &path))?;
         {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.file());

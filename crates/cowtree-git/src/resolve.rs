@@ -192,7 +192,7 @@ pub fn check_options(opts: &AddOptions) -> Result<()> {
 /// Decides what `git worktree add` with `opts` would check out in SRC's repository `repo`;
 /// `dst_name` is DST's last component (git's default branch name). Refuses what git refuses
 /// before anything is written. Two steps: which branch and start point
-/// ([`choose_branch`]), then the plan they make ([`plan_of`]).
+/// (`choose_branch`), then the plan they make (`plan_of`).
 pub fn resolve(
     repo: &gix::Repository,
     opts: &AddOptions,

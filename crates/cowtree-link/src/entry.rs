@@ -10,7 +10,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use cowtree_fs::creation::CreationMask;
 use cowtree_fs::dir::Dir;
 use rustix::fs::{AtFlags, CWD, Stat, Timespec, readlinkat, statat, symlinkat, utimensat};
 use rustix::io::Errno;
@@ -19,43 +18,12 @@ use crate::dir_finish::fill_mode;
 use crate::error::LinkError;
 use crate::file_link::{FileLinker, FileSrc, hash_file, record_kind};
 use crate::options::EntryKind;
-use crate::pass::{Local, Run};
+use crate::pass::{Here, Local, Made, Run};
 use crate::plan::SrcRef;
 use crate::report::RecordEntry;
 use crate::scan::DirMeta;
 use crate::state::Failure;
 use crate::work_items::{CHUNK, Held, Item, push_items, src_dir};
-
-/// The destination directory of a work item, as its entries are made in it.
-pub(crate) struct Here<'a> {
-    pub dir: &'a Dir,
-    /// Its device.
-    pub dev: u64,
-    /// Where it is now, relative to the destination root (its final path, or under a
-    /// temporary name).
-    pub open: &'a Path,
-    /// Its final path relative to the destination root, for messages and the record.
-    pub rel: &'a Path,
-    /// Created by this run (so it is empty but for what this run puts there).
-    pub fresh: bool,
-    /// What creation does to permission bits in it, when certain.
-    pub mask: Option<CreationMask>,
-}
-
-impl Here<'_> {
-    /// The full path of its entry `name`, for messages.
-    fn full(&self, run: &Run<'_>, name: &OsStr) -> std::path::PathBuf {
-        run.dst_path.join(self.rel).join(name)
-    }
-}
-
-/// What making one entry gave.
-pub(crate) enum Made {
-    /// The source was gone: nothing was made.
-    Vanished,
-    /// Made; for a directory made in a merge, its identity, taken right after `mkdirat`.
-    Made(Option<Stat>),
-}
 
 fn timespec_pair(st: &Stat) -> (Timespec, Timespec) {
     let m = DirMeta::from_stat(st);

@@ -15,7 +15,6 @@ use cowtree_fs::dir::Dir;
 use rustix::fs::{FileType, Stat};
 
 use crate::engine::{Engine, FDS_WHILE_LINKING, HELD_PER_WORKER};
-use crate::entry::{Here, Made};
 use crate::error::LinkError;
 use crate::file_link::FileLinker;
 use crate::link_staging::random_u64;
@@ -25,6 +24,37 @@ use crate::report::{RecordEntry, Tally};
 use crate::scan::open_rel;
 use crate::txn::{Journal, Op};
 use crate::work_items::{Held, Item, SrcDir, push_items};
+
+/// The destination directory of a work item, as its entries are made in it.
+pub(crate) struct Here<'a> {
+    pub dir: &'a Dir,
+    /// Its device.
+    pub dev: u64,
+    /// Where it is now, relative to the destination root (its final path, or under a
+    /// temporary name).
+    pub open: &'a Path,
+    /// Its final path relative to the destination root, for messages and the record.
+    pub rel: &'a Path,
+    /// Created by this run (so it is empty but for what this run puts there).
+    pub fresh: bool,
+    /// What creation does to permission bits in it, when certain.
+    pub mask: Option<CreationMask>,
+}
+
+impl Here<'_> {
+    /// The full path of its entry `name`, for messages.
+    pub(crate) fn full(&self, run: &Run<'_>, name: &OsStr) -> std::path::PathBuf {
+        run.dst_path.join(self.rel).join(name)
+    }
+}
+
+/// What making one entry gave.
+pub(crate) enum Made {
+    /// The source was gone: nothing was made.
+    Vanished,
+    /// Made; for a directory made in a merge, its identity, taken right after `mkdirat`.
+    Made(Option<Stat>),
+}
 
 /// What one worker of a link pass gathers.
 #[derive(Default)]

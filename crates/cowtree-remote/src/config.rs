@@ -220,7 +220,7 @@ fn write(dir: &Path, f: &File) -> Result<()> {
     let d = Dir::open(dir).map_err(|e| io_at(dir.to_path_buf(), e))?;
     let mut bytes = serde_json::to_vec_pretty(f).expect("a config of strings serializes");
     bytes.push(b'\n');
-    cowtree_fs::dir::write_atomic(d.as_fd(), OsStr::new(FILE), &bytes, 0o644, true)
+    cowtree_fs::atomic_file::write_atomic(d.as_fd(), OsStr::new(FILE), &bytes, 0o644, true)
         .map_err(|e| io_at(dir.join(FILE), e))
 }
 
@@ -435,8 +435,14 @@ pub fn cache_dir(store: &Store, remote: &RemoteConfig) -> Result<(Dir, PathBuf)>
                 }
             }
         }
-        cowtree_fs::dir::write_atomic(&d, OsStr::new(CACHE_OWNER), owner.as_bytes(), 0o644, false)
-            .map_err(|e| io_at(owner_path(), e))?;
+        cowtree_fs::atomic_file::write_atomic(
+            &d,
+            OsStr::new(CACHE_OWNER),
+            owner.as_bytes(),
+            0o644,
+            false,
+        )
+        .map_err(|e| io_at(owner_path(), e))?;
     }
     for sub in ["idx", "names"] {
         match d.create_dir(OsStr::new(sub), 0o755) {

@@ -95,7 +95,8 @@ pub(crate) async fn read_index(
             }
             // The cache only saves requests: a failure to write it is not an error.
             if let Some(d) = idx_dir {
-                let _ = cowtree_fs::dir::write_atomic(d, OsStr::new(&name), &b, 0o444, false);
+                let _ =
+                    cowtree_fs::atomic_file::write_atomic(d, OsStr::new(&name), &b, 0o444, false);
             }
             b.to_vec()
         }

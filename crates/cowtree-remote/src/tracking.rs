@@ -83,10 +83,10 @@ pub fn set(
         version: v.version.clone(),
     };
     let bytes = serde_json::to_vec(&r).expect("strings serialize");
-    cowtree_fs::dir::write_atomic(&names, OsStr::new(name), &bytes, 0o644, true).map_err(|e| {
-        Error::Io {
+    cowtree_fs::atomic_file::write_atomic(&names, OsStr::new(name), &bytes, 0o644, true).map_err(
+        |e| Error::Io {
             path: path.join("names").join(name),
             source: e,
-        }
-    })
+        },
+    )
 }

@@ -174,7 +174,7 @@ impl Registration<'_> {
         // Not once the process is stopping: its signal handler may have listed the
         // registrations already (see `cowtree_fs::staging::stop_staging`).
         cowtree_fs::staging::unless_stopping(|| {
-            cowtree_fs::dir::write_atomic(dir, &self.name, &json, 0o644, sync)
+            cowtree_fs::atomic_file::write_atomic(dir, &self.name, &json, 0o644, sync)
         })
         .map_err(|e| {
             let at = self.store.worktrees_path();

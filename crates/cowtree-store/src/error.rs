@@ -208,7 +208,7 @@ pub enum Error {
     },
     /// `cowtree stores rm` refused: nothing was removed.
     #[error("{0}")]
-    RemoveRefused(crate::remove::Refused),
+    RemoveRefused(Refused),
     /// A worktree has an unfinished switch; it must be finished (or reset) first.
     #[error(
         "worktree {} has an interrupted switch to {to}; `{} {to}` finishes it (as do a reset \
@@ -769,5 +769,81 @@ mod tests {
             "a clone was required (--mode clone, --strict): store /s is on a different filesystem"
         ));
         assert!(!Error::msg("x").is_strict_refusal());
+    }
+}
+
+/// Why a removal was refused; nothing was changed.
+#[derive(Debug)]
+pub enum Refused {
+    /// The directory holds `entry`, which no store has: it is not a store, nor what is left of
+    /// one.
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+        /// An entry no store has.
+        entry: std::ffi::OsString,
+    },
+    /// Registered worktrees that exist need the store (their status, switch, reset and
+    /// snapshot use it).
+    Worktrees {
+        /// The store.
+        path: PathBuf,
+        /// The worktrees.
+        worktrees: Vec<PathBuf>,
+    },
+    /// Another process holds the store's lock (a command using it, or another removal).
+    InUse {
+        /// The store.
+        path: PathBuf,
+    },
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::NotAStore { path, entry } => write!(
+                f,
+                "{} is not a cowtree store, nor what is left of one (it holds {}, which no \
+                 store has); nothing removed",
+                path.display(),
+                shell_word(entry)
+            ),
+            Refused::Worktrees { path, worktrees } => {
+                write!(
+                    f,
+                    "{} has {} registered worktree{} that need{} it: {}; remove {} first \
+                     (`cowtree worktree rm DIR`), or add --force to keep {} as plain \
+                     directories no store knows; nothing removed",
+                    path.display(),
+                    worktrees.len(),
+                    if worktrees.len() == 1 { "" } else { "s" },
+                    if worktrees.len() == 1 { "s" } else { "" },
+                    worktrees
+                        .iter()
+                        .map(|w| w.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if worktrees.len() == 1 { "it" } else { "them" },
+                    if worktrees.len() == 1 { "it" } else { "them" },
+                )
+            }
+            Refused::InUse { path } => write!(
+                f,
+                "the store {} is in use by another cowtree process (its lock is held); run \
+                 this again once that has finished; nothing removed",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl Refused {
+    /// The path the refusal is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            Refused::NotAStore { path, .. }
+            | Refused::Worktrees { path, .. }
+            | Refused::InUse { path } => path,
+        }
     }
 }

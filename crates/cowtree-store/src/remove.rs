@@ -20,7 +20,7 @@
 //! | an empty directory | `Empty` | yes |
 //! | anything else | refused ([`Refused::NotAStore`]) | nothing |
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -31,11 +31,10 @@ use cowtree_fs::subvolume::{self, At, Cause, Deleted};
 use rustix::fs::{FlockOperation, Mode, OFlags, flock, openat};
 use rustix::io::Errno;
 
-use crate::error::{Error, Result, shell_word};
+pub use crate::error::Refused;
+use crate::error::{Error, Result};
+pub use crate::store::MARKER;
 use crate::store::Store;
-
-/// The marker file of a store being removed, in its root.
-pub const MARKER: &str = "removing";
 
 /// What the marker says to a person who finds it.
 const MARKER_TEXT: &str = "this cowtree store is being removed; cowtree stores rm with this \
@@ -80,82 +79,6 @@ impl State {
             State::BeingRemoved => "being-removed",
             State::Remains => "remains",
             State::Empty => "empty",
-        }
-    }
-}
-
-/// Why a removal was refused; nothing was changed.
-#[derive(Debug)]
-pub enum Refused {
-    /// The directory holds `entry`, which no store has: it is not a store, nor what is left of
-    /// one.
-    NotAStore {
-        /// The directory.
-        path: PathBuf,
-        /// An entry no store has.
-        entry: OsString,
-    },
-    /// Registered worktrees that exist need the store (their status, switch, reset and
-    /// snapshot use it).
-    Worktrees {
-        /// The store.
-        path: PathBuf,
-        /// The worktrees.
-        worktrees: Vec<PathBuf>,
-    },
-    /// Another process holds the store's lock (a command using it, or another removal).
-    InUse {
-        /// The store.
-        path: PathBuf,
-    },
-}
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refused::NotAStore { path, entry } => write!(
-                f,
-                "{} is not a cowtree store, nor what is left of one (it holds {}, which no \
-                 store has); nothing removed",
-                path.display(),
-                shell_word(entry)
-            ),
-            Refused::Worktrees { path, worktrees } => {
-                write!(
-                    f,
-                    "{} has {} registered worktree{} that need{} it: {}; remove {} first \
-                     (`cowtree worktree rm DIR`), or add --force to keep {} as plain \
-                     directories no store knows; nothing removed",
-                    path.display(),
-                    worktrees.len(),
-                    if worktrees.len() == 1 { "" } else { "s" },
-                    if worktrees.len() == 1 { "s" } else { "" },
-                    worktrees
-                        .iter()
-                        .map(|w| w.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    if worktrees.len() == 1 { "it" } else { "them" },
-                    if worktrees.len() == 1 { "it" } else { "them" },
-                )
-            }
-            Refused::InUse { path } => write!(
-                f,
-                "the store {} is in use by another cowtree process (its lock is held); run \
-                 this again once that has finished; nothing removed",
-                path.display()
-            ),
-        }
-    }
-}
-
-impl Refused {
-    /// The path the refusal is about.
-    pub fn path(&self) -> &Path {
-        match self {
-            Refused::NotAStore { path, .. }
-            | Refused::Worktrees { path, .. }
-            | Refused::InUse { path } => path,
         }
     }
 }
@@ -318,7 +241,7 @@ impl Removal {
             return Ok(());
         }
         if self.state != State::BeingRemoved {
-            cowtree_fs::dir::write_atomic(
+            cowtree_fs::atomic_file::write_atomic(
                 self.dir.as_fd(),
                 OsStr::new(MARKER),
                 MARKER_TEXT.as_bytes(),

@@ -6,7 +6,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use cowtree_fs::dir::{AtomicFile, Dir};
+use cowtree_fs::atomic_file::AtomicFile;
+use cowtree_fs::dir::Dir;
 use rustix::fs::{Access, AtFlags, FlockOperation, Mode, OFlags, accessat, flock, openat};
 use rustix::io::Errno;
 
@@ -129,6 +130,9 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
     crate::discover::default_location()
 }
 
+/// The marker file of a store being removed, in its root (see [`crate::remove`]).
+pub const MARKER: &str = "removing";
+
 /// A held flock on the store; released on drop.
 #[derive(Debug)]
 pub struct LockGuard {
@@ -152,11 +156,7 @@ impl Store {
         let ctx = |e: io::Error| Error::io_at("store", root, e);
         std::fs::create_dir_all(root).map_err(ctx)?;
         let dir = Dir::open(root).map_err(ctx)?;
-        if dir
-            .try_stat(OsStr::new(crate::remove::MARKER))
-            .map_err(ctx)?
-            .is_some()
-        {
+        if dir.try_stat(OsStr::new(MARKER)).map_err(ctx)?.is_some() {
             return Err(Error::BeingRemoved {
                 path: root.to_path_buf(),
             });
@@ -866,7 +866,7 @@ fn open_outside(root: &Path, own: &Dir, outside: &Path) -> io::Result<Dir> {
             let (Some(bytes), Some(st)) = (read_at(own, &e.name)?, own.try_stat(&e.name)?) else {
                 continue;
             };
-            cowtree_fs::dir::write_atomic(&made, &e.name, &bytes, 0o644, false)?;
+            cowtree_fs::atomic_file::write_atomic(&made, &e.name, &bytes, 0o644, false)?;
             let t = |sec, nsec| rustix::fs::Timespec {
                 tv_sec: sec as _,
                 tv_nsec: nsec as _,
@@ -926,7 +926,7 @@ fn adopt_outside(own: &Dir, own_path: &Path, outside: &Path) -> Result<()> {
             let Some(bytes) = read_at(&from, &e.name).map_err(at(src.clone()))? else {
                 continue;
             };
-            cowtree_fs::dir::write_atomic(own, &e.name, &bytes, 0o644, false)
+            cowtree_fs::atomic_file::write_atomic(own, &e.name, &bytes, 0o644, false)
                 .map_err(at(own_path.join(&e.name)))?;
             moved = true;
         }

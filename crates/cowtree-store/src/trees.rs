@@ -526,7 +526,7 @@ pub fn set_counts(store: &Store, id: &Hash, counts: &Counts) -> Result<()> {
     };
     let name = sidecar(id, COUNTS_SUFFIX);
     let json = serde_json::to_vec(counts).expect("integers serialize");
-    cowtree_fs::dir::write_atomic(&trees, &name, &json, 0o644, false)
+    cowtree_fs::atomic_file::write_atomic(&trees, &name, &json, 0o644, false)
         .map_err(|e| io_at(&store.root().join(DIR).join(name), e))
 }
 
@@ -568,7 +568,7 @@ pub fn set_cache(store: &Store, id: &Hash, src: &std::fs::File) -> Result<()> {
 /// checkout), else a copy of its bytes.
 pub fn copy_atomic(dir: &Dir, name: &OsStr, src: &std::fs::File) -> io::Result<()> {
     use std::os::fd::AsFd;
-    let mut f = cowtree_fs::dir::AtomicFile::create(dir.as_fd(), 0o644)?;
+    let mut f = cowtree_fs::atomic_file::AtomicFile::create(dir.as_fd(), 0o644)?;
     if cowtree_fs::sys::ficlone(f.file().as_fd(), src.as_fd()).is_err() {
         let mut from = src.try_clone()?;
         std::io::Seek::seek(&mut from, std::io::SeekFrom::Start(0))?;

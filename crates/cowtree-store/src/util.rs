@@ -43,9 +43,9 @@ pub fn read_at(dir: impl AsFd, name: &OsStr) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// Writes `bytes` to `name` under `dir` atomically and durably (see
-/// [`cowtree_fs::dir::write_atomic`]).
+/// [`cowtree_fs::atomic_file::write_atomic`]).
 pub fn write_atomic(dir: impl AsFd, name: &OsStr, bytes: &[u8], mode: u32) -> io::Result<()> {
-    cowtree_fs::dir::write_atomic(dir, name, bytes, mode, true)
+    cowtree_fs::atomic_file::write_atomic(dir, name, bytes, mode, true)
 }
 
 pub use cowtree_fs::name::{join, path_of, split};

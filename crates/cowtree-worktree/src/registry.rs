@@ -380,7 +380,8 @@ pub fn write_cache_with(
     write: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
 ) -> Result<()> {
     let res = (|| -> io::Result<()> {
-        let mut f = cowtree_fs::dir::AtomicFile::create(store.worktrees_dir().as_fd(), 0o644)?;
+        let mut f =
+            cowtree_fs::atomic_file::AtomicFile::create(store.worktrees_dir().as_fd(), 0o644)?;
         let mut w = io::BufWriter::with_capacity(1 << 20, f.file());
         write(&mut w)?;
         io::Write::flush(&mut w)?;
@@ -429,7 +430,7 @@ fn refresh_record(wt: &mut Worktree) -> bool {
 #[derive(Debug)]
 pub struct Staged<'s> {
     /// The temporary file; `None` when the record on disk already says the same.
-    file: Option<cowtree_fs::dir::AtomicFile<'s>>,
+    file: Option<cowtree_fs::atomic_file::AtomicFile<'s>>,
     store: &'s Store,
     id: String,
     record: Record,
@@ -440,8 +441,9 @@ pub struct Staged<'s> {
 pub fn stage<'s>(store: &'s Store, wt: &mut Worktree) -> Result<Staged<'s>> {
     let changed = refresh_record(wt);
     let file = if changed {
-        let mut f = cowtree_fs::dir::AtomicFile::create(store.worktrees_dir().as_fd(), 0o644)
-            .map_err(|e| Error::io_at("write", registry::record_path(store, &wt.id), e))?;
+        let mut f =
+            cowtree_fs::atomic_file::AtomicFile::create(store.worktrees_dir().as_fd(), 0o644)
+                .map_err(|e| Error::io_at("write", registry::record_path(store, &wt.id), e))?;
         io::Write::write_all(f.file(), &wt.record.encode())
             .map_err(|e| Error::io_at("write", registry::record_path(store, &wt.id), e))?;
         Some(f)

@@ -6,11 +6,10 @@ use crate::hash::Hash;
 
 use super::error::ManifestError;
 use super::kind::Kind;
+pub use super::kind::VERSION;
 
 /// The first bytes of every manifest.
 pub const MAGIC: &[u8; 8] = b"CTMANIF\n";
-/// The manifest encoding this code writes and reads.
-pub const VERSION: u32 = 1;
 /// Bytes of the header: magic, version, entry count.
 pub(super) const HEADER_LEN: usize = MAGIC.len() + 4 + 8;
 

@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+/// The manifest encoding this code writes and reads.
+pub const VERSION: u32 = 1;
+
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {

@@ -15,6 +15,7 @@ pub mod probe;
 pub mod pull;
 pub mod push;
 pub mod remote;
+pub mod remote_error;
 pub mod reset;
 pub mod retention;
 pub mod rm;

@@ -13,9 +13,9 @@ use cowtree_remote::{Progress, Remote, RemoteConfig};
 use cowtree_store::Store;
 use serde_json::json;
 
+pub use crate::cmd::remote_error::{human, remote_error};
 use crate::cmd::{StoreOpt, cwd, print_json, store_for_tree, store_here};
 use crate::exit::{CliError, CmdResult, Exit};
-use crate::units;
 
 /// Manage remote stores (S3 buckets or plain directories).
 ///
@@ -334,12 +334,6 @@ fn ls(opt: &StoreOpt, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A remote error with its exit code (docs/remote.md): 5 name conflict, 6 access denied or
-/// missing bucket, 7 corrupt or missing remote data, 8 no such snapshot there, 1 anything else.
-pub fn remote_error(e: cowtree_remote::Error) -> CliError {
-    CliError::with_code(e.to_string(), e.exit_code())
-}
-
 /// `DURATION`: a number of seconds, or runs of a number and a unit (`w`, `d`, `h`, `m`, `s`):
 /// `90s`, `36h`, `7d`, `1d12h`.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -426,11 +420,6 @@ fn bar(p: &Progress, done: &mpsc::Receiver<()>) {
         }
     }
     bar.finish_and_clear();
-}
-
-/// "1.2 MiB" and the like.
-pub fn human(n: u64) -> String {
-    units::bytes(n)
 }
 
 /// `cowtree ls --remote NAME`.

@@ -12,7 +12,7 @@ use cowtree_store::Store;
 use serde_json::{Value, json};
 
 use crate::cmd::print_json;
-use crate::cmd::remote::{human, remote_error};
+use crate::cmd::remote_error::{human, remote_error};
 use crate::exit::{CliError, CmdResult, Exit};
 use crate::units::secs;
 
