@@ -10,45 +10,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::s3::{Server, server};
 use common::{Ran, run_limited, suggested};
 use cowtree_testutil::{Fs, XorShift, assert_diff_clean, pattern, scratch};
-
-struct Server {
-    endpoint: String,
-    key: String,
-    secret: String,
-}
-
-fn server() -> Option<Server> {
-    let var = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
-    match (
-        var("COWTREE_TEST_S3_ENDPOINT"),
-        var("COWTREE_TEST_S3_KEY"),
-        var("COWTREE_TEST_S3_SECRET"),
-    ) {
-        (Some(endpoint), Some(key), Some(secret)) => Some(Server {
-            endpoint,
-            key,
-            secret,
-        }),
-        _ => {
-            let why = "COWTREE_TEST_S3_ENDPOINT is not set (scripts/test.sh starts SeaweedFS)";
-            if std::env::var_os("COWTREE_TEST_REQUIRE_FS").is_some_and(|v| v == "1") {
-                panic!("required S3 server missing: {why}");
-            }
-            let name = std::thread::current().name().unwrap_or("?").to_string();
-            let line = format!("skipped: {name}: {why}");
-            println!("{line}");
-            if let Some(log) = std::env::var_os("COWTREE_TEST_SKIP_LOG") {
-                use std::io::Write;
-                if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log) {
-                    let _ = writeln!(f, "{line}");
-                }
-            }
-            None
-        }
-    }
-}
 
 /// One test's setting: the server, its own configuration directory (remotes are the user's)
 /// and the remote `origin` at a prefix of its own.
