@@ -104,8 +104,9 @@ enum Sub {
         #[arg(long, requires = "snapshots")]
         dry_run: bool,
         /// Print one JSON object (with snapshots named): dropped [{id, names, bytes,
-        /// arrived_unix}], names_deleted, dry_run, requests, elapsed_ms.
-        #[arg(long, requires = "snapshots")]
+        /// arrived_unix}], names_deleted, dry_run, requests, elapsed_ms. (Given before the
+        /// command too, as every command's `--json`: so it does not require SNAPSHOT.)
+        #[arg(long)]
         json: bool,
     },
     /// Drop the snapshots a retention policy does not keep from a remote.
