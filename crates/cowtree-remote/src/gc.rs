@@ -477,7 +477,17 @@ async fn sweep(
 ) -> Result<()> {
     // Sweep, in the reverse of a push's order of writes.
     held.check(remote)?;
-    repack(remote, &plan.repack, held).await?;
+    // A pack's id is its index's hash, so a repack can write again a pack the plan listed as
+    // a leftover (a killed gc wrote it without its index) or as one to drop: those keys are
+    // now the repack's output, and are not deleted.
+    let written: HashSet<String> = repack(remote, &plan.repack, held)
+        .await?
+        .iter()
+        .flat_map(|id| [pack_key(id), idx_key(id)])
+        .collect();
+    let not_written = |keys: Vec<String>| -> Vec<String> {
+        keys.into_iter().filter(|k| !written.contains(k)).collect()
+    };
     held.check(remote)?;
     let blobs: Vec<String> = plan
         .drop_blobs
@@ -486,13 +496,15 @@ async fn sweep(
         .collect();
     remote.delete_all(&blobs).await?;
     held.check(remote)?;
-    let idx: Vec<String> = plan.drop_packs.iter().map(idx_key).collect();
+    let idx = not_written(plan.drop_packs.iter().map(idx_key).collect());
     remote.delete_all(&idx).await?;
     held.check(remote)?;
-    let pk: Vec<String> = plan.drop_packs.iter().map(pack_key).collect();
+    let pk = not_written(plan.drop_packs.iter().map(pack_key).collect());
     remote.delete_all(&pk).await?;
     held.check(remote)?;
-    remote.delete_all(&plan.leftovers).await?;
+    remote
+        .delete_all(&not_written(plan.leftovers.clone()))
+        .await?;
     remote.delete_all(stale_locks).await?;
     // The local cache of the indexes gone (it only saves requests).
     if let Some(dir) = cache {
@@ -593,7 +605,13 @@ async fn mark(
 
 /// Writes the kept blobs of each pack in `repack` into new packs (each blob checked against
 /// its hash), pack then index, as a push writes them.
-async fn repack(remote: &Remote, repack: &[(Hash, Vec<Slot>)], held: &lock::Held) -> Result<()> {
+/// Copies the kept blobs of each pack in `repack` into new packs; returns the new packs' ids.
+async fn repack(
+    remote: &Remote,
+    repack: &[(Hash, Vec<Slot>)],
+    held: &lock::Held,
+) -> Result<Vec<Hash>> {
+    let mut written = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     let mut slots: Vec<Slot> = Vec::new();
     for (id, keep) in repack {
@@ -637,22 +655,25 @@ async fn repack(remote: &Remote, repack: &[(Hash, Vec<Slot>)], held: &lock::Held
             });
             buf.extend_from_slice(blob);
             if buf.len() as u64 >= PACK_CLOSE {
-                write_pack(remote, std::mem::take(&mut buf), std::mem::take(&mut slots)).await?;
+                let id = write_pack(remote, std::mem::take(&mut buf), std::mem::take(&mut slots))
+                    .await?;
+                written.push(id);
             }
         }
     }
     if !slots.is_empty() {
-        write_pack(remote, buf, slots).await?;
+        written.push(write_pack(remote, buf, slots).await?);
     }
-    Ok(())
+    Ok(written)
 }
 
-async fn write_pack(remote: &Remote, buf: Vec<u8>, slots: Vec<Slot>) -> Result<()> {
+/// Writes a pack and then its index; returns its id (its index's hash).
+async fn write_pack(remote: &Remote, buf: Vec<u8>, slots: Vec<Slot>) -> Result<Hash> {
     let idx = PackIndex::new(buf.len() as u64, slots).encode();
     let id = Hash::of(&idx);
     remote.put_immutable(&pack_key(&id), buf.into()).await?;
     remote.put_immutable(&idx_key(&id), idx.into()).await?;
-    Ok(())
+    Ok(id)
 }
 
 #[cfg(test)]

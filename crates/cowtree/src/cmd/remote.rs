@@ -30,12 +30,9 @@ use crate::exit::{CliError, CmdResult, Exit};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   cowtree remote add origin s3://my-bucket/cowtree --region eu-west-1
-  cowtree remote add ci s3://cache/x --endpoint http://127.0.0.1:8333   # S3-compatible
-  cowtree remote add --in-store nfs file:///mnt/shared/cowtree          # this store only
   cowtree remote ls --json
-  cowtree remote forget origin --keep-last 7 --keep-within 30d          # retention
-  cowtree remote gc origin                                              # free what nothing needs
-  cowtree remote rm origin nightly-0412                                 # drop one snapshot")]
+  cowtree remote forget origin --keep-last 7 --keep-within 30d   # retention
+  cowtree remote gc origin                                       # free what nothing needs")]
 pub struct Args {
     #[command(subcommand)]
     command: Sub,
