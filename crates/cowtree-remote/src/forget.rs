@@ -285,21 +285,7 @@ async fn candidates(remote: &Remote) -> Result<Vec<Candidate>> {
             );
         }
     }
-    for (key, _) in remote.list("names/").await? {
-        let Some(name) = key.strip_prefix("names/") else {
-            continue;
-        };
-        if cowtree_store::refs::validate_name(name).is_err() {
-            continue;
-        }
-        let Some(state) = remote.get_name(&key).await? else {
-            continue;
-        };
-        let id = Hash::from_hex(state.body.trim()).ok_or_else(|| Error::Corrupt {
-            remote: remote.name().to_string(),
-            key: remote.key(&key).to_string(),
-            detail: format!("not a snapshot id: {:?}", state.body.trim()),
-        })?;
+    for (name, id) in crate::list::names(remote).await? {
         out.entry(id)
             .or_insert(Candidate {
                 id,
@@ -308,7 +294,7 @@ async fn candidates(remote: &Remote) -> Result<Vec<Candidate>> {
                 names: Vec::new(),
             })
             .names
-            .push(name.to_string());
+            .push(name);
     }
     let mut v: Vec<Candidate> = out.into_values().collect();
     for c in &mut v {

@@ -38,21 +38,7 @@ pub fn list(remote: &Remote) -> Result<Vec<RemoteSnapshot>> {
                 );
             }
         }
-        for (key, _) in remote.list("names/").await? {
-            let Some(name) = key.strip_prefix("names/") else {
-                continue;
-            };
-            if cowtree_store::refs::validate_name(name).is_err() {
-                continue;
-            }
-            let Some(state) = remote.get_name(&key).await? else {
-                continue;
-            };
-            let id = Hash::from_hex(state.body.trim()).ok_or_else(|| Error::Corrupt {
-                remote: remote.name().to_string(),
-                key: remote.key(&key).to_string(),
-                detail: format!("not a snapshot id: {:?}", state.body.trim()),
-            })?;
+        for (name, id) in names(remote).await? {
             out.entry(id)
                 .or_insert(RemoteSnapshot {
                     id,
@@ -60,7 +46,7 @@ pub fn list(remote: &Remote) -> Result<Vec<RemoteSnapshot>> {
                     names: Vec::new(),
                 })
                 .names
-                .push(name.to_string());
+                .push(name);
         }
         let mut v: Vec<_> = out.into_values().collect();
         for s in &mut v {
@@ -68,4 +54,28 @@ pub fn list(remote: &Remote) -> Result<Vec<RemoteSnapshot>> {
         }
         Ok(v)
     })
+}
+
+/// Every valid remote name with the snapshot it points at (a name whose object is gone by the
+/// time it is read is skipped; one that holds no snapshot id is corrupt).
+pub(crate) async fn names(remote: &Remote) -> Result<Vec<(String, Hash)>> {
+    let mut out = Vec::new();
+    for (key, _) in remote.list("names/").await? {
+        let Some(name) = key.strip_prefix("names/") else {
+            continue;
+        };
+        if cowtree_store::refs::validate_name(name).is_err() {
+            continue;
+        }
+        let Some(state) = remote.get_name(&key).await? else {
+            continue;
+        };
+        let id = Hash::from_hex(state.body.trim()).ok_or_else(|| Error::Corrupt {
+            remote: remote.name().to_string(),
+            key: remote.key(&key).to_string(),
+            detail: format!("not a snapshot id: {:?}", state.body.trim()),
+        })?;
+        out.push((name.to_string(), id));
+    }
+    Ok(out)
 }
