@@ -300,3 +300,95 @@ fn a_server_killed_during_gc_and_restarted_leaves_a_remote_gc_push_and_pull_acce
     )
     .expect("push after gc and restarts");
 }
+
+/// A gc killed after it wrote a repacked pack but before that pack's index leaves the pack
+/// looking like a killed push's leftover. The next gc repacks the same blobs into the same
+/// key (a pack's id is its index's hash): it must not then delete that pack as a leftover,
+/// which lost every blob in it.
+#[test]
+fn a_pack_a_killed_gc_wrote_without_its_index_survives_the_gc_that_writes_it_again() {
+    let Some(s3) = s3() else { return };
+    let Some((dir, store)) = store_on(Fs::Xfs) else {
+        return;
+    };
+    let mut ids = Vec::new();
+    for seed in [11, 12] {
+        let src = dir.path().join(format!("src{seed}"));
+        make_tree(&src, 40, 8 << 10, seed);
+        ids.push(
+            cowtree_store::ingest::snapshot_dir(&store, &src, None)
+                .unwrap()
+                .id,
+        );
+    }
+    let cfg = s3_config(&s3, "origin");
+    let raw = Raw::new(&s3, &cfg);
+    // One push: both snapshots' blobs in one pack.
+    let items: Vec<PushItem> = ids.iter().map(|&id| PushItem { id, name: None }).collect();
+    push(
+        &store,
+        &open(&cfg, &s3),
+        &items,
+        false,
+        &Progress::default(),
+    )
+    .expect("push");
+    let before = raw.list("packs/");
+    assert_eq!(before.len(), 2, "one pack and its index: {before:?}");
+    let saved: Vec<(String, Vec<u8>)> = before.iter().map(|k| (k.clone(), raw.get(k))).collect();
+    cowtree_remote::forget::remove(
+        &open(&cfg, &s3),
+        &[ids[0].to_hex()],
+        false,
+        &quick(),
+        &no_wait,
+    )
+    .expect("rm");
+    // The gc that is "killed": it repacks the pack into a new one (its pack, then its index),
+    // then deletes the old one.
+    let r = gc(
+        &open(&cfg, &s3),
+        None,
+        &opts(Duration::ZERO, quick()),
+        &no_wait,
+    )
+    .expect("gc");
+    assert!(r.packs_repacked >= 1 && r.packs_written >= 1, "{r:?}");
+    let after = raw.list("packs/");
+    let new_idx: Vec<&String> = after.iter().filter(|k| k.ends_with(".idx")).collect();
+    assert_eq!(new_idx.len(), 1, "{after:?}");
+    // What the kill would have left: the new pack without its index, the old pack and index.
+    raw.delete(new_idx[0]);
+    for (k, bytes) in &saved {
+        raw.put(k, bytes.clone());
+    }
+    // The next gc repacks the old pack again, into the key of the lone new pack.
+    let r = gc(
+        &open(&cfg, &s3),
+        None,
+        &opts(Duration::ZERO, quick()),
+        &no_wait,
+    )
+    .expect("gc");
+    assert_eq!(r.blobs_missing, 0, "{r:?}");
+    let r = gc(
+        &open(&cfg, &s3),
+        None,
+        &opts(Duration::ZERO, quick()),
+        &no_wait,
+    )
+    .expect("gc");
+    assert_eq!(
+        r.blobs_missing, 0,
+        "the pack written again was deleted: {r:?}"
+    );
+    assert_eq!(r.objects_deleted, 0, "{r:?}");
+    let (_pdir, pstore) = store_on(Fs::Xfs).unwrap();
+    pull(
+        &pstore,
+        &open(&cfg, &s3),
+        &[ids[1].to_hex()],
+        &Progress::default(),
+    )
+    .expect("the kept snapshot pulls whole");
+}
