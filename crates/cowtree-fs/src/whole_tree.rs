@@ -162,6 +162,13 @@ impl NotUsed {
         }
     }
 
+    /// Whether every command gives this reason as a warning, once, whatever its summary says:
+    /// the kernel refused the whole-tree copy (EPERM), which the user may not expect and may
+    /// be able to change (the privilege table in docs/subvolumes.md).
+    pub fn warns(&self) -> bool {
+        matches!(self, NotUsed::NotPermitted { .. })
+    }
+
     /// A stable name for `--json`'s `"reason"`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -528,6 +535,13 @@ mod tests {
                 reason.worth_telling(purpose),
                 told,
                 "{reason:?} {purpose:?}"
+            );
+            // The kernel's refusal, and only it, is a warning; never also in the summary.
+            let refused = matches!(reason, NotUsed::NotPermitted { .. });
+            assert_eq!(reason.warns(), refused, "{reason:?}");
+            assert!(
+                !(reason.warns() && reason.worth_telling(purpose)),
+                "{reason:?}"
             );
         }
     }

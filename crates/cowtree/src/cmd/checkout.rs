@@ -228,9 +228,7 @@ fn tell(id: &Hash, r: &CheckoutReport) {
     {
         if why.worth_telling(cowtree_fs::whole_tree::Purpose::Copy) {
             eprintln!("cowtree: per file: {why}");
-        } else if let cowtree_fs::whole_tree::NotUsed::NotPermitted { .. } = why {
-            // The kernel refused (EPERM): a warning, once, as clone and git worktree add
-            // give it.
+        } else if why.warns() {
             eprintln!("cowtree: warning: per file: {why}");
         }
     }

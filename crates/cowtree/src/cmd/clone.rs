@@ -352,7 +352,7 @@ fn tell(args: &Args, srcs: &[PathBuf], report: &LinkReport) -> CmdResult {
     if args.quiet {
         return Ok(Exit::Ok);
     }
-    if let Some(r @ NotUsed::NotPermitted { .. }) = &reason {
+    if let Some(r) = reason.as_ref().filter(|r| r.warns()) {
         eprintln!(
             "cowtree: warning: {r}: copied {} per file instead",
             src_label.display()

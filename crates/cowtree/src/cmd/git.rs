@@ -768,9 +768,8 @@ fn json(r: &AddReport, seconds: f64) -> JsonReport {
 /// One line per cause: a copy instead of a reflink, a submodule, a nested repository, a
 /// snapshot the kernel refused.
 fn print_warnings(r: &AddReport) {
-    if let Some(
-        reason @ PerFileReason::Seam(cowtree_fs::whole_tree::NotUsed::NotPermitted { .. }),
-    ) = &r.reason
+    if let Some(reason @ PerFileReason::Seam(seam)) = &r.reason
+        && seam.warns()
     {
         eprintln!("cowtree: warning: {reason}: made the worktree per file instead");
     }

@@ -378,8 +378,7 @@ fn reason_note(reason: Option<&cowtree_fs::whole_tree::NotUsed>) {
         Some(why) if why.worth_telling(Purpose::Read) => {
             eprintln!("cowtree: read in place, not from a read-only snapshot: {why}");
         }
-        // The kernel refused (EPERM): a warning, once, as every command gives it.
-        Some(why @ cowtree_fs::whole_tree::NotUsed::NotPermitted { .. }) => {
+        Some(why) if why.warns() => {
             eprintln!("cowtree: warning: read in place, not from a read-only snapshot: {why}");
         }
         _ => {}
