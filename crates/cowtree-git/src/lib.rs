@@ -66,6 +66,6 @@ pub use add::add;
 pub use build::Made;
 pub use error::{Error, Result};
 pub use ignored::IgnoredReport;
-pub use options::{AddOptions, AddReport, BranchChoice, HeadReport, Ignored, Track};
+pub use options::{AddCounts, AddOptions, AddReport, BranchChoice, HeadReport, Ignored, Track};
 pub use run::{KilledRuns, abort_all, clean_killed_runs};
 pub use way::{Method, MethodChoice, PerFileReason};

@@ -203,6 +203,29 @@ pub struct AddReport {
     pub reason: Option<PerFileReason>,
     /// `--lock`: the lock's text.
     pub locked: Option<String>,
+    /// What was made, counted.
+    pub counts: AddCounts,
+    /// Submodule paths left as empty directories.
+    pub submodules: Vec<String>,
+    /// Index entries recorded with DST's stat data (git reads none of these files).
+    pub index_stat_entries: u64,
+    /// The ignored entries cloned (`None`: none were asked for, or `.worktreeinclude` is
+    /// absent).
+    pub ignored: Option<IgnoredReport>,
+    /// The first reason a file was copied instead of reflinked, and that file.
+    pub fallback: Option<(UnsupportedCause, PathBuf)>,
+    /// What killed runs had left, cleaned up first.
+    pub cleaned: Vec<String>,
+    /// What git said on the way (`git branch`'s tracking line, an inferred `--orphan`).
+    pub notes: Vec<String>,
+    /// `post-checkout`: `Some(code)` when the hook ran and failed.
+    pub hook: Option<i32>,
+}
+
+/// What `git worktree add` made, counted: the tree's entries, where each file's bytes came
+/// from, and how many bytes were shared or written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AddCounts {
     /// Tracked entries.
     pub entries: u64,
     /// Files reflinked from SRC.
@@ -231,19 +254,4 @@ pub struct AddReport {
     pub bytes_cloned: u64,
     /// Bytes written (copied or from objects).
     pub bytes_written: u64,
-    /// Submodule paths left as empty directories.
-    pub submodules: Vec<String>,
-    /// Index entries recorded with DST's stat data (git reads none of these files).
-    pub index_stat_entries: u64,
-    /// The ignored entries cloned (`None`: none were asked for, or `.worktreeinclude` is
-    /// absent).
-    pub ignored: Option<IgnoredReport>,
-    /// The first reason a file was copied instead of reflinked, and that file.
-    pub fallback: Option<(UnsupportedCause, PathBuf)>,
-    /// What killed runs had left, cleaned up first.
-    pub cleaned: Vec<String>,
-    /// What git said on the way (`git branch`'s tracking line, an inferred `--orphan`).
-    pub notes: Vec<String>,
-    /// `post-checkout`: `Some(code)` when the hook ran and failed.
-    pub hook: Option<i32>,
 }

@@ -117,7 +117,10 @@ fn per_file(input: &Input<'_>, prep: &Prepared, staging: &Staging<'_>) -> Result
 
     let mut made = Made {
         src: prep.src_root.clone(),
-        entries: results.len() as u64,
+        counts: crate::AddCounts {
+            entries: results.len() as u64,
+            ..Default::default()
+        },
         ignored,
         fallback: fallback.first.into_inner().unwrap_or_default(),
         ..Made::default()
@@ -127,26 +130,26 @@ fn per_file(input: &Input<'_>, prep: &Prepared, staging: &Staging<'_>) -> Result
         for (e, r) in target.entries_mut().iter_mut().zip(&results) {
             match r.made {
                 EntryMade::Cloned(proof) => {
-                    made.cloned += 1;
-                    made.bytes_cloned += r.bytes;
+                    made.counts.cloned += 1;
+                    made.counts.bytes_cloned += r.bytes;
                     made.count_proof(proof);
                 }
                 EntryMade::Copied(proof) => {
-                    made.copied += 1;
-                    made.bytes_written += r.bytes;
+                    made.counts.copied += 1;
+                    made.counts.bytes_written += r.bytes;
                     made.count_proof(proof);
                 }
                 EntryMade::FromObjects { rejected } => {
-                    made.from_objects += 1;
-                    made.bytes_written += r.bytes;
-                    made.hash_mismatches += u64::from(rejected);
+                    made.counts.from_objects += 1;
+                    made.counts.bytes_written += r.bytes;
+                    made.counts.hash_mismatches += u64::from(rejected);
                 }
                 EntryMade::Carried { copied } => {
-                    made.carried += 1;
+                    made.counts.carried += 1;
                     if copied {
-                        made.bytes_written += r.bytes;
+                        made.counts.bytes_written += r.bytes;
                     } else {
-                        made.bytes_cloned += r.bytes;
+                        made.counts.bytes_cloned += r.bytes;
                     }
                 }
                 EntryMade::Submodule => made.submodules.push(e.path_in(&backing).to_string()),

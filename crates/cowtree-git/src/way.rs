@@ -54,32 +54,8 @@ pub struct Made {
     pub reason: Option<PerFileReason>,
     /// DST's index (`None`: no index, as after `--no-checkout`), with DST's stat data.
     pub index: Option<gix::index::File>,
-    /// Tracked entries.
-    pub entries: u64,
-    /// Files reflinked from SRC.
-    pub cloned: u64,
-    /// Files copied from SRC.
-    pub copied: u64,
-    /// Entries written from objects.
-    pub from_objects: u64,
-    /// SRC's files taken (cloned, copied or kept) on stat evidence, without reading them.
-    pub reused_on_stat: u64,
-    /// SRC's files taken after their copy hashed to the target blob.
-    pub reused_after_hash: u64,
-    /// SRC's files whose copy was hashed and found to be another blob (then written from
-    /// objects; counted in `from_objects` too).
-    pub hash_mismatches: u64,
-    /// Entries carried with their changes.
-    pub carried: u64,
-    /// Tracked files and symlinks kept as the snapshot holds them (proven clean).
-    pub kept: u64,
-    /// Entries removed from the snapshot (SRC's `.git`, untracked and unselected ignored
-    /// entries, files rewritten), each directory's entries counted.
-    pub removed: u64,
-    /// Bytes shared with SRC.
-    pub bytes_cloned: u64,
-    /// Bytes written.
-    pub bytes_written: u64,
+    /// What was made, counted.
+    pub counts: crate::AddCounts,
     /// Submodules left empty.
     pub submodules: Vec<String>,
     /// Ignored entries cloned.
@@ -92,8 +68,8 @@ impl Made {
     /// Counts one file of SRC taken on `proof`.
     pub(crate) fn count_proof(&mut self, proof: crate::build::Proof) {
         match proof {
-            crate::build::Proof::Stat => self.reused_on_stat += 1,
-            crate::build::Proof::Hash => self.reused_after_hash += 1,
+            crate::build::Proof::Stat => self.counts.reused_on_stat += 1,
+            crate::build::Proof::Hash => self.counts.reused_after_hash += 1,
         }
     }
 }

@@ -82,7 +82,7 @@ impl Apply<'_, '_> {
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p));
             let mut made = made?;
-            made.removed += dot_git?;
+            made.counts.removed += dot_git?;
             Ok(made)
         })
     }
@@ -118,7 +118,7 @@ impl Apply<'_, '_> {
         timing.mark("write");
         self.fix(&acts, &dir_chmods, &decided.times)?;
         let mut made = self.index(&acts, written)?;
-        made.removed += removed;
+        made.counts.removed += removed;
         let mut report = decided.report;
         report.nested_repos.sort();
         made.ignored = rules.takes_any().then_some(report);
@@ -687,7 +687,10 @@ impl Apply<'_, '_> {
         let backing = target.path_backing();
         let mut made = Made {
             method: Method::Subvolume,
-            entries: target.entries().len() as u64,
+            counts: crate::AddCounts {
+                entries: target.entries().len() as u64,
+                ..Default::default()
+            },
             ..Made::default()
         };
         let mut stats: Vec<Option<IndexStat>> = vec![None; target.entries().len()];
@@ -695,18 +698,18 @@ impl Apply<'_, '_> {
             stats[w.i] = w.stat;
             match (acts[w.i], w.hashed) {
                 (Act::Write, _) => {
-                    made.from_objects += 1;
-                    made.bytes_written += w.bytes;
+                    made.counts.from_objects += 1;
+                    made.counts.bytes_written += w.bytes;
                 }
                 (_, Hashed::Rejected) => {
-                    made.from_objects += 1;
-                    made.hash_mismatches += 1;
-                    made.bytes_written += w.bytes;
+                    made.counts.from_objects += 1;
+                    made.counts.hash_mismatches += 1;
+                    made.counts.bytes_written += w.bytes;
                 }
                 (_, Hashed::Kept) => {
-                    made.kept += 1;
-                    made.reused_after_hash += 1;
-                    made.bytes_cloned += w.bytes;
+                    made.counts.kept += 1;
+                    made.counts.reused_after_hash += 1;
+                    made.counts.bytes_cloned += w.bytes;
                 }
                 _ => {}
             }
@@ -720,9 +723,9 @@ impl Apply<'_, '_> {
             let path = target.entries()[i].path_in(backing);
             match *act {
                 Act::Keep { st, chmod } => {
-                    made.kept += 1;
-                    made.reused_on_stat += 1;
-                    made.bytes_cloned += st.st_size as u64;
+                    made.counts.kept += 1;
+                    made.counts.reused_on_stat += 1;
+                    made.counts.bytes_cloned += st.st_size as u64;
                     stats[i] = Some(if chmod.is_some() || st.st_nlink > 1 {
                         let (parent, name) = split(path);
                         let now = open_in(self.staging, parent)
@@ -735,11 +738,11 @@ impl Apply<'_, '_> {
                         s
                     });
                 }
-                Act::Carry { .. } | Act::CarryAnew => made.carried += 1,
+                Act::Carry { .. } | Act::CarryAnew => made.counts.carried += 1,
                 Act::KeepAnew { st, .. } => {
-                    made.kept += 1;
-                    made.reused_on_stat += 1;
-                    made.bytes_cloned += st.st_size as u64;
+                    made.counts.kept += 1;
+                    made.counts.reused_on_stat += 1;
+                    made.counts.bytes_cloned += st.st_size as u64;
                 }
                 Act::Submodule => made.submodules.push(path.to_string()),
                 Act::Write | Act::Hash { .. } => {}

@@ -735,24 +735,24 @@ fn json(r: &AddReport, seconds: f64) -> JsonReport {
         reason_description: r.reason.as_ref().map(ToString::to_string),
         locked: r.locked.clone(),
         counts: JsonCounts {
-            entries: r.entries,
-            cloned: r.cloned,
-            copied: r.copied,
-            from_objects: r.from_objects,
-            reused_on_stat: r.reused_on_stat,
-            reused_after_hash: r.reused_after_hash,
-            hash_mismatches: r.hash_mismatches,
-            carried: r.carried,
-            kept: r.kept,
-            removed: r.removed,
+            entries: r.counts.entries,
+            cloned: r.counts.cloned,
+            copied: r.counts.copied,
+            from_objects: r.counts.from_objects,
+            reused_on_stat: r.counts.reused_on_stat,
+            reused_after_hash: r.counts.reused_after_hash,
+            hash_mismatches: r.counts.hash_mismatches,
+            carried: r.counts.carried,
+            kept: r.counts.kept,
+            removed: r.counts.removed,
             index_stat_entries: r.index_stat_entries,
             ignored_files: ig.cloned + ig.copied,
             ignored_symlinks: ig.symlinks,
             ignored_dirs: ig.dirs,
         },
         bytes: JsonBytes {
-            cloned: r.bytes_cloned,
-            written: r.bytes_written,
+            cloned: r.counts.bytes_cloned,
+            written: r.counts.bytes_written,
             // A snapshot keeps ignored files without reading their size.
             ignored: (r.method != Method::Subvolume).then_some(ig.bytes),
         },
@@ -820,14 +820,14 @@ fn print_summary(r: &AddReport, seconds: f64) {
         Method::Subvolume => format!(
             "a snapshot of {}: {} entries, {} kept, {} from objects, {} removed",
             r.src.as_deref().unwrap_or(Path::new("?")).display(),
-            r.entries,
-            r.kept,
-            r.from_objects,
-            r.removed
+            r.counts.entries,
+            r.counts.kept,
+            r.counts.from_objects,
+            r.counts.removed
         ),
         _ => format!(
             "{} entries, {} cloned, {} copied, {} from objects",
-            r.entries, r.cloned, r.copied, r.from_objects
+            r.counts.entries, r.counts.cloned, r.counts.copied, r.counts.from_objects
         ),
     };
     let why = match &r.reason {
@@ -840,12 +840,12 @@ fn print_summary(r: &AddReport, seconds: f64) {
         }
         _ => String::new(),
     };
-    let hashed = if r.reused_after_hash + r.hash_mismatches > 0 {
+    let hashed = if r.counts.reused_after_hash + r.counts.hash_mismatches > 0 {
         format!(
             ", {} shown by hash{}",
-            r.reused_after_hash,
-            if r.hash_mismatches > 0 {
-                format!(" ({} differed)", r.hash_mismatches)
+            r.counts.reused_after_hash,
+            if r.counts.hash_mismatches > 0 {
+                format!(" ({} differed)", r.counts.hash_mismatches)
             } else {
                 String::new()
             }
@@ -856,8 +856,8 @@ fn print_summary(r: &AddReport, seconds: f64) {
     println!(
         "worktree {} ({head}{lock}): {how}{hashed}{}, in {:.3} s{from}{why}",
         r.dst.display(),
-        if r.carried > 0 {
-            format!(", {} carried with changes", r.carried)
+        if r.counts.carried > 0 {
+            format!(", {} carried with changes", r.counts.carried)
         } else {
             String::new()
         },

@@ -223,9 +223,9 @@ fn create() -> CmdResult {
             | cowtree_git::HeadReport::Unborn { name } => name.as_str(),
             cowtree_git::HeadReport::Detached => "(detached)",
         },
-        report.entries,
-        report.cloned,
-        report.from_objects
+        report.counts.entries,
+        report.counts.cloned,
+        report.counts.from_objects
     );
     if let Some((cause, first)) = &report.fallback {
         eprintln!(
