@@ -20,32 +20,13 @@ pub struct Linker {
     inner: cowtree_link::Linker,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn make_options(
-    mode: &str,
-    on_existing: &str,
-    strict: bool,
-    record: bool,
-    hash: Option<&str>,
-    jobs: usize,
-    preserve_times: bool,
-    skip_special: bool,
-    sync: bool,
-    hardlink_sizes: bool,
-    wait: bool,
-) -> PyResult<LinkOptions> {
+/// The options named by a string (parsed, with a `ValueError` naming the choices); the
+/// caller sets the others by struct update.
+fn named_options(mode: &str, on_existing: &str, hash: Option<&str>) -> PyResult<LinkOptions> {
     Ok(LinkOptions {
         mode: option_names::mode(mode)?,
         on_existing: option_names::on_existing(on_existing)?,
-        strict,
-        record,
         hash: option_names::hash(hash)?,
-        jobs,
-        preserve_times,
-        skip_special,
-        sync,
-        hardlink_sizes,
-        wait,
         ..LinkOptions::default()
     })
 }
@@ -128,19 +109,17 @@ impl Linker {
         hardlink_sizes: bool,
         wait: bool,
     ) -> PyResult<Linker> {
-        let opts = make_options(
-            mode,
-            on_existing,
+        let opts = LinkOptions {
             strict,
             record,
-            hash,
             jobs,
             preserve_times,
             skip_special,
             sync,
             hardlink_sizes,
             wait,
-        )?;
+            ..named_options(mode, on_existing, hash)?
+        };
         Ok(Linker {
             inner: cowtree_link::Linker::new(opts),
         })
@@ -311,19 +290,16 @@ pub fn link_tree(
     sync: bool,
     wait: bool,
 ) -> PyResult<report_class::Report> {
-    let opts = make_options(
-        mode,
-        on_existing,
+    let opts = LinkOptions {
         strict,
         record,
-        hash,
         jobs,
         preserve_times,
         skip_special,
         sync,
-        true,
         wait,
-    )?;
+        ..named_options(mode, on_existing, hash)?
+    };
     let linker = cowtree_link::Linker::new(opts);
     run(py, &linker, 1, || linker.link_tree(&src, &dst))
 }
