@@ -474,30 +474,8 @@ impl Remote {
 
     /// Every key under `dir` (relative to the prefix, e.g. `packs/x.idx`) with its size.
     pub async fn list(&self, dir: &str) -> Result<Vec<(String, u64)>> {
-        let key = self.key(dir);
-        let base = self.key("").to_string();
-        let strip = if base.is_empty() { 0 } else { base.len() + 1 };
-        let mut out = Vec::new();
-        let mut stream = self.store.list(Some(&key));
-        self.count(1);
-        loop {
-            match stream.try_next().await {
-                Ok(Some(meta)) => {
-                    let full = meta.location.to_string();
-                    if let Some(rel) = full.get(strip..) {
-                        out.push((rel.to_string(), meta.size));
-                    }
-                    // One request returns up to 1,000 keys.
-                    if out.len() % 1000 == 0 {
-                        self.count(1);
-                    }
-                }
-                Ok(None) => break,
-                Err(object_store::Error::NotFound { .. }) => break,
-                Err(e) => return Err(self.fail(dir, e)),
-            }
-        }
-        Ok(out)
+        let listed = self.list_meta(dir).await?;
+        Ok(listed.into_iter().map(|l| (l.rel, l.size)).collect())
     }
 
     /// Writes a name object if it is as `expect` says (`If-None-Match: *` or `If-Match`
@@ -671,6 +649,7 @@ impl Remote {
                             modified_ms: meta.last_modified.timestamp_millis(),
                         });
                     }
+                    // One request returns up to 1,000 keys.
                     if out.len() % 1000 == 0 {
                         self.count(1);
                     }
