@@ -126,47 +126,35 @@ fn remove_unreferenced_blobs(
     progress: &Progress,
     report: &mut GcReport,
 ) -> Result<()> {
-    let blobs_path = store.root().join("blobs");
-    for fan in store.blobs().entries().map_err(|e| at(&blobs_path, e))? {
-        let Some(prefix) = fan.name.to_str().filter(|n| n.len() == 2) else {
-            continue;
+    store.each_blob_file(|fan_dir, fan_path, prefix, name| {
+        let Some(hash) = name
+            .to_str()
+            .and_then(|rest| Hash::from_hex(&format!("{prefix}{rest}")))
+        else {
+            return Ok(());
         };
-        let fan_path = blobs_path.join(&fan.name);
-        let fan_dir = store
-            .blobs()
-            .open_dir(&fan.name)
-            .map_err(|e| at(&fan_path, e))?;
-        for b in fan_dir.entries().map_err(|e| at(&fan_path, e))? {
-            let Some(hash) = b
-                .name
-                .to_str()
-                .and_then(|rest| Hash::from_hex(&format!("{prefix}{rest}")))
-            else {
-                continue;
-            };
-            if referenced.contains(&hash) {
-                progress.add(1, 0);
-                report.blobs_kept += 1;
-                continue;
-            }
-            let size = match fan_dir
-                .try_stat(&b.name)
-                .map_err(|e| at(&fan_path.join(&b.name), e))?
-            {
-                Some(st) => st.st_size as u64,
-                None => continue,
-            };
-            if !dry_run {
-                fan_dir
-                    .remove_file(&b.name)
-                    .map_err(|e| Error::io_at("remove", store.blob_path(&hash), e))?;
-            }
-            progress.add(1, size);
-            report.blobs_removed += 1;
-            report.bytes_freed += size;
+        if referenced.contains(&hash) {
+            progress.add(1, 0);
+            report.blobs_kept += 1;
+            return Ok(());
         }
-    }
-    Ok(())
+        let size = match fan_dir
+            .try_stat(&name)
+            .map_err(|e| at(&fan_path.join(&name), e))?
+        {
+            Some(st) => st.st_size as u64,
+            None => return Ok(()),
+        };
+        if !dry_run {
+            fan_dir
+                .remove_file(&name)
+                .map_err(|e| Error::io_at("remove", store.blob_path(&hash), e))?;
+        }
+        progress.add(1, size);
+        report.blobs_removed += 1;
+        report.bytes_freed += size;
+        Ok(())
+    })
 }
 
 /// Removes (or counts) the entries of `tmp/` nobody holds: directories whose writer's flock is
@@ -315,7 +303,7 @@ fn remove_unlocked_temporaries(
 
 /// Drops the registry records of worktrees whose path is gone.
 fn prune_gone_worktrees(store: &Store, dry_run: bool, report: &mut GcReport) -> Result<()> {
-    for pin in crate::registry::pins(store)? {
+    for pin in crate::worktree_records::pins(store)? {
         // Only a path that is really gone un-pins the worktree's snapshot: an error such as
         // EACCES or EIO says nothing about whether the worktree still exists.
         let gone = pin.path.is_none_or(|p| {
@@ -324,7 +312,7 @@ fn prune_gone_worktrees(store: &Store, dry_run: bool, report: &mut GcReport) -> 
         });
         if gone {
             if !dry_run {
-                crate::registry::remove(store, &pin.id)?;
+                crate::worktree_records::remove(store, &pin.id)?;
             }
             report.worktrees_pruned += 1;
         }

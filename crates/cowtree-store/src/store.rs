@@ -207,6 +207,31 @@ impl Store {
         &self.blobs
     }
 
+    /// Calls `each` for every file under `blobs/<fan>/` (a fan is a directory named by two
+    /// characters; other entries of `blobs/` are skipped) with its fan's directory, the fan's
+    /// path and name (the hash's first two hex digits), and the file's name.
+    pub(crate) fn each_blob_file(
+        &self,
+        mut each: impl FnMut(&Dir, &Path, &str, OsString) -> Result<()>,
+    ) -> Result<()> {
+        let blobs_path = self.root.join("blobs");
+        let at = |p: &Path, e: io::Error| Error::io_at("", p, e);
+        for fan in self.blobs.entries().map_err(|e| at(&blobs_path, e))? {
+            let Some(prefix) = fan.name.to_str().filter(|n| n.len() == 2) else {
+                continue;
+            };
+            let fan_path = blobs_path.join(&fan.name);
+            let fan_dir = self
+                .blobs
+                .open_dir(&fan.name)
+                .map_err(|e| at(&fan_path, e))?;
+            for b in fan_dir.entries().map_err(|e| at(&fan_path, e))? {
+                each(&fan_dir, &fan_path, prefix, b.name)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The `refs/` directory.
     pub fn refs_dir(&self) -> &Dir {
         &self.refs

@@ -85,20 +85,10 @@ fn at(p: &Path, e: std::io::Error) -> Error {
 /// Every file under `blobs/<fan>/`, as (fan prefix, name).
 fn list_blobs(store: &Store) -> Result<Vec<(String, std::ffi::OsString)>> {
     let mut blobs: Vec<(String, std::ffi::OsString)> = Vec::new();
-    let blobs_path = store.root().join("blobs");
-    for fan in store.blobs().entries().map_err(|e| at(&blobs_path, e))? {
-        let Some(prefix) = fan.name.to_str().filter(|n| n.len() == 2) else {
-            continue;
-        };
-        let fan_path = blobs_path.join(&fan.name);
-        let fan_dir = store
-            .blobs()
-            .open_dir(&fan.name)
-            .map_err(|e| at(&fan_path, e))?;
-        for b in fan_dir.entries().map_err(|e| at(&fan_path, e))? {
-            blobs.push((prefix.to_string(), b.name));
-        }
-    }
+    store.each_blob_file(|_, _, prefix, name| {
+        blobs.push((prefix.to_string(), name));
+        Ok(())
+    })?;
     Ok(blobs)
 }
 
