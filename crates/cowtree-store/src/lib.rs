@@ -8,7 +8,7 @@
 //! blobs/ab/cdef...   file contents, loose, uncompressed, read-only (0444), named by BLAKE3 hex
 //! snapshots/<id>     manifests (see [`manifest`]); id = BLAKE3 of the manifest bytes
 //! refs/<name>        snapshot names: the id in hex and a newline
-//! worktrees/<id>     one JSON record per checked-out worktree (see [`registry`])
+//! worktrees/<id>     one JSON record per checked-out worktree (see [`worktree_records`])
 //! worktrees/staging-<pid>-...  a checkout's staging directory beside its destination, while
 //!                    in use (see [`dest_staging`])
 //! tmp/               staging; each writer holds an flock on its own staging directory
@@ -43,7 +43,6 @@ pub mod manifest;
 mod pools;
 mod readahead;
 pub mod refs;
-pub mod registry;
 pub mod remove;
 pub mod source;
 pub mod store;
@@ -51,6 +50,7 @@ mod tmp_staging;
 pub mod trees;
 mod util;
 pub mod verify;
+pub mod worktree_records;
 
 pub use error::{Error, Result};
 pub use hash::Hash;

@@ -144,7 +144,7 @@ pub fn examine(root: &Path) -> Result<Removal> {
         // Opening it checks the format (a store of another version is refused, as by every
         // command) and finds the registry, in the store or kept outside a read-only one.
         let store = Store::open(root)?;
-        worktrees = crate::registry::pins(&store)?
+        worktrees = crate::worktree_records::pins(&store)?
             .into_iter()
             .filter_map(|p| p.path)
             .filter(|p| p.symlink_metadata().is_ok_and(|m| m.is_dir()))

@@ -1011,7 +1011,7 @@ fn a_missing_or_non_directory_source_or_worktree_is_an_os_error_naming_the_path(
         let want = format!("snapshot: open directory {}: {words}", src.display());
         assert!(msg.starts_with(&want), "{msg}");
     }
-    let e = cowtree_store::registry::register(&store, &file, &Hash::of(b"x")).unwrap_err();
+    let e = cowtree_store::worktree_records::register(&store, &file, &Hash::of(b"x")).unwrap_err();
     assert!(!e.is_not_found(), "{e}");
     assert_eq!(
         e.io_error().map(|e| e.kind()),

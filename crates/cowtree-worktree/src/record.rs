@@ -17,7 +17,7 @@
 
 use std::path::Path;
 
-use cowtree_store::registry::{RECORD_VERSION, Registration, hex_hash};
+use cowtree_store::worktree_records::{RECORD_VERSION, Registration, hex_hash};
 use cowtree_store::{Hash, Store};
 use serde::{Deserialize, Serialize};
 
@@ -160,10 +160,10 @@ impl Record {
         id: &str,
         root_of: impl FnOnce(&Path) -> Option<(u64, u64)>,
     ) -> Result<Option<(Record, bool)>> {
-        let Some(bytes) = cowtree_store::registry::read(store, id)? else {
+        let Some(bytes) = cowtree_store::worktree_records::read(store, id)? else {
             return Ok(None);
         };
-        let file = cowtree_store::registry::record_path(store, id);
+        let file = cowtree_store::worktree_records::record_path(store, id);
         Record::decode(&bytes, &file, root_of).map(Some)
     }
 }
@@ -178,7 +178,10 @@ struct Partial {
 
 impl Partial {
     fn path_buf(&self) -> Option<std::path::PathBuf> {
-        cowtree_store::registry::path_from_fields(self.path.as_deref(), self.path_hex.as_deref())
+        cowtree_store::worktree_records::path_from_fields(
+            self.path.as_deref(),
+            self.path_hex.as_deref(),
+        )
     }
 }
 

@@ -15,7 +15,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use cowtree_store::registry::{self, Registration};
+use cowtree_store::worktree_records::{self, Registration};
 use cowtree_store::{Hash, Store};
 use rustix::fs::{Mode, OFlags, openat};
 
@@ -139,7 +139,7 @@ pub fn lookup(store: &Store, dir: &Path) -> Result<Option<Worktree>> {
     let Some((dev, ino)) = dev_ino(&abs) else {
         return Err(NotFound::Directory(dir.to_path_buf()).into());
     };
-    let id = registry::worktree_id(&abs);
+    let id = worktree_records::worktree_id(&abs);
     if let Some((r, migrated)) = read(store, &id)? {
         let (known_dev, known_ino) = (r.registration.dev, r.registration.ino);
         // The same directory, perhaps on a filesystem mounted again with another device
@@ -167,7 +167,7 @@ pub fn lookup(store: &Store, dir: &Path) -> Result<Option<Worktree>> {
             return Ok(Some(wt));
         }
     }
-    for old_id in registry::ids(store)? {
+    for old_id in worktree_records::ids(store)? {
         if old_id == id {
             continue;
         }
@@ -188,7 +188,7 @@ pub fn lookup(store: &Store, dir: &Path) -> Result<Option<Worktree>> {
         wt.id = id;
         wt.path = abs;
         save(store, &mut wt, Some(&cache))?;
-        registry::remove(store, &old_id)?;
+        worktree_records::remove(store, &old_id)?;
         return Ok(Some(wt));
     }
     Ok(None)
@@ -277,7 +277,7 @@ fn register_writing(
 ) -> Result<Worktree> {
     let abs = canonical(dir)?;
     let (dev, ino) = dev_ino(&abs).ok_or_else(|| NotFound::Directory(dir.to_path_buf()))?;
-    let id = registry::worktree_id(&abs);
+    let id = worktree_records::worktree_id(&abs);
     // A damaged record is replaced: this registers the directory anew.
     let found = match read(store, &id) {
         Err(e) if e.is_corrupt() => None,
@@ -315,7 +315,7 @@ pub fn checkout_record(reg: &Registration) -> Vec<u8> {
         pending: None,
     };
     if let Some(path) = reg.path_buf() {
-        record.stat_cache = Some(format!("{}.stat", registry::worktree_id(&path)));
+        record.stat_cache = Some(format!("{}.stat", worktree_records::worktree_id(&path)));
     }
     record.set_pending(None);
     record.encode()
@@ -401,7 +401,7 @@ pub fn save(store: &Store, wt: &mut Worktree, cache: Option<&StatCache>) -> Resu
     if !refresh_record(wt) {
         return Ok(());
     }
-    registry::write(store, &wt.id, &wt.record.encode())?;
+    worktree_records::write(store, &wt.id, &wt.record.encode())?;
     wt.stored = Some((wt.id.clone(), wt.record.clone()));
     Ok(())
 }
@@ -443,9 +443,11 @@ pub fn stage<'s>(store: &'s Store, wt: &mut Worktree) -> Result<Staged<'s>> {
     let file = if changed {
         let mut f =
             cowtree_fs::atomic_file::AtomicFile::create(store.worktrees_dir().as_fd(), 0o644)
-                .map_err(|e| Error::io_at("write", registry::record_path(store, &wt.id), e))?;
+                .map_err(|e| {
+                    Error::io_at("write", worktree_records::record_path(store, &wt.id), e)
+                })?;
         io::Write::write_all(f.file(), &wt.record.encode())
-            .map_err(|e| Error::io_at("write", registry::record_path(store, &wt.id), e))?;
+            .map_err(|e| Error::io_at("write", worktree_records::record_path(store, &wt.id), e))?;
         Some(f)
     } else {
         None
@@ -463,10 +465,13 @@ impl Staged<'_> {
     /// ran after [`stage`]).
     pub fn sync_data(&mut self) -> Result<()> {
         match &mut self.file {
-            Some(f) => f
-                .file()
-                .sync_data()
-                .map_err(|e| Error::io_at("sync", registry::record_path(self.store, &self.id), e)),
+            Some(f) => f.file().sync_data().map_err(|e| {
+                Error::io_at(
+                    "sync",
+                    worktree_records::record_path(self.store, &self.id),
+                    e,
+                )
+            }),
             None => Ok(()),
         }
     }
@@ -479,7 +484,7 @@ impl Staged<'_> {
         let Some(f) = self.file else {
             return Ok(());
         };
-        let at = || registry::record_path(self.store, &self.id);
+        let at = || worktree_records::record_path(self.store, &self.id);
         f.commit(OsStr::new(&self.id), false)
             .map_err(|e| Error::io_at("write", at(), e))?;
         cowtree_fs::dir::sync_dir(self.store.worktrees_dir().as_fd())
@@ -542,7 +547,7 @@ pub fn reload(store: &Store, wt: &mut Worktree) -> Result<()> {
 /// 0 and 0, which no directory has), so replaced or missing by what its path holds now, and
 /// never written back. Records that cannot be read otherwise are left out.
 pub fn list(store: &Store) -> Result<Vec<(String, Record, Presence)>> {
-    Ok(registry::ids(store)?
+    Ok(worktree_records::ids(store)?
         .into_iter()
         .filter_map(|id| {
             let (r, _) = match read(store, &id) {
@@ -559,5 +564,5 @@ pub fn list(store: &Store) -> Result<Vec<(String, Record, Presence)>> {
 
 /// Removes a worktree's record and stat cache.
 pub fn forget(store: &Store, wt: &Worktree) -> Result<()> {
-    registry::remove(store, &wt.id)
+    worktree_records::remove(store, &wt.id)
 }

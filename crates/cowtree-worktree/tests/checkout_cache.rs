@@ -225,7 +225,7 @@ fn the_record_a_checkout_registers_is_the_worktree_record_and_is_not_written_aga
         &hooks,
     )
     .unwrap();
-    let rid = cowtree_store::registry::worktree_id(&report.path);
+    let rid = cowtree_store::worktree_records::worktree_id(&report.path);
     let rfile = store.root().join("worktrees").join(&rid);
     let rec: serde_json::Value = serde_json::from_slice(&fs::read(&rfile).unwrap()).unwrap();
     assert_eq!(rec["stat_cache"], format!("{rid}.stat"));
@@ -251,7 +251,8 @@ fn the_record_a_checkout_registers_is_the_worktree_record_and_is_not_written_aga
     let abs = fs::canonicalize(&bare).unwrap();
     let st = fs::metadata(&abs).unwrap();
     let bid =
-        cowtree_store::registry::register_root(&store, &abs, &id, (st.dev(), st.ino())).unwrap();
+        cowtree_store::worktree_records::register_root(&store, &abs, &id, (st.dev(), st.ino()))
+            .unwrap();
     let bfile = store.root().join("worktrees").join(&bid);
     let ino = fs::metadata(&bfile).unwrap().ino();
     registry::register(&store, &abs, &id, &StatCache::default()).unwrap();

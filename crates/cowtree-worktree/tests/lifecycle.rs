@@ -1076,7 +1076,7 @@ fn registry_survives_a_worktree_moved_or_deleted_by_hand() {
     let g = cowtree_store::gc::gc(&e.store, false).unwrap();
     assert_eq!(g.worktrees_pruned, 1);
     assert!(
-        cowtree_store::registry::live_users(&e.store, &e.b)
+        cowtree_store::worktree_records::live_users(&e.store, &e.b)
             .unwrap()
             .is_empty()
     );
@@ -1115,7 +1115,7 @@ fn an_unfinished_switch_pins_both_of_its_snapshots() {
     let Some(e) = env(Fs::Xfs) else { return };
     let mut wt = check_out(&e, &e.a, "wt-pending");
     let path = wt.path.clone();
-    let users = |id: &Hash| cowtree_store::registry::live_users(&e.store, id).unwrap();
+    let users = |id: &Hash| cowtree_store::worktree_records::live_users(&e.store, id).unwrap();
     assert_eq!(users(&e.a), vec![path.clone()]);
     assert!(users(&e.b).is_empty());
     // The record a switch from A to B writes before it changes any file (and leaves behind
@@ -1262,7 +1262,7 @@ fn a_worktree_gone_from_its_path_is_named_once_in_the_error() {
 fn lookup_rewrites_an_old_record_only_under_the_worktrees_lock() {
     let Some(e) = env(Fs::Xfs) else { return };
     let wt = check_out(&e, &e.a, "old");
-    let file = cowtree_store::registry::record_path(&e.store, &wt.id);
+    let file = cowtree_store::worktree_records::record_path(&e.store, &wt.id);
     let mut rec: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
     let obj = rec.as_object_mut().unwrap();
     obj.remove("dev");

@@ -19,7 +19,7 @@ fn record_path(store: &Path, wt: &Path) -> std::path::PathBuf {
     let abs = fs::canonicalize(wt).expect("canonicalize");
     store
         .join("worktrees")
-        .join(cowtree_store::registry::worktree_id(&abs))
+        .join(cowtree_store::worktree_records::worktree_id(&abs))
 }
 
 fn record(store: &Path, wt: &Path) -> serde_json::Value {

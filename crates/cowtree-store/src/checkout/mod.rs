@@ -100,7 +100,7 @@ pub fn checkout_with_progress(
 /// anyone else can reach it by the destination's path): a stat cache builds its records there,
 /// on a core the sync leaves idle, and waits for the clock to pass the times it records.
 /// `hooks.record` gives the bytes of the worktree's whole record, which the checkout registers
-/// in place of a bare [`Registration`](crate::registry::Registration), so that the caller does not write (and sync) the
+/// in place of a bare [`Registration`](crate::worktree_records::Registration), so that the caller does not write (and sync) the
 /// record a second time.
 pub fn checkout_recording(
     store: &Store,
@@ -220,7 +220,7 @@ fn make<'s>(
 fn undo(job: &Job<'_>, stage: Stage<'_>, placing: Placing) {
     stage.abandon(job.warn);
     if let Some(wid) = placing.registered
-        && let Err(cleanup) = crate::registry::remove(job.store, &wid)
+        && let Err(cleanup) = crate::worktree_records::remove(job.store, &wid)
     {
         (job.warn)(&format!(
             "warning: could not remove the record of the failed checkout: {cleanup}"

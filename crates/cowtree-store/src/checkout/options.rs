@@ -2,7 +2,7 @@
 //! refused ([`CheckoutOptions`]), and what a recording checkout hands back on the way
 //! ([`Hooks`]).
 
-use crate::registry::Registration;
+use crate::worktree_records::Registration;
 
 use super::report::Written;
 

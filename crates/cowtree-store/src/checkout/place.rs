@@ -61,15 +61,17 @@ impl Job<'_> {
         // One checkout at a time registers and renames to this path, and only while the path
         // is still free: a second checkout to the same DST must not overwrite the record of
         // the first and then, failing its rename, remove it.
-        let _claim = crate::registry::claim(self.store)?;
+        let _claim = crate::worktree_records::claim(self.store)?;
         if !dst_still_free(&dest.parent, &dest.name, dest.replace_empty)? {
             return Err(taken(self.dst, "was taken while the checkout ran"));
         }
         placing.registered = Some(match self.hooks {
-            Some(h) => crate::registry::register_root_with(
+            Some(h) => crate::worktree_records::register_root_with(
                 self.store, &dest.abs, self.id, root_id, h.record,
             )?,
-            None => crate::registry::register_root(self.store, &dest.abs, self.id, root_id)?,
+            None => {
+                crate::worktree_records::register_root(self.store, &dest.abs, self.id, root_id)?
+            }
         });
         staging
             .commit(&dest.name, dest.replace_empty)

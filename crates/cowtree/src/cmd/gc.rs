@@ -142,7 +142,7 @@ fn collect(
         for (id, _, presence) in cowtree_worktree::registry::list(store)? {
             if presence == cowtree_worktree::registry::Presence::Replaced {
                 if !dry_run {
-                    cowtree_store::registry::remove(store, &id)?;
+                    cowtree_store::worktree_records::remove(store, &id)?;
                 }
                 replaced += 1;
             }

@@ -56,7 +56,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         return Ok(Exit::Ok);
     }
     let id = cowtree_store::refs::resolve(&store, &args.snapshot)?;
-    let users = cowtree_store::registry::live_users(&store, &id)?;
+    let users = cowtree_store::worktree_records::live_users(&store, &id)?;
     if !users.is_empty() && !args.force {
         // One command per worktree, each to run as printed.
         let list: Vec<String> = users

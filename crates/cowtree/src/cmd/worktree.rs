@@ -87,14 +87,14 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         // Gone already: drop the record that names this path, if any.
         let store = store_here(&opt)?;
         let abs = std::path::absolute(&a.dst)?;
-        let id = cowtree_store::registry::worktree_id(&abs);
-        if !cowtree_store::registry::exists(&store, &id)? {
+        let id = cowtree_store::worktree_records::worktree_id(&abs);
+        if !cowtree_store::worktree_records::exists(&store, &id)? {
             return Err(CliError::new(format!(
                 "{} does not exist and is not a registered worktree",
                 a.dst.display()
             )));
         }
-        cowtree_store::registry::remove(&store, &id)?;
+        cowtree_store::worktree_records::remove(&store, &id)?;
         return say(&a.dst, "record", None);
     }
     let (store, mut wt) = find_worktree(&opt, &a.dst, true)?;
