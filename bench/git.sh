@@ -66,20 +66,7 @@ minmax() { sort -g | awk 'NR==1{mn=$1} {mx=$1} END {printf "%s %s\n", mn, mx}'; 
 SRC="$M/repo"
 echo "bench/git: generating the repository (scale $SCALE) on $M"
 python3 bench/gentree.py "$SRC" --scale "$SCALE" --seed 1 >/dev/null
-python3 - "$SRC" "$NODE_FILES" <<'EOF'
-import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    d = os.path.join(root, "node_modules", f"pkg{i // 40}", "lib" if i % 2 else "")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, f"m{i}.js"), "w") as f:
-        f.write(f"module.exports = {i};\n" * (1 + i % 30))
-t = os.path.join(root, "target", "release")
-os.makedirs(t, exist_ok=True)
-for i in range(4):
-    with open(os.path.join(t, f"artifact{i}"), "wb") as f:
-        f.write(os.urandom(32 << 20))
-EOF
+python3 bench/genignored.py "$SRC" "$NODE_FILES"
 printf 'node_modules/\n/target/\n' >"$SRC/.gitignore"
 git -C "$SRC" init -q -b main
 sleep 1.1

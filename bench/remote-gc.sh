@@ -38,27 +38,8 @@ RESULTS="$ROOT/bench/out/remote-gc-$(date -u +%Y%m%dT%H%M%SZ).txt"
 : >"$RESULTS"
 say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
 
-if [[ -z "${COWTREE:-}" ]]; then
-  note "building cowtree --release"
-  cargo build --release --quiet -p cowtree-cli
-  COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
-fi
-COWTREE=$(realpath "$COWTREE")
-
-# shellcheck source=scripts/mounts.sh
-source scripts/mounts.sh
-WEED_DIR=$(mktemp -d /tmp/cowtree-bench-seaweedfs.XXXXXX)
-cleanup() {
-  scripts/seaweedfs.sh stop "$WEED_DIR" || true
-  rm -rf "$WEED_DIR"
-  cowtree_mounts_down
-}
-trap cleanup EXIT
-cowtree_mounts_up xfs >/dev/null
-XFS=${COWTREE_TEST_XFS:?XFS was not mounted}
-started=$(scripts/seaweedfs.sh start "$WEED_DIR" $$)
-ENDPOINT=${started%% *}
-export AWS_ACCESS_KEY_ID=cowtreetest AWS_SECRET_ACCESS_KEY=cowtreetestsecret
+# shellcheck source=bench/s3-up.sh
+source bench/s3-up.sh
 export XDG_CONFIG_HOME=$XFS/config
 
 WORK=$(mktemp -d "$XFS/work.XXXXXX")

@@ -46,27 +46,8 @@ fi
   DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
 }
-if [[ -z "${COWTREE:-}" ]]; then
-  note "building cowtree --release"
-  cargo build --release --quiet -p cowtree-cli
-  COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
-fi
-COWTREE=$(realpath "$COWTREE")
-
-# shellcheck source=scripts/mounts.sh
-source scripts/mounts.sh
-WEED_DIR=$(mktemp -d /tmp/cowtree-bench-seaweedfs.XXXXXX)
-cleanup() {
-  scripts/seaweedfs.sh stop "$WEED_DIR" || true
-  rm -rf "$WEED_DIR"
-  cowtree_mounts_down
-}
-trap cleanup EXIT
-cowtree_mounts_up xfs >/dev/null
-XFS=${COWTREE_TEST_XFS:?XFS was not mounted}
-started=$(scripts/seaweedfs.sh start "$WEED_DIR" $$)
-ENDPOINT=${started%% *}
-export AWS_ACCESS_KEY_ID=cowtreetest AWS_SECRET_ACCESS_KEY=cowtreetestsecret
+# shellcheck source=bench/s3-up.sh
+source bench/s3-up.sh
 # rclone's AWS SDK refuses any AWS_CA_BUNDLE with its own HTTP transport; the server is
 # plain http on loopback, so no CA bundle is needed.
 unset AWS_CA_BUNDLE
