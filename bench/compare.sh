@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Compares two cowtree binaries on the benchmark tree: clone, snapshot, checkout, status and
-# switch, each binary in turn within every round, the order alternating between rounds, and
+# Compares two cowtree binaries on the benchmark tree: clone, snapshot, checkout, status,
+# switch and `git worktree add`, each binary in turn within every round, the order alternating between rounds, and
 # prints the median seconds of each and the ratio NEW/OLD per operation (flagged above 1.05).
 #
 #   sudo bench/compare.sh OLD NEW            # e.g. a build of main and a build of a branch
@@ -10,15 +10,18 @@
 # tree of bench/gentree.py on it (as bench/run.sh does) and always unmounts it, detaches its loop
 # device and removes its image, on failure or interrupt too. Each binary has its own stores and
 # worktrees, prepared untimed: a store holding the tree (snapshot A) and the tree with 1% of its
-# files changed (snapshot B), a clean worktree of A for status and one for switch (A<->B).
+# files changed (snapshot B), a clean worktree of A for status and one for switch (A<->B). For
+# `git worktree add` the tree is also a git repository (one commit, its index settled), the
+# same for both binaries: each run adds a detached worktree, then removes it and prunes.
 #
 # Environment:
 #   RUNS=N        timed runs per binary and operation (default 5); the median is reported
 #   SCALE=F       tree size factor for bench/gentree.py --scale (default 1: ~80k files)
 #   SEED=N        tree seed (default 1)
 #   LIMIT=R       ratio above which a line is flagged (default 1.05)
-#   FS=xfs|ext4   the filesystem the runs are on (default xfs; ext4: a 4 GiB ext4 loop image,
-#                 where every file is copied)
+#   FS=xfs|btrfs|ext4  the filesystem the runs are on (default xfs; btrfs: a 4 GiB btrfs loop
+#                 image, the tree in a plain directory; ext4: a 4 GiB ext4 loop image, where
+#                 every file is copied)
 #
 # Method (that of bench/run.sh): between timed runs the destination is removed, the filesystem
 # synced and XFS frozen and thawed (which waits for its background metadata writeback), untimed;
@@ -48,7 +51,8 @@ SCALE=${SCALE:-1}
 SEED=${SEED:-1}
 LIMIT=${LIMIT:-1.05}
 FS=${FS:-xfs}
-[[ $FS == xfs || $FS == ext4 ]] || die "FS must be xfs or ext4"
+[[ $FS == xfs || $FS == btrfs || $FS == ext4 ]] || die "FS must be xfs, btrfs or ext4"
+command -v git >/dev/null || die "needs git (the reference for git worktree add)"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
 
 mkdir -p bench/out
@@ -71,12 +75,14 @@ trap 'exit 143' TERM
 cowtree_mounts_up xfs >&2
 [[ -n "${COWTREE_TEST_XFS:-}" ]] || die "could not mount XFS (see above)"
 XFS=$COWTREE_TEST_XFS
-if [[ "$FS" == ext4 ]]; then
-  # The same runs on ext4 (no reflinks: the store and the checkouts copy); the variable keeps
-  # its name.
-  _cowtree_mount_image ext4 4G mkfs.ext4 -q -F
-  XFS=$COWTREE_LAST_MOUNT
-fi
+# The same runs on another filesystem: the variable keeps its name.
+case $FS in
+  # No reflinks: the store and the checkouts copy.
+  ext4) _cowtree_mount_image ext4 4G mkfs.ext4 -q -F
+    XFS=$COWTREE_LAST_MOUNT ;;
+  btrfs) _cowtree_mount_image btrfs 4G mkfs.btrfs -q
+    XFS=$COWTREE_LAST_MOUNT ;;
+esac
 export COWTREE_STORE="$XFS/no-store" # never the caller's own store; every call names one
 SAMPLES="$XFS/samples"
 LOGF="$XFS/cmd.log"
@@ -134,6 +140,8 @@ for k in old new; do
   say "$k: ${BIN[$k]} ($("${BIN[$k]}" --version 2>/dev/null || echo '?'); sha256 $(sha256sum "${BIN[$k]}" | cut -c1-16))"
 done
 say "settings: RUNS=$RUNS SCALE=$SCALE SEED=$SEED LIMIT=$LIMIT; $FS $XFS (4 GiB loop image$([[ $FS == xfs ]] && echo ', reflink=1')); warm page cache"
+export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.invalid
+export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.invalid
 SRC="$XFS/src"
 note "generating the tree (bench/gentree.py --scale $SCALE --seed $SEED)"
 TOTALS=$(python3 "$ROOT/bench/gentree.py" "$SRC" --scale "$SCALE" --seed "$SEED" --json)
@@ -151,6 +159,21 @@ for k in old new; do
   done
   "${BIN[$k]}" --store "$XFS/store-$k" status "$XFS/wt-st-$k" >/dev/null 2>&1 || true # warm
 done
+note "making the tree a git repository (untimed)"
+REPO="$XFS/repo"
+cp -a --reflink=auto "$SRC" "$REPO"
+git -C "$REPO" init -q -b main
+sleep 1.1 # no racily clean index entries: git status below settles the index
+git -C "$REPO" add -A
+git -C "$REPO" commit -qm bench
+git -C "$REPO" status --porcelain >/dev/null
+# git_add BIN DST: cowtree git worktree add, run in the repository.
+git_add() { (cd "$REPO" && "$1" git worktree add --detach "$2" HEAD); }
+settle_worktree() { # settle_worktree DST: removes it and prunes git's record of it
+  rm -rf -- "$1"
+  git -C "$REPO" worktree prune
+  flush_fs
+}
 [[ "${SNAP_A[old]}" == "${SNAP_A[new]}" ]] ||
   note "the two binaries record the tree under different ids (${SNAP_A[old]} and ${SNAP_A[new]})"
 flush_fs
@@ -171,6 +194,8 @@ for ((r = 1; r <= RUNS; r++)); do
     if ((r % 2)); then to=${SNAP_B[$k]}; else to=${SNAP_A[$k]}; fi
     timed "switch-$k" "$b" --store "$XFS/store-$k" switch "$to" "$XFS/wt-sw-$k"
     flush_fs
+    timed "git-add-$k" git_add "$b" "$XFS/gwt-$k"
+    settle_worktree "$XFS/gwt-$k"
   done
 done
 
@@ -179,7 +204,7 @@ say ""
 say "== medians of $RUNS runs each (seconds), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 say "$(printf '%-10s %10s %10s %9s %s' operation old_s new_s new/old '')"
 flagged=0
-for op in clone snapshot checkout status switch; do
+for op in clone snapshot checkout status switch git-add; do
   o=$(median "$op-old")
   n=$(median "$op-new")
   ratio=$(awk -v o="$o" -v n="$n" 'BEGIN { printf "%.3f", n / o }')

@@ -52,17 +52,8 @@ for t in "$MKFS" losetup /usr/bin/time python3 filefrag; do
   command -v "$t" >/dev/null || die "needs $t"
 done
 
-if [[ -z "${COWTREE:-}" ]]; then
-  note "building cowtree --release"
-  if [[ -n "${SUDO_USER:-}" && "$SUDO_USER" != root ]]; then
-    sudo -u "$SUDO_USER" -H env PATH="$PATH" cargo build --release --quiet -p cowtree-cli
-  else
-    cargo build --release --quiet -p cowtree-cli
-  fi
-  COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
-fi
-[[ -x "$COWTREE" ]] || die "COWTREE=$COWTREE is not an executable"
-COWTREE=$(realpath "$COWTREE")
+# shellcheck source=bench/cowtree-bin.sh
+source bench/cowtree-bin.sh
 
 WORK=$(mktemp -d "${IMAGE_DIR:-/var/tmp}/cowtree-fallback.XXXXXX")
 MNT="$WORK/mnt"

@@ -55,11 +55,8 @@ GIT_RUNS=${GIT_RUNS:-3}
 FLOOR=${FLOOR:-1}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive whole number, not '$RUNS'"
 
-if [[ -z "${COWTREE:-}" ]]; then
-  cargo build --release --quiet -p cowtree-cli
-  COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
-fi
-COWTREE=$(realpath "$COWTREE")
+# shellcheck source=bench/cowtree-bin.sh
+source bench/cowtree-bin.sh
 TARBALL=/usr/src/linux-source-6.1.tar.xz
 if [[ ! -f $TARBALL ]]; then
   note "installing linux-source-6.1 (the trees)"

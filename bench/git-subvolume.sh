@@ -59,11 +59,8 @@ for tool in btrfs strace python3 git; do
   command -v "$tool" >/dev/null || die "needs $tool"
 done
 
-if [[ -z "${COWTREE:-}" ]]; then
-  cargo build --release --quiet -p cowtree-cli
-  COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
-fi
-COWTREE=$(realpath "$COWTREE")
+# shellcheck source=bench/cowtree-bin.sh
+source bench/cowtree-bin.sh
 
 # shellcheck source=scripts/mounts.sh
 source scripts/mounts.sh

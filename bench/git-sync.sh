@@ -32,11 +32,8 @@ fi
 SCALE=${SCALE:-0.25}
 FILESYSTEMS=${FILESYSTEMS:-xfs btrfs}
 
-if [[ -z "${COWTREE:-}" ]]; then
-  cargo build --release --quiet -p cowtree-cli
-  COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
-fi
-COWTREE=$(realpath "$COWTREE")
+# shellcheck source=bench/cowtree-bin.sh
+source bench/cowtree-bin.sh
 
 # shellcheck source=scripts/mounts.sh
 source scripts/mounts.sh

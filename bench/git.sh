@@ -42,11 +42,8 @@ NODE_FILES=${NODE_FILES:-20000}
 command -v strace >/dev/null || die "needs strace (apt-get install strace)"
 command -v cc >/dev/null || die "needs a C compiler (cc) for the floor probe bench/clone-floor.c"
 
-if [[ -z "${COWTREE:-}" ]]; then
-  cargo build --release --quiet -p cowtree-cli
-  COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
-fi
-COWTREE=$(realpath "$COWTREE")
+# shellcheck source=bench/cowtree-bin.sh
+source bench/cowtree-bin.sh
 
 # shellcheck source=scripts/mounts.sh
 source scripts/mounts.sh

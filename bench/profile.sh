@@ -34,11 +34,8 @@ profiled() {
 }
 [[ "$(id -u)" == 0 ]] || die "needs root: sudo bench/profile.sh"
 for t in perf strace cc python3; do command -v "$t" >/dev/null || die "needs $t"; done
-if [[ -z "${COWTREE:-}" ]]; then
-  cargo build --release --quiet -p cowtree-cli
-  COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
-fi
-COWTREE=$(realpath "$COWTREE")
+# shellcheck source=bench/cowtree-bin.sh
+source bench/cowtree-bin.sh
 OUT="$ROOT/bench/out/profile-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
 TOP=${TOP:-60}

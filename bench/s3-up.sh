@@ -3,12 +3,8 @@
 # fresh XFS (scripts/mounts.sh) and starts a SeaweedFS S3 server on loopback
 # (scripts/seaweedfs.sh), both stopped and removed on exit. Sets COWTREE (absolute), XFS (the
 # mount), ENDPOINT (the server's URL), WEED_DIR, and the S3 credentials of the server.
-if [[ -z "${COWTREE:-}" ]]; then
-  note "building cowtree --release"
-  cargo build --release --quiet -p cowtree-cli
-  COWTREE="${CARGO_TARGET_DIR:-$ROOT/target}/release/cowtree"
-fi
-COWTREE=$(realpath "$COWTREE")
+# shellcheck source=bench/cowtree-bin.sh
+source bench/cowtree-bin.sh
 
 # shellcheck source=scripts/mounts.sh
 source scripts/mounts.sh

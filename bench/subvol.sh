@@ -57,12 +57,8 @@ for tool in btrfs setpriv useradd userdel python3; do
   command -v "$tool" >/dev/null || die "$tool is needed"
 done
 
-if [[ -z "${COWTREE:-}" ]]; then
-  cargo build --release --quiet -p cowtree-cli
-  COWTREE="$ROOT/target/release/cowtree"
-fi
-[[ -x "$COWTREE" ]] || die "$COWTREE is not an executable"
-COWTREE=$(realpath "$COWTREE")
+# shellcheck source=bench/cowtree-bin.sh
+source bench/cowtree-bin.sh
 
 mkdir -p bench/out
 RESULTS="$ROOT/bench/out/subvol-$(date -u +%Y%m%dT%H%M%SZ).txt"

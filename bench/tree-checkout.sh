@@ -28,12 +28,9 @@ FILES=${FILES:-500000}
 RUNS=${RUNS:-5}
 [[ $RUNS =~ ^[1-9][0-9]*$ && $FILES =~ ^[1-9][0-9]*$ ]] || die "FILES and RUNS must be positive integers"
 for tool in btrfs python3 bc /usr/bin/time; do command -v "$tool" >/dev/null || die "$tool is needed"; done
-if [[ -z "${COWTREE:-}" ]]; then
-  cargo build --release --quiet -p cowtree-cli
-  COWTREE="$ROOT/target/release/cowtree"
-fi
-[[ -x "$COWTREE" ]] || die "$COWTREE is not an executable"
-C=$(realpath "$COWTREE")
+# shellcheck source=bench/cowtree-bin.sh
+source bench/cowtree-bin.sh
+C=$COWTREE
 
 mkdir -p bench/out
 RESULTS="$ROOT/bench/out/tree-checkout-$(date -u +%Y%m%dT%H%M%SZ).txt"
