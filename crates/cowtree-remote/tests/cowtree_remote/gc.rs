@@ -2,10 +2,9 @@
 //! remotes upgraded and other layouts refused, the grace period and lock staleness judged by
 //! the server's clock (never a writer's), a server killed and restarted in the middle of a gc.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use cowtree_remote::gc::{GcOptions, gc};
 use cowtree_remote::lock::LockTiming;
 use cowtree_remote::pull::pull;
@@ -13,7 +12,6 @@ use cowtree_remote::push::{PushItem, push};
 use cowtree_remote::{Error, Progress, RemoteConfig};
 use cowtree_store::Hash;
 use cowtree_testutil::Fs;
-use support::*;
 
 fn quick() -> LockTiming {
     LockTiming {

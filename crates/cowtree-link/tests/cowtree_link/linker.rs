@@ -682,7 +682,8 @@ fn a_synced_merge_flushes_its_journal_before_the_first_rename_and_syncs_after_th
             .arg(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "a_synced_merge_flushes_its_journal_before_the_first_rename_and_syncs_after_the_last",
+                // The test's name in this binary: its module (this file) and the function.
+                "linker::a_synced_merge_flushes_its_journal_before_the_first_rename_and_syncs_after_the_last",
                 "--test-threads",
                 "1",
             ])

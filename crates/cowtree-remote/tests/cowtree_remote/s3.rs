@@ -1,11 +1,10 @@
 //! Push and pull against a real S3 server (SeaweedFS on loopback, started by scripts/test.sh)
 //! and a file:// remote, between stores on different filesystems.
 
-mod support;
-
 use std::fs;
 use std::sync::{Arc, Barrier};
 
+use crate::support::*;
 use bytes::Bytes;
 use cowtree_remote::pull::pull;
 use cowtree_remote::push::{PushItem, push};
@@ -15,7 +14,6 @@ use cowtree_store::checkout::{CheckoutMode, CheckoutOptions, checkout};
 use cowtree_store::{Hash, Store};
 use cowtree_testutil::Fs;
 use cowtree_testutil::tree::{assert_same_tree, snapshot as tree_of};
-use support::*;
 
 fn push_named(
     store: &Store,

@@ -13,7 +13,7 @@
 //! is opened, its first `fstat` taken and its reads started two places before its turn, while
 //! those two are recorded and its writer goes on writing.
 
-#[path = "support/writers.rs"]
+#[path = "../support/writers.rs"]
 mod writers;
 
 use std::ffi::{OsStr, OsString};
