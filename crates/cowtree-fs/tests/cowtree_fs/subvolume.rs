@@ -217,7 +217,7 @@ fn subvolume_operations_as_an_unprivileged_user_with_and_without_user_subvol_rm_
         let d = Dir::open(base.path()).expect("open");
         create(At::new(&d, base.path()), o("roots")).expect("create as root");
         user.run_test(
-            "child_subvolume_scenario",
+            "subvolume::child_subvolume_scenario",
             &[
                 ("CHILD_BASE", base.path().as_os_str()),
                 ("CHILD_FAST_DELETE", o(if fast { "1" } else { "0" })),
@@ -478,7 +478,7 @@ fn the_whole_tree_seam_decides_case_by_case_as_a_user() {
     let d = Dir::open(base.path()).expect("open");
     create(At::new(&d, base.path()), o("roots")).expect("create as root");
     user.run_test(
-        "child_seam_cases",
+        "subvolume::child_seam_cases",
         &[
             ("CHILD_BASE", base.path().as_os_str()),
             ("CHILD_OTHER", other.path().as_os_str()),

@@ -563,7 +563,7 @@ fn a_snapshot_of_src_is_made_into_exactly_the_per_file_worktree() {
             // The whole set of arguments as root on one mount; two of them elsewhere.
             let full = "0";
             u.run_test(
-                "child_equivalence",
+                "git_subvolume::child_equivalence",
                 &[
                     ("COWTREE_T_DIR", d.path().as_os_str()),
                     ("COWTREE_T_FULL", OsStr::new(full)),
@@ -1172,7 +1172,7 @@ fn interrupts_at_random_points_leave_nothing_and_gc_takes_back_what_kill_9_left(
     if let Some(u) = TestUser::create() {
         let d = u.dir_in(&m);
         u.run_test(
-            "child_interrupts",
+            "git_subvolume::child_interrupts",
             &[("COWTREE_T_DIR", d.path().as_os_str())],
         );
     }
