@@ -211,6 +211,7 @@ fn clone_or_copy_says_which_method_ran() {
 
 #[test]
 fn enospc_during_copy_is_an_error_and_leaves_no_partial_dst() {
+    let _small = cowtree_testutil::small_alone();
     let (Some(host), Some(small)) = (scratch(Fs::NoCow), scratch(Fs::Small)) else {
         return;
     };

@@ -258,6 +258,7 @@ fn fail_refuses_an_existing_destination_and_changes_nothing() {
 
 #[test]
 fn enospc_on_the_small_fs_is_an_error_and_leaves_no_destination() {
+    let _small = cowtree_testutil::small_alone();
     let (Some(a), Some(small)) = (scratch(Fs::Xfs), scratch(Fs::Small)) else {
         return;
     };

@@ -495,6 +495,7 @@ fn strict_refusal_midway_through_a_merge_leaves_dst_as_it_was() {
 
 #[test]
 fn enospc_during_a_merge_leaves_dst_as_it_was() {
+    let _small = cowtree_testutil::small_alone();
     let Some(small) = scratch(Fs::Small) else {
         return;
     };

@@ -229,6 +229,7 @@ fn clone_of_non_utf8_paths_round_trips() {
 
 #[test]
 fn clone_enospc_on_the_small_fs_fails_and_leaves_no_dst() {
+    let _small = cowtree_testutil::small_alone();
     let (Some(a), Some(small)) = (scratch(Fs::Xfs), scratch(Fs::Small)) else {
         return;
     };

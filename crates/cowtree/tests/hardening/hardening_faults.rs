@@ -62,6 +62,7 @@ fn no_staging(parent: &Path, what: &str) {
 
 #[test]
 fn enospc_during_snapshot_checkout_and_clone_fails_cleanly_and_a_retry_succeeds() {
+    let _small = cowtree_testutil::small_alone();
     let Some(small) = scratch(Fs::Small) else {
         return;
     };

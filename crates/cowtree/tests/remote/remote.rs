@@ -786,6 +786,7 @@ fn remotes_are_the_users_usable_from_every_store_a_store_may_override_and_rm_wor
 
 #[test]
 fn a_pull_that_fills_the_disk_removes_what_it_fetched_or_says_what_gc_frees() {
+    let _small = cowtree_testutil::small_alone();
     let Some(srv) = server() else { return };
     let (Some(a), Some(small)) = (scratch(Fs::Xfs), scratch(Fs::Small)) else {
         return;
