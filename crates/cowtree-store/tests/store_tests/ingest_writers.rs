@@ -198,10 +198,12 @@ fn an_untouched_old_source_is_hashed_itself_after_its_clone() {
         assert_eq!(put.hash, Hash::of(&data));
         assert_eq!((putter.source_hashed(), putter.source_changed()), (1, 0));
         check_blob(&store, &put.hash, put.size, "old source");
-        // A source changed within the margin: its clone is hashed.
-        fs::write(src.join("g"), pattern(1000, 3)).unwrap();
+        // A source changed within the margin: its clone is hashed. Written after the putter
+        // took its start (not before the staging directory is made, which on a loaded machine
+        // took more than the 20 ms margin: the source was then old, and this check failed).
         let staging = store.staging("fresh").unwrap();
         let putter = Putter::new(&store, staging.dir()).with_ctime_margin(MARGIN_NS);
+        fs::write(src.join("g"), pattern(1000, 3)).unwrap();
         let put = putter.put(&root, dev, OsStr::new("g")).unwrap().unwrap();
         assert_eq!(put.hash, Hash::of(&pattern(1000, 3)));
         assert_eq!((putter.source_hashed(), putter.source_changed()), (0, 0));
