@@ -27,7 +27,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # The shells whose completion scripts the tests load, and man for the manual pages
-# (crates/cowtree/tests/completions_man.rs), from Debian where they are missing.
+# (crates/cowtree/tests/cli/completions_man.rs), from Debian where they are missing.
 if [[ $EUID == 0 ]] && command -v apt-get >/dev/null; then
   missing=()
   for t in bash:bash zsh:zsh fish:fish man:man-db groff:groff-base; do

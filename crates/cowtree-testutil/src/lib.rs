@@ -151,6 +151,19 @@ pub fn full_tier(what: &str) -> bool {
     false
 }
 
+/// Held by a test while it fills the small XFS ([`Fs::Small`], made to run out of space) or
+/// needs free space on it: one such test at a time in a test binary, whose tests run in
+/// parallel (the files of a binary's tests/ directory are modules of one binary; before, each
+/// was a binary of its own and they ran one after the other). Take it before the scratch
+/// directory, for the whole test: `let _small = small_alone();`.
+pub fn small_alone() -> std::sync::MutexGuard<'static, ()> {
+    static SMALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that panicked while holding it leaves nothing to repair: the next one goes on.
+    SMALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A fresh temporary directory on `fs`, removed when dropped; `None` (after a skip line) when
 /// `fs` is not available.
 pub fn scratch(fs: Fs) -> Option<tempfile::TempDir> {

@@ -101,7 +101,9 @@ impl TestUser {
     }
 
     /// Runs the test `test` of the running test binary again, as this user, and panics with
-    /// its output unless it passed: the binary is started with `test --exact
+    /// its output unless it passed. `test` is its full name in the binary, as `--list` prints
+    /// it (the module, the file it is in, then the function: `subvolume::child_...`; a
+    /// binary's files are modules of its main.rs). The binary is started with `test --exact
     /// --include-ignored --nocapture`, the variables in `env` and `COWTREE_TEST_CHILD=1`. The
     /// child test is marked `#[ignore]` (so a normal run does not start it as root) and
     /// returns at once without `COWTREE_TEST_CHILD` (see [`is_child`]).

@@ -25,7 +25,7 @@
 //! and a ctime that old cannot be set again by a change in the same clock tick. Hashing before
 //! the clone is not safe: a page dirtied through a shared mapping earlier stays writable until
 //! writeback and can change during the hash with no ctime update (docs/store.md has the whole
-//! argument; `tests/ingest_writers.rs` runs writers of every kind against it).
+//! argument; `tests/store_tests/ingest_writers.rs` runs writers of every kind against it).
 //!
 //! Hashing the source first (from the page cache) lets content already in the store skip the
 //! clone entirely; for new content that read is wasted, so it is adaptive: always for the

@@ -1,0 +1,7 @@
+//! cowtree-link's tests, one test binary (one link instead of four): each module was its own file
+//! in tests/ before, and keeps its tests' names (`linker::...`).
+
+mod cancel;
+mod concurrent;
+mod link_tree;
+mod linker;

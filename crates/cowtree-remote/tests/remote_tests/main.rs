@@ -1,0 +1,9 @@
+//! cowtree-remote's tests against a real S3 server (SeaweedFS, started by scripts/test.sh), one
+//! test binary (one link instead of two): each module was its own file in tests/ before, and keeps
+//! its tests' names (`s3::...`, `gc::...`).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod gc;
+mod s3;

@@ -1,0 +1,5 @@
+//! cowtree-space's tests, one test binary (one link instead of two): each module was its own file
+//! in tests/ before, and keeps its tests' names (`disk_usage::...`).
+
+mod dedupe_files;
+mod disk_usage;

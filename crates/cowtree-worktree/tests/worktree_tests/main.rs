@@ -1,0 +1,6 @@
+//! cowtree-worktree's tests, one test binary (one link instead of three): each module was its own
+//! file in tests/ before, and keeps its tests' names (`lifecycle::...`).
+
+mod checkout_cache;
+mod lifecycle;
+mod record;
