@@ -310,6 +310,31 @@ fn run_args(env: &Env, args: &[OsString]) -> String {
     env.ok(&args.iter().map(OsString::as_os_str).collect::<Vec<_>>())
 }
 
+/// What a snapshot case must hold: the snapshot made is the one expected, `name` resolves to
+/// it (`None`: its id does), and a checkout of it holds what `tree` holds.
+fn check_snapshot(env: &Env, out: &str, name: Option<&str>, tree: &str) {
+    let expected = fs::read_to_string(env.p("expected")).expect("read");
+    assert_eq!(json(out)["id"].as_str(), Some(expected.as_str()));
+    let name = name.unwrap_or(&expected);
+    assert_eq!(
+        env.resolve(name).as_deref(),
+        Some(expected.as_str()),
+        "the name {name}"
+    );
+    env.ok(&[o("checkout"), o(name), env.p("check").as_os_str()]);
+    env.assert_worktree(&env.p("check"), &env.p(tree), "checkout of the snapshot");
+}
+
+/// The rerun of a snapshot case that names the snapshot `name` of `tree`: a name that
+/// survived the crash is not given again (moving a name is refused).
+fn rerun_named(env: &Env, name: &str, tree: &str, case: &Case) -> String {
+    if env.resolve(name).is_some() {
+        env.ok(&[o("snapshot"), o("--json"), env.p(tree).as_os_str()])
+    } else {
+        run_args(env, &(case.args)(env))
+    }
+}
+
 fn run_case(env: &Env, case: &Case) -> String {
     let args = (case.args)(env);
     env.ok_with(
@@ -339,25 +364,8 @@ const SNAPSHOT_NAMED: Case = Case {
             env.p("src").as_os_str(),
         ])
     },
-    rerun: Some(|env| {
-        // A name that survived is not given again (moving a name is refused).
-        if env.resolve("snap").is_some() {
-            env.ok(&[o("snapshot"), o("--json"), env.p("src").as_os_str()])
-        } else {
-            run_args(env, &(SNAPSHOT_NAMED.args)(env))
-        }
-    }),
-    check: |env, out| {
-        let expected = fs::read_to_string(env.p("expected")).expect("read");
-        assert_eq!(json(out)["id"].as_str(), Some(expected.as_str()));
-        assert_eq!(
-            env.resolve("snap").as_deref(),
-            Some(expected.as_str()),
-            "the name"
-        );
-        env.ok(&[o("checkout"), o("snap"), env.p("check").as_os_str()]);
-        env.assert_worktree(&env.p("check"), &env.p("src"), "checkout of the snapshot");
-    },
+    rerun: Some(|env| rerun_named(env, "snap", "src", &SNAPSHOT_NAMED)),
+    check: |env, out| check_snapshot(env, out, Some("snap"), "src"),
 };
 
 const SNAPSHOT_UNNAMED: Case = Case {
@@ -366,17 +374,7 @@ const SNAPSHOT_UNNAMED: Case = Case {
     prepare: SNAPSHOT_NAMED.prepare,
     args: |env| owned(vec![o("snapshot"), o("--json"), env.p("src").as_os_str()]),
     rerun: None,
-    check: |env, out| {
-        let expected = fs::read_to_string(env.p("expected")).expect("read");
-        assert_eq!(json(out)["id"].as_str(), Some(expected.as_str()));
-        assert_eq!(
-            env.resolve(&expected).as_deref(),
-            Some(expected.as_str()),
-            "the id"
-        );
-        env.ok(&[o("checkout"), o(&expected), env.p("check").as_os_str()]);
-        env.assert_worktree(&env.p("check"), &env.p("src"), "checkout of the snapshot");
-    },
+    check: |env, out| check_snapshot(env, out, None, "src"),
 };
 
 const SNAPSHOT_WORKTREE: Case = Case {
@@ -405,24 +403,8 @@ const SNAPSHOT_WORKTREE: Case = Case {
             env.p("wt").as_os_str(),
         ])
     },
-    rerun: Some(|env| {
-        if env.resolve("next").is_some() {
-            env.ok(&[o("snapshot"), o("--json"), env.p("wt").as_os_str()])
-        } else {
-            run_args(env, &(SNAPSHOT_WORKTREE.args)(env))
-        }
-    }),
-    check: |env, out| {
-        let expected = fs::read_to_string(env.p("expected")).expect("read");
-        assert_eq!(json(out)["id"].as_str(), Some(expected.as_str()));
-        assert_eq!(
-            env.resolve("next").as_deref(),
-            Some(expected.as_str()),
-            "the name"
-        );
-        env.ok(&[o("checkout"), o("next"), env.p("check").as_os_str()]);
-        env.assert_worktree(&env.p("check"), &env.p("wt"), "checkout of the snapshot");
-    },
+    rerun: Some(|env| rerun_named(env, "next", "wt", &SNAPSHOT_WORKTREE)),
+    check: |env, out| check_snapshot(env, out, Some("next"), "wt"),
 };
 
 const TAG: Case = Case {
