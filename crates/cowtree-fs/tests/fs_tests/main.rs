@@ -1,11 +1,11 @@
-//! cowtree-fs's tests, one test binary (one link instead of seven): each module was its own file in
-//! tests/ before, and keeps its tests' names (`copy::...`). stop_staging.rs and undo.rs stay
-//! binaries of their own: what they test (the staging gate) is process-wide.
+//! cowtree-fs's tests, one test binary (one link instead of six): each module was its own file in
+//! tests/ before, and keeps its tests' names (`copy::...`). stop_staging.rs, undo.rs and
+//! place.rs stay binaries of their own: what they change is process-wide (the staging gate;
+//! place.rs sets the process's umask, which dir.rs's and creation.rs's exact modes would see).
 
 mod copy;
 mod creation;
 mod dir;
 mod name_props;
-mod place;
 mod reflink;
 mod subvolume;

@@ -79,8 +79,8 @@ fn place_clones_with_the_exact_mode_and_returns_the_stat_of_what_it_made() {
 
 #[test]
 fn place_under_a_umask_that_strips_bits_gives_the_exact_mode_and_the_stat_after_the_chmod() {
-    // The only test of this binary that changes the umask, and every other one asserts exact
-    // modes whatever the umask is.
+    // The only test of this binary that changes the umask (a binary of its own for that: the
+    // umask is the process's), and every other one asserts exact modes whatever the umask is.
     let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     for fsys in [Fs::Xfs, Fs::Btrfs, Fs::NoCow] {
         let Some(dir) = scratch(fsys) else { continue };
