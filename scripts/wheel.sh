@@ -66,6 +66,21 @@ tools() { # tools [release]: the build tools (and with `release`, zig) in $TOOLS
 
 version() { awk -F'"' '/^version = / { print $2; exit }' Cargo.toml; }
 
+# foreign ARCH: what runs ARCH's binaries here, from Debian where missing: qemu-user, and the
+# target's C library (libc6-<arch>-cross, in /usr/ARCH-linux-gnu) for the dynamic loader.
+foreign() {
+  local arch=$1
+  local cross=/usr/$arch-linux-gnu deb=libc6-${arch/aarch64/arm64}-cross
+  local -a missing=()
+  command -v "qemu-$arch" >/dev/null || missing+=(qemu-user)
+  [[ -e "$cross/lib/ld-linux-$arch.so.1" ]] || missing+=("$deb")
+  ((${#missing[@]})) || return 0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
+    { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
+    die "could not install ${missing[*]} (to run $arch binaries)"
+}
+
 # share_files BINARY DIR: the shell completions and manual pages BINARY writes, laid out in DIR
 # as under an environment's prefix (share/man/man1, bash-completion, zsh site-functions, fish
 # vendor_completions.d). BINARY runs under qemu-user when it is for another architecture.
@@ -74,6 +89,7 @@ share_files() {
   if ! "$bin" --version >/dev/null 2>&1; then
     local arch
     arch=$(file -b "$bin" | grep -q aarch64 && echo aarch64 || echo x86_64)
+    foreign "$arch"
     run=("qemu-$arch" -L "/usr/$arch-linux-gnu")
   fi
   rm -rf "$dir"
@@ -196,17 +212,8 @@ smoke() { # smoke WHEEL
   [[ -x "$ct" ]] || die "the wheel installed no $ct"
   local run=()
   if [[ "$arch" != "$(uname -m)" ]]; then
-    command -v "qemu-$arch" >/dev/null ||
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null ||
-      { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null; }
-    # The target's C library (Debian's libc6-<arch>-cross) for the binary's dynamic loader.
-    local cross=/usr/$arch-linux-gnu deb=libc6-${arch/aarch64/arm64}-cross
-    [[ -e "$cross/lib/ld-linux-$arch.so.1" ]] ||
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >/dev/null ||
-      { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >/dev/null; }
-    run=("qemu-$arch" -L "$cross")
+    foreign "$arch"
+    run=("qemu-$arch" -L "/usr/$arch-linux-gnu")
   fi
   local version
   version=$("${run[@]}" "$ct" --version)
