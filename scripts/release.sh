@@ -137,6 +137,16 @@ crates() {
   for c in "${CRATES[@]}"; do pkgs+=(-p "$c"); done
   args=("${pkgs[@]}")
   [[ "$verify" == 1 ]] || args+=(--no-verify)
+  # cargo verifies each crate against the others through a local registry of the new
+  # .crates: it extracts them into $CARGO_HOME/registry/src/-<hash>/NAME-VERSION only where
+  # that directory is missing, and takes a registry crate built before as fresh whatever its
+  # code. What an earlier run at the same version left would stand in for this run's crates (a
+  # rename made since then failed to resolve): those sources and these crates' builds go first.
+  local c
+  for c in "${CRATES[@]}"; do
+    rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/"$c-$version"
+  done
+  if [[ "$verify" == 1 ]]; then (cd "$dir" && cargo clean -q "${pkgs[@]}"); fi
   (cd "$dir" && cargo package --allow-dirty "${args[@]}")
   for c in "${CRATES[@]}"; do
     local f=$CARGO_TARGET_DIR/package/$c-$version.crate
