@@ -604,8 +604,7 @@ async fn mark(
 }
 
 /// Writes the kept blobs of each pack in `repack` into new packs (each blob checked against
-/// its hash), pack then index, as a push writes them.
-/// Copies the kept blobs of each pack in `repack` into new packs; returns the new packs' ids.
+/// its hash), pack then index, as a push writes them; returns the new packs' ids.
 async fn repack(
     remote: &Remote,
     repack: &[(Hash, Vec<Slot>)],
