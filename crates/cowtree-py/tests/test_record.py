@@ -238,11 +238,14 @@ def test_auto_mode_copies_on_ext4_and_the_record_lines_are_the_files(ext4):
 
 
 def test_record_lines_runs_with_the_interpreter_released(ext4):
+    # 800 names of one 1 MiB inode, linked by hardlink: 800 MiB to hash (enough to last well
+    # past the 50 ms below on a fast idle machine, where 50 MiB took 47 ms) in 1 MiB of disk.
     src = Path(ext4, "big")
     src.mkdir()
-    for i in range(200):
-        (src / f"f{i}").write_bytes(os.urandom(256 * 1024))
-    r = cowtree.link_tree(src, os.path.join(ext4, "dst"), record=True)
+    (src / "f0").write_bytes(os.urandom(1024 * 1024))
+    for i in range(1, 800):
+        os.link(src / "f0", src / f"f{i}")
+    r = cowtree.link_tree(src, os.path.join(ext4, "dst"), mode="hardlink", record=True)
     ticks = []
     done = threading.Event()
 
@@ -258,7 +261,7 @@ def test_record_lines_runs_with_the_interpreter_released(ext4):
     seconds = time.perf_counter() - started
     done.set()
     t.join()
-    assert len(text.splitlines()) == 200
+    assert len(text.splitlines()) == 800
     assert seconds > 0.05, f"record_lines took {seconds:.3f} s: too short to tell"
     gaps = [b - a for a, b in zip(ticks, ticks[1:])]
     assert max(gaps) < seconds / 2, (max(gaps), seconds)
