@@ -88,7 +88,12 @@ mkdir -p "$XDG_DATA_HOME" "$XDG_STATE_HOME" "$XDG_CONFIG_HOME" "$XDG_CACHE_HOME"
 
 status=0
 cargo_started=$SECONDS
-cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1 | tee "$COWTREE_MOUNT_WORK/cargo-test.log" || status=$?
+# The whole workspace unless packages are named (cargo lets --workspace win over -p).
+scope=(--workspace)
+for a in "$@"; do
+  [[ "$a" == -p* || "$a" == --package* ]] && scope=()
+done
+cargo test "${scope[@]}" --all-targets --no-fail-fast "$@" 2>&1 | tee "$COWTREE_MOUNT_WORK/cargo-test.log" || status=$?
 # The time each test binary took (its own "finished in"), slowest first, and the whole of
 # `cargo test` (building included).
 echo "test.sh: time per test binary, slowest first (cargo test took $((SECONDS - cargo_started)) s in all):"
