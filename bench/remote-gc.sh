@@ -13,7 +13,8 @@
 #   partial   `pull SNAP --path 'd00/**'` (5% of the files) into a fresh store vs a full
 #             pull (target: <= 10% of the time), RUNS runs each, alternating, medians.
 #   checkout  `checkout --pull SNAP DST` vs `pull SNAP` then `checkout SNAP DST`, RUNS runs
-#             each, medians (checkout --pull does not stream yet: see docs/remote.md).
+#             each, medians (checkout --pull does not stream yet: see docs/remote.md), and
+#             the floor a streaming one would have: max(pull, checkout) / their sum.
 # Output is also written to bench/out/remote-gc-<UTC date>.txt.
 #
 # Environment:
@@ -113,7 +114,14 @@ for ((r = 1; r <= RUNS; r++)); do
       full) "$COWTREE" --store "$s" pull --quiet last ;;
       part) "$COWTREE" --store "$s" pull --quiet last --path 'd00/**' ;;
       copull) "$COWTREE" --store "$s" checkout --pull last "$dst" >/dev/null 2>&1 ;;
-      pullco) "$COWTREE" --store "$s" pull --quiet last && "$COWTREE" --store "$s" checkout last "$dst" >/dev/null ;;
+      pullco)
+        "$COWTREE" --store "$s" pull --quiet last
+        t1=$(now)
+        "$COWTREE" --store "$s" checkout last "$dst" >/dev/null
+        # The floor of a checkout that writes while it downloads: the longer of the two steps
+        # over their sum.
+        awk "BEGIN {p = $t1 - $t0; c = $(now) - $t1; print (p > c ? p : c) / (p + c)}" >>"$WORK/floor"
+        ;;
     esac
     awk "BEGIN {print $(now) - $t0}" >>"$WORK/$v"
     rm -rf "$s" "$dst"
@@ -126,4 +134,5 @@ pullco=$(median <"$WORK/pullco")
 say "== pulls of the last day, medians of $RUNS"
 say "full pull: $full s; partial pull of d00/** (5%): $part s; partial/full = $(ratio "$part" "$full") (target <= 0.10)"
 say "checkout --pull: $copull s; pull then checkout: $pullco s; ratio = $(ratio "$copull" "$pullco") (target <= 0.80; checkout --pull does not stream yet)"
+say "floor of a streaming checkout --pull here: max(pull, checkout) / (pull + checkout) = $(printf %.2f "$(median <"$WORK/floor")") (median of $RUNS)"
 note "results in $RESULTS"
