@@ -350,8 +350,15 @@ pub fn isolate_home<'c>(
 /// caller's `GIT_DIR`, `GIT_WORK_TREE` or `GIT_INDEX_FILE`.
 pub fn git_cmd(dir: &Path) -> std::process::Command {
     let mut c = std::process::Command::new("git");
-    c.current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
+    git_env(c.current_dir(dir));
+    c
+}
+
+/// The environment [`git_cmd`] gives git, given to `c` (git, or cowtree where it reads git's
+/// configuration and writes commits): no system or global configuration, a fixed author and
+/// committer, none of the caller's `GIT_DIR`, `GIT_WORK_TREE` or `GIT_INDEX_FILE`.
+pub fn git_env(c: &mut std::process::Command) -> &mut std::process::Command {
+    c.env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_AUTHOR_NAME", "t")
         .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
@@ -359,8 +366,7 @@ pub fn git_cmd(dir: &Path) -> std::process::Command {
         .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE");
-    c
+        .env_remove("GIT_INDEX_FILE")
 }
 
 /// Sets a default POSIX ACL (user rwx, group r-x, other none) in the kernel's xattr format on

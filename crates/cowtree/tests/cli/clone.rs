@@ -470,7 +470,9 @@ fn marked(root: &Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
-fn packages(root: &Path, n: usize, files: usize) -> Vec<std::path::PathBuf> {
+/// `n` packages of `files` files each, in ten directories, plus a directory of their own
+/// (clone_merge.rs merges them too).
+pub(crate) fn packages(root: &Path, n: usize, files: usize) -> Vec<std::path::PathBuf> {
     (0..n)
         .map(|p| {
             let s = root.join(format!("pkg{p}"));

@@ -12,26 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::clone::packages;
 use crate::common::{bin, handler_installed, run_limited};
 use cowtree_testutil::tree::{Kind, snapshot};
 use cowtree_testutil::{Fs, XorShift, pattern, scratch};
-
-/// `n` packages of `files` files each, in ten directories, plus a directory of their own.
-fn packages(root: &Path, n: usize, files: usize) -> Vec<PathBuf> {
-    (0..n)
-        .map(|p| {
-            let s = root.join(format!("pkg{p}"));
-            for f in 0..files {
-                let path = s.join(format!("site/mod{}/f{f}.py", f % 10));
-                fs::create_dir_all(path.parent().unwrap()).unwrap();
-                fs::write(&path, pattern(200 + f, (p * 1000 + f) as u64)).unwrap();
-            }
-            fs::create_dir_all(s.join(format!("site/new{p}"))).unwrap();
-            fs::write(s.join(format!("site/new{p}/x")), b"new").unwrap();
-            s
-        })
-        .collect()
-}
 
 /// Path, content and mode of every entry, and the inode of each (a merge that is undone puts
 /// back the very entries that were there).

@@ -63,16 +63,7 @@ use serde_json::Value;
 /// `GIT_INDEX_FILE`, and the home and XDG directories [`common::bin`] gives cowtree.
 fn command(program: &str, dir: &Path) -> Command {
     let mut c = common::isolated(Command::new(program));
-    c.current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE");
+    cowtree_testutil::git_env(c.current_dir(dir));
     c
 }
 

@@ -106,12 +106,7 @@ fn copy_template(template: &Path, dir: &Path) -> PathBuf {
 }
 
 fn cowtree_add(src: &Path, args: &[&str]) -> Output {
-    bin()
-        .current_dir(src)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+    cowtree_testutil::git_env(bin().current_dir(src))
         .args(["git", "worktree", "add"])
         .args(args)
         .output()

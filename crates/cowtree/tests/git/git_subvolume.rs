@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::common::BIN;
 use crate::common::seccomp::{self, SNAP_CREATE_V2};
+use crate::git_reads::{IndexEntry, files_git_status_opens, index_entries};
 use cowtree_fs::dir::Dir;
 use cowtree_fs::subvolume::{At, create, is_root};
 use cowtree_testutil::git;
@@ -272,67 +273,6 @@ fn assert_same_listing(src: &Path, snap: &Path, per: &Path, what: &str) {
     assert!(kept_times > 0, "{what}: no mtime compared");
 }
 
-/// One index entry as `git ls-files --stage --debug` prints it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct IndexEntry {
-    stage: String,
-    path: String,
-    ctime: String,
-    mtime: String,
-    dev: u64,
-    ino: u64,
-    uid: u32,
-    gid: u32,
-    size: u64,
-    flags: String,
-}
-
-fn index_entries(wt: &Path) -> Vec<IndexEntry> {
-    let out = git(wt, &["ls-files", "--stage", "--debug"]);
-    let mut lines = out.lines();
-    let mut v = Vec::new();
-    let field = |l: &str, k: &str| -> String {
-        l.split(k)
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned()
-    };
-    while let Some(head) = lines.next() {
-        let (stage, path) = head.split_once('\t').unwrap();
-        let ctime = lines
-            .next()
-            .unwrap()
-            .trim()
-            .strip_prefix("ctime: ")
-            .unwrap();
-        let mtime = lines
-            .next()
-            .unwrap()
-            .trim()
-            .strip_prefix("mtime: ")
-            .unwrap();
-        let devino = lines.next().unwrap();
-        let uidgid = lines.next().unwrap();
-        let sizeflags = lines.next().unwrap();
-        v.push(IndexEntry {
-            stage: stage.to_owned(),
-            path: path.to_owned(),
-            ctime: ctime.to_owned(),
-            mtime: mtime.to_owned(),
-            dev: field(devino, "dev: ").parse().unwrap(),
-            ino: field(devino, "ino: ").parse().unwrap(),
-            uid: field(uidgid, "uid: ").parse().unwrap(),
-            gid: field(uidgid, "gid: ").parse().unwrap(),
-            size: field(sizeflags, "size: ").parse().unwrap(),
-            flags: field(sizeflags, "flags: "),
-        });
-    }
-    v
-}
-
 /// Asserts that both indexes hold the same entries (mode, blob, stage, path, flags), each
 /// entry's stat data equal to its own file's `lstat` (for the snapshot's, its device too) or
 /// empty in both. (Entries written in the index's own second are racy, as after git's own
@@ -385,29 +325,6 @@ fn racy_entries(wt: &Path) -> Vec<String> {
         .into_iter()
         .filter(|e| fs::symlink_metadata(wt.join(&e.path)).is_ok_and(|m| m.mtime() >= index_mtime))
         .map(|e| e.path)
-        .collect()
-}
-
-/// The worktree files `git status` opens (strace).
-fn files_status_opens(wt: &Path) -> Vec<String> {
-    let log = wt.parent().unwrap().join("strace.log");
-    let st = cowtree_testutil::strace("open,openat,openat2", &log)
-        .current_dir(wt)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .args(["git", "status", "--porcelain"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run strace (scripts/mounts.sh installs it)");
-    assert!(st.success(), "strace git status failed");
-    let text = fs::read_to_string(&log).unwrap();
-    fs::remove_file(&log).unwrap();
-    text.lines()
-        .filter(|l| !l.contains("O_DIRECTORY") && !l.contains("ENOENT"))
-        .filter_map(|l| l.split('"').nth(1).map(str::to_owned))
-        .filter(|p| !p.starts_with('/') || p.starts_with(wt.to_str().unwrap()))
-        .filter(|p| !p.contains(".git") && !p.ends_with(".gitignore"))
         .collect()
 }
 
@@ -526,7 +443,7 @@ fn equivalence(base: &Path, full: bool) {
             assert_eq!(ss, "", "{what}: git status in the snapshot's result");
             // git reads no file but those written in the index's own second.
             let racy = racy_entries(&snap);
-            for p in files_status_opens(&snap) {
+            for p in files_git_status_opens(&snap) {
                 let rel = p
                     .strip_prefix(&format!("{}/", snap.display()))
                     .unwrap_or(&p);

@@ -7,22 +7,18 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::bin;
+use crate::git_reads::{files_git_status_opens, index_entries};
 use cowtree_fs::extents::extent_summary;
 use cowtree_testutil::git;
 use cowtree_testutil::{Fs, XorShift, git_cmd, pattern, scratch};
 
 /// Runs `cowtree git worktree add ARGS` with SRC as the current directory.
 fn add(src: &Path, args: &[&OsStr]) -> Output {
-    bin()
-        .current_dir(src)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+    cowtree_testutil::git_env(bin().current_dir(src))
         .args(["git", "worktree", "add"])
         .args(args)
         .output()
@@ -135,84 +131,26 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, (char, bool, Vec<u8>)> {
 /// the index file's own second, as after git's own checkout): the only ones git may read.
 #[track_caller]
 fn assert_index_matches_lstat(dst: &Path) -> Vec<String> {
-    let out = git(dst, &["ls-files", "--debug"]);
     let index_path = git(dst, &["rev-parse", "--git-path", "index"]);
     let index_mtime = fs::metadata(dst.join(index_path.trim())).unwrap().mtime();
-    let mut lines = out.lines();
     let mut n = 0;
     let mut racy = Vec::new();
-    while let Some(path) = lines.next() {
-        let ctime = lines
-            .next()
-            .unwrap()
-            .trim()
-            .strip_prefix("ctime: ")
-            .unwrap();
-        let mtime = lines
-            .next()
-            .unwrap()
-            .trim()
-            .strip_prefix("mtime: ")
-            .unwrap();
-        let devino = lines.next().unwrap();
-        let _uidgid = lines.next().unwrap();
-        let size = lines.next().unwrap();
+    for e in index_entries(dst) {
+        let path = e.path.as_str();
         let m = fs::symlink_metadata(dst.join(path)).unwrap();
         let want_ctime = format!("{}:{}", m.ctime(), m.ctime_nsec());
         let want_mtime = format!("{}:{}", m.mtime(), m.mtime_nsec());
-        assert_eq!(ctime, want_ctime, "{path}: ctime");
-        assert_eq!(mtime, want_mtime, "{path}: mtime");
-        let ino: u64 = devino
-            .split("ino: ")
-            .nth(1)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert_eq!(ino, m.ino() & 0xffff_ffff, "{path}: inode");
-        let sz: u64 = size
-            .trim()
-            .strip_prefix("size: ")
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(sz, m.len(), "{path}: size");
+        assert_eq!(e.ctime, want_ctime, "{path}: ctime");
+        assert_eq!(e.mtime, want_mtime, "{path}: mtime");
+        assert_eq!(e.ino, m.ino() & 0xffff_ffff, "{path}: inode");
+        assert_eq!(e.size, m.len(), "{path}: size");
         if m.mtime() >= index_mtime {
-            racy.push(path.to_owned());
+            racy.push(e.path);
         }
         n += 1;
     }
     assert!(n > 0, "no entries in {}", dst.display());
     racy
-}
-
-/// The paths of worktree files `git status` opens, by strace (which scripts/mounts.sh
-/// installs: a missing strace fails the test rather than skipping the check).
-fn files_git_status_opens(dst: &Path) -> Vec<String> {
-    let log = dst.parent().unwrap().join("strace.log");
-    let st = Command::new("strace")
-        .current_dir(dst)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
-        .arg(&log)
-        .args(["git", "status", "--porcelain"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run strace (scripts/mounts.sh installs it)");
-    assert!(st.success(), "strace git status failed");
-    let text = fs::read_to_string(&log).unwrap();
-    fs::remove_file(&log).unwrap();
-    text.lines()
-        .filter(|l| !l.contains("O_DIRECTORY") && !l.contains("ENOENT"))
-        .filter_map(|l| l.split('"').nth(1).map(str::to_owned))
-        .filter(|p| !p.starts_with('/') || p.starts_with(dst.to_str().unwrap()))
-        .filter(|p| !p.contains(".git") && !p.ends_with(".gitignore"))
-        .collect()
 }
 
 #[track_caller]

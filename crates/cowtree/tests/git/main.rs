@@ -10,5 +10,6 @@ mod git_donors;
 mod git_hook;
 mod git_interrupt;
 mod git_options;
+mod git_reads;
 mod git_subvolume;
 mod git_worktree;
