@@ -71,6 +71,43 @@ fn prefix() -> String {
     )
 }
 
+/// Snapshots `src` (made of `files` files of `size` bytes, pattern seeds from `seed`) as `big`
+/// in `store`, adds the remote `origin` (a fresh prefix on `srv`) and pushes `big` to it.
+fn push_big(srv: &Server, store: &Path, src: &Path, files: u64, size: usize, seed: u64) {
+    fs::create_dir(src).unwrap();
+    for i in 0..files {
+        fs::write(src.join(format!("f{i}")), pattern(size, i + seed)).unwrap();
+    }
+    cw(
+        srv,
+        store,
+        &["snapshot", src.to_str().unwrap(), "--name", "big"],
+    )
+    .assert_ok("snapshot");
+    let url = format!("s3://cowtree/{}", prefix());
+    cw(
+        srv,
+        store,
+        &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
+    )
+    .assert_ok("add");
+    cw(srv, store, &["push", "big"]).assert_ok("push");
+}
+
+/// The blobs in `store` (none while it has no blobs directory).
+fn blobs_in(store: &Path) -> usize {
+    fs::read_dir(store.join("blobs"))
+        .map(|fans| {
+            fans.map(|f| {
+                fs::read_dir(f.unwrap().path())
+                    .map(|d| d.count())
+                    .unwrap_or(0)
+            })
+            .sum()
+        })
+        .unwrap_or(0)
+}
+
 fn make_tree(root: &Path, files: usize, max: u64, seed: u64) {
     let mut rng = XorShift::new(seed);
     for i in 0..files {
@@ -318,38 +355,8 @@ fn a_pull_killed_mid_run_resumes_without_fetching_again_and_gc_cleans_what_it_le
     let Some(b) = scratch(Fs::Btrfs) else { return };
     let (sa, sb) = (a.path().join("store"), b.path().join("store"));
     let src = a.path().join("src");
-    fs::create_dir(&src).unwrap();
-    for i in 0..32u64 {
-        fs::write(src.join(format!("f{i}")), pattern(6 << 20, i + 100)).unwrap();
-    }
-    cw(
-        &srv,
-        &sa,
-        &["snapshot", src.to_str().unwrap(), "--name", "big"],
-    )
-    .assert_ok("snapshot");
-    let url = format!("s3://cowtree/{}", prefix());
     // Remotes are the user's: added once, every store uses it.
-    cw(
-        &srv,
-        &sa,
-        &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
-    )
-    .assert_ok("add");
-    cw(&srv, &sa, &["push", "big"]).assert_ok("push");
-
-    let blobs_in = |store: &Path| -> usize {
-        fs::read_dir(store.join("blobs"))
-            .map(|fans| {
-                fans.map(|f| {
-                    fs::read_dir(f.unwrap().path())
-                        .map(|d| d.count())
-                        .unwrap_or(0)
-                })
-                .sum()
-            })
-            .unwrap_or(0)
-    };
+    push_big(&srv, &sa, &src, 32, 6 << 20, 100);
     let mut child = common::bin()
         .env("HOME", "/nonexistent")
         .env("AWS_ACCESS_KEY_ID", &srv.key)
@@ -793,25 +800,8 @@ fn a_pull_that_fills_the_disk_removes_what_it_fetched_or_says_what_gc_frees() {
     };
     let sa = a.path().join("store");
     let src = a.path().join("src");
-    fs::create_dir(&src).unwrap();
     // More than the small filesystem (64 MiB) holds.
-    for i in 0..17u64 {
-        fs::write(src.join(format!("f{i}")), pattern(4 << 20, i + 500)).unwrap();
-    }
-    cw(
-        &srv,
-        &sa,
-        &["snapshot", src.to_str().unwrap(), "--name", "big"],
-    )
-    .assert_ok("snapshot");
-    let url = format!("s3://cowtree/{}", prefix());
-    cw(
-        &srv,
-        &sa,
-        &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
-    )
-    .assert_ok("add");
-    cw(&srv, &sa, &["push", "big"]).assert_ok("push");
+    push_big(&srv, &sa, &src, 17, 4 << 20, 500);
     fs::remove_dir_all(&src).unwrap();
 
     let ss = small.path().join("store");
