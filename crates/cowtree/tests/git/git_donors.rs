@@ -61,6 +61,23 @@ fn next_second() {
 
 /// A repository `r` in `root` with two branches: `main` (60 files) and `other` (the first 40
 /// changed, a 1 MiB file added); `main` checked out.
+/// [`make_repo`] and a bare clone of it, `ROOT/bare.git`.
+fn make_repo_and_bare(root: &Path) -> (PathBuf, PathBuf) {
+    let r = make_repo(root);
+    let bare = root.join("bare.git");
+    git(
+        root,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            r.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    (r, bare)
+}
+
 fn make_repo(root: &Path) -> PathBuf {
     let r = root.join("r");
     fs::create_dir(&r).unwrap();
@@ -185,18 +202,7 @@ fn a_sibling_worktree_nearer_the_target_lends_its_files_and_from_keeps_the_curre
 #[test]
 fn a_bare_repository_lends_the_files_of_its_worktree_nearest_the_target() {
     let Some(dir) = scratch(Fs::Xfs) else { return };
-    let r = make_repo(dir.path());
-    let bare = dir.path().join("bare.git");
-    git(
-        dir.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            r.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
+    let (_, bare) = make_repo_and_bare(dir.path());
     let w_main = dir.path().join("w-main");
     let w_other = dir.path().join("w-other");
     git(
@@ -251,18 +257,7 @@ fn a_bare_repository_lends_the_files_of_its_worktree_nearest_the_target() {
 #[test]
 fn a_bare_repository_without_worktrees_writes_every_file_from_objects() {
     let Some(dir) = scratch(Fs::Xfs) else { return };
-    let r = make_repo(dir.path());
-    let bare = dir.path().join("bare.git");
-    git(
-        dir.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            r.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
+    let (_, bare) = make_repo_and_bare(dir.path());
     let ours = dir.path().join("ours");
     let rep = add_ok(&bare, &[ours.to_str().unwrap(), "main"]);
     assert_eq!(rep["source"], Value::Null, "{rep}");
@@ -320,18 +315,7 @@ fn registration(admin: &Path) -> BTreeMap<String, String> {
 #[test]
 fn the_registration_holds_what_git_worktree_add_leaves() {
     let Some(dir) = scratch(Fs::Xfs) else { return };
-    let r = make_repo(dir.path());
-    let bare = dir.path().join("bare.git");
-    git(
-        dir.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            r.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
+    let (r, bare) = make_repo_and_bare(dir.path());
     let cases: &[(&Path, &[&str])] = &[
         (&r, &["-b", "N"]),
         (&r, &["--detach"]),
