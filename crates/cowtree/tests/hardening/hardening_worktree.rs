@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use cowtree_testutil::TreeState;
 use cowtree_testutil::tree::{assert_same_tree, snapshot as tree_of};
 use cowtree_testutil::{Fs, XorShift, pattern, scratch};
 
@@ -83,6 +84,36 @@ fn leftovers_beneath(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// What a hardening test's worktree command works between: the scratch root, the worktree,
+/// the store, the directory outside that plants point at, and the tree the command must reach.
+struct Ends<'a> {
+    root: &'a Path,
+    wt: &'a Path,
+    store: &'a Path,
+    out: &'a Path,
+    target: &'a Path,
+}
+
+impl Ends<'_> {
+    /// After `what`: nothing outside the worktree and the store differs from `before`, the
+    /// outside files kept their content, the worktree is exactly the target's tree, and no
+    /// staging is left beneath it.
+    #[track_caller]
+    fn assert_reached(&self, before: &TreeState, what: &str) {
+        before.assert_same(
+            &capture_except(self.root, &[self.wt, self.store]),
+            &format!("{what} changed something outside"),
+        );
+        assert_outside_intact(self.out, &format!("after {what}"));
+        assert_same_tree(&tree_of(self.target), &tree_of(self.wt), false);
+        assert!(
+            leftovers_beneath(self.wt).is_empty(),
+            "{what}: {:?}",
+            leftovers_beneath(self.wt)
+        );
+    }
+}
+
 fn assert_outside_intact(out: &Path, what: &str) {
     assert_eq!(
         fs::read(out.join("secret")).unwrap(),
@@ -145,17 +176,14 @@ fn switch_force_and_reset_hard_replace_planted_symlinks_hardlinks_and_fifos_with
     }
     before.assert_same(&capture_except(root, &[&wt, &store]), "refused switch");
     run60(&store, &[s("switch"), s("--force"), s(&b), wt.as_os_str()]).assert_ok("switch --force");
-    before.assert_same(
-        &capture_except(root, &[&wt, &store]),
-        "switch --force over planted entries changed something outside",
-    );
-    assert_outside_intact(&out, "after switch --force");
-    assert_same_tree(&tree_of(&src_b), &tree_of(&wt), false);
-    assert!(
-        leftovers_beneath(&wt).is_empty(),
-        "{:?}",
-        leftovers_beneath(&wt)
-    );
+    let ends = Ends {
+        root,
+        wt: &wt,
+        store: &store,
+        out: &out,
+        target: &src_b,
+    };
+    ends.assert_reached(&before, "switch --force over planted entries");
     let st = run60(&store, &[s("status"), s("--exit-code"), wt.as_os_str()]);
     assert_eq!(st.code(), Some(0), "status after switch: {}", st.stdout);
 
@@ -185,17 +213,7 @@ fn switch_force_and_reset_hard_replace_planted_symlinks_hardlinks_and_fifos_with
     plant(&wt, &out);
     let before = capture_except(root, &[&wt, &store]);
     run60(&store, &[s("reset"), s("--hard"), s("-C"), wt.as_os_str()]).assert_ok("reset --hard");
-    before.assert_same(
-        &capture_except(root, &[&wt, &store]),
-        "reset --hard over planted entries changed something outside",
-    );
-    assert_outside_intact(&out, "after reset --hard");
-    assert_same_tree(&tree_of(&src_b), &tree_of(&wt), false);
-    assert!(
-        leftovers_beneath(&wt).is_empty(),
-        "{:?}",
-        leftovers_beneath(&wt)
-    );
+    ends.assert_reached(&before, "reset --hard over planted entries");
     let st = run60(&store, &[s("status"), s("--exit-code"), wt.as_os_str()]);
     assert_eq!(
         st.code(),
@@ -250,17 +268,14 @@ fn switch_force_replaces_untracked_symlinks_hardlinks_and_fifos_where_new_entrie
     }
     before.assert_same(&capture_except(root, &[&wt, &store]), "refused switch");
     run60(&store, &[s("switch"), s("--force"), s(&b), wt.as_os_str()]).assert_ok("switch --force");
-    before.assert_same(
-        &capture_except(root, &[&wt, &store]),
-        "switch --force over untracked plants changed something outside",
-    );
-    assert_outside_intact(&out, "after switch --force");
-    assert_same_tree(&tree_of(&src_b), &tree_of(&wt), false);
-    assert!(
-        leftovers_beneath(&wt).is_empty(),
-        "{:?}",
-        leftovers_beneath(&wt)
-    );
+    let ends = Ends {
+        root,
+        wt: &wt,
+        store: &store,
+        out: &out,
+        target: &src_b,
+    };
+    ends.assert_reached(&before, "switch --force over untracked plants");
     assert_verify_ok(&store, "at the end");
 }
 
