@@ -325,6 +325,50 @@ fn swapper(
     })
 }
 
+/// Runs `cowtree ARGS` (a `what`) on `store` while a [`swapper`] trades the worktree's `d`,
+/// `d/s0` and `d/s5` for symlinks to OUT/dir: it succeeds, or fails cleanly naming a path in
+/// the worktree; either way nothing outside the worktree and the store changes. Some runs swap
+/// without pause, others leave the directories in place most of the time, so that the command
+/// also gets further before it meets a symlink. Returns the swaps made and whether it succeeded.
+#[track_caller]
+fn raced(
+    root: &Path,
+    wt: &Path,
+    store: &Path,
+    out: &Path,
+    run: usize,
+    what: &str,
+    args: &[&OsStr],
+) -> (u64, bool) {
+    let before = capture_except(root, &[wt, store]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let targets = vec![wt.join("d"), wt.join("d/s0"), wt.join("d/s5")];
+    let pause = Duration::from_millis([0, 5, 20, 60][run % 4]);
+    let t = swapper(
+        targets,
+        out.join("dir"),
+        pause,
+        Duration::from_secs(10),
+        Arc::clone(&stop),
+    );
+    let r = run60(store, args);
+    stop.store(true, Ordering::Relaxed);
+    let swaps = t.join().unwrap();
+    if !r.ok() {
+        r.assert_error(&format!("raced {what}"));
+        assert!(
+            r.stderr.contains(&*wt.to_string_lossy()),
+            "run {run}: the error names no path in the worktree: {}",
+            r.stderr
+        );
+    }
+    before.assert_same(
+        &capture_except(root, &[wt, store]),
+        &format!("run {run}: raced {what} changed something outside"),
+    );
+    (swaps, r.ok())
+}
+
 const RACE_RUNS: usize = 16;
 
 /// While `switch --force` runs, a thread swaps `d`, `d/s0` and `d/s5` with symlinks to an
@@ -352,40 +396,14 @@ fn switch_with_directories_swapped_for_symlinks_to_outside_never_writes_outside(
     let mut outcomes = (0, 0);
     for run in 0..RACE_RUNS {
         let target = (run + 1) % 2;
-        let before = capture_except(root, &[&wt, &store]);
-        let stop = Arc::new(AtomicBool::new(false));
-        let targets = vec![wt.join("d"), wt.join("d/s0"), wt.join("d/s5")];
-        // Some runs swap without pause, others leave the directories in place most of the
-        // time, so that switches also get further before they meet a symlink.
-        let pause = Duration::from_millis([0, 5, 20, 60][run % 4]);
-        let t = swapper(
-            targets,
-            out.join("dir"),
-            pause,
-            Duration::from_secs(10),
-            Arc::clone(&stop),
-        );
-        let r = run60(
-            &store,
-            &[s("switch"), s("--force"), s(&ids[target]), wt.as_os_str()],
-        );
-        stop.store(true, Ordering::Relaxed);
-        total_swaps += t.join().unwrap();
-        if r.ok() {
+        let args = [s("switch"), s("--force"), s(&ids[target]), wt.as_os_str()];
+        let (swaps, ok) = raced(root, &wt, &store, &out, run, "switch", &args);
+        total_swaps += swaps;
+        if ok {
             outcomes.0 += 1;
         } else {
             outcomes.1 += 1;
-            r.assert_error("raced switch");
-            assert!(
-                r.stderr.contains(&*wt.to_string_lossy()),
-                "run {run}: the error names no path in the worktree: {}",
-                r.stderr
-            );
         }
-        before.assert_same(
-            &capture_except(root, &[&wt, &store]),
-            &format!("run {run}: raced switch changed something outside"),
-        );
         // Without the swapper, the worktree is brought to the target exactly.
         run60(
             &store,
@@ -431,35 +449,14 @@ fn reset_hard_with_directories_swapped_for_symlinks_to_outside_never_writes_outs
                 fs::write(wt.join(format!("d/s{d}/f{f}")), b"local change").unwrap();
             }
         }
-        let before = capture_except(root, &[&wt, &store]);
-        let stop = Arc::new(AtomicBool::new(false));
-        let targets = vec![wt.join("d"), wt.join("d/s0"), wt.join("d/s5")];
-        let pause = Duration::from_millis([0, 5, 20, 60][run % 4]);
-        let t = swapper(
-            targets,
-            out.join("dir"),
-            pause,
-            Duration::from_secs(10),
-            Arc::clone(&stop),
-        );
-        let r = run60(&store, &[s("reset"), s("--hard"), s("-C"), wt.as_os_str()]);
-        stop.store(true, Ordering::Relaxed);
-        total_swaps += t.join().unwrap();
-        if r.ok() {
+        let args = [s("reset"), s("--hard"), s("-C"), wt.as_os_str()];
+        let (swaps, ok) = raced(root, &wt, &store, &out, run, "reset", &args);
+        total_swaps += swaps;
+        if ok {
             outcomes.0 += 1;
         } else {
             outcomes.1 += 1;
-            r.assert_error("raced reset");
-            assert!(
-                r.stderr.contains(&*wt.to_string_lossy()),
-                "run {run}: the error names no path in the worktree: {}",
-                r.stderr
-            );
         }
-        before.assert_same(
-            &capture_except(root, &[&wt, &store]),
-            &format!("run {run}: raced reset changed something outside"),
-        );
         run60(&store, &[s("reset"), s("--hard"), s("-C"), wt.as_os_str()]).assert_ok("reset after");
         assert_same_tree(&files_of(&src), &files_of(&wt), false);
     }
