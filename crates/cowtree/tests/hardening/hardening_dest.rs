@@ -11,15 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::common::*;
+use crate::plant::{mkfifo, swapper};
 use cowtree_testutil::tree::{assert_same_tree, snapshot as tree_of};
 use cowtree_testutil::{Fs, pattern, scratch};
-
-fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    let r = unsafe { libc::mkfifo(c.as_ptr(), 0o644) };
-    assert_eq!(r, 0, "mkfifo {}", path.display());
-}
 
 /// `outside/` with a file, a second file and a directory: what an attacker points at.
 fn outside(root: &Path) -> PathBuf {
@@ -143,37 +137,6 @@ fn clone_and_checkout_refuse_a_destination_that_is_a_symlink_fifo_or_hardlink() 
     );
 }
 
-/// Swaps each of `targets` (paths of directories) with a symlink to `to` and back, in a loop,
-/// until `stop` is set. Every step may fail (cowtree moves things too); failures are ignored.
-fn swapper(
-    targets: Vec<PathBuf>,
-    to: PathBuf,
-    pause: Duration,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let mut swaps = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            for t in &targets {
-                let aside = t.with_extension("swapped-aside");
-                let is_dir = fs::symlink_metadata(t).is_ok_and(|m| m.is_dir());
-                if is_dir && fs::rename(t, &aside).is_ok() && symlink(&to, t).is_ok() {
-                    swaps += 1;
-                }
-                std::thread::yield_now();
-                if fs::symlink_metadata(t).is_ok_and(|m| m.file_type().is_symlink()) {
-                    let _ = fs::remove_file(t);
-                }
-                if fs::symlink_metadata(&aside).is_ok() {
-                    let _ = fs::rename(&aside, t);
-                }
-            }
-            std::thread::sleep(pause);
-        }
-        swaps
-    })
-}
-
 fn wide_src(root: &Path) -> PathBuf {
     let src = root.join("src");
     for d in 0..8 {
@@ -187,6 +150,8 @@ fn wide_src(root: &Path) -> PathBuf {
 }
 
 const RACE_RUNS: usize = 20;
+/// A swapper stops by itself after this, should a test fail before it stops it.
+const SWAP_LIMIT: Duration = Duration::from_secs(120);
 
 #[test]
 fn clone_overwrite_with_directories_swapped_for_symlinks_never_writes_outside() {
@@ -203,7 +168,13 @@ fn clone_overwrite_with_directories_swapped_for_symlinks_never_writes_outside() 
         let before = capture_except(root, &[&dst]);
         let stop = Arc::new(AtomicBool::new(false));
         let targets = vec![dst.join("d"), dst.join("d/s0"), dst.join("d/s5")];
-        let t = swapper(targets, out.join("dir"), Duration::ZERO, Arc::clone(&stop));
+        let t = swapper(
+            targets,
+            out.join("dir"),
+            Duration::ZERO,
+            SWAP_LIMIT,
+            Arc::clone(&stop),
+        );
         let r = clone_overwrite(&src, &dst);
         stop.store(true, Ordering::Relaxed);
         total_swaps += t.join().unwrap();
@@ -249,6 +220,7 @@ fn checkout_into_a_directory_swapped_for_a_symlink_never_writes_outside() {
             vec![dst.clone()],
             out.join("empty"),
             pause,
+            SWAP_LIMIT,
             Arc::clone(&stop),
         );
         let mut c = bin();

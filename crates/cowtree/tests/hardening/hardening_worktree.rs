@@ -13,16 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use crate::plant::{mkfifo, swapper};
 use cowtree_testutil::TreeState;
 use cowtree_testutil::tree::{assert_same_tree, snapshot as tree_of};
 use cowtree_testutil::{Fs, XorShift, pattern, scratch};
-
-fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    let r = unsafe { libc::mkfifo(c.as_ptr(), 0o644) };
-    assert_eq!(r, 0, "mkfifo {}", path.display());
-}
 
 /// `outside/` with files and a directory whose names are those a worktree directory holds,
 /// so that a write or removal that followed a symlink would land on (or remove) them.
@@ -289,40 +283,6 @@ fn wide_tree(dir: &Path, dirs: usize, files: usize, seed: u64) {
             fs::write(sub.join(format!("f{f}")), pattern(64 + f, seed + n)).unwrap();
         }
     }
-}
-
-/// Swaps each of `targets` (paths of directories) with a symlink to `to` and back, in a loop,
-/// until `stop` is set or `limit` has passed. Every step may fail (the switch moves things
-/// too); failures are ignored.
-fn swapper(
-    targets: Vec<PathBuf>,
-    to: PathBuf,
-    pause: Duration,
-    limit: Duration,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let until = Instant::now() + limit;
-        let mut swaps = 0u64;
-        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
-            for t in &targets {
-                let aside = t.with_extension("swapped-aside");
-                let is_dir = fs::symlink_metadata(t).is_ok_and(|m| m.is_dir());
-                if is_dir && fs::rename(t, &aside).is_ok() && symlink(&to, t).is_ok() {
-                    swaps += 1;
-                }
-                std::thread::yield_now();
-                if fs::symlink_metadata(t).is_ok_and(|m| m.file_type().is_symlink()) {
-                    let _ = fs::remove_file(t);
-                }
-                if fs::symlink_metadata(&aside).is_ok() {
-                    let _ = fs::rename(&aside, t);
-                }
-            }
-            std::thread::sleep(pause);
-        }
-        swaps
-    })
 }
 
 /// Runs `cowtree ARGS` (a `what`) on `store` while a [`swapper`] trades the worktree's `d`,

@@ -9,3 +9,4 @@ mod hardening_faults;
 mod hardening_manifest;
 mod hardening_source;
 mod hardening_worktree;
+mod plant;
