@@ -61,6 +61,18 @@ impl Ctx {
     }
 }
 
+/// `remote gc` of origin that takes everything unneeded now: no grace period, and every pack
+/// with anything unneeded repacked.
+const GC_NOW: &[&str] = &[
+    "remote",
+    "gc",
+    "origin",
+    "--grace",
+    "0s",
+    "--repack-threshold",
+    "0",
+];
+
 fn prefix() -> String {
     let name: String = std::thread::current()
         .name()
@@ -258,36 +270,11 @@ fn forget_rm_and_gc_drop_what_no_kept_snapshot_needs_and_keep_the_rest_exact() {
     );
 
     // gc --dry-run says what it would free; then gc frees it.
-    let r = ctx.cw(
-        &sa,
-        &[
-            "remote",
-            "gc",
-            "origin",
-            "--grace",
-            "0s",
-            "--repack-threshold",
-            "0",
-            "--dry-run",
-            "--json",
-        ],
-    );
+    let r = ctx.cw(&sa, &[GC_NOW, &["--dry-run", "--json"]].concat());
     let dry = r.assert_ok("gc --dry-run").json();
     assert!(dry["bytes_deleted"].as_u64().unwrap() > 0, "{dry}");
     assert!(dry["sweep_requests"].as_u64().unwrap() > 0, "{dry}");
-    let r = ctx.cw(
-        &sa,
-        &[
-            "remote",
-            "gc",
-            "origin",
-            "--grace",
-            "0s",
-            "--repack-threshold",
-            "0",
-            "--json",
-        ],
-    );
+    let r = ctx.cw(&sa, &[GC_NOW, &["--json"]].concat());
     let g = r.assert_ok("gc").json();
     for k in ["bytes_deleted", "objects_deleted", "packs_repacked"] {
         assert_eq!(g[k], dry[k], "{k}: the dry run said what gc did: {dry} {g}");
@@ -296,19 +283,7 @@ fn forget_rm_and_gc_drop_what_no_kept_snapshot_needs_and_keep_the_rest_exact() {
     assert_eq!(g["blobs_missing"], 0);
     // Every pack is now fully needed: the next gc finds nothing, and the remote holds about
     // what the kept snapshots need.
-    let r = ctx.cw(
-        &sa,
-        &[
-            "remote",
-            "gc",
-            "origin",
-            "--grace",
-            "0s",
-            "--repack-threshold",
-            "0",
-            "--json",
-        ],
-    );
+    let r = ctx.cw(&sa, &[GC_NOW, &["--json"]].concat());
     let again = r.assert_ok("second gc").json();
     assert_eq!(again["objects_deleted"], 0, "{again}");
     let (before, after, needed) = (
@@ -412,19 +387,7 @@ fn pushes_of_several_hosts_pulls_and_gc_race_and_nothing_referenced_is_lost() {
                     .assert_ok("decoy push");
                 ctx.cw(&gs, &["remote", "rm", "origin", &id])
                     .assert_ok("rm during pushes");
-                let r = ctx.cw(
-                    &gs,
-                    &[
-                        "remote",
-                        "gc",
-                        "origin",
-                        "--grace",
-                        "0s",
-                        "--repack-threshold",
-                        "0",
-                        "--json",
-                    ],
-                );
+                let r = ctx.cw(&gs, &[GC_NOW, &["--json"]].concat());
                 let g = r.assert_ok("gc during pushes").json();
                 assert_eq!(g["blobs_missing"], 0, "{g}");
                 deleted += g["objects_deleted"].as_u64().unwrap();
@@ -506,15 +469,7 @@ fn gc_killed_at_random_points_leaves_a_remote_push_pull_and_the_next_gc_accept()
     let ctx = Ctx::new(srv, &sa);
     let mut rng = XorShift::from_clock("gc kill");
     let mut kept: Vec<(String, PathBuf)> = Vec::new();
-    let gc_args: &[&str] = &[
-        "remote",
-        "gc",
-        "origin",
-        "--grace",
-        "0s",
-        "--repack-threshold",
-        "0",
-    ];
+    let gc_args = GC_NOW;
     // How long a whole gc takes here, to kill within it.
     let mut gc_ms = 300u64;
     let mut killed = 0;
