@@ -106,6 +106,32 @@ impl Ends<'_> {
             leftovers_beneath(self.wt)
         );
     }
+
+    /// `switch B WT` is refused, naming each of `listed` and changing nothing outside; then
+    /// `switch --force B WT` reaches the target ([`Ends::assert_reached`]). The plants are `what`.
+    #[track_caller]
+    fn switch_refused_then_forced(&self, b: &str, listed: &[&str], what: &str) {
+        let before = capture_except(self.root, &[self.wt, self.store]);
+        let r = run60(self.store, &[s("switch"), s(b), self.wt.as_os_str()]);
+        r.assert_error(&format!("switch without --force over {what}"));
+        for p in listed {
+            assert!(
+                r.stderr.contains(p),
+                "refusal does not list {p}: {}",
+                r.stderr
+            );
+        }
+        before.assert_same(
+            &capture_except(self.root, &[self.wt, self.store]),
+            "refused switch",
+        );
+        run60(
+            self.store,
+            &[s("switch"), s("--force"), s(b), self.wt.as_os_str()],
+        )
+        .assert_ok("switch --force");
+        self.assert_reached(&before, &format!("switch --force over {what}"));
+    }
 }
 
 fn assert_outside_intact(out: &Path, what: &str) {
@@ -151,25 +177,6 @@ fn switch_force_and_reset_hard_replace_planted_symlinks_hardlinks_and_fifos_with
 
     // switch: every planted path is one the target changes.
     plant(&wt, &out);
-    let before = capture_except(root, &[&wt, &store]);
-    let r = run60(&store, &[s("switch"), s(&b), wt.as_os_str()]);
-    r.assert_error("switch without --force over planted entries");
-    for p in [
-        "\"d\" (untracked)",
-        "\"d/inner\" (dirty)",
-        "\"d/sub/x\" (dirty)",
-    ]
-    .into_iter()
-    .chain(["\"f\" (dirty)", "\"h\" (dirty)", "\"p\" (dirty)"])
-    {
-        assert!(
-            r.stderr.contains(p),
-            "refusal does not list {p}: {}",
-            r.stderr
-        );
-    }
-    before.assert_same(&capture_except(root, &[&wt, &store]), "refused switch");
-    run60(&store, &[s("switch"), s("--force"), s(&b), wt.as_os_str()]).assert_ok("switch --force");
     let ends = Ends {
         root,
         wt: &wt,
@@ -177,7 +184,15 @@ fn switch_force_and_reset_hard_replace_planted_symlinks_hardlinks_and_fifos_with
         out: &out,
         target: &src_b,
     };
-    ends.assert_reached(&before, "switch --force over planted entries");
+    let listed = [
+        "\"d\" (untracked)",
+        "\"d/inner\" (dirty)",
+        "\"d/sub/x\" (dirty)",
+        "\"f\" (dirty)",
+        "\"h\" (dirty)",
+        "\"p\" (dirty)",
+    ];
+    ends.switch_refused_then_forced(&b, &listed, "planted entries");
     let st = run60(&store, &[s("status"), s("--exit-code"), wt.as_os_str()]);
     assert_eq!(st.code(), Some(0), "status after switch: {}", st.stdout);
 
@@ -249,19 +264,6 @@ fn switch_force_replaces_untracked_symlinks_hardlinks_and_fifos_where_new_entrie
     fs::hard_link(out.join("linked"), wt.join("nh")).unwrap();
     mkfifo(&wt.join("np"));
     symlink(out.join("dir"), wt.join("n2")).unwrap();
-    let before = capture_except(root, &[&wt, &store]);
-    let r = run60(&store, &[s("switch"), s(&b), wt.as_os_str()]);
-    r.assert_error("switch without --force");
-    for p in ["n", "nf", "nh", "np", "n2"] {
-        let line = format!("\"{p}\" (untracked)");
-        assert!(
-            r.stderr.contains(&line),
-            "refusal does not list {p}: {}",
-            r.stderr
-        );
-    }
-    before.assert_same(&capture_except(root, &[&wt, &store]), "refused switch");
-    run60(&store, &[s("switch"), s("--force"), s(&b), wt.as_os_str()]).assert_ok("switch --force");
     let ends = Ends {
         root,
         wt: &wt,
@@ -269,7 +271,12 @@ fn switch_force_replaces_untracked_symlinks_hardlinks_and_fifos_where_new_entrie
         out: &out,
         target: &src_b,
     };
-    ends.assert_reached(&before, "switch --force over untracked plants");
+    let listed = ["n", "nf", "nh", "np", "n2"].map(|p| format!("\"{p}\" (untracked)"));
+    ends.switch_refused_then_forced(
+        &b,
+        &listed.each_ref().map(String::as_str),
+        "untracked plants",
+    );
     assert_verify_ok(&store, "at the end");
 }
 
