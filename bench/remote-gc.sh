@@ -119,11 +119,12 @@ for ((r = 1; r <= RUNS; r++)); do
         t1=$(now)
         "$COWTREE" --store "$s" checkout last "$dst" >/dev/null
         # The floor of a checkout that writes while it downloads: the longer of the two steps
-        # over their sum.
-        awk "BEGIN {p = $t1 - $t0; c = $(now) - $t1; print (p > c ? p : c) / (p + c)}" >>"$WORK/floor"
+        # over their sum (written after the run's own time is taken).
+        floor="p = $t1 - $t0; c = $(now) - $t1; print (p > c ? p : c) / (p + c)"
         ;;
     esac
     awk "BEGIN {print $(now) - $t0}" >>"$WORK/$v"
+    if [[ $v == pullco ]]; then awk "BEGIN {$floor}" >>"$WORK/floor"; fi
     rm -rf "$s" "$dst"
   done
 done

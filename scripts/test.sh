@@ -116,7 +116,7 @@ elif (($#)); then
   python_tests=0
   prev=""
   for a in "$@"; do
-    [[ "$a" == --package=cowtree-py || "$a" == -pcowtree-py ]] && python_tests=1
+    [[ "$a" == --package=cowtree-py || "$a" == -pcowtree-py || "$a" == -p=cowtree-py ]] && python_tests=1
     [[ ("$prev" == -p || "$prev" == --package) && "$a" == cowtree-py ]] && python_tests=1
     prev=$a
   done

@@ -126,7 +126,8 @@ build_dev() {
   {
     # The binary the tests ran: built as scripts/test.sh builds it (a `cargo build -p cowtree-cli`
     # would resolve features apart from the tests and rebuild most dependencies), so that
-    # after the tests this is a no-op.
+    # after the whole workspace's tests this is a no-op (after `test.sh -p cowtree-py` it
+    # builds the other test binaries, without running them).
     cargo test -q --workspace --all-targets --no-run
     objcopy --strip-debug "$TARGET/debug/cowtree" "$TARGET/cowtree-wheel-dev"
     rm -rf "$TARGET/wheels-dev"

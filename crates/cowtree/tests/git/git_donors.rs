@@ -59,8 +59,6 @@ fn next_second() {
     }
 }
 
-/// A repository `r` in `root` with two branches: `main` (60 files) and `other` (the first 40
-/// changed, a 1 MiB file added); `main` checked out.
 /// [`make_repo`] and a bare clone of it, `ROOT/bare.git`.
 fn make_repo_and_bare(root: &Path) -> (PathBuf, PathBuf) {
     let r = make_repo(root);
@@ -78,6 +76,8 @@ fn make_repo_and_bare(root: &Path) -> (PathBuf, PathBuf) {
     (r, bare)
 }
 
+/// A repository `r` in `root` with two branches: `main` (60 files) and `other` (the first 40
+/// changed, a 1 MiB file added); `main` checked out.
 fn make_repo(root: &Path) -> PathBuf {
     let r = root.join("r");
     fs::create_dir(&r).unwrap();

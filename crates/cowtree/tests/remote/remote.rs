@@ -806,6 +806,8 @@ fn a_pull_that_fills_the_disk_removes_what_it_fetched_or_says_what_gc_frees() {
 
     let ss = small.path().join("store");
     cowtree_store::Store::open(&ss).expect("a store on the small filesystem");
+    // Stricter than the shared blobs_in: a store without its blobs directory fails here, so
+    // that "no blobs left" cannot pass by checking nothing.
     let blobs_in = |store: &Path| -> usize {
         fs::read_dir(store.join("blobs"))
             .unwrap()
