@@ -91,6 +91,7 @@ cargo_started=$SECONDS
 # The whole workspace unless packages are named (cargo lets --workspace win over -p).
 scope=(--workspace)
 for a in "$@"; do
+  [[ "$a" == -- ]] && break # what follows goes to the test binaries
   [[ "$a" == -p* || "$a" == --package* ]] && scope=()
 done
 cargo test "${scope[@]}" --all-targets --no-fail-fast "$@" 2>&1 | tee "$COWTREE_MOUNT_WORK/cargo-test.log" || status=$?
