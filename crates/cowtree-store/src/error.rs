@@ -34,6 +34,15 @@ pub enum Error {
     /// A failure a caller can only report, described in words.
     #[error("{0}")]
     Msg(String),
+    /// A snapshot checked out while it arrives ([`crate::checkout::Arriving`]) stopped
+    /// arriving, or its manifest is not the snapshot's: the checkout took back what it made.
+    #[error("snapshot {id} did not arrive: {why}")]
+    SnapshotArriving {
+        /// The snapshot.
+        id: Hash,
+        /// What stopped it (the pull's error, or the manifest's fault).
+        why: String,
+    },
     /// `--strict` refused a fallback (copy instead of clone, or a cross-device checkout).
     #[error("{0}")]
     Strict(String),

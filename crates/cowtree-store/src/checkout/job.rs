@@ -6,11 +6,11 @@ use std::path::Path;
 use cowtree_fs::progress::{Progress, Total};
 
 use crate::compact::CompactManifest;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::hash::Hash;
 use crate::store::Store;
 
-use super::options::{CheckoutOptions, Hooks};
+use super::options::{Arriving, CheckoutOptions, Hooks};
 
 /// One checkout's inputs, handed down its steps.
 pub(super) struct Job<'a> {
@@ -21,18 +21,36 @@ pub(super) struct Job<'a> {
     pub(super) warn: &'a dyn Fn(&str),
     pub(super) progress: &'a Progress,
     pub(super) hooks: Option<&'a Hooks<'a>>,
+    /// The snapshot is still arriving: its manifest and blobs come from here.
+    pub(super) arriving: Option<&'a Arriving<'a>>,
 }
 
 impl Job<'_> {
     /// The snapshot's manifest, its total counted into the progress.
     fn load(&self) -> Result<CompactManifest> {
-        let manifest = self.store.load_compact(self.id)?;
+        let manifest = match self.arriving {
+            Some(a) => decode_arriving(self.id, a.manifest)?,
+            None => self.store.load_compact(self.id)?,
+        };
         self.progress.set_total(Total {
             entries: manifest.files() + manifest.symlinks(),
             bytes: Some(manifest.bytes()),
         });
         Ok(manifest)
     }
+}
+
+/// The manifest of a snapshot still arriving: its bytes must hash to `id` and decode.
+fn decode_arriving(id: &Hash, bytes: &[u8]) -> Result<CompactManifest> {
+    let (hash, decoded) = CompactManifest::read(bytes, bytes.len() as u64)?;
+    let refused = |detail: String| Error::SnapshotArriving {
+        id: *id,
+        why: detail,
+    };
+    if hash != *id {
+        return Err(refused(format!("the manifest handed over is {hash}")));
+    }
+    decoded.map_err(|e| refused(format!("its manifest does not decode: {e}")))
 }
 
 /// The snapshot's manifest, read when first needed: a checkout of a tree whose counts (and,

@@ -52,7 +52,7 @@ use stage::Stage;
 /// How a checkout names its staging directory beside DST (defined with the registrations of
 /// those directories, in [`crate::dest_staging`]).
 pub use crate::dest_staging::STAGING;
-pub use options::{CheckoutMode, CheckoutOptions, Hooks};
+pub use options::{Arriving, BlobArrived, CheckoutMode, CheckoutOptions, Hooks};
 pub use report::{CheckoutReport, EntryStat, Written};
 pub use subvolume::stats_of;
 
@@ -87,6 +87,7 @@ pub fn checkout_with_progress(
         warn,
         progress,
         hooks: None,
+        arriving: None,
     })
     .map(|(report, _)| report)
 }
@@ -119,6 +120,34 @@ pub fn checkout_recording(
         warn,
         progress,
         hooks: Some(hooks),
+        arriving: None,
+    })
+}
+
+/// [`checkout_recording`] of a snapshot that is still arriving in the store ([`Arriving`]:
+/// a pull running beside it), per file: each file is written as soon as its blob has
+/// arrived, and the tree is placed once the snapshot is recorded. `hooks`, when given, as
+/// [`checkout_recording`] takes them.
+#[allow(clippy::too_many_arguments)]
+pub fn checkout_arriving(
+    store: &Store,
+    id: &Hash,
+    dst: &Path,
+    opts: CheckoutOptions,
+    warn: &dyn Fn(&str),
+    progress: &Progress,
+    hooks: Option<&Hooks<'_>>,
+    arriving: &Arriving<'_>,
+) -> Result<(CheckoutReport, Written)> {
+    run(&Job {
+        store,
+        id,
+        dst,
+        opts,
+        warn,
+        progress,
+        hooks,
+        arriving: Some(arriving),
     })
 }
 /// A checkout, step by step: resolve DST, plan how the tree is made, register the staging
@@ -150,6 +179,11 @@ fn run(job: &Job<'_>) -> Result<(CheckoutReport, Written)> {
     let mut placing = Placing::default();
     let result = make(job, &dest, &mut stage, &mut manifest, plan).and_then(|made| {
         lap("made");
+        // A snapshot still arriving: the worktree's base recorded before the worktree is.
+        if let Some(arriving) = job.arriving {
+            (arriving.recorded)()?;
+            lap("snapshot recorded");
+        }
         job.place(&dest, &mut stage, manifest.take(), made, &mut placing)
     });
     lap("placed");

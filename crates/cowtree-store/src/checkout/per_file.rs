@@ -64,6 +64,7 @@ impl Job<'_> {
             self.opts,
             self.progress,
             self.hooks.is_some(),
+            self.arriving.map(|a| a.blob),
         )
     }
 
@@ -98,7 +99,8 @@ impl Job<'_> {
 }
 
 /// Writes every entry of `manifest` into the empty directory `stage` (at `stage_path`), in
-/// parallel on the checkout pool; with `record`, also the stat of everything written.
+/// parallel on the checkout pool; with `record`, also the stat of everything written; with
+/// `arriving`, each file once its blob has arrived ([`super::Arriving::blob`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn fill(
     store: &Store,
@@ -108,6 +110,7 @@ pub(super) fn fill(
     opts: CheckoutOptions,
     progress: &Progress,
     record: bool,
+    arriving: Option<&super::options::BlobArrived<'_>>,
 ) -> Result<(CheckoutReport, Written)> {
     let tree = Tree::of(manifest)?;
     let link_mode = match opts.mode {
@@ -132,6 +135,7 @@ pub(super) fn fill(
         range: &range,
         record,
         stats: &stats,
+        arriving,
     };
     let recorded = tree.make_all(&ctx, stage, stage_path)?;
     let written = if record {

@@ -80,6 +80,14 @@ impl Job<'_> {
             None if cross_device => return per_file(NotUsed::CrossFilesystem),
             None => {}
         }
+        // No tree of a snapshot still arriving can be taken whole: it goes per file, each
+        // file written as its blob arrives.
+        if self.arriving.is_some() {
+            return per_file(NotUsed::Requested {
+                code: "arriving",
+                why: "the snapshot was still arriving from a remote",
+            });
+        }
         match trees::open(self.store, self.id)? {
             // A snapshot keeps every owner: another user's tree would give another user's
             // files, where a per-file checkout makes them the caller's.

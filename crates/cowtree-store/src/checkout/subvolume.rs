@@ -121,6 +121,7 @@ impl Job<'_> {
             self.opts,
             self.progress,
             self.hooks.is_some(),
+            None,
         )?;
         let tree = pending.publish(self.id)?;
         // Best effort: a checkout counts from the manifest when these are missing.

@@ -2,6 +2,7 @@
 //! in tests/ before, and keeps its tests' names (`store::...`). stop_staging.rs (the process-wide
 //! staging gate) and ingest_writer_processes.rs (its own harness) stay binaries of their own.
 
+mod checkout_arriving;
 mod checkout_blobs;
 mod dest_staging;
 mod ingest_writers;

@@ -1,0 +1,274 @@
+//! A checkout of a snapshot still arriving ([`checkout_arriving`]), on each mounted
+//! filesystem: each file is written as soon as its blob is said to have arrived, the tree is
+//! placed only once the snapshot is said to be recorded, and when either never comes the
+//! destination is left absent with nothing beside it.
+
+use std::fs;
+use std::path::Path;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use cowtree_fs::Progress;
+use cowtree_store::checkout::{
+    Arriving, BlobArrived, CheckoutMode, CheckoutOptions, checkout_arriving,
+};
+use cowtree_store::ingest::snapshot_dir;
+use cowtree_store::{Error, Hash, Store};
+use cowtree_testutil::{Fs, assert_diff_clean, pattern, scratch};
+
+const OPTS: CheckoutOptions = CheckoutOptions {
+    mode: CheckoutMode::Auto,
+    strict: false,
+};
+
+/// Files in the tree [`setup`] makes, `zz/held` among them.
+const FILES: usize = 41;
+
+/// A tree of [`FILES`] files (the last in name order, `zz/held`, alone in its directory) and a
+/// symlink, snapshotted; the snapshot's id and the blob of `zz/held`.
+fn setup(root: &Path) -> (Store, Hash, Hash) {
+    let src = root.join("src");
+    fs::create_dir_all(src.join("a/deep")).unwrap();
+    fs::create_dir_all(src.join("zz")).unwrap();
+    for i in 0..20u64 {
+        fs::write(
+            src.join(format!("a/f{i:02}")),
+            pattern(3000 + i as usize, i),
+        )
+        .unwrap();
+        fs::write(
+            src.join(format!("a/deep/g{i:02}")),
+            pattern(70_000, 100 + i),
+        )
+        .unwrap();
+    }
+    let held = pattern(12_345, 999);
+    fs::write(src.join("zz/held"), &held).unwrap();
+    std::os::unix::fs::symlink("../a/f01", src.join("zz/link")).unwrap();
+    let store = Store::open(&root.join("store")).unwrap();
+    let id = snapshot_dir(&store, &src, None).unwrap().id;
+    (store, id, Hash::of(&held))
+}
+
+/// Regular files under `dir` (0 when it is gone).
+fn files_under(dir: &Path) -> usize {
+    let Ok(rd) = fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => files_under(&e.path()),
+            Ok(t) if t.is_file() => 1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut n: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    n.sort();
+    n
+}
+
+/// The checkout's staging directory beside `dst`, once there.
+fn staging_of(dst: &Path) -> Option<std::path::PathBuf> {
+    let parent = dst.parent().unwrap();
+    let prefix = format!(".{}.cowtree-checkout-", dst.file_name()?.to_string_lossy());
+    fs::read_dir(parent)
+        .ok()?
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+}
+
+/// Polls `what` for up to 60 s.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(60), "never: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A gate the test opens.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Gate {
+    fn wait(&self) {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.changed.wait(open).unwrap();
+        }
+    }
+
+    fn open(&self) {
+        *self.open.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Opens its gates when dropped: a failed assertion lets the checkout it holds end, so the
+/// test fails instead of waiting forever.
+struct OpenOnDrop<'a>(&'a Gate, &'a Gate);
+
+impl Drop for OpenOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.open();
+        self.1.open();
+    }
+}
+
+#[test]
+fn files_are_written_as_their_blobs_arrive_and_the_tree_is_placed_once_recorded() {
+    for fsys in [Fs::Xfs, Fs::Btrfs, Fs::NoCow] {
+        let Some(root) = scratch(fsys) else { continue };
+        let (store, id, held) = setup(root.path());
+        let manifest = store.read_snapshot(&id).unwrap();
+        let dst = root.path().join("wt");
+        let (blob_gate, record_gate) = (Gate::default(), Gate::default());
+        let asked = Mutex::new(Vec::new());
+        let blob = |h: &Hash| {
+            asked.lock().unwrap().push(*h);
+            if *h == held {
+                blob_gate.wait();
+            }
+            Ok(())
+        };
+        let recorded = || {
+            record_gate.wait();
+            Ok(())
+        };
+        let arriving = Arriving {
+            manifest: &manifest,
+            blob: &blob,
+            recorded: &recorded,
+        };
+        let progress = Progress::default();
+        std::thread::scope(|s| {
+            let co = s.spawn(|| {
+                checkout_arriving(&store, &id, &dst, OPTS, &|_| {}, &progress, None, &arriving)
+            });
+            let _open = OpenOnDrop(&blob_gate, &record_gate);
+            // Every file but the held one is written while its blob has not arrived.
+            eventually("every other file written", || {
+                staging_of(&dst).is_some_and(|st| files_under(&st) == FILES - 1)
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            let st = staging_of(&dst).unwrap();
+            assert_eq!(
+                files_under(&st),
+                FILES - 1,
+                "{fsys:?}: the held file waited"
+            );
+            assert!(!dst.exists(), "{fsys:?}: placed before the blob arrived");
+            blob_gate.open();
+            // Whole, and still not placed until the snapshot is recorded.
+            eventually("the held file written", || files_under(&st) == FILES);
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(
+                !dst.exists(),
+                "{fsys:?}: placed before the snapshot was recorded"
+            );
+            assert!(
+                !co.is_finished(),
+                "{fsys:?}: returned before it was recorded"
+            );
+            record_gate.open();
+            let report = co.join().unwrap().unwrap().0;
+            assert_eq!(report.files, FILES as u64, "{fsys:?}");
+            assert_eq!(report.symlinks, 1, "{fsys:?}");
+        });
+        assert_diff_clean(&root.path().join("src"), &dst);
+        // Asked once for each distinct blob, the held one among them.
+        let mut asked = asked.into_inner().unwrap();
+        asked.sort();
+        asked.dedup();
+        assert_eq!(asked.len(), FILES, "{fsys:?}");
+        assert!(asked.contains(&held), "{fsys:?}");
+        assert_eq!(names(root.path()), ["src", "store", "wt"], "{fsys:?}");
+    }
+}
+
+#[test]
+fn a_blob_or_a_record_that_never_comes_leaves_nothing_and_the_next_checkout_works() {
+    for fsys in [Fs::Xfs, Fs::Btrfs, Fs::NoCow] {
+        let Some(root) = scratch(fsys) else { continue };
+        let (store, id, held) = setup(root.path());
+        let manifest = store.read_snapshot(&id).unwrap();
+        let dst = root.path().join("wt");
+        let never = || Error::SnapshotArriving {
+            id,
+            why: "the pull failed: test".into(),
+        };
+        let ok = || Ok(());
+        let blob_fails = |h: &Hash| if *h == held { Err(never()) } else { Ok(()) };
+        let all_arrive = |_: &Hash| Ok(());
+        let record_fails = || Err(never());
+        type Recorded<'a> = dyn Fn() -> cowtree_store::Result<()> + Sync + 'a;
+        let cases: [(&str, &BlobArrived<'_>, &Recorded<'_>); 2] = [
+            ("a blob never arrives", &blob_fails, &ok),
+            ("the snapshot is never recorded", &all_arrive, &record_fails),
+        ];
+        for (what, blob, recorded) in cases {
+            let arriving = Arriving {
+                manifest: &manifest,
+                blob,
+                recorded,
+            };
+            let err = checkout_arriving(
+                &store,
+                &id,
+                &dst,
+                OPTS,
+                &|_| {},
+                &Progress::default(),
+                None,
+                &arriving,
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err.cause(), Error::SnapshotArriving { .. }),
+                "{fsys:?} {what}: {err}"
+            );
+            assert_eq!(names(root.path()), ["src", "store"], "{fsys:?} {what}");
+        }
+        // Its manifest must be the snapshot's: another snapshot's bytes are refused.
+        fs::write(root.path().join("src/extra"), b"x").unwrap();
+        let other = snapshot_dir(&store, &root.path().join("src"), None)
+            .unwrap()
+            .id;
+        let wrong = store.read_snapshot(&other).unwrap();
+        let arriving = Arriving {
+            manifest: &wrong,
+            blob: &all_arrive,
+            recorded: &ok,
+        };
+        let err = checkout_arriving(
+            &store,
+            &id,
+            &dst,
+            OPTS,
+            &|_| {},
+            &Progress::default(),
+            None,
+            &arriving,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("the manifest handed over is {other}")),
+            "{fsys:?}: {err}"
+        );
+        assert_eq!(names(root.path()), ["src", "store"], "{fsys:?}");
+        // Nothing registered is left in the way: the next checkout to DST works.
+        cowtree_store::checkout::checkout(&store, &id, &dst, OPTS, &|_| {}).unwrap();
+        fs::remove_file(root.path().join("src/extra")).unwrap();
+        assert_diff_clean(&root.path().join("src"), &dst);
+    }
+}
