@@ -39,7 +39,8 @@ use cowtree_fs::Progress;
 use cowtree_fs::dir::Dir;
 use cowtree_fs::name::split;
 use cowtree_store::checkout::{
-    CheckoutOptions, CheckoutReport, EntryStat, Hooks, Written, checkout_recording,
+    Arriving, CheckoutOptions, CheckoutReport, EntryStat, Hooks, Written,
+    checkout_arriving as checkout_arriving_in_store, checkout_recording,
 };
 use cowtree_store::compact::CompactEntry;
 use cowtree_store::manifest::{DataRef, Kind, name_order};
@@ -83,6 +84,34 @@ pub fn checkout(
     warn: &dyn Fn(&str),
     progress: &Progress,
 ) -> Result<CheckedOut> {
+    make(store, id, dst, opts, warn, progress, None)
+}
+
+/// [`checkout`] of a snapshot still arriving in the store (a pull running beside it: see
+/// [`cowtree_store::checkout::Arriving`]): each file is written as soon as its blob is in
+/// the store, and the worktree placed once the snapshot is recorded.
+pub fn checkout_arriving(
+    store: &Store,
+    id: &Hash,
+    dst: &Path,
+    opts: CheckoutOptions,
+    warn: &dyn Fn(&str),
+    progress: &Progress,
+    arriving: &Arriving<'_>,
+) -> Result<CheckedOut> {
+    make(store, id, dst, opts, warn, progress, Some(arriving))
+}
+
+/// [`checkout`], of a snapshot in the store or still `arriving`.
+fn make(
+    store: &Store,
+    id: &Hash,
+    dst: &Path,
+    opts: CheckoutOptions,
+    warn: &dyn Fn(&str),
+    progress: &Progress,
+    arriving: Option<&Arriving<'_>>,
+) -> Result<CheckedOut> {
     let records = OnceLock::new();
     // The records first: built on the core the sync leaves idle, and by the time they are
     // done the clock has mostly passed the times they hold, so the wait is short.
@@ -100,7 +129,12 @@ pub fn checkout(
         ..hooks()
     };
     let started = std::time::Instant::now();
-    let (report, written) = checkout_recording(store, id, dst, opts, warn, progress, &hooks)?;
+    let (report, written) = match arriving {
+        Some(a) => {
+            checkout_arriving_in_store(store, id, dst, opts, warn, progress, Some(&hooks), a)
+        }
+        None => checkout_recording(store, id, dst, opts, warn, progress, &hooks),
+    }?;
     let timing = std::env::var_os("COWTREE_TIMING").is_some();
     if timing {
         eprintln!("timing: tree placed {:?}", started.elapsed());
