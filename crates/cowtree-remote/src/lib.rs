@@ -29,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+pub mod arrivals;
 pub mod config;
 pub mod error;
 pub mod forget;

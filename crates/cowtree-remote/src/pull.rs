@@ -98,6 +98,19 @@ pub struct PullOptions {
     pub paths: Vec<String>,
 }
 
+/// What a pull tells a caller that uses its snapshots as they arrive (a checkout that runs
+/// beside it: [`pull_watched`]).
+pub trait Watch: Sync {
+    /// The manifests to record are fetched and checked, with each snapshot's id; `coming`
+    /// are the blobs they name that the store lacks, to be fetched now (every other blob they
+    /// name is in the store's `blobs/`). Called once, before any blob is fetched; not called
+    /// when the store has every snapshot asked for.
+    fn fetching(&self, manifests: &[(Hash, bytes::Bytes)], coming: &[Hash]);
+    /// Blob `hash` is in the store's `blobs/` (placed by this pull, or by another writer
+    /// first). Its data is not yet durable: the pull syncs it before it records a manifest.
+    fn arrived(&self, hash: &Hash);
+}
+
 /// [`pull_with`] without `force`.
 pub fn pull(
     store: &Store,
@@ -122,6 +135,31 @@ pub fn pull_with(
     what: &[String],
     opts: &PullOptions,
     progress: &Progress,
+) -> Result<PullReport> {
+    pull_inner(store, remote, what, opts, progress, None)
+}
+
+/// [`pull_with`], telling `watch` which blobs are coming and as each arrives in the store, so
+/// that a checkout can write each file as soon as its blob is there. Blobs are fetched in the
+/// order the manifests name them (by the first blob of each ranged read).
+pub fn pull_watched(
+    store: &Store,
+    remote: &Remote,
+    what: &[String],
+    opts: &PullOptions,
+    progress: &Progress,
+    watch: &dyn Watch,
+) -> Result<PullReport> {
+    pull_inner(store, remote, what, opts, progress, Some(watch))
+}
+
+fn pull_inner(
+    store: &Store,
+    remote: &Remote,
+    what: &[String],
+    opts: &PullOptions,
+    progress: &Progress,
+    watch: Option<&dyn Watch>,
 ) -> Result<PullReport> {
     let start = Instant::now();
     let started = std::time::SystemTime::now();
@@ -153,6 +191,12 @@ pub fn pull_with(
         let manifests = manifests_to_fetch(store, remote, &wanted, opts, &mut report).await?;
         let snapshots: Vec<Hash> = manifests.iter().map(|(id, _)| *id).collect();
         let mut needs = needs_of(store, remote, &manifests, &mut report)?;
+        if let Some(w) = watch
+            && !manifests.is_empty()
+        {
+            let coming: Vec<Hash> = needs.iter().map(|n| n.hash).collect();
+            w.fetching(&manifests, &coming);
+        }
         // A pack deleted (or repacked) by a `remote gc` between the read of its index and
         // the read of its bytes is reported missing: the indexes are read again (they name
         // the new packs) and what is still missing is fetched, a few times at most.
@@ -171,6 +215,7 @@ pub fn pull_with(
                 staging_path: staging.path(),
                 placed: &placed,
                 snapshots: &snapshots,
+                watch,
             };
             let (objects, bytes) = jobs.iter().fold((0, 0), |(o, b), j| match j {
                 Job::Range { blobs, .. } => (o + blobs.len() as u64, b + blob_bytes(blobs)),
@@ -506,7 +551,8 @@ fn snapshot_of(snapshots: &[Hash], n: &Need) -> String {
         .map_or_else(|| "?".to_string(), Hash::to_string)
 }
 
-/// Groups the blobs to fetch: by pack, in offset order, neighbours joined into one range.
+/// Groups the blobs to fetch: by pack, in offset order, neighbours joined into one range;
+/// the jobs in the order of the first blob each fetches in `needs` (the manifests' order).
 /// `snapshots` are the snapshots the needs' indexes name.
 fn plan(
     remote: &Remote,
@@ -514,9 +560,11 @@ fn plan(
     needs: Vec<Need>,
     snapshots: &[Hash],
 ) -> Result<Vec<Job>> {
-    let mut by_pack: HashMap<Hash, Vec<(Need, u64)>> = HashMap::new();
-    let mut jobs = Vec::new();
-    for n in needs {
+    // Each need with its place in the manifests' order, so that the jobs run in that order
+    // (a checkout reading the snapshot as it arrives writes files in that order).
+    let mut by_pack: HashMap<Hash, Vec<(Need, u64, usize)>> = HashMap::new();
+    let mut jobs: Vec<(usize, Job)> = Vec::new();
+    for (at, n) in needs.into_iter().enumerate() {
         let corrupt = |key: String, len: u64| Error::Corrupt {
             remote: remote.name().to_string(),
             key,
@@ -540,7 +588,7 @@ fn plan(
                 if *len != n.size {
                     return Err(corrupt(remote.key(&pack_key(&pack)).to_string(), *len));
                 }
-                by_pack.entry(pack).or_default().push((n, *offset));
+                by_pack.entry(pack).or_default().push((n, *offset, at));
             }
             Some(Loc::Single { len }) => {
                 if *len != n.size {
@@ -549,7 +597,7 @@ fn plan(
                         *len,
                     ));
                 }
-                jobs.push(Job::Single(n));
+                jobs.push((at, Job::Single(n)));
             }
             None => {
                 return Err(Error::Missing {
@@ -565,39 +613,45 @@ fn plan(
             }
         }
     }
-    let mut packs: Vec<_> = by_pack.into_iter().collect();
-    packs.sort_by_key(|(p, _)| *p);
-    for (pack, mut blobs) in packs {
-        blobs.sort_by_key(|(_, off)| *off);
+    for (pack, mut blobs) in by_pack {
+        blobs.sort_by_key(|(_, off, _)| *off);
         let mut cur: Vec<(Need, u64)> = Vec::new();
-        let (mut start, mut end) = (0u64, 0u64);
-        for (n, off) in blobs {
+        let (mut start, mut end, mut first) = (0u64, 0u64, usize::MAX);
+        for (n, off, at) in blobs {
             let b_end = off + n.size;
             if !cur.is_empty() && (off > end + GAP || b_end - start > RANGE_MAX) {
-                jobs.push(Job::Range {
-                    pack,
-                    start,
-                    end,
-                    blobs: std::mem::take(&mut cur),
-                });
+                let blobs = std::mem::take(&mut cur);
+                jobs.push((
+                    first,
+                    Job::Range {
+                        pack,
+                        start,
+                        end,
+                        blobs,
+                    },
+                ));
             }
             if cur.is_empty() {
-                start = off;
-                end = off;
+                (start, end, first) = (off, off, usize::MAX);
             }
             end = end.max(b_end);
+            first = first.min(at);
             cur.push((n, off));
         }
         if !cur.is_empty() {
-            jobs.push(Job::Range {
-                pack,
-                start,
-                end,
-                blobs: cur,
-            });
+            jobs.push((
+                first,
+                Job::Range {
+                    pack,
+                    start,
+                    end,
+                    blobs: cur,
+                },
+            ));
         }
     }
-    Ok(jobs)
+    jobs.sort_by_key(|(first, _)| *first);
+    Ok(jobs.into_iter().map(|(_, job)| job).collect())
 }
 
 /// Where fetched blobs are written (the pull's staging directory) and what this pull placed in
@@ -612,6 +666,8 @@ struct Placing<'a> {
     placed: &'a std::sync::Mutex<Vec<(Hash, u64)>>,
     /// The snapshots fetched, which [`Need::snapshot`] indexes.
     snapshots: &'a [Hash],
+    /// Told as each blob is in `blobs/`.
+    watch: Option<&'a dyn Watch>,
 }
 
 impl Placing<'_> {
@@ -653,6 +709,12 @@ impl Placing<'_> {
         self.link_in(&tmp, hash, size)
     }
 
+    fn arrived(&self, hash: &Hash) {
+        if let Some(w) = self.watch {
+            w.arrived(hash);
+        }
+    }
+
     /// Renames a staged blob into `blobs/`; when the blob is there already, drops the staged
     /// one.
     fn link_in(&self, tmp: &str, hash: &Hash, size: u64) -> Result<()> {
@@ -675,10 +737,12 @@ impl Placing<'_> {
                     if let Ok(mut p) = self.placed.lock() {
                         p.push((*hash, size));
                     }
+                    self.arrived(hash);
                     return Ok(());
                 }
                 Err(rustix::io::Errno::EXIST) => {
                     staging.remove_file(OsStr::new(tmp)).map_err(io)?;
+                    self.arrived(hash);
                     return Ok(());
                 }
                 Err(rustix::io::Errno::NOENT) if !made_fanout => {
