@@ -13,8 +13,8 @@
 #   partial   `pull SNAP --path 'd00/**'` (5% of the files) into a fresh store vs a full
 #             pull (target: <= 10% of the time), RUNS runs each, alternating, medians.
 #   checkout  `checkout --pull SNAP DST` vs `pull SNAP` then `checkout SNAP DST`, RUNS runs
-#             each, medians (checkout --pull does not stream yet: see docs/remote.md), and
-#             the floor a streaming one would have: max(pull, checkout) / their sum.
+#             each, medians (checkout --pull writes each file as its blob arrives), and the
+#             floor of such a checkout: max(pull, checkout) / their sum, from the same runs.
 # Output is also written to bench/out/remote-gc-<UTC date>.txt.
 #
 # Environment:
@@ -134,6 +134,6 @@ copull=$(median <"$WORK/copull")
 pullco=$(median <"$WORK/pullco")
 say "== pulls of the last day, medians of $RUNS"
 say "full pull: $full s; partial pull of d00/** (5%): $part s; partial/full = $(ratio "$part" "$full") (target <= 0.10)"
-say "checkout --pull: $copull s; pull then checkout: $pullco s; ratio = $(ratio "$copull" "$pullco") (target <= 0.80; checkout --pull does not stream yet)"
-say "floor of a streaming checkout --pull here: max(pull, checkout) / (pull + checkout) = $(printf %.2f "$(median <"$WORK/floor")") (median of $RUNS)"
+say "checkout --pull: $copull s; pull then checkout: $pullco s; ratio = $(ratio "$copull" "$pullco") (target <= 0.80)"
+say "floor of checkout --pull here: max(pull, checkout) / (pull + checkout) = $(printf %.2f "$(median <"$WORK/floor")") (median of $RUNS)"
 note "results in $RESULTS"

@@ -4,8 +4,10 @@ use std::path::{Path, PathBuf};
 
 use cowtree_store::checkout::{CheckoutMode, CheckoutOptions, CheckoutReport};
 use cowtree_store::{Hash, Store};
+use cowtree_worktree::checkout::CheckedOut;
 use serde_json::json;
 
+use crate::cmd::pull::Beside;
 use crate::cmd::{StoreOpt, checkout_store, print_json};
 use crate::exit::{CliError, CmdResult, Exit};
 use crate::units::{bytes, count, secs};
@@ -101,7 +103,6 @@ pub fn tell_interrupt(args: &Args) {
 pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     args.jobs.apply();
     let opt = args.store.clone().or(top);
-    let (store, id) = source(&args, &opt)?;
     let opts = CheckoutOptions {
         mode: match args.mode {
             Mode::Auto => CheckoutMode::Auto,
@@ -115,18 +116,12 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         args.quiet || args.json,
         ("file", "files"),
     );
-    let made = cowtree_worktree::checkout::checkout(
-        &store,
-        &id,
-        &args.dst,
-        opts,
-        &|w| {
-            if !args.quiet {
-                eprintln!("cowtree: {w}")
-            }
-        },
-        spinner.progress(),
-    )?;
+    let warn = |w: &str| {
+        if !args.quiet {
+            eprintln!("cowtree: {w}")
+        }
+    };
+    let (store, id, made) = make(&args, &opt, opts, &warn, spinner.progress())?;
     let r = &made.report;
     // The marker is best effort: without user extended attributes the worktree is still found
     // by searching the known stores. The checkout itself is complete and registered: a
@@ -148,25 +143,40 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     Ok(Exit::Ok)
 }
 
-/// The store DST's checkout comes from and the snapshot's id in it. Where the snapshot comes
-/// from is the library's decision (`cowtree_store::source`): with --pull, a snapshot the store
-/// of DST's filesystem lacks is pulled into it.
-fn source(args: &Args, opt: &StoreOpt) -> Result<(Store, Hash), CliError> {
+/// The worktree made at DST: from the store of DST's filesystem (or the one named), where the
+/// library's decision (`cowtree_store::source`) finds the snapshot; with --pull, a snapshot
+/// that store lacks is pulled into it, and checked out as it arrives.
+fn make(
+    args: &Args,
+    opt: &StoreOpt,
+    opts: CheckoutOptions,
+    warn: &dyn Fn(&str),
+    progress: &cowtree_fs::Progress,
+) -> Result<(Store, Hash, CheckedOut), CliError> {
     let quiet = args.quiet;
-    Ok(
-        match checkout_store(opt, &args.dst, &args.snapshot, args.pull, quiet)? {
-            (store, Some(id)) => (store, id),
-            (store, None) => {
-                let id = crate::cmd::pull::pull_for_checkout(
-                    &store,
-                    args.remote.as_deref(),
-                    &args.snapshot,
-                    args.json || quiet,
-                )?;
-                (store, id)
-            }
+    let (store, found) = checkout_store(opt, &args.dst, &args.snapshot, args.pull, quiet)?;
+    let from_store = |store: &Store, id: &Hash| {
+        cowtree_worktree::checkout::checkout(store, id, &args.dst, opts, warn, progress)
+            .map_err(CliError::from)
+    };
+    if let Some(id) = found {
+        let made = from_store(&store, &id)?;
+        return Ok((store, id, made));
+    }
+    let (id, made) = crate::cmd::pull::pull_beside(
+        &store,
+        args.remote.as_deref(),
+        &args.snapshot,
+        args.json || quiet,
+        |beside| match beside {
+            Beside::Arriving(id, arriving) => cowtree_worktree::checkout::checkout_arriving(
+                &store, &id, &args.dst, opts, warn, progress, arriving,
+            )
+            .map_err(CliError::from),
+            Beside::InStore(id) => from_store(&store, &id),
         },
-    )
+    )?;
+    Ok((store, id, made))
 }
 
 /// The checkout's `--json` object.

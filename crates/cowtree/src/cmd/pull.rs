@@ -189,24 +189,77 @@ pub fn print_summary(remote: &Remote, r: &PullReport) {
     }
 }
 
-/// For `checkout --pull`: pulls `what` from `remote` (or the default one) and returns its id;
-/// the summary goes to stderr so that stdout keeps the checkout's own output.
-pub fn pull_for_checkout(
+/// What `checkout --pull` checks out: the snapshot while it arrives, or, when the pull
+/// fetched no manifest (the store had the snapshot by the time the pull ran), the snapshot
+/// in the store.
+pub enum Beside<'a> {
+    /// Snapshot `.0` is still arriving: check it out per file as its blobs arrive.
+    Arriving(
+        cowtree_store::Hash,
+        &'a cowtree_store::checkout::Arriving<'a>,
+    ),
+    /// Snapshot `.0` is in the store.
+    InStore(cowtree_store::Hash),
+}
+
+/// Pulls `what` (a snapshot on `remote`, or the default remote) into `store` while
+/// `checkout` writes it: `checkout` starts as soon as the snapshot's manifest is fetched and
+/// checked, and waits on each blob only until the pull has placed it. A pull that fails
+/// stops the checkout (which takes back what it made) and its error is the one returned;
+/// interrupted, the pull's staging and the checkout's are both taken back. `json`: no
+/// message about the pull.
+pub fn pull_beside<T>(
     store: &Store,
     remote: Option<&str>,
     what: &str,
     json: bool,
-) -> Result<cowtree_store::Hash, CliError> {
+    checkout: impl FnOnce(Beside<'_>) -> Result<T, CliError>,
+) -> Result<(cowtree_store::Hash, T), CliError> {
+    use cowtree_remote::arrivals::Arrivals;
     let remote = open_remote(store, remote)?;
-    let r = pull_with(
-        store,
-        &remote,
-        &[what.to_string()],
-        &PullOptions::default(),
-        false,
-        json,
-    )
-    .map_err(remote_error)?;
+    let arrivals = Arrivals::new();
+    // Called once: beside the pull, or after it.
+    let mut checkout = Some(checkout);
+    let mut check = |beside: Beside<'_>| match checkout.take() {
+        Some(f) => f(beside),
+        None => Err(CliError::new("internal error: the checkout ran twice")),
+    };
+    let wanted = [what.to_string()];
+    let (pulled, checked) = std::thread::scope(|s| {
+        let puller = s.spawn(|| {
+            // No bar of its own: the checkout's counts what arrives, as it writes it.
+            let r = cowtree_remote::pull::pull_watched(
+                store,
+                &remote,
+                &wanted,
+                &PullOptions::default(),
+                &Progress::default(),
+                &arrivals,
+            );
+            arrivals.end(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            r
+        });
+        let checked = arrivals.manifest().map(|(id, manifest)| {
+            let stopped = |e| cowtree_store::Error::SnapshotArriving {
+                id,
+                why: format!("{e}"),
+            };
+            let blob = |h: &cowtree_store::Hash| arrivals.blob(h).map_err(stopped);
+            let recorded = || arrivals.recorded().map_err(stopped);
+            let arriving = cowtree_store::checkout::Arriving {
+                manifest: &manifest,
+                blob: &blob,
+                recorded: &recorded,
+            };
+            (id, check(Beside::Arriving(id, &arriving)))
+        });
+        let pulled = puller
+            .join()
+            .unwrap_or_else(|_| Err(cowtree_remote::Error::Config("the pull panicked".into())));
+        (pulled, checked)
+    });
+    // The pull's error first: a checkout it stopped failed because of it.
+    let r = pulled.map_err(remote_error)?;
     if !json {
         eprintln!(
             "cowtree: pulled {} from {}: {} ({} blobs) received, {} blobs already here",
@@ -217,8 +270,15 @@ pub fn pull_for_checkout(
             r.blobs_skipped
         );
     }
-    r.ids
-        .first()
-        .copied()
-        .ok_or_else(|| CliError::new(format!("pull of {what} returned no snapshot")))
+    match checked {
+        Some((id, made)) => Ok((id, made?)),
+        None => {
+            let id = r
+                .ids
+                .first()
+                .copied()
+                .ok_or_else(|| CliError::new(format!("pull of {what} returned no snapshot")))?;
+            Ok((id, check(Beside::InStore(id))?))
+        }
+    }
 }

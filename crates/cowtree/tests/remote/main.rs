@@ -6,3 +6,4 @@ mod common;
 
 mod remote;
 mod remote_gc;
+mod remote_stream;

@@ -23,13 +23,13 @@ thread_local! {
 }
 
 /// This test's XDG_CONFIG_HOME (see `CONFIG`).
-fn config_home() -> std::path::PathBuf {
+pub(crate) fn config_home() -> std::path::PathBuf {
     CONFIG.with(|d| d.path().to_path_buf())
 }
 
 /// The environment every command of a test runs with: no store from the environment, the
 /// credentials `creds`, no HOME, the test's own configuration directory.
-fn env(c: &mut Command, creds: (&str, &str)) {
+pub(crate) fn env(c: &mut Command, creds: (&str, &str)) {
     c.env_remove("COWTREE_STORE")
         .env("AWS_ACCESS_KEY_ID", creds.0)
         .env("AWS_SECRET_ACCESS_KEY", creds.1)
@@ -53,7 +53,7 @@ fn cw_in(srv: &Server, dir: &Path, args: &[&str]) -> Ran {
     run_limited(c, Duration::from_secs(180))
 }
 
-fn cw(srv: &Server, store: &Path, args: &[&str]) -> Ran {
+pub(crate) fn cw(srv: &Server, store: &Path, args: &[&str]) -> Ran {
     cw_with(store, args, (&srv.key, &srv.secret))
 }
 
@@ -73,7 +73,7 @@ fn prefix() -> String {
 
 /// Snapshots `src` (made of `files` files of `size` bytes, pattern seeds from `seed`) as `big`
 /// in `store`, adds the remote `origin` (a fresh prefix on `srv`) and pushes `big` to it.
-fn push_big(srv: &Server, store: &Path, src: &Path, files: u64, size: usize, seed: u64) {
+pub(crate) fn push_big(srv: &Server, store: &Path, src: &Path, files: u64, size: usize, seed: u64) {
     fs::create_dir(src).unwrap();
     for i in 0..files {
         fs::write(src.join(format!("f{i}")), pattern(size, i + seed)).unwrap();
@@ -95,7 +95,7 @@ fn push_big(srv: &Server, store: &Path, src: &Path, files: u64, size: usize, see
 }
 
 /// The blobs in `store` (none while it has no blobs directory).
-fn blobs_in(store: &Path) -> usize {
+pub(crate) fn blobs_in(store: &Path) -> usize {
     fs::read_dir(store.join("blobs"))
         .map(|fans| {
             fans.map(|f| {
@@ -122,7 +122,7 @@ fn make_tree(root: &Path, files: usize, max: u64, seed: u64) {
     }
 }
 
-fn exit_code(r: &Ran, want: i32, what: &str) {
+pub(crate) fn exit_code(r: &Ran, want: i32, what: &str) {
     assert_eq!(
         r.code(),
         Some(want),
