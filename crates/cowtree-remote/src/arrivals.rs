@@ -6,7 +6,8 @@
 //! checkout ([`cowtree_store::checkout::Arriving`]) blocks in [`Arrivals::blob`] only on
 //! blobs still coming, and in [`Arrivals::recorded`] until the pull has recorded the
 //! snapshot. When the pull fails, every wait returns at once with the failure, so the
-//! checkout stops and takes back what it made.
+//! checkout stops and takes back what it made; the pull cleans up only once the caller says
+//! it let go of the store ([`Arrivals::released`]).
 
 use std::collections::HashSet;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -30,6 +31,8 @@ struct State {
     coming: HashSet<Hash>,
     /// The pull returned: `Ok` when it recorded its snapshots, else its error (for people).
     ended: Option<Result<(), String>>,
+    /// The caller no longer uses the store beside the pull ([`Arrivals::released`]).
+    released: bool,
 }
 
 /// Why a wait on [`Arrivals`] ended without what it waited for.
@@ -96,6 +99,13 @@ impl Arrivals {
         })
     }
 
+    /// The caller's use of the store beside the pull is over (its checkout returned, or never
+    /// started): a failed pull waits for this before it cleans up ([`Watch::stopped`]).
+    pub fn released(&self) {
+        self.lock().released = true;
+        self.changed.notify_all();
+    }
+
     /// Returns once the pull has ended: `Ok` when it recorded its snapshots.
     pub fn recorded(&self) -> Result<(), Stopped> {
         self.wait_until(|st| {
@@ -121,6 +131,14 @@ impl Watch for Arrivals {
         if self.lock().coming.remove(hash) {
             self.changed.notify_all();
         }
+    }
+
+    fn stopped(&self, error: &str) {
+        self.lock()
+            .ended
+            .get_or_insert_with(|| Err(error.to_string()));
+        self.changed.notify_all();
+        self.wait_until(|st| st.released.then_some(()));
     }
 }
 
@@ -164,6 +182,20 @@ mod tests {
             let failed = Err(Stopped::Failed("boom".into()));
             assert_eq!(blob.join().unwrap(), failed);
             assert_eq!(recorded.join().unwrap(), failed);
+        });
+    }
+
+    #[test]
+    fn a_failed_pull_ends_the_waits_then_waits_until_the_store_is_released() {
+        let a = Arrivals::new();
+        a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1)]);
+        std::thread::scope(|s| {
+            let pull = s.spawn(|| a.stopped("disk full"));
+            assert_eq!(a.blob(&h(1)), Err(Stopped::Failed("disk full".into())));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!pull.is_finished(), "went on while the store was held");
+            a.released();
+            pull.join().unwrap();
         });
     }
 

@@ -109,6 +109,10 @@ pub trait Watch: Sync {
     /// Blob `hash` is in the store's `blobs/` (placed by this pull, or by another writer
     /// first). Its data is not yet durable: the pull syncs it before it records a manifest.
     fn arrived(&self, hash: &Hash);
+    /// The pull failed with `error` (for people). Called before it removes what it placed
+    /// (after a full disk), which needs the store to itself: returns once the caller's own
+    /// use of the store beside the pull has let go of it.
+    fn stopped(&self, error: &str);
 }
 
 /// [`pull_with`] without `force`.
@@ -242,19 +246,27 @@ fn pull_inner(
             match failed {
                 None => needs.clear(),
                 Some(Error::Missing { .. }) if attempt < 3 => {
-                    // Only what is not in the store yet.
+                    // Only what is not in the store yet (what another writer put there
+                    // meanwhile has arrived too).
                     needs.retain(|n| {
-                        rustix::fs::statat(
+                        let missing = rustix::fs::statat(
                             store.blobs(),
                             blob_rel(&n.hash),
                             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
                         )
-                        .is_err()
+                        .is_err();
+                        if let (false, Some(w)) = (missing, watch) {
+                            w.arrived(&n.hash);
+                        }
+                        missing
                     });
                 }
                 Some(e) => return Err(e),
             }
-            // Blobs are durable before a manifest names them.
+        }
+        // Blobs are durable before a manifest names them: those fetched now, and those an
+        // earlier pull that failed left unsynced.
+        if !manifests.is_empty() {
             cowtree_fs::sys::sync_filesystem(store.blobs()).map_err(|e| Error::Io {
                 path: store.root().join("blobs"),
                 source: e.into(),
@@ -264,6 +276,9 @@ fn pull_inner(
     });
     drop(lock);
     if let Err(e) = pulled {
+        if let Some(w) = watch {
+            w.stopped(&e.to_string());
+        }
         let placed = placed.into_inner().unwrap_or_default();
         return Err(after_disk_full(store, e, &placed, started));
     }

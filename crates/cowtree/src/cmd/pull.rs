@@ -189,6 +189,15 @@ pub fn print_summary(remote: &Remote, r: &PullReport) {
     }
 }
 
+/// Tells the pull beside a checkout that the checkout let go of the store, when dropped.
+struct Release<'a>(&'a cowtree_remote::arrivals::Arrivals);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.released();
+    }
+}
+
 /// What `checkout --pull` checks out: the snapshot while it arrives, or, when the pull
 /// fetched no manifest (the store had the snapshot by the time the pull ran), the snapshot
 /// in the store.
@@ -228,17 +237,28 @@ pub fn pull_beside<T>(
     let (pulled, checked) = std::thread::scope(|s| {
         let puller = s.spawn(|| {
             // No bar of its own: the checkout's counts what arrives, as it writes it.
-            let r = cowtree_remote::pull::pull_watched(
-                store,
-                &remote,
-                &wanted,
-                &PullOptions::default(),
-                &Progress::default(),
-                &arrivals,
-            );
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                cowtree_remote::pull::pull_watched(
+                    store,
+                    &remote,
+                    &wanted,
+                    &PullOptions::default(),
+                    &Progress::default(),
+                    &arrivals,
+                )
+            }))
+            .unwrap_or_else(|_| {
+                Err(cowtree_remote::Error::Config(
+                    "internal error: the pull panicked".into(),
+                ))
+            });
+            // Every wait of the checkout ends, whatever the pull did.
             arrivals.end(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
             r
         });
+        // Once the checkout is over (or never started, or panicked), a failed pull may take
+        // the store to itself to clean up (`Watch::stopped`).
+        let release = Release(&arrivals);
         let checked = arrivals.manifest().map(|(id, manifest)| {
             let stopped = |e| cowtree_store::Error::SnapshotArriving {
                 id,
@@ -253,9 +273,12 @@ pub fn pull_beside<T>(
             };
             (id, check(Beside::Arriving(id, &arriving)))
         });
-        let pulled = puller
-            .join()
-            .unwrap_or_else(|_| Err(cowtree_remote::Error::Config("the pull panicked".into())));
+        drop(release);
+        let pulled = puller.join().unwrap_or_else(|_| {
+            Err(cowtree_remote::Error::Config(
+                "internal error: the pull panicked".into(),
+            ))
+        });
         (pulled, checked)
     });
     // The pull's error first: a checkout it stopped failed because of it.

@@ -864,6 +864,27 @@ fn a_pull_that_fills_the_disk_removes_what_it_fetched_or_says_what_gc_frees() {
         r.stderr
     );
     nothing_left("after the pull");
+
+    // checkout --pull, the checkout writing beside its pull: the pull removes what it fetched
+    // once the checkout has let go of the store, and nothing is at or beside DST.
+    let dst = small.path().join("wt");
+    let r = cw(
+        &srv,
+        &ss,
+        &["checkout", "--pull", "big", dst.to_str().unwrap()],
+    );
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("No space left on device") && r.stderr.contains("removed the "),
+        "{}",
+        r.stderr
+    );
+    let beside: Vec<_> = fs::read_dir(small.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(beside, ["store"], "nothing at or beside DST");
+    nothing_left("after checkout --pull");
 }
 
 /// The one command `message` prints, run as printed.
