@@ -7,6 +7,9 @@ pub struct Server {
     pub endpoint: String,
     pub key: String,
     pub secret: String,
+    /// The server refuses wrong credentials (SeaweedFS does; moto accepts any unless told
+    /// otherwise: COWTREE_TEST_S3_ANY_CREDENTIALS=1).
+    pub checks_credentials: bool,
 }
 
 pub fn server() -> Option<Server> {
@@ -20,6 +23,7 @@ pub fn server() -> Option<Server> {
             endpoint,
             key,
             secret,
+            checks_credentials: var("COWTREE_TEST_S3_ANY_CREDENTIALS").is_none_or(|v| v != "1"),
         }),
         _ => {
             let why = "COWTREE_TEST_S3_ENDPOINT is not set (scripts/test.sh starts SeaweedFS)";
