@@ -112,7 +112,7 @@ for ((r = 1; r <= RUNS; r++)); do
     t0=$(now)
     case $v in
       full) "$COWTREE" --store "$s" pull --quiet last ;;
-      part) "$COWTREE" --store "$s" pull --quiet last --path 'd00/**' ;;
+      part) "$COWTREE" --store "$s" pull --json last --path 'd00/**' >"$WORK/part.json" ;;
       copull) "$COWTREE" --store "$s" checkout --pull last "$dst" >/dev/null 2>&1 ;;
       pullco)
         "$COWTREE" --store "$s" pull --quiet last
@@ -134,6 +134,7 @@ copull=$(median <"$WORK/copull")
 pullco=$(median <"$WORK/pullco")
 say "== pulls of the last day, medians of $RUNS"
 say "full pull: $full s; partial pull of d00/** (5%): $part s; partial/full = $(ratio "$part" "$full") (target <= 0.10)"
+say "partial pull read $(mib "$(json bytes_fetched <"$WORK/part.json")") from the remote for $(mib "$(json bytes_received <"$WORK/part.json")") of blobs, in $(json requests <"$WORK/part.json") requests (last run)"
 say "checkout --pull: $copull s; pull then checkout: $pullco s; ratio = $(ratio "$copull" "$pullco") (target <= 0.80)"
 say "floor of checkout --pull here: max(pull, checkout) / (pull + checkout) = $(printf %.2f "$(median <"$WORK/floor")") (median of $RUNS)"
 note "results in $RESULTS"

@@ -55,6 +55,9 @@ pub struct PullReport {
     /// For a partial pull: each snapshot asked for, the snapshot recorded for its part, and
     /// the part's files and bytes.
     pub parts: Vec<(Hash, Hash, u64, u64)>,
+    /// Bytes read from the remote for the blobs fetched: the ranged reads' lengths (which
+    /// take in the gaps between the blobs they join) and the single blobs' sizes.
+    pub bytes_fetched: u64,
     /// Requests made.
     pub requests: u64,
     /// Wall time.
@@ -225,6 +228,13 @@ fn pull_inner(
                 Job::Range { blobs, .. } => (o + blobs.len() as u64, b + blob_bytes(blobs)),
                 Job::Single(n) => (o + 1, b + n.size),
             });
+            report.bytes_fetched += jobs
+                .iter()
+                .map(|j| match j {
+                    Job::Range { start, end, .. } => end - start,
+                    Job::Single(n) => n.size,
+                })
+                .sum::<u64>();
             progress.plan(objects, bytes);
             let mut done = futures::stream::iter(jobs)
                 .map(|job| placing.run_job(remote, job, progress))
@@ -630,43 +640,51 @@ fn plan(
     }
     for (pack, mut blobs) in by_pack {
         blobs.sort_by_key(|(_, off, _)| *off);
-        let mut cur: Vec<(Need, u64)> = Vec::new();
-        let (mut start, mut end, mut first) = (0u64, 0u64, usize::MAX);
-        for (n, off, at) in blobs {
-            let b_end = off + n.size;
-            if !cur.is_empty() && (off > end + GAP || b_end - start > RANGE_MAX) {
-                let blobs = std::mem::take(&mut cur);
-                jobs.push((
-                    first,
-                    Job::Range {
-                        pack,
-                        start,
-                        end,
-                        blobs,
-                    },
-                ));
-            }
-            if cur.is_empty() {
-                (start, end, first) = (off, off, usize::MAX);
-            }
-            end = end.max(b_end);
-            first = first.min(at);
-            cur.push((n, off));
-        }
-        if !cur.is_empty() {
-            jobs.push((
-                first,
-                Job::Range {
-                    pack,
-                    start,
-                    end,
-                    blobs: cur,
-                },
-            ));
+        for r in join(blobs) {
+            let job = Job::Range {
+                pack,
+                start: r.start,
+                end: r.end,
+                blobs: r.blobs,
+            };
+            jobs.push((r.first, job));
         }
     }
     jobs.sort_by_key(|(first, _)| *first);
     Ok(jobs.into_iter().map(|(_, job)| job).collect())
+}
+
+/// One ranged read of a pack: `start..end`, the blobs in it (with their offsets), and the
+/// first of their places in the manifests' order.
+struct Joined {
+    start: u64,
+    end: u64,
+    first: usize,
+    blobs: Vec<(Need, u64)>,
+}
+
+/// Joins the blobs of one pack (sorted by offset; each with its place in the manifests'
+/// order) into ranged reads: a neighbour closer than [`GAP`] joins the read, with what lies
+/// between, unless the read would pass [`RANGE_MAX`].
+fn join(blobs: Vec<(Need, u64, usize)>) -> Vec<Joined> {
+    let mut out: Vec<Joined> = Vec::new();
+    for (n, off, at) in blobs {
+        let b_end = off + n.size;
+        match out.last_mut() {
+            Some(r) if off <= r.end + GAP && b_end - r.start <= RANGE_MAX => {
+                r.end = r.end.max(b_end);
+                r.first = r.first.min(at);
+                r.blobs.push((n, off));
+            }
+            _ => out.push(Joined {
+                start: off,
+                end: b_end,
+                first: at,
+                blobs: vec![(n, off)],
+            }),
+        }
+    }
+    out
 }
 
 /// Where fetched blobs are written (the pull's staging directory) and what this pull placed in
@@ -897,4 +915,58 @@ fn is_disk_full(e: &Error) -> bool {
 
 fn staging_name(h: &Hash) -> String {
     format!("{h}.blob")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn need(size: u64) -> Need {
+        Need {
+            hash: Hash::of(&size.to_le_bytes()),
+            size,
+            snapshot: 0,
+        }
+    }
+
+    /// (start, end, first, blobs) of each read.
+    fn reads(blobs: &[(u64, u64, usize)]) -> Vec<(u64, u64, usize, usize)> {
+        let blobs = blobs.iter().map(|&(off, size, at)| (need(size), off, at));
+        join(blobs.collect())
+            .iter()
+            .map(|r| (r.start, r.end, r.first, r.blobs.len()))
+            .collect()
+    }
+
+    #[test]
+    fn adjacent_blobs_join_up_to_the_largest_read() {
+        // A full pull: every blob of the pack, back to back, 3 MiB each.
+        let mb = 1 << 20;
+        let blobs: Vec<_> = (0..5)
+            .map(|i| (i * 3 * mb, 3 * mb, 4 - i as usize))
+            .collect();
+        assert_eq!(
+            reads(&blobs),
+            [
+                (0, 6 * mb, 3, 2),
+                (6 * mb, 12 * mb, 1, 2),
+                (12 * mb, 15 * mb, 0, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn neighbours_closer_than_the_gap_join_with_what_lies_between() {
+        // 10 KiB blobs 100 KiB apart: one read, the gaps read with them.
+        let k = 1 << 10;
+        let blobs: Vec<_> = (0..4).map(|i| (i * 110 * k, 10 * k, i as usize)).collect();
+        assert_eq!(reads(&blobs), [(0, 340 * k, 0, 4)]);
+    }
+
+    #[test]
+    fn a_gap_past_the_limit_starts_a_new_read() {
+        let mb = 1 << 20;
+        let blobs = [(0, 4 * mb, 0), (4 * mb + GAP + 1, 4 * mb, 1)];
+        assert_eq!(reads(&blobs).len(), 2);
+    }
 }

@@ -40,8 +40,9 @@ pub struct Args {
     #[arg(long)]
     remote: Option<String>,
     /// Print one JSON object: ids, snapshots_received, snapshots_skipped, blobs_received,
-    /// bytes_received, blobs_skipped, bytes_skipped, names [{name, id, moved_from}], requests,
-    /// elapsed_ms.
+    /// bytes_received, bytes_fetched (read from the remote: the blobs and the gaps between
+    /// those one read joins), blobs_skipped, bytes_skipped, names [{name, id, moved_from}],
+    /// parts [{of, id, files, bytes}], requests, elapsed_ms.
     #[arg(long)]
     json: bool,
     /// Move a local name that points at another snapshot than the remote's name does, also
@@ -148,6 +149,7 @@ pub fn report_json(remote: &Remote, r: &PullReport) -> Value {
         "snapshots_skipped": r.snapshots_skipped,
         "blobs_received": r.blobs_received,
         "bytes_received": r.bytes_received,
+        "bytes_fetched": r.bytes_fetched,
         "blobs_skipped": r.blobs_skipped,
         "bytes_skipped": r.bytes_skipped,
         "names": names,
