@@ -529,6 +529,84 @@ fn gc_killed_at_random_points_leaves_a_remote_push_pull_and_the_next_gc_accept()
     }
 }
 
+/// Pushes killed at random points while gc runs (10 rounds, each a new generation of the
+/// tree pushed while a gc of everything unneeded runs; the push is killed at a random point,
+/// then run again): every push that returned is complete, what is kept pulls exact, and the
+/// last gc finds nothing missing and, run twice, nothing more to delete.
+#[test]
+fn pushes_killed_while_gc_runs_leave_a_remote_push_pull_and_gc_accept() {
+    let Some(srv) = server() else { return };
+    let Some(a) = scratch(Fs::Xfs) else { return };
+    let sa = a.path().join("store");
+    let src = a.path().join("src");
+    let ctx = Ctx::new(srv, &sa);
+    let mut rng = XorShift::from_clock("push kill");
+    let mut kept: Vec<(String, PathBuf)> = Vec::new();
+    // How long a whole push takes here, to kill within it.
+    let mut push_ms = 300u64;
+    let mut killed = 0;
+    for round in 0..10u64 {
+        write_tree(
+            &src,
+            200,
+            40 << 10,
+            2000 + round,
+            if round == 0 { 1.0 } else { 0.3 },
+        );
+        let copy = a.path().join(format!("gen{round}"));
+        keep_copy(&src, &copy);
+        let id = snapshot(&ctx, &sa, &src);
+        let mut gc = ctx.command(&sa, GC_NOW).spawn().expect("gc");
+        let delay = rng.below(push_ms.max(1));
+        let mut push = ctx
+            .command(&sa, &["push", "--quiet", &id])
+            .spawn()
+            .expect("push");
+        let t = Instant::now();
+        std::thread::sleep(Duration::from_millis(delay));
+        if push.try_wait().unwrap().is_none() {
+            killed += 1;
+            let _ = push.kill();
+        }
+        if push.wait().unwrap().success() {
+            push_ms = (t.elapsed().as_millis() as u64).max(push_ms);
+        }
+        assert!(
+            gc.wait().unwrap().success(),
+            "round {round}: gc beside a killed push"
+        );
+        // The push run again completes it.
+        ctx.cw(&sa, &["push", "--quiet", &id])
+            .assert_ok("push after a killed push");
+        kept.push((id, copy));
+        std::thread::sleep(Duration::from_millis(1050));
+        if kept.len() > 3 {
+            ctx.cw(&sa, &["remote", "forget", "origin", "--keep-last", "3"])
+                .assert_ok("forget");
+            kept.remove(0);
+        }
+        let (id, copy) = &kept[rng.below(kept.len() as u64) as usize];
+        assert_eq!(
+            pull_exact(&ctx, a.path(), &format!("r{round}"), id, copy),
+            0,
+            "round {round}: pull of {id} after a push killed at {delay} ms"
+        );
+    }
+    assert!(
+        killed >= 3,
+        "only {killed} of 10 pushes were killed mid-way"
+    );
+    let r = ctx.cw(&sa, &[GC_NOW, &["--json"]].concat());
+    let g = r.assert_ok("gc after the kills").json();
+    assert_eq!(g["blobs_missing"], 0, "{g}");
+    let r = ctx.cw(&sa, &[GC_NOW, &["--json"]].concat());
+    let g = r.assert_ok("gc after gc").json();
+    assert_eq!(g["objects_deleted"], 0, "{g}");
+    for (i, (id, copy)) in kept.iter().enumerate() {
+        assert_eq!(pull_exact(&ctx, a.path(), &format!("end{i}"), id, copy), 0);
+    }
+}
+
 /// `pull SNAPSHOT --path GLOB`: fetches only the blobs under the paths, records that part as
 /// a snapshot of its own, which checks out to exactly those files; a glob that selects
 /// nothing is refused.
