@@ -197,83 +197,22 @@ fn pull_inner(
         }
         let manifests = manifests_to_fetch(store, remote, &wanted, opts, &mut report).await?;
         let snapshots: Vec<Hash> = manifests.iter().map(|(id, _)| *id).collect();
-        let mut needs = needs_of(store, remote, &manifests, &mut report)?;
+        let needs = needs_of(store, remote, &manifests, &mut report)?;
         if let Some(w) = watch
             && !manifests.is_empty()
         {
             let coming: Vec<Hash> = needs.iter().map(|n| n.hash).collect();
             w.fetching(&manifests, &coming);
         }
-        // A pack deleted (or repacked) by a `remote gc` between the read of its index and
-        // the read of its bytes is reported missing: the indexes are read again (they name
-        // the new packs) and what is still missing is fetched, a few times at most.
-        let mut attempt = 0;
-        while !needs.is_empty() {
-            attempt += 1;
-            // The remote's index only while the fetches are planned.
-            let jobs = {
-                let have = index::load(store, remote).await?;
-                plan(remote, &have, needs.clone(), &snapshots)?
-            };
-            let staging = store.staging("pull")?;
-            let placing = &Placing {
-                store,
-                staging: staging.dir(),
-                staging_path: staging.path(),
-                placed: &placed,
-                snapshots: &snapshots,
-                watch,
-            };
-            let (objects, bytes) = jobs.iter().fold((0, 0), |(o, b), j| match j {
-                Job::Range { blobs, .. } => (o + blobs.len() as u64, b + blob_bytes(blobs)),
-                Job::Single(n) => (o + 1, b + n.size),
-            });
-            report.bytes_fetched += jobs
-                .iter()
-                .map(|j| match j {
-                    Job::Range { start, end, .. } => end - start,
-                    Job::Single(n) => n.size,
-                })
-                .sum::<u64>();
-            progress.plan(objects, bytes);
-            let mut done = futures::stream::iter(jobs)
-                .map(|job| placing.run_job(remote, job, progress))
-                .buffer_unordered(IN_FLIGHT);
-            let mut failed = None;
-            while let Some(r) = done.next().await {
-                match r {
-                    Ok((n, b)) => {
-                        report.blobs_received += n;
-                        report.bytes_received += b;
-                    }
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            drop(done);
-            match failed {
-                None => needs.clear(),
-                Some(Error::Missing { .. }) if attempt < 3 => {
-                    // Only what is not in the store yet (what another writer put there
-                    // meanwhile has arrived too).
-                    needs.retain(|n| {
-                        let missing = rustix::fs::statat(
-                            store.blobs(),
-                            blob_rel(&n.hash),
-                            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-                        )
-                        .is_err();
-                        if let (false, Some(w)) = (missing, watch) {
-                            w.arrived(&n.hash);
-                        }
-                        missing
-                    });
-                }
-                Some(e) => return Err(e),
-            }
-        }
+        let fetching = Fetching {
+            store,
+            remote,
+            snapshots: &snapshots,
+            placed: &placed,
+            watch,
+            progress,
+        };
+        fetching.all(needs, &mut report).await?;
         // Blobs are durable before a manifest names them: those fetched now, and those an
         // earlier pull that failed left unsynced.
         if !manifests.is_empty() {
@@ -295,6 +234,91 @@ fn pull_inner(
     report.requests = remote.requests();
     report.elapsed_ms = start.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// What the blob fetches of one pull share.
+struct Fetching<'a> {
+    store: &'a Store,
+    remote: &'a Remote,
+    /// The snapshots fetched, which [`Need::snapshot`] indexes.
+    snapshots: &'a [Hash],
+    /// The blobs this pull renamed into `blobs/` (see [`Placing`]).
+    placed: &'a std::sync::Mutex<Vec<(Hash, u64)>>,
+    watch: Option<&'a dyn Watch>,
+    progress: &'a Progress,
+}
+
+impl Fetching<'_> {
+    /// Fetches `needs` into the store. A pack deleted (or repacked) by a `remote gc` between
+    /// the read of its index and the read of its bytes is reported missing: the indexes are
+    /// read again (they name the new packs) and what is still missing is fetched, a few times
+    /// at most.
+    async fn all(&self, mut needs: Vec<Need>, report: &mut PullReport) -> Result<()> {
+        let mut attempt = 0;
+        while !needs.is_empty() {
+            attempt += 1;
+            match self.round(needs.clone(), report).await {
+                Ok(()) => needs.clear(),
+                Err(Error::Missing { .. }) if attempt < 3 => needs.retain(|n| self.missing(n)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// One round: the fetches planned from the remote's indexes (held only while planning),
+    /// [`IN_FLIGHT`] at once, into a staging directory of their own; stops at the first error.
+    async fn round(&self, needs: Vec<Need>, report: &mut PullReport) -> Result<()> {
+        let jobs = {
+            let have = index::load(self.store, self.remote).await?;
+            plan(self.remote, &have, needs, self.snapshots)?
+        };
+        let staging = self.store.staging("pull")?;
+        let placing = &Placing {
+            store: self.store,
+            staging: staging.dir(),
+            staging_path: staging.path(),
+            placed: self.placed,
+            snapshots: self.snapshots,
+            watch: self.watch,
+        };
+        let (objects, bytes) = jobs.iter().fold((0, 0), |(o, b), j| match j {
+            Job::Range { blobs, .. } => (o + blobs.len() as u64, b + blob_bytes(blobs)),
+            Job::Single(n) => (o + 1, b + n.size),
+        });
+        report.bytes_fetched += jobs
+            .iter()
+            .map(|j| match j {
+                Job::Range { start, end, .. } => end - start,
+                Job::Single(n) => n.size,
+            })
+            .sum::<u64>();
+        self.progress.plan(objects, bytes);
+        let mut done = futures::stream::iter(jobs)
+            .map(|job| placing.run_job(self.remote, job, self.progress))
+            .buffer_unordered(IN_FLIGHT);
+        while let Some(r) = done.next().await {
+            let (n, b) = r?;
+            report.blobs_received += n;
+            report.bytes_received += b;
+        }
+        Ok(())
+    }
+
+    /// Whether `n` is still not in the store; one that another writer put there meanwhile has
+    /// arrived, and is told so.
+    fn missing(&self, n: &Need) -> bool {
+        let missing = rustix::fs::statat(
+            self.store.blobs(),
+            blob_rel(&n.hash),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .is_err();
+        if let (false, Some(w)) = (missing, self.watch) {
+            w.arrived(&n.hash);
+        }
+        missing
+    }
 }
 
 /// Refuses a pull that would move a local name off a snapshot this remote did not set it to

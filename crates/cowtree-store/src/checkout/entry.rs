@@ -91,6 +91,25 @@ pub(super) struct Ctx<'a> {
     pub(super) stats: &'a [OnceLock<EntryStat>],
 }
 
+/// Makes the symlink `name` in `dir` with target `target`, and counts it; its stat when
+/// `ctx.record` asks for it.
+fn write_symlink(
+    ctx: &Ctx<'_>,
+    dir: &Dir,
+    name: &OsStr,
+    target: &[u8],
+) -> std::io::Result<Option<Stat>> {
+    dir.symlink(OsStr::from_bytes(target), name)?;
+    let st = if ctx.record {
+        Some(dir.stat(name)?)
+    } else {
+        None
+    };
+    ctx.counters.symlinks.fetch_add(1, Ordering::Relaxed);
+    ctx.progress.add(1, 0);
+    Ok(st)
+}
+
 /// Writes entry `e` into `dir`, the directory at `dir_path` (its path in the tree, which
 /// errors name); returns its stat when `ctx.record` asks for it.
 pub(super) fn write_entry(
@@ -112,19 +131,7 @@ pub(super) fn write_entry(
     };
     let hash = match e.data {
         DataRef::Target(t) => {
-            dir.symlink(OsStr::from_bytes(t), name)
-                .map_err(|err| Error::io_at("", path(), err))?;
-            let st = if ctx.record {
-                Some(
-                    dir.stat(name)
-                        .map_err(|err| Error::io_at("", path(), err))?,
-                )
-            } else {
-                None
-            };
-            c.symlinks.fetch_add(1, Ordering::Relaxed);
-            ctx.progress.add(1, 0);
-            return Ok(st);
+            return write_symlink(ctx, dir, name, t).map_err(|err| Error::io_at("", path(), err));
         }
         DataRef::Blob { hash, .. } => hash,
         DataRef::None => return Ok(None),
