@@ -195,6 +195,13 @@ fn files_are_written_as_their_blobs_arrive_and_the_tree_is_placed_once_recorded(
     }
 }
 
+/// The error of a checkout of `id` into `dst` as it arrives (it must fail).
+fn refused(store: &Store, id: &Hash, dst: &Path, arriving: &Arriving<'_>) -> Error {
+    let progress = Progress::default();
+    checkout_arriving(store, id, dst, OPTS, &|_| {}, &progress, None, arriving)
+        .expect_err("the checkout failed")
+}
+
 #[test]
 fn a_blob_or_a_record_that_never_comes_leaves_nothing_and_the_next_checkout_works() {
     for fsys in [Fs::Xfs, Fs::Btrfs, Fs::NoCow] {
@@ -221,17 +228,7 @@ fn a_blob_or_a_record_that_never_comes_leaves_nothing_and_the_next_checkout_work
                 blob,
                 recorded,
             };
-            let err = checkout_arriving(
-                &store,
-                &id,
-                &dst,
-                OPTS,
-                &|_| {},
-                &Progress::default(),
-                None,
-                &arriving,
-            )
-            .unwrap_err();
+            let err = refused(&store, &id, &dst, &arriving);
             assert!(
                 matches!(err.cause(), Error::SnapshotArriving { .. }),
                 "{fsys:?} {what}: {err}"
@@ -249,17 +246,7 @@ fn a_blob_or_a_record_that_never_comes_leaves_nothing_and_the_next_checkout_work
             blob: &all_arrive,
             recorded: &ok,
         };
-        let err = checkout_arriving(
-            &store,
-            &id,
-            &dst,
-            OPTS,
-            &|_| {},
-            &Progress::default(),
-            None,
-            &arriving,
-        )
-        .unwrap_err();
+        let err = refused(&store, &id, &dst, &arriving);
         assert!(
             err.to_string()
                 .contains(&format!("the manifest handed over is {other}")),
