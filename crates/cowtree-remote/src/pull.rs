@@ -170,6 +170,13 @@ fn pull_inner(
 ) -> Result<PullReport> {
     let start = Instant::now();
     let started = std::time::SystemTime::now();
+    // With COWTREE_TIMING set, when each step ended, on stderr.
+    let timing = std::env::var_os("COWTREE_TIMING").is_some();
+    let lap = |what: &str| {
+        if timing {
+            eprintln!("timing: pull: {what} {:?}", start.elapsed());
+        }
+    };
     let mut report = PullReport::default();
     let placed = std::sync::Mutex::new(Vec::new());
     let lock = store.lock_shared()?;
@@ -195,9 +202,12 @@ fn pull_inner(
         if !partial {
             check_local_names(store, remote, &wanted, opts.force)?;
         }
+        lap("resolved");
         let manifests = manifests_to_fetch(store, remote, &wanted, opts, &mut report).await?;
+        lap("manifests fetched");
         let snapshots: Vec<Hash> = manifests.iter().map(|(id, _)| *id).collect();
         let needs = needs_of(store, remote, &manifests, &mut report)?;
+        lap("needs listed");
         if let Some(w) = watch
             && !manifests.is_empty()
         {
@@ -213,6 +223,7 @@ fn pull_inner(
             progress,
         };
         fetching.all(needs, &mut report).await?;
+        lap("blobs fetched");
         // Blobs are durable before a manifest names them: those fetched now, and those an
         // earlier pull that failed left unsynced.
         if !manifests.is_empty() {
@@ -221,7 +232,10 @@ fn pull_inner(
                 source: e.into(),
             })?;
         }
-        record(store, remote, &manifests, &wanted, partial, &mut report)
+        lap("blobs synced");
+        record(store, remote, &manifests, &wanted, partial, &mut report)?;
+        lap("recorded");
+        Ok(())
     });
     drop(lock);
     if let Err(e) = pulled {
@@ -270,7 +284,12 @@ impl Fetching<'_> {
     /// [`IN_FLIGHT`] at once, into a staging directory of their own; stops at the first error.
     async fn round(&self, needs: Vec<Need>, report: &mut PullReport) -> Result<()> {
         let jobs = {
+            let t = Instant::now();
             let have = index::load(self.store, self.remote).await?;
+            if std::env::var_os("COWTREE_TIMING").is_some() {
+                let n = have.pack_ids.len();
+                eprintln!("timing: pull: {n} pack indexes read in {:?}", t.elapsed());
+            }
             plan(self.remote, &have, needs, self.snapshots)?
         };
         let staging = self.store.staging("pull")?;
