@@ -5,5 +5,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod arrivals;
 mod gc;
 mod s3;
