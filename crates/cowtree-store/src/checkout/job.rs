@@ -25,7 +25,28 @@ pub(super) struct Job<'a> {
     pub(super) arriving: Option<&'a Arriving<'a>>,
 }
 
-impl Job<'_> {
+impl<'a> Job<'a> {
+    /// A checkout of snapshot `id` into `dst`: no hooks, nothing arriving.
+    pub(super) fn new(
+        store: &'a Store,
+        id: &'a Hash,
+        dst: &'a Path,
+        opts: CheckoutOptions,
+        warn: &'a dyn Fn(&str),
+        progress: &'a Progress,
+    ) -> Job<'a> {
+        Job {
+            store,
+            id,
+            dst,
+            opts,
+            warn,
+            progress,
+            hooks: None,
+            arriving: None,
+        }
+    }
+
     /// The snapshot's manifest, its total counted into the progress.
     fn load(&self) -> Result<CompactManifest> {
         let manifest = match self.arriving {

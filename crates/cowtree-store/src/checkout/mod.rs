@@ -79,17 +79,7 @@ pub fn checkout_with_progress(
     warn: &dyn Fn(&str),
     progress: &Progress,
 ) -> Result<CheckoutReport> {
-    run(&Job {
-        store,
-        id,
-        dst,
-        opts,
-        warn,
-        progress,
-        hooks: None,
-        arriving: None,
-    })
-    .map(|(report, _)| report)
+    run(&Job::new(store, id, dst, opts, warn, progress)).map(|(report, _)| report)
 }
 
 /// [`checkout_with_progress`], also returning the stat of every entry it wrote
@@ -113,14 +103,8 @@ pub fn checkout_recording(
     hooks: &Hooks<'_>,
 ) -> Result<(CheckoutReport, Written)> {
     run(&Job {
-        store,
-        id,
-        dst,
-        opts,
-        warn,
-        progress,
         hooks: Some(hooks),
-        arriving: None,
+        ..Job::new(store, id, dst, opts, warn, progress)
     })
 }
 
@@ -140,14 +124,9 @@ pub fn checkout_arriving(
     arriving: &Arriving<'_>,
 ) -> Result<(CheckoutReport, Written)> {
     run(&Job {
-        store,
-        id,
-        dst,
-        opts,
-        warn,
-        progress,
         hooks,
         arriving: Some(arriving),
+        ..Job::new(store, id, dst, opts, warn, progress)
     })
 }
 /// A checkout, step by step: resolve DST, plan how the tree is made, register the staging
