@@ -252,3 +252,34 @@ pub fn fill_sample_tree(root: &Path) -> (u64, u64, u64) {
 fn must<T>(r: std::io::Result<T>, what: &str, path: &Path) -> T {
     r.unwrap_or_else(|e| panic!("{what} {}: {e}", path.display()))
 }
+
+/// The checkout staging directories beside `dst` (`.<name>.cowtree-checkout-*`; none when
+/// `dst` has no parent or name, or the parent cannot be read).
+pub fn checkout_staging(dst: &Path) -> Vec<PathBuf> {
+    let (Some(parent), Some(name)) = (dst.parent(), dst.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!(".{}.cowtree-checkout-", name.to_string_lossy());
+    std::fs::read_dir(parent)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The regular files under `dir`, at any depth (0 when it is gone).
+pub fn files_under(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => files_under(&e.path()),
+            Ok(t) if t.is_file() => 1,
+            _ => 0,
+        })
+        .sum()
+}

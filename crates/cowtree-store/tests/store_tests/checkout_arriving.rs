@@ -14,7 +14,15 @@ use cowtree_store::checkout::{
 };
 use cowtree_store::ingest::snapshot_dir;
 use cowtree_store::{Error, Hash, Store};
+use cowtree_testutil::tree::files_under;
 use cowtree_testutil::{Fs, assert_diff_clean, pattern, scratch};
+
+/// The checkout's staging directory beside `dst`, once there.
+fn staging_of(dst: &Path) -> Option<std::path::PathBuf> {
+    cowtree_testutil::tree::checkout_staging(dst)
+        .into_iter()
+        .next()
+}
 
 const OPTS: CheckoutOptions = CheckoutOptions {
     mode: CheckoutMode::Auto,
@@ -50,18 +58,6 @@ fn setup(root: &Path) -> (Store, Hash, Hash) {
     (store, id, Hash::of(&held))
 }
 
-/// Regular files under `dir` (0 when it is gone).
-fn files_under(dir: &Path) -> usize {
-    let Ok(rd) = fs::read_dir(dir) else { return 0 };
-    rd.flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => files_under(&e.path()),
-            Ok(t) if t.is_file() => 1,
-            _ => 0,
-        })
-        .sum()
-}
-
 /// The names in `dir`, sorted.
 fn names(dir: &Path) -> Vec<String> {
     let mut n: Vec<String> = fs::read_dir(dir)
@@ -70,17 +66,6 @@ fn names(dir: &Path) -> Vec<String> {
         .collect();
     n.sort();
     n
-}
-
-/// The checkout's staging directory beside `dst`, once there.
-fn staging_of(dst: &Path) -> Option<std::path::PathBuf> {
-    let parent = dst.parent().unwrap();
-    let prefix = format!(".{}.cowtree-checkout-", dst.file_name()?.to_string_lossy());
-    fs::read_dir(parent)
-        .ok()?
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
 }
 
 /// Polls `what` for up to 60 s.

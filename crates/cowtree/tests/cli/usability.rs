@@ -1117,20 +1117,6 @@ fn a_command_that_runs_over_a_second_on_a_terminal_shows_that_it_works() {
     assert!(shown.contains("checked 0 blobs"), "{shown}");
 }
 
-/// The checkout staging directories beside `dst` (`.<name>.cowtree-checkout-*`).
-fn checkout_staging(dst: &Path) -> Vec<PathBuf> {
-    let prefix = format!(
-        ".{}.cowtree-checkout-",
-        dst.file_name().unwrap().to_str().unwrap()
-    );
-    fs::read_dir(dst.parent().unwrap())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect()
-}
-
 /// The staging registrations in the store (`worktrees/staging-*`).
 fn staging_records(store: &Path) -> Vec<String> {
     fs::read_dir(store.join("worktrees"))
@@ -1152,7 +1138,7 @@ fn checkout_caught_midway(home: &Path, store: &Path, dst: &Path) -> Option<std::
         .stderr(Stdio::piped());
     let mut child = c.spawn().expect("start cowtree");
     loop {
-        if let Some(stage) = checkout_staging(dst).first()
+        if let Some(stage) = cowtree_testutil::tree::checkout_staging(dst).first()
             && fs::read_dir(stage).is_ok_and(|mut d| d.next().is_some())
         {
             return Some(child);
@@ -1190,7 +1176,7 @@ fn gc_removes_the_staging_a_killed_checkout_left_and_reports_it() {
         std::os::unix::process::ExitStatusExt::signal(&status),
         Some(libc::SIGKILL)
     );
-    let left = checkout_staging(&dst);
+    let left = cowtree_testutil::tree::checkout_staging(&dst);
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(!dst.exists());
     assert_eq!(staging_records(&store).len(), 1);
@@ -1210,7 +1196,7 @@ fn gc_removes_the_staging_a_killed_checkout_left_and_reports_it() {
         )),
         "{said}"
     );
-    assert!(checkout_staging(&dst).is_empty());
+    assert!(cowtree_testutil::tree::checkout_staging(&dst).is_empty());
     assert!(staging_records(&store).is_empty());
     // The store is whole, and the destination can be checked out.
     let mut c = with_store(user(home, home), &store);
@@ -1236,7 +1222,7 @@ fn gc_leaves_the_staging_of_a_running_checkout_alone() {
     // Paused in the middle: alive, its staging half full.
     // SAFETY: the child is ours and not yet reaped.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGSTOP) };
-    let stage = checkout_staging(&dst);
+    let stage = cowtree_testutil::tree::checkout_staging(&dst);
     assert_eq!(stage.len(), 1);
     let mut c = user(home, home);
     c.arg("--store")

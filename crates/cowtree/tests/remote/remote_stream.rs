@@ -13,7 +13,15 @@ use crate::common;
 use crate::common::proxy::Proxy;
 use crate::common::s3::{Server, server};
 use crate::remote::{blobs_in, cw, env, push_big};
+use cowtree_testutil::tree::files_under;
 use cowtree_testutil::{Fs, assert_diff_clean, scratch};
+
+/// The checkout's staging directory beside `dst`, while there.
+fn staging_of(dst: &Path) -> Option<PathBuf> {
+    cowtree_testutil::tree::checkout_staging(dst)
+        .into_iter()
+        .next()
+}
 
 /// Adds remote `name` to `store`: origin's bucket and prefix, through `proxy`.
 fn add_through(srv: &Server, store: &Path, name: &str, proxy: &Proxy) {
@@ -44,28 +52,6 @@ fn spawn(srv: &Server, store: &Path, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-/// The checkout's staging directory beside `dst`, while there.
-fn staging_of(dst: &Path) -> Option<PathBuf> {
-    let prefix = format!(".{}.cowtree-checkout-", dst.file_name()?.to_string_lossy());
-    fs::read_dir(dst.parent()?)
-        .ok()?
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-}
-
-/// Regular files under `dir` (0 when it is gone).
-fn files_under(dir: &Path) -> usize {
-    let Ok(rd) = fs::read_dir(dir) else { return 0 };
-    rd.flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => files_under(&e.path()),
-            Ok(t) if t.is_file() => 1,
-            _ => 0,
-        })
-        .sum()
 }
 
 /// Waits (up to 120 s, while `child` runs) until a file of the worktree at `dst` is written
