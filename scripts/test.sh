@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command: mounts real filesystems (as root on Linux), runs every test
-# of the workspace against them, and always unmounts. Extra arguments go to `cargo test`.
+# of the workspace against them, and always unmounts. Extra arguments go to `cargo test` (those
+# after `--` to the test binaries); the binaries run two at a time (scripts/test_lanes.py).
 #
 #   scripts/test.sh                      # all tests
 #   scripts/test.sh -p cowtree-fs        # one crate
@@ -11,6 +12,7 @@
 #   COWTREE_TEST_HEAVY=1 scripts/test.sh      # also the slow sizes (clone of 1,000,000 files)
 #   COWTREE_TEST_NO_S3=1 scripts/test.sh      # no S3 server: the remote tests print "skipped"
 #   COWTREE_TEST_NO_PYTHON=1 scripts/test.sh  # not the Python module's tests (below)
+#   COWTREE_TEST_LANES=1 scripts/test.sh      # one test binary at a time, as `cargo test` runs them
 #
 # After `cargo test`, the Python module (crates/cowtree-py) is tested as users get it: its
 # wheel is built (scripts/wheel.sh dev: the dev profile, this target dir), installed into a
@@ -90,14 +92,31 @@ status=0
 cargo_started=$SECONDS
 # The whole workspace unless packages are named (cargo lets --workspace win over -p).
 scope=(--workspace)
+cargo_args=()
+test_args=()
+seen_dashes=0
 for a in "$@"; do
-  [[ "$a" == -- ]] && break # what follows goes to the test binaries
+  if ((seen_dashes)); then test_args+=("$a"); continue; fi
+  [[ "$a" == -- ]] && { seen_dashes=1; continue; } # what follows goes to the test binaries
   [[ "$a" == -p* || "$a" == --package* ]] && scope=()
+  cargo_args+=("$a")
 done
-cargo test "${scope[@]}" --all-targets --no-fail-fast "$@" 2>&1 | tee "$COWTREE_MOUNT_WORK/cargo-test.log" || status=$?
+# Built by cargo, then run COWTREE_TEST_LANES binaries at a time (default 2) by
+# scripts/test_lanes.py, heaviest first: cargo runs one binary after another, and these wait
+# on disks, servers and child processes more than they compute. Their output is cargo's.
+lanes=${COWTREE_TEST_LANES:-2}
+[[ $lanes =~ ^[1-9][0-9]*$ ]] || { echo "test.sh: COWTREE_TEST_LANES must be a positive integer" >&2; exit 2; }
+if cargo test "${scope[@]}" --all-targets --no-run --message-format=json-render-diagnostics \
+  ${cargo_args[@]+"${cargo_args[@]}"} >"$COWTREE_MOUNT_WORK/build.json"; then
+  echo "test.sh: built in $((SECONDS - cargo_started)) s; running the test binaries, $lanes at a time"
+  python3 scripts/test_lanes.py --lanes "$lanes" --json "$COWTREE_MOUNT_WORK/build.json" --root "$PWD" \
+    -- ${test_args[@]+"${test_args[@]}"} 2>&1 | tee "$COWTREE_MOUNT_WORK/cargo-test.log" || status=$?
+else
+  status=101
+fi
 # The time each test binary took (its own "finished in"), slowest first, and the whole of
-# `cargo test` (building included).
-echo "test.sh: time per test binary, slowest first (cargo test took $((SECONDS - cargo_started)) s in all):"
+# the build and the test binaries.
+echo "test.sh: time per test binary, slowest first (build and tests took $((SECONDS - cargo_started)) s in all):"
 awk '/^ *Running / { bin = $2; if (match($0, /\(([^)]*)\)/)) { bin = substr($0, RSTART + 1, RLENGTH - 2); sub(/.*\//, "", bin); sub(/-[0-9a-f]+$/, "", bin) } }
      /^ *Doc-tests / { bin = "doctests " $2 }
      /^test result:/ { t = $NF; sub(/s$/, "", t); printf "%9.1f s  %s\n", t, bin }' \

@@ -152,16 +152,28 @@ pub fn full_tier(what: &str) -> bool {
 }
 
 /// Held by a test while it fills the small XFS ([`Fs::Small`], made to run out of space) or
-/// needs free space on it: one such test at a time in a test binary, whose tests run in
-/// parallel (the files of a binary's tests/ directory are modules of one binary; before, each
-/// was a binary of its own and they ran one after the other). Take it before the scratch
+/// needs free space on it: one such test at a time on the machine. The tests of a binary run
+/// in parallel, and scripts/test.sh runs two binaries at a time (scripts/test_lanes.py), so
+/// this is a file lock (`flock` on a file in the temporary directory, one open file each, so
+/// threads of one process exclude each other too), not a mutex. Take it before the scratch
 /// directory, for the whole test: `let _small = small_alone();`.
-pub fn small_alone() -> std::sync::MutexGuard<'static, ()> {
-    static SMALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    // A test that panicked while holding it leaves nothing to repair: the next one goes on.
-    SMALL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+pub fn small_alone() -> SmallAlone {
+    let path = std::env::temp_dir().join("cowtree-test-small.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open the lock {}: {e}", path.display()));
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+    SmallAlone { _file: file }
+}
+
+/// [`small_alone`]'s lock, released when dropped (the file is closed; a test that panicked
+/// leaves nothing to repair).
+pub struct SmallAlone {
+    _file: std::fs::File,
 }
 
 /// A fresh temporary directory on `fs`, removed when dropped; `None` (after a skip line) when
