@@ -19,6 +19,8 @@
 #   SCALE=F       tree size factor for bench/gentree.py --scale (default 1: ~80k files)
 #   SEED=N        tree seed (default 1)
 #   LIMIT=R       ratio above which a line is flagged (default 1.05)
+#   OPS="..."     only these operations (default: clone snapshot checkout status switch git-add);
+#                 the preparation is the same
 #   FS=xfs|btrfs|ext4  the filesystem the runs are on (default xfs; btrfs: a 4 GiB btrfs loop
 #                 image, the tree in a plain directory; ext4: a 4 GiB ext4 loop image, where
 #                 every file is copied)
@@ -51,6 +53,13 @@ SCALE=${SCALE:-1}
 SEED=${SEED:-1}
 LIMIT=${LIMIT:-1.05}
 FS=${FS:-xfs}
+ALL_OPS=(clone snapshot checkout status switch git-add)
+read -r -a OPS_LIST <<<"${OPS:-${ALL_OPS[*]}}"
+((${#OPS_LIST[@]})) || die "OPS is empty"
+for op in "${OPS_LIST[@]}"; do
+  [[ " ${ALL_OPS[*]} " == *" $op "* ]] || die "unknown operation in OPS: $op (known: ${ALL_OPS[*]})"
+done
+want() { [[ " ${OPS_LIST[*]} " == *" $1 "* ]]; }
 [[ $FS == xfs || $FS == btrfs || $FS == ext4 ]] || die "FS must be xfs, btrfs or ext4"
 command -v git >/dev/null || die "needs git (the reference for git worktree add)"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
@@ -184,18 +193,29 @@ for ((r = 1; r <= RUNS; r++)); do
   note "round $r/$RUNS: ${order[*]} (load $(cut -d' ' -f1 /proc/loadavg))"
   for k in "${order[@]}"; do
     b=${BIN[$k]}
-    timed "clone-$k" "$b" clone "$SRC" "$XFS/clone-$k"
-    settle "$XFS/clone-$k"
-    timed "snapshot-$k" "$b" --store "$XFS/fresh-$k" snapshot "$SRC"
-    settle "$XFS/fresh-$k"
-    timed "checkout-$k" "$b" --store "$XFS/store-$k" checkout -q "${SNAP_A[$k]}" "$XFS/co-$k"
-    settle "$XFS/co-$k"
-    timed "status-$k" "$b" --store "$XFS/store-$k" status "$XFS/wt-st-$k"
-    if ((r % 2)); then to=${SNAP_B[$k]}; else to=${SNAP_A[$k]}; fi
-    timed "switch-$k" "$b" --store "$XFS/store-$k" switch "$to" "$XFS/wt-sw-$k"
-    flush_fs
-    timed "git-add-$k" git_add "$b" "$XFS/gwt-$k"
-    settle_worktree "$XFS/gwt-$k"
+    if want clone; then
+      timed "clone-$k" "$b" clone "$SRC" "$XFS/clone-$k"
+      settle "$XFS/clone-$k"
+    fi
+    if want snapshot; then
+      timed "snapshot-$k" "$b" --store "$XFS/fresh-$k" snapshot "$SRC"
+      settle "$XFS/fresh-$k"
+    fi
+    if want checkout; then
+      timed "checkout-$k" "$b" --store "$XFS/store-$k" checkout -q "${SNAP_A[$k]}" "$XFS/co-$k"
+      settle "$XFS/co-$k"
+    fi
+    want status && timed "status-$k" "$b" --store "$XFS/store-$k" status "$XFS/wt-st-$k"
+    if want switch; then
+      # Odd rounds switch to B; even ones back to A (each binary's worktree takes both ways).
+      if ((r % 2)); then to=${SNAP_B[$k]}; else to=${SNAP_A[$k]}; fi
+      timed "switch-$k" "$b" --store "$XFS/store-$k" switch "$to" "$XFS/wt-sw-$k"
+      flush_fs
+    fi
+    if want git-add; then
+      timed "git-add-$k" git_add "$b" "$XFS/gwt-$k"
+      settle_worktree "$XFS/gwt-$k"
+    fi
   done
 done
 
@@ -204,7 +224,7 @@ say ""
 say "== medians of $RUNS runs each (seconds), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 say "$(printf '%-10s %10s %10s %9s %s' operation old_s new_s new/old '')"
 flagged=0
-for op in clone snapshot checkout status switch git-add; do
+for op in "${OPS_LIST[@]}"; do
   o=$(median "$op-old")
   n=$(median "$op-new")
   ratio=$(awk -v o="$o" -v n="$n" 'BEGIN { printf "%.3f", n / o }')
@@ -213,3 +233,9 @@ for op in clone snapshot checkout status switch git-add; do
   say "$(printf '%-10s %10.4f %10.4f %9s %s' "$op" "$o" "$n" "$ratio" "$flag")"
 done
 say "$flagged operation(s) above $LIMIT; results: $RESULTS"
+# Every run's seconds, in the order they ran, for a reader who wants more than the median.
+{
+  echo ""
+  echo "== every run (operation-binary seconds), in order"
+  awk '{ printf "%s %.4f\n", $1, $2 / 1e6 }' "$SAMPLES"
+} >>"$RESULTS"
