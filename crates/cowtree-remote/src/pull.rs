@@ -781,7 +781,6 @@ impl Placing<'_> {
         let tmp = staging_name(hash);
         let mut f = self.create_staged(&tmp)?;
         write(&mut f).map_err(|e| self.staged_io(&tmp, e))?;
-        start_writeback(&f);
         drop(f);
         self.link_in(&tmp, hash, size)
     }
@@ -885,7 +884,6 @@ impl Placing<'_> {
                     f.write_all(&chunk).map_err(|e| self.staged_io(&tmp, e))?;
                     progress.add(0, chunk.len() as u64);
                 }
-                start_writeback(&f);
                 drop(f);
                 if got != n.size || Hash::from_bytes(*hasher.finalize().as_bytes()) != n.hash {
                     let _ = self.staging.remove_file(OsStr::new(&tmp));
@@ -905,13 +903,6 @@ impl Placing<'_> {
             }
         }
     }
-}
-
-/// Starts writing a placed blob's data back while the pull goes on fetching, so the one
-/// `syncfs` before the record (which is what makes the blobs durable) finds little left to
-/// write. Best effort: an error here is the `syncfs`'s to report.
-fn start_writeback(f: &std::fs::File) {
-    let _ = cowtree_fs::sys::start_writeback(std::os::fd::AsFd::as_fd(f));
 }
 
 /// `e`, the error that stopped a pull that had placed `placed` in `blobs/` (since `started`);

@@ -63,24 +63,6 @@ pub fn sync_filesystem(fd: impl AsFd) -> Result<(), Errno> {
     rustix::fs::syncfs(fd)
 }
 
-/// `sync_file_range(SYNC_FILE_RANGE_WRITE)` of the whole file: starts writing its dirty data
-/// back and returns without waiting, so a later `syncfs` or `fsync` finds less to write. It
-/// makes nothing durable by itself (no metadata, no cache flush): git's `core.fsyncMethod=batch`
-/// uses it the same way.
-pub fn start_writeback(fd: BorrowedFd<'_>) -> Result<(), Errno> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a plain syscall on a descriptor the borrow keeps open; no memory is passed.
-    let r = unsafe { libc::sync_file_range(fd.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
-    if r == 0 {
-        Ok(())
-    } else {
-        let e = io::Error::last_os_error();
-        Err(Errno::from_raw_os_error(
-            e.raw_os_error().unwrap_or(libc::EIO),
-        ))
-    }
-}
-
 /// `fsync`.
 pub fn fsync(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     rustix::fs::fsync(fd)

@@ -57,12 +57,6 @@ pub fn sync_filesystem(fd: impl AsFd) -> Result<(), Errno> {
     fsync(fd.as_fd())
 }
 
-/// Nothing on macOS (it has no `sync_file_range`): the later [`sync_filesystem`] or [`fsync`]
-/// writes everything.
-pub fn start_writeback(_fd: BorrowedFd<'_>) -> Result<(), Errno> {
-    Ok(())
-}
-
 /// `fcntl(F_FULLFSYNC)`: a plain `fsync` on macOS leaves the data in the drive's cache. A
 /// filesystem that refuses it (some network filesystems) gets a plain `fsync`.
 pub fn fsync(fd: BorrowedFd<'_>) -> Result<(), Errno> {
