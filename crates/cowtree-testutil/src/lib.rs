@@ -159,11 +159,14 @@ pub fn full_tier(what: &str) -> bool {
 /// directory, for the whole test: `let _small = small_alone();`.
 pub fn small_alone() -> SmallAlone {
     let path = std::env::temp_dir().join("cowtree-test-small.lock");
+    // Read-only when another user made it (a root run, then one as an ordinary user, in a
+    // sticky /tmp): flock needs no write access.
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
+        .or_else(|_| std::fs::File::open(&path))
         .unwrap_or_else(|e| panic!("cannot open the lock {}: {e}", path.display()));
     rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
         .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
