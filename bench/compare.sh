@@ -56,8 +56,11 @@ FS=${FS:-xfs}
 ALL_OPS=(clone snapshot checkout status switch git-add)
 read -r -a OPS_LIST <<<"${OPS:-${ALL_OPS[*]}}"
 ((${#OPS_LIST[@]})) || die "OPS is empty"
+declare -A SEEN_OP=()
 for op in "${OPS_LIST[@]}"; do
   [[ " ${ALL_OPS[*]} " == *" $op "* ]] || die "unknown operation in OPS: $op (known: ${ALL_OPS[*]})"
+  [[ -z "${SEEN_OP[$op]:-}" ]] || die "OPS names $op twice"
+  SEEN_OP[$op]=1
 done
 want() { [[ " ${OPS_LIST[*]} " == *" $1 "* ]]; }
 [[ $FS == xfs || $FS == btrfs || $FS == ext4 ]] || die "FS must be xfs, btrfs or ext4"
@@ -148,7 +151,7 @@ say "machine: $(uname -srm), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadav
 for k in old new; do
   say "$k: ${BIN[$k]} ($("${BIN[$k]}" --version 2>/dev/null || echo '?'); sha256 $(sha256sum "${BIN[$k]}" | cut -c1-16))"
 done
-say "settings: RUNS=$RUNS SCALE=$SCALE SEED=$SEED LIMIT=$LIMIT; $FS $XFS (4 GiB loop image$([[ $FS == xfs ]] && echo ', reflink=1')); warm page cache"
+say "settings: RUNS=$RUNS SCALE=$SCALE SEED=$SEED LIMIT=$LIMIT OPS=\"${OPS_LIST[*]}\"; $FS $XFS (4 GiB loop image$([[ $FS == xfs ]] && echo ', reflink=1')); warm page cache"
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.invalid
 export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.invalid
 SRC="$XFS/src"
@@ -205,7 +208,9 @@ for ((r = 1; r <= RUNS; r++)); do
       timed "checkout-$k" "$b" --store "$XFS/store-$k" checkout -q "${SNAP_A[$k]}" "$XFS/co-$k"
       settle "$XFS/co-$k"
     fi
-    want status && timed "status-$k" "$b" --store "$XFS/store-$k" status "$XFS/wt-st-$k"
+    if want status; then
+      timed "status-$k" "$b" --store "$XFS/store-$k" status "$XFS/wt-st-$k"
+    fi
     if want switch; then
       # Odd rounds switch to B; even ones back to A (each binary's worktree takes both ways).
       if ((r % 2)); then to=${SNAP_B[$k]}; else to=${SNAP_A[$k]}; fi

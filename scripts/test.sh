@@ -12,7 +12,7 @@
 #   COWTREE_TEST_HEAVY=1 scripts/test.sh      # also the slow sizes (clone of 1,000,000 files)
 #   COWTREE_TEST_NO_S3=1 scripts/test.sh      # no S3 server: the remote tests print "skipped"
 #   COWTREE_TEST_NO_PYTHON=1 scripts/test.sh  # not the Python module's tests (below)
-#   COWTREE_TEST_LANES=1 scripts/test.sh      # one test binary at a time, as `cargo test` runs them
+#   COWTREE_TEST_LANES=1 scripts/test.sh      # one test binary at a time (default: two)
 #
 # After `cargo test`, the Python module (crates/cowtree-py) is tested as users get it: its
 # wheel is built (scripts/wheel.sh dev: the dev profile, this target dir), installed into a
@@ -106,12 +106,15 @@ done
 # on disks, servers and child processes more than they compute. Their output is cargo's.
 lanes=${COWTREE_TEST_LANES:-2}
 [[ $lanes =~ ^[1-9][0-9]*$ ]] || { echo "test.sh: COWTREE_TEST_LANES must be a positive integer" >&2; exit 2; }
-if cargo test "${scope[@]}" --all-targets --no-run --message-format=json-render-diagnostics \
-  ${cargo_args[@]+"${cargo_args[@]}"} >"$COWTREE_MOUNT_WORK/build.json"; then
+# cargo's own messages and the compiler's (to stderr) go to the log too.
+log="$COWTREE_MOUNT_WORK/cargo-test.log"
+if { cargo test "${scope[@]}" --all-targets --no-fail-fast --no-run --message-format=json-render-diagnostics \
+  ${cargo_args[@]+"${cargo_args[@]}"} >"$COWTREE_MOUNT_WORK/build.json"; } 2>&1 | tee "$log"; then
   echo "test.sh: built in $((SECONDS - cargo_started)) s; running the test binaries, $lanes at a time"
   python3 scripts/test_lanes.py --lanes "$lanes" --json "$COWTREE_MOUNT_WORK/build.json" --root "$PWD" \
-    -- ${test_args[@]+"${test_args[@]}"} 2>&1 | tee "$COWTREE_MOUNT_WORK/cargo-test.log" || status=$?
+    --logs "$COWTREE_MOUNT_WORK/test-logs" -- ${test_args[@]+"${test_args[@]}"} 2>&1 | tee -a "$log" || status=$?
 else
+  echo "test.sh: the build failed (above); no test ran" >&2
   status=101
 fi
 # The time each test binary took (its own "finished in"), slowest first, and the whole of

@@ -3,16 +3,18 @@
 
 scripts/test.sh calls it after the build: `cargo test` runs one binary after another, and most
 of this project's binaries wait on disks, servers and child processes more than they compute
-(a whole run used 1.1 of 2 cores), so two binaries at a time finish sooner. Each binary runs as
-`cargo test` would run it (in its package's directory, with cargo's CARGO_* variables, the
-arguments after `--`); its whole output is printed when it ends, under cargo's own
-"Running SRC (EXE)" line, so the log reads as cargo's. The heaviest binaries start first.
+(a whole run used 1.35 of 2 cores), so two binaries at a time finish sooner. Each binary runs
+in its package's directory, as cargo runs it, with CARGO_MANIFEST_DIR, CARGO_PKG_NAME and
+CARGO_PKG_VERSION set and the arguments after `--`; "started NAME" is printed when it starts,
+its output goes to LOGS/NAME.log as it runs and is printed whole when it ends, under cargo's
+own "Running SRC (EXE)" line, so the log reads as cargo's. The heaviest binaries start first.
 
-    test_lanes.py --lanes N --json BUILD.json [-- TEST ARGS...]
+    test_lanes.py --lanes N --json BUILD.json --logs DIR [-- TEST ARGS...]
 
-Exits 1 when a binary failed (naming each), 130 on an interrupt (every binary is stopped).
-Tests that must be alone on a machine-wide resource take a lock for it (cowtree-testutil's
-`small_alone`, a file lock), so they stay correct across binaries.
+Exits 1 when a binary failed or could not be run (naming each), 130 on SIGINT and 143 on
+SIGTERM (every running binary and what it started is stopped: each runs in a session of its
+own). Tests that must be alone on a machine-wide resource take a lock for it
+(cowtree-testutil's `small_alone`, a file lock), so they stay correct across binaries.
 """
 
 import argparse
@@ -80,6 +82,7 @@ def main():
     ap.add_argument("--lanes", type=int, default=2)
     ap.add_argument("--json", required=True)
     ap.add_argument("--root", default=os.getcwd())
+    ap.add_argument("--logs", required=True, help="directory for each binary's output")
     ap.add_argument("args", nargs="*")
     a = ap.parse_args()
     if a.lanes < 1:
@@ -91,52 +94,88 @@ def main():
                              check=True).stdout.strip()
     lock = threading.Lock()
     todo = list(bins)
-    failed, running = [], {}
+    failed, done, running = [], set(), {}
     stopping = threading.Event()
+    stop_signal = [0]
+    os.makedirs(a.logs, exist_ok=True)
 
-    def run(b):
+    def env_of(b):
         env = dict(os.environ)
         deps = os.path.dirname(b["exe"])
         env.update({
             "CARGO_MANIFEST_DIR": b["dir"],
             "CARGO_PKG_NAME": b["package"],
             "CARGO_PKG_VERSION": b["version"],
-            "CARGO_CRATE_NAME": b["name"].replace("-", "_"),
             "LD_LIBRARY_PATH": os.pathsep.join(
                 p for p in [deps, os.path.join(sysroot, "lib"), env.get("LD_LIBRARY_PATH", "")]
                 if p),
         })
+        return env
+
+    def say(text):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def run(b, log_path):
         started = time.monotonic()
-        p = subprocess.Popen([b["exe"], *a.args], cwd=b["dir"], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        with lock:
-            running[p.pid] = p
-        out, _ = p.communicate()
+        with open(log_path, "wb") as log:
+            with lock:
+                if stopping.is_set():
+                    return None
+                p = subprocess.Popen([b["exe"], *a.args], cwd=b["dir"], env=env_of(b),
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+                running[p.pid] = p
+                say(f"test_lanes: started {b['name']}\n")
+            code = p.wait()
         with lock:
             running.pop(p.pid, None)
-            took = time.monotonic() - started
-            sys.stdout.write(f"     Running {b['src']} ({b['rel']})\n")
-            sys.stdout.flush()
-            sys.stdout.buffer.write(out)
-            status = "ok" if p.returncode == 0 else f"FAILED (exit {p.returncode})"
-            sys.stdout.write(f"test_lanes: {b['name']}: {status}, {took:.1f} s of wall time\n\n")
-            sys.stdout.flush()
-            if p.returncode != 0 and not stopping.is_set():
+        return code, time.monotonic() - started
+
+    def one(b, n):
+        log_path = os.path.join(a.logs, f"{n:02d}-{b['name']}.log")
+        try:
+            r = run(b, log_path)
+        except Exception as e:  # a binary that cannot be started fails the run, by name
+            r = ("error", e)
+        if r is None:
+            return
+        with lock:
+            done.add(b["exe"])
+            say(f"     Running {b['src']} ({b['rel']})\n")
+            try:
+                with open(log_path, "rb") as f:
+                    sys.stdout.buffer.write(f.read())
+            except OSError:
+                pass
+            if r[0] == "error":
+                status, ok = f"FAILED (could not run it: {r[1]})", False
+            else:
+                code, took = r
+                ok = code == 0
+                status = ("ok" if ok else f"FAILED (exit {code})") + f", {took:.1f} s of wall time"
+            say(f"test_lanes: {b['name']}: {status}\n\n")
+            if not ok and not stopping.is_set():
                 failed.append(b["rel"])
 
     def lane():
-        while not stopping.is_set():
+        while True:
             with lock:
-                if not todo:
+                if stopping.is_set() or not todo:
                     return
+                n = len(bins) - len(todo)
                 b = todo.pop(0)
-            run(b)
+            one(b, n)
 
     def stop(signum, _frame):
         stopping.set()
+        stop_signal[0] = signum
         with lock:
             for p in running.values():
-                p.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+                try:
+                    os.killpg(p.pid, signum)
+                except ProcessLookupError:
+                    pass
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
@@ -148,7 +187,11 @@ def main():
             t.join(0.5)
     if stopping.is_set():
         print("test_lanes: interrupted; the binaries still running were stopped", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(130 if stop_signal[0] == signal.SIGINT else 143)
+    never = [b["rel"] for b in bins if b["exe"] not in done]
+    if never:
+        print(f"test_lanes: never ran: {' '.join(never)}", file=sys.stderr)
+        failed.extend(never)
     if failed:
         print(f"test_lanes: {len(failed)} test binar{'y' if len(failed) == 1 else 'ies'} "
               f"failed: {' '.join(failed)}", file=sys.stderr)

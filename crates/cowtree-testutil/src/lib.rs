@@ -152,15 +152,18 @@ pub fn full_tier(what: &str) -> bool {
 }
 
 /// Held by a test while it fills the small XFS ([`Fs::Small`], made to run out of space) or
-/// needs free space on it: one such test at a time on the machine. The tests of a binary run
+/// needs free space on it: one such test at a time on that mount. The tests of a binary run
 /// in parallel, and scripts/test.sh runs two binaries at a time (scripts/test_lanes.py), so
-/// this is a file lock (`flock` on a file in the temporary directory, one open file each, so
-/// threads of one process exclude each other too), not a mutex. Take it before the scratch
-/// directory, for the whole test: `let _small = small_alone();`.
+/// this is a file lock (`flock` on `small.lock` beside the mount point, one open file each, so
+/// threads of one process exclude each other too), not a mutex. Nothing is locked when the
+/// small XFS is not mounted (the test skips). Take it before the scratch directory, for the
+/// whole test: `let _small = small_alone();`.
 pub fn small_alone() -> SmallAlone {
-    let path = std::env::temp_dir().join("cowtree-test-small.lock");
-    // Read-only when another user made it (a root run, then one as an ordinary user, in a
-    // sticky /tmp): flock needs no write access.
+    let Some(small) = std::env::var_os("COWTREE_TEST_SMALL").filter(|v| !v.is_empty()) else {
+        return SmallAlone { _file: None };
+    };
+    let path = Path::new(&small).with_file_name("small.lock");
+    // Read-only when another user made it: flock needs no write access.
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -170,13 +173,13 @@ pub fn small_alone() -> SmallAlone {
         .unwrap_or_else(|e| panic!("cannot open the lock {}: {e}", path.display()));
     rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
         .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
-    SmallAlone { _file: file }
+    SmallAlone { _file: Some(file) }
 }
 
 /// [`small_alone`]'s lock, released when dropped (the file is closed; a test that panicked
 /// leaves nothing to repair).
 pub struct SmallAlone {
-    _file: std::fs::File,
+    _file: Option<std::fs::File>,
 }
 
 /// A fresh temporary directory on `fs`, removed when dropped; `None` (after a skip line) when
