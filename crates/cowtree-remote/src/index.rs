@@ -47,11 +47,11 @@ impl RemoteIndex {
     }
 }
 
-/// Pack key names.
 /// Pack indexes read at once: each is one small GET (about 56 bytes a blob), so a pull whose
 /// remote has many packs pays their latency once rather than once per 16 of them.
 const INDEX_READS: usize = 64;
 
+/// Pack key names.
 pub fn pack_key(id: &Hash) -> String {
     format!("packs/{id}.pack")
 }
