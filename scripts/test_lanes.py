@@ -127,10 +127,13 @@ def main():
                                      start_new_session=True)
                 running[p.pid] = p
                 say(f"test_lanes: started {b['name']}\n")
-            code = p.wait()
+            # wait4, not p.wait(): its rusage is the CPU of the binary and of every process it
+            # started and waited for (the cowtree and git commands of the tests).
+            _, wstatus, usage = os.wait4(p.pid, 0)
+            p.returncode = code = os.waitstatus_to_exitcode(wstatus)
         with lock:
             running.pop(p.pid, None)
-        return code, time.monotonic() - started
+        return code, time.monotonic() - started, usage.ru_utime + usage.ru_stime
 
     def one(b, n):
         log_path = os.path.join(a.logs, f"{n:02d}-{b['name']}.log")
@@ -151,9 +154,10 @@ def main():
             if r[0] == "error":
                 status, ok = f"FAILED (could not run it: {r[1]})", False
             else:
-                code, took = r
+                code, took, cpu = r
                 ok = code == 0
-                status = ("ok" if ok else f"FAILED (exit {code})") + f", {took:.1f} s of wall time"
+                status = ("ok" if ok else f"FAILED (exit {code})") + \
+                    f", {took:.1f} s of wall time, {cpu:.1f} s of CPU"
             say(f"test_lanes: {b['name']}: {status}\n\n")
             if not ok and not stopping.is_set():
                 failed.append(b["rel"])
