@@ -11,7 +11,8 @@
 //! The binary has its own harness: started with `COWTREE_INGEST_WRITER=<kind>` (and the file
 //! and seed in the two variables below) it is one writer of `support/writers.rs`, which runs
 //! until it is killed; otherwise it runs the tests, each starting one writer process per kind
-//! by executing itself. Rounds: `COWTREE_TEST_INGEST_ROUNDS` (default 100 per filesystem).
+//! by executing itself. Rounds: `COWTREE_TEST_INGEST_ROUNDS` (default 100 per filesystem in the
+//! full tier, 30 in the README's run).
 //! Arguments as for a libtest binary: name filters (`--exact` to match whole names), `--list`,
 //! `--ignored` (there are none).
 
@@ -165,7 +166,7 @@ fn run(fs_kind: Fs) {
         procs.0.push((k, child));
         assert_eq!(line, "ready\n", "writer process {k} did not start");
     }
-    let rounds = writers::rounds(100);
+    let rounds = writers::rounds(100, 30);
     let counts = writers::record_rounds(&store, &src, rounds);
     // A writer that died early stopped writing: the rounds after it tested less.
     for (k, child) in &mut procs.0 {

@@ -109,10 +109,15 @@ pub fn skip(why: &str) {
     if std::env::var_os("COWTREE_TEST_REQUIRE_FS").is_some_and(|v| v == "1") {
         panic!("{}: required test setup missing: {why}", test_name());
     }
-    let line = format!("skipped: {}: {why}", test_name());
+    note(&format!("skipped: {}: {why}", test_name()));
+}
+
+/// Prints `line` and appends it to `COWTREE_TEST_SKIP_LOG`: the test harness captures the
+/// stdout of passing tests, and scripts/test.sh prints that log at the end, so what did not
+/// run (or ran less) is visible. [`skip`], [`full_tier`] and [`rounds`] write theirs here;
+/// a test that leaves out something else says so with it.
+pub fn note(line: &str) {
     println!("{line}");
-    // The test harness captures stdout of passing tests; scripts/test.sh prints this log at
-    // the end so the skips are visible.
     if let Some(log) = std::env::var_os("COWTREE_TEST_SKIP_LOG") {
         use std::io::Write;
         if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -130,25 +135,46 @@ pub fn skip(why: &str) {
 /// `scripts/test.sh` leaves to CI. Otherwise prints (and logs for scripts/test.sh) a line
 /// saying what did not run: `what`.
 pub fn full_tier(what: &str) -> bool {
-    if std::env::var_os("COWTREE_TEST_FULL").is_some_and(|v| v == "1") {
+    if in_full_tier() {
         return true;
     }
-    let line = format!(
+    note(&format!(
         "heavy tier, not run: {}: {what} (COWTREE_TEST_FULL=1 runs it; .ci/run does)",
         test_name()
-    );
-    println!("{line}");
-    if let Some(log) = std::env::var_os("COWTREE_TEST_SKIP_LOG") {
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-        {
-            let _ = writeln!(f, "{line}");
-        }
-    }
+    ));
     false
+}
+
+fn in_full_tier() -> bool {
+    std::env::var_os("COWTREE_TEST_FULL").is_some_and(|v| v == "1")
+}
+
+/// How many rounds a randomized test runs, each making the same checks at another random
+/// point, seed or interleaving: `all` in the full tier (`COWTREE_TEST_FULL=1`, which .ci/run
+/// sets), `readme` in the README's `scripts/test.sh`, which then prints and logs a line
+/// saying how many of `all` ran. `COWTREE_TEST_ROUNDS=N` runs N, to chase a failure.
+pub fn rounds(all: u64, readme: u64) -> u64 {
+    if let Some(n) = std::env::var("COWTREE_TEST_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
+    fewer("rounds", all, readme)
+}
+
+/// `all` in the full tier, `readme` (when smaller) in the README's run, which then prints and
+/// logs "fewer WHAT: TEST: readme of all": for a test whose property holds at any size, the
+/// full size is left to CI.
+pub fn fewer(what: &str, all: u64, readme: u64) -> u64 {
+    if in_full_tier() || readme >= all {
+        return all;
+    }
+    note(&format!(
+        "fewer {what}: {}: {readme} of {all} (COWTREE_TEST_FULL=1 runs them all; .ci/run does)",
+        test_name()
+    ));
+    readme
 }
 
 /// Held by a test while it fills the small XFS ([`Fs::Small`], made to run out of space) or

@@ -5,7 +5,7 @@
 //! The writers (`support/writers.rs`) run as threads of the test process here; in
 //! `ingest_writer_processes.rs` they run as separate processes. Rounds:
 //! `COWTREE_TEST_INGEST_ROUNDS` (default 150 per filesystem, 60 for the tests of files opened
-//! ahead; set it to thousands for a long run).
+//! ahead, in the full tier; 40 and 20 in the README's run; set it to thousands for a long run).
 //!
 //! The files are recorded one at a time ([`Putter::put`]: open, first `fstat`, clone at once),
 //! and, in the tests named `..._opened_ahead_...`, the way a snapshot records a job
@@ -135,11 +135,11 @@ fn run(fs_kind: Fs, order: Order) {
             thread::spawn(move || w(&p, &stop, seed))
         })
         .collect();
-    let rounds = writers::rounds(match order {
-        Order::OneByOne => 150,
+    let rounds = match order {
+        Order::OneByOne => writers::rounds(150, 40),
         // Each round records three times as many files.
-        Order::OpenedAhead => 60,
-    });
+        Order::OpenedAhead => writers::rounds(60, 20),
+    };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match order {
         Order::OneByOne => writers::record_rounds(&store, &src, rounds),
         Order::OpenedAhead => record_rounds_opened_ahead(&store, &src, rounds),
@@ -239,7 +239,7 @@ fn a_snapshot_of_a_subvolume_under_writers_is_its_read_only_snapshot_exactly() {
             thread::spawn(move || w(&p, &stop, seed))
         })
         .collect();
-    let rounds = (writers::rounds(150) / 10).max(1);
+    let rounds = (writers::rounds(150, 150) / 10).max(1);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut seen = std::collections::HashSet::new();
         for round in 0..rounds {

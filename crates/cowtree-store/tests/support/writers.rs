@@ -46,12 +46,13 @@ pub fn writer(kind: &str) -> Option<Writer> {
     Some(f)
 }
 
-/// Rounds of recording per filesystem: `COWTREE_TEST_INGEST_ROUNDS`, else `default`.
-pub fn rounds(default: u64) -> u64 {
+/// Rounds of recording per filesystem: `COWTREE_TEST_INGEST_ROUNDS`, else `all` in the full
+/// tier and `readme` in the README's run (`cowtree_testutil::rounds`).
+pub fn rounds(all: u64, readme: u64) -> u64 {
     std::env::var("COWTREE_TEST_INGEST_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+        .unwrap_or_else(|| cowtree_testutil::rounds(all, readme))
 }
 
 fn pause(rng: &mut XorShift, stop: &AtomicBool) {

@@ -702,7 +702,8 @@ fn clone_merge_killed_at_random_points_leaves_before_or_after_and_the_next_run_f
     fs::create_dir(&empty).unwrap();
     let mut rng = cowtree_testutil::XorShift::from_clock("kill points");
     let mut seen = [0usize; 3]; // before, after, in between (publication under way)
-    for i in 0..12 {
+    // 12 rounds in the full tier, 6 in the README's run (`cowtree_testutil::rounds`).
+    for i in 0..cowtree_testutil::rounds(12, 6) {
         let dst = dir.path().join(format!("dst{i}"));
         assert!(clone(&[base.as_os_str(), dst.as_os_str()]).status.success());
         let mut child = merge(&dst).spawn().unwrap();

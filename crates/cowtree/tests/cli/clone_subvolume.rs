@@ -617,7 +617,8 @@ fn a_clone_killed_at_any_point_leaves_the_whole_copy_or_nothing() {
     let want = walk(&src);
     let mut rng = XorShift::from_clock("clone killed");
     let (mut whole, mut none) = (0, 0);
-    for round in 0..16 {
+    // 16 rounds in the full tier, 6 in the README's run (`cowtree_testutil::rounds`).
+    for round in 0..cowtree_testutil::rounds(16, 6) {
         let dst = t.path().join(format!("dst{round}"));
         let mut child = common::bin()
             .arg("clone")

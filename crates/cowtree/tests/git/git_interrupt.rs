@@ -180,7 +180,9 @@ fn sigint_sigterm_sighup_at_random_points_leave_nothing_and_gc_cleans_what_kill_
     ];
     let mut killed = Vec::new();
     let mut complete = 0;
-    for i in 0..20 {
+    // Twice through the signals in the README's run, four times in the full tier.
+    let rounds = cowtree_testutil::rounds(20, 10) as usize;
+    for i in 0..rounds {
         let sig = signals[i % signals.len()];
         let delay = Duration::from_micros(rng.below(whole.as_micros() as u64 * 12 / 10 + 1));
         let (status, err) = add_then_signal(root, &src, i, delay, sig);
@@ -231,7 +233,7 @@ fn sigint_sigterm_sighup_at_random_points_leave_nothing_and_gc_cleans_what_kill_
             == 0,
         "run records left after gc: {v}"
     );
-    for i in 0..20 {
+    for i in 0..rounds {
         assert_whole_or_nothing(root, &src, i, &format!("after gc, round {i} ({v})"));
     }
     assert!(staging_under(root).is_empty(), "{:?}", staging_under(root));

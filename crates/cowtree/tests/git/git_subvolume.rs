@@ -1084,7 +1084,8 @@ fn interrupts(base: &Path, rounds: u64) {
 fn interrupts_at_random_points_leave_nothing_and_gc_takes_back_what_kill_9_left() {
     let Some(m) = mount(Fs::Btrfs) else { return };
     let dir = tempfile::tempdir_in(&m).unwrap();
-    interrupts(dir.path(), 10);
+    // Twice through the signals in the full tier, once in the README's run.
+    interrupts(dir.path(), cowtree_testutil::rounds(10, 5));
     // Unprivileged, without user_subvol_rm_allowed: a snapshot goes by removing its tree.
     if let Some(u) = TestUser::create() {
         let d = u.dir_in(&m);

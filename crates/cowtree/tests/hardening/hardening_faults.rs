@@ -143,7 +143,11 @@ fn kill_at_random(store: &Path, args: &[&OsStr], rng: &mut XorShift) -> bool {
     run_killed_after(store, args, Duration::from_millis(rng.below(201)))
 }
 
-const KILLS: usize = 30;
+/// Runs of each command killed at a random point: 30 in the full tier, 10 in the README's run
+/// (`cowtree_testutil::rounds`).
+fn kills() -> u64 {
+    cowtree_testutil::rounds(30, 10)
+}
 
 #[test]
 fn snapshot_killed_at_random_points_leaves_a_consistent_store() {
@@ -153,9 +157,10 @@ fn snapshot_killed_at_random_points_leaves_a_consistent_store() {
     common::init_store(&store);
     let mut rng = XorShift::from_clock("snapshot kills");
     let mut killed = 0;
-    for i in 0..KILLS {
+    let kills = kills();
+    for i in 0..kills {
         let src = root.join(format!("src{i}"));
-        make_tree(&src, 8, 40, 8 * 1024, i as u64);
+        make_tree(&src, 8, 40, 8 * 1024, i);
         let finished = kill_at_random(&store, &[s("snapshot"), src.as_os_str()], &mut rng);
         killed += usize::from(!finished);
         assert_verify_ok(&store, &format!("kill {i}"));
@@ -167,7 +172,7 @@ fn snapshot_killed_at_random_points_leaves_a_consistent_store() {
         fs::remove_dir_all(&wt).unwrap();
         fs::remove_dir_all(&src).unwrap();
     }
-    println!("{killed} of {KILLS} snapshots killed before they finished");
+    println!("{killed} of {kills} snapshots killed before they finished");
     assert!(killed > 0, "no snapshot was ever killed mid-run");
     let v = cowtree(&store, &[s("gc"), s("--json")]);
     v.assert_ok("gc");
@@ -188,7 +193,8 @@ fn checkout_killed_at_random_points_leaves_dst_absent_or_complete() {
     fs::create_dir(&parent).unwrap();
     let mut rng = XorShift::from_clock("checkout kills");
     let mut killed = 0;
-    for i in 0..KILLS {
+    let kills = kills();
+    for i in 0..kills {
         let wt = parent.join(format!("wt{i}"));
         let finished = kill_at_random(&store, &[s("checkout"), s(&id), wt.as_os_str()], &mut rng);
         killed += usize::from(!finished);
@@ -201,7 +207,7 @@ fn checkout_killed_at_random_points_leaves_dst_absent_or_complete() {
         assert_verify_ok(&store, &format!("kill {i}"));
         fs::remove_dir_all(&wt).unwrap();
     }
-    println!("{killed} of {KILLS} checkouts killed before they finished");
+    println!("{killed} of {kills} checkouts killed before they finished");
     assert!(killed > 0, "no checkout was ever killed mid-run");
 }
 
@@ -215,10 +221,11 @@ fn gc_killed_at_random_points_leaves_a_consistent_store() {
     let keep = snapshot(&store, &keep_src);
     let mut rng = XorShift::from_clock("gc kills");
     let mut killed = 0;
-    for i in 0..KILLS {
+    let kills = kills();
+    for i in 0..kills {
         // Garbage for gc: a snapshot's blobs, with the snapshot removed.
         let src = root.join("garbage");
-        make_tree(&src, 10, 100, 2 * 1024, 5000 + i as u64);
+        make_tree(&src, 10, 100, 2 * 1024, 5000 + i);
         let id = snapshot(&store, &src);
         cowtree(&store, &[s("rm"), s(&id)]).assert_ok("rm");
         fs::remove_dir_all(&src).unwrap();
@@ -228,7 +235,7 @@ fn gc_killed_at_random_points_leaves_a_consistent_store() {
         cowtree(&store, &[s("gc")]).assert_ok("re-run of gc");
         assert_verify_ok(&store, &format!("kill {i}, after gc"));
     }
-    println!("{killed} of {KILLS} gc runs killed before they finished");
+    println!("{killed} of {kills} gc runs killed before they finished");
     assert!(killed > 0, "no gc was ever killed mid-run");
     let wt = root.join("wt");
     cowtree(&store, &[s("checkout"), s(&keep), wt.as_os_str()]).assert_ok("checkout");

@@ -230,8 +230,12 @@ fn deeply_nested_json_is_refused_without_overflowing_the_stack() {
 }
 
 /// A manifest of a million entries is recorded, and the process stays under 1 GiB resident.
+/// Heavy by nature (30 s): the full tier (`COWTREE_TEST_FULL=1`, .ci/run) runs it.
 #[test]
 fn a_manifest_of_a_million_entries_is_recorded_in_bounded_memory() {
+    if !cowtree_testutil::full_tier("a manifest of 1,000,000 entries recorded in bounded memory") {
+        return;
+    }
     let Some(dir) = scratch(Fs::Xfs) else { return };
     let root = dir.path();
     let (store, _, empty) = store_with_blobs(root);

@@ -489,14 +489,11 @@ fn two_trees(a: &Path, b: &Path) {
     symlink("../d0", b.join("x/file-then-link")).unwrap();
 }
 
-const KILLS: usize = 30;
-const MAX_ATTEMPTS: usize = 120;
-
 /// `switch` killed with SIGKILL after a random 0-150 ms (capped at three quarters of the time
-/// one switch takes), alternately towards A and B, until 30 runs were killed before they
-/// finished: afterwards nothing outside changed, `verify` passes, every file under its final
-/// name holds whole content of A or of B, and re-running the same switch reaches the target
-/// exactly (`status --exit-code` clean, no temp left).
+/// one switch takes), alternately towards A and B, until 30 runs (10 in the README's run) were
+/// killed before they finished: afterwards nothing outside changed, `verify` passes, every
+/// file under its final name holds whole content of A or of B, and re-running the same switch
+/// reaches the target exactly (`status --exit-code` clean, no temp left).
 #[test]
 fn switch_killed_at_random_points_leaves_whole_files_and_a_rerun_reaches_the_target() {
     let Some(dir) = scratch(Fs::Xfs) else { return };
@@ -519,17 +516,19 @@ fn switch_killed_at_random_points_leaves_whole_files_and_a_rerun_reaches_the_tar
     }
     let one_ms = (one_ms * 3 / 4).clamp(5, 150);
     let mut rng = XorShift::from_clock("switch kills");
+    // 30 kills in the full tier, 10 in the README's run (`cowtree_testutil::rounds`).
+    let kills = cowtree_testutil::rounds(30, 10);
     let mut killed = 0;
     let mut attempts = 0;
     let mut mixed = 0;
     let started = Instant::now();
-    // Until 30 switches were killed before they finished (at most MAX_ATTEMPTS runs).
-    for i in 0..MAX_ATTEMPTS {
-        if killed == KILLS {
+    // Until that many switches were killed before they finished (at most four times as many runs).
+    for i in 0..kills * 4 {
+        if killed == kills {
             break;
         }
         attempts += 1;
-        let target = (i + 1) % 2;
+        let target = ((i + 1) % 2) as usize;
         let before = capture_except(root, &[&wt, &store]);
         let args = [s("switch"), s(&ids[target]), wt.as_os_str()];
         let delay = Duration::from_millis(rng.below(one_ms + 1));
@@ -577,6 +576,6 @@ fn switch_killed_at_random_points_leaves_whole_files_and_a_rerun_reaches_the_tar
          finished, {mixed} of them in the middle of writing files, {:?}",
         started.elapsed()
     );
-    assert_eq!(killed, KILLS, "too few switches were killed mid-run");
+    assert_eq!(killed, kills, "too few switches were killed mid-run");
     assert_verify_ok(&store, "at the end");
 }
