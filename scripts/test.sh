@@ -8,23 +8,35 @@
 #   COWTREE_TEST_NO_MOUNT=1 scripts/test.sh   # no mounts: tests that need one print "skipped"
 #   COWTREE_TEST_REQUIRE_FS=1 scripts/test.sh # a missing filesystem fails the run (CI)
 #   COWTREE_TEST_FULL=1 scripts/test.sh       # also the heavy tier .ci/run runs (the 200,000-file
-#                                             # memory bounds, every power-loss round)
+#                                             # memory bounds, the million-entry manifest, every
+#                                             # power-loss round, every round of the tests that
+#                                             # kill or race at random points: testutil::rounds)
+#   COWTREE_TEST_ROUNDS=N scripts/test.sh     # N rounds of each of those randomized tests
 #   COWTREE_TEST_HEAVY=1 scripts/test.sh      # also the slow sizes (clone of 1,000,000 files)
 #   COWTREE_TEST_NO_S3=1 scripts/test.sh      # no S3 server: the remote tests print "skipped"
 #   COWTREE_TEST_NO_PYTHON=1 scripts/test.sh  # not the Python module's tests (below)
 #   COWTREE_TEST_LANES=1 scripts/test.sh      # one test binary at a time (default: two)
 #
-# After `cargo test`, the Python module (crates/cowtree-py) is tested as users get it: its
-# wheel is built (scripts/wheel.sh dev: the dev profile, this target dir), installed into a
-# fresh venv, and its pytest tests (crates/cowtree-py/tests) run there on the same mounts.
-# That happens for the whole workspace, or with `-p cowtree-py`; not for other crates alone.
+# After the build, the Python module (crates/cowtree-py) is tested as users get it, beside the
+# test binaries (scripts/test_python.sh): its wheel is built (scripts/wheel.sh dev: the dev
+# profile, this target dir), installed into a fresh venv, and its pytest tests
+# (crates/cowtree-py/tests) run there on the same mounts; its output follows theirs. That
+# happens for the whole workspace, or with `-p cowtree-py`; not for other crates alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/mounts.sh
 source scripts/mounts.sh
 
 COWTREE_WEED_DIR=""
-trap 'if [[ -n "$COWTREE_WEED_DIR" ]]; then scripts/seaweedfs.sh stop "$COWTREE_WEED_DIR"; rm -rf "$COWTREE_WEED_DIR"; fi; cowtree_mounts_down' EXIT
+py_pid=""
+stop_python() { # the Python tests, if still running (their own session: setsid below)
+  if [[ -n "$py_pid" ]]; then
+    kill -TERM -- "-$py_pid" 2>/dev/null || true
+    wait "$py_pid" 2>/dev/null || true
+    py_pid=""
+  fi
+}
+trap 'stop_python; if [[ -n "$COWTREE_WEED_DIR" ]]; then scripts/seaweedfs.sh stop "$COWTREE_WEED_DIR"; rm -rf "$COWTREE_WEED_DIR"; fi; cowtree_mounts_down' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -88,6 +100,19 @@ export XDG_DATA_HOME="$HOME/.local/share" XDG_STATE_HOME="$HOME/.local/state"
 export XDG_CONFIG_HOME="$HOME/.config" XDG_CACHE_HOME="$HOME/.cache"
 mkdir -p "$XDG_DATA_HOME" "$XDG_STATE_HOME" "$XDG_CONFIG_HOME" "$XDG_CACHE_HOME"
 
+# The Python module's tests: only for the whole workspace or `-p cowtree-py`.
+python_tests=1
+if [[ "${COWTREE_TEST_NO_PYTHON:-}" == 1 ]]; then
+  python_tests=0
+elif (($#)); then
+  python_tests=0
+  prev=""
+  for a in "$@"; do
+    [[ "$a" == --package=cowtree-py || "$a" == -pcowtree-py || "$a" == -p=cowtree-py ]] && python_tests=1
+    [[ ("$prev" == -p || "$prev" == --package) && "$a" == cowtree-py ]] && python_tests=1
+    prev=$a
+  done
+fi
 status=0
 cargo_started=$SECONDS
 # The whole workspace unless packages are named (cargo lets --workspace win over -p).
@@ -113,61 +138,48 @@ log="$COWTREE_MOUNT_WORK/cargo-test.log"
 if { cargo test "${scope[@]}" --all-targets --no-fail-fast --no-run --message-format=json-render-diagnostics \
   ${cargo_args[@]+"${cargo_args[@]}"} >"$COWTREE_MOUNT_WORK/build.json"; } 2>&1 | tee "$log"; then
   echo "test.sh: built in $((SECONDS - cargo_started)) s; running the test binaries, $lanes at a time"
+  if ((python_tests)); then
+    echo "test.sh: the Python module's tests run beside them (scripts/test_python.sh); their output follows"
+    COWTREE_MOUNT_WORK=$COWTREE_MOUNT_WORK setsid scripts/test_python.sh >"$COWTREE_MOUNT_WORK/python.log" 2>&1 &
+    py_pid=$!
+  fi
   python3 scripts/test_lanes.py --lanes "$lanes" --json "$COWTREE_MOUNT_WORK/build.json" --root "$PWD" \
     --logs "$COWTREE_MOUNT_WORK/test-logs" -- ${test_args[@]+"${test_args[@]}"} 2>&1 | tee -a "$log" || status=$?
 else
-  echo "test.sh: the build failed (above); no test ran" >&2
+  echo "test.sh: the build failed (above); no Rust test ran" >&2
   status=101
+  if ((python_tests)); then COWTREE_MOUNT_WORK=$COWTREE_MOUNT_WORK scripts/test_python.sh || status=1; fi
 fi
-# The time each test binary took (its own "finished in"), slowest first, and the whole of
-# the build and the test binaries.
+# The time each test binary took (wall, and CPU with what it started: scripts/test_lanes.py),
+# slowest first, and the whole of the build and the test binaries.
 echo "test.sh: time per test binary, slowest first (build and tests took $((SECONDS - cargo_started)) s in all):"
-awk '/^ *Running / { bin = $2; if (match($0, /\(([^)]*)\)/)) { bin = substr($0, RSTART + 1, RLENGTH - 2); sub(/.*\//, "", bin); sub(/-[0-9a-f]+$/, "", bin) } }
-     /^ *Doc-tests / { bin = "doctests " $2 }
-     /^test result:/ { t = $NF; sub(/s$/, "", t); printf "%9.1f s  %s\n", t, bin }' \
+awk '/^test_lanes: [^ ]+: (ok|FAILED)/ {
+       name = $2; sub(/:$/, "", name); wall = cpu = 0
+       if (match($0, /[0-9.]+ s of wall time/)) wall = substr($0, RSTART, RLENGTH) + 0
+       if (match($0, /[0-9.]+ s of CPU/)) cpu = substr($0, RSTART, RLENGTH) + 0
+       printf "%9.1f s wall %9.1f s CPU  %s\n", wall, cpu, name }' \
   "$COWTREE_MOUNT_WORK/cargo-test.log" | sort -rn | head -60
+awk '/ s of CPU$/ && match($0, /[0-9.]+ s of CPU/) { sum += substr($0, RSTART, RLENGTH) }
+     END { if (sum) printf "%25.1f s CPU  all of them\n", sum }' "$COWTREE_MOUNT_WORK/cargo-test.log"
+
+if [[ -n "$py_pid" ]]; then
+  py_status=0
+  wait "$py_pid" || py_status=$?
+  py_pid=""
+  cat "$COWTREE_MOUNT_WORK/python.log"
+  ((py_status == 0)) || status=1
+fi
 fingerprint >"$COWTREE_MOUNT_WORK/real-after"
 if ! diff -q "$COWTREE_MOUNT_WORK/real-before" "$COWTREE_MOUNT_WORK/real-after" >/dev/null; then
   echo "test.sh: the run changed the real per-user directories (${real_dirs[*]}); a test wrote outside its own HOME:" >&2
   diff "$COWTREE_MOUNT_WORK/real-before" "$COWTREE_MOUNT_WORK/real-after" | head -20 >&2
   status=1
 fi
-
-# The Python module's tests: only for the whole workspace or `-p cowtree-py`.
-python_tests=1
-if [[ "${COWTREE_TEST_NO_PYTHON:-}" == 1 ]]; then
-  python_tests=0
-elif (($#)); then
-  python_tests=0
-  prev=""
-  for a in "$@"; do
-    [[ "$a" == --package=cowtree-py || "$a" == -pcowtree-py || "$a" == -p=cowtree-py ]] && python_tests=1
-    [[ ("$prev" == -p || "$prev" == --package) && "$a" == cowtree-py ]] && python_tests=1
-    prev=$a
-  done
-fi
-if ((python_tests)); then
-  python_started=$SECONDS
-  echo "test.sh: the Python module: building its wheel (scripts/wheel.sh dev)"
-  if whl=$(scripts/wheel.sh dev); then
-    TOOLS=${CARGO_TARGET_DIR:-$PWD/target}/wheel-tools
-    PYVENV="$COWTREE_MOUNT_WORK/pyvenv"
-    "$TOOLS/bin/uv" venv -q --python python3 "$PYVENV"
-    UV_CACHE_DIR=${UV_CACHE_DIR:-$TOOLS/uv-cache} "$TOOLS/bin/uv" pip install -q \
-      --python "$PYVENV/bin/python" "$whl" "$(grep '^pytest==' crates/cowtree-py/build-requirements.txt)"
-    # The tests write only to the mounts; HOME and XDG_* point into the run's own directory.
-    (cd crates/cowtree-py/tests &&
-      HOME="$COWTREE_MOUNT_WORK/home" XDG_DATA_HOME="$COWTREE_MOUNT_WORK/home/data" \
-        XDG_CACHE_HOME="$COWTREE_MOUNT_WORK/home/cache" XDG_CONFIG_HOME="$COWTREE_MOUNT_WORK/home/config" \
-        "$PYVENV/bin/python" -m pytest -q -p no:cacheprovider .) || status=1
-    echo "test.sh: the Python module: wheel, venv and tests took $((SECONDS - python_started)) s"
-  else
-    echo "test.sh: the Python module's wheel did not build" >&2
-    status=1
-  fi
-fi
 if [[ -s "$COWTREE_TEST_SKIP_LOG" ]]; then
   sort -u "$COWTREE_TEST_SKIP_LOG"
-  echo "test.sh: $(sort -u "$COWTREE_TEST_SKIP_LOG" | wc -l) skip line(s) above: those checks did not run"
+  skipped=$(sort -u "$COWTREE_TEST_SKIP_LOG" | grep -vc '^fewer ' || true)
+  fewer=$(sort -u "$COWTREE_TEST_SKIP_LOG" | grep -c '^fewer ' || true)
+  ((skipped == 0)) || echo "test.sh: $skipped skip line(s) above: those checks did not run"
+  ((fewer == 0)) || echo "test.sh: $fewer test(s) above ran fewer rounds or files (every check, at fewer points)"
 fi
 exit "$status"
