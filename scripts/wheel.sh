@@ -26,7 +26,7 @@
 # does), and smoke-tested under Debian's qemu-user.
 #
 # A dev wheel carries target/debug/cowtree with its debug sections removed (objcopy
-# --strip-debug: 50 MB instead of 210 MB; the code is the test build's own), and is tagged by
+# --strip-debug: about 50 MB instead of 104 MB; the code is the test build's own), and is tagged by
 # what it needs of the glibc it was built against.
 #
 # The smoke test, from a fresh venv made by `uv venv` with the wheel installed by `uv pip

@@ -152,7 +152,8 @@ fn in_full_tier() -> bool {
 /// How many rounds a randomized test runs, each making the same checks at another random
 /// point, seed or interleaving: `all` in the full tier (`COWTREE_TEST_FULL=1`, which .ci/run
 /// sets), `readme` in the README's `scripts/test.sh`, which then prints and logs a line
-/// saying how many of `all` ran. `COWTREE_TEST_ROUNDS=N` runs N, to chase a failure.
+/// saying how many of `all` ran (a test that asserts a minimum of kills may go on past
+/// `readme` until it has them). `COWTREE_TEST_ROUNDS=N` runs N, to chase a failure.
 pub fn rounds(all: u64, readme: u64) -> u64 {
     if let Some(n) = std::env::var("COWTREE_TEST_ROUNDS")
         .ok()

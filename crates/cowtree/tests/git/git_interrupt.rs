@@ -180,7 +180,7 @@ fn sigint_sigterm_sighup_at_random_points_leave_nothing_and_gc_cleans_what_kill_
     ];
     let mut killed = Vec::new();
     let mut complete = 0;
-    // Twice through the signals in the README's run, four times in the full tier.
+    // 10 rounds in the README's run, 20 in the full tier (`cowtree_testutil::rounds`).
     let rounds = cowtree_testutil::rounds(20, 10) as usize;
     for i in 0..rounds {
         let sig = signals[i % signals.len()];
