@@ -145,34 +145,76 @@ pub fn full_tier(what: &str) -> bool {
     false
 }
 
-fn in_full_tier() -> bool {
+/// Whether this is the full tier (`COWTREE_TEST_FULL=1`, which .ci/run sets).
+pub fn in_full_tier() -> bool {
     std::env::var_os("COWTREE_TEST_FULL").is_some_and(|v| v == "1")
 }
 
 /// How many rounds a randomized test runs, each making the same checks at another random
 /// point, seed or interleaving: `all` in the full tier (`COWTREE_TEST_FULL=1`, which .ci/run
 /// sets), `readme` in the README's `scripts/test.sh`, which then prints and logs a line
-/// saying how many of `all` ran (a test that asserts a minimum of kills may go on past
-/// `readme` until it has them). `COWTREE_TEST_ROUNDS=N` runs N, to chase a failure.
+/// saying how many of `all` ran. `COWTREE_TEST_ROUNDS=N` runs N, to chase a failure. A test
+/// that asserts a minimum of outcomes over its rounds takes [`rounds_until`] instead.
 pub fn rounds(all: u64, readme: u64) -> u64 {
+    rounds_logged(all, readme, "")
+}
+
+fn rounds_logged(all: u64, readme: u64, more: &str) -> u64 {
     if let Some(n) = std::env::var("COWTREE_TEST_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
     {
         return n;
     }
-    fewer("rounds", all, readme)
+    fewer_logged("rounds", all, readme, more)
+}
+
+/// The rounds of a randomized test that asserts a minimum of outcomes over them (runs killed
+/// midway, interrupted): at least [`rounds`]`(all, readme)`, then more, up to `all`, until the
+/// minimum is met; so the README's run never fails the assertion for want of rounds the full
+/// tier would have made.
+pub fn rounds_until(all: u64, readme: u64) -> RoundsUntil {
+    let least = rounds_logged(all, readme, " or more, until its minimum is met,");
+    RoundsUntil {
+        least,
+        most: all.max(least),
+    }
+}
+
+/// See [`rounds_until`]: `for round in 0.. { if r.done(round, met) { break } ... }`.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundsUntil {
+    least: u64,
+    most: u64,
+}
+
+impl RoundsUntil {
+    /// Whether round `round` (counted from 0) is not to run: past the last, or past the least
+    /// once `met` (the test's minimum) holds.
+    pub fn done(&self, round: impl Into<u64>, met: bool) -> bool {
+        let round = round.into();
+        round >= self.most || (round >= self.least && met)
+    }
+
+    /// The rounds that run at least.
+    pub fn least(&self) -> u64 {
+        self.least
+    }
 }
 
 /// `all` in the full tier, `readme` (when smaller) in the README's run, which then prints and
 /// logs "fewer WHAT: TEST: readme of all": for a test whose property holds at any size, the
 /// full size is left to CI.
 pub fn fewer(what: &str, all: u64, readme: u64) -> u64 {
+    fewer_logged(what, all, readme, "")
+}
+
+fn fewer_logged(what: &str, all: u64, readme: u64, more: &str) -> u64 {
     if in_full_tier() || readme >= all {
         return all;
     }
     note(&format!(
-        "fewer {what}: {}: {readme} of {all} (COWTREE_TEST_FULL=1 runs them all; .ci/run does)",
+        "fewer {what}: {}: {readme}{more} of {all} (COWTREE_TEST_FULL=1 runs them all; .ci/run does)",
         test_name()
     ));
     readme

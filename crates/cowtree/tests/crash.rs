@@ -916,11 +916,14 @@ fn assert_tree_leftovers_collected(env: &Env) {
 fn rounds() -> u64 {
     // Every round makes the same checks at another crash point: one in the README's run, two
     // in the full tier (.ci/run).
-    let full = std::env::var_os("COWTREE_TEST_FULL").is_some_and(|v| v == "1");
     std::env::var("COWTREE_CRASH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if full { 2 } else { 1 })
+        .unwrap_or(if cowtree_testutil::in_full_tier() {
+            2
+        } else {
+            1
+        })
 }
 
 /// Runs `case` on `kind`: prepares a base image once, then for each round and method starts
@@ -1077,7 +1080,7 @@ fn one_round(
 /// subvolume cases (`btrfs_subvolume`, their own code) always run.
 fn runs_on(kind: Kind) -> bool {
     static NOTED: std::sync::Once = std::sync::Once::new();
-    if kind == Kind::Xfs || std::env::var_os("COWTREE_TEST_FULL").is_some_and(|v| v == "1") {
+    if kind == Kind::Xfs || cowtree_testutil::in_full_tier() {
         return true;
     }
     NOTED.call_once(|| {

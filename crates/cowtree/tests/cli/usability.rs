@@ -842,9 +842,9 @@ fn sigint_at_random_points_of_clone_checkout_and_snapshot_leaves_only_what_the_m
     let mut rng = XorShift::from_clock("sigint");
     let mut interrupted = 0;
     // 18 rounds in the full tier; in the README's run 9, or more until 3 were interrupted.
-    let least = cowtree_testutil::rounds(18, 9) as u32;
-    for round in 0..18.max(least) {
-        if round >= least && interrupted >= 3 {
+    let rounds = cowtree_testutil::rounds_until(18, 9);
+    for round in 0u32.. {
+        if rounds.done(round, interrupted >= 3) {
             break;
         }
         let delay = Duration::from_micros(rng.below(bound + 1));
@@ -951,9 +951,9 @@ fn sigint_during_a_clone_of_one_file_leaves_no_temporary_file_and_says_what_dst_
     let mut rng = XorShift::from_clock("sigint-file");
     let mut interrupted = 0;
     // 16 rounds in the full tier; in the README's run 8, or more until 3 were interrupted.
-    let least = cowtree_testutil::rounds(16, 8) as u32;
-    for round in 0..16.max(least) {
-        if round >= least && interrupted >= 3 {
+    let rounds = cowtree_testutil::rounds_until(16, 8);
+    for round in 0u32.. {
+        if rounds.done(round, interrupted >= 3) {
             break;
         }
         let delay = Duration::from_micros(rng.below(bound + 1));
@@ -1040,9 +1040,9 @@ fn sigint_during_a_pull_removes_its_staging_and_the_next_pull_finishes() {
     let mut rng = XorShift::from_clock("sigint-pull");
     let mut interrupted = 0;
     // 12 rounds in the full tier; in the README's run 6, or more until 3 were interrupted.
-    let least = cowtree_testutil::rounds(12, 6) as u32;
-    for round in 0..12.max(least) {
-        if round >= least && interrupted >= 3 {
+    let rounds = cowtree_testutil::rounds_until(12, 6);
+    for round in 0u32.. {
+        if rounds.done(round, interrupted >= 3) {
             break;
         }
         fresh();

@@ -275,9 +275,9 @@ fn kill_9_during_switch_leaves_whole_files_and_a_rerun_reaches_the_target_exactl
     let mut rng = XorShift::new(0x2545_F491_4F6C_DD1D);
     let mut interrupted = 0;
     // 20 rounds in the full tier; in the README's run 6, or more until one was interrupted.
-    let least = cowtree_testutil::rounds(20, 6);
-    for round in 0..20.max(least) {
-        if round >= least && interrupted > 0 {
+    let rounds = cowtree_testutil::rounds_until(20, 6);
+    for round in 0u64.. {
+        if rounds.done(round, interrupted > 0) {
             break;
         }
         let (target, src, want) = if round % 2 == 0 {
@@ -351,9 +351,9 @@ fn kill_9_during_reset_leaves_whole_files_and_a_rerun_restores_the_base_exactly(
     let mut rng = XorShift::new(0x9E37_79B9_7F4A_7C15);
     let mut interrupted = 0;
     // 16 rounds in the full tier; in the README's run 6, or more until one was interrupted.
-    let least = cowtree_testutil::rounds(16, 6);
-    for round in 1..=16.max(least) {
-        if round > least && interrupted > 0 {
+    let rounds = cowtree_testutil::rounds_until(16, 6);
+    for round in 1u64.. {
+        if rounds.done(round - 1, interrupted > 0) {
             break;
         }
         let dirty = spoil(round);

@@ -144,16 +144,9 @@ fn kill_at_random(store: &Path, args: &[&OsStr], rng: &mut XorShift) -> bool {
 }
 
 /// Runs of each command killed at a random point: 30 in the full tier; in the README's run 10,
-/// or more (up to 30) until one was killed before it finished, which each test asserts
-/// (`cowtree_testutil::rounds`).
-fn kills() -> u64 {
-    cowtree_testutil::rounds(30, 10)
-}
-
-/// Whether a loop of [`kills`] rounds stops before round `i`: past the README's count once a
-/// run was killed midway.
-fn enough(i: u64, kills: u64, killed: usize) -> bool {
-    i >= kills && killed > 0
+/// or more (up to 30) until one was killed before it finished, which each test asserts.
+fn kills() -> cowtree_testutil::RoundsUntil {
+    cowtree_testutil::rounds_until(30, 10)
 }
 
 #[test]
@@ -165,8 +158,8 @@ fn snapshot_killed_at_random_points_leaves_a_consistent_store() {
     let mut rng = XorShift::from_clock("snapshot kills");
     let mut killed = 0;
     let kills = kills();
-    for i in 0..30.max(kills) {
-        if enough(i, kills, killed) {
+    for i in 0u64.. {
+        if kills.done(i, killed > 0) {
             break;
         }
         let src = root.join(format!("src{i}"));
@@ -182,7 +175,10 @@ fn snapshot_killed_at_random_points_leaves_a_consistent_store() {
         fs::remove_dir_all(&wt).unwrap();
         fs::remove_dir_all(&src).unwrap();
     }
-    println!("{killed} snapshots killed before they finished ({kills} runs or more)");
+    println!(
+        "{killed} snapshots killed before they finished ({} runs or more)",
+        kills.least()
+    );
     assert!(killed > 0, "no snapshot was ever killed mid-run");
     let v = cowtree(&store, &[s("gc"), s("--json")]);
     v.assert_ok("gc");
@@ -204,8 +200,8 @@ fn checkout_killed_at_random_points_leaves_dst_absent_or_complete() {
     let mut rng = XorShift::from_clock("checkout kills");
     let mut killed = 0;
     let kills = kills();
-    for i in 0..30.max(kills) {
-        if enough(i, kills, killed) {
+    for i in 0u64.. {
+        if kills.done(i, killed > 0) {
             break;
         }
         let wt = parent.join(format!("wt{i}"));
@@ -220,7 +216,10 @@ fn checkout_killed_at_random_points_leaves_dst_absent_or_complete() {
         assert_verify_ok(&store, &format!("kill {i}"));
         fs::remove_dir_all(&wt).unwrap();
     }
-    println!("{killed} checkouts killed before they finished ({kills} runs or more)");
+    println!(
+        "{killed} checkouts killed before they finished ({} runs or more)",
+        kills.least()
+    );
     assert!(killed > 0, "no checkout was ever killed mid-run");
 }
 
@@ -235,8 +234,8 @@ fn gc_killed_at_random_points_leaves_a_consistent_store() {
     let mut rng = XorShift::from_clock("gc kills");
     let mut killed = 0;
     let kills = kills();
-    for i in 0..30.max(kills) {
-        if enough(i, kills, killed) {
+    for i in 0u64.. {
+        if kills.done(i, killed > 0) {
             break;
         }
         // Garbage for gc: a snapshot's blobs, with the snapshot removed.
@@ -251,7 +250,10 @@ fn gc_killed_at_random_points_leaves_a_consistent_store() {
         cowtree(&store, &[s("gc")]).assert_ok("re-run of gc");
         assert_verify_ok(&store, &format!("kill {i}, after gc"));
     }
-    println!("{killed} gc runs killed before they finished ({kills} runs or more)");
+    println!(
+        "{killed} gc runs killed before they finished ({} runs or more)",
+        kills.least()
+    );
     assert!(killed > 0, "no gc was ever killed mid-run");
     let wt = root.join("wt");
     cowtree(&store, &[s("checkout"), s(&keep), wt.as_os_str()]).assert_ok("checkout");

@@ -458,8 +458,8 @@ fn pushes_of_several_hosts_pulls_and_gc_race_and_nothing_referenced_is_lost() {
 }
 
 /// gc killed (SIGKILL) at random points, 20 times (8 or more in the README's run), each after
-/// a push and a forget gave it something to delete: every time, the kept snapshots pull exact, the next push works, and a
-/// gc that runs to the end leaves nothing it would delete.
+/// a push and a forget gave it something to delete: every time, the kept snapshots pull
+/// exact, the next push works, and a gc that runs to the end leaves nothing it would delete.
 #[test]
 fn gc_killed_at_random_points_leaves_a_remote_push_pull_and_the_next_gc_accept() {
     let Some(srv) = server() else { return };
@@ -474,9 +474,9 @@ fn gc_killed_at_random_points_leaves_a_remote_push_pull_and_the_next_gc_accept()
     let mut gc_ms = 300u64;
     let mut killed = 0;
     // 20 rounds in the full tier; in the README's run 8, or more until 5 gc runs were killed.
-    let least = cowtree_testutil::rounds(20, 8);
-    for round in 0..20.max(least) {
-        if round >= least && killed >= 5 {
+    let rounds = cowtree_testutil::rounds_until(20, 8);
+    for round in 0u64.. {
+        if rounds.done(round, killed >= 5) {
             break;
         }
         write_tree(
@@ -532,9 +532,10 @@ fn gc_killed_at_random_points_leaves_a_remote_push_pull_and_the_next_gc_accept()
 }
 
 /// Pushes killed at random points while gc runs (10 rounds, 6 or more in the README's run, each
-/// a new generation of the tree pushed while a gc of everything unneeded runs; the push is killed at a random point,
-/// then run again): every push that returned is complete, what is kept pulls exact, and the
-/// last gc finds nothing missing and, run twice, nothing more to delete.
+/// a new generation of the tree pushed while a gc of everything unneeded runs; the push is
+/// killed at a random point, then run again): every push that returned is complete, what is
+/// kept pulls exact, and the last gc finds nothing missing and, run twice, nothing more to
+/// delete.
 #[test]
 fn pushes_killed_while_gc_runs_leave_a_remote_push_pull_and_gc_accept() {
     let Some(srv) = server() else { return };
@@ -549,9 +550,9 @@ fn pushes_killed_while_gc_runs_leave_a_remote_push_pull_and_gc_accept() {
     let mut killed = 0;
     // 10 rounds in the full tier; in the README's run 6 (the forget that gives gc something to
     // delete beside a push starts after round 3), or more until 3 pushes were killed.
-    let least = cowtree_testutil::rounds(10, 6);
-    for round in 0..10.max(least) {
-        if round >= least && killed >= 3 {
+    let rounds = cowtree_testutil::rounds_until(10, 6);
+    for round in 0u64.. {
+        if rounds.done(round, killed >= 3) {
             break;
         }
         write_tree(
