@@ -1779,21 +1779,38 @@ fn run_suite(fs: Fs, place: Place, vias: &'static [Via]) -> Option<Suite> {
     Some(Suite { findings })
 }
 
-static XFS_SUITE: OnceLock<Option<Suite>> = OnceLock::new();
-static BTRFS_SUITE: OnceLock<Option<Suite>> = OnceLock::new();
-
-/// Every class on XFS, through `add` and through the hook.
-fn xfs_suite() -> Option<&'static Suite> {
-    XFS_SUITE
-        .get_or_init(|| run_suite(Fs::Xfs, Place::Xfs, &[Via::Add, Via::Hook]))
-        .as_ref()
+/// Every class on XFS (through `add` and through the hook) and from a btrfs subvolume (through
+/// `add`), computed once for all the tests that read them. The two suites run at the same time:
+/// most of their time is waiting for the clock, and the tests that read both would otherwise
+/// hold two test threads while one suite after the other ran.
+struct Suites {
+    xfs: Option<Suite>,
+    btrfs: Option<Suite>,
 }
 
-/// Every class from a btrfs subvolume, through `add`.
+static SUITES: OnceLock<Suites> = OnceLock::new();
+
+fn suites() -> &'static Suites {
+    SUITES.get_or_init(|| {
+        std::thread::scope(|scope| {
+            let btrfs = scope.spawn(|| run_suite(Fs::Btrfs, Place::BtrfsSubvolume, &[Via::Add]));
+            let xfs = run_suite(Fs::Xfs, Place::Xfs, &[Via::Add, Via::Hook]);
+            Suites {
+                xfs,
+                btrfs: btrfs
+                    .join()
+                    .unwrap_or_else(|e| panic!("the btrfs suite: {}", panic_message(&*e))),
+            }
+        })
+    })
+}
+
+fn xfs_suite() -> Option<&'static Suite> {
+    suites().xfs.as_ref()
+}
+
 fn btrfs_suite() -> Option<&'static Suite> {
-    BTRFS_SUITE
-        .get_or_init(|| run_suite(Fs::Btrfs, Place::BtrfsSubvolume, &[Via::Add]))
-        .as_ref()
+    suites().btrfs.as_ref()
 }
 
 /// Panics with every finding that has problems, or returns when none has.
