@@ -128,7 +128,7 @@ build_dev() {
     # would resolve features apart from the tests and rebuild most dependencies), so that
     # after the whole workspace's tests this is a no-op (after `test.sh -p cowtree-py` it
     # builds the other test binaries, without running them).
-    cargo test -q --workspace --all-targets --no-run
+    cargo test -q --workspace --exclude cowtree-py --all-targets --no-run
     objcopy --strip-debug "$TARGET/debug/cowtree" "$TARGET/cowtree-wheel-dev"
     rm -rf "$TARGET/wheels-dev"
     package "$TARGET/cowtree-wheel-dev" --profile dev -m "$CRATE/Cargo.toml" -o "$TARGET/wheels-dev"
