@@ -125,91 +125,108 @@ fn every_global_option_works_before_and_after_every_command_with_the_same_effect
         &["--jobs=1"],
         &["--store", "STORE"],
     ];
-    let mut checked = 0;
-    for cmd in leaf_commands() {
-        for opt in options {
-            if passes_to_git(&cmd) && opt[0] == "--store" {
-                continue;
-            }
-            let a = tempfile::tempdir().unwrap();
-            let b = tempfile::tempdir().unwrap();
-            let with = |root: &Path, before: bool| -> Vec<String> {
-                let opt: Vec<String> = opt
-                    .iter()
-                    .map(|o| o.replace("STORE", root.join("store").to_str().unwrap()))
-                    .collect();
-                let mut v = Vec::new();
-                if before {
-                    v.extend(opt.iter().cloned());
+    let cases: Vec<(Vec<String>, &[&str])> = leaf_commands()
+        .into_iter()
+        .flat_map(|cmd| options.iter().map(move |opt| (cmd.clone(), *opt)))
+        .filter(|(cmd, opt)| !(passes_to_git(cmd) && opt[0] == "--store"))
+        .collect();
+    // Hundreds of cases of two short commands each, on four threads (a failing case panics its
+    // thread, and the test with it).
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some((cmd, opt)) = cases.get(i) else {
+                        break;
+                    };
+                    option_before_and_after(cmd, opt);
                 }
-                v.extend(cmd.iter().cloned());
-                if !before {
-                    v.extend(opt.iter().cloned());
-                }
-                v
-            };
-            let args_before = with(a.path(), true);
-            let args_after = with(b.path(), false);
-            let before = run_in(
-                a.path(),
-                &args_before.iter().map(String::as_str).collect::<Vec<_>>(),
-            );
-            assert!(
-                !before.stderr.contains("unknown option")
-                    && !before.stderr.contains("unexpected argument"),
-                "{args_before:?} refused its option: {}",
-                before.stderr
-            );
-            if passes_to_git(&cmd) {
-                // After the subcommand's name every argument is git's own.
-                checked += 1;
-                continue;
-            }
-            let after = run_in(
-                b.path(),
-                &args_after.iter().map(String::as_str).collect::<Vec<_>>(),
-            );
-            assert!(
-                !after.stderr.contains("unknown option")
-                    && !after.stderr.contains("unexpected argument"),
-                "{args_after:?} refused its option: {}",
-                after.stderr
-            );
-            assert_eq!(
-                before.code(),
-                after.code(),
-                "{args_before:?} and {args_after:?} ended differently:\n{}\n{}",
-                before.stderr,
-                after.stderr
-            );
-            assert_eq!(
-                masked(&before.stdout, a.path()),
-                masked(&after.stdout, b.path()),
-                "{args_before:?} and {args_after:?} printed different output"
-            );
-            assert_eq!(
-                masked(&before.stderr, a.path()).replace(&args_before.join(" "), "ARGS"),
-                masked(&after.stderr, b.path()).replace(&args_after.join(" "), "ARGS"),
-                "{args_before:?} and {args_after:?} said different things"
-            );
-            if opt[0] == "--json" && !before.stdout.is_empty() {
-                let v: serde_json::Value = serde_json::from_str(before.stdout.trim())
-                    .unwrap_or_else(|e| {
-                        panic!(
-                            "{args_before:?}: stdout is not one JSON object ({e}): {}",
-                            before.stdout
-                        )
-                    });
-                if !before.ok() {
-                    assert_eq!(v["exit"], before.code().unwrap(), "{args_before:?}: {v}");
-                    assert!(v["error"]["message"].is_string(), "{args_before:?}: {v}");
-                    assert!(v["error"]["kind"].is_string(), "{args_before:?}: {v}");
-                }
-            }
-            checked += 1;
+            });
+        }
+    });
+    assert!(
+        cases.len() > 100,
+        "only {} combinations checked",
+        cases.len()
+    );
+}
+
+/// `opt` before `cmd` and after it: both accepted, with the same exit status and output (for
+/// a command that passes its arguments to git, before it only).
+fn option_before_and_after(cmd: &[String], opt: &[&str]) {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let with = |root: &Path, before: bool| -> Vec<String> {
+        let opt: Vec<String> = opt
+            .iter()
+            .map(|o| o.replace("STORE", root.join("store").to_str().unwrap()))
+            .collect();
+        let mut v = Vec::new();
+        if before {
+            v.extend(opt.iter().cloned());
+        }
+        v.extend(cmd.iter().cloned());
+        if !before {
+            v.extend(opt.iter().cloned());
+        }
+        v
+    };
+    let args_before = with(a.path(), true);
+    let args_after = with(b.path(), false);
+    let before = run_in(
+        a.path(),
+        &args_before.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(
+        !before.stderr.contains("unknown option") && !before.stderr.contains("unexpected argument"),
+        "{args_before:?} refused its option: {}",
+        before.stderr
+    );
+    if passes_to_git(cmd) {
+        // After the subcommand's name every argument is git's own.
+        return;
+    }
+    let after = run_in(
+        b.path(),
+        &args_after.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(
+        !after.stderr.contains("unknown option") && !after.stderr.contains("unexpected argument"),
+        "{args_after:?} refused its option: {}",
+        after.stderr
+    );
+    assert_eq!(
+        before.code(),
+        after.code(),
+        "{args_before:?} and {args_after:?} ended differently:\n{}\n{}",
+        before.stderr,
+        after.stderr
+    );
+    assert_eq!(
+        masked(&before.stdout, a.path()),
+        masked(&after.stdout, b.path()),
+        "{args_before:?} and {args_after:?} printed different output"
+    );
+    assert_eq!(
+        masked(&before.stderr, a.path()).replace(&args_before.join(" "), "ARGS"),
+        masked(&after.stderr, b.path()).replace(&args_after.join(" "), "ARGS"),
+        "{args_before:?} and {args_after:?} said different things"
+    );
+    if opt[0] == "--json" && !before.stdout.is_empty() {
+        let v: serde_json::Value = serde_json::from_str(before.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "{args_before:?}: stdout is not one JSON object ({e}): {}",
+                before.stdout
+            )
+        });
+        if !before.ok() {
+            assert_eq!(v["exit"], before.code().unwrap(), "{args_before:?}: {v}");
+            assert!(v["error"]["message"].is_string(), "{args_before:?}: {v}");
+            assert!(v["error"]["kind"].is_string(), "{args_before:?}: {v}");
         }
     }
-    assert!(checked > 100, "only {checked} combinations checked");
 }
 
 #[test]
