@@ -131,12 +131,15 @@ weed_start() {
  "actions":["Admin","Read","Write","List","Tagging"]}]}
 JSON
   : >"$dir/log"
-  setsid weed mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+  # Its log files (TMPDIR) and the unix sockets of its S3 and filer servers (which it leaves
+  # when stopped) go into DIR, not /tmp.
+  TMPDIR="$dir" setsid weed mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -s3.port="${p[0]}" -s3.port.grpc="${p[1]}" -master.port="${p[2]}" \
     -master.port.grpc="${p[3]}" -volume.port="${p[4]}" -volume.port.grpc="${p[5]}" \
     -filer.port="${p[6]}" -filer.port.grpc="${p[7]}" -admin.port="${p[8]}" \
     -admin.port.grpc="${p[9]}" -s3.port.iceberg="${p[10]}" -s3.port.lance="${p[11]}" \
     -webdav=false -admin.ui=false -master.telemetry=false \
+    -s3.localSocket="$dir/s3.sock" -filer.localSocket="$dir/filer.sock" \
     -s3.config="$dir/s3.json" -bucket="$BUCKET" </dev/null >>"$dir/log" 2>&1 &
   local pid=$!
   echo "$pid" >"$dir/pid"
