@@ -11,6 +11,8 @@
 #                                    # as process OWNER is gone (a test run killed with -9
 #                                    # runs no cleanup of its own)
 #   scripts/seaweedfs.sh stop DIR    # stops that server by its pid (TERM, then KILL)
+#   scripts/seaweedfs.sh kill DIR    # the same with KILL at once, for a server whose data is
+#                                    # thrown away (its graceful stop took about 4 s)
 #
 # DIR/data is a tmpfs of its own (mounted when it is not one yet; root only): SeaweedFS sizes its
 # volumes from the free space of the filesystem that holds them and marks every volume read-only
@@ -169,13 +171,14 @@ JSON
   return 1
 }
 
-weed_stop() {
-  local dir=$1
+weed_stop() { # weed_stop DIR [now]: with `now`, KILL without waiting for TERM
+  local dir=$1 now=${2:-}
   if [[ -s "$dir/watchdog" ]]; then
     kill -TERM "$(cat "$dir/watchdog")" 2>/dev/null || true
     rm -f "$dir/watchdog"
   fi
   if [[ -s "$dir/pid" ]]; then
+    if [[ -n "$now" ]]; then kill -KILL "$(cat "$dir/pid")" 2>/dev/null || true; fi
     term_then_kill "$(cat "$dir/pid")"
     rm -f "$dir/pid"
   fi
@@ -186,8 +189,9 @@ case "${1:-}" in
   install) weed_install ;;
   start) weed_start "${2:?usage: seaweedfs.sh start DIR [OWNER]}" "${3:-}" ;;
   stop) weed_stop "${2:?usage: seaweedfs.sh stop DIR}" ;;
+  kill) weed_stop "${2:?usage: seaweedfs.sh kill DIR}" now ;;
   *)
-    echo "usage: scripts/seaweedfs.sh install|start DIR [OWNER]|stop DIR" >&2
+    echo "usage: scripts/seaweedfs.sh install|start DIR [OWNER]|stop DIR|kill DIR" >&2
     exit 2
     ;;
 esac

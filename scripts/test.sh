@@ -36,7 +36,7 @@ stop_python() { # the Python tests, if still running (their own session: setsid 
     py_pid=""
   fi
 }
-trap 'stop_python; if [[ -n "$COWTREE_WEED_DIR" ]]; then scripts/seaweedfs.sh stop "$COWTREE_WEED_DIR"; rm -rf "$COWTREE_WEED_DIR"; fi; cowtree_mounts_down' EXIT
+trap 'stop_python; if [[ -n "$COWTREE_WEED_DIR" ]]; then scripts/seaweedfs.sh kill "$COWTREE_WEED_DIR"; rm -rf "$COWTREE_WEED_DIR"; fi; cowtree_mounts_down' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
