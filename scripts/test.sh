@@ -140,7 +140,9 @@ done
 # cut the test binaries from 523 to 451 s (fresh clones, 2026-11-27). Later, with the Python
 # tests beside them, three lanes took 435 s against 449 s for two, and four test threads in
 # each binary (RUST_TEST_THREADS=4) 391 against 374 s: one run each, in a fixed order, so
-# neither difference is shown to be more than noise. Their output is cargo's.
+# neither difference is shown to be more than noise. On 2026-11-28, three lanes took the whole
+# fresh-clone run to 11:46 against 10:50 with two (the same commit, one run each). Their
+# output is cargo's.
 lanes=${COWTREE_TEST_LANES:-2}
 [[ $lanes =~ ^[1-9][0-9]*$ ]] || { echo "test.sh: COWTREE_TEST_LANES must be a positive integer" >&2; exit 2; }
 # cargo's own messages and the compiler's (to stderr) go to the log too.
