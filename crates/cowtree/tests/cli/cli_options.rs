@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::common::{BIN, Ran, run_limited};
+use crate::common::{self, BIN, Ran, run_limited};
 
 /// A run of the binary with `args`, in `root/cwd`, with HOME and every XDG directory under
 /// `root`, no store from the environment and nothing on stdin.
@@ -130,22 +130,24 @@ fn every_global_option_works_before_and_after_every_command_with_the_same_effect
         .flat_map(|cmd| options.iter().map(move |opt| (cmd.clone(), *opt)))
         .filter(|(cmd, opt)| !(passes_to_git(cmd) && opt[0] == "--store"))
         .collect();
-    // Hundreds of cases of two short commands each, on four threads (a failing case panics its
-    // thread, and the test with it).
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..4 {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some((cmd, opt)) = cases.get(i) else {
-                        break;
-                    };
-                    option_before_and_after(cmd, opt);
-                }
-            });
-        }
-    });
+    // Hundreds of cases of two short commands each, on four threads; every failing case is
+    // reported, with its own message.
+    let failed: Vec<String> = common::parallel(cases.len(), 4, |i| {
+        let (cmd, opt) = (&cases[i].0, cases[i].1);
+        std::panic::catch_unwind(|| option_before_and_after(cmd, opt))
+            .err()
+            .map(|e| format!("{cmd:?} with {opt:?}: {}", common::panic_message(&*e)))
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failed.len(),
+        cases.len(),
+        failed.join("\n")
+    );
     assert!(
         cases.len() > 100,
         "only {} combinations checked",

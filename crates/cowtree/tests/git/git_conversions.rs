@@ -49,8 +49,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cowtree_testutil::{Fs, XorShift, mount};
@@ -1665,14 +1664,6 @@ enum Via {
     Hook,
 }
 
-/// The message of a caught panic.
-fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
-    e.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "a panic".to_owned())
-}
-
 /// How a finding names its class, where it ran and how.
 fn label(class: &Class, place: Place, via: Via) -> String {
     match via {
@@ -1698,7 +1689,7 @@ fn run_class(class: &Class, base: &Path, place: Place, vias: &[Via]) -> Vec<Find
                 .map(|via| Finding {
                     label: label(class, place, *via),
                     kind: Some(class.kind),
-                    problems: vec![format!("setup failed: {}", panic_message(&*e))],
+                    problems: vec![format!("setup failed: {}", common::panic_message(&*e))],
                     ..Finding::default()
                 })
                 .collect();
@@ -1716,38 +1707,13 @@ fn run_class(class: &Class, base: &Path, place: Place, vias: &[Via]) -> Vec<Find
                 Via::Hook => compare_hook(&src.dir, &root, class.args, &mut f),
             }));
             if let Err(e) = r {
-                f.problems
-                    .push(format!("the comparison panicked: {}", panic_message(&*e)));
+                f.problems.push(format!(
+                    "the comparison panicked: {}",
+                    common::panic_message(&*e)
+                ));
             }
             f
         })
-        .collect()
-}
-
-/// Runs `job(i)` for every `i` below `n` on `threads` threads; the results in order. Most of a
-/// job's time is spent waiting for the clock's next second, so more threads than cores help.
-fn parallel<T: Send>(n: usize, threads: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..threads.min(n) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= n {
-                        break;
-                    }
-                    let r = job(i);
-                    results.lock().expect("results")[i] = Some(r);
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .expect("results")
-        .into_iter()
-        .map(|r| r.expect("every job ran"))
         .collect()
 }
 
@@ -1770,7 +1736,7 @@ fn run_suite(fs: Fs, place: Place, vias: impl Fn(usize) -> Vec<Via> + Sync) -> O
         .map(|k| (k, vias(k)))
         .filter(|(_, v)| !v.is_empty())
         .collect();
-    let findings = parallel(picked.len(), THREADS, |i| {
+    let findings = common::parallel(picked.len(), THREADS, |i| {
         let (k, vias) = &picked[i];
         run_class(&CLASSES[*k], dir.path(), place, vias)
     })
@@ -1790,60 +1756,97 @@ fn run_suite(fs: Fs, place: Place, vias: impl Fn(usize) -> Vec<Via> + Sync) -> O
 /// The classes on XFS (through `add`, and through the hook) and from a btrfs subvolume (through
 /// `add`), computed once for all the tests that read them. The two suites run at the same time:
 /// most of their time is waiting for the clock, and the tests that read both would otherwise
-/// hold two test threads while one suite after the other ran.
+/// hold two test threads while one suite after the other ran. Each is `Err` with the message of
+/// its panic (a mount that `COWTREE_TEST_REQUIRE_FS=1` requires, a scratch directory): the cell
+/// is always filled, and only the tests that read the failed suite fail.
 ///
 /// Every class goes through `add` on XFS. The hook and the btrfs snapshot way take every class
 /// in the full tier (`COWTREE_TEST_FULL=1`, .ci/run) and every third in the README's run, each
-/// a different third (with XFS's `add`, two of three comparisons of the whole suite's CPU).
+/// a different third: 116 of the 210 comparisons.
 struct Suites {
-    xfs: Option<Suite>,
-    btrfs: Option<Suite>,
+    xfs: Result<Option<Suite>, String>,
+    btrfs: Result<Option<Suite>, String>,
 }
 
 static SUITES: OnceLock<Suites> = OnceLock::new();
 
 fn suites() -> &'static Suites {
     SUITES.get_or_init(|| {
-        let all = CLASSES.len() as u64;
+        let all = CLASSES.len();
+        // The classes k with k % 3 == 1 (btrfs) and those with k % 3 == 2 (the hook): all / 3
+        // of them each.
         let n = cowtree_testutil::fewer(
             "classes through the hook and from a btrfs subvolume",
-            all,
-            all.div_ceil(3),
+            all as u64,
+            (all / 3) as u64,
         );
-        let every = if n == all { 1 } else { 3 };
+        let every = if n == all as u64 { 1 } else { 3 };
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("git_conversions")
+            .to_owned();
         std::thread::scope(|scope| {
-            let btrfs = scope.spawn(|| {
-                run_suite(Fs::Btrfs, Place::BtrfsSubvolume, |k| {
-                    if k % every == 1 % every {
-                        vec![Via::Add]
+            // Named after the test that started it, as skip lines name their test.
+            let btrfs = std::thread::Builder::new()
+                .name(format!("{name} (btrfs suite)"))
+                .spawn_scoped(scope, || {
+                    run_suite(Fs::Btrfs, Place::BtrfsSubvolume, |k| {
+                        if k % every == 1 % every {
+                            vec![Via::Add]
+                        } else {
+                            Vec::new()
+                        }
+                    })
+                })
+                .expect("a thread for the btrfs suite");
+            let xfs = catch_unwind(AssertUnwindSafe(|| {
+                run_suite(Fs::Xfs, Place::Xfs, |k| {
+                    if k % every == 2 % every {
+                        vec![Via::Add, Via::Hook]
                     } else {
-                        Vec::new()
+                        vec![Via::Add]
                     }
                 })
-            });
-            let xfs = run_suite(Fs::Xfs, Place::Xfs, |k| {
-                if k % every == 2 % every {
-                    vec![Via::Add, Via::Hook]
-                } else {
-                    vec![Via::Add]
-                }
-            });
+            }));
             Suites {
-                xfs,
+                xfs: xfs.map_err(|e| format!("the XFS suite: {}", common::panic_message(&*e))),
                 btrfs: btrfs
                     .join()
-                    .unwrap_or_else(|e| panic!("the btrfs suite: {}", panic_message(&*e))),
+                    .map_err(|e| format!("the btrfs suite: {}", common::panic_message(&*e))),
             }
         })
     })
 }
 
 fn xfs_suite() -> Option<&'static Suite> {
-    suites().xfs.as_ref()
+    match &suites().xfs {
+        Ok(suite) => suite.as_ref(),
+        Err(e) => panic!("{e}"),
+    }
 }
 
 fn btrfs_suite() -> Option<&'static Suite> {
-    suites().btrfs.as_ref()
+    match &suites().btrfs {
+        Ok(suite) => suite.as_ref(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The findings `pick` keeps of `suite`, at least one: a suite that compared nothing (no
+/// class picked) fails the test that reads it.
+#[track_caller]
+fn some_findings<'a>(
+    suite: &'a Suite,
+    pick: impl Fn(&Finding) -> bool,
+    what: &str,
+) -> Vec<&'a Finding> {
+    let found: Vec<&Finding> = suite.findings.iter().filter(|f| pick(f)).collect();
+    assert!(!found.is_empty(), "{what}: no class was compared");
+    found
+}
+
+fn through_add(f: &Finding) -> bool {
+    !f.label.contains(" through the hook ")
 }
 
 /// Panics with every finding that has problems, or returns when none has.
@@ -1869,25 +1872,21 @@ fn assert_no_problems<'a>(what: &str, findings: impl IntoIterator<Item = &'a Fin
 }
 
 fn add_findings(suite: &Suite) -> impl Iterator<Item = &Finding> {
-    suite
-        .findings
-        .iter()
-        .filter(|f| !f.label.contains(" through the hook "))
+    suite.findings.iter().filter(|f| through_add(f))
 }
 
 #[test]
 fn every_conversion_class_checks_out_as_git_worktree_add_does_on_xfs() {
     let Some(suite) = xfs_suite() else { return };
-    assert_no_problems("`cowtree git worktree add` on XFS", add_findings(suite));
+    let what = "`cowtree git worktree add` on XFS";
+    assert_no_problems(what, some_findings(suite, through_add, what));
 }
 
 #[test]
 fn every_conversion_class_checks_out_as_git_worktree_add_does_from_a_btrfs_subvolume() {
     let Some(suite) = btrfs_suite() else { return };
-    assert_no_problems(
-        "`cowtree git worktree add` by snapshot of a btrfs subvolume",
-        add_findings(suite),
-    );
+    let what = "`cowtree git worktree add` by snapshot of a btrfs subvolume";
+    assert_no_problems(what, some_findings(suite, through_add, what));
 }
 
 #[test]
@@ -1907,13 +1906,8 @@ fn conversions_added_after_src_checkout_keep_reaching_the_new_worktree() {
 #[test]
 fn the_claude_code_hook_checks_out_every_conversion_class_as_git_worktree_add_b_does() {
     let Some(suite) = xfs_suite() else { return };
-    assert_no_problems(
-        "`cowtree hook claude-code worktree-create` on XFS",
-        suite
-            .findings
-            .iter()
-            .filter(|f| f.label.contains(" through the hook ")),
-    );
+    let what = "`cowtree hook claude-code worktree-create` on XFS";
+    assert_no_problems(what, some_findings(suite, |f| !through_add(f), what));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2144,8 +2138,10 @@ fn random_sequence(seed: u64, root: &Path, place: Place) -> Finding {
         compare_add(&src.dir, root, &args, place, &mut f);
     }));
     if let Err(e) = r {
-        f.problems
-            .push(format!("the sequence panicked: {}", panic_message(&*e)));
+        f.problems.push(format!(
+            "the sequence panicked: {}",
+            common::panic_message(&*e)
+        ));
     }
     if !f.problems.is_empty() {
         f.problems.push(format!("steps: {}", steps.join("; ")));
@@ -2317,7 +2313,7 @@ fn random_histories(fs: Fs, place: Place, seeds: std::ops::Range<u64>) {
         .tempdir_in(&mount)
         .expect("a scratch directory");
     let seeds: Vec<u64> = seeds.collect();
-    let findings = parallel(seeds.len(), THREADS, |i| {
+    let findings = common::parallel(seeds.len(), THREADS, |i| {
         let root = dir.path().join(format!("seed-{}", seeds[i]));
         fs::create_dir(&root).expect("the sequence's directory");
         random_sequence(seeds[i], &root, place)
