@@ -14,11 +14,12 @@
 #   scripts/seaweedfs.sh kill DIR    # the same with KILL at once, for a server whose data is
 #                                    # thrown away (its graceful stop took about 4 s)
 #
-# DIR/data is a tmpfs of its own (mounted when it is not one yet; root only): SeaweedFS sizes its
-# volumes from the free space of the filesystem that holds them and marks every volume read-only
-# when that free space falls below 1%, so on a host disk that a build is filling, PUTs start to
-# fail with 500 "No writable volumes" in the middle of a run. Without root it stays a plain
-# directory and says so. `stop` unmounts it; so does the OWNER watchdog once OWNER is gone.
+# DIR/data is a tmpfs of its own (mounted when it is not one yet; root only): SeaweedFS sizes
+# its volumes from the free space of the filesystem that holds them and marks every volume
+# read-only when that free space falls below 1%, so on a host disk that a build is filling, PUTs
+# start to fail with 500 "No writable volumes" in the middle of a run. Without root it stays a
+# plain directory and says so. `stop` and `kill` unmount it; so does the OWNER watchdog once
+# OWNER is gone.
 #
 # The server has one identity with the test credentials below and the bucket "cowtree".
 # scripts/test.sh starts one for the whole run and exports COWTREE_TEST_S3_ENDPOINT,
@@ -181,6 +182,12 @@ weed_stop() { # weed_stop DIR [now]: with `now`, KILL without waiting for TERM
     if [[ -n "$now" ]]; then kill -KILL "$(cat "$dir/pid")" 2>/dev/null || true; fi
     term_then_kill "$(cat "$dir/pid")"
     rm -f "$dir/pid"
+  fi
+  # The gRPC servers' unix sockets are /tmp/seaweedfs-NAME-grpc-PORT.sock (no option moves
+  # them); a graceful stop removes them, a KILL leaves them: ours are those of DIR's ports.
+  local port
+  if [[ -s "$dir/ports" ]]; then
+    for port in $(cat "$dir/ports"); do rm -f /tmp/seaweedfs-*-"$port".sock; done
   fi
   data_down "$dir"
 }

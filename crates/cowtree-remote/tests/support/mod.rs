@@ -191,7 +191,7 @@ impl Drop for OwnServer {
     fn drop(&mut self) {
         let _ = Command::new("bash")
             .arg(script())
-            .arg("stop")
+            .arg("kill")
             .arg(self.dir.path())
             .status();
     }
