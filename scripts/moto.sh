@@ -63,8 +63,6 @@ run_tests() {
   export COWTREE_TEST_S3_ANY_CREDENTIALS=1
   echo "moto.sh: COWTREE_TEST_S3_ENDPOINT=$COWTREE_TEST_S3_ENDPOINT (moto, pid ${started##* })"
   export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
-  # Without incremental compilation, as scripts/test.sh builds (it says why).
-  export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
   export HOME="$COWTREE_MOUNT_WORK/home"
   export XDG_DATA_HOME="$HOME/.local/share" XDG_STATE_HOME="$HOME/.local/state"
   export XDG_CONFIG_HOME="$HOME/.config" XDG_CACHE_HOME="$HOME/.cache"

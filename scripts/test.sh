@@ -120,14 +120,6 @@ cargo_started=$SECONDS
 # which must compile pyo3 again anyway (maturin gives pyo3's build script another
 # environment); leaving it out saved its pyo3 build here, about 22 s of CPU (cargo --timings).
 scope=(--workspace --exclude cowtree-py)
-# Without incremental compilation unless CARGO_INCREMENTAL is set: a build from scratch of the
-# workspace's own crates (test profile, dependencies built) took 63 and 71 s instead of 101 and
-# 105 s with it (2 cores, alternated, 2026-11-28). cargo keeps the two kinds of build apart (the
-# profile is part of each unit's hash): a plain `cargo test` after this run builds the
-# workspace's crates again its own way, and both stay in target/. scripts/wheel.sh and
-# scripts/moto.sh build this way too; `CARGO_INCREMENTAL=1 scripts/test.sh` for cargo's default
-# (faster when rebuilding one edited crate again and again).
-export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 cargo_args=()
 test_args=()
 seen_dashes=0

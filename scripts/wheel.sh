@@ -46,8 +46,6 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 export CARGO_TERM_COLOR=never
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-# As scripts/test.sh builds (it says why), so that the dev wheel's build finds its test build.
-export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 CRATE=crates/cowtree-py
 DATA=$CRATE/build-data/scripts
 TOOLS=$TARGET/wheel-tools
