@@ -155,6 +155,18 @@ fn every_global_option_works_before_and_after_every_command_with_the_same_effect
     );
 }
 
+/// `args` run in `root` (as [`run_in`]), which must not refuse any of them as an option.
+#[track_caller]
+fn accepted(root: &Path, args: &[String]) -> Ran {
+    let r = run_in(root, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        !r.stderr.contains("unknown option") && !r.stderr.contains("unexpected argument"),
+        "{args:?} refused its option: {}",
+        r.stderr
+    );
+    r
+}
+
 /// `opt` before `cmd` and after it: both accepted, with the same exit status and output (for
 /// a command that passes its arguments to git, before it only).
 fn option_before_and_after(cmd: &[String], opt: &[&str]) {
@@ -177,28 +189,12 @@ fn option_before_and_after(cmd: &[String], opt: &[&str]) {
     };
     let args_before = with(a.path(), true);
     let args_after = with(b.path(), false);
-    let before = run_in(
-        a.path(),
-        &args_before.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    assert!(
-        !before.stderr.contains("unknown option") && !before.stderr.contains("unexpected argument"),
-        "{args_before:?} refused its option: {}",
-        before.stderr
-    );
+    let before = accepted(a.path(), &args_before);
     if passes_to_git(cmd) {
         // After the subcommand's name every argument is git's own.
         return;
     }
-    let after = run_in(
-        b.path(),
-        &args_after.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    assert!(
-        !after.stderr.contains("unknown option") && !after.stderr.contains("unexpected argument"),
-        "{args_after:?} refused its option: {}",
-        after.stderr
-    );
+    let after = accepted(b.path(), &args_after);
     assert_eq!(
         before.code(),
         after.code(),
