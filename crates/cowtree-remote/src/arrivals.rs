@@ -3,13 +3,13 @@
 //!
 //! The pull ([`crate::pull::pull_watched`]) tells an [`Arrivals`] which blobs are coming and
 //! as each arrives; the caller tells it when the pull returned ([`Arrivals::end`]). A
-//! checkout ([`cowtree_store::checkout::Arriving`]) blocks in [`Arrivals::blob`] only on
-//! blobs still coming, and in [`Arrivals::recorded`] until the pull has recorded the
-//! snapshot. When the pull fails, every wait returns at once with the failure, so the
+//! checkout ([`cowtree_store::checkout::Arriving`]) asks which blobs are still coming
+//! ([`Arrivals::coming`]), takes the blobs as they arrive ([`Arrivals::next`]) and waits in
+//! [`Arrivals::recorded`] until the pull has recorded the snapshot. When the pull fails, every wait returns at once with the failure, so the
 //! checkout stops and takes back what it made; the pull cleans up only once the caller says
 //! it let go of the store ([`Arrivals::released`]).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use cowtree_store::Hash;
@@ -21,7 +21,13 @@ use crate::pull::Watch;
 pub struct Arrivals {
     state: Mutex<State>,
     changed: Condvar,
+    /// Told one waiter at a time as each blob arrives ([`Arrivals::next`]); every waiter when
+    /// the pull ends.
+    came: Condvar,
 }
+
+/// The most blobs one [`Arrivals::next`] hands out.
+const BATCH: usize = 64;
 
 #[derive(Default)]
 struct State {
@@ -29,6 +35,8 @@ struct State {
     manifest: Option<(Hash, bytes::Bytes)>,
     /// Blobs the pull is still to place.
     coming: HashSet<Hash>,
+    /// Blobs placed that [`Arrivals::next`] has not handed out yet.
+    arrived: VecDeque<Hash>,
     /// The pull returned: `Ok` when it recorded its snapshots, else its error (for people).
     ended: Option<Result<(), String>>,
     /// The caller no longer uses the store beside the pull ([`Arrivals::released`]).
@@ -75,6 +83,7 @@ impl Arrivals {
     pub fn end(&self, result: Result<(), String>) {
         self.lock().ended = Some(result);
         self.changed.notify_all();
+        self.came.notify_all();
     }
 
     /// The first snapshot the pull fetched and its manifest, once fetched and checked; `None`
@@ -88,15 +97,41 @@ impl Arrivals {
         })
     }
 
-    /// Returns once blob `hash` is in the store's `blobs/`: at once for a blob the pull is
-    /// not fetching (the store had it).
-    pub fn blob(&self, hash: &Hash) -> Result<(), Stopped> {
-        self.wait_until(|st| match &st.ended {
-            _ if !st.coming.contains(hash) => Some(Ok(())),
-            Some(Err(e)) => Some(Err(Stopped::Failed(e.clone()))),
-            Some(Ok(())) => Some(Err(Stopped::Never(*hash))),
-            None => None,
-        })
+    /// For each of `hashes`, whether the pull is still to place it in the store's `blobs/`
+    /// (`false`: the store had it, or it has arrived).
+    pub fn coming(&self, hashes: &[Hash]) -> Vec<bool> {
+        let st = self.lock();
+        hashes.iter().map(|h| st.coming.contains(h)).collect()
+    }
+
+    /// Blocks until blobs have arrived that no call returned yet, and adds them (at most 64)
+    /// to `out`: each blob the pull places is handed out once, whichever thread asks.
+    /// `Ok(false)` once the pull placed every blob it was to fetch and all were handed out;
+    /// the pull's failure at once when it failed.
+    pub fn next(&self, out: &mut Vec<Hash>) -> Result<bool, Stopped> {
+        let mut st = self.lock();
+        loop {
+            if let Some(Err(e)) = &st.ended {
+                return Err(Stopped::Failed(e.clone()));
+            }
+            if !st.arrived.is_empty() {
+                let n = st.arrived.len().min(BATCH);
+                out.extend(st.arrived.drain(..n));
+                let more = !st.arrived.is_empty();
+                drop(st);
+                if more {
+                    self.came.notify_one();
+                }
+                return Ok(true);
+            }
+            if st.coming.is_empty() {
+                return Ok(false);
+            }
+            if let (Some(Ok(())), Some(missing)) = (&st.ended, st.coming.iter().next()) {
+                return Err(Stopped::Never(*missing));
+            }
+            st = self.came.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// The caller's use of the store beside the pull is over (its checkout returned, or never
@@ -128,8 +163,11 @@ impl Watch for Arrivals {
     }
 
     fn arrived(&self, hash: &Hash) {
-        if self.lock().coming.remove(hash) {
-            self.changed.notify_all();
+        let mut st = self.lock();
+        if st.coming.remove(hash) {
+            st.arrived.push_back(*hash);
+            drop(st);
+            self.came.notify_one();
         }
     }
 
@@ -138,6 +176,7 @@ impl Watch for Arrivals {
             .ended
             .get_or_insert_with(|| Err(error.to_string()));
         self.changed.notify_all();
+        self.came.notify_all();
         self.wait_until(|st| st.released.then_some(()));
     }
 }

@@ -10,23 +10,78 @@ fn h(n: u8) -> Hash {
     Hash::of(&[n])
 }
 
+/// One call of `next`, with what it handed out.
+fn next(a: &Arrivals) -> (Result<bool, Stopped>, Vec<Hash>) {
+    let mut out = Vec::new();
+    let r = a.next(&mut out);
+    (r, out)
+}
+
 #[test]
-fn a_blob_waits_until_it_arrives_and_one_not_coming_does_not_wait() {
+fn blobs_are_handed_out_as_they_arrive_and_next_ends_once_every_one_came() {
     let a = Arrivals::new();
     let m = (h(0), bytes::Bytes::from_static(b"m"));
     a.fetching(std::slice::from_ref(&m), &[h(1), h(2)]);
     assert_eq!(a.manifest(), Some(m));
-    assert_eq!(a.blob(&h(3)), Ok(()), "a blob the store had");
+    assert_eq!(
+        a.coming(&[h(1), h(3), h(2)]),
+        [true, false, true],
+        "h(3): the store had it"
+    );
     std::thread::scope(|s| {
-        let waiter = s.spawn(|| a.blob(&h(1)));
+        let waiter = s.spawn(|| next(&a));
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(!waiter.is_finished(), "returned before the blob arrived");
+        assert!(!waiter.is_finished(), "returned before a blob arrived");
         a.arrived(&h(1));
-        assert_eq!(waiter.join().unwrap(), Ok(()));
+        assert_eq!(waiter.join().unwrap(), (Ok(true), vec![h(1)]));
     });
+    assert_eq!(a.coming(&[h(1), h(2)]), [false, true]);
+    a.arrived(&h(1)); // placed twice (a retried fetch): handed out once
+    a.arrived(&h(2));
+    assert_eq!(next(&a), (Ok(true), vec![h(2)]));
+    assert_eq!(
+        next(&a),
+        (Ok(false), vec![]),
+        "every blob came and was handed out"
+    );
     a.end(Ok(()));
     assert_eq!(a.recorded(), Ok(()));
-    assert_eq!(a.blob(&h(2)), Err(Stopped::Never(h(2))));
+}
+
+#[test]
+fn several_takers_get_each_arrived_blob_exactly_once() {
+    let a = Arrivals::new();
+    let coming: Vec<Hash> = (0..=255u8).map(h).collect();
+    a.fetching(&[(Hash::of(b"m"), bytes::Bytes::new())], &coming);
+    let taken: Vec<Vec<Hash>> = std::thread::scope(|s| {
+        let takers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    while a.next(&mut mine).expect("no failure") {}
+                    mine
+                })
+            })
+            .collect();
+        for c in &coming {
+            a.arrived(c);
+        }
+        takers.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let mut all: Vec<Hash> = taken.concat();
+    assert_eq!(all.len(), coming.len(), "each blob once");
+    all.sort();
+    let mut want = coming.clone();
+    want.sort();
+    assert_eq!(all, want);
+}
+
+#[test]
+fn a_pull_that_ends_without_a_blob_says_which() {
+    let a = Arrivals::new();
+    a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1)]);
+    a.end(Ok(()));
+    assert_eq!(next(&a), (Err(Stopped::Never(h(1))), vec![]));
 }
 
 #[test]
@@ -34,14 +89,14 @@ fn a_failed_pull_ends_every_wait_with_its_error() {
     let a = Arrivals::new();
     a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1)]);
     std::thread::scope(|s| {
-        let blob = s.spawn(|| a.blob(&h(1)));
+        let blob = s.spawn(|| next(&a).0);
         let recorded = s.spawn(|| a.recorded());
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert!(!blob.is_finished() && !recorded.is_finished());
         a.end(Err("boom".into()));
-        let failed = Err(Stopped::Failed("boom".into()));
-        assert_eq!(blob.join().unwrap(), failed);
-        assert_eq!(recorded.join().unwrap(), failed);
+        let failed = Stopped::Failed("boom".into());
+        assert_eq!(blob.join().unwrap(), Err(failed.clone()));
+        assert_eq!(recorded.join().unwrap(), Err(failed));
     });
 }
 
@@ -51,7 +106,7 @@ fn a_failed_pull_ends_the_waits_then_waits_until_the_store_is_released() {
     a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1)]);
     std::thread::scope(|s| {
         let pull = s.spawn(|| a.stopped("disk full"));
-        assert_eq!(a.blob(&h(1)), Err(Stopped::Failed("disk full".into())));
+        assert_eq!(next(&a).0, Err(Stopped::Failed("disk full".into())));
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert!(!pull.is_finished(), "went on while the store was held");
         a.released();

@@ -82,9 +82,10 @@ pub(super) struct Ctx<'a> {
     pub(super) range: &'a CopyRange,
     /// Return each entry's stat.
     pub(super) record: bool,
-    /// The snapshot is still arriving: returns once a blob is in `blobs/`
-    /// ([`super::Arriving::blob`]).
-    pub(super) arriving: Option<&'a super::options::BlobArrived<'a>>,
+    /// By manifest index, the files whose blobs were still to arrive when the checkout began
+    /// (empty when none were: [`super::Arriving`]); written as their blobs arrive, not in the
+    /// walk of the tree.
+    pub(super) deferred: &'a [bool],
     /// Where each entry's stat goes when the checkout records (by manifest index; empty
     /// when it does not): set by the one item that writes the entry, so that no worker
     /// keeps a list of its own to be merged (that held the stats of the tree twice).
@@ -141,9 +142,6 @@ pub(super) fn write_entry(
     } else {
         0o644
     };
-    if let Some(arrived) = ctx.arriving {
-        arrived(&hash)?;
-    }
     let blob = Store::blob_rel(&hash);
     let poisoned = || Error::internal("a worker panicked");
     let mut attempt = ctx.state.attempt()?;

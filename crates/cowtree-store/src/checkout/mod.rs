@@ -52,7 +52,7 @@ use stage::Stage;
 /// How a checkout names its staging directory beside DST (defined with the registrations of
 /// those directories, in [`crate::dest_staging`]).
 pub use crate::dest_staging::STAGING;
-pub use options::{Arriving, BlobArrived, CheckoutMode, CheckoutOptions, Hooks};
+pub use options::{Arriving, CheckoutMode, CheckoutOptions, Hooks, NextArrived, StillComing};
 pub use report::{CheckoutReport, EntryStat, Written};
 pub use subvolume::stats_of;
 

@@ -38,25 +38,36 @@ pub struct Hooks<'a> {
     pub record: &'a dyn Fn(&Registration) -> Vec<u8>,
 }
 
-/// Returns once a blob is in the store's `blobs/`, or the error that means it never will be
-/// ([`Arriving::blob`]).
-pub type BlobArrived<'a> = dyn Fn(&Hash) -> Result<()> + Sync + 'a;
+/// Which of the blobs asked about are still to arrive, by position
+/// ([`Arriving::coming`]).
+pub type StillComing<'a> = dyn Fn(&[Hash]) -> Vec<bool> + Sync + 'a;
+
+/// Waits for blobs to arrive ([`Arriving::next`]).
+pub type NextArrived<'a> = dyn Fn(&mut Vec<Hash>) -> Result<bool> + Sync + 'a;
 
 /// A snapshot that is still arriving in the store while it is checked out (a pull that
 /// runs beside the checkout: [`super::checkout_arriving`]).
 ///
-/// The checkout goes per file (there is no tree of the snapshot to take whole), writes each
-/// file as soon as `blob` says its blob is in `blobs/`, and places the tree only once
-/// `recorded` says the snapshot is recorded in the store (its blobs durable), so that the
-/// worktree's base is a snapshot of the store when anyone can reach the worktree. An error
-/// from either stops the checkout, which then takes back what it made, as after any error.
+/// The checkout goes per file (there is no tree of the snapshot to take whole). It makes
+/// every directory, symlink and file whose blob is in `blobs/` at once, then each other file
+/// as its blob arrives, in the order they arrive (not the manifest's: a pull fetches in the
+/// order of the remote's packs). It places the tree only once `recorded` says the snapshot is
+/// recorded in the store (its blobs durable), so that the worktree's base is a snapshot of
+/// the store when anyone can reach the worktree. An error from either stops the checkout,
+/// which then takes back what it made, as after any error.
 pub struct Arriving<'a> {
     /// The snapshot's encoded manifest, as fetched: refused unless it hashes to the id
     /// checked out and decodes.
     pub manifest: &'a [u8],
-    /// Returns once blob `hash` is in the store's `blobs/` (at once for one that was there),
-    /// or the error that means it never will be.
-    pub blob: &'a BlobArrived<'a>,
+    /// For each blob asked about, whether it is still to arrive (`false`: it is in
+    /// `blobs/`). Asked once, about every file's blob, before any file is written: each blob
+    /// said to be coming must later be handed out by `next`.
+    pub coming: &'a StillComing<'a>,
+    /// Blocks until blobs have arrived that no call returned yet, and adds them to the
+    /// vector: each arrived blob once, whichever worker calls (several call it at once).
+    /// Returns `false` once every blob that was coming has been handed out, or the error that
+    /// means the rest never will be. A blob `coming` said was there may be handed out too.
+    pub next: &'a NextArrived<'a>,
     /// Returns once the snapshot is recorded in the store, or the error that means it never
     /// will be.
     pub recorded: &'a (dyn Fn() -> Result<()> + Sync),

@@ -2,11 +2,13 @@
 //! snapshot written into it from its blob by the checkout pool's workers, a directory's
 //! entries in chunks ([`Tree`]), each entry as [`super::entry`] writes it.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as Slot;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use cowtree_fs::CopyRange;
 use cowtree_fs::dir::Dir;
@@ -19,7 +21,8 @@ use rayon::prelude::*;
 
 use crate::compact::CompactManifest;
 use crate::error::{Error, Result};
-use crate::manifest::{Kind, show};
+use crate::hash::Hash;
+use crate::manifest::{DataRef, Kind, show};
 use crate::pools;
 use crate::store::Store;
 use crate::util::{path_of, split};
@@ -28,7 +31,7 @@ use super::batch::Batch;
 use super::dest::Dest;
 use super::entry::{Counters, Ctx, write_entry};
 use super::job::Job;
-use super::options::{CheckoutMode, CheckoutOptions};
+use super::options::{Arriving, CheckoutMode, CheckoutOptions, NextArrived, StillComing};
 use super::report::{CheckoutReport, EntryStat, Written};
 use super::stage::Stage;
 
@@ -64,7 +67,7 @@ impl Job<'_> {
             self.opts,
             self.progress,
             self.hooks.is_some(),
-            self.arriving.map(|a| a.blob),
+            self.arriving,
         )
     }
 
@@ -100,7 +103,8 @@ impl Job<'_> {
 
 /// Writes every entry of `manifest` into the empty directory `stage` (at `stage_path`), in
 /// parallel on the checkout pool; with `record`, also the stat of everything written; with
-/// `arriving`, each file once its blob has arrived ([`super::Arriving::blob`]).
+/// `arriving`, each file whose blob is not in the store yet as that blob arrives
+/// ([`Waiting`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn fill(
     store: &Store,
@@ -110,9 +114,13 @@ pub(super) fn fill(
     opts: CheckoutOptions,
     progress: &Progress,
     record: bool,
-    arriving: Option<&super::options::BlobArrived<'_>>,
+    arriving: Option<&Arriving<'_>>,
 ) -> Result<(CheckoutReport, Written)> {
     let tree = Tree::of(manifest)?;
+    let waiting = match arriving {
+        Some(a) => Waiting::of(manifest, a.coming)?,
+        None => Waiting::default(),
+    };
     let link_mode = match opts.mode {
         CheckoutMode::Auto => LinkMode::Auto,
         CheckoutMode::Clone => LinkMode::Clone,
@@ -135,9 +143,12 @@ pub(super) fn fill(
         range: &range,
         record,
         stats: &stats,
-        arriving,
+        deferred: &waiting.deferred,
     };
     let recorded = tree.make_all(&ctx, stage, stage_path)?;
+    if let Some(a) = arriving {
+        tree.make_arriving(&ctx, stage, stage_path, &waiting, a.next)?;
+    }
     let written = if record {
         tree.written(stats, recorded, stage, stage_path)?
     } else {
@@ -149,6 +160,80 @@ pub(super) fn fill(
 
 /// Why a checkout refuses a tree whose entries or directories [`Tree`] cannot number in 32 bits.
 const TOO_BIG: &str = "a snapshot of 2^32 entries or directories or more is too large to check out";
+
+/// The files of a snapshot still arriving ([`Arriving`]) whose blobs were not in the store
+/// when the checkout began. The walk of the tree leaves them out; they are written as their
+/// blobs arrive, in that order ([`Tree::make_arriving`]): a pull fetches blobs in the order
+/// of the remote's packs, which is not the tree's, and a walk that waited on each file in
+/// turn wrote almost nothing until the last blobs came.
+#[derive(Default)]
+struct Waiting {
+    /// By manifest index: the file waits for its blob (empty when none does).
+    deferred: Vec<bool>,
+    /// Each blob waited for, with the files (manifest indexes) it is for; taken out as it
+    /// arrives.
+    by_blob: Mutex<HashMap<Hash, Vec<u32>>>,
+}
+
+impl Waiting {
+    /// Asks `coming` once which files' blobs are still to arrive.
+    fn of(manifest: &CompactManifest, coming: &StillComing<'_>) -> Result<Waiting> {
+        let mut files = Vec::new();
+        let mut hashes = Vec::new();
+        for (i, e) in manifest.iter().enumerate() {
+            if let DataRef::Blob { hash, .. } = e.data {
+                files.push(u32::try_from(i).map_err(|_| Error::TooLarge(TOO_BIG.into()))?);
+                hashes.push(hash);
+            }
+        }
+        let coming = coming(&hashes);
+        if coming.len() != hashes.len() {
+            return Err(Error::internal(format!(
+                "asked whether {} blobs are still to arrive, got {} answers",
+                hashes.len(),
+                coming.len()
+            )));
+        }
+        let mut deferred = Vec::new();
+        let mut by_blob: HashMap<Hash, Vec<u32>> = HashMap::new();
+        for ((i, hash), _) in files
+            .into_iter()
+            .zip(hashes)
+            .zip(coming)
+            .filter(|(_, c)| *c)
+        {
+            if deferred.is_empty() {
+                deferred = vec![false; manifest.len()];
+            }
+            deferred[i as usize] = true;
+            by_blob.entry(hash).or_default().push(i);
+        }
+        Ok(Waiting {
+            deferred,
+            by_blob: Mutex::new(by_blob),
+        })
+    }
+
+    /// The files blobs `arrived` are for (each handed out once; none for a blob no file
+    /// waits for).
+    fn take(&self, arrived: &[Hash]) -> Vec<u32> {
+        let mut by_blob = self.by_blob.lock().unwrap_or_else(|p| p.into_inner());
+        arrived
+            .iter()
+            .filter_map(|h| by_blob.remove(h))
+            .flatten()
+            .collect()
+    }
+
+    /// How many blobs are still waited for.
+    fn left(&self) -> usize {
+        self.by_blob.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// Directories a worker of [`Tree::make_arriving`] keeps open at most (then it closes them
+/// all and starts again).
+const OPEN_DIRS: usize = 64;
 
 /// The index of the staging root in [`Tree::dirs`].
 pub(super) const ROOT: usize = 0;
@@ -308,6 +393,89 @@ impl<'a> Tree<'a> {
         })
     }
 
+    /// Writes the files `waiting` holds back as `next` hands out their blobs, on every worker
+    /// of the checkout pool at once (each directory exists: [`Tree::make_all`] made them).
+    fn make_arriving(
+        &self,
+        ctx: &Ctx<'_>,
+        stage: &Dir,
+        stage_path: &Path,
+        waiting: &Waiting,
+        next: &NextArrived<'_>,
+    ) -> Result<()> {
+        if waiting.left() == 0 {
+            return Ok(());
+        }
+        let stop = AtomicBool::new(false);
+        let pool = pools::pool(pools::Pool::Checkout);
+        pool.run_publishing(
+            pool.jobs(),
+            vec![(); pool.jobs()],
+            || (),
+            |_, (), _| {
+                let r = self.write_arrived(ctx, stage, stage_path, waiting, next, &stop);
+                if r.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                r
+            },
+        )?;
+        match waiting.left() {
+            0 => Ok(()),
+            n => Err(Error::internal(format!(
+                "{n} blobs the checkout waited for were never handed out"
+            ))),
+        }
+    }
+
+    /// One worker of [`Tree::make_arriving`]: until `next` says every blob has come (or
+    /// another worker failed), writes the files of the blobs it hands out.
+    fn write_arrived(
+        &self,
+        ctx: &Ctx<'_>,
+        stage: &Dir,
+        stage_path: &Path,
+        waiting: &Waiting,
+        next: &NextArrived<'_>,
+        stop: &AtomicBool,
+    ) -> Result<()> {
+        let mut arrived = Vec::new();
+        let mut open: HashMap<usize, Dir> = HashMap::new();
+        loop {
+            arrived.clear();
+            if stop.load(Ordering::Relaxed) || !next(&mut arrived)? {
+                return Ok(());
+            }
+            for i in waiting.take(&arrived) {
+                let i = i as usize;
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let e = self
+                    .manifest
+                    .get(i)
+                    .ok_or_else(|| Error::internal(format!("no entry {i} in the manifest")))?;
+                let td = self.dirs.get(e.dir).ok_or_else(|| {
+                    Error::internal(format!("no directory {} for entry {i}", e.dir))
+                })?;
+                if open.len() >= OPEN_DIRS && !open.contains_key(&e.dir) {
+                    open.clear();
+                }
+                let dir = match open.entry(e.dir) {
+                    Slot::Occupied(o) => o.into_mut(),
+                    Slot::Vacant(v) => v.insert(open_beneath(stage, stage_path, td.path)?),
+                };
+                if let Some(st) = write_entry(ctx, dir, td.path, e)? {
+                    let slot = ctx
+                        .stats
+                        .get(i)
+                        .ok_or_else(|| Error::internal(format!("no stat slot for entry {i}")))?;
+                    let _ = slot.set(EntryStat::of(&st));
+                }
+            }
+        }
+    }
+
     /// Runs one work item, adding what it records to `out` and handing the items it makes to
     /// `publish`.
     #[allow(clippy::too_many_arguments)]
@@ -347,8 +515,14 @@ impl<'a> Tree<'a> {
             publish(&mut pushed);
         }
         let chunk = &td.leaves[from.min(td.leaves.len())..(from + CHUNK).min(td.leaves.len())];
+        // Files left to wait for their blobs ([`Waiting`]).
+        let mut deferred = false;
         for &i in chunk {
             let i = i as usize;
+            if ctx.deferred.get(i) == Some(&true) {
+                deferred = true;
+                continue;
+            }
             let e = self
                 .manifest
                 .get(i)
@@ -367,7 +541,7 @@ impl<'a> Tree<'a> {
         }
         // This item made every entry of its directory (not the root, whose stat changes
         // later): the directory's stat now is final.
-        if ctx.record && d != ROOT && td.leaves.len() <= CHUNK {
+        if ctx.record && d != ROOT && td.leaves.len() <= CHUNK && !deferred {
             let st = dir
                 .stat_self()
                 .map_err(|e| Error::io_at("", stage_path.join(path_of(td.path)), e))?;

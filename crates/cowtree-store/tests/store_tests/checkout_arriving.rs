@@ -1,7 +1,8 @@
 //! A checkout of a snapshot still arriving ([`checkout_arriving`]), on each mounted
-//! filesystem: each file is written as soon as its blob is said to have arrived, the tree is
-//! placed only once the snapshot is said to be recorded, and when either never comes the
-//! destination is left absent with nothing beside it.
+//! filesystem: every file whose blob is there is written at once, whatever comes before it,
+//! each other one as its blob is handed out, the tree is placed only once the snapshot is
+//! said to be recorded, and when a blob or the record never comes the destination is left
+//! absent with nothing beside it.
 
 use std::fs;
 use std::path::Path;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cowtree_fs::Progress;
 use cowtree_store::checkout::{
-    Arriving, BlobArrived, CheckoutMode, CheckoutOptions, checkout_arriving,
+    Arriving, CheckoutMode, CheckoutOptions, NextArrived, StillComing, checkout_arriving,
 };
 use cowtree_store::ingest::snapshot_dir;
 use cowtree_store::{Error, Hash, Store};
@@ -29,11 +30,11 @@ const OPTS: CheckoutOptions = CheckoutOptions {
     strict: false,
 };
 
-/// Files in the tree [`setup`] makes, `zz/held` among them.
+/// Files in the tree [`setup`] makes.
 const FILES: usize = 41;
 
-/// A tree of [`FILES`] files (the last in name order, `zz/held`, alone in its directory) and a
-/// symlink, snapshotted; the snapshot's id and the blob of `zz/held`.
+/// A tree of [`FILES`] files and a symlink, snapshotted; the snapshot's id and the blob of
+/// `a/f00`, the first file in name order, before its 19 siblings in the same directory.
 fn setup(root: &Path) -> (Store, Hash, Hash) {
     let src = root.join("src");
     fs::create_dir_all(src.join("a/deep")).unwrap();
@@ -50,11 +51,11 @@ fn setup(root: &Path) -> (Store, Hash, Hash) {
         )
         .unwrap();
     }
-    let held = pattern(12_345, 999);
-    fs::write(src.join("zz/held"), &held).unwrap();
+    fs::write(src.join("zz/last"), pattern(12_345, 999)).unwrap();
     std::os::unix::fs::symlink("../a/f01", src.join("zz/link")).unwrap();
     let store = Store::open(&root.join("store")).unwrap();
     let id = snapshot_dir(&store, &src, None).unwrap().id;
+    let held = fs::read(src.join("a/f00")).unwrap();
     (store, id, Hash::of(&held))
 }
 
@@ -118,12 +119,21 @@ fn files_are_written_as_their_blobs_arrive_and_the_tree_is_placed_once_recorded(
         let dst = root.path().join("wt");
         let (blob_gate, record_gate) = (Gate::default(), Gate::default());
         let asked = Mutex::new(Vec::new());
-        let blob = |h: &Hash| {
-            asked.lock().unwrap().push(*h);
-            if *h == held {
-                blob_gate.wait();
+        let coming = |hs: &[Hash]| {
+            asked.lock().unwrap().extend_from_slice(hs);
+            hs.iter().map(|h| *h == held).collect()
+        };
+        // Every worker of the checkout waits here; once the gate opens, one gets the blob.
+        let handed = Mutex::new(false);
+        let next = |out: &mut Vec<Hash>| {
+            blob_gate.wait();
+            let mut handed = handed.lock().unwrap();
+            if *handed {
+                return Ok(false);
             }
-            Ok(())
+            *handed = true;
+            out.push(held);
+            Ok(true)
         };
         let recorded = || {
             record_gate.wait();
@@ -131,7 +141,8 @@ fn files_are_written_as_their_blobs_arrive_and_the_tree_is_placed_once_recorded(
         };
         let arriving = Arriving {
             manifest: &manifest,
-            blob: &blob,
+            coming: &coming,
+            next: &next,
             recorded: &recorded,
         };
         let progress = Progress::default();
@@ -140,7 +151,8 @@ fn files_are_written_as_their_blobs_arrive_and_the_tree_is_placed_once_recorded(
                 checkout_arriving(&store, &id, &dst, OPTS, &|_| {}, &progress, None, &arriving)
             });
             let _open = OpenOnDrop(&blob_gate, &record_gate);
-            // Every file but the held one is written while its blob has not arrived.
+            // Every file but the held one is written while its blob has not arrived, its 19
+            // siblings after it in its directory among them.
             eventually("every other file written", || {
                 staging_of(&dst).is_some_and(|st| files_under(&st) == FILES - 1)
             });
@@ -170,10 +182,8 @@ fn files_are_written_as_their_blobs_arrive_and_the_tree_is_placed_once_recorded(
             assert_eq!(report.symlinks, 1, "{fsys:?}");
         });
         assert_diff_clean(&root.path().join("src"), &dst);
-        // Asked once for each distinct blob, the held one among them.
-        let mut asked = asked.into_inner().unwrap();
-        asked.sort();
-        asked.dedup();
+        // Asked once about every file's blob, the held one among them.
+        let asked = asked.into_inner().unwrap();
         assert_eq!(asked.len(), FILES, "{fsys:?}");
         assert!(asked.contains(&held), "{fsys:?}");
         assert_eq!(names(root.path()), ["src", "store", "wt"], "{fsys:?}");
@@ -199,18 +209,32 @@ fn a_blob_or_a_record_that_never_comes_leaves_nothing_and_the_next_checkout_work
             why: "the pull failed: test".into(),
         };
         let ok = || Ok(());
-        let blob_fails = |h: &Hash| if *h == held { Err(never()) } else { Ok(()) };
-        let all_arrive = |_: &Hash| Ok(());
+        let held_coming = |hs: &[Hash]| hs.iter().map(|h| *h == held).collect();
+        let none_coming = |hs: &[Hash]| vec![false; hs.len()];
+        let next_fails = |_: &mut Vec<Hash>| Err(never());
+        let none_next = |_: &mut Vec<Hash>| Ok(false);
         let record_fails = || Err(never());
         type Recorded<'a> = dyn Fn() -> cowtree_store::Result<()> + Sync + 'a;
-        let cases: [(&str, &BlobArrived<'_>, &Recorded<'_>); 2] = [
-            ("a blob never arrives", &blob_fails, &ok),
-            ("the snapshot is never recorded", &all_arrive, &record_fails),
+        type Case<'a> = (
+            &'a str,
+            &'a StillComing<'a>,
+            &'a NextArrived<'a>,
+            &'a Recorded<'a>,
+        );
+        let cases: [Case<'_>; 2] = [
+            ("a blob never arrives", &held_coming, &next_fails, &ok),
+            (
+                "the snapshot is never recorded",
+                &none_coming,
+                &none_next,
+                &record_fails,
+            ),
         ];
-        for (what, blob, recorded) in cases {
+        for (what, coming, next, recorded) in cases {
             let arriving = Arriving {
                 manifest: &manifest,
-                blob,
+                coming,
+                next,
                 recorded,
             };
             let err = refused(&store, &id, &dst, &arriving);
@@ -228,7 +252,8 @@ fn a_blob_or_a_record_that_never_comes_leaves_nothing_and_the_next_checkout_work
         let wrong = store.read_snapshot(&other).unwrap();
         let arriving = Arriving {
             manifest: &wrong,
-            blob: &all_arrive,
+            coming: &none_coming,
+            next: &none_next,
             recorded: &ok,
         };
         let err = refused(&store, &id, &dst, &arriving);

@@ -215,7 +215,7 @@ pub enum Beside<'a> {
 
 /// Pulls `what` (a snapshot on `remote`, or the default remote) into `store` while
 /// `checkout` writes it: `checkout` starts as soon as the snapshot's manifest is fetched and
-/// checked, and waits on each blob only until the pull has placed it. A pull that fails
+/// checked, and writes each file whose blob the pull fetches as the pull places that blob. A pull that fails
 /// stops the checkout (which takes back what it made) and its error is the one returned;
 /// interrupted, the pull's staging and the checkout's are both taken back. `json`: no
 /// message about the pull.
@@ -266,11 +266,13 @@ pub fn pull_beside<T>(
                 id,
                 why: format!("{e}"),
             };
-            let blob = |h: &cowtree_store::Hash| arrivals.blob(h).map_err(stopped);
+            let coming = |hashes: &[cowtree_store::Hash]| arrivals.coming(hashes);
+            let next = |out: &mut Vec<cowtree_store::Hash>| arrivals.next(out).map_err(stopped);
             let recorded = || arrivals.recorded().map_err(stopped);
             let arriving = cowtree_store::checkout::Arriving {
                 manifest: &manifest,
-                blob: &blob,
+                coming: &coming,
+                next: &next,
                 recorded: &recorded,
             };
             (id, check(Beside::Arriving(id, &arriving)))
