@@ -23,6 +23,9 @@
 #   FILES=N        files in the tree (default 20000)
 #   DAYS=N         days of history (default 30)
 #   SEED=N         tree seed (default 1)
+#   RATE=R         limit loopback to R (tc's rate: 800mbit, 1gbit) for the pulls, as a network
+#                  would: the download then is not bound by the CPU the local server, the pull
+#                  and the checkout share (default: no limit)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -106,6 +109,12 @@ say "gc: $(printf %.2f "$gc_s") s, $(json requests <"$WORK/gc") requests ($(json
 ct snapshot "$SRC" --name last >/dev/null 2>&1
 ct push --quiet last
 sync -f "$XFS"
+if [[ -n "${RATE:-}" ]]; then
+  command -v tc >/dev/null || die "RATE needs tc (Debian: iproute2)"
+  tc qdisc add dev lo root tbf rate "$RATE" burst 2mb latency 100ms || die "tc refused RATE=$RATE"
+  trap 'tc qdisc del dev lo root 2>/dev/null || true; cleanup' EXIT
+  say "== loopback limited to $RATE for the pulls (tc tbf)"
+fi
 for ((r = 1; r <= RUNS; r++)); do
   for v in $( ((r % 2)) && echo "full part copull pullco" || echo "part full pullco copull"); do
     s=$XFS/s-$v-$r
