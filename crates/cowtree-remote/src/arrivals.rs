@@ -166,8 +166,14 @@ impl Watch for Arrivals {
         let mut st = self.lock();
         if st.coming.remove(hash) {
             st.arrived.push_back(*hash);
+            let last = st.coming.is_empty();
             drop(st);
-            self.came.notify_one();
+            // The last one: every waiter, for each `next` now returns (with it, or `false`).
+            if last {
+                self.came.notify_all();
+            } else {
+                self.came.notify_one();
+            }
         }
     }
 

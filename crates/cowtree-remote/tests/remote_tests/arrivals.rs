@@ -77,6 +77,42 @@ fn several_takers_get_each_arrived_blob_exactly_once() {
 }
 
 #[test]
+fn the_last_blob_ends_every_waiting_taker_before_the_pull_ends() {
+    let a = Arrivals::new();
+    a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1)]);
+    std::thread::scope(|s| {
+        let takers: Vec<_> = (0..3).map(|_| s.spawn(|| next(&a))).collect();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            takers.iter().all(|t| !t.is_finished()),
+            "returned before the blob"
+        );
+        a.arrived(&h(1));
+        // Every taker returns without `end` (checked for 10 s; then `end` frees the rest, so
+        // that the test fails rather than hangs).
+        let start = std::time::Instant::now();
+        while !takers.iter().all(|t| t.is_finished())
+            && start.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let all_returned = takers.iter().all(|t| t.is_finished());
+        a.end(Ok(()));
+        assert!(
+            all_returned,
+            "a taker still waited after the last blob came"
+        );
+        let mut got: Vec<_> = takers.into_iter().map(|t| t.join().unwrap()).collect();
+        got.sort_by_key(|(_, blobs)| blobs.is_empty());
+        assert_eq!(got[0], (Ok(true), vec![h(1)]), "one taker gets the blob");
+        assert!(
+            got[1..].iter().all(|g| *g == (Ok(false), vec![])),
+            "the others are told every blob came: {got:?}"
+        );
+    });
+}
+
+#[test]
 fn a_pull_that_ends_without_a_blob_says_which() {
     let a = Arrivals::new();
     a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1)]);

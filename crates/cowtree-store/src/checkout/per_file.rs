@@ -170,19 +170,27 @@ const TOO_BIG: &str = "a snapshot of 2^32 entries or directories or more is too 
 struct Waiting {
     /// By manifest index: the file waits for its blob (empty when none does).
     deferred: Vec<bool>,
-    /// Each blob waited for, with the files (manifest indexes) it is for; taken out as it
-    /// arrives.
-    by_blob: Mutex<HashMap<Hash, Vec<u32>>>,
+    /// Each file waiting, as its blob and manifest index, sorted by blob (36 bytes a file, not
+    /// a map's hundred), the index [`TAKEN`] once its blob has arrived; and how many are not
+    /// taken yet.
+    files: Mutex<(Vec<(Hash, u32)>, usize)>,
 }
+
+/// The index of a [`Waiting`] file whose blob has arrived (no manifest index: [`Waiting::of`]
+/// refuses a manifest that long).
+const TAKEN: u32 = u32::MAX;
 
 impl Waiting {
     /// Asks `coming` once which files' blobs are still to arrive.
     fn of(manifest: &CompactManifest, coming: &StillComing<'_>) -> Result<Waiting> {
+        if manifest.len() >= TAKEN as usize {
+            return Err(Error::TooLarge(TOO_BIG.into()));
+        }
         let mut files = Vec::new();
         let mut hashes = Vec::new();
         for (i, e) in manifest.iter().enumerate() {
             if let DataRef::Blob { hash, .. } = e.data {
-                files.push(u32::try_from(i).map_err(|_| Error::TooLarge(TOO_BIG.into()))?);
+                files.push(i as u32);
                 hashes.push(hash);
             }
         }
@@ -194,46 +202,59 @@ impl Waiting {
                 coming.len()
             )));
         }
-        let mut deferred = Vec::new();
-        let mut by_blob: HashMap<Hash, Vec<u32>> = HashMap::new();
-        for ((i, hash), _) in files
+        let mut waiting: Vec<(Hash, u32)> = hashes
             .into_iter()
-            .zip(hashes)
+            .zip(files)
             .zip(coming)
-            .filter(|(_, c)| *c)
-        {
-            if deferred.is_empty() {
-                deferred = vec![false; manifest.len()];
+            .filter_map(|(file, c)| c.then_some(file))
+            .collect();
+        waiting.sort_unstable();
+        let mut deferred = Vec::new();
+        if !waiting.is_empty() {
+            deferred = vec![false; manifest.len()];
+            for &(_, i) in &waiting {
+                deferred[i as usize] = true;
             }
-            deferred[i as usize] = true;
-            by_blob.entry(hash).or_default().push(i);
         }
+        let left = waiting.len();
         Ok(Waiting {
             deferred,
-            by_blob: Mutex::new(by_blob),
+            files: Mutex::new((waiting, left)),
         })
     }
 
     /// The files blobs `arrived` are for (each handed out once; none for a blob no file
     /// waits for).
     fn take(&self, arrived: &[Hash]) -> Vec<u32> {
-        let mut by_blob = self.by_blob.lock().unwrap_or_else(|p| p.into_inner());
-        arrived
-            .iter()
-            .filter_map(|h| by_blob.remove(h))
-            .flatten()
-            .collect()
+        let mut guard = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let (files, left) = &mut *guard;
+        let mut out = Vec::new();
+        for h in arrived {
+            let from = files.partition_point(|(b, _)| b < h);
+            for (b, i) in files[from..].iter_mut() {
+                if b != h {
+                    break;
+                }
+                if *i != TAKEN {
+                    out.push(*i);
+                    *i = TAKEN;
+                    *left -= 1;
+                }
+            }
+        }
+        out
     }
 
-    /// How many blobs are still waited for.
+    /// How many files still wait for their blobs.
     fn left(&self) -> usize {
-        self.by_blob.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).1
     }
 }
 
 /// Directories a worker of [`Tree::make_arriving`] keeps open at most (then it closes them
-/// all and starts again).
-const OPEN_DIRS: usize = 64;
+/// all and starts again): a walk's worth, what the pool's open-file budget counts per worker
+/// for the walk this part of the checkout does not do (`pools::CHECKOUT_FDS_PER_WORKER`).
+const OPEN_DIRS: usize = cowtree_fs::walk::FDS_PER_WORKER;
 
 /// The index of the staging root in [`Tree::dirs`].
 pub(super) const ROOT: usize = 0;
@@ -423,7 +444,7 @@ impl<'a> Tree<'a> {
         match waiting.left() {
             0 => Ok(()),
             n => Err(Error::internal(format!(
-                "{n} blobs the checkout waited for were never handed out"
+                "{n} files waited for blobs that were never handed out"
             ))),
         }
     }
