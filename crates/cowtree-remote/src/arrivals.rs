@@ -5,9 +5,10 @@
 //! as each arrives; the caller tells it when the pull returned ([`Arrivals::end`]). A
 //! checkout ([`cowtree_store::checkout::Arriving`]) asks which blobs are still coming
 //! ([`Arrivals::coming`]), takes the blobs as they arrive ([`Arrivals::next`]) and waits in
-//! [`Arrivals::recorded`] until the pull has recorded the snapshot. When the pull fails, every wait returns at once with the failure, so the
-//! checkout stops and takes back what it made; the pull cleans up only once the caller says
-//! it let go of the store ([`Arrivals::released`]).
+//! [`Arrivals::recorded`] until the pull has recorded the snapshot. When the pull fails,
+//! every wait returns at once with the failure, so the checkout stops and takes back what it
+//! made; the pull cleans up only once the caller says it let go of the store
+//! ([`Arrivals::released`]).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -21,8 +22,8 @@ use crate::pull::Watch;
 pub struct Arrivals {
     state: Mutex<State>,
     changed: Condvar,
-    /// Told one waiter at a time as each blob arrives ([`Arrivals::next`]); every waiter when
-    /// the pull ends.
+    /// Told one waiter at a time as each blob arrives ([`Arrivals::next`]); every waiter at
+    /// the last blob and when the pull ends.
     came: Condvar,
 }
 

@@ -215,10 +215,10 @@ pub enum Beside<'a> {
 
 /// Pulls `what` (a snapshot on `remote`, or the default remote) into `store` while
 /// `checkout` writes it: `checkout` starts as soon as the snapshot's manifest is fetched and
-/// checked, and writes each file whose blob the pull fetches as the pull places that blob. A pull that fails
-/// stops the checkout (which takes back what it made) and its error is the one returned;
-/// interrupted, the pull's staging and the checkout's are both taken back. `json`: no
-/// message about the pull.
+/// checked, and writes each file whose blob the pull fetches as the pull places that blob.
+/// A pull that fails stops the checkout (which takes back what it made) and its error is the
+/// one returned; interrupted, the pull's staging and the checkout's are both taken back.
+/// `json`: no message about the pull.
 pub fn pull_beside<T>(
     store: &Store,
     remote: Option<&str>,
