@@ -18,6 +18,7 @@ use cowtree_fs::subvolume::{self, At};
 use cowtree_fs::workers::Publish;
 use cowtree_link::{LinkMode, LinkState};
 use rayon::prelude::*;
+use rustix::fs::Stat;
 
 use crate::compact::CompactManifest;
 use crate::error::{Error, Result};
@@ -350,21 +351,10 @@ impl<'a> Tree<'a> {
     /// Runs every work item on the checkout pool, from the root on; returns what each worker
     /// recorded.
     fn make_all(&self, ctx: &Ctx<'_>, stage: &Dir, stage_path: &Path) -> Result<Vec<Recorded>> {
-        // Set by a failed item, so that the others stop between two entries (the queue starts
-        // no new item after an error).
-        let stop = AtomicBool::new(false);
-        let pool = pools::pool(pools::Pool::Checkout);
-        pool.run_publishing(
-            pool.jobs(),
+        on_pool(
             vec![Work::Dir(ROOT)],
             Recorded::default,
-            |out, work, publish| {
-                let r = self.make(ctx, stage, stage_path, work, out, publish, &stop);
-                if r.is_err() {
-                    stop.store(true, Ordering::Relaxed);
-                }
-                r
-            },
+            |out, work, publish, stop| self.make(ctx, stage, stage_path, work, out, publish, stop),
         )
     }
 
@@ -427,19 +417,11 @@ impl<'a> Tree<'a> {
         if waiting.left() == 0 {
             return Ok(());
         }
-        let stop = AtomicBool::new(false);
-        let pool = pools::pool(pools::Pool::Checkout);
-        pool.run_publishing(
-            pool.jobs(),
-            vec![(); pool.jobs()],
+        let workers = pools::pool(pools::Pool::Checkout).jobs();
+        on_pool(
+            vec![(); workers],
             || (),
-            |_, (), _| {
-                let r = self.write_arrived(ctx, stage, stage_path, waiting, next, &stop);
-                if r.is_err() {
-                    stop.store(true, Ordering::Relaxed);
-                }
-                r
-            },
+            |_, (), _, stop| self.write_arrived(ctx, stage, stage_path, waiting, next, stop),
         )?;
         match waiting.left() {
             0 => Ok(()),
@@ -487,11 +469,7 @@ impl<'a> Tree<'a> {
                     Slot::Vacant(v) => v.insert(open_beneath(stage, stage_path, td.path)?),
                 };
                 if let Some(st) = write_entry(ctx, dir, td.path, e)? {
-                    let slot = ctx
-                        .stats
-                        .get(i)
-                        .ok_or_else(|| Error::internal(format!("no stat slot for entry {i}")))?;
-                    let _ = slot.set(EntryStat::of(&st));
+                    keep_stat(ctx, i, &st)?;
                 }
             }
         }
@@ -552,12 +530,7 @@ impl<'a> Tree<'a> {
                 return Ok(());
             }
             if let Some(st) = write_entry(ctx, &dir, td.path, e)? {
-                let slot = ctx
-                    .stats
-                    .get(i)
-                    .ok_or_else(|| Error::internal(format!("no stat slot for entry {i}")))?;
-                // (Each entry is in one item: the slot is empty.)
-                let _ = slot.set(EntryStat::of(&st));
+                keep_stat(ctx, i, &st)?;
             }
         }
         // This item made every entry of its directory (not the root, whose stat changes
@@ -570,6 +543,37 @@ impl<'a> Tree<'a> {
         }
         Ok(())
     }
+}
+
+/// Runs `work` over `initial` and every item it publishes on the checkout pool, each worker
+/// with its `make_local()` state; returns those states, or the first error. A failed item
+/// sets the flag `work` is handed, so that the others stop between two entries (the queue
+/// starts no new item after an error).
+fn on_pool<T: Send, W: Send>(
+    initial: Vec<T>,
+    make_local: impl Fn() -> W + Sync,
+    work: impl Fn(&mut W, T, &Publish<'_, T>, &AtomicBool) -> Result<()> + Sync,
+) -> Result<Vec<W>> {
+    let stop = AtomicBool::new(false);
+    let pool = pools::pool(pools::Pool::Checkout);
+    pool.run_publishing(pool.jobs(), initial, make_local, |out, item, publish| {
+        let r = work(out, item, publish, &stop);
+        if r.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        r
+    })
+}
+
+/// Keeps the stat of manifest entry `i` as written, when the checkout records
+/// ([`Ctx::stats`]; each entry is written once, so its slot is empty).
+fn keep_stat(ctx: &Ctx<'_>, i: usize, st: &Stat) -> Result<()> {
+    let slot = ctx
+        .stats
+        .get(i)
+        .ok_or_else(|| Error::internal(format!("no stat slot for entry {i}")))?;
+    let _ = slot.set(EntryStat::of(st));
+    Ok(())
 }
 
 fn open_beneath(stage: &Dir, stage_path: &Path, rel: &[u8]) -> Result<Dir> {
