@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use cowtree_fs::Progress;
 use cowtree_store::checkout::{
-    Arriving, CheckoutMode, CheckoutOptions, NextArrived, StillComing, checkout_arriving,
+    Arriving, CheckoutMode, CheckoutOptions, EntryStat, Hooks, NextArrived, StillComing, Written,
+    checkout_arriving,
 };
 use cowtree_store::ingest::snapshot_dir;
 use cowtree_store::{Error, Hash, Store};
@@ -146,9 +147,25 @@ fn files_are_written_as_their_blobs_arrive_and_the_tree_is_placed_once_recorded(
             recorded: &recorded,
         };
         let progress = Progress::default();
-        std::thread::scope(|s| {
+        let written = std::thread::scope(|s| {
             let co = s.spawn(|| {
-                checkout_arriving(&store, &id, &dst, OPTS, &|_| {}, &progress, None, &arriving)
+                // Hooks make the checkout record the stat of everything it writes (a
+                // worktree's stat cache is built from it): of the files written as their blobs
+                // arrive too.
+                let hooks = Hooks {
+                    before_placing: &|_| {},
+                    record: &|_| Vec::new(),
+                };
+                checkout_arriving(
+                    &store,
+                    &id,
+                    &dst,
+                    OPTS,
+                    &|_| {},
+                    &progress,
+                    Some(&hooks),
+                    &arriving,
+                )
             });
             let _open = OpenOnDrop(&blob_gate, &record_gate);
             // Every file but the held one is written while its blob has not arrived, its 19
@@ -177,16 +194,54 @@ fn files_are_written_as_their_blobs_arrive_and_the_tree_is_placed_once_recorded(
                 "{fsys:?}: returned before it was recorded"
             );
             record_gate.open();
-            let report = co.join().unwrap().unwrap().0;
+            let (report, written) = co.join().unwrap().unwrap();
             assert_eq!(report.files, FILES as u64, "{fsys:?}");
             assert_eq!(report.symlinks, 1, "{fsys:?}");
+            written
         });
         assert_diff_clean(&root.path().join("src"), &dst);
+        assert_stats_are_the_trees(&written, &dst, &format!("{fsys:?}"));
         // Asked once about every file's blob, the held one among them.
         let asked = asked.into_inner().unwrap();
         assert_eq!(asked.len(), FILES, "{fsys:?}");
         assert!(asked.contains(&held), "{fsys:?}");
         assert_eq!(names(root.path()), ["src", "store", "wt"], "{fsys:?}");
+    }
+}
+
+/// The stats a recording checkout returned are those of the tree at `dst`: one for every file
+/// and symlink (`a/f00`, written last, among them), and every directory's.
+fn assert_stats_are_the_trees(written: &Written, dst: &Path, what: &str) {
+    let on_disk = |rel: &[u8]| {
+        let path = dst.join(std::str::from_utf8(rel).unwrap());
+        EntryStat::of(&rustix::fs::lstat(&path).unwrap())
+    };
+    let mut recorded = 0;
+    for (e, st) in written.manifest.iter().zip(&written.stats) {
+        let mut rel = written.manifest.dir_path(e.dir).to_vec();
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(e.name);
+        let Some(st) = st else { continue };
+        assert_eq!(
+            *st,
+            on_disk(&rel),
+            "{what}: the stat of {}",
+            String::from_utf8_lossy(&rel)
+        );
+        recorded += 1;
+    }
+    assert_eq!(recorded, FILES + 1, "{what}: every file and the symlink");
+    let dirs: Vec<&[u8]> = written.dirs.iter().map(|(p, _)| p.as_slice()).collect();
+    assert_eq!(dirs, [&b"a"[..], b"a/deep", b"zz"], "{what}");
+    for (rel, st) in &written.dirs {
+        assert_eq!(
+            *st,
+            on_disk(rel),
+            "{what}: the stat of {}",
+            String::from_utf8_lossy(rel)
+        );
     }
 }
 
