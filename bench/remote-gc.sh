@@ -23,6 +23,10 @@
 #   FILES=N        files in the tree (default 20000)
 #   DAYS=N         days of history (default 30)
 #   SEED=N         tree seed (default 1)
+#   TREE=DIR       pull DIR, a real tree, in place of the history's last day (the history and
+#                  gc still run on the generated tree)
+#   PART=GLOB      what the partial pull selects (default d00/**: 5% of the generated files;
+#                  with TREE, pick one that selects about 5% of it)
 #   RATE=R         limit loopback to R (tc's rate: 800mbit, 1gbit) for the pulls, as a network
 #                  would: the download then is not bound by the CPU the local server, the pull
 #                  and the checkout share (default: no limit)
@@ -33,6 +37,8 @@ die() { echo "bench: $*" >&2; exit 1; }
 note() { printf 'bench: %s\n' "$*" >&2; }
 [[ "$(id -u)" == 0 ]] || die "needs root to mount the XFS loop filesystem: sudo bench/remote-gc.sh"
 RUNS=${RUNS:-5}
+PART=${PART:-d00/**}
+if [[ -n "${TREE:-}" ]]; then [[ -d "$TREE" ]] || die "TREE=$TREE is not a directory"; fi
 FILES=${FILES:-20000}
 DAYS=${DAYS:-30}
 SEED=${SEED:-1}
@@ -106,7 +112,13 @@ say "forget: $(printf %.2f "$forget_s") s, $(json requests <"$WORK/forget") requ
 say "gc: $(printf %.2f "$gc_s") s, $(json requests <"$WORK/gc") requests ($(json sweep_requests <"$WORK/gc") for the sweep), deleted $(json objects_deleted <"$WORK/gc") objects ($(mib "$(json bytes_deleted <"$WORK/gc")")), repacked $(json packs_repacked <"$WORK/gc") packs into $(json packs_written <"$WORK/gc") (read $(mib "$(json repack_bytes_read <"$WORK/gc")"), wrote $(mib "$(json repack_bytes_written <"$WORK/gc")"))"
 
 # Partial vs full pull, and checkout --pull vs pull then checkout, of the last day.
-ct snapshot "$SRC" --name last >/dev/null 2>&1
+pulled=$SRC
+if [[ -n "${TREE:-}" ]]; then
+  # On the XFS, as the generated tree is (untimed): the store then shares its data.
+  pulled=$XFS/tree
+  cp -a "$TREE" "$pulled"
+fi
+last=$(ct snapshot "$pulled" --name last --json)
 ct push --quiet last
 sync -f "$XFS"
 if [[ -n "${RATE:-}" ]]; then
@@ -122,7 +134,7 @@ for ((r = 1; r <= RUNS; r++)); do
     t0=$(now)
     case $v in
       full) "$COWTREE" --store "$s" pull --quiet last ;;
-      part) "$COWTREE" --store "$s" pull --json last --path 'd00/**' >"$WORK/part.json" ;;
+      part) "$COWTREE" --store "$s" pull --json last --path "$PART" >"$WORK/part.json" ;;
       copull) "$COWTREE" --store "$s" checkout --pull last "$dst" >/dev/null 2>&1 ;;
       pullco)
         "$COWTREE" --store "$s" pull --quiet last
@@ -146,7 +158,8 @@ part=$(median <"$WORK/part")
 copull=$(median <"$WORK/copull")
 pullco=$(median <"$WORK/pullco")
 say "== pulls of the last day, medians of $RUNS"
-say "full pull: $full s; partial pull of d00/** (5%): $part s; partial/full = $(ratio "$part" "$full") (target <= 0.10)"
+say "pulled: ${TREE:-the last day} ($(json files <<<"$last") files, $(mib "$(json bytes <<<"$last")")); the part $PART: $(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["parts"][0]; print(p["files"], "files,", round(p["bytes"] / 1048576, 1), "MiB")' "$WORK/part.json")"
+say "full pull: $full s; partial pull of $PART: $part s; partial/full = $(ratio "$part" "$full") (target <= 0.10)"
 say "partial pull read $(mib "$(json bytes_fetched <"$WORK/part.json")") from the remote for $(mib "$(json bytes_received <"$WORK/part.json")") of blobs, in $(json requests <"$WORK/part.json") requests (last run)"
 say "checkout --pull: $copull s; pull then checkout: $pullco s; ratio = $(ratio "$copull" "$pullco") (target <= 0.80)"
 say "floor of checkout --pull here: max(pull, checkout) / (pull + checkout) = $(printf %.2f "$(median <"$WORK/floor")") (median of $RUNS)"
