@@ -157,3 +157,194 @@ fn a_pull_that_fetched_no_manifest_gives_none() {
     assert_eq!(a.manifest(), None);
     assert_eq!(a.recorded(), Ok(()));
 }
+
+/// A `write_back` for [`Arrivals::settle`] that records when each call started and returns
+/// only once the test opens its gate (`open`), with the result the test gave.
+struct Gate {
+    state: std::sync::Mutex<(Option<std::io::Result<()>>, Vec<std::time::Instant>)>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        Gate {
+            state: std::sync::Mutex::new((None, Vec::new())),
+            changed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn write_back(&self) -> std::io::Result<()> {
+        let mut st = self.state.lock().unwrap();
+        st.1.push(std::time::Instant::now());
+        loop {
+            if let Some(r) = &st.0 {
+                return match r {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                };
+            }
+            st = self.changed.wait(st).unwrap();
+        }
+    }
+
+    fn open(&self, r: std::io::Result<()>) {
+        self.state.lock().unwrap().0 = Some(r);
+        self.changed.notify_all();
+    }
+
+    fn calls(&self) -> Vec<std::time::Instant> {
+        self.state.lock().unwrap().1.clone()
+    }
+}
+
+/// Ends the pull when dropped, so that a failed assertion ends the settler and the takers
+/// rather than leaving the test waiting on them.
+struct EndOnDrop<'a>(&'a Arrivals);
+
+impl Drop for EndOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.end(Err("the test ended".into()));
+    }
+}
+
+/// Waits up to 10 s for `done` (then the test fails rather than hangs).
+fn wait_for(done: impl Fn() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while !done() && start.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    done()
+}
+
+/// Waits up to 10 s for `t` to finish.
+fn finishes<T>(t: &std::thread::ScopedJoinHandle<'_, T>) -> bool {
+    wait_for(|| t.is_finished())
+}
+
+#[test]
+fn with_a_settler_a_blob_is_handed_out_only_once_written_back() {
+    let a = Arrivals::settled();
+    let gate = Gate::new();
+    a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1), h(2)]);
+    std::thread::scope(|s| {
+        let _end = EndOnDrop(&a);
+        let settler = s.spawn(|| a.settle(|| gate.write_back()));
+        a.arrived(&h(1));
+        assert!(wait_for(|| !gate.calls().is_empty()), "no round began");
+        let taker = s.spawn(|| next(&a));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            !taker.is_finished(),
+            "a blob was handed out while it was written back"
+        );
+        gate.open(Ok(()));
+        assert_eq!(taker.join().unwrap(), (Ok(true), vec![h(1)]));
+        // The last blob: written back at once, then handed out, and the settler is done.
+        a.arrived(&h(2));
+        assert_eq!(next(&a), (Ok(true), vec![h(2)]));
+        assert_eq!(gate.calls().len(), 2, "one round for each blob");
+        assert_eq!(next(&a), (Ok(false), vec![]));
+        assert!(
+            finishes(&settler),
+            "the settler went on after the last blob"
+        );
+    });
+}
+
+#[test]
+fn a_settler_writes_back_at_most_every_half_second_but_the_last_round_at_once() {
+    let a = Arrivals::settled();
+    let gate = Gate::new();
+    gate.open(Ok(()));
+    a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1), h(2), h(3)]);
+    std::thread::scope(|s| {
+        let _end = EndOnDrop(&a);
+        let settler = s.spawn(|| a.settle(|| gate.write_back()));
+        a.arrived(&h(1));
+        assert!(wait_for(|| !gate.calls().is_empty()), "no round began");
+        assert_eq!(next(&a), (Ok(true), vec![h(1)]));
+        a.arrived(&h(2));
+        assert_eq!(next(&a), (Ok(true), vec![h(2)]));
+        let calls = gate.calls();
+        assert_eq!(calls.len(), 2);
+        assert!(
+            calls[1] - calls[0] >= std::time::Duration::from_millis(500),
+            "the second round started {:?} after the first",
+            calls[1] - calls[0]
+        );
+        // The last blob, soon after: its round does not wait.
+        let last = std::time::Instant::now();
+        a.arrived(&h(3));
+        assert_eq!(next(&a), (Ok(true), vec![h(3)]));
+        assert!(
+            gate.calls()[2] < calls[1] + std::time::Duration::from_millis(500),
+            "the last round waited for the pace ({:?} after the blob)",
+            gate.calls()[2] - last
+        );
+        assert!(finishes(&settler));
+    });
+}
+
+#[test]
+fn a_failed_write_back_hands_out_that_round_and_every_later_blob_as_they_are() {
+    let a = Arrivals::settled();
+    let gate = Gate::new();
+    gate.open(Err(std::io::Error::other("EIO")));
+    a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1), h(2)]);
+    std::thread::scope(|s| {
+        let _end = EndOnDrop(&a);
+        let settler = s.spawn(|| a.settle(|| gate.write_back()));
+        a.arrived(&h(1));
+        assert!(wait_for(|| !gate.calls().is_empty()), "no round began");
+        assert_eq!(next(&a), (Ok(true), vec![h(1)]));
+        assert!(finishes(&settler), "the settler went on after a failure");
+        a.arrived(&h(2));
+        assert_eq!(next(&a), (Ok(true), vec![h(2)]));
+        assert_eq!(gate.calls().len(), 1, "no round after the failure");
+    });
+}
+
+#[test]
+fn a_pull_that_fails_ends_the_settler_and_the_takers() {
+    let a = Arrivals::settled();
+    let gate = Gate::new();
+    gate.open(Ok(()));
+    a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1)]);
+    std::thread::scope(|s| {
+        let _end = EndOnDrop(&a);
+        let settler = s.spawn(|| a.settle(|| gate.write_back()));
+        let taker = s.spawn(|| next(&a).0);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!settler.is_finished() && !taker.is_finished());
+        a.end(Err("boom".into()));
+        assert!(
+            finishes(&settler),
+            "the settler went on after the pull ended"
+        );
+        assert_eq!(taker.join().unwrap(), Err(Stopped::Failed("boom".into())));
+        assert!(
+            gate.calls().is_empty(),
+            "nothing arrived, nothing written back"
+        );
+    });
+}
+
+#[test]
+fn without_a_settler_a_settled_pulls_blobs_are_handed_out_when_it_ends() {
+    let a = Arrivals::settled();
+    a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1)]);
+    a.arrived(&h(1));
+    std::thread::scope(|s| {
+        let _end = EndOnDrop(&a);
+        let taker = s.spawn(|| next(&a));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            !taker.is_finished(),
+            "handed out before it was written back"
+        );
+        a.end(Ok(()));
+        assert!(finishes(&taker), "the end of the pull did not hand it out");
+        assert_eq!(taker.join().unwrap(), (Ok(true), vec![h(1)]));
+        assert_eq!(next(&a), (Ok(false), vec![]));
+    });
+}

@@ -228,7 +228,7 @@ pub fn pull_beside<T>(
 ) -> Result<(cowtree_store::Hash, T), CliError> {
     use cowtree_remote::arrivals::Arrivals;
     let remote = open_remote(store, remote)?;
-    let arrivals = Arrivals::new();
+    let arrivals = Arrivals::settled();
     // Called once: beside the pull, or after it.
     let mut checkout = Some(checkout);
     let mut check = |beside: Beside<'_>| match checkout.take() {
@@ -257,6 +257,13 @@ pub fn pull_beside<T>(
             // Every wait of the checkout ends, whatever the pull did.
             arrivals.end(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
             r
+        });
+        // Blobs are handed to the checkout once written back, many at a time
+        // (`Arrivals::settle`).
+        s.spawn(|| {
+            arrivals.settle(|| {
+                cowtree_fs::sys::sync_filesystem(store.blobs()).map_err(std::io::Error::from)
+            })
         });
         // Once the checkout is over (or never started, or panicked), a failed pull may take
         // the store to itself to clean up (`Watch::stopped`).
