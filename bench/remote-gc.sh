@@ -15,6 +15,7 @@
 #   checkout  `checkout --pull SNAP DST` vs `pull SNAP` then `checkout SNAP DST`, RUNS runs
 #             each, medians (checkout --pull writes each file as its blob arrives), and the
 #             floor of such a checkout: max(pull, checkout) / their sum, from the same runs.
+#             Also the writes the XFS's device completed during each (/proc/diskstats).
 # Output is also written to bench/out/remote-gc-<UTC date>.txt.
 #
 # Environment:
@@ -62,6 +63,8 @@ print(v)' "$@"; }
 now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
+# Writes completed by the XFS's loop device so far (/proc/diskstats, field 8).
+writes() { awk -v d="$(basename "$(findmnt -no SOURCE "$XFS")")" '$3 == d {print $8}' /proc/diskstats; }
 mib() { awk "BEGIN { printf \"%.1f MiB\", $1 / 1048576 }"; }
 
 # The tree, day 0: FILES files of 1..64 KiB in 20 directories; each later day rewrites 2%.
@@ -131,6 +134,7 @@ for ((r = 1; r <= RUNS; r++)); do
   for v in $( ((r % 2)) && echo "full part copull pullco" || echo "part full pullco copull"); do
     s=$XFS/s-$v-$r
     dst=$XFS/co-$v-$r
+    w0=$(writes)
     t0=$(now)
     case $v in
       full) "$COWTREE" --store "$s" pull --quiet last ;;
@@ -146,6 +150,7 @@ for ((r = 1; r <= RUNS; r++)); do
         ;;
     esac
     awk "BEGIN {print $(now) - $t0}" >>"$WORK/$v"
+    echo $(($(writes) - w0)) >>"$WORK/$v.writes"
     if [[ $v == pullco ]]; then awk "BEGIN {$floor}" >>"$WORK/floor"; fi
     rm -rf "$s" "$dst"
     # Untimed: the next variant starts with nothing of this one's left to write back (a
@@ -162,5 +167,6 @@ say "pulled: ${TREE:-the last day} ($(json files <<<"$last") files, $(mib "$(jso
 say "full pull: $full s; partial pull of $PART: $part s; partial/full = $(ratio "$part" "$full") (target <= 0.10)"
 say "partial pull read $(mib "$(json bytes_fetched <"$WORK/part.json")") from the remote for $(mib "$(json bytes_received <"$WORK/part.json")") of blobs, in $(json requests <"$WORK/part.json") requests (last run)"
 say "checkout --pull: $copull s; pull then checkout: $pullco s; ratio = $(ratio "$copull" "$pullco") (target <= 0.80)"
+say "writes to the device: checkout --pull $(median <"$WORK/copull.writes"), pull then checkout $(median <"$WORK/pullco.writes") (medians of $RUNS)"
 say "floor of checkout --pull here: max(pull, checkout) / (pull + checkout) = $(printf %.2f "$(median <"$WORK/floor")") (median of $RUNS)"
 note "results in $RESULTS"
