@@ -33,8 +33,9 @@ pub struct Arrivals {
 /// The most blobs one [`Arrivals::next`] hands out.
 const BATCH: usize = 64;
 
-/// The least time between the starts of two rounds of [`Arrivals::settle`].
-const PACE: Duration = Duration::from_millis(500);
+/// The least time between the starts of two rounds of [`Arrivals::settle`] that
+/// `checkout --pull` uses.
+pub const SETTLE_PACE: Duration = Duration::from_millis(500);
 
 #[derive(Default)]
 struct State {
@@ -119,11 +120,17 @@ impl Arrivals {
         })
     }
 
-    /// For each of `hashes`, whether the pull is still to place it in the store's `blobs/`
-    /// (`false`: the store had it, or it has arrived).
+    /// For each of `hashes`, whether the pull is still to place it in the store's `blobs/`, or
+    /// placed it and a settler has not written it back yet (`false`: the store had it, or it
+    /// has arrived).
     pub fn coming(&self, hashes: &[Hash]) -> Vec<bool> {
         let st = self.lock();
-        hashes.iter().map(|h| st.coming.contains(h)).collect()
+        // Placed but not written back yet ([`Arrivals::settle`]): still to come.
+        let held: HashSet<&Hash> = st.unsettled.iter().collect();
+        hashes
+            .iter()
+            .map(|h| st.coming.contains(h) || held.contains(h))
+            .collect()
     }
 
     /// Blocks until blobs have arrived that no call returned yet, and adds them (at most 64)
@@ -167,6 +174,7 @@ impl Arrivals {
     pub fn released(&self) {
         self.lock().released = true;
         self.changed.notify_all();
+        self.unsettled.notify_all();
     }
 
     /// Returns once the pull has ended: `Ok` when it recorded its snapshots.
@@ -180,21 +188,23 @@ impl Arrivals {
 }
 
 impl Arrivals {
-    /// Runs until the pull has placed every blob, or ended: writes back the blobs placed
-    /// since its last round with `write_back` (a `syncfs` of the store's filesystem), and only
-    /// then hands them to [`Arrivals::next`]. Rounds start at most every [`PACE`] (the last
-    /// at once), each writing back everything placed since the one before.
+    /// Runs until the pull has placed every blob, or ended, or the checkout let go of the
+    /// store ([`Arrivals::released`]): writes back the blobs placed since its last round with
+    /// `write_back` (a `syncfs` of the store's filesystem), and only then hands them to
+    /// [`Arrivals::next`]. Rounds start at least `pace` apart (the last at once), each
+    /// writing back everything placed since the one before ([`SETTLE_PACE`] for
+    /// `checkout --pull`).
     ///
     /// Why: a clone of a file whose data is not on the device yet first writes that data out
     /// (XFS and btrfs do), one small write per file. A checkout that cloned each blob as it
     /// arrived made one write per blob: 33,000-54,000 writes to the device for the 46,835
-    /// files of /usr/share, against about 3,000 for a pull with its `syncfs` and a checkout
+    /// files of /usr/share, against 2,700-5,000 for a pull with its `syncfs` and a checkout
     /// after it, and it took longer than those two one after the other. Rounds with no pause
     /// between them each wrote a few dozen blobs (10,000-21,000 writes).
     ///
     /// A failed `write_back` only costs time: the blobs of that round, and every blob after
     /// it, are handed out as they are (the pull's own `syncfs` reports the failure).
-    pub fn settle(&self, write_back: impl Fn() -> std::io::Result<()>) {
+    pub fn settle(&self, pace: Duration, write_back: impl Fn() -> std::io::Result<()>) {
         let timing = std::env::var_os("COWTREE_TIMING").is_some();
         let (mut rounds, mut blobs, mut spent) = (0u32, 0usize, Duration::ZERO);
         let mut last_round: Option<Instant> = None;
@@ -202,13 +212,14 @@ impl Arrivals {
         st.settling = true;
         loop {
             // The pull ended (its own `syncfs` wrote back what it placed), or placed every
-            // blob and all were handed out.
+            // blob and all went to `arrived`, or nobody takes them any more.
             if st.ended.is_some()
+                || st.released
                 || (st.manifest.is_some() && st.coming.is_empty() && st.unsettled.is_empty())
             {
                 break;
             }
-            let pause = last_round.map_or(Duration::ZERO, |t| PACE.saturating_sub(t.elapsed()));
+            let pause = last_round.map_or(Duration::ZERO, |t| pace.saturating_sub(t.elapsed()));
             if st.unsettled.is_empty() {
                 st = self.unsettled.wait(st).unwrap_or_else(|p| p.into_inner());
                 continue;
@@ -220,7 +231,8 @@ impl Arrivals {
                 };
                 continue;
             }
-            // Left in `unsettled` meanwhile: `next` does not end while they are there.
+            // Left in `unsettled` meanwhile: `next` does not end while they are there (and
+            // hands them out itself once the pull has ended).
             let n = st.unsettled.len();
             drop(st);
             let started = Instant::now();
@@ -230,9 +242,10 @@ impl Arrivals {
             rounds += 1;
             blobs += n;
             st = self.lock();
+            let n = n.min(st.unsettled.len());
             let round: Vec<Hash> = st.unsettled.drain(..n).collect();
             st.arrived.extend(round);
-            if !written {
+            if !written || st.ended.is_some() {
                 break;
             }
             drop(st);

@@ -259,10 +259,14 @@ pub fn pull_beside<T>(
             r
         });
         // Blobs are handed to the checkout once written back, many at a time
-        // (`Arrivals::settle`).
+        // (`Arrivals::settle`). On a descriptor of its own: Linux reports a writeback error
+        // once per open file, and the pull's own `syncfs` on the store's must see it too.
         s.spawn(|| {
-            arrivals.settle(|| {
-                cowtree_fs::sys::sync_filesystem(store.blobs()).map_err(std::io::Error::from)
+            let own = std::fs::File::open(store.root().join("blobs"));
+            arrivals.settle(cowtree_remote::arrivals::SETTLE_PACE, || match &own {
+                Ok(dir) => cowtree_fs::sys::sync_filesystem(dir).map_err(std::io::Error::from),
+                // No round then: the blobs go out as they come.
+                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
             })
         });
         // Once the checkout is over (or never started, or panicked), a failed pull may take
