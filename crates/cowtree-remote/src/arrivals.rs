@@ -238,9 +238,11 @@ impl Arrivals {
             let started = Instant::now();
             last_round = Some(started);
             let written = write_back().is_ok();
-            spent += started.elapsed();
-            rounds += 1;
-            blobs += n;
+            if written {
+                spent += started.elapsed();
+                rounds += 1;
+                blobs += n;
+            }
             st = self.lock();
             let n = n.min(st.unsettled.len());
             let round: Vec<Hash> = st.unsettled.drain(..n).collect();

@@ -237,6 +237,10 @@ pub fn pull_beside<T>(
     };
     let wanted = [what.to_string()];
     let (pulled, checked) = std::thread::scope(|s| {
+        // Once the checkout is over (or never started, or panicked, or a thread could not be
+        // started), a failed pull may take the store to itself to clean up
+        // (`Watch::stopped`).
+        let release = Release(&arrivals);
         let puller = s.spawn(|| {
             // No bar of its own: the checkout's counts what arrives, as it writes it.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -265,13 +269,10 @@ pub fn pull_beside<T>(
             let own = std::fs::File::open(store.root().join("blobs"));
             arrivals.settle(cowtree_remote::arrivals::SETTLE_PACE, || match &own {
                 Ok(dir) => cowtree_fs::sys::sync_filesystem(dir).map_err(std::io::Error::from),
-                // No round then: the blobs go out as they come.
+                // The first round fails, and the blobs go out as they come.
                 Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
             })
         });
-        // Once the checkout is over (or never started, or panicked), a failed pull may take
-        // the store to itself to clean up (`Watch::stopped`).
-        let release = Release(&arrivals);
         let checked = arrivals.manifest().map(|(id, manifest)| {
             let stopped = |e| cowtree_store::Error::SnapshotArriving {
                 id,
