@@ -185,7 +185,10 @@ fn an_interrupted_or_failed_checkout_pull_leaves_nothing_and_a_rerun_finishes() 
         assert_eq!(recorded(&srv, &sb), 0, "{fsys:?}: nothing recorded");
 
         // The server lost mid-run, once this run has fetched something: the pull's error,
-        // nothing at DST, what arrived kept.
+        // nothing at DST, what arrived kept. Slower here (20 ms a chunk): the blobs left are
+        // fetched at once and come in together, and at 2 ms a chunk the others could all
+        // finish between the first one's arrival and the cut (seen once in CI).
+        proxy.faults.delay_ms.store(20, Ordering::SeqCst);
         let before = blobs_in(&sb);
         let mut child = spawn(&srv, &sb, &args);
         let start = Instant::now();
@@ -219,6 +222,7 @@ fn an_interrupted_or_failed_checkout_pull_leaves_nothing_and_a_rerun_finishes() 
         );
 
         // Back up: the re-run fetches only what is missing and is exact.
+        proxy.faults.delay_ms.store(2, Ordering::SeqCst);
         proxy.set_down(false);
         let (code, _, err) = ended(spawn(&srv, &sb, &args));
         assert_eq!(code, Some(0), "{fsys:?}: {err}");
