@@ -233,14 +233,24 @@ fn finishes<T>(t: &std::thread::ScopedJoinHandle<'_, T>) -> bool {
     wait_for(|| t.is_finished())
 }
 
+/// A settled pull (its manifest fetched, `coming` still to come) and a gate for its settler,
+/// opened with `open` when given.
+fn settled(coming: &[Hash], open: Option<std::io::Result<()>>) -> (Arrivals, Gate) {
+    let a = Arrivals::settled();
+    let gate = Gate::new();
+    if let Some(r) = open {
+        gate.open(r);
+    }
+    a.fetching(&[(h(0), bytes::Bytes::new())], coming);
+    (a, gate)
+}
+
 /// A pace no test waits for: a round that starts sooner did not wait for it.
 const LONG: Duration = Duration::from_secs(60);
 
 #[test]
 fn with_a_settler_a_blob_is_handed_out_only_once_written_back() {
-    let a = Arrivals::settled();
-    let gate = Gate::new();
-    a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1), h(2)]);
+    let (a, gate) = settled(&[h(1), h(2)], None);
     std::thread::scope(|s| {
         let _end = EndOnDrop(&a, &gate);
         let settler = s.spawn(|| a.settle(LONG, || gate.write_back()));
@@ -281,11 +291,8 @@ fn with_a_settler_a_blob_is_handed_out_only_once_written_back() {
 
 #[test]
 fn a_settlers_rounds_start_at_least_its_pace_apart() {
-    let a = Arrivals::settled();
-    let gate = Gate::new();
-    gate.open(Ok(()));
+    let (a, gate) = settled(&[h(1), h(2), h(3)], Some(Ok(())));
     let pace = Duration::from_millis(300);
-    a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1), h(2), h(3)]);
     std::thread::scope(|s| {
         let _end = EndOnDrop(&a, &gate);
         let settler = s.spawn(|| a.settle(pace, || gate.write_back()));
@@ -309,9 +316,7 @@ fn a_settlers_rounds_start_at_least_its_pace_apart() {
 
 #[test]
 fn a_pull_that_ends_during_a_round_ends_the_settler_and_its_blobs_go_out() {
-    let a = Arrivals::settled();
-    let gate = Gate::new();
-    a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1)]);
+    let (a, gate) = settled(&[h(1)], None);
     std::thread::scope(|s| {
         let _end = EndOnDrop(&a, &gate);
         let settler = s.spawn(|| a.settle(LONG, || gate.write_back()));
@@ -332,10 +337,7 @@ fn a_pull_that_ends_during_a_round_ends_the_settler_and_its_blobs_go_out() {
 
 #[test]
 fn a_settler_ends_once_the_checkout_let_go_of_the_store() {
-    let a = Arrivals::settled();
-    let gate = Gate::new();
-    gate.open(Ok(()));
-    a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1), h(2)]);
+    let (a, gate) = settled(&[h(1), h(2)], Some(Ok(())));
     std::thread::scope(|s| {
         let _end = EndOnDrop(&a, &gate);
         let settler = s.spawn(|| a.settle(LONG, || gate.write_back()));
@@ -351,10 +353,7 @@ fn a_settler_ends_once_the_checkout_let_go_of_the_store() {
 
 #[test]
 fn a_failed_write_back_hands_out_that_round_and_every_later_blob_as_they_are() {
-    let a = Arrivals::settled();
-    let gate = Gate::new();
-    gate.open(Err(std::io::Error::other("EIO")));
-    a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1), h(2)]);
+    let (a, gate) = settled(&[h(1), h(2)], Some(Err(std::io::Error::other("EIO"))));
     std::thread::scope(|s| {
         let _end = EndOnDrop(&a, &gate);
         let settler = s.spawn(|| a.settle(LONG, || gate.write_back()));
@@ -370,10 +369,7 @@ fn a_failed_write_back_hands_out_that_round_and_every_later_blob_as_they_are() {
 
 #[test]
 fn a_pull_that_fails_ends_the_settler_and_the_takers() {
-    let a = Arrivals::settled();
-    let gate = Gate::new();
-    gate.open(Ok(()));
-    a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1)]);
+    let (a, gate) = settled(&[h(1)], Some(Ok(())));
     std::thread::scope(|s| {
         let _end = EndOnDrop(&a, &gate);
         let settler = s.spawn(|| a.settle(LONG, || gate.write_back()));
@@ -395,9 +391,7 @@ fn a_pull_that_fails_ends_the_settler_and_the_takers() {
 
 #[test]
 fn without_a_settler_a_settled_pulls_blobs_are_handed_out_when_it_ends() {
-    let a = Arrivals::settled();
-    let gate = Gate::new();
-    a.fetching(&[(h(0), bytes::Bytes::new())], &[h(1), h(2)]);
+    let (a, gate) = settled(&[h(1), h(2)], None);
     a.arrived(&h(1));
     std::thread::scope(|s| {
         let _end = EndOnDrop(&a, &gate);
