@@ -15,7 +15,12 @@
 #   checkout  `checkout --pull SNAP DST` vs `pull SNAP` then `checkout SNAP DST`, RUNS runs
 #             each, medians (checkout --pull writes each file as its blob arrives), and the
 #             floor of such a checkout: max(pull, checkout) / their sum, from the same runs.
-#             Also the writes the XFS's device completed during each (/proc/diskstats).
+#             Also the writes the XFS's device completed during each (/proc/diskstats), and
+#             the whole machine's busy CPU time (/proc/stat; the server's share from its
+#             /proc/PID/stat): overlapping the two steps cannot make them take less than the
+#             CPU time pull then checkout used, spread over every core, so that over pull
+#             then checkout's own time is a second floor, the CPU floor (it counts the local
+#             server's CPU, which a remote server would not take from the client).
 # Output is also written to bench/out/remote-gc-<UTC date>.txt.
 #
 # Environment:
@@ -65,6 +70,16 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
 # Writes completed by the XFS's loop device so far (/proc/diskstats, field 8).
 writes() { awk -v d="$(basename "$(findmnt -no SOURCE "$XFS")")" '$3 == d {print $8}' /proc/diskstats; }
+# The whole machine's busy CPU ticks so far: user, nice, system, irq, softirq, steal.
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+# The CPU ticks the SeaweedFS server's processes have used so far (utime + stime).
+server_cpu() {
+  local t=0 p
+  for p in $(pgrep -x weed); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+CORES=$(nproc)
 mib() { awk "BEGIN { printf \"%.1f MiB\", $1 / 1048576 }"; }
 
 # The tree, day 0: FILES files of 1..64 KiB in 20 directories; each later day rewrites 2%.
@@ -135,6 +150,8 @@ for ((r = 1; r <= RUNS; r++)); do
     s=$XFS/s-$v-$r
     dst=$XFS/co-$v-$r
     w0=$(writes)
+    b0=$(busy)
+    c0=$(server_cpu)
     t0=$(now)
     case $v in
       full) "$COWTREE" --store "$s" pull --quiet last ;;
@@ -149,9 +166,19 @@ for ((r = 1; r <= RUNS; r++)); do
         floor="p = $t1 - $t0; c = $(now) - $t1; print (p > c ? p : c) / (p + c)"
         ;;
     esac
-    awk "BEGIN {print $(now) - $t0}" >>"$WORK/$v"
+    t=$(awk "BEGIN {print $(now) - $t0}")
+    b=$(($(busy) - b0))
+    c=$(($(server_cpu) - c0))
+    echo "$t" >>"$WORK/$v"
     echo $(($(writes) - w0)) >>"$WORK/$v.writes"
-    if [[ $v == pullco ]]; then awk "BEGIN {$floor}" >>"$WORK/floor"; fi
+    # Busy CPU seconds (whole machine, then the server's), and their share of every core's time.
+    awk "BEGIN {print $b / $HZ}" >>"$WORK/$v.busy"
+    awk "BEGIN {print $c / $HZ}" >>"$WORK/$v.server"
+    awk "BEGIN {print $b / $HZ / $CORES / $t}" >>"$WORK/$v.use"
+    if [[ $v == pullco ]]; then
+      awk "BEGIN {$floor}" >>"$WORK/floor"
+      awk "BEGIN {print $b / $HZ / $CORES / $t}" >>"$WORK/cpufloor"
+    fi
     rm -rf "$s" "$dst"
     # Untimed: the next variant starts with nothing of this one's left to write back (a
     # pull's syncfs would otherwise pay for this removal).
@@ -169,4 +196,6 @@ say "partial pull read $(mib "$(json bytes_fetched <"$WORK/part.json")") from th
 say "checkout --pull: $copull s; pull then checkout: $pullco s; ratio = $(ratio "$copull" "$pullco") (target <= 0.80)"
 say "writes to the device: checkout --pull $(median <"$WORK/copull.writes"), pull then checkout $(median <"$WORK/pullco.writes") (medians of $RUNS)"
 say "floor of checkout --pull here: max(pull, checkout) / (pull + checkout) = $(printf %.2f "$(median <"$WORK/floor")") (median of $RUNS)"
+say "busy CPU, whole machine ($CORES cores): checkout --pull $(printf %.2f "$(median <"$WORK/copull.busy")") s ($(printf %.0f "$(median <"$WORK/copull.use" | awk '{print $1 * 100}')")% of all cores' time), pull then checkout $(printf %.2f "$(median <"$WORK/pullco.busy")") s ($(printf %.0f "$(median <"$WORK/pullco.use" | awk '{print $1 * 100}')")%); of it the server's: $(printf %.2f "$(median <"$WORK/copull.server")") s and $(printf %.2f "$(median <"$WORK/pullco.server")") s (medians of $RUNS)"
+say "CPU floor of checkout --pull here: pull then checkout's busy CPU / $CORES cores / its time = $(printf %.2f "$(median <"$WORK/cpufloor")") (median of $RUNS)"
 note "results in $RESULTS"
