@@ -72,10 +72,19 @@ ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
 writes() { awk -v d="$(basename "$(findmnt -no SOURCE "$XFS")")" '$3 == d {print $8}' /proc/diskstats; }
 # The whole machine's busy CPU ticks so far: user, nice, system, irq, softirq, steal.
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
-# The CPU ticks the SeaweedFS server's processes have used so far (utime + stime).
+# The CPU ticks this benchmark's SeaweedFS server has used so far (utime + stime): its
+# process (the pid scripts/seaweedfs.sh started) and any descendants, not other servers on
+# the machine.
+SERVER_PID=${started##* }
 server_cpu() {
-  local t=0 p
-  for p in $(pgrep -x weed); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  local t=0 p todo=("$SERVER_PID") kids
+  while ((${#todo[@]})); do
+    p=${todo[0]}
+    todo=("${todo[@]:1}")
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    mapfile -t kids < <(pgrep -P "$p" || true)
+    todo+=("${kids[@]}")
+  done
   echo "$t"
 }
 HZ=$(getconf CLK_TCK)
@@ -171,14 +180,14 @@ for ((r = 1; r <= RUNS; r++)); do
     c=$(($(server_cpu) - c0))
     echo "$t" >>"$WORK/$v"
     echo $(($(writes) - w0)) >>"$WORK/$v.writes"
-    # Busy CPU seconds (whole machine, then the server's), and their share of every core's time.
-    awk "BEGIN {print $b / $HZ}" >>"$WORK/$v.busy"
-    awk "BEGIN {print $c / $HZ}" >>"$WORK/$v.server"
-    awk "BEGIN {print $b / $HZ / $CORES / $t}" >>"$WORK/$v.use"
-    if [[ $v == pullco ]]; then
-      awk "BEGIN {$floor}" >>"$WORK/floor"
-      awk "BEGIN {print $b / $HZ / $CORES / $t}" >>"$WORK/cpufloor"
+    if [[ $v == copull || $v == pullco ]]; then
+      # Busy CPU seconds (whole machine, then the server's), and their share of every core's
+      # time (for pull then checkout, that share is the CPU floor).
+      awk "BEGIN {print $b / $HZ}" >>"$WORK/$v.busy"
+      awk "BEGIN {print $c / $HZ}" >>"$WORK/$v.server"
+      awk "BEGIN {print $b / $HZ / $CORES / $t}" >>"$WORK/$v.use"
     fi
+    if [[ $v == pullco ]]; then awk "BEGIN {$floor}" >>"$WORK/floor"; fi
     rm -rf "$s" "$dst"
     # Untimed: the next variant starts with nothing of this one's left to write back (a
     # pull's syncfs would otherwise pay for this removal).
@@ -196,6 +205,6 @@ say "partial pull read $(mib "$(json bytes_fetched <"$WORK/part.json")") from th
 say "checkout --pull: $copull s; pull then checkout: $pullco s; ratio = $(ratio "$copull" "$pullco") (target <= 0.80)"
 say "writes to the device: checkout --pull $(median <"$WORK/copull.writes"), pull then checkout $(median <"$WORK/pullco.writes") (medians of $RUNS)"
 say "floor of checkout --pull here: max(pull, checkout) / (pull + checkout) = $(printf %.2f "$(median <"$WORK/floor")") (median of $RUNS)"
-say "busy CPU, whole machine ($CORES cores): checkout --pull $(printf %.2f "$(median <"$WORK/copull.busy")") s ($(printf %.0f "$(median <"$WORK/copull.use" | awk '{print $1 * 100}')")% of all cores' time), pull then checkout $(printf %.2f "$(median <"$WORK/pullco.busy")") s ($(printf %.0f "$(median <"$WORK/pullco.use" | awk '{print $1 * 100}')")%); of it the server's: $(printf %.2f "$(median <"$WORK/copull.server")") s and $(printf %.2f "$(median <"$WORK/pullco.server")") s (medians of $RUNS)"
-say "CPU floor of checkout --pull here: pull then checkout's busy CPU / $CORES cores / its time = $(printf %.2f "$(median <"$WORK/cpufloor")") (median of $RUNS)"
+say "busy CPU, whole machine ($CORES cores; any other load counts too): checkout --pull $(printf %.2f "$(median <"$WORK/copull.busy")") s ($(printf %.0f "$(median <"$WORK/copull.use" | awk '{print $1 * 100}')")% of all cores' time), pull then checkout $(printf %.2f "$(median <"$WORK/pullco.busy")") s; of it the server's: $(printf %.2f "$(median <"$WORK/copull.server")") s and $(printf %.2f "$(median <"$WORK/pullco.server")") s (medians of $RUNS)"
+say "CPU floor of checkout --pull here: pull then checkout's busy CPU / $CORES cores / its time = $(printf %.2f "$(median <"$WORK/pullco.use")") (median of $RUNS)"
 note "results in $RESULTS"
