@@ -32,8 +32,7 @@ fn blobs_are_handed_out_as_they_arrive_and_next_ends_once_every_one_came() {
     );
     std::thread::scope(|s| {
         let waiter = s.spawn(|| next(&a));
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(!waiter.is_finished(), "returned before a blob arrived");
+        assert!(still_waits(&waiter), "returned before a blob arrived");
         a.arrived(&h(1));
         assert_eq!(waiter.join().unwrap(), (Ok(true), vec![h(1)]));
     });
@@ -92,13 +91,7 @@ fn the_last_blob_ends_every_waiting_taker_before_the_pull_ends() {
         a.arrived(&h(1));
         // Every taker returns without `end` (checked for 10 s; then `end` frees the rest, so
         // that the test fails rather than hangs).
-        let start = std::time::Instant::now();
-        while !takers.iter().all(|t| t.is_finished())
-            && start.elapsed() < std::time::Duration::from_secs(10)
-        {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let all_returned = takers.iter().all(|t| t.is_finished());
+        let all_returned = wait_for(|| takers.iter().all(|t| t.is_finished()));
         a.end(Ok(()));
         assert!(
             all_returned,
@@ -129,8 +122,7 @@ fn a_failed_pull_ends_every_wait_with_its_error() {
     std::thread::scope(|s| {
         let blob = s.spawn(|| next(&a).0);
         let recorded = s.spawn(|| a.recorded());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(!blob.is_finished() && !recorded.is_finished());
+        assert!(still_waits(&blob) && !recorded.is_finished());
         a.end(Err("boom".into()));
         let failed = Stopped::Failed("boom".into());
         assert_eq!(blob.join().unwrap(), Err(failed.clone()));
@@ -145,8 +137,7 @@ fn a_failed_pull_ends_the_waits_then_waits_until_the_store_is_released() {
     std::thread::scope(|s| {
         let pull = s.spawn(|| a.stopped("disk full"));
         assert_eq!(next(&a).0, Err(Stopped::Failed("disk full".into())));
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(!pull.is_finished(), "went on while the store was held");
+        assert!(still_waits(&pull), "went on while the store was held");
         a.released();
         pull.join().unwrap();
     });
@@ -228,6 +219,13 @@ fn wait_for(done: impl Fn() -> bool) -> bool {
     done()
 }
 
+/// Whether `t` still waits after a pause that a wrong wake-up would have ended (and a thread
+/// started at the same time as `t` has had too).
+fn still_waits<T>(t: &std::thread::ScopedJoinHandle<'_, T>) -> bool {
+    std::thread::sleep(Duration::from_millis(100));
+    !t.is_finished()
+}
+
 /// Waits up to 10 s for `t` to finish.
 fn finishes<T>(t: &std::thread::ScopedJoinHandle<'_, T>) -> bool {
     wait_for(|| t.is_finished())
@@ -262,9 +260,8 @@ fn with_a_settler_a_blob_is_handed_out_only_once_written_back() {
             "a blob not written back yet is still to come"
         );
         let taker = s.spawn(|| next(&a));
-        std::thread::sleep(Duration::from_millis(100));
         assert!(
-            !taker.is_finished(),
+            still_waits(&taker),
             "a blob was handed out while it was written back"
         );
         gate.open(Ok(()));
@@ -374,8 +371,7 @@ fn a_pull_that_fails_ends_the_settler_and_the_takers() {
         let _end = EndOnDrop(&a, &gate);
         let settler = s.spawn(|| a.settle(LONG, || gate.write_back()));
         let taker = s.spawn(|| next(&a).0);
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(!settler.is_finished() && !taker.is_finished());
+        assert!(still_waits(&settler) && !taker.is_finished());
         a.end(Err("boom".into()));
         assert!(
             finishes(&settler),
@@ -396,11 +392,7 @@ fn without_a_settler_a_settled_pulls_blobs_are_handed_out_when_it_ends() {
     std::thread::scope(|s| {
         let _end = EndOnDrop(&a, &gate);
         let taker = s.spawn(|| next(&a));
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(
-            !taker.is_finished(),
-            "handed out before it was written back"
-        );
+        assert!(still_waits(&taker), "handed out before it was written back");
         a.end(Ok(()));
         assert!(finishes(&taker), "the end of the pull did not hand it out");
         assert_eq!(taker.join().unwrap(), (Ok(true), vec![h(1)]));
