@@ -159,8 +159,10 @@ for ((r = 1; r <= RUNS; r++)); do
     s=$XFS/s-$v-$r
     dst=$XFS/co-$v-$r
     w0=$(writes)
-    b0=$(busy)
+    # The server's count first: the processes it starts (pgrep, awk) then fall outside the
+    # busy time below (and the writes count's inside neither).
     c0=$(server_cpu)
+    b0=$(busy)
     t0=$(now)
     case $v in
       full) "$COWTREE" --store "$s" pull --quiet last ;;
@@ -175,8 +177,9 @@ for ((r = 1; r <= RUNS; r++)); do
         floor="p = $t1 - $t0; c = $(now) - $t1; print (p > c ? p : c) / (p + c)"
         ;;
     esac
-    t=$(awk "BEGIN {print $(now) - $t0}")
+    tend=$(now)
     b=$(($(busy) - b0))
+    t=$(awk "BEGIN {print $tend - $t0}")
     c=$(($(server_cpu) - c0))
     echo "$t" >>"$WORK/$v"
     echo $(($(writes) - w0)) >>"$WORK/$v.writes"
