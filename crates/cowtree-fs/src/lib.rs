@@ -18,6 +18,7 @@
 //! - [`whole_tree`]: the seam between making a tree per file and in one call (a btrfs
 //!   snapshot; `clonefile` of a directory on macOS): the decision, and what a command reports.
 //! - [`staging`]: a new directory built beside its destination and renamed into place.
+//! - [`process`]: which process made something, by pid and start time (a reused pid is not it).
 //! - [`subvolume`]: btrfs subvolumes through the kernel's ioctls (create, snapshot, the
 //!   read-only flag, delete with a fallback where the O(1) delete is not permitted, the
 //!   subvolumes below a directory); [`probe::ProbeCache::subvolumes`] says what this user may
@@ -45,6 +46,7 @@ pub mod name;
 pub mod parallel;
 pub mod place;
 pub mod probe;
+pub mod process;
 pub mod progress;
 pub mod read;
 pub mod reflink;

@@ -1,8 +1,9 @@
 //! A new directory built in a staging directory beside its destination and renamed into place
 //! at the end, so that the destination appears whole or not at all.
 //!
-//! A staging directory is named `.<destination name><infix><pid><separator><unique>` (the
-//! destination name cut to [`Naming::keep`] bytes so the whole stays under NAME_MAX), so a
+//! A staging directory is named `.<destination name><infix><stamp><separator><unique>` (the
+//! destination name cut to [`Naming::keep`] bytes so the whole stays under NAME_MAX; the
+//! stamp is the process's pid and start time, `PIDtSTART`, see [`crate::process`]), so a
 //! person who finds one can tell what it is and which process made it. While a run uses it,
 //! the run holds an exclusive `flock` on the directory itself: a staging directory whose lock
 //! can be taken belongs to a run that died (killed, power loss), and [`remove_stale`] removes
@@ -19,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::fs::FileType;
 
 use crate::dir::Dir;
+use crate::process::Stamp;
 use crate::undo::Registration;
 pub use crate::undo::{remove_dir_or_subvolume, stop_staging, unless_stopping};
 
@@ -45,11 +47,11 @@ impl Naming {
         OsString::from_vec(v)
     }
 
-    /// `.<dst name><infix><pid><separator>`: every staging directory of this kind for
+    /// `.<dst name><infix><stamp><separator>`: every staging directory of this kind for
     /// `dst_name` made by this process starts so.
     pub fn process_prefix(&self, dst_name: &OsStr) -> OsString {
         let mut v = self.prefix(dst_name);
-        v.push(format!("{}{}", std::process::id(), self.separator));
+        v.push(format!("{}{}", Stamp::current(), self.separator));
         v
     }
 
@@ -63,7 +65,7 @@ impl Naming {
 }
 
 /// The naming of whole-tree staging directories (`cowtree clone` and `cowtree git worktree
-/// add`): `.<dst name, at most 200 bytes>.cowtree-staging.<pid>.<unique>`.
+/// add`): `.<dst name, at most 200 bytes>.cowtree-staging.<stamp>.<unique>`.
 pub const TREE: Naming = Naming {
     infix: ".cowtree-staging.",
     keep: 200,
@@ -240,10 +242,13 @@ fn claim(parent: &Dir, name: &OsStr, dir: &Dir) -> io::Result<()> {
 /// were removed. A staging directory whose run is alive is locked and left alone.
 ///
 /// The lock alone cannot tell a dead run's staging from one a live run has just made and not
-/// yet locked (`mkdir`, then `open` and `flock`): so a staging whose name carries the pid of a
-/// process that is alive (this one included) is never taken, whatever its lock says. Where
-/// the pid cannot be checked (a pid of another pid namespace reads as absent), the lock
-/// decides, and [`Staging::create`] notices if its directory was taken in that instant.
+/// yet locked (`mkdir`, then `open` and `flock`): so a staging whose name carries the stamp of
+/// a process that is alive (this one included) is never taken, whatever its lock says. The
+/// stamp is the pid *and* the start time, so a pid that a later process was given does not
+/// keep a dead run's staging ([`Stamp::is_alive`]); a name with a pid alone (written by an
+/// older version) is judged by the pid. Where the process cannot be checked (a pid of another
+/// pid namespace reads as absent), the lock decides, and [`Staging::create`] notices if its
+/// directory was taken in that instant.
 pub fn remove_stale(parent: &Dir, prefix: &OsStr) -> io::Result<usize> {
     let mut removed = 0;
     for entry in parent.entries()? {
@@ -251,7 +256,7 @@ pub fn remove_stale(parent: &Dir, prefix: &OsStr) -> io::Result<usize> {
             continue;
         };
         if !matches!(entry.file_type, FileType::Directory | FileType::Unknown)
-            || owner_pid(rest).is_some_and(process_is_alive)
+            || Stamp::parse_prefix(rest).is_some_and(|(owner, _)| owner.is_alive())
         {
             continue;
         }
@@ -266,27 +271,6 @@ pub fn remove_stale(parent: &Dir, prefix: &OsStr) -> io::Result<usize> {
         }
     }
     Ok(removed)
-}
-
-/// The pid at the start of what follows a staging name's prefix (`<pid><separator>...`).
-fn owner_pid(rest: &[u8]) -> Option<i32> {
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
-}
-
-/// Whether a process with this pid exists in this pid namespace (`kill(pid, 0)`: EPERM means
-/// it exists and belongs to another user).
-fn process_is_alive(pid: i32) -> bool {
-    if pid == std::process::id() as i32 {
-        return true;
-    }
-    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
-        return false;
-    };
-    match rustix::process::test_kill_process(pid) {
-        Ok(()) => true,
-        Err(e) => e != rustix::io::Errno::SRCH,
-    }
 }
 
 #[cfg(test)]
@@ -305,11 +289,13 @@ mod tests {
             CLONE.prefix(OsStr::new("out")),
             OsStr::new(".out.cowtree-staging.")
         );
-        let pid = std::process::id();
+        let me = crate::process::Stamp::current();
         assert_eq!(
             CLONE.name(OsStr::new("out"), "00ff"),
-            OsString::from(format!(".out.cowtree-staging.{pid}.00ff"))
+            OsString::from(format!(".out.cowtree-staging.{me}.00ff"))
         );
+        #[cfg(target_os = "linux")]
+        assert!(me.start.is_some(), "the name carries the start time: {me}");
         assert!(
             CLONE
                 .name(OsStr::new("out"), "x")
@@ -382,12 +368,35 @@ mod tests {
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 
+    /// The debris of a run killed outright whose pid another process holds now (pid_max is
+    /// 32768 on many machines): the start time in the name tells them apart, so it is removed.
     #[test]
-    fn pid_is_read_from_the_start_of_the_name_after_the_prefix() {
-        assert_eq!(owner_pid(b"1234.abcd"), Some(1234));
-        assert_eq!(owner_pid(b"x1234.abcd"), None);
-        assert_eq!(owner_pid(b""), None);
-        assert_eq!(owner_pid(b"99999999999999999999.x"), None);
+    fn staging_of_a_dead_run_whose_pid_was_reused_is_removed() {
+        let tmp = std::env::temp_dir().join(format!("cowtree-staging-test-{}", random_u64()));
+        std::fs::create_dir(&tmp).unwrap();
+        let parent = Dir::open(&tmp).unwrap();
+        let dst = OsStr::new("dst");
+        // pid 1 is alive in every pid namespace; it did not start at tick 1 after boot
+        // unless /proc cannot tell, in which case the pid alone decides (kept).
+        let reused = tmp.join(".dst.cowtree-staging.1t1.dead");
+        std::fs::create_dir_all(reused.join("sub")).unwrap();
+        let init_start = crate::sys::process_start(1);
+        let removed = remove_stale(&parent, &CLONE.prefix(dst)).unwrap();
+        match init_start {
+            Some(t) if t != 1 => {
+                assert_eq!(removed, 1);
+                assert!(!reused.exists(), "a reused pid kept a dead run's staging");
+            }
+            _ => assert!(reused.exists()),
+        }
+        // pid 1 with its real start time: alive, kept.
+        if let Some(t) = init_start {
+            let live = tmp.join(format!(".dst.cowtree-staging.1t{t}.live"));
+            std::fs::create_dir(&live).unwrap();
+            assert_eq!(remove_stale(&parent, &CLONE.prefix(dst)).unwrap(), 0);
+            assert!(live.is_dir());
+        }
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]

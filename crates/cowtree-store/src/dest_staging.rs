@@ -5,12 +5,14 @@
 //! A registration is a small JSON file `worktrees/staging-<pid>-<n>-<time>` (format version 1):
 //!
 //! ```json
-//! {"version":1,"path":"/abs/.wt.cowtree-checkout-123-0-1a2b3c4d","path_hex":null,
-//!  "pid":123,"boot_id":"6c1f...","created_unix":1700000000,"dev":2049,"ino":131}
+//! {"version":1,"path":"/abs/.wt.cowtree-checkout-123t4567-0-1a2b3c4d","path_hex":null,
+//!  "pid":123,"start":4567,"boot_id":"6c1f...","created_unix":1700000000,"dev":2049,"ino":131}
 //! ```
 //! - `path` (or `path_hex` when the path is not UTF-8) is the staging directory's absolute
 //!   path, whose parent was canonical when it was written.
-//! - `pid` and `boot_id` (`/proc/sys/kernel/random/boot_id`) name the process that made it.
+//! - `pid`, `start` (its start time, see `cowtree_fs::process`; absent in registrations of
+//!   older versions) and `boot_id` (`/proc/sys/kernel/random/boot_id`) name the process that
+//!   made it: a pid alone would name whichever process holds it now.
 //! - `dev` and `ino` are the staging directory's device and inode, recorded once it exists
 //!   (null before): gc removes only the directory at `path` that still has that inode (the
 //!   device number may change between mounts; see docs/store.md).
@@ -22,7 +24,8 @@
 //! or removed. gc holds the store lock exclusively,
 //! while every checkout holds it shared for as long as it runs, so a registration gc sees
 //! belongs to a process that is gone; gc checks anyway, by the staging directory's `flock`
-//! (held by a live checkout) and, where the filesystem has no `flock`, by pid and boot id.
+//! (held by a live checkout) and, where the filesystem has no `flock`, by pid, start time and
+//! boot id.
 //!
 //! A process killed between creating the directory and recording its `dev`/`ino` (a window of
 //! one `mkdir`), or a power loss after the `mkdir` reached the disk and before the rewrite
@@ -35,6 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use cowtree_fs::dir::Dir;
+use cowtree_fs::process::Stamp;
 use rustix::fs::FileType;
 use serde::{Deserialize, Serialize};
 
@@ -46,7 +50,8 @@ use crate::util::{read_at, unique_suffix};
 pub const VERSION: u32 = 1;
 
 /// How a checkout names its staging directory beside DST `name`:
-/// `.<name, at most 180 bytes>.cowtree-checkout-<pid>-<n>-<nanos>`. gc removes only
+/// `.<name, at most 180 bytes>.cowtree-checkout-<stamp>-<n>-<nanos>` (stamp: pid and start
+/// time, `cowtree_fs::process::Stamp`). gc removes only
 /// directories named so (see [`collect`]).
 pub const STAGING: cowtree_fs::staging::Naming = cowtree_fs::staging::Naming {
     infix: ".cowtree-checkout-",
@@ -69,6 +74,10 @@ pub struct Record {
     pub path_hex: Option<String>,
     /// The creating process.
     pub pid: u32,
+    /// When the creating process started (`cowtree_fs::process::Stamp::start`); `None` in
+    /// registrations of versions that did not record it, or where it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<u64>,
     /// The boot the creating process ran in; `None` where it could not be read.
     pub boot_id: Option<String>,
     /// When the registration was first written (seconds since the epoch).
@@ -135,6 +144,7 @@ pub fn register_expecting<'a>(
             path: p,
             path_hex: hex,
             pid: std::process::id(),
+            start: Stamp::current().start,
             boot_id: boot_id(),
             created_unix: unix_now(),
             dev: expect.map(|e| e.0),
@@ -275,11 +285,11 @@ fn settle(rec: &Record, owner: Option<u32>, dry_run: bool, grace: Duration) -> R
     let Some(path) = rec.path_buf() else {
         return Ok(Outcome::Dropped);
     };
-    // Only what a checkout names its staging (`.<name>.cowtree-checkout-<pid>-...`) is ever
+    // Only what a checkout names its staging (`.<name>.cowtree-checkout-<stamp>-...`) is ever
     // removed: a registration naming anything else is not one this code wrote.
     let ours = path.file_name().is_some_and(|n| {
         let n = n.as_bytes();
-        let infix = format!("{}{}{}", STAGING.infix, rec.pid, STAGING.separator);
+        let infix = format!("{}{}{}", STAGING.infix, rec.stamp(), STAGING.separator);
         n.starts_with(b".") && n.windows(infix.len()).any(|w| w == infix.as_bytes())
     });
     if !ours {
@@ -370,32 +380,27 @@ fn gone_from_path(e: &std::io::Error) -> bool {
     )
 }
 
-/// The registering process is gone: another boot, no such pid, or registered longer ago than
-/// `grace` (a pid may have been reused).
+/// The registering process is gone: another boot, no such process (its pid and start time:
+/// a pid another process was given since is not it), or registered longer ago than `grace`
+/// (a registration of an older version has no start time; a live checkout's staging is still
+/// kept by its `flock`).
 fn owner_gone(rec: &Record, grace: Duration) -> bool {
     let other_boot = match (&rec.boot_id, boot_id()) {
         (Some(a), Some(b)) => *a != b,
         _ => false,
     };
     let old = unix_now().saturating_sub(rec.created_unix) > grace.as_secs();
-    other_boot || old || !pid_alive(rec.pid)
+    other_boot || old || !rec.stamp().is_alive()
 }
 
-fn pid_alive(pid: u32) -> bool {
-    // A pid that is not a positive i32 names no process (and 0 or a negative number would
-    // address a process group).
-    let Some(pid) = i32::try_from(pid)
-        .ok()
-        .filter(|&p| p > 0)
-        .and_then(rustix::process::Pid::from_raw)
-    else {
-        return false;
-    };
-    // Signal 0 checks existence only; EPERM means it exists but belongs to another user.
-    !matches!(
-        rustix::process::test_kill_process(pid),
-        Err(rustix::io::Errno::SRCH)
-    )
+impl Record {
+    /// The registering process.
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            pid: self.pid,
+            start: self.start,
+        }
+    }
 }
 
 /// This boot's id, from `/proc/sys/kernel/random/boot_id`.

@@ -273,6 +273,22 @@ pub fn dir_path(fd: BorrowedFd<'_>) -> Option<std::path::PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()
 }
 
+/// When process `pid` started: field 22 of `/proc/PID/stat` (clock ticks since boot), read
+/// after the command name's closing parenthesis (the name may hold spaces and parentheses).
+/// `None` when there is no such process here or its file cannot be read.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_start(&stat)
+}
+
+/// [`process_start`]'s parser: the 20th field after the `)` that ends the command name (the
+/// state is the first).
+pub(crate) fn parse_stat_start(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

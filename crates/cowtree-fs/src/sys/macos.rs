@@ -277,3 +277,23 @@ pub fn dir_path(fd: BorrowedFd<'_>) -> Option<std::path::PathBuf> {
         .ok()
         .map(|c| std::path::PathBuf::from(std::ffi::OsString::from_vec(c.into_bytes())))
 }
+
+/// When process `pid` started, in microseconds since the epoch (`proc_pidinfo`'s
+/// `PROC_PIDTBSDINFO`); `None` when there is no such process or it cannot be looked at.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let pid = i32::try_from(pid).ok()?;
+    // SAFETY: proc_bsdinfo is plain data, zeroed is a valid value; proc_pidinfo writes at
+    // most `size` bytes into it and returns how many it wrote.
+    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_bsdinfo>() as i32;
+    let n = unsafe {
+        libc::proc_pidinfo(
+            pid,
+            libc::PROC_PIDTBSDINFO,
+            0,
+            (&mut info as *mut libc::proc_bsdinfo).cast(),
+            size,
+        )
+    };
+    (n == size).then(|| info.pbi_start_tvsec * 1_000_000 + info.pbi_start_tvusec)
+}

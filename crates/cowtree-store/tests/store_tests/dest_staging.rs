@@ -38,10 +38,13 @@ fn registrations(store: &Store) -> usize {
         .count()
 }
 
-/// A staging name as a checkout by this process makes it: `.<name>.cowtree-checkout-<pid>-<n>`,
-/// then `tail`.
+/// A staging name as a checkout by this process makes it:
+/// `.<name>.cowtree-checkout-<stamp>-<n>`, then `tail`.
 fn sname(name: &str, n: u32, tail: &str) -> String {
-    format!(".{name}.cowtree-checkout-{}-{n}{tail}", std::process::id())
+    format!(
+        ".{name}.cowtree-checkout-{}-{n}{tail}",
+        cowtree_fs::process::Stamp::current()
+    )
 }
 
 fn canon(dir: &Path) -> PathBuf {
@@ -179,4 +182,48 @@ fn a_registration_naming_a_directory_that_is_not_a_checkout_staging_never_remove
         assert!(path.join("half-written").exists(), "{name} was touched");
         assert_eq!(registrations(&store), 0);
     }
+}
+
+/// A registration whose pid a later process holds (this one: its pid, another start time)
+/// names a process that is gone, however recent: the directory it names, never created, keeps
+/// nothing alive. The same registration with the real start time is a live checkout's.
+#[test]
+fn a_registration_whose_pid_was_reused_is_dropped_at_once() {
+    let Some(x) = scratch(Fs::Xfs) else { return };
+    let store = Store::open(&x.path().join("store")).unwrap();
+    let me = cowtree_fs::process::Stamp::current();
+    let Some(start) = me.start else {
+        // No start time here (not Linux): the pid alone decides, as before.
+        return;
+    };
+    let path = canon(x.path()).join(sname("wt", 8, ""));
+    register(&store, &path).unwrap().keep();
+    assert_eq!(
+        collect(&store, false, GRACE).unwrap(),
+        vec![Outcome::Live(path.clone())]
+    );
+    let wt = store.root().join("worktrees");
+    for e in fs::read_dir(&wt).unwrap() {
+        let p = e.unwrap().path();
+        if !p
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("staging-")
+        {
+            continue;
+        }
+        let mut rec: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        assert_eq!(rec["start"], start, "the start time is recorded");
+        rec["start"] = (start + 1).into();
+        let reused =
+            canon(x.path()).join(format!(".wt.cowtree-checkout-{}t{}-8", me.pid, start + 1));
+        rec["path"] = reused.to_str().unwrap().into();
+        fs::write(&p, serde_json::to_vec(&rec).unwrap()).unwrap();
+    }
+    assert_eq!(
+        collect(&store, false, GRACE).unwrap(),
+        vec![Outcome::Dropped]
+    );
+    assert_eq!(registrations(&store), 0);
 }
