@@ -4,9 +4,18 @@
 //!
 //! While a run works, the directory holds a `locked` file (as git's own `worktree add` does,
 //! so that a concurrent `git worktree prune` leaves it alone) whose text starts with
-//! [`LOCK_MARK`], and the run holds an `flock` on the directory. A directory with that mark
-//! whose lock is free belongs to a run that was killed: the next run removes it (or, when the
-//! worktree it names is in place, only the `locked` file, which was the last step left).
+//! [`LOCK_MARK`] and the run's [`Stamp`] (pid and start time), and the run holds an `flock` on
+//! the directory. A directory with that mark whose lock is free belongs to a run that was
+//! killed: the next run removes it (or, when the worktree it names is in place, only the
+//! `locked` file, which was the last step left).
+//!
+//! The lock is also held by every process the run starts (`git branch`, hooks, filters): the
+//! run keeps a duplicate of the directory's descriptor without close-on-exec, so its children
+//! inherit it. A run killed outright does not kill them, and one of them may still be writing
+//! (a `git branch` that creates the branch after the run died, which cleanup would then leave
+//! behind); while any is alive the lock stays taken. Cleanup that finds the lock taken and the
+//! run itself dead ([`Stamp::is_alive`], not fooled by a reused pid) waits for them to end
+//! ([`ORPHANS_WAIT`]) before it takes the run back.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -15,12 +24,52 @@ use std::path::{Path, PathBuf};
 
 use cowtree_fs::atomic_file::write_atomic;
 use cowtree_fs::dir::Dir;
+use cowtree_fs::process::Stamp;
 
 use crate::error::{Error, Result};
 use crate::journal::KilledStaging;
 
-/// The start of the `locked` file of a registration this crate is still building.
+/// The start of the `locked` file of a registration this crate is still building; the whole
+/// text is `initializing (cowtree git worktree add, pid STAMP)` ([`Stamp::token`]).
 pub const LOCK_MARK: &str = "initializing (cowtree git worktree add";
+
+/// How a registration directory is named while it is made, before its rename to its id
+/// (`.cowtree-new.<stamp>.<random>`, see [`Registration::create`]).
+pub const NEW_PREFIX: &str = ".cowtree-new.";
+
+/// `ENOTEMPTY`: what some filesystems return for a rename over an existing directory even with
+/// `RENAME_NOREPLACE`.
+fn libc_enotempty() -> i32 {
+    rustix::io::Errno::NOTEMPTY.raw_os_error()
+}
+
+/// How long cleanup waits for the processes a killed run started to end (see the module doc)
+/// before it leaves the run to a later try.
+pub const ORPHANS_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The run that wrote a `locked` text starting with [`LOCK_MARK`], when the text names it.
+fn lock_owner(text: &[u8]) -> Option<Stamp> {
+    let at = text.windows(4).position(|w| w == b"pid ")?;
+    Stamp::parse_prefix(&text[at + 4..]).map(|(s, _)| s)
+}
+
+/// Takes the lock of the registration directory `dir` of a run that may be dead: at once when
+/// it is free; when it is taken by the processes a dead run started (see the module doc),
+/// once they have ended, waiting up to `wait`. `Ok(false)`: a live run holds it, or its
+/// processes outlasted the wait.
+fn lock_dead_run(dir: &Dir, path: &Path, locked: &[u8], wait: std::time::Duration) -> Result<bool> {
+    let until = std::time::Instant::now() + wait;
+    loop {
+        if dir.try_lock_exclusive().map_err(Error::io("lock", path))? {
+            return Ok(true);
+        }
+        // A run that is alive (or that the text does not name) holds it: not ours to take.
+        if lock_owner(locked).is_none_or(|s| s.is_alive()) || std::time::Instant::now() >= until {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
 
 /// The worktree id git derives from the destination's name: the characters git allows in a
 /// ref name component, others replaced by `-`, no leading dot, no `.lock` suffix.
@@ -97,6 +146,9 @@ pub struct Registration {
     id: String,
     /// The directory; its open description holds the run's `flock`.
     pub dir: Dir,
+    /// A duplicate of `dir`'s descriptor without close-on-exec: the processes the run starts
+    /// inherit it, and with it the lock (see the module doc).
+    _inherited: std::os::fd::OwnedFd,
     finished: bool,
     sync: bool,
 }
@@ -132,43 +184,80 @@ impl Registration {
             Err(e) => return Err(Error::io("create directory", &worktrees_path)(e)),
         }
         let worktrees = Dir::open(&worktrees_path).map_err(Error::io("open", &worktrees_path))?;
-        let base = worktree_id(dst_name);
-        let mut counter = 0u32;
-        let id = loop {
-            let id = if counter == 0 {
-                base.clone()
-            } else {
-                format!("{base}{counter}")
-            };
-            match worktrees.create_dir(OsStr::new(&id), 0o777) {
-                Ok(()) => break id,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && counter < 100_000 => {
-                    counter += 1;
+        // Made under a name of this run's own (`.cowtree-new.<stamp>.<random>`), locked and
+        // marked there, then renamed to its id: a run killed before the mark leaves only a
+        // directory whose name says whose it was ([`clean_stale`] removes it once that run is
+        // dead), never an unmarked `worktrees/<id>` nobody can tell from git's own.
+        let new_name = format!(
+            "{NEW_PREFIX}{}.{:016x}",
+            Stamp::current(),
+            cowtree_fs::staging::random_u64()
+        );
+        let new_path = worktrees_path.join(&new_name);
+        worktrees
+            .create_dir(OsStr::new(&new_name), 0o777)
+            .map_err(Error::io("create directory", &new_path))?;
+        let made = (|| {
+            let dir = worktrees
+                .open_dir(OsStr::new(&new_name))
+                .map_err(Error::io("open", &new_path))?;
+            // Shares `dir`'s open description, so the lock taken below on one is held by both.
+            let inherited = rustix::io::dup(&dir)
+                .map_err(|e| Error::io("duplicate the descriptor of", &new_path)(e.into()))?;
+            dir.try_lock_exclusive()
+                .map_err(Error::io("lock", &new_path))?;
+            let me = Stamp::current();
+            write_atomic(
+                &dir,
+                OsStr::new("locked"),
+                format!("{LOCK_MARK}, pid {me})\n").as_bytes(),
+                0o666,
+                sync,
+            )
+            .map_err(Error::io("write", new_path.join("locked")))?;
+            let base = worktree_id(dst_name);
+            let mut counter = 0u32;
+            let id = loop {
+                let id = if counter == 0 {
+                    base.clone()
+                } else {
+                    format!("{base}{counter}")
+                };
+                match worktrees.rename_noreplace(OsStr::new(&new_name), &worktrees, OsStr::new(&id))
+                {
+                    Ok(()) => break id,
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::AlreadyExists
+                            || e.raw_os_error() == Some(libc_enotempty()) =>
+                    {
+                        if counter >= 100_000 {
+                            return Err(Error::io("rename", worktrees_path.join(&id))(e));
+                        }
+                        counter += 1;
+                    }
+                    Err(e) => return Err(Error::io("rename", worktrees_path.join(&id))(e)),
                 }
-                Err(e) => return Err(Error::io("create directory", worktrees_path.join(&id))(e)),
+            };
+            Ok((id, dir, inherited))
+        })();
+        let (id, dir, inherited) = match made {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = worktrees.remove_tree(OsStr::new(&new_name));
+                return Err(e);
             }
         };
         let path = worktrees_path.join(&id);
-        let dir = match worktrees.open_dir(OsStr::new(&id)) {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = worktrees.remove_tree(OsStr::new(&id));
-                return Err(Error::io("open", &path)(e));
-            }
-        };
         let reg = Registration {
             worktrees,
             worktrees_path,
             id,
             dir,
+            _inherited: inherited,
             finished: false,
             sync,
         };
-        reg.dir
-            .try_lock_exclusive()
-            .map_err(Error::io("lock", reg.path()))?;
-        let pid = std::process::id();
-        reg.write("locked", format!("{LOCK_MARK}, pid {pid})\n").as_bytes())?;
+        debug_assert_eq!(reg.path(), path);
         if sync {
             reg.worktrees
                 .sync()
@@ -351,6 +440,23 @@ pub fn clean_stale_reporting(common_dir: &Path) -> Result<Stale> {
         .map_err(Error::io("list", &worktrees_path))?
     {
         let path = worktrees_path.join(&entry.name);
+        if let Some(rest) = entry.name.as_bytes().strip_prefix(NEW_PREFIX.as_bytes())
+            && std::fs::symlink_metadata(path.join("locked")).is_err()
+        {
+            // Killed between making its registration directory and marking it: nothing
+            // else of the run exists yet (see `Registration::create`).
+            let dead = Stamp::parse_prefix(rest).is_some_and(|(s, _)| !s.is_alive());
+            if dead
+                && let Ok(d) = worktrees.open_dir(&entry.name)
+                && d.try_lock_exclusive().unwrap_or(false)
+            {
+                worktrees
+                    .remove_tree(&entry.name)
+                    .map_err(Error::io("remove", &path))?;
+                cleaned.push(format!("removed {}", path.display()));
+            }
+            continue;
+        }
         let Ok(lock) = std::fs::read(path.join("locked")) else {
             continue;
         };
@@ -360,7 +466,15 @@ pub fn clean_stale_reporting(common_dir: &Path) -> Result<Stale> {
         let Ok(dir) = worktrees.open_dir(&entry.name) else {
             continue;
         };
-        if !dir.try_lock_exclusive().map_err(Error::io("lock", &path))? {
+        if !lock_dead_run(&dir, &path, &lock, ORPHANS_WAIT)? {
+            if lock_owner(&lock).is_some_and(|s| !s.is_alive()) {
+                cleaned.push(format!(
+                    "left {}: processes its killed run started still hold it after {} s",
+                    path.display(),
+                    ORPHANS_WAIT.as_secs()
+                ));
+                left += 1;
+            }
             continue;
         }
         let complete = std::fs::read(path.join("gitdir"))
@@ -393,9 +507,13 @@ pub fn clean_stale_reporting(common_dir: &Path) -> Result<Stale> {
             match crate::journal::remove_killed_staging(st) {
                 Ok(KilledStaging::Removed) => cleaned.push(format!("removed {}", st.display())),
                 Ok(KilledStaging::Absent) => {}
-                // A run still writing into it (its registration lock already released as it
-                // ends): that run's, not a killed one's.
-                Ok(KilledStaging::Live) => continue,
+                // Its lock is taken though the run's is free (every process of the run holds
+                // both): left, registration and record with it, for the next try.
+                Ok(KilledStaging::Live) => {
+                    cleaned.push(format!("left {}: its lock is taken", st.display()));
+                    left += 1;
+                    continue;
+                }
                 Err(e) => {
                     // Still there: the registration (and its journal) stays for the next try.
                     cleaned.push(format!("could not remove {}: {e}", st.display()));
@@ -499,6 +617,82 @@ pub fn branch_checked_out_at(common_dir: &Path, branch: &str, bare: bool) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run killed between making its registration directory and writing `locked` leaves
+    /// a directory named for it, with nothing in it: taken back once that run is dead, a live
+    /// run's left alone.
+    #[test]
+    fn an_unmarked_new_registration_of_a_dead_run_is_removed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wt = tmp.path().join("worktrees");
+        std::fs::create_dir(&wt).expect("mkdir");
+        // pid 1 exists everywhere; it did not start at tick 1 (unless /proc cannot tell).
+        let dead = wt.join(format!("{NEW_PREFIX}1t1.00ff"));
+        let live = wt.join(format!("{NEW_PREFIX}{}.00ee", Stamp::current()));
+        std::fs::create_dir(&dead).expect("mkdir");
+        std::fs::create_dir(&live).expect("mkdir");
+        let said = clean_stale(tmp.path()).expect("clean");
+        assert!(live.is_dir(), "a live run's new registration was removed");
+        let init_reused = Stamp {
+            pid: 1,
+            start: Some(1),
+        };
+        if init_reused.is_alive() {
+            assert!(dead.is_dir());
+        } else {
+            assert!(!dead.exists(), "{said:?}");
+            assert_eq!(said, vec![format!("removed {}", dead.display())]);
+        }
+    }
+
+    #[test]
+    fn a_registration_is_made_under_its_new_name_and_renamed_to_its_id() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let reg = Registration::create(
+            tmp.path(),
+            OsStr::new("wt"),
+            &tmp.path().join("wt/.git"),
+            "0000000000000000000000000000000000000000",
+            None,
+            false,
+        )
+        .expect("create");
+        assert_eq!(reg.id(), "wt");
+        let names: Vec<_> = std::fs::read_dir(tmp.path().join("worktrees"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("wt")]);
+        let locked = std::fs::read(reg.path().join("locked")).expect("locked");
+        assert_eq!(lock_owner(&locked), Some(Stamp::current()));
+        // Taken: the next one is `wt1`, as git numbers them.
+        let again = Registration::create(
+            tmp.path(),
+            OsStr::new("wt"),
+            &tmp.path().join("x/wt/.git"),
+            "0000000000000000000000000000000000000000",
+            None,
+            false,
+        )
+        .expect("create");
+        assert_eq!(again.id(), "wt1");
+    }
+
+    #[test]
+    fn the_run_is_read_back_from_its_locked_text() {
+        let me = Stamp::current();
+        let text = format!("{LOCK_MARK}, pid {me})\n");
+        assert_eq!(lock_owner(text.as_bytes()), Some(me));
+        let old = format!("{LOCK_MARK}, pid 4242)\n");
+        assert_eq!(
+            lock_owner(old.as_bytes()),
+            Some(Stamp {
+                pid: 4242,
+                start: None
+            })
+        );
+        assert_eq!(lock_owner(b"initializing"), None);
+    }
 
     #[test]
     fn worktree_id_keeps_plain_names() {

@@ -331,12 +331,13 @@ impl Drop for Run {
     }
 }
 
-/// Creates a record `<pid>-<random>` in `registry` naming `common`, locked by this process.
+/// Creates a record `<stamp>-<random>` (the process's pid and start time, see
+/// `cowtree_fs::process`) in `registry` naming `common`, locked by this process.
 fn new_record(registry: &Path, common: &Path) -> Result<(std::fs::File, PathBuf)> {
     std::fs::create_dir_all(registry).map_err(Error::io("create directory", registry))?;
     let path = registry.join(format!(
         "{}-{:016x}",
-        std::process::id(),
+        cowtree_fs::process::Stamp::current(),
         cowtree_fs::staging::random_u64()
     ));
     let mut f = std::fs::OpenOptions::new()

@@ -394,3 +394,91 @@ fn an_interrupted_add_whose_staging_cannot_be_removed_leaves_it_all_to_the_print
     }
     panic!("in 10 tries, no run was interrupted with a file of its staging immutable");
 }
+
+/// The debris two fresh-clone runs of the README's tests found under load: `kill -9` of a run
+/// while a process it started still works (here `git branch`, held up by a
+/// `reference-transaction` hook; under load, any child between fork and exec). The child
+/// outlives the run, so a gc that judged the run dead by its own locks alone found its branch
+/// not yet made (and left it, made a moment later) or its staging still locked by the child (and
+/// left it). Every process of a run holds its registration's lock; gc waits for them to end,
+/// then takes everything back.
+#[test]
+fn gc_after_kill_9_waits_for_the_processes_the_run_started_and_takes_back_what_they_made() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let root = dir.path();
+    let src = make_repo(root, 50);
+    let started = root.join("hook-started");
+    let hook = src.join(".git/hooks/reference-transaction");
+    // Holds up only the first transaction that creates br0: `git branch` of the run.
+    fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\n\
+             if [ \"$1\" = prepared ] && [ ! -e '{m}' ] && grep -q refs/heads/br0; then\n\
+               : > '{m}'; sleep 2; : > '{m}.done'\n\
+             fi\n\
+             exit 0\n",
+            m = started.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let dst = root.join("deep0/x/wt0");
+    let mut child = cowtree(root)
+        .current_dir(&src)
+        .args(["git", "worktree", "add", "-b", "br0"])
+        .arg(&dst)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    while !started.exists() {
+        assert!(Instant::now() < until, "git branch never ran its hook");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    // The run is dead; its `git branch` sleeps on in the hook, about to make br0.
+    let out = cowtree(root).arg("gc").output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "gc: {said}");
+    // Whatever the orphaned `git branch` does, it has done it once its hook ended.
+    let done = root.join("hook-started.done");
+    let until = Instant::now() + Duration::from_secs(30);
+    while !done.exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        staging_under(root).is_empty(),
+        "{:?}; gc said: {said}",
+        staging_under(root)
+    );
+    assert!(
+        !assert_whole_or_nothing(root, &src, 0, &said),
+        "the killed run finished"
+    );
+    assert!(
+        fs::read_dir(src.join(".git/worktrees"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "a registration left; gc said: {said}"
+    );
+    assert!(
+        fs::read_dir(root.join("state/cowtree/git-worktree-add"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "the run's record left; gc said: {said}"
+    );
+    git(&src, &["fsck", "--no-progress"]);
+}

@@ -1030,6 +1030,7 @@ fn interrupts(base: &Path, rounds: u64) {
         let (dst, branch) = (base.join(format!("wt{i}")), format!("br{i}"));
         let what = format!("round {i}: signal {sig} after {delay:?}");
         let status = add_then_signal(&src, &home, &dst, &branch, delay, sig);
+        let mut gc_said = String::new();
         if sig == libc::SIGKILL {
             let out = Command::new(BIN)
                 .env_remove("COWTREE_STORE")
@@ -1040,8 +1041,20 @@ fn interrupts(base: &Path, rounds: u64) {
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{what}: gc: {out:?}");
+            gc_said = format!(
+                "gc said: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        assert!(stagings(base).is_empty(), "{what}: {:?}", stagings(base));
+        assert!(
+            stagings(base).is_empty(),
+            "{what}: {:?}; {gc_said}; registrations: {:?}",
+            stagings(base),
+            fs::read_dir(src.join(".git/worktrees"))
+                .map(|d| d.map(|e| e.unwrap().file_name()).collect::<Vec<_>>())
+                .unwrap_or_default()
+        );
         let list = git(&src, &["worktree", "list", "--porcelain"]);
         let branches = git(&src, &["branch", "--list", &branch]);
         println!(
