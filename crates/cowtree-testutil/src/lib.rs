@@ -28,6 +28,7 @@ pub use run::{git, strace, tool};
 #[cfg(target_os = "linux")]
 pub mod loop_mount;
 pub mod run;
+pub mod seed;
 #[cfg(target_os = "linux")]
 pub mod tree;
 #[cfg(target_os = "linux")]
@@ -272,13 +273,14 @@ impl XorShift {
         XorShift(seed.max(1))
     }
 
-    /// Seeded from the clock; the seed is printed (`what: seed N`) so that a failure can be
-    /// replayed with [`XorShift::new`].
+    /// Seeded from the binary's base seed (`COWTREE_TEST_SEED`, else the clock) and `what`
+    /// (see [`seed`]); the seed is printed (`what: seed N`), and a panic of the test that
+    /// took it prints the command that replays it.
+    #[track_caller]
     pub fn from_clock(what: &str) -> XorShift {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
-        println!("{what}: seed {seed}");
+        let seed = seed::for_name(what);
+        seed::note_taken(std::panic::Location::caller());
+        println!("{what}: seed {seed} ({}={})", seed::VAR, seed::base());
         XorShift::new(seed)
     }
 
@@ -293,6 +295,21 @@ impl XorShift {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
     }
+}
+
+/// A number no other call in any process is likely to get (the clock, the pid and a
+/// counter): for names that must not collide, such as a test's key prefix on a shared S3
+/// server. Not a seed: a replay need not reproduce it.
+pub fn unique_u64() -> u64 {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut x = XorShift::new(
+        nanos ^ (u64::from(std::process::id()) << 40) ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    x.next_u64()
 }
 
 /// Writes `len` bytes of a deterministic, non-repeating pattern seeded by `seed`.

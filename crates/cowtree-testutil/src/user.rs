@@ -117,7 +117,9 @@ impl TestUser {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("COWTREE_TEST_CHILD", "1");
+        .env("COWTREE_TEST_CHILD", "1")
+        // The child makes the choices the parent's seed makes (a replay replays both).
+        .env(crate::seed::VAR, crate::seed::base().to_string());
         for (k, v) in env {
             c.env(k, v);
         }

@@ -70,7 +70,7 @@ pub fn unique_prefix() -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    let n = XorShift::from_clock("prefix").next_u64();
+    let n = cowtree_testutil::unique_u64();
     format!("{name}-{}-{n:x}", std::process::id())
 }
 

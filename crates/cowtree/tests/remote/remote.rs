@@ -67,7 +67,7 @@ fn prefix() -> String {
     format!(
         "cli-{name}-{}-{:x}",
         std::process::id(),
-        XorShift::from_clock("prefix").next_u64()
+        cowtree_testutil::unique_u64()
     )
 }
 
