@@ -24,7 +24,7 @@ pyhome="$COWTREE_MOUNT_WORK/pyhome"
 mkdir -p "$pyhome"
 status=0
 (cd crates/cowtree-py/tests &&
-  HOME="$pyhome" XDG_DATA_HOME="$pyhome/data" XDG_STATE_HOME="$pyhome/state" \
+  COWTREE_TEST_WHEEL="$whl" COWTREE_TEST_TOOLS_BIN="$TOOLS/bin" HOME="$pyhome" XDG_DATA_HOME="$pyhome/data" XDG_STATE_HOME="$pyhome/state" \
     XDG_CACHE_HOME="$pyhome/cache" XDG_CONFIG_HOME="$pyhome/config" \
     "$PYVENV/bin/python" -m pytest -q -p no:cacheprovider .) || status=1
 echo "test.sh: the Python module: wheel, venv and tests took $((SECONDS - started)) s"

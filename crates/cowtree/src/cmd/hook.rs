@@ -17,6 +17,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use crate::exit::{CliError, CmdResult, Exit, Kind};
 
 mod base;
+mod program;
 mod settings;
 
 /// Hook handlers for agent tools.
@@ -430,26 +431,6 @@ impl serde::Serialize for Json {
     }
 }
 
-/// The command Claude Code runs for `event`: `cowtree ...` when the `cowtree` on PATH is this
-/// program, else this program's absolute path.
-fn hook_command(event: &str) -> String {
-    let me = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.canonicalize().ok());
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("cowtree"))
-            .find(|p| p.is_file())
-            .and_then(|p| p.canonicalize().ok())
-    });
-    let program = match (&me, &on_path) {
-        (Some(me), Some(p)) if me == p => "cowtree".to_owned(),
-        (Some(me), _) => shell_quote(&me.to_string_lossy()),
-        (None, _) => "cowtree".to_owned(),
-    };
-    format!("{program} hook claude-code {event}")
-}
-
 fn shell_quote(s: &str) -> String {
     if s.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b))
@@ -464,7 +445,7 @@ fn shell_quote(s: &str) -> String {
 /// claude-code <event>` is there. Returns the events added and those already present.
 fn merge_hooks(
     settings: &mut Json,
-    command: impl Fn(&str) -> String,
+    mut command: impl FnMut(&str) -> String,
 ) -> (Vec<String>, Vec<String>) {
     let (mut added, mut present) = (Vec::new(), Vec::new());
     let hooks = settings
@@ -540,13 +521,32 @@ fn install(a: &InstallArgs) -> CmdResult {
         ))
         .path(&file));
     }
-    let (added, present) = merge_hooks(&mut settings, hook_command);
+    // Decided (and checked) only when a hook is to be added: an install that changes nothing
+    // runs nothing.
+    let mut chosen: Option<program::Program> = None;
+    let mut failed = None;
+    let (added, present) = merge_hooks(&mut settings, |event| {
+        if chosen.is_none() && failed.is_none() {
+            match program::choose() {
+                Ok(p) => chosen = Some(p),
+                Err(e) => failed = Some(e),
+            }
+        }
+        let program = chosen.as_ref().map_or("cowtree", |p| p.command.as_str());
+        format!("{program} hook claude-code {event}")
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
     if !added.is_empty() {
         write_settings(&file, &settings)?;
     }
     if a.json {
         crate::cmd::print_json(&serde_json::json!({
             "settings": file, "added": added, "present": present,
+            "command": chosen.as_ref().map(|p| &p.command),
+            "how": chosen.as_ref().map(|p| p.how),
+            "why": chosen.as_ref().map(|p| &p.why),
         }))?;
     } else if added.is_empty() {
         println!(
@@ -554,12 +554,14 @@ fn install(a: &InstallArgs) -> CmdResult {
             file.display()
         );
     } else {
+        let p = chosen.as_ref().expect("chosen when a hook was added");
         println!(
-            "{}: added the {} hook{} (running `{}`){}",
+            "{}: added the {} hook{} (running `{} hook claude-code ...`: {}){}",
             file.display(),
             added.join(" and "),
             if added.len() > 1 { "s" } else { "" },
-            hook_command("..."),
+            p.command,
+            p.why,
             if present.is_empty() {
                 String::new()
             } else {

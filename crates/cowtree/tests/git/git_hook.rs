@@ -909,3 +909,109 @@ fn the_worktree_gets_the_ignored_files_worktreeinclude_names_and_no_other_ignore
     assert_eq!(fs::read(wt.join(".env.local")).unwrap(), b"LOCAL=1\n");
     assert_eq!(fs::read(wt.join("config/local.json")).unwrap(), b"{}\n");
 }
+
+/// `uvx cowtree hook claude-code install`: the program runs from uv's disposable environment,
+/// first on PATH, so "the `cowtree` on PATH is this program" holds only while it runs. The
+/// bare `cowtree` is never written: with no command shown to run this cowtree later, install
+/// refuses and changes nothing; with a lasting install of the same version further on PATH,
+/// that one's path is written. (The written `uvx --from cowtree==VERSION` command, with a real
+/// uv, is tested with the wheel: crates/cowtree-py/tests/test_hook_install.py.)
+#[test]
+fn install_from_a_disposable_uv_environment_never_writes_a_bare_cowtree() {
+    let Some(dir) = scratch(Fs::NoCow) else {
+        return;
+    };
+    let root = dir.path();
+    let src = make_repo(root);
+    let cache_bin = root.join("home/.cache/uv/archive-v0/Ab3xYz/bin");
+    let lasting = root.join("lasting/bin");
+    let empty = root.join("empty");
+    for d in [&cache_bin, &lasting, &empty] {
+        fs::create_dir_all(d).unwrap();
+    }
+    fs::write(
+        root.join("home/.cache/uv/CACHEDIR.TAG"),
+        "Signature: 8a477f597d28d172789f06886806bc55\n",
+    )
+    .unwrap();
+    fs::copy(BIN, cache_bin.join("cowtree")).unwrap();
+    let file = src.join(".claude/settings.local.json");
+    let run = |path: &str| {
+        let mut c = Command::new(cache_bin.join("cowtree"));
+        env(&mut c, root);
+        c.current_dir(&src)
+            .env("PATH", path)
+            .env_remove("UV_CACHE_DIR")
+            .env_remove("XDG_CACHE_HOME")
+            .args(["hook", "claude-code", "install", "--json"])
+            .output()
+            .unwrap()
+    };
+    // No uvx, no other cowtree: refused, nothing written.
+    let path = format!("{}:{}:/usr/bin:/bin", cache_bin.display(), empty.display());
+    let out = run(&path);
+    let err = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("disposable environment"), "{err}");
+    assert!(err.contains("uv tool install cowtree"), "{err}");
+    assert!(
+        !file.exists(),
+        "settings written: {}",
+        fs::read_to_string(&file).unwrap()
+    );
+
+    // A lasting install of the same version further on PATH: its path is the command.
+    fs::copy(BIN, lasting.join("cowtree")).unwrap();
+    let path = format!(
+        "{}:{}:/usr/bin:/bin",
+        cache_bin.display(),
+        lasting.display()
+    );
+    let out = run(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["how"], "persistent", "{j}");
+    let want = lasting.join("cowtree").canonicalize().unwrap();
+    assert_eq!(j["command"], want.to_str().unwrap(), "{j}");
+    let v = settings(&file);
+    assert_eq!(
+        v["hooks"]["WorktreeCreate"][0]["hooks"][0]["command"],
+        format!("{} hook claude-code worktree-create", want.display())
+    );
+    // The environment goes (`uv cache clean`); the hook still runs, as Claude Code runs it.
+    fs::remove_dir_all(root.join("home/.cache/uv")).unwrap();
+    let command = v["hooks"]["WorktreeCreate"][0]["hooks"][0]["command"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut c = Command::new("sh");
+    env(&mut c, root);
+    let mut child = c
+        .arg("-c")
+        .arg(&command)
+        .env("PATH", format!("{}:/usr/bin:/bin", empty.display()))
+        .current_dir(&src)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!(r#"{{"name":"later","cwd":"{}"}}"#, src.display()).as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(made.join(".git").is_file(), "{}", made.display());
+}
