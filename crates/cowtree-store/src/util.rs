@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::fs::{Mode, OFlags, openat};
 use rustix::io::Errno;
 
-/// A name no other process or call will pick: pid, a per-process counter and the clock.
+/// A name no other process or call will pick: the process's stamp (pid and start time,
+/// `cowtree_fs::process::Stamp`), a per-process counter and the clock.
 pub fn unique_suffix() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -16,7 +17,7 @@ pub fn unique_suffix() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("{}-{n}-{nanos:08x}", std::process::id())
+    format!("{}-{n}-{nanos:08x}", cowtree_fs::process::Stamp::current())
 }
 
 /// Opens the file `name` under `dir` for reading (not following a final symlink, never

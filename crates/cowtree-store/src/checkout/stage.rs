@@ -40,7 +40,7 @@ impl<'a> Stage<'a> {
         expect: Option<(u64, u64)>,
     ) -> Result<Stage<'a>> {
         let _ = cowtree_fs::staging::remove_stale(&dest.parent, &STAGING.prefix(&dest.name));
-        // `unique_suffix` starts with the pid, as the naming wants.
+        // `unique_suffix` starts with the process's stamp, as the naming wants.
         let mut name = STAGING.prefix(&dest.name);
         name.push(unique_suffix());
         let registration =
