@@ -338,8 +338,41 @@ const PRINTED: &[(&str, &str, &str)] = &[
     ),
     (
         "crates/cowtree/src/cmd/hook.rs",
-        "hook{} (running `{}`)",
-        "not a suggestion: the command the hook runs",
+        "hook{} (running `{} hook claude-code ...`: {}){}",
+        "not a suggestion: the command the hook runs (run as written in git_hook.rs: \
+         install_from_a_disposable_uv_environment_never_writes_a_bare_cowtree, and with uvx \
+         and pipx in crates/cowtree-py/tests/test_hook_install.py)",
+    ),
+    (
+        "crates/cowtree/src/cmd/hook/program.rs",
+        "the `cowtree` on PATH",
+        "not a suggestion: says which program the hook command names",
+    ),
+    (
+        "crates/cowtree/src/cmd/hook/program.rs",
+        "no `cowtree` is on PATH",
+        "not a suggestion: says why the hook command is an absolute path",
+    ),
+    (
+        "crates/cowtree/src/cmd/hook/program.rs",
+        "the command that makes it again, checked to print `{}`",
+        "not a suggestion: the version line the launcher printed",
+    ),
+    (
+        "crates/cowtree/src/cmd/hook/program.rs",
+        "tried.push(format!(\"`{} --version` {e}\"",
+        "not a suggestion: what was tried (the launcher's --version), said in the refusal",
+    ),
+    (
+        "crates/cowtree/src/cmd/hook/program.rs",
+        "`cowtree hook claude-code install` with that one",
+        "install_from_a_disposable_uv_environment_never_writes_a_bare_cowtree (git_hook.rs) \
+         runs the install again with a lasting install on PATH",
+    ),
+    (
+        "crates/cowtree/src/cmd/hook/program.rs",
+        "printed `{said}`, not `{}`",
+        "not a suggestion: what a launcher printed for --version",
     ),
     (
         "crates/cowtree-git/src/filters.rs",
