@@ -100,12 +100,56 @@ struct Place {
     dst: Dst,
 }
 
+/// What opening the repository decided: cowtree makes the worktree here, or git makes it
+/// (the reason, [`crate::facts`]).
+enum Opened {
+    Here(Box<Place>),
+    Git(String),
+}
+
 impl Place {
-    fn open(opts: &AddOptions) -> Result<Place> {
-        let repo = gix::discover(&opts.src).map_err(|e| Error::NotAWorktree {
-            path: opts.src.clone(),
-            source: e.into(),
-        })?;
+    /// Opens SRC's repository and reads its [`crate::facts::Facts`] before anything else;
+    /// a repository cowtree cannot open, or whose facts say so, is git's to make.
+    fn open(opts: &AddOptions) -> Result<Opened> {
+        if let Some(why) = crate::facts::environment_handover() {
+            return Ok(Opened::Git(why));
+        }
+        let repo = match gix::discover(&opts.src) {
+            Ok(r) => r,
+            Err(e) => {
+                // Not openable here: a repository all the same (an object format this build
+                // does not read, a format git refuses)? Then its facts say why git makes it.
+                if let Some((git_dir, common)) = crate::facts::discover_dirs(&opts.src)
+                    && let Ok(f) = crate::facts::Facts::read(
+                        &common,
+                        &git_dir,
+                        &|_| None,
+                        crate::facts::SUPPORT,
+                    )
+                    && let Some(why) = f.handover()
+                {
+                    return Ok(Opened::Git(why.to_owned()));
+                }
+                return Err(Error::NotAWorktree {
+                    path: opts.src.clone(),
+                    source: e.into(),
+                });
+            }
+        };
+        let facts = {
+            let config = repo.config_snapshot();
+            let lookup = |key: &str| config.string(key).map(|v| v.to_string());
+            crate::facts::Facts::read(
+                repo.common_dir(),
+                repo.git_dir(),
+                &lookup,
+                crate::facts::SUPPORT,
+            )
+            .map_err(Error::io("read the configuration of", repo.common_dir()))?
+        };
+        if let Some(why) = facts.handover() {
+            return Ok(Opened::Git(why.to_owned()));
+        }
         let current_root = match repo.workdir() {
             Some(w) => Some(w.canonicalize().map_err(Error::io("resolve", w))?),
             None => None,
@@ -116,13 +160,13 @@ impl Place {
             .map_err(Error::io("resolve", repo.common_dir()))?;
         let src_root = current_root.clone().unwrap_or_else(|| common.clone());
         let dst = Dst::examine(&opts.dst)?;
-        Ok(Place {
+        Ok(Opened::Here(Box::new(Place {
             repo,
             current_root,
             common,
             src_root,
             dst,
-        })
+        })))
     }
 }
 
@@ -144,7 +188,10 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     steps::start();
     resolve::check_options(opts)?;
     let umask = current_umask();
-    let at = Place::open(opts)?;
+    let at = match Place::open(opts)? {
+        Opened::Here(at) => at,
+        Opened::Git(why) => return crate::handover::run(opts, &why),
+    };
     steps::mark("open");
     let (cleaned, plan) = resolve_checked(&at, opts)?;
     steps::mark("resolve");
@@ -296,7 +343,7 @@ fn make_branch(
         new: commit,
         previous: b.previous,
     };
-    let start = branch::start_point(&at.repo, b, &opts.track, commit);
+    let start = branch::start_point(b);
     run.branch(undo, || {
         notes.extend(branch::make(
             &at.src_root,
@@ -432,6 +479,7 @@ fn report(
         cleaned: end.cleaned,
         notes: end.notes,
         hook: end.hook,
+        made_by_git: None,
     }
 }
 

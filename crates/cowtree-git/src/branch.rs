@@ -37,37 +37,13 @@ pub fn git(dir: &Path) -> Command {
     c
 }
 
-/// The start point to give `git branch` for `b`, which must come out at `commit` (what was
-/// checked out). The name as given where git's tracking depends on it: `--track`/`--no-track`,
-/// a remote-tracking branch (`branch.autoSetupMerge`'s default tracks it), a local branch
-/// under `autoSetupMerge=always|inherit`. Otherwise the commit itself, so that a start point
-/// that moves meanwhile (`HEAD` while someone commits) cannot put the branch elsewhere; the
-/// branch's reflog then says `Created from <commit>` where git's would name the start point.
-pub fn start_point(
-    repo: &gix::Repository,
-    b: &NewBranch,
-    track: &Track,
-    commit: ObjectId,
-) -> String {
-    if *track != Track::Default {
-        return b.start.clone();
-    }
-    let full = repo
-        .find_reference(b.start.as_str())
-        .ok()
-        .map(|r| r.name().as_bstr().to_string());
-    let merge = repo
-        .config_snapshot()
-        .string("branch.autoSetupMerge")
-        .map(|s| s.to_string().to_ascii_lowercase())
-        .unwrap_or_default();
-    match full.as_deref() {
-        Some(f) if f.starts_with("refs/remotes/") => b.start.clone(),
-        Some(f) if f.starts_with("refs/heads/") && (merge == "always" || merge == "inherit") => {
-            b.start.clone()
-        }
-        _ => commit.to_string(),
-    }
+/// The start point to give `git branch` for `b`: the name as given (`HEAD` without one,
+/// `@{-1}` for `-`), as `git worktree add` gives it, so that tracking and the branch's reflog
+/// (`branch: Created from HEAD`) are git's. A start point that moved meanwhile (`HEAD` while
+/// someone commits) is caught after `git branch` ran: the branch must be at the commit
+/// checked out, else the run fails and takes the branch back ([`crate::add`]).
+pub fn start_point(b: &NewBranch) -> String {
+    b.start.clone()
 }
 
 /// Creates (or with `-B` resets) `b` at `start` (see [`start_point`]) in the repository of

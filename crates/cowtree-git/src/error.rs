@@ -71,6 +71,26 @@ pub enum Error {
         /// Why.
         cause: &'static str,
     },
+    /// The worktree is to be made by `git worktree add` itself ([`crate::handover`]), and an
+    /// option asks for what git cannot do.
+    #[error("{what} cannot be honoured: this worktree is made by `git worktree add` ({why})")]
+    Handover {
+        /// Why git makes it.
+        why: String,
+        /// The option, and why git cannot honour it.
+        what: &'static str,
+    },
+    /// `git worktree add`, run to make the worktree ([`crate::handover`]), failed: its
+    /// message (already passed on) and exit status are the result.
+    #[error("{message} (`git worktree add` ran because of {why})")]
+    GitRefused {
+        /// git's exit status.
+        status: i32,
+        /// git's last line of error output.
+        message: String,
+        /// Why git made it.
+        why: String,
+    },
     /// SRC uses sparse checkout, which is not handled: DST would be a full checkout, unlike
     /// what `git worktree add` makes from a sparse worktree.
     #[error("{path}: sparse checkout ({why}) is not handled; use `git worktree add`")]

@@ -17,6 +17,9 @@ pub enum Method {
     Subvolume,
     /// Nothing to check out (`--no-checkout`, `--orphan`).
     None,
+    /// `git worktree add` made it ([`crate::handover`]); [`crate::AddReport::made_by_git`]
+    /// says why.
+    Git,
 }
 
 impl Method {
@@ -26,6 +29,7 @@ impl Method {
             Method::PerFile => "per-file",
             Method::Subvolume => "subvolume",
             Method::None => "none",
+            Method::Git => "git",
         }
     }
 }

@@ -220,6 +220,8 @@ pub struct AddReport {
     pub notes: Vec<String>,
     /// `post-checkout`: `Some(code)` when the hook ran and failed.
     pub hook: Option<i32>,
+    /// `Some(why)` when `git worktree add` made the worktree ([`crate::handover`]).
+    pub made_by_git: Option<String>,
 }
 
 /// What `git worktree add` made, counted: the tree's entries, where each file's bytes came

@@ -534,6 +534,10 @@ struct JsonReport {
     fallback: Option<String>,
     notes: Vec<String>,
     cleaned: Vec<String>,
+    /// `cowtree`, or `git` when `git worktree add` made it (docs/git.md, "Made by git").
+    made_by: &'static str,
+    /// Why git made it.
+    made_by_reason: Option<String>,
     seconds: f64,
 }
 
@@ -710,6 +714,16 @@ pub fn git_error(e: cowtree_git::Error) -> CliError {
         E::Checkout { path, .. } => CliError::new(msg).kind(Kind::Refused).path(path),
         E::Io { path, .. } => CliError::new(msg).kind(Kind::Io).path(path),
         E::Interrupted => CliError::with_code(msg, 130).kind(Kind::Interrupted),
+        E::Handover { what, .. } if what.starts_with("--strict") => {
+            CliError::with_code(msg, EXIT_STRICT).kind(Kind::Refused)
+        }
+        E::Handover { .. } => CliError::new(msg).kind(Kind::Refused),
+        // git's own refusal: its exit status (git's message is already on stderr).
+        E::GitRefused { status, .. } => CliError::with_code(
+            msg,
+            u8::try_from(status).ok().filter(|c| *c != 0).unwrap_or(1),
+        )
+        .kind(Kind::Refused),
         E::Git { path, .. } => CliError::new(msg).path(path),
     }
 }
@@ -761,6 +775,12 @@ fn json(r: &AddReport, seconds: f64) -> JsonReport {
         fallback: r.fallback.as_ref().map(|(c, _)| c.as_str().to_owned()),
         notes: r.notes.clone(),
         cleaned: r.cleaned.clone(),
+        made_by: if r.made_by_git.is_some() {
+            "git"
+        } else {
+            "cowtree"
+        },
+        made_by_reason: r.made_by_git.clone(),
         seconds: (seconds * 1000.0).round() / 1000.0,
     }
 }
@@ -808,6 +828,14 @@ fn print_summary(r: &AddReport, seconds: f64) {
         Some(reason) => format!(", locked ({reason})"),
         None => String::new(),
     };
+    if let Some(why) = &r.made_by_git {
+        println!(
+            "worktree {} ({head}{lock}): made by `git worktree add` ({why}), in {:.3} s",
+            r.dst.display(),
+            seconds
+        );
+        return;
+    }
     if r.method == cowtree_git::Method::None {
         println!(
             "worktree {} ({head}{lock}): nothing checked out, in {:.3} s",

@@ -216,18 +216,25 @@ fn create() -> CmdResult {
     };
     let report = cowtree_git::add(&opts).map_err(crate::cmd::git::git_error)?;
     // stdout is Claude Code's: the path alone. People read stderr.
-    eprintln!(
-        "cowtree: worktree {} on branch {}: {} entries, {} cloned, {} from objects",
-        report.dst.display(),
-        match &report.head {
-            cowtree_git::HeadReport::Branch { name, .. }
-            | cowtree_git::HeadReport::Unborn { name } => name.as_str(),
-            cowtree_git::HeadReport::Detached => "(detached)",
-        },
-        report.counts.entries,
-        report.counts.cloned,
-        report.counts.from_objects
-    );
+    if let Some(why) = &report.made_by_git {
+        eprintln!(
+            "cowtree: worktree {} made by `git worktree add` ({why})",
+            report.dst.display()
+        );
+    } else {
+        eprintln!(
+            "cowtree: worktree {} on branch {}: {} entries, {} cloned, {} from objects",
+            report.dst.display(),
+            match &report.head {
+                cowtree_git::HeadReport::Branch { name, .. }
+                | cowtree_git::HeadReport::Unborn { name } => name.as_str(),
+                cowtree_git::HeadReport::Detached => "(detached)",
+            },
+            report.counts.entries,
+            report.counts.cloned,
+            report.counts.from_objects
+        );
+    }
     if let Some((cause, first)) = &report.fallback {
         eprintln!(
             "cowtree: files were copied, not reflinked: {} (first: {})",

@@ -872,44 +872,65 @@ fn files_git_filters_on_checkout_are_written_through_the_filters_not_cloned() {
     assert_status_clean(&dst2);
 }
 
+/// A sparse SRC (a skip-worktree entry alone, or a cone-mode sparse checkout) is made by
+/// `git worktree add` itself until cowtree makes sparse worktrees: the worktree is git's, and
+/// the report says so and why.
 #[test]
-fn sparse_checkout_src_is_refused_naming_what_shows_it() {
+fn sparse_checkout_src_is_made_by_git_saying_why() {
     let Some(dir) = scratch(Fs::Xfs) else { return };
     let src = make_repo(dir.path());
-    let dst = dir.path().join("dst");
     // A skip-worktree entry alone (as `git update-index --skip-worktree` leaves it).
     git(&src, &["update-index", "--skip-worktree", "d0/sub0/f0.txt"]);
-    let out = add(&src, &[dst.as_os_str(), os("--detach")]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let dst = dir.path().join("dst");
+    let r = add_ok(&src, &[dst.as_os_str(), os("--detach")]);
+    assert_eq!(r["made_by"], "git", "{r}");
+    assert_eq!(r["method"], "git", "{r}");
     assert!(
-        err.contains(&format!("{}: sparse checkout", src.display()))
-            && err.contains("d0/sub0/f0.txt is marked skip-worktree"),
-        "{err}"
+        r["made_by_reason"]
+            .as_str()
+            .unwrap()
+            .contains("skip-worktree"),
+        "{r}"
     );
-    assert!(!dst.exists());
+    let by_git = dir.path().join("by-git");
+    git(
+        &src,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            by_git.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(tree(&dst), tree(&by_git));
     git(
         &src,
         &["update-index", "--no-skip-worktree", "d0/sub0/f0.txt"],
     );
-    // A cone-mode sparse checkout.
+    // A cone-mode sparse checkout: the patterns go with it, as git copies them.
     git(&src, &["sparse-checkout", "set", "d1"]);
     assert!(!src.join("d0").exists(), "git made SRC sparse");
-    let out = add(&src, &[dst.as_os_str(), os("--detach")]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("core.sparseCheckout is true"), "{err}");
-    assert!(!dst.exists());
+    let dst2 = dir.path().join("dst2");
+    let r = add_ok(&src, &[dst2.as_os_str(), os("--detach")]);
+    assert_eq!(r["made_by"], "git", "{r}");
     assert!(
-        !src.join(".git/worktrees").exists()
-            || fs::read_dir(src.join(".git/worktrees")).unwrap().count() == 0
+        r["made_by_reason"]
+            .as_str()
+            .unwrap()
+            .contains("core.sparseCheckout is true"),
+        "{r}"
     );
-    // Back to a full checkout: accepted again.
+    assert!(!dst2.join("d0").exists() && dst2.join("d1").is_dir());
+    assert_eq!(git(&dst2, &["sparse-checkout", "list"]), "d1\n");
+    // Back to a full checkout: made by cowtree again.
     git(&src, &["sparse-checkout", "disable"]);
     next_second();
     git(&src, &["status", "--porcelain"]);
-    add_ok(&src, &[dst.as_os_str(), os("--detach")]);
-    assert_status_clean(&dst);
+    let dst3 = dir.path().join("dst3");
+    let r = add_ok(&src, &[dst3.as_os_str(), os("--detach")]);
+    assert_eq!(r["made_by"], "cowtree", "{r}");
+    assert_status_clean(&dst3);
 }
 
 #[test]
@@ -1017,11 +1038,13 @@ fn dst_on_another_filesystem_copies_with_one_message() {
     assert_index_matches_lstat(&dst);
 }
 
+/// An untracked cache in SRC's index (without `core.untrackedCache` set) is SRC's own: git's
+/// new worktree has none, and neither has cowtree's. (With `core.untrackedCache=true` git's
+/// new index gets one: that worktree is made by git, see facts.rs.)
 #[test]
 fn untracked_cache_and_fsmonitor_data_are_not_carried_into_dst_index() {
     let Some(dir) = scratch(Fs::Xfs) else { return };
     let src = make_repo(dir.path());
-    git(&src, &["config", "core.untrackedCache", "true"]);
     git(&src, &["update-index", "--untracked-cache"]);
     git(&src, &["status", "--porcelain"]);
     let src_index = fs::read(src.join(".git/index")).unwrap();
@@ -1030,7 +1053,21 @@ fn untracked_cache_and_fsmonitor_data_are_not_carried_into_dst_index() {
         "SRC has an untracked cache"
     );
     let dst = dir.path().join("dst");
-    add_ok(&src, &[os("--detach"), dst.as_os_str()]);
+    let r = add_ok(&src, &[os("--detach"), dst.as_os_str()]);
+    assert_eq!(r["made_by"], "cowtree", "{r}");
+    let by_git = dir.path().join("by-git");
+    git(
+        &src,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            by_git.to_str().unwrap(),
+        ],
+    );
+    let git_index = fs::read(src.join(".git/worktrees/by-git/index")).unwrap();
+    assert!(!git_index.windows(4).any(|w| w == b"UNTR"), "git's has one");
     let admin = git(&dst, &["rev-parse", "--git-dir"]);
     let dst_index = fs::read(Path::new(admin.trim()).join("index")).unwrap();
     for ext in [b"UNTR", b"FSMN"] {
