@@ -95,6 +95,8 @@ struct Place {
     current_root: Option<PathBuf>,
     /// `$GIT_COMMON_DIR`, resolved.
     common: PathBuf,
+    /// What the repository is ([`crate::facts`]).
+    facts: crate::facts::Facts,
     /// Where git's own commands run: the worktree the command runs in, or the bare repository.
     src_root: PathBuf,
     dst: Dst,
@@ -164,6 +166,7 @@ impl Place {
             repo,
             current_root,
             common,
+            facts,
             src_root,
             dst,
         })))
@@ -387,7 +390,15 @@ fn write_registration(
         .map_err(Error::io("write", staged.staging_path.join(".git")))?;
     steps::mark("branch, .git file");
     let index_stat_entries = match index {
-        Some(index) => run.with_registration(|reg| write_index(reg, &index))?,
+        Some(mut index) => {
+            if at.facts.ignore_stat {
+                // git's checkout marks every entry it writes (`fill_stat_cache_info`).
+                for e in index.entries_mut() {
+                    e.flags |= gix::index::entry::Flags::ASSUME_VALID;
+                }
+            }
+            run.with_registration(|reg| write_index(reg, &index))?
+        }
         None => 0,
     };
     steps::mark("write the index");

@@ -209,6 +209,8 @@ pub struct Facts {
     pub worktree_config: bool,
     /// `extensions.partialClone`: the promisor remote.
     pub partial_clone: Option<String>,
+    /// `core.ignoreStat`: git's checkout marks every entry it writes assume-unchanged.
+    pub ignore_stat: bool,
     /// Why `git worktree add` itself must make the worktree, or `None`.
     handover: Option<String>,
 }
@@ -266,9 +268,16 @@ impl Facts {
         if bool_of("core.sparsecheckout") == Some(Some(true)) && !support.sparse {
             handover.get_or_insert("sparse checkout (core.sparseCheckout is true)".into());
         }
-        if bool_of("core.ignorestat") == Some(Some(true)) {
-            handover.get_or_insert("core.ignoreStat (every index entry assume-unchanged)".into());
-        }
+        let ignore_stat = match config("core.ignorestat") {
+            None => false,
+            Some(v) => match git_bool(&v) {
+                Some(b) => b,
+                None => {
+                    handover.get_or_insert(format!("core.ignoreStat = {v}"));
+                    false
+                }
+            },
+        };
         for key in [
             "core.splitindex",
             "core.untrackedcache",
@@ -297,6 +306,7 @@ impl Facts {
             ref_storage,
             worktree_config,
             partial_clone,
+            ignore_stat,
             handover,
         })
     }
