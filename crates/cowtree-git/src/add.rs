@@ -220,12 +220,21 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         staging_path: &staged.staging_path,
         admin_dir: &staged.admin_dir,
         umask,
+        facts: &at.facts,
     })?;
     let t_tree = t_tree.elapsed();
     steps::mark("tree");
     let notes = make_branch(&at, &run, opts, &plan)?;
-    let index_stat_entries =
-        write_registration(&at, &run, opts, &plan, &staging, &staged, made.index.take())?;
+    let index_stat_entries = write_registration(
+        &at,
+        &run,
+        opts,
+        &plan,
+        &staging,
+        &staged,
+        made.index.take(),
+        made.sparse_index_tree.take(),
+    )?;
     publish(&at, run, opts, staging, &staged)?;
     steps::mark("publish");
     steps::print();
@@ -374,6 +383,7 @@ fn make_branch(
 /// DST's `.git` file (in staging), its index, HEAD's final value, its reflog and the other
 /// files git leaves in the registration; with `--sync`, everything made so far durable before
 /// DST appears. How many index entries git trusts without reading the file.
+#[allow(clippy::too_many_arguments)]
 fn write_registration(
     at: &Place,
     run: &run::Run,
@@ -382,6 +392,7 @@ fn write_registration(
     staging: &staging::Staging<'_>,
     staged: &Staged,
     index: Option<gix::index::File>,
+    sparse_tree: Option<gix::index::extension::Tree>,
 ) -> Result<u64> {
     let mut dotgit = b"gitdir: ".to_vec();
     dotgit.extend_from_slice(staged.admin_dir.as_os_str().as_bytes());
@@ -397,7 +408,7 @@ fn write_registration(
                     e.flags |= gix::index::entry::Flags::ASSUME_VALID;
                 }
             }
-            run.with_registration(|reg| write_index(reg, &index))?
+            run.with_registration(|reg| write_index(reg, &index, sparse_tree.as_ref()))?
         }
         None => 0,
     };
@@ -405,6 +416,10 @@ fn write_registration(
     run.with_registration(|reg| reg.write("HEAD", format!("{}\n", plan.head_line).as_bytes()))?;
     run.with_registration(|reg| write_head_logs(&at.repo, reg, plan, opts.checkout, &at.src_root))?;
     run.with_registration(|reg| copy_worktree_config(&at.repo, reg))?;
+    if let Some(sparse) = &at.facts.sparse {
+        // git's `copy_sparse_checkout`: the current worktree's patterns, as they are.
+        run.with_registration(|reg| reg.write_in("info", "sparse-checkout", &sparse.patterns))?;
+    }
     steps::mark("HEAD, logs");
     if opts.sync {
         // Everything built and written so far reaches the disk before DST appears: the tree

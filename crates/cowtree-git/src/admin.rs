@@ -13,8 +13,16 @@ use crate::{branch, index_file, register, resolve, steps};
 /// the first `git status` reads those few files, and trusts the others. Returns how many
 /// entries git trusts without reading the file (stat data recorded, not racy by git's rule in
 /// whole seconds).
-pub(crate) fn write_index(reg: &register::Registration, target: &gix::index::File) -> Result<u64> {
+pub(crate) fn write_index(
+    reg: &register::Registration,
+    target: &gix::index::File,
+    sparse_tree: Option<&gix::index::extension::Tree>,
+) -> Result<u64> {
     let (secs, _) = reg.write_index(|w| {
+        if let Some(tree) = sparse_tree {
+            let bytes = index_file::encode_with(target, Some(tree), true)?;
+            return std::io::Write::write_all(w, &bytes);
+        }
         if !index_file::supported(target) {
             return target
                 .write_to(w, gix::index::write::Options::default())

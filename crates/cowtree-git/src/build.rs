@@ -53,6 +53,8 @@ pub enum Made {
     },
     /// A submodule, left as an empty directory.
     Submodule,
+    /// Left out by the sparse checkout (skip-worktree): nothing written.
+    Skipped,
 }
 
 /// The outcome for one entry: how it was made and the stat data for DST's index (`None`: an
@@ -132,6 +134,9 @@ pub fn create_dirs(input: &BuildInput<'_>) -> Result<()> {
     let mut made: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
     let backing = input.target.path_backing();
     for e in input.target.entries() {
+        if e.flags.contains(gix::index::entry::Flags::SKIP_WORKTREE) {
+            continue;
+        }
         let path = e.path_in(backing);
         let bytes: &[u8] = path.as_ref();
         let mut dirs: Vec<&[u8]> = bytes
@@ -246,6 +251,21 @@ pub fn build(input: &BuildInput<'_>, fallback: &Fallback) -> Result<Vec<EntryRes
                 (repo, filters)
             },
             |(repo, filters), &(a, b)| {
+                let skipped = |i: usize| {
+                    entries[i]
+                        .flags
+                        .contains(gix::index::entry::Flags::SKIP_WORKTREE)
+                };
+                if (a..b).all(skipped) {
+                    // A directory the sparse checkout leaves out: never made.
+                    return Ok((a..b)
+                        .map(|_| EntryResult {
+                            made: Made::Skipped,
+                            stat: None,
+                            bytes: 0,
+                        })
+                        .collect());
+                }
                 let parent = split(entries[a].path_in(backing)).0;
                 let src_dir = src_root.as_ref().and_then(|r| {
                     if parent.is_empty() {
@@ -314,6 +334,16 @@ fn one(
     let path = entry.path_in(backing);
     let name = os(split(path).1);
     let dst_path = || input.staging_path.join(os(path));
+    if entry
+        .flags
+        .contains(gix::index::entry::Flags::SKIP_WORKTREE)
+    {
+        return Ok(EntryResult {
+            made: Made::Skipped,
+            stat: None,
+            bytes: 0,
+        });
+    }
     let kind = Kind::of(entry.mode);
     let mode = if entry.mode == Mode::FILE_EXECUTABLE {
         0o777

@@ -91,15 +91,6 @@ pub enum Error {
         /// Why git made it.
         why: String,
     },
-    /// SRC uses sparse checkout, which is not handled: DST would be a full checkout, unlike
-    /// what `git worktree add` makes from a sparse worktree.
-    #[error("{path}: sparse checkout ({why}) is not handled; use `git worktree add`")]
-    Sparse {
-        /// The source worktree.
-        path: PathBuf,
-        /// What shows it: the config key, or an index entry that git keeps out of the worktree.
-        why: String,
-    },
     /// git's checkout of a file fails (and so would `git worktree add`): a required filter
     /// driver failed, or an attribute git refuses.
     #[error("{path}: {why}; git's checkout fails on it too")]

@@ -191,8 +191,19 @@ pub const SUPPORT: Support = Support {
     sha256: true,
     reftable: false,
     partial_clone: false,
-    sparse: false,
+    sparse: true,
 };
+
+/// A sparse checkout, as `git worktree add` copies it ([`crate::sparse`] reads the patterns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sparse {
+    /// The bytes of `$GIT_DIR/info/sparse-checkout` (copied into the new registration).
+    pub patterns: Vec<u8>,
+    /// `core.sparseCheckoutCone`.
+    pub cone: bool,
+    /// `index.sparse`.
+    pub sparse_index: bool,
+}
 
 /// The facts every step reads (see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,6 +222,9 @@ pub struct Facts {
     pub partial_clone: Option<String>,
     /// `core.ignoreStat`: git's checkout marks every entry it writes assume-unchanged.
     pub ignore_stat: bool,
+    /// The sparse checkout of the worktree the command runs in, which `git worktree add`
+    /// copies into the new one (`core.sparseCheckout` true).
+    pub sparse: Option<Sparse>,
     /// Why `git worktree add` itself must make the worktree, or `None`.
     handover: Option<String>,
 }
@@ -265,9 +279,47 @@ impl Facts {
         let worktree_config = format
             .extension("worktreeconfig")
             .is_some_and(|v| git_bool(v) == Some(true));
-        if bool_of("core.sparsecheckout") == Some(Some(true)) && !support.sparse {
-            handover.get_or_insert("sparse checkout (core.sparseCheckout is true)".into());
-        }
+        let sparse = match bool_of("core.sparsecheckout") {
+            Some(Some(true)) => {
+                let file = git_dir.join("info/sparse-checkout");
+                let patterns = match std::fs::read(&file) {
+                    Ok(b) => Some(b),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(e),
+                };
+                let cone = match bool_of("core.sparsecheckoutcone") {
+                    None => false,
+                    Some(Some(b)) => b,
+                    Some(None) => {
+                        handover.get_or_insert("core.sparseCheckoutCone is not a boolean".into());
+                        false
+                    }
+                };
+                let sparse_index = bool_of("index.sparse") == Some(Some(true));
+                if !support.sparse {
+                    handover.get_or_insert("sparse checkout (core.sparseCheckout is true)".into());
+                }
+                if patterns.is_none() {
+                    handover.get_or_insert(format!(
+                        "sparse checkout without its patterns file {}",
+                        shown(&file)
+                    ));
+                }
+                if bool_of("core.ignorecase") == Some(Some(true)) {
+                    handover.get_or_insert("sparse checkout with core.ignoreCase".into());
+                }
+                Some(Sparse {
+                    patterns: patterns.unwrap_or_default(),
+                    cone,
+                    sparse_index,
+                })
+            }
+            Some(None) => {
+                handover.get_or_insert("core.sparseCheckout is not a boolean".into());
+                None
+            }
+            _ => None,
+        };
         let ignore_stat = match config("core.ignorestat") {
             None => false,
             Some(v) => match git_bool(&v) {
@@ -296,9 +348,6 @@ impl Facts {
         {
             handover.get_or_insert(format!("core.checkStat = {v}"));
         }
-        if index_has_skip_worktree(git_dir) && !support.sparse {
-            handover.get_or_insert("entries outside the sparse checkout (skip-worktree)".into());
-        }
         Ok(Facts {
             common_dir: common_dir.to_owned(),
             format,
@@ -307,6 +356,7 @@ impl Facts {
             worktree_config,
             partial_clone,
             ignore_stat,
+            sparse,
             handover,
         })
     }
@@ -345,17 +395,6 @@ pub fn environment_handover() -> Option<String> {
         .iter()
         .find(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
         .map(|v| format!("{v} is set in the environment"))
-}
-
-/// Whether the index in `git_dir` has an entry with the skip-worktree flag, or is a sparse
-/// index: read from the index file's entries, as git's sparse checkout leaves them. An index
-/// that cannot be read says nothing (the step that reads it later reports it).
-fn index_has_skip_worktree(git_dir: &Path) -> bool {
-    let path = git_dir.join("index");
-    let Ok(bytes) = std::fs::read(&path) else {
-        return false;
-    };
-    crate::sparse_scan::has_skip_worktree(&bytes)
 }
 
 /// The git directory and common directory of the repository `start` is in, found as git's

@@ -17,6 +17,16 @@ const CHUNK: usize = 8192;
 
 /// The bytes of the index file for `state` (SHA-1 and SHA-256 repositories; see [`supported`]).
 pub fn encode(state: &gix::index::State) -> std::io::Result<Vec<u8>> {
+    encode_with(state, state.tree(), state.is_sparse())
+}
+
+/// [`encode`] with the cache-tree `tree` and, with `sparse`, the sparse-directory extension
+/// (a sparse index: [`crate::cache_tree::collapse`]), in place of `state`'s own.
+pub fn encode_with(
+    state: &gix::index::State,
+    tree: Option<&gix::index::extension::Tree>,
+    sparse: bool,
+) -> std::io::Result<Vec<u8>> {
     let entries = state.entries();
     let extended = entries.iter().any(|e| e.flags.contains(Flags::EXTENDED));
     let count = entries
@@ -50,12 +60,12 @@ pub fn encode(state: &gix::index::State) -> std::io::Result<Vec<u8>> {
     }
     let offset_to_extensions = out.len() as u32;
     let mut toc: Vec<(extension::Signature, u32)> = Vec::new();
-    if let Some(tree) = state.tree() {
+    if let Some(tree) = tree {
         let start = out.len();
         tree.write_to(&mut out)?;
         toc.push((extension::tree::SIGNATURE, (out.len() - start - 8) as u32));
     }
-    if state.is_sparse() {
+    if sparse {
         let start = out.len();
         extension::sparse::write_to(&mut out)?;
         toc.push((extension::sparse::SIGNATURE, (out.len() - start - 8) as u32));

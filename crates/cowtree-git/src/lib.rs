@@ -25,7 +25,10 @@
 //! - Where the filesystems cannot reflink, files are copied and [`AddReport::fallback`] says
 //!   why; with [`AddOptions::strict`] that is an error instead.
 //! - Submodules are not handled: they are left as empty directories, as git leaves them.
-//!   A SRC using sparse checkout (or any skip-worktree entry) is refused.
+//!   A sparse checkout in the worktree the command runs in is copied and applied as git
+//!   applies it ([`sparse`]): entries it leaves out are skip-worktree and never written.
+//! - A repository state cowtree does not make exactly as git would is made by `git worktree
+//!   add` itself, and the report says why ([`facts`], [`handover`]).
 //! - A file that git's checkout filters would change (`.gitattributes` `filter=`, `ident`,
 //!   `working-tree-encoding`, CRLF line endings; see [`filters`]) is never cloned: it is
 //!   written from the object database through gitoxide's filter pipeline.
@@ -40,6 +43,7 @@ pub mod blob_hash;
 pub mod branch;
 pub mod build;
 pub mod by_snapshot;
+pub mod cache_tree;
 pub mod clone;
 pub mod conversion;
 pub mod cost;
@@ -59,7 +63,7 @@ pub mod register;
 pub mod resolve;
 pub mod run;
 pub mod sizes;
-mod sparse_scan;
+pub mod sparse;
 mod steps;
 pub mod tree;
 pub mod trust;

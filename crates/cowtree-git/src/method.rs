@@ -85,6 +85,9 @@ pub enum PerFileReason {
         /// Entries the per-file way creates.
         create: u64,
     },
+    /// A sparse checkout: the per-file way writes only what the patterns take, where a
+    /// snapshot holds what SRC holds.
+    Sparse,
 }
 
 impl PerFileReason {
@@ -114,6 +117,7 @@ impl PerFileReason {
             PerFileReason::Owner { .. } => "owner",
             PerFileReason::NoSource => "no-source",
             PerFileReason::Cost { .. } => "cost",
+            PerFileReason::Sparse => "sparse",
         }
     }
 }
@@ -157,6 +161,10 @@ impl fmt::Display for PerFileReason {
                 f,
                 "no worktree of the repository can lend its files: every file is written from \
                  the object database"
+            ),
+            PerFileReason::Sparse => write!(
+                f,
+                "a sparse checkout: only the entries its patterns take are written"
             ),
             PerFileReason::Cost { remove, create } => write!(
                 f,

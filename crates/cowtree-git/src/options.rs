@@ -228,8 +228,11 @@ pub struct AddReport {
 /// from, and how many bytes were shared or written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AddCounts {
-    /// Tracked entries.
+    /// Tracked entries in the worktree.
     pub entries: u64,
+    /// Tracked entries the sparse checkout leaves out (in the index, skip-worktree, not
+    /// written).
+    pub skipped: u64,
     /// Files reflinked from SRC.
     pub cloned: u64,
     /// Files copied from SRC (no reflink possible).

@@ -289,6 +289,23 @@ impl Registration {
             .map_err(Error::io("write", self.path().join(name)))
     }
 
+    /// Writes the file `name` in the subdirectory `sub` of the registration directory (made
+    /// if missing, as git's `safe_create_leading_directories`), replacing it atomically.
+    pub fn write_in(&self, sub: &str, name: &str, bytes: &[u8]) -> Result<()> {
+        let at = self.path().join(sub);
+        match self.dir.create_dir(OsStr::new(sub), 0o777) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create directory", &at)(e)),
+        }
+        let d = self
+            .dir
+            .open_dir(OsStr::new(sub))
+            .map_err(Error::io("open", &at))?;
+        write_atomic(&d, OsStr::new(name), bytes, 0o666, self.sync)
+            .map_err(Error::io("write", at.join(name)))
+    }
+
     /// Writes the index through `fill` into a temporary file, renamed to `index` when done.
     /// Returns the index file's mtime (seconds, nanoseconds) after the rename.
     pub fn write_index(

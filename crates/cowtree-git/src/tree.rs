@@ -153,6 +153,10 @@ fn per_file(input: &Input<'_>, prep: &Prepared, staging: &Staging<'_>) -> Result
                     }
                 }
                 EntryMade::Submodule => made.submodules.push(e.path_in(&backing).to_string()),
+                EntryMade::Skipped => {
+                    made.counts.entries -= 1;
+                    made.counts.skipped += 1;
+                }
             }
             e.stat = r.stat.unwrap_or_default();
         }
@@ -161,6 +165,23 @@ fn per_file(input: &Input<'_>, prep: &Prepared, staging: &Staging<'_>) -> Result
         made.fallback = made.ignored.as_ref().and_then(|i| i.fallback.clone());
     }
     // SRC's own index (--with-changes) keeps its own cache-tree, valid for its entries.
-    made.index = Some(prep.finish_index(target, opts.with_changes));
+    let index = prep.finish_index(target, opts.with_changes);
+    match input.facts.sparse.as_ref() {
+        Some(sparse) if sparse.sparse_index && !opts.with_changes => {
+            let patterns = crate::sparse::Patterns::parse(&sparse.patterns, sparse.cone);
+            if patterns.is_cone() {
+                // git collapses the index it writes (`convert_to_sparse`), from the full
+                // cache-tree of the tree it checked out.
+                let full = crate::cache_tree::of_tree(input.repo, prep.tree_id)?;
+                let (state, tree) =
+                    crate::cache_tree::collapse(&index, &full, &|d| patterns.cone_excludes_dir(d));
+                made.index = Some(gix::index::File::from_state(state, index.path().to_owned()));
+                made.sparse_index_tree = Some(tree);
+            } else {
+                made.index = Some(index);
+            }
+        }
+        _ => made.index = Some(index),
+    }
     Ok(made)
 }

@@ -41,6 +41,8 @@ pub struct Input<'a> {
     pub admin_dir: &'a Path,
     /// The process's umask.
     pub umask: u32,
+    /// What the repository is ([`crate::facts`]).
+    pub facts: &'a crate::facts::Facts,
 }
 
 /// The tree made, and DST's index to write.
@@ -54,6 +56,9 @@ pub struct Made {
     pub reason: Option<PerFileReason>,
     /// DST's index (`None`: no index, as after `--no-checkout`), with DST's stat data.
     pub index: Option<gix::index::File>,
+    /// A sparse index to write instead of `index`'s own form: its cache-tree, made over
+    /// the collapsed entries ([`crate::cache_tree::collapse`]; `index` holds those entries).
+    pub sparse_index_tree: Option<gix::index::extension::Tree>,
     /// What was made, counted.
     pub counts: crate::AddCounts,
     /// Submodules left empty.
@@ -119,7 +124,6 @@ impl Prepared {
             "read commit",
             PathBuf::from(commit_id.to_string()),
         ))?;
-        refuse_sparse_config(repo, input.current_root)?;
         let mine = match input.current_root {
             Some(root) => Some(crate::donor::current(repo, root)?),
             None => None,
@@ -167,8 +171,10 @@ impl Prepared {
             crate::steps::mark("choose SRC");
             (target, src, Some(tree_id.detach()))
         };
-        if let Some(src) = src.as_ref().filter(|s| s.current) {
-            refuse_sparse_index(&src.index, &src.root)?;
+        let mut target = target;
+        if let (Some(sparse), false) = (&input.facts.sparse, opts.with_changes) {
+            mark_sparse(&mut target, sparse);
+            crate::steps::mark("sparse");
         }
         // SRC's parts, its index moved (an index of 78,000 entries is 10 MB to copy).
         let (src_root, src_repo, src_index) = match src {
@@ -295,39 +301,18 @@ fn tree_of_cache(index: &gix::index::File, tree_id: gix::ObjectId) -> Option<gix
     Some(out)
 }
 
-/// Refuses to run where git would make a sparse worktree: the worktree the command runs in
-/// uses sparse checkout (git copies its patterns into the new worktree).
-fn refuse_sparse_config(repo: &gix::Repository, root: Option<&Path>) -> Result<()> {
-    if repo.config_snapshot().boolean("core.sparseCheckout") == Some(true) {
-        return Err(Error::Sparse {
-            path: root.unwrap_or(repo.git_dir()).to_owned(),
-            why: "core.sparseCheckout is true".into(),
-        });
+/// Marks the target's entries that the sparse checkout leaves out skip-worktree (they are
+/// not written, and git's index has them so), as git's checkout does with the patterns
+/// `git worktree add` copied ([`crate::sparse`]).
+pub(crate) fn mark_sparse(target: &mut gix::index::File, sparse: &crate::facts::Sparse) {
+    use gix::index::entry::{Flags, Mode};
+    let patterns = crate::sparse::Patterns::parse(&sparse.patterns, sparse.cone);
+    let mut matcher = patterns.matcher();
+    let (entries, backing) = target.entries_mut_and_pathbacking();
+    for e in entries {
+        let path = e.path_in(backing);
+        if !matcher.includes(path, e.mode == Mode::COMMIT) {
+            e.flags |= Flags::SKIP_WORKTREE | Flags::EXTENDED;
+        }
     }
-    Ok(())
-}
-
-/// The same for the current worktree's index: a sparse index, or an entry git keeps out of the
-/// worktree (skip-worktree).
-fn refuse_sparse_index(index: &gix::index::State, root: &Path) -> Result<()> {
-    let sparse = |why: String| {
-        Err(Error::Sparse {
-            path: root.to_owned(),
-            why,
-        })
-    };
-    if index.is_sparse() {
-        return sparse("the index is a sparse index".into());
-    }
-    if let Some(e) = index
-        .entries()
-        .iter()
-        .find(|e| e.flags.contains(gix::index::entry::Flags::SKIP_WORKTREE))
-    {
-        return sparse(format!(
-            "{} is marked skip-worktree in the index",
-            e.path(index)
-        ));
-    }
-    Ok(())
 }

@@ -138,6 +138,9 @@ pub(crate) fn attempt<'p>(input: &Input<'p>, prep: &Prepared) -> Result<Attempt<
     if opts.method == MethodChoice::PerFile {
         return Ok(Attempt::NotUsed(PerFileReason::Asked));
     }
+    if input.facts.sparse.is_some() {
+        return Ok(Attempt::NotUsed(PerFileReason::Sparse));
+    }
     let Some(src_root) = prep.src_root.as_deref() else {
         return Ok(Attempt::NotUsed(PerFileReason::NoSource));
     };

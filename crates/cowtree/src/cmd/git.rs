@@ -544,6 +544,7 @@ struct JsonReport {
 #[derive(Debug, Serialize)]
 struct JsonCounts {
     entries: u64,
+    skipped: u64,
     cloned: u64,
     copied: u64,
     from_objects: u64,
@@ -708,9 +709,9 @@ pub fn git_error(e: cowtree_git::Error) -> CliError {
         | E::TrackWithoutNewBranch
         | E::NoRefsWithRemote
         | E::GitFailed { .. } => CliError::new(msg).kind(Kind::Refused),
-        E::Sparse { path, .. }
-        | E::WithChangesOtherCommit { path, .. }
-        | E::Conflicted { path } => CliError::new(msg).kind(Kind::Refused).path(path),
+        E::WithChangesOtherCommit { path, .. } | E::Conflicted { path } => {
+            CliError::new(msg).kind(Kind::Refused).path(path)
+        }
         E::Checkout { path, .. } => CliError::new(msg).kind(Kind::Refused).path(path),
         E::Io { path, .. } => CliError::new(msg).kind(Kind::Io).path(path),
         E::Interrupted => CliError::with_code(msg, 130).kind(Kind::Interrupted),
@@ -750,6 +751,7 @@ fn json(r: &AddReport, seconds: f64) -> JsonReport {
         locked: r.locked.clone(),
         counts: JsonCounts {
             entries: r.counts.entries,
+            skipped: r.counts.skipped,
             cloned: r.counts.cloned,
             copied: r.counts.copied,
             from_objects: r.counts.from_objects,

@@ -872,65 +872,79 @@ fn files_git_filters_on_checkout_are_written_through_the_filters_not_cloned() {
     assert_status_clean(&dst2);
 }
 
-/// A sparse SRC (a skip-worktree entry alone, or a cone-mode sparse checkout) is made by
-/// `git worktree add` itself until cowtree makes sparse worktrees: the worktree is git's, and
-/// the report says so and why.
+/// The index of `wt` as `git ls-files --stage -v -t --sparse` lists it (modes, ids, the
+/// skip-worktree and assume-unchanged tags), with the sparse patterns git lists.
+fn index_listing(wt: &Path) -> (String, String) {
+    let patterns = cowtree_testutil::git_cmd(wt)
+        .args(["sparse-checkout", "list"])
+        .output()
+        .unwrap();
+    (
+        git(wt, &["ls-files", "--stage", "-v", "-t", "--sparse"]),
+        String::from_utf8_lossy(&patterns.stdout).into_owned(),
+    )
+}
+
+/// A sparse SRC gives the sparse worktree `git worktree add` gives, made by cowtree: a
+/// skip-worktree entry alone (no sparse checkout: a full worktree), cone patterns, a sparse
+/// index, non-cone patterns; the files, the index's entries and flags, and the patterns git
+/// lists are git's, and nothing outside the patterns is written.
 #[test]
-fn sparse_checkout_src_is_made_by_git_saying_why() {
+fn sparse_checkout_src_gives_the_sparse_worktree_git_gives() {
     let Some(dir) = scratch(Fs::Xfs) else { return };
     let src = make_repo(dir.path());
+    let mut n = 0;
+    let mut same_as_git = |what: &str| {
+        n += 1;
+        let dst = dir.path().join(format!("dst{n}"));
+        let r = add_ok(&src, &[dst.as_os_str(), os("--detach")]);
+        assert_eq!(r["made_by"], "cowtree", "{what}: {r}");
+        let by_git = dir.path().join(format!("by-git{n}"));
+        git(
+            &src,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "--detach",
+                by_git.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(tree(&dst), tree(&by_git), "{what}");
+        assert_eq!(index_listing(&dst), index_listing(&by_git), "{what}");
+        assert_status_clean(&dst);
+        git(&dst, &["fsck", "--no-progress"]);
+        r
+    };
     // A skip-worktree entry alone (as `git update-index --skip-worktree` leaves it).
     git(&src, &["update-index", "--skip-worktree", "d0/sub0/f0.txt"]);
-    let dst = dir.path().join("dst");
-    let r = add_ok(&src, &[dst.as_os_str(), os("--detach")]);
-    assert_eq!(r["made_by"], "git", "{r}");
-    assert_eq!(r["method"], "git", "{r}");
-    assert!(
-        r["made_by_reason"]
-            .as_str()
-            .unwrap()
-            .contains("skip-worktree"),
-        "{r}"
-    );
-    let by_git = dir.path().join("by-git");
-    git(
-        &src,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "--detach",
-            by_git.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(tree(&dst), tree(&by_git));
+    let r = same_as_git("a skip-worktree entry");
+    assert_eq!(r["counts"]["skipped"], 0, "{r}");
     git(
         &src,
         &["update-index", "--no-skip-worktree", "d0/sub0/f0.txt"],
     );
-    // A cone-mode sparse checkout: the patterns go with it, as git copies them.
-    git(&src, &["sparse-checkout", "set", "d1"]);
+    git(&src, &["sparse-checkout", "set", "--cone", "d1"]);
     assert!(!src.join("d0").exists(), "git made SRC sparse");
-    let dst2 = dir.path().join("dst2");
-    let r = add_ok(&src, &[dst2.as_os_str(), os("--detach")]);
-    assert_eq!(r["made_by"], "git", "{r}");
-    assert!(
-        r["made_by_reason"]
-            .as_str()
-            .unwrap()
-            .contains("core.sparseCheckout is true"),
-        "{r}"
+    let r = same_as_git("cone");
+    assert!(r["counts"]["skipped"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["reason"], "sparse", "{r}");
+    git(
+        &src,
+        &["sparse-checkout", "set", "--cone", "--sparse-index", "d1"],
     );
-    assert!(!dst2.join("d0").exists() && dst2.join("d1").is_dir());
-    assert_eq!(git(&dst2, &["sparse-checkout", "list"]), "d1\n");
-    // Back to a full checkout: made by cowtree again.
+    same_as_git("cone, sparse index");
+    git(
+        &src,
+        &["sparse-checkout", "set", "--no-cone", "/d0/sub0/", "*.bin"],
+    );
+    same_as_git("non-cone");
+    // Back to a full checkout.
     git(&src, &["sparse-checkout", "disable"]);
     next_second();
     git(&src, &["status", "--porcelain"]);
-    let dst3 = dir.path().join("dst3");
-    let r = add_ok(&src, &[dst3.as_os_str(), os("--detach")]);
-    assert_eq!(r["made_by"], "cowtree", "{r}");
-    assert_status_clean(&dst3);
+    let r = same_as_git("disabled");
+    assert_eq!(r["counts"]["skipped"], 0, "{r}");
 }
 
 #[test]
