@@ -152,6 +152,21 @@ impl Place {
         if let Some(why) = facts.handover() {
             return Ok(Opened::Git(why.to_owned()));
         }
+        let mut facts = facts;
+        if let Some(dirs) = &opts.sparse {
+            // What `git sparse-checkout set --cone DIRS` makes of the new worktree: its patterns,
+            // cone mode, and the sparse index the configuration asks for.
+            let patterns = crate::sparse::cone_file(dirs).map_err(|message| Error::SparseDir {
+                dir: dirs.join(" "),
+                message,
+            })?;
+            let sparse_index = repo.config_snapshot().boolean("index.sparse") == Some(true);
+            facts.sparse = Some(crate::facts::Sparse {
+                patterns,
+                cone: true,
+                sparse_index,
+            });
+        }
         let current_root = match repo.workdir() {
             Some(w) => Some(w.canonicalize().map_err(Error::io("resolve", w))?),
             None => None,
@@ -248,7 +263,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     }
     let hook = match plan.commit {
         Some(commit) if opts.run_hooks && opts.checkout => {
-            run_post_checkout(&at.repo, &at.dst.path, commit)
+            run_post_checkout(&at.repo, &at.dst.path, commit, opts.sparse.is_some())
         }
         _ => None,
     };
@@ -414,8 +429,14 @@ fn write_registration(
     };
     steps::mark("write the index");
     run.with_registration(|reg| reg.write("HEAD", format!("{}\n", plan.head_line).as_bytes()))?;
-    run.with_registration(|reg| write_head_logs(&at.repo, reg, plan, opts.checkout, &at.src_root))?;
+    // With --sparse the checkout is git's `sparse-checkout set` and `checkout` after a
+    // `--no-checkout` add: no `git reset --hard`, so no ORIG_HEAD and no reset in the reflog.
+    let reset = opts.checkout && opts.sparse.is_none();
+    run.with_registration(|reg| write_head_logs(&at.repo, reg, plan, reset, &at.src_root))?;
     run.with_registration(|reg| copy_worktree_config(&at.repo, reg))?;
+    if opts.sparse.is_some() {
+        run.with_registration(|reg| crate::admin::set_sparse_config(&at.common, &at.facts, reg))?;
+    }
     if let Some(sparse) = &at.facts.sparse {
         // git's `copy_sparse_checkout`: the current worktree's patterns, as they are.
         run.with_registration(|reg| reg.write_in("info", "sparse-checkout", &sparse.patterns))?;

@@ -106,6 +106,59 @@ pub(crate) fn write_head_logs(
     reg.write_head_log(&lines, &ident)
 }
 
+/// What `git sparse-checkout set --cone` does to the configuration for the new worktree
+/// (`--sparse`): `extensions.worktreeConfig` turned on in the repository (git's
+/// `init_worktree_config`, which moves a `core.bare = true` of the common configuration to the
+/// main worktree's), then `core.sparseCheckout` and `core.sparseCheckoutCone` true in the
+/// new worktree's `config.worktree`. Written by `git config`, as git writes them, but for a
+/// `config.worktree` that does not exist yet, whose whole text is known.
+pub(crate) fn set_sparse_config(
+    common: &Path,
+    facts: &crate::facts::Facts,
+    reg: &register::Registration,
+) -> Result<()> {
+    let git_config = |file: &Path, args: &[&str]| -> Result<()> {
+        let out = branch::git(common)
+            .arg("config")
+            .arg("--file")
+            .arg(file)
+            .args(args)
+            .output()
+            .map_err(Error::io("run git config in", common))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(Error::GitFailed {
+            command: format!("git config --file {} {}", file.display(), args.join(" ")),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    };
+    if !facts.worktree_config {
+        let config = common.join("config");
+        git_config(&config, &["extensions.worktreeConfig", "true"])?;
+        let bare = std::process::Command::new("git")
+            .arg("config")
+            .arg("--file")
+            .arg(&config)
+            .args(["--type=bool", "core.bare"])
+            .output()
+            .is_ok_and(|o| o.status.success() && o.stdout.trim_ascii() == b"true");
+        if bare {
+            git_config(&common.join("config.worktree"), &["core.bare", "true"])?;
+            git_config(&config, &["--unset", "core.bare"])?;
+        }
+    }
+    let file = reg.path().join("config.worktree");
+    if std::fs::symlink_metadata(&file).is_err() {
+        return reg.write(
+            "config.worktree",
+            b"[core]\n\tsparseCheckout = true\n\tsparseCheckoutCone = true\n",
+        );
+    }
+    git_config(&file, &["core.sparseCheckout", "true"])?;
+    git_config(&file, &["core.sparseCheckoutCone", "true"])
+}
+
 /// With `extensions.worktreeConfig`, the current worktree's `config.worktree` copied into the
 /// new registration, as `git worktree add` copies it ("the new worktree behaves the same as
 /// this one"), without `core.bare = true` and `core.worktree`, which git removes from the copy.

@@ -71,6 +71,14 @@ pub enum Error {
         /// Why.
         cause: &'static str,
     },
+    /// `--sparse` names something `git sparse-checkout set --cone` refuses.
+    #[error("--sparse {dir}: {message}")]
+    SparseDir {
+        /// The directory as given.
+        dir: String,
+        /// git's message.
+        message: String,
+    },
     /// The worktree is to be made by `git worktree add` itself ([`crate::handover`]), and an
     /// option asks for what git cannot do.
     #[error("{what} cannot be honoured: this worktree is made by `git worktree add` ({why})")]

@@ -79,6 +79,12 @@ pub fn git_args(opts: &AddOptions, cwd: &Path) -> Vec<OsString> {
 
 /// Refuses, before git runs, the cowtree options a worktree made by git cannot honour.
 fn check(opts: &AddOptions, why: &str) -> Result<()> {
+    if let Some(dirs) = &opts.sparse {
+        crate::sparse::cone_file(dirs).map_err(|message| Error::SparseDir {
+            dir: dirs.join(" "),
+            message,
+        })?;
+    }
     if opts.with_changes {
         return Err(Error::Handover {
             why: why.to_owned(),
@@ -106,7 +112,19 @@ pub fn run(opts: &AddOptions, why: &str) -> Result<AddReport> {
     } else {
         cwd.join(&opts.src)
     };
-    let args = git_args(opts, &cwd);
+    // --sparse: git's three commands, the first without its checkout.
+    let sparse_then = opts.sparse.as_ref().filter(|_| opts.checkout);
+    let args = if sparse_then.is_some() {
+        git_args(
+            &AddOptions {
+                checkout: false,
+                ..opts.clone()
+            },
+            &cwd,
+        )
+    } else {
+        git_args(opts, &cwd)
+    };
     // Both of git's outputs through one pipe, in the order git wrote them, passed on to this
     // process's standard error once git has ended.
     let (mut reader, writer) = std::io::pipe().map_err(Error::io("make a pipe for", &src))?;
@@ -180,6 +198,31 @@ pub fn run(opts: &AddOptions, why: &str) -> Result<AddReport> {
         });
     }
     let dst = dst.canonicalize().unwrap_or(dst);
+    if let Some(dirs) = sparse_then {
+        for args in [
+            ["sparse-checkout", "set", "--cone"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain(dirs.iter().cloned())
+                .collect::<Vec<_>>(),
+            vec!["checkout".to_string(), "-q".to_string()],
+        ] {
+            let out = crate::branch::git(&dst)
+                .args(&args)
+                .output()
+                .map_err(Error::io("run git in", &dst))?;
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), &out.stdout);
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), &out.stderr);
+            if !out.status.success() {
+                let text = String::from_utf8_lossy(&out.stderr);
+                return Err(Error::GitRefused {
+                    status: out.status.code().unwrap_or(128),
+                    message: text.lines().last().unwrap_or("").trim().to_owned(),
+                    why: why.to_owned(),
+                });
+            }
+        }
+    }
     let mut report = report(opts, &dst, why)?;
     if opts.checkout {
         match copy_ignored(opts, &src, &dst) {

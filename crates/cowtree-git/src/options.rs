@@ -105,6 +105,11 @@ pub struct AddOptions {
     pub checkout: bool,
     /// `--quiet`: passed to `git branch`.
     pub quiet: bool,
+    /// `--sparse DIR...`: a cone-mode sparse worktree of these directories (and the top-level
+    /// files), made in one step: the result of `git worktree add --no-checkout`, then `git
+    /// sparse-checkout set --cone DIR...` and `git checkout` in it. Nothing outside the cone is
+    /// written.
+    pub sparse: Option<Vec<String>>,
     /// Ignored entries to clone.
     pub ignored: Ignored,
     /// Carry SRC's uncommitted changes to tracked files: DST's index is SRC's (staged changes,
@@ -148,6 +153,7 @@ impl AddOptions {
             guess_remote: None,
             checkout: true,
             quiet: false,
+            sparse: None,
             ignored: Ignored::default(),
             with_changes: false,
             strict: false,

@@ -6,12 +6,14 @@ use gix::ObjectId;
 
 use crate::branch;
 
-/// Runs git's `post-checkout` hook in DST as `git worktree add` does (`0{40} COMMIT 1`), when
-/// the repository has one. `Some(status)` when it failed.
+/// Runs git's `post-checkout` hook in DST as `git worktree add` does (`0{40} COMMIT 1`; with
+/// `from_head`, as the `git checkout` of `--sparse`'s three commands does, `COMMIT COMMIT 1`),
+/// when the repository has one. `Some(status)` when it failed.
 pub(crate) fn run_post_checkout(
     repo: &gix::Repository,
     dst: &Path,
     commit: ObjectId,
+    from_head: bool,
 ) -> Option<i32> {
     let hooks = match repo.config_snapshot().trusted_path("core.hooksPath") {
         Ok(Some(p)) => {
@@ -29,7 +31,11 @@ pub(crate) fn run_post_checkout(
     if !executable {
         return None;
     }
-    let null = ObjectId::null(commit.kind()).to_string();
+    let null = if from_head {
+        commit.to_string()
+    } else {
+        ObjectId::null(commit.kind()).to_string()
+    };
     // As git runs hooks: their output goes to stderr (stdout may be a program's to read).
     let stdout = std::os::fd::AsFd::as_fd(&std::io::stderr())
         .try_clone_to_owned()

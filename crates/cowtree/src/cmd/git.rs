@@ -411,6 +411,7 @@ fn report_spawn_failure(sub: &str, e: &std::io::Error, json: bool) -> u8 {
   cowtree git worktree add ../task-42 -b task-42        # a new branch at HEAD, reflinked
   cowtree git worktree add -B review ../review origin/main   # create or reset 'review'
   cowtree git worktree add --ignored ../wt main         # with node_modules/, target/, .env
+  cowtree git worktree add --sparse src/app,docs ../app -b app   # a sparse worktree, in one step
   cowtree git worktree add --with-changes --detach ../try   # carry uncommitted edits")]
 struct AddArgs {
     /// The worktree to take files from, whatever the others hold (default: the worktree
@@ -467,6 +468,13 @@ struct AddArgs {
     /// Leave the new worktree empty but for its .git file, with no index (as git).
     #[arg(long, overrides_with = "checkout")]
     no_checkout: bool,
+    /// A sparse worktree of these directories (and the files at the top), in cone mode, made in
+    /// one step: what `git worktree add --no-checkout`, then `git sparse-checkout set --cone
+    /// DIR...` and `git checkout` in it make. Nothing outside them is written. Repeat it, or
+    /// separate the directories with commas. Like `git sparse-checkout set`, it turns on
+    /// extensions.worktreeConfig in the repository.
+    #[arg(long, value_name = "DIR", action = clap::ArgAction::Append, value_delimiter = ',')]
+    sparse: Vec<String>,
     /// Also clone SRC's ignored files and directories (node_modules/, target/, .env, ...):
     /// all of them, or with =PATTERN (repeatable) those whose name or path matches the glob;
     /// in addition to those SRC's .worktreeinclude names. Nested repositories and worktrees
@@ -637,6 +645,7 @@ fn add(args: AddArgs) -> CmdResult {
         },
         checkout: !args.no_checkout,
         quiet: args.quiet,
+        sparse: (!args.sparse.is_empty()).then_some(args.sparse),
         ignored,
         with_changes: args.with_changes,
         strict: args.strict,
@@ -709,6 +718,7 @@ pub fn git_error(e: cowtree_git::Error) -> CliError {
         | E::TrackWithoutNewBranch
         | E::NoRefsWithRemote
         | E::GitFailed { .. } => CliError::new(msg).kind(Kind::Refused),
+        E::SparseDir { .. } => CliError::with_code(msg, 2).kind(Kind::Usage),
         E::WithChangesOtherCommit { path, .. } | E::Conflicted { path } => {
             CliError::new(msg).kind(Kind::Refused).path(path)
         }

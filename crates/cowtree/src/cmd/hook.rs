@@ -203,16 +203,25 @@ fn create() -> CmdResult {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
+    let files = load_settings(&dir)?;
     let commit = match field(&v, &["base_commit", "base_ref"]) {
         Some(c) => Some(c.to_owned()),
-        None => setting_base(&dir)?,
+        None => setting_base(&dir, &files),
     };
+    let lists = settings::merged_lists(&files);
+    if !lists.sparse_paths.is_empty() {
+        eprintln!(
+            "cowtree: a sparse checkout of {} (worktree.sparsePaths)",
+            lists.sparse_paths.join(", ")
+        );
+    }
     let opts = AddOptions {
         commit,
         branch: BranchChoice::New(branch_name),
         quiet: true,
+        sparse: (!lists.sparse_paths.is_empty()).then(|| lists.sparse_paths.clone()),
         run_registry: crate::cmd::git::run_registry(),
-        ..AddOptions::new(dir, dst)
+        ..AddOptions::new(dir.clone(), dst)
     };
     let report = cowtree_git::add(&opts).map_err(crate::cmd::git::git_error)?;
     // stdout is Claude Code's: the path alone. People read stderr.
@@ -242,6 +251,15 @@ fn create() -> CmdResult {
             first.display()
         );
     }
+    if !lists.symlink_directories.is_empty() {
+        match settings::main_checkout(&dir) {
+            Some(main) => symlink_directories(&main, &report.dst, &lists.symlink_directories),
+            None => eprintln!(
+                "cowtree: worktree.symlinkDirectories: the repository has no main checkout to \
+                 link to; no directory linked"
+            ),
+        }
+    }
     if let Some(code) = report.hook {
         return Err(CliError::new(format!(
             "the post-checkout hook failed (exit {code}); the worktree {} is in place",
@@ -256,7 +274,58 @@ fn create() -> CmdResult {
 /// The commit the branch starts at when the payload names none, as Claude Code's
 /// `worktree.baseRef` setting says (`None`: HEAD); says on stderr which it is, from which
 /// settings file, and every settings file skipped.
-fn setting_base(dir: &Path) -> Result<Option<String>, CliError> {
+/// `worktree.symlinkDirectories`, as Claude Code applies it: each directory of the main
+/// checkout `main` named in `dirs` (a plain relative path) made a symlink at the same path in
+/// the new worktree `dst`, pointing to it. One that is absent in `main`, or whose place in
+/// `dst` is taken (the checkout or `.worktreeinclude` made it) or has no parent, is left out,
+/// and a name that is not a plain relative path is refused; each said on stderr.
+fn symlink_directories(main: &Path, dst: &Path, dirs: &[String]) {
+    for d in dirs {
+        let rel = Path::new(d.trim_end_matches('/'));
+        let plain = !d.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
+        if !plain {
+            eprintln!(
+                "cowtree: worktree.symlinkDirectories: {d:?} is not a plain relative path; not linked"
+            );
+            continue;
+        }
+        let from = main.join(rel);
+        let to = dst.join(rel);
+        if !from.is_dir() {
+            continue;
+        }
+        if std::fs::symlink_metadata(&to).is_ok() {
+            eprintln!(
+                "cowtree: worktree.symlinkDirectories: {} exists in the new worktree; not linked",
+                to.display()
+            );
+            continue;
+        }
+        if !to.parent().is_some_and(Path::is_dir) {
+            eprintln!(
+                "cowtree: worktree.symlinkDirectories: {} has no parent directory in the new \
+                 worktree; not linked",
+                to.display()
+            );
+            continue;
+        }
+        match std::os::unix::fs::symlink(&from, &to) {
+            Ok(()) => eprintln!(
+                "cowtree: linked {} -> {} (worktree.symlinkDirectories)",
+                to.display(),
+                from.display()
+            ),
+            Err(e) => eprintln!(
+                "cowtree: worktree.symlinkDirectories: could not link {}: {e}",
+                to.display()
+            ),
+        }
+    }
+}
+
+/// The settings files Claude Code reads for a session in `dir`'s repository, with a warning
+/// for each it would skip and each note.
+fn load_settings(dir: &Path) -> Result<Vec<settings::File>, CliError> {
     let files = settings::load(&toplevel(dir)?);
     for f in &files {
         if let settings::Read::Skipped(why) = &f.read {
@@ -269,7 +338,12 @@ fn setting_base(dir: &Path) -> Result<Option<String>, CliError> {
             eprintln!("cowtree: warning: {}: {note}", f.path.display());
         }
     }
-    let from = settings::effective(&files);
+    Ok(files)
+}
+
+/// Where the branch starts when the payload names no base: `worktree.baseRef`.
+fn setting_base(dir: &Path, files: &[settings::File]) -> Option<String> {
+    let from = settings::effective(files);
     let value = settings::value(from);
     let why = match from {
         Some(f) => format!(
@@ -297,7 +371,7 @@ fn setting_base(dir: &Path) -> Result<Option<String>, CliError> {
         }
     };
     eprintln!("cowtree: the branch starts at {at}: {why}");
-    Ok(commit)
+    commit
 }
 
 fn remove() -> CmdResult {

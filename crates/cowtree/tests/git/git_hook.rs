@@ -568,10 +568,11 @@ fn a_base_in_the_payload_wins_over_the_setting() {
     );
     assert_created(&out, &c.repo.join(".claude/worktrees/p3"), "p3", &c.local);
     let err = stderr(&out);
-    assert!(
-        !err.contains("settings") && !err.contains("starts at"),
-        "{err}"
-    );
+    // No word about where the branch starts; the settings are still read for the other
+    // worktree settings (worktree.sparsePaths, worktree.symlinkDirectories), so the broken
+    // file is named as skipped.
+    assert!(!err.contains("starts at"), "{err}");
+    assert!(err.contains("skipped, as Claude Code skips"), "{err}");
 }
 
 #[test]
@@ -1014,4 +1015,95 @@ fn install_from_a_disposable_uv_environment_never_writes_a_bare_cowtree() {
     );
     let made = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     assert!(made.join(".git").is_file(), "{}", made.display());
+}
+
+/// With a WorktreeCreate hook, Claude Code applies none of its own worktree settings: the hook
+/// does. `worktree.sparsePaths` (merged across the settings files) gives the cone-mode sparse
+/// worktree git's `sparse-checkout set --cone` gives; `worktree.symlinkDirectories` links
+/// those directories of the main checkout into the new worktree (absent ones are left out,
+/// names that are not plain relative paths refused with a line on stderr).
+#[test]
+fn the_hook_applies_sparse_paths_and_symlink_directories_from_the_settings() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let root = dir.path();
+    let src = make_repo(root);
+    for f in ["app/main.rs", "docs/guide.md", "assets/big.bin", "top.txt"] {
+        let p = src.join(f);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, f).unwrap();
+    }
+    // Without a trailing slash: the link is a symlink, not a directory, to git.
+    fs::write(src.join(".gitignore"), ".env\n.claude/\nnode_modules\n").unwrap();
+    git(&src, &["add", "-A"]);
+    git(&src, &["commit", "-qm", "monorepo"]);
+    fs::create_dir_all(src.join("node_modules/pkg")).unwrap();
+    fs::write(src.join("node_modules/pkg/index.js"), "x").unwrap();
+    fs::create_dir_all(src.join(".claude")).unwrap();
+    fs::write(
+        src.join(".claude/settings.json"),
+        r#"{"worktree": {"baseRef": "head", "sparsePaths": ["app"], "symlinkDirectories": ["node_modules", "missing", "../escape"]}}"#,
+    )
+    .unwrap();
+    fs::write(
+        src.join(".claude/settings.local.json"),
+        r#"{"worktree": {"sparsePaths": ["docs", "app"]}}"#,
+    )
+    .unwrap();
+    // A copy of the repository for git's three commands, made before the hook runs.
+    let theirs = root.join("theirs");
+    cowtree_testutil::tool(
+        "cp",
+        &[OsStr::new("-a"), src.as_os_str(), theirs.as_os_str()],
+    );
+    let payload = format!(r#"{{"name":"sparse1","cwd":"{}"}}"#, src.display());
+    let out = hook(root, &src, "worktree-create", &payload);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let wt = src.join(".claude/worktrees/sparse1");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        wt.to_str().unwrap()
+    );
+    assert!(wt.join("app/main.rs").is_file() && wt.join("docs/guide.md").is_file());
+    assert!(
+        wt.join("top.txt").is_file() && !wt.join("assets").exists(),
+        "{err}"
+    );
+    assert_eq!(git(&wt, &["sparse-checkout", "list"]), "app\ndocs\n");
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+    // The same as git's three commands in the copy.
+    let by_git = root.join("by-git");
+    git(
+        &theirs,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--no-checkout",
+            "-b",
+            "sparse1",
+            by_git.to_str().unwrap(),
+        ],
+    );
+    git(
+        &by_git,
+        &["sparse-checkout", "set", "--cone", "app", "docs"],
+    );
+    git(&by_git, &["checkout", "-q"]);
+    let listing = |wt: &Path| git(wt, &["ls-files", "--stage", "-t", "-v"]);
+    assert_eq!(listing(&wt), listing(&by_git));
+    // The links: node_modules to the main checkout's; the missing one left out; the escape
+    // refused.
+    let link = fs::read_link(wt.join("node_modules")).unwrap();
+    assert_eq!(link, src.join("node_modules"));
+    assert_eq!(
+        fs::read(wt.join("node_modules/pkg/index.js")).unwrap(),
+        b"x"
+    );
+    assert!(!wt.join("missing").exists());
+    assert!(
+        err.contains("\"../escape\" is not a plain relative path"),
+        "{err}"
+    );
+    assert!(!root.join("escape").exists());
 }

@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::bin;
@@ -1407,4 +1407,122 @@ fn json_of_git_worktree_list_lock_and_remove_is_one_object_each() {
     assert_eq!(v["command"], "git worktree remove", "{v}");
     assert!(!dst.exists());
     assert_eq!(json(&["list"])["worktrees"].as_array().unwrap().len(), 1);
+}
+
+/// `--sparse DIR...` from a full SRC gives, in one step, what `git worktree add --no-checkout`,
+/// `git sparse-checkout set --cone DIR...` and `git checkout` give (files, index and its flags,
+/// patterns, config, the reflog), and writes nothing outside the cone: no file or directory
+/// outside it is ever created (strace sees every creation).
+#[test]
+fn sparse_option_gives_gits_three_commands_result_and_writes_nothing_outside_the_cone() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = make_repo(dir.path());
+    // Each copy of the repository gets one of the two ways (the first turns on
+    // extensions.worktreeConfig in its repository, as git's `sparse-checkout set` does).
+    let ours = dir.path().join("ours");
+    let theirs = dir.path().join("theirs");
+    for r in [&ours, &theirs] {
+        cowtree_testutil::tool("cp", &[OsStr::new("-a"), src.as_os_str(), r.as_os_str()]);
+    }
+    let dst = dir.path().join("dst");
+    let log = dir.path().join("strace.log");
+    let out = cowtree_testutil::git_env(
+        Command::new("strace")
+            .args([
+                "-f",
+                "-qq",
+                "-e",
+                "trace=openat,mkdirat,mkdir,symlinkat,linkat,renameat2",
+                "-o",
+            ])
+            .arg(&log)
+            .arg(crate::common::BIN)
+            .current_dir(&ours),
+    )
+    .args([
+        "git",
+        "worktree",
+        "add",
+        "--json",
+        "-b",
+        "task",
+        "--sparse",
+        "d1,d3/sub0",
+    ])
+    .arg(&dst)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["made_by"], "cowtree", "{r}");
+    let by_git = dir.path().join("by-git");
+    git(
+        &theirs,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--no-checkout",
+            "-b",
+            "task",
+            by_git.to_str().unwrap(),
+        ],
+    );
+    git(
+        &by_git,
+        &["sparse-checkout", "set", "--cone", "d1", "d3/sub0"],
+    );
+    git(&by_git, &["checkout", "-q"]);
+    assert_eq!(tree(&dst), tree(&by_git));
+    assert!(dst.join("d1").is_dir() && !dst.join("d0").exists() && dst.join("big.bin").exists());
+    assert_eq!(index_listing(&dst), index_listing(&by_git));
+    for f in [
+        "config",
+        "worktrees/dst/config.worktree",
+        "worktrees/dst/info/sparse-checkout",
+    ] {
+        let theirs_f = f.replace("worktrees/dst", "worktrees/by-git");
+        assert_eq!(
+            fs::read(ours.join(".git").join(f)).unwrap(),
+            fs::read(theirs.join(".git").join(&theirs_f)).unwrap(),
+            "{f}"
+        );
+    }
+    let reflog = |wt: &Path| git(wt, &["reflog", "show", "--format=%gs", "HEAD"]);
+    assert_eq!(reflog(&dst), reflog(&by_git));
+    assert!(!ours.join(".git/worktrees/dst/ORIG_HEAD").exists());
+    assert_status_clean(&dst);
+    // Nothing outside the cone was ever created: no directory d0, d2 or d4, and sub1 and sub2
+    // once each (in d1), not in d3. A file needs its directory first; those at the top are
+    // all in the cone.
+    let trace = fs::read_to_string(&log).unwrap();
+    let made = |name: &str| {
+        trace
+            .lines()
+            .filter(|l| l.contains("mkdir") && l.contains(&format!("\"{name}\"")))
+            .count()
+    };
+    for (name, times) in [
+        ("d0", 0),
+        ("d2", 0),
+        ("d4", 0),
+        ("d1", 1),
+        ("d3", 1),
+        ("sub1", 1),
+        ("sub2", 1),
+    ] {
+        assert_eq!(made(name), times, "directories {name} made:\n{trace}");
+    }
+    // A refused directory is git's refusal, before anything is made.
+    let out = add(
+        &ours,
+        &[os("--sparse"), os("/d1"), dir.path().join("no").as_os_str()],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no leading slash"));
+    assert!(!dir.path().join("no").exists());
 }

@@ -1,6 +1,12 @@
-//! Claude Code's `worktree.baseRef` setting, read from the files Claude Code reads it from and
+//! Claude Code's worktree settings, read from the files Claude Code reads them from and
 //! resolved with Claude Code's precedence. With a `WorktreeCreate` hook configured, Claude Code
-//! leaves the base of a new worktree to the hook: its payload names none.
+//! applies none of them itself: the hook must. `worktree.baseRef` (where a new worktree
+//! branches from: its payload names none), `worktree.sparsePaths` (a cone-mode sparse
+//! checkout of these directories) and `worktree.symlinkDirectories` (directories of the main
+//! checkout symlinked into the new worktree).
+//!
+//! The two lists are merged as Claude Code merges the arrays of its settings files: every
+//! file's entries, lowest precedence first, each once.
 //!
 //! The files, lowest precedence first; a file that sets the value overrides every file above it
 //! in the table (Claude Code merges its settings files key by key, so a file that does not set
@@ -98,6 +104,71 @@ pub struct File {
     pub read: Read,
     /// Something the user should know that does not change the value (a dotted key).
     pub note: Option<String>,
+    /// `worktree.sparsePaths` and `worktree.symlinkDirectories`, when the file sets them (and
+    /// is not skipped).
+    pub lists: Lists,
+}
+
+/// The worktree settings that are lists of directories.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lists {
+    /// `worktree.sparsePaths`.
+    pub sparse_paths: Vec<String>,
+    /// `worktree.symlinkDirectories`.
+    pub symlink_directories: Vec<String>,
+}
+
+/// The lists of `files` merged as Claude Code merges arrays across its settings files: each
+/// file's entries, in precedence order (lowest first), each once. Skipped files never count.
+pub fn merged_lists(files: &[File]) -> Lists {
+    let mut ordered: Vec<&File> = files
+        .iter()
+        .filter(|f| !matches!(f.read, Read::Skipped(_)))
+        .collect();
+    ordered.sort_by_key(|f| f.scope);
+    let mut out = Lists::default();
+    for f in ordered {
+        for (from, to) in [
+            (&f.lists.sparse_paths, &mut out.sparse_paths),
+            (&f.lists.symlink_directories, &mut out.symlink_directories),
+        ] {
+            for d in from {
+                if !to.contains(d) {
+                    to.push(d.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The list settings a settings object sets, or why Claude Code would skip the file (a value
+/// that is not an array of strings).
+fn lists_of(obj: &serde_json::Map<String, Value>) -> Result<Lists, String> {
+    let Some(Value::Object(w)) = obj.get("worktree") else {
+        return Ok(Lists::default());
+    };
+    let list = |key: &str| -> Result<Vec<String>, String> {
+        match w.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(format!(
+                        "\"worktree.{key}\" holds {other}, and Claude Code accepts only strings"
+                    )),
+                })
+                .collect(),
+            Some(other) => Err(format!(
+                "\"worktree.{key}\" is {other}, not an array of directory paths"
+            )),
+        }
+    };
+    Ok(Lists {
+        sparse_paths: list("sparsePaths")?,
+        symlink_directories: list("symlinkDirectories")?,
+    })
 }
 
 /// The file whose `worktree.baseRef` is in force among `files`: the one of the highest scope
@@ -159,8 +230,20 @@ pub fn parse(bytes: &[u8]) -> (Read, Option<String>) {
 /// Reads the settings file at `path`: absent (or under a non-directory) sets nothing; a file
 /// that cannot be read is skipped, as Claude Code cannot read it either.
 pub fn read(scope: Scope, path: PathBuf) -> File {
+    let mut lists = Lists::default();
     let (read, note) = match std::fs::read(&path) {
-        Ok(bytes) => parse(&bytes),
+        Ok(bytes) => {
+            let (read, note) = parse(&bytes);
+            let obj = serde_json::from_slice::<Value>(&bytes).ok();
+            match obj.as_ref().and_then(Value::as_object).map(lists_of) {
+                Some(Err(why)) if !matches!(read, Read::Skipped(_)) => (Read::Skipped(why), note),
+                Some(Ok(l)) => {
+                    lists = l;
+                    (read, note)
+                }
+                _ => (read, note),
+            }
+        }
         Err(e)
             if matches!(
                 e.kind(),
@@ -176,6 +259,7 @@ pub fn read(scope: Scope, path: PathBuf) -> File {
         path,
         read,
         note,
+        lists,
     }
 }
 
@@ -218,6 +302,7 @@ pub fn managed(dir: &Path) -> Vec<File> {
             path: d,
             read: Read::Skipped(format!("cannot be listed ({e})")),
             note: None,
+            lists: Lists::default(),
         }),
     }
     files
@@ -274,7 +359,7 @@ fn common_dir(dir: &Path) -> Option<PathBuf> {
 
 /// The top of the repository's main checkout (its first worktree), seen from `dir`; `None`
 /// for a bare repository.
-fn main_checkout(dir: &Path) -> Option<PathBuf> {
+pub fn main_checkout(dir: &Path) -> Option<PathBuf> {
     let out = cowtree_git::branch::git(dir)
         .args(["worktree", "list", "--porcelain", "-z"])
         .output()
@@ -310,7 +395,43 @@ mod tests {
             path: PathBuf::from(name),
             read,
             note: None,
+            lists: Lists::default(),
         }
+    }
+
+    #[test]
+    fn lists_merge_every_file_lowest_first_each_entry_once_and_skip_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let user = read(
+            User,
+            write(
+                "u.json",
+                r#"{"worktree": {"sparsePaths": ["a", "b"], "symlinkDirectories": ["node_modules"]}}"#,
+            ),
+        );
+        let local = read(
+            Local,
+            write("l.json", r#"{"worktree": {"sparsePaths": ["b", "c"]}}"#),
+        );
+        let bad = read(
+            Project,
+            write("p.json", r#"{"worktree": {"sparsePaths": "d"}}"#),
+        );
+        assert!(matches!(bad.read, Skipped(_)), "{:?}", bad.read);
+        let m = merged_lists(&[local.clone(), bad, user.clone()]);
+        assert_eq!(m.sparse_paths, ["a", "b", "c"]);
+        assert_eq!(m.symlink_directories, ["node_modules"]);
+        let nums = read(
+            User,
+            write("n.json", r#"{"worktree": {"symlinkDirectories": [1]}}"#),
+        );
+        assert!(matches!(nums.read, Skipped(_)));
+        assert_eq!(merged_lists(&[]), Lists::default());
     }
 
     fn winner(files: &[File]) -> (BaseRef, Option<&str>) {
