@@ -110,6 +110,11 @@ enum Opened {
 }
 
 impl Place {
+    /// The repository's refs, read the way it keeps them ([`crate::refs`]).
+    fn refs(&self) -> crate::refs::Refs<'_> {
+        crate::refs::Refs::new(&self.repo, self.facts.ref_storage, &self.src_root)
+    }
+
     /// Opens SRC's repository and reads its [`crate::facts::Facts`] before anything else;
     /// a repository cowtree cannot open, or whose facts say so, is git's to make.
     fn open(opts: &AddOptions) -> Result<Opened> {
@@ -293,15 +298,16 @@ fn resolve_checked(at: &Place, opts: &AddOptions) -> Result<(Vec<String>, resolv
     if !reset {
         register::check_candidate(&at.common, &at.dst.path, opts.force)?;
     }
-    let plan = resolve::resolve(&at.repo, opts, &at.dst.name, &at.src_root)?;
+    let refs = at.refs();
+    let plan = resolve::resolve(&at.repo, &refs, opts, &at.dst.name, &at.src_root)?;
     if reset {
         register::check_candidate(&at.common, &at.dst.path, opts.force)?;
     }
     if opts.with_changes {
-        let head = at.repo.head_id().map_err(|_| Error::Unborn {
+        let head = refs.head_commit().ok_or_else(|| Error::Unborn {
             path: at.src_root.clone(),
         })?;
-        if Some(head.detach()) != plan.commit {
+        if Some(head) != plan.commit {
             return Err(Error::WithChangesOtherCommit {
                 path: at.src_root.clone(),
                 head: head.to_string(),
@@ -336,6 +342,9 @@ fn register_and_stage(
             opts.sync,
         )
     })?;
+    if at.facts.ref_storage == crate::facts::RefStorage::Reftable {
+        run.with_registration(|reg| reg.make_reftable_store())?;
+    }
     run.create_parents(&at.dst.path)?;
     let parent = &at.dst.parent;
     let parent_dir = Dir::open(parent).map_err(Error::io("open", parent))?;
@@ -379,7 +388,8 @@ fn make_branch(
             &opts.track,
             opts.quiet,
         )?);
-        match resolve::branch_tip(&at.repo, &b.name)? {
+        // Read again, not from what the resolution read: `git branch` has just run.
+        match resolve::branch_tip(&at.refs(), &b.name)? {
             Some(tip) if tip == commit => Ok(()),
             tip => Err(Error::GitFailed {
                 command: format!("git branch {} {}", b.name, b.start),
@@ -428,11 +438,33 @@ fn write_registration(
         None => 0,
     };
     steps::mark("write the index");
-    run.with_registration(|reg| reg.write("HEAD", format!("{}\n", plan.head_line).as_bytes()))?;
     // With --sparse the checkout is git's `sparse-checkout set` and `checkout` after a
     // `--no-checkout` add: no `git reset --hard`, so no ORIG_HEAD and no reset in the reflog.
     let reset = opts.checkout && opts.sparse.is_none();
-    run.with_registration(|reg| write_head_logs(&at.repo, reg, plan, reset, &at.src_root))?;
+    if at.facts.ref_storage == crate::facts::RefStorage::Reftable {
+        // The worktree's own reftable stack, written by git ([`crate::refs`]).
+        run.with_registration(|reg| {
+            let admin = reg.path();
+            let w = crate::refs::HeadWriter { admin: &admin };
+            // `git worktree add` sets HEAD in its own process: a bare one in a bare repository.
+            let work_tree = at
+                .current_root
+                .is_some()
+                .then_some(staged.staging_path.as_path());
+            w.set_head(&plan.head_line, work_tree)?;
+            match plan.commit {
+                Some(commit) if reset => w.reset_logs(
+                    commit,
+                    matches!(plan.head, crate::options::HeadReport::Branch { .. }),
+                    &staged.staging_path,
+                ),
+                _ => Ok(()),
+            }
+        })?;
+    } else {
+        run.with_registration(|reg| reg.write("HEAD", format!("{}\n", plan.head_line).as_bytes()))?;
+        run.with_registration(|reg| write_head_logs(&at.repo, reg, plan, reset, &at.src_root))?;
+    }
     run.with_registration(|reg| copy_worktree_config(&at.repo, reg))?;
     if opts.sparse.is_some() {
         run.with_registration(|reg| crate::admin::set_sparse_config(&at.common, &at.facts, reg))?;

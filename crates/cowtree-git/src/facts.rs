@@ -189,7 +189,7 @@ pub struct Support {
 /// What this build makes natively.
 pub const SUPPORT: Support = Support {
     sha256: true,
-    reftable: false,
+    reftable: true,
     partial_clone: false,
     sparse: true,
 };

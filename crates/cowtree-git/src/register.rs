@@ -283,6 +283,32 @@ impl Registration {
         Ok(reg)
     }
 
+    /// Lays the registration out for a reftable repository, as git's
+    /// `reftable_be_create_on_disk` lays out a worktree's ref store: `HEAD` the stub `ref:
+    /// refs/heads/.invalid` (old readers see no branch), `refs/heads` a file saying why, an
+    /// empty `reftable/` stack. HEAD itself is then set in the stack
+    /// ([`crate::refs::HeadWriter`]).
+    pub fn make_reftable_store(&self) -> Result<()> {
+        self.write("HEAD", b"ref: refs/heads/.invalid\n")?;
+        let refs = Dir::open(&self.path().join("refs"))
+            .map_err(Error::io("open", self.path().join("refs")))?;
+        write_atomic(
+            &refs,
+            OsStr::new("heads"),
+            b"this repository uses the reftable format\n",
+            0o666,
+            self.sync,
+        )
+        .map_err(Error::io("write", self.path().join("refs/heads")))?;
+        match self.dir.create_dir(OsStr::new("reftable"), 0o777) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(Error::io("create directory", self.path().join("reftable"))(
+                e,
+            )),
+        }
+    }
+
     /// Writes the file `name` in the registration directory (replacing it atomically).
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
         write_atomic(&self.dir, OsStr::new(name), bytes, 0o666, self.sync)

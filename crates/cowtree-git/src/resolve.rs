@@ -4,14 +4,14 @@
 //! checked out in another worktree).
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gix::ObjectId;
 
 use crate::branch::NewBranch;
 use crate::error::{Error, Result};
 use crate::options::{AddOptions, BranchChoice, HeadReport, Track};
-use crate::register;
+use crate::refs::Refs;
 
 /// What the new worktree gets.
 #[derive(Debug, Clone)]
@@ -47,59 +47,33 @@ pub fn check_branch_name(name: &str) -> Result<String> {
 }
 
 /// The commit `refs/heads/NAME` points to, if it exists.
-pub fn branch_tip(repo: &gix::Repository, name: &str) -> Result<Option<ObjectId>> {
+pub fn branch_tip(refs: &Refs<'_>, name: &str) -> Result<Option<ObjectId>> {
     let Some(full) = branch_refname(name) else {
         return Ok(None);
     };
-    let r = repo
-        .try_find_reference(full.as_str())
-        .map_err(Error::git("read reference", PathBuf::from(&full)))?;
-    match r {
-        None => Ok(None),
-        Some(mut r) => Ok(Some(
-            r.peel_to_id()
-                .map_err(Error::git("peel reference", PathBuf::from(&full)))?
-                .detach(),
-        )),
-    }
-}
-
-/// The commit `spec` names, if it names one.
-fn lookup_commit(repo: &gix::Repository, spec: &str) -> Option<ObjectId> {
-    let id = repo.rev_parse_single(spec).ok()?;
-    let commit = id.object().ok()?.peel_to_commit().ok()?;
-    Some(commit.id)
-}
-
-/// The branch `@{-N}` names (N-th branch checked out before the current one), as git expands
-/// it for `worktree add ... -`.
-fn previous_branch(repo: &gix::Repository, spec: &str) -> Option<String> {
-    let n: usize = spec.strip_prefix("@{-")?.strip_suffix('}')?.parse().ok()?;
-    let head = repo.head().ok()?;
-    let list = head.prior_checked_out_branches().ok()??;
-    let (name, _) = list.iter().rev().nth(n.checked_sub(1)?)?;
-    Some(name.to_string())
+    refs.branch_tip(&full)
 }
 
 /// The branch name `spec` stands for, when it names an existing local branch (`@{-1}`
-/// expanded).
-fn existing_branch(repo: &gix::Repository, spec: &str) -> Result<Option<(String, ObjectId)>> {
-    let name = previous_branch(repo, spec).unwrap_or_else(|| spec.to_owned());
-    Ok(branch_tip(repo, &name)?.map(|tip| (name, tip)))
+/// expanded, as git expands it for `worktree add ... -`).
+fn existing_branch(refs: &Refs<'_>, spec: &str) -> Result<Option<(String, ObjectId)>> {
+    let name = refs
+        .previous_branch(spec)
+        .unwrap_or_else(|| spec.to_owned());
+    Ok(branch_tip(refs, &name)?.map(|tip| (name, tip)))
 }
 
 /// The remote-tracking branch `refs/remotes/R/NAME` when exactly one remote R has one for
 /// `name` (or several do and `checkout.defaultRemote` names one of them): git's
 /// `unique_tracking_name`, with each remote's default fetch refspec.
-fn unique_tracking_name(repo: &gix::Repository, name: &str) -> Option<String> {
+fn unique_tracking_name(repo: &gix::Repository, refs: &Refs<'_>, name: &str) -> Option<String> {
     branch_refname(name)?;
     let found: Vec<(String, String)> = repo
         .remote_names()
         .into_iter()
         .filter_map(|r| {
             let full = format!("refs/remotes/{r}/{name}");
-            matches!(repo.try_find_reference(full.as_str()), Ok(Some(_)))
-                .then(|| (r.to_string(), full))
+            refs.exists(&full).then(|| (r.to_string(), full))
         })
         .collect();
     match found.len() {
@@ -119,38 +93,30 @@ fn unique_tracking_name(repo: &gix::Repository, name: &str) -> Option<String> {
 }
 
 /// git's `can_use_local_refs`: HEAD names a commit, or some branch exists.
-fn can_use_local_refs(repo: &gix::Repository) -> bool {
-    if repo.head_id().is_ok() {
-        return true;
-    }
-    repo.references()
-        .ok()
-        .and_then(|r| r.local_branches().ok().map(|mut it| it.next().is_some()))
-        .unwrap_or(false)
+fn can_use_local_refs(refs: &Refs<'_>) -> bool {
+    refs.head_commit().is_some() || refs.any_below("refs/heads/")
 }
 
 /// Whether some remote-tracking branch exists.
-fn has_remote_refs(repo: &gix::Repository) -> bool {
-    repo.references()
-        .ok()
-        .and_then(|r| r.remote_branches().ok().map(|mut it| it.next().is_some()))
-        .unwrap_or(false)
+fn has_remote_refs(refs: &Refs<'_>) -> bool {
+    refs.any_below("refs/remotes/")
 }
 
 /// git's `dwim_orphan`: with neither a valid HEAD nor any branch (a repository without
 /// commits), `add` makes an unborn branch instead of failing.
 fn dwim_orphan(
     repo: &gix::Repository,
+    refs: &Refs<'_>,
     opts: &AddOptions,
     guess_remote: bool,
     remote: bool,
     notes: &mut Vec<String>,
 ) -> Result<bool> {
-    if can_use_local_refs(repo) {
+    if can_use_local_refs(refs) {
         return Ok(false);
     }
     if remote && guess_remote {
-        if has_remote_refs(repo) {
+        if has_remote_refs(refs) {
             return Ok(false);
         }
         if opts.force == 0 && !repo.remote_names().is_empty() {
@@ -195,13 +161,14 @@ pub fn check_options(opts: &AddOptions) -> Result<()> {
 /// (`choose_branch`), then the plan they make (`plan_of`).
 pub fn resolve(
     repo: &gix::Repository,
+    refs: &Refs<'_>,
     opts: &AddOptions,
     dst_name: &OsStr,
     src_root: &Path,
 ) -> Result<Plan> {
     check_options(opts)?;
-    let choice = choose_branch(repo, opts, dst_name)?;
-    plan_of(repo, opts, src_root, choice)
+    let choice = choose_branch(repo, refs, opts, dst_name)?;
+    plan_of(repo, refs, opts, src_root, choice)
 }
 
 /// The branch `git worktree add` makes or checks out, and where it starts.
@@ -222,12 +189,13 @@ struct Choice {
 /// `-B`, whose refusal names no `-f`).
 fn refuse_checked_out(
     repo: &gix::Repository,
+    refs: &Refs<'_>,
     opts: &AddOptions,
     name: &str,
     reset: bool,
 ) -> Result<()> {
     let bare = repo.config_snapshot().boolean("core.bare").unwrap_or(false);
-    match register::branch_checked_out_at(repo.common_dir(), name, bare) {
+    match refs.checked_out_at(repo.common_dir(), name, bare) {
         Some(wt) if opts.force == 0 => Err(Error::BranchCheckedOut {
             name: name.to_owned(),
             worktree: wt,
@@ -239,7 +207,12 @@ fn refuse_checked_out(
 
 /// git's choice of branch and start point for `opts` (its `-b`, `-B`, `--orphan`, the branch
 /// named after DST, a remote-tracking branch guessed).
-fn choose_branch(repo: &gix::Repository, opts: &AddOptions, dst_name: &OsStr) -> Result<Choice> {
+fn choose_branch(
+    repo: &gix::Repository,
+    refs: &Refs<'_>,
+    opts: &AddOptions,
+    dst_name: &OsStr,
+) -> Result<Choice> {
     let guess_remote = opts.guess_remote.unwrap_or_else(|| {
         repo.config_snapshot()
             .boolean("worktree.guessRemote")
@@ -264,8 +237,8 @@ fn choose_branch(repo: &gix::Repository, opts: &AddOptions, dst_name: &OsStr) ->
     let (mut new_branch, reset, mut orphan) = match &opts.branch {
         BranchChoice::New(n) => (Some(n.clone()), false, false),
         BranchChoice::Reset(n) => {
-            if branch_tip(repo, n)?.is_some() {
-                refuse_checked_out(repo, opts, n, true)?;
+            if branch_tip(refs, n)?.is_some() {
+                refuse_checked_out(repo, refs, opts, n, true)?;
             }
             (Some(n.clone()), true, false)
         }
@@ -275,28 +248,28 @@ fn choose_branch(repo: &gix::Repository, opts: &AddOptions, dst_name: &OsStr) ->
     match &opts.branch {
         BranchChoice::Orphan(_) | BranchChoice::Detach => {}
         BranchChoice::New(_) | BranchChoice::Reset(_) if !given => {
-            orphan = dwim_orphan(repo, opts, guess_remote, false, &mut notes)?;
+            orphan = dwim_orphan(repo, refs, opts, guess_remote, false, &mut notes)?;
         }
         BranchChoice::Auto if !given => {
             let name = basename()?;
-            let found = if branch_tip(repo, &name)?.is_some() {
+            let found = if branch_tip(refs, &name)?.is_some() {
                 Some(name)
             } else {
                 new_branch = Some(name.clone());
                 if guess_remote {
-                    unique_tracking_name(repo, &name)
+                    unique_tracking_name(repo, refs, &name)
                 } else {
                     None
                 }
             };
             match found {
                 Some(s) => start = s,
-                None => orphan = dwim_orphan(repo, opts, guess_remote, true, &mut notes)?,
+                None => orphan = dwim_orphan(repo, refs, opts, guess_remote, true, &mut notes)?,
             }
         }
         BranchChoice::Auto => {
-            if lookup_commit(repo, &start).is_none()
-                && let Some(remote) = unique_tracking_name(repo, &start)
+            if refs.commit_of(&start).is_none()
+                && let Some(remote) = unique_tracking_name(repo, refs, &start)
             {
                 new_branch = Some(std::mem::replace(&mut start, remote));
             }
@@ -317,6 +290,7 @@ fn choose_branch(repo: &gix::Repository, opts: &AddOptions, dst_name: &OsStr) ->
 /// an existing branch for `-b`, `--track` without a new branch, a branch checked out elsewhere.
 fn plan_of(
     repo: &gix::Repository,
+    refs: &Refs<'_>,
     opts: &AddOptions,
     src_root: &Path,
     choice: Choice,
@@ -334,7 +308,7 @@ fn plan_of(
             source: "an unborn branch needs a name".into(),
         })?;
         check_branch_name(&name)?;
-        if branch_tip(repo, &name)?.is_some() {
+        if branch_tip(refs, &name)?.is_some() {
             return Err(Error::BranchExists(name));
         }
         return Ok(Plan {
@@ -345,13 +319,15 @@ fn plan_of(
             notes,
         });
     }
-    let commit = lookup_commit(repo, &start).ok_or_else(|| Error::InvalidReference {
-        spec: start.clone(),
-        repo: src_root.to_owned(),
-    })?;
+    let commit = refs
+        .commit_of(&start)
+        .ok_or_else(|| Error::InvalidReference {
+            spec: start.clone(),
+            repo: src_root.to_owned(),
+        })?;
     if let Some(name) = new_branch {
         check_branch_name(&name)?;
-        let previous = branch_tip(repo, &name)?;
+        let previous = branch_tip(refs, &name)?;
         if previous.is_some() && !reset {
             return Err(Error::BranchExists(name));
         }
@@ -375,9 +351,9 @@ fn plan_of(
         return Err(Error::TrackWithoutNewBranch);
     }
     if opts.branch != BranchChoice::Detach
-        && let Some((name, tip)) = existing_branch(repo, &start)?
+        && let Some((name, tip)) = existing_branch(refs, &start)?
     {
-        refuse_checked_out(repo, opts, &name, false)?;
+        refuse_checked_out(repo, refs, opts, &name, false)?;
         return Ok(Plan {
             commit: Some(tip),
             head_line: format!("ref: refs/heads/{name}"),

@@ -1526,3 +1526,102 @@ fn sparse_option_gives_gits_three_commands_result_and_writes_nothing_outside_the
     assert!(String::from_utf8_lossy(&out.stderr).contains("no leading slash"));
     assert!(!dir.path().join("no").exists());
 }
+
+/// Git 3.0's formats, made by cowtree itself (not handed to git): reftable refs, SHA-256
+/// objects, and both. For a new branch, a detached HEAD, an existing branch and -B of a
+/// branch at another commit, the worktree is git's (files, index, HEAD, its reflog, ORIG_HEAD,
+/// the branch's reflog, `git worktree list`), each made on its own copy of the repository;
+/// a branch checked out elsewhere is refused as git refuses it.
+#[test]
+fn reftable_and_sha256_repositories_get_gits_worktree_from_cowtree() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    for (name, init) in [
+        ("reftable", &["--ref-format=reftable"][..]),
+        ("sha256", &["--object-format=sha256"][..]),
+        (
+            "git3",
+            &["--ref-format=reftable", "--object-format=sha256"][..],
+        ),
+    ] {
+        let base = dir.path().join(name);
+        let src = base.join("src");
+        fs::create_dir_all(&src).unwrap();
+        let mut a = vec!["init", "-q", "-b", "main"];
+        a.extend_from_slice(init);
+        git(&src, &a);
+        for i in 0..30 {
+            let p = src.join(format!("d{}/f{i}", i % 4));
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, format!("{i}\n")).unwrap();
+        }
+        git(&src, &["add", "-A"]);
+        git(&src, &["commit", "-qm", "one"]);
+        git(&src, &["branch", "side"]);
+        fs::write(src.join("d0/f0"), "changed\n").unwrap();
+        git(&src, &["commit", "-qam", "two"]);
+        next_second();
+        git(&src, &["status", "--porcelain"]);
+        let cases: [(&str, &[&str], Option<&str>); 4] = [
+            ("new", &["-b", "task"], None),
+            ("detached", &["--detach"], None),
+            ("existing", &[], Some("side")),
+            ("reset", &["-B", "side2"], Some("HEAD~1")),
+        ];
+        for (case, opts, commit) in cases {
+            let ours = base.join(format!("ours-{case}"));
+            let theirs = base.join(format!("theirs-{case}"));
+            for r in [&ours, &theirs] {
+                cowtree_testutil::tool("cp", &[OsStr::new("-a"), src.as_os_str(), r.as_os_str()]);
+            }
+            let what = format!("{name}, {case}");
+            let mut args: Vec<&OsStr> = opts.iter().map(OsStr::new).collect();
+            let dst = base.join(format!("wt-{case}"));
+            args.push(dst.as_os_str());
+            args.extend(commit.map(OsStr::new));
+            let r = add_ok(&ours, &args);
+            assert_eq!(r["made_by"], "cowtree", "{what}: {r}");
+            let by_git = base.join(format!("git-{case}"));
+            let mut gargs = vec!["worktree", "add", "-q"];
+            gargs.extend_from_slice(opts);
+            gargs.push(by_git.to_str().unwrap());
+            gargs.extend(commit);
+            git(&theirs, &gargs);
+            assert_eq!(tree(&dst), tree(&by_git), "{what}");
+            assert_eq!(index_listing(&dst), index_listing(&by_git), "{what}");
+            let look = |wt: &Path, repo: &Path| {
+                let branch = git_cmd(wt)
+                    .args(["symbolic-ref", "-q", "--short", "HEAD"])
+                    .output()
+                    .unwrap();
+                let branch = String::from_utf8_lossy(&branch.stdout).trim().to_owned();
+                let branch_log = if branch.is_empty() {
+                    String::new()
+                } else {
+                    git(repo, &["reflog", "show", "--format=%H %gs", &branch])
+                };
+                (
+                    git(wt, &["rev-parse", "HEAD", "ORIG_HEAD"]),
+                    branch,
+                    git(wt, &["reflog", "show", "--format=%H %gs", "HEAD"]),
+                    branch_log,
+                    git(repo, &["worktree", "list", "--porcelain"])
+                        .lines()
+                        .count(),
+                )
+            };
+            assert_eq!(look(&dst, &ours), look(&by_git, &theirs), "{what}");
+            assert_status_clean(&dst);
+            git(&ours, &["fsck", "--no-progress"]);
+        }
+        // A branch checked out elsewhere: refused, as git refuses it, nothing left.
+        let busy = base.join("busy");
+        let out = add(&src, &[busy.as_os_str(), os("main")]);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("'main' is already used by worktree"),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!busy.exists());
+    }
+}
