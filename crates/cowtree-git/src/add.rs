@@ -158,6 +158,10 @@ impl Place {
             return Ok(Opened::Git(why.to_owned()));
         }
         let mut facts = facts;
+        facts.promisors = crate::promisor::remotes(&repo, facts.partial_clone.as_deref());
+        if let Some(why) = crate::promisor::unsupported_filter(&repo, &facts.promisors) {
+            return Ok(Opened::Git(why));
+        }
         if let Some(dirs) = &opts.sparse {
             // What `git sparse-checkout set --cone DIRS` makes of the new worktree: its patterns,
             // cone mode, and the sparse index the configuration asks for.

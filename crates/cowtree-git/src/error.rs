@@ -71,6 +71,12 @@ pub enum Error {
         /// Why.
         cause: &'static str,
     },
+    /// A blob of the target is in no promisor remote that could be reached (partial clone).
+    #[error("could not fetch {id} from promisor remote")]
+    PromisorFetch {
+        /// The first blob missing.
+        id: gix::ObjectId,
+    },
     /// `--sparse` names something `git sparse-checkout set --cone` refuses.
     #[error("--sparse {dir}: {message}")]
     SparseDir {

@@ -190,7 +190,7 @@ pub struct Support {
 pub const SUPPORT: Support = Support {
     sha256: true,
     reftable: true,
-    partial_clone: false,
+    partial_clone: true,
     sparse: true,
 };
 
@@ -220,6 +220,9 @@ pub struct Facts {
     pub worktree_config: bool,
     /// `extensions.partialClone`: the promisor remote.
     pub partial_clone: Option<String>,
+    /// The promisor remotes, in the order git asks them ([`crate::promisor`]); empty for a
+    /// repository that is not a partial clone.
+    pub promisors: Vec<String>,
     /// `core.ignoreStat`: git's checkout marks every entry it writes assume-unchanged.
     pub ignore_stat: bool,
     /// The sparse checkout of the worktree the command runs in, which `git worktree add`
@@ -357,6 +360,7 @@ impl Facts {
             partial_clone,
             ignore_stat,
             sparse,
+            promisors: Vec::new(),
             handover,
         })
     }

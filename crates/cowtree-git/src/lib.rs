@@ -59,6 +59,7 @@ pub mod keep;
 pub mod method;
 pub mod options;
 mod post_checkout;
+pub mod promisor;
 pub mod refs;
 pub mod register;
 pub mod resolve;

@@ -176,6 +176,15 @@ impl Prepared {
             mark_sparse(&mut target, sparse);
             crate::steps::mark("sparse");
         }
+        if !input.facts.promisors.is_empty() {
+            // A partial clone: what git's checkout would fetch, fetched now, in one batch.
+            let missing = crate::promisor::missing(repo, &target);
+            if !missing.is_empty() {
+                let dir = input.current_root.unwrap_or(repo.common_dir());
+                crate::promisor::fetch(dir, &input.facts.promisors, &missing)?;
+            }
+            crate::steps::mark("fetch missing blobs");
+        }
         // SRC's parts, its index moved (an index of 78,000 entries is 10 MB to copy).
         let (src_root, src_repo, src_index) = match src {
             Some(s) => (Some(s.root), s.repo, s.index),

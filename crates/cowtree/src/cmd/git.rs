@@ -719,6 +719,8 @@ pub fn git_error(e: cowtree_git::Error) -> CliError {
         | E::NoRefsWithRemote
         | E::GitFailed { .. } => CliError::new(msg).kind(Kind::Refused),
         E::SparseDir { .. } => CliError::with_code(msg, 2).kind(Kind::Usage),
+        // git dies with 128 when no promisor remote gives the blob.
+        E::PromisorFetch { .. } => CliError::with_code(msg, 128).kind(Kind::Refused),
         E::WithChangesOtherCommit { path, .. } | E::Conflicted { path } => {
             CliError::new(msg).kind(Kind::Refused).path(path)
         }

@@ -1625,3 +1625,106 @@ fn reftable_and_sha256_repositories_get_gits_worktree_from_cowtree() {
         assert!(!busy.exists());
     }
 }
+
+/// A blobless clone (`--filter=blob:none`) whose target blobs are not local: cowtree fetches
+/// them from the promisor remote in one batch, as git's checkout does, and the worktree is
+/// git's (files, index); with the remote gone, the same failure as git's (exit 128, git's
+/// message), and nothing left.
+#[test]
+fn a_blobless_clone_fetches_its_blobs_in_one_batch_and_fails_offline_as_git_does() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let server = make_repo(dir.path());
+    git(&server, &["config", "uploadpack.allowFilter", "true"]);
+    git(
+        &server,
+        &["config", "uploadpack.allowAnySHA1InWant", "true"],
+    );
+    let url = format!("file://{}", server.display());
+    let clone = |name: &str| {
+        let p = dir.path().join(name);
+        git(
+            dir.path(),
+            &[
+                "clone",
+                "-q",
+                "--filter=blob:none",
+                "--no-checkout",
+                &url,
+                p.to_str().unwrap(),
+            ],
+        );
+        p
+    };
+    let (ours, theirs, offline) = (clone("ours"), clone("theirs"), clone("offline"));
+    let missing = |r: &Path| {
+        git(r, &["rev-list", "--objects", "--missing=print", "HEAD"])
+            .lines()
+            .filter(|l| l.starts_with('?'))
+            .count()
+    };
+    assert!(missing(&ours) > 50, "the clone has its blobs already");
+    let dst = dir.path().join("dst");
+    let log = dir.path().join("trace");
+    let out = cowtree_testutil::git_env(bin().current_dir(&ours))
+        .env("GIT_TRACE2_EVENT", &log)
+        .args(["git", "worktree", "add", "--json", "--detach"])
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["made_by"], "cowtree", "{r}");
+    // One fetch, of every missing blob.
+    let trace = fs::read_to_string(&log).unwrap();
+    let fetches = trace
+        .lines()
+        .filter(|l| l.contains("\"event\":\"start\"") && l.contains("\"fetch\""))
+        .count();
+    assert_eq!(fetches, 1, "{trace}");
+    assert_eq!(missing(&ours), 0);
+    let by_git = dir.path().join("by-git");
+    git(
+        &theirs,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            by_git.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(tree(&dst), tree(&by_git));
+    assert_eq!(index_listing(&dst), index_listing(&by_git));
+    assert_status_clean(&dst);
+    // Offline: the server is gone.
+    fs::rename(&server, dir.path().join("away")).unwrap();
+    let dst2 = dir.path().join("dst2");
+    let out = add(&offline, &[os("--detach"), dst2.as_os_str()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(128), "{err}");
+    assert!(err.contains("from promisor remote"), "{err}");
+    assert!(!dst2.exists());
+    assert_eq!(
+        git(&offline, &["worktree", "list", "--porcelain"])
+            .matches("worktree ")
+            .count(),
+        1
+    );
+    let by_git2 = dir.path().join("by-git2");
+    let theirs_out = git_cmd(&offline)
+        .args([
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            by_git2.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(theirs_out.status.code(), Some(128));
+    assert!(String::from_utf8_lossy(&theirs_out.stderr).contains("from promisor remote"));
+}
