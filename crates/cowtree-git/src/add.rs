@@ -157,6 +157,9 @@ impl Place {
         if let Some(why) = facts.handover() {
             return Ok(Opened::Git(why.to_owned()));
         }
+        if let Some(why) = git_decides_access(&repo) {
+            return Ok(Opened::Git(why));
+        }
         let mut facts = facts;
         facts.promisors = crate::promisor::remotes(&repo, facts.partial_clone.as_deref());
         if let Some(why) = crate::promisor::unsupported_filter(&repo, &facts.promisors) {
@@ -195,6 +198,46 @@ impl Place {
             dst,
         })))
     }
+}
+
+/// Why git itself must decide whether it may use the repository `repo`, where it would refuse
+/// what gitoxide opens: a bare repository found by discovery under `safe.bareRepository =
+/// explicit` (Git 3.0's default), or a repository another user owns (git's `safe.directory`
+/// rule). Handed over, git refuses or goes on, with its own message.
+fn git_decides_access(repo: &gix::Repository) -> Option<String> {
+    // git reads it from the protected configuration only (system, global, command line).
+    let protected = |m: &gix::config::file::Metadata| {
+        !matches!(
+            m.source,
+            gix::config::Source::Local | gix::config::Source::Worktree
+        )
+    };
+    if repo.workdir().is_none()
+        && repo
+            .config_snapshot()
+            .plumbing()
+            .string_filter("safe.bareRepository", protected)
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"explicit"))
+    {
+        return Some(
+            "a bare repository under safe.bareRepository = explicit (git decides whether it \
+             may be used)"
+                .into(),
+        );
+    }
+    let me = rustix::process::geteuid().as_raw();
+    let paths = [Some(repo.git_dir()), repo.workdir()];
+    for p in paths.into_iter().flatten() {
+        if let Ok(st) = rustix::fs::stat(p)
+            && st.st_uid != me
+        {
+            return Some(format!(
+                "{} belongs to another user (git's safe.directory decides)",
+                p.display()
+            ));
+        }
+    }
+    None
 }
 
 /// Where the tree is staged: DST's parent, open, and the staging directory's name and path,

@@ -346,11 +346,6 @@ impl Facts {
                 handover.get_or_insert(format!("{key} = {v}"));
             }
         }
-        if let Some(v) = config("core.checkstat")
-            && !v.eq_ignore_ascii_case("default")
-        {
-            handover.get_or_insert(format!("core.checkStat = {v}"));
-        }
         Ok(Facts {
             common_dir: common_dir.to_owned(),
             format,
