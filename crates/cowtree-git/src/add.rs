@@ -390,7 +390,13 @@ fn register_and_stage(
         )
     })?;
     if at.facts.ref_storage == crate::facts::RefStorage::Reftable {
-        run.with_registration(|reg| reg.make_reftable_store())?;
+        // Its HEAD set at once, as the files registration's is: filters and hooks that run
+        // git in the new worktree while it is made find it.
+        run.with_registration(|reg| {
+            reg.make_reftable_store()?;
+            let admin = reg.path();
+            crate::refs::HeadWriter { admin: &admin }.set_head_unlogged(&first_head)
+        })?;
     }
     run.create_parents(&at.dst.path)?;
     let parent = &at.dst.parent;

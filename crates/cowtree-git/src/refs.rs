@@ -295,6 +295,30 @@ impl HeadWriter<'_> {
         }
     }
 
+    /// Sets HEAD to `head_line` while the worktree is made, with no reflog entry (the final
+    /// [`HeadWriter::set_head`] writes the one git writes; its old value is then this one where
+    /// git's is the null id, which `git reflog` does not show).
+    pub fn set_head_unlogged(&self, head_line: &str) -> Result<()> {
+        let args: Vec<&str> = match head_line.strip_prefix("ref: ") {
+            Some(target) => vec![
+                "-c",
+                "core.logAllRefUpdates=false",
+                "symbolic-ref",
+                "HEAD",
+                target,
+            ],
+            None => vec![
+                "-c",
+                "core.logAllRefUpdates=false",
+                "update-ref",
+                "--no-deref",
+                "HEAD",
+                head_line,
+            ],
+        };
+        self.git(&args, None, None)
+    }
+
     /// What `git reset --hard` in the new worktree `work_tree` leaves: `ORIG_HEAD` at
     /// `commit` and, on a branch, HEAD's `reset: moving to HEAD` (one transaction, as git's
     /// reset makes them).

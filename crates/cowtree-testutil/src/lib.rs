@@ -458,12 +458,38 @@ pub fn git_cmd(dir: &Path) -> std::process::Command {
     c
 }
 
+/// The global git configuration the tests give git (`GIT_CONFIG_GLOBAL`): none (`/dev/null`),
+/// or with `COWTREE_TEST_GIT_PROFILE=git3` Git 3.0's defaults: SHA-256 objects, reftable refs,
+/// `main` as the first branch, and bare repositories used only when named explicitly
+/// (`safe.bareRepository = explicit`). `.ci/run` runs the git tests both ways.
+pub fn git_global_config() -> std::ffi::OsString {
+    static PATH: std::sync::OnceLock<std::ffi::OsString> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        if std::env::var("COWTREE_TEST_GIT_PROFILE").as_deref() != Ok("git3") {
+            return "/dev/null".into();
+        }
+        let path = std::env::temp_dir().join(format!(
+            "cowtree-git3-profile-{}.gitconfig",
+            std::process::id()
+        ));
+        std::fs::write(
+            &path,
+            "[init]\n\tdefaultObjectFormat = sha256\n\tdefaultRefFormat = reftable\n\
+             \tdefaultBranch = main\n[safe]\n\tbareRepository = explicit\n",
+        )
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        path.into_os_string()
+    })
+    .clone()
+}
+
 /// The environment [`git_cmd`] gives git, given to `c` (git, or cowtree where it reads git's
-/// configuration and writes commits): no system or global configuration, a fixed author and
-/// committer, none of the caller's `GIT_DIR`, `GIT_WORK_TREE` or `GIT_INDEX_FILE`.
+/// configuration and writes commits): no system configuration, the global one of
+/// [`git_global_config`], a fixed author and committer, none of the caller's `GIT_DIR`,
+/// `GIT_WORK_TREE` or `GIT_INDEX_FILE`.
 pub fn git_env(c: &mut std::process::Command) -> &mut std::process::Command {
     c.env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_GLOBAL", git_global_config())
         .env("GIT_AUTHOR_NAME", "t")
         .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
         .env("GIT_COMMITTER_NAME", "t")

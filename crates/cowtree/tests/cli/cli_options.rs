@@ -26,7 +26,7 @@ fn run_in(root: &Path, args: &[&str]) -> Ran {
         .env("XDG_CONFIG_HOME", root.join("config"))
         .env("XDG_CACHE_HOME", root.join("cache"))
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_GLOBAL", cowtree_testutil::git_global_config())
         .env("GIT_CEILING_DIRECTORIES", root)
         .stdin(Stdio::null())
         .args(args);

@@ -101,7 +101,7 @@ fn eight_adds(root: &Path, src: &Path, method: &str) {
                 .env("HOME", root.join("home"))
                 .env("XDG_STATE_HOME", root.join("state"))
                 .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_GLOBAL", cowtree_testutil::git_global_config())
                 .env("GIT_COMMITTER_NAME", "t")
                 .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
                 .stdout(Stdio::piped())

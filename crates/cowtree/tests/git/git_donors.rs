@@ -9,15 +9,39 @@ use std::process::Output;
 
 use crate::common::bin;
 use cowtree_fs::extents::extent_summary;
-use cowtree_testutil::git;
 use cowtree_testutil::{Fs, scratch};
 use serde_json::Value;
 
+/// Bare repositories are used here where found by discovery: allowed on the command line's
+/// level (`GIT_CONFIG_COUNT`), which git and gitoxide read as protected configuration, so that
+/// the Git 3.0 profile's `safe.bareRepository = explicit` does not refuse them.
+fn allow_bare(c: &mut std::process::Command) -> &mut std::process::Command {
+    c.env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "safe.bareRepository")
+        .env("GIT_CONFIG_VALUE_0", "all")
+}
+
+/// git in `dir` (a bare repository or a worktree), bare repositories allowed.
+#[track_caller]
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = allow_bare(&mut cowtree_testutil::git_cmd(dir))
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn cowtree(dir: &Path, args: &[&str]) -> Output {
-    bin()
+    allow_bare(&mut bin())
         .current_dir(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_GLOBAL", cowtree_testutil::git_global_config())
         .env("GIT_COMMITTER_NAME", "t")
         .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
         .args(["git", "worktree", "add", "--json"])

@@ -29,7 +29,7 @@ fn env(c: &mut Command, root: &Path) {
         .env("XDG_DATA_HOME", root.join("data"))
         .env("XDG_CONFIG_HOME", root.join("config"))
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_GLOBAL", cowtree_testutil::git_global_config())
         .env("GIT_COMMITTER_NAME", "t")
         .env("GIT_COMMITTER_EMAIL", "t@example.invalid");
 }
@@ -949,7 +949,17 @@ fn install_from_a_disposable_uv_environment_never_writes_a_bare_cowtree() {
             .unwrap()
     };
     // No uvx, no other cowtree: refused, nothing written.
-    let path = format!("{}:{}:/usr/bin:/bin", cache_bin.display(), empty.display());
+    // The git tests use (first on the test's own PATH), then the system's directories.
+    let git_dir = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "dirname \"$(command -v git)\""])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let system = format!("{}:/usr/bin:/bin", git_dir.trim());
+    let path = format!("{}:{}:{system}", cache_bin.display(), empty.display());
     let out = run(&path);
     let err = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -963,11 +973,7 @@ fn install_from_a_disposable_uv_environment_never_writes_a_bare_cowtree() {
 
     // A lasting install of the same version further on PATH: its path is the command.
     fs::copy(BIN, lasting.join("cowtree")).unwrap();
-    let path = format!(
-        "{}:{}:/usr/bin:/bin",
-        cache_bin.display(),
-        lasting.display()
-    );
+    let path = format!("{}:{}:{system}", cache_bin.display(), lasting.display());
     let out = run(&path);
     assert!(
         out.status.success(),
@@ -994,7 +1000,7 @@ fn install_from_a_disposable_uv_environment_never_writes_a_bare_cowtree() {
     let mut child = c
         .arg("-c")
         .arg(&command)
-        .env("PATH", format!("{}:/usr/bin:/bin", empty.display()))
+        .env("PATH", format!("{}:{system}", empty.display()))
         .current_dir(&src)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -25,7 +25,7 @@ fn cowtree(root: &Path) -> Command {
         .env("XDG_DATA_HOME", root.join("data"))
         .env("XDG_CONFIG_HOME", root.join("config"))
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null");
+        .env("GIT_CONFIG_GLOBAL", cowtree_testutil::git_global_config());
     c
 }
 

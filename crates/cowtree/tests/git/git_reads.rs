@@ -76,7 +76,7 @@ pub(crate) fn files_git_status_opens(wt: &Path) -> Vec<String> {
     let st = cowtree_testutil::strace("open,openat,openat2", &log)
         .current_dir(wt)
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_GLOBAL", cowtree_testutil::git_global_config())
         .args(["git", "status", "--porcelain"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -41,7 +41,7 @@ fn add_command(src: &Path, home: &Path, args: &[&str]) -> Command {
         .env("XDG_DATA_HOME", home.join("data"))
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_GLOBAL", cowtree_testutil::git_global_config())
         .env("GIT_COMMITTER_NAME", "t")
         .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
         .args(["--json", "git", "worktree", "add", "--from"])
@@ -526,7 +526,7 @@ fn human(src: &Path, home: &Path, args: &[&str]) -> String {
         .env("HOME", home)
         .env("XDG_STATE_HOME", home.join("state"))
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_GLOBAL", cowtree_testutil::git_global_config())
         .args(["git", "worktree", "add"])
         .args(args)
         .output()
@@ -941,19 +941,21 @@ fn remove_of_a_snapshot_worktree_deletes_its_subvolume_in_one_call() {
         .arg(&wt)
         .current_dir(&src)
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_GLOBAL", cowtree_testutil::git_global_config())
         .status()
         .unwrap();
     assert!(st.success());
     assert!(!wt.exists());
     let text = fs::read_to_string(&log).unwrap();
     assert!(text.contains("BTRFS_IOC_SNAP_DESTROY"), "{text}");
+    // The tree has 300 files: removed one by one, as many unlinks. Those of git's own
+    // registration (a few; more with reftable, whose tables go by name) are not the tree's.
     let unlinks = text
         .lines()
         .filter(|l| l.contains("unlink") && !l.contains("/.git/"))
         .count();
     assert!(
-        unlinks < 10,
+        unlinks < 30,
         "the tree was removed file by file: {unlinks} unlinks"
     );
     assert_eq!(git(&src, &["worktree", "list"]).lines().count(), 1);
@@ -974,7 +976,7 @@ fn add_then_signal(
         .env("HOME", home)
         .env("XDG_STATE_HOME", home.join("state"))
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_GLOBAL", cowtree_testutil::git_global_config())
         .args(["git", "worktree", "add", "-q", "--subvolume", "-b", branch])
         .arg(dst)
         .stdin(Stdio::null())

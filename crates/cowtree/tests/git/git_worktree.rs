@@ -1116,7 +1116,7 @@ fn remove_of_a_subvolume_worktree_deletes_the_subvolume_after_git_checks() {
         bin()
             .current_dir(&src)
             .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_GLOBAL", cowtree_testutil::git_global_config())
             .args(["git", "worktree", "remove"])
             .args(args)
             .output()
