@@ -74,10 +74,18 @@ impl Dst {
             Ok(m) if m.is_dir() => std::fs::read_dir(&path)
                 .map(|mut d| d.next().is_none())
                 .unwrap_or(false),
-            Ok(_) => return Err(Error::DstExists(path)),
+            Ok(_) => {
+                return Err(Error::DstExists {
+                    path,
+                    given: dst.display().to_string(),
+                });
+            }
         };
         if !empty_dir && std::fs::symlink_metadata(&path).is_ok() {
-            return Err(Error::DstExists(path));
+            return Err(Error::DstExists {
+                path,
+                given: dst.display().to_string(),
+            });
         }
         Ok(Dst {
             path,
@@ -160,6 +168,11 @@ impl Place {
         if let Some(why) = git_decides_access(&repo) {
             return Ok(Opened::Git(why));
         }
+        if opts.dst.file_name().is_some_and(|n| n.to_str().is_none()) {
+            // Its worktree id is git's sanitizing of the raw bytes, which ids here (strings)
+            // do not carry.
+            return Ok(Opened::Git("a destination name that is not UTF-8".into()));
+        }
         let mut facts = facts;
         facts.promisors = crate::promisor::remotes(&repo, facts.partial_clone.as_deref());
         if let Some(why) = crate::promisor::unsupported_filter(&repo, &facts.promisors) {
@@ -198,6 +211,15 @@ impl Place {
             dst,
         })))
     }
+}
+
+/// Whether git, run in `dir`, takes the repository for a bare one (`core.bare` as git reads it,
+/// in the worktree's own configuration too).
+fn git_says_bare(dir: &Path) -> bool {
+    branch::git(dir)
+        .args(["rev-parse", "--is-bare-repository"])
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.trim_ascii() == b"true")
 }
 
 /// Why git itself must decide whether it may use the repository `repo`, where it would refuse
@@ -300,7 +322,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         &staging,
         &staged,
         made.index.take(),
-        made.sparse_index_tree.take(),
+        made.index_tree.take().map(|t| (t, made.sparse_index)),
     )?;
     publish(&at, run, opts, staging, &staged)?;
     steps::mark("publish");
@@ -342,13 +364,14 @@ fn resolve_checked(at: &Place, opts: &AddOptions) -> Result<(Vec<String>, resolv
     let cleaned = register::clean_stale(&at.common)?;
     steps::mark("clean stale");
     let reset = matches!(opts.branch, BranchChoice::Reset(_));
+    let given = opts.dst.display().to_string();
     if !reset {
-        register::check_candidate(&at.common, &at.dst.path, opts.force)?;
+        register::check_candidate(&at.common, &at.dst.path, &given, opts.force)?;
     }
     let refs = at.refs();
     let plan = resolve::resolve(&at.repo, &refs, opts, &at.dst.name, &at.src_root)?;
     if reset {
-        register::check_candidate(&at.common, &at.dst.path, opts.force)?;
+        register::check_candidate(&at.common, &at.dst.path, &given, opts.force)?;
     }
     if opts.with_changes {
         let head = refs.head_commit().ok_or_else(|| Error::Unborn {
@@ -470,7 +493,7 @@ fn write_registration(
     staging: &staging::Staging<'_>,
     staged: &Staged,
     index: Option<gix::index::File>,
-    sparse_tree: Option<gix::index::extension::Tree>,
+    index_tree: Option<(gix::index::extension::Tree, bool)>,
 ) -> Result<u64> {
     let mut dotgit = b"gitdir: ".to_vec();
     dotgit.extend_from_slice(staged.admin_dir.as_os_str().as_bytes());
@@ -486,7 +509,7 @@ fn write_registration(
                     e.flags |= gix::index::entry::Flags::ASSUME_VALID;
                 }
             }
-            run.with_registration(|reg| write_index(reg, &index, sparse_tree.as_ref()))?
+            run.with_registration(|reg| write_index(reg, &index, index_tree.as_ref()))?
         }
         None => 0,
     };
@@ -499,18 +522,12 @@ fn write_registration(
         run.with_registration(|reg| {
             let admin = reg.path();
             let w = crate::refs::HeadWriter { admin: &admin };
-            // `git worktree add` sets HEAD in its own process: a bare one in a bare repository.
-            let work_tree = at
-                .current_root
-                .is_some()
-                .then_some(staged.staging_path.as_path());
-            w.set_head(&plan.head_line, work_tree)?;
+            // `git worktree add` sets HEAD in its own process: a bare one in a bare repository,
+            // or where core.bare says so (which git's logAllRefUpdates default follows).
+            let bare = at.current_root.is_none() || git_says_bare(&at.src_root);
+            w.set_head(&plan.head_line, bare, &staged.staging_path)?;
             match plan.commit {
-                Some(commit) if reset => w.reset_logs(
-                    commit,
-                    matches!(plan.head, crate::options::HeadReport::Branch { .. }),
-                    &staged.staging_path,
-                ),
+                Some(commit) if reset => w.reset_logs(commit, &staged.staging_path),
                 _ => Ok(()),
             }
         })?;
@@ -561,7 +578,10 @@ fn publish(
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::Interrupted => Error::Interrupted,
                 std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty => {
-                    Error::DstExists(dst.path.clone())
+                    Error::DstExists {
+                        path: dst.path.clone(),
+                        given: opts.dst.display().to_string(),
+                    }
                 }
                 _ => Error::io("rename into", &dst.path)(e),
             })

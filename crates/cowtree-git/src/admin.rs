@@ -16,16 +16,25 @@ use crate::{branch, index_file, register, resolve, steps};
 pub(crate) fn write_index(
     reg: &register::Registration,
     target: &gix::index::File,
-    sparse_tree: Option<&gix::index::extension::Tree>,
+    tree: Option<&(gix::index::extension::Tree, bool)>,
 ) -> Result<u64> {
     let (secs, _) = reg.write_index(|w| {
-        if let Some(tree) = sparse_tree {
-            let bytes = index_file::encode_with(target, Some(tree), true)?;
+        if let Some((tree, sparse)) = tree {
+            let bytes = index_file::encode_with(target, Some(tree), *sparse)?;
             return std::io::Write::write_all(w, &bytes);
         }
         if !index_file::supported(target) {
             return target
-                .write_to(w, gix::index::write::Options::default())
+                .write_to(
+                    w,
+                    gix::index::write::Options {
+                        extensions: gix::index::write::Extensions::Given {
+                            tree_cache: true,
+                            end_of_index_entry: false,
+                        },
+                        ..Default::default()
+                    },
+                )
                 .map(|_| ())
                 .map_err(std::io::Error::other);
         }
@@ -190,10 +199,12 @@ pub(crate) fn copy_worktree_config(
     })?;
     let bare = matches!(copied.boolean("core.bare"), Ok(Some(true)));
     let worktree = copied.string("core.worktree").is_some();
-    // Rare; git's own `config --file` edits the copy as `git worktree add` does.
-    for (needed, args) in [
-        (bare, &["--unset-all", "core.bare", "true"][..]),
-        (worktree, &["--unset-all", "core.worktree"][..]),
+    // Rare; git's own `config --file` edits the copy as `git worktree add` does: one
+    // `core.bare` whose value reads `true`, one `core.worktree`; where that fails (a value
+    // spelled otherwise, several values), git says so and goes on with the copy as it is.
+    for (needed, key, args) in [
+        (bare, "core.bare", &["--unset", "core.bare", "true"][..]),
+        (worktree, "core.worktree", &["--unset", "core.worktree"][..]),
     ] {
         if !needed {
             continue;
@@ -206,10 +217,7 @@ pub(crate) fn copy_worktree_config(
             .output()
             .map_err(Error::io("run git config in", reg.path()))?;
         if !out.status.success() {
-            return Err(Error::GitFailed {
-                command: format!("git config --file {} {}", to.display(), args.join(" ")),
-                message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            });
+            eprintln!("error: failed to unset '{key}' in '{}'", to.display());
         }
     }
     Ok(())

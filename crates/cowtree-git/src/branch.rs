@@ -93,7 +93,7 @@ pub fn make(
             .map(str::to_owned)
             .or_else(|| said.pop())
             .unwrap_or_else(|| format!("exited with {}", out.status));
-        return Err(Error::GitFailed {
+        return Err(Error::BranchFailed {
             command: format!("git branch {} {start}", b.name),
             message,
         });

@@ -351,9 +351,11 @@ fn one(
         0o666
     } & !input.umask;
     match kind {
+        // The empty directory git's checkout makes, whose stat data git records for the
+        // gitlink (it compares none of it for a gitlink, but writes it).
         Kind::Submodule => Ok(EntryResult {
             made: Made::Submodule,
-            stat: None,
+            stat: dst_dir.stat(name).ok().map(|st| stat_of(&st)),
             bytes: 0,
         }),
         Kind::Other => Err(Error::Git {

@@ -55,8 +55,8 @@ fn child<'t>(t: &'t Tree, name: &[u8]) -> Option<&'t Tree> {
 }
 
 /// `state`'s entries with every directory the cone leaves out whole, and whose entries are all
-/// skip-worktree, unconflicted and not submodules, made one sparse-directory entry (git's
-/// `convert_to_sparse_rec`), and the cache-tree of the result. `tree` is the cache-tree of the
+/// skip-worktree and unconflicted, made one sparse-directory entry (as git's checkout of a
+/// sparse index makes them; `convert_to_sparse_rec`), and the cache-tree of the result. `tree` is the cache-tree of the
 /// full entries ([`of_tree`]).
 pub fn collapse(
     state: &gix::index::State,
@@ -91,11 +91,13 @@ fn rec(
     out: &mut gix::index::State,
 ) {
     let backing = state.path_backing();
+    // A submodule below does not keep its directory whole: git's checkout of a sparse index
+    // makes the sparse directory from the tree, whatever it holds (seen with git 2.47; its
+    // later `convert_to_sparse` of a full index would keep it).
     let can_convert = !dir.is_empty()
         && excluded_dir(dir[..dir.len() - 1].as_bstr())
         && entries[start..end].iter().all(|e| {
             e.stage() == gix::index::entry::Stage::Unconflicted
-                && e.mode != Mode::COMMIT
                 && e.flags.contains(Flags::SKIP_WORKTREE)
         });
     if can_convert {

@@ -31,15 +31,24 @@ pub enum Error {
         /// The source worktree.
         path: PathBuf,
     },
-    /// The destination exists and is not an empty directory.
-    #[error("{0}: already exists (the destination must be a new path or an empty directory)")]
-    DstExists(PathBuf),
+    /// The destination exists and is not an empty directory (git's words: the path as given).
+    #[error("'{given}' already exists")]
+    DstExists {
+        /// The destination, resolved.
+        path: PathBuf,
+        /// As given.
+        given: String,
+    },
     /// The destination has no usable parent directory or no final name.
     #[error("{0}: the parent directory must exist and the path must end in a name")]
     BadDst(PathBuf),
     /// `-b NAME` (or `--orphan`) names a branch that exists.
     #[error("a branch named '{0}' already exists (-B resets it)")]
     BranchExists(String),
+    /// `--orphan` names a branch that exists: refused by `git worktree add` itself (not by the
+    /// `git branch` it runs), as git words it.
+    #[error("a branch named '{0}' already exists")]
+    OrphanBranchExists(String),
     /// The branch to check out (or, `reset`, to reset with `-B`) is checked out in another
     /// worktree. `-f` checks it out anyway, but never resets it: git's `branch --force`
     /// refuses a branch that is checked out.
@@ -56,7 +65,7 @@ pub enum Error {
         reset: bool,
     },
     /// Not a valid branch name.
-    #[error("{name:?}: not a valid branch name ({source})")]
+    #[error("'{name}' is not a valid branch name ({source})")]
     BadBranchName {
         /// The name as given.
         name: String,
@@ -152,7 +161,7 @@ pub enum Error {
     /// `--guess-remote` in a repository with remotes but no branch and no remote-tracking
     /// branch (git's refusal: probably not fetched yet).
     #[error(
-        "no local or remote refs exist despite at least one remote present, stopping; use \
+        "No local or remote refs exist despite at least one remote present, stopping; use \
          'add -f' to override or fetch a remote first"
     )]
     NoRefsWithRemote,
@@ -164,9 +173,10 @@ pub enum Error {
         /// The source worktree.
         repo: PathBuf,
     },
-    /// DST is registered as a worktree whose directory is missing.
+    /// DST is registered as a worktree whose directory is missing (git's words, on its two
+    /// lines).
     #[error(
-        "{path}: a missing but {} worktree; use 'add -f{}' to override, or {}'prune' or \
+        "'{given}' is a missing but {} worktree;\nuse 'add -f{}' to override, or {}'prune' or \
          'remove' to clear",
         if *locked { "locked" } else { "already registered" },
         if *locked { " -f" } else { "" },
@@ -175,6 +185,8 @@ pub enum Error {
     RegisteredMissing {
         /// DST.
         path: PathBuf,
+        /// DST as given.
+        given: String,
         /// Whether that registration is locked (two `-f` needed).
         locked: bool,
     },
@@ -184,7 +196,16 @@ pub enum Error {
         /// DST.
         path: PathBuf,
     },
-    /// A git command this one runs (`git branch`) failed; its message.
+    /// The `git branch` that makes (or resets) the new branch failed, as `git worktree add`'s
+    /// own does (its status then: 255); its message.
+    #[error("{command}: {message}")]
+    BranchFailed {
+        /// The command.
+        command: String,
+        /// git's reason.
+        message: String,
+    },
+    /// A git command this one runs failed; its message.
     #[error("{command}: {message}")]
     GitFailed {
         /// The command.

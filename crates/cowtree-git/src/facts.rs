@@ -341,6 +341,7 @@ impl Facts {
             "feature.manyfiles",
             "index.skiphash",
             "core.worktree",
+            "core.sharedrepository",
         ] {
             if let Some(v) = config(key) {
                 handover.get_or_insert(format!("{key} = {v}"));

@@ -45,7 +45,7 @@ pub fn unsupported_filter(repo: &gix::Repository, remotes: &[String]) -> Option<
 }
 
 /// The target's blobs (of the entries the worktree gets: files and symlinks, not skipped by a
-/// sparse checkout) that are not in the local store.
+/// sparse checkout) that are not in the local store, in the index's order, each once.
 pub fn missing(repo: &gix::Repository, target: &gix::index::State) -> Vec<ObjectId> {
     use gix::index::entry::{Flags, Mode};
     let mut out: Vec<ObjectId> = target
@@ -58,8 +58,9 @@ pub fn missing(repo: &gix::Repository, target: &gix::index::State) -> Vec<Object
         .map(|e| e.id)
         .filter(|id| !repo.has_object(id))
         .collect();
-    out.sort();
-    out.dedup();
+    // In the index's order, each once: git names the first it could not fetch.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|id| seen.insert(*id));
     out
 }
 

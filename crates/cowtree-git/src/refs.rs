@@ -184,28 +184,50 @@ impl<'r> Refs<'r> {
         match self {
             Refs::Files(_) => crate::register::branch_checked_out_at(common_dir, branch, bare),
             Refs::Git { dir, .. } => {
+                // HEADs from git (they are in each worktree's reftable stack), the rest of the
+                // state from each worktree's git directory, as for files.
                 let out = git_output(dir, &["worktree", "list", "--porcelain", "-z"]).ok()?;
-                checked_out_in_porcelain(out.as_bytes(), branch)
+                let heads = heads_in_porcelain(out.as_bytes());
+                crate::register::worktrees(common_dir, bare)
+                    .into_iter()
+                    .find(|(gitdir, path)| {
+                        let canon = path.canonicalize().unwrap_or_else(|_| path.clone());
+                        let head = heads
+                            .iter()
+                            .find(|(p, _)| *p == canon || p == path)
+                            .map(|(_, h)| crate::register::Head {
+                                symref: h.clone(),
+                                detached: h.is_none(),
+                            })
+                            .unwrap_or(crate::register::Head {
+                                symref: None,
+                                detached: false,
+                            });
+                        crate::register::branch_busy_in(gitdir, &head, branch)
+                    })
+                    .map(|(_, path)| path)
             }
         }
     }
 }
 
-/// The worktree of `git worktree list --porcelain -z` output with `refs/heads/<branch>`
-/// checked out (a bare entry never has).
-fn checked_out_in_porcelain(out: &[u8], branch: &str) -> Option<PathBuf> {
-    let want = format!("branch refs/heads/{branch}");
-    let mut path: Option<PathBuf> = None;
+/// Each worktree of `git worktree list --porcelain -z` output and the branch its HEAD names
+/// (`None`: detached, or a bare entry).
+fn heads_in_porcelain(out: &[u8]) -> Vec<(PathBuf, Option<String>)> {
+    let mut list: Vec<(PathBuf, Option<String>)> = Vec::new();
     for field in out.split(|&b| b == 0) {
         if let Some(p) = field.strip_prefix(b"worktree ") {
-            path = Some(PathBuf::from(
-                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(p),
+            list.push((
+                PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(p)),
+                None,
             ));
-        } else if field == want.as_bytes() {
-            return path;
+        } else if let Some(b) = field.strip_prefix(b"branch ")
+            && let Some(last) = list.last_mut()
+        {
+            last.1 = Some(String::from_utf8_lossy(b).into_owned());
         }
     }
-    None
+    list
 }
 
 /// git run in `dir` with `args`; its stdout, or the error with its message.
@@ -283,21 +305,56 @@ impl HeadWriter<'_> {
     }
 
     /// Sets HEAD to `head_line` (`ref: refs/heads/NAME`, or a commit id), as `git worktree
-    /// add`'s `refs_update_symref`/`refs_update_ref` set it (no reflog message).
-    pub fn set_head(&self, head_line: &str, work_tree: Option<&Path>) -> Result<()> {
-        match head_line.strip_prefix("ref: ") {
-            Some(target) => self.git(&["symbolic-ref", "HEAD", target], None, work_tree),
-            None => self.git(
-                &["update-ref", "--no-deref", "HEAD", head_line],
-                None,
-                work_tree,
-            ),
+    /// add`'s `refs_update_symref`/`refs_update_ref` set it (no reflog message): first the
+    /// HEAD the registration had while it was made goes, unlogged, so that git logs a HEAD
+    /// made from nothing, as git's own is.
+    /// With `bare` (`git worktree add` ran as in a bare repository, where git's
+    /// `core.logAllRefUpdates` defaults to false), no reflog entry unless the configuration
+    /// asks for one.
+    pub fn set_head(&self, head_line: &str, bare: bool, work_tree: &Path) -> Result<()> {
+        let work_tree = (!bare).then_some(work_tree);
+        self.git(
+            &[
+                "-c",
+                "core.logAllRefUpdates=false",
+                "update-ref",
+                "--no-deref",
+                "-d",
+                "HEAD",
+            ],
+            None,
+            None,
+        )?;
+        // git's default where it runs as a bare repository: no reflog, unless configured.
+        let quiet_default = bare && self.configured_log_all().is_none();
+        let mut args: Vec<&str> = Vec::new();
+        if quiet_default {
+            args.extend(["-c", "core.logAllRefUpdates=false"]);
         }
+        match head_line.strip_prefix("ref: ") {
+            Some(target) => args.extend(["symbolic-ref", "HEAD", target]),
+            None => args.extend(["update-ref", "--no-deref", "HEAD", head_line]),
+        }
+        self.git(&args, None, work_tree)
+    }
+
+    /// `core.logAllRefUpdates` as the registration's configuration sets it, if it does.
+    fn configured_log_all(&self) -> Option<String> {
+        let out = std::process::Command::new("git")
+            .env("GIT_DIR", self.admin)
+            .current_dir(self.admin)
+            .args(["config", "core.logAllRefUpdates"])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
     /// Sets HEAD to `head_line` while the worktree is made, with no reflog entry (the final
-    /// [`HeadWriter::set_head`] writes the one git writes; its old value is then this one where
-    /// git's is the null id, which `git reflog` does not show).
+    /// [`HeadWriter::set_head`] replaces it and writes the entry git writes).
     pub fn set_head_unlogged(&self, head_line: &str) -> Result<()> {
         let args: Vec<&str> = match head_line.strip_prefix("ref: ") {
             Some(target) => vec![
@@ -320,13 +377,11 @@ impl HeadWriter<'_> {
     }
 
     /// What `git reset --hard` in the new worktree `work_tree` leaves: `ORIG_HEAD` at
-    /// `commit` and, on a branch, HEAD's `reset: moving to HEAD` (one transaction, as git's
-    /// reset makes them).
-    pub fn reset_logs(&self, commit: ObjectId, on_branch: bool, work_tree: &Path) -> Result<()> {
-        let mut text = format!("update ORIG_HEAD {commit}\n");
-        if on_branch {
-            text.push_str(&format!("update HEAD {commit}\n"));
-        }
+    /// `commit` and HEAD updated to it (one transaction, as git's reset makes them), so that
+    /// the reflog gets `reset: moving to HEAD` where git's backend writes it (reftable: on a
+    /// detached HEAD too, which the files backend leaves unlogged).
+    pub fn reset_logs(&self, commit: ObjectId, work_tree: &Path) -> Result<()> {
+        let text = format!("update ORIG_HEAD {commit}\nupdate HEAD {commit}\n");
         self.git(
             &["update-ref", "-m", "reset: moving to HEAD", "--stdin"],
             Some(&text),
@@ -340,19 +395,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_worktree_with_a_branch_is_found_in_gits_listing() {
+    fn each_worktree_s_branch_is_read_from_gits_listing() {
         let out = b"worktree /r\0HEAD 1111111111111111111111111111111111111111\0branch refs/heads/main\0\0\
 worktree /w\0HEAD 2222222222222222222222222222222222222222\0branch refs/heads/topic\0\0\
 worktree /d\0HEAD 3333333333333333333333333333333333333333\0detached\0\0";
         assert_eq!(
-            checked_out_in_porcelain(out, "topic"),
-            Some(PathBuf::from("/w"))
+            heads_in_porcelain(out),
+            vec![
+                (PathBuf::from("/r"), Some("refs/heads/main".to_owned())),
+                (PathBuf::from("/w"), Some("refs/heads/topic".to_owned())),
+                (PathBuf::from("/d"), None),
+            ]
         );
-        assert_eq!(
-            checked_out_in_porcelain(out, "main"),
-            Some(PathBuf::from("/r"))
-        );
-        assert_eq!(checked_out_in_porcelain(out, "other"), None);
-        assert_eq!(checked_out_in_porcelain(out, "mai"), None);
     }
 }

@@ -71,30 +71,58 @@ fn lock_dead_run(dir: &Dir, path: &Path, locked: &[u8], wait: std::time::Duratio
     }
 }
 
-/// The worktree id git derives from the destination's name: the characters git allows in a
-/// ref name component, others replaced by `-`, no leading dot, no `.lock` suffix.
+/// How git's refname rules treat a byte (refs.c, `refname_disposition`): 0 fine, 1 ends the
+/// component, 2 `.`, 3 `{`, 4 not allowed, 5 `*`.
+fn disposition(b: u8) -> u8 {
+    match b {
+        0 | b'/' => 1,
+        b'.' => 2,
+        b'{' => 3,
+        b'*' => 5,
+        1..=0x1f | 0x7f | b' ' | b':' | b'?' | b'[' | b'\\' | b'^' | b'~' => 4,
+        _ => 0,
+    }
+}
+
+/// The worktree id git derives from the destination's name: its `sanitize_refname_component`
+/// (refs.c, `check_refname_component` with a buffer), byte for byte: a character a ref name
+/// cannot hold becomes `-` (as does a `{` after `@`), `..` becomes `.`, a leading `.` becomes
+/// `-`, `.lock` suffixes go. A name left empty is `worktree` (git's `BUG` never reached: a
+/// name has at least one byte).
 pub fn worktree_id(dst_name: &OsStr) -> String {
-    let mut id: String = dst_name
-        .as_bytes()
-        .iter()
-        .map(|&b| {
-            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
-                b as char
-            } else {
-                '-'
+    let name = dst_name.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(name.len());
+    let mut last = 0u8;
+    for &ch in name {
+        let disp = disposition(ch);
+        if disp == 1 {
+            break;
+        }
+        out.push(ch);
+        match disp {
+            2 if last == b'.' => {
+                out.pop();
             }
-        })
-        .collect();
-    while id.starts_with('.') {
-        id.remove(0);
+            3..=5 if disp != 3 || last == b'@' => {
+                let n = out.len();
+                out[n - 1] = b'-';
+            }
+            _ => {}
+        }
+        last = ch;
     }
-    while let Some(stripped) = id.strip_suffix(".lock") {
-        id = stripped.to_owned();
+    if name.first() == Some(&b'.') && !out.is_empty() {
+        out[0] = b'-';
     }
-    if id.is_empty() {
-        id.push_str("worktree");
+    if name.ends_with(b".lock") {
+        while out.ends_with(b".lock") {
+            out.truncate(out.len() - 5);
+        }
     }
-    id
+    if out.is_empty() {
+        return "worktree".into();
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `core.logAllRefUpdates`, as git reads it.
@@ -590,7 +618,7 @@ pub fn clean_stale_reporting(common_dir: &Path) -> Result<Stale> {
 /// git's `check_candidate_path`: refuses a DST that git has registered as a worktree whose
 /// directory is missing (or empty), unless `force` (twice when it is locked); forced, the old
 /// registration is removed. A registration a live cowtree run is building is always refused.
-pub fn check_candidate(common_dir: &Path, dst: &Path, force: u8) -> Result<()> {
+pub fn check_candidate(common_dir: &Path, dst: &Path, given: &str, force: u8) -> Result<()> {
     let worktrees_path = common_dir.join("worktrees");
     let Ok(list) = std::fs::read_dir(&worktrees_path) else {
         return Ok(());
@@ -626,35 +654,125 @@ pub fn check_candidate(common_dir: &Path, dst: &Path, force: u8) -> Result<()> {
         }
         return Err(Error::RegisteredMissing {
             path: dst.to_owned(),
+            given: given.to_owned(),
             locked,
         });
     }
     Ok(())
 }
 
-/// The worktree that has `refs/heads/<branch>` checked out, if any: the main worktree (not in
-/// a `bare` repository) or a linked one (read from each `HEAD` as git does).
-pub fn branch_checked_out_at(common_dir: &Path, branch: &str, bare: bool) -> Option<PathBuf> {
-    let want = format!("ref: refs/heads/{branch}");
-    let is_it = |head: &Path| {
-        std::fs::read(head)
-            .map(|b| b.trim_ascii_end() == want.as_bytes())
-            .unwrap_or(false)
+/// The worktrees of the repository whose common directory is `common_dir`: each one's git
+/// directory and path, as git's `get_worktrees` finds them: the main one first (not in a
+/// `bare` repository; its path is the common directory without a final `/.git`), then each
+/// registration whose `gitdir` file names its `.git`.
+pub fn worktrees(common_dir: &Path, bare: bool) -> Vec<(PathBuf, PathBuf)> {
+    let common = common_dir
+        .canonicalize()
+        .unwrap_or_else(|_| common_dir.to_owned());
+    let mut out = Vec::new();
+    if !bare {
+        let main = match common.file_name() {
+            Some(n) if n == ".git" => common.parent().unwrap_or(&common).to_path_buf(),
+            _ => common.clone(),
+        };
+        out.push((common.clone(), main));
+    }
+    let Ok(list) = std::fs::read_dir(common.join("worktrees")) else {
+        return out;
     };
-    // A bare repository's HEAD names a branch no worktree has checked out.
-    if !bare && is_it(&common_dir.join("HEAD")) {
-        return Some(common_dir.parent().unwrap_or(common_dir).to_path_buf());
+    let mut entries: Vec<PathBuf> = list.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        let Ok(gitdir) = std::fs::read(p.join("gitdir")) else {
+            continue;
+        };
+        let g = Path::new(OsStr::from_bytes(gitdir.trim_ascii_end()));
+        let g = if g.is_absolute() {
+            g.to_path_buf()
+        } else {
+            p.join(g)
+        };
+        let path = match g.file_name() {
+            Some(n) if n == ".git" => g.parent().unwrap_or(&g).to_path_buf(),
+            _ => g.clone(),
+        };
+        out.push((p, path));
     }
-    let wt = common_dir.join("worktrees");
-    for entry in std::fs::read_dir(&wt).ok()?.flatten() {
-        let p = entry.path();
-        if is_it(&p.join("HEAD")) {
-            let gitdir = std::fs::read(p.join("gitdir")).unwrap_or_default();
-            let g = Path::new(OsStr::from_bytes(gitdir.trim_ascii_end()));
-            return Some(g.parent().unwrap_or(g).to_path_buf());
+    out
+}
+
+/// What a worktree's HEAD is, for [`branch_busy_in`]: the branch it names (`None`: detached
+/// or unreadable), and whether it is detached.
+pub struct Head {
+    /// `refs/heads/...` HEAD points to.
+    pub symref: Option<String>,
+    /// HEAD names a commit.
+    pub detached: bool,
+}
+
+/// HEAD of the worktree whose git directory is `gitdir`, read from the files backend: a
+/// `ref: ` line, a symbolic link (an old form git still reads), or an id.
+pub fn files_head(gitdir: &Path) -> Head {
+    let head = gitdir.join("HEAD");
+    if let Ok(target) = std::fs::read_link(&head) {
+        let t = target.to_string_lossy().into_owned();
+        let symref = t.find("refs/heads/").map(|at| t[at..].to_owned());
+        return Head {
+            symref,
+            detached: false,
+        };
+    }
+    match std::fs::read(&head) {
+        Ok(b) => {
+            let line = String::from_utf8_lossy(b.trim_ascii_end()).into_owned();
+            match line.strip_prefix("ref: ") {
+                Some(r) => Head {
+                    symref: Some(r.trim().to_owned()),
+                    detached: false,
+                },
+                None => Head {
+                    symref: None,
+                    detached: !line.is_empty(),
+                },
+            }
         }
+        Err(_) => Head {
+            symref: None,
+            detached: false,
+        },
     }
-    None
+}
+
+/// Whether the worktree whose git directory is `gitdir` and whose HEAD is `head` has
+/// `refs/heads/<branch>` checked out as git's `is_shared_symref` tells it: HEAD names it, or
+/// HEAD is detached while a rebase of it (`rebase-merge/head-name`,
+/// `rebase-apply/head-name`) or a bisect started from it (`BISECT_START`) is in progress.
+pub fn branch_busy_in(gitdir: &Path, head: &Head, branch: &str) -> bool {
+    let full = format!("refs/heads/{branch}");
+    if head.symref.as_deref() == Some(full.as_str()) {
+        return true;
+    }
+    if !head.detached {
+        return false;
+    }
+    let read = |rel: &str| {
+        std::fs::read(gitdir.join(rel))
+            .ok()
+            .map(|b| String::from_utf8_lossy(b.trim_ascii_end()).into_owned())
+    };
+    ["rebase-merge/head-name", "rebase-apply/head-name"]
+        .iter()
+        .any(|f| read(f).as_deref() == Some(full.as_str()))
+        || read("BISECT_START").as_deref() == Some(branch)
+}
+
+/// The worktree that has `refs/heads/<branch>` checked out, if any ([`branch_busy_in`]), in a
+/// repository keeping its refs in files.
+pub fn branch_checked_out_at(common_dir: &Path, branch: &str, bare: bool) -> Option<PathBuf> {
+    worktrees(common_dir, bare)
+        .into_iter()
+        .find(|(gitdir, _)| branch_busy_in(gitdir, &files_head(gitdir), branch))
+        .map(|(_, path)| path)
 }
 
 #[cfg(test)]
@@ -737,23 +855,75 @@ mod tests {
         assert_eq!(lock_owner(b"initializing"), None);
     }
 
+    /// The ids git itself gives: `git worktree add --detach` of each name, in a scratch
+    /// repository, against [`worktree_id`].
     #[test]
-    fn worktree_id_keeps_plain_names() {
-        assert_eq!(worktree_id(OsStr::new("feature-1")), "feature-1");
-        assert_eq!(worktree_id(OsStr::new("a_b.c")), "a_b.c");
-    }
-
-    #[test]
-    fn worktree_id_replaces_characters_git_refuses() {
-        assert_eq!(worktree_id(OsStr::new("a b:c")), "a-b-c");
-        assert_eq!(worktree_id(OsStr::from_bytes(b"\xffx")), "-x");
-    }
-
-    #[test]
-    fn worktree_id_drops_leading_dots_and_lock_suffix() {
-        assert_eq!(worktree_id(OsStr::new("..hidden")), "hidden");
-        assert_eq!(worktree_id(OsStr::new("x.lock")), "x");
-        assert_eq!(worktree_id(OsStr::new("...")), "worktree");
+    fn worktree_ids_are_the_ones_git_gives() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir(&repo).expect("mkdir");
+        let git = |dir: &Path, args: &[&str]| {
+            let out = crate::branch::git(dir)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@t")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@t")
+                .args(args)
+                .output()
+                .expect("run git");
+            assert!(out.status.success(), "git {args:?}: {out:?}");
+        };
+        git(&repo, &["init", "-q", "-b", "main"]);
+        git(&repo, &["commit", "-q", "--allow-empty", "-m", "x"]);
+        for (n, name) in [
+            "feature-1",
+            "a_b.c",
+            "a b:c",
+            "..hidden",
+            "x.lock",
+            "...",
+            ".  weird*..?.lock.lock",
+            "a@{b",
+            "t~1^2[x]\\y",
+            "end.",
+            "uni\u{e9}code",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let parent = tmp.path().join(format!("p{n}"));
+            std::fs::create_dir(&parent).expect("mkdir");
+            git(
+                &repo,
+                &[
+                    "worktree",
+                    "add",
+                    "-q",
+                    "--detach",
+                    parent.join(name).to_str().expect("utf-8"),
+                ],
+            );
+            let ids: Vec<String> = std::fs::read_dir(repo.join(".git/worktrees"))
+                .expect("list")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            let want = worktree_id(OsStr::new(name));
+            assert!(
+                ids.contains(&want),
+                "{name:?}: git's ids {ids:?}, ours {want:?}"
+            );
+            git(
+                &repo,
+                &[
+                    "worktree",
+                    "remove",
+                    "--force",
+                    parent.join(name).to_str().expect("utf-8"),
+                ],
+            );
+        }
     }
 
     #[test]

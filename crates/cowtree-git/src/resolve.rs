@@ -309,7 +309,7 @@ fn plan_of(
         })?;
         check_branch_name(&name)?;
         if branch_tip(refs, &name)?.is_some() {
-            return Err(Error::BranchExists(name));
+            return Err(Error::OrphanBranchExists(name));
         }
         return Ok(Plan {
             commit: None,

@@ -32,13 +32,19 @@ pub fn make<'p>(input: &Input<'p>) -> Result<(Staging<'p>, Made)> {
             staging,
             Made {
                 method: Method::None,
-                // An unborn branch gets an empty index (git's `reset --hard` writes one);
-                // `--no-checkout` none.
+                // An unborn branch gets an empty index (git's `reset --hard` writes one), whose
+                // cache-tree names the empty tree; `--no-checkout` none.
                 index: opts.checkout.then(|| {
                     gix::index::File::from_state(
                         gix::index::State::new(input.repo.object_hash()),
                         input.repo.index_path(),
                     )
+                }),
+                index_tree: opts.checkout.then(|| gix::index::extension::Tree {
+                    name: Default::default(),
+                    id: gix::ObjectId::empty_tree(input.repo.object_hash()),
+                    num_entries: Some(0),
+                    children: Vec::new(),
                 }),
                 ..Made::default()
             },
@@ -164,24 +170,6 @@ fn per_file(input: &Input<'_>, prep: &Prepared, staging: &Staging<'_>) -> Result
     if made.fallback.is_none() {
         made.fallback = made.ignored.as_ref().and_then(|i| i.fallback.clone());
     }
-    // SRC's own index (--with-changes) keeps its own cache-tree, valid for its entries.
-    let index = prep.finish_index(target, opts.with_changes);
-    match input.facts.sparse.as_ref() {
-        Some(sparse) if sparse.sparse_index && !opts.with_changes => {
-            let patterns = crate::sparse::Patterns::parse(&sparse.patterns, sparse.cone);
-            if patterns.is_cone() {
-                // git collapses the index it writes (`convert_to_sparse`), from the full
-                // cache-tree of the tree it checked out.
-                let full = crate::cache_tree::of_tree(input.repo, prep.tree_id)?;
-                let (state, tree) =
-                    crate::cache_tree::collapse(&index, &full, &|d| patterns.cone_excludes_dir(d));
-                made.index = Some(gix::index::File::from_state(state, index.path().to_owned()));
-                made.sparse_index_tree = Some(tree);
-            } else {
-                made.index = Some(index);
-            }
-        }
-        _ => made.index = Some(index),
-    }
+    prep.finish_into(input, target, &mut made)?;
     Ok(made)
 }

@@ -56,9 +56,11 @@ pub struct Made {
     pub reason: Option<PerFileReason>,
     /// DST's index (`None`: no index, as after `--no-checkout`), with DST's stat data.
     pub index: Option<gix::index::File>,
-    /// A sparse index to write instead of `index`'s own form: its cache-tree, made over
-    /// the collapsed entries ([`crate::cache_tree::collapse`]; `index` holds those entries).
-    pub sparse_index_tree: Option<gix::index::extension::Tree>,
+    /// The cache-tree to write with `index` instead of its own ([`crate::cache_tree`]): the
+    /// target tree's, which git's checkout primes.
+    pub index_tree: Option<gix::index::extension::Tree>,
+    /// `index` is a sparse index (its entries collapsed: [`crate::cache_tree::collapse`]).
+    pub sparse_index: bool,
     /// What was made, counted.
     pub counts: crate::AddCounts,
     /// Submodules left empty.
@@ -245,6 +247,42 @@ impl Prepared {
         } else {
             with_cache_tree(target, &self.src_index, self.tree_id)
         }
+    }
+
+    /// [`Prepared::finish_index`], then what git's checkout leaves that the entries alone do
+    /// not give, into `made`: the target tree's cache-tree where SRC's could not be kept (git
+    /// primes it from the tree it checked out), and with `index.sparse` in cone mode the
+    /// sparse index git writes ([`crate::cache_tree::collapse`]). `--with-changes` keeps SRC's
+    /// own index as it is.
+    pub fn finish_into(
+        &self,
+        input: &Input<'_>,
+        target: gix::index::File,
+        made: &mut Made,
+    ) -> Result<()> {
+        let with_changes = input.opts.with_changes;
+        let index = self.finish_index(target, with_changes);
+        if with_changes {
+            made.index = Some(index);
+            return Ok(());
+        }
+        if let Some(sparse) = input.facts.sparse.as_ref().filter(|s| s.sparse_index) {
+            let patterns = crate::sparse::Patterns::parse(&sparse.patterns, sparse.cone);
+            if patterns.is_cone() {
+                let full = crate::cache_tree::of_tree(input.repo, self.tree_id)?;
+                let (state, tree) =
+                    crate::cache_tree::collapse(&index, &full, &|d| patterns.cone_excludes_dir(d));
+                made.index = Some(gix::index::File::from_state(state, index.path().to_owned()));
+                made.index_tree = Some(tree);
+                made.sparse_index = true;
+                return Ok(());
+            }
+        }
+        if index.tree().is_none() {
+            made.index_tree = Some(crate::cache_tree::of_tree(input.repo, self.tree_id)?);
+        }
+        made.index = Some(index);
+        Ok(())
     }
 }
 

@@ -591,7 +591,11 @@ impl Apply<'_, '_> {
                                 dst_dir
                                     .create_dir(name, 0o777)
                                     .map_err(Error::io("create directory", at(path)))?;
-                                return Ok(written(i, None, 0));
+                                // Its stat data recorded, as git's checkout (and the per-file
+                                // way) records it for a gitlink.
+                                let st =
+                                    dst_dir.stat(name).ok().map(|st| crate::trust::stat_of(&st));
+                                return Ok(written(i, st, 0));
                             }
                             let mode = if e.mode == Mode::FILE_EXECUTABLE {
                                 0o777
@@ -752,7 +756,7 @@ impl Apply<'_, '_> {
         for (e, st) in index.entries_mut().iter_mut().zip(&stats) {
             e.stat = st.unwrap_or_default();
         }
-        made.index = Some(self.prep.finish_index(index, self.input.opts.with_changes));
+        self.prep.finish_into(self.input, index, &mut made)?;
         Ok(made)
     }
 }

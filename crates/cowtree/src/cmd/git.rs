@@ -52,7 +52,7 @@ struct WorktreeArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum WorktreeCommand {
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// Runs `git worktree list ARGS...`.
     List(GitArgs),
     /// Runs `git worktree remove ARGS...`.
@@ -422,17 +422,17 @@ struct AddArgs {
     from: Option<PathBuf>,
     /// Create the branch NEW_BRANCH at COMMIT-ISH and check it out (an existing branch is
     /// refused).
-    #[arg(short = 'b', value_name = "NEW_BRANCH", conflicts_with_all = ["reset_branch", "detach"])]
+    #[arg(short = 'b', value_name = "NEW_BRANCH")]
     branch: Option<String>,
     /// Create NEW_BRANCH at COMMIT-ISH, or reset it there if it exists, and check it out.
-    #[arg(short = 'B', value_name = "NEW_BRANCH", conflicts_with = "detach")]
+    #[arg(short = 'B', value_name = "NEW_BRANCH")]
     reset_branch: Option<String>,
     /// Detach HEAD at COMMIT-ISH.
     #[arg(long, short = 'd')]
     detach: bool,
     /// Make a new unborn branch (NEW_BRANCH of -b, else named after DST) with an empty index
     /// and no files.
-    #[arg(long, conflicts_with = "detach")]
+    #[arg(long)]
     orphan: bool,
     /// Check out a branch another worktree has checked out, and replace the registration of a
     /// missing worktree at DST; twice also when that registration is locked.
@@ -442,12 +442,7 @@ struct AddArgs {
     #[arg(long)]
     lock: bool,
     /// The reason for --lock.
-    #[arg(
-        long,
-        value_name = "STRING",
-        requires = "lock",
-        allow_hyphen_values = true
-    )]
+    #[arg(long, value_name = "STRING", allow_hyphen_values = true)]
     reason: Option<String>,
     /// Make the start point the new branch's upstream (as `git branch --track`).
     #[arg(long, overrides_with = "no_track")]
@@ -518,6 +513,9 @@ struct AddArgs {
     dst: PathBuf,
     /// The commit to check out (default: SRC's HEAD; `-` is the previous branch).
     commit: Option<String>,
+    /// More than git takes: git's usage, and its status 129.
+    #[arg(hide = true, num_args = 0.., allow_hyphen_values = true)]
+    extra: Vec<String>,
 }
 
 /// The success object of `git worktree add --json` (docs/git.md).
@@ -578,7 +576,7 @@ struct JsonBytes {
 pub fn run(args: Args) -> CmdResult {
     match args.command {
         GitCommand::Worktree(w) => match w.command {
-            WorktreeCommand::Add(a) => add(a),
+            WorktreeCommand::Add(a) => add(*a),
             // Reached only through clap (with an option before `git` that `passthrough` does
             // not skip): run git all the same.
             WorktreeCommand::List(g) => Ok(Exit::Code(git_worktree("list", &g.args, false))),
@@ -599,7 +597,47 @@ pub fn run_registry() -> Option<PathBuf> {
         .and_then(|f| f.parent().map(|p| p.join("git-worktree-add")))
 }
 
+/// git's own refusals of options that do not go together, in its order and words, with its
+/// exit status (`die`: 128), before anything else is looked at.
+fn refuse_as_git(args: &AddArgs) -> Result<(), CliError> {
+    if !args.extra.is_empty() {
+        // git prints its usage and exits 129: its own usage, as it prints it.
+        let usage = Command::new("git")
+            .args(["worktree", "add", "-h"])
+            .stdin(Stdio::null())
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        let _ = std::io::stderr().write_all(&usage);
+        return Err(CliError::with_code(
+            format!(
+                "git worktree add takes DST and one COMMIT-ISH; {:?} is one too many",
+                args.extra[0]
+            ),
+            129,
+        )
+        .kind(Kind::Refused));
+    }
+    let refuse = |msg: String| Err(CliError::with_code(msg, GIT_DIES).kind(Kind::Refused));
+    let heads = [
+        args.detach,
+        args.branch.is_some(),
+        args.reset_branch.is_some(),
+    ];
+    if heads.iter().filter(|h| **h).count() > 1 {
+        return refuse("options '-b', '-B', and '--detach' cannot be used together".into());
+    }
+    if args.detach && args.orphan {
+        return refuse("options '--orphan' and '--detach' cannot be used together".into());
+    }
+    if args.reason.is_some() && !args.lock {
+        return refuse("the option '--reason' requires '--lock'".into());
+    }
+    Ok(())
+}
+
 fn add(args: AddArgs) -> CmdResult {
+    refuse_as_git(&args)?;
     let start = Instant::now();
     let src_fixed = args.from.is_some();
     let src = match args.from {
@@ -695,29 +733,42 @@ fn add(args: AddArgs) -> CmdResult {
     Ok(Exit::Ok)
 }
 
-/// The CLI error for a library error: exit 3 for --strict, else 1; its kind and path.
+/// The exit status of a `die()` in git: what `git worktree add` exits with when it refuses.
+const GIT_DIES: u8 = 128;
+/// What `git worktree add` exits with when the `git branch` it runs fails (an invalid name, a
+/// branch that exists): the child's failure, as git reports it.
+const GIT_BRANCH_FAILED: u8 = 255;
+
+/// The CLI error for a library error: exit 3 for --strict; git's own status (128, or 255 when
+/// its `git branch` fails) for a refusal `git worktree add` makes too; else 1. Its kind and
+/// path.
 pub fn git_error(e: cowtree_git::Error) -> CliError {
     use cowtree_git::Error as E;
     let msg = e.to_string();
     match e {
         E::Strict { path, .. } => CliError::with_code(msg, EXIT_STRICT).path(path),
-        E::DstExists(p) => CliError::new(msg).kind(Kind::Exists).path(p),
+        E::DstExists { path, .. } => CliError::with_code(msg, GIT_DIES)
+            .kind(Kind::Exists)
+            .path(path),
         E::BadDst(p) | E::Bare { path: p } | E::Unborn { path: p } => {
             CliError::new(msg).kind(Kind::Refused).path(p)
         }
         E::NotAWorktree { path, .. } => CliError::new(msg).kind(Kind::NotFound).path(path),
-        E::InvalidReference { .. } => CliError::new(msg).kind(Kind::NotFound),
-        E::RegisteredMissing { path, .. } | E::BeingAdded { path } => {
-            CliError::new(msg).kind(Kind::Refused).path(path)
+        E::InvalidReference { .. } => CliError::with_code(msg, GIT_DIES).kind(Kind::NotFound),
+        E::RegisteredMissing { path, .. } => CliError::with_code(msg, GIT_DIES)
+            .kind(Kind::Refused)
+            .path(path),
+        E::BeingAdded { path } => CliError::new(msg).kind(Kind::Refused).path(path),
+        E::BranchExists(_) | E::BadBranchName { .. } | E::BranchFailed { .. } => {
+            CliError::with_code(msg, GIT_BRANCH_FAILED).kind(Kind::Refused)
         }
-        E::BranchExists(_)
-        | E::BranchCheckedOut { .. }
-        | E::BadBranchName { .. }
+        E::BranchCheckedOut { .. }
+        | E::OrphanBranchExists(_)
         | E::Incompatible(..)
         | E::OrphanWithCommit
         | E::TrackWithoutNewBranch
-        | E::NoRefsWithRemote
-        | E::GitFailed { .. } => CliError::new(msg).kind(Kind::Refused),
+        | E::NoRefsWithRemote => CliError::with_code(msg, GIT_DIES).kind(Kind::Refused),
+        E::GitFailed { .. } => CliError::new(msg).kind(Kind::Refused),
         E::SparseDir { .. } => CliError::with_code(msg, 2).kind(Kind::Usage),
         // git dies with 128 when no promisor remote gives the blob.
         E::PromisorFetch { .. } => CliError::with_code(msg, 128).kind(Kind::Refused),

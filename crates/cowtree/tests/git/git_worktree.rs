@@ -556,10 +556,11 @@ fn branch_options_follow_git() {
     assert_eq!(git(&src, &["rev-parse", "topic"]), head);
     assert_status_clean(&a);
 
-    // -b with an existing branch is refused, and nothing is left.
+    // -b with an existing branch is refused, and nothing is left; the status is git's (its
+    // `git branch` fails: 255).
     let b = dir.path().join("b");
     let out = add(&src, &[os("-b"), os("topic"), b.as_os_str()]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(255));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("a branch named 'topic' already exists"),
@@ -573,10 +574,11 @@ fn branch_options_follow_git() {
     assert_eq!(r["branch"], "c");
     assert_eq!(git(&c, &["symbolic-ref", "HEAD"]), "refs/heads/c\n");
 
-    // A COMMIT-ISH naming a branch checked out elsewhere is refused, as git refuses it.
+    // A COMMIT-ISH naming a branch checked out elsewhere is refused, as git refuses it (and
+    // with its status).
     let d = dir.path().join("d");
     let out = add(&src, &[d.as_os_str(), os("topic")]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(128));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("'topic' is already used by worktree at"),
@@ -772,23 +774,27 @@ fn bad_input_is_refused_with_the_path_and_leaves_nothing() {
     fs::create_dir(&plain).unwrap();
     let dst = dir.path().join("dst");
     let existing = src.join("d0");
-    let cases: Vec<(Vec<&OsStr>, String)> = vec![
+    // cowtree's own refusal exits 1; those git makes too exit with git's status (128).
+    let cases: Vec<(Vec<&OsStr>, String, i32)> = vec![
         (
             vec![os("--from"), plain.as_os_str(), dst.as_os_str()],
             format!("{}: not a git worktree", plain.display()),
+            1,
         ),
         (
             vec![dst.as_os_str(), os("no-such-rev")],
             "invalid reference: no-such-rev".to_owned(),
+            128,
         ),
         (
             vec![existing.as_os_str(), os("--detach")],
-            format!("{}: already exists", existing.display()),
+            format!("'{}' already exists", existing.display()),
+            128,
         ),
     ];
-    for (args, want) in cases {
+    for (args, want, code) in cases {
         let out = add(&src, &args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.starts_with("cowtree: ") && err.contains(&want),
