@@ -33,9 +33,29 @@
 # Printed: each median, the floor
 # (snapshot + status medians) and cowtree's ratio to it, and git's median over cowtree's.
 #
+# Part 3 (KINDS=1, the default), XFS: the repository kinds of Git 3.0 and of agent platforms, on
+# the trees in KIND_TREES, each rebuilt as one commit of the same files (so that the SHA-1 and
+# SHA-256 repositories hold the same tree), cloned into a settled SRC; RUNS rounds of git against
+# cowtree, alternating, for each row:
+#   sha1-files        the baseline: SHA-1 objects, files refs
+#   reftable          SHA-1, cloned with --ref-format=reftable
+#   sha256            SHA-256 objects, files refs
+#   sha256-reftable   both (Git 3.0's defaults)
+#   cone-10%          cowtree git worktree add --sparse DIRS from the full sha1-files SRC, against
+#                     git's three commands (worktree add --no-checkout, sparse-checkout set
+#                     --cone DIRS, checkout); DIRS: top-level directories holding about 10% of
+#                     the files, chosen greedily, largest first
+#   sparse-src-10%    SRC itself sparse on DIRS: git worktree add against cowtree (both sparse)
+#   blobless          SRC a blobless partial clone (--filter=blob:none) of the sha1-files origin
+#                     through file:// with uploadpack.allowFilter; the target is SRC's commit
+# Printed: each row as in part 1, then each kind's cowtree median over the baseline's (target
+# <= 1.1x), and the cone row's over the full worktree's (target <= 0.15x).
+#
 # Environment:
 #   COWTREE=PATH    binary to measure (default: cargo build --release -p cowtree-cli)
 #   SIZES="..."     tree sizes (default "100 1000 3000 10000 all")
+#   KINDS=0         skip part 3
+#   KIND_TREES="..." the trees of part 3 (default "all", and "cargo" when REPO_cargo is set)
 #   STATES="..."    "fresh settled" (default both)
 #   RUNS=N          rounds (default 9)
 #   GIT_RUNS=N      rounds of git worktree add in part 2 (default 3)
@@ -53,6 +73,8 @@ STATES=${STATES:-fresh settled}
 RUNS=${RUNS:-9}
 GIT_RUNS=${GIT_RUNS:-3}
 FLOOR=${FLOOR:-1}
+KINDS=${KINDS:-1}
+KIND_TREES=${KIND_TREES:-all${REPO_cargo:+ cargo}}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive whole number, not '$RUNS'"
 
 # shellcheck source=bench/cowtree-bin.sh
@@ -217,6 +239,103 @@ if [[ $FLOOR == 1 ]]; then
   say "$(awk -v c="$MED_cowtree" -v s="$MED_snapshot" -v u="$MED_status" -v g="$MED_git" 'BEGIN {
     f = s + u
     printf "floor (snapshot + status) %.3f s; cowtree %.2fx the floor (target <= 1.5x); git %.1fx cowtree (target >= 50x)", f, c / f, g / c }')"
+fi
+if [[ $KINDS == 1 ]]; then
+  say ""
+  say "Part 3: XFS, repository kinds, settled SRC; medians of $RUNS rounds (wall seconds: median min max)"
+  kind_origin() { # kind_origin TREE OBJECT-FORMAT: one commit of TREE's files, packed, bare
+    local o="$WORK/kind-$1-$2.git" t="$WORK/kind-tree-$1-$2"
+    [[ -d $o ]] && { echo "$o"; return; }
+    mkdir -p "$t"
+    git -C "$(origin "$1")" archive HEAD | tar -xf - -C "$t"
+    git -C "$t" init -q -b main --object-format="$2"
+    git -C "$t" add -f -A
+    git -C "$t" commit -qm "the tree"
+    git clone -q --bare "$t" "$o"
+    git -C "$o" gc -q --prune=now
+    git -C "$o" config uploadpack.allowFilter true
+    rm -rf "$t"
+    echo "$o"
+  }
+  settled_clone() { # settled_clone DST ARGS...: a clone, a second, a git status
+    local dst=$1; shift
+    rm -rf "$dst"
+    git clone -q "$@" "$dst"
+    sleep 1.1
+    git -C "$dst" status --porcelain >/dev/null
+  }
+  R=$WORK/row
+  git_add() { git -C "$1" worktree add -q --detach "$R/g"; }
+  cow_add() { (cd "$1" && "$COWTREE" git worktree add -q --detach --json "$R/c" >>"$R/cowtree.json"); }
+  git_cone() {
+    git -C "$1" worktree add -q --detach --no-checkout "$R/g"
+    # shellcheck disable=SC2086
+    git -C "$R/g" sparse-checkout set --cone $CONE
+    git -C "$R/g" checkout -q
+  }
+  cow_cone() {
+    (cd "$1" && "$COWTREE" git worktree add -q --detach --json --sparse "${CONE// /,}" "$R/c" >>"$R/cowtree.json")
+  }
+  timed() { local f=$1 t; shift; t=$(date +%s%N); "$@"; ms "$t" >>"$f"; }
+  row() { # row LABEL SRC GIT-FN COWTREE-FN: prints the row, sets COW_MED and GIT_MED
+    local label=$1 src=$2 gf=$3 cf=$4
+    rm -rf "$R"; mkdir -p "$R"
+    : >"$R/git.ms"; : >"$R/cowtree.ms"; : >"$R/cowtree.json"
+    for ((r = 0; r < RUNS; r++)); do
+      sync
+      if ((r % 2)); then timed "$R/cowtree.ms" "$cf" "$src"; timed "$R/git.ms" "$gf" "$src"
+      else timed "$R/git.ms" "$gf" "$src"; timed "$R/cowtree.ms" "$cf" "$src"; fi
+      local gfiles cfiles
+      gfiles=$(find "$R/g" -path "$R/g/.git" -prune -o -type f -print | wc -l)
+      cfiles=$(find "$R/c" -path "$R/c/.git" -prune -o -type f -print | wc -l)
+      [[ $gfiles == "$cfiles" ]] || die "$label: git wrote $gfiles files, cowtree $cfiles"
+      git -C "$src" worktree remove --force "$R/g"
+      git -C "$src" worktree remove --force "$R/c"
+      git -C "$src" worktree prune
+    done
+    read -r GIT_MED glo ghi <<<"$(stats "$R/git.ms")"
+    read -r COW_MED clo chi <<<"$(stats "$R/cowtree.ms")"
+    say "$(printf '%-16s %6s files  git %s (%s-%s)  cowtree %s (%s-%s)  git/cowtree %sx' \
+      "$label" "$cfiles" "$GIT_MED" "$glo" "$ghi" "$COW_MED" "$clo" "$chi" \
+      "$(awk -v g="$GIT_MED" -v c="$COW_MED" 'BEGIN { printf "%.2f", g / c }')")"
+    say "                 cowtree: $(counts "$R/cowtree.json")"
+  }
+  for tree in $KIND_TREES; do
+    say "tree $tree:"
+    o1=$(kind_origin "$tree" sha1)
+    o256=$(kind_origin "$tree" sha256)
+    src=$WORK/ksrc
+    settled_clone "$src" "$o1"
+    row sha1-files "$src" git_add cow_add
+    base=$COW_MED
+    for kind in reftable sha256 sha256-reftable; do
+      case $kind in
+        reftable) settled_clone "$src" --ref-format=reftable "$o1" ;;
+        sha256) settled_clone "$src" "$o256" ;;
+        sha256-reftable) settled_clone "$src" --ref-format=reftable "$o256" ;;
+      esac
+      row "$kind" "$src" git_add cow_add
+      say "                 cowtree $kind / sha1-files: $(awk -v c="$COW_MED" -v b="$base" 'BEGIN { printf "%.3f", c / b }')x (target <= 1.1x)"
+    done
+    total=$(git -C "$o1" ls-tree -r --name-only HEAD | wc -l)
+    CONE=$(git -C "$o1" ls-tree -r --name-only HEAD |
+      awk -F/ 'NF > 1 { n[$1]++ } END { for (d in n) print d, n[d] }' | sort -k2,2nr |
+      awk -v total="$total" 'BEGIN { budget = total / 10 }
+        $2 <= budget { printf "%s%s", sep, $1; sep = " "; budget -= $2 }')
+    [[ -n $CONE ]] || die "no directories for the cone of $tree"
+    settled_clone "$src" "$o1"
+    row cone-10% "$src" git_cone cow_cone
+    say "                 cone: $CONE"
+    say "                 cowtree cone / full worktree: $(awk -v c="$COW_MED" -v b="$base" 'BEGIN { printf "%.3f", c / b }')x (target <= 0.15x); git's three commands / cowtree: $(awk -v g="$GIT_MED" -v c="$COW_MED" 'BEGIN { printf "%.2f", g / c }')x"
+    # shellcheck disable=SC2086
+    git -C "$src" sparse-checkout set --cone $CONE
+    sleep 1.1
+    git -C "$src" status --porcelain >/dev/null
+    row sparse-src-10% "$src" git_add cow_add
+    settled_clone "$src" --filter=blob:none "file://$o1"
+    row blobless "$src" git_add cow_add
+    rm -rf "$src" "$R"
+  done
 fi
 say ""
 say "$BENCH_NAME: results in $RESULTS"

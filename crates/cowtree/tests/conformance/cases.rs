@@ -1583,6 +1583,21 @@ pub const SPARSE: &[Case] = &[
         "r",
         &["../wt", "other"],
     ),
+    add(
+        "S20-sparse-ignore-case",
+        "facts.rs: a sparse checkout under core.ignoreCase (git matches without case)",
+        "rde\ncd r\ngit config core.ignoreCase true\ngit sparse-checkout set --cone d",
+        "r",
+        &["../wt"],
+    ),
+    add(
+        "S21-sparse-checkout-not-a-boolean",
+        "config.c: core.sparseCheckout = maybe (git dies reading it)",
+        "rde\ngit -C r config core.sparseCheckout maybe",
+        "r",
+        &["--detach", "../wt"],
+    )
+    .refuses(),
 ];
 
 pub const T1092: &[Case] = &[
@@ -1795,6 +1810,14 @@ pub const FORMATS: &[Case] = &[
         &["--detach", "grafted", "main"],
     )
     .min_git((2, 45, 0)),
+    add(
+        "F19-compat-object-format",
+        "setup.c: extensions.compatObjectFormat (a SHA-1 repository keeping SHA-256 names)",
+        "git init -q -b main --object-format=sha1 r\ncd r\ntc A\ngit config core.repositoryformatversion 1\ngit config extensions.compatObjectFormat sha256",
+        "r",
+        &["../w"],
+    )
+    .min_git((2, 45, 0)),
 ];
 
 pub const INDEX_CONFIG: &[Case] = &[
@@ -1978,6 +2001,13 @@ pub const PARTIAL_CLONE: &[Case] = &[
         &["--detach", "../w", "other"],
     )
     .refuses(),
+    add(
+        "K08-treeless-filter",
+        "issue: a partial clone whose filter leaves out trees (blob:none combined with tree:0)",
+        "server_pc --filter=tree:0",
+        "pc",
+        &["../w", "other"],
+    ),
 ];
 
 pub const SUBMODULES: &[Case] = &[
@@ -2093,6 +2123,14 @@ pub const WORKTREE_CONFIG: &[Case] = &[
         "r",
         &["--detach", "../w"],
     ),
+    add(
+        "W09-another-users-repository",
+        "t0033: a repository another user owns (git's safe.directory refuses it)",
+        "r0\nchown -R nobody r",
+        "r",
+        &["--detach", "../w"],
+    )
+    .refuses(),
 ];
 
 /// Every group, by the name its test takes (`conformance_<name>`).

@@ -7,6 +7,7 @@ mod common;
 mod git_concurrency;
 mod git_conversions;
 mod git_donors;
+mod git_handover;
 mod git_hook;
 mod git_interrupt;
 mod git_options;
