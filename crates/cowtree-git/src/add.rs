@@ -134,16 +134,20 @@ impl Place {
             Err(e) => {
                 // Not openable here: a repository all the same (an object format this build
                 // does not read, a format git refuses)? Then its facts say why git makes it.
-                if let Some((git_dir, common)) = crate::facts::discover_dirs(&opts.src)
-                    && let Ok(f) = crate::facts::Facts::read(
+                if let Some((git_dir, common)) = crate::facts::discover_dirs(&opts.src) {
+                    let why = match crate::facts::Facts::read(
                         &common,
                         &git_dir,
                         &|_| None,
                         crate::facts::SUPPORT,
-                    )
-                    && let Some(why) = f.handover()
-                {
-                    return Ok(Opened::Git(why.to_owned()));
+                    ) {
+                        Ok(f) => f.handover().map(str::to_owned),
+                        Err(_) => None,
+                    };
+                    // A repository all the same: git decides, with its own message.
+                    return Ok(Opened::Git(why.unwrap_or_else(|| {
+                        format!("gitoxide cannot open the repository: {e}")
+                    })));
                 }
                 return Err(Error::NotAWorktree {
                     path: opts.src.clone(),
@@ -153,7 +157,7 @@ impl Place {
         };
         let facts = {
             let config = repo.config_snapshot();
-            let lookup = |key: &str| config.string(key).map(|v| v.to_string());
+            let lookup = |key: &str| crate::facts::config_value(config.plumbing(), key);
             crate::facts::Facts::read(
                 repo.common_dir(),
                 repo.git_dir(),
@@ -179,6 +183,10 @@ impl Place {
             return Ok(Opened::Git(why));
         }
         if let Some(dirs) = &opts.sparse {
+            if repo.config_snapshot().boolean("core.ignoreCase") == Some(true) {
+                // git's cone matching then ignores case; cowtree's does not.
+                return Ok(Opened::Git("--sparse with core.ignoreCase".into()));
+            }
             // What `git sparse-checkout set --cone DIRS` makes of the new worktree: its patterns,
             // cone mode, and the sparse index the configuration asks for.
             let patterns = crate::sparse::cone_file(dirs).map_err(|message| Error::SparseDir {
@@ -504,9 +512,12 @@ fn write_registration(
     let index_stat_entries = match index {
         Some(mut index) => {
             if at.facts.ignore_stat {
-                // git's checkout marks every entry it writes (`fill_stat_cache_info`).
+                // git's checkout marks every entry it writes (`fill_stat_cache_info`): not those
+                // a sparse checkout skips, nor sparse directories.
                 for e in index.entries_mut() {
-                    e.flags |= gix::index::entry::Flags::ASSUME_VALID;
+                    if !e.flags.contains(gix::index::entry::Flags::SKIP_WORKTREE) {
+                        e.flags |= gix::index::entry::Flags::ASSUME_VALID;
+                    }
                 }
             }
             run.with_registration(|reg| write_index(reg, &index, index_tree.as_ref()))?

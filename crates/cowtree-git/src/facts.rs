@@ -115,38 +115,46 @@ impl Format {
         })
     }
 
-    /// The last value of extension `name` (lower case).
-    pub fn extension(&self, name: &str) -> Option<&str> {
+    /// Extension `name` (lower case): `None` when absent, `Some(None)` for a key without `=`
+    /// (git's "implicit true"), else its last value.
+    pub fn extension_value(&self, name: &str) -> Option<Option<&str>> {
         self.extensions
             .iter()
             .rev()
             .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v.as_deref())
+            .map(|(_, v)| v.as_deref())
     }
 
-    /// The object format, or why it is not one cowtree reads.
+    /// The last value of extension `name` (lower case); `None` also for a key without `=`.
+    pub fn extension(&self, name: &str) -> Option<&str> {
+        self.extension_value(name).flatten()
+    }
+
+    /// The object format, or why it is not one cowtree reads. git compares the name exactly
+    /// (`hash_algo_by_name`: `SHA256` is refused), and a key without a value is an error.
     pub fn object_format(&self) -> Result<ObjectFormat, String> {
         if self.version < 1 {
             return Ok(ObjectFormat::Sha1);
         }
-        match self.extension("objectformat").map(str::to_ascii_lowercase) {
-            None => Ok(ObjectFormat::Sha1),
-            Some(v) if v == "sha1" => Ok(ObjectFormat::Sha1),
-            Some(v) if v == "sha256" => Ok(ObjectFormat::Sha256),
-            Some(v) => Err(format!("extensions.objectFormat = {v}")),
+        match self.extension_value("objectformat") {
+            None | Some(Some("sha1")) => Ok(ObjectFormat::Sha1),
+            Some(Some("sha256")) => Ok(ObjectFormat::Sha256),
+            Some(Some(v)) => Err(format!("extensions.objectFormat = {v}")),
+            Some(None) => Err("extensions.objectFormat without a value".into()),
         }
     }
 
-    /// The ref storage, or why it is not one cowtree knows.
+    /// The ref storage, or why it is not one cowtree knows (exact names, as git's
+    /// `ref_storage_format_by_name`).
     pub fn ref_storage(&self) -> Result<RefStorage, String> {
         if self.version < 1 {
             return Ok(RefStorage::Files);
         }
-        match self.extension("refstorage").map(str::to_ascii_lowercase) {
-            None => Ok(RefStorage::Files),
-            Some(v) if v == "files" => Ok(RefStorage::Files),
-            Some(v) if v == "reftable" => Ok(RefStorage::Reftable),
-            Some(v) => Err(format!("extensions.refStorage = {v}")),
+        match self.extension_value("refstorage") {
+            None | Some(Some("files")) => Ok(RefStorage::Files),
+            Some(Some("reftable")) => Ok(RefStorage::Reftable),
+            Some(Some(v)) => Err(format!("extensions.refStorage = {v}")),
+            Some(None) => Err("extensions.refStorage without a value".into()),
         }
     }
 
@@ -270,7 +278,15 @@ impl Facts {
         if ref_storage == RefStorage::Reftable && !support.reftable {
             handover.get_or_insert("reftable refs (extensions.refStorage = reftable)".into());
         }
-        let partial_clone = format.extension("partialclone").map(str::to_owned);
+        let partial_clone = match format.extension_value("partialclone") {
+            None => None,
+            Some(Some(remote)) => Some(remote.to_owned()),
+            Some(None) => {
+                // git: "missing value for 'extensions.partialclone'", the repository refused.
+                handover.get_or_insert("extensions.partialClone without a value".into());
+                None
+            }
+        };
         if let Some(remote) = &partial_clone
             && !support.partial_clone
         {
@@ -279,9 +295,14 @@ impl Facts {
             ));
         }
         let bool_of = |key: &str| config(key).map(|v| git_bool(&v));
-        let worktree_config = format
-            .extension("worktreeconfig")
-            .is_some_and(|v| git_bool(v) == Some(true));
+        let worktree_config = match format.extension_value("worktreeconfig") {
+            None => false,
+            Some(None) => true,
+            Some(Some(v)) => git_bool(v).unwrap_or_else(|| {
+                handover.get_or_insert(format!("extensions.worktreeConfig = {v}"));
+                false
+            }),
+        };
         let sparse = match bool_of("core.sparsecheckout") {
             Some(Some(true)) => {
                 let file = git_dir.join("info/sparse-checkout");
@@ -342,6 +363,10 @@ impl Facts {
             "index.skiphash",
             "core.worktree",
             "core.sharedrepository",
+            // EOIE and IEOT extensions (git's `record_eoie`, `record_ieot`).
+            "index.recordendofindexentries",
+            "index.recordoffsettable",
+            "index.threads",
         ] {
             if let Some(v) = config(key) {
                 handover.get_or_insert(format!("{key} = {v}"));
@@ -367,6 +392,16 @@ impl Facts {
     }
 }
 
+/// `key`'s value in `config` as git reads it, for [`Facts::read`]: a key written without `=` is
+/// git's implicit true and comes back as `"true"` (gitoxide's `string` takes it for unset).
+pub fn config_value(config: &gix::config::File, key: &str) -> Option<String> {
+    if let Some(v) = config.string(key) {
+        return Some(v.to_string());
+    }
+    // Present without a value: the one case where the boolean is there and the string not.
+    matches!(config.boolean(key), Ok(Some(true))).then(|| "true".to_owned())
+}
+
 /// git's boolean: `true`/`yes`/`on`/a non-zero number, `false`/`no`/`off`/0/empty; `None` for
 /// anything else.
 pub fn git_bool(v: &str) -> Option<bool> {
@@ -379,14 +414,20 @@ pub fn git_bool(v: &str) -> Option<bool> {
 }
 
 /// The variables that point git at another repository, work tree, index or object store than
-/// discovery finds: set, git obeys them and cowtree's discovery would not.
-const GIT_LOCATION_VARS: [&str; 6] = [
+/// discovery finds, or change what it writes or reads: set, git obeys them and cowtree would
+/// not.
+const GIT_LOCATION_VARS: [&str; 8] = [
     "GIT_DIR",
     "GIT_WORK_TREE",
     "GIT_COMMON_DIR",
     "GIT_INDEX_FILE",
     "GIT_OBJECT_DIRECTORY",
     "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    // The index version git writes.
+    "GIT_INDEX_VERSION",
+    // Configuration from git's command line (`git -c`, passed to what git runs), which
+    // gitoxide does not read (it reads `GIT_CONFIG_COUNT` and its keys, as git does).
+    "GIT_CONFIG_PARAMETERS",
 ];
 
 /// Why the environment makes git see another repository than discovery does, or `None`.
@@ -524,5 +565,70 @@ mod tests {
         ] {
             assert_eq!(git_bool(v), b, "{v}");
         }
+    }
+
+    #[test]
+    fn a_key_without_a_value_is_true_as_git_reads_it() {
+        let file = gix::config::File::from_bytes_no_includes(
+            b"[core]\n\tsparseCheckout\n\tsplitIndex =\n\tignoreStat = maybe\n",
+            gix::config::file::Metadata::from(gix::config::Source::Local),
+            Default::default(),
+        )
+        .expect("parse");
+        assert_eq!(
+            config_value(&file, "core.sparsecheckout").as_deref(),
+            Some("true")
+        );
+        assert_eq!(config_value(&file, "core.splitIndex").as_deref(), Some(""));
+        assert_eq!(
+            config_value(&file, "core.ignoreStat").as_deref(),
+            Some("maybe")
+        );
+        assert_eq!(config_value(&file, "core.untrackedCache"), None);
+        let facts = |text: &[u8]| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("config"), text).unwrap();
+            std::fs::create_dir(dir.path().join("info")).unwrap();
+            std::fs::write(dir.path().join("info/sparse-checkout"), "/*\n").unwrap();
+            let file = gix::config::File::from_bytes_no_includes(
+                text,
+                gix::config::file::Metadata::from(gix::config::Source::Local),
+                Default::default(),
+            )
+            .unwrap();
+            Facts::read(dir.path(), dir.path(), &|k| config_value(&file, k), SUPPORT).unwrap()
+        };
+        let f = facts(b"[core]\n\tsparseCheckout\n[extensions]\n\tworktreeConfig\n");
+        assert!(f.sparse.is_some(), "core.sparseCheckout without = is true");
+        assert!(
+            f.worktree_config,
+            "extensions.worktreeConfig without = is true"
+        );
+        assert_eq!(f.handover(), None);
+        let f = facts(b"[core]\n\tuntrackedCache\n");
+        assert_eq!(f.handover(), Some("core.untrackedcache = true"));
+        let f = facts(b"[index]\n\tthreads = 4\n");
+        assert_eq!(f.handover(), Some("index.threads = 4"));
+    }
+
+    #[test]
+    fn format_names_are_exact_and_need_a_value_as_in_git() {
+        let v1 = |ext: &str| {
+            format(&format!(
+                "[core]\n\trepositoryformatversion = 1\n[extensions]\n\t{ext}\n"
+            ))
+        };
+        assert!(v1("objectFormat = SHA256").object_format().is_err());
+        assert!(v1("objectFormat").object_format().is_err());
+        assert_eq!(
+            v1("objectFormat = sha256").object_format(),
+            Ok(ObjectFormat::Sha256)
+        );
+        assert!(v1("refStorage = Reftable").ref_storage().is_err());
+        assert!(v1("refStorage").ref_storage().is_err());
+        assert_eq!(
+            v1("refStorage = reftable").ref_storage(),
+            Ok(RefStorage::Reftable)
+        );
     }
 }

@@ -200,7 +200,7 @@ pub fn run(opts: &AddOptions, why: &str) -> Result<AddReport> {
     let dst = dst.canonicalize().unwrap_or(dst);
     if let Some(dirs) = sparse_then {
         for args in [
-            ["sparse-checkout", "set", "--cone"]
+            ["sparse-checkout", "set", "--cone", "--end-of-options"]
                 .iter()
                 .map(|s| s.to_string())
                 .chain(dirs.iter().cloned())
@@ -216,7 +216,10 @@ pub fn run(opts: &AddOptions, why: &str) -> Result<AddReport> {
             if !out.status.success() {
                 let text = String::from_utf8_lossy(&out.stderr);
                 return Err(Error::GitRefused {
-                    status: out.status.code().unwrap_or(128),
+                    status: out.status.code().unwrap_or_else(|| {
+                        128 + std::os::unix::process::ExitStatusExt::signal(&out.status)
+                            .unwrap_or(0)
+                    }),
                     message: text.lines().last().unwrap_or("").trim().to_owned(),
                     why: why.to_owned(),
                 });

@@ -288,13 +288,17 @@ impl HeadWriter<'_> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().map_err(Error::io("run git in", self.admin))?;
-        if let (Some(text), Some(mut w)) = (stdin, child.stdin.take()) {
-            std::io::Write::write_all(&mut w, text.as_bytes())
-                .map_err(Error::io("write to git in", self.admin))?;
-        }
+        let written = match (stdin, child.stdin.take()) {
+            (Some(text), Some(mut w)) => std::io::Write::write_all(&mut w, text.as_bytes()),
+            _ => Ok(()),
+        };
+        // Waited for whatever the write did (git may have ended early; its status says why).
         let out = child
             .wait_with_output()
             .map_err(Error::io("run git in", self.admin))?;
+        if out.status.success() {
+            written.map_err(Error::io("write to git in", self.admin))?;
+        }
         if out.status.success() {
             return Ok(());
         }

@@ -152,6 +152,19 @@ pub fn check_options(opts: &AddOptions) -> Result<()> {
     if !opts.checkout && opts.with_changes {
         return Err(Error::Incompatible("--no-checkout", "--with-changes"));
     }
+    if opts.sparse.is_some() {
+        // --sparse is `sparse-checkout set` and `checkout` after the add: nothing to check out
+        // with these, and --with-changes carries SRC's own index, sparse or not.
+        if let BranchChoice::Orphan(_) = opts.branch {
+            return Err(Error::Incompatible("--sparse", "--orphan"));
+        }
+        if !opts.checkout {
+            return Err(Error::Incompatible("--sparse", "--no-checkout"));
+        }
+        if opts.with_changes {
+            return Err(Error::Incompatible("--sparse", "--with-changes"));
+        }
+    }
     Ok(())
 }
 

@@ -271,14 +271,12 @@ fn create() -> CmdResult {
     Ok(Exit::Ok)
 }
 
-/// The commit the branch starts at when the payload names none, as Claude Code's
-/// `worktree.baseRef` setting says (`None`: HEAD); says on stderr which it is, from which
-/// settings file, and every settings file skipped.
 /// `worktree.symlinkDirectories`, as Claude Code applies it: each directory of the main
 /// checkout `main` named in `dirs` (a plain relative path) made a symlink at the same path in
 /// the new worktree `dst`, pointing to it. One that is absent in `main`, or whose place in
 /// `dst` is taken (the checkout or `.worktreeinclude` made it) or has no parent, is left out,
-/// and a name that is not a plain relative path is refused; each said on stderr.
+/// and a name that is not a plain relative path is refused; each said on stderr. A symlink in
+/// the new worktree on the way to it (a tracked one) is not followed: that name is left out.
 fn symlink_directories(main: &Path, dst: &Path, dirs: &[String]) {
     for d in dirs {
         let rel = Path::new(d.trim_end_matches('/'));
@@ -298,6 +296,28 @@ fn symlink_directories(main: &Path, dst: &Path, dirs: &[String]) {
             eprintln!(
                 "cowtree: worktree.symlinkDirectories: {} exists in the new worktree; not linked",
                 to.display()
+            );
+            continue;
+        }
+        // Every directory between DST and the link must be a real one in DST, not a symlink
+        // (tracked, or made by `.worktreeinclude`) leading out of it.
+        let mut through_link = None;
+        let mut at = dst.to_path_buf();
+        for c in rel.parent().into_iter().flat_map(Path::components) {
+            at.push(c);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    through_link = Some(at.clone());
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if let Some(link) = through_link {
+            eprintln!(
+                "cowtree: worktree.symlinkDirectories: {} is a symlink in the new worktree; {d:?} \
+                 not linked through it",
+                link.display()
             );
             continue;
         }

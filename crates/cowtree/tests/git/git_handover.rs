@@ -126,3 +126,65 @@ fn a_destination_git_must_name_is_made_by_git_with_cowtrees_extras() {
         "the registration points at the worktree"
     );
 }
+
+/// What the environment tells git to write, or the configuration `git -c` passes to what git
+/// runs (which gitoxide does not read): git makes the worktree, and its index is git's (here a
+/// version 4 index, which cowtree does not write).
+#[test]
+fn the_environment_git_obeys_hands_the_add_to_git() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = repo(dir.path());
+    for (i, (var, value)) in [
+        ("GIT_INDEX_VERSION", "4"),
+        ("GIT_CONFIG_PARAMETERS", "'index.version'='4'"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dst = dir.path().join(format!("w{i}"));
+        let out = cowtree_testutil::git_env(bin().current_dir(&src))
+            .env(var, value)
+            .args(["git", "worktree", "add", "--json", "--detach"])
+            .arg(&dst)
+            .output()
+            .expect("run cowtree");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{var}: {err}");
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        assert_eq!(r["made_by"], "git", "{var}: {r}");
+        assert!(
+            r["made_by_reason"]
+                .as_str()
+                .is_some_and(|s| s.contains(var)),
+            "{var}: {r}"
+        );
+        let admin = git(&dst, &["rev-parse", "--git-dir"]);
+        let index = fs::read(Path::new(admin.trim()).join("index")).unwrap();
+        assert_eq!(
+            &index[..8],
+            b"DIRC\0\0\0\x04",
+            "{var}: git's version 4 index"
+        );
+        assert_eq!(git(&dst, &["status", "--porcelain", "--ignored=no"]), "");
+    }
+}
+
+/// `--sparse` checks a tree out: with `--no-checkout`, `--orphan` or `--with-changes` it is
+/// refused before anything is made, as git refuses options that do not go together.
+#[test]
+fn sparse_with_an_option_that_checks_nothing_out_is_refused() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let src = repo(dir.path());
+    let before = names(dir.path());
+    for other in ["--no-checkout", "--orphan", "--with-changes"] {
+        let dst = dir.path().join("w");
+        let out = add(&src, &[os("--sparse"), os("d"), os(other), dst.as_os_str()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(128), "{other}: {err}");
+        assert!(
+            err.contains("--sparse") && err.contains(other),
+            "{other}: {err}"
+        );
+        assert_eq!(names(dir.path()), before, "{other}: nothing made");
+    }
+}

@@ -1038,16 +1038,21 @@ fn the_hook_applies_sparse_paths_and_symlink_directories_from_the_settings() {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(&p, f).unwrap();
     }
+    // A tracked symlink leading out of the worktree, relative: in the main checkout it names
+    // a directory holding `x`, in the new worktree another one, outside it.
+    std::os::unix::fs::symlink("../m-outside", src.join("out")).unwrap();
+    fs::create_dir_all(root.join("m-outside/x")).unwrap();
     // Without a trailing slash: the link is a symlink, not a directory, to git.
     fs::write(src.join(".gitignore"), ".env\n.claude/\nnode_modules\n").unwrap();
     git(&src, &["add", "-A"]);
     git(&src, &["commit", "-qm", "monorepo"]);
+    fs::create_dir_all(src.join(".claude/worktrees/m-outside")).unwrap();
     fs::create_dir_all(src.join("node_modules/pkg")).unwrap();
     fs::write(src.join("node_modules/pkg/index.js"), "x").unwrap();
     fs::create_dir_all(src.join(".claude")).unwrap();
     fs::write(
         src.join(".claude/settings.json"),
-        r#"{"worktree": {"baseRef": "head", "sparsePaths": ["app"], "symlinkDirectories": ["node_modules", "missing", "../escape"]}}"#,
+        r#"{"worktree": {"baseRef": "head", "sparsePaths": ["app"], "symlinkDirectories": ["node_modules", "missing", "../escape", "out/x"]}}"#,
     )
     .unwrap();
     fs::write(
@@ -1112,4 +1117,13 @@ fn the_hook_applies_sparse_paths_and_symlink_directories_from_the_settings() {
         "{err}"
     );
     assert!(!root.join("escape").exists());
+    // Not through the tracked symlink, out of the worktree.
+    assert!(
+        err.contains("out is a symlink in the new worktree; \"out/x\" not linked"),
+        "{err}"
+    );
+    assert!(
+        fs::symlink_metadata(src.join(".claude/worktrees/m-outside/x")).is_err(),
+        "a link made outside the worktree"
+    );
 }
