@@ -775,24 +775,62 @@ fn interrupted(env: &Env, cwd: &Path, args: &[&OsStr], delay: Duration) -> std::
     child.wait_with_output().expect("wait for cowtree")
 }
 
-/// Runs `args` in `cwd`, interrupting it at random points until a run is interrupted; the
-/// message of that run. `reset` puts things back before each run; `took` is how long one
-/// uninterrupted run takes.
+/// Where the signal goes: a delay drawn between `lo` and `hi` microseconds after cowtree's
+/// signal thread is up, narrowed by what each run showed (too early: the step wanted had not
+/// begun; too late: the run had ended). Under load a run takes longer than `took` said, and
+/// the window moves with it instead of the test missing it.
+struct Window {
+    lo: u64,
+    hi: u64,
+    rng: XorShift,
+}
+
+impl Window {
+    fn new(took: Duration) -> Window {
+        Window {
+            lo: 0,
+            hi: took.as_micros() as u64,
+            rng: XorShift::from_clock("interrupt"),
+        }
+    }
+
+    fn draw(&mut self) -> u64 {
+        if self.hi <= self.lo {
+            // Both ends met: the run is slower (or faster) than it was; open it again.
+            self.hi = self.lo * 2 + 1000;
+            self.lo /= 2;
+        }
+        self.lo + self.rng.below(self.hi - self.lo + 1)
+    }
+
+    /// A signal after `delay` came before what the test wants.
+    fn too_early(&mut self, delay: u64) {
+        self.lo = self.lo.max(delay);
+    }
+
+    /// A signal after `delay` came after it (or after the end).
+    fn too_late(&mut self, delay: u64) {
+        self.hi = self.hi.min(delay);
+    }
+}
+
+/// Runs `args` in `cwd`, interrupting it at a point drawn from `window` until a run is
+/// interrupted; the message of that run and the delay. `reset` puts things back before each
+/// run.
 fn until_interrupted(
     env: &Env,
     cwd: &Path,
     args: &[&OsStr],
-    took: Duration,
+    window: &mut Window,
     reset: &dyn Fn(),
-) -> String {
-    let mut rng = XorShift::from_clock("interrupt");
-    let mut bound = took.as_micros() as u64;
+) -> (String, u64) {
     for _ in 0..40 {
         reset();
-        let o = interrupted(env, cwd, args, Duration::from_micros(rng.below(bound + 1)));
+        let delay = window.draw();
+        let o = interrupted(env, cwd, args, Duration::from_micros(delay));
         match o.status.code() {
-            Some(0) => bound /= 2,
-            Some(130) => return String::from_utf8_lossy(&o.stderr).into_owned(),
+            Some(0) => window.too_late(delay),
+            Some(130) => return (String::from_utf8_lossy(&o.stderr).into_owned(), delay),
             other => panic!(
                 "{args:?} ended with {other:?}: {}",
                 String::from_utf8_lossy(&o.stderr)
@@ -840,13 +878,20 @@ fn an_interrupted_switch_or_reset_prints_the_command_that_finishes_it() {
     // An interrupted switch: once journaled, the command printed (this one again) finishes
     // it; stopped before its journal or after its end, it says which, and that is so.
     let mut tries = 0;
+    let mut window = Window::new(took);
     let msg = loop {
-        let msg = until_interrupted(&env, &wt, &[s("switch"), s("b")], took, &|| {
-            let _ = env.run(&wt, &[s("switch"), s("--force"), s("a")]);
-        });
+        let (msg, delay) =
+            until_interrupted(&env, &wt, &[s("switch"), s("b")], &mut window, &|| {
+                let _ = env.run(&wt, &[s("switch"), s("--force"), s("a")]);
+            });
         assert!(msg.contains("switch interrupted by SIGINT"), "{msg}");
         if msg.contains("journaled") {
             break msg;
+        }
+        if msg.contains("was switched") {
+            window.too_late(delay);
+        } else {
+            window.too_early(delay);
         }
         assert_eq!(suggested::commands(&msg).len(), 0, "{msg}");
         let status = env.run(&wt, &[s("status")]);
@@ -882,12 +927,15 @@ fn an_interrupted_switch_or_reset_prints_the_command_that_finishes_it() {
     // Stopped before it began, a reset says only that it was interrupted (no command to
     // finish it): try again, as for the switch above.
     let mut tries = 0;
+    let mut window = Window::new(took);
     let msg = loop {
-        let msg = until_interrupted(&env, &wt, &[s("reset"), s("--hard")], took, &dirty);
+        let (msg, delay) =
+            until_interrupted(&env, &wt, &[s("reset"), s("--hard")], &mut window, &dirty);
         assert!(msg.contains("reset interrupted by SIGINT"), "{msg}");
         if !suggested::commands(&msg).is_empty() {
             break msg;
         }
+        window.too_early(delay);
         // No command: stopped before it said how to finish (it says so before its first
         // change), so every dirtied file is still as `dirty` left it.
         let still_dirty = dirtied
@@ -935,12 +983,15 @@ fn an_interrupted_snapshot_prints_the_gc_that_frees_its_blobs() {
     // sentence is not said then: interrupted again until one comes after (each earlier one
     // still says that no snapshot was recorded).
     let mut msg = String::new();
+    let mut window = Window::new(took);
     for _ in 0..10 {
-        msg = until_interrupted(&env, x.path(), &args, took, &fresh);
+        let delay;
+        (msg, delay) = until_interrupted(&env, x.path(), &args, &mut window, &fresh);
         if msg.contains("blobs already stored are freed by") {
             break;
         }
         assert!(msg.contains("no snapshot was recorded"), "{msg}");
+        window.too_early(delay);
     }
     assert!(msg.contains("blobs already stored are freed by"), "{msg}");
     // Nor is a manifest being written left (it is written as it is put in order).
