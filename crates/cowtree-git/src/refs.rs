@@ -260,7 +260,7 @@ fn rev_parse(dir: &Path, spec: &str) -> Result<Option<ObjectId>> {
 /// Writes the new worktree's HEAD, its reflog and `ORIG_HEAD` as `git worktree add` leaves
 /// them, into a reftable registration: through git run on the registration directory (the
 /// worktree's own ref store), so that git's own logging rules apply. Files registrations are
-/// written by [`crate::register`] and [`crate::admin`] directly.
+/// written by [`crate::register`] and the crate's `admin` module directly.
 pub struct HeadWriter<'a> {
     /// The registration directory (`$GIT_COMMON_DIR/worktrees/<id>`).
     pub admin: &'a Path,
