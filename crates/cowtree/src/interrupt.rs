@@ -17,6 +17,12 @@
 //! destination is rolled back, a new destination's staging removed) before the process exits
 //! with the same one line; a second signal while it does stops at once, as above.
 //!
+//! A command whose work is done and kept calls [`finished`] before it prints its result: a
+//! signal from then on changes nothing (the result printed is the result, the exit status the
+//! command's), and only a second one ends the process, at once. Without it, a signal between
+//! a printed summary and the process's end would add "interrupted" to a run that had
+//! succeeded.
+//!
 //! What a command can say about its own result beyond what was undone (whether DST exists, a
 //! journaled switch or merge and how to finish it, blobs gc frees) it registers with
 //! [`tell`]: sentences only, printed after the undo.
@@ -24,7 +30,7 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// What an interrupted command says about its result, after the undo.
 #[derive(Debug, Clone)]
@@ -59,7 +65,14 @@ pub enum Tell {
 }
 
 static PLAN: Mutex<Vec<Tell>> = Mutex::new(Vec::new());
-static STOPPING: AtomicBool = AtomicBool::new(false);
+/// The command runs; a signal stops it.
+const RUNNING: u8 = 0;
+/// A signal is being handled: the handler ends the process.
+const STOPPING: u8 = 1;
+/// The command's work is done and its result is being printed ([`finished`]): a signal no
+/// longer undoes or reports anything.
+const FINISHED: u8 = 2;
+static STATE: AtomicU8 = AtomicU8::new(RUNNING);
 /// How the running command stops its work (see [`cancel_with`]).
 type Cancel = Box<dyn Fn() + Send>;
 static CANCEL: Mutex<Option<Cancel>> = Mutex::new(None);
@@ -79,13 +92,27 @@ pub fn set_json(json: bool) {
 /// `ok`: the command succeeded (a handler that cancelled the command says what it left from
 /// that).
 pub fn hold_if_stopping(ok: bool) {
-    if STOPPING.load(Ordering::Acquire)
+    if STATE.load(Ordering::Acquire) == STOPPING
         && let Ok(mut returned) = RETURNED.lock()
     {
         *returned = Some(ok);
     }
-    while STOPPING.load(Ordering::Acquire) {
+    while STATE.load(Ordering::Acquire) == STOPPING {
         std::thread::park_timeout(std::time::Duration::from_secs(1));
+    }
+}
+
+/// Called by a command once its work is done and kept, before it prints its result: from here
+/// on a signal undoes nothing and prints nothing, so the result printed is the whole story and
+/// the exit status the command's own (a second signal still ends the process at once, with
+/// 128 + the signal and no further word). If a signal came first, its handler owns the
+/// process: this waits for it to end the process, with the line that says what was done
+/// (the command succeeded, so "DST was already complete" and the like).
+pub fn finished() {
+    if let Err(STOPPING) =
+        STATE.compare_exchange(RUNNING, FINISHED, Ordering::AcqRel, Ordering::Acquire)
+    {
+        hold_if_stopping(true);
     }
 }
 
@@ -131,6 +158,17 @@ pub fn install(command: &'static str) {
             let mut sig = 0;
             // SAFETY: `set` is a valid signal set and `sig` a valid out-pointer.
             while unsafe { libc::sigwait(&set, &mut sig) } != 0 {}
+            if STATE
+                .compare_exchange(RUNNING, STOPPING, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                // The command had finished its work and is printing its result (`finished`):
+                // the result stands. A second signal ends the process at once.
+                // SAFETY: as above.
+                while unsafe { libc::sigwait(&set, &mut sig) } != 0 {}
+                // SAFETY: _exit ends the process at once, as in `stop`.
+                unsafe { libc::_exit(128 + sig) }
+            }
             let cancel = CANCEL.lock().ok().and_then(|mut c| c.take());
             match cancel {
                 Some(cancel) => cancel_then_stop(command, sig, &set, cancel),
@@ -147,7 +185,6 @@ pub fn install(command: &'static str) {
 /// Cancels the command and waits for it to return, then stops with what it left; a second
 /// signal meanwhile stops at once.
 fn cancel_then_stop(command: &str, sig: i32, set: &libc::sigset_t, cancel: Cancel) -> ! {
-    STOPPING.store(true, Ordering::Release);
     // No new destination appears from now on (one being renamed into place is waited for).
     cowtree_fs::staging::stop_staging();
     cancel();
@@ -204,7 +241,6 @@ fn take_pending(set: &libc::sigset_t) -> Option<i32> {
 /// Removes what the plan says, prints the one line, and exits. `returned`: the command had
 /// returned (cancelled, or done), and whether it succeeded.
 fn stop(command: &str, sig: i32, returned: Option<bool>) -> ! {
-    STOPPING.store(true, Ordering::Release);
     // Closes the staging gate first: from here on nothing is staged or moves into place, so
     // the undo misses nothing, what it removes cannot be renamed to DST half emptied, and
     // DST's existence below says the command had finished.

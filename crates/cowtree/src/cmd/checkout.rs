@@ -122,6 +122,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         }
     };
     let (store, id, made) = make(&args, &opt, opts, &warn, spinner.progress())?;
+    crate::interrupt::finished();
     let r = &made.report;
     // The marker is best effort: without user extended attributes the worktree is still found
     // by searching the known stores. The checkout itself is complete and registered: a

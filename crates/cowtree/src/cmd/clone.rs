@@ -259,6 +259,7 @@ pub fn run(args: Args) -> CmdResult {
     if let Some(record) = record {
         commit_record(record, &report, srcs, dst, &made)?;
     }
+    crate::interrupt::finished();
     tell(&args, srcs, &report)
 }
 

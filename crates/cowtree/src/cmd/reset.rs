@@ -153,6 +153,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let r = reset::reset_with_progress(&store, &mut wt, &rels, args.hard, spinner.progress());
     drop(spinner);
     let r = r?;
+    crate::interrupt::finished();
     if args.json {
         print_json(&json!({
             "path": wt.path,

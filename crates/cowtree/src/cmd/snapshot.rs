@@ -185,6 +185,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let r = plan.run(&store, opts.name, spinner.progress());
     drop(spinner);
     let r = r?;
+    crate::interrupt::finished();
     if let Some(e) = &r.history_error {
         eprintln!("cowtree: warning: could not note the snapshot's source: {e}");
     }

@@ -78,6 +78,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let r = switch::switch_with_progress(&store, &mut wt, &to, args.force, spinner.progress());
     drop(spinner);
     let r = r?;
+    crate::interrupt::finished();
     if args.json {
         print_json(&json!({
             "path": wt.path,
