@@ -78,3 +78,21 @@ pub use ignored::IgnoredReport;
 pub use options::{AddCounts, AddOptions, AddReport, BranchChoice, HeadReport, Ignored, Track};
 pub use run::{KilledRuns, abort_all, clean_killed_runs};
 pub use way::{Method, MethodChoice, PerFileReason};
+
+/// Runs git in `dir` for a unit test, away from the machine's and the user's configuration,
+/// and returns its standard output; a failure fails the test.
+#[cfg(test)]
+pub(crate) fn test_git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = branch::git(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -863,17 +863,7 @@ mod tests {
         let repo = tmp.path().join("repo");
         std::fs::create_dir(&repo).expect("mkdir");
         let git = |dir: &Path, args: &[&str]| {
-            let out = crate::branch::git(dir)
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .env("GIT_AUTHOR_NAME", "t")
-                .env("GIT_AUTHOR_EMAIL", "t@t")
-                .env("GIT_COMMITTER_NAME", "t")
-                .env("GIT_COMMITTER_EMAIL", "t@t")
-                .args(args)
-                .output()
-                .expect("run git");
-            assert!(out.status.success(), "git {args:?}: {out:?}");
+            crate::test_git(dir, args);
         };
         git(&repo, &["init", "-q", "-b", "main"]);
         git(&repo, &["commit", "-q", "--allow-empty", "-m", "x"]);

@@ -409,7 +409,6 @@ fn cone_sets(bytes: &[u8]) -> Option<Mode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
 
     fn includes(p: &Patterns, path: &str) -> bool {
         p.matcher().includes(path.into(), false)
@@ -513,21 +512,7 @@ mod tests {
         }
     }
 
-    fn git(dir: &std::path::Path, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@t")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@t")
-            .args(args)
-            .output()
-            .expect("run git");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
+    use crate::test_git as git;
 
     /// The answers against git's own: for cone and non-cone pattern sets (as `git
     /// sparse-checkout set` writes them, and hand-written ones), the files git leaves out
