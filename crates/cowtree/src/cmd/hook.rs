@@ -292,48 +292,64 @@ fn symlink_directories(main: &Path, dst: &Path, dirs: &[String]) {
         if !from.is_dir() {
             continue;
         }
-        if std::fs::symlink_metadata(&to).is_ok() {
-            eprintln!(
-                "cowtree: worktree.symlinkDirectories: {} exists in the new worktree; not linked",
-                to.display()
-            );
+        // Directory-relative from DST: the parent opened beneath it with no symlink followed
+        // in any component (a tracked symlink, or one `.worktreeinclude` made, leading out of
+        // DST is refused, not followed), the link made there with symlinkat, which never
+        // replaces what is there.
+        let (Some(name), parent) = (rel.file_name(), rel.parent().unwrap_or(Path::new(""))) else {
             continue;
-        }
-        // Every directory between DST and the link must be a real one in DST, not a symlink
-        // (tracked, or made by `.worktreeinclude`) leading out of it.
-        let mut through_link = None;
-        let mut at = dst.to_path_buf();
-        for c in rel.parent().into_iter().flat_map(Path::components) {
-            at.push(c);
-            match std::fs::symlink_metadata(&at) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    through_link = Some(at.clone());
-                    break;
-                }
-                _ => {}
+        };
+        let opened = cowtree_fs::dir::Dir::open(dst).and_then(|d| {
+            if parent.as_os_str().is_empty() {
+                Ok(d)
+            } else {
+                d.open_dir_beneath(parent)
             }
-        }
-        if let Some(link) = through_link {
-            eprintln!(
-                "cowtree: worktree.symlinkDirectories: {} is a symlink in the new worktree; {d:?} \
-                 not linked through it",
-                link.display()
-            );
-            continue;
-        }
-        if !to.parent().is_some_and(Path::is_dir) {
-            eprintln!(
-                "cowtree: worktree.symlinkDirectories: {} has no parent directory in the new \
-                 worktree; not linked",
-                to.display()
-            );
-            continue;
-        }
-        match std::os::unix::fs::symlink(&from, &to) {
+        });
+        let at = match opened {
+            Ok(at) => at,
+            Err(e) => {
+                // Refused: say why. A symlink on the way (the kernel says ELOOP, or ENOTDIR for
+                // a symlink opened as a directory without following it), else no parent.
+                let mut link = dst.to_path_buf();
+                let through = parent.components().any(|c| {
+                    link.push(c);
+                    link.symlink_metadata()
+                        .is_ok_and(|m| m.file_type().is_symlink())
+                });
+                if through {
+                    eprintln!(
+                        "cowtree: worktree.symlinkDirectories: {} is a symlink in the new \
+                         worktree; {d:?} not linked",
+                        link.display()
+                    );
+                } else if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) {
+                    eprintln!(
+                        "cowtree: worktree.symlinkDirectories: {} has no parent directory in \
+                         the new worktree; not linked",
+                        to.display()
+                    );
+                } else {
+                    eprintln!(
+                        "cowtree: worktree.symlinkDirectories: could not link {}: {e}",
+                        to.display()
+                    );
+                }
+                continue;
+            }
+        };
+        match at.symlink(from.as_os_str(), name) {
             Ok(()) => eprintln!(
                 "cowtree: linked {} -> {} (worktree.symlinkDirectories)",
                 to.display(),
                 from.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => eprintln!(
+                "cowtree: worktree.symlinkDirectories: {} exists in the new worktree; not linked",
+                to.display()
             ),
             Err(e) => eprintln!(
                 "cowtree: worktree.symlinkDirectories: could not link {}: {e}",
