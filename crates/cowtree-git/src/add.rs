@@ -639,6 +639,7 @@ fn report(
         index_stat_entries: end.index_stat_entries,
         ignored: made.ignored,
         fallback: made.fallback,
+        pool: made.pool,
         cleaned: end.cleaned,
         notes: end.notes,
         hook: end.hook,
@@ -650,5 +651,88 @@ fn same_filesystem(a: &Dir, b: &Dir) -> bool {
     match (a.stat_self(), b.stat_self()) {
         (Ok(x), Ok(y)) => x.st_dev == y.st_dev,
         _ => false,
+    }
+}
+
+/// SRC's repository opened as [`add`] opens it, to make the spares of its pool
+/// ([`crate::pool::fill`]): trees of one commit, per file, with their index, unregistered.
+pub(crate) struct SpareMaker {
+    at: Box<Place>,
+    opts: AddOptions,
+    umask: u32,
+}
+
+impl SpareMaker {
+    /// The staging directory's name in [`SpareMaker::make`].
+    pub(crate) const STAGING: &'static str = ".tree-staging";
+
+    /// Opens the repository `src` is in. `Err(why)`: git makes its worktrees (a repository
+    /// state cowtree hands over, [`crate::facts`]), or its current worktree is sparse (a spare
+    /// holds the whole tree).
+    pub(crate) fn open(src: &Path) -> Result<std::result::Result<SpareMaker, String>> {
+        let umask = current_umask();
+        // DST is only examined (its parent must exist): the spares are made elsewhere.
+        let mut opts = AddOptions::new(src, src.join(".cowtree-spare"));
+        opts.branch = BranchChoice::Detach;
+        opts.ignored = crate::Ignored::none();
+        opts.method = way::MethodChoice::PerFile;
+        opts.run_hooks = false;
+        let at = match Place::open(&opts)? {
+            Opened::Here(at) => at,
+            Opened::Git(why) => return Ok(Err(why)),
+        };
+        if at.facts.sparse.is_some() {
+            return Ok(Err(format!(
+                "{} is a sparse checkout; a spare holds the whole tree",
+                at.src_root.display()
+            )));
+        }
+        Ok(Ok(SpareMaker { at, opts, umask }))
+    }
+
+    /// `$GIT_COMMON_DIR`, resolved.
+    pub(crate) fn common(&self) -> &Path {
+        &self.at.common
+    }
+
+    /// The commit HEAD names in SRC.
+    pub(crate) fn head(&self) -> Option<gix::ObjectId> {
+        self.at.refs().head_commit()
+    }
+
+    /// Whether the repository has the commit `id`.
+    pub(crate) fn has_commit(&self, id: gix::ObjectId) -> bool {
+        self.at.repo.find_commit(id).is_ok()
+    }
+
+    /// The pool's fingerprint of this repository and process ([`crate::pool`]).
+    pub(crate) fn fingerprint(&self) -> Result<std::result::Result<String, String>> {
+        crate::pool::fingerprint(&self.at.repo, self.umask)
+    }
+
+    /// Makes the tree of `commit` in `parent` (at `parent_path`) as the staging directory
+    /// [`SpareMaker::STAGING`] (at `staging_path`), per file, with no ignored entries; DST's
+    /// index-to-be with it.
+    pub(crate) fn make<'p>(
+        &'p self,
+        commit: gix::ObjectId,
+        parent: &'p Dir,
+        parent_path: &'p Path,
+        staging_path: &'p Path,
+    ) -> Result<(staging::Staging<'p>, way::Made)> {
+        let name = OsStr::new(Self::STAGING);
+        tree::make(&way::Input {
+            repo: &self.at.repo,
+            opts: &self.opts,
+            current_root: self.at.current_root.as_deref(),
+            commit: Some(commit),
+            parent,
+            parent_path,
+            staging_name: name,
+            staging_path,
+            admin_dir: parent_path,
+            umask: self.umask,
+            facts: &self.at.facts,
+        })
     }
 }

@@ -216,6 +216,14 @@ pub enum Error {
     /// Stopped by a signal ([`crate::run::abort_all`]); what the run made was taken back.
     #[error("interrupted; what it had made was removed")]
     Interrupted,
+    /// The pool of spare worktrees ([`crate::pool`]) cannot do what was asked.
+    #[error("{path}: {message}")]
+    Pool {
+        /// The repository or the pool's file concerned.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        message: String,
+    },
     /// A filesystem operation failed.
     #[error("{op} {path}: {source}")]
     Io {

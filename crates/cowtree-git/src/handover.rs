@@ -338,6 +338,7 @@ fn report(opts: &AddOptions, dst: &Path, why: &str) -> Result<AddReport> {
         index_stat_entries: 0,
         ignored: None,
         fallback: None,
+        pool: None,
         cleaned: Vec::new(),
         notes: Vec::new(),
         hook: None,

@@ -58,6 +58,7 @@ pub mod journal;
 pub mod keep;
 pub mod method;
 pub mod options;
+pub mod pool;
 mod post_checkout;
 pub mod promisor;
 pub mod refs;

@@ -17,19 +17,23 @@ pub enum Method {
     Subvolume,
     /// Nothing to check out (`--no-checkout`, `--orphan`).
     None,
+    /// A spare of the repository's pool, made ahead of time, proven untouched and renamed
+    /// into place ([`crate::pool`]).
+    Spare,
     /// `git worktree add` made it ([`crate::handover`]); [`crate::AddReport::made_by_git`]
     /// says why.
     Git,
 }
 
 impl Method {
-    /// The name reports use: `per-file`, `subvolume`, `none`.
+    /// The name reports use: `per-file`, `subvolume`, `spare`, `none`, `git`.
     pub fn as_str(self) -> &'static str {
         match self {
             Method::PerFile => "per-file",
             Method::Subvolume => "subvolume",
             Method::None => "none",
             Method::Git => "git",
+            Method::Spare => "spare",
         }
     }
 }

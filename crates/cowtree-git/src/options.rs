@@ -228,6 +228,9 @@ pub struct AddReport {
     pub hook: Option<i32>,
     /// `Some(why)` when `git worktree add` made the worktree ([`crate::handover`]).
     pub made_by_git: Option<String>,
+    /// Why no spare of the repository's pool was claimed, when it has one
+    /// ([`crate::pool`]); with [`Method::Spare`], `None`.
+    pub pool: Option<String>,
 }
 
 /// What `git worktree add` made, counted: the tree's entries, where each file's bytes came

@@ -9,9 +9,13 @@
 //! ([`Method::None`]): `--no-checkout` and `--orphan` leave DST empty but for its `.git` file,
 //! as git does.
 //!
-//! [`make`] creates the staging directory and the tree in it: it tries the snapshot first
-//! (unless the options ask for per-file work), which says why it was not used when it was not
-//! ([`crate::way::PerFileReason`]), and makes the tree per file then.
+//! By a spare ([`Method::Spare`], [`crate::pool`]): where the repository keeps a pool of
+//! spare worktrees and one of the commit fits, it is proven untouched and renamed to the
+//! staging name.
+//!
+//! [`make`] creates the staging directory and the tree in it: it tries a spare first, then the
+//! snapshot (unless the options ask for per-file work), which says why it was not used when
+//! it was not ([`crate::way::PerFileReason`]), and makes the tree per file then.
 
 use cowtree_fs::staging::Staging;
 
@@ -50,11 +54,17 @@ pub fn make<'p>(input: &Input<'p>) -> Result<(Staging<'p>, Made)> {
             },
         ));
     }
+    let pool_note = match crate::pool::claim(input)? {
+        crate::pool::Claim::Made(staging, made) => return Ok((staging, *made)),
+        crate::pool::Claim::NotUsed(why) => why,
+    };
     let prep = Prepared::new(input)?;
     let reason = match crate::by_snapshot::attempt(input, &prep)? {
         crate::by_snapshot::Attempt::Made(staging, made) => {
             prep.sizes.save();
-            return Ok((staging, *made));
+            let mut made = *made;
+            made.pool = pool_note;
+            return Ok((staging, made));
         }
         crate::by_snapshot::Attempt::NotUsed(reason) => reason,
     };
@@ -62,6 +72,7 @@ pub fn make<'p>(input: &Input<'p>) -> Result<(Staging<'p>, Made)> {
     let mut made = per_file(input, &prep, &staging)?;
     made.method = Method::PerFile;
     made.reason = Some(reason);
+    made.pool = pool_note;
     prep.sizes.save();
     Ok((staging, made))
 }

@@ -69,6 +69,8 @@ pub struct Made {
     pub ignored: Option<IgnoredReport>,
     /// The first reason a file was copied.
     pub fallback: Option<(UnsupportedCause, PathBuf)>,
+    /// Why no spare of the repository's pool was claimed, when it has one.
+    pub pool: Option<String>,
 }
 
 impl Made {

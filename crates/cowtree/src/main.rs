@@ -244,7 +244,8 @@ fn main() -> ExitCode {
             | Command::Stores(_)
             | Command::Completions(_)
             | Command::Man(_)
-    ) {
+    ) || matches!(&cli.command, Command::Git(g) if g.changes_nothing())
+    {
         die_quietly_on_closed_pipe();
     }
     if let Some(p) = &cli.global.store

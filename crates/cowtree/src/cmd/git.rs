@@ -67,6 +67,15 @@ enum WorktreeCommand {
     Move(GitArgs),
     /// Runs `git worktree repair ARGS...`.
     Repair(GitArgs),
+    Pool(crate::cmd::pool::Args),
+}
+
+impl Args {
+    /// Whether the command only reads (`pool status`): a closed output pipe may end it.
+    pub fn changes_nothing(&self) -> bool {
+        let GitCommand::Worktree(w) = &self.command;
+        matches!(&w.command, WorktreeCommand::Pool(p) if p.changes_nothing())
+    }
 }
 
 /// The arguments of a `git worktree` subcommand git runs itself, passed as they are.
@@ -544,6 +553,8 @@ struct JsonReport {
     made_by: &'static str,
     /// Why git made it.
     made_by_reason: Option<String>,
+    /// Why no spare of the repository's pool was claimed, when it has one.
+    pool: Option<String>,
     seconds: f64,
 }
 
@@ -586,6 +597,7 @@ pub fn run(args: Args) -> CmdResult {
             WorktreeCommand::Unlock(g) => Ok(Exit::Code(git_worktree("unlock", &g.args, false))),
             WorktreeCommand::Move(g) => Ok(Exit::Code(git_worktree("move", &g.args, false))),
             WorktreeCommand::Repair(g) => Ok(Exit::Code(git_worktree("repair", &g.args, false))),
+            WorktreeCommand::Pool(p) => crate::cmd::pool::run(p),
         },
     }
 }
@@ -703,6 +715,7 @@ fn add(args: AddArgs) -> CmdResult {
     };
     let report = cowtree_git::add(&opts).map_err(git_error)?;
     let seconds = start.elapsed().as_secs_f64();
+    crate::cmd::pool::refill_after(&report, &opts.src);
     if !args.quiet {
         for n in &report.notes {
             eprintln!("cowtree: {n}");
@@ -775,7 +788,9 @@ pub fn git_error(e: cowtree_git::Error) -> CliError {
         E::WithChangesOtherCommit { path, .. } | E::Conflicted { path } => {
             CliError::new(msg).kind(Kind::Refused).path(path)
         }
-        E::Checkout { path, .. } => CliError::new(msg).kind(Kind::Refused).path(path),
+        E::Checkout { path, .. } | E::Pool { path, .. } => {
+            CliError::new(msg).kind(Kind::Refused).path(path)
+        }
         E::Io { path, .. } => CliError::new(msg).kind(Kind::Io).path(path),
         E::Interrupted => CliError::with_code(msg, 130).kind(Kind::Interrupted),
         E::Handover { what, .. } if what.starts_with("--strict") => {
@@ -846,6 +861,7 @@ fn json(r: &AddReport, seconds: f64) -> JsonReport {
             "cowtree"
         },
         made_by_reason: r.made_by_git.clone(),
+        pool: r.pool.clone(),
         seconds: (seconds * 1000.0).round() / 1000.0,
     }
 }
@@ -917,6 +933,10 @@ fn print_summary(r: &AddReport, seconds: f64) {
             r.counts.kept,
             r.counts.from_objects,
             r.counts.removed
+        ),
+        Method::Spare => format!(
+            "a spare of the pool, proven untouched: {} entries",
+            r.counts.entries
         ),
         _ => format!(
             "{} entries, {} cloned, {} copied, {} from objects",

@@ -11,6 +11,7 @@ pub mod git;
 pub mod hook;
 pub mod ls;
 pub mod man;
+pub mod pool;
 pub mod probe;
 pub mod pull;
 pub mod push;

@@ -120,6 +120,22 @@ fn store_and_worktree(env: &Env, dir: &Path) -> (PathBuf, PathBuf) {
 /// Where each command a message prints is run: (file, a piece of its line, the test). A line
 /// prints a command when a string on it holds `cowtree` or a placeholder between backquotes.
 const PRINTED: &[(&str, &str, &str)] = &[
+    // The pool of spare worktrees.
+    (
+        "crates/cowtree/src/cmd/pool.rs",
+        "`cowtree git worktree pool status` shows it",
+        "git_pool::pool_messages_print_commands_that_run_as_printed",
+    ),
+    (
+        "crates/cowtree-git/src/pool/fill.rs",
+        "`cowtree git worktree pool set 4` \\",
+        "git_pool::pool_messages_print_commands_that_run_as_printed",
+    ),
+    (
+        "crates/cowtree-git/src/pool/mod.rs",
+        "`cowtree git worktree pool set 4` writes it anew",
+        "git_pool::pool_messages_print_commands_that_run_as_printed",
+    ),
     // The store and the worktree layer.
     (
         "crates/cowtree-store/src/error.rs",

@@ -482,3 +482,127 @@ fn gc_after_kill_9_waits_for_the_processes_the_run_started_and_takes_back_what_t
     );
     git(&src, &["fsck", "--no-progress"]);
 }
+
+/// Spares in `src`'s pool, and anything else in its spares directory (what a claim or fill
+/// left).
+fn pool_entries(src: &Path) -> (usize, Vec<String>) {
+    let mut spares = 0;
+    let mut other = Vec::new();
+    for e in fs::read_dir(src.join(".git/cowtree/pool/spares"))
+        .unwrap()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            other.push(name);
+        } else {
+            spares += 1;
+        }
+    }
+    (spares, other)
+}
+
+#[test]
+fn sigint_sigterm_and_kill_9_during_claims_from_a_pool_leave_a_spare_or_a_worktree() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let root = dir.path();
+    let src = make_repo(root, 3000);
+    let pool = |args: &[&str]| {
+        let out = cowtree(root)
+            .current_dir(&src)
+            .args(["git", "worktree", "pool"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let wait_for_fill = || {
+        let st = Command::new("flock")
+            .arg(src.join(".git/cowtree/pool/fill.lock"))
+            .arg("true")
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    pool(&["set", "2", "--no-fill"]);
+    pool(&["fill"]);
+    // How long a claim takes here, to spread the signals over it.
+    let t = Instant::now();
+    let ok = cowtree(root)
+        .current_dir(&src)
+        .args(["--json", "git", "worktree", "add", "--detach"])
+        .arg(root.join("timing"))
+        .output()
+        .unwrap();
+    let whole = t.elapsed();
+    let v: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(v["method"], "spare", "{v}");
+    wait_for_fill();
+    let mut rng = XorShift::from_clock("git interrupt pool");
+    let signals = [libc::SIGINT, libc::SIGKILL, libc::SIGTERM];
+    let rounds = cowtree_testutil::rounds(15, 6) as usize;
+    let mut complete = 0;
+    for i in 0..rounds {
+        let sig = signals[i % signals.len()];
+        let delay = Duration::from_micros(rng.below(whole.as_micros() as u64 * 12 / 10 + 1));
+        let (status, err) = add_then_signal(root, &src, i, delay, sig);
+        let what = format!("round {i}: signal {sig} after {delay:?}: {status:?}: {err}");
+        if sig != libc::SIGKILL {
+            match status.code() {
+                Some(0) => {}
+                Some(c) => assert_eq!(c, 128 + sig, "{what}"),
+                None => assert_eq!(status.signal(), Some(sig), "{what}"),
+            }
+            if assert_whole_or_nothing(root, &src, i, &what) {
+                complete += 1;
+            }
+        }
+        // A fill (after the refill the add may have started) takes back what a killed claim
+        // left in the pool and makes it whole: two spares, nothing else.
+        wait_for_fill();
+        pool(&["fill"]);
+        assert_eq!(pool_entries(&src), (2, Vec::new()), "{what}");
+    }
+    // kill -9 may leave staging, a registration, a branch: gc takes them back.
+    let gc = cowtree(root)
+        .current_dir(root)
+        .args(["gc"])
+        .output()
+        .unwrap();
+    assert!(
+        gc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    for i in 0..rounds {
+        if assert_whole_or_nothing(root, &src, i, &format!("after gc, round {i}")) {
+            assert_eq!(
+                git(
+                    &root.join(format!("deep{i}/x/wt{i}")),
+                    &["status", "--porcelain"]
+                ),
+                ""
+            );
+        }
+    }
+    assert!(staging_under(root).is_empty(), "{:?}", staging_under(root));
+    // The spares left are whole: a claim of each is git's worktree, clean.
+    for k in 0..2 {
+        let dst = root.join(format!("last{k}"));
+        let out = cowtree(root)
+            .current_dir(&src)
+            .args(["--json", "git", "worktree", "add", "--detach"])
+            .arg(&dst)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["method"], "spare", "{v}");
+        assert_eq!(git(&dst, &["status", "--porcelain"]), "");
+    }
+    wait_for_fill();
+    eprintln!("pool interrupts: {complete} of {rounds} claims completed");
+}

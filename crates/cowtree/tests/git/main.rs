@@ -11,6 +11,7 @@ mod git_handover;
 mod git_hook;
 mod git_interrupt;
 mod git_options;
+mod git_pool;
 mod git_reads;
 mod git_subvolume;
 mod git_worktree;
