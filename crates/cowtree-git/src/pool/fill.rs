@@ -201,7 +201,9 @@ fn make_one(
             path: making_path.clone(),
             message: "the tree was made without an index".into(),
         })?;
-        let bytes = crate::index_file::encode_with(index, made.index_tree.as_ref(), false)
+        // The cache-tree: the one the way gave beside the index, else the index's own.
+        let tree = made.index_tree.as_ref().or_else(|| index.tree());
+        let bytes = crate::index_file::encode_with(index, tree, false)
             .map_err(Error::io("encode the index of", &making_path))?;
         let tree = dir
             .open_dir(OsStr::new("tree"))

@@ -543,7 +543,23 @@ fn run_case<'c>(
             Outcome::Broken(format!("no directory {} after the recipe", case.cwd)),
         )];
     }
-    let mut out = vec![(name.clone(), compare_args(ctx, case, &dir, &state))];
+    let mut out = match git_side(ctx, case, &dir, &state) {
+        Err(broken) => vec![(name.clone(), broken)],
+        Ok(git) => {
+            let mut out = vec![(
+                name.clone(),
+                compare_args(ctx, case, &dir, &state, Variant::Plain, &git),
+            )];
+            // Every case git makes a worktree of, again through a spare of a pool.
+            if git.ran.code == 0 && git.made && !ctx.self_check {
+                out.push((
+                    format!("{name} (spare)"),
+                    compare_args(ctx, case, &dir, &state, Variant::Spare, &git),
+                ));
+            }
+            out
+        }
+    };
     if let Some(top) = hook_applies(ctx, case, &state, hooked) {
         out.push((
             format!("{name} (hook)"),
@@ -648,37 +664,78 @@ fn site<'a>(
     }
 }
 
-/// The case itself: git in copy A, cowtree in copy B.
-fn compare_args(ctx: &Ctx, case: &Case, dir: &Path, state: &Path) -> Outcome {
-    let a = prepare(ctx, case, dir, state, "A");
-    let b = prepare(ctx, case, dir, state, "B");
-    let args_a = substitute(case.args, &a);
-    let args_b = substitute(case.args, &b);
-    let dst_of = |copy: &Path, args: &[String]| dst_arg(args).map(|d| copy.join(case.cwd).join(d));
-    let (dst_a, dst_b) = (dst_of(&a, &args_a), dst_of(&b, &args_b));
-    let ran_a = add(ctx, case, &a, Tool::Git, &args_a);
-    let made_a = made(dst_a.as_deref());
-    if let Some(why) = check_expectation(ctx, case, &ran_a, made_a) {
-        return Outcome::Broken(why);
+/// Sets up a pool of one spare where the add runs in `copy` (`pool set 1`, `pool fill`):
+/// `Err(why)` when the fill made none (git makes this repository's worktrees, a sparse
+/// checkout, filter drivers: what the pool refuses).
+fn fill_pool(ctx: &Ctx, case: &Case, copy: &Path) -> Result<(), String> {
+    let cwd = copy.join(case.cwd);
+    for args in [&["set", "1", "--no-fill"][..], &["fill"][..]] {
+        let out = ctx
+            .env
+            .command(crate::common::BIN, &cwd)
+            .args(["git", "worktree", "pool"])
+            .args(args)
+            .output()
+            .expect("run cowtree");
+        if !out.status.success() {
+            return Err(first_line(&String::from_utf8_lossy(&out.stderr)));
+        }
     }
-    let ran_b = add(ctx, case, &b, Tool::Cowtree, &args_b);
+    Ok(())
+}
+
+/// Waits for the refill an add started in `copy` to end (it holds the pool's lock).
+fn wait_for_refill(ctx: &Ctx, case: &Case, copy: &Path) {
+    let out = ctx
+        .env
+        .observer(&copy.join(case.cwd))
+        .args(["rev-parse", "--path-format=absolute", "--git-common-dir"])
+        .output()
+        .expect("run git");
+    let common = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let lock = common.join("cowtree/pool/fill.lock");
+    if lock.exists() {
+        let _ = Command::new("flock").arg(&lock).arg("true").status();
+    }
+}
+
+/// Which cowtree run a comparison is of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// `cowtree git worktree add ARGS` as the case gives it.
+    Plain,
+    /// The same, with a pool of one spare filled first where the add runs: the add claims it
+    /// when it fits ([`fill_pool`]).
+    Spare,
+}
+
+/// git's side of a case: the add in copy A, and what is observed after it (or, where git
+/// leaves what it made on the way to its refusal, the state before: [`Case::git_leaves`]).
+struct GitSide {
+    ran: Ran,
+    made: bool,
+    theirs: Obs,
+}
+
+/// Runs git's side of the case in copy A; `Err`: git did not do what the case says.
+fn git_side(ctx: &Ctx, case: &Case, dir: &Path, state: &Path) -> Result<GitSide, Outcome> {
+    let a = prepare(ctx, case, dir, state, "A");
+    let args_a = substitute(case.args, &a);
+    let dst_a = dst_arg(&args_a).map(|d| a.join(case.cwd).join(d));
+    let ran = add(ctx, case, &a, Tool::Git, &args_a);
+    let made_a = made(dst_a.as_deref());
+    if let Some(why) = check_expectation(ctx, case, &ran, made_a) {
+        return Err(Outcome::Broken(why));
+    }
     let repo = case.repo.unwrap_or(case.cwd);
     let (cwd_a, repo_a) = (a.join(case.cwd), a.join(repo));
-    let (cwd_b, repo_b) = (b.join(case.cwd), b.join(repo));
     let obs_a = observe::observe(
         &ctx.env,
         &site(&a, state, &cwd_a, &repo_a, dst_a.as_deref()),
-        &ran_a,
-        made_a,
-    );
-    let obs_b = observe::observe(
-        &ctx.env,
-        &site(&b, state, &cwd_b, &repo_b, dst_b.as_deref()),
-        &ran_b,
+        &ran,
         made_a,
     );
     dump(dir, "A", &obs_a);
-    dump(dir, "B", &obs_b);
     // Where git leaves what it made on the way to its refusal, cowtree's state after is
     // compared with the state before (a copy nothing ran in): exit status and message with
     // git's.
@@ -686,11 +743,11 @@ fn compare_args(ctx: &Ctx, case: &Case, dir: &Path, state: &Path) -> Outcome {
         Some(_) => {
             let c = prepare(ctx, case, dir, state, "C");
             let (cwd_c, repo_c) = (c.join(case.cwd), c.join(repo));
-            let dst_c = dst_of(&c, &args_a);
+            let dst_c = dst_arg(&args_a).map(|d| c.join(case.cwd).join(d));
             let before = observe::observe(
                 &ctx.env,
                 &site(&c, state, &cwd_c, &repo_c, dst_c.as_deref()),
-                &ran_a,
+                &ran,
                 made_a,
             );
             observe::Obs {
@@ -701,9 +758,70 @@ fn compare_args(ctx: &Ctx, case: &Case, dir: &Path, state: &Path) -> Outcome {
         }
         None => obs_a,
     };
-    match compare(&theirs, &obs_b, ran_a.code != 0, made_a) {
-        None => Outcome::Same,
-        Some(d) => Outcome::Differs(d),
+    Ok(GitSide {
+        ran,
+        made: made_a,
+        theirs,
+    })
+}
+
+/// The case itself: cowtree in copy B (or, [`Variant::Spare`], in copy P with a pool),
+/// against git's side.
+fn compare_args(
+    ctx: &Ctx,
+    case: &Case,
+    dir: &Path,
+    state: &Path,
+    variant: Variant,
+    git: &GitSide,
+) -> Outcome {
+    let side = if variant == Variant::Spare { "P" } else { "B" };
+    let b = prepare(ctx, case, dir, state, side);
+    if variant == Variant::Spare
+        && let Err(why) = fill_pool(ctx, case, &b)
+    {
+        return Outcome::Skipped(format!("no spare: {why}"));
+    }
+    let args_b = substitute(case.args, &b);
+    let dst_b = dst_arg(&args_b).map(|d| b.join(case.cwd).join(d));
+    let ran_b = match variant {
+        Variant::Plain => add(ctx, case, &b, Tool::Cowtree, &args_b),
+        Variant::Spare => {
+            let mut args = vec!["--json".to_owned()];
+            args.extend(args_b.iter().cloned());
+            let ran = add(ctx, case, &b, Tool::Cowtree, &args);
+            wait_for_refill(ctx, case, &b);
+            ran
+        }
+    };
+    // With the pool: whether the add took the spare, and if not why (its report says).
+    let claimed = (variant == Variant::Spare).then(|| {
+        let v: serde_json::Value = serde_json::from_str(&ran_b.stdout).unwrap_or_default();
+        match v["method"].as_str() {
+            Some("spare") => Ok(()),
+            _ => Err(v["pool"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("made {}", v["method"]))),
+        }
+    });
+    let repo = case.repo.unwrap_or(case.cwd);
+    let (cwd_b, repo_b) = (b.join(case.cwd), b.join(repo));
+    let obs_b = observe::observe(
+        &ctx.env,
+        &site(&b, state, &cwd_b, &repo_b, dst_b.as_deref()),
+        &ran_b,
+        git.made,
+    );
+    dump(dir, side, &obs_b);
+    match (
+        compare(&git.theirs, &obs_b, git.ran.code != 0, git.made),
+        claimed,
+    ) {
+        (Some(d), _) => Outcome::Differs(d),
+        (None, None | Some(Ok(()))) => Outcome::Same,
+        // Compared all the same; but no spare was claimed, so it proves nothing of the pool.
+        (None, Some(Err(why))) => Outcome::Skipped(format!("no spare claimed: {why}")),
     }
 }
 
