@@ -12,7 +12,7 @@ use cowtree_fs::undo::unless_stopping;
 use rayon::prelude::*;
 use rustix::fs::{AtFlags, FileType};
 
-use super::{CLAIMED, Pool, Spare, fingerprint};
+use super::{CLAIMED, Pool, Spare, advance, fingerprint};
 use crate::error::{Error, Result};
 use crate::method::MethodChoice;
 use crate::options::BranchChoice;
@@ -61,15 +61,9 @@ fn try_claim<'p>(input: &Input<'p>, pool: &Pool, commit: gix::ObjectId) -> Resul
         return Ok(Claim::NotUsed(None));
     };
     pool.set_wanted(commit);
-    let mut spares: Vec<Spare> = pool
-        .spares()?
-        .into_iter()
-        .filter(|s| s.commit == commit)
-        .collect();
+    let mut spares: Vec<Spare> = pool.spares()?;
     if spares.is_empty() {
-        return Ok(Claim::NotUsed(Some(format!(
-            "the pool has no spare at {commit}"
-        ))));
+        return Ok(Claim::NotUsed(Some("the pool has no spare".into())));
     }
     let fp = match fingerprint(input.repo, input.umask)? {
         Ok(fp) => fp,
@@ -103,7 +97,8 @@ fn try_claim<'p>(input: &Input<'p>, pool: &Pool, commit: gix::ObjectId) -> Resul
     spares.retain(|s| {
         s.fingerprint == fp && s.age() <= settings.max_age && !(input.opts.strict && s.copied)
     });
-    spares.sort_by_key(|s| std::cmp::Reverse(s.made));
+    // Those at the target first (nothing to move), then the newest.
+    spares.sort_by_key(|s| (s.commit != commit, std::cmp::Reverse(s.made)));
     let mut why = "its spares were made under another configuration, or are too old".to_owned();
     for spare in spares {
         let claimed = OsString::from(format!(
@@ -117,7 +112,7 @@ fn try_claim<'p>(input: &Input<'p>, pool: &Pool, commit: gix::ObjectId) -> Resul
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::io("rename", spares_path.join(&spare.id))(e)),
         }
-        let taken = take(input, &spares_dir, &spares_path, &claimed);
+        let taken = take(input, &spares_dir, &spares_path, &claimed, &spare);
         let _ = spares_dir.remove_tree(&claimed);
         match taken? {
             Taken::Made(staging, made) => return Ok(Claim::Made(staging, made)),
@@ -136,13 +131,15 @@ enum Taken<'p> {
 }
 
 /// Proves the claimed spare `claimed` untouched and renames its tree to the staging name; its
-/// index becomes DST's. Until the rename, nothing fails: a spare that cannot be read or proven
-/// is [`Taken::Unusable`].
+/// index becomes DST's, the spare moved to the target first where it holds another commit
+/// ([`advance`]). Until the rename, nothing fails: a spare that cannot be read, proven or
+/// moved is [`Taken::Unusable`].
 fn take<'p>(
     input: &Input<'p>,
     spares_dir: &Dir,
     spares_path: &Path,
     claimed: &OsStr,
+    spare: &Spare,
 ) -> Result<Taken<'p>> {
     let path = spares_path.join(claimed);
     let read = || -> Result<(gix::index::File, Dir, bool)> {
@@ -170,6 +167,18 @@ fn take<'p>(
         Err(e) => return Ok(Taken::Unusable(format!("could not be read ({e})"))),
     };
     crate::steps::mark("prove the spare");
+    let plan = match input.commit {
+        Some(c) if c != spare.commit => match advance::plan(input, &index)? {
+            Ok(plan) => Some(plan),
+            Err(why) => {
+                return Ok(Taken::Unusable(format!(
+                    "cannot be moved from {} to {c}: {why}",
+                    spare.commit
+                )));
+            }
+        },
+        _ => None,
+    };
     let reserved = Staging::reserve(input.parent, input.staging_name.to_owned())
         .map_err(Error::io("reserve", input.staging_path))?;
     match unless_stopping(|| {
@@ -207,9 +216,12 @@ fn take<'p>(
             .filter(|e| e.mode == gix::index::entry::Mode::COMMIT)
             .map(|e| e.path(&index).to_string())
             .collect(),
-        index: Some(index),
         ..Made::default()
     };
+    match plan {
+        Some(plan) => advance::apply(input, &staging.dir, &index, plan, &mut made)?,
+        None => made.index = Some(index),
+    }
     bring_ignored(input, &staging, &mut made)?;
     Ok(Taken::Made(staging, Box::new(made)))
 }

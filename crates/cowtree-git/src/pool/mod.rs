@@ -23,18 +23,20 @@
 //!
 //! A spare is claimed ([`claim`]) only for a plain checkout (no `--orphan`, `--no-checkout`,
 //! `--with-changes`, `--sparse`, `--verify`, `--per-file`/`--subvolume`, no sparse checkout
-//! in the repository) of the spare's own commit, when its fingerprint ([`fingerprint`]: this
+//! in the repository), when its fingerprint ([`fingerprint`]: this
 //! build, the user, the umask, every configuration key of the sections that decide a
 //! checkout's bytes, the attribute files outside the tree) is the repository's now, when it
 //! is younger than the pool's `max-age`, and when it is on DST's filesystem (a rename moves
 //! it). Claiming renames the spare away first (of two claims, one gets it); then every file
 //! and directory of the spare is `lstat`ed and must have the inode, size, mtime and ctime
 //! recorded when the spare was made: a spare anything has touched since is removed, not
-//! used. The claimed tree is renamed to DST's staging name and the run goes on as for every
+//! used. A spare of another commit than the target is moved to it as `git checkout` moves a
+//! worktree ([`advance`]). The claimed tree is renamed to DST's staging name and the run goes on as for every
 //! other way: `.git` file, index, registration, branch, the rename into place. Ignored files
 //! (`.worktreeinclude`, `--ignored`) are not kept in spares: they are cloned from SRC at the
 //! claim, so they are SRC's as they are then.
 
+mod advance;
 mod claim;
 mod fill;
 

@@ -18,12 +18,14 @@ use crate::units::bytes;
 /// A spare is a complete tree of one commit with its index, made as `add` makes a tree (files
 /// reflinked where the filesystem can), kept in `$GIT_COMMON_DIR/cowtree/pool/` and not
 /// registered: `git worktree list` does not show it and it holds no branch. `add` claims one
-/// when it checks out that commit plainly (no --orphan, --no-checkout, --with-changes,
+/// when it checks out a commit plainly (no --orphan, --no-checkout, --with-changes,
 /// --sparse, --verify, --per-file, --subvolume) on the pool's filesystem, and the
 /// configuration that decides a checkout's bytes is what it was: the spare is renamed away
 /// (two claims never get the same one), every file and directory in it is checked to have
 /// the stat data recorded when it was made (a spare anything touched is removed, not used),
-/// then it is renamed into place and registered as git registers a worktree. Ignored files
+/// a spare of another commit is moved to the target as `git checkout` moves a worktree (only
+/// the entries that differ are written), then it is renamed into place and registered as git
+/// registers a worktree. Ignored files
 /// that `.worktreeinclude` or --ignored select are cloned from the source at the claim.
 /// Otherwise `add` makes the tree as it always does, and --json says why no spare was used.
 ///
