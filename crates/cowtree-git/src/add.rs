@@ -700,6 +700,11 @@ impl SpareMaker {
         self.at.refs().head_commit()
     }
 
+    /// The repository's object hash.
+    pub(crate) fn object_hash(&self) -> gix::hash::Kind {
+        self.at.repo.object_hash()
+    }
+
     /// Whether the repository has the commit `id`.
     pub(crate) fn has_commit(&self, id: gix::ObjectId) -> bool {
         self.at.repo.find_commit(id).is_ok()

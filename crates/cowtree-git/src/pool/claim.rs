@@ -112,7 +112,7 @@ fn try_claim<'p>(input: &Input<'p>, pool: &Pool, commit: gix::ObjectId) -> Resul
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::io("rename", spares_path.join(&spare.id))(e)),
         }
-        let taken = take(input, &spares_dir, &spares_path, &claimed, &spare);
+        let taken = take(input, pool, &spares_dir, &spares_path, &claimed, &spare);
         let _ = spares_dir.remove_tree(&claimed);
         match taken? {
             Taken::Made(staging, made) => return Ok(Claim::Made(staging, made)),
@@ -136,6 +136,7 @@ enum Taken<'p> {
 /// moved is [`Taken::Unusable`].
 fn take<'p>(
     input: &Input<'p>,
+    pool: &Pool,
     spares_dir: &Dir,
     spares_path: &Path,
     claimed: &OsStr,
@@ -143,13 +144,20 @@ fn take<'p>(
 ) -> Result<Taken<'p>> {
     let path = spares_path.join(claimed);
     let read = || -> Result<(gix::index::File, Dir, bool)> {
-        let index = gix::index::File::at(
-            path.join("index"),
+        let template = pool.template_path(spare.commit, &spare.fingerprint);
+        let mut index = gix::index::File::at(
+            &template,
             input.repo.object_hash(),
             false,
             Default::default(),
         )
-        .map_err(Error::git("read the index of", path.join("index")))?;
+        .map_err(Error::git("read the index of", &template))?;
+        let stats =
+            std::fs::read(path.join("stat")).map_err(Error::io("read", path.join("stat")))?;
+        super::apply_stats(&mut index, &stats).map_err(|why| Error::Pool {
+            path: path.join("stat"),
+            message: why,
+        })?;
         let dirs =
             std::fs::read(path.join("dirs")).map_err(Error::io("read", path.join("dirs")))?;
         let claimed_dir = spares_dir

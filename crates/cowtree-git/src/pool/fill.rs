@@ -93,6 +93,7 @@ fn fill_with(src: &Path, lock: Lock, progress: &mut dyn FnMut(u32, u32)) -> Resu
         },
     };
     report.cleaned = pool.clean()?;
+    pool.remove_unused_templates()?;
     let commit = match pool.wanted().filter(|c| maker.has_commit(*c)) {
         Some(c) => c,
         None => maker.head().ok_or_else(|| Error::Unborn {
@@ -211,8 +212,27 @@ fn make_one(
         let dirs = dir_records(&tree, index)
             .map_err(Error::io("stat the directories of", &making_path))?;
         let copied = made.counts.copied > 0 || made.fallback.is_some();
+        // The index is the template's (the first spare's of this commit and fingerprint): this
+        // spare keeps only its stat data, paired by the template's checksum.
+        let template = pool.template_path(commit, fp);
+        let checksum = match std::fs::read(&template) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let tdir = template.parent().unwrap_or(&spares_path).to_owned();
+                std::fs::create_dir_all(&tdir).map_err(Error::io("create directory", &tdir))?;
+                let d = Dir::open(&tdir).map_err(Error::io("open", &tdir))?;
+                let name = template.file_name().unwrap_or_default();
+                cowtree_fs::atomic_file::write_atomic(&d, name, &bytes, 0o600, false)
+                    .map_err(Error::io("write", &template))?;
+                bytes
+            }
+            Err(e) => return Err(Error::io("read", &template)(e)),
+        };
+        let hash_len = maker.object_hash().len_in_bytes();
+        let checksum = &checksum[checksum.len().saturating_sub(hash_len)..];
+        let stats = super::encode_stats(index, checksum);
         for (name, bytes) in [
-            ("index", bytes),
+            ("stat", stats),
             ("dirs", dirs),
             (
                 "spare",

@@ -345,6 +345,35 @@ fn a_spare_touched_in_any_way_since_it_was_made_is_removed_not_used() {
         let now = spares(&src);
         assert!(!now.contains(&s[0]), "{what}: {now:?}");
     }
+    // The spare's record of its files' stat data, cut short or paired with another index
+    // template: not used either.
+    let spares_dir = src.join(".git/cowtree/pool/spares");
+    for (i, what) in ["cut short", "another template"].iter().enumerate() {
+        pool(root, &src, &["fill"]);
+        let s = spares(&src);
+        let stat = spares_dir.join(&s[0]).join("stat");
+        let bytes = fs::read(&stat).unwrap();
+        if i == 0 {
+            fs::write(&stat, &bytes[..bytes.len() - 36]).unwrap();
+        } else {
+            let header = bytes.iter().position(|b| *b == b' ').unwrap();
+            let mut other = bytes.clone();
+            // One digit of the template's checksum changed.
+            let at = header + " 1 ".len();
+            other[at] = if other[at] == b'0' { b'1' } else { b'0' };
+            fs::write(&stat, other).unwrap();
+        }
+        let ours = root.join(format!("stat{i}"));
+        let r = add(root, &src, &["--detach", ours.to_str().unwrap()]);
+        assert_eq!(r["method"], "per-file", "{what}: {r}");
+        assert!(
+            r["pool"].as_str().unwrap().contains("could not be read"),
+            "{what}: {r}"
+        );
+        assert_git_made(&theirs, &ours);
+        wait_for_fill(&src);
+        assert!(!spares(&src).contains(&s[0]));
+    }
 }
 
 #[test]
