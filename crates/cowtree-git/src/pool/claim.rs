@@ -145,19 +145,16 @@ fn take<'p>(
     let path = spares_path.join(claimed);
     let read = || -> Result<(gix::index::File, Dir, bool)> {
         let template = pool.template_path(spare.commit, &spare.fingerprint);
-        let mut index = gix::index::File::at(
-            &template,
-            input.repo.object_hash(),
-            false,
-            Default::default(),
-        )
-        .map_err(Error::git("read the index of", &template))?;
+        let (mut index, checksum) =
+            crate::index_file::read_checked(&template, input.repo.object_hash())
+                .map_err(Error::io("read", &template))?;
         let stats =
             std::fs::read(path.join("stat")).map_err(Error::io("read", path.join("stat")))?;
-        super::apply_stats(&mut index, &stats).map_err(|why| Error::Pool {
+        super::apply_stats(&mut index, &checksum, &stats).map_err(|why| Error::Pool {
             path: path.join("stat"),
             message: why,
         })?;
+        crate::steps::mark("read the spare's index");
         let dirs =
             std::fs::read(path.join("dirs")).map_err(Error::io("read", path.join("dirs")))?;
         let claimed_dir = spares_dir
@@ -167,6 +164,7 @@ fn take<'p>(
             .open_dir(OsStr::new("tree"))
             .map_err(Error::io("open", path.join("tree")))?;
         let ok = untouched(&tree, &index, &dirs);
+        crate::steps::mark("lstat its directories");
         Ok((index, claimed_dir, ok))
     };
     let (index, claimed_dir) = match read() {
@@ -270,23 +268,50 @@ fn bring_ignored(input: &Input<'_>, staging: &Staging<'_>, made: &mut Made) -> R
 /// removed, renamed or had its mode changed since (each changes a ctime or an mtime).
 fn untouched(tree: &Dir, index: &gix::index::File, dirs: &[u8]) -> bool {
     let backing = index.path_backing();
-    let files = index.entries().par_iter().all(|e| {
-        if e.mode == gix::index::entry::Mode::COMMIT {
-            // A submodule: an empty directory, recorded with the directories.
-            return true;
-        }
-        let name = OsStr::from_bytes(e.path_in(backing));
-        let Ok(st) = rustix::fs::statat(tree, name, AtFlags::SYMLINK_NOFOLLOW) else {
-            return false;
-        };
-        let kind = FileType::from_raw_mode(st.st_mode);
-        let want = if e.mode == gix::index::entry::Mode::SYMLINK {
-            FileType::Symlink
-        } else {
-            FileType::RegularFile
-        };
-        kind == want && crate::trust::stat_of(&st) == e.stat
+    let entries = index.entries();
+    // Contiguous runs of entries, a few per thread; each run walks its directories as the
+    // sorted paths go (a directory opened once, by name, from its parent) and looks each
+    // entry up by name in it: about one `fstatat` per file, as the floor probe counts.
+    let run = entries
+        .len()
+        .div_ceil(rayon::current_num_threads().max(1) * 4)
+        .max(1);
+    let starts: Vec<usize> = (0..entries.len()).step_by(run).collect();
+    let files = starts.par_iter().all(|&from| {
+        let mut walk = Walk::new(tree);
+        let mut name = Vec::with_capacity(256);
+        entries[from..(from + run).min(entries.len())]
+            .iter()
+            .all(|e| {
+                if e.mode == gix::index::entry::Mode::COMMIT {
+                    // A submodule: an empty directory, recorded with the directories.
+                    return true;
+                }
+                let path: &[u8] = e.path_in(backing);
+                let (dir, base) = match path.iter().rposition(|b| *b == b'/') {
+                    Some(i) => (&path[..i], &path[i + 1..]),
+                    None => (&path[..0], path),
+                };
+                let Some(d) = walk.at(dir) else { return false };
+                name.clear();
+                name.extend_from_slice(base);
+                name.push(0);
+                let Ok(c) = std::ffi::CStr::from_bytes_with_nul(&name) else {
+                    return false;
+                };
+                let Ok(st) = rustix::fs::statat(d, c, AtFlags::SYMLINK_NOFOLLOW) else {
+                    return false;
+                };
+                let kind = FileType::from_raw_mode(st.st_mode);
+                let want = if e.mode == gix::index::entry::Mode::SYMLINK {
+                    FileType::Symlink
+                } else {
+                    FileType::RegularFile
+                };
+                kind == want && crate::trust::stat_of(&st) == e.stat
+            })
     });
+    crate::steps::mark("lstat the spare's files");
     files
         && dirs
             .split(|b| *b == 0)
@@ -307,6 +332,73 @@ fn untouched(tree: &Dir, index: &gix::index::File, dirs: &[u8]) -> bool {
                         && dir_stat(&st) == stat
                 })
             })
+}
+
+/// The directories of a run of sorted paths, open along the current one: each opened once,
+/// by name from its parent (`O_PATH`, never through a symlink).
+struct Walk<'a> {
+    root: &'a Dir,
+    /// The directory open at the top of `open`, relative to the root.
+    path: Vec<u8>,
+    /// For each open directory below the root: the length of `path` it ends at, and it.
+    open: Vec<(usize, std::os::fd::OwnedFd)>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(root: &'a Dir) -> Walk<'a> {
+        Walk {
+            root,
+            path: Vec::new(),
+            open: Vec::new(),
+        }
+    }
+
+    /// The directory `dir` (relative to the root; empty: the root), opening what it must.
+    fn at(&mut self, dir: &[u8]) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        let within = |path: &[u8]| {
+            dir.starts_with(path)
+                && (path.is_empty() || dir.len() == path.len() || dir[path.len()] == b'/')
+        };
+        while !within(&self.path) {
+            self.open.pop();
+            let len = self.open.last().map_or(0, |(l, _)| *l);
+            self.path.truncate(len);
+        }
+        while self.path.len() < dir.len() {
+            let from = if self.path.is_empty() {
+                0
+            } else {
+                self.path.len() + 1
+            };
+            let end = dir[from..]
+                .iter()
+                .position(|b| *b == b'/')
+                .map_or(dir.len(), |i| from + i);
+            let parent = self
+                .open
+                .last()
+                .map_or(self.root.as_fd(), |(_, fd)| fd.as_fd());
+            let fd = rustix::fs::openat(
+                parent,
+                OsStr::from_bytes(&dir[from..end]),
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::NOFOLLOW
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .ok()?;
+            self.path.clear();
+            self.path.extend_from_slice(&dir[..end]);
+            self.open.push((end, fd));
+        }
+        Some(
+            self.open
+                .last()
+                .map_or(self.root.as_fd(), |(_, fd)| fd.as_fd()),
+        )
+    }
 }
 
 /// What is recorded of a directory: inode, mtime and ctime, to the nanosecond.

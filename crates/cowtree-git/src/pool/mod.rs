@@ -587,24 +587,24 @@ pub(super) fn encode_stats(index: &gix::index::State, checksum: &[u8]) -> Vec<u8
     out
 }
 
-/// Puts the stat data of the `stat` file `bytes` into `index`, the template it names. `Err`:
-/// why they do not pair.
+/// Puts the stat data of the `stat` file `bytes` into `index`, the template it names (its
+/// checksum `checksum`, in hex). `Err`: why they do not pair.
 pub(super) fn apply_stats(
     index: &mut gix::index::File,
+    checksum: &str,
     bytes: &[u8],
 ) -> std::result::Result<(), String> {
     let nl = bytes.iter().position(|b| *b == b'\n').ok_or("no header")?;
     let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| "a bad header")?;
     let mut parts = header.rsplitn(3, ' ');
-    let (count, checksum, magic) = (parts.next(), parts.next(), parts.next());
+    let (count, named, magic) = (parts.next(), parts.next(), parts.next());
     if magic != Some(STAT_MAGIC) {
         return Err("not a spare's stat file".into());
     }
     let count: usize = count
         .and_then(|c| c.parse().ok())
         .ok_or("a bad entry count")?;
-    let theirs = index.checksum().map(|c| c.to_string());
-    if theirs.as_deref() != checksum {
+    if Some(checksum) != named {
         return Err("its index template is another one".into());
     }
     let data = &bytes[nl + 1..];
