@@ -5,7 +5,8 @@
 #   cowtree_quiesce MNT                             # sync, then freeze and thaw MNT
 # Each call makes a fresh directory, so concurrent runs never share a mount or an image.
 # COWTREE_XFS_SIZE sets the size of the main XFS image (default 4G; the images are sparse),
-# COWTREE_BTRFS_SIZE that of each btrfs image (default 1G).
+# COWTREE_BTRFS_SIZE that of each btrfs image (default 1G), COWTREE_EXT4_SIZE that of the ext4
+# image (default 256M).
 # Mounting needs root, Linux and /dev/loop-control; otherwise (or with COWTREE_TEST_NO_MOUNT=1)
 # nothing is mounted and only COWTREE_TEST_NOCOW is exported.
 
@@ -100,7 +101,7 @@ cowtree_mounts_up() {
       small) _cowtree_mount_image small 64M mkfs.xfs -q -m reflink=1
         export COWTREE_TEST_SMALL="$COWTREE_LAST_MOUNT" ;;
       # ext4 cannot reflink: the fallback to copying, on a filesystem users have.
-      ext4) _cowtree_mount_image ext4 256M mkfs.ext4 -q -F
+      ext4) _cowtree_mount_image ext4 "${COWTREE_EXT4_SIZE:-256M}" mkfs.ext4 -q -F
         export COWTREE_TEST_EXT4="$COWTREE_LAST_MOUNT" ;;
       tmpfs) mnt="$COWTREE_MOUNT_WORK/tmpfs"; mkdir -p "$mnt"
         mount -t tmpfs -o size=512m tmpfs "$mnt"
