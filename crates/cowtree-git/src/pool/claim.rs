@@ -145,12 +145,16 @@ fn take<'p>(
     let path = spares_path.join(claimed);
     let read = || -> Result<(gix::index::File, Dir, bool)> {
         let template = pool.template_path(spare.commit, &spare.fingerprint);
-        let (mut index, checksum) =
-            crate::index_file::read_checked(&template, input.repo.object_hash())
-                .map_err(Error::io("read", &template))?;
         let stats =
             std::fs::read(path.join("stat")).map_err(Error::io("read", path.join("stat")))?;
-        super::apply_stats(&mut index, &checksum, &stats).map_err(|why| Error::Pool {
+        let stat = super::StatFile::parse(&stats).map_err(|why| Error::Pool {
+            path: path.join("stat"),
+            message: why,
+        })?;
+        let mut index = stat
+            .read_template(&template, input.repo.object_hash())
+            .map_err(Error::io("read", &template))?;
+        super::apply_stats(&mut index, &stat).map_err(|why| Error::Pool {
             path: path.join("stat"),
             message: why,
         })?;

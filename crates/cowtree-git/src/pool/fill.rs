@@ -215,22 +215,31 @@ fn make_one(
         // The index is the template's (the first spare's of this commit and fingerprint): this
         // spare keeps only its stat data, paired by the template's checksum.
         let template = pool.template_path(commit, fp);
-        let checksum = match std::fs::read(&template) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let kind = maker.object_hash();
+        // An existing template is checked whole (its trailer) before a spare is paired with
+        // it; a damaged one is written anew (the spares paired with it are then not used).
+        let checksum = match crate::index_file::read_checked(&template, kind) {
+            Ok((_, hex)) => hex,
+            Err(_) => {
                 let tdir = template.parent().unwrap_or(&spares_path).to_owned();
                 std::fs::create_dir_all(&tdir).map_err(Error::io("create directory", &tdir))?;
                 let d = Dir::open(&tdir).map_err(Error::io("open", &tdir))?;
                 let name = template.file_name().unwrap_or_default();
                 cowtree_fs::atomic_file::write_atomic(&d, name, &bytes, 0o600, false)
                     .map_err(Error::io("write", &template))?;
-                bytes
+                let trailer = &bytes[bytes.len().saturating_sub(kind.len_in_bytes())..];
+                trailer.iter().fold(String::new(), |mut hex, b| {
+                    use std::fmt::Write as _;
+                    let _ = write!(hex, "{b:02x}");
+                    hex
+                })
             }
-            Err(e) => return Err(Error::io("read", &template)(e)),
         };
-        let hash_len = maker.object_hash().len_in_bytes();
-        let checksum = &checksum[checksum.len().saturating_sub(hash_len)..];
-        let stats = super::encode_stats(index, checksum);
+        // The template's stat data, so that a claim that finds it unchanged need not check
+        // its 8 MB again.
+        let tstat =
+            rustix::fs::stat(&template).map_err(|e| Error::io("stat", &template)(e.into()))?;
+        let stats = super::encode_stats(index, &checksum, &super::FileStamp::of(&tstat));
         for (name, bytes) in [
             ("stat", stats),
             ("dirs", dirs),

@@ -553,20 +553,73 @@ pub(crate) fn fingerprint(
     Ok(Ok(hex))
 }
 
-/// The first line of a spare's `stat` file; then, for each entry of its template in order,
-/// nine little-endian `u32`: mtime (seconds, nanoseconds), ctime (seconds, nanoseconds), dev,
-/// ino, uid, gid, size (as the index keeps them).
-const STAT_MAGIC: &str = "cowtree-spare-stat 1";
+/// The first line of a spare's `stat` file (`MAGIC CHECKSUM COUNT STAMP`: the template's
+/// checksum, its entry count, its [`FileStamp`]); then, for each entry of its template in
+/// order, nine little-endian `u32`: mtime (seconds, nanoseconds), ctime (seconds,
+/// nanoseconds), dev, ino, uid, gid, size (as the index keeps them).
+const STAT_MAGIC: &str = "cowtree-spare-stat 2";
+
+/// A file's identity and last change, as `stat` gives them: its inode, size, mtime and ctime
+/// to the nanosecond. Unchanged, the file was not written since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FileStamp {
+    ino: u64,
+    size: i64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    #[allow(clippy::unnecessary_cast)] // the nanosecond fields are i64 on macOS
+    pub(super) fn of(st: &rustix::fs::Stat) -> FileStamp {
+        FileStamp {
+            ino: st.st_ino,
+            size: st.st_size,
+            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime, st.st_ctime_nsec as i64),
+        }
+    }
+
+    fn encode(&self) -> String {
+        format!(
+            "{}:{}:{}.{}:{}.{}",
+            self.ino, self.size, self.mtime.0, self.mtime.1, self.ctime.0, self.ctime.1
+        )
+    }
+
+    fn parse(s: &str) -> Option<FileStamp> {
+        let mut p = s.split(':');
+        let ino = p.next()?.parse().ok()?;
+        let size = p.next()?.parse().ok()?;
+        let pair = |t: &str| -> Option<(i64, i64)> {
+            let (a, b) = t.split_once('.')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        };
+        let mtime = pair(p.next()?)?;
+        let ctime = pair(p.next()?)?;
+        Some(FileStamp {
+            ino,
+            size,
+            mtime,
+            ctime,
+        })
+    }
+}
 
 /// The `stat` file of a spare whose index is `index`, paired with the template whose checksum
-/// is `checksum`.
-pub(super) fn encode_stats(index: &gix::index::State, checksum: &[u8]) -> Vec<u8> {
-    let mut hex = String::with_capacity(checksum.len() * 2);
-    for b in checksum {
-        let _ = write!(hex, "{b:02x}");
-    }
+/// is `checksum` (hex) and whose stamp is `template`.
+pub(super) fn encode_stats(
+    index: &gix::index::State,
+    checksum: &str,
+    template: &FileStamp,
+) -> Vec<u8> {
     let entries = index.entries();
-    let mut out = format!("{STAT_MAGIC} {hex} {}\n", entries.len()).into_bytes();
+    let mut out = format!(
+        "{STAT_MAGIC} {checksum} {} {}\n",
+        entries.len(),
+        template.encode()
+    )
+    .into_bytes();
     out.reserve(entries.len() * 36);
     for e in entries {
         let s = &e.stat;
@@ -587,27 +640,74 @@ pub(super) fn encode_stats(index: &gix::index::State, checksum: &[u8]) -> Vec<u8
     out
 }
 
-/// Puts the stat data of the `stat` file `bytes` into `index`, the template it names (its
-/// checksum `checksum`, in hex). `Err`: why they do not pair.
+/// A spare's `stat` file, read: what its header names, and its records.
+pub(super) struct StatFile<'a> {
+    checksum: &'a str,
+    count: usize,
+    template: FileStamp,
+    data: &'a [u8],
+}
+
+impl<'a> StatFile<'a> {
+    pub(super) fn parse(bytes: &'a [u8]) -> std::result::Result<StatFile<'a>, String> {
+        let nl = bytes.iter().position(|b| *b == b'\n').ok_or("no header")?;
+        let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| "a bad header")?;
+        let rest = header
+            .strip_prefix(STAT_MAGIC)
+            .and_then(|r| r.strip_prefix(' '))
+            .ok_or("not a spare's stat file of this version")?;
+        let mut parts = rest.split(' ');
+        let checksum = parts.next().ok_or("no checksum")?;
+        let count = parts
+            .next()
+            .and_then(|c| c.parse().ok())
+            .ok_or("a bad entry count")?;
+        let template = parts
+            .next()
+            .and_then(FileStamp::parse)
+            .ok_or("a bad template stamp")?;
+        Ok(StatFile {
+            checksum,
+            count,
+            template,
+            data: &bytes[nl + 1..],
+        })
+    }
+
+    /// Reads the template `path` this stat file pairs with: without checking its trailer
+    /// again when its stamp is the one recorded (it was checked when the spare was made, and
+    /// was not written since), else checked whole.
+    pub(super) fn read_template(
+        &self,
+        path: &Path,
+        kind: gix::hash::Kind,
+    ) -> std::io::Result<gix::index::File> {
+        let unchanged = rustix::fs::stat(path).is_ok_and(|st| FileStamp::of(&st) == self.template);
+        let (file, checksum) = if unchanged {
+            let file = gix::index::File::at(path, kind, true, Default::default())
+                .map_err(std::io::Error::other)?;
+            let hex = file.checksum().map(|c| c.to_string()).unwrap_or_default();
+            (file, hex)
+        } else {
+            crate::index_file::read_checked(path, kind)?
+        };
+        if checksum != self.checksum {
+            return Err(std::io::Error::other(format!(
+                "{}: not the index template this spare was made with",
+                path.display()
+            )));
+        }
+        Ok(file)
+    }
+}
+
+/// Puts the stat data of the spare's stat file `stat` into `index`, the template it names
+/// ([`StatFile::read_template`]). `Err`: why they do not pair.
 pub(super) fn apply_stats(
     index: &mut gix::index::File,
-    checksum: &str,
-    bytes: &[u8],
+    stat: &StatFile<'_>,
 ) -> std::result::Result<(), String> {
-    let nl = bytes.iter().position(|b| *b == b'\n').ok_or("no header")?;
-    let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| "a bad header")?;
-    let mut parts = header.rsplitn(3, ' ');
-    let (count, named, magic) = (parts.next(), parts.next(), parts.next());
-    if magic != Some(STAT_MAGIC) {
-        return Err("not a spare's stat file".into());
-    }
-    let count: usize = count
-        .and_then(|c| c.parse().ok())
-        .ok_or("a bad entry count")?;
-    if Some(checksum) != named {
-        return Err("its index template is another one".into());
-    }
-    let data = &bytes[nl + 1..];
+    let (count, data) = (stat.count, stat.data);
     if count != index.entries().len() || data.len() != count * 36 {
         return Err("its stat data does not match its index template".into());
     }

@@ -348,12 +348,27 @@ fn a_spare_touched_in_any_way_since_it_was_made_is_removed_not_used() {
     // The spare's record of its files' stat data, cut short or paired with another index
     // template: not used either.
     let spares_dir = src.join(".git/cowtree/pool/spares");
-    for (i, what) in ["cut short", "another template"].iter().enumerate() {
+    for (i, what) in ["cut short", "another template", "a damaged template"]
+        .iter()
+        .enumerate()
+    {
         pool(root, &src, &["fill"]);
         let s = spares(&src);
         let stat = spares_dir.join(&s[0]).join("stat");
         let bytes = fs::read(&stat).unwrap();
-        if i == 0 {
+        if i == 2 {
+            // One byte of the shared index template flipped: its trailer no longer matches,
+            // and its stamp (mtime, ctime) is not the one the spare recorded.
+            let t = fs::read_dir(src.join(".git/cowtree/pool/templates"))
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path();
+            let mut tb = fs::read(&t).unwrap();
+            tb[100] ^= 1;
+            fs::write(&t, tb).unwrap();
+        } else if i == 0 {
             fs::write(&stat, &bytes[..bytes.len() - 36]).unwrap();
         } else {
             let header = bytes.iter().position(|b| *b == b' ').unwrap();
