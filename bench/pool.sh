@@ -24,8 +24,8 @@
 # one fstatat of every file of a spare timed by bench/stat-floor.c (one thread).
 #
 # Part 2 (XFS): disk. A pool of 4 spares filled; `cowtree du --json` of SRC alone and of SRC
-# with the 4 spares: the unique physical bytes the spares add, against one checkout (the
-# apparent bytes of SRC's tracked files); target <= 2%.
+# with the 4 spares and their index template: the unique physical bytes the spares add,
+# against one checkout (the apparent bytes of SRC's tracked files); target <= 2%.
 #
 # Part 3 (XFS): 8 `cowtree git worktree add -b` at once from 4 spares; each worktree's files
 # hashed (sha1sum of every tracked path) against a `git worktree add` of the same commit, and
@@ -46,7 +46,7 @@
 #   COWTREE=PATH  binary to measure (default: cargo build --release -p cowtree-cli)
 #   REPO_cargo=DIR  a clone of rust-lang/cargo (bare or not) for part 4; BEHIND=N (default 20)
 #   RUNS=N        rounds of part 1 (default 9)
-#   FSES="..."    filesystems of part 1 (default "xfs ext4 btrfs")
+#   FSES="..."    filesystems of part 1 (default "xfs ext4 btrfs"; none: skip part 1)
 #   DISK=0        skip part 2;  BURST=0  skip part 3
 #   LOOP_DIO=0    the loop devices through the page cache (default: direct I/O, as a disk)
 set -euo pipefail
@@ -58,6 +58,7 @@ source bench/lib.sh
 bench_start bench/pool "$@"
 RUNS=${RUNS:-9}
 FSES=${FSES:-xfs ext4 btrfs}
+if [[ $FSES == none ]]; then FSES=""; fi
 DISK=${DISK:-1}
 BURST=${BURST:-1}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive whole number, not '$RUNS'"
@@ -137,7 +138,7 @@ quiet() { cowtree_quiesce "$1" || true; }
 
 say ""
 say "Part 1: a claim against git and per-file; medians of $RUNS rounds (wall seconds: median min max)"
-for fs in $FSES; do
+for fs in ${FSES}; do
   m=${MNT[$fs]}
   d=$m/p1
   mkdir -p "$d"
@@ -202,7 +203,7 @@ if [[ $DISK == 1 ]]; then
   # SRC's own files without its .git (the pool lives there), then with the spares.
   mapfile -t tops < <(cd "$src" && ls -A | grep -vx .git | sed "s|^|$src/|")
   alone=$(du_unique "${tops[@]}")
-  with=$(du_unique "${tops[@]}" "$src/.git/cowtree/pool/spares")
+  with=$(du_unique "${tops[@]}" "$src/.git/cowtree/pool/spares" "$src/.git/cowtree/pool/templates")
   checkout=$(git -C "$src" ls-files -z | (cd "$src" && xargs -0 stat -c %s) | awk '{s+=$1} END {print s}')
   say "$(awk -v a="$alone" -v w="$with" -v c="$checkout" 'BEGIN {
     printf "unique physical: SRC %.1f MiB, SRC + 4 spares %.1f MiB: the spares add %.2f MiB, %.2f%% of one checkout (%.1f MiB; target <= 2%%)", a/1048576, w/1048576, (w-a)/1048576, 100*(w-a)/c, c/1048576 }')"

@@ -338,6 +338,12 @@ fn untouched(tree: &Dir, index: &gix::index::File, dirs: &[u8]) -> bool {
             })
 }
 
+/// How [`Walk`] opens a directory: only to look names up in it (`O_PATH` where there is one).
+#[cfg(target_os = "linux")]
+const LOOKUP: rustix::fs::OFlags = rustix::fs::OFlags::PATH;
+#[cfg(not(target_os = "linux"))]
+const LOOKUP: rustix::fs::OFlags = rustix::fs::OFlags::RDONLY;
+
 /// The directories of a run of sorted paths, open along the current one: each opened once,
 /// by name from its parent (`O_PATH`, never through a symlink).
 struct Walk<'a> {
@@ -386,7 +392,7 @@ impl<'a> Walk<'a> {
             let fd = rustix::fs::openat(
                 parent,
                 OsStr::from_bytes(&dir[from..end]),
-                rustix::fs::OFlags::PATH
+                LOOKUP
                     | rustix::fs::OFlags::DIRECTORY
                     | rustix::fs::OFlags::NOFOLLOW
                     | rustix::fs::OFlags::CLOEXEC,

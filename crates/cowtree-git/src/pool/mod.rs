@@ -26,9 +26,9 @@
 //!
 //! # When a spare fits, and the proof
 //!
-//! A spare is claimed ([`claim`]) only for a plain checkout (no `--orphan`, `--no-checkout`,
+//! A spare is claimed (`claim`) only for a plain checkout (no `--orphan`, `--no-checkout`,
 //! `--with-changes`, `--sparse`, `--verify`, `--per-file`/`--subvolume`, no sparse checkout
-//! in the repository), when its fingerprint ([`fingerprint`]: this
+//! in the repository), when its fingerprint (`fingerprint`: this
 //! build, the user, the umask, every configuration key of the sections that decide a
 //! checkout's bytes, the attribute files outside the tree) is the repository's now, when it
 //! is younger than the pool's `max-age`, and when it is on DST's filesystem (a rename moves
@@ -36,7 +36,7 @@
 //! and directory of the spare is `lstat`ed and must have the inode, size, mtime and ctime
 //! recorded when the spare was made: a spare anything has touched since is removed, not
 //! used. A spare of another commit than the target is moved to it as `git checkout` moves a
-//! worktree ([`advance`]). The claimed tree is renamed to DST's staging name and the run goes on as for every
+//! worktree (`advance`). The claimed tree is renamed to DST's staging name and the run goes on as for every
 //! other way: `.git` file, index, registration, branch, the rename into place. Ignored files
 //! (`.worktreeinclude`, `--ignored`) are not kept in spares: they are cloned from SRC at the
 //! claim, so they are SRC's as they are then.
@@ -98,7 +98,8 @@ pub struct Spare {
     pub tree: PathBuf,
     /// The commit it holds.
     pub commit: ObjectId,
-    /// The fingerprint of what made its bytes ([`fingerprint`]).
+    /// The fingerprint of what made its bytes (this build, the user, the umask, the
+    /// configuration and attribute files that decide a checkout's bytes).
     pub fingerprint: String,
     /// When it was made.
     pub made: SystemTime,
@@ -296,7 +297,8 @@ impl Pool {
         Ok(())
     }
 
-    /// Removes what [`Pool::debris`] finds. How many entries.
+    /// Removes what killed fills and claims left (names of dead processes) and spares whose
+    /// record cannot be read. How many entries.
     pub fn clean(&self) -> Result<u64> {
         let debris = self.debris()?;
         if debris.is_empty() {

@@ -35,7 +35,7 @@ use crate::units::bytes;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   cowtree git worktree pool set 4              # keep 4 spares; the first fill starts now
-  cowtree git worktree pool status             # spares, their commit, age and own disk
+  cowtree git worktree pool status             # spares: commit, age, blocks not shared
   cowtree git worktree pool fill               # make the missing spares now, with progress
   cowtree git worktree pool set 0              # no pool: every spare removed")]
 pub struct Args {
@@ -61,10 +61,12 @@ enum PoolCommand {
         #[arg(long)]
         no_fill: bool,
     },
-    /// The spares: commit, age, entries, and the disk each alone holds.
+    /// The spares: commit, age, entries, and their blocks not shared with any other file
+    /// (allocated less FIEMAP-shared, directories and symlinks included).
     Status {
         /// Print one JSON object: {size, max_age_seconds, wanted, last_fill, spares: [{id,
-        /// commit, age_seconds, entries, copied, allocated, shared, own}]}.
+        /// commit, age_seconds, entries, copied, allocated, shared, not_shared}]} (bytes;
+        /// not_shared: allocated less shared, null without FIEMAP).
         #[arg(long)]
         json: bool,
     },
@@ -172,7 +174,7 @@ fn status(at: &Path, as_json: bool) -> CmdResult {
                     "copied": s.copied,
                     "allocated": du.allocated,
                     "shared": du.shared,
-                    "own": du.shared.map(|sh| du.allocated.saturating_sub(sh)),
+                    "not_shared": du.shared.map(|sh| du.allocated.saturating_sub(sh)),
                 })
             })
             .collect();
@@ -208,7 +210,7 @@ fn status(at: &Path, as_json: bool) -> CmdResult {
             None => "unknown (no FIEMAP)".into(),
         };
         println!(
-            "{}  {}  {:>6} s old  {} entries  own {own} of {} allocated{}",
+            "{}  {}  {:>6} s old  {} entries  {own} not shared of {} allocated{}",
             s.id,
             &s.commit.to_string()[..12],
             s.age().as_secs(),
