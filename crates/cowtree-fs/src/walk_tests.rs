@@ -404,6 +404,10 @@ fn a_big_flat_directory_queues_all_its_chunks_on_one_held_handle() {
             }
             self.workers
                 .push(crate::workers::worker_index().expect("on a worker"));
+            // Each job takes a while and gives up its core, so that idle workers get to take
+            // queued chunks even on a loaded machine: without it, on two busy cores, the
+            // lister could run all 400 before another worker was scheduled (a CI run did).
+            std::thread::sleep(std::time::Duration::from_millis(2));
             Ok(())
         }
         fn open_failed(&mut self, _: &Failed<'_>, _: (), e: io::Error) -> io::Result<()> {
