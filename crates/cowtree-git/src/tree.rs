@@ -145,35 +145,14 @@ fn per_file(input: &Input<'_>, prep: &Prepared, staging: &Staging<'_>) -> Result
     {
         let backing = target.path_backing().to_vec();
         for (e, r) in target.entries_mut().iter_mut().zip(&results) {
+            made.count_built(r);
             match r.made {
-                EntryMade::Cloned(proof) => {
-                    made.counts.cloned += 1;
-                    made.counts.bytes_cloned += r.bytes;
-                    made.count_proof(proof);
-                }
-                EntryMade::Copied(proof) => {
-                    made.counts.copied += 1;
-                    made.counts.bytes_written += r.bytes;
-                    made.count_proof(proof);
-                }
-                EntryMade::FromObjects { rejected } => {
-                    made.counts.from_objects += 1;
-                    made.counts.bytes_written += r.bytes;
-                    made.counts.hash_mismatches += u64::from(rejected);
-                }
-                EntryMade::Carried { copied } => {
-                    made.counts.carried += 1;
-                    if copied {
-                        made.counts.bytes_written += r.bytes;
-                    } else {
-                        made.counts.bytes_cloned += r.bytes;
-                    }
-                }
                 EntryMade::Submodule => made.submodules.push(e.path_in(&backing).to_string()),
                 EntryMade::Skipped => {
                     made.counts.entries -= 1;
                     made.counts.skipped += 1;
                 }
+                _ => {}
             }
             e.stat = r.stat.unwrap_or_default();
         }

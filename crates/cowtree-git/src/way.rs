@@ -74,6 +74,37 @@ pub struct Made {
 }
 
 impl Made {
+    /// Counts one entry the per-file builder made ([`crate::build::EntryResult`]).
+    pub(crate) fn count_built(&mut self, r: &crate::build::EntryResult) {
+        use crate::build::Made as Entry;
+        match r.made {
+            Entry::Cloned(proof) => {
+                self.counts.cloned += 1;
+                self.counts.bytes_cloned += r.bytes;
+                self.count_proof(proof);
+            }
+            Entry::Copied(proof) => {
+                self.counts.copied += 1;
+                self.counts.bytes_written += r.bytes;
+                self.count_proof(proof);
+            }
+            Entry::FromObjects { rejected } => {
+                self.counts.from_objects += 1;
+                self.counts.bytes_written += r.bytes;
+                self.counts.hash_mismatches += u64::from(rejected);
+            }
+            Entry::Carried { copied } => {
+                self.counts.carried += 1;
+                if copied {
+                    self.counts.bytes_written += r.bytes;
+                } else {
+                    self.counts.bytes_cloned += r.bytes;
+                }
+            }
+            Entry::Submodule | Entry::Skipped => {}
+        }
+    }
+
     /// Counts one file of SRC taken on `proof`.
     pub(crate) fn count_proof(&mut self, proof: crate::build::Proof) {
         match proof {

@@ -18,7 +18,7 @@ use std::path::Path;
 use cowtree_fs::dir::Dir;
 use gix::index::entry::{Flags, Mode, Stage};
 
-use crate::build::{self, Made as EntryMade};
+use crate::build;
 use crate::error::{Error, Result};
 use crate::way::{Input, Made, Prepared};
 
@@ -191,24 +191,7 @@ pub(super) fn apply(
             continue;
         }
         let Some(r) = written.next() else { break };
-        match r.made {
-            EntryMade::Cloned(proof) => {
-                made.counts.cloned += 1;
-                made.counts.bytes_cloned += r.bytes;
-                made.count_proof(proof);
-            }
-            EntryMade::Copied(proof) => {
-                made.counts.copied += 1;
-                made.counts.bytes_written += r.bytes;
-                made.count_proof(proof);
-            }
-            EntryMade::FromObjects { rejected } => {
-                made.counts.from_objects += 1;
-                made.counts.bytes_written += r.bytes;
-                made.counts.hash_mismatches += u64::from(rejected);
-            }
-            EntryMade::Carried { .. } | EntryMade::Submodule | EntryMade::Skipped => {}
-        }
+        made.count_built(r);
         e.stat = r.stat.unwrap_or_default();
     }
     made.counts.removed += remove.len() as u64;

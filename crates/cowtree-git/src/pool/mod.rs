@@ -205,19 +205,26 @@ impl Pool {
         Ok(removed)
     }
 
-    /// The spares, as their records say (a spare without a readable record is not listed, and
-    /// removed by the next fill).
-    pub fn spares(&self) -> Result<Vec<Spare>> {
+    /// The names in the spares directory (none when there is none).
+    fn spares_dir_names(&self) -> Result<Vec<OsString>> {
         let dir = self.spares_dir();
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(Error::io("list", &dir)(e)),
         };
+        entries
+            .map(|e| e.map(|e| e.file_name()).map_err(Error::io("list", &dir)))
+            .collect()
+    }
+
+    /// The spares, as their records say (a spare without a readable record is not listed, and
+    /// removed by the next fill).
+    pub fn spares(&self) -> Result<Vec<Spare>> {
+        let dir = self.spares_dir();
         let mut out = Vec::new();
-        for e in entries {
-            let e = e.map_err(Error::io("list", &dir))?;
-            let Some(id) = e.file_name().to_str().map(str::to_owned) else {
+        for name in self.spares_dir_names()? {
+            let Some(id) = name.to_str().map(str::to_owned) else {
                 continue;
             };
             if id.starts_with('.') {
@@ -235,15 +242,8 @@ impl Pool {
     /// process: spares whose record is unreadable, and what killed fills and claims left.
     fn debris(&self) -> Result<Vec<OsString>> {
         let dir = self.spares_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("list", &dir)(e)),
-        };
         let mut out = Vec::new();
-        for e in entries {
-            let e = e.map_err(Error::io("list", &dir))?;
-            let name = e.file_name();
+        for name in self.spares_dir_names()? {
             let bytes = name.as_bytes();
             let rest = bytes
                 .strip_prefix(MAKING.as_bytes())

@@ -123,7 +123,7 @@ fn make_repo(root: &Path) -> PathBuf {
 }
 
 /// Every tracked path of `wt` with its bytes (symlinks: their target) and permission bits.
-fn tracked(wt: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
+pub(crate) fn tracked(wt: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
     use std::os::unix::fs::PermissionsExt;
     git(wt, &["ls-files", "-z"])
         .split('\0')

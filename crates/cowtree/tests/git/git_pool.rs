@@ -7,7 +7,6 @@
 //! after a claim makes the pool whole again; a fill that meets a full disk stops and leaves the
 //! pool smaller. Interrupts and `kill -9` of claims: `git_interrupt`.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -15,6 +14,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::common::BIN;
+use crate::git_donors::tracked;
 use crate::git_reads::files_git_status_opens;
 use cowtree_fs::extents::extent_summary;
 use cowtree_testutil::git;
@@ -123,25 +123,12 @@ fn make_repo(root: &Path) -> PathBuf {
     src
 }
 
-/// Every tracked path of `wt` with its bytes (symlinks: their target) and mode.
-fn tracked(wt: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
-    git(wt, &["ls-files", "-z"])
-        .split('\0')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let path = wt.join(p);
-            let m = fs::symlink_metadata(&path).unwrap();
-            let data = if m.file_type().is_symlink() {
-                fs::read_link(&path)
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes()
-            } else {
-                fs::read(&path).unwrap()
-            };
-            (p.to_owned(), (data, m.permissions().mode()))
-        })
-        .collect()
+/// `git worktree add -q --detach DST` in `src`: git's worktree, to compare with.
+fn git_detached(src: &Path, dst: &Path) {
+    git(
+        src,
+        &["worktree", "add", "-q", "--detach", dst.to_str().unwrap()],
+    );
 }
 
 /// Every name under `dir` but `.git`, sorted.
@@ -254,16 +241,7 @@ fn a_claimed_spare_is_the_worktree_git_makes_and_the_refill_makes_the_pool_whole
         assert_eq!(after.iter().filter(|s| before.contains(s)).count(), 1);
         // The detached form, from the other spare.
         let theirs2 = root.join("theirs2");
-        git(
-            &src,
-            &[
-                "worktree",
-                "add",
-                "-q",
-                "--detach",
-                theirs2.to_str().unwrap(),
-            ],
-        );
+        git_detached(&src, &theirs2);
         let ours2 = root.join("ours2");
         let r = add(root, &src, &["--detach", ours2.to_str().unwrap()]);
         assert_eq!(r["method"], "spare", "{fsys:?}: {r}");
@@ -289,16 +267,7 @@ fn a_spare_touched_in_any_way_since_it_was_made_is_removed_not_used() {
     let src = make_repo(root);
     pool(root, &src, &["set", "1", "--no-fill"]);
     let theirs = root.join("theirs");
-    git(
-        &src,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "--detach",
-            theirs.to_str().unwrap(),
-        ],
-    );
+    git_detached(&src, &theirs);
     type Touch = fn(&Path);
     let touches: [(&str, Touch); 7] = [
         ("a file written", |t| {
@@ -466,16 +435,7 @@ fn eight_claims_at_once_from_four_spares_get_four_spares_and_all_eight_are_gits_
     pool(root, &src, &["fill"]);
     assert_eq!(spares(&src).len(), 4);
     let theirs = root.join("theirs");
-    git(
-        &src,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "--detach",
-            theirs.to_str().unwrap(),
-        ],
-    );
+    git_detached(&src, &theirs);
     // The fill lock held here: no refill starts during the burst (each claim's would make new
     // spares for the later ones), so exactly the 4 spares there are can be claimed.
     let lock = fs::File::open(src.join(".git/cowtree/pool/fill.lock")).unwrap();
@@ -551,16 +511,7 @@ fn a_fill_that_meets_a_full_disk_stops_and_leaves_the_pool_smaller() {
     fs::remove_file(root.join("hog")).unwrap();
     if !made.is_empty() {
         let theirs = root.join("theirs");
-        git(
-            &src,
-            &[
-                "worktree",
-                "add",
-                "-q",
-                "--detach",
-                theirs.to_str().unwrap(),
-            ],
-        );
+        git_detached(&src, &theirs);
         let ours = root.join("ours");
         let r = add(root, &src, &["--detach", ours.to_str().unwrap()]);
         assert_eq!(r["method"], "spare", "{r}");
@@ -759,16 +710,7 @@ fn a_spare_is_not_moved_where_the_attributes_differ() {
     git(&src, &["add", ".gitattributes"]);
     git(&src, &["commit", "-qm", "attributes"]);
     let theirs = root.join("theirs");
-    git(
-        &src,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "--detach",
-            theirs.to_str().unwrap(),
-        ],
-    );
+    git_detached(&src, &theirs);
     let ours = root.join("ours");
     let r = add(root, &src, &["--detach", ours.to_str().unwrap()]);
     assert_eq!(r["method"], "per-file", "{r}");
