@@ -89,7 +89,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
 fn killed_git_runs(args: &Args) -> Result<cowtree_git::KilledRuns, crate::exit::CliError> {
     let git = match crate::cmd::git::run_registry() {
         Some(reg) if !args.dry_run => {
-            cowtree_git::clean_killed_runs(&reg).map_err(crate::cmd::git::git_error)?
+            cowtree_git::clean_killed_runs(&reg).map_err(crate::cmd::git_error::git_error)?
         }
         _ => cowtree_git::KilledRuns::default(),
     };

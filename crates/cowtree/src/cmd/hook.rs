@@ -223,7 +223,7 @@ fn create() -> CmdResult {
         run_registry: crate::cmd::git::run_registry(),
         ..AddOptions::new(dir.clone(), dst)
     };
-    let report = cowtree_git::add(&opts).map_err(crate::cmd::git::git_error)?;
+    let report = cowtree_git::add(&opts).map_err(crate::cmd::git_error::git_error)?;
     crate::cmd::pool::refill_after(&report, &dir);
     // stdout is Claude Code's: the path alone. People read stderr.
     if let Some(why) = &report.made_by_git {

@@ -8,6 +8,7 @@ pub mod dedupe;
 pub mod du;
 pub mod gc;
 pub mod git;
+pub mod git_error;
 pub mod hook;
 pub mod ls;
 pub mod man;

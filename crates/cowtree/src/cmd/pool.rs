@@ -96,7 +96,7 @@ fn where_(args: &Args) -> Result<PathBuf, CliError> {
 }
 
 fn git_err(e: cowtree_git::Error) -> CliError {
-    crate::cmd::git::git_error(e)
+    crate::cmd::git_error::git_error(e)
 }
 
 pub fn run(args: Args) -> CmdResult {
