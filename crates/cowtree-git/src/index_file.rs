@@ -238,27 +238,32 @@ mod tests {
     }
 
     #[test]
-    fn read_checked_reads_an_index_and_refuses_one_whose_trailer_does_not_match() {
-        let tmp = tempfile::tempdir().unwrap();
+    fn read_checked_reads_an_index_and_refuses_one_whose_trailer_does_not_match()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
         let root = tmp.path();
         for (format, kind) in [
             ("sha1", gix::hash::Kind::Sha1),
             ("sha256", gix::hash::Kind::Sha256),
         ] {
             let r = root.join(format);
-            std::fs::create_dir_all(&r).unwrap();
+            std::fs::create_dir_all(&r)?;
             crate::test_git(&r, &["init", "-q", &format!("--object-format={format}")]);
-            std::fs::write(r.join("a"), "a\n").unwrap();
+            std::fs::write(r.join("a"), "a\n")?;
             crate::test_git(&r, &["add", "a"]);
             let path = r.join(".git/index");
-            let (file, checksum) = read_checked(&path, kind).unwrap();
+            let (file, checksum) = read_checked(&path, kind)?;
             assert_eq!(file.entries().len(), 1);
             assert_eq!(Some(checksum), file.checksum().map(|c| c.to_string()));
-            let mut bytes = std::fs::read(&path).unwrap();
+            let mut bytes = std::fs::read(&path)?;
             bytes[20] ^= 1;
-            std::fs::write(&path, &bytes).unwrap();
-            let e = read_checked(&path, kind).unwrap_err().to_string();
+            std::fs::write(&path, &bytes)?;
+            let e = read_checked(&path, kind)
+                .err()
+                .ok_or("a damaged index was read")?
+                .to_string();
             assert!(e.contains("checksum does not match"), "{e}");
         }
+        Ok(())
     }
 }
