@@ -10,7 +10,7 @@ use cowtree_fs::atomic_file::write_atomic;
 use cowtree_fs::dir::Dir;
 use cowtree_fs::staging::{self, TREE as STAGING};
 
-use crate::admin::{copy_worktree_config, write_head_logs, write_index};
+use crate::admin::{copy_worktree_config, write_encoded, write_head_logs, write_index};
 use crate::error::{Error, Result};
 use crate::options::{AddOptions, AddReport, BranchChoice};
 use crate::post_checkout::run_post_checkout;
@@ -331,6 +331,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         &staged,
         made.index.take(),
         made.index_tree.take().map(|t| (t, made.sparse_index)),
+        made.encoded.take(),
     )?;
     publish(&at, run, opts, staging, &staged)?;
     steps::mark("publish");
@@ -502,6 +503,7 @@ fn write_registration(
     staged: &Staged,
     index: Option<gix::index::File>,
     index_tree: Option<(gix::index::extension::Tree, bool)>,
+    encoded: Option<crate::index_file::Located>,
 ) -> Result<u64> {
     let mut dotgit = b"gitdir: ".to_vec();
     dotgit.extend_from_slice(staged.admin_dir.as_os_str().as_bytes());
@@ -509,8 +511,14 @@ fn write_registration(
     write_atomic(&staging.dir, OsStr::new(".git"), &dotgit, 0o666, false)
         .map_err(Error::io("write", staged.staging_path.join(".git")))?;
     steps::mark("branch, .git file");
-    let index_stat_entries = match index {
-        Some(mut index) => {
+    let index_stat_entries = match (index, encoded) {
+        (_, Some(mut encoded)) => {
+            if at.facts.ignore_stat {
+                encoded.assume_valid();
+            }
+            run.with_registration(|reg| write_encoded(reg, &mut encoded))?
+        }
+        (Some(mut index), None) => {
             if at.facts.ignore_stat {
                 // git's checkout marks every entry it writes (`fill_stat_cache_info`): not those
                 // a sparse checkout skips, nor sparse directories.
@@ -522,7 +530,7 @@ fn write_registration(
             }
             run.with_registration(|reg| write_index(reg, &index, index_tree.as_ref()))?
         }
-        None => 0,
+        (None, None) => 0,
     };
     steps::mark("write the index");
     // With --sparse the checkout is git's `sparse-checkout set` and `checkout` after a

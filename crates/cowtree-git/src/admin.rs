@@ -49,6 +49,20 @@ pub(crate) fn write_index(
         .count() as u64)
 }
 
+/// Writes `encoded` as DST's index in the registration, its trailer computed again; as
+/// [`write_index`] does, returns how many entries git trusts without reading the file.
+pub(crate) fn write_encoded(
+    reg: &register::Registration,
+    encoded: &mut index_file::Located,
+) -> Result<u64> {
+    let (secs, _) = reg.write_index(|w| {
+        let bytes = encoded.sealed()?;
+        steps::mark("encode the index");
+        std::io::Write::write_all(w, bytes)
+    })?;
+    Ok(encoded.trusted_before(secs))
+}
+
 /// Writes what `git worktree add` leaves in the registration besides HEAD and the index:
 /// `ORIG_HEAD` (its `git reset --hard` writes it) and `logs/HEAD` ([`register::head_log`]),
 /// signed with the committer identity git would use.

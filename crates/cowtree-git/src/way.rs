@@ -59,6 +59,9 @@ pub struct Made {
     /// The cache-tree to write with `index` instead of its own ([`crate::cache_tree`]): the
     /// target tree's, which git's checkout primes.
     pub index_tree: Option<gix::index::extension::Tree>,
+    /// DST's index already encoded, with DST's stat data (a claimed spare's): written as it
+    /// is, in place of `index`.
+    pub encoded: Option<crate::index_file::Located>,
     /// `index` is a sparse index (its entries collapsed: [`crate::cache_tree::collapse`]).
     pub sparse_index: bool,
     /// What was made, counted.

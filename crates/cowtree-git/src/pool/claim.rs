@@ -14,6 +14,7 @@ use rustix::fs::{AtFlags, FileType};
 
 use super::{CLAIMED, Pool, Spare, advance, fingerprint};
 use crate::error::{Error, Result};
+use crate::index_file::{EntryKind, Located};
 use crate::method::MethodChoice;
 use crate::options::BranchChoice;
 use crate::way::{Input, Made, Method, Prepared};
@@ -143,21 +144,18 @@ fn take<'p>(
     spare: &Spare,
 ) -> Result<Taken<'p>> {
     let path = spares_path.join(claimed);
-    let read = || -> Result<(gix::index::File, Dir, bool)> {
-        let template = pool.template_path(spare.commit, &spare.fingerprint);
+    let template = pool.template_path(spare.commit, &spare.fingerprint);
+    let kind = input.repo.object_hash();
+    let read = || -> Result<(Located, Vec<u8>, Dir, bool)> {
         let stats =
             std::fs::read(path.join("stat")).map_err(Error::io("read", path.join("stat")))?;
         let stat = super::StatFile::parse(&stats).map_err(|why| Error::Pool {
             path: path.join("stat"),
             message: why,
         })?;
-        let mut index = stat
-            .read_template(&template, input.repo.object_hash())
+        let located = stat
+            .read_located(&template, kind)
             .map_err(Error::io("read", &template))?;
-        super::apply_stats(&mut index, &stat).map_err(|why| Error::Pool {
-            path: path.join("stat"),
-            message: why,
-        })?;
         crate::steps::mark("read the spare's index");
         let dirs =
             std::fs::read(path.join("dirs")).map_err(Error::io("read", path.join("dirs")))?;
@@ -167,26 +165,40 @@ fn take<'p>(
         let tree = claimed_dir
             .open_dir(OsStr::new("tree"))
             .map_err(Error::io("open", path.join("tree")))?;
-        let ok = untouched(&tree, &index, &dirs);
+        let ok = untouched(&tree, &located, &stat, &dirs);
         crate::steps::mark("lstat its directories");
-        Ok((index, claimed_dir, ok))
+        Ok((located, stats, claimed_dir, ok))
     };
-    let (index, claimed_dir) = match read() {
-        Ok((index, dir, true)) => (index, dir),
-        Ok((_, _, false)) => return Ok(Taken::Unusable("was changed since it was made".into())),
+    let (mut located, stats, claimed_dir) = match read() {
+        Ok((located, stats, dir, true)) => (located, stats, dir),
+        Ok((.., false)) => return Ok(Taken::Unusable("was changed since it was made".into())),
         Err(e) => return Ok(Taken::Unusable(format!("could not be read ({e})"))),
     };
+    let Ok(stat) = super::StatFile::parse(&stats) else {
+        return Ok(Taken::Unusable("could not be read again".into()));
+    };
     crate::steps::mark("prove the spare");
+    // At another commit: moved as git checkout moves a worktree, on its decoded index.
     let plan = match input.commit {
-        Some(c) if c != spare.commit => match advance::plan(input, &index)? {
-            Ok(plan) => Some(plan),
-            Err(why) => {
-                return Ok(Taken::Unusable(format!(
-                    "cannot be moved from {} to {c}: {why}",
-                    spare.commit
-                )));
+        Some(c) if c != spare.commit => {
+            let decoded = stat.read_template(&template, kind).and_then(|mut index| {
+                super::apply_stats(&mut index, &stat).map_err(std::io::Error::other)?;
+                Ok(index)
+            });
+            let index = match decoded {
+                Ok(index) => index,
+                Err(e) => return Ok(Taken::Unusable(format!("could not be read ({e})"))),
+            };
+            match advance::plan(input, &index)? {
+                Ok(plan) => Some((index, plan)),
+                Err(why) => {
+                    return Ok(Taken::Unusable(format!(
+                        "cannot be moved from {} to {c}: {why}",
+                        spare.commit
+                    )));
+                }
             }
-        },
+        }
         _ => None,
     };
     let reserved = Staging::reserve(input.parent, input.staging_name.to_owned())
@@ -208,29 +220,33 @@ fn take<'p>(
     let staging = reserved
         .adopt()
         .map_err(Error::io("open", input.staging_path))?;
-    let entries = index
-        .entries()
-        .iter()
-        .filter(|e| e.mode != gix::index::entry::Mode::COMMIT)
-        .count() as u64;
     let mut made = Made {
         method: Method::Spare,
-        index_tree: index.tree().cloned(),
         counts: crate::AddCounts {
-            entries,
+            entries: (0..located.len())
+                .filter(|&i| located.kind(i) != EntryKind::Submodule)
+                .count() as u64,
             ..Default::default()
         },
-        submodules: index
-            .entries()
-            .iter()
-            .filter(|e| e.mode == gix::index::entry::Mode::COMMIT)
-            .map(|e| e.path(&index).to_string())
+        submodules: (0..located.len())
+            .filter(|&i| located.kind(i) == EntryKind::Submodule)
+            .map(|i| String::from_utf8_lossy(located.path(i)).into_owned())
             .collect(),
         ..Made::default()
     };
     match plan {
-        Some(plan) => advance::apply(input, &staging.dir, &index, plan, &mut made)?,
-        None => made.index = Some(index),
+        Some((index, plan)) => {
+            made.index_tree = index.tree().cloned();
+            advance::apply(input, &staging.dir, &index, plan, &mut made)?;
+        }
+        None => {
+            // The template's bytes with the spare's stat data: DST's index as the per-file
+            // way would encode it, without decoding and encoding it again.
+            for i in 0..located.len() {
+                located.set_stat(i, &stat.stat(i));
+            }
+            made.encoded = Some(located);
+        }
     }
     bring_ignored(input, &staging, &mut made)?;
     Ok(Taken::Made(staging, Box::new(made)))
@@ -270,50 +286,42 @@ fn bring_ignored(input: &Input<'_>, staging: &Staging<'_>, made: &mut Made) -> R
 /// Whether every file of `tree` has the stat data `index` recorded for it, and every
 /// directory the stat data `dirs` recorded ([`dir_records`]): nothing was written, added,
 /// removed, renamed or had its mode changed since (each changes a ctime or an mtime).
-fn untouched(tree: &Dir, index: &gix::index::File, dirs: &[u8]) -> bool {
-    let backing = index.path_backing();
-    let entries = index.entries();
+fn untouched(tree: &Dir, index: &Located, stat: &super::StatFile<'_>, dirs: &[u8]) -> bool {
     // Contiguous runs of entries, a few per thread; each run walks its directories as the
     // sorted paths go (a directory opened once, by name, from its parent) and looks each
     // entry up by name in it: about one `fstatat` per file, as the floor probe counts.
-    let run = entries
-        .len()
-        .div_ceil(rayon::current_num_threads().max(1) * 4)
-        .max(1);
-    let starts: Vec<usize> = (0..entries.len()).step_by(run).collect();
+    let len = index.len();
+    let run = len.div_ceil(rayon::current_num_threads().max(1) * 4).max(1);
+    let starts: Vec<usize> = (0..len).step_by(run).collect();
     let files = starts.par_iter().all(|&from| {
         let mut walk = Walk::new(tree);
         let mut name = Vec::with_capacity(256);
-        entries[from..(from + run).min(entries.len())]
-            .iter()
-            .all(|e| {
-                if e.mode == gix::index::entry::Mode::COMMIT {
-                    // A submodule: an empty directory, recorded with the directories.
-                    return true;
-                }
-                let path: &[u8] = e.path_in(backing);
-                let (dir, base) = match path.iter().rposition(|b| *b == b'/') {
-                    Some(i) => (&path[..i], &path[i + 1..]),
-                    None => (&path[..0], path),
-                };
-                let Some(d) = walk.at(dir) else { return false };
-                name.clear();
-                name.extend_from_slice(base);
-                name.push(0);
-                let Ok(c) = std::ffi::CStr::from_bytes_with_nul(&name) else {
-                    return false;
-                };
-                let Ok(st) = rustix::fs::statat(d, c, AtFlags::SYMLINK_NOFOLLOW) else {
-                    return false;
-                };
-                let kind = FileType::from_raw_mode(st.st_mode);
-                let want = if e.mode == gix::index::entry::Mode::SYMLINK {
-                    FileType::Symlink
-                } else {
-                    FileType::RegularFile
-                };
-                kind == want && crate::trust::stat_of(&st) == e.stat
-            })
+        (from..(from + run).min(len)).all(|i| {
+            let want = match index.kind(i) {
+                // A submodule: an empty directory, recorded with the directories.
+                EntryKind::Submodule => return true,
+                EntryKind::File => FileType::RegularFile,
+                EntryKind::Symlink => FileType::Symlink,
+                EntryKind::Other => return false,
+            };
+            let path = index.path(i);
+            let (dir, base) = match path.iter().rposition(|b| *b == b'/') {
+                Some(i) => (&path[..i], &path[i + 1..]),
+                None => (&path[..0], path),
+            };
+            let Some(d) = walk.at(dir) else { return false };
+            name.clear();
+            name.extend_from_slice(base);
+            name.push(0);
+            let Ok(c) = std::ffi::CStr::from_bytes_with_nul(&name) else {
+                return false;
+            };
+            let Ok(st) = rustix::fs::statat(d, c, AtFlags::SYMLINK_NOFOLLOW) else {
+                return false;
+            };
+            FileType::from_raw_mode(st.st_mode) == want
+                && crate::trust::stat_of(&st) == stat.stat(i)
+        })
     });
     crate::steps::mark("lstat the spare's files");
     files

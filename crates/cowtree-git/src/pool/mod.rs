@@ -703,6 +703,73 @@ impl<'a> StatFile<'a> {
     }
 }
 
+impl StatFile<'_> {
+    /// Reads the template `path` this stat file pairs with, its entries located but not
+    /// decoded ([`crate::index_file::Located`]); its trailer checked as
+    /// [`StatFile::read_template`] checks it, and its entries as many as the records.
+    pub(super) fn read_located(
+        &self,
+        path: &Path,
+        kind: gix::hash::Kind,
+    ) -> std::io::Result<crate::index_file::Located> {
+        let unchanged = rustix::fs::stat(path).is_ok_and(|st| FileStamp::of(&st) == self.template);
+        let bytes = std::fs::read(path)?;
+        let n = kind.len_in_bytes();
+        let bad = |what: String| std::io::Error::other(format!("{}: {what}", path.display()));
+        if bytes.len() < n {
+            return Err(bad("too short for an index".into()));
+        }
+        let trailer = &bytes[bytes.len() - n..];
+        let hex = trailer
+            .iter()
+            .fold(String::with_capacity(2 * n), |mut hex, b| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{b:02x}");
+                hex
+            });
+        if hex != self.checksum {
+            return Err(bad("not the index template this spare was made with".into()));
+        }
+        if !unchanged && !crate::index_file::trailer_matches(&bytes, kind) {
+            return Err(bad("its checksum does not match its contents".into()));
+        }
+        let located = crate::index_file::Located::new(bytes, kind).map_err(bad)?;
+        if located.len() != self.count || self.data.len() != self.count * 36 {
+            return Err(bad("its stat data does not match its index template".into()));
+        }
+        Ok(located)
+    }
+
+    /// The stat data recorded for entry `i` (`i` below the count [`StatFile::read_located`]
+    /// checked).
+    pub(super) fn stat(&self, i: usize) -> gix::index::entry::Stat {
+        let chunk = &self.data[36 * i..36 * i + 36];
+        let v = |k: usize| {
+            u32::from_le_bytes([
+                chunk[4 * k],
+                chunk[4 * k + 1],
+                chunk[4 * k + 2],
+                chunk[4 * k + 3],
+            ])
+        };
+        gix::index::entry::Stat {
+            mtime: gix::index::entry::stat::Time {
+                secs: v(0),
+                nsecs: v(1),
+            },
+            ctime: gix::index::entry::stat::Time {
+                secs: v(2),
+                nsecs: v(3),
+            },
+            dev: v(4),
+            ino: v(5),
+            uid: v(6),
+            gid: v(7),
+            size: v(8),
+        }
+    }
+}
+
 /// Puts the stat data of the spare's stat file `stat` into `index`, the template it names
 /// ([`StatFile::read_template`]). `Err`: why they do not pair.
 pub(super) fn apply_stats(
@@ -713,24 +780,8 @@ pub(super) fn apply_stats(
     if count != index.entries().len() || data.len() != count * 36 {
         return Err("its stat data does not match its index template".into());
     }
-    for (e, chunk) in index.entries_mut().iter_mut().zip(data.chunks_exact(36)) {
-        let v = |i: usize| {
-            u32::from_le_bytes([
-                chunk[4 * i],
-                chunk[4 * i + 1],
-                chunk[4 * i + 2],
-                chunk[4 * i + 3],
-            ])
-        };
-        e.stat.mtime.secs = v(0);
-        e.stat.mtime.nsecs = v(1);
-        e.stat.ctime.secs = v(2);
-        e.stat.ctime.nsecs = v(3);
-        e.stat.dev = v(4);
-        e.stat.ino = v(5);
-        e.stat.uid = v(6);
-        e.stat.gid = v(7);
-        e.stat.size = v(8);
+    for (i, e) in index.entries_mut().iter_mut().enumerate() {
+        e.stat = stat.stat(i);
     }
     Ok(())
 }
