@@ -516,7 +516,7 @@ fn write_registration(
             if at.facts.ignore_stat {
                 encoded.assume_valid();
             }
-            run.with_registration(|reg| write_encoded(reg, &mut encoded))?
+            run.with_registration(|reg| write_encoded(reg, &encoded))?
         }
         (Some(mut index), None) => {
             if at.facts.ignore_stat {

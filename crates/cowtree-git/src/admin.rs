@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::options::HeadReport;
-use crate::{branch, index_file, register, resolve, steps};
+use crate::{branch, index_file, register, resolve};
 
 /// Writes `target` as DST's index in the registration, at once. An entry whose file was
 /// written in the same second as the index file is racy for git, as after git's own checkout:
@@ -20,8 +20,7 @@ pub(crate) fn write_index(
 ) -> Result<u64> {
     let (secs, _) = reg.write_index(|w| {
         if let Some((tree, sparse)) = tree {
-            let bytes = index_file::encode_with(target, Some(tree), *sparse)?;
-            return std::io::Write::write_all(w, &bytes);
+            return index_file::write_with(target, Some(tree), *sparse, w);
         }
         if !index_file::supported(target) {
             return target
@@ -38,9 +37,7 @@ pub(crate) fn write_index(
                 .map(|_| ())
                 .map_err(std::io::Error::other);
         }
-        let bytes = index_file::encode(target)?;
-        steps::mark("encode the index");
-        std::io::Write::write_all(w, &bytes)
+        index_file::write_with(target, target.tree(), target.is_sparse(), w)
     })?;
     Ok(target
         .entries()
@@ -53,13 +50,9 @@ pub(crate) fn write_index(
 /// [`write_index`] does, returns how many entries git trusts without reading the file.
 pub(crate) fn write_encoded(
     reg: &register::Registration,
-    encoded: &mut index_file::Located,
+    encoded: &index_file::Located,
 ) -> Result<u64> {
-    let (secs, _) = reg.write_index(|w| {
-        let bytes = encoded.sealed()?;
-        steps::mark("encode the index");
-        std::io::Write::write_all(w, bytes)
-    })?;
+    let (secs, _) = reg.write_index(|w| encoded.write_to(w))?;
     Ok(encoded.trusted_before(secs))
 }
 
