@@ -6,9 +6,9 @@ use std::path::Path;
 
 use cowtree_fs::dir::Dir;
 use gix::bstr::BStr;
-use rustix::fs::{AtFlags, FileType, Stat, Timespec};
+use rustix::fs::{AtFlags, FileType};
 
-use super::decide::{Hashed, Written, written};
+use super::decide::{AnewStat, Hashed, Written, written};
 use super::{open_in, os, path_of, split};
 use crate::error::{Error, Result};
 use crate::trust::stat_of;
@@ -21,7 +21,7 @@ pub(super) fn hash_kept(
     dst_dir: &Dir,
     path: &BStr,
     id: &gix::ObjectId,
-    st: &Stat,
+    size: u64,
     chmod: Option<u32>,
 ) -> Result<Option<Written>> {
     let here = staging_path.join(path_of(path));
@@ -33,8 +33,7 @@ pub(super) fn hash_kept(
         rustix::fs::Mode::empty(),
     )
     .map_err(|e| Error::io("open", &here)(e.into()))?;
-    let same = crate::blob_hash::holds_blob(&fd, st.st_size as u64, id)
-        .map_err(Error::io("read", &here))?;
+    let same = crate::blob_hash::holds_blob(&fd, size, id).map_err(Error::io("read", &here))?;
     drop(fd);
     if !same {
         dst_dir
@@ -49,7 +48,7 @@ pub(super) fn hash_kept(
     Ok(Some(Written {
         i: 0,
         stat: Some(stat_of(&now)),
-        bytes: st.st_size as u64,
+        bytes: size,
         hashed: Hashed::Kept,
     }))
 }
@@ -147,23 +146,14 @@ pub(super) fn keep_anew(
     entry: &gix::index::Entry,
     dst_dir: &Dir,
     name: &std::ffi::OsStr,
-    (st, mode): (Stat, u32),
+    (st, mode): (AnewStat, u32),
     i: usize,
 ) -> Result<Written> {
     use cowtree_fs::{Method as CopyMethod, Transfer, TransferOptions};
     let path = entry.path_in(target.path_backing());
     let here = anew.staging_path.join(path_of(path));
-    let times = (
-        Timespec {
-            tv_sec: st.st_atime as _,
-            tv_nsec: st.st_atime_nsec as _,
-        },
-        Timespec {
-            tv_sec: st.st_mtime as _,
-            tv_nsec: st.st_mtime_nsec as _,
-        },
-    );
-    if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+    let times = (st.atime, st.mtime);
+    if st.symlink {
         dst_dir
             .remove_file(name)
             .map_err(Error::io("remove", &here))?;

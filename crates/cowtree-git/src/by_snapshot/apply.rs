@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use rustix::fs::{AtFlags, FileType, Timespec, statat};
 
 use super::anew::{Anew, carry_anew, chmod_in, hash_kept, keep_anew};
-use super::decide::{Act, DecideCtx, Decision, Hashed, Looked, Written, written};
+use super::decide::{Act, DecideCtx, Decision, Hashed, Looked, Seen, Written, written};
 use super::remove::remove_counted;
 use super::survey::Marks;
 use super::tree::{Child, TDir, Tree, extras_in};
@@ -171,7 +171,7 @@ impl Apply<'_, '_> {
     /// Every tracked entry's `lstat`: in SRC where its directory lists the same entries, else
     /// in the snapshot; whether a checkout filter changes it; and its act. In parallel by
     /// directory.
-    fn look(&self, tree: &Tree) -> Result<(Vec<Looked>, Vec<Decision>)> {
+    fn look(&self, tree: &Tree) -> Result<(Vec<Seen>, Vec<Decision>)> {
         let (prep, src_dir, staging) = (self.prep, self.src_dir, self.staging);
         let target = &prep.target;
         let backing = target.path_backing();
@@ -184,7 +184,7 @@ impl Apply<'_, '_> {
             owner: self.owner,
             staging_path: self.input.staging_path,
         };
-        type One = (usize, Looked, Decision);
+        type One = (usize, Seen, Decision);
         let parts: Vec<Result<Vec<One>>> = (0..tree.dirs.len())
             .into_par_iter()
             .map_init(
@@ -236,14 +236,18 @@ impl Apply<'_, '_> {
                                 size,
                             };
                             let act = ctx.decide(e, &l)?;
-                            Ok((i, l, act))
+                            let seen = Seen {
+                                present: l.st.is_some(),
+                                filtered: l.filtered,
+                            };
+                            Ok((i, seen, act))
                         })
                         .collect()
                 },
             )
             .collect();
         let n = target.entries().len();
-        let mut looked = vec![Looked::default(); n];
+        let mut looked = vec![Seen::default(); n];
         let mut acts: Vec<Option<Decision>> = vec![None; n];
         for part in parts {
             for (i, l, a) in part? {
@@ -254,8 +258,8 @@ impl Apply<'_, '_> {
         // Entries of no directory of the tree (none: every entry has one) are decided here.
         let acts = acts
             .into_iter()
-            .zip(target.entries().iter().zip(&looked))
-            .map(|(a, (e, l))| a.map_or_else(|| ctx.decide(e, l), Ok))
+            .zip(target.entries())
+            .map(|(a, e)| a.map_or_else(|| ctx.decide(e, &Looked::default()), Ok))
             .collect::<Result<Vec<_>>>()?;
         Ok((looked, acts))
     }
@@ -264,12 +268,12 @@ impl Apply<'_, '_> {
     /// same entries as in the snapshot, holds every tracked name and has the size of exactly
     /// those names; those the survey listed where they are the same; else listed in the
     /// snapshot.
-    fn find_untracked(&self, tree: &mut Tree, looked: &[Looked]) -> Result<()> {
+    fn find_untracked(&self, tree: &mut Tree, looked: &[Seen]) -> Result<()> {
         let target = &self.prep.target;
         for d in 0..tree.dirs.len() {
             let dir = &tree.dirs[d];
             let all_there = dir.children.iter().all(|c| match *c {
-                Child::Entry(i) => looked[i].st.is_some(),
+                Child::Entry(i) => looked[i].present,
                 Child::Dir(j) => tree.dirs[j].t2.is_some(),
             });
             if dir.same_list && all_there {
@@ -526,7 +530,7 @@ impl Apply<'_, '_> {
 
     /// Writes every entry to write from the object database (through the filters where they
     /// apply), and makes every submodule's empty directory; in parallel by directory.
-    fn write(&self, tree: &Tree, acts: &[Act], looked: &[Looked]) -> Result<Vec<Written>> {
+    fn write(&self, tree: &Tree, acts: &[Act], looked: &[Seen]) -> Result<Vec<Written>> {
         let (prep, staging) = (self.prep, self.staging);
         let (src_root, staging_path) = (self.src_root, self.input.staging_path);
         let at = |rel: &BStr| staging_path.join(path_of(rel));
@@ -605,7 +609,7 @@ impl Apply<'_, '_> {
                             let mut hashed = Hashed::No;
                             if let Act::Hash { st, chmod } = acts[i] {
                                 let at = (staging, staging_path);
-                                match hash_kept(at, &dst_dir, path, &e.id, &st, chmod)? {
+                                match hash_kept(at, &dst_dir, path, &e.id, st.size, chmod)? {
                                     Some(w) => return Ok(Written { i, ..w }),
                                     None => hashed = Hashed::Rejected,
                                 }
@@ -729,15 +733,15 @@ impl Apply<'_, '_> {
                 Act::Keep { st, chmod } => {
                     made.counts.kept += 1;
                     made.counts.reused_on_stat += 1;
-                    made.counts.bytes_cloned += st.st_size as u64;
-                    stats[i] = Some(if chmod.is_some() || st.st_nlink > 1 {
+                    made.counts.bytes_cloned += st.size;
+                    stats[i] = Some(if chmod.is_some() || st.linked {
                         let (parent, name) = split(path);
                         let now = open_in(self.staging, parent)
                             .and_then(|d| d.stat(os(name)))
                             .map_err(Error::io("stat", self.at(path)))?;
                         stat_of(&now)
                     } else {
-                        let mut s = stat_of(&st);
+                        let mut s = st.index;
                         s.dev = dst_dev as u32;
                         s
                     });
@@ -746,7 +750,7 @@ impl Apply<'_, '_> {
                 Act::KeepAnew { st, .. } => {
                     made.counts.kept += 1;
                     made.counts.reused_on_stat += 1;
-                    made.counts.bytes_cloned += st.st_size as u64;
+                    made.counts.bytes_cloned += st.size;
                 }
                 Act::Submodule => made.submodules.push(path.to_string()),
                 Act::Write | Act::Hash { .. } => {}

@@ -18,24 +18,79 @@ use crate::way::Prepared;
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Act {
     /// Kept as the snapshot holds it: its stat data, and permission bits to set.
-    Keep { st: Stat, chmod: Option<u32> },
+    Keep { st: Lstat, chmod: Option<u32> },
     /// Written from the object database, after what is there is removed.
     Write,
     /// Kept if the snapshot's copy hashes to the target blob (SRC's stat data does not prove
     /// it, or the configuration asks for a hash): `chmod` as for [`Act::Keep`]. Else written
     /// from objects.
-    Hash { st: Stat, chmod: Option<u32> },
+    Hash { st: Lstat, chmod: Option<u32> },
     /// `--with-changes`: SRC's file as it is, or nothing; `chmod`: permission bits to set.
     Carry { chmod: Option<u32> },
     /// A clean file or symlink of another owner or group: made anew as the per-file way makes
     /// it (a file reflinked from the snapshot's, with `mode`; a symlink from its blob), with
     /// the times of `st`.
-    KeepAnew { st: Stat, mode: u32 },
+    KeepAnew { st: AnewStat, mode: u32 },
     /// `--with-changes`, for a file or symlink of another owner or group: made anew from
     /// SRC's (as the per-file way makes it), after what is there is removed.
     CarryAnew,
     /// A submodule: an empty directory, after what is there is removed.
     Submodule,
+}
+
+/// What keeping an entry uses of its `lstat`: a third of a `struct stat`, so that the acts of
+/// 78,000 entries, decided at once, do not fill (and fault in) tens of megabytes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lstat {
+    /// Its stat data as the index records it.
+    pub(super) index: IndexStat,
+    pub(super) size: u64,
+    /// It has other names (hard links).
+    pub(super) linked: bool,
+}
+
+impl Lstat {
+    pub(super) fn of(st: &Stat) -> Lstat {
+        Lstat {
+            index: crate::trust::stat_of(st),
+            size: st.st_size as u64,
+            linked: st.st_nlink > 1,
+        }
+    }
+}
+
+/// What making an entry anew uses of its `lstat`: its times, its size, whether a symlink.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AnewStat {
+    pub(super) atime: rustix::fs::Timespec,
+    pub(super) mtime: rustix::fs::Timespec,
+    pub(super) size: u64,
+    pub(super) symlink: bool,
+}
+
+impl AnewStat {
+    fn of(st: &Stat) -> AnewStat {
+        AnewStat {
+            atime: rustix::fs::Timespec {
+                tv_sec: st.st_atime as _,
+                tv_nsec: st.st_atime_nsec as _,
+            },
+            mtime: rustix::fs::Timespec {
+                tv_sec: st.st_mtime as _,
+                tv_nsec: st.st_mtime_nsec as _,
+            },
+            size: st.st_size as u64,
+            symlink: FileType::from_raw_mode(st.st_mode) == FileType::Symlink,
+        }
+    }
+}
+
+/// What is kept of a tracked entry once decided: whether something is in its place, and
+/// whether git's checkout conversion changes it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Seen {
+    pub(super) present: bool,
+    pub(super) filtered: bool,
 }
 
 /// One tracked entry as looked at: its `lstat` (`None`: nothing there), whether git's
@@ -149,18 +204,19 @@ impl DecideCtx<'_> {
                     (Verdict::Clean, Some(_)) if l.filtered => Act::Write,
                     // A file of another owner or group is made anew, the caller's, as the
                     // per-file way's own.
-                    (Verdict::Clean, Some(st)) if !self.owner.owns(&st) => {
-                        Act::KeepAnew { st, mode: want }
-                    }
+                    (Verdict::Clean, Some(st)) if !self.owner.owns(&st) => Act::KeepAnew {
+                        st: AnewStat::of(&st),
+                        mode: want,
+                    },
                     (Verdict::Clean, Some(st)) => Act::Keep {
-                        st,
+                        st: Lstat::of(&st),
                         chmod: keep_chmod(&st),
                     },
                     (Verdict::Hash, Some(st))
                         if !l.filtered && !with_changes && self.owner.owns(&st) =>
                     {
                         Act::Hash {
-                            st,
+                            st: Lstat::of(&st),
                             chmod: keep_chmod(&st),
                         }
                     }
