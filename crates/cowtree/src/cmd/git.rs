@@ -864,24 +864,7 @@ fn print_summary(r: &AddReport, seconds: f64) {
         );
         return;
     }
-    let how = match r.method {
-        Method::Subvolume => format!(
-            "a snapshot of {}: {} entries, {} kept, {} from objects, {} removed",
-            r.src.as_deref().unwrap_or(Path::new("?")).display(),
-            r.counts.entries,
-            r.counts.kept,
-            r.counts.from_objects,
-            r.counts.removed
-        ),
-        Method::Spare => format!(
-            "a spare of the pool, proven untouched: {} entries",
-            r.counts.entries
-        ),
-        _ => format!(
-            "{} entries, {} cloned, {} copied, {} from objects",
-            r.counts.entries, r.counts.cloned, r.counts.copied, r.counts.from_objects
-        ),
-    };
+    let how = how(r);
     let why = match &r.reason {
         Some(reason) if reason.worth_telling() => format!(" (per file: {reason})"),
         _ => String::new(),
@@ -924,5 +907,34 @@ fn print_summary(r: &AddReport, seconds: f64) {
             ig.symlinks,
             ig.dirs
         );
+    }
+}
+
+/// How DST's tree was made, in a few words: the way, and its counts.
+pub(crate) fn how(r: &cowtree_git::AddReport) -> String {
+    let c = &r.counts;
+    match r.method {
+        Method::Subvolume => format!(
+            "a snapshot of {}: {} entries, {} kept, {} from objects, {} removed",
+            r.src.as_deref().unwrap_or(Path::new("?")).display(),
+            c.entries,
+            c.kept,
+            c.from_objects,
+            c.removed
+        ),
+        // Moved from another commit: what the move kept, removed and wrote.
+        Method::Spare if c.removed + c.cloned + c.copied + c.from_objects > 0 => format!(
+            "a spare of the pool, proven untouched and moved to the commit: {} entries, {} \
+             kept, {} removed, {} cloned, {} copied, {} from objects",
+            c.entries, c.kept, c.removed, c.cloned, c.copied, c.from_objects
+        ),
+        Method::Spare => format!(
+            "a spare of the pool, proven untouched: {} entries",
+            c.entries
+        ),
+        _ => format!(
+            "{} entries, {} cloned, {} copied, {} from objects",
+            c.entries, c.cloned, c.copied, c.from_objects
+        ),
     }
 }

@@ -233,16 +233,14 @@ fn create() -> CmdResult {
         );
     } else {
         eprintln!(
-            "cowtree: worktree {} on branch {}: {} entries, {} cloned, {} from objects",
+            "cowtree: worktree {} on branch {}: {}",
             report.dst.display(),
             match &report.head {
                 cowtree_git::HeadReport::Branch { name, .. }
                 | cowtree_git::HeadReport::Unborn { name } => name.as_str(),
                 cowtree_git::HeadReport::Detached => "(detached)",
             },
-            report.counts.entries,
-            report.counts.cloned,
-            report.counts.from_objects
+            crate::cmd::git::how(&report)
         );
     }
     if let Some((cause, first)) = &report.fallback {

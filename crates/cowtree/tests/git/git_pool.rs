@@ -725,3 +725,77 @@ fn a_spare_is_not_moved_where_the_attributes_differ() {
     assert!(tracked(&ours)["d0/e0/f0"].0.ends_with(b"\r\n"));
     wait_for_fill(&src);
 }
+
+/// `cowtree hook claude-code worktree-create` run as Claude Code runs it, in a repository
+/// with a pool: it claims the spare, prints DST alone on stdout, makes git's worktree, and its
+/// one stderr line says a spare was claimed (not "0 cloned"); a plain `add` of an older
+/// commit moves the next spare and says what the move kept and wrote.
+#[test]
+fn the_claude_code_hook_claims_a_spare_and_its_line_says_so() {
+    let Some(dir) = scratch(Fs::NoCow) else {
+        return;
+    };
+    let root = dir.path();
+    let src = make_repo(root);
+    fs::write(src.join(".git/info/exclude"), ".claude/\n").unwrap();
+    pool(root, &src, &["set", "1", "--no-fill"]);
+    pool(root, &src, &["fill"]);
+    let theirs = root.join("theirs");
+    git(
+        &src,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "g1",
+            theirs.to_str().unwrap(),
+        ],
+    );
+    let mut child = cowtree(root)
+        .current_dir(&src)
+        .args(["hook", "claude-code", "worktree-create"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        br#"{"hook_event_name":"WorktreeCreate","name":"agent-1"}"#,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = ok(out.clone(), "hook");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ours = src.join(".claude/worktrees/agent-1");
+    assert_eq!(stdout.trim_end(), ours.to_str().unwrap(), "{stderr}");
+    assert_git_made(&theirs, &ours);
+    assert!(
+        stderr.contains("a spare of the pool, proven untouched"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cloned"), "{stderr}");
+
+    // The refilled spare is at HEAD; HEAD~1 moves it back, and the line says how.
+    wait_for_fill(&src);
+    let older = root.join("older");
+    let out = cowtree(root)
+        .current_dir(&src)
+        .args([
+            "git",
+            "worktree",
+            "add",
+            "--detach",
+            older.to_str().unwrap(),
+            "HEAD~1",
+        ])
+        .output()
+        .unwrap();
+    let said = ok(out, "add HEAD~1");
+    assert!(
+        said.contains("a spare of the pool, proven untouched and moved to the commit"),
+        "{said}"
+    );
+    wait_for_fill(&src);
+}
