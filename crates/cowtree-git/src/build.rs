@@ -16,7 +16,7 @@ use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause};
 use gix::bstr::{BStr, ByteSlice};
 use gix::index::entry::{Mode, Stat};
 use rayon::prelude::*;
-use rustix::fs::{AtFlags, FileType, OFlags, Timespec, openat, statat};
+use rustix::fs::{AtFlags, FileType, OFlags, openat, statat};
 
 use crate::clone::{self, CloneState, Cloned};
 use crate::error::{Error, Result};
@@ -305,19 +305,6 @@ pub fn build(input: &BuildInput<'_>, fallback: &Fallback) -> Result<Vec<EntryRes
     Ok(out)
 }
 
-fn times(st: &rustix::fs::Stat) -> (Timespec, Timespec) {
-    (
-        Timespec {
-            tv_sec: st.st_atime as _,
-            tv_nsec: st.st_atime_nsec as _,
-        },
-        Timespec {
-            tv_sec: st.st_mtime as _,
-            tv_nsec: st.st_mtime_nsec as _,
-        },
-    )
-}
-
 #[allow(clippy::too_many_arguments)]
 fn one(
     input: &BuildInput<'_>,
@@ -434,8 +421,9 @@ fn symlink(
     let r = from_objects(input, repo, None, entry, dst_dir, name, 0)?;
     if let (Verdict::Clean, Some(src_st)) = (verdict, src_st) {
         // Same content as SRC's link: keep its time, so the entry is not racy.
+        let (atime, mtime) = cowtree_fs::sys::stat_times(&src_st);
         dst_dir
-            .set_times(name, times(&src_st).0, times(&src_st).1)
+            .set_times(name, atime, mtime)
             .map_err(Error::io("set times of", dst_path()))?;
         let st = dst_dir.stat(name).map_err(Error::io("stat", dst_path()))?;
         return Ok(EntryResult {

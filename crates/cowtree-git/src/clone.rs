@@ -15,7 +15,7 @@ use cowtree_fs::classify::{CloneErrno, classify_clone_errno};
 use cowtree_fs::copy::copy_fd;
 use cowtree_fs::dir::Dir;
 use gix::ObjectId;
-use rustix::fs::{Mode, OFlags, Stat, Timespec, Timestamps, fstat, futimens, openat};
+use rustix::fs::{Mode, OFlags, Stat, Timestamps, fstat, futimens, openat};
 
 /// Whether this run still tries to clone: not after the filesystem pair said it cannot.
 #[derive(Debug, Default)]
@@ -105,17 +105,12 @@ pub fn clone_checked(
     match r {
         Ok(Cloned::Done { bytes, because, .. }) => {
             let st = &src.stat;
+            let (last_access, last_modification) = cowtree_fs::sys::stat_times(st);
             futimens(
                 &dst,
                 &Timestamps {
-                    last_access: Timespec {
-                        tv_sec: st.st_atime as _,
-                        tv_nsec: st.st_atime_nsec as _,
-                    },
-                    last_modification: Timespec {
-                        tv_sec: st.st_mtime as _,
-                        tv_nsec: st.st_mtime_nsec as _,
-                    },
+                    last_access,
+                    last_modification,
                 },
             )?;
             // The clone holds what SRC held when it ran; SRC's stat data unchanged since the

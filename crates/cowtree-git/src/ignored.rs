@@ -11,7 +11,7 @@ use cowtree_fs::dir::Dir;
 use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause};
 use gix::bstr::{BStr, BString, ByteSlice};
 use rayon::prelude::*;
-use rustix::fs::{FileType, Timespec};
+use rustix::fs::FileType;
 
 use crate::error::{Error, Result};
 pub use crate::keep::Selection;
@@ -162,7 +162,8 @@ pub fn copy_ignored(
             .map_err(Error::io("open", &dst_path))?;
         rustix::fs::fchmod(&dst, rustix::fs::Mode::from_raw_mode(st.st_mode & 0o7777))
             .map_err(|e| Error::io("set mode of", &dst_path)(e.into()))?;
-        dst.set_own_times(atime(st), mtime(st))
+        let (atime, mtime) = cowtree_fs::sys::stat_times(st);
+        dst.set_own_times(atime, mtime)
             .map_err(Error::io("set times of", &dst_path))?;
     }
     Ok(report)
@@ -369,30 +370,16 @@ impl Copier<'_> {
                     "create symlink",
                     self.staging_path.join(rel.to_path_lossy()),
                 ))?;
-                dst.set_times(name, atime(&st), mtime(&st))
-                    .map_err(Error::io(
-                        "set times of",
-                        self.staging_path.join(rel.to_path_lossy()),
-                    ))?;
+                let (atime, mtime) = cowtree_fs::sys::stat_times(&st);
+                dst.set_times(name, atime, mtime).map_err(Error::io(
+                    "set times of",
+                    self.staging_path.join(rel.to_path_lossy()),
+                ))?;
                 report.symlinks += 1;
             }
             _ => report.special += 1,
         }
         Ok(())
-    }
-}
-
-fn atime(st: &rustix::fs::Stat) -> Timespec {
-    Timespec {
-        tv_sec: st.st_atime as _,
-        tv_nsec: st.st_atime_nsec as _,
-    }
-}
-
-fn mtime(st: &rustix::fs::Stat) -> Timespec {
-    Timespec {
-        tv_sec: st.st_mtime as _,
-        tv_nsec: st.st_mtime_nsec as _,
     }
 }
 

@@ -69,11 +69,8 @@ impl Hasher {
     }
 }
 
-/// Appends entry `e` (its path `path`) as the index file holds it, padded with NULs to a
-/// multiple of 8 bytes: the bytes gix-index's `Entry::write_to` writes, in one pass.
-fn put_entry(out: &mut Vec<u8>, e: &gix::index::Entry, path: &[u8]) {
-    let start = out.len();
-    let s = &e.stat;
+/// An entry's first 40 bytes as the index file holds them: its stat data and `mode`.
+fn stat_head(s: &gix::index::entry::Stat, mode: u32) -> [u8; 40] {
     let mut head = [0u8; 40];
     for (k, v) in [
         s.ctime.secs,
@@ -82,7 +79,7 @@ fn put_entry(out: &mut Vec<u8>, e: &gix::index::Entry, path: &[u8]) {
         s.mtime.nsecs,
         s.dev,
         s.ino,
-        e.mode.bits(),
+        mode,
         s.uid,
         s.gid,
         s.size,
@@ -92,7 +89,14 @@ fn put_entry(out: &mut Vec<u8>, e: &gix::index::Entry, path: &[u8]) {
     {
         head[4 * k..4 * k + 4].copy_from_slice(&v.to_be_bytes());
     }
-    out.extend_from_slice(&head);
+    head
+}
+
+/// Appends entry `e` (its path `path`) as the index file holds it, padded with NULs to a
+/// multiple of 8 bytes: the bytes gix-index's `Entry::write_to` writes, in one pass.
+fn put_entry(out: &mut Vec<u8>, e: &gix::index::Entry, path: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(&stat_head(&e.stat, e.mode.bits()));
     out.extend_from_slice(e.id.as_bytes());
     // The flags as stored: the path's length (12 bits, saturated) in place of gix's own.
     let len = path.len().min(0x0fff) as u16;
@@ -348,21 +352,8 @@ impl Located {
     /// Sets entry `i`'s stat data (`i < len()`).
     pub fn set_stat(&mut self, i: usize, s: &gix::index::entry::Stat) {
         let at = self.entries[i].0;
-        let values = [
-            s.ctime.secs,
-            s.ctime.nsecs,
-            s.mtime.secs,
-            s.mtime.nsecs,
-            s.dev,
-            s.ino,
-            self.field(i, ENTRY_MODE),
-            s.uid,
-            s.gid,
-            s.size,
-        ];
-        for (k, v) in values.into_iter().enumerate() {
-            self.bytes[at + 4 * k..at + 4 * k + 4].copy_from_slice(&v.to_be_bytes());
-        }
+        let head = stat_head(s, self.field(i, ENTRY_MODE));
+        self.bytes[at..at + ENTRY_STAT_END].copy_from_slice(&head);
     }
 
     /// Marks every entry git's checkout would mark with `core.ignoreStat`: all but those a
@@ -635,7 +626,6 @@ mod tests {
                 ],
             );
             crate::test_git(&root, &["commit", "-qm", "c"]);
-            let repo = gix::open(&root)?;
             for ita in [false, true] {
                 if ita {
                     std::fs::write(root.join("later"), "later")?;
@@ -664,7 +654,7 @@ mod tests {
                 }
                 let backing = index.path_backing();
                 for (i, e) in index.entries().iter().enumerate() {
-                    assert_eq!(located.path(i), &e.path_in(backing)[..]);
+                    assert_eq!(located.path(i), e.path_in(backing));
                     let want = match e.mode {
                         gix::index::entry::Mode::SYMLINK => EntryKind::Symlink,
                         gix::index::entry::Mode::COMMIT => EntryKind::Submodule,

@@ -44,6 +44,20 @@ pub use macos::*;
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
 compile_error!("cowtree-fs supports Linux and macOS (see cowtree_fs::sys)");
 
+/// The access and modification times of `st`, as `utimensat` takes them.
+pub fn stat_times(st: &rustix::fs::Stat) -> (rustix::fs::Timespec, rustix::fs::Timespec) {
+    (
+        rustix::fs::Timespec {
+            tv_sec: st.st_atime as _,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        rustix::fs::Timespec {
+            tv_sec: st.st_mtime as _,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+    )
+}
+
 /// A feature this platform does not have, such as extent maps or deduplication on macOS.
 /// Returned inside an [`io::Error`] of kind [`io::ErrorKind::Unsupported`]; find it with
 /// [`Unavailable::find`].

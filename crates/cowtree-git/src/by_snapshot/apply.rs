@@ -457,17 +457,8 @@ impl Apply<'_, '_> {
         }
         if removed_here {
             let st = dir.stat_self().map_err(Error::io("stat", self.at(sub)))?;
-            out.times.push((
-                sub.to_owned(),
-                Timespec {
-                    tv_sec: st.st_atime as _,
-                    tv_nsec: st.st_atime_nsec as _,
-                },
-                Timespec {
-                    tv_sec: st.st_mtime as _,
-                    tv_nsec: st.st_mtime_nsec as _,
-                },
-            ));
+            let (atime, mtime) = cowtree_fs::sys::stat_times(&st);
+            out.times.push((sub.to_owned(), atime, mtime));
         }
         Ok(())
     }

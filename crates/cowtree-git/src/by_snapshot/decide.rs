@@ -70,15 +70,10 @@ pub(super) struct AnewStat {
 
 impl AnewStat {
     fn of(st: &Stat) -> AnewStat {
+        let (atime, mtime) = cowtree_fs::sys::stat_times(st);
         AnewStat {
-            atime: rustix::fs::Timespec {
-                tv_sec: st.st_atime as _,
-                tv_nsec: st.st_atime_nsec as _,
-            },
-            mtime: rustix::fs::Timespec {
-                tv_sec: st.st_mtime as _,
-                tv_nsec: st.st_mtime_nsec as _,
-            },
+            atime,
+            mtime,
             size: st.st_size as u64,
             symlink: FileType::from_raw_mode(st.st_mode) == FileType::Symlink,
         }

@@ -131,6 +131,14 @@ fn git_detached(src: &Path, dst: &Path) {
     );
 }
 
+/// `git worktree add -q -b BRANCH DST` in `src`: git's worktree on a new branch.
+fn git_branch(src: &Path, branch: &str, dst: &Path) {
+    git(
+        src,
+        &["worktree", "add", "-q", "-b", branch, dst.to_str().unwrap()],
+    );
+}
+
 /// Every name under `dir` but `.git`, sorted.
 fn names(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -202,17 +210,7 @@ fn a_claimed_spare_is_the_worktree_git_makes_and_the_refill_makes_the_pool_whole
         assert_eq!(status["spares"].as_array().unwrap().len(), 2, "{status}");
 
         let theirs = root.join("theirs");
-        git(
-            &src,
-            &[
-                "worktree",
-                "add",
-                "-q",
-                "-b",
-                "g1",
-                theirs.to_str().unwrap(),
-            ],
-        );
+        git_branch(&src, "g1", &theirs);
         let ours = root.join("ours");
         let r = add(root, &src, &["-b", "c1", ours.to_str().unwrap()]);
         assert_eq!(r["method"], "spare", "{fsys:?}: {r}");
@@ -741,17 +739,7 @@ fn the_claude_code_hook_claims_a_spare_and_its_line_says_so() {
     pool(root, &src, &["set", "1", "--no-fill"]);
     pool(root, &src, &["fill"]);
     let theirs = root.join("theirs");
-    git(
-        &src,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "g1",
-            theirs.to_str().unwrap(),
-        ],
-    );
+    git_branch(&src, "g1", &theirs);
     let mut child = cowtree(root)
         .current_dir(&src)
         .args(["hook", "claude-code", "worktree-create"])
