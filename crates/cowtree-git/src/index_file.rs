@@ -372,7 +372,7 @@ impl Located {
 
     /// How many entries have stat data recorded with an mtime before `secs`: those git trusts
     /// without reading them when the index file's mtime is `secs` (see
-    /// [`crate::admin::write_index`]).
+    /// `admin::write_index`).
     pub fn trusted_before(&self, secs: i64) -> u64 {
         (0..self.len())
             .filter(|&i| {
