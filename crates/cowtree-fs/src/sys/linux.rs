@@ -13,6 +13,8 @@ use crate::dir::DirEntry;
 
 mod btrfs;
 pub use btrfs::*;
+mod entry_meta;
+pub use entry_meta::*;
 
 /// Added to a directory open for a handle used only to look entries up and `stat` them.
 pub const PATH_ONLY: OFlags = OFlags::PATH;

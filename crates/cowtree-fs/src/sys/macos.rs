@@ -269,6 +269,37 @@ pub fn copy_xattrs(_src: BorrowedFd<'_>, _dst: BorrowedFd<'_>) -> io::Result<()>
     Err(super::Unavailable::error("copying extended attributes"))
 }
 
+/// Not implemented here (`ENOTSUP`): keeping owners and attributes per entry
+/// (`cowtree_link::Preserve`) is Linux-only.
+pub fn open_entry(_dir: BorrowedFd<'_>, _name: &std::ffi::OsStr) -> Result<OwnedFd, Errno> {
+    Err(Errno::NOTSUP)
+}
+
+/// Not implemented here (`ENOTSUP`), see [`open_entry`].
+pub fn chown_entry(_fd: BorrowedFd<'_>, _uid: Option<u32>, _gid: Option<u32>) -> Result<(), Errno> {
+    Err(Errno::NOTSUP)
+}
+
+/// Not implemented here (`ENOTSUP`), see [`open_entry`].
+pub fn chmod_entry(_fd: BorrowedFd<'_>, _mode: u32) -> Result<(), Errno> {
+    Err(Errno::NOTSUP)
+}
+
+/// Not implemented here, see [`open_entry`].
+pub fn xattr_list(_fd: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
+    Err(super::Unavailable::error("extended attributes per entry"))
+}
+
+/// Not implemented here, see [`open_entry`].
+pub fn xattr_get(_fd: BorrowedFd<'_>, _name: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    Err(super::Unavailable::error("extended attributes per entry"))
+}
+
+/// Not implemented here (`ENOTSUP`), see [`open_entry`].
+pub fn xattr_set(_fd: BorrowedFd<'_>, _name: &[u8], _value: &[u8]) -> Result<(), Errno> {
+    Err(Errno::NOTSUP)
+}
+
 /// The path of the open directory `fd` (`F_GETPATH`), for messages; `None` where it cannot be
 /// read.
 pub fn dir_path(fd: BorrowedFd<'_>) -> Option<std::path::PathBuf> {

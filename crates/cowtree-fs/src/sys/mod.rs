@@ -17,6 +17,7 @@
 //! | extent maps, dedupe (`cowtree du`, `cowtree dedupe`) | `FIEMAP`, `FIDEDUPERANGE` | unavailable: [`Unavailable`] |
 //! | btrfs subvolumes (`btrfs_*`: create, snapshot, read-only flag, delete, id, children and their paths, filesystem UUID) | the btrfs ioctls through `rustix::ioctl` (`linux/btrfs.rs`) | `ENOTSUP` |
 //! | copy a directory hierarchy in one call ([`clone_directory`]) | `ENOTSUP` (btrfs does it with a snapshot) | `fclonefileat` of the directory |
+//! | owner, mode and attributes of one entry, never following a symlink ([`open_entry`], [`chown_entry`], [`chmod_entry`], `xattr_*`) | an `O_PATH` handle: `fchownat(AT_EMPTY_PATH)`, the rest through `/proc/self/fd/N` | `ENOTSUP` |
 //! | mount points ([`mount_points`]) | `/proc/self/mountinfo` | unavailable: [`Unavailable`] |
 //!
 //! Linux is the tested platform. The macOS side is type-checked in CI
