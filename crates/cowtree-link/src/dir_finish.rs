@@ -5,12 +5,16 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::PoisonError;
 
 use cowtree_fs::dir::Dir;
 
 use crate::error::LinkError;
+use crate::keep::{ModeStep, Src, keep};
 use crate::pass::Run;
+use crate::report::NotKept;
 use crate::scan::{DirMeta, open_rel};
 
 /// The mode a directory is created with: its final permission bits, plus owner
@@ -26,9 +30,43 @@ impl Run<'_> {
         fill_mode(mode) == mode && self.mask.is_some_and(|m| m.dir_exact(mode))
     }
 
-    /// Gives the directory `dir`, created by this run and complete, the source's mode
-    /// `meta.mode` (which keeps owner read, write and search) and, unless asked not to, times.
+    /// Gives the directory `dir`, created by this run and complete, the source directory's
+    /// owner, group and attributes as [`crate::Preserve`] asks. Called before its mode is
+    /// set (a `chown` may clear set-ID bits) and once its entries are made (a default ACL
+    /// given earlier would be inherited by them).
+    fn keep_dir(&self, dir: &Dir, meta: DirMeta) -> io::Result<()> {
+        let preserve = self.engine.opts.preserve;
+        if !preserve.metadata() {
+            return Ok(());
+        }
+        let src_dir = match meta.src {
+            Some((tree, node)) if preserve.xattr || preserve.acl => {
+                let t = &self.trees[tree as usize];
+                Some(open_rel(&t.root, &t.tree.nodes[node as usize].rel)?)
+            }
+            _ => None,
+        };
+        let src = Src {
+            fd: src_dir.as_ref().map(|d| d.as_fd()),
+            owner: meta.owner,
+            mode: meta.mode,
+        };
+        let mut not_kept = NotKept::default();
+        keep(preserve, src, dir.as_fd(), ModeStep::Leave, &mut not_kept)?;
+        if !not_kept.is_empty() {
+            self.dirs_not_kept
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .add(&not_kept);
+        }
+        Ok(())
+    }
+
+    /// Gives the directory `dir`, created by this run and complete, what
+    /// [`Run::keep_dir`] keeps, the source's mode `meta.mode` (which keeps owner read, write
+    /// and search) and, unless asked not to, times.
     pub(crate) fn finish_dir(&self, dir: &Dir, meta: DirMeta) -> io::Result<()> {
+        self.keep_dir(dir, meta)?;
         if !self.dir_exact(meta.mode) {
             // An fstat costs no metadata transaction, a chmod does.
             let now = dir.stat_self()?;
@@ -50,7 +88,7 @@ impl Run<'_> {
         name: &OsStr,
         meta: DirMeta,
     ) -> io::Result<()> {
-        if self.dir_exact(meta.mode) {
+        if self.dir_exact(meta.mode) && !self.engine.opts.preserve.metadata() {
             if self.engine.opts.preserve_times {
                 parent.set_times(name, meta.atime, meta.mtime)?;
             }
@@ -90,6 +128,9 @@ impl Run<'_> {
                         let full = || self.dst_path.join(&node.rel);
                         let dir = open_rel(self.dst_root, open)
                             .map_err(|e| LinkError::io("open directory", &full(), e))?;
+                        self.keep_dir(&dir, meta).map_err(|e| {
+                            LinkError::io("keep owner and attributes of", &full(), e)
+                        })?;
                         // The root may have its final bits already; an fstat costs no
                         // metadata transaction, a chmod does.
                         let now = dir

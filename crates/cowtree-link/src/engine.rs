@@ -28,8 +28,9 @@ const MAX_DEFAULT_JOBS: usize = 64;
 pub(crate) const HELD_PER_WORKER: usize = 4;
 
 /// Descriptors a worker of the link pass holds itself: the source and destination directory
-/// and file of the entry at hand.
-pub(crate) const FDS_WHILE_LINKING: usize = 4;
+/// and file of the entry at hand, and (with [`crate::LinkOptions::preserve`]) a handle of the
+/// source entry kept for its owner and attributes while the file is linked.
+pub(crate) const FDS_WHILE_LINKING: usize = 5;
 
 /// Worker threads to use: as asked (0 = [`JOBS_PER_CORE`] per core, at most
 /// [`MAX_DEFAULT_JOBS`]), and few enough that each can hold its descriptors under the process's

@@ -1,6 +1,8 @@
 //! Making one planned entry in a destination directory of a link pass: a file linked by the
-//! pair's method, a symlink recreated, or a directory created and its entries queued; each
-//! noted in the record when one is kept.
+//! pair's method (or, for a later name of a hardlinked source file, linked to its first
+//! name), a symlink recreated, or a directory created and its entries queued; each noted in
+//! the record when one is kept, and given what [`crate::Preserve`] asks
+//! ([`crate::keep`]).
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -11,18 +13,23 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use cowtree_fs::dir::Dir;
-use rustix::fs::{AtFlags, CWD, Stat, Timespec, readlinkat, statat, symlinkat, utimensat};
+use cowtree_fs::sys::{open_entry, stat_dev};
+use rustix::fs::{
+    AtFlags, CWD, FileType, Stat, Timespec, fstat, linkat, readlinkat, statat, symlinkat, utimensat,
+};
 use rustix::io::Errno;
 
 use crate::dir_finish::fill_mode;
 use crate::error::LinkError;
 use crate::file_link::{FileLinker, FileSrc, hash_file, record_kind};
-use crate::options::EntryKind;
+use crate::keep::{ModeStep, Src, check_made, keep};
+use crate::link_map::{Claim, FirstName};
+use crate::options::{EntryKind, Preserve};
 use crate::pass::{Here, Local, Made, Run};
 use crate::plan::SrcRef;
-use crate::report::RecordEntry;
-use crate::scan::DirMeta;
-use crate::state::Failure;
+use crate::report::{RecordEntry, Tally};
+use crate::scan::{DirMeta, open_rel};
+use crate::state::{Attempt, Failure, LinkMode};
 use crate::work_items::{CHUNK, Held, Item, push_items, src_dir};
 
 fn timespec_pair(st: &Stat) -> (Timespec, Timespec) {
@@ -67,6 +74,51 @@ impl Run<'_> {
                 },
             ),
         };
+        let preserve = self.file_preserve();
+        // The source's own handle and lstat, when more than its data is kept.
+        let kept_src = if preserve.metadata() || preserve.links {
+            match open_entry(fsrc.dir, fsrc.name) {
+                Ok(fd) => {
+                    let st =
+                        fstat(&fd).map_err(|e| LinkError::io("stat", &src_full(), e.into()))?;
+                    Some((fd, st))
+                }
+                Err(Errno::NOENT) => {
+                    local.tally.vanished += 1;
+                    local.tally.fallback(Failure::SourceVanished, 0, src_full);
+                    return Ok(Made::Nothing);
+                }
+                Err(e) => return Err(LinkError::io("open", &src_full(), e.into())),
+            }
+        } else {
+            None
+        };
+        // A later name of a source file with several: a link to its first name.
+        let mut making = None;
+        if let Some((_, st)) = &kept_src
+            && preserve.links
+            && st.st_nlink > 1
+        {
+            match self.links.claim((stat_dev(st), st.st_ino)) {
+                Claim::First(m) => making = Some(m),
+                Claim::Link(first) => {
+                    match self.link_to_first(here, (name, at), &first, &mut local.tally)? {
+                        Some(size) => {
+                            return self.record_file(
+                                local,
+                                here,
+                                (name, at),
+                                (src, origin),
+                                None,
+                                Some(size),
+                            );
+                        }
+                        // Refused (too many links): this name gets a file of its own.
+                        None => local.tally.not_kept.links += 1,
+                    }
+                }
+            }
+        }
         let key = (src_dev, here.dev);
         let idx = match files.iter().position(|f| f.key == key) {
             Some(i) => i,
@@ -78,10 +130,110 @@ impl Run<'_> {
         let Some((method, bytes)) =
             files[idx].link_file(&fsrc, here.dir, at, &src_full, &dst_full, &mut local.tally)?
         else {
-            return Ok(Made::Vanished);
+            return Ok(Made::Nothing);
         };
+        if let Some((src_fd, st)) = &kept_src
+            && preserve.metadata()
+            && matches!(method, Attempt::Clone | Attempt::Copy)
+        {
+            let dst = open_entry(here.dir.as_fd(), at)
+                .map_err(|e| LinkError::io("open", &dst_full(), e.into()))?;
+            check_made(dst.as_fd(), FileType::RegularFile)
+                .map_err(|e| LinkError::io("keep owner and attributes of", &dst_full(), e))?;
+            keep(
+                preserve,
+                Src::of(src_fd.as_fd(), st),
+                dst.as_fd(),
+                ModeStep::SetId,
+                &mut local.tally.not_kept,
+            )
+            .map_err(|e| LinkError::io("keep owner and attributes of", &dst_full(), e))?;
+        }
+        if let Some(making) = making {
+            let st = here
+                .dir
+                .stat(at)
+                .map_err(|e| LinkError::io("stat", &dst_full(), e))?;
+            making.made(FirstName {
+                open: here.open.to_path_buf(),
+                name: at.to_owned(),
+                id: (stat_dev(&st), st.st_ino),
+            });
+        }
+        self.record_file(local, here, (name, at), (src, origin), Some(method), bytes)
+    }
+
+    /// What is kept of a file beyond its data: nothing in hardlink and symlink modes (the
+    /// entry is the source's inode, or points at it).
+    fn file_preserve(&self) -> Preserve {
+        match self.engine.opts.mode {
+            LinkMode::Auto | LinkMode::Clone | LinkMode::Copy => self.engine.opts.preserve,
+            LinkMode::Hardlink | LinkMode::Symlink => Preserve::default(),
+        }
+    }
+
+    /// Makes `at` (for `name`) in the item's directory a hardlink of `first`, the first name
+    /// of its source file, made by this run: opened beneath the destination root, the link
+    /// made without following a symlink, and the new name checked to be that inode. Returns
+    /// the file's size, or `None` when the filesystem refuses the link (too many links,
+    /// another filesystem mounted in a merged destination).
+    fn link_to_first(
+        &self,
+        here: &Here<'_>,
+        (name, at): (&OsStr, &OsStr),
+        first: &FirstName,
+        tally: &mut Tally,
+    ) -> Result<Option<u64>, LinkError> {
+        let dst_full = || here.full(self, name);
+        let opened;
+        let dir: &Dir = if first.open.as_path() == here.open {
+            here.dir
+        } else {
+            opened = open_rel(self.dst_root, &first.open).map_err(|e| {
+                LinkError::io("open directory", &self.dst_path.join(&first.open), e)
+            })?;
+            &opened
+        };
+        match linkat(dir, first.name.as_os_str(), here.dir, at, AtFlags::empty()) {
+            Ok(()) => {}
+            Err(Errno::MLINK | Errno::XDEV | Errno::PERM) => return Ok(None),
+            Err(e) => return Err(LinkError::io("hardlink", &dst_full(), e.into())),
+        }
+        let st = here
+            .dir
+            .stat(at)
+            .map_err(|e| LinkError::io("stat", &dst_full(), e))?;
+        if (stat_dev(&st), st.st_ino) != first.id {
+            return Err(LinkError::io(
+                "hardlink",
+                &dst_full(),
+                io::Error::other(
+                    "the name it was to be linked to is no longer the file this run made",
+                ),
+            ));
+        }
+        tally.hardlinks += 1;
+        Ok(Some(st.st_size as u64))
+    }
+
+    /// Notes a file made at `at` (for `name`) in the record, when one is kept: linked by
+    /// `method` with `bytes` of data, or (`method` `None`) a hardlink of an earlier name.
+    fn record_file(
+        &self,
+        local: &mut Local<'_>,
+        here: &Here<'_>,
+        (name, at): (&OsStr, &OsStr),
+        (src, origin): (&SrcRef, u32),
+        method: Option<Attempt>,
+        bytes: Option<u64>,
+    ) -> Result<Made, LinkError> {
+        let src_full = || crate::plan::src_path(self.trees, src);
+        let dst_full = || here.full(self, name);
         if self.recording() {
-            let (kind, size) = record_kind(method, bytes, || src_full().as_os_str().len());
+            let (kind, size) = match method {
+                Some(method) => record_kind(method, bytes, || src_full().as_os_str().len()),
+                None => (EntryKind::File, bytes),
+            };
             let hash = match self.engine.opts.hash {
                 Some(algo) if kind == EntryKind::File => Some(
                     hash_file(here.dir, at, algo)
@@ -93,7 +245,7 @@ impl Run<'_> {
                 path: here.rel.join(name),
                 kind,
                 size,
-                method: Some(method),
+                method,
                 hash,
                 source: origin as usize,
                 from: Some(self.src_rel(src)),
@@ -125,19 +277,49 @@ impl Run<'_> {
             Err(Errno::NOENT) => {
                 local.tally.vanished += 1;
                 local.tally.fallback(Failure::SourceVanished, 0, src_full);
-                return Ok(Made::Vanished);
+                return Ok(Made::Nothing);
             }
             Err(e) => return Err(LinkError::io("read symlink", &src_full(), e.into())),
         };
-        let times = if self.engine.opts.preserve_times {
-            let st = statat(src_dir, sname, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| LinkError::io("stat", &src_full(), e.into()))?;
-            Some(timespec_pair(&st))
+        let ownership = self.engine.opts.preserve.ownership;
+        let st = if self.engine.opts.preserve_times || ownership {
+            Some(
+                statat(src_dir, sname, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| LinkError::io("stat", &src_full(), e.into()))?,
+            )
         } else {
             None
         };
+        let times = st
+            .as_ref()
+            .filter(|_| self.engine.opts.preserve_times)
+            .map(timespec_pair);
         symlinkat(target.as_os_str(), here.dir, at)
             .map_err(|e| LinkError::link("create symlink", &src_full(), &dst_full(), e.into()))?;
+        if let Some(st) = st.as_ref().filter(|_| ownership) {
+            // A symlink's owner only: it has no mode, and no attributes are kept on one.
+            let dst = open_entry(here.dir.as_fd(), at)
+                .map_err(|e| LinkError::io("open", &dst_full(), e.into()))?;
+            check_made(dst.as_fd(), FileType::Symlink)
+                .map_err(|e| LinkError::io("keep owner of", &dst_full(), e))?;
+            let src = Src {
+                fd: None,
+                owner: Some((st.st_uid, st.st_gid)),
+                mode: 0,
+            };
+            let only_owner = Preserve {
+                ownership: true,
+                ..Preserve::default()
+            };
+            keep(
+                only_owner,
+                src,
+                dst.as_fd(),
+                ModeStep::Leave,
+                &mut local.tally.not_kept,
+            )
+            .map_err(|e| LinkError::io("keep owner of", &dst_full(), e))?;
+        }
         if let Some((atime, mtime)) = times {
             utimensat(
                 here.dir,

@@ -98,12 +98,18 @@
 //! - **Preserved:** permission bits of files and directories (not set-user/group-ID bits of
 //!   files), symlinks as symlinks with the exact target bytes, empty directories, access and
 //!   modification times of files, symlinks and directories (unless `preserve_times` is false),
-//!   names byte for byte (non-UTF-8 included). Ownership and extended attributes are not
-//!   copied: the new tree belongs to whoever runs the link.
+//!   names byte for byte (non-UTF-8 included). By default ownership, extended attributes,
+//!   ACLs and hardlinks between files of the source are not kept: the new tree belongs to
+//!   whoever runs the link. [`LinkOptions::preserve`] ([`Preserve`], `cp --preserve`'s
+//!   items) keeps them: owner and group where the caller may (else counted in
+//!   [`LinkReport::not_kept`]) with set-ID bits only where they were kept, attributes and
+//!   ACLs the caller may write, hardlinks inside the source as hardlinks
+//!   ([`LinkReport::hardlinks`]), and special files made again.
 //! - **Refused before anything is written:** a missing source, a destination inside the source
 //!   (checked by device and inode of every ancestor, so bind mounts count), source and
 //!   destination being the same, and special files (FIFOs, sockets, devices) unless
-//!   `skip_special`. A regular file as the source is linked like `cp` does.
+//!   `skip_special` or [`Preserve::special`]. A regular file as the source is linked like
+//!   `cp` does.
 //! - **Safety of the destination side:** every operation is relative to directory handles
 //!   opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` or `O_NOFOLLOW`; the source
 //!   path itself may be reached through symlinks, nothing below it is followed. A directory
@@ -114,9 +120,14 @@
 //!   beneath the root for each piece of work, so one swapped for a symlink fails the merge:
 //!   undone if nothing was made in it yet, else a [`LinkError::UndoFailed`] (the temporary
 //!   entries made in the moved directory stay there; all else reachable is put back).
+//!   What [`LinkOptions::preserve`] keeps is given through a handle of the entry itself
+//!   (`O_PATH | O_NOFOLLOW`), checked first to be what this run made (its type, one link,
+//!   the caller's): an entry swapped in at the name is never given an owner, set-ID bits or
+//!   attributes, and a later name of a hardlinked file is linked only to the inode this run
+//!   made for the first.
 //! - **Parallel with bounded descriptors:** `jobs` workers (default: one per core), each holding
 //!   a bounded number of open descriptors while linking (the source and destination directory
-//!   and file at hand: four) and at most [`cowtree_fs::walk::FDS_PER_WORKER`] while reading
+//!   and file at hand, and with [`LinkOptions::preserve`] the source entry: five) and at most [`cowtree_fs::walk::FDS_PER_WORKER`] while reading
 //!   the source; besides them, directories held open for queued work (one pool of at most
 //!   four per worker, less where the open-file limit is tight) and one per source root; no
 //!   more workers than the open-file limit allows.
@@ -146,8 +157,11 @@ mod destination;
 mod dir_finish;
 mod engine;
 mod entry;
+mod entry_special;
 pub mod error;
 mod file_link;
+mod keep;
+mod link_map;
 mod link_staging;
 pub mod options;
 mod pass;
@@ -166,10 +180,12 @@ pub use cancel_handle::CancelHandle;
 pub use error::LinkError;
 pub use link_staging::NAMING as STAGING_NAMING;
 pub use options::{
-    EntryKind, HashAlgo, LinkOptions, OnExisting, Progress, ProgressCounters, ScanTotals,
+    EntryKind, HashAlgo, LinkOptions, OnExisting, Preserve, Progress, ProgressCounters, ScanTotals,
 };
 pub use plan::PathMap;
-pub use report::{Collision, CollisionAction, Digest, FallbackCount, LinkReport, RecordEntry};
+pub use report::{
+    Collision, CollisionAction, Digest, FallbackCount, LinkReport, NotKept, RecordEntry,
+};
 pub use session::{FileEntry, Linker, Source};
 pub use state::{Attempt, Decision, Failure, LinkMode, LinkState};
 /// [`to_subvolume`] by its earlier name, which the `cowtree` binary still uses.

@@ -77,12 +77,64 @@ pub struct LinkOptions {
     /// ([`crate::LinkReport::per_file_reason`]). Default false: the per-file contract of the
     /// crate documentation holds unless asked.
     pub whole_tree: bool,
+    /// What is kept of each entry beyond its data, permission bits and times (the per-file
+    /// way only; a whole-tree snapshot keeps everything): see [`Preserve`]. Default: nothing
+    /// more, the copy belongs to whoever runs the link.
+    pub preserve: Preserve,
     /// A merge into an existing destination takes a lock on it (an exclusive `flock` on the
     /// destination directory) so that two merges into one destination run one after the
     /// other. With `wait` (the default), a merge that finds the lock held waits for it,
     /// telling [`Progress::waiting`]; without, it fails at once with
     /// [`crate::LinkError::DestinationBusy`], changing nothing.
     pub wait: bool,
+}
+
+/// What the per-file way keeps of each entry beyond its data, permission bits and times, as
+/// GNU `cp --preserve` names it. What could not be kept (not permitted, not supported by the
+/// destination) is counted in [`crate::LinkReport::not_kept`], never an error.
+///
+/// Metadata is applied to each entry this run makes in `cp`'s order: owner and group first
+/// (a `chown` clears set-ID bits), then the mode with its set-ID bits, then extended
+/// attributes and ACLs; none of these touches the access and modification times already
+/// given, and a directory gets its times last, once its contents are complete. Destination
+/// entries are reached through their directory's handle and never followed if a symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Preserve {
+    /// Owner and group (`chown`, never following symlinks) where the caller may: root (or
+    /// `CAP_CHOWN`) keeps both; otherwise the group alone is set where the caller is a member,
+    /// and the entry is counted in [`crate::NotKept::ownership`]. Set-user-ID and
+    /// set-group-ID bits of files are kept only on entries whose owner and group were kept.
+    pub ownership: bool,
+    /// Extended attributes other than ACLs (`user.*`; `security.*` and `trusted.*` where the
+    /// caller may write them). Not for symlinks.
+    pub xattr: bool,
+    /// POSIX ACLs (the `system.posix_acl_access` and `system.posix_acl_default` attributes).
+    /// Not for symlinks.
+    pub acl: bool,
+    /// Regular files with several names inside the source get as many names of one inode in
+    /// the destination (counted in [`crate::LinkReport::hardlinks`]), instead of one copy
+    /// each.
+    pub links: bool,
+    /// FIFOs, sockets and (as root) device nodes are made again (`mknodat`) instead of
+    /// refused or skipped; a device the caller may not make is counted in
+    /// [`crate::NotKept::special`]. Trees given with a path mapping skip them.
+    pub special: bool,
+}
+
+impl Preserve {
+    /// Everything: what `cp -a` keeps.
+    pub const ALL: Preserve = Preserve {
+        ownership: true,
+        xattr: true,
+        acl: true,
+        links: true,
+        special: true,
+    };
+
+    /// True when some metadata (owner, attributes, ACLs) is applied to each entry made.
+    pub fn metadata(self) -> bool {
+        self.ownership || self.xattr || self.acl
+    }
 }
 
 /// A content hash the record can carry.
@@ -131,6 +183,7 @@ impl Default for LinkOptions {
             hardlink_sizes: true,
             sync: false,
             whole_tree: false,
+            preserve: Preserve::default(),
             wait: true,
         }
     }
@@ -151,6 +204,7 @@ impl fmt::Debug for LinkOptions {
             .field("hardlink_sizes", &self.hardlink_sizes)
             .field("sync", &self.sync)
             .field("whole_tree", &self.whole_tree)
+            .field("preserve", &self.preserve)
             .field("wait", &self.wait)
             .finish()
     }

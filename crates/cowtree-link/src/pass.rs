@@ -7,8 +7,8 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use cowtree_fs::creation::CreationMask;
 use cowtree_fs::dir::Dir;
@@ -17,10 +17,11 @@ use rustix::fs::{FileType, Stat};
 use crate::engine::{Engine, FDS_WHILE_LINKING, HELD_PER_WORKER};
 use crate::error::LinkError;
 use crate::file_link::FileLinker;
+use crate::link_map::LinkMap;
 use crate::link_staging::random_u64;
 use crate::options::OnExisting;
 use crate::plan::{PEntry, PKind, Plan, SrcRef, TreeSrc};
-use crate::report::{RecordEntry, Tally};
+use crate::report::{NotKept, RecordEntry, Tally};
 use crate::scan::open_rel;
 use crate::txn::{Journal, Op};
 use crate::work_items::{Held, Item, SrcDir, push_items};
@@ -50,8 +51,9 @@ impl Here<'_> {
 
 /// What making one entry gave.
 pub(crate) enum Made {
-    /// The source was gone: nothing was made.
-    Vanished,
+    /// Nothing was made: the source was gone, or it is a device node the caller may not make
+    /// (counted in [`NotKept::special`]).
+    Nothing,
     /// Made; for a directory made in a merge, its identity, taken right after `mkdirat`.
     Made(Option<Stat>),
 }
@@ -111,6 +113,10 @@ pub(crate) struct Run<'r> {
     /// the descriptors each worker holds itself and the source roots.
     held: AtomicUsize,
     max_held: usize,
+    /// The first names of hardlinked source files ([`crate::Preserve::links`]).
+    pub links: LinkMap,
+    /// What directories finished outside a worker's [`Local`] could not keep.
+    pub dirs_not_kept: Mutex<NotKept>,
 }
 
 impl<'r> Run<'r> {
@@ -141,6 +147,8 @@ impl<'r> Run<'r> {
                     .saturating_sub(trees.len() + jobs * FDS_WHILE_LINKING);
                 spare.min(HELD_PER_WORKER * jobs)
             },
+            links: LinkMap::default(),
+            dirs_not_kept: Mutex::new(NotKept::default()),
         }
     }
 
@@ -239,6 +247,12 @@ impl<'r> Run<'r> {
             first = std::mem::take(&mut tails);
         }
         self.finish_dirs(created)?;
+        tally.not_kept.add(
+            &self
+                .dirs_not_kept
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
         // Publication order: by directory, so that each is opened once.
         ops.sort_by(|a, b| a.dir.cmp(&b.dir).then_with(|| a.name.cmp(&b.name)));
         // Paths are unique: an unstable sort gives the one order.
@@ -345,6 +359,7 @@ impl<'r> Run<'r> {
             PKind::Dir(child) => {
                 self.dir_entry(local, push, here, (name, at), *child, entry.origin)?
             }
+            PKind::Special(src) => self.special_entry(local, here, (name, at), src)?,
         };
         if let Made::Made(made_dir) = made
             && !here.fresh

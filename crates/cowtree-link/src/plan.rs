@@ -46,6 +46,8 @@ pub(crate) enum PKind {
     File(SrcRef),
     Symlink(SrcRef),
     Dir(usize),
+    /// A FIFO, socket or device node, made again ([`crate::Preserve::special`]).
+    Special(SrcRef),
 }
 
 #[derive(Debug)]
@@ -144,11 +146,25 @@ pub(crate) struct Builder {
     origin: u32,
     /// The destination directory of the last mapped file or symlink, and its plan node.
     last_parent: Option<(PathBuf, usize)>,
+    /// Special files of unmapped trees are planned ([`crate::Preserve::special`]).
+    keep_special: bool,
 }
 
+#[derive(Clone, Copy)]
 enum Leaf {
     File,
     Symlink,
+    Special,
+}
+
+impl Leaf {
+    fn kind(self, src: SrcRef) -> PKind {
+        match self {
+            Leaf::File => PKind::File(src),
+            Leaf::Symlink => PKind::Symlink(src),
+            Leaf::Special => PKind::Special(src),
+        }
+    }
 }
 
 impl Builder {
@@ -172,7 +188,15 @@ impl Builder {
             names: vec![None],
             origin: 0,
             last_parent: None,
+            keep_special: false,
         }
+    }
+
+    /// Special files of trees added without a mapping are planned (made again) instead of
+    /// left out.
+    pub fn keep_special(mut self, yes: bool) -> Self {
+        self.keep_special = yes;
+        self
     }
 
     /// Entries added from now on come from source (or list entry) number `origin`.
@@ -189,6 +213,7 @@ impl Builder {
                     PKind::File(_) => totals.files += 1,
                     PKind::Symlink(_) => totals.symlinks += 1,
                     PKind::Dir(_) => totals.dirs += 1,
+                    PKind::Special(_) => totals.special += 1,
                 }
             }
         }
@@ -200,10 +225,15 @@ impl Builder {
     /// `map` when given. The first tree added gives the destination root its metadata when
     /// the builder was made without.
     pub fn add_tree(&mut self, src: TreeSrc, map: Option<PathMap<'_>>) -> Result<(), LinkError> {
-        if self.trees.is_empty() && self.plan.nodes[0].meta.is_none() {
-            self.plan.nodes[0].meta = Some(src.tree.nodes[0].meta);
-        }
         let t = self.trees.len() as u32;
+        // A directory's metadata, with where it comes from (for its extended attributes).
+        let meta_of = |tree: &Tree, id: usize| DirMeta {
+            src: Some((t, id as u32)),
+            ..tree.nodes[id].meta
+        };
+        if self.trees.is_empty() && self.plan.nodes[0].meta.is_none() {
+            self.plan.nodes[0].meta = Some(meta_of(&src.tree, 0));
+        }
         let shared = Arc::new(src);
         self.trees.push(shared.clone());
         let tree = &shared.tree;
@@ -221,10 +251,25 @@ impl Builder {
                 };
                 let full = || shared.full(sid as u32, &entry.name);
                 match (entry.kind, map) {
+                    (Kind::Special, None) if self.keep_special => {
+                        let pid = pid.ok_or_else(|| {
+                            LinkError::io(
+                                "plan",
+                                &full(),
+                                std::io::Error::other("no destination directory for it"),
+                            )
+                        })?;
+                        if fresh {
+                            self.push_entry(pid, &entry.name, PKind::Special(src()));
+                        } else {
+                            self.leaf(pid, &entry.name, Leaf::Special, src(), &full)?;
+                        }
+                    }
+                    (Kind::Special, Some(_)) if self.keep_special => self.plan.dropped += 1,
                     (Kind::Special, _) => {}
                     (Kind::Dir(child), None) => {
                         let pid = pid.expect("identity mapping always has a plan node");
-                        let meta = tree.nodes[child].meta;
+                        let meta = meta_of(tree, child);
                         let found = if fresh {
                             None
                         } else {
@@ -248,7 +293,7 @@ impl Builder {
                             && !to.as_os_str().is_empty()
                         {
                             check(&to, &full)?;
-                            let meta = tree.nodes[child].meta;
+                            let meta = meta_of(tree, child);
                             if self.dir_at(&to, Some(meta), &full)?.is_none() {
                                 // An earlier source's file is kept there; this
                                 // directory's entries still go where they map to.
@@ -266,11 +311,7 @@ impl Builder {
                             None => {
                                 let pid = pid.expect("identity mapping always has a plan node");
                                 if fresh {
-                                    let kind = match leaf {
-                                        Leaf::File => PKind::File(src()),
-                                        Leaf::Symlink => PKind::Symlink(src()),
-                                    };
-                                    self.push_entry(pid, &entry.name, kind);
+                                    self.push_entry(pid, &entry.name, leaf.kind(src()));
                                 } else {
                                     self.leaf(pid, &entry.name, leaf, src(), &full)?;
                                 }
@@ -278,8 +319,8 @@ impl Builder {
                             Some(map) => {
                                 let rel = snode.rel.join(&*entry.name);
                                 let kind = match leaf {
-                                    Leaf::File => EntryKind::File,
                                     Leaf::Symlink => EntryKind::Symlink,
+                                    Leaf::File | Leaf::Special => EntryKind::File,
                                 };
                                 match map(&rel, kind) {
                                     None => self.plan.dropped += 1,
@@ -433,7 +474,9 @@ impl Builder {
                         }
                         return Ok(Some(id));
                     }
-                    PKind::File(s) | PKind::Symlink(s) => src_path(&self.trees, s),
+                    PKind::File(s) | PKind::Symlink(s) | PKind::Special(s) => {
+                        src_path(&self.trees, s)
+                    }
                 };
                 let rel = self.plan.nodes[pid].rel.join(name);
                 match self.on_existing {
@@ -466,10 +509,7 @@ impl Builder {
         src: SrcRef,
         full: &dyn Fn() -> PathBuf,
     ) -> Result<(), LinkError> {
-        let kind = match leaf {
-            Leaf::File => PKind::File(src),
-            Leaf::Symlink => PKind::Symlink(src),
-        };
+        let kind = leaf.kind(src);
         let Some(idx) = self.lookup(pid, name) else {
             self.push_entry(pid, name, kind);
             return Ok(());
@@ -477,7 +517,9 @@ impl Builder {
         let rel = self.plan.nodes[pid].rel.join(name);
         let earlier = match &self.plan.nodes[pid].entries[idx].kind {
             PKind::Dir(_) => None,
-            PKind::File(s) | PKind::Symlink(s) => Some(src_path(&self.trees, s)),
+            PKind::File(s) | PKind::Symlink(s) | PKind::Special(s) => {
+                Some(src_path(&self.trees, s))
+            }
         };
         match (self.on_existing, earlier) {
             (OnExisting::Fail, earlier) => Err(LinkError::Collision {

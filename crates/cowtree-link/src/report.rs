@@ -153,6 +153,13 @@ pub struct LinkReport {
     pub skipped: u64,
     /// Special files (FIFO, socket, device) skipped under `skip_special`.
     pub special: u64,
+    /// Special files made again under [`crate::Preserve::special`].
+    pub special_made: u64,
+    /// Names made as hardlinks of an earlier name of the same source file
+    /// ([`crate::Preserve::links`]); not counted in `files`, which counts inodes linked.
+    pub hardlinks: u64,
+    /// What [`crate::LinkOptions::preserve`] asked for and could not be kept, per entry.
+    pub not_kept: NotKept,
     /// Files that vanished from the source during the run (also listed in `fallbacks`).
     pub vanished: u64,
     /// Source entries that a path mapping dropped.
@@ -181,7 +188,9 @@ impl LinkReport {
     /// by different methods, [`LinkReport::method`] becomes per-file.
     pub fn absorb(&mut self, other: LinkReport) {
         add_counts!(self += other: files dirs symlinks cloned copied hardlinked symlinked bytes
-            bytes_cloned bytes_copied skipped special vanished dropped replaced);
+            bytes_cloned bytes_copied skipped special special_made hardlinks vanished dropped
+            replaced);
+        self.not_kept.add(&other.not_kept);
         for fb in other.fallbacks {
             match self.fallbacks.iter_mut().find(|f| f.reason == fb.reason) {
                 Some(mine) => mine.add(&fb),
@@ -202,6 +211,36 @@ impl LinkReport {
     }
 }
 
+/// Entries of which something [`crate::LinkOptions::preserve`] asked for could not be kept
+/// (the caller may not, or the destination filesystem cannot); each counts an entry once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotKept {
+    /// Entries whose owner (and maybe group) could not be set: the caller is not root.
+    pub ownership: u64,
+    /// Entries with an extended attribute that could not be set (a namespace the caller may
+    /// not write, e.g. `trusted.*` or `security.*` without root, or no support).
+    pub xattr: u64,
+    /// Entries with an ACL that could not be set.
+    pub acl: u64,
+    /// Names of a hardlinked source file made as a file of their own (the link was refused:
+    /// too many links, another filesystem).
+    pub links: u64,
+    /// Device nodes not made: only root may.
+    pub special: u64,
+}
+
+impl NotKept {
+    /// Adds the counts of `other`.
+    pub fn add(&mut self, other: &NotKept) {
+        add_counts!(self += other: ownership xattr acl links special);
+    }
+
+    /// True when everything asked for was kept.
+    pub fn is_empty(&self) -> bool {
+        *self == NotKept::default()
+    }
+}
+
 /// Per-worker tallies, merged into a [`LinkReport`] at the end.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
@@ -217,6 +256,9 @@ pub(crate) struct Tally {
     pub bytes_other: u64,
     pub skipped: u64,
     pub special: u64,
+    pub special_made: u64,
+    pub hardlinks: u64,
+    pub not_kept: NotKept,
     pub vanished: u64,
     pub replaced: u64,
     pub fallbacks: BTreeMap<&'static str, FallbackCount>,
@@ -264,7 +306,9 @@ impl Tally {
 
     pub fn merge(&mut self, other: Tally) {
         add_counts!(self += other: files dirs symlinks cloned copied hardlinked symlinked
-            bytes_cloned bytes_copied bytes_other skipped special vanished replaced);
+            bytes_cloned bytes_copied bytes_other skipped special special_made hardlinks vanished
+            replaced);
+        self.not_kept.add(&other.not_kept);
         for (reason, fb) in other.fallbacks {
             match self.fallbacks.get_mut(reason) {
                 Some(mine) => mine.add(&fb),
@@ -291,6 +335,9 @@ impl Tally {
             fallbacks: self.fallbacks.into_values().collect(),
             skipped: self.skipped,
             special: self.special,
+            special_made: self.special_made,
+            hardlinks: self.hardlinks,
+            not_kept: self.not_kept,
             vanished: self.vanished,
             dropped: 0,
             replaced: self.replaced,

@@ -23,6 +23,12 @@ pub(crate) struct DirMeta {
     pub dev: u64,
     pub atime: Timespec,
     pub mtime: Timespec,
+    /// Owner and group, kept under [`crate::Preserve::ownership`]; `None` for a directory
+    /// that no source directory gives (it stays the caller's).
+    pub owner: Option<(u32, u32)>,
+    /// The source directory, as (tree, node) of the plan's trees, whose extended attributes
+    /// and ACLs are kept under [`crate::Preserve`]; set when the tree is planned.
+    pub src: Option<(u32, u32)>,
 }
 
 impl DirMeta {
@@ -38,6 +44,8 @@ impl DirMeta {
                 tv_sec: st.st_mtime as _,
                 tv_nsec: st.st_mtime_nsec as _,
             },
+            owner: Some((st.st_uid, st.st_gid)),
+            src: None,
         }
     }
 }

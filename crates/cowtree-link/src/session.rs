@@ -236,19 +236,25 @@ impl Linker {
             .iter()
             .map(|(canon, root, _)| (&**root, canon.as_path()))
             .collect();
-        let mut builder = Builder::new(self.engine.opts.on_existing, None);
+        // Special files are made again (and planned) under `preserve.special`, else refused
+        // or, with `skip_special`, skipped and counted.
+        let keep_special = self.engine.opts.preserve.special;
+        let mut builder =
+            Builder::new(self.engine.opts.on_existing, None).keep_special(keep_special);
         let mut prepared = prepared.into_iter().enumerate();
         let mut planning: Result<(), LinkError> = Ok(());
         let mut special = 0;
         scan_each(&scan_roots, &self.engine, dst, |t, tree| {
             let (canon, root, src) = &roots[t];
-            if !tree.special.is_empty() && !self.engine.opts.skip_special {
-                return Err(LinkError::SpecialFiles {
-                    src: src.to_path_buf(),
-                    paths: tree.special.iter().map(|p| src.join(p)).collect(),
-                });
+            if !keep_special {
+                if !tree.special.is_empty() && !self.engine.opts.skip_special {
+                    return Err(LinkError::SpecialFiles {
+                        src: src.to_path_buf(),
+                        paths: tree.special.iter().map(|p| src.join(p)).collect(),
+                    });
+                }
+                special += tree.totals.special;
             }
-            special += tree.totals.special;
             if planning.is_ok() {
                 let tree = TreeSrc {
                     path: canon.clone(),
@@ -494,5 +500,7 @@ fn fresh_dir_meta() -> DirMeta {
         dev: 0,
         atime: t,
         mtime: t,
+        owner: None,
+        src: None,
     }
 }

@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cowtree_fs::dir::Dir;
+use cowtree_fs::sys::open_entry;
 use rustix::fs::{FileType, Stat};
 
 use crate::destination::open_parent;
 use crate::engine::Engine;
 use crate::error::LinkError;
 use crate::file_link::{FileLinker, FileSrc, hash_file, record_kind};
+use crate::keep::{ModeStep, Src, check_made, keep};
 use crate::link_staging::Staging;
 use crate::options::OnExisting;
 use crate::report::{Digest, LinkReport, RecordEntry, Tally};
@@ -180,6 +182,10 @@ fn link_in_staging<'a>(
     let Some((method, bytes)) = linked else {
         return Err(LinkError::SourceMissing(src_canon.to_path_buf()));
     };
+    if matches!(method, Attempt::Clone | Attempt::Copy) {
+        keep_file(engine, src, (&staging.dir, at.name), tally)
+            .map_err(|e| LinkError::io("keep owner and attributes of", target, e))?;
+    }
     let hash = match engine.opts.hash {
         Some(algo) if method != Attempt::Symlink => Some(
             hash_file(&staging.dir, at.name, algo).map_err(|e| LinkError::io("hash", target, e))?,
@@ -192,6 +198,33 @@ fn link_in_staging<'a>(
         bytes,
         hash,
     })
+}
+
+/// Gives the file `name` just made in `dir` what [`crate::Preserve`] asks of `src` (see
+/// [`crate::keep`]); nothing in hardlink and symlink modes, which share the source's inode or
+/// point at it.
+fn keep_file(
+    engine: &Engine,
+    src: &FileSrc<'_>,
+    (dir, name): (&Dir, &OsStr),
+    tally: &mut Tally,
+) -> io::Result<()> {
+    let preserve = engine.opts.preserve;
+    if !preserve.metadata() {
+        return Ok(());
+    }
+    let src_fd = open_entry(src.dir, src.name)?;
+    let st = rustix::fs::fstat(&src_fd)?;
+    let dst = open_entry(dir.as_fd(), name)?;
+    check_made(dst.as_fd(), FileType::RegularFile)?;
+    keep(
+        preserve,
+        Src::of(src_fd.as_fd(), &st),
+        dst.as_fd(),
+        ModeStep::SetId,
+        &mut tally.not_kept,
+    )?;
+    Ok(())
 }
 
 /// Renames the file in `staging` into place at `at` (over the entry there when `replace`),

@@ -34,7 +34,8 @@ pub(crate) struct Call {
 
 /// The linker's own reason for per-file work, if it has one: a merge, several sources, a
 /// mapping, another mode than clone, a record, times not kept, special files to skip.
-/// `None` when nothing in the call or the options needs per-file work.
+/// `None` when nothing in the call or the options needs per-file work. What
+/// [`LinkOptions::preserve`] asks for is never a reason: a snapshot keeps all of it.
 pub(crate) fn requested(opts: &LinkOptions, call: Call) -> Option<NotUsed> {
     let r = |code, why| Some(NotUsed::Requested { code, why });
     if call.dst_exists {
@@ -127,6 +128,12 @@ mod tests {
         };
         let base = LinkOptions::default();
         assert_eq!(code(&base, one), None);
+        // A snapshot keeps owners, attributes, hardlinks and special files already.
+        let archive = LinkOptions {
+            preserve: crate::options::Preserve::ALL,
+            ..LinkOptions::default()
+        };
+        assert_eq!(code(&archive, one), None);
         assert_eq!(
             code(
                 &LinkOptions {

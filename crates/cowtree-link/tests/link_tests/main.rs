@@ -5,3 +5,4 @@ mod cancel;
 mod concurrent;
 mod link_tree;
 mod linker;
+mod preserve;
