@@ -6,7 +6,7 @@ use std::sync::Arc;
 use cowtree_fs::whole_tree::{Method, NotUsed, Purpose};
 use cowtree_link::{
     CancelHandle, FallbackCount, HashAlgo, LinkError, LinkMode, LinkOptions, LinkReport, Linker,
-    OnExisting,
+    NotKept, OnExisting, Preserve,
 };
 use serde::Serialize;
 
@@ -27,15 +27,26 @@ const PER_FILE_ASKED: NotUsed = NotUsed::Requested {
 /// destination filesystems can, and copied where they cannot; every file that was copied
 /// instead of cloned is reported with the reason, once per cause. Symlinks are copied as
 /// symlinks, never followed; permission bits, empty directories and the times of files and
-/// directories are kept; names are kept byte for byte. Unlike `cp -a`, ownership, ACLs and
-/// extended attributes are not copied (the copy belongs to whoever runs cowtree), and files
-/// lose set-user-ID and set-group-ID bits.
+/// directories are kept; names are kept byte for byte. By default, unlike `cp -a`, ownership,
+/// ACLs, extended attributes and hardlinks between files of SRC are not kept (the copy belongs
+/// to whoever runs cowtree, each name is a file of its own), and files lose set-user-ID and
+/// set-group-ID bits.
+///
+/// --archive (-a), or --preserve=LIST with GNU cp's names, keeps them: ownership (owner and
+/// group, as root; otherwise the group alone where you are a member of it; set-ID bits of
+/// files only where owner and group were kept), xattr (extended attributes you may write:
+/// user.*, and security.* and trusted.* as root), acl (POSIX ACLs), links (files with several
+/// names inside SRC keep them, as hardlinks of one file in DST), special (FIFOs and sockets
+/// made again, device nodes as root), all (all of them: --archive). What could not be kept is
+/// no error: one line per kind says what and for how many entries (e.g. "ownership not kept
+/// for 12 entries (not permitted: run as root ...)"), and --json counts it ("not_kept").
 ///
 /// A new DST is built in a hidden staging directory beside it
 /// (`.<name>.cowtree-staging.<pid>.<random>`) and renamed into place at the end, so DST appears
 /// whole or not at all; staging left by a killed run is removed by the next run. An existing DST
 /// is refused unless --on-existing says otherwise. Special files (FIFOs, sockets, devices) are
-/// refused before anything is written, unless --skip-special. A regular file as SRC works like
+/// refused before anything is written, unless --skip-special (or --preserve=special, which
+/// makes them again). A regular file as SRC works like
 /// `cp`: DST is the new file, or an existing directory to put it in.
 ///
 /// Several SRCs: with --on-existing overwrite or skip, their contents are merged into DST in
@@ -90,6 +101,13 @@ pub struct Args {
     /// Skip FIFOs, sockets and device nodes (counted in the report) instead of refusing.
     #[arg(long)]
     skip_special: bool,
+    /// Keep all that `cp -a` keeps: the same as --preserve=all.
+    #[arg(long, short = 'a')]
+    archive: bool,
+    /// Also keep, comma-separated: ownership, xattr, acl, links, special, all (mode and
+    /// timestamps are accepted and always kept). See above for what each keeps.
+    #[arg(long, value_name = "LIST", value_parser = crate::cmd::clone_preserve::parse)]
+    preserve: Option<Preserve>,
     /// Worker threads (default: one per core: cloning is kernel metadata work, and more
     /// workers than cores only queue on the filesystem's locks; fewer if the open-file limit
     /// requires). More can help when copying to a slow disk or a network filesystem.
@@ -97,7 +115,10 @@ pub struct Args {
     jobs: usize,
     /// Print one JSON object (sources, a list of the SRC arguments; destination, method,
     /// files, dirs, symlinks, cloned, copied, hardlinked, symlinked, bytes, bytes_cloned,
-    /// bytes_copied, skipped, special, vanished, fallbacks, collisions, elapsed_ms).
+    /// bytes_copied, skipped, special, vanished, fallbacks, collisions, elapsed_ms; and
+    /// hardlinks: names made as hardlinks of an earlier name, special_made: special files
+    /// made again, not_kept: {ownership, xattr, acl, links, special}, entries of which
+    /// something --preserve asked for could not be kept).
     #[arg(long)]
     json: bool,
     /// Print nothing but errors: no summary, warnings or progress bar.
@@ -105,7 +126,8 @@ pub struct Args {
     quiet: bool,
     /// Write the record of every entry written to FILE, one JSON object per line: path
     /// (relative to DST), kind (file, dir, symlink), size, method (clone, copy, hardlink,
-    /// symlink; null for directories and symlinks from the source), source (the SRC that
+    /// symlink; null for directories, symlinks from the source and names made as hardlinks of
+    /// an earlier name), source (the SRC that
     /// wrote it), from (its path in that SRC; not for directories) and, with --record-hash,
     /// the hash. A path that is not UTF-8 is written as path_base64 (source_base64,
     /// from_base64): its bytes in base64. FILE's directory is checked (a file made there)
@@ -196,11 +218,36 @@ struct JsonReport {
     bytes_copied: Option<u64>,
     skipped: Option<u64>,
     special: Option<u64>,
+    special_made: Option<u64>,
+    hardlinks: Option<u64>,
+    not_kept: Option<JsonNotKept>,
     vanished: Option<u64>,
     fallbacks: Vec<JsonFallback>,
     replaced: Option<u64>,
     collisions: Vec<JsonCollision>,
     elapsed_ms: u64,
+}
+
+/// [`NotKept`]: entries of which something asked for could not be kept.
+#[derive(Debug, Serialize)]
+struct JsonNotKept {
+    ownership: u64,
+    xattr: u64,
+    acl: u64,
+    links: u64,
+    special: u64,
+}
+
+impl From<&NotKept> for JsonNotKept {
+    fn from(n: &NotKept) -> Self {
+        JsonNotKept {
+            ownership: n.ownership,
+            xattr: n.xattr,
+            acl: n.acl,
+            links: n.links,
+            special: n.special,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -293,8 +340,17 @@ fn link_options(args: &Args, bar: &crate::progress::Activity) -> LinkOptions {
         hardlink_sizes: true,
         sync: args.sync,
         whole_tree: !args.per_file,
+        preserve: preserve(args),
         wait: !args.no_wait,
     }
+}
+
+/// What --archive and --preserve ask to keep.
+fn preserve(args: &Args) -> Preserve {
+    if args.archive {
+        return Preserve::ALL;
+    }
+    args.preserve.unwrap_or_default()
 }
 
 /// Writes the --record file; if it cannot be, removes what a new DST made (the contract:
@@ -361,6 +417,9 @@ fn tell(args: &Args, srcs: &[PathBuf], report: &LinkReport) -> CmdResult {
     }
     for fb in &report.fallbacks {
         eprintln!("cowtree: warning: {}", warning(fb, &src_label, report));
+    }
+    for line in crate::cmd::clone_preserve::not_kept_lines(&report.not_kept) {
+        eprintln!("cowtree: warning: {line}");
     }
     for c in &report.collisions {
         eprintln!(
@@ -661,6 +720,9 @@ fn to_json(srcs: &[PathBuf], r: &LinkReport, reason: Option<&NotUsed>) -> JsonRe
         bytes_copied: counted(r.bytes_copied),
         skipped: counted(r.skipped),
         special: counted(r.special),
+        special_made: counted(r.special_made),
+        hardlinks: counted(r.hardlinks),
+        not_kept: (r.method == Method::PerFile).then(|| JsonNotKept::from(&r.not_kept)),
         vanished: counted(r.vanished),
         replaced: counted(r.replaced),
         collisions: r
@@ -748,6 +810,18 @@ fn summary(r: &LinkReport, src: &Path, reason: Option<&NotUsed>) -> String {
     );
     if r.skipped > 0 {
         line.push_str(&format!(", {} kept (already there)", r.skipped));
+    }
+    if r.hardlinks > 0 {
+        line.push_str(&format!(
+            ", {} kept",
+            plural(r.hardlinks, "hardlink", "hardlinks")
+        ));
+    }
+    if r.special_made > 0 {
+        line.push_str(&format!(
+            ", {} made",
+            plural(r.special_made, "special file", "special files")
+        ));
     }
     if r.special > 0 {
         line.push_str(&format!(
@@ -855,6 +929,23 @@ mod tests {
             s.starts_with(
                 "/d: cloned 2 files (2.0 KiB shared), copied 1 file (10 B); 1 dir, 0 symlinks in "
             ),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn summary_says_how_many_hardlinks_and_special_files_were_kept() {
+        let r = LinkReport {
+            destination: PathBuf::from("/d"),
+            files: 1,
+            cloned: 1,
+            hardlinks: 2,
+            special_made: 1,
+            ..LinkReport::default()
+        };
+        let s = summary(&r, Path::new("/s"), None);
+        assert!(
+            s.contains("0 symlinks, 2 hardlinks kept, 1 special file made in "),
             "{s}"
         );
     }

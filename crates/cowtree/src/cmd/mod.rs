@@ -2,6 +2,7 @@
 
 pub mod checkout;
 pub mod clone;
+pub mod clone_preserve;
 pub mod clone_record;
 pub mod completions;
 pub mod dedupe;

@@ -9,6 +9,7 @@ mod common;
 
 mod cli_options;
 mod clone;
+mod clone_archive;
 mod clone_merge;
 mod clone_record;
 mod clone_subvolume;
