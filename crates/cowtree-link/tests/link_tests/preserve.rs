@@ -142,6 +142,20 @@ fn special_files_are_made_again_with_their_mode() -> Res {
     fs::set_permissions(&fifo, fs::Permissions::from_mode(0o604))?;
     let _socket = std::os::unix::net::UnixListener::bind(src.join("sock"))?;
     fs::write(src.join("f"), b"a file")?;
+    // A device node (as root: only root may make one), /dev/null's numbers.
+    let root = rustix::process::geteuid().is_root();
+    let null = rustix::fs::makedev(1, 3);
+    if root {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            src.join("null"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o620),
+            null,
+        )
+        .map_err(std::io::Error::from)?;
+        fs::set_permissions(src.join("null"), fs::Permissions::from_mode(0o620))?;
+    }
     let report = Linker::new(LinkOptions {
         preserve: Preserve {
             special: true,
@@ -150,7 +164,17 @@ fn special_files_are_made_again_with_their_mode() -> Res {
         ..LinkOptions::default()
     })
     .link_tree(&src, &dst)?;
-    assert_eq!((report.special_made, report.special), (2, 0), "{report:?}");
+    let made = if root { 3 } else { 2 };
+    assert_eq!(
+        (report.special_made, report.special),
+        (made, 0),
+        "{report:?}"
+    );
+    if root {
+        let dev = fs::symlink_metadata(dst.join("null"))?;
+        assert!(dev.file_type().is_char_device());
+        assert_eq!((dev.rdev(), dev.mode() & 0o7777), (null, 0o620));
+    }
     let f = fs::symlink_metadata(dst.join("fifo"))?;
     assert!(f.file_type().is_fifo());
     assert_eq!(f.mode() & 0o7777, 0o604);
