@@ -8,8 +8,8 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::AsFd;
 
-use cowtree_fs::sys::open_entry;
-use rustix::fs::{AtFlags, FileType, Timestamps, fstat, mknodat, utimensat};
+use cowtree_fs::sys::{make_node, open_entry};
+use rustix::fs::{AtFlags, FileType, Timestamps, fstat, utimensat};
 use rustix::io::Errno;
 
 use crate::error::LinkError;
@@ -59,12 +59,12 @@ impl Run<'_> {
         }
         let rdev = if device { st.st_rdev } else { 0 };
         // The umask applies here: `keep` gives the exact bits next.
-        match mknodat(
-            here.dir,
+        match make_node(
+            here.dir.as_fd(),
             at,
             ft,
-            cowtree_fs::sys::mode(cowtree_fs::sys::stat_mode(&st) & 0o777),
-            rdev,
+            cowtree_fs::sys::stat_mode(&st) & 0o777,
+            rdev as u64,
         ) {
             Ok(()) => {}
             Err(Errno::PERM) if device => {

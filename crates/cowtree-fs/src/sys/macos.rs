@@ -300,6 +300,17 @@ pub fn xattr_set(_fd: BorrowedFd<'_>, _name: &[u8], _value: &[u8]) -> Result<(),
     Err(Errno::NOTSUP)
 }
 
+/// Not implemented here (`ENOTSUP`), see [`open_entry`]: rustix has no `mknodat` for macOS.
+pub fn make_node(
+    _dir: BorrowedFd<'_>,
+    _name: &std::ffi::OsStr,
+    _kind: rustix::fs::FileType,
+    _mode: u32,
+    _rdev: u64,
+) -> Result<(), Errno> {
+    Err(Errno::NOTSUP)
+}
+
 /// The path of the open directory `fd` (`F_GETPATH`), for messages; `None` where it cannot be
 /// read.
 pub fn dir_path(fd: BorrowedFd<'_>) -> Option<std::path::PathBuf> {

@@ -57,6 +57,18 @@ pub fn xattr_set(fd: BorrowedFd<'_>, name: &[u8], value: &[u8]) -> Result<(), Er
     rustix::fs::setxattr(proc_path(fd), name, value, XattrFlags::empty())
 }
 
+/// Makes the special file `name` in `dir` (`mknodat`): a FIFO, a socket, or (with `rdev`)
+/// a character or block device, with the permission bits `mode` (less the umask).
+pub fn make_node(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    kind: rustix::fs::FileType,
+    mode: u32,
+    rdev: u64,
+) -> Result<(), Errno> {
+    rustix::fs::mknodat(dir, name, kind, Mode::from_raw_mode(mode & 0o7777), rdev)
+}
+
 fn proc_path(fd: BorrowedFd<'_>) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
