@@ -382,7 +382,17 @@ pub fn clean_killed_runs(registry: &Path) -> Result<KilledRuns> {
         let Ok(mut f) = std::fs::File::open(&path) else {
             continue;
         };
-        if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        let owner =
+            cowtree_fs::process::Stamp::parse_prefix(entry.file_name().as_bytes()).map(|(s, _)| s);
+        if !lock_record(&f, owner.as_ref(), crate::register::ORPHANS_WAIT) {
+            if owner.is_some_and(|s| !s.is_alive()) {
+                out.cleaned.push(format!(
+                    "left {}: processes its killed run started still hold it after {} s",
+                    path.display(),
+                    crate::register::ORPHANS_WAIT.as_secs()
+                ));
+                out.left += 1;
+            }
             continue;
         }
         let mut bytes = Vec::new();
@@ -402,6 +412,27 @@ pub fn clean_killed_runs(registry: &Path) -> Result<KilledRuns> {
         out.records += 1;
     }
     Ok(out)
+}
+
+/// Takes the lock of a run's record `f`. A run that is alive holds it; so, for a moment, does
+/// a process a killed run was starting (between its fork and its exec it holds the run's
+/// descriptors, and on a loaded machine that moment can last): while `owner` (the run the
+/// record names) is dead, waits up to `wait` for them to let go.
+fn lock_record(
+    f: &std::fs::File,
+    owner: Option<&cowtree_fs::process::Stamp>,
+    wait: std::time::Duration,
+) -> bool {
+    let until = std::time::Instant::now() + wait;
+    loop {
+        if rustix::fs::flock(f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+            return true;
+        }
+        if owner.is_none_or(|s| s.is_alive()) || std::time::Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 #[cfg(test)]
@@ -519,5 +550,54 @@ mod tests {
         );
         assert!(matches!(r, Err(Error::Interrupted)), "{:?}", r.map(|_| ()));
         assert!(!registry.exists(), "no record made");
+    }
+
+    /// A killed run's record still locked by a process it was starting is taken once that
+    /// process lets go (gc waits for it), not skipped; a live run's record is left at once.
+    #[test]
+    fn a_killed_runs_record_held_by_its_last_child_is_cleaned_when_the_child_lets_go()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let reg = tmp.path().join("registry");
+        std::fs::create_dir(&reg)?;
+        // A run that has ended: a process that exited.
+        let mut gone = std::process::Command::new("true").spawn()?;
+        let pid = gone.id();
+        gone.wait()?;
+        let dead = reg.join(format!("{pid}t1-0123456789abcdef"));
+        std::fs::write(
+            &dead,
+            tmp.path().join("no-such-repository").as_os_str().as_bytes(),
+        )?;
+        // Its "child": holds the record's lock for 300 ms.
+        let mut holder = std::process::Command::new("flock")
+            .arg(&dead)
+            .args(["sleep", "0.3"])
+            .spawn()?;
+        let t = std::time::Instant::now();
+        while std::fs::File::open(&dead).is_ok_and(|f| {
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+        }) {
+            if t.elapsed() > std::time::Duration::from_secs(5) {
+                return Err("flock(1) did not take the lock".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let out = clean_killed_runs(&reg)?;
+        holder.wait()?;
+        assert_eq!(out.records, 1, "{out:?}");
+        assert!(!dead.exists());
+        // A live run (this process) holding its record: left at once, not waited for.
+        let me = cowtree_fs::process::Stamp::current();
+        let live = reg.join(format!("{}-0123456789abcdef", me.token()));
+        std::fs::write(&live, tmp.path().as_os_str().as_bytes())?;
+        let held = std::fs::File::open(&live)?;
+        rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+        let t = std::time::Instant::now();
+        let out = clean_killed_runs(&reg)?;
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!((out.records, out.left), (0, 0), "{out:?}");
+        assert!(live.exists());
+        Ok(())
     }
 }
