@@ -64,6 +64,9 @@ pub fn make<'p>(input: &Input<'p>) -> Result<(Staging<'p>, Made)> {
             prep.sizes.save();
             let mut made = *made;
             made.pool = pool_note;
+            if let Some(stats) = made.stats.take() {
+                prep.finish_with_stats(input, stats, &mut made)?;
+            }
             return Ok((staging, made));
         }
         crate::by_snapshot::Attempt::NotUsed(reason) => reason,

@@ -747,11 +747,9 @@ impl Apply<'_, '_> {
                 Act::Write | Act::Hash { .. } => {}
             }
         }
-        let mut index = target.clone();
-        for (e, st) in index.entries_mut().iter_mut().zip(&stats) {
-            e.stat = st.unwrap_or_default();
-        }
-        self.prep.finish_into(self.input, index, &mut made)?;
+        // DST's index is the target with these stat data, made by the caller, who owns the
+        // target and moves it ([`Prepared::finish_with_stats`]).
+        made.stats = Some(stats.into_iter().map(Option::unwrap_or_default).collect());
         Ok(made)
     }
 }

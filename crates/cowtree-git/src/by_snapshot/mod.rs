@@ -162,6 +162,7 @@ pub(crate) fn attempt<'p>(input: &Input<'p>, prep: &Prepared) -> Result<Attempt<
     let mut tree = Tree::new(&prep.target);
     let t0 = now_ns();
     tree.stat_all_in(&src_dir, src_root, |d, st| d.t0 = st)?;
+    timing.mark("first look");
     let owner = Owner::of_caller();
     if let Some(reason) = owner.refusal(input, &tree)? {
         return Ok(Attempt::NotUsed(reason));
