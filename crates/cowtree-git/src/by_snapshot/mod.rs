@@ -159,7 +159,9 @@ pub(crate) fn attempt<'p>(input: &Input<'p>, prep: &Prepared) -> Result<Attempt<
     let src_repo = prep.src_repo.to_thread_local();
     let sel = prep.selection(opts);
     let mut rules = Rules::new(&src_repo, src_root, &prep.src_index, &prep.target, &sel)?;
+    timing.mark("rules");
     let mut tree = Tree::new(&prep.target);
+    timing.mark("tree");
     let t0 = now_ns();
     tree.stat_all_in(&src_dir, src_root, |d, st| d.t0 = st)?;
     timing.mark("first look");
