@@ -219,15 +219,24 @@ impl Prepared {
             mark_sparse(&mut target, sparse);
             crate::steps::mark("sparse");
         }
+        let mut fetched = None;
         if !input.facts.promisors.is_empty() {
             // A partial clone: what git's checkout would fetch, fetched now, in one batch.
             let missing = crate::promisor::missing(repo, &target);
             if !missing.is_empty() {
                 let dir = input.current_root.unwrap_or(repo.common_dir());
                 crate::promisor::fetch(dir, &input.facts.promisors, &missing)?;
+                // The blobs are in a pack the repository's object store, which looked for
+                // them before, may not look at again (it failed to, most of the time): the
+                // repository opened again reads them.
+                fetched = Some(
+                    gix::open_opts(repo.git_dir(), repo.open_options().clone())
+                        .map_err(Error::git("open", repo.git_dir().to_owned()))?,
+                );
             }
             crate::steps::mark("fetch missing blobs");
         }
+        let repo = fetched.as_ref().unwrap_or(repo);
         // SRC's parts, its index moved (an index of 78,000 entries is 10 MB to copy).
         let (src_root, src_repo, src_index) = match src {
             Some(s) => (Some(s.root), s.repo, s.index),
