@@ -79,7 +79,14 @@ fn attribute(name: &[u8]) -> Attribute {
     }
 }
 
-/// Whether `preserve` asks for the attribute `name`.
+/// Whether `preserve` asks for the extended attribute `name`: an ACL under
+/// [`Preserve::acl`], any other under [`Preserve::xattr`], except those `cp` never copies
+/// (XFS's second view of its ACLs, `trusted.SGI_*`, and `security.evm`, which only the kernel
+/// writes). What `cowtree snapshot --archive` records is chosen by the same rule.
+pub fn keeps_attribute(preserve: Preserve, name: &[u8]) -> bool {
+    wanted(preserve, name)
+}
+
 fn wanted(preserve: Preserve, name: &[u8]) -> bool {
     match attribute(name) {
         Attribute::Acl => preserve.acl,
@@ -110,7 +117,7 @@ pub(crate) fn check_made(fd: BorrowedFd<'_>, ft: FileType) -> io::Result<()> {
 
 /// What becomes of the mode once owner and group are settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ModeStep {
+pub enum ModeStep {
     /// Left as it is: a symlink (no mode of its own), or a directory (given its mode when it
     /// is finished, after this).
     Leave,
@@ -140,11 +147,64 @@ pub(crate) fn keep(
     step: ModeStep,
     not_kept: &mut NotKept,
 ) -> io::Result<bool> {
-    let owned = match src.owner {
+    let attrs = match src.fd {
+        Some(fd) => Attrs::Entry(fd),
+        None => Attrs::Recorded(&[]),
+    };
+    apply(preserve, src.owner, src.mode, attrs, dst, step, not_kept)
+}
+
+/// Gives the entry `dst` (a handle of an entry the caller made: from
+/// [`cowtree_fs::sys::open_entry`], or a directory's own) metadata recorded earlier, as
+/// [`crate::Linker`] gives an entry its source's under `preserve` and in the same order:
+/// owner and group (`owner`), then the mode (`step`; set-ID bits only where owner and group
+/// were kept), then the attributes `xattrs` (those `preserve` asks for: see
+/// [`keeps_attribute`]). What the caller may not do or `dst`'s filesystem cannot hold is
+/// counted in `not_kept`, never an error. Returns whether owner and group were both kept.
+/// What a checkout of a `cowtree snapshot --archive` calls for each entry it restores.
+pub fn keep_recorded(
+    preserve: Preserve,
+    owner: Option<(u32, u32)>,
+    mode: u32,
+    xattrs: &[(Vec<u8>, Vec<u8>)],
+    dst: BorrowedFd<'_>,
+    step: ModeStep,
+    not_kept: &mut NotKept,
+) -> io::Result<bool> {
+    apply(
+        preserve,
+        owner,
+        mode,
+        Attrs::Recorded(xattrs),
+        dst,
+        step,
+        not_kept,
+    )
+}
+
+/// Where the attributes an entry is given come from.
+#[derive(Clone, Copy)]
+enum Attrs<'a> {
+    /// The source entry's own, read through this handle.
+    Entry(BorrowedFd<'a>),
+    /// Names and values recorded earlier.
+    Recorded(&'a [(Vec<u8>, Vec<u8>)]),
+}
+
+fn apply(
+    preserve: Preserve,
+    owner: Option<(u32, u32)>,
+    mode: u32,
+    attrs: Attrs<'_>,
+    dst: BorrowedFd<'_>,
+    step: ModeStep,
+    not_kept: &mut NotKept,
+) -> io::Result<bool> {
+    let owned = match owner {
         Some(owner) if preserve.ownership => chown(dst, owner, not_kept)?,
         _ => false,
     };
-    let mode = src.mode & 0o7777;
+    let mode = mode & 0o7777;
     let chmod = match step {
         ModeStep::Leave => false,
         ModeStep::SetId => owned && mode & 0o6000 != 0,
@@ -153,10 +213,8 @@ pub(crate) fn keep(
     if chmod {
         chmod_entry(dst, kept_bits(mode, owned))?;
     }
-    if let Some(fd) = src.fd
-        && (preserve.xattr || preserve.acl)
-    {
-        copy_attributes(preserve, fd, dst, not_kept)?;
+    if preserve.xattr || preserve.acl {
+        copy_attributes(preserve, attrs, dst, not_kept)?;
     }
     Ok(owned)
 }
@@ -182,22 +240,44 @@ fn chown(dst: BorrowedFd<'_>, (uid, gid): (u32, u32), not_kept: &mut NotKept) ->
 /// entry once in `not_kept` (under `acl` for an ACL, else `xattr`).
 fn copy_attributes(
     preserve: Preserve,
-    src: BorrowedFd<'_>,
+    src: Attrs<'_>,
     dst: BorrowedFd<'_>,
     not_kept: &mut NotKept,
 ) -> io::Result<()> {
     let (mut lost_xattr, mut lost_acl) = (false, false);
-    for name in xattr_list(src)? {
-        if !wanted(preserve, &name) {
+    let listed = match src {
+        Attrs::Entry(fd) => xattr_list(fd)?,
+        Attrs::Recorded(_) => Vec::new(),
+    };
+    let recorded = match src {
+        Attrs::Recorded(list) => list,
+        Attrs::Entry(_) => &[],
+    };
+    let names = (listed.iter().map(|n| (n.as_slice(), None))).chain(
+        recorded
+            .iter()
+            .map(|(n, v)| (n.as_slice(), Some(v.as_slice()))),
+    );
+    for (name, given) in names {
+        if !wanted(preserve, name) {
             continue;
         }
-        let Some(value) = xattr_get(src, &name)? else {
-            continue;
+        let read;
+        let value = match (given, src) {
+            (Some(v), _) => v,
+            (None, Attrs::Entry(fd)) => match xattr_get(fd, name)? {
+                Some(v) => {
+                    read = v;
+                    &read
+                }
+                None => continue,
+            },
+            (None, Attrs::Recorded(_)) => continue,
         };
-        match xattr_set(dst, &name, &value) {
+        match xattr_set(dst, name, value) {
             Ok(()) => {}
             Err(Errno::PERM | Errno::ACCESS | Errno::NOTSUP) => {
-                if attribute(&name) == Attribute::Acl {
+                if attribute(name) == Attribute::Acl {
                     lost_acl = true;
                 } else {
                     lost_xattr = true;

@@ -178,6 +178,7 @@ mod work_items;
 
 pub use cancel_handle::CancelHandle;
 pub use error::LinkError;
+pub use keep::{ModeStep, keep_recorded, keeps_attribute};
 pub use link_staging::NAMING as STAGING_NAMING;
 pub use options::{
     EntryKind, HashAlgo, LinkOptions, OnExisting, Preserve, Progress, ProgressCounters, ScanTotals,

@@ -176,8 +176,8 @@ impl CompactManifest {
         chunk: usize,
     ) -> std::io::Result<(Hash, Result<CompactManifest, ManifestError>)> {
         let mut b = Builder::default();
-        let (hash, decoded) = read_into(src, size, chunk, &mut b)?;
-        Ok((hash, decoded.and_then(|()| b.finish())))
+        let (hash, decoded) = read_into(src, size, chunk, &mut b, false)?;
+        Ok((hash, decoded.and_then(|_| b.finish())))
     }
 
     /// The compact form of `m` (refused only past 4 GiB of names, targets and paths:

@@ -5,6 +5,7 @@
 
 use cowtree_fs::name::{PATH_MAX, check_relative_path_from};
 
+use super::archive::ArchiveCheck;
 use super::encoding::{Data, DataRef, Entry, EntryRef, Reader};
 use super::error::ManifestError;
 use super::kind::Kind;
@@ -199,8 +200,13 @@ pub(super) fn check_encoded<'a>(
     if offs.is_some() && u32::try_from(bytes.len()).is_err() {
         return Err(ManifestError::TooLarge(bytes.len()));
     }
-    let mut r = Reader { bytes, pos: 0 };
+    let mut r = Reader::at(bytes, 0);
     let count = r.header()?;
+    let mut stream = EntryChecker::default();
+    if r.v2 {
+        let (bits, extras) = r.archive_head()?;
+        stream.archive = Some(ArchiveCheck::new(bits, extras, false)?);
+    }
     if let Some(offs) = offs.as_deref_mut() {
         // Each entry takes at least 6 bytes; never trust the count for an allocation.
         let cap = usize::try_from(count)
@@ -208,13 +214,15 @@ pub(super) fn check_encoded<'a>(
             .min(r.remaining() / 6);
         offs.reserve_exact(cap);
     }
-    let mut stream = EntryChecker::default();
     for index in 0..count {
         if let Some(offs) = offs.as_deref_mut() {
             // (Below 4 GiB: checked above.)
             offs.push(r.pos as u32);
         }
         visit(stream.check_next(&mut r, index)?);
+    }
+    if let Some(a) = stream.archive.take() {
+        a.finish()?;
     }
     if r.remaining() != 0 {
         return Err(ManifestError::TrailingBytes(r.remaining()));
@@ -227,6 +235,8 @@ pub(super) fn check_encoded<'a>(
 pub(crate) struct EntryChecker {
     checker: Checker,
     pub(crate) counts: EncodedCounts,
+    /// The checks of version 2, for the entries of a version 2 manifest.
+    archive: Option<ArchiveCheck>,
 }
 
 impl EntryChecker {
@@ -236,7 +246,7 @@ impl EntryChecker {
         r: &mut Reader<'a>,
         index: u64,
     ) -> Result<EntryRef<'a>, ManifestError> {
-        let raw = r.entry(index)?;
+        let (raw, meta) = r.entry_full(index)?;
         let target = match raw.data {
             DataRef::Blob { size, .. } => {
                 self.counts.files += 1;
@@ -248,13 +258,20 @@ impl EntryChecker {
         };
         self.checker
             .check(index, raw.path, raw.kind, target, true)?;
+        if let (Some(a), Some(m)) = (&mut self.archive, meta) {
+            a.entry(index, &raw, m)?;
+        }
         self.counts.entries += 1;
         Ok(raw)
     }
 
     /// Checks `bytes`, exactly one encoded entry, as entry `index`.
     pub(crate) fn check_one(&mut self, bytes: &[u8], index: u64) -> Result<(), ManifestError> {
-        let mut r = Reader { bytes, pos: 0 };
+        let mut r = Reader {
+            bytes,
+            pos: 0,
+            v2: false,
+        };
         self.check_next(&mut r, index)?;
         if r.remaining() != 0 {
             return Err(ManifestError::TrailingBytes(r.remaining()));

@@ -4,6 +4,7 @@
 
 use crate::hash::Hash;
 
+use super::archive::{EntryMeta, VERSION_ARCHIVE};
 use super::error::ManifestError;
 use super::kind::Kind;
 pub use super::kind::VERSION;
@@ -178,7 +179,11 @@ impl<'a> EntryRef<'a> {
     /// For taking apart an entry this process encoded; anything read from elsewhere goes
     /// through a view.
     pub fn decode_one(bytes: &'a [u8]) -> Result<EntryRef<'a>, ManifestError> {
-        let mut r = Reader { bytes, pos: 0 };
+        let mut r = Reader {
+            bytes,
+            pos: 0,
+            v2: false,
+        };
         let e = r.entry(0)?;
         if r.remaining() != 0 {
             return Err(ManifestError::TrailingBytes(r.remaining()));
@@ -253,25 +258,57 @@ impl<'a> EntryRef<'a> {
 pub(super) struct Reader<'a> {
     pub(super) bytes: &'a [u8],
     pub(super) pos: usize,
+    /// The entries are version 2's (each followed by its [`EntryMeta`]).
+    pub(super) v2: bool,
 }
 
 impl<'a> Reader<'a> {
-    /// Reads the header (magic, version) and returns the entry count.
+    /// A reader of the encoded manifest `bytes` (its header included) from `pos`, reading
+    /// entries of the version the header gives.
+    pub(super) fn at(bytes: &'a [u8], pos: usize) -> Reader<'a> {
+        let v2 =
+            bytes.get(MAGIC.len()..MAGIC.len() + 4) == Some(&VERSION_ARCHIVE.to_le_bytes()[..]);
+        Reader { bytes, pos, v2 }
+    }
+
+    /// Reads the header (magic, version) and returns the entry count; sets [`Reader::v2`]
+    /// by the version. What follows a version 2 header is read by
+    /// [`Reader::archive_head`].
     pub(super) fn header(&mut self) -> Result<u64, ManifestError> {
         let trunc0 = || ManifestError::Truncated { index: 0 };
         if self.take(MAGIC.len()).ok_or(ManifestError::BadMagic)? != MAGIC {
             return Err(ManifestError::BadMagic);
         }
         let version = self.u32().ok_or_else(trunc0)?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_ARCHIVE {
             return Err(ManifestError::UnsupportedVersion(version));
         }
+        self.v2 = version == VERSION_ARCHIVE;
         self.u64().ok_or_else(trunc0)
     }
 
-    /// Reads entry `index`'s framing: path, kind, and its size and hash or its target.
-    /// The entry is not validated.
+    /// Reads entry `index`'s framing as [`Reader::entry_full`] does, dropping what version 2
+    /// records of it.
     pub(super) fn entry(&mut self, index: u64) -> Result<EntryRef<'a>, ManifestError> {
+        self.entry_full(index).map(|(e, _)| e)
+    }
+
+    /// Reads entry `index`'s framing: path, kind, its size and hash or its target, and in
+    /// version 2 what follows (framed only). Nothing is validated.
+    pub(super) fn entry_full(
+        &mut self,
+        index: u64,
+    ) -> Result<(EntryRef<'a>, Option<EntryMeta>), ManifestError> {
+        let e = self.entry_v1(index)?;
+        let meta = if self.v2 {
+            Some(self.entry_meta(index, e.path)?)
+        } else {
+            None
+        };
+        Ok((e, meta))
+    }
+
+    fn entry_v1(&mut self, index: u64) -> Result<EntryRef<'a>, ManifestError> {
         let trunc = || ManifestError::Truncated { index };
         let len = self.u32().ok_or_else(trunc)? as usize;
         let path = self.take(len).ok_or_else(trunc)?;
@@ -301,21 +338,21 @@ impl<'a> Reader<'a> {
     pub(super) fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
     }
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(super) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.pos.checked_add(n)?;
         let s = self.bytes.get(self.pos..end)?;
         self.pos = end;
         Some(s)
     }
-    fn u8(&mut self) -> Option<u8> {
+    pub(super) fn u8(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
-    fn u32(&mut self) -> Option<u32> {
+    pub(super) fn u32(&mut self) -> Option<u32> {
         self.take(4)
             .and_then(|b| b.try_into().ok())
             .map(u32::from_le_bytes)
     }
-    fn u64(&mut self) -> Option<u64> {
+    pub(super) fn u64(&mut self) -> Option<u64> {
         self.take(8)
             .and_then(|b| b.try_into().ok())
             .map(u64::from_le_bytes)

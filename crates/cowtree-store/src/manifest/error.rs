@@ -3,6 +3,7 @@
 
 use cowtree_fs::name::NameError;
 
+use super::archive::VERSION_ARCHIVE;
 use super::kind::{Kind, VERSION};
 
 /// Why a manifest was refused. Entry-level errors carry the entry's index and path.
@@ -12,7 +13,9 @@ pub enum ManifestError {
     #[error("not a cowtree manifest (bad magic bytes)")]
     BadMagic,
     /// A version this code does not read.
-    #[error("manifest format version {0} is not supported (this cowtree reads version {VERSION})")]
+    #[error(
+        "manifest format version {0} is not supported (this cowtree reads versions {VERSION} and {VERSION_ARCHIVE})"
+    )]
     UnsupportedVersion(u32),
     /// The input ends inside the header or entry `index`.
     #[error("manifest truncated in entry {index}")]
@@ -91,6 +94,32 @@ pub enum ManifestError {
         /// Why.
         reason: &'static str,
     },
+    /// What version 2 records of an entry is refused (see [`super::Archive`]).
+    #[error("entry {index} {}: {reason}", show(path))]
+    BadArchive {
+        /// Entry index.
+        index: u64,
+        /// Entry path.
+        path: Vec<u8>,
+        /// Why.
+        reason: String,
+    },
+    /// A directory or special-file record of version 2 is refused (see [`super::Extra`]).
+    #[error(
+        "record {index} {} (directories and special files): {reason}",
+        show(path)
+    )]
+    BadRecord {
+        /// Record index.
+        index: u64,
+        /// Record path (empty for the root).
+        path: Vec<u8>,
+        /// Why.
+        reason: String,
+    },
+    /// What follows a version 2 header is refused.
+    #[error("manifest version 2: {0}")]
+    BadArchiveHeader(String),
     /// The data does not match the kind (only from hand-built entries).
     #[error("entry {index} {}: data does not match kind {}", show(path), kind.as_str())]
     KindMismatch {
@@ -156,6 +185,15 @@ impl ManifestError {
                 index: f(index),
                 path,
                 kind,
+            },
+            E::BadArchive {
+                index,
+                path,
+                reason,
+            } => E::BadArchive {
+                index: f(index),
+                path,
+                reason,
             },
             other => other,
         }

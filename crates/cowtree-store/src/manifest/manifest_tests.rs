@@ -69,6 +69,7 @@ fn file(p: &[u8]) -> Entry {
 fn raw(entries: &[Entry]) -> Vec<u8> {
     Manifest {
         entries: entries.to_vec(),
+        archive: None,
     }
     .encode()
 }
@@ -566,8 +567,8 @@ fn decode_refuses_bad_headers_and_framing() {
         (vec![], ManifestError::BadMagic),
         (b"CTMANIX\n".to_vec(), ManifestError::BadMagic),
         (
-            [&MAGIC[..], &2u32.to_le_bytes(), &0u64.to_le_bytes()].concat(),
-            ManifestError::UnsupportedVersion(2),
+            [&MAGIC[..], &3u32.to_le_bytes(), &0u64.to_le_bytes()].concat(),
+            ManifestError::UnsupportedVersion(3),
         ),
         (MAGIC.to_vec(), ManifestError::Truncated { index: 0 }),
         (

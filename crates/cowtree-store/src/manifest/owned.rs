@@ -3,9 +3,13 @@
 
 use crate::hash::Hash;
 
+use super::archive::{
+    Archive, ArchiveCheck, EntryMeta, Extra, Link, Meta, VERSION_ARCHIVE, encode_entry_meta,
+    encode_head,
+};
 use super::check::validate;
 use super::encoding::{
-    Data, Entry, HEADER_LEN, Reader, encode_blob, encode_dir, encode_header, encode_symlink,
+    Data, Entry, HEADER_LEN, MAGIC, Reader, encode_blob, encode_dir, encode_header, encode_symlink,
 };
 use super::error::ManifestError;
 use super::kind::Kind;
@@ -17,6 +21,8 @@ use super::stream::{READ_CHUNK, read_into};
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Manifest {
     pub(super) entries: Vec<Entry>,
+    /// What `snapshot --archive` recorded beside the entries (version 2), if anything.
+    pub(super) archive: Option<Archive>,
 }
 
 impl Manifest {
@@ -25,12 +31,87 @@ impl Manifest {
     pub fn new(mut entries: Vec<Entry>) -> Result<Manifest, ManifestError> {
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         validate(&entries)?;
-        Ok(Manifest { entries })
+        Ok(Manifest {
+            entries,
+            archive: None,
+        })
+    }
+
+    /// Builds a version 2 manifest (see [`Archive`]) from entries in any order, each with its
+    /// metadata and, for a file that is one of several names of one inode, a number naming
+    /// its hardlink group (any number, the same for the names of one inode), and the records
+    /// of directories and special files (in any order). The first name of each group in path
+    /// order carries the group's metadata; the others' is dropped. Then the whole is checked
+    /// as [`Manifest::decode`] checks it.
+    pub fn with_archive(
+        preserve: cowtree_link::Preserve,
+        mut entries: Vec<(Entry, Meta, Option<u64>)>,
+        mut extras: Vec<Extra>,
+    ) -> Result<Manifest, ManifestError> {
+        entries.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+        extras.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut first = std::collections::HashMap::new();
+        let mut metas = Vec::with_capacity(entries.len());
+        let mut sizes = std::collections::HashMap::<u64, usize>::new();
+        for (_, _, group) in &entries {
+            if let Some(g) = group {
+                *sizes.entry(*g).or_default() += 1;
+            }
+        }
+        let mut list = Vec::with_capacity(entries.len());
+        for (i, (mut e, mut meta, group)) in entries.into_iter().enumerate() {
+            meta.xattrs.sort();
+            let grouped = group.filter(|g| sizes.get(g).is_some_and(|&n| n > 1));
+            let m = match grouped {
+                None => EntryMeta {
+                    link: Link::None,
+                    meta: Some(meta),
+                },
+                Some(g) => match first.get(&g) {
+                    None => {
+                        first.insert(g, i as u64);
+                        EntryMeta {
+                            link: Link::First,
+                            meta: Some(meta),
+                        }
+                    }
+                    Some(&f) => EntryMeta {
+                        link: Link::Of(f),
+                        meta: None,
+                    },
+                },
+            };
+            e.path.shrink_to_fit();
+            list.push(e);
+            metas.push(m);
+        }
+        for x in &mut extras {
+            x.meta.xattrs.sort();
+        }
+        let m = Manifest {
+            entries: list,
+            archive: Some(Archive {
+                preserve,
+                entries: metas,
+                extras,
+            }),
+        };
+        // Checked as it would be read.
+        Manifest::decode(&m.encode())?;
+        Ok(m)
+    }
+
+    /// What `snapshot --archive` recorded beside the entries (a version 2 manifest).
+    pub fn archive(&self) -> Option<&Archive> {
+        self.archive.as_ref()
     }
 
     /// A manifest of entries already sorted and validated (a [`crate::compact::CompactManifest`]'s).
     pub(crate) fn from_sorted(entries: Vec<Entry>) -> Manifest {
-        Manifest { entries }
+        Manifest {
+            entries,
+            archive: None,
+        }
     }
 
     /// The entries, sorted by path bytes.
@@ -67,17 +148,24 @@ impl Manifest {
             .fold(0, u64::saturating_add)
     }
 
-    /// The canonical encoding.
+    /// The canonical encoding: version 1, or version 2 with an archive.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + self.entries.len() * 64);
         encode_header(&mut out, self.entries.len() as u64);
-        for e in &self.entries {
+        if let Some(a) = &self.archive {
+            out[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&VERSION_ARCHIVE.to_le_bytes());
+            encode_head(&mut out, a);
+        }
+        for (i, e) in self.entries.iter().enumerate() {
             match &e.data {
                 Data::Blob { size, hash } => {
                     encode_blob(&mut out, &e.path, e.kind == Kind::Executable, *size, hash)
                 }
                 Data::Target(t) => encode_symlink(&mut out, &e.path, t),
                 Data::None => encode_dir(&mut out, &e.path),
+            }
+            if let Some(m) = self.archive.as_ref().and_then(|a| a.entries.get(i)) {
+                encode_entry_meta(&mut out, m);
             }
         }
         out
@@ -90,21 +178,33 @@ impl Manifest {
 
     /// Decodes and validates a manifest. Never panics; every refusal names the entry.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, ManifestError> {
-        let mut r = Reader { bytes, pos: 0 };
+        let mut r = Reader::at(bytes, 0);
         let count = r.header()?;
+        let mut archive = if r.v2 {
+            let (bits, extras) = r.archive_head()?;
+            Some(ArchiveCheck::new(bits, extras, true)?)
+        } else {
+            None
+        };
         // Each entry takes at least 6 bytes; never trust the count for an allocation.
         let cap = usize::try_from(count)
             .unwrap_or(usize::MAX)
             .min(r.remaining() / 6);
         let mut entries = Vec::with_capacity(cap);
         for index in 0..count {
-            entries.push(r.entry(index)?.to_entry());
+            let (e, meta) = r.entry_full(index)?;
+            // (In the order a stream checks them: see `stream::read_into`.)
+            if let (Some(a), Some(m)) = (&mut archive, meta) {
+                a.entry(index, &e, m)?;
+            }
+            entries.push(e.to_entry());
         }
+        let archive = archive.map_or(Ok(None), ArchiveCheck::finish)?;
         if r.remaining() != 0 {
             return Err(ManifestError::TrailingBytes(r.remaining()));
         }
         validate(&entries)?;
-        Ok(Manifest { entries })
+        Ok(Manifest { entries, archive })
     }
 }
 
@@ -129,10 +229,10 @@ impl Manifest {
         chunk: usize,
     ) -> std::io::Result<(Hash, Result<Manifest, ManifestError>)> {
         let mut entries = Vec::new();
-        let (hash, decoded) = read_into(src, size, chunk, &mut entries)?;
-        let decoded = decoded.and_then(|()| {
+        let (hash, decoded) = read_into(src, size, chunk, &mut entries, true)?;
+        let decoded = decoded.and_then(|archive| {
             validate(&entries)?;
-            Ok(Manifest { entries })
+            Ok(Manifest { entries, archive })
         });
         Ok((hash, decoded))
     }

@@ -3,6 +3,7 @@
 
 use crate::hash::Hash;
 
+use super::archive::{Archive, ArchiveCheck};
 use super::check::Checker;
 use super::encoding::{Entry, EntryRef, HEADER_LEN, Reader};
 use super::error::ManifestError;
@@ -14,18 +15,22 @@ pub(crate) const READ_CHUNK: usize = 1 << 20;
 /// a time, decoding the entries into `sink` (framed, then nothing after the last one): what
 /// [`Manifest::read`], [`crate::compact::CompactManifest::read`] and [`read_each`] share.
 /// `size` is the length expected (the file's), which bounds the sink's first allocation.
+///
+/// A version 2 manifest's archive is checked too (see [`ArchiveCheck`]); with `keep`, it is
+/// returned whole (each entry's metadata held), else `None`.
 pub(crate) fn read_into(
     src: impl std::io::Read,
     size: u64,
     chunk: usize,
     sink: &mut impl Sink,
-) -> std::io::Result<(Hash, Result<(), ManifestError>)> {
+    keep: bool,
+) -> std::io::Result<(Hash, Result<Option<Archive>, ManifestError>)> {
     let mut s = Stream::new(src, chunk);
-    let decoded = s.decode(size, sink)?;
+    let decoded = s.decode(size, sink, keep)?;
     // The bytes after the last entry (all of them, after an error), read and hashed.
     let rest = s.rest()?;
-    let decoded = decoded.and(match rest {
-        0 => Ok(()),
+    let decoded = decoded.and_then(|archive| match rest {
+        0 => Ok(archive),
         n => Err(ManifestError::TrailingBytes(n)),
     });
     Ok((s.hash(), decoded))
@@ -59,7 +64,8 @@ pub(crate) fn read_each(
         checker: Checker::default(),
         f,
     };
-    read_into(src, size, READ_CHUNK, &mut each)
+    let (hash, decoded) = read_into(src, size, READ_CHUNK, &mut each, false)?;
+    Ok((hash, decoded.map(|_| ())))
 }
 
 /// Where [`Stream::decode`] puts the entries it decodes, one at a time in their order.
@@ -93,6 +99,8 @@ struct Stream<R> {
     start: usize,
     /// Every byte has been read.
     eof: bool,
+    /// The entries are version 2's (set once the header is read).
+    v2: bool,
 }
 
 impl<R: std::io::Read> Stream<R> {
@@ -105,6 +113,7 @@ impl<R: std::io::Read> Stream<R> {
             buf: Vec::new(),
             start: 0,
             eof: false,
+            v2: false,
         }
     }
 
@@ -142,6 +151,7 @@ impl<R: std::io::Read> Stream<R> {
             let mut r = Reader {
                 bytes: &self.buf[self.start..],
                 pos: 0,
+                v2: self.v2,
             };
             match f(&mut r) {
                 Err(ManifestError::Truncated { .. }) if !self.eof => self.more()?,
@@ -161,28 +171,49 @@ impl<R: std::io::Read> Stream<R> {
         &mut self,
         size: u64,
         sink: &mut impl Sink,
-    ) -> std::io::Result<Result<(), ManifestError>> {
+        keep: bool,
+    ) -> std::io::Result<Result<Option<Archive>, ManifestError>> {
         // The whole header, or the whole input if shorter.
         self.more()?;
         while self.buf.len() - self.start < HEADER_LEN && !self.eof {
             self.more()?;
         }
-        let count = match self.parse(|r| r.header())? {
-            Ok(count) => count,
+        let count = match self.parse(|r| r.header().map(|c| (c, r.v2)))? {
+            Ok((count, v2)) => {
+                self.v2 = v2;
+                count
+            }
             Err(e) => return Ok(Err(e)),
         };
+        let mut archive = None;
+        if self.v2 {
+            match self.parse(|r| r.archive_head())? {
+                Ok((bits, extras)) => match ArchiveCheck::new(bits, extras, keep) {
+                    Ok(a) => archive = Some(a),
+                    Err(e) => return Ok(Err(e)),
+                },
+                Err(e) => return Ok(Err(e)),
+            }
+        }
         // Each entry takes at least 6 bytes; never trust the count for an allocation.
         let cap = usize::try_from(count)
             .unwrap_or(usize::MAX)
             .min(usize::try_from(size.saturating_sub(HEADER_LEN as u64) / 6).unwrap_or(0));
         sink.reserve(cap);
         for index in 0..count {
-            match self.parse(|r| r.entry(index).and_then(|e| sink.push(index, e)))? {
-                Ok(()) => {}
-                Err(e) => return Ok(Err(e)),
+            let step = self.parse(|r| {
+                let (e, meta) = r.entry_full(index)?;
+                sink.push(index, e)?;
+                match (&mut archive, meta) {
+                    (Some(a), Some(m)) => a.entry(index, &e, m),
+                    _ => Ok(()),
+                }
+            })?;
+            if let Err(e) = step {
+                return Ok(Err(e));
             }
         }
-        Ok(Ok(()))
+        Ok(archive.map_or(Ok(None), ArchiveCheck::finish))
     }
 
     /// Reads to the end: how many bytes were left after those decoded.

@@ -38,6 +38,10 @@ impl Default for ManifestView<Vec<u8>> {
 impl ManifestView<Vec<u8>> {
     /// The view of a manifest's encoding (refused only when it is 4 GiB or more).
     pub fn of(m: &Manifest) -> Result<ManifestView<Vec<u8>>, ManifestError> {
+        if m.archive().is_some() {
+            // (Its offsets are found by reading it: each entry's metadata has its own length.)
+            return ManifestView::parse(m.encode());
+        }
         let bytes = m.encode();
         if u32::try_from(bytes.len()).is_err() {
             return Err(ManifestError::TooLarge(bytes.len()));
@@ -110,10 +114,7 @@ impl<B: AsRef<[u8]>> ManifestView<B> {
     /// Entry `i` (in path order). Panics when `i` is not below [`ManifestView::len`], as
     /// indexing a slice does.
     pub fn get(&self, i: usize) -> EntryRef<'_> {
-        let mut r = Reader {
-            bytes: self.bytes.as_ref(),
-            pos: self.offs[i] as usize,
-        };
+        let mut r = Reader::at(self.bytes.as_ref(), self.offs[i] as usize);
         r.entry(i as u64)
             .expect("every entry was read when the view was parsed")
     }
@@ -133,10 +134,10 @@ impl<B: AsRef<[u8]>> ManifestView<B> {
     /// The entries in path order.
     pub fn iter(&self) -> Entries<'_> {
         Entries {
-            r: Reader {
-                bytes: self.bytes.as_ref(),
-                pos: self.offs.first().map_or(0, |&o| o as usize),
-            },
+            r: Reader::at(
+                self.bytes.as_ref(),
+                self.offs.first().map_or(0, |&o| o as usize),
+            ),
             index: 0,
             left: self.offs.len(),
         }
