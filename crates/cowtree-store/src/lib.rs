@@ -52,6 +52,9 @@ mod util;
 pub mod verify;
 pub mod worktree_records;
 
+/// What `snapshot --archive` (`--preserve=LIST`) records beside the tree: the items of
+/// `cp --preserve` (see [`manifest::Archive`]).
+pub use cowtree_link::Preserve;
 pub use error::{Error, Result};
 pub use hash::Hash;
 pub use manifest::{Entry, Kind, Manifest, ManifestError};

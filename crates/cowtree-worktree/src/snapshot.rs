@@ -426,7 +426,25 @@ impl Plan {
     /// Records the snapshot, names it `name` when given, and notes its source in the store's
     /// history. `progress` counts entries (incremental) or files (full) as they are found.
     pub fn run(self, store: &Store, name: Option<&str>, progress: &Progress) -> Result<Recording> {
-        let (recorded, source) = match self {
+        self.run_preserving(store, name, progress, None)
+    }
+
+    /// [`Plan::run`], recording also what `archive` keeps of the tree (`cowtree snapshot
+    /// --archive`: [`cowtree_store::ingest::snapshot_dir_preserving`]). Such a snapshot reads
+    /// every file (a worktree is recorded as any tree: its record, base and stat cache stay
+    /// as they are).
+    pub fn run_preserving(
+        self,
+        store: &Store,
+        name: Option<&str>,
+        progress: &Progress,
+        archive: Option<cowtree_store::Preserve>,
+    ) -> Result<Recording> {
+        let plan = match self {
+            Plan::Incremental { worktree, .. } if archive.is_some() => Plan::Full(worktree.path),
+            p => p,
+        };
+        let (recorded, source) = match plan {
             Plan::Incremental {
                 mut worktree,
                 update_base,
@@ -437,8 +455,9 @@ impl Plan {
                 (Recorded::Incremental { worktree, report }, source)
             }
             Plan::Full(dir) => {
-                let report =
-                    cowtree_store::ingest::snapshot_dir_with_progress(store, &dir, name, progress)?;
+                let report = cowtree_store::ingest::snapshot_dir_preserving(
+                    store, &dir, name, progress, archive,
+                )?;
                 let copied = (report.copied_bytes > 0).then(|| copy_cause(store, &dir));
                 let source = cowtree_store::discover::absolute(&dir).unwrap_or(dir.clone());
                 let recorded = Recorded::Full {

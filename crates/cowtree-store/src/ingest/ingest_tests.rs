@@ -128,6 +128,7 @@ fn files_opened_ahead_are_recorded_in_turn_and_their_errors_named_in_turn() {
         slots: &slots,
         nodes: Vec::new(),
         pieces: Vec::new(),
+        skip_special: false,
     };
     let names = |list: &[&str]| -> Vec<OsString> { list.iter().map(OsString::from).collect() };
     let progress = Progress::default();

@@ -70,6 +70,7 @@ use crate::pools::LOOKAHEAD;
 use crate::store::Store;
 use crate::util::{join, path_of};
 
+mod archive;
 mod putter;
 
 pub(crate) use putter::hash_file;
@@ -183,6 +184,9 @@ struct Recorder<'w, 'a> {
     nodes: Vec<(u32, Node)>,
     /// The files and symlinks it found.
     pieces: Vec<Piece>,
+    /// Special files are left out (`snapshot --archive` records them after the walk),
+    /// not refused.
+    skip_special: bool,
 }
 
 /// Puts files into the store one at a time, the way a snapshot records each file (see the
@@ -251,7 +255,24 @@ pub fn snapshot_dir_with_progress(
     name: Option<&str>,
     progress: &Progress,
 ) -> Result<IngestReport> {
+    snapshot_dir_preserving(store, src, name, progress, None)
+}
+
+/// [`snapshot_dir_with_progress`], recording also what `archive` keeps (`cowtree snapshot
+/// --archive`, `--preserve=LIST`): a version 2 manifest ([`crate::manifest::Archive`]; see
+/// `ingest/archive.rs`). With `None`, or nothing asked for, the snapshot is the one
+/// [`snapshot_dir_with_progress`] takes. The tree is always read in place: the read-only
+/// snapshot a btrfs subvolume would be read from is not taken (its tree, kept as the
+/// snapshot's, would hold special files that a tree of the manifest's entries does not).
+pub fn snapshot_dir_preserving(
+    store: &Store,
+    src: &Path,
+    name: Option<&str>,
+    progress: &Progress,
+    archive: Option<cowtree_link::Preserve>,
+) -> Result<IngestReport> {
     let started = Instant::now();
+    let archive = archive.filter(|p| *p != cowtree_link::Preserve::default());
     if let Some(n) = name {
         crate::refs::validate_name(n)?;
     }
@@ -259,11 +280,13 @@ pub fn snapshot_dir_with_progress(
     let _lock = store.lock_shared()?;
     // A btrfs subvolume's root: read from a read-only snapshot of it, a point in time that
     // no writer can change, which then stays as the snapshot's tree.
-    let (frozen, reason) =
-        match crate::trees::freeze(store, cowtree_fs::subvolume::At::new(&root, src))? {
+    let (frozen, reason) = match archive {
+        Some(_) => (None, None),
+        None => match crate::trees::freeze(store, cowtree_fs::subvolume::At::new(&root, src))? {
             Ok(p) => (Some(p), None),
             Err(why) => (None, Some(why)),
-        };
+        },
+    };
     let reason =
         reason.filter(|r| !matches!(r, cowtree_fs::whole_tree::NotUsed::Filesystem { .. }));
     let staging = store.staging("ingest")?;
@@ -284,9 +307,33 @@ pub fn snapshot_dir_with_progress(
             slots: &slots,
             nodes: Vec::new(),
             pieces: Vec::new(),
+            skip_special: archive.is_some_and(|p| p.special),
         })?;
     let walked = started.elapsed();
     let found = found(recorders, slots.load(Ordering::Relaxed));
+    if let Some(preserve) = archive {
+        store.sync_filesystem()?;
+        let (id, manifest) = archive::record(store, &root, src, store_id, &found, preserve)?;
+        drop(found);
+        if let Some(n) = name {
+            crate::refs::set(store, n, &id)?;
+        }
+        let report = IngestReport {
+            id,
+            files: manifest.files(),
+            bytes: manifest.bytes(),
+            new_blobs: put.new_blobs(),
+            new_bytes: put.new_bytes(),
+            cloned_bytes: put.cloned_bytes(),
+            copied_bytes: put.copied_bytes(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            frozen: false,
+            reason,
+        };
+        drop(put);
+        drop(staging);
+        return Ok(report);
+    }
     let context = format!("snapshot of {}", src.display());
     let (synced, written) = write_while_syncing(store, &found, &context);
     drop(found);
@@ -577,6 +624,7 @@ impl Visitor for Recorder<'_, '_> {
                         }
                     }
                 }
+                _ if self.skip_special => continue,
                 other => {
                     let path = join(rel, ent.name.as_bytes());
                     return Err(Error::SpecialFile {
@@ -585,6 +633,14 @@ impl Visitor for Recorder<'_, '_> {
                     });
                 }
             }
+        }
+        if self.skip_special && links.is_empty() && files.is_empty() && subdirs.is_empty() {
+            // Nothing but special files (recorded after the walk, beneath it): an empty
+            // directory to the tree.
+            if !rel.is_empty() {
+                self.nodes.push((slot, Node::empty()));
+            }
+            return Ok(());
         }
         if !links.is_empty() {
             links.shrink();

@@ -432,16 +432,23 @@ impl ArchiveCheck {
                 self.extras[j].kind.as_str()
             )));
         }
-        // Nothing recorded beneath an entry (every entry is a leaf).
+        // Nothing recorded beneath an entry (every entry is a leaf), but the special files
+        // of a directory that holds nothing else (an empty directory to version 1).
         let mut below = e.path.to_vec();
         below.push(b'/');
         let at = find(&below).unwrap_or_else(|j| j);
-        if let Some(x) = self.extras.get(at).filter(|x| x.path.starts_with(&below)) {
-            return Err(bad(format!(
-                "the {} {} lies beneath it",
-                x.kind.as_str(),
-                super::error::show(&x.path)
-            )));
+        let beneath = self.extras[at.min(self.extras.len())..]
+            .iter()
+            .take_while(|x| x.path.starts_with(&below));
+        for x in beneath {
+            let child = !x.path[below.len()..].contains(&b'/');
+            if e.kind != Kind::Dir || x.kind == ExtraKind::Dir || !child {
+                return Err(bad(format!(
+                    "the {} {} lies beneath it",
+                    x.kind.as_str(),
+                    super::error::show(&x.path)
+                )));
+            }
         }
         for a in ancestors(e.path) {
             if let Ok(j) = find(a) {
@@ -493,7 +500,8 @@ impl ArchiveCheck {
     }
 
     /// The last checks: every directory record has something beneath it, every group a
-    /// later name. Returns the archive when its entries' metadata was kept.
+    /// later name. Returns the archive: its records, and its entries' metadata when it was
+    /// kept (else none).
     pub(crate) fn finish(self) -> Result<Option<Archive>, ManifestError> {
         let empty = (self.extras.iter().zip(&self.filled))
             .position(|(x, &filled)| x.kind == ExtraKind::Dir && !filled);
@@ -516,9 +524,9 @@ impl ArchiveCheck {
                 reason: "the first name of a hardlink group without a later name".into(),
             });
         }
-        Ok(self.kept.map(|entries| Archive {
+        Ok(Some(Archive {
             preserve: self.preserve,
-            entries,
+            entries: self.kept.unwrap_or_default(),
             extras: self.extras,
         }))
     }

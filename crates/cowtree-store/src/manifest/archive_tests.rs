@@ -80,6 +80,12 @@ fn archived() -> Result<Manifest, ManifestError> {
             kind: ExtraKind::Dir,
             meta: meta(0o755, 0, 0, &[]),
         },
+        // A directory holding only special files is an empty directory to version 1.
+        Extra {
+            path: b"empty/sock".to_vec(),
+            kind: ExtraKind::Socket,
+            meta: meta(0o755, 0, 0, &[]),
+        },
     ];
     Manifest::with_archive(Preserve::ALL, entries, extras)
 }
@@ -179,7 +185,15 @@ fn an_archive_is_version_2_and_round_trips_through_every_reader() -> Res {
     let paths: Vec<&[u8]> = a.extras.iter().map(|x| x.path.as_slice()).collect();
     assert_eq!(
         paths,
-        [&b""[..], b"d", b"d/fifo", b"dev", b"dev/null"].to_vec()
+        [
+            &b""[..],
+            b"d",
+            b"d/fifo",
+            b"dev",
+            b"dev/null",
+            b"empty/sock"
+        ]
+        .to_vec()
     );
     assert_eq!(a.extras[1].meta.xattrs[0].0, b"user.a");
     // The hardlink pair: the first name in path order carries the metadata.
@@ -317,13 +331,27 @@ fn inconsistent_archives_are_refused_naming_the_entry_or_record() -> Res {
         ),
         (
             with(&|a| {
-                a.extras.push(Extra {
-                    path: b"dev/null/x".to_vec(),
-                    kind: ExtraKind::Fifo,
-                    meta: Meta::default(),
-                })
+                a.extras.insert(
+                    5,
+                    Extra {
+                        path: b"dev/null/x".to_vec(),
+                        kind: ExtraKind::Fifo,
+                        meta: Meta::default(),
+                    },
+                )
             }),
             "record 5 \"dev/null/x\" (directories and special files): lies beneath the character device \"dev/null\"",
+        ),
+        (
+            with(&|a| a.extras[5].path = b"empty/x/sock".to_vec()),
+            "entry 1 \"empty\": the socket \"empty/x/sock\" lies beneath it",
+        ),
+        (
+            with(&|a| {
+                a.extras[5].path = b"empty/x".to_vec();
+                a.extras[5].kind = ExtraKind::Dir;
+            }),
+            "entry 1 \"empty\": the directory \"empty/x\" lies beneath it",
         ),
         (
             with(&|a| {

@@ -44,9 +44,10 @@
 //!          (`cowtree_link::keeps_attribute`: ACLs under acl, others under xattr, never
 //!          `trusted.SGI_*` or `security.evm`).
 //! ```
-//! A record's path is never an entry's, nor beneath an entry or a special file; a directory
-//! record has an entry or a record beneath it (an empty directory is an entry with its own
-//! meta). Every group of hardlinks has a later name. Readers that look at the tree only
+//! A record's path is never an entry's, nor beneath a special file or an entry, but for
+//! special files directly in an empty-directory entry (a directory holding only special
+//! files is an empty directory to version 1's readers); a directory record has an entry or a
+//! record beneath it (an empty directory is an entry with its own meta). Every group of hardlinks has a later name. Readers that look at the tree only
 //! (status, verify, gc, push, pull) read the entries as they read version 1's; every reader
 //! checks the whole, as [`Manifest::decode`] does.
 

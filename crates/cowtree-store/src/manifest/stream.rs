@@ -16,8 +16,8 @@ pub(crate) const READ_CHUNK: usize = 1 << 20;
 /// [`Manifest::read`], [`crate::compact::CompactManifest::read`] and [`read_each`] share.
 /// `size` is the length expected (the file's), which bounds the sink's first allocation.
 ///
-/// A version 2 manifest's archive is checked too (see [`ArchiveCheck`]); with `keep`, it is
-/// returned whole (each entry's metadata held), else `None`.
+/// A version 2 manifest's archive is checked too (see [`ArchiveCheck`]) and returned: its
+/// records, and with `keep` each entry's metadata (else none).
 pub(crate) fn read_into(
     src: impl std::io::Read,
     size: u64,

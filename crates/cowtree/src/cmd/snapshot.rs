@@ -39,6 +39,18 @@ use crate::units::{bytes, count, secs};
 /// there is writable), recording DIR would copy its data into the store: that is refused
 /// (exit 3), saying which store and why, unless --mode copy asks for it.
 ///
+/// --archive (-a), or --preserve=LIST with GNU cp's names (as `cowtree clone` takes them),
+/// records also what `cp -a` keeps, so that `cowtree checkout` gives it back: each entry's
+/// owner and group with its set-ID bits (ownership), its extended attributes (xattr: user.*,
+/// and trusted.* and security.* where readable, never trusted.SGI_* or security.evm), its
+/// ACLs (acl), which files are one inode (links), the FIFOs, sockets and device nodes
+/// (special, recorded instead of refused), and every directory's owner, mode and attributes;
+/// all (all of them: --archive). Every entry's full mode is recorded too. Such a snapshot is
+/// a manifest of version 2 (docs/manifest.md), a different id from the same tree's without
+/// --archive; it reads every file (a worktree is not recorded incrementally, and its base
+/// stays), and a btrfs subvolume is read in place. Without these options the snapshot is
+/// exactly what it was (version 1, the same id).
+///
 /// With --from-json FILE, records the manifest in FILE instead (the format `cowtree show
 /// --json` prints, documented in docs/manifest.md). Its blobs must already be in the store;
 /// every entry is validated and nothing is written if any entry is refused.
@@ -75,6 +87,13 @@ pub struct Args {
     /// Print nothing but errors (not even the id).
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Record all that `cp -a` keeps: the same as --preserve=all.
+    #[arg(long, short = 'a', conflicts_with = "from_json")]
+    archive: bool,
+    /// Record also, comma-separated: ownership, xattr, acl, links, special, all (mode and
+    /// timestamps are accepted; modes are recorded, times are not). See above.
+    #[arg(long, value_name = "LIST", value_parser = crate::cmd::clone_preserve::parse, conflicts_with = "from_json")]
+    preserve: Option<cowtree_store::Preserve>,
     /// For a worktree, leave its base where it was (status keeps showing the work as changes).
     #[arg(long)]
     keep_base: bool,
@@ -160,11 +179,15 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     if let Some(file) = &args.from_json {
         return from_json(&args, &opt, file);
     }
+    let archive = match (args.archive, args.preserve) {
+        (true, _) => Some(cowtree_store::Preserve::ALL),
+        (false, p) => p.filter(|p| *p != cowtree_store::Preserve::default()),
+    };
     let (store, target, why) = store_and_target(&args, &opt)?;
     let opts = RecordOptions {
         name: args.name.as_deref(),
         keep_base: args.keep_base,
-        full: args.full,
+        full: args.full || archive.is_some(),
         copy_across: args.mode == Mode::Copy,
     };
     let plan = snapshot::plan(&store, target, &opts).map_err(|e| match &e {
@@ -182,7 +205,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         args.quiet || args.json,
         unit,
     );
-    let r = plan.run(&store, opts.name, spinner.progress());
+    let r = plan.run_preserving(&store, opts.name, spinner.progress(), archive);
     drop(spinner);
     let r = r?;
     crate::interrupt::finished();
@@ -337,6 +360,7 @@ fn report_full(
             "elapsed_ms": r.elapsed_ms,
             "frozen": r.frozen,
             "reason": r.reason.as_ref().map(|w| w.code()),
+            "archive": args.archive || args.preserve.is_some_and(|p| p != cowtree_store::Preserve::default()),
         }))?;
     } else if !args.quiet {
         println!("{}", r.id);
