@@ -68,6 +68,9 @@ pub struct CompactManifest {
     files: u64,
     symlinks: u64,
     file_bytes: u64,
+    /// The paths of the special files a version 2 manifest records (sorted; see
+    /// [`crate::manifest::Archive`]), which are no entries of the tree.
+    specials: Vec<Vec<u8>>,
 }
 
 /// An entry of a [`CompactManifest`].
@@ -177,7 +180,12 @@ impl CompactManifest {
     ) -> std::io::Result<(Hash, Result<CompactManifest, ManifestError>)> {
         let mut b = Builder::default();
         let (hash, decoded) = read_into(src, size, chunk, &mut b, false)?;
-        Ok((hash, decoded.and_then(|_| b.finish())))
+        let decoded = decoded.and_then(|archive| {
+            let mut c = b.finish()?;
+            c.specials = specials_of(archive.as_ref());
+            Ok(c)
+        });
+        Ok((hash, decoded))
     }
 
     /// The compact form of `m` (refused only past 4 GiB of names, targets and paths:
@@ -188,7 +196,18 @@ impl CompactManifest {
         for (i, e) in m.entries().iter().enumerate() {
             b.push(i as u64, EntryRef::of(e))?;
         }
-        b.finish()
+        let mut c = b.finish()?;
+        c.specials = specials_of(m.archive());
+        Ok(c)
+    }
+
+    /// True when a version 2 manifest records a special file (FIFO, socket, device node) at
+    /// `path`: not an entry of the tree, but part of the snapshot (`status` does not show it
+    /// as added).
+    pub fn records_special(&self, path: &[u8]) -> bool {
+        self.specials
+            .binary_search_by(|p| p.as_slice().cmp(path))
+            .is_ok()
     }
 
     /// The [`Manifest`] of the same entries.
@@ -401,6 +420,16 @@ impl CompactManifest {
             .get(start..start + s.len as usize)
             .unwrap_or_default()
     }
+}
+
+/// The paths of the special files `archive` records, sorted.
+fn specials_of(archive: Option<&crate::manifest::Archive>) -> Vec<Vec<u8>> {
+    archive.map_or_else(Vec::new, |a| {
+        (a.extras.iter())
+            .filter(|x| x.kind != crate::manifest::ExtraKind::Dir)
+            .map(|x| x.path.clone())
+            .collect()
+    })
 }
 
 /// Builds a [`CompactManifest`] from entries in the manifest's order, checking each as

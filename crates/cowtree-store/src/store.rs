@@ -377,6 +377,21 @@ impl Store {
         self.load_with(id, |f, size| Manifest::read(f, size))
     }
 
+    /// True when snapshot `id`'s manifest is of version 2 (it records what `snapshot
+    /// --archive` keeps: [`crate::manifest::Archive`]), told by its header alone.
+    pub fn has_archive(&self, id: &Hash) -> Result<bool> {
+        use std::io::Read;
+        let f = self.open_snapshot(id)?;
+        let mut head = Vec::with_capacity(12);
+        (&f.file)
+            .take(12)
+            .read_to_end(&mut head)
+            .map_err(|e| Error::io_at("read", &f.path, e))?;
+        Ok(head.len() == 12
+            && head[..8] == crate::manifest::MAGIC[..]
+            && head[8..] == crate::manifest::VERSION_ARCHIVE.to_le_bytes()[..])
+    }
+
     /// Snapshot `id`'s manifest in its compact form (each directory's path once, each entry
     /// by its directory and name: [`CompactManifest`]), read and checked as [`Store::load`]
     /// reads and checks it: what a checkout holds of the tree it makes.

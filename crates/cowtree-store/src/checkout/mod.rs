@@ -22,6 +22,7 @@
 //! is detected before any work and reported through the warning callback (or refused under
 //! `strict`).
 
+mod archive;
 mod batch;
 mod dest;
 mod entry;
@@ -156,12 +157,26 @@ fn run(job: &Job<'_>) -> Result<(CheckoutReport, Written)> {
     let mut stage = Stage::begin(job.store, &dest, expect)?;
     lap("registered staging");
     let mut placing = Placing::default();
-    let result = make(job, &dest, &mut stage, &mut manifest, plan).and_then(|made| {
+    let result = make(job, &dest, &mut stage, &mut manifest, plan).and_then(|mut made| {
         lap("made");
         // A snapshot still arriving: the worktree's base recorded before the worktree is.
         if let Some(arriving) = job.arriving {
             (arriving.recorded)()?;
             lap("snapshot recorded");
+        }
+        if let Some(staging) = stage.made.as_ref()
+            && let Some(not_kept) = archive::restore(job.store, job.id, &staging.dir, &stage.path)?
+        {
+            made.0.archive = true;
+            made.0.not_kept = not_kept;
+            // (A per-file tree is synced when it is placed; a snapshot was committed before
+            // this changed it.)
+            if made.0.method != cowtree_fs::whole_tree::Method::PerFile {
+                (staging.dir.sync_filesystem()).map_err(|e| {
+                    crate::error::Error::io_at("sync the checkout in", &stage.path, e)
+                })?;
+            }
+            lap("archive restored");
         }
         job.place(&dest, &mut stage, manifest.take(), made, &mut placing)
     });

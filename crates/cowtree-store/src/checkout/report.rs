@@ -41,6 +41,12 @@ pub struct CheckoutReport {
     /// The store's tree subvolume of the snapshot was built by this checkout (its first on
     /// this btrfs): `cloned` and `copied` count the files written into it.
     pub tree_built: bool,
+    /// The snapshot recorded what `cp -a` keeps (`snapshot --archive`), and the checkout gave
+    /// it to the tree ([`crate::manifest::Archive`]).
+    pub archive: bool,
+    /// What of that could not be kept (not root, or not supported by the destination): one
+    /// warning line per kind, as `clone --archive` prints.
+    pub not_kept: cowtree_link::NotKept,
 }
 
 /// The stat of everything a checkout wrote, each taken once the entry was complete: what a

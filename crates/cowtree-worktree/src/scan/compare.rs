@@ -359,6 +359,11 @@ impl<'c> Visitor<'c> for Status<'_> {
             (FileType::Symlink, Some(st)) => {
                 compare_symlink(at, d, e, StatKey::of(&st), base)?;
             }
+            // A special file the base records (`snapshot --archive`): part of the snapshot,
+            // not a change (its type, device number and metadata are not compared).
+            (FileType::Fifo | FileType::Socket | FileType::CharacterDevice, _)
+            | (FileType::BlockDevice, _)
+                if base.is_none() && shared.base.records_special(e.path) => {}
             (_, _) => {
                 let kind = if base.is_some() {
                     ChangeKind::TypeChanged

@@ -28,6 +28,13 @@ use crate::units::{bytes, count, secs};
 /// file. --json says which method ran ("subvolume" or "per-file") and, when per file on btrfs,
 /// why. A worktree on btrfs is a subvolume either way.
 ///
+/// A snapshot taken with `cowtree snapshot --archive` (or --preserve=LIST) gives back what it
+/// recorded, in cp's order: special files made, hardlinked names linked again, then each
+/// entry's owner and group, its mode with set-ID bits, its extended attributes and ACLs, and
+/// each directory's last. As root all of it; otherwise what this user may (the group where
+/// a member, user.* attributes, FIFOs and sockets), with one warning line per kind not kept
+/// (exit 0); --json says "archive" and counts "not_kept".
+///
 /// Without --store, the snapshot is looked up in the store of DST's filesystem, then in the
 /// other known stores. If the store is on another filesystem than DST, files are copied:
 /// --mode auto warns before starting, --mode clone refuses (exit 3). With --pull, a snapshot
@@ -141,6 +148,13 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     } else if !args.quiet {
         tell(&id, r);
     }
+    // What a snapshot --archive recorded and this checkout could not give (not root): one
+    // line per kind, as clone says it.
+    if !args.quiet {
+        for line in crate::cmd::clone_preserve::not_kept_lines(&r.not_kept) {
+            eprintln!("cowtree: warning: {line}");
+        }
+    }
     Ok(Exit::Ok)
 }
 
@@ -205,6 +219,14 @@ fn report_json(id: &Hash, store: &Store, r: &CheckoutReport) -> serde_json::Valu
         "reason": r.reason.as_ref().map(|why| why.code()),
         "reason_description": r.reason.as_ref().map(|why| why.to_string()),
         "tree_built": r.tree_built,
+        "archive": r.archive,
+        "not_kept": {
+            "ownership": r.not_kept.ownership,
+            "xattr": r.not_kept.xattr,
+            "acl": r.not_kept.acl,
+            "links": r.not_kept.links,
+            "special": r.not_kept.special,
+        },
     })
 }
 

@@ -1,0 +1,264 @@
+//! What a checkout of a `cowtree snapshot --archive` gives the tree once it is made, before it
+//! is placed ([`restore`]): what the manifest's archive recorded ([`crate::manifest::Archive`]),
+//! in `cp -a`'s order. The tree was made as for any snapshot (files cloned from their blobs,
+//! 0644 or 0755), per file or as a snapshot of the store's tree subvolume; then:
+//!
+//! 1. the special files are made (`mknodat`; a device node needs root: counted as not kept
+//!    otherwise), with any directory that holds nothing else;
+//! 2. each later name of a group of hardlinks is replaced by a link to the group's first
+//!    name (a link to a temporary name, renamed over the file the checkout made; a refused
+//!    link leaves that file, counted as not kept, with the group's metadata);
+//! 3. every entry and special file is given its owner and group, then its mode with set-ID
+//!    bits, then its attributes and ACLs ([`cowtree_link::keep_recorded`], the calls
+//!    `clone --archive` makes);
+//! 4. then each directory the same way, deepest first, the root last (so that a directory's
+//!    mode or default ACL is set once everything in it is made).
+//!
+//! What the caller may not do (not root) is counted in [`NotKept`] and warned about, one
+//! line per kind, as `clone` does; it is not an error.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use cowtree_fs::dir::Dir;
+use cowtree_fs::hardlink::{HardlinkOutcome, hardlink_at};
+use cowtree_fs::sys::{make_node, open_entry};
+use cowtree_link::{ModeStep, NotKept, Preserve, keep_recorded};
+use rustix::fs::FileType;
+use rustix::io::Errno;
+
+use crate::error::{Error, Result};
+use crate::hash::Hash;
+use crate::manifest::{Archive, ExtraKind, Kind, Link, Manifest, Meta};
+use crate::store::Store;
+
+/// Gives the tree at `root` (`root_path` for messages), made from snapshot `id`, what the
+/// snapshot's archive recorded; nothing for a snapshot without one (version 1). Returns
+/// what could not be kept, and whether anything was done.
+pub(super) fn restore(
+    store: &Store,
+    id: &Hash,
+    root: &Dir,
+    root_path: &Path,
+) -> Result<Option<NotKept>> {
+    if !store.has_archive(id)? {
+        return Ok(None);
+    }
+    let m = store.load(id)?;
+    let Some(a) = m.archive() else {
+        return Ok(None);
+    };
+    let mut r = Restore {
+        root,
+        root_path,
+        preserve: a.preserve,
+        not_kept: NotKept::default(),
+        parent: None,
+    };
+    r.specials(a)?;
+    r.links(&m, a)?;
+    r.entries(&m, a)?;
+    r.dirs(a)?;
+    Ok(Some(r.not_kept))
+}
+
+struct Restore<'a> {
+    root: &'a Dir,
+    root_path: &'a Path,
+    preserve: Preserve,
+    not_kept: NotKept,
+    /// The directory last opened, by its path (entries come in path order: those of one
+    /// directory mostly one after another).
+    parent: Option<(Vec<u8>, Dir)>,
+}
+
+/// The directory part and the name of a manifest path.
+fn split(path: &[u8]) -> (&[u8], &OsStr) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..i], OsStr::from_bytes(&path[i + 1..])),
+        None => (&[], OsStr::from_bytes(path)),
+    }
+}
+
+impl Restore<'_> {
+    fn full(&self, path: &[u8]) -> std::path::PathBuf {
+        self.root_path.join(OsStr::from_bytes(path))
+    }
+
+    /// The directory `dir` of the tree (the root for an empty path), opened beneath the
+    /// root, never through a symlink.
+    fn dir(&mut self, dir: &[u8]) -> Result<&Dir> {
+        if dir.is_empty() {
+            return Ok(self.root);
+        }
+        if self.parent.as_ref().is_none_or(|(p, _)| p != dir) {
+            let d = (self.root)
+                .open_dir_deep(Path::new(OsStr::from_bytes(dir)))
+                .map_err(|e| Error::io_at("open", self.full(dir), e))?;
+            self.parent = Some((dir.to_vec(), d));
+        }
+        match &self.parent {
+            Some((_, d)) => Ok(d),
+            None => Err(Error::internal("no directory opened")),
+        }
+    }
+
+    /// The directory `dir`, made (with the directories above it) where the tree has none:
+    /// one that holds only special files.
+    fn make_dirs(&mut self, dir: &[u8]) -> Result<()> {
+        let mut at = 0;
+        while at < dir.len() {
+            let end = dir[at..]
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(dir.len(), |i| at + i);
+            let (parent, name) = (&dir[..at.saturating_sub(1)], &dir[at..end]);
+            let p = self.dir(parent)?;
+            match p.create_dir(OsStr::from_bytes(name), 0o700) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io_at("create directory", self.full(&dir[..end]), e)),
+            }
+            at = end + 1;
+        }
+        Ok(())
+    }
+
+    fn specials(&mut self, a: &Archive) -> Result<()> {
+        for x in &a.extras {
+            let (ft, rdev) = match x.kind {
+                ExtraKind::Dir => continue,
+                ExtraKind::Fifo => (FileType::Fifo, 0),
+                ExtraKind::Socket => (FileType::Socket, 0),
+                ExtraKind::CharDevice(r) => (FileType::CharacterDevice, r),
+                ExtraKind::BlockDevice(r) => (FileType::BlockDevice, r),
+            };
+            let (dir, name) = split(&x.path);
+            self.make_dirs(dir)?;
+            let full = self.full(&x.path);
+            let d = self.dir(dir)?;
+            // The umask applies here: the exact bits are given with the rest (below).
+            match make_node(d.as_fd(), name, ft, x.meta.mode & 0o777, rdev) {
+                Ok(()) => {}
+                Err(Errno::PERM)
+                    if matches!(ft, FileType::CharacterDevice | FileType::BlockDevice) =>
+                {
+                    self.not_kept.special += 1;
+                    continue;
+                }
+                Err(e) => return Err(Error::io_at("make special file", full, e.into())),
+            }
+            self.keep(&x.path, &x.meta, ModeStep::Always)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces each later name of a group of hardlinks by a link to its first name.
+    fn links(&mut self, m: &Manifest, a: &Archive) -> Result<()> {
+        for (i, em) in a.entries.iter().enumerate() {
+            let Link::Of(first) = em.link else { continue };
+            let (Some(e), Some(f)) = (m.entries().get(i), m.entries().get(first as usize)) else {
+                continue;
+            };
+            let (fdir, fname) = split(&f.path);
+            let fd = self
+                .dir(fdir)?
+                .try_clone()
+                .map_err(|e| Error::io_at("open", self.full(fdir), e))?;
+            let (dir, name) = split(&e.path);
+            let full = self.full(&e.path);
+            let d = self.dir(dir)?;
+            let mut tmp = b".".to_vec();
+            tmp.extend_from_slice(name.as_bytes());
+            tmp.extend_from_slice(b".cowtree-link");
+            let tmp = OsStr::from_bytes(&tmp);
+            match hardlink_at(&fd, fname, d, tmp).map_err(|e| Error::io_at("", &full, e))? {
+                HardlinkOutcome::Linked => d
+                    .rename(tmp, d, name)
+                    .map_err(|e| Error::io_at("rename a hardlink over", &full, e))?,
+                HardlinkOutcome::Refused(_) | HardlinkOutcome::SourceVanished => {
+                    // A file of its own: it gets the group's metadata.
+                    self.not_kept.links += 1;
+                    if let Some(meta) = a.entries.get(first as usize).and_then(|g| g.meta.as_ref())
+                    {
+                        self.keep(&e.path, meta, ModeStep::Always)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn entries(&mut self, m: &Manifest, a: &Archive) -> Result<()> {
+        for (e, em) in m.entries().iter().zip(&a.entries) {
+            let Some(meta) = &em.meta else { continue };
+            let step = match e.kind {
+                Kind::Symlink => ModeStep::Leave,
+                _ => ModeStep::Always,
+            };
+            self.keep(&e.path, meta, step)?;
+        }
+        Ok(())
+    }
+
+    /// The directories' records, deepest first, the root last.
+    fn dirs(&mut self, a: &Archive) -> Result<()> {
+        self.parent = None;
+        for x in a.extras.iter().rev() {
+            if x.kind != ExtraKind::Dir {
+                continue;
+            }
+            let d;
+            let dir = if x.path.is_empty() {
+                self.root
+            } else {
+                d = (self.root)
+                    .open_dir_deep(Path::new(OsStr::from_bytes(&x.path)))
+                    .map_err(|e| Error::io_at("open", self.full(&x.path), e))?;
+                &d
+            };
+            keep_recorded(
+                self.preserve,
+                self.preserve.ownership.then_some((x.meta.uid, x.meta.gid)),
+                x.meta.mode,
+                &x.meta.xattrs,
+                dir.as_fd(),
+                ModeStep::Always,
+                &mut self.not_kept,
+            )
+            .map_err(|e| {
+                Error::io_at(
+                    "give its recorded owner, mode and attributes to",
+                    self.full(&x.path),
+                    e,
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Gives the entry at `path` its recorded `meta`.
+    fn keep(&mut self, path: &[u8], meta: &Meta, step: ModeStep) -> Result<()> {
+        let (dir, name) = split(path);
+        let full = self.full(path);
+        let preserve = self.preserve;
+        let d = self.dir(dir)?;
+        let fd = open_entry(d.as_fd(), name).map_err(|e| Error::io_at("open", &full, e.into()))?;
+        let mut not_kept = NotKept::default();
+        keep_recorded(
+            preserve,
+            preserve.ownership.then_some((meta.uid, meta.gid)),
+            meta.mode,
+            &meta.xattrs,
+            fd.as_fd(),
+            step,
+            &mut not_kept,
+        )
+        .map_err(|e| Error::io_at("give its recorded owner, mode and attributes to", &full, e))?;
+        self.not_kept.add(&not_kept);
+        Ok(())
+    }
+}
