@@ -20,17 +20,17 @@ use serde_json::Value;
 type Res<T = ()> = Result<T, Box<dyn Error>>;
 
 /// Owner and group of the entries that belong to someone else.
-const OTHER: (u32, u32) = (1234, 5678);
+pub(crate) const OTHER: (u32, u32) = (1234, 5678);
 /// The sparse file's size.
 const BIG: u64 = 100 << 20;
 
 /// Every entry of the tree [`make_tree`] makes, relative to its root ("" is the root).
-const ENTRIES: [&str; 11] = [
+pub(crate) const ENTRIES: [&str; 11] = [
     "", "a", "d", "d/a-link", "d/suid", "x", "sparse", "fifo", "l", "e", "e/f",
 ];
 
 /// Runs `prog` with `args`; its stdout, or an error with its stderr when it fails.
-fn tool(prog: &str, args: &[&OsStr]) -> Res<String> {
+pub(crate) fn tool(prog: &str, args: &[&OsStr]) -> Res<String> {
     let out = Command::new(prog).args(args).output()?;
     if !out.status.success() {
         return Err(format!(
@@ -43,13 +43,13 @@ fn tool(prog: &str, args: &[&OsStr]) -> Res<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-fn os(s: &str) -> &OsStr {
+pub(crate) fn os(s: &str) -> &OsStr {
     OsStr::new(s)
 }
 
 /// True when setfattr, getfattr, setfacl and getfacl are there (installed with apt-get when
 /// missing); false after a skip line when they cannot be.
-fn acl_tools() -> bool {
+pub(crate) fn acl_tools() -> bool {
     let have = || {
         ["setfattr", "getfattr", "setfacl", "getfacl"]
             .iter()
@@ -73,7 +73,7 @@ fn acl_tools() -> bool {
 /// `suid` (1234:5678); `x` with a `user.test` attribute and an ACL `user:nobody:r--`; a 100 MiB
 /// sparse file; a FIFO (0640, 1234:5678); a symlink `l` (1234:5678); a directory `e` with a
 /// default ACL and a file `e/f` that inherited it. Times are set to fixed values.
-fn make_tree(src: &Path) -> Res {
+pub(crate) fn make_tree(src: &Path) -> Res {
     let p = |rel: &str| src.join(rel);
     let o = |rel: &str| p(rel).into_os_string();
     fs::create_dir(src)?;
@@ -116,8 +116,13 @@ fn make_tree(src: &Path) -> Res {
 /// What is compared of one entry: `stat`'s mode, owner, group, link count, size, type and
 /// mtime, its extended attributes (ACLs among them) and, but for a symlink, its ACL.
 fn fields(path: &Path) -> Res<String> {
+    fields_with(path, "%a %u %g %h %s %F %Y")
+}
+
+/// [`fields`] with `stat`'s `format` (times left out where a snapshot does not record them).
+pub(crate) fn fields_with(path: &Path, format: &str) -> Res<String> {
     let p = path.as_os_str();
-    let mut s = tool("stat", &[os("-c"), os("%a %u %g %h %s %F %Y"), p])?;
+    let mut s = tool("stat", &[os("-c"), os(format), p])?;
     let attrs = tool(
         "getfattr",
         &[
@@ -162,7 +167,7 @@ fn clone_archive(src: &Path, dst: &Path) -> Res<(Value, Output)> {
     Ok((serde_json::from_slice(&out.stdout)?, out))
 }
 
-fn ino(path: &Path) -> Res<u64> {
+pub(crate) fn ino(path: &Path) -> Res<u64> {
     Ok(fs::symlink_metadata(path)?.ino())
 }
 

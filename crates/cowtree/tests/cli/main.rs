@@ -18,6 +18,7 @@ mod messages;
 mod modes;
 mod probe;
 mod records;
+mod snapshot_archive;
 mod space;
 mod store;
 mod store_access;

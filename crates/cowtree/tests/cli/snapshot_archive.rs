@@ -1,0 +1,462 @@
+//! `cowtree snapshot --archive` and the checkout of such a snapshot: the tree of
+//! `clone_archive` (owners, set-ID bits, attributes, ACLs, a hardlink pair, a FIFO) and a
+//! character device, recorded in a store and checked out again, compared field by field with
+//! `cp -a` of the same tree on XFS and btrfs as root; as an unprivileged user, what could not
+//! be kept said in one line per kind, exit 0. Also: a version 1 manifest written byte by byte
+//! (what older stores hold) still checks out, a snapshot without --archive is still version 1,
+//! and a corrupted version 2 manifest is refused, never a panic.
+
+use crate::clone_archive::{ENTRIES, OTHER, acl_tools, fields_with, ino, make_tree, os, tool};
+use crate::common;
+
+use std::error::Error;
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Output;
+
+use cowtree_store::Hash;
+use cowtree_testutil::user::TestUser;
+use cowtree_testutil::{Fs, scratch, skip};
+use serde_json::Value;
+
+type Res<T = ()> = Result<T, Box<dyn Error>>;
+
+/// What is compared of one entry: as `clone_archive` compares it, with the device number and
+/// without times (a manifest records none) or sizes (a directory's depends on the names it
+/// held; the files' contents are compared on their own).
+fn fields(path: &Path) -> Res<String> {
+    let s = fields_with(path, "%a %u %g %h %F %t:%T")?;
+    // The checkout's own marker on a worktree's root (naming its store).
+    Ok(s.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with("user.cowtree.store="))
+        .map(|l| format!("{l}\n"))
+        .collect())
+}
+
+/// Runs the binary with `args`; the output, or an error with its stderr when it fails.
+fn run(args: &[&std::ffi::OsStr]) -> Res<Output> {
+    let out = common::bin().args(args).output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "cowtree {args:?}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(out)
+}
+
+fn json(out: &Output) -> Res<Value> {
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// The first bytes of snapshot `id`'s manifest file in `store`: its version.
+fn version(store: &Path, id: &str) -> Res<u32> {
+    let bytes = fs::read(store.join("snapshots").join(id))?;
+    let v = bytes
+        .get(8..12)
+        .ok_or("a manifest shorter than its header")?;
+    Ok(u32::from_le_bytes(v.try_into()?))
+}
+
+#[test]
+fn snapshot_archive_and_checkout_keep_what_cp_a_keeps_on_xfs_and_btrfs() -> Res {
+    if !rustix::process::geteuid().is_root() {
+        skip("not root: cannot make a tree of other owners");
+        return Ok(());
+    }
+    if !acl_tools() {
+        return Ok(());
+    }
+    for fsys in [Fs::Xfs, Fs::Btrfs] {
+        let Some(dir) = scratch(fsys) else { continue };
+        let what = format!("{fsys:?}");
+        let src = dir.path().join("src");
+        let store = dir.path().join("store");
+        let dst = dir.path().join("dst");
+        let reference = dir.path().join("cp-a");
+        make_tree(&src)?;
+        tool(
+            "mknod",
+            &[
+                os("-m"),
+                os("0620"),
+                src.join("tty").as_os_str(),
+                os("c"),
+                os("4"),
+                os("64"),
+            ],
+        )?;
+        let (uid, gid) = OTHER;
+        std::os::unix::fs::chown(src.join("tty"), Some(uid), Some(gid))?;
+        tool("cp", &[os("-a"), src.as_os_str(), reference.as_os_str()])?;
+
+        let snap = run(&[
+            os("snapshot"),
+            os("--store"),
+            store.as_os_str(),
+            os("--archive"),
+            os("--json"),
+            src.as_os_str(),
+        ])?;
+        let v = json(&snap)?;
+        assert_eq!(v["archive"], true, "{what}: {v}");
+        let id = v["id"].as_str().ok_or("no id")?.to_string();
+        assert_eq!(version(&store, &id)?, 2, "{what}");
+
+        let out = run(&[
+            os("checkout"),
+            os("--store"),
+            store.as_os_str(),
+            os("--json"),
+            os(&id),
+            dst.as_os_str(),
+        ])?;
+        let v = json(&out)?;
+        assert_eq!(v["archive"], true, "{what}: {v}");
+        for k in ["ownership", "xattr", "acl", "links", "special"] {
+            assert_eq!(v["not_kept"][k], 0, "{what}: {k}: {v}");
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("not kept"), "{what}: {stderr}");
+        if fsys == Fs::Btrfs {
+            // The tree subvolume's snapshot, given the metadata afterwards.
+            assert_eq!(v["method"], "subvolume", "{what}: {v}");
+        }
+        for rel in ENTRIES.iter().chain(&["tty"]) {
+            assert_eq!(
+                fields(&dst.join(rel))?,
+                fields(&reference.join(rel))?,
+                "{what}: {rel:?} differs from cp -a's"
+            );
+        }
+        // The fields say what they should, not only what cp -a did.
+        let d = fs::metadata(dst.join("d"))?;
+        assert_eq!(
+            (d.uid(), d.gid(), d.mode() & 0o7777),
+            (1234, 5678, 0o4755),
+            "{what}"
+        );
+        let suid = fs::metadata(dst.join("d/suid"))?;
+        assert_eq!((suid.uid(), suid.mode() & 0o7777), (1234, 0o4755), "{what}");
+        assert_eq!(ino(&dst.join("a"))?, ino(&dst.join("d/a-link"))?, "{what}");
+        assert_eq!(fs::metadata(dst.join("a"))?.nlink(), 2, "{what}");
+        let fifo = fs::symlink_metadata(dst.join("fifo"))?;
+        assert!(fifo.file_type().is_fifo(), "{what}");
+        assert_eq!((fifo.uid(), fifo.mode() & 0o7777), (1234, 0o640), "{what}");
+        let tty = fs::symlink_metadata(dst.join("tty"))?;
+        assert!(tty.file_type().is_char_device(), "{what}");
+        assert_eq!(tty.rdev(), rustix::fs::makedev(4, 64), "{what}");
+        assert_eq!((tty.uid(), tty.mode() & 0o7777), (1234, 0o620), "{what}");
+        let l = fs::symlink_metadata(dst.join("l"))?;
+        assert_eq!((l.uid(), l.gid()), OTHER, "{what}");
+        let x = fields(&dst.join("x"))?;
+        assert!(x.contains("user.test=0x7631"), "{what}: {x}");
+        assert!(x.contains("user:nobody:r--"), "{what}: {x}");
+        assert!(
+            fields(&dst.join("e"))?.contains("default:user:nobody:r-x"),
+            "{what}"
+        );
+        assert_eq!(fs::read(dst.join("a"))?, fs::read(src.join("a"))?, "{what}");
+
+        // status sees the tree it checked out (the special files recorded are no change);
+        // verify finds nothing wrong with a version 2 manifest.
+        let status = common::bin().current_dir(&dst).args(["status"]).output()?;
+        let (listed, said) = (
+            String::from_utf8_lossy(&status.stdout),
+            String::from_utf8_lossy(&status.stderr),
+        );
+        assert!(status.status.success(), "{what}: {status:?}");
+        assert!(listed.is_empty(), "{what}: no change: {listed}");
+        assert!(said.starts_with("clean: "), "{what}: {said}");
+        run(&[os("verify"), os("--store"), store.as_os_str()])?;
+
+        // The same tree without --archive: version 1, another id.
+        let plain_src = dir.path().join("plain");
+        fs::create_dir(&plain_src)?;
+        fs::write(plain_src.join("f"), b"plain")?;
+        let plain = json(&run(&[
+            os("snapshot"),
+            os("--store"),
+            store.as_os_str(),
+            os("--json"),
+            plain_src.as_os_str(),
+        ])?)?;
+        let plain_id = plain["id"].as_str().ok_or("no id")?;
+        assert_eq!(version(&store, plain_id)?, 1, "{what}");
+        assert_eq!(plain["archive"], false, "{what}");
+    }
+    Ok(())
+}
+
+#[test]
+fn checkout_of_an_archive_as_an_unprivileged_user_keeps_what_it_may_and_says_what_it_could_not()
+-> Res {
+    if !acl_tools() {
+        return Ok(());
+    }
+    let Some(user) = TestUser::create() else {
+        return Ok(());
+    };
+    let Some(dir) = scratch(Fs::Xfs) else {
+        return Ok(());
+    };
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))?;
+    let src = dir.path().join("src");
+    make_tree(&src)?;
+    tool(
+        "mknod",
+        &[
+            os("-m"),
+            os("0620"),
+            src.join("tty").as_os_str(),
+            os("c"),
+            os("4"),
+            os("64"),
+        ],
+    )?;
+    // Recorded as root, into a store the user may use.
+    let home = user.dir_in(dir.path());
+    let store = home.path().join("store");
+    let v = json(&run(&[
+        os("snapshot"),
+        os("--store"),
+        store.as_os_str(),
+        os("-a"),
+        os("--json"),
+        src.as_os_str(),
+    ])?)?;
+    let id = v["id"].as_str().ok_or("no id")?;
+    tool(
+        "chown",
+        &[
+            os("-R"),
+            os(&format!("{}:{}", user.uid(), user.gid())),
+            store.as_os_str(),
+        ],
+    )?;
+    let dst = home.path().join("dst");
+    let out = user
+        .command(common::BIN)
+        .env_remove("COWTREE_STORE")
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("XDG_STATE_HOME", home.path().join("state"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .args([
+            os("checkout"),
+            os("--store"),
+            store.as_os_str(),
+            os("--json"),
+            os(id),
+        ])
+        .arg(&dst)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit 0: {stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    // Everything but the second name of `a` and the device (not made) has an owner of
+    // others: the root and 2 directories, 5 files, the FIFO and the symlink.
+    assert_eq!(v["not_kept"]["ownership"], 10, "{v}");
+    assert_eq!(v["not_kept"]["special"], 1, "{v}");
+    for k in ["xattr", "acl", "links"] {
+        assert_eq!(v["not_kept"][k], 0, "{k}: {v}");
+    }
+    let said: Vec<&str> = stderr.lines().filter(|l| l.contains("not kept")).collect();
+    assert_eq!(said.len(), 2, "one line per kind: {stderr}");
+    assert!(
+        said[0].contains("ownership not kept for 10 entries (not permitted: run as root"),
+        "{stderr}"
+    );
+    assert!(said[1].contains("1 device node not kept"), "{stderr}");
+    // The tree is the user's, set-ID bits dropped; hardlinks, attributes, ACLs and the FIFO
+    // are kept, and the mode bits recorded.
+    let a = fs::metadata(dst.join("a"))?;
+    assert_eq!((a.uid(), a.gid()), (user.uid(), user.gid()));
+    assert_eq!(fs::metadata(dst.join("d/suid"))?.mode() & 0o7777, 0o755);
+    assert_eq!(ino(&dst.join("a"))?, ino(&dst.join("d/a-link"))?);
+    let x = fields(&dst.join("x"))?;
+    assert!(x.contains("user.test=0x7631"), "{x}");
+    assert!(x.contains("user:nobody:r--"), "{x}");
+    let fifo = fs::symlink_metadata(dst.join("fifo"))?;
+    assert!(fifo.file_type().is_fifo());
+    assert_eq!(fifo.mode() & 0o7777, 0o640);
+    assert!(!dst.join("tty").exists());
+    Ok(())
+}
+
+/// A version 1 manifest written byte by byte from its format (docs/manifest.md), as stores
+/// made before version 2 hold them: a file, an executable, a symlink, an empty directory.
+fn v1_fixture(blob: &Hash, size: u64) -> Vec<u8> {
+    let mut m = Vec::new();
+    m.extend_from_slice(b"CTMANIF\n");
+    m.extend_from_slice(&1u32.to_le_bytes());
+    m.extend_from_slice(&4u64.to_le_bytes());
+    let mut entry = |path: &[u8], kind: u8, data: &[u8]| {
+        m.extend_from_slice(&(path.len() as u32).to_le_bytes());
+        m.extend_from_slice(path);
+        m.push(kind);
+        m.extend_from_slice(data);
+    };
+    let blob_data = [&size.to_le_bytes()[..], blob.as_bytes()].concat();
+    entry(b"bin/run", 2, &blob_data);
+    entry(b"empty", 4, &[]);
+    entry(b"file", 1, &blob_data);
+    entry(b"link", 3, &[&3u32.to_le_bytes()[..], b"bin"].concat());
+    m
+}
+
+#[test]
+fn a_version_1_manifest_of_an_older_store_still_checks_out() -> Res {
+    let Some(dir) = scratch(Fs::Xfs) else {
+        return Ok(());
+    };
+    let store = dir.path().join("store");
+    // A store with the blob in it (recorded by a snapshot), then the fixture beside it.
+    let seed = dir.path().join("seed");
+    fs::create_dir(&seed)?;
+    let content = b"#!/bin/sh\necho run\n";
+    fs::write(seed.join("f"), content)?;
+    run(&[
+        os("snapshot"),
+        os("--store"),
+        store.as_os_str(),
+        os("-q"),
+        seed.as_os_str(),
+    ])?;
+    let blob = Hash::of(content);
+    let bytes = v1_fixture(&blob, content.len() as u64);
+    let id = Hash::of(&bytes).to_hex();
+    // Its id, fixed: the version 1 encoding never changes.
+    assert_eq!(
+        id,
+        "9168fe43a5a553c37ed5e3f69d6bf822bcda8d18215b82243eb0e379b69da1f8"
+    );
+    fs::write(store.join("snapshots").join(&id), &bytes)?;
+    let dst = dir.path().join("dst");
+    let out = run(&[
+        os("checkout"),
+        os("--store"),
+        store.as_os_str(),
+        os("--json"),
+        os(&id),
+        dst.as_os_str(),
+    ])?;
+    let v = json(&out)?;
+    assert_eq!(v["archive"], false, "{v}");
+    assert_eq!(v["files"], 2, "{v}");
+    assert_eq!(fs::read(dst.join("file"))?, content);
+    assert_eq!(fs::metadata(dst.join("file"))?.mode() & 0o7777, 0o644);
+    assert_eq!(fs::metadata(dst.join("bin/run"))?.mode() & 0o7777, 0o755);
+    assert_eq!(fs::read_link(dst.join("link"))?, Path::new("bin"));
+    assert!(fs::read_dir(dst.join("empty"))?.next().is_none());
+    run(&[os("verify"), os("--store"), store.as_os_str()])?;
+    // Shown as it is, and what a snapshot of the checkout records is the same bytes.
+    let again = json(&run(&[
+        os("snapshot"),
+        os("--store"),
+        store.as_os_str(),
+        os("--full"),
+        os("--json"),
+        dst.as_os_str(),
+    ])?)?;
+    assert_eq!(again["id"], id.as_str());
+    Ok(())
+}
+
+#[test]
+fn a_corrupted_version_2_manifest_is_refused_never_a_panic() -> Res {
+    let Some(dir) = scratch(Fs::Xfs) else {
+        return Ok(());
+    };
+    let store = dir.path().join("store");
+    let src = dir.path().join("src");
+    fs::create_dir_all(src.join("d"))?;
+    fs::write(src.join("d/a"), b"hardlinked")?;
+    fs::hard_link(src.join("d/a"), src.join("b"))?;
+    fs::write(src.join("x"), b"attributes")?;
+    tool(
+        "setfattr",
+        &[
+            os("-n"),
+            os("user.k"),
+            os("-v"),
+            os("v"),
+            src.join("x").as_os_str(),
+        ],
+    )
+    .or_else(|_| Ok::<_, Box<dyn Error>>(String::new()))?;
+    tool("mkfifo", &[src.join("d/p").as_os_str()])?;
+    let v = json(&run(&[
+        os("snapshot"),
+        os("--store"),
+        store.as_os_str(),
+        os("-a"),
+        os("--json"),
+        src.as_os_str(),
+    ])?)?;
+    let id = v["id"].as_str().ok_or("no id")?;
+    let good = fs::read(store.join("snapshots").join(id))?;
+    assert_eq!(u32::from_le_bytes(good[8..12].try_into()?), 2);
+    let snapshots = store.join("snapshots");
+    let mut refused = 0;
+    let mut tried = 0;
+    // Every truncation, and a changed byte at every position: each recorded under its own
+    // hash, so that the store's check of the bytes against the id passes and the decoder
+    // alone decides. `show` reads it entry by entry; every 8th is also checked out.
+    for n in 0..good.len() * 2 {
+        let bad = if n < good.len() {
+            good[..n].to_vec()
+        } else {
+            let mut b = good.clone();
+            b[n - good.len()] ^= 0x41;
+            b
+        };
+        let bad_id = Hash::of(&bad).to_hex();
+        fs::write(snapshots.join(&bad_id), &bad)?;
+        let mut cmds = vec![vec![os("show").to_owned(), os(&bad_id).to_owned()]];
+        if n % 8 == 0 {
+            let dst = dir.path().join(format!("dst-{n}"));
+            cmds.push(vec![
+                os("checkout").to_owned(),
+                os(&bad_id).to_owned(),
+                dst.into_os_string(),
+            ]);
+        }
+        for args in cmds {
+            let out = common::bin()
+                .arg("--store")
+                .arg(&store)
+                .args(&args)
+                .output()?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !stderr.contains("panicked") && out.status.code() != Some(101),
+                "{args:?} at {n}: {stderr}"
+            );
+            tried += 1;
+            if !out.status.success() {
+                refused += 1;
+                // (A changed blob hash is a manifest that decodes, naming a missing blob.)
+                assert!(
+                    stderr.starts_with("cowtree: ") && stderr.len() > 20,
+                    "{args:?} at {n}: the refusal says why: {stderr}"
+                );
+                if n < good.len() {
+                    continue;
+                }
+            } else {
+                assert!(
+                    n >= good.len(),
+                    "a truncation at {n} was accepted by {args:?}"
+                );
+            }
+        }
+        fs::remove_file(snapshots.join(&bad_id))?;
+    }
+    // Most changed bytes break something the decoder checks.
+    assert!(refused * 2 > tried, "{refused} of {tried} refused");
+    Ok(())
+}
