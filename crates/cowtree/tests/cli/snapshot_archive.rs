@@ -172,6 +172,24 @@ fn snapshot_archive_and_checkout_keep_what_cp_a_keeps_on_xfs_and_btrfs() -> Res 
         assert!(listed.is_empty(), "{what}: no change: {listed}");
         assert!(said.starts_with("clean: "), "{what}: {said}");
         run(&[os("verify"), os("--store"), store.as_os_str()])?;
+        // switch to another version 2 snapshot: its entries, as for any snapshot.
+        fs::write(src.join("added"), b"after the first snapshot")?;
+        let next = json(&run(&[
+            os("snapshot"),
+            os("--store"),
+            store.as_os_str(),
+            os("-a"),
+            os("--json"),
+            src.as_os_str(),
+        ])?)?;
+        let next_id = next["id"].as_str().ok_or("no id")?;
+        let switched = common::bin()
+            .current_dir(&dst)
+            .args(["switch", next_id])
+            .output()?;
+        assert!(switched.status.success(), "{what}: {switched:?}");
+        assert_eq!(fs::read(dst.join("added"))?, b"after the first snapshot");
+        assert_eq!(ino(&dst.join("a"))?, ino(&dst.join("d/a-link"))?, "{what}");
 
         // The same tree without --archive: version 1, another id.
         let plain_src = dir.path().join("plain");

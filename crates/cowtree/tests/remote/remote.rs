@@ -1018,3 +1018,99 @@ fn messages_about_remotes_print_commands_that_run_as_printed() {
     assert_eq!(v.code(), Some(4), "verify finds it: {}", v.stdout);
     assert!(v.stdout.contains(&hex[2..]), "{}", v.stdout);
 }
+
+#[test]
+fn an_archived_snapshot_round_trips_through_a_remote_and_checks_out_with_its_metadata() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let Some(srv) = server() else { return };
+    let (Some(a), Some(b)) = (scratch(Fs::Xfs), scratch(Fs::Btrfs)) else {
+        return;
+    };
+    let (sa, sb) = (a.path().join("store"), b.path().join("store"));
+    // A hardlinked pair, a file of mode 0600 with a user attribute, a FIFO in a directory
+    // that holds nothing else.
+    let src = a.path().join("src");
+    fs::create_dir_all(src.join("d/only-fifo")).unwrap();
+    fs::write(src.join("d/one"), pattern(5000, 3)).unwrap();
+    fs::hard_link(src.join("d/one"), src.join("two")).unwrap();
+    fs::write(src.join("secret"), b"private").unwrap();
+    fs::set_permissions(src.join("secret"), fs::Permissions::from_mode(0o600)).unwrap();
+    let xattr = Command::new("setfattr")
+        .args(["-n", "user.note", "-v", "kept"])
+        .arg(src.join("secret"))
+        .status()
+        .is_ok_and(|s| s.success());
+    let fifo = src.join("d/only-fifo/p");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let url = format!("s3://cowtree/{}", prefix());
+    cw(
+        &srv,
+        &sa,
+        &["remote", "add", "origin", &url, "--endpoint", &srv.endpoint],
+    )
+    .assert_ok("add");
+    let id = cw(
+        &srv,
+        &sa,
+        &[
+            "snapshot",
+            "--archive",
+            "--json",
+            src.to_str().unwrap(),
+            "--name",
+            "root",
+        ],
+    )
+    .assert_ok("snapshot --archive")
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cw(&srv, &sa, &["push", "root"]).assert_ok("push");
+    cw(&srv, &sb, &["pull", "root"]).assert_ok("pull");
+    // The same bytes under the same id: a version 2 manifest, as pushed.
+    let pulled = fs::read(sb.join("snapshots").join(&id)).unwrap();
+    assert_eq!(pulled, fs::read(sa.join("snapshots").join(&id)).unwrap());
+    assert_eq!(u32::from_le_bytes(pulled[8..12].try_into().unwrap()), 2);
+    cw(&srv, &sb, &["verify"]).assert_ok("verify");
+    let dst = b.path().join("dst");
+    let out = cw(
+        &srv,
+        &sb,
+        &["checkout", "--json", "root", dst.to_str().unwrap()],
+    );
+    let v = out.assert_ok("checkout").json();
+    assert_eq!(v["archive"], true, "{v}");
+    let one = fs::metadata(dst.join("d/one")).unwrap();
+    assert_eq!(one.ino(), fs::metadata(dst.join("two")).unwrap().ino());
+    assert_eq!(one.nlink(), 2);
+    assert_eq!(fs::read(dst.join("two")).unwrap(), pattern(5000, 3));
+    assert_eq!(
+        fs::metadata(dst.join("secret")).unwrap().mode() & 0o7777,
+        0o600
+    );
+    assert!(
+        fs::symlink_metadata(dst.join("d/only-fifo/p"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    if xattr {
+        let got = Command::new("getfattr")
+            .args(["-n", "user.note", "--only-values"])
+            .arg(dst.join("secret"))
+            .output()
+            .unwrap();
+        assert_eq!(got.stdout, b"kept");
+    }
+    // status of the new worktree: nothing changed.
+    let st = cw_in(&srv, &dst, &["status"]);
+    st.assert_ok("status");
+    assert_eq!(st.stdout, "", "no change: {}", st.stderr);
+}
