@@ -2,7 +2,7 @@
 //! canonical (re-encoding gives the same bytes) and hold only valid relative paths. The
 //! in-place view and the compact form (read a chunk at a time, as a worktree's base and a
 //! checkout read a manifest) must accept exactly what the decoder accepts and hold the same
-//! entries.
+//! entries. Version 2 (what `snapshot --archive` records) too: the seed `archive`.
 #![no_main]
 
 use cowtree_fs::name::validate_relative_path;
@@ -20,7 +20,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(hash, cowtree_store::Hash::of(data));
     assert_eq!(compact.is_ok(), decoded.is_ok());
     if let (Ok(c), Ok(m)) = (&compact, &decoded) {
-        assert_eq!(&c.to_manifest(), m);
+        // (The compact form holds the tree: a version 2 manifest's metadata is not in it.)
+        assert_eq!(c.to_manifest().entries(), m.entries());
     }
     if let Ok(m) = decoded {
         let v = view.expect("accepted by both");

@@ -18,7 +18,8 @@ use crate::units::{bytes, count, secs};
 /// filesystem that cannot share data), hashed, and kept as a read-only blob named by its
 /// BLAKE3 hash; the snapshot is a manifest of paths, kinds (file,
 /// executable, symlink, empty directory), sizes and blobs. Symlinks are recorded, never
-/// followed; fifos, sockets and devices are refused. The same tree always gives the same id.
+/// followed; fifos, sockets and devices are refused (recorded with --archive, below). The same
+/// tree always gives the same id.
 ///
 /// Without DIR, records the worktree containing the current directory (-C DIR names one).
 /// For a worktree, the snapshot is incremental: files whose size, times, inode and mode match
@@ -79,9 +80,9 @@ pub struct Args {
     from_json: Option<PathBuf>,
     /// Print one JSON object: id, store, files, bytes, new_blobs, new_bytes, copied_bytes,
     /// elapsed_ms, frozen (read from a read-only btrfs snapshot of DIR, a subvolume), reason
-    /// (why not, on btrfs; null otherwise) (and for a worktree: read, listed_dirs, incremental,
-    /// base_updated; read counts the files and listed_dirs the directories the stat cache
-    /// could not vouch for).
+    /// (why not, on btrfs; null otherwise), archive (what --archive or --preserve asked was
+    /// recorded) (and for a worktree: read, listed_dirs, incremental, base_updated; read
+    /// counts the files and listed_dirs the directories the stat cache could not vouch for).
     #[arg(long)]
     json: bool,
     /// Print nothing but errors (not even the id).

@@ -14,6 +14,9 @@ use crate::exit::{CmdResult, Exit};
 /// Lists modified (M), added/untracked (A; a directory holding nothing of the base is one
 /// entry, shown with a trailing /), deleted (D), type-changed (T: file, directory and symlink
 /// swapped) and mode-changed (X: the executable bit) paths. A path can be both M and X.
+/// Owners, other mode bits, extended attributes and hardlinks are not compared, also for a
+/// snapshot taken with `snapshot --archive`; the special files such a snapshot records are
+/// not shown as added.
 ///
 /// Only files whose size, mtime, ctime, inode or mode differ from the stat cache kept in the
 /// store are read and hashed; a file whose mtime is within the timestamp granularity of the
