@@ -1113,4 +1113,34 @@ fn an_archived_snapshot_round_trips_through_a_remote_and_checks_out_with_its_met
     let st = cw_in(&srv, &dst, &["status"]);
     st.assert_ok("status");
     assert_eq!(st.stdout, "", "no change: {}", st.stderr);
+    // Checked out while it is pulled (into a third store): the same.
+    let Some(c) = scratch(Fs::Xfs2) else { return };
+    let (sc, dst2) = (c.path().join("store"), c.path().join("dst"));
+    let out = cw(
+        &srv,
+        &sc,
+        &[
+            "checkout",
+            "--pull",
+            "--json",
+            "root",
+            dst2.to_str().unwrap(),
+        ],
+    );
+    let v = out.assert_ok("checkout --pull").json();
+    assert_eq!(v["archive"], true, "{v}");
+    assert_eq!(
+        fs::metadata(dst2.join("d/one")).unwrap().ino(),
+        fs::metadata(dst2.join("two")).unwrap().ino()
+    );
+    assert_eq!(
+        fs::metadata(dst2.join("secret")).unwrap().mode() & 0o7777,
+        0o600
+    );
+    assert!(
+        fs::symlink_metadata(dst2.join("d/only-fifo/p"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
 }
