@@ -380,16 +380,25 @@ impl Store {
     /// True when snapshot `id`'s manifest is of version 2 (it records what `snapshot
     /// --archive` keeps: [`crate::manifest::Archive`]), told by its header alone.
     pub fn has_archive(&self, id: &Hash) -> Result<bool> {
+        Ok(self.archive_items(id)?.is_some())
+    }
+
+    /// What snapshot `id` records beside its tree (`snapshot --archive`'s items), when its
+    /// manifest is of version 2, told by its header alone (not checked: a manifest read
+    /// whole is).
+    pub fn archive_items(&self, id: &Hash) -> Result<Option<cowtree_link::Preserve>> {
         use std::io::Read;
         let f = self.open_snapshot(id)?;
-        let mut head = Vec::with_capacity(12);
+        // Magic, version, entry count, kept items.
+        let mut head = Vec::with_capacity(21);
         (&f.file)
-            .take(12)
+            .take(21)
             .read_to_end(&mut head)
             .map_err(|e| Error::io_at("read", &f.path, e))?;
-        Ok(head.len() == 12
+        let v2 = head.len() == 21
             && head[..8] == crate::manifest::MAGIC[..]
-            && head[8..] == crate::manifest::VERSION_ARCHIVE.to_le_bytes()[..])
+            && head[8..12] == crate::manifest::VERSION_ARCHIVE.to_le_bytes()[..];
+        Ok(v2.then(|| crate::manifest::preserve_of(head[20])).flatten())
     }
 
     /// Snapshot `id`'s manifest in its compact form (each directory's path once, each entry

@@ -131,7 +131,8 @@ fn preserve_bits(p: Preserve) -> u8 {
         | u8::from(p.special) << 4
 }
 
-fn preserve_of(bits: u8) -> Option<Preserve> {
+/// The kept items of a version 2 header's byte; `None` when it is not a valid one.
+pub(crate) fn preserve_of(bits: u8) -> Option<Preserve> {
     (bits != 0 && bits & !0x1f == 0).then_some(Preserve {
         ownership: bits & 1 != 0,
         xattr: bits & 2 != 0,

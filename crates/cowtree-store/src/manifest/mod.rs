@@ -61,6 +61,7 @@ mod sorted;
 mod stream;
 mod view;
 
+pub(crate) use archive::preserve_of;
 pub use archive::{Archive, EntryMeta, Extra, ExtraKind, Link, Meta, VERSION_ARCHIVE};
 pub(crate) use check::{Checker, EntryChecker};
 pub use check::{EncodedCounts, each_encoded, validate, validate_encoded};

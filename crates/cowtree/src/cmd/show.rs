@@ -13,7 +13,9 @@ use crate::units::{bytes, count};
 /// Print a snapshot's entries: kind, size, blob or link target, path.
 ///
 /// --json prints the manifest interchange format (docs/manifest.md), which `cowtree snapshot
-/// --from-json` reads back.
+/// --from-json` reads back. Of a snapshot taken with `snapshot --archive` (a version 2
+/// manifest) both print the entries only: the first line says that it records more, which
+/// `cowtree checkout` gives back.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   cowtree show v1                   # every entry of the snapshot named v1
@@ -42,9 +44,26 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         snap.each_entry(|e| w.entry(e))?;
         w.finish(&id, files).map_err(output)?
     } else {
+        let archive = match store.archive_items(&id)? {
+            Some(p) => {
+                let items = [
+                    (p.ownership, "ownership"),
+                    (p.xattr, "xattr"),
+                    (p.acl, "acl"),
+                    (p.links, "links"),
+                    (p.special, "special"),
+                ];
+                let named: Vec<&str> = items.iter().filter(|i| i.0).map(|i| i.1).collect();
+                format!(
+                    " (and modes, {}: snapshot --archive, version 2)",
+                    named.join(", ")
+                )
+            }
+            None => String::new(),
+        };
         let mut lines = Lines { out, failed: None };
         lines.line(format_args!(
-            "snapshot {id}: {}, {}",
+            "snapshot {id}: {}, {}{archive}",
             count(files, "file", "files"),
             bytes(total)
         ));

@@ -416,6 +416,14 @@ fn a_corrupted_version_2_manifest_is_refused_never_a_panic() -> Res {
         src.as_os_str(),
     ])?)?;
     let id = v["id"].as_str().ok_or("no id")?;
+    let shown = run(&[os("show"), os("--store"), store.as_os_str(), os(id)])?;
+    let first = String::from_utf8(shown.stdout)?;
+    assert!(
+        first.lines().next().is_some_and(|l| l.ends_with(
+            "(and modes, ownership, xattr, acl, links, special: snapshot --archive, version 2)"
+        )),
+        "{first}"
+    );
     let good = fs::read(store.join("snapshots").join(id))?;
     assert_eq!(u32::from_le_bytes(good[8..12].try_into()?), 2);
     let snapshots = store.join("snapshots");
