@@ -64,7 +64,9 @@ pub struct Args {
     /// Print one JSON object: files, dirs, symlinks, cloned, copied, bytes,
     /// fallbacks [{reason, count}], cross_device, store, elapsed_ms, method ("subvolume" or
     /// "per-file"), reason and reason_description (why not one snapshot, when per file; null
-    /// otherwise), tree_built.
+    /// otherwise), tree_built, archive (the snapshot recorded what `snapshot --archive`
+    /// keeps, given to the tree), not_kept {ownership, xattr, acl, links, special} (entries of
+    /// which something recorded could not be kept).
     #[arg(long)]
     json: bool,
     /// Print nothing but errors.
