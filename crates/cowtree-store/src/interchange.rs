@@ -41,21 +41,42 @@ fn bytes_field(obj: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
     };
 }
 
-/// The JSON form of a manifest.
+/// The JSON form of a manifest. Of a version 2 manifest (`snapshot --archive`), the entries
+/// only, and `"archive"`: the items it records beside them, which this form does not hold
+/// (see [`archive_items`]); [`from_json`] refuses such a document.
 pub fn to_json(m: &Manifest, id: &Hash) -> Value {
     let entries: Vec<Value> = m
         .entries()
         .iter()
         .map(|e| entry_json(EntryRef::of(e)))
         .collect();
-    json!({
+    let mut v = json!({
         "format": FORMAT,
         "version": VERSION,
         "id": id.to_hex(),
         "files": m.files(),
         "bytes": m.bytes(),
         "entries": entries,
-    })
+    });
+    if let (Some(a), Value::Object(o)) = (m.archive(), &mut v) {
+        o.insert("archive".into(), archive_items(a.preserve).into());
+    }
+    v
+}
+
+/// The names of the items a version 2 manifest records beside its entries (`--preserve`'s:
+/// ownership, xattr, acl, links, special).
+pub fn archive_items(p: cowtree_link::Preserve) -> Vec<&'static str> {
+    [
+        (p.ownership, "ownership"),
+        (p.xattr, "xattr"),
+        (p.acl, "acl"),
+        (p.links, "links"),
+        (p.special, "special"),
+    ]
+    .into_iter()
+    .filter_map(|(kept, name)| kept.then_some(name))
+    .collect()
 }
 
 /// The JSON form of one entry.
@@ -88,8 +109,23 @@ pub struct JsonWriter<W: Write> {
 
 impl<W: Write> JsonWriter<W> {
     /// Writes what comes before the entries.
-    pub fn start(mut out: W, bytes: u64) -> io::Result<JsonWriter<W>> {
-        write!(out, "{{\"bytes\":{bytes},\"entries\":[")?;
+    pub fn start(out: W, bytes: u64) -> io::Result<JsonWriter<W>> {
+        JsonWriter::start_archive(out, bytes, None)
+    }
+
+    /// [`JsonWriter::start`] of a version 2 manifest (`snapshot --archive`) that records
+    /// `archive` beside its entries (written as [`to_json`] writes it).
+    pub fn start_archive(
+        mut out: W,
+        bytes: u64,
+        archive: Option<cowtree_link::Preserve>,
+    ) -> io::Result<JsonWriter<W>> {
+        if let Some(p) = archive {
+            write!(out, "{{\"archive\":{},", Value::from(archive_items(p)))?;
+        } else {
+            out.write_all(b"{")?;
+        }
+        write!(out, "\"bytes\":{bytes},\"entries\":[")?;
         Ok(JsonWriter {
             out,
             entries: 0,
@@ -161,6 +197,13 @@ pub fn from_json(text: &[u8]) -> Result<Manifest> {
             )));
         }
     }
+    if top.archive {
+        return Err(Error::invalid_input(
+            "this is the JSON form of a snapshot taken with --archive (\"archive\"): it holds \
+             its entries only, not what the snapshot records beside them, so it cannot be \
+             recorded from JSON; push and pull carry the snapshot itself",
+        ));
+    }
     if let Some(k) = top.unknown {
         return Err(Error::invalid_input(format!(
             "unknown top-level field {k:?}"
@@ -191,6 +234,8 @@ pub fn from_json(text: &[u8]) -> Result<Manifest> {
 struct Top {
     format: Option<Value>,
     version: Option<Value>,
+    /// An `"archive"` field: the JSON form of a version 2 manifest (refused).
+    archive: bool,
     unknown: Option<String>,
     entries: Option<Result<Vec<Entry>>>,
 }
@@ -214,6 +259,10 @@ impl<'de> serde::de::Visitor<'de> for TopVisitor {
             match key.as_str() {
                 "format" => top.format = Some(map.next_value()?),
                 "version" => top.version = Some(map.next_value()?),
+                "archive" => {
+                    top.archive = true;
+                    map.next_value::<IgnoredAny>()?;
+                }
                 "entries" => top.entries = Some(map.next_value_seed(EntriesSeed)?),
                 "id" | "files" | "bytes" => {
                     map.next_value::<IgnoredAny>()?;
@@ -374,6 +423,48 @@ mod tests {
         assert_eq!(v["entries"][0]["path_hex"], "61ff");
         let back = from_json(v.to_string().as_bytes()).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn the_json_of_an_archive_names_its_items_and_is_not_recorded_back()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        use crate::manifest::{Extra, ExtraKind, Meta};
+        let preserve = cowtree_link::Preserve {
+            ownership: true,
+            special: true,
+            ..Default::default()
+        };
+        let m = Manifest::with_archive(
+            preserve,
+            vec![(
+                Entry::blob(b"f".to_vec(), false, 1, Hash::of(b"x")),
+                Meta {
+                    mode: 0o600,
+                    uid: 7,
+                    ..Meta::default()
+                },
+                None,
+            )],
+            vec![Extra {
+                path: b"p".to_vec(),
+                kind: ExtraKind::Fifo,
+                meta: Meta::default(),
+            }],
+        )?;
+        let v = to_json(&m, &m.id());
+        assert_eq!(v["archive"], json!(["ownership", "special"]));
+        // Streamed, the same bytes.
+        let mut w = JsonWriter::start_archive(Vec::new(), m.bytes(), Some(preserve))?;
+        for e in m.entries() {
+            w.entry(EntryRef::of(e));
+        }
+        assert_eq!(w.finish(&m.id(), m.files())?, serde_json::to_vec(&v)?);
+        // Recorded from it, the metadata would be lost: refused, saying why.
+        let refused = from_json(v.to_string().as_bytes())
+            .err()
+            .ok_or("the JSON of an archive was recorded")?;
+        assert!(refused.to_string().contains("--archive"), "{refused}");
+        Ok(())
     }
 
     #[test]

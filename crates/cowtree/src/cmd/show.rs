@@ -14,8 +14,9 @@ use crate::units::{bytes, count};
 ///
 /// --json prints the manifest interchange format (docs/manifest.md), which `cowtree snapshot
 /// --from-json` reads back. Of a snapshot taken with `snapshot --archive` (a version 2
-/// manifest) both print the entries only: the first line says that it records more, which
-/// `cowtree checkout` gives back.
+/// manifest) both print the entries only: the first line, or the JSON's "archive" field,
+/// names what it records beside them, which `cowtree checkout` gives back (and which
+/// `snapshot --from-json` refuses: it cannot record that from the entries).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   cowtree show v1                   # every entry of the snapshot named v1
@@ -39,26 +40,17 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let snap = store.open_snapshot(&id)?;
     let (files, total) = snap.file_totals()?;
     let out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let items = store.archive_items(&id)?;
     let mut out = if args.json {
-        let mut w = JsonWriter::start(out, total).map_err(output)?;
+        let mut w = JsonWriter::start_archive(out, total, items).map_err(output)?;
         snap.each_entry(|e| w.entry(e))?;
         w.finish(&id, files).map_err(output)?
     } else {
-        let archive = match store.archive_items(&id)? {
-            Some(p) => {
-                let items = [
-                    (p.ownership, "ownership"),
-                    (p.xattr, "xattr"),
-                    (p.acl, "acl"),
-                    (p.links, "links"),
-                    (p.special, "special"),
-                ];
-                let named: Vec<&str> = items.iter().filter(|i| i.0).map(|i| i.1).collect();
-                format!(
-                    " (and modes, {}: snapshot --archive, version 2)",
-                    named.join(", ")
-                )
-            }
+        let archive = match items {
+            Some(p) => format!(
+                " (and modes, {}: snapshot --archive, version 2)",
+                cowtree_store::interchange::archive_items(p).join(", ")
+            ),
             None => String::new(),
         };
         let mut lines = Lines { out, failed: None };

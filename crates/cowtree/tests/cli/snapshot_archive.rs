@@ -424,6 +424,35 @@ fn a_corrupted_version_2_manifest_is_refused_never_a_panic() -> Res {
         )),
         "{first}"
     );
+    // Its JSON form names what it records, and is not recorded back without it.
+    let shown = run(&[
+        os("show"),
+        os("--store"),
+        store.as_os_str(),
+        os("--json"),
+        os(id),
+    ])?;
+    let v = json(&shown)?;
+    assert_eq!(
+        v["archive"],
+        serde_json::json!(["ownership", "xattr", "acl", "links", "special"])
+    );
+    let doc = dir.path().join("archive.json");
+    fs::write(&doc, &shown.stdout)?;
+    let back = common::bin()
+        .args([
+            os("snapshot"),
+            os("--store"),
+            store.as_os_str(),
+            os("--from-json"),
+        ])
+        .arg(&doc)
+        .output()?;
+    assert!(!back.status.success());
+    assert!(
+        String::from_utf8_lossy(&back.stderr).contains("taken with --archive"),
+        "{back:?}"
+    );
     let good = fs::read(store.join("snapshots").join(id))?;
     assert_eq!(u32::from_le_bytes(good[8..12].try_into()?), 2);
     let snapshots = store.join("snapshots");
