@@ -4,7 +4,7 @@
 //! 0644 or 0755), per file or as a snapshot of the store's tree subvolume; then:
 //!
 //! 1. the special files are made (`mknodat`; a device node needs root: counted as not kept
-//!    otherwise), with any directory that holds nothing else;
+//!    otherwise);
 //! 2. each later name of a group of hardlinks is replaced by a link to the group's first
 //!    name (a link to a temporary name, renamed over the file the checkout made; a refused
 //!    link leaves that file, counted as not kept, with the group's metadata);
@@ -18,7 +18,6 @@
 //! line per kind, as `clone` does; it is not an error.
 
 use std::ffi::OsStr;
-use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -106,27 +105,6 @@ impl Restore<'_> {
         }
     }
 
-    /// The directory `dir`, made (with the directories above it) where the tree has none:
-    /// one that holds only special files.
-    fn make_dirs(&mut self, dir: &[u8]) -> Result<()> {
-        let mut at = 0;
-        while at < dir.len() {
-            let end = dir[at..]
-                .iter()
-                .position(|&b| b == b'/')
-                .map_or(dir.len(), |i| at + i);
-            let (parent, name) = (&dir[..at.saturating_sub(1)], &dir[at..end]);
-            let p = self.dir(parent)?;
-            match p.create_dir(OsStr::from_bytes(name), 0o700) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Error::io_at("create directory", self.full(&dir[..end]), e)),
-            }
-            at = end + 1;
-        }
-        Ok(())
-    }
-
     fn specials(&mut self, a: &Archive) -> Result<()> {
         for x in &a.extras {
             let (ft, rdev) = match x.kind {
@@ -136,8 +114,8 @@ impl Restore<'_> {
                 ExtraKind::CharDevice(r) => (FileType::CharacterDevice, r),
                 ExtraKind::BlockDevice(r) => (FileType::BlockDevice, r),
             };
+            // (Its directory is in the tree: the manifest's check says so.)
             let (dir, name) = split(&x.path);
-            self.make_dirs(dir)?;
             let full = self.full(&x.path);
             let d = self.dir(dir)?;
             // The umask applies here: the exact bits are given with the rest (below).

@@ -331,8 +331,12 @@ struct Group {
 pub(crate) struct ArchiveCheck {
     preserve: Preserve,
     extras: Vec<Extra>,
-    /// Per directory record: something lies beneath it.
-    filled: Vec<bool>,
+    /// Per record: it is in the tree. A directory record has an entry beneath it (a
+    /// directory holding only special files is an empty-directory entry); a special file's
+    /// directory is the root, an empty-directory entry, or has an entry beneath it.
+    placed: Vec<bool>,
+    /// The special files' directories (not the root), sorted, with the records' indices.
+    parents: Vec<(Vec<u8>, usize)>,
     /// First names of hardlink groups: kind, size, hash, whether a later name was seen, and
     /// the path (for a message).
     groups: HashMap<u64, Group>,
@@ -357,7 +361,8 @@ impl ArchiveCheck {
             path: x.path.clone(),
             reason,
         };
-        let mut filled = vec![false; extras.len()];
+        let mut placed = vec![false; extras.len()];
+        let mut parents = Vec::new();
         for (i, x) in extras.iter().enumerate() {
             if x.path.is_empty() {
                 if i != 0 || x.kind != ExtraKind::Dir {
@@ -367,8 +372,8 @@ impl ArchiveCheck {
                         "an empty path that is not the root's first record".into(),
                     ));
                 }
-                // (The root holds whatever the tree holds.)
-                filled[0] = true;
+                // (The root is always there.)
+                placed[0] = true;
             } else if let Err(reason) = check_relative_path_from(&x.path, 0) {
                 return Err(bad(i, x, format!("invalid path: {reason}")));
             }
@@ -385,29 +390,35 @@ impl ArchiveCheck {
             if let Some(reason) = meta_fault(&x.meta, preserve, None) {
                 return Err(bad(i, x, reason));
             }
-            // What lies beneath an earlier record: a special file holds nothing, a
-            // directory is filled.
+            if x.kind != ExtraKind::Dir {
+                match x.path.iter().rposition(|&b| b == b'/') {
+                    Some(at) => parents.push((x.path[..at].to_vec(), i)),
+                    None => placed[i] = true,
+                }
+            }
+            // Nothing lies beneath a special file.
             for a in ancestors(&x.path) {
-                if let Ok(j) = extras[..i].binary_search_by(|y| y.path.as_slice().cmp(a)) {
-                    if extras[j].kind != ExtraKind::Dir {
-                        return Err(bad(
-                            i,
-                            x,
-                            format!(
-                                "lies beneath the {} {}",
-                                extras[j].kind.as_str(),
-                                super::error::show(a)
-                            ),
-                        ));
-                    }
-                    filled[j] = true;
+                if let Ok(j) = extras[..i].binary_search_by(|y| y.path.as_slice().cmp(a))
+                    && extras[j].kind != ExtraKind::Dir
+                {
+                    return Err(bad(
+                        i,
+                        x,
+                        format!(
+                            "lies beneath the {} {}",
+                            extras[j].kind.as_str(),
+                            super::error::show(a)
+                        ),
+                    ));
                 }
             }
         }
+        parents.sort();
         Ok(ArchiveCheck {
             preserve,
             extras,
-            filled,
+            placed,
+            parents,
             groups: HashMap::new(),
             kept: keep.then(Vec::new),
         })
@@ -451,9 +462,19 @@ impl ArchiveCheck {
                 )));
             }
         }
-        for a in ancestors(e.path) {
+        // The directories this entry shows to be in the tree: its ancestors, and itself
+        // when it is an empty directory.
+        let own = (e.kind == Kind::Dir).then_some(e.path);
+        for a in ancestors(e.path).chain(own) {
             if let Ok(j) = find(a) {
-                self.filled[j] = true;
+                self.placed[j] = true;
+            }
+            let from = self.parents.partition_point(|(p, _)| p.as_slice() < a);
+            for (p, j) in &self.parents[from..] {
+                if p.as_slice() != a {
+                    break;
+                }
+                self.placed[*j] = true;
             }
         }
         let blob = e.hash().map(|h| (h, e.size()));
@@ -500,19 +521,23 @@ impl ArchiveCheck {
         Ok(())
     }
 
-    /// The last checks: every directory record has something beneath it, every group a
+    /// The last checks: every record is in the tree (see `placed`), every group has a
     /// later name. Returns the archive: its records, and its entries' metadata when it was
     /// kept (else none).
     pub(crate) fn finish(self) -> Result<Option<Archive>, ManifestError> {
-        let empty = (self.extras.iter().zip(&self.filled))
-            .position(|(x, &filled)| x.kind == ExtraKind::Dir && !filled);
-        if let Some(i) = empty {
+        if let Some(i) = self.placed.iter().position(|p| !p) {
+            let x = &self.extras[i];
+            let reason = match x.kind {
+                ExtraKind::Dir => {
+                    "a directory record with no entry beneath it (an empty directory, or one \
+                     holding only special files, is an entry)"
+                }
+                _ => "its directory is not in the tree (no entry is it or lies beneath it)",
+            };
             return Err(ManifestError::BadRecord {
                 index: i as u64,
-                path: self.extras[i].path.clone(),
-                reason:
-                    "a directory record with nothing beneath it (an empty directory is an entry)"
-                        .into(),
+                path: x.path.clone(),
+                reason: reason.into(),
             });
         }
         let lone = (self.groups.iter())

@@ -46,8 +46,10 @@
 //! ```
 //! A record's path is never an entry's, nor beneath a special file or an entry, but for
 //! special files directly in an empty-directory entry (a directory holding only special
-//! files is an empty directory to version 1's readers); a directory record has an entry or a
-//! record beneath it (an empty directory is an entry with its own meta). Every group of hardlinks has a later name. Readers that look at the tree only
+//! files is an empty directory to version 1's readers). A directory record has an entry
+//! beneath it (an empty directory is an entry with its own meta); a special file's directory
+//! is the root, an empty-directory entry, or has an entry beneath it: one tree, one
+//! encoding. Every group of hardlinks has a later name. Readers that look at the tree only
 //! (status, verify, gc, push, pull) read the entries as they read version 1's; every reader
 //! checks the whole, as [`Manifest::decode`] does.
 
