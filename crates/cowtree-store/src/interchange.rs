@@ -445,11 +445,18 @@ mod tests {
                 },
                 None,
             )],
-            vec![Extra {
-                path: b"p".to_vec(),
-                kind: ExtraKind::Fifo,
-                meta: Meta::default(),
-            }],
+            vec![
+                Extra {
+                    path: Vec::new(),
+                    kind: ExtraKind::Dir,
+                    meta: Meta::default(),
+                },
+                Extra {
+                    path: b"p".to_vec(),
+                    kind: ExtraKind::Fifo,
+                    meta: Meta::default(),
+                },
+            ],
         )?;
         let v = to_json(&m, &m.id());
         assert_eq!(v["archive"], json!(["ownership", "special"]));

@@ -361,6 +361,11 @@ impl ArchiveCheck {
             path: x.path.clone(),
             reason,
         };
+        if extras.first().is_none_or(|x| !x.path.is_empty()) {
+            return Err(ManifestError::BadArchiveHeader(
+                "no record of the root directory".into(),
+            ));
+        }
         let mut placed = vec![false; extras.len()];
         let mut parents = Vec::new();
         for (i, x) in extras.iter().enumerate() {
@@ -462,12 +467,19 @@ impl ArchiveCheck {
                 )));
             }
         }
-        // The directories this entry shows to be in the tree: its ancestors, and itself
-        // when it is an empty directory.
+        // The directories this entry shows to be in the tree: its ancestors, each of which
+        // has its record, and itself when it is an empty directory.
         let own = (e.kind == Kind::Dir).then_some(e.path);
         for a in ancestors(e.path).chain(own) {
-            if let Ok(j) = find(a) {
-                self.placed[j] = true;
+            match find(a) {
+                Ok(j) => self.placed[j] = true,
+                Err(_) if Some(a) != own => {
+                    return Err(bad(format!(
+                        "its directory {} has no record",
+                        super::error::show(a)
+                    )));
+                }
+                Err(_) => {}
             }
             let from = self.parents.partition_point(|(p, _)| p.as_slice() < a);
             for (p, j) in &self.parents[from..] {

@@ -368,6 +368,18 @@ fn inconsistent_archives_are_refused_naming_the_entry_or_record() -> Res {
             "record 4 \"r/p\" (directories and special files): its directory is not in the tree",
         ),
         (
+            with(&|a| {
+                a.extras.remove(1);
+            }),
+            "entry 0 \"d/one\": its directory \"d\" has no record",
+        ),
+        (
+            with(&|a| {
+                a.extras.remove(0);
+            }),
+            "manifest version 2: no record of the root directory",
+        ),
+        (
             with(&|a| a.preserve.special = false),
             "record 2 \"d/fifo\" (directories and special files): a special file where special files were not kept",
         ),
@@ -412,7 +424,11 @@ fn the_builder_groups_hardlinks_by_path_order_and_drops_lone_groups() -> Res {
                 Some(2),
             ),
         ],
-        Vec::new(),
+        vec![Extra {
+            path: Vec::new(),
+            kind: ExtraKind::Dir,
+            meta: Meta::default(),
+        }],
     )?;
     let a = m.archive().ok_or("no archive")?;
     assert_eq!(a.entries[0].link, Link::First);

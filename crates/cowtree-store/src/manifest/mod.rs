@@ -26,7 +26,7 @@
 //! header   "CTMANIF\n", version u32 = 2, entry count u64, then
 //!          kept u8 (bits: 1 ownership, 2 xattr, 4 acl, 8 links, 16 special; not 0, no other)
 //!          record count u64, records (directories and special files), strictly increasing
-//!          by path bytes:
+//!          by path bytes, the root's first:
 //!            path length u32, path bytes (empty: the root, first if present), type u8:
 //!              1 directory (holding entries or records)   2 fifo   3 socket
 //!              4 character device, rdev u64               5 block device, rdev u64
@@ -44,7 +44,8 @@
 //!          (`cowtree_link::keeps_attribute`: ACLs under acl, others under xattr, never
 //!          `trusted.SGI_*` or `security.evm`).
 //! ```
-//! A record's path is never an entry's, nor beneath a special file or an entry, but for
+//! The root and every directory above an entry have a record (an empty directory is an
+//! entry, with its meta). A record's path is never an entry's, nor beneath a special file or an entry, but for
 //! special files directly in an empty-directory entry (a directory holding only special
 //! files is an empty directory to version 1's readers). A directory record has an entry
 //! beneath it (an empty directory is an entry with its own meta); a special file's directory
