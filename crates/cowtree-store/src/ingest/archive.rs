@@ -43,7 +43,8 @@ struct Seen {
 }
 
 /// Builds and records the version 2 manifest of the tree at `src` (open as `root`) whose
-/// files the walk recorded in `found` (their blobs placed and made durable by the caller),
+/// files the walk recorded in `found` (their blobs placed; made durable before the manifest
+/// by [`Store::save`]),
 /// keeping what `preserve` asks. Returns the snapshot id and the manifest.
 pub(super) fn record(
     store: &Store,

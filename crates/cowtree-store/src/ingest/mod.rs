@@ -312,7 +312,7 @@ pub fn snapshot_dir_preserving(
     let walked = started.elapsed();
     let found = found(recorders, slots.load(Ordering::Relaxed));
     if let Some(preserve) = archive {
-        store.sync_filesystem()?;
+        // (Saving the manifest makes the blobs durable first: `Store::save`.)
         let (id, manifest) = archive::record(store, &root, src, store_id, &found, preserve)?;
         drop(found);
         if let Some(n) = name {
