@@ -52,7 +52,13 @@ impl Run<'_> {
             mode: meta.mode,
         };
         let mut not_kept = NotKept::default();
-        keep(preserve, src, dir.as_fd(), ModeStep::Leave, &mut not_kept)?;
+        keep(
+            preserve,
+            src,
+            (dir.as_fd(), None),
+            ModeStep::Leave,
+            &mut not_kept,
+        )?;
         if !not_kept.is_empty() {
             self.dirs_not_kept
                 .lock()

@@ -138,12 +138,12 @@ impl Run<'_> {
         {
             let dst = open_entry(here.dir.as_fd(), at)
                 .map_err(|e| LinkError::io("open", &dst_full(), e.into()))?;
-            check_made(dst.as_fd(), FileType::RegularFile)
+            let made = check_made(dst.as_fd(), FileType::RegularFile)
                 .map_err(|e| LinkError::io("keep owner and attributes of", &dst_full(), e))?;
             keep(
                 preserve,
                 Src::of(src_fd.as_fd(), st),
-                dst.as_fd(),
+                (dst.as_fd(), Some(made)),
                 ModeStep::SetId,
                 &mut local.tally.not_kept,
             )
@@ -300,7 +300,7 @@ impl Run<'_> {
             // A symlink's owner only: it has no mode, and no attributes are kept on one.
             let dst = open_entry(here.dir.as_fd(), at)
                 .map_err(|e| LinkError::io("open", &dst_full(), e.into()))?;
-            check_made(dst.as_fd(), FileType::Symlink)
+            let made = check_made(dst.as_fd(), FileType::Symlink)
                 .map_err(|e| LinkError::io("keep owner of", &dst_full(), e))?;
             let src = Src {
                 fd: None,
@@ -314,7 +314,7 @@ impl Run<'_> {
             keep(
                 only_owner,
                 src,
-                dst.as_fd(),
+                (dst.as_fd(), Some(made)),
                 ModeStep::Leave,
                 &mut local.tally.not_kept,
             )

@@ -82,12 +82,12 @@ impl Run<'_> {
         }
         let dst = open_entry(here.dir.as_fd(), at)
             .map_err(|e| LinkError::io("open", &dst_full(), e.into()))?;
-        check_made(dst.as_fd(), ft)
+        let made = check_made(dst.as_fd(), ft)
             .map_err(|e| LinkError::io("keep owner, mode and attributes of", &dst_full(), e))?;
         keep(
             self.engine.opts.preserve,
             Src::of(sfd.as_fd(), &st),
-            dst.as_fd(),
+            (dst.as_fd(), Some(made)),
             ModeStep::Always,
             &mut local.tally.not_kept,
         )

@@ -101,18 +101,30 @@ fn wanted(preserve: Preserve, name: &[u8]) -> bool {
 /// write to: an entry swapped in there (someone's own file, a hardlink to another) must never
 /// be given an owner, set-ID bits or attributes. What is checked is the handle the changes
 /// then go through, so a later swap at the name changes nothing.
-pub(crate) fn check_made(fd: BorrowedFd<'_>, ft: FileType) -> io::Result<()> {
+pub(crate) fn check_made(fd: BorrowedFd<'_>, ft: FileType) -> io::Result<Made> {
     let st = fstat(fd)?;
-    let made = FileType::from_raw_mode(st.st_mode) == ft
-        && st.st_nlink == 1
-        && st.st_uid == geteuid().as_raw();
+    let made = FileType::from_raw_mode(st.st_mode) == ft && st.st_nlink == 1 && st.st_uid == euid();
     if made {
-        Ok(())
+        Ok(Made {
+            owner: (st.st_uid, st.st_gid),
+        })
     } else {
         Err(io::Error::other(
             "not the entry this run made there: it was replaced meanwhile",
         ))
     }
+}
+
+/// What [`check_made`] found of the entry: its owner and group now.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Made {
+    pub owner: (u32, u32),
+}
+
+/// This process's effective user id, asked once.
+fn euid() -> u32 {
+    static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *EUID.get_or_init(|| geteuid().as_raw())
 }
 
 /// What becomes of the mode once owner and group are settled.
@@ -140,10 +152,12 @@ pub(crate) fn kept_bits(mode: u32, owned: bool) -> u32 {
 /// entry `src`: owner and group, then the mode (`step`), then attributes (not for symlinks:
 /// pass a `preserve` without them). Counts what could not be kept in `not_kept`; returns
 /// whether owner and group were both kept.
+/// `made`: what [`check_made`] found of `dst`, when it was asked (else `dst` is asked its
+/// owner again before it is given one).
 pub(crate) fn keep(
     preserve: Preserve,
     src: Src<'_>,
-    dst: BorrowedFd<'_>,
+    (dst, made): (BorrowedFd<'_>, Option<Made>),
     step: ModeStep,
     not_kept: &mut NotKept,
 ) -> io::Result<bool> {
@@ -151,7 +165,18 @@ pub(crate) fn keep(
         Some(fd) => Attrs::Entry(fd),
         None => Attrs::Recorded(&[]),
     };
+    let dst = Dst {
+        fd: dst,
+        owner: made.map(|m| m.owner),
+    };
     apply(preserve, src.owner, src.mode, attrs, dst, step, not_kept)
+}
+
+/// The entry given metadata, and its owner and group where already known.
+#[derive(Clone, Copy)]
+struct Dst<'a> {
+    fd: BorrowedFd<'a>,
+    owner: Option<(u32, u32)>,
 }
 
 /// Gives the entry `dst` (a handle of an entry the caller made: from
@@ -171,6 +196,10 @@ pub fn keep_recorded(
     step: ModeStep,
     not_kept: &mut NotKept,
 ) -> io::Result<bool> {
+    let dst = Dst {
+        fd: dst,
+        owner: None,
+    };
     apply(
         preserve,
         owner,
@@ -196,7 +225,7 @@ fn apply(
     owner: Option<(u32, u32)>,
     mode: u32,
     attrs: Attrs<'_>,
-    dst: BorrowedFd<'_>,
+    dst: Dst<'_>,
     step: ModeStep,
     not_kept: &mut NotKept,
 ) -> io::Result<bool> {
@@ -211,17 +240,31 @@ fn apply(
         ModeStep::Always => true,
     };
     if chmod {
-        chmod_entry(dst, kept_bits(mode, owned))?;
+        chmod_entry(dst.fd, kept_bits(mode, owned))?;
     }
     if preserve.xattr || preserve.acl {
-        copy_attributes(preserve, attrs, dst, not_kept)?;
+        copy_attributes(preserve, attrs, dst.fd, not_kept)?;
     }
     Ok(owned)
 }
 
 /// Gives `dst` the owner and group `(uid, gid)`, or the group alone where only that is
 /// permitted (the caller is not root but a member of the group); true when both were set.
-fn chown(dst: BorrowedFd<'_>, (uid, gid): (u32, u32), not_kept: &mut NotKept) -> io::Result<bool> {
+fn chown(dst: Dst<'_>, (uid, gid): (u32, u32), not_kept: &mut NotKept) -> io::Result<bool> {
+    // Already theirs (most entries of a tree one user owns, copied by that user): nothing to
+    // change. A `chown` to the same owner would clear set-ID bits and capabilities, which an
+    // entry this run made has not been given yet.
+    let now = match dst.owner {
+        Some(o) => o,
+        None => {
+            let st = fstat(dst.fd)?;
+            (st.st_uid, st.st_gid)
+        }
+    };
+    if now == (uid, gid) {
+        return Ok(true);
+    }
+    let dst = dst.fd;
     match chown_entry(dst, Some(uid), Some(gid)) {
         Ok(()) => return Ok(true),
         // EINVAL: an id with no mapping in this user namespace.

@@ -216,11 +216,11 @@ fn keep_file(
     let src_fd = open_entry(src.dir, src.name)?;
     let st = rustix::fs::fstat(&src_fd)?;
     let dst = open_entry(dir.as_fd(), name)?;
-    check_made(dst.as_fd(), FileType::RegularFile)?;
+    let made = check_made(dst.as_fd(), FileType::RegularFile)?;
     keep(
         preserve,
         Src::of(src_fd.as_fd(), &st),
-        dst.as_fd(),
+        (dst.as_fd(), Some(made)),
         ModeStep::SetId,
         &mut tally.not_kept,
     )?;

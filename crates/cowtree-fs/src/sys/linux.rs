@@ -224,7 +224,18 @@ pub fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// Attribute lists and values of this size or less (nearly all) are read in one call.
+const XATTR_FIRST_TRY: usize = 1024;
+
 fn xattr_names(path: &str) -> io::Result<Vec<Vec<u8>>> {
+    let mut first = [0u8; XATTR_FIRST_TRY];
+    match rustix::fs::listxattr(path, &mut first[..]) {
+        Ok(len) => return Ok(split_names(&first[..len])),
+        Err(Errno::NOTSUP) => return Ok(Vec::new()),
+        // Longer: its size asked first, as below.
+        Err(Errno::RANGE) => {}
+        Err(e) => return Err(e.into()),
+    }
     loop {
         let n = match rustix::fs::listxattr_query(path) {
             Ok(n) => n,
@@ -233,14 +244,7 @@ fn xattr_names(path: &str) -> io::Result<Vec<Vec<u8>>> {
         };
         let mut buf = vec![0u8; n];
         match rustix::fs::listxattr(path, &mut buf[..]) {
-            Ok(len) => {
-                buf.truncate(len);
-                return Ok(buf
-                    .split(|&b| b == 0)
-                    .filter(|n| !n.is_empty())
-                    .map(<[u8]>::to_vec)
-                    .collect());
-            }
+            Ok(len) => return Ok(split_names(&buf[..len])),
             // Grew between the two calls.
             Err(Errno::RANGE) => continue,
             Err(e) => return Err(e.into()),
@@ -248,7 +252,22 @@ fn xattr_names(path: &str) -> io::Result<Vec<Vec<u8>>> {
     }
 }
 
+/// The names in a list `listxattr` filled (each ended by a NUL).
+fn split_names(list: &[u8]) -> Vec<Vec<u8>> {
+    list.split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
 fn xattr_value(path: &str, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    let mut first = [0u8; XATTR_FIRST_TRY];
+    match rustix::fs::getxattr(path, name, &mut first[..]) {
+        Ok(len) => return Ok(Some(first[..len].to_vec())),
+        Err(Errno::NODATA | Errno::NOTSUP) => return Ok(None),
+        Err(Errno::RANGE) => {}
+        Err(e) => return Err(e.into()),
+    }
     loop {
         let n = match rustix::fs::getxattr_query(path, name) {
             Ok(n) => n,
