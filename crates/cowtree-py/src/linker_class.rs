@@ -93,7 +93,7 @@ impl Linker {
     #[pyo3(signature = (
         mode = "auto", on_existing = "fail", strict = false, *, record = false, hash = None,
         jobs = 0, preserve_times = true, skip_special = false, sync = false,
-        hardlink_sizes = true, wait = true
+        hardlink_sizes = true, wait = true, preserve = None, archive = false
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -108,6 +108,8 @@ impl Linker {
         sync: bool,
         hardlink_sizes: bool,
         wait: bool,
+        preserve: Option<&Bound<'_, PyAny>>,
+        archive: bool,
     ) -> PyResult<Linker> {
         let opts = LinkOptions {
             strict,
@@ -118,6 +120,7 @@ impl Linker {
             sync,
             hardlink_sizes,
             wait,
+            preserve: option_names::preserve(preserve, archive)?,
             ..named_options(mode, on_existing, hash)?
         };
         Ok(Linker {
@@ -147,6 +150,16 @@ impl Linker {
     #[getter]
     fn wait(&self) -> bool {
         self.inner.options().wait
+    }
+
+    /// What is kept beyond data, permission bits and times (`preserve`, `archive`): a tuple
+    /// of `"ownership"`, `"xattr"`, `"acl"`, `"links"`, `"special"`; empty by default.
+    #[getter]
+    fn preserve<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(
+            py,
+            option_names::preserve_names(self.inner.options().preserve),
+        )
     }
 
     /// Worker threads each call uses.
@@ -272,7 +285,7 @@ impl Linker {
 #[pyo3(signature = (
     src, dst, mode = "auto", on_existing = "fail", strict = false, *, record = false,
     hash = None, jobs = 0, preserve_times = true, skip_special = false, sync = false,
-    wait = true
+    wait = true, preserve = None, archive = false
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn link_tree(
@@ -289,6 +302,8 @@ pub fn link_tree(
     skip_special: bool,
     sync: bool,
     wait: bool,
+    preserve: Option<&Bound<'_, PyAny>>,
+    archive: bool,
 ) -> PyResult<report_class::Report> {
     let opts = LinkOptions {
         strict,
@@ -298,6 +313,7 @@ pub fn link_tree(
         skip_special,
         sync,
         wait,
+        preserve: option_names::preserve(preserve, archive)?,
         ..named_options(mode, on_existing, hash)?
     };
     let linker = cowtree_link::Linker::new(opts);

@@ -4,7 +4,7 @@
 
 use cowtree_link::LinkReport;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::path_args;
 use crate::record_class::Record;
@@ -28,6 +28,14 @@ pub struct Report {
     fallbacks: Py<PyList>,
     skipped: u64,
     special: u64,
+    /// Special files made again (`preserve` with `special`).
+    special_made: u64,
+    /// Names made as hardlinks of an earlier name of the same source file (`preserve` with
+    /// `links`); not counted in `files`.
+    hardlinks: u64,
+    /// Entries of which something `preserve` asked for could not be kept, per kind:
+    /// `{"ownership", "xattr", "acl", "links", "special"}` (as `cowtree clone --json`).
+    not_kept: Py<PyDict>,
     vanished: u64,
     dropped: u64,
     replaced: u64,
@@ -129,6 +137,16 @@ pub fn to_py(py: Python<'_>, r: LinkReport, sources: usize) -> PyResult<Report> 
             )
         })
         .collect::<PyResult<Vec<_>>>()?;
+    let not_kept = PyDict::new(py);
+    for (kind, count) in [
+        ("ownership", r.not_kept.ownership),
+        ("xattr", r.not_kept.xattr),
+        ("acl", r.not_kept.acl),
+        ("links", r.not_kept.links),
+        ("special", r.not_kept.special),
+    ] {
+        not_kept.set_item(kind, count)?;
+    }
     let record = Record::new(r.record, &r.destination, sources);
     Ok(Report {
         destination: path_args::to_str(py, &r.destination).unbind(),
@@ -145,6 +163,9 @@ pub fn to_py(py: Python<'_>, r: LinkReport, sources: usize) -> PyResult<Report> 
         fallbacks: PyList::new(py, fallbacks)?.unbind(),
         skipped: r.skipped,
         special: r.special,
+        special_made: r.special_made,
+        hardlinks: r.hardlinks,
+        not_kept: not_kept.unbind(),
         vanished: r.vanished,
         dropped: r.dropped,
         replaced: r.replaced,

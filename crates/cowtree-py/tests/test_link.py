@@ -248,7 +248,7 @@ def test_the_stubs_name_everything_the_module_exports_and_nothing_more():
     named |= {
         t.target.id for t in tree.body if isinstance(t, ast.AnnAssign) and isinstance(t.target, ast.Name)
     }
-    aliases = {"StrPath", "Mode", "OnExisting", "HashName"}
+    aliases = {"StrPath", "Mode", "OnExisting", "HashName", "PreserveName"}
     exported = set(cowtree.__all__)
     assert named - aliases == exported
     import cowtree._cowtree as native

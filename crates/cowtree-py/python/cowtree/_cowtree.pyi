@@ -14,6 +14,7 @@ StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 Mode = Literal["auto", "clone", "copy", "hardlink", "symlink"]
 OnExisting = Literal["fail", "overwrite", "skip"]
 HashName = Literal["sha256", "blake3"]
+PreserveName = Literal["ownership", "xattr", "acl", "links", "special", "all", "mode", "timestamps"]
 
 class Fallback:
     """Files copied instead of cloned or hardlinked, for one cause."""
@@ -103,6 +104,16 @@ class Report:
     """Source entries not linked because something was there (on_existing="skip")."""
     special: int
     """Special files skipped (skip_special=True)."""
+    special_made: int
+    """Special files (FIFOs, sockets, devices as root) made again (preserve "special")."""
+    hardlinks: int
+    """Names made as hardlinks of an earlier name of the same source file (preserve
+    "links"); not counted in `files`."""
+    not_kept: dict[str, int]
+    """Entries of which something `preserve` asked for could not be kept (not permitted,
+    not supported by the destination), per kind: "ownership", "xattr", "acl", "links",
+    "special", each present (0 when all was kept). Never an error: as `cowtree clone
+    --json`'s "not_kept"."""
     vanished: int
     dropped: int
     """Entries a mapping left out."""
@@ -152,6 +163,15 @@ class Linker:
       into one environment, in this process or another) run one after the other; with
       wait=True a merge that finds it held waits (Ctrl-C or cancel() end the wait), with
       False it raises DestinationBusyError at once, changing nothing.
+    preserve: what is kept beyond data, permission bits and times, as `cp --preserve` (and
+      `cowtree clone --preserve`) names it: a string of comma-separated items or an
+      iterable of them: "ownership" (owner and group; set-ID bits where both were kept),
+      "xattr" (extended attributes), "acl" (POSIX ACLs), "links" (hardlinks between files of
+      the source stay hardlinks), "special" (FIFOs, sockets, device nodes as root are made
+      again), "all"; "mode" and "timestamps" change nothing. An unknown item raises
+      ValueError naming it. What cannot be kept (not root, no support) is counted in
+      `Report.not_kept`, never raised.
+    archive: everything (`cp -a`, `cowtree clone --archive`): preserve="all".
     """
 
     mode: Mode
@@ -159,6 +179,8 @@ class Linker:
     strict: bool
     jobs: int
     wait: bool
+    preserve: Tuple[str, ...]
+    """The items kept (`preserve`, `archive`), each by name ("all" as its five items)."""
     def __init__(
         self,
         mode: Mode = "auto",
@@ -173,6 +195,8 @@ class Linker:
         sync: bool = False,
         hardlink_sizes: bool = True,
         wait: bool = True,
+        preserve: Union[str, Iterable[PreserveName], None] = None,
+        archive: bool = False,
     ) -> None: ...
     def link_tree(self, src: StrPath, dst: StrPath) -> Report:
         """Links the tree (or file) `src` to `dst`."""
@@ -210,6 +234,8 @@ def link_tree(
     skip_special: bool = False,
     sync: bool = False,
     wait: bool = True,
+    preserve: Union[str, Iterable[PreserveName], None] = None,
+    archive: bool = False,
 ) -> Report:
     """Links the tree (or file) `src` to `dst` with a one-call Linker."""
 
