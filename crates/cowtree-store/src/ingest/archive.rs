@@ -108,12 +108,9 @@ pub(super) fn record(
         });
     }
     let root_st = root.stat_self().map_err(|e| Error::io_at("stat", src, e))?;
-    let mut root_meta = meta_of(root.as_fd(), &root_st, preserve, false)
+    // (A worktree's marker is not read: see `meta_read`.)
+    let root_meta = meta_of(root.as_fd(), &root_st, preserve, false)
         .map_err(|e| Error::io_at("read the attributes of", src, e))?;
-    // A worktree's marker names its store: the checkout of the snapshot sets its own.
-    root_meta
-        .xattrs
-        .retain(|(n, _)| n.as_slice() != crate::discover::MARKER_XATTR.as_bytes());
     extras.push(Extra {
         path: Vec::new(),
         kind: ExtraKind::Dir,
@@ -238,7 +235,11 @@ fn meta_read(
     let mut xattrs = Vec::new();
     if !symlink && (preserve.xattr || preserve.acl) && fd_is_entry {
         for name in xattr_list(fd)? {
-            if !keeps_attribute(preserve, &name) {
+            // A worktree's marker (its root's, or a nested worktree's) names a store of this
+            // machine: a checkout sets its own, and a manifest holding one is refused.
+            if !keeps_attribute(preserve, &name)
+                || name.as_slice() == crate::discover::MARKER_XATTR.as_bytes()
+            {
                 continue;
             }
             if let Some(value) = xattr_get(fd, &name)? {

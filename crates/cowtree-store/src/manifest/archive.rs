@@ -275,7 +275,12 @@ impl<'a> Reader<'a> {
 
 /// Why `m` is refused under `preserve` for an entry of kind `kind` (`None` for a record's
 /// directory or special file), if it is.
-fn meta_fault(m: &Meta, preserve: Preserve, kind: Option<Kind>) -> Option<String> {
+/// The most the names of one entry's attributes may take, each with its NUL (Linux's
+/// `XATTR_LIST_MAX`): no real entry has more.
+const XATTR_LIST_MAX: usize = 65536;
+
+/// `dir`: the record or entry is a directory (only a directory has a default ACL).
+fn meta_fault(m: &Meta, preserve: Preserve, kind: Option<Kind>, dir: bool) -> Option<String> {
     if m.mode > 0o7777 {
         return Some(format!("mode {:o} has bits beyond 07777", m.mode));
     }
@@ -295,10 +300,29 @@ fn meta_fault(m: &Meta, preserve: Preserve, kind: Option<Kind>) -> Option<String
         _ => {}
     }
     let mut last: Option<&[u8]> = None;
+    let listed: usize = m.xattrs.iter().map(|(n, _)| n.len() + 1).sum();
+    if listed > XATTR_LIST_MAX {
+        return Some(format!(
+            "attribute names of {listed} bytes in all (no entry holds more than {XATTR_LIST_MAX})"
+        ));
+    }
     for (name, value) in &m.xattrs {
         let shown = super::error::show(name);
         if name.is_empty() || name.len() > XATTR_NAME_MAX || name.contains(&0) {
             return Some(format!("invalid attribute name {shown}"));
+        }
+        // A worktree's marker names the store that commands run in it use: one in a
+        // snapshot (from elsewhere) would send them to another store. A checkout sets the
+        // root's own; a snapshot never records it.
+        if name.as_slice() == crate::discover::MARKER_XATTR.as_bytes() {
+            return Some(format!(
+                "attribute {shown}, a worktree's store marker, which a snapshot never records"
+            ));
+        }
+        if name.as_slice() == b"system.posix_acl_default" && !dir {
+            return Some(format!(
+                "attribute {shown} (a default ACL) on what is not a directory"
+            ));
         }
         if last.is_some_and(|l| l >= name.as_slice()) {
             return Some(format!(
@@ -392,7 +416,7 @@ impl ArchiveCheck {
                     "a special file where special files were not kept".into(),
                 ));
             }
-            if let Some(reason) = meta_fault(&x.meta, preserve, None) {
+            if let Some(reason) = meta_fault(&x.meta, preserve, None, x.kind == ExtraKind::Dir) {
                 return Err(bad(i, x, reason));
             }
             if x.kind != ExtraKind::Dir {
@@ -472,6 +496,13 @@ impl ArchiveCheck {
         let own = (e.kind == Kind::Dir).then_some(e.path);
         for a in ancestors(e.path).chain(own) {
             match find(a) {
+                Ok(j) if self.extras[j].kind != ExtraKind::Dir => {
+                    return Err(bad(format!(
+                        "it lies beneath the {} {}",
+                        self.extras[j].kind.as_str(),
+                        super::error::show(a)
+                    )));
+                }
                 Ok(j) => self.placed[j] = true,
                 Err(_) if Some(a) != own => {
                     return Err(bad(format!(
@@ -523,7 +554,7 @@ impl ArchiveCheck {
             }
         }
         if let Some(meta) = &m.meta
-            && let Some(reason) = meta_fault(meta, self.preserve, Some(e.kind))
+            && let Some(reason) = meta_fault(meta, self.preserve, Some(e.kind), e.kind == Kind::Dir)
         {
             return Err(bad(reason));
         }

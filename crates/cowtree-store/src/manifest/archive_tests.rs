@@ -391,6 +391,39 @@ fn inconsistent_archives_are_refused_naming_the_entry_or_record() -> Res {
             with(&|a| a.preserve = Preserve::default()),
             "manifest version 2: kept items 0x00 are not valid",
         ),
+        (
+            // A worktree's store marker would send commands run in the checkout to the
+            // store it names.
+            with(&|a| {
+                a.extras[1].meta.xattrs = vec![(b"user.cowtree.store".to_vec(), b"/x".to_vec())]
+            }),
+            "record 1 \"d\" (directories and special files): attribute \"user.cowtree.store\", a worktree's store marker",
+        ),
+        (
+            with(&|a| {
+                if let Some(m) = a.entries[0].meta.as_mut() {
+                    m.xattrs = vec![(b"system.posix_acl_default".to_vec(), b"x".to_vec())];
+                }
+            }),
+            "entry 0 \"d/one\": attribute \"system.posix_acl_default\" (a default ACL) on what is not a directory",
+        ),
+        (
+            with(&|a| {
+                a.extras[1].meta.xattrs = (0..300)
+                    .map(|i| (format!("user.{i:0>250}").into_bytes(), Vec::new()))
+                    .collect()
+            }),
+            "record 1 \"d\" (directories and special files): attribute names of 76800 bytes in all",
+        ),
+        (
+            // An entry beneath a FIFO's record ("d" a FIFO, "d/fifo" gone).
+            with(&|a| {
+                a.extras[1].kind = ExtraKind::Fifo;
+                a.extras[1].meta = Meta::default();
+                a.extras.remove(2);
+            }),
+            "entry 0 \"d/one\": it lies beneath the fifo \"d\"",
+        ),
     ];
     for (bytes, want) in cases {
         let got = Manifest::decode(&bytes).err().ok_or(want)?;
