@@ -108,6 +108,26 @@ pub(super) fn record(
         });
     }
     let root_st = root.stat_self().map_err(|e| Error::io_at("stat", src, e))?;
+    // A directory with nothing recorded beneath it (it holds only the store, or only such
+    // directories) is not in the tree the first walk recorded: no record of it either.
+    fn dirs_above(p: &[u8]) -> impl Iterator<Item = &[u8]> {
+        p.iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'/')
+            .map(move |(i, _)| &p[..i])
+    }
+    let specials: Vec<Vec<u8>> = extras
+        .iter()
+        .filter(|x| x.kind != ExtraKind::Dir)
+        .map(|x| x.path.clone())
+        .collect();
+    let holding: std::collections::HashSet<&[u8]> = with_meta
+        .iter()
+        .map(|(e, _, _)| e.path.as_slice())
+        .chain(specials.iter().map(Vec::as_slice))
+        .flat_map(dirs_above)
+        .collect();
+    extras.retain(|x| x.kind != ExtraKind::Dir || holding.contains(x.path.as_slice()));
     // (A worktree's marker is not read: see `meta_read`.)
     let root_meta = meta_of(root.as_fd(), &root_st, preserve, false)
         .map_err(|e| Error::io_at("read the attributes of", src, e))?;

@@ -515,3 +515,46 @@ fn a_corrupted_version_2_manifest_is_refused_never_a_panic() -> Res {
     assert!(refused * 2 > tried, "{refused} of {tried} refused");
     Ok(())
 }
+
+/// A directory that holds only the store (as `/root/.local/share/cowtree` may, in a
+/// `snapshot --archive /`): nothing is recorded of it, as a snapshot without `--archive`
+/// records nothing of it, and the snapshot is taken (it was refused, "a directory record with
+/// no entry beneath it", every time).
+#[test]
+fn snapshot_archive_of_a_tree_holding_its_store_records_nothing_of_the_stores_directory() -> Res {
+    let Some(dir) = scratch(Fs::Xfs) else {
+        return Ok(());
+    };
+    let src = dir.path().join("src");
+    fs::create_dir_all(src.join("var/lib"))?;
+    fs::create_dir_all(src.join("etc"))?;
+    fs::write(src.join("etc/hosts"), "127.0.0.1 localhost\n")?;
+    let store = src.join("var/lib/store");
+    let snap = run(&[
+        os("snapshot"),
+        os("--store"),
+        store.as_os_str(),
+        os("--archive"),
+        os("--json"),
+        src.as_os_str(),
+    ])?;
+    let id = json(&snap)?["id"].as_str().ok_or("no id")?.to_string();
+    assert_eq!(version(&store, &id)?, 2);
+    let dst = dir.path().join("dst");
+    run(&[
+        os("checkout"),
+        os("--store"),
+        store.as_os_str(),
+        os(&id),
+        dst.as_os_str(),
+    ])?;
+    assert_eq!(
+        fs::read_to_string(dst.join("etc/hosts"))?,
+        "127.0.0.1 localhost\n"
+    );
+    assert!(
+        !dst.join("var").exists(),
+        "the store's directories were made"
+    );
+    Ok(())
+}
