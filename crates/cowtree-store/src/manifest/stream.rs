@@ -125,18 +125,22 @@ impl<R: std::io::Read> Stream<R> {
     /// Reads one more chunk after the bytes not yet decoded (dropping those decoded), hashing
     /// it; sets `eof` when the source ends within it.
     fn more(&mut self) -> std::io::Result<()> {
+        self.more_by(self.chunk)
+    }
+
+    /// [`Stream::more`], reading `n` bytes (at least a chunk).
+    fn more_by(&mut self, n: usize) -> std::io::Result<()> {
         use std::io::Read;
+        let n = n.max(self.chunk);
         self.buf.drain(..self.start);
         self.start = 0;
         let had = self.buf.len();
         // (Amortised: an entry whose framing claims gigabytes keeps what follows it, as
         // `Manifest::decode` would see it, without a copy of the buffer per chunk.)
-        self.buf.reserve(self.chunk);
-        let n = (&mut self.src)
-            .take(self.chunk as u64)
-            .read_to_end(&mut self.buf)?;
+        self.buf.reserve(n);
+        let got = (&mut self.src).take(n as u64).read_to_end(&mut self.buf)?;
         self.hasher.update(&self.buf[had..]);
-        self.eof = n < self.chunk;
+        self.eof = got < n;
         Ok(())
     }
 
@@ -154,7 +158,11 @@ impl<R: std::io::Read> Stream<R> {
                 v2: self.v2,
             };
             match f(&mut r) {
-                Err(ManifestError::Truncated { .. }) if !self.eof => self.more()?,
+                // As much again as is waiting: one step that runs past many chunks (version
+                // 2's records are one) is parsed a few times, not once per chunk.
+                Err(ManifestError::Truncated { .. }) if !self.eof => {
+                    self.more_by(self.buf.len() - self.start)?
+                }
                 got => {
                     if got.is_ok() {
                         self.start += r.pos;
