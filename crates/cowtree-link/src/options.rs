@@ -131,6 +131,43 @@ impl Preserve {
         special: true,
     };
 
+    /// Nothing beyond data, permission bits and times (the same as `Preserve::default()`,
+    /// usable in a constant).
+    pub const NONE: Preserve = Preserve {
+        ownership: false,
+        xattr: false,
+        acl: false,
+        links: false,
+        special: false,
+    };
+
+    /// What both `self` and `other` ask for.
+    pub fn and(self, other: Preserve) -> Preserve {
+        Preserve {
+            ownership: self.ownership && other.ownership,
+            xattr: self.xattr && other.xattr,
+            acl: self.acl && other.acl,
+            links: self.links && other.links,
+            special: self.special && other.special,
+        }
+    }
+
+    /// What `self` asks for and `other` does not.
+    pub fn without(self, other: Preserve) -> Preserve {
+        Preserve {
+            ownership: self.ownership && !other.ownership,
+            xattr: self.xattr && !other.xattr,
+            acl: self.acl && !other.acl,
+            links: self.links && !other.links,
+            special: self.special && !other.special,
+        }
+    }
+
+    /// True when nothing is asked for.
+    pub fn is_none(self) -> bool {
+        self == Preserve::NONE
+    }
+
     /// True when some metadata (owner, attributes, ACLs) is applied to each entry made.
     pub fn metadata(self) -> bool {
         self.ownership || self.xattr || self.acl
