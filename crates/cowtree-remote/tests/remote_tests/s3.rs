@@ -42,6 +42,7 @@ fn checkout_to(
     let opts = CheckoutOptions {
         mode: CheckoutMode::Auto,
         strict: false,
+        preserve: cowtree_store::Preserve::NONE,
     };
     checkout(store, id, dst, opts, &|_| {}).expect("checkout")
 }

@@ -1,15 +1,20 @@
 //! What a checkout of a `cowtree snapshot --archive` gives the tree once it is made, before it
-//! is placed ([`restore`]): what the manifest's archive recorded ([`crate::manifest::Archive`]),
-//! in `cp -a`'s order. The tree was made as for any snapshot (files cloned from their blobs,
-//! 0644 or 0755), per file or as a snapshot of the store's tree subvolume; then:
+//! is placed ([`restore`]): of what the manifest's archive recorded
+//! ([`crate::manifest::Archive`]), what the caller asked for
+//! ([`super::CheckoutOptions::preserve`]: `checkout --archive` or `--preserve=LIST`), in
+//! `cp -a`'s order. Nothing unless asked: a snapshot from elsewhere (a remote) makes no device
+//! node, set-user-ID file or file of another owner by being checked out as root. The tree was
+//! made as for any snapshot (files cloned from their blobs, 0644 or 0755), per file or as a
+//! snapshot of the store's tree subvolume; then, with anything asked for:
 //!
-//! 1. the special files are made (`mknodat`; a device node needs root: counted as not kept
+//! 1. (`special`) the special files are made (`mknodat`; a device node needs root: counted as not kept
 //!    otherwise);
-//! 2. each later name of a group of hardlinks is replaced by a link to the group's first
+//! 2. (`links`) each later name of a group of hardlinks is replaced by a link to the group's first
 //!    name (a link to a temporary name, renamed over the file the checkout made; a refused
 //!    link leaves that file, counted as not kept, with the group's metadata);
-//! 3. every entry and special file is given its owner and group, then its mode with set-ID
-//!    bits, then its attributes and ACLs ([`cowtree_link::keep_recorded`], the calls
+//! 3. every entry and special file is given its owner and group (`ownership`), then its
+//!    mode (set-ID bits only where owner and group were kept), then its attributes and ACLs
+//!    (`xattr`, `acl`) ([`cowtree_link::keep_recorded`], the calls
 //!    `clone --archive` makes);
 //! 4. then each directory the same way, deepest first, the root last (so that a directory's
 //!    mode or default ACL is set once everything in it is made).
@@ -34,15 +39,31 @@ use crate::hash::Hash;
 use crate::manifest::{Archive, ExtraKind, Kind, Link, Manifest, Meta};
 use crate::store::Store;
 
-/// Gives the tree at `root` (`root_path` for messages), made from snapshot `id`, what the
-/// snapshot's archive recorded; nothing for a snapshot without one (version 1). Returns
-/// what could not be kept, and whether anything was done.
+/// What [`restore`] gave the tree of a version 2 snapshot.
+pub(super) struct Restored {
+    /// What the snapshot records beside its entries.
+    pub recorded: Preserve,
+    /// What the tree was given: asked and recorded.
+    pub restored: Preserve,
+    /// Special files recorded and not made: `special` was not asked for.
+    pub special_not_made: u64,
+    /// What was given and could not be kept.
+    pub not_kept: NotKept,
+}
+
+/// Gives the tree at `root` (`root_path` for messages), made from snapshot `id`, what
+/// `asked` asks of what the snapshot's archive recorded; `None` for a snapshot without one
+/// (version 1). With nothing both asked and recorded the tree is left as it was made (as
+/// for a version 1 snapshot). Otherwise each entry and directory also gets its recorded
+/// permission bits (as `cp` keeps the mode whatever it is asked to preserve; set-ID bits
+/// only where its owner and group were kept, and so only with `ownership`).
 pub(super) fn restore(
     store: &Store,
     id: &Hash,
     root: &Dir,
     root_path: &Path,
-) -> Result<Option<NotKept>> {
+    asked: Preserve,
+) -> Result<Option<Restored>> {
     if !store.has_archive(id)? {
         return Ok(None);
     }
@@ -50,18 +71,35 @@ pub(super) fn restore(
     let Some(a) = m.archive() else {
         return Ok(None);
     };
+    let preserve = asked.and(a.preserve);
+    let special_not_made = if preserve.special {
+        0
+    } else {
+        a.extras.iter().filter(|x| x.kind != ExtraKind::Dir).count() as u64
+    };
     let mut r = Restore {
         root,
         root_path,
-        preserve: a.preserve,
+        preserve,
         not_kept: NotKept::default(),
         parent: None,
     };
-    r.specials(a)?;
-    r.links(&m, a)?;
-    r.entries(&m, a)?;
-    r.dirs(a)?;
-    Ok(Some(r.not_kept))
+    if !preserve.is_none() {
+        if preserve.special {
+            r.specials(a)?;
+        }
+        if preserve.links {
+            r.links(&m, a)?;
+        }
+        r.entries(&m, a)?;
+        r.dirs(a)?;
+    }
+    Ok(Some(Restored {
+        recorded: a.preserve,
+        restored: preserve,
+        special_not_made,
+        not_kept: r.not_kept,
+    }))
 }
 
 struct Restore<'a> {
@@ -172,9 +210,20 @@ impl Restore<'_> {
         Ok(())
     }
 
+    /// Each entry's record; a later name of a hardlink group not linked (`links` not
+    /// asked for) is a file of its own, given the group's.
     fn entries(&mut self, m: &Manifest, a: &Archive) -> Result<()> {
         for (e, em) in m.entries().iter().zip(&a.entries) {
-            let Some(meta) = &em.meta else { continue };
+            let meta = match (&em.meta, em.link) {
+                (Some(meta), _) => meta,
+                (None, Link::Of(first)) if !self.preserve.links => {
+                    match a.entries.get(first as usize).and_then(|g| g.meta.as_ref()) {
+                        Some(meta) => meta,
+                        None => continue,
+                    }
+                }
+                (None, _) => continue,
+            };
             let step = match e.kind {
                 Kind::Symlink => ModeStep::Leave,
                 _ => ModeStep::Always,

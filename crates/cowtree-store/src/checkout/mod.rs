@@ -164,14 +164,20 @@ fn run(job: &Job<'_>) -> Result<(CheckoutReport, Written)> {
             (arriving.recorded)()?;
             lap("snapshot recorded");
         }
+        let asked = job.opts.preserve;
+        made.0.not_recorded = asked;
         if let Some(staging) = stage.made.as_ref()
-            && let Some(not_kept) = archive::restore(job.store, job.id, &staging.dir, &stage.path)?
+            && let Some(r) = archive::restore(job.store, job.id, &staging.dir, &stage.path, asked)?
         {
-            made.0.archive = true;
-            made.0.not_kept = not_kept;
+            made.0.archive = !r.restored.is_none();
+            made.0.recorded = Some(r.recorded);
+            made.0.restored = r.restored;
+            made.0.not_recorded = asked.without(r.recorded);
+            made.0.special_not_made = r.special_not_made;
+            made.0.not_kept = r.not_kept;
             // (A per-file tree is synced when it is placed; a snapshot was committed before
             // this changed it.)
-            if made.0.method != cowtree_fs::whole_tree::Method::PerFile {
+            if made.0.archive && made.0.method != cowtree_fs::whole_tree::Method::PerFile {
                 (staging.dir.sync_filesystem()).map_err(|e| {
                     crate::error::Error::io_at("sync the checkout in", &stage.path, e)
                 })?;

@@ -2,6 +2,8 @@
 //! refused ([`CheckoutOptions`]), and what a recording checkout hands back on the way
 //! ([`Hooks`]), and a snapshot still arriving in the store ([`Arriving`]).
 
+use cowtree_link::Preserve;
+
 use crate::error::Result;
 use crate::hash::Hash;
 use crate::worktree_records::Registration;
@@ -27,6 +29,12 @@ pub struct CheckoutOptions {
     pub mode: CheckoutMode,
     /// Refuse every fallback (and a cross-device store) instead of copying.
     pub strict: bool,
+    /// What of a `cowtree snapshot --archive`'s record the tree is given
+    /// ([`crate::manifest::Archive`]; only what the snapshot recorded): `checkout --archive`
+    /// or `--preserve=LIST`. [`Preserve::NONE`]: nothing, the tree made as for a version 1
+    /// snapshot (no owners, set-ID bits, attributes, hardlinks or special files), whatever
+    /// the snapshot recorded.
+    pub preserve: Preserve,
 }
 
 /// What a recording checkout ([`super::checkout_recording`]) hands to its caller on the way.

@@ -41,11 +41,21 @@ pub struct CheckoutReport {
     /// The store's tree subvolume of the snapshot was built by this checkout (its first on
     /// this btrfs): `cloned` and `copied` count the files written into it.
     pub tree_built: bool,
-    /// The snapshot recorded what `cp -a` keeps (`snapshot --archive`), and the checkout gave
-    /// it to the tree ([`crate::manifest::Archive`]).
+    /// The checkout gave the tree some of what the snapshot recorded beside its entries
+    /// (`snapshot --archive`: [`crate::manifest::Archive`]), as
+    /// [`super::CheckoutOptions::preserve`] asked: `restored` is not empty.
     pub archive: bool,
-    /// What of that could not be kept (not root, or not supported by the destination): one
-    /// warning line per kind, as `clone --archive` prints.
+    /// What the snapshot records beside its entries; `None` for a version 1 snapshot.
+    pub recorded: Option<cowtree_link::Preserve>,
+    /// What the tree was given of that: what was asked and recorded.
+    pub restored: cowtree_link::Preserve,
+    /// What was asked and not recorded by the snapshot (all of it for a version 1 snapshot).
+    pub not_recorded: cowtree_link::Preserve,
+    /// Special files (FIFOs, sockets, device nodes) the snapshot records and the checkout
+    /// did not make, because `special` was not asked for.
+    pub special_not_made: u64,
+    /// What was asked, recorded, and could not be kept (not root, or not supported by the
+    /// destination): one warning line per kind, as `clone --archive` prints.
     pub not_kept: cowtree_link::NotKept,
 }
 

@@ -29,6 +29,7 @@ fn staging_of(dst: &Path) -> Option<std::path::PathBuf> {
 const OPTS: CheckoutOptions = CheckoutOptions {
     mode: CheckoutMode::Auto,
     strict: false,
+    preserve: cowtree_store::Preserve::NONE,
 };
 
 /// Files in the tree [`setup`] makes.

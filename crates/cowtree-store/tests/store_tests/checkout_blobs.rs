@@ -68,7 +68,11 @@ fn a_blob_that_is_not_a_regular_file_fails_the_checkout_and_leaves_nothing() {
                 let (store, id, victim) = setup(dir.path());
                 replace_blob(&store, &victim, make);
                 let dst = dir.path().join("wt");
-                let opts = CheckoutOptions { mode, strict };
+                let opts = CheckoutOptions {
+                    mode,
+                    strict,
+                    preserve: cowtree_store::Preserve::NONE,
+                };
                 let err = checkout(&store, &id, &dst, opts, &|_| {}).unwrap_err();
                 let msg = err.to_string();
                 assert!(msg.contains("a/victim"), "{fsys:?} {what} {mode:?}: {msg}");
@@ -103,6 +107,7 @@ fn checkout_recording_returns_the_stat_of_every_entry_as_it_is_on_disk() {
         let opts = CheckoutOptions {
             mode: CheckoutMode::Auto,
             strict: false,
+            preserve: cowtree_store::Preserve::NONE,
         };
         let (report, written) = checkout_recording(
             &store,

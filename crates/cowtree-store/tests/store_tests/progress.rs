@@ -50,6 +50,7 @@ fn snapshot_checkout_verify_and_gc_count_every_file_and_byte() {
         let opts = CheckoutOptions {
             mode: CheckoutMode::Auto,
             strict: true,
+            preserve: cowtree_store::Preserve::NONE,
         };
         let dst = dir.path().join("wt");
         let c = checkout_with_progress(&store, &r.id, &dst, opts, &|w| panic!("{w}"), &p).unwrap();

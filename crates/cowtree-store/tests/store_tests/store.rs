@@ -71,7 +71,11 @@ fn make_tree(root: &Path) {
 }
 
 fn opts(mode: CheckoutMode, strict: bool) -> CheckoutOptions {
-    CheckoutOptions { mode, strict }
+    CheckoutOptions {
+        mode,
+        strict,
+        preserve: cowtree_store::Preserve::NONE,
+    }
 }
 
 fn no_warn(w: &str) {

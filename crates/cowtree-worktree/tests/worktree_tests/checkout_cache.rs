@@ -64,6 +64,7 @@ fn snapshot_and_check_out(root: &Path) -> (Store, Hash, CheckedOut) {
     let opts = CheckoutOptions {
         mode: CheckoutMode::Auto,
         strict: false,
+        preserve: cowtree_store::Preserve::NONE,
     };
     let p = cowtree_fs::Progress::default();
     let made =
@@ -188,6 +189,7 @@ fn checkout_on_a_filesystem_without_reflink_copies_reports_the_fallback_and_stil
         let strict = CheckoutOptions {
             mode: CheckoutMode::Clone,
             strict: true,
+            preserve: cowtree_store::Preserve::NONE,
         };
         let dst2 = root.join("wt-strict");
         let p = cowtree_fs::Progress::default();
@@ -210,6 +212,7 @@ fn the_record_a_checkout_registers_is_the_worktree_record_and_is_not_written_aga
     let opts = CheckoutOptions {
         mode: CheckoutMode::Auto,
         strict: false,
+        preserve: cowtree_store::Preserve::NONE,
     };
     // The store's checkout with the hooks the worktree checkout gives it; then the
     // registration the worktree checkout makes next.

@@ -90,6 +90,7 @@ fn check_out(e: &Env, id: &Hash, name: &str) -> Worktree {
     let opts = CheckoutOptions {
         mode: CheckoutMode::Auto,
         strict: false,
+        preserve: cowtree_store::Preserve::NONE,
     };
     let r = checkout(&e.store, id, &dst, opts, &|_| {}).unwrap();
     status::adopt(&e.store, &r.path, id).unwrap()
@@ -1213,6 +1214,7 @@ fn the_worktree_checkout_marks_registers_and_caches_so_a_library_user_gets_what_
         let opts = CheckoutOptions {
             mode: CheckoutMode::Auto,
             strict: false,
+            preserve: cowtree_store::Preserve::NONE,
         };
         let p = cowtree_fs::Progress::default();
         let made =
@@ -1334,6 +1336,7 @@ fn switch_of_a_worktree_on_another_filesystem_than_its_store_finishes_and_is_tru
     let opts = CheckoutOptions {
         mode: CheckoutMode::Auto,
         strict: false,
+        preserve: cowtree_store::Preserve::NONE,
     };
     let r = checkout(&e.store, &e.a, &dst, opts, &|_| {}).unwrap();
     let mut wt = status::adopt(&e.store, &r.path, &e.a).unwrap();

@@ -45,6 +45,7 @@ fn worktree(e: &Env, name: &str) -> std::path::PathBuf {
     let opts = CheckoutOptions {
         mode: CheckoutMode::Auto,
         strict: false,
+        preserve: cowtree_store::Preserve::NONE,
     };
     let made = cowtree_worktree::checkout::checkout(
         &e.store,

@@ -28,12 +28,22 @@ use crate::units::{bytes, count, secs};
 /// file. --json says which method ran ("subvolume" or "per-file") and, when per file on btrfs,
 /// why. A worktree on btrfs is a subvolume either way.
 ///
-/// A snapshot taken with `cowtree snapshot --archive` (or --preserve=LIST) gives back what it
-/// recorded, in cp's order: special files made, hardlinked names linked again, then each
-/// entry's owner and group, its mode with set-ID bits, its extended attributes and ACLs, and
-/// each directory's last. As root all of it; otherwise what this user may (the group where
-/// a member, user.* attributes, FIFOs and sockets), with one warning line per kind not kept
-/// (exit 0); --json says "archive" and counts "not_kept".
+/// A snapshot taken with `cowtree snapshot --archive` (or --preserve=LIST) records owners,
+/// modes with set-ID bits, attributes, ACLs, hardlinks and special files. Its checkout gives
+/// none of that back unless asked, as `cp -a`, `rsync -a` and `tar --same-owner` must be
+/// asked: without --archive or --preserve the tree is made as for any snapshot (files owned by
+/// you with mode 0644 or 0755, no set-ID bits, attributes or ACLs, each hardlinked name a file
+/// of its own), and the special files it records (FIFOs, sockets, device nodes) are not made:
+/// one line says how many. --archive (-a) gives back all it recorded, --preserve=LIST the
+/// items named, in cp's order: special files made, hardlinked names linked again, then each
+/// entry's owner and group, its mode (set-ID bits only with its owner and group kept), its
+/// extended attributes and ACLs, and each directory's last. With any item, every entry also
+/// gets its recorded mode, as cp keeps the mode. An item the snapshot does not record is said
+/// in one warning line (exit 0). As root all of it is kept; otherwise what this user may (the
+/// group where a member, user.* attributes, FIFOs and sockets), with one warning line per
+/// kind not kept (exit 0). As root, --archive of a snapshot from a remote you do not trust
+/// lets it make device nodes, set-user-ID files owned by root and files of any owner in DST:
+/// ask only for what you need (e.g. --preserve=links), or check it out as another user.
 ///
 /// Without --store, the snapshot is looked up in the store of DST's filesystem, then in the
 /// other known stores. If the store is on another filesystem than DST, files are copied:
@@ -64,9 +74,13 @@ pub struct Args {
     /// Print one JSON object: files, dirs, symlinks, cloned, copied, bytes,
     /// fallbacks [{reason, count}], cross_device, store, elapsed_ms, method ("subvolume" or
     /// "per-file"), reason and reason_description (why not one snapshot, when per file; null
-    /// otherwise), tree_built, archive (the snapshot recorded what `snapshot --archive`
-    /// keeps, given to the tree), not_kept {ownership, xattr, acl, links, special} (entries of
-    /// which something recorded could not be kept).
+    /// otherwise), tree_built, archive (the tree was given some of
+    /// what `snapshot --archive` recorded), recorded (the items the snapshot records:
+    /// ownership, xattr, acl, links, special; [] for a snapshot without --archive), preserve
+    /// (the items given: asked and recorded), not_recorded (asked and not recorded),
+    /// special_not_made (special files recorded and not made: special not asked), not_kept
+    /// {ownership, xattr, acl, links, special} (entries of which something asked and recorded
+    /// could not be kept).
     #[arg(long)]
     json: bool,
     /// Print nothing but errors.
@@ -83,6 +97,15 @@ pub struct Args {
     /// The remote for --pull (default: origin, else the only one configured).
     #[arg(long, requires = "pull")]
     remote: Option<String>,
+    /// Give back all a `snapshot --archive` recorded: the same as --preserve=all. As root,
+    /// that includes device nodes, set-user-ID files and other owners: see above.
+    #[arg(long, short = 'a')]
+    archive: bool,
+    /// Give back, comma-separated, what of a `snapshot --archive`'s record to give the tree:
+    /// ownership, xattr, acl, links, special, all (mode and timestamps are accepted and change
+    /// nothing). Without it or --archive, none of it.
+    #[arg(long, value_name = "LIST", value_parser = crate::cmd::clone_preserve::parse)]
+    preserve: Option<cowtree_store::Preserve>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -119,6 +142,10 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             Mode::Copy => CheckoutMode::Copy,
         },
         strict: args.strict || args.mode == Mode::Clone,
+        preserve: match (args.archive, args.preserve) {
+            (true, _) => cowtree_store::Preserve::ALL,
+            (false, p) => p.unwrap_or_default(),
+        },
     };
     let spinner = crate::progress::Activity::counting(
         format!("checking out {} into {}", args.snapshot, args.dst.display()),
@@ -150,9 +177,13 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     } else if !args.quiet {
         tell(&id, r);
     }
-    // What a snapshot --archive recorded and this checkout could not give (not root): one
+    // What was asked and the snapshot does not record; the special files it records and
+    // were not asked for; what it recorded and this checkout could not give (not root): one
     // line per kind, as clone says it.
     if !args.quiet {
+        for line in archive_lines(&id, r) {
+            eprintln!("cowtree: {line}");
+        }
         for line in crate::cmd::clone_preserve::not_kept_lines(&r.not_kept) {
             eprintln!("cowtree: warning: {line}");
         }
@@ -196,6 +227,41 @@ fn make(
     Ok((store, id, made))
 }
 
+/// What is said of a `snapshot --archive`'s record beside the summary: what was asked and the
+/// snapshot does not record (a warning), and the special files it records that were not made.
+fn archive_lines(id: &Hash, r: &CheckoutReport) -> Vec<String> {
+    let short = &id.to_hex()[..12];
+    let mut lines = Vec::new();
+    if !r.not_recorded.is_none() {
+        lines.push(match r.recorded {
+            None => format!(
+                "warning: snapshot {short} records none of what --archive and --preserve give \
+                 back (it was not taken with snapshot --archive): checked out without it"
+            ),
+            Some(_) => format!(
+                "warning: snapshot {short} does not record {} (it was taken with snapshot \
+                 --preserve=LIST without it): checked out without it",
+                items(r.not_recorded).join(", ")
+            ),
+        });
+    }
+    if r.special_not_made > 0 {
+        let n = r.special_not_made;
+        lines.push(format!(
+            "{n} special {} (FIFOs, sockets, device nodes) recorded by snapshot {short} {} not \
+             made: --archive or --preserve=special makes them",
+            if n == 1 { "file" } else { "files" },
+            if n == 1 { "was" } else { "were" },
+        ));
+    }
+    lines
+}
+
+/// The names of the items of `p` (`--preserve`'s).
+fn items(p: cowtree_store::Preserve) -> Vec<&'static str> {
+    cowtree_store::interchange::archive_items(p)
+}
+
 /// The checkout's `--json` object.
 fn report_json(id: &Hash, store: &Store, r: &CheckoutReport) -> serde_json::Value {
     let fallbacks: Vec<_> = r
@@ -222,6 +288,10 @@ fn report_json(id: &Hash, store: &Store, r: &CheckoutReport) -> serde_json::Valu
         "reason_description": r.reason.as_ref().map(|why| why.to_string()),
         "tree_built": r.tree_built,
         "archive": r.archive,
+        "recorded": r.recorded.map(items).unwrap_or_default(),
+        "preserve": items(r.restored),
+        "not_recorded": items(r.not_recorded),
+        "special_not_made": r.special_not_made,
         "not_kept": {
             "ownership": r.not_kept.ownership,
             "xattr": r.not_kept.xattr,

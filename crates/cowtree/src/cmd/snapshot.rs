@@ -41,7 +41,8 @@ use crate::units::{bytes, count, secs};
 /// (exit 3), saying which store and why, unless --mode copy asks for it.
 ///
 /// --archive (-a), or --preserve=LIST with GNU cp's names (as `cowtree clone` takes them),
-/// records also what `cp -a` keeps, so that `cowtree checkout` gives it back: each entry's
+/// records also what `cp -a` keeps, so that `cowtree checkout --archive` (or --preserve)
+/// gives it back (a checkout without them does not): each entry's
 /// owner and group with its set-ID bits (ownership), its extended attributes (xattr: user.*,
 /// and trusted.* and security.* where readable, never trusted.SGI_* or security.evm), its
 /// ACLs (acl), which files are one inode (links), the FIFOs, sockets and device nodes

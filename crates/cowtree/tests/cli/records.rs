@@ -62,6 +62,7 @@ fn library_checkout_records_the_roots_device_and_inode() {
     let opts = CheckoutOptions {
         mode: CheckoutMode::Auto,
         strict: true,
+        preserve: cowtree_store::Preserve::NONE,
     };
     checkout(&store, &id, &wt, opts, &|w| {
         panic!("no warning expected: {w}")

@@ -110,17 +110,24 @@ fn snapshot_archive_and_checkout_keep_what_cp_a_keeps_on_xfs_and_btrfs() -> Res 
             os("checkout"),
             os("--store"),
             store.as_os_str(),
+            os("--archive"),
             os("--json"),
             os(&id),
             dst.as_os_str(),
         ])?;
         let v = json(&out)?;
         assert_eq!(v["archive"], true, "{what}: {v}");
+        let all = serde_json::json!(["ownership", "xattr", "acl", "links", "special"]);
+        assert_eq!(v["recorded"], all, "{what}: {v}");
+        assert_eq!(v["preserve"], all, "{what}: {v}");
+        assert_eq!(v["not_recorded"], serde_json::json!([]), "{what}: {v}");
+        assert_eq!(v["special_not_made"], 0, "{what}: {v}");
         for k in ["ownership", "xattr", "acl", "links", "special"] {
             assert_eq!(v["not_kept"][k], 0, "{what}: {k}: {v}");
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("not kept"), "{what}: {stderr}");
+        assert!(!stderr.contains("not made"), "{what}: {stderr}");
         if fsys == Fs::Btrfs {
             // The tree subvolume's snapshot, given the metadata afterwards.
             assert_eq!(v["method"], "subvolume", "{what}: {v}");
@@ -267,6 +274,7 @@ fn checkout_of_an_archive_as_an_unprivileged_user_keeps_what_it_may_and_says_wha
             os("checkout"),
             os("--store"),
             store.as_os_str(),
+            os("-a"),
             os("--json"),
             os(id),
         ])
@@ -302,6 +310,231 @@ fn checkout_of_an_archive_as_an_unprivileged_user_keeps_what_it_may_and_says_wha
     assert!(fifo.file_type().is_fifo());
     assert_eq!(fifo.mode() & 0o7777, 0o640);
     assert!(!dst.join("tty").exists());
+    Ok(())
+}
+
+/// Every entry beneath `root` (and `root`), by path, with its `lstat`.
+fn walk(root: &Path) -> Res<Vec<(std::path::PathBuf, fs::Metadata)>> {
+    let mut out = vec![(root.to_path_buf(), fs::symlink_metadata(root)?)];
+    let mut i = 0;
+    while i < out.len() {
+        if out[i].1.is_dir() {
+            let dir = out[i].0.clone();
+            for e in fs::read_dir(&dir)? {
+                let p = e?.path();
+                let m = fs::symlink_metadata(&p)?;
+                out.push((p, m));
+            }
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// Runs the binary with `args` and returns its output, exit 0 or not.
+fn output(args: &[&std::ffi::OsStr]) -> Res<Output> {
+    Ok(common::bin().args(args).output()?)
+}
+
+#[test]
+fn checkout_gives_back_only_what_is_asked_of_a_snapshot_archive_and_nothing_without_it() -> Res {
+    if !rustix::process::geteuid().is_root() {
+        skip("not root: cannot make a tree of other owners and a device node");
+        return Ok(());
+    }
+    if !acl_tools() {
+        return Ok(());
+    }
+    for fsys in [Fs::Xfs, Fs::Btrfs] {
+        let Some(dir) = scratch(fsys) else { continue };
+        let what = format!("{fsys:?}");
+        let src = dir.path().join("src");
+        let store = dir.path().join("store");
+        // Owners 1234:5678 (a, d, d/suid set-user-ID, the FIFO, the symlink), a hardlinked
+        // pair, an attribute and ACLs (make_tree); a character device; a set-user-ID file of
+        // root's.
+        make_tree(&src)?;
+        tool(
+            "mknod",
+            &[
+                os("-m"),
+                os("0666"),
+                src.join("tty").as_os_str(),
+                os("c"),
+                os("4"),
+                os("64"),
+            ],
+        )?;
+        fs::write(src.join("rootsuid"), b"#!/bin/sh\nid\n")?;
+        std::os::unix::fs::chown(src.join("rootsuid"), Some(0), Some(0))?;
+        fs::set_permissions(src.join("rootsuid"), fs::Permissions::from_mode(0o4755))?;
+        let v = json(&run(&[
+            os("snapshot"),
+            os("--store"),
+            store.as_os_str(),
+            os("--archive"),
+            os("--json"),
+            src.as_os_str(),
+        ])?)?;
+        let id = v["id"].as_str().ok_or("no id")?.to_string();
+        let all = serde_json::json!(["ownership", "xattr", "acl", "links", "special"]);
+
+        // Without --archive or --preserve: the tree as for a version 1 snapshot.
+        let dst = dir.path().join("plain");
+        let out = run(&[
+            os("checkout"),
+            os("--store"),
+            store.as_os_str(),
+            os("--json"),
+            os(&id),
+            dst.as_os_str(),
+        ])?;
+        let v = json(&out)?;
+        assert_eq!(v["archive"], false, "{what}: {v}");
+        assert_eq!(v["recorded"], all, "{what}: {v}");
+        assert_eq!(v["preserve"], serde_json::json!([]), "{what}: {v}");
+        assert_eq!(v["not_recorded"], serde_json::json!([]), "{what}: {v}");
+        assert_eq!(v["special_not_made"], 2, "{what}: {v}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said: Vec<&str> = stderr.lines().collect();
+        assert_eq!(said.len(), 1, "{what}: one line: {stderr}");
+        assert!(
+            said[0].starts_with("cowtree: 2 special files ")
+                && said[0].contains("were not made: --archive or --preserve=special makes them"),
+            "{what}: {stderr}"
+        );
+        // No device node, no FIFO; every entry the caller's (root's), no set-ID bit, only
+        // directories, files and symlinks.
+        assert!(fs::symlink_metadata(dst.join("tty")).is_err(), "{what}");
+        assert!(fs::symlink_metadata(dst.join("fifo")).is_err(), "{what}");
+        let entries = walk(&dst)?;
+        assert!(entries.len() > 10, "{what}: {entries:?}");
+        for (path, m) in &entries {
+            let ft = m.file_type();
+            assert!(
+                ft.is_dir() || ft.is_file() || ft.is_symlink(),
+                "{what}: {path:?} is {ft:?}"
+            );
+            assert_eq!((m.uid(), m.gid()), (0, 0), "{what}: {path:?}");
+            if !ft.is_symlink() {
+                assert_eq!(m.mode() & 0o6000, 0, "{what}: {path:?}: {:o}", m.mode());
+            }
+        }
+        for rel in ["d/suid", "rootsuid"] {
+            assert_eq!(
+                fs::metadata(dst.join(rel))?.mode() & 0o7777,
+                0o755,
+                "{what}: {rel}"
+            );
+        }
+        assert_eq!(
+            fs::metadata(dst.join("a"))?.mode() & 0o7777,
+            0o644,
+            "{what}"
+        );
+        // Hardlinked names are files of their own; no attribute, no ACL.
+        assert_ne!(ino(&dst.join("a"))?, ino(&dst.join("d/a-link"))?, "{what}");
+        assert_eq!(fs::metadata(dst.join("a"))?.nlink(), 1, "{what}");
+        let x = fields(&dst.join("x"))?;
+        assert!(!x.contains("user.test"), "{what}: {x}");
+        assert!(!x.contains("user:nobody"), "{what}: {x}");
+        assert!(
+            !fields(&dst.join("e"))?.contains("default:user:nobody"),
+            "{what}"
+        );
+        assert_eq!(fs::read(dst.join("a"))?, fs::read(src.join("a"))?, "{what}");
+        // status: nothing changed (the special files not made are not entries).
+        let status = common::bin().current_dir(&dst).args(["status"]).output()?;
+        assert!(status.status.success(), "{what}: {status:?}");
+        assert!(status.stdout.is_empty(), "{what}: {status:?}");
+
+        // --preserve=links alone: the pair linked, the recorded modes without set-ID bits,
+        // still no owner, attribute or special file.
+        let dst = dir.path().join("links");
+        let out = run(&[
+            os("checkout"),
+            os("--store"),
+            store.as_os_str(),
+            os("--preserve=links"),
+            os("--json"),
+            os(&id),
+            dst.as_os_str(),
+        ])?;
+        let v = json(&out)?;
+        assert_eq!(v["archive"], true, "{what}: {v}");
+        assert_eq!(v["preserve"], serde_json::json!(["links"]), "{what}: {v}");
+        assert_eq!(v["special_not_made"], 2, "{what}: {v}");
+        assert_eq!(ino(&dst.join("a"))?, ino(&dst.join("d/a-link"))?, "{what}");
+        assert_eq!(fs::metadata(dst.join("a"))?.nlink(), 2, "{what}");
+        for (path, m) in &walk(&dst)? {
+            assert_eq!((m.uid(), m.gid()), (0, 0), "{what}: {path:?}");
+            if !m.file_type().is_symlink() {
+                assert_eq!(m.mode() & 0o6000, 0, "{what}: {path:?}: {:o}", m.mode());
+            }
+        }
+        assert_eq!(
+            fs::metadata(dst.join("d"))?.mode() & 0o7777,
+            0o755,
+            "{what}"
+        );
+        assert_eq!(
+            fs::metadata(dst.join("rootsuid"))?.mode() & 0o7777,
+            0o755,
+            "{what}"
+        );
+        assert!(fs::symlink_metadata(dst.join("tty")).is_err(), "{what}");
+        assert!(!fields(&dst.join("x"))?.contains("user.test"), "{what}");
+
+        // Asked for more than a snapshot records: one line naming what it does not, exit 0.
+        let v = json(&run(&[
+            os("snapshot"),
+            os("--store"),
+            store.as_os_str(),
+            os("--preserve=links,special"),
+            os("--json"),
+            src.as_os_str(),
+        ])?)?;
+        let links_only = v["id"].as_str().ok_or("no id")?.to_string();
+        let dst = dir.path().join("more");
+        let out = output(&[
+            os("checkout"),
+            os("--store"),
+            store.as_os_str(),
+            os("-a"),
+            os("--json"),
+            os(&links_only),
+            dst.as_os_str(),
+        ])?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{what}: {stderr}");
+        let v = json(&out)?;
+        let kept = serde_json::json!(["links", "special"]);
+        assert_eq!(v["recorded"], kept, "{what}: {v}");
+        assert_eq!(v["preserve"], kept, "{what}: {v}");
+        assert_eq!(
+            v["not_recorded"],
+            serde_json::json!(["ownership", "xattr", "acl"]),
+            "{what}: {v}"
+        );
+        let said: Vec<&str> = stderr.lines().collect();
+        assert_eq!(said.len(), 1, "{what}: one line: {stderr}");
+        assert!(
+            said[0].contains("does not record ownership, xattr, acl ("),
+            "{what}: {stderr}"
+        );
+        assert_eq!(ino(&dst.join("a"))?, ino(&dst.join("d/a-link"))?, "{what}");
+        assert_eq!(fs::metadata(dst.join("a"))?.uid(), 0, "{what}");
+        assert!(
+            fs::symlink_metadata(dst.join("tty"))?
+                .file_type()
+                .is_char_device()
+        );
+        assert_eq!(
+            fs::metadata(dst.join("d/suid"))?.mode() & 0o7777,
+            0o755,
+            "{what}"
+        );
+    }
     Ok(())
 }
 
@@ -371,6 +604,35 @@ fn a_version_1_manifest_of_an_older_store_still_checks_out() -> Res {
     assert_eq!(fs::read_link(dst.join("link"))?, Path::new("bin"));
     assert!(fs::read_dir(dst.join("empty"))?.next().is_none());
     run(&[os("verify"), os("--store"), store.as_os_str()])?;
+    // --archive of it: one warning that it records none of that, exit 0, the same tree.
+    let asked = dir.path().join("asked");
+    let out = run(&[
+        os("checkout"),
+        os("--store"),
+        store.as_os_str(),
+        os("--archive"),
+        os("--json"),
+        os(&id),
+        asked.as_os_str(),
+    ])?;
+    let v = json(&out)?;
+    assert_eq!(v["archive"], false, "{v}");
+    assert_eq!(v["recorded"], serde_json::json!([]), "{v}");
+    assert_eq!(
+        v["not_recorded"],
+        serde_json::json!(["ownership", "xattr", "acl", "links", "special"]),
+        "{v}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said: Vec<&str> = stderr.lines().collect();
+    assert_eq!(said.len(), 1, "one line: {stderr}");
+    assert!(
+        said[0].starts_with("cowtree: warning: snapshot ")
+            && said[0].contains("records none of what --archive and --preserve give back"),
+        "{stderr}"
+    );
+    assert_eq!(fs::metadata(asked.join("bin/run"))?.mode() & 0o7777, 0o755);
+    assert_eq!(fs::read(asked.join("file"))?, content);
     // Shown as it is, and what a snapshot of the checkout records is the same bytes.
     let again = json(&run(&[
         os("snapshot"),
