@@ -1083,7 +1083,13 @@ fn an_archived_snapshot_round_trips_through_a_remote_and_checks_out_with_its_met
     let out = cw(
         &srv,
         &sb,
-        &["checkout", "--json", "root", dst.to_str().unwrap()],
+        &[
+            "checkout",
+            "--archive",
+            "--json",
+            "root",
+            dst.to_str().unwrap(),
+        ],
     );
     let v = out.assert_ok("checkout").json();
     assert_eq!(v["archive"], true, "{v}");
@@ -1113,7 +1119,48 @@ fn an_archived_snapshot_round_trips_through_a_remote_and_checks_out_with_its_met
     let st = cw_in(&srv, &dst, &["status"]);
     st.assert_ok("status");
     assert_eq!(st.stdout, "", "no change: {}", st.stderr);
-    // Checked out while it is pulled (into a third store): the same.
+    // Without --archive, the pulled snapshot checks out as one without its record: no FIFO
+    // (said in one line), the hardlinked names two files, the mode 0644, no attribute.
+    let plain = b.path().join("plain");
+    let out = cw(
+        &srv,
+        &sb,
+        &["checkout", "--json", "root", plain.to_str().unwrap()],
+    );
+    let v = out.assert_ok("checkout without --archive").json();
+    assert_eq!(v["archive"], false, "{v}");
+    assert_eq!(v["special_not_made"], 1, "{v}");
+    let said: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("not made"))
+        .collect();
+    assert_eq!(said.len(), 1, "{}", out.stderr);
+    assert!(
+        said[0].contains("--archive or --preserve=special"),
+        "{}",
+        out.stderr
+    );
+    assert!(fs::symlink_metadata(plain.join("d/only-fifo/p")).is_err());
+    assert!(plain.join("d/only-fifo").is_dir());
+    assert_ne!(
+        fs::metadata(plain.join("d/one")).unwrap().ino(),
+        fs::metadata(plain.join("two")).unwrap().ino()
+    );
+    assert_eq!(
+        fs::metadata(plain.join("secret")).unwrap().mode() & 0o7777,
+        0o644
+    );
+    if xattr {
+        let got = Command::new("getfattr")
+            .args(["-n", "user.note", "--only-values"])
+            .arg(plain.join("secret"))
+            .output()
+            .unwrap();
+        assert!(got.stdout.is_empty(), "{got:?}");
+    }
+    // Checked out while it is pulled (into a third store), with --archive: the same as the
+    // first.
     let Some(c) = scratch(Fs::Xfs2) else { return };
     let (sc, dst2) = (c.path().join("store"), c.path().join("dst"));
     let out = cw(
@@ -1122,6 +1169,7 @@ fn an_archived_snapshot_round_trips_through_a_remote_and_checks_out_with_its_met
         &[
             "checkout",
             "--pull",
+            "--archive",
             "--json",
             "root",
             dst2.to_str().unwrap(),
