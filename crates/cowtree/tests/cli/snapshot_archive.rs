@@ -485,6 +485,41 @@ fn checkout_gives_back_only_what_is_asked_of_a_snapshot_archive_and_nothing_with
         assert!(fs::symlink_metadata(dst.join("tty")).is_err(), "{what}");
         assert!(!fields(&dst.join("x"))?.contains("user.test"), "{what}");
 
+        // --preserve=ownership alone: owners and set-ID bits, the second name of the pair a
+        // file of its own given the pair's owner; no link, attribute or special file.
+        let dst = dir.path().join("owners");
+        let v = json(&run(&[
+            os("checkout"),
+            os("--store"),
+            store.as_os_str(),
+            os("--preserve=ownership"),
+            os("--json"),
+            os(&id),
+            dst.as_os_str(),
+        ])?)?;
+        assert_eq!(
+            v["preserve"],
+            serde_json::json!(["ownership"]),
+            "{what}: {v}"
+        );
+        assert_ne!(ino(&dst.join("a"))?, ino(&dst.join("d/a-link"))?, "{what}");
+        for rel in ["a", "d/a-link", "d", "d/suid"] {
+            let m = fs::metadata(dst.join(rel))?;
+            assert_eq!((m.uid(), m.gid()), OTHER, "{what}: {rel}");
+        }
+        assert_eq!(
+            fs::metadata(dst.join("d/suid"))?.mode() & 0o7777,
+            0o4755,
+            "{what}"
+        );
+        assert_eq!(
+            fs::metadata(dst.join("rootsuid"))?.mode() & 0o7777,
+            0o4755,
+            "{what}"
+        );
+        assert!(fs::symlink_metadata(dst.join("tty")).is_err(), "{what}");
+        assert!(!fields(&dst.join("x"))?.contains("user.test"), "{what}");
+
         // Asked for more than a snapshot records: one line naming what it does not, exit 0.
         let v = json(&run(&[
             os("snapshot"),
