@@ -187,13 +187,12 @@ impl Restore<'_> {
             let (dir, name) = split(&e.path);
             let full = self.full(&e.path);
             let d = self.dir(dir)?;
-            // A temporary name beside it (an entry of the same name in the tree would make
-            // the link fail, and the checkout with it, naming the path: never overwritten).
-            let mut tmp = b".".to_vec();
-            tmp.extend_from_slice(name.as_bytes());
-            tmp.extend_from_slice(format!(".cowtree-link-{}", std::process::id()).as_bytes());
-            let tmp = OsStr::from_bytes(&tmp);
-            match hardlink_at(&fd, fname, d, tmp).map_err(|e| Error::io_at("", &full, e))? {
+            // A temporary name beside it, of a fixed length (the entry's own name may be as
+            // long as a name can be); an entry of the same name in the tree would make the
+            // link fail, and the checkout with it, naming the path: never overwritten.
+            let tmp = format!(".cowtree-link-{}", std::process::id());
+            let tmp = OsStr::new(&tmp);
+            match hardlink_at(&fd, fname, d, tmp).map_err(|e| Error::io_at("link", &full, e))? {
                 HardlinkOutcome::Linked => d
                     .rename(tmp, d, name)
                     .map_err(|e| Error::io_at("rename a hardlink over", &full, e))?,

@@ -855,3 +855,41 @@ fn snapshot_archive_of_a_tree_holding_its_store_records_nothing_of_the_stores_di
     );
     Ok(())
 }
+
+/// Two names of one file, each as long as a name can be (255 bytes): the checkout with
+/// `--preserve=links` links them (its temporary name was the entry's own name and more, too
+/// long to make: the checkout failed).
+#[test]
+fn checkout_links_a_hardlinked_pair_whose_names_are_as_long_as_names_can_be() -> Res {
+    let Some(dir) = scratch(Fs::Xfs) else {
+        return Ok(());
+    };
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src)?;
+    let (a, b) = ("a".repeat(255), "b".repeat(255));
+    fs::write(src.join(&a), "one file, two names\n")?;
+    fs::hard_link(src.join(&a), src.join(&b))?;
+    let store = dir.path().join("store");
+    let snap = run(&[
+        os("snapshot"),
+        os("--store"),
+        store.as_os_str(),
+        os("--preserve=links"),
+        os("--json"),
+        src.as_os_str(),
+    ])?;
+    let id = json(&snap)?["id"].as_str().ok_or("no id")?.to_string();
+    let dst = dir.path().join("dst");
+    run(&[
+        os("checkout"),
+        os("--store"),
+        store.as_os_str(),
+        os("--preserve=links"),
+        os(&id),
+        dst.as_os_str(),
+    ])?;
+    let (ma, mb) = (fs::metadata(dst.join(&a))?, fs::metadata(dst.join(&b))?);
+    assert_eq!((ma.ino(), ma.nlink()), (mb.ino(), 2));
+    assert_eq!(fs::read_to_string(dst.join(&b))?, "one file, two names\n");
+    Ok(())
+}
