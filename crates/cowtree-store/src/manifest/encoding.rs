@@ -4,10 +4,11 @@
 
 use crate::hash::Hash;
 
-use super::archive::{EntryMeta, VERSION_ARCHIVE};
 use super::error::ManifestError;
 use super::kind::Kind;
 pub use super::kind::VERSION;
+use super::kind::VERSION_ARCHIVE;
+use super::meta::EntryMeta;
 
 /// The first bytes of every manifest.
 pub const MAGIC: &[u8; 8] = b"CTMANIF\n";

@@ -3,8 +3,7 @@
 
 use cowtree_fs::name::NameError;
 
-use super::archive::VERSION_ARCHIVE;
-use super::kind::{Kind, VERSION};
+use super::kind::{Kind, VERSION, VERSION_ARCHIVE};
 
 /// Why a manifest was refused. Entry-level errors carry the entry's index and path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,6 +6,9 @@ use std::fmt;
 /// The manifest encoding this code writes and reads.
 pub const VERSION: u32 = 1;
 
+/// The encoding version of a manifest with an archive ([`super::Archive`]): version 2.
+pub const VERSION_ARCHIVE: u32 = 2;
+
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {

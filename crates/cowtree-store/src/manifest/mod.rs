@@ -59,6 +59,7 @@ mod check;
 mod encoding;
 mod error;
 mod kind;
+mod meta;
 mod owned;
 mod sorted;
 mod stream;
