@@ -31,39 +31,42 @@ pub fn parse(list: &str) -> Result<Preserve, String> {
 /// One line per kind of thing asked for and not kept, with how many entries and why.
 pub fn not_kept_lines(n: &NotKept) -> Vec<String> {
     let entries = |k: u64| format!("{k} {}", if k == 1 { "entry" } else { "entries" });
-    let mut lines = Vec::new();
-    if n.ownership > 0 {
-        lines.push(format!(
-            "ownership not kept for {} (not permitted: run as root; the group was kept where you are a member of it, set-ID bits were dropped)",
-            entries(n.ownership)
-        ));
-    }
-    if n.xattr > 0 {
-        lines.push(format!(
-            "extended attributes not kept for {} (a namespace you may not write, such as trusted.* or security.* without root, or not supported by the destination)",
-            entries(n.xattr)
-        ));
-    }
-    if n.acl > 0 {
-        lines.push(format!(
-            "ACLs not kept for {} (not permitted or not supported by the destination)",
-            entries(n.acl)
-        ));
-    }
-    if n.links > 0 {
-        lines.push(format!(
-            "hardlinks not kept for {} (the filesystem refused the link; each got a file of its own)",
-            entries(n.links)
-        ));
-    }
+    let rows = [
+        (
+            n.ownership,
+            "ownership",
+            "not permitted: run as root; the group was kept where you are a member of it, set-ID bits were dropped",
+        ),
+        (
+            n.xattr,
+            "extended attributes",
+            "a namespace you may not write, such as trusted.* or security.* without root, or not supported by the destination",
+        ),
+        (
+            n.acl,
+            "ACLs",
+            "not permitted or not supported by the destination",
+        ),
+        (
+            n.links,
+            "hardlinks",
+            "the filesystem refused the link; each got a file of its own",
+        ),
+    ];
+    let mut lines: Vec<String> = rows
+        .into_iter()
+        .filter(|&(k, _, _)| k > 0)
+        .map(|(k, what, why)| format!("{what} not kept for {} ({why})", entries(k)))
+        .collect();
     if n.special > 0 {
+        let nodes = if n.special == 1 {
+            "device node"
+        } else {
+            "device nodes"
+        };
         lines.push(format!(
-            "{} not kept (not permitted: only root may make device nodes)",
-            if n.special == 1 {
-                "1 device node".to_string()
-            } else {
-                format!("{} device nodes", n.special)
-            }
+            "{} {nodes} not kept (not permitted: only root may make device nodes)",
+            n.special
         ));
     }
     lines
