@@ -52,6 +52,17 @@ fn json(out: &Output) -> Res<Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// The arguments of `cowtree CMD --store STORE ARGS...`.
+fn in_store<'a>(
+    cmd: &'a str,
+    store: &'a Path,
+    args: &[&'a std::ffi::OsStr],
+) -> Vec<&'a std::ffi::OsStr> {
+    let mut v = vec![os(cmd), os("--store"), store.as_os_str()];
+    v.extend_from_slice(args);
+    v
+}
+
 /// The first bytes of snapshot `id`'s manifest file in `store`: its version.
 fn version(store: &Path, id: &str) -> Res<u32> {
     let bytes = fs::read(store.join("snapshots").join(id))?;
@@ -93,28 +104,21 @@ fn snapshot_archive_and_checkout_keep_what_cp_a_keeps_on_xfs_and_btrfs() -> Res 
         std::os::unix::fs::chown(src.join("tty"), Some(uid), Some(gid))?;
         tool("cp", &[os("-a"), src.as_os_str(), reference.as_os_str()])?;
 
-        let snap = run(&[
-            os("snapshot"),
-            os("--store"),
-            store.as_os_str(),
-            os("--archive"),
-            os("--json"),
-            src.as_os_str(),
-        ])?;
+        let snap = run(&in_store(
+            "snapshot",
+            &store,
+            &[os("--archive"), os("--json"), src.as_os_str()],
+        ))?;
         let v = json(&snap)?;
         assert_eq!(v["archive"], true, "{what}: {v}");
         let id = v["id"].as_str().ok_or("no id")?.to_string();
         assert_eq!(version(&store, &id)?, 2, "{what}");
 
-        let out = run(&[
-            os("checkout"),
-            os("--store"),
-            store.as_os_str(),
-            os("--archive"),
-            os("--json"),
-            os(&id),
-            dst.as_os_str(),
-        ])?;
+        let out = run(&in_store(
+            "checkout",
+            &store,
+            &[os("--archive"), os("--json"), os(&id), dst.as_os_str()],
+        ))?;
         let v = json(&out)?;
         assert_eq!(v["archive"], true, "{what}: {v}");
         let all = serde_json::json!(["ownership", "xattr", "acl", "links", "special"]);
@@ -181,14 +185,11 @@ fn snapshot_archive_and_checkout_keep_what_cp_a_keeps_on_xfs_and_btrfs() -> Res 
         run(&[os("verify"), os("--store"), store.as_os_str()])?;
         // switch to another version 2 snapshot: its entries, as for any snapshot.
         fs::write(src.join("added"), b"after the first snapshot")?;
-        let next = json(&run(&[
-            os("snapshot"),
-            os("--store"),
-            store.as_os_str(),
-            os("-a"),
-            os("--json"),
-            src.as_os_str(),
-        ])?)?;
+        let next = json(&run(&in_store(
+            "snapshot",
+            &store,
+            &[os("-a"), os("--json"), src.as_os_str()],
+        ))?)?;
         let next_id = next["id"].as_str().ok_or("no id")?;
         let switched = common::bin()
             .current_dir(&dst)
@@ -202,13 +203,11 @@ fn snapshot_archive_and_checkout_keep_what_cp_a_keeps_on_xfs_and_btrfs() -> Res 
         let plain_src = dir.path().join("plain");
         fs::create_dir(&plain_src)?;
         fs::write(plain_src.join("f"), b"plain")?;
-        let plain = json(&run(&[
-            os("snapshot"),
-            os("--store"),
-            store.as_os_str(),
-            os("--json"),
-            plain_src.as_os_str(),
-        ])?)?;
+        let plain = json(&run(&in_store(
+            "snapshot",
+            &store,
+            &[os("--json"), plain_src.as_os_str()],
+        ))?)?;
         let plain_id = plain["id"].as_str().ok_or("no id")?;
         assert_eq!(version(&store, plain_id)?, 1, "{what}");
         assert_eq!(plain["archive"], false, "{what}");
@@ -245,14 +244,11 @@ fn checkout_of_an_archive_as_an_unprivileged_user_keeps_what_it_may_and_says_wha
     // Recorded as root, into a store the user may use.
     let home = user.dir_in(dir.path());
     let store = home.path().join("store");
-    let v = json(&run(&[
-        os("snapshot"),
-        os("--store"),
-        store.as_os_str(),
-        os("-a"),
-        os("--json"),
-        src.as_os_str(),
-    ])?)?;
+    let v = json(&run(&in_store(
+        "snapshot",
+        &store,
+        &[os("-a"), os("--json"), src.as_os_str()],
+    ))?)?;
     let id = v["id"].as_str().ok_or("no id")?;
     tool(
         "chown",
@@ -368,27 +364,21 @@ fn checkout_gives_back_only_what_is_asked_of_a_snapshot_archive_and_nothing_with
         fs::write(src.join("rootsuid"), b"#!/bin/sh\nid\n")?;
         std::os::unix::fs::chown(src.join("rootsuid"), Some(0), Some(0))?;
         fs::set_permissions(src.join("rootsuid"), fs::Permissions::from_mode(0o4755))?;
-        let v = json(&run(&[
-            os("snapshot"),
-            os("--store"),
-            store.as_os_str(),
-            os("--archive"),
-            os("--json"),
-            src.as_os_str(),
-        ])?)?;
+        let v = json(&run(&in_store(
+            "snapshot",
+            &store,
+            &[os("--archive"), os("--json"), src.as_os_str()],
+        ))?)?;
         let id = v["id"].as_str().ok_or("no id")?.to_string();
         let all = serde_json::json!(["ownership", "xattr", "acl", "links", "special"]);
 
         // Without --archive or --preserve: the tree as for a version 1 snapshot.
         let dst = dir.path().join("plain");
-        let out = run(&[
-            os("checkout"),
-            os("--store"),
-            store.as_os_str(),
-            os("--json"),
-            os(&id),
-            dst.as_os_str(),
-        ])?;
+        let out = run(&in_store(
+            "checkout",
+            &store,
+            &[os("--json"), os(&id), dst.as_os_str()],
+        ))?;
         let v = json(&out)?;
         assert_eq!(v["archive"], false, "{what}: {v}");
         assert_eq!(v["recorded"], all, "{what}: {v}");
@@ -451,15 +441,16 @@ fn checkout_gives_back_only_what_is_asked_of_a_snapshot_archive_and_nothing_with
         // --preserve=links alone: the pair linked, the recorded modes without set-ID bits,
         // still no owner, attribute or special file.
         let dst = dir.path().join("links");
-        let out = run(&[
-            os("checkout"),
-            os("--store"),
-            store.as_os_str(),
-            os("--preserve=links"),
-            os("--json"),
-            os(&id),
-            dst.as_os_str(),
-        ])?;
+        let out = run(&in_store(
+            "checkout",
+            &store,
+            &[
+                os("--preserve=links"),
+                os("--json"),
+                os(&id),
+                dst.as_os_str(),
+            ],
+        ))?;
         let v = json(&out)?;
         assert_eq!(v["archive"], true, "{what}: {v}");
         assert_eq!(v["preserve"], serde_json::json!(["links"]), "{what}: {v}");
@@ -488,15 +479,16 @@ fn checkout_gives_back_only_what_is_asked_of_a_snapshot_archive_and_nothing_with
         // --preserve=ownership alone: owners and set-ID bits, the second name of the pair a
         // file of its own given the pair's owner; no link, attribute or special file.
         let dst = dir.path().join("owners");
-        let v = json(&run(&[
-            os("checkout"),
-            os("--store"),
-            store.as_os_str(),
-            os("--preserve=ownership"),
-            os("--json"),
-            os(&id),
-            dst.as_os_str(),
-        ])?)?;
+        let v = json(&run(&in_store(
+            "checkout",
+            &store,
+            &[
+                os("--preserve=ownership"),
+                os("--json"),
+                os(&id),
+                dst.as_os_str(),
+            ],
+        ))?)?;
         assert_eq!(
             v["preserve"],
             serde_json::json!(["ownership"]),
@@ -521,25 +513,22 @@ fn checkout_gives_back_only_what_is_asked_of_a_snapshot_archive_and_nothing_with
         assert!(!fields(&dst.join("x"))?.contains("user.test"), "{what}");
 
         // Asked for more than a snapshot records: one line naming what it does not, exit 0.
-        let v = json(&run(&[
-            os("snapshot"),
-            os("--store"),
-            store.as_os_str(),
-            os("--preserve=links,special"),
-            os("--json"),
-            src.as_os_str(),
-        ])?)?;
+        let v = json(&run(&in_store(
+            "snapshot",
+            &store,
+            &[
+                os("--preserve=links,special"),
+                os("--json"),
+                src.as_os_str(),
+            ],
+        ))?)?;
         let links_only = v["id"].as_str().ok_or("no id")?.to_string();
         let dst = dir.path().join("more");
-        let out = output(&[
-            os("checkout"),
-            os("--store"),
-            store.as_os_str(),
-            os("-a"),
-            os("--json"),
-            os(&links_only),
-            dst.as_os_str(),
-        ])?;
+        let out = output(&in_store(
+            "checkout",
+            &store,
+            &[os("-a"), os("--json"), os(&links_only), dst.as_os_str()],
+        ))?;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{what}: {stderr}");
         let v = json(&out)?;
@@ -605,13 +594,7 @@ fn a_version_1_manifest_of_an_older_store_still_checks_out() -> Res {
     fs::create_dir(&seed)?;
     let content = b"#!/bin/sh\necho run\n";
     fs::write(seed.join("f"), content)?;
-    run(&[
-        os("snapshot"),
-        os("--store"),
-        store.as_os_str(),
-        os("-q"),
-        seed.as_os_str(),
-    ])?;
+    run(&in_store("snapshot", &store, &[os("-q"), seed.as_os_str()]))?;
     let blob = Hash::of(content);
     let bytes = v1_fixture(&blob, content.len() as u64);
     let id = Hash::of(&bytes).to_hex();
@@ -622,14 +605,11 @@ fn a_version_1_manifest_of_an_older_store_still_checks_out() -> Res {
     );
     fs::write(store.join("snapshots").join(&id), &bytes)?;
     let dst = dir.path().join("dst");
-    let out = run(&[
-        os("checkout"),
-        os("--store"),
-        store.as_os_str(),
-        os("--json"),
-        os(&id),
-        dst.as_os_str(),
-    ])?;
+    let out = run(&in_store(
+        "checkout",
+        &store,
+        &[os("--json"), os(&id), dst.as_os_str()],
+    ))?;
     let v = json(&out)?;
     assert_eq!(v["archive"], false, "{v}");
     assert_eq!(v["files"], 2, "{v}");
@@ -641,15 +621,11 @@ fn a_version_1_manifest_of_an_older_store_still_checks_out() -> Res {
     run(&[os("verify"), os("--store"), store.as_os_str()])?;
     // --archive of it: one warning that it records none of that, exit 0, the same tree.
     let asked = dir.path().join("asked");
-    let out = run(&[
-        os("checkout"),
-        os("--store"),
-        store.as_os_str(),
-        os("--archive"),
-        os("--json"),
-        os(&id),
-        asked.as_os_str(),
-    ])?;
+    let out = run(&in_store(
+        "checkout",
+        &store,
+        &[os("--archive"), os("--json"), os(&id), asked.as_os_str()],
+    ))?;
     let v = json(&out)?;
     assert_eq!(v["archive"], false, "{v}");
     assert_eq!(v["recorded"], serde_json::json!([]), "{v}");
@@ -669,14 +645,11 @@ fn a_version_1_manifest_of_an_older_store_still_checks_out() -> Res {
     assert_eq!(fs::metadata(asked.join("bin/run"))?.mode() & 0o7777, 0o755);
     assert_eq!(fs::read(asked.join("file"))?, content);
     // Shown as it is, and what a snapshot of the checkout records is the same bytes.
-    let again = json(&run(&[
-        os("snapshot"),
-        os("--store"),
-        store.as_os_str(),
-        os("--full"),
-        os("--json"),
-        dst.as_os_str(),
-    ])?)?;
+    let again = json(&run(&in_store(
+        "snapshot",
+        &store,
+        &[os("--full"), os("--json"), dst.as_os_str()],
+    ))?)?;
     assert_eq!(again["id"], id.as_str());
     Ok(())
 }
@@ -704,16 +677,13 @@ fn a_corrupted_version_2_manifest_is_refused_never_a_panic() -> Res {
     )
     .or_else(|_| Ok::<_, Box<dyn Error>>(String::new()))?;
     tool("mkfifo", &[src.join("d/p").as_os_str()])?;
-    let v = json(&run(&[
-        os("snapshot"),
-        os("--store"),
-        store.as_os_str(),
-        os("-a"),
-        os("--json"),
-        src.as_os_str(),
-    ])?)?;
+    let v = json(&run(&in_store(
+        "snapshot",
+        &store,
+        &[os("-a"), os("--json"), src.as_os_str()],
+    ))?)?;
     let id = v["id"].as_str().ok_or("no id")?;
-    let shown = run(&[os("show"), os("--store"), store.as_os_str(), os(id)])?;
+    let shown = run(&in_store("show", &store, &[os(id)]))?;
     let first = String::from_utf8(shown.stdout)?;
     assert!(
         first.lines().next().is_some_and(|l| l.ends_with(
@@ -722,13 +692,7 @@ fn a_corrupted_version_2_manifest_is_refused_never_a_panic() -> Res {
         "{first}"
     );
     // Its JSON form names what it records, and is not recorded back without it.
-    let shown = run(&[
-        os("show"),
-        os("--store"),
-        store.as_os_str(),
-        os("--json"),
-        os(id),
-    ])?;
+    let shown = run(&in_store("show", &store, &[os("--json"), os(id)]))?;
     let v = json(&shown)?;
     assert_eq!(
         v["archive"],
@@ -827,24 +791,15 @@ fn snapshot_archive_of_a_tree_holding_its_store_records_nothing_of_the_stores_di
     fs::create_dir_all(src.join("etc"))?;
     fs::write(src.join("etc/hosts"), "127.0.0.1 localhost\n")?;
     let store = src.join("var/lib/store");
-    let snap = run(&[
-        os("snapshot"),
-        os("--store"),
-        store.as_os_str(),
-        os("--archive"),
-        os("--json"),
-        src.as_os_str(),
-    ])?;
+    let snap = run(&in_store(
+        "snapshot",
+        &store,
+        &[os("--archive"), os("--json"), src.as_os_str()],
+    ))?;
     let id = json(&snap)?["id"].as_str().ok_or("no id")?.to_string();
     assert_eq!(version(&store, &id)?, 2);
     let dst = dir.path().join("dst");
-    run(&[
-        os("checkout"),
-        os("--store"),
-        store.as_os_str(),
-        os(&id),
-        dst.as_os_str(),
-    ])?;
+    run(&in_store("checkout", &store, &[os(&id), dst.as_os_str()]))?;
     assert_eq!(
         fs::read_to_string(dst.join("etc/hosts"))?,
         "127.0.0.1 localhost\n"
@@ -870,24 +825,18 @@ fn checkout_links_a_hardlinked_pair_whose_names_are_as_long_as_names_can_be() ->
     fs::write(src.join(&a), "one file, two names\n")?;
     fs::hard_link(src.join(&a), src.join(&b))?;
     let store = dir.path().join("store");
-    let snap = run(&[
-        os("snapshot"),
-        os("--store"),
-        store.as_os_str(),
-        os("--preserve=links"),
-        os("--json"),
-        src.as_os_str(),
-    ])?;
+    let snap = run(&in_store(
+        "snapshot",
+        &store,
+        &[os("--preserve=links"), os("--json"), src.as_os_str()],
+    ))?;
     let id = json(&snap)?["id"].as_str().ok_or("no id")?.to_string();
     let dst = dir.path().join("dst");
-    run(&[
-        os("checkout"),
-        os("--store"),
-        store.as_os_str(),
-        os("--preserve=links"),
-        os(&id),
-        dst.as_os_str(),
-    ])?;
+    run(&in_store(
+        "checkout",
+        &store,
+        &[os("--preserve=links"), os(&id), dst.as_os_str()],
+    ))?;
     let (ma, mb) = (fs::metadata(dst.join(&a))?, fs::metadata(dst.join(&b))?);
     assert_eq!((ma.ino(), ma.nlink()), (mb.ino(), 2));
     assert_eq!(fs::read_to_string(dst.join(&b))?, "one file, two names\n");
