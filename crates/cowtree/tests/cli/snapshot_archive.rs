@@ -52,6 +52,32 @@ fn json(out: &Output) -> Res<Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// Whether the tests of owners, device nodes and ACLs can run: as root (else skipped with
+/// `why`), with the ACL tools.
+fn root_with_acl_tools(why: &str) -> bool {
+    if !rustix::process::geteuid().is_root() {
+        skip(why);
+        return false;
+    }
+    acl_tools()
+}
+
+/// Makes the character device 4,64 (a tty) at `path` with permission bits `mode` (octal).
+fn tty(path: &Path, mode: &str) -> Res {
+    tool(
+        "mknod",
+        &[
+            os("-m"),
+            os(mode),
+            path.as_os_str(),
+            os("c"),
+            os("4"),
+            os("64"),
+        ],
+    )?;
+    Ok(())
+}
+
 /// The arguments of `cowtree CMD --store STORE ARGS...`.
 fn in_store<'a>(
     cmd: &'a str,
@@ -74,11 +100,7 @@ fn version(store: &Path, id: &str) -> Res<u32> {
 
 #[test]
 fn snapshot_archive_and_checkout_keep_what_cp_a_keeps_on_xfs_and_btrfs() -> Res {
-    if !rustix::process::geteuid().is_root() {
-        skip("not root: cannot make a tree of other owners");
-        return Ok(());
-    }
-    if !acl_tools() {
+    if !root_with_acl_tools("not root: cannot make a tree of other owners") {
         return Ok(());
     }
     for fsys in [Fs::Xfs, Fs::Btrfs] {
@@ -89,17 +111,7 @@ fn snapshot_archive_and_checkout_keep_what_cp_a_keeps_on_xfs_and_btrfs() -> Res 
         let dst = dir.path().join("dst");
         let reference = dir.path().join("cp-a");
         make_tree(&src)?;
-        tool(
-            "mknod",
-            &[
-                os("-m"),
-                os("0620"),
-                src.join("tty").as_os_str(),
-                os("c"),
-                os("4"),
-                os("64"),
-            ],
-        )?;
+        tty(&src.join("tty"), "0620")?;
         let (uid, gid) = OTHER;
         std::os::unix::fs::chown(src.join("tty"), Some(uid), Some(gid))?;
         tool("cp", &[os("-a"), src.as_os_str(), reference.as_os_str()])?;
@@ -230,17 +242,7 @@ fn checkout_of_an_archive_as_an_unprivileged_user_keeps_what_it_may_and_says_wha
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))?;
     let src = dir.path().join("src");
     make_tree(&src)?;
-    tool(
-        "mknod",
-        &[
-            os("-m"),
-            os("0620"),
-            src.join("tty").as_os_str(),
-            os("c"),
-            os("4"),
-            os("64"),
-        ],
-    )?;
+    tty(&src.join("tty"), "0620")?;
     // Recorded as root, into a store the user may use.
     let home = user.dir_in(dir.path());
     let store = home.path().join("store");
@@ -334,11 +336,7 @@ fn output(args: &[&std::ffi::OsStr]) -> Res<Output> {
 
 #[test]
 fn checkout_gives_back_only_what_is_asked_of_a_snapshot_archive_and_nothing_without_it() -> Res {
-    if !rustix::process::geteuid().is_root() {
-        skip("not root: cannot make a tree of other owners and a device node");
-        return Ok(());
-    }
-    if !acl_tools() {
+    if !root_with_acl_tools("not root: cannot make a tree of other owners and a device node") {
         return Ok(());
     }
     for fsys in [Fs::Xfs, Fs::Btrfs] {
@@ -350,17 +348,7 @@ fn checkout_gives_back_only_what_is_asked_of_a_snapshot_archive_and_nothing_with
         // pair, an attribute and ACLs (make_tree); a character device; a set-user-ID file of
         // root's.
         make_tree(&src)?;
-        tool(
-            "mknod",
-            &[
-                os("-m"),
-                os("0666"),
-                src.join("tty").as_os_str(),
-                os("c"),
-                os("4"),
-                os("64"),
-            ],
-        )?;
+        tty(&src.join("tty"), "0666")?;
         fs::write(src.join("rootsuid"), b"#!/bin/sh\nid\n")?;
         std::os::unix::fs::chown(src.join("rootsuid"), Some(0), Some(0))?;
         fs::set_permissions(src.join("rootsuid"), fs::Permissions::from_mode(0o4755))?;
