@@ -471,9 +471,39 @@ fn finish_dir(dir: &Dir, path: &Path) -> Result<()> {
 impl Drop for Registration {
     fn drop(&mut self) {
         if !self.finished {
-            let _ = self.worktrees.remove_tree(OsStr::new(&self.id));
+            let _ = remove_registration(&self.worktrees, OsStr::new(&self.id));
         }
     }
+}
+
+/// Removes the registration directory `name` in `worktrees` so that a process killed while it
+/// removes it (a signal handler's exit cuts off a `cowtree gc` or an `add`'s cleanup in
+/// another thread; `kill -9`) never leaves a registration without its `locked` mark, which
+/// nothing would ever take back: it is renamed first to a name of this process's own
+/// ([`NEW_PREFIX`] and its [`Stamp`], as one being made), its `locked` removed, then the rest.
+/// Cut off before `locked` went, the renamed directory is still a killed run's to
+/// [`clean_stale`]; after, it is a dead process's unmarked new directory, which
+/// [`clean_stale`] removes too.
+fn remove_registration(worktrees: &Dir, name: &OsStr) -> std::io::Result<()> {
+    let gone = format!(
+        "{NEW_PREFIX}{}.{:016x}",
+        Stamp::current(),
+        cowtree_fs::staging::random_u64()
+    );
+    let gone = OsStr::new(&gone);
+    match worktrees.rename_noreplace(name, worktrees, gone) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if let Ok(dir) = worktrees.open_dir(gone) {
+        match dir.remove_file(OsStr::new("locked")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    worktrees.remove_tree(gone)
 }
 
 /// Cleans up after killed runs in `$GIT_COMMON_DIR/worktrees`: registrations still marked
@@ -603,10 +633,10 @@ pub fn clean_stale_reporting(common_dir: &Path) -> Result<Stale> {
         for p in parents.iter().rev() {
             let _ = std::fs::remove_dir(p);
         }
+        // Removed while its lock is still held (the lock is the open directory's: renamed,
+        // it stays held), so that no other cleanup starts on it meanwhile.
+        remove_registration(&worktrees, &entry.name).map_err(Error::io("remove", &path))?;
         drop(dir);
-        worktrees
-            .remove_tree(&entry.name)
-            .map_err(Error::io("remove", &path))?;
         cleaned.push(format!("removed the registration {}", path.display()));
     }
     Ok(Stale {
@@ -804,6 +834,52 @@ mod tests {
             assert!(!dead.exists(), "{said:?}");
             assert_eq!(said, vec![format!("removed {}", dead.display())]);
         }
+    }
+
+    /// What a cleanup cut off while it removes a killed run's registration leaves (renamed
+    /// with its `locked` mark, or with the mark already gone), the next cleanup takes back:
+    /// never a registration without its mark under a name git lists for good.
+    #[test]
+    fn a_registration_whose_removal_was_cut_off_is_removed_by_the_next_cleanup() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wt = tmp.path().join("worktrees");
+        std::fs::create_dir(&wt).expect("mkdir");
+        let worktrees = Dir::open(&wt).expect("open");
+        let dead = Stamp {
+            pid: 1,
+            start: Some(1),
+        };
+        if dead.is_alive() {
+            return; // /proc cannot tell a dead run here
+        }
+        let make = |name: &str, locked: bool| {
+            let d = wt.join(name);
+            std::fs::create_dir(&d).expect("mkdir");
+            std::fs::write(d.join("gitdir"), b"/nonexistent/wt/.git\n").expect("gitdir");
+            std::fs::write(
+                d.join("HEAD"),
+                b"0000000000000000000000000000000000000000\n",
+            )
+            .expect("HEAD");
+            if locked {
+                std::fs::write(d.join("locked"), format!("{LOCK_MARK}, pid {dead})\n"))
+                    .expect("locked");
+            }
+            d
+        };
+        // Renamed by a cleanup (this process), `locked` still there.
+        let renamed = make(&format!("{NEW_PREFIX}{}.00aa", Stamp::current()), true);
+        // Renamed by a cleanup that died, `locked` gone.
+        let unmarked = make(&format!("{NEW_PREFIX}{dead}.00bb"), false);
+        // And one whose removal is done whole.
+        let whole = make("wt", true);
+        remove_registration(&worktrees, OsStr::new("wt")).expect("remove");
+        assert!(!whole.exists());
+        let said = clean_stale(tmp.path()).expect("clean");
+        assert!(!renamed.exists(), "{said:?}");
+        assert!(!unmarked.exists(), "{said:?}");
+        let left: Vec<_> = std::fs::read_dir(&wt).expect("list").collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]
