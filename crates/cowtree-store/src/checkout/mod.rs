@@ -175,6 +175,16 @@ fn run(job: &Job<'_>) -> Result<(CheckoutReport, Written)> {
             made.0.not_recorded = asked.without(r.recorded);
             made.0.special_not_made = r.special_not_made;
             made.0.not_kept = r.not_kept;
+            // The restore changed what it gave owners, modes and attributes to (their ctime
+            // at least): the stat cache is made of the tree as it is now, never of the stats
+            // taken as it was written (status would read every such file again, each time,
+            // and fail on one its owner may not read), nor shared with the store's tree.
+            if made.0.archive && job.hooks.is_some() {
+                let now = stats_of(&staging.dir, &stage.path, manifest.get()?)?;
+                made.1.stats = now.stats;
+                made.1.dirs = now.dirs;
+                made.1.from_tree = false;
+            }
             // (A per-file tree is synced when it is placed; a snapshot was committed before
             // this changed it.)
             if made.0.archive && made.0.method != cowtree_fs::whole_tree::Method::PerFile {

@@ -186,6 +186,18 @@ fn snapshot_archive_and_checkout_keep_what_cp_a_keeps_on_xfs_and_btrfs() -> Res 
 
         // status sees the tree it checked out (the special files recorded are no change);
         // verify finds nothing wrong with a version 2 manifest.
+        // The first status right after the checkout reads no file: its stat cache is of the
+        // tree as the restore left it (owners, modes and attributes changed every ctime).
+        let status = common::bin()
+            .current_dir(&dst)
+            .args(["status", "--json"])
+            .output()?;
+        let v = json(&status)?;
+        assert_eq!(
+            (&v["clean"], &v["hashed"]),
+            (&Value::from(true), &Value::from(0)),
+            "{what}: {v}"
+        );
         let status = common::bin().current_dir(&dst).args(["status"]).output()?;
         let (listed, said) = (
             String::from_utf8_lossy(&status.stdout),
@@ -243,6 +255,9 @@ fn checkout_of_an_archive_as_an_unprivileged_user_keeps_what_it_may_and_says_wha
     let src = dir.path().join("src");
     make_tree(&src)?;
     tty(&src.join("tty"), "0620")?;
+    // A file no one but root may read: the user's checkout of it is theirs, and as unreadable.
+    fs::write(src.join("sealed"), b"sealed")?;
+    fs::set_permissions(src.join("sealed"), fs::Permissions::from_mode(0o000))?;
     // Recorded as root, into a store the user may use.
     let home = user.dir_in(dir.path());
     let store = home.path().join("store");
@@ -261,13 +276,16 @@ fn checkout_of_an_archive_as_an_unprivileged_user_keeps_what_it_may_and_says_wha
         ],
     )?;
     let dst = home.path().join("dst");
-    let out = user
-        .command(common::BIN)
-        .env_remove("COWTREE_STORE")
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path().join("data"))
-        .env("XDG_STATE_HOME", home.path().join("state"))
-        .env("XDG_CONFIG_HOME", home.path().join("config"))
+    let as_user = || {
+        let mut cmd = user.command(common::BIN);
+        cmd.env_remove("COWTREE_STORE")
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .env("XDG_STATE_HOME", home.path().join("state"))
+            .env("XDG_CONFIG_HOME", home.path().join("config"));
+        cmd
+    };
+    let out = as_user()
         .args([
             os("checkout"),
             os("--store"),
@@ -282,8 +300,8 @@ fn checkout_of_an_archive_as_an_unprivileged_user_keeps_what_it_may_and_says_wha
     assert!(out.status.success(), "exit 0: {stderr}");
     let v: Value = serde_json::from_slice(&out.stdout)?;
     // Everything but the second name of `a` and the device (not made) has an owner of
-    // others: the root and 2 directories, 5 files, the FIFO and the symlink.
-    assert_eq!(v["not_kept"]["ownership"], 10, "{v}");
+    // others: the root and 2 directories, 6 files, the FIFO and the symlink.
+    assert_eq!(v["not_kept"]["ownership"], 11, "{v}");
     assert_eq!(v["not_kept"]["special"], 1, "{v}");
     for k in ["xattr", "acl", "links"] {
         assert_eq!(v["not_kept"][k], 0, "{k}: {v}");
@@ -291,7 +309,7 @@ fn checkout_of_an_archive_as_an_unprivileged_user_keeps_what_it_may_and_says_wha
     let said: Vec<&str> = stderr.lines().filter(|l| l.contains("not kept")).collect();
     assert_eq!(said.len(), 2, "one line per kind: {stderr}");
     assert!(
-        said[0].contains("ownership not kept for 10 entries (not permitted: run as root"),
+        said[0].contains("ownership not kept for 11 entries (not permitted: run as root"),
         "{stderr}"
     );
     assert!(said[1].contains("1 device node not kept"), "{stderr}");
@@ -308,6 +326,22 @@ fn checkout_of_an_archive_as_an_unprivileged_user_keeps_what_it_may_and_says_wha
     assert!(fifo.file_type().is_fifo());
     assert_eq!(fifo.mode() & 0o7777, 0o640);
     assert!(!dst.join("tty").exists());
+    assert_eq!(fs::metadata(dst.join("sealed"))?.mode() & 0o7777, 0);
+    // The stat cache is of the tree as the restore left it: status reads no file (none of
+    // the sealed one, which the user may not read), and sees it clean, every time.
+    for _ in 0..2 {
+        let status = as_user()
+            .current_dir(&dst)
+            .args(["status", "--json"])
+            .output()?;
+        assert!(status.status.success(), "{status:?}");
+        let v: Value = serde_json::from_slice(&status.stdout)?;
+        assert_eq!(
+            (&v["clean"], &v["hashed"]),
+            (&Value::from(true), &Value::from(0)),
+            "{v}"
+        );
+    }
     Ok(())
 }
 
