@@ -143,6 +143,16 @@ origin() { # origin N: the bare repository of size N
 }
 
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+# cow_in DIR ARGS...: cowtree run in DIR, as `git -C DIR` runs git: no subshell (whose fork
+# the timing would count for cowtree alone), the shell's directory restored after.
+cow_in() {
+  local dir=$1 rc=0
+  shift
+  cd "$dir" || return
+  "$COWTREE" "$@" || rc=$?
+  cd "$OLDPWD" || return
+  return "$rc"
+}
 fmt() { awk -v v="$1" 'BEGIN { printf "%.3f", v / 1000 }'; }
 stats() { # stats FILE: "median min max" in seconds
   local med lo hi
@@ -186,7 +196,7 @@ for n in $SIZES; do
       run_git() { local t; t=$(date +%s%N); git -C "$src" worktree add -q --detach "$d/g"; ms "$t" >>"$d/git.ms"; }
       run_cow() {
         local t; t=$(date +%s%N)
-        (cd "$src" && "$COWTREE" git worktree add -q --detach --json "$d/c" >>"$d/cowtree.json")
+        cow_in "$src" git worktree add -q --detach --json "$d/c" >>"$d/cowtree.json"
         ms "$t" >>"$d/cowtree.ms"
       }
       if ((r % 2)); then run_cow; run_git; else run_git; run_cow; fi
@@ -224,7 +234,7 @@ if [[ $FLOOR == 1 ]]; then
     for k in 0 1 2 3 4; do
       case $(( (r + k) % 5 )) in
         0) settle; t=$(date +%s%N)
-           (cd "$src" && "$COWTREE" git worktree add -q --detach --json "$B/c" >>"$B/cowtree.json")
+           cow_in "$src" git worktree add -q --detach --json "$B/c" >>"$B/cowtree.json"
            ms "$t" >>"$B/cowtree.ms"
            (cd "$src" && "$COWTREE" git worktree remove --force "$B/c"); git -C "$src" worktree prune ;;
         1) settle; t=$(date +%s%N); btrfs subvolume snapshot "$src" "$B/s" >/dev/null; ms "$t" >>"$B/snapshot.ms"
@@ -280,7 +290,7 @@ if [[ $KINDS == 1 ]]; then
   }
   R=$WORK/row
   git_add() { git -C "$1" worktree add -q --detach "$R/g"; }
-  cow_add() { (cd "$1" && "$COWTREE" git worktree add -q --detach --json "$R/c" >>"$R/cowtree.json"); }
+  cow_add() { cow_in "$1" git worktree add -q --detach --json "$R/c" >>"$R/cowtree.json"; }
   git_cone() {
     git -C "$1" worktree add -q --detach --no-checkout "$R/g"
     # shellcheck disable=SC2086
@@ -288,7 +298,7 @@ if [[ $KINDS == 1 ]]; then
     git -C "$R/g" checkout -q
   }
   cow_cone() {
-    (cd "$1" && "$COWTREE" git worktree add -q --detach --json --sparse "${CONE// /,}" "$R/c" >>"$R/cowtree.json")
+    cow_in "$1" git worktree add -q --detach --json --sparse "${CONE// /,}" "$R/c" >>"$R/cowtree.json"
   }
   timed() { local f=$1 t; shift; t=$(date +%s%N); "$@"; ms "$t" >>"$f"; }
   row() { # row LABEL SRC GIT-FN COWTREE-FN: prints the row, sets COW_MED and GIT_MED
