@@ -71,6 +71,9 @@ pub struct CompactManifest {
     /// The paths of the special files a version 2 manifest records (sorted; see
     /// [`crate::manifest::Archive`]), which are no entries of the tree.
     specials: Vec<Vec<u8>>,
+    /// A version 2 manifest: it records what `--archive` keeps (owners, modes' set-ID bits,
+    /// attributes, hardlinks, special files), which only a checkout asking for it gives.
+    archive: bool,
 }
 
 /// An entry of a [`CompactManifest`].
@@ -183,6 +186,7 @@ impl CompactManifest {
         let decoded = decoded.and_then(|archive| {
             let mut c = b.finish()?;
             c.specials = specials_of(archive.as_ref());
+            c.archive = archive.is_some();
             Ok(c)
         });
         Ok((hash, decoded))
@@ -198,7 +202,15 @@ impl CompactManifest {
         }
         let mut c = b.finish()?;
         c.specials = specials_of(m.archive());
+        c.archive = m.archive().is_some();
         Ok(c)
+    }
+
+    /// True for a version 2 manifest (`snapshot --archive`): it records owners, set-ID bits,
+    /// attributes, hardlinks or special files, which `checkout --archive` gives and the
+    /// commands that write entries as a plain checkout does (switch, reset) do not.
+    pub fn is_archive(&self) -> bool {
+        self.archive
     }
 
     /// True when a version 2 manifest records a special file (FIFO, socket, device node) at

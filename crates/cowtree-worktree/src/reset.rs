@@ -24,6 +24,10 @@ pub struct ResetReport {
     pub removed: u64,
     /// An interrupted switch was finished first.
     pub finished_interrupted: bool,
+    /// Entries restored as a plain checkout makes them although the base is a version 2
+    /// snapshot (`snapshot --archive`), whose owners, set-ID bits, attributes and hardlinks
+    /// only `checkout --archive` gives.
+    pub archive_not_given: u64,
     /// Milliseconds.
     pub elapsed_ms: u64,
 }
@@ -127,6 +131,9 @@ pub fn reset_with_progress(
         })
         .collect::<Result<_>>()?;
     report.restored = restore.len() as u64;
+    if base.is_archive() {
+        report.archive_not_given = report.restored;
+    }
 
     let touched: HashSet<&[u8]> = restore.iter().map(|e| e.path.as_slice()).collect();
     let learnt: Vec<Rec> = scan

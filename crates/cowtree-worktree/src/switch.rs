@@ -133,6 +133,10 @@ pub struct SwitchReport {
     pub dirs_created: u64,
     /// An interrupted switch was finished first.
     pub finished_interrupted: bool,
+    /// Entries written or created as a plain checkout makes them although the target is a
+    /// version 2 snapshot (`snapshot --archive`), whose owners, set-ID bits, attributes and
+    /// hardlinks only `checkout --archive` gives.
+    pub archive_not_given: u64,
     /// Milliseconds.
     pub elapsed_ms: u64,
 }
@@ -265,6 +269,9 @@ pub fn switch_with_progress(
     report.written = written;
     report.removed = removed;
     report.dirs_created = dirs;
+    if b.is_archive() {
+        report.archive_not_given = written + dirs;
+    }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }

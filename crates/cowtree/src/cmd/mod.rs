@@ -298,6 +298,33 @@ pub fn worktree_arg(opt: &StoreOpt, named: Option<&Path>) -> Result<(Store, Work
 }
 
 /// Prints one JSON object on stdout.
+/// The warning of `switch` and `reset` when they wrote `n` entries of a version 2 snapshot
+/// (`snapshot --archive`) `id` as a plain checkout writes them: what the snapshot records of
+/// them (owners, set-ID bits, attributes, hardlinks) is not given; the command that makes a
+/// worktree with it, beside `worktree`, is printed.
+pub fn warn_archive_not_given(
+    command: &str,
+    n: u64,
+    store: &Path,
+    id: &cowtree_store::Hash,
+    worktree: &Path,
+) {
+    if n == 0 {
+        return;
+    }
+    let short = &id.to_hex()[..12];
+    let mut beside = worktree.as_os_str().to_owned();
+    beside.push(".archive");
+    let checkout =
+        cowtree_store::error::command(store, &["checkout", "--archive", short], Path::new(&beside));
+    eprintln!(
+        "cowtree: warning: {command} wrote {} as a plain checkout writes them (yours, without \
+         the owners, set-ID bits, attributes and hardlinks snapshot {short} records with \
+         --archive); `{checkout}` makes a worktree with them",
+        crate::units::count(n, "entry", "entries")
+    );
+}
+
 pub fn print_json(v: &impl serde::Serialize) -> Result<(), CliError> {
     let s = serde_json::to_string(v).map_err(|e| CliError::new(e.to_string()))?;
     println!("{s}");

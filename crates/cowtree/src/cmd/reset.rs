@@ -21,6 +21,10 @@ use crate::units::{count, secs};
 /// a restored entry). Content is cloned from the store under a temp name and renamed into
 /// place, so an interrupted reset never leaves a partial file, and running it again finishes
 /// it.
+///
+/// Entries are restored as a plain checkout writes them: of a snapshot made with --archive,
+/// the owners, set-ID bits, attributes and hardlinks it records are not given (a warning says
+/// how many entries).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   cd /work/app-a && cowtree reset src/main.rs   # restore one file
@@ -35,7 +39,8 @@ pub struct Args {
     /// Also remove untracked files and directories.
     #[arg(long)]
     hard: bool,
-    /// Print one JSON object: path, restored, removed, finished_interrupted, elapsed_ms.
+    /// Print one JSON object: path, restored, removed, finished_interrupted,
+    /// archive_not_given, elapsed_ms.
     #[arg(long)]
     json: bool,
     /// Print nothing but errors.
@@ -160,6 +165,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             "restored": r.restored,
             "removed": r.removed,
             "finished_interrupted": r.finished_interrupted,
+            "archive_not_given": r.archive_not_given,
             "elapsed_ms": r.elapsed_ms,
         }))?;
     } else if !args.quiet {
@@ -169,6 +175,15 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             count(r.restored, "entry", "entries"),
             count(r.removed, "untracked entry", "untracked entries"),
             secs(r.elapsed_ms)
+        );
+    }
+    if !args.quiet {
+        crate::cmd::warn_archive_not_given(
+            "reset",
+            r.archive_not_given,
+            store.root(),
+            &wt.base,
+            &wt.path,
         );
     }
     Ok(Exit::Ok)

@@ -22,6 +22,10 @@ use crate::units::{count, secs};
 /// snapshot` records those changes and makes them the base (then switch proceeds; the work
 /// stays in that snapshot), `cowtree reset --hard` discards them, and --force overwrites them.
 ///
+/// Entries are written as a plain checkout writes them: of a snapshot made with --archive,
+/// the owners, set-ID bits, attributes and hardlinks it records are not given (a warning says
+/// how many entries; `cowtree checkout --archive` makes a worktree with them).
+///
 /// The switch is journaled in the store first: if it is interrupted (even by kill -9), no
 /// file is left with partial content under its final name, and running the same command
 /// again (or reset, or snapshot of the worktree) finishes it.
@@ -43,7 +47,7 @@ pub struct Args {
     #[arg(long)]
     force: bool,
     /// Print one JSON object: path, from, to, changed, written, removed, dirs_created,
-    /// finished_interrupted, elapsed_ms.
+    /// finished_interrupted, archive_not_given, elapsed_ms.
     #[arg(long)]
     json: bool,
     /// Print nothing but errors.
@@ -89,6 +93,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             "removed": r.removed,
             "dirs_created": r.dirs_created,
             "finished_interrupted": r.finished_interrupted,
+            "archive_not_given": r.archive_not_given,
             "elapsed_ms": r.elapsed_ms,
         }))?;
     } else if !args.quiet {
@@ -104,6 +109,15 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
             r.removed,
             count(r.dirs_created, "dir", "dirs"),
             secs(r.elapsed_ms)
+        );
+    }
+    if !args.quiet {
+        crate::cmd::warn_archive_not_given(
+            "switch",
+            r.archive_not_given,
+            store.root(),
+            &to,
+            &wt.path,
         );
     }
     Ok(Exit::Ok)

@@ -136,6 +136,12 @@ const PRINTED: &[(&str, &str, &str)] = &[
         "`cowtree git worktree pool set 4` writes it anew",
         "git_pool::pool_messages_print_commands_that_run_as_printed",
     ),
+    // switch and reset of a snapshot made with --archive.
+    (
+        "crates/cowtree/src/cmd/mod.rs",
+        "--archive); `{checkout}` makes a worktree with them",
+        "snapshot_archive::snapshot_archive_and_checkout_keep_what_cp_a_keeps_on_xfs_and_btrfs",
+    ),
     // The store and the worktree layer.
     (
         "crates/cowtree-store/src/error.rs",

@@ -222,6 +222,38 @@ fn snapshot_archive_and_checkout_keep_what_cp_a_keeps_on_xfs_and_btrfs() -> Res 
         assert!(switched.status.success(), "{what}: {switched:?}");
         assert_eq!(fs::read(dst.join("added"))?, b"after the first snapshot");
         assert_eq!(ino(&dst.join("a"))?, ino(&dst.join("d/a-link"))?, "{what}");
+        // ... written as a plain checkout writes it, which switch says (reset likewise), with
+        // the command that makes a worktree with what the snapshot records: run as printed.
+        let said = String::from_utf8_lossy(&switched.stderr);
+        assert!(
+            said.contains("warning: switch wrote 1 entry as a plain checkout writes them"),
+            "{what}: {said}"
+        );
+        let printed = common::suggested::commands(&said);
+        assert_eq!(printed.len(), 1, "{what}: {said}");
+        assert_eq!(printed[0][..2], ["cowtree", "--store"], "{what}: {said}");
+        let ran = common::bin().args(&printed[0][1..]).output()?;
+        assert!(ran.status.success(), "{what}: {said}: {ran:?}");
+        let beside = dir.path().join("dst.archive");
+        assert_eq!(fs::read(beside.join("added"))?, b"after the first snapshot");
+        for rel in ENTRIES {
+            assert_eq!(
+                fields(&beside.join(rel))?,
+                fields(&reference.join(rel))?,
+                "{what}: {rel:?} of the printed checkout differs from cp -a's"
+            );
+        }
+        fs::write(dst.join("x"), b"changed")?;
+        let reset = common::bin()
+            .current_dir(&dst)
+            .args(["reset", "--json", "x"])
+            .output()?;
+        assert!(reset.status.success(), "{what}: {reset:?}");
+        assert_eq!(json(&reset)?["archive_not_given"], 1, "{what}: {reset:?}");
+        assert!(
+            String::from_utf8_lossy(&reset.stderr).contains("warning: reset wrote 1 entry"),
+            "{what}: {reset:?}"
+        );
 
         // The same tree without --archive: version 1, another id.
         let plain_src = dir.path().join("plain");
