@@ -578,6 +578,17 @@ pub fn clean_stale_reporting(common_dir: &Path) -> Result<Stale> {
             }
             continue;
         }
+        // Locked after a wait, the directory may no longer be the one its name gives: another
+        // cleanup took the killed run back meanwhile, and a new run's registration may have
+        // the name now. Only the directory locked here is this cleanup's (while it holds the
+        // lock, no cowtree run or `git worktree prune` moves it: it is marked `locked`).
+        let still = |d: &Dir| -> Option<bool> {
+            let (a, b) = (d.stat_self().ok()?, worktrees.try_stat(&entry.name).ok()??);
+            Some(a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+        };
+        if still(&dir) != Some(true) {
+            continue;
+        }
         let complete = std::fs::read(path.join("gitdir"))
             .ok()
             .and_then(|g| {
@@ -880,6 +891,53 @@ mod tests {
         assert!(!unmarked.exists(), "{said:?}");
         let left: Vec<_> = std::fs::read_dir(&wt).expect("list").collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// Two cleanups of one killed run's registration (an `add`'s and a `cowtree gc`'s): the
+    /// one that waited for the lock while the other took the run back must not then remove,
+    /// by its name, the registration a new run has made under that name meanwhile.
+    #[test]
+    fn a_cleanup_that_waited_leaves_a_new_registration_under_the_same_name_alone() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wt = tmp.path().join("worktrees");
+        let killed = wt.join("dst");
+        std::fs::create_dir_all(&killed).expect("mkdir");
+        let dead = Stamp {
+            pid: 1,
+            start: Some(1),
+        };
+        if dead.is_alive() {
+            return; // /proc cannot tell a dead run here
+        }
+        std::fs::write(killed.join("locked"), format!("{LOCK_MARK}, pid {dead})\n"))
+            .expect("locked");
+        std::fs::write(killed.join("gitdir"), b"/nonexistent/dst/.git\n").expect("gitdir");
+        // The first cleanup holds the killed run's lock...
+        let first = Dir::open(&killed).expect("open");
+        assert!(first.try_lock_exclusive().expect("lock"));
+        // ... while the second starts, and waits for it.
+        let common = tmp.path().to_owned();
+        let second = std::thread::spawn(move || clean_stale(&common));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // The first takes the run back, and a new run registers under the same name.
+        let worktrees = Dir::open(&wt).expect("open");
+        remove_registration(&worktrees, OsStr::new("dst")).expect("remove");
+        let new = Registration::create(
+            tmp.path(),
+            OsStr::new("dst"),
+            &tmp.path().join("elsewhere/dst/.git"),
+            "0000000000000000000000000000000000000000",
+            None,
+            false,
+        )
+        .expect("create");
+        assert_eq!(new.id(), "dst");
+        drop(first);
+        let said = second.join().expect("join").expect("clean");
+        assert!(
+            new.path().join("locked").exists() && new.path().join("gitdir").exists(),
+            "the new run's registration was removed: {said:?}"
+        );
     }
 
     #[test]
