@@ -820,6 +820,20 @@ pub fn branch_checked_out_at(common_dir: &Path, branch: &str, bare: bool) -> Opt
 mod tests {
     use super::*;
 
+    /// A registration `name` in `common`, of the worktree whose `.git` is `dot_git`, HEAD
+    /// detached at the null id.
+    fn register(common: &Path, name: &str, dot_git: &Path) -> Registration {
+        Registration::create(
+            common,
+            OsStr::new(name),
+            dot_git,
+            "0000000000000000000000000000000000000000",
+            None,
+            false,
+        )
+        .expect("create")
+    }
+
     /// A run killed between making its registration directory and writing `locked` leaves
     /// a directory named for it, with nothing in it: taken back once that run is dead, a live
     /// run's left alone.
@@ -922,15 +936,7 @@ mod tests {
         // The first takes the run back, and a new run registers under the same name.
         let worktrees = Dir::open(&wt).expect("open");
         remove_registration(&worktrees, OsStr::new("dst")).expect("remove");
-        let new = Registration::create(
-            tmp.path(),
-            OsStr::new("dst"),
-            &tmp.path().join("elsewhere/dst/.git"),
-            "0000000000000000000000000000000000000000",
-            None,
-            false,
-        )
-        .expect("create");
+        let new = register(tmp.path(), "dst", &tmp.path().join("elsewhere/dst/.git"));
         assert_eq!(new.id(), "dst");
         drop(first);
         let said = second.join().expect("join").expect("clean");
@@ -943,15 +949,7 @@ mod tests {
     #[test]
     fn a_registration_is_made_under_its_new_name_and_renamed_to_its_id() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let reg = Registration::create(
-            tmp.path(),
-            OsStr::new("wt"),
-            &tmp.path().join("wt/.git"),
-            "0000000000000000000000000000000000000000",
-            None,
-            false,
-        )
-        .expect("create");
+        let reg = register(tmp.path(), "wt", &tmp.path().join("wt/.git"));
         assert_eq!(reg.id(), "wt");
         let names: Vec<_> = std::fs::read_dir(tmp.path().join("worktrees"))
             .expect("list")
@@ -961,15 +959,7 @@ mod tests {
         let locked = std::fs::read(reg.path().join("locked")).expect("locked");
         assert_eq!(lock_owner(&locked), Some(Stamp::current()));
         // Taken: the next one is `wt1`, as git numbers them.
-        let again = Registration::create(
-            tmp.path(),
-            OsStr::new("wt"),
-            &tmp.path().join("x/wt/.git"),
-            "0000000000000000000000000000000000000000",
-            None,
-            false,
-        )
-        .expect("create");
+        let again = register(tmp.path(), "wt", &tmp.path().join("x/wt/.git"));
         assert_eq!(again.id(), "wt1");
     }
 
