@@ -112,11 +112,11 @@ pub enum CopyMethod {
     },
 }
 
-pub(crate) use imp::{clone_fds, open_source, remove_created, source_gone};
 pub use imp::{
-    clone_or_copy, transfer_at, transfer_at_masked, transfer_at_remembering, try_reflink,
-    try_reflink_at,
+    OpenSource, clone_or_copy, transfer_at, transfer_at_masked, transfer_at_open,
+    transfer_at_remembering, try_reflink, try_reflink_at,
 };
+pub(crate) use imp::{clone_fds, open_source, remove_created, source_gone};
 
 /// Permission bits a new file gets from a source mode: the rwx bits and the sticky bit; the
 /// set-user-ID and set-group-ID bits are dropped because the new file belongs to its maker.
@@ -250,16 +250,67 @@ mod imp {
         mask: Option<CreationMask>,
     ) -> io::Result<Transfer> {
         let src_dir = src_dir.as_fd();
-        let dst_dir = dst_dir.as_fd();
-        let Some(src_fd) = open_source(src_dir, src_name)? else {
+        let Some(src) = OpenSource::open(src_dir, src_name)? else {
             return Ok(Transfer::SourceVanished);
         };
+        let (done, _dst) = transfer_at_open(
+            &src,
+            (src_dir, src_name),
+            (dst_dir.as_fd(), dst_name),
+            opts,
+            range,
+            mask,
+        )?;
+        Ok(done)
+    }
+
+    /// A source file opened for [`transfer_at_open`]: its descriptor and its `fstat`, which the
+    /// caller may read (its owner, its links) before the transfer and keep using after it
+    /// (its attributes), with no second open or `stat`.
+    pub struct OpenSource {
+        /// Open for reading, without following a symlink (see [`OpenSource::open`]).
+        pub fd: OwnedFd,
+        /// Its `fstat`, taken right after the open.
+        pub stat: Stat,
+    }
+
+    impl OpenSource {
+        /// Opens `name` under `dir` as [`transfer_at`] opens a source: read-only, never
+        /// following a symlink (one is refused as not a regular file), without blocking on a
+        /// FIFO, and `fstat`s it; `None` when it is absent. Its type is not checked here:
+        /// [`transfer_at_open`] refuses anything but a regular file before any read. Errors name
+        /// `name`.
+        pub fn open(dir: impl AsFd, name: &OsStr) -> io::Result<Option<OpenSource>> {
+            let Some(fd) = open_source(dir.as_fd(), name)? else {
+                return Ok(None);
+            };
+            let stat = fstat(&fd).map_err(|e| at_path("stat", Path::new(name), e.into()))?;
+            Ok(Some(OpenSource { fd, stat }))
+        }
+    }
+
+    /// [`transfer_at_masked`] from a source the caller opened ([`OpenSource::open`] of `src_name`
+    /// under `src_dir`: the name a clone's ENOENT is checked against), handing back the new
+    /// file still open for writing (`None` when no file is left: the clone was unsupported
+    /// or the source vanished), so that the caller can give it more through that descriptor
+    /// (owner, attributes, times) with no second open. What the new file gets here is what
+    /// [`transfer_at`] gives it: its data, its permission bits, and the source's times when
+    /// `opts.preserve_times` (a caller that gives more and wants the times given last passes
+    /// false and sets them itself). Errors name the two names.
+    pub fn transfer_at_open(
+        src: &OpenSource,
+        (src_dir, src_name): (BorrowedFd<'_>, &OsStr),
+        (dst_dir, dst_name): (BorrowedFd<'_>, &OsStr),
+        opts: &TransferOptions,
+        range: &CopyRange,
+        mask: Option<CreationMask>,
+    ) -> io::Result<(Transfer, Option<OwnedFd>)> {
+        let (src_fd, st) = (&src.fd, &src.stat);
         // The open does not block on a FIFO; this refuses it, and anything but a regular file.
-        let st = fstat(&src_fd).map_err(|e| at_path("stat", Path::new(src_name), e.into()))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(invalid_source(src_name));
         }
-        let mode = opts.mode.unwrap_or_else(|| creation_mode(stat_mode(&st)));
+        let mode = opts.mode.unwrap_or_else(|| creation_mode(stat_mode(st)));
         // Where a clone creates its destination (macOS) it runs here, before anything is
         // created; on Linux the destination is created first and cloned into by descriptor
         // in `fill`.
@@ -275,11 +326,11 @@ mod imp {
             WholeClone::Cloned(fd) => (Some(fd), Some(Ok(()))),
             WholeClone::Failed(CloneFailure::Vanished) => {
                 source_gone(src_dir, src_name, dst_name)?;
-                return Ok(Transfer::SourceVanished);
+                return Ok((Transfer::SourceVanished, None));
             }
             WholeClone::Failed(CloneFailure::Unsupported(cause)) => {
                 if opts.method == Method::Clone {
-                    return Ok(Transfer::Unsupported(cause));
+                    return Ok((Transfer::Unsupported(cause), None));
                 }
                 (None, Some(Err(cause)))
             }
@@ -300,9 +351,9 @@ mod imp {
             .map_err(|e| at_path("create", Path::new(dst_name), e.into()))?,
         };
 
-        let result = fill(&src_fd, &dst_fd, &st, (mode, exact), opts, range, already);
+        let result = fill(src_fd, &dst_fd, st, (mode, exact), opts, range, already);
         match result {
-            Ok(Filled::Done(t)) => Ok(t),
+            Ok(Filled::Done(t)) => Ok((t, Some(dst_fd))),
             Ok(Filled::Abandon(t)) => {
                 let removed = remove_created(dst_dir, dst_name, &dst_fd);
                 // A source that is not really gone is the error to report, whatever the
@@ -311,7 +362,7 @@ mod imp {
                     source_gone(src_dir, src_name, dst_name)?;
                 }
                 removed?;
-                Ok(t)
+                Ok((t, None))
             }
             Err(e) => {
                 // The original error matters more than a failed cleanup.

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::PoisonError;
 
 use cowtree_fs::dir::Dir;
+use cowtree_fs::sys::EntryFd;
 
 use crate::error::LinkError;
 use crate::keep::{ModeStep, Src, keep};
@@ -46,8 +47,9 @@ impl Run<'_> {
             }
             _ => None,
         };
+        // Both directories are open (not `O_PATH`): the calls take their descriptors.
         let src = Src {
-            fd: src_dir.as_ref().map(|d| d.as_fd()),
+            fd: src_dir.as_ref().map(|d| EntryFd::Open(d.as_fd())),
             owner: meta.owner,
             mode: meta.mode,
         };
@@ -55,7 +57,7 @@ impl Run<'_> {
         keep(
             preserve,
             src,
-            (dir.as_fd(), None),
+            (EntryFd::Open(dir.as_fd()), None),
             ModeStep::Leave,
             &mut not_kept,
         )?;

@@ -6,22 +6,24 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use cowtree_fs::dir::Dir;
-use cowtree_fs::sys::{open_entry, stat_dev};
+use cowtree_fs::reflink::OpenSource;
+use cowtree_fs::sys::{EntryFd, open_entry, stat_dev};
 use rustix::fs::{
-    AtFlags, CWD, FileType, Stat, Timespec, fstat, linkat, readlinkat, statat, symlinkat, utimensat,
+    AtFlags, CWD, FileType, Stat, Timespec, fstat, futimens, linkat, readlinkat, statat, symlinkat,
+    utimensat,
 };
 use rustix::io::Errno;
 
 use crate::dir_finish::fill_mode;
 use crate::error::LinkError;
-use crate::file_link::{FileLinker, FileSrc, hash_file, record_kind};
+use crate::file_link::{FileLinker, FileSrc, LinkedFile, hash_file, record_kind};
 use crate::keep::{ModeStep, Src, check_made, keep};
 use crate::link_map::{Claim, FirstName};
 use crate::options::{EntryKind, Preserve};
@@ -62,6 +64,7 @@ impl Run<'_> {
                         dir: dir.as_fd(),
                         name,
                         mode: None,
+                        opened: None,
                     },
                 )
             }
@@ -71,31 +74,33 @@ impl Run<'_> {
                     dir: CWD,
                     name: path.as_os_str(),
                     mode: *mode,
+                    opened: None,
                 },
             ),
         };
         let preserve = self.file_preserve();
-        // The source's own handle and lstat, when more than its data is kept.
+        // When more than its data is kept: the source opened here, once, for its lstat and
+        // attributes, and then cloned or copied through the same descriptor.
         let kept_src = if preserve.metadata() || preserve.links {
-            match open_entry(fsrc.dir, fsrc.name) {
-                Ok(fd) => {
-                    let st =
-                        fstat(&fd).map_err(|e| LinkError::io("stat", &src_full(), e.into()))?;
-                    Some((fd, st))
-                }
-                Err(Errno::NOENT) => {
+            match OpenSource::open(fsrc.dir, fsrc.name) {
+                Ok(Some(open)) => Some(open),
+                Ok(None) => {
                     local.tally.vanished += 1;
                     local.tally.fallback(Failure::SourceVanished, 0, src_full);
                     return Ok(Made::Nothing);
                 }
-                Err(e) => return Err(LinkError::io("open", &src_full(), e.into())),
+                Err(e) => return Err(LinkError::io("open", &src_full(), e)),
             }
         } else {
             None
         };
+        let fsrc = FileSrc {
+            opened: kept_src.as_ref(),
+            ..fsrc
+        };
         // A later name of a source file with several: a link to its first name.
         let mut making = None;
-        if let Some((_, st)) = &kept_src
+        if let Some(OpenSource { stat: st, .. }) = &kept_src
             && preserve.links
             && st.st_nlink > 1
         {
@@ -127,33 +132,22 @@ impl Run<'_> {
                 files.len() - 1
             }
         };
-        let Some((method, bytes)) =
+        let Some(LinkedFile { method, bytes, dst }) =
             files[idx].link_file(&fsrc, here.dir, at, &src_full, &dst_full, &mut local.tally)?
         else {
             return Ok(Made::Nothing);
         };
-        if let Some((src_fd, st)) = &kept_src
-            && preserve.metadata()
-            && matches!(method, Attempt::Clone | Attempt::Copy)
-        {
-            let dst = open_entry(here.dir.as_fd(), at)
-                .map_err(|e| LinkError::io("open", &dst_full(), e.into()))?;
-            let made = check_made(dst.as_fd(), FileType::RegularFile)
-                .map_err(|e| LinkError::io("keep owner and attributes of", &dst_full(), e))?;
-            keep(
-                preserve,
-                Src::of(src_fd.as_fd(), st),
-                (dst.as_fd(), Some(made)),
-                ModeStep::SetId,
-                &mut local.tally.not_kept,
-            )
-            .map_err(|e| LinkError::io("keep owner and attributes of", &dst_full(), e))?;
+        // A file of its own, made from the source this opened: given the rest here, through
+        // the two descriptors, the times last.
+        if let (Some(src), Some(dst)) = (&kept_src, &dst) {
+            self.keep_file(local, src, dst.as_fd(), &dst_full)?;
         }
         if let Some(making) = making {
-            let st = here
-                .dir
-                .stat(at)
-                .map_err(|e| LinkError::io("stat", &dst_full(), e))?;
+            let st = match &dst {
+                Some(dst) => fstat(dst).map_err(io::Error::from),
+                None => here.dir.stat(at),
+            }
+            .map_err(|e| LinkError::io("stat", &dst_full(), e))?;
             making.made(FirstName {
                 open: here.open.to_path_buf(),
                 name: at.to_owned(),
@@ -161,6 +155,44 @@ impl Run<'_> {
             });
         }
         self.record_file(local, here, (name, at), (src, origin), Some(method), bytes)
+    }
+
+    /// Gives the file `dst` (open for writing since its creation, which made it this run's)
+    /// what [`crate::Preserve`] asks of its source `src` (see [`crate::keep`]), then the
+    /// source's times unless asked not to: through the two descriptors, with no path looked
+    /// up again.
+    fn keep_file(
+        &self,
+        local: &mut Local<'_>,
+        src: &OpenSource,
+        dst: BorrowedFd<'_>,
+        dst_full: &dyn Fn() -> std::path::PathBuf,
+    ) -> Result<(), LinkError> {
+        let preserve = self.file_preserve();
+        if preserve.metadata() {
+            let keeping = |e| LinkError::io("keep owner and attributes of", &dst_full(), e);
+            let made = check_made(dst, FileType::RegularFile).map_err(keeping)?;
+            keep(
+                preserve,
+                Src::of(EntryFd::Open(src.fd.as_fd()), &src.stat),
+                (EntryFd::Open(dst), Some(made)),
+                ModeStep::SetId,
+                &mut local.tally.not_kept,
+            )
+            .map_err(keeping)?;
+        }
+        if self.engine.opts.preserve_times {
+            let (atime, mtime) = timespec_pair(&src.stat);
+            futimens(
+                dst,
+                &rustix::fs::Timestamps {
+                    last_access: atime,
+                    last_modification: mtime,
+                },
+            )
+            .map_err(|e| LinkError::io("set times of", &dst_full(), e.into()))?;
+        }
+        Ok(())
     }
 
     /// What is kept of a file beyond its data: nothing in hardlink and symlink modes (the
@@ -314,7 +346,7 @@ impl Run<'_> {
             keep(
                 only_owner,
                 src,
-                (dst.as_fd(), Some(made)),
+                (EntryFd::Path(dst.as_fd()), Some(made)),
                 ModeStep::Leave,
                 &mut local.tally.not_kept,
             )

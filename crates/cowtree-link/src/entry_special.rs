@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::AsFd;
 
-use cowtree_fs::sys::{make_node, open_entry};
+use cowtree_fs::sys::{EntryFd, make_node, open_entry};
 use rustix::fs::{AtFlags, FileType, Timestamps, fstat, utimensat};
 use rustix::io::Errno;
 
@@ -86,8 +86,8 @@ impl Run<'_> {
             .map_err(|e| LinkError::io("keep owner, mode and attributes of", &dst_full(), e))?;
         keep(
             self.engine.opts.preserve,
-            Src::of(sfd.as_fd(), &st),
-            (dst.as_fd(), Some(made)),
+            Src::of(EntryFd::Path(sfd.as_fd()), &st),
+            (EntryFd::Path(dst.as_fd()), Some(made)),
             ModeStep::Always,
             &mut local.tally.not_kept,
         )

@@ -4,13 +4,15 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
 use cowtree_fs::creation::CreationMask;
 use cowtree_fs::dir::Dir;
+use cowtree_fs::reflink::OpenSource;
 use cowtree_fs::{
     CopyRange, HardlinkOutcome, Method, Transfer, TransferOptions, hardlink_at, transfer_at_masked,
+    transfer_at_open,
 };
 use rustix::fs::{AtFlags, Mode, OFlags, openat, statat, symlinkat};
 use rustix::io::Errno;
@@ -23,11 +25,33 @@ use crate::state::{Attempt, Decision, Failure};
 
 /// What a file link did.
 enum Linked {
-    /// Linked by `Attempt`, `bytes` of data (`None`: a hardlink whose size was not asked
-    /// for, see [`crate::LinkOptions::hardlink_sizes`]).
-    Done(Attempt, Option<u64>),
+    /// Linked: see [`LinkedFile`].
+    Done(LinkedFile),
     /// The source file was gone.
     Vanished,
+}
+
+/// A file [`FileLinker::link_file`] linked.
+pub(crate) struct LinkedFile {
+    /// How.
+    pub method: Attempt,
+    /// The bytes of data (`None`: a hardlink whose size was not asked for, see
+    /// [`crate::LinkOptions::hardlink_sizes`]).
+    pub bytes: Option<u64>,
+    /// The new file, still open for writing, where the source came open
+    /// ([`FileSrc::opened`]) and the file was cloned or copied: its times are then not given
+    /// yet, but the caller's to give, after whatever else it gives the file.
+    pub dst: Option<OwnedFd>,
+}
+
+impl LinkedFile {
+    fn new(method: Attempt, bytes: Option<u64>) -> LinkedFile {
+        LinkedFile {
+            method,
+            bytes,
+            dst: None,
+        }
+    }
 }
 
 /// A file's source: a directory handle and a name in it (the current directory and a path
@@ -37,6 +61,10 @@ pub(crate) struct FileSrc<'a> {
     pub dir: BorrowedFd<'a>,
     pub name: &'a OsStr,
     pub mode: Option<u32>,
+    /// The source, already opened at that name by the caller (to read its owner, links and
+    /// attributes), for a clone or copy to use rather than open it again. The caller then
+    /// gets the new file back open ([`LinkedFile::dst`]) and gives it its times.
+    pub opened: Option<&'a OpenSource>,
 }
 
 /// Links files for one device pair, keeping a snapshot of the pair's method so that the
@@ -72,7 +100,7 @@ impl<'l> FileLinker<'l> {
 
 impl FileLinker<'_> {
     /// Links the regular file `src` to `dst_name` in `dst_dir` (which must not exist).
-    /// Returns the method and bytes, or `None` when the source vanished. `src_full` and
+    /// Returns what was done, or `None` when the source vanished. `src_full` and
     /// `dst_full` name the entries in messages (and `src_full` is a symlink's target).
     pub fn link_file(
         &mut self,
@@ -82,7 +110,7 @@ impl FileLinker<'_> {
         src_full: &dyn Fn() -> PathBuf,
         dst_full: &dyn Fn() -> PathBuf,
         tally: &mut Tally,
-    ) -> Result<Option<(Attempt, Option<u64>)>, LinkError> {
+    ) -> Result<Option<LinkedFile>, LinkError> {
         let mut attempt = self.attempt;
         // Set when this one file falls back; the batch's own cause is `batch_because`.
         let mut because: Option<Failure> = None;
@@ -91,9 +119,10 @@ impl FileLinker<'_> {
                 .try_once(attempt, src, dst_dir, dst_name, src_full)
                 .map_err(|e| LinkError::link("link", &src_full(), &dst_full(), e))?;
             let failure = match outcome {
-                Ok(Linked::Done(method, size)) => {
-                    self.count(method, size.unwrap_or(0), because, src_full, tally);
-                    return Ok(Some((method, size)));
+                Ok(Linked::Done(linked)) => {
+                    let bytes = linked.bytes.unwrap_or(0);
+                    self.count(linked.method, bytes, because, src_full, tally);
+                    return Ok(Some(linked));
                 }
                 Ok(Linked::Vanished) => {
                     tally.vanished += 1;
@@ -198,42 +227,59 @@ impl FileLinker<'_> {
         let opts = &self.engine.opts;
         let transfer = |method| {
             let mut t = TransferOptions::new(method);
-            t.preserve_times = opts.preserve_times;
             t.mode = src.mode;
-            transfer_at_masked(
-                src.dir,
-                src.name,
-                dst_dir,
-                dst_name,
-                &t,
-                // Neither Clone nor Copy uses `copy_file_range`: no memo to keep.
-                &CopyRange::new(),
-                self.mask,
-            )
+            // Neither Clone nor Copy uses `copy_file_range`: no memo to keep.
+            let range = CopyRange::new();
+            match src.opened {
+                // The caller gives the times, last.
+                Some(open) => transfer_at_open(
+                    open,
+                    (src.dir, src.name),
+                    (dst_dir.as_fd(), dst_name),
+                    &t,
+                    &range,
+                    self.mask,
+                ),
+                None => {
+                    t.preserve_times = opts.preserve_times;
+                    transfer_at_masked(src.dir, src.name, dst_dir, dst_name, &t, &range, self.mask)
+                        .map(|done| (done, None))
+                }
+            }
+        };
+        let done = |method, bytes, dst| {
+            Ok(Linked::Done(LinkedFile {
+                method,
+                bytes: Some(bytes),
+                dst,
+            }))
         };
         Ok(match attempt {
             Attempt::Clone => match transfer(Method::Clone)? {
-                Transfer::Cloned { bytes } => Ok(Linked::Done(Attempt::Clone, Some(bytes))),
-                Transfer::Unsupported(cause) => Err(Failure::Clone(cause)),
-                Transfer::SourceVanished => Err(Failure::SourceVanished),
-                Transfer::Copied { bytes, .. } => Ok(Linked::Done(Attempt::Copy, Some(bytes))),
+                (Transfer::Cloned { bytes }, dst) => done(Attempt::Clone, bytes, dst),
+                (Transfer::Unsupported(cause), _) => Err(Failure::Clone(cause)),
+                (Transfer::SourceVanished, _) => Err(Failure::SourceVanished),
+                (Transfer::Copied { bytes, .. }, dst) => done(Attempt::Copy, bytes, dst),
             },
             Attempt::Copy => match transfer(Method::Copy)? {
-                Transfer::Copied { bytes, .. } => Ok(Linked::Done(Attempt::Copy, Some(bytes))),
-                Transfer::Cloned { bytes } => Ok(Linked::Done(Attempt::Clone, Some(bytes))),
-                Transfer::SourceVanished => Ok(Linked::Vanished),
-                Transfer::Unsupported(_) => {
+                (Transfer::Copied { bytes, .. }, dst) => done(Attempt::Copy, bytes, dst),
+                (Transfer::Cloned { bytes }, dst) => done(Attempt::Clone, bytes, dst),
+                (Transfer::SourceVanished, _) => Ok(Linked::Vanished),
+                (Transfer::Unsupported(_), _) => {
                     return Err(io::Error::other("copy reported an unsupported clone"));
                 }
             },
             Attempt::Hardlink => match hardlink_at(src.dir, src.name, dst_dir, dst_name)? {
                 HardlinkOutcome::Linked if opts.hardlink_sizes => {
                     let st = statat(dst_dir, dst_name, AtFlags::SYMLINK_NOFOLLOW)?;
-                    Ok(Linked::Done(Attempt::Hardlink, Some(st.st_size as u64)))
+                    let size = Some(st.st_size as u64);
+                    Ok(Linked::Done(LinkedFile::new(Attempt::Hardlink, size)))
                 }
                 // A link writes no data: the size is the inode's, which the caller did not
                 // ask for (it knows its files' sizes already).
-                HardlinkOutcome::Linked => Ok(Linked::Done(Attempt::Hardlink, None)),
+                HardlinkOutcome::Linked => {
+                    Ok(Linked::Done(LinkedFile::new(Attempt::Hardlink, None)))
+                }
                 HardlinkOutcome::Refused(r) => Err(Failure::Hardlink(r)),
                 HardlinkOutcome::SourceVanished => Err(Failure::SourceVanished),
             },
@@ -244,7 +290,8 @@ impl FileLinker<'_> {
                     Err(e) => return Err(e.into()),
                 };
                 symlinkat(src_full(), dst_dir, dst_name)?;
-                Ok(Linked::Done(Attempt::Symlink, Some(st.st_size as u64)))
+                let size = Some(st.st_size as u64);
+                Ok(Linked::Done(LinkedFile::new(Attempt::Symlink, size)))
             }
         })
     }

@@ -5,14 +5,16 @@
 //! modification time, so the times given before hold.
 //!
 //! Both entries are reached through handles of the entries themselves
-//! ([`cowtree_fs::sys::open_entry`]): a symlink swapped in at a name is never followed. What
+//! ([`cowtree_fs::sys::EntryFd`]: the file or directory as the caller holds it open, or a
+//! handle from [`cowtree_fs::sys::open_entry`]): a symlink swapped in at a name is never
+//! followed. What
 //! the caller may not do (not root) or the destination cannot hold is counted in
 //! [`NotKept`], never an error; anything else is (ENOSPC, EIO, ...).
 
 use std::io;
 use std::os::fd::BorrowedFd;
 
-use cowtree_fs::sys::{chmod_entry, chown_entry, xattr_get, xattr_list, xattr_set};
+use cowtree_fs::sys::{EntryFd, chmod_entry, chown_entry, xattr_get, xattr_list, xattr_set};
 use rustix::fs::{FileType, Stat, fstat};
 use rustix::io::Errno;
 use rustix::process::geteuid;
@@ -24,7 +26,7 @@ use crate::report::NotKept;
 #[derive(Clone, Copy)]
 pub(crate) struct Src<'a> {
     /// A handle of it, for its attributes (`None`: it has none to give).
-    pub fd: Option<BorrowedFd<'a>>,
+    pub fd: Option<EntryFd<'a>>,
     /// Its owner and group (`None`: none to give).
     pub owner: Option<(u32, u32)>,
     /// Its mode bits.
@@ -33,7 +35,7 @@ pub(crate) struct Src<'a> {
 
 impl<'a> Src<'a> {
     /// The source entry `fd` whose `lstat` is `st`.
-    pub fn of(fd: BorrowedFd<'a>, st: &Stat) -> Src<'a> {
+    pub fn of(fd: EntryFd<'a>, st: &Stat) -> Src<'a> {
         Src {
             fd: Some(fd),
             owner: Some((st.st_uid, st.st_gid)),
@@ -96,8 +98,8 @@ fn wanted(preserve: Preserve, name: &[u8]) -> bool {
 }
 
 /// Checks that `fd`, just opened (with [`cowtree_fs::sys::open_entry`]) at the name where
-/// this run made an entry of type `ft`, is still that entry: of that type, with one link,
-/// owned by this process's effective user. In a merge the name is in a directory others may
+/// this run made an entry of type `ft`, or held open since this run created it, is still
+/// that entry: of that type, with one link, owned by this process's effective user. In a merge the name is in a directory others may
 /// write to: an entry swapped in there (someone's own file, a hardlink to another) must never
 /// be given an owner, set-ID bits or attributes. What is checked is the handle the changes
 /// then go through, so a later swap at the name changes nothing.
@@ -147,8 +149,9 @@ pub(crate) fn kept_bits(mode: u32, owned: bool) -> u32 {
     if owned { mode & 0o7777 } else { mode & 0o1777 }
 }
 
-/// Gives the entry `dst` (a handle of an entry this run made: from
-/// [`cowtree_fs::sys::open_entry`], or a directory's own) what `preserve` asks of the source
+/// Gives the entry `dst` (a handle of an entry this run made: the file as its creation
+/// opened it, one from [`cowtree_fs::sys::open_entry`], or a directory's own) what
+/// `preserve` asks of the source
 /// entry `src`: owner and group, then the mode (`step`), then attributes (not for symlinks:
 /// pass a `preserve` without them). Counts what could not be kept in `not_kept`; returns
 /// whether owner and group were both kept.
@@ -157,7 +160,7 @@ pub(crate) fn kept_bits(mode: u32, owned: bool) -> u32 {
 pub(crate) fn keep(
     preserve: Preserve,
     src: Src<'_>,
-    (dst, made): (BorrowedFd<'_>, Option<Made>),
+    (dst, made): (EntryFd<'_>, Option<Made>),
     step: ModeStep,
     not_kept: &mut NotKept,
 ) -> io::Result<bool> {
@@ -175,7 +178,7 @@ pub(crate) fn keep(
 /// The entry given metadata, and its owner and group where already known.
 #[derive(Clone, Copy)]
 struct Dst<'a> {
-    fd: BorrowedFd<'a>,
+    fd: EntryFd<'a>,
     owner: Option<(u32, u32)>,
 }
 
@@ -192,7 +195,7 @@ pub fn keep_recorded(
     owner: Option<(u32, u32)>,
     mode: u32,
     xattrs: &[(Vec<u8>, Vec<u8>)],
-    dst: BorrowedFd<'_>,
+    dst: EntryFd<'_>,
     step: ModeStep,
     not_kept: &mut NotKept,
 ) -> io::Result<bool> {
@@ -215,7 +218,7 @@ pub fn keep_recorded(
 #[derive(Clone, Copy)]
 enum Attrs<'a> {
     /// The source entry's own, read through this handle.
-    Entry(BorrowedFd<'a>),
+    Entry(EntryFd<'a>),
     /// Names and values recorded earlier.
     Recorded(&'a [(Vec<u8>, Vec<u8>)]),
 }
@@ -257,7 +260,7 @@ fn chown(dst: Dst<'_>, (uid, gid): (u32, u32), not_kept: &mut NotKept) -> io::Re
     let now = match dst.owner {
         Some(o) => o,
         None => {
-            let st = fstat(dst.fd)?;
+            let st = fstat(dst.fd.fd())?;
             (st.st_uid, st.st_gid)
         }
     };
@@ -284,7 +287,7 @@ fn chown(dst: Dst<'_>, (uid, gid): (u32, u32), not_kept: &mut NotKept) -> io::Re
 fn copy_attributes(
     preserve: Preserve,
     src: Attrs<'_>,
-    dst: BorrowedFd<'_>,
+    dst: EntryFd<'_>,
     not_kept: &mut NotKept,
 ) -> io::Result<()> {
     let (mut lost_xattr, mut lost_acl) = (false, false);

@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cowtree_fs::dir::Dir;
-use cowtree_fs::sys::open_entry;
+use cowtree_fs::sys::{EntryFd, open_entry};
 use rustix::fs::{FileType, Stat};
 
 use crate::destination::open_parent;
 use crate::engine::Engine;
 use crate::error::LinkError;
-use crate::file_link::{FileLinker, FileSrc, hash_file, record_kind};
+use crate::file_link::{FileLinker, FileSrc, LinkedFile, hash_file, record_kind};
 use crate::keep::{ModeStep, Src, check_made, keep};
 use crate::link_staging::Staging;
 use crate::options::OnExisting;
@@ -86,6 +86,7 @@ pub(crate) fn link_single_file(
         dir: src_dir.as_fd(),
         name: src_name,
         mode: None,
+        opened: None,
     };
     let mut tally = Tally::default();
     let staged = link_in_staging(engine, &src, (src_canon, src_id.0), at, &target, &mut tally)?;
@@ -179,7 +180,7 @@ fn link_in_staging<'a>(
         &|| target.to_path_buf(),
         tally,
     )?;
-    let Some((method, bytes)) = linked else {
+    let Some(LinkedFile { method, bytes, .. }) = linked else {
         return Err(LinkError::SourceMissing(src_canon.to_path_buf()));
     };
     if matches!(method, Attempt::Clone | Attempt::Copy) {
@@ -219,8 +220,8 @@ fn keep_file(
     let made = check_made(dst.as_fd(), FileType::RegularFile)?;
     keep(
         preserve,
-        Src::of(src_fd.as_fd(), &st),
-        (dst.as_fd(), Some(made)),
+        Src::of(EntryFd::Path(src_fd.as_fd()), &st),
+        (EntryFd::Path(dst.as_fd()), Some(made)),
         ModeStep::SetId,
         &mut tally.not_kept,
     )?;

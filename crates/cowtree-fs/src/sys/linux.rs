@@ -198,24 +198,20 @@ pub(crate) fn unescape_mount_field(field: &[u8]) -> Vec<u8> {
 /// calls in older kernels), which reaches exactly the handle's inode.
 pub fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let sp = format!("/proc/self/fd/{}", src.as_raw_fd());
-    let dp = format!("/proc/self/fd/{}", dst.as_raw_fd());
-    let want = xattr_names(&sp)?;
+    let src_path = format!("/proc/self/fd/{}", src.as_raw_fd());
+    let dst_path = format!("/proc/self/fd/{}", dst.as_raw_fd());
+    let (sp, dp) = (XattrAt::Path(&src_path), XattrAt::Path(&dst_path));
+    let want = xattr_names(sp)?;
     for name in &want {
-        let value = xattr_value(&sp, name)?;
+        let value = xattr_value(sp, name)?;
         let Some(value) = value else { continue };
-        if xattr_value(&dp, name)?.as_deref() != Some(&value[..]) {
-            rustix::fs::setxattr(
-                &dp,
-                name.as_slice(),
-                &value,
-                rustix::fs::XattrFlags::empty(),
-            )?;
+        if xattr_value(dp, name)?.as_deref() != Some(&value[..]) {
+            dp.set(name, &value)?;
         }
     }
-    for name in xattr_names(&dp)? {
+    for name in xattr_names(dp)? {
         if !want.contains(&name) {
-            match rustix::fs::removexattr(&dp, name.as_slice()) {
+            match rustix::fs::removexattr(&dst_path, name.as_slice()) {
                 Ok(()) | Err(Errno::NODATA) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -224,12 +220,59 @@ pub fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// Where the attribute calls go: an open descriptor (`f*xattr`: nothing to resolve), or a
+/// path (`*xattr`; `/proc/self/fd/N` of an `O_PATH` handle reaches the handle's inode, the
+/// only way to one before the `*xattrat` calls of Linux 6.13).
+#[derive(Clone, Copy)]
+enum XattrAt<'a> {
+    Fd(BorrowedFd<'a>),
+    Path(&'a str),
+}
+
+impl XattrAt<'_> {
+    fn list(self, buf: &mut [u8]) -> Result<usize, Errno> {
+        match self {
+            XattrAt::Fd(fd) => rustix::fs::flistxattr(fd, buf),
+            XattrAt::Path(p) => rustix::fs::listxattr(p, buf),
+        }
+    }
+
+    fn list_size(self) -> Result<usize, Errno> {
+        match self {
+            XattrAt::Fd(fd) => rustix::fs::flistxattr_query(fd),
+            XattrAt::Path(p) => rustix::fs::listxattr_query(p),
+        }
+    }
+
+    fn get(self, name: &[u8], buf: &mut [u8]) -> Result<usize, Errno> {
+        match self {
+            XattrAt::Fd(fd) => rustix::fs::fgetxattr(fd, name, buf),
+            XattrAt::Path(p) => rustix::fs::getxattr(p, name, buf),
+        }
+    }
+
+    fn get_size(self, name: &[u8]) -> Result<usize, Errno> {
+        match self {
+            XattrAt::Fd(fd) => rustix::fs::fgetxattr_query(fd, name),
+            XattrAt::Path(p) => rustix::fs::getxattr_query(p, name),
+        }
+    }
+
+    fn set(self, name: &[u8], value: &[u8]) -> Result<(), Errno> {
+        let flags = rustix::fs::XattrFlags::empty();
+        match self {
+            XattrAt::Fd(fd) => rustix::fs::fsetxattr(fd, name, value, flags),
+            XattrAt::Path(p) => rustix::fs::setxattr(p, name, value, flags),
+        }
+    }
+}
+
 /// Attribute lists and values of this size or less (nearly all) are read in one call.
 const XATTR_FIRST_TRY: usize = 1024;
 
-fn xattr_names(path: &str) -> io::Result<Vec<Vec<u8>>> {
+fn xattr_names(at: XattrAt<'_>) -> io::Result<Vec<Vec<u8>>> {
     let mut first = [0u8; XATTR_FIRST_TRY];
-    match rustix::fs::listxattr(path, &mut first[..]) {
+    match at.list(&mut first[..]) {
         Ok(len) => return Ok(split_names(&first[..len])),
         Err(Errno::NOTSUP) => return Ok(Vec::new()),
         // Longer: its size asked first, as below.
@@ -237,13 +280,13 @@ fn xattr_names(path: &str) -> io::Result<Vec<Vec<u8>>> {
         Err(e) => return Err(e.into()),
     }
     loop {
-        let n = match rustix::fs::listxattr_query(path) {
+        let n = match at.list_size() {
             Ok(n) => n,
             Err(Errno::NOTSUP) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
         let mut buf = vec![0u8; n];
-        match rustix::fs::listxattr(path, &mut buf[..]) {
+        match at.list(&mut buf[..]) {
             Ok(len) => return Ok(split_names(&buf[..len])),
             // Grew between the two calls.
             Err(Errno::RANGE) => continue,
@@ -260,22 +303,22 @@ fn split_names(list: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn xattr_value(path: &str, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
+fn xattr_value(at: XattrAt<'_>, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
     let mut first = [0u8; XATTR_FIRST_TRY];
-    match rustix::fs::getxattr(path, name, &mut first[..]) {
+    match at.get(name, &mut first[..]) {
         Ok(len) => return Ok(Some(first[..len].to_vec())),
         Err(Errno::NODATA | Errno::NOTSUP) => return Ok(None),
         Err(Errno::RANGE) => {}
         Err(e) => return Err(e.into()),
     }
     loop {
-        let n = match rustix::fs::getxattr_query(path, name) {
+        let n = match at.get_size(name) {
             Ok(n) => n,
             Err(Errno::NODATA | Errno::NOTSUP) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         let mut buf = vec![0u8; n];
-        match rustix::fs::getxattr(path, name, &mut buf[..]) {
+        match at.get(name, &mut buf[..]) {
             Ok(len) => {
                 buf.truncate(len);
                 return Ok(Some(buf));

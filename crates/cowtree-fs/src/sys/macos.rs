@@ -276,27 +276,31 @@ pub fn open_entry(_dir: BorrowedFd<'_>, _name: &std::ffi::OsStr) -> Result<Owned
 }
 
 /// Not implemented here (`ENOTSUP`), see [`open_entry`].
-pub fn chown_entry(_fd: BorrowedFd<'_>, _uid: Option<u32>, _gid: Option<u32>) -> Result<(), Errno> {
+pub fn chown_entry(
+    _fd: super::EntryFd<'_>,
+    _uid: Option<u32>,
+    _gid: Option<u32>,
+) -> Result<(), Errno> {
     Err(Errno::NOTSUP)
 }
 
 /// Not implemented here (`ENOTSUP`), see [`open_entry`].
-pub fn chmod_entry(_fd: BorrowedFd<'_>, _mode: u32) -> Result<(), Errno> {
+pub fn chmod_entry(_fd: super::EntryFd<'_>, _mode: u32) -> Result<(), Errno> {
     Err(Errno::NOTSUP)
 }
 
 /// Not implemented here, see [`open_entry`].
-pub fn xattr_list(_fd: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
+pub fn xattr_list(_fd: super::EntryFd<'_>) -> io::Result<Vec<Vec<u8>>> {
     Err(super::Unavailable::error("extended attributes per entry"))
 }
 
 /// Not implemented here, see [`open_entry`].
-pub fn xattr_get(_fd: BorrowedFd<'_>, _name: &[u8]) -> io::Result<Option<Vec<u8>>> {
+pub fn xattr_get(_fd: super::EntryFd<'_>, _name: &[u8]) -> io::Result<Option<Vec<u8>>> {
     Err(super::Unavailable::error("extended attributes per entry"))
 }
 
 /// Not implemented here (`ENOTSUP`), see [`open_entry`].
-pub fn xattr_set(_fd: BorrowedFd<'_>, _name: &[u8], _value: &[u8]) -> Result<(), Errno> {
+pub fn xattr_set(_fd: super::EntryFd<'_>, _name: &[u8], _value: &[u8]) -> Result<(), Errno> {
     Err(Errno::NOTSUP)
 }
 

@@ -17,7 +17,7 @@
 //! | extent maps, dedupe (`cowtree du`, `cowtree dedupe`) | `FIEMAP`, `FIDEDUPERANGE` | unavailable: [`Unavailable`] |
 //! | btrfs subvolumes (`btrfs_*`: create, snapshot, read-only flag, delete, id, children and their paths, filesystem UUID) | the btrfs ioctls through `rustix::ioctl` (`linux/btrfs.rs`) | `ENOTSUP` |
 //! | copy a directory hierarchy in one call ([`clone_directory`]) | `ENOTSUP` (btrfs does it with a snapshot) | `fclonefileat` of the directory |
-//! | owner, mode and attributes of one entry, never following a symlink ([`open_entry`], [`chown_entry`], [`chmod_entry`], `xattr_*`) | an `O_PATH` handle: `fchownat(AT_EMPTY_PATH)`, the rest through `/proc/self/fd/N` | `ENOTSUP` |
+//! | owner, mode and attributes of one entry, never following a symlink ([`open_entry`], [`chown_entry`], [`chmod_entry`], `xattr_*`, through an [`EntryFd`]) | an open descriptor: `fchown`, `fchmod`, `f*xattr`; an `O_PATH` handle: `fchownat(AT_EMPTY_PATH)`, the rest through `/proc/self/fd/N` | `ENOTSUP` |
 //! | mount points ([`mount_points`]) | `/proc/self/mountinfo` | unavailable: [`Unavailable`] |
 //!
 //! Linux is the tested platform. The macOS side is type-checked in CI
@@ -57,6 +57,30 @@ pub fn stat_times(st: &rustix::fs::Stat) -> (rustix::fs::Timespec, rustix::fs::T
             tv_nsec: st.st_mtime_nsec as _,
         },
     )
+}
+
+/// A handle of one entry as the owner, mode and attribute calls take it ([`chown_entry`],
+/// [`chmod_entry`], `xattr_*`). Which kind it is decides how each call reaches the entry;
+/// both reach exactly the handle's inode, never following a symlink.
+#[derive(Debug, Clone, Copy)]
+pub enum EntryFd<'a> {
+    /// An open file or directory (for reading or writing; not `O_PATH`): each call takes the
+    /// descriptor itself (`fchmod`, `flistxattr`, `fgetxattr`, `fsetxattr`), with no path to
+    /// resolve. A file or directory the caller opened, or made, and still holds.
+    Open(BorrowedFd<'a>),
+    /// A handle from [`open_entry`] (`O_PATH` on Linux: a symlink, a FIFO or a device node
+    /// opened without touching it), which the `f*` calls refuse on Linux: they go through
+    /// `/proc/self/fd/N` instead.
+    Path(BorrowedFd<'a>),
+}
+
+impl<'a> EntryFd<'a> {
+    /// The descriptor, whichever kind it is.
+    pub fn fd(self) -> BorrowedFd<'a> {
+        match self {
+            EntryFd::Open(fd) | EntryFd::Path(fd) => fd,
+        }
+    }
 }
 
 /// A feature this platform does not have, such as extent maps or deduplication on macOS.

@@ -29,7 +29,7 @@ use std::path::Path;
 
 use cowtree_fs::dir::Dir;
 use cowtree_fs::hardlink::{HardlinkOutcome, hardlink_at};
-use cowtree_fs::sys::{make_node, open_entry};
+use cowtree_fs::sys::{EntryFd, make_node, open_entry};
 use cowtree_link::{ModeStep, NotKept, Preserve, keep_recorded};
 use rustix::fs::FileType;
 use rustix::io::Errno;
@@ -253,7 +253,7 @@ impl Restore<'_> {
                 self.preserve.ownership.then_some((x.meta.uid, x.meta.gid)),
                 x.meta.mode,
                 &x.meta.xattrs,
-                dir.as_fd(),
+                EntryFd::Open(dir.as_fd()),
                 ModeStep::Always,
                 &mut self.not_kept,
             )
@@ -281,7 +281,7 @@ impl Restore<'_> {
             preserve.ownership.then_some((meta.uid, meta.gid)),
             meta.mode,
             &meta.xattrs,
-            fd.as_fd(),
+            EntryFd::Path(fd.as_fd()),
             step,
             &mut not_kept,
         )

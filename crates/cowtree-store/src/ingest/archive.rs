@@ -21,7 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use cowtree_fs::dir::Dir;
-use cowtree_fs::sys::{open_entry, stat_dev, stat_mode, xattr_get, xattr_list};
+use cowtree_fs::sys::{EntryFd, open_entry, stat_dev, stat_mode, xattr_get, xattr_list};
 use cowtree_link::{Preserve, keeps_attribute};
 use rustix::fs::{AtFlags, FileType, Stat, statat};
 use rustix::io::Errno;
@@ -254,7 +254,7 @@ fn meta_read(
     }
     let mut xattrs = Vec::new();
     if !symlink && (preserve.xattr || preserve.acl) && fd_is_entry {
-        for name in xattr_list(fd)? {
+        for name in xattr_list(EntryFd::Path(fd))? {
             // A worktree's marker (its root's, or a nested worktree's) names a store of this
             // machine: a checkout sets its own, and a manifest holding one is refused.
             if !keeps_attribute(preserve, &name)
@@ -262,7 +262,7 @@ fn meta_read(
             {
                 continue;
             }
-            if let Some(value) = xattr_get(fd, &name)? {
+            if let Some(value) = xattr_get(EntryFd::Path(fd), &name)? {
                 xattrs.push((name, value));
             }
         }

@@ -1,19 +1,24 @@
 //! Owner, mode and extended attributes of one directory entry, through a handle of the entry
-//! itself (`O_PATH | O_NOFOLLOW`): a symlink found at the name is worked on as a symlink,
-//! never followed. Calls that take no descriptor (`chmod`, the `*xattr` calls) go through
-//! `/proc/self/fd/N`, which reaches exactly the handle's inode (glibc emulates
-//! `fchmodat(AT_SYMLINK_NOFOLLOW)` the same way).
+//! itself ([`EntryFd`]): an open file or directory, or a handle from [`open_entry`]
+//! (`O_PATH | O_NOFOLLOW`), so that a symlink found at the name is worked on as a symlink,
+//! never followed. An open descriptor takes the `f*` calls directly. An `O_PATH` handle is
+//! refused by those (`EBADF`) except `fchownat(AT_EMPTY_PATH)`: `chmod` and the `*xattr`
+//! calls go through `/proc/self/fd/N`, which reaches exactly the handle's inode (glibc
+//! emulates `fchmodat(AT_SYMLINK_NOFOLLOW)` the same way), at the cost of resolving that path.
 
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
-use rustix::fs::{AtFlags, Gid, Mode, OFlags, Uid, XattrFlags};
+use rustix::fs::{AtFlags, Gid, Mode, OFlags, Uid};
 use rustix::io::Errno;
 
+use super::XattrAt;
+use crate::sys::EntryFd;
+
 /// Opens the entry `name` of `dir` as a handle for [`chown_entry`], [`chmod_entry`] and the
-/// attribute calls (`O_PATH | O_NOFOLLOW`: no data access, a FIFO does not block, a symlink
-/// is the symlink).
+/// attribute calls, as an [`EntryFd::Path`] (`O_PATH | O_NOFOLLOW`: no data access, a FIFO
+/// does not block, a symlink is the symlink).
 pub fn open_entry(dir: BorrowedFd<'_>, name: &OsStr) -> Result<OwnedFd, Errno> {
     rustix::fs::openat(
         dir,
@@ -23,11 +28,12 @@ pub fn open_entry(dir: BorrowedFd<'_>, name: &OsStr) -> Result<OwnedFd, Errno> {
     )
 }
 
-/// Sets the owner and/or group of the entry `fd` (from [`open_entry`]; `None` leaves one as
-/// it is): `fchownat(fd, "", AT_EMPTY_PATH)`, which works on the handle's inode itself.
-pub fn chown_entry(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> Result<(), Errno> {
+/// Sets the owner and/or group of the entry `fd` (`None` leaves one as it is):
+/// `fchownat(fd, "", AT_EMPTY_PATH)`, which works on the handle's inode itself, whichever
+/// kind of handle it is.
+pub fn chown_entry(fd: EntryFd<'_>, uid: Option<u32>, gid: Option<u32>) -> Result<(), Errno> {
     rustix::fs::chownat(
-        fd,
+        fd.fd(),
         "",
         uid.map(Uid::from_raw_unchecked),
         gid.map(Gid::from_raw_unchecked),
@@ -35,26 +41,78 @@ pub fn chown_entry(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> Re
     )
 }
 
-/// Sets the mode bits (`0o7777`) of the entry `fd` (from [`open_entry`]; a symlink refuses
-/// with `EOPNOTSUPP`).
-pub fn chmod_entry(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
-    rustix::fs::chmod(proc_path(fd), Mode::from_raw_mode(mode & 0o7777))
+/// Sets the mode bits (`0o7777`) of the entry `fd` (a symlink refuses with `EOPNOTSUPP`).
+pub fn chmod_entry(fd: EntryFd<'_>, mode: u32) -> Result<(), Errno> {
+    let mode = Mode::from_raw_mode(mode & 0o7777);
+    by_fd_or_path(
+        fd,
+        |fd| rustix::fs::fchmod(fd, mode),
+        |path| rustix::fs::chmod(path, mode),
+    )
 }
 
 /// The names of the extended attributes of the entry `fd` that the caller may see (none where
 /// the filesystem has no attributes).
-pub fn xattr_list(fd: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
-    super::xattr_names(&proc_path(fd))
+pub fn xattr_list(fd: EntryFd<'_>) -> io::Result<Vec<Vec<u8>>> {
+    by_fd_or_path(
+        fd,
+        |fd| super::xattr_names(XattrAt::Fd(fd)),
+        |path| super::xattr_names(XattrAt::Path(path)),
+    )
 }
 
 /// The value of the attribute `name` of the entry `fd`; `None` when it has none (any more).
-pub fn xattr_get(fd: BorrowedFd<'_>, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
-    super::xattr_value(&proc_path(fd), name)
+pub fn xattr_get(fd: EntryFd<'_>, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    by_fd_or_path(
+        fd,
+        |fd| super::xattr_value(XattrAt::Fd(fd), name),
+        |path| super::xattr_value(XattrAt::Path(path), name),
+    )
 }
 
 /// Sets the attribute `name` of the entry `fd` to `value`.
-pub fn xattr_set(fd: BorrowedFd<'_>, name: &[u8], value: &[u8]) -> Result<(), Errno> {
-    rustix::fs::setxattr(proc_path(fd), name, value, XattrFlags::empty())
+pub fn xattr_set(fd: EntryFd<'_>, name: &[u8], value: &[u8]) -> Result<(), Errno> {
+    by_fd_or_path(
+        fd,
+        |fd| XattrAt::Fd(fd).set(name, value),
+        |path| XattrAt::Path(path).set(name, value),
+    )
+}
+
+/// A call on the entry `fd`: `by_fd` on an open descriptor, `by_path` on the
+/// `/proc/self/fd/N` path of an `O_PATH` handle. An `O_PATH` handle given as
+/// [`EntryFd::Open`] by mistake is refused by the `f*` call (`EBADF`) and reached through the
+/// path after all: one call more, never a failure.
+fn by_fd_or_path<T, E: Refused>(
+    fd: EntryFd<'_>,
+    by_fd: impl FnOnce(BorrowedFd<'_>) -> Result<T, E>,
+    by_path: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, E> {
+    let fd = match fd {
+        EntryFd::Open(fd) => match by_fd(fd) {
+            Err(e) if e.is_bad_fd() => fd,
+            done => return done,
+        },
+        EntryFd::Path(fd) => fd,
+    };
+    by_path(&proc_path(fd))
+}
+
+/// An error that may be `EBADF`: what an `f*` call says of an `O_PATH` handle.
+trait Refused {
+    fn is_bad_fd(&self) -> bool;
+}
+
+impl Refused for Errno {
+    fn is_bad_fd(&self) -> bool {
+        *self == Errno::BADF
+    }
+}
+
+impl Refused for io::Error {
+    fn is_bad_fd(&self) -> bool {
+        self.raw_os_error() == Some(Errno::BADF.raw_os_error())
+    }
 }
 
 /// Makes the special file `name` in `dir` (`mknodat`): a FIFO, a socket, or (with `rdev`)
