@@ -6,6 +6,7 @@
 mod copy;
 mod creation;
 mod dir;
+mod entry_meta;
 mod name_props;
 mod reflink;
 mod subvolume;
