@@ -34,22 +34,33 @@ impl Run<'_> {
     /// Gives the directory `dir`, created by this run and complete, the source directory's
     /// owner, group and attributes as [`crate::Preserve`] asks. Called before its mode is
     /// set (a `chown` may clear set-ID bits) and once its entries are made (a default ACL
-    /// given earlier would be inherited by them).
-    fn keep_dir(&self, dir: &Dir, meta: DirMeta) -> io::Result<()> {
+    /// given earlier would be inherited by them). `open`: a source directory the caller has
+    /// open, as (tree, node) and handle, used when it is this one's (else it is opened).
+    fn keep_dir(
+        &self,
+        dir: &Dir,
+        meta: DirMeta,
+        open: Option<((u32, u32), &Dir)>,
+    ) -> io::Result<()> {
         let preserve = self.engine.opts.preserve;
         if !preserve.metadata() {
             return Ok(());
         }
-        let src_dir = match meta.src {
-            Some((tree, node)) if preserve.xattr || preserve.acl => {
+        let opened;
+        let src_dir = match (meta.src, open) {
+            (Some(key), Some((held, d))) if key == held && (preserve.xattr || preserve.acl) => {
+                Some(d)
+            }
+            (Some((tree, node)), _) if preserve.xattr || preserve.acl => {
                 let t = &self.trees[tree as usize];
-                Some(open_rel(&t.root, &t.tree.nodes[node as usize].rel)?)
+                opened = open_rel(&t.root, &t.tree.nodes[node as usize].rel)?;
+                Some(&opened)
             }
             _ => None,
         };
         // Both directories are open (not `O_PATH`): the calls take their descriptors.
         let src = Src {
-            fd: src_dir.as_ref().map(|d| EntryFd::Open(d.as_fd())),
+            fd: src_dir.map(|d| EntryFd::Open(d.as_fd())),
             owner: meta.owner,
             mode: meta.mode,
         };
@@ -71,10 +82,15 @@ impl Run<'_> {
     }
 
     /// Gives the directory `dir`, created by this run and complete, what
-    /// [`Run::keep_dir`] keeps, the source's mode `meta.mode` (which keeps owner read, write
-    /// and search) and, unless asked not to, times.
-    pub(crate) fn finish_dir(&self, dir: &Dir, meta: DirMeta) -> io::Result<()> {
-        self.keep_dir(dir, meta)?;
+    /// [`Run::keep_dir`] keeps (`src`: as it takes it), the source's mode `meta.mode` (which
+    /// keeps owner read, write and search) and, unless asked not to, times.
+    pub(crate) fn finish_dir(
+        &self,
+        dir: &Dir,
+        meta: DirMeta,
+        src: Option<((u32, u32), &Dir)>,
+    ) -> io::Result<()> {
+        self.keep_dir(dir, meta, src)?;
         if !self.dir_exact(meta.mode) {
             // An fstat costs no metadata transaction, a chmod does.
             let now = dir.stat_self()?;
@@ -102,7 +118,7 @@ impl Run<'_> {
             }
             return Ok(());
         }
-        self.finish_dir(&parent.open_dir(name)?, meta)
+        self.finish_dir(&parent.open_dir(name)?, meta, None)
     }
 
     /// Gives the directories of `created` (the root when this run created it, and those whose
@@ -136,7 +152,7 @@ impl Run<'_> {
                         let full = || self.dst_path.join(&node.rel);
                         let dir = open_rel(self.dst_root, open)
                             .map_err(|e| LinkError::io("open directory", &full(), e))?;
-                        self.keep_dir(&dir, meta).map_err(|e| {
+                        self.keep_dir(&dir, meta, None).map_err(|e| {
                             LinkError::io("keep owner and attributes of", &full(), e)
                         })?;
                         // The root may have its final bits already; an fstat costs no

@@ -306,7 +306,8 @@ impl<'r> Run<'r> {
         if let Some(p) = &self.engine.opts.progress {
             p.advanced(done, bytes_of(&local.tally) - bytes_before);
         }
-        self.finish_item(item.node, dst_dir)
+        let src = local.src.as_ref().map(|(key, d)| (*key, d.dir()));
+        self.finish_item(item.node, dst_dir, src)
     }
 
     /// The device of the item's destination directory `dir` (at `rel`).
@@ -467,14 +468,20 @@ impl<'r> Run<'r> {
     }
 
     /// The last item of a directory finished in the link pass gives it its mode and times,
-    /// through the handle it has open (`dir`), now that nothing more is made in it.
-    fn finish_item(&self, node: usize, dir: &Dir) -> Result<(), LinkError> {
+    /// through the handle it has open (`dir`), now that nothing more is made in it; `src`:
+    /// the source directory the worker has open, as (tree, node) and handle.
+    fn finish_item(
+        &self,
+        node: usize,
+        dir: &Dir,
+        src: Option<((u32, u32), &Dir)>,
+    ) -> Result<(), LinkError> {
         let pending = &self.pending[node];
         if pending.load(Ordering::Relaxed) > 0 && pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             let node = &self.plan.nodes[node];
             // Only directories with metadata are counted, so `meta` is always there.
             if let Some(meta) = node.meta {
-                self.finish_dir(dir, meta).map_err(|e| {
+                self.finish_dir(dir, meta, src).map_err(|e| {
                     LinkError::io("set mode and times of", &self.dst_path.join(&node.rel), e)
                 })?;
             }
