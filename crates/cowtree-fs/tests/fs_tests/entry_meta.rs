@@ -7,6 +7,7 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use cowtree_fs::dir::Dir;
+use cowtree_fs::extents::extent_summary;
 use cowtree_fs::reflink::OpenSource;
 use cowtree_fs::sys::{EntryFd, chmod_entry, open_entry, xattr_get, xattr_list, xattr_set};
 use cowtree_fs::{CopyRange, Method, Transfer, TransferOptions, transfer_at_open};
@@ -27,15 +28,7 @@ fn transfer_at_open_clones_through_the_callers_descriptor_and_hands_back_the_new
         let d = Dir::open(t.path()).unwrap();
         let src = OpenSource::open(&d, OsStr::new("src")).unwrap().unwrap();
         assert_eq!(src.stat.st_size as usize, data.len(), "{fsys:?}");
-        let (done, dst) = transfer_at_open(
-            &src,
-            (d.as_fd(), OsStr::new("src")),
-            (d.as_fd(), OsStr::new("dst")),
-            &TransferOptions::new(Method::Clone),
-            &CopyRange::new(),
-            None,
-        )
-        .unwrap();
+        let (done, dst) = clone_src_to_dst(&d, &src);
         assert_eq!(
             done,
             Transfer::Cloned {
@@ -65,7 +58,25 @@ fn transfer_at_open_clones_through_the_callers_descriptor_and_hands_back_the_new
         let mut got = [0u8; 16];
         let len = rustix::fs::getxattr(&made, "user.kept", &mut got[..]).unwrap();
         assert_eq!(&got[..len], b"yes", "{fsys:?}");
+        // The data is shared (FIEMAP), and a write to the clone leaves the source alone.
+        let shared = extent_summary(&made).unwrap();
+        assert!(shared.shared_extents > 0, "{fsys:?}: {shared:?}");
+        fs::write(&made, b"changed").unwrap();
+        assert_eq!(fs::read(t.path().join("src")).unwrap(), data, "{fsys:?}");
     }
+}
+
+/// `transfer_at_open` of `src` (opened at `src` in `d`) to `dst` in `d`, by clone.
+fn clone_src_to_dst(d: &Dir, src: &OpenSource) -> (Transfer, Option<std::os::fd::OwnedFd>) {
+    transfer_at_open(
+        src,
+        (d.as_fd(), OsStr::new("src")),
+        (d.as_fd(), OsStr::new("dst")),
+        &TransferOptions::new(Method::Clone),
+        &CopyRange::new(),
+        None,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -74,15 +85,7 @@ fn transfer_at_open_hands_back_nothing_where_the_clone_is_unsupported_and_leaves
     fs::write(t.path().join("src"), b"data").unwrap();
     let d = Dir::open(t.path()).unwrap();
     let src = OpenSource::open(&d, OsStr::new("src")).unwrap().unwrap();
-    let (done, dst) = transfer_at_open(
-        &src,
-        (d.as_fd(), OsStr::new("src")),
-        (d.as_fd(), OsStr::new("dst")),
-        &TransferOptions::new(Method::Clone),
-        &CopyRange::new(),
-        None,
-    )
-    .unwrap();
+    let (done, dst) = clone_src_to_dst(&d, &src);
     assert!(matches!(done, Transfer::Unsupported(_)), "{done:?}");
     assert!(dst.is_none());
     assert!(fs::symlink_metadata(t.path().join("dst")).is_err());
