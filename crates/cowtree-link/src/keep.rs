@@ -7,9 +7,8 @@
 //! Both entries are reached through handles of the entries themselves
 //! ([`cowtree_fs::sys::EntryFd`]: the file or directory as the caller holds it open, or a
 //! handle from [`cowtree_fs::sys::open_entry`]): a symlink swapped in at a name is never
-//! followed. What
-//! the caller may not do (not root) or the destination cannot hold is counted in
-//! [`NotKept`], never an error; anything else is (ENOSPC, EIO, ...).
+//! followed. What the caller may not do (not root) or the destination cannot hold is counted
+//! in [`NotKept`], never an error; anything else is (ENOSPC, EIO, ...).
 
 use std::io;
 use std::os::fd::BorrowedFd;
@@ -99,9 +98,9 @@ fn wanted(preserve: Preserve, name: &[u8]) -> bool {
 
 /// Checks that `fd`, just opened (with [`cowtree_fs::sys::open_entry`]) at the name where
 /// this run made an entry of type `ft`, or held open since this run created it, is still
-/// that entry: of that type, with one link, owned by this process's effective user. In a merge the name is in a directory others may
-/// write to: an entry swapped in there (someone's own file, a hardlink to another) must never
-/// be given an owner, set-ID bits or attributes. What is checked is the handle the changes
+/// that entry: of that type, with one link, owned by this process's effective user. In a
+/// merge the name is in a directory others may write to: an entry swapped in there (someone's
+/// own file, a hardlink to another) must never be given an owner, set-ID bits or attributes. What is checked is the handle the changes
 /// then go through, so a later swap at the name changes nothing.
 pub(crate) fn check_made(fd: BorrowedFd<'_>, ft: FileType) -> io::Result<Made> {
     let st = fstat(fd)?;
