@@ -89,6 +89,18 @@ fn in_store<'a>(
     v
 }
 
+/// The permission bits (with set-ID and sticky) of what `path` names, through symlinks.
+fn bits(path: &Path) -> Res<u32> {
+    Ok(fs::metadata(path)?.mode() & 0o7777)
+}
+
+/// `cowtree checkout --store STORE ASKED... --json ID DST`, which must succeed: its JSON.
+fn checkout_json(store: &Path, asked: &[&str], id: &str, dst: &Path) -> Res<Value> {
+    let mut args: Vec<&std::ffi::OsStr> = asked.iter().map(|a| os(a)).collect();
+    args.extend([os("--json"), os(id), dst.as_os_str()]);
+    json(&run(&in_store("checkout", store, &args))?)
+}
+
 /// The first bytes of snapshot `id`'s manifest file in `store`: its version.
 fn version(store: &Path, id: &str) -> Res<u32> {
     let bytes = fs::read(store.join("snapshots").join(id))?;
@@ -349,7 +361,7 @@ fn checkout_of_an_archive_as_an_unprivileged_user_keeps_what_it_may_and_says_wha
     // are kept, and the mode bits recorded.
     let a = fs::metadata(dst.join("a"))?;
     assert_eq!((a.uid(), a.gid()), (user.uid(), user.gid()));
-    assert_eq!(fs::metadata(dst.join("d/suid"))?.mode() & 0o7777, 0o755);
+    assert_eq!(bits(&dst.join("d/suid"))?, 0o755);
     assert_eq!(ino(&dst.join("a"))?, ino(&dst.join("d/a-link"))?);
     let x = fields(&dst.join("x"))?;
     assert!(x.contains("user.test=0x7631"), "{x}");
@@ -358,7 +370,7 @@ fn checkout_of_an_archive_as_an_unprivileged_user_keeps_what_it_may_and_says_wha
     assert!(fifo.file_type().is_fifo());
     assert_eq!(fifo.mode() & 0o7777, 0o640);
     assert!(!dst.join("tty").exists());
-    assert_eq!(fs::metadata(dst.join("sealed"))?.mode() & 0o7777, 0);
+    assert_eq!(bits(&dst.join("sealed"))?, 0);
     // The stat cache is of the tree as the restore left it: status reads no file (none of
     // the sealed one, which the user may not read), and sees it clean, every time.
     for _ in 0..2 {
@@ -465,17 +477,9 @@ fn checkout_gives_back_only_what_is_asked_of_a_snapshot_archive_and_nothing_with
             }
         }
         for rel in ["d/suid", "rootsuid"] {
-            assert_eq!(
-                fs::metadata(dst.join(rel))?.mode() & 0o7777,
-                0o755,
-                "{what}: {rel}"
-            );
+            assert_eq!(bits(&dst.join(rel))?, 0o755, "{what}: {rel}");
         }
-        assert_eq!(
-            fs::metadata(dst.join("a"))?.mode() & 0o7777,
-            0o644,
-            "{what}"
-        );
+        assert_eq!(bits(&dst.join("a"))?, 0o644, "{what}");
         // Hardlinked names are files of their own; no attribute, no ACL.
         assert_ne!(ino(&dst.join("a"))?, ino(&dst.join("d/a-link"))?, "{what}");
         assert_eq!(fs::metadata(dst.join("a"))?.nlink(), 1, "{what}");
@@ -495,17 +499,7 @@ fn checkout_gives_back_only_what_is_asked_of_a_snapshot_archive_and_nothing_with
         // --preserve=links alone: the pair linked, the recorded modes without set-ID bits,
         // still no owner, attribute or special file.
         let dst = dir.path().join("links");
-        let out = run(&in_store(
-            "checkout",
-            &store,
-            &[
-                os("--preserve=links"),
-                os("--json"),
-                os(&id),
-                dst.as_os_str(),
-            ],
-        ))?;
-        let v = json(&out)?;
+        let v = checkout_json(&store, &["--preserve=links"], &id, &dst)?;
         assert_eq!(v["archive"], true, "{what}: {v}");
         assert_eq!(v["preserve"], serde_json::json!(["links"]), "{what}: {v}");
         assert_eq!(v["special_not_made"], 2, "{what}: {v}");
@@ -517,32 +511,15 @@ fn checkout_gives_back_only_what_is_asked_of_a_snapshot_archive_and_nothing_with
                 assert_eq!(m.mode() & 0o6000, 0, "{what}: {path:?}: {:o}", m.mode());
             }
         }
-        assert_eq!(
-            fs::metadata(dst.join("d"))?.mode() & 0o7777,
-            0o755,
-            "{what}"
-        );
-        assert_eq!(
-            fs::metadata(dst.join("rootsuid"))?.mode() & 0o7777,
-            0o755,
-            "{what}"
-        );
+        assert_eq!(bits(&dst.join("d"))?, 0o755, "{what}");
+        assert_eq!(bits(&dst.join("rootsuid"))?, 0o755, "{what}");
         assert!(fs::symlink_metadata(dst.join("tty")).is_err(), "{what}");
         assert!(!fields(&dst.join("x"))?.contains("user.test"), "{what}");
 
         // --preserve=ownership alone: owners and set-ID bits, the second name of the pair a
         // file of its own given the pair's owner; no link, attribute or special file.
         let dst = dir.path().join("owners");
-        let v = json(&run(&in_store(
-            "checkout",
-            &store,
-            &[
-                os("--preserve=ownership"),
-                os("--json"),
-                os(&id),
-                dst.as_os_str(),
-            ],
-        ))?)?;
+        let v = checkout_json(&store, &["--preserve=ownership"], &id, &dst)?;
         assert_eq!(
             v["preserve"],
             serde_json::json!(["ownership"]),
@@ -553,16 +530,8 @@ fn checkout_gives_back_only_what_is_asked_of_a_snapshot_archive_and_nothing_with
             let m = fs::metadata(dst.join(rel))?;
             assert_eq!((m.uid(), m.gid()), OTHER, "{what}: {rel}");
         }
-        assert_eq!(
-            fs::metadata(dst.join("d/suid"))?.mode() & 0o7777,
-            0o4755,
-            "{what}"
-        );
-        assert_eq!(
-            fs::metadata(dst.join("rootsuid"))?.mode() & 0o7777,
-            0o4755,
-            "{what}"
-        );
+        assert_eq!(bits(&dst.join("d/suid"))?, 0o4755, "{what}");
+        assert_eq!(bits(&dst.join("rootsuid"))?, 0o4755, "{what}");
         assert!(fs::symlink_metadata(dst.join("tty")).is_err(), "{what}");
         assert!(!fields(&dst.join("x"))?.contains("user.test"), "{what}");
 
@@ -607,11 +576,7 @@ fn checkout_gives_back_only_what_is_asked_of_a_snapshot_archive_and_nothing_with
                 .file_type()
                 .is_char_device()
         );
-        assert_eq!(
-            fs::metadata(dst.join("d/suid"))?.mode() & 0o7777,
-            0o755,
-            "{what}"
-        );
+        assert_eq!(bits(&dst.join("d/suid"))?, 0o755, "{what}");
     }
     Ok(())
 }
@@ -668,8 +633,8 @@ fn a_version_1_manifest_of_an_older_store_still_checks_out() -> Res {
     assert_eq!(v["archive"], false, "{v}");
     assert_eq!(v["files"], 2, "{v}");
     assert_eq!(fs::read(dst.join("file"))?, content);
-    assert_eq!(fs::metadata(dst.join("file"))?.mode() & 0o7777, 0o644);
-    assert_eq!(fs::metadata(dst.join("bin/run"))?.mode() & 0o7777, 0o755);
+    assert_eq!(bits(&dst.join("file"))?, 0o644);
+    assert_eq!(bits(&dst.join("bin/run"))?, 0o755);
     assert_eq!(fs::read_link(dst.join("link"))?, Path::new("bin"));
     assert!(fs::read_dir(dst.join("empty"))?.next().is_none());
     run(&[os("verify"), os("--store"), store.as_os_str()])?;
@@ -696,7 +661,7 @@ fn a_version_1_manifest_of_an_older_store_still_checks_out() -> Res {
             && said[0].contains("records none of what --archive and --preserve give back"),
         "{stderr}"
     );
-    assert_eq!(fs::metadata(asked.join("bin/run"))?.mode() & 0o7777, 0o755);
+    assert_eq!(bits(&asked.join("bin/run"))?, 0o755);
     assert_eq!(fs::read(asked.join("file"))?, content);
     // Shown as it is, and what a snapshot of the checkout records is the same bytes.
     let again = json(&run(&in_store(
