@@ -3,8 +3,10 @@
 # (not in CI): the Claude Code hook (WorktreeCreate payload on stdin) and
 # `cowtree git worktree add --detach DST HEAD~1` in a reftable, a SHA-256, a Git 3.0 (both), a
 # sparse, a blobless-clone, an autocrlf+detached, a core.ignoreStat, a linked worktree with
-# extensions.worktreeConfig, a dirty SRC (changed, staged, untracked) and a pooled Git 3.0
-# repository, and with BTRFS_DIR (a btrfs mount) a subvolume SRC; each worktree compared with
+# extensions.worktreeConfig, a dirty SRC (changed, staged, untracked), a pooled Git 3.0
+# repository and a Git 3.0 repository where earlier adds were killed (kill -9 at spread
+# points) with `cowtree gc` running beside the flow (and nothing of the killed runs left after
+# it), and with BTRFS_DIR (a btrfs mount) a subvolume SRC; each worktree compared with
 # `git worktree add` of the same commit: contents, types and modes, `ls-files -s` and `-t`,
 # HEAD, status. Prints one line per flow and the count; a scratch directory under /tmp.
 set -u
@@ -45,6 +47,27 @@ flow() { # flow LABEL REPO (a worktree): the hook, and add --detach HEAD~1, each
   git -C "$r" worktree add -q --detach "$W/g-$l" HEAD~1
   same "$l add HEAD~1" "$W/g-$l" "$W/c-$l"
 }
+killed() { # killed REPO: adds to one DST killed with SIGKILL at spread points; gc beside the flow
+  local d p
+  for d in 0.002 0.01 0.02 0.04 0.08; do
+    (cd "$1" && exec "$C" git worktree add -q --detach "$W/k-killed") 2>/dev/null &
+    p=$!; sleep "$d"; kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null
+  done
+  (for _ in 1 2 3 4 5 6; do "$C" gc >/dev/null 2>&1; done) &
+  GC=$!
+}
+leftovers() { # leftovers REPO: after a last gc, nothing half-made of the killed runs
+  wait "$GC"; (cd "$1" && "$C" gc >/dev/null 2>&1)
+  local why=""
+  if [[ -d $W/k-killed ]]; then
+    [[ -z $(git -C "$W/k-killed" status --porcelain) ]] || why="a killed run's worktree is not clean"
+  elif git -C "$1" worktree list --porcelain | grep -q k-killed; then
+    why="a killed run's registration is left"
+  fi
+  compgen -G "$W/.k-killed.cowtree-staging*" >/dev/null && why="${why:+$why; }a staging directory is left"
+  if [[ -z $why ]]; then pass=$((pass+1)); echo "ok   killed: nothing half-made left"
+  else fail=$((fail+1)); echo "FAIL killed: $why"; fi
+}
 R="$W"/r
 git init -q -b main --ref-format=reftable "$R-reftable" && fill "$R-reftable" && flow reftable "$R-reftable"
 git init -q -b main --object-format=sha256 "$R-sha256" && fill "$R-sha256" && flow sha256 "$R-sha256"
@@ -57,6 +80,7 @@ git clone -q -c core.ignoreStat=true "$R-o" "$R-ignorestat" && flow ignorestat "
 git clone -q "$R-o" "$R-main" && git -C "$R-main" config extensions.worktreeConfig true && git -C "$R-main" worktree add -q "$R-linked" -b lk && flow linked-worktreeconfig "$R-linked"
 git clone -q "$R-o" "$R-dirty" && echo changed >>"$R-dirty"/src/lf.txt && echo staged >>"$R-dirty"/docs/d2.md && git -C "$R-dirty" add docs/d2.md && echo new >"$R-dirty"/untracked.txt && flow dirty-src "$R-dirty"
 git init -q -b main --object-format=sha256 --ref-format=reftable "$R-pool" && fill "$R-pool" && (cd "$R-pool" && "$C" git worktree pool set 2 >/dev/null 2>&1 && "$C" git worktree pool fill 2>&1 | tail -1) && flow pool-git3 "$R-pool" && (cd "$R-pool" && "$C" git worktree pool status 2>&1 | head -1)
+git init -q -b main --object-format=sha256 --ref-format=reftable "$R-killed" && fill "$R-killed" && killed "$R-killed" && flow killed-gc "$R-killed" && leftovers "$R-killed"
 if [[ -n $BT ]]; then
   S="$BT/flows-r"
   btrfs subvolume create "$S" >/dev/null
