@@ -104,22 +104,40 @@ pub(crate) fn write_head_logs(
     // No identity in the configuration: git's own fallback (the user's name and host).
     let ident = match ident {
         Some(i) => i,
-        None => {
-            let out = branch::git(src_root)
-                .args(["var", "GIT_COMMITTER_IDENT"])
-                .output()
-                .map_err(Error::io("run git var in", src_root))?;
-            if !out.status.success() {
-                return Ok(());
-            }
-            let mut v = out.stdout;
-            while v.last() == Some(&b'\n') {
-                v.pop();
-            }
-            v
-        }
+        None => match fallback_ident(src_root)? {
+            Some(i) => i,
+            None => return Ok(()),
+        },
     };
     reg.write_head_log(&lines, &ident)
+}
+
+/// The committer identity git signs a reflog line with where the configuration gives none:
+/// the user's name and `user@host` as git guesses them (`root <root@vm.(none)>`), which git
+/// writes into reflogs without a word (`git_committer_info(0)`). `git var GIT_COMMITTER_IDENT`
+/// refuses such a guessed address ("unable to auto-detect email address"); `git var -l` lists
+/// the same variable without that check, after the configuration, so its last
+/// `GIT_COMMITTER_IDENT=` line is the variable's. `None` where git gives none.
+fn fallback_ident(src_root: &Path) -> Result<Option<Vec<u8>>> {
+    let out = branch::git(src_root)
+        .args(["var", "-l"])
+        .output()
+        .map_err(Error::io("run git var -l in", src_root))?;
+    if !out.status.success() {
+        return Ok(None);
+    }
+    Ok(ident_of_var_list(&out.stdout))
+}
+
+/// The value of the last `GIT_COMMITTER_IDENT=` line of `git var -l`'s output.
+fn ident_of_var_list(listed: &[u8]) -> Option<Vec<u8>> {
+    const KEY: &[u8] = b"GIT_COMMITTER_IDENT=";
+    listed
+        .split(|b| *b == b'\n')
+        .filter_map(|line| line.strip_prefix(KEY))
+        .next_back()
+        .filter(|v| !v.is_empty())
+        .map(<[u8]>::to_vec)
 }
 
 /// What `git sparse-checkout set --cone` does to the configuration for the new worktree
@@ -228,4 +246,24 @@ pub(crate) fn copy_worktree_config(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ident_of_var_list;
+
+    #[test]
+    fn the_identity_is_the_last_committer_line_of_git_var_l() {
+        // A configuration value spanning lines could start a line with the variable's name;
+        // git lists the variables after the configuration.
+        let listed = b"user.x=a\nGIT_COMMITTER_IDENT=fake <f@x> 1 +0000\n\
+                       GIT_AUTHOR_IDENT=root <root@vm.(none)> 5 +0000\n\
+                       GIT_COMMITTER_IDENT=root <root@vm.(none)> 5 +0000\nGIT_EDITOR=vi\n";
+        assert_eq!(
+            ident_of_var_list(listed).as_deref(),
+            Some(&b"root <root@vm.(none)> 5 +0000"[..])
+        );
+        assert_eq!(ident_of_var_list(b"GIT_EDITOR=vi\n"), None);
+        assert_eq!(ident_of_var_list(b"GIT_COMMITTER_IDENT=\n"), None);
+    }
 }

@@ -393,3 +393,64 @@ fn the_registration_holds_what_git_worktree_add_leaves() {
         assert_eq!(ga, ca, "{args:?} in {}", repo.display());
     }
 }
+
+/// With no identity configured (a fresh container, a CI runner, an agent's sandbox), git
+/// still writes `logs/HEAD`, signed with the name and `user@host` it guesses
+/// (`root <root@host.(none)>`); cowtree writes the same line, not none.
+#[test]
+fn with_no_identity_configured_logs_head_is_signed_as_git_signs_it() {
+    let Some(dir) = scratch(Fs::Xfs) else { return };
+    let (r, _) = make_repo_and_bare(dir.path());
+    let home = dir.path().join("home");
+    fs::create_dir(&home).unwrap();
+    let unsigned = |c: &mut std::process::Command| {
+        c.current_dir(&r)
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", &home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", cowtree_testutil::git_global_config());
+        for v in [
+            "GIT_AUTHOR_NAME",
+            "GIT_AUTHOR_EMAIL",
+            "GIT_COMMITTER_NAME",
+            "GIT_COMMITTER_EMAIL",
+            "EMAIL",
+        ] {
+            c.env_remove(v);
+        }
+    };
+    let mut g = std::process::Command::new("git");
+    unsigned(&mut g);
+    let gd = dir.path().join("g");
+    let out = g
+        .args(["worktree", "add", "-q", "--detach"])
+        .arg(&gd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut c = bin();
+    unsigned(&mut c);
+    let cd = dir.path().join("c");
+    let out = c
+        .args(["git", "worktree", "add", "-q", "--detach"])
+        .arg(&cd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // Each line without its time (seconds and zone, before the tab).
+    let log = |name: &str| -> Vec<String> {
+        let p = r.join(".git/worktrees").join(name).join("logs/HEAD");
+        fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .lines()
+            .map(|l| {
+                let (head, msg) = l.split_once('\t').unwrap_or((l, ""));
+                let words: Vec<&str> = head.split(' ').collect();
+                format!("{} [{msg}]", words[..words.len() - 2].join(" "))
+            })
+            .collect()
+    };
+    let (by_git, ours) = (log("g"), log("c"));
+    assert!(!by_git.is_empty() && by_git[0].contains('<'), "{by_git:?}");
+    assert_eq!(by_git, ours);
+}
