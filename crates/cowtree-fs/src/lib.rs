@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod atomic_file;
+pub mod block_clone;
 pub mod classify;
 pub mod copy;
 pub mod creation;
