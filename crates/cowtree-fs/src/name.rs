@@ -5,8 +5,14 @@
 //! trailing `/`, no empty components, at most 4096 bytes (PATH_MAX). Anything else is refused
 //! with the reason, so that a path from a manifest or a tree can never climb out of the
 //! directory it is applied to.
+//!
+//! Names Windows cannot hold (`CON`, `aux.txt`, a trailing dot, `:`, ...) are refused by
+//! [`windows`], on top of these rules. It builds everywhere, like git's `core.protectNTFS`
+//! checks, but only the Windows code paths apply it by default.
 
 use std::fmt;
+
+pub mod windows;
 
 /// Longest allowed component, in bytes.
 pub const NAME_MAX: usize = 255;
@@ -32,6 +38,8 @@ pub enum NameError {
     ComponentTooLong(usize),
     /// A path longer than [`PATH_MAX`].
     PathTooLong(usize),
+    /// A name Windows cannot hold (only from [`windows`]'s checks).
+    Windows(windows::WindowsNameError),
 }
 
 impl fmt::Display for NameError {
@@ -45,6 +53,7 @@ impl fmt::Display for NameError {
             Self::Absolute => write!(f, "absolute path where a relative one is required"),
             Self::ComponentTooLong(n) => write!(f, "component of {n} bytes (limit {NAME_MAX})"),
             Self::PathTooLong(n) => write!(f, "path of {n} bytes (limit {PATH_MAX})"),
+            Self::Windows(e) => write!(f, "a name Windows cannot hold: {e}"),
         }
     }
 }
