@@ -2,6 +2,11 @@
 //!
 //! This is the table in docs/architecture.md ("errno table for Linux FICLONE") in code form. It
 //! is kept apart from the syscalls so that every row has a unit test.
+//!
+//! Windows has its own table for the Win32 errors of block cloning
+//! ([`classify_win32_clone_error`]), mapped onto the same [`CloneErrno`] and
+//! [`UnsupportedCause`] so that callers act on both platforms alike. It is plain numbers, built
+//! and tested on every platform.
 
 /// Why a clone could not share data, and how far that finding reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,6 +26,7 @@ pub enum UnsupportedCause {
 
 /// A clone that did not fail outright but made nothing: what callers act on (a real error
 /// is an `io::Error` beside it).
+#[cfg(unix)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CloneFailure {
     /// Unsupported, for the pair or for this file (see [`UnsupportedCause::is_per_file`]).
@@ -73,6 +79,7 @@ pub enum CloneErrno {
 }
 
 /// Classifies an errno from the FICLONE ioctl.
+#[cfg(unix)]
 pub fn classify_clone_errno(errno: i32) -> CloneErrno {
     match errno {
         libc_consts::EOPNOTSUPP
@@ -119,6 +126,7 @@ impl HardlinkRefusal {
 
 /// Classifies an errno from linkat: `Some(refusal)` for the cases a caller falls back on,
 /// `None` for a real error.
+#[cfg(unix)]
 pub fn classify_link_errno(errno: i32) -> Option<HardlinkRefusal> {
     match errno {
         libc_consts::EXDEV => Some(HardlinkRefusal::CrossDevice),
@@ -130,6 +138,7 @@ pub fn classify_link_errno(errno: i32) -> Option<HardlinkRefusal> {
 
 /// errno values of the platform being built for (Linux's on Linux, macOS's on macOS), as
 /// plain numbers so that the policy stays plain code.
+#[cfg(unix)]
 #[allow(missing_docs)]
 pub mod libc_consts {
     use rustix::io::Errno;
@@ -154,7 +163,130 @@ pub mod libc_consts {
     pub const EDQUOT: i32 = Errno::DQUOT.raw_os_error();
 }
 
+/// Classifies the Win32 error of a step of a Windows block clone
+/// (`FSCTL_DUPLICATE_EXTENTS_TO_FILE` and the calls that prepare it, see `reflink/windows.rs`).
+///
+/// | Win32 error | outcome | why |
+/// |---|---|---|
+/// | `ERROR_INVALID_FUNCTION` | Unsupported (filesystem) | `STATUS_INVALID_DEVICE_REQUEST`: the filesystem has no block cloning (NTFS, FAT, Wine's drives) |
+/// | `ERROR_NOT_SUPPORTED` | Unsupported (filesystem) | `STATUS_NOT_SUPPORTED`: ReFS without block cloning (v1), or a range rule broken |
+/// | `ERROR_INVALID_PARAMETER` | Unsupported (filesystem) | as `EINVAL` on Linux; the other volume case is caught before the call |
+/// | `ERROR_NOT_SAME_DEVICE` | Unsupported (cross-device) | the two files are on different volumes |
+/// | `ERROR_BLOCK_TOO_MANY_REFERENCES` | Unsupported (not permitted, per file) | this source's clusters are shared the most ReFS allows; other files still clone |
+/// | `ERROR_FILE_NOT_FOUND`, `ERROR_PATH_NOT_FOUND` | maybe vanished | the caller checks the source |
+/// | `ERROR_FILE_EXISTS`, `ERROR_ALREADY_EXISTS` | exists | the destination is never replaced |
+/// | anything else (`ERROR_DISK_FULL`, `ERROR_ACCESS_DENIED`, `ERROR_WRITE_PROTECT`, ...) | fatal | surfaced as is |
+///
+/// Windows has no `EAGAIN` analogue here, so [`CloneErrno::Retry`] never comes back.
+pub fn classify_win32_clone_error(code: u32) -> CloneErrno {
+    use win32::*;
+    match code {
+        ERROR_INVALID_FUNCTION | ERROR_NOT_SUPPORTED | ERROR_INVALID_PARAMETER => {
+            CloneErrno::Unsupported(UnsupportedCause::Filesystem)
+        }
+        ERROR_NOT_SAME_DEVICE => CloneErrno::Unsupported(UnsupportedCause::CrossDevice),
+        // A per-file limit, reported like the per-file EPERM: copy this file, keep cloning.
+        ERROR_BLOCK_TOO_MANY_REFERENCES => CloneErrno::Unsupported(UnsupportedCause::NotPermitted),
+        ERROR_FILE_NOT_FOUND | ERROR_PATH_NOT_FOUND => CloneErrno::MaybeVanished,
+        ERROR_FILE_EXISTS | ERROR_ALREADY_EXISTS => CloneErrno::Exists,
+        _ => CloneErrno::Fatal,
+    }
+}
+
+/// The Win32 error codes the Windows policy names, as plain numbers (they are fixed by the
+/// Win32 ABI; a Windows test checks them against windows-sys).
+#[allow(missing_docs)]
+pub mod win32 {
+    pub const ERROR_INVALID_FUNCTION: u32 = 1;
+    pub const ERROR_FILE_NOT_FOUND: u32 = 2;
+    pub const ERROR_PATH_NOT_FOUND: u32 = 3;
+    pub const ERROR_ACCESS_DENIED: u32 = 5;
+    pub const ERROR_NOT_SAME_DEVICE: u32 = 17;
+    pub const ERROR_WRITE_PROTECT: u32 = 19;
+    pub const ERROR_SHARING_VIOLATION: u32 = 32;
+    pub const ERROR_HANDLE_DISK_FULL: u32 = 39;
+    pub const ERROR_NOT_SUPPORTED: u32 = 50;
+    pub const ERROR_FILE_EXISTS: u32 = 80;
+    pub const ERROR_INVALID_PARAMETER: u32 = 87;
+    pub const ERROR_DISK_FULL: u32 = 112;
+    pub const ERROR_ALREADY_EXISTS: u32 = 183;
+    pub const ERROR_BLOCK_TOO_MANY_REFERENCES: u32 = 347;
+}
+
 #[cfg(test)]
+mod win32_tests {
+    use super::win32::*;
+    use super::*;
+
+    #[test]
+    fn win32_clone_error_table() {
+        let fs = CloneErrno::Unsupported(UnsupportedCause::Filesystem);
+        let table = [
+            (ERROR_INVALID_FUNCTION, fs),
+            (ERROR_NOT_SUPPORTED, fs),
+            (ERROR_INVALID_PARAMETER, fs),
+            (
+                ERROR_NOT_SAME_DEVICE,
+                CloneErrno::Unsupported(UnsupportedCause::CrossDevice),
+            ),
+            (
+                ERROR_BLOCK_TOO_MANY_REFERENCES,
+                CloneErrno::Unsupported(UnsupportedCause::NotPermitted),
+            ),
+            (ERROR_FILE_NOT_FOUND, CloneErrno::MaybeVanished),
+            (ERROR_PATH_NOT_FOUND, CloneErrno::MaybeVanished),
+            (ERROR_FILE_EXISTS, CloneErrno::Exists),
+            (ERROR_ALREADY_EXISTS, CloneErrno::Exists),
+            (ERROR_ACCESS_DENIED, CloneErrno::Fatal),
+            (ERROR_WRITE_PROTECT, CloneErrno::Fatal),
+            (ERROR_SHARING_VIOLATION, CloneErrno::Fatal),
+            (ERROR_HANDLE_DISK_FULL, CloneErrno::Fatal),
+            (ERROR_DISK_FULL, CloneErrno::Fatal),
+        ];
+        for (code, want) in table {
+            assert_eq!(classify_win32_clone_error(code), want, "Win32 error {code}");
+        }
+    }
+
+    #[test]
+    fn win32_too_many_references_holds_for_one_file_only() {
+        match classify_win32_clone_error(ERROR_BLOCK_TOO_MANY_REFERENCES) {
+            CloneErrno::Unsupported(cause) => assert!(cause.is_per_file()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The plain numbers are the ones Windows' headers define.
+    #[cfg(windows)]
+    #[test]
+    fn win32_numbers_are_the_windows_sys_numbers() {
+        use windows_sys::Win32::Foundation as F;
+        let want = [
+            (ERROR_INVALID_FUNCTION, F::ERROR_INVALID_FUNCTION),
+            (ERROR_FILE_NOT_FOUND, F::ERROR_FILE_NOT_FOUND),
+            (ERROR_PATH_NOT_FOUND, F::ERROR_PATH_NOT_FOUND),
+            (ERROR_ACCESS_DENIED, F::ERROR_ACCESS_DENIED),
+            (ERROR_NOT_SAME_DEVICE, F::ERROR_NOT_SAME_DEVICE),
+            (ERROR_WRITE_PROTECT, F::ERROR_WRITE_PROTECT),
+            (ERROR_SHARING_VIOLATION, F::ERROR_SHARING_VIOLATION),
+            (ERROR_HANDLE_DISK_FULL, F::ERROR_HANDLE_DISK_FULL),
+            (ERROR_NOT_SUPPORTED, F::ERROR_NOT_SUPPORTED),
+            (ERROR_FILE_EXISTS, F::ERROR_FILE_EXISTS),
+            (ERROR_INVALID_PARAMETER, F::ERROR_INVALID_PARAMETER),
+            (ERROR_DISK_FULL, F::ERROR_DISK_FULL),
+            (ERROR_ALREADY_EXISTS, F::ERROR_ALREADY_EXISTS),
+            (
+                ERROR_BLOCK_TOO_MANY_REFERENCES,
+                F::ERROR_BLOCK_TOO_MANY_REFERENCES,
+            ),
+        ];
+        for (ours, theirs) in want {
+            assert_eq!(ours, theirs);
+        }
+    }
+}
+
+#[cfg(all(test, unix))]
 mod tests {
     use super::libc_consts::*;
     use super::*;
