@@ -99,13 +99,15 @@ mod tests {
 
     #[test]
     fn wrapped_error_keeps_kind_errno_and_names_both_paths() {
+        // "No space left": ENOSPC on unix, ERROR_DISK_FULL on Windows.
+        let full = if cfg!(windows) { 112 } else { 28 };
         let err = at_paths(
             "clone",
             Path::new("/a/src"),
             Path::new("/b/dst"),
-            io::Error::from_raw_os_error(28),
+            io::Error::from_raw_os_error(full),
         );
-        assert_eq!(raw_errno(&err), Some(28));
+        assert_eq!(raw_errno(&err), Some(full));
         assert_eq!(err.kind(), io::ErrorKind::StorageFull);
         let msg = err.to_string();
         assert!(msg.contains("/a/src") && msg.contains("/b/dst"), "{msg}");

@@ -28,38 +28,69 @@
 //! tmpfs on real mounts). Every platform-specific call sits in [`sys`], which has a Linux and a
 //! macOS implementation (`fclonefileat`, a per-component `O_NOFOLLOW` walk, `F_FULLFSYNC`; no
 //! extent maps or dedupe). macOS is **type-checked, not run** by cowtree's CI.
+//!
+//! Windows builds a subset: [`try_reflink`] and [`clone_or_copy`] by path (block cloning with
+//! `FSCTL_DUPLICATE_EXTENTS_TO_FILE` on ReFS and Dev Drives, a copy elsewhere), [`probe`] per
+//! volume pair, [`name::windows`] and [`block_clone`]. Its tests **run under Wine** (no ReFS
+//! there: the copy fallback and the refusals run, a real block clone is **compiled, not
+//! run**); see [`sys`].
 
 #![warn(missing_docs)]
 
+// What builds on Windows is a subset (see `sys`, "Windows"): the outcome types, name
+// validation, the block-clone arithmetic, and a path-based clone-or-copy and probe. Everything
+// built on unix descriptors (rustix) is unix only.
+#[cfg(unix)]
 pub mod atomic_file;
 pub mod block_clone;
 pub mod classify;
+#[cfg(unix)]
 pub mod copy;
+#[cfg(unix)]
 pub mod creation;
+#[cfg(unix)]
 pub mod dedupe;
+#[cfg(unix)]
 pub mod dir;
 pub mod error;
+#[cfg(unix)]
 pub mod extents;
+#[cfg(unix)]
 pub mod fstype;
 #[cfg(unix)]
 pub mod hardlink;
 pub mod name;
 pub mod parallel;
+#[cfg(unix)]
 pub mod place;
+#[cfg(unix)]
 pub mod probe;
+/// Capability probes on Windows: what a volume is and whether it clones, cached per volume.
+#[cfg(windows)]
+#[path = "probe_windows.rs"]
+pub mod probe;
+#[cfg(unix)]
 pub mod process;
 pub mod progress;
+#[cfg(unix)]
 pub mod read;
 pub mod reflink;
+#[cfg(unix)]
 pub mod staging;
+#[cfg(unix)]
 pub mod subvolume;
 pub mod sys;
+#[cfg(unix)]
 pub mod undo;
+#[cfg(unix)]
 pub mod walk;
+#[cfg(unix)]
 pub mod whole_tree;
+#[cfg(unix)]
 pub mod workers;
 
 pub use classify::{HardlinkRefusal, UnsupportedCause};
+#[cfg(unix)]
 pub use copy::CopyRange;
 pub use error::raw_errno;
 #[cfg(unix)]
@@ -68,6 +99,7 @@ pub use progress::Progress;
 pub use reflink::{
     CopyMethod, Method, ReflinkOutcome, Transfer, TransferOptions, clone_or_copy, try_reflink,
 };
+#[cfg(unix)]
 pub use reflink::{
     transfer_at, transfer_at_masked, transfer_at_open, transfer_at_remembering, try_reflink_at,
 };

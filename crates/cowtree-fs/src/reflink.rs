@@ -15,12 +15,17 @@
 //! |---|---|---|
 //! | Linux (XFS, btrfs, bcachefs, OCFS2, ...) | `ioctl(FICLONE)` | yes, on real XFS, btrfs, ext4 and tmpfs mounts |
 //! | macOS (APFS) | `fclonefileat(CLONE_NOFOLLOW)`, see [`crate::sys`] | no: type-checked only |
+//! | Windows (ReFS, Dev Drive) | `FSCTL_DUPLICATE_EXTENTS_TO_FILE` into a new file, see `reflink/windows.rs` | the copy fallback, refusals and classification under Wine; the clone itself only compiled (no ReFS under Wine) |
+//!
+//! On Windows only the path-based [`try_reflink`] and [`clone_or_copy`] exist (and the types
+//! above); the directory-relative `transfer_at*` family is unix only.
 
 use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 
 use crate::classify::UnsupportedCause;
+#[cfg(unix)]
 use crate::creation::CreationMask;
 
 /// The outcome of one clone attempt that did not fail outright.
@@ -112,11 +117,18 @@ pub enum CopyMethod {
     },
 }
 
+#[cfg(unix)]
 pub use imp::{
     OpenSource, clone_or_copy, transfer_at, transfer_at_masked, transfer_at_open,
     transfer_at_remembering, try_reflink, try_reflink_at,
 };
+#[cfg(unix)]
 pub(crate) use imp::{clone_fds, open_source, remove_created, source_gone};
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::{clone_or_copy, try_reflink};
 
 /// Permission bits a new file gets from a source mode: the rwx bits and the sticky bit; the
 /// set-user-ID and set-group-ID bits are dropped because the new file belongs to its maker.
@@ -135,6 +147,7 @@ pub(crate) fn invalid_source(name: &OsStr) -> io::Error {
     )
 }
 
+#[cfg(unix)]
 mod imp {
     use super::*;
     use crate::classify::{CloneErrno, CloneFailure, classify_clone_errno};

@@ -1,5 +1,6 @@
 //! `place_at` on real filesystems (run through scripts/test.sh, which mounts them): a file
 //! placed from a trusted source with an exact mode, and the stat it hands back.
+#![cfg(unix)]
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};

@@ -1,4 +1,5 @@
 //! `staging::stop_staging` is process-wide, so it is tested in a process of its own.
+#![cfg(unix)]
 
 use std::ffi::OsStr;
 use std::io::ErrorKind;

@@ -1,5 +1,6 @@
 //! The undo registry (`cowtree_fs::undo`): `undo_all` closes the process-wide staging gate,
 //! so it is tested in a process of its own.
+#![cfg(unix)]
 
 use std::ffi::{OsStr, OsString};
 use std::io;

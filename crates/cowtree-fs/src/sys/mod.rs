@@ -1,35 +1,52 @@
 //! The platform seam: every system call that exists on one platform only is reached through
-//! this module, so the rest of cowtree builds for Linux and macOS from the same source.
+//! this module, so the rest of cowtree builds for Linux and macOS from the same source, and a
+//! subset of cowtree-fs for Windows.
 //!
-//! | need | Linux (`linux.rs`) | macOS (`macos.rs`) |
-//! |---|---|---|
-//! | open a path beneath a directory, no symlinks | `openat2(RESOLVE_BENEATH \| RESOLVE_NO_SYMLINKS)` | [`walk_beneath`]: `openat(O_NOFOLLOW)` per component |
-//! | clone into a new file | create `O_EXCL`, then `ioctl(FICLONE)` | `fclonefileat(CLONE_NOFOLLOW \| CLONE_NOOWNERCOPY)` |
-//! | clone between two open files | `ioctl(FICLONE)` | unavailable (`ENOTSUP`) |
-//! | unnamed staging file | `O_TMPFILE`, then `linkat(AT_EMPTY_PATH)` | unavailable: callers use a named file and a rename |
-//! | in-kernel copy | `copy_file_range` | unavailable (`ENOSYS`): read/write |
-//! | in-kernel copy that never shares extents | `sendfile` | unavailable (`ENOSYS`): read/write |
-//! | durable `fsync` | `fsync` | `fcntl(F_FULLFSYNC)` (plain `fsync` leaves data in the drive's cache) |
-//! | commit a whole filesystem | `syncfs` | `sync` then `F_FULLFSYNC` |
-//! | handle for lookups only | `O_PATH` | a read-only open |
-//! | read a directory | `getdents64` through the handle's offset | `readdir` on a duplicate |
-//! | filesystem type | `statfs.f_type` (magic) | `statfs.f_fstypename` |
-//! | extent maps, dedupe (`cowtree du`, `cowtree dedupe`) | `FIEMAP`, `FIDEDUPERANGE` | unavailable: [`Unavailable`] |
-//! | btrfs subvolumes (`btrfs_*`: create, snapshot, read-only flag, delete, id, children and their paths, filesystem UUID) | the btrfs ioctls through `rustix::ioctl` (`linux/btrfs.rs`) | `ENOTSUP` |
-//! | copy a directory hierarchy in one call ([`clone_directory`]) | `ENOTSUP` (btrfs does it with a snapshot) | `fclonefileat` of the directory |
-//! | owner, mode and attributes of one entry, never following a symlink ([`open_entry`], [`chown_entry`], [`chmod_entry`], `xattr_*`, through an [`EntryFd`]) | an open descriptor: `fchown`, `fchmod`, `f*xattr`; an `O_PATH` handle: `fchownat(AT_EMPTY_PATH)`, the rest through `/proc/self/fd/N` | `ENOTSUP` |
-//! | mount points ([`mount_points`]) | `/proc/self/mountinfo` | unavailable: [`Unavailable`] |
+//! | need | Linux (`linux.rs`) | macOS (`macos.rs`) | Windows (`windows.rs`) |
+//! |---|---|---|---|
+//! | open a path beneath a directory, no symlinks | `openat2(RESOLVE_BENEATH \| RESOLVE_NO_SYMLINKS)` | [`walk_beneath`]: `openat(O_NOFOLLOW)` per component | not built: paths only, the last component opened with `FILE_FLAG_OPEN_REPARSE_POINT` |
+//! | clone into a new file | create `O_EXCL`, then `ioctl(FICLONE)` | `fclonefileat(CLONE_NOFOLLOW \| CLONE_NOOWNERCOPY)` | `CREATE_NEW` with `FILE_FLAG_OPEN_REPARSE_POINT`, integrity and sparse matched, size set, then `FSCTL_DUPLICATE_EXTENTS_TO_FILE` per [`crate::block_clone`] range (`reflink/windows.rs`) |
+//! | clone between two open files | `ioctl(FICLONE)` | unavailable (`ENOTSUP`) | not built |
+//! | unnamed staging file | `O_TMPFILE`, then `linkat(AT_EMPTY_PATH)` | unavailable: callers use a named file and a rename | not built |
+//! | in-kernel copy | `copy_file_range` | unavailable (`ENOSYS`): read/write | read/write through the two handles (not `CopyFileExW`, see `reflink/windows.rs`) |
+//! | in-kernel copy that never shares extents | `sendfile` | unavailable (`ENOSYS`): read/write | the same read/write |
+//! | remove a file this call created | `unlinkat` after checking it is still the same inode | the same | `SetFileInformationByHandle(FileDispositionInfo)` on its own handle |
+//! | durable `fsync` | `fsync` | `fcntl(F_FULLFSYNC)` (plain `fsync` leaves data in the drive's cache) | not built |
+//! | commit a whole filesystem | `syncfs` | `sync` then `F_FULLFSYNC` | not built |
+//! | handle for lookups only | `O_PATH` | a read-only open | not built |
+//! | read a directory | `getdents64` through the handle's offset | `readdir` on a duplicate | not built |
+//! | filesystem type | `statfs.f_type` (magic) | `statfs.f_fstypename` | `GetVolumeInformationByHandleW` (name, flags, serial); cluster size from `GetDiskFreeSpaceW` or `FSCTL_GET_INTEGRITY_INFORMATION` |
+//! | extent maps, dedupe (`cowtree du`, `cowtree dedupe`) | `FIEMAP`, `FIDEDUPERANGE` | unavailable: [`Unavailable`] | not built |
+//! | btrfs subvolumes (`btrfs_*`: create, snapshot, read-only flag, delete, id, children and their paths, filesystem UUID) | the btrfs ioctls through `rustix::ioctl` (`linux/btrfs.rs`) | `ENOTSUP` | not built |
+//! | copy a directory hierarchy in one call ([`clone_directory`]) | `ENOTSUP` (btrfs does it with a snapshot) | `fclonefileat` of the directory | not built |
+//! | owner, mode and attributes of one entry, never following a symlink ([`open_entry`], [`chown_entry`], [`chmod_entry`], `xattr_*`, through an [`EntryFd`]) | an open descriptor: `fchown`, `fchmod`, `f*xattr`; an `O_PATH` handle: `fchownat(AT_EMPTY_PATH)`, the rest through `/proc/self/fd/N` | `ENOTSUP` | not built |
+//! | mount points ([`mount_points`]) | `/proc/self/mountinfo` | unavailable: [`Unavailable`] | not built |
 //!
 //! Linux is the tested platform. The macOS side is type-checked in CI
 //! (`scripts/check-macos.sh`), not run: the walk in [`walk_beneath`] is portable and is
 //! tested on Linux too.
+//!
+//! Windows builds a subset of the crate ("not built" above: every module built on unix
+//! descriptors is `cfg(unix)`): [`crate::reflink::try_reflink`] and
+//! [`crate::reflink::clone_or_copy`] by path, [`crate::probe`] per volume pair, the outcome
+//! types, [`crate::name::windows`] and [`crate::block_clone`]. `scripts/windows.sh` builds it
+//! for `x86_64-pc-windows-gnu` and runs its tests under Wine 8, which has no ReFS: the copy
+//! fallback, the refusals (existing destination, names, a directory as the source), a vanished
+//! source, the volume queries and the refused `FSCTL_DUPLICATE_EXTENTS_TO_FILE` and
+//! `FSCTL_GET_INTEGRITY_INFORMATION` calls run there; a successful block clone (integrity and
+//! sparse matching, the clone calls) is only compiled, and the symlink tests do not run (Wine
+//! 8 creates no symlinks).
 
 use std::fmt;
 use std::io;
+#[cfg(unix)]
 use std::os::fd::{BorrowedFd, OwnedFd};
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
 
+#[cfg(unix)]
 use rustix::fs::{Mode, OFlags, openat};
+#[cfg(unix)]
 use rustix::io::Errno;
 
 #[cfg(target_os = "linux")]
@@ -42,10 +59,16 @@ mod macos;
 #[cfg(target_os = "macos")]
 pub use macos::*;
 
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-compile_error!("cowtree-fs supports Linux and macOS (see cowtree_fs::sys)");
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::*;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+compile_error!("cowtree-fs supports Linux, macOS and (a subset) Windows (see cowtree_fs::sys)");
 
 /// The access and modification times of `st`, as `utimensat` takes them.
+#[cfg(unix)]
 pub fn stat_times(st: &rustix::fs::Stat) -> (rustix::fs::Timespec, rustix::fs::Timespec) {
     (
         rustix::fs::Timespec {
@@ -62,6 +85,7 @@ pub fn stat_times(st: &rustix::fs::Stat) -> (rustix::fs::Timespec, rustix::fs::T
 /// A handle of one entry as the owner, mode and attribute calls take it ([`chown_entry`],
 /// [`chmod_entry`], `xattr_*`). Which kind it is decides how each call reaches the entry;
 /// both reach exactly the handle's inode, never following a symlink.
+#[cfg(unix)]
 #[derive(Debug, Clone, Copy)]
 pub enum EntryFd<'a> {
     /// An open file or directory (for reading or writing; not `O_PATH`): each call takes the
@@ -74,6 +98,7 @@ pub enum EntryFd<'a> {
     Path(BorrowedFd<'a>),
 }
 
+#[cfg(unix)]
 impl<'a> EntryFd<'a> {
     /// The descriptor, whichever kind it is.
     pub fn fd(self) -> BorrowedFd<'a> {
@@ -118,6 +143,7 @@ impl fmt::Display for Unavailable {
 impl std::error::Error for Unavailable {}
 
 /// What [`clone_new`] did.
+#[cfg(unix)]
 // Linux clones by descriptor only, so it never makes the first two.
 #[cfg_attr(target_os = "linux", allow(dead_code))]
 pub(crate) enum WholeClone {
@@ -129,6 +155,7 @@ pub(crate) enum WholeClone {
     ByDescriptor,
 }
 
+#[cfg(unix)]
 const WALK_DIR: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::NOFOLLOW)
@@ -142,6 +169,7 @@ const WALK_DIR: OFlags = OFlags::RDONLY
 ///
 /// This is how macOS opens beneath a directory, and Linux's fallback where `openat2` is
 /// missing.
+#[cfg(unix)]
 pub fn walk_beneath(dir: BorrowedFd<'_>, rel: &[u8], flags: OFlags) -> Result<OwnedFd, Errno> {
     let parts = crate::name::validate_relative_path(rel).map_err(|_| Errno::INVAL)?;
     let (last, middle) = parts.split_last().ok_or(Errno::INVAL)?;
@@ -165,7 +193,7 @@ pub fn walk_beneath(dir: BorrowedFd<'_>, rel: &[u8], flags: OFlags) -> Result<Ow
     )
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::fd::AsFd;

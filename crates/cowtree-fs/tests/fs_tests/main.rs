@@ -2,6 +2,7 @@
 //! tests/ before, and keeps its tests' names (`copy::...`). stop_staging.rs, undo.rs and
 //! place.rs stay binaries of their own: what they change is process-wide (the staging gate;
 //! place.rs sets the process's umask, which dir.rs's and creation.rs's exact modes would see).
+#![cfg(unix)]
 
 mod copy;
 mod creation;

@@ -1,0 +1,334 @@
+//! Block cloning into a new file on Windows, with the copy fallback: the Windows side of
+//! [`try_reflink`] and [`clone_or_copy`], with the same outcomes as on unix.
+//!
+//! One clone, in order (each step's failure is classified by
+//! [`crate::classify::classify_win32_clone_error`]):
+//! 1. The destination's name is checked against the names Windows cannot hold
+//!    ([`crate::name::windows`]) before anything is opened or written.
+//! 2. The source is opened without following a reparse point; a reparse point or directory is
+//!    refused as not a regular file; a missing source is [`ReflinkOutcome::SourceVanished`].
+//! 3. The destination is created exclusively (`CREATE_NEW`, `FILE_FLAG_OPEN_REPARSE_POINT`,
+//!    checked to be a regular file): an existing destination, a symlink or junction
+//!    included, is an [`io::ErrorKind::AlreadyExists`] error and is left as it was. This
+//!    comes before the volume's verdict, as on Linux, so an existing destination is reported
+//!    whether or not the volume clones.
+//! 4. Can this volume clone? It must report block cloning (`FILE_SUPPORTS_BLOCK_REFCOUNTING`)
+//!    and answer `FSCTL_GET_INTEGRITY_INFORMATION` (its cluster size, and the integrity
+//!    setting the destination must share). If not: unsupported.
+//! 5. Different volume serials: unsupported (cross-device). Otherwise the destination gets the
+//!    source's integrity setting and sparse flag, then its size, then the source's clusters
+//!    in the calls [`crate::block_clone::clone_ranges`] plans.
+//! 6. On failure the destination this call created is deleted through its own handle (so
+//!    only that file, whatever now has its name), unless a copy is wanted: then the bytes are
+//!    copied into it through the two handles.
+//!
+//! The copy is a plain read/write through the handles this call holds, not `CopyFileExW`:
+//! `CopyFileExW` creates the destination itself by name, and since Windows 11 24H2 it may
+//! block-clone, so a "copied" report could not be known true. Only the file's data is
+//! transferred: no attributes, times, alternate data streams or security descriptor.
+//!
+//! Run under Wine (no ReFS there): steps 1 to 3 and 6, the unsupported verdict of step 4
+//! and the copy; the `FSCTL_DUPLICATE_EXTENTS_TO_FILE` call is made (and refused) in a unit
+//! test. Only compiled: the rest of step 4 and step 5 (integrity, sparse flag, size, the
+//! clone calls on a volume that clones).
+
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+use std::path::Path;
+
+use super::{CopyMethod, ReflinkOutcome, Transfer, invalid_source};
+use crate::block_clone::clone_ranges;
+use crate::classify::{CloneErrno, UnsupportedCause, classify_win32_clone_error};
+use crate::error::{at_path, at_paths};
+use crate::name::NameError;
+use crate::sys::{
+    EntryKind, Integrity, create_new_no_follow, delete_by_handle, duplicate_extents, entry_kind,
+    integrity_of, is_sparse, open_no_follow, set_integrity, set_sparse, volume_of,
+};
+
+/// Tries to block-clone `src` to the new file `dst` (same volume, ReFS or a Dev Drive).
+///
+/// Never falls back to a copy: [`ReflinkOutcome::Unsupported`] says why no clone was made,
+/// and no destination is left then, nor when the source vanished. Errors name both paths; an
+/// existing `dst` (anything at its name) is [`io::ErrorKind::AlreadyExists`] and is left as it
+/// was; a name Windows cannot hold is [`io::ErrorKind::InvalidInput`] before anything is
+/// written.
+pub fn try_reflink(src: &Path, dst: &Path) -> io::Result<ReflinkOutcome> {
+    Ok(match transfer(src, dst, false)? {
+        Transfer::Cloned { .. } => ReflinkOutcome::Cloned,
+        Transfer::Unsupported(cause) => ReflinkOutcome::Unsupported(cause),
+        Transfer::SourceVanished => ReflinkOutcome::SourceVanished,
+        Transfer::Copied { .. } => return Err(broken_promise(src, dst)),
+    })
+}
+
+/// Block-clones `src` to the new file `dst`, or copies it when the volume cannot clone, and
+/// says which ran and why. A source that vanished is an [`io::ErrorKind::NotFound`] error
+/// naming it; the rest as [`try_reflink`].
+pub fn clone_or_copy(src: &Path, dst: &Path) -> io::Result<CopyMethod> {
+    match transfer(src, dst, true)? {
+        Transfer::Cloned { bytes } => Ok(CopyMethod::Cloned { bytes }),
+        Transfer::Copied { bytes, because } => Ok(CopyMethod::Copied {
+            bytes,
+            because: because.unwrap_or(UnsupportedCause::Filesystem),
+        }),
+        Transfer::SourceVanished => Err(at_path(
+            "clone",
+            src,
+            io::Error::from(io::ErrorKind::NotFound),
+        )),
+        Transfer::Unsupported(_) => Err(broken_promise(src, dst)),
+    }
+}
+
+/// [`transfer`] copies exactly when asked to; an error rather than a panic if it ever did not.
+fn broken_promise(src: &Path, dst: &Path) -> io::Error {
+    at_paths(
+        "clone",
+        src,
+        dst,
+        io::Error::other("internal error: the transfer's copy rule was broken"),
+    )
+}
+
+/// What step 4 found: how to clone on this volume, or why it cannot.
+struct Plan {
+    cluster: u64,
+    integrity: Integrity,
+    serial: u32,
+}
+
+/// One transfer; `copy` says whether an unsupported clone becomes a copy. Never returns
+/// [`Transfer::Unsupported`] when `copy` is set, nor [`Transfer::Copied`] when it is not.
+fn transfer(src: &Path, dst: &Path, copy: bool) -> io::Result<Transfer> {
+    check_name(dst)?;
+    let src_file = match open_no_follow(src) {
+        Ok(f) => f,
+        Err(e) if vanished(&e) => return Ok(Transfer::SourceVanished),
+        Err(e) => return Err(at_paths("open", src, dst, e)),
+    };
+    let (kind, attrs) = entry_kind(&src_file).map_err(|e| at_paths("stat", src, dst, e))?;
+    if kind != EntryKind::File {
+        return Err(invalid_source(src.as_os_str()));
+    }
+    let size = src_file
+        .metadata()
+        .map_err(|e| at_paths("stat", src, dst, e))?
+        .len();
+    let dst_file = create_new_no_follow(dst).map_err(|e| at_paths("create", src, dst, e))?;
+    let cloned = match plan(&src_file) {
+        Ok(Ok(plan)) => clone_into(&src_file, &dst_file, size, attrs, &plan),
+        Ok(Err(cause)) => Ok(Err(Failure::Unsupported(cause))),
+        Err(e) => Err(e),
+    };
+    let failure = match cloned {
+        Ok(Ok(())) => return Ok(Transfer::Cloned { bytes: size }),
+        Ok(Err(failure)) => failure,
+        Err(e) => return Err(discard(&dst_file, at_paths("clone", src, dst, e))),
+    };
+    match failure {
+        Failure::Unsupported(cause) if copy => match copy_into(&src_file, &dst_file) {
+            Ok(bytes) => Ok(Transfer::Copied {
+                bytes,
+                because: Some(cause),
+            }),
+            Err(e) => Err(discard(&dst_file, at_paths("copy", src, dst, e))),
+        },
+        Failure::Unsupported(cause) => {
+            delete_by_handle(&dst_file).map_err(|e| at_paths("remove", src, dst, e))?;
+            Ok(Transfer::Unsupported(cause))
+        }
+        Failure::MaybeVanished(e) => {
+            let gone = matches!(std::fs::symlink_metadata(src), Err(ref m) if vanished(m));
+            delete_by_handle(&dst_file).map_err(|e| at_paths("remove", src, dst, e))?;
+            if gone {
+                Ok(Transfer::SourceVanished)
+            } else {
+                Err(at_paths("clone", src, dst, e))
+            }
+        }
+    }
+}
+
+/// A clone that made nothing, as far as the caller acts on it.
+enum Failure {
+    Unsupported(UnsupportedCause),
+    /// "Not found" from a clone step: the source is checked again.
+    MaybeVanished(io::Error),
+}
+
+/// Step 4: `Ok(Err(cause))` when the source's volume cannot clone.
+fn plan(src: &File) -> io::Result<Result<Plan, UnsupportedCause>> {
+    let volume = volume_of(src)?;
+    if !volume.reports_block_cloning() {
+        return Ok(Err(UnsupportedCause::Filesystem));
+    }
+    let integrity = match integrity_of(src) {
+        Ok(i) => i,
+        Err(e) => {
+            return match classify(&e) {
+                CloneErrno::Unsupported(cause) => Ok(Err(cause)),
+                _ => Err(e),
+            };
+        }
+    };
+    Ok(Ok(Plan {
+        cluster: u64::from(integrity.cluster),
+        integrity,
+        serial: volume.serial,
+    }))
+}
+
+/// Step 5, into the new, empty `dst`. `Ok(Err(_))` for a failure the caller acts on.
+fn clone_into(
+    src: &File,
+    dst: &File,
+    size: u64,
+    src_attrs: u32,
+    plan: &Plan,
+) -> io::Result<Result<(), Failure>> {
+    if volume_of(dst)?.serial != plan.serial {
+        return Ok(Err(Failure::Unsupported(UnsupportedCause::CrossDevice)));
+    }
+    let ranges = clone_ranges(size, plan.cluster)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let steps = || -> io::Result<()> {
+        if plan.integrity.algorithm != 0 {
+            set_integrity(dst, plan.integrity)?;
+        }
+        if is_sparse(src_attrs) {
+            set_sparse(dst)?;
+        }
+        dst.set_len(size)?;
+        for range in ranges {
+            duplicate_extents(src, dst, range)?;
+        }
+        Ok(())
+    };
+    match steps() {
+        Ok(()) => Ok(Ok(())),
+        Err(e) => match classify(&e) {
+            CloneErrno::Unsupported(cause) => Ok(Err(Failure::Unsupported(cause))),
+            CloneErrno::MaybeVanished => Ok(Err(Failure::MaybeVanished(e))),
+            CloneErrno::Retry | CloneErrno::Exists | CloneErrno::Fatal => Err(e),
+        },
+    }
+}
+
+/// Copies all of `src` into `dst` (the new file this call created), from the start, and
+/// leaves `dst` exactly as long as what was read.
+fn copy_into(mut src: &File, mut dst: &File) -> io::Result<u64> {
+    src.seek(SeekFrom::Start(0))?;
+    dst.set_len(0)?;
+    dst.seek(SeekFrom::Start(0))?;
+    let bytes = io::copy(&mut src, &mut dst)?;
+    dst.set_len(bytes)?;
+    Ok(bytes)
+}
+
+/// Deletes the destination this call created, and hands back `err` (with the deletion's
+/// error beside it when that failed too, so the leftover file is not silent).
+fn discard(dst: &File, err: io::Error) -> io::Error {
+    match delete_by_handle(dst) {
+        Ok(()) => err,
+        Err(e) => io::Error::new(
+            err.kind(),
+            format!("{err} (and the new destination could not be removed: {e})"),
+        ),
+    }
+}
+
+fn classify(e: &io::Error) -> CloneErrno {
+    match e.raw_os_error().and_then(|c| u32::try_from(c).ok()) {
+        Some(code) => classify_win32_clone_error(code),
+        None => CloneErrno::Fatal,
+    }
+}
+
+fn vanished(e: &io::Error) -> bool {
+    classify(e) == CloneErrno::MaybeVanished
+}
+
+/// Step 1: the destination's last component must be a name Windows can hold.
+fn check_name(dst: &Path) -> io::Result<()> {
+    let refused = |why: NameError| {
+        at_path(
+            "create",
+            dst,
+            io::Error::new(io::ErrorKind::InvalidInput, why),
+        )
+    };
+    let name = dst.file_name().ok_or_else(|| refused(NameError::Empty))?;
+    crate::name::windows::validate_component(name.as_encoded_bytes()).map_err(refused)
+}
+
+/// The FSCTL calls themselves, on the volume the tests run on. Under Wine (no ReFS) they
+/// check the calls are made and their refusals classified; on a ReFS volume, the clone.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block_clone::CloneRange;
+
+    fn two_files() -> (tempfile::TempDir, File, File) {
+        let t = tempfile::tempdir().expect("tempdir");
+        std::fs::write(t.path().join("src"), vec![7u8; 10_000]).expect("write");
+        let src = open_no_follow(&t.path().join("src")).expect("open src");
+        let dst = create_new_no_follow(&t.path().join("dst")).expect("create dst");
+        (t, src, dst)
+    }
+
+    #[test]
+    fn duplicate_extents_is_refused_as_unsupported_where_the_volume_cannot_clone() {
+        let (_t, src, dst) = two_files();
+        if volume_of(&src).expect("volume").reports_block_cloning() {
+            return; // a ReFS volume: the clone tests in tests/windows.rs cover it
+        }
+        dst.set_len(10_000).expect("set_len");
+        let range = CloneRange {
+            offset: 0,
+            len: 16 << 10,
+        };
+        let e = duplicate_extents(&src, &dst, range).expect_err("no block cloning here");
+        eprintln!("FSCTL_DUPLICATE_EXTENTS_TO_FILE refused: {e:?}");
+        assert!(
+            matches!(classify(&e), CloneErrno::Unsupported(_)),
+            "{e:?} (Win32 error {:?})",
+            e.raw_os_error()
+        );
+    }
+
+    #[test]
+    fn integrity_information_is_refused_as_unsupported_where_the_volume_cannot_clone() {
+        let (_t, src, _dst) = two_files();
+        if volume_of(&src).expect("volume").reports_block_cloning() {
+            let found = integrity_of(&src).expect("ReFS answers");
+            assert!(found.cluster.is_power_of_two(), "{found:?}");
+            return;
+        }
+        let e = integrity_of(&src).expect_err("no integrity streams here");
+        eprintln!("FSCTL_GET_INTEGRITY_INFORMATION refused: {e:?}");
+        assert!(matches!(classify(&e), CloneErrno::Unsupported(_)), "{e:?}");
+    }
+
+    #[test]
+    fn the_plan_says_unsupported_where_the_volume_does_not_report_cloning() {
+        let (_t, src, _dst) = two_files();
+        let volume = volume_of(&src).expect("volume");
+        assert!(!volume.filesystem.is_empty(), "{volume:?}");
+        if volume.reports_block_cloning() {
+            return;
+        }
+        assert!(matches!(
+            plan(&src).expect("plan"),
+            Err(UnsupportedCause::Filesystem)
+        ));
+    }
+
+    #[test]
+    fn a_new_file_is_deleted_through_its_handle() {
+        let (t, _src, dst) = two_files();
+        delete_by_handle(&dst).expect("delete");
+        drop(dst);
+        assert!(!t.path().join("dst").exists());
+    }
+}
