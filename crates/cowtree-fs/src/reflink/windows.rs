@@ -16,8 +16,11 @@
 //!    and answer `FSCTL_GET_INTEGRITY_INFORMATION` (its cluster size, and the integrity
 //!    setting the destination must share). If not: unsupported.
 //! 5. Different volume serials: unsupported (cross-device). Otherwise the destination gets the
-//!    source's integrity setting and sparse flag, then its size, then the source's clusters
-//!    in the calls [`crate::block_clone::clone_ranges`] plans.
+//!    source's integrity setting (on or off: a new file takes its directory's) and sparse
+//!    flag, then its size, then the source's clusters in the calls
+//!    [`crate::block_clone::clone_ranges`] plans. The size is read once, when the source is
+//!    opened: a source written during the call gives what a copy would, a mix, and the
+//!    store's rule (hash the clone, not the source) is what makes that safe.
 //! 6. On failure the destination this call created is deleted through its own handle (so
 //!    only that file, whatever now has its name), unless a copy is wanted: then the bytes are
 //!    copied into it through the two handles.
@@ -33,7 +36,7 @@
 //! clone calls on a volume that clones).
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use super::{CopyMethod, ReflinkOutcome, Transfer, invalid_source};
@@ -193,7 +196,11 @@ fn clone_into(
     let ranges = clone_ranges(size, plan.cluster)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let steps = || -> io::Result<()> {
-        if plan.integrity.algorithm != 0 {
+        // Both ways: a new file takes its directory's integrity setting, which need not be
+        // the source's ("The source and destination files must have the same Integrity
+        // Streams setting").
+        let have = integrity_of(dst)?;
+        if (have.algorithm, have.flags) != (plan.integrity.algorithm, plan.integrity.flags) {
             set_integrity(dst, plan.integrity)?;
         }
         if is_sparse(src_attrs) {
@@ -216,12 +223,24 @@ fn clone_into(
 }
 
 /// Copies all of `src` into `dst` (the new file this call created), from the start, and
-/// leaves `dst` exactly as long as what was read.
+/// leaves `dst` exactly as long as what was read. In 1 MiB pieces: `io::copy` between two
+/// files on Windows goes 8 KiB at a time.
 fn copy_into(mut src: &File, mut dst: &File) -> io::Result<u64> {
     src.seek(SeekFrom::Start(0))?;
     dst.set_len(0)?;
     dst.seek(SeekFrom::Start(0))?;
-    let bytes = io::copy(&mut src, &mut dst)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        dst.write_all(&buf[..n])?;
+        bytes += n as u64;
+    }
     dst.set_len(bytes)?;
     Ok(bytes)
 }
