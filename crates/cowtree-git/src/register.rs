@@ -589,6 +589,12 @@ pub fn clean_stale_reporting(common_dir: &Path) -> Result<Stale> {
         if still(&dir) != Some(true) {
             continue;
         }
+        // Nor may it still be the killed run's: a run alive when its `locked` was read above
+        // may have finished since (its `locked` gone or given its `--lock` text, then its lock
+        // let go), and a finished worktree is not a cleanup's.
+        if std::fs::read(path.join("locked")).ok().as_deref() != Some(lock.as_slice()) {
+            continue;
+        }
         let complete = std::fs::read(path.join("gitdir"))
             .ok()
             .and_then(|g| {
@@ -944,6 +950,50 @@ mod tests {
             new.path().join("locked").exists() && new.path().join("gitdir").exists(),
             "the new run's registration was removed: {said:?}"
         );
+    }
+
+    /// A run that finishes (its `locked` gone, then its lock let go) while a cleanup, which
+    /// read its mark before, waits for the lock: the cleanup must leave the finished worktree
+    /// alone, not fail on the mark it no longer finds (eight concurrent claims: one's cleanup
+    /// saw another's registration a moment before it finished).
+    #[test]
+    fn a_run_that_finishes_while_a_cleanup_waits_is_left_to_itself() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wt = tmp.path().join("worktrees");
+        let reg = wt.join("dst");
+        std::fs::create_dir_all(&reg).expect("mkdir");
+        let dead = Stamp {
+            pid: 1,
+            start: Some(1),
+        };
+        if dead.is_alive() {
+            return; // /proc cannot tell a dead run here
+        }
+        std::fs::write(reg.join("locked"), format!("{LOCK_MARK}, pid {dead})\n")).expect("locked");
+        // Complete: DST in place, pointing back (as when the run is in its last step).
+        let dst = tmp.path().join("dst");
+        std::fs::create_dir(&dst).expect("mkdir");
+        std::fs::write(dst.join(".git"), format!("gitdir: {}\n", reg.display())).expect(".git");
+        std::fs::write(
+            reg.join("gitdir"),
+            format!("{}\n", dst.join(".git").display()),
+        )
+        .expect("gitdir");
+        // The run holds its lock while a cleanup starts, reads the mark, and waits.
+        let run = Dir::open(&reg).expect("open");
+        assert!(run.try_lock_exclusive().expect("lock"));
+        let common = tmp.path().to_owned();
+        let cleanup = std::thread::spawn(move || clean_stale(&common));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // The run finishes: `locked` goes, then the lock.
+        std::fs::remove_file(reg.join("locked")).expect("unlock");
+        drop(run);
+        let said = cleanup
+            .join()
+            .expect("join")
+            .expect("the cleanup failed on a run that finished meanwhile");
+        assert!(said.is_empty(), "{said:?}");
+        assert!(reg.join("gitdir").exists() && !reg.join("locked").exists());
     }
 
     #[test]
