@@ -302,6 +302,13 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         opts.run_registry.as_deref(),
     )?;
     let staged = register_and_stage(&at, &run, opts, &plan)?;
+    // The identity logs/HEAD is signed with, asked of git now where it must be (its start-up
+    // then overlaps the tree's making); the reftable backend's git writes its own.
+    let ident = match at.facts.ref_storage {
+        crate::facts::RefStorage::Reftable => None,
+        _ if plan.commit.is_none() => None,
+        _ => Some(crate::admin::Ident::start(&at.repo, &at.src_root)?),
+    };
     steps::mark("register");
     // DST's tree is made here, one way or the other (see [`tree`]): the staging directory is
     // created (or snapshotted) and filled.
@@ -332,6 +339,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         made.index.take(),
         made.index_tree.take().map(|t| (t, made.sparse_index)),
         made.encoded.take(),
+        ident,
     )?;
     publish(&at, run, opts, staging, &staged)?;
     steps::mark("publish");
@@ -504,6 +512,7 @@ fn write_registration(
     index: Option<gix::index::File>,
     index_tree: Option<(gix::index::extension::Tree, bool)>,
     encoded: Option<crate::index_file::Located>,
+    ident: Option<crate::admin::Ident>,
 ) -> Result<u64> {
     let mut dotgit = b"gitdir: ".to_vec();
     dotgit.extend_from_slice(staged.admin_dir.as_os_str().as_bytes());
@@ -552,7 +561,9 @@ fn write_registration(
         })?;
     } else {
         run.with_registration(|reg| reg.write("HEAD", format!("{}\n", plan.head_line).as_bytes()))?;
-        run.with_registration(|reg| write_head_logs(&at.repo, reg, plan, reset, &at.src_root))?;
+        if let Some(ident) = ident {
+            run.with_registration(|reg| write_head_logs(&at.repo, reg, plan, reset, ident))?;
+        }
     }
     run.with_registration(|reg| copy_worktree_config(&at.repo, reg))?;
     if opts.sparse.is_some() {

@@ -64,7 +64,7 @@ pub(crate) fn write_head_logs(
     reg: &register::Registration,
     plan: &resolve::Plan,
     checkout: bool,
-    src_root: &Path,
+    ident: Ident,
 ) -> Result<()> {
     let Some(commit) = plan.commit else {
         return Ok(());
@@ -87,49 +87,76 @@ pub(crate) fn write_head_logs(
     if lines.is_empty() {
         return Ok(());
     }
-    let ident = match repo.committer() {
-        Some(Ok(sig)) => match sig.time() {
-            Ok(time) => {
-                let mut v = Vec::new();
-                v.extend_from_slice(sig.name);
-                v.extend_from_slice(b" <");
-                v.extend_from_slice(sig.email);
-                v.extend_from_slice(format!("> {time}").as_bytes());
-                Some(v)
+    match ident.get(repo)? {
+        Some(ident) => reg.write_head_log(&lines, &ident),
+        None => Ok(()),
+    }
+}
+
+/// The committer identity a run signs `logs/HEAD` with ([`write_head_logs`]): the
+/// configuration's, or where it has none git's guess ([`ident_of_var_list`]), asked of
+/// `git var -l` when the run starts and read when the log is written, so that git's start-up
+/// (a few milliseconds) overlaps the making of the tree.
+pub(crate) enum Ident {
+    /// The configuration's, read when asked (as `git commit` reads it: the time is then's).
+    Configured,
+    /// `git var -l`, running, its output piped, in this directory.
+    Asking(std::process::Child, std::path::PathBuf),
+}
+
+impl Ident {
+    /// [`Ident::Configured`] where `repo`'s configuration (or environment) names a committer,
+    /// else `git var -l` started in `src_root`.
+    pub(crate) fn start(repo: &gix::Repository, src_root: &Path) -> Result<Ident> {
+        if configured(repo).is_some() {
+            return Ok(Ident::Configured);
+        }
+        let child = branch::git(src_root)
+            .args(["var", "-l"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(Error::io("run git var -l in", src_root))?;
+        Ok(Ident::Asking(child, src_root.to_owned()))
+    }
+
+    /// The identity (`None`: git gives none).
+    fn get(self, repo: &gix::Repository) -> Result<Option<Vec<u8>>> {
+        match self {
+            Ident::Configured => Ok(configured(repo)),
+            Ident::Asking(child, dir) => {
+                let out = child
+                    .wait_with_output()
+                    .map_err(Error::io("run git var -l in", &dir))?;
+                Ok(out
+                    .status
+                    .success()
+                    .then(|| ident_of_var_list(&out.stdout))
+                    .flatten())
             }
-            Err(_) => None,
-        },
-        _ => None,
-    };
-    // No identity in the configuration: git's own fallback (the user's name and host).
-    let ident = match ident {
-        Some(i) => i,
-        None => match fallback_ident(src_root)? {
-            Some(i) => i,
-            None => return Ok(()),
-        },
-    };
-    reg.write_head_log(&lines, &ident)
+        }
+    }
+}
+
+/// The committer `repo`'s configuration or environment names, with the time now, as a reflog
+/// line has it.
+fn configured(repo: &gix::Repository) -> Option<Vec<u8>> {
+    let sig = repo.committer()?.ok()?;
+    let time = sig.time().ok()?;
+    let mut v = Vec::new();
+    v.extend_from_slice(sig.name);
+    v.extend_from_slice(b" <");
+    v.extend_from_slice(sig.email);
+    v.extend_from_slice(format!("> {time}").as_bytes());
+    Some(v)
 }
 
 /// The committer identity git signs a reflog line with where the configuration gives none:
 /// the user's name and `user@host` as git guesses them (`root <root@vm.(none)>`), which git
 /// writes into reflogs without a word (`git_committer_info(0)`). `git var GIT_COMMITTER_IDENT`
 /// refuses such a guessed address ("unable to auto-detect email address"); `git var -l` lists
-/// the same variable without that check, after the configuration, so its last
-/// `GIT_COMMITTER_IDENT=` line is the variable's. `None` where git gives none.
-fn fallback_ident(src_root: &Path) -> Result<Option<Vec<u8>>> {
-    let out = branch::git(src_root)
-        .args(["var", "-l"])
-        .output()
-        .map_err(Error::io("run git var -l in", src_root))?;
-    if !out.status.success() {
-        return Ok(None);
-    }
-    Ok(ident_of_var_list(&out.stdout))
-}
-
-/// The value of the last `GIT_COMMITTER_IDENT=` line of `git var -l`'s output.
+/// the same variable without that check, after the configuration, so the value is that of the
+/// last `GIT_COMMITTER_IDENT=` line of its output.
 fn ident_of_var_list(listed: &[u8]) -> Option<Vec<u8>> {
     const KEY: &[u8] = b"GIT_COMMITTER_IDENT=";
     listed
