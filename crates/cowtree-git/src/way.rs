@@ -141,6 +141,9 @@ pub(crate) struct Prepared {
     pub sizes: crate::sizes::Sizes,
     /// The target was read from SRC's index and keeps its cache-tree ([`tree_of_cache`]).
     pub target_has_cache_tree: bool,
+    /// The target's entries are SRC's index's, one for one, in the same order (read from its
+    /// cache-tree, or `--with-changes`): each entry's SRC entry is the one at its position.
+    pub target_is_src_index: bool,
     /// DST's index-to-be: the target tree's entries (with `--with-changes`, SRC's index), no
     /// stat data yet.
     pub target: gix::index::File,
@@ -167,10 +170,26 @@ impl Prepared {
             "read commit",
             PathBuf::from(commit_id.to_string()),
         ))?;
-        let mine = match input.current_root {
-            Some(root) => Some(crate::donor::current(repo, root)?),
-            None => None,
-        };
+        // Where the current worktree's HEAD is the target's tree, its index will most often
+        // give the target ([`tree_of_cache`]): the file is then read twice at once, the second
+        // time on another thread as the target-to-be (a copy of the first, 9 MB for 78,000
+        // entries, takes as long again to fault in).
+        let index_path = repo.index_path();
+        let hash = repo.object_hash();
+        let twice = input.current_root.is_some()
+            && !opts.with_changes
+            && repo.head_tree_id().ok().map(|t| t.detach()) == Some(tree_id.detach());
+        let (mine, second) = std::thread::scope(|s| {
+            let second =
+                twice.then(|| s.spawn(|| crate::donor::read_index(&index_path, hash).ok()));
+            let mine = match input.current_root {
+                Some(root) => Some(crate::donor::current(repo, root)?),
+                None => None,
+            };
+            let second =
+                second.and_then(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            Ok::<_, Error>((mine, second))
+        })?;
         crate::steps::mark("read SRC's index");
         // With --with-changes DST gets the current worktree's index itself (staged changes,
         // additions and removals included, HEAD being the same commit); otherwise the target
@@ -194,8 +213,9 @@ impl Prepared {
         } else {
             let cached = mine
                 .as_ref()
-                .and_then(|m| tree_of_cache(&m.index, tree_id.detach()));
+                .and_then(|m| tree_of_cache(&m.index, tree_id.detach(), second));
             target_has_cache_tree = cached.is_some();
+            // (Read from SRC's cache-tree: SRC is then the current worktree, kept below.)
             let target = match cached {
                 Some(t) => t,
                 None => repo
@@ -214,6 +234,13 @@ impl Prepared {
             crate::steps::mark("choose SRC");
             (target, src, Some(tree_id.detach()))
         };
+        // The target is a copy of the current worktree's index, and that worktree is SRC:
+        // with --with-changes, and where read from its cache-tree.
+        let target_is_src_index = (opts.with_changes || target_has_cache_tree)
+            && src.as_ref().is_some_and(|s| s.current)
+            && src
+                .as_ref()
+                .is_some_and(|s| s.index.entries().len() == target.entries().len());
         let mut target = target;
         if let (Some(sparse), false) = (&input.facts.sparse, opts.with_changes) {
             mark_sparse(&mut target, sparse);
@@ -267,6 +294,7 @@ impl Prepared {
         Ok(Prepared {
             tree_id: tree_id.detach(),
             target_has_cache_tree,
+            target_is_src_index,
             sizes,
             src_root,
             src_repo: src_repo.into_sync(),
@@ -286,6 +314,16 @@ impl Prepared {
             patterns: &opts.ignored.patterns,
             include: self.include.as_ref(),
         }
+    }
+
+    /// For each target entry, where SRC's index has an unconflicted entry at its path, that
+    /// entry's position ([`crate::build::src_entries_for`]); without the search where the
+    /// target is a copy of SRC's index (`target_is_src_index`: the same position).
+    pub fn src_entries(&self) -> Vec<Option<usize>> {
+        if self.target_is_src_index {
+            return (0..self.target.entries().len()).map(Some).collect();
+        }
+        crate::build::src_entries_for(&self.target, &self.src_index)
     }
 
     /// DST's index from the target with its stat data: with SRC's cache-tree where valid
@@ -390,8 +428,13 @@ fn with_cache_tree(
 /// of from the tree's objects, where its cache-tree (the `TREE` extension `git commit` and
 /// `git read-tree` write, and every index change invalidates) says that it holds exactly that
 /// tree: a valid root of that id and entry count, every entry unconflicted and unflagged. git
-/// builds its commits from the same extension. `None` otherwise.
-fn tree_of_cache(index: &gix::index::File, tree_id: gix::ObjectId) -> Option<gix::index::File> {
+/// builds its commits from the same extension. `None` otherwise. `copy`: the same file read
+/// again, used instead of a copy of `index` where it has the same trailer.
+fn tree_of_cache(
+    index: &gix::index::File,
+    tree_id: gix::ObjectId,
+    copy: Option<gix::index::File>,
+) -> Option<gix::index::File> {
     let root = index.tree()?;
     let whole = root.id == tree_id
         && root.num_entries == Some(index.entries().len() as u32)
@@ -409,7 +452,17 @@ fn tree_of_cache(index: &gix::index::File, tree_id: gix::ObjectId) -> Option<gix
     }
     // The entries as a tree gives them (no stat data, no flags), and the cache-tree, valid
     // for them. gitoxide writes no other extension.
-    let mut out = index.clone();
+    // The trailer names the file's bytes (a file replaced between the two reads has another).
+    let mut out = match copy {
+        Some(c)
+            if c.checksum().is_some()
+                && c.checksum() == index.checksum()
+                && c.entries().len() == index.entries().len() =>
+        {
+            c
+        }
+        _ => index.clone(),
+    };
     for e in out.entries_mut() {
         e.stat = Default::default();
         e.flags = gix::index::entry::Flags::empty();

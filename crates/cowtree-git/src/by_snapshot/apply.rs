@@ -175,7 +175,7 @@ impl Apply<'_, '_> {
         let (prep, src_dir, staging) = (self.prep, self.src_dir, self.staging);
         let target = &prep.target;
         let backing = target.path_backing();
-        let src_of = crate::build::src_entries_for(target, &prep.src_index);
+        let src_of = prep.src_entries();
         // Each entry decided as soon as it is looked at ([`DecideCtx::decide`]).
         let ctx = DecideCtx {
             prep,
