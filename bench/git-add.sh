@@ -23,7 +23,7 @@
 # from_objects, index_stat_entries.
 #
 # Part 2 (FLOOR=1, the default), btrfs: the whole tree cloned into a subvolume SRC, settled;
-# RUNS rounds rotating five commands:
+# RUNS rounds rotating six commands:
 #   cowtree    cowtree git worktree add -q --detach DST (the snapshot way; checked)
 #   snapshot   btrfs subvolume snapshot SRC DST (the snapshot alone)
 #   status     git -C SRC status --porcelain --untracked-files=no (one lstat of every tracked
@@ -33,7 +33,9 @@
 #              pass's floor)
 #   index      SRC's index (about 8 MB) written to a new file on the mount by `cat` (read and
 #              write: cp would reflink it): writing DST's index
-# and GIT_RUNS rounds of `git worktree add` (slow: about 10 s). Before each timed command the
+#   git        git worktree add -q --detach DST, in the first GIT_RUNS rounds only (slow: about
+#              7-10 s), in the same rotation (so in turn before and after cowtree's)
+# Before each timed command the
 # subvolumes deleted so far are cleaned (`btrfs subvolume sync`) and the filesystem synced.
 # Printed: each median; the floor, snapshot + lstat / cores + index (each timed alone), and
 # the older floor snapshot + status; cowtree's ratio to each, and git's median over cowtree's.
@@ -230,9 +232,11 @@ if [[ $FLOOR == 1 ]]; then
   : >"$B/cowtree.json"
   STAT_FLOOR=$B/stat-floor
   cc -O2 -o "$STAT_FLOOR" bench/stat-floor.c || die "needs a C compiler (bench/stat-floor.c)"
+  # Each round runs every measurement once, in an order that rotates from round to round;
+  # git's rounds (GIT_RUNS of them, the first rounds) take their turn in the same rotation.
   for ((r = 0; r < RUNS; r++)); do
-    for k in 0 1 2 3 4; do
-      case $(( (r + k) % 5 )) in
+    for k in 0 1 2 3 4 5; do
+      case $(( (r + k) % 6 )) in
         0) settle; t=$(date +%s%N)
            cow_in "$src" git worktree add -q --detach --json "$B/c" >>"$B/cowtree.json"
            ms "$t" >>"$B/cowtree.ms"
@@ -244,12 +248,11 @@ if [[ $FLOOR == 1 ]]; then
              | awk '{ printf "%d\n", $1 + 0.5 }' >>"$B/lstat.ms" ;;
         4) settle; t=$(date +%s%N); cat "$src/.git/index" >"$B/index.copy"; ms "$t" >>"$B/index.ms"
            rm -f "$B/index.copy" ;;
+        5) ((r < GIT_RUNS)) || continue
+           settle; t=$(date +%s%N); git -C "$src" worktree add -q --detach "$B/g"; ms "$t" >>"$B/git.ms"
+           git -C "$src" worktree remove --force "$B/g"; git -C "$src" worktree prune ;;
       esac
     done
-  done
-  for ((r = 0; r < GIT_RUNS; r++)); do
-    settle; t=$(date +%s%N); git -C "$src" worktree add -q --detach "$B/g"; ms "$t" >>"$B/git.ms"
-    git -C "$src" worktree remove --force "$B/g"; git -C "$src" worktree prune
   done
   for t in cowtree snapshot status lstat index git; do
     read -r m lo hi <<<"$(stats "$B/$t.ms")"
