@@ -4,7 +4,8 @@
 # `cowtree git worktree add --detach DST HEAD~1` in a reftable, a SHA-256, a Git 3.0 (both), a
 # sparse, a blobless-clone, an autocrlf+detached, a core.ignoreStat, a linked worktree with
 # extensions.worktreeConfig, a dirty SRC (changed, staged, untracked), a pooled Git 3.0
-# repository and a Git 3.0 repository where earlier adds were killed (kill -9 at spread
+# repository, a repository used with no committer identity configured (logs/HEAD compared
+# too) and a Git 3.0 repository where earlier adds were killed (kill -9 at spread
 # points) with `cowtree gc` running beside the flow (and nothing of the killed runs left after
 # it), and with BTRFS_DIR (a btrfs mount) a subvolume SRC; each worktree compared with
 # `git worktree add` of the same commit: contents, types and modes, `ls-files -s` and `-t`,
@@ -68,6 +69,20 @@ leftovers() { # leftovers REPO: after a last gc, nothing half-made of the killed
   if [[ -z $why ]]; then pass=$((pass+1)); echo "ok   killed: nothing half-made left"
   else fail=$((fail+1)); echo "FAIL killed: $why"; fi
 }
+noident() { # noident REPO: add with no committer identity configured (a fresh container or CI
+  # runner): the worktree and the identity logs/HEAD is signed with (git's guess) as git's
+  local r=$1 why="" g c
+  (unset GIT_AUTHOR_NAME GIT_AUTHOR_EMAIL GIT_COMMITTER_NAME GIT_COMMITTER_EMAIL EMAIL
+   cd "$r" && "$C" git worktree add -q --detach "$W/c-noident" HEAD~1 &&
+     git worktree add -q --detach "$W/g-noident" HEAD~1) 2>"$W"/err
+  same "no-identity add HEAD~1" "$W/g-noident" "$W/c-noident"
+  sig() { sed 's/> [0-9]* [-+][0-9]*/>/' "$(git -C "$1" rev-parse --absolute-git-dir)/logs/HEAD" 2>/dev/null; }
+  g=$(sig "$W/g-noident"); c=$(sig "$W/c-noident")
+  [[ -n $g ]] || why="git wrote no logs/HEAD"
+  [[ -z $why && $g != "$c" ]] && why="logs/HEAD differs: git '$g', cowtree '$c'"
+  if [[ -z $why ]]; then pass=$((pass+1)); echo "ok   no-identity logs/HEAD: $(head -1 <<<"$g" | cut -d' ' -f3-)"
+  else fail=$((fail+1)); echo "FAIL no-identity: $why"; fi
+}
 R="$W"/r
 git init -q -b main --ref-format=reftable "$R-reftable" && fill "$R-reftable" && flow reftable "$R-reftable"
 git init -q -b main --object-format=sha256 "$R-sha256" && fill "$R-sha256" && flow sha256 "$R-sha256"
@@ -80,6 +95,7 @@ git clone -q -c core.ignoreStat=true "$R-o" "$R-ignorestat" && flow ignorestat "
 git clone -q "$R-o" "$R-main" && git -C "$R-main" config extensions.worktreeConfig true && git -C "$R-main" worktree add -q "$R-linked" -b lk && flow linked-worktreeconfig "$R-linked"
 git clone -q "$R-o" "$R-dirty" && echo changed >>"$R-dirty"/src/lf.txt && echo staged >>"$R-dirty"/docs/d2.md && git -C "$R-dirty" add docs/d2.md && echo new >"$R-dirty"/untracked.txt && flow dirty-src "$R-dirty"
 git init -q -b main --object-format=sha256 --ref-format=reftable "$R-pool" && fill "$R-pool" && (cd "$R-pool" && "$C" git worktree pool set 2 >/dev/null 2>&1 && "$C" git worktree pool fill 2>&1 | tail -1) && flow pool-git3 "$R-pool" && (cd "$R-pool" && "$C" git worktree pool status 2>&1 | head -1)
+git clone -q "$R-o" "$R-noident" && noident "$R-noident"
 git init -q -b main --object-format=sha256 --ref-format=reftable "$R-killed" && fill "$R-killed" && killed "$R-killed" && flow killed-gc "$R-killed" && leftovers "$R-killed"
 if [[ -n $BT ]]; then
   S="$BT/flows-r"
