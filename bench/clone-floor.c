@@ -2,7 +2,7 @@
  * cannot skip, and nothing else.
  *
  *   cc -O2 -pthread -o /tmp/clone-floor bench/clone-floor.c
- *   /tmp/clone-floor [-j THREADS] [-s] [-x NAME]... SRC DST
+ *   /tmp/clone-floor [-a] [-j THREADS] [-s] [-x NAME]... SRC DST
  *
  * DST must not exist. THREADS workers (default: the online CPUs) share a queue of directories;
  * per directory: open it (openat, relative to the source root), list it (getdents through
@@ -14,11 +14,75 @@
  * power loss once it is reported done, as a checkout must (a clone need not). It prints the
  * count of files, directories and symlinks and the wall time on stderr (with -s, also the
  * syncfs's share of it). Each -x NAME leaves
- * the entry NAME at SRC's top level out (e.g. -x .git: the files a new git worktree holds). */
+ * the entry NAME at SRC's top level out (e.g. -x .git: the files a new git worktree holds).
+ *
+ * With -a, the floor of an archive copy (`cp -a`, `cowtree clone --archive`): also what keeping
+ * owners, modes, extended attributes (ACLs included) and times cannot skip, through the
+ * descriptors already open: per file fstat of the source before the destination is made (with
+ * the source's permission bits), then fchown, flistxattr (and fgetxattr + fsetxattr of each
+ * attribute listed) and futimens of the destination; per directory, once its entries are made,
+ * fstat of the source, fchown, the attributes and futimens; per symlink, fchownat and
+ * utimensat (AT_SYMLINK_NOFOLLOW) after an fstatat. No hardlink map, no special files, no
+ * set-ID re-check: fewer calls than a faithful copy makes, so a floor. */
 #define FLOOR_NAME "clone-floor"
 #include "floor.h"
 
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
 static int src_root, dst_root;
+static int archive; /* -a */
+
+/* The extended attributes of s given to d (both open descriptors). */
+static void copy_xattrs(int s, int d, const char *n) {
+    char names[65536], value[65536];
+    ssize_t len = flistxattr(s, names, sizeof names);
+    if (len < 0)
+        die("flistxattr", n);
+    for (char *k = names; k < names + len; k += strlen(k) + 1) {
+        ssize_t v = fgetxattr(s, k, value, sizeof value);
+        if (v < 0)
+            die("fgetxattr", n);
+        if (fsetxattr(d, k, value, v, 0))
+            die("fsetxattr", n);
+    }
+}
+
+/* One file as -a copies it: clone_file's calls, and its owner, attributes and times. */
+static int archive_file(int sd, int dd, const char *n) {
+    int s = openat(sd, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (s < 0)
+        die("open", n);
+    struct stat st;
+    if (fstat(s, &st))
+        die("fstat", n);
+    int f = openat(dd, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 0777);
+    if (f < 0)
+        die("create", n);
+    if (ioctl(f, FICLONE, s))
+        die("FICLONE", n);
+    if (fchown(f, st.st_uid, st.st_gid))
+        die("fchown", n);
+    copy_xattrs(s, f, n);
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    if (futimens(f, times))
+        die("futimens", n);
+    close(f);
+    close(s);
+    return 0;
+}
+
+/* A symlink's owner and times, as -a keeps them (after copy_symlink made it). */
+static void archive_symlink(int sd, int dd, const char *n) {
+    struct stat st;
+    if (fstatat(sd, n, &st, AT_SYMLINK_NOFOLLOW))
+        die("lstat", n);
+    if (fchownat(dd, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW))
+        die("lchown", n);
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    if (utimensat(dd, n, times, AT_SYMLINK_NOFOLLOW))
+        die("lutimes", n);
+}
 static char **skip; /* -x names, left out at the top level */
 static int nskip;
 
@@ -47,14 +111,30 @@ static void one_dir(int src, const char *rel, struct counts *c) {
             c->dirs++;
             push(0, join(rel, n));
         } else if (t == DT_REG) {
-            if (clone_file(sd, dd, n))
+            if ((archive ? archive_file : clone_file)(sd, dd, n))
                 die("create", n);
             c->files++;
         } else if (t == DT_LNK) {
             if (copy_symlink(sd, dd, n))
                 die("symlink", n);
+            if (archive)
+                archive_symlink(sd, dd, n);
             c->links++;
         }
+    }
+    if (archive) {
+        /* The directory's own owner, attributes and times, once its entries are made (a
+         * subdirectory's worker may still be filling it: its times are then set again by no
+         * one, which a floor may skip). */
+        struct stat st;
+        if (fstat(sd, &st))
+            die("fstat", rel);
+        if (fchown(dd, st.st_uid, st.st_gid))
+            die("fchown", rel);
+        copy_xattrs(sd, dd, rel);
+        struct timespec times[2] = {st.st_atim, st.st_mtim};
+        if (futimens(dd, times))
+            die("futimens", rel);
     }
     closedir(d);
     close(sd);
@@ -67,8 +147,10 @@ int main(int argc, char **argv) {
     skip = calloc(argc, sizeof *skip);
     if (!skip)
         die("malloc", argv[0]);
-    while ((opt = getopt(argc, argv, "j:sx:")) != -1) {
-        if (opt == 'j')
+    while ((opt = getopt(argc, argv, "aj:sx:")) != -1) {
+        if (opt == 'a')
+            archive = 1;
+        else if (opt == 'j')
             threads = atol(optarg);
         else if (opt == 's')
             durable = 1;
@@ -79,7 +161,7 @@ int main(int argc, char **argv) {
     }
     if (argc - optind != 2 || threads < 1) {
     usage:
-        fprintf(stderr, "usage: %s [-j THREADS] [-s] [-x NAME]... SRC DST\n", argv[0]);
+        fprintf(stderr, "usage: %s [-a] [-j THREADS] [-s] [-x NAME]... SRC DST\n", argv[0]);
         return 2;
     }
     const char *src = argv[optind], *dst = argv[optind + 1];
