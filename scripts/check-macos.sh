@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Type-checks (and lints) the whole workspace for macOS (aarch64-apple-darwin) on a Linux
 # machine. Nothing is linked or run: this proves the macOS side of cowtree_fs::sys and every
-# crate above it compile, not that they work.
+# crate above it compile, not that they work. scripts/build-macos.sh links the `cowtree`
+# command for macOS (with zig, ring's C really compiled); this one covers every crate of the
+# workspace (the Python module and the libraries alone too) and their lints, which that does not.
 #
 #   scripts/check-macos.sh          # installs the toolchain below if missing, then checks
 #
