@@ -102,7 +102,7 @@ for t in "${targets[@]}"; do
   known+='|/System/Library/Frameworks/(Security|CoreFoundation)\.framework/Versions/A/\2'
   unexpected=$(echo "$dylibs" | grep -vxE "$known" || true)
   [[ -z $unexpected ]] || { echo "build-macos: unexpected libraries: $unexpected" >&2; exit 1; }
-  minos=$(llvm-objdump --macho --private-headers "$bin" | awk '$1 == "minos" { print $2; exit }')
+  minos=$(llvm-objdump --macho --private-headers "$bin" | awk '$1 == "minos" { m = $2 } END { print m }')
   echo "build-macos:   needs macOS $minos or newer"
   [[ $minos == "$MACOSX_DEPLOYMENT_TARGET" ]] ||
     { echo "build-macos: minos $minos, not $MACOSX_DEPLOYMENT_TARGET" >&2; exit 1; }
