@@ -5,7 +5,9 @@
 # named), not that it works.
 #
 #   scripts/build-macos.sh                          # aarch64-apple-darwin (what CI builds)
-#   scripts/build-macos.sh x86_64-apple-darwin      # or any other macOS targets, in turn
+#   scripts/build-macos.sh x86_64-apple-darwin      # or other macOS targets, in turn (CI
+#                                                   # builds arm64 only: each target is a
+#                                                   # whole second build)
 #
 # Apart from scripts/check-macos.sh (which type-checks the whole workspace with Debian's
 # compiler and -Zbuild-std, and compiles no C): this one needs a linker for Mach-O and a C
@@ -79,7 +81,8 @@ export CARGO_ZIGBUILD_ZIG_PATH
 export CARGO_ZIGBUILD_CACHE_DIR="$tools/zigbuild-cache"
 export ZIG_GLOBAL_CACHE_DIR="$tools/zig-cache" ZIG_LOCAL_CACHE_DIR="$tools/zig-cache"
 # rustc's default for aarch64-apple-darwin (and so the oldest macOS on Apple silicon), said to
-# zig too: it would otherwise mark the binary as needing its own default, macOS 15.
+# zig too: it would otherwise mark the binary as needing its own default, macOS 15. An x86_64
+# build says 11.0 as well (rustc's default there is 10.12; zig's oldest is not tried here).
 export MACOSX_DEPLOYMENT_TARGET=11.0
 
 echo "build-macos: $(rustc --version), zig $("$CARGO_ZIGBUILD_ZIG_PATH" version), $("$venv/bin/cargo-zigbuild" --version)"
