@@ -9,10 +9,11 @@
 #                                                   # builds arm64 only: each target is a
 #                                                   # whole second build)
 #
-# Apart from scripts/check-macos.sh (which type-checks the whole workspace with Debian's
-# compiler and -Zbuild-std, and compiles no C): this one needs a linker for Mach-O and a C
-# compiler for the target, because ring's C and assembly (rustls, in object_store, needs it at
-# run time) and blake3's NEON C are really compiled and linked here. Zig is both, and ships
+# A script of its own, not a mode of scripts/check-macos.sh: that one type-checks the whole
+# workspace with Debian's compiler and -Zbuild-std and compiles no C; this one needs a linker
+# for Mach-O and a C compiler for the target, because ring's C and assembly (rustls, in
+# object_store, needs it at run time) and blake3's NEON C are really compiled and linked here,
+# with another toolchain and another target dir. Zig is both linker and compiler, and ships
 # libSystem's link stubs, so no macOS SDK from Apple is needed; cargo-zigbuild drives it (it
 # turns rustc's and the cc crate's Apple flags into zig's, and stubs libiconv). Both come from
 # PyPI as prebuilt wheels, pinned, into a venv in the target dir. The standard library is
@@ -28,8 +29,8 @@
 # rustc warns that `xcrun` (to find MacOSX.sdk) is missing: expected, the SDK's part is played
 # by zig and the stand-ins above.
 #
-# The dev profile (debug): a release build of the same tree takes several times longer on 2
-# cores, and linking is what is being proved. The target dir is separate from the Linux one
+# The dev profile (debug): a release build of the same tree costs about 2.5 times the compiler
+# time, links against the same stand-ins, and proves nothing more about linking. The target dir is separate from the Linux one
 # ($COWTREE_MACOS_BUILD_TARGET_DIR, default build-macos/ in the Linux one), with the tools in
 # tools/ inside it.
 set -euo pipefail
