@@ -43,18 +43,9 @@ targets=("$@")
 ziglang_version=0.17.1
 zigbuild_version=0.24.1
 
-pkgs=(file llvm python3-venv)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "build-macos: installing ${missing[*]}"
-  command -v apt-get >/dev/null || { echo "build-macos: no apt-get to install ${missing[*]}" >&2; exit 1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
-    { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }
-fi
+# shellcheck source=scripts/apt-need.sh
+source scripts/apt-need.sh
+cowtree_need_packages build-macos file llvm python3-venv
 for t in "${targets[@]}"; do
   if ! rustup target list --installed | grep -qx "$t"; then
     echo "build-macos: rustup target add $t"

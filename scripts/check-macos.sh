@@ -19,18 +19,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
+# shellcheck source=scripts/apt-need.sh
+source scripts/apt-need.sh
 pkgs=(rustc-web cargo-web rust-web-src rust-web-clippy)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "check-macos: installing ${missing[*]}"
-  command -v apt-get >/dev/null || { echo "check-macos: no apt-get to install ${missing[*]}" >&2; exit 1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
-    { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }
-fi
+cowtree_need_packages check-macos "${pkgs[@]}"
 
 # The workspace's rust-version is the oldest compiler it builds with. A machine whose package
 # lists are stale installs an older rustc-web from them (1.85 where 1.96 was current): refresh

@@ -23,18 +23,9 @@ export CARGO_TERM_COLOR=never
 target=x86_64-pc-windows-gnu
 start=$SECONDS
 
-pkgs=(mingw-w64 wine wine64)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "windows: installing ${missing[*]}"
-  command -v apt-get >/dev/null || { echo "windows: no apt-get to install ${missing[*]}" >&2; exit 1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
-    { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }
-fi
+# shellcheck source=scripts/apt-need.sh
+source scripts/apt-need.sh
+cowtree_need_packages windows mingw-w64 wine wine64
 if ! rustup target list --installed | grep -qx "$target"; then
   echo "windows: rustup target add $target"
   rustup target add "$target" >/dev/null
