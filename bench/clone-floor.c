@@ -48,6 +48,16 @@ static void copy_xattrs(int s, int d, const char *n) {
     }
 }
 
+/* The owner, attributes and times of the source (its stat st, descriptor s) given to d. */
+static void give_meta(int s, int d, const struct stat *st, const char *n) {
+    if (fchown(d, st->st_uid, st->st_gid))
+        die("fchown", n);
+    copy_xattrs(s, d, n);
+    struct timespec times[2] = {st->st_atim, st->st_mtim};
+    if (futimens(d, times))
+        die("futimens", n);
+}
+
 /* One file as -a copies it: clone_file's calls, and its owner, attributes and times. */
 static int archive_file(int sd, int dd, const char *n) {
     int s = openat(sd, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -61,12 +71,7 @@ static int archive_file(int sd, int dd, const char *n) {
         die("create", n);
     if (ioctl(f, FICLONE, s))
         die("FICLONE", n);
-    if (fchown(f, st.st_uid, st.st_gid))
-        die("fchown", n);
-    copy_xattrs(s, f, n);
-    struct timespec times[2] = {st.st_atim, st.st_mtim};
-    if (futimens(f, times))
-        die("futimens", n);
+    give_meta(s, f, &st, n);
     close(f);
     close(s);
     return 0;
@@ -129,12 +134,7 @@ static void one_dir(int src, const char *rel, struct counts *c) {
         struct stat st;
         if (fstat(sd, &st))
             die("fstat", rel);
-        if (fchown(dd, st.st_uid, st.st_gid))
-            die("fchown", rel);
-        copy_xattrs(sd, dd, rel);
-        struct timespec times[2] = {st.st_atim, st.st_mtim};
-        if (futimens(dd, times))
-            die("futimens", rel);
+        give_meta(sd, dd, &st, rel);
     }
     closedir(d);
     close(sd);
