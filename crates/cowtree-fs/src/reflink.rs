@@ -147,6 +147,42 @@ pub(crate) fn invalid_source(name: &OsStr) -> io::Error {
     )
 }
 
+/// What `clone_or_copy` reports of `transfer`, a transfer of `src` to `dst` made with
+/// [`Method::CloneOrCopy`] (on every platform): the method that ran, a vanished source as a
+/// [`io::ErrorKind::NotFound`] error naming it. `Unsupported`, which that method never gives,
+/// is an error rather than a panic.
+pub(crate) fn clone_or_copy_outcome(
+    transfer: Transfer,
+    src: &Path,
+    dst: &Path,
+) -> io::Result<CopyMethod> {
+    use crate::error::at_path;
+    match transfer {
+        Transfer::Cloned { bytes } => Ok(CopyMethod::Cloned { bytes }),
+        Transfer::Copied { bytes, because } => Ok(CopyMethod::Copied {
+            bytes,
+            because: because.unwrap_or(UnsupportedCause::Filesystem),
+        }),
+        Transfer::SourceVanished => Err(at_path(
+            "clone",
+            src,
+            io::Error::from(io::ErrorKind::NotFound),
+        )),
+        Transfer::Unsupported(_) => Err(broken_promise(src, dst)),
+    }
+}
+
+/// A transfer that copied when told not to, or did not when told to: an error naming both
+/// paths rather than a panic, if it ever happened.
+pub(crate) fn broken_promise(src: &Path, dst: &Path) -> io::Error {
+    crate::error::at_paths(
+        "clone",
+        src,
+        dst,
+        io::Error::other("internal error: the transfer's copy rule was broken"),
+    )
+}
+
 #[cfg(unix)]
 mod imp {
     use super::*;
@@ -195,21 +231,9 @@ mod imp {
     /// which ran. A source that vanished is a [`io::ErrorKind::NotFound`] error naming it.
     pub fn clone_or_copy(src: &Path, dst: &Path) -> io::Result<CopyMethod> {
         let opts = TransferOptions::new(Method::CloneOrCopy);
-        match transfer_at(CWD, src.as_os_str(), CWD, dst.as_os_str(), &opts)
-            .map_err(|e| rewrap(e, src, dst))?
-        {
-            Transfer::Cloned { bytes } => Ok(CopyMethod::Cloned { bytes }),
-            Transfer::Copied { bytes, because } => Ok(CopyMethod::Copied {
-                bytes,
-                because: because.unwrap_or(UnsupportedCause::Filesystem),
-            }),
-            Transfer::SourceVanished => Err(at_path(
-                "clone",
-                src,
-                io::Error::from(io::ErrorKind::NotFound),
-            )),
-            Transfer::Unsupported(_) => unreachable!("CloneOrCopy copies when unsupported"),
-        }
+        let t = transfer_at(CWD, src.as_os_str(), CWD, dst.as_os_str(), &opts)
+            .map_err(|e| rewrap(e, src, dst))?;
+        clone_or_copy_outcome(t, src, dst)
     }
 
     /// The directory-relative primitive behind every file transfer in cowtree.

@@ -39,7 +39,9 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use super::{CopyMethod, ReflinkOutcome, Transfer, invalid_source};
+use super::{
+    CopyMethod, ReflinkOutcome, Transfer, broken_promise, clone_or_copy_outcome, invalid_source,
+};
 use crate::block_clone::clone_ranges;
 use crate::classify::{CloneErrno, UnsupportedCause, classify_win32_clone_error};
 use crate::error::{at_path, at_paths};
@@ -69,29 +71,7 @@ pub fn try_reflink(src: &Path, dst: &Path) -> io::Result<ReflinkOutcome> {
 /// says which ran and why. A source that vanished is an [`io::ErrorKind::NotFound`] error
 /// naming it; the rest as [`try_reflink`].
 pub fn clone_or_copy(src: &Path, dst: &Path) -> io::Result<CopyMethod> {
-    match transfer(src, dst, true)? {
-        Transfer::Cloned { bytes } => Ok(CopyMethod::Cloned { bytes }),
-        Transfer::Copied { bytes, because } => Ok(CopyMethod::Copied {
-            bytes,
-            because: because.unwrap_or(UnsupportedCause::Filesystem),
-        }),
-        Transfer::SourceVanished => Err(at_path(
-            "clone",
-            src,
-            io::Error::from(io::ErrorKind::NotFound),
-        )),
-        Transfer::Unsupported(_) => Err(broken_promise(src, dst)),
-    }
-}
-
-/// [`transfer`] copies exactly when asked to; an error rather than a panic if it ever did not.
-fn broken_promise(src: &Path, dst: &Path) -> io::Error {
-    at_paths(
-        "clone",
-        src,
-        dst,
-        io::Error::other("internal error: the transfer's copy rule was broken"),
-    )
+    clone_or_copy_outcome(transfer(src, dst, true)?, src, dst)
 }
 
 /// What step 4 found: how to clone on this volume, or why it cannot.
