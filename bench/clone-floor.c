@@ -19,7 +19,8 @@
  * With -a, the floor of an archive copy (`cp -a`, `cowtree clone --archive`): also what keeping
  * owners, modes, extended attributes (ACLs included) and times cannot skip, through the
  * descriptors already open: per file fstat of the source before the destination is made (with
- * the source's permission bits), then fchown, flistxattr (and fgetxattr + fsetxattr of each
+ * the source's permission bits), then fchown (only where the owner or group differs from the
+ * process's: what it creates is already its own), flistxattr (and fgetxattr + fsetxattr of each
  * attribute listed) and futimens of the destination; per directory, once its entries are made,
  * fstat of the source, fchown, the attributes and futimens; per symlink, fchownat and
  * utimensat (AT_SYMLINK_NOFOLLOW) after an fstatat. No hardlink map, no special files, no
@@ -32,6 +33,14 @@
 
 static int src_root, dst_root;
 static int archive; /* -a */
+/* Who the process is: what it makes is already theirs (a new directory is filled before it is
+ * given its own mode, so no set-group-ID parent changes a group here). */
+static uid_t euid;
+static gid_t egid;
+
+/* Whether something made by this process must be given the owner and group of st: a copy that
+ * finds them already right has no call to make (cowtree and cp skip it too). */
+static int needs_chown(const struct stat *st) { return st->st_uid != euid || st->st_gid != egid; }
 
 /* The extended attributes of s given to d (both open descriptors). */
 static void copy_xattrs(int s, int d, const char *n) {
@@ -50,7 +59,7 @@ static void copy_xattrs(int s, int d, const char *n) {
 
 /* The owner, attributes and times of the source (its stat st, descriptor s) given to d. */
 static void give_meta(int s, int d, const struct stat *st, const char *n) {
-    if (fchown(d, st->st_uid, st->st_gid))
+    if (needs_chown(st) && fchown(d, st->st_uid, st->st_gid))
         die("fchown", n);
     copy_xattrs(s, d, n);
     struct timespec times[2] = {st->st_atim, st->st_mtim};
@@ -82,7 +91,7 @@ static void archive_symlink(int sd, int dd, const char *n) {
     struct stat st;
     if (fstatat(sd, n, &st, AT_SYMLINK_NOFOLLOW))
         die("lstat", n);
-    if (fchownat(dd, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW))
+    if (needs_chown(&st) && fchownat(dd, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW))
         die("lchown", n);
     struct timespec times[2] = {st.st_atim, st.st_mtim};
     if (utimensat(dd, n, times, AT_SYMLINK_NOFOLLOW))
@@ -165,6 +174,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *src = argv[optind], *dst = argv[optind + 1];
+    euid = geteuid();
+    egid = getegid();
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     src_root = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
