@@ -5,8 +5,11 @@ directory's size is how its filesystem lays out its entries, which no copy keeps
 ns, symlink target, the groups of paths that share an inode, and the output of
 `getfattr -h -d -m - -e hex` and `getfacl -P -n` for the path.
 
-    rootfs_compare.py REFERENCE TREE [TREE ...]
+    rootfs_compare.py [--checkout] REFERENCE TREE [TREE ...]
 
+With --checkout, each TREE is a `cowtree checkout --archive` of a snapshot of REFERENCE: times
+are not compared (a snapshot records none; docs/store.md), nor is TREE's root's
+`user.cowtree.store` attribute (the worktree's marker, which a checkout sets: its store's path).
 Each TREE is compared with REFERENCE; every difference is printed (the first 40 per tree,
 then how many), and the exit status is 1 when there is one. The summary line says how many
 paths, hardlink groups, set-ID files, special files and paths with attributes and ACLs the
@@ -51,9 +54,17 @@ def tool(root, args):
     return r.stdout.decode("utf-8", errors="surrogateescape")
 
 
-def fields(root):
+def fields(root, checkout=False, marked=False):
+    """Every path's fields; with checkout, no times; with marked, root is a checkout: its
+    store marker is required, and left out."""
     st = walk(root)
     xattrs = blocks(tool(root, ["getfattr", "-R", "-h", "-d", "-m", "-", "-e", "hex", "."]), "# file: ")
+    if marked:
+        lines = xattrs.get(".", "").splitlines()
+        kept = [l for l in lines if not l.startswith("user.cowtree.store=")]
+        if len(kept) == len(lines):
+            sys.exit(f"rootfs_compare: {root} has no user.cowtree.store attribute: not a checkout")
+        xattrs["."] = "\n".join(kept)
     acls = blocks(tool(root, ["getfacl", "-R", "-P", "-n", "."]), "# file: ")
     by_inode = {}
     for p, s in st.items():
@@ -75,7 +86,7 @@ def fields(root):
             "nlink": s.st_nlink,
             "rdev": s.st_rdev if kind in (stat.S_IFCHR, stat.S_IFBLK) else None,
             "size": None if kind == stat.S_IFDIR else s.st_size,
-            "mtime_ns": s.st_mtime_ns,
+            "mtime_ns": None if checkout else s.st_mtime_ns,
             "target": os.readlink(os.path.join(root, p)) if kind == stat.S_IFLNK else None,
             "hardlinked_with": group.get(p),
             "getfattr": xattrs.get(p, ""),
@@ -101,14 +112,18 @@ def summary(ref):
 
 
 def main():
-    if len(sys.argv) < 3:
+    args = sys.argv[1:]
+    checkout = bool(args) and args[0] == "--checkout"
+    if checkout:
+        args = args[1:]
+    if len(args) < 2:
         sys.exit(__doc__)
-    ref_root = sys.argv[1]
-    ref = fields(ref_root)
+    ref_root = args[0]
+    ref = fields(ref_root, checkout)
     print(f"rootfs_compare: {ref_root}: {summary(ref)}")
     status = 0
-    for root in sys.argv[2:]:
-        other = fields(root)
+    for root in args[1:]:
+        other = fields(root, checkout, marked=checkout)
         diffs = []
         for p in sorted(set(ref) | set(other)):
             a, b = ref.get(p), other.get(p)
@@ -126,7 +141,8 @@ def main():
             if len(diffs) > 40:
                 print(f"  ... and {len(diffs) - 40} more")
         else:
-            print(f"rootfs_compare: {root}: every field of all {len(ref)} paths equal to {ref_root}'s")
+            but = " (times and the root's store marker aside: a checkout)" if checkout else ""
+            print(f"rootfs_compare: {root}: every field of all {len(ref)} paths equal to {ref_root}'s{but}")
     sys.exit(status)
 
 
