@@ -103,8 +103,10 @@ pub struct Args {
     archive: bool,
     /// Give back, comma-separated, what of a `snapshot --archive`'s record to give the tree:
     /// ownership, xattr, acl, links, special, all (mode and timestamps are accepted and change
-    /// nothing). Without it or --archive, none of it.
-    #[arg(long, value_name = "LIST", value_parser = crate::cmd::clone_preserve::parse)]
+    /// nothing). Without it or --archive, none of it. Alone (`--preserve`, no list), as GNU
+    /// cp's: mode,ownership,timestamps.
+    #[arg(long, value_name = "LIST", value_parser = crate::cmd::clone_preserve::parse,
+          num_args = 0..=1, require_equals = true, default_missing_value = crate::cmd::clone_preserve::GNU_DEFAULT)]
     preserve: Option<cowtree_store::Preserve>,
 }
 

@@ -105,8 +105,10 @@ pub struct Args {
     #[arg(long, short = 'a')]
     archive: bool,
     /// Also keep, comma-separated: ownership, xattr, acl, links, special, all (mode and
-    /// timestamps are accepted and always kept). See above for what each keeps.
-    #[arg(long, value_name = "LIST", value_parser = crate::cmd::clone_preserve::parse)]
+    /// timestamps are accepted and always kept). See above for what each keeps. Alone
+    /// (`--preserve`, no list), as GNU cp's: mode,ownership,timestamps.
+    #[arg(long, value_name = "LIST", value_parser = crate::cmd::clone_preserve::parse,
+          num_args = 0..=1, require_equals = true, default_missing_value = crate::cmd::clone_preserve::GNU_DEFAULT)]
     preserve: Option<Preserve>,
     /// Worker threads (default: one per core: cloning is kernel metadata work, and more
     /// workers than cores only queue on the filesystem's locks; fewer if the open-file limit

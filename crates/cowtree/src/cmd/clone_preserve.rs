@@ -7,6 +7,9 @@ use cowtree_link::{NotKept, Preserve};
 /// The items `--preserve` accepts, for messages.
 const ITEMS: &str = "ownership, xattr, acl, links, special, all (mode, timestamps: always kept)";
 
+/// What `--preserve` alone keeps, as GNU cp's `--preserve` without a list does.
+pub const GNU_DEFAULT: &str = "mode,ownership,timestamps";
+
 /// Parses a `--preserve` list (comma-separated, as GNU cp's): `ownership`, `xattr`, `acl`,
 /// `links`, `special`, `all`; `mode` and `timestamps` are accepted and change nothing (the
 /// permission bits and times are always kept; `--no-preserve-times` drops times).

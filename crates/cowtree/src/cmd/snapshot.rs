@@ -93,8 +93,10 @@ pub struct Args {
     #[arg(long, short = 'a', conflicts_with = "from_json")]
     archive: bool,
     /// Record also, comma-separated: ownership, xattr, acl, links, special, all (mode and
-    /// timestamps are accepted; modes are recorded, times are not). See above.
-    #[arg(long, value_name = "LIST", value_parser = crate::cmd::clone_preserve::parse, conflicts_with = "from_json")]
+    /// timestamps are accepted; modes are recorded, times are not). See above. Alone
+    /// (`--preserve`, no list), as GNU cp's: mode,ownership,timestamps.
+    #[arg(long, value_name = "LIST", value_parser = crate::cmd::clone_preserve::parse, conflicts_with = "from_json",
+          num_args = 0..=1, require_equals = true, default_missing_value = crate::cmd::clone_preserve::GNU_DEFAULT)]
     preserve: Option<cowtree_store::Preserve>,
     /// For a worktree, leave its base where it was (status keeps showing the work as changes).
     #[arg(long)]

@@ -11,6 +11,7 @@ mod cli_options;
 mod clone;
 mod clone_archive;
 mod clone_merge;
+mod clone_preserve;
 mod clone_record;
 mod clone_subvolume;
 mod completions_man;
