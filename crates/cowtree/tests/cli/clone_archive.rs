@@ -1,7 +1,7 @@
 //! `cowtree clone --archive`: what `cp -a` keeps (owners, set-ID bits, extended attributes,
 //! ACLs, hardlinks, special files), compared field by field with `cp -a --reflink=auto` of the
-//! same tree on XFS, btrfs (per file) and ext4 as root; and as an unprivileged user, what
-//! could not be kept said in one line, exit 0.
+//! same tree on XFS, btrfs (per file) and ext4 as root; and as an unprivileged user on the
+//! same three, what could not be kept said in one line, exit 0.
 
 use crate::common;
 
@@ -282,7 +282,7 @@ fn archive_as_an_unprivileged_user_keeps_what_it_may_and_says_what_it_could_not(
     let Some(user) = TestUser::create() else {
         return Ok(());
     };
-    for fsys in [Fs::Xfs, Fs::NoCow] {
+    for fsys in [Fs::Xfs, Fs::Btrfs, Fs::NoCow] {
         let Some(dir) = scratch(fsys) else { continue };
         let what = format!("{fsys:?}");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))?;
