@@ -33,6 +33,8 @@ pub enum WindowsNameError {
     ReservedChar(u8),
     /// A control character (1 to 31).
     Control(u8),
+    /// Longer than [`NAME_MAX_UTF16`] UTF-16 code units (how many it has).
+    TooLong(usize),
 }
 
 impl fmt::Display for WindowsNameError {
@@ -42,6 +44,7 @@ impl fmt::Display for WindowsNameError {
             Self::TrailingDotOrSpace => write!(f, "ends in a dot or a space"),
             Self::ReservedChar(c) => write!(f, "reserved character '{}'", *c as char),
             Self::Control(c) => write!(f, "control character 0x{c:02x}"),
+            Self::TooLong(n) => write!(f, "{n} UTF-16 code units long (limit {NAME_MAX_UTF16})"),
         }
     }
 }
@@ -123,6 +126,50 @@ pub fn windows_refusal(name: &[u8]) -> Option<WindowsNameError> {
 /// ([`super::validate_component`]) and then Windows' ([`NameError::Windows`]).
 pub fn validate_component(name: &[u8]) -> Result<(), NameError> {
     super::validate_component(name)?;
+    match windows_refusal(name) {
+        Some(e) => Err(NameError::Windows(e)),
+        None => Ok(()),
+    }
+}
+
+/// The longest name NTFS and ReFS hold, in UTF-16 code units (Windows counts names in those,
+/// not in bytes).
+pub const NAME_MAX_UTF16: usize = 255;
+
+/// The number of UTF-16 code units the UTF-8 (or WTF-8, as a Windows `OsStr`'s
+/// `as_encoded_bytes` gives it) `name` takes: one per sequence of up to three bytes, two per
+/// four-byte sequence (a character outside the Basic Multilingual Plane). Continuation bytes
+/// count nothing, so a malformed sequence is never counted as more than its lead bytes.
+pub fn utf16_len(name: &[u8]) -> usize {
+    name.iter()
+        .map(|&b| match b {
+            0x80..=0xbf => 0,
+            0xf0..=0xff => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// [`validate_component`] for a name a Windows call is about to get (its `OsStr`'s encoded
+/// bytes): the same rules, except that the length limit is Windows' own,
+/// [`NAME_MAX_UTF16`] UTF-16 code units, not [`super::NAME_MAX`] bytes (a name of 100 CJK
+/// characters is 300 bytes of UTF-8 and a valid Windows name).
+pub fn validate_native_component(name: &[u8]) -> Result<(), NameError> {
+    match validate_component(name) {
+        Err(NameError::ComponentTooLong(_)) => {}
+        other => return other,
+    }
+    // Too long in bytes: every other rule of validate_component is checked here in its order.
+    let units = utf16_len(name);
+    if units > NAME_MAX_UTF16 {
+        return Err(NameError::Windows(WindowsNameError::TooLong(units)));
+    }
+    if name.contains(&0) {
+        return Err(NameError::Nul);
+    }
+    if name.contains(&b'/') {
+        return Err(NameError::Slash);
+    }
     match windows_refusal(name) {
         Some(e) => Err(NameError::Windows(e)),
         None => Ok(()),
@@ -299,6 +346,70 @@ mod tests {
             Err(NameError::Windows(WindowsNameError::TrailingDotOrSpace))
         );
         assert_eq!(check_relative_path(b"a/../b"), Err(NameError::DotDot));
+    }
+
+    #[test]
+    fn utf16_len_counts_code_units_not_bytes() {
+        let cases: &[(&str, usize)] = &[
+            ("", 0),
+            ("abc", 3),
+            ("caf\u{e9}", 4),
+            ("\u{65e5}\u{672c}", 2),
+            ("\u{1f600}", 2),
+            ("a\u{1f600}b", 4),
+        ];
+        for &(name, want) in cases {
+            assert_eq!(utf16_len(name.as_bytes()), want, "{name:?}");
+            assert_eq!(name.encode_utf16().count(), want, "{name:?}");
+        }
+        // A lone continuation byte counts nothing; a lone lead byte counts as its sequence.
+        assert_eq!(utf16_len(&[0x80, 0x80]), 0);
+        assert_eq!(utf16_len(&[0xf0]), 2);
+    }
+
+    #[test]
+    fn a_native_name_is_limited_in_utf16_units_not_bytes() {
+        let cjk = "\u{65e5}".repeat(200); // 600 bytes, 200 units
+        assert_eq!(
+            validate_component(cjk.as_bytes()),
+            Err(NameError::ComponentTooLong(600))
+        );
+        assert_eq!(validate_native_component(cjk.as_bytes()), Ok(()));
+        let long = "\u{65e5}".repeat(256);
+        assert_eq!(
+            validate_native_component(long.as_bytes()),
+            Err(NameError::Windows(WindowsNameError::TooLong(256)))
+        );
+        assert_eq!(validate_native_component(&[b'a'; 255]), Ok(()));
+        assert_eq!(
+            validate_native_component(&[b'a'; 256]),
+            Err(NameError::Windows(WindowsNameError::TooLong(256)))
+        );
+        // Every other rule still applies to a name long in bytes.
+        let bad = format!("{cjk}.");
+        assert_eq!(
+            validate_native_component(bad.as_bytes()),
+            Err(NameError::Windows(WindowsNameError::TrailingDotOrSpace))
+        );
+        let slash = format!("{cjk}/x");
+        assert_eq!(
+            validate_native_component(slash.as_bytes()),
+            Err(NameError::Slash)
+        );
+        for (name, want) in [
+            (&b""[..], NameError::Empty),
+            (b"..", NameError::DotDot),
+            (
+                b"a\\b",
+                NameError::Windows(WindowsNameError::ReservedChar(b'\\')),
+            ),
+            (
+                b"CON",
+                NameError::Windows(WindowsNameError::Reserved("CON")),
+            ),
+        ] {
+            assert_eq!(validate_native_component(name), Err(want));
+        }
     }
 
     /// What git's `is_ntfs_dotgit` answers for these (read from its code).
