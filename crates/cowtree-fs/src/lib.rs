@@ -38,8 +38,9 @@
 #![warn(missing_docs)]
 
 // What builds on Windows is a subset (see `sys`, "Windows"): the outcome types, name
-// validation, the block-clone arithmetic, and a path-based clone-or-copy and probe. Everything
-// built on unix descriptors (rustix) is unix only.
+// validation, the block-clone arithmetic, a path-based clone-or-copy and probe, and directory
+// handles (`dir`, its own file there). Everything else built on unix descriptors (rustix) is
+// unix only.
 #[cfg(unix)]
 pub mod atomic_file;
 pub mod block_clone;
@@ -51,6 +52,11 @@ pub mod creation;
 #[cfg(unix)]
 pub mod dedupe;
 #[cfg(unix)]
+pub mod dir;
+/// Directory handles on Windows: the same [`dir::Dir`] over NT handles, relative opens that
+/// never follow a reparse point.
+#[cfg(windows)]
+#[path = "dir_windows.rs"]
 pub mod dir;
 pub mod error;
 #[cfg(unix)]

@@ -32,6 +32,8 @@ use windows_sys::Win32::System::SystemServices::FILE_SUPPORTS_BLOCK_REFCOUNTING;
 
 use crate::block_clone::CloneRange;
 
+pub(crate) mod at;
+
 /// What an open handle is, from its attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EntryKind {
