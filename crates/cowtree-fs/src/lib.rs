@@ -38,9 +38,9 @@
 #![warn(missing_docs)]
 
 // What builds on Windows is a subset (see `sys`, "Windows"): the outcome types, name
-// validation, the block-clone arithmetic, a path-based clone-or-copy and probe, and directory
-// handles (`dir`, its own file there). Everything else built on unix descriptors (rustix) is
-// unix only.
+// validation, the block-clone arithmetic, a path-based clone-or-copy and probe, directory
+// handles (`dir`, its own file there) and the walk and work queue over them. Everything else
+// built on unix descriptors (rustix) is unix only.
 #[cfg(unix)]
 pub mod atomic_file;
 pub mod block_clone;
@@ -88,11 +88,9 @@ pub mod subvolume;
 pub mod sys;
 #[cfg(unix)]
 pub mod undo;
-#[cfg(unix)]
 pub mod walk;
 #[cfg(unix)]
 pub mod whole_tree;
-#[cfg(unix)]
 pub mod workers;
 
 pub use classify::{HardlinkRefusal, UnsupportedCause};

@@ -23,6 +23,12 @@
 //! that is held, else the root's with `openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS)` (a walk
 //! per component where the kernel lacks it, and on macOS; see [`crate::dir::Dir`]). A symlink
 //! swapped in for a directory makes that open fail; it is never followed.
+//! On Windows the same walk runs over NT handles: each directory is opened relative to its
+//! parent's handle (or component by component from the root) with `FILE_OPEN_REPARSE_POINT`,
+//! and a symlink or junction found there is refused, never followed; a listing gives a
+//! reparse point as [`crate::dir::FileType::ReparsePoint`], which a visitor does not descend.
+//! Relative paths ([`DirVisit::rel`]) are the names' `OsStr` encoded bytes (WTF-8 there)
+//! joined by `/`.
 //!
 //! Descriptors: a queued directory or job holds its parent's handle only while fewer than
 //! [`HELD_PER_WORKER`] per worker are held (beyond that, a directory is opened from the root
@@ -36,7 +42,6 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -197,14 +202,15 @@ impl<'v, C, J> DirVisit<'v, C, J> {
         self.root
     }
 
-    /// Its path relative to its root: raw bytes, `/`-separated, empty for the root itself.
+    /// Its path relative to its root: raw bytes (on Windows the names' WTF-8, as
+    /// `OsStr::as_encoded_bytes` gives them), `/`-separated, empty for the root itself.
     pub fn rel(&self) -> &[u8] {
         &self.rel
     }
 
     /// [`DirVisit::rel`] as a path.
     pub fn rel_path(&self) -> &Path {
-        Path::new(OsStr::from_bytes(&self.rel))
+        Path::new(rel_os_str(&self.rel))
     }
 
     /// The path of the entry `name` in this directory, relative to the root.
@@ -267,7 +273,7 @@ impl<'v, C, J> DirVisit<'v, C, J> {
         let parent = self.hold();
         self.pushed.push(Item::Dir {
             root: self.root,
-            rel: join(&self.rel, name.as_bytes()),
+            rel: join(&self.rel, name.as_encoded_bytes()),
             ctx,
             open,
             parent,
@@ -473,7 +479,7 @@ fn run_item<'w, V: Visitor>(
                 Ok(dir) => dir,
                 Err(e) => return visitor.open_failed(&Failed { root, rel: &rel }, ctx, e),
             };
-            let path_only = open == Open::PathOnly && !crate::sys::PATH_ONLY.is_empty();
+            let path_only = open == Open::PathOnly && HAS_PATH_ONLY;
             let mut visit = DirVisit {
                 shared,
                 root,
@@ -519,14 +525,37 @@ fn open_dir(root: &Dir, rel: &[u8], parent: Option<Arc<Held<'_>>>, open: Open) -
     }
     match parent {
         Some(held) => {
-            let name = OsStr::from_bytes(rel.rsplit(|&b| b == b'/').next().unwrap_or(rel));
+            let name = rel_os_str(rel.rsplit(|&b| b == b'/').next().unwrap_or(rel));
             match open {
                 Open::List => held.dir.open_dir(name),
                 Open::PathOnly => held.dir.open_dir_path(name),
             }
         }
-        None => root.open_dir_deep(Path::new(OsStr::from_bytes(rel))),
+        None => root.open_dir_deep(Path::new(rel_os_str(rel))),
     }
+}
+
+/// True where a directory can be opened for lookups only (`O_PATH` on Linux), so that a
+/// path-only visit must reopen it to list it.
+#[cfg(unix)]
+const HAS_PATH_ONLY: bool = !crate::sys::PATH_ONLY.is_empty();
+/// Windows has no lookup-only handle: every directory is opened able to list.
+#[cfg(windows)]
+const HAS_PATH_ONLY: bool = false;
+
+/// A walk's relative path (or a piece of one cut at `/`) as the `OsStr` it was made from.
+#[cfg(unix)]
+fn rel_os_str(rel: &[u8]) -> &OsStr {
+    std::os::unix::ffi::OsStrExt::from_bytes(rel)
+}
+
+/// A walk's relative path (or a piece of one cut at `/`) as the `OsStr` it was made from.
+#[cfg(windows)]
+fn rel_os_str(rel: &[u8]) -> &OsStr {
+    // SAFETY: every relative path of a walk is made by `join` from the encoded bytes of
+    // `OsStr` names (`DirVisit::push_dir`) and `/`, and is only ever cut at `/`: pieces of
+    // `as_encoded_bytes` split at an ASCII byte, which `from_encoded_bytes_unchecked` accepts.
+    unsafe { OsStr::from_encoded_bytes_unchecked(rel) }
 }
 
 fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
@@ -539,6 +568,6 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
     v
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 #[path = "walk_tests.rs"]
 mod tests;

@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::FileType;
 

@@ -109,10 +109,19 @@ thread_local! {
 }
 
 /// The soft limit on open files (`RLIMIT_NOFILE`), 1024 when it cannot be read.
+#[cfg(unix)]
 pub fn open_file_limit() -> usize {
     rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .map_or(1024, |n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// Handles the budget lets all workers hold on Windows. A process has no open-file limit
+/// there (its handle table grows to about 16 million); this keeps the bound on held handles
+/// that the walk and its callers promise, at a size no worker count comes near.
+#[cfg(windows)]
+pub fn open_file_limit() -> usize {
+    1 << 16
 }
 
 /// The workers of one kind of work: how many ([`Pool::jobs`]), the queue runs on them
@@ -594,6 +603,8 @@ mod tests {
         }
     }
 
+    // Hashes with `crate::read`, which is unix only.
+    #[cfg(unix)]
     #[test]
     fn queue_workers_are_no_rayon_jobs_and_know_their_index_and_count() {
         let tmp = tempfile::tempdir().unwrap();
