@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Builds cowtree-fs for Windows (x86_64-pc-windows-gnu) on a Linux machine, lints it, and runs
-# its Windows tests under Wine: the lib's unit tests and tests/windows.rs.
+# its Windows tests under Wine: the lib's unit tests, tests/windows.rs and tests/windows_dir.rs.
 #
 #   scripts/windows.sh          # installs what is missing (below), then builds, lints and tests
 #
 # What this proves and what it does not: Wine 8 has no ReFS, so the copy fallback, the
 # refusals (an existing destination, names Windows cannot hold, a directory as the source), a
 # vanished source, the volume queries and the refused block-clone calls run; a successful
-# block clone is compiled, not run. The two symlink tests print "NOT RUN" (Wine 8 creates no
-# symlinks). Only cowtree-fs builds for Windows so far (issue 67).
+# block clone is compiled, not run. The directory handles and the walk run (tests/windows_dir.rs);
+# the symlink tests and the junction test print "NOT RUN" (Wine 8 creates no symlinks and
+# refuses FSCTL_SET_REPARSE_POINT). Only cowtree-fs builds for Windows so far (issue 67).
 #
 # Needs: rustup's x86_64-pc-windows-gnu target, mingw-w64 (the linker) and Wine (Debian's
 # wine and wine64; its command is `wine`). The Wine prefix lives in the target dir

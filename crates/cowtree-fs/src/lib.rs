@@ -31,9 +31,11 @@
 //!
 //! Windows builds a subset: [`try_reflink`] and [`clone_or_copy`] by path (block cloning with
 //! `FSCTL_DUPLICATE_EXTENTS_TO_FILE` on ReFS and Dev Drives, a copy elsewhere), [`probe`] per
-//! volume pair, [`name::windows`] and [`block_clone`]. Its tests **run under Wine** (no ReFS
-//! there: the copy fallback and the refusals run, a real block clone is **compiled, not
-//! run**); see [`sys`].
+//! volume pair, [`name::windows`] and [`block_clone`], and [`dir::Dir`] (NT handles, names
+//! opened relative to a directory without following a reparse point), [`walk`] and
+//! [`workers`] over it. Its tests **run under Wine** (no ReFS and no reparse points there:
+//! the copy fallback, the refusals and the walk run; a real block clone and the refusal of a
+//! real symlink or junction are **compiled, not run**); see [`sys`].
 
 #![warn(missing_docs)]
 

@@ -26,7 +26,7 @@
 //! On Windows the same walk runs over NT handles: each directory is opened relative to its
 //! parent's handle (or component by component from the root) with `FILE_OPEN_REPARSE_POINT`,
 //! and a symlink or junction found there is refused, never followed; a listing gives a
-//! reparse point as [`crate::dir::FileType::ReparsePoint`], which a visitor does not descend.
+//! reparse point as `dir::FileType::ReparsePoint`, which a visitor does not descend.
 //! Relative paths ([`DirVisit::rel`]) are the names' `OsStr` encoded bytes (WTF-8 there)
 //! joined by `/`.
 //!

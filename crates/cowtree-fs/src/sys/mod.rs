@@ -4,7 +4,9 @@
 //!
 //! | need | Linux (`linux.rs`) | macOS (`macos.rs`) | Windows (`windows.rs`) |
 //! |---|---|---|---|
-//! | open a path beneath a directory, no symlinks | `openat2(RESOLVE_BENEATH \| RESOLVE_NO_SYMLINKS)` | [`walk_beneath`]: `openat(O_NOFOLLOW)` per component | not built: paths only, the last component opened with `FILE_FLAG_OPEN_REPARSE_POINT` |
+//! | open a path beneath a directory, no symlinks | `openat2(RESOLVE_BENEATH \| RESOLVE_NO_SYMLINKS)` | [`walk_beneath`]: `openat(O_NOFOLLOW)` per component | `NtCreateFile` relative to the directory's handle (`RootDirectory`) per component, with `FILE_OPEN_REPARSE_POINT`, a reparse point where a directory or file is expected refused (`windows/at.rs`); the path-based clone opens its last component with `FILE_FLAG_OPEN_REPARSE_POINT` |
+//! | create a file or directory exclusively, relative to a directory | `openat(O_CREAT \| O_EXCL)`, `mkdirat` | the same | `NtCreateFile(FILE_CREATE)` relative to the handle (a directory is created and opened in one call) |
+//! | `stat` of a handle | `fstat` | `fstat` | `FileBasicInfo`, `FileStandardInfo`, `FileIdInfo` (volume serial and 128-bit file id as `st_dev`/`st_ino`), `FileAttributeTagInfo` for a reparse point |
 //! | clone into a new file | create `O_EXCL`, then `ioctl(FICLONE)` | `fclonefileat(CLONE_NOFOLLOW \| CLONE_NOOWNERCOPY)` | `CREATE_NEW` with `FILE_FLAG_OPEN_REPARSE_POINT`, integrity and sparse matched, size set, then `FSCTL_DUPLICATE_EXTENTS_TO_FILE` per [`crate::block_clone`] range (`reflink/windows.rs`) |
 //! | clone between two open files | `ioctl(FICLONE)` | unavailable (`ENOTSUP`) | not built |
 //! | unnamed staging file | `O_TMPFILE`, then `linkat(AT_EMPTY_PATH)` | unavailable: callers use a named file and a rename | not built |
@@ -13,8 +15,8 @@
 //! | remove a file this call created | `unlinkat` after checking it is still the same inode | the same | `SetFileInformationByHandle(FileDispositionInfo)` on its own handle |
 //! | durable `fsync` | `fsync` | `fcntl(F_FULLFSYNC)` (plain `fsync` leaves data in the drive's cache) | not built |
 //! | commit a whole filesystem | `syncfs` | `sync` then `F_FULLFSYNC` | not built |
-//! | handle for lookups only | `O_PATH` | a read-only open | not built |
-//! | read a directory | `getdents64` through the handle's offset | `readdir` on a duplicate | not built |
+//! | handle for lookups only | `O_PATH` | a read-only open | a directory handle that can list (no cheaper kind) |
+//! | read a directory | `getdents64` through the handle's offset | `readdir` on a duplicate | `NtQueryDirectoryFile(FileIdBothDirectoryInformation)` through the handle's own position (restarted), or through a new handle on it (an open of the empty name relative to it) |
 //! | filesystem type | `statfs.f_type` (magic) | `statfs.f_fstypename` | `GetVolumeInformationByHandleW` (name, flags, serial); cluster size from `GetDiskFreeSpaceW` or `FSCTL_GET_INTEGRITY_INFORMATION` |
 //! | extent maps, dedupe (`cowtree du`, `cowtree dedupe`) | `FIEMAP`, `FIDEDUPERANGE` | unavailable: [`Unavailable`] | not built |
 //! | btrfs subvolumes (`btrfs_*`: create, snapshot, read-only flag, delete, id, children and their paths, filesystem UUID) | the btrfs ioctls through `rustix::ioctl` (`linux/btrfs.rs`) | `ENOTSUP` | not built |
@@ -26,16 +28,19 @@
 //! (`scripts/check-macos.sh`), not run: the walk in [`walk_beneath`] is portable and is
 //! tested on Linux too.
 //!
-//! Windows builds a subset of the crate ("not built" above: every module built on unix
+//! Windows builds a subset of the crate ("not built" above: every other module built on unix
 //! descriptors is `cfg(unix)`): [`crate::reflink::try_reflink`] and
 //! [`crate::reflink::clone_or_copy`] by path, [`crate::probe`] per volume pair, the outcome
-//! types, [`crate::name::windows`] and [`crate::block_clone`]. `scripts/windows.sh` builds it
-//! for `x86_64-pc-windows-gnu` and runs its tests under Wine 8, which has no ReFS: the copy
-//! fallback, the refusals (existing destination, names, a directory as the source), a vanished
-//! source, the volume queries and the refused `FSCTL_DUPLICATE_EXTENTS_TO_FILE` and
-//! `FSCTL_GET_INTEGRITY_INFORMATION` calls run there; a successful block clone (integrity and
-//! sparse matching, the clone calls) is only compiled, and the symlink tests do not run (Wine
-//! 8 creates no symlinks).
+//! types, [`crate::name::windows`], [`crate::block_clone`], and [`crate::dir`] (its own
+//! `dir_windows.rs` over `windows/at.rs`), [`crate::walk`] and [`crate::workers`] over it.
+//! `scripts/windows.sh` builds it for `x86_64-pc-windows-gnu` and runs its tests under Wine 8,
+//! which has no ReFS and makes no reparse points: the copy fallback, the refusals (existing
+//! destination, names, a directory as the source), a vanished source, the volume queries,
+//! the refused `FSCTL_DUPLICATE_EXTENTS_TO_FILE` and `FSCTL_GET_INTEGRITY_INFORMATION` calls,
+//! the walk, relative exclusive creation, listing and `stat` run there; a successful block
+//! clone (integrity and sparse matching, the clone calls) is only compiled, and the symlink
+//! and junction tests do not run (Wine 8 creates no symlinks and refuses
+//! `FSCTL_SET_REPARSE_POINT`).
 
 use std::fmt;
 use std::io;
