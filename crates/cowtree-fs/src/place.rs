@@ -68,9 +68,11 @@ pub fn place_at(
     let Some(src) = open_source(src_dir, src_name)? else {
         return Ok(Placed::SourceVanished);
     };
-    if method == Method::Copy {
-        check_regular(&src, src_name)?;
-    }
+    // A copy's source is `fstat`ed before it (its type, and whether it may have holes).
+    let st = match method {
+        Method::Copy => Some(check_regular(&src, src_name)?),
+        Method::Clone | Method::CloneOrCopy => None,
+    };
     let dst = openat(
         dst_dir,
         dst_name,
@@ -79,7 +81,7 @@ pub fn place_at(
         crate::sys::mode(mode & 0o777),
     )
     .map_err(|e| at_path("create", Path::new(dst_name), e.into()))?;
-    match fill(&src, src_name, &dst, mode, method, range) {
+    match fill(&src, st, src_name, &dst, mode, method, range) {
         Ok(Filled::Done(placed)) => Ok(placed),
         Ok(Filled::NotRegular(e)) => {
             // The wrong source is the error to report, whatever the cleanup did.
@@ -117,37 +119,39 @@ enum Filled {
     NotRegular(io::Error),
 }
 
-/// Fills the new file `dst`.
+/// Fills the new file `dst` (`st`: the source's `fstat`, where a copy was asked for).
 fn fill(
     src: &OwnedFd,
+    st: Option<Stat>,
     src_name: &OsStr,
     dst: &OwnedFd,
     mode: u32,
     method: Method,
     range: &CopyRange,
 ) -> io::Result<Filled> {
-    let because = match method {
-        Method::Copy => None,
-        Method::Clone | Method::CloneOrCopy => match clone_fds(src, dst)? {
+    let (st, because) = match (method, st) {
+        (Method::Copy, Some(st)) => (st, None),
+        _ => match clone_fds(src, dst)? {
             Ok(()) => return Ok(Filled::Done(Placed::Cloned(finish(dst, mode)?))),
             Err(CloneFailure::Vanished) => return Ok(Filled::Abandon(Placed::SourceVanished)),
             Err(CloneFailure::Unsupported(cause)) => {
                 // EINVAL is also what FICLONE says of a source that is not a regular file:
                 // that is an error, never a filesystem that cannot clone.
-                if let Err(e) = check_regular(src, src_name) {
-                    return Ok(Filled::NotRegular(e));
-                }
+                let st = match check_regular(src, src_name) {
+                    Ok(st) => st,
+                    Err(e) => return Ok(Filled::NotRegular(e)),
+                };
                 if method == Method::Clone {
                     return Ok(Filled::Abandon(Placed::Unsupported(cause)));
                 }
-                Some(cause)
+                (st, Some(cause))
             }
         },
     };
     if method == Method::Copy {
-        copy_fd_unshared(src, dst)?;
+        copy_fd_unshared(src, &st, dst)?;
     } else {
-        copy_fd_remembering(src, dst, range)?;
+        copy_fd_remembering(src, &st, dst, range)?;
     }
     Ok(Filled::Done(Placed::Copied(finish(dst, mode)?, because)))
 }
@@ -164,12 +168,13 @@ fn finish(dst: &OwnedFd, mode: u32) -> io::Result<Stat> {
     Ok(fstat(dst)?)
 }
 
-fn check_regular(fd: &OwnedFd, name: &OsStr) -> io::Result<()> {
+/// The `fstat` of `fd`, a regular file (else the error says it is not, naming `name`).
+fn check_regular(fd: &OwnedFd, name: &OsStr) -> io::Result<Stat> {
     let st = fstat(fd).map_err(|e| at_path("stat", Path::new(name), e.into()))?;
     if crate::sys::file_type(stat_mode(&st)) != FileType::RegularFile {
         return Err(invalid_source(name));
     }
-    Ok(())
+    Ok(st)
 }
 
 /// Where the clone creates its destination itself (macOS), [`crate::transfer_at`] and a stat

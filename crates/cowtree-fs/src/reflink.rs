@@ -478,7 +478,7 @@ mod imp {
         };
         let done = match opts.method {
             Method::Copy => Transfer::Copied {
-                bytes: copy_fd_unshared(src_fd, dst_fd)?,
+                bytes: copy_fd_unshared(src_fd, st, dst_fd)?,
                 because: None,
             },
             Method::Clone | Method::CloneOrCopy => match cloned? {
@@ -491,7 +491,7 @@ mod imp {
                         return Ok(Filled::Abandon(Transfer::Unsupported(cause)));
                     }
                     Transfer::Copied {
-                        bytes: copy_fd_remembering(src_fd, dst_fd, range)?,
+                        bytes: copy_fd_remembering(src_fd, st, dst_fd, range)?,
                         because: Some(cause),
                     }
                 }

@@ -4,7 +4,8 @@
 //! Nine system calls per file, all but the two opens on descriptors.
 //!
 //! The clone-or-copy policy is cowtree-fs's: its errno table ([`classify_clone_errno`]) and
-//! copy ([`copy_fd`]); a filesystem pair that cannot clone is not asked again in this run.
+//! copy ([`copy_fd_remembering`], which keeps holes); a filesystem pair that cannot clone is
+//! not asked again in this run.
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -12,7 +13,7 @@ use std::sync::OnceLock;
 
 use cowtree_fs::UnsupportedCause;
 use cowtree_fs::classify::{CloneErrno, classify_clone_errno};
-use cowtree_fs::copy::copy_fd;
+use cowtree_fs::copy::{CopyRange, copy_fd_remembering};
 use cowtree_fs::dir::Dir;
 use gix::ObjectId;
 use rustix::fs::{Mode, OFlags, Stat, Timestamps, fstat, futimens, openat};
@@ -179,7 +180,7 @@ fn fill(src: &SrcFile, dst: &OwnedFd, strict: bool, state: &CloneState) -> std::
     if strict {
         return Ok(Cloned::Refused(cause));
     }
-    let bytes = copy_fd(&src.fd, dst)?;
+    let bytes = copy_fd_remembering(&src.fd, &src.stat, dst, &CopyRange::new())?;
     Ok(Cloned::Done {
         stat: src.stat,
         bytes,

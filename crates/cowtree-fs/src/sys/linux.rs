@@ -116,6 +116,29 @@ pub fn sendfile(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: usize) -> Result<
     rustix::fs::sendfile(dst, src, None, len)
 }
 
+/// `copy_file_range` from `*src_off` of `src` to `*dst_off` of `dst`, advancing both; the
+/// descriptors' own offsets are left as they are.
+pub fn copy_file_range_at(
+    src: BorrowedFd<'_>,
+    src_off: &mut u64,
+    dst: BorrowedFd<'_>,
+    dst_off: &mut u64,
+    len: usize,
+) -> Result<usize, Errno> {
+    rustix::fs::copy_file_range(src, Some(src_off), dst, Some(dst_off), len)
+}
+
+/// [`sendfile`] from `*src_off` of `src` (advanced; the descriptor's own offset is left as
+/// it is) to the current offset of `dst`.
+pub fn sendfile_from(
+    src: BorrowedFd<'_>,
+    src_off: &mut u64,
+    dst: BorrowedFd<'_>,
+    len: usize,
+) -> Result<usize, Errno> {
+    rustix::fs::sendfile(dst, src, Some(src_off), len)
+}
+
 /// Whether the directory `dir` has a default POSIX ACL (which, where present, decides the
 /// permission bits of new entries instead of the umask): `Some(false)` when it has none or the
 /// filesystem has no ACLs, `Some(true)` when it has one.

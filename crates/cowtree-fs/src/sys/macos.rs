@@ -156,6 +156,27 @@ pub fn sendfile(_src: BorrowedFd<'_>, _dst: BorrowedFd<'_>, _len: usize) -> Resu
     Err(Errno::NOSYS)
 }
 
+/// No `copy_file_range` here: `ENOSYS`, so callers read and write.
+pub fn copy_file_range_at(
+    _src: BorrowedFd<'_>,
+    _src_off: &mut u64,
+    _dst: BorrowedFd<'_>,
+    _dst_off: &mut u64,
+    _len: usize,
+) -> Result<usize, Errno> {
+    Err(Errno::NOSYS)
+}
+
+/// No `sendfile` between files here: `ENOSYS`, so callers read and write.
+pub fn sendfile_from(
+    _src: BorrowedFd<'_>,
+    _src_off: &mut u64,
+    _dst: BorrowedFd<'_>,
+    _len: usize,
+) -> Result<usize, Errno> {
+    Err(Errno::NOSYS)
+}
+
 /// The filesystem's type as a number made from its name (`statfs.f_fstypename`), see
 /// [`FsType::from_type_name`](crate::fstype::FsType::from_type_name).
 pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<u64> {

@@ -10,8 +10,8 @@
 //! | clone into a new file | create `O_EXCL`, then `ioctl(FICLONE)` | `fclonefileat(CLONE_NOFOLLOW \| CLONE_NOOWNERCOPY)` | `CREATE_NEW` with `FILE_FLAG_OPEN_REPARSE_POINT`, integrity and sparse matched, size set, then `FSCTL_DUPLICATE_EXTENTS_TO_FILE` per [`crate::block_clone`] range (`reflink/windows.rs`) |
 //! | clone between two open files | `ioctl(FICLONE)` | unavailable (`ENOTSUP`) | not built |
 //! | unnamed staging file | `O_TMPFILE`, then `linkat(AT_EMPTY_PATH)` | unavailable: callers use a named file and a rename | not built |
-//! | in-kernel copy | `copy_file_range` | unavailable (`ENOSYS`): read/write | read/write through the two handles (not `CopyFileExW`, see `reflink/windows.rs`) |
-//! | in-kernel copy that never shares extents | `sendfile` | unavailable (`ENOSYS`): read/write | the same read/write |
+//! | in-kernel copy (from the offsets, or at given ones: `copy_file_range_at`) | `copy_file_range` | unavailable (`ENOSYS`): read/write | read/write through the two handles (not `CopyFileExW`, see `reflink/windows.rs`) |
+//! | in-kernel copy that never shares extents (`sendfile`, `sendfile_from`) | `sendfile` | unavailable (`ENOSYS`): read/write | the same read/write |
 //! | remove a file this call created | `unlinkat` after checking it is still the same inode | the same | `SetFileInformationByHandle(FileDispositionInfo)` on its own handle |
 //! | durable `fsync` | `fsync` | `fcntl(F_FULLFSYNC)` (plain `fsync` leaves data in the drive's cache) | not built |
 //! | commit a whole filesystem | `syncfs` | `sync` then `F_FULLFSYNC` | not built |

@@ -12,6 +12,7 @@ use cowtree_fs::extents::extent_summary;
 use cowtree_fs::place::{Placed, place_at};
 use cowtree_fs::{CopyRange, Method, Transfer, TransferOptions, transfer_at};
 use cowtree_testutil::{Fs, pattern, scratch};
+use rustix::fs::fstat;
 
 const SIZE: usize = 4 << 20;
 
@@ -101,7 +102,7 @@ fn method_copy_gives_the_destination_blocks_of_its_own_where_copy_file_range_sha
         let inf = fs::File::open(&src).unwrap();
         let out = fs::File::create(t.path().join("unshared")).unwrap();
         assert_eq!(
-            cowtree_fs::copy::copy_fd_unshared(&inf, &out).unwrap(),
+            cowtree_fs::copy::copy_fd_unshared(&inf, &fstat(&inf).unwrap(), &out).unwrap(),
             SIZE as u64
         );
         assert_own_blocks(
@@ -127,7 +128,7 @@ fn copy_fd_unshared_copies_from_the_current_offset_on_a_filesystem_without_fiema
     std::io::Seek::seek(&mut inf, std::io::SeekFrom::Start(1000)).unwrap();
     let out = fs::File::create(t.path().join("dst")).unwrap();
     assert_eq!(
-        cowtree_fs::copy::copy_fd_unshared(&inf, &out).unwrap(),
+        cowtree_fs::copy::copy_fd_unshared(&inf, &fstat(&inf).unwrap(), &out).unwrap(),
         (data.len() - 1000) as u64
     );
     assert_eq!(fs::read(t.path().join("dst")).unwrap(), &data[1000..]);

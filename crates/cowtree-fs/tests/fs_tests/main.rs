@@ -10,4 +10,5 @@ mod dir;
 mod entry_meta;
 mod name_props;
 mod reflink;
+mod sparse;
 mod subvolume;
