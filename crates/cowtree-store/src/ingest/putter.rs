@@ -2,6 +2,8 @@
 //! `blobs/`), and the hashing it needs.
 
 use super::*;
+use cowtree_fs::CopyRange;
+use cowtree_fs::copy::{copy_fd_remembering, may_have_holes};
 
 impl<'a> Putter<'a> {
     /// A putter into `store` staging in `staging` (a directory of the store's `tmp/`, see
@@ -216,7 +218,8 @@ impl<'a> Putter<'a> {
     /// whatever the source does next). Otherwise the source is cloned into staging (an
     /// unnamed `O_TMPFILE` where the filesystem has it, else a named file) and the clone is
     /// hashed later, so a concurrent writer cannot make the blob disagree with its name.
-    /// Without CoW the source is read once, written to staging and hashed in the same pass.
+    /// Without CoW the source is read once, written to staging and hashed in the same pass
+    /// (a sparse one is copied keeping its holes, and the copy hashed: [`copy_and_hash`]).
     fn stage(&self, dir: &Dir, dev: u64, name: &OsStr, source: Source) -> io::Result<Step<'_>> {
         let Source { fd: src, st } = source;
         let exec = st.st_mode & 0o111 != 0;
@@ -304,7 +307,7 @@ impl<'a> Putter<'a> {
         // The source may have been read by the pre-hash.
         rustix::fs::seek(&src, rustix::fs::SeekFrom::Start(0))?;
         let sname = staging_name();
-        let (size, hash) = copy_and_hash(&src, lane, &sname)?;
+        let (size, hash) = copy_and_hash(&src, &st, lane, &sname)?;
         self.copied_bytes.fetch_add(size, Ordering::Relaxed);
         self.place_blob(lane, &sname, &hash, size)?;
         Ok(Step::Done(Put {
@@ -621,27 +624,33 @@ fn hash_fd(fd: &OwnedFd) -> io::Result<(u64, Hash)> {
     Ok((size, Hash::from(hash)))
 }
 
-/// Reads `src` once from its current offset, writing it to `dst_name` under `dst_dir`
-/// (created 0444) and hashing it in the same pass.
-fn copy_and_hash(src: &OwnedFd, dst_dir: &Dir, dst_name: &OsStr) -> io::Result<(u64, Hash)> {
+/// Reads `src` (whose `fstat` is `st`) once from its current offset, writing it to
+/// `dst_name` under `dst_dir` (created 0444) and hashing it in the same pass. A source that
+/// may have holes ([`may_have_holes`]) is copied keeping them ([`copy_fd_remembering`]), and
+/// the copy is then hashed: its bytes are what the blob holds, whatever the source does
+/// meanwhile.
+fn copy_and_hash(
+    src: &OwnedFd,
+    st: &Stat,
+    dst_dir: &Dir,
+    dst_name: &OsStr,
+) -> io::Result<(u64, Hash)> {
+    let sparse = may_have_holes(st);
+    let access = if sparse { OFlags::RDWR } else { OFlags::WRONLY };
     let dst = openat(
         dst_dir,
         dst_name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        access | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o444),
     )?;
-    let res = cowtree_fs::read::hash_fd(src, |chunk| {
-        let mut off = 0;
-        while off < chunk.len() {
-            match rustix::io::write(&dst, &chunk[off..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(w) => off += w,
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
-    });
+    let res = if sparse {
+        copy_fd_remembering(src, st, &dst, &CopyRange::new()).and_then(|_| {
+            rustix::fs::seek(&dst, rustix::fs::SeekFrom::Start(0))?;
+            cowtree_fs::read::hash_fd(&dst, |_| Ok(()))
+        })
+    } else {
+        copy_and_hash_dense(src, &dst)
+    };
     match res {
         Ok((size, hash)) => Ok((size, Hash::from(hash))),
         Err(e) => {
@@ -649,4 +658,20 @@ fn copy_and_hash(src: &OwnedFd, dst_dir: &Dir, dst_name: &OsStr) -> io::Result<(
             Err(e)
         }
     }
+}
+
+/// Reads `src` once from its current offset, writing each chunk to `dst` and hashing it.
+fn copy_and_hash_dense(src: &OwnedFd, dst: &OwnedFd) -> io::Result<(u64, blake3::Hash)> {
+    cowtree_fs::read::hash_fd(src, |chunk| {
+        let mut off = 0;
+        while off < chunk.len() {
+            match rustix::io::write(dst, &chunk[off..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(w) => off += w,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    })
 }

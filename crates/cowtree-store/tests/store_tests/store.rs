@@ -149,6 +149,53 @@ fn checked_out_files_share_extents_with_their_blobs() {
 }
 
 #[test]
+fn a_sparse_file_keeps_its_holes_in_its_blob_and_its_checkout_where_nothing_can_clone() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let Some(dir) = scratch(Fs::NoCow) else {
+        return;
+    };
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    // 8 KiB of data, a 1 MiB hole, 8 KiB of data, a 10 MiB hole.
+    let (a, b) = (pattern(8192, 1), pattern(8192, 2));
+    let len = 8192 + (1 << 20) + 8192 + (10 << 20);
+    let f = fs::File::create(src.join("sparse")).unwrap();
+    f.write_all_at(&a, 0).unwrap();
+    f.write_all_at(&b, 8192 + (1 << 20)).unwrap();
+    f.set_len(len).unwrap();
+    f.sync_all().unwrap();
+    let mut data = vec![0u8; len as usize];
+    data[..8192].copy_from_slice(&a);
+    data[8192 + (1 << 20)..][..8192].copy_from_slice(&b);
+    let src_blocks = fs::metadata(src.join("sparse")).unwrap().blocks();
+    assert!(src_blocks < len / 512, "the source is not sparse");
+
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let r = snapshot_dir(&store, &src, None).unwrap();
+    assert_eq!(r.copied_bytes, len, "ingest copies where nothing clones");
+    let blob = store.blob_path(&Hash::from_bytes(*blake3::hash(&data).as_bytes()));
+    assert!(fs::read(&blob).unwrap() == data, "the blob's bytes");
+    let blob_blocks = fs::metadata(&blob).unwrap().blocks();
+    assert!(
+        blob_blocks <= src_blocks,
+        "blob: {blob_blocks} blocks, source {src_blocks}"
+    );
+
+    for mode in [CheckoutMode::Auto, CheckoutMode::Copy] {
+        let dst = dir.path().join(format!("wt-{mode:?}"));
+        let c = checkout(&store, &r.id, &dst, opts(mode, false), &no_warn).unwrap();
+        assert_eq!((c.files, c.copied), (1, 1), "{mode:?}");
+        let got = dst.join("sparse");
+        assert!(fs::read(&got).unwrap() == data, "{mode:?}: the bytes");
+        let blocks = fs::metadata(&got).unwrap().blocks();
+        assert!(
+            blocks <= src_blocks,
+            "{mode:?}: {blocks} blocks, source {src_blocks}"
+        );
+    }
+}
+
+#[test]
 fn writing_or_chmod_in_one_worktree_changes_neither_blobs_nor_another_worktree() {
     for fsys in Fs::COW {
         let Some(dir) = scratch(fsys) else { continue };
