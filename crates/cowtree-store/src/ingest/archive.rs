@@ -5,7 +5,7 @@
 //! The files are recorded as every snapshot records them (the walk of the module above, with
 //! special files left out instead of refused); then a second walk of the tree reads each
 //! entry's metadata (`lstat`, and the attributes through a handle of the entry itself, never
-//! following a symlink) and finds the special files and the directories. A tree that changes
+//! following a symlink: a symlink's are its own) and finds the special files and the directories. A tree that changes
 //! between the two walks (an entry gone, of another type, size or executable bit, a group of
 //! hardlinks whose names now hold different data) is refused, naming the path: the snapshot
 //! is then taken again. The metadata is that of the second walk.
@@ -222,18 +222,20 @@ fn entry_meta(
     preserve: Preserve,
     kind: FileType,
 ) -> io::Result<Meta> {
-    if kind == FileType::Symlink || !(preserve.xattr || preserve.acl) {
-        // No attributes to read (symlinks carry none here, as `clone --archive` keeps none
-        // on them): the directory's handle is not read.
-        return meta_read(dir.as_fd(), st, preserve, kind == FileType::Symlink, false);
+    let symlink = kind == FileType::Symlink;
+    if !(preserve.xattr || preserve.acl) {
+        // No attributes to read: the directory's handle is not read.
+        return meta_read(dir.as_fd(), st, preserve, symlink, false);
     }
+    // A handle of the entry itself (`O_PATH`, never following a symlink): a symlink's
+    // attributes are its own, as `clone --archive` keeps them.
     let fd = open_entry(dir.as_fd(), name)?;
-    meta_of(fd.as_fd(), st, preserve, false)
+    meta_of(fd.as_fd(), st, preserve, symlink)
 }
 
 /// What a version 2 manifest records of the entry `fd` (a handle of the entry itself) whose
 /// `lstat` is `st`, under `preserve`: the mode (none for a symlink), owner and group, and
-/// the attributes `preserve` keeps (read only when it keeps some, and not for a symlink).
+/// the attributes `preserve` keeps (read only when it keeps some; a symlink's own).
 fn meta_of(fd: BorrowedFd<'_>, st: &Stat, preserve: Preserve, symlink: bool) -> io::Result<Meta> {
     meta_read(fd, st, preserve, symlink, true)
 }
@@ -253,7 +255,7 @@ fn meta_read(
         mode &= !0o6000;
     }
     let mut xattrs = Vec::new();
-    if !symlink && (preserve.xattr || preserve.acl) && fd_is_entry {
+    if (preserve.xattr || preserve.acl) && fd_is_entry {
         for name in xattr_list(EntryFd::Path(fd))? {
             // A worktree's marker (its root's, or a nested worktree's) names a store of this
             // machine: a checkout sets its own, and a manifest holding one is refused.

@@ -28,7 +28,7 @@ fn meta(mode: u32, uid: u32, gid: u32, xattrs: &[(&[u8], &[u8])]) -> Meta {
 }
 
 /// A tree with every part of version 2: a hardlink pair, owners, attributes and an ACL, a
-/// set-user-ID file, a sticky directory, a FIFO and a character device, the root's record.
+/// symlink with an attribute of its own, a set-user-ID file, a sticky directory, a FIFO and a character device, the root's record.
 fn archived() -> Result<Manifest, ManifestError> {
     let acl: &[u8] = b"\x02\x00\x00\x00\x01\x00\x06\x00\xff\xff\xff\xff";
     let entries = vec![
@@ -49,7 +49,7 @@ fn archived() -> Result<Manifest, ManifestError> {
         ),
         (
             Entry::symlink(b"l".to_vec(), b"d/one".to_vec()),
-            meta(0, 1234, 5678, &[]),
+            meta(0, 1234, 5678, &[(b"trusted.test", b"1")]),
             None,
         ),
         (Entry::dir(b"empty".to_vec()), meta(0o700, 0, 0, &[]), None),
@@ -301,6 +301,22 @@ fn inconsistent_archives_are_refused_naming_the_entry_or_record() -> Res {
                 }
             }),
             "entry 0 \"d/one\": attribute \"trusted.SGI_ACL_FILE\" is not one the snapshot keeps",
+        ),
+        (
+            with(&|a| {
+                if let Some(m) = a.entries[2].meta.as_mut() {
+                    m.mode = 0o777;
+                }
+            }),
+            "entry 2 \"l\": a symlink with a mode",
+        ),
+        (
+            with(&|a| {
+                if let Some(m) = a.entries[2].meta.as_mut() {
+                    m.xattrs = vec![(b"system.posix_acl_access".to_vec(), b"x".to_vec())];
+                }
+            }),
+            "entry 2 \"l\": a symlink with an ACL",
         ),
         (
             with(&|a| a.extras[1].meta.xattrs.reverse()),

@@ -42,7 +42,8 @@
 //!          strictly increasing by name: name length u8 (1..=255), name (no NUL), value
 //!          length u32 (at most 65536), value. Only attributes the kept items cover
 //!          (`cowtree_link::keeps_attribute`: ACLs under acl, others under xattr, never
-//!          `trusted.SGI_*` or `security.evm`).
+//!          `trusted.SGI_*` or `security.evm`). A symlink's are its own (`trusted.*`,
+//!          `security.*`), never an ACL.
 //! ```
 //! The root and every directory above an entry have a record (an empty directory is an
 //! entry, with its meta). A record's path is never an entry's, nor beneath a special file or an entry, but for
