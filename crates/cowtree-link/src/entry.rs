@@ -328,29 +328,43 @@ impl Run<'_> {
             .map(timespec_pair);
         symlinkat(target.as_os_str(), here.dir, at)
             .map_err(|e| LinkError::link("create symlink", &src_full(), &dst_full(), e.into()))?;
-        if let Some(st) = st.as_ref().filter(|_| ownership) {
-            // A symlink's owner only: it has no mode, and no attributes are kept on one.
+        let preserve = self.engine.opts.preserve;
+        let attrs = preserve.xattr || preserve.acl;
+        if ownership || attrs {
+            // A symlink's owner and its own attributes (as `cp -a` keeps them with `lsetxattr`:
+            // `trusted.*` and `security.*`; Linux allows no `user.*` on one), both through
+            // handles of the two links themselves, never what they point to. It has no mode.
+            let src_fd = if attrs {
+                Some(
+                    open_entry(src_dir.as_fd(), sname)
+                        .map_err(|e| LinkError::io("open", &src_full(), e.into()))?,
+                )
+            } else {
+                None
+            };
             let dst = open_entry(here.dir.as_fd(), at)
                 .map_err(|e| LinkError::io("open", &dst_full(), e.into()))?;
             let made = check_made(dst.as_fd(), FileType::Symlink)
-                .map_err(|e| LinkError::io("keep owner of", &dst_full(), e))?;
+                .map_err(|e| LinkError::io("keep owner and attributes of", &dst_full(), e))?;
             let src = Src {
-                fd: None,
-                owner: Some((st.st_uid, st.st_gid)),
+                fd: src_fd.as_ref().map(|fd| EntryFd::Path(fd.as_fd())),
+                owner: st.as_ref().map(|st| (st.st_uid, st.st_gid)),
                 mode: 0,
             };
-            let only_owner = Preserve {
-                ownership: true,
+            let kept = Preserve {
+                ownership,
+                xattr: preserve.xattr,
+                acl: preserve.acl,
                 ..Preserve::default()
             };
             keep(
-                only_owner,
+                kept,
                 src,
                 (EntryFd::Path(dst.as_fd()), Some(made)),
                 ModeStep::Leave,
                 &mut local.tally.not_kept,
             )
-            .map_err(|e| LinkError::io("keep owner of", &dst_full(), e))?;
+            .map_err(|e| LinkError::io("keep owner and attributes of", &dst_full(), e))?;
         }
         if let Some((atime, mtime)) = times {
             utimensat(

@@ -150,10 +150,9 @@ pub(crate) fn kept_bits(mode: u32, owned: bool) -> u32 {
 
 /// Gives the entry `dst` (a handle of an entry this run made: the file as its creation
 /// opened it, one from [`cowtree_fs::sys::open_entry`], or a directory's own) what
-/// `preserve` asks of the source
-/// entry `src`: owner and group, then the mode (`step`), then attributes (not for symlinks:
-/// pass a `preserve` without them). Counts what could not be kept in `not_kept`; returns
-/// whether owner and group were both kept.
+/// `preserve` asks of the source entry `src`: owner and group, then the mode (`step`), then
+/// attributes (a symlink's own, through its `O_PATH` handle, as a file's). Counts what could
+/// not be kept in `not_kept`; returns whether owner and group were both kept.
 /// `made`: what [`check_made`] found of `dst`, when it was asked (else `dst` is asked its
 /// owner again before it is given one).
 pub(crate) fn keep(

@@ -106,10 +106,11 @@ pub struct Preserve {
     /// set-group-ID bits of files are kept only on entries whose owner and group were kept.
     pub ownership: bool,
     /// Extended attributes other than ACLs (`user.*`; `security.*` and `trusted.*` where the
-    /// caller may write them). Not for symlinks.
+    /// caller may write them). A symlink's own too (read and set through handles of the links,
+    /// never their targets), as `cp -a` keeps them; Linux allows no `user.*` on one.
     pub xattr: bool,
     /// POSIX ACLs (the `system.posix_acl_access` and `system.posix_acl_default` attributes).
-    /// Not for symlinks.
+    /// A symlink has none.
     pub acl: bool,
     /// Regular files with several names inside the source get as many names of one inode in
     /// the destination (counted in [`crate::LinkReport::hardlinks`]), instead of one copy

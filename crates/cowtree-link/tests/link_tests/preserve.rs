@@ -188,3 +188,93 @@ fn special_files_are_made_again_with_their_mode() -> Res {
     assert!(refused.is_err());
     Ok(())
 }
+
+/// The extended attributes of `path` itself (never followed), sorted, with their values.
+fn own_xattrs(path: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut list = vec![0u8; 64 << 10];
+    let n = rustix::fs::llistxattr(path, &mut list[..])?;
+    let mut out = Vec::new();
+    for name in list[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let mut value = vec![0u8; 64 << 10];
+        let len = rustix::fs::lgetxattr(path, name, &mut value[..])?;
+        value.truncate(len);
+        out.push((String::from_utf8_lossy(name).into_owned(), value));
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[test]
+fn a_symlink_keeps_its_own_attributes_and_its_target_keeps_its_own() -> Res {
+    if !rustix::process::geteuid().is_root() {
+        cowtree_testutil::skip("not root: trusted.* attributes need root");
+        return Ok(());
+    }
+    for fsys in [Fs::Xfs, Fs::Btrfs, Fs::NoCow] {
+        let Some(dir) = scratch(fsys) else { continue };
+        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+        fs::create_dir(&src)?;
+        // The target has attributes of its own; the link's are others.
+        fs::write(src.join("f"), b"the target")?;
+        let flags = rustix::fs::XattrFlags::empty();
+        rustix::fs::setxattr(src.join("f"), "user.file", b"u", flags)?;
+        rustix::fs::setxattr(src.join("f"), "trusted.file", b"t", flags)?;
+        std::os::unix::fs::symlink("f", src.join("l"))?;
+        rustix::fs::lsetxattr(src.join("l"), "trusted.test", b"1", flags)?;
+        // A symlink to a file with attributes, with none of its own.
+        std::os::unix::fs::symlink("f", src.join("bare"))?;
+        fs::create_dir(&dst)?;
+        let xattr = Preserve {
+            xattr: true,
+            ..Preserve::default()
+        };
+        for (preserve, name) in [(xattr, "xattr"), (Preserve::ALL, "all")] {
+            let out = dst.join(name);
+            let report = Linker::new(LinkOptions {
+                preserve,
+                ..LinkOptions::default()
+            })
+            .link_tree(&src, &out)?;
+            let what = format!("{fsys:?} {name}");
+            assert_eq!(report.not_kept.xattr, 0, "{what}: {report:?}");
+            assert_eq!(report.symlinks, 2, "{what}");
+            assert_eq!(
+                own_xattrs(&out.join("l"))?,
+                own_xattrs(&src.join("l"))?,
+                "{what}: the link's own"
+            );
+            assert_eq!(
+                own_xattrs(&out.join("l"))?,
+                vec![("trusted.test".to_string(), b"1".to_vec())],
+                "{what}"
+            );
+            assert!(
+                own_xattrs(&out.join("bare"))?.is_empty(),
+                "{what}: followed"
+            );
+            assert_eq!(
+                own_xattrs(&out.join("f"))?,
+                own_xattrs(&src.join("f"))?,
+                "{what}: the target's"
+            );
+            assert!(
+                own_xattrs(&out.join("f"))?
+                    .iter()
+                    .all(|(n, _)| n != "trusted.test"),
+                "{what}"
+            );
+        }
+        // Without xattr: none on the link.
+        let out = dst.join("none");
+        Linker::new(LinkOptions {
+            preserve: Preserve {
+                ownership: true,
+                ..Preserve::default()
+            },
+            ..LinkOptions::default()
+        })
+        .link_tree(&src, &out)?;
+        assert!(own_xattrs(&out.join("l"))?.is_empty(), "{fsys:?} none");
+    }
+    Ok(())
+}

@@ -71,7 +71,8 @@ pub(crate) fn acl_tools() -> bool {
 /// The tree every test here clones, made as root: a file `a` (1234:5678) with a second name
 /// `d/a-link`; a set-user-ID directory `d` (4755, 1234:5678) holding a set-user-ID file
 /// `suid` (1234:5678); `x` with a `user.test` attribute and an ACL `user:nobody:r--`; a 100 MiB
-/// sparse file; a FIFO (0640, 1234:5678); a symlink `l` (1234:5678); a directory `e` with a
+/// sparse file; a FIFO (0640, 1234:5678); a symlink `l` (1234:5678) to `a` with an attribute
+/// of its own `trusted.test`; a directory `e` with a
 /// default ACL and a file `e/f` that inherited it. Times are set to fixed values.
 pub(crate) fn make_tree(src: &Path) -> Res {
     let p = |rel: &str| src.join(rel);
@@ -94,6 +95,18 @@ pub(crate) fn make_tree(src: &Path) -> Res {
     drop(sparse);
     tool("mkfifo", &[os("-m"), os("0640"), &o("fifo")])?;
     std::os::unix::fs::symlink("a", p("l"))?;
+    // The link's own attribute (Linux allows trusted.* and security.* on a symlink, as root).
+    tool(
+        "setfattr",
+        &[
+            os("-h"),
+            os("-n"),
+            os("trusted.test"),
+            os("-v"),
+            os("1"),
+            &o("l"),
+        ],
+    )?;
     fs::create_dir(p("e"))?;
     tool("setfacl", &[os("-d"), os("-m"), os("u:nobody:rx"), &o("e")])?;
     fs::write(p("e/f"), b"made under a default ACL")?;
@@ -234,6 +247,12 @@ fn archive_keeps_what_cp_a_keeps_on_xfs_btrfs_and_ext4() -> Res {
             fields(&dst.join("x"))?.contains("user.test=0x7631"),
             "{what}"
         );
+        // The symlink's own attribute, and its target's are the target's (not followed).
+        assert!(
+            fields(&dst.join("l"))?.contains("trusted.test=0x31"),
+            "{what}"
+        );
+        assert!(!fields(&dst.join("a"))?.contains("trusted.test"), "{what}");
         assert!(
             fields(&dst.join("x"))?.contains("user:nobody:r--"),
             "{what}"
@@ -339,6 +358,9 @@ fn archive_as_an_unprivileged_user_keeps_what_it_may_and_says_what_it_could_not(
             fields(&dst.join("x"))?.contains("user.test=0x7631"),
             "{what}"
         );
+        // The symlink's trusted.* attribute is not one the user may even see: nothing of it
+        // is lost, nothing said.
+        assert!(!fields(&dst.join("l"))?.contains("trusted."), "{what}");
         assert!(
             fields(&dst.join("x"))?.contains("user:nobody:r--"),
             "{what}"
