@@ -21,8 +21,8 @@ use std::ops::Range;
 
 use crate::hash::Hash;
 use crate::manifest::{
-    Checker, DataRef, EntryRef, Kind, Manifest, ManifestError, READ_CHUNK, Sink, SortedPath,
-    cmp_pieces, find_child_from, first_beneath, range_in, range_near, read_into,
+    Checker, DataRef, EntryMeta, EntryRef, Kind, Manifest, ManifestError, READ_CHUNK, Sink,
+    SortedPath, cmp_pieces, find_child_from, first_beneath, range_in, range_near, read_into,
 };
 
 /// Bytes of [`CompactManifest::bytes`]: where a name, a target or a directory's path is.
@@ -198,7 +198,7 @@ impl CompactManifest {
         let mut b = Builder::default();
         b.reserve(m.entries().len());
         for (i, e) in m.entries().iter().enumerate() {
-            b.push(i as u64, EntryRef::of(e))?;
+            b.push(i as u64, EntryRef::of(e), None)?;
         }
         let mut c = b.finish()?;
         c.specials = specials_of(m.archive());
@@ -590,7 +590,12 @@ impl Sink for Builder {
         let _ = self.m.items.try_reserve_exact(n);
     }
 
-    fn push(&mut self, index: u64, e: EntryRef<'_>) -> Result<(), ManifestError> {
+    fn push(
+        &mut self,
+        index: u64,
+        e: EntryRef<'_>,
+        _: Option<&EntryMeta>,
+    ) -> Result<(), ManifestError> {
         let data_ok = matches!(
             (e.kind, e.data),
             (Kind::File | Kind::Executable, DataRef::Blob { .. })

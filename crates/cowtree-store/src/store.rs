@@ -15,7 +15,8 @@ use crate::compact::CompactManifest;
 use crate::error::{Corrupt, Error, NotFound, Result};
 use crate::hash::Hash;
 use crate::manifest::{
-    EntryChecker, EntryRef, Manifest, ManifestError, read_each, validate_encoded,
+    Archive, EntryChecker, EntryMeta, EntryRef, Manifest, ManifestError, read_each, read_each_meta,
+    validate_encoded,
 };
 pub use crate::tmp_staging::Staging;
 use crate::util::{open_at, read_at, unique_suffix, write_atomic};
@@ -43,6 +44,19 @@ impl SnapshotFile {
     /// discard what it made of them (see [`Store::each_entry`]).
     pub fn each_entry(&self, mut f: impl FnMut(EntryRef<'_>)) -> Result<()> {
         self.read_with(|file, size| read_each(file, size, &mut f))
+    }
+
+    /// [`SnapshotFile::each_entry`], handing `f` also what a version 2 manifest records of
+    /// each entry beside it (`None` in version 1: [`crate::manifest::EntryMeta`]), and
+    /// returning a version 2 manifest's archive: its kept items and its records of
+    /// directories and special files, without its entries' metadata (handed to `f`). The
+    /// archive's checks of an entry come after `f` has it: as with `each_entry`, discard what
+    /// `f` made when this returns an error.
+    pub fn each_entry_meta(
+        &self,
+        mut f: impl FnMut(EntryRef<'_>, Option<&EntryMeta>),
+    ) -> Result<Option<Archive>> {
+        self.read_with(|file, size| read_each_meta(file, size, &mut f))
     }
 
     /// The number of file entries (files and executables) and their total size, as

@@ -523,7 +523,8 @@ impl ArchiveCheck {
                 };
                 if (g.kind, g.size, g.hash) != (e.kind, size, hash) {
                     return Err(bad(format!(
-                        "a later name of entry {first}, whose kind, size or blob differ"
+                        "a later name of {}, whose kind, size or blob differ",
+                        super::error::show(&g.path)
                     )));
                 }
                 g.followed = true;

@@ -3,7 +3,7 @@
 
 use super::check::validate_encoded;
 use super::owned::Manifest;
-use super::stream::read_each;
+use super::stream::{read_each, read_each_meta};
 use super::view::ManifestView;
 use super::*;
 use crate::hash::Hash;
@@ -118,6 +118,33 @@ fn assert_readers_agree(bytes: &[u8]) -> Result<(), String> {
         read_each(bytes, bytes.len() as u64, &mut |_| seen += 1).map_err(|e| e.to_string())?;
     if each.is_ok() != ok {
         return Err(fail("read_each"));
+    }
+    // What `show --json` reads: each entry's metadata, and the records.
+    let mut metas = Vec::new();
+    let (_, each_meta) = read_each_meta(bytes, bytes.len() as u64, &mut |_, m| {
+        metas.push(m.cloned())
+    })
+    .map_err(|e| e.to_string())?;
+    if each_meta.is_ok() != ok {
+        return Err(fail("read_each_meta"));
+    }
+    if let (Ok(m), Ok(got)) = (&want, &each_meta) {
+        let agree = match (m.archive(), got) {
+            (Some(a), Some(got)) => {
+                (a.preserve, &a.extras) == (got.preserve, &got.extras)
+                    && metas.iter().eq(a
+                        .entries
+                        .iter()
+                        .map(|e| Some(e.clone()))
+                        .collect::<Vec<_>>()
+                        .iter())
+            }
+            (None, None) => metas.len() == m.entries().len() && metas.iter().all(Option::is_none),
+            _ => false,
+        };
+        if !agree {
+            return Err(fail("read_each_meta's metadata and records"));
+        }
     }
     if let Ok(m) = &want {
         if m.encode() != bytes {
@@ -267,7 +294,7 @@ fn inconsistent_archives_are_refused_naming_the_entry_or_record() -> Res {
                     meta: None,
                 }
             }),
-            "entry 3 \"suid\": a later name of entry 0, whose kind, size or blob differ",
+            "entry 3 \"suid\": a later name of \"d/one\", whose kind, size or blob differ",
         ),
         (
             with(&|a| {
@@ -484,5 +511,56 @@ fn the_builder_groups_hardlinks_by_path_order_and_drops_lone_groups() -> Res {
     assert_eq!(a.entries[0].meta, Some(meta(0o644, 0, 0, &[])));
     assert_eq!(a.entries[1].link, Link::Of(0));
     assert_eq!(a.entries[2].link, Link::None);
+    Ok(())
+}
+
+#[test]
+fn with_parts_is_what_its_encoding_decodes_to_and_refuses_what_it_cannot_frame() -> Res {
+    let m = archived()?;
+    let a = m.archive().ok_or("not version 2")?.clone();
+    let again = Manifest::with_parts(m.entries().to_vec(), Some(a.clone()))?;
+    assert_eq!(again, m);
+    let v1 = Manifest::new(m.entries().to_vec())?;
+    assert_eq!(Manifest::with_parts(v1.entries().to_vec(), None)?, v1);
+    let refused = |a: Archive, want: &str| -> Res {
+        let err = Manifest::with_parts(m.entries().to_vec(), Some(a))
+            .err()
+            .ok_or_else(|| format!("accepted: {want}"))?
+            .to_string();
+        assert!(err.contains(want), "{err} (wanted {want})");
+        Ok(())
+    };
+    // Metadata on a later name (the encoding would drop it), or none on another.
+    let later = a
+        .entries
+        .iter()
+        .position(|e| matches!(e.link, Link::Of(_)))
+        .ok_or("no link")?;
+    let mut b = a.clone();
+    b.entries[later].meta = Some(Meta::default());
+    refused(b, "metadata on a later name of a hardlink group")?;
+    let mut b = a.clone();
+    b.entries[0].meta = None;
+    refused(b, "entry 0 ")?;
+    // A name the encoding's length byte cannot hold.
+    let mut b = a.clone();
+    if let Some(meta) = &mut b.entries[0].meta {
+        meta.xattrs = vec![([b'u'; 300].to_vec(), Vec::new())];
+    }
+    refused(b, "an attribute name longer than 255 bytes")?;
+    let mut b = a.clone();
+    b.extras[0].meta.xattrs = vec![([b'u'; 256].to_vec(), Vec::new())];
+    refused(
+        b,
+        "record 0 \"\" (directories and special files): an attribute name longer",
+    )?;
+    let mut b = a.clone();
+    b.entries.pop();
+    refused(b, "metadata of")?;
+    // The rest as the decoder refuses it.
+    let mut b = a;
+    b.entries[0].link = Link::Of(5);
+    b.entries[0].meta = None;
+    refused(b, "entry 0 ")?;
     Ok(())
 }

@@ -199,6 +199,25 @@ impl ManifestError {
     }
 }
 
+impl ManifestError {
+    /// The same error with its record index (of a [`ManifestError::BadRecord`]) passed
+    /// through `f`, as [`ManifestError::map_index`] does for entries.
+    pub fn map_record_index(self, f: impl Fn(u64) -> u64) -> ManifestError {
+        match self {
+            ManifestError::BadRecord {
+                index,
+                path,
+                reason,
+            } => ManifestError::BadRecord {
+                index: f(index),
+                path,
+                reason,
+            },
+            other => other,
+        }
+    }
+}
+
 /// Shows raw path bytes for people: valid UTF-8 as is, other bytes as `\xNN`, in quotes.
 pub fn show(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() + 2);

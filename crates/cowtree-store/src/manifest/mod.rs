@@ -80,7 +80,7 @@ pub use owned::Manifest;
 pub use sorted::{
     SortedPath, cmp_pieces, find_child_from, first_beneath, name_order, range_in, range_near,
 };
-pub(crate) use stream::{READ_CHUNK, Sink, read_each, read_into};
+pub(crate) use stream::{READ_CHUNK, Sink, read_each, read_each_meta, read_into};
 pub use view::{Entries, ManifestView};
 
 #[cfg(test)]

@@ -101,6 +101,72 @@ impl Manifest {
         Ok(m)
     }
 
+    /// A manifest of exactly these parts: `entries` in the order given (which must be by
+    /// path, as an encoding's), and `archive` beside them (a version 2 manifest, its entries'
+    /// metadata one per entry, in their order; `None`: version 1). What is returned is what
+    /// the encoding of those parts decodes to, checked as [`Manifest::decode`] checks it,
+    /// so it is refused where a snapshot with those bytes would be, naming the entry or
+    /// record by its index here. Unlike [`Manifest::with_archive`], nothing is reordered or
+    /// derived: hardlink groups are as [`EntryMeta::link`] gives them.
+    pub fn with_parts(
+        entries: Vec<Entry>,
+        archive: Option<Archive>,
+    ) -> Result<Manifest, ManifestError> {
+        // What the encoding cannot frame (a length past its field) is refused before it is
+        // encoded, naming what holds it; the rest is the decoder's to judge. (The entries
+        // first as the decoder checks them: their paths and targets are then short.)
+        validate(&entries)?;
+        let long_name = |m: &Meta| m.xattrs.iter().any(|(n, _)| n.len() > u8::MAX as usize);
+        if let Some(a) = &archive {
+            if a.entries.len() != entries.len() {
+                return Err(ManifestError::BadArchiveHeader(format!(
+                    "{} entries, and metadata of {}",
+                    entries.len(),
+                    a.entries.len()
+                )));
+            }
+            for (i, (e, m)) in entries.iter().zip(&a.entries).enumerate() {
+                if m.meta.as_ref().is_some_and(long_name) {
+                    return Err(ManifestError::BadArchive {
+                        index: i as u64,
+                        path: e.path.clone(),
+                        reason: "an attribute name longer than 255 bytes".into(),
+                    });
+                }
+                if matches!(m.link, Link::Of(_)) != m.meta.is_none() {
+                    return Err(ManifestError::BadArchive {
+                        index: i as u64,
+                        path: e.path.clone(),
+                        reason: "metadata on a later name of a hardlink group, or none on \
+                                 another entry"
+                            .into(),
+                    });
+                }
+            }
+            for (i, x) in a.extras.iter().enumerate() {
+                // (A path past 4 GiB is not copied into the message.)
+                if x.path.len() > u32::MAX as usize {
+                    return Err(ManifestError::BadRecord {
+                        index: i as u64,
+                        path: Vec::new(),
+                        reason: "a path longer than 4 GiB".into(),
+                    });
+                }
+                if long_name(&x.meta) {
+                    return Err(ManifestError::BadRecord {
+                        index: i as u64,
+                        path: x.path.clone(),
+                        reason: "an attribute name longer than 255 bytes".into(),
+                    });
+                }
+            }
+        }
+        let m = Manifest { entries, archive };
+        // Checked as it would be read, and what was read is what is kept: never a manifest
+        // whose encoding says something else.
+        Manifest::decode(&m.encode())
+    }
+
     /// What `snapshot --archive` recorded beside the entries (a version 2 manifest).
     pub fn archive(&self) -> Option<&Archive> {
         self.archive.as_ref()

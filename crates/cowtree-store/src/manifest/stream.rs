@@ -3,7 +3,7 @@
 
 use crate::hash::Hash;
 
-use super::archive::{Archive, ArchiveCheck};
+use super::archive::{Archive, ArchiveCheck, EntryMeta};
 use super::check::Checker;
 use super::encoding::{Entry, EntryRef, HEADER_LEN, Reader};
 use super::error::ManifestError;
@@ -46,17 +46,35 @@ pub(crate) fn read_each(
     size: u64,
     f: &mut dyn FnMut(EntryRef<'_>),
 ) -> std::io::Result<(Hash, Result<(), ManifestError>)> {
+    let (hash, decoded) = read_each_meta(src, size, &mut |e, _| f(e))?;
+    Ok((hash, decoded.map(|_| ())))
+}
+
+/// [`read_each`], handing `f` what version 2 records of each entry beside it (`None` in
+/// version 1), and returning a version 2 manifest's archive: its records, not its entries'
+/// metadata (handed to `f` only). The archive's checks of an entry are made after `f` has
+/// it (as every [`Sink`] has it), and those of the whole at the end.
+pub(crate) fn read_each_meta(
+    src: impl std::io::Read,
+    size: u64,
+    f: &mut dyn FnMut(EntryRef<'_>, Option<&EntryMeta>),
+) -> std::io::Result<(Hash, Result<Option<Archive>, ManifestError>)> {
     struct Each<'f> {
         checker: Checker,
-        f: &'f mut dyn FnMut(EntryRef<'_>),
+        f: &'f mut dyn FnMut(EntryRef<'_>, Option<&EntryMeta>),
     }
     impl Sink for Each<'_> {
         fn reserve(&mut self, _: usize) {}
-        fn push(&mut self, index: u64, e: EntryRef<'_>) -> Result<(), ManifestError> {
+        fn push(
+            &mut self,
+            index: u64,
+            e: EntryRef<'_>,
+            meta: Option<&EntryMeta>,
+        ) -> Result<(), ManifestError> {
             // (Decoded entries' data matches their kind.)
             self.checker
                 .check(index, e.path, e.kind, e.target(), true)?;
-            (self.f)(e);
+            (self.f)(e, meta);
             Ok(())
         }
     }
@@ -64,17 +82,21 @@ pub(crate) fn read_each(
         checker: Checker::default(),
         f,
     };
-    let (hash, decoded) = read_into(src, size, READ_CHUNK, &mut each, false)?;
-    Ok((hash, decoded.map(|_| ())))
+    read_into(src, size, READ_CHUNK, &mut each, false)
 }
 
 /// Where [`Stream::decode`] puts the entries it decodes, one at a time in their order.
 pub(crate) trait Sink {
     /// Room for `n` entries (bounded by what the input's size can hold).
     fn reserve(&mut self, n: usize);
-    /// Entry `index`, framed and decoded (its data matches its kind); an error ends the
-    /// decoding with it.
-    fn push(&mut self, index: u64, e: EntryRef<'_>) -> Result<(), ManifestError>;
+    /// Entry `index`, framed and decoded (its data matches its kind), with what version 2
+    /// records of it (framed only: checked after this); an error ends the decoding with it.
+    fn push(
+        &mut self,
+        index: u64,
+        e: EntryRef<'_>,
+        meta: Option<&EntryMeta>,
+    ) -> Result<(), ManifestError>;
 }
 
 impl Sink for Vec<Entry> {
@@ -83,7 +105,12 @@ impl Sink for Vec<Entry> {
         let _ = self.try_reserve_exact(n);
     }
 
-    fn push(&mut self, _: u64, e: EntryRef<'_>) -> Result<(), ManifestError> {
+    fn push(
+        &mut self,
+        _: u64,
+        e: EntryRef<'_>,
+        _: Option<&EntryMeta>,
+    ) -> Result<(), ManifestError> {
         Vec::push(self, e.to_entry());
         Ok(())
     }
@@ -211,7 +238,7 @@ impl<R: std::io::Read> Stream<R> {
         for index in 0..count {
             let step = self.parse(|r| {
                 let (e, meta) = r.entry_full(index)?;
-                sink.push(index, e)?;
+                sink.push(index, e, meta.as_ref())?;
                 match (&mut archive, meta) {
                     (Some(a), Some(m)) => a.entry(index, &e, m),
                     _ => Ok(()),
