@@ -14,9 +14,10 @@ use crate::units::{bytes, count};
 ///
 /// --json prints the manifest interchange format (docs/manifest.md), which `cowtree snapshot
 /// --from-json` reads back. Of a snapshot taken with `snapshot --archive` (a version 2
-/// manifest) both print the entries only: the first line, or the JSON's "archive" field,
-/// names what it records beside them, which `cowtree checkout` gives back (and which
-/// `snapshot --from-json` refuses: it cannot record that from the entries).
+/// manifest) the first line names what it records beside the entries (which `cowtree
+/// checkout` gives back), and the JSON (version 2) holds all of it: each entry's mode, owner,
+/// group, attributes and hardlink group, and the records of directories and special files;
+/// `snapshot --from-json` records the same snapshot (the same id) from it.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   cowtree show v1                   # every entry of the snapshot named v1
@@ -24,7 +25,8 @@ use crate::units::{bytes, count};
 pub struct Args {
     /// Snapshot id, id prefix (8+ hex digits) or name.
     snapshot: String,
-    /// Print the manifest as one JSON object (format "cowtree-manifest", version 1).
+    /// Print the manifest as one JSON object (format "cowtree-manifest", version 1, or 2 for
+    /// a snapshot taken with --archive).
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -43,8 +45,12 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
     let items = store.archive_items(&id)?;
     let mut out = if args.json {
         let mut w = JsonWriter::start_archive(out, total, items).map_err(output)?;
-        snap.each_entry(|e| w.entry(e))?;
-        w.finish(&id, files).map_err(output)?
+        let archive = snap.each_entry_meta(|e, m| w.entry_with(e, m))?;
+        match archive {
+            Some(a) => w.finish_archive(&id, files, &a.extras),
+            None => w.finish(&id, files),
+        }
+        .map_err(output)?
     } else {
         let archive = match items {
             Some(p) => format!(

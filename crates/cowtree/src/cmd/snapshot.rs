@@ -55,7 +55,9 @@ use crate::units::{bytes, count, secs};
 ///
 /// With --from-json FILE, records the manifest in FILE instead (the format `cowtree show
 /// --json` prints, documented in docs/manifest.md). Its blobs must already be in the store;
-/// every entry is validated and nothing is written if any entry is refused.
+/// every entry is validated and nothing is written if any entry is refused. The JSON of a
+/// snapshot taken with --archive (version 2) holds all that it records beside its entries,
+/// and is recorded as that same snapshot (the same id), checked as its manifest is.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   cowtree snapshot ~/src/app --name v1   # record a tree and name the snapshot

@@ -20,6 +20,7 @@ mod modes;
 mod probe;
 mod records;
 mod snapshot_archive;
+mod snapshot_archive_json;
 mod space;
 mod store;
 mod store_access;
