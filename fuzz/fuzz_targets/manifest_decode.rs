@@ -2,7 +2,8 @@
 //! canonical (re-encoding gives the same bytes) and hold only valid relative paths. The
 //! in-place view and the compact form (read a chunk at a time, as a worktree's base and a
 //! checkout read a manifest) must accept exactly what the decoder accepts and hold the same
-//! entries. Version 2 (what `snapshot --archive` records) too: the seed `archive`.
+//! entries. Version 2 (what `snapshot --archive` records) too: the seed `archive`. Whatever
+//! decodes goes through its JSON form (`show --json`, `snapshot --from-json`) unchanged.
 #![no_main]
 
 use cowtree_fs::name::validate_relative_path;
@@ -27,6 +28,10 @@ fuzz_target!(|data: &[u8]| {
         let v = view.expect("accepted by both");
         assert!(v.iter().map(|e| e.to_entry()).eq(m.entries().iter().cloned()));
         assert_eq!(m.encode(), data, "accepted bytes must be the canonical encoding");
+        let json = serde_json::to_vec(&cowtree_store::interchange::to_json(&m, &m.id()))
+            .expect("serialize");
+        let back = cowtree_store::interchange::from_json(&json).expect("its JSON records it");
+        assert_eq!(back, m, "the JSON form records the same manifest");
         let mut prev: Option<&[u8]> = None;
         for e in m.entries() {
             assert!(validate_relative_path(&e.path).is_ok());
