@@ -16,7 +16,8 @@
 # The test, as root, on a fresh loop-mounted XFS with reflink=1 (scripts/mounts.sh):
 #  1. the tarball unpacked to SRC, with a few things Debian's tree lacks added (an access and
 #     a default ACL, user.* and trusted.* attributes, a file capability, a FIFO, a socket,
-#     a hardlinked pair across directories, a set-group-ID directory);
+#     a hardlinked pair across directories, a set-group-ID directory, a symlink of another
+#     owner with a trusted.* attribute of its own);
 #  2. `cowtree clone --archive SRC CLONE` and `cp -a --reflink=always SRC CP`, then every path
 #     of the two compared field by field (scripts/rootfs_compare.py): type, mode, uid, gid, which
 #     paths share an inode (the groups, not the numbers), nlink, rdev, size, mtime in ns,
@@ -29,6 +30,7 @@
 #  6. (run before 5) SRC through the store and a directory remote: `snapshot --archive`,
 #     `push`, `pull` into a second store, `checkout --archive`: every field as SRC's but times
 #     (scripts/rootfs_compare.py --checkout), data shared, and the chroot of 4 works there;
+#     `show --json` of it recorded again by `snapshot --from-json` gives the same id;
 #  5. as an unprivileged user (made with `useradd -M -N`, removed after), `cowtree clone
 #     --archive --json` of a small tree with root-owned files and a character device exits 0,
 #     prints one "not kept" warning per kind, and the JSON's not_kept counts match the tree.
@@ -130,6 +132,10 @@ add_extras() {
   mknod -m 0640 "$src/srv/extras/disk" b 7 200
   ln "$src/srv/extras/attrs" "$src/usr/local/attrs-too"
   mkdir -m 2775 "$src/srv/extras/setgid"
+  # A symlink's own attribute (trusted.*: user.* cannot be set on a symlink), owned by another.
+  ln -s attrs "$src/srv/extras/link"
+  setfattr -h -n trusted.link-note -v own "$src/srv/extras/link"
+  chown -h 1234:2345 "$src/srv/extras/link"
   chown -R 1234:2345 "$src/srv/extras/setgid" "$src/srv/extras/shared/file"
   touch -h -d '2001-02-03 04:05:06.123456789' "$src/srv/extras/attrs" "$src/srv/extras/fifo"
 }
@@ -245,6 +251,13 @@ PY
     { cat "$mnt/checkout.err" >&2; die "checkout --archive of $id failed"; }
   if [[ -s "$mnt/checkout.err" ]]; then cat "$mnt/checkout.err" >&2; die "checkout --archive as root printed warnings"; fi
   note "snapshot --archive, push, pull, checkout --archive: $((SECONDS - t0)) s"
+  # Its JSON form (docs/manifest.md, version 2) records the same snapshot again.
+  local again
+  "${as_home[@]}" "$cowtree" show --json --store "$mnt/store2" "$id" >"$mnt/snapshot.json" || die "show --json of $id failed"
+  again=$("${as_home[@]}" "$cowtree" snapshot --from-json "$mnt/snapshot.json" --store "$mnt/store1") ||
+    die "snapshot --from-json of $id's JSON failed"
+  [[ $again == "$id" ]] || die "snapshot --from-json of $id's JSON recorded $again"
+  note "show --json | snapshot --from-json: the same id ($(stat -c %s "$mnt/snapshot.json") bytes of JSON)"
   python3 scripts/rootfs_compare.py --checkout "$src" "$co" >&2 ||
     die "the checkout of SRC's snapshot, pushed and pulled, differs from SRC (above)"
   (cd "$co" && sha256sum --quiet -c "$mnt/src.sums") >&2 || die "a file of the checkout has other bytes than SRC's"
