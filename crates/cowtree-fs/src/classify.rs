@@ -193,6 +193,26 @@ pub fn classify_win32_clone_error(code: u32) -> CloneErrno {
     }
 }
 
+/// Classifies the Win32 error of a Windows hardlink (`FileLinkInformation` relative to a
+/// directory handle, see [`crate::hardlink_at`]) as the refusals a caller falls back on, as
+/// [`classify_link_errno`] does on unix; `None`: a real error.
+///
+/// | Win32 error | refusal | why |
+/// |---|---|---|
+/// | `ERROR_NOT_SAME_DEVICE` | cross-device | as `EXDEV` |
+/// | `ERROR_INVALID_FUNCTION`, `ERROR_NOT_SUPPORTED` | not permitted | the filesystem has no hardlinks (FAT, exFAT), as `EPERM`/`EOPNOTSUPP` |
+/// | `ERROR_TOO_MANY_LINKS` | too many links (this file) | NTFS allows 1024 links per file, as `EMLINK` |
+/// | anything else (`ERROR_ACCESS_DENIED`, `ERROR_ALREADY_EXISTS`, ...) | none: an error | access denied is not the filesystem's verdict on hardlinks |
+pub fn classify_win32_link_error(code: u32) -> Option<HardlinkRefusal> {
+    use win32::*;
+    match code {
+        ERROR_NOT_SAME_DEVICE => Some(HardlinkRefusal::CrossDevice),
+        ERROR_INVALID_FUNCTION | ERROR_NOT_SUPPORTED => Some(HardlinkRefusal::NotPermitted),
+        ERROR_TOO_MANY_LINKS => Some(HardlinkRefusal::TooManyLinks),
+        _ => None,
+    }
+}
+
 /// The Win32 error codes the Windows policy names, as plain numbers (they are fixed by the
 /// Win32 ABI; a Windows test checks them against windows-sys).
 #[allow(missing_docs)]
@@ -211,6 +231,7 @@ pub mod win32 {
     pub const ERROR_DISK_FULL: u32 = 112;
     pub const ERROR_ALREADY_EXISTS: u32 = 183;
     pub const ERROR_BLOCK_TOO_MANY_REFERENCES: u32 = 347;
+    pub const ERROR_TOO_MANY_LINKS: u32 = 1142;
 }
 
 #[cfg(test)]
@@ -256,6 +277,24 @@ mod win32_tests {
         }
     }
 
+    #[test]
+    fn win32_link_error_table() {
+        let table = [
+            (ERROR_NOT_SAME_DEVICE, Some(HardlinkRefusal::CrossDevice)),
+            (ERROR_INVALID_FUNCTION, Some(HardlinkRefusal::NotPermitted)),
+            (ERROR_NOT_SUPPORTED, Some(HardlinkRefusal::NotPermitted)),
+            (ERROR_TOO_MANY_LINKS, Some(HardlinkRefusal::TooManyLinks)),
+            (ERROR_ACCESS_DENIED, None),
+            (ERROR_ALREADY_EXISTS, None),
+            (ERROR_FILE_EXISTS, None),
+            (ERROR_DISK_FULL, None),
+        ];
+        for (code, want) in table {
+            assert_eq!(classify_win32_link_error(code), want, "Win32 error {code}");
+        }
+        assert!(HardlinkRefusal::TooManyLinks.is_per_file());
+    }
+
     /// The plain numbers are the ones Windows' headers define.
     #[cfg(windows)]
     #[test]
@@ -279,6 +318,7 @@ mod win32_tests {
                 ERROR_BLOCK_TOO_MANY_REFERENCES,
                 F::ERROR_BLOCK_TOO_MANY_REFERENCES,
             ),
+            (ERROR_TOO_MANY_LINKS, F::ERROR_TOO_MANY_LINKS),
         ];
         for (ours, theirs) in want {
             assert_eq!(ours, theirs);

@@ -14,13 +14,16 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{
-    AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, Timespec, Timestamps, fchmod, mkdirat,
-    openat, readlinkat, renameat_with, statat, symlinkat, unlinkat, utimensat,
+    AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, Timestamps, fchmod, mkdirat, openat,
+    readlinkat, renameat_with, statat, symlinkat, unlinkat, utimensat,
 };
 use rustix::io::Errno;
 
 use crate::error::at_path;
 use crate::name::{NameError, PATH_MAX, check_relative_path, validate_component};
+
+/// The time [`Dir::set_times`] takes (rustix's); Windows' `dir` has one with the same fields.
+pub use rustix::fs::Timespec;
 
 /// An open directory; the handle every destination-side operation goes through.
 #[derive(Debug)]

@@ -14,9 +14,12 @@
 //! platform's rules, Windows' device names, characters and trailing dots, and Windows' length
 //! limit in UTF-16 code units) before any call sees them.
 //!
-//! What is here and what is not yet (the unix `Dir` has more): open, list and `stat`
-//! directories and entries, create files and directories exclusively, remove an entry. Not
-//! yet: rename, symlinks, times, permission bits, `fsync`, locks. Directory handles are shared
+//! What is here: open, list and `stat` directories and entries, create files and directories
+//! exclusively, remove an entry or a whole tree (never following a reparse point), rename
+//! relative to two directory handles (replacing, or not: one call either way), set times,
+//! flush a directory or a volume, make and read symlinks relative to the directory. Not here
+//! (the unix `Dir` has them): an atomic exchange of two names (Windows has none:
+//! [`Dir::rename_exchange`] says so), permission bits, locks. Directory handles are shared
 //! for reading, writing and deletion, as unix descriptors are: a directory held open can still
 //! be renamed or removed by others, and the handle keeps reaching it (or fails) rather than
 //! resolving its old path again.
@@ -31,19 +34,20 @@ use std::path::Path;
 
 use windows_sys::Win32::Foundation::{GENERIC_READ, GENERIC_WRITE};
 use windows_sys::Win32::Storage::FileSystem::{
-    DELETE, FILE_ADD_FILE, FILE_ADD_SUBDIRECTORY, FILE_ATTRIBUTE_DIRECTORY,
-    FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_BACKUP_SEMANTICS, FILE_LIST_DIRECTORY,
-    FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TRAVERSE,
-    FILE_WRITE_ATTRIBUTES, SYNCHRONIZE,
+    DELETE, FILE_ADD_FILE, FILE_ADD_SUBDIRECTORY, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_NORMAL,
+    FILE_ATTRIBUTE_READONLY, FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_BACKUP_SEMANTICS,
+    FILE_LIST_DIRECTORY, FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, FILE_SHARE_READ,
+    FILE_SHARE_WRITE, FILE_TRAVERSE, FILE_WRITE_ATTRIBUTES, SYNCHRONIZE,
 };
 use windows_sys::Win32::System::SystemServices::{
     IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK,
 };
 
-use crate::error::at_path;
+use crate::error::{at_path, at_paths};
 use crate::name::NameError;
 use crate::name::windows::validate_native_component;
-use crate::sys::at::{self, Disposition, Expect};
+use crate::sys::at::{self, Disposition, Expect, NewName};
+use crate::sys::reparse::{self, Reparse};
 
 /// What a directory handle is opened with: enough to list it, open and create entries
 /// relative to it and read its attributes; nothing that writes to the directory's own data.
@@ -152,7 +156,17 @@ impl Stat {
         FileType::from_attributes(self.attributes, self.reparse_tag)
     }
 
-    fn of(handle: BorrowedHandle<'_>) -> io::Result<Stat> {
+    /// The last access time as a [`Timespec`].
+    pub fn atime(&self) -> Timespec {
+        Timespec::from_filetime(self.accessed)
+    }
+
+    /// The last write time as a [`Timespec`].
+    pub fn mtime(&self) -> Timespec {
+        Timespec::from_filetime(self.modified)
+    }
+
+    pub(crate) fn of(handle: BorrowedHandle<'_>) -> io::Result<Stat> {
         let raw = at::stat_handle(handle)?;
         let (basic, standard) = (raw.basic, raw.standard);
         Ok(Stat {
@@ -167,6 +181,58 @@ impl Stat {
             modified: basic.LastWriteTime,
             changed: basic.ChangeTime,
         })
+    }
+}
+
+/// A point in time as the unix `dir` takes it (`rustix::fs::Timespec`, the same two fields):
+/// seconds and nanoseconds since 1970-01-01 UTC. Windows keeps times in 100 ns units since
+/// 1601 ([`Stat`]'s fields): [`Timespec::to_filetime`] and [`Timespec::from_filetime`]
+/// convert, dropping what is finer than 100 ns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timespec {
+    /// Seconds since 1970-01-01 UTC (negative before).
+    pub tv_sec: i64,
+    /// Nanoseconds, `0..1_000_000_000`.
+    pub tv_nsec: i64,
+}
+
+/// 1970-01-01 in `FILETIME` units (100 ns since 1601-01-01).
+const UNIX_EPOCH_FILETIME: i64 = 116_444_736_000_000_000;
+
+impl Timespec {
+    /// This time in `FILETIME` units. A time before 1601-01-02 or after the year 30827, or
+    /// nanoseconds out of range, is an [`io::ErrorKind::InvalidInput`] error (0 and
+    /// negative values mean "leave unchanged" and "stop updating" to Windows).
+    pub fn to_filetime(self) -> io::Result<i64> {
+        let out_of_range = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("time {self:?} cannot be set on Windows"),
+            )
+        };
+        if !(0..1_000_000_000).contains(&self.tv_nsec) {
+            return Err(out_of_range());
+        }
+        let ft = self
+            .tv_sec
+            .checked_mul(10_000_000)
+            .and_then(|t| t.checked_add(self.tv_nsec / 100))
+            .and_then(|t| t.checked_add(UNIX_EPOCH_FILETIME))
+            .ok_or_else(out_of_range)?;
+        // Below one day after 1601 is refused: 0 and -1 are instructions, not times.
+        if ft < 864_000_000_000 {
+            return Err(out_of_range());
+        }
+        Ok(ft)
+    }
+
+    /// The time `ft` (`FILETIME` units, as in [`Stat`]).
+    pub fn from_filetime(ft: i64) -> Timespec {
+        let since = i128::from(ft) - i128::from(UNIX_EPOCH_FILETIME);
+        Timespec {
+            tv_sec: since.div_euclid(10_000_000) as i64,
+            tv_nsec: (since.rem_euclid(10_000_000) * 100) as i64,
+        }
     }
 }
 
@@ -440,6 +506,354 @@ impl Dir {
         crate::sys::delete_by_handle(&File::from(handle))
     }
 
+    /// Removes `name` and, if it is a directory, everything beneath it, never following a
+    /// reparse point: a symlink or junction anywhere in the tree is removed itself, and what
+    /// it points to is left alone. Nothing there is not an error. A read-only file or
+    /// directory in the tree has its read-only attribute cleared so that it can go (as the
+    /// unix side makes read-only directories writable first).
+    ///
+    /// Depth first, with only the directories on the current path open (one handle per
+    /// level); the names still to visit are kept with their parent.
+    pub fn remove_tree(&self, name: &OsStr) -> io::Result<()> {
+        check_name(name)?;
+        let Some(st) = self.try_stat(name)? else {
+            return Ok(());
+        };
+        if !st.file_type().is_dir() {
+            return self
+                .remove_forced(name, false)
+                .map_err(|e| at_path("remove", Path::new(name), e));
+        }
+        struct Frame {
+            dir: Dir,
+            name: OsString,
+            pending: Vec<OsString>,
+        }
+        let open_frame = |parent: &Dir, name: &OsStr| -> io::Result<Option<Frame>> {
+            let dir = match parent.open_dir(name) {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let mut pending = Vec::new();
+            for entry in dir.entries()? {
+                if entry.file_type.is_dir() {
+                    pending.push(entry.name);
+                } else {
+                    // A file, or a reparse point of any kind (a directory junction or
+                    // symlink included): removed itself, never descended.
+                    dir.remove_forced(&entry.name, false)
+                        .map_err(|e| at_path("remove", Path::new(&entry.name), e))?;
+                }
+            }
+            Ok(Some(Frame {
+                dir,
+                name: name.to_owned(),
+                pending,
+            }))
+        };
+        let mut frames: Vec<Frame> = match open_frame(self, name)? {
+            Some(f) => vec![f],
+            None => return Ok(()),
+        };
+        while let Some(top) = frames.last_mut() {
+            if let Some(sub) = top.pending.pop() {
+                if let Some(f) = open_frame(&top.dir, &sub)? {
+                    frames.push(f);
+                }
+                continue;
+            }
+            let Some(done) = frames.pop() else { break };
+            // Its handle is closed first: a directory goes only once no handle is open on
+            // it (Windows' deletion happens at the last close).
+            drop(done.dir);
+            let parent = frames.last().map_or(self, |f| &f.dir);
+            parent
+                .remove_forced(&done.name, true)
+                .map_err(|e| at_path("remove directory", Path::new(&done.name), e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes `name` (a directory when `directory`, which must be empty), clearing a
+    /// read-only attribute that stops it; nothing there is no error.
+    fn remove_forced(&self, name: &OsStr, directory: bool) -> io::Result<()> {
+        let first = match self.remove(name, directory) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => e,
+        };
+        if first.kind() != io::ErrorKind::PermissionDenied {
+            return Err(first);
+        }
+        let handle = match at::open_at(
+            self.handle.as_handle(),
+            &at::wide(name),
+            FILE_WRITE_ATTRIBUTES,
+            Disposition::Open,
+            Expect::Any,
+        ) {
+            Ok(h) => h,
+            Err(_) => return Err(first),
+        };
+        let (attributes, _) = at::attribute_tag(handle.as_handle())?;
+        if attributes & FILE_ATTRIBUTE_READONLY == 0 {
+            return Err(first);
+        }
+        let cleared = attributes & !FILE_ATTRIBUTE_READONLY;
+        at::set_attributes(
+            handle.as_handle(),
+            if cleared == 0 {
+                FILE_ATTRIBUTE_NORMAL
+            } else {
+                cleared
+            },
+        )?;
+        drop(handle);
+        match self.remove(name, directory) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Renames `from` in this directory to `to` in `to_dir`, replacing a file or a reparse
+    /// point there (the link itself, never what it points to) in the same call. An empty
+    /// directory at `to`, which Windows does not replace by rename, is removed first and the
+    /// rename then made without replacing: between the two the name is free, and if another
+    /// process takes it the rename fails with [`io::ErrorKind::AlreadyExists`] (nothing is
+    /// lost). A directory that is not empty is never replaced (an error, as on unix).
+    pub fn rename(&self, from: &OsStr, to_dir: &Dir, to: &OsStr) -> io::Result<()> {
+        check_name(from)?;
+        check_name(to)?;
+        let err = match self.rename_raw(from, to_dir, to, true) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if err.kind() == io::ErrorKind::PermissionDenied
+            && let Ok(Some(st)) = to_dir.try_stat(to)
+            && st.file_type().is_dir()
+            && self.try_stat(from)?.is_some_and(|s| s.file_type().is_dir())
+        {
+            to_dir
+                .remove(to, true)
+                .and_then(|()| self.rename_raw(from, to_dir, to, false))
+                .map_err(|e| at_paths("rename", Path::new(from), Path::new(to), e))
+        } else {
+            Err(at_paths("rename", Path::new(from), Path::new(to), err))
+        }
+    }
+
+    /// Renames `from` to `to`, failing with [`io::ErrorKind::AlreadyExists`] if anything
+    /// (a reparse point included) is at `to`: one call, no window between check and rename
+    /// (`FileRenameInformation` without `ReplaceIfExists`).
+    pub fn rename_noreplace(&self, from: &OsStr, to_dir: &Dir, to: &OsStr) -> io::Result<()> {
+        check_name(from)?;
+        check_name(to)?;
+        self.rename_raw(from, to_dir, to, false)
+            .map_err(|e| at_paths("rename", Path::new(from), Path::new(to), e))
+    }
+
+    /// An atomic swap of two names, which Windows does not have: always an
+    /// [`io::ErrorKind::Unsupported`] error, nothing renamed. Callers use two renames
+    /// through a third name where they can accept the window.
+    pub fn rename_exchange(&self, from: &OsStr, _to_dir: &Dir, to: &OsStr) -> io::Result<()> {
+        check_name(from)?;
+        check_name(to)?;
+        Err(at_paths(
+            "exchange",
+            Path::new(from),
+            Path::new(to),
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "Windows has no atomic exchange of two names",
+            ),
+        ))
+    }
+
+    /// Opens `from` itself (a reparse point is renamed, not followed) and gives it the name
+    /// `to` relative to `to_dir`'s handle.
+    fn rename_raw(&self, from: &OsStr, to_dir: &Dir, to: &OsStr, replace: bool) -> io::Result<()> {
+        let handle = at::open_at(
+            self.handle.as_handle(),
+            &at::wide(from),
+            DELETE,
+            Disposition::Open,
+            Expect::Any,
+        )?;
+        at::set_name(
+            handle.as_handle(),
+            to_dir.handle.as_handle(),
+            &at::wide(to),
+            replace,
+            NewName::Rename,
+        )
+    }
+
+    /// Sets the last access and last write times of `name` without following a reparse
+    /// point (a symlink's own times are set). Times Windows cannot hold (before 1601) are an
+    /// [`io::ErrorKind::InvalidInput`] error; finer than 100 ns is dropped.
+    pub fn set_times(&self, name: &OsStr, atime: Timespec, mtime: Timespec) -> io::Result<()> {
+        check_name(name)?;
+        let set = || -> io::Result<()> {
+            let (a, m) = (atime.to_filetime()?, mtime.to_filetime()?);
+            let handle = at::open_at(
+                self.handle.as_handle(),
+                &at::wide(name),
+                FILE_WRITE_ATTRIBUTES,
+                Disposition::Open,
+                Expect::Any,
+            )?;
+            at::set_times(handle.as_handle(), a, m)
+        };
+        set().map_err(|e| at_path("set times of", Path::new(name), e))
+    }
+
+    /// Sets this directory's own last access and last write times (through a new handle on
+    /// it that may write attributes).
+    pub fn set_own_times(&self, atime: Timespec, mtime: Timespec) -> io::Result<()> {
+        let (a, m) = (atime.to_filetime()?, mtime.to_filetime()?);
+        let handle = at::open_at(
+            self.handle.as_handle(),
+            &[],
+            FILE_WRITE_ATTRIBUTES,
+            Disposition::Open,
+            Expect::Directory,
+        )?;
+        at::set_times(handle.as_handle(), a, m)
+    }
+
+    /// Flushes the directory itself (`FlushFileBuffers` on a new handle on it opened to add
+    /// entries, which the call needs), so that entries created, renamed or removed in it reach
+    /// the device.
+    pub fn sync(&self) -> io::Result<()> {
+        sync_dir(self.handle.as_handle())
+    }
+
+    /// Flushes the whole volume this directory is on (`FlushFileBuffers` on the volume's
+    /// handle): every file's data and metadata there reach the device. Windows allows it to
+    /// administrators only: for anyone else it is an [`io::ErrorKind::PermissionDenied`]
+    /// error (Wine answers `ERROR_INVALID_FUNCTION`: it cannot flush a volume), and a caller that must be durable flushes each file it wrote (`File::sync_all`)
+    /// and each directory ([`Dir::sync`]) instead.
+    pub fn sync_filesystem(&self) -> io::Result<()> {
+        let volume = || -> io::Result<()> {
+            let path = at::final_path(self.handle.as_handle())?;
+            let mut root = crate::sys::volume_root(&path)?;
+            // `\\?\C:\` names the root directory; `\\?\C:` the volume itself.
+            if root.last() == Some(&u16::from(b'\\')) {
+                root.pop();
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE)
+                .open(Path::new(&OsString::from_wide(&root)))?;
+            at::flush(file.as_handle())
+        };
+        // The path named is the volume's, where it could be read.
+        volume().map_err(|e| {
+            let shown = at::final_path(self.handle.as_handle())
+                .and_then(|p| crate::sys::volume_root(&p))
+                .map(|r| std::path::PathBuf::from(OsString::from_wide(&r)))
+                .unwrap_or_default();
+            at_path("flush the volume", &shown, e)
+        })
+    }
+
+    /// Creates a symlink `name` to `target` (a file symlink; [`Dir::symlink_dir`] makes one
+    /// for a directory: unix symlinks have no kind, Windows' do). The entry is created
+    /// exclusively relative to this directory (anything at `name` is an
+    /// [`io::ErrorKind::AlreadyExists`] error and left as it was) and made a symlink through
+    /// its own handle (`FSCTL_SET_REPARSE_POINT`; `CreateSymbolicLinkW` takes a path). If that
+    /// fails the new entry is removed through the same handle.
+    ///
+    /// `target` is kept as given, and is what [`Dir::read_link`] gives back; Windows
+    /// resolves it with `/` read as `\`. An absolute target (`C:\x`, `\\server\share\x`) is
+    /// stored in its NT form, anything else relative to this directory. Refused
+    /// ([`io::ErrorKind::InvalidInput`], before anything is made): an empty target, or one
+    /// relative to a drive's current directory (`C:x`) or the current drive's root (`\x`).
+    /// Making a symlink needs the privilege to (`SeCreateSymbolicLinkPrivilege`: an
+    /// administrator, or a user it was granted to); without it the error is
+    /// `ERROR_PRIVILEGE_NOT_HELD`.
+    pub fn symlink(&self, target: &OsStr, name: &OsStr) -> io::Result<()> {
+        self.make_symlink(target, name, false)
+    }
+
+    /// [`Dir::symlink`] for a directory symlink (the entry is a directory reparse point, as
+    /// `mklink /D` makes).
+    pub fn symlink_dir(&self, target: &OsStr, name: &OsStr) -> io::Result<()> {
+        self.make_symlink(target, name, true)
+    }
+
+    fn make_symlink(&self, target: &OsStr, name: &OsStr, directory: bool) -> io::Result<()> {
+        check_name(name)?;
+        let make = || -> io::Result<()> {
+            let data = reparse::symlink_data(&at::wide(target))?;
+            let access = if directory {
+                DIR_ACCESS | FILE_ADD_FILE | FILE_WRITE_ATTRIBUTES | DELETE
+            } else {
+                GENERIC_READ | GENERIC_WRITE | DELETE
+            };
+            let handle = at::open_at(
+                self.handle.as_handle(),
+                &at::wide(name),
+                access,
+                Disposition::Create,
+                if directory {
+                    Expect::Directory
+                } else {
+                    Expect::File
+                },
+            )?;
+            let file = File::from(handle);
+            if let Err(e) = crate::sys::set_reparse_point(&file, &data) {
+                return Err(match crate::sys::delete_by_handle(&file) {
+                    Ok(()) => e,
+                    Err(d) => io::Error::new(
+                        e.kind(),
+                        format!("{e} (and the new entry could not be removed: {d})"),
+                    ),
+                });
+            }
+            Ok(())
+        };
+        make().map_err(|e| at_path("create symlink", Path::new(name), e))
+    }
+
+    /// Reads the target of the symlink `name` (file or directory symlink), as it was given
+    /// when the link was made (its print name). A junction or any other reparse point, or
+    /// an entry that is not one, is an [`io::ErrorKind::InvalidInput`] error.
+    pub fn read_link(&self, name: &OsStr) -> io::Result<OsString> {
+        check_name(name)?;
+        let read = || -> io::Result<OsString> {
+            let handle = at::open_at(
+                self.handle.as_handle(),
+                &at::wide(name),
+                0,
+                Disposition::Open,
+                Expect::Any,
+            )?;
+            let (attributes, tag) = at::attribute_tag(handle.as_handle())?;
+            if attributes & FILE_ATTRIBUTE_REPARSE_POINT == 0 {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a symlink"));
+            }
+            if tag != IO_REPARSE_TAG_SYMLINK {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("a {}, not a symlink", at::reparse_kind(tag)),
+                ));
+            }
+            let data = crate::sys::reparse_point(&File::from(handle))?;
+            match reparse::parse(&data)? {
+                Reparse::Symlink { target, .. } => Ok(OsString::from_wide(&target)),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the reparse data is not a symlink's",
+                )),
+            }
+        };
+        read().map_err(|e| at_path("read symlink", Path::new(name), e))
+    }
+
     /// All entries except `.` and `..`, in the order the filesystem returns them, read
     /// through a new handle on this directory ([`Dir::reopen`]), so that several threads may
     /// list one [`Dir`] at once.
@@ -468,6 +882,19 @@ impl AsHandle for Dir {
     fn as_handle(&self) -> BorrowedHandle<'_> {
         self.handle.as_handle()
     }
+}
+
+/// Flushes the open directory `dir` (`FlushFileBuffers` needs a handle that may add entries:
+/// a new one on it is opened for the call); the unix side's `sync_dir`.
+pub fn sync_dir(dir: BorrowedHandle<'_>) -> io::Result<()> {
+    let writable = at::open_at(
+        dir,
+        &[],
+        FILE_ADD_FILE,
+        Disposition::Open,
+        Expect::Directory,
+    )?;
+    at::flush(writable.as_handle())
 }
 
 #[cfg(test)]
@@ -511,6 +938,48 @@ mod tests {
         assert!(FileType::ReparsePoint(IO_REPARSE_TAG_MOUNT_POINT).is_junction());
         assert!(!FileType::ReparsePoint(IO_REPARSE_TAG_MOUNT_POINT).is_dir());
         assert!(!FileType::Directory.is_junction());
+    }
+
+    #[test]
+    fn times_convert_to_filetime_and_back_at_100_ns() {
+        let cases = [
+            (0, 0, UNIX_EPOCH_FILETIME),
+            (1, 100, UNIX_EPOCH_FILETIME + 10_000_001),
+            (
+                1_700_000_000,
+                999_999_999,
+                UNIX_EPOCH_FILETIME + 17_000_000_009_999_999,
+            ),
+            (-1, 0, UNIX_EPOCH_FILETIME - 10_000_000),
+        ];
+        for (sec, nsec, ft) in cases {
+            let t = Timespec {
+                tv_sec: sec,
+                tv_nsec: nsec,
+            };
+            assert_eq!(t.to_filetime().expect("in range"), ft, "{t:?}");
+            let back = Timespec::from_filetime(ft);
+            assert_eq!(
+                (back.tv_sec, back.tv_nsec),
+                (sec, nsec / 100 * 100),
+                "{t:?}"
+            );
+        }
+        for bad in [
+            (0, -1),
+            (0, 1_000_000_000),
+            (-11_644_473_600, 0), // 1601-01-01: FILETIME 0 means "unchanged"
+            (i64::MAX, 0),
+        ] {
+            let t = Timespec {
+                tv_sec: bad.0,
+                tv_nsec: bad.1,
+            };
+            assert_eq!(
+                t.to_filetime().expect_err("out of range").kind(),
+                io::ErrorKind::InvalidInput
+            );
+        }
     }
 
     #[test]

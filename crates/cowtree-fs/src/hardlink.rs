@@ -5,10 +5,15 @@
 
 use std::ffi::OsStr;
 use std::io;
+#[cfg(unix)]
 use std::os::fd::AsFd;
+#[cfg(windows)]
+use std::os::windows::io::AsHandle;
 use std::path::Path;
 
-use crate::classify::{HardlinkRefusal, classify_link_errno};
+use crate::classify::HardlinkRefusal;
+#[cfg(unix)]
+use crate::classify::classify_link_errno;
 use crate::error::at_paths;
 
 /// What a hardlink attempt did, when it did not fail outright.
@@ -44,6 +49,63 @@ pub fn hardlink_at(
                 Path::new(dst_name),
                 e.into(),
             )),
+        },
+    }
+}
+
+/// Links `src_name` under `src_dir` as `dst_name` under `dst_dir` on Windows: the source entry
+/// is opened relative to its directory's handle and never followed (a symlink or junction is
+/// linked itself), then given the second name relative to `dst_dir`'s handle
+/// (`FileLinkInformation` with `RootDirectory`, never replacing). Both names are checked as
+/// [`crate::dir::check_name`] checks them first. An existing destination is an
+/// [`io::ErrorKind::AlreadyExists`] error; a directory as the source is
+/// [`HardlinkRefusal::NotPermitted`], as `EPERM` is on unix; the refusals are
+/// [`crate::classify::classify_win32_link_error`]'s.
+#[cfg(windows)]
+pub fn hardlink_at(
+    src_dir: impl AsHandle,
+    src_name: &OsStr,
+    dst_dir: impl AsHandle,
+    dst_name: &OsStr,
+) -> io::Result<HardlinkOutcome> {
+    use crate::classify::classify_win32_link_error;
+    use crate::dir::check_name;
+    use crate::sys::at::{self, Disposition, Expect, NewName};
+    check_name(src_name)?;
+    check_name(dst_name)?;
+    let err = |e: io::Error| at_paths("hardlink", Path::new(src_name), Path::new(dst_name), e);
+    let src = match at::open_at(
+        src_dir.as_handle(),
+        &at::wide(src_name),
+        0,
+        Disposition::Open,
+        Expect::Any,
+    ) {
+        Ok(h) => h,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(HardlinkOutcome::SourceVanished);
+        }
+        Err(e) => return Err(err(e)),
+    };
+    let (attributes, _) = at::attribute_tag(src.as_handle()).map_err(err)?;
+    if at::is_plain_directory(attributes) {
+        return Ok(HardlinkOutcome::Refused(HardlinkRefusal::NotPermitted));
+    }
+    match at::set_name(
+        src.as_handle(),
+        dst_dir.as_handle(),
+        &at::wide(dst_name),
+        false,
+        NewName::Link,
+    ) {
+        Ok(()) => Ok(HardlinkOutcome::Linked),
+        Err(e) => match e
+            .raw_os_error()
+            .and_then(|c| u32::try_from(c).ok())
+            .and_then(classify_win32_link_error)
+        {
+            Some(refusal) => Ok(HardlinkOutcome::Refused(refusal)),
+            None => Err(err(e)),
         },
     }
 }

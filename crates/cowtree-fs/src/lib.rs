@@ -65,7 +65,6 @@ pub mod error;
 pub mod extents;
 #[cfg(unix)]
 pub mod fstype;
-#[cfg(unix)]
 pub mod hardlink;
 pub mod name;
 pub mod parallel;
@@ -100,7 +99,8 @@ pub use classify::{HardlinkRefusal, UnsupportedCause};
 pub use copy::CopyRange;
 pub use error::raw_errno;
 #[cfg(unix)]
-pub use hardlink::{HardlinkOutcome, hardlink, hardlink_at};
+pub use hardlink::hardlink;
+pub use hardlink::{HardlinkOutcome, hardlink_at};
 pub use progress::Progress;
 pub use reflink::{
     CopyMethod, Method, ReflinkOutcome, Transfer, TransferOptions, clone_or_copy, try_reflink,

@@ -20,19 +20,22 @@ use windows_sys::Win32::Storage::FileSystem::{
     DELETE, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, FILE_ATTRIBUTE_SPARSE_FILE,
     FILE_DISPOSITION_INFO, FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT,
     FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FileDispositionInfo, GetDiskFreeSpaceW,
-    GetVolumeInformationByHandleW, GetVolumePathNameW, SetFileInformationByHandle,
+    GetVolumeInformationByHandleW, GetVolumePathNameW, MAXIMUM_REPARSE_DATA_BUFFER_SIZE,
+    SetFileInformationByHandle,
 };
 use windows_sys::Win32::System::IO::DeviceIoControl;
 use windows_sys::Win32::System::Ioctl::{
     DUPLICATE_EXTENTS_DATA, FSCTL_DUPLICATE_EXTENTS_TO_FILE, FSCTL_GET_INTEGRITY_INFORMATION,
-    FSCTL_GET_INTEGRITY_INFORMATION_BUFFER, FSCTL_SET_INTEGRITY_INFORMATION,
-    FSCTL_SET_INTEGRITY_INFORMATION_BUFFER, FSCTL_SET_SPARSE,
+    FSCTL_GET_INTEGRITY_INFORMATION_BUFFER, FSCTL_GET_REPARSE_POINT,
+    FSCTL_SET_INTEGRITY_INFORMATION, FSCTL_SET_INTEGRITY_INFORMATION_BUFFER,
+    FSCTL_SET_REPARSE_POINT, FSCTL_SET_SPARSE,
 };
 use windows_sys::Win32::System::SystemServices::FILE_SUPPORTS_BLOCK_REFCOUNTING;
 
 use crate::block_clone::CloneRange;
 
 pub(crate) mod at;
+pub(crate) mod reparse;
 
 /// What an open handle is, from its attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +194,21 @@ pub fn cluster_size_of(path: &Path) -> io::Result<u64> {
     Ok(u64::from(per_cluster) * u64::from(per_sector))
 }
 
+/// The root of the volume the path `path` (UTF-16, no NUL) is on, as `GetVolumePathNameW`
+/// gives it (`C:\`, `\\?\C:\`, a mount point's directory), with its trailing `\`.
+pub(crate) fn volume_root(path: &[u16]) -> io::Result<Vec<u16>> {
+    let wide: Vec<u16> = path.iter().copied().chain(Some(0)).collect();
+    let mut root = vec![0u16; wide.len().max(8) + 1];
+    // SAFETY: `wide` is NUL-terminated; `root`'s length in u16s is passed with it.
+    let ok = unsafe { GetVolumePathNameW(wide.as_ptr(), root.as_mut_ptr(), root.len() as u32) };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let len = root.iter().position(|&c| c == 0).unwrap_or(root.len());
+    root.truncate(len);
+    Ok(root)
+}
+
 /// A file's integrity-stream setting and its volume's cluster size
 /// (`FSCTL_GET_INTEGRITY_INFORMATION`; ReFS answers, NTFS fails with `ERROR_INVALID_FUNCTION`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +255,7 @@ pub(crate) fn set_integrity(file: &File, want: Integrity) -> io::Result<()> {
         std::ptr::null_mut(),
         0,
     )
+    .map(drop)
 }
 
 /// Marks `file` sparse (no input buffer: "set sparse").
@@ -249,6 +268,7 @@ pub(crate) fn set_sparse(file: &File) -> io::Result<()> {
         std::ptr::null_mut(),
         0,
     )
+    .map(drop)
 }
 
 /// One `FSCTL_DUPLICATE_EXTENTS_TO_FILE`: `range` of `src` shared into the same range of `dst`
@@ -270,21 +290,22 @@ pub(crate) fn duplicate_extents(src: &File, dst: &File, range: CloneRange) -> io
         std::ptr::null_mut(),
         0,
     )
+    .map(drop)
 }
 
 fn handle(file: &File) -> HANDLE {
     file.as_raw_handle() as HANDLE
 }
 
-/// A synchronous `DeviceIoControl` on `file`.
-fn fsctl(
+/// A synchronous `DeviceIoControl` on `file`; the number of bytes it wrote to `output`.
+pub(crate) fn fsctl(
     file: &File,
     code: u32,
     input: *const std::ffi::c_void,
     input_len: usize,
     output: *mut std::ffi::c_void,
     output_len: usize,
-) -> io::Result<()> {
+) -> io::Result<usize> {
     let mut returned = 0u32;
     // SAFETY: the handle is open for the life of `file` and was not opened for overlapped
     // I/O (no OVERLAPPED is passed); every caller passes buffers that live across the call,
@@ -304,5 +325,35 @@ fn fsctl(
     if ok == 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    Ok((returned as usize).min(output_len))
+}
+
+/// Makes `file` (a new, empty file or directory this process created) a reparse point with
+/// `data` (`FSCTL_SET_REPARSE_POINT`; a symlink needs the privilege to create symlinks).
+pub(crate) fn set_reparse_point(file: &File, data: &[u8]) -> io::Result<()> {
+    fsctl(
+        file,
+        FSCTL_SET_REPARSE_POINT,
+        data.as_ptr().cast(),
+        data.len(),
+        std::ptr::null_mut(),
+        0,
+    )
+    .map(drop)
+}
+
+/// The reparse data of the reparse point open in `file` (opened with
+/// `FILE_OPEN_REPARSE_POINT`), as [`reparse::parse`] reads it.
+pub(crate) fn reparse_point(file: &File) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; MAXIMUM_REPARSE_DATA_BUFFER_SIZE as usize];
+    let n = fsctl(
+        file,
+        FSCTL_GET_REPARSE_POINT,
+        std::ptr::null(),
+        0,
+        buf.as_mut_ptr().cast(),
+        buf.len(),
+    )?;
+    buf.truncate(n);
+    Ok(buf)
 }

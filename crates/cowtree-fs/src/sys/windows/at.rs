@@ -17,8 +17,9 @@ use std::os::windows::io::{AsHandle, AsRawHandle, BorrowedHandle, FromRawHandle,
 use windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES;
 use windows_sys::Wdk::Storage::FileSystem::{
     FILE_CREATE, FILE_DIRECTORY_FILE, FILE_ID_BOTH_DIR_INFORMATION, FILE_NON_DIRECTORY_FILE,
-    FILE_OPEN, FILE_OPEN_REPARSE_POINT, FILE_SYNCHRONOUS_IO_NONALERT,
-    FileIdBothDirectoryInformation, NtCreateFile, NtQueryDirectoryFile,
+    FILE_OPEN, FILE_OPEN_REPARSE_POINT, FILE_RENAME_INFORMATION, FILE_RENAME_INFORMATION_0,
+    FILE_SYNCHRONOUS_IO_NONALERT, FileIdBothDirectoryInformation, FileLinkInformation,
+    FileRenameInformation, NtCreateFile, NtQueryDirectoryFile, NtSetInformationFile,
 };
 use windows_sys::Win32::Foundation::{
     HANDLE, NTSTATUS, OBJ_CASE_INSENSITIVE, RtlNtStatusToDosError, STATUS_NO_MORE_FILES,
@@ -26,9 +27,11 @@ use windows_sys::Win32::Foundation::{
 };
 use windows_sys::Win32::Storage::FileSystem::{
     FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_NORMAL, FILE_ATTRIBUTE_REPARSE_POINT,
-    FILE_ATTRIBUTE_TAG_INFO, FILE_BASIC_INFO, FILE_ID_INFO, FILE_READ_ATTRIBUTES,
-    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_STANDARD_INFO, FileAttributeTagInfo,
-    FileBasicInfo, FileIdInfo, FileStandardInfo, GetFileInformationByHandleEx, SYNCHRONIZE,
+    FILE_ATTRIBUTE_TAG_INFO, FILE_BASIC_INFO, FILE_ID_INFO, FILE_NAME_NORMALIZED,
+    FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_STANDARD_INFO,
+    FileAttributeTagInfo, FileBasicInfo, FileIdInfo, FileStandardInfo, FlushFileBuffers,
+    GetFileInformationByHandleEx, GetFinalPathNameByHandleW, SYNCHRONIZE,
+    SetFileInformationByHandle, VOLUME_NAME_DOS,
 };
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 use windows_sys::Win32::System::SystemServices::{
@@ -400,6 +403,161 @@ pub(crate) fn verbatim(abs: &[u16]) -> Vec<u16> {
     out
 }
 
+/// What [`set_name`] makes of the entry open in a handle: a new name for it (a rename) or a
+/// second name (a hardlink). The two `FILE_*_INFORMATION` structures have the same layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NewName {
+    /// `FileRenameInformation`: the entry moves to the new name.
+    Rename,
+    /// `FileLinkInformation`: the new name is another link to the entry.
+    Link,
+}
+
+/// Gives the entry open in `handle` the name `name` (one validated component) in the
+/// directory `root`, relative to that directory's handle (`RootDirectory`: the `renameat` and
+/// `linkat` of NT, no path is resolved), replacing what is there only when `replace`.
+/// Without `replace`, anything at `name` (a reparse point included) makes it fail with
+/// `ERROR_ALREADY_EXISTS` and is left as it was: the check and the rename are one call.
+/// `handle` must have been opened with `DELETE` for a rename.
+pub(crate) fn set_name(
+    handle: BorrowedHandle<'_>,
+    root: BorrowedHandle<'_>,
+    name: &[u16],
+    replace: bool,
+    what: NewName,
+) -> io::Result<()> {
+    // The two structures are the same bytes (checked in a test); one layout serves both.
+    type Info = FILE_RENAME_INFORMATION;
+    let name_at = offset_of!(Info, FileName);
+    let name_bytes = name.len() * 2;
+    let total = (name_at + name_bytes).max(size_of::<Info>());
+    let name_len = u32::try_from(name_bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name too long"))?;
+    // u64s: the structure holds a handle, so it is 8-byte aligned.
+    let mut buf = vec![0u64; total.div_ceil(8)];
+    let info = Info {
+        Anonymous: FILE_RENAME_INFORMATION_0 {
+            ReplaceIfExists: replace,
+        },
+        RootDirectory: root.as_raw_handle() as HANDLE,
+        FileNameLength: name_len,
+        FileName: [0],
+    };
+    // SAFETY: `buf` is at least `size_of::<Info>()` bytes and 8-byte aligned (u64s), so an
+    // `Info` fits at its start; the name's `name_bytes` bytes are copied from `name` (a live
+    // slice of that many u16s) to `name_at`, inside `buf` (`total` covers them); u16 needs
+    // 2-byte alignment, which `name_at` (a field offset of a u16 array) has.
+    unsafe {
+        let base = buf.as_mut_ptr().cast::<u8>();
+        std::ptr::write(base.cast::<Info>(), info);
+        std::ptr::copy_nonoverlapping(name.as_ptr(), base.add(name_at).cast::<u16>(), name.len());
+    }
+    let class = match what {
+        NewName::Rename => FileRenameInformation,
+        NewName::Link => FileLinkInformation,
+    };
+    let mut io_status = IO_STATUS_BLOCK::default();
+    // SAFETY: `handle` and `root` are open handles borrowed for the call; `buf` holds a
+    // complete structure of the class's layout followed by its name, and its true length in
+    // bytes is passed with it (`total` fits in u32: the name is at most 65535 bytes long).
+    let status = unsafe {
+        NtSetInformationFile(
+            handle.as_raw_handle() as HANDLE,
+            &mut io_status,
+            buf.as_ptr().cast(),
+            total as u32,
+            class,
+        )
+    };
+    if status < 0 {
+        return Err(nt_error(status));
+    }
+    Ok(())
+}
+
+/// Sets the last access and last write times of the entry open in `handle` (opened with
+/// `FILE_WRITE_ATTRIBUTES`), in `FILETIME` units; the creation and change times and the
+/// attributes are left as they are (0 in `FILE_BASIC_INFO` means "unchanged").
+pub(crate) fn set_times(
+    handle: BorrowedHandle<'_>,
+    accessed: i64,
+    modified: i64,
+) -> io::Result<()> {
+    let info = FILE_BASIC_INFO {
+        CreationTime: 0,
+        LastAccessTime: accessed,
+        LastWriteTime: modified,
+        ChangeTime: 0,
+        FileAttributes: 0,
+    };
+    set_info(handle, FileBasicInfo, &info)
+}
+
+/// Sets the attributes of the entry open in `handle` (opened with `FILE_WRITE_ATTRIBUTES`),
+/// leaving its times as they are. `attributes` must not be 0 (that means "unchanged"):
+/// `FILE_ATTRIBUTE_NORMAL` is "none".
+pub(crate) fn set_attributes(handle: BorrowedHandle<'_>, attributes: u32) -> io::Result<()> {
+    let info = FILE_BASIC_INFO {
+        FileAttributes: attributes,
+        ..FILE_BASIC_INFO::default()
+    };
+    set_info(handle, FileBasicInfo, &info)
+}
+
+/// One `SetFileInformationByHandle` of `class` from a `T`.
+fn set_info<T>(handle: BorrowedHandle<'_>, class: i32, info: &T) -> io::Result<()> {
+    // SAFETY: the handle is open for the call; `info` is a live `T`, the structure `class`
+    // reads (every caller pairs them), and its size is passed with it.
+    let ok = unsafe {
+        SetFileInformationByHandle(
+            handle.as_raw_handle() as HANDLE,
+            class,
+            (info as *const T).cast(),
+            size_of::<T>() as u32,
+        )
+    };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `FlushFileBuffers` of `handle` (a file opened for writing, a directory opened with
+/// `FILE_ADD_FILE`, or a volume): its data and metadata reach the device.
+pub(crate) fn flush(handle: BorrowedHandle<'_>) -> io::Result<()> {
+    // SAFETY: the handle is open for the call.
+    if unsafe { FlushFileBuffers(handle.as_raw_handle() as HANDLE) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The path of the entry open in `handle`, as `GetFinalPathNameByHandleW` gives it (`\\?\C:\..`;
+/// `\\?\UNC\..` on a share), for messages and for finding its volume.
+pub(crate) fn final_path(handle: BorrowedHandle<'_>) -> io::Result<Vec<u16>> {
+    let mut buf = vec![0u16; 512];
+    loop {
+        // SAFETY: the handle is open; `buf`'s length in u16s is passed with it.
+        let n = unsafe {
+            GetFinalPathNameByHandleW(
+                handle.as_raw_handle() as HANDLE,
+                buf.as_mut_ptr(),
+                buf.len() as u32,
+                FILE_NAME_NORMALIZED | VOLUME_NAME_DOS,
+            )
+        } as usize;
+        if n == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n < buf.len() {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+        // Too small: `n` is the size needed, with the terminating NUL.
+        buf.resize(n + 1, 0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,6 +677,17 @@ mod tests {
         let mut past = good.clone();
         past[..4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(parse(&past).expect("past").len(), 1);
+    }
+
+    #[test]
+    fn rename_and_link_information_share_one_layout() {
+        use windows_sys::Wdk::Storage::FileSystem::FILE_LINK_INFORMATION;
+        type R = FILE_RENAME_INFORMATION;
+        type L = FILE_LINK_INFORMATION;
+        assert_eq!(size_of::<R>(), size_of::<L>());
+        assert_eq!(offset_of!(R, RootDirectory), offset_of!(L, RootDirectory));
+        assert_eq!(offset_of!(R, FileNameLength), offset_of!(L, FileNameLength));
+        assert_eq!(offset_of!(R, FileName), offset_of!(L, FileName));
     }
 
     #[test]
