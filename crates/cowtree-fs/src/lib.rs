@@ -105,7 +105,6 @@ pub use progress::Progress;
 pub use reflink::{
     CopyMethod, Method, ReflinkOutcome, Transfer, TransferOptions, clone_or_copy, try_reflink,
 };
+pub use reflink::{transfer_at, transfer_at_open, try_reflink_at};
 #[cfg(unix)]
-pub use reflink::{
-    transfer_at, transfer_at_masked, transfer_at_open, transfer_at_remembering, try_reflink_at,
-};
+pub use reflink::{transfer_at_masked, transfer_at_remembering};

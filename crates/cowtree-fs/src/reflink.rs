@@ -17,8 +17,10 @@
 //! | macOS (APFS) | `fclonefileat(CLONE_NOFOLLOW)`, see [`crate::sys`] | no: type-checked only |
 //! | Windows (ReFS, Dev Drive) | `FSCTL_DUPLICATE_EXTENTS_TO_FILE` into a new file, see `reflink/windows.rs` | the copy fallback, refusals and classification under Wine; the clone itself only compiled (no ReFS under Wine) |
 //!
-//! On Windows only the path-based [`try_reflink`] and [`clone_or_copy`] exist (and the types
-//! above); the directory-relative `transfer_at*` family is unix only.
+//! On Windows the path-based [`try_reflink`] and [`clone_or_copy`] and the directory-relative
+//! [`transfer_at`], [`try_reflink_at`] and [`transfer_at_open`] exist (over
+//! [`crate::dir::Dir`] handles; `transfer_at_open` there takes no copy-range memory and no
+//! creation mask); `transfer_at_remembering` and `transfer_at_masked` are unix only.
 
 use std::ffi::OsStr;
 use std::io;
@@ -128,7 +130,9 @@ pub(crate) use imp::{clone_fds, open_source, remove_created, source_gone};
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub use windows::{clone_or_copy, try_reflink};
+pub use windows::{
+    OpenSource, clone_or_copy, transfer_at, transfer_at_open, try_reflink, try_reflink_at,
+};
 
 /// Permission bits a new file gets from a source mode: the rwx bits and the sticky bit; the
 /// set-user-ID and set-group-ID bits are dropped because the new file belongs to its maker.

@@ -1,5 +1,8 @@
 //! Block cloning into a new file on Windows, with the copy fallback: the Windows side of
-//! [`try_reflink`] and [`clone_or_copy`], with the same outcomes as on unix.
+//! [`try_reflink`] and [`clone_or_copy`] (by path) and of [`transfer_at`], [`try_reflink_at`]
+//! and [`transfer_at_open`] (relative to directory handles: the source opened and the
+//! destination created with `NtCreateFile` relative to their directories, never following a
+//! reparse point, as `crate::dir` opens), with the same outcomes as on unix.
 //!
 //! One clone, in order (each step's failure is classified by
 //! [`crate::classify::classify_win32_clone_error`]):
@@ -35,17 +38,25 @@
 //! test. Only compiled: the rest of step 4 and step 5 (integrity, sparse flag, size, the
 //! clone calls on a volume that clones).
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::windows::io::{AsHandle, BorrowedHandle};
 use std::path::Path;
 
+use windows_sys::Win32::Foundation::{GENERIC_READ, GENERIC_WRITE};
+use windows_sys::Win32::Storage::FileSystem::DELETE;
+
 use super::{
-    CopyMethod, ReflinkOutcome, Transfer, broken_promise, clone_or_copy_outcome, invalid_source,
+    CopyMethod, Method, ReflinkOutcome, Transfer, TransferOptions, broken_promise,
+    clone_or_copy_outcome, invalid_source,
 };
 use crate::block_clone::clone_ranges;
 use crate::classify::{CloneErrno, UnsupportedCause, classify_win32_clone_error};
+use crate::dir::Stat;
 use crate::error::{at_path, at_paths};
 use crate::name::NameError;
+use crate::sys::at::{self, Disposition, Expect};
 use crate::sys::{
     EntryKind, Integrity, create_new_no_follow, delete_by_handle, duplicate_extents, entry_kind,
     integrity_of, is_sparse, open_no_follow, set_integrity, set_sparse, volume_of,
@@ -81,8 +92,9 @@ struct Plan {
     serial: u32,
 }
 
-/// One transfer; `copy` says whether an unsupported clone becomes a copy. Never returns
-/// [`Transfer::Unsupported`] when `copy` is set, nor [`Transfer::Copied`] when it is not.
+/// One transfer by path; `copy` says whether an unsupported clone becomes a copy. Never
+/// returns [`Transfer::Unsupported`] when `copy` is set, nor [`Transfer::Copied`] when it is
+/// not.
 fn transfer(src: &Path, dst: &Path, copy: bool) -> io::Result<Transfer> {
     check_name(dst)?;
     let src_file = match open_no_follow(src) {
@@ -99,38 +111,209 @@ fn transfer(src: &Path, dst: &Path, copy: bool) -> io::Result<Transfer> {
         .map_err(|e| at_paths("stat", src, dst, e))?
         .len();
     let dst_file = create_new_no_follow(dst).map_err(|e| at_paths("create", src, dst, e))?;
-    let cloned = match plan(&src_file) {
-        Ok(Ok(plan)) => clone_into(&src_file, &dst_file, size, attrs, &plan),
+    let method = if copy {
+        Method::CloneOrCopy
+    } else {
+        Method::Clone
+    };
+    let gone = || matches!(std::fs::symlink_metadata(src), Err(ref m) if vanished(m));
+    transfer_files(&src_file, (size, attrs), &dst_file, method, gone)
+        .map_err(|(op, e)| at_paths(op, src, dst, e))
+}
+
+/// Fills the new, empty `dst` (created by the caller's own call) from `src` of `size` bytes
+/// and attributes `attrs` by `method`. When it returns [`Transfer::Cloned`] or
+/// [`Transfer::Copied`], `dst` holds the data; otherwise (unsupported, vanished: `src_gone`
+/// says whether the source is really gone after a "not found", or an error, named by the
+/// step that failed) `dst` has been deleted through its handle.
+fn transfer_files(
+    src: &File,
+    (size, attrs): (u64, u32),
+    dst: &File,
+    method: Method,
+    src_gone: impl FnOnce() -> bool,
+) -> Result<Transfer, (&'static str, io::Error)> {
+    if method == Method::Copy {
+        return match copy_into(src, dst) {
+            Ok(bytes) => Ok(Transfer::Copied {
+                bytes,
+                because: None,
+            }),
+            Err(e) => Err(("copy", discard(dst, e))),
+        };
+    }
+    let cloned = match plan(src) {
+        Ok(Ok(plan)) => clone_into(src, dst, size, attrs, &plan),
         Ok(Err(cause)) => Ok(Err(Failure::Unsupported(cause))),
         Err(e) => Err(e),
     };
     let failure = match cloned {
         Ok(Ok(())) => return Ok(Transfer::Cloned { bytes: size }),
         Ok(Err(failure)) => failure,
-        Err(e) => return Err(discard(&dst_file, at_paths("clone", src, dst, e))),
+        Err(e) => return Err(("clone", discard(dst, e))),
     };
     match failure {
-        Failure::Unsupported(cause) if copy => match copy_into(&src_file, &dst_file) {
+        Failure::Unsupported(cause) if method == Method::CloneOrCopy => match copy_into(src, dst) {
             Ok(bytes) => Ok(Transfer::Copied {
                 bytes,
                 because: Some(cause),
             }),
-            Err(e) => Err(discard(&dst_file, at_paths("copy", src, dst, e))),
+            Err(e) => Err(("copy", discard(dst, e))),
         },
         Failure::Unsupported(cause) => {
-            delete_by_handle(&dst_file).map_err(|e| at_paths("remove", src, dst, e))?;
+            delete_by_handle(dst).map_err(|e| ("remove", e))?;
             Ok(Transfer::Unsupported(cause))
         }
         Failure::MaybeVanished(e) => {
-            let gone = matches!(std::fs::symlink_metadata(src), Err(ref m) if vanished(m));
-            delete_by_handle(&dst_file).map_err(|e| at_paths("remove", src, dst, e))?;
+            let gone = src_gone();
+            delete_by_handle(dst).map_err(|e| ("remove", e))?;
             if gone {
                 Ok(Transfer::SourceVanished)
             } else {
-                Err(at_paths("clone", src, dst, e))
+                Err(("clone", e))
             }
         }
     }
+}
+
+/// A source file opened for [`transfer_at_open`] on Windows: its handle (named `fd` as on
+/// unix, so that callers read it the same way) and what it is, which the caller may read
+/// before the transfer and keep using after it, with no second open.
+#[derive(Debug)]
+pub struct OpenSource {
+    /// Open for reading, the entry itself (a reparse point is opened, not followed; see
+    /// [`OpenSource::open`]).
+    pub fd: File,
+    /// What it is, read right after the open.
+    pub stat: Stat,
+}
+
+impl OpenSource {
+    /// Opens `name` under `dir` as [`transfer_at`] opens a source: for reading, relative to
+    /// the directory's handle, never following a reparse point (one is refused later, by
+    /// [`transfer_at_open`], as not a regular file), and reads what it is; `None` when it is
+    /// absent. `name` is checked as [`crate::dir::check_name`] checks names (a name Windows
+    /// cannot open is [`io::ErrorKind::InvalidInput`]). Errors name `name`.
+    pub fn open(dir: impl AsHandle, name: &OsStr) -> io::Result<Option<OpenSource>> {
+        crate::dir::check_name(name)?;
+        let handle = match at::open_at(
+            dir.as_handle(),
+            &at::wide(name),
+            GENERIC_READ,
+            Disposition::Open,
+            Expect::Any,
+        ) {
+            Ok(h) => h,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(at_path("open", Path::new(name), e)),
+        };
+        let stat = Stat::of(handle.as_handle()).map_err(|e| at_path("stat", Path::new(name), e))?;
+        Ok(Some(OpenSource {
+            fd: File::from(handle),
+            stat,
+        }))
+    }
+}
+
+/// [`try_reflink`] relative to directory handles: `src_name` under `src_dir`, `dst_name`
+/// under `dst_dir`, neither followed if it is a reparse point. The same outcomes; errors name
+/// the two names.
+pub fn try_reflink_at(
+    src_dir: impl AsHandle,
+    src_name: &OsStr,
+    dst_dir: impl AsHandle,
+    dst_name: &OsStr,
+) -> io::Result<ReflinkOutcome> {
+    let opts = TransferOptions::new(Method::Clone);
+    Ok(
+        match transfer_at(src_dir, src_name, dst_dir, dst_name, &opts)? {
+            Transfer::Cloned { .. } => ReflinkOutcome::Cloned,
+            Transfer::Unsupported(cause) => ReflinkOutcome::Unsupported(cause),
+            Transfer::SourceVanished => ReflinkOutcome::SourceVanished,
+            Transfer::Copied { .. } => {
+                return Err(broken_promise(Path::new(src_name), Path::new(dst_name)));
+            }
+        },
+    )
+}
+
+/// The directory-relative transfer on Windows, as on unix: opens `src_name` under `src_dir`
+/// ([`OpenSource::open`]), creates `dst_name` under `dst_dir` exclusively (anything there, a
+/// reparse point included, is an [`io::ErrorKind::AlreadyExists`] error and left as it was),
+/// then block-clones and/or copies per `opts` (the steps of the module doc, by handle). The
+/// new file gets the source's last access and write times when `opts.preserve_times`;
+/// `opts.mode` is ignored (a new file takes its directory's ACL). On any failure the file this
+/// call created is deleted through its own handle.
+pub fn transfer_at(
+    src_dir: impl AsHandle,
+    src_name: &OsStr,
+    dst_dir: impl AsHandle,
+    dst_name: &OsStr,
+    opts: &TransferOptions,
+) -> io::Result<Transfer> {
+    let src_dir = src_dir.as_handle();
+    let Some(src) = OpenSource::open(src_dir, src_name)? else {
+        return Ok(Transfer::SourceVanished);
+    };
+    let (done, _dst) = transfer_at_open(
+        &src,
+        (src_dir, src_name),
+        (dst_dir.as_handle(), dst_name),
+        opts,
+    )?;
+    Ok(done)
+}
+
+/// [`transfer_at`] from a source the caller opened ([`OpenSource::open`] of `src_name` under
+/// `src_dir`: the name a clone's "not found" is checked against), handing back the new file
+/// still open for writing (`None` when no file is left: the clone was unsupported or the
+/// source vanished). Unlike unix's, it takes no `CopyRange` (the copy is a read and write
+/// through the handles; there is no in-kernel copy to remember a refusal of) and no
+/// `CreationMask` (Windows applies no permission bits).
+pub fn transfer_at_open(
+    src: &OpenSource,
+    (src_dir, src_name): (BorrowedHandle<'_>, &OsStr),
+    (dst_dir, dst_name): (BorrowedHandle<'_>, &OsStr),
+    opts: &TransferOptions,
+) -> io::Result<(Transfer, Option<File>)> {
+    if !src.stat.file_type().is_file() {
+        return Err(invalid_source(src_name));
+    }
+    crate::dir::check_name(dst_name)?;
+    let names =
+        |op: &'static str, e: io::Error| at_paths(op, Path::new(src_name), Path::new(dst_name), e);
+    let dst = at::open_at(
+        dst_dir,
+        &at::wide(dst_name),
+        GENERIC_READ | GENERIC_WRITE | DELETE,
+        Disposition::Create,
+        Expect::File,
+    )
+    .map(File::from)
+    .map_err(|e| names("create", e))?;
+    let gone = || {
+        matches!(
+            at::open_at(src_dir, &at::wide(src_name), 0, Disposition::Open, Expect::Any),
+            Err(ref e) if e.kind() == io::ErrorKind::NotFound
+        )
+    };
+    let done = transfer_files(
+        &src.fd,
+        (src.stat.size, src.stat.attributes),
+        &dst,
+        opts.method,
+        gone,
+    )
+    .map_err(|(op, e)| names(op, e))?;
+    if !matches!(done, Transfer::Cloned { .. } | Transfer::Copied { .. }) {
+        return Ok((done, None));
+    }
+    if opts.preserve_times
+        && let Err(e) = at::set_times(dst.as_handle(), src.stat.accessed, src.stat.modified)
+    {
+        return Err(names("set times of", discard(&dst, e)));
+    }
+    Ok((done, Some(dst)))
 }
 
 /// A clone that made nothing, as far as the caller acts on it.
