@@ -52,6 +52,6 @@ fi
 echo "windows: $(rustc --version), $(wine --version 2>/dev/null)"
 cargo clippy -p cowtree-fs --all-targets --target "$target" -- -D warnings
 # --show-output: the calls Wine refused, and which tests could not run here ("NOT RUN").
-cargo test -p cowtree-fs --target "$target" --lib --test windows --test windows_dir -- --show-output
+cargo test -p cowtree-fs --target "$target" --lib --test windows --test windows_dir --test windows_ops -- --show-output
 wineserver -w
 echo "windows: cowtree-fs built, linted and tested for $target under Wine in $((SECONDS - start)) s"
