@@ -43,7 +43,6 @@
 // validation, the block-clone arithmetic, a path-based clone-or-copy and probe, directory
 // handles (`dir`, its own file there) and the walk and work queue over them. Everything else
 // built on unix descriptors (rustix) is unix only.
-#[cfg(unix)]
 pub mod atomic_file;
 pub mod block_clone;
 pub mod classify;
@@ -87,7 +86,6 @@ pub mod staging;
 #[cfg(unix)]
 pub mod subvolume;
 pub mod sys;
-#[cfg(unix)]
 pub mod undo;
 pub mod walk;
 #[cfg(unix)]

@@ -32,7 +32,11 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
+#[cfg(unix)]
 use std::os::fd::AsFd;
+#[cfg(windows)]
+// The one trait bound `Registration::file` takes: a descriptor on unix, a handle on Windows.
+use std::os::windows::io::AsHandle as AsFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -114,7 +118,10 @@ impl Registration {
         name: &OsStr,
         describes_trees: bool,
     ) -> io::Result<Registration> {
+        #[cfg(unix)]
         let parent = Dir::from_fd(parent.as_fd().try_clone_to_owned()?);
+        #[cfg(windows)]
+        let parent = Dir::from_handle(parent.as_handle().try_clone_to_owned()?);
         Ok(add(Action::File {
             parent,
             name: name.to_owned(),
@@ -153,7 +160,16 @@ impl Drop for Registration {
 /// (a staging made by a snapshot) by [`crate::subvolume::delete`] (one ioctl where the kernel
 /// permits, else `ro` cleared and the tree removed), anything else by [`Dir::remove_tree`].
 /// Nothing there is not an error.
+/// Windows has no subvolumes: there it is [`Dir::remove_tree`].
 pub fn remove_dir_or_subvolume(parent: &Dir, name: &OsStr) -> io::Result<()> {
+    #[cfg(windows)]
+    return parent.remove_tree(name);
+    #[cfg(unix)]
+    remove_subvolume_or_tree(parent, name)
+}
+
+#[cfg(unix)]
+fn remove_subvolume_or_tree(parent: &Dir, name: &OsStr) -> io::Result<()> {
     use crate::subvolume::{At, Cause, delete, is_root};
     let here = std::path::Path::new("");
     let is_subvolume = match parent.open_dir(name) {
@@ -289,7 +305,10 @@ fn remove_file(parent: &Dir, name: &OsStr) -> io::Result<bool> {
 /// `name` in `parent`, as a path for a message (the name alone where the directory's path
 /// cannot be read).
 fn shown(parent: &Dir, name: &OsStr) -> PathBuf {
-    crate::sys::dir_path(parent.as_fd())
-        .map(|p| p.join(name))
+    #[cfg(unix)]
+    let path = crate::sys::dir_path(parent.as_fd());
+    #[cfg(windows)]
+    let path = crate::sys::dir_path(parent.as_handle());
+    path.map(|p| p.join(name))
         .unwrap_or_else(|| PathBuf::from(name))
 }

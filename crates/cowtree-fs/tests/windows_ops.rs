@@ -433,3 +433,65 @@ fn transfer_at_open_hands_back_the_new_file_open_for_writing() {
     assert_eq!(read(&p.join("dst")), "abcdef");
     assert_eq!(read(&p.join("src")), "abc");
 }
+
+fn names_in(p: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(p)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn write_atomic_replaces_the_file_whole_and_leaves_no_temporary_file() {
+    use cowtree_fs::atomic_file::{AtomicFile, write_atomic};
+    use std::io::Write;
+    use std::os::windows::io::AsHandle;
+    let (t, root) = tree();
+    let p = t.path();
+    fs::write(p.join("f"), "old").expect("write");
+    write_atomic(&root, os("f"), b"new", 0o644, true).expect("write_atomic");
+    assert_eq!(read(&p.join("f")), "new");
+    write_atomic(&root, os("g"), b"first", 0o644, false).expect("a new name");
+    assert_eq!(names_in(p), ["f", "g"]);
+
+    // Dropped without a commit: the temporary file goes, the name keeps its old content.
+    let mut a = AtomicFile::create(root.as_handle(), 0o644).expect("create");
+    a.file().write_all(b"half").expect("write");
+    drop(a);
+    assert_eq!(names_in(p), ["f", "g"]);
+    assert_eq!(read(&p.join("f")), "new");
+
+    // A directory at the name is not replaced, and the temporary file is removed.
+    fs::create_dir(p.join("d")).expect("mkdir");
+    write_atomic(&root, os("d"), b"x", 0o644, false).expect_err("a directory is there");
+    assert!(p.join("d").is_dir());
+    assert_eq!(names_in(p), ["d", "f", "g"]);
+    let e = write_atomic(&root, os("a/b"), b"x", 0o644, false).expect_err("bad name");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+}
+
+#[test]
+fn an_undo_registration_removes_its_tree_or_file_and_a_forgotten_one_stays() {
+    use cowtree_fs::undo::Registration;
+    let (t, root) = tree();
+    let p = t.path();
+    let reg = Registration::tree(&root, os("staged")).expect("register");
+    fs::create_dir_all(p.join("staged/a/b")).expect("mkdir");
+    fs::write(p.join("staged/a/b/f"), "x").expect("write");
+    reg.undo().expect("undo");
+    assert!(!p.join("staged").exists());
+    let reg = Registration::file(&root, os("tmpfile"), false).expect("register");
+    fs::write(p.join("tmpfile"), "x").expect("write");
+    reg.undo().expect("undo");
+    assert!(!p.join("tmpfile").exists());
+    let reg = Registration::tree(&root, os("kept")).expect("register");
+    fs::create_dir(p.join("kept")).expect("mkdir");
+    reg.forget();
+    assert!(p.join("kept").is_dir());
+    Registration::tree(&root, os("never-made"))
+        .expect("register")
+        .undo()
+        .expect("nothing there is no error");
+}

@@ -209,6 +209,15 @@ pub(crate) fn volume_root(path: &[u16]) -> io::Result<Vec<u16>> {
     Ok(root)
 }
 
+/// The path of the directory open in `dir`, for messages; `None` when it cannot be read.
+pub fn dir_path(dir: std::os::windows::io::BorrowedHandle<'_>) -> Option<std::path::PathBuf> {
+    use std::os::windows::ffi::OsStringExt;
+    let wide = at::final_path(dir).ok()?;
+    Some(std::path::PathBuf::from(std::ffi::OsString::from_wide(
+        &wide,
+    )))
+}
+
 /// A file's integrity-stream setting and its volume's cluster size
 /// (`FSCTL_GET_INTEGRITY_INFORMATION`; ReFS answers, NTFS fails with `ERROR_INVALID_FUNCTION`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
