@@ -29,19 +29,23 @@
 //! macOS implementation (`fclonefileat`, a per-component `O_NOFOLLOW` walk, `F_FULLFSYNC`; no
 //! extent maps or dedupe). macOS is **type-checked, not run** by cowtree's CI.
 //!
-//! Windows builds a subset: [`try_reflink`] and [`clone_or_copy`] by path (block cloning with
-//! `FSCTL_DUPLICATE_EXTENTS_TO_FILE` on ReFS and Dev Drives, a copy elsewhere), [`probe`] per
-//! volume pair, [`name::windows`] and [`block_clone`], and [`dir::Dir`] (NT handles, names
-//! opened relative to a directory without following a reparse point), [`walk`] and
-//! [`workers`] over it. Its tests **run under Wine** (no ReFS and no reparse points there:
-//! the copy fallback, the refusals and the walk run; a real block clone and the refusal of a
-//! real symlink or junction are **compiled, not run**); see [`sys`].
+//! Windows builds a subset: [`try_reflink`] and [`clone_or_copy`] by path and [`transfer_at`],
+//! [`try_reflink_at`] and [`transfer_at_open`] relative to directory handles (block cloning
+//! with `FSCTL_DUPLICATE_EXTENTS_TO_FILE` on ReFS and Dev Drives, a copy elsewhere),
+//! [`hardlink_at`], [`probe`] per volume pair, [`name::windows`] and [`block_clone`],
+//! [`dir::Dir`] (NT handles, names opened relative to a directory without following a reparse
+//! point; rename, times, flushes, symlinks, `remove_tree`), [`atomic_file`], [`undo`], and
+//! [`walk`] and [`workers`] over it. Its tests **run under Wine** (no ReFS, no reparse points
+//! and no volume flush there: the copy fallback, the refusals, rename, hardlinks, times and
+//! the walk run; a real block clone, a real symlink or junction and a volume flush are
+//! **compiled, not run**); see [`sys`].
 
 #![warn(missing_docs)]
 
 // What builds on Windows is a subset (see `sys`, "Windows"): the outcome types, name
-// validation, the block-clone arithmetic, a path-based clone-or-copy and probe, directory
-// handles (`dir`, its own file there) and the walk and work queue over them. Everything else
+// validation, the block-clone arithmetic, clone-or-copy by path and by directory handle,
+// hardlinks, the probe, directory handles (`dir`, its own file there), atomic files, undo,
+// and the walk and work queue over them. Everything else
 // built on unix descriptors (rustix) is unix only.
 pub mod atomic_file;
 pub mod block_clone;

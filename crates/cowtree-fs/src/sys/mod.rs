@@ -13,8 +13,10 @@
 //! | in-kernel copy (from the offsets, or at given ones: `copy_file_range_at`) | `copy_file_range` | unavailable (`ENOSYS`): read/write | read/write through the two handles (not `CopyFileExW`, see `reflink/windows.rs`) |
 //! | in-kernel copy that never shares extents (`sendfile`, `sendfile_from`) | `sendfile` | unavailable (`ENOSYS`): read/write | the same read/write |
 //! | remove a file this call created | `unlinkat` after checking it is still the same inode | the same | `SetFileInformationByHandle(FileDispositionInfo)` on its own handle |
-//! | durable `fsync` | `fsync` | `fcntl(F_FULLFSYNC)` (plain `fsync` leaves data in the drive's cache) | not built |
-//! | commit a whole filesystem | `syncfs` | `sync` then `F_FULLFSYNC` | not built |
+//! | durable `fsync` | `fsync` | `fcntl(F_FULLFSYNC)` (plain `fsync` leaves data in the drive's cache) | `FlushFileBuffers` (a directory through a new handle on it that may add entries) |
+//! | commit a whole filesystem | `syncfs` | `sync` then `F_FULLFSYNC` | `FlushFileBuffers` of the volume's handle (administrators only) |
+//! | rename, hardlink relative to directories | `renameat2` (`RENAME_NOREPLACE`, `RENAME_EXCHANGE`), `linkat` | `renameatx_np`, `linkat` | `NtSetInformationFile` (`FileRenameInformation`, `FileLinkInformation`) on the entry's own handle with `RootDirectory`; no exchange (`windows/at.rs`) |
+//! | make and read a symlink relative to a directory | `symlinkat`, `readlinkat` | the same | create the entry exclusively, then `FSCTL_SET_REPARSE_POINT` on its handle; `FSCTL_GET_REPARSE_POINT` (`windows/reparse.rs`) |
 //! | handle for lookups only | `O_PATH` | a read-only open | a directory handle that can list (no cheaper kind) |
 //! | read a directory | `getdents64` through the handle's offset | `readdir` on a duplicate | `NtQueryDirectoryFile(FileIdBothDirectoryInformation)` through the handle's own position (restarted), or through a new handle on it (an open of the empty name relative to it) |
 //! | filesystem type | `statfs.f_type` (magic) | `statfs.f_fstypename` | `GetVolumeInformationByHandleW` (name, flags, serial); cluster size from `GetDiskFreeSpaceW` or `FSCTL_GET_INTEGRITY_INFORMATION` |
@@ -30,9 +32,11 @@
 //!
 //! Windows builds a subset of the crate ("not built" above: every other module built on unix
 //! descriptors is `cfg(unix)`): [`crate::reflink::try_reflink`] and
-//! [`crate::reflink::clone_or_copy`] by path, [`crate::probe`] per volume pair, the outcome
-//! types, [`crate::name::windows`], [`crate::block_clone`], and [`crate::dir`] (its own
-//! `dir_windows.rs` over `windows/at.rs`), [`crate::walk`] and [`crate::workers`] over it.
+//! [`crate::reflink::clone_or_copy`] by path, [`crate::transfer_at`] and its family relative
+//! to directory handles, [`crate::hardlink_at`], [`crate::probe`] per volume pair, the
+//! outcome types, [`crate::name::windows`], [`crate::block_clone`], [`crate::dir`] (its own
+//! `dir_windows.rs` over `windows/at.rs`), [`crate::atomic_file`], [`crate::undo`], and
+//! [`crate::walk`] and [`crate::workers`] over it.
 //! `scripts/windows.sh` builds it for `x86_64-pc-windows-gnu` and runs its tests under Wine 8,
 //! which has no ReFS and makes no reparse points: the copy fallback, the refusals (existing
 //! destination, names, a directory as the source), a vanished source, the volume queries,
