@@ -39,10 +39,7 @@ pub fn write_atomic(
     mode: u32,
     sync: bool,
 ) -> io::Result<()> {
-    check_name(name)?;
-    let mut f = AtomicFile::create(dir.as_fd(), mode)?;
-    io::Write::write_all(f.file(), bytes)?;
-    f.commit(name, sync)
+    write_atomic_in(dir.as_fd(), name, bytes, mode, sync)
 }
 
 /// [`write_atomic`] on Windows: the same, relative to a directory handle; `mode` is ignored
@@ -55,8 +52,19 @@ pub fn write_atomic(
     mode: u32,
     sync: bool,
 ) -> io::Result<()> {
+    write_atomic_in(dir.as_handle(), name, bytes, mode, sync)
+}
+
+/// [`write_atomic`] through the directory's own descriptor or handle.
+fn write_atomic_in(
+    dir: DirRef<'_>,
+    name: &OsStr,
+    bytes: &[u8],
+    mode: u32,
+    sync: bool,
+) -> io::Result<()> {
     check_name(name)?;
-    let mut f = AtomicFile::create(dir.as_handle(), mode)?;
+    let mut f = AtomicFile::create(dir, mode)?;
     io::Write::write_all(f.file(), bytes)?;
     f.commit(name, sync)
 }

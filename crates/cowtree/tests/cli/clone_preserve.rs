@@ -80,24 +80,22 @@ fn preserve_alone_keeps_owners_as_gnu_cp_does_and_nothing_more() -> Res {
             assert_eq!(v["not_kept"][k], 0, "{what}: {k}: {v}");
         }
         // snapshot takes it the same way: ownership recorded, nothing else.
-        let out = common::bin()
-            .args([os("snapshot"), os("--json"), os("--store")])
-            .arg(dir.path().join("store"))
-            .args([os("--preserve")])
-            .arg(&src)
-            .output()?;
+        let snapshot = || {
+            common::bin()
+                .args([os("snapshot"), os("--json"), os("--store")])
+                .arg(dir.path().join("store"))
+                .args([os("--preserve")])
+                .arg(&src)
+                .output()
+        };
+        let out = snapshot()?;
         // The FIFO is refused by a snapshot that does not record special files.
         assert!(
             !out.status.success(),
             "{what}: a FIFO recorded without special"
         );
         fs::remove_file(src.join("fifo"))?;
-        let out = common::bin()
-            .args([os("snapshot"), os("--json"), os("--store")])
-            .arg(dir.path().join("store"))
-            .args([os("--preserve")])
-            .arg(&src)
-            .output()?;
+        let out = snapshot()?;
         assert!(
             out.status.success(),
             "{what}: {}",
