@@ -82,7 +82,6 @@ pub mod probe;
 #[cfg(unix)]
 pub mod process;
 pub mod progress;
-#[cfg(unix)]
 pub mod read;
 pub mod reflink;
 #[cfg(unix)]

@@ -1,12 +1,23 @@
 //! Reading files: a whole file at once, in parallel when it is large; and the one BLAKE3
 //! file hasher every layer uses (store blobs, worktree status, space dedupe).
+//!
+//! The same functions on Windows, over handles: the reads are `ReadFile` (at an offset given
+//! in an `OVERLAPPED`, where unix uses `pread`), the size is `FileStandardInfo`'s, and
+//! [`hash_at`] opens relative to a directory handle without following a reparse point.
 
 use std::ffi::OsStr;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::AsFd;
+/// What the readers here take: a descriptor on unix (`AsFd`), a handle on Windows
+/// (`AsHandle`).
+#[cfg(unix)]
+pub use std::os::fd::AsFd as AsFile;
+#[cfg(windows)]
+pub use std::os::windows::io::AsHandle as AsFile;
 
+#[cfg(unix)]
 use rustix::fs::{FileType, Mode, OFlags, fstat, openat};
+#[cfg(unix)]
 use rustix::io::Errno;
 
 /// Files from this size on are read by two threads.
@@ -17,9 +28,9 @@ const PARALLEL_FROM: usize = 4 << 20;
 /// the first touch of the buffer's pages, and both split. The size is the one `fstat` gives; if
 /// the file turns out shorter or longer (someone is writing it), or no second thread can be
 /// started, it is read from the start in one pass.
-pub fn read_whole(fd: impl AsFd) -> io::Result<Vec<u8>> {
-    let fd = fd.as_fd();
-    let size = rustix::fs::fstat(fd)?.st_size;
+pub fn read_whole(fd: impl AsFile) -> io::Result<Vec<u8>> {
+    let fd = os::borrow(&fd);
+    let size = os::file_size(fd)?;
     let size = usize::try_from(size).map_err(|_| io::Error::other("file too large"))?;
     // Left uninitialised: zeroing it would be one more pass over every page before the reads
     // overwrite them all.
@@ -62,14 +73,12 @@ pub fn read_whole(fd: impl AsFd) -> io::Result<Vec<u8>> {
     let mut chunk = vec![0u8; 1 << 16];
     let mut at = 0u64;
     loop {
-        match rustix::io::pread(fd, &mut chunk[..], at) {
-            Ok(0) => return Ok(out),
-            Ok(n) => {
+        match os::pread(fd, &mut chunk[..], at)? {
+            0 => return Ok(out),
+            n => {
                 out.extend_from_slice(&chunk[..n]);
                 at += n as u64;
             }
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -113,20 +122,165 @@ pub fn huge_pages(buf: &mut Vec<u8>) {
 
 /// Fills `buf` from offset `at`; false when the file ends first (what was read is then
 /// initialised, the rest not).
-fn fill_at(fd: impl AsFd, buf: &mut [MaybeUninit<u8>], mut at: u64) -> io::Result<bool> {
+fn fill_at(fd: os::Borrowed<'_>, buf: &mut [MaybeUninit<u8>], mut at: u64) -> io::Result<bool> {
     let mut done = 0;
     while done < buf.len() {
-        match rustix::io::pread(fd.as_fd(), &mut buf[done..], at) {
-            Ok(([], _)) => return Ok(false),
-            Ok((read, _)) => {
-                done += read.len();
-                at += read.len() as u64;
+        match os::pread_uninit(fd, &mut buf[done..], at)? {
+            0 => return Ok(false),
+            n => {
+                done += n;
+                at += n as u64;
             }
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
         }
     }
     Ok(true)
+}
+
+/// The reads the functions above are made of, per platform.
+#[cfg(unix)]
+mod os {
+    use std::io;
+    use std::mem::MaybeUninit;
+    use std::os::fd::{AsFd, BorrowedFd};
+
+    use rustix::io::Errno;
+
+    pub(super) type Borrowed<'a> = BorrowedFd<'a>;
+
+    pub(super) fn borrow(fd: &impl AsFd) -> BorrowedFd<'_> {
+        fd.as_fd()
+    }
+
+    /// `fstat`'s size.
+    pub(super) fn file_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
+        Ok(u64::try_from(rustix::fs::fstat(fd)?.st_size).unwrap_or(u64::MAX))
+    }
+
+    /// One `pread` into `buf` (`EINTR` retried); 0 at the end of the file.
+    pub(super) fn pread_uninit(
+        fd: BorrowedFd<'_>,
+        buf: &mut [MaybeUninit<u8>],
+        at: u64,
+    ) -> io::Result<usize> {
+        loop {
+            match rustix::io::pread(fd, &mut *buf, at) {
+                Ok((read, _)) => return Ok(read.len()),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// [`pread_uninit`] into initialised bytes.
+    pub(super) fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], at: u64) -> io::Result<usize> {
+        loop {
+            match rustix::io::pread(fd, &mut *buf, at) {
+                Ok(n) => return Ok(n),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// One `read` from the current offset (`EINTR` retried); 0 at the end of the file.
+    pub(super) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match rustix::io::read(fd, &mut *buf) {
+                Ok(n) => return Ok(n),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// The reads the functions above are made of, per platform: `ReadFile` on a synchronous
+/// handle (at an offset given in an `OVERLAPPED`, which also moves the handle's position
+/// there, unlike `pread`).
+#[cfg(windows)]
+mod os {
+    use std::io;
+    use std::mem::MaybeUninit;
+    use std::os::windows::io::{AsHandle, AsRawHandle, BorrowedHandle};
+
+    use windows_sys::Win32::Foundation::{ERROR_BROKEN_PIPE, ERROR_HANDLE_EOF, HANDLE};
+    use windows_sys::Win32::Storage::FileSystem::ReadFile;
+    use windows_sys::Win32::System::IO::OVERLAPPED;
+
+    pub(super) type Borrowed<'a> = BorrowedHandle<'a>;
+
+    pub(super) fn borrow(fd: &impl AsHandle) -> BorrowedHandle<'_> {
+        fd.as_handle()
+    }
+
+    /// `FileStandardInfo`'s end of file.
+    pub(super) fn file_size(fd: BorrowedHandle<'_>) -> io::Result<u64> {
+        Ok(crate::dir::Stat::of(fd)?.size)
+    }
+
+    /// One `ReadFile` of at most `len` bytes into `ptr`, at `at` or (`None`) at the handle's
+    /// position; 0 at the end of the file.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writes of `len` bytes for the duration of the call.
+    unsafe fn read_file(
+        fd: BorrowedHandle<'_>,
+        ptr: *mut u8,
+        len: usize,
+        at: Option<u64>,
+    ) -> io::Result<usize> {
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        let mut overlapped = OVERLAPPED::default();
+        if let Some(at) = at {
+            overlapped.Anonymous.Anonymous.Offset = at as u32;
+            overlapped.Anonymous.Anonymous.OffsetHigh = (at >> 32) as u32;
+        }
+        let mut read = 0u32;
+        // SAFETY: the caller vouches for `ptr` and `len`; `read` and `overlapped` are live
+        // locals; the handle is open (borrowed) and synchronous (every handle cowtree opens
+        // is), so the call completes before it returns and nothing is written afterwards.
+        let ok = unsafe {
+            ReadFile(
+                fd.as_raw_handle() as HANDLE,
+                ptr,
+                len,
+                &mut read,
+                if at.is_some() {
+                    &mut overlapped
+                } else {
+                    std::ptr::null_mut()
+                },
+            )
+        };
+        if ok == 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error().map(|c| c as u32) {
+                Some(ERROR_HANDLE_EOF | ERROR_BROKEN_PIPE) => Ok(0),
+                _ => Err(e),
+            };
+        }
+        Ok(read as usize)
+    }
+
+    pub(super) fn pread_uninit(
+        fd: BorrowedHandle<'_>,
+        buf: &mut [MaybeUninit<u8>],
+        at: u64,
+    ) -> io::Result<usize> {
+        // SAFETY: `buf` is borrowed mutably for the call and is `buf.len()` bytes long;
+        // ReadFile only writes into it (uninitialised bytes are never read).
+        unsafe { read_file(fd, buf.as_mut_ptr().cast(), buf.len(), Some(at)) }
+    }
+
+    pub(super) fn pread(fd: BorrowedHandle<'_>, buf: &mut [u8], at: u64) -> io::Result<usize> {
+        // SAFETY: as in `pread_uninit`.
+        unsafe { read_file(fd, buf.as_mut_ptr(), buf.len(), Some(at)) }
+    }
+
+    pub(super) fn read(fd: BorrowedHandle<'_>, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: as in `pread_uninit`.
+        unsafe { read_file(fd, buf.as_mut_ptr(), buf.len(), None) }
+    }
 }
 
 /// The hash read buffer's largest size.
@@ -151,7 +305,7 @@ thread_local! {
 /// threads of the global pool take halves of a large read while the queue's other workers go
 /// on with their items). Reads as [`read_chunks`] does.
 pub fn hash_fd(
-    fd: impl AsFd,
+    fd: impl AsFile,
     mut each: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<(u64, blake3::Hash)> {
     let mut hasher = blake3::Hasher::new();
@@ -174,18 +328,16 @@ pub fn hash_fd(
 /// One read buffer per thread, growing from 64 KiB to 1 MiB while reads fill it (a fresh
 /// zeroed buffer per file costs more than hashing a small file).
 pub fn read_chunks(
-    fd: impl AsFd,
+    fd: impl AsFile,
     mut each: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<u64> {
-    let fd = fd.as_fd();
+    let fd = os::borrow(&fd);
     let mut size = 0u64;
     with_hash_buffer(|buf| -> io::Result<()> {
         loop {
-            let n = match rustix::io::read(fd, &mut buf[..]) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
+            let n = match os::read(fd, &mut buf[..])? {
+                0 => return Ok(()),
+                n => n,
             };
             each(&buf[..n])?;
             size += n as u64;
@@ -217,7 +369,8 @@ fn with_hash_buffer<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
 /// Hashes the regular file `name` under `dir` ([`hash_fd`]) without following a symlink.
 /// `None` when it is gone or is not a regular file (a symlink, a directory, a FIFO: opened
 /// non-blocking, so a FIFO put in its place cannot hang the caller).
-pub fn hash_at(dir: impl AsFd, name: &OsStr) -> io::Result<Option<(u64, blake3::Hash)>> {
+#[cfg(unix)]
+pub fn hash_at(dir: impl AsFile, name: &OsStr) -> io::Result<Option<(u64, blake3::Hash)>> {
     let fd = match openat(
         dir,
         name,
@@ -232,6 +385,36 @@ pub fn hash_at(dir: impl AsFd, name: &OsStr) -> io::Result<Option<(u64, blake3::
         return Ok(None);
     }
     hash_fd(&fd, |_| Ok(())).map(Some)
+}
+
+/// Hashes the file `name` under the directory `dir` ([`hash_fd`]), opened relative to the
+/// directory's handle without following a reparse point. `None` when it is gone or is not a
+/// file (a symlink, a junction or any other reparse point, a directory). A name Windows cannot
+/// hold is an error.
+#[cfg(windows)]
+pub fn hash_at(
+    dir: impl std::os::windows::io::AsHandle,
+    name: &OsStr,
+) -> io::Result<Option<(u64, blake3::Hash)>> {
+    use crate::sys::at::{self, Disposition, Expect};
+    use windows_sys::Win32::Foundation::GENERIC_READ;
+    crate::dir::check_name(name)?;
+    let handle = match at::open_at(
+        dir.as_handle(),
+        &at::wide(name),
+        GENERIC_READ,
+        Disposition::Open,
+        Expect::Any,
+    ) {
+        Ok(h) => h,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let (attributes, _) = at::attribute_tag(std::os::windows::io::AsHandle::as_handle(&handle))?;
+    if crate::dir::FileType::from_attributes(attributes, 0) != crate::dir::FileType::RegularFile {
+        return Ok(None);
+    }
+    hash_fd(&handle, |_| Ok(())).map(Some)
 }
 
 #[cfg(test)]
@@ -281,6 +464,7 @@ mod tests {
         assert_eq!(err.to_string(), "stop");
     }
 
+    #[cfg(unix)]
     #[test]
     fn hash_at_gives_none_for_a_missing_file_a_symlink_and_a_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -360,6 +544,7 @@ mod tests {
         assert!(buf.iter().all(|&b| b == 7));
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_file_longer_than_its_stat_size_is_read_to_its_end() {
         // /proc files report a size of 0 but have content: the probe past the size finds
