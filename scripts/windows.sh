@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds cowtree-fs for Windows (x86_64-pc-windows-gnu) on a Linux machine, lints it, and runs
-# its Windows tests under Wine: the lib's unit tests, tests/windows.rs and tests/windows_dir.rs.
+# its Windows tests under Wine: the lib's unit tests and tests/windows*.rs (windows, windows_dir,
+# windows_ops, windows_checkout).
 #
 #   scripts/windows.sh          # installs what is missing (below), then builds, lints and tests
 #
@@ -9,7 +10,9 @@
 # vanished source, the volume queries and the refused block-clone calls run; a successful
 # block clone is compiled, not run. The directory handles and the walk run (tests/windows_dir.rs);
 # the symlink tests and the junction test print "NOT RUN" (Wine 8 creates no symlinks and
-# refuses FSCTL_SET_REPARSE_POINT). Only cowtree-fs builds for Windows so far (issue 67).
+# refuses FSCTL_SET_REPARSE_POINT). Reading and hashing by handle, process stamps and staging
+# directories with their share-mode lock run (tests/windows_checkout.rs). Only cowtree-fs builds
+# for Windows so far (issue 67).
 #
 # Needs: rustup's x86_64-pc-windows-gnu target, mingw-w64 (the linker) and Wine (Debian's
 # wine and wine64; its command is `wine`). The Wine prefix lives in the target dir
@@ -52,6 +55,6 @@ fi
 echo "windows: $(rustc --version), $(wine --version 2>/dev/null)"
 cargo clippy -p cowtree-fs --all-targets --target "$target" -- -D warnings
 # --show-output: the calls Wine refused, and which tests could not run here ("NOT RUN").
-cargo test -p cowtree-fs --target "$target" --lib --test windows --test windows_dir --test windows_ops -- --show-output
+cargo test -p cowtree-fs --target "$target" --lib --test windows --test windows_dir --test windows_ops --test windows_checkout -- --show-output
 wineserver -w
 echo "windows: cowtree-fs built, linted and tested for $target under Wine in $((SECONDS - start)) s"

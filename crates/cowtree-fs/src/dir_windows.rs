@@ -32,7 +32,7 @@ use std::os::windows::fs::OpenOptionsExt;
 use std::os::windows::io::{AsHandle, BorrowedHandle, OwnedHandle};
 use std::path::Path;
 
-use windows_sys::Win32::Foundation::{GENERIC_READ, GENERIC_WRITE};
+use windows_sys::Win32::Foundation::{ERROR_SHARING_VIOLATION, GENERIC_READ, GENERIC_WRITE};
 use windows_sys::Win32::Storage::FileSystem::{
     DELETE, FILE_ADD_FILE, FILE_ADD_SUBDIRECTORY, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_NORMAL,
     FILE_ATTRIBUTE_READONLY, FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_BACKUP_SEMANTICS,
@@ -329,6 +329,41 @@ impl Dir {
         )
         .map(|handle| Dir { handle })
         .map_err(|e| at_path("open directory", Path::new(name), e))
+    }
+
+    /// Opens the subdirectory `name` as [`Dir::open_dir`] does, but for this handle alone
+    /// (share mode 0) and with the right to delete it: `None` while any other handle that
+    /// can list, read, write or delete it is open (`ERROR_SHARING_VIOLATION`), in this
+    /// process or another. Windows cannot `flock` a directory; a handle held open on it is
+    /// what says it is in use (see [`crate::staging`]), and while the returned one is open
+    /// nobody else can open it so.
+    pub fn open_dir_exclusive(&self, name: &OsStr) -> io::Result<Option<Dir>> {
+        check_name(name)?;
+        match at::open_at_shared(
+            self.handle.as_handle(),
+            &at::wide(name),
+            DIR_ACCESS | DELETE,
+            0,
+            Disposition::Open,
+            Expect::Directory,
+        ) {
+            Ok(handle) => Ok(Some(Dir { handle })),
+            Err(e) if e.raw_os_error() == Some(ERROR_SHARING_VIOLATION as i32) => Ok(None),
+            Err(e) => Err(at_path("open directory", Path::new(name), e)),
+        }
+    }
+
+    /// Removes everything beneath this directory ([`Dir::remove_tree`] of each entry) and
+    /// then the directory itself, through this handle: it must have been opened with the
+    /// right to delete ([`Dir::open_dir_exclusive`]). The directory goes when the handle
+    /// closes, here (Windows deletes at the last close; another handle on it delays that).
+    pub fn remove_self_tree(mut self) -> io::Result<()> {
+        // Listed through this handle: a second open (`Dir::entries`) would be refused while
+        // an exclusive handle is open.
+        for entry in self.read_entries()? {
+            self.remove_tree(&entry.name)?;
+        }
+        crate::sys::delete_by_handle(&File::from(self.handle))
     }
 
     /// [`Dir::open_dir`]: Windows has no cheaper lookup-only handle (unix's `O_PATH`).

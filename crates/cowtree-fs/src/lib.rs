@@ -79,12 +79,10 @@ pub mod probe;
 #[cfg(windows)]
 #[path = "probe_windows.rs"]
 pub mod probe;
-#[cfg(unix)]
 pub mod process;
 pub mod progress;
 pub mod read;
 pub mod reflink;
-#[cfg(unix)]
 pub mod staging;
 #[cfg(unix)]
 pub mod subvolume;

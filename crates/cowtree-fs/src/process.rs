@@ -22,7 +22,8 @@ pub struct Stamp {
     /// The pid.
     pub pid: u32,
     /// When it started, in the platform's own unit (Linux: clock ticks since boot, field 22
-    /// of `/proc/PID/stat`; macOS: microseconds since the epoch); `None` when unknown.
+    /// of `/proc/PID/stat`; macOS: microseconds since the epoch; Windows: the creation time,
+    /// 100 ns units since 1601); `None` when unknown.
     pub start: Option<u64>,
 }
 
@@ -101,9 +102,18 @@ fn digits(bytes: &[u8]) -> Option<(u64, &[u8])> {
     Some((value, &bytes[n..]))
 }
 
+/// Whether a process with this pid exists and has not ended: `OpenProcess` and a poll of the
+/// handle (a process object lingers while anyone holds a handle on it); one this user may
+/// not open exists. Pid 0 names none.
+#[cfg(windows)]
+pub fn pid_exists(pid: u32) -> bool {
+    crate::sys::process_running(pid)
+}
+
 /// Whether a process with this pid exists in this pid namespace (`kill(pid, 0)`: EPERM means
 /// it exists and belongs to another user). A pid that is not a positive `i32` names none (0 or
 /// a negative number would address a process group).
+#[cfg(unix)]
 pub fn pid_exists(pid: u32) -> bool {
     let Some(pid) = i32::try_from(pid)
         .ok()
@@ -161,11 +171,12 @@ mod tests {
         let me = Stamp::current();
         assert!(me.is_alive());
         assert_eq!(me.pid, std::process::id());
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         assert!(me.start.is_some(), "no start time read for this process");
     }
 
     /// The case the stamp exists for: a process that holds a dead one's pid is not it.
+    #[cfg(unix)]
     #[test]
     fn a_live_pid_with_another_start_time_is_not_alive() {
         let mut child = std::process::Command::new("sleep")
@@ -212,5 +223,39 @@ mod tests {
         assert!(!pid_exists(0));
         assert!(!pid_exists(u32::MAX));
         assert!(!pid_exists(i32::MAX as u32));
+    }
+
+    /// Windows: a child is alive with its creation time, another creation time under its pid
+    /// is not it, and once it has ended it is not alive even while this process still holds
+    /// a handle on it (std's `Child` does, until dropped).
+    #[cfg(windows)]
+    #[test]
+    fn a_windows_child_is_alive_until_it_ends_and_only_with_its_own_creation_time() {
+        // `pause` waits for a key on stdin: a pipe nobody writes keeps it running.
+        let mut child = std::process::Command::new("cmd")
+            .args(["/c", "pause"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn cmd /c pause");
+        let real = Stamp {
+            pid: child.id(),
+            start: crate::sys::process_start(child.id()),
+        };
+        assert!(real.start.is_some(), "no creation time for a child");
+        assert!(real.is_alive());
+        let reused = Stamp {
+            pid: real.pid,
+            start: real.start.map(|s| s + 1),
+        };
+        assert!(
+            !reused.is_alive(),
+            "another creation time under the same pid"
+        );
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        // `child` still holds its process handle: the object lingers, the process does not.
+        assert!(!real.is_alive(), "an ended process");
+        assert!(!pid_exists(real.pid));
     }
 }

@@ -8,16 +8,21 @@
 //! the run holds an exclusive `flock` on the directory itself: a staging directory whose lock
 //! can be taken belongs to a run that died (killed, power loss), and [`remove_stale`] removes
 //! it. Every operation is relative to the open parent directory ([`Dir`]), so this builds
-//! wherever `Dir` does (Linux and macOS, through [`crate::sys`]).
+//! wherever `Dir` does (Linux and macOS, through [`crate::sys`], and Windows).
+//!
+//! Windows cannot `flock` a directory. There the lock is the staging's own open handle
+//! ([`Staging::dir`], made in the same call as the directory, so there is no unlocked moment):
+//! [`remove_stale`] opens a candidate for itself alone ([`Dir::open_dir_exclusive`], share mode
+//! 0), which fails while any other handle is open on it, and removes it through that handle.
+//! The stamp is the pid and the process's creation time (`GetProcessTimes`). A name is cut to
+//! [`Naming::keep`] less 16 UTF-16 units there: Windows' stamp (a pid of up to 10 digits and
+//! an 18-digit creation time) is longer than unix's, and a name holds 255 units.
 
 use std::collections::hash_map::RandomState;
 use std::ffi::{OsStr, OsString};
 use std::hash::{BuildHasher, Hasher};
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use rustix::fs::FileType;
 
 use crate::dir::Dir;
 use crate::process::Stamp;
@@ -39,12 +44,10 @@ impl Naming {
     /// `.<dst name><infix>`: every staging directory of this kind for `dst_name` starts so,
     /// whichever process made it.
     pub fn prefix(&self, dst_name: &OsStr) -> OsString {
-        let name = dst_name.as_bytes();
-        let mut v = Vec::with_capacity(self.keep.min(name.len()) + self.infix.len() + 32);
-        v.push(b'.');
-        v.extend_from_slice(&name[..name.len().min(self.keep)]);
-        v.extend_from_slice(self.infix.as_bytes());
-        OsString::from_vec(v)
+        let mut v = OsString::from(".");
+        v.push(cut(dst_name, self.keep));
+        v.push(self.infix);
+        v
     }
 
     /// `.<dst name><infix><stamp><separator>`: every staging directory of this kind for
@@ -62,6 +65,27 @@ impl Naming {
         v.push(unique);
         v
     }
+}
+
+/// The first `keep` bytes of `name`.
+#[cfg(unix)]
+fn cut(name: &OsStr, keep: usize) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let name = name.as_bytes();
+    OsString::from_vec(name[..name.len().min(keep)].to_vec())
+}
+
+/// The first `keep - 16` UTF-16 units of `name` (see the module doc), never half of a
+/// surrogate pair.
+#[cfg(windows)]
+fn cut(name: &OsStr, keep: usize) -> OsString {
+    use std::os::windows::ffi::{OsStrExt, OsStringExt};
+    let keep = keep.saturating_sub(16);
+    let mut units: Vec<u16> = name.encode_wide().take(keep).collect();
+    if units.len() == keep && units.last().is_some_and(|u| (0xD800..0xDC00).contains(u)) {
+        units.pop();
+    }
+    OsString::from_wide(&units)
 }
 
 /// The naming of whole-tree staging directories (`cowtree clone` and `cowtree git worktree
@@ -222,19 +246,28 @@ fn claim(parent: &Dir, name: &OsStr, dir: &Dir) -> io::Result<()> {
             std::path::Path::new(name).display()
         ))
     };
+    // Windows: `dir`'s handle, open since the directory was made, is the lock.
+    #[cfg(unix)]
     if let Ok(false) = dir.try_lock_exclusive() {
         return Err(taken());
     }
     let ours = dir.stat_self()?;
     match parent.try_stat(name)? {
-        Some(st)
-            if st.st_ino == ours.st_ino
-                && crate::sys::stat_dev(&st) == crate::sys::stat_dev(&ours) =>
-        {
-            Ok(())
-        }
+        Some(st) if same_entry(&st, &ours) => Ok(()),
         _ => Err(taken()),
     }
+}
+
+/// Whether two stats are of one entry (device and inode; volume serial and file id).
+#[cfg(unix)]
+fn same_entry(a: &rustix::fs::Stat, b: &rustix::fs::Stat) -> bool {
+    a.st_ino == b.st_ino && crate::sys::stat_dev(a) == crate::sys::stat_dev(b)
+}
+
+/// Whether two stats are of one entry (device and inode; volume serial and file id).
+#[cfg(windows)]
+fn same_entry(a: &crate::dir::Stat, b: &crate::dir::Stat) -> bool {
+    a.ino == b.ino && a.dev == b.dev
 }
 
 /// Removes the staging directories in `parent` whose names start with `prefix` (see
@@ -252,25 +285,55 @@ fn claim(parent: &Dir, name: &OsStr, dir: &Dir) -> io::Result<()> {
 pub fn remove_stale(parent: &Dir, prefix: &OsStr) -> io::Result<usize> {
     let mut removed = 0;
     for entry in parent.entries()? {
-        let Some(rest) = entry.name.as_bytes().strip_prefix(prefix.as_bytes()) else {
+        let Some(rest) = entry
+            .name
+            .as_encoded_bytes()
+            .strip_prefix(prefix.as_encoded_bytes())
+        else {
             continue;
         };
-        if !matches!(entry.file_type, FileType::Directory | FileType::Unknown)
-            || Stamp::parse_prefix(rest).is_some_and(|(owner, _)| owner.is_alive())
-        {
+        #[cfg(unix)]
+        let maybe_dir = matches!(
+            entry.file_type,
+            rustix::fs::FileType::Directory | rustix::fs::FileType::Unknown
+        );
+        #[cfg(windows)]
+        let maybe_dir = entry.file_type.is_dir();
+        if !maybe_dir || Stamp::parse_prefix(rest).is_some_and(|(owner, _)| owner.is_alive()) {
             continue;
         }
-        let Ok(dir) = parent.open_dir(&entry.name) else {
-            continue;
-        };
-        if dir.try_lock_exclusive()? {
-            // The lock is held (`dir` open) while removing, so a run that somehow still uses
-            // it cannot be its owner.
-            remove_dir_or_subvolume(parent, &entry.name)?;
+        if remove_unlocked(parent, &entry.name)? {
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+/// Removes the staging directory `name` if its lock can be taken; whether it did.
+#[cfg(unix)]
+fn remove_unlocked(parent: &Dir, name: &OsStr) -> io::Result<bool> {
+    let Ok(dir) = parent.open_dir(name) else {
+        return Ok(false);
+    };
+    if !dir.try_lock_exclusive()? {
+        return Ok(false);
+    }
+    // The lock is held (`dir` open) while removing, so a run that somehow still uses it
+    // cannot be its owner.
+    remove_dir_or_subvolume(parent, name)?;
+    Ok(true)
+}
+
+/// Removes the staging directory `name` if no other handle is open on it (see the module
+/// doc); whether it did. The exclusive handle is held while removing, so no run can open it
+/// meanwhile, and the directory is removed through it.
+#[cfg(windows)]
+fn remove_unlocked(parent: &Dir, name: &OsStr) -> io::Result<bool> {
+    let Ok(Some(dir)) = parent.open_dir_exclusive(name) else {
+        return Ok(false);
+    };
+    dir.remove_self_tree()?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -283,6 +346,9 @@ mod tests {
         separator: ".",
     };
 
+    #[cfg(unix)]
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
     #[test]
     fn names_say_what_they_are_and_which_process_made_them() {
         assert_eq!(
@@ -294,16 +360,17 @@ mod tests {
             CLONE.name(OsStr::new("out"), "00ff"),
             OsString::from(format!(".out.cowtree-staging.{me}.00ff"))
         );
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         assert!(me.start.is_some(), "the name carries the start time: {me}");
         assert!(
             CLONE
                 .name(OsStr::new("out"), "x")
-                .as_bytes()
-                .starts_with(CLONE.process_prefix(OsStr::new("out")).as_bytes())
+                .as_encoded_bytes()
+                .starts_with(CLONE.process_prefix(OsStr::new("out")).as_encoded_bytes())
         );
     }
 
+    #[cfg(unix)]
     #[test]
     fn long_destination_names_are_cut_to_fit_name_max() {
         let long = OsString::from_vec(vec![b'x'; 255]);
@@ -351,6 +418,7 @@ mod tests {
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 
+    #[cfg(unix)]
     #[test]
     fn staging_of_a_live_process_is_kept_even_before_its_lock_is_taken() {
         // A run that has made its staging and not yet locked it looks dead to the lock alone.
@@ -370,6 +438,7 @@ mod tests {
 
     /// The debris of a run killed outright whose pid another process holds now (pid_max is
     /// 32768 on many machines): the start time in the name tells them apart, so it is removed.
+    #[cfg(unix)]
     #[test]
     fn staging_of_a_dead_run_whose_pid_was_reused_is_removed() {
         let tmp = std::env::temp_dir().join(format!("cowtree-staging-test-{}", random_u64()));
@@ -399,6 +468,7 @@ mod tests {
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 
+    #[cfg(unix)]
     #[test]
     fn stale_staging_is_removed_and_live_staging_is_kept() {
         let tmp = std::env::temp_dir().join(format!("cowtree-staging-test-{}", random_u64()));

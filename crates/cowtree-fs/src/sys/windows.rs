@@ -35,7 +35,10 @@ use windows_sys::Win32::System::SystemServices::FILE_SUPPORTS_BLOCK_REFCOUNTING;
 use crate::block_clone::CloneRange;
 
 pub(crate) mod at;
+mod process;
 pub(crate) mod reparse;
+
+pub use process::{process_running, process_start};
 
 /// What an open handle is, from its attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -87,6 +87,28 @@ pub(crate) fn open_at(
     disposition: Disposition,
     expect: Expect,
 ) -> io::Result<OwnedHandle> {
+    open_at_shared(
+        dir,
+        name,
+        access,
+        FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+        disposition,
+        expect,
+    )
+}
+
+/// [`open_at`] with the share mode `share` (`FILE_SHARE_*`) instead of sharing everything:
+/// with 0, the open fails with `ERROR_SHARING_VIOLATION` while any other handle with data
+/// access (reading, writing, listing, deleting) is open on the entry, and no such handle can
+/// be opened while this one is.
+pub(crate) fn open_at_shared(
+    dir: BorrowedHandle<'_>,
+    name: &[u16],
+    access: u32,
+    share: u32,
+    disposition: Disposition,
+    expect: Expect,
+) -> io::Result<OwnedHandle> {
     let bytes = u16::try_from(name.len() * 2).map_err(|_| {
         io::Error::new(io::ErrorKind::InvalidInput, "name too long for one NT call")
     })?;
@@ -127,7 +149,7 @@ pub(crate) fn open_at(
             &mut io_status,
             std::ptr::null(),
             file_attributes,
-            FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+            share,
             disposition,
             kind | FILE_OPEN_REPARSE_POINT | FILE_SYNCHRONOUS_IO_NONALERT,
             std::ptr::null(),

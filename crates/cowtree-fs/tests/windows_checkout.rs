@@ -1,0 +1,283 @@
+//! What a checkout needs besides creating files, on Windows, end to end on the volume the
+//! tests run on: reading and hashing files by handle (`read`), which process made something
+//! (`process`), and staging directories with their stamps and their lock (`staging`).
+#![cfg(windows)]
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::{ErrorKind, Seek, SeekFrom};
+
+use cowtree_fs::dir::Dir;
+use cowtree_fs::process::{Stamp, pid_exists};
+use cowtree_fs::read::{hash_at, hash_fd, read_chunks, read_whole};
+use cowtree_fs::staging::{self, Naming, Staging, remove_stale};
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+fn tree() -> (tempfile::TempDir, Dir) {
+    let t = tempfile::tempdir().expect("tempdir");
+    let d = Dir::open(t.path()).expect("open root");
+    (t, d)
+}
+
+fn bytes(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+const CLONE: Naming = staging::TREE;
+
+// ---- read ---------------------------------------------------------------------------------
+
+#[test]
+fn read_whole_reads_small_and_large_files_by_handle_and_from_offset_zero() {
+    let (t, _) = tree();
+    // 4 MiB and more: two threads, each with positioned reads into its half.
+    for size in [0usize, 1, 4095, (4 << 20) - 1, 4 << 20, (8 << 20) + 7] {
+        let data = bytes(size);
+        let p = t.path().join(format!("f{size}"));
+        fs::write(&p, &data).expect("write");
+        let mut f = fs::File::open(&p).expect("open");
+        // The handle's position does not matter: read_whole reads from 0.
+        f.seek(SeekFrom::Start(size as u64 / 2)).expect("seek");
+        assert!(read_whole(&f).expect("read") == data, "size {size}");
+    }
+}
+
+#[test]
+fn hash_fd_equals_blake3_of_the_bytes_from_the_handles_position_and_sees_every_chunk() {
+    let (t, _) = tree();
+    for size in [0usize, 1, 64 << 10, (64 << 10) * 5 + 3, (1 << 20) * 3 + 11] {
+        let data = bytes(size);
+        let p = t.path().join(format!("h{size}"));
+        fs::write(&p, &data).expect("write");
+        let f = fs::File::open(&p).expect("open");
+        let mut seen = Vec::new();
+        let (n, h) = hash_fd(&f, |c| {
+            seen.extend_from_slice(c);
+            Ok(())
+        })
+        .expect("hash");
+        assert_eq!((n, h), (size as u64, blake3::hash(&data)), "size {size}");
+        assert!(seen == data, "size {size}");
+    }
+    let p = t.path().join("digits");
+    fs::write(&p, b"0123456789").expect("write");
+    let mut f = fs::File::open(&p).expect("open");
+    f.seek(SeekFrom::Start(4)).expect("seek");
+    assert_eq!(
+        hash_fd(&f, |_| Ok(())).expect("hash"),
+        (6, blake3::hash(b"456789"))
+    );
+    f.seek(SeekFrom::Start(0)).expect("seek");
+    let e = read_chunks(&f, |_| Err(std::io::Error::other("stop"))).expect_err("stopped");
+    assert_eq!(e.to_string(), "stop");
+}
+
+#[test]
+fn hash_at_hashes_a_file_relative_to_a_directory_and_gives_none_for_a_missing_one_or_a_directory() {
+    let (t, root) = tree();
+    fs::write(t.path().join("f"), b"data").expect("write");
+    fs::create_dir(t.path().join("d")).expect("mkdir");
+    assert_eq!(
+        hash_at(&root, os("f")).expect("hash"),
+        Some((4, blake3::hash(b"data")))
+    );
+    // Names are matched without regard to case, as Windows does.
+    assert_eq!(
+        hash_at(&root, os("F")).expect("hash"),
+        Some((4, blake3::hash(b"data")))
+    );
+    for name in ["missing", "d"] {
+        assert_eq!(hash_at(&root, os(name)).expect(name), None, "{name}");
+    }
+    for bad in ["..", "a\\b", "CON", "x."] {
+        let e = hash_at(&root, os(bad)).expect_err(bad);
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad}: {e}");
+    }
+}
+
+// ---- process ------------------------------------------------------------------------------
+
+#[test]
+fn this_process_has_a_creation_time_and_is_alive() {
+    let me = Stamp::current();
+    assert_eq!(me.pid, std::process::id());
+    assert!(me.start.is_some(), "no creation time read for this process");
+    assert!(me.is_alive());
+    assert!(pid_exists(me.pid));
+    assert!(!pid_exists(0));
+    // Windows pids are multiples of 4 and small: this one names nothing.
+    assert!(!pid_exists(u32::MAX - 2));
+    let token = me.token();
+    let back = Stamp::parse_prefix(token.as_bytes()).expect("parse");
+    assert_eq!(back, (me, &b""[..]));
+}
+
+// ---- staging ------------------------------------------------------------------------------
+
+#[test]
+fn staging_names_carry_the_stamp_and_fit_in_255_utf16_units() {
+    let me = Stamp::current();
+    assert_eq!(
+        CLONE.name(os("out"), "00ff"),
+        OsString::from(format!(".out.cowtree-staging.{me}.00ff"))
+    );
+    let long: String = "x".repeat(255);
+    let n = CLONE.name(os(&long), &format!("{:016x}", u64::MAX));
+    let units = std::os::windows::ffi::OsStrExt::encode_wide(n.as_os_str()).count();
+    assert!(units <= 255, "{units}");
+    assert_eq!(n.to_string_lossy().matches('x').count(), 200 - 16);
+    // A pair of UTF-16 units is kept whole or dropped whole.
+    let emoji: String = "\u{1F600}".repeat(120);
+    let n = CLONE.prefix(os(&emoji));
+    assert!(n.to_str().is_some(), "a surrogate pair was cut: {n:?}");
+    cowtree_fs::dir::check_name(&CLONE.name(os(&emoji), "ffff")).expect("a valid name");
+}
+
+#[test]
+fn a_dropped_staging_is_removed_and_a_committed_one_is_the_destination() {
+    let (t, root) = tree();
+    let dst = os("dst");
+    let s = Staging::create(&root, CLONE.name(dst, "a"), 0o700).expect("create");
+    s.dir.create_dir(os("inner"), 0o755).expect("mkdir");
+    fs::write(t.path().join(s.name()).join("file"), "x").expect("write");
+    let staged = t.path().join(s.name());
+    assert!(staged.is_dir());
+    drop(s);
+    assert!(!staged.exists(), "an uncommitted staging is removed");
+
+    let mut s = Staging::create(&root, CLONE.name(dst, "b"), 0o700).expect("create");
+    s.dir.create_dir(os("inner"), 0o755).expect("mkdir");
+    s.commit(dst, false).expect("commit");
+    drop(s);
+    assert!(t.path().join("dst/inner").is_dir(), "committed");
+
+    // Something at the destination: AlreadyExists, the staging still there, then removed.
+    let mut s = Staging::create(&root, CLONE.name(dst, "c"), 0o700).expect("create");
+    let e = s.commit(dst, false).expect_err("taken");
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    let name = s.name().to_owned();
+    assert!(t.path().join(&name).is_dir());
+    s.remove().expect("remove");
+    assert!(!t.path().join(&name).exists());
+    assert!(
+        t.path().join("dst/inner").is_dir(),
+        "the destination is untouched"
+    );
+}
+
+#[test]
+fn a_committed_staging_replaces_an_empty_directory_when_asked() {
+    let (t, root) = tree();
+    fs::create_dir(t.path().join("dst")).expect("mkdir");
+    let mut s = Staging::create(&root, CLONE.name(os("dst"), "r"), 0o700).expect("create");
+    s.dir.create_dir(os("inner"), 0o755).expect("mkdir");
+    s.commit(os("dst"), true)
+        .expect("commit over an empty directory");
+    drop(s);
+    assert!(t.path().join("dst/inner").is_dir());
+}
+
+/// A dead run's staging (a pid that names no process) is removed with what is in it; a
+/// live process's (this one's, with or without its creation time) is kept whatever its lock
+/// says; another destination's is not looked at; a file with a staging name is left alone.
+#[test]
+fn stale_staging_of_a_dead_run_is_removed_and_a_live_ones_is_kept() {
+    let (t, root) = tree();
+    let p = t.path();
+    let prefix = CLONE.prefix(os("dst"));
+    let me = Stamp::current();
+    fs::create_dir_all(p.join(".dst.cowtree-staging.4000000.dead/sub/deeper")).expect("mkdir");
+    fs::write(p.join(".dst.cowtree-staging.4000000.dead/sub/f"), "x").expect("write");
+    // A read-only file inside: removed too.
+    let ro = p.join(".dst.cowtree-staging.4000000.dead/ro");
+    fs::write(&ro, "x").expect("write");
+    let mut perm = fs::metadata(&ro).expect("stat").permissions();
+    perm.set_readonly(true);
+    fs::set_permissions(&ro, perm).expect("readonly");
+    // Made by this process and not locked (no handle open): its stamp keeps it.
+    fs::create_dir(p.join(format!(".dst.cowtree-staging.{me}.justmade"))).expect("mkdir");
+    fs::create_dir(p.join(format!(".dst.cowtree-staging.{}.pidonly", me.pid))).expect("mkdir");
+    // This pid with another creation time: a dead run whose pid was reused.
+    let start = me.start.expect("start");
+    fs::create_dir(p.join(format!(
+        ".dst.cowtree-staging.{}t{}.reused",
+        me.pid,
+        start + 1
+    )))
+    .expect("mkdir");
+    fs::create_dir(p.join(".other.cowtree-staging.4000000.dead")).expect("mkdir");
+    fs::write(p.join(".dst.cowtree-staging.4000000.file"), "x").expect("write");
+
+    assert_eq!(remove_stale(&root, &prefix).expect("remove_stale"), 2);
+    assert!(!p.join(".dst.cowtree-staging.4000000.dead").exists());
+    assert!(
+        !p.join(format!(
+            ".dst.cowtree-staging.{}t{}.reused",
+            me.pid,
+            start + 1
+        ))
+        .exists()
+    );
+    assert!(
+        p.join(format!(".dst.cowtree-staging.{me}.justmade"))
+            .is_dir()
+    );
+    assert!(
+        p.join(format!(".dst.cowtree-staging.{}.pidonly", me.pid))
+            .is_dir()
+    );
+    assert!(p.join(".other.cowtree-staging.4000000.dead").is_dir());
+    assert!(p.join(".dst.cowtree-staging.4000000.file").is_file());
+}
+
+/// The lock: a staging named for a dead run but with a handle open on it (a run whose
+/// process cannot be checked, or one that is still using it) is kept; once the handle is
+/// closed it goes.
+#[test]
+fn a_staging_with_a_handle_open_on_it_is_kept_and_goes_once_closed() {
+    let (t, root) = tree();
+    let name = ".dst.cowtree-staging.4000000.held";
+    fs::create_dir_all(t.path().join(name).join("sub")).expect("mkdir");
+    let held = root.open_dir(os(name)).expect("open");
+    let prefix = CLONE.prefix(os("dst"));
+    let removed = remove_stale(&root, &prefix).expect("remove_stale");
+    if removed == 1 {
+        println!(
+            "NOT RUN: the share-mode lock (this Windows let an exclusive open of a directory \
+             through while another handle was open on it)"
+        );
+        return;
+    }
+    assert_eq!(removed, 0, "a staging with an open handle is in use");
+    assert!(t.path().join(name).join("sub").is_dir());
+    // While it is held, its exclusive open says so.
+    assert!(root.open_dir_exclusive(os(name)).expect("open").is_none());
+    drop(held);
+    assert_eq!(remove_stale(&root, &prefix).expect("remove_stale"), 1);
+    assert!(!t.path().join(name).exists());
+}
+
+/// A live staging made by `Staging::create` is held by its own handle: even named for a dead
+/// run (as if its process could not be checked) it is not taken.
+#[test]
+fn a_live_staging_is_held_by_its_own_handle() {
+    let (t, root) = tree();
+    let s = Staging::create(
+        &root,
+        OsString::from(".dst.cowtree-staging.4000000.live"),
+        0o700,
+    )
+    .expect("create");
+    let removed = remove_stale(&root, &CLONE.prefix(os("dst"))).expect("remove_stale");
+    if removed == 1 {
+        println!("NOT RUN: the share-mode lock (see the test above)");
+        return;
+    }
+    assert_eq!(removed, 0);
+    assert!(t.path().join(s.name()).is_dir());
+    drop(s);
+    assert!(!t.path().join(".dst.cowtree-staging.4000000.live").exists());
+}
