@@ -9,8 +9,13 @@
 //! default ACL on the directory, and a umask that could be read. Everywhere else (a network or
 //! FUSE filesystem, macOS, a directory with a default ACL) there is none, and callers read the
 //! new entry's mode back as before.
+//!
+//! Windows has no permission bits: a new entry takes its directory's ACL, so there is never
+//! a mask there ([`CreationMask::of_dir`] is `None`, [`process_umask`] too); the rule itself
+//! (the pure functions) builds and is tested on every platform.
 
 use std::io;
+#[cfg(unix)]
 use std::os::fd::AsFd;
 
 /// Filesystems whose new entries get exactly the bits asked for, less the umask, where the
@@ -33,6 +38,7 @@ impl CreationMask {
     /// true for directories the caller creates beneath `dir` as long as nobody puts a default
     /// ACL or the set-group-ID bit on them, and for the process's umask of the moment it is
     /// given: a caller that may change its umask must make a new mask.
+    #[cfg(unix)]
     pub fn of_dir(dir: impl AsFd, umask: Option<u32>) -> io::Result<Option<CreationMask>> {
         let Some(umask) = umask else { return Ok(None) };
         let dir = dir.as_fd();
@@ -47,6 +53,16 @@ impl CreationMask {
             umask: umask & 0o777,
             setgid: crate::sys::stat_mode(&st) & 0o2000 != 0,
         }))
+    }
+
+    /// On Windows there is none: no permission bits are applied at creation (see the module
+    /// doc). Never an error.
+    #[cfg(windows)]
+    pub fn of_dir(
+        _dir: impl std::os::windows::io::AsHandle,
+        _umask: Option<u32>,
+    ) -> io::Result<Option<CreationMask>> {
+        Ok(None)
     }
 
     /// The mask for a known umask and parent set-group-ID bit, for tests of the rule itself.
@@ -72,14 +88,22 @@ impl CreationMask {
     }
 }
 
+/// The process's umask: `None` on Windows, which has none.
+#[cfg(windows)]
+pub fn process_umask() -> Option<u32> {
+    None
+}
+
 /// The process's umask, read without changing it (the `Umask:` line of `/proc/self/status`,
 /// Linux 4.7 and later); `None` where it cannot be read. Setting the umask to read it back
 /// would race with other threads creating files.
+#[cfg(unix)]
 pub fn process_umask() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     parse_umask(&status)
 }
 
+#[cfg_attr(windows, allow(dead_code))]
 fn parse_umask(status: &str) -> Option<u32> {
     let line = status.lines().find(|l| l.starts_with("Umask:"))?;
     u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()

@@ -52,7 +52,6 @@ pub mod block_clone;
 pub mod classify;
 #[cfg(unix)]
 pub mod copy;
-#[cfg(unix)]
 pub mod creation;
 #[cfg(unix)]
 pub mod dedupe;

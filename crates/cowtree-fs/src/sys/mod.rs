@@ -117,6 +117,30 @@ impl<'a> EntryFd<'a> {
     }
 }
 
+/// A handle of one entry as the attribute and time calls take it on Windows
+/// ([`set_entry_attributes`], [`set_entry_times`]; [`chown_entry`], [`chmod_entry`] and
+/// `xattr_*` say they are unavailable). The same two kinds as on unix so that callers name
+/// them alike; on Windows every call works through the handle itself either way.
+#[cfg(windows)]
+#[derive(Debug, Clone, Copy)]
+pub enum EntryFd<'a> {
+    /// A file or directory the caller opened, or made, and still holds (it needs
+    /// `FILE_WRITE_ATTRIBUTES` to be changed).
+    Open(std::os::windows::io::BorrowedHandle<'a>),
+    /// A handle from [`open_entry`].
+    Path(std::os::windows::io::BorrowedHandle<'a>),
+}
+
+#[cfg(windows)]
+impl<'a> EntryFd<'a> {
+    /// The handle, whichever kind it is.
+    pub fn fd(self) -> std::os::windows::io::BorrowedHandle<'a> {
+        match self {
+            EntryFd::Open(h) | EntryFd::Path(h) => h,
+        }
+    }
+}
+
 /// A feature this platform does not have, such as extent maps or deduplication on macOS.
 /// Returned inside an [`io::Error`] of kind [`io::ErrorKind::Unsupported`]; find it with
 /// [`Unavailable::find`].

@@ -35,9 +35,14 @@ use windows_sys::Win32::System::SystemServices::FILE_SUPPORTS_BLOCK_REFCOUNTING;
 use crate::block_clone::CloneRange;
 
 pub(crate) mod at;
+mod entry_meta;
 mod process;
 pub(crate) mod reparse;
 
+pub use entry_meta::{
+    KEPT_ATTRIBUTES, chmod_entry, chown_entry, entry_attributes, open_entry, set_entry_attributes,
+    set_entry_times, xattr_get, xattr_list, xattr_set,
+};
 pub use process::{process_running, process_start};
 
 /// What an open handle is, from its attributes.
