@@ -72,6 +72,11 @@ pub mod name;
 pub mod parallel;
 #[cfg(unix)]
 pub mod place;
+/// Placing a store's file into a new destination file on Windows: the same [`place::place_at`]
+/// by handle.
+#[cfg(windows)]
+#[path = "place_windows.rs"]
+pub mod place;
 #[cfg(unix)]
 pub mod probe;
 /// Capability probes on Windows: what a volume is and whether it clones, cached per volume.

@@ -416,3 +416,117 @@ mod entry {
         assert!(!CreationMask::new(0o022, true).dir_exact(0o755));
     }
 }
+
+// ---- place --------------------------------------------------------------------------------
+
+mod place {
+    use super::*;
+    use cowtree_fs::place::{Placed, place_at};
+    use cowtree_fs::{Method, UnsupportedCause};
+
+    /// A source and destination directory with `blob` holding `data`.
+    fn store() -> (tempfile::TempDir, Dir, Dir) {
+        let (t, root) = tree();
+        fs::create_dir(t.path().join("blobs")).expect("mkdir");
+        fs::create_dir(t.path().join("wt")).expect("mkdir");
+        fs::write(t.path().join("blobs/blob"), bytes(300_000)).expect("write");
+        let (src, dst) = (
+            root.open_dir(os("blobs")).expect("blobs"),
+            root.open_dir(os("wt")).expect("wt"),
+        );
+        (t, src, dst)
+    }
+
+    #[test]
+    fn a_blob_is_placed_by_copy_where_the_volume_cannot_clone_and_its_stat_is_the_files() {
+        let (t, src, dst) = store();
+        for (name, method) in [("auto", Method::CloneOrCopy), ("copy", Method::Copy)] {
+            let placed = place_at(&src, os("blob"), &dst, os(name), 0o644, method).expect(name);
+            let st = match (method, placed) {
+                (Method::CloneOrCopy, Placed::Copied(st, Some(UnsupportedCause::Filesystem))) => st,
+                (Method::Copy, Placed::Copied(st, None)) => st,
+                (_, Placed::Cloned(st)) => {
+                    println!("a block clone ran here ({name})");
+                    st
+                }
+                (_, other) => panic!("{name}: {other:?}"),
+            };
+            assert_eq!(
+                st,
+                dst.stat(os(name)).expect("stat"),
+                "{name}: the stat is the file's"
+            );
+            // Read after the stat: reading may change the access time.
+            assert!(fs::read(t.path().join("wt").join(name)).expect("read") == bytes(300_000));
+            assert_eq!(st.size, 300_000);
+            assert!(
+                !fs::metadata(t.path().join("wt").join(name))
+                    .expect("m")
+                    .permissions()
+                    .readonly()
+            );
+        }
+    }
+
+    #[test]
+    fn a_mode_without_write_bits_places_a_read_only_file() {
+        let (t, src, dst) = store();
+        let placed =
+            place_at(&src, os("blob"), &dst, os("ro"), 0o444, Method::CloneOrCopy).expect("place");
+        let (Placed::Copied(st, _) | Placed::Cloned(st)) = placed else {
+            panic!("{placed:?}")
+        };
+        assert!(st.attributes & 0x1 != 0, "read-only: {:#x}", st.attributes);
+        assert_eq!(
+            st,
+            dst.stat(os("ro")).expect("stat"),
+            "stat taken after the change"
+        );
+        assert!(
+            fs::metadata(t.path().join("wt/ro"))
+                .expect("m")
+                .permissions()
+                .readonly()
+        );
+    }
+
+    #[test]
+    fn clone_only_leaves_nothing_and_a_vanished_source_is_no_error() {
+        let (t, src, dst) = store();
+        match place_at(&src, os("blob"), &dst, os("c"), 0o644, Method::Clone).expect("place") {
+            Placed::Unsupported(UnsupportedCause::Filesystem) => {
+                assert!(!t.path().join("wt/c").exists(), "nothing left");
+            }
+            Placed::Cloned(_) => println!("a block clone ran here"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            place_at(&src, os("gone"), &dst, os("g"), 0o644, Method::CloneOrCopy).expect("gone"),
+            Placed::SourceVanished
+        ));
+        assert!(!t.path().join("wt/g").exists());
+    }
+
+    #[test]
+    fn an_existing_destination_is_refused_and_left_and_a_directory_is_no_source() {
+        let (t, src, dst) = store();
+        fs::write(t.path().join("wt/taken"), "mine").expect("write");
+        for name in ["taken", "TAKEN"] {
+            let e = place_at(&src, os("blob"), &dst, os(name), 0o644, Method::CloneOrCopy)
+                .expect_err(name);
+            assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{name}: {e}");
+        }
+        assert_eq!(
+            fs::read_to_string(t.path().join("wt/taken")).expect("read"),
+            "mine"
+        );
+        fs::create_dir(t.path().join("blobs/d")).expect("mkdir");
+        let e = place_at(&src, os("d"), &dst, os("d"), 0o644, Method::CloneOrCopy)
+            .expect_err("a directory");
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(!t.path().join("wt/d").exists());
+        let e = place_at(&src, os("blob"), &dst, os("a\\b"), 0o644, Method::Copy)
+            .expect_err("bad name");
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    }
+}
