@@ -19,7 +19,9 @@
 //! relative to two directory handles (replacing, or not: one call either way), set times,
 //! flush a directory or a volume, make and read symlinks relative to the directory. Not here
 //! (the unix `Dir` has them): an atomic exchange of two names (Windows has none:
-//! [`Dir::rename_exchange`] says so), permission bits, locks. Directory handles are shared
+//! [`Dir::rename_exchange`] says so), permission bits, `flock` (a directory cannot be locked;
+//! [`Dir::open_dir_exclusive`] opens one for this handle alone, which is how a staging
+//! directory's lock is taken). Directory handles are shared
 //! for reading, writing and deletion, as unix descriptors are: a directory held open can still
 //! be renamed or removed by others, and the handle keeps reaching it (or fails) rather than
 //! resolving its old path again.

@@ -12,7 +12,7 @@
 //!
 //! Windows cannot `flock` a directory. There the lock is the staging's own open handle
 //! ([`Staging::dir`], made in the same call as the directory, so there is no unlocked moment):
-//! [`remove_stale`] opens a candidate for itself alone ([`Dir::open_dir_exclusive`], share mode
+//! [`remove_stale`] opens a candidate for itself alone (`Dir::open_dir_exclusive`, share mode
 //! 0), which fails while any other handle is open on it, and removes it through that handle.
 //! The stamp is the pid and the process's creation time (`GetProcessTimes`). A name is cut to
 //! [`Naming::keep`] less 16 UTF-16 units there: Windows' stamp (a pid of up to 10 digits and

@@ -23,7 +23,9 @@
 //! | extent maps, dedupe (`cowtree du`, `cowtree dedupe`) | `FIEMAP`, `FIDEDUPERANGE` | unavailable: [`Unavailable`] | not built |
 //! | btrfs subvolumes (`btrfs_*`: create, snapshot, read-only flag, delete, id, children and their paths, filesystem UUID) | the btrfs ioctls through `rustix::ioctl` (`linux/btrfs.rs`) | `ENOTSUP` | not built |
 //! | copy a directory hierarchy in one call ([`clone_directory`]) | `ENOTSUP` (btrfs does it with a snapshot) | `fclonefileat` of the directory | not built |
-//! | owner, mode and attributes of one entry, never following a symlink ([`open_entry`], [`chown_entry`], [`chmod_entry`], `xattr_*`, through an [`EntryFd`]) | an open descriptor: `fchown`, `fchmod`, `f*xattr`; an `O_PATH` handle: `fchownat(AT_EMPTY_PATH)`, the rest through `/proc/self/fd/N` | `ENOTSUP` | not built |
+//! | owner, mode and attributes of one entry, never following a symlink ([`open_entry`], [`chown_entry`], [`chmod_entry`], `xattr_*`, through an [`EntryFd`]) | an open descriptor: `fchown`, `fchmod`, `f*xattr`; an `O_PATH` handle: `fchownat(AT_EMPTY_PATH)`, the rest through `/proc/self/fd/N` | `ENOTSUP` | `NtCreateFile` relative to the directory, `FILE_OPEN_REPARSE_POINT`, attribute rights only; the kept attributes and times by `FileBasicInfo` (`set_entry_attributes`, `set_entry_times`); owners, mode bits and xattrs: [`Unavailable`] (`windows/entry_meta.rs`) |
+//! | a process's start time ([`process_start`]), whether it runs | `/proc/PID/stat` field 22, `kill(pid, 0)` | `proc_pidinfo`, `kill(pid, 0)` | `GetProcessTimes`' creation time; `OpenProcess` and a zero-timeout wait (`windows/process.rs`) |
+//! | lock a staging directory | `flock` on its descriptor | the same | its own open handle; taken from a dead run with a share-mode-0 open (`Dir::open_dir_exclusive`, Windows only) |
 //! | mount points ([`mount_points`]) | `/proc/self/mountinfo` | unavailable: [`Unavailable`] | not built |
 //!
 //! Linux is the tested platform. The macOS side is type-checked in CI
@@ -35,8 +37,10 @@
 //! [`crate::reflink::clone_or_copy`] by path, [`crate::transfer_at`] and its family relative
 //! to directory handles, [`crate::hardlink_at`], [`crate::probe`] per volume pair, the
 //! outcome types, [`crate::name::windows`], [`crate::block_clone`], [`crate::dir`] (its own
-//! `dir_windows.rs` over `windows/at.rs`), [`crate::atomic_file`], [`crate::undo`], and
-//! [`crate::walk`] and [`crate::workers`] over it.
+//! `dir_windows.rs` over `windows/at.rs`), [`crate::atomic_file`], [`crate::undo`],
+//! [`crate::walk`] and [`crate::workers`] over it, [`crate::read`], [`crate::process`],
+//! [`crate::staging`], [`crate::creation`], [`crate::place`] (`place_windows.rs`) and the
+//! entry calls above.
 //! `scripts/windows.sh` builds it for `x86_64-pc-windows-gnu` and runs its tests under Wine 8,
 //! which has no ReFS and makes no reparse points: the copy fallback, the refusals (existing
 //! destination, names, a directory as the source), a vanished source, the volume queries,
