@@ -459,6 +459,12 @@ mod place {
             // Read after the stat: reading may change the access time.
             assert!(fs::read(t.path().join("wt").join(name)).expect("read") == bytes(300_000));
             assert_eq!(st.size, 300_000);
+            // The device callers compare (sys::stat_dev): the same volume as its directory.
+            assert_eq!(
+                cowtree_fs::sys::stat_dev(&st),
+                cowtree_fs::sys::stat_dev(&dst.stat_self().expect("stat dir"))
+            );
+            assert_ne!(cowtree_fs::sys::stat_dev(&st), 0);
             assert!(
                 !fs::metadata(t.path().join("wt").join(name))
                     .expect("m")

@@ -45,6 +45,12 @@ pub use entry_meta::{
 };
 pub use process::{process_running, process_start};
 
+/// The device of `st`: the volume serial number, what `st_dev` is on unix (so that callers
+/// comparing devices write `sys::stat_dev` on every platform).
+pub fn stat_dev(st: &crate::dir::Stat) -> u64 {
+    st.dev
+}
+
 /// What an open handle is, from its attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EntryKind {
