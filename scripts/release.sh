@@ -114,16 +114,21 @@ bump() {
 # and introduction), replacing a section for the same VERSION.
 write_changelog() {
   local dir=$1 version=$2 file=$1/CHANGELOG.md section
-  section=$(changelog "$version")
+  # Through a file: the section of a first release (the whole history) is longer than one
+  # argument may be (128 KiB on Linux: "Argument list too long").
+  section=$(mktemp)
+  changelog "$version" >"$section"
   [[ -f "$file" ]] || printf '# Changelog\n\nWhat changed in each release of cowtree, by capability.\n' >"$file"
   python3 - "$file" "$version" "$section" <<'EOF'
 import re, sys
-path, version, section = sys.argv[1:]
+path, version, section_file = sys.argv[1:]
+section = open(section_file).read()
 text = open(path).read()
 parts = re.split(r"(?m)^(?=## )", text)
 head, sections = parts[0], [s for s in parts[1:] if not s.startswith(f"## {version} ")]
 open(path, "w").write(head.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n\n" + "".join(sections))
 EOF
+  rm -f "$section"
 }
 
 # crates DIR OUT VERIFY: `cargo package` of every published crate into OUT (together: each
