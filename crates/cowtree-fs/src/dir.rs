@@ -14,8 +14,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{
-    AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, Timestamps, fchmod, mkdirat, openat,
-    readlinkat, renameat_with, statat, symlinkat, unlinkat, utimensat,
+    AtFlags, Mode, OFlags, RenameFlags, Timestamps, fchmod, mkdirat, openat, readlinkat,
+    renameat_with, statat, symlinkat, unlinkat, utimensat,
 };
 use rustix::io::Errno;
 
@@ -24,6 +24,10 @@ use crate::name::{NameError, PATH_MAX, check_relative_path, validate_component};
 
 /// The time [`Dir::set_times`] takes (rustix's); Windows' `dir` has one with the same fields.
 pub use rustix::fs::Timespec;
+/// What [`Dir::stat`] gives and what an entry is (rustix's): Windows' `dir` has its own, with
+/// `is_file`, `is_dir` and `is_symlink` as here; read a `Stat` through the `stat_*` calls of
+/// [`crate::sys`] to build on both.
+pub use rustix::fs::{FileType, Stat};
 
 /// An open directory; the handle every destination-side operation goes through.
 #[derive(Debug)]

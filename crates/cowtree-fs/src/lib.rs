@@ -93,10 +93,16 @@ pub mod reflink;
 pub mod staging;
 #[cfg(unix)]
 pub mod subvolume;
+/// Subvolumes on Windows: none; only the failure [`subvolume::Cause`] that
+/// [`whole_tree::NotUsed`] names.
+#[cfg(windows)]
+pub mod subvolume {
+    mod cause;
+    pub use cause::Cause;
+}
 pub mod sys;
 pub mod undo;
 pub mod walk;
-#[cfg(unix)]
 pub mod whole_tree;
 pub mod workers;
 

@@ -143,6 +143,24 @@ pub fn path_of(bytes: &[u8]) -> &std::path::Path {
     std::path::Path::new(std::ffi::OsStr::from_bytes(bytes))
 }
 
+/// `bytes` (as [`std::ffi::OsStr::as_encoded_bytes`] gives them, or read back from a file
+/// that stored them) as an OS string: any bytes on unix. On Windows only UTF-8 is taken back:
+/// the bytes of a name with an unpaired surrogate (which NTFS allows) are returned as the
+/// error rather than guessed at, so the caller reports it.
+#[cfg(unix)]
+pub fn os_string_from_bytes(bytes: Vec<u8>) -> Result<std::ffi::OsString, Vec<u8>> {
+    use std::os::unix::ffi::OsStringExt;
+    Ok(std::ffi::OsString::from_vec(bytes))
+}
+
+/// `bytes` as an OS string (see the unix one): UTF-8 only.
+#[cfg(windows)]
+pub fn os_string_from_bytes(bytes: Vec<u8>) -> Result<std::ffi::OsString, Vec<u8>> {
+    String::from_utf8(bytes)
+        .map(std::ffi::OsString::from)
+        .map_err(std::string::FromUtf8Error::into_bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,12 +55,16 @@
 //! type-checked, **not run** by cowtree's CI; mount points below the source are not checked
 //! there.
 
+#[cfg(unix)]
 use std::ffi::OsStr;
 use std::fmt;
+#[cfg(unix)]
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use crate::subvolume::{At, Cause, Op, SubvolumeError};
+use crate::subvolume::Cause;
+#[cfg(unix)]
+use crate::subvolume::{At, Op, SubvolumeError};
 
 /// How a tree was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -228,6 +232,7 @@ impl fmt::Display for NotUsed {
 
 /// What the caller wants: a copy of the directory `src` as the new entry `name` of
 /// `parent` (which must not exist).
+#[cfg(unix)]
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
     /// The source directory.
@@ -253,6 +258,7 @@ pub enum WholeTree {
 /// (see the module documentation); otherwise writes nothing and says why. `requested`,
 /// when given, is the caller's own reason for per-file work, and is answered at once.
 /// An error means nothing was made either, and a per-file copy would fail the same way.
+#[cfg(unix)]
 pub fn try_whole_tree(
     req: &Request<'_>,
     requested: Option<NotUsed>,
@@ -274,6 +280,7 @@ pub fn try_whole_tree(
     }
 }
 
+#[cfg(unix)]
 fn btrfs(req: &Request<'_>) -> Result<WholeTree, SubvolumeError> {
     match btrfs_preflight(req)? {
         Preflight::NotUsed(reason) => Ok(WholeTree::NotUsed(reason)),
@@ -340,6 +347,7 @@ impl Holes {
 /// worktree add` does, which drops nested worktrees anyway). It then calls
 /// [`snapshot_prepared`]. Only btrfs: elsewhere [`NotUsed::Filesystem`], and a read-only copy
 /// on APFS [`NotUsed::ReadOnlyUnavailable`].
+#[cfg(unix)]
 pub fn preflight(req: &Request<'_>) -> Result<Preflight, SubvolumeError> {
     let src_fs = crate::fstype::fs_type(req.src.dir.as_fd()).map_err(|e| SubvolumeError {
         op: Op::Lookup,
@@ -357,6 +365,7 @@ pub fn preflight(req: &Request<'_>) -> Result<Preflight, SubvolumeError> {
 /// directory) `src` into `parent`: both on one btrfs. `None` where it holds, else why not:
 /// [`NotUsed::Filesystem`] where `parent` is not on btrfs, [`NotUsed::CrossFilesystem`] where
 /// the two are on different filesystems.
+#[cfg(unix)]
 pub fn filesystem_rule(src: At<'_>, parent: At<'_>) -> Result<Option<NotUsed>, SubvolumeError> {
     use crate::subvolume::{filesystem_id, is_btrfs};
     if !is_btrfs(parent)? {
@@ -371,11 +380,13 @@ pub fn filesystem_rule(src: At<'_>, parent: At<'_>) -> Result<Option<NotUsed>, S
 
 /// The owner rule for a snapshot of a subvolume whose root belongs to `owner`: the kernel lets
 /// a user snapshot only their own subvolumes, root any. `None` where it holds.
+#[cfg(unix)]
 pub fn owner_rule(owner: u32) -> Option<NotUsed> {
     let euid = rustix::process::geteuid();
     (!euid.is_root() && euid.as_raw() != owner).then_some(NotUsed::NotOwner { owner })
 }
 
+#[cfg(unix)]
 fn btrfs_preflight(req: &Request<'_>) -> Result<Preflight, SubvolumeError> {
     use crate::subvolume::{below, is_root};
     let not_used = |r| Ok(Preflight::NotUsed(r));
@@ -409,6 +420,7 @@ fn btrfs_preflight(req: &Request<'_>) -> Result<Preflight, SubvolumeError> {
 /// The snapshot itself, after [`preflight`] said [`Preflight::Ready`]: a kernel refusal for
 /// lack of privilege (EPERM) is [`WholeTree::NotUsed`] (nothing was made), any other failure
 /// an error (nothing was made either).
+#[cfg(unix)]
 pub fn snapshot_prepared(req: &Request<'_>) -> Result<WholeTree, SubvolumeError> {
     let not_used = |r| Ok(WholeTree::NotUsed(r));
     match crate::subvolume::snapshot(req.src, req.parent, req.name, req.read_only) {
@@ -422,6 +434,7 @@ pub fn snapshot_prepared(req: &Request<'_>) -> Result<WholeTree, SubvolumeError>
     }
 }
 
+#[cfg(unix)]
 fn apfs(req: &Request<'_>) -> Result<WholeTree, SubvolumeError> {
     if req.read_only {
         return Ok(WholeTree::NotUsed(NotUsed::ReadOnlyUnavailable));
@@ -467,6 +480,7 @@ fn apfs(req: &Request<'_>) -> Result<WholeTree, SubvolumeError> {
 
 /// Every mount point strictly below `src` (relative to it, sorted), from the mount table;
 /// none where the platform has no mount table to read.
+#[cfg(unix)]
 fn mount_points_below(src: &Path) -> Result<Vec<PathBuf>, SubvolumeError> {
     let canon = std::fs::canonicalize(src).map_err(|e| SubvolumeError {
         op: Op::Lookup,
@@ -490,6 +504,7 @@ fn mount_points_below(src: &Path) -> Result<Vec<PathBuf>, SubvolumeError> {
 }
 
 /// Those of `points` strictly below `root`, relative to it, sorted (pure, for tests).
+#[cfg(unix)]
 fn all_below(root: &Path, points: &[PathBuf]) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = points
         .iter()
@@ -502,7 +517,7 @@ fn all_below(root: &Path, points: &[PathBuf]) -> Vec<PathBuf> {
     found
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -53,8 +53,6 @@
 use std::fmt;
 use std::io;
 #[cfg(unix)]
-use std::os::fd::{BorrowedFd, OwnedFd};
-#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
 
 #[cfg(unix)]
@@ -79,6 +77,110 @@ pub use windows::*;
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 compile_error!("cowtree-fs supports Linux, macOS and (a subset) Windows (see cowtree_fs::sys)");
+
+/// A descriptor, borrowed or owned, and what lends one, under the same names on every
+/// platform: std's unix types on unix, so code written over descriptors (`dir.as_fd()`,
+/// `BorrowedFd<'_>`) reads the same on Windows, where they are handles.
+#[cfg(unix)]
+pub use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// A borrowed handle, under the unix name (see [`AsFd`]).
+#[cfg(windows)]
+pub type BorrowedFd<'a> = std::os::windows::io::BorrowedHandle<'a>;
+
+/// An owned handle, under the unix name (see [`AsFd`]).
+#[cfg(windows)]
+pub type OwnedFd = std::os::windows::io::OwnedHandle;
+
+/// What lends a handle ([`std::os::windows::io::AsHandle`]) under the unix name and method:
+/// `x.as_fd()` is `x.as_handle()`, so code over descriptors builds on Windows unchanged.
+#[cfg(windows)]
+pub trait AsFd {
+    /// The handle, borrowed.
+    fn as_fd(&self) -> BorrowedFd<'_>;
+}
+
+#[cfg(windows)]
+impl<T: std::os::windows::io::AsHandle + ?Sized> AsFd for T {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.as_handle()
+    }
+}
+
+/// A file's number on its device, as [`stat_ino`] gives it: `st_ino` on unix; on Windows
+/// the 128-bit file id (`FileIdInfo`), which ReFS fills in whole.
+#[cfg(unix)]
+pub type Ino = u64;
+
+/// A file's number on its device, as [`stat_ino`] gives it (see the unix one).
+#[cfg(windows)]
+pub type Ino = u128;
+
+/// The file number of `st` (with [`stat_dev`], what tells two entries apart).
+#[cfg(unix)]
+// `ino_t` is `u64` on Linux and macOS; the cast keeps this one line for both.
+#[allow(clippy::unnecessary_cast)]
+pub fn stat_ino(st: &rustix::fs::Stat) -> Ino {
+    st.st_ino as u64
+}
+
+/// The file number of `st` (see the unix one).
+#[cfg(windows)]
+pub fn stat_ino(st: &crate::dir::Stat) -> Ino {
+    st.ino
+}
+
+/// The size in bytes of `st`.
+#[cfg(unix)]
+pub fn stat_size(st: &rustix::fs::Stat) -> u64 {
+    st.st_size as u64
+}
+
+/// The size in bytes of `st`.
+#[cfg(windows)]
+pub fn stat_size(st: &crate::dir::Stat) -> u64 {
+    st.size
+}
+
+/// The number of names (hardlinks) of `st`.
+#[cfg(unix)]
+// `nlink_t` is `u64` on Linux x86_64, narrower elsewhere.
+#[allow(clippy::unnecessary_cast)]
+pub fn stat_nlink(st: &rustix::fs::Stat) -> u64 {
+    st.st_nlink as u64
+}
+
+/// The number of names (hardlinks) of `st`.
+#[cfg(windows)]
+pub fn stat_nlink(st: &crate::dir::Stat) -> u64 {
+    u64::from(st.nlink)
+}
+
+/// What `st` is, as [`crate::dir::FileType`] (rustix's on unix): test it with `is_file`,
+/// `is_dir` and `is_symlink`, which both platforms' types have.
+#[cfg(unix)]
+pub fn stat_file_type(st: &rustix::fs::Stat) -> rustix::fs::FileType {
+    rustix::fs::FileType::from_raw_mode(st.st_mode)
+}
+
+/// What `st` is: a file, a directory or a reparse point (a symlink or a junction among them).
+#[cfg(windows)]
+pub fn stat_file_type(st: &crate::dir::Stat) -> crate::dir::FileType {
+    st.file_type()
+}
+
+/// The owner and group of `st`.
+#[cfg(unix)]
+pub fn stat_owner(st: &rustix::fs::Stat) -> Option<(u32, u32)> {
+    Some((st.st_uid, st.st_gid))
+}
+
+/// The owner and group of `st`: none on Windows, where an owner is a SID in the security
+/// descriptor, not a number in the entry's metadata.
+#[cfg(windows)]
+pub fn stat_owner(_st: &crate::dir::Stat) -> Option<(u32, u32)> {
+    None
+}
 
 /// The access and modification times of `st`, as `utimensat` takes them.
 #[cfg(unix)]

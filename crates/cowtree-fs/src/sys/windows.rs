@@ -51,6 +51,36 @@ pub fn stat_dev(st: &crate::dir::Stat) -> u64 {
     st.dev
 }
 
+/// The unix mode that `st` amounts to, as Cygwin and MSYS show one: the type bits (a
+/// directory, a symlink, else a regular file; any other reparse point shows as what it is
+/// attached to), and permission bits read-and-search for everyone, write for everyone unless
+/// the entry is read-only (`FILE_ATTRIBUTE_READONLY`), search on directories. Only the write
+/// bits carry anything over: [`crate::place::place_at`] turns a mode without them back into
+/// the read-only attribute. Windows keeps no other permission bits (its ACLs are not modes).
+pub fn stat_mode(st: &crate::dir::Stat) -> u32 {
+    use windows_sys::Win32::Storage::FileSystem::FILE_ATTRIBUTE_READONLY;
+    let ft = st.file_type();
+    let (kind, exec) = if ft.is_symlink() {
+        (0o120_000, 0o111)
+    } else if st.attributes & windows_sys::Win32::Storage::FileSystem::FILE_ATTRIBUTE_DIRECTORY != 0
+    {
+        (0o040_000, 0o111)
+    } else {
+        (0o100_000, 0)
+    };
+    let write = if st.attributes & FILE_ATTRIBUTE_READONLY != 0 {
+        0
+    } else {
+        0o222
+    };
+    kind | 0o444 | write | exec
+}
+
+/// The access and modification times of `st`, as [`crate::dir::Dir::set_times`] takes them.
+pub fn stat_times(st: &crate::dir::Stat) -> (crate::dir::Timespec, crate::dir::Timespec) {
+    (st.atime(), st.mtime())
+}
+
 /// What an open handle is, from its attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EntryKind {
