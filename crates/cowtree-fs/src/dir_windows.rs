@@ -158,6 +158,12 @@ impl Stat {
         FileType::from_attributes(self.attributes, self.reparse_tag)
     }
 
+    /// True when the entry is a directory, a directory symlink or a junction among them (its
+    /// `FILE_ATTRIBUTE_DIRECTORY`): what a copy of a symlink needs to make the same kind.
+    pub fn is_directory_entry(&self) -> bool {
+        self.attributes & FILE_ATTRIBUTE_DIRECTORY != 0
+    }
+
     /// The last access time as a [`Timespec`].
     pub fn atime(&self) -> Timespec {
         Timespec::from_filetime(self.accessed)

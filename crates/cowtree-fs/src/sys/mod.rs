@@ -169,6 +169,19 @@ pub fn stat_file_type(st: &crate::dir::Stat) -> crate::dir::FileType {
     st.file_type()
 }
 
+/// What the open file or directory `fd` is (`fstat`; on Windows its attributes, ids and
+/// times by handle).
+#[cfg(unix)]
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<rustix::fs::Stat> {
+    Ok(rustix::fs::fstat(fd)?)
+}
+
+/// What the open file or directory `fd` is (see the unix one).
+#[cfg(windows)]
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<crate::dir::Stat> {
+    crate::dir::Stat::of(fd)
+}
+
 /// The owner and group of `st`.
 #[cfg(unix)]
 pub fn stat_owner(st: &rustix::fs::Stat) -> Option<(u32, u32)> {

@@ -81,6 +81,28 @@ pub fn stat_times(st: &crate::dir::Stat) -> (crate::dir::Timespec, crate::dir::T
     (st.atime(), st.mtime())
 }
 
+/// The (volume serial, file id) of `path`, what `(st_dev, st_ino)` of a `stat` is on unix
+/// (std's `MetadataExt` has them on Windows only unstably): the entry opened for its
+/// attributes alone, shared with every other opener; a final symlink or junction followed
+/// when `follow`, else the reparse point itself. For callers that compare identities of
+/// paths a user gave (a source and its destination); names inside a tree go through
+/// [`crate::dir::Dir`].
+pub fn path_id(path: &Path, follow: bool) -> io::Result<(u64, super::Ino)> {
+    use windows_sys::Win32::Storage::FileSystem::FILE_READ_ATTRIBUTES;
+    let reparse = if follow {
+        0
+    } else {
+        FILE_FLAG_OPEN_REPARSE_POINT
+    };
+    let file = OpenOptions::new()
+        .access_mode(FILE_READ_ATTRIBUTES)
+        .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
+        .custom_flags(FILE_FLAG_BACKUP_SEMANTICS | reparse)
+        .open(path)?;
+    let st = crate::dir::Stat::of(std::os::windows::io::AsHandle::as_handle(&file))?;
+    Ok((st.dev, st.ino))
+}
+
 /// What an open handle is, from its attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EntryKind {
