@@ -152,6 +152,12 @@ pub enum LinkError {
         "another cowtree run is merging into {0} (it holds the lock on that directory); nothing was changed there"
     )]
     DestinationBusy(PathBuf),
+    /// The call asks for something this platform does not have (on Windows: a whole-tree
+    /// copy, a merge into an existing destination, owners, attributes, ACLs, hardlinks or
+    /// special files kept; see [`crate::options::unsupported_here`]). Refused before
+    /// anything is written.
+    #[error("{0} is not available on {os}; nothing was changed", os = std::env::consts::OS)]
+    Unsupported(&'static str),
     /// An I/O error about one path.
     #[error("{op} {path}: {source}")]
     Io {

@@ -175,6 +175,38 @@ impl Preserve {
     }
 }
 
+/// What of `opts` this platform cannot do, for [`crate::LinkError::Unsupported`]: nothing on
+/// unix. On Windows: a whole-tree copy (no subvolumes or directory clones there), symlink mode
+/// (a symlink there needs a privilege, and a file's and a directory's differ: not ported
+/// yet), and under
+/// [`LinkOptions::preserve`] owners, extended attributes and ACLs (an owner is a SID and
+/// attributes are streams: not kept, and not pretended), hardlinks inside the source kept as
+/// hardlinks, and special files (Windows has none to make).
+pub fn unsupported_here(opts: &LinkOptions) -> Option<&'static str> {
+    if cfg!(windows) {
+        let p = opts.preserve;
+        if opts.whole_tree {
+            return Some("a whole-tree copy (whole_tree)");
+        }
+        if opts.mode == crate::state::LinkMode::Symlink {
+            return Some("symlink mode (LinkMode::Symlink)");
+        }
+        if p.ownership {
+            return Some("keeping owners (preserve ownership)");
+        }
+        if p.xattr || p.acl {
+            return Some("keeping extended attributes and ACLs (preserve xattr, acl)");
+        }
+        if p.links {
+            return Some("keeping hardlinks inside the source (preserve links)");
+        }
+        if p.special {
+            return Some("making special files (preserve special)");
+        }
+    }
+    None
+}
+
 /// A content hash the record can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HashAlgo {

@@ -60,6 +60,7 @@ classes! {
     UndoFailedError "A merge failed and could not be undone: part of it may be there.";
     CancelledError "Linker.cancel() stopped the call; nothing was changed at the destination.";
     DestinationBusyError "Another merge holds the destination's lock (and waiting was not asked).";
+    UnsupportedError "The call asks for what this platform cannot do; nothing was changed.";
     IoError "An OS error about one path.";
     LinkIoError "An OS error linking one entry.";
 }
@@ -139,6 +140,7 @@ fn exception(err: &LinkError, args: Py<PyTuple>) -> PyErr {
         E::UndoFailed { .. } => UndoFailedError::new_err(args),
         E::Cancelled(_) => CancelledError::new_err(args),
         E::DestinationBusy(_) => DestinationBusyError::new_err(args),
+        E::Unsupported(_) => UnsupportedError::new_err(args),
         E::Io { .. } => IoError::new_err(args),
         E::Link { .. } => LinkIoError::new_err(args),
     }
@@ -174,6 +176,7 @@ fn facts(err: &LinkError) -> Facts<'_> {
         E::UndoFailed { dst, .. } => ("undo_failed", Some(dst), None),
         E::Cancelled(p) => ("cancelled", Some(p), None),
         E::DestinationBusy(p) => ("destination_busy", Some(p), None),
+        E::Unsupported(_) => ("unsupported", None, None),
         E::Io { path, .. } => ("io", Some(path), None),
         E::Link { src, dst, .. } => ("link", Some(src), Some((src, dst))),
     }

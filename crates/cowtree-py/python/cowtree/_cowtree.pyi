@@ -354,6 +354,11 @@ class DestinationBusyError(LinkError):
     """Another merge (in this process or another) holds the lock on the existing destination
     `path`; nothing changed there."""
 
+class UnsupportedError(LinkError):
+    """The call asks for what this platform cannot do (on Windows: a merge into an existing
+    destination, whole_tree, symlink mode, the preserve items); nothing was changed. `path`
+    is None."""
+
 class IoError(LinkError):
     """An OS error (`errno`) while doing `op` on `path`."""
 
