@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use cowtree_fs::creation::CreationMask;
 use cowtree_fs::dir::Dir;
-use rustix::fs::FileType;
 
 use crate::engine::Engine;
 use crate::error::LinkError;
@@ -66,13 +65,13 @@ pub(crate) fn run_plan(
                 result => break result?,
             }
         };
-        let ft = FileType::from_raw_mode(st.st_mode);
+        let ft = cowtree_fs::sys::stat_file_type(&st);
         match engine.opts.on_existing {
             OnExisting::Fail => return Err(LinkError::DestinationExists(dst.to_path_buf())),
-            _ if ft == FileType::Symlink => {
+            _ if ft.is_symlink() => {
                 return Err(LinkError::DestinationIsSymlink(dst.to_path_buf()));
             }
-            _ if ft != FileType::Directory => {
+            _ if !ft.is_dir() => {
                 return Err(LinkError::DestinationNotDirectory(dst.to_path_buf()));
             }
             _ => {}
@@ -167,6 +166,7 @@ fn merge(
 /// and the second's publication would fail on the first's. When another process holds it,
 /// waits (telling [`crate::Progress::waiting`] once), or with [`crate::LinkOptions::wait`]
 /// false fails at once with [`LinkError::DestinationBusy`]. A cancel ends the wait.
+#[cfg(unix)]
 pub(crate) fn lock_destination(engine: &Engine, dir: &Dir, dst: &Path) -> Result<(), LinkError> {
     let mut pause = std::time::Duration::from_millis(2);
     let mut told = false;
@@ -191,4 +191,11 @@ pub(crate) fn lock_destination(engine: &Engine, dir: &Dir, dst: &Path) -> Result
         std::thread::sleep(pause);
         pause = (pause * 2).min(std::time::Duration::from_millis(100));
     }
+}
+
+/// The lock of a merge on Windows, where a directory cannot be locked and a merge is not
+/// available (see `txn_windows.rs`): refused, before anything is written.
+#[cfg(windows)]
+pub(crate) fn lock_destination(_engine: &Engine, _dir: &Dir, _dst: &Path) -> Result<(), LinkError> {
+    Err(LinkError::Unsupported(txn::MERGE))
 }

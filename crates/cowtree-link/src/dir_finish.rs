@@ -5,12 +5,11 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::PoisonError;
 
 use cowtree_fs::dir::Dir;
-use cowtree_fs::sys::EntryFd;
+use cowtree_fs::sys::{AsFd, EntryFd};
 
 use crate::error::LinkError;
 use crate::keep::{ModeStep, Src, keep};
@@ -22,6 +21,20 @@ use crate::scan::{DirMeta, open_rel};
 /// read/write/search so that this run can fill it (the final bits are set afterwards).
 pub(crate) fn fill_mode(mode: u32) -> u32 {
     (mode | 0o700) & 0o777
+}
+
+/// Gives the directory `dir` the permission bits `mode`.
+#[cfg(unix)]
+fn set_dir_mode(dir: &Dir, mode: u32) -> io::Result<()> {
+    dir.set_mode(mode)
+}
+
+/// Nothing on Windows: a directory has no permission bits there, and its read-only attribute
+/// (the one bit [`cowtree_fs::sys::stat_mode`] shows) does not stop entries being made in it,
+/// so it is not carried over.
+#[cfg(windows)]
+fn set_dir_mode(_dir: &Dir, _mode: u32) -> io::Result<()> {
+    Ok(())
 }
 
 impl Run<'_> {
@@ -95,7 +108,7 @@ impl Run<'_> {
             // An fstat costs no metadata transaction, a chmod does.
             let now = dir.stat_self()?;
             if cowtree_fs::sys::stat_mode(&now) & 0o7777 != meta.mode {
-                dir.set_mode(meta.mode)?;
+                set_dir_mode(dir, meta.mode)?;
             }
         }
         if self.engine.opts.preserve_times {
@@ -161,7 +174,7 @@ impl Run<'_> {
                             .stat_self()
                             .map_err(|e| LinkError::io("stat", &full(), e))?;
                         if cowtree_fs::sys::stat_mode(&now) & 0o7777 != meta.mode {
-                            dir.set_mode(meta.mode)
+                            set_dir_mode(&dir, meta.mode)
                                 .map_err(|e| LinkError::io("set mode of", &full(), e))?;
                         }
                         if preserve {

@@ -6,19 +6,16 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use cowtree_fs::dir::Dir;
+use cowtree_fs::dir::{Dir, FileType, Stat, Timespec};
 use cowtree_fs::reflink::OpenSource;
-use cowtree_fs::sys::{EntryFd, open_entry, stat_dev};
-use rustix::fs::{
-    AtFlags, CWD, FileType, Stat, Timespec, fstat, futimens, linkat, readlinkat, statat, symlinkat,
-    utimensat,
-};
+use cowtree_fs::sys::{AsFd, BorrowedFd, EntryFd, open_entry, stat_dev, stat_ino};
+#[cfg(unix)]
+use rustix::fs::{AtFlags, CWD, futimens, linkat, readlinkat, statat, symlinkat, utimensat};
+#[cfg(unix)]
 use rustix::io::Errno;
 
 use crate::dir_finish::fill_mode;
@@ -52,6 +49,8 @@ impl Run<'_> {
     ) -> Result<Made, LinkError> {
         let src_full = || crate::plan::src_path(self.trees, src);
         let dst_full = || here.full(self, name);
+        #[cfg(windows)]
+        let path_parent;
         let (src_dev, fsrc) = match src {
             SrcRef::Tree { tree, node, entry } => {
                 let t = &self.trees[*tree as usize];
@@ -68,6 +67,7 @@ impl Run<'_> {
                     },
                 )
             }
+            #[cfg(unix)]
             SrcRef::Path { path, dev, mode } => (
                 *dev,
                 FileSrc {
@@ -77,6 +77,28 @@ impl Run<'_> {
                     opened: None,
                 },
             ),
+            // No handle of the current directory to open a path relative to: the file's own
+            // directory, opened for it.
+            #[cfg(windows)]
+            SrcRef::Path { path, dev, mode } => {
+                let parent = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                let name = path
+                    .file_name()
+                    .ok_or_else(|| LinkError::SourceNotLinkable(path.clone(), "root directory"))?;
+                path_parent = Dir::open(parent).map_err(|e| LinkError::io("open", parent, e))?;
+                (
+                    *dev,
+                    FileSrc {
+                        dir: path_parent.as_fd(),
+                        name,
+                        mode: *mode,
+                        opened: None,
+                    },
+                )
+            }
         };
         let preserve = self.file_preserve();
         // When more than its data is kept: the source opened here, once, for its lstat and
@@ -102,9 +124,9 @@ impl Run<'_> {
         let mut making = None;
         if let Some(OpenSource { stat: st, .. }) = &kept_src
             && preserve.links
-            && st.st_nlink > 1
+            && cowtree_fs::sys::stat_nlink(st) > 1
         {
-            match self.links.claim((stat_dev(st), st.st_ino)) {
+            match self.links.claim((stat_dev(st), stat_ino(st))) {
                 Claim::First(m) => making = Some(m),
                 Claim::Link(first) => {
                     match self.link_to_first(here, (name, at), &first, &mut local.tally)? {
@@ -144,14 +166,14 @@ impl Run<'_> {
         }
         if let Some(making) = making {
             let st = match &dst {
-                Some(dst) => fstat(dst).map_err(io::Error::from),
+                Some(dst) => cowtree_fs::sys::fstat(dst.as_fd()),
                 None => here.dir.stat(at),
             }
             .map_err(|e| LinkError::io("stat", &dst_full(), e))?;
             making.made(FirstName {
                 open: here.open.to_path_buf(),
                 name: at.to_owned(),
-                id: (stat_dev(&st), st.st_ino),
+                id: (stat_dev(&st), stat_ino(&st)),
             });
         }
         self.record_file(local, here, (name, at), (src, origin), Some(method), bytes)
@@ -171,7 +193,7 @@ impl Run<'_> {
         let preserve = self.file_preserve();
         if preserve.metadata() {
             let keeping = |e| LinkError::io("keep owner and attributes of", &dst_full(), e);
-            let made = check_made(dst, FileType::RegularFile).map_err(keeping)?;
+            let made = check_made(dst, FileType::is_file).map_err(keeping)?;
             keep(
                 preserve,
                 Src::of(EntryFd::Open(src.fd.as_fd()), &src.stat),
@@ -183,6 +205,7 @@ impl Run<'_> {
         }
         if self.engine.opts.preserve_times {
             let (atime, mtime) = timespec_pair(&src.stat);
+            #[cfg(unix)]
             futimens(
                 dst,
                 &rustix::fs::Timestamps {
@@ -191,6 +214,9 @@ impl Run<'_> {
                 },
             )
             .map_err(|e| LinkError::io("set times of", &dst_full(), e.into()))?;
+            #[cfg(windows)]
+            cowtree_fs::sys::set_entry_times(EntryFd::Open(dst), atime, mtime)
+                .map_err(|e| LinkError::io("set times of", &dst_full(), e))?;
         }
         Ok(())
     }
@@ -226,16 +252,30 @@ impl Run<'_> {
             })?;
             &opened
         };
+        #[cfg(unix)]
         match linkat(dir, first.name.as_os_str(), here.dir, at, AtFlags::empty()) {
             Ok(()) => {}
             Err(Errno::MLINK | Errno::XDEV | Errno::PERM) => return Ok(None),
             Err(e) => return Err(LinkError::io("hardlink", &dst_full(), e.into())),
         }
+        // As `linkat`: the link refused (too many links, another volume) gives `None`.
+        // (Kept hardlinks are refused before any work on Windows for now, see
+        // [`crate::options::unsupported_here`].)
+        #[cfg(windows)]
+        match cowtree_fs::hardlink_at(dir, first.name.as_os_str(), here.dir, at) {
+            Ok(cowtree_fs::HardlinkOutcome::Linked) => {}
+            Ok(cowtree_fs::HardlinkOutcome::Refused(_)) => return Ok(None),
+            Ok(cowtree_fs::HardlinkOutcome::SourceVanished) => {
+                let gone = io::Error::new(io::ErrorKind::NotFound, "its first name is gone");
+                return Err(LinkError::io("hardlink", &dst_full(), gone));
+            }
+            Err(e) => return Err(LinkError::io("hardlink", &dst_full(), e)),
+        }
         let st = here
             .dir
             .stat(at)
             .map_err(|e| LinkError::io("stat", &dst_full(), e))?;
-        if (stat_dev(&st), st.st_ino) != first.id {
+        if (stat_dev(&st), stat_ino(&st)) != first.id {
             return Err(LinkError::io(
                 "hardlink",
                 &dst_full(),
@@ -245,7 +285,7 @@ impl Run<'_> {
             ));
         }
         tally.hardlinks += 1;
-        Ok(Some(st.st_size as u64))
+        Ok(Some(cowtree_fs::sys::stat_size(&st)))
     }
 
     /// Notes a file made at `at` (for `name`) in the record, when one is kept: linked by
@@ -304,21 +344,19 @@ impl Run<'_> {
         let sname = t.name(*node, *entry);
         let key = (*tree, *node);
         let src_dir = src_dir(&mut local.src, t, key)?;
-        let target = match readlinkat(src_dir, sname, Vec::new()) {
-            Ok(t) => OsString::from_vec(t.into_bytes()),
-            Err(Errno::NOENT) => {
+        let target = match read_link(src_dir, sname) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 local.tally.vanished += 1;
                 local.tally.fallback(Failure::SourceVanished, 0, src_full);
                 return Ok(Made::Nothing);
             }
-            Err(e) => return Err(LinkError::io("read symlink", &src_full(), e.into())),
+            Err(e) => return Err(LinkError::io("read symlink", &src_full(), e)),
         };
         let ownership = self.engine.opts.preserve.ownership;
-        let st = if self.engine.opts.preserve_times || ownership {
-            Some(
-                statat(src_dir, sname, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| LinkError::io("stat", &src_full(), e.into()))?,
-            )
+        // On Windows always: a directory's symlink is another kind of entry than a file's.
+        let st = if self.engine.opts.preserve_times || ownership || cfg!(windows) {
+            Some(lstat(src_dir, sname).map_err(|e| LinkError::io("stat", &src_full(), e))?)
         } else {
             None
         };
@@ -326,8 +364,18 @@ impl Run<'_> {
             .as_ref()
             .filter(|_| self.engine.opts.preserve_times)
             .map(timespec_pair);
+        #[cfg(unix)]
         symlinkat(target.as_os_str(), here.dir, at)
             .map_err(|e| LinkError::link("create symlink", &src_full(), &dst_full(), e.into()))?;
+        #[cfg(windows)]
+        {
+            let made = if st.as_ref().is_some_and(Stat::is_directory_entry) {
+                here.dir.symlink_dir(&target, at)
+            } else {
+                here.dir.symlink(&target, at)
+            };
+            made.map_err(|e| LinkError::link("create symlink", &src_full(), &dst_full(), e))?;
+        }
         let preserve = self.engine.opts.preserve;
         let attrs = preserve.xattr || preserve.acl;
         if ownership || attrs {
@@ -337,18 +385,18 @@ impl Run<'_> {
             let src_fd = if attrs {
                 Some(
                     open_entry(src_dir.as_fd(), sname)
-                        .map_err(|e| LinkError::io("open", &src_full(), e.into()))?,
+                        .map_err(|e| LinkError::io("open", &src_full(), io_error(e)))?,
                 )
             } else {
                 None
             };
             let dst = open_entry(here.dir.as_fd(), at)
-                .map_err(|e| LinkError::io("open", &dst_full(), e.into()))?;
-            let made = check_made(dst.as_fd(), FileType::Symlink)
+                .map_err(|e| LinkError::io("open", &dst_full(), io_error(e)))?;
+            let made = check_made(dst.as_fd(), FileType::is_symlink)
                 .map_err(|e| LinkError::io("keep owner and attributes of", &dst_full(), e))?;
             let src = Src {
                 fd: src_fd.as_ref().map(|fd| EntryFd::Path(fd.as_fd())),
-                owner: st.as_ref().map(|st| (st.st_uid, st.st_gid)),
+                owner: st.as_ref().and_then(cowtree_fs::sys::stat_owner),
                 mode: 0,
             };
             let kept = Preserve {
@@ -367,6 +415,7 @@ impl Run<'_> {
             .map_err(|e| LinkError::io("keep owner and attributes of", &dst_full(), e))?;
         }
         if let Some((atime, mtime)) = times {
+            #[cfg(unix)]
             utimensat(
                 here.dir,
                 at,
@@ -377,6 +426,11 @@ impl Run<'_> {
                 AtFlags::SYMLINK_NOFOLLOW,
             )
             .map_err(|e| LinkError::io("set times of", &dst_full(), e.into()))?;
+            // The link's own times: `set_times` opens the entry without following it.
+            #[cfg(windows)]
+            here.dir
+                .set_times(at, atime, mtime)
+                .map_err(|e| LinkError::io("set times of", &dst_full(), e))?;
         }
         local.tally.symlinks += 1;
         if self.recording() {
@@ -484,6 +538,39 @@ impl Run<'_> {
     }
 }
 
+/// The error of a `sys` call as an [`io::Error`]: an `Errno` on unix, one already on Windows.
+fn io_error(e: impl Into<io::Error>) -> io::Error {
+    e.into()
+}
+
+/// The target of the symlink `name` in `dir` (`readlinkat`), its exact bytes.
+#[cfg(unix)]
+fn read_link(dir: &Dir, name: &OsStr) -> io::Result<OsString> {
+    use std::os::unix::ffi::OsStringExt;
+    match readlinkat(dir, name, Vec::new()) {
+        Ok(t) => Ok(OsString::from_vec(t.into_bytes())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The target of the symlink `name` in `dir`, read by handle without following it.
+#[cfg(windows)]
+fn read_link(dir: &Dir, name: &OsStr) -> io::Result<OsString> {
+    dir.read_link(name)
+}
+
+/// `lstat` of `name` in `dir` (`statat(AT_SYMLINK_NOFOLLOW)`).
+#[cfg(unix)]
+fn lstat(dir: &Dir, name: &OsStr) -> io::Result<Stat> {
+    Ok(statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?)
+}
+
+/// What `name` in `dir` is, a reparse point not followed.
+#[cfg(windows)]
+fn lstat(dir: &Dir, name: &OsStr) -> io::Result<Stat> {
+    dir.stat(name)
+}
+
 /// Checks that the handle a new directory's entries are made through is that directory
 /// (`made`, its identity right after it was made): one swapped in between would be filled
 /// while the one checked at publication stays empty.
@@ -496,7 +583,7 @@ fn check_made_dir(
         .dir
         .stat_self()
         .map_err(|e| LinkError::io("stat", &dst_full(), e))?;
-    if (st.st_ino, st.st_dev) != (made.st_ino, made.st_dev) {
+    if (stat_ino(&st), stat_dev(&st)) != (stat_ino(made), stat_dev(made)) {
         return Err(LinkError::io(
             "create directory",
             &dst_full(),

@@ -82,7 +82,7 @@ impl Run<'_> {
         }
         let dst = open_entry(here.dir.as_fd(), at)
             .map_err(|e| LinkError::io("open", &dst_full(), e.into()))?;
-        let made = check_made(dst.as_fd(), ft)
+        let made = check_made(dst.as_fd(), |t| t == ft)
             .map_err(|e| LinkError::io("keep owner, mode and attributes of", &dst_full(), e))?;
         keep(
             self.engine.opts.preserve,

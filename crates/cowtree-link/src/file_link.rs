@@ -4,17 +4,20 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
 use cowtree_fs::creation::CreationMask;
 use cowtree_fs::dir::Dir;
 use cowtree_fs::reflink::OpenSource;
+use cowtree_fs::sys::{AsFd, BorrowedFd, OwnedFd};
+#[cfg(unix)]
+use cowtree_fs::{CopyRange, transfer_at_masked};
 use cowtree_fs::{
-    CopyRange, HardlinkOutcome, Method, Transfer, TransferOptions, hardlink_at, transfer_at_masked,
-    transfer_at_open,
+    HardlinkOutcome, Method, Transfer, TransferOptions, hardlink_at, transfer_at_open,
 };
+#[cfg(unix)]
 use rustix::fs::{AtFlags, Mode, OFlags, openat, statat, symlinkat};
+#[cfg(unix)]
 use rustix::io::Errno;
 
 use crate::engine::Engine;
@@ -76,7 +79,9 @@ pub(crate) struct FileLinker<'l> {
     attempt: Attempt,
     batch_because: Option<Failure>,
     worked: bool,
-    /// What creation does to permission bits where this linker creates files.
+    /// What creation does to permission bits where this linker creates files (none on
+    /// Windows, which gives a new file no bits).
+    #[cfg_attr(windows, allow(dead_code))]
     mask: Option<CreationMask>,
 }
 
@@ -225,6 +230,7 @@ impl FileLinker<'_> {
         src_full: &dyn Fn() -> PathBuf,
     ) -> io::Result<Result<Linked, Failure>> {
         let opts = &self.engine.opts;
+        #[cfg(unix)]
         let transfer = |method| {
             let mut t = TransferOptions::new(method);
             t.mode = src.mode;
@@ -243,6 +249,25 @@ impl FileLinker<'_> {
                 None => {
                     t.preserve_times = opts.preserve_times;
                     transfer_at_masked(src.dir, src.name, dst_dir, dst_name, &t, &range, self.mask)
+                        .map(|done| (done, None))
+                }
+            }
+        };
+        // Windows applies no permission bits (no mask) and copies through the two handles
+        // (no in-kernel copy to remember a refusal of).
+        #[cfg(windows)]
+        let transfer = |method| {
+            let mut t = TransferOptions::new(method);
+            t.mode = src.mode;
+            match src.opened {
+                // The caller gives the times, last.
+                Some(open) => {
+                    transfer_at_open(open, (src.dir, src.name), (dst_dir.as_fd(), dst_name), &t)
+                        .map(|(done, dst)| (done, dst.map(OwnedFd::from)))
+                }
+                None => {
+                    t.preserve_times = opts.preserve_times;
+                    cowtree_fs::transfer_at(src.dir, src.name, dst_dir, dst_name, &t)
                         .map(|done| (done, None))
                 }
             }
@@ -271,8 +296,11 @@ impl FileLinker<'_> {
             },
             Attempt::Hardlink => match hardlink_at(src.dir, src.name, dst_dir, dst_name)? {
                 HardlinkOutcome::Linked if opts.hardlink_sizes => {
+                    #[cfg(unix)]
                     let st = statat(dst_dir, dst_name, AtFlags::SYMLINK_NOFOLLOW)?;
-                    let size = Some(st.st_size as u64);
+                    #[cfg(windows)]
+                    let st = dst_dir.stat(dst_name)?;
+                    let size = Some(cowtree_fs::sys::stat_size(&st));
                     Ok(Linked::Done(LinkedFile::new(Attempt::Hardlink, size)))
                 }
                 // A link writes no data: the size is the inode's, which the caller did not
@@ -283,6 +311,7 @@ impl FileLinker<'_> {
                 HardlinkOutcome::Refused(r) => Err(Failure::Hardlink(r)),
                 HardlinkOutcome::SourceVanished => Err(Failure::SourceVanished),
             },
+            #[cfg(unix)]
             Attempt::Symlink => {
                 let st = match statat(src.dir, src.name, AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(st) => st,
@@ -292,6 +321,17 @@ impl FileLinker<'_> {
                 symlinkat(src_full(), dst_dir, dst_name)?;
                 let size = Some(st.st_size as u64);
                 Ok(Linked::Done(LinkedFile::new(Attempt::Symlink, size)))
+            }
+            // Refused before any work ([`crate::options::unsupported_here`]).
+            #[cfg(windows)]
+            Attempt::Symlink => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!(
+                        "symlink mode is not available on Windows ({})",
+                        src_full().display()
+                    ),
+                ));
             }
         })
     }
@@ -316,12 +356,16 @@ pub(crate) fn record_kind(
 /// per-thread buffer, no BLAKE3 computed beside it).
 pub(crate) fn hash_file(dir: &Dir, name: &OsStr, algo: HashAlgo) -> io::Result<Digest> {
     use sha2::Digest as _;
+    #[cfg(unix)]
     let fd = openat(
         dir,
         name,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
+    // Relative to the directory's handle, a reparse point refused, as `O_NOFOLLOW` does.
+    #[cfg(windows)]
+    let fd = dir.open_file(name)?;
     let bytes = match algo {
         HashAlgo::Blake3 => {
             let (_, hash) = cowtree_fs::read::hash_fd(&fd, |_| Ok(()))?;

@@ -11,11 +11,16 @@
 //! in [`NotKept`], never an error; anything else is (ENOSPC, EIO, ...).
 
 use std::io;
-use std::os::fd::BorrowedFd;
 
-use cowtree_fs::sys::{EntryFd, chmod_entry, chown_entry, xattr_get, xattr_list, xattr_set};
-use rustix::fs::{FileType, Stat, fstat};
+use cowtree_fs::dir::{FileType, Stat};
+use cowtree_fs::sys::{BorrowedFd, EntryFd};
+#[cfg(unix)]
+use cowtree_fs::sys::{chmod_entry, chown_entry, xattr_get, xattr_list, xattr_set};
+#[cfg(unix)]
+use rustix::fs::fstat;
+#[cfg(unix)]
 use rustix::io::Errno;
+#[cfg(unix)]
 use rustix::process::geteuid;
 
 use crate::options::Preserve;
@@ -37,7 +42,7 @@ impl<'a> Src<'a> {
     pub fn of(fd: EntryFd<'a>, st: &Stat) -> Src<'a> {
         Src {
             fd: Some(fd),
-            owner: Some((st.st_uid, st.st_gid)),
+            owner: cowtree_fs::sys::stat_owner(st),
             mode: cowtree_fs::sys::stat_mode(st) & 0o7777,
         }
     }
@@ -97,14 +102,15 @@ fn wanted(preserve: Preserve, name: &[u8]) -> bool {
 }
 
 /// Checks that `fd`, just opened (with [`cowtree_fs::sys::open_entry`]) at the name where
-/// this run made an entry of type `ft`, or held open since this run created it, is still
-/// that entry: of that type, with one link, owned by this process's effective user. In a
+/// this run made an entry of a type `ft` accepts, or held open since this run created it, is
+/// still that entry: of that type, with one link, owned by this process's effective user. In a
 /// merge the name is in a directory others may write to: an entry swapped in there (someone's
 /// own file, a hardlink to another) must never be given an owner, set-ID bits or attributes. What is checked is the handle the changes
 /// then go through, so a later swap at the name changes nothing.
-pub(crate) fn check_made(fd: BorrowedFd<'_>, ft: FileType) -> io::Result<Made> {
+#[cfg(unix)]
+pub(crate) fn check_made(fd: BorrowedFd<'_>, ft: impl Fn(FileType) -> bool) -> io::Result<Made> {
     let st = fstat(fd)?;
-    let made = FileType::from_raw_mode(st.st_mode) == ft && st.st_nlink == 1 && st.st_uid == euid();
+    let made = ft(FileType::from_raw_mode(st.st_mode)) && st.st_nlink == 1 && st.st_uid == euid();
     if made {
         Ok(Made {
             owner: (st.st_uid, st.st_gid),
@@ -116,6 +122,20 @@ pub(crate) fn check_made(fd: BorrowedFd<'_>, ft: FileType) -> io::Result<Made> {
     }
 }
 
+/// [`check_made`] on Windows, where nothing is kept beyond data, mode and times (owners,
+/// attributes and ACLs are refused up front, see [`crate::options::unsupported_here`]):
+/// never reached, and an error if it were.
+#[cfg(windows)]
+pub(crate) fn check_made(_fd: BorrowedFd<'_>, _ft: impl Fn(FileType) -> bool) -> io::Result<Made> {
+    Err(not_here())
+}
+
+/// The error of the calls that keep owners and attributes, on Windows.
+#[cfg(windows)]
+fn not_here() -> io::Error {
+    cowtree_fs::sys::Unavailable::error("owners, extended attributes and ACLs of entries")
+}
+
 /// What [`check_made`] found of the entry: its owner and group now.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Made {
@@ -123,6 +143,7 @@ pub(crate) struct Made {
 }
 
 /// This process's effective user id, asked once.
+#[cfg(unix)]
 fn euid() -> u32 {
     static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *EUID.get_or_init(|| geteuid().as_raw())
@@ -144,6 +165,7 @@ pub enum ModeStep {
 
 /// The permission bits an entry gets from the source's `mode`: its set-ID bits only when
 /// its owner and group were kept (`owned`), since they grant the owner's or group's rights.
+#[cfg_attr(windows, allow(dead_code))]
 pub(crate) fn kept_bits(mode: u32, owned: bool) -> u32 {
     if owned { mode & 0o7777 } else { mode & 0o1777 }
 }
@@ -175,6 +197,7 @@ pub(crate) fn keep(
 
 /// The entry given metadata, and its owner and group where already known.
 #[derive(Clone, Copy)]
+#[cfg_attr(windows, allow(dead_code))]
 struct Dst<'a> {
     fd: EntryFd<'a>,
     owner: Option<(u32, u32)>,
@@ -214,6 +237,7 @@ pub fn keep_recorded(
 
 /// Where the attributes an entry is given come from.
 #[derive(Clone, Copy)]
+#[cfg_attr(windows, allow(dead_code))]
 enum Attrs<'a> {
     /// The source entry's own, read through this handle.
     Entry(EntryFd<'a>),
@@ -221,6 +245,7 @@ enum Attrs<'a> {
     Recorded(&'a [(Vec<u8>, Vec<u8>)]),
 }
 
+#[cfg(unix)]
 fn apply(
     preserve: Preserve,
     owner: Option<(u32, u32)>,
@@ -249,8 +274,28 @@ fn apply(
     Ok(owned)
 }
 
+/// [`apply`] on Windows: owners, attributes and ACLs are not kept there (refused up front,
+/// see [`crate::options::unsupported_here`]), nor a mode set on its own (special files and
+/// recorded entries); a file's set-ID bits need its owner kept, so there is nothing else.
+#[cfg(windows)]
+fn apply(
+    preserve: Preserve,
+    _owner: Option<(u32, u32)>,
+    _mode: u32,
+    _attrs: Attrs<'_>,
+    _dst: Dst<'_>,
+    step: ModeStep,
+    _not_kept: &mut NotKept,
+) -> io::Result<bool> {
+    if preserve.metadata() || step == ModeStep::Always {
+        return Err(not_here());
+    }
+    Ok(false)
+}
+
 /// Gives `dst` the owner and group `(uid, gid)`, or the group alone where only that is
 /// permitted (the caller is not root but a member of the group); true when both were set.
+#[cfg(unix)]
 fn chown(dst: Dst<'_>, (uid, gid): (u32, u32), not_kept: &mut NotKept) -> io::Result<bool> {
     // Already theirs (most entries of a tree one user owns, copied by that user): nothing to
     // change. A `chown` to the same owner would clear set-ID bits and capabilities, which an
@@ -282,6 +327,7 @@ fn chown(dst: Dst<'_>, (uid, gid): (u32, u32), not_kept: &mut NotKept) -> io::Re
 /// Sets on `dst` each attribute of `src` that `preserve` asks for. One the caller may not
 /// write (`trusted.*`, `security.*` without root) or the destination cannot hold counts the
 /// entry once in `not_kept` (under `acl` for an ACL, else `xattr`).
+#[cfg(unix)]
 fn copy_attributes(
     preserve: Preserve,
     src: Attrs<'_>,

@@ -157,6 +157,7 @@ mod destination;
 mod dir_finish;
 mod engine;
 mod entry;
+#[cfg(unix)]
 mod entry_special;
 pub mod error;
 mod file_link;
@@ -166,12 +167,19 @@ mod link_staging;
 pub mod options;
 mod pass;
 mod plan;
+mod publication;
 pub mod report;
 mod scan;
 mod session;
 mod single_file;
 pub mod state;
+#[cfg(unix)]
 pub mod to_subvolume;
+#[cfg(unix)]
+mod txn;
+/// Merges on Windows: refused (no atomic exchange of two names there); see the file.
+#[cfg(windows)]
+#[path = "txn_windows.rs"]
 mod txn;
 mod whole;
 mod work_items;
@@ -190,6 +198,7 @@ pub use report::{
 pub use session::{FileEntry, Linker, Source};
 pub use state::{Attempt, Decision, Failure, LinkMode, LinkState};
 /// [`to_subvolume`] by its earlier name, which the `cowtree` binary still uses.
+#[cfg(unix)]
 pub use to_subvolume as convert;
 
 /// Links the tree (or file) `src` to `dst` with a one-call [`Linker`]; see the crate

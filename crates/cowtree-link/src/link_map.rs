@@ -14,6 +14,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
+use cowtree_fs::sys::Ino;
+
 /// Where the first name of a source inode was made.
 #[derive(Debug)]
 pub(crate) struct FirstName {
@@ -23,7 +25,7 @@ pub(crate) struct FirstName {
     /// Its name there (in a merge, its temporary name).
     pub name: OsString,
     /// Its (device, inode), checked on every link made to it.
-    pub id: (u64, u64),
+    pub id: (u64, Ino),
 }
 
 enum Slot {
@@ -35,7 +37,7 @@ enum Slot {
 /// The first names made so far, by source (device, inode).
 #[derive(Default)]
 pub(crate) struct LinkMap {
-    slots: Mutex<HashMap<(u64, u64), Slot>>,
+    slots: Mutex<HashMap<(u64, Ino), Slot>>,
     settled: Condvar,
 }
 
@@ -50,14 +52,14 @@ pub(crate) enum Claim<'m> {
 /// A claim on a source inode whose first name is being made.
 pub(crate) struct Making<'m> {
     map: &'m LinkMap,
-    key: (u64, u64),
+    key: (u64, Ino),
     settled: bool,
 }
 
 impl LinkMap {
     /// Claims the source inode `key` (device, inode) for the name at hand, or gives its
     /// first name, waiting while another worker is making it.
-    pub fn claim(&self, key: (u64, u64)) -> Claim<'_> {
+    pub fn claim(&self, key: (u64, Ino)) -> Claim<'_> {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             match slots.get(&key) {
@@ -80,7 +82,7 @@ impl LinkMap {
         }
     }
 
-    fn settle(&self, key: (u64, u64), made: Option<FirstName>) {
+    fn settle(&self, key: (u64, Ino), made: Option<FirstName>) {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         match made {
             Some(first) => slots.insert(key, Slot::Made(Arc::new(first))),

@@ -15,7 +15,6 @@ use cowtree_fs::dir::Dir;
 use cowtree_fs::staging::Naming;
 pub(crate) use cowtree_fs::staging::random_u64;
 use cowtree_fs::sys::stat_dev;
-use rustix::fs::FileType;
 
 use crate::error::LinkError;
 
@@ -70,8 +69,8 @@ impl<'a> Staging<'a> {
             .try_stat(self.inner.name())
             .map_err(|e| LinkError::io("stat", &self.path(), e))?;
         let same = here.is_some_and(|st| {
-            FileType::from_raw_mode(st.st_mode) == FileType::Directory
-                && st.st_ino == ours.st_ino
+            cowtree_fs::sys::stat_file_type(&st).is_dir()
+                && cowtree_fs::sys::stat_ino(&st) == cowtree_fs::sys::stat_ino(&ours)
                 && stat_dev(&st) == stat_dev(&ours)
         });
         if !same {

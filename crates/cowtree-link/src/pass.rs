@@ -5,14 +5,13 @@
 //! created their mode and times ([`crate::dir_finish`]).
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cowtree_fs::creation::CreationMask;
 use cowtree_fs::dir::Dir;
-use rustix::fs::{FileType, Stat};
+use cowtree_fs::dir::Stat;
 
 use crate::engine::{Engine, FDS_WHILE_LINKING, HELD_PER_WORKER};
 use crate::error::LinkError;
@@ -360,7 +359,15 @@ impl<'r> Run<'r> {
             PKind::Dir(child) => {
                 self.dir_entry(local, push, here, (name, at), *child, entry.origin)?
             }
+            #[cfg(unix)]
             PKind::Special(src) => self.special_entry(local, here, (name, at), src)?,
+            // Planned only under `Preserve::special`, refused before any work on Windows.
+            #[cfg(windows)]
+            PKind::Special(_) => {
+                return Err(LinkError::Unsupported(
+                    "making special files (preserve special)",
+                ));
+            }
         };
         if let Made::Made(made_dir) = made
             && !here.fresh
@@ -458,10 +465,10 @@ impl<'r> Run<'r> {
             tmp: at.to_owned(),
             name: name.to_owned(),
             replace,
-            ino: st.st_ino,
+            ino: cowtree_fs::sys::stat_ino(&st),
             made: Some((
                 cowtree_fs::sys::stat_dev(&st),
-                FileType::from_raw_mode(st.st_mode),
+                cowtree_fs::sys::stat_file_type(&st),
             )),
         });
         Ok(())
@@ -529,24 +536,42 @@ enum Existing {
 }
 
 fn is_dir(st: &Stat) -> bool {
-    FileType::from_raw_mode(st.st_mode) == FileType::Directory
+    cowtree_fs::sys::stat_file_type(st).is_dir()
 }
 
-/// A temporary name beside `name` for link-then-rename: `.<name>.cowtree-tmp.<pid>.<random>`.
+/// A temporary name beside `name` for link-then-rename: `.<name>.cowtree-tmp.<pid>.<random>`
+/// (on Windows, `<name>` as UTF-8 with anything else replaced: the name is ours alone).
 fn temp_name(name: &OsStr) -> OsString {
-    let bytes = name.as_bytes();
-    let mut v = Vec::with_capacity(bytes.len().min(200) + 48);
-    v.push(b'.');
-    v.extend_from_slice(&bytes[..bytes.len().min(200)]);
-    v.extend_from_slice(
-        format!(
-            ".cowtree-tmp.{}.{:08x}",
-            std::process::id(),
-            random_u64() as u32
-        )
-        .as_bytes(),
+    let suffix = format!(
+        ".cowtree-tmp.{}.{:08x}",
+        std::process::id(),
+        random_u64() as u32
     );
-    OsString::from_vec(v)
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        let bytes = name.as_bytes();
+        let mut v = Vec::with_capacity(bytes.len().min(200) + 48);
+        v.push(b'.');
+        v.extend_from_slice(&bytes[..bytes.len().min(200)]);
+        v.extend_from_slice(suffix.as_bytes());
+        OsString::from_vec(v)
+    }
+    #[cfg(windows)]
+    {
+        // 200 UTF-16 units at most, as names are limited in them.
+        let mut t = String::from(".");
+        let mut units = 0;
+        for c in name.to_string_lossy().chars() {
+            units += c.len_utf16();
+            if units > 200 {
+                break;
+            }
+            t.push(c);
+        }
+        t.push_str(&suffix);
+        OsString::from(t)
+    }
 }
 
 /// A key whose byte order is the order of [`Path`]'s `Ord` (component by component) for
@@ -555,9 +580,15 @@ fn temp_name(name: &OsStr) -> OsString {
 /// paths into components at every comparison.
 fn path_key(p: &Path) -> Vec<u8> {
     p.as_os_str()
-        .as_bytes()
+        .as_encoded_bytes()
         .iter()
-        .map(|&c| if c == b'/' { 0 } else { c })
+        .map(|&c| {
+            if c == b'/' || (cfg!(windows) && c == b'\\') {
+                0
+            } else {
+                c
+            }
+        })
         .collect()
 }
 

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -561,7 +560,7 @@ impl Builder {
 
 /// Refuses a destination path that is not a valid relative path.
 fn check(to: &Path, full: &dyn Fn() -> PathBuf) -> Result<(), LinkError> {
-    cowtree_fs::name::check_relative_path(to.as_os_str().as_bytes()).map_err(|why| {
+    cowtree_fs::name::check_relative_path(to.as_os_str().as_encoded_bytes()).map_err(|why| {
         LinkError::InvalidDestinationPath {
             src: full(),
             path: to.to_path_buf(),

@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 
-use cowtree_fs::dir::Dir;
+use cowtree_fs::dir::{Dir, Stat, Timespec};
 use cowtree_fs::walk::{DirVisit, Failed, JobVisit, Visitor, Walk};
-use rustix::fs::{FileType, Stat, Timespec};
 
 use crate::engine::Engine;
 use crate::error::LinkError;
@@ -33,18 +32,13 @@ pub(crate) struct DirMeta {
 
 impl DirMeta {
     pub fn from_stat(st: &Stat) -> Self {
+        let (atime, mtime) = cowtree_fs::sys::stat_times(st);
         Self {
             mode: cowtree_fs::sys::stat_mode(st) & 0o7777,
             dev: cowtree_fs::sys::stat_dev(st),
-            atime: Timespec {
-                tv_sec: st.st_atime as _,
-                tv_nsec: st.st_atime_nsec as _,
-            },
-            mtime: Timespec {
-                tv_sec: st.st_mtime as _,
-                tv_nsec: st.st_mtime_nsec as _,
-            },
-            owner: Some((st.st_uid, st.st_gid)),
+            atime,
+            mtime,
+            owner: cowtree_fs::sys::stat_owner(st),
             src: None,
         }
     }
@@ -162,37 +156,36 @@ impl Visitor for Local<'_> {
         let mut special = Vec::new();
         for entry in list {
             let name = entry.name;
+            #[cfg_attr(windows, allow(unused_mut))]
             let mut ft = entry.file_type;
-            if ft == FileType::Unknown {
+            #[cfg(unix)]
+            if ft == cowtree_fs::dir::FileType::Unknown {
                 // This filesystem does not fill in d_type.
                 let st = d
                     .dir()
                     .stat(&name)
                     .map_err(|e| LinkError::io("stat", &full().join(&name), e))?;
-                ft = FileType::from_raw_mode(st.st_mode);
+                ft = cowtree_fs::sys::stat_file_type(&st);
             }
-            let kind = match ft {
-                FileType::RegularFile => {
-                    totals.files += 1;
-                    Kind::File
-                }
-                FileType::Directory => {
-                    totals.dirs += 1;
-                    let child = self.next_id[t].fetch_add(1, Ordering::Relaxed);
-                    // Counted before it is queued: its visit may end before this one does.
-                    self.unread[t].fetch_add(1, Ordering::Relaxed);
-                    d.descend(&name, child);
-                    Kind::Dir(child)
-                }
-                FileType::Symlink => {
-                    totals.symlinks += 1;
-                    Kind::Symlink
-                }
-                _ => {
-                    totals.special += 1;
-                    special.push(rel.join(&name));
-                    Kind::Special
-                }
+            // On Windows a reparse point other than a symlink (a junction, a mount point)
+            // is special: it is neither followed nor made again.
+            let kind = if ft.is_file() {
+                totals.files += 1;
+                Kind::File
+            } else if ft.is_dir() {
+                totals.dirs += 1;
+                let child = self.next_id[t].fetch_add(1, Ordering::Relaxed);
+                // Counted before it is queued: its visit may end before this one does.
+                self.unread[t].fetch_add(1, Ordering::Relaxed);
+                d.descend(&name, child);
+                Kind::Dir(child)
+            } else if ft.is_symlink() {
+                totals.symlinks += 1;
+                Kind::Symlink
+            } else {
+                totals.special += 1;
+                special.push(rel.join(&name));
+                Kind::Special
             };
             entries.push(Entry {
                 name: name.into_boxed_os_str(),
@@ -231,7 +224,11 @@ impl Visitor for Local<'_> {
         _: usize,
         e: std::io::Error,
     ) -> Result<(), LinkError> {
-        let rel = Path::new(<OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(at.rel));
+        #[cfg(unix)]
+        let rel = cowtree_fs::name::path_of(at.rel);
+        // For the message only: a name that is not UTF-8 shows with replacement characters.
+        #[cfg(windows)]
+        let rel = &PathBuf::from(String::from_utf8_lossy(at.rel).into_owned());
         Err(LinkError::io(
             "open directory",
             &self.paths[at.root].join(rel),

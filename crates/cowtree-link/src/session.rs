@@ -1,14 +1,15 @@
 //! [`Linker`]: a linking session built once with its options, for callers that link many
 //! things (a package manager installing many packages into one environment).
 
+#[cfg(unix)]
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use cowtree_fs::dir::Dir;
+use cowtree_fs::dir::Timespec;
 use cowtree_fs::whole_tree::NotUsed;
-use rustix::fs::{FileType, Timespec};
 
 use crate::cancel_handle::CancelHandle;
 use crate::destination::run_plan;
@@ -129,6 +130,15 @@ impl Linker {
         &self.engine.opts
     }
 
+    /// Refuses, before anything is read or written, what the options ask that this platform
+    /// cannot do ([`crate::options::unsupported_here`]).
+    fn check_platform(&self) -> Result<(), LinkError> {
+        match crate::options::unsupported_here(&self.engine.opts) {
+            Some(what) => Err(LinkError::Unsupported(what)),
+            None => Ok(()),
+        }
+    }
+
     /// The number of worker threads each call uses.
     pub fn jobs(&self) -> usize {
         self.engine.jobs
@@ -137,12 +147,13 @@ impl Linker {
     /// Links the tree (or file) `src` to `dst`; see the crate documentation for the contract.
     pub fn link_tree(&self, src: &Path, dst: &Path) -> Result<LinkReport, LinkError> {
         self.engine.check_cancel(dst)?;
+        self.check_platform()?;
         let meta = source_meta(src)?;
         if meta.is_file() {
             let started = Instant::now();
             let canon = std::fs::canonicalize(src).map_err(|e| LinkError::io("resolve", src, e))?;
-            let mut report =
-                link_single_file(&self.engine, &canon, (meta.dev(), meta.ino()), dst, started)?;
+            let id = id_of(src, &meta, true)?;
+            let mut report = link_single_file(&self.engine, &canon, id, dst, started)?;
             if self.engine.opts.whole_tree {
                 report.per_file_reason = Some(whole::FILE_SOURCE);
             }
@@ -180,6 +191,7 @@ impl Linker {
     ) -> Result<LinkReport, LinkError> {
         let started = Instant::now();
         self.engine.check_cancel(dst)?;
+        self.check_platform()?;
         let checked = check_sources(sources, dst)?;
         let per_file_reason = match self.whole_tree_first(sources, &checked, dst, started)? {
             Ok(report) => return Ok(report),
@@ -283,6 +295,7 @@ impl Linker {
     pub fn link_files(&self, entries: &[FileEntry], dst: &Path) -> Result<LinkReport, LinkError> {
         let started = Instant::now();
         self.engine.check_cancel(dst)?;
+        self.check_platform()?;
         let mut builder = Builder::new(self.engine.opts.on_existing, Some(fresh_dir_meta()));
         for (i, e) in entries.iter().enumerate() {
             builder.set_origin(i);
@@ -296,14 +309,14 @@ impl Linker {
             if !meta.is_file() {
                 return Err(LinkError::SourceNotLinkable(
                     e.src.clone(),
-                    type_name(cowtree_fs::sys::file_type(meta.mode())),
+                    type_name(&meta),
                 ));
             }
             builder.add_file(
                 &e.dst,
                 SrcRef::Path {
                     path: e.src.clone(),
-                    dev: meta.dev(),
+                    dev: id_of(&e.src, &meta, false)?.0,
                     mode: e.mode,
                 },
             )?;
@@ -325,7 +338,7 @@ impl Linker {
 /// The sources of a call, checked in order before anything is read.
 struct Checked<'a> {
     /// The destination's (device, inode), when it exists.
-    dst_id: Option<(u64, u64)>,
+    dst_id: Option<Id>,
     /// The trees to read: canonical path, root opened, path as given.
     roots: Vec<(PathBuf, Arc<Dir>, &'a Path)>,
     /// Every source in order (trees and files), with its mapping.
@@ -342,9 +355,7 @@ fn check_sources<'a>(sources: &[Source<'a>], dst: &Path) -> Result<Checked<'a>, 
     };
     let parent_canon =
         std::fs::canonicalize(parent_path).map_err(|e| LinkError::io("resolve", parent_path, e))?;
-    let dst_id = std::fs::symlink_metadata(dst)
-        .ok()
-        .map(|m| (m.dev(), m.ino()));
+    let dst_id = dst_id(dst);
     let mut checked = Checked {
         dst_id,
         roots: Vec::new(),
@@ -354,7 +365,7 @@ fn check_sources<'a>(sources: &[Source<'a>], dst: &Path) -> Result<Checked<'a>, 
         let src = source.path;
         let meta = source_meta(src)?;
         let canon = std::fs::canonicalize(src).map_err(|e| LinkError::io("resolve", src, e))?;
-        let id = (meta.dev(), meta.ino());
+        let id = id_of(src, &meta, true)?;
         if dst_id == Some(id) {
             return Err(LinkError::SameSourceAndDestination(src.to_path_buf()));
         }
@@ -367,7 +378,7 @@ fn check_sources<'a>(sources: &[Source<'a>], dst: &Path) -> Result<Checked<'a>, 
                 source.map,
                 Prepared::File {
                     path: canon,
-                    dev: meta.dev(),
+                    dev: id.0,
                     name,
                 },
             ));
@@ -387,13 +398,13 @@ fn check_sources<'a>(sources: &[Source<'a>], dst: &Path) -> Result<Checked<'a>, 
 fn check_tree(
     src: &Path,
     meta: &std::fs::Metadata,
-    (canon, id): (&Path, (u64, u64)),
-    (dst, parent_canon, dst_id): (&Path, &Path, Option<(u64, u64)>),
+    (canon, id): (&Path, Id),
+    (dst, parent_canon, dst_id): (&Path, &Path, Option<Id>),
 ) -> Result<(), LinkError> {
     if !meta.is_dir() {
         return Err(LinkError::SourceNotLinkable(
             src.to_path_buf(),
-            type_name(cowtree_fs::sys::file_type(meta.mode())),
+            type_name(meta),
         ));
     }
     if has_ancestor(parent_canon, id) {
@@ -415,7 +426,8 @@ fn check_tree(
 
 /// True when `path` or one of its ancestors is the directory `id` (device, inode). Comparing
 /// inodes rather than strings also catches bind mounts and different spellings of one path.
-fn has_ancestor(path: &Path, id: (u64, u64)) -> bool {
+#[cfg(unix)]
+fn has_ancestor(path: &Path, id: Id) -> bool {
     path.ancestors().any(|a| {
         std::fs::metadata(a)
             .map(|m| (m.dev(), m.ino()) == id)
@@ -423,9 +435,48 @@ fn has_ancestor(path: &Path, id: (u64, u64)) -> bool {
     })
 }
 
-/// What a file of type `ft` is called in messages.
-fn type_name(ft: FileType) -> &'static str {
-    match ft {
+/// [`has_ancestor`] on Windows: each ancestor's (volume, file id) read by opening it.
+#[cfg(windows)]
+fn has_ancestor(path: &Path, id: Id) -> bool {
+    path.ancestors()
+        .any(|a| cowtree_fs::sys::path_id(a, true).is_ok_and(|a| a == id))
+}
+
+/// An entry's (device, inode): `(st_dev, st_ino)` on unix, (volume serial, file id) on Windows.
+type Id = (u64, cowtree_fs::sys::Ino);
+
+/// The identity of `path`, whose metadata (through a final symlink when `follow`) is `meta`:
+/// read from `meta` on unix; on Windows, where std's metadata lacks it, by opening `path`.
+#[cfg(unix)]
+fn id_of(_path: &Path, meta: &std::fs::Metadata, _follow: bool) -> Result<Id, LinkError> {
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// The identity of `path` (see the unix one).
+#[cfg(windows)]
+fn id_of(path: &Path, _meta: &std::fs::Metadata, follow: bool) -> Result<Id, LinkError> {
+    cowtree_fs::sys::path_id(path, follow).map_err(|e| LinkError::io("stat", path, e))
+}
+
+/// The destination's identity, when it exists (a final symlink not followed).
+#[cfg(unix)]
+fn dst_id(dst: &Path) -> Option<Id> {
+    std::fs::symlink_metadata(dst)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// The destination's identity, when it exists (a final reparse point not followed).
+#[cfg(windows)]
+fn dst_id(dst: &Path) -> Option<Id> {
+    cowtree_fs::sys::path_id(dst, false).ok()
+}
+
+/// What the entry whose metadata is `meta` is called in messages.
+#[cfg(unix)]
+fn type_name(meta: &std::fs::Metadata) -> &'static str {
+    use rustix::fs::FileType;
+    match cowtree_fs::sys::file_type(meta.mode()) {
         FileType::RegularFile => "regular file",
         FileType::Directory => "directory",
         FileType::Symlink => "symlink",
@@ -434,6 +485,22 @@ fn type_name(ft: FileType) -> &'static str {
         FileType::CharacterDevice => "character device",
         FileType::BlockDevice => "block device",
         FileType::Unknown => "file of unknown type",
+    }
+}
+
+/// What the entry whose metadata is `meta` is called in messages (Windows has files,
+/// directories and reparse points).
+#[cfg(windows)]
+fn type_name(meta: &std::fs::Metadata) -> &'static str {
+    let ft = meta.file_type();
+    if ft.is_file() {
+        "regular file"
+    } else if ft.is_dir() {
+        "directory"
+    } else if ft.is_symlink() {
+        "symlink"
+    } else {
+        "reparse point"
     }
 }
 

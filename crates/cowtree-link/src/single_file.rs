@@ -4,13 +4,12 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cowtree_fs::dir::Dir;
-use cowtree_fs::sys::{EntryFd, open_entry};
-use rustix::fs::{FileType, Stat};
+use cowtree_fs::dir::{FileType, Stat};
+use cowtree_fs::sys::{AsFd, EntryFd, Ino, open_entry};
 
 use crate::destination::open_parent;
 use crate::engine::Engine;
@@ -44,7 +43,7 @@ struct Staged<'a> {
 pub(crate) fn link_single_file(
     engine: &Engine,
     src_canon: &Path,
-    src_id: (u64, u64),
+    src_id: (u64, Ino),
     dst: &Path,
     started: Instant,
 ) -> Result<LinkReport, LinkError> {
@@ -122,11 +121,11 @@ pub(crate) fn link_single_file(
 fn meet_existing(
     engine: &Engine,
     st: &Stat,
-    src_id: (u64, u64),
+    src_id: (u64, Ino),
     target: &Path,
     started: Instant,
 ) -> Result<Option<LinkReport>, LinkError> {
-    if (cowtree_fs::sys::stat_dev(st), st.st_ino) == src_id {
+    if (cowtree_fs::sys::stat_dev(st), cowtree_fs::sys::stat_ino(st)) == src_id {
         return Err(LinkError::SameSourceAndDestination(target.to_path_buf()));
     }
     match engine.opts.on_existing {
@@ -140,7 +139,7 @@ fn meet_existing(
                 tally.into_report(target.to_path_buf(), started.elapsed()),
             ))
         }
-        OnExisting::Overwrite if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+        OnExisting::Overwrite if cowtree_fs::sys::stat_file_type(st).is_dir() => {
             Err(LinkError::directory_in_the_way(target))
         }
         OnExisting::Overwrite => Ok(None),
@@ -215,9 +214,9 @@ fn keep_file(
         return Ok(());
     }
     let src_fd = open_entry(src.dir, src.name)?;
-    let st = rustix::fs::fstat(&src_fd)?;
+    let st = cowtree_fs::sys::fstat(src_fd.as_fd())?;
     let dst = open_entry(dir.as_fd(), name)?;
-    let made = check_made(dst.as_fd(), FileType::RegularFile)?;
+    let made = check_made(dst.as_fd(), FileType::is_file)?;
     keep(
         preserve,
         Src::of(EntryFd::Path(src_fd.as_fd()), &st),

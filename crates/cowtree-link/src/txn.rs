@@ -56,20 +56,7 @@ use crate::scan::open_rel;
 /// Every journal's name starts so.
 const PREFIX: &[u8] = b".cowtree-txn.";
 
-/// One publication: the entry built as `tmp` in the destination directory `dir` (relative to
-/// the root) goes to `name`, replacing what is there when `replace`.
-#[derive(Debug, Clone)]
-pub(crate) struct Op {
-    pub dir: PathBuf,
-    pub tmp: OsString,
-    pub name: OsString,
-    pub replace: bool,
-    /// The new entry's inode, by which a recovery tells whether it was published.
-    pub ino: u64,
-    /// The new entry's device and type, as this run made it (a recovery reads only the
-    /// inode from the journal). Publishing renames nothing else from `tmp`.
-    pub made: Option<(u64, FileType)>,
-}
+pub(crate) use crate::publication::Op;
 
 /// The journal of a merge in progress.
 pub(crate) struct Journal<'a> {

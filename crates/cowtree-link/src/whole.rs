@@ -2,13 +2,18 @@
 //! linker's side of the seam [`cowtree_fs::whole_tree`]. The linker says which of its options
 //! need per-file work ([`requested`], pure); the seam decides the rest and makes the tree.
 
+#[cfg(unix)]
 use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Instant;
 
+#[cfg(unix)]
 use cowtree_fs::dir::Dir;
+#[cfg(unix)]
 use cowtree_fs::subvolume::{At, Cause};
-use cowtree_fs::whole_tree::{NotUsed, Request, WholeTree, try_whole_tree};
+use cowtree_fs::whole_tree::NotUsed;
+#[cfg(unix)]
+use cowtree_fs::whole_tree::{Request, WholeTree, try_whole_tree};
 
 use crate::error::LinkError;
 use crate::options::LinkOptions;
@@ -71,6 +76,7 @@ pub(crate) fn requested(opts: &LinkOptions, call: Call) -> Option<NotUsed> {
 /// Tries the whole-tree method for `src` (a directory, checked by the caller, as the other
 /// refusals are) to the new `dst`: `Ok(Ok(report))` when the tree was made in one call,
 /// `Ok(Err(reason))` when nothing was written and the caller links per file.
+#[cfg(unix)]
 pub(crate) fn try_new_destination(
     opts: &LinkOptions,
     call: Call,
@@ -108,6 +114,19 @@ pub(crate) fn try_new_destination(
         Err(e) if e.cause == Cause::Exists => Err(LinkError::DestinationExists(dst.to_path_buf())),
         Err(e) => Err(LinkError::io(e.op.as_str(), &e.path, e.source)),
     }
+}
+
+/// The whole-tree method on Windows: none (no subvolumes, no directory clones), and asking
+/// for it is refused before this is reached ([`crate::options::unsupported_here`]).
+#[cfg(windows)]
+pub(crate) fn try_new_destination(
+    _opts: &LinkOptions,
+    _call: Call,
+    _src: &Path,
+    _dst: &Path,
+    _started: Instant,
+) -> Result<Result<LinkReport, NotUsed>, LinkError> {
+    Err(LinkError::Unsupported("a whole-tree copy (whole_tree)"))
 }
 
 #[cfg(test)]
