@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds cowtree-fs for Windows (x86_64-pc-windows-gnu) on a Linux machine, lints it, and runs
-# its Windows tests under Wine: the lib's unit tests and tests/windows*.rs (windows, windows_dir,
-# windows_ops, windows_checkout).
+# Builds cowtree-fs and cowtree-link for Windows (x86_64-pc-windows-gnu) on a Linux machine,
+# lints them, and runs their Windows tests under Wine: cowtree-fs's unit tests and
+# tests/windows*.rs (windows, windows_dir, windows_ops, windows_checkout), cowtree-link's unit
+# tests and tests/windows.rs (a std-made tree linked into a new destination, and the refusals).
 #
 #   scripts/windows.sh          # installs what is missing (below), then builds, lints and tests
 #
@@ -11,7 +12,9 @@
 # block clone is compiled, not run. The directory handles and the walk run (tests/windows_dir.rs);
 # the symlink tests and the junction test print "NOT RUN" (Wine 8 creates no symlinks and
 # refuses FSCTL_SET_REPARSE_POINT). Reading and hashing by handle, process stamps and staging
-# directories with their share-mode lock run (tests/windows_checkout.rs). Only cowtree-fs builds
+# directories with their share-mode lock run (tests/windows_checkout.rs). cowtree-link's engine
+# links a tree by the copy fallback (no block clone under Wine); merges into an existing
+# destination and the unix-only options are refused there. Only cowtree-fs and cowtree-link build
 # for Windows so far (issue 67).
 #
 # Needs: rustup's x86_64-pc-windows-gnu target, mingw-w64 (the linker) and Wine (Debian's
@@ -54,7 +57,10 @@ fi
 
 echo "windows: $(rustc --version), $(wine --version 2>/dev/null)"
 cargo clippy -p cowtree-fs --all-targets --target "$target" -- -D warnings
+# cowtree-link's library and tests (its example and its test binary link_tests are unix only).
+cargo clippy -p cowtree-link --lib --tests --target "$target" -- -D warnings
 # --show-output: the calls Wine refused, and which tests could not run here ("NOT RUN").
 cargo test -p cowtree-fs --target "$target" --lib --test windows --test windows_dir --test windows_ops --test windows_checkout -- --show-output
+cargo test -p cowtree-link --target "$target" --lib --test windows -- --show-output
 wineserver -w
-echo "windows: cowtree-fs built, linted and tested for $target under Wine in $((SECONDS - start)) s"
+echo "windows: cowtree-fs and cowtree-link built, linted and tested for $target under Wine in $((SECONDS - start)) s"

@@ -1,0 +1,315 @@
+//! cowtree-link on Windows, end to end on the volume the tests run on: a tree made with
+//! `std::fs` linked into a new destination by the engine, and what it refuses. Under Wine
+//! (scripts/windows.sh) the volume cannot block-clone, so the tree is copied (the `auto`
+//! mode's fallback); a real block clone is only compiled. A name Windows cannot hold is
+//! made with a `\\?\` path where this Windows allows it, else that test prints "NOT RUN".
+#![cfg(windows)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use cowtree_link::{HashAlgo, LinkError, LinkMode, LinkOptions, Linker, OnExisting, Preserve};
+
+/// Bytes that differ from one offset to the next.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 4096) as u8 ^ seed).collect()
+}
+
+/// What a tree holds: relative path (with `/`) to `None` for a directory or the file's bytes.
+fn contents(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
+        for e in std::fs::read_dir(dir).expect("read_dir") {
+            let e = e.expect("entry");
+            let path = e.path();
+            let rel = path
+                .strip_prefix(root)
+                .expect("below the root")
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            let ft = e.file_type().expect("file type");
+            assert!(!ft.is_symlink(), "no symlink expected at {rel}");
+            if ft.is_dir() {
+                out.insert(rel, None);
+                walk(root, &path, out);
+            } else {
+                out.insert(rel, Some(std::fs::read(&path).expect("read")));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn clones_here(dir: &Path) -> bool {
+    cowtree_fs::probe::volume(dir)
+        .expect("volume")
+        .reports_block_cloning
+}
+
+/// A source tree: nested directories, an empty file, small and multi-megabyte files,
+/// names in several scripts, and one file whose full path is over 300 characters. Returns
+/// the number of files and of directories below the root, and the total bytes.
+fn make_source(src: &Path) -> (u64, u64, u64) {
+    let mut files = Vec::new();
+    let mut dirs = vec![
+        PathBuf::from("a"),
+        PathBuf::from("a/b"),
+        PathBuf::from("a/b/c"),
+        PathBuf::from("empty dir"),
+        PathBuf::from("ünïcødé"),
+        PathBuf::from("日本語のディレクトリ"),
+    ];
+    files.push((PathBuf::from("empty.txt"), Vec::new()));
+    files.push((PathBuf::from("small.txt"), b"hello, windows\n".to_vec()));
+    files.push((PathBuf::from("a/b/c/big.bin"), pattern(3 << 20 | 12345, 1)));
+    files.push((PathBuf::from("a/one.bin"), pattern(70_000, 2)));
+    files.push((PathBuf::from("ünïcødé/crème brûlée.txt"), pattern(100, 3)));
+    files.push((
+        PathBuf::from("日本語のディレクトリ/ファイル.txt"),
+        pattern(4097, 4),
+    ));
+    files.push((PathBuf::from("emoji 🐄 cow.txt"), pattern(10, 5)));
+    // Over MAX_PATH (260) from the source root alone.
+    let mut long = PathBuf::new();
+    for i in 0..6 {
+        long.push(format!("long-directory-name-number-{i}-{}", "x".repeat(40)));
+        dirs.push(long.clone());
+    }
+    let long_file = long.join(format!("a-file-at-the-bottom-{}.txt", "y".repeat(60)));
+    assert!(long_file.as_os_str().len() > 300);
+    files.push((long_file, pattern(5000, 6)));
+    for d in &dirs {
+        std::fs::create_dir_all(src.join(d)).expect("mkdir");
+    }
+    let mut bytes = 0;
+    for (f, data) in &files {
+        std::fs::write(src.join(f), data).expect("write");
+        bytes += data.len() as u64;
+    }
+    (files.len() as u64, dirs.len() as u64, bytes)
+}
+
+#[test]
+fn a_new_tree_is_linked_with_the_same_bytes_and_counts() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    let (files, dirs, bytes) = make_source(&src);
+    // A known modification time on one file, to see the copy keep it.
+    let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(src.join("small.txt"))
+        .expect("open")
+        .set_modified(when)
+        .expect("set mtime");
+    for jobs in [1, 3] {
+        let dst = t.path().join(format!("dst-{jobs}"));
+        let linker = Linker::new(LinkOptions {
+            jobs,
+            ..LinkOptions::default()
+        });
+        let report = linker.link_tree(&src, &dst).expect("link");
+        assert_eq!(contents(&dst), contents(&src), "jobs {jobs}");
+        assert_eq!(report.files, files);
+        assert_eq!(report.dirs, dirs);
+        assert_eq!(report.bytes, bytes);
+        assert_eq!(report.cloned + report.copied, files);
+        assert_eq!(report.symlinks + report.special + report.vanished, 0);
+        if clones_here(t.path()) {
+            println!(
+                "block cloning: {} cloned, {} copied",
+                report.cloned, report.copied
+            );
+        } else {
+            // No block cloning: every file copied, and the one pair-wide fallback says so.
+            assert_eq!((report.cloned, report.copied), (0, files), "{report:?}");
+            assert_eq!(report.bytes_copied, bytes);
+            assert_eq!(report.fallbacks.len(), 1, "{:?}", report.fallbacks);
+            assert!(!report.fallbacks[0].per_file, "{:?}", report.fallbacks);
+            println!(
+                "copy fallback under jobs {jobs}: {} ({})",
+                report.fallbacks[0].reason, report.fallbacks[0].description
+            );
+        }
+        let got = std::fs::metadata(dst.join("small.txt"))
+            .expect("stat")
+            .modified()
+            .expect("mtime");
+        assert_eq!(got, when, "the file's modification time is kept");
+    }
+    // Nothing but the two destinations appeared beside the source (no staging left).
+    assert_eq!(names(t.path()), ["dst-1", "dst-3", "src"]);
+}
+
+#[test]
+fn the_record_hashes_what_was_written() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let src = t.path().join("src");
+    std::fs::create_dir_all(src.join("d")).expect("mkdir");
+    let data = pattern(200_000, 9);
+    std::fs::write(src.join("d/f.bin"), &data).expect("write");
+    let dst = t.path().join("dst");
+    let linker = Linker::new(LinkOptions {
+        hash: Some(HashAlgo::Blake3),
+        ..LinkOptions::default()
+    });
+    let report = linker.link_tree(&src, &dst).expect("link");
+    let entry = report
+        .record
+        .iter()
+        .find(|e| e.path.ends_with("f.bin"))
+        .expect("the file is recorded");
+    assert_eq!(entry.size, Some(data.len() as u64));
+    let hash = entry.hash.as_ref().expect("hashed");
+    assert_eq!(hash.bytes, blake3::hash(&data).as_bytes().to_vec());
+}
+
+#[test]
+fn a_file_as_the_source_is_linked_like_cp() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let src = t.path().join("one file.bin");
+    let data = pattern(1 << 20, 7);
+    std::fs::write(&src, &data).expect("write");
+    let dst = t.path().join("copy of it.bin");
+    let report = Linker::new(LinkOptions::default())
+        .link_tree(&src, &dst)
+        .expect("link");
+    assert_eq!(report.files, 1);
+    assert_eq!(std::fs::read(&dst).expect("read"), data);
+    assert_eq!(names(t.path()), ["copy of it.bin", "one file.bin"]);
+}
+
+#[test]
+fn an_existing_destination_is_refused_and_left_as_it_was() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    std::fs::write(src.join("f"), b"new").expect("write");
+    let dst = t.path().join("dst");
+    std::fs::create_dir(&dst).expect("mkdir");
+    std::fs::write(dst.join("f"), b"old").expect("write");
+    let e = Linker::new(LinkOptions::default())
+        .link_tree(&src, &dst)
+        .expect_err("DST exists");
+    assert!(matches!(e, LinkError::DestinationExists(_)), "{e}");
+    assert!(e.destination_unchanged());
+    assert_eq!(std::fs::read(dst.join("f")).expect("read"), b"old");
+    assert_eq!(names(&dst), ["f"]);
+    assert_eq!(names(t.path()), ["dst", "src"]);
+}
+
+#[test]
+fn a_merge_into_an_existing_destination_says_it_is_unavailable_and_writes_nothing() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    std::fs::write(src.join("f"), b"new").expect("write");
+    std::fs::write(src.join("g"), b"added").expect("write");
+    let dst = t.path().join("dst");
+    std::fs::create_dir(&dst).expect("mkdir");
+    std::fs::write(dst.join("f"), b"old").expect("write");
+    for on_existing in [OnExisting::Overwrite, OnExisting::Skip] {
+        let e = Linker::new(LinkOptions {
+            on_existing,
+            ..LinkOptions::default()
+        })
+        .link_tree(&src, &dst)
+        .expect_err("no merges on Windows");
+        assert!(matches!(e, LinkError::Unsupported(_)), "{e}");
+        println!("{on_existing:?}: {e}");
+        assert_eq!(std::fs::read(dst.join("f")).expect("read"), b"old");
+        assert_eq!(names(&dst), ["f"], "no temporary entry, no journal");
+    }
+}
+
+#[test]
+fn what_windows_cannot_do_is_refused_before_anything_is_written() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    std::fs::write(src.join("f"), b"data").expect("write");
+    let dst = t.path().join("dst");
+    let asks = [
+        LinkOptions {
+            whole_tree: true,
+            ..LinkOptions::default()
+        },
+        LinkOptions {
+            mode: LinkMode::Symlink,
+            ..LinkOptions::default()
+        },
+        LinkOptions {
+            preserve: Preserve {
+                ownership: true,
+                ..Preserve::default()
+            },
+            ..LinkOptions::default()
+        },
+        LinkOptions {
+            preserve: Preserve::ALL,
+            ..LinkOptions::default()
+        },
+    ];
+    for opts in asks {
+        let e = Linker::new(opts.clone())
+            .link_tree(&src, &dst)
+            .expect_err("refused");
+        assert!(matches!(e, LinkError::Unsupported(_)), "{opts:?}: {e}");
+        assert!(e.to_string().contains("not available on windows"), "{e}");
+        assert!(!dst.exists());
+    }
+    assert_eq!(names(t.path()), ["src"]);
+}
+
+#[test]
+fn a_source_name_windows_cannot_hold_is_refused_and_no_destination_appears() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let src = t.path().join("src");
+    std::fs::create_dir_all(src.join("ok")).expect("mkdir");
+    std::fs::write(src.join("ok/fine.txt"), b"fine").expect("write");
+    // A device name and a trailing dot: only a `\\?\` path makes these on Windows.
+    let mut made = Vec::new();
+    for bad in ["aux", "trailing."] {
+        let mut verbatim = std::ffi::OsString::from(r"\\?\");
+        verbatim.push(src.join("ok").join(bad).as_os_str());
+        let listed = std::fs::write(PathBuf::from(&verbatim), b"x").is_ok()
+            && names(&src.join("ok")).iter().any(|n| n == bad);
+        if listed {
+            made.push(bad);
+        } else {
+            let _ = std::fs::remove_file(PathBuf::from(&verbatim));
+        }
+    }
+    if made.is_empty() {
+        println!("NOT RUN: this Windows made no entry named \"aux\" or \"trailing.\"");
+        return;
+    }
+    let dst = t.path().join("dst");
+    let e = Linker::new(LinkOptions::default())
+        .link_tree(&src, &dst)
+        .expect_err("a name Windows cannot hold");
+    println!("{made:?}: {e}");
+    let text = e.to_string();
+    assert!(
+        made.iter().any(|n| text.contains(n)),
+        "the name is in {text}"
+    );
+    assert!(e.destination_unchanged());
+    assert!(!dst.exists());
+    assert_eq!(names(t.path()), ["src"], "no staging left");
+}
