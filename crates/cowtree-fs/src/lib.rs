@@ -37,7 +37,8 @@
 //! point; rename, times, flushes, symlinks, `remove_tree`), [`atomic_file`], [`undo`], and
 //! [`walk`] and [`workers`] over it; [`read`], [`process`], [`staging`] (locked by its own
 //! open handle), [`sys::open_entry`] with an entry's attributes and times, [`creation`] and
-//! [`place`]. Its tests **run under Wine** (no ReFS, no reparse points and no volume flush
+//! [`place`], the `stat_*` accessors of [`sys`] and [`whole_tree`]'s types (not its calls).
+//! Its tests **run under Wine** (no ReFS, no reparse points and no volume flush
 //! there: the copy fallback, the refusals, rename, hardlinks, times, the walk, hashing,
 //! staging and `place` run; a real block clone, a real symlink or junction and a volume flush
 //! are **compiled, not run**); see [`sys`].
@@ -48,8 +49,8 @@
 // validation, the block-clone arithmetic, clone-or-copy by path and by directory handle,
 // hardlinks, the probe, directory handles (`dir`, its own file there), atomic files, undo,
 // the walk and work queue over them, reading and hashing, process stamps, staging, creation
-// and place (its own file there). Everything else built on unix descriptors (rustix) is unix
-// only.
+// and place (its own file there), whole_tree's types and subvolume's Cause. Everything else
+// built on unix descriptors (rustix) is unix only.
 pub mod atomic_file;
 pub mod block_clone;
 pub mod classify;

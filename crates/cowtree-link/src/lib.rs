@@ -147,8 +147,16 @@
 //! Hardlink mode ([`LinkMode::Hardlink`]) makes the destination share inodes with the source:
 //! a write through either reaches both. Use it only where nothing writes.
 //!
-//! Linux only: the tree linker uses `openat2`, `getdents` and FICLONE. It is tested on real
-//! XFS, btrfs, ext4 and tmpfs mounts.
+//! Linux is the tested platform: the tree linker uses `openat2`, `getdents` and FICLONE, and is
+//! tested on real XFS, btrfs, ext4 and tmpfs mounts. macOS is type-checked, not run.
+//!
+//! Windows builds the engine for new destinations (block cloning by handle on ReFS and Dev
+//! Drives, a copy elsewhere; its tests run under Wine, the copy). Refused there before
+//! anything is written, with [`LinkError::Unsupported`] ([`options::unsupported_here`]): a
+//! merge into an existing destination (no atomic exchange to publish a replacement with),
+//! [`LinkOptions::whole_tree`], [`LinkMode::Symlink`], and the [`Preserve`] items (owners,
+//! attributes, ACLs, hardlinks, special files). No permission bits are kept there;
+//! `to_subvolume` is unix only.
 
 #![warn(missing_docs)]
 

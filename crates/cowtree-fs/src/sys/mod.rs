@@ -39,8 +39,10 @@
 //! outcome types, [`crate::name::windows`], [`crate::block_clone`], [`crate::dir`] (its own
 //! `dir_windows.rs` over `windows/at.rs`), [`crate::atomic_file`], [`crate::undo`],
 //! [`crate::walk`] and [`crate::workers`] over it, [`crate::read`], [`crate::process`],
-//! [`crate::staging`], [`crate::creation`], [`crate::place`] (`place_windows.rs`) and the
-//! entry calls above.
+//! [`crate::staging`], [`crate::creation`], [`crate::place`] (`place_windows.rs`), the
+//! entry calls above, and the reads of a `Stat` every platform has ([`stat_ino`],
+//! [`stat_size`], [`stat_nlink`], [`stat_file_type`], [`stat_owner`], [`fstat`]; on Windows
+//! also `stat_mode`, `stat_times` and `path_id`, a path's volume serial and file id).
 //! `scripts/windows.sh` builds it for `x86_64-pc-windows-gnu` and runs its tests under Wine 8,
 //! which has no ReFS and makes no reparse points: the copy fallback, the refusals (existing
 //! destination, names, a directory as the source), a vanished source, the volume queries,
