@@ -241,9 +241,10 @@ pub fn try_reflink_at(
 /// ([`OpenSource::open`]), creates `dst_name` under `dst_dir` exclusively (anything there, a
 /// reparse point included, is an [`io::ErrorKind::AlreadyExists`] error and left as it was),
 /// then block-clones and/or copies per `opts` (the steps of the module doc, by handle). The
-/// new file gets the source's last access and write times when `opts.preserve_times`;
-/// `opts.mode` is ignored (a new file takes its directory's ACL). On any failure the file this
-/// call created is deleted through its own handle.
+/// new file gets the source's last access and write times when `opts.preserve_times`, and is
+/// made read-only when `opts.mode` has no write bit or, with no mode, the source is read-only
+/// (the rest of a mode has no meaning here: a new file takes its directory's ACL). On any
+/// failure the file this call created is deleted through its own handle.
 pub fn transfer_at(
     src_dir: impl AsHandle,
     src_name: &OsStr,
@@ -313,7 +314,31 @@ pub fn transfer_at_open(
     {
         return Err(names("set times of", discard(&dst, e)));
     }
+    if read_only(opts.mode, src.stat.attributes)
+        && let Err(e) = make_read_only(&dst)
+    {
+        return Err(names("make read-only", discard(&dst, e)));
+    }
     Ok((done, Some(dst)))
+}
+
+/// Whether the new file is made read-only: the one permission Windows keeps in an attribute
+/// (`FILE_ATTRIBUTE_READONLY`), as [`crate::place::place_at`] gives it. A `mode` without
+/// write bits asks for it; with no mode (the source's), a read-only source does.
+fn read_only(mode: Option<u32>, src_attributes: u32) -> bool {
+    use windows_sys::Win32::Storage::FileSystem::FILE_ATTRIBUTE_READONLY;
+    match mode {
+        Some(mode) => mode & 0o222 == 0,
+        None => src_attributes & FILE_ATTRIBUTE_READONLY != 0,
+    }
+}
+
+/// Adds the read-only attribute to `dst`'s own, through its handle (which, opened for
+/// writing before, keeps every right it has: times can still be set through it).
+fn make_read_only(dst: &File) -> io::Result<()> {
+    use windows_sys::Win32::Storage::FileSystem::FILE_ATTRIBUTE_READONLY;
+    let st = Stat::of(dst.as_handle())?;
+    at::set_attributes(dst.as_handle(), st.attributes | FILE_ATTRIBUTE_READONLY)
 }
 
 /// A clone that made nothing, as far as the caller acts on it.
@@ -457,6 +482,24 @@ mod tests {
         let src = open_no_follow(&t.path().join("src")).expect("open src");
         let dst = create_new_no_follow(&t.path().join("dst")).expect("create dst");
         (t, src, dst)
+    }
+
+    #[test]
+    fn a_new_file_is_read_only_for_a_mode_without_write_bits_or_else_a_read_only_source() {
+        const RO: u32 = 0x1;
+        const ARCHIVE: u32 = 0x20;
+        let rows = [
+            (Some(0o444), 0, true),
+            (Some(0o555), ARCHIVE, true),
+            (Some(0o644), RO, false),
+            (Some(0o200), RO, false),
+            (None, RO | ARCHIVE, true),
+            (None, ARCHIVE, false),
+            (None, 0, false),
+        ];
+        for (mode, attrs, want) in rows {
+            assert_eq!(read_only(mode, attrs), want, "{mode:?} {attrs:#x}");
+        }
     }
 
     #[test]
