@@ -54,6 +54,21 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
+fn is_read_only(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .expect("stat")
+        .permissions()
+        .readonly()
+}
+
+/// Sets or clears the read-only attribute (cleared before the temporary tree is removed).
+fn set_read_only(path: &Path, on: bool) {
+    let mut perm = std::fs::metadata(path).expect("stat").permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(on);
+    std::fs::set_permissions(path, perm).expect("set read-only");
+}
+
 fn clones_here(dir: &Path) -> bool {
     cowtree_fs::probe::volume(dir)
         .expect("volume")
@@ -83,6 +98,10 @@ fn make_source(src: &Path) -> (u64, u64, u64) {
         pattern(4097, 4),
     ));
     files.push((PathBuf::from("emoji 🐄 cow.txt"), pattern(10, 5)));
+    files.push((
+        PathBuf::from("a/read-only.txt"),
+        b"keep me read-only".to_vec(),
+    ));
     // Over MAX_PATH (260) from the source root alone.
     let mut long = PathBuf::new();
     for i in 0..6 {
@@ -100,6 +119,7 @@ fn make_source(src: &Path) -> (u64, u64, u64) {
         std::fs::write(src.join(f), data).expect("write");
         bytes += data.len() as u64;
     }
+    set_read_only(&src.join("a/read-only.txt"), true);
     (files.len() as u64, dirs.len() as u64, bytes)
 }
 
@@ -151,7 +171,12 @@ fn a_new_tree_is_linked_with_the_same_bytes_and_counts() {
             .modified()
             .expect("mtime");
         assert_eq!(got, when, "the file's modification time is kept");
+        // The one permission Windows keeps in an attribute: read-only stays read-only.
+        assert!(is_read_only(&dst.join("a/read-only.txt")));
+        assert!(!is_read_only(&dst.join("a/one.bin")));
+        set_read_only(&dst.join("a/read-only.txt"), false);
     }
+    set_read_only(&src.join("a/read-only.txt"), false);
     // Nothing but the two destinations appeared beside the source (no staging left).
     assert_eq!(names(t.path()), ["dst-1", "dst-3", "src"]);
 }
