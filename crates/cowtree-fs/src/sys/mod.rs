@@ -128,7 +128,7 @@ pub fn stat_ino(st: &rustix::fs::Stat) -> Ino {
 
 /// The file number of `st` (see the unix one).
 #[cfg(windows)]
-pub fn stat_ino(st: &crate::dir::Stat) -> Ino {
+pub fn stat_ino(st: &windows::Stat) -> Ino {
     st.ino
 }
 
@@ -140,7 +140,7 @@ pub fn stat_size(st: &rustix::fs::Stat) -> u64 {
 
 /// The size in bytes of `st`.
 #[cfg(windows)]
-pub fn stat_size(st: &crate::dir::Stat) -> u64 {
+pub fn stat_size(st: &windows::Stat) -> u64 {
     st.size
 }
 
@@ -154,7 +154,7 @@ pub fn stat_nlink(st: &rustix::fs::Stat) -> u64 {
 
 /// The number of names (hardlinks) of `st`.
 #[cfg(windows)]
-pub fn stat_nlink(st: &crate::dir::Stat) -> u64 {
+pub fn stat_nlink(st: &windows::Stat) -> u64 {
     u64::from(st.nlink)
 }
 
@@ -167,7 +167,7 @@ pub fn stat_file_type(st: &rustix::fs::Stat) -> rustix::fs::FileType {
 
 /// What `st` is: a file, a directory or a reparse point (a symlink or a junction among them).
 #[cfg(windows)]
-pub fn stat_file_type(st: &crate::dir::Stat) -> crate::dir::FileType {
+pub fn stat_file_type(st: &windows::Stat) -> windows::FileType {
     st.file_type()
 }
 
@@ -180,8 +180,8 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<rustix::fs::Stat> {
 
 /// What the open file or directory `fd` is (see the unix one).
 #[cfg(windows)]
-pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<crate::dir::Stat> {
-    crate::dir::Stat::of(fd)
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<windows::Stat> {
+    windows::Stat::of(fd)
 }
 
 /// The owner and group of `st`.
@@ -193,7 +193,7 @@ pub fn stat_owner(st: &rustix::fs::Stat) -> Option<(u32, u32)> {
 /// The owner and group of `st`: none on Windows, where an owner is a SID in the security
 /// descriptor, not a number in the entry's metadata.
 #[cfg(windows)]
-pub fn stat_owner(_st: &crate::dir::Stat) -> Option<(u32, u32)> {
+pub fn stat_owner(_st: &windows::Stat) -> Option<(u32, u32)> {
     None
 }
 

@@ -38,16 +38,18 @@ pub(crate) mod at;
 mod entry_meta;
 mod process;
 pub(crate) mod reparse;
+mod stat;
 
 pub use entry_meta::{
     KEPT_ATTRIBUTES, chmod_entry, chown_entry, entry_attributes, open_entry, set_entry_attributes,
     set_entry_times, xattr_get, xattr_list, xattr_set,
 };
 pub use process::{process_running, process_start};
+pub use stat::{FileType, Stat, Timespec};
 
 /// The device of `st`: the volume serial number, what `st_dev` is on unix (so that callers
 /// comparing devices write `sys::stat_dev` on every platform).
-pub fn stat_dev(st: &crate::dir::Stat) -> u64 {
+pub fn stat_dev(st: &Stat) -> u64 {
     st.dev
 }
 
@@ -57,7 +59,7 @@ pub fn stat_dev(st: &crate::dir::Stat) -> u64 {
 /// the entry is read-only (`FILE_ATTRIBUTE_READONLY`), search on directories. Only the write
 /// bits carry anything over: [`crate::place::place_at`] turns a mode without them back into
 /// the read-only attribute. Windows keeps no other permission bits (its ACLs are not modes).
-pub fn stat_mode(st: &crate::dir::Stat) -> u32 {
+pub fn stat_mode(st: &Stat) -> u32 {
     use windows_sys::Win32::Storage::FileSystem::FILE_ATTRIBUTE_READONLY;
     let ft = st.file_type();
     let (kind, exec) = if ft.is_symlink() {
@@ -77,7 +79,7 @@ pub fn stat_mode(st: &crate::dir::Stat) -> u32 {
 }
 
 /// The access and modification times of `st`, as [`crate::dir::Dir::set_times`] takes them.
-pub fn stat_times(st: &crate::dir::Stat) -> (crate::dir::Timespec, crate::dir::Timespec) {
+pub fn stat_times(st: &Stat) -> (Timespec, Timespec) {
     (st.atime(), st.mtime())
 }
 
@@ -99,7 +101,7 @@ pub fn path_id(path: &Path, follow: bool) -> io::Result<(u64, super::Ino)> {
         .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
         .custom_flags(FILE_FLAG_BACKUP_SEMANTICS | reparse)
         .open(path)?;
-    let st = crate::dir::Stat::of(std::os::windows::io::AsHandle::as_handle(&file))?;
+    let st = Stat::of(std::os::windows::io::AsHandle::as_handle(&file))?;
     Ok((st.dev, st.ino))
 }
 

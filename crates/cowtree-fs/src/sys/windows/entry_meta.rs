@@ -20,8 +20,8 @@ use windows_sys::Win32::Storage::FileSystem::{
     FILE_WRITE_ATTRIBUTES,
 };
 
+use super::Timespec;
 use super::at::{self, Disposition, Expect};
-use crate::dir::Timespec;
 use crate::sys::EntryFd;
 use crate::sys::Unavailable;
 
