@@ -89,6 +89,28 @@ pub fn check_name(name: &OsStr) -> io::Result<()> {
     validate_native_component(name.as_encoded_bytes()).map_err(|e| name_err(name, e))
 }
 
+/// Opens the entry `name` under the directory `dir` for reading, relative to the directory's
+/// handle and never following a reparse point (the reparse point itself is opened: the caller
+/// refuses what is not a file); `None` when there is none. `name` is checked first
+/// ([`check_name`]). What `transfer_at` and `hash_at` open a source with.
+pub(crate) fn open_existing(
+    dir: BorrowedHandle<'_>,
+    name: &OsStr,
+) -> io::Result<Option<OwnedHandle>> {
+    check_name(name)?;
+    match at::open_at(
+        dir,
+        &at::wide(name),
+        GENERIC_READ,
+        Disposition::Open,
+        Expect::Any,
+    ) {
+        Ok(h) => Ok(Some(h)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The components of the relative path `rel` (`/`-separated, as the walk and the unix side
 /// give them), each checked with [`check_name`]; an empty or absolute path is refused.
 fn components(rel: &Path) -> io::Result<Vec<&OsStr>> {

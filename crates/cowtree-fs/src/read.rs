@@ -396,19 +396,9 @@ pub fn hash_at(
     dir: impl std::os::windows::io::AsHandle,
     name: &OsStr,
 ) -> io::Result<Option<(u64, blake3::Hash)>> {
-    use crate::sys::at::{self, Disposition, Expect};
-    use windows_sys::Win32::Foundation::GENERIC_READ;
-    crate::dir::check_name(name)?;
-    let handle = match at::open_at(
-        dir.as_handle(),
-        &at::wide(name),
-        GENERIC_READ,
-        Disposition::Open,
-        Expect::Any,
-    ) {
-        Ok(h) => h,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+    use crate::sys::at;
+    let Some(handle) = crate::dir::open_existing(dir.as_handle(), name)? else {
+        return Ok(None);
     };
     let (attributes, _) = at::attribute_tag(std::os::windows::io::AsHandle::as_handle(&handle))?;
     if crate::dir::FileType::from_attributes(attributes, 0) != crate::dir::FileType::RegularFile {

@@ -195,16 +195,11 @@ impl OpenSource {
     /// absent. `name` is checked as [`crate::dir::check_name`] checks names (a name Windows
     /// cannot open is [`io::ErrorKind::InvalidInput`]). Errors name `name`.
     pub fn open(dir: impl AsHandle, name: &OsStr) -> io::Result<Option<OpenSource>> {
-        crate::dir::check_name(name)?;
-        let handle = match at::open_at(
-            dir.as_handle(),
-            &at::wide(name),
-            GENERIC_READ,
-            Disposition::Open,
-            Expect::Any,
-        ) {
-            Ok(h) => h,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        let handle = match crate::dir::open_existing(dir.as_handle(), name) {
+            Ok(Some(h)) => h,
+            Ok(None) => return Ok(None),
+            // A refused name is said as check_name says it; an open that failed names `name`.
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => return Err(e),
             Err(e) => return Err(at_path("open", Path::new(name), e)),
         };
         let stat = Stat::of(handle.as_handle()).map_err(|e| at_path("stat", Path::new(name), e))?;
