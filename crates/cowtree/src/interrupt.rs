@@ -11,6 +11,11 @@
 //! which stops the workers. Nothing here knows what a command stages: the library calls
 //! register it as they make it.
 //!
+//! On Windows the console's events stand for the signals (`interrupt/signal_windows.rs`):
+//! Ctrl-C and Ctrl-Break for SIGINT (130), closing the console window for SIGHUP (129),
+//! logoff and shutdown for SIGTERM (143). A console control handler hands each event to the
+//! same thread, which does the same undo and ends the process with `TerminateProcess`.
+//!
 //! A command that can stop its own work cleanly registers how with [`cancel_with`] (`cowtree
 //! clone`: its linker's cancellation handle). The first signal then cancels it and lets the
 //! command return, so that its own error path undoes its work (a merge into an existing
@@ -27,10 +32,16 @@
 //! journaled switch or merge and how to finish it, blobs gc frees) it registers with
 //! [`tell`]: sentences only, printed after the undo.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+#[cfg(unix)]
+#[path = "interrupt/signal_unix.rs"]
+mod signal;
+#[cfg(windows)]
+#[path = "interrupt/signal_windows.rs"]
+mod signal;
 
 /// What an interrupted command says about its result, after the undo.
 #[derive(Debug, Clone)]
@@ -131,60 +142,41 @@ pub fn tell(what: Tell) {
     }
 }
 
-fn signals() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset initialise and fill the set they are given.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        set
-    }
-}
-
-/// Blocks SIGINT, SIGTERM and SIGHUP and starts the thread that handles them. Call at start-up,
-/// before any other thread exists.
+/// Blocks SIGINT, SIGTERM and SIGHUP (on Windows: takes the console's Ctrl-C, Ctrl-Break and
+/// close events) and starts the thread that handles them. Call at start-up, before any other
+/// thread exists.
 pub fn install(command: &'static str) {
-    let set = signals();
-    // SAFETY: changes only this thread's signal mask; called before other threads start, so
-    // every thread started later inherits it.
-    if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } != 0 {
+    let Some(source) = signal::Source::take() else {
         return;
-    }
+    };
     let spawned = std::thread::Builder::new()
         .name("cowtree-signals".into())
         .spawn(move || {
-            let mut sig = 0;
-            // SAFETY: `set` is a valid signal set and `sig` a valid out-pointer.
-            while unsafe { libc::sigwait(&set, &mut sig) } != 0 {}
+            let sig = source.wait();
             if STATE
                 .compare_exchange(RUNNING, STOPPING, Ordering::AcqRel, Ordering::Acquire)
                 .is_err()
             {
                 // The command had finished its work and is printing its result (`finished`):
                 // the result stands. A second signal ends the process at once.
-                // SAFETY: as above.
-                while unsafe { libc::sigwait(&set, &mut sig) } != 0 {}
-                // SAFETY: _exit ends the process at once, as in `stop`.
-                unsafe { libc::_exit(128 + sig) }
+                let again = source.wait();
+                signal::exit_now(128 + again)
             }
             let cancel = CANCEL.lock().ok().and_then(|mut c| c.take());
             match cancel {
-                Some(cancel) => cancel_then_stop(command, sig, &set, cancel),
+                Some(cancel) => cancel_then_stop(command, sig, &source, cancel),
                 None => stop(command, sig, None),
             }
         });
     if spawned.is_err() {
         // No handler thread: let the signals act as they would have.
-        // SAFETY: as above.
-        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+        signal::restore();
     }
 }
 
 /// Cancels the command and waits for it to return, then stops with what it left; a second
 /// signal meanwhile stops at once.
-fn cancel_then_stop(command: &str, sig: i32, set: &libc::sigset_t, cancel: Cancel) -> ! {
+fn cancel_then_stop(command: &str, sig: i32, source: &signal::Source, cancel: Cancel) -> ! {
     // No new destination appears from now on (one being renamed into place is waited for).
     cowtree_fs::staging::stop_staging();
     cancel();
@@ -194,7 +186,7 @@ fn cancel_then_stop(command: &str, sig: i32, set: &libc::sigset_t, cancel: Cance
         if let Some(ok) = RETURNED.lock().ok().and_then(|r| *r) {
             stop(command, sig, Some(ok));
         }
-        if let Some(again) = take_pending(set) {
+        if let Some(again) = source.take_pending() {
             stop(command, again, None);
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -210,32 +202,6 @@ fn cancel_then_stop(command: &str, sig: i32, set: &libc::sigset_t, cancel: Cance
             );
         }
     }
-}
-
-/// One of the signals of `set` that is pending, taken (so it does not act again), if any.
-/// `sigpending` and `sigwait` rather than `sigtimedwait`, which macOS does not have.
-fn take_pending(set: &libc::sigset_t) -> Option<i32> {
-    // SAFETY: sigemptyset initialises `pending`; sigpending fills it.
-    let pending = unsafe {
-        let mut pending: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut pending);
-        if libc::sigpending(&mut pending) != 0 {
-            return None;
-        }
-        pending
-    };
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: both sets are initialised; `sig` is a valid signal number.
-        if unsafe { libc::sigismember(&pending, sig) == 1 && libc::sigismember(set, sig) == 1 } {
-            let mut got = 0;
-            // SAFETY: `set` is a valid signal set and `got` a valid out-pointer; a signal of it
-            // is pending (and blocked in every thread), so this returns at once.
-            if unsafe { libc::sigwait(set, &mut got) } == 0 {
-                return Some(got);
-            }
-        }
-    }
-    None
 }
 
 /// Removes what the plan says, prints the one line, and exits. `returned`: the command had
@@ -269,11 +235,7 @@ fn stop(command: &str, sig: i32, returned: Option<bool>) -> ! {
             } => switch_state(store, worktree, to, journaled),
         });
     }
-    let name = match sig {
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGHUP => "SIGHUP",
-        _ => "SIGINT",
-    };
+    let name = signal::name(sig);
     let tail = if said.is_empty() {
         String::new()
     } else {
@@ -294,9 +256,8 @@ fn stop(command: &str, sig: i32, returned: Option<bool>) -> ! {
             crate::exit::error_json(crate::exit::Kind::Interrupted, &line, None, code)
         );
     }
-    // SAFETY: _exit ends the process at once (no destructors run while workers still hold
-    // the state they would tear down).
-    unsafe { libc::_exit(128 + sig) }
+    // At once: no destructors run while workers still hold the state they would tear down.
+    signal::exit_now(128 + sig)
 }
 
 /// What an interrupted merge into `dst` left: finished (the command had returned with
@@ -350,7 +311,7 @@ fn own_journal_in(dst: &Path) -> bool {
         .map(|entries| {
             entries
                 .iter()
-                .any(|e| e.name.as_bytes().starts_with(prefix.as_bytes()))
+                .any(|e| e.name.as_encoded_bytes().starts_with(prefix.as_bytes()))
         })
         // Unreadable: say what to do, to be safe.
         .unwrap_or(true)

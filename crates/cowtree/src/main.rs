@@ -4,6 +4,7 @@ mod cmd;
 mod complete;
 mod exit;
 mod interrupt;
+mod os;
 mod progress;
 mod units;
 
@@ -184,16 +185,6 @@ fn full_command() -> clap::Command {
     globalize(Cli::command())
 }
 
-/// Parallel walks keep a directory fd per work item; allow what the hard limit allows.
-fn raise_fd_limit() {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut lim = getrlimit(Resource::Nofile);
-    if lim.current < lim.maximum {
-        lim.current = lim.maximum;
-        let _ = setrlimit(Resource::Nofile, lim);
-    }
-}
-
 fn main() -> ExitCode {
     keep_freed_memory();
     // A shell's completion script asking what to complete (COWTREE_COMPLETE set): answered,
@@ -216,7 +207,7 @@ fn main() -> ExitCode {
             return usage_error(e, wants_json(&args), path);
         }
     };
-    raise_fd_limit();
+    os::raise_fd_limit();
     let json = cli.global.json;
     interrupt::set_json(json);
     if let Some(n) = cli.global.jobs.filter(|&n| n > 0) {
@@ -246,7 +237,7 @@ fn main() -> ExitCode {
             | Command::Man(_)
     ) || matches!(&cli.command, Command::Git(g) if g.changes_nothing())
     {
-        die_quietly_on_closed_pipe();
+        os::die_quietly_on_closed_pipe();
     }
     if let Some(p) = &cli.global.store
         && let Some(name) = storeless(&cli.command)
@@ -418,17 +409,5 @@ fn keep_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
         libc::mallopt(libc::M_TOP_PAD, 16 << 20);
-    }
-}
-
-/// Lets a closed output pipe end the process quietly, as it ends `ls` or `git status`
-/// (`cowtree status | head`), instead of the write failing with EPIPE and the print panicking.
-/// Only for the commands that change nothing: one that writes to a filesystem keeps ignoring
-/// SIGPIPE, so that a reader going away cannot kill it halfway through its work.
-fn die_quietly_on_closed_pipe() {
-    // SAFETY: resetting SIGPIPE to its default disposition installs no handler; it runs at
-    // start-up, before any other thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

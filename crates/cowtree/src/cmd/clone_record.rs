@@ -18,13 +18,11 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use cowtree_fs::dir::Dir;
 use cowtree_link::{HashAlgo, LinkReport};
-use rustix::fs::{Mode, OFlags, openat};
 use serde_json::{Map, Value};
 
 use crate::exit::{CliError, Kind};
@@ -65,24 +63,31 @@ impl RecordFile {
         if parent
             .try_stat(&name)
             .map_err(|e| fail(e.to_string()))?
-            .is_some_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
+            .is_some_and(|st| cowtree_fs::sys::stat_file_type(&st).is_dir())
         {
             return Err(fail("is a directory".to_string()));
         }
-        let mut tmp = temp_prefix(&name).into_vec();
-        tmp.extend_from_slice(
-            format!("{:08x}", cowtree_fs::staging::random_u64() as u32).as_bytes(),
-        );
-        let tmp = OsString::from_vec(tmp);
+        let mut tmp = temp_prefix(&name);
+        tmp.push(format!("{:08x}", cowtree_fs::staging::random_u64() as u32));
         let undo = cowtree_fs::undo::Registration::file(&parent, &tmp, false)
             .map_err(|e| fail(format!("cannot open {}: {e}", parent_path.display())))?;
-        let fd = openat(
-            &parent,
-            &tmp,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o666),
-        )
-        .map_err(|e| {
+        #[cfg(unix)]
+        let file = {
+            use rustix::fs::{Mode, OFlags, openat};
+            openat(
+                &parent,
+                &tmp,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o666),
+            )
+            .map(std::fs::File::from)
+            .map_err(io::Error::from)
+        };
+        // Windows: created exclusively relative to the directory's handle, no reparse point
+        // followed.
+        #[cfg(windows)]
+        let file = parent.create_file(&tmp);
+        let file = file.map_err(|e| {
             fail(format!(
                 "cannot create a file in {}: {e}",
                 parent_path.display()
@@ -93,7 +98,7 @@ impl RecordFile {
             path: path.to_path_buf(),
             name,
             tmp,
-            file: std::fs::File::from(fd),
+            file,
             undo: Some(undo),
         })
     }
@@ -129,14 +134,33 @@ impl Drop for RecordFile {
 
 /// `.<name>.cowtree-record.<pid>.`: what this process's temporary record files start with.
 fn temp_prefix(name: &OsStr) -> OsString {
-    let mut v = b".".to_vec();
-    let bytes = name.as_bytes();
-    v.extend_from_slice(&bytes[..bytes.len().min(200)]);
-    v.extend_from_slice(format!(".cowtree-record.{}.", std::process::id()).as_bytes());
-    OsString::from_vec(v)
+    let mut v = OsString::from(".");
+    v.push(short_name(name));
+    v.push(format!(".cowtree-record.{}.", std::process::id()));
+    v
 }
 
-use std::os::unix::ffi::OsStringExt;
+/// `name`'s first 200 bytes (on Windows, up to 200 UTF-16 units short of a whole
+/// character: the platform's rule of 255 per name leaves room for the rest).
+#[cfg(unix)]
+fn short_name(name: &OsStr) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let bytes = name.as_bytes();
+    OsString::from_vec(bytes[..bytes.len().min(200)].to_vec())
+}
+
+/// `name`'s first 200 bytes (on Windows, up to 200 UTF-16 units short of a whole
+/// character: the platform's rule of 255 per name leaves room for the rest).
+#[cfg(windows)]
+fn short_name(name: &OsStr) -> OsString {
+    use std::os::windows::ffi::{OsStrExt, OsStringExt};
+    let mut units: Vec<u16> = name.encode_wide().take(200).collect();
+    // Never end on the first half of a surrogate pair.
+    if units.last().is_some_and(|u| (0xD800..0xDC00).contains(u)) {
+        units.pop();
+    }
+    OsString::from_wide(&units)
+}
 
 /// The record's lines (see the module doc).
 pub fn lines(report: &LinkReport, srcs: &[PathBuf]) -> io::Result<String> {
@@ -176,7 +200,10 @@ fn put_path(line: &mut Map<String, Value>, key: &str, path: &Path) {
             line.insert(key.into(), s.into());
         }
         None => {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(path.as_os_str().as_bytes());
+            // The path's bytes: on unix its own; on Windows (a name that is not Unicode, an
+            // unpaired surrogate) std's WTF-8 encoding of it.
+            let b64 = base64::engine::general_purpose::STANDARD
+                .encode(path.as_os_str().as_encoded_bytes());
             line.insert(format!("{key}_base64"), b64.into());
         }
     }
@@ -187,8 +214,11 @@ mod tests {
     use super::*;
     use cowtree_link::{EntryKind, RecordEntry};
 
+    // Unix: paths of any bytes.
+    #[cfg(unix)]
     #[test]
     fn utf8_paths_are_strings_and_others_their_bytes_in_base64() {
+        use std::os::unix::ffi::OsStrExt as _;
         let raw = PathBuf::from(OsStr::from_bytes(b"caf\xe9/\xff.py"));
         let report = LinkReport {
             record: vec![

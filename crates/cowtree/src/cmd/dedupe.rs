@@ -51,9 +51,17 @@ pub struct Args {
 }
 
 /// The block size of the filesystem of `path` (its directory for a file).
+#[cfg(unix)]
 fn block_size(path: &std::path::Path) -> Option<u64> {
     let st = rustix::fs::statvfs(path).ok()?;
     (st.f_bsize > 0).then_some(st.f_bsize)
+}
+
+/// The block size of the filesystem of `path`: not asked on Windows (dedupe needs
+/// FIDEDUPERANGE, and says so there); the default applies.
+#[cfg(windows)]
+fn block_size(_path: &std::path::Path) -> Option<u64> {
+    None
 }
 
 struct Bar(ProgressBar);

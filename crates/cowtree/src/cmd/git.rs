@@ -3,7 +3,6 @@
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
@@ -158,9 +157,9 @@ fn git_worktree(sub: &str, args: &[OsString], json: bool) -> u8 {
         cmd.args(args);
     }
     if !json {
-        use std::os::unix::process::CommandExt;
-        // Replaces this process: signals, exit status and terminal handling are git's own.
-        let e = cmd.exec();
+        // Replaces this process: signals, exit status and terminal handling are git's own
+        // (on Windows: runs git and exits with its status).
+        let e = crate::os::exec(&mut cmd);
         return report_spawn_failure(sub, &e, json);
     }
     let out = match cmd.stderr(Stdio::piped()).output() {
@@ -168,10 +167,7 @@ fn git_worktree(sub: &str, args: &[OsString], json: bool) -> u8 {
         Err(e) => return report_spawn_failure(sub, &e, json),
     };
     let _ = std::io::stderr().write_all(&out.stderr);
-    let code = out
-        .status
-        .code()
-        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
+    let code = crate::os::status_code(out.status);
     if code != 0 {
         let text = String::from_utf8_lossy(&out.stderr);
         let message = git_message(&text)
@@ -255,14 +251,10 @@ pub fn remove_worktree(here: &Path, args: &[OsString]) -> Result<u8, CliError> {
         .current_dir(here)
         .args(["worktree", "remove"])
         .args(args)
-        .stdout(Stdio::from(
-            std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?,
-        ))
+        .stdout(crate::os::stderr_for_child()?)
         .status()
         .map_err(|e| CliError::new(format!("cannot run `git worktree remove`: {e}")))?;
-    Ok(status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)) as u8)
+    Ok(crate::os::status_code(status) as u8)
 }
 
 /// `git worktree remove [-f]... WORKTREE` of a worktree whose directory is the root of a btrfs

@@ -73,7 +73,8 @@ enum PoolCommand {
     /// Make the missing spares now (waiting for a fill already running).
     Fill {
         /// Run as the refill after a claim: at the lowest CPU and I/O priority, silently,
-        /// holding the fill lock its starter took (the open descriptor FD).
+        /// holding the fill lock its starter took (the open descriptor FD; on Windows, where
+        /// no lock is handed down, taking it itself).
         #[arg(long, hide = true, value_name = "FD")]
         background: Option<i32>,
     },
@@ -239,12 +240,22 @@ fn fill(at: &Path, lock_fd: Option<i32>) -> CmdResult {
     };
     let report = match lock_fd {
         Some(fd) => {
-            lower_priority();
-            let Some(lock) = inherited(fd) else {
-                return Ok(Exit::Ok);
-            };
+            crate::os::lower_priority();
             // Nobody reads it: the pool's `last-fill` says how it ended.
-            let _ = cowtree_git::pool::fill_holding(at, lock, &mut progress);
+            #[cfg(unix)]
+            {
+                let Some(lock) = inherited(fd) else {
+                    return Ok(Exit::Ok);
+                };
+                let _ = cowtree_git::pool::fill_holding(at, lock, &mut progress);
+            }
+            // Windows: no lock is handed down (see `spawn_fill`); this fill takes it, and
+            // returns at once when another fill holds it.
+            #[cfg(windows)]
+            {
+                let _ = fd;
+                let _ = cowtree_git::pool::fill(at, false, &mut progress);
+            }
             return Ok(Exit::Ok);
         }
         None => cowtree_git::pool::fill(at, true, &mut progress).map_err(git_err)?,
@@ -275,20 +286,9 @@ fn fill(at: &Path, lock_fd: Option<i32>) -> CmdResult {
     Ok(Exit::Ok)
 }
 
-/// The lowest CPU priority (nice 19) and the idle I/O class: a refill takes what the
-/// machine does not use.
-fn lower_priority() {
-    let _ = rustix::process::setpriority_process(None, 19);
-    // ioprio_set(IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << 13); not in rustix.
-    #[cfg(target_os = "linux")]
-    // SAFETY: a plain system call with integer arguments; it changes this process only.
-    unsafe {
-        libc::syscall(libc::SYS_ioprio_set, 1, 0, 3 << 13);
-    }
-}
-
 /// The fill lock the starter of a background fill handed down as descriptor `fd`: an open
 /// regular file, which this process then owns.
+#[cfg(unix)]
 fn inherited(fd: i32) -> Option<std::fs::File> {
     use std::os::fd::{BorrowedFd, FromRawFd as _};
     if fd < 3 {
@@ -310,6 +310,7 @@ fn inherited(fd: i32) -> Option<std::fs::File> {
 /// `at` holding it, in the background: detached (its own process group), no standard streams
 /// (a hook runner that reads our output to its end does not wait for it). When a fill is
 /// running, nothing is started. Best effort: the pool is an optimisation.
+#[cfg(unix)]
 fn spawn_fill(pool: &Pool, at: &Path) {
     use std::os::fd::AsRawFd as _;
     use std::os::unix::process::CommandExt as _;
@@ -320,22 +321,45 @@ fn spawn_fill(pool: &Pool, at: &Path) {
     if rustix::io::fcntl_setfd(&lock, rustix::io::FdFlags::empty()).is_err() {
         return;
     }
+    let _ = fill_command(exe, at, lock.as_raw_fd())
+        .process_group(0)
+        .spawn();
+    // This process's copy is closed here; the child's holds the lock until it ends.
+    drop(lock);
+}
+
+/// [`spawn_fill`] on Windows: the fill lock is not handed down (a byte-range lock belongs to
+/// the process that took it, not to a handle a child inherits): when no fill holds it, the
+/// fill is started detached from the console in a process group of its own, and takes the
+/// lock itself (`--background=0`); should another fill take it first, it returns at once.
+#[cfg(windows)]
+fn spawn_fill(pool: &Pool, at: &Path) {
+    use std::os::windows::process::CommandExt as _;
+    use windows_sys::Win32::System::Threading::{CREATE_NEW_PROCESS_GROUP, DETACHED_PROCESS};
+    let (Ok(exe), Ok(Some(lock))) = (std::env::current_exe(), pool.lock_fill(false)) else {
+        return;
+    };
+    drop(lock);
+    let _ = fill_command(exe, at, 0)
+        .creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP)
+        .spawn();
+}
+
+/// `EXE git worktree pool -C AT fill --background=FD`, with no standard streams.
+fn fill_command(exe: std::path::PathBuf, at: &Path, fd: i32) -> Command {
     let mut args: Vec<OsString> = ["git", "worktree", "pool", "-C"]
         .iter()
         .map(OsString::from)
         .collect();
     args.push(at.as_os_str().to_owned());
     args.push("fill".into());
-    args.push(format!("--background={}", lock.as_raw_fd()).into());
-    let _ = Command::new(exe)
-        .args(args)
+    args.push(format!("--background={fd}").into());
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn();
-    // This process's copy is closed here; the child's holds the lock until it ends.
-    drop(lock);
+        .stderr(Stdio::null());
+    cmd
 }
 
 /// After an `add` in a repository with a pool: a refill in the background, from the worktree

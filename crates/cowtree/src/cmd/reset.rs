@@ -1,6 +1,5 @@
 //! `cowtree reset`: restore a worktree's entries to its base snapshot.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use cowtree_store::discover::absolute;
@@ -87,7 +86,7 @@ fn relative_to(root: &Path, base: &Path, p: &Path) -> Result<Option<Vec<u8>>, Cl
         return Ok(None);
     }
     let rel = full.strip_prefix(root).map_err(|_| bad())?;
-    let bytes = rel.as_os_str().as_bytes().to_vec();
+    let bytes = crate::os::manifest_path(rel).ok_or_else(bad)?;
     if cowtree_fs::name::validate_relative_path(&bytes).is_err() {
         return Err(bad());
     }
@@ -119,7 +118,7 @@ pub fn run(args: Args, top: Option<&Path>) -> CmdResult {
         .iter()
         .filter(|(_, rel)| {
             wt.path
-                .join(std::ffi::OsStr::from_bytes(rel))
+                .join(crate::os::path_from_bytes(rel))
                 .symlink_metadata()
                 .is_err()
         })

@@ -14,7 +14,6 @@
 //! stdout, which is Claude Code's.
 
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::mpsc;
@@ -202,12 +201,12 @@ fn fetch(dir: &Path, branch: &str, deadline: Instant) -> Result<(), String> {
 /// Runs `git ARGS` in `dir`, which may use the network, and waits for it until `deadline`;
 /// then kills its process group. Err: why it failed, in a few words.
 fn network(dir: &Path, args: &[&str], deadline: Instant) -> Result<(), String> {
-    let mut child = cowtree_git::branch::git(dir)
+    let mut cmd = cowtree_git::branch::git(dir);
+    let mut child = crate::os::own_group(&mut cmd)
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot run git: {e}"))?;
     // Read on a thread: the pipe may be held open by a helper git started (ssh), and the wait
@@ -231,11 +230,7 @@ fn network(dir: &Path, args: &[&str], deadline: Instant) -> Result<(), String> {
                     .unwrap_or_else(|| format!("git {} exited with {status}", args[0])));
             }
             Ok(None) if Instant::now() >= deadline => {
-                // The child is not reaped yet, so its pid, which is also its group's id, is
-                // still its own.
-                if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-                }
+                crate::os::kill_group(&mut child);
                 let _ = child.wait();
                 return Err(format!("no answer within {} s", NETWORK_CAP.as_secs()));
             }

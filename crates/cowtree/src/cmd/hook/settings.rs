@@ -27,7 +27,6 @@
 //! depends on is checked: a file Claude Code rejects for some other key is still read here.
 
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -285,11 +284,11 @@ pub fn managed(dir: &Path) -> Vec<File> {
             let mut names: Vec<OsString> = entries
                 .filter_map(|e| e.ok().map(|e| e.file_name()))
                 .filter(|n| {
-                    let b = n.as_bytes();
+                    let b = n.as_encoded_bytes();
                     !b.starts_with(b".") && b.ends_with(b".json")
                 })
                 .collect();
-            names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
             files.extend(names.into_iter().map(|n| read(Scope::Managed, d.join(n))));
         }
         Err(e)
@@ -377,7 +376,7 @@ fn first_worktree(porcelain: &[u8]) -> Option<PathBuf> {
             break;
         }
         if let Some(p) = field.strip_prefix(b"worktree ") {
-            path = Some(PathBuf::from(std::ffi::OsStr::from_bytes(p)));
+            path = Some(crate::os::path_from_bytes(p));
         } else if field == b"bare" {
             return None;
         }
