@@ -17,7 +17,7 @@
 //! | user | `$CLAUDE_CONFIG_DIR/settings.json`, else `~/.claude/settings.json` |
 //! | project | `.claude/settings.json` in the project directory: `$CLAUDE_PROJECT_DIR` (where Claude Code started) when it is in the same repository, else the top of the worktree |
 //! | local | `.claude/settings.local.json` at the top of the repository's main checkout |
-//! | managed | `managed-settings.json`, then `managed-settings.d/*.json` by name, in [`MANAGED_DIR`] |
+//! | managed | `managed-settings.json`, then `managed-settings.d/*.json` by name, in [`managed_dir`] |
 //!
 //! The setting is nested, `{"worktree": {"baseRef": "fresh"}}`, and takes `"fresh"` (the
 //! default) or `"head"`. Claude Code skips the whole of a settings file that has an error
@@ -32,12 +32,27 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 /// Where the managed (organization) settings files are: the system directory of Claude Code's
-/// file-based managed settings.
-pub const MANAGED_DIR: &str = if cfg!(target_os = "macos") {
-    "/Library/Application Support/ClaudeCode"
-} else {
-    "/etc/claude-code"
-};
+/// file-based managed settings (`/etc/claude-code`, `/Library/Application Support/ClaudeCode`
+/// on macOS, `C:\Program Files\ClaudeCode` on Windows, from `%ProgramFiles%`).
+pub fn managed_dir() -> PathBuf {
+    if cfg!(windows) {
+        let base = std::env::var_os("ProgramFiles")
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| r"C:\Program Files".into());
+        PathBuf::from(base).join("ClaudeCode")
+    } else if cfg!(target_os = "macos") {
+        PathBuf::from("/Library/Application Support/ClaudeCode")
+    } else {
+        PathBuf::from("/etc/claude-code")
+    }
+}
+
+/// The home directory Claude Code takes `~` as (Node's `os.homedir()`): `HOME`, on Windows
+/// `USERPROFILE`.
+fn home() -> Option<OsString> {
+    let key = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
+    std::env::var_os(key).filter(|v| !v.is_empty())
+}
 
 /// Where new worktrees branch from: the two values Claude Code accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -310,13 +325,13 @@ pub fn managed(dir: &Path) -> Vec<File> {
 /// Every settings file Claude Code reads `worktree.baseRef` from, for a session in the
 /// repository whose worktree has its top at `top`, lowest precedence first: where each file is
 /// comes from the environment Claude Code gives its hooks (`CLAUDE_CONFIG_DIR`,
-/// `CLAUDE_PROJECT_DIR`, `HOME`) and from git.
+/// `CLAUDE_PROJECT_DIR`, `HOME`; `USERPROFILE` on Windows) and from git.
 pub fn load(top: &Path) -> Vec<File> {
     let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     let project = project_dir(top, env("CLAUDE_PROJECT_DIR"));
     let main = main_checkout(top).unwrap_or_else(|| project.clone());
     let mut files = Vec::new();
-    let user = user_file(env("CLAUDE_CONFIG_DIR"), env("HOME"));
+    let user = user_file(env("CLAUDE_CONFIG_DIR"), home());
     let project_file = project.join(".claude/settings.json");
     if let Some(u) = &user {
         files.push(read(Scope::User, u.clone()));
@@ -326,7 +341,7 @@ pub fn load(top: &Path) -> Vec<File> {
         files.push(read(Scope::Project, project_file));
     }
     files.push(read(Scope::Local, main.join(".claude/settings.local.json")));
-    files.extend(managed(Path::new(MANAGED_DIR)));
+    files.extend(managed(&managed_dir()));
     files
 }
 
