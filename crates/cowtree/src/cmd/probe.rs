@@ -2,8 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(unix)]
 use cowtree_fs::dir::Dir;
+#[cfg(unix)]
 use cowtree_fs::fstype::fs_type;
+#[cfg(unix)]
 use cowtree_fs::probe::{ProbeCache, probe};
 use serde::Serialize;
 
@@ -22,6 +25,10 @@ use crate::exit::{CliError, CmdResult, Exit};
 /// instead), and whether PATH is a subvolume's root (what `cowtree clone` copies whole).
 /// Exits 0 whenever the probe ran, whatever it found; nonzero when a path is missing or not
 /// writable.
+///
+/// On Windows: the volume's filesystem and cluster size, one raw block clone
+/// (`FSCTL_DUPLICATE_EXTENTS_TO_FILE`, ReFS and Dev Drives) and one hardlink; there are no
+/// subvolumes there.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   cowtree probe /mnt/xfs                 # can this filesystem clone?
@@ -41,8 +48,11 @@ pub struct Args {
 
 #[derive(Debug, Serialize)]
 struct Report {
-    fs_type: &'static str,
-    dest_fs_type: &'static str,
+    fs_type: std::borrow::Cow<'static, str>,
+    dest_fs_type: std::borrow::Cow<'static, str>,
+    /// On Windows: the source volume's cluster size, the unit of a block clone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster_size: Option<u64>,
     same_device: bool,
     reflink: bool,
     hardlink: bool,
@@ -77,6 +87,7 @@ fn probe_dir(path: &Path) -> Result<PathBuf, CliError> {
     }
 }
 
+#[cfg(unix)]
 pub fn run(args: Args) -> CmdResult {
     let src = probe_dir(&args.path)?;
     let dst = match &args.dest {
@@ -91,8 +102,9 @@ pub fn run(args: Args) -> CmdResult {
         ))
     })?;
     let report = Report {
-        fs_type: src_type.name(),
-        dest_fs_type: dst_type.name(),
+        fs_type: src_type.name().into(),
+        dest_fs_type: dst_type.name().into(),
+        cluster_size: None,
         same_device: found.same_device,
         reflink: found.reflink.is_ok(),
         hardlink: found.hardlink.is_ok(),
@@ -103,6 +115,68 @@ pub fn run(args: Args) -> CmdResult {
         hardlink_reason: found.hardlink.err().map(|r| r.as_str()),
         subvolumes: subvolumes(&args.path, &src)?,
     };
+    print(&args, &src, &dst, &report)
+}
+
+/// `cowtree probe` on Windows: the volumes, one raw block clone and one hardlink.
+#[cfg(windows)]
+pub fn run(args: Args) -> CmdResult {
+    use cowtree_fs::probe::ProbeCache;
+    let src = probe_dir(&args.path)?;
+    let dst = match &args.dest {
+        Some(d) => probe_dir(d)?,
+        None => src.clone(),
+    };
+    let found = ProbeCache::global().probe(&src, &dst).map_err(|e| {
+        CliError::new(format!(
+            "probe: {e} (the probe needs to create a scratch file in each directory)"
+        ))
+    })?;
+    let hardlink = probe_hardlink(&src, &dst).map_err(|e| {
+        CliError::new(format!(
+            "probe: {e} (the probe needs to create a scratch file in each directory)"
+        ))
+    })?;
+    let report = Report {
+        fs_type: found.src.filesystem.clone().into(),
+        dest_fs_type: found.dst.filesystem.clone().into(),
+        cluster_size: Some(found.src.cluster_size),
+        same_device: found.same_volume(),
+        reflink: found.reflink.is_ok(),
+        hardlink: hardlink.is_ok(),
+        reason: found
+            .reflink
+            .err()
+            .map(|c| format!("{}: {}", c.as_str(), c.describe())),
+        hardlink_reason: hardlink.err(),
+        subvolumes: None,
+    };
+    print(&args, &src, &dst, &report)
+}
+
+/// One hardlink from a scratch file in `src` into `dst` (both removed after): `Err` says
+/// why none was made.
+#[cfg(windows)]
+fn probe_hardlink(src: &Path, dst: &Path) -> std::io::Result<Result<(), &'static str>> {
+    use cowtree_fs::HardlinkOutcome;
+    use cowtree_fs::dir::Dir;
+    let name = format!(".cowtree-probe-link-{}", std::process::id());
+    let (sd, dd) = (Dir::open(src)?, Dir::open(dst)?);
+    let name = std::ffi::OsString::from(name);
+    let link = std::ffi::OsString::from(format!("{}.link", name.to_string_lossy()));
+    drop(sd.create_file(&name)?);
+    let made = cowtree_fs::hardlink_at(&sd, &name, &dd, &link);
+    let _ = dd.remove_file(&link);
+    let _ = sd.remove_file(&name);
+    Ok(match made? {
+        HardlinkOutcome::Linked => Ok(()),
+        HardlinkOutcome::Refused(r) => Err(r.as_str()),
+        HardlinkOutcome::SourceVanished => Err("the scratch file vanished"),
+    })
+}
+
+/// Prints the report, as one JSON object with `--json`.
+fn print(args: &Args, src: &Path, dst: &Path, report: &Report) -> CmdResult {
     if args.json {
         println!(
             "{}",
@@ -114,6 +188,9 @@ pub fn run(args: Args) -> CmdResult {
     println!("source:      {} ({})", src.display(), report.fs_type);
     if args.dest.is_some() {
         println!("destination: {} ({})", dst.display(), report.dest_fs_type);
+    }
+    if let Some(c) = report.cluster_size {
+        println!("cluster:     {c} bytes");
     }
     println!("same device: {}", yes_no(report.same_device));
     match &report.reason {
@@ -132,7 +209,7 @@ pub fn run(args: Args) -> CmdResult {
         } else {
             println!(
                 "subvolume:   no (`cowtree subvolume convert {}` makes it one)",
-                cowtree_store::error::shell_word(&src)
+                cowtree_store::error::shell_word(src)
             );
         }
         match sv.snapshot_reason {
@@ -150,6 +227,7 @@ pub fn run(args: Args) -> CmdResult {
 }
 
 /// What this user may do with subvolumes where `path` is (None: not btrfs).
+#[cfg(unix)]
 fn subvolumes(path: &Path, dir: &Path) -> Result<Option<Subvolumes>, CliError> {
     use cowtree_fs::subvolume::{At, is_root};
     let probe_err = |e: std::io::Error| {
