@@ -66,6 +66,9 @@ pub enum Kind {
     /// A hook git runs failed after the work was done (exit: the hook's); `path` is what was
     /// made, and stays.
     Hook,
+    /// What was asked for has no meaning on this platform (btrfs subvolumes on Windows):
+    /// nothing was changed (exit 2).
+    Unsupported,
     /// Anything else.
     Error,
 }
@@ -85,6 +88,7 @@ impl Kind {
             Kind::RemoteAccess => "remote-access",
             Kind::Interrupted => "interrupted",
             Kind::Hook => "hook",
+            Kind::Unsupported => "unsupported",
             Kind::Error => "error",
         }
     }
@@ -117,6 +121,12 @@ impl CliError {
     /// A general error (exit 1).
     pub fn new(msg: impl Into<String>) -> Self {
         Self::with_code(msg, 1)
+    }
+
+    /// What was asked for has no meaning on this platform (exit 2, kind `unsupported`).
+    #[cfg_attr(unix, allow(dead_code))]
+    pub fn unsupported(msg: impl Into<String>) -> Self {
+        Self::with_code(msg, 2).kind(Kind::Unsupported)
     }
 
     /// An error with a specific exit code.

@@ -1,14 +1,8 @@
 //! `cowtree subvolume convert|delete|list`: btrfs subvolumes as cowtree sees them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use cowtree_fs::dir::Dir;
-use cowtree_fs::subvolume::{self, At, Deleted};
-use cowtree_link::convert::{ConvertError, convert};
-use serde_json::json;
-
-use crate::cmd::print_json;
-use crate::exit::{CliError, CmdResult, Exit};
+use crate::exit::CmdResult;
 
 /// btrfs subvolumes: make a directory one, delete them, list them.
 ///
@@ -111,171 +105,202 @@ struct ListArgs {
     json: bool,
 }
 
+/// Linux: the btrfs ioctls. Windows: no such thing; the command says so in one line.
 pub fn run(args: Args) -> CmdResult {
-    match args.command {
-        Sub::Convert(a) => run_convert(a),
-        Sub::Delete(a) => run_delete(a),
-        Sub::List(a) => run_list(a),
+    #[cfg(unix)]
+    return btrfs::run(args);
+    #[cfg(windows)]
+    {
+        let _ = args;
+        Err(crate::exit::CliError::unsupported(
+            "subvolumes are btrfs's (Linux): Windows has none; `cowtree clone` and the other \
+             commands copy file by file there, block-cloned on ReFS and Dev Drives",
+        ))
     }
 }
 
-fn run_convert(a: ConvertArgs) -> CmdResult {
-    let r = convert(&a.dir, a.jobs).map_err(|e| convert_error(e, &a.dir))?;
-    if a.json {
-        print_json(&json!({
-            "path": r.path,
-            "converted": !r.already,
-            "entries": r.entries,
-            "cloned": r.cloned,
-            "copied": r.copied,
-            "elapsed_ms": u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
-        }))?;
-    } else if !a.quiet {
-        if r.already {
-            println!("{} is already a subvolume: nothing to do", r.path.display());
-        } else {
-            println!(
-                "{}: now a subvolume ({} entries, {} files cloned{}) in {:.2} s",
-                r.path.display(),
-                r.entries,
-                r.cloned,
-                if r.copied > 0 {
-                    format!(", {} copied", r.copied)
-                } else {
-                    String::new()
-                },
-                r.elapsed.as_secs_f64()
-            );
+#[cfg(unix)]
+mod btrfs {
+    use std::path::{Path, PathBuf};
+
+    use cowtree_fs::dir::Dir;
+    use cowtree_fs::subvolume::{self, At, Deleted};
+    use cowtree_link::convert::{ConvertError, convert};
+    use serde_json::json;
+
+    use crate::cmd::print_json;
+    use crate::exit::{CliError, CmdResult, Exit};
+
+    use super::{Args, ConvertArgs, DeleteArgs, ListArgs, Sub};
+
+    pub fn run(args: Args) -> CmdResult {
+        match args.command {
+            Sub::Convert(a) => run_convert(a),
+            Sub::Delete(a) => run_delete(a),
+            Sub::List(a) => run_list(a),
         }
     }
-    Ok(Exit::Ok)
-}
 
-fn convert_error(e: ConvertError, dir: &Path) -> CliError {
-    let path = match &e {
-        ConvertError::NotBtrfs { path, .. }
-        | ConvertError::NotADirectory(path)
-        | ConvertError::Nested { path, .. }
-        | ConvertError::Special(path)
-        | ConvertError::ForeignOwner { path, .. }
-        | ConvertError::Changed(path) => path.clone(),
-        _ => dir.to_path_buf(),
-    };
-    let text = match &e {
-        ConvertError::Link(_) | ConvertError::Subvolume(_) | ConvertError::Io { .. } => {
-            format!("convert {}: {e} (nothing was changed)", dir.display())
-        }
-        _ => e.to_string(),
-    };
-    CliError::new(text).path(path)
-}
-
-fn open_parent(path: &Path) -> Result<(PathBuf, Dir, std::ffi::OsString), CliError> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| CliError::with_code(format!("{} must end in a name", path.display()), 2))?
-        .to_os_string();
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let dir = Dir::open(&parent).map_err(|e| CliError::new(e.to_string()).path(&parent))?;
-    Ok((parent, dir, name))
-}
-
-fn run_delete(a: DeleteArgs) -> CmdResult {
-    let mut out = Vec::new();
-    for p in &a.paths {
-        let (parent_path, parent, name) = open_parent(p)?;
-        let how = subvolume::delete(At::new(&parent, &parent_path), &name)
-            .map_err(|e| CliError::new(e.to_string()).path(p))?;
-        let reason = match how {
-            Deleted::Ioctl => None,
-            Deleted::RemovedTree { because } => Some(because),
-        };
-        if !a.json && !a.quiet {
-            match reason {
-                None => println!("deleted subvolume {} (one call)", p.display()),
-                Some(c) => println!(
-                    "deleted subvolume {} by removing its files (the one-call delete: {}; root or the user_subvol_rm_allowed mount option allows it)",
-                    p.display(),
-                    c.describe()
-                ),
+    fn run_convert(a: ConvertArgs) -> CmdResult {
+        let r = convert(&a.dir, a.jobs).map_err(|e| convert_error(e, &a.dir))?;
+        if a.json {
+            print_json(&json!({
+                "path": r.path,
+                "converted": !r.already,
+                "entries": r.entries,
+                "cloned": r.cloned,
+                "copied": r.copied,
+                "elapsed_ms": u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
+            }))?;
+        } else if !a.quiet {
+            if r.already {
+                println!("{} is already a subvolume: nothing to do", r.path.display());
+            } else {
+                println!(
+                    "{}: now a subvolume ({} entries, {} files cloned{}) in {:.2} s",
+                    r.path.display(),
+                    r.entries,
+                    r.cloned,
+                    if r.copied > 0 {
+                        format!(", {} copied", r.copied)
+                    } else {
+                        String::new()
+                    },
+                    r.elapsed.as_secs_f64()
+                );
             }
         }
-        out.push(json!({
-            "path": p,
-            "method": how.as_str(),
-            "reason": reason.map(|c| c.as_str()),
-        }));
+        Ok(Exit::Ok)
     }
-    if a.json {
-        print_json(&out)?;
-    }
-    Ok(Exit::Ok)
-}
 
-fn run_list(a: ListArgs) -> CmdResult {
-    let dir = Dir::open(&a.dir).map_err(|e| CliError::new(e.to_string()).path(&a.dir))?;
-    let at = At::new(&dir, &a.dir);
-    let err = |e: subvolume::SubvolumeError| CliError::new(e.to_string()).path(&a.dir);
-    if !subvolume::is_btrfs(at).map_err(err)? {
-        let fs = cowtree_fs::fstype::fs_type(&dir)
-            .map(|t| t.name())
-            .unwrap_or("unknown");
-        return Err(CliError::new(format!(
-            "{} is on {fs}, not btrfs: there are no subvolumes",
-            a.dir.display()
-        ))
-        .path(&a.dir));
+    fn convert_error(e: ConvertError, dir: &Path) -> CliError {
+        let path = match &e {
+            ConvertError::NotBtrfs { path, .. }
+            | ConvertError::NotADirectory(path)
+            | ConvertError::Nested { path, .. }
+            | ConvertError::Special(path)
+            | ConvertError::ForeignOwner { path, .. }
+            | ConvertError::Changed(path) => path.clone(),
+            _ => dir.to_path_buf(),
+        };
+        let text = match &e {
+            ConvertError::Link(_) | ConvertError::Subvolume(_) | ConvertError::Io { .. } => {
+                format!("convert {}: {e} (nothing was changed)", dir.display())
+            }
+            _ => e.to_string(),
+        };
+        CliError::new(text).path(path)
     }
-    let is_root = subvolume::is_root(at).map_err(err)?;
-    let id = subvolume::id(at).map_err(err)?;
-    let ro = if is_root {
-        Some(subvolume::read_only(at).map_err(err)?)
-    } else {
-        None
-    };
-    let mut below = Vec::new();
-    for n in subvolume::below(at).map_err(err)? {
-        let p = a.dir.join(&n.path);
-        let ro = Dir::open(&p)
-            .ok()
-            .and_then(|d| subvolume::read_only(At::new(&d, &p)).ok());
-        below.push((n, ro));
+
+    fn open_parent(path: &Path) -> Result<(PathBuf, Dir, std::ffi::OsString), CliError> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| {
+                CliError::with_code(format!("{} must end in a name", path.display()), 2)
+            })?
+            .to_os_string();
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let dir = Dir::open(&parent).map_err(|e| CliError::new(e.to_string()).path(&parent))?;
+        Ok((parent, dir, name))
     }
-    if a.json {
-        print_json(&json!({
-            "path": a.dir,
-            "subvolume": is_root,
-            "id": id,
-            "read_only": ro,
-            "below": below.iter().map(|(n, ro)| json!({
-                "path": n.path, "id": n.id, "read_only": ro,
-            })).collect::<Vec<_>>(),
-        }))?;
-        return Ok(Exit::Ok);
+
+    fn run_delete(a: DeleteArgs) -> CmdResult {
+        let mut out = Vec::new();
+        for p in &a.paths {
+            let (parent_path, parent, name) = open_parent(p)?;
+            let how = subvolume::delete(At::new(&parent, &parent_path), &name)
+                .map_err(|e| CliError::new(e.to_string()).path(p))?;
+            let reason = match how {
+                Deleted::Ioctl => None,
+                Deleted::RemovedTree { because } => Some(because),
+            };
+            if !a.json && !a.quiet {
+                match reason {
+                    None => println!("deleted subvolume {} (one call)", p.display()),
+                    Some(c) => println!(
+                        "deleted subvolume {} by removing its files (the one-call delete: {}; root or the user_subvol_rm_allowed mount option allows it)",
+                        p.display(),
+                        c.describe()
+                    ),
+                }
+            }
+            out.push(json!({
+                "path": p,
+                "method": how.as_str(),
+                "reason": reason.map(|c| c.as_str()),
+            }));
+        }
+        if a.json {
+            print_json(&out)?;
+        }
+        Ok(Exit::Ok)
     }
-    println!(
-        "{}: {} (subvolume {id}{})",
-        a.dir.display(),
-        if is_root {
-            "a subvolume's root"
+
+    fn run_list(a: ListArgs) -> CmdResult {
+        let dir = Dir::open(&a.dir).map_err(|e| CliError::new(e.to_string()).path(&a.dir))?;
+        let at = At::new(&dir, &a.dir);
+        let err = |e: subvolume::SubvolumeError| CliError::new(e.to_string()).path(&a.dir);
+        if !subvolume::is_btrfs(at).map_err(err)? {
+            let fs = cowtree_fs::fstype::fs_type(&dir)
+                .map(|t| t.name())
+                .unwrap_or("unknown");
+            return Err(CliError::new(format!(
+                "{} is on {fs}, not btrfs: there are no subvolumes",
+                a.dir.display()
+            ))
+            .path(&a.dir));
+        }
+        let is_root = subvolume::is_root(at).map_err(err)?;
+        let id = subvolume::id(at).map_err(err)?;
+        let ro = if is_root {
+            Some(subvolume::read_only(at).map_err(err)?)
         } else {
-            "a directory inside a subvolume"
-        },
-        if ro == Some(true) { ", read-only" } else { "" }
-    );
-    if below.is_empty() {
-        println!("no subvolumes below it");
-    }
-    for (n, ro) in &below {
+            None
+        };
+        let mut below = Vec::new();
+        for n in subvolume::below(at).map_err(err)? {
+            let p = a.dir.join(&n.path);
+            let ro = Dir::open(&p)
+                .ok()
+                .and_then(|d| subvolume::read_only(At::new(&d, &p)).ok());
+            below.push((n, ro));
+        }
+        if a.json {
+            print_json(&json!({
+                "path": a.dir,
+                "subvolume": is_root,
+                "id": id,
+                "read_only": ro,
+                "below": below.iter().map(|(n, ro)| json!({
+                    "path": n.path, "id": n.id, "read_only": ro,
+                })).collect::<Vec<_>>(),
+            }))?;
+            return Ok(Exit::Ok);
+        }
         println!(
-            "  {} (subvolume {}{})",
-            n.path.display(),
-            n.id,
-            if *ro == Some(true) { ", read-only" } else { "" }
+            "{}: {} (subvolume {id}{})",
+            a.dir.display(),
+            if is_root {
+                "a subvolume's root"
+            } else {
+                "a directory inside a subvolume"
+            },
+            if ro == Some(true) { ", read-only" } else { "" }
         );
+        if below.is_empty() {
+            println!("no subvolumes below it");
+        }
+        for (n, ro) in &below {
+            println!(
+                "  {} (subvolume {}{})",
+                n.path.display(),
+                n.id,
+                if *ro == Some(true) { ", read-only" } else { "" }
+            );
+        }
+        Ok(Exit::Ok)
     }
-    Ok(Exit::Ok)
 }
