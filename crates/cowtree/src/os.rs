@@ -199,3 +199,21 @@ pub fn path_from_bytes(b: &[u8]) -> std::path::PathBuf {
         std::path::PathBuf::from(String::from_utf8_lossy(b).into_owned())
     }
 }
+
+/// The name of the filesystem the directory `dir` is on (`xfs`, `btrfs`, `ext4`, ...; on
+/// Windows the volume's own: `NTFS`, `ReFS`), `None` when it cannot be opened or asked.
+pub fn fs_name(dir: &std::path::Path) -> Option<std::borrow::Cow<'static, str>> {
+    #[cfg(unix)]
+    {
+        cowtree_fs::dir::Dir::open(dir)
+            .and_then(cowtree_fs::fstype::fs_type)
+            .map(|t| t.name().into())
+            .ok()
+    }
+    #[cfg(windows)]
+    {
+        cowtree_fs::probe::volume(dir)
+            .map(|v| v.filesystem.into())
+            .ok()
+    }
+}

@@ -874,16 +874,13 @@ fn warning(fb: &FallbackCount, src: &Path, r: &LinkReport) -> String {
     }
 }
 
-fn fs_name(path: &Path) -> &'static str {
+fn fs_name(path: &Path) -> std::borrow::Cow<'static, str> {
     let dir = if path.is_dir() {
         path
     } else {
         path.parent().unwrap_or(Path::new("."))
     };
-    cowtree_fs::dir::Dir::open(dir)
-        .and_then(cowtree_fs::fstype::fs_type)
-        .map(|t| t.name())
-        .unwrap_or("unknown")
+    crate::os::fs_name(dir).unwrap_or("unknown".into())
 }
 
 fn human_bytes(n: u64) -> String {

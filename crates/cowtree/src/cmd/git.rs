@@ -241,6 +241,12 @@ fn porcelain_worktrees(out: &[u8]) -> serde_json::Value {
     list.into()
 }
 
+/// No subvolumes on Windows: git removes every worktree.
+#[cfg(windows)]
+fn remove_subvolume(_here: &Path, _args: &[OsString]) -> Option<Result<(), CliError>> {
+    None
+}
+
 /// `git worktree remove ARGS...` run in `here`, as [`run_git_worktree`] runs it (a worktree
 /// that is a btrfs subvolume is deleted in O(1) where permitted); its exit status.
 pub fn remove_worktree(here: &Path, args: &[OsString]) -> Result<u8, CliError> {
@@ -263,6 +269,7 @@ pub fn remove_worktree(here: &Path, args: &[OsString]) -> Result<u8, CliError> {
 /// it. `None` (git does it all) for any other case, and for every case git refuses (locked
 /// without `-f -f`, changes or untracked files without `-f`, a submodule, the main worktree, an
 /// inconsistent registration): git's own command then says why, as it would.
+#[cfg(unix)]
 fn remove_subvolume(here: &Path, args: &[OsString]) -> Option<Result<(), CliError>> {
     let mut force = 0;
     let mut target = None;

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use cowtree_fs::dir::Dir;
 use cowtree_store::discover;
 use serde_json::json;
 
@@ -80,10 +79,7 @@ pub fn run(args: Args) -> CmdResult {
     let mut rows = Vec::new();
     for p in paths {
         let exists = discover::exists(&p);
-        let fs = Dir::open(&p)
-            .and_then(cowtree_fs::fstype::fs_type)
-            .map(|t| t.name())
-            .ok();
+        let fs = crate::os::fs_name(&p);
         let count = |sub: &str, len: Option<usize>| -> Option<usize> {
             let rd = std::fs::read_dir(p.join(sub)).ok()?;
             Some(
@@ -126,7 +122,7 @@ pub fn run(args: Args) -> CmdResult {
         let what = if exists {
             format!(
                 "{}, {}, {}",
-                fs.unwrap_or("unknown"),
+                fs.as_deref().unwrap_or("unknown"),
                 count(snaps.unwrap_or(0) as u64, "snapshot", "snapshots"),
                 count(wts.unwrap_or(0) as u64, "worktree", "worktrees")
             )
