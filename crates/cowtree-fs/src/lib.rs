@@ -69,6 +69,7 @@ pub mod dir;
 pub mod error;
 #[cfg(unix)]
 pub mod extents;
+pub mod file_lock;
 #[cfg(unix)]
 pub mod fstype;
 pub mod hardlink;
