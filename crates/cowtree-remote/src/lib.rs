@@ -37,6 +37,7 @@ pub mod gc;
 mod index;
 pub mod list;
 pub mod lock;
+mod os;
 pub mod pack;
 pub mod partial;
 pub mod pull;
