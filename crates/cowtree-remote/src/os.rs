@@ -182,13 +182,49 @@ pub(crate) fn seal_staged(_f: &File) -> io::Result<()> {
     Ok(())
 }
 
-/// Done with a staged blob's bytes: its read-only attribute set through its own handle, as the
-/// store's blobs have it (a file is made writable on Windows, then written, then sealed).
+/// Done with a staged blob's bytes: flushed (`FlushFileBuffers`: before its rename into
+/// `blobs/`, see [`sync_blobs`]) and made read-only through its own handle, as the store's
+/// blobs are (a file is made writable on Windows, then written, then sealed).
 #[cfg(windows)]
 pub(crate) fn seal_staged(f: &File) -> io::Result<()> {
+    f.sync_all()?;
     let mut p = f.metadata()?.permissions();
     p.set_readonly(true);
     f.set_permissions(p)
+}
+
+/// Makes the blobs that `manifests` name durable in the store before a manifest names them:
+/// a sync of the blobs' filesystem (every blob there, those an earlier pull left unsynced
+/// too).
+#[cfg(unix)]
+pub(crate) fn sync_blobs(store: &Store, _manifests: &[(Hash, bytes::Bytes)]) -> io::Result<()> {
+    Ok(cowtree_fs::sys::sync_filesystem(store.blobs())?)
+}
+
+/// Makes the blobs that `manifests` name durable in the store before a manifest names them:
+/// each blob's data was flushed before its rename ([`seal_staged`]); here each fan-out
+/// directory that holds one of them is flushed (their names there; Windows lets only
+/// administrators flush a whole volume). A blob an earlier pull placed is named by the
+/// manifests too, so its name is made durable as well.
+#[cfg(windows)]
+pub(crate) fn sync_blobs(store: &Store, manifests: &[(Hash, bytes::Bytes)]) -> io::Result<()> {
+    let mut fans = std::collections::BTreeSet::new();
+    for (_, m) in manifests {
+        // (Checked when the needs were listed; one refused now names no blob to sync.)
+        let _ = cowtree_store::manifest::each_encoded(m, |e| {
+            if let Some(h) = e.hash() {
+                fans.insert(split_blob(&h).0);
+            }
+        });
+    }
+    for fan in fans {
+        match store.blobs().open_dir(OsStr::new(&fan)) {
+            Ok(d) => d.sync()?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// True when `e` says the disk is full or a quota is exhausted.

@@ -227,9 +227,9 @@ fn pull_inner(
         // Blobs are durable before a manifest names them: those fetched now, and those an
         // earlier pull that failed left unsynced.
         if !manifests.is_empty() {
-            cowtree_fs::sys::sync_filesystem(store.blobs()).map_err(|e| Error::Io {
+            crate::os::sync_blobs(store, &manifests).map_err(|e| Error::Io {
                 path: store.root().join("blobs"),
-                source: e.into(),
+                source: e,
             })?;
         }
         lap("blobs synced");

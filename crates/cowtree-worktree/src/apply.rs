@@ -12,7 +12,7 @@ use std::io;
 use std::path::Path;
 
 use cowtree_fs::dir::Dir;
-use cowtree_fs::{Method, Transfer, TransferOptions, transfer_at};
+use cowtree_fs::{Method, Transfer, TransferOptions};
 use cowtree_store::manifest::Data;
 use cowtree_store::{Entry, Hash, Kind, Store};
 use rayon::prelude::*;
@@ -486,7 +486,7 @@ impl<'a> Applier<'a> {
     }
 }
 
-/// [`transfer_at`] of a blob to a new file: unix makes it durable with the filesystem's sync
+/// [`cowtree_fs::transfer_at`] of a blob to a new file: unix makes it durable with the filesystem's sync
 /// ([`Applier::sync`]).
 #[cfg(unix)]
 fn transfer_durable(
@@ -496,10 +496,10 @@ fn transfer_durable(
     dst_name: &OsStr,
     opts: &TransferOptions,
 ) -> io::Result<Transfer> {
-    transfer_at(src_dir, src_name, dst_dir, dst_name, opts)
+    cowtree_fs::transfer_at(src_dir, src_name, dst_dir, dst_name, opts)
 }
 
-/// [`transfer_at`] of a blob to a new file, which is flushed (`FlushFileBuffers`) through the
+/// [`cowtree_fs::transfer_at`] of a blob to a new file, which is flushed (`FlushFileBuffers`) through the
 /// handle it was written with before it is closed: Windows lets only administrators flush a
 /// whole volume, so [`Applier::sync`] flushes directories only.
 #[cfg(windows)]

@@ -11,7 +11,6 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::ffi::OsStr;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -202,6 +201,7 @@ impl Common<'_> {
     fn lstat(&self, dir: &Dir, name: &[u8], path: &[u8]) -> Result<Option<Stat>> {
         use rustix::fs::{AtFlags, statat};
         use rustix::io::Errno;
+        use std::ffi::OsStr;
         use std::os::unix::ffi::OsStrExt;
         match statat(dir, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => Ok(Some(st)),
