@@ -145,7 +145,7 @@ pub fn absolute(path: &Path) -> io::Result<PathBuf> {
     let mut existing = clean.as_path();
     let mut rest = Vec::new();
     loop {
-        if let Ok(canon) = std::fs::canonicalize(existing) {
+        if let Ok(canon) = canonical(existing) {
             let mut out = canon;
             for r in rest.iter().rev() {
                 out.push(r);
@@ -160,6 +160,50 @@ pub fn absolute(path: &Path) -> io::Result<PathBuf> {
             _ => return Ok(clean),
         }
     }
+}
+
+/// `path` canonicalized (it exists).
+#[cfg(unix)]
+fn canonical(path: &Path) -> io::Result<PathBuf> {
+    std::fs::canonicalize(path)
+}
+
+/// `path` canonicalized (it exists), without the `\\?\` prefix Windows' canonical form has
+/// where the path means the same without it (see [`plain_path`]): a store's path is shown to
+/// people and compared with paths they typed.
+#[cfg(windows)]
+fn canonical(path: &Path) -> io::Result<PathBuf> {
+    std::fs::canonicalize(path).map(plain_path)
+}
+
+/// `p` without its verbatim prefix (`\\?\C:\x` is `C:\x`, `\\?\UNC\s\h\x` is
+/// `\\s\h\x`) when the path is one Windows takes the same without it: shorter than
+/// `MAX_PATH` (260), every component one Windows' path parsing keeps as it is (no device
+/// name, no trailing dot or space, no character it refuses). Otherwise `p` as it is.
+#[cfg(windows)]
+fn plain_path(p: PathBuf) -> PathBuf {
+    let Some(s) = p.to_str() else {
+        return p;
+    };
+    let (plain, names) = if let Some(rest) = s.strip_prefix("\\\\?\\UNC\\") {
+        (format!("\\\\{rest}"), rest)
+    } else if let Some(rest) = s.strip_prefix("\\\\?\\") {
+        let b = rest.as_bytes();
+        if b.len() < 3 || !b[0].is_ascii_alphabetic() || &b[1..3] != b":\\" {
+            return p;
+        }
+        (rest.to_string(), &rest[3..])
+    } else {
+        return p;
+    };
+    let kept = names
+        .split('\\')
+        .filter(|c| !c.is_empty())
+        .all(|c| cowtree_fs::name::windows::validate_native_component(c.as_bytes()).is_ok());
+    if plain.encode_utf16().count() >= 260 || !kept {
+        return p;
+    }
+    PathBuf::from(plain)
 }
 
 /// The nearest existing directory at or above `path` (which is absolute), and its device.
@@ -658,7 +702,7 @@ mod tests {
     #[test]
     fn absolute_resolves_dots_below_a_missing_tail() {
         let tmp = tempfile::tempdir().unwrap();
-        let canon = std::fs::canonicalize(tmp.path()).unwrap();
+        let canon = canonical(tmp.path()).unwrap();
         let p = tmp.path().join("a/../b/./c");
         assert_eq!(absolute(&p).unwrap(), canon.join("b/c"));
     }
@@ -672,6 +716,32 @@ mod tests {
         assert!(
             c.explain(Path::new("/m/t"))
                 .contains("default store is on another filesystem")
+        );
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn a_canonical_path_loses_its_verbatim_prefix_only_where_it_means_the_same() {
+        let plain = |s: &str| plain_path(PathBuf::from(s));
+        assert_eq!(
+            plain(r"\\?\C:\Users\a\.cowtree-store"),
+            Path::new(r"C:\Users\a\.cowtree-store")
+        );
+        assert_eq!(plain(r"\\?\UNC\srv\share\x"), Path::new(r"\\srv\share\x"));
+        // A trailing dot or a device name means something else without the prefix.
+        assert_eq!(plain(r"\\?\C:\a.\b"), Path::new(r"\\?\C:\a.\b"));
+        assert_eq!(plain(r"\\?\C:\x\NUL"), Path::new(r"\\?\C:\x\NUL"));
+        assert_eq!(plain(r"\\?\Volume{1}\x"), Path::new(r"\\?\Volume{1}\x"));
+        let long = format!(r"\\?\C:\{}", "a".repeat(300));
+        assert_eq!(plain(&long), Path::new(&long));
+        assert_eq!(plain(r"C:\x"), Path::new(r"C:\x"));
+        // What `absolute` gives for an existing directory has no prefix.
+        let tmp = tempfile::tempdir().unwrap();
+        let abs = absolute(tmp.path()).unwrap();
+        assert!(
+            !abs.as_os_str().to_string_lossy().starts_with(r"\\?\"),
+            "{}",
+            abs.display()
         );
     }
 }
