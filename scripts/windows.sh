@@ -62,5 +62,11 @@ cargo clippy -p cowtree-link --lib --tests --target "$target" -- -D warnings
 # --show-output: the calls Wine refused, and which tests could not run here ("NOT RUN").
 cargo test -p cowtree-fs --target "$target" --lib --test windows --test windows_dir --test windows_ops --test windows_checkout -- --show-output
 cargo test -p cowtree-link --target "$target" --lib --test windows -- --show-output
+# cowtree-worktree and cowtree-remote: their libraries and tests/windows.rs (status, switch,
+# reset and snapshot of a checkout; a push to a file:/// remote pulled into a second store).
+# Their test binaries worktree_tests and remote_tests are unix only (cfg(unix)).
+cargo clippy -p cowtree-worktree -p cowtree-remote --all-targets --target "$target" -- -D warnings
+cargo test -p cowtree-worktree --target "$target" --lib --test windows -- --show-output
+cargo test -p cowtree-remote --target "$target" --lib --test windows -- --show-output
 wineserver -w
 echo "windows: cowtree-fs and cowtree-link built, linted and tested for $target under Wine in $((SECONDS - start)) s"

@@ -69,6 +69,7 @@ pub mod dir;
 pub mod error;
 #[cfg(unix)]
 pub mod extents;
+pub mod file_lock;
 #[cfg(unix)]
 pub mod fstype;
 pub mod hardlink;
@@ -95,11 +96,13 @@ pub mod staging;
 #[cfg(unix)]
 pub mod subvolume;
 /// Subvolumes on Windows: none; only the failure [`subvolume::Cause`] that
-/// [`whole_tree::NotUsed`] names.
+/// [`whole_tree::NotUsed`] names, and [`subvolume::Deleted`], which reports name.
 #[cfg(windows)]
 pub mod subvolume {
     mod cause;
+    mod deleted;
     pub use cause::Cause;
+    pub use deleted::Deleted;
 }
 pub mod sys;
 pub mod undo;

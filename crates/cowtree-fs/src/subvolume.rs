@@ -39,7 +39,9 @@ use rustix::io::Errno;
 use crate::dir::{Dir, check_name};
 
 mod cause;
+mod deleted;
 pub use cause::Cause;
+pub use deleted::Deleted;
 
 /// An open directory and the path it was reached by. Calls are made relative to `dir`;
 /// `path` only names it (and entries in it) in errors.
@@ -278,31 +280,6 @@ pub fn read_only(root: At<'_>) -> Result<bool, SubvolumeError> {
 pub fn set_read_only(root: At<'_>, read_only: bool) -> Result<(), SubvolumeError> {
     crate::sys::btrfs_set_read_only(root.dir.as_fd(), read_only)
         .map_err(|e| SubvolumeError::new(Op::SetReadOnly, root.path.to_path_buf(), e))
-}
-
-/// How [`delete`] removed a subvolume.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deleted {
-    /// One ioctl (`BTRFS_IOC_SNAP_DESTROY_V2`): O(1) for the caller, the space freed in the
-    /// background.
-    Ioctl,
-    /// The kernel refused the O(1) delete (the cause, e.g. [`Cause::NotPermitted`] without
-    /// `CAP_SYS_ADMIN` or `user_subvol_rm_allowed`), so `ro` was cleared where set and every
-    /// entry removed, the root last (an empty subvolume's root goes with `rmdir`): O(entries).
-    RemovedTree {
-        /// Why the ioctl was not enough.
-        because: Cause,
-    },
-}
-
-impl Deleted {
-    /// `ioctl` or `removed-tree`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Deleted::Ioctl => "ioctl",
-            Deleted::RemovedTree { .. } => "removed-tree",
-        }
-    }
 }
 
 /// Deletes the subvolume `name` in `parent`, with everything in it, nested subvolumes

@@ -14,12 +14,11 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use cowtree_fs::dir::Dir;
+use cowtree_fs::sys::AsFd;
 use cowtree_store::Store;
-use rustix::fs::{FlockOperation, Mode, OFlags, flock, openat};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -32,7 +31,7 @@ pub const CACHE: &str = "remote-cache";
 const CACHE_OWNER: &str = "remote";
 
 /// The user's configuration directory for cowtree: `$XDG_CONFIG_HOME/cowtree`, else
-/// `~/.config/cowtree`.
+/// (Windows) `%APPDATA%\\cowtree`, else `~/.config/cowtree`.
 pub fn user_dir() -> Result<PathBuf> {
     let var = |v: &str| {
         std::env::var_os(v)
@@ -40,6 +39,11 @@ pub fn user_dir() -> Result<PathBuf> {
             .map(PathBuf::from)
     };
     if let Some(p) = var("XDG_CONFIG_HOME") {
+        return Ok(p.join("cowtree"));
+    }
+    // Windows keeps a user's settings in the roaming application data folder.
+    #[cfg(windows)]
+    if let Some(p) = var("APPDATA") {
         return Ok(p.join("cowtree"));
     }
     if let Some(h) = var("HOME") {
@@ -150,12 +154,38 @@ pub fn parse_url(url: &str) -> Result<Location> {
         });
     }
     if let Some(path) = url.strip_prefix("file://") {
-        if !path.starts_with('/') {
-            return bad("a file:// URL needs an absolute path (file:///dir)");
-        }
-        return Ok(Location::File(PathBuf::from(path)));
+        return match file_url_path(path) {
+            Some(p) => Ok(Location::File(p)),
+            None => bad(FILE_URL_NEEDS),
+        };
     }
     bad("expected s3://bucket/prefix or file:///path")
+}
+
+#[cfg(unix)]
+const FILE_URL_NEEDS: &str = "a file:// URL needs an absolute path (file:///dir)";
+#[cfg(windows)]
+const FILE_URL_NEEDS: &str = "a file:// URL needs an absolute path with its drive (file:///C:/dir)";
+
+/// The directory of a `file://` URL (what follows `file://`): an absolute path.
+#[cfg(unix)]
+fn file_url_path(path: &str) -> Option<PathBuf> {
+    path.starts_with('/').then(|| PathBuf::from(path))
+}
+
+/// The directory of a `file://` URL (what follows `file://`) on Windows: `/C:/dir` (the form
+/// of `file:///C:/dir`, `/` or `\\` after the drive) is `C:/dir`; anything else that is not
+/// an absolute path with a drive (a `\\server\share` path, a path relative to a drive) is
+/// refused.
+#[cfg(windows)]
+fn file_url_path(path: &str) -> Option<PathBuf> {
+    let b = path.as_bytes();
+    let drive = b.len() >= 4
+        && b[0] == b'/'
+        && b[1].is_ascii_alphabetic()
+        && b[2] == b':'
+        && matches!(b[3], b'/' | b'\\');
+    drive.then(|| PathBuf::from(&path[1..]))
 }
 
 /// Checks a remote name: the rules of snapshot names.
@@ -165,7 +195,7 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 struct Locked {
-    _fd: std::os::fd::OwnedFd,
+    _file: std::fs::File,
 }
 
 /// Where one `remotes.json` is: the user's configuration directory or a store's root.
@@ -178,15 +208,11 @@ fn file_dir(scope: &Scope) -> Result<PathBuf> {
 
 fn lock(dir: &Path) -> Result<Locked> {
     let d = Dir::open(dir).map_err(|e| io_at(dir.to_path_buf(), e))?;
-    let fd = openat(
-        &d,
-        LOCK,
-        OFlags::RDONLY | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::from_raw_mode(0o644),
-    )
-    .map_err(|e| io_at(dir.join(LOCK), e.into()))?;
-    flock(&fd, FlockOperation::LockExclusive).map_err(|e| io_at(dir.join(LOCK), e.into()))?;
-    Ok(Locked { _fd: fd })
+    let file =
+        crate::os::open_lock_file(&d, OsStr::new(LOCK)).map_err(|e| io_at(dir.join(LOCK), e))?;
+    cowtree_fs::file_lock::lock(&file, cowtree_fs::file_lock::LockKind::Exclusive)
+        .map_err(|e| io_at(dir.join(LOCK), e))?;
+    Ok(Locked { _file: file })
 }
 
 fn io_at(path: PathBuf, source: io::Error) -> Error {
@@ -412,16 +438,8 @@ pub fn cache_dir(store: &Store, remote: &RemoteConfig) -> Result<(Dir, PathBuf)>
     }
     let owner = owner_of(remote);
     let owner_path = || path.join(CACHE_OWNER);
-    let found = match openat(
-        &d,
-        CACHE_OWNER,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => Some(cowtree_fs::read::read_whole(&fd).map_err(|e| io_at(owner_path(), e))?),
-        Err(rustix::io::Errno::NOENT) => None,
-        Err(e) => return Err(io_at(owner_path(), e.into())),
-    };
+    let found = crate::os::read_if_exists(&d, OsStr::new(CACHE_OWNER))
+        .map_err(|e| io_at(owner_path(), e))?;
     if found.as_deref() != Some(owner.as_bytes()) {
         // Another remote's: what it read and saw is not this one's. (None: a cache made before
         // caches named their remote, when a store's one remote of a name owned it.)
@@ -497,10 +515,26 @@ mod tests {
                 prefix: String::new()
             }
         );
+        #[cfg(unix)]
         assert_eq!(
             parse_url("file:///srv/x").unwrap(),
             Location::File(PathBuf::from("/srv/x"))
         );
+        #[cfg(windows)]
+        {
+            assert_eq!(
+                parse_url("file:///C:/srv/x").unwrap(),
+                Location::File(PathBuf::from("C:/srv/x"))
+            );
+            for bad in [
+                "file:///srv/x",
+                "file://C:/x",
+                "file:///C:",
+                "file:////server/share",
+            ] {
+                assert!(parse_url(bad).is_err(), "{bad} accepted");
+            }
+        }
         for bad in [
             "s3://",
             "s3://UPPER/x",

@@ -71,16 +71,8 @@ pub(crate) async fn read_index(
 ) -> Result<PackIndex> {
     let name = id.to_hex();
     let cached = idx_dir
-        .and_then(|d| {
-            rustix::fs::openat(
-                d,
-                name.as_str(),
-                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW,
-                rustix::fs::Mode::empty(),
-            )
-            .ok()
-        })
-        .and_then(|fd| cowtree_fs::read::read_whole(&fd).ok())
+        .and_then(|d| crate::os::read_if_exists(d, std::ffi::OsStr::new(&name)).ok())
+        .flatten()
         .filter(|b| Hash::of(b) == *id);
     let bytes = match cached {
         Some(b) => b,

@@ -208,13 +208,7 @@ pub fn conflicts(kind: Kind, other: &Seen) -> bool {
 
 /// True when process `pid` exists (a process of another user counts).
 pub fn pid_alive(pid: u32) -> bool {
-    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
-        return false;
-    };
-    !matches!(
-        rustix::process::test_kill_process(p),
-        Err(rustix::io::Errno::SRCH)
-    )
+    cowtree_fs::process::pid_exists(pid)
 }
 
 /// A lock this process holds; refreshed on the remote's runtime until released.

@@ -20,7 +20,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Cleanup, Error, Result};
 use crate::index::{self, Loc, RemoteIndex, pack_key};
-use crate::remote::{Remote, blob_rel};
+use crate::remote::Remote;
 use crate::{Progress, tracking};
 
 /// Neighbouring blobs closer than this are fetched in one ranged read.
@@ -227,9 +227,9 @@ fn pull_inner(
         // Blobs are durable before a manifest names them: those fetched now, and those an
         // earlier pull that failed left unsynced.
         if !manifests.is_empty() {
-            cowtree_fs::sys::sync_filesystem(store.blobs()).map_err(|e| Error::Io {
+            crate::os::sync_blobs(store, &manifests).map_err(|e| Error::Io {
                 path: store.root().join("blobs"),
-                source: e.into(),
+                source: e,
             })?;
         }
         lap("blobs synced");
@@ -327,12 +327,7 @@ impl Fetching<'_> {
     /// Whether `n` is still not in the store; one that another writer put there meanwhile has
     /// arrived, and is told so.
     fn missing(&self, n: &Need) -> bool {
-        let missing = rustix::fs::statat(
-            self.store.blobs(),
-            blob_rel(&n.hash),
-            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .is_err();
+        let missing = !crate::os::has_blob(self.store, &n.hash);
         if let (false, Some(w)) = (missing, self.watch) {
             w.arrived(&n.hash);
         }
@@ -434,10 +429,7 @@ fn needs_of(
             if !seen.insert(h) {
                 return;
             }
-            let rel = blob_rel(&h);
-            if rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-                .is_ok()
-            {
+            if crate::os::has_blob(store, &h) {
                 report.blobs_skipped += 1;
                 report.bytes_skipped += e.size();
                 return;
@@ -755,20 +747,7 @@ impl Placing<'_> {
     }
 
     fn create_staged(&self, tmp: &str) -> Result<std::fs::File> {
-        let fd = rustix::fs::openat(
-            self.staging,
-            tmp,
-            rustix::fs::OFlags::WRONLY
-                | rustix::fs::OFlags::CREATE
-                | rustix::fs::OFlags::EXCL
-                | rustix::fs::OFlags::NOFOLLOW
-                | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::from_raw_mode(0o444),
-        )
-        .map_err(|e| self.staged_io(tmp, e.into()))?;
-        rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o444))
-            .map_err(|e| self.staged_io(tmp, e.into()))?;
-        Ok(std::fs::File::from(fd))
+        crate::os::create_staged(self.staging, tmp).map_err(|e| self.staged_io(tmp, e))
     }
 
     /// Writes a verified blob to staging and renames it into `blobs/`.
@@ -781,6 +760,7 @@ impl Placing<'_> {
         let tmp = staging_name(hash);
         let mut f = self.create_staged(&tmp)?;
         write(&mut f).map_err(|e| self.staged_io(&tmp, e))?;
+        crate::os::seal_staged(&f).map_err(|e| self.staged_io(&tmp, e))?;
         drop(f);
         self.link_in(&tmp, hash, size)
     }
@@ -795,20 +775,13 @@ impl Placing<'_> {
     /// one.
     fn link_in(&self, tmp: &str, hash: &Hash, size: u64) -> Result<()> {
         let (store, staging) = (self.store, self.staging);
-        let rel = blob_rel(hash);
         let io = |e: std::io::Error| Error::Io {
             path: store.blob_path(hash),
             source: e,
         };
         let mut made_fanout = false;
         loop {
-            match rustix::fs::renameat_with(
-                staging,
-                tmp,
-                store.blobs(),
-                &rel,
-                rustix::fs::RenameFlags::NOREPLACE,
-            ) {
+            match crate::os::rename_blob_in(staging, tmp, store, hash) {
                 Ok(()) => {
                     if let Ok(mut p) = self.placed.lock() {
                         p.push((*hash, size));
@@ -816,12 +789,12 @@ impl Placing<'_> {
                     self.arrived(hash);
                     return Ok(());
                 }
-                Err(rustix::io::Errno::EXIST) => {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     staging.remove_file(OsStr::new(tmp)).map_err(io)?;
                     self.arrived(hash);
                     return Ok(());
                 }
-                Err(rustix::io::Errno::NOENT) if !made_fanout => {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !made_fanout => {
                     made_fanout = true;
                     let fan = &hash.to_hex()[..2];
                     match store.blobs().create_dir(OsStr::new(fan), 0o755) {
@@ -830,7 +803,7 @@ impl Placing<'_> {
                         Err(e) => return Err(io(e)),
                     }
                 }
-                Err(e) => return Err(io(e.into())),
+                Err(e) => return Err(io(e)),
             }
         }
     }
@@ -951,9 +924,7 @@ fn is_disk_full(e: &Error) -> bool {
         Error::Store(s) => s.io_error(),
         _ => None,
     };
-    io.and_then(std::io::Error::raw_os_error).is_some_and(|n| {
-        n == rustix::io::Errno::NOSPC.raw_os_error() || n == rustix::io::Errno::DQUOT.raw_os_error()
-    })
+    io.is_some_and(crate::os::is_disk_full)
 }
 
 fn staging_name(h: &Hash) -> String {

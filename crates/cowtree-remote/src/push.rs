@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::index::{self, idx_key, pack_key};
 use crate::lock::{self, Kind, LockTiming};
 use crate::pack::{PackIndex, Slot};
-use crate::remote::{Expect, Remote, blob_rel};
+use crate::remote::{Expect, Remote};
 use crate::{Progress, tracking};
 
 /// Packs stay under this size.
@@ -285,17 +285,10 @@ fn plan(needed: &[(Hash, u64)]) -> Vec<Job> {
 }
 
 fn open_blob(store: &Store, h: &Hash) -> Result<std::fs::File> {
-    let fd = rustix::fs::openat(
-        store.blobs(),
-        blob_rel(h).as_os_str(),
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| Error::Io {
+    crate::os::open_blob(store, h).map_err(|e| Error::Io {
         path: store.blob_path(h),
-        source: e.into(),
-    })?;
-    Ok(std::fs::File::from(fd))
+        source: e,
+    })
 }
 
 /// Runs one upload; returns (objects created, blobs sent, bytes sent, was a pack).

@@ -741,9 +741,11 @@ pub(crate) fn lock_file(path: &std::path::Path) -> Result<std::fs::File> {
             path: path.to_path_buf(),
             source: e,
         })?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e.into(),
+    cowtree_fs::file_lock::lock(&f, cowtree_fs::file_lock::LockKind::Exclusive).map_err(|e| {
+        Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
     })?;
     Ok(f)
 }
@@ -800,11 +802,15 @@ struct ProfileCredentials {
 }
 
 /// The `AWS_PROFILE` (else `default`) section of the shared credentials file
-/// (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`).
+/// (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`; on Windows the home is
+/// `%USERPROFILE%` where `HOME` is not set, as the AWS tools take it).
 fn profile_credentials() -> Option<ProfileCredentials> {
+    let home = std::env::var_os("HOME");
+    #[cfg(windows)]
+    let home = home.or_else(|| std::env::var_os("USERPROFILE"));
     let path = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")))?;
+        .or_else(|| home.map(|h| PathBuf::from(h).join(".aws/credentials")))?;
     let text = std::fs::read_to_string(path).ok()?;
     let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
     parse_profile(&text, &profile)
@@ -840,11 +846,6 @@ fn parse_profile(text: &str, profile: &str) -> Option<ProfileCredentials> {
         secret: secret?,
         token,
     })
-}
-
-/// The name of a blob relative to the store's `blobs/`.
-pub(crate) fn blob_rel(hash: &cowtree_store::Hash) -> std::ffi::OsString {
-    cowtree_store::Store::blob_rel(hash)
 }
 
 #[cfg(test)]

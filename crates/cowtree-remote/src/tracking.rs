@@ -29,21 +29,13 @@ pub fn get(
         path: path.join("names"),
         source: e,
     })?;
-    let bytes = match rustix::fs::openat(
-        &names,
-        name,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    ) {
-        Ok(fd) => cowtree_fs::read::read_whole(&fd).map_err(|e| Error::Io {
-            path: path.join("names").join(name),
-            source: e,
-        })?,
-        Err(rustix::io::Errno::NOENT) => return Ok(None),
+    let bytes = match crate::os::read_if_exists(&names, OsStr::new(name)) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok(None),
         Err(e) => {
             return Err(Error::Io {
                 path: path.join("names").join(name),
-                source: e.into(),
+                source: e,
             });
         }
     };

@@ -31,14 +31,22 @@
 //! one `mkdir`), or a power loss after the `mkdir` reached the disk and before the rewrite
 //! did, leaves a registration without them: gc drops it and removes nothing, and the next
 //! checkout to the same destination removes that staging directory.
+//!
+//! On Windows `dev` and `ino` are the volume serial and the file id
+//! ([`crate::util::file_id`]), the path is opened from its volume's root one component at a
+//! time, never following a reparse point, and a live checkout is told by its own handle on
+//! its staging directory, open for as long as it runs (Windows cannot `flock` a directory):
+//! gc removes the directory only through a handle it could open for itself alone
+//! (`Dir::open_dir_exclusive`), which fails while the checkout's is open. There is no boot
+//! id, and no owner to compare (an owner is a SID there).
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use cowtree_fs::dir::Dir;
 use cowtree_fs::process::Stamp;
+#[cfg(unix)]
 use rustix::fs::FileType;
 use serde::{Deserialize, Serialize};
 
@@ -95,7 +103,7 @@ impl Record {
             return Some(PathBuf::from(p));
         }
         let bytes = crate::interchange::from_hex(self.path_hex.as_ref()?)?;
-        Some(PathBuf::from(OsStr::from_bytes(&bytes)))
+        crate::worktree_records::path_from_bytes(bytes)
     }
 }
 
@@ -130,7 +138,9 @@ pub fn register_expecting<'a>(
         Some(s) => (Some(s.to_string()), None),
         None => (
             None,
-            Some(crate::interchange::to_hex(path.as_os_str().as_bytes())),
+            Some(crate::interchange::to_hex(
+                path.as_os_str().as_encoded_bytes(),
+            )),
         ),
     };
     let name = OsString::from(format!("{PREFIX}{}", unique_suffix()));
@@ -238,7 +248,7 @@ pub fn collect(store: &Store, dry_run: bool, grace: Duration) -> Result<Vec<Outc
     let mut out = Vec::new();
     let io = |name: &OsStr, e| Error::io_at("", wt_path.join(name), e);
     for e in dir.entries().map_err(|e| Error::io_at("", wt_path, e))? {
-        if !e.name.as_bytes().starts_with(PREFIX.as_bytes()) {
+        if !e.name.as_encoded_bytes().starts_with(PREFIX.as_bytes()) {
             continue;
         }
         let Some(bytes) = read_at(dir, &e.name).map_err(|err| io(&e.name, err))? else {
@@ -247,7 +257,8 @@ pub fn collect(store: &Store, dry_run: bool, grace: Duration) -> Result<Vec<Outc
         // The staging directory must belong to whoever wrote the registration.
         let owner = (dir.try_stat(&e.name))
             .map_err(|err| io(&e.name, err))?
-            .map(|st| st.st_uid);
+            .and_then(|st| cowtree_fs::sys::stat_owner(&st))
+            .map(|(uid, _)| uid);
         let outcome = match serde_json::from_slice::<Record>(&bytes) {
             Ok(rec) if rec.version == VERSION => match settle(&rec, owner, dry_run, grace) {
                 Ok(outcome) => outcome,
@@ -261,8 +272,7 @@ pub fn collect(store: &Store, dry_run: bool, grace: Duration) -> Result<Vec<Outc
             _ => {
                 let st = dir.try_stat(&e.name).map_err(|err| io(&e.name, err))?;
                 let old = st.is_some_and(|st| {
-                    let mtime =
-                        SystemTime::UNIX_EPOCH + Duration::from_secs(st.st_mtime.max(0) as u64);
+                    let mtime = crate::util::mtime(&st);
                     SystemTime::now().duration_since(mtime).unwrap_or_default() > grace
                 });
                 if !old {
@@ -288,7 +298,7 @@ fn settle(rec: &Record, owner: Option<u32>, dry_run: bool, grace: Duration) -> R
     // Only what a checkout names its staging (`.<name>.cowtree-checkout-<stamp>-...`) is ever
     // removed: a registration naming anything else is not one this code wrote.
     let ours = path.file_name().is_some_and(|n| {
-        let n = n.as_bytes();
+        let n = n.as_encoded_bytes();
         let infix = format!("{}{}{}", STAGING.infix, rec.stamp(), STAGING.separator);
         n.starts_with(b".") && n.windows(infix.len()).any(|w| w == infix.as_bytes())
     });
@@ -307,16 +317,16 @@ fn settle(rec: &Record, owner: Option<u32>, dry_run: bool, grace: Duration) -> R
     let (Some(parent_path), Some(name)) = (path.parent(), path.file_name()) else {
         return Ok(Outcome::Dropped);
     };
-    let Ok(rel) = parent_path.strip_prefix("/") else {
+    let Some((root_path, rel)) = split_root(parent_path) else {
         return Ok(Outcome::Dropped);
     };
     // No symlink in any component: the parent was canonical when registered, and one that
     // is a symlink now leads somewhere that was not registered.
-    let root = Dir::open(Path::new("/")).map_err(Error::Io)?;
+    let root = Dir::open(&root_path).map_err(Error::Io)?;
     let parent = if rel.as_os_str().is_empty() {
         Ok(root)
     } else {
-        root.open_dir_deep(rel)
+        root.open_dir_deep(&rel)
     };
     let parent = match parent {
         Ok(p) => p,
@@ -342,31 +352,93 @@ fn settle(rec: &Record, owner: Option<u32>, dry_run: bool, grace: Duration) -> R
     // (docs/store.md): the device number of a filesystem can change from one mount to the
     // next (loop devices, btrfs's anonymous devices).
     let st = staging.stat_self().map_err(at)?;
-    if st.st_ino != ino
-        || FileType::from_raw_mode(st.st_mode) != FileType::Directory
-        || owner.is_some_and(|uid| uid != st.st_uid)
-    {
+    if !is_registered(&st, ino, owner) {
         return Ok(Outcome::Dropped);
     }
-    // A live checkout holds an flock on its staging directory for as long as it runs.
-    let gone = match staging.try_lock_exclusive() {
-        Ok(taken) => taken,
-        Err(_) => owner_gone(),
-    };
-    if !gone {
-        return Ok(Outcome::Live(path));
+    #[cfg(unix)]
+    {
+        // A live checkout holds an flock on its staging directory for as long as it runs.
+        let gone = match staging.try_lock_exclusive() {
+            Ok(taken) => taken,
+            Err(_) => owner_gone(),
+        };
+        if !gone {
+            return Ok(Outcome::Live(path));
+        }
     }
+    // A live checkout keeps its own handle on its staging directory open for as long as it
+    // runs: only a handle for this one alone says it is gone, and the removal goes through
+    // it (still the registered directory: it was open all along).
+    #[cfg(windows)]
+    let staging = {
+        drop(staging);
+        match parent.open_dir_exclusive(name) {
+            Ok(Some(d)) if d.stat_self().is_ok_and(|s| is_registered(&s, ino, owner)) => d,
+            Ok(Some(_)) => return Ok(Outcome::Dropped),
+            Ok(None) => return Ok(Outcome::Live(path)),
+            Err(e) if gone_from_path(&e) => return Ok(Outcome::Dropped),
+            Err(e) => return Err(at(e)),
+        }
+    };
     if !dry_run {
         // Through the directory just checked, then the (now empty) directory by name: a
         // directory put at the name meanwhile is not emptied, and rmdir refuses it unless
         // it is empty.
-        for e in staging.entries().map_err(at)? {
-            staging.remove_tree(&e.name).map_err(at)?;
+        #[cfg(unix)]
+        {
+            for e in staging.entries().map_err(at)? {
+                staging.remove_tree(&e.name).map_err(at)?;
+            }
+            parent.remove_dir(name).map_err(at)?;
         }
-        parent.remove_dir(name).map_err(at)?;
+        // Windows: everything through the handle held alone, the directory itself with it.
+        #[cfg(windows)]
+        staging.remove_self_tree().map_err(at)?;
         parent.sync().map_err(at)?;
     }
     Ok(Outcome::Removed(path))
+}
+
+/// Whether `st` is the staging directory registered with inode `ino` by the user `owner`.
+#[cfg(unix)]
+fn is_registered(st: &cowtree_fs::dir::Stat, ino: u64, owner: Option<u32>) -> bool {
+    st.st_ino == ino
+        && FileType::from_raw_mode(st.st_mode) == FileType::Directory
+        && owner.is_none_or(|uid| uid == st.st_uid)
+}
+
+/// Whether `st` is the staging directory registered with file id `ino` (folded:
+/// [`crate::util::file_id`]); Windows has no owner to compare.
+#[cfg(windows)]
+fn is_registered(st: &cowtree_fs::dir::Stat, ino: u64, _owner: Option<u32>) -> bool {
+    crate::util::file_id(st).1 == ino && cowtree_fs::sys::stat_file_type(st).is_dir()
+}
+
+/// The root `parent` is opened from and the relative path beneath it: `/` on unix.
+#[cfg(unix)]
+fn split_root(parent: &Path) -> Option<(PathBuf, PathBuf)> {
+    let rel = parent.strip_prefix("/").ok()?;
+    Some((PathBuf::from("/"), rel.to_path_buf()))
+}
+
+/// The root `parent` is opened from and the relative path beneath it, `/`-separated as
+/// `Dir::open_dir_deep` takes it: the volume's root (`C:\`, `\\server\share\`).
+#[cfg(windows)]
+fn split_root(parent: &Path) -> Option<(PathBuf, PathBuf)> {
+    use std::path::Component;
+    let mut root = PathBuf::new();
+    let mut rel: Vec<&str> = Vec::new();
+    for c in parent.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir if rel.is_empty() => root.push(c),
+            Component::Normal(n) => rel.push(n.to_str()?),
+            _ => return None,
+        }
+    }
+    if !root.has_root() {
+        return None;
+    }
+    Some((root, PathBuf::from(rel.join("/"))))
 }
 
 /// The error of an open that found nothing (or a symlink) at the path: not a reason to keep a

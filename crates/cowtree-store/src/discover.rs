@@ -15,11 +15,26 @@
 //! Every store a command has used is also listed in a small file ([`known_stores`]), so a
 //! worktree on a filesystem without user extended attributes is still found by searching
 //! the stores' registries.
+//!
+//! On Windows a filesystem is a volume (its serial number is the device), so the rule picks
+//! the default location when it is on the tree's volume, else a `.cowtree-store` on the
+//! tree's path within its volume, from the volume's root down (`D:\.cowtree-store`, or below
+//! a folder a volume is mounted on), where the volume can share data (block cloning: ReFS,
+//! a Dev Drive), else the default. The default location is `%LOCALAPPDATA%\cowtree` (the
+//! state directory `%LOCALAPPDATA%\cowtree\state`), unless `XDG_DATA_HOME`
+//! (`XDG_STATE_HOME`) names one, as on unix. Whether a directory is writable is asked by
+//! opening it for the right to add entries (Windows has no `access`). Windows has no
+//! extended attributes: [`mark_worktree`] says so and marks nothing, [`marked_store`] finds
+//! none, and a worktree's store is found through [`known_stores`] (the fallback every
+//! filesystem without user extended attributes takes). The list of known stores is locked
+//! with `LockFileEx` where unix takes an `flock`.
 
 use std::collections::HashSet;
+#[cfg(unix)]
 use std::ffi::OsStr;
 use std::io::{self, Write};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+#[cfg(unix)]
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -79,6 +94,7 @@ fn nonempty_env(v: &str) -> Option<PathBuf> {
 }
 
 /// The default store location: `$XDG_DATA_HOME/cowtree`, else `~/.local/share/cowtree`.
+#[cfg(unix)]
 pub fn default_location() -> Result<PathBuf> {
     if let Some(p) = nonempty_env("XDG_DATA_HOME") {
         return Ok(p.join("cowtree"));
@@ -87,6 +103,19 @@ pub fn default_location() -> Result<PathBuf> {
         return Ok(home.join(".local/share/cowtree"));
     }
     Err(Error::NoStoreLocation)
+}
+
+/// The default store location on Windows: `%XDG_DATA_HOME%\cowtree` when set, else
+/// `%LOCALAPPDATA%\cowtree` (this user's, not roamed: a store is large and tied to its
+/// volume).
+#[cfg(windows)]
+pub fn default_location() -> Result<PathBuf> {
+    if let Some(p) = nonempty_env("XDG_DATA_HOME") {
+        return Ok(p.join("cowtree"));
+    }
+    nonempty_env("LOCALAPPDATA")
+        .map(|p| p.join("cowtree"))
+        .ok_or(Error::NoStoreLocation)
 }
 
 /// The store named by the environment (`COWTREE_STORE`), if any.
@@ -116,7 +145,7 @@ pub fn absolute(path: &Path) -> io::Result<PathBuf> {
     let mut existing = clean.as_path();
     let mut rest = Vec::new();
     loop {
-        if let Ok(canon) = std::fs::canonicalize(existing) {
+        if let Ok(canon) = canonical(existing) {
             let mut out = canon;
             for r in rest.iter().rev() {
                 out.push(r);
@@ -133,7 +162,52 @@ pub fn absolute(path: &Path) -> io::Result<PathBuf> {
     }
 }
 
+/// `path` canonicalized (it exists).
+#[cfg(unix)]
+fn canonical(path: &Path) -> io::Result<PathBuf> {
+    std::fs::canonicalize(path)
+}
+
+/// `path` canonicalized (it exists), without the `\\?\` prefix Windows' canonical form has
+/// where the path means the same without it (see [`plain_path`]): a store's path is shown to
+/// people and compared with paths they typed.
+#[cfg(windows)]
+fn canonical(path: &Path) -> io::Result<PathBuf> {
+    std::fs::canonicalize(path).map(plain_path)
+}
+
+/// `p` without its verbatim prefix (`\\?\C:\x` is `C:\x`, `\\?\UNC\s\h\x` is
+/// `\\s\h\x`) when the path is one Windows takes the same without it: shorter than
+/// `MAX_PATH` (260), every component one Windows' path parsing keeps as it is (no device
+/// name, no trailing dot or space, no character it refuses). Otherwise `p` as it is.
+#[cfg(windows)]
+fn plain_path(p: PathBuf) -> PathBuf {
+    let Some(s) = p.to_str() else {
+        return p;
+    };
+    let (plain, names) = if let Some(rest) = s.strip_prefix("\\\\?\\UNC\\") {
+        (format!("\\\\{rest}"), rest)
+    } else if let Some(rest) = s.strip_prefix("\\\\?\\") {
+        let b = rest.as_bytes();
+        if b.len() < 3 || !b[0].is_ascii_alphabetic() || &b[1..3] != b":\\" {
+            return p;
+        }
+        (rest.to_string(), &rest[3..])
+    } else {
+        return p;
+    };
+    let kept = names
+        .split('\\')
+        .filter(|c| !c.is_empty())
+        .all(|c| cowtree_fs::name::windows::validate_native_component(c.as_bytes()).is_ok());
+    if plain.encode_utf16().count() >= 260 || !kept {
+        return p;
+    }
+    PathBuf::from(plain)
+}
+
 /// The nearest existing directory at or above `path` (which is absolute), and its device.
+#[cfg(unix)]
 fn existing_dir(path: &Path) -> io::Result<(PathBuf, u64)> {
     for a in path.ancestors() {
         if let Ok(st) = rustix::fs::stat(a)
@@ -148,6 +222,31 @@ fn existing_dir(path: &Path) -> io::Result<(PathBuf, u64)> {
     ))
 }
 
+/// The nearest existing directory at or above `path` (which is absolute), and its device:
+/// its volume's serial number.
+#[cfg(windows)]
+fn existing_dir(path: &Path) -> io::Result<(PathBuf, u64)> {
+    for a in path.ancestors() {
+        if let Ok(dev) = dir_device(a) {
+            return Ok((a.to_path_buf(), dev));
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no existing directory above {}", path.display()),
+    ))
+}
+
+/// The device (volume serial) of the directory `dir`, following a link, as `stat` does;
+/// an error when it is not a directory.
+#[cfg(windows)]
+fn dir_device(dir: &Path) -> io::Result<u64> {
+    if !std::fs::metadata(dir)?.is_dir() {
+        return Err(io::Error::from(io::ErrorKind::NotADirectory));
+    }
+    Ok(cowtree_fs::sys::path_id(dir, true)?.0)
+}
+
 /// The device of the filesystem `path` is on, or would be on once made: that of its nearest
 /// existing ancestor. (Every btrfs subvolume has its own: compare filesystems with
 /// [`same_filesystem`].)
@@ -157,6 +256,7 @@ pub fn device_of(path: &Path) -> io::Result<u64> {
 
 /// The UUID of the btrfs filesystem holding the directory `dir`; `None` when it is not on
 /// btrfs (or cannot be opened or asked).
+#[cfg(unix)]
 fn btrfs_id(dir: &Path) -> Option<[u8; 16]> {
     use cowtree_fs::subvolume::{At, filesystem_id, is_btrfs};
     let d = cowtree_fs::dir::Dir::open(dir).ok()?;
@@ -165,6 +265,12 @@ fn btrfs_id(dir: &Path) -> Option<[u8; 16]> {
         return None;
     }
     filesystem_id(at).ok()
+}
+
+/// The UUID of the btrfs filesystem holding `dir`: none on Windows.
+#[cfg(windows)]
+fn btrfs_id(_dir: &Path) -> Option<[u8; 16]> {
+    None
 }
 
 /// Whether the directories `a` and `b`, of devices `dev_a` and `dev_b`, are on one
@@ -183,12 +289,46 @@ pub fn same_filesystem(a: &Path, b: &Path) -> io::Result<bool> {
     Ok(same_filesystem_dirs(&da, deva, &db, devb))
 }
 
+#[cfg(unix)]
 fn writable(dir: &Path) -> bool {
     rustix::fs::access(
         dir,
         rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
     )
     .is_ok()
+}
+
+/// Whether this process may add entries to `dir` (see [`crate::util::writable`]).
+#[cfg(windows)]
+fn writable(dir: &Path) -> bool {
+    crate::util::writable(dir).unwrap_or(false)
+}
+
+/// Whether the filesystem of the directory `dir` can share data between files, and its name.
+#[cfg(unix)]
+fn sharing(dir: &Path) -> io::Result<(bool, &'static str)> {
+    let fs = cowtree_fs::dir::Dir::open(dir).and_then(cowtree_fs::fstype::fs_type)?;
+    Ok((fs.may_reflink(), fs.name()))
+}
+
+/// Whether the volume of the directory `dir` can share data between files (it reports
+/// block cloning: ReFS, a Dev Drive), and its filesystem's name.
+#[cfg(windows)]
+fn sharing(dir: &Path) -> io::Result<(bool, String)> {
+    let v = cowtree_fs::probe::volume(dir)?;
+    Ok((v.reports_block_cloning, v.filesystem))
+}
+
+/// The device of the directory `a` (following a link), for the walk up a tree's filesystem.
+#[cfg(unix)]
+fn device_of_dir(a: &Path) -> io::Result<u64> {
+    Ok(cowtree_fs::sys::stat_dev(&rustix::fs::stat(a)?))
+}
+
+/// The device of the directory `a` (following a link), for the walk up a tree's filesystem.
+#[cfg(windows)]
+fn device_of_dir(a: &Path) -> io::Result<u64> {
+    dir_device(a)
 }
 
 /// The store that serves the tree at `tree` (which need not exist yet: a checkout
@@ -207,17 +347,15 @@ pub fn store_for_tree(tree: &Path) -> Result<Choice> {
             reason: Reason::Default,
         });
     }
-    let fs = cowtree_fs::dir::Dir::open(&dir)
-        .and_then(cowtree_fs::fstype::fs_type)
-        .map_err(ctx)?;
-    if !fs.may_reflink() {
+    let (may_share, fs_name) = sharing(&dir).map_err(ctx)?;
+    if !may_share {
         return Ok(Choice {
             root: default,
             reason: Reason::DefaultElsewhere(format!(
                 "the filesystem of {} ({}) cannot share data, so a store of its own would \
                  gain nothing",
                 tree.display(),
-                fs.name()
+                fs_name
             )),
         });
     }
@@ -226,8 +364,8 @@ pub fn store_for_tree(tree: &Path) -> Result<Choice> {
     let fs_id = btrfs_id(&dir);
     let mut chain: Vec<&Path> = Vec::new();
     for a in dir.ancestors() {
-        match rustix::fs::stat(a) {
-            Ok(st) if cowtree_fs::sys::stat_dev(&st) == dev => chain.push(a),
+        match device_of_dir(a) {
+            Ok(d) if d == dev => chain.push(a),
             Ok(_) if fs_id.is_some() && btrfs_id(a) == fs_id => chain.push(a),
             _ => break,
         }
@@ -261,6 +399,7 @@ pub fn store_for_tree(tree: &Path) -> Result<Choice> {
 /// Records in the worktree at `worktree` that `store_root` holds it (the extended attribute
 /// [`MARKER_XATTR`] of its root directory). Fails where the filesystem keeps no user
 /// extended attributes; the worktree is then found through [`known_stores`].
+#[cfg(unix)]
 pub fn mark_worktree(worktree: &Path, store_root: &Path) -> io::Result<()> {
     let root = absolute(store_root)?;
     rustix::fs::lsetxattr(
@@ -272,8 +411,26 @@ pub fn mark_worktree(worktree: &Path, store_root: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Records that `store_root` holds the worktree at `worktree`: not on Windows, which has no
+/// extended attributes (an `Unsupported` error saying so; nothing is written). The worktree
+/// is found through [`known_stores`].
+#[cfg(windows)]
+pub fn mark_worktree(_worktree: &Path, _store_root: &Path) -> io::Result<()> {
+    Err(cowtree_fs::sys::Unavailable::error(
+        "extended attributes (the worktree's store marker)",
+    ))
+}
+
+/// The store named by the marker of the nearest directory at or above `dir`: none on
+/// Windows (see [`mark_worktree`]).
+#[cfg(windows)]
+pub fn marked_store(_dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    None
+}
+
 /// The store named by the marker of the nearest directory at or above `dir` that has one
 /// (see [`mark_worktree`]), with that directory.
+#[cfg(unix)]
 pub fn marked_store(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     let abs = absolute(dir).ok()?;
     for a in abs.ancestors() {
@@ -291,11 +448,22 @@ pub fn marked_store(dir: &Path) -> Option<(PathBuf, PathBuf)> {
 
 /// This user's state directory for cowtree: `$XDG_STATE_HOME/cowtree`, else
 /// `~/.local/state/cowtree` (`None` when neither variable is set).
+#[cfg(unix)]
 pub fn state_dir() -> Option<PathBuf> {
     if let Some(p) = nonempty_env("XDG_STATE_HOME") {
         return Some(p.join("cowtree"));
     }
     nonempty_env("HOME").map(|h| h.join(".local/state/cowtree"))
+}
+
+/// This user's state directory for cowtree on Windows: `%XDG_STATE_HOME%\cowtree` when set,
+/// else `%LOCALAPPDATA%\cowtree\state` (`None` when neither variable is set).
+#[cfg(windows)]
+pub fn state_dir() -> Option<PathBuf> {
+    if let Some(p) = nonempty_env("XDG_STATE_HOME") {
+        return Some(p.join("cowtree"));
+    }
+    nonempty_env("LOCALAPPDATA").map(|p| p.join("cowtree").join("state"))
 }
 
 /// The file listing the stores this user's commands have used: `stores` in [`state_dir`].
@@ -308,7 +476,7 @@ pub fn known_stores_file() -> Option<PathBuf> {
 /// 32 hex digits of BLAKE3 of the store's absolute path. `None` without a state directory.
 pub fn outside_registry(store_root: &Path) -> Option<PathBuf> {
     let root = absolute(store_root).ok()?;
-    let id = crate::hash::Hash::of(root.as_os_str().as_bytes()).to_hex();
+    let id = crate::hash::Hash::of(root.as_os_str().as_encoded_bytes()).to_hex();
     state_dir().map(|d| d.join("registries").join(&id[..32]))
 }
 
@@ -332,7 +500,9 @@ fn parse_known(bytes: &[u8]) -> Vec<PathBuf> {
     let mut seen: HashSet<PathBuf> = HashSet::new();
     let mut out: Vec<PathBuf> = Vec::new();
     for line in bytes.split(|&b| b == b'\n') {
-        let p = PathBuf::from(OsStr::from_bytes(line));
+        let Some(p) = path_from_line(line) else {
+            continue;
+        };
         if p.is_absolute() && seen.insert(p.clone()) {
             out.push(p);
         }
@@ -340,12 +510,28 @@ fn parse_known(bytes: &[u8]) -> Vec<PathBuf> {
     out
 }
 
+/// A line of the list of known stores as a path: its bytes.
+#[cfg(unix)]
+fn path_from_line(line: &[u8]) -> Option<PathBuf> {
+    Some(PathBuf::from(OsStr::from_bytes(line)))
+}
+
+/// A line of the list of known stores as a path: its text, when it is UTF-8 ([`remember`]
+/// lists no other path on Windows).
+#[cfg(windows)]
+fn path_from_line(line: &[u8]) -> Option<PathBuf> {
+    std::str::from_utf8(line).ok().map(PathBuf::from)
+}
+
 /// Adds `store_root` to [`known_stores_file`] unless it is listed already. Best effort: the
 /// list only helps find stores, so a failure to write it is returned for the caller to ignore
 /// or report.
 pub fn remember(store_root: &Path) -> io::Result<()> {
     let root = absolute(store_root)?;
-    if root.as_os_str().as_bytes().contains(&b'\n') || known_stores().contains(&root) {
+    if root.as_os_str().as_encoded_bytes().contains(&b'\n')
+        || (cfg!(windows) && root.to_str().is_none())
+        || known_stores().contains(&root)
+    {
         return Ok(());
     }
     let Some(file) = known_stores_file() else {
@@ -357,13 +543,20 @@ pub fn remember(store_root: &Path) -> io::Result<()> {
     // One short append (O_APPEND): concurrent writers cannot interleave within a line. A
     // shared lock: appends go on side by side, and none lands while `forget_missing` rewrites
     // the file under its exclusive one.
-    let mut line = root.into_os_string().into_vec();
+    let mut line = root.into_os_string().into_encoded_bytes();
     line.push(b'\n');
-    let mut f = std::fs::OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&file)?;
+    #[cfg(unix)]
+    let mut f = f;
+    #[cfg(unix)]
     rustix::fs::flock(&f, rustix::fs::FlockOperation::LockShared)?;
+    #[cfg(windows)]
+    let held = crate::lock::lock(f, false)?;
+    #[cfg(windows)]
+    let mut f = held.file();
     f.write_all(&line)
 }
 
@@ -389,7 +582,7 @@ fn forget_where(gone: impl Fn(&PathBuf) -> bool) -> io::Result<Vec<PathBuf>> {
     let Some(file) = known_stores_file() else {
         return Ok(Vec::new());
     };
-    let mut f = match std::fs::OpenOptions::new()
+    let f = match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(&file)
@@ -398,7 +591,14 @@ fn forget_where(gone: impl Fn(&PathBuf) -> bool) -> io::Result<Vec<PathBuf>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
+    #[cfg(unix)]
+    let mut f = f;
+    #[cfg(unix)]
     rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
+    #[cfg(windows)]
+    let held = crate::lock::lock(f, true)?;
+    #[cfg(windows)]
+    let mut f = held.file();
     let mut bytes = Vec::new();
     f.read_to_end(&mut bytes)?;
     let (gone, keep): (Vec<PathBuf>, Vec<PathBuf>) =
@@ -408,7 +608,7 @@ fn forget_where(gone: impl Fn(&PathBuf) -> bool) -> io::Result<Vec<PathBuf>> {
     }
     let mut text = Vec::new();
     for p in &keep {
-        text.extend_from_slice(p.as_os_str().as_bytes());
+        text.extend_from_slice(p.as_os_str().as_encoded_bytes());
         text.push(b'\n');
     }
     f.rewind()?;
@@ -470,20 +670,23 @@ mod tests {
 
     #[test]
     fn known_stores_are_listed_once_each_in_first_use_order_and_only_absolute() {
-        let text = b"/s/b\n/s/a\nrelative/c\n/s/b\n/s//a\n/s/a/\n\n/s/c\n";
+        // An absolute path starts with a drive on Windows.
+        let r = if cfg!(windows) { "C:" } else { "" };
+        let text =
+            format!("{r}/s/b\n{r}/s/a\nrelative/c\n{r}/s/b\n{r}/s//a\n{r}/s/a/\n\n{r}/s/c\n");
         assert_eq!(
-            parse_known(text),
+            parse_known(text.as_bytes()),
             [
-                PathBuf::from("/s/b"),
-                PathBuf::from("/s/a"),
-                PathBuf::from("/s/c")
+                PathBuf::from(format!("{r}/s/b")),
+                PathBuf::from(format!("{r}/s/a")),
+                PathBuf::from(format!("{r}/s/c"))
             ]
         );
         // Thousands of lines, each store listed twice: each once, in order.
         let mut long = Vec::new();
         for round in 0..2 {
             for i in 0..5000 {
-                long.extend_from_slice(format!("/stores/{i}{}\n", ["", "/"][round]).as_bytes());
+                long.extend_from_slice(format!("{r}/stores/{i}{}\n", ["", "/"][round]).as_bytes());
             }
         }
         let parsed = parse_known(&long);
@@ -492,14 +695,14 @@ mod tests {
             parsed
                 .iter()
                 .enumerate()
-                .all(|(i, p)| *p == Path::new(&format!("/stores/{i}")))
+                .all(|(i, p)| *p == Path::new(&format!("{r}/stores/{i}")))
         );
     }
 
     #[test]
     fn absolute_resolves_dots_below_a_missing_tail() {
         let tmp = tempfile::tempdir().unwrap();
-        let canon = std::fs::canonicalize(tmp.path()).unwrap();
+        let canon = canonical(tmp.path()).unwrap();
         let p = tmp.path().join("a/../b/./c");
         assert_eq!(absolute(&p).unwrap(), canon.join("b/c"));
     }
@@ -513,6 +716,32 @@ mod tests {
         assert!(
             c.explain(Path::new("/m/t"))
                 .contains("default store is on another filesystem")
+        );
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn a_canonical_path_loses_its_verbatim_prefix_only_where_it_means_the_same() {
+        let plain = |s: &str| plain_path(PathBuf::from(s));
+        assert_eq!(
+            plain(r"\\?\C:\Users\a\.cowtree-store"),
+            Path::new(r"C:\Users\a\.cowtree-store")
+        );
+        assert_eq!(plain(r"\\?\UNC\srv\share\x"), Path::new(r"\\srv\share\x"));
+        // A trailing dot or a device name means something else without the prefix.
+        assert_eq!(plain(r"\\?\C:\a.\b"), Path::new(r"\\?\C:\a.\b"));
+        assert_eq!(plain(r"\\?\C:\x\NUL"), Path::new(r"\\?\C:\x\NUL"));
+        assert_eq!(plain(r"\\?\Volume{1}\x"), Path::new(r"\\?\Volume{1}\x"));
+        let long = format!(r"\\?\C:\{}", "a".repeat(300));
+        assert_eq!(plain(&long), Path::new(&long));
+        assert_eq!(plain(r"C:\x"), Path::new(r"C:\x"));
+        // What `absolute` gives for an existing directory has no prefix.
+        let tmp = tempfile::tempdir().unwrap();
+        let abs = absolute(tmp.path()).unwrap();
+        assert!(
+            !abs.as_os_str().to_string_lossy().starts_with(r"\\?\"),
+            "{}",
+            abs.display()
         );
     }
 }

@@ -558,6 +558,7 @@ impl From<Corrupt> for Error {
 
 /// A subvolume call's error, which names its path, as an I/O error (its cause stays reachable
 /// through [`std::io::Error::get_ref`]).
+#[cfg(unix)]
 impl From<cowtree_fs::subvolume::SubvolumeError> for Error {
     fn from(e: cowtree_fs::subvolume::SubvolumeError) -> Error {
         Error::Io(e.into())
@@ -644,17 +645,14 @@ mod tests {
 
     #[test]
     fn io_at_names_the_operation_and_path_and_keeps_the_source() {
-        let e = Error::io_at(
-            "write",
-            "/s/refs/x",
-            io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error()),
-        );
+        #[cfg(unix)]
+        let nospc = rustix::io::Errno::NOSPC.raw_os_error();
+        #[cfg(windows)]
+        let nospc = windows_sys::Win32::Foundation::ERROR_DISK_FULL as i32;
+        let e = Error::io_at("write", "/s/refs/x", io::Error::from_raw_os_error(nospc));
         let text = e.to_string();
         assert!(text.starts_with("write /s/refs/x: "), "{text}");
-        assert_eq!(
-            e.io_error().and_then(io::Error::raw_os_error),
-            Some(rustix::io::Errno::NOSPC.raw_os_error())
-        );
+        assert_eq!(e.io_error().and_then(io::Error::raw_os_error), Some(nospc));
         assert!(std::error::Error::source(&e).is_some());
         let bare = Error::io_at("", "/s", io::Error::from(io::ErrorKind::NotFound));
         assert!(bare.to_string().starts_with("/s: "), "{bare}");

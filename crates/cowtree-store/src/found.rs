@@ -129,12 +129,14 @@ impl Piece {
 
     /// The name of each leaf, in the order they were added.
     #[cfg(test)]
+    #[cfg_attr(windows, allow(dead_code))] // ingest's tests, unix only
     pub fn names(&self) -> Vec<&[u8]> {
         self.leaves.iter().map(|l| self.name(l)).collect()
     }
 
     /// The blob of each file, in the order they were added.
     #[cfg(test)]
+    #[cfg_attr(windows, allow(dead_code))] // ingest's tests, unix only
     pub fn hashes(&self) -> Vec<Hash> {
         self.leaves
             .iter()

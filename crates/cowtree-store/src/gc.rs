@@ -8,12 +8,13 @@
 //! anything, since its blobs cannot be known.
 
 use std::collections::HashSet;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use cowtree_fs::progress::Progress;
-use rustix::fs::{FileType, FlockOperation, flock};
+#[cfg(unix)]
+use rustix::fs::{FlockOperation, flock};
+#[cfg(unix)]
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
@@ -126,6 +127,10 @@ fn remove_unreferenced_blobs(
     progress: &Progress,
     report: &mut GcReport,
 ) -> Result<()> {
+    // The fan-out directories blobs were removed from: flushed on Windows, where the store's
+    // volume flush may be refused (see `Store::sync_filesystem`).
+    #[cfg(windows)]
+    let mut touched: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     store.each_blob_file(|fan_dir, fan_path, prefix, name| {
         let Some(hash) = name
             .to_str()
@@ -142,19 +147,69 @@ fn remove_unreferenced_blobs(
             .try_stat(&name)
             .map_err(|e| at(&fan_path.join(&name), e))?
         {
-            Some(st) => st.st_size as u64,
+            Some(st) => cowtree_fs::sys::stat_size(&st),
             None => return Ok(()),
         };
         if !dry_run {
-            fan_dir
-                .remove_file(&name)
+            remove_blob(fan_dir, &name)
                 .map_err(|e| Error::io_at("remove", store.blob_path(&hash), e))?;
+            #[cfg(windows)]
+            touched.insert(prefix.to_string());
         }
         progress.add(1, size);
         report.blobs_removed += 1;
         report.bytes_freed += size;
         Ok(())
-    })
+    })?;
+    #[cfg(windows)]
+    for prefix in touched {
+        let path = store.root().join("blobs").join(&prefix);
+        (store.blobs().open_dir(std::ffi::OsStr::new(&prefix)))
+            .and_then(|d| d.sync())
+            .map_err(|e| Error::io_at("sync", &path, e))?;
+    }
+    Ok(())
+}
+
+/// Removes the blob `name` from its fan-out directory.
+#[cfg(unix)]
+fn remove_blob(fan_dir: &cowtree_fs::dir::Dir, name: &std::ffi::OsStr) -> std::io::Result<()> {
+    fan_dir.remove_file(name)
+}
+
+/// Removes the blob `name` from its fan-out directory: a blob is read-only
+/// (`FILE_ATTRIBUTE_READONLY`), which stops a plain removal on Windows, and `remove_tree`
+/// clears it first.
+#[cfg(windows)]
+fn remove_blob(fan_dir: &cowtree_fs::dir::Dir, name: &std::ffi::OsStr) -> std::io::Result<()> {
+    match fan_dir.try_stat(name)? {
+        Some(st) if cowtree_fs::sys::stat_file_type(&st).is_dir() => Err(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "a directory where a blob is expected",
+        )),
+        Some(_) => fan_dir.remove_tree(name),
+        None => Err(std::io::ErrorKind::NotFound.into()),
+    }
+}
+
+/// Whether the staging directory `name` in `tmp/` is free, held by no live writer: each
+/// holds an `flock` on its own until it finishes.
+#[cfg(unix)]
+fn staging_free(tmp: &cowtree_fs::dir::Dir, name: &std::ffi::OsStr) -> std::io::Result<bool> {
+    let d = tmp.open_dir(name)?;
+    match flock(&d, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether the staging directory `name` in `tmp/` is free, held by no live writer: on
+/// Windows each keeps its own handle on it open until it finishes, so it is free when it
+/// opens for this handle alone (`Dir::open_dir_exclusive`).
+#[cfg(windows)]
+fn staging_free(tmp: &cowtree_fs::dir::Dir, name: &std::ffi::OsStr) -> std::io::Result<bool> {
+    Ok(tmp.open_dir_exclusive(name)?.is_some())
 }
 
 /// Removes (or counts) the entries of `tmp/` nobody holds: directories whose writer's flock is
@@ -174,20 +229,13 @@ fn remove_stale_staging(
         else {
             continue;
         };
-        let stale = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        let stale = if cowtree_fs::sys::stat_file_type(&st).is_dir() {
             // Each writer holds an flock on its own staging directory until it finishes.
-            let d = store
-                .tmp_dir()
-                .open_dir(&t.name)
-                .map_err(|e| at(&tmp_path.join(&t.name), e))?;
-            match flock(&d, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => true,
-                Err(Errno::WOULDBLOCK) => false,
-                Err(e) => return Err(at(&tmp_path.join(&t.name), e.into())),
-            }
+            staging_free(store.tmp_dir(), &t.name).map_err(|e| at(&tmp_path.join(&t.name), e))?
         } else {
-            let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(st.st_mtime.max(0) as u64);
-            now.duration_since(mtime).unwrap_or_default() > STAGING_GRACE
+            now.duration_since(whole_seconds(crate::util::mtime(&st)))
+                .unwrap_or_default()
+                > STAGING_GRACE
         };
         if stale {
             if !dry_run {
@@ -244,7 +292,7 @@ fn remove_snapshot_temporaries(store: &Store, dry_run: bool, report: &mut GcRepo
         .entries()
         .map_err(|e| at(&snaps_path, e))?
     {
-        if !t.name.as_bytes().starts_with(b".tmp-") || t.file_type != FileType::RegularFile {
+        if !t.name.as_encoded_bytes().starts_with(b".tmp-") || !t.file_type.is_file() {
             continue;
         }
         if !dry_run {
@@ -273,7 +321,7 @@ fn remove_unlocked_temporaries(
         (store.worktrees_path().to_path_buf(), store.worktrees_dir()),
     ] {
         for t in dir.entries().map_err(|e| at(&sub_path, e))? {
-            if !t.name.as_bytes().starts_with(b".tmp-") {
+            if !t.name.as_encoded_bytes().starts_with(b".tmp-") {
                 continue;
             }
             let Some(st) = dir
@@ -282,10 +330,10 @@ fn remove_unlocked_temporaries(
             else {
                 continue;
             };
-            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            if !cowtree_fs::sys::stat_file_type(&st).is_file() {
                 continue;
             }
-            let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(st.st_mtime.max(0) as u64);
+            let mtime = whole_seconds(crate::util::mtime(&st));
             let stale = boot.is_some_and(|b| mtime < b)
                 || now.duration_since(mtime).unwrap_or_default() > STAGING_GRACE;
             if !stale {
@@ -351,8 +399,7 @@ pub fn remove_unused(store: &Store, blobs: &[Hash], since: SystemTime) -> Result
         else {
             continue;
         };
-        let mtime = SystemTime::UNIX_EPOCH
-            + Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32);
+        let mtime = crate::util::mtime(&st).max(SystemTime::UNIX_EPOCH);
         if mtime < since {
             continue;
         }
@@ -360,17 +407,10 @@ pub fn remove_unused(store: &Store, blobs: &[Hash], since: SystemTime) -> Result
     }
     let mut removed = Removed::default();
     for h in blobs.iter().filter(|h| !referenced.contains(h)) {
-        let rel = Store::blob_rel(h);
-        let st =
-            match rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => st,
-                Err(Errno::NOENT) => continue,
-                Err(e) => return Err(Error::io_at("", store.blob_path(h), e.into())),
-            };
-        rustix::fs::unlinkat(store.blobs(), &rel, rustix::fs::AtFlags::empty())
-            .map_err(|e| Error::io_at("remove", store.blob_path(h), e.into()))?;
-        removed.blobs += 1;
-        removed.bytes += st.st_size as u64;
+        if let Some(bytes) = remove_blob_by_hash(store, h)? {
+            removed.blobs += 1;
+            removed.bytes += bytes;
+        }
     }
     if removed.blobs > 0 {
         store.sync_filesystem()?;
@@ -378,7 +418,50 @@ pub fn remove_unused(store: &Store, blobs: &[Hash], since: SystemTime) -> Result
     Ok(Some(removed))
 }
 
-/// When the system booted, from `/proc/stat` (`btime`); `None` where it cannot be read.
+/// Removes the blob `h`; its size, or `None` when it was not there.
+#[cfg(unix)]
+fn remove_blob_by_hash(store: &Store, h: &Hash) -> Result<Option<u64>> {
+    let rel = Store::blob_rel(h);
+    let st = match rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(Error::io_at("", store.blob_path(h), e.into())),
+    };
+    rustix::fs::unlinkat(store.blobs(), &rel, rustix::fs::AtFlags::empty())
+        .map_err(|e| Error::io_at("remove", store.blob_path(h), e.into()))?;
+    Ok(Some(st.st_size as u64))
+}
+
+/// Removes the blob `h` (relative to its fan-out directory: Windows opens one component at a
+/// time); its size, or `None` when it was not there.
+#[cfg(windows)]
+fn remove_blob_by_hash(store: &Store, h: &Hash) -> Result<Option<u64>> {
+    let at = |e| Error::io_at("", store.blob_path(h), e);
+    let (fan_dir, name) = match store.blob_fanout(h) {
+        Ok(found) => found,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(at(e)),
+    };
+    let Some(st) = fan_dir.try_stat(&name).map_err(at)? else {
+        return Ok(None);
+    };
+    remove_blob(&fan_dir, &name).map_err(|e| Error::io_at("remove", store.blob_path(h), e))?;
+    // Durable here: the store's volume flush may be refused (see `Store::sync_filesystem`).
+    fan_dir.sync().map_err(at)?;
+    Ok(Some(cowtree_fs::sys::stat_size(&st)))
+}
+
+/// A time cut to its whole seconds (not before the epoch), as gc compares the ages of
+/// temporary files.
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// When the system booted, from `/proc/stat` (`btime`); `None` where it cannot be read
+/// (Windows: there the grace period alone tells an old temporary file).
 fn boot_time() -> Option<SystemTime> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let secs: u64 = stat

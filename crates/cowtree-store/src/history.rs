@@ -6,9 +6,13 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+#[cfg(unix)]
 use std::os::unix::fs::OpenOptionsExt;
+#[cfg(windows)]
+use std::os::windows::fs::OpenOptionsExt;
 use std::path::Path;
 
+#[cfg(unix)]
 use rustix::fs::OFlags;
 use serde::{Deserialize, Serialize};
 
@@ -42,16 +46,20 @@ pub fn record(store: &Store, id: &Hash, source: Option<&Path>) -> Result<()> {
     bytes.push(b'\n');
     let ctx = |e: std::io::Error| Error::io_at("", store.root().join(FILE), e);
     // One write with O_APPEND: lines of concurrent writers do not interleave.
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o644)
-        .custom_flags(libc_nofollow())
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    options.mode(0o644).custom_flags(libc_nofollow());
+    // A reparse point at the name is opened itself (its own data), never followed.
+    #[cfg(windows)]
+    options.custom_flags(windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT);
+    options
         .open(store.root().join(FILE))
         .and_then(|mut f| f.write_all(&bytes))
         .map_err(ctx)
 }
 
+#[cfg(unix)]
 fn libc_nofollow() -> i32 {
     OFlags::NOFOLLOW.bits() as i32
 }

@@ -9,7 +9,8 @@
 //! around the clone (the page cache holds one copy of a file's bytes, whoever read them in).
 
 use std::num::NonZeroU64;
-use std::os::fd::AsFd;
+
+use cowtree_fs::sys::AsFd;
 
 /// Asks the kernel to start reading `fd` from its start, up to `len` bytes, into the page
 /// cache, usually returning before the reads complete (`POSIX_FADV_WILLNEED`; a page already
@@ -26,8 +27,12 @@ pub(crate) fn will_need(fd: impl AsFd, len: u64) {
     }
 }
 
-/// Without `posix_fadvise` (macOS): nothing; the read waits for the device.
+/// Without `posix_fadvise` (macOS, Windows): nothing; the read waits for the device. (Windows
+/// has a read-ahead hint only for a whole open, `FILE_FLAG_SEQUENTIAL_SCAN`, not for a range
+/// of an open file.)
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
+// Windows' ingest reads its sources as they come (no caller there yet).
+#[cfg_attr(windows, allow(dead_code))]
 pub(crate) fn will_need(fd: impl AsFd, len: u64) {
     let _ = (fd.as_fd(), NonZeroU64::new(len));
 }

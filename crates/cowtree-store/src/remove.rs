@@ -19,16 +19,26 @@
 //! | only names a store has ([`STORE_NAMES`], `.tmp-*`), no `format` | `Remains` | yes: what `rm -rf` (or a store's interrupted creation) left |
 //! | an empty directory | `Empty` | yes |
 //! | anything else | refused ([`Refused::NotAStore`]) | nothing |
+//!
+//! On Windows there are no subvolumes: [`Removal::finish`] removes every entry (clearing the
+//! read-only attribute of blobs), the store's lock last but the marker, having released it
+//! (Windows removes a file still open elsewhere only at its last close, and a directory
+//! holding it could not go). The lock is `LockFileEx`'s, as the store's own.
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+#[cfg(unix)]
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use cowtree_fs::dir::Dir;
-use cowtree_fs::subvolume::{self, At, Cause, Deleted};
+use cowtree_fs::subvolume::Deleted;
+#[cfg(unix)]
+use cowtree_fs::subvolume::{self, At, Cause};
+use cowtree_fs::sys::AsFd;
+#[cfg(unix)]
 use rustix::fs::{FlockOperation, Mode, OFlags, flock, openat};
+#[cfg(unix)]
 use rustix::io::Errno;
 
 pub use crate::error::Refused;
@@ -89,8 +99,10 @@ pub struct Removal {
     root: PathBuf,
     dir: Dir,
     state: State,
-    /// The store's lock, held exclusively from [`examine`] on (when the store has a lock file).
-    _lock: Option<OwnedFd>,
+    /// The store's lock, held exclusively from [`examine`] on (when the store has a lock file);
+    /// released by hand only on Windows (see [`Removal::finish`]).
+    #[cfg_attr(unix, allow(dead_code))]
+    lock: Option<HeldLock>,
     worktrees: Vec<PathBuf>,
 }
 
@@ -123,7 +135,11 @@ pub fn examine(root: &Path) -> Result<Removal> {
         Err(e) => return Err(io_at("open", root, e)),
     };
     let entries = dir.entries().map_err(|e| io_at("read", root, e))?;
-    let has = |n: &str| entries.iter().any(|e| e.name.as_bytes() == n.as_bytes());
+    let has = |n: &str| {
+        entries
+            .iter()
+            .any(|e| e.name.as_encoded_bytes() == n.as_bytes())
+    };
     let state = if has(MARKER) {
         State::BeingRemoved
     } else if has("format") {
@@ -157,7 +173,7 @@ pub fn examine(root: &Path) -> Result<Removal> {
         root: root.to_path_buf(),
         dir,
         state,
-        _lock: lock,
+        lock,
         worktrees,
     })
 }
@@ -180,12 +196,20 @@ pub fn leftover(root: &Path) -> Option<Error> {
 
 /// A name a store's root can hold.
 fn store_name(name: &OsStr) -> bool {
-    let n = name.as_bytes();
+    let n = name.as_encoded_bytes();
     STORE_NAMES.iter().any(|s| s.as_bytes() == n) || n.starts_with(b".tmp-")
 }
 
+/// The store's lock, held.
+#[cfg(unix)]
+type HeldLock = OwnedFd;
+/// The store's lock, held.
+#[cfg(windows)]
+type HeldLock = crate::lock::Held;
+
 /// The store's lock taken exclusively without waiting, as gc takes it (every command that
 /// writes the store takes it shared); `None` where there is no lock file.
+#[cfg(unix)]
 fn lock(dir: &Dir, root: &Path) -> Result<Option<OwnedFd>> {
     let path = root.join("lock");
     let fd = match openat(
@@ -204,6 +228,25 @@ fn lock(dir: &Dir, root: &Path) -> Result<Option<OwnedFd>> {
             path: root.to_path_buf(),
         })),
         Err(e) => Err(io_at("lock", &path, e.into())),
+    }
+}
+
+/// The store's lock taken exclusively without waiting (`LockFileEx`, as the store's own);
+/// `None` where there is no lock file.
+#[cfg(windows)]
+fn lock(dir: &Dir, root: &Path) -> Result<Option<HeldLock>> {
+    let path = root.join("lock");
+    let file = match dir.open_file(OsStr::new("lock")) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_at("open", &path, e)),
+    };
+    match crate::lock::try_lock(file, true) {
+        Ok(Ok(held)) => Ok(Some(held)),
+        Ok(Err(_)) => Err(Error::RemoveRefused(Refused::InUse {
+            path: root.to_path_buf(),
+        })),
+        Err(e) => Err(io_at("lock", &path, e)),
     }
 }
 
@@ -264,6 +307,7 @@ impl Removal {
     /// the marker, then the root (itself deleted as a subvolume if it is one). Call
     /// [`Removal::mark`] first: an error here leaves the removal to be finished by running it
     /// again.
+    #[cfg(unix)]
     pub fn finish(self) -> Result<Removed> {
         let mut out = Removed::default();
         let root = self.root.clone();
@@ -297,7 +341,7 @@ impl Removal {
         let entries = self.dir.entries().map_err(|e| io_at("read", &root, e))?;
         for e in entries
             .iter()
-            .filter(|e| e.name.as_bytes() != MARKER.as_bytes())
+            .filter(|e| e.name.as_encoded_bytes() != MARKER.as_bytes())
         {
             self.dir
                 .remove_tree(&e.name)
@@ -312,10 +356,41 @@ impl Removal {
         drop(self);
         Ok(out)
     }
+
+    /// Deletes everything (see the unix one; no subvolumes on Windows): every entry but the
+    /// marker and the lock, then the lock once released, the marker, and the root. Call
+    /// [`Removal::mark`] first: an error here leaves the removal to be finished by running it
+    /// again.
+    #[cfg(windows)]
+    pub fn finish(mut self) -> Result<Removed> {
+        let root = self.root.clone();
+        let entries = self.dir.entries().map_err(|e| io_at("read", &root, e))?;
+        for e in entries
+            .iter()
+            .filter(|e| e.name != MARKER && e.name != "lock")
+        {
+            self.dir
+                .remove_tree(&e.name)
+                .map_err(|err| io_at("remove", &root.join(&e.name), err))?;
+        }
+        // Released and closed first: a file open elsewhere stays until its last close.
+        drop(self.lock.take());
+        for name in ["lock", MARKER] {
+            match self.dir.remove_tree(OsStr::new(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_at("remove", &root.join(name), e)),
+            }
+        }
+        remove_root(&self.dir, &root)?;
+        drop(self);
+        Ok(Removed::default())
+    }
 }
 
 /// Removes the emptied root: as a subvolume when it is one (`rmdir` cannot remove a
 /// subvolume's root without privilege on older kernels), else with `rmdir`.
+#[cfg(unix)]
 fn remove_root(dir: &Dir, root: &Path) -> Result<()> {
     let (Some(parent_path), Some(name)) = (root.parent(), root.file_name()) else {
         return Err(Error::Msg(format!(
@@ -339,6 +414,29 @@ fn remove_root(dir: &Dir, root: &Path) -> Result<()> {
     parent.sync().map_err(|e| io_at("sync", parent_path, e))
 }
 
+/// Removes the emptied root (its handle `dir`, open, is closed by the caller, when Windows
+/// removes it).
+#[cfg(windows)]
+fn remove_root(_dir: &Dir, root: &Path) -> Result<()> {
+    let (Some(parent_path), Some(name)) = (root.parent(), root.file_name()) else {
+        return Err(Error::Msg(format!(
+            "{}: cannot remove a directory without a parent",
+            root.display()
+        )));
+    };
+    let parent_path = if parent_path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent_path
+    };
+    let parent = Dir::open(parent_path).map_err(|e| io_at("open", parent_path, e))?;
+    parent
+        .remove_dir(name)
+        .map_err(|e| io_at("remove directory", root, e))?;
+    parent.sync().map_err(|e| io_at("sync", parent_path, e))
+}
+
+#[cfg(unix)]
 fn sub_err(e: subvolume::SubvolumeError) -> Error {
     Error::Io(e.into())
 }

@@ -2,13 +2,18 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+#[cfg(unix)]
+use std::os::fd::OwnedFd;
+#[cfg(unix)]
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 use cowtree_fs::atomic_file::AtomicFile;
 use cowtree_fs::dir::Dir;
+use cowtree_fs::sys::AsFd;
+#[cfg(unix)]
 use rustix::fs::{Access, AtFlags, FlockOperation, Mode, OFlags, accessat, flock, openat};
+#[cfg(unix)]
 use rustix::io::Errno;
 
 use crate::compact::CompactManifest;
@@ -109,7 +114,12 @@ struct ReadAt<'a> {
 
 impl io::Read for ReadAt<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(unix)]
         let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.pos)?;
+        // Moves the handle's position too, which no reader of a `SnapshotFile` uses: each
+        // read gives its offset.
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(self.file, buf, self.pos)?;
         self.pos += n as u64;
         Ok(n)
     }
@@ -147,12 +157,16 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
 /// The marker file of a store being removed, in its root (see [`crate::remove`]).
 pub const MARKER: &str = "removing";
 
-/// A held flock on the store; released on drop.
+/// A held flock on the store (on Windows, a `LockFileEx` lock: see `lock_windows.rs`);
+/// released on drop.
 #[derive(Debug)]
 pub struct LockGuard {
     /// `None` for a store this process cannot write that has no lock file (see
     /// [`Store::lock_shared`]).
+    #[cfg(unix)]
     _fd: Option<OwnedFd>,
+    #[cfg(windows)]
+    _held: Option<crate::lock::Held>,
 }
 
 impl Store {
@@ -270,6 +284,7 @@ impl Store {
     /// Takes the lock shared (snapshot, checkout, verify): blocks while gc runs. A store this
     /// process cannot write and that has no lock file (made before stores got one when
     /// created) is not locked: nothing this process does can change it.
+    #[cfg(unix)]
     pub fn lock_shared(&self) -> Result<LockGuard> {
         self.lock(
             FlockOperation::LockShared,
@@ -279,6 +294,7 @@ impl Store {
 
     /// Takes the lock exclusive if no other process holds it (nor this one, through another
     /// guard), without waiting: `None` when it is held.
+    #[cfg(unix)]
     pub fn try_lock_exclusive(&self) -> Result<Option<LockGuard>> {
         let path = self.root.join("lock");
         let fd = openat(
@@ -296,6 +312,7 @@ impl Store {
     }
 
     /// Takes the lock exclusive (gc): blocks while any snapshot or checkout runs.
+    #[cfg(unix)]
     pub fn lock_exclusive(&self) -> Result<LockGuard> {
         self.lock(
             FlockOperation::LockExclusive,
@@ -303,6 +320,7 @@ impl Store {
         )
     }
 
+    #[cfg(unix)]
     fn lock(&self, blocking: FlockOperation, nonblocking: FlockOperation) -> Result<LockGuard> {
         let path = self.root.join("lock");
         let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
@@ -341,6 +359,66 @@ impl Store {
         }
     }
 
+    /// Takes the lock shared (snapshot, checkout, verify): blocks while gc runs. A store this
+    /// process cannot write and that has no lock file is not locked: nothing this process
+    /// does can change it.
+    #[cfg(windows)]
+    pub fn lock_shared(&self) -> Result<LockGuard> {
+        self.lock(false)
+    }
+
+    /// Takes the lock exclusive if no other process holds it (nor this one, through another
+    /// guard), without waiting: `None` when it is held.
+    #[cfg(windows)]
+    pub fn try_lock_exclusive(&self) -> Result<Option<LockGuard>> {
+        let path = self.root.join("lock");
+        let file = open_lock_file(&self.dir, true)
+            .map_err(|e| Error::io_at("open", &path, e))?
+            .ok_or_else(|| Error::io_at("open", &path, io::ErrorKind::NotFound.into()))?;
+        match crate::lock::try_lock(file, true) {
+            Ok(Ok(held)) => Ok(Some(LockGuard { _held: Some(held) })),
+            Ok(Err(_)) => Ok(None),
+            Err(e) => Err(Error::io_at("lock", &path, e)),
+        }
+    }
+
+    /// Takes the lock exclusive (gc): blocks while any snapshot or checkout runs.
+    #[cfg(windows)]
+    pub fn lock_exclusive(&self) -> Result<LockGuard> {
+        self.lock(true)
+    }
+
+    /// The lock on Windows: `LockFileEx` on the `lock` file (see `lock_windows.rs`), as
+    /// `flock` on unix, saying when it waits.
+    #[cfg(windows)]
+    fn lock(&self, exclusive: bool) -> Result<LockGuard> {
+        let path = self.root.join("lock");
+        let file = match open_lock_file(&self.dir, true) {
+            Ok(f) => f,
+            Err(e) if self.read_only && e.kind() == io::ErrorKind::PermissionDenied => {
+                open_lock_file(&self.dir, false).map_err(|e| Error::io_at("open", &path, e))?
+            }
+            Err(e) => return Err(Error::io_at("open", &path, e)),
+        };
+        let Some(file) = file else {
+            return Ok(LockGuard { _held: None });
+        };
+        let file = match crate::lock::try_lock(file, exclusive) {
+            Ok(Ok(held)) => return Ok(LockGuard { _held: Some(held) }),
+            Ok(Err(file)) => {
+                eprintln!(
+                    "cowtree: waiting for the store lock {} (another cowtree is using the store)",
+                    path.display()
+                );
+                file
+            }
+            Err(e) => return Err(Error::io_at("lock", &path, e)),
+        };
+        crate::lock::lock(file, exclusive)
+            .map(|held| LockGuard { _held: Some(held) })
+            .map_err(|e| Error::io_at("lock", &path, e))
+    }
+
     /// Creates a fresh staging directory `tmp/<purpose>-<pid>-<n>-<t>/`, flocked until dropped.
     /// Once the process is stopping ([`cowtree_fs::staging::stop_staging`]) it creates nothing
     /// and fails with an `Interrupted` error.
@@ -349,6 +427,7 @@ impl Store {
     }
 
     /// The name of a blob relative to `blobs/`: `ab/cdef...`.
+    #[cfg(unix)]
     pub fn blob_rel(hash: &Hash) -> OsString {
         let hex = hash.hex_bytes();
         let mut rel = Vec::with_capacity(hex.len() + 1);
@@ -356,6 +435,23 @@ impl Store {
         rel.push(b'/');
         rel.extend_from_slice(&hex[2..]);
         OsString::from_vec(rel)
+    }
+
+    /// The name of a blob relative to `blobs/`: `ab/cdef...` (a relative path: Windows opens
+    /// it one component at a time, see [`Store::blob_fanout`]).
+    #[cfg(windows)]
+    pub fn blob_rel(hash: &Hash) -> OsString {
+        let hex = hash.to_hex();
+        OsString::from(format!("{}/{}", &hex[..2], &hex[2..]))
+    }
+
+    /// The fan-out directory of a blob under `blobs/`, open, and the blob's name in it:
+    /// where Windows reaches a blob (it opens one component at a time).
+    #[cfg(windows)]
+    pub(crate) fn blob_fanout(&self, hash: &Hash) -> io::Result<(Dir, OsString)> {
+        let hex = hash.to_hex();
+        let dir = self.blobs.open_dir(OsStr::new(&hex[..2]))?;
+        Ok((dir, OsString::from(&hex[2..])))
     }
 
     /// The full path of a blob, for messages and tests.
@@ -437,9 +533,9 @@ impl Store {
         let fd = open_at(&self.snapshots, OsStr::new(&hex))
             .map_err(|e| Error::io_at("read", &path, e))?
             .ok_or(NotFound::Snapshot(*id))?;
-        let st = rustix::fs::fstat(&fd).map_err(|e| Error::io_at("read", &path, e.into()))?;
+        let st = cowtree_fs::sys::fstat(fd.as_fd()).map_err(|e| Error::io_at("read", &path, e))?;
         // A FIFO or a device would read as an empty or endless manifest.
-        if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
+        if !cowtree_fs::sys::stat_file_type(&st).is_file() {
             return Err(Error::io_at(
                 "read",
                 &path,
@@ -450,7 +546,7 @@ impl Store {
             id: *id,
             path,
             file: std::fs::File::from(fd),
-            size: st.st_size as u64,
+            size: cowtree_fs::sys::stat_size(&st),
         })
     }
 
@@ -550,10 +646,41 @@ impl Store {
     /// blobs a manifest is about to name, with their fan-out directory entries. Called before
     /// a manifest is given its name, so that a snapshot that survives a power loss never
     /// names a blob that did not (docs/store.md, "Durability").
+    #[cfg(unix)]
     pub fn sync_filesystem(&self) -> Result<()> {
         self.dir
             .sync_filesystem()
             .map_err(|e| Error::io_at("sync the store", &self.root, e))
+    }
+
+    /// Makes everything written to the store's volume so far durable: a flush of the volume,
+    /// which Windows allows administrators only. Where it is refused (access denied; Wine
+    /// cannot flush a volume at all), nothing more is done here: on Windows every writer of
+    /// the store flushes what it writes itself (ingest each blob and the fan-out directory
+    /// it was renamed into; a manifest is flushed with its directory when it is named; gc
+    /// the fan-out directories it removed blobs from), so nothing is owed to this call.
+    #[cfg(windows)]
+    pub fn sync_filesystem(&self) -> Result<()> {
+        use windows_sys::Win32::Foundation::{
+            ERROR_ACCESS_DENIED, ERROR_INVALID_FUNCTION, ERROR_PRIVILEGE_NOT_HELD,
+        };
+        match self.dir.sync_filesystem() {
+            Ok(()) => Ok(()),
+            Err(e)
+                if cowtree_fs::raw_errno(&e).is_some_and(|n| {
+                    [
+                        ERROR_ACCESS_DENIED,
+                        ERROR_INVALID_FUNCTION,
+                        ERROR_PRIVILEGE_NOT_HELD,
+                    ]
+                    .iter()
+                    .any(|&c| c as i32 == n)
+                }) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::io_at("sync the store", &self.root, e)),
+        }
     }
 
     /// `fsync` of `snapshots/`: a manifest named there survives a power loss.
@@ -594,6 +721,7 @@ impl Store {
     /// Whether the store holds a snapshot: `snapshots/` is read only up to its first id (names
     /// that are not ids, temp files, are skipped), not listed and sorted like
     /// [`Store::snapshot_ids`].
+    #[cfg(unix)]
     pub fn holds_any_snapshot(&self) -> Result<bool> {
         let err = |e: Errno| Error::io_at("", self.root.join("snapshots"), e.into());
         let mut dir = rustix::fs::Dir::read_from(&self.snapshots).map_err(err)?;
@@ -610,6 +738,17 @@ impl Store {
             }
         }
         Ok(false)
+    }
+
+    /// Whether the store holds a snapshot (see the unix one): `snapshots/` listed, its names
+    /// looked at until the first id.
+    #[cfg(windows)]
+    pub fn holds_any_snapshot(&self) -> Result<bool> {
+        let entries = (self.snapshots.entries())
+            .map_err(|e| Error::io_at("", self.root.join("snapshots"), e))?;
+        Ok(entries
+            .iter()
+            .any(|e| e.name.to_str().and_then(Hash::from_hex).is_some()))
     }
 
     /// The device the blobs live on.
@@ -840,7 +979,7 @@ fn create_layout(root: &Path, dir: &Dir) -> Result<()> {
     // Another process may be creating the same store right now: our own layout names are
     // expected; anything else means this directory is not ours to take.
     for e in dir.entries().map_err(ctx)? {
-        let n = e.name.as_bytes();
+        let n = e.name.as_encoded_bytes();
         let ours =
             LAYOUT.iter().any(|l| l.as_bytes() == n) || n == b"lock" || n.starts_with(b".tmp-");
         if !ours {
@@ -854,6 +993,7 @@ fn create_layout(root: &Path, dir: &Dir) -> Result<()> {
     }
     // The lock file exists from the start, so that a process that cannot write the store
     // (a read-only mount of it) still takes the lock every writer takes.
+    #[cfg(unix)]
     openat(
         dir,
         "lock",
@@ -861,6 +1001,8 @@ fn create_layout(root: &Path, dir: &Dir) -> Result<()> {
         Mode::from_raw_mode(0o644),
     )
     .map_err(|e| ctx(e.into()))?;
+    #[cfg(windows)]
+    open_lock_file(dir, true).map_err(ctx)?;
     let blobs = dir.open_dir(OsStr::new("blobs")).map_err(ctx)?;
     for b in 0..=255u8 {
         mkdir_ok(&blobs, OsStr::new(&format!("{b:02x}"))).map_err(ctx)?;
@@ -877,6 +1019,7 @@ fn create_layout(root: &Path, dir: &Dir) -> Result<()> {
 
 /// The registry directory of the store at `root` (whose `worktrees/` is `own`), its path, and
 /// whether the store is read-only to this process (see [`Store::open`]).
+#[cfg(unix)]
 fn registry_place(root: &Path, dir: &Dir, own: Dir) -> Result<(Dir, PathBuf, bool)> {
     let own_path = root.join("worktrees");
     let access = Access::WRITE_OK | Access::EXEC_OK;
@@ -898,6 +1041,32 @@ fn registry_place(root: &Path, dir: &Dir, own: Dir) -> Result<(Dir, PathBuf, boo
         }
         Err(e) => Err(Error::io_at("", own_path, e.into())),
     }
+}
+
+/// The registry directory of the store at `root` (see the unix one). Windows has no
+/// `access`: `worktrees/` is writable when it opens with the right to add files to it
+/// ([`crate::util::writable`]).
+#[cfg(windows)]
+fn registry_place(root: &Path, _dir: &Dir, own: Dir) -> Result<(Dir, PathBuf, bool)> {
+    let own_path = root.join("worktrees");
+    if crate::util::writable(&own_path).map_err(|e| Error::io_at("", &own_path, e))? {
+        if let Some(outside) = crate::discover::outside_registry(root) {
+            adopt_outside(&own, &own_path, &outside)?;
+        }
+        return Ok((own, own_path, false));
+    }
+    let Some(outside) = crate::discover::outside_registry(root) else {
+        return Ok((own, own_path, true));
+    };
+    let made = open_outside(root, &own, &outside)
+        .map_err(|e| Error::io_at("the registry of the read-only store in", &outside, e))?;
+    Ok((made, outside, true))
+}
+
+/// Opens (with `create`, creating when missing) the store's `lock` file under `dir`.
+#[cfg(windows)]
+fn open_lock_file(dir: &Dir, create: bool) -> io::Result<Option<std::fs::File>> {
+    crate::lock::open_file(dir, OsStr::new("lock"), create)
 }
 
 /// Opens the registry outside the read-only store at `root` whose own registry is `own`,
@@ -922,27 +1091,29 @@ fn open_outside(root: &Path, own: &Dir, outside: &Path) -> io::Result<Dir> {
     let made = parent.create_dir_open(&tmp, 0o700)?;
     let filled = (|| -> io::Result<()> {
         for e in own.entries()? {
-            let n = e.name.as_bytes();
-            if e.file_type != rustix::fs::FileType::RegularFile || n.starts_with(b".tmp-") {
+            let n = e.name.as_encoded_bytes();
+            if !e.file_type.is_file() || n.starts_with(b".tmp-") {
                 continue;
             }
             let (Some(bytes), Some(st)) = (read_at(own, &e.name)?, own.try_stat(&e.name)?) else {
                 continue;
             };
             cowtree_fs::atomic_file::write_atomic(&made, &e.name, &bytes, 0o644, false)?;
-            let t = |sec, nsec| rustix::fs::Timespec {
-                tv_sec: sec as _,
-                tv_nsec: nsec as _,
-            };
-            made.set_times(
-                &e.name,
-                t(st.st_atime, st.st_atime_nsec),
-                t(st.st_mtime, st.st_mtime_nsec),
-            )?;
+            let (atime, mtime) = cowtree_fs::sys::stat_times(&st);
+            made.set_times(&e.name, atime, mtime)?;
         }
-        let mut line = crate::discover::absolute(root)?.into_os_string().into_vec();
+        let mut line = (crate::discover::absolute(root)?.into_os_string()).into_encoded_bytes();
         line.push(b'\n');
         write_atomic(&made, OsStr::new("store"), &line, 0o644)?;
+        #[cfg(windows)]
+        parent
+            .rename_noreplace(&tmp, &parent, name)
+            .or_else(|e| match e.kind() {
+                // Another process made it first: use that one.
+                io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty => Ok(()),
+                _ => Err(e),
+            })?;
+        #[cfg(unix)]
         rustix::fs::renameat_with(
             &parent,
             &tmp,
@@ -974,15 +1145,17 @@ fn adopt_outside(own: &Dir, own_path: &Path, outside: &Path) -> Result<()> {
     let at = |p: PathBuf| move |e: io::Error| Error::io_at("", &p, e);
     let mut moved = false;
     for e in from.entries().map_err(at(outside.to_path_buf()))? {
-        let n = e.name.as_bytes();
-        if n == b"store"
-            || n.starts_with(b".tmp-")
-            || e.file_type != rustix::fs::FileType::RegularFile
-        {
+        let n = e.name.as_encoded_bytes();
+        if n == b"store" || n.starts_with(b".tmp-") || !e.file_type.is_file() {
             continue;
         }
         let src = outside.join(&e.name);
-        let mtime = |st: Option<rustix::fs::Stat>| st.map(|s| (s.st_mtime, s.st_mtime_nsec));
+        let mtime = |st: Option<cowtree_fs::dir::Stat>| {
+            st.map(|s| {
+                let t = cowtree_fs::sys::stat_times(&s).1;
+                (t.tv_sec, t.tv_nsec)
+            })
+        };
         let theirs = mtime(from.try_stat(&e.name).map_err(at(src.clone()))?);
         let ours = mtime(own.try_stat(&e.name).map_err(at(own_path.join(&e.name)))?);
         if theirs.is_some() && ours < theirs {

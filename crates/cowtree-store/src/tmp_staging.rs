@@ -4,13 +4,17 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use cowtree_fs::dir::Dir;
+#[cfg(unix)]
 use rustix::fs::{FlockOperation, flock};
 
 use crate::error::{Error, Result};
 use crate::util::unique_suffix;
 
 /// A staging directory under `tmp/`, flocked by this process for as long as it lives, so that
-/// `gc` can tell live staging from leftovers of a killed process. Removed on drop.
+/// `gc` can tell live staging from leftovers of a killed process. Removed on drop. Windows
+/// cannot `flock` a directory: there the lock is its own handle, open from the call that made
+/// it (so never unlocked) until it is dropped, which gc's open of it for itself alone
+/// (`Dir::open_dir_exclusive`) fails against, as `cowtree_fs::staging`'s.
 #[derive(Debug)]
 pub struct Staging {
     dir: Dir,
@@ -33,6 +37,7 @@ impl Staging {
             path: tmp_path.join(&name),
             undo: Some(undo),
         };
+        #[cfg(unix)]
         flock(&staging.dir, FlockOperation::NonBlockingLockExclusive)
             .map_err(|e| Error::io_at("lock staging in", tmp_path, e.into()))?;
         Ok(staging)

@@ -25,21 +25,32 @@
 //!
 //! A tree belongs to the user who made it; a snapshot of it keeps every owner, so only its
 //! owner's checkouts use it (see `checkout`).
+//!
+//! Windows has no subvolumes: there [`open`] finds no tree, [`create`] makes none and says
+//! why (the volume's filesystem, [`NotUsed::Filesystem`]), and `freeze` is not built; what
+//! [`collect`] and [`remove`] find in `trees/` (nothing a Windows store makes) is removed as
+//! plain files and directories. Counts and stat caches build on both.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use cowtree_fs::dir::Dir;
-use cowtree_fs::subvolume::{self, At, Cause, Deleted, SubvolumeError};
-use cowtree_fs::whole_tree::{NotUsed, Request, WholeTree};
+#[cfg(unix)]
+use cowtree_fs::subvolume::{self, At, SubvolumeError};
+use cowtree_fs::subvolume::{Cause, Deleted};
+use cowtree_fs::whole_tree::NotUsed;
+#[cfg(unix)]
+use cowtree_fs::whole_tree::{Request, WholeTree};
+#[cfg(unix)]
 use rustix::fs::FileType;
+#[cfg(unix)]
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 use crate::hash::Hash;
 use crate::store::Store;
+#[cfg(unix)]
 use crate::util::unique_suffix;
 
 /// The store's directory of tree subvolumes.
@@ -88,6 +99,7 @@ pub struct Tree {
     pub owner: u32,
 }
 
+#[cfg(unix)]
 impl Tree {
     /// The tree as the source of a whole-tree copy.
     pub fn at(&self) -> At<'_> {
@@ -116,6 +128,7 @@ fn trees_dir(store: &Store) -> Result<Option<Dir>> {
 
 /// The tree of snapshot `id` when the store holds one: a read-only subvolume root at
 /// `trees/<id>` (anything else there is not used, and gc or `verify` report it).
+#[cfg(unix)]
 pub fn open(store: &Store, id: &Hash) -> Result<Option<Tree>> {
     let Some(trees) = trees_dir(store)? else {
         return Ok(None);
@@ -132,6 +145,13 @@ pub fn open(store: &Store, id: &Hash) -> Result<Option<Tree>> {
     }
     let owner = dir.stat_self().map_err(|e| io_at(&path, e))?.st_uid;
     Ok(Some(Tree { dir, path, owner }))
+}
+
+/// The tree of snapshot `id`: none on Windows, which has no read-only subvolumes (anything
+/// at `trees/<id>` is not trusted; gc removes it).
+#[cfg(windows)]
+pub fn open(_store: &Store, _id: &Hash) -> Result<Option<Tree>> {
+    Ok(None)
 }
 
 /// Whether anything is at `trees/<id>` (trusted by [`open`] or not).
@@ -154,6 +174,7 @@ pub struct Pending<'s> {
     path: PathBuf,
     dir: Dir,
     /// Already read-only (a read-only snapshot) and committed.
+    #[cfg_attr(windows, allow(dead_code))]
     frozen: bool,
     done: bool,
     /// Its entry in the process's undo registry (`cowtree_fs::undo`), registered before it
@@ -162,10 +183,12 @@ pub struct Pending<'s> {
 }
 
 /// A name for a tree being made by this process.
+#[cfg(unix)]
 fn tmp_name() -> OsString {
     OsString::from(format!("{TMP_PREFIX}{}", unique_suffix()))
 }
 
+#[cfg(unix)]
 fn open_or_create_trees(store: &Store) -> Result<std::result::Result<Dir, NotUsed>> {
     if store.is_read_only() {
         return Ok(Err(STORE_NOT_WRITABLE));
@@ -193,6 +216,7 @@ fn open_or_create_trees(store: &Store) -> Result<std::result::Result<Dir, NotUse
 /// Starts a tree to be built: a new, empty, writable subvolume `trees/.tmp-*`. Where the
 /// kernel refuses the subvolume (EPERM) or the store cannot be written, says why and makes
 /// nothing; other failures (no space, a qgroup limit) are errors.
+#[cfg(unix)]
 pub fn create(store: &Store) -> Result<std::result::Result<Pending<'_>, NotUsed>> {
     let trees = match open_or_create_trees(store)? {
         Ok(t) => t,
@@ -228,7 +252,37 @@ pub fn create(store: &Store) -> Result<std::result::Result<Pending<'_>, NotUsed>
     }))
 }
 
+/// Starts a tree to be built: on Windows, never (no subvolumes); says why, naming the
+/// store's filesystem, and makes nothing.
+#[cfg(windows)]
+pub fn create(store: &Store) -> Result<std::result::Result<Pending<'_>, NotUsed>> {
+    if store.is_read_only() {
+        return Ok(Err(STORE_NOT_WRITABLE));
+    }
+    Ok(Err(NotUsed::Filesystem {
+        fs: filesystem_name(store.root_dir()),
+    }))
+}
+
+/// The name of the filesystem of the volume `dir` is on, as [`NotUsed::Filesystem`] names
+/// it (lower case); `windows` when it cannot be told or is none of the usual ones.
+#[cfg(windows)]
+fn filesystem_name(dir: &Dir) -> &'static str {
+    let volume = dir
+        .try_clone()
+        .map(|d| std::fs::File::from(d.into_handle()))
+        .and_then(|f| cowtree_fs::sys::volume_of(&f));
+    match volume.map(|v| v.filesystem.to_ascii_lowercase()).as_deref() {
+        Ok("ntfs") => "ntfs",
+        Ok("refs") => "refs",
+        Ok("fat32") | Ok("fat") => "fat",
+        Ok("exfat") => "exfat",
+        _ => "windows",
+    }
+}
+
 /// Registers the tree `name` about to be made in `trees` for undo.
+#[cfg(unix)]
 fn register(
     trees: &Dir,
     trees_path: &Path,
@@ -238,6 +292,7 @@ fn register(
 }
 
 /// The cause of a subvolume error carried in `e` (see [`SubvolumeError`]'s conversion).
+#[cfg(unix)]
 fn classify(e: &io::Error) -> Option<Cause> {
     e.get_ref()
         .and_then(|inner| inner.downcast_ref::<SubvolumeError>())
@@ -248,7 +303,9 @@ fn classify(e: &io::Error) -> Option<Cause> {
 /// (`trees/.tmp-*`), through the whole-tree seam: a point-in-time, immutable copy of `src`
 /// to read a snapshot's files from. Where the seam does not apply (not the root of a
 /// subvolume, another filesystem, another owner, nested subvolumes, mount points below,
-/// EPERM) or the store cannot be written, says why and makes nothing.
+/// EPERM) or the store cannot be written, says why and makes nothing. Not on Windows
+/// (no subvolumes).
+#[cfg(unix)]
 pub fn freeze<'s>(
     store: &'s Store,
     src: At<'_>,
@@ -332,6 +389,7 @@ impl Pending<'_> {
     /// `syncfs`; a read-only snapshot is committed already), read-only, then renamed to
     /// `trees/<id>`. When another process published that tree first, this one is removed
     /// and theirs returned.
+    #[cfg(unix)]
     pub fn publish(mut self, id: &Hash) -> Result<Tree> {
         let at = At::new(&self.dir, &self.path);
         if !self.frozen {
@@ -385,6 +443,15 @@ impl Pending<'_> {
         }
     }
 
+    /// Publishes it: on Windows no [`Pending`] is ever made ([`create`] makes none), so this
+    /// only says so.
+    #[cfg(windows)]
+    pub fn publish(self, _id: &Hash) -> Result<Tree> {
+        Err(Error::Io(cowtree_fs::sys::Unavailable::error(
+            "tree subvolumes (btrfs)",
+        )))
+    }
+
     /// Removes it now (O(1) where the kernel permits, else by removing the tree).
     pub fn discard(mut self) -> Result<()> {
         self.done = true;
@@ -408,6 +475,7 @@ impl Drop for Pending<'_> {
 
 /// Deletes the subvolume (or, should it be one, the plain directory or file) `name` in
 /// `parent`; `None` when it was not there.
+#[cfg(unix)]
 fn delete_entry(parent: &Dir, parent_path: &Path, name: &OsStr) -> Result<Option<Deleted>> {
     let path = parent_path.join(name);
     let Some(st) = parent.try_stat(name).map_err(|e| io_at(&path, e))? else {
@@ -426,6 +494,24 @@ fn delete_entry(parent: &Dir, parent_path: &Path, name: &OsStr) -> Result<Option
         Err(e) if e.cause == Cause::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Deletes the plain directory or file `name` in `parent` (Windows has no subvolumes);
+/// `None` when it was not there.
+#[cfg(windows)]
+fn delete_entry(parent: &Dir, parent_path: &Path, name: &OsStr) -> Result<Option<Deleted>> {
+    let path = parent_path.join(name);
+    if parent
+        .try_stat(name)
+        .map_err(|e| io_at(&path, e))?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    parent.remove_tree(name).map_err(|e| io_at(&path, e))?;
+    Ok(Some(Deleted::RemovedTree {
+        because: Cause::NotSubvolumeRoot,
+    }))
 }
 
 /// Removes the tree of snapshot `id` (its stat cache first), if the store holds one; says
@@ -534,6 +620,9 @@ pub fn set_counts(store: &Store, id: &Hash, counts: &Counts) -> Result<()> {
 /// reading; `None` when there is none.
 pub fn cache(store: &Store, id: &Hash) -> Option<std::fs::File> {
     let trees = trees_dir(store).ok()??;
+    #[cfg(windows)]
+    return trees.open_file(&cache_name(id)).ok();
+    #[cfg(unix)]
     let fd = rustix::fs::openat(
         &trees,
         cache_name(id),
@@ -541,6 +630,7 @@ pub fn cache(store: &Store, id: &Hash) -> Option<std::fs::File> {
         rustix::fs::Mode::empty(),
     )
     .ok()?;
+    #[cfg(unix)]
     Some(std::fs::File::from(fd))
 }
 
@@ -566,6 +656,7 @@ pub fn set_cache(store: &Store, id: &Hash, src: &std::fs::File) -> Result<()> {
 /// Writes a copy of `src` to `name` in `dir`, atomically and not synced: a clone sharing
 /// its data where the filesystem can (a stat cache of a large tree is megabytes, one per
 /// checkout), else a copy of its bytes.
+#[cfg(unix)]
 pub fn copy_atomic(dir: &Dir, name: &OsStr, src: &std::fs::File) -> io::Result<()> {
     use std::os::fd::AsFd;
     let mut f = cowtree_fs::atomic_file::AtomicFile::create(dir.as_fd(), 0o644)?;
@@ -574,6 +665,18 @@ pub fn copy_atomic(dir: &Dir, name: &OsStr, src: &std::fs::File) -> io::Result<(
         std::io::Seek::seek(&mut from, std::io::SeekFrom::Start(0))?;
         cowtree_fs::copy::copy_fd(&from, f.file().as_fd())?;
     }
+    f.commit(name, false)
+}
+
+/// Writes a copy of `src`'s bytes to `name` in `dir`, atomically and not synced (see the unix
+/// one; Windows clones no open file into another here, so its bytes are copied).
+#[cfg(windows)]
+pub fn copy_atomic(dir: &Dir, name: &OsStr, src: &std::fs::File) -> io::Result<()> {
+    use cowtree_fs::sys::AsFd;
+    let mut f = cowtree_fs::atomic_file::AtomicFile::create(dir.as_fd(), 0o644)?;
+    let mut from = src.try_clone()?;
+    std::io::Seek::seek(&mut from, std::io::SeekFrom::Start(0))?;
+    std::io::copy(&mut from, f.file())?;
     f.commit(name, false)
 }
 
@@ -605,7 +708,7 @@ pub fn collect(
     let entries = trees.entries().map_err(|e| io_at(&trees_path, e))?;
     let mut kept_trees = std::collections::HashSet::new();
     for e in &entries {
-        let name = e.name.as_bytes();
+        let name = e.name.as_encoded_bytes();
         let keep = match std::str::from_utf8(name).ok().and_then(Hash::from_hex) {
             Some(id) => live.contains(&id) && open(store, &id)?.is_some(),
             None if name.starts_with(TMP_PREFIX.as_bytes()) => false,
@@ -613,7 +716,7 @@ pub fn collect(
             None => continue,
         };
         if keep {
-            kept_trees.insert(e.name.clone());
+            kept_trees.insert(name.to_vec());
             continue;
         }
         let path = trees_path.join(&e.name);
@@ -628,14 +731,14 @@ pub fn collect(
         out.removed.push((path, how));
     }
     for e in &entries {
-        let name = e.name.as_bytes();
+        let name = e.name.as_encoded_bytes();
         let Some(tree) = SIDECARS
             .iter()
             .find_map(|suffix| name.strip_suffix(suffix.as_bytes()))
         else {
             continue;
         };
-        if kept_trees.contains(OsStr::from_bytes(tree)) {
+        if kept_trees.contains(tree) {
             continue;
         }
         if !dry_run {

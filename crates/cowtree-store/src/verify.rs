@@ -13,6 +13,7 @@ use crate::hash::Hash;
 use crate::ingest::hash_file;
 use crate::manifest::show;
 use crate::store::Store;
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
 
 /// One problem found.
@@ -115,8 +116,7 @@ fn check_blob(
         });
         return found;
     };
-    let rel = Store::blob_rel(&want);
-    match hash_file(store.blobs(), &rel) {
+    match hash_blob(store, &want) {
         Ok((size, got)) => {
             bytes.fetch_add(size, Ordering::Relaxed);
             progress.add(1, size);
@@ -138,20 +138,49 @@ fn check_blob(
             return found;
         }
     }
-    let st = rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
-    if let Ok(st) = st
-        && st.st_mode & 0o222 != 0
-    {
-        found.push(Problem {
-            kind: "writable-blob",
-            subject,
-            message: format!(
-                "mode {:o}: blobs must be read-only (0444)",
-                st.st_mode & 0o7777
-            ),
-        });
+    if let Ok(st) = stat_blob(store, &want) {
+        let mode = cowtree_fs::sys::stat_mode(&st);
+        if mode & 0o222 != 0 {
+            found.push(Problem {
+                kind: "writable-blob",
+                subject,
+                message: format!("mode {:o}: blobs must be read-only (0444)", mode & 0o7777),
+            });
+        }
     }
     found
+}
+
+/// Hashes the blob `hash` as it is in the store: its size and BLAKE3 hash.
+#[cfg(unix)]
+fn hash_blob(store: &Store, hash: &Hash) -> std::io::Result<(u64, Hash)> {
+    hash_file(store.blobs(), &Store::blob_rel(hash))
+}
+
+/// Hashes the blob `hash` as it is in the store (relative to its fan-out directory: Windows
+/// opens one component at a time).
+#[cfg(windows)]
+fn hash_blob(store: &Store, hash: &Hash) -> std::io::Result<(u64, Hash)> {
+    let (fan_dir, name) = store.blob_fanout(hash)?;
+    hash_file(&fan_dir, &name)
+}
+
+/// What the blob `hash` is, not following a symlink.
+#[cfg(unix)]
+fn stat_blob(store: &Store, hash: &Hash) -> std::io::Result<cowtree_fs::dir::Stat> {
+    let rel = Store::blob_rel(hash);
+    Ok(rustix::fs::statat(
+        store.blobs(),
+        &rel,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )?)
+}
+
+/// What the blob `hash` is, not following a reparse point.
+#[cfg(windows)]
+fn stat_blob(store: &Store, hash: &Hash) -> std::io::Result<cowtree_fs::dir::Stat> {
+    let (fan_dir, name) = store.blob_fanout(hash)?;
+    fan_dir.stat(&name)
 }
 
 /// Checks that every snapshot's manifest decodes and that each blob it needs is there with
@@ -168,17 +197,16 @@ fn check_snapshots(
         let mut found = Vec::new();
         let read = store.each_entry(&id, |e| {
             let Some(hash) = e.hash() else { return };
-            let rel = Store::blob_rel(&hash);
-            match rustix::fs::statat(store.blobs(), &rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) if st.st_size as u64 == e.size() => {}
-                Ok(st) => found.push(Problem {
+            match stat_blob(store, &hash).map(|st| cowtree_fs::sys::stat_size(&st)) {
+                Ok(size) if size == e.size() => {}
+                Ok(size) => found.push(Problem {
                     kind: "blob-size",
                     subject: store.blob_path(&hash).display().to_string(),
                     message: format!(
                         "snapshot {id} entry {} expects {} bytes, the blob has {}",
                         show(e.path),
                         e.size(),
-                        st.st_size
+                        size
                     ),
                 }),
                 Err(_) => found.push(Problem {
@@ -278,6 +306,7 @@ fn check_refs(store: &Store, problems: &mut Vec<Problem>, report: &mut VerifyRep
 /// root holding exactly the manifest's entries, each of its kind (a file's executable bit
 /// set exactly for an executable entry), size, content (hashed) or symlink target, and
 /// nothing else.
+#[cfg(unix)]
 fn check_tree(store: &Store, id: &Hash, m: &CompactManifest) -> Vec<Problem> {
     use crate::manifest::{DataRef, Kind};
     use crate::util::path_of;
@@ -399,6 +428,20 @@ fn check_tree(store: &Store, id: &Hash, m: &CompactManifest) -> Vec<Problem> {
     found
 }
 
+/// Checks the tree of snapshot `id` on Windows: there is none to trust (no read-only
+/// subvolumes), so whatever is at `trees/<id>` is reported as gc will treat it.
+#[cfg(windows)]
+fn check_tree(store: &Store, id: &Hash, _m: &CompactManifest) -> Vec<Problem> {
+    vec![Problem {
+        kind: "bad-tree",
+        subject: crate::trees::path(store, id).display().to_string(),
+        message: "not a read-only btrfs subvolume (Windows has none): a checkout does not use \
+                  it; gc removes it"
+            .into(),
+    }]
+}
+
+#[cfg(unix)]
 fn type_name(ft: rustix::fs::FileType) -> &'static str {
     use rustix::fs::FileType;
     match ft {

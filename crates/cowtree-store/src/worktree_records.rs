@@ -16,6 +16,7 @@
 //! to the same path replaces the record.
 
 use std::ffi::OsStr;
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -93,7 +94,9 @@ fn path_fields(path: &Path) -> (Option<String>, Option<String>) {
         Some(s) => (Some(s.to_string()), None),
         None => (
             None,
-            Some(crate::interchange::to_hex(path.as_os_str().as_bytes())),
+            Some(crate::interchange::to_hex(
+                path.as_os_str().as_encoded_bytes(),
+            )),
         ),
     }
 }
@@ -104,7 +107,53 @@ pub fn path_from_fields(path: Option<&str>, hex: Option<&str>) -> Option<PathBuf
         return Some(PathBuf::from(p));
     }
     let bytes = crate::interchange::from_hex(hex?)?;
+    path_from_bytes(bytes)
+}
+
+/// The path whose bytes `path_hex` holds.
+#[cfg(unix)]
+pub(crate) fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
     Some(PathBuf::from(OsStr::from_bytes(&bytes)))
+}
+
+/// The path whose bytes `path_hex` holds: on Windows an `OsStr`'s own encoding (WTF-8, the
+/// UTF-8 form of UTF-16 that allows an unpaired surrogate, which NTFS names may hold),
+/// decoded back to UTF-16; `None` for bytes that are not WTF-8.
+#[cfg(windows)]
+pub(crate) fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
+    use std::os::windows::ffi::OsStringExt;
+    let mut units: Vec<u16> = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let (len, lead) = match b {
+            0x00..=0x7f => (1, u32::from(b)),
+            0xc2..=0xdf => (2, u32::from(b & 0x1f)),
+            0xe0..=0xef => (3, u32::from(b & 0x0f)),
+            0xf0..=0xf4 => (4, u32::from(b & 0x07)),
+            _ => return None,
+        };
+        let mut c = lead;
+        for &x in bytes.get(i + 1..i + len)? {
+            if x & 0xc0 != 0x80 {
+                return None;
+            }
+            c = (c << 6) | u32::from(x & 0x3f);
+        }
+        let least = [0, 0, 0x80, 0x800, 0x1_0000][len];
+        if c < least || c > 0x10_ffff {
+            return None;
+        }
+        match u16::try_from(c) {
+            Ok(unit) => units.push(unit),
+            Err(_) => {
+                let c = c - 0x1_0000;
+                units.push(0xd800 | (c >> 10) as u16);
+                units.push(0xdc00 | (c & 0x3ff) as u16);
+            }
+        }
+        i += len;
+    }
+    Some(PathBuf::from(std::ffi::OsString::from_wide(&units)))
 }
 
 /// What gc and `rm` know of one record: where the worktree is and which snapshots it needs.
@@ -165,7 +214,7 @@ impl PinFields {
 
 /// The registry id of the worktree at absolute `path`.
 pub fn worktree_id(path: &Path) -> String {
-    Hash::of(path.as_os_str().as_bytes()).to_hex()[..32].to_string()
+    Hash::of(path.as_os_str().as_encoded_bytes()).to_hex()[..32].to_string()
 }
 
 /// The path of record `id`, for messages.
@@ -175,6 +224,7 @@ pub fn record_path(store: &Store, id: &str) -> PathBuf {
 
 /// Records, durably, that the worktree at absolute `path` (an existing directory) was checked
 /// out from `snapshot`, with the device and inode of its root. Returns the registry id.
+#[cfg(unix)]
 pub fn register(store: &Store, path: &Path, snapshot: &Hash) -> Result<String> {
     let st =
         rustix::fs::lstat(path).map_err(|e| Error::io_at("register worktree", path, e.into()))?;
@@ -185,12 +235,22 @@ pub fn register(store: &Store, path: &Path, snapshot: &Hash) -> Result<String> {
             std::io::Error::from(rustix::io::Errno::NOTDIR),
         ));
     }
-    register_root(
-        store,
-        path,
-        snapshot,
-        (cowtree_fs::sys::stat_dev(&st), st.st_ino),
-    )
+    register_root(store, path, snapshot, crate::util::file_id(&st))
+}
+
+/// Records, durably, that the worktree at absolute `path` (an existing directory, not a
+/// reparse point) was checked out from `snapshot`, with the volume serial and file id of its
+/// root ([`crate::util::file_id`]). Returns the registry id.
+#[cfg(windows)]
+pub fn register(store: &Store, path: &Path, snapshot: &Hash) -> Result<String> {
+    let ctx = |e| Error::io_at("register worktree", path, e);
+    let meta = path.symlink_metadata().map_err(ctx)?;
+    if !meta.is_dir() {
+        return Err(ctx(std::io::ErrorKind::NotADirectory.into()));
+    }
+    let root = cowtree_fs::dir::Dir::open(path).map_err(ctx)?;
+    let st = root.stat_self().map_err(ctx)?;
+    register_root(store, path, snapshot, crate::util::file_id(&st))
 }
 
 /// [`register`] for a root directory whose device and inode are given: a checkout registers
@@ -234,12 +294,16 @@ pub fn write(store: &Store, id: &str, bytes: &[u8]) -> Result<()> {
 /// Held while a checkout registers a path and renames its tree there; see [`claim`].
 #[derive(Debug)]
 pub struct Claim {
+    #[cfg(unix)]
     _fd: std::os::fd::OwnedFd,
+    #[cfg(windows)]
+    _held: crate::lock::Held,
 }
 
 /// Takes the registration lock (an exclusive flock on a descriptor of its own for
 /// `worktrees/`, waiting while another process holds it): one checkout at a time registers a
 /// worktree and renames it into place, a matter of milliseconds. Nothing is created for it.
+#[cfg(unix)]
 pub fn claim(store: &Store) -> Result<Claim> {
     use rustix::fs::{FlockOperation, Mode, OFlags, flock, openat};
     let at = || store.worktrees_path().to_path_buf();
@@ -258,6 +322,23 @@ pub fn claim(store: &Store) -> Result<Claim> {
         }
     }
 }
+
+/// Takes the registration lock (see the unix one). Windows cannot lock a directory: the lock
+/// is `LockFileEx` on the file `.claim` in `worktrees/` (made on first use, kept; not a
+/// record), waiting while another process holds it.
+#[cfg(windows)]
+pub fn claim(store: &Store) -> Result<Claim> {
+    let at = || store.worktrees_path().join(CLAIM_FILE);
+    let file = crate::lock::open_file(store.worktrees_dir(), OsStr::new(CLAIM_FILE), true)
+        .map_err(|e| Error::io_at("", at(), e))?
+        .ok_or_else(|| Error::io_at("", at(), std::io::ErrorKind::NotFound.into()))?;
+    let held = crate::lock::lock(file, true).map_err(|e| Error::io_at("lock", at(), e))?;
+    Ok(Claim { _held: held })
+}
+
+/// The file whose lock is the registration lock on Windows (see [`claim`]).
+#[cfg(windows)]
+const CLAIM_FILE: &str = ".claim";
 
 /// The bytes of record `id`, if it exists.
 pub fn read(store: &Store, id: &str) -> Result<Option<Vec<u8>>> {
@@ -414,11 +495,30 @@ mod tests {
         assert_eq!(pin.snapshots, vec![hash(9)]);
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_non_utf8_path_is_kept_in_hex() {
         let p = Path::new(OsStr::from_bytes(b"/w\xff"));
         let r = Registration::new(p, &hash(1), (1, 2));
         assert_eq!(r.path, None);
         assert_eq!(r.path_buf().as_deref(), Some(p));
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn a_path_with_an_unpaired_surrogate_is_kept_in_hex_and_read_back() {
+        use std::os::windows::ffi::OsStringExt;
+        // C:\w<U+D800>\é<U+1F600>: an unpaired surrogate (not Unicode), then a pair.
+        let units: Vec<u16> = "C:\\w"
+            .encode_utf16()
+            .chain([0xd800])
+            .chain("\\é\u{1f600}".encode_utf16())
+            .collect();
+        let p = PathBuf::from(std::ffi::OsString::from_wide(&units));
+        let r = Registration::new(&p, &hash(1), (1, 2));
+        assert_eq!(r.path, None);
+        assert_eq!(r.path_buf(), Some(p));
+        assert_eq!(path_from_bytes(vec![0x80]), None);
+        assert_eq!(path_from_bytes(vec![0xe0, 0x80, 0x80]), None, "overlong");
     }
 }

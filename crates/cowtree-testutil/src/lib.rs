@@ -228,6 +228,7 @@ fn fewer_logged(what: &str, all: u64, readme: u64, more: &str) -> u64 {
 /// threads of one process exclude each other too), not a mutex. Nothing is locked when the
 /// small XFS is not mounted (the test skips). Take it before the scratch directory, for the
 /// whole test: `let _small = small_alone();`.
+#[cfg(unix)]
 pub fn small_alone() -> SmallAlone {
     let Some(small) = std::env::var_os("COWTREE_TEST_SMALL").filter(|v| !v.is_empty()) else {
         return SmallAlone { _file: None };
@@ -248,6 +249,7 @@ pub fn small_alone() -> SmallAlone {
 
 /// [`small_alone`]'s lock, released when dropped (the file is closed; a test that panicked
 /// leaves nothing to repair).
+#[cfg(unix)]
 pub struct SmallAlone {
     _file: Option<std::fs::File>,
 }
@@ -363,6 +365,7 @@ pub struct TreeState {
 impl TreeState {
     /// Records everything under `root`, skipping any path for which `skip` returns true (and
     /// everything beneath it). Special files are recorded without data.
+    #[cfg(unix)]
     pub fn capture(root: &Path, skip: &dyn Fn(&Path) -> bool) -> TreeState {
         use std::os::unix::fs::MetadataExt;
         let mut state = TreeState::default();

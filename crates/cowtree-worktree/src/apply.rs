@@ -9,19 +9,18 @@
 use std::collections::{BTreeSet, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use cowtree_fs::dir::Dir;
-use cowtree_fs::{Method, Transfer, TransferOptions, transfer_at};
+use cowtree_fs::{Method, Transfer, TransferOptions};
 use cowtree_store::manifest::Data;
 use cowtree_store::{Entry, Hash, Kind, Store};
 use rayon::prelude::*;
-use rustix::fs::{FileType, Stat};
 
 use crate::blob;
 use crate::cache::{Rec, StatCache, StatKey};
 use crate::error::{Corrupt, Error, Result};
+use crate::os::{FileType, Stat};
 use crate::paths::{ancestors, path_of, show, split};
 
 /// What sits at a path.
@@ -59,6 +58,11 @@ pub struct Applier<'a> {
     /// Check whether an entry already holds the wanted content before writing it (a re-run
     /// after an interruption).
     pub careful: bool,
+    /// Windows: the directories (relative paths) whose entries this applier created, renamed
+    /// or removed, which [`Applier::sync`] flushes one by one (only administrators may flush
+    /// a whole volume there).
+    #[cfg(windows)]
+    changed_dirs: std::sync::Mutex<BTreeSet<Vec<u8>>>,
 }
 
 fn tmp_name(path: &[u8]) -> OsString {
@@ -74,7 +78,24 @@ impl<'a> Applier<'a> {
             root,
             root_path,
             careful,
+            #[cfg(windows)]
+            changed_dirs: Default::default(),
         })
+    }
+
+    /// Notes that entries of directory `rel` were created, renamed or removed (Windows: its
+    /// flush in [`Applier::sync`]; unix syncs the whole filesystem and needs no list).
+    #[cfg(unix)]
+    #[inline]
+    fn changed(&self, _rel: &[u8]) {}
+
+    /// Notes that entries of directory `rel` were created, renamed or removed, for
+    /// [`Applier::sync`].
+    #[cfg(windows)]
+    fn changed(&self, rel: &[u8]) {
+        if let Ok(mut d) = self.changed_dirs.lock() {
+            d.insert(rel.to_vec());
+        }
     }
 
     /// Makes everything written to the worktree's filesystem durable (`syncfs`), through the
@@ -82,10 +103,30 @@ impl<'a> Applier<'a> {
     /// (syncfs reports errors seen since the descriptor was opened). Called before a record
     /// that describes the result is saved: the record must never survive a power loss that
     /// the files it describes did not.
+    #[cfg(unix)]
     pub fn sync(&self) -> Result<()> {
         self.root
             .sync_filesystem()
             .map_err(|e| Error::io_at("sync worktree", self.root_path, e))
+    }
+
+    /// Makes everything this applier wrote durable (see the unix one): on Windows each file
+    /// was flushed as it was written ([`Applier::place`]), and here each directory whose
+    /// entries changed is flushed (a directory gone since is left: its parent's flush
+    /// covers its removal).
+    #[cfg(windows)]
+    pub fn sync(&self) -> Result<()> {
+        let dirs = match self.changed_dirs.lock() {
+            Ok(mut d) => std::mem::take(&mut *d),
+            Err(_) => return Err(Error::msg("internal error: a worker panicked")),
+        };
+        dirs.par_iter().try_for_each(|rel| {
+            let Some(d) = self.open(rel)? else {
+                return Ok(());
+            };
+            d.sync()
+                .map_err(|e| Error::io_at("sync", self.full(rel), e))
+        })
     }
 
     fn full(&self, rel: &[u8]) -> String {
@@ -114,7 +155,8 @@ impl<'a> Applier<'a> {
                 .map(Some)
                 .map_err(|e| self.err(rel, e));
         }
-        match self.root.open_dir_beneath(path_of(rel)) {
+        let rel_os = crate::os::name(rel).map_err(|e| self.err(rel, e))?;
+        match self.root.open_dir_beneath(Path::new(rel_os)) {
             Ok(d) => Ok(Some(d)),
             Err(e) if crate::paths::gone(&e) => Ok(None),
             Err(e) => Err(self.err(rel, e)),
@@ -133,16 +175,20 @@ impl<'a> Applier<'a> {
         let Some(d) = self.open(parent)? else {
             return Ok((Obs::Absent, false));
         };
-        let st = match d.try_stat(OsStr::from_bytes(name)) {
+        let st = match crate::os::name(name).and_then(|n| d.try_stat(n)) {
             Ok(Some(st)) => st,
             Ok(None) => return Ok((Obs::Absent, true)),
             Err(e) => return Err(self.err(rel, e)),
         };
-        let obs = match FileType::from_raw_mode(st.st_mode) {
-            FileType::Directory => Obs::Dir,
-            FileType::RegularFile => Obs::File(st),
-            FileType::Symlink => Obs::Symlink(st),
-            _ => Obs::Other,
+        let ft = cowtree_fs::sys::stat_file_type(&st);
+        let obs = if ft.is_dir() {
+            Obs::Dir
+        } else if ft.is_file() {
+            Obs::File(st)
+        } else if ft.is_symlink() {
+            Obs::Symlink(st)
+        } else {
+            Obs::Other
         };
         Ok((obs, true))
     }
@@ -153,8 +199,11 @@ impl<'a> Applier<'a> {
         match (&e.data, obs) {
             (Data::None, Obs::Dir) => Ok(true),
             (Data::Blob { size, hash }, Obs::File(st)) => {
-                let exec = st.st_mode & 0o111 != 0;
-                if exec != (e.kind == Kind::Executable) || st.st_size as u64 != *size {
+                // (Windows has no executable bit: only the content tells there.)
+                let exec = crate::os::exec_bit(cowtree_fs::sys::stat_mode(st));
+                if exec.is_some_and(|x| x != (e.kind == Kind::Executable))
+                    || cowtree_fs::sys::stat_size(st) != *size
+                {
                     return Ok(false);
                 }
                 if let Some(h) = cache.trusted(&e.path, &StatKey::of(st)) {
@@ -164,7 +213,8 @@ impl<'a> Applier<'a> {
                 let Some(d) = self.open(parent)? else {
                     return Ok(false);
                 };
-                let got = blob::hash_at(&d, OsStr::from_bytes(name))
+                let got = crate::os::name(name)
+                    .and_then(|n| blob::hash_at(&d, n))
                     .map_err(|err| self.err(&e.path, err))?;
                 Ok(got.is_some_and(|(_, h)| h == *hash))
             }
@@ -173,8 +223,8 @@ impl<'a> Applier<'a> {
                 let Some(d) = self.open(parent)? else {
                     return Ok(false);
                 };
-                match d.read_link(OsStr::from_bytes(name)) {
-                    Ok(got) => Ok(got.as_bytes() == t.as_slice()),
+                match crate::os::name(name).and_then(|n| d.read_link(n)) {
+                    Ok(got) => Ok(got.as_encoded_bytes() == t.as_slice()),
                     Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
                     Err(err) => Err(self.err(&e.path, err)),
                 }
@@ -189,7 +239,9 @@ impl<'a> Applier<'a> {
         let Some(d) = self.open(parent)? else {
             return Ok(());
         };
-        d.remove_tree(OsStr::from_bytes(name))
+        self.changed(parent);
+        crate::os::name(name)
+            .and_then(|n| d.remove_tree(n))
             .map_err(|e| self.err(rel, e))
     }
 
@@ -199,15 +251,19 @@ impl<'a> Applier<'a> {
         let Some(d) = self.open(parent)? else {
             return Ok(());
         };
-        match d.remove_dir(OsStr::from_bytes(name)) {
-            Ok(()) => Ok(()),
+        let name = crate::os::name(name).map_err(|e| self.err(rel, e))?;
+        match d.remove_dir(name) {
+            Ok(()) => {
+                self.changed(parent);
+                Ok(())
+            }
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::NotFound
                         | io::ErrorKind::DirectoryNotEmpty
                         | io::ErrorKind::NotADirectory
-                ) || cowtree_fs::error::raw_errno(&e) == Some(libc_eexist()) =>
+                ) || not_empty(&e) =>
             {
                 Ok(())
             }
@@ -225,12 +281,12 @@ impl<'a> Applier<'a> {
                 continue;
             }
             let (parent, name) = split(d);
-            let name = OsStr::from_bytes(name);
+            let name = crate::os::name(name).map_err(|e| self.err(d, e))?;
             let Some(p) = self.open(parent)? else {
                 return Err(self.no_parent(d));
             };
             match p.try_stat(name).map_err(|e| self.err(d, e))? {
-                Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                Some(st) if cowtree_fs::sys::stat_file_type(&st).is_dir() => {
                     continue;
                 }
                 Some(_) if !replace => {
@@ -240,11 +296,17 @@ impl<'a> Applier<'a> {
                         hint: "",
                     });
                 }
-                Some(_) => p.remove_tree(name).map_err(|e| self.err(d, e))?,
+                Some(_) => {
+                    self.changed(parent);
+                    p.remove_tree(name).map_err(|e| self.err(d, e))?
+                }
                 None => {}
             }
             match p.create_dir(name, 0o755) {
-                Ok(()) => created += 1,
+                Ok(()) => {
+                    self.changed(parent);
+                    created += 1
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(self.err(d, e)),
             }
@@ -284,7 +346,7 @@ impl<'a> Applier<'a> {
     /// there, it writes nothing).
     pub fn place(&self, e: &Entry, replace_dir: bool, cache: &StatCache) -> Result<Placed> {
         let (parent, name) = split(&e.path);
-        let name = OsStr::from_bytes(name);
+        let name = crate::os::name(name).map_err(|err| self.err(&e.path, err))?;
         let Some(d) = self.open(parent)? else {
             return Err(self.no_parent(&e.path));
         };
@@ -309,12 +371,13 @@ impl<'a> Applier<'a> {
             r => r,
         }
         .map_err(|err| self.err(&e.path, err))??;
+        self.changed(parent);
         // A directory at the final name makes the rename fail with EISDIR (a file or symlink
         // cannot replace a directory); only then is it looked at, and replaced or refused.
         // Any other failure removes the temp (best effort) and is the error.
         match d.rename(&tmp, &d, name) {
             Ok(()) => {}
-            Err(err) if cowtree_fs::error::raw_errno(&err) != Some(libc_eisdir()) => {
+            Err(err) if !maybe_dir_in_the_way(&err) => {
                 let _ = d.remove_file(&tmp);
                 return Err(self.err(&e.path, err));
             }
@@ -350,7 +413,7 @@ impl<'a> Applier<'a> {
     /// True when a directory is at `name` in `d`.
     fn dir_at(&self, d: &Dir, name: &OsStr, e: &Entry) -> Result<bool> {
         let st = d.try_stat(name).map_err(|err| self.err(&e.path, err))?;
-        Ok(st.is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory))
+        Ok(st.is_some_and(|st| cowtree_fs::sys::stat_file_type(&st).is_dir()))
     }
 
     /// Writes the content of file or symlink entry `e` under the temp name `tmp` in `d`. The
@@ -368,8 +431,10 @@ impl<'a> Applier<'a> {
                     }),
                     preserve_times: false,
                 };
-                let t = match transfer_at(self.store.blobs(), &Store::blob_rel(hash), d, tmp, &opts)
-                {
+                let t = blob::with_blob(self.store, hash, |blobs, name| {
+                    transfer_durable(blobs, name, d, tmp, &opts)
+                });
+                let t = match t.map(|t| t.unwrap_or(Transfer::SourceVanished)) {
                     Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Err(err),
                     Err(source) => {
                         return Ok(Err(Error::FromBlob {
@@ -395,7 +460,10 @@ impl<'a> Applier<'a> {
                     ))),
                 })
             }
-            Data::Target(t) => d.symlink(OsStr::from_bytes(t), tmp).map(Ok),
+            Data::Target(t) => match crate::os::name(t) {
+                Ok(t) => d.symlink(t, tmp).map(Ok),
+                Err(err) => Ok(Err(self.err(&e.path, err))),
+            },
             Data::None => Ok(Err(Error::msg(format!(
                 "{}: internal error: place of a directory",
                 self.full(&e.path)
@@ -418,6 +486,47 @@ impl<'a> Applier<'a> {
     }
 }
 
+/// [`cowtree_fs::transfer_at`] of a blob to a new file: unix makes it durable with the filesystem's sync
+/// ([`Applier::sync`]).
+#[cfg(unix)]
+fn transfer_durable(
+    src_dir: &Dir,
+    src_name: &OsStr,
+    dst_dir: &Dir,
+    dst_name: &OsStr,
+    opts: &TransferOptions,
+) -> io::Result<Transfer> {
+    cowtree_fs::transfer_at(src_dir, src_name, dst_dir, dst_name, opts)
+}
+
+/// [`cowtree_fs::transfer_at`] of a blob to a new file, which is flushed (`FlushFileBuffers`) through the
+/// handle it was written with before it is closed: Windows lets only administrators flush a
+/// whole volume, so [`Applier::sync`] flushes directories only.
+#[cfg(windows)]
+fn transfer_durable(
+    src_dir: &Dir,
+    src_name: &OsStr,
+    dst_dir: &Dir,
+    dst_name: &OsStr,
+    opts: &TransferOptions,
+) -> io::Result<Transfer> {
+    use cowtree_fs::reflink::OpenSource;
+    use std::os::windows::io::AsHandle;
+    let Some(src) = OpenSource::open(src_dir, src_name)? else {
+        return Ok(Transfer::SourceVanished);
+    };
+    let (done, file) = cowtree_fs::transfer_at_open(
+        &src,
+        (src_dir.as_handle(), src_name),
+        (dst_dir.as_handle(), dst_name),
+        opts,
+    )?;
+    if let Some(f) = file {
+        f.sync_all()?;
+    }
+    Ok(done)
+}
+
 /// Lists the paths of non-directories beneath directory `rel` (recursively), for the check
 /// that nothing untracked would be lost when the directory is replaced.
 pub fn files_beneath(a: &Applier<'_>, rel: &[u8]) -> Result<Vec<Vec<u8>>> {
@@ -426,16 +535,15 @@ pub fn files_beneath(a: &Applier<'_>, rel: &[u8]) -> Result<Vec<Vec<u8>>> {
     while let Some(d) = stack.pop() {
         let Some(dir) = a.open(&d)? else { continue };
         for ent in dir.entries().map_err(|e| a.err(&d, e))? {
-            let p = crate::paths::join(&d, ent.name.as_bytes());
-            let ft = if ent.file_type == FileType::Unknown {
-                match dir.try_stat(&ent.name).map_err(|e| a.err(&p, e))? {
-                    Some(st) => FileType::from_raw_mode(st.st_mode),
+            let p = crate::paths::join(&d, ent.name.as_encoded_bytes());
+            let ft: FileType = match crate::os::listed_type(ent.file_type) {
+                Some(ft) => ft,
+                None => match dir.try_stat(&ent.name).map_err(|e| a.err(&p, e))? {
+                    Some(st) => cowtree_fs::sys::stat_file_type(&st),
                     None => continue,
-                }
-            } else {
-                ent.file_type
+                },
             };
-            if ft == FileType::Directory {
+            if ft.is_dir() {
                 stack.push(p);
             } else {
                 out.push(p);
@@ -451,10 +559,28 @@ pub fn show_path(p: &[u8]) -> String {
 }
 
 /// EEXIST, which some filesystems return for a non-empty directory.
-fn libc_eexist() -> i32 {
-    rustix::io::Errno::EXIST.raw_os_error()
+#[cfg(unix)]
+fn not_empty(e: &io::Error) -> bool {
+    cowtree_fs::error::raw_errno(e) == Some(rustix::io::Errno::EXIST.raw_os_error())
 }
 
-fn libc_eisdir() -> i32 {
-    rustix::io::Errno::ISDIR.raw_os_error()
+/// Windows says a directory is not empty with `ERROR_DIR_NOT_EMPTY`, which is
+/// [`io::ErrorKind::DirectoryNotEmpty`]: nothing more to look for.
+#[cfg(windows)]
+fn not_empty(_e: &io::Error) -> bool {
+    false
+}
+
+/// Whether a failed rename of a file over `name` may have met a directory there: EISDIR.
+#[cfg(unix)]
+fn maybe_dir_in_the_way(e: &io::Error) -> bool {
+    cowtree_fs::error::raw_errno(e) == Some(rustix::io::Errno::ISDIR.raw_os_error())
+}
+
+/// Whether a failed rename of a file over `name` may have met a directory there: Windows
+/// refuses that with `ERROR_ACCESS_DENIED`, which other causes give too, so any failure is
+/// looked at (the caller stats the name).
+#[cfg(windows)]
+fn maybe_dir_in_the_way(_e: &io::Error) -> bool {
+    true
 }

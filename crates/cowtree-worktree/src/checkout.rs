@@ -45,7 +45,6 @@ use cowtree_store::checkout::{
 use cowtree_store::compact::CompactEntry;
 use cowtree_store::manifest::{DataRef, Kind, name_order};
 use cowtree_store::{Hash, Store, discover};
-use rustix::fs::FileType;
 
 use crate::cache::{self, Rec, StatKey};
 use crate::error::{Error, Result};
@@ -197,8 +196,8 @@ fn tree_stat_cache(
     id: &Hash,
     written: &Written,
 ) -> Result<crate::registry::Worktree> {
-    let st = rustix::fs::stat(root).map_err(|e| Error::io_at("stat", root, e.into()))?;
-    if (cowtree_fs::sys::stat_dev(&st), st.st_ino) != written.root {
+    let st = crate::os::stat(root).map_err(|e| Error::io_at("stat", root, e))?;
+    if (cowtree_fs::sys::stat_dev(&st), crate::os::ino(&st)) != written.root {
         return Err(Error::Replaced {
             path: root.to_path_buf(),
         });
@@ -517,15 +516,18 @@ fn stat_cache<'w>(
         .stat_self()
         .map_err(|e| Error::io_at("stat", root, e))?;
     // The path is followed to open it: it must still lead to the directory registered.
-    if (cowtree_fs::sys::stat_dev(&root_st), root_st.st_ino) != written.root {
+    if (
+        cowtree_fs::sys::stat_dev(&root_st),
+        crate::os::ino(&root_st),
+    ) != written.root
+    {
         return Err(Error::Replaced {
             path: root.to_path_buf(),
         });
     }
     // Directory records only where creating an entry always updates the directory's times
     // (the rule the walk follows, see `crate::scan`).
-    let dir_records = cowtree_fs::fstype::fs_type(&root_dir)
-        .is_ok_and(|t| crate::scan::keeps_dir_times(t.name()));
+    let dir_records = crate::scan::dir_records_on(&root_dir);
     let Records {
         count,
         latest,
@@ -560,10 +562,10 @@ fn stat_cache<'w>(
 /// The record of entry `e` written with stat `st`: a file of the manifest's size takes its
 /// blob's hash, a symlink the hash of its target (the stat cache's content hash of a symlink).
 fn record_of(e: &CompactEntry<'_>, st: &EntryStat) -> Option<(StatKey, Hash)> {
-    let ft = cowtree_fs::sys::file_type(st.mode);
+    let ft = crate::os::type_of_mode(st.mode);
     let hash = match (e.data, ft) {
-        (DataRef::Blob { hash, size }, FileType::RegularFile) if st.size == size => hash,
-        (DataRef::Target(t), FileType::Symlink) => Hash::of(t),
+        (DataRef::Blob { hash, size }, ft) if ft.is_file() && st.size == size => hash,
+        (DataRef::Target(t), ft) if ft.is_symlink() => Hash::of(t),
         _ => return None,
     };
     Some((StatKey::from(*st), hash))
@@ -739,10 +741,10 @@ mod tests {
     #[test]
     fn the_stat_cache_is_refused_when_the_root_is_not_the_directory_registered() {
         let dir = tempfile::tempdir().unwrap();
-        let st = rustix::fs::stat(dir.path()).unwrap();
+        let st = crate::os::stat(dir.path()).unwrap();
         let id = Hash::of(b"snapshot");
         let mut written = Written {
-            root: (cowtree_fs::sys::stat_dev(&st), st.st_ino),
+            root: (cowtree_fs::sys::stat_dev(&st), crate::os::ino(&st)),
             ..Written::default()
         };
         let cache = stat_cache(dir.path(), &written, &id, Records::of(&written)).unwrap();
@@ -754,7 +756,7 @@ mod tests {
 
         // Another directory at the path (the one made was moved away, or the path followed a
         // symlink put there): no cache.
-        written.root.1 = st.st_ino.wrapping_add(1);
+        written.root.1 = crate::os::ino(&st).wrapping_add(1);
         let err = stat_cache(dir.path(), &written, &id, Records::of(&written))
             .unwrap_err()
             .to_string();

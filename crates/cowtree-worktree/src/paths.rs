@@ -2,7 +2,17 @@
 
 pub use cowtree_store::manifest::show;
 
-pub use cowtree_fs::name::{join, path_of, split};
+#[cfg(unix)]
+pub use cowtree_fs::name::path_of;
+pub use cowtree_fs::name::{join, split};
+
+/// A relative path made of raw bytes, for messages: on Windows shown with `\\` between its
+/// components, and with U+FFFD for bytes that are not UTF-8 (names are opened through
+/// [`crate::os::name`], which refuses those).
+#[cfg(windows)]
+pub fn path_of(bytes: &[u8]) -> std::path::PathBuf {
+    String::from_utf8_lossy(bytes).replace('/', "\\").into()
+}
 
 /// True when an error opening a directory means that it is not there any more (removed, or
 /// replaced by something that is not a directory) rather than that it could not be read.

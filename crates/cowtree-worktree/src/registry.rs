@@ -12,12 +12,12 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+use cowtree_fs::file_lock::{self, LockKind};
+use cowtree_fs::sys::AsFd;
 use cowtree_store::worktree_records::{self, Registration};
 use cowtree_store::{Hash, Store};
-use rustix::fs::{Mode, OFlags, openat};
 
 use crate::cache::StatCache;
 use crate::error::{Error, NotFound, Result};
@@ -77,9 +77,10 @@ impl Presence {
 }
 
 fn dev_ino(path: &Path) -> Option<(u64, u64)> {
-    let st = rustix::fs::lstat(path).ok()?;
-    (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory)
-        .then_some((cowtree_fs::sys::stat_dev(&st), st.st_ino))
+    let st = crate::os::lstat(path).ok()?;
+    cowtree_fs::sys::stat_file_type(&st)
+        .is_dir()
+        .then_some((cowtree_fs::sys::stat_dev(&st), crate::os::ino(&st)))
 }
 
 /// Where the worktree of record `r` is.
@@ -87,15 +88,14 @@ pub fn presence(r: &Record) -> Presence {
     let Some(p) = r.registration.path_buf() else {
         return Presence::Missing;
     };
-    match rustix::fs::lstat(&p) {
+    match crate::os::lstat(&p) {
         Err(_) => Presence::Missing,
         // At its own path the inode alone tells: the device number of a filesystem can change
         // from one mount to the next (loop devices, btrfs's per-mount anonymous devices), its
         // inode numbers do not.
         Ok(st)
-            if rustix::fs::FileType::from_raw_mode(st.st_mode)
-                == rustix::fs::FileType::Directory
-                && st.st_ino == r.registration.ino =>
+            if cowtree_fs::sys::stat_file_type(&st).is_dir()
+                && crate::os::ino(&st) == r.registration.ino =>
         {
             Presence::Present
         }
@@ -153,7 +153,7 @@ pub fn lookup(store: &Store, dir: &Path) -> Result<Option<Worktree>> {
             // read above would undo. When another command holds it, the rewrite is left to a
             // later read.
             if known_dev != dev || migrated {
-                match try_lock(&wt) {
+                match try_lock(store, &wt) {
                     Some(_lock) => {
                         reload(store, &mut wt)?;
                         if wt.ino == ino {
@@ -258,15 +258,10 @@ pub fn register_with_cache_file(
 /// snapshot `id`, with that tree (best effort: a tree without one only costs its next checkout
 /// a `stat` of every entry).
 pub fn share_cache_with_tree(store: &Store, wt: &Worktree, id: &Hash) {
-    let Ok(fd) = openat(
-        store.worktrees_dir(),
-        cache_name(&wt.id),
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
+    let Ok(f) = open_cache(store, &wt.id) else {
         return;
     };
-    let _ = cowtree_store::trees::set_cache(store, id, &std::fs::File::from(fd));
+    let _ = cowtree_store::trees::set_cache(store, id, &f);
 }
 
 fn register_writing(
@@ -325,22 +320,35 @@ fn cache_name(id: &str) -> OsString {
     OsString::from(format!("{id}.stat"))
 }
 
-/// The worktree's stat cache; empty when missing or unreadable (everything is then rehashed).
-pub fn load_cache(store: &Store, wt: &Worktree) -> StatCache {
-    let name = cache_name(&wt.id);
-    let Ok(fd) = openat(
+/// Opens the stat cache sidecar of worktree `id` for reading, never following a symlink.
+#[cfg(unix)]
+fn open_cache(store: &Store, id: &str) -> io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags, openat};
+    let fd = openat(
         store.worktrees_dir(),
-        &name,
+        cache_name(id),
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
-    ) else {
+    )?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// Opens the stat cache sidecar of worktree `id` for reading, never following a reparse point.
+#[cfg(windows)]
+fn open_cache(store: &Store, id: &str) -> io::Result<std::fs::File> {
+    store.worktrees_dir().open_file(&cache_name(id))
+}
+
+/// The worktree's stat cache; empty when missing or unreadable (everything is then rehashed).
+pub fn load_cache(store: &Store, wt: &Worktree) -> StatCache {
+    let Ok(f) = open_cache(store, &wt.id) else {
         return StatCache::default();
     };
-    let Ok(st) = rustix::fs::fstat(&fd) else {
+    let Ok(st) = cowtree_fs::sys::fstat(f.as_fd()) else {
         return StatCache::default();
     };
     // Read a buffer at a time into the cache's compact form, never held whole as encoded.
-    StatCache::read(std::fs::File::from(fd), st.st_size as u64)
+    StatCache::read(f, cowtree_fs::sys::stat_size(&st))
         .ok()
         .flatten()
         .unwrap_or_default()
@@ -349,21 +357,28 @@ pub fn load_cache(store: &Store, wt: &Worktree) -> StatCache {
 /// The [`StatCache::blobs_of`] of the worktree's stat cache, read from its trailer alone
 /// (before the whole cache is loaded); `None` when it names none or cannot be read.
 pub fn cache_blobs_of(store: &Store, wt: &Worktree) -> Option<Hash> {
-    let fd = openat(
-        store.worktrees_dir(),
-        cache_name(&wt.id),
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
-    let size = rustix::fs::fstat(&fd).ok()?.st_size as u64;
+    let f = open_cache(store, &wt.id).ok()?;
+    let size = cowtree_fs::sys::stat_size(&cowtree_fs::sys::fstat(f.as_fd()).ok()?);
     let at = size.checked_sub(crate::cache::TRAILER as u64)?;
     let mut b = [0u8; crate::cache::TRAILER];
-    let n = rustix::io::pread(&fd, &mut b, at).ok()?;
+    let n = read_at(&f, &mut b, at).ok()?;
     if n != b.len() {
         return None;
     }
     crate::cache::decode_trailer(&b)
+}
+
+/// `pread`: reads into `buf` from offset `at` of `f`, without moving its offset.
+#[cfg(unix)]
+fn read_at(f: &std::fs::File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    Ok(rustix::io::pread(f, buf, at)?)
+}
+
+/// Reads into `buf` from offset `at` of `f` (`ReadFile` at that offset: it moves the handle's
+/// offset, which nothing else uses here).
+#[cfg(windows)]
+fn read_at(f: &std::fs::File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(f, buf, at)
 }
 
 /// Writes the worktree's stat cache sidecar only (the record names it by convention, and
@@ -494,44 +509,63 @@ impl Staged<'_> {
     }
 }
 
-/// An exclusive hold on a worktree (an flock on its root directory), so that two commands
-/// that change the same worktree run one after the other. Released on drop.
+/// An exclusive hold on a worktree, so that two commands that change the same worktree run
+/// one after the other. Released on drop. On unix it is an `flock` on the worktree's root
+/// directory. Windows cannot lock a directory: there it is a lock on the file
+/// `worktrees/<id>.lock` in the store (made on first use and left there, empty).
 #[derive(Debug)]
 pub struct WorktreeLock {
-    _dir: cowtree_fs::dir::Dir,
+    #[cfg(unix)]
+    _held: cowtree_fs::dir::Dir,
+    #[cfg(windows)]
+    _held: std::fs::File,
+}
+
+/// What the worktree's lock is taken on: its root directory.
+#[cfg(unix)]
+fn lock_target(_store: &Store, wt: &Worktree) -> Result<WorktreeLock> {
+    let dir = cowtree_fs::dir::Dir::open(&wt.path).map_err(Error::Io)?;
+    Ok(WorktreeLock { _held: dir })
+}
+
+/// What the worktree's lock is taken on: `worktrees/<id>.lock` in the store, opened (made
+/// when missing) relative to `worktrees/`.
+#[cfg(windows)]
+fn lock_target(store: &Store, wt: &Worktree) -> Result<WorktreeLock> {
+    let name = OsString::from(format!("{}.lock", wt.id));
+    let d = store.worktrees_dir();
+    let at = || store.worktrees_path().join(&name);
+    let file = match d.open_file(&name) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match d.create_file(&name) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => d.open_file(&name),
+            r => r,
+        },
+        r => r,
+    }
+    .map_err(|e| Error::io_at("lock worktree", at(), e))?;
+    Ok(WorktreeLock { _held: file })
 }
 
 /// Takes the worktree's lock, waiting (with a message) while another cowtree holds it.
-pub fn lock(wt: &Worktree) -> Result<WorktreeLock> {
-    use rustix::fs::{FlockOperation, flock};
-    let dir = cowtree_fs::dir::Dir::open(&wt.path).map_err(Error::Io)?;
-    let ctx = |e: rustix::io::Errno| Error::io_at("lock worktree", &wt.path, e.into());
-    match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => {}
-        Err(rustix::io::Errno::WOULDBLOCK) => {
-            eprintln!(
-                "cowtree: waiting for worktree {} (another cowtree is changing it)",
-                wt.path.display()
-            );
-            loop {
-                match flock(&dir, FlockOperation::LockExclusive) {
-                    Ok(()) => break,
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Err(e) => return Err(ctx(e)),
-                }
-            }
-        }
-        Err(e) => return Err(ctx(e)),
+pub fn lock(store: &Store, wt: &Worktree) -> Result<WorktreeLock> {
+    let held = lock_target(store, wt)?;
+    let ctx = |e: io::Error| Error::io_at("lock worktree", &wt.path, e);
+    if !file_lock::try_lock(&held._held, LockKind::Exclusive).map_err(ctx)? {
+        eprintln!(
+            "cowtree: waiting for worktree {} (another cowtree is changing it)",
+            wt.path.display()
+        );
+        file_lock::lock(&held._held, LockKind::Exclusive).map_err(ctx)?;
     }
-    Ok(WorktreeLock { _dir: dir })
+    Ok(held)
 }
 
 /// Takes the worktree's lock if nobody holds it.
-pub fn try_lock(wt: &Worktree) -> Option<WorktreeLock> {
-    use rustix::fs::{FlockOperation, flock};
-    let dir = cowtree_fs::dir::Dir::open(&wt.path).ok()?;
-    flock(&dir, FlockOperation::NonBlockingLockExclusive).ok()?;
-    Some(WorktreeLock { _dir: dir })
+pub fn try_lock(store: &Store, wt: &Worktree) -> Option<WorktreeLock> {
+    let held = lock_target(store, wt).ok()?;
+    file_lock::try_lock(&held._held, LockKind::Exclusive)
+        .ok()?
+        .then_some(held)
 }
 
 /// Reads the record again (after waiting for the lock, another command may have changed it).

@@ -55,7 +55,7 @@ pub fn reset_with_progress(
     hard: bool,
     progress: &Progress,
 ) -> Result<ResetReport> {
-    let _held = registry::lock(wt)?;
+    let _held = registry::lock(store, wt)?;
     registry::reload(store, wt)?;
     let started = Instant::now();
     let finished = crate::switch::finish_pending(store, wt)?;

@@ -68,7 +68,7 @@ pub fn snapshot_with_progress(
     if let Some(n) = name {
         cowtree_store::refs::validate_name(n)?;
     }
-    let _held = registry::lock(wt)?;
+    let _held = registry::lock(store, wt)?;
     registry::reload(store, wt)?;
     crate::switch::finish_pending(store, wt)?;
     let _lock = store.lock_shared()?;
@@ -257,6 +257,7 @@ fn write_cache_records(
 /// ([`cowtree_store::trees::freeze`]), with the clock read before it was taken; `None` and
 /// why where the worktree is no btrfs subvolume this user may snapshot there (no reason on
 /// other filesystems).
+#[cfg(unix)]
 fn freeze<'s>(
     store: &'s Store,
     path: &Path,
@@ -273,6 +274,20 @@ fn freeze<'s>(
         Err(cowtree_fs::whole_tree::NotUsed::Filesystem { .. }) => (None, 0, None),
         Err(why) => (None, 0, Some(why)),
     })
+}
+
+/// A read-only snapshot of the worktree: none on Windows, which has no subvolumes (the
+/// worktree is read in place, as on any filesystem but btrfs).
+#[cfg(windows)]
+fn freeze<'s>(
+    _store: &'s Store,
+    _path: &Path,
+) -> Result<(
+    Option<cowtree_store::trees::Pending<'s>>,
+    i64,
+    Option<cowtree_fs::whole_tree::NotUsed>,
+)> {
+    Ok((None, 0, None))
 }
 
 /// What [`plan`] is asked to record.
@@ -382,7 +397,7 @@ pub fn plan(store: &Store, target: Target, opts: &RecordOptions<'_>) -> Result<P
     let plan = decide(store, target, opts)?;
     if let Plan::Full(dir) = &plan
         && !opts.copy_across
-        && rustix::fs::stat(dir).is_ok()
+        && crate::os::stat(dir).is_ok()
         && let Ok(false) =
             cowtree_store::discover::same_filesystem(dir, &store.root().join("blobs"))
     {
@@ -490,16 +505,12 @@ pub fn record(
 /// Why the snapshot of `dir` copied data into `store`.
 fn copy_cause(store: &Store, dir: &Path) -> CopyCause {
     let dev = |p: &Path| {
-        rustix::fs::stat(p)
+        crate::os::stat(p)
             .map(|s| cowtree_fs::sys::stat_dev(&s))
             .ok()
     };
     if dev(dir) != dev(&store.root().join("blobs")) {
         return CopyCause::OtherFilesystem;
     }
-    let fs = cowtree_fs::dir::Dir::open(dir)
-        .and_then(cowtree_fs::fstype::fs_type)
-        .map(|t| t.name())
-        .unwrap_or("unknown");
-    CopyCause::NoReflink(fs)
+    CopyCause::NoReflink(crate::os::fs_name(dir))
 }

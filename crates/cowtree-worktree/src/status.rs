@@ -55,7 +55,7 @@ pub fn status_with_progress(store: &Store, wt: &mut Worktree, progress: &Progres
     if scan.hashed > 0 || scan.new_dir_recs > 0 {
         // Only when no switch, reset or snapshot is changing the worktree, and the record is
         // still the one this status compared with: the refresh must never undo their record.
-        if let Some(_held) = registry::try_lock(wt) {
+        if let Some(_held) = registry::try_lock(store, wt) {
             let mut now = wt.clone();
             registry::reload(store, &mut now)?;
             if now.base == wt.base && now.pending.is_none() {
@@ -117,7 +117,7 @@ pub fn remove_reporting(
 ) -> Result<Option<cowtree_fs::subvolume::Deleted>> {
     let mut how = None;
     if wt.path.symlink_metadata().is_ok() {
-        let _held = registry::lock(wt)?;
+        let _held = registry::lock(store, wt)?;
         registry::reload(store, wt)?;
         if !force {
             if let Some(e) = pending_error(store, wt) {
@@ -141,16 +141,30 @@ pub fn remove_reporting(
         how = remove_tree_or_subvolume(&pdir, parent, name, &wt.path)?;
         // The removal durable before the record goes: a power loss must not leave a worktree
         // on disk that no record pins.
-        pdir.sync_filesystem()
-            .map_err(|e| Error::io_at("sync", parent, e))?;
+        sync_removal(&pdir).map_err(|e| Error::io_at("sync", parent, e))?;
     }
     registry::forget(store, wt)?;
     Ok(how)
 }
 
+/// Makes the removal of an entry of `parent` durable: a sync of its filesystem (the tree's
+/// entries went with it).
+#[cfg(unix)]
+fn sync_removal(parent: &Dir) -> std::io::Result<()> {
+    parent.sync_filesystem()
+}
+
+/// Makes the removal of an entry of `parent` durable: a flush of `parent` (Windows lets only
+/// administrators flush a volume; the entry's name gone from its parent is what must last).
+#[cfg(windows)]
+fn sync_removal(parent: &Dir) -> std::io::Result<()> {
+    parent.sync()
+}
+
 /// Removes the directory `name` of `parent` (at `parent_path`; `path` names it in errors):
 /// a btrfs subvolume's root with [`cowtree_fs::subvolume::delete`] (O(1) where the kernel
 /// permits, else its entries removed; nested subvolumes too), anything else entry by entry.
+#[cfg(unix)]
 fn remove_tree_or_subvolume(
     parent: &Dir,
     parent_path: &Path,
@@ -172,4 +186,19 @@ fn remove_tree_or_subvolume(
     subvolume::delete(At::new(parent, parent_path), name)
         .map(Some)
         .map_err(|e| io(e.into()))
+}
+
+/// Removes the directory `name` of `parent` (`path` names it in errors), entry by entry:
+/// Windows has no subvolumes.
+#[cfg(windows)]
+fn remove_tree_or_subvolume(
+    parent: &Dir,
+    _parent_path: &Path,
+    name: &std::ffi::OsStr,
+    path: &Path,
+) -> Result<Option<cowtree_fs::subvolume::Deleted>> {
+    parent
+        .remove_tree(name)
+        .map_err(|e| Error::io_at("remove", path, e))?;
+    Ok(None)
 }

@@ -200,7 +200,7 @@ pub fn switch_with_progress(
     force: bool,
     progress: &Progress,
 ) -> Result<SwitchReport> {
-    let _held = registry::lock(wt)?;
+    let _held = registry::lock(store, wt)?;
     registry::reload(store, wt)?;
     let started = Instant::now();
     let finished = finish_pending(store, wt)?;

@@ -21,23 +21,47 @@
 //!
 //! What the caller may not do (not root) is counted in [`NotKept`] and warned about, one
 //! line per kind, as `clone` does; it is not an error.
+//!
+//! On Windows none of it is done: owners and groups are SIDs there, modes and extended
+//! attributes do not exist, and special files neither. A checkout that asks for any of it
+//! is refused in one line ([`ARCHIVE_UNAVAILABLE`]) before anything is made (`plan.rs`); one
+//! that asks for nothing checks out a version 2 snapshot's tree as any other and reports
+//! what the snapshot recorded.
 
+#[cfg(unix)]
 use std::ffi::OsStr;
+#[cfg(unix)]
 use std::os::fd::AsFd;
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use cowtree_fs::dir::Dir;
+#[cfg(unix)]
 use cowtree_fs::hardlink::{HardlinkOutcome, hardlink_at};
+#[cfg(unix)]
 use cowtree_fs::sys::{EntryFd, make_node, open_entry};
-use cowtree_link::{ModeStep, NotKept, Preserve, keep_recorded};
+#[cfg(unix)]
+use cowtree_link::{ModeStep, keep_recorded};
+use cowtree_link::{NotKept, Preserve};
+#[cfg(unix)]
 use rustix::fs::FileType;
+#[cfg(unix)]
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 use crate::hash::Hash;
-use crate::manifest::{Archive, ExtraKind, Kind, Link, Manifest, Meta};
+use crate::manifest::ExtraKind;
+#[cfg(unix)]
+use crate::manifest::{Archive, Kind, Link, Manifest, Meta};
 use crate::store::Store;
+
+/// Why a checkout that asks to restore a `snapshot --archive`'s records is refused on
+/// Windows, in one line.
+#[cfg(windows)]
+pub(super) const ARCHIVE_UNAVAILABLE: &str = "checkout --archive and --preserve (owners, \
+     groups, modes, extended attributes and ACLs, hardlinks, special files) are not available \
+     on Windows";
 
 /// What [`restore`] gave the tree of a version 2 snapshot.
 pub(super) struct Restored {
@@ -77,6 +101,25 @@ pub(super) fn restore(
     } else {
         a.extras.iter().filter(|x| x.kind != ExtraKind::Dir).count() as u64
     };
+    let not_kept = give(root, root_path, preserve, &m, a)?;
+    Ok(Some(Restored {
+        recorded: a.preserve,
+        restored: preserve,
+        special_not_made,
+        not_kept,
+    }))
+}
+
+/// Gives the tree at `root` what `preserve` asks of the archive `a` of manifest `m`
+/// (nothing when it asks for nothing); what could not be kept.
+#[cfg(unix)]
+fn give(
+    root: &Dir,
+    root_path: &Path,
+    preserve: Preserve,
+    m: &Manifest,
+    a: &Archive,
+) -> Result<NotKept> {
     let mut r = Restore {
         root,
         root_path,
@@ -89,19 +132,32 @@ pub(super) fn restore(
             r.specials(a)?;
         }
         if preserve.links {
-            r.links(&m, a)?;
+            r.links(m, a)?;
         }
-        r.entries(&m, a)?;
+        r.entries(m, a)?;
         r.dirs(a)?;
     }
-    Ok(Some(Restored {
-        recorded: a.preserve,
-        restored: preserve,
-        special_not_made,
-        not_kept: r.not_kept,
-    }))
+    Ok(r.not_kept)
 }
 
+/// On Windows nothing is given: asking for anything is refused (before the tree was made,
+/// by the plan; this is the same refusal, should any other way reach here).
+#[cfg(windows)]
+fn give(
+    _root: &Dir,
+    _root_path: &Path,
+    preserve: Preserve,
+    _m: &crate::manifest::Manifest,
+    _a: &crate::manifest::Archive,
+) -> Result<NotKept> {
+    if preserve.is_none() {
+        Ok(NotKept::default())
+    } else {
+        Err(Error::msg(ARCHIVE_UNAVAILABLE))
+    }
+}
+
+#[cfg(unix)]
 struct Restore<'a> {
     root: &'a Dir,
     root_path: &'a Path,
@@ -113,6 +169,7 @@ struct Restore<'a> {
 }
 
 /// The directory part and the name of a manifest path.
+#[cfg(unix)]
 fn split(path: &[u8]) -> (&[u8], &OsStr) {
     match path.iter().rposition(|&b| b == b'/') {
         Some(i) => (&path[..i], OsStr::from_bytes(&path[i + 1..])),
@@ -120,6 +177,7 @@ fn split(path: &[u8]) -> (&[u8], &OsStr) {
     }
 }
 
+#[cfg(unix)]
 impl Restore<'_> {
     fn full(&self, path: &[u8]) -> std::path::PathBuf {
         self.root_path.join(OsStr::from_bytes(path))

@@ -2,6 +2,7 @@
 //! parent and its name ([`Dest`]), before any work; checked again before the rename.
 
 use std::ffi::{OsStr, OsString};
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -37,7 +38,7 @@ impl Dest {
             .map_err(|e| Error::io_at("", dst, e))?
         {
             None => false,
-            Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() => {
+            Some(st) if cowtree_fs::sys::stat_file_type(&st).is_dir() => {
                 let d = parent
                     .open_dir(&name)
                     .map_err(|e| Error::io_at("", dst, e))?;
@@ -75,6 +76,7 @@ pub(super) fn dst_still_free(parent: &Dir, name: &OsStr, replace_empty: bool) ->
 }
 
 /// Splits DST into its parent directory and final name, refusing `/`, `.`, `..` and the like.
+#[cfg(unix)]
 fn split_dst(dst: &Path) -> Result<(PathBuf, OsString)> {
     let mut bytes = dst.as_os_str().as_bytes();
     while bytes.len() > 1 && bytes.ends_with(b"/") {
@@ -96,6 +98,36 @@ fn split_dst(dst: &Path) -> Result<(PathBuf, OsString)> {
     ))
 }
 
+/// Splits DST into its parent directory and final name on Windows, where `\\` and `/` both
+/// separate components and a path may start with a drive or a UNC prefix (`C:\wt`,
+/// `\\server\share\wt`): the name is what follows the last separator (or the drive's
+/// colon), the parent what [`Path::parent`] gives, `.` when that is empty. A root, `.`, `..`,
+/// and a name with a colon left in it (a stream or a drive) are refused.
+#[cfg(windows)]
+fn split_dst(dst: &Path) -> Result<(PathBuf, OsString)> {
+    let bad = || Error::BadDestination {
+        path: dst.to_path_buf(),
+    };
+    let text = dst.to_str().ok_or_else(bad)?;
+    let sep = |c: char| c == '/' || c == '\\';
+    let trimmed = text.trim_end_matches(sep);
+    let name = trimmed.rsplit(sep).next().unwrap_or("");
+    let name = match name.rsplit_once(':') {
+        // `C:wt`: the name after the drive; a colon anywhere else is refused below.
+        Some((drive, rest)) if drive.len() == 1 && name.len() == trimmed.len() => rest,
+        _ => name,
+    };
+    if matches!(name, "" | "." | "..") || name.contains(':') {
+        return Err(bad());
+    }
+    let parent = Path::new(&trimmed[..trimmed.len() - name.len()]);
+    let parent = match parent.as_os_str().is_empty() {
+        true => PathBuf::from("."),
+        false => parent.to_path_buf(),
+    };
+    Ok((parent, OsString::from(name)))
+}
+
 /// The refusal of DST, which is not (or no longer) free: `how` says what is there.
 pub(super) fn taken(dst: &Path, how: &'static str) -> Error {
     Error::AlreadyExists {
@@ -109,6 +141,7 @@ pub(super) fn taken(dst: &Path, how: &'static str) -> Error {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
     #[test]
     fn split_dst_table() {
         let ok = [
@@ -128,6 +161,34 @@ mod tests {
             );
         }
         for bad in [".", "..", "a/.", "a/..", "/", ""] {
+            assert!(split_dst(Path::new(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn split_dst_table_on_windows() {
+        let ok = [
+            ("wt", ".", "wt"),
+            ("a\\wt", "a\\", "wt"),
+            ("a/wt/", "a/", "wt"),
+            ("a\\b\\wt\\", "a\\b\\", "wt"),
+            ("C:\\wt", "C:\\", "wt"),
+            ("C:wt", "C:", "wt"),
+            ("\\\\server\\share\\wt", "\\\\server\\share\\", "wt"),
+            ("rel.x", ".", "rel.x"),
+        ];
+        for (input, parent, name) in ok {
+            let (p, n) = split_dst(Path::new(input)).unwrap();
+            assert_eq!(
+                (p.to_str().unwrap(), n.to_str().unwrap()),
+                (parent, name),
+                "{input}"
+            );
+        }
+        for bad in [
+            ".", "..", "a\\.", "a/..", "\\", "/", "", "C:\\", "C:", "a\\b:c",
+        ] {
             assert!(split_dst(Path::new(bad)).is_err(), "{bad}");
         }
     }

@@ -21,6 +21,16 @@
 //! fallback; `strict` makes that an error. A store on another filesystem than the destination
 //! is detected before any work and reported through the warning callback (or refused under
 //! `strict`).
+//!
+//! On Windows a checkout is always per file (btrfs subvolumes do not exist there): each file is
+//! block-cloned (ReFS, Dev Drive) or copied from its blob through handles and flushed through
+//! the handle that wrote it, then every directory is flushed (Windows lets only administrators
+//! flush a volume). An executable entry is written as a plain file (Windows has no executable
+//! bit; the manifest keeps what it was), a symlink as a file symlink with the manifest's
+//! target, and a name Windows cannot hold (a colon, a device name, a trailing dot, bytes that
+//! are no UTF-8) fails the checkout naming it, before the tree is placed. Restoring a
+//! `snapshot --archive`'s owners, modes, attributes, hardlinks and special files
+//! (`preserve`) is refused in one line before anything is made.
 
 mod archive;
 mod batch;
@@ -152,8 +162,12 @@ fn run(job: &Job<'_>) -> Result<(CheckoutReport, Written)> {
     lap("loaded");
     // A snapshot's root is inode 256: registered with it, the staging is removable by gc from
     // the moment the snapshot exists (see `crate::dest_staging::register_expecting`).
+    #[cfg(unix)]
     let expect =
         matches!(plan, Plan::Subvolume(_)).then_some((0, cowtree_fs::sys::SUBVOLUME_ROOT_INO));
+    // (No subvolumes on Windows: see `plan.rs`.)
+    #[cfg(windows)]
+    let expect = None;
     let mut stage = Stage::begin(job.store, &dest, expect)?;
     lap("registered staging");
     let mut placing = Placing::default();

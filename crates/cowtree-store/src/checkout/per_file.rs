@@ -4,21 +4,24 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as Slot;
+#[cfg(unix)]
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+#[cfg(unix)]
 use cowtree_fs::CopyRange;
-use cowtree_fs::dir::Dir;
+use cowtree_fs::dir::{Dir, Stat};
 use cowtree_fs::progress::Progress;
-use cowtree_fs::staging::{Staging, unless_stopping};
+use cowtree_fs::staging::Staging;
+#[cfg(unix)]
+use cowtree_fs::staging::unless_stopping;
+#[cfg(unix)]
 use cowtree_fs::subvolume::{self, At};
 use cowtree_fs::workers::Publish;
 use cowtree_link::{LinkMode, LinkState};
 use rayon::prelude::*;
-use rustix::fs::Stat;
 
 use crate::compact::CompactManifest;
 use crate::error::{Error, Result};
@@ -30,7 +33,7 @@ use crate::util::{path_of, split};
 
 use super::batch::Batch;
 use super::dest::Dest;
-use super::entry::{Counters, Ctx, write_entry};
+use super::entry::{Counters, Ctx, os_name, write_entry};
 use super::job::Job;
 use super::options::{Arriving, CheckoutMode, CheckoutOptions, NextArrived, StillComing};
 use super::report::{CheckoutReport, EntryStat, Written};
@@ -49,9 +52,16 @@ impl Job<'_> {
         manifest: &CompactManifest,
         btrfs: bool,
     ) -> Result<(CheckoutReport, Written)> {
+        #[cfg(unix)]
         let made = if btrfs {
             self.subvolume_staging(dest, &stage.name)?
         } else {
+            None
+        };
+        // (No subvolumes on Windows: `btrfs` is never set there.)
+        #[cfg(windows)]
+        let made = {
+            let _ = btrfs;
             None
         };
         let made = match made {
@@ -75,6 +85,7 @@ impl Job<'_> {
     /// An empty subvolume at the staging name (a worktree on btrfs is a subvolume, so that it
     /// can be the source of a snapshot in turn); `None` where the kernel refuses one (EPERM)
     /// and a plain directory is made instead.
+    #[cfg(unix)]
     fn subvolume_staging<'s>(&self, dest: &'s Dest, name: &OsStr) -> Result<Option<Staging<'s>>> {
         let parent = At::new(&dest.parent, &dest.parent_path);
         let reserved = Staging::reserve(&dest.parent, name.to_owned())
@@ -129,7 +140,10 @@ pub(super) fn fill(
     };
     let state = Batch::new(LinkState::new(link_mode, opts.strict));
     let counters = Counters::new(opts.mode == CheckoutMode::Copy);
+    #[cfg(unix)]
     let range = CopyRange::new();
+    #[cfg(windows)]
+    let blobs = crate::ingest::BlobDirs::new(store);
     let stats: Vec<OnceLock<EntryStat>> = if record {
         (0..manifest.len()).map(|_| OnceLock::new()).collect()
     } else {
@@ -141,7 +155,10 @@ pub(super) fn fill(
         strict: opts.strict,
         counters: &counters,
         progress,
+        #[cfg(unix)]
         range: &range,
+        #[cfg(windows)]
+        blobs: &blobs,
         record,
         stats: &stats,
         deferred: &waiting.deferred,
@@ -500,7 +517,8 @@ impl<'a> Tree<'a> {
         if from == 0 {
             for &s in &td.subdirs {
                 let name = split(self.dirs[s].path).1;
-                dir.create_dir(OsStr::from_bytes(name), 0o755)
+                os_name(name)
+                    .and_then(|name| dir.create_dir(&name, 0o755))
                     .map_err(|e| {
                         Error::io_at("", stage_path.join(path_of(self.dirs[s].path)), e)
                     })?;
@@ -576,6 +594,28 @@ fn keep_stat(ctx: &Ctx<'_>, i: usize, st: &Stat) -> Result<()> {
     Ok(())
 }
 
+/// Flushes every directory of `manifest`'s tree made at `stage` (at `stage_path`), the root
+/// last: on Windows, where only administrators may flush a whole volume, what makes the
+/// tree's entries durable once each file was flushed as it was written (`entry.rs`).
+#[cfg(windows)]
+pub(super) fn sync_dirs(stage: &Dir, stage_path: &Path, manifest: &CompactManifest) -> Result<()> {
+    pools::install(pools::Pool::Checkout, || {
+        (ROOT + 1..manifest.dirs())
+            .into_par_iter()
+            .try_for_each(|d| {
+                let path = manifest.dir_path(d);
+                open_beneath(stage, stage_path, path)?
+                    .sync()
+                    .map_err(|e| Error::io_at("sync", stage_path.join(path_of(path)), e))
+            })
+    })?;
+    stage
+        .sync()
+        .map_err(|e| Error::io_at("sync", stage_path, e))
+}
+
+// (`path_of` gives a `&Path` on unix, a `Cow<Path>` on Windows: one borrow serves both.)
+#[cfg_attr(unix, allow(clippy::needless_borrow))]
 fn open_beneath(stage: &Dir, stage_path: &Path, rel: &[u8]) -> Result<Dir> {
     if rel.is_empty() {
         return stage
@@ -583,7 +623,7 @@ fn open_beneath(stage: &Dir, stage_path: &Path, rel: &[u8]) -> Result<Dir> {
             .map_err(|e| Error::io_at("", stage_path, e));
     }
     stage
-        .open_dir_beneath(path_of(rel))
+        .open_dir_beneath(&path_of(rel))
         .map_err(|e| Error::io_at("", stage_path.join(path_of(rel)), e))
 }
 

@@ -1,6 +1,7 @@
 //! The last step: the tree made in staging made durable, the worktree registered, and the
 //! tree renamed to DST, in that order.
 
+#[cfg(unix)]
 use cowtree_fs::whole_tree::Method as WholeMethod;
 
 use crate::compact::CompactManifest;
@@ -38,6 +39,10 @@ impl Job<'_> {
         // absent or whole and registered (docs/store.md, "Durability"). A record whose path
         // never appeared pins nothing and gc drops it.
         let before_placing = self.hooks.map(|h| h.before_placing);
+        // Windows lets only administrators flush a volume: each file was flushed as it was
+        // written (`entry.rs`), and each directory is now.
+        #[cfg(windows)]
+        super::per_file::sync_dirs(&staging.dir, &stage.path, &manifest)?;
         if self.hooks.is_some() {
             written.manifest = manifest;
         }
@@ -49,14 +54,17 @@ impl Job<'_> {
         // A snapshot is committed (durable) when the ioctl returns: nothing to sync, and
         // nothing to run beside the hook (starting the thread pool for it costs more than the
         // whole snapshot).
+        #[cfg(unix)]
         if report.method == WholeMethod::PerFile {
             let (synced, ()) = rayon::join(|| staging.dir.sync_filesystem(), hook);
             synced.map_err(|e| Error::io_at("sync the checkout in", &stage.path, e))?;
         } else {
             hook();
         }
+        #[cfg(windows)]
+        hook();
         let root = (staging.dir.stat_self()).map_err(|e| Error::io_at("", &stage.path, e))?;
-        let root_id = (cowtree_fs::sys::stat_dev(&root), root.st_ino);
+        let root_id = crate::util::file_id(&root);
         written.root = root_id;
         // One checkout at a time registers and renames to this path, and only while the path
         // is still free: a second checkout to the same DST must not overwrite the record of

@@ -2,8 +2,11 @@
 //! the store's tree subvolume, or per file with the reason), and whether the store is on
 //! another filesystem than DST.
 
+#[cfg(unix)]
 use cowtree_fs::subvolume::{self, At};
-use cowtree_fs::whole_tree::{self, NotUsed};
+#[cfg(unix)]
+use cowtree_fs::whole_tree;
+use cowtree_fs::whole_tree::NotUsed;
 
 use crate::error::{Error, Result, cross_device_message};
 use crate::trees;
@@ -16,6 +19,8 @@ use super::options::CheckoutMode;
 pub(super) enum Plan {
     /// One writable snapshot of the store's tree subvolume of the snapshot (built first when
     /// the store has none yet).
+    // Never on Windows, which has no subvolumes (see `Job::plan` there).
+    #[cfg_attr(windows, allow(dead_code))]
     Subvolume(Option<trees::Tree>),
     /// Per file, for this reason. `btrfs`: DST is on btrfs, where its root is made a
     /// subvolume all the same, so that it can be snapshotted in turn.
@@ -60,6 +65,7 @@ impl Job<'_> {
     /// store and DST are on one btrfs and the store's tree can be used (or made) by this
     /// user, else per file, with the reason. Cheap where it says no (XFS, ext4, tmpfs: two
     /// `fstatfs`).
+    #[cfg(unix)]
     pub(super) fn plan(&self, dest: &Dest, cross_device: bool) -> Result<Plan> {
         let dst_at = At::new(&dest.parent, &dest.parent_path);
         let btrfs = subvolume::is_btrfs(dst_at)?;
@@ -99,5 +105,28 @@ impl Job<'_> {
             None if trees::exists(self.store, self.id)? => per_file(trees::NOT_TRUSTED),
             None => Ok(Plan::Subvolume(None)),
         }
+    }
+
+    /// The plan on Windows: always per file (btrfs subvolumes do not exist there; the tree
+    /// is made file by file, each block-cloned or copied from its blob). What has no
+    /// Windows meaning is refused here, in one line, before anything is made: restoring a
+    /// `snapshot --archive`'s owners, modes, extended attributes, hardlinks and special files
+    /// (`checkout --archive`, `--preserve=LIST`).
+    #[cfg(windows)]
+    pub(super) fn plan(&self, _dest: &Dest, _cross_device: bool) -> Result<Plan> {
+        if !self.opts.preserve.is_none() {
+            return Err(Error::msg(super::archive::ARCHIVE_UNAVAILABLE));
+        }
+        let reason = match self.opts.mode {
+            CheckoutMode::Copy => NotUsed::Requested {
+                code: "mode",
+                why: "--mode copy",
+            },
+            _ => NotUsed::Filesystem { fs: "windows" },
+        };
+        Ok(Plan::PerFile {
+            reason,
+            btrfs: false,
+        })
     }
 }

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use cowtree_fs::dir::Stat;
 use cowtree_fs::whole_tree::{Method as WholeMethod, NotUsed};
-use rustix::fs::Stat;
 
 use crate::compact::CompactManifest;
 
@@ -101,6 +101,7 @@ pub struct EntryStat {
 
 impl EntryStat {
     /// The parts of `st` a stat cache compares.
+    #[cfg(unix)]
     pub fn of(st: &Stat) -> EntryStat {
         EntryStat {
             size: st.st_size as u64,
@@ -110,4 +111,27 @@ impl EntryStat {
             mode: cowtree_fs::sys::stat_mode(st),
         }
     }
+
+    /// The parts of `st` a stat cache compares, on Windows: the size, the last write and
+    /// change times (100 ns units since 1601, as ns since 1970), the file id as the store
+    /// records it ([`crate::util::file_id`]) and the mode Windows' attributes amount to
+    /// ([`cowtree_fs::sys::stat_mode`]: only the write bits say anything).
+    #[cfg(windows)]
+    pub fn of(st: &Stat) -> EntryStat {
+        EntryStat {
+            size: cowtree_fs::sys::stat_size(st),
+            mtime_ns: filetime_ns(st.modified),
+            ctime_ns: filetime_ns(st.changed),
+            ino: crate::util::file_id(st).1,
+            mode: cowtree_fs::sys::stat_mode(st),
+        }
+    }
+}
+
+/// A `FILETIME` (100 ns units since 1601-01-01 UTC) as ns since 1970-01-01 UTC.
+#[cfg(windows)]
+fn filetime_ns(ft: i64) -> i64 {
+    /// 1601 to 1970 in 100 ns units.
+    const EPOCH_DIFF: i64 = 116_444_736_000_000_000;
+    ft.saturating_sub(EPOCH_DIFF).saturating_mul(100)
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use cowtree_fs::dir::Dir;
 use cowtree_fs::staging::Staging;
+#[cfg(unix)]
 use cowtree_fs::subvolume::{self, At};
 
 use crate::dest_staging::{self, STAGING};
@@ -63,7 +64,10 @@ impl<'a> Stage<'a> {
             .dir
             .stat_self()
             .map_err(|e| Error::io_at("", &self.path, e))
-            .and_then(|st| (self.registration).created(cowtree_fs::sys::stat_dev(&st), st.st_ino));
+            .and_then(|st| {
+                let (dev, ino) = crate::util::file_id(&st);
+                (self.registration).created(dev, ino)
+            });
         let staging = self.made.insert(staging);
         recorded?;
         Ok((&staging.dir, &self.path))
@@ -77,6 +81,7 @@ impl<'a> Stage<'a> {
         };
         // A subvolume (a snapshot, or the per-file method's root on btrfs) goes in O(1) where
         // the kernel permits; `remove` then finds nothing left.
+        #[cfg(unix)]
         if subvolume::is_root(At::new(&staging.dir, &self.path)).unwrap_or(false)
             && let (Some(parent), Some(name)) = (self.path.parent(), self.path.file_name())
             && let Ok(pdir) = Dir::open(if parent.as_os_str().is_empty() {

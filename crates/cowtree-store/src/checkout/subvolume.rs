@@ -1,12 +1,20 @@
 //! The whole-tree way: the store's tree subvolume of the snapshot (built first from the blobs
 //! when there is none), snapshotted writable at the staging name in one call.
+//!
+//! Windows has no btrfs subvolumes: its plan is always per file (`plan.rs`), and the
+//! whole-tree way, should anything reach it there, is refused in one line
+//! ([`NO_SUBVOLUMES`]). [`stats_of`] builds on both.
 
 use std::path::Path;
 
 use cowtree_fs::dir::Dir;
+#[cfg(unix)]
 use cowtree_fs::staging::{Staging, unless_stopping};
+#[cfg(unix)]
 use cowtree_fs::subvolume::At;
-use cowtree_fs::whole_tree::{NotUsed, Request, WholeTree};
+use cowtree_fs::whole_tree::NotUsed;
+#[cfg(unix)]
+use cowtree_fs::whole_tree::{Request, WholeTree};
 use rayon::prelude::*;
 
 use crate::compact::CompactManifest;
@@ -18,10 +26,31 @@ use crate::util::path_of;
 
 use super::dest::Dest;
 use super::job::{Job, Lazy};
-use super::per_file::{ROOT, fill};
+use super::per_file::ROOT;
+#[cfg(unix)]
+use super::per_file::fill;
 use super::report::{CheckoutReport, EntryStat, Written};
 use super::stage::Stage;
 
+/// Why the whole-tree way is refused on Windows, in one line.
+#[cfg(windows)]
+pub(super) const NO_SUBVOLUMES: &str = "btrfs subvolumes do not exist on Windows";
+
+#[cfg(windows)]
+impl Job<'_> {
+    /// The whole-tree way on Windows: refused ([`NO_SUBVOLUMES`]), nothing made.
+    pub(super) fn subvolume<'s>(
+        &self,
+        _dest: &'s Dest,
+        _stage: &mut Stage<'s>,
+        _manifest: &mut Lazy<'_>,
+        _tree: Option<trees::Tree>,
+    ) -> Result<std::result::Result<(CheckoutReport, Written), NotUsed>> {
+        Err(Error::msg(NO_SUBVOLUMES))
+    }
+}
+
+#[cfg(unix)]
 impl Job<'_> {
     /// The whole-tree method: the store's tree subvolume of the snapshot (built now from the
     /// blobs when there is none), snapshotted writable at the staging name through the seam
@@ -138,9 +167,9 @@ impl Job<'_> {
 /// that is not there, or of another type, is an error.
 pub fn stats_of(root: &Dir, root_path: &Path, manifest: &CompactManifest) -> Result<Written> {
     let stat = |rel: &[u8]| -> Result<EntryStat> {
-        rustix::fs::statat(root, path_of(rel), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+        stat_beneath(root, rel)
             .map(|st| EntryStat::of(&st))
-            .map_err(|e| Error::io_at("", root_path.join(path_of(rel)), e.into()))
+            .map_err(|e| Error::io_at("", root_path.join(path_of(rel)), e))
     };
     let (stats, dirs) = pools::install(pools::Pool::Checkout, || {
         rayon::join(
@@ -173,4 +202,27 @@ pub fn stats_of(root: &Dir, root_path: &Path, manifest: &CompactManifest) -> Res
         from_tree: true,
         ..Written::default()
     })
+}
+
+/// The `lstat` of the relative path `rel` beneath `root`.
+#[cfg(unix)]
+fn stat_beneath(root: &Dir, rel: &[u8]) -> std::io::Result<cowtree_fs::dir::Stat> {
+    Ok(rustix::fs::statat(
+        root,
+        path_of(rel),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )?)
+}
+
+/// What the relative path `rel` beneath `root` is, never following a reparse point: its
+/// directory opened one component at a time, then the entry described itself.
+#[cfg(windows)]
+fn stat_beneath(root: &Dir, rel: &[u8]) -> std::io::Result<cowtree_fs::dir::Stat> {
+    let (parent, name) = crate::util::split(rel);
+    let name = super::entry::os_name(name)?;
+    if parent.is_empty() {
+        root.stat(&name)
+    } else {
+        root.open_dir_beneath(&path_of(parent))?.stat(&name)
+    }
 }

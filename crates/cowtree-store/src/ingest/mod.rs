@@ -40,40 +40,75 @@
 //! opens two files (`LOOKAHEAD`) ahead of the one it records and starts reading their pages
 //! (`readahead.rs`), so that a cold source is read while the worker clones and hashes the files
 //! before it.
+//!
+//! On Windows (`putter_windows.rs`) the walk is the same over `cowtree_fs::dir`'s handles (a
+//! symlink recorded with its target; a junction or other reparse point refused as special; a
+//! name that is no valid Unicode refused), and each new file is block-cloned (ReFS, Dev
+//! Drive) or copied into a named staging file, the clone or the copy hashed, made read-only
+//! (the read-only attribute, for 0444), flushed, and renamed into `blobs/` without replacing:
+//! no `O_TMPFILE`, no hashing of the source after its clone, no read-ahead. Windows has no
+//! executable bit: every file is recorded as a plain file. `snapshot --archive` is refused
+//! in one line (`ARCHIVE_UNAVAILABLE`), and a btrfs subvolume is never frozen.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::ops::ControlFlow;
+#[cfg(unix)]
 use std::os::fd::AsFd;
+#[cfg(unix)]
 use std::os::fd::{AsRawFd, OwnedFd};
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
+#[cfg(unix)]
+use std::sync::OnceLock;
+#[cfg(unix)]
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
+#[cfg(unix)]
 use cowtree_fs::classify::{CloneErrno, classify_clone_errno};
-use cowtree_fs::dir::Dir;
+use cowtree_fs::dir::{Dir, DirEntry};
 use cowtree_fs::name::{NameError, PATH_MAX};
 use cowtree_fs::progress::Progress;
 use cowtree_fs::walk::{DirVisit, Failed, JobVisit, Visitor, Walk};
-use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause, transfer_at};
+use cowtree_fs::{Method, Transfer, TransferOptions};
+#[cfg(unix)]
+use cowtree_fs::{UnsupportedCause, transfer_at};
+#[cfg(unix)]
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, fstat, openat, statat};
+#[cfg(unix)]
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 use crate::found::{Found, Node, Piece, TooLong};
 use crate::hash::Hash;
 use crate::manifest::{Manifest, show};
+#[cfg(unix)]
 use crate::pools::LOOKAHEAD;
 use crate::store::Store;
-use crate::util::{join, path_of};
+use crate::util::{file_id, join, path_of};
 
+#[cfg(unix)]
 mod archive;
+#[cfg(windows)]
+mod blob_at;
+#[cfg(unix)]
+mod putter;
+/// [`Putter`] on Windows: named staging, block clone or copy, no executable bit.
+#[cfg(windows)]
+#[path = "putter_windows.rs"]
 mod putter;
 
+#[cfg(windows)]
+pub(crate) use blob_at::BlobDirs;
+#[cfg(windows)]
+pub use putter::Putter;
 pub(crate) use putter::hash_file;
+#[cfg(unix)]
 use putter::type_name;
 
 /// What a snapshot recorded.
@@ -119,9 +154,11 @@ const PREHASH_SAMPLE: u64 = 32;
 pub const CTIME_MARGIN_NS: i64 = 2_000_000_000;
 
 /// Upper bound on staging subdirectories (see [`Putter::lane`]).
+#[cfg(unix)]
 const MAX_LANES: usize = 16;
 
 /// A clone in staging whose hash is still to be computed.
+#[cfg(unix)]
 struct Staged<'l> {
     /// The staging directory it is in (see [`Putter::lane`]).
     lane: &'l Dir,
@@ -137,12 +174,14 @@ struct Staged<'l> {
 
 /// A source file opened by [`Putter::open_source`]: its descriptor and the `fstat` taken
 /// right after the open, the first of the two around its clone (see the module doc).
+#[cfg(unix)]
 struct Source {
     fd: OwnedFd,
     st: Stat,
 }
 
 /// How [`Putter::clone_unnamed`] ended.
+#[cfg(unix)]
 enum Unnamed {
     Cloned(OwnedFd),
     /// The staging filesystem has no `O_TMPFILE`: use named staging.
@@ -151,6 +190,7 @@ enum Unnamed {
 }
 
 /// What [`Putter::stage`] did with one file.
+#[cfg(unix)]
 enum Step<'l> {
     /// Recorded.
     Done(Put),
@@ -194,7 +234,8 @@ struct Recorder<'w, 'a> {
 /// allows), hash the clone and link it into `blobs/`; copy and hash in one pass where
 /// clones do not work. It remembers what it learnt about the filesystems (no clones from a
 /// device, no `O_TMPFILE`, no `linkat(AT_EMPTY_PATH)`) and counts what it did. Shared by the
-/// workers of one snapshot.
+/// workers of one snapshot. (Windows has its own, in `putter_windows.rs`.)
+#[cfg(unix)]
 pub struct Putter<'a> {
     store: &'a Store,
     staging: &'a Dir,
@@ -276,10 +317,16 @@ pub fn snapshot_dir_preserving(
     if let Some(n) = name {
         crate::refs::validate_name(n)?;
     }
+    #[cfg(windows)]
+    if archive.is_some() {
+        // Refused before anything is read or written (see `putter_windows.rs`).
+        return Err(Error::msg(ARCHIVE_UNAVAILABLE));
+    }
     let (root, store_id) = open_source(store, src)?;
     let _lock = store.lock_shared()?;
     // A btrfs subvolume's root: read from a read-only snapshot of it, a point in time that
     // no writer can change, which then stays as the snapshot's tree.
+    #[cfg(unix)]
     let (frozen, reason) = match archive {
         Some(_) => (None, None),
         None => match crate::trees::freeze(store, cowtree_fs::subvolume::At::new(&root, src))? {
@@ -287,16 +334,25 @@ pub fn snapshot_dir_preserving(
             Err(why) => (None, Some(why)),
         },
     };
+    // Windows has no btrfs subvolumes: the tree is always read in place, as on every
+    // filesystem but btrfs (whose reason, `Filesystem`, is never reported either).
+    #[cfg(windows)]
+    let reason = None;
     let reason =
         reason.filter(|r| !matches!(r, cowtree_fs::whole_tree::NotUsed::Filesystem { .. }));
     let staging = store.staging("ingest")?;
+    #[cfg_attr(windows, allow(unused_mut))]
     let mut put = Putter::new(store, staging.dir());
+    #[cfg(unix)]
     if frozen.is_some() {
         // Nothing writes a read-only snapshot: every file's own hash, taken after its clone,
         // is the clone's.
         put = put.with_ctime_margin(0);
     }
+    #[cfg(unix)]
     let walk_root = frozen.as_ref().map_or(&root, |p| p.dir());
+    #[cfg(windows)]
+    let walk_root = &root;
     let slots = AtomicU32::new(1);
     let recorders = Walk::on(crate::pools::pool(crate::pools::Pool::Ingest))
         .progress(progress)
@@ -311,6 +367,7 @@ pub fn snapshot_dir_preserving(
         })?;
     let walked = started.elapsed();
     let found = found(recorders, slots.load(Ordering::Relaxed));
+    #[cfg(unix)]
     if let Some(preserve) = archive {
         // (Saving the manifest makes the blobs durable first: `Store::save`.)
         let (id, manifest) = archive::record(store, &root, src, store_id, &found, preserve)?;
@@ -335,7 +392,13 @@ pub fn snapshot_dir_preserving(
         return Ok(report);
     }
     let context = format!("snapshot of {}", src.display());
-    let (synced, written) = write_while_syncing(store, &found, &context);
+    #[cfg(unix)]
+    let sync = || store.sync_filesystem();
+    // Windows lets only administrators flush a volume: each new blob was flushed as it was
+    // written, and their fan-out directories are now (`putter_windows.rs`).
+    #[cfg(windows)]
+    let sync = || put.sync_placed();
+    let (synced, written) = write_while_syncing(store, &found, &context, sync);
     drop(found);
     let (writer, counts) = written?;
     synced?;
@@ -350,7 +413,13 @@ pub fn snapshot_dir_preserving(
     if let Some(n) = name {
         crate::refs::set(store, n, &id)?;
     }
+    #[cfg(unix)]
     let frozen = frozen.is_some_and(|p| keep_frozen(store, p, &id, &counts));
+    #[cfg(windows)]
+    let frozen = {
+        let _ = &counts;
+        false
+    };
     let report = IngestReport {
         id,
         files: counts.files,
@@ -379,9 +448,9 @@ fn open_source(store: &Store, src: &Path) -> Result<(Dir, (u64, u64))> {
     let store_st = Dir::open(store.root())
         .and_then(|d| d.stat_self())
         .map_err(|e| at(store.root(), e))?;
-    let store_id = (cowtree_fs::sys::stat_dev(&store_st), store_st.st_ino);
+    let store_id = file_id(&store_st);
     let src_st = root.stat_self().map_err(|e| at(src, e))?;
-    if (cowtree_fs::sys::stat_dev(&src_st), src_st.st_ino) == store_id {
+    if file_id(&src_st) == store_id {
         // A refusal: recording the store into itself can only be reported.
         return Err(Error::StoreItself {
             path: src.to_path_buf(),
@@ -393,19 +462,20 @@ fn open_source(store: &Store, src: &Path) -> Result<(Dir, (u64, u64))> {
 /// The manifest's writer, with what it holds.
 type Written<'s> = Result<(crate::store::ManifestWriter<'s>, crate::trees::Counts)>;
 
-/// Every blob the manifest names is placed: they are made durable (`syncfs`, which mostly
-/// waits for the disk) while the manifest is put in order, checked, encoded, hashed and
-/// written, and the manifest is named only after both (docs/store.md, "Durability").
-/// Returns (synced, written).
+/// Every blob the manifest names is placed: they are made durable (`sync`: `syncfs` on unix,
+/// which mostly waits for the disk) while the manifest is put in order, checked, encoded,
+/// hashed and written, and the manifest is named only after both (docs/store.md,
+/// "Durability"). Returns (synced, written).
 fn write_while_syncing<'s>(
     store: &'s Store,
     found: &Found,
     context: &str,
+    sync_blobs: impl Fn() -> Result<()> + Sync,
 ) -> (Result<()>, Written<'s>) {
     std::thread::scope(|s| {
         let sync = std::thread::Builder::new()
             .name("cowtree-sync".into())
-            .spawn_scoped(s, || store.sync_filesystem());
+            .spawn_scoped(s, &sync_blobs);
         let written = (|| {
             let mut writer = store.manifest_writer(found.entries(), context)?;
             let counts = found.write(|entry| writer.push(entry))?;
@@ -416,7 +486,7 @@ fn write_while_syncing<'s>(
                 .join()
                 .unwrap_or_else(|_| Err(Error::internal("the sync thread panicked"))),
             // No thread to be had: in turn.
-            Err(_) => store.sync_filesystem(),
+            Err(_) => sync_blobs(),
         };
         (synced, written)
     })
@@ -424,6 +494,7 @@ fn write_while_syncing<'s>(
 
 /// Keeps the read-only snapshot `p` as snapshot `id`'s tree (derived data: a failure here
 /// loses nothing, and the read-only snapshot is removed, or left to gc); whether it was kept.
+#[cfg(unix)]
 fn keep_frozen(
     store: &Store,
     p: crate::trees::Pending<'_>,
@@ -467,6 +538,97 @@ fn chunks<T>(mut names: Vec<T>, size: usize) -> Vec<Vec<T>> {
     out
 }
 
+/// What the walk found a directory entry to be.
+enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    /// Anything else, named for the refusal: a fifo, a socket, a device; on Windows a
+    /// junction or another reparse point that is no symlink.
+    Special(&'static str),
+}
+
+/// What `ent` of `dir` is (its type from the listing, or an `lstat` where the filesystem
+/// gives none); `None` when it vanished. An error comes with the operation that failed.
+#[cfg(unix)]
+fn entry_kind(
+    dir: &Dir,
+    ent: &DirEntry,
+) -> std::result::Result<Option<EntryKind>, (&'static str, io::Error)> {
+    let mut ft = ent.file_type;
+    if ft == FileType::Unknown {
+        match statat(dir, &ent.name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => ft = FileType::from_raw_mode(st.st_mode),
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(("stat", e.into())),
+        }
+    }
+    Ok(Some(match ft {
+        FileType::RegularFile => EntryKind::File,
+        FileType::Directory => EntryKind::Dir,
+        FileType::Symlink => EntryKind::Symlink,
+        other => EntryKind::Special(type_name(other)),
+    }))
+}
+
+/// What `ent` is on Windows, from the listing's attributes and reparse tag: a file, a
+/// directory, a symlink (recorded as one, its target as `read_link` gives it), or another
+/// reparse point (a junction, a cloud placeholder...), refused as special. A name that is no
+/// valid Unicode (an unpaired surrogate, which NTFS allows) is refused: a manifest's names are
+/// UTF-8 bytes on Windows, so that another platform reads the same name.
+#[cfg(windows)]
+fn entry_kind(
+    _dir: &Dir,
+    ent: &DirEntry,
+) -> std::result::Result<Option<EntryKind>, (&'static str, io::Error)> {
+    if ent.name.to_str().is_none() {
+        return Err((
+            "record",
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the name is not valid Unicode (an unpaired surrogate): a snapshot records \
+                 names as UTF-8",
+            ),
+        ));
+    }
+    let ft = ent.file_type;
+    Ok(Some(if ft.is_file() {
+        EntryKind::File
+    } else if ft.is_dir() {
+        EntryKind::Dir
+    } else if ft.is_symlink() {
+        EntryKind::Symlink
+    } else if ft.is_junction() {
+        EntryKind::Special("junction (a reparse point)")
+    } else {
+        EntryKind::Special("reparse point other than a symlink")
+    }))
+}
+
+/// A symlink's target as the manifest records it: its bytes on unix; on Windows its UTF-8
+/// (what `read_link` gives back of what `symlink` was given), and an error for a target that
+/// is no valid Unicode.
+#[cfg(unix)]
+fn target_bytes(target: &OsStr) -> io::Result<&[u8]> {
+    Ok(target.as_bytes())
+}
+
+/// A symlink's target as the manifest records it (see the unix one).
+#[cfg(windows)]
+fn target_bytes(target: &OsStr) -> io::Result<&[u8]> {
+    target.to_str().map(str::as_bytes).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the symlink's target is not valid Unicode",
+        )
+    })
+}
+
+/// Why `snapshot --archive` is refused on Windows, in one line, before anything is read.
+#[cfg(windows)]
+pub const ARCHIVE_UNAVAILABLE: &str = "snapshot --archive (owners, groups, modes, extended \
+     attributes and ACLs, hardlinks, special files) is not available on Windows";
+
 fn poisoned_io<T>(_: T) -> io::Error {
     io::Error::other("internal error: a worker panicked")
 }
@@ -498,11 +660,13 @@ impl Recorder<'_, '_> {
         let mut failed = None;
         let putter = self.put;
         putter.put_files(dir, dev, names, |name, put| {
-            let path = || join(rel, name.as_bytes());
+            let path = || join(rel, name.as_encoded_bytes());
             match put {
                 Ok(Some(p)) => {
                     progress.add(1, p.size);
-                    if let Err(e) = piece.file(name.as_bytes(), p.executable, p.size, &p.hash) {
+                    if let Err(e) =
+                        piece.file(name.as_encoded_bytes(), p.executable, p.size, &p.hash)
+                    {
                         failed = Some(self.too_long(&path(), e));
                         return ControlFlow::Break(());
                     }
@@ -570,8 +734,8 @@ impl Visitor for Recorder<'_, '_> {
             .dir()
             .stat_self()
             .map_err(|e| Error::io_at("stat", self.full(rel), e))?;
-        let dev = cowtree_fs::sys::stat_dev(&st);
-        if (dev, st.st_ino) == self.store_id {
+        let (dev, ino) = file_id(&st);
+        if (dev, ino) == self.store_id {
             // The store itself lives inside the tree being recorded: leave it out.
             return Ok(());
         }
@@ -590,46 +754,42 @@ impl Visitor for Recorder<'_, '_> {
             if d.stopped() {
                 return Ok(());
             }
-            let mut ft = ent.file_type;
-            if ft == FileType::Unknown {
-                match statat(d.dir(), &ent.name, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) => ft = FileType::from_raw_mode(st.st_mode),
-                    Err(Errno::NOENT) => continue,
-                    Err(e) => {
-                        let path = join(rel, ent.name.as_bytes());
-                        return Err(Error::io_at("stat", self.full(&path), e.into()));
-                    }
+            let kind = match entry_kind(d.dir(), &ent) {
+                Ok(Some(kind)) => kind,
+                Ok(None) => continue,
+                Err((op, e)) => {
+                    let path = join(rel, ent.name.as_encoded_bytes());
+                    return Err(Error::io_at(op, self.full(&path), e));
                 }
-            }
-            match ft {
-                FileType::RegularFile => files.push(ent.name),
-                FileType::Directory => subdirs.push(ent.name),
-                FileType::Symlink => {
-                    let path = join(rel, ent.name.as_bytes());
+            };
+            match kind {
+                EntryKind::File => files.push(ent.name),
+                EntryKind::Dir => subdirs.push(ent.name),
+                EntryKind::Symlink => {
+                    let path = join(rel, ent.name.as_encoded_bytes());
                     let target = match d.dir().read_link(&ent.name) {
                         Ok(t) => t,
                         Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                         Err(e) => return Err(Error::io_at("", self.full(&path), e)),
                     };
-                    if links
-                        .symlink(ent.name.as_bytes(), target.as_bytes())
-                        .is_err()
-                    {
+                    let target =
+                        target_bytes(&target).map_err(|e| Error::io_at("", self.full(&path), e))?;
+                    if links.symlink(ent.name.as_encoded_bytes(), target).is_err() {
                         // A piece holds 4 GiB of names and targets: start another.
                         let mut full = std::mem::replace(&mut links, Piece::new(slot, 0, 0));
                         full.shrink();
                         self.pieces.push(full);
-                        if let Err(e) = links.symlink(ent.name.as_bytes(), target.as_bytes()) {
+                        if let Err(e) = links.symlink(ent.name.as_encoded_bytes(), target) {
                             return Err(self.too_long(&path, e));
                         }
                     }
                 }
-                _ if self.skip_special => continue,
-                other => {
-                    let path = join(rel, ent.name.as_bytes());
+                EntryKind::Special(_) if self.skip_special => continue,
+                EntryKind::Special(what) => {
+                    let path = join(rel, ent.name.as_encoded_bytes());
                     return Err(Error::SpecialFile {
                         path: self.full(&path),
-                        how: format!("is a {} (special file)", type_name(other)),
+                        how: format!("is a {what} (special file)"),
                     });
                 }
             }
@@ -649,8 +809,8 @@ impl Visitor for Recorder<'_, '_> {
         let mut node = Node::default();
         for name in subdirs {
             let sub = self.slot()?;
-            if let Err(e) = node.sub(name.as_bytes(), sub) {
-                return Err(self.too_long(&join(d.rel(), name.as_bytes()), e));
+            if let Err(e) = node.sub(name.as_encoded_bytes(), sub) {
+                return Err(self.too_long(&join(d.rel(), name.as_encoded_bytes()), e));
             }
             d.descend(&name, sub);
         }
@@ -689,27 +849,39 @@ pub fn record_manifest(store: &Store, manifest: &Manifest, name: Option<&str>) -
         crate::refs::validate_name(n)?;
     }
     let _lock = store.lock_shared()?;
+    #[cfg(windows)]
+    let blobs = BlobDirs::new(store);
     for e in manifest.entries() {
         let Some(hash) = e.hash() else { continue };
+        #[cfg(unix)]
         let rel = Store::blob_rel(hash);
-        match statat(store.blobs(), &rel, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if st.st_size as u64 == e.size() => {}
-            Ok(st) => {
+        #[cfg(unix)]
+        let size = match statat(store.blobs(), &rel, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Some(st.st_size as u64),
+            Err(Errno::NOENT) => None,
+            Err(err) => return Err(Error::io_at("stat", store.blob_path(hash), err.into())),
+        };
+        #[cfg(windows)]
+        let size = blobs
+            .size(hash)
+            .map_err(|err| Error::io_at("stat", store.blob_path(hash), err))?;
+        match size {
+            Some(size) if size == e.size() => {}
+            Some(size) => {
                 return Err(Error::invalid_input(format!(
                     "entry {}: size {} does not match blob {hash} ({} bytes)",
                     show(&e.path),
                     e.size(),
-                    st.st_size
+                    size
                 )));
             }
-            Err(Errno::NOENT) => {
+            None => {
                 return Err(Error::invalid_input(format!(
                     "entry {}: blob {hash} is not in the store {}",
                     show(&e.path),
                     store.root().display()
                 )));
             }
-            Err(err) => return Err(Error::io_at("stat", store.blob_path(hash), err.into())),
         }
     }
     let id = store.save(manifest)?;
@@ -719,6 +891,7 @@ pub fn record_manifest(store: &Store, manifest: &Manifest, name: Option<&str>) -
     Ok(id)
 }
 
-#[cfg(test)]
+// (The unix putter's own tests: Windows' are tests/windows_data.rs.)
+#[cfg(all(test, unix))]
 #[path = "ingest_tests.rs"]
 mod tests;

@@ -60,10 +60,10 @@
 
 use std::ops::Range;
 
+use cowtree_fs::dir::Stat;
 use cowtree_store::Hash;
 use cowtree_store::checkout::EntryStat;
 use cowtree_store::manifest::{SortedPath, cmp_pieces, find_child_from, range_in, range_near};
-use rustix::fs::Stat;
 
 mod decode;
 mod encode;
@@ -283,15 +283,35 @@ fn sort_dedup(recs: &mut Vec<Rec>) {
 #[cfg(target_os = "linux")]
 const COARSE_REALTIME: rustix::time::ClockId = rustix::time::ClockId::RealtimeCoarse;
 // macOS stamps file times from the precise clock and has no coarse one.
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(unix, not(target_os = "linux")))]
 const COARSE_REALTIME: rustix::time::ClockId = rustix::time::ClockId::Realtime;
 
 /// The coarse realtime clock (what the kernel stamps file times from), ns since the epoch.
+#[cfg(unix)]
 pub fn coarse_now_ns() -> i64 {
     let t = rustix::time::clock_gettime(COARSE_REALTIME);
     t.tv_sec
         .saturating_mul(1_000_000_000)
         .saturating_add(t.tv_nsec as i64)
+}
+
+/// The coarse realtime clock, ns since the epoch: on Windows the system time as of the last
+/// clock tick (`GetSystemTimeAsFileTime`, 100 ns units, updated every tick of up to 15.6 ms),
+/// which is what NTFS stamps file times from; `std::time::SystemTime` reads the precise clock
+/// (`GetSystemTimePreciseAsFileTime`), which runs up to a tick ahead of file times, and a
+/// cache's `written_ns` read from it would trust a record written in the current tick.
+#[cfg(windows)]
+pub fn coarse_now_ns() -> i64 {
+    /// 1970-01-01 in `FILETIME` units (100 ns since 1601-01-01).
+    const UNIX_EPOCH_FILETIME: i64 = 116_444_736_000_000_000;
+    let mut ft = windows_sys::Win32::Foundation::FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
+    // SAFETY: writes the one FILETIME it is given, which lives across the call.
+    unsafe { windows_sys::Win32::System::SystemInformation::GetSystemTimeAsFileTime(&mut ft) };
+    let t = (i64::from(ft.dwHighDateTime) << 32) | i64::from(ft.dwLowDateTime);
+    t.saturating_sub(UNIX_EPOCH_FILETIME).saturating_mul(100)
 }
 
 /// Longest wait for the coarse clock to pass the newest write: a tick is 1 to 10 ms; a file

@@ -6,17 +6,14 @@
 //! it.
 
 use std::borrow::Cow;
-use std::ffi::OsStr;
 use std::io;
 use std::ops::Range;
-use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cowtree_fs::progress::Progress;
 use cowtree_store::compact::CompactEntry;
 use cowtree_store::manifest::DataRef;
 use cowtree_store::{Hash, Kind};
-use rustix::fs::FileType;
 
 use super::walker::{DirAt, Found, Visitor};
 use super::{Change, ChangeKind, Scan};
@@ -202,7 +199,6 @@ fn compare_file<'c>(
     mode: u32,
     base: Option<CompactEntry<'_>>,
 ) -> Result<()> {
-    let exec = mode & 0o111 != 0;
     let Some(b) = base else {
         d.changes.push(change(e.path, ChangeKind::Added));
         return Ok(());
@@ -211,7 +207,10 @@ fn compare_file<'c>(
         d.changes.push(change(e.path, ChangeKind::TypeChanged));
         return Ok(());
     };
-    if exec != (b.kind == Kind::Executable) {
+    // (No executable bit to compare on Windows: the base's kind stands.)
+    if let Some(exec) = crate::os::exec_bit(mode)
+        && exec != (b.kind == Kind::Executable)
+    {
         d.changes.push(change(e.path, ChangeKind::ModeChanged));
     }
     // (hash, learnt now rather than taken from the cache)
@@ -220,7 +219,8 @@ fn compare_file<'c>(
         None if key.size != size => None,
         None => {
             d.hashed += 1;
-            blob::hash_at(at.dir, OsStr::from_bytes(&e.name))
+            crate::os::name(&e.name)
+                .and_then(|n| blob::hash_at(at.dir, n))
                 .map_err(|err| Error::io_at("read", at.full(e.path), err))?
                 .map(|(n, h)| {
                     progress.add(0, n);
@@ -259,10 +259,10 @@ fn compare_symlink<'c>(
 ) -> Result<()> {
     let (hash, fresh) = match at.trusted(&e, &key) {
         Some(h) => (h, false),
-        None => match at.dir.read_link(OsStr::from_bytes(&e.name)) {
+        None => match crate::os::name(&e.name).and_then(|n| at.dir.read_link(n)) {
             Ok(t) => {
                 d.hashed += 1;
-                (Hash::of(t.as_bytes()), true)
+                (Hash::of(t.as_encoded_bytes()), true)
             }
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(err) => {
@@ -324,7 +324,7 @@ impl<'c> Visitor<'c> for Status<'_> {
             is_dir: false,
         };
         match (e.ft, e.st) {
-            (FileType::Directory, _) => {
+            (ft, _) if ft.is_dir() => {
                 let descend = match base {
                     Some(b) if b.kind != Kind::Dir => {
                         d.changes.push(change(ChangeKind::TypeChanged));
@@ -345,7 +345,7 @@ impl<'c> Visitor<'c> for Status<'_> {
                 d.records.subdirs.push(e.name);
                 return Ok(descend);
             }
-            (FileType::RegularFile, Some(st)) => {
+            (ft, Some(st)) if ft.is_file() => {
                 compare_file(
                     shared.progress,
                     at,
@@ -356,14 +356,15 @@ impl<'c> Visitor<'c> for Status<'_> {
                     base,
                 )?;
             }
-            (FileType::Symlink, Some(st)) => {
+            (ft, Some(st)) if ft.is_symlink() => {
                 compare_symlink(at, d, e, StatKey::of(&st), base)?;
             }
             // A special file the base records (`snapshot --archive`): part of the snapshot,
             // not a change (its type, device number and metadata are not compared).
-            (FileType::Fifo | FileType::Socket | FileType::CharacterDevice, _)
-            | (FileType::BlockDevice, _)
-                if base.is_none() && shared.base.records_special(e.path) => {}
+            (ft, _)
+                if crate::os::is_special(ft)
+                    && base.is_none()
+                    && shared.base.records_special(e.path) => {}
             (_, _) => {
                 let kind = if base.is_some() {
                     ChangeKind::TypeChanged
@@ -447,7 +448,7 @@ impl<'c> Visitor<'c> for Adopt<'_> {
             .find(self.base, at, &e)
             .and_then(|i| self.base.get(i));
         match (e.ft, e.st) {
-            (FileType::Directory, _) => {
+            (ft, _) if ft.is_dir() => {
                 let descend = match base {
                     Some(b) if b.kind != Kind::Dir => None,
                     b => d.base.descend(self.base, &e, b.is_some()),
@@ -455,7 +456,7 @@ impl<'c> Visitor<'c> for Adopt<'_> {
                 d.records.subdirs.push(e.name);
                 return Ok(descend);
             }
-            (FileType::RegularFile, Some(st)) => {
+            (ft, Some(st)) if ft.is_file() => {
                 let key = StatKey::of(&st);
                 let Some(DataRef::Blob { size, hash: want }) = base.map(|b| b.data) else {
                     return Ok(None);
@@ -467,12 +468,12 @@ impl<'c> Visitor<'c> for Adopt<'_> {
                 };
                 d.records.record(e, key, hash);
             }
-            (FileType::Symlink, Some(st)) => {
+            (ft, Some(st)) if ft.is_symlink() => {
                 let key = StatKey::of(&st);
                 let hash = match at.trusted(&e, &key) {
                     Some(h) => h,
-                    None => match at.dir.read_link(OsStr::from_bytes(&e.name)) {
-                        Ok(t) => Hash::of(t.as_bytes()),
+                    None => match crate::os::name(&e.name).and_then(|n| at.dir.read_link(n)) {
+                        Ok(t) => Hash::of(t.as_encoded_bytes()),
                         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
                         Err(err) => {
                             return Err(Error::io_at("", at.full(e.path), err));

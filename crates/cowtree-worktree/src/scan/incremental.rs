@@ -7,10 +7,8 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::ffi::{OsStr, OsString};
 use std::io;
 use std::ops::Range;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use cowtree_fs::progress::Progress;
@@ -19,7 +17,6 @@ use cowtree_store::manifest::{
     DataRef, EntryRef, encode_blob, encode_dir, encode_symlink, encoded_len, name_order,
 };
 use cowtree_store::{Hash, Kind, Store};
-use rustix::fs::FileType;
 
 use super::Scan;
 use super::walker::{DirAt, Found, Visitor};
@@ -152,16 +149,24 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
         e: Found<'c, '_>,
     ) -> Result<Option<Ctx>> {
         let shared = self.shared;
-        let name = OsStr::from_bytes(&e.name);
+        let name =
+            crate::os::name(&e.name).map_err(|err| Error::io_at("", at.full(e.path), err))?;
         let (part, descend) = match (e.ft, e.st) {
-            (FileType::Directory, _) => {
+            (ft, _) if ft.is_dir() => {
                 let slot = shared.next_slot.fetch_add(1, Ordering::Relaxed);
                 let range = shared.base.range_near(d.base.clone(), &mut d.bnear, e.path);
                 (Part::Sub(slot), Some((slot, range)))
             }
-            (FileType::RegularFile, Some(st)) => {
+            (ft, Some(st)) if ft.is_file() => {
                 let key = StatKey::of(&st);
-                let exec = st.st_mode & 0o111 != 0;
+                let exec = crate::os::exec_bit(key.mode).unwrap_or_else(|| {
+                    // No executable bit here (Windows): the base's kind stays.
+                    let i = shared
+                        .base
+                        .find_child_from(&d.base, &mut d.bcur, at.rel, &e.name);
+                    i.and_then(|i| shared.base.get(i))
+                        .is_some_and(|b| b.kind == Kind::Executable)
+                });
                 let known = at.trusted(&e, &key).filter(|h| {
                     // A blob of the snapshot the cache names, or of the base, is kept by that
                     // snapshot (gc waits for our shared lock); any other one is looked up.
@@ -199,7 +204,7 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
                 };
                 (part, None)
             }
-            (FileType::Symlink, Some(st)) => {
+            (ft, Some(st)) if ft.is_symlink() => {
                 let key = StatKey::of(&st);
                 // The manifest needs the target itself: the base's, when the stat cache
                 // proves it unchanged and it is the base's; else read. (When the cache's
@@ -216,7 +221,7 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
                 let target = match from_base {
                     Some(t) => t,
                     None => match at.dir.read_link(name) {
-                        Ok(t) => t.into_vec(),
+                        Ok(t) => t.into_encoded_bytes(),
                         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
                         Err(err) => {
                             return Err(Error::io_at("", at.full(e.path), err));
@@ -326,7 +331,7 @@ impl<'c> Visitor<'c> for Snapshot<'_> {
                     key
                 }
                 Part::Sub(slot) => {
-                    out.sub_names.push(OsString::from_vec(name.into_owned()));
+                    out.sub_names.push(name.into_owned());
                     out.items.push(Item::Sub {
                         slot,
                         name: (out.sub_names.len() - 1) as u32,
@@ -357,7 +362,7 @@ struct DirOut {
     /// has the path and the hash, and this).
     keys: Vec<StatKey>,
     /// The names of the subdirectories.
-    sub_names: Vec<OsString>,
+    sub_names: Vec<Vec<u8>>,
     /// Where this directory's path ends and its entries' names start in their paths.
     prefix: usize,
     /// The directory was empty: it is itself an entry (in `man`) and has no items.
@@ -391,10 +396,7 @@ impl DirOut {
                     .and_then(|e| e.path.get(self.prefix..));
                 (name.unwrap_or_default(), false)
             }
-            Item::Sub { slot, name } => (
-                self.sub_names[*name as usize].as_bytes(),
-                !empty[*slot as usize],
-            ),
+            Item::Sub { slot, name } => (&self.sub_names[*name as usize], !empty[*slot as usize]),
         }
     }
 }

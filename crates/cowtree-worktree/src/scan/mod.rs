@@ -20,6 +20,7 @@ use cowtree_fs::progress::Progress;
 use cowtree_store::Store;
 
 pub use incremental::{Tree, cache_record};
+pub(crate) use walker::dir_records_on;
 pub use walker::keeps_dir_times;
 
 use crate::base::Base;

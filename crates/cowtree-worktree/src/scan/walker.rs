@@ -11,10 +11,8 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::ffi::OsStr;
 use std::io;
 use std::ops::Range;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use cowtree_fs::dir::Dir;
@@ -22,18 +20,32 @@ use cowtree_fs::progress::Progress;
 use cowtree_fs::walk::{self, DirVisit, Failed, JobVisit, Walk};
 use cowtree_fs::workers::{self, Demand};
 use cowtree_store::Hash;
-use rustix::fs::{AtFlags, FileType, Stat, statat};
-use rustix::io::Errno;
 
 use crate::cache::{self, StatCache, StatKey};
 use crate::error::{Error, Result};
-use crate::paths::path_of;
+use crate::os::{FileType, Stat};
+use crate::paths::{join, path_of};
 
 /// Filesystems on which creating, removing or renaming an entry always updates the
 /// directory's mtime and ctime, so that directory records can be trusted. Network, FUSE and
 /// overlay filesystems are left out: their directory times may come from elsewhere.
 pub fn keeps_dir_times(fs: &str) -> bool {
     matches!(fs, "xfs" | "btrfs" | "ext4" | "tmpfs" | "f2fs" | "bcachefs")
+}
+
+/// Whether directory records are used and made in the tree at `root`: where its filesystem
+/// keeps directory times ([`keeps_dir_times`]).
+#[cfg(unix)]
+pub(crate) fn dir_records_on(root: &Dir) -> bool {
+    cowtree_fs::fstype::fs_type(root).is_ok_and(|t| keeps_dir_times(t.name()))
+}
+
+/// Whether directory records are used and made in the tree at `root`: never on Windows, where
+/// the filesystem's type is not read and every directory is listed (NTFS does update a
+/// directory's times on each change of its entries, but that is not relied on untested).
+#[cfg(windows)]
+pub(crate) fn dir_records_on(_root: &Dir) -> bool {
+    false
 }
 
 /// What a scan asks of the worker budget. The walk is bound by lstat and getdents, not by the
@@ -184,13 +196,27 @@ impl Common<'_> {
     /// with the same syscalls in the same numbers (`perf stat -r 10`: clean status 106.4 vs
     /// 93.3 ms, snapshot with no change 129.7 vs 113.4 ms). A build of earlier code that
     /// called it was not slower, so the cost depends on the build; its cause was not found.
+    #[cfg(unix)]
     #[inline(always)]
-    fn lstat(&self, dir: &Dir, name: &OsStr, path: &[u8]) -> Result<Option<Stat>> {
-        match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+    fn lstat(&self, dir: &Dir, name: &[u8], path: &[u8]) -> Result<Option<Stat>> {
+        use rustix::fs::{AtFlags, statat};
+        use rustix::io::Errno;
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        match statat(dir, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => Ok(Some(st)),
             Err(Errno::NOENT) => Ok(None),
             Err(e) => Err(Error::io_at("stat", self.full(path), e.into())),
         }
+    }
+
+    /// `lstat` of `name` in `dir` (at `path`); `None` when it is gone. (Windows: the entry
+    /// opened relative to `dir` for its attributes, a reparse point itself.)
+    #[cfg(windows)]
+    fn lstat(&self, dir: &Dir, name: &[u8], path: &[u8]) -> Result<Option<Stat>> {
+        crate::os::name(name)
+            .and_then(|n| dir.try_stat(n))
+            .map_err(|e| Error::io_at("stat", self.full(path), e))
     }
 }
 
@@ -220,8 +246,7 @@ impl<'a> Walker<'a> {
                 .stat_self()
                 .map_err(|e| Error::io_at("stat", root_path, e))?,
         );
-        let dir_records =
-            cowtree_fs::fstype::fs_type(&root).is_ok_and(|t| keeps_dir_times(t.name()));
+        let dir_records = dir_records_on(&root);
         Ok(Walker {
             root,
             common: Common {
@@ -237,9 +262,9 @@ impl<'a> Walker<'a> {
 
     /// Leaves out the directory at `path` (by device and inode) if the walk finds it.
     pub fn skipping(mut self, path: &Path) -> Self {
-        self.common.skip = rustix::fs::stat(path)
+        self.common.skip = crate::os::stat(path)
             .ok()
-            .map(|st| (cowtree_fs::sys::stat_dev(&st), st.st_ino));
+            .map(|st| (cowtree_fs::sys::stat_dev(&st), crate::os::ino(&st)));
         self
     }
 
@@ -283,7 +308,7 @@ impl<'a> Common<'a> {
             None
         };
         if let (Some(skip), Some(st)) = (skip_here, &dst)
-            && (cowtree_fs::sys::stat_dev(st), st.st_ino) == skip
+            && (cowtree_fs::sys::stat_dev(st), crate::os::ino(st)) == skip
         {
             return Ok(None);
         }
@@ -302,7 +327,7 @@ impl<'a> Common<'a> {
         let mut list = Vec::with_capacity(files.len() + dirs.len());
         list.extend(files.into_iter().map(|i| Ent {
             name: Cow::Borrowed(self.cache.name_at(i, prefix)),
-            ft: FileType::Unknown,
+            ft: crate::os::UNKNOWN_TYPE,
             rec: Some(i),
             drec: None,
         }));
@@ -326,7 +351,7 @@ fn listed_entries<'a, C>(
         .map_err(|e| Error::io_at("read directory", common.full(rel), e))?
         .into_iter()
         .map(|e| Ent {
-            name: Cow::Owned(e.name.into_vec()),
+            name: Cow::Owned(e.name.into_encoded_bytes()),
             ft: e.file_type,
             rec: None,
             drec: None,
@@ -412,10 +437,10 @@ impl<'a, V: Visitor<'a>> walk::Visitor for Worker<'a, '_, V> {
             let drec = ent.drec;
             let mut st = None;
             if ft != FileType::Directory {
-                match common.lstat(at.dir, OsStr::from_bytes(&ent.name), &path)? {
+                match common.lstat(at.dir, &ent.name, &path)? {
                     Some(x) => {
                         common.progress.add(1, 0);
-                        ft = FileType::from_raw_mode(x.st_mode);
+                        ft = cowtree_fs::sys::stat_file_type(&x);
                         st = Some(x);
                     }
                     // Gone: not visited.
@@ -442,7 +467,8 @@ impl<'a, V: Visitor<'a>> walk::Visitor for Worker<'a, '_, V> {
         }
         self.visitor.leave(&at, state)?;
         for (name, task) in subdirs {
-            let name = OsStr::from_bytes(&name);
+            let name = crate::os::name(&name)
+                .map_err(|e| Error::io_at("", common.full(&join(rel, &name)), e))?;
             // The parent's entries came from the stat cache: this directory most likely has
             // not changed either, so it is opened path-only (and listed only if it did change).
             if from_cache {

@@ -1247,7 +1247,7 @@ fn a_worktree_gone_from_its_path_is_named_once_in_the_error() {
     let mut wt = check_out(&e, &e.a, "gone");
     fs::remove_dir_all(&wt.path).unwrap();
     let path = wt.path.display().to_string();
-    let lock = registry::lock(&wt).unwrap_err();
+    let lock = registry::lock(&e.store, &wt).unwrap_err();
     let scan = status::status(&e.store, &mut wt).unwrap_err();
     for err in [lock, scan] {
         let msg = err.to_string();
@@ -1274,7 +1274,7 @@ fn lookup_rewrites_an_old_record_only_under_the_worktrees_lock() {
     let ino = fs::metadata(&wt.path).unwrap().ino();
 
     // Another command holds the lock (a switch writing its journal): the record is left alone.
-    let held = registry::lock(&wt).unwrap();
+    let held = registry::lock(&e.store, &wt).unwrap();
     let found = registry::lookup(&e.store, &wt.path).unwrap().unwrap();
     assert_eq!((found.base, found.ino), (e.a, ino));
     assert_eq!(fs::read(&file).unwrap(), old, "rewritten while locked");

@@ -1,0 +1,159 @@
+//! Advisory locks on an open file (on unix also a directory), shared or exclusive, waiting or
+//! not, released when it is closed: `flock` on unix, `LockFileEx` over the whole file on
+//! Windows.
+//!
+//! Both are per open file (a second open of the same file in the same process does not share
+//! the first one's lock) and are released by the system when the process dies, which is what
+//! makes them usable as "a live process holds this". They differ in one way callers must keep
+//! in mind: `flock` is advisory only, while a Windows byte-range lock also keeps other handles
+//! from reading or writing the locked bytes. Lock a file that holds nothing (a `lock` file),
+//! not one whose bytes others read. A directory cannot be locked on Windows (`LockFileEx`
+//! takes a file's data); lock a file beside it.
+//!
+//! (std has `File::lock` and `File::try_lock` from Rust 1.89; the workspace builds with 1.88.)
+
+use std::io;
+
+use crate::sys::AsFd;
+
+/// Which lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// Many holders at once, none while an exclusive one is held.
+    Shared,
+    /// One holder, no shared ones.
+    Exclusive,
+}
+
+/// Takes the `kind` lock on the open file `file`, waiting while another open file holds a
+/// conflicting one.
+pub fn lock(file: impl AsFd, kind: LockKind) -> io::Result<()> {
+    imp::lock(file, kind, true).map(|_| ())
+}
+
+/// Takes the `kind` lock on the open file `file` if no other open file holds a conflicting
+/// one: `Ok(false)` when one does (nothing taken).
+pub fn try_lock(file: impl AsFd, kind: LockKind) -> io::Result<bool> {
+    imp::lock(file, kind, false)
+}
+
+#[cfg(unix)]
+mod imp {
+    use super::LockKind;
+    use rustix::fs::{FlockOperation, flock};
+    use rustix::io::Errno;
+    use std::io;
+    use std::os::fd::AsFd;
+
+    pub(super) fn lock(file: impl AsFd, kind: LockKind, wait: bool) -> io::Result<bool> {
+        let op = match (kind, wait) {
+            (LockKind::Shared, true) => FlockOperation::LockShared,
+            (LockKind::Shared, false) => FlockOperation::NonBlockingLockShared,
+            (LockKind::Exclusive, true) => FlockOperation::LockExclusive,
+            (LockKind::Exclusive, false) => FlockOperation::NonBlockingLockExclusive,
+        };
+        loop {
+            match flock(&file, op) {
+                Ok(()) => return Ok(true),
+                Err(Errno::WOULDBLOCK) if !wait => return Ok(false),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+#[cfg(windows)]
+mod imp {
+    use super::LockKind;
+    use crate::sys::AsFd;
+    use std::io;
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Foundation::{ERROR_IO_PENDING, ERROR_LOCK_VIOLATION};
+    use windows_sys::Win32::Storage::FileSystem::{
+        LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY, LockFileEx,
+    };
+    use windows_sys::Win32::System::IO::OVERLAPPED;
+
+    pub(super) fn lock(file: impl AsFd, kind: LockKind, wait: bool) -> io::Result<bool> {
+        let mut flags = 0;
+        if kind == LockKind::Exclusive {
+            flags |= LOCKFILE_EXCLUSIVE_LOCK;
+        }
+        if !wait {
+            flags |= LOCKFILE_FAIL_IMMEDIATELY;
+        }
+        // SAFETY: a zeroed OVERLAPPED is the documented way to lock from offset 0 on a handle
+        // opened for synchronous I/O (std opens files so); it lives across the call.
+        let mut ov: OVERLAPPED = unsafe { std::mem::zeroed() };
+        // SAFETY: the handle is open for the whole call (`file` lends it); the range is
+        // the whole file and beyond (u64::MAX bytes from offset 0), as std's File::lock takes.
+        let ok = unsafe {
+            LockFileEx(
+                file.as_fd().as_raw_handle(),
+                flags,
+                0,
+                u32::MAX,
+                u32::MAX,
+                &mut ov,
+            )
+        };
+        if ok != 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(c)
+                if !wait && (c == ERROR_LOCK_VIOLATION as i32 || c == ERROR_IO_PENDING as i32) =>
+            {
+                Ok(false)
+            }
+            _ => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exclusive_lock_keeps_out_a_second_open_until_it_is_closed() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let p = t.path().join("lock");
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&p)
+                .expect("open")
+        };
+        let (a, b) = (open(), open());
+        lock(&a, LockKind::Exclusive).expect("lock a");
+        assert!(!try_lock(&b, LockKind::Exclusive).expect("try b"));
+        assert!(!try_lock(&b, LockKind::Shared).expect("try b shared"));
+        drop(a);
+        assert!(try_lock(&b, LockKind::Exclusive).expect("try b again"));
+    }
+
+    #[test]
+    fn shared_locks_coexist_and_keep_out_an_exclusive_one() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let p = t.path().join("lock");
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&p)
+                .expect("open")
+        };
+        let (a, b, c) = (open(), open(), open());
+        assert!(try_lock(&a, LockKind::Shared).expect("a"));
+        assert!(try_lock(&b, LockKind::Shared).expect("b"));
+        assert!(!try_lock(&c, LockKind::Exclusive).expect("c"));
+        drop((a, b));
+        assert!(try_lock(&c, LockKind::Exclusive).expect("c again"));
+    }
+}
