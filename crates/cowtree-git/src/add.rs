@@ -2,7 +2,6 @@
 //! interrupts and crashes").
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
@@ -515,7 +514,7 @@ fn write_registration(
     ident: Option<crate::admin::Ident>,
 ) -> Result<u64> {
     let mut dotgit = b"gitdir: ".to_vec();
-    dotgit.extend_from_slice(staged.admin_dir.as_os_str().as_bytes());
+    dotgit.extend_from_slice(&crate::portable::git_path_text(&staged.admin_dir));
     dotgit.push(b'\n');
     write_atomic(&staging.dir, OsStr::new(".git"), &dotgit, 0o666, false)
         .map_err(Error::io("write", staged.staging_path.join(".git")))?;

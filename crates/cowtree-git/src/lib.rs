@@ -37,16 +37,26 @@
 
 #![warn(missing_docs)]
 
+#[cfg(unix)]
 mod add;
+#[cfg(unix)]
 mod admin;
 pub mod blob_hash;
 pub mod branch;
 pub mod build;
+#[cfg(unix)]
 pub mod by_snapshot;
 pub mod cache_tree;
+#[cfg(unix)]
+pub mod clone;
+/// One tracked file cloned from SRC on Windows (the same API as the unix one).
+#[cfg(windows)]
+#[path = "clone_windows.rs"]
 pub mod clone;
 pub mod conversion;
+#[cfg(unix)]
 pub mod cost;
+#[cfg(unix)]
 pub mod donor;
 pub mod error;
 pub mod facts;
@@ -54,31 +64,51 @@ pub mod filters;
 pub mod handover;
 pub mod ignored;
 pub mod index_file;
+#[cfg(unix)]
 pub mod journal;
 pub mod keep;
 pub mod method;
 pub mod options;
+#[cfg(unix)]
 pub mod pool;
+#[cfg(unix)]
 mod post_checkout;
 pub mod promisor;
+#[cfg(unix)]
 pub mod refs;
+#[cfg(unix)]
 pub mod register;
+#[cfg(unix)]
 pub mod resolve;
+#[cfg(unix)]
 pub mod run;
 pub mod sizes;
 pub mod sparse;
+#[cfg(unix)]
 mod steps;
+#[cfg(unix)]
 pub mod tree;
 pub mod trust;
+#[cfg(unix)]
 pub mod way;
 
+/// `add` on Windows: every worktree made by Git for Windows' `git worktree add`, with
+/// cowtree's extras (see the file).
+#[cfg(windows)]
+#[path = "add_windows.rs"]
+mod add;
+pub(crate) mod portable;
+/// What a killed run left, on Windows: nothing (see `run_windows.rs`).
+#[cfg(windows)]
+#[path = "run_windows.rs"]
+pub mod run;
 pub use add::add;
 pub use build::Made;
 pub use error::{Error, Result};
 pub use ignored::IgnoredReport;
+pub use method::{Method, MethodChoice, PerFileReason};
 pub use options::{AddCounts, AddOptions, AddReport, BranchChoice, HeadReport, Ignored, Track};
 pub use run::{KilledRuns, abort_all, clean_killed_runs};
-pub use way::{Method, MethodChoice, PerFileReason};
 
 /// Runs git in `dir` for a unit test, away from the machine's and the user's configuration,
 /// and returns its standard output; a failure fails the test.

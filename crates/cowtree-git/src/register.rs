@@ -295,7 +295,7 @@ impl Registration {
             .create_dir(OsStr::new("refs"), 0o777)
             .map_err(Error::io("create directory", reg.path().join("refs")))?;
         reg.write("commondir", b"../..\n")?;
-        let mut gitdir = dst_git_file.as_os_str().as_bytes().to_vec();
+        let mut gitdir = crate::portable::git_path_text(dst_git_file);
         gitdir.push(b'\n');
         reg.write("gitdir", &gitdir)?;
         reg.write("HEAD", format!("{head}\n").as_bytes())?;
