@@ -341,7 +341,7 @@ fn report(opts: &AddOptions, dst: &Path, why: &str) -> Result<AddReport> {
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

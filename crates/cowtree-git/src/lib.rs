@@ -37,9 +37,7 @@
 
 #![warn(missing_docs)]
 
-#[cfg(unix)]
 mod add;
-#[cfg(unix)]
 mod admin;
 pub mod blob_hash;
 pub mod branch;
@@ -56,7 +54,6 @@ pub mod clone;
 pub mod conversion;
 #[cfg(unix)]
 pub mod cost;
-#[cfg(unix)]
 pub mod donor;
 pub mod error;
 pub mod facts;
@@ -64,44 +61,30 @@ pub mod filters;
 pub mod handover;
 pub mod ignored;
 pub mod index_file;
-#[cfg(unix)]
 pub mod journal;
 pub mod keep;
 pub mod method;
 pub mod options;
 #[cfg(unix)]
 pub mod pool;
-#[cfg(unix)]
+#[cfg(windows)]
+mod pool_windows;
 mod post_checkout;
 pub mod promisor;
-#[cfg(unix)]
 pub mod refs;
-#[cfg(unix)]
 pub mod register;
-#[cfg(unix)]
 pub mod resolve;
-#[cfg(unix)]
 pub mod run;
 pub mod sizes;
 pub mod sparse;
-#[cfg(unix)]
 mod steps;
-#[cfg(unix)]
 pub mod tree;
 pub mod trust;
-#[cfg(unix)]
 pub mod way;
 
-/// `add` on Windows: every worktree made by Git for Windows' `git worktree add`, with
-/// cowtree's extras (see the file).
-#[cfg(windows)]
-#[path = "add_windows.rs"]
-mod add;
 pub(crate) mod portable;
-/// What a killed run left, on Windows: nothing (see `run_windows.rs`).
-#[cfg(windows)]
-#[path = "run_windows.rs"]
-pub mod run;
+#[cfg_attr(unix, allow(dead_code))]
+mod windows_names;
 pub use add::add;
 pub use build::Made;
 pub use error::{Error, Result};
@@ -112,7 +95,7 @@ pub use run::{KilledRuns, abort_all, clean_killed_runs};
 
 /// Runs git in `dir` for a unit test, away from the machine's and the user's configuration,
 /// and returns its standard output; a failure fails the test.
-#[cfg(test)]
+#[cfg(all(test, unix))]
 pub(crate) fn test_git(dir: &std::path::Path, args: &[&str]) -> String {
     let out = branch::git(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")

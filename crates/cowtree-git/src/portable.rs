@@ -88,26 +88,141 @@ pub(crate) fn exit_status(status: &std::process::ExitStatus) -> i32 {
     status.code().unwrap_or(128)
 }
 
-/// `p` resolved as git resolves a path (`realpath`): on Windows without the `\\?\` prefix
-/// `canonicalize` gives, where the path can be named without it (a drive path, not too
-/// long), as Git for Windows names it; else `p` as it was.
+/// `p` resolved as git resolves a path (`realpath`, see [`plain`]); `p` as it was when it
+/// cannot be resolved.
 pub(crate) fn canonical(p: &Path) -> std::path::PathBuf {
-    let Ok(c) = p.canonicalize() else {
-        return p.to_path_buf();
-    };
-    #[cfg(windows)]
+    p.canonicalize()
+        .map(plain)
+        .unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// A path `canonicalize` gave, as git names it: itself on unix; on Windows without the
+/// `\\?\` prefix `canonicalize` adds, where the path can be named without it (a drive
+/// path shorter than the old limit), as Git for Windows names it, and as the paths read
+/// from git's files (`C:/...`) compare equal to it.
+#[cfg(unix)]
+#[inline]
+pub(crate) fn plain(c: std::path::PathBuf) -> std::path::PathBuf {
+    c
+}
+
+/// See the unix one.
+#[cfg(windows)]
+pub(crate) fn plain(c: std::path::PathBuf) -> std::path::PathBuf {
+    let b = bytes(c.as_os_str());
+    if let Some(rest) = b.strip_prefix(br"\\?\")
+        && rest.len() >= 3
+        && rest[0].is_ascii_alphabetic()
+        && rest[1] == b':'
+        && rest[2] == b'\\'
+        && rest.len() < 248
     {
-        let b = bytes(c.as_os_str());
-        if let Some(rest) = b.strip_prefix(br"\\?\")
-            && rest.len() >= 3
-            && rest[0].is_ascii_alphabetic()
-            && rest[1] == b':'
-            && rest.len() < 248
-        {
-            return path(rest).to_path_buf();
-        }
+        return path(rest).to_path_buf();
     }
     c
+}
+
+/// The process's umask (read by setting it and setting it back, as git reads it).
+#[cfg(unix)]
+pub(crate) fn umask() -> u32 {
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    rustix::process::umask(old);
+    cowtree_fs::sys::mode_bits(old)
+}
+
+/// The umask on Windows: none applies to new files (they get their directory's ACL; Git for
+/// Windows sets no mode either). 0o022, so that modes computed from it read as on unix.
+#[cfg(windows)]
+pub(crate) fn umask() -> u32 {
+    0o022
+}
+
+/// Takes the run lock of a registration directory `dir` whose `locked` text names `owner`
+/// (`None`: this run's own, being made): `flock` on unix, also held by the processes the run
+/// starts (see `register.rs`).
+#[cfg(unix)]
+pub(crate) fn try_lock_dir(
+    dir: &cowtree_fs::dir::Dir,
+    _owner: Option<cowtree_fs::process::Stamp>,
+) -> std::io::Result<bool> {
+    dir.try_lock_exclusive()
+}
+
+/// Windows cannot `flock` a directory, and a handle held open on the registration would stop
+/// its rename and its removal: the run that `locked` names (its pid and start time, not
+/// fooled by a reused pid) is the lock. Free when no run is named (this run's own, being
+/// made) or the run named is dead. Not covered there: the processes a killed run had started
+/// (a `git branch` still running) do not hold it, and two cleanups of one dead run are not
+/// kept apart (the second finds less to remove).
+#[cfg(windows)]
+pub(crate) fn try_lock_dir(
+    _dir: &cowtree_fs::dir::Dir,
+    owner: Option<cowtree_fs::process::Stamp>,
+) -> std::io::Result<bool> {
+    Ok(owner.is_none_or(|s| !s.is_alive()))
+}
+
+/// Takes the lock of a run's record file `f` (named after `owner`; `None`: this run's own).
+#[cfg(unix)]
+pub(crate) fn try_lock_file(
+    f: &std::fs::File,
+    _owner: Option<&cowtree_fs::process::Stamp>,
+) -> std::io::Result<bool> {
+    match rustix::fs::flock(f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// See [`try_lock_dir`]: on Windows the run the record names is its lock.
+#[cfg(windows)]
+pub(crate) fn try_lock_file(
+    _f: &std::fs::File,
+    owner: Option<&cowtree_fs::process::Stamp>,
+) -> std::io::Result<bool> {
+    Ok(owner.is_none_or(|s| !s.is_alive()))
+}
+
+/// Whether two `stat`s are of one entry (device and file number).
+pub(crate) fn same_entry(a: &cowtree_fs::dir::Stat, b: &cowtree_fs::dir::Stat) -> bool {
+    cowtree_fs::sys::stat_ino(a) == cowtree_fs::sys::stat_ino(b)
+        && cowtree_fs::sys::stat_dev(a) == cowtree_fs::sys::stat_dev(b)
+}
+
+/// The device `path` is on (following a final symlink), as `stat`'s `st_dev`: on Windows the
+/// volume serial number.
+#[cfg(unix)]
+pub(crate) fn path_dev(path: &Path) -> Option<u64> {
+    rustix::fs::stat(path)
+        .ok()
+        .map(|st| cowtree_fs::sys::stat_dev(&st))
+}
+
+/// See the unix one.
+#[cfg(windows)]
+pub(crate) fn path_dev(path: &Path) -> Option<u64> {
+    cowtree_fs::sys::path_id(path, true)
+        .ok()
+        .map(|(dev, _)| dev)
+}
+
+/// An open file's modification time (seconds, nanoseconds).
+#[cfg(unix)]
+pub(crate) fn file_mtime(m: &std::fs::Metadata) -> (i64, u32) {
+    use std::os::unix::fs::MetadataExt;
+    (m.mtime(), m.mtime_nsec() as u32)
+}
+
+/// See the unix one (Windows keeps it in 100 ns units).
+#[cfg(windows)]
+pub(crate) fn file_mtime(m: &std::fs::Metadata) -> (i64, u32) {
+    let t = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    (t.as_secs() as i64, t.subsec_nanos())
 }
 
 #[cfg(test)]
@@ -126,7 +241,7 @@ mod tests {
             (br"\\?\UNC\server\share\repo", b"//server/share/repo"),
             (br"\\server\share\repo", b"//server/share/repo"),
             (b"C:/already/forward", b"C:/already/forward"),
-            (br"Z:\tmp\caf\xc3\xa9", b"Z:/tmp/caf\xc3\xa9"),
+            (b"Z:\\tmp\\caf\xc3\xa9", b"Z:/tmp/caf\xc3\xa9"),
         ] {
             assert_eq!(
                 git_path_text_of(given),

@@ -191,7 +191,7 @@ impl<'r> Refs<'r> {
                 crate::register::worktrees(common_dir, bare)
                     .into_iter()
                     .find(|(gitdir, path)| {
-                        let canon = path.canonicalize().unwrap_or_else(|_| path.clone());
+                        let canon = crate::portable::canonical(path);
                         let head = heads
                             .iter()
                             .find(|(p, _)| *p == canon || p == path)
@@ -391,7 +391,7 @@ impl HeadWriter<'_> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
