@@ -64,9 +64,28 @@ fn windows_names(at: &Place, opts: &AddOptions, plan: &resolve::Plan) -> Result<
         Ok(i) => i,
         Err(e) => return Ok(Some(format!("gitoxide refuses the tree on Windows ({e})"))),
     };
-    Ok(crate::windows_names::git_decides(
+    if let Some(why) = crate::windows_names::git_decides(
         index.entries().iter().map(|e| -> &[u8] { e.path(&index) }),
-    ))
+    ) {
+        return Ok(Some(why));
+    }
+    // A symlink where the configuration does not say `core.symlinks=false`: Git for Windows
+    // makes a file or a directory symlink (by its target, and not without the privilege),
+    // which cowtree does not decide for it.
+    let symlinks = at.repo.config_snapshot().boolean("core.symlinks");
+    if symlinks != Some(false)
+        && index
+            .entries()
+            .iter()
+            .any(|e| e.mode == gix::index::entry::Mode::SYMLINK)
+    {
+        return Ok(Some(
+            "symlinks in the tree without core.symlinks=false (Git for Windows decides how \
+             it makes them)"
+                .into(),
+        ));
+    }
+    Ok(None)
 }
 
 /// DST as an absolute path whose existing part is resolved (as git's `realpath` of it), its

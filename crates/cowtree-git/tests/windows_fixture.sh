@@ -72,8 +72,9 @@ make_case plain core.autocrlf=false core.symlinks=false
 make_case eol-crlf core.autocrlf=false core.eol=crlf core.symlinks=false
 
 # Trees NTFS cannot hold as git names them: two names differing only in case, a reserved
-# device name. The Windows test expects cowtree to hand them to git (Git for Windows decides).
-for bad in case aux; do
+# device name; and a symlink without core.symlinks=false. The Windows test expects cowtree
+# to hand them to git (Git for Windows decides).
+for bad in case aux symlink; do
   repo="$dir/names-$bad"
   rm -rf "$repo"
   git init -q -b main "$repo"
@@ -82,8 +83,11 @@ for bad in case aux; do
   if [[ $bad == case ]]; then
     printf 'upper\n' >"$repo/README"
     printf 'lower\n' >"$repo/readme"
-  else
+  elif [[ $bad == aux ]]; then
     printf 'device\n' >"$repo/aux.txt"
+  else
+    # A symlink, core.symlinks not set: Git for Windows decides how to make it.
+    ln -s ok.txt "$repo/link"
   fi
   printf 'fine\n' >"$repo/ok.txt"
   git -C "$repo" add -A
