@@ -59,6 +59,8 @@ echo "windows: $(rustc --version), $(wine --version 2>/dev/null)"
 cargo clippy -p cowtree-fs --all-targets --target "$target" -- -D warnings
 # cowtree-link's library and tests (its example and its test binary link_tests are unix only).
 cargo clippy -p cowtree-link --lib --tests --target "$target" -- -D warnings
+# cowtree-git's library and tests (its unix-only modules and unit tests are cfg'd out there).
+cargo clippy -p cowtree-git --lib --tests --target "$target" -- -D warnings
 # --show-output: the calls Wine refused, and which tests could not run here ("NOT RUN").
 cargo test -p cowtree-fs --target "$target" --lib --test windows --test windows_dir --test windows_ops --test windows_checkout -- --show-output
 cargo test -p cowtree-link --target "$target" --lib --test windows -- --show-output
@@ -68,5 +70,12 @@ cargo test -p cowtree-link --target "$target" --lib --test windows -- --show-out
 cargo clippy -p cowtree-worktree -p cowtree-remote --all-targets --target "$target" -- -D warnings
 cargo test -p cowtree-worktree --target "$target" --lib --test windows -- --show-output
 cargo test -p cowtree-remote --target "$target" --lib --test windows -- --show-output
+# cowtree-git's tree builder against git's own checkouts (autocrlf, eol, core.symlinks=false):
+# the repositories and git's worktrees are made here by the Linux git binary, read by the
+# .exe through Wine's Z: drive.
+git_fixture=$(mktemp -d)
+crates/cowtree-git/tests/windows_fixture.sh "$git_fixture"
+COWTREE_GIT_WINDOWS_FIXTURE=$git_fixture cargo test -p cowtree-git --target "$target" --lib --test windows -- --show-output
+rm -rf "$git_fixture"
 wineserver -w
 echo "windows: cowtree-fs and cowtree-link built, linted and tested for $target under Wine in $((SECONDS - start)) s"

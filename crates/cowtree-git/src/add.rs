@@ -2,7 +2,6 @@
 //! interrupts and crashes").
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
@@ -17,9 +16,76 @@ use crate::post_checkout::run_post_checkout;
 use crate::{branch, journal, register, resolve, run, steps, tree, way};
 
 fn current_umask() -> u32 {
-    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
-    rustix::process::umask(old);
-    cowtree_fs::sys::mode_bits(old)
+    crate::portable::umask()
+}
+
+/// What has no Windows meaning, refused in one line before anything is read or written:
+/// `--subvolume` (btrfs snapshots) and `--sync` (committing a whole volume needs an
+/// administrator there; a worktree is not made durable file by file).
+#[cfg(windows)]
+fn refuse_on_windows(opts: &AddOptions) -> Result<()> {
+    let (what, feature) = if opts.method == way::MethodChoice::Subvolume {
+        (
+            "make by a snapshot (--subvolume)",
+            "btrfs subvolume snapshots",
+        )
+    } else if opts.sync {
+        (
+            "make durable (--sync)",
+            "a volume flush without administrator rights",
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::io(what, &opts.dst)(
+        cowtree_fs::sys::Unavailable::error(feature),
+    ))
+}
+
+/// Why Git for Windows must make the worktree of `plan`'s commit (a tree NTFS cannot hold as
+/// git's index names it: [`crate::windows_names`]), read before anything is written; nothing
+/// to check where no tree is written (`--no-checkout`, `--orphan`).
+#[cfg(windows)]
+fn windows_names(at: &Place, opts: &AddOptions, plan: &resolve::Plan) -> Result<Option<String>> {
+    let Some(commit) = plan.commit.filter(|_| opts.checkout) else {
+        return Ok(None);
+    };
+    let what = || PathBuf::from(commit.to_string());
+    // (A commit that cannot be read fails as everywhere.)
+    let tree = at
+        .repo
+        .find_commit(commit)
+        .map_err(Error::git("read commit", what()))?
+        .tree_id()
+        .map_err(Error::git("read commit", what()))?;
+    // gitoxide itself refuses a path Windows cannot hold (its `protectWindows` rules): git
+    // decides then too, with its own message.
+    let index = match at.repo.index_from_tree(&tree) {
+        Ok(i) => i,
+        Err(e) => return Ok(Some(format!("gitoxide refuses the tree on Windows ({e})"))),
+    };
+    if let Some(why) = crate::windows_names::git_decides(
+        index.entries().iter().map(|e| -> &[u8] { e.path(&index) }),
+    ) {
+        return Ok(Some(why));
+    }
+    // A symlink where the configuration does not say `core.symlinks=false`: Git for Windows
+    // makes a file or a directory symlink (by its target, and not without the privilege),
+    // which cowtree does not decide for it.
+    let symlinks = at.repo.config_snapshot().boolean("core.symlinks");
+    if symlinks != Some(false)
+        && index
+            .entries()
+            .iter()
+            .any(|e| e.mode == gix::index::entry::Mode::SYMLINK)
+    {
+        return Ok(Some(
+            "symlinks in the tree without core.symlinks=false (Git for Windows decides how \
+             it makes them)"
+                .into(),
+        ));
+    }
+    Ok(None)
 }
 
 /// DST as an absolute path whose existing part is resolved (as git's `realpath` of it), its
@@ -54,9 +120,15 @@ impl Dst {
             let name = abs.file_name().ok_or_else(bad)?.to_owned();
             let parent = abs.parent().ok_or_else(bad)?;
             rest.push(name);
-            parent.canonicalize().map_err(|_| bad())?
+            parent
+                .canonicalize()
+                .map(crate::portable::plain)
+                .map_err(|_| bad())?
         } else {
-            existing.canonicalize().map_err(|_| bad())?
+            existing
+                .canonicalize()
+                .map(crate::portable::plain)
+                .map_err(|_| bad())?
         };
         for name in rest.iter().rev() {
             if Path::new(name)
@@ -201,12 +273,17 @@ impl Place {
             });
         }
         let current_root = match repo.workdir() {
-            Some(w) => Some(w.canonicalize().map_err(Error::io("resolve", w))?),
+            Some(w) => Some(
+                w.canonicalize()
+                    .map(crate::portable::plain)
+                    .map_err(Error::io("resolve", w))?,
+            ),
             None => None,
         };
         let common = repo
             .common_dir()
             .canonicalize()
+            .map(crate::portable::plain)
             .map_err(Error::io("resolve", repo.common_dir()))?;
         let src_root = current_root.clone().unwrap_or_else(|| common.clone());
         let dst = Dst::examine(&opts.dst)?;
@@ -255,6 +332,12 @@ fn git_decides_access(repo: &gix::Repository) -> Option<String> {
                 .into(),
         );
     }
+    another_owner(repo)
+}
+
+/// A repository or worktree another user owns: git's `safe.directory` rule decides.
+#[cfg(unix)]
+fn another_owner(repo: &gix::Repository) -> Option<String> {
     let me = rustix::process::geteuid().as_raw();
     let paths = [Some(repo.git_dir()), repo.workdir()];
     for p in paths.into_iter().flatten() {
@@ -268,6 +351,26 @@ fn git_decides_access(repo: &gix::Repository) -> Option<String> {
         }
     }
     None
+}
+
+/// On Windows an owner is a SID, which Git for Windows compares with the user's own for its
+/// `safe.directory` rule: git itself is asked (`git rev-parse --git-dir` in the repository),
+/// and a refusal hands the worktree to git, which refuses it with its own message. Where no
+/// git runs at all (none on `PATH`), there is no rule to defer to.
+#[cfg(windows)]
+fn another_owner(repo: &gix::Repository) -> Option<String> {
+    let dir = repo.workdir().unwrap_or(repo.git_dir());
+    let out = branch::git(dir)
+        .args(["rev-parse", "--git-dir"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    (!out.status.success()).then(|| {
+        format!(
+            "git refuses {} (its safe.directory rule decides)",
+            dir.display()
+        )
+    })
 }
 
 /// Where the tree is staged: DST's parent, open, and the staging directory's name and path,
@@ -287,6 +390,8 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     let started = Instant::now();
     steps::start();
     resolve::check_options(opts)?;
+    #[cfg(windows)]
+    refuse_on_windows(opts)?;
     let umask = current_umask();
     let at = match Place::open(opts)? {
         Opened::Here(at) => at,
@@ -295,6 +400,10 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     steps::mark("open");
     let (cleaned, plan) = resolve_checked(&at, opts)?;
     steps::mark("resolve");
+    #[cfg(windows)]
+    if let Some(why) = windows_names(&at, opts, &plan)? {
+        return crate::handover::run(opts, &why);
+    }
     let run = run::Run::begin(
         &at.src_root,
         &at.common,
@@ -515,7 +624,7 @@ fn write_registration(
     ident: Option<crate::admin::Ident>,
 ) -> Result<u64> {
     let mut dotgit = b"gitdir: ".to_vec();
-    dotgit.extend_from_slice(staged.admin_dir.as_os_str().as_bytes());
+    dotgit.extend_from_slice(&crate::portable::git_path_text(&staged.admin_dir));
     dotgit.push(b'\n');
     write_atomic(&staging.dir, OsStr::new(".git"), &dotgit, 0o666, false)
         .map_err(Error::io("write", staged.staging_path.join(".git")))?;
@@ -668,19 +777,21 @@ fn report(
 
 fn same_filesystem(a: &Dir, b: &Dir) -> bool {
     match (a.stat_self(), b.stat_self()) {
-        (Ok(x), Ok(y)) => x.st_dev == y.st_dev,
+        (Ok(x), Ok(y)) => cowtree_fs::sys::stat_dev(&x) == cowtree_fs::sys::stat_dev(&y),
         _ => false,
     }
 }
 
 /// SRC's repository opened as [`add`] opens it, to make the spares of its pool
 /// ([`crate::pool::fill`]): trees of one commit, per file, with their index, unregistered.
+#[cfg(unix)]
 pub(crate) struct SpareMaker {
     at: Box<Place>,
     opts: AddOptions,
     umask: u32,
 }
 
+#[cfg(unix)]
 impl SpareMaker {
     /// The staging directory's name in [`SpareMaker::make`].
     pub(crate) const STAGING: &'static str = ".tree-staging";

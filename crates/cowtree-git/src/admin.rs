@@ -275,7 +275,7 @@ pub(crate) fn copy_worktree_config(
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::ident_of_var_list;
 

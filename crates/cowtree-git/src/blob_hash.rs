@@ -2,7 +2,7 @@
 //! [`crate::trust::Verdict::Hash`]): read through a descriptor, hashed as git hashes a blob,
 //! with git's SHA-1 collision detection.
 
-use std::os::fd::AsFd;
+use cowtree_fs::sys::AsFd;
 
 use gix::ObjectId;
 
@@ -14,12 +14,23 @@ const CHUNK: usize = 256 * 1024;
 /// git's SHA-1 collision detection, does not.
 pub fn holds_blob(fd: impl AsFd, size: u64, want: &ObjectId) -> std::io::Result<bool> {
     let fd = fd.as_fd();
+    // Windows reads through a handle of its own on the same file (positioned reads move it).
+    #[cfg(windows)]
+    let file = std::fs::File::from(fd.try_clone_to_owned()?);
     let mut hasher = gix::hash::hasher(want.kind());
     hasher.update(format!("blob {size}\0").as_bytes());
     let mut buf = vec![0u8; CHUNK.min(size as usize + 1).max(1)];
     let mut offset = 0u64;
     loop {
+        #[cfg(unix)]
         let n = rustix::io::pread(fd, &mut buf, offset)?;
+        #[cfg(windows)]
+        let n = match std::os::windows::fs::FileExt::seek_read(&file, &mut buf, offset) {
+            Ok(n) => n,
+            // Windows' answer to a read at or past the end.
+            Err(e) if e.raw_os_error() == Some(38) => 0,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             break;
         }

@@ -6,8 +6,8 @@
 
 use std::ffi::OsStr;
 use std::io::Write;
+#[cfg(unix)]
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -16,7 +16,8 @@ use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause};
 use gix::bstr::{BStr, ByteSlice};
 use gix::index::entry::{Mode, Stat};
 use rayon::prelude::*;
-use rustix::fs::{AtFlags, FileType, OFlags, openat, statat};
+#[cfg(unix)]
+use rustix::fs::{AtFlags, OFlags, openat, statat};
 
 use crate::clone::{self, CloneState, Cloned};
 use crate::error::{Error, Result};
@@ -125,7 +126,19 @@ fn split(path: &BStr) -> (&[u8], &[u8]) {
 }
 
 fn os(b: &[u8]) -> &OsStr {
-    OsStr::from_bytes(b)
+    crate::portable::os_str(b)
+}
+
+/// `lstat` of `name` in `dir`; `None` when it cannot be read.
+#[cfg(unix)]
+fn lstat_at(dir: &Dir, name: &OsStr) -> Option<rustix::fs::Stat> {
+    statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()
+}
+
+/// What `name` in `dir` is, never following a reparse point; `None` when it cannot be read.
+#[cfg(windows)]
+fn lstat_at(dir: &Dir, name: &OsStr) -> Option<cowtree_fs::dir::Stat> {
+    dir.stat(name).ok()
 }
 
 /// Creates every directory the target's entries need (parents before children; the entries
@@ -397,7 +410,7 @@ fn symlink(
             true,
         );
     }
-    let src_st = src_dir.and_then(|d| statat(d, name, AtFlags::SYMLINK_NOFOLLOW).ok());
+    let src_st = src_dir.and_then(|d| lstat_at(d, name));
     let file = src_st.as_ref().map(SrcFile::of);
     let verdict = judge(
         src_entry,
@@ -545,9 +558,7 @@ impl File<'_, '_> {
     }
 
     fn carry_now(&self) -> Result<EntryResult> {
-        let st = self
-            .src_dir
-            .and_then(|d| statat(d, self.name, AtFlags::SYMLINK_NOFOLLOW).ok());
+        let st = self.src_dir.and_then(|d| lstat_at(d, self.name));
         carry(
             self.input,
             self.entry,
@@ -587,7 +598,7 @@ fn carry(
     input: &BuildInput<'_>,
     entry: &gix::index::Entry,
     src_dir: Option<&Dir>,
-    src_st: Option<&rustix::fs::Stat>,
+    src_st: Option<&cowtree_fs::dir::Stat>,
     dst_dir: &Dir,
     name: &OsStr,
     fallback: &Fallback,
@@ -605,8 +616,9 @@ fn carry(
     let (Some(src_dir), Some(st)) = (src_dir, src_st) else {
         return carried(0);
     };
-    match FileType::from_raw_mode(st.st_mode) {
-        FileType::RegularFile => {
+    let file_type = cowtree_fs::sys::stat_file_type(st);
+    if file_type.is_file() {
+        {
             let method = if input.strict {
                 Method::Clone
             } else {
@@ -629,7 +641,8 @@ fn carry(
                 Transfer::SourceVanished => carried(0),
             }
         }
-        FileType::Symlink => {
+    } else if file_type.is_symlink() {
+        {
             let target = match src_dir.read_link(name) {
                 Ok(t) => t,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return carried(0),
@@ -641,7 +654,8 @@ fn carry(
             ))?;
             carried(0)
         }
-        _ => carried(0),
+    } else {
+        carried(0)
     }
 }
 
@@ -700,14 +714,25 @@ pub(crate) fn write_blob(
             .symlink(os(data), name)
             .map_err(Error::io("create symlink", &dst_path))?;
     } else {
-        let fd = openat(
-            dst_dir.as_fd(),
-            name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            cowtree_fs::sys::mode(mode),
-        )
-        .map_err(|e| Error::io("create", &dst_path)(e.into()))?;
-        let mut f = std::fs::File::from(fd);
+        #[cfg(unix)]
+        let mut f = std::fs::File::from(
+            openat(
+                dst_dir.as_fd(),
+                name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                cowtree_fs::sys::mode(mode),
+            )
+            .map_err(|e| Error::io("create", &dst_path)(e.into()))?,
+        );
+        // Windows keeps no permission bits (Git for Windows sets none either): `mode` has
+        // nothing to give.
+        #[cfg(windows)]
+        let mut f = {
+            let _ = mode;
+            dst_dir
+                .create_file(name)
+                .map_err(Error::io("create", &dst_path))?
+        };
         f.write_all(data).map_err(Error::io("write", &dst_path))?;
     }
     let st = dst_dir.stat(name).map_err(Error::io("stat", &dst_path))?;
@@ -718,7 +743,7 @@ pub(crate) fn write_blob(
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use gix::index::entry::{Flags, Stage};

@@ -176,7 +176,7 @@ fn recount(state: &gix::index::State, full: &Tree) -> Tree {
     go(&paths, 0, full)
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -19,6 +19,7 @@
 //! Drivers are run by the caller ([`to_worktree`]'s `smudge`), through gitoxide's driver
 //! state; everything else here is pure and table-tested.
 
+#[cfg(unix)]
 use std::ffi::{CStr, CString};
 
 use gix::attrs::StateRef;
@@ -383,6 +384,12 @@ pub enum ConvertError {
         /// What happened.
         message: String,
     },
+    /// The path has a `working-tree-encoding`, and this build cannot encode (Windows: no
+    /// iconv(3) is linked there, and git's bytes are iconv's).
+    EncodingUnavailable {
+        /// The encoding.
+        encoding: BString,
+    },
 }
 
 /// The bytes git's checkout writes for the blob `data` (whose id is `id_hex`) at a path with
@@ -415,6 +422,13 @@ pub fn to_worktree(
     if let Some(c) = crlf_to_worktree(out.as_deref().unwrap_or(data), ca.crlf, ca.config) {
         out = Some(c);
     }
+    #[cfg(windows)]
+    if let Some(enc) = &ca.encoding {
+        return Err(ConvertError::EncodingUnavailable {
+            encoding: enc.clone(),
+        });
+    }
+    #[cfg(unix)]
     if let Some(enc) = &ca.encoding
         && let Some(e) = encode_to_worktree(out.as_deref().unwrap_or(data), enc)
     {
@@ -745,6 +759,7 @@ fn same_encoding(a: &[u8], b: &[u8]) -> bool {
     same_utf_encoding(a, b) || a.eq_ignore_ascii_case(b)
 }
 
+#[cfg(unix)]
 /// git's `fallback_encoding`.
 fn fallback_encoding(name: &[u8]) -> &[u8] {
     if same_utf_encoding(b"utf-8", name) {
@@ -756,6 +771,7 @@ fn fallback_encoding(name: &[u8]) -> &[u8] {
     }
 }
 
+#[cfg(unix)]
 /// git's `encode_to_worktree`: `src` (UTF-8) in `encoding`, through the system's iconv as git
 /// converts it (`reencode_string_len`). `None` when there is nothing to encode or iconv
 /// fails, in which case git writes the content unencoded (after an error message).
@@ -780,6 +796,7 @@ pub fn encode_to_worktree(src: &[u8], encoding: &[u8]) -> Option<Vec<u8>> {
 // libc marks its iconv bindings deprecated on Apple targets (it plans to drop the libiconv
 // link there); the C library's iconv is what git itself uses, on every platform.
 #[allow(deprecated)]
+#[cfg(unix)]
 mod iconv {
     //! The system's iconv(3), which git converts `working-tree-encoding` with: the same
     //! converter gives the same bytes. No Rust crate encodes to UTF-16 and the rest of
@@ -857,6 +874,6 @@ mod iconv {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 #[path = "conversion_tests.rs"]
 mod tests;

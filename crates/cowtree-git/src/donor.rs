@@ -76,7 +76,7 @@ struct Candidate {
 fn candidates(repo: &gix::Repository, current: Option<&Path>) -> Vec<Candidate> {
     let mut out = Vec::new();
     let mut add = |root: PathBuf, git_dir: PathBuf| {
-        let Ok(root) = root.canonicalize() else {
+        let Ok(root) = root.canonicalize().map(crate::portable::plain) else {
             return;
         };
         if Some(root.as_path()) == current || !root.is_dir() {
@@ -114,9 +114,7 @@ fn candidates(repo: &gix::Repository, current: Option<&Path>) -> Vec<Candidate> 
 /// The device of `path`, if it can be read.
 fn dev(path: &Path) -> Option<u64> {
     // The same reading of `st_dev` as DST's (`stat_dev`), on every platform.
-    rustix::fs::stat(path)
-        .ok()
-        .map(|st| cowtree_fs::sys::stat_dev(&st))
+    crate::portable::path_dev(path)
 }
 
 /// The worktree the command runs in (`root`), with its index, as a [`Source`] (its score not

@@ -362,6 +362,14 @@ impl Filters {
                     why: format!("the required filter driver `{driver}` failed: {message}"),
                 })
             }
+            Err(conversion::ConvertError::EncodingUnavailable { .. }) => {
+                Err(Error::io(
+                    "write with its working-tree-encoding",
+                    path.to_path_lossy().into_owned(),
+                )(cowtree_fs::sys::Unavailable::error(
+                    "iconv(3), which git encodes working-tree-encoding with,",
+                )))
+            }
         }
     }
 }

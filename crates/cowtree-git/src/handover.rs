@@ -188,16 +188,14 @@ pub fn run(opts: &AddOptions, why: &str) -> Result<AddReport> {
             .unwrap_or("")
             .trim()
             .to_owned();
-        let status = out.status.code().unwrap_or_else(|| {
-            128 + std::os::unix::process::ExitStatusExt::signal(&out.status).unwrap_or(0)
-        });
+        let status = crate::portable::exit_status(&out.status);
         return Err(Error::GitRefused {
             status,
             message,
             why: why.to_owned(),
         });
     }
-    let dst = dst.canonicalize().unwrap_or(dst);
+    let dst = crate::portable::canonical(&dst);
     if let Some(dirs) = sparse_then {
         for args in [
             ["sparse-checkout", "set", "--cone", "--end-of-options"]
@@ -216,10 +214,7 @@ pub fn run(opts: &AddOptions, why: &str) -> Result<AddReport> {
             if !out.status.success() {
                 let text = String::from_utf8_lossy(&out.stderr);
                 return Err(Error::GitRefused {
-                    status: out.status.code().unwrap_or_else(|| {
-                        128 + std::os::unix::process::ExitStatusExt::signal(&out.status)
-                            .unwrap_or(0)
-                    }),
+                    status: crate::portable::exit_status(&out.status),
                     message: text.lines().last().unwrap_or("").trim().to_owned(),
                     why: why.to_owned(),
                 });
@@ -295,7 +290,7 @@ fn copy_ignored(opts: &AddOptions, src: &Path, dst: &Path) -> Result<Option<crat
 fn sync(dst: &Path, admin: &Path) -> Result<()> {
     for p in [dst, admin] {
         let d = cowtree_fs::dir::Dir::open(p).map_err(Error::io("open", p))?;
-        cowtree_fs::sys::sync_filesystem(&d).map_err(|e| Error::io("sync", p)(e.into()))?;
+        d.sync_filesystem().map_err(Error::io("sync", p))?;
     }
     Ok(())
 }
@@ -346,7 +341,7 @@ fn report(opts: &AddOptions, dst: &Path, why: &str) -> Result<AddReport> {
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -4,14 +4,13 @@
 //! repository or worktree).
 
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use cowtree_fs::dir::Dir;
+use cowtree_fs::dir::FileType;
 use cowtree_fs::{Method, Transfer, TransferOptions, UnsupportedCause};
 use gix::bstr::{BStr, BString, ByteSlice};
 use rayon::prelude::*;
-use rustix::fs::FileType;
 
 use crate::error::{Error, Result};
 pub use crate::keep::Selection;
@@ -71,7 +70,7 @@ struct Plan {
     groups: Vec<(BString, Vec<(std::ffi::OsString, FileType)>)>,
     /// Copied directories (repository-relative, each after its subdirectories) and SRC's
     /// `stat` of each: their mode and times are set once everything inside them exists.
-    finish: Vec<(BString, rustix::fs::Stat)>,
+    finish: Vec<(BString, cowtree_fs::dir::Stat)>,
     report: IgnoredReport,
 }
 
@@ -95,11 +94,18 @@ fn join(prefix: &BStr, name: &[u8]) -> BString {
     p
 }
 
+#[cfg(unix)]
 fn file_type(dir: &Dir, name: &OsStr, ft: FileType) -> std::io::Result<FileType> {
     if ft != FileType::Unknown {
         return Ok(ft);
     }
     Ok(FileType::from_raw_mode(dir.stat(name)?.st_mode))
+}
+
+/// A Windows listing always gives the type (attributes and reparse tag).
+#[cfg(windows)]
+fn file_type(_dir: &Dir, _name: &OsStr, ft: FileType) -> std::io::Result<FileType> {
+    Ok(ft)
 }
 
 /// Copies SRC's ignored entries selected by `sel` into `staging`, whose directories for the
@@ -160,6 +166,8 @@ pub fn copy_ignored(
         let dst = staging
             .open_dir_deep(&rel.to_path_lossy())
             .map_err(Error::io("open", &dst_path))?;
+        // Windows keeps no permission bits on a directory: only its times are kept there.
+        #[cfg(unix)]
         rustix::fs::fchmod(&dst, rustix::fs::Mode::from_raw_mode(st.st_mode & 0o7777))
             .map_err(|e| Error::io("set mode of", &dst_path)(e.into()))?;
         let (atime, mtime) = cowtree_fs::sys::stat_times(st);
@@ -180,7 +188,7 @@ impl Walk<'_, '_> {
             return Ok(dir);
         }
         for part in rel.split(|b| *b == b'/') {
-            let name = OsStr::from_bytes(part);
+            let name = crate::portable::os_str(part);
             dir = match dir.open_dir(name) {
                 Ok(d) => d,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -209,7 +217,7 @@ impl Walk<'_, '_> {
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         let mut made_parent = false;
         for e in entries {
-            let name = e.name.as_bytes();
+            let name = crate::portable::bytes(&e.name);
             if rel.is_empty() && name == b".git" {
                 continue;
             }
@@ -218,7 +226,7 @@ impl Walk<'_, '_> {
                 Ok(ft) => ft,
                 Err(_) => continue,
             };
-            if ft == FileType::Directory {
+            if ft.is_dir() {
                 let Ok(child) = dir.open_dir(&e.name) else {
                     continue;
                 };
@@ -268,11 +276,11 @@ impl Walk<'_, '_> {
             .map_err(Error::io("list", self.src_root.join(rel.to_path_lossy())))?;
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         for e in entries {
-            let sub = join(rel, e.name.as_bytes());
+            let sub = join(rel, crate::portable::bytes(&e.name));
             let Ok(ft) = file_type(src, &e.name, e.file_type) else {
                 continue;
             };
-            if ft == FileType::Directory {
+            if ft.is_dir() {
                 let Ok(child) = src.open_dir(&e.name) else {
                     continue;
                 };
@@ -313,7 +321,7 @@ impl Copier<'_> {
         let dst = open(self.staging, self.staging_path)?;
         let mut report = IgnoredReport::default();
         for (name, ft) in files {
-            let sub = join(rel, name.as_bytes());
+            let sub = join(rel, crate::portable::bytes(name));
             self.entry(&mut report, &src, &dst, name, *ft, sub.as_ref())?;
         }
         Ok(report)
@@ -330,8 +338,8 @@ impl Copier<'_> {
         rel: &BStr,
     ) -> Result<()> {
         let src_path = || self.src_root.join(rel.to_path_lossy());
-        match ft {
-            FileType::RegularFile => {
+        if ft.is_file() {
+            {
                 let method = if self.strict {
                     Method::Clone
                 } else {
@@ -361,7 +369,8 @@ impl Copier<'_> {
                     Transfer::SourceVanished => {}
                 }
             }
-            FileType::Symlink => {
+        } else if ft.is_symlink() {
+            {
                 let target = src
                     .read_link(name)
                     .map_err(Error::io("read symlink", src_path()))?;
@@ -377,7 +386,8 @@ impl Copier<'_> {
                 ))?;
                 report.symlinks += 1;
             }
-            _ => report.special += 1,
+        } else {
+            report.special += 1;
         }
         Ok(())
     }

@@ -430,7 +430,7 @@ pub fn supported(state: &gix::index::State) -> bool {
     )
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -4,8 +4,6 @@
 //! before it is made, and how each is taken back ([`BranchUndo`], `remove_killed_staging`).
 //! [`crate::run`] writes it; [`crate::register::clean_stale`] reads it after a run was killed.
 
-use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use cowtree_fs::dir::Dir;
@@ -177,12 +175,12 @@ pub(crate) fn journaled_paths(dir: &Path) -> (Option<PathBuf>, Vec<PathBuf>) {
     let read = |name: &str| std::fs::read(dir.join(name)).ok();
     let staging = read(J_STAGING)
         .filter(|b| !b.is_empty())
-        .map(|b| PathBuf::from(OsString::from_vec(b)));
+        .map(|b| crate::portable::path(&b).to_path_buf());
     let parents = read(J_PARENTS)
         .map(|b| {
             b.split(|&c| c == 0)
                 .filter(|p| !p.is_empty())
-                .map(|p| PathBuf::from(OsStr::from_bytes(p)))
+                .map(|p| crate::portable::path(p).to_path_buf())
                 .collect()
         })
         .unwrap_or_default();
@@ -202,6 +200,9 @@ pub(crate) enum KilledStaging {
 
 /// Removes a killed run's staging directory at `path` when no live run holds its lock.
 pub(crate) fn remove_killed_staging(path: &Path) -> std::io::Result<KilledStaging> {
+    #[cfg(windows)]
+    return remove_killed_staging_windows(path);
+    #[cfg(unix)]
     match Dir::open(path) {
         Ok(d) => {
             if !d.try_lock_exclusive()? {
@@ -218,6 +219,27 @@ pub(crate) fn remove_killed_staging(path: &Path) -> std::io::Result<KilledStagin
                 }
             })
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KilledStaging::Absent),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`remove_killed_staging`] on Windows, where a staging directory's lock is its run's open
+/// handle on it (`cowtree_fs::staging`): taken with an open that shares nothing
+/// ([`Dir::open_dir_exclusive`]), which fails while any run holds one, and removed through it.
+#[cfg(windows)]
+fn remove_killed_staging_windows(path: &Path) -> std::io::Result<KilledStaging> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(KilledStaging::Absent);
+    };
+    let parent = match Dir::open(parent) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(KilledStaging::Absent),
+        Err(e) => return Err(e),
+    };
+    match parent.open_dir_exclusive(name) {
+        Ok(Some(d)) => d.remove_self_tree().map(|()| KilledStaging::Removed),
+        Ok(None) => Ok(KilledStaging::Live),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KilledStaging::Absent),
         Err(e) => Err(e),
     }
@@ -250,7 +272,7 @@ pub(crate) fn remove_dir_tree(path: &Path) -> std::io::Result<bool> {
     result.map(|()| true)
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -207,7 +207,7 @@ impl<'a, 'r> Rules<'a, 'r> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use gix::bstr::ByteSlice;

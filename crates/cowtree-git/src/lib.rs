@@ -42,10 +42,17 @@ mod admin;
 pub mod blob_hash;
 pub mod branch;
 pub mod build;
+#[cfg(unix)]
 pub mod by_snapshot;
 pub mod cache_tree;
+#[cfg(unix)]
+pub mod clone;
+/// One tracked file cloned from SRC on Windows (the same API as the unix one).
+#[cfg(windows)]
+#[path = "clone_windows.rs"]
 pub mod clone;
 pub mod conversion;
+#[cfg(unix)]
 pub mod cost;
 pub mod donor;
 pub mod error;
@@ -58,7 +65,10 @@ pub mod journal;
 pub mod keep;
 pub mod method;
 pub mod options;
+#[cfg(unix)]
 pub mod pool;
+#[cfg(windows)]
+mod pool_windows;
 mod post_checkout;
 pub mod promisor;
 pub mod refs;
@@ -72,17 +82,20 @@ pub mod tree;
 pub mod trust;
 pub mod way;
 
+pub(crate) mod portable;
+#[cfg_attr(unix, allow(dead_code))]
+mod windows_names;
 pub use add::add;
 pub use build::Made;
 pub use error::{Error, Result};
 pub use ignored::IgnoredReport;
+pub use method::{Method, MethodChoice, PerFileReason};
 pub use options::{AddCounts, AddOptions, AddReport, BranchChoice, HeadReport, Ignored, Track};
 pub use run::{KilledRuns, abort_all, clean_killed_runs};
-pub use way::{Method, MethodChoice, PerFileReason};
 
 /// Runs git in `dir` for a unit test, away from the machine's and the user's configuration,
 /// and returns its standard output; a failure fails the test.
-#[cfg(test)]
+#[cfg(all(test, unix))]
 pub(crate) fn test_git(dir: &std::path::Path, args: &[&str]) -> String {
     let out = branch::git(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")

@@ -269,3 +269,41 @@ pub struct AddCounts {
     /// Bytes written (copied or from objects).
     pub bytes_written: u64,
 }
+
+/// Refuses options that do not go together, as git does before looking at the repository.
+pub fn check_options(opts: &AddOptions) -> crate::Result<()> {
+    if let BranchChoice::Orphan(_) = opts.branch {
+        if opts.track != Track::Default {
+            return Err(crate::Error::Incompatible("--orphan", "--track"));
+        }
+        if !opts.checkout {
+            return Err(crate::Error::Incompatible("--orphan", "--no-checkout"));
+        }
+        if opts.commit.is_some() {
+            return Err(crate::Error::OrphanWithCommit);
+        }
+        if opts.with_changes {
+            return Err(crate::Error::Incompatible("--orphan", "--with-changes"));
+        }
+    }
+    if !opts.checkout && opts.with_changes {
+        return Err(crate::Error::Incompatible(
+            "--no-checkout",
+            "--with-changes",
+        ));
+    }
+    if opts.sparse.is_some() {
+        // --sparse is `sparse-checkout set` and `checkout` after the add: nothing to check out
+        // with these, and --with-changes carries SRC's own index, sparse or not.
+        if let BranchChoice::Orphan(_) = opts.branch {
+            return Err(crate::Error::Incompatible("--sparse", "--orphan"));
+        }
+        if !opts.checkout {
+            return Err(crate::Error::Incompatible("--sparse", "--no-checkout"));
+        }
+        if opts.with_changes {
+            return Err(crate::Error::Incompatible("--sparse", "--with-changes"));
+        }
+    }
+    Ok(())
+}

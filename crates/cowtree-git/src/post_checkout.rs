@@ -26,8 +26,13 @@ pub(crate) fn run_post_checkout(
         _ => repo.common_dir().join("hooks"),
     };
     let hook = hooks.join("post-checkout");
+    #[cfg(unix)]
     let executable = std::fs::metadata(&hook)
         .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0);
+    // Windows has no execute bit: a hook file is there, and `git hook run` decides how to run
+    // it, as Git for Windows does.
+    #[cfg(windows)]
+    let executable = std::fs::metadata(&hook).is_ok_and(|m| m.is_file());
     if !executable {
         return None;
     }
@@ -37,7 +42,7 @@ pub(crate) fn run_post_checkout(
         ObjectId::null(commit.kind()).to_string()
     };
     // As git runs hooks: their output goes to stderr (stdout may be a program's to read).
-    let stdout = std::os::fd::AsFd::as_fd(&std::io::stderr())
+    let stdout = cowtree_fs::sys::AsFd::as_fd(&std::io::stderr())
         .try_clone_to_owned()
         .map(std::process::Stdio::from)
         .unwrap_or_else(|_| std::process::Stdio::null());

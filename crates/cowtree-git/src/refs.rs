@@ -191,7 +191,7 @@ impl<'r> Refs<'r> {
                 crate::register::worktrees(common_dir, bare)
                     .into_iter()
                     .find(|(gitdir, path)| {
-                        let canon = path.canonicalize().unwrap_or_else(|_| path.clone());
+                        let canon = crate::portable::canonical(path);
                         let head = heads
                             .iter()
                             .find(|(p, _)| *p == canon || p == path)
@@ -217,10 +217,7 @@ fn heads_in_porcelain(out: &[u8]) -> Vec<(PathBuf, Option<String>)> {
     let mut list: Vec<(PathBuf, Option<String>)> = Vec::new();
     for field in out.split(|&b| b == 0) {
         if let Some(p) = field.strip_prefix(b"worktree ") {
-            list.push((
-                PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(p)),
-                None,
-            ));
+            list.push((crate::portable::path(p).to_path_buf(), None));
         } else if let Some(b) = field.strip_prefix(b"branch ")
             && let Some(last) = list.last_mut()
         {
@@ -394,7 +391,7 @@ impl HeadWriter<'_> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

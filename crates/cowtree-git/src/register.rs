@@ -19,7 +19,6 @@
 
 use std::ffi::OsStr;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use cowtree_fs::atomic_file::write_atomic;
@@ -39,8 +38,15 @@ pub const NEW_PREFIX: &str = ".cowtree-new.";
 
 /// `ENOTEMPTY`: what some filesystems return for a rename over an existing directory even with
 /// `RENAME_NOREPLACE`.
+#[cfg(unix)]
 fn libc_enotempty() -> i32 {
     rustix::io::Errno::NOTEMPTY.raw_os_error()
+}
+
+/// `ERROR_DIR_NOT_EMPTY`, Windows' answer in the same case.
+#[cfg(windows)]
+fn libc_enotempty() -> i32 {
+    145
 }
 
 /// How long cleanup waits for the processes a killed run started to end (see the module doc)
@@ -60,7 +66,9 @@ fn lock_owner(text: &[u8]) -> Option<Stamp> {
 fn lock_dead_run(dir: &Dir, path: &Path, locked: &[u8], wait: std::time::Duration) -> Result<bool> {
     let until = std::time::Instant::now() + wait;
     loop {
-        if dir.try_lock_exclusive().map_err(Error::io("lock", path))? {
+        if crate::portable::try_lock_dir(dir, lock_owner(locked))
+            .map_err(Error::io("lock", path))?
+        {
             return Ok(true);
         }
         // A run that is alive (or that the text does not name) holds it: not ours to take.
@@ -90,7 +98,7 @@ fn disposition(b: u8) -> u8 {
 /// `-`, `.lock` suffixes go. A name left empty is `worktree` (git's `BUG` never reached: a
 /// name has at least one byte).
 pub fn worktree_id(dst_name: &OsStr) -> String {
-    let name = dst_name.as_bytes();
+    let name = crate::portable::bytes(dst_name);
     let mut out: Vec<u8> = Vec::with_capacity(name.len());
     let mut last = 0u8;
     for &ch in name {
@@ -175,7 +183,9 @@ pub struct Registration {
     /// The directory; its open description holds the run's `flock`.
     pub dir: Dir,
     /// A duplicate of `dir`'s descriptor without close-on-exec: the processes the run starts
-    /// inherit it, and with it the lock (see the module doc).
+    /// inherit it, and with it the lock (see the module doc). Not on Windows, whose lock is
+    /// the run itself (`portable::try_lock_dir`).
+    #[cfg(unix)]
     _inherited: std::os::fd::OwnedFd,
     finished: bool,
     sync: bool,
@@ -230,10 +240,12 @@ impl Registration {
                 .open_dir(OsStr::new(&new_name))
                 .map_err(Error::io("open", &new_path))?;
             // Shares `dir`'s open description, so the lock taken below on one is held by both.
+            #[cfg(unix)]
             let inherited = rustix::io::dup(&dir)
                 .map_err(|e| Error::io("duplicate the descriptor of", &new_path)(e.into()))?;
-            dir.try_lock_exclusive()
-                .map_err(Error::io("lock", &new_path))?;
+            #[cfg(windows)]
+            let inherited = ();
+            crate::portable::try_lock_dir(&dir, None).map_err(Error::io("lock", &new_path))?;
             let me = Stamp::current();
             write_atomic(
                 &dir,
@@ -266,6 +278,14 @@ impl Registration {
                     Err(e) => return Err(Error::io("rename", worktrees_path.join(&id))(e)),
                 }
             };
+            // Windows: the directory opened again under its id, as Wine (8) resolves a handle
+            // by the name it was opened with: a rename relative to one whose directory was
+            // renamed since fails there ("invalid handle"). The lock is not this handle there
+            // (`portable::try_lock_dir`).
+            #[cfg(windows)]
+            let dir = worktrees
+                .open_dir(OsStr::new(&id))
+                .map_err(Error::io("open", worktrees_path.join(&id)))?;
             Ok((id, dir, inherited))
         })();
         let (id, dir, inherited) = match made {
@@ -275,12 +295,15 @@ impl Registration {
                 return Err(e);
             }
         };
+        #[cfg(windows)]
+        let () = inherited;
         let path = worktrees_path.join(&id);
         let reg = Registration {
             worktrees,
             worktrees_path,
             id,
             dir,
+            #[cfg(unix)]
             _inherited: inherited,
             finished: false,
             sync,
@@ -295,7 +318,7 @@ impl Registration {
             .create_dir(OsStr::new("refs"), 0o777)
             .map_err(Error::io("create directory", reg.path().join("refs")))?;
         reg.write("commondir", b"../..\n")?;
-        let mut gitdir = dst_git_file.as_os_str().as_bytes().to_vec();
+        let mut gitdir = crate::portable::git_path_text(dst_git_file);
         gitdir.push(b'\n');
         reg.write("gitdir", &gitdir)?;
         reg.write("HEAD", format!("{head}\n").as_bytes())?;
@@ -367,9 +390,11 @@ impl Registration {
         fill: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
     ) -> Result<(i64, u32)> {
         let path = self.path().join("index");
-        let mut tmp =
-            cowtree_fs::atomic_file::AtomicFile::create(std::os::fd::AsFd::as_fd(&self.dir), 0o666)
-                .map_err(Error::io("create", &path))?;
+        let mut tmp = cowtree_fs::atomic_file::AtomicFile::create(
+            cowtree_fs::sys::AsFd::as_fd(&self.dir),
+            0o666,
+        )
+        .map_err(Error::io("create", &path))?;
         {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.file());
             fill(&mut w).map_err(Error::io("write", &path))?;
@@ -379,10 +404,7 @@ impl Registration {
             .file()
             .metadata()
             .map_err(Error::io("stat", &path))
-            .map(|m| {
-                use std::os::unix::fs::MetadataExt;
-                (m.mtime(), m.mtime_nsec() as u32)
-            })?;
+            .map(|m| crate::portable::file_mtime(&m))?;
         tmp.commit(OsStr::new("index"), false)
             .map_err(Error::io("rename", &path))?;
         Ok(mtime)
@@ -541,15 +563,16 @@ pub fn clean_stale_reporting(common_dir: &Path) -> Result<Stale> {
         .map_err(Error::io("list", &worktrees_path))?
     {
         let path = worktrees_path.join(&entry.name);
-        if let Some(rest) = entry.name.as_bytes().strip_prefix(NEW_PREFIX.as_bytes())
+        if let Some(rest) = crate::portable::bytes(&entry.name).strip_prefix(NEW_PREFIX.as_bytes())
             && std::fs::symlink_metadata(path.join("locked")).is_err()
         {
             // Killed between making its registration directory and marking it: nothing
             // else of the run exists yet (see `Registration::create`).
-            let dead = Stamp::parse_prefix(rest).is_some_and(|(s, _)| !s.is_alive());
+            let owner = Stamp::parse_prefix(rest).map(|(s, _)| s);
+            let dead = owner.is_some_and(|s| !s.is_alive());
             if dead
                 && let Ok(d) = worktrees.open_dir(&entry.name)
-                && d.try_lock_exclusive().unwrap_or(false)
+                && crate::portable::try_lock_dir(&d, owner).unwrap_or(false)
             {
                 worktrees
                     .remove_tree(&entry.name)
@@ -584,7 +607,7 @@ pub fn clean_stale_reporting(common_dir: &Path) -> Result<Stale> {
         // lock, no cowtree run or `git worktree prune` moves it: it is marked `locked`).
         let still = |d: &Dir| -> Option<bool> {
             let (a, b) = (d.stat_self().ok()?, worktrees.try_stat(&entry.name).ok()??);
-            Some(a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+            Some(crate::portable::same_entry(&a, &b))
         };
         if still(&dir) != Some(true) {
             continue;
@@ -599,11 +622,20 @@ pub fn clean_stale_reporting(common_dir: &Path) -> Result<Stale> {
             .ok()
             .and_then(|g| {
                 let g = g.strip_suffix(b"\n").unwrap_or(&g).to_vec();
-                std::fs::read(Path::new(OsStr::from_bytes(&g))).ok()
+                std::fs::read(crate::portable::path(&g)).ok()
             })
             .is_some_and(|dotgit| {
-                let want = format!("gitdir: {}\n", path.display());
-                dotgit == want.as_bytes()
+                #[cfg(unix)]
+                let want = format!("gitdir: {}\n", path.display()).into_bytes();
+                // As the run wrote it (`portable::git_path_text`: forward slashes).
+                #[cfg(windows)]
+                let want = [
+                    &b"gitdir: "[..],
+                    &crate::portable::git_path_text(&path),
+                    b"\n",
+                ]
+                .concat();
+                dotgit == want
             });
         let (staging, parents) = crate::journal::journaled_paths(&path);
         if complete {
@@ -675,7 +707,7 @@ pub fn check_candidate(common_dir: &Path, dst: &Path, given: &str, force: u8) ->
         let Ok(gitdir) = std::fs::read(path.join("gitdir")) else {
             continue;
         };
-        let gitdir = Path::new(OsStr::from_bytes(gitdir.trim_ascii_end())).to_path_buf();
+        let gitdir = crate::portable::path(gitdir.trim_ascii_end()).to_path_buf();
         if gitdir.parent() != Some(dst) {
             continue;
         }
@@ -684,8 +716,9 @@ pub fn check_candidate(common_dir: &Path, dst: &Path, given: &str, force: u8) ->
             .as_deref()
             .is_some_and(|l| l.starts_with(LOCK_MARK.as_bytes()))
         {
+            let owner = lock.as_deref().and_then(lock_owner);
             let busy = Dir::open(&path)
-                .and_then(|d| d.try_lock_exclusive())
+                .and_then(|d| crate::portable::try_lock_dir(&d, owner))
                 .map(|free| !free)
                 .unwrap_or(false);
             if busy {
@@ -713,9 +746,7 @@ pub fn check_candidate(common_dir: &Path, dst: &Path, given: &str, force: u8) ->
 /// `bare` repository; its path is the common directory without a final `/.git`), then each
 /// registration whose `gitdir` file names its `.git`.
 pub fn worktrees(common_dir: &Path, bare: bool) -> Vec<(PathBuf, PathBuf)> {
-    let common = common_dir
-        .canonicalize()
-        .unwrap_or_else(|_| common_dir.to_owned());
+    let common = crate::portable::canonical(common_dir);
     let mut out = Vec::new();
     if !bare {
         let main = match common.file_name() {
@@ -733,7 +764,7 @@ pub fn worktrees(common_dir: &Path, bare: bool) -> Vec<(PathBuf, PathBuf)> {
         let Ok(gitdir) = std::fs::read(p.join("gitdir")) else {
             continue;
         };
-        let g = Path::new(OsStr::from_bytes(gitdir.trim_ascii_end()));
+        let g = crate::portable::path(gitdir.trim_ascii_end());
         let g = if g.is_absolute() {
             g.to_path_buf()
         } else {
@@ -822,7 +853,7 @@ pub fn branch_checked_out_at(common_dir: &Path, branch: &str, bare: bool) -> Opt
         .map(|(_, path)| path)
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

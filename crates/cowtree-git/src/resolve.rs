@@ -133,40 +133,7 @@ fn dwim_orphan(
     Ok(true)
 }
 
-/// Refuses options that do not go together, as git does before looking at the repository.
-pub fn check_options(opts: &AddOptions) -> Result<()> {
-    if let BranchChoice::Orphan(_) = opts.branch {
-        if opts.track != Track::Default {
-            return Err(Error::Incompatible("--orphan", "--track"));
-        }
-        if !opts.checkout {
-            return Err(Error::Incompatible("--orphan", "--no-checkout"));
-        }
-        if opts.commit.is_some() {
-            return Err(Error::OrphanWithCommit);
-        }
-        if opts.with_changes {
-            return Err(Error::Incompatible("--orphan", "--with-changes"));
-        }
-    }
-    if !opts.checkout && opts.with_changes {
-        return Err(Error::Incompatible("--no-checkout", "--with-changes"));
-    }
-    if opts.sparse.is_some() {
-        // --sparse is `sparse-checkout set` and `checkout` after the add: nothing to check out
-        // with these, and --with-changes carries SRC's own index, sparse or not.
-        if let BranchChoice::Orphan(_) = opts.branch {
-            return Err(Error::Incompatible("--sparse", "--orphan"));
-        }
-        if !opts.checkout {
-            return Err(Error::Incompatible("--sparse", "--no-checkout"));
-        }
-        if opts.with_changes {
-            return Err(Error::Incompatible("--sparse", "--with-changes"));
-        }
-    }
-    Ok(())
-}
+pub use crate::options::check_options;
 
 /// Decides what `git worktree add` with `opts` would check out in SRC's repository `repo`;
 /// `dst_name` is DST's last component (git's default branch name). Refuses what git refuses

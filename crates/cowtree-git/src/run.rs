@@ -10,9 +10,7 @@
 //!   finds the repository through a record in a registry directory (the CLI keeps it under
 //!   `$XDG_STATE_HOME/cowtree/git-worktree-add/`).
 
-use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
@@ -252,7 +250,7 @@ impl Run {
                 s.parents.push(dir.clone());
                 let mut bytes = Vec::new();
                 for p in &s.parents {
-                    bytes.extend_from_slice(p.as_os_str().as_bytes());
+                    bytes.extend_from_slice(crate::portable::bytes(p.as_os_str()));
                     bytes.push(0);
                 }
                 s.reg
@@ -282,7 +280,7 @@ impl Run {
             s.reg
                 .as_ref()
                 .expect("registered first")
-                .write(J_STAGING, path.as_os_str().as_bytes())?;
+                .write(J_STAGING, crate::portable::bytes(path.as_os_str()))?;
             s.staging = Some(path.to_owned());
             Ok(())
         })
@@ -345,9 +343,12 @@ fn new_record(registry: &Path, common: &Path) -> Result<(std::fs::File, PathBuf)
         .create_new(true)
         .open(&path)
         .map_err(Error::io("create", &path))?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-        .map_err(|e| Error::io("lock", &path)(e.into()))?;
-    f.write_all(common.as_os_str().as_bytes())
+    if !crate::portable::try_lock_file(&f, None).map_err(Error::io("lock", &path))? {
+        return Err(Error::io("lock", &path)(
+            std::io::ErrorKind::WouldBlock.into(),
+        ));
+    }
+    f.write_all(crate::portable::bytes(common.as_os_str()))
         .map_err(Error::io("write", &path))?;
     Ok((f, path))
 }
@@ -383,7 +384,8 @@ pub fn clean_killed_runs(registry: &Path) -> Result<KilledRuns> {
             continue;
         };
         let owner =
-            cowtree_fs::process::Stamp::parse_prefix(entry.file_name().as_bytes()).map(|(s, _)| s);
+            cowtree_fs::process::Stamp::parse_prefix(crate::portable::bytes(&entry.file_name()))
+                .map(|(s, _)| s);
         if !lock_record(&f, owner.as_ref(), crate::register::ORPHANS_WAIT) {
             if owner.is_some_and(|s| !s.is_alive()) {
                 out.cleaned.push(format!(
@@ -398,7 +400,7 @@ pub fn clean_killed_runs(registry: &Path) -> Result<KilledRuns> {
         let mut bytes = Vec::new();
         f.read_to_end(&mut bytes)
             .map_err(Error::io("read", &path))?;
-        let common = PathBuf::from(OsString::from_vec(bytes));
+        let common = crate::portable::path(&bytes).to_path_buf();
         if common.is_dir() {
             let stale = crate::register::clean_stale_reporting(&common)?;
             out.cleaned.extend(stale.said);
@@ -425,7 +427,7 @@ fn lock_record(
 ) -> bool {
     let until = std::time::Instant::now() + wait;
     loop {
-        if rustix::fs::flock(f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+        if matches!(crate::portable::try_lock_file(f, owner), Ok(true)) {
             return true;
         }
         if owner.is_none_or(|s| s.is_alive()) || std::time::Instant::now() >= until {
@@ -435,11 +437,12 @@ fn lock_record(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     // The only tests in this crate that make runs: `abort_all` aborts every run of the process.
     use super::*;
     use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
     use std::sync::mpsc;
     use std::time::Duration;
 

@@ -440,6 +440,7 @@ mod tests {
     /// The file `git sparse-checkout set --cone` writes, byte for byte, for directories
     /// nested, repeated, below one another, with glob characters and dots.
     #[test]
+    #[cfg(unix)] // runs git
     fn cone_files_are_the_ones_git_writes() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let r = tmp.path();
@@ -512,12 +513,14 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
     use crate::test_git as git;
 
     /// The answers against git's own: for cone and non-cone pattern sets (as `git
     /// sparse-checkout set` writes them, and hand-written ones), the files git leaves out
     /// (`ls-files -t` shows `S`) are exactly those this module leaves out.
     #[test]
+    #[cfg(unix)] // runs git
     fn answers_are_gits_for_every_file_of_a_tree() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let r = tmp.path();

@@ -54,11 +54,18 @@ pub fn make<'p>(input: &Input<'p>) -> Result<(Staging<'p>, Made)> {
             },
         ));
     }
+    #[cfg(unix)]
     let pool_note = match crate::pool::claim(input)? {
         crate::pool::Claim::Made(staging, made) => return Ok((staging, *made)),
         crate::pool::Claim::NotUsed(why) => why,
     };
+    // Windows: no pool of spare worktrees (its claim renames a directory tree that may hold
+    // open handles, and its proof reads unix stat data): the normal way, said once where the
+    // repository has a pool.
+    #[cfg(windows)]
+    let pool_note = crate::pool_windows::note(input);
     let prep = Prepared::new(input)?;
+    #[cfg(unix)]
     let reason = match crate::by_snapshot::attempt(input, &prep)? {
         crate::by_snapshot::Attempt::Made(staging, made) => {
             prep.sizes.save();
@@ -71,6 +78,9 @@ pub fn make<'p>(input: &Input<'p>) -> Result<(Staging<'p>, Made)> {
         }
         crate::by_snapshot::Attempt::NotUsed(reason) => reason,
     };
+    // Windows: no btrfs snapshot; per file always.
+    #[cfg(windows)]
+    let reason = crate::pool_windows::per_file_reason(input);
     let staging = create_staging(input)?;
     let mut made = per_file(input, &prep, &staging)?;
     made.method = Method::PerFile;

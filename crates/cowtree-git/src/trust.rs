@@ -27,10 +27,10 @@
 //! What no cheap evidence catches is documented in docs/git.md; `--verify` turns every
 //! [`Verdict::Clean`] into [`Verdict::Hash`].
 
+use cowtree_fs::dir::FileType;
 use gix::ObjectId;
 use gix::index::Entry;
 use gix::index::entry::{Flags, Mode, Stage, Stat};
-use rustix::fs::FileType;
 
 /// The kind of a tracked entry, as far as cloning is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,8 +62,8 @@ impl Kind {
     /// Whether `ft` (from `lstat`) is this kind on disk.
     pub fn matches_file_type(self, ft: FileType) -> bool {
         match self {
-            Kind::File => ft == FileType::RegularFile,
-            Kind::Symlink => ft == FileType::Symlink,
+            Kind::File => ft.is_file(),
+            Kind::Symlink => ft.is_symlink(),
             Kind::Submodule | Kind::Other => false,
         }
     }
@@ -111,11 +111,11 @@ pub struct SrcFile {
 
 impl SrcFile {
     /// From an `lstat` result.
-    pub fn of(st: &rustix::fs::Stat) -> SrcFile {
+    pub fn of(st: &cowtree_fs::dir::Stat) -> SrcFile {
         SrcFile {
-            file_type: FileType::from_raw_mode(st.st_mode),
+            file_type: cowtree_fs::sys::stat_file_type(st),
             stat: stat_of(st),
-            size: st.st_size as u64,
+            size: cowtree_fs::sys::stat_size(st),
         }
     }
 }
@@ -138,6 +138,7 @@ pub enum Verdict {
 }
 
 /// The index entry's stat data for an `lstat` result, truncated as git stores it.
+#[cfg(unix)]
 pub fn stat_of(st: &rustix::fs::Stat) -> Stat {
     use gix::index::entry::stat::Time;
     Stat {
@@ -154,6 +155,32 @@ pub fn stat_of(st: &rustix::fs::Stat) -> Stat {
         uid: st.st_uid,
         gid: st.st_gid,
         size: st.st_size as u32,
+    }
+}
+
+/// The index entry's stat data for a Windows `stat`, as Git for Windows fills it in
+/// (`compat/mingw.c`, `do_lstat`): the modification time, the *creation* time as `ctime`
+/// (both with their 100 ns digits: Git for Windows is built without `NO_NSEC`), the size, and
+/// zero for the device, the inode, the owner and the group, which it does not read (its
+/// `st_ino`, `st_dev`, `st_uid` and `st_gid` are 0).
+#[cfg(windows)]
+pub fn stat_of(st: &cowtree_fs::dir::Stat) -> Stat {
+    use gix::index::entry::stat::Time;
+    let time = |ft: i64| {
+        let t = cowtree_fs::dir::Timespec::from_filetime(ft);
+        Time {
+            secs: t.tv_sec as u32,
+            nsecs: t.tv_nsec as u32,
+        }
+    };
+    Stat {
+        mtime: time(st.modified),
+        ctime: time(st.created),
+        dev: 0,
+        ino: 0,
+        uid: 0,
+        gid: 0,
+        size: st.size as u32,
     }
 }
 
@@ -247,6 +274,13 @@ pub fn judge(
 mod tests {
     use super::*;
     use gix::index::entry::stat::Time;
+
+    /// A symlink's type as `lstat` gives it on this platform.
+    #[cfg(unix)]
+    const SYMLINK: FileType = FileType::Symlink;
+    /// (`IO_REPARSE_TAG_SYMLINK` on Windows.)
+    #[cfg(windows)]
+    const SYMLINK: FileType = FileType::ReparsePoint(0xA000_000C);
 
     fn oid(b: u8) -> ObjectId {
         ObjectId::from_bytes_or_panic(&[b; 20])
@@ -481,7 +515,7 @@ mod tests {
         let e = entry(oid(1), Mode::FILE, stat(1000, 5), Flags::empty());
         assert_eq!(verdict(&e, None, &EV, 5), Verdict::Unproven);
         let link = Some(SrcFile {
-            file_type: FileType::Symlink,
+            file_type: SYMLINK,
             stat: stat(1000, 5),
             size: 5,
         });
@@ -493,7 +527,7 @@ mod tests {
         let e = entry(oid(1), Mode::SYMLINK, stat(1000, 5), Flags::empty());
         let link = |st| {
             Some(SrcFile {
-                file_type: FileType::Symlink,
+                file_type: SYMLINK,
                 stat: st,
                 size: 5,
             })

@@ -5,7 +5,6 @@
 //! [`PerFileReason`]). [`crate::tree::make`] chooses between the two.
 
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use cowtree_fs::UnsupportedCause;
@@ -68,6 +67,8 @@ pub struct Made {
     /// caller that owns the [`Prepared`] moves the target into DST's index
     /// ([`Prepared::finish_with_stats`]) instead of the way copying it (78,000 entries:
     /// 9 MB).
+    // Set by the snapshot way only (unix).
+    #[cfg_attr(windows, allow(dead_code))]
     pub(crate) stats: Option<Vec<gix::index::entry::Stat>>,
     /// What was made, counted.
     pub counts: crate::AddCounts,
@@ -143,6 +144,7 @@ pub(crate) struct Prepared {
     pub target_has_cache_tree: bool,
     /// The target's entries are SRC's index's, one for one, in the same order (read from its
     /// cache-tree, or `--with-changes`): each entry's SRC entry is the one at its position.
+    #[cfg_attr(windows, allow(dead_code))]
     pub target_is_src_index: bool,
     /// DST's index-to-be: the target tree's entries (with `--with-changes`, SRC's index), no
     /// stat data yet.
@@ -206,7 +208,7 @@ impl Prepared {
                 .find(|e| e.stage() != gix::index::entry::Stage::Unconflicted)
             {
                 return Err(Error::Conflicted {
-                    path: src.root.join(OsStr::from_bytes(e.path(&src.index))),
+                    path: src.root.join(crate::portable::os_str(e.path(&src.index))),
                 });
             }
             (src.index.clone(), Some(src), None)
@@ -319,6 +321,7 @@ impl Prepared {
     /// For each target entry, where SRC's index has an unconflicted entry at its path, that
     /// entry's position ([`crate::build::src_entries_for`]); without the search where the
     /// target is a copy of SRC's index (`target_is_src_index`: the same position).
+    #[cfg_attr(windows, allow(dead_code))]
     pub fn src_entries(&self) -> Vec<Option<usize>> {
         if self.target_is_src_index {
             return (0..self.target.entries().len()).map(Some).collect();
@@ -339,6 +342,7 @@ impl Prepared {
 
     /// DST's index made of the target itself (moved out, not copied) with `stats`, the stat
     /// data a way computed for its entries ([`Made::stats`]), then [`Prepared::finish_into`].
+    #[cfg_attr(windows, allow(dead_code))]
     pub fn finish_with_stats(
         mut self,
         input: &Input<'_>,
