@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds cowtree-fs and cowtree-link for Windows (x86_64-pc-windows-gnu) on a Linux machine,
-# lints them, and runs their Windows tests under Wine: cowtree-fs's unit tests and
-# tests/windows*.rs (windows, windows_dir, windows_ops, windows_checkout), cowtree-link's unit
-# tests and tests/windows.rs (a std-made tree linked into a new destination, and the refusals).
+# Builds cowtree-fs, cowtree-link, cowtree-space and cowtree-py for Windows
+# (x86_64-pc-windows-gnu) on a Linux machine, lints them, and runs their Windows tests under
+# Wine: cowtree-fs's unit tests and tests/windows*.rs (windows, windows_dir, windows_ops,
+# windows_checkout), cowtree-link's unit tests and tests/windows.rs (a std-made tree linked
+# into a new destination, and the refusals), cowtree-space's unit tests and tests/windows.rs.
 #
 #   scripts/windows.sh          # installs what is missing (below), then builds, lints and tests
 #
@@ -14,8 +15,12 @@
 # refuses FSCTL_SET_REPARSE_POINT). Reading and hashing by handle, process stamps and staging
 # directories with their share-mode lock run (tests/windows_checkout.rs). cowtree-link's engine
 # links a tree by the copy fallback (no block clone under Wine); merges into an existing
-# destination and the unix-only options are refused there. Only cowtree-fs and cowtree-link build
-# for Windows so far (issue 67).
+# destination and the unix-only options are refused there. cowtree-space's tests/windows.rs:
+# `du` of a std-made tree (counts, apparent and allocated bytes, hardlinks once; sharing is
+# not measured on Windows) and `dedupe` refused in one line. cowtree-py (the Python module) is
+# built and linted here; `scripts/wheel.sh windows` builds its wheel and runs it under Wine in
+# a Windows CPython. cowtree-fs, cowtree-link, cowtree-space and cowtree-py build for Windows
+# so far (issue 67).
 #
 # Needs: rustup's x86_64-pc-windows-gnu target, mingw-w64 (the linker) and Wine (Debian's
 # wine and wine64; its command is `wine`). The Wine prefix lives in the target dir
@@ -61,13 +66,18 @@ cargo clippy -p cowtree-fs --all-targets --target "$target" -- -D warnings
 cargo clippy -p cowtree-link --lib --tests --target "$target" -- -D warnings
 # cowtree-git's library and tests (its unix-only modules and unit tests are cfg'd out there).
 cargo clippy -p cowtree-git --lib --tests --target "$target" -- -D warnings
+# cowtree-worktree and cowtree-remote: their libraries and tests/windows.rs (their test
+# binaries worktree_tests and remote_tests are unix only, cfg(unix)).
+cargo clippy -p cowtree-worktree -p cowtree-remote --all-targets --target "$target" -- -D warnings
+# cowtree-space's library and tests (its test binary space_tests is unix only); cowtree-py.
+cargo clippy -p cowtree-space --lib --tests --target "$target" -- -D warnings
+cargo clippy -p cowtree-py --all-targets --target "$target" -- -D warnings
 # --show-output: the calls Wine refused, and which tests could not run here ("NOT RUN").
 cargo test -p cowtree-fs --target "$target" --lib --test windows --test windows_dir --test windows_ops --test windows_checkout -- --show-output
 cargo test -p cowtree-link --target "$target" --lib --test windows -- --show-output
-# cowtree-worktree and cowtree-remote: their libraries and tests/windows.rs (status, switch,
-# reset and snapshot of a checkout; a push to a file:/// remote pulled into a second store).
-# Their test binaries worktree_tests and remote_tests are unix only (cfg(unix)).
-cargo clippy -p cowtree-worktree -p cowtree-remote --all-targets --target "$target" -- -D warnings
+cargo test -p cowtree-space --target "$target" --lib --test windows -- --show-output
+# Status, switch, reset and snapshot of a checkout; a push to a file:/// remote pulled into a
+# second store.
 cargo test -p cowtree-worktree --target "$target" --lib --test windows -- --show-output
 cargo test -p cowtree-remote --target "$target" --lib --test windows -- --show-output
 # cowtree-git's tree builder against git's own checkouts (autocrlf, eol, core.symlinks=false):
@@ -78,4 +88,4 @@ crates/cowtree-git/tests/windows_fixture.sh "$git_fixture"
 COWTREE_GIT_WINDOWS_FIXTURE=$git_fixture cargo test -p cowtree-git --target "$target" --lib --test windows -- --show-output
 rm -rf "$git_fixture"
 wineserver -w
-echo "windows: cowtree-fs and cowtree-link built, linted and tested for $target under Wine in $((SECONDS - start)) s"
+echo "windows: cowtree-fs, cowtree-link and cowtree-space built, linted and tested, cowtree-py built and linted, for $target under Wine in $((SECONDS - start)) s"

@@ -103,10 +103,23 @@ fn build(py: Python<'_>, err: &LinkError) -> PyResult<PyErr> {
 
 /// The exception's arguments: `OSError(errno, message)` for an OS error (`errno` set and
 /// str() "[Errno N] message"); `OSError(message)` otherwise. `filename` stays unset, or str()
-/// would be OSError's own format around it; the paths are in `path`, `src` and `dst`.
+/// would be OSError's own format around it; the paths are in `path`, `src` and `dst`. On
+/// Windows the code is a Windows error code: `OSError(errno, message, None, winerror)`, from
+/// which Python sets `errno` and `winerror` (str() "[WinError N] message").
 fn os_error_args(py: Python<'_>, err: &LinkError) -> PyResult<Py<PyTuple>> {
     let message = err.to_string();
     Ok(match err.raw_os_error() {
+        #[cfg(windows)]
+        Some(code) => PyTuple::new(
+            py,
+            [
+                code.into_pyobject(py)?.into_any(),
+                message.into_pyobject(py)?.into_any(),
+                py.None().into_bound(py),
+                code.into_pyobject(py)?.into_any(),
+            ],
+        )?,
+        #[cfg(unix)]
         Some(code) => PyTuple::new(
             py,
             [

@@ -10,23 +10,35 @@
 //! came from (as pip and uv reuse it); else the file, read from the destination. Symlinks
 //! get `path,,`; directories no line. The destination is read without following symlinks
 //! (its contents are not trusted).
+//!
+//! On Windows the paths are written with `/` (the linker's record joins names with `\`
+//! there; see [`path_args::slash_bytes`]), the destination is read through
+//! [`Dir::open_dir_beneath`] and [`Dir::open_file`] (no reparse point followed), and an OS
+//! error reaches Python as `OSError(errno, strerror, filename, winerror)`, which maps the
+//! Windows error code to its errno and subclass.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+#[cfg(unix)]
 use std::ffi::OsStr;
 use std::io::{self, Write as _};
+#[cfg(unix)]
 use std::os::fd::AsFd as _;
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use base64::Engine as _;
 use cowtree_fs::dir::Dir;
+#[cfg(unix)]
 use cowtree_fs::sys;
 use cowtree_link::{EntryKind, HashAlgo, RecordEntry as Entry};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
+#[cfg(unix)]
 use rustix::fs::{FileType, OFlags};
+#[cfg(unix)]
 use rustix::io::Errno;
 use sha2::Digest as _;
 
@@ -66,7 +78,18 @@ pub fn record_lines<'py>(
         write_lines(record, &base, &listed, &changed_paths, &mut dest)
     });
     match lines {
+        #[cfg(unix)]
         Ok(bytes) => Ok(path_args::to_str(py, Path::new(OsStr::from_bytes(&bytes)))),
+        // The lines are the paths' WTF-8 and ASCII: UTF-8 unless a name holds an unpaired
+        // surrogate, which no RECORD (UTF-8) can hold.
+        #[cfg(windows)]
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Ok(PyString::new(py, &text)),
+            Err(_) => Err(PyValueError::new_err(
+                "a path in the record is not valid Unicode (an unpaired surrogate): a RECORD \
+                 file is UTF-8",
+            )),
+        },
         Err(Failure(e, path)) => {
             let message = e.to_string();
             // Python writes "[Errno N] strerror: 'filename'": without Rust's " (os error N)".
@@ -76,8 +99,15 @@ pub fn record_lines<'py>(
             };
             Err(match cowtree_fs::raw_errno(&e) {
                 // OSError(errno, strerror, filename): Python picks the subclass by errno.
+                #[cfg(unix)]
                 Some(code) => {
                     PyOSError::new_err((code, message, path_args::to_str(py, &path).unbind()))
+                }
+                // OSError(errno, strerror, filename, winerror): errno and the subclass come
+                // from the Windows error code.
+                #[cfg(windows)]
+                Some(code) => {
+                    PyOSError::new_err((code, message, path_args::to_str(py, &path).unbind(), code))
                 }
                 None => PyOSError::new_err(format!("{}: {message}", path.display())),
             })
@@ -106,7 +136,7 @@ fn base_of(p: &Path) -> PyResult<Vec<u8>> {
         .components()
         .filter(|c| matches!(c, Component::Normal(_)))
         .collect();
-    Ok(normal.into_os_string().into_encoded_bytes())
+    Ok(path_args::slash_bytes(&normal).into_owned())
 }
 
 /// What a package's own RECORD says of each path: the `sha256=` value (URL-safe base64, as
@@ -173,6 +203,7 @@ impl<'a> Destination<'a> {
 
     /// Opens the regular file at `rel` beneath the destination without following a symlink
     /// anywhere on the way (`ELOOP`) or leaving the destination, and gives it with its size.
+    #[cfg(unix)]
     fn open(&mut self, rel: &Path) -> Result<(std::fs::File, u64), Failure> {
         let failed = |e: io::Error| Failure(e, self.path.join(rel));
         if self.dir.is_none() {
@@ -191,6 +222,60 @@ impl<'a> Destination<'a> {
             return Err(failed(io::Error::other("not a regular file")));
         }
         Ok((std::fs::File::from(fd), st.st_size as u64))
+    }
+
+    /// Opens the regular file at `rel` beneath the destination, one component at a time
+    /// relative to the directory's handle, never following a reparse point (a symlink or a
+    /// junction on the way, or at the end, is an error) or leaving the destination, and
+    /// gives it with its size.
+    #[cfg(windows)]
+    fn open(&mut self, rel: &Path) -> Result<(std::fs::File, u64), Failure> {
+        use std::os::windows::io::AsHandle as _;
+        let failed = |e: io::Error| Failure(e, self.path.join(rel));
+        if self.dir.is_none() {
+            self.dir = Some(Dir::open(self.path).map_err(|e| Failure(e, self.path.into()))?);
+        }
+        let Some(root) = self.dir.as_ref() else {
+            return Err(failed(io::Error::other("the destination is not open")));
+        };
+        let mut names = Vec::new();
+        for c in rel.components() {
+            match c {
+                Component::Normal(name) => names.push(name),
+                _ => {
+                    return Err(failed(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "not a path beneath the destination",
+                    )));
+                }
+            }
+        }
+        let Some((name, parents)) = names.split_last() else {
+            return Err(failed(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an empty path",
+            )));
+        };
+        let below;
+        let dir = if parents.is_empty() {
+            root
+        } else {
+            let mut parent = std::ffi::OsString::new();
+            for (i, p) in parents.iter().enumerate() {
+                if i > 0 {
+                    parent.push("/");
+                }
+                parent.push(p);
+            }
+            below = root.open_dir_beneath(Path::new(&parent)).map_err(failed)?;
+            &below
+        };
+        let file = dir.open_file(name).map_err(failed)?;
+        let st = cowtree_fs::sys::fstat(file.as_handle()).map_err(failed)?;
+        if !st.file_type().is_file() {
+            return Err(failed(io::Error::other("not a regular file")));
+        }
+        Ok((file, st.size))
     }
 
     /// The SHA-256 and size of the file at `rel`.
@@ -226,7 +311,7 @@ fn write_lines(
         if e.kind == EntryKind::Dir {
             continue;
         }
-        push_path(&mut out, e.path.as_os_str().as_bytes(), base, ups);
+        push_path(&mut out, &path_args::slash_bytes(&e.path), base, ups);
         if e.kind != EntryKind::File {
             out.extend_from_slice(b",,\n");
             continue;
@@ -254,8 +339,8 @@ fn file_facts(
         B64.encode_string(sum, digest);
         return Ok(size);
     }
-    let from = e.from.as_deref().map(|p| p.as_os_str().as_bytes());
-    let listed = from.and_then(|f| listed.get(f));
+    let from = e.from.as_deref().map(path_args::slash_bytes);
+    let listed = from.and_then(|f| listed.get(&*f));
     match &e.hash {
         Some(d) if d.algo == HashAlgo::Sha256 => B64.encode_string(&d.bytes, digest),
         _ => match listed {

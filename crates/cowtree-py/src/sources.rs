@@ -8,8 +8,13 @@
 //! The first rule that applies decides; an entry no rule applies to keeps its path. An entry
 //! mapped to the empty path (a directory mapped onto the destination root) is left out, its
 //! entries still linked where their rules say.
+//!
+//! On Windows a prefix's components are compared as the path's components (`/` and `\`
+//! both separate them there), and a target's path is joined with `\` as `Path::join` does.
 
+#[cfg(unix)]
 use std::ffi::OsStr;
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -20,10 +25,14 @@ use pyo3::types::PyTuple;
 
 use crate::path_args;
 
-/// One rule: a prefix in bytes without a trailing `/`, and the target (`None`: dropped).
+/// One rule: a prefix in bytes without a trailing `/` (on Windows a path, compared by its
+/// components), and the target (`None`: dropped).
 #[derive(Debug, Clone)]
 pub struct Rule {
+    #[cfg(unix)]
     prefix: Vec<u8>,
+    #[cfg(windows)]
+    prefix: PathBuf,
     target: Option<PathBuf>,
 }
 
@@ -33,6 +42,7 @@ pub struct Rules(Vec<Rule>);
 
 impl Rules {
     /// Where the entry at `rel` goes, or `None` when it is left out.
+    #[cfg(unix)]
     pub fn map(&self, rel: &Path, _kind: EntryKind) -> Option<PathBuf> {
         let bytes = rel.as_os_str().as_bytes();
         for rule in &self.0 {
@@ -53,6 +63,25 @@ impl Rules {
                 target.clone()
             } else {
                 target.join(OsStr::from_bytes(rest))
+            };
+            return (!out.as_os_str().is_empty()).then_some(out);
+        }
+        Some(rel.to_path_buf())
+    }
+
+    /// Where the entry at `rel` goes, or `None` when it is left out (the unix rule, on the
+    /// paths' components).
+    #[cfg(windows)]
+    pub fn map(&self, rel: &Path, _kind: EntryKind) -> Option<PathBuf> {
+        for rule in &self.0 {
+            let Ok(rest) = rel.strip_prefix(&rule.prefix) else {
+                continue;
+            };
+            let target = rule.target.as_ref()?;
+            let out = if rest.as_os_str().is_empty() {
+                target.clone()
+            } else {
+                target.join(rest)
             };
             return (!out.as_os_str().is_empty()).then_some(out);
         }
@@ -91,14 +120,30 @@ impl Source {
                     ));
                 }
                 let prefix = path_args::extract(&pair.get_item(0)?)?;
-                let mut prefix = prefix.into_os_string().into_encoded_bytes();
-                while prefix.last() == Some(&b'/') {
-                    prefix.pop();
-                }
-                if prefix.first() == Some(&b'/') {
+                #[cfg(unix)]
+                let prefix = {
+                    let mut prefix = prefix.into_os_string().into_encoded_bytes();
+                    while prefix.last() == Some(&b'/') {
+                        prefix.pop();
+                    }
+                    if prefix.first() == Some(&b'/') {
+                        return Err(PyValueError::new_err(format!(
+                            "map prefix {:?} must be relative to the source",
+                            String::from_utf8_lossy(&prefix)
+                        )));
+                    }
+                    prefix
+                };
+                #[cfg(windows)]
+                if prefix.has_root()
+                    || matches!(
+                        prefix.components().next(),
+                        Some(std::path::Component::Prefix(_))
+                    )
+                {
                     return Err(PyValueError::new_err(format!(
                         "map prefix {:?} must be relative to the source",
-                        String::from_utf8_lossy(&prefix)
+                        prefix.display().to_string()
                     )));
                 }
                 let target = pair.get_item(1)?;

@@ -22,29 +22,47 @@
 //! Filesystems without FIEMAP (tmpfs, some FUSE) cannot say what is shared: their files are
 //! counted in apparent and allocated, and listed as unmapped with the reason; shared and
 //! unique physical are `None` when no file could be mapped.
+//!
+//! On Windows there is no FIEMAP: `du` reports apparent sizes and allocated sizes (each
+//! file's `AllocationSize`), hardlinks counted once by (volume serial, file id), and the
+//! counts; shared and unique physical are always `None` there, every regular file is
+//! unmapped, and [`DuReport::unmapped_reason`] says so in one line ([`WINDOWS_NOTE`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+#[cfg(unix)]
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use cowtree_fs::Progress;
+use cowtree_fs::dir::{FileType, Stat};
+#[cfg(unix)]
 use cowtree_fs::extents::{
     EXTENT_DATA_INLINE, EXTENT_DELALLOC, EXTENT_UNKNOWN, Extent, fiemap_range_into,
 };
-use rustix::fs::{FileType, Stat};
+use cowtree_fs::sys::{stat_allocated, stat_file_type, stat_ino, stat_nlink, stat_size};
 use serde::Serialize;
 
 use crate::interval::IntervalSet;
-use crate::usage_walk::{At, Kind, Visit, walk};
+#[cfg(unix)]
+use crate::usage_walk::At;
+use crate::usage_walk::{Kind, Visit, walk};
 
 /// FIEMAP_EXTENT_NOT_ALIGNED: comes with inline data; the address is not a block address.
+#[cfg(unix)]
 const EXTENT_NOT_ALIGNED: u32 = 0x100;
+
+/// What `du` says on Windows in [`DuReport::unmapped_reason`] (and `cowtree du` after
+/// "shared: unavailable"): what it reports there and what it cannot.
+#[cfg(windows)]
+pub const WINDOWS_NOTE: &str = "sharing is not measured on Windows (no FIEMAP extent maps): \
+                                apparent and allocated sizes only";
 
 /// What to do besides counting.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DuOptions {
-    /// Also return every regular file of at least this size (for dedupe).
+    /// Also return every regular file of at least this size (for dedupe; none on Windows,
+    /// where dedupe is refused).
     pub collect_min_size: Option<u64>,
 }
 
@@ -56,8 +74,8 @@ pub struct FileInfo {
     pub path: PathBuf,
     /// `st_dev`.
     pub dev: u64,
-    /// `st_ino`.
-    pub ino: u64,
+    /// `st_ino` (on Windows the 128-bit file id).
+    pub ino: cowtree_fs::sys::Ino,
     /// `st_size`.
     pub size: u64,
     /// A hash of where its data lives (logical offset, physical address and length of each
@@ -65,6 +83,7 @@ pub struct FileInfo {
     /// could not be mapped or has extents without an address.
     pub layout: Option<u64>,
     /// Its extents as the walk found them (empty when it could not be mapped).
+    #[cfg(unix)]
     pub extents: Vec<Extent>,
 }
 
@@ -86,7 +105,7 @@ pub struct DeviceUsage {
 pub struct DuReport {
     /// Sum of `st_size`, hardlinks once.
     pub apparent: u64,
-    /// Sum of `st_blocks * 512`, hardlinks once.
+    /// Sum of `st_blocks * 512` (on Windows of `AllocationSize`), hardlinks once.
     pub allocated: u64,
     /// Bytes in extents FIEMAP marks shared (`None` when no file could be mapped).
     pub shared: Option<u64>,
@@ -136,6 +155,7 @@ pub struct DuReport {
 /// `extents_of` gives (per file, in the order of `report.collected`), everything else
 /// unchanged: what a new [`du`] would say after changing only those files, without walking
 /// again. `None` when the report has no unique physical figure.
+#[cfg(unix)]
 pub fn unique_physical_with<'a>(
     report: &DuReport,
     extents_of: impl Iterator<Item = &'a [Extent]>,
@@ -178,16 +198,19 @@ struct Acc {
     error_count: u64,
     collected: Vec<FileInfo>,
     /// Reused for each file's extents.
+    #[cfg(unix)]
     extents: Vec<Extent>,
     rest_sets: HashMap<u64, IntervalSet>,
     rest_unaddressed: u64,
 }
 
+#[cfg(unix)]
 fn is_unaddressed(e: &Extent) -> bool {
     e.flags & (EXTENT_DATA_INLINE | EXTENT_UNKNOWN | EXTENT_DELALLOC | EXTENT_NOT_ALIGNED) != 0
 }
 
 /// The layout hash of a file's extents (see [`FileInfo::layout`]).
+#[cfg(unix)]
 pub fn layout_of(extents: &[Extent]) -> Option<u64> {
     if extents.is_empty() || extents.iter().any(is_unaddressed) {
         return None;
@@ -224,10 +247,10 @@ pub fn du(paths: &[PathBuf], opts: &DuOptions) -> DuReport {
 /// [`du`], counting into `progress` one entry per entry visited, with the apparent size of
 /// each file. The total is not known in advance (the walk is the count).
 pub fn du_with_progress(paths: &[PathBuf], opts: &DuOptions, progress: &Progress) -> DuReport {
-    let seen_links: Mutex<HashSet<(u64, u64)>> = Mutex::new(HashSet::new());
+    let seen_links: Mutex<HashSet<(u64, cowtree_fs::sys::Ino)>> = Mutex::new(HashSet::new());
     let visit = |acc: &mut Acc, v: Visit<'_>| {
-        let size = match FileType::from_raw_mode(v.stat.st_mode) {
-            FileType::RegularFile => v.stat.st_size as u64,
+        let size = match stat_file_type(v.stat) {
+            FileType::RegularFile => stat_size(v.stat),
             _ => 0,
         };
         visit_entry(acc, v, &seen_links, opts);
@@ -290,6 +313,14 @@ pub fn du_with_progress(paths: &[PathBuf], opts: &DuOptions, progress: &Progress
     report
         .collected
         .sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    // No extent maps on Windows: nothing is mapped, and that is no failure of the walk.
+    #[cfg(windows)]
+    {
+        report.shared = None;
+        report.unique_physical = None;
+        report.fiemap_available = false;
+        report.unmapped_reason = Some(WINDOWS_NOTE.to_string());
+    }
     report
 }
 
@@ -326,13 +357,13 @@ fn merge(total: &mut Acc, s: Acc) {
 fn visit_entry(
     acc: &mut Acc,
     v: Visit<'_>,
-    seen_links: &Mutex<HashSet<(u64, u64)>>,
+    seen_links: &Mutex<HashSet<(u64, cowtree_fs::sys::Ino)>>,
     opts: &DuOptions,
 ) {
     let st: &Stat = v.stat;
-    let ft = FileType::from_raw_mode(st.st_mode);
-    let (dev, ino) = (cowtree_fs::sys::stat_dev(st), st.st_ino);
-    if ft != FileType::Directory && st.st_nlink > 1 {
+    let ft = stat_file_type(st);
+    let (dev, ino) = (cowtree_fs::sys::stat_dev(st), stat_ino(st));
+    if ft != FileType::Directory && stat_nlink(st) > 1 {
         let first = seen_links
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -342,22 +373,35 @@ fn visit_entry(
             return;
         }
     }
-    acc.apparent += st.st_size as u64;
-    acc.allocated += st.st_blocks as u64 * 512;
+    acc.apparent += stat_size(st);
+    acc.allocated += stat_allocated(st);
+    // Files are collected where they are mapped (unix): Windows maps none.
+    #[cfg(windows)]
+    let _ = opts;
     match (&v.kind, ft) {
         (Kind::Dir, _) => acc.dirs += 1,
+        #[cfg(unix)]
         (Kind::File(fd), _) => {
             acc.files += 1;
             visit_file(acc, v.at, st, fd, opts);
         }
-        (_, FileType::Symlink) => acc.symlinks += 1,
+        (_, ft) if is_link(ft) => acc.symlinks += 1,
         (_, FileType::RegularFile) => {
             acc.files += 1;
             acc.unmapped_files += 1;
-            acc.unmapped_allocated += st.st_blocks as u64 * 512;
+            acc.unmapped_allocated += stat_allocated(st);
         }
         _ => acc.other += 1,
     }
+}
+
+/// Whether `ft` counts as a symlink: on Windows a junction too (a link to a directory that
+/// is never followed either); any other reparse point counts as other.
+fn is_link(ft: FileType) -> bool {
+    #[cfg(unix)]
+    return ft == FileType::Symlink;
+    #[cfg(windows)]
+    return ft.is_symlink() || ft.is_junction();
 }
 
 /// Appends all extents of the open regular file `fd` (with stat `st`) to `out`, as
@@ -367,6 +411,7 @@ fn visit_entry(
 /// be more (preallocated past the end of file, or blocks that are metadata); then it asks for
 /// the rest. FIEMAP never reports more extent bytes than a file has allocated, so stopping
 /// when they reach `st_blocks` misses nothing.
+#[cfg(unix)]
 fn map_file(fd: &OwnedFd, st: &Stat, out: &mut Vec<Extent>) -> std::io::Result<()> {
     let size = st.st_size as u64;
     let allocated = st.st_blocks as u64 * 512;
@@ -392,6 +437,7 @@ fn map_file(fd: &OwnedFd, st: &Stat, out: &mut Vec<Extent>) -> std::io::Result<(
     Ok(())
 }
 
+#[cfg(unix)]
 fn visit_file(acc: &mut Acc, at: At<'_>, st: &Stat, fd: &OwnedFd, opts: &DuOptions) {
     let dev = cowtree_fs::sys::stat_dev(st);
     acc.fs_types.entry(dev).or_insert_with(|| {

@@ -8,9 +8,21 @@
 //!   inode, mode or mtime ever changes.
 //!
 //! Both walk with [`usage_walk`], which never follows a symlink below the paths it is given.
+//!
+//! Windows builds both: [`du()`] walks with NT handles and reports apparent and allocated
+//! sizes, hardlinks once, and the counts; shared and unique physical are `None` there (no
+//! FIEMAP: sharing is not measured on Windows). [`dedupe()`] is refused there in one line
+//! before anything is opened ([`DedupeError::Windows`]: Windows has no call that compares
+//! and shares in one). Tested under Wine (`tests/windows.rs`, `scripts/windows.sh`).
 
 #![warn(missing_docs)]
 
+mod dedupe_api;
+#[cfg(unix)]
+pub mod dedupe_files;
+/// `dedupe` on Windows: refused (see the file).
+#[cfg(windows)]
+#[path = "dedupe_windows.rs"]
 pub mod dedupe_files;
 pub mod disk_usage;
 pub mod interval;

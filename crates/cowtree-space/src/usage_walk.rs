@@ -9,16 +9,22 @@
 //!
 //! Each worker thread accumulates into its own state `S`; the caller merges the states.
 //! Errors do not stop the walk: they are collected and returned with the states.
+//!
+//! On Windows the same walk runs over [`cowtree_fs::dir::Dir`]'s NT handles (no reparse point
+//! followed); a regular file is not opened there, only described (its own handle, opened for
+//! attributes alone): nothing on Windows reads a file's extents, so it comes as
+//! [`Kind::Other`] with its stat.
 
 use std::convert::Infallible;
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use cowtree_fs::dir::Dir;
+use cowtree_fs::dir::{Dir, FileType, Stat};
+use cowtree_fs::sys::OwnedFd;
 use cowtree_fs::walk::{DirVisit, Failed, JobVisit, Visitor, Walk};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, fstat, openat, statat};
+#[cfg(unix)]
+use rustix::fs::{AtFlags, Mode, OFlags, fstat, openat, statat};
 
 /// What kind of entry a visit is about.
 #[derive(Debug)]
@@ -27,7 +33,8 @@ pub enum Kind<'a> {
     Dir,
     /// A regular file, open read-only.
     File(&'a OwnedFd),
-    /// A symlink (not followed) or a special file.
+    /// A symlink (not followed), a special file, or a regular file that was not opened (it
+    /// could not be; on Windows, every one: see the module docs).
     Other,
 }
 
@@ -152,7 +159,11 @@ where
             match entry.file_type {
                 FileType::Directory => subdirs.push(entry.name),
                 ft => {
+                    #[cfg(unix)]
                     let hint = (ft != FileType::Unknown).then_some(ft);
+                    // A Windows listing always says what an entry is.
+                    #[cfg(windows)]
+                    let hint = Some(ft);
                     let at = At {
                         base: &path,
                         name: Some(&entry.name),
@@ -246,12 +257,29 @@ enum RootEntry {
     Leaf(Dir),
 }
 
+#[cfg(unix)]
 fn root_entry(root: &Path) -> io::Result<RootEntry> {
     let st = statat(rustix::fs::CWD, root, AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| with_path("stat", root, e.into()))?;
     if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
         return Ok(RootEntry::Dir(Dir::open(root)?));
     }
+    leaf_root(root)
+}
+
+/// The root as `std` describes it without following a final reparse point (a symlink or a
+/// junction given as a root is described, not walked, as on unix).
+#[cfg(windows)]
+fn root_entry(root: &Path) -> io::Result<RootEntry> {
+    let meta = std::fs::symlink_metadata(root).map_err(|e| with_path("stat", root, e))?;
+    if meta.is_dir() {
+        return Ok(RootEntry::Dir(Dir::open(root)?));
+    }
+    leaf_root(root)
+}
+
+/// A root that is not a directory: its parent, opened.
+fn leaf_root(root: &Path) -> io::Result<RootEntry> {
     let parent = root
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -273,6 +301,7 @@ fn visit_leaf<S, V>(
 where
     V: Fn(&mut S, Visit<'_>) + Sync,
 {
+    #[cfg(unix)]
     if hint.is_none_or(|t| t == FileType::RegularFile) {
         // Open first and fstat the open file: one syscall fewer than lstat + open, and the
         // stat describes exactly the file that is open.
@@ -316,13 +345,18 @@ where
             Err(_) => {}
         }
     }
+    #[cfg(windows)]
+    let _ = hint;
     match dir.stat(name) {
         Ok(st) => {
-            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            let ft = cowtree_fs::sys::stat_file_type(&st);
+            if ft == FileType::Directory {
                 return Some(name.to_owned());
             }
-            if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
-                // Could not be opened (permission): still counted, but without extents.
+            // Could not be opened (permission): still counted, but without extents. (Not
+            // opened on Windows at all: not an error there.)
+            #[cfg(unix)]
+            if ft == FileType::RegularFile {
                 errors.push(with_path(
                     "open",
                     &at.path(),

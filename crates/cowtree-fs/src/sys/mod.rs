@@ -41,8 +41,9 @@
 //! [`crate::walk`] and [`crate::workers`] over it, [`crate::read`], [`crate::process`],
 //! [`crate::staging`], [`crate::creation`], [`crate::place`] (`place_windows.rs`), the
 //! entry calls above, and the reads of a `Stat` every platform has ([`stat_ino`],
-//! [`stat_size`], [`stat_nlink`], [`stat_file_type`], [`stat_owner`], [`fstat`]; on Windows
-//! also `stat_mode`, `stat_times` and `path_id`, a path's volume serial and file id).
+//! [`stat_size`], [`stat_allocated`], [`stat_nlink`], [`stat_file_type`], [`stat_owner`],
+//! [`fstat`]; on Windows also `stat_mode`, `stat_times` and `path_id`, a path's volume serial
+//! and file id).
 //! `scripts/windows.sh` builds it for `x86_64-pc-windows-gnu` and runs its tests under Wine 8,
 //! which has no ReFS and makes no reparse points: the copy fallback, the refusals (existing
 //! destination, names, a directory as the source), a vanished source, the volume queries,
@@ -142,6 +143,20 @@ pub fn stat_size(st: &rustix::fs::Stat) -> u64 {
 #[cfg(windows)]
 pub fn stat_size(st: &windows::Stat) -> u64 {
     st.size
+}
+
+/// The bytes allocated for `st`'s data: `st_blocks * 512` (what `du` counts).
+#[cfg(unix)]
+// `blkcnt_t` is not the same integer type on every unix.
+#[allow(clippy::unnecessary_cast)]
+pub fn stat_allocated(st: &rustix::fs::Stat) -> u64 {
+    st.st_blocks as u64 * 512
+}
+
+/// The bytes allocated for `st`'s data (`FileStandardInfo`'s `AllocationSize`).
+#[cfg(windows)]
+pub fn stat_allocated(st: &windows::Stat) -> u64 {
+    st.allocated
 }
 
 /// The number of names (hardlinks) of `st`.

@@ -69,6 +69,9 @@ impl FileType {
 pub struct Stat {
     /// Size in bytes (0 for a directory).
     pub size: u64,
+    /// Bytes the filesystem has allocated for the data (`FileStandardInfo`'s
+    /// `AllocationSize`): what `st_blocks * 512` is on unix.
+    pub allocated: u64,
     /// `FILE_ATTRIBUTE_*`.
     pub attributes: u32,
     /// The reparse tag, 0 unless [`Stat::attributes`] has `FILE_ATTRIBUTE_REPARSE_POINT`.
@@ -117,6 +120,7 @@ impl Stat {
         let (basic, standard) = (raw.basic, raw.standard);
         Ok(Stat {
             size: u64::try_from(standard.EndOfFile).unwrap_or(0),
+            allocated: u64::try_from(standard.AllocationSize).unwrap_or(0),
             attributes: basic.FileAttributes,
             reparse_tag: raw.tag,
             dev: raw.id.VolumeSerialNumber,
