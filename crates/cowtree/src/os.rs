@@ -52,27 +52,16 @@ pub fn stderr_for_child() -> std::io::Result<std::process::Stdio> {
     Ok(std::process::Stdio::from(owned))
 }
 
-/// The lowest CPU priority (nice 19) and the idle I/O class: a background job takes what the
-/// machine does not use. On Windows the process's background mode, which lowers both.
+/// The lowest CPU priority (nice 19) and the idle I/O class: a background job (the pool's
+/// refill; unix only) takes what the machine does not use.
+#[cfg(unix)]
 pub fn lower_priority() {
-    #[cfg(unix)]
-    {
-        let _ = rustix::process::setpriority_process(None, 19);
-    }
+    let _ = rustix::process::setpriority_process(None, 19);
     // ioprio_set(IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << 13); not in rustix.
     #[cfg(target_os = "linux")]
     // SAFETY: a plain system call with integer arguments; it changes this process only.
     unsafe {
         libc::syscall(libc::SYS_ioprio_set, 1, 0, 3 << 13);
-    }
-    #[cfg(windows)]
-    {
-        use windows_sys::Win32::System::Threading::{
-            GetCurrentProcess, PROCESS_MODE_BACKGROUND_BEGIN, SetPriorityClass,
-        };
-        // SAFETY: the pseudo handle of this process is always valid; this changes its
-        // priority only.
-        unsafe { SetPriorityClass(GetCurrentProcess(), PROCESS_MODE_BACKGROUND_BEGIN) };
     }
 }
 

@@ -341,7 +341,8 @@ fn link_options(args: &Args, bar: &crate::progress::Activity) -> LinkOptions {
         // The record's sizes are on disk: hardlinked files are looked at for theirs.
         hardlink_sizes: true,
         sync: args.sync,
-        whole_tree: !args.per_file,
+        // Windows has no whole-tree copy (no subvolumes, no directory clones): per file.
+        whole_tree: !args.per_file && cfg!(unix),
         preserve: preserve(args),
         wait: !args.no_wait,
     }

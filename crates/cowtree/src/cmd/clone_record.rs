@@ -209,13 +209,12 @@ fn put_path(line: &mut Map<String, Value>, key: &str, path: &Path) {
     }
 }
 
-#[cfg(test)]
+// Unix: paths of any bytes.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use cowtree_link::{EntryKind, RecordEntry};
 
-    // Unix: paths of any bytes.
-    #[cfg(unix)]
     #[test]
     fn utf8_paths_are_strings_and_others_their_bytes_in_base64() {
         use std::os::unix::ffi::OsStrExt as _;

@@ -265,12 +265,21 @@ pub fn pull_beside<T>(
         // Blobs are handed to the checkout once written back, many at a time
         // (`Arrivals::settle`). On a descriptor of its own: Linux reports a writeback error
         // once per open file, and the pull's own `syncfs` on the store's must see it too.
+        #[cfg(unix)]
         s.spawn(|| {
             let own = std::fs::File::open(store.root().join("blobs"));
             arrivals.settle(cowtree_remote::arrivals::SETTLE_PACE, || match &own {
                 Ok(dir) => cowtree_fs::sys::sync_filesystem(dir).map_err(std::io::Error::from),
                 // The first round fails, and the blobs go out as they come.
                 Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            })
+        });
+        // Windows: the store's own rule (a volume flush where this user may; each blob was
+        // flushed by its writer).
+        #[cfg(windows)]
+        s.spawn(|| {
+            arrivals.settle(cowtree_remote::arrivals::SETTLE_PACE, || {
+                store.sync_filesystem().map_err(std::io::Error::other)
             })
         });
         let checked = arrivals.manifest().map(|(id, manifest)| {
