@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
-# Builds cowtree-fs, cowtree-link, cowtree-space and cowtree-py for Windows
-# (x86_64-pc-windows-gnu) on a Linux machine, lints them, and runs their Windows tests under
-# Wine: cowtree-fs's unit tests and tests/windows*.rs (windows, windows_dir, windows_ops,
-# windows_checkout), cowtree-link's unit tests and tests/windows.rs (a std-made tree linked
-# into a new destination, and the refusals), cowtree-space's unit tests and tests/windows.rs.
+# Builds the whole of cowtree for Windows (x86_64-pc-windows-gnu) on a Linux machine, lints it,
+# and runs its Windows tests under Wine:
+#
+#   crate             what runs under Wine (tests/ files; unit tests of every crate too)
+#   cowtree-fs        windows, windows_dir, windows_ops, windows_checkout: handles, the walk,
+#                     names refused, rename/hardlink/times, transfer and place, hashing, staging
+#   cowtree-link      windows: a std-made tree linked into a new destination, the refusals
+#   cowtree-store     windows_store (a store made, opened, locked, listed, gc'd, verified and
+#                     removed), windows_data (trees recorded and checked out)
+#   cowtree-worktree  windows: status, switch, reset and snapshot of a checkout
+#   cowtree-remote    windows: a push to a file:/// remote pulled into a second store
+#   cowtree-space     windows: `du` of a std-made tree, `dedupe` refused in one line
+#   cowtree-git       windows: the tree builder against git's own checkouts (autocrlf, eol,
+#                     core.symlinks=false), made here by the Linux git and read through Z:
+#   cowtree (command) windows: cowtree.exe as a user runs it (clone, snapshot, checkout,
+#                     status, reset, switch, verify, gc, probe, the Linux-only refusals)
+#   cowtree-py        built and linted here; `scripts/wheel.sh windows` builds its wheel
 #
 #   scripts/windows.sh          # installs what is missing (below), then builds, lints and tests
 #
 # What this proves and what it does not: Wine 8 has no ReFS, so the copy fallback, the
-# refusals (an existing destination, names Windows cannot hold, a directory as the source), a
-# vanished source, the volume queries and the refused block-clone calls run; a successful
-# block clone is compiled, not run. The directory handles and the walk run (tests/windows_dir.rs);
-# the symlink tests and the junction test print "NOT RUN" (Wine 8 creates no symlinks and
-# refuses FSCTL_SET_REPARSE_POINT). Reading and hashing by handle, process stamps and staging
-# directories with their share-mode lock run (tests/windows_checkout.rs). cowtree-link's engine
-# links a tree by the copy fallback (no block clone under Wine); merges into an existing
-# destination and the unix-only options are refused there. cowtree-space's tests/windows.rs:
-# `du` of a std-made tree (counts, apparent and allocated bytes, hardlinks once; sharing is
-# not measured on Windows) and `dedupe` refused in one line. cowtree-py (the Python module) is
-# built and linted here; `scripts/wheel.sh windows` builds its wheel and runs it under Wine in
-# a Windows CPython. cowtree-fs, cowtree-link, cowtree-space and cowtree-py build for Windows
-# so far (issue 67).
+# refusals, a vanished source, the volume queries and the refused block-clone calls run; a
+# successful block clone is compiled, not run. Wine 8 creates no symlinks and refuses
+# FSCTL_SET_REPARSE_POINT: the symlink and junction tests print "NOT RUN". A volume flush
+# (administrators only on Windows; Wine cannot) is left to the per-file flushes, which run.
+# What has no meaning on Windows is refused in one line (btrfs subvolumes, the pool of spare
+# worktrees, dedupe, owners and xattrs); merges into an existing destination are refused too
+# (no atomic exchange). The unix test binaries (the bulk of the suites) are unix only.
 #
 # Needs: rustup's x86_64-pc-windows-gnu target, mingw-w64 (the linker) and Wine (Debian's
 # wine and wine64; its command is `wine`). The Wine prefix lives in the target dir
@@ -62,30 +68,25 @@ fi
 
 echo "windows: $(rustc --version), $(wine --version 2>/dev/null)"
 cargo clippy -p cowtree-fs --all-targets --target "$target" -- -D warnings
-# cowtree-link's library and tests (its example and its test binary link_tests are unix only).
-cargo clippy -p cowtree-link --lib --tests --target "$target" -- -D warnings
-# cowtree-git's library and tests (its unix-only modules and unit tests are cfg'd out there).
-cargo clippy -p cowtree-git --lib --tests --target "$target" -- -D warnings
-# cowtree-worktree and cowtree-remote: their libraries and tests/windows.rs (their test
-# binaries worktree_tests and remote_tests are unix only, cfg(unix)).
+# The libraries with their unit tests (--profile test) and their Windows test binaries; the
+# crates' other test binaries are unix only.
+cargo clippy -p cowtree-link -p cowtree-git -p cowtree-space --lib --tests --target "$target" -- -D warnings
+cargo clippy -p cowtree-store --lib --test windows_store --test windows_data --profile test \
+  --target "$target" -- -D warnings
 cargo clippy -p cowtree-worktree -p cowtree-remote --all-targets --target "$target" -- -D warnings
-# cowtree-space's library and tests (its test binary space_tests is unix only); cowtree-py.
-cargo clippy -p cowtree-space --lib --tests --target "$target" -- -D warnings
+cargo clippy -p cowtree-cli --bins --test windows --target "$target" -- -D warnings
 cargo clippy -p cowtree-py --all-targets --target "$target" -- -D warnings
 # --show-output: the calls Wine refused, and which tests could not run here ("NOT RUN").
 cargo test -p cowtree-fs --target "$target" --lib --test windows --test windows_dir --test windows_ops --test windows_checkout -- --show-output
 cargo test -p cowtree-link --target "$target" --lib --test windows -- --show-output
-cargo test -p cowtree-space --target "$target" --lib --test windows -- --show-output
-# Status, switch, reset and snapshot of a checkout; a push to a file:/// remote pulled into a
-# second store.
+cargo test -p cowtree-store --target "$target" --lib --test windows_store --test windows_data -- --show-output
 cargo test -p cowtree-worktree --target "$target" --lib --test windows -- --show-output
 cargo test -p cowtree-remote --target "$target" --lib --test windows -- --show-output
-# cowtree-git's tree builder against git's own checkouts (autocrlf, eol, core.symlinks=false):
-# the repositories and git's worktrees are made here by the Linux git binary, read by the
-# .exe through Wine's Z: drive.
+cargo test -p cowtree-space --target "$target" --lib --test windows -- --show-output
 git_fixture=$(mktemp -d)
 crates/cowtree-git/tests/windows_fixture.sh "$git_fixture"
 COWTREE_GIT_WINDOWS_FIXTURE=$git_fixture cargo test -p cowtree-git --target "$target" --lib --test windows -- --show-output
 rm -rf "$git_fixture"
+cargo test -p cowtree-cli --target "$target" --test windows -- --show-output
 wineserver -w
-echo "windows: cowtree-fs, cowtree-link and cowtree-space built, linted and tested, cowtree-py built and linted, for $target under Wine in $((SECONDS - start)) s"
+echo "windows: every crate built and linted, and its Windows tests run, for $target under Wine in $((SECONDS - start)) s"
