@@ -206,3 +206,17 @@ pub fn fs_name(dir: &std::path::Path) -> Option<std::borrow::Cow<'static, str>> 
             .ok()
     }
 }
+
+/// A path git printed (`rev-parse --show-toplevel`, `worktree list`): as it is on unix; on
+/// Windows, where Git for Windows prints `C:/Users/me/repo`, with the platform's separator, so
+/// that what cowtree joins to it and prints reads as one Windows path.
+pub fn path_from_git(s: &str) -> std::path::PathBuf {
+    #[cfg(unix)]
+    {
+        std::path::PathBuf::from(s)
+    }
+    #[cfg(windows)]
+    {
+        std::path::PathBuf::from(s.replace('/', "\\"))
+    }
+}

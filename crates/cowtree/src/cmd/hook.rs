@@ -174,7 +174,7 @@ fn toplevel(dir: &Path) -> Result<PathBuf, CliError> {
             .path(dir));
     }
     let s = String::from_utf8_lossy(&out.stdout);
-    Ok(PathBuf::from(s.trim_end_matches('\n')))
+    Ok(crate::os::path_from_git(s.trim_end_matches('\n')))
 }
 
 fn create() -> CmdResult {
@@ -600,9 +600,12 @@ fn merge_hooks(
 
 fn install(a: &InstallArgs) -> CmdResult {
     let file = if a.user {
-        let home = std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| CliError::new("HOME is not set: cannot find ~/.claude/settings.json"))?;
+        let home = settings::home().ok_or_else(|| {
+            CliError::new(format!(
+                "{} is not set: cannot find ~/.claude/settings.json",
+                if cfg!(windows) { "USERPROFILE" } else { "HOME" }
+            ))
+        })?;
         PathBuf::from(home).join(".claude/settings.json")
     } else {
         toplevel(&crate::cmd::cwd()?)?.join(".claude/settings.local.json")

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::exit::{CliError, CmdResult};
+use crate::exit::CmdResult;
 
 /// Keep spare worktrees of this repository, so that `cowtree git worktree add` waits for
 /// almost nothing.
@@ -92,7 +92,7 @@ pub fn run(args: Args) -> CmdResult {
     #[cfg(windows)]
     {
         let _ = args;
-        Err(CliError::unsupported(
+        Err(crate::exit::CliError::unsupported(
             "the pool of spare worktrees is not available on Windows (a claim renames a whole \
              tree, which Windows refuses while a handle is open in it); `cowtree git worktree \
              add` makes each tree per file there",

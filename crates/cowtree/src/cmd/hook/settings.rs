@@ -49,7 +49,7 @@ pub fn managed_dir() -> PathBuf {
 
 /// The home directory Claude Code takes `~` as (Node's `os.homedir()`): `HOME`, on Windows
 /// `USERPROFILE`.
-fn home() -> Option<OsString> {
+pub fn home() -> Option<OsString> {
     let key = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
     std::env::var_os(key).filter(|v| !v.is_empty())
 }
