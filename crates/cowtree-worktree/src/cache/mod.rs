@@ -52,6 +52,13 @@
 //!   Records that were hashed rather than written keep the first rule: those racy against the
 //!   clock read before their stats are smudged before they join such a cache.
 //!
+//! On Windows a record's stat is what a handle says of the entry: the size, the last write
+//! time (`mtime`), the change time (`ctime`: NTFS's `ChangeTime`, which any write of data or
+//! metadata moves), the file id folded to 64 bits (`ino`) and the mode the attributes amount
+//! to (only the read-only bit). That is more than git for Windows compares (its `lstat` gives
+//! no inode and takes the creation time as `ctime`), and the racy rule is the same, against
+//! the coarse clock NTFS stamps times from ([`coarse_now_ns`]).
+//!
 //! Directory records rest on one more rule, which the filesystems cowtree trusts them on keep
 //! (see [`crate::scan`]): creating, removing or renaming an entry updates the directory's
 //! mtime and ctime. So a directory whose stat equals its record, and is not racy, has the
