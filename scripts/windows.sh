@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds cowtree-fs and cowtree-link for Windows (x86_64-pc-windows-gnu) on a Linux machine,
-# lints them, and runs their Windows tests under Wine: cowtree-fs's unit tests and
+# Builds cowtree-fs, cowtree-link and cowtree-store for Windows (x86_64-pc-windows-gnu) on a
+# Linux machine, lints them, and runs their Windows tests under Wine: cowtree-fs's unit tests and
 # tests/windows*.rs (windows, windows_dir, windows_ops, windows_checkout), cowtree-link's unit
-# tests and tests/windows.rs (a std-made tree linked into a new destination, and the refusals).
+# tests and tests/windows.rs (a std-made tree linked into a new destination, and the refusals),
+# cowtree-store's unit tests, tests/windows_store.rs (a store made, opened, locked, listed, gc'd,
+# verified and removed) and tests/windows_data.rs (trees recorded and checked out).
 #
 #   scripts/windows.sh          # installs what is missing (below), then builds, lints and tests
 #
@@ -14,8 +16,10 @@
 # refuses FSCTL_SET_REPARSE_POINT). Reading and hashing by handle, process stamps and staging
 # directories with their share-mode lock run (tests/windows_checkout.rs). cowtree-link's engine
 # links a tree by the copy fallback (no block clone under Wine); merges into an existing
-# destination and the unix-only options are refused there. Only cowtree-fs and cowtree-link build
-# for Windows so far (issue 67).
+# destination and the unix-only options are refused there. cowtree-store's lock is LockFileEx
+# (shared and exclusive, as flock) and runs; its tree subvolumes are refused (Windows has none),
+# and a volume flush, which Wine cannot do, is left to the per-file flushes. Only cowtree-fs,
+# cowtree-link and cowtree-store build for Windows so far (issue 67).
 #
 # Needs: rustup's x86_64-pc-windows-gnu target, mingw-w64 (the linker) and Wine (Debian's
 # wine and wine64; its command is `wine`). The Wine prefix lives in the target dir
@@ -59,9 +63,14 @@ echo "windows: $(rustc --version), $(wine --version 2>/dev/null)"
 cargo clippy -p cowtree-fs --all-targets --target "$target" -- -D warnings
 # cowtree-link's library and tests (its example and its test binary link_tests are unix only).
 cargo clippy -p cowtree-link --lib --tests --target "$target" -- -D warnings
+# cowtree-store's library with its unit tests (--profile test) and its Windows tests; its other
+# test binaries are unix only.
+cargo clippy -p cowtree-store --lib --test windows_store --test windows_data --profile test \
+  --target "$target" -- -D warnings
 # --show-output: the calls Wine refused, and which tests could not run here ("NOT RUN").
 cargo test -p cowtree-fs --target "$target" --lib --test windows --test windows_dir --test windows_ops --test windows_checkout -- --show-output
 cargo test -p cowtree-link --target "$target" --lib --test windows -- --show-output
+cargo test -p cowtree-store --target "$target" --lib --test windows_store --test windows_data -- --show-output
 # cowtree-worktree and cowtree-remote: their libraries and tests/windows.rs (status, switch,
 # reset and snapshot of a checkout; a push to a file:/// remote pulled into a second store).
 # Their test binaries worktree_tests and remote_tests are unix only (cfg(unix)).
@@ -69,4 +78,4 @@ cargo clippy -p cowtree-worktree -p cowtree-remote --all-targets --target "$targ
 cargo test -p cowtree-worktree --target "$target" --lib --test windows -- --show-output
 cargo test -p cowtree-remote --target "$target" --lib --test windows -- --show-output
 wineserver -w
-echo "windows: cowtree-fs and cowtree-link built, linted and tested for $target under Wine in $((SECONDS - start)) s"
+echo "windows: cowtree-fs, cowtree-link and cowtree-store built, linted and tested for $target under Wine in $((SECONDS - start)) s"

@@ -326,6 +326,46 @@ fn gc_prunes_the_record_of_a_worktree_that_is_gone() {
 }
 
 #[test]
+fn gc_removes_a_checkout_staging_beside_its_destination_once_no_handle_holds_it() {
+    let (tmp, _root, store) = new_store();
+    // As a checkout names and registers its staging beside DST `wt` (the parent canonical).
+    let parent = cowtree_store::discover::absolute(tmp.path()).unwrap();
+    let name = cowtree_store::dest_staging::STAGING.name(std::ffi::OsStr::new("wt"), "0-test");
+    let staging = parent.join(&name);
+    let mut reg = cowtree_store::dest_staging::register(&store, &staging).unwrap();
+    std::fs::create_dir(&staging).unwrap();
+    std::fs::write(staging.join("f"), b"half a tree").unwrap();
+    let held = cowtree_fs::dir::Dir::open(&staging).unwrap();
+    // The identity the store records (crate::util::file_id): the volume serial and the file
+    // id folded into 64 bits.
+    let st = held.stat_self().unwrap();
+    let id = cowtree_fs::sys::stat_ino(&st);
+    let (dev, ino) = (
+        cowtree_fs::sys::stat_dev(&st),
+        (id as u64) ^ ((id >> 64) as u64),
+    );
+    reg.created(dev, ino).unwrap();
+    // What a checkout killed outright leaves: the registration stays.
+    reg.keep();
+    // Its handle still open: a live checkout's; kept.
+    let r = cowtree_store::gc::gc(&store, false).unwrap();
+    assert!(r.staging_beside.is_empty(), "{:?}", r.staging_beside);
+    assert!(staging.join("f").exists());
+    drop(held);
+    let r = cowtree_store::gc::gc(&store, false).unwrap();
+    assert_eq!(
+        r.staging_beside,
+        vec![staging.clone()],
+        "{:?}",
+        r.staging_kept
+    );
+    assert!(!staging.exists());
+    // The registration went with it.
+    let r = cowtree_store::gc::gc(&store, false).unwrap();
+    assert!(r.staging_beside.is_empty() && r.staging_kept.is_empty());
+}
+
+#[test]
 fn verify_passes_a_sound_store_and_names_each_problem() {
     let (_tmp, _root, store) = new_store();
     let r = cowtree_store::verify::verify(&store).unwrap();
