@@ -52,6 +52,13 @@
 //!   Records that were hashed rather than written keep the first rule: those racy against the
 //!   clock read before their stats are smudged before they join such a cache.
 //!
+//! On Windows a record's stat is what a handle says of the entry: the size, the last write
+//! time (`mtime`), the change time (`ctime`: NTFS's `ChangeTime`, which any write of data or
+//! metadata moves), the file id folded to 64 bits (`ino`) and the mode the attributes amount
+//! to (only the read-only bit). That is more than git for Windows compares (its `lstat` gives
+//! no inode and takes the creation time as `ctime`), and the racy rule is the same, against a
+//! lower bound of the clock file times are stamped from ([`coarse_now_ns`]).
+//!
 //! Directory records rest on one more rule, which the filesystems cowtree trusts them on keep
 //! (see [`crate::scan`]): creating, removing or renaming an entry updates the directory's
 //! mtime and ctime. So a directory whose stat equals its record, and is not racy, has the
@@ -295,24 +302,23 @@ pub fn coarse_now_ns() -> i64 {
         .saturating_add(t.tv_nsec as i64)
 }
 
-/// The coarse realtime clock, ns since the epoch: on Windows the system time as of the last
-/// clock tick (`GetSystemTimeAsFileTime`, 100 ns units, updated every tick of up to 15.6 ms),
-/// which is what NTFS stamps file times from; `std::time::SystemTime` reads the precise clock
-/// (`GetSystemTimePreciseAsFileTime`), which runs up to a tick ahead of file times, and a
-/// cache's `written_ns` read from it would trust a record written in the current tick.
+/// A lower bound of the clock file times are stamped from, ns since the epoch: on Windows the
+/// precise clock ([`now_ns`]) less [`MAX_STAMP_LAG_NS`]. NTFS stamps times from the system
+/// time as of the last clock tick (a tick is at most 15.625 ms), and where the filesystem is
+/// another system's (Wine: the Linux kernel's coarse clock, 4 or 10 ms ticks) the stamping
+/// clock may be neither that one nor `GetSystemTimeAsFileTime`'s: a reading ahead of it would
+/// trust the record of a file written in the current tick, which a later write in the same
+/// tick leaves with the same times (seen under Wine, with `GetSystemTimeAsFileTime`). A
+/// reading a tick behind costs [`written_ns_after_own_writes`] a wait of up to a tick.
 #[cfg(windows)]
 pub fn coarse_now_ns() -> i64 {
-    /// 1970-01-01 in `FILETIME` units (100 ns since 1601-01-01).
-    const UNIX_EPOCH_FILETIME: i64 = 116_444_736_000_000_000;
-    let mut ft = windows_sys::Win32::Foundation::FILETIME {
-        dwLowDateTime: 0,
-        dwHighDateTime: 0,
-    };
-    // SAFETY: writes the one FILETIME it is given, which lives across the call.
-    unsafe { windows_sys::Win32::System::SystemInformation::GetSystemTimeAsFileTime(&mut ft) };
-    let t = (i64::from(ft.dwHighDateTime) << 32) | i64::from(ft.dwLowDateTime);
-    t.saturating_sub(UNIX_EPOCH_FILETIME).saturating_mul(100)
+    now_ns().saturating_sub(MAX_STAMP_LAG_NS)
 }
+
+/// How far behind the precise clock the clock file times are stamped from may be on Windows:
+/// one tick of the system timer at its coarsest (15.625 ms), rounded up.
+#[cfg(windows)]
+pub const MAX_STAMP_LAG_NS: i64 = 16_000_000;
 
 /// Longest wait for the coarse clock to pass the newest write: a tick is 1 to 10 ms; a file
 /// time further ahead (another clock) is left racy rather than waited for.
