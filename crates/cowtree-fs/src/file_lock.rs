@@ -1,14 +1,15 @@
 //! Advisory locks on an open file (on unix also a directory), shared or exclusive, waiting or
-//! not, released when it is closed: `flock` on unix, `LockFileEx` over the whole file on
-//! Windows.
+//! not, released when it is closed (or by [`unlock`]): `flock` on unix, `LockFileEx` of one
+//! byte on Windows.
 //!
 //! Both are per open file (a second open of the same file in the same process does not share
 //! the first one's lock) and are released by the system when the process dies, which is what
-//! makes them usable as "a live process holds this". They differ in one way callers must keep
-//! in mind: `flock` is advisory only, while a Windows byte-range lock also keeps other handles
-//! from reading or writing the locked bytes. Lock a file that holds nothing (a `lock` file),
-//! not one whose bytes others read. A directory cannot be locked on Windows (`LockFileEx`
-//! takes a file's data); lock a file beside it.
+//! makes them usable as "a live process holds this". Windows' byte-range locks are mandatory
+//! (a shared lock on a range stops every writer to it, its holder included, an exclusive one
+//! every other reader), so the byte locked is one no one reads or writes, far past the end of
+//! any file ([`WINDOWS_LOCK_OFFSET`]): the lock then says only what `flock` says, and the
+//! file's contents stay readable and writable under it. A directory cannot be locked on
+//! Windows (`LockFileEx` takes a file's data); lock a file beside it.
 //!
 //! (std has `File::lock` and `File::try_lock` from Rust 1.89; the workspace builds with 1.88.)
 
@@ -25,6 +26,10 @@ pub enum LockKind {
     Exclusive,
 }
 
+/// The byte a lock takes on Windows: far past the end of any file locked, below the largest
+/// offset (2^63 - 1) Windows accepts.
+pub const WINDOWS_LOCK_OFFSET: u64 = 1 << 62;
+
 /// Takes the `kind` lock on the open file `file`, waiting while another open file holds a
 /// conflicting one.
 pub fn lock(file: impl AsFd, kind: LockKind) -> io::Result<()> {
@@ -35,6 +40,12 @@ pub fn lock(file: impl AsFd, kind: LockKind) -> io::Result<()> {
 /// one: `Ok(false)` when one does (nothing taken).
 pub fn try_lock(file: impl AsFd, kind: LockKind) -> io::Result<bool> {
     imp::lock(file, kind, false)
+}
+
+/// Releases the lock this open file holds, before it is closed (on Windows the close releases
+/// it too, but the system may take a while to).
+pub fn unlock(file: impl AsFd) -> io::Result<()> {
+    imp::unlock(file)
 }
 
 #[cfg(unix)]
@@ -61,6 +72,10 @@ mod imp {
             }
         }
     }
+
+    pub(super) fn unlock(file: impl AsFd) -> io::Result<()> {
+        Ok(flock(&file, FlockOperation::Unlock)?)
+    }
 }
 
 #[cfg(windows)]
@@ -71,9 +86,27 @@ mod imp {
     use std::os::windows::io::AsRawHandle;
     use windows_sys::Win32::Foundation::{ERROR_IO_PENDING, ERROR_LOCK_VIOLATION};
     use windows_sys::Win32::Storage::FileSystem::{
-        LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY, LockFileEx,
+        LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY, LockFileEx, UnlockFileEx,
     };
     use windows_sys::Win32::System::IO::OVERLAPPED;
+
+    /// An OVERLAPPED that names the lock byte.
+    fn at_lock_byte() -> OVERLAPPED {
+        // SAFETY: OVERLAPPED is plain data; all zeroes is a valid value.
+        let mut ov: OVERLAPPED = unsafe { std::mem::zeroed() };
+        ov.Anonymous.Anonymous.Offset = super::WINDOWS_LOCK_OFFSET as u32;
+        ov.Anonymous.Anonymous.OffsetHigh = (super::WINDOWS_LOCK_OFFSET >> 32) as u32;
+        ov
+    }
+
+    pub(super) fn unlock(file: impl AsFd) -> io::Result<()> {
+        let mut ov = at_lock_byte();
+        // SAFETY: the handle is open for the whole call; `ov` outlives it (synchronous I/O).
+        if unsafe { UnlockFileEx(file.as_fd().as_raw_handle(), 0, 1, 0, &mut ov) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 
     pub(super) fn lock(file: impl AsFd, kind: LockKind, wait: bool) -> io::Result<bool> {
         let mut flags = 0;
@@ -83,21 +116,10 @@ mod imp {
         if !wait {
             flags |= LOCKFILE_FAIL_IMMEDIATELY;
         }
-        // SAFETY: a zeroed OVERLAPPED is the documented way to lock from offset 0 on a handle
-        // opened for synchronous I/O (std opens files so); it lives across the call.
-        let mut ov: OVERLAPPED = unsafe { std::mem::zeroed() };
-        // SAFETY: the handle is open for the whole call (`file` lends it); the range is
-        // the whole file and beyond (u64::MAX bytes from offset 0), as std's File::lock takes.
-        let ok = unsafe {
-            LockFileEx(
-                file.as_fd().as_raw_handle(),
-                flags,
-                0,
-                u32::MAX,
-                u32::MAX,
-                &mut ov,
-            )
-        };
+        let mut ov = at_lock_byte();
+        // SAFETY: the handle is open for the whole call (`file` lends it); `ov` outlives the
+        // call, which is synchronous on a handle opened for synchronous I/O (std opens so).
+        let ok = unsafe { LockFileEx(file.as_fd().as_raw_handle(), flags, 0, 1, 0, &mut ov) };
         if ok != 0 {
             return Ok(true);
         }
@@ -155,5 +177,30 @@ mod tests {
         assert!(!try_lock(&c, LockKind::Exclusive).expect("c"));
         drop((a, b));
         assert!(try_lock(&c, LockKind::Exclusive).expect("c again"));
+    }
+
+    #[test]
+    fn a_locked_file_stays_readable_and_writable_and_unlock_frees_it() {
+        use std::io::Write as _;
+        let t = tempfile::tempdir().expect("tempdir");
+        let p = t.path().join("lock");
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&p)
+                .expect("open")
+        };
+        let (a, mut b) = (open(), open());
+        lock(&a, LockKind::Exclusive).expect("lock a");
+        // Another handle writes and reads the file's bytes under the lock (on Windows: the
+        // lock byte is none of them).
+        b.write_all(b"list").expect("write under the lock");
+        assert_eq!(std::fs::read(&p).expect("read under the lock"), b"list");
+        assert!(!try_lock(&b, LockKind::Shared).expect("try b"));
+        unlock(&a).expect("unlock a");
+        assert!(try_lock(&b, LockKind::Exclusive).expect("b after unlock"));
     }
 }

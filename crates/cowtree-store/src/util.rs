@@ -91,21 +91,12 @@ pub fn path_of(bytes: &[u8]) -> std::borrow::Cow<'_, std::path::Path> {
 }
 
 /// The identity of the entry `st` describes as the store records it (worktree records,
-/// staging registrations): its device and inode number.
-#[cfg(unix)]
+/// staging registrations): its device (on Windows the volume serial) and its file number in
+/// 64 bits ([`cowtree_fs::sys::stat_ino64`]).
 pub fn file_id(st: &cowtree_fs::dir::Stat) -> (u64, u64) {
-    (cowtree_fs::sys::stat_dev(st), cowtree_fs::sys::stat_ino(st))
-}
-
-/// The identity of the entry `st` describes as the store records it: the volume serial and
-/// the file id folded into 64 bits (NTFS's ids are 64 bits, so there it is the id itself;
-/// ReFS's 128-bit ones are folded, the halves exclusive-or'ed).
-#[cfg(windows)]
-pub fn file_id(st: &cowtree_fs::dir::Stat) -> (u64, u64) {
-    let ino = cowtree_fs::sys::stat_ino(st);
     (
         cowtree_fs::sys::stat_dev(st),
-        (ino as u64) ^ ((ino >> 64) as u64),
+        cowtree_fs::sys::stat_ino64(st),
     )
 }
 

@@ -55,20 +55,11 @@ fn stat_opened(path: &Path, follow: bool) -> io::Result<Stat> {
     cowtree_fs::sys::fstat(file.as_handle())
 }
 
-/// The file number of `st` as the registry and the stat cache keep it (64 bits).
-#[cfg(unix)]
+/// The file number of `st` as the registry and the stat cache keep it: 64 bits, by the
+/// store's rule ([`cowtree_fs::sys::stat_ino64`]: on Windows the 128-bit id folded).
 #[inline]
 pub fn ino(st: &Stat) -> u64 {
-    cowtree_fs::sys::stat_ino(st)
-}
-
-/// The file number of `st` as the registry and the stat cache keep it: Windows' file id is
-/// 128 bits ([`cowtree_fs::sys::Ino`]); NTFS uses the low 64 (the file reference, which this
-/// is there), ReFS all of them, which are folded (the halves xor'ed) into 64.
-#[cfg(windows)]
-pub fn ino(st: &Stat) -> u64 {
-    let id = cowtree_fs::sys::stat_ino(st);
-    (id as u64) ^ ((id >> 64) as u64)
+    cowtree_fs::sys::stat_ino64(st)
 }
 
 /// A name or relative path of the worktree, as bytes (from a listing, a manifest or the stat
