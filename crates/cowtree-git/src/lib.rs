@@ -35,6 +35,15 @@
 //! - With [`AddOptions::sync`], once [`add`] returns the worktree, its index and git's
 //!   registration of it survive a power loss.
 
+//!
+//! # Windows
+//! The crate builds for `x86_64-pc-windows-gnu` and [`add`] makes the worktree Git for
+//! Windows makes, per file (block clones on ReFS and Dev Drives, copies elsewhere), with
+//! paths in git's files as Git for Windows writes them; trees NTFS cannot hold as git names
+//! them go to `git worktree add` (`windows_names`). The pool (`pool`) and the snapshot way
+//! (`by_snapshot`) are unix only; `--subvolume`, `--sync` and `working-tree-encoding` are
+//! refused there. docs/git.md, "Windows", says what ran under Wine.
+
 #![warn(missing_docs)]
 
 mod add;
