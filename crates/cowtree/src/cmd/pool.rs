@@ -94,8 +94,8 @@ pub fn run(args: Args) -> CmdResult {
         let _ = args;
         Err(crate::exit::CliError::unsupported(
             "the pool of spare worktrees is not available on Windows (a claim renames a whole \
-             tree, which Windows refuses while a handle is open in it); `cowtree git worktree \
-             add` makes each tree per file there",
+             tree, which Windows refuses while a handle is open in it); git worktree add makes \
+             each tree per file there",
         ))
     }
 }

@@ -113,8 +113,8 @@ pub fn run(args: Args) -> CmdResult {
     {
         let _ = args;
         Err(crate::exit::CliError::unsupported(
-            "subvolumes are btrfs's (Linux): Windows has none; `cowtree clone` and the other \
-             commands copy file by file there, block-cloned on ReFS and Dev Drives",
+            "subvolumes are btrfs's (Linux): Windows has none; clone, checkout and git worktree \
+             add copy file by file there, block-cloned on ReFS and Dev Drives",
         ))
     }
 }
