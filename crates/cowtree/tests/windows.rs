@@ -224,4 +224,24 @@ fn linux_only_commands_say_so_in_one_line() {
     assert!(err.contains("Windows"), "{err}");
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON error object");
     assert_eq!(v["error"]["kind"], "unsupported", "{v}");
+
+    // dedupe: no FIDEDUPERANGE; refused before anything is read, the file left as it was.
+    std::fs::write(t.path().join("a"), b"same bytes").unwrap();
+    std::fs::write(t.path().join("b"), b"same bytes").unwrap();
+    let out = cowtree(t.path(), &["dedupe", "--json", path_str(t.path())]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("FIDEDUPERANGE") && err.contains("Windows"),
+        "{err}"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON error object");
+    assert_eq!(v["error"]["kind"], "unsupported", "{v}");
+    assert_eq!(std::fs::read(t.path().join("b")).unwrap(), b"same bytes");
+
+    // git worktree pool: none on Windows.
+    let out = cowtree(t.path(), &["git", "worktree", "pool", "status", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON error object");
+    assert_eq!(v["error"]["kind"], "unsupported", "{v}");
 }

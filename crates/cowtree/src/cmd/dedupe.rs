@@ -125,6 +125,8 @@ pub fn run(args: Args) -> CmdResult {
     bar.0.finish_and_clear();
     let report = result.map_err(|e| match e {
         DedupeError::Io(e) => CliError::new(format!("dedupe: {e}")),
+        #[cfg(windows)]
+        e @ DedupeError::Windows => CliError::unsupported(format!("dedupe: {e}")),
         e => CliError::new(format!("dedupe: {e}")),
     })?;
     for e in &report.errors {
