@@ -48,25 +48,9 @@ pub fn open_src(dir: &Dir, name: &OsStr) -> Option<SrcFile> {
         .then_some(SrcFile { fd, stat })
 }
 
-/// What [`clone_checked`] did.
-pub enum Cloned {
-    /// DST's file holds SRC's data (shared, or copied because of `because`); `stat` is its
-    /// `fstat`.
-    Done {
-        /// DST's `fstat` after the times were set.
-        stat: Stat,
-        /// Bytes.
-        bytes: u64,
-        /// Why the data was copied instead of shared.
-        because: Option<UnsupportedCause>,
-    },
-    /// SRC's file changed during the clone; nothing is left at DST.
-    Changed,
-    /// The copy was hashed and is not the blob asked for; nothing is left at DST.
-    Mismatch,
-    /// `--strict` and the pair cannot clone; nothing is left at DST.
-    Refused(UnsupportedCause),
-}
+#[path = "clone/cloned.rs"]
+mod cloned;
+pub use cloned::Cloned;
 
 fn same_content_stat(a: &Stat, b: &Stat) -> bool {
     a.st_ino == b.st_ino

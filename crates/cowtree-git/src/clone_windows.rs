@@ -47,25 +47,9 @@ pub fn open_src(dir: &Dir, name: &OsStr) -> Option<SrcFile> {
     })
 }
 
-/// What [`clone_checked`] did (see the unix one).
-pub enum Cloned {
-    /// DST's file holds SRC's data (shared, or copied because of `because`); `stat` is its
-    /// stat after the times were set.
-    Done {
-        /// DST's stat.
-        stat: Stat,
-        /// Bytes.
-        bytes: u64,
-        /// Why the data was copied instead of shared.
-        because: Option<UnsupportedCause>,
-    },
-    /// SRC's file changed during the clone; nothing is left at DST.
-    Changed,
-    /// The copy was hashed and is not the blob asked for; nothing is left at DST.
-    Mismatch,
-    /// `--strict` and the pair cannot clone; nothing is left at DST.
-    Refused(UnsupportedCause),
-}
+#[path = "clone/cloned.rs"]
+mod cloned;
+pub use cloned::Cloned;
 
 /// Whether two reads of one open file show the same content: the same file id, size, and
 /// last-write and change times.
