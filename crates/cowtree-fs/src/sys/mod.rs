@@ -134,16 +134,21 @@ pub fn stat_ino(st: &windows::Stat) -> Ino {
 }
 
 /// The file number of `st` in 64 bits, as records keep it (the store's worktree records and
-/// staging registrations, the stat cache): [`stat_ino`] itself on unix; on Windows, whose file
-/// ids are 128 bits, the two halves exclusive-or'ed (NTFS's ids fit in the low 64, so there
-/// it is the id itself; ReFS uses all 128). One rule, so that every record agrees.
+/// staging registrations, the stat cache): [`stat_ino`] itself on unix. One rule, so that
+/// every record agrees.
+#[cfg(unix)]
 #[inline]
-pub fn stat_ino64(st: &crate::dir::Stat) -> u64 {
+pub fn stat_ino64(st: &rustix::fs::Stat) -> u64 {
+    stat_ino(st)
+}
+
+/// The file number of `st` in 64 bits, as records keep it: Windows' file ids are 128 bits,
+/// and the two halves are exclusive-or'ed (NTFS's ids fit in the low 64, so there it is the
+/// id itself; ReFS uses all 128).
+#[cfg(windows)]
+pub fn stat_ino64(st: &windows::Stat) -> u64 {
     let id = stat_ino(st);
-    #[cfg(unix)]
-    return id;
-    #[cfg(windows)]
-    return (id as u64) ^ ((id >> 64) as u64);
+    (id as u64) ^ ((id >> 64) as u64)
 }
 
 /// The size in bytes of `st`.
