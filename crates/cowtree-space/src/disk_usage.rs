@@ -26,7 +26,7 @@
 //! On Windows there is no FIEMAP: `du` reports apparent sizes and allocated sizes (each
 //! file's `AllocationSize`), hardlinks counted once by (volume serial, file id), and the
 //! counts; shared and unique physical are always `None` there, every regular file is
-//! unmapped, and [`DuReport::unmapped_reason`] says so in one line ([`WINDOWS_NOTE`]).
+//! unmapped, and [`DuReport::unmapped_reason`] says so in one line (`WINDOWS_NOTE`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 #[cfg(unix)]

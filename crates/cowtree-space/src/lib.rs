@@ -12,7 +12,7 @@
 //! Windows builds both: [`du()`] walks with NT handles and reports apparent and allocated
 //! sizes, hardlinks once, and the counts; shared and unique physical are `None` there (no
 //! FIEMAP: sharing is not measured on Windows). [`dedupe()`] is refused there in one line
-//! before anything is opened ([`DedupeError::Windows`]: Windows has no call that compares
+//! before anything is opened (`DedupeError::Windows`: Windows has no call that compares
 //! and shares in one). Tested under Wine (`tests/windows.rs`, `scripts/windows.sh`).
 
 #![warn(missing_docs)]

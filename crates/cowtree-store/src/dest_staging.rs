@@ -33,7 +33,7 @@
 //! checkout to the same destination removes that staging directory.
 //!
 //! On Windows `dev` and `ino` are the volume serial and the file id
-//! ([`crate::util::file_id`]), the path is opened from its volume's root one component at a
+//! (`util::file_id`), the path is opened from its volume's root one component at a
 //! time, never following a reparse point, and a live checkout is told by its own handle on
 //! its staging directory, open for as long as it runs (Windows cannot `flock` a directory):
 //! gc removes the directory only through a handle it could open for itself alone

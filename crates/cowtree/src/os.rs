@@ -84,7 +84,7 @@ pub fn raise_fd_limit() {
 /// Only for the commands that change nothing: one that writes to a filesystem keeps ignoring
 /// SIGPIPE, so that a reader going away cannot kill it halfway through its work. Windows has
 /// no SIGPIPE: there a print to a closed pipe ends the process quietly through the panic hook
-/// [`quiet_broken_pipe`] sets.
+/// `quiet_broken_pipe` sets.
 pub fn die_quietly_on_closed_pipe() {
     #[cfg(unix)]
     // SAFETY: resetting SIGPIPE to its default disposition installs no handler; it runs at
