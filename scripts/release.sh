@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes everything a release publishes, and publishes nothing: the workspace's version bumped,
 # CHANGELOG.md's section for it written from the git history (grouped by capability), the
-# distribution wheels (scripts/wheel.sh release: x86_64 and aarch64, each smoke-tested), every
+# distribution wheels (scripts/wheel.sh release: x86_64 and aarch64; scripts/wheel.sh windows:
+# win_amd64, cross-built and smoke-tested under Wine; each smoke-tested), every
 # crate packaged (`cargo package`, then `cargo publish --dry-run`, in dependency order), SHA-256
 # checksums of the artifacts, and smoke tests on them. Publishing is then by hand, with the
 # commands it prints at the end.
@@ -20,7 +21,8 @@
 #                                         # defaults to a patch bump
 #   scripts/release.sh changelog VERSION  # print CHANGELOG.md's section for VERSION, only
 #
-#   --arch ARCH    build only ARCH's wheel (repeatable; default x86_64 and aarch64)
+#   --arch ARCH    build only ARCH's wheel (repeatable: x86_64, aarch64, windows; default all
+#                  three)
 #   --no-wheels    no wheels (the crates, checksums and the crates' smoke test only)
 #
 # The changelog section lists the commits since the last tag `vX.Y.Z` (all of them for the
@@ -205,7 +207,7 @@ while (($#)); do
     --arch) arches+=("${2:?--arch needs ARCH}"); shift ;;
     --no-wheels) wheels=0 ;;
     changelog) changelog "${2:?usage: scripts/release.sh changelog VERSION}"; exit 0 ;;
-    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) [[ -z "$version" ]] || die "one VERSION only"; version=$1 ;;
   esac
@@ -218,7 +220,7 @@ fi
 [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$ ]] ||
   die "VERSION must be MAJOR.MINOR.PATCH (with an optional -PRERELEASE), not '${version}'"
 if ((ci && ${#arches[@]} == 0)); then wheels=0; fi
-((${#arches[@]})) || arches=(x86_64 aarch64)
+((${#arches[@]})) || arches=(x86_64 aarch64 windows)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 started=$SECONDS
 
@@ -249,12 +251,30 @@ crates "$dir" "$out" "$verify"
 smoke_crates "$out" "$version"
 
 if ((wheels)); then
-  "$dir/scripts/wheel.sh" release "${arches[@]}"
+  linux=() windows=0
   for a in "${arches[@]}"; do
+    case $a in
+      windows) windows=1 ;;
+      x86_64 | aarch64) linux+=("$a") ;;
+      *) die "unknown --arch $a (x86_64, aarch64 or windows)" ;;
+    esac
+  done
+  if ((${#linux[@]})); then
+    "$dir/scripts/wheel.sh" release "${linux[@]}"
+  fi
+  for a in "${linux[@]}"; do
     whl=$(ls "$CARGO_TARGET_DIR"/wheels/cowtree-"$version"-*manylinux*"$a".whl)
     smoke_wheel "$whl" "$version"
     cp "$whl" "$out/"
   done
+  if ((windows)); then
+    # Cross-built from the bumped copy, checked and smoke-tested under Wine by wheel.sh; no
+    # manual pages go into it.
+    "$dir/scripts/wheel.sh" windows
+    whl=$CARGO_TARGET_DIR/wheels/cowtree-$version-cp39-abi3-win_amd64.whl
+    [[ -f "$whl" ]] || die "scripts/wheel.sh windows made no $whl"
+    cp "$whl" "$out/"
+  fi
 fi
 
 (cd "$out" && sha256sum -- *.crate *.whl CHANGELOG.md 2>/dev/null >SHA256SUMS || true)
