@@ -74,7 +74,7 @@ cargo clippy -p cowtree-link -p cowtree-git -p cowtree-space --lib --tests --tar
 cargo clippy -p cowtree-store --lib --test windows_store --test windows_data --profile test \
   --target "$target" -- -D warnings
 cargo clippy -p cowtree-worktree -p cowtree-remote --all-targets --target "$target" -- -D warnings
-cargo clippy -p cowtree-cli --bins --test windows --target "$target" -- -D warnings
+cargo clippy -p cowtree-cli --bins --test windows --profile test --target "$target" -- -D warnings
 cargo clippy -p cowtree-py --all-targets --target "$target" -- -D warnings
 # --show-output: the calls Wine refused, and which tests could not run here ("NOT RUN").
 cargo test -p cowtree-fs --target "$target" --lib --test windows --test windows_dir --test windows_ops --test windows_checkout -- --show-output
@@ -87,6 +87,6 @@ git_fixture=$(mktemp -d)
 crates/cowtree-git/tests/windows_fixture.sh "$git_fixture"
 COWTREE_GIT_WINDOWS_FIXTURE=$git_fixture cargo test -p cowtree-git --target "$target" --lib --test windows -- --show-output
 rm -rf "$git_fixture"
-cargo test -p cowtree-cli --target "$target" --test windows -- --show-output
+cargo test -p cowtree-cli --target "$target" --bins --test windows -- --show-output
 wineserver -w
 echo "windows: every crate built and linted, and its Windows tests run, for $target under Wine in $((SECONDS - start)) s"

@@ -192,7 +192,7 @@ fn create() -> CmdResult {
         (Some(p), _) => PathBuf::from(p),
         (None, Some(n)) => {
             check_name(n)?;
-            toplevel(&dir)?.join(".claude/worktrees").join(n)
+            toplevel(&dir)?.join(".claude").join("worktrees").join(n)
         }
         (None, None) => unreachable!("refused above"),
     };
@@ -606,9 +606,11 @@ fn install(a: &InstallArgs) -> CmdResult {
                 if cfg!(windows) { "USERPROFILE" } else { "HOME" }
             ))
         })?;
-        PathBuf::from(home).join(".claude/settings.json")
+        PathBuf::from(home).join(".claude").join("settings.json")
     } else {
-        toplevel(&crate::cmd::cwd()?)?.join(".claude/settings.local.json")
+        toplevel(&crate::cmd::cwd()?)?
+            .join(".claude")
+            .join("settings.local.json")
     };
     let mut settings = match std::fs::read(&file) {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Json::Object(Vec::new()),

@@ -282,7 +282,7 @@ pub fn read(scope: Scope, path: PathBuf) -> File {
 pub fn user_file(config_dir: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
     match (config_dir, home) {
         (Some(c), _) => Some(PathBuf::from(c).join("settings.json")),
-        (None, Some(h)) => Some(PathBuf::from(h).join(".claude/settings.json")),
+        (None, Some(h)) => Some(PathBuf::from(h).join(".claude").join("settings.json")),
         (None, None) => None,
     }
 }
@@ -332,7 +332,7 @@ pub fn load(top: &Path) -> Vec<File> {
     let main = main_checkout(top).unwrap_or_else(|| project.clone());
     let mut files = Vec::new();
     let user = user_file(env("CLAUDE_CONFIG_DIR"), home());
-    let project_file = project.join(".claude/settings.json");
+    let project_file = project.join(".claude").join("settings.json");
     if let Some(u) = &user {
         files.push(read(Scope::User, u.clone()));
     }
@@ -340,7 +340,10 @@ pub fn load(top: &Path) -> Vec<File> {
     if user.as_ref() != Some(&project_file) {
         files.push(read(Scope::Project, project_file));
     }
-    files.push(read(Scope::Local, main.join(".claude/settings.local.json")));
+    files.push(read(
+        Scope::Local,
+        main.join(".claude").join("settings.local.json"),
+    ));
     files.extend(managed(&managed_dir()));
     files
 }
@@ -402,6 +405,37 @@ fn first_worktree(porcelain: &[u8]) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Windows: the places Claude Code reads there, and a path Git for Windows prints made one
+    /// Windows path before the hook joins to it.
+    #[cfg(windows)]
+    #[test]
+    fn windows_paths_are_claude_codes_and_read_as_windows_paths() {
+        let pf = std::env::var_os("ProgramFiles").expect("ProgramFiles is set on Windows");
+        assert_eq!(managed_dir(), PathBuf::from(pf).join("ClaudeCode"));
+        assert_eq!(home(), std::env::var_os("USERPROFILE"));
+        assert_eq!(
+            user_file(None, Some(r"C:\Users\me".into())),
+            Some(PathBuf::from(r"C:\Users\me\.claude\settings.json"))
+        );
+        let top = crate::os::path_from_git("C:/Users/me/repo");
+        assert_eq!(
+            top.join(".claude").join("worktrees").join("w1").as_os_str(),
+            r"C:\Users\me\repo\.claude\worktrees\w1"
+        );
+        // A settings file at a Windows path is read.
+        let t = tempfile::tempdir().expect("tempdir");
+        let dir = t.path().join(".claude");
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join("settings.json"),
+            br#"{"worktree": {"baseRef": "head"}}"#,
+        )
+        .expect("write");
+        let user = user_file(None, Some(t.path().as_os_str().to_owned())).expect("a user file");
+        assert_eq!(user, dir.join("settings.json"));
+        assert_eq!(read(Scope::User, user).read, Read::Set(BaseRef::Head));
+    }
 
     fn file(scope: Scope, name: &str, read: Read) -> File {
         File {
