@@ -523,7 +523,7 @@ mod tests {
         #[cfg(windows)]
         {
             assert_eq!(
-                parse_url("file:///C:/srv/x").unwrap(),
+                parse_url("file:///C:/srv/x").expect("a file URL with a drive"),
                 Location::File(PathBuf::from("C:/srv/x"))
             );
             for bad in [

@@ -702,7 +702,7 @@ mod tests {
     #[test]
     fn absolute_resolves_dots_below_a_missing_tail() {
         let tmp = tempfile::tempdir().unwrap();
-        let canon = canonical(tmp.path()).unwrap();
+        let canon = canonical(tmp.path()).expect("canonical path");
         let p = tmp.path().join("a/../b/./c");
         assert_eq!(absolute(&p).unwrap(), canon.join("b/c"));
     }
@@ -736,8 +736,8 @@ mod tests {
         assert_eq!(plain(&long), Path::new(&long));
         assert_eq!(plain(r"C:\x"), Path::new(r"C:\x"));
         // What `absolute` gives for an existing directory has no prefix.
-        let tmp = tempfile::tempdir().unwrap();
-        let abs = absolute(tmp.path()).unwrap();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let abs = absolute(tmp.path()).expect("absolute path");
         assert!(
             !abs.as_os_str().to_string_lossy().starts_with(r"\\?\"),
             "{}",

@@ -741,7 +741,7 @@ mod tests {
     #[test]
     fn the_stat_cache_is_refused_when_the_root_is_not_the_directory_registered() {
         let dir = tempfile::tempdir().unwrap();
-        let st = crate::os::stat(dir.path()).unwrap();
+        let st = crate::os::stat(dir.path()).expect("stat of the tempdir");
         let id = Hash::of(b"snapshot");
         let mut written = Written {
             root: (cowtree_fs::sys::stat_dev(&st), crate::os::ino(&st)),

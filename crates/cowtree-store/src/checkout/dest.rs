@@ -179,9 +179,9 @@ mod tests {
             ("rel.x", ".", "rel.x"),
         ];
         for (input, parent, name) in ok {
-            let (p, n) = split_dst(Path::new(input)).unwrap();
+            let (p, n) = split_dst(Path::new(input)).expect("a destination that splits");
             assert_eq!(
-                (p.to_str().unwrap(), n.to_str().unwrap()),
+                (p.to_str().expect("unicode"), n.to_str().expect("unicode")),
                 (parent, name),
                 "{input}"
             );
