@@ -4,12 +4,15 @@
 # the machine runs) and the system calls (strace -c -f), for clone, snapshot (into a fresh
 # store), checkout and status of bench/gentree.py's tree on a fresh XFS (reflink=1) loop mount.
 # Each binary has its own store and worktree; each count runs ROUNDS times, the binaries in
-# turn. A checkout is counted by its system calls only: this valgrind cannot run openat2.
+# turn, the order alternating between rounds. A checkout is counted by its system calls only: this valgrind cannot run openat2.
 #
 #   sudo bench/work-count.sh OLD NEW                 # e.g. a build of main and one of a branch
 #   sudo env SCALE=0.1 ROUNDS=2 bench/work-count.sh OLD NEW
 #
-# Environment: SCALE (default 0.1: 8,000 files), SEED (1), ROUNDS (2).
+#   sudo env TREE=DIR bench/work-count.sh OLD NEW    # a copy of a real tree instead
+#
+# Environment: SCALE (default 0.1: 8,000 files), SEED (1), ROUNDS (2), TREE (a directory copied
+# in place of the generated tree).
 # Needs valgrind, strace, xfsprogs; root (the loop mount).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +32,14 @@ truncate -s 3G "$work/xfs.img"
 mkfs.xfs -q -m reflink=1 "$work/xfs.img"
 mkdir -p "$m"
 mount -o loop "$work/xfs.img" "$m"
-python3 bench/gentree.py "$m/src" --scale "$SCALE" --seed "$SEED" --json >"$work/tree.json"
-echo "work-count: tree $(cat "$work/tree.json")"
+if [[ -n "${TREE:-}" ]]; then
+  mkdir -p "$m/src"
+  cp -a "$TREE/." "$m/src/"
+  echo "work-count: tree $TREE: $(find "$m/src" -type f | wc -l) files, $(du -sh "$m/src" | cut -f1)"
+else
+  python3 bench/gentree.py "$m/src" --scale "$SCALE" --seed "$SEED" --json >"$work/tree.json"
+  echo "work-count: tree $(cat "$work/tree.json")"
+fi
 
 ir() { # the instructions of every thread of one run
   valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null |
@@ -73,7 +82,14 @@ count() { # name bin
   done
 }
 for ((r = 1; r <= ROUNDS; r++)); do
-  echo "work-count: round $r of $ROUNDS"
-  count old "$old"
-  count new "$new"
+  # The order alternates between rounds.
+  if ((r % 2)); then
+    echo "work-count: round $r of $ROUNDS: old, new"
+    count old "$old"
+    count new "$new"
+  else
+    echo "work-count: round $r of $ROUNDS: new, old"
+    count new "$new"
+    count old "$old"
+  fi
 done
