@@ -25,8 +25,8 @@
 # FSCTL_SET_REPARSE_POINT: the symlink and junction tests print "NOT RUN". A volume flush
 # (administrators only on Windows; Wine cannot) is left to the per-file flushes, which run.
 # What has no meaning on Windows is refused in one line (btrfs subvolumes, the pool of spare
-# worktrees, dedupe, owners and xattrs); merges into an existing destination are refused too
-# (no atomic exchange). The unix test binaries (the bulk of the suites) are unix only.
+# worktrees, dedupe, owners and xattrs). Merges into an existing destination run (a
+# replacement swapped through a third name: Windows has no atomic exchange). The unix test binaries (the bulk of the suites) are unix only.
 #
 # Needs: rustup's x86_64-pc-windows-gnu target, mingw-w64 (the linker) and Wine (Debian's
 # wine and wine64; its command is `wine`). The Wine prefix lives in the target dir

@@ -112,20 +112,22 @@ pub(crate) fn open_existing(
 }
 
 /// The components of the relative path `rel` (`/`-separated, as the walk and the unix side
-/// give them), each checked with [`check_name`]; an empty or absolute path is refused.
+/// give them, or `\`-separated, as `Path::join` makes them here), each checked with [`check_name`]; an empty or absolute path is refused.
 fn components(rel: &Path) -> io::Result<Vec<&OsStr>> {
     let bytes = rel.as_os_str().as_encoded_bytes();
     if bytes.is_empty() {
         return Err(name_err(rel.as_os_str(), NameError::Empty));
     }
-    if bytes[0] == b'/' {
+    let separator = |b: &u8| *b == b'/' || *b == b'\\';
+    if separator(&bytes[0]) {
         return Err(name_err(rel.as_os_str(), NameError::Absolute));
     }
     bytes
-        .split(|&b| b == b'/')
+        .split(separator)
         .map(|part| {
             // SAFETY: `part` is a piece of an `OsStr`'s encoded bytes cut only at the ASCII
-            // byte `/`, which is how `from_encoded_bytes_unchecked` allows them to be split.
+            // bytes `/` and `\`, which is how `from_encoded_bytes_unchecked` allows them to be
+            // split.
             let part = unsafe { OsStr::from_encoded_bytes_unchecked(part) };
             check_name(part).map(|()| part)
         })
@@ -247,7 +249,8 @@ impl Dir {
         .map(|handle| Dir { handle })
     }
 
-    /// Opens the directory at the relative path `rel` (`/`-separated) beneath this one, one
+    /// Opens the directory at the relative path `rel` (`/`- or `\\`-separated, as
+    /// `Path::join` makes one on Windows) beneath this one, one
     /// component at a time, refusing a reparse point in every component; every component is
     /// checked before the first open, so `..`, an absolute path or a name Windows cannot hold
     /// never reaches a call.
@@ -806,8 +809,11 @@ mod tests {
             ok,
             [OsStr::new("a"), OsStr::new("caf\u{e9}"), OsStr::new("b")]
         );
+        // `\` separates as `/` does (Path::join's separator on Windows).
+        assert_eq!(components(Path::new("a\\caf\u{e9}/b")).expect("valid"), ok);
         for bad in [
-            "", "/a", "a//b", "a/../b", "a/CON/b", "a/x./b", "a/b:c", "a\\b", "a/",
+            "", "/a", "\\a", "a//b", "a\\\\b", "a/../b", "a\\..\\b", "a/CON/b", "a/x./b", "a/b:c",
+            "C:\\a", "a/", "a\\",
         ] {
             let e = components(Path::new(bad)).expect_err(bad);
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad}");

@@ -108,6 +108,32 @@ mod imp {
         Ok(())
     }
 
+    pub(super) fn try_lock_named(name: &str) -> io::Result<Option<super::NamedLock>> {
+        use std::os::windows::io::{FromRawHandle, OwnedHandle};
+        use windows_sys::Win32::Foundation::{ERROR_ACCESS_DENIED, WAIT_ABANDONED, WAIT_OBJECT_0};
+        use windows_sys::Win32::System::Threading::{CreateMutexW, WaitForSingleObject};
+        let wide: Vec<u16> = name.encode_utf16().chain(std::iter::once(0)).collect();
+        // SAFETY: `wide` is NUL-terminated and outlives the call; no security attributes.
+        let raw = unsafe { CreateMutexW(std::ptr::null(), 0, wide.as_ptr()) };
+        if raw.is_null() {
+            let e = io::Error::last_os_error();
+            // Another user's mutex (its default ACL keeps others out): held by them.
+            if e.raw_os_error() == Some(ERROR_ACCESS_DENIED as i32) {
+                return Ok(None);
+            }
+            return Err(e);
+        }
+        // SAFETY: CreateMutexW returned a new handle this process owns.
+        let handle = unsafe { OwnedHandle::from_raw_handle(raw) };
+        // SAFETY: the handle is open for the whole call.
+        match unsafe { WaitForSingleObject(raw, 0) } {
+            // Abandoned: its holder ended without releasing it (killed); now this thread's.
+            WAIT_OBJECT_0 | WAIT_ABANDONED => Ok(Some(super::NamedLock(handle))),
+            windows_sys::Win32::Foundation::WAIT_TIMEOUT => Ok(None),
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
+
     pub(super) fn lock(file: impl AsFd, kind: LockKind, wait: bool) -> io::Result<bool> {
         let mut flags = 0;
         if kind == LockKind::Exclusive {
@@ -135,9 +161,62 @@ mod imp {
     }
 }
 
+/// A lock on a name, not on a file: Windows' named mutex `name` (machine-wide with a
+/// `Global\\` prefix), for what has no file to lock (a directory: `LockFileEx` takes a file's
+/// data). Held by the thread that took it until [`NamedLock`] is dropped, which must happen
+/// on that thread (the system releases it when that thread ends, as it releases a file lock
+/// when its process dies). `Ok(None)`: another holder has it, or one the caller may not
+/// open (another user's), which is the same thing to a caller that will try again.
+#[cfg(windows)]
+pub fn try_lock_named(name: &str) -> io::Result<Option<NamedLock>> {
+    imp::try_lock_named(name)
+}
+
+/// A held [`try_lock_named`] lock: released when dropped.
+#[cfg(windows)]
+#[derive(Debug)]
+pub struct NamedLock(std::os::windows::io::OwnedHandle);
+
+#[cfg(windows)]
+impl Drop for NamedLock {
+    fn drop(&mut self) {
+        use std::os::windows::io::AsRawHandle;
+        // SAFETY: the handle is a mutex this thread holds (taken by try_lock_named, dropped on
+        // the same thread as documented); a release that fails leaves the system to release
+        // it when the thread ends.
+        unsafe { windows_sys::Win32::System::Threading::ReleaseMutex(self.0.as_raw_handle()) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(windows)]
+    #[test]
+    fn a_named_lock_keeps_out_another_thread_until_it_is_dropped() {
+        let name = format!("Local\\cowtree-test-{}", std::process::id());
+        let held = try_lock_named(&name).expect("lock").expect("free at first");
+        let other = || {
+            let name = name.clone();
+            std::thread::spawn(move || try_lock_named(&name).expect("try").is_some())
+                .join()
+                .expect("thread")
+        };
+        assert!(!other(), "held by this thread");
+        drop(held);
+        assert!(other(), "free once dropped");
+        // A holder whose thread ends without dropping it (as a killed process would) leaves
+        // it abandoned, which the next taker gets.
+        let name2 = name.clone();
+        std::thread::spawn(move || std::mem::forget(try_lock_named(&name2).expect("try")))
+            .join()
+            .expect("thread");
+        assert!(
+            try_lock_named(&name).expect("try").is_some(),
+            "abandoned is free"
+        );
+    }
 
     #[test]
     fn an_exclusive_lock_keeps_out_a_second_open_until_it_is_closed() {

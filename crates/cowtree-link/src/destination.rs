@@ -137,7 +137,7 @@ fn merge(
     dst_root: &Dir,
     dst: &Path,
 ) -> Result<Outcome, LinkError> {
-    lock_destination(engine, dst_root, dst)?;
+    let _lock = lock_destination(engine, dst_root, dst)?;
     txn::recover(dst_root).map_err(|e| LinkError::io("finish an interrupted merge in", dst, e))?;
     let journal = Journal::create(dst_root, dst, engine.opts.sync)?;
     let result = Run::new(engine, plan, trees, dst_root, dst, Some(&journal), None).link_all(false);
@@ -166,16 +166,38 @@ fn merge(
 /// and the second's publication would fail on the first's. When another process holds it,
 /// waits (telling [`crate::Progress::waiting`] once), or with [`crate::LinkOptions::wait`]
 /// false fails at once with [`LinkError::DestinationBusy`]. A cancel ends the wait.
-#[cfg(unix)]
-pub(crate) fn lock_destination(engine: &Engine, dir: &Dir, dst: &Path) -> Result<(), LinkError> {
+///
+/// On Windows, where a directory cannot be locked, the lock is a named mutex of the
+/// directory's volume and file id (`Global\cowtree-merge-<volume>-<id>`, so it follows the
+/// directory, not its path, as `flock` does), held by this thread until the returned guard is
+/// dropped, and released by the system if the process dies.
+pub(crate) fn lock_destination(
+    engine: &Engine,
+    dir: &Dir,
+    dst: &Path,
+) -> Result<DestinationLock, LinkError> {
+    #[cfg(windows)]
+    let name = {
+        let st = dir.stat_self().map_err(|e| LinkError::io("stat", dst, e))?;
+        format!(
+            "Global\\cowtree-merge-{:016x}-{:016x}",
+            cowtree_fs::sys::stat_dev(&st),
+            cowtree_fs::sys::stat_ino(&st)
+        )
+    };
     let mut pause = std::time::Duration::from_millis(2);
     let mut told = false;
     loop {
-        if dir
+        #[cfg(unix)]
+        let held = dir
             .try_lock_exclusive()
             .map_err(|e| LinkError::io("lock", dst, e))?
-        {
-            return Ok(());
+            .then_some(DestinationLock);
+        #[cfg(windows)]
+        let held = cowtree_fs::file_lock::try_lock_named(&name)
+            .map_err(|e| LinkError::io("lock", dst, e))?;
+        if let Some(held) = held {
+            return Ok(held);
         }
         if !engine.opts.wait {
             return Err(LinkError::DestinationBusy(dst.to_path_buf()));
@@ -193,9 +215,10 @@ pub(crate) fn lock_destination(engine: &Engine, dir: &Dir, dst: &Path) -> Result
     }
 }
 
-/// The lock of a merge on Windows, where a directory cannot be locked and a merge is not
-/// available (see `txn_windows.rs`): refused, before anything is written.
+/// A held [`lock_destination`]: on unix the lock is the directory's own `flock`, held
+/// through its open handle, and this says only that it was taken.
+#[cfg(unix)]
+pub(crate) struct DestinationLock;
+
 #[cfg(windows)]
-pub(crate) fn lock_destination(_engine: &Engine, _dir: &Dir, _dst: &Path) -> Result<(), LinkError> {
-    Err(LinkError::Unsupported(txn::MERGE))
-}
+pub(crate) type DestinationLock = cowtree_fs::file_lock::NamedLock;

@@ -152,11 +152,13 @@
 //!
 //! Windows builds the engine for new destinations (block cloning by handle on ReFS and Dev
 //! Drives, a copy elsewhere; its tests run under Wine, the copy). Refused there before
-//! anything is written, with [`LinkError::Unsupported`] ([`options::unsupported_here`]): a
-//! merge into an existing destination (no atomic exchange to publish a replacement with),
+//! anything is written, with [`LinkError::Unsupported`] ([`options::unsupported_here`]):
 //! [`LinkOptions::whole_tree`], [`LinkMode::Symlink`], and the [`Preserve`] items (owners,
 //! attributes, ACLs, hardlinks, special files). No permission bits are kept there;
-//! `to_subvolume` is unix only.
+//! `to_subvolume` is unix only. A merge into an existing destination works there with one
+//! difference: a replacement is published by three renames through a third name, not one
+//! atomic exchange (see the `txn` module), and [`LinkOptions::sync`] needs a volume flush,
+//! which Windows allows administrators only.
 
 #![warn(missing_docs)]
 
@@ -183,11 +185,6 @@ mod single_file;
 pub mod state;
 #[cfg(unix)]
 pub mod to_subvolume;
-#[cfg(unix)]
-mod txn;
-/// Merges on Windows: refused (no atomic exchange of two names there); see the file.
-#[cfg(windows)]
-#[path = "txn_windows.rs"]
 mod txn;
 mod whole;
 mod work_items;

@@ -10,8 +10,6 @@ use cowtree_fs::sys::Ino;
 /// One publication: the entry built as `tmp` in the destination directory `dir` (relative to
 /// the root) goes to `name`, replacing what is there when `replace`.
 #[derive(Debug, Clone)]
-// Windows makes no merges (`txn_windows.rs`): nothing reads an `Op` there.
-#[cfg_attr(windows, allow(dead_code))]
 pub(crate) struct Op {
     pub dir: PathBuf,
     pub tmp: OsString,

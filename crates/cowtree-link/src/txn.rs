@@ -35,18 +35,28 @@
 //!
 //! Journal lines (names as lower-case hex of their bytes, `-` for the empty root path):
 //! `t <dir> <tmp>`, `c <n|r> <dir> <tmp> <name> <inode>`, `go`, `undo`.
+//!
+//! **Windows** has no atomic exchange of two names, and no `flock` of a directory. There the
+//! journal is locked with `LockFileEx` (`cowtree_fs::file_lock`), its names are hex of their
+//! UTF-16 units, and an exchange of `a` and `b` is three renames through a third name beside
+//! `a` (`<a>.swap`: `b` to it, `a` to `b`, it to `a`), each refusing to replace anything. A
+//! process killed between two of them leaves the third name, which the next run settles
+//! before anything else (the swap undone if `b`'s name is still free, else finished), so the
+//! journal's states are the unix ones again. An undo that finds a third name it cannot settle
+//! keeps the journal rather than remove a temporary entry that may hold a replaced one. The
+//! window the exchange closes on unix stays open on Windows: while a replaced entry is being
+//! swapped, another process may find its name empty for an instant.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use cowtree_fs::dir::Dir;
-use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, flock, openat, unlinkat};
-use rustix::io::Errno;
+use cowtree_fs::file_lock::{LockKind, try_lock};
+use cowtree_fs::sys::{Ino, stat_file_type, stat_ino};
 
 use crate::cancel_handle::CancelHandle;
 use crate::error::LinkError;
@@ -54,7 +64,7 @@ use crate::link_staging::random_u64;
 use crate::scan::open_rel;
 
 /// Every journal's name starts so.
-const PREFIX: &[u8] = b".cowtree-txn.";
+const PREFIX: &str = ".cowtree-txn.";
 
 pub(crate) use crate::publication::Op;
 
@@ -104,31 +114,41 @@ impl<'a> Journal<'a> {
         root_path: &'a Path,
         sync: bool,
     ) -> Result<Journal<'a>, LinkError> {
-        let mut name = PREFIX.to_vec();
-        name.extend_from_slice(format!("{}.{:016x}", std::process::id(), random_u64()).as_bytes());
-        let name = OsString::from_vec(name);
-        let fd = openat(
-            root,
-            &name,
-            OFlags::WRONLY
-                | OFlags::CREATE
-                | OFlags::EXCL
-                | OFlags::APPEND
-                | OFlags::NOFOLLOW
-                | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-        .map_err(|e| LinkError::io("create merge journal", &root_path.join(&name), e.into()))?;
-        // Nobody else knows the name yet, so the lock is free; without flock support a stale
+        let name = OsString::from(format!(
+            "{PREFIX}{}.{:016x}",
+            std::process::id(),
+            random_u64()
+        ));
+        let file = os::create_journal(root, &name)
+            .map_err(|e| LinkError::io("create merge journal", &root_path.join(&name), e))?;
+        // Nobody else knows the name yet, so the lock is free; without lock support a stale
         // journal is still found by name, and a live one could then be recovered under a
         // running merge: refuse instead.
-        flock(&fd, FlockOperation::NonBlockingLockExclusive)
-            .map_err(|e| LinkError::io("lock merge journal", &root_path.join(&name), e.into()))?;
+        match try_lock(&file, LockKind::Exclusive) {
+            Ok(true) => {}
+            Ok(false) => {
+                let busy = io::Error::from(io::ErrorKind::WouldBlock);
+                let _ = root.remove_file(&name);
+                return Err(LinkError::io(
+                    "lock merge journal",
+                    &root_path.join(&name),
+                    busy,
+                ));
+            }
+            Err(e) => {
+                let _ = root.remove_file(&name);
+                return Err(LinkError::io(
+                    "lock merge journal",
+                    &root_path.join(&name),
+                    e,
+                ));
+            }
+        }
         Ok(Journal {
             root,
             root_path,
             name,
-            file: std::fs::File::from(fd),
+            file,
             temps: Mutex::new(Vec::new()),
             sync,
             go: false,
@@ -140,7 +160,9 @@ impl<'a> Journal<'a> {
     }
 
     fn write(&self, text: &str) -> Result<(), LinkError> {
-        // O_APPEND: each line is one write(2), so lines from several workers never interleave.
+        // O_APPEND on unix: each line is one write(2) at the end, so lines from several
+        // workers never interleave. Windows appends through the file position: the workers'
+        // lines are written under the lock of `temps` (see note_temp).
         (&self.file)
             .write_all(text.as_bytes())
             .map_err(|e| LinkError::io("write merge journal", &self.path(), e))
@@ -148,15 +170,13 @@ impl<'a> Journal<'a> {
 
     /// Notes the temporary name `tmp` in destination directory `dir` before it is created.
     pub fn note_temp(&self, dir: &Path, tmp: &OsStr) -> Result<(), LinkError> {
+        let mut temps = self.temps.lock().unwrap_or_else(PoisonError::into_inner);
         self.write(&format!(
             "t {} {}\n",
-            hex(dir.as_os_str().as_bytes()),
-            hex(tmp.as_bytes())
+            hex(&name_bytes(dir.as_os_str())),
+            hex(&name_bytes(tmp))
         ))?;
-        self.temps
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((dir.to_path_buf(), tmp.to_owned()));
+        temps.push((dir.to_path_buf(), tmp.to_owned()));
         Ok(())
     }
 
@@ -188,7 +208,17 @@ impl<'a> Journal<'a> {
             if keep.contains(&(dir.as_path(), tmp.as_os_str())) {
                 continue;
             }
-            if let Err(e) = dirs.get(dir).and_then(|d| d.remove_tree(tmp)) {
+            // (Windows) an exchange cut short: the temporary entry may hold a replaced one,
+            // which only the journal's next run (knowing its final name) can put back.
+            let removed = dirs.get(dir).and_then(|d| match os::swap_left(d, tmp)? {
+                Some(left) => Err(io::Error::other(format!(
+                    "{}: an exchange with {} was cut short; left for the next run",
+                    left.display(),
+                    Path::new(tmp).display()
+                ))),
+                None => d.remove_tree(tmp),
+            });
+            if let Err(e) = removed {
                 undo.get_or_insert(e);
             }
         }
@@ -213,7 +243,7 @@ impl<'a> Journal<'a> {
 
     fn remove(self) {
         // Best effort: a journal left behind is found and finished by the next run.
-        let _ = unlinkat(self.root, &self.name, AtFlags::empty());
+        let _ = self.root.remove_file(&self.name);
     }
 
     /// Writes the `undo` line once the `go` line is written, before anything is undone: a
@@ -244,9 +274,9 @@ impl<'a> Journal<'a> {
                 text,
                 "c {} {} {} {} {}",
                 if op.replace { 'r' } else { 'n' },
-                hex(op.dir.as_os_str().as_bytes()),
-                hex(op.tmp.as_bytes()),
-                hex(op.name.as_bytes()),
+                hex(&name_bytes(op.dir.as_os_str())),
+                hex(&name_bytes(&op.tmp)),
+                hex(&name_bytes(&op.name)),
                 op.ino
             );
         }
@@ -290,7 +320,7 @@ impl<'a> Journal<'a> {
                 return Err(self.unpublish(&ops[..done], &mut dirs, error));
             }
             let placed = if op.replace {
-                d.rename_exchange(&op.tmp, d, &op.name)
+                os::swap(d, &op.tmp, &op.name)
             } else {
                 d.rename_noreplace(&op.tmp, d, &op.name)
             };
@@ -332,10 +362,9 @@ impl<'a> Journal<'a> {
             .try_stat(at)
             .map_err(|e| LinkError::io("publish", &full(), e))?;
         let same = st.is_some_and(|st| {
-            st.st_ino == op.ino
+            stat_ino(&st) == op.ino
                 && op.made.is_none_or(|(dev, kind)| {
-                    cowtree_fs::sys::stat_dev(&st) == dev
-                        && FileType::from_raw_mode(st.st_mode) == kind
+                    cowtree_fs::sys::stat_dev(&st) == dev && stat_file_type(&st) == kind
                 })
         });
         if same {
@@ -364,7 +393,7 @@ impl<'a> Journal<'a> {
         for op in published.iter().rev() {
             let back = dirs.get(&op.dir).and_then(|d| {
                 if op.replace {
-                    d.rename_exchange(&op.tmp, d, &op.name)
+                    os::swap(d, &op.tmp, &op.name)
                 } else {
                     d.rename_noreplace(&op.name, d, &op.tmp)
                 }
@@ -409,32 +438,26 @@ impl<'a> DirCache<'a> {
 pub(crate) fn recover(root: &Dir) -> io::Result<usize> {
     let mut n = 0;
     for entry in root.entries()? {
-        if !entry.name.as_bytes().starts_with(PREFIX)
-            || !matches!(entry.file_type, FileType::RegularFile | FileType::Unknown)
+        if !entry.name.as_encoded_bytes().starts_with(PREFIX.as_bytes())
+            || !os::may_be_file(entry.file_type)
         {
             continue;
         }
-        let fd = match openat(
-            root,
-            &entry.name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => continue,
-            Err(e) => return Err(e.into()),
+        let file = match os::open_journal(root, &entry.name) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
         };
-        match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(Errno::WOULDBLOCK) => continue,
-            Err(e) => return Err(e.into()),
+        if !try_lock(&file, LockKind::Exclusive)? {
+            continue;
         }
         let mut text = String::new();
-        std::fs::File::from(fd).read_to_string(&mut text)?;
+        (&file).read_to_string(&mut text)?;
         finish(root, &text)?;
-        match unlinkat(root, &entry.name, AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => {}
-            Err(e) => return Err(e.into()),
+        match root.remove_file(&entry.name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
         n += 1;
     }
@@ -449,8 +472,8 @@ fn finish(root: &Dir, text: &str) -> io::Result<()> {
     let (mut go, mut undo) = (false, false);
     for line in text.lines() {
         let f: Vec<&str> = line.split(' ').collect();
-        let path = |s: &str| unhex(s).map(|b| PathBuf::from(OsString::from_vec(b)));
-        let name = |s: &str| unhex(s).map(OsString::from_vec);
+        let path = |s: &str| unhex(s).and_then(name_from).map(PathBuf::from);
+        let name = |s: &str| unhex(s).and_then(name_from);
         match f.as_slice() {
             ["t", dir, tmp] => {
                 if let (Some(dir), Some(tmp)) = (path(dir), name(tmp)) {
@@ -459,7 +482,7 @@ fn finish(root: &Dir, text: &str) -> io::Result<()> {
             }
             ["c", kind, dir, tmp, nm, ino] => {
                 if let (Some(dir), Some(tmp), Some(nm), Ok(ino)) =
-                    (path(dir), name(tmp), name(nm), ino.parse::<u64>())
+                    (path(dir), name(tmp), name(nm), ino.parse::<Ino>())
                 {
                     ops.push(Op {
                         dir,
@@ -477,17 +500,26 @@ fn finish(root: &Dir, text: &str) -> io::Result<()> {
         }
     }
     let mut dirs = DirCache::new(root);
+    // (Windows) an exchange a killed process cut short is first undone or finished, so the
+    // names are as one of the unix states below.
+    for op in ops.iter().filter(|op| go && op.replace) {
+        if let Ok(d) = dirs.get(&op.dir) {
+            os::settle_swap(d, &op.tmp, &op.name)?;
+        }
+    }
     if go && undo {
         // The merge failed while publishing, and its undo did not finish: put back what is
         // still published, last first, as the undo does. An entry that cannot be put back
         // keeps this journal for a later run, and its temporary name is not touched.
         for op in ops.iter().rev() {
             let Ok(d) = dirs.get(&op.dir) else { continue };
-            if d.try_stat(&op.name)?.is_none_or(|st| st.st_ino != op.ino) {
+            if d.try_stat(&op.name)?
+                .is_none_or(|st| stat_ino(&st) != op.ino)
+            {
                 continue; // Not published, or put back already.
             }
             let back = if op.replace {
-                d.rename_exchange(&op.tmp, d, &op.name)
+                os::swap(d, &op.tmp, &op.name)
             } else {
                 Err(io::ErrorKind::NotFound.into())
             };
@@ -505,13 +537,13 @@ fn finish(root: &Dir, text: &str) -> io::Result<()> {
         for op in &ops {
             let Ok(d) = dirs.get(&op.dir) else { continue };
             let at_name = d.try_stat(&op.name)?;
-            if at_name.is_some_and(|st| st.st_ino == op.ino) {
+            if at_name.is_some_and(|st| stat_ino(&st) == op.ino) {
                 continue; // Published; what it replaced (if anything) is removed below.
             }
             let at_tmp = d.try_stat(&op.tmp)?;
-            if at_tmp.is_some_and(|st| st.st_ino == op.ino) {
+            if at_tmp.is_some_and(|st| stat_ino(&st) == op.ino) {
                 let placed = if at_name.is_some() && op.replace {
-                    d.rename_exchange(&op.tmp, d, &op.name)
+                    os::swap(d, &op.tmp, &op.name)
                 } else {
                     d.rename_noreplace(&op.tmp, d, &op.name)
                 };
@@ -531,6 +563,181 @@ fn finish(root: &Dir, text: &str) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A name's bytes for the journal: its bytes on unix, its UTF-16 units (little-endian) on
+/// Windows, so that any name the system gives round-trips through [`name_from`].
+fn name_bytes(name: &OsStr) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        name.as_bytes().to_vec()
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::ffi::OsStrExt;
+        name.encode_wide().flat_map(u16::to_le_bytes).collect()
+    }
+}
+
+/// The name [`name_bytes`] gave `bytes` (`None` for an odd count of bytes on Windows).
+fn name_from(bytes: Vec<u8>) -> Option<OsString> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        Some(OsString::from_vec(bytes))
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::ffi::OsStringExt;
+        if !bytes.len().is_multiple_of(2) {
+            return None;
+        }
+        let units: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        Some(OsString::from_wide(&units))
+    }
+}
+
+/// What differs between the platforms: the journal's file, and the exchange of two names.
+#[cfg(unix)]
+mod os {
+    use std::ffi::OsStr;
+    use std::fs::File;
+    use std::io;
+    use std::path::PathBuf;
+
+    use cowtree_fs::dir::{Dir, FileType};
+    use rustix::fs::{Mode, OFlags, openat};
+
+    /// A directory entry of this type may be a journal (a file; unknown until opened).
+    pub(super) fn may_be_file(ft: FileType) -> bool {
+        matches!(ft, FileType::RegularFile | FileType::Unknown)
+    }
+
+    /// Creates the new journal `name` in `root`, for appending.
+    pub(super) fn create_journal(root: &Dir, name: &OsStr) -> io::Result<File> {
+        let fd = openat(
+            root,
+            name,
+            OFlags::WRONLY
+                | OFlags::CREATE
+                | OFlags::EXCL
+                | OFlags::APPEND
+                | OFlags::NOFOLLOW
+                | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// Opens the journal `name` in `root` for reading (never a FIFO's wait, never a symlink).
+    pub(super) fn open_journal(root: &Dir, name: &OsStr) -> io::Result<File> {
+        let fd = openat(
+            root,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// Exchanges the names `a` and `b` in `d`, atomically (`renameat2(RENAME_EXCHANGE)`).
+    pub(super) fn swap(d: &Dir, a: &OsStr, b: &OsStr) -> io::Result<()> {
+        d.rename_exchange(a, d, b)
+    }
+
+    /// Nothing to settle: an exchange is one call.
+    pub(super) fn settle_swap(_d: &Dir, _a: &OsStr, _b: &OsStr) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Never: an exchange is one call.
+    pub(super) fn swap_left(_d: &Dir, _a: &OsStr) -> io::Result<Option<PathBuf>> {
+        Ok(None)
+    }
+}
+
+#[cfg(windows)]
+mod os {
+    use std::ffi::{OsStr, OsString};
+    use std::fs::File;
+    use std::io;
+    use std::path::PathBuf;
+
+    use cowtree_fs::dir::{Dir, FileType};
+
+    /// A directory entry of this type may be a journal (a file, not a reparse point).
+    pub(super) fn may_be_file(ft: FileType) -> bool {
+        ft == FileType::RegularFile
+    }
+
+    /// Creates the new journal `name` in `root` (nothing there may be replaced).
+    pub(super) fn create_journal(root: &Dir, name: &OsStr) -> io::Result<File> {
+        root.create_file(name)
+    }
+
+    /// Opens the journal `name` in `root` for reading (a reparse point there is an error).
+    pub(super) fn open_journal(root: &Dir, name: &OsStr) -> io::Result<File> {
+        root.open_file(name)
+    }
+
+    /// The third name of an exchange of `a` with another: `<a>.swap`.
+    fn aside(a: &OsStr) -> OsString {
+        let mut s = a.to_owned();
+        s.push(".swap");
+        s
+    }
+
+    /// Exchanges the names `a` and `b` in `d` through a third name (see the module
+    /// documentation), none of the three renames replacing anything. A failure puts back what
+    /// it can; what it cannot stays for [`settle_swap`]. `b` absent: [`io::ErrorKind::NotFound`]
+    /// and nothing renamed, as unix's exchange.
+    pub(super) fn swap(d: &Dir, a: &OsStr, b: &OsStr) -> io::Result<()> {
+        let s = aside(a);
+        d.rename_noreplace(b, d, &s)?;
+        if let Err(e) = d.rename_noreplace(a, d, b) {
+            let _ = d.rename_noreplace(&s, d, b);
+            return Err(e);
+        }
+        if let Err(e) = d.rename_noreplace(&s, d, a) {
+            let _ = d
+                .rename_noreplace(b, d, a)
+                .and_then(|()| d.rename_noreplace(&s, d, b));
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Undoes or finishes an exchange of `a` and `b` that was cut short: with `b` still free
+    /// (only its first rename made), its entry goes back to `b`; with `a` free (the first two
+    /// made), it goes to `a`. Both taken: an error, and nothing renamed.
+    pub(super) fn settle_swap(d: &Dir, a: &OsStr, b: &OsStr) -> io::Result<()> {
+        let s = aside(a);
+        if d.try_stat(&s)?.is_none() {
+            return Ok(());
+        }
+        if d.try_stat(b)?.is_none() {
+            return d.rename_noreplace(&s, d, b);
+        }
+        if d.try_stat(a)?.is_none() {
+            return d.rename_noreplace(&s, d, a);
+        }
+        Err(io::Error::other(format!(
+            "{}: left by an exchange of {} and {} that was cut short, and both names are taken",
+            s.display(),
+            a.display(),
+            b.display()
+        )))
+    }
+
+    /// The third name of an exchange with `a` that was cut short, if one is in `d`.
+    pub(super) fn swap_left(d: &Dir, a: &OsStr) -> io::Result<Option<PathBuf>> {
+        let s = aside(a);
+        Ok(d.try_stat(&s)?.map(|_| PathBuf::from(s)))
+    }
 }
 
 #[cfg(test)]

@@ -103,6 +103,49 @@ fn clone_copies_a_tree_and_says_so() {
     assert!(!again.status.success());
     assert_eq!(tree(&dst), tree(&src));
 
+    // Merged into with --on-existing: a changed file replaced, a file only there kept (skip
+    // keeps the changed one), no temporary entry or journal left.
+    std::fs::write(dst.join("README.md"), b"changed in DST").unwrap();
+    std::fs::write(dst.join("only in dst.txt"), b"theirs").unwrap();
+    let skip = json(
+        t.path(),
+        &[
+            "clone",
+            "--json",
+            "--on-existing",
+            "skip",
+            path_str(&src),
+            path_str(&dst),
+        ],
+    );
+    assert_eq!(
+        std::fs::read(dst.join("README.md")).unwrap(),
+        b"changed in DST",
+        "{skip}"
+    );
+    let merged = json(
+        t.path(),
+        &[
+            "clone",
+            "--json",
+            "--on-existing",
+            "overwrite",
+            path_str(&src),
+            path_str(&dst),
+        ],
+    );
+    assert_eq!(
+        std::fs::read(dst.join("README.md")).unwrap(),
+        b"# hello\r\n",
+        "{merged}"
+    );
+    assert_eq!(
+        std::fs::read(dst.join("only in dst.txt")).unwrap(),
+        b"theirs"
+    );
+    std::fs::remove_file(dst.join("only in dst.txt")).unwrap();
+    assert_eq!(tree(&dst), tree(&src), "nothing else left in DST");
+
     // A name Windows cannot hold is refused by name before anything is written.
     let aux = t.path().join("aux");
     let out = cowtree(t.path(), &["clone", path_str(&src), path_str(&aux)]);
