@@ -2,9 +2,10 @@
 # Counts the work two cowtree binaries do for the same commands, where a timing would be noise:
 # the user-space instructions of every thread (valgrind's callgrind; repeatable whatever else
 # the machine runs) and the system calls (strace -c -f), for clone, snapshot (into a fresh
-# store), checkout and status of bench/gentree.py's tree on a fresh XFS (reflink=1) loop mount.
+# store), checkout, status and switch (to the tree with one file in a hundred changed, and
+# back, uncounted) of bench/gentree.py's tree on a fresh XFS (reflink=1) loop mount.
 # Each binary has its own store and worktree; each count runs ROUNDS times, the binaries in
-# turn, the order alternating between rounds. A checkout is counted by its system calls only: this valgrind cannot run openat2.
+# turn, the order alternating between rounds. A checkout and a switch are counted by their system calls only: this valgrind cannot run openat2.
 #
 #   sudo bench/work-count.sh OLD NEW                 # e.g. a build of main and one of a branch
 #   sudo env SCALE=0.1 ROUNDS=2 bench/work-count.sh OLD NEW
@@ -40,6 +41,11 @@ else
   python3 bench/gentree.py "$m/src" --scale "$SCALE" --seed "$SEED" --json >"$work/tree.json"
   echo "work-count: tree $(cat "$work/tree.json")"
 fi
+# The tree with one file in a hundred changed (as bench/compare.sh's snapshot B), for switch.
+cp -a --reflink=always "$m/src" "$m/src-b"
+find "$m/src-b" -type f | sort | awk 'NR % 100 == 0' | while IFS= read -r f; do
+  printf 'changed\n' >>"$f"
+done
 
 ir() { # the instructions of every thread of one run
   valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null |
@@ -54,6 +60,7 @@ undo() { # name op: what one run of op made, removed
     clone) rm -rf "$m/c-$1" ;;
     snapshot) rm -rf "$m/st2-$1" ;;
     checkout) rm -rf "$m/w2-$1" ;;
+    switch) "$bin_of_undo" --store "$m/st-$1" switch -q a "$m/w-$1" >/dev/null ;;
   esac
 }
 count() { # name bin
@@ -61,16 +68,19 @@ count() { # name bin
   if [[ ! -d $m/st-$name ]]; then
     "$bin" --store "$m/st-$name" snapshot -q --name a "$m/src" >/dev/null
     "$bin" --store "$m/st-$name" checkout -q a "$m/w-$name" >/dev/null
+    "$bin" --store "$m/st-$name" snapshot -q --name b "$m/src-b" >/dev/null
   fi
-  for op in clone snapshot checkout status; do
+  bin_of_undo=$bin
+  for op in clone snapshot checkout status switch; do
     local cmd=()
     case $op in
       clone) cmd=("$bin" clone -q "$m/src" "$m/c-$name") ;;
       snapshot) cmd=("$bin" --store "$m/st2-$name" snapshot -q "$m/src") ;;
       checkout) cmd=("$bin" --store "$m/st-$name" checkout -q a "$m/w2-$name") ;;
       status) cmd=("$bin" status -C "$m/w-$name") ;;
+      switch) cmd=("$bin" --store "$m/st-$name" switch -q b "$m/w-$name") ;;
     esac
-    if [[ $op == checkout ]]; then
+    if [[ $op == checkout || $op == switch ]]; then
       i="-"
     else
       i=$(ir "${cmd[@]}")
