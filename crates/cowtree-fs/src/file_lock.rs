@@ -128,7 +128,9 @@ mod imp {
         // SAFETY: the handle is open for the whole call.
         match unsafe { WaitForSingleObject(raw, 0) } {
             // Abandoned: its holder ended without releasing it (killed); now this thread's.
-            WAIT_OBJECT_0 | WAIT_ABANDONED => Ok(Some(super::NamedLock(handle))),
+            WAIT_OBJECT_0 | WAIT_ABANDONED => {
+                Ok(Some(super::NamedLock(handle, std::marker::PhantomData)))
+            }
             windows_sys::Win32::Foundation::WAIT_TIMEOUT => Ok(None),
             _ => Err(io::Error::last_os_error()),
         }
@@ -166,16 +168,24 @@ mod imp {
 /// data). Held by the thread that took it until [`NamedLock`] is dropped, which must happen
 /// on that thread (the system releases it when that thread ends, as it releases a file lock
 /// when its process dies). `Ok(None)`: another holder has it, or one the caller may not
-/// open (another user's), which is the same thing to a caller that will try again.
+/// open (another user's), which is the same thing to a caller that will try again. (A process
+/// whose token may open no `Global\\` object at all, an AppContainer's, is then always told
+/// it is held.) Unlike a file lock, the thread that holds it takes it again at once (a
+/// mutex is re-entrant): lock one name once per thread. It keeps out this machine's
+/// processes only, not another machine's on a shared drive.
 #[cfg(windows)]
 pub fn try_lock_named(name: &str) -> io::Result<Option<NamedLock>> {
     imp::try_lock_named(name)
 }
 
 /// A held [`try_lock_named`] lock: released when dropped.
+/// Not `Send`: only the thread that took it can release it.
 #[cfg(windows)]
 #[derive(Debug)]
-pub struct NamedLock(std::os::windows::io::OwnedHandle);
+pub struct NamedLock(
+    std::os::windows::io::OwnedHandle,
+    std::marker::PhantomData<*const ()>,
+);
 
 #[cfg(windows)]
 impl Drop for NamedLock {

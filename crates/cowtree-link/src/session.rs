@@ -330,7 +330,7 @@ impl Linker {
     /// and its temporary entries removed otherwise. Returns how many there were.
     pub fn recover(&self, dst: &Path) -> Result<usize, LinkError> {
         let root = Dir::open(dst).map_err(|e| LinkError::io("open", dst, e))?;
-        crate::txn::recover(&root)
+        crate::txn::recover(&root, false)
             .map_err(|e| LinkError::io("finish an interrupted merge in", dst, e))
     }
 }

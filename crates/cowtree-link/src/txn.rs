@@ -37,8 +37,8 @@
 //! `t <dir> <tmp>`, `c <n|r> <dir> <tmp> <name> <inode>`, `go`, `undo`.
 //!
 //! **Windows** has no atomic exchange of two names, and no `flock` of a directory. There the
-//! journal is locked with `LockFileEx` (`cowtree_fs::file_lock`), its names are hex of their
-//! UTF-16 units, and an exchange of `a` and `b` is three renames through a third name beside
+//! journal (`.cowtree-txn-w16.<pid>.<random>`) is locked with `LockFileEx`
+//! (`cowtree_fs::file_lock`), its names are hex of their UTF-16 units, and an exchange of `a` and `b` is three renames through a third name beside
 //! `a` (`<a>.swap`: `b` to it, `a` to `b`, it to `a`), each refusing to replace anything. A
 //! process killed between two of them leaves the third name, which the next run settles
 //! before anything else (the swap undone if `b`'s name is still free, else finished), so the
@@ -63,8 +63,21 @@ use crate::error::LinkError;
 use crate::link_staging::random_u64;
 use crate::scan::open_rel;
 
-/// Every journal's name starts so.
-const PREFIX: &str = ".cowtree-txn.";
+/// Every journal's name starts so: on unix `.cowtree-txn.`, on Windows `.cowtree-txn-w16.`
+/// (its names are written in another encoding). Each platform finishes only its own journals,
+/// and refuses to merge where the other's is left (a drive both reach: WSL, a share).
+const PREFIX: &str = if cfg!(windows) {
+    ".cowtree-txn-w16."
+} else {
+    ".cowtree-txn."
+};
+
+/// The other platform's [`PREFIX`].
+const FOREIGN: &str = if cfg!(windows) {
+    ".cowtree-txn."
+} else {
+    ".cowtree-txn-w16."
+};
 
 pub(crate) use crate::publication::Op;
 
@@ -435,12 +448,30 @@ impl<'a> DirCache<'a> {
 
 /// Finishes the journals in the destination root `root` left by merges whose process died:
 /// returns how many. A journal whose merge is still running is locked and left alone.
-pub(crate) fn recover(root: &Dir) -> io::Result<usize> {
+///
+/// `holding`: the caller holds the destination's lock, so no merge that could own a journal
+/// is running. On Windows the system may take a while to release a dead process's file locks
+/// (after its named mutex is already free), so a journal still locked then is waited for (up
+/// to [`os::LINGER`]) rather than skipped: skipped, the new merge would run over its
+/// half-done state. A journal of the other platform is an error (its names cannot be read
+/// here), and it is kept.
+pub(crate) fn recover(root: &Dir, holding: bool) -> io::Result<usize> {
     let mut n = 0;
     for entry in root.entries()? {
-        if !entry.name.as_encoded_bytes().starts_with(PREFIX.as_bytes())
-            || !os::may_be_file(entry.file_type)
-        {
+        let name = entry.name.as_encoded_bytes();
+        if name.starts_with(FOREIGN.as_bytes()) {
+            return Err(io::Error::other(format!(
+                "{}: the journal of a merge {} left unfinished; the next merge into this \
+                 directory there finishes it",
+                entry.name.display(),
+                if cfg!(windows) {
+                    "on Linux or macOS"
+                } else {
+                    "on Windows"
+                }
+            )));
+        }
+        if !name.starts_with(PREFIX.as_bytes()) || !os::may_be_file(entry.file_type) {
             continue;
         }
         let file = match os::open_journal(root, &entry.name) {
@@ -448,7 +479,21 @@ pub(crate) fn recover(root: &Dir) -> io::Result<usize> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        if !try_lock(&file, LockKind::Exclusive)? {
+        let mut locked = try_lock(&file, LockKind::Exclusive)?;
+        let waited = std::time::Instant::now();
+        while !locked && holding && waited.elapsed() < os::LINGER {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            locked = try_lock(&file, LockKind::Exclusive)?;
+        }
+        if !locked && holding && !os::LINGER.is_zero() {
+            return Err(io::Error::other(format!(
+                "{}: the journal of an interrupted merge is still locked {} s after the \
+                 destination's lock was free",
+                entry.name.display(),
+                os::LINGER.as_secs()
+            )));
+        }
+        if !locked {
             continue;
         }
         let mut text = String::new();
@@ -612,6 +657,10 @@ mod os {
     use cowtree_fs::dir::{Dir, FileType};
     use rustix::fs::{Mode, OFlags, openat};
 
+    /// How long a dead merge's journal may stay locked once the destination's lock is free:
+    /// not at all here (the system releases a process's `flock`s together as it exits).
+    pub(super) const LINGER: std::time::Duration = std::time::Duration::ZERO;
+
     /// A directory entry of this type may be a journal (a file; unknown until opened).
     pub(super) fn may_be_file(ft: FileType) -> bool {
         matches!(ft, FileType::RegularFile | FileType::Unknown)
@@ -669,6 +718,11 @@ mod os {
 
     use cowtree_fs::dir::{Dir, FileType};
 
+    /// How long a dead merge's journal may stay locked once the destination's lock (its named
+    /// mutex, released as its thread ends) is free: Windows releases a dead process's file
+    /// locks when it closes its handles, which "may take a while" (LockFileEx's documentation).
+    pub(super) const LINGER: std::time::Duration = std::time::Duration::from_secs(10);
+
     /// A directory entry of this type may be a journal (a file, not a reparse point).
     pub(super) fn may_be_file(ft: FileType) -> bool {
         ft == FileType::RegularFile
@@ -699,16 +753,32 @@ mod os {
         let s = aside(a);
         d.rename_noreplace(b, d, &s)?;
         if let Err(e) = d.rename_noreplace(a, d, b) {
-            let _ = d.rename_noreplace(&s, d, b);
-            return Err(e);
+            return match d.rename_noreplace(&s, d, b) {
+                // Put back: nothing renamed, as unix's failed exchange.
+                Ok(()) => Err(e),
+                Err(back) => Err(cut_short(&s, e, back)),
+            };
         }
         if let Err(e) = d.rename_noreplace(&s, d, a) {
-            let _ = d
+            return match d
                 .rename_noreplace(b, d, a)
-                .and_then(|()| d.rename_noreplace(&s, d, b));
-            return Err(e);
+                .and_then(|()| d.rename_noreplace(&s, d, b))
+            {
+                Ok(()) => Err(e),
+                Err(back) => Err(cut_short(&s, e, back)),
+            };
         }
         Ok(())
+    }
+
+    /// The error of an exchange that could not be put back: never one a caller takes for
+    /// "nothing there" or "taken" (the journal must stay for [`settle_swap`]).
+    fn cut_short(s: &OsStr, e: io::Error, back: io::Error) -> io::Error {
+        io::Error::other(format!(
+            "an exchange was cut short and could not be put back ({e}; then {back}); {} \
+             holds one of the two entries until the next run settles it",
+            s.display()
+        ))
     }
 
     /// Undoes or finishes an exchange of `a` and `b` that was cut short: with `b` still free

@@ -265,6 +265,31 @@ fn text(p: &Path) -> String {
     String::from_utf8(std::fs::read(p).expect("read")).expect("utf-8")
 }
 
+/// What `dst` holds after `merge_pair`'s source is merged into it with `on_existing`, with
+/// nothing else there: no `.cowtree-tmp.`, `.swap` or journal left.
+fn check_merged(dst: &Path, on_existing: OnExisting) {
+    assert_eq!(text(&dst.join("g")), "added");
+    assert_eq!(text(&dst.join("sub").join("x")), "x");
+    assert_eq!(text(&dst.join("h")), "theirs", "only in DST: kept");
+    assert_eq!(text(&dst.join("keep").join("y")), "y");
+    if on_existing == OnExisting::Overwrite {
+        assert_eq!(text(&dst.join("f")), "new");
+        assert_eq!(
+            text(&dst.join("kind").join("in")),
+            "in",
+            "a file replaced by a directory"
+        );
+    } else {
+        assert_eq!(text(&dst.join("f")), "old");
+        assert_eq!(text(&dst.join("kind")), "a file");
+    }
+    assert_eq!(
+        names(dst),
+        ["f", "g", "h", "keep", "kind", "sub"],
+        "{on_existing:?}"
+    );
+}
+
 #[test]
 fn a_merge_overwrites_and_skips_and_leaves_no_temporary_entry_or_journal() {
     for on_existing in [OnExisting::Overwrite, OnExisting::Skip] {
@@ -280,7 +305,10 @@ fn a_merge_overwrites_and_skips_and_leaves_no_temporary_entry_or_journal() {
         })
         .link_tree(&src, &dst);
         match durable {
-            Ok(ref report) => println!("{on_existing:?} sync: {report:?}"),
+            Ok(ref report) => {
+                println!("{on_existing:?} sync: {report:?}");
+                check_merged(&dst, on_existing);
+            }
             Err(ref e) => {
                 println!("{on_existing:?} sync: {e}");
                 assert!(matches!(e, LinkError::Io { op: "sync", .. }), "{e:?}");
@@ -295,31 +323,12 @@ fn a_merge_overwrites_and_skips_and_leaves_no_temporary_entry_or_journal() {
         .link_tree(&src, &dst)
         .expect("merge");
         println!("{on_existing:?}: {report:?}");
-        assert_eq!(text(&dst.join("g")), "added");
-        assert_eq!(text(&dst.join("sub").join("x")), "x");
-        assert_eq!(text(&dst.join("h")), "theirs", "only in DST: kept");
-        assert_eq!(text(&dst.join("keep").join("y")), "y");
-        if on_existing == OnExisting::Overwrite {
-            assert_eq!(text(&dst.join("f")), "new");
-            assert_eq!(
-                text(&dst.join("kind").join("in")),
-                "in",
-                "a file replaced by a directory"
-            );
-            if durable.is_err() {
-                assert_eq!(report.replaced, 2, "{report:?}");
-            }
-        } else {
-            assert_eq!(text(&dst.join("f")), "old");
-            assert_eq!(text(&dst.join("kind")), "a file");
+        check_merged(&dst, on_existing);
+        if on_existing == OnExisting::Skip {
             assert_eq!(report.replaced, 0, "{report:?}");
+        } else if durable.is_err() {
+            assert_eq!(report.replaced, 2, "{report:?}");
         }
-        // Nothing but the merged names: no `.cowtree-tmp.`, `.swap` or journal left.
-        assert_eq!(
-            names(&dst),
-            ["f", "g", "h", "keep", "kind", "sub"],
-            "{on_existing:?}"
-        );
     }
 }
 
@@ -393,7 +402,7 @@ fn journal(dst: &Path, tmp: &str, lines: &[&str]) {
         text.push_str(l);
         text.push('\n');
     }
-    std::fs::write(dst.join(".cowtree-txn.1.00000000000000aa"), text).expect("journal");
+    std::fs::write(dst.join(".cowtree-txn-w16.1.00000000000000aa"), text).expect("journal");
 }
 
 #[test]
@@ -401,14 +410,18 @@ fn an_exchange_a_killed_merge_cut_short_is_finished_or_undone_by_the_next_run() 
     let tmp = ".f.cowtree-tmp.1.aaaaaaaa";
     let swap = format!("{tmp}.swap");
     // (state made by hand, the journal's lines, what `f` holds after recovery)
-    let cases: [(&str, &[&str], &str); 5] = [
-        // Killed after the first rename (`f` aside), publishing: finished.
+    let cases: [(&str, &[&str], &str); 7] = [
+        // Killed after the publishing exchange's first rename (`f` aside): finished.
         ("aside", &["go"], "new"),
-        // Killed after the second (the new entry at `f`), publishing: finished.
+        // Killed after its second (the new entry at `f`): finished.
         ("placed", &["go"], "new"),
-        // The same two while undoing: undone.
+        // The same two with `undo` written (the undo had not reached them): undone.
         ("aside", &["go", "undo"], "old"),
         ("placed", &["go", "undo"], "old"),
+        // Killed in the undo's own exchange, after its first rename (the new entry aside, the
+        // old one still at the temporary name), and after its second (the old one back).
+        ("undo-aside", &["go", "undo"], "old"),
+        ("undo-placed", &["go", "undo"], "old"),
         // Killed before publishing: the temporary entry is removed.
         ("before", &[], "old"),
     ];
@@ -419,11 +432,23 @@ fn an_exchange_a_killed_merge_cut_short_is_finished_or_undone_by_the_next_run() 
         std::fs::write(dst.join("f"), b"old").expect("write");
         std::fs::write(dst.join(tmp), b"new").expect("write");
         journal(&dst, tmp, lines);
+        let mv = |from: &str, to: &str| std::fs::rename(dst.join(from), dst.join(to)).expect(to);
         match state {
-            "aside" => std::fs::rename(dst.join("f"), dst.join(&swap)).expect("rename"),
+            "aside" => mv("f", &swap),
             "placed" => {
-                std::fs::rename(dst.join("f"), dst.join(&swap)).expect("rename");
-                std::fs::rename(dst.join(tmp), dst.join("f")).expect("rename");
+                mv("f", &swap);
+                mv(tmp, "f");
+            }
+            "undo-aside" | "undo-placed" => {
+                // Published (the new entry at `f`, the old at the temporary name) ...
+                mv("f", "x");
+                mv(tmp, "f");
+                mv("x", tmp);
+                // ... then the undo's exchange begun.
+                mv("f", &swap);
+                if state == "undo-placed" {
+                    mv(tmp, "f");
+                }
             }
             _ => {}
         }
@@ -434,6 +459,42 @@ fn an_exchange_a_killed_merge_cut_short_is_finished_or_undone_by_the_next_run() 
         assert_eq!(text(&dst.join("f")), want, "{state} {lines:?}");
         assert_eq!(names(&dst), ["f"], "{state} {lines:?}: nothing else left");
     }
+}
+
+#[test]
+fn an_exchange_that_cannot_be_settled_or_a_unix_journal_keeps_the_journal_and_every_entry() {
+    let tmp = ".f.cowtree-tmp.1.aaaaaaaa";
+    let t = tempfile::tempdir().expect("tempdir");
+    let dst = t.path().join("dst");
+    std::fs::create_dir(&dst).expect("mkdir");
+    std::fs::write(dst.join("f"), b"old").expect("write");
+    std::fs::write(dst.join(tmp), b"new").expect("write");
+    journal(&dst, tmp, &["go"]);
+    // All three names taken: which entry belongs where is not known.
+    std::fs::write(dst.join(format!("{tmp}.swap")), b"third").expect("write");
+    let before = names(&dst);
+    let e = Linker::new(LinkOptions::default())
+        .recover(&dst)
+        .expect_err("cannot settle");
+    println!("{e}");
+    assert_eq!(names(&dst), before, "nothing removed, the journal kept");
+    assert_eq!(text(&dst.join("f")), "old");
+
+    // A journal a merge on Linux or macOS left (another encoding of names): refused, kept,
+    // and no merge runs over it.
+    let t = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = merge_pair(t.path());
+    std::fs::write(dst.join(".cowtree-txn.7.00000000000000bb"), b"go\n").expect("write");
+    let before = contents(&dst);
+    let e = Linker::new(LinkOptions {
+        on_existing: OnExisting::Overwrite,
+        ..LinkOptions::default()
+    })
+    .link_tree(&src, &dst)
+    .expect_err("a unix journal");
+    println!("{e}");
+    assert!(e.to_string().contains(".cowtree-txn.7."), "{e}");
+    assert_eq!(contents(&dst), before);
 }
 
 #[test]

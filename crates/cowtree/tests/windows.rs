@@ -107,6 +107,7 @@ fn clone_copies_a_tree_and_says_so() {
     // keeps the changed one), no temporary entry or journal left.
     std::fs::write(dst.join("README.md"), b"changed in DST").unwrap();
     std::fs::write(dst.join("only in dst.txt"), b"theirs").unwrap();
+    std::fs::write(src.join("src").join("only in src.txt"), b"added").unwrap();
     let skip = json(
         t.path(),
         &[
@@ -123,6 +124,8 @@ fn clone_copies_a_tree_and_says_so() {
         b"changed in DST",
         "{skip}"
     );
+    let added = dst.join("src").join("only in src.txt");
+    assert_eq!(std::fs::read(&added).unwrap(), b"added", "{skip}");
     let merged = json(
         t.path(),
         &[
