@@ -112,7 +112,8 @@ pub(crate) fn open_existing(
 }
 
 /// The components of the relative path `rel` (`/`-separated, as the walk and the unix side
-/// give them, or `\`-separated, as `Path::join` makes them here), each checked with [`check_name`]; an empty or absolute path is refused.
+/// give them, or `\`-separated, as `Path::join` makes them here), each checked with
+/// [`check_name`]; an empty or absolute path is refused.
 fn components(rel: &Path) -> io::Result<Vec<&OsStr>> {
     let bytes = rel.as_os_str().as_encoded_bytes();
     if bytes.is_empty() {
@@ -249,11 +250,10 @@ impl Dir {
         .map(|handle| Dir { handle })
     }
 
-    /// Opens the directory at the relative path `rel` (`/`- or `\\`-separated, as
-    /// `Path::join` makes one on Windows) beneath this one, one
-    /// component at a time, refusing a reparse point in every component; every component is
-    /// checked before the first open, so `..`, an absolute path or a name Windows cannot hold
-    /// never reaches a call.
+    /// Opens the directory at the relative path `rel` (`/`- or `\`-separated, as
+    /// `Path::join` makes one on Windows) beneath this one, one component at a time, refusing
+    /// a reparse point in every component; every component is checked before the first open,
+    /// so `..`, an absolute path or a name Windows cannot hold never reaches a call.
     pub fn open_dir_beneath(&self, rel: &Path) -> io::Result<Dir> {
         let parts = components(rel)?;
         let open = || -> io::Result<Dir> {

@@ -138,8 +138,7 @@ fn merge(
     dst: &Path,
 ) -> Result<Outcome, LinkError> {
     let _lock = lock_destination(engine, dst_root, dst)?;
-    txn::recover(dst_root, true)
-        .map_err(|e| LinkError::io("finish an interrupted merge in", dst, e))?;
+    txn::recover(dst_root).map_err(|e| LinkError::io("finish an interrupted merge in", dst, e))?;
     let journal = Journal::create(dst_root, dst, engine.opts.sync)?;
     let result = Run::new(engine, plan, trees, dst_root, dst, Some(&journal), None).link_all(false);
     let outcome = match result {

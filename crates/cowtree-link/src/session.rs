@@ -327,10 +327,13 @@ impl Linker {
 
     /// Finishes merges into `dst` that a killed process left half done (normally done by
     /// the next merge into `dst` itself): each is completed if it had started publishing,
-    /// and its temporary entries removed otherwise. Returns how many there were.
+    /// and its temporary entries removed otherwise. Returns how many there were. Holds the
+    /// destination's lock as a merge does: a merge running there is waited for (or, with
+    /// [`LinkOptions::wait`] false, [`LinkError::DestinationBusy`]).
     pub fn recover(&self, dst: &Path) -> Result<usize, LinkError> {
         let root = Dir::open(dst).map_err(|e| LinkError::io("open", dst, e))?;
-        crate::txn::recover(&root, false)
+        let _lock = crate::destination::lock_destination(&self.engine, &root, dst)?;
+        crate::txn::recover(&root)
             .map_err(|e| LinkError::io("finish an interrupted merge in", dst, e))
     }
 }

@@ -47,12 +47,14 @@
 //! window the exchange closes on unix stays open on Windows: while a replaced entry is being
 //! swapped, another process may find its name empty for an instant.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use cowtree_fs::dir::Dir;
 use cowtree_fs::file_lock::{LockKind, try_lock};
@@ -137,25 +139,15 @@ impl<'a> Journal<'a> {
         // Nobody else knows the name yet, so the lock is free; without lock support a stale
         // journal is still found by name, and a live one could then be recovered under a
         // running merge: refuse instead.
-        match try_lock(&file, LockKind::Exclusive) {
-            Ok(true) => {}
-            Ok(false) => {
-                let busy = io::Error::from(io::ErrorKind::WouldBlock);
-                let _ = root.remove_file(&name);
-                return Err(LinkError::io(
-                    "lock merge journal",
-                    &root_path.join(&name),
-                    busy,
-                ));
-            }
-            Err(e) => {
-                let _ = root.remove_file(&name);
-                return Err(LinkError::io(
-                    "lock merge journal",
-                    &root_path.join(&name),
-                    e,
-                ));
-            }
+        let locked = try_lock(&file, LockKind::Exclusive)
+            .and_then(|free| free.then_some(()).ok_or(io::ErrorKind::WouldBlock.into()));
+        if let Err(e) = locked {
+            let _ = root.remove_file(&name);
+            return Err(LinkError::io(
+                "lock merge journal",
+                &root_path.join(&name),
+                e,
+            ));
         }
         Ok(Journal {
             root,
@@ -174,8 +166,8 @@ impl<'a> Journal<'a> {
 
     fn write(&self, text: &str) -> Result<(), LinkError> {
         // O_APPEND on unix: each line is one write(2) at the end, so lines from several
-        // workers never interleave. Windows appends through the file position: the workers'
-        // lines are written under the lock of `temps` (see note_temp).
+        // workers never interleave. On Windows the workers' lines are written one at a time
+        // (see note_temp).
         (&self.file)
             .write_all(text.as_bytes())
             .map_err(|e| LinkError::io("write merge journal", &self.path(), e))
@@ -183,12 +175,19 @@ impl<'a> Journal<'a> {
 
     /// Notes the temporary name `tmp` in destination directory `dir` before it is created.
     pub fn note_temp(&self, dir: &Path, tmp: &OsStr) -> Result<(), LinkError> {
-        let mut temps = self.temps.lock().unwrap_or_else(PoisonError::into_inner);
-        self.write(&format!(
+        let line = format!(
             "t {} {}\n",
             hex(&name_bytes(dir.as_os_str())),
             hex(&name_bytes(tmp))
-        ))?;
+        );
+        #[cfg(unix)]
+        self.write(&line)?;
+        let mut temps = self.temps.lock().unwrap_or_else(PoisonError::into_inner);
+        // Windows writes through the file position, and an append-only handle did not keep
+        // four threads' lines whole under Wine (200 of 202 lines): the lock of `temps` makes
+        // the workers' writes one at a time there.
+        #[cfg(windows)]
+        self.write(&line)?;
         temps.push((dir.to_path_buf(), tmp.to_owned()));
         Ok(())
     }
@@ -447,15 +446,15 @@ impl<'a> DirCache<'a> {
 }
 
 /// Finishes the journals in the destination root `root` left by merges whose process died:
-/// returns how many. A journal whose merge is still running is locked and left alone.
-///
-/// `holding`: the caller holds the destination's lock, so no merge that could own a journal
-/// is running. On Windows the system may take a while to release a dead process's file locks
-/// (after its named mutex is already free), so a journal still locked then is waited for (up
-/// to [`os::LINGER`]) rather than skipped: skipped, the new merge would run over its
-/// half-done state. A journal of the other platform is an error (its names cannot be read
-/// here), and it is kept.
-pub(crate) fn recover(root: &Dir, holding: bool) -> io::Result<usize> {
+/// returns how many. The caller holds the destination's lock ([`crate::destination`]'s
+/// `lock_destination`), so no merge that could own a journal is running: a journal still
+/// locked is a dead merge's whose lock is not yet released (Windows releases a dead process's
+/// file locks when it closes its handles, which "may take a while", after its named mutex is
+/// free; on unix a child forked elsewhere in the process holds a copy of the descriptor until
+/// it execs). It is waited for, up to [`LINGER`], then an error: skipped, the new merge would
+/// run over its half-done state. A journal of the other platform is an error (its names
+/// cannot be read here), and it is kept.
+pub(crate) fn recover(root: &Dir) -> io::Result<usize> {
     let mut n = 0;
     for entry in root.entries()? {
         let name = entry.name.as_encoded_bytes();
@@ -479,23 +478,7 @@ pub(crate) fn recover(root: &Dir, holding: bool) -> io::Result<usize> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        let mut locked = try_lock(&file, LockKind::Exclusive)?;
-        let waited = std::time::Instant::now();
-        while !locked && holding && waited.elapsed() < os::LINGER {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            locked = try_lock(&file, LockKind::Exclusive)?;
-        }
-        if !locked && holding && !os::LINGER.is_zero() {
-            return Err(io::Error::other(format!(
-                "{}: the journal of an interrupted merge is still locked {} s after the \
-                 destination's lock was free",
-                entry.name.display(),
-                os::LINGER.as_secs()
-            )));
-        }
-        if !locked {
-            continue;
-        }
+        lock_journal(&file, &entry.name)?;
         let mut text = String::new();
         (&file).read_to_string(&mut text)?;
         finish(root, &text)?;
@@ -507,6 +490,27 @@ pub(crate) fn recover(root: &Dir, holding: bool) -> io::Result<usize> {
         n += 1;
     }
     Ok(n)
+}
+
+/// How long a dead merge's journal may stay locked once the destination's lock is free (see
+/// [`recover`]).
+const LINGER: Duration = Duration::from_secs(10);
+
+/// Takes the lock of the journal `file` (`name`), waiting up to [`LINGER`] (see [`recover`]).
+fn lock_journal(file: &std::fs::File, name: &OsStr) -> io::Result<()> {
+    let waited = Instant::now();
+    while !try_lock(file, LockKind::Exclusive)? {
+        if waited.elapsed() >= LINGER {
+            return Err(io::Error::other(format!(
+                "{}: the journal of an interrupted merge is still locked {} s after the \
+                 destination's lock was free",
+                name.display(),
+                LINGER.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 /// Does what a dead merge's journal says is left to do: without `go`, remove its temporary
@@ -547,9 +551,11 @@ fn finish(root: &Dir, text: &str) -> io::Result<()> {
     let mut dirs = DirCache::new(root);
     // (Windows) an exchange a killed process cut short is first undone or finished, so the
     // names are as one of the unix states below.
-    for op in ops.iter().filter(|op| go && op.replace) {
-        if let Ok(d) = dirs.get(&op.dir) {
-            os::settle_swap(d, &op.tmp, &op.name)?;
+    if go {
+        for op in ops.iter().filter(|op| op.replace) {
+            if let Ok(d) = dirs.get(&op.dir) {
+                os::settle_swap(d, &op.tmp, &op.name)?;
+            }
         }
     }
     if go && undo {
@@ -612,16 +618,16 @@ fn finish(root: &Dir, text: &str) -> io::Result<()> {
 
 /// A name's bytes for the journal: its bytes on unix, its UTF-16 units (little-endian) on
 /// Windows, so that any name the system gives round-trips through [`name_from`].
-fn name_bytes(name: &OsStr) -> Vec<u8> {
+fn name_bytes(name: &OsStr) -> Cow<'_, [u8]> {
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStrExt;
-        name.as_bytes().to_vec()
+        Cow::Borrowed(name.as_bytes())
     }
     #[cfg(windows)]
     {
         use std::os::windows::ffi::OsStrExt;
-        name.encode_wide().flat_map(u16::to_le_bytes).collect()
+        Cow::Owned(name.encode_wide().flat_map(u16::to_le_bytes).collect())
     }
 }
 
@@ -656,10 +662,6 @@ mod os {
 
     use cowtree_fs::dir::{Dir, FileType};
     use rustix::fs::{Mode, OFlags, openat};
-
-    /// How long a dead merge's journal may stay locked once the destination's lock is free:
-    /// not at all here (the system releases a process's `flock`s together as it exits).
-    pub(super) const LINGER: std::time::Duration = std::time::Duration::ZERO;
 
     /// A directory entry of this type may be a journal (a file; unknown until opened).
     pub(super) fn may_be_file(ft: FileType) -> bool {
@@ -718,17 +720,13 @@ mod os {
 
     use cowtree_fs::dir::{Dir, FileType};
 
-    /// How long a dead merge's journal may stay locked once the destination's lock (its named
-    /// mutex, released as its thread ends) is free: Windows releases a dead process's file
-    /// locks when it closes its handles, which "may take a while" (LockFileEx's documentation).
-    pub(super) const LINGER: std::time::Duration = std::time::Duration::from_secs(10);
-
     /// A directory entry of this type may be a journal (a file, not a reparse point).
     pub(super) fn may_be_file(ft: FileType) -> bool {
         ft == FileType::RegularFile
     }
 
-    /// Creates the new journal `name` in `root` (nothing there may be replaced).
+    /// Creates the new journal `name` in `root` (nothing there may be replaced). Written
+    /// through its file position, one writer at a time (see `Journal::note_temp`).
     pub(super) fn create_journal(root: &Dir, name: &OsStr) -> io::Result<File> {
         root.create_file(name)
     }
