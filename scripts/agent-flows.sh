@@ -5,7 +5,8 @@
 # sparse, a blobless-clone, an autocrlf+detached, a core.ignoreStat, a linked worktree with
 # extensions.worktreeConfig, a dirty SRC (changed, staged, untracked), a pooled Git 3.0
 # repository, a repository used with no committer identity configured (logs/HEAD compared
-# too) and a Git 3.0 repository where earlier adds were killed (kill -9 at spread
+# too), one at a path with a space and non-ASCII letters holding a submodule, with
+# feature.manyFiles (index version 4), and a Git 3.0 repository where earlier adds were killed (kill -9 at spread
 # points) with `cowtree gc` running beside the flow (and nothing of the killed runs left after
 # it), and with BTRFS_DIR (a btrfs mount) a subvolume SRC; each worktree compared with
 # `git worktree add` of the same commit: contents, types and modes, `ls-files -s` and `-t`,
@@ -96,6 +97,14 @@ git clone -q "$R-o" "$R-main" && git -C "$R-main" config extensions.worktreeConf
 git clone -q "$R-o" "$R-dirty" && echo changed >>"$R-dirty"/src/lf.txt && echo staged >>"$R-dirty"/docs/d2.md && git -C "$R-dirty" add docs/d2.md && echo new >"$R-dirty"/untracked.txt && flow dirty-src "$R-dirty"
 git init -q -b main --object-format=sha256 --ref-format=reftable "$R-pool" && fill "$R-pool" && (cd "$R-pool" && "$C" git worktree pool set 2 >/dev/null 2>&1 && "$C" git worktree pool fill 2>&1 | tail -1) && flow pool-git3 "$R-pool" && (cd "$R-pool" && "$C" git worktree pool status 2>&1 | head -1)
 git clone -q "$R-o" "$R-noident" && noident "$R-noident"
+# A repository at a path with a space and non-ASCII letters, with a submodule (a gitlink that
+# `git worktree add` leaves as an empty directory) and feature.manyFiles (index version 4 and
+# the untracked cache).
+U="$W/r sub-modulé"
+git init -q -b main "$U" && fill "$U" && git -C "$U" config feature.manyFiles true &&
+  git -C "$U" -c protocol.file.allow=always submodule add -q "$R-o" vendor/lib &&
+  git -C "$U" commit -qm submodule && echo three >>"$U/src/lf.txt" && git -C "$U" commit -qam three &&
+  git -C "$U" update-index --index-version 4 && flow submodule-manyfiles "$U"
 git init -q -b main --object-format=sha256 --ref-format=reftable "$R-killed" && fill "$R-killed" && killed "$R-killed" && flow killed-gc "$R-killed" && leftovers "$R-killed"
 if [[ -n $BT ]]; then
   S="$BT/flows-r"
