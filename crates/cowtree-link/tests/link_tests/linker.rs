@@ -823,9 +823,21 @@ fn a_source_directory_swapped_for_a_symlink_during_a_multi_source_link_is_never_
         let last = srcs.last().unwrap().clone();
         let map = |rel: &Path, _: EntryKind| {
             if !swapped.swap(true, Ordering::SeqCst) {
+                // One atomic step (RENAME_EXCHANGE): a scan finds the directory or the symlink
+                // at `d0`, never neither (a rename then a symlink left an instant with no
+                // `d0`, which a loaded CI run once hit: Ok, and no `d0` in DST).
                 let d = last.join("pkg39/d0");
-                fs::rename(&d, last.join("moved")).unwrap();
-                symlink(&outside, &d).unwrap();
+                let link = last.join("pkg39/d0.link");
+                symlink(&outside, &link).unwrap();
+                rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &link,
+                    rustix::fs::CWD,
+                    &d,
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
+                fs::rename(&link, last.join("moved")).unwrap();
             }
             Some(rel.to_path_buf())
         };
